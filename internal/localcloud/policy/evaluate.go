@@ -1,0 +1,304 @@
+package policy
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Decision is the outcome of evaluating policies against a request.
+type Decision int
+
+// Decisions, from AWS's evaluation logic: an explicit Deny overrides any Allow; no matching
+// statement at all is an implicit deny.
+const (
+	ImplicitDeny Decision = iota
+	Allowed
+	ExplicitDeny
+)
+
+func (d Decision) String() string {
+	switch d {
+	case Allowed:
+		return "Allow"
+	case ExplicitDeny:
+		return "ExplicitDeny"
+	default:
+		return "ImplicitDeny"
+	}
+}
+
+// Caller identifies who makes a request, for Principal matching in trust and key policies.
+type Caller struct {
+	Account string   // 12-digit account id
+	ARNs    []string // every ARN the caller is known by (session ARN, role ARN, user ARN)
+	Service string   // service principal (ec2.amazonaws.com) when an AWS service calls
+}
+
+// Request is one authorization question: may Caller perform Action on Resource?
+type Request struct {
+	Caller   Caller
+	Action   string // service:Operation, e.g. kms:Decrypt
+	Resource string // resource ARN; "*" for actions without a resource
+	// Context holds condition keys (case-insensitive) and their values, e.g.
+	// "kms:EncryptionContext:cluster" -> ["prod"]. Multi-valued keys hold several values.
+	Context map[string][]string
+}
+
+// Evaluate evaluates every statement of every document against the request.
+func Evaluate(req Request, docs ...*Document) Decision {
+	decision := ImplicitDeny
+	ctx := normaliseContext(req.Context)
+	for _, doc := range docs {
+		if doc == nil {
+			continue
+		}
+		for i := range doc.Statements {
+			st := &doc.Statements[i]
+			if !st.matches(req, ctx) {
+				continue
+			}
+			if st.Effect == Deny {
+				return ExplicitDeny
+			}
+			decision = Allowed
+		}
+	}
+	return decision
+}
+
+func normaliseContext(in map[string][]string) map[string][]string {
+	out := make(map[string][]string, len(in))
+	for k, v := range in {
+		out[strings.ToLower(k)] = v
+	}
+	return out
+}
+
+func (st *Statement) matches(req Request, ctx map[string][]string) bool {
+	if st.Principal != nil && !st.Principal.matches(req.Caller) {
+		return false
+	}
+	if st.NotPrincipal != nil && st.NotPrincipal.matches(req.Caller) {
+		return false
+	}
+	switch {
+	case len(st.Action) > 0:
+		if !anyGlob(st.Action, req.Action, true) {
+			return false
+		}
+	case len(st.NotAction) > 0:
+		if anyGlob(st.NotAction, req.Action, true) {
+			return false
+		}
+	}
+	switch {
+	case len(st.Resource) > 0:
+		if !anyGlob(st.Resource, req.Resource, false) {
+			return false
+		}
+	case len(st.NotResource) > 0:
+		if anyGlob(st.NotResource, req.Resource, false) {
+			return false
+		}
+	}
+	for op, keys := range st.Condition {
+		for key, values := range keys {
+			if !conditionHolds(op, ctx[strings.ToLower(key)], values) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (p *Principal) matches(c Caller) bool {
+	if p.Any {
+		return true
+	}
+	for _, want := range p.AWS {
+		if isAccountPrincipal(want, c.Account) {
+			return true
+		}
+		for _, arn := range c.ARNs {
+			if want == arn {
+				return true
+			}
+		}
+	}
+	for _, svc := range p.Service {
+		if c.Service != "" && strings.EqualFold(svc, c.Service) {
+			return true
+		}
+	}
+	return false
+}
+
+// isAccountPrincipal reports whether principal names the whole account (its id or its root
+// ARN), which in AWS delegates to the account's identity policies; the local cloud has one
+// account, so such a principal matches every caller of it.
+func isAccountPrincipal(principal, account string) bool {
+	if account == "" {
+		return false
+	}
+	return principal == account || principal == "arn:aws:iam::"+account+":root"
+}
+
+func anyGlob(patterns []string, s string, foldCase bool) bool {
+	for _, p := range patterns {
+		if foldCase {
+			if Glob(strings.ToLower(p), strings.ToLower(s)) {
+				return true
+			}
+		} else if Glob(p, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Glob matches s against an IAM wildcard pattern: '*' matches any run of characters (including
+// none) and '?' matches exactly one character.
+func Glob(pattern, s string) bool {
+	// Iterative matcher with single-star backtracking: linear in practice, no recursion.
+	p, i := 0, 0
+	starP, starI := -1, 0
+	for i < len(s) {
+		switch {
+		case p < len(pattern) && (pattern[p] == '?' || pattern[p] == s[i]):
+			p++
+			i++
+		case p < len(pattern) && pattern[p] == '*':
+			starP, starI = p, i
+			p++
+		case starP >= 0:
+			p = starP + 1
+			starI++
+			i = starI
+		default:
+			return false
+		}
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
+}
+
+// conditionHolds evaluates one condition operator for one key. have is the request's values
+// for the key (nil when the key is absent), want the policy's values.
+func conditionHolds(op string, have, want []string) bool {
+	base := op
+	qualifier := ""
+	if q, rest, ok := strings.Cut(op, ":"); ok {
+		qualifier, base = q, rest
+	}
+	ifExists := false
+	if b, ok := strings.CutSuffix(base, "IfExists"); ok {
+		base, ifExists = b, true
+	}
+	if base == "Null" {
+		// "Null": "true" means the key must be absent.
+		absent := len(have) == 0
+		for _, w := range want {
+			if strings.EqualFold(w, "true") == absent {
+				return true
+			}
+		}
+		return false
+	}
+	match, negated, known := operator(base)
+	if !known {
+		return false
+	}
+	if len(have) == 0 {
+		switch {
+		case ifExists:
+			return true
+		case qualifier == "ForAllValues":
+			return true
+		case qualifier == "ForAnyValue":
+			return false
+		default:
+			// Negated operators match when the key is missing, as in AWS.
+			return negated
+		}
+	}
+	valueOK := func(v string) bool {
+		for _, w := range want {
+			if match(v, w) {
+				return !negated
+			}
+		}
+		return negated
+	}
+	if qualifier == "ForAllValues" {
+		for _, v := range have {
+			if !valueOK(v) {
+				return false
+			}
+		}
+		return true
+	}
+	if negated && qualifier == "" {
+		// A plain negated operator holds only when no request value matches any policy value.
+		for _, v := range have {
+			if !valueOK(v) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, v := range have {
+		if valueOK(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// operator returns the positive comparison for a base operator name and whether it is negated.
+func operator(name string) (match func(have, want string) bool, negated, known bool) {
+	switch name {
+	case "StringEquals":
+		return stringEquals, false, true
+	case "StringNotEquals":
+		return stringEquals, true, true
+	case "StringEqualsIgnoreCase":
+		return strings.EqualFold, false, true
+	case "StringNotEqualsIgnoreCase":
+		return strings.EqualFold, true, true
+	case "StringLike", "ArnLike", "ArnEquals":
+		return globMatch, false, true
+	case "StringNotLike", "ArnNotLike", "ArnNotEquals":
+		return globMatch, true, true
+	case "Bool":
+		return strings.EqualFold, false, true
+	case "BinaryEquals":
+		return stringEquals, false, true
+	case "NumericEquals":
+		return numeric(func(a, b float64) bool { return a == b }), false, true
+	case "NumericNotEquals":
+		return numeric(func(a, b float64) bool { return a == b }), true, true
+	case "NumericLessThan":
+		return numeric(func(a, b float64) bool { return a < b }), false, true
+	case "NumericLessThanEquals":
+		return numeric(func(a, b float64) bool { return a <= b }), false, true
+	case "NumericGreaterThan":
+		return numeric(func(a, b float64) bool { return a > b }), false, true
+	case "NumericGreaterThanEquals":
+		return numeric(func(a, b float64) bool { return a >= b }), false, true
+	}
+	return nil, false, false
+}
+
+func stringEquals(have, want string) bool { return have == want }
+
+func globMatch(have, want string) bool { return Glob(want, have) }
+
+func numeric(cmp func(a, b float64) bool) func(have, want string) bool {
+	return func(have, want string) bool {
+		a, err1 := strconv.ParseFloat(have, 64)
+		b, err2 := strconv.ParseFloat(want, 64)
+		return err1 == nil && err2 == nil && cmp(a, b)
+	}
+}

@@ -1,0 +1,189 @@
+package policy
+
+import "testing"
+
+const account = "000000000000"
+
+func mustParse(t *testing.T, text string) *Document {
+	t.Helper()
+	doc, err := Parse(text)
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	return doc
+}
+
+func TestGlob(t *testing.T) {
+	tests := []struct {
+		pattern, s string
+		want       bool
+	}{
+		{"*", "", true},
+		{"*", "anything", true},
+		{"kms:*", "kms:Decrypt", true},
+		{"kms:De*", "kms:Decrypt", true},
+		{"kms:De*", "kms:Encrypt", false},
+		{"kms:?ecrypt", "kms:Decrypt", true},
+		{"kms:?ecrypt", "kms:ecrypt", false},
+		{"arn:aws:kms:*:000000000000:key/*", "arn:aws:kms:us-east-1:000000000000:key/abc", true},
+		{"arn:aws:kms:*:111111111111:key/*", "arn:aws:kms:us-east-1:000000000000:key/abc", false},
+		{"a*b*c", "aXbYc", true},
+		{"a*b*c", "aXbY", false},
+		{"abc", "abcd", false},
+	}
+	for _, tt := range tests {
+		if got := Glob(tt.pattern, tt.s); got != tt.want {
+			t.Errorf("Glob(%q, %q) = %v, want %v", tt.pattern, tt.s, got, tt.want)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct{ name, text string }{
+		{"not json", "{"},
+		{"no statement", `{"Version":"2012-10-17"}`},
+		{"bad effect", `{"Statement":{"Effect":"Maybe","Action":"*","Resource":"*"}}`},
+		{"no action", `{"Statement":{"Effect":"Allow","Resource":"*"}}`},
+		{"action and notaction", `{"Statement":{"Effect":"Allow","Action":"*","NotAction":"s3:*","Resource":"*"}}`},
+		{"bad principal", `{"Statement":{"Effect":"Allow","Principal":"me","Action":"*"}}`},
+		{"unknown principal type", `{"Statement":{"Effect":"Allow","Principal":{"Alien":"x"},"Action":"*"}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Parse(tt.text); err == nil {
+				t.Fatal("Parse succeeded, want an error")
+			}
+		})
+	}
+}
+
+func TestEvaluateIdentityPolicy(t *testing.T) {
+	doc := mustParse(t, `{
+	  "Version": "2012-10-17",
+	  "Statement": [
+	    {"Effect": "Allow", "Action": ["kms:Decrypt", "kms:Describe*"], "Resource": "arn:aws:kms:*:000000000000:key/*",
+	     "Condition": {"StringEquals": {"kms:EncryptionContext:cluster": "prod"}}},
+	    {"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
+	     "Condition": {"StringLike": {"cloudwatch:namespace": "Tributary/*"}}},
+	    {"Effect": "Deny", "NotAction": ["kms:*", "cloudwatch:*"], "Resource": "*"}
+	  ]
+	}`)
+	key := "arn:aws:kms:us-east-1:000000000000:key/1234"
+	tests := []struct {
+		name string
+		req  Request
+		want Decision
+	}{
+		{"decrypt with matching context", Request{Action: "kms:Decrypt", Resource: key,
+			Context: map[string][]string{"kms:EncryptionContext:cluster": {"prod"}}}, Allowed},
+		{"context key case-insensitive", Request{Action: "KMS:decrypt", Resource: key,
+			Context: map[string][]string{"KMS:EncryptionContext:Cluster": {"prod"}}}, Allowed},
+		{"decrypt with other context", Request{Action: "kms:Decrypt", Resource: key,
+			Context: map[string][]string{"kms:EncryptionContext:cluster": {"dev"}}}, ImplicitDeny},
+		{"decrypt without context", Request{Action: "kms:Decrypt", Resource: key}, ImplicitDeny},
+		{"encrypt not allowed", Request{Action: "kms:Encrypt", Resource: key,
+			Context: map[string][]string{"kms:EncryptionContext:cluster": {"prod"}}}, ImplicitDeny},
+		{"put metrics in namespace", Request{Action: "cloudwatch:PutMetricData", Resource: "*",
+			Context: map[string][]string{"cloudwatch:namespace": {"Tributary/Kafka"}}}, Allowed},
+		{"put metrics elsewhere", Request{Action: "cloudwatch:PutMetricData", Resource: "*",
+			Context: map[string][]string{"cloudwatch:namespace": {"Other"}}}, ImplicitDeny},
+		{"explicit deny via NotAction", Request{Action: "ec2:RunInstances", Resource: "*"}, ExplicitDeny},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Evaluate(tt.req, doc); got != tt.want {
+				t.Fatalf("Evaluate = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDenyOverridesAllow(t *testing.T) {
+	allow := mustParse(t, `{"Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}`)
+	deny := mustParse(t, `{"Statement":{"Effect":"Deny","Action":"kms:ScheduleKeyDeletion","Resource":"*"}}`)
+	if got := Evaluate(Request{Action: "kms:ScheduleKeyDeletion", Resource: "k"}, allow, deny); got != ExplicitDeny {
+		t.Fatalf("got %v, want ExplicitDeny", got)
+	}
+	if got := Evaluate(Request{Action: "kms:Encrypt", Resource: "k"}, allow, deny); got != Allowed {
+		t.Fatalf("got %v, want Allowed", got)
+	}
+	if got := Evaluate(Request{Action: "kms:Encrypt", Resource: "k"}); got != ImplicitDeny {
+		t.Fatalf("no policies: got %v, want ImplicitDeny", got)
+	}
+}
+
+func TestConditionOperators(t *testing.T) {
+	tests := []struct {
+		op   string
+		have []string
+		want []string
+		ok   bool
+	}{
+		{"StringEquals", []string{"a"}, []string{"b", "a"}, true},
+		{"StringEquals", nil, []string{"a"}, false},
+		{"StringNotEquals", []string{"a"}, []string{"a"}, false},
+		{"StringNotEquals", []string{"c"}, []string{"a", "b"}, true},
+		{"StringNotEquals", nil, []string{"a"}, true},
+		{"StringEqualsIfExists", nil, []string{"a"}, true},
+		{"StringEqualsIfExists", []string{"b"}, []string{"a"}, false},
+		{"StringEqualsIgnoreCase", []string{"ABC"}, []string{"abc"}, true},
+		{"StringLike", []string{"cluster-7"}, []string{"cluster-*"}, true},
+		{"StringNotLike", []string{"cluster-7"}, []string{"cluster-*"}, false},
+		{"ArnLike", []string{"arn:aws:iam::1:role/x"}, []string{"arn:aws:iam::*:role/*"}, true},
+		{"Bool", []string{"true"}, []string{"true"}, true},
+		{"Bool", []string{"false"}, []string{"true"}, false},
+		{"NumericLessThan", []string{"5"}, []string{"10"}, true},
+		{"NumericGreaterThanEquals", []string{"5"}, []string{"10"}, false},
+		{"NumericEquals", []string{"x"}, []string{"10"}, false},
+		{"Null", nil, []string{"true"}, true},
+		{"Null", []string{"x"}, []string{"true"}, false},
+		{"Null", []string{"x"}, []string{"false"}, true},
+		{"ForAllValues:StringEquals", []string{"a", "b"}, []string{"a", "b", "c"}, true},
+		{"ForAllValues:StringEquals", []string{"a", "d"}, []string{"a", "b", "c"}, false},
+		{"ForAllValues:StringEquals", nil, []string{"a"}, true},
+		{"ForAnyValue:StringEquals", []string{"x", "b"}, []string{"a", "b"}, true},
+		{"ForAnyValue:StringEquals", []string{"x", "y"}, []string{"a", "b"}, false},
+		{"ForAnyValue:StringEquals", nil, []string{"a"}, false},
+		{"IpAddress", []string{"10.0.0.1"}, []string{"10.0.0.0/8"}, false},
+	}
+	for _, tt := range tests {
+		if got := conditionHolds(tt.op, tt.have, tt.want); got != tt.ok {
+			t.Errorf("%s have=%v want=%v: got %v, want %v", tt.op, tt.have, tt.want, got, tt.ok)
+		}
+	}
+}
+
+func TestTrustPolicyPrincipals(t *testing.T) {
+	doc := mustParse(t, `{"Version":"2012-10-17","Statement":[
+	  {"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"},
+	  {"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::000000000000:role/admin"]},"Action":"sts:AssumeRole"}]}`)
+	tests := []struct {
+		name   string
+		caller Caller
+		want   Decision
+	}{
+		{"ec2 service", Caller{Service: "ec2.amazonaws.com"}, Allowed},
+		{"admin role session", Caller{Account: account, ARNs: []string{
+			"arn:aws:sts::000000000000:assumed-role/admin/s", "arn:aws:iam::000000000000:role/admin"}}, Allowed},
+		{"other role", Caller{Account: account, ARNs: []string{"arn:aws:iam::000000000000:role/other"}}, ImplicitDeny},
+		{"root user", Caller{Account: account, ARNs: []string{"arn:aws:iam::000000000000:root"}}, ImplicitDeny},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Evaluate(Request{Caller: tt.caller, Action: "sts:AssumeRole", Resource: "arn:aws:iam::000000000000:role/broker"}, doc)
+			if got != tt.want {
+				t.Fatalf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+
+	accountWide := mustParse(t, `{"Statement":{"Effect":"Allow","Principal":{"AWS":"000000000000"},"Action":"sts:AssumeRole"}}`)
+	got := Evaluate(Request{Caller: Caller{Account: account, ARNs: []string{"arn:aws:iam::000000000000:user/u"}}, Action: "sts:AssumeRole"}, accountWide)
+	if got != Allowed {
+		t.Fatalf("account principal: got %v, want Allowed", got)
+	}
+	got = Evaluate(Request{Caller: Caller{Account: "111111111111"}, Action: "sts:AssumeRole"}, accountWide)
+	if got != ImplicitDeny {
+		t.Fatalf("other account: got %v, want ImplicitDeny", got)
+	}
+}
