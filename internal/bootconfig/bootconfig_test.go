@@ -1,0 +1,216 @@
+package bootconfig
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// validDocument is a complete three-AZ broker document.
+func validDocument() *Document {
+	return &Document{
+		Version:     CurrentVersion,
+		ClusterID:   "trb-0123456789",
+		ClusterName: "orders",
+		NodeID:      2,
+		Rack:        "us-east-1b",
+		Listeners: []Listener{
+			{Name: "PLAINTEXT", Port: DefaultPlaintextPort, SecurityProtocol: "PLAINTEXT"},
+			{Name: "SASL_SCRAM", Port: DefaultSCRAMPort, SecurityProtocol: "SASL_SSL", SASLMechanisms: []string{"SCRAM-SHA-512"}},
+		},
+		Ports: Ports{InterBroker: DefaultInterBrokerPort, Controller: DefaultControllerPort, Metrics: DefaultMetricsPort},
+		Controllers: []Peer{
+			{NodeID: 1, Host: "10.0.1.10", Port: DefaultControllerPort},
+			{NodeID: 2, Host: "10.0.2.10", Port: DefaultControllerPort},
+			{NodeID: 3, Host: "10.0.3.10", Port: DefaultControllerPort},
+		},
+		DataVolume:   Volume{VolumeID: "vol-0123456789abcdef0", DeviceName: "/dev/sdf", MountPath: DefaultMountPath, Filesystem: DefaultFilesystem},
+		BrokerConfig: map[string]string{"log.retention.ms": "604800000", "num.partitions": "6"},
+		Metrics:      Metrics{CloudWatch: true, Namespace: "Tributary/Kafka", Level: "PER_BROKER", IntervalSeconds: 60},
+		Secrets: &Envelope{
+			Ciphertext:        []byte{1, 2, 3, 4},
+			KeyID:             "arn:aws:kms:us-east-1:000000000000:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+			EncryptionContext: EncryptionContext("trb-0123456789", 2),
+		},
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	for name, doc := range map[string]*Document{
+		"full": validDocument(),
+		"minimal": func() *Document {
+			d := validDocument()
+			d.Secrets, d.BrokerConfig, d.Metrics = nil, nil, Metrics{}
+			d.Listeners = d.Listeners[:1]
+			return d
+		}(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			b, err := doc.Encode()
+			if err != nil {
+				t.Fatalf("Encode: %v", err)
+			}
+			got, err := Decode(b)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if !reflect.DeepEqual(got, doc) {
+				t.Fatalf("round trip changed the document:\n got %+v\nwant %+v", got, doc)
+			}
+		})
+	}
+}
+
+func TestEncodeSetsVersion(t *testing.T) {
+	d := validDocument()
+	d.Version = 0
+	b, err := d.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"version":1`) {
+		t.Fatalf("encoded document lacks version 1: %s", b)
+	}
+}
+
+func TestValidateNamesTheField(t *testing.T) {
+	tests := []struct {
+		field  string
+		mutate func(*Document)
+	}{
+		{"version", func(d *Document) { d.Version = 7 }},
+		{"cluster_id", func(d *Document) { d.ClusterID = "" }},
+		{"cluster_name", func(d *Document) { d.ClusterName = "9lives" }},
+		{"node_id", func(d *Document) { d.NodeID = -1 }},
+		{"rack", func(d *Document) { d.Rack = " " }},
+		{"listeners", func(d *Document) { d.Listeners = nil }},
+		{"listeners[0].name", func(d *Document) { d.Listeners[0].Name = "plain" }},
+		{"listeners[1].name", func(d *Document) { d.Listeners[1].Name = "PLAINTEXT" }},
+		{"listeners[0].port", func(d *Document) { d.Listeners[0].Port = 70000 }},
+		{"listeners[1].port", func(d *Document) { d.Listeners[1].Port = DefaultPlaintextPort }},
+		{"listeners[0].security_protocol", func(d *Document) { d.Listeners[0].SecurityProtocol = "SASL_PLAINTEXT" }},
+		{"listeners[1].sasl_mechanisms", func(d *Document) { d.Listeners[1].SASLMechanisms = nil }},
+		{"listeners[0].sasl_mechanisms", func(d *Document) { d.Listeners[0].SASLMechanisms = []string{"PLAIN"} }},
+		{"listeners[1].sasl_mechanisms[0]", func(d *Document) { d.Listeners[1].SASLMechanisms = []string{"PLAIN"} }},
+		{"listeners[0].mutual_tls", func(d *Document) { d.Listeners[0].MutualTLS = true }},
+		{"ports.inter_broker", func(d *Document) { d.Ports.InterBroker = DefaultPlaintextPort }},
+		{"ports.controller", func(d *Document) { d.Ports.Controller = 0 }},
+		{"controllers", func(d *Document) { d.Controllers = nil }},
+		{"controllers[1].node_id", func(d *Document) { d.Controllers[1].NodeID = 1 }},
+		{"controllers[2].host", func(d *Document) { d.Controllers[2].Host = "not a host" }},
+		{"controllers[0].port", func(d *Document) { d.Controllers[0].Port = -3 }},
+		{"data_volume.volume_id", func(d *Document) { d.DataVolume.VolumeID = "vol-XYZ" }},
+		{"data_volume.device_name", func(d *Document) { d.DataVolume.DeviceName = "sdf" }},
+		{"data_volume.mount_path", func(d *Document) { d.DataVolume.MountPath = "var/lib/x" }},
+		{"data_volume.filesystem", func(d *Document) { d.DataVolume.Filesystem = "ext4" }},
+		{`broker_config["Log.Retention"]`, func(d *Document) { d.BrokerConfig["Log.Retention"] = "1" }},
+		{`broker_config["node.id"]`, func(d *Document) { d.BrokerConfig["node.id"] = "5" }},
+		{`broker_config["log.segment.bytes"]`, func(d *Document) { d.BrokerConfig["log.segment.bytes"] = "1\nnode.id=9" }},
+		{"metrics.namespace", func(d *Document) { d.Metrics.Namespace = "AWS/Kafka" }},
+		{"metrics.level", func(d *Document) { d.Metrics.Level = "VERBOSE" }},
+		{"metrics.interval_seconds", func(d *Document) { d.Metrics.IntervalSeconds = 1 }},
+		{"secrets.ciphertext", func(d *Document) { d.Secrets.Ciphertext = nil }},
+		{"secrets.kms_key_id", func(d *Document) { d.Secrets.KeyID = "" }},
+		{"secrets.encryption_context", func(d *Document) { d.Secrets.EncryptionContext = EncryptionContext(d.ClusterID, 9) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.field, func(t *testing.T) {
+			d := validDocument()
+			tt.mutate(d)
+			err := d.Validate()
+			if err == nil {
+				t.Fatal("Validate accepted a bad document")
+			}
+			var fe *FieldError
+			found := false
+			for _, e := range unwrapAll(err) {
+				if errors.As(e, &fe) && fe.Field == tt.field {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("error does not name field %s: %v", tt.field, err)
+			}
+			if _, err := d.Encode(); err == nil {
+				t.Fatal("Encode accepted a document that does not validate")
+			}
+		})
+	}
+}
+
+func unwrapAll(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	valid, err := validDocument().Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	replace := func(old, new string) []byte {
+		if !strings.Contains(string(valid), old) {
+			t.Fatalf("fixture lacks %q", old)
+		}
+		return []byte(strings.Replace(string(valid), old, new, 1))
+	}
+	tests := []struct {
+		name  string
+		input []byte
+		want  string
+		is    error
+	}{
+		{"not json", []byte("#!/bin/bash\necho hi"), "not valid JSON", nil},
+		{"no version", []byte(`{"cluster_id":"x"}`), "field version is missing", nil},
+		{"future version", replace(`"version":1`, `"version":2`), "newer than this broker understands", ErrUnsupportedVersion},
+		{"version zero", replace(`"version":1`, `"version":0`), "does not exist", ErrUnsupportedVersion},
+		{"unknown field", replace(`"rack"`, `"rak":"x","rack"`), `unknown field "rak"`, nil},
+		{"wrong type", replace(`"node_id":2`, `"node_id":"two"`), "field node_id must be int32", nil},
+		{"trailing data", append(append([]byte{}, valid...), []byte(` {}`)...), "not valid JSON", nil},
+		{"invalid", replace(`"rack":"us-east-1b"`, `"rack":""`), "field rack", nil},
+		{"too large", append(valid, []byte(strings.Repeat(" ", MaxUserDataBytes))...), "16 KiB", ErrTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Decode(tt.input)
+			if err == nil {
+				t.Fatal("Decode accepted bad input")
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q does not say %q", err, tt.want)
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Fatalf("error %v is not %v", err, tt.is)
+			}
+		})
+	}
+}
+
+func TestEncodeRefusesOversizedDocument(t *testing.T) {
+	d := validDocument()
+	for i := 0; i < 40; i++ {
+		d.BrokerConfig[strings.Repeat("x", 10)+"."+string(rune('a'+i%26))+strings.Repeat("y", i)] = strings.Repeat("v", 1000)
+	}
+	_, err := d.Encode()
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Encode of a %d-override document: got %v, want ErrTooLarge", len(d.BrokerConfig), err)
+	}
+}
+
+func TestSecretsCiphertextIsBase64(t *testing.T) {
+	b, err := validDocument().Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw["secrets"]), `"ciphertext":"AQIDBA=="`) {
+		t.Fatalf("secrets envelope not base64: %s", raw["secrets"])
+	}
+}

@@ -1,0 +1,211 @@
+package bootconfig
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// FieldError names the field of the document that is wrong and how.
+type FieldError struct {
+	Field   string
+	Problem string
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("boot document field %s %s", e.Field, e.Problem)
+}
+
+// Listener security protocols and SASL mechanisms a document may name.
+var (
+	securityProtocols = []string{"PLAINTEXT", "SSL", "SASL_SSL"}
+	saslMechanisms    = []string{"SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}
+	monitoringLevels  = []string{"DEFAULT", "PER_BROKER", "PER_TOPIC_PER_BROKER", "PER_TOPIC_PER_PARTITION"}
+	filesystems       = []string{"xfs"}
+)
+
+// reservedBrokerConfig are the settings the boot agent derives from the
+// document itself; an override would silently break the broker's identity.
+var reservedBrokerConfig = []string{
+	"node.id", "broker.id", "broker.rack", "cluster.id", "listeners", "advertised.listeners",
+	"log.dirs", "log.dir", "controller.quorum.voters", "inter.broker.listener.port", "metrics.listen",
+}
+
+var (
+	clusterIDPattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+	clusterNamePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,63}$`)
+	listenerPattern    = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,31}$`)
+	volumeIDPattern    = regexp.MustCompile(`^vol-[0-9a-f]{8,17}$`)
+	configKeyPattern   = regexp.MustCompile(`^[a-z][a-z0-9._-]{0,127}$`)
+	hostnamePattern    = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$`)
+)
+
+// maxConfigValueBytes bounds one broker_config value; the whole document
+// must fit 16 KiB anyway, this just makes the error precise.
+const maxConfigValueBytes = 1024
+
+// Validate checks every field and returns all problems at once, each a
+// *FieldError, joined with errors.Join.
+func (d *Document) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
+	}
+
+	if d.Version != CurrentVersion {
+		bad("version", "must be %d, got %d", CurrentVersion, d.Version)
+	}
+	if !clusterIDPattern.MatchString(d.ClusterID) {
+		bad("cluster_id", "must be 1-64 letters, digits, '-' or '_', got %q", d.ClusterID)
+	}
+	if !clusterNamePattern.MatchString(d.ClusterName) {
+		bad("cluster_name", "must be 1-64 letters, digits or '-', starting with a letter, got %q", d.ClusterName)
+	}
+	if d.NodeID < 0 {
+		bad("node_id", "must not be negative, got %d", d.NodeID)
+	}
+	if strings.TrimSpace(d.Rack) == "" {
+		bad("rack", "must name the broker's Availability Zone")
+	}
+
+	ports := map[int]string{}
+	usePort := func(field string, port int) {
+		if port < 1 || port > 65535 {
+			bad(field, "must be a TCP port 1-65535, got %d", port)
+			return
+		}
+		if other, dup := ports[port]; dup {
+			bad(field, "port %d is already used by %s", port, other)
+			return
+		}
+		ports[port] = field
+	}
+
+	if len(d.Listeners) == 0 {
+		bad("listeners", "must have at least one listener")
+	}
+	names := map[string]bool{}
+	for i, l := range d.Listeners {
+		f := fmt.Sprintf("listeners[%d]", i)
+		if !listenerPattern.MatchString(l.Name) {
+			bad(f+".name", "must be an upper-case Kafka listener name, got %q", l.Name)
+		} else if names[l.Name] {
+			bad(f+".name", "duplicates listener %q", l.Name)
+		}
+		names[l.Name] = true
+		usePort(f+".port", l.Port)
+		if !slices.Contains(securityProtocols, l.SecurityProtocol) {
+			bad(f+".security_protocol", "must be one of %s, got %q", strings.Join(securityProtocols, ", "), l.SecurityProtocol)
+		}
+		switch {
+		case l.SecurityProtocol == "SASL_SSL" && len(l.SASLMechanisms) == 0:
+			bad(f+".sasl_mechanisms", "must name at least one mechanism for a SASL_SSL listener")
+		case l.SecurityProtocol != "SASL_SSL" && len(l.SASLMechanisms) > 0:
+			bad(f+".sasl_mechanisms", "is only allowed on SASL_SSL listeners")
+		}
+		for j, m := range l.SASLMechanisms {
+			if !slices.Contains(saslMechanisms, m) {
+				bad(fmt.Sprintf("%s.sasl_mechanisms[%d]", f, j), "must be one of %s, got %q", strings.Join(saslMechanisms, ", "), m)
+			}
+		}
+		if l.MutualTLS && l.SecurityProtocol != "SSL" {
+			bad(f+".mutual_tls", "is only allowed on SSL listeners")
+		}
+	}
+	usePort("ports.inter_broker", d.Ports.InterBroker)
+	usePort("ports.controller", d.Ports.Controller)
+	usePort("ports.metrics", d.Ports.Metrics)
+
+	if len(d.Controllers) == 0 {
+		bad("controllers", "must name at least one controller voter")
+	}
+	voters := map[int32]bool{}
+	for i, p := range d.Controllers {
+		f := fmt.Sprintf("controllers[%d]", i)
+		if p.NodeID < 0 {
+			bad(f+".node_id", "must not be negative, got %d", p.NodeID)
+		} else if voters[p.NodeID] {
+			bad(f+".node_id", "duplicates voter %d", p.NodeID)
+		}
+		voters[p.NodeID] = true
+		if net.ParseIP(p.Host) == nil && !hostnamePattern.MatchString(p.Host) {
+			bad(f+".host", "must be an IP address or host name, got %q", p.Host)
+		}
+		if p.Port < 1 || p.Port > 65535 {
+			bad(f+".port", "must be a TCP port 1-65535, got %d", p.Port)
+		}
+	}
+
+	if !volumeIDPattern.MatchString(d.DataVolume.VolumeID) {
+		bad("data_volume.volume_id", "must be an EBS volume id like vol-0123456789abcdef0, got %q", d.DataVolume.VolumeID)
+	}
+	if d.DataVolume.DeviceName != "" && !strings.HasPrefix(d.DataVolume.DeviceName, "/dev/") {
+		bad("data_volume.device_name", "must start with /dev/, got %q", d.DataVolume.DeviceName)
+	}
+	if !path.IsAbs(d.DataVolume.MountPath) || path.Clean(d.DataVolume.MountPath) != d.DataVolume.MountPath || d.DataVolume.MountPath == "/" {
+		bad("data_volume.mount_path", "must be a clean absolute path other than /, got %q", d.DataVolume.MountPath)
+	}
+	if !slices.Contains(filesystems, d.DataVolume.Filesystem) {
+		bad("data_volume.filesystem", "must be one of %s, got %q", strings.Join(filesystems, ", "), d.DataVolume.Filesystem)
+	}
+
+	for _, k := range sortedKeys(d.BrokerConfig) {
+		f := fmt.Sprintf("broker_config[%q]", k)
+		switch {
+		case !configKeyPattern.MatchString(k):
+			bad(f, "is not a Kafka setting name (lower case, dots)")
+		case slices.Contains(reservedBrokerConfig, k):
+			bad(f, "is set by the boot agent from the document and cannot be overridden")
+		case len(d.BrokerConfig[k]) > maxConfigValueBytes:
+			bad(f, "value is %d bytes, limit %d", len(d.BrokerConfig[k]), maxConfigValueBytes)
+		case strings.ContainsAny(d.BrokerConfig[k], "\r\n"):
+			bad(f, "value must not contain line breaks")
+		}
+	}
+
+	if d.Metrics.CloudWatch {
+		switch ns := d.Metrics.Namespace; {
+		case ns == "":
+			bad("metrics.namespace", "must be set when CloudWatch metrics are on")
+		case strings.HasPrefix(ns, "AWS/"):
+			bad("metrics.namespace", "must not start with AWS/ (reserved by AWS), got %q", ns)
+		case len(ns) > 255:
+			bad("metrics.namespace", "must be at most 255 characters")
+		}
+		if !slices.Contains(monitoringLevels, d.Metrics.Level) {
+			bad("metrics.level", "must be one of %s, got %q", strings.Join(monitoringLevels, ", "), d.Metrics.Level)
+		}
+		if d.Metrics.IntervalSeconds < 10 || d.Metrics.IntervalSeconds > 3600 {
+			bad("metrics.interval_seconds", "must be 10-3600, got %d", d.Metrics.IntervalSeconds)
+		}
+	}
+
+	if s := d.Secrets; s != nil {
+		if len(s.Ciphertext) == 0 {
+			bad("secrets.ciphertext", "must not be empty")
+		}
+		if strings.TrimSpace(s.KeyID) == "" {
+			bad("secrets.kms_key_id", "must name the KMS key that encrypted the secrets")
+		}
+		want := EncryptionContext(d.ClusterID, d.NodeID)
+		for _, k := range sortedKeys(want) {
+			if got, ok := s.EncryptionContext[k]; !ok || got != want[k] {
+				bad("secrets.encryption_context", "must contain %s=%q (the cluster and node this document is for)", k, want[k])
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
