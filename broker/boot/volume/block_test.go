@@ -1,0 +1,363 @@
+package volume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// requireLoopTools skips unless the test can make loop devices and XFS filesystems.
+func requireLoopTools(t *testing.T, tools ...string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to attach loop devices and mount (run the tests as root)")
+	}
+	for _, tool := range append([]string{"losetup", "blkid", "mkfs.xfs", "xfs_info", "xfs_growfs"}, tools...) {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed: apt-get install -y xfsprogs util-linux e2fsprogs (make tools)", tool)
+		}
+	}
+	if _, err := os.Stat("/dev/loop-control"); err != nil {
+		t.Skip("loop devices are unavailable here (/dev/loop-control missing)")
+	}
+}
+
+// loopDevice attaches a sparse file of size bytes as a loop device and
+// detaches it (unmounting anything on it first) when the test ends.
+func loopDevice(t *testing.T, size int64) (dev, backing string) {
+	t.Helper()
+	backing = filepath.Join(t.TempDir(), "volume.img")
+	if err := os.WriteFile(backing, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(backing, size); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("losetup", "-f", "--show", backing).CombinedOutput()
+	if err != nil {
+		t.Skipf("loop devices are unavailable here: losetup: %v: %s", err, out)
+	}
+	dev = strings.TrimSpace(string(out))
+	t.Cleanup(func() {
+		if out, err := exec.Command("losetup", "-d", dev).CombinedOutput(); err != nil {
+			t.Errorf("detaching %s: %v: %s", dev, err, out)
+		}
+	})
+	return dev, backing
+}
+
+// unmountOnCleanup unmounts path when the test ends (registered after the
+// loop device, so it runs before the detach).
+func unmountOnCleanup(t *testing.T, path string) {
+	t.Helper()
+	t.Cleanup(func() { unmountIfMounted(t, path) })
+}
+
+func unmountIfMounted(t *testing.T, path string) {
+	t.Helper()
+	if err := unix.Unmount(path, 0); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		t.Errorf("unmounting %s: %v", path, err)
+	}
+}
+
+// fakeByID makes a /dev stand-in whose disk/by-id has the Nitro link for
+// volumeID pointing at dev, as udev makes it on an EC2 instance.
+func fakeByID(t *testing.T, volumeID, dev string) string {
+	t.Helper()
+	devDir := t.TempDir()
+	byID := filepath.Join(devDir, "disk", "by-id")
+	if err := os.MkdirAll(byID, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(byID, "nvme-Amazon_Elastic_Block_Store_"+nvmeSerial(volumeID))
+	if err := os.Symlink(dev, link); err != nil {
+		t.Fatal(err)
+	}
+	return devDir
+}
+
+func TestBlockFormatsOnceMountsAndGrows(t *testing.T) {
+	requireLoopTools(t)
+	const volumeID = "vol-0123456789abcdef0"
+	dev, backing := loopDevice(t, 400<<20)
+	mountPath := filepath.Join(t.TempDir(), "tributary")
+	unmountOnCleanup(t, mountPath)
+	ctx := t.Context()
+
+	vol := &Block{
+		VolumeID: volumeID, MountPath: mountPath, Wait: 5 * time.Second, Logger: quietLogger(),
+		DevDir: fakeByID(t, volumeID, dev), SysBlockDir: t.TempDir(),
+	}
+
+	// First boot: blank device -> formatted and mounted.
+	got, err := vol.Prepare(ctx)
+	if err != nil {
+		t.Fatalf("first boot: %v", err)
+	}
+	if got != mountPath {
+		t.Fatalf("mount path = %q, want %q", got, mountPath)
+	}
+	probe, err := ProbeDevice(ctx, dev)
+	if err != nil || probe.Type != "xfs" {
+		t.Fatalf("after first boot the device holds %+v (%v), want xfs", probe, err)
+	}
+	uuid := fsUUID(t, dev)
+	marker := filepath.Join(mountPath, "data", "marker")
+	if err := os.MkdirAll(filepath.Dir(marker), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(marker, []byte("kept"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// Same boot again (service restart): already mounted, nothing changes.
+	if _, err := vol.Prepare(ctx); err != nil {
+		t.Fatalf("second Prepare while mounted: %v", err)
+	}
+
+	// Reboot: unmounted, then Prepare must mount WITHOUT formatting.
+	unmountIfMounted(t, mountPath)
+	if _, err := vol.Prepare(ctx); err != nil {
+		t.Fatalf("second boot: %v", err)
+	}
+	if got := fsUUID(t, dev); got != uuid {
+		t.Fatalf("filesystem UUID changed from %s to %s: the volume was reformatted", uuid, got)
+	}
+	if data, err := os.ReadFile(marker); err != nil || string(data) != "kept" {
+		t.Fatalf("data after second boot = %q, %v; want %q", data, err, "kept")
+	}
+
+	// The volume grows (as an EBS ModifyVolume does) and the next boot grows the filesystem.
+	before, err := FilesystemSize(ctx, mountPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unmountIfMounted(t, mountPath)
+	if err := os.Truncate(backing, 800<<20); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("losetup", "-c", dev).CombinedOutput(); err != nil {
+		t.Fatalf("losetup -c: %v: %s", err, out)
+	}
+	if _, err := vol.Prepare(ctx); err != nil {
+		t.Fatalf("boot after growth: %v", err)
+	}
+	after, err := FilesystemSize(ctx, mountPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after < before+300<<20 {
+		t.Fatalf("filesystem is %d bytes after the volume grew from 400 to 800 MiB (was %d): not grown", after, before)
+	}
+	if got := fsUUID(t, dev); got != uuid {
+		t.Fatalf("filesystem UUID changed while growing: %s -> %s", uuid, got)
+	}
+	if data, err := os.ReadFile(marker); err != nil || string(data) != "kept" {
+		t.Fatalf("data after growth = %q, %v; want %q", data, err, "kept")
+	}
+}
+
+func fsUUID(t *testing.T, dev string) string {
+	t.Helper()
+	out, err := exec.Command("blkid", "-p", "-s", "UUID", "-o", "value", dev).Output()
+	if err != nil {
+		t.Fatalf("blkid %s: %v", dev, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func TestBlockNeverFormatsAForeignFilesystem(t *testing.T) {
+	requireLoopTools(t, "mkfs.ext4")
+	const volumeID = "vol-0fedcba9876543210"
+	dev, _ := loopDevice(t, 64<<20)
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", dev).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.ext4: %v: %s", err, out)
+	}
+	mountPath := filepath.Join(t.TempDir(), "tributary")
+	unmountOnCleanup(t, mountPath)
+	vol := &Block{
+		VolumeID: volumeID, MountPath: mountPath, Wait: 5 * time.Second, Logger: quietLogger(),
+		DevDir: fakeByID(t, volumeID, dev), SysBlockDir: t.TempDir(),
+	}
+	_, err := vol.Prepare(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "ext4") || !strings.Contains(err.Error(), "refusing") {
+		t.Fatalf("Prepare on an ext4 volume: err = %v, want a refusal naming ext4", err)
+	}
+	if probe, err := ProbeDevice(t.Context(), dev); err != nil || probe.Type != "ext4" {
+		t.Fatalf("the ext4 filesystem was touched: now %+v (%v)", probe, err)
+	}
+}
+
+// someBlockDevice returns a block device node that exists on this machine,
+// for finder tests that only stat it.
+func someBlockDevice(t *testing.T) string {
+	t.Helper()
+	candidates, _ := filepath.Glob("/dev/loop[0-9]*")
+	for _, c := range candidates {
+		if dev, ok := blockDevice(c); ok {
+			return dev
+		}
+	}
+	t.Skip("no block device node (/dev/loopN) on this machine to point the finder at")
+	return ""
+}
+
+func TestBlockFindsDevice(t *testing.T) {
+	const volumeID = "vol-0aaaabbbbccccdddd"
+	dev := someBlockDevice(t)
+	name := filepath.Base(dev)
+
+	sysWithSerial := func(t *testing.T, serial string) string {
+		sys := t.TempDir()
+		dir := filepath.Join(sys, name, "device")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// The kernel pads NVMe serials with spaces.
+		if err := os.WriteFile(filepath.Join(dir, "serial"), []byte(serial+"        \n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return sys
+	}
+	devWithName := func(t *testing.T, link string) string {
+		d := t.TempDir()
+		if err := os.Symlink(dev, filepath.Join(d, link)); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+
+	tests := []struct {
+		name       string
+		devDir     func(t *testing.T) string
+		sysDir     func(t *testing.T) string
+		deviceName string
+		want       string
+	}{
+		{"nitro by-id link", func(t *testing.T) string { return fakeByID(t, volumeID, dev) }, func(t *testing.T) string { return t.TempDir() }, "", dev},
+		{"nitro sysfs serial without udev", func(*testing.T) string { return "/dev" }, func(t *testing.T) string { return sysWithSerial(t, nvmeSerial(volumeID)) }, "", dev},
+		{"another volume's serial", func(*testing.T) string { return "/dev" }, func(t *testing.T) string { return sysWithSerial(t, "vol0999999999999999") }, "", ""},
+		{"xen device name as given", func(t *testing.T) string { return devWithName(t, "sdf") }, func(t *testing.T) string { return t.TempDir() }, "/dev/sdf", dev},
+		{"xen sdf renamed xvdf", func(t *testing.T) string { return devWithName(t, "xvdf") }, func(t *testing.T) string { return t.TempDir() }, "/dev/sdf", dev},
+		{"nothing attached", func(t *testing.T) string { return t.TempDir() }, func(t *testing.T) string { return t.TempDir() }, "/dev/sdf", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := &Block{VolumeID: volumeID, DeviceName: tt.deviceName, DevDir: tt.devDir(t), SysBlockDir: tt.sysDir(t)}
+			got, err := b.findDevice()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Fatalf("findDevice() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestBlockMissingVolumeNamesWhereItLooked(t *testing.T) {
+	b := &Block{
+		VolumeID: "vol-0123456789abcdef0", DeviceName: "/dev/sdf", MountPath: t.TempDir(),
+		Wait: 300 * time.Millisecond, Logger: quietLogger(), DevDir: t.TempDir(), SysBlockDir: t.TempDir(),
+	}
+	start := time.Now()
+	_, err := b.Prepare(t.Context())
+	if !errors.Is(err, ErrNotAttached) {
+		t.Fatalf("err = %v, want ErrNotAttached", err)
+	}
+	for _, want := range []string{"vol-0123456789abcdef0", "nvme-Amazon_Elastic_Block_Store_vol0123456789abcdef0", "xvdf", "300ms"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Errorf("gave up after %s, want about 300ms", elapsed)
+	}
+}
+
+func TestBlockRefusesAnotherFilesystemOnTheMountPath(t *testing.T) {
+	const volumeID = "vol-0aaaabbbbccccdddd"
+	dev := someBlockDevice(t)
+	mountPath := filepath.Join(t.TempDir(), "my data") // a space, escaped as \040 in mountinfo
+	mountInfo := filepath.Join(t.TempDir(), "mountinfo")
+	line := fmt.Sprintf("36 25 253:99 / %s rw,noatime shared:1 - xfs /dev/other rw\n", strings.ReplaceAll(mountPath, " ", `\040`))
+	if err := os.WriteFile(mountInfo, []byte(line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := &Block{
+		VolumeID: volumeID, MountPath: mountPath, Wait: time.Second, Logger: quietLogger(),
+		DevDir: fakeByID(t, volumeID, dev), SysBlockDir: t.TempDir(), MountInfoPath: mountInfo,
+	}
+	_, err := b.Prepare(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "another filesystem mounted") {
+		t.Fatalf("err = %v, want a refusal because 253:99 is mounted there", err)
+	}
+}
+
+func TestUnescapeMountInfo(t *testing.T) {
+	tests := map[string]string{
+		`/var/lib/tributary`: "/var/lib/tributary",
+		`/mnt/my\040data`:    "/mnt/my data",
+		`/a\134b`:            `/a\b`,
+		`/trailing\04`:       `/trailing\04`,
+	}
+	for in, want := range tests {
+		if got := unescapeMountInfo(in); got != want {
+			t.Errorf("unescapeMountInfo(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestDirectoryWaitsForTheVolume(t *testing.T) {
+	root := t.TempDir()
+	const volumeID = "vol-0123456789abcdef0"
+	go func() {
+		time.Sleep(300 * time.Millisecond) // the local cloud attaching the volume a moment later
+		_ = os.Mkdir(filepath.Join(root, volumeID), 0o755)
+	}()
+	d := &Directory{Root: root, VolumeID: volumeID, Wait: 10 * time.Second, Logger: quietLogger()}
+	got, err := d.Prepare(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(root, volumeID); got != want {
+		t.Fatalf("Prepare() = %q, want %q", got, want)
+	}
+}
+
+func TestDirectoryErrors(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "vol-file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		volumeID string
+		want     string
+	}{
+		{"vol-missing", "volume not attached after 200ms"},
+		{"vol-file", "not a directory"},
+		{"../etc", "not a plain name"},
+		{"", "not a plain name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.volumeID, func(t *testing.T) {
+			d := &Directory{Root: root, VolumeID: tt.volumeID, Wait: 200 * time.Millisecond, Logger: quietLogger()}
+			_, err := d.Prepare(t.Context())
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want it to say %q", err, tt.want)
+			}
+		})
+	}
+}
