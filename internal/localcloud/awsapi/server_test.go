@@ -1,0 +1,260 @@
+package awsapi
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+)
+
+const stsXMLNS = "https://sts.amazonaws.com/doc/2011-06-15/"
+
+// testServer starts a Server with a minimal GetCallerIdentity service under "sts", a JSON
+// service under "kms" that echoes the caller, and an EC2 service that always fails.
+func testServer(t *testing.T, now func() time.Time) (*Server, string) {
+	t.Helper()
+	creds, err := NewCredentialStore("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(ServerOptions{Credentials: creds, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Register("sts", ServiceFunc(func(ctx context.Context, req *Request) (*Response, error) {
+		if req.Action != "GetCallerIdentity" {
+			return nil, Errorf("InvalidAction", "Could not find operation %s", req.Action)
+		}
+		return QueryResponse(req, stsXMLNS, struct {
+			Arn     string
+			UserId  string
+			Account string
+		}{req.Caller.ARN, req.Caller.UserID, req.Caller.Account})
+	}))
+	srv.Register("kms", ServiceFunc(func(ctx context.Context, req *Request) (*Response, error) {
+		var in struct{ KeyId string }
+		if err := req.DecodeJSON(&in); err != nil {
+			return nil, err
+		}
+		if err := req.Authorize(ctx, "kms:DescribeKey", "arn:aws:kms:us-east-1:000000000000:key/"+in.KeyId, nil); err != nil {
+			return nil, err
+		}
+		return nil, Errorf("NotFoundException", "Key '%s' does not exist", in.KeyId)
+	}))
+	srv.Register("ec2", ServiceFunc(func(ctx context.Context, req *Request) (*Response, error) {
+		return nil, Errorf("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", req.Params.Get("InstanceId.1"))
+	}))
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	return srv, hs.URL
+}
+
+func awsConfig(endpoint, key, secret, token string) aws.Config {
+	return aws.Config{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(endpoint),
+		Credentials:  credentials.NewStaticCredentialsProvider(key, secret, token),
+		Retryer:      func() aws.Retryer { return aws.NopRetryer{} },
+	}
+}
+
+func apiErrorCode(t *testing.T, err error) string {
+	t.Helper()
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		t.Fatalf("want an AWS API error, got %v", err)
+	}
+	return ae.ErrorCode()
+}
+
+func TestSignatureVerification(t *testing.T) {
+	srv, endpoint := testServer(t, nil)
+	session, err := srv.Credentials().IssueSession(AssumedRoleIdentity("000000000000", "arn:aws:iam::000000000000:role/broker", "AROAEXAMPLE", "i-0abc"), time.Hour, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, key, secret, token string
+		wantARN, wantCode        string
+	}{
+		{name: "root test/test", key: "test", secret: "test", wantARN: "arn:aws:iam::000000000000:root"},
+		{name: "wrong secret", key: "test", secret: "nope", wantCode: "SignatureDoesNotMatch"},
+		{name: "unknown key", key: "AKIAUNKNOWN", secret: "x", wantCode: "InvalidClientTokenId"},
+		{name: "session", key: session.AccessKeyID, secret: session.SecretAccessKey, token: session.SessionToken, wantARN: "arn:aws:sts::000000000000:assumed-role/broker/i-0abc"},
+		{name: "session without token", key: session.AccessKeyID, secret: session.SecretAccessKey, wantCode: "InvalidClientTokenId"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client := sts.NewFromConfig(awsConfig(endpoint, tt.key, tt.secret, tt.token))
+			out, err := client.GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
+			if tt.wantCode != "" {
+				if got := apiErrorCode(t, err); got != tt.wantCode {
+					t.Fatalf("code %q, want %q (%v)", got, tt.wantCode, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if aws.ToString(out.Arn) != tt.wantARN {
+				t.Fatalf("arn %q, want %q", aws.ToString(out.Arn), tt.wantARN)
+			}
+		})
+	}
+}
+
+func TestErrorsPerProtocol(t *testing.T) {
+	_, endpoint := testServer(t, nil)
+	ctx := context.Background()
+	tests := []struct {
+		name, wantCode string
+		call           func(cfg aws.Config) error
+		secret         string
+	}{
+		{"json service error", "NotFoundException", func(cfg aws.Config) error {
+			_, err := kms.NewFromConfig(cfg).DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String("k1")})
+			return err
+		}, "test"},
+		{"json bad signature", "InvalidSignatureException", func(cfg aws.Config) error {
+			_, err := kms.NewFromConfig(cfg).DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String("k1")})
+			return err
+		}, "bad"},
+		{"ec2 service error", "InvalidInstanceID.NotFound", func(cfg aws.Config) error {
+			_, err := ec2.NewFromConfig(cfg).DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{"i-1"}})
+			return err
+		}, "test"},
+		{"ec2 bad signature", "SignatureDoesNotMatch", func(cfg aws.Config) error {
+			_, err := ec2.NewFromConfig(cfg).DescribeInstances(ctx, &ec2.DescribeInstancesInput{})
+			return err
+		}, "bad"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.call(awsConfig(endpoint, "test", tt.secret, ""))
+			if got := apiErrorCode(t, err); got != tt.wantCode {
+				t.Fatalf("code %q, want %q (%v)", got, tt.wantCode, err)
+			}
+		})
+	}
+}
+
+func TestClockSkewRefused(t *testing.T) {
+	_, endpoint := testServer(t, func() time.Time { return time.Now().Add(time.Hour) })
+	_, err := sts.NewFromConfig(awsConfig(endpoint, "test", "test", "")).GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
+	if got := apiErrorCode(t, err); got != "SignatureDoesNotMatch" || !strings.Contains(err.Error(), "Signature expired") {
+		t.Fatalf("got %v, want SignatureDoesNotMatch: Signature expired", err)
+	}
+}
+
+func TestExpiredSession(t *testing.T) {
+	srv, endpoint := testServer(t, nil)
+	c, err := srv.Credentials().IssueSession(RootIdentity("000000000000"), time.Second, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.now = func() time.Time { return time.Now().Add(2 * time.Second) }
+	_, err = sts.NewFromConfig(awsConfig(endpoint, c.AccessKeyID, c.SecretAccessKey, c.SessionToken)).GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
+	if got := apiErrorCode(t, err); got != "ExpiredToken" {
+		t.Fatalf("code %q, want ExpiredToken", got)
+	}
+}
+
+func TestPresignedGetCallerIdentity(t *testing.T) {
+	_, endpoint := testServer(t, nil)
+	presign := sts.NewPresignClient(sts.NewFromConfig(awsConfig(endpoint, "test", "test", "")))
+	req, err := presign.PresignGetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(url string) (int, string) {
+		t.Helper()
+		hr, err := http.NewRequest(req.Method, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range req.SignedHeader {
+			hr.Header[k] = v
+		}
+		resp, err := http.DefaultClient.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	status, body := get(req.URL)
+	if status != http.StatusOK || !strings.Contains(body, "<Arn>arn:aws:iam::000000000000:root</Arn>") {
+		t.Fatalf("presigned call: %d %s", status, body)
+	}
+	// Tampering with any signed parameter breaks the signature.
+	status, body = get(strings.Replace(req.URL, "Action=GetCallerIdentity", "Action=GetCallerIdentity&Extra=1", 1))
+	var e errorXML
+	if err := xml.Unmarshal([]byte(body), &e); err != nil {
+		t.Fatalf("decoding %q: %v", body, err)
+	}
+	if status != http.StatusForbidden || e.Code != "SignatureDoesNotMatch" {
+		t.Fatalf("tampered presigned call: %d %s", status, body)
+	}
+}
+
+type denyAll struct{}
+
+func (denyAll) Authorize(ctx context.Context, req AuthorizationRequest) (Decision, error) {
+	return Decision{}, nil
+}
+
+func TestAuthorizerDeniesNonRoot(t *testing.T) {
+	srv, endpoint := testServer(t, nil)
+	srv.SetAuthorizer(denyAll{})
+	session, err := srv.Credentials().IssueSession(AssumedRoleIdentity("000000000000", "arn:aws:iam::000000000000:role/broker", "AROAEXAMPLE", "s"), time.Hour, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	_, err = kms.NewFromConfig(awsConfig(endpoint, session.AccessKeyID, session.SecretAccessKey, session.SessionToken)).DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String("k1")})
+	if got := apiErrorCode(t, err); got != "AccessDeniedException" || !strings.Contains(err.Error(), "assumed-role/broker/s is not authorized to perform: kms:DescribeKey") {
+		t.Fatalf("got %v", err)
+	}
+	// Root is never restricted by identity policies.
+	_, err = kms.NewFromConfig(awsConfig(endpoint, "test", "test", "")).DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String("k1")})
+	if got := apiErrorCode(t, err); got != "NotFoundException" {
+		t.Fatalf("root: got %v", err)
+	}
+}
+
+func TestRPCv2CBORRouting(t *testing.T) {
+	srv, endpoint := testServer(t, nil)
+	var gotAction string
+	srv.Register("monitoring", ServiceFunc(func(ctx context.Context, req *Request) (*Response, error) {
+		gotAction = req.Action
+		if req.Protocol != ProtocolRPCv2CBOR {
+			return nil, Errorf("InvalidAction", "protocol %s", req.Protocol)
+		}
+		return nil, Errorf("InvalidParameterValue", "The value for parameter MetricData.member.1.Value is invalid")
+	}))
+	_, err := cloudwatch.NewFromConfig(awsConfig(endpoint, "test", "test", "")).PutMetricData(context.Background(), &cloudwatch.PutMetricDataInput{
+		Namespace:  aws.String("Tributary"),
+		MetricData: []cwtypes.MetricDatum{{MetricName: aws.String("m"), Value: aws.Float64(1)}},
+	})
+	if gotAction != "PutMetricData" {
+		t.Fatalf("routed action %q, want PutMetricData", gotAction)
+	}
+	if got := apiErrorCode(t, err); got != "InvalidParameterValue" {
+		t.Fatalf("got %v, want InvalidParameterValue", err)
+	}
+}
