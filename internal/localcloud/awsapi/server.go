@@ -34,15 +34,15 @@ const MaxBodyBytes = 8 << 20
 
 // Request is one verified AWS API call, as a Service sees it.
 type Request struct {
-	HTTP      *http.Request
-	Body      []byte     // the raw payload (already read and verified)
-	Protocol  Protocol   // how to decode Body and encode the answer
-	Service   string     // the credential scope's service name: ec2, kms, sts, iam, monitoring
-	Action    string     // the operation: "RunInstances", "Decrypt", "PutMetricData"
-	Params    url.Values // query and form parameters (query protocols; empty otherwise)
-	Region    string     // the credential scope's region
-	RequestID string
-	Caller    Identity   // who signed it
+	HTTP       *http.Request
+	Body       []byte     // the raw payload (already read and verified)
+	Protocol   Protocol   // how to decode Body and encode the answer
+	Service    string     // the credential scope's service name: ec2, kms, sts, iam, monitoring
+	Action     string     // the operation: "RunInstances", "Decrypt", "PutMetricData"
+	Params     url.Values // query and form parameters (query protocols; empty otherwise)
+	Region     string     // the credential scope's region
+	RequestID  string
+	Caller     Identity   // who signed it
 	Credential Credential // the access key used (for sts:GetSessionToken-like calls)
 
 	authz *authorization
