@@ -1,0 +1,234 @@
+package boot
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/tributary/tributary/internal/bootconfig"
+)
+
+// Names of the files the agent writes into its runtime directory.
+const (
+	ConfigFileName = "broker.properties"
+	SecretsDirName = "secrets"
+	// TLSKeystoreFileName holds the TLS private key followed by the
+	// certificate chain, the layout Kafka's ssl.keystore.type=PEM reads.
+	TLSKeystoreFileName = "tls-keystore.pem"
+	// SCRAMFileName holds the bootstrap SCRAM users as JSON
+	// ([{"username","mechanism","password"}]), read once by the broker.
+	SCRAMFileName = "scram-bootstrap.json"
+	// DataDirName is the log directory inside the mounted volume.
+	DataDirName = "data"
+)
+
+// Config keys the agent writes beyond those the document reserves (S2 names
+// plus Kafka's listener and TLS keys, and Tributary's own for metrics and
+// bootstrap users). A broker_config override may not replace them: they are
+// derived from the document and the instance, so an override would be
+// silently wrong.
+const (
+	keyProtocolMap     = "listener.security.protocol.map"
+	keyKeystoreType    = "ssl.keystore.type"
+	keyKeystoreFile    = "ssl.keystore.location"
+	keySCRAMBootstrap  = "tributary.scram.bootstrap.file"
+	keyClusterName     = "tributary.cluster.name"
+	keyCWEnable        = "tributary.metrics.cloudwatch.enable"
+	keyCWNamespace     = "tributary.metrics.cloudwatch.namespace"
+	keyCWLevel         = "tributary.metrics.cloudwatch.level"
+	keyCWIntervalMS    = "tributary.metrics.cloudwatch.interval.ms"
+	keyControllerPort  = "tributary.controller.port"
+	listenerNamePrefix = "listener.name."
+)
+
+// secretFiles are the paths of the secret files written for this boot.
+type secretFiles struct {
+	TLSKeystore string // "" when the document has no TLS key
+	SCRAM       string // "" when it has no bootstrap users
+}
+
+// writeSecretFiles writes the decrypted key material into dir with mode
+// 0600 (the directory 0700). In the image dir is under /run, a tmpfs: the
+// secrets never touch a disk.
+func writeSecretFiles(dir string, s *bootconfig.Secrets) (secretFiles, error) {
+	var files secretFiles
+	if s == nil {
+		return files, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return files, fmt.Errorf("creating the secrets directory: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return files, fmt.Errorf("securing the secrets directory: %w", err)
+	}
+	if s.TLSPrivateKeyPEM != "" || s.TLSCertificatePEM != "" {
+		switch {
+		case s.TLSPrivateKeyPEM == "":
+			return files, errors.New("the secrets hold a TLS certificate without its private key")
+		case s.TLSCertificatePEM == "":
+			return files, errors.New("the secrets hold a TLS private key without its certificate")
+		}
+		files.TLSKeystore = filepath.Join(dir, TLSKeystoreFileName)
+		pem := strings.TrimRight(s.TLSPrivateKeyPEM, "\n") + "\n" + strings.TrimRight(s.TLSCertificatePEM, "\n") + "\n"
+		if err := writeFileAtomic(files.TLSKeystore, []byte(pem), 0o600); err != nil {
+			return files, err
+		}
+	}
+	if len(s.SCRAMCredentials) > 0 {
+		files.SCRAM = filepath.Join(dir, SCRAMFileName)
+		data, err := json.MarshalIndent(s.SCRAMCredentials, "", "  ")
+		if err != nil {
+			return files, fmt.Errorf("encoding the SCRAM bootstrap users: %w", err)
+		}
+		if err := writeFileAtomic(files.SCRAM, append(data, '\n'), 0o600); err != nil {
+			return files, err
+		}
+	}
+	return files, nil
+}
+
+// renderConfig returns the broker's config file (Java properties, the names
+// of seam S2) for this document on this instance.
+func renderConfig(doc *bootconfig.Document, inst *Instance, dataDir string, secrets secretFiles, logger *slog.Logger) []byte {
+	ip := inst.PrivateIP
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Written by `tributary-broker boot` from the boot document (EC2 user data) of\n")
+	fmt.Fprintf(&b, "# cluster %s (%s), node %d, on instance %s.\n", doc.ClusterName, doc.ClusterID, doc.NodeID, inst.ID)
+	fmt.Fprintf(&b, "# Rewritten on every boot: change the cluster in Terraform, not this file.\n")
+
+	written := map[string]bool{}
+	set := func(key, value string) {
+		written[key] = true
+		b.WriteString(key)
+		b.WriteByte('=')
+		b.WriteString(escapePropertyValue(value))
+		b.WriteByte('\n')
+	}
+
+	set("node.id", strconv.Itoa(int(doc.NodeID)))
+	// The instance's AZ is the truth about where the broker runs (its EBS
+	// volume lives there); the document's rack is what the provider meant.
+	set("broker.rack", inst.AvailabilityZone)
+	set("cluster.id", doc.ClusterID)
+	set(keyClusterName, doc.ClusterName)
+
+	var listeners, protocols []string
+	for _, l := range doc.Listeners {
+		listeners = append(listeners, fmt.Sprintf("%s://%s", l.Name, hostPort(ip, l.Port)))
+		protocols = append(protocols, l.Name+":"+l.SecurityProtocol)
+	}
+	set("listeners", strings.Join(listeners, ","))
+	set("advertised.listeners", strings.Join(listeners, ","))
+	set(keyProtocolMap, strings.Join(protocols, ","))
+	for _, l := range doc.Listeners {
+		prefix := listenerNamePrefix + strings.ToLower(l.Name) + "."
+		if len(l.SASLMechanisms) > 0 {
+			set(prefix+"sasl.enabled.mechanisms", strings.Join(l.SASLMechanisms, ","))
+		}
+		if l.MutualTLS {
+			set(prefix+"ssl.client.auth", "required")
+		}
+	}
+	if secrets.TLSKeystore != "" {
+		set(keyKeystoreType, "PEM")
+		set(keyKeystoreFile, secrets.TLSKeystore)
+	}
+	if secrets.SCRAM != "" {
+		set(keySCRAMBootstrap, secrets.SCRAM)
+	}
+
+	set("log.dirs", dataDir)
+	set("inter.broker.listener.port", strconv.Itoa(doc.Ports.InterBroker))
+	set(keyControllerPort, strconv.Itoa(doc.Ports.Controller))
+	voters := make([]string, 0, len(doc.Controllers))
+	for _, p := range doc.Controllers {
+		voters = append(voters, fmt.Sprintf("%d@%s", p.NodeID, hostPort(p.Host, p.Port)))
+	}
+	set("controller.quorum.voters", strings.Join(voters, ","))
+	set("metrics.listen", hostPort(ip, doc.Ports.Metrics))
+	set(keyCWEnable, strconv.FormatBool(doc.Metrics.CloudWatch))
+	if doc.Metrics.CloudWatch {
+		set(keyCWNamespace, doc.Metrics.Namespace)
+		set(keyCWLevel, doc.Metrics.Level)
+		set(keyCWIntervalMS, strconv.Itoa(doc.Metrics.IntervalSeconds*1000))
+	}
+
+	if len(doc.BrokerConfig) > 0 {
+		b.WriteString("\n# broker_config overrides from the cluster definition\n")
+		for _, k := range slices.Sorted(maps.Keys(doc.BrokerConfig)) {
+			if written[k] {
+				logger.Warn("ignoring a broker_config override of a setting the boot agent derives", "key", k)
+				continue
+			}
+			set(k, doc.BrokerConfig[k])
+		}
+	}
+	return []byte(b.String())
+}
+
+// hostPort joins host and port, bracketing IPv6 addresses.
+func hostPort(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
+
+// escapePropertyValue escapes a value for a Java-properties file: backslashes,
+// leading white space (which the format would strip) and line breaks (which
+// the document's validation already refuses in overrides).
+func escapePropertyValue(v string) string {
+	var b strings.Builder
+	for i, r := range v {
+		switch {
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\f':
+			b.WriteString(`\f`)
+		case r == ' ' && i == 0:
+			b.WriteString(`\ `)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// writeFileAtomic writes data to path through a temporary file and a rename,
+// so a crash never leaves a half-written config or key.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
