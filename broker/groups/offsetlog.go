@@ -1,0 +1,98 @@
+package groups
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// Record is one record of the offsets log: a key and a value encoded as in
+// Kafka's __consumer_offsets topic (see records.go). A nil Value is a
+// tombstone: compaction eventually removes every earlier record with the
+// same key, and the tombstone itself after delete.retention.ms.
+type Record struct {
+	Key   []byte
+	Value []byte
+}
+
+// OffsetLog is the durable log the coordinator writes group state to. In
+// the broker it is the compacted internal topic __consumer_offsets (see
+// NewPartitionLog); tests use MemoryLog.
+type OffsetLog interface {
+	// Append writes the records atomically (all or none) and returns once
+	// they are durable. It is called concurrently for different groups.
+	Append(ctx context.Context, records []Record) error
+	// Replay calls fn for every record in the log, oldest first. The
+	// coordinator calls it once, before it serves any request.
+	Replay(ctx context.Context, fn func(Record) error) error
+}
+
+// MemoryLog is an OffsetLog held in memory, for tests and tools: it keeps
+// every record (no compaction) and survives a Coordinator restart as long
+// as the value itself is kept.
+type MemoryLog struct {
+	mu      sync.Mutex
+	records []Record
+	// failAppends, when non-nil, is returned by Append (fault injection).
+	failAppends error
+}
+
+// NewMemoryLog returns an empty in-memory offsets log.
+func NewMemoryLog() *MemoryLog { return &MemoryLog{} }
+
+// Append implements OffsetLog.
+func (l *MemoryLog) Append(ctx context.Context, records []Record) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("appending to memory offsets log: %w", err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failAppends != nil {
+		return l.failAppends
+	}
+	for _, r := range records {
+		l.records = append(l.records, Record{Key: slices.Clone(r.Key), Value: cloneOrNil(r.Value)})
+	}
+	return nil
+}
+
+// Replay implements OffsetLog.
+func (l *MemoryLog) Replay(ctx context.Context, fn func(Record) error) error {
+	l.mu.Lock()
+	records := slices.Clone(l.records)
+	l.mu.Unlock()
+	for _, r := range records {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("replaying memory offsets log: %w", err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Records returns a copy of everything appended so far, oldest first.
+func (l *MemoryLog) Records() []Record {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.records)
+}
+
+// FailAppends makes every later Append return err (nil restores normal
+// behaviour). It lets tests see how the coordinator answers when the disk
+// refuses a write.
+func (l *MemoryLog) FailAppends(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.failAppends = err
+}
+
+// cloneOrNil copies b but keeps nil (a tombstone) distinct from empty.
+func cloneOrNil(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return slices.Clone(b)
+}
