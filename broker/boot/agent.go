@@ -351,7 +351,7 @@ func decryptWithRetry(ctx context.Context, client KMSDecrypter, env *bootconfig.
 		logger.Warn("KMS decrypt failed; retrying in case the instance role is still propagating", "attempt", attempt, "error", err)
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("gave up after %s: %w", wait, err)
+			return nil, fmt.Errorf("%w (still failing after retrying for %s)", err, wait)
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, 10*time.Second)

@@ -29,8 +29,10 @@ type Instance struct {
 // from AWS_EC2_METADATA_SERVICE_ENDPOINT (the local cloud's per-instance
 // IMDS) and otherwise uses 169.254.169.254. Falling back to IMDSv1 is off: the
 // image requires tokens, so a v1 answer would mean something is wrong.
+// The SDK's own retries are off: fetchInstance retries with a deadline, and
+// one retry policy is easier to reason about than two nested ones.
 func newIMDSClient() *imds.Client {
-	return imds.New(imds.Options{EnableFallback: aws.FalseTernary})
+	return imds.New(imds.Options{EnableFallback: aws.FalseTernary, Retryer: aws.NopRetryer{}})
 }
 
 // imdsRetryDelay bounds the pause between IMDS attempts; the first attempts
@@ -45,6 +47,7 @@ func fetchInstance(ctx context.Context, client *imds.Client, wait time.Duration,
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	delay := 250 * time.Millisecond
+	var lastErr error
 	for attempt := 1; ; attempt++ {
 		inst, err := fetchInstanceOnce(ctx, client)
 		if err == nil {
@@ -53,10 +56,15 @@ func fetchInstance(ctx context.Context, client *imds.Client, wait time.Duration,
 		if permanent(err) {
 			return nil, err
 		}
+		// An attempt cut short by the deadline says only "canceled"; the
+		// attempt before it says why IMDS did not answer.
+		if ctx.Err() == nil || lastErr == nil {
+			lastErr = err
+		}
 		logger.Warn("instance metadata not available yet; retrying", "attempt", attempt, "error", err)
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("instance metadata (IMDSv2 at %s) did not answer within %s: %w", imdsEndpoint(), wait, err)
+			return nil, fmt.Errorf("instance metadata (IMDSv2 at %s) did not answer within %s: %w", imdsEndpoint(), wait, lastErr)
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, imdsRetryDelay)

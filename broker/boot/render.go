@@ -49,6 +49,14 @@ const (
 	listenerNamePrefix = "listener.name."
 )
 
+// agentOwnedKeys are derived by the agent whether or not this boot writes
+// them (no keystore is written without TLS secrets, yet a keystore override
+// would still point the broker at a file nobody vouched for).
+var agentOwnedKeys = []string{
+	keyProtocolMap, keyKeystoreType, keyKeystoreFile, keySCRAMBootstrap, keyClusterName,
+	keyCWEnable, keyCWNamespace, keyCWLevel, keyCWIntervalMS, keyControllerPort,
+}
+
 // secretFiles are the paths of the secret files written for this boot.
 type secretFiles struct {
 	TLSKeystore string // "" when the document has no TLS key
@@ -164,7 +172,7 @@ func renderConfig(doc *bootconfig.Document, inst *Instance, dataDir string, secr
 	if len(doc.BrokerConfig) > 0 {
 		b.WriteString("\n# broker_config overrides from the cluster definition\n")
 		for _, k := range slices.Sorted(maps.Keys(doc.BrokerConfig)) {
-			if written[k] {
+			if written[k] || slices.Contains(agentOwnedKeys, k) {
 				logger.Warn("ignoring a broker_config override of a setting the boot agent derives", "key", k)
 				continue
 			}

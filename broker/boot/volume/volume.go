@@ -11,6 +11,7 @@ package volume
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -74,7 +75,7 @@ func (d *Directory) Prepare(ctx context.Context) (string, error) {
 }
 
 // ErrNotAttached is returned (wrapped) when a volume did not appear in time.
-var ErrNotAttached = fmt.Errorf("volume not attached")
+var ErrNotAttached = errors.New("volume not attached")
 
 // waitFor polls check until it reports done, fails, or wait elapses.
 func waitFor(ctx context.Context, wait time.Duration, check func() (bool, error)) error {
@@ -92,7 +93,10 @@ func waitFor(ctx context.Context, wait time.Duration, check func() (bool, error)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w after %s: %w", ErrNotAttached, wait, ctx.Err())
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("%w after %s: is it attached to this instance?", ErrNotAttached, wait)
+			}
+			return fmt.Errorf("%w: %w", ErrNotAttached, ctx.Err())
 		case <-ticker.C:
 		}
 	}

@@ -1,0 +1,571 @@
+package boot
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tributary/tributary/broker/boot/bootstatus"
+	"github.com/tributary/tributary/internal/bootconfig"
+)
+
+const (
+	testInstanceID = "i-0123456789abcdef0"
+	testVolumeID   = "vol-0123456789abcdef0"
+	testKeyARN     = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	testAccessKey  = "ASIAROLEFROMIMDS0001"
+)
+
+var testSecrets = bootconfig.Secrets{
+	TLSPrivateKeyPEM:  "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n",
+	TLSCertificatePEM: "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n",
+	SCRAMCredentials:  []bootconfig.SCRAMCredential{{Username: "tributary-admin", Mechanism: "SCRAM-SHA-512", Password: "s3cret"}},
+}
+
+// bootEnv is one instance's world: an IMDS and a KMS on loopback, the AWS
+// SDK pointed at them through the environment exactly as the local cloud
+// does (seam S4), a volume directory and a runtime directory.
+type bootEnv struct {
+	imds       *fakeIMDS
+	kms        *fakeKMS
+	volumeDir  string
+	runtimeDir string
+	doc        *bootconfig.Document
+	execs      [][]string
+	execEnv    []string
+	logs       bytes.Buffer
+}
+
+func newBootEnv(t *testing.T) *bootEnv {
+	t.Helper()
+	e := &bootEnv{volumeDir: t.TempDir(), runtimeDir: filepath.Join(t.TempDir(), "run")}
+	e.kms = startFakeKMS(t, &fakeKMS{AccessKeyID: testAccessKey})
+	e.doc = &bootconfig.Document{
+		ClusterID: "c-0123abcd", ClusterName: "orders", NodeID: 2, Rack: "us-east-1b",
+		Listeners: []bootconfig.Listener{
+			{Name: "PLAINTEXT", Port: 9092, SecurityProtocol: "PLAINTEXT"},
+			{Name: "SASL_SCRAM", Port: 9096, SecurityProtocol: "SASL_SSL", SASLMechanisms: []string{"SCRAM-SHA-512"}},
+			{Name: "TLS", Port: 9094, SecurityProtocol: "SSL", MutualTLS: true},
+		},
+		Ports: bootconfig.Ports{InterBroker: 9093, Controller: 9095, Metrics: 11001},
+		Controllers: []bootconfig.Peer{
+			{NodeID: 1, Host: "127.0.1.5", Port: 9095},
+			{NodeID: 2, Host: "127.0.2.7", Port: 9095},
+			{NodeID: 3, Host: "127.0.3.9", Port: 9095},
+		},
+		DataVolume: bootconfig.Volume{VolumeID: testVolumeID, MountPath: "/var/lib/tributary", Filesystem: "xfs"},
+		BrokerConfig: map[string]string{
+			"num.partitions":   "6",
+			"log.retention.ms": "3600000",
+			// Not reserved by the document, but derived by the agent: must not win.
+			"ssl.keystore.location": "/somewhere/else.pem",
+		},
+		Metrics: bootconfig.Metrics{CloudWatch: true, Namespace: "Tributary", Level: "PER_BROKER", IntervalSeconds: 60},
+	}
+	plaintext, err := json.Marshal(testSecrets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := bootconfig.EncryptionContext(e.doc.ClusterID, e.doc.NodeID)
+	e.doc.Secrets = &bootconfig.Envelope{
+		Ciphertext: e.kms.encrypt(testKeyARN, ctx, plaintext), KeyID: testKeyARN, EncryptionContext: ctx,
+	}
+	userData, err := e.doc.Encode()
+	if err != nil {
+		t.Fatalf("encoding the test document: %v", err)
+	}
+	e.imds = startFakeIMDS(t, &fakeIMDS{
+		InstanceID: testInstanceID, Region: "us-east-1", AZ: "us-east-1b", PrivateIP: "127.0.2.7",
+		UserData: userData, RoleName: "tributary-broker", AccessKeyID: testAccessKey,
+	})
+	if err := os.Mkdir(filepath.Join(e.volumeDir, testVolumeID), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	// The instance environment of seam S4, and nothing from this machine.
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", e.imds.URL)
+	t.Setenv("AWS_ENDPOINT_URL", e.kms.URL)
+	t.Setenv("AWS_REGION", "us-east-1")
+	for _, v := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+		"AWS_ENDPOINT_URL_KMS", "AWS_EC2_METADATA_DISABLED", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN",
+		EnvRuntimeDir, envSystemdRuntimeDir} {
+		t.Setenv(v, "")
+		os.Unsetenv(v)
+	}
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "no-config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "no-credentials"))
+	return e
+}
+
+// setUserData replaces the instance's user data.
+func (e *bootEnv) setUserData(b []byte) { e.imds.UserData = b }
+
+// reencode re-encodes the document after a test changed it.
+func (e *bootEnv) reencode(t *testing.T) {
+	t.Helper()
+	b, err := json.Marshal(e.doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.setUserData(b)
+}
+
+func (e *bootEnv) options() Options {
+	return Options{
+		RuntimeDir: e.runtimeDir,
+		VolumeDir:  e.volumeDir,
+		IMDSWait:   10 * time.Second,
+		KMSWait:    10 * time.Second,
+		VolumeWait: 10 * time.Second,
+		Executable: "/opt/tributary/bin/tributary-broker",
+		Exec: func(argv0 string, argv []string, envv []string) error {
+			e.execs = append(e.execs, append([]string{argv0}, argv...))
+			e.execEnv = envv
+			return nil
+		},
+		Logger: slog.New(slog.NewTextHandler(&e.logs, nil)),
+	}
+}
+
+func (e *bootEnv) run(t *testing.T, opts Options) (*Result, error, *bootstatus.Status) {
+	t.Helper()
+	res, err := Run(t.Context(), opts)
+	st, serr := bootstatus.Read(filepath.Join(e.runtimeDir, bootstatus.FileName))
+	if serr != nil {
+		t.Fatalf("status file after the boot: %v", serr)
+	}
+	return res, err, st
+}
+
+func TestBootRendersConfigAndExecsTheBroker(t *testing.T) {
+	e := newBootEnv(t)
+	res, err, st := e.run(t, e.options())
+	if err != nil {
+		t.Fatalf("boot failed: %v\nlogs:\n%s", err, e.logs.String())
+	}
+
+	volume := filepath.Join(e.volumeDir, testVolumeID)
+	secretsDir := filepath.Join(e.runtimeDir, "secrets")
+	want := strings.Join([]string{
+		"# Written by `tributary-broker boot` from the boot document (EC2 user data) of",
+		"# cluster orders (c-0123abcd), node 2, on instance i-0123456789abcdef0.",
+		"# Rewritten on every boot: change the cluster in Terraform, not this file.",
+		"node.id=2",
+		"broker.rack=us-east-1b",
+		"cluster.id=c-0123abcd",
+		"tributary.cluster.name=orders",
+		"listeners=PLAINTEXT://127.0.2.7:9092,SASL_SCRAM://127.0.2.7:9096,TLS://127.0.2.7:9094",
+		"advertised.listeners=PLAINTEXT://127.0.2.7:9092,SASL_SCRAM://127.0.2.7:9096,TLS://127.0.2.7:9094",
+		"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SCRAM:SASL_SSL,TLS:SSL",
+		"listener.name.sasl_scram.sasl.enabled.mechanisms=SCRAM-SHA-512",
+		"listener.name.tls.ssl.client.auth=required",
+		"ssl.keystore.type=PEM",
+		"ssl.keystore.location=" + filepath.Join(secretsDir, "tls-keystore.pem"),
+		"tributary.scram.bootstrap.file=" + filepath.Join(secretsDir, "scram-bootstrap.json"),
+		"log.dirs=" + filepath.Join(volume, "data"),
+		"inter.broker.listener.port=9093",
+		"tributary.controller.port=9095",
+		"controller.quorum.voters=1@127.0.1.5:9095,2@127.0.2.7:9095,3@127.0.3.9:9095",
+		"metrics.listen=127.0.2.7:11001",
+		"tributary.metrics.cloudwatch.enable=true",
+		"tributary.metrics.cloudwatch.namespace=Tributary",
+		"tributary.metrics.cloudwatch.level=PER_BROKER",
+		"tributary.metrics.cloudwatch.interval.ms=60000",
+		"",
+		"# broker_config overrides from the cluster definition",
+		"log.retention.ms=3600000",
+		"num.partitions=6",
+		"",
+	}, "\n")
+	configPath := filepath.Join(e.runtimeDir, "broker.properties")
+	got, err := os.ReadFile(configPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want {
+		t.Errorf("broker.properties:\n%s\nwant:\n%s", got, want)
+	}
+	if !strings.Contains(e.logs.String(), "ssl.keystore.location") {
+		t.Errorf("the ignored ssl.keystore.location override was not logged:\n%s", e.logs.String())
+	}
+
+	// Secret files: exactly the decrypted material, readable by the broker's user only.
+	keystore := string(mustRead(t, filepath.Join(secretsDir, "tls-keystore.pem"), 0o600))
+	if keystore != testSecrets.TLSPrivateKeyPEM+testSecrets.TLSCertificatePEM {
+		t.Errorf("tls-keystore.pem = %q, want the key then the certificate", keystore)
+	}
+	var users []bootconfig.SCRAMCredential
+	if err := json.Unmarshal(mustRead(t, filepath.Join(secretsDir, "scram-bootstrap.json"), 0o600), &users); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(users, testSecrets.SCRAMCredentials) {
+		t.Errorf("scram-bootstrap.json = %+v, want %+v", users, testSecrets.SCRAMCredentials)
+	}
+	if fi, err := os.Stat(secretsDir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("secrets dir mode = %v (%v), want 0700", fi.Mode().Perm(), err)
+	}
+	if fi, err := os.Stat(filepath.Join(volume, "data")); err != nil || !fi.IsDir() {
+		t.Errorf("data directory not created inside the volume: %v", err)
+	}
+
+	// The exec: the same binary, `run --config <file>`, and the status file's path in the environment.
+	wantArgv := []string{"/opt/tributary/bin/tributary-broker", "/opt/tributary/bin/tributary-broker", "run", "--config", configPath}
+	if len(e.execs) != 1 || !slices.Equal(e.execs[0], wantArgv) {
+		t.Fatalf("exec calls = %q, want one %q", e.execs, wantArgv)
+	}
+	if !slices.Contains(e.execEnv, bootstatus.EnvPath+"="+res.StatusPath) {
+		t.Errorf("exec environment lacks %s=%s", bootstatus.EnvPath, res.StatusPath)
+	}
+
+	// IMDSv2: a token was fetched; KMS was called once with the role's credentials.
+	if e.imds.tokenPuts.Load() == 0 {
+		t.Error("no IMDSv2 token was requested")
+	}
+	if n := e.kms.decrypts.Load(); n != 1 {
+		t.Errorf("KMS Decrypt calls = %d, want 1", n)
+	}
+
+	// The status file tells the whole story.
+	if st.Step != bootstatus.StepExec || st.State != bootstatus.StateDone || st.Error != "" {
+		t.Errorf("status = %s/%s %q, want exec/done", st.Step, st.State, st.Error)
+	}
+	if st.InstanceID != testInstanceID || st.ClusterID != "c-0123abcd" || st.NodeID == nil || *st.NodeID != 2 {
+		t.Errorf("status identity = %q %q %v", st.InstanceID, st.ClusterID, st.NodeID)
+	}
+	var steps []string
+	for _, s := range st.Steps {
+		steps = append(steps, s.Step+"="+s.State)
+	}
+	wantSteps := []string{"imds=done", "document=done", "secrets=done", "volume=done", "config=done", "exec=done"}
+	if !slices.Equal(steps, wantSteps) {
+		t.Errorf("status steps = %v, want %v", steps, wantSteps)
+	}
+
+	// Idempotent: a second boot (reboot, service restart) renders the same file.
+	if _, err, _ := e.run(t, e.options()); err != nil {
+		t.Fatalf("second boot: %v", err)
+	}
+	if again, _ := os.ReadFile(configPath); !bytes.Equal(again, got) {
+		t.Errorf("second boot rendered a different config:\n%s", again)
+	}
+}
+
+func mustRead(t *testing.T, path string, perm os.FileMode) []byte {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != perm {
+		t.Errorf("%s has mode %v, want %v", path, fi.Mode().Perm(), perm)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// jsonWith returns the document's JSON with one change made by edit.
+func jsonWith(t *testing.T, doc *bootconfig.Document, edit func(m map[string]any)) []byte {
+	t.Helper()
+	b, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	edit(m)
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestBootFailures: every way a boot can fail stops at the right step, with
+// an error that says what is wrong, in the returned error and in the status
+// file, and never execs the broker.
+func TestBootFailures(t *testing.T) {
+	tests := []struct {
+		name     string
+		setup    func(t *testing.T, e *bootEnv, o *Options)
+		step     string
+		want     []string // substrings of the error
+		checkEnv func(t *testing.T, e *bootEnv)
+	}{
+		{
+			name:  "bad JSON",
+			setup: func(t *testing.T, e *bootEnv, o *Options) { e.setUserData([]byte(`{"version": 1, "cluster_id": `)) },
+			step:  bootstatus.StepDocument, want: []string{"not valid JSON"},
+		},
+		{
+			name: "document from a newer provider",
+			setup: func(t *testing.T, e *bootEnv, o *Options) {
+				e.setUserData(jsonWith(t, e.doc, func(m map[string]any) { m["version"] = 7 }))
+			},
+			step: bootstatus.StepDocument, want: []string{"version 7", "newer than this broker understands"},
+		},
+		{
+			name: "missing field",
+			setup: func(t *testing.T, e *bootEnv, o *Options) {
+				e.setUserData(jsonWith(t, e.doc, func(m map[string]any) { delete(m["data_volume"].(map[string]any), "volume_id") }))
+			},
+			step: bootstatus.StepDocument, want: []string{"data_volume.volume_id"},
+		},
+		{
+			name: "wrong type",
+			setup: func(t *testing.T, e *bootEnv, o *Options) {
+				e.setUserData(jsonWith(t, e.doc, func(m map[string]any) { m["node_id"] = "two" }))
+			},
+			step: bootstatus.StepDocument, want: []string{"node_id", "int32"},
+		},
+		{
+			name:  "empty user data",
+			setup: func(t *testing.T, e *bootEnv, o *Options) { e.setUserData([]byte("\n")) },
+			step:  bootstatus.StepDocument, want: []string{"user data is empty"},
+		},
+		{
+			name: "user data base64-encoded twice",
+			setup: func(t *testing.T, e *bootEnv, o *Options) {
+				b, _ := json.Marshal(e.doc)
+				e.setUserData([]byte(base64.StdEncoding.EncodeToString(b)))
+			},
+			step: bootstatus.StepDocument, want: []string{"base64-encoded twice"},
+		},
+		{
+			name:  "no user data",
+			setup: func(t *testing.T, e *bootEnv, o *Options) { e.setUserData(nil) },
+			step:  bootstatus.StepIMDS, want: []string{testInstanceID, "has no user data"},
+		},
+		{
+			name: "IMDS unreachable",
+			setup: func(t *testing.T, e *bootEnv, o *Options) {
+				l := listenLoopback(t)
+				addr := l.Addr().String()
+				l.Close() // nothing listens there now
+				t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://"+addr+"/")
+				o.IMDSWait = time.Second
+			},
+			step: bootstatus.StepIMDS, want: []string{"did not answer within 1s", "connection refused"},
+		},
+		{
+			name: "KMS denies the instance role",
+			setup: func(t *testing.T, e *bootEnv, o *Options) {
+				e.kms.Deny = true
+				o.KMSWait = 1500 * time.Millisecond
+			},
+			step: bootstatus.StepSecrets,
+			want: []string{"AccessDeniedException", "instance role may not decrypt", testKeyARN, "tributary:cluster-id=c-0123abcd", "tributary:node-id=2"},
+			checkEnv: func(t *testing.T, e *bootEnv) {
+				if n := e.kms.decrypts.Load(); n < 2 {
+					t.Errorf("AccessDenied was tried %d times; it should be retried while the role propagates", n)
+				}
+			},
+		},
+		{
+			name: "wrong encryption context",
+			setup: func(t *testing.T, e *bootEnv, o *Options) {
+				// Encrypted under the context of another node of the cluster (for
+				// example copied from its user data): KMS refuses.
+				plaintext, _ := json.Marshal(testSecrets)
+				e.doc.Secrets.Ciphertext = e.kms.encrypt(testKeyARN, bootconfig.EncryptionContext("c-0123abcd", 3), plaintext)
+				e.reencode(t)
+			},
+			step: bootstatus.StepSecrets,
+			want: []string{"InvalidCiphertextException", "context does not match", "tributary:node-id=2"},
+			checkEnv: func(t *testing.T, e *bootEnv) {
+				if n := e.kms.decrypts.Load(); n != 1 {
+					t.Errorf("a context mismatch was tried %d times; it cannot heal and must fail at once", n)
+				}
+			},
+		},
+		{
+			name: "secrets of another key",
+			setup: func(t *testing.T, e *bootEnv, o *Options) {
+				e.doc.Secrets.KeyID = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000"
+				e.reencode(t)
+			},
+			step: bootstatus.StepSecrets, want: []string{"IncorrectKeyException", "were not encrypted with KMS key arn:aws:kms:us-east-1:123456789012:key/00000000"},
+		},
+		{
+			name: "decrypted secrets are not a secrets document",
+			setup: func(t *testing.T, e *bootEnv, o *Options) {
+				ctx := bootconfig.EncryptionContext(e.doc.ClusterID, e.doc.NodeID)
+				e.doc.Secrets.Ciphertext = e.kms.encrypt(testKeyARN, ctx, []byte("PRIVATE KEY bytes, not JSON"))
+				e.reencode(t)
+			},
+			step: bootstatus.StepSecrets, want: []string{"not a JSON secrets document"},
+			checkEnv: func(t *testing.T, e *bootEnv) {
+				if strings.Contains(e.logs.String(), "PRIVATE KEY bytes") {
+					t.Error("the decrypted plaintext leaked into the logs")
+				}
+			},
+		},
+		{
+			name: "volume never attached",
+			setup: func(t *testing.T, e *bootEnv, o *Options) {
+				if err := os.Remove(filepath.Join(e.volumeDir, testVolumeID)); err != nil {
+					t.Fatal(err)
+				}
+				o.VolumeWait = 500 * time.Millisecond
+			},
+			step: bootstatus.StepVolume, want: []string{testVolumeID, "volume not attached after 500ms"},
+		},
+		{
+			name: "exec fails",
+			setup: func(t *testing.T, e *bootEnv, o *Options) {
+				o.Exec = func(string, []string, []string) error { return os.ErrPermission }
+			},
+			step: bootstatus.StepExec, want: []string{"exec /opt/tributary/bin/tributary-broker", "permission denied"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newBootEnv(t)
+			opts := e.options()
+			tt.setup(t, e, &opts)
+			_, err, st := e.run(t, opts)
+			if err == nil {
+				t.Fatal("boot succeeded, want a failure")
+			}
+			t.Logf("the error a person reads: %v", err)
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not say %q:\n%v", w, err)
+				}
+			}
+			if !strings.HasPrefix(err.Error(), "boot step "+tt.step+": ") {
+				t.Errorf("error does not name step %s: %v", tt.step, err)
+			}
+			if st.Step != tt.step || st.State != bootstatus.StateFailed {
+				t.Errorf("status = %s/%s, want %s/failed", st.Step, st.State, tt.step)
+			}
+			if !strings.Contains(err.Error(), st.Error) || st.Error == "" {
+				t.Errorf("status error %q is not the boot's error %q", st.Error, err)
+			}
+			if last := st.Steps[len(st.Steps)-1]; last.Step != tt.step || last.State != bootstatus.StateFailed || last.Error == "" {
+				t.Errorf("last status step = %+v", last)
+			}
+			if !strings.Contains(e.logs.String(), "step failed") {
+				t.Errorf("the failure was not logged:\n%s", e.logs.String())
+			}
+			if tt.step != bootstatus.StepExec && len(e.execs) != 0 {
+				t.Errorf("the broker was exec'd after a failed boot: %q", e.execs)
+			}
+			if tt.checkEnv != nil {
+				tt.checkEnv(t, e)
+			}
+		})
+	}
+}
+
+func TestBootRetriesIMDSUntilItAnswers(t *testing.T) {
+	e := newBootEnv(t)
+	e.imds.FailFirst = 3 // IMDS not up for the first requests: the agent retries with backoff
+	if _, err, _ := e.run(t, e.options()); err != nil {
+		t.Fatalf("boot failed: %v\nlogs:\n%s", err, e.logs.String())
+	}
+	if !strings.Contains(e.logs.String(), "instance metadata not available yet") {
+		t.Errorf("the IMDS retries were not logged:\n%s", e.logs.String())
+	}
+}
+
+func TestBootVolumeOnlyStopsBeforeSecrets(t *testing.T) {
+	e := newBootEnv(t)
+	e.kms.Deny = true // the privileged step must not even ask KMS
+	opts := e.options()
+	opts.VolumeOnly = true
+	res, err, st := e.run(t, opts)
+	if err != nil {
+		t.Fatalf("volume-only boot: %v", err)
+	}
+	if want := filepath.Join(e.volumeDir, testVolumeID); res.MountPath != want {
+		t.Errorf("mount path = %q, want %q", res.MountPath, want)
+	}
+	if e.kms.decrypts.Load() != 0 || len(e.execs) != 0 {
+		t.Errorf("volume-only step called KMS %d times and exec %d times", e.kms.decrypts.Load(), len(e.execs))
+	}
+	if st.Step != bootstatus.StepVolume || st.State != bootstatus.StateDone {
+		t.Errorf("status = %s/%s, want volume/done", st.Step, st.State)
+	}
+	if _, err := os.Stat(filepath.Join(e.runtimeDir, ConfigFileName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("volume-only step wrote a config: %v", err)
+	}
+}
+
+func TestBootWithoutSecrets(t *testing.T) {
+	e := newBootEnv(t)
+	e.doc.Secrets = nil
+	e.reencode(t)
+	if _, err, _ := e.run(t, e.options()); err != nil {
+		t.Fatalf("boot failed: %v", err)
+	}
+	cfg := string(mustRead(t, filepath.Join(e.runtimeDir, ConfigFileName), 0o640))
+	for _, absent := range []string{"ssl.keystore", "scram.bootstrap"} {
+		if strings.Contains(cfg, absent) {
+			t.Errorf("config without secrets mentions %s:\n%s", absent, cfg)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(e.runtimeDir, SecretsDirName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a secrets directory was created without secrets: %v", err)
+	}
+	if e.kms.decrypts.Load() != 0 {
+		t.Error("KMS was called for a document without secrets")
+	}
+}
+
+func TestMainFlagsAndRuntimeDir(t *testing.T) {
+	t.Setenv(EnvRuntimeDir, "")
+	t.Setenv(envSystemdRuntimeDir, "")
+	tests := []struct {
+		flag, env, systemd, volumeDir, want string
+	}{
+		{"/flag", "/env", "/systemd", "/vols", "/flag"},
+		{"", "/env", "/systemd", "/vols", "/env"},
+		{"", "", "/systemd", "/vols", "/systemd"},
+		{"", "", "", "/vols", "/vols/.tributary-run"},
+		{"", "", "", "", DefaultRuntimeDir},
+	}
+	for _, tt := range tests {
+		t.Setenv(EnvRuntimeDir, tt.env)
+		t.Setenv(envSystemdRuntimeDir, tt.systemd)
+		if got := runtimeDir(tt.flag, tt.volumeDir); got != tt.want {
+			t.Errorf("runtimeDir(%q, %q) with env %q systemd %q = %q, want %q", tt.flag, tt.volumeDir, tt.env, tt.systemd, got, tt.want)
+		}
+	}
+	if err := runMain(t.Context(), []string{"extra"}, io.Discard); err == nil || !strings.Contains(err.Error(), "unexpected arguments") {
+		t.Errorf("stray argument: err = %v", err)
+	}
+	if err := runMain(t.Context(), []string{"--no-such-flag"}, io.Discard); err == nil {
+		t.Error("unknown flag accepted")
+	}
+}
+
+func TestEscapePropertyValue(t *testing.T) {
+	tests := map[string]string{
+		"plain":         "plain",
+		`C:\dir`:        `C:\\dir`,
+		" leading":      `\ leading`,
+		"inner space":   "inner space",
+		"tab\tand\nnew": `tab\tand\nnew`,
+		"":              "",
+	}
+	for in, want := range tests {
+		if got := escapePropertyValue(in); got != want {
+			t.Errorf("escapePropertyValue(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
