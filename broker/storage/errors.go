@@ -1,0 +1,33 @@
+package storage
+
+import "errors"
+
+// Errors returned by the storage API. They are wrapped with detail; test with
+// errors.Is. Each maps to one Kafka error code, noted in the comment.
+var (
+	// ErrCorruptMessage: a batch failed its CRC or length checks (CORRUPT_MESSAGE).
+	ErrCorruptMessage = errors.New("corrupt message")
+	// ErrRecordTooLarge: a batch is larger than max.message.bytes (MESSAGE_TOO_LARGE).
+	ErrRecordTooLarge = errors.New("record batch too large")
+	// ErrInvalidRecord: a well-formed batch that breaks a rule, e.g. a
+	// compacted topic record without a key (INVALID_RECORD).
+	ErrInvalidRecord = errors.New("invalid record")
+	// ErrUnsupportedMessageFormat: magic below 2 (UNSUPPORTED_FOR_MESSAGE_FORMAT).
+	ErrUnsupportedMessageFormat = errors.New("unsupported message format")
+	// ErrOutOfOrderSequence: an idempotent producer skipped or repeated a
+	// sequence number (OUT_OF_ORDER_SEQUENCE_NUMBER).
+	ErrOutOfOrderSequence = errors.New("out of order sequence number")
+	// ErrInvalidProducerEpoch: a batch from an older producer epoch (INVALID_PRODUCER_EPOCH).
+	ErrInvalidProducerEpoch = errors.New("invalid producer epoch")
+	// ErrUnknownProducerID: a producer this partition has no state for sent a
+	// non-zero first sequence (UNKNOWN_PRODUCER_ID).
+	ErrUnknownProducerID = errors.New("unknown producer id")
+	// ErrOffsetOutOfRange: a read or DeleteRecords outside the log (OFFSET_OUT_OF_RANGE).
+	ErrOffsetOutOfRange = errors.New("offset out of range")
+	// ErrStorage: the disk failed (full, I/O error). The log is left
+	// consistent; later writes may succeed (KAFKA_STORAGE_ERROR).
+	ErrStorage = errors.New("storage error")
+	// ErrClosed: the store or partition was closed or deleted (NOT_LEADER_OR_FOLLOWER
+	// or UNKNOWN_TOPIC_OR_PARTITION, as the caller sees fit).
+	ErrClosed = errors.New("partition closed")
+)

@@ -1,0 +1,817 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tributary/tributary/broker/storage/recordbatch"
+)
+
+// AppendOptions qualify one Append.
+type AppendOptions struct {
+	// LeaderEpoch is written into each batch's partitionLeaderEpoch and
+	// recorded in the leader-epoch checkpoint when it is new.
+	LeaderEpoch int32
+}
+
+// AppendResult tells where the batches went.
+type AppendResult struct {
+	BaseOffset int64 // offset of the first record
+	LastOffset int64 // offset of the last record
+	// LogAppendTime is the broker timestamp given to the batches when the
+	// topic uses LogAppendTime, else -1.
+	LogAppendTime  int64
+	LogStartOffset int64
+	// Duplicate: an idempotent producer resent batches already in the log;
+	// the offsets are the original ones and nothing was written.
+	Duplicate bool
+}
+
+// Partition is the durable log of one topic partition: an append-only
+// sequence of Kafka RecordBatch v2 bytes in segment files. It is safe for
+// concurrent use.
+//
+// Lock order: mu, then flushMu, then notifyMu; fsync runs with none held.
+type Partition struct {
+	store     *Store
+	topic     string
+	partition int32
+	dir       string
+
+	mu        sync.RWMutex
+	cfg       TopicConfig
+	segments  []*segment // by base offset; the last is the active one
+	logStart  int64
+	leo       int64 // log end offset: the next offset to assign
+	producers producerStates
+	epochs    epochCache
+	hw        int64
+	hwSet     bool
+	unsynced  []*segment    // rolled segments whose data awaits fsync
+	recovery  recoveryPoint // last recovery point written
+	closed    bool
+	// cleanedTo: offsets below it were compacted by the last cleaner pass.
+	cleanedTo int64
+
+	// durable is the offset below which all data is fsynced.
+	durable atomic.Int64
+	// writeGen changes when written-but-unsynced data is discarded after a
+	// failed fsync, so appends waiting on it learn they failed.
+	writeGen atomic.Uint64
+
+	flushMu   sync.Mutex
+	flushing  bool
+	flushDone chan struct{} // closed when the running fsync round ends
+
+	notifyMu sync.Mutex
+	notify   chan struct{} // closed when the high watermark moves
+}
+
+func newPartition(st *Store, topic string, partition int32, dir string, cfg TopicConfig) *Partition {
+	return &Partition{
+		store: st, topic: topic, partition: partition, dir: dir, cfg: cfg,
+		producers: newProducerStates(),
+		flushDone: make(chan struct{}),
+		notify:    make(chan struct{}),
+	}
+}
+
+// Topic is the partition's topic name.
+func (p *Partition) Topic() string { return p.topic }
+
+// PartitionIndex is the partition number within the topic.
+func (p *Partition) PartitionIndex() int32 { return p.partition }
+
+// Dir is the partition's directory.
+func (p *Partition) Dir() string { return p.dir }
+
+// Config returns the partition's topic settings, defaults applied.
+func (p *Partition) Config() TopicConfig {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.cfg
+}
+
+// SetConfig changes the topic settings; they apply to the next append,
+// roll and cleaner pass. The settings are saved in partition.metadata.
+func (p *Partition) SetConfig(cfg TopicConfig) {
+	cfg = cfg.WithDefaults()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cfg == cfg || p.closed {
+		return
+	}
+	p.cfg = cfg
+	if err := writePartitionMeta(p.dir, p.topic, p.partition, cfg); err != nil {
+		p.store.log.Warn("saving topic config", "partition", p.dir, "err", err)
+	}
+}
+
+// LogStartOffset is the first offset still readable.
+func (p *Partition) LogStartOffset() int64 {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.logStart
+}
+
+// LogEndOffset is the offset the next appended record will get.
+func (p *Partition) LogEndOffset() int64 {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.leo
+}
+
+// HighWatermark is the end of the data consumers may read. Until the
+// replication layer calls SetHighWatermark it is, under the group flush
+// policy, the durable end of the log (data that has been fsynced); under
+// the interval and none policies, the log end offset (data is acknowledged
+// once written).
+func (p *Partition) HighWatermark() int64 {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.highWatermarkLocked()
+}
+
+func (p *Partition) highWatermarkLocked() int64 {
+	if p.hwSet {
+		return min(p.hw, p.leo)
+	}
+	if p.store.opts.FlushPolicy == FlushGroup {
+		return min(p.durable.Load(), p.leo)
+	}
+	return p.leo
+}
+
+// SetHighWatermark is for the replication layer: from the first call on,
+// the high watermark is the value it sets (never above the log end).
+func (p *Partition) SetHighWatermark(hw int64) {
+	p.mu.Lock()
+	p.hw, p.hwSet = hw, true
+	p.mu.Unlock()
+	p.wake()
+}
+
+// Size is the bytes of all segments.
+func (p *Partition) Size() int64 {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	var n int64
+	for _, s := range p.segments {
+		n += s.size
+	}
+	return n
+}
+
+// Wait returns a channel that is closed when the high watermark moves past
+// afterOffset, or at its next move, or when the partition closes: a
+// Fetch long-poll selects on it and its deadline, then re-reads. The channel
+// is closed at once if the high watermark is already past afterOffset or
+// ctx is done. No goroutine is started, so abandoning the channel is free.
+func (p *Partition) Wait(ctx context.Context, afterOffset int64) <-chan struct{} {
+	p.notifyMu.Lock()
+	ch := p.notify
+	p.notifyMu.Unlock()
+	// Read the watermark after taking the channel: a move in between closes
+	// the channel we hold, so no wake-up is lost.
+	if p.HighWatermark() > afterOffset || ctx.Err() != nil || p.isClosed() {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return ch
+}
+
+func (p *Partition) isClosed() bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.closed
+}
+
+// wake closes the current notify channel and installs a fresh one.
+func (p *Partition) wake() {
+	p.notifyMu.Lock()
+	close(p.notify)
+	p.notify = make(chan struct{})
+	p.notifyMu.Unlock()
+}
+
+func (p *Partition) active() *segment { return p.segments[len(p.segments)-1] }
+
+// parsedBatch is one batch of an Append, checked, with its place in the input.
+type parsedBatch struct {
+	h     recordbatch.Header
+	start int
+	data  []byte
+}
+
+// parseProduced splits and validates the batches of a produce request.
+func parseProduced(b []byte, cfg TopicConfig) ([]parsedBatch, error) {
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%w: no record batches", ErrInvalidRecord)
+	}
+	var out []parsedBatch
+	for pos := 0; pos < len(b); {
+		rest := b[pos:]
+		if len(rest) > recordbatch.MagicOffset && rest[recordbatch.MagicOffset] != 2 {
+			return nil, fmt.Errorf("%w: batch at byte %d has magic %d", ErrUnsupportedMessageFormat, pos, int8(rest[recordbatch.MagicOffset]))
+		}
+		h, err := recordbatch.ParseHeader(rest)
+		if err != nil {
+			return nil, fmt.Errorf("%w: batch at byte %d: %w", ErrCorruptMessage, pos, err)
+		}
+		size := h.Size()
+		if size > len(rest) {
+			return nil, fmt.Errorf("%w: batch at byte %d claims %d bytes, %d remain", ErrCorruptMessage, pos, size, len(rest))
+		}
+		if size > int(cfg.MaxMessageBytes) {
+			return nil, fmt.Errorf("%w: batch of %d bytes, max.message.bytes is %d", ErrRecordTooLarge, size, cfg.MaxMessageBytes)
+		}
+		data := rest[:size]
+		if err := recordbatch.Check(&h, data); err != nil {
+			return nil, fmt.Errorf("%w: batch at byte %d: %w", ErrCorruptMessage, pos, err)
+		}
+		if err := recordbatch.ValidateProduced(&h, data); err != nil {
+			return nil, fmt.Errorf("%w: batch at byte %d: %w", ErrInvalidRecord, pos, err)
+		}
+		if h.IsTransactional() {
+			return nil, fmt.Errorf("%w: transactional batches are not supported yet", ErrInvalidRecord)
+		}
+		if cfg.compact() {
+			if err := requireKeys(&h, data); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, parsedBatch{h: h, start: pos, data: data})
+		pos += size
+	}
+	return out, nil
+}
+
+// requireKeys enforces that compacted topics only take keyed records, as
+// Kafka does: a record without a key could never be compacted away.
+func requireKeys(h *recordbatch.Header, data []byte) error {
+	records, err := recordbatch.Decompress(h.Codec(), data[recordbatch.HeaderSize:])
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrCorruptMessage, err)
+	}
+	err = recordbatch.ForEachRecord(records, func(r *recordbatch.Record) error {
+		if r.Key == nil {
+			return fmt.Errorf("%w: compacted topic cannot accept a record without a key", ErrInvalidRecord)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrInvalidRecord) {
+		err = fmt.Errorf("%w: %w", ErrInvalidRecord, err)
+	}
+	return err
+}
+
+// Append writes one or more RecordBatch v2 (the records field of a Produce
+// partition) to the log. It validates them, assigns offsets by rewriting
+// baseOffset and partitionLeaderEpoch in place (and maxTimestamp for
+// LogAppendTime topics), checks idempotent-producer sequences, writes them
+// in one write and returns when they are durable per the flush policy.
+// Append takes ownership of batches and modifies it.
+func (p *Partition) Append(ctx context.Context, batches []byte, opts AppendOptions) (AppendResult, error) {
+	cfg := p.Config()
+	parsed, err := parseProduced(batches, cfg)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	end, gen, res, err := p.appendLocked(batches, parsed, opts)
+	if err != nil || res.Duplicate {
+		return res, err
+	}
+	if p.store.opts.FlushPolicy == FlushGroup {
+		if err := p.waitDurable(ctx, end, gen); err != nil {
+			return AppendResult{}, err
+		}
+	} else {
+		p.wake()
+	}
+	return res, nil
+}
+
+func (p *Partition) appendLocked(batches []byte, parsed []parsedBatch, opts AppendOptions) (end int64, gen uint64, res AppendResult, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return 0, 0, AppendResult{}, ErrClosed
+	}
+	now := p.store.opts.Now()
+	nowMs := now.UnixMilli()
+	res = AppendResult{BaseOffset: p.leo, LogAppendTime: -1, LogStartOffset: p.logStart}
+	pc := p.producers.begin()
+	next := p.leo
+	for i := range parsed {
+		pb := &parsed[i]
+		if pb.h.ProducerID >= 0 {
+			dup, err := pc.check(&pb.h)
+			if err != nil {
+				return 0, 0, AppendResult{}, err
+			}
+			if dup != nil {
+				return 0, 0, AppendResult{BaseOffset: dup.firstOffset, LastOffset: dup.lastOffset, LogAppendTime: -1, LogStartOffset: p.logStart, Duplicate: true}, nil
+			}
+		}
+		pb.h.BaseOffset = next
+		pb.h.PartitionLeaderEpoch = opts.LeaderEpoch
+		recordbatch.SetBaseOffset(pb.data, next)
+		recordbatch.SetPartitionLeaderEpoch(pb.data, opts.LeaderEpoch)
+		if p.cfg.MessageTimestampType == LogAppendTime {
+			recordbatch.SetLogAppendTime(pb.data, nowMs)
+			pb.h.MaxTimestamp = nowMs
+			pb.h.Attributes |= recordbatch.TimestampTypeBit
+			res.LogAppendTime = nowMs
+		}
+		if pb.h.ProducerID >= 0 {
+			pc.stage(&pb.h, nowMs)
+		}
+		next = pb.h.LastOffset() + 1
+	}
+	last := next - 1
+	if err := p.maybeRollLocked(int64(len(batches)), last, now); err != nil {
+		return 0, 0, AppendResult{}, err
+	}
+	s := p.active()
+	pos := s.size
+	if err := s.write(batches); err != nil {
+		p.store.log.Error("append failed; log left at its previous end", "partition", p.dir, "segment", s.logPath(), "err", err)
+		return 0, 0, AppendResult{}, fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	for i := range parsed {
+		s.track(&parsed[i].h, pos+int64(parsed[i].start), p.cfg.IndexIntervalBytes)
+	}
+	pc.commit()
+	p.leo = next
+	if p.epochs.assign(opts.LeaderEpoch, res.BaseOffset) {
+		if err := p.epochs.write(p.dir); err != nil {
+			// The checkpointer writes it again; the data itself is fine.
+			p.store.log.Warn("writing leader-epoch checkpoint", "partition", p.dir, "err", err)
+		}
+	}
+	res.LastOffset = last
+	return next, p.writeGen.Load(), res, nil
+}
+
+// maybeRollLocked starts a new segment when the active one would grow past
+// segment.bytes, is older than segment.ms, or cannot index lastOffset.
+func (p *Partition) maybeRollLocked(incoming, lastOffset int64, now time.Time) error {
+	s := p.active()
+	if s.size == 0 {
+		return nil
+	}
+	if s.size+incoming <= p.cfg.SegmentBytes && now.Sub(s.created) < p.cfg.SegmentMs && s.fitsOffset(lastOffset) {
+		return nil
+	}
+	return p.rollLocked(now)
+}
+
+// rollLocked closes the active segment for writing and starts a new one at
+// the log end offset. The old segment's indexes are made durable now; its
+// data by the next fsync round.
+func (p *Partition) rollLocked(now time.Time) error {
+	old := p.active()
+	if err := old.writeIndexes(true); err != nil {
+		return fmt.Errorf("%w: rolling %s: %w", ErrStorage, old.logPath(), err)
+	}
+	s, err := createSegment(p.dir, p.leo, now)
+	if err != nil {
+		return fmt.Errorf("%w: rolling: %w", ErrStorage, err)
+	}
+	if err := syncDir(p.dir); err != nil {
+		_ = s.remove()
+		return fmt.Errorf("%w: rolling: %w", ErrStorage, err)
+	}
+	p.segments = append(p.segments, s)
+	p.unsynced = append(p.unsynced, old)
+	return nil
+}
+
+// waitDurable returns once the log is fsynced up to end. The first waiter
+// with no fsync running does one for everybody (the group commit); those
+// arriving meanwhile wait for it to end and then start the next round, which
+// covers all of them.
+func (p *Partition) waitDurable(ctx context.Context, end int64, gen uint64) error {
+	for {
+		if p.durable.Load() >= end {
+			return nil
+		}
+		if p.writeGen.Load() != gen {
+			return fmt.Errorf("%w: the write was discarded after an fsync failure", ErrStorage)
+		}
+		p.flushMu.Lock()
+		if !p.flushing {
+			p.flushing = true
+			p.flushMu.Unlock()
+			p.flushRound()
+			continue
+		}
+		done := p.flushDone
+		p.flushMu.Unlock()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for fsync: %w", ctx.Err())
+		}
+	}
+}
+
+// flushRound fsyncs everything written so far and advances the durable
+// offset. The caller has set p.flushing.
+func (p *Partition) flushRound() {
+	p.mu.RLock()
+	target := p.leo
+	segs := make([]*segment, 0, len(p.unsynced)+1)
+	segs = append(segs, p.unsynced...)
+	if !p.closed {
+		segs = append(segs, p.active())
+	}
+	// The *os.File values are taken under the lock: a segment deleted
+	// meanwhile has its file closed, and syncing it then reports
+	// os.ErrClosed, which means there is nothing left to sync.
+	files := make([]*os.File, len(segs))
+	for i, s := range segs {
+		files[i] = s.file
+	}
+	gen := p.writeGen.Load()
+	p.mu.RUnlock()
+
+	var err error
+	for i, f := range files {
+		if f == nil {
+			continue
+		}
+		if serr := f.Sync(); serr != nil && !errors.Is(serr, os.ErrClosed) {
+			err = fmt.Errorf("fsync %s: %w", segs[i].logPath(), serr)
+			break
+		}
+	}
+	if err == nil {
+		advanceTo(&p.durable, target)
+		p.mu.Lock()
+		p.unsynced = dropSynced(p.unsynced, segs)
+		p.mu.Unlock()
+	} else {
+		p.discardUnsynced(gen, err)
+	}
+	p.flushMu.Lock()
+	p.flushing = false
+	close(p.flushDone)
+	p.flushDone = make(chan struct{})
+	p.flushMu.Unlock()
+	p.wake()
+}
+
+func dropSynced(pending, synced []*segment) []*segment {
+	out := pending[:0]
+	for _, s := range pending {
+		found := false
+		for _, t := range synced {
+			found = found || s == t
+		}
+		if !found {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func advanceTo(v *atomic.Int64, to int64) {
+	for {
+		cur := v.Load()
+		if cur >= to || v.CompareAndSwap(cur, to) {
+			return
+		}
+	}
+}
+
+// discardUnsynced handles a failed fsync. After a failed fsync the kernel
+// may have dropped the dirty pages, so what was written since the last good
+// fsync cannot be trusted: it is cut off, and the appends waiting on it fail
+// with ErrStorage. Later appends start from the durable end again.
+func (p *Partition) discardUnsynced(gen uint64, cause error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.writeGen.Load() != gen || p.closed {
+		return
+	}
+	durable := p.durable.Load()
+	p.store.log.Error("fsync failed; discarding unacknowledged writes", "partition", p.dir, "from_offset", durable, "to_offset", p.leo, "err", cause)
+	if err := p.truncateLocked(durable); err != nil {
+		p.store.log.Error("cutting the log back after a failed fsync", "partition", p.dir, "err", err)
+	}
+	p.writeGen.Add(1)
+}
+
+// Read returns whole batches starting with the one that holds offset,
+// stopping before any batch that ends at or past upTo (exclusive; pass the
+// high watermark) and after maxBytes, except that the first batch is
+// returned whole even when larger (KIP-74). An offset at the log end or at
+// or past upTo gives no bytes. Offsets below the log start or past the log
+// end are ErrOffsetOutOfRange.
+func (p *Partition) Read(offset int64, maxBytes int32, upTo int64) ([]byte, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	if offset < p.logStart || offset > p.leo {
+		return nil, fmt.Errorf("%w: offset %d, log is [%d, %d)", ErrOffsetOutOfRange, offset, p.logStart, p.leo)
+	}
+	limit := min(upTo, p.leo)
+	var out []byte
+	i := p.segmentFor(offset)
+	for ; i < len(p.segments) && offset < limit; i++ {
+		s := p.segments[i]
+		pos, h, err := s.findPosition(offset)
+		if err != nil {
+			return nil, fmt.Errorf("%w: reading %s: %w", ErrStorage, p.dir, err)
+		}
+		if pos >= s.size {
+			continue // offset fell in a gap left by compaction at the segment end
+		}
+		if h.LastOffset() >= limit {
+			break
+		}
+		budget := int64(maxBytes) - int64(len(out))
+		if len(out) == 0 {
+			budget = max(budget, int64(h.Size()))
+		}
+		if budget < int64(h.Size()) {
+			break
+		}
+		chunk := make([]byte, min(budget, s.size-pos))
+		if _, err := s.file.ReadAt(chunk, pos); err != nil {
+			return nil, fmt.Errorf("%w: reading %s at %d: %w", ErrStorage, s.logPath(), pos, err)
+		}
+		n, lastOffset, complete := wholeBatches(chunk, limit)
+		if len(out) == 0 {
+			out = chunk[:n]
+		} else {
+			out = append(out, chunk[:n]...)
+		}
+		if !complete || pos+int64(n) < s.size {
+			break
+		}
+		offset = lastOffset + 1
+	}
+	return out, nil
+}
+
+// wholeBatches returns the length of the prefix of b made of complete
+// batches ending below limit, the last offset in it, and whether it reached
+// the end of b.
+func wholeBatches(b []byte, limit int64) (n int, lastOffset int64, complete bool) {
+	for n < len(b) {
+		h, err := recordbatch.ParseHeader(b[n:])
+		if err != nil || n+h.Size() > len(b) || h.LastOffset() >= limit {
+			return n, lastOffset, false
+		}
+		lastOffset = h.LastOffset()
+		n += h.Size()
+	}
+	return n, lastOffset, true
+}
+
+// segmentFor returns the index of the segment that may hold offset.
+func (p *Partition) segmentFor(offset int64) int {
+	i := sort.Search(len(p.segments), func(i int) bool { return p.segments[i].base > offset })
+	return max(i-1, 0)
+}
+
+// OffsetForTimestamp answers ListOffsets by time: the first offset whose
+// record timestamp is >= ts, and that timestamp; (-1, -1) when no record is
+// that new. ts -2 gives the log start offset and -1 the high watermark
+// (Kafka's EARLIEST and LATEST), each with timestamp -1.
+func (p *Partition) OffsetForTimestamp(ts int64) (offset int64, timestamp int64, err error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return -1, -1, ErrClosed
+	}
+	switch {
+	case ts == -2:
+		return p.logStart, -1, nil
+	case ts == -1:
+		return p.highWatermarkLocked(), -1, nil
+	case ts < 0:
+		return -1, -1, fmt.Errorf("%w: timestamp %d", ErrInvalidRecord, ts)
+	}
+	for _, s := range p.segments {
+		if s.maxTimestamp < ts || s.size == 0 {
+			continue
+		}
+		pos := int64(0)
+		if rel, ok := s.index.lookupTime(ts); ok {
+			pos = s.index.lookup(rel)
+		}
+		for pos < s.size {
+			h, err := s.readHeaderAt(pos)
+			if err != nil {
+				return -1, -1, fmt.Errorf("%w: %w", ErrStorage, err)
+			}
+			if h.MaxTimestamp >= ts && h.LastOffset() >= p.logStart {
+				off, rts, err := firstRecordAtOrAfter(s, pos, &h, ts, p.logStart)
+				if err != nil {
+					return -1, -1, err
+				}
+				if off >= 0 {
+					return off, rts, nil
+				}
+			}
+			pos += int64(h.Size())
+		}
+	}
+	return -1, -1, nil
+}
+
+// firstRecordAtOrAfter looks inside a batch for the first record at or
+// after ts (and not below logStart). When the records cannot be decoded it
+// falls back to the batch as a whole, as a scan by batch timestamps would.
+func firstRecordAtOrAfter(s *segment, pos int64, h *recordbatch.Header, ts, logStart int64) (int64, int64, error) {
+	if h.IsLogAppendTime() {
+		return max(h.BaseOffset, logStart), h.MaxTimestamp, nil
+	}
+	b := make([]byte, h.Size())
+	if _, err := s.file.ReadAt(b, pos); err != nil {
+		return -1, -1, fmt.Errorf("%w: reading %s at %d: %w", ErrStorage, s.logPath(), pos, err)
+	}
+	records, err := recordbatch.Decompress(h.Codec(), b[recordbatch.HeaderSize:])
+	if err != nil {
+		return max(h.BaseOffset, logStart), h.MaxTimestamp, nil
+	}
+	found, foundTs := int64(-1), int64(-1)
+	errFound := errors.New("found")
+	err = recordbatch.ForEachRecord(records, func(r *recordbatch.Record) error {
+		off := h.BaseOffset + int64(r.OffsetDelta)
+		rts := h.BaseTimestamp + r.TimestampDelta
+		if rts >= ts && off >= logStart {
+			found, foundTs = off, rts
+			return errFound
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errFound) {
+		return max(h.BaseOffset, logStart), h.MaxTimestamp, nil
+	}
+	return found, foundTs, nil
+}
+
+// EndOffsetForLeaderEpoch answers OffsetForLeaderEpoch (KIP-101): the
+// largest epoch <= epoch known here and the offset where the epoch after it
+// starts (the log end offset for the latest epoch); (-1, -1) when unknown.
+func (p *Partition) EndOffsetForLeaderEpoch(epoch int32) (leaderEpoch int32, endOffset int64) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.epochs.endOffsetFor(epoch, p.leo)
+}
+
+// LatestEpoch returns the newest leader epoch in the log, -1 if none.
+func (p *Partition) LatestEpoch() int32 {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if e, ok := p.epochs.latest(); ok {
+		return e.epoch
+	}
+	return -1
+}
+
+// DeleteRecordsBefore moves the log start offset up to offset (DeleteRecords):
+// records below it are no longer readable, whole segments below it are
+// deleted, and the new start survives restarts. offset -1 means the high
+// watermark. Offsets past the high watermark are ErrOffsetOutOfRange.
+func (p *Partition) DeleteRecordsBefore(offset int64) (newLogStart int64, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return -1, ErrClosed
+	}
+	hw := p.highWatermarkLocked()
+	if offset == -1 {
+		offset = hw
+	}
+	if offset < 0 || offset > hw {
+		return -1, fmt.Errorf("%w: delete before %d, high watermark is %d", ErrOffsetOutOfRange, offset, hw)
+	}
+	if offset <= p.logStart {
+		return p.logStart, nil
+	}
+	if err := writeLogStartOffset(p.dir, offset); err != nil {
+		return -1, fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	p.logStart = offset
+	if p.epochs.truncateFromStart(offset) {
+		if err := p.epochs.write(p.dir); err != nil {
+			p.store.log.Warn("writing leader-epoch checkpoint", "partition", p.dir, "err", err)
+		}
+	}
+	p.deleteSegmentsBelowStartLocked()
+	return p.logStart, nil
+}
+
+// deleteSegmentsBelowStartLocked removes segments that end at or before the
+// log start offset (never the active one).
+func (p *Partition) deleteSegmentsBelowStartLocked() {
+	for len(p.segments) > 1 && p.segments[1].base <= p.logStart {
+		p.removeFirstSegmentLocked("below log start offset")
+	}
+}
+
+func (p *Partition) removeFirstSegmentLocked(reason string) {
+	s := p.segments[0]
+	p.segments = p.segments[1:]
+	p.unsynced = dropSynced(p.unsynced, []*segment{s})
+	if err := s.remove(); err != nil {
+		p.store.log.Warn("deleting segment", "segment", s.logPath(), "err", err)
+	} else {
+		p.store.log.Debug("deleted segment", "segment", s.logPath(), "reason", reason)
+	}
+	p.logStart = max(p.logStart, p.segments[0].base)
+}
+
+// TruncateTo removes the batches at and after offset (the whole batch that
+// holds offset goes), for the replication layer to cut a diverged suffix.
+// Offsets at or past the log end change nothing.
+func (p *Partition) TruncateTo(offset int64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	if offset >= p.leo {
+		return nil
+	}
+	if err := p.truncateLocked(offset); err != nil {
+		return err
+	}
+	p.writeGen.Add(1)
+	return nil
+}
+
+// truncateLocked cuts the log so that its end offset is at most offset.
+func (p *Partition) truncateLocked(offset int64) error {
+	if offset < p.logStart {
+		offset = p.logStart
+	}
+	for len(p.segments) > 1 && p.active().base >= offset {
+		s := p.active()
+		p.segments = p.segments[:len(p.segments)-1]
+		p.unsynced = dropSynced(p.unsynced, []*segment{s})
+		if err := s.remove(); err != nil {
+			return fmt.Errorf("%w: %w", ErrStorage, err)
+		}
+	}
+	s := p.active()
+	pos, h, err := s.findPosition(offset)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	if pos < s.size {
+		if err := s.truncate(pos); err != nil {
+			return fmt.Errorf("%w: %w", ErrStorage, err)
+		}
+		newNext := h.BaseOffset
+		if pos == 0 {
+			newNext = s.base
+		}
+		s.index.truncateAt(pos, uint32(newNext-s.base))
+		s.size = pos
+		s.next = max(newNext, s.base)
+		s.bytesSinceIndex = 0
+		s.maxTimestamp = -1
+		if len(s.index.times) > 0 {
+			s.maxTimestamp = s.index.times[len(s.index.times)-1].timestamp
+		}
+		if err := s.writeIndexes(false); err != nil {
+			return fmt.Errorf("%w: %w", ErrStorage, err)
+		}
+	}
+	p.leo = s.next
+	if p.durable.Load() > p.leo {
+		p.durable.Store(p.leo)
+	}
+	if p.hw > p.leo {
+		p.hw = p.leo
+	}
+	if p.recovery.offset > p.leo {
+		// The recovery point must not claim data that is gone.
+		rp := recoveryPoint{offset: p.leo, segment: s.base, position: s.size}
+		if err := writeRecoveryPoint(p.dir, rp); err != nil {
+			return fmt.Errorf("%w: %w", ErrStorage, err)
+		}
+		p.recovery = rp
+	}
+	if p.epochs.truncateFromEnd(p.leo) {
+		if err := p.epochs.write(p.dir); err != nil {
+			return fmt.Errorf("%w: %w", ErrStorage, err)
+		}
+	}
+	return p.rebuildProducerStateLocked()
+}

@@ -1,0 +1,341 @@
+package storage
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/tributary/tributary/broker/storage/recordbatch"
+)
+
+// partitionMeta is the partition.metadata file: which topic partition the
+// directory holds and its topic settings, so a restart needs nobody else.
+type partitionMeta struct {
+	Version   int         `json:"version"`
+	Topic     string      `json:"topic"`
+	Partition int32       `json:"partition"`
+	Config    TopicConfig `json:"config"`
+}
+
+func writePartitionMeta(dir, topic string, partition int32, cfg TopicConfig) error {
+	b, err := json.MarshalIndent(partitionMeta{Topic: topic, Partition: partition, Config: cfg}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding partition metadata: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(dir, partitionMetaFile), append(b, '\n'))
+}
+
+func readPartitionMeta(dir string) (partitionMeta, error) {
+	var m partitionMeta
+	b, err := os.ReadFile(filepath.Join(dir, partitionMetaFile))
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("decoding %s: %w", filepath.Join(dir, partitionMetaFile), err)
+	}
+	return m, nil
+}
+
+// recoverPartition opens a partition directory and brings it to a
+// consistent state:
+//
+//   - segments below the recovery point are trusted (they were fsynced with
+//     their indexes before the point was written); only their index files
+//     are loaded, or rebuilt from batch headers when missing or implausible;
+//   - from the recovery point on (the whole tail when there is no point and
+//     the last shutdown was not clean), every batch's lengths, magic, CRC
+//     and offsets are checked, and the log is cut at the first bad one with
+//     a warning, deleting any later segment;
+//   - leader epochs and producer state are rebuilt for the checked tail.
+//
+// So the work after a crash is proportional to what was written since the
+// last checkpoint, not to the size of the log.
+func (st *Store) recoverPartition(dir, topic string, partition int32, clean bool) (*Partition, error) {
+	cfg := TopicConfig{}
+	if m, err := readPartitionMeta(dir); err == nil {
+		cfg = m.Config
+	} else if !errors.Is(err, os.ErrNotExist) {
+		st.log.Warn("ignoring unreadable partition metadata; using default topic settings", "partition", dir, "err", err)
+	}
+	p := newPartition(st, topic, partition, dir, cfg.WithDefaults())
+
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", dir, err)
+	}
+	var bases []int64
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case strings.HasSuffix(name, tmpSuffix) || strings.HasSuffix(name, cleanedSuffix):
+			// Half-written checkpoint or compaction output: the originals stand.
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				return nil, fmt.Errorf("removing leftover %s: %w", name, err)
+			}
+		default:
+			if base, ok := parseSegmentName(name); ok {
+				bases = append(bases, base)
+			}
+		}
+	}
+	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
+
+	logStart, lsErr := readLogStartOffset(dir)
+	if lsErr != nil {
+		logStart = 0
+	}
+	if len(bases) == 0 {
+		s, err := createSegment(dir, logStart, st.opts.Now())
+		if err != nil {
+			return nil, err
+		}
+		p.segments = []*segment{s}
+	}
+	for _, base := range bases {
+		s, err := openSegment(dir, base)
+		if err != nil {
+			p.closeFiles()
+			return nil, err
+		}
+		p.segments = append(p.segments, s)
+	}
+	p.logStart = max(logStart, p.segments[0].base)
+
+	if ep, err := readEpochCache(dir); err == nil {
+		p.epochs = ep
+	} else if !errors.Is(err, os.ErrNotExist) {
+		st.log.Warn("leader-epoch checkpoint unreadable; rebuilding from the checked tail", "partition", dir, "err", err)
+	}
+
+	// Where checking starts: the recovery point if it names a segment we
+	// have and a position inside it; else the start of the log.
+	rp, rpErr := readRecoveryPoint(dir)
+	checkSeg, checkPos := 0, int64(0)
+	rpValid := false
+	if rpErr == nil {
+		for i, s := range p.segments {
+			if s.base == rp.segment && rp.position <= s.size {
+				checkSeg, checkPos, rpValid = i, rp.position, true
+			}
+		}
+		if !rpValid && rp.segment < p.segments[0].base {
+			// Retention removed the recovery point's segment: everything
+			// left came after it.
+			rpValid = true
+		}
+	}
+	verify := !clean || !rpValid
+	if clean && !rpValid {
+		// A clean shutdown wrote everything; the recovery point is merely
+		// missing. Trust the log, only walking the last segment's tail.
+		verify = false
+		checkSeg, checkPos = len(p.segments)-1, 0
+	}
+	if !rpValid && !clean {
+		checkSeg, checkPos = 0, 0
+	}
+	if err := p.loadSegments(checkSeg, checkPos, verify); err != nil {
+		p.closeFiles()
+		return nil, err
+	}
+	p.leo = p.active().next
+	if p.logStart > p.leo {
+		// DeleteRecords moved the start past what survived: start there.
+		p.logStart = p.leo
+	}
+	p.epochs.truncateFromEnd(p.leo)
+	p.epochs.truncateFromStart(p.logStart)
+
+	if err := p.rebuildProducerStateLocked(); err != nil {
+		p.closeFiles()
+		return nil, err
+	}
+	// What survived recovery is what this broker will serve: make it durable
+	// and record the new recovery point so the next start does not re-check it.
+	p.durable.Store(p.leo)
+	if err := p.checkpointLocked(true); err != nil {
+		p.closeFiles()
+		return nil, err
+	}
+	if !clean && rpErr != nil && !errors.Is(rpErr, os.ErrNotExist) {
+		st.log.Warn("recovery point unreadable; checked the whole log", "partition", dir, "err", rpErr)
+	}
+	return p, nil
+}
+
+// loadSegments fills in sizes, offsets and indexes of all segments.
+// Segments before checkSeg are trusted; checkSeg is trusted up to checkPos
+// and checked (if verify) after it, and later segments are checked whole.
+func (p *Partition) loadSegments(checkSeg int, checkPos int64, verify bool) error {
+	for i := 0; i < len(p.segments); i++ {
+		s := p.segments[i]
+		fileSize := s.size
+		ix, ok := loadIndexFiles(s.indexPath(), s.timeIndexPath(), fileSize)
+		switch {
+		case i < checkSeg && i < len(p.segments)-1:
+			// Trusted, not the last: the index files give all we need.
+			if !ok {
+				if err := p.rebuildIndex(s, fileSize); err != nil {
+					return err
+				}
+			} else {
+				s.index = ix
+				if n := len(ix.times); n > 0 {
+					s.maxTimestamp = ix.times[n-1].timestamp
+				}
+			}
+			s.next = p.segments[i+1].base
+			continue
+		case i > checkSeg:
+			ok, checkPos = false, 0
+		}
+		trustedTo := checkPos
+		if !verify {
+			trustedTo = fileSize
+		}
+		walkFrom := int64(0)
+		s.resetTracking()
+		if ok {
+			walkFrom = s.resumeIndex(ix, trustedTo)
+		}
+		stop, err := s.scan(walkFrom, trustedTo, false, func(h *recordbatch.Header, pos int64) {
+			s.track(h, pos, p.cfg.IndexIntervalBytes)
+		})
+		if err != nil {
+			return err
+		}
+		if stop.reason == nil && verify {
+			stop, err = s.scan(trustedTo, fileSize, true, func(h *recordbatch.Header, pos int64) {
+				s.track(h, pos, p.cfg.IndexIntervalBytes)
+				p.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset)
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if stop.reason != nil {
+			return p.cutTail(i, stop, fileSize)
+		}
+		s.size = stop.end
+	}
+	return nil
+}
+
+// rebuildIndex recreates a trusted segment's indexes from its batch headers.
+func (p *Partition) rebuildIndex(s *segment, fileSize int64) error {
+	s.resetTracking()
+	stop, err := s.scan(0, fileSize, false, func(h *recordbatch.Header, pos int64) {
+		s.track(h, pos, p.cfg.IndexIntervalBytes)
+	})
+	if err != nil {
+		return err
+	}
+	if stop.reason != nil {
+		p.store.log.Warn("segment below the recovery point is damaged; it will be cut there",
+			"segment", s.logPath(), "position", stop.end, "reason", stop.reason)
+		return fmt.Errorf("%w: %s damaged at byte %d below the recovery point: %w", ErrStorage, s.logPath(), stop.end, stop.reason)
+	}
+	s.size = stop.end
+	return s.writeIndexes(true)
+}
+
+// resumeIndex installs loaded index entries that lie before pos and returns
+// the position of the last of them, from which tracking resumes.
+func (s *segment) resumeIndex(ix segmentIndex, pos int64) int64 {
+	start, rel := int64(0), uint32(0)
+	keep := 0
+	for keep < len(ix.offsets) && int64(ix.offsets[keep].position) <= pos {
+		start, rel = int64(ix.offsets[keep].position), ix.offsets[keep].relOffset
+		keep++
+	}
+	ix.offsets = ix.offsets[:keep]
+	t := 0
+	for t < len(ix.times) && ix.times[t].relOffset < rel {
+		t++
+	}
+	ix.times = ix.times[:t]
+	ix.offsetsOnDisk = min(ix.offsetsOnDisk, keep)
+	ix.timesOnDisk = min(ix.timesOnDisk, t)
+	s.index = ix
+	if t > 0 {
+		s.maxTimestamp = ix.times[t-1].timestamp
+	}
+	s.size = start
+	return start
+}
+
+// cutTail truncates segment i at the scan's stop and removes later segments.
+func (p *Partition) cutTail(i int, stop scanResult, fileSize int64) error {
+	s := p.segments[i]
+	cut := fileSize - stop.end
+	for _, later := range p.segments[i+1:] {
+		cut += later.size
+	}
+	p.store.log.Warn("truncating torn or corrupt log tail",
+		"file", s.logPath(), "position", stop.end, "offset", s.next, "bytes_cut", cut, "reason", stop.reason)
+	if err := s.truncate(stop.end); err != nil {
+		return err
+	}
+	s.size = stop.end
+	if err := s.writeIndexes(false); err != nil {
+		return err
+	}
+	for _, later := range p.segments[i+1:] {
+		if err := later.remove(); err != nil {
+			return err
+		}
+	}
+	p.segments = p.segments[:i+1]
+	return syncDir(p.dir)
+}
+
+// rebuildProducerStateLocked loads the producer-state snapshot and replays
+// the batches after it; with no usable snapshot it replays the whole log.
+func (p *Partition) rebuildProducerStateLocked() error {
+	ps, from, err := readProducerStates(p.dir)
+	if err != nil || from > p.leo || from < p.logStart {
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			p.store.log.Warn("producer-state snapshot unusable; replaying the log", "partition", p.dir, "err", err)
+		}
+		ps, from = newProducerStates(), p.logStart
+	}
+	p.producers = ps
+	return p.walkHeaders(from, func(h *recordbatch.Header) { p.producers.replay(h) })
+}
+
+// walkHeaders calls fn for each batch whose last offset is >= from.
+func (p *Partition) walkHeaders(from int64, fn func(h *recordbatch.Header)) error {
+	if from >= p.leo {
+		return nil
+	}
+	for i := p.segmentFor(from); i < len(p.segments); i++ {
+		s := p.segments[i]
+		pos, _, err := s.findPosition(from)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrStorage, err)
+		}
+		stop, err := s.scan(pos, s.size, false, func(h *recordbatch.Header, _ int64) { fn(h) })
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrStorage, err)
+		}
+		if stop.reason != nil {
+			return fmt.Errorf("%w: %s at byte %d: %w", ErrStorage, s.logPath(), stop.end, stop.reason)
+		}
+	}
+	return nil
+}
+
+// closeFiles closes every segment file (error paths and shutdown).
+func (p *Partition) closeFiles() {
+	for _, s := range p.segments {
+		_ = s.close()
+	}
+	for _, s := range p.unsynced {
+		_ = s.close()
+	}
+}

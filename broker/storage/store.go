@@ -1,0 +1,465 @@
+package storage
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ErrUnknownTopicOrPartition: no such partition in the store (UNKNOWN_TOPIC_OR_PARTITION).
+var ErrUnknownTopicOrPartition = errors.New("unknown topic or partition")
+
+type partitionKey struct {
+	topic     string
+	partition int32
+}
+
+// Store is the set of partition logs under one data directory.
+type Store struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+	lock *os.File
+
+	mu     sync.RWMutex
+	parts  map[partitionKey]*Partition
+	closed bool
+
+	stop        chan struct{}
+	bg          sync.WaitGroup
+	cleanerOnce sync.Once
+}
+
+// Open opens (creating if needed) the data directory dir, takes an
+// exclusive lock on it and recovers every partition found there. See
+// recoverPartition for what recovery checks.
+func Open(dir string, opts Options) (*Store, error) {
+	opts = opts.withDefaults()
+	if _, err := ParseFlushPolicy(string(opts.FlushPolicy)); err != nil {
+		return nil, err
+	}
+	st := &Store{dir: dir, opts: opts, log: opts.Logger, parts: make(map[partitionKey]*Partition), stop: make(chan struct{})}
+	if st.log == nil {
+		st.log = slog.Default()
+	}
+	st.log = st.log.With("component", "storage")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating data directory %s: %w", dir, err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening lock file: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("data directory %s is in use by another process: %w", dir, err)
+	}
+	st.lock = lock
+
+	markerPath := filepath.Join(dir, cleanShutdownMarker)
+	_, statErr := os.Stat(markerPath)
+	clean := statErr == nil
+	start := time.Now()
+	if err := st.recoverAll(clean); err != nil {
+		st.closeAll()
+		lock.Close()
+		return nil, err
+	}
+	// From here on a crash is unclean until Close writes the marker again.
+	if clean {
+		if err := os.Remove(markerPath); err != nil {
+			st.closeAll()
+			lock.Close()
+			return nil, fmt.Errorf("removing clean-shutdown marker: %w", err)
+		}
+		if err := syncDir(dir); err != nil {
+			st.closeAll()
+			lock.Close()
+			return nil, err
+		}
+	}
+	st.log.Info("storage opened", "dir", dir, "partitions", len(st.parts), "clean_shutdown", clean,
+		"flush_policy", string(opts.FlushPolicy), "took", time.Since(start).Round(time.Millisecond))
+
+	st.bg.Add(1)
+	go st.checkpointLoop()
+	if opts.FlushPolicy == FlushInterval {
+		st.bg.Add(1)
+		go st.flushLoop()
+	}
+	return st, nil
+}
+
+// recoverAll loads every partition directory, a few at a time.
+func (st *Store) recoverAll(clean bool) error {
+	entries, err := os.ReadDir(st.dir)
+	if err != nil {
+		return fmt.Errorf("listing data directory %s: %w", st.dir, err)
+	}
+	type job struct {
+		dir, topic string
+		partition  int32
+	}
+	var jobs []job
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		name := e.Name()
+		path := filepath.Join(st.dir, name)
+		if strings.HasSuffix(name, deletedSuffix) {
+			// A topic deletion interrupted by a crash: finish it.
+			if err := os.RemoveAll(path); err != nil {
+				return fmt.Errorf("finishing deletion of %s: %w", path, err)
+			}
+			continue
+		}
+		topic, partition, ok := parsePartitionDir(name)
+		if !ok {
+			st.log.Warn("ignoring directory that is not a partition", "dir", path)
+			continue
+		}
+		jobs = append(jobs, job{dir: path, topic: topic, partition: partition})
+	}
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)*2))
+	)
+	for _, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			p, err := st.recoverPartition(j.dir, j.topic, j.partition, clean)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("recovering %s: %w", j.dir, err))
+				return
+			}
+			st.parts[partitionKey{j.topic, j.partition}] = p
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+const deletedSuffix = "-delete"
+
+var topicNameRE = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+
+// ValidTopicName reports whether Kafka would accept name as a topic name.
+func ValidTopicName(name string) bool {
+	return topicNameRE.MatchString(name) && name != "." && name != ".."
+}
+
+func partitionDirName(topic string, partition int32) string {
+	return topic + "-" + strconv.Itoa(int(partition))
+}
+
+// parsePartitionDir splits "<topic>-<partition>" at the last dash.
+func parsePartitionDir(name string) (string, int32, bool) {
+	i := strings.LastIndexByte(name, '-')
+	if i <= 0 {
+		return "", 0, false
+	}
+	n, err := strconv.ParseInt(name[i+1:], 10, 32)
+	if err != nil || n < 0 || !ValidTopicName(name[:i]) {
+		return "", 0, false
+	}
+	return name[:i], int32(n), true
+}
+
+// Dir is the data directory.
+func (st *Store) Dir() string { return st.dir }
+
+// CreatePartition creates the log of a partition, or returns the existing
+// one with cfg applied (it is idempotent).
+func (st *Store) CreatePartition(topic string, partition int32, cfg TopicConfig) (*Partition, error) {
+	if !ValidTopicName(topic) {
+		return nil, fmt.Errorf("invalid topic name %q", topic)
+	}
+	if partition < 0 {
+		return nil, fmt.Errorf("invalid partition %d", partition)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return nil, ErrClosed
+	}
+	key := partitionKey{topic, partition}
+	if p, ok := st.parts[key]; ok {
+		p.SetConfig(cfg)
+		return p, nil
+	}
+	dir := filepath.Join(st.dir, partitionDirName(topic, partition))
+	p, err := st.createPartitionDir(dir, topic, partition, cfg)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("%w: creating partition %s: %w", ErrStorage, dir, err)
+	}
+	st.parts[key] = p
+	return p, nil
+}
+
+func (st *Store) createPartitionDir(dir, topic string, partition int32, cfg TopicConfig) (*Partition, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := writePartitionMeta(dir, topic, partition, cfg); err != nil {
+		return nil, err
+	}
+	s, err := createSegment(dir, 0, st.opts.Now())
+	if err != nil {
+		return nil, err
+	}
+	p := newPartition(st, topic, partition, dir, cfg)
+	p.segments = []*segment{s}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.checkpointLocked(true); err != nil {
+		_ = s.close()
+		return nil, err
+	}
+	if err := syncDir(st.dir); err != nil {
+		_ = s.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Partition returns the log of a partition, if the store has it.
+func (st *Store) Partition(topic string, partition int32) (*Partition, bool) {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	p, ok := st.parts[partitionKey{topic, partition}]
+	return p, ok
+}
+
+// Partitions lists all partitions, by topic then partition number.
+func (st *Store) Partitions() []*Partition {
+	st.mu.RLock()
+	out := make([]*Partition, 0, len(st.parts))
+	for _, p := range st.parts {
+		out = append(out, p)
+	}
+	st.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].topic != out[j].topic {
+			return out[i].topic < out[j].topic
+		}
+		return out[i].partition < out[j].partition
+	})
+	return out
+}
+
+// DeleteTopic closes and deletes every partition of topic and frees their
+// disk space. Each directory is first renamed to "*-delete", so a crash
+// midway finishes the deletion at the next Open.
+func (st *Store) DeleteTopic(topic string) error {
+	st.mu.Lock()
+	var victims []*Partition
+	for k, p := range st.parts {
+		if k.topic == topic {
+			victims = append(victims, p)
+			delete(st.parts, k)
+		}
+	}
+	st.mu.Unlock()
+	if len(victims) == 0 {
+		return fmt.Errorf("%w: topic %q", ErrUnknownTopicOrPartition, topic)
+	}
+	var errs []error
+	for _, p := range victims {
+		p.mu.Lock()
+		p.closed = true
+		p.closeFiles()
+		p.mu.Unlock()
+		p.wake()
+		var suffix [6]byte
+		_, _ = rand.Read(suffix[:])
+		doomed := p.dir + "." + hex.EncodeToString(suffix[:]) + deletedSuffix
+		if err := os.Rename(p.dir, doomed); err != nil {
+			errs = append(errs, fmt.Errorf("renaming %s for deletion: %w", p.dir, err))
+			continue
+		}
+		if err := syncDir(st.dir); err != nil {
+			errs = append(errs, err)
+		}
+		if err := os.RemoveAll(doomed); err != nil {
+			errs = append(errs, fmt.Errorf("deleting %s: %w", doomed, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	return nil
+}
+
+// Close stops the background work, makes every partition durable with
+// fresh checkpoints, closes the files and, if all of that worked, writes the
+// clean-shutdown marker.
+func (st *Store) Close() error {
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		return nil
+	}
+	st.closed = true
+	close(st.stop)
+	st.mu.Unlock()
+	st.bg.Wait()
+
+	err := st.closeAll()
+	if err == nil {
+		err = writeFileAtomic(filepath.Join(st.dir, cleanShutdownMarker), nil)
+	}
+	if cerr := st.lock.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("closing lock file: %w", cerr)
+	}
+	return err
+}
+
+func (st *Store) closeAll() error {
+	var errs []error
+	for _, p := range st.Partitions() {
+		if err := p.close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkpointLoop writes recovery points every CheckpointInterval.
+func (st *Store) checkpointLoop() {
+	defer st.bg.Done()
+	t := time.NewTicker(st.opts.CheckpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-st.stop:
+			return
+		case <-t.C:
+			for _, p := range st.Partitions() {
+				if err := p.checkpoint(); err != nil {
+					st.log.Warn("checkpoint failed", "partition", p.dir, "err", err)
+				}
+			}
+		}
+	}
+}
+
+// flushLoop fsyncs every partition with unsynced data every FlushInterval
+// (the interval flush policy).
+func (st *Store) flushLoop() {
+	defer st.bg.Done()
+	t := time.NewTicker(st.opts.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-st.stop:
+			return
+		case <-t.C:
+			for _, p := range st.Partitions() {
+				end := p.LogEndOffset()
+				if p.durable.Load() < end {
+					if err := p.waitDurable(context.Background(), end, p.writeGen.Load()); err != nil {
+						st.log.Warn("interval flush failed", "partition", p.dir, "err", err)
+					}
+				}
+			}
+		}
+	}
+}
+
+// checkpoint makes the log durable and records a new recovery point when
+// anything changed since the last one.
+func (p *Partition) checkpoint() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	return p.checkpointLocked(false)
+}
+
+// checkpointLocked fsyncs the data and indexes, saves the producer state and
+// leader epochs, and writes the recovery point at the log end.
+func (p *Partition) checkpointLocked(force bool) error {
+	s := p.active()
+	rp := recoveryPoint{offset: p.leo, segment: s.base, position: s.size}
+	if !force && rp == p.recovery {
+		return nil
+	}
+	for _, seg := range append(p.unsynced, s) {
+		if seg.file == nil {
+			continue
+		}
+		if err := seg.file.Sync(); err != nil {
+			return fmt.Errorf("%w: fsync %s: %w", ErrStorage, seg.logPath(), err)
+		}
+	}
+	p.unsynced = nil
+	for _, seg := range p.segments {
+		if seg.index.offsetsOnDisk < len(seg.index.offsets) || seg.index.timesOnDisk < len(seg.index.times) || force && seg == s {
+			if err := seg.writeIndexes(true); err != nil {
+				return fmt.Errorf("%w: %w", ErrStorage, err)
+			}
+		}
+	}
+	p.producers.expire(p.store.opts.Now().Add(-p.store.opts.ProducerIDExpiration).UnixMilli())
+	if err := p.producers.write(p.dir, p.leo); err != nil {
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	if err := p.epochs.write(p.dir); err != nil {
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	if err := writeRecoveryPoint(p.dir, rp); err != nil {
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	p.recovery = rp
+	before := p.durable.Load()
+	advanceTo(&p.durable, p.leo)
+	if before < p.leo {
+		p.wake()
+	}
+	return nil
+}
+
+// close checkpoints and closes the partition's files.
+func (p *Partition) close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	err := p.checkpointLocked(true)
+	p.closed = true
+	p.closeFiles()
+	p.mu.Unlock()
+	p.wake()
+	if err != nil {
+		return fmt.Errorf("closing %s: %w", p.dir, err)
+	}
+	return nil
+}
