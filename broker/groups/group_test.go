@@ -141,17 +141,57 @@ func TestRebalanceTimeoutDropsMembersThatDoNotRejoin(t *testing.T) {
 	b := newTestMember(t, c, "g", "b")
 	a.rebalance, b.rebalance = 200*time.Millisecond, 200*time.Millisecond
 	joinAll(t, ctx, a, b)
+	if !a.leader {
+		a, b = b, a
+	}
 
-	// a rejoins (a rebalance starts); b keeps heartbeating but never
-	// rejoins, so the join phase ends at the rebalance timeout without it.
+	// The leader rejoins (a rebalance starts); b keeps heartbeating but
+	// never rejoins, so the join phase ends at the rebalance timeout
+	// without it.
 	ch := a.joinAsync(ctx)
 	waitFor(t, "b to see the rebalance", 5*time.Second, func() bool { return b.heartbeat() == kerr.RebalanceInProgress.Code })
 	r := <-ch
-	if r.ErrorCode != 0 || len(r.Members) != 1 {
-		t.Fatalf("join after rebalance timeout = %s with %d members, want NONE with 1", codeName(r.ErrorCode), len(r.Members))
+	if r.ErrorCode != 0 || len(r.Members) != 1 || r.Generation != 2 {
+		t.Fatalf("join after rebalance timeout = %s gen %d with %d members, want NONE gen 2 with 1", codeName(r.ErrorCode), r.Generation, len(r.Members))
 	}
 	if code := b.heartbeat(); code != kerr.UnknownMemberID.Code {
 		t.Fatalf("dropped member heartbeat = %s, want UNKNOWN_MEMBER_ID", codeName(code))
+	}
+}
+
+func TestFollowerRejoinWithoutChangeKeepsGeneration(t *testing.T) {
+	ctx := testCtx(t)
+	c := newTestCoordinator(t, NewMemoryLog())
+	a := newTestMember(t, c, "g", "a")
+	b := newTestMember(t, c, "g", "b")
+	joinAll(t, ctx, a, b)
+	follower := a
+	if a.leader {
+		follower = b
+	}
+	gen := follower.generation
+	r := follower.join(ctx)
+	if r.ErrorCode != 0 || r.Generation != gen || len(r.Members) != 0 {
+		t.Fatalf("unchanged follower rejoin = %s gen %d members %d; want the current generation %d", codeName(r.ErrorCode), r.Generation, len(r.Members), gen)
+	}
+	if code := a.heartbeat(); code != 0 {
+		t.Fatalf("heartbeat after an unchanged rejoin = %s, want no rebalance", codeName(code))
+	}
+	// A changed subscription does rebalance.
+	follower.topics = []string{"t", "u"}
+	ch := follower.joinAsync(ctx)
+	waitFor(t, "the rebalance after a subscription change", 5*time.Second, func() bool {
+		return describe(t, c, "g").State == "PreparingRebalance"
+	})
+	other := a
+	if follower == a {
+		other = b
+	}
+	if r := other.join(ctx); r.ErrorCode != 0 || r.Generation != gen+1 {
+		t.Fatalf("rejoin = %s gen %d, want generation %d", codeName(r.ErrorCode), r.Generation, gen+1)
+	}
+	if r := <-ch; r.ErrorCode != 0 || r.Generation != gen+1 {
+		t.Fatalf("changed rejoin = %s gen %d, want generation %d", codeName(r.ErrorCode), r.Generation, gen+1)
 	}
 }
 
