@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -57,7 +58,7 @@ func newHarness(t *testing.T, dir string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := awsapi.NewServer(awsapi.ServerOptions{Credentials: creds})
+	srv, err := awsapi.NewServer(awsapi.ServerOptions{Credentials: creds, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

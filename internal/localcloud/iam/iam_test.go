@@ -1,0 +1,476 @@
+package iam_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
+	awssts "github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+
+	"github.com/tributary/tributary/internal/localcloud/awsapi"
+	"github.com/tributary/tributary/internal/localcloud/iam"
+	"github.com/tributary/tributary/internal/localcloud/kms"
+	"github.com/tributary/tributary/internal/localcloud/sts"
+)
+
+type clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
+
+// cloud is the IAM, STS and KMS services behind one awsapi server, wired as the local cloud
+// wires them.
+type cloud struct {
+	url   string
+	iam   *iam.Service
+	srv   *awsapi.Server
+	clock *clock
+	dir   string
+}
+
+func newCloud(t *testing.T, dir string) *cloud {
+	t.Helper()
+	creds, err := awsapi.NewCredentialStore("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{}
+	// A wide skew window lets tests move the server's clock past session expirations while
+	// the SDK keeps signing with the real time.
+	srv, err := awsapi.NewServer(awsapi.ServerOptions{Credentials: creds, Now: clk.Now, MaxSkew: 24 * time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := awsapi.Env{Account: awsapi.DefaultAccount, Region: "us-east-1", Credentials: creds, Now: clk.Now}
+	if dir != "" {
+		env.StateDir = dir
+	}
+	iamSvc, err := iam.New(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stsSvc, err := sts.New(env, iamSvc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kmsSvc, err := kms.New(awsapi.Env{Account: awsapi.DefaultAccount, Region: "us-east-1", Credentials: creds, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Register("iam", iamSvc)
+	srv.Register("sts", stsSvc)
+	srv.Register("kms", kmsSvc)
+	srv.SetAuthorizer(iamSvc)
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	return &cloud{url: hs.URL, iam: iamSvc, srv: srv, clock: clk, dir: dir}
+}
+
+func (c *cloud) config(key, secret, token string) aws.Config {
+	return aws.Config{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(c.url),
+		Credentials:  credentials.NewStaticCredentialsProvider(key, secret, token),
+		Retryer:      func() aws.Retryer { return aws.NopRetryer{} },
+	}
+}
+
+func (c *cloud) root() aws.Config { return c.config("test", "test", "") }
+
+func errorCode(t *testing.T, err error) string {
+	t.Helper()
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		t.Fatalf("want an AWS API error, got %v", err)
+	}
+	return ae.ErrorCode()
+}
+
+const trustAccount = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"sts:AssumeRole"}]}`
+
+const trustEC2 = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
+
+func createRole(t *testing.T, c *awsiam.Client, name, trust string) *iamtypes.Role {
+	t.Helper()
+	out, err := c.CreateRole(context.Background(), &awsiam.CreateRoleInput{RoleName: aws.String(name), AssumeRolePolicyDocument: aws.String(trust)})
+	if err != nil {
+		t.Fatalf("CreateRole %s: %v", name, err)
+	}
+	return out.Role
+}
+
+// assume returns a config signing as a new session of roleARN.
+func (c *cloud) assume(t *testing.T, roleARN string, seconds int32) (aws.Config, *awssts.AssumeRoleOutput) {
+	t.Helper()
+	out, err := awssts.NewFromConfig(c.root()).AssumeRole(context.Background(), &awssts.AssumeRoleInput{
+		RoleArn: aws.String(roleARN), RoleSessionName: aws.String("test-session"), DurationSeconds: aws.Int32(seconds),
+	})
+	if err != nil {
+		t.Fatalf("AssumeRole %s: %v", roleARN, err)
+	}
+	cr := out.Credentials
+	return c.config(aws.ToString(cr.AccessKeyId), aws.ToString(cr.SecretAccessKey), aws.ToString(cr.SessionToken)), out
+}
+
+func TestRolesPoliciesAndProfiles(t *testing.T) {
+	c := newCloud(t, "")
+	ctx := context.Background()
+	client := awsiam.NewFromConfig(c.root())
+	r := createRole(t, client, "broker", trustEC2)
+	if aws.ToString(r.Arn) != "arn:aws:iam::000000000000:role/broker" || !strings.HasPrefix(aws.ToString(r.RoleId), "AROA") {
+		t.Fatalf("role %+v", r)
+	}
+	_, err := client.CreateRole(ctx, &awsiam.CreateRoleInput{RoleName: aws.String("broker"), AssumeRolePolicyDocument: aws.String(trustEC2)})
+	if got := errorCode(t, err); got != "EntityAlreadyExists" {
+		t.Fatalf("duplicate role: %s", got)
+	}
+	_, err = client.CreateRole(ctx, &awsiam.CreateRoleInput{RoleName: aws.String("bad"), AssumeRolePolicyDocument: aws.String("{")})
+	if got := errorCode(t, err); got != "MalformedPolicyDocument" {
+		t.Fatalf("malformed trust policy: %s", got)
+	}
+	got, err := client.GetRole(ctx, &awsiam.GetRoleInput{RoleName: aws.String("broker")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := url.QueryUnescape(aws.ToString(got.Role.AssumeRolePolicyDocument))
+	if err != nil || doc != trustEC2 {
+		t.Fatalf("trust policy round trip: %q %v", doc, err)
+	}
+	_, err = client.GetRole(ctx, &awsiam.GetRoleInput{RoleName: aws.String("nobody")})
+	if got := errorCode(t, err); got != "NoSuchEntity" {
+		t.Fatalf("missing role: %s", got)
+	}
+
+	inline := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}]}`
+	if _, err := client.PutRolePolicy(ctx, &awsiam.PutRolePolicyInput{RoleName: aws.String("broker"), PolicyName: aws.String("kms"), PolicyDocument: aws.String(inline)}); err != nil {
+		t.Fatal(err)
+	}
+	rp, err := client.GetRolePolicy(ctx, &awsiam.GetRolePolicyInput{RoleName: aws.String("broker"), PolicyName: aws.String("kms")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc, _ := url.QueryUnescape(aws.ToString(rp.PolicyDocument)); doc != inline {
+		t.Fatalf("inline policy round trip: %q", doc)
+	}
+	mp, err := client.CreatePolicy(ctx, &awsiam.CreatePolicyInput{PolicyName: aws.String("metrics"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"cloudwatch:PutMetricData","Resource":"*"}]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.AttachRolePolicy(ctx, &awsiam.AttachRolePolicyInput{RoleName: aws.String("broker"), PolicyArn: mp.Policy.Arn}); err != nil {
+		t.Fatal(err)
+	}
+	att, err := client.ListAttachedRolePolicies(ctx, &awsiam.ListAttachedRolePoliciesInput{RoleName: aws.String("broker")})
+	if err != nil || len(att.AttachedPolicies) != 1 || aws.ToString(att.AttachedPolicies[0].PolicyName) != "metrics" {
+		t.Fatalf("attached policies %+v %v", att, err)
+	}
+	_, err = client.DeletePolicy(ctx, &awsiam.DeletePolicyInput{PolicyArn: mp.Policy.Arn})
+	if got := errorCode(t, err); got != "DeleteConflict" {
+		t.Fatalf("deleting an attached policy: %s", got)
+	}
+
+	if _, err := client.CreateInstanceProfile(ctx, &awsiam.CreateInstanceProfileInput{InstanceProfileName: aws.String("broker")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.AddRoleToInstanceProfile(ctx, &awsiam.AddRoleToInstanceProfileInput{InstanceProfileName: aws.String("broker"), RoleName: aws.String("broker")}); err != nil {
+		t.Fatal(err)
+	}
+	profiles, err := client.ListInstanceProfilesForRole(ctx, &awsiam.ListInstanceProfilesForRoleInput{RoleName: aws.String("broker")})
+	if err != nil || len(profiles.InstanceProfiles) != 1 || len(profiles.InstanceProfiles[0].Roles) != 1 {
+		t.Fatalf("profiles for role %+v %v", profiles, err)
+	}
+	ip, err := c.iam.ResolveInstanceProfile(ctx, awsapi.DefaultAccount, "broker")
+	if err != nil || ip.RoleARN != aws.ToString(r.Arn) || ip.RoleID != aws.ToString(r.RoleId) {
+		t.Fatalf("ResolveInstanceProfile = %+v, %v", ip, err)
+	}
+	if _, err := c.iam.ResolveInstanceProfile(ctx, awsapi.DefaultAccount, "missing"); !errors.Is(err, awsapi.ErrNotFound) {
+		t.Fatalf("ResolveInstanceProfile(missing) = %v", err)
+	}
+
+	// DeleteRole refuses until every dependency is gone, in IAM's order.
+	steps := []struct {
+		conflict string
+		cleanup  func() error
+	}{
+		{"inline policy", func() error {
+			_, err := client.DeleteRolePolicy(ctx, &awsiam.DeleteRolePolicyInput{RoleName: aws.String("broker"), PolicyName: aws.String("kms")})
+			return err
+		}},
+		{"attached policy", func() error {
+			_, err := client.DetachRolePolicy(ctx, &awsiam.DetachRolePolicyInput{RoleName: aws.String("broker"), PolicyArn: mp.Policy.Arn})
+			return err
+		}},
+		{"instance profile", func() error {
+			_, err := client.RemoveRoleFromInstanceProfile(ctx, &awsiam.RemoveRoleFromInstanceProfileInput{InstanceProfileName: aws.String("broker"), RoleName: aws.String("broker")})
+			return err
+		}},
+	}
+	for _, step := range steps {
+		_, err := client.DeleteRole(ctx, &awsiam.DeleteRoleInput{RoleName: aws.String("broker")})
+		if got := errorCode(t, err); got != "DeleteConflict" {
+			t.Fatalf("DeleteRole with %s: %s", step.conflict, got)
+		}
+		if err := step.cleanup(); err != nil {
+			t.Fatalf("removing %s: %v", step.conflict, err)
+		}
+	}
+	if _, err := client.DeleteRole(ctx, &awsiam.DeleteRoleInput{RoleName: aws.String("broker")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.DeleteInstanceProfile(ctx, &awsiam.DeleteInstanceProfileInput{InstanceProfileName: aws.String("broker")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.DeletePolicy(ctx, &awsiam.DeletePolicyInput{PolicyArn: mp.Policy.Arn}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestListRolesPaginates(t *testing.T) {
+	c := newCloud(t, "")
+	client := awsiam.NewFromConfig(c.root())
+	for _, name := range []string{"a", "b", "c", "d", "e"} {
+		createRole(t, client, "role-"+name, trustEC2)
+	}
+	var names []string
+	p := awsiam.NewListRolesPaginator(client, &awsiam.ListRolesInput{MaxItems: aws.Int32(2)})
+	for pages := 0; p.HasMorePages() && pages < 10; pages++ {
+		out, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range out.Roles {
+			names = append(names, aws.ToString(r.RoleName))
+		}
+	}
+	if strings.Join(names, ",") != "role-a,role-b,role-c,role-d,role-e" {
+		t.Fatalf("paginated roles: %v", names)
+	}
+}
+
+func TestAssumeRoleAndIdentityPolicies(t *testing.T) {
+	c := newCloud(t, "")
+	ctx := context.Background()
+	iamClient := awsiam.NewFromConfig(c.root())
+	role := createRole(t, iamClient, "broker", trustAccount)
+	createRole(t, iamClient, "ec2-only", trustEC2)
+
+	_, err := awssts.NewFromConfig(c.root()).AssumeRole(ctx, &awssts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::000000000000:role/ec2-only"), RoleSessionName: aws.String("x1")})
+	if got := errorCode(t, err); got != "AccessDenied" {
+		t.Fatalf("assuming a role that does not trust the caller: %s", got)
+	}
+	_, err = awssts.NewFromConfig(c.root()).AssumeRole(ctx, &awssts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::000000000000:role/missing"), RoleSessionName: aws.String("x1")})
+	if got := errorCode(t, err); got != "AccessDenied" {
+		t.Fatalf("assuming a missing role: %s", got)
+	}
+
+	session, out := c.assume(t, aws.ToString(role.Arn), 900)
+	wantARN := "arn:aws:sts::000000000000:assumed-role/broker/test-session"
+	if aws.ToString(out.AssumedRoleUser.Arn) != wantARN || aws.ToString(out.AssumedRoleUser.AssumedRoleId) != aws.ToString(role.RoleId)+":test-session" {
+		t.Fatalf("AssumedRoleUser %+v", out.AssumedRoleUser)
+	}
+	who, err := awssts.NewFromConfig(session).GetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{})
+	if err != nil || aws.ToString(who.Arn) != wantARN || aws.ToString(who.Account) != "000000000000" {
+		t.Fatalf("GetCallerIdentity as the session: %+v %v", who, err)
+	}
+
+	// The root makes a key and encrypts with a context, as the provider does.
+	rootKMS := awskms.NewFromConfig(c.root())
+	key, err := rootKMS.CreateKey(ctx, &awskms.CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	encCtx := map[string]string{"cluster": "c1", "node": "1"}
+	enc, err := rootKMS.Encrypt(ctx, &awskms.EncryptInput{KeyId: key.KeyMetadata.KeyId, Plaintext: []byte("tls key"), EncryptionContext: encCtx})
+	if err != nil {
+		t.Fatal(err)
+	}
+	decrypt := func(ctxt map[string]string) error {
+		_, err := awskms.NewFromConfig(session).Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: enc.CiphertextBlob, EncryptionContext: ctxt})
+		return err
+	}
+	// No identity policy: denied, as on AWS.
+	err = decrypt(encCtx)
+	if got := errorCode(t, err); got != "AccessDeniedException" || !strings.Contains(err.Error(), "kms:Decrypt") {
+		t.Fatalf("decrypt without permission: %v", err)
+	}
+	allow := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"arn:aws:kms:*:000000000000:key/*",
+	  "Condition":{"StringEquals":{"kms:EncryptionContext:cluster":"c1"}}}]}`
+	if _, err := iamClient.PutRolePolicy(ctx, &awsiam.PutRolePolicyInput{RoleName: aws.String("broker"), PolicyName: aws.String("decrypt"), PolicyDocument: aws.String(allow)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := decrypt(encCtx); err != nil {
+		t.Fatalf("decrypt with permission: %v", err)
+	}
+	// A context the policy does not allow is refused before decryption is attempted.
+	if got := errorCode(t, decrypt(map[string]string{"cluster": "c2", "node": "1"})); got != "AccessDeniedException" {
+		t.Fatalf("decrypt with a context outside the policy: %s", got)
+	}
+	_, err = awskms.NewFromConfig(session).Encrypt(ctx, &awskms.EncryptInput{KeyId: key.KeyMetadata.KeyId, Plaintext: []byte("x")})
+	if got := errorCode(t, err); got != "AccessDeniedException" {
+		t.Fatalf("encrypt not allowed: %s", got)
+	}
+	// The session may not manage IAM either.
+	_, err = awsiam.NewFromConfig(session).CreateRole(ctx, &awsiam.CreateRoleInput{RoleName: aws.String("x"), AssumeRolePolicyDocument: aws.String(trustEC2)})
+	if got := errorCode(t, err); got != "AccessDenied" {
+		t.Fatalf("CreateRole as a session: %s", got)
+	}
+
+	// Role chaining is limited to an hour, as on AWS.
+	_, err = awssts.NewFromConfig(session).AssumeRole(ctx, &awssts.AssumeRoleInput{RoleArn: role.Arn, RoleSessionName: aws.String("chained"), DurationSeconds: aws.Int32(7200)})
+	if got := errorCode(t, err); got != "AccessDenied" && got != "ValidationError" {
+		t.Fatalf("chained AssumeRole: %s", got)
+	}
+
+	// Sessions expire.
+	c.clock.Advance(901 * time.Second)
+	_, err = awssts.NewFromConfig(session).GetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{})
+	if got := errorCode(t, err); got != "ExpiredToken" {
+		t.Fatalf("expired session: %s", got)
+	}
+}
+
+func TestPresignedGetCallerIdentity(t *testing.T) {
+	c := newCloud(t, "")
+	ctx := context.Background()
+	role := createRole(t, awsiam.NewFromConfig(c.root()), "client", trustAccount)
+	session, _ := c.assume(t, aws.ToString(role.Arn), 3600)
+	presigned, err := awssts.NewPresignClient(awssts.NewFromConfig(session)).PresignGetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(presigned.URL, "X-Amz-Security-Token=") {
+		t.Fatalf("presigned URL without the session token: %s", presigned.URL)
+	}
+	call := func(method, target string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctx, method, target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range presigned.SignedHeader {
+			req.Header[k] = v
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	want := "<Arn>arn:aws:sts::000000000000:assumed-role/client/test-session</Arn>"
+	status, body := call(presigned.Method, presigned.URL)
+	if status != http.StatusOK || !strings.Contains(body, want) {
+		t.Fatalf("%s presigned: %d %s", presigned.Method, status, body)
+	}
+	// A URL presigned for POST verifies too (the method is part of the signature).
+	creds, err := session.Credentials.Retrieve(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	post, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url+"/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Expires=60", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	postURL, _, err := v4.NewSigner().PresignHTTP(ctx, creds, post, emptySHA256, "sts", "us-east-1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body := call(http.MethodPost, postURL); status != http.StatusOK || !strings.Contains(body, want) {
+		t.Fatalf("POST presigned: %d %s", status, body)
+	}
+	if status, _ := call(http.MethodGet, postURL); status == http.StatusOK {
+		t.Fatal("a URL presigned for POST was accepted with GET")
+	}
+	tests := []struct {
+		name, url, code string
+	}{
+		{"tampered action", strings.Replace(presigned.URL, "Action=GetCallerIdentity", "Action=GetCallerIdentity&x=1", 1), "SignatureDoesNotMatch"},
+		{"tampered token", strings.Replace(presigned.URL, "X-Amz-Security-Token=", "X-Amz-Security-Token=AAAA", 1), "InvalidClientTokenId"},
+		{"added expiry", presigned.URL + "&X-Amz-Expires=86400", "SignatureDoesNotMatch"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.url == presigned.URL {
+				t.Fatalf("the URL was not changed: %s", tt.url)
+			}
+			status, body := call(http.MethodGet, tt.url)
+			if status == http.StatusOK || !strings.Contains(body, "<Code>"+tt.code+"</Code>") {
+				t.Fatalf("got %d %s, want %s", status, body, tt.code)
+			}
+		})
+	}
+	// Past its X-Amz-Expires (60 s) the POST URL is refused; the SDK's URL (no X-Amz-Expires:
+	// the 15-minute default) still works until it too is too old.
+	c.clock.Advance(61 * time.Second)
+	if status, body := call(http.MethodPost, postURL); status == http.StatusOK || !strings.Contains(body, "expired") {
+		t.Fatalf("POST URL past X-Amz-Expires: %d %s", status, body)
+	}
+	if status, body := call(http.MethodGet, presigned.URL); status != http.StatusOK {
+		t.Fatalf("GET URL within 15 minutes: %d %s", status, body)
+	}
+	c.clock.Advance(840 * time.Second)
+	status, body = call(http.MethodGet, presigned.URL)
+	if status == http.StatusOK || !strings.Contains(body, "expired") {
+		t.Fatalf("expired presigned URL: %d %s", status, body)
+	}
+}
+
+func TestStatePersists(t *testing.T) {
+	dir := t.TempDir()
+	c := newCloud(t, dir)
+	ctx := context.Background()
+	client := awsiam.NewFromConfig(c.root())
+	createRole(t, client, "keep", trustEC2)
+	if _, err := client.PutRolePolicy(ctx, &awsiam.PutRolePolicyInput{RoleName: aws.String("keep"), PolicyName: aws.String("p"),
+		PolicyDocument: aws.String(`{"Statement":{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CreateInstanceProfile(ctx, &awsiam.CreateInstanceProfileInput{InstanceProfileName: aws.String("keep")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.AddRoleToInstanceProfile(ctx, &awsiam.AddRoleToInstanceProfileInput{InstanceProfileName: aws.String("keep"), RoleName: aws.String("keep")}); err != nil {
+		t.Fatal(err)
+	}
+
+	again := newCloud(t, dir)
+	d, err := again.iam.Authorize(ctx, awsapi.AuthorizationRequest{
+		Caller: awsapi.AssumedRoleIdentity(awsapi.DefaultAccount, "arn:aws:iam::000000000000:role/keep", "AROAX", "s"),
+		Action: "kms:Decrypt", Resource: "arn:aws:kms:us-east-1:000000000000:key/k",
+	})
+	if err != nil || !d.Allowed {
+		t.Fatalf("restored inline policy: %+v %v", d, err)
+	}
+	ip, err := again.iam.ResolveInstanceProfile(ctx, "", "arn:aws:iam::000000000000:instance-profile/keep")
+	if err != nil || ip.RoleName != "keep" {
+		t.Fatalf("restored profile: %+v %v", ip, err)
+	}
+}

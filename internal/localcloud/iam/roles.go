@@ -1,0 +1,376 @@
+package iam
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/tributary/tributary/internal/localcloud/policy"
+)
+
+type roleXML struct {
+	Path                     string `xml:"Path"`
+	RoleName                 string `xml:"RoleName"`
+	RoleID                   string `xml:"RoleId"`
+	Arn                      string `xml:"Arn"`
+	CreateDate               string `xml:"CreateDate"`
+	AssumeRolePolicyDocument string `xml:"AssumeRolePolicyDocument"`
+	Description              string `xml:"Description,omitempty"`
+	MaxSessionDuration       int32  `xml:"MaxSessionDuration"`
+	Tags                     []tag  `xml:"Tags>member,omitempty"`
+}
+
+func (s *Service) roleXML(r *role) roleXML {
+	return roleXML{
+		Path: r.Path, RoleName: r.Name, RoleID: r.ID, Arn: s.roleARN(r), CreateDate: isoTime(r.Created),
+		AssumeRolePolicyDocument: encodePolicy(r.TrustPolicy), Description: r.Description,
+		MaxSessionDuration: r.MaxSessionDuration, Tags: r.Tags,
+	}
+}
+
+type roleResult struct {
+	Role roleXML `xml:"Role"`
+}
+
+func (s *Service) roleLocked(name string) (*role, error) {
+	if name == "" {
+		return nil, validationError("1 validation error detected: Value null at 'roleName' failed to satisfy constraint: Member must not be null")
+	}
+	r, ok := s.roles[strings.ToLower(name)]
+	if !ok {
+		return nil, noSuchEntity("The role with name %s cannot be found.", name)
+	}
+	return r, nil
+}
+
+func (s *Service) createRole(p params) (any, error) {
+	name, err := p.required("RoleName")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkName("roleName", name, 64); err != nil {
+		return nil, err
+	}
+	path := pathOr(p.get("Path"))
+	if err := checkPath(path); err != nil {
+		return nil, err
+	}
+	trustText, err := p.required("AssumeRolePolicyDocument")
+	if err != nil {
+		return nil, err
+	}
+	trust, err := parsePolicyDocument(trustText)
+	if err != nil {
+		return nil, err
+	}
+	maxSession, err := p.int32("MaxSessionDuration", 3600, 3600, 43200)
+	if err != nil {
+		return nil, err
+	}
+	tags, err := p.tags("Tags")
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := s.roles[strings.ToLower(name)]; ok {
+		return nil, alreadyExists("Role with name %s already exists.", name)
+	}
+	r := &role{
+		Name: name, Path: path, ID: newID("AROA"), Created: s.now().UTC(), Description: p.get("Description"),
+		MaxSessionDuration: maxSession, TrustPolicy: trustText, Tags: tags, trust: trust,
+		Inline: map[string]string{}, inline: map[string]*policy.Document{},
+	}
+	s.roles[strings.ToLower(name)] = r
+	return roleResult{Role: s.roleXML(r)}, nil
+}
+
+func (s *Service) getRole(p params) (any, error) {
+	r, err := s.roleLocked(p.get("RoleName"))
+	if err != nil {
+		return nil, err
+	}
+	return roleResult{Role: s.roleXML(r)}, nil
+}
+
+// deleteRole refuses, as IAM does, while the role still has inline or attached policies or
+// belongs to an instance profile.
+func (s *Service) deleteRole(p params) (any, error) {
+	r, err := s.roleLocked(p.get("RoleName"))
+	if err != nil {
+		return nil, err
+	}
+	if len(r.Inline) > 0 {
+		return nil, deleteConflict("Cannot delete entity, must delete policies first.")
+	}
+	if len(r.Attached) > 0 {
+		return nil, deleteConflict("Cannot delete entity, must detach all policies first.")
+	}
+	for _, prof := range s.profiles {
+		if strings.EqualFold(prof.Role, r.Name) {
+			return nil, deleteConflict("Cannot delete entity, must remove roles from instance profile first.")
+		}
+	}
+	delete(s.roles, strings.ToLower(r.Name))
+	return nil, nil
+}
+
+type listRolesResult struct {
+	Roles       []roleXML `xml:"Roles>member"`
+	IsTruncated bool      `xml:"IsTruncated"`
+	Marker      string    `xml:"Marker,omitempty"`
+}
+
+func (s *Service) listRoles(p params) (any, error) {
+	prefix := pathOr(p.get("PathPrefix"))
+	var names []string
+	for _, key := range sortedKeys(s.roles) {
+		if strings.HasPrefix(s.roles[key].Path, prefix) {
+			names = append(names, key)
+		}
+	}
+	items, next, err := page(names, p)
+	if err != nil {
+		return nil, err
+	}
+	out := listRolesResult{Roles: []roleXML{}, IsTruncated: next != "", Marker: next}
+	for _, key := range items {
+		x := s.roleXML(s.roles[key])
+		x.Tags = nil // ListRoles does not return tags, as in IAM
+		out.Roles = append(out.Roles, x)
+	}
+	return out, nil
+}
+
+func (s *Service) updateRole(p params) (any, error) {
+	r, err := s.roleLocked(p.get("RoleName"))
+	if err != nil {
+		return nil, err
+	}
+	maxSession, err := p.int32("MaxSessionDuration", r.MaxSessionDuration, 3600, 43200)
+	if err != nil {
+		return nil, err
+	}
+	if p.has("Description") {
+		r.Description = p.get("Description")
+	}
+	r.MaxSessionDuration = maxSession
+	return nil, nil
+}
+
+func (s *Service) updateRoleDescription(p params) (any, error) {
+	r, err := s.roleLocked(p.get("RoleName"))
+	if err != nil {
+		return nil, err
+	}
+	r.Description = p.get("Description")
+	return roleResult{Role: s.roleXML(r)}, nil
+}
+
+func (s *Service) updateAssumeRolePolicy(p params) (any, error) {
+	r, err := s.roleLocked(p.get("RoleName"))
+	if err != nil {
+		return nil, err
+	}
+	text, err := p.required("PolicyDocument")
+	if err != nil {
+		return nil, err
+	}
+	doc, err := parsePolicyDocument(text)
+	if err != nil {
+		return nil, err
+	}
+	r.TrustPolicy, r.trust = text, doc
+	return nil, nil
+}
+
+func mergeTags(existing, add []tag) ([]tag, error) {
+	out := slices.Clone(existing)
+	for _, t := range add {
+		i := slices.IndexFunc(out, func(e tag) bool { return e.Key == t.Key })
+		if i >= 0 {
+			out[i] = t
+		} else {
+			out = append(out, t)
+		}
+	}
+	if len(out) > 50 {
+		return nil, limitExceeded("at most 50 tags may be attached to an IAM resource")
+	}
+	return out, nil
+}
+
+func (s *Service) tagRole(p params) (any, error) {
+	r, err := s.roleLocked(p.get("RoleName"))
+	if err != nil {
+		return nil, err
+	}
+	add, err := p.tags("Tags")
+	if err != nil {
+		return nil, err
+	}
+	if r.Tags, err = mergeTags(r.Tags, add); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (s *Service) untagRole(p params) (any, error) {
+	r, err := s.roleLocked(p.get("RoleName"))
+	if err != nil {
+		return nil, err
+	}
+	remove := p.list("TagKeys")
+	r.Tags = slices.DeleteFunc(r.Tags, func(t tag) bool { return slices.Contains(remove, t.Key) })
+	return nil, nil
+}
+
+type tagsResult struct {
+	Tags        []tag `xml:"Tags>member"`
+	IsTruncated bool  `xml:"IsTruncated"`
+}
+
+func (s *Service) listRoleTags(p params) (any, error) {
+	r, err := s.roleLocked(p.get("RoleName"))
+	if err != nil {
+		return nil, err
+	}
+	return tagsResult{Tags: append([]tag{}, r.Tags...)}, nil
+}
+
+func (s *Service) putRolePolicy(p params) (any, error) {
+	r, err := s.roleLocked(p.get("RoleName"))
+	if err != nil {
+		return nil, err
+	}
+	name, err := p.required("PolicyName")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkName("policyName", name, 128); err != nil {
+		return nil, err
+	}
+	text, err := p.required("PolicyDocument")
+	if err != nil {
+		return nil, err
+	}
+	doc, err := parsePolicyDocument(text)
+	if err != nil {
+		return nil, err
+	}
+	r.Inline[name], r.inline[name] = text, doc
+	return nil, nil
+}
+
+type rolePolicyResult struct {
+	RoleName       string `xml:"RoleName"`
+	PolicyName     string `xml:"PolicyName"`
+	PolicyDocument string `xml:"PolicyDocument"`
+}
+
+func (s *Service) getRolePolicy(p params) (any, error) {
+	r, err := s.roleLocked(p.get("RoleName"))
+	if err != nil {
+		return nil, err
+	}
+	name := p.get("PolicyName")
+	text, ok := r.Inline[name]
+	if !ok {
+		return nil, noSuchEntity("The role policy with name %s cannot be found.", name)
+	}
+	return rolePolicyResult{RoleName: r.Name, PolicyName: name, PolicyDocument: encodePolicy(text)}, nil
+}
+
+func (s *Service) deleteRolePolicy(p params) (any, error) {
+	r, err := s.roleLocked(p.get("RoleName"))
+	if err != nil {
+		return nil, err
+	}
+	name := p.get("PolicyName")
+	if _, ok := r.Inline[name]; !ok {
+		return nil, noSuchEntity("The role policy with name %s cannot be found.", name)
+	}
+	delete(r.Inline, name)
+	delete(r.inline, name)
+	return nil, nil
+}
+
+type listPolicyNamesResult struct {
+	PolicyNames []string `xml:"PolicyNames>member"`
+	IsTruncated bool     `xml:"IsTruncated"`
+	Marker      string   `xml:"Marker,omitempty"`
+}
+
+func (s *Service) listRolePolicies(p params) (any, error) {
+	r, err := s.roleLocked(p.get("RoleName"))
+	if err != nil {
+		return nil, err
+	}
+	items, next, err := page(sortedKeys(r.Inline), p)
+	if err != nil {
+		return nil, err
+	}
+	return listPolicyNamesResult{PolicyNames: append([]string{}, items...), IsTruncated: next != "", Marker: next}, nil
+}
+
+func (s *Service) attachRolePolicy(p params) (any, error) {
+	r, err := s.roleLocked(p.get("RoleName"))
+	if err != nil {
+		return nil, err
+	}
+	arn, err := p.required("PolicyArn")
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := s.policies[arn]; !ok {
+		return nil, noSuchEntity("Policy %s does not exist or is not attachable.", arn)
+	}
+	if !slices.Contains(r.Attached, arn) {
+		if len(r.Attached) >= 20 {
+			return nil, limitExceeded("Cannot exceed quota for PoliciesPerRole: 20")
+		}
+		r.Attached = append(r.Attached, arn)
+	}
+	return nil, nil
+}
+
+func (s *Service) detachRolePolicy(p params) (any, error) {
+	r, err := s.roleLocked(p.get("RoleName"))
+	if err != nil {
+		return nil, err
+	}
+	arn := p.get("PolicyArn")
+	i := slices.Index(r.Attached, arn)
+	if i < 0 {
+		return nil, noSuchEntity("Policy %s was not found.", arn)
+	}
+	r.Attached = slices.Delete(r.Attached, i, i+1)
+	return nil, nil
+}
+
+type attachedPolicyXML struct {
+	PolicyName string `xml:"PolicyName"`
+	PolicyArn  string `xml:"PolicyArn"`
+}
+
+type listAttachedResult struct {
+	AttachedPolicies []attachedPolicyXML `xml:"AttachedPolicies>member"`
+	IsTruncated      bool                `xml:"IsTruncated"`
+	Marker           string              `xml:"Marker,omitempty"`
+}
+
+func (s *Service) listAttachedRolePolicies(p params) (any, error) {
+	r, err := s.roleLocked(p.get("RoleName"))
+	if err != nil {
+		return nil, err
+	}
+	arns := slices.Sorted(slices.Values(r.Attached))
+	items, next, err := page(arns, p)
+	if err != nil {
+		return nil, err
+	}
+	out := listAttachedResult{AttachedPolicies: []attachedPolicyXML{}, IsTruncated: next != "", Marker: next}
+	for _, arn := range items {
+		if mp, ok := s.policies[arn]; ok {
+			out.AttachedPolicies = append(out.AttachedPolicies, attachedPolicyXML{PolicyName: mp.Name, PolicyArn: arn})
+		}
+	}
+	return out, nil
+}
