@@ -3,28 +3,115 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/tributary/tributary/broker/config"
+	"github.com/tributary/tributary/broker/server"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// shutdownGrace bounds a clean shutdown: in-flight requests get this long
+// to finish before their connections are closed; the log is flushed and
+// closed either way.
+const shutdownGrace = 30 * time.Second
+
 func main() {
 	if len(os.Args) < 2 {
-		usage()
+		usage(os.Stderr)
 		os.Exit(2)
 	}
 	switch os.Args[1] {
-	case "version":
+	case "run":
+		os.Exit(runMain(os.Args[2:]))
+	case "boot":
+		os.Exit(bootMain(os.Args[2:]))
+	case "version", "--version", "-version":
 		fmt.Println(version)
+	case "help", "--help", "-h", "-help":
+		usage(os.Stdout)
 	default:
 		fmt.Fprintf(os.Stderr, "tributary-broker: unknown command %q\n", os.Args[1])
-		usage()
+		usage(os.Stderr)
 		os.Exit(2)
 	}
 }
 
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: tributary-broker <command>\n\ncommands:\n  version   print the version")
+func usage(w io.Writer) {
+	fmt.Fprintln(w, `usage: tributary-broker <command> [flags]
+
+commands:
+  run       serve the Kafka protocol (flags: --listen --advertise --data-dir --node-id --config)
+  boot      boot agent: read the instance's boot document, prepare the volume, exec run
+  version   print the version`)
+}
+
+// runMain is `tributary-broker run`. SIGTERM or SIGINT shut it down
+// cleanly: stop accepting, finish in-flight requests, flush, close.
+func runMain(args []string) int {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()}))
+	cfg, err := config.FromArgs(args, os.Stderr, log)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "tributary-broker run: %v\n", err)
+		return 2
+	}
+	for _, l := range cfg.IgnoredListeners() {
+		log.Warn("listener not served: only PLAINTEXT listeners are served in this version", "listener", l)
+	}
+	log.Info("starting tributary broker", "version", version, "node_id", cfg.NodeID, "data_dir", cfg.DataDir)
+
+	srv, err := server.New(server.Options{Config: cfg, Logger: log})
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	if err := srv.Listen(); err != nil {
+		log.Error("cannot start", "err", err)
+		_ = srv.Shutdown(context.Background())
+		return 1
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve() }()
+
+	code := 0
+	select {
+	case <-ctx.Done():
+		log.Info("signal received, shutting down")
+	case err := <-serveErr:
+		log.Error("serving failed", "err", err)
+		code = 1
+	}
+	stop() // a second signal kills the process the default way
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Error("shutdown", "err", err)
+		return 1
+	}
+	return code
+}
+
+// logLevel reads TRIBUTARY_LOG_LEVEL (debug, info, warn, error); default info.
+func logLevel() slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(os.Getenv("TRIBUTARY_LOG_LEVEL"))); err != nil {
+		return slog.LevelInfo
+	}
+	return l
 }

@@ -1,0 +1,223 @@
+package server
+
+// Fetch: v4-16
+//
+// Behaviour:
+//   - Long poll: the response waits until MinBytes of records are
+//     available or MaxWaitMillis passes (capped by fetch.max.wait.cap.ms),
+//     woken by every append; it returns at once on any partition error and
+//     when the broker shuts down.
+//   - Size limits: PartitionMaxBytes per partition and MaxBytes for the
+//     response, counted in whole record batches; the first batch of the
+//     first partition with data is returned even if larger (KIP-74), so a
+//     consumer never gets stuck behind a big batch.
+//   - Reads stop at the high watermark (from storage; on one node the
+//     durable end). With no transactions, the last stable offset is the
+//     high watermark, so read_committed reads the same.
+//   - Offsets below the log start or past the log end answer
+//     OFFSET_OUT_OF_RANGE; an offset between the high watermark and the
+//     log end waits for data.
+//   - CurrentLeaderEpoch (v9+) is checked: older = FENCED_LEADER_EPOCH,
+//     newer = UNKNOWN_LEADER_EPOCH (KIP-320). LastFetchedEpoch (v12+) is
+//     checked against the leader-epoch history and answered with
+//     DivergingEpoch when the fetcher's log diverged (KIP-595 style).
+//   - Fetch sessions (KIP-227, v7+) are refused the way KIP-227 allows: a
+//     full fetch that asks for a session is answered as a sessionless full
+//     fetch with SessionID 0, which tells the client no session was made;
+//     clients keep sending full fetches. This is what Kafka does when its
+//     session cache is full (max.incremental.fetch.session.cache.slots).
+//     A non-zero SessionID can only name a session we never created:
+//     FETCH_SESSION_ID_NOT_FOUND.
+//   - Follower fetches (ReplicaID >= 0) are refused with
+//     NOT_LEADER_OR_FOLLOWER until replication exists.
+//
+// Version notes:
+//   - v4: isolation level, LSO, aborted transactions; v5: log start offset
+//   - v7: sessions (KIP-227); v9: CurrentLeaderEpoch (KIP-320)
+//   - v11: rack (KIP-392, ignored: no read replicas); v12: flexible,
+//     LastFetchedEpoch, DivergingEpoch; v13: topic ids (KIP-516)
+//   - v15: ReplicaState replaces ReplicaID.
+//   - kafka-go negotiates v2/v5/v10; floor 4 as Kafka 4 (KIP-896).
+
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+var fetchAPI = api{key: 1, min: 4, max: 16,
+	handle: func(ctx context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleFetch(ctx, r.(*kmsg.FetchRequest)), nil
+	}}
+
+func (s *Server) handleFetch(ctx context.Context, req *kmsg.FetchRequest) *kmsg.FetchResponse {
+	replicaID := req.ReplicaID
+	if req.Version >= 15 {
+		replicaID = req.ReplicaState.ID
+	}
+	if req.Version >= 7 {
+		switch {
+		case req.SessionID != 0:
+			resp := req.ResponseKind().(*kmsg.FetchResponse)
+			resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+			return resp
+		case req.SessionEpoch != 0 && req.SessionEpoch != -1:
+			resp := req.ResponseKind().(*kmsg.FetchResponse)
+			resp.ErrorCode = kerr.InvalidFetchSessionEpoch.Code
+			return resp
+		}
+	}
+	if replicaID >= 0 {
+		s.log.Warn("refusing follower fetch: replication is not available on this broker", "replica_id", replicaID)
+		return s.fetchAllErrors(req, kerr.NotLeaderForPartition.Code)
+	}
+
+	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
+	if limit := s.Config().FetchMaxWaitCap; wait > limit {
+		wait = limit
+	}
+	deadline := time.Now().Add(wait)
+	var timer *time.Timer
+	for {
+		// Take the wake-up channel before reading, so an append that
+		// lands between the read and the wait is not missed.
+		woken := s.data.wait()
+		resp, bytes, stop := s.fetchOnce(req)
+		if stop || bytes >= int(req.MinBytes) || !time.Now().Before(deadline) || ctx.Err() != nil {
+			return resp
+		}
+		if timer == nil {
+			timer = time.NewTimer(time.Until(deadline))
+			defer timer.Stop()
+		}
+		select {
+		case <-woken:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// fetchOnce reads every requested partition once. stop is true when the
+// response must go out now (an error in some partition).
+func (s *Server) fetchOnce(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, bytes int, stop bool) {
+	resp = req.ResponseKind().(*kmsg.FetchResponse)
+	remaining := int(req.MaxBytes)
+	if req.MaxBytes <= 0 {
+		remaining = int(^uint32(0) >> 1)
+	}
+	resp.Topics = make([]kmsg.FetchResponseTopic, 0, len(req.Topics))
+	for _, rt := range req.Topics {
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		var (
+			t       *topic
+			topicOK bool
+		)
+		if req.Version >= 13 {
+			t, topicOK = s.lookupTopicID(rt.TopicID)
+		} else {
+			t, topicOK = s.lookupTopic(rt.Topic)
+		}
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewFetchResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+			// Empty, not null: librdkafka rejects a null record set
+			// ("invalid MessageSetSize -1"), and Kafka never sends one.
+			sp.RecordBatches = []byte{}
+			var p *partition
+			ok := topicOK
+			if ok {
+				p, ok = t.partition(rp.Partition)
+			}
+			switch {
+			case !ok && req.Version >= 13:
+				sp.ErrorCode = kerr.UnknownTopicID.Code
+			case !ok:
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			default:
+				n := s.fetchPartition(req, rp, p, &sp, remaining, bytes > 0)
+				bytes += n
+				remaining -= n
+			}
+			if sp.ErrorCode != 0 {
+				stop = true
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp, bytes, stop
+}
+
+// fetchPartition fills one partition of the response and returns the bytes
+// of records it added.
+func (s *Server) fetchPartition(req *kmsg.FetchRequest, rp kmsg.FetchRequestTopicPartition, p *partition, sp *kmsg.FetchResponseTopicPartition, remaining int, haveData bool) int {
+	if req.Version >= 9 {
+		if code := leaderEpochErrorCode(rp.CurrentLeaderEpoch, p.leaderEpoch); code != 0 {
+			sp.ErrorCode = code
+			return 0
+		}
+	}
+	hw := p.log.HighWatermark()
+	logStart := p.log.LogStartOffset()
+	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, logStart
+
+	if req.Version >= 12 && rp.LastFetchedEpoch >= 0 {
+		epoch, end := p.log.EndOffsetForLeaderEpoch(rp.LastFetchedEpoch)
+		if epoch != rp.LastFetchedEpoch || end < rp.FetchOffset {
+			sp.DivergingEpoch.Epoch, sp.DivergingEpoch.EndOffset = epoch, end
+			return 0
+		}
+	}
+	if rp.FetchOffset < logStart || rp.FetchOffset > p.log.LogEndOffset() {
+		sp.ErrorCode = kerr.OffsetOutOfRange.Code
+		return 0
+	}
+	if rp.FetchOffset >= hw {
+		return 0 // nothing committed yet: wait
+	}
+	limit := min(int(rp.PartitionMaxBytes), remaining)
+	if limit <= 0 && haveData {
+		return 0
+	}
+	data, err := p.log.Read(rp.FetchOffset, int32(max(limit, 1)), hw)
+	if err != nil {
+		sp.ErrorCode = storageErrorCode(err)
+		if sp.ErrorCode != kerr.OffsetOutOfRange.Code {
+			s.log.Error("read failed", "topic", p.topic, "partition", p.index, "offset", rp.FetchOffset, "err", err)
+		}
+		return 0
+	}
+	// Storage returns at least one whole batch; only the first data of
+	// the response may exceed the limits (KIP-74).
+	if haveData && len(data) > limit {
+		return 0
+	}
+	if data != nil {
+		sp.RecordBatches = data
+	}
+	return len(data)
+}
+
+// fetchAllErrors answers every partition with one error code.
+func (s *Server) fetchAllErrors(req *kmsg.FetchRequest, code int16) *kmsg.FetchResponse {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewFetchResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewFetchResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.ErrorCode = code
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = -1, -1, -1
+			sp.RecordBatches = []byte{}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}

@@ -1,0 +1,90 @@
+package server
+
+// ListOffsets: v1-6
+//
+// Behaviour:
+//   - Timestamp -2 (earliest): the log start offset.
+//   - Timestamp -1 (latest): the high watermark, which is also the last
+//     stable offset (no transactions), so both isolation levels agree.
+//   - Timestamp >= 0: the first offset whose batch max timestamp is >= it
+//     (storage's time index), or offset -1 / timestamp -1 when none.
+//   - CurrentLeaderEpoch (v4+) is checked as in Fetch (KIP-320).
+//   - The returned LeaderEpoch is the current epoch for latest and -1
+//     (unknown, so clients skip epoch validation) otherwise.
+//   - Max timestamp (-3, v7, KIP-734) and earliest-local (-4, v8, tiered
+//     storage) are not served, so v7+ are not advertised.
+//
+// Version notes:
+//   - v1: single offset + timestamp (v0's multi-offset form removed by KIP-896)
+//   - v2: isolation level; v4: leader epochs (KIP-320); v6: flexible.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+var listOffsetsAPI = api{key: 2, min: 1, max: 6,
+	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleListOffsets(r.(*kmsg.ListOffsetsRequest)), nil
+	}}
+
+const (
+	timestampLatest   = -1
+	timestampEarliest = -2
+)
+
+func (s *Server) handleListOffsets(req *kmsg.ListOffsetsRequest) *kmsg.ListOffsetsResponse {
+	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewListOffsetsResponseTopic()
+		st.Topic = rt.Topic
+		t, topicOK := s.lookupTopic(rt.Topic)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewListOffsetsResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
+			var p *partition
+			ok := topicOK
+			if ok {
+				p, ok = t.partition(rp.Partition)
+			}
+			if !ok {
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			if req.Version >= 4 {
+				if code := leaderEpochErrorCode(rp.CurrentLeaderEpoch, p.leaderEpoch); code != 0 {
+					sp.ErrorCode = code
+					st.Partitions = append(st.Partitions, sp)
+					continue
+				}
+			}
+			switch ts := rp.Timestamp; {
+			case ts == timestampEarliest:
+				sp.Offset = p.log.LogStartOffset()
+			case ts == timestampLatest:
+				sp.Offset = p.log.HighWatermark()
+				sp.LeaderEpoch = p.leaderEpoch
+			case ts >= 0:
+				off, found, err := p.log.OffsetForTimestamp(ts)
+				if err != nil {
+					sp.ErrorCode = storageErrorCode(err)
+					s.log.Error("offset lookup by time failed", "topic", p.topic, "partition", p.index, "err", err)
+					break
+				}
+				// A match past the high watermark is not visible yet.
+				if off >= 0 && off < p.log.HighWatermark() {
+					sp.Offset, sp.Timestamp = off, found
+				}
+			default:
+				sp.ErrorCode = kerr.UnsupportedVersion.Code
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}

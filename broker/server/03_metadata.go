@@ -1,0 +1,185 @@
+package server
+
+// Metadata: v0-12
+//
+// Behaviour:
+//   - One broker: this node leads every partition; replicas and ISR are
+//     [this node]. ControllerID is this node.
+//   - All topics: v0 with an empty list, v1+ with a null list. An empty
+//     list at v1+ asks for brokers only.
+//   - A missing topic is created when auto.create.topics.enable is on and
+//     the request allows it (always before v4; AllowAutoTopicCreation from
+//     v4), with num.partitions partitions; it is returned at once, since a
+//     single node needs no leader election. Otherwise UNKNOWN_TOPIC_OR_PARTITION.
+//   - Invalid names answer INVALID_TOPIC_EXCEPTION and are never created.
+//   - Topics asked for by id (v12) that do not exist answer UNKNOWN_TOPIC_ID.
+//
+// Version notes:
+//   - v1: rack, controller, IsInternal, null = all topics
+//   - v2: ClusterID; v4: AllowAutoTopicCreation (KIP-204); v5: OfflineReplicas
+//   - v7: LeaderEpoch (KIP-320); v8: authorized operations (KIP-430)
+//   - v9: flexible; v10: TopicID (KIP-516); v11: cluster operations removed
+//   - v12: topics by id, null names
+//   - kafka-go uses v1 (v6 to auto-create): no floor above v0.
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/server/metastore"
+)
+
+var metadataAPI = api{key: 3, min: 0, max: 12,
+	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleMetadata(r.(*kmsg.MetadataRequest)), nil
+	}}
+
+// Kafka ACL operation codes, for the authorized-operations bit sets. With
+// no authorizer every operation is allowed.
+const (
+	aclRead            = 3
+	aclWrite           = 4
+	aclCreate          = 5
+	aclDelete          = 6
+	aclAlter           = 7
+	aclDescribe        = 8
+	aclClusterAction   = 9
+	aclDescribeConfigs = 10
+	aclAlterConfigs    = 11
+	aclIdempotentWrite = 12
+)
+
+func opsBits(ops ...int) int32 {
+	var b int32
+	for _, op := range ops {
+		b |= 1 << op
+	}
+	return b
+}
+
+var (
+	topicOps   = opsBits(aclRead, aclWrite, aclCreate, aclDelete, aclAlter, aclDescribe, aclDescribeConfigs, aclAlterConfigs)
+	clusterOps = opsBits(aclCreate, aclAlter, aclDescribe, aclClusterAction, aclDescribeConfigs, aclAlterConfigs, aclIdempotentWrite)
+)
+
+func (s *Server) handleMetadata(req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+	cfg := s.Config()
+	b := kmsg.NewMetadataResponseBroker()
+	b.NodeID, b.Host, b.Port = s.nodeID, s.host, s.port
+	if cfg.Rack != "" {
+		rack := cfg.Rack
+		b.Rack = &rack
+	}
+	resp.Brokers = []kmsg.MetadataResponseBroker{b}
+	clusterID := s.ClusterID()
+	resp.ClusterID = &clusterID
+	resp.ControllerID = s.nodeID
+	if req.IncludeClusterAuthorizedOperations {
+		resp.AuthorizedOperations = clusterOps
+	}
+
+	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
+	if all {
+		for _, t := range s.sortedTopics() {
+			resp.Topics = append(resp.Topics, s.metadataTopic(req, t))
+		}
+		return resp
+	}
+	autoCreate := cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
+	for _, rt := range req.Topics {
+		if rt.Topic == nil {
+			t, ok := s.lookupTopicID(rt.TopicID)
+			if !ok {
+				mt := kmsg.NewMetadataResponseTopic()
+				mt.TopicID = rt.TopicID
+				mt.ErrorCode = kerr.UnknownTopicID.Code
+				resp.Topics = append(resp.Topics, mt)
+				continue
+			}
+			resp.Topics = append(resp.Topics, s.metadataTopic(req, t))
+			continue
+		}
+		name := *rt.Topic
+		t, ok := s.lookupTopic(name)
+		if !ok && autoCreate {
+			var err error
+			t, err = s.createTopic(name, cfg.NumPartitions, nil)
+			switch {
+			case errors.Is(err, metastore.ErrTopicExists):
+				t, ok = s.lookupTopic(name) // created concurrently
+			case err != nil:
+				mt := kmsg.NewMetadataResponseTopic()
+				mt.Topic = &name
+				mt.ErrorCode = topicCreateErrorCode(err)
+				resp.Topics = append(resp.Topics, mt)
+				if mt.ErrorCode != kerr.InvalidTopicException.Code {
+					s.log.Warn("auto-creating topic failed", "topic", name, "err", err)
+				}
+				continue
+			default:
+				ok = true
+			}
+		}
+		if !ok {
+			mt := kmsg.NewMetadataResponseTopic()
+			mt.Topic = &name
+			mt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			if validTopicName(name) != nil {
+				mt.ErrorCode = kerr.InvalidTopicException.Code
+			}
+			resp.Topics = append(resp.Topics, mt)
+			continue
+		}
+		resp.Topics = append(resp.Topics, s.metadataTopic(req, t))
+	}
+	return resp
+}
+
+func (s *Server) metadataTopic(req *kmsg.MetadataRequest, t *topic) kmsg.MetadataResponseTopic {
+	mt := kmsg.NewMetadataResponseTopic()
+	name := t.name
+	mt.Topic = &name
+	mt.TopicID = t.id
+	mt.IsInternal = isInternalTopic(t.name)
+	if req.IncludeTopicAuthorizedOperations {
+		mt.AuthorizedOperations = topicOps
+	}
+	for _, p := range t.partitions {
+		mp := kmsg.NewMetadataResponseTopicPartition()
+		mp.Partition = p.index
+		mp.Leader = s.nodeID
+		mp.LeaderEpoch = p.leaderEpoch
+		mp.Replicas = []int32{s.nodeID}
+		mp.ISR = []int32{s.nodeID}
+		mp.OfflineReplicas = []int32{}
+		mt.Partitions = append(mt.Partitions, mp)
+	}
+	return mt
+}
+
+// isInternalTopic reports Kafka's internal topics.
+func isInternalTopic(name string) bool {
+	return name == "__consumer_offsets" || name == "__transaction_state"
+}
+
+// topicCreateErrorCode maps a topic creation error to its Kafka code.
+func topicCreateErrorCode(err error) int16 {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errInvalidTopic):
+		return kerr.InvalidTopicException.Code
+	case errors.Is(err, errInvalidPartitions):
+		return kerr.InvalidPartitions.Code
+	case errors.Is(err, metastore.ErrTopicExists):
+		return kerr.TopicAlreadyExists.Code
+	case errors.Is(err, errInvalidConfig):
+		return kerr.InvalidConfig.Code
+	default:
+		return kerr.KafkaStorageError.Code
+	}
+}

@@ -1,0 +1,175 @@
+package server
+
+// CreateTopics: v2-7
+//
+// Behaviour:
+//   - NumPartitions -1 means num.partitions; ReplicationFactor -1 means
+//     default.replication.factor. This single node has one replica to give,
+//     so a replication factor above 1 answers INVALID_REPLICATION_FACTOR
+//     and a manual assignment must name only this node
+//     (INVALID_REPLICA_ASSIGNMENT otherwise).
+//   - Configs are validated against the topic configs we serve (see
+//     topicconfig.go); an unknown name or bad value answers INVALID_CONFIG.
+//     Only explicitly given configs are stored; the rest follow the broker.
+//   - ValidateOnly checks everything and creates nothing.
+//   - A name given twice in one request answers INVALID_REQUEST for it.
+//   - v5+ responses describe the new topic's partitions, replication
+//     factor and effective configs; v7 returns its topic id.
+//
+// Version notes:
+//   - v1: ValidateOnly, error messages; v2: throttle (floor in Kafka 4, KIP-896)
+//   - v4: defaults for partitions/replication (KIP-464); v5: flexible,
+//     configs in the response (KIP-525); v7: topic id (KIP-516).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+var createTopicsAPI = api{key: 19, min: 2, max: 7,
+	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleCreateTopics(r.(*kmsg.CreateTopicsRequest)), nil
+	}}
+
+func (s *Server) handleCreateTopics(req *kmsg.CreateTopicsRequest) *kmsg.CreateTopicsResponse {
+	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+	seen := map[string]int{}
+	for _, rt := range req.Topics {
+		seen[rt.Topic]++
+	}
+	for _, rt := range req.Topics {
+		st := kmsg.NewCreateTopicsResponseTopic()
+		st.Topic = rt.Topic
+		st.NumPartitions, st.ReplicationFactor = -1, -1
+		fail := func(code int16, msg string) {
+			st.ErrorCode = code
+			st.ErrorMessage = &msg
+		}
+		if seen[rt.Topic] > 1 {
+			fail(kerr.InvalidRequest.Code, fmt.Sprintf("topic %s appears more than once in the request", rt.Topic))
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		configs, partitions, err := s.validateCreateTopic(rt)
+		if err != nil {
+			fail(createTopicErrorCode(err), err.Error())
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		if req.ValidateOnly {
+			if _, exists := s.lookupTopic(rt.Topic); exists {
+				fail(kerr.TopicAlreadyExists.Code, fmt.Sprintf("topic %s already exists", rt.Topic))
+			} else if err := validTopicName(rt.Topic); err != nil {
+				fail(kerr.InvalidTopicException.Code, err.Error())
+			} else if other := s.collidingTopic(rt.Topic); other != "" {
+				fail(kerr.InvalidTopicException.Code, fmt.Sprintf("topic %s collides with existing topic %s", rt.Topic, other))
+			} else {
+				st.NumPartitions, st.ReplicationFactor = partitions, 1
+				st.Configs = s.createTopicsResponseConfigs(configs)
+			}
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		t, err := s.createTopic(rt.Topic, partitions, configs)
+		if err != nil {
+			code := topicCreateErrorCode(err)
+			if code == kerr.KafkaStorageError.Code {
+				s.log.Error("creating topic", "topic", rt.Topic, "err", err)
+			}
+			fail(code, err.Error())
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		st.TopicID = t.id
+		st.NumPartitions, st.ReplicationFactor = int32(len(t.partitions)), 1
+		st.Configs = s.createTopicsResponseConfigs(t.configs)
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}
+
+var (
+	errReplicationFactor = errors.New("invalid replication factor")
+	errReplicaAssignment = errors.New("invalid replica assignment")
+)
+
+func createTopicErrorCode(err error) int16 {
+	switch {
+	case errors.Is(err, errReplicationFactor):
+		return kerr.InvalidReplicationFactor.Code
+	case errors.Is(err, errReplicaAssignment):
+		return kerr.InvalidReplicaAssignment.Code
+	}
+	return topicCreateErrorCode(err)
+}
+
+// validateCreateTopic checks one topic of a CreateTopics request and
+// returns its validated configs and partition count.
+func (s *Server) validateCreateTopic(rt kmsg.CreateTopicsRequestTopic) (map[string]string, int32, error) {
+	cfg := s.Config()
+	partitions := rt.NumPartitions
+	if len(rt.ReplicaAssignment) > 0 {
+		if rt.NumPartitions != -1 || rt.ReplicationFactor != -1 {
+			return nil, 0, fmt.Errorf("%w: give either an assignment or partitions and replication factor", errReplicaAssignment)
+		}
+		seen := map[int32]bool{}
+		for _, a := range rt.ReplicaAssignment {
+			if len(a.Replicas) != 1 || a.Replicas[0] != s.nodeID {
+				return nil, 0, fmt.Errorf("%w: partition %d assigned to %v; this single-node cluster has only broker %d", errReplicaAssignment, a.Partition, a.Replicas, s.nodeID)
+			}
+			if a.Partition < 0 || seen[a.Partition] {
+				return nil, 0, fmt.Errorf("%w: partition %d assigned twice or negative", errReplicaAssignment, a.Partition)
+			}
+			seen[a.Partition] = true
+		}
+		for i := range int32(len(seen)) {
+			if !seen[i] {
+				return nil, 0, fmt.Errorf("%w: partitions must be numbered 0..%d without gaps", errReplicaAssignment, len(seen)-1)
+			}
+		}
+		partitions = int32(len(seen))
+	} else {
+		if partitions == -1 {
+			partitions = cfg.NumPartitions
+		}
+		if partitions < 1 {
+			return nil, 0, fmt.Errorf("%w: %d partitions, need at least 1", errInvalidPartitions, partitions)
+		}
+		rf := rt.ReplicationFactor
+		if rf == -1 {
+			rf = cfg.DefaultReplicationFactor
+		}
+		if rf != 1 {
+			return nil, 0, fmt.Errorf("%w: replication factor %d is larger than the 1 available broker", errReplicationFactor, rf)
+		}
+	}
+	in := make(map[string]string, len(rt.Configs))
+	for _, c := range rt.Configs {
+		if c.Value == nil {
+			continue // null: use the default
+		}
+		in[c.Name] = *c.Value
+	}
+	configs, err := validateTopicConfigs(in)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %v", errInvalidConfig, err)
+	}
+	return configs, partitions, nil
+}
+
+func (s *Server) createTopicsResponseConfigs(overrides map[string]string) []kmsg.CreateTopicsResponseTopicConfig {
+	var out []kmsg.CreateTopicsResponseTopicConfig
+	for _, d := range s.describeTopicConfigs(overrides, nil) {
+		c := kmsg.NewCreateTopicsResponseTopicConfig()
+		c.Name = d.Name
+		c.Value = d.Value
+		c.Source = int8(d.Source)
+		c.ReadOnly = d.ReadOnly
+		out = append(out, c)
+	}
+	return out
+}

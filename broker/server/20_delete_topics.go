@@ -1,0 +1,90 @@
+package server
+
+// DeleteTopics: v1-6
+//
+// Behaviour:
+//   - Forgets the topic in the metadata first, then deletes its partition
+//     logs (freeing the disk); a crash in between leaves files that the
+//     next start deletes.
+//   - delete.topic.enable=false answers TOPIC_DELETION_DISABLED.
+//   - Unknown names answer UNKNOWN_TOPIC_OR_PARTITION; unknown ids (v6)
+//     UNKNOWN_TOPIC_ID.
+//
+// Version notes:
+//   - v1: throttle (floor in Kafka 4, KIP-896); v4: flexible;
+//     v5: error messages; v6: topics by name or id (KIP-516).
+
+import (
+	"context"
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/server/metastore"
+)
+
+var deleteTopicsAPI = api{key: 20, min: 1, max: 6,
+	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleDeleteTopics(r.(*kmsg.DeleteTopicsRequest)), nil
+	}}
+
+func (s *Server) handleDeleteTopics(req *kmsg.DeleteTopicsRequest) *kmsg.DeleteTopicsResponse {
+	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
+	targets := req.Topics
+	if req.Version < 6 {
+		targets = nil
+		for _, name := range req.TopicNames {
+			t := kmsg.NewDeleteTopicsRequestTopic()
+			n := name
+			t.Topic = &n
+			targets = append(targets, t)
+		}
+	}
+	enabled := s.Config().DeleteTopicEnable
+	for _, rt := range targets {
+		st := kmsg.NewDeleteTopicsResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		fail := func(code int16, msg string) {
+			st.ErrorCode = code
+			st.ErrorMessage = &msg
+		}
+		var name string
+		switch {
+		case rt.Topic != nil:
+			name = *rt.Topic
+		default:
+			t, ok := s.lookupTopicID(rt.TopicID)
+			if !ok {
+				fail(kerr.UnknownTopicID.Code, "no topic with this id")
+				resp.Topics = append(resp.Topics, st)
+				continue
+			}
+			name = t.name
+			st.Topic = &name
+		}
+		if t, ok := s.lookupTopic(name); ok {
+			st.TopicID = t.id
+		}
+		if isInternalTopic(name) {
+			fail(kerr.InvalidRequest.Code, "internal topics cannot be deleted")
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		if !enabled {
+			fail(kerr.TopicDeletionDisabled.Code, "delete.topic.enable is false")
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		if err := s.deleteTopic(name); err != nil {
+			if errors.Is(err, metastore.ErrUnknownTopic) {
+				fail(kerr.UnknownTopicOrPartition.Code, err.Error())
+			} else {
+				s.log.Error("deleting topic", "topic", name, "err", err)
+				fail(kerr.KafkaStorageError.Code, err.Error())
+			}
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}

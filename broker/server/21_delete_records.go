@@ -1,0 +1,68 @@
+package server
+
+// DeleteRecords: v0-2
+//
+// Behaviour:
+//   - Moves a partition's log start offset up to Offset (-1 means the high
+//     watermark); whole segments below it are deleted by storage. The new
+//     log start offset is returned as the low watermark.
+//   - An offset past the high watermark answers OFFSET_OUT_OF_RANGE.
+//
+// Version notes:
+//   - v1: same as v0; v2: flexible.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+var deleteRecordsAPI = api{key: 21, min: 0, max: 2,
+	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleDeleteRecords(r.(*kmsg.DeleteRecordsRequest)), nil
+	}}
+
+func (s *Server) handleDeleteRecords(req *kmsg.DeleteRecordsRequest) *kmsg.DeleteRecordsResponse {
+	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
+	for _, rt := range req.Topics {
+		st := kmsg.NewDeleteRecordsResponseTopic()
+		st.Topic = rt.Topic
+		t, topicOK := s.lookupTopic(rt.Topic)
+		for _, rp := range rt.Partitions {
+			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
+			sp.Partition = rp.Partition
+			sp.LowWatermark = -1
+			var p *partition
+			ok := topicOK
+			if ok {
+				p, ok = t.partition(rp.Partition)
+			}
+			if !ok {
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			hw := p.log.HighWatermark()
+			offset := rp.Offset
+			if offset == -1 {
+				offset = hw
+			}
+			if offset < 0 || offset > hw {
+				sp.ErrorCode = kerr.OffsetOutOfRange.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			low, err := p.log.DeleteRecordsBefore(offset)
+			if err != nil {
+				sp.ErrorCode = storageErrorCode(err)
+				s.log.Error("deleting records", "topic", p.topic, "partition", p.index, "offset", offset, "err", err)
+			} else {
+				sp.LowWatermark = low
+			}
+			st.Partitions = append(st.Partitions, sp)
+		}
+		resp.Topics = append(resp.Topics, st)
+	}
+	return resp
+}

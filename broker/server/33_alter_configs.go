@@ -1,0 +1,46 @@
+package server
+
+// AlterConfigs: v0-2
+//
+// Behaviour:
+//   - The legacy, non-incremental form: the configs given REPLACE every
+//     explicit config of the resource; anything not named returns to its
+//     default (this is Kafka's behaviour, and why IncrementalAlterConfigs
+//     exists).
+//   - Topic configs are stored in the metadata and applied to the logs at
+//     once; broker configs only where dynamic (see the settings table),
+//     stored and applied at once.
+//   - ValidateOnly checks and changes nothing.
+//
+// Version notes:
+//   - v1: same as v0; v2: flexible.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+var alterConfigsAPI = api{key: 33, min: 0, max: 2,
+	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleAlterConfigs(r.(*kmsg.AlterConfigsRequest)), nil
+	}}
+
+func (s *Server) handleAlterConfigs(req *kmsg.AlterConfigsRequest) *kmsg.AlterConfigsResponse {
+	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
+	for _, rr := range req.Resources {
+		sr := kmsg.NewAlterConfigsResponseResource()
+		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+		changes := make([]configChange, 0, len(rr.Configs))
+		for _, c := range rr.Configs {
+			changes = append(changes, configChange{name: c.Name, op: kmsg.IncrementalAlterConfigOpSet, value: c.Value})
+		}
+		code, msg := s.alterResource(rr.ResourceType, rr.ResourceName, changes, true, req.ValidateOnly)
+		if code != 0 {
+			sr.ErrorCode = code
+			sr.ErrorMessage = &msg
+		}
+		resp.Resources = append(resp.Resources, sr)
+	}
+	return resp
+}

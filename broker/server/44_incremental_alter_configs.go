@@ -1,0 +1,45 @@
+package server
+
+// IncrementalAlterConfigs: v0-1
+//
+// Behaviour:
+//   - SET, DELETE (back to the inherited value), APPEND and SUBTRACT (list
+//     configs such as cleanup.policy only) per config; configs not named
+//     keep their values (KIP-339).
+//   - Topic configs are stored in the metadata and applied to the logs at
+//     once; broker configs only where dynamic, stored and applied at once,
+//     and topics that inherit them follow.
+//   - A resource's changes apply all or nothing; ValidateOnly changes nothing.
+//
+// Version notes:
+//   - v1: flexible.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+var incrementalAlterConfigsAPI = api{key: 44, min: 0, max: 1,
+	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleIncrementalAlterConfigs(r.(*kmsg.IncrementalAlterConfigsRequest)), nil
+	}}
+
+func (s *Server) handleIncrementalAlterConfigs(req *kmsg.IncrementalAlterConfigsRequest) *kmsg.IncrementalAlterConfigsResponse {
+	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
+	for _, rr := range req.Resources {
+		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
+		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+		changes := make([]configChange, 0, len(rr.Configs))
+		for _, c := range rr.Configs {
+			changes = append(changes, configChange{name: c.Name, op: c.Op, value: c.Value})
+		}
+		code, msg := s.alterResource(rr.ResourceType, rr.ResourceName, changes, false, req.ValidateOnly)
+		if code != 0 {
+			sr.ErrorCode = code
+			sr.ErrorMessage = &msg
+		}
+		resp.Resources = append(resp.Resources, sr)
+	}
+	return resp
+}

@@ -1,0 +1,47 @@
+package server
+
+// DescribeCluster: v0-1
+//
+// Behaviour:
+//   - One broker (this node), which is also the controller; the cluster id
+//     from the metadata. Authorized operations: all (no authorizer yet).
+//   - Endpoint type 2 (controllers, v1) is answered with this node too:
+//     a single node is its own controller.
+//
+// Version notes:
+//   - v1: EndpointType (KIP-919); v2 (fenced brokers) not served.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+var describeClusterAPI = api{key: 60, min: 0, max: 1,
+	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleDescribeCluster(r.(*kmsg.DescribeClusterRequest)), nil
+	}}
+
+func (s *Server) handleDescribeCluster(req *kmsg.DescribeClusterRequest) *kmsg.DescribeClusterResponse {
+	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
+	if req.Version >= 1 {
+		if req.EndpointType != 1 && req.EndpointType != 2 {
+			resp.ErrorCode = kerr.UnsupportedEndpointType.Code
+			return resp
+		}
+		resp.EndpointType = req.EndpointType
+	}
+	resp.ClusterID = s.ClusterID()
+	resp.ControllerID = s.nodeID
+	b := kmsg.NewDescribeClusterResponseBroker()
+	b.NodeID, b.Host, b.Port = s.nodeID, s.host, s.port
+	if rack := s.Config().Rack; rack != "" {
+		b.Rack = &rack
+	}
+	resp.Brokers = []kmsg.DescribeClusterResponseBroker{b}
+	if req.IncludeClusterAuthorizedOperations {
+		resp.ClusterAuthorizedOperations = clusterOps
+	}
+	return resp
+}

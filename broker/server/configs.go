@@ -1,0 +1,263 @@
+package server
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/config"
+)
+
+// describeTopicConfigs describes a topic's effective configs; names limits
+// the answer (nil: all).
+func (s *Server) describeTopicConfigs(overrides map[string]string, names []string) []kmsg.DescribeConfigsResponseResourceConfig {
+	cfg := s.Config()
+	dynamic := s.meta.BrokerConfigs()
+	var out []kmsg.DescribeConfigsResponseResourceConfig
+	for _, name := range sortedTopicSettingNames() {
+		if names != nil && !slices.Contains(names, name) {
+			continue
+		}
+		ts, _ := lookupTopicSetting(name)
+		ev := topicConfigValue(cfg, dynamic, overrides, ts)
+		c := kmsg.NewDescribeConfigsResponseResourceConfig()
+		c.Name = name
+		v := ev.value
+		c.Value = &v
+		c.Source = ev.source
+		c.IsDefault = ev.source == kmsg.ConfigSourceDefaultConfig
+		c.ConfigType = ts.typ
+		doc := ts.doc
+		c.Documentation = &doc
+		// Synonyms, most specific first, as Kafka lists them.
+		if ov, ok := overrides[name]; ok {
+			c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(name, ov, kmsg.ConfigSourceDynamicTopicConfig))
+		}
+		if dv, ok := dynamic[ts.brokerName]; ok {
+			c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(ts.brokerName, dv, kmsg.ConfigSourceDynamicDefaultBrokerConfig))
+		}
+		if cfg.Explicit[ts.brokerName] {
+			sv, _ := s.static.Get(ts.brokerName)
+			c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(ts.brokerName, sv, kmsg.ConfigSourceStaticBrokerConfig))
+		}
+		if bs, ok := config.Lookup(ts.brokerName); ok && bs.Default != "" {
+			dv, _ := config.Default().Get(ts.brokerName)
+			c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(ts.brokerName, dv, kmsg.ConfigSourceDefaultConfig))
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// describeBrokerConfigs describes the broker's settings.
+func (s *Server) describeBrokerConfigs(names []string) []kmsg.DescribeConfigsResponseResourceConfig {
+	cfg := s.Config()
+	dynamic := s.meta.BrokerConfigs()
+	var out []kmsg.DescribeConfigsResponseResourceConfig
+	for _, st := range config.Settings() {
+		if names != nil && !slices.Contains(names, st.Name) {
+			continue
+		}
+		c := kmsg.NewDescribeConfigsResponseResourceConfig()
+		c.Name = st.Name
+		v, _ := cfg.Get(st.Name)
+		c.Value = &v
+		c.ReadOnly = !st.Dynamic
+		c.ConfigType = configType(st.Type)
+		doc := st.Doc
+		c.Documentation = &doc
+		switch {
+		case hasKey(dynamic, st.Name):
+			c.Source = kmsg.ConfigSourceDynamicDefaultBrokerConfig
+			c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(st.Name, dynamic[st.Name], c.Source))
+		case cfg.Explicit[st.Name]:
+			c.Source = kmsg.ConfigSourceStaticBrokerConfig
+		default:
+			c.Source = kmsg.ConfigSourceDefaultConfig
+			c.IsDefault = true
+		}
+		if cfg.Explicit[st.Name] {
+			sv, _ := s.static.Get(st.Name)
+			c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(st.Name, sv, kmsg.ConfigSourceStaticBrokerConfig))
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func hasKey(m map[string]string, k string) bool { _, ok := m[k]; return ok }
+
+func synonym(name, value string, src kmsg.ConfigSource) kmsg.DescribeConfigsResponseResourceConfigConfigSynonym {
+	syn := kmsg.NewDescribeConfigsResponseResourceConfigConfigSynonym()
+	syn.Name = name
+	syn.Value = &value
+	syn.Source = src
+	return syn
+}
+
+func configType(t string) kmsg.ConfigType {
+	switch t {
+	case "int":
+		return kmsg.ConfigTypeInt
+	case "long":
+		return kmsg.ConfigTypeLong
+	case "boolean":
+		return kmsg.ConfigTypeBoolean
+	case "list":
+		return kmsg.ConfigTypeList
+	case "password":
+		return kmsg.ConfigTypePassword
+	default:
+		return kmsg.ConfigTypeString
+	}
+}
+
+// configChange is one requested change of a config: set (value non-nil)
+// or remove (value nil), or for IncrementalAlterConfigs an op on a list.
+type configChange struct {
+	name  string
+	op    kmsg.IncrementalAlterConfigOp
+	value *string
+}
+
+// alterResource applies changes to one config resource. replace=true is
+// the legacy AlterConfigs: the given set replaces every explicit value.
+// It returns a Kafka error code and message.
+func (s *Server) alterResource(typ kmsg.ConfigResourceType, name string, changes []configChange, replace, validateOnly bool) (int16, string) {
+	switch typ {
+	case kmsg.ConfigResourceTypeTopic:
+		return s.alterTopicConfigs(name, changes, replace, validateOnly)
+	case kmsg.ConfigResourceTypeBroker:
+		if name != "" && name != strconv.Itoa(int(s.nodeID)) {
+			return kerr.InvalidRequest.Code, fmt.Sprintf("broker %s is not this broker (%d)", name, s.nodeID)
+		}
+		return s.alterBrokerConfigs(changes, replace, validateOnly)
+	default:
+		return kerr.InvalidRequest.Code, fmt.Sprintf("config resource type %v is not supported", typ)
+	}
+}
+
+func (s *Server) alterTopicConfigs(name string, changes []configChange, replace, validateOnly bool) (int16, string) {
+	t, ok := s.lookupTopic(name)
+	if !ok {
+		return kerr.UnknownTopicOrPartition.Code, fmt.Sprintf("topic %s does not exist", name)
+	}
+	next := maps.Clone(t.configs)
+	if replace || next == nil {
+		next = map[string]string{}
+	}
+	for _, ch := range changes {
+		ts, known := lookupTopicSetting(ch.name)
+		if !known {
+			return kerr.InvalidConfig.Code, fmt.Sprintf("unknown or unsupported topic config %q", ch.name)
+		}
+		cur := topicConfigValue(s.Config(), nil, t.configs, ts).value
+		if err := applyChange(next, ch, cur, ts.typ == kmsg.ConfigTypeList); err != nil {
+			return kerr.InvalidConfig.Code, err.Error()
+		}
+	}
+	valid, err := validateTopicConfigs(next)
+	if err != nil {
+		return kerr.InvalidConfig.Code, err.Error()
+	}
+	if validateOnly {
+		return 0, ""
+	}
+	if err := s.setTopicConfigs(name, valid); err != nil {
+		s.log.Error("storing topic configs", "topic", name, "err", err)
+		return kerr.KafkaStorageError.Code, err.Error()
+	}
+	s.log.Info("changed topic configs", "topic", name, "configs", valid)
+	return 0, ""
+}
+
+func (s *Server) alterBrokerConfigs(changes []configChange, replace, validateOnly bool) (int16, string) {
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	next := s.meta.BrokerConfigs()
+	if replace || next == nil {
+		next = map[string]string{}
+	}
+	for _, ch := range changes {
+		st, known := config.Lookup(ch.name)
+		if !known {
+			return kerr.InvalidConfig.Code, fmt.Sprintf("unknown broker config %q", ch.name)
+		}
+		if !st.Dynamic {
+			return kerr.InvalidConfig.Code, fmt.Sprintf("%s cannot be changed on a running broker; set it in the config file", ch.name)
+		}
+		cur, _ := s.Config().Get(ch.name)
+		if err := applyChange(next, ch, cur, st.Type == "list"); err != nil {
+			return kerr.InvalidConfig.Code, err.Error()
+		}
+	}
+	cfg, err := applyDynamic(s.static, next)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		return kerr.InvalidConfig.Code, err.Error()
+	}
+	if validateOnly {
+		return 0, ""
+	}
+	if err := s.meta.SetBrokerConfigs(next); err != nil {
+		s.log.Error("storing broker configs", "err", err)
+		return kerr.KafkaStorageError.Code, err.Error()
+	}
+	s.cfg.Store(cfg)
+	s.reconfigureAll()
+	s.log.Info("changed dynamic broker configs", "configs", next)
+	return 0, ""
+}
+
+// applyChange applies one change to an explicit-config map. cur is the
+// effective value before the change, the base for list APPEND/SUBTRACT.
+func applyChange(m map[string]string, ch configChange, cur string, isList bool) error {
+	switch ch.op {
+	case kmsg.IncrementalAlterConfigOpSet:
+		if ch.value == nil {
+			delete(m, ch.name) // legacy AlterConfigs null value: back to default
+			return nil
+		}
+		m[ch.name] = *ch.value
+	case kmsg.IncrementalAlterConfigOpDelete:
+		delete(m, ch.name)
+	case kmsg.IncrementalAlterConfigOpAppend, kmsg.IncrementalAlterConfigOpSubtract:
+		if !isList {
+			return fmt.Errorf("%s is not a list; APPEND and SUBTRACT apply to lists only", ch.name)
+		}
+		if ch.value == nil {
+			return fmt.Errorf("%s: APPEND and SUBTRACT need a value", ch.name)
+		}
+		items := splitList(cur)
+		for _, v := range splitList(*ch.value) {
+			if ch.op == kmsg.IncrementalAlterConfigOpAppend {
+				if !slices.Contains(items, v) {
+					items = append(items, v)
+				}
+			} else {
+				items = slices.DeleteFunc(items, func(x string) bool { return x == v })
+			}
+		}
+		m[ch.name] = strings.Join(items, ",")
+	default:
+		return fmt.Errorf("%s: unknown operation %d", ch.name, ch.op)
+	}
+	return nil
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, x := range strings.Split(v, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
+}

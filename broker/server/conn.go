@@ -1,0 +1,278 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// pipelineDepth is how many requests of one connection are read ahead of
+// the one being processed. Clients pipeline (kgo keeps up to 5 produce
+// requests in flight per broker); reading ahead overlaps decoding with
+// processing while Kafka's rule holds: requests of one connection are
+// processed one at a time, in order, and answered in that order.
+const pipelineDepth = 8
+
+// request is one decoded request frame.
+type request struct {
+	key      int16
+	version  int16
+	corr     int32
+	clientID string
+	// kreq is nil only for an ApiVersions request newer than we serve,
+	// whose body we must not try to parse (KIP-511).
+	kreq kmsg.Request
+}
+
+// errMalformed marks a frame we could not decode; the connection is closed.
+var errMalformed = errors.New("malformed request")
+
+// decodeRequest parses one frame (without its 4-byte size). A non-nil error
+// means the connection must be closed; it never panics on any input.
+func decodeRequest(frame []byte) (req *request, err error) {
+	defer func() {
+		// kmsg decodes defensively, but a decoder bug must cost one
+		// connection, not the broker.
+		if r := recover(); r != nil {
+			req, err = nil, fmt.Errorf("%w: decoder panic: %v", errMalformed, r)
+		}
+	}()
+	if len(frame) < 8 {
+		return nil, fmt.Errorf("%w: %d-byte frame is shorter than a request header", errMalformed, len(frame))
+	}
+	rd := kbin.Reader{Src: frame}
+	key := rd.Int16()
+	version := rd.Int16()
+	corr := rd.Int32()
+	a, ok := apiByKey(key)
+	if !ok {
+		return nil, fmt.Errorf("%w: unsupported API key %d (version %d)", errMalformed, key, version)
+	}
+	clientID := rd.NullableString()
+	if err := rd.Complete(); err != nil {
+		return nil, fmt.Errorf("%w: request header of %s: %v", errMalformed, kmsg.NameForKey(key), err)
+	}
+	r := &request{key: key, version: version, corr: corr}
+	if clientID != nil {
+		r.clientID = *clientID
+	}
+	if version < a.min || version > a.max {
+		if key == apiVersionsKey && version > a.max {
+			// KIP-511: answer with our range; the body may be in a
+			// format we do not know, so do not parse it.
+			return r, nil
+		}
+		return nil, fmt.Errorf("%w: %s version %d is not supported (we serve %d-%d)", errMalformed, kmsg.NameForKey(key), version, a.min, a.max)
+	}
+	kreq := kmsg.RequestForKey(key)
+	kreq.SetVersion(version)
+	if kreq.IsFlexible() {
+		kmsg.SkipTags(&rd)
+		if err := rd.Complete(); err != nil {
+			return nil, fmt.Errorf("%w: request header tags of %s: %v", errMalformed, kmsg.NameForKey(key), err)
+		}
+	}
+	if err := kreq.ReadFrom(rd.Src); err != nil {
+		return nil, fmt.Errorf("%w: %s v%d body: %v", errMalformed, kmsg.NameForKey(key), version, err)
+	}
+	r.kreq = kreq
+	return r, nil
+}
+
+// encodeResponse frames a response: size, correlation id, header tags
+// (flexible versions, except ApiVersions whose response header is always
+// v0 so that a client can read it before knowing our versions), body.
+func encodeResponse(buf []byte, corr int32, resp kmsg.Response) []byte {
+	buf = append(buf[:0], 0, 0, 0, 0, 0, 0, 0, 0)
+	binary.BigEndian.PutUint32(buf[4:], uint32(corr))
+	if resp.IsFlexible() && resp.Key() != apiVersionsKey {
+		buf = append(buf, 0)
+	}
+	buf = resp.AppendTo(buf)
+	binary.BigEndian.PutUint32(buf[:4], uint32(len(buf)-4))
+	return buf
+}
+
+// conn is one client connection.
+type conn struct {
+	s        *Server
+	nc       net.Conn
+	log      *slog.Logger
+	stopping atomic.Bool
+	// ctx ends when the client stops sending (the reader ends) or the
+	// broker shuts down: blocked JoinGroup/SyncGroup calls and long polls
+	// give up then, since nobody will read their answer.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// clientID is the client.id of the request being processed (requests
+	// of a connection are processed one at a time).
+	clientID string
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{s: s, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String())}
+	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	return c
+}
+
+// stopReading makes the connection stop taking new requests; those already
+// read are processed and answered.
+// remoteHost is the client's address as Kafka shows it in group
+// descriptions: "/" + IP.
+func (c *conn) remoteHost() string {
+	host, _, err := net.SplitHostPort(c.nc.RemoteAddr().String())
+	if err != nil {
+		return "/" + c.nc.RemoteAddr().String()
+	}
+	return "/" + host
+}
+
+func (c *conn) stopReading() {
+	c.stopping.Store(true)
+	_ = c.nc.SetReadDeadline(time.Now())
+}
+
+// serve runs the connection: a reader goroutine decodes frames ahead, this
+// goroutine processes them one at a time, a writer goroutine sends the
+// responses in the same order.
+func (c *conn) serve() {
+	defer c.nc.Close()
+	defer c.cancel()
+	reqs := make(chan *request, pipelineDepth)
+	go c.readLoop(reqs)
+
+	out := make(chan []byte, pipelineDepth)
+	writeDone := make(chan struct{})
+	go c.writeLoop(out, writeDone)
+
+	for req := range reqs {
+		resp, err := c.s.dispatch(c.ctx, c, req)
+		if err != nil {
+			c.log.Warn("closing connection", "api", kmsg.NameForKey(req.key), "version", req.version, "client_id", req.clientID, "reason", err)
+			c.nc.Close()
+			for range reqs { // let the reader finish
+			}
+			break
+		}
+		if resp == nil {
+			continue // acks=0 produce: no response
+		}
+		select {
+		case out <- encodeResponse(nil, req.corr, resp):
+		case <-writeDone: // the writer failed; the connection is closed
+			for range reqs {
+			}
+		}
+	}
+	close(out)
+	<-writeDone
+}
+
+func (c *conn) readLoop(reqs chan<- *request) {
+	defer close(reqs)
+	defer func() {
+		if !c.stopping.Load() {
+			c.cancel()
+		}
+	}()
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	var size [4]byte
+	for {
+		cfg := c.s.Config()
+		if c.stopping.Load() {
+			return
+		}
+		if idle := cfg.ConnectionsMaxIdle; idle > 0 {
+			_ = c.nc.SetReadDeadline(time.Now().Add(idle))
+		}
+		// Shutdown sets the flag, then a deadline in the past; checking
+		// again after our own deadline means one of the two always wins.
+		if c.stopping.Load() {
+			return
+		}
+		if _, err := io.ReadFull(br, size[:]); err != nil {
+			c.logReadEnd(err, "waiting for a request")
+			return
+		}
+		n := int32(binary.BigEndian.Uint32(size[:]))
+		if n < 0 || n > cfg.SocketRequestMaxBytes {
+			c.log.Warn("closing connection: impossible request size", "size", uint32(n), "socket_request_max_bytes", cfg.SocketRequestMaxBytes, "hint", frameHint(size))
+			c.nc.Close()
+			return
+		}
+		frame := make([]byte, n)
+		if _, err := io.ReadFull(br, frame); err != nil {
+			c.logReadEnd(err, "reading a request body")
+			return
+		}
+		req, err := decodeRequest(frame)
+		if err != nil {
+			c.log.Warn("closing connection", "reason", err)
+			c.nc.Close()
+			return
+		}
+		reqs <- req
+	}
+}
+
+func (c *conn) logReadEnd(err error, during string) {
+	switch {
+	case c.stopping.Load():
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		c.log.Debug("connection closed by client")
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.log.Info("closing idle connection", "connections_max_idle", c.s.Config().ConnectionsMaxIdle)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		c.log.Warn("connection closed mid-request", "during", during)
+	default:
+		c.log.Info("connection read failed", "during", during, "err", err)
+	}
+}
+
+// frameHint names the usual reason for a nonsense size: something other
+// than a Kafka client on the port.
+func frameHint(size [4]byte) string {
+	switch {
+	case size[0] == 0x16 && size[1] == 0x03:
+		return "looks like a TLS handshake on a plaintext listener"
+	case string(size[:]) == "GET " || string(size[:]) == "POST" || string(size[:]) == "HEAD":
+		return "looks like HTTP"
+	}
+	return ""
+}
+
+func (c *conn) writeLoop(out <-chan []byte, done chan<- struct{}) {
+	defer close(done)
+	for buf := range out {
+		if idle := c.s.Config().ConnectionsMaxIdle; idle > 0 {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(idle))
+		}
+		if _, err := c.nc.Write(buf); err != nil {
+			c.log.Info("closing connection: writing response failed", "err", err)
+			c.nc.Close()
+			return
+		}
+	}
+}
+
+// dispatch runs the handler of one request. A nil response with a nil
+// error means "send nothing" (acks=0).
+func (s *Server) dispatch(ctx context.Context, c *conn, req *request) (kmsg.Response, error) {
+	if req.kreq == nil {
+		return apiVersionsTooNew(req.version), nil
+	}
+	a, _ := apiByKey(req.key)
+	c.clientID = req.clientID
+	return a.handle(ctx, s, c, req.kreq)
+}

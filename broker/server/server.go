@@ -1,0 +1,360 @@
+// Package server is the Kafka protocol side of the Tributary broker: it
+// accepts connections, frames and decodes requests with franz-go's kmsg,
+// dispatches them to one handler per API key (the NN_name.go files, each
+// naming the versions it serves) and writes the responses back in order.
+//
+// The durable log is broker/storage; topics, configs and producer-id blocks
+// live behind the Metadata interface (a file today, a Raft log in the
+// cluster release).
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tributary/tributary/broker/config"
+	"github.com/tributary/tributary/broker/groups"
+	"github.com/tributary/tributary/broker/server/metastore"
+	"github.com/tributary/tributary/broker/storage"
+)
+
+// Metadata is the cluster metadata the server needs: topics and their
+// partitions, topic and dynamic broker configs, producer-id blocks. Every
+// change is durable when the method returns. metastore.Store implements it
+// with a file; the cluster release implements it with the Raft log.
+type Metadata interface {
+	ClusterID() string
+	Topics() []metastore.Topic
+	CreateTopic(name string, partitions int32, configs map[string]string) (metastore.Topic, error)
+	DeleteTopic(name string) error
+	AddPartitions(name string, count int32) (metastore.Topic, error)
+	SetTopicConfigs(name string, configs map[string]string) (metastore.Topic, error)
+	BumpLeaderEpochs() error
+	BrokerConfigs() map[string]string
+	SetBrokerConfigs(configs map[string]string) error
+	AllocateProducerIDBlock() (int64, error)
+}
+
+// Options configure a Server.
+type Options struct {
+	// Config is the static configuration (file and flags). Required.
+	Config *config.Config
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Metadata defaults to a metastore.Store in the data directory.
+	Metadata Metadata
+}
+
+// Server is one broker's protocol server.
+type Server struct {
+	log      *slog.Logger
+	static   *config.Config
+	cfg      atomic.Pointer[config.Config] // static + dynamic broker configs
+	meta     Metadata
+	store    *storage.Store
+	groups   *groups.Coordinator
+	nodeID   int32
+	host     string
+	port     int32
+	dataDir  string
+	started  time.Time
+	cfgMu    sync.Mutex // serializes dynamic config changes
+	topicsMu sync.RWMutex
+	topics   map[string]*topic
+	byID     map[metastore.TopicID]*topic
+	adminMu  sync.Mutex // serializes topic creation, deletion and reconfiguration
+
+	producerIDs producerIDAllocator
+	data        dataNotifier
+
+	ln        net.Listener
+	connsMu   sync.Mutex
+	conns     map[*conn]struct{}
+	connWG    sync.WaitGroup
+	openConns atomic.Int64
+
+	ctx      context.Context // canceled when shutdown starts: wakes long polls
+	cancel   context.CancelFunc
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// New opens the data directory (recovering the log) and returns a server
+// that is ready to Serve.
+func New(opts Options) (*Server, error) {
+	if opts.Config == nil {
+		return nil, errors.New("server: no config")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	static := opts.Config.Clone()
+	host, port, err := static.AdvertisedHostPort()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		log:     log,
+		static:  static,
+		nodeID:  static.NodeID,
+		host:    host,
+		port:    port,
+		dataDir: static.DataDir,
+		started: time.Now(),
+		topics:  map[string]*topic{},
+		byID:    map[metastore.TopicID]*topic{},
+		conns:   map[*conn]struct{}{},
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.data.init()
+
+	if err := ensureDir(static.DataDir); err != nil {
+		return nil, err
+	}
+	// The log first: it takes the data directory's lock, so a second
+	// broker on the same directory stops before touching the metadata.
+	start := time.Now()
+	s.store, err = storage.Open(storageDir(static.DataDir), storageOptions(static, log))
+	if err != nil {
+		return nil, fmt.Errorf("opening log: %w", err)
+	}
+	s.meta = opts.Metadata
+	if s.meta == nil {
+		ms, err := metastore.Open(static.DataDir, static.ClusterID)
+		if err != nil {
+			s.store.Close()
+			return nil, err
+		}
+		s.meta = ms
+	}
+	cfg, err := applyDynamic(static, s.meta.BrokerConfigs())
+	if err != nil {
+		s.store.Close()
+		return nil, fmt.Errorf("applying stored dynamic broker configs: %w", err)
+	}
+	s.cfg.Store(cfg)
+	s.producerIDs.meta = s.meta
+	if err := s.loadTopics(); err != nil {
+		s.store.Close()
+		return nil, err
+	}
+	log.Info("log recovered", "partitions", len(s.store.Partitions()), "took", time.Since(start).Round(time.Millisecond))
+	if err := s.openGroups(cfg); err != nil {
+		s.store.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// offsetsTopic is Kafka's internal topic of committed offsets and group
+// metadata; broker/groups writes it.
+const offsetsTopic = "__consumer_offsets"
+
+// openGroups starts the consumer-group coordinator on the offsets topic,
+// which is recorded in the metadata like any topic (one partition,
+// compacted) so clients see it, internal, in Metadata.
+func (s *Server) openGroups(cfg *config.Config) error {
+	if _, ok := s.lookupTopic(offsetsTopic); !ok {
+		if _, err := s.createTopic(offsetsTopic, 1, map[string]string{"cleanup.policy": "compact"}); err != nil {
+			return fmt.Errorf("creating %s: %w", offsetsTopic, err)
+		}
+	}
+	offsetsLog, err := groups.OpenPartitionLog(s.store)
+	if err != nil {
+		return fmt.Errorf("opening the offsets log: %w", err)
+	}
+	gc := groups.DefaultConfig()
+	gc.InitialRebalanceDelay = cfg.GroupInitialRebalanceDelay
+	gc.MinSessionTimeout = cfg.GroupMinSessionTimeout
+	gc.MaxSessionTimeout = cfg.GroupMaxSessionTimeout
+	gc.OffsetsRetention = cfg.OffsetsRetention
+	gc.Logger = s.log
+	gc.PartitionExists = func(topic string, p int32) bool {
+		_, ok := s.lookupPartition(topic, p)
+		return ok
+	}
+	start := time.Now()
+	s.groups, err = groups.New(s.ctx, offsetsLog, gc)
+	if err != nil {
+		return fmt.Errorf("starting the group coordinator: %w", err)
+	}
+	s.log.Info("group coordinator ready", "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// Config returns the configuration in force (static plus dynamic).
+func (s *Server) Config() *config.Config { return s.cfg.Load() }
+
+// ClusterID is the cluster id clients see.
+func (s *Server) ClusterID() string { return s.meta.ClusterID() }
+
+// Listen binds the configured listener; Addr is valid afterwards.
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.static.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", s.static.ListenAddr, err)
+	}
+	s.ln = ln
+	// A listener on port 0 (tests) advertises the port it got.
+	if s.port == 0 {
+		s.port = int32(ln.Addr().(*net.TCPAddr).Port)
+	}
+	return nil
+}
+
+// Addr is the bound listener address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Serve accepts connections until Shutdown. It returns nil after a
+// shutdown.
+func (s *Server) Serve() error {
+	if s.ln == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	s.store.StartCleaner(s.ctx)
+	s.log.Info("serving Kafka protocol", "listen", s.ln.Addr().String(), "advertised", net.JoinHostPort(s.host, fmt.Sprint(s.port)), "node_id", s.nodeID, "cluster_id", s.ClusterID())
+	var backoff time.Duration
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyOpenFiles) {
+				// Temporary (out of file descriptors, ...): back off
+				// rather than spin, as net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed, retrying", "err", err, "backoff", backoff)
+				select {
+				case <-time.After(backoff):
+				case <-s.ctx.Done():
+					return nil
+				}
+				continue
+			}
+			return fmt.Errorf("accepting connections: %w", err)
+		}
+		backoff = 0
+		if n := s.openConns.Add(1); n > int64(s.Config().MaxConnections) {
+			s.openConns.Add(-1)
+			s.log.Warn("closing connection: max.connections reached", "remote", nc.RemoteAddr().String(), "max_connections", s.Config().MaxConnections)
+			nc.Close()
+			continue
+		}
+		c := newConn(s, nc)
+		s.connsMu.Lock()
+		s.conns[c] = struct{}{}
+		s.connsMu.Unlock()
+		s.connWG.Add(1)
+		go func() {
+			defer s.connWG.Done()
+			defer s.openConns.Add(-1)
+			c.serve()
+			s.connsMu.Lock()
+			delete(s.conns, c)
+			s.connsMu.Unlock()
+		}()
+	}
+}
+
+// Shutdown stops the broker cleanly: stop accepting, let every connection
+// finish the request it is processing and write its response (long polls
+// return at once with what they have), then flush and close the log. If ctx
+// ends first, the remaining connections are closed hard; the log is closed
+// in any case.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() {
+		s.log.Info("shutting down")
+		s.cancel()
+		if s.ln != nil {
+			s.ln.Close()
+		}
+		s.connsMu.Lock()
+		for c := range s.conns {
+			c.stopReading()
+		}
+		s.connsMu.Unlock()
+
+		done := make(chan struct{})
+		go func() { s.connWG.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			s.log.Warn("shutdown deadline reached, closing connections with requests in flight")
+			s.connsMu.Lock()
+			for c := range s.conns {
+				c.nc.Close()
+			}
+			s.connsMu.Unlock()
+			<-done
+		}
+		if s.groups != nil {
+			if err := s.groups.Close(); err != nil {
+				s.log.Warn("closing group coordinator", "err", err)
+			}
+		}
+		if err := s.store.Close(); err != nil {
+			s.stopErr = fmt.Errorf("closing log: %w", err)
+			return
+		}
+		s.log.Info("shutdown complete")
+	})
+	return s.stopErr
+}
+
+// dataNotifier wakes Fetch long polls when any partition gets new durable
+// data. Waiters take the channel before looking at the log, so an append
+// between their look and their wait still wakes them.
+type dataNotifier struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (n *dataNotifier) init() { n.ch = make(chan struct{}) }
+
+func (n *dataNotifier) wait() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ch
+}
+
+func (n *dataNotifier) notify() {
+	n.mu.Lock()
+	close(n.ch)
+	n.ch = make(chan struct{})
+	n.mu.Unlock()
+}
+
+// producerIDAllocator hands out producer ids from durable blocks, so ids
+// are unique on this broker across restarts.
+type producerIDAllocator struct {
+	mu   sync.Mutex
+	meta Metadata
+	next int64
+	end  int64
+}
+
+func (a *producerIDAllocator) allocate() (int64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.next >= a.end {
+		first, err := a.meta.AllocateProducerIDBlock()
+		if err != nil {
+			return 0, fmt.Errorf("allocating producer id block: %w", err)
+		}
+		a.next, a.end = first, first+metastore.ProducerIDBlockSize
+	}
+	id := a.next
+	a.next++
+	return id, nil
+}

@@ -1,0 +1,208 @@
+package server
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/config"
+	"github.com/tributary/tributary/broker/storage"
+)
+
+// topicSetting is one per-topic config. A topic without an explicit value
+// inherits the broker setting named by brokerName (Kafka's synonym), so
+// changing log.retention.ms on the broker changes every topic that did not
+// set retention.ms itself.
+type topicSetting struct {
+	name       string
+	brokerName string
+	typ        kmsg.ConfigType
+	doc        string
+	// normalize validates a value and returns its canonical spelling.
+	normalize func(string) (string, error)
+	// apply sets the (normalized) value on a storage config.
+	apply func(*storage.TopicConfig, string)
+}
+
+var topicSettings = []topicSetting{
+	{name: "cleanup.policy", brokerName: "log.cleanup.policy", typ: kmsg.ConfigTypeList,
+		doc:       "delete, compact or compact,delete.",
+		normalize: config.NormalizeCleanupPolicy,
+		apply:     func(c *storage.TopicConfig, v string) { c.CleanupPolicy = v }},
+	{name: "retention.ms", brokerName: "log.retention.ms", typ: kmsg.ConfigTypeLong,
+		doc:       "Delete segments older than this; -1 keeps data forever.",
+		normalize: millisOrForever,
+		apply:     func(c *storage.TopicConfig, v string) { c.RetentionMs = parseMillis(v) }},
+	{name: "retention.bytes", brokerName: "log.retention.bytes", typ: kmsg.ConfigTypeLong,
+		doc:       "Delete old segments while the partition is bigger than this; -1 is unlimited.",
+		normalize: intAtLeast(-1),
+		apply:     func(c *storage.TopicConfig, v string) { c.RetentionBytes, _ = strconv.ParseInt(v, 10, 64) }},
+	{name: "segment.bytes", brokerName: "log.segment.bytes", typ: kmsg.ConfigTypeInt,
+		doc:       "Roll to a new segment at this size.",
+		normalize: intAtLeast(14),
+		apply:     func(c *storage.TopicConfig, v string) { c.SegmentBytes, _ = strconv.ParseInt(v, 10, 64) }},
+	{name: "segment.ms", brokerName: "log.roll.ms", typ: kmsg.ConfigTypeLong,
+		doc:       "Roll to a new segment at this age.",
+		normalize: intAtLeast(1),
+		apply:     func(c *storage.TopicConfig, v string) { c.SegmentMs = parseMillis(v) }},
+	{name: "delete.retention.ms", brokerName: "log.cleaner.delete.retention.ms", typ: kmsg.ConfigTypeLong,
+		doc:       "How long tombstones stay after compaction.",
+		normalize: intAtLeast(0),
+		apply:     func(c *storage.TopicConfig, v string) { c.DeleteRetentionMs = parseMillis(v) }},
+	{name: "max.message.bytes", brokerName: "message.max.bytes", typ: kmsg.ConfigTypeInt,
+		doc:       "Largest record batch accepted.",
+		normalize: int32AtLeast(0),
+		apply: func(c *storage.TopicConfig, v string) {
+			n, _ := strconv.ParseInt(v, 10, 32)
+			c.MaxMessageBytes = int32(n)
+		}},
+	{name: "index.interval.bytes", brokerName: "log.index.interval.bytes", typ: kmsg.ConfigTypeInt,
+		doc:       "Bytes between offset index entries.",
+		normalize: int32AtLeast(0),
+		apply: func(c *storage.TopicConfig, v string) {
+			n, _ := strconv.ParseInt(v, 10, 32)
+			c.IndexIntervalBytes = int32(n)
+		}},
+	{name: "message.timestamp.type", brokerName: "log.message.timestamp.type", typ: kmsg.ConfigTypeString,
+		doc: "CreateTime or LogAppendTime.",
+		normalize: func(v string) (string, error) {
+			if v != "CreateTime" && v != "LogAppendTime" {
+				return "", fmt.Errorf("must be CreateTime or LogAppendTime")
+			}
+			return v, nil
+		},
+		apply: func(c *storage.TopicConfig, v string) { c.MessageTimestampType = v }},
+	{name: "min.insync.replicas", brokerName: "min.insync.replicas", typ: kmsg.ConfigTypeInt,
+		doc:       "Replicas that must have a record before acks=all succeeds.",
+		normalize: int32AtLeast(1),
+		apply:     func(*storage.TopicConfig, string) {}}, // enforced by Produce, not the log
+}
+
+func lookupTopicSetting(name string) (topicSetting, bool) {
+	for _, s := range topicSettings {
+		if s.name == name {
+			return s, true
+		}
+	}
+	return topicSetting{}, false
+}
+
+// validateTopicConfigs checks explicit topic configs and returns them in
+// canonical form.
+func validateTopicConfigs(in map[string]string) (map[string]string, error) {
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		s, ok := lookupTopicSetting(k)
+		if !ok {
+			return nil, fmt.Errorf("unknown or unsupported topic config %q", k)
+		}
+		n, err := s.normalize(v)
+		if err != nil {
+			return nil, fmt.Errorf("invalid value %q for %s: %w", v, k, err)
+		}
+		out[k] = n
+	}
+	return out, nil
+}
+
+// effectiveTopicValue is a topic config's value and where it comes from.
+type effectiveTopicValue struct {
+	value  string
+	source kmsg.ConfigSource
+}
+
+// topicConfigValue resolves one topic config: the topic's own value, else
+// the broker's.
+func topicConfigValue(cfg *config.Config, dynamicBroker map[string]string, overrides map[string]string, s topicSetting) effectiveTopicValue {
+	if v, ok := overrides[s.name]; ok {
+		return effectiveTopicValue{v, kmsg.ConfigSourceDynamicTopicConfig}
+	}
+	v, _ := cfg.Get(s.brokerName)
+	src := kmsg.ConfigSourceDefaultConfig
+	if _, ok := dynamicBroker[s.brokerName]; ok {
+		src = kmsg.ConfigSourceDynamicDefaultBrokerConfig
+	} else if cfg.Explicit[s.brokerName] {
+		src = kmsg.ConfigSourceStaticBrokerConfig
+	}
+	return effectiveTopicValue{v, src}
+}
+
+// resolveTopicConfig builds the storage config of a topic from its
+// overrides and the broker defaults.
+func resolveTopicConfig(cfg *config.Config, overrides map[string]string) storage.TopicConfig {
+	var tc storage.TopicConfig
+	for _, s := range topicSettings {
+		s.apply(&tc, topicConfigValue(cfg, nil, overrides, s).value)
+	}
+	return tc
+}
+
+// minInsyncReplicas is the topic's min.insync.replicas.
+func minInsyncReplicas(cfg *config.Config, overrides map[string]string) int32 {
+	if v, ok := overrides["min.insync.replicas"]; ok {
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err == nil {
+			return int32(n)
+		}
+	}
+	return cfg.MinInsyncReplicas
+}
+
+func sortedTopicSettingNames() []string {
+	names := make([]string, 0, len(topicSettings))
+	for _, s := range topicSettings {
+		names = append(names, s.name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func millisOrForever(v string) (string, error) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return "", fmt.Errorf("not an integer")
+	}
+	if n < -1 {
+		return "", fmt.Errorf("must be -1 (forever) or >= 0")
+	}
+	return strconv.FormatInt(n, 10), nil
+}
+
+func intAtLeast(lo int64) func(string) (string, error) {
+	return func(v string) (string, error) {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return "", fmt.Errorf("not an integer")
+		}
+		if n < lo {
+			return "", fmt.Errorf("must be >= %d", lo)
+		}
+		return strconv.FormatInt(n, 10), nil
+	}
+}
+
+func int32AtLeast(lo int64) func(string) (string, error) {
+	return func(v string) (string, error) {
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil {
+			return "", fmt.Errorf("not a 32-bit integer")
+		}
+		if n < lo {
+			return "", fmt.Errorf("must be >= %d", lo)
+		}
+		return strconv.FormatInt(n, 10), nil
+	}
+}
+
+// parseMillis turns a validated millisecond count into a duration; -1
+// (forever) stays negative.
+func parseMillis(v string) time.Duration {
+	n, _ := strconv.ParseInt(v, 10, 64)
+	if n < 0 {
+		return -1
+	}
+	return time.Duration(n) * time.Millisecond
+}
