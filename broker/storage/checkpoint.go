@@ -28,7 +28,33 @@ const (
 
 // writeFileAtomic replaces path with data durably.
 func writeFileAtomic(path string, data []byte) error {
-	tmp := path + tmpSuffix
+	return writeFilesAtomic(filepath.Dir(path), []namedContent{{filepath.Base(path), data}})
+}
+
+type namedContent struct {
+	name string
+	data []byte
+}
+
+// writeFilesAtomic replaces several files of dir, each atomically, with one
+// directory fsync for all of them.
+func writeFilesAtomic(dir string, files []namedContent) error {
+	for _, f := range files {
+		if err := writeTemp(filepath.Join(dir, f.name+tmpSuffix), f.data); err != nil {
+			return err
+		}
+	}
+	for _, f := range files {
+		path := filepath.Join(dir, f.name)
+		if err := os.Rename(path+tmpSuffix, path); err != nil {
+			os.Remove(path + tmpSuffix)
+			return fmt.Errorf("renaming %s: %w", path+tmpSuffix, err)
+		}
+	}
+	return syncDir(dir)
+}
+
+func writeTemp(tmp string, data []byte) error {
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return fmt.Errorf("creating %s: %w", tmp, err)
@@ -44,11 +70,7 @@ func writeFileAtomic(path string, data []byte) error {
 		os.Remove(tmp)
 		return fmt.Errorf("writing %s: %w", tmp, werr)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("renaming %s: %w", tmp, err)
-	}
-	return syncDir(filepath.Dir(path))
+	return nil
 }
 
 func syncDir(dir string) error {
@@ -138,7 +160,11 @@ func readRecoveryPoint(dir string) (recoveryPoint, error) {
 }
 
 func writeRecoveryPoint(dir string, rp recoveryPoint) error {
-	return writeFileAtomic(filepath.Join(dir, recoveryPointFile), formatCheckpoint([][]int64{{rp.offset, rp.segment, rp.position}}))
+	return writeFileAtomic(filepath.Join(dir, recoveryPointFile), encodeRecoveryPoint(rp))
+}
+
+func encodeRecoveryPoint(rp recoveryPoint) []byte {
+	return formatCheckpoint([][]int64{{rp.offset, rp.segment, rp.position}})
 }
 
 func readLogStartOffset(dir string) (int64, error) {

@@ -55,6 +55,8 @@ type Partition struct {
 	hwSet     bool
 	unsynced  []*segment    // rolled segments whose data awaits fsync
 	recovery  recoveryPoint // last recovery point written
+	// epochsDirty: the leader-epoch checkpoint file is behind the cache.
+	epochsDirty bool
 	closed    bool
 	// cleanedTo: offsets below it were compacted by the last cleaner pass.
 	cleanedTo int64
@@ -77,6 +79,7 @@ func newPartition(st *Store, topic string, partition int32, dir string, cfg Topi
 	return &Partition{
 		store: st, topic: topic, partition: partition, dir: dir, cfg: cfg,
 		producers: newProducerStates(),
+		recovery:  recoveryPoint{offset: -1},
 		flushDone: make(chan struct{}),
 		notify:    make(chan struct{}),
 	}
@@ -351,9 +354,12 @@ func (p *Partition) appendLocked(batches []byte, parsed []parsedBatch, opts Appe
 	pc.commit()
 	p.leo = next
 	if p.epochs.assign(opts.LeaderEpoch, res.BaseOffset) {
+		p.epochsDirty = true
 		if err := p.epochs.write(p.dir); err != nil {
-			// The checkpointer writes it again; the data itself is fine.
+			// The next checkpoint writes it again; the data itself is fine.
 			p.store.log.Warn("writing leader-epoch checkpoint", "partition", p.dir, "err", err)
+		} else {
+			p.epochsDirty = false
 		}
 	}
 	res.LastOffset = last
@@ -708,9 +714,7 @@ func (p *Partition) DeleteRecordsBefore(offset int64) (newLogStart int64, err er
 	}
 	p.logStart = offset
 	if p.epochs.truncateFromStart(offset) {
-		if err := p.epochs.write(p.dir); err != nil {
-			p.store.log.Warn("writing leader-epoch checkpoint", "partition", p.dir, "err", err)
-		}
+		p.epochsDirty = true
 	}
 	p.deleteSegmentsBelowStartLocked()
 	return p.logStart, nil
@@ -809,9 +813,11 @@ func (p *Partition) truncateLocked(offset int64) error {
 		p.recovery = rp
 	}
 	if p.epochs.truncateFromEnd(p.leo) {
+		p.epochsDirty = true
 		if err := p.epochs.write(p.dir); err != nil {
 			return fmt.Errorf("%w: %w", ErrStorage, err)
 		}
+		p.epochsDirty = false
 	}
 	return p.rebuildProducerStateLocked()
 }

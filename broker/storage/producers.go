@@ -129,8 +129,9 @@ func (pc *producerCheck) commit() {
 }
 
 // replay updates the state from a batch found in the log (recovery), with
-// no checks: the log is the truth.
-func (ps *producerStates) replay(h *recordbatch.Header) {
+// no checks: the log is the truth. Expiry counts from now, not from the
+// batch timestamp, which is the producer's clock under CreateTime.
+func (ps *producerStates) replay(h *recordbatch.Header, now int64) {
 	if h.ProducerID < 0 || h.IsControl() {
 		return
 	}
@@ -142,7 +143,7 @@ func (ps *producerStates) replay(h *recordbatch.Header) {
 		e = &producerEntry{epoch: h.ProducerEpoch}
 		ps.m[h.ProducerID] = e
 	}
-	e.lastAppend = max(e.lastAppend, h.MaxTimestamp)
+	e.lastAppend = max(e.lastAppend, now)
 	e.add(producerBatch{firstSeq: h.BaseSequence, lastSeq: h.LastSequence(), firstOffset: h.BaseOffset, lastOffset: h.LastOffset()})
 }
 
@@ -225,10 +226,6 @@ func decodeProducerStates(b []byte) (producerStates, int64, error) {
 		return ps, 0, errBadSnapshot
 	}
 	return ps, offset, nil
-}
-
-func (ps *producerStates) write(dir string, offset int64) error {
-	return writeFileAtomic(filepath.Join(dir, producerStateFile), ps.encode(offset))
 }
 
 func readProducerStates(dir string) (producerStates, int64, error) {

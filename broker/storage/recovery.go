@@ -139,6 +139,9 @@ func (st *Store) recoverPartition(dir, topic string, partition int32, clean bool
 	if !rpValid && !clean {
 		checkSeg, checkPos = 0, 0
 	}
+	if rpValid && rpErr == nil {
+		p.recovery = rp
+	}
 	if err := p.loadSegments(checkSeg, checkPos, verify); err != nil {
 		p.closeFiles()
 		return nil, err
@@ -148,8 +151,9 @@ func (st *Store) recoverPartition(dir, topic string, partition int32, clean bool
 		// DeleteRecords moved the start past what survived: start there.
 		p.logStart = p.leo
 	}
-	p.epochs.truncateFromEnd(p.leo)
-	p.epochs.truncateFromStart(p.logStart)
+	if p.epochs.truncateFromEnd(p.leo) || p.epochs.truncateFromStart(p.logStart) {
+		p.epochsDirty = true
+	}
 
 	if err := p.rebuildProducerStateLocked(); err != nil {
 		p.closeFiles()
@@ -158,7 +162,7 @@ func (st *Store) recoverPartition(dir, topic string, partition int32, clean bool
 	// What survived recovery is what this broker will serve: make it durable
 	// and record the new recovery point so the next start does not re-check it.
 	p.durable.Store(p.leo)
-	if err := p.checkpointLocked(true); err != nil {
+	if err := p.checkpointLocked(); err != nil {
 		p.closeFiles()
 		return nil, err
 	}
@@ -212,7 +216,9 @@ func (p *Partition) loadSegments(checkSeg int, checkPos int64, verify bool) erro
 		if stop.reason == nil && verify {
 			stop, err = s.scan(trustedTo, fileSize, true, func(h *recordbatch.Header, pos int64) {
 				s.track(h, pos, p.cfg.IndexIntervalBytes)
-				p.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset)
+				if p.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) {
+					p.epochsDirty = true
+				}
 			})
 			if err != nil {
 				return err
@@ -305,7 +311,8 @@ func (p *Partition) rebuildProducerStateLocked() error {
 		ps, from = newProducerStates(), p.logStart
 	}
 	p.producers = ps
-	return p.walkHeaders(from, func(h *recordbatch.Header) { p.producers.replay(h) })
+	now := p.store.opts.Now().UnixMilli()
+	return p.walkHeaders(from, func(h *recordbatch.Header) { p.producers.replay(h, now) })
 }
 
 // walkHeaders calls fn for each batch whose last offset is >= from.

@@ -90,10 +90,4 @@ func (p *Partition) applyRetention() {
 		total -= s.size
 		p.removeFirstSegmentLocked("retention")
 	}
-	if p.logStart > p.recovery.offset || p.segments[0].base > p.recovery.segment {
-		// Keep the recovery point inside the log so recovery can use it.
-		if err := p.checkpointLocked(true); err != nil {
-			p.store.log.Warn("checkpoint after retention", "partition", p.dir, "err", err)
-		}
-	}
 }

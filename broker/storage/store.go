@@ -237,7 +237,7 @@ func (st *Store) createPartitionDir(dir, topic string, partition int32, cfg Topi
 	p.segments = []*segment{s}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err := p.checkpointLocked(true); err != nil {
+	if err := p.checkpointLocked(); err != nil {
 		_ = s.close()
 		return nil, err
 	}
@@ -400,15 +400,17 @@ func (p *Partition) checkpoint() error {
 	if p.closed {
 		return nil
 	}
-	return p.checkpointLocked(false)
+	return p.checkpointLocked()
 }
 
 // checkpointLocked fsyncs the data and indexes, saves the producer state and
-// leader epochs, and writes the recovery point at the log end.
-func (p *Partition) checkpointLocked(force bool) error {
+// leader epochs, and writes the recovery point at the log end, when
+// anything changed since the last checkpoint (so idle partitions cost no
+// I/O, at runtime or at start-up).
+func (p *Partition) checkpointLocked() error {
 	s := p.active()
 	rp := recoveryPoint{offset: p.leo, segment: s.base, position: s.size}
-	if !force && rp == p.recovery {
+	if rp == p.recovery && !p.epochsDirty {
 		return nil
 	}
 	for _, seg := range append(p.unsynced, s) {
@@ -421,22 +423,27 @@ func (p *Partition) checkpointLocked(force bool) error {
 	}
 	p.unsynced = nil
 	for _, seg := range p.segments {
-		if seg.index.offsetsOnDisk < len(seg.index.offsets) || seg.index.timesOnDisk < len(seg.index.times) || force && seg == s {
+		if seg.index.offsetsOnDisk < len(seg.index.offsets) || seg.index.timesOnDisk < len(seg.index.times) {
 			if err := seg.writeIndexes(true); err != nil {
 				return fmt.Errorf("%w: %w", ErrStorage, err)
 			}
 		}
 	}
-	p.producers.expire(p.store.opts.Now().Add(-p.store.opts.ProducerIDExpiration).UnixMilli())
-	if err := p.producers.write(p.dir, p.leo); err != nil {
+	// The recovery point is renamed into place last: it must never be
+	// newer than the snapshot and epochs written with it.
+	var files []namedContent
+	if rp != p.recovery {
+		p.producers.expire(p.store.opts.Now().Add(-p.store.opts.ProducerIDExpiration).UnixMilli())
+		files = append(files, namedContent{producerStateFile, p.producers.encode(p.leo)})
+	}
+	if p.epochsDirty {
+		files = append(files, namedContent{leaderEpochFile, p.epochs.encode()})
+	}
+	files = append(files, namedContent{recoveryPointFile, encodeRecoveryPoint(rp)})
+	if err := writeFilesAtomic(p.dir, files); err != nil {
 		return fmt.Errorf("%w: %w", ErrStorage, err)
 	}
-	if err := p.epochs.write(p.dir); err != nil {
-		return fmt.Errorf("%w: %w", ErrStorage, err)
-	}
-	if err := writeRecoveryPoint(p.dir, rp); err != nil {
-		return fmt.Errorf("%w: %w", ErrStorage, err)
-	}
+	p.epochsDirty = false
 	p.recovery = rp
 	before := p.durable.Load()
 	advanceTo(&p.durable, p.leo)
@@ -453,7 +460,7 @@ func (p *Partition) close() error {
 		p.mu.Unlock()
 		return nil
 	}
-	err := p.checkpointLocked(true)
+	err := p.checkpointLocked()
 	p.closed = true
 	p.closeFiles()
 	p.mu.Unlock()
