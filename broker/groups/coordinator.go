@@ -120,6 +120,12 @@ func (c *Coordinator) lockGroup(name string, create bool) (*group, int16) {
 		}
 		c.mu.Unlock()
 		g.mu.Lock()
+		if c.isClosed() {
+			// Close may have finished with this group before we locked it;
+			// a request parked now would never be answered.
+			g.mu.Unlock()
+			return nil, kerr.NotCoordinator.Code
+		}
 		if g.state != stateDead {
 			return g, 0
 		}

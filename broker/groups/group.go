@@ -237,6 +237,16 @@ func (g *group) selectProtocol() string {
 	return best
 }
 
+// cloneProtocols copies a request's protocols: the member keeps them
+// beyond the request, whose bytes may alias the connection's read buffer.
+func cloneProtocols(protocols []kmsg.JoinGroupRequestProtocol) []kmsg.JoinGroupRequestProtocol {
+	out := make([]kmsg.JoinGroupRequestProtocol, len(protocols))
+	for i, p := range protocols {
+		out[i] = kmsg.JoinGroupRequestProtocol{Name: p.Name, Metadata: slices.Clone(p.Metadata)}
+	}
+	return out
+}
+
 func (m *member) metadataFor(protocol string) []byte {
 	for _, p := range m.protocols {
 		if p.Name == protocol {
@@ -306,7 +316,7 @@ func (g *group) addMember(m *member, wait *joinWaiter) {
 // updateMember records a known member's rejoin and moves the group towards
 // a rebalance.
 func (g *group) updateMember(m *member, req *kmsg.JoinGroupRequest, wait *joinWaiter, session, rebalance time.Duration) {
-	m.protocols = req.Protocols
+	m.protocols = cloneProtocols(req.Protocols)
 	m.protocolType = req.ProtocolType
 	m.sessionTimeout = session
 	m.rebalanceTimeout = rebalance

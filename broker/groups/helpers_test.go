@@ -2,6 +2,7 @@ package groups
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -118,8 +119,10 @@ func (m *testMember) join(ctx context.Context) *kmsg.JoinGroupResponse {
 		}
 		return resp
 	}
-	m.t.Fatalf("%s: coordinator asked for a member id twice", m.clientID)
-	return nil
+	m.t.Errorf("%s: coordinator asked for a member id twice", m.clientID)
+	resp := kmsg.NewPtrJoinGroupResponse()
+	resp.ErrorCode = kerr.MemberIDRequired.Code
+	return resp
 }
 
 // joinAsync runs join in a goroutine.
@@ -187,6 +190,22 @@ func (m *testMember) commit(ctx context.Context, topic string, partition int32, 
 // handing each member its id as assignment. All must end in one generation.
 func joinAll(t *testing.T, ctx context.Context, ms ...*testMember) {
 	t.Helper()
+	if err := joinAndSync(ctx, ms...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// syncAll sends SyncGroup for members that just joined one generation.
+func syncAll(t *testing.T, ctx context.Context, ms ...*testMember) {
+	t.Helper()
+	if err := syncMembers(ctx, ms...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// joinAndSync is joinAll returning its error, for use off the test
+// goroutine.
+func joinAndSync(ctx context.Context, ms ...*testMember) error {
 	var wg sync.WaitGroup
 	errs := make([]int16, len(ms))
 	for i, m := range ms {
@@ -195,21 +214,19 @@ func joinAll(t *testing.T, ctx context.Context, ms ...*testMember) {
 	wg.Wait()
 	for i, code := range errs {
 		if code != 0 {
-			t.Fatalf("member %d join: %v", i, kerr.ErrorForCode(code))
+			return fmt.Errorf("member %d join: %s", i, codeName(code))
 		}
 	}
-	syncAll(t, ctx, ms...)
+	return syncMembers(ctx, ms...)
 }
 
-// syncAll sends SyncGroup for members that just joined one generation.
-func syncAll(t *testing.T, ctx context.Context, ms ...*testMember) {
-	t.Helper()
+func syncMembers(ctx context.Context, ms ...*testMember) error {
 	gen := ms[0].generation
 	leaders := 0
 	var assignments map[string][]byte
 	for _, m := range ms {
 		if m.generation != gen {
-			t.Fatalf("members in different generations: %d and %d", gen, m.generation)
+			return fmt.Errorf("members in different generations: %d and %d", gen, m.generation)
 		}
 		if m.leader {
 			leaders++
@@ -220,7 +237,7 @@ func syncAll(t *testing.T, ctx context.Context, ms ...*testMember) {
 		}
 	}
 	if leaders != 1 {
-		t.Fatalf("generation %d has %d leaders, want 1", gen, leaders)
+		return fmt.Errorf("generation %d has %d leaders, want 1", gen, leaders)
 	}
 	var wg sync.WaitGroup
 	errs := make([]int16, len(ms))
@@ -234,12 +251,13 @@ func syncAll(t *testing.T, ctx context.Context, ms ...*testMember) {
 	wg.Wait()
 	for i, code := range errs {
 		if code != 0 {
-			t.Fatalf("member %d sync: %v", i, kerr.ErrorForCode(code))
+			return fmt.Errorf("member %d sync: %s", i, codeName(code))
 		}
 		if got, want := string(ms[i].assignment), "assignment-of-"+ms[i].id; got != want {
-			t.Fatalf("member %d assignment = %q, want %q", i, got, want)
+			return fmt.Errorf("member %d assignment = %q, want %q", i, got, want)
 		}
 	}
+	return nil
 }
 
 // waitFor polls cond until it holds or the deadline passes.

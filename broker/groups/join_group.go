@@ -22,7 +22,6 @@ import (
 func (c *Coordinator) JoinGroup(ctx context.Context, client Client, req *kmsg.JoinGroupRequest) *kmsg.JoinGroupResponse {
 	resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
 	resp.MemberID = req.MemberID
-	resp.Protocol = kmsg.StringPtr("")
 	fail := func(code int16) *kmsg.JoinGroupResponse {
 		resp.ErrorCode = code
 		return resp
@@ -77,7 +76,7 @@ func (g *group) join(client Client, req *kmsg.JoinGroupRequest, resp *kmsg.JoinG
 		return &member{
 			id: id, instanceID: req.InstanceID, clientID: client.ID, clientHost: client.Host,
 			sessionTimeout: session, rebalanceTimeout: rebalance,
-			protocolType: req.ProtocolType, protocols: req.Protocols,
+			protocolType: req.ProtocolType, protocols: cloneProtocols(req.Protocols),
 		}
 	}
 

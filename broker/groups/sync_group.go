@@ -2,6 +2,7 @@ package groups
 
 import (
 	"context"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -94,7 +95,8 @@ func (g *group) syncGroup(ctx context.Context, req *kmsg.SyncGroupRequest, resp 
 func (g *group) completeSync(ctx context.Context, assignments []kmsg.SyncGroupRequestGroupAssignment) {
 	byMember := make(map[string][]byte, len(assignments))
 	for _, a := range assignments {
-		byMember[a.MemberID] = a.MemberAssignment
+		// Cloned: request bytes may alias the connection's read buffer.
+		byMember[a.MemberID] = slices.Clone(a.MemberAssignment)
 	}
 	for _, m := range g.members {
 		// Kafka gives members the leader left out an empty assignment.
