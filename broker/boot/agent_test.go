@@ -569,3 +569,35 @@ func TestEscapePropertyValue(t *testing.T) {
 		}
 	}
 }
+
+// TestImageUnitFlags keeps the image's systemd unit and the agent's flags in
+// step: every `tributary-broker boot` command line in the unit must parse.
+func TestImageUnitFlags(t *testing.T) {
+	unit, err := os.ReadFile("../../packer/files/tributary-broker.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found int
+	for line := range strings.Lines(string(unit)) {
+		_, cmd, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok || !strings.HasPrefix(strings.TrimSpace(line), "Exec") {
+			continue
+		}
+		fields := strings.Fields(strings.TrimLeft(cmd, "+-@!:"))
+		if len(fields) < 2 || fields[0] != "/usr/local/bin/tributary-broker" || fields[1] != "boot" {
+			continue
+		}
+		found++
+		var stderr bytes.Buffer
+		opts, err := parseFlags(fields[2:], &stderr)
+		if err != nil {
+			t.Errorf("unit line %q does not parse: %v\n%s", line, err, stderr.String())
+		}
+		if opts.RuntimeDir != DefaultRuntimeDir {
+			t.Errorf("unit line %q: runtime dir %q, want %q (RuntimeDirectory=tributary)", line, opts.RuntimeDir, DefaultRuntimeDir)
+		}
+	}
+	if found != 2 {
+		t.Errorf("found %d boot command lines in the unit, want 2 (ExecStartPre and ExecStart)", found)
+	}
+}

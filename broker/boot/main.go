@@ -18,6 +18,23 @@ func Main(ctx context.Context, args []string) error {
 }
 
 func runMain(ctx context.Context, args []string, stderr io.Writer) error {
+	opts, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	opts.VolumeDir = os.Getenv(EnvVolumeDir)
+	opts.RuntimeDir = runtimeDir(opts.RuntimeDir, opts.VolumeDir)
+	// Text logs: they end up on the instance console (GetConsoleOutput), read by people.
+	opts.Logger = slog.New(slog.NewTextHandler(stderr, nil)).With("component", "boot")
+	_, err = Run(ctx, opts)
+	return err
+}
+
+// parseFlags reads the command line of `tributary-broker boot`.
+func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	flags := flag.NewFlagSet("tributary-broker boot", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	var opts Options
@@ -37,21 +54,12 @@ func runMain(ctx context.Context, args []string, stderr io.Writer) error {
 		flags.PrintDefaults()
 	}
 	if err := flags.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
+		return opts, err
 	}
 	if flags.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %q", flags.Args())
+		return opts, fmt.Errorf("unexpected arguments: %q", flags.Args())
 	}
-
-	opts.VolumeDir = os.Getenv(EnvVolumeDir)
-	opts.RuntimeDir = runtimeDir(opts.RuntimeDir, opts.VolumeDir)
-	// Text logs: they end up on the instance console (GetConsoleOutput), read by people.
-	opts.Logger = slog.New(slog.NewTextHandler(stderr, nil)).With("component", "boot")
-	_, err := Run(ctx, opts)
-	return err
+	return opts, nil
 }
 
 // runtimeDir picks the runtime directory: the flag, then
