@@ -298,7 +298,7 @@ func (m providerModel) awsConfig(ctx context.Context) (awsconfig.Config, diag.Di
 }
 
 func (p *tributaryProvider) Resources(_ context.Context) []func() resource.Resource {
-	return nil
+	return []func() resource.Resource{NewClusterResource}
 }
 
 func (p *tributaryProvider) DataSources(_ context.Context) []func() datasource.DataSource {

@@ -1,0 +1,244 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+
+	"github.com/tributary/tributary/provider/internal/fleet"
+)
+
+// clusterModel is tributary_cluster's state, attributes in schema order.
+type clusterModel struct {
+	BootstrapBrokers          types.String   `tfsdk:"bootstrap_brokers"`
+	BootstrapBrokersSASLIAM   types.String   `tfsdk:"bootstrap_brokers_sasl_iam"`
+	BootstrapBrokersSASLSCRAM types.String   `tfsdk:"bootstrap_brokers_sasl_scram"`
+	BootstrapBrokersTLS       types.String   `tfsdk:"bootstrap_brokers_tls"`
+	BrokerConfig              types.Map      `tfsdk:"broker_config"`
+	BrokerNodes               types.List     `tfsdk:"broker_nodes"`
+	BrokerVersion             types.String   `tfsdk:"broker_version"`
+	BrokersPerAZ              types.Int64    `tfsdk:"brokers_per_az"`
+	ClientAuthentication      types.Object   `tfsdk:"client_authentication"`
+	ClientCIDRBlocks          types.Set      `tfsdk:"client_cidr_blocks"`
+	ClusterID                 types.String   `tfsdk:"cluster_id"`
+	EncryptionInTransit       types.Object   `tfsdk:"encryption_in_transit"`
+	EnhancedMonitoring        types.String   `tfsdk:"enhanced_monitoring"`
+	ID                        types.String   `tfsdk:"id"`
+	ImageID                   types.String   `tfsdk:"image_id"`
+	InstanceProfile           types.String   `tfsdk:"instance_profile"`
+	InstanceType              types.String   `tfsdk:"instance_type"`
+	KMSKeyARN                 types.String   `tfsdk:"kms_key_arn"`
+	MetricsNamespace          types.String   `tfsdk:"metrics_namespace"`
+	Name                      types.String   `tfsdk:"name"`
+	SecurityGroupID           types.String   `tfsdk:"security_group_id"`
+	SecurityGroupIDs          types.Set      `tfsdk:"security_group_ids"`
+	Storage                   types.Object   `tfsdk:"storage"`
+	SubnetIDs                 types.List     `tfsdk:"subnet_ids"`
+	Tags                      types.Map      `tfsdk:"tags"`
+	TagsAll                   types.Map      `tfsdk:"tags_all"`
+	Timeouts                  timeouts.Value `tfsdk:"timeouts"`
+	WaitForBrokers            types.Bool     `tfsdk:"wait_for_brokers"`
+}
+
+type storageModel struct {
+	IOPS       types.Int64  `tfsdk:"iops"`
+	KMSKeyARN  types.String `tfsdk:"kms_key_arn"`
+	Throughput types.Int64  `tfsdk:"throughput"`
+	VolumeSize types.Int64  `tfsdk:"volume_size"`
+	VolumeType types.String `tfsdk:"volume_type"`
+}
+
+var storageAttrTypes = map[string]attr.Type{
+	"iops":        types.Int64Type,
+	"kms_key_arn": types.StringType,
+	"throughput":  types.Int64Type,
+	"volume_size": types.Int64Type,
+	"volume_type": types.StringType,
+}
+
+type encryptionInTransitModel struct {
+	ClientBroker types.String `tfsdk:"client_broker"`
+	InCluster    types.Bool   `tfsdk:"in_cluster"`
+}
+
+var encryptionInTransitAttrTypes = map[string]attr.Type{
+	"client_broker": types.StringType,
+	"in_cluster":    types.BoolType,
+}
+
+type clientAuthenticationModel struct {
+	SASL            types.Object `tfsdk:"sasl"`
+	TLS             types.Object `tfsdk:"tls"`
+	Unauthenticated types.Bool   `tfsdk:"unauthenticated"`
+}
+
+type saslModel struct {
+	IAM   types.Bool `tfsdk:"iam"`
+	SCRAM types.Bool `tfsdk:"scram"`
+}
+
+type tlsAuthModel struct {
+	CertificateAuthorityARNs types.Set `tfsdk:"certificate_authority_arns"`
+}
+
+var saslAttrTypes = map[string]attr.Type{"iam": types.BoolType, "scram": types.BoolType}
+var tlsAuthAttrTypes = map[string]attr.Type{"certificate_authority_arns": types.SetType{ElemType: types.StringType}}
+var clientAuthenticationAttrTypes = map[string]attr.Type{
+	"sasl":            types.ObjectType{AttrTypes: saslAttrTypes},
+	"tls":             types.ObjectType{AttrTypes: tlsAuthAttrTypes},
+	"unauthenticated": types.BoolType,
+}
+
+// brokerNodeModel is one element of broker_nodes.
+type brokerNodeModel struct {
+	AvailabilityZone types.String `tfsdk:"availability_zone"`
+	Endpoint         types.String `tfsdk:"endpoint"`
+	ENIID            types.String `tfsdk:"eni_id"`
+	InstanceID       types.String `tfsdk:"instance_id"`
+	NodeID           types.Int64  `tfsdk:"node_id"`
+	PrivateIP        types.String `tfsdk:"private_ip"`
+	SubnetID         types.String `tfsdk:"subnet_id"`
+	VolumeID         types.String `tfsdk:"volume_id"`
+	VolumeSize       types.Int64  `tfsdk:"volume_size"`
+}
+
+var brokerNodeAttrTypes = map[string]attr.Type{
+	"availability_zone": types.StringType,
+	"endpoint":          types.StringType,
+	"eni_id":            types.StringType,
+	"instance_id":       types.StringType,
+	"node_id":           types.Int64Type,
+	"private_ip":        types.StringType,
+	"subnet_id":         types.StringType,
+	"volume_id":         types.StringType,
+	"volume_size":       types.Int64Type,
+}
+
+var brokerNodeObjectType = types.ObjectType{AttrTypes: brokerNodeAttrTypes}
+
+// Defaults of optional settings.
+const (
+	defaultVolumeSizeGiB      = 100
+	defaultVolumeType         = "gp3"
+	defaultMetricsNamespace   = "Tributary/Kafka"
+	defaultEnhancedMonitoring = "DEFAULT"
+	plaintextPort             = 9092
+)
+
+// storageSettings reads the storage block, applying defaults for an absent block.
+func (m *clusterModel) storageSettings(ctx context.Context) (fleet.Storage, diag.Diagnostics) {
+	st := fleet.Storage{SizeGiB: defaultVolumeSizeGiB, VolumeType: defaultVolumeType}
+	if m.Storage.IsNull() || m.Storage.IsUnknown() {
+		return st, nil
+	}
+	var sm storageModel
+	diags := m.Storage.As(ctx, &sm, objectAsOptions)
+	if !sm.VolumeSize.IsNull() && !sm.VolumeSize.IsUnknown() {
+		st.SizeGiB = int32(sm.VolumeSize.ValueInt64())
+	}
+	if v := sm.VolumeType.ValueString(); v != "" {
+		st.VolumeType = v
+	}
+	st.IOPS = int32(sm.IOPS.ValueInt64())
+	st.ThroughputMiBps = int32(sm.Throughput.ValueInt64())
+	st.KMSKeyARN = sm.KMSKeyARN.ValueString()
+	return st, diags
+}
+
+// brokerConfig returns the broker_config map (empty when null).
+func (m *clusterModel) brokerConfig(ctx context.Context) (map[string]string, diag.Diagnostics) {
+	out := map[string]string{}
+	if m.BrokerConfig.IsNull() || m.BrokerConfig.IsUnknown() {
+		return out, nil
+	}
+	diags := m.BrokerConfig.ElementsAs(ctx, &out, false)
+	return out, diags
+}
+
+func stringSet(ctx context.Context, s types.Set) ([]string, diag.Diagnostics) {
+	var out []string
+	if s.IsNull() || s.IsUnknown() {
+		return nil, nil
+	}
+	diags := s.ElementsAs(ctx, &out, false)
+	slices.Sort(out)
+	return out, diags
+}
+
+func stringList(ctx context.Context, l types.List) ([]string, diag.Diagnostics) {
+	var out []string
+	if l.IsNull() || l.IsUnknown() {
+		return nil, nil
+	}
+	diags := l.ElementsAs(ctx, &out, false)
+	return out, diags
+}
+
+func stringMap(ctx context.Context, m types.Map) (map[string]string, diag.Diagnostics) {
+	out := map[string]string{}
+	if m.IsNull() || m.IsUnknown() {
+		return out, nil
+	}
+	diags := m.ElementsAs(ctx, &out, false)
+	return out, diags
+}
+
+// mergeTags returns default tags overlaid with the resource's tags.
+func mergeTags(defaults, own map[string]string) map[string]string {
+	out := maps.Clone(defaults)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, own)
+	return out
+}
+
+// brokerNodesValue converts observed brokers to the broker_nodes list.
+func brokerNodesValue(brokers []fleet.Broker) (types.List, diag.Diagnostics) {
+	elems := make([]attr.Value, 0, len(brokers))
+	var diags diag.Diagnostics
+	for _, b := range brokers {
+		obj, d := types.ObjectValue(brokerNodeAttrTypes, map[string]attr.Value{
+			"availability_zone": types.StringValue(b.AvailabilityZone),
+			"endpoint":          types.StringValue(endpoint(b.PrivateIP, plaintextPort)),
+			"eni_id":            types.StringValue(b.ENIID),
+			"instance_id":       types.StringValue(b.InstanceID),
+			"node_id":           types.Int64Value(int64(b.NodeID)),
+			"private_ip":        types.StringValue(b.PrivateIP),
+			"subnet_id":         types.StringValue(b.SubnetID),
+			"volume_id":         types.StringValue(b.VolumeID),
+			"volume_size":       types.Int64Value(int64(b.VolumeSizeGiB)),
+		})
+		diags.Append(d...)
+		elems = append(elems, obj)
+	}
+	l, d := types.ListValue(brokerNodeObjectType, elems)
+	diags.Append(d...)
+	return l, diags
+}
+
+func endpoint(ip string, port int) string {
+	if strings.Contains(ip, ":") {
+		return fmt.Sprintf("[%s]:%d", ip, port)
+	}
+	return fmt.Sprintf("%s:%d", ip, port)
+}
+
+// bootstrapString lists every broker's endpoint for a port, in node-id
+// order, so it never changes unless the brokers do.
+func bootstrapString(brokers []fleet.Broker, port int) string {
+	var eps []string
+	for _, b := range brokers {
+		if b.PrivateIP != "" {
+			eps = append(eps, endpoint(b.PrivateIP, port))
+		}
+	}
+	return strings.Join(eps, ",")
+}

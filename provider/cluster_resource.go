@@ -1,0 +1,696 @@
+package provider
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/tributary/tributary/internal/bootconfig"
+	"github.com/tributary/tributary/provider/internal/fleet"
+	"github.com/tributary/tributary/provider/internal/kafkacheck"
+)
+
+var (
+	_ resource.ResourceWithConfigure      = &clusterResource{}
+	_ resource.ResourceWithImportState    = &clusterResource{}
+	_ resource.ResourceWithModifyPlan     = &clusterResource{}
+	_ resource.ResourceWithValidateConfig = &clusterResource{}
+)
+
+// Default operation timeouts. Creates take seconds in the local cloud and a
+// few minutes on AWS (instance boot); rolling a large cluster takes longer.
+const (
+	defaultCreateTimeout = 30 * time.Minute
+	defaultUpdateTimeout = 90 * time.Minute
+	defaultDeleteTimeout = 30 * time.Minute
+	// reachWindow is how long the provider tries to reach any broker
+	// before concluding it runs outside the brokers' network.
+	reachWindow = 90 * time.Second
+)
+
+// NewClusterResource is the tributary_cluster resource.
+func NewClusterResource() resource.Resource { return &clusterResource{} }
+
+type clusterResource struct {
+	data *providerData
+}
+
+func (r *clusterResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_cluster"
+}
+
+func (r *clusterResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	if req.ProviderData == nil {
+		return
+	}
+	data, ok := req.ProviderData.(*providerData)
+	if !ok {
+		resp.Diagnostics.AddError("Unexpected provider data", fmt.Sprintf("got %T", req.ProviderData))
+		return
+	}
+	r.data = data
+}
+
+func (r *clusterResource) fleet() *fleet.Fleet {
+	return &fleet.Fleet{
+		EC2: r.data.aws.EC2, KMS: r.data.aws.KMS, IAM: r.data.aws.IAM,
+		Log: func(ctx context.Context, msg string, attrs ...any) { tflog.Info(ctx, msg, fieldsOf(attrs)) },
+	}
+}
+
+// fieldsOf turns slog-style key/value pairs into tflog fields.
+func fieldsOf(attrs []any) map[string]any {
+	out := map[string]any{}
+	for i := 0; i+1 < len(attrs); i += 2 {
+		out[fmt.Sprint(attrs[i])] = attrs[i+1]
+	}
+	return out
+}
+
+func newClusterID() (string, error) {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generating a cluster id: %w", err)
+	}
+	return "tc-" + hex.EncodeToString(b), nil
+}
+
+func (r *clusterResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	var plan clusterModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := plan.Timeouts.Create(ctx, defaultCreateTimeout)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	started := time.Now()
+
+	clusterID, err := newClusterID()
+	if err != nil {
+		resp.Diagnostics.AddError("Creating Tributary cluster", err.Error())
+		return
+	}
+	ctx = tflog.SetField(ctx, "cluster_id", clusterID)
+	tflog.Info(ctx, "creating Tributary cluster", map[string]any{"name": plan.Name.ValueString()})
+
+	spec, diags := r.specFromModel(ctx, &plan, clusterID)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	f := r.fleet()
+	observed := &fleet.Observed{ClusterID: clusterID}
+	resolved, ensureErr := f.Ensure(ctx, &spec.Spec, observed)
+
+	// Whatever happened, record the cluster id and what exists: a failed
+	// create leaves state that `destroy` removes (everything is found by
+	// tag), and that the next apply replaces.
+	plan.ClusterID = types.StringValue(clusterID)
+	plan.ID = types.StringValue(clusterID)
+	if ensureErr != nil {
+		resp.Diagnostics.AddError("Creating Tributary cluster "+clusterID,
+			ensureErr.Error()+"\n\nEverything created so far is tagged tributary:cluster-id="+clusterID+
+				"; `terraform destroy` removes it, `terraform apply` replaces it.")
+		r.saveAfterFailure(ctx, &plan, &resp.State, &resp.Diagnostics)
+		return
+	}
+	resp.Diagnostics.Append(r.setObserved(ctx, &plan, spec, observed, resolved)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	tflog.Info(ctx, "brokers running", map[string]any{"elapsed": time.Since(started).Round(time.Millisecond).String()})
+	if plan.WaitForBrokers.ValueBool() {
+		resp.Diagnostics.Append(r.waitReady(ctx, spec, observed)...)
+	}
+	if resp.Diagnostics.HasError() {
+		r.saveAfterFailure(ctx, &plan, &resp.State, &resp.Diagnostics)
+		return
+	}
+	tflog.Info(ctx, "Tributary cluster created", map[string]any{"elapsed": time.Since(started).Round(time.Millisecond).String()})
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+// saveAfterFailure stores a partial state with every unknown resolved, so
+// Terraform keeps the cluster id (and marks the resource tainted).
+func (r *clusterResource) saveAfterFailure(ctx context.Context, m *clusterModel, state stateSetter, diags *diag.Diagnostics) {
+	if o, err := r.fleet().Observe(ctx, m.ClusterID.ValueString()); err == nil {
+		r.fillComputed(ctx, m, o, "")
+	}
+	nullUnknowns(m)
+	diags.Append(state.Set(ctx, m)...)
+}
+
+type stateSetter interface {
+	Set(ctx context.Context, val any) diag.Diagnostics
+}
+
+// nullUnknowns replaces values still unknown after a failed create.
+func nullUnknowns(m *clusterModel) {
+	for _, s := range []*types.String{&m.BootstrapBrokers, &m.BootstrapBrokersTLS, &m.BootstrapBrokersSASLSCRAM, &m.BootstrapBrokersSASLIAM,
+		&m.SecurityGroupID, &m.KMSKeyARN, &m.InstanceProfile, &m.ImageID, &m.BrokerVersion} {
+		if s.IsUnknown() {
+			*s = types.StringNull()
+		}
+	}
+	if m.BrokerNodes.IsUnknown() {
+		m.BrokerNodes = types.ListNull(brokerNodeObjectType)
+	}
+	if m.SubnetIDs.IsUnknown() {
+		m.SubnetIDs = types.ListNull(types.StringType)
+	}
+	if m.TagsAll.IsUnknown() {
+		m.TagsAll = types.MapNull(types.StringType)
+	}
+}
+
+// fillComputed sets the computed attributes from what exists in AWS.
+func (r *clusterResource) fillComputed(ctx context.Context, m *clusterModel, o *fleet.Observed, keyARN string) diag.Diagnostics {
+	var diags diag.Diagnostics
+	nodes, d := brokerNodesValue(o.Brokers)
+	diags.Append(d...)
+	m.BrokerNodes = nodes
+	m.BootstrapBrokers = types.StringValue(bootstrapString(o.Brokers, plaintextPort))
+	m.BootstrapBrokersTLS = types.StringValue("")
+	m.BootstrapBrokersSASLSCRAM = types.StringValue("")
+	m.BootstrapBrokersSASLIAM = types.StringValue("")
+	if o.SecurityGroupID != "" {
+		m.SecurityGroupID = types.StringValue(o.SecurityGroupID)
+	}
+	switch {
+	case keyARN != "":
+		m.KMSKeyARN = types.StringValue(keyARN)
+	case o.KeyARN != "":
+		m.KMSKeyARN = types.StringValue(o.KeyARN)
+	}
+	if m.InstanceProfile.IsUnknown() && o.ProfileName != "" {
+		m.InstanceProfile = types.StringValue(o.ProfileName)
+	}
+	return diags
+}
+
+// setObserved fills the computed attributes after a successful Ensure.
+func (r *clusterResource) setObserved(ctx context.Context, m *clusterModel, spec *clusterSpec, o *fleet.Observed, res *fleet.Resolved) diag.Diagnostics {
+	var diags diag.Diagnostics
+	diags.Append(r.fillComputed(ctx, m, o, res.KeyARN)...)
+	m.InstanceProfile = types.StringValue(res.InstanceProfile)
+	ids := make([]attr.Value, 0, len(spec.Subnets))
+	for _, s := range spec.Subnets {
+		ids = append(ids, types.StringValue(s.ID))
+	}
+	subnets, d := types.ListValue(types.StringType, ids)
+	diags.Append(d...)
+	m.SubnetIDs = subnets
+	tagsAll, d := types.MapValueFrom(ctx, types.StringType, spec.Tags)
+	diags.Append(d...)
+	m.TagsAll = tagsAll
+	return diags
+}
+
+// checker returns a Kafka checker for the cluster's brokers.
+func checkerFor(brokers []fleet.Broker) *kafkacheck.Checker {
+	var addrs []string
+	for _, b := range brokers {
+		addrs = append(addrs, endpoint(b.PrivateIP, plaintextPort))
+	}
+	return &kafkacheck.Checker{
+		Bootstrap: addrs,
+		Log:       func(ctx context.Context, msg string, attrs ...any) { tflog.Info(ctx, msg, fieldsOf(attrs)) },
+	}
+}
+
+// waitReady waits until every broker serves Kafka metadata; unreachable
+// brokers become a warning.
+func (r *clusterResource) waitReady(ctx context.Context, spec *clusterSpec, o *fleet.Observed) diag.Diagnostics {
+	var diags diag.Diagnostics
+	var nodes []int32
+	for _, b := range o.Brokers {
+		nodes = append(nodes, b.NodeID)
+	}
+	tflog.Info(ctx, "waiting for every broker to answer Kafka metadata", map[string]any{"brokers": len(nodes)})
+	err := checkerFor(o.Brokers).WaitReady(ctx, nodes, reachWindow)
+	switch {
+	case errors.Is(err, kafkacheck.ErrUnreachable):
+		diags.AddWarning("Brokers not verified",
+			"The instances run, but no broker address was reachable from where Terraform runs, so the provider could not check that "+
+				"the brokers serve Kafka: "+err.Error()+". Run Terraform from inside the VPC (or set wait_for_brokers = false to skip the check).")
+	case err != nil:
+		diags.AddError("Waiting for the brokers of cluster "+spec.ClusterID, err.Error()+"\n\n"+r.consoleHints(ctx, o))
+	}
+	return diags
+}
+
+// consoleHints returns the tail of each broker's console output, which shows
+// why a boot failed.
+func (r *clusterResource) consoleHints(ctx context.Context, o *fleet.Observed) string {
+	var sb strings.Builder
+	for _, b := range o.Brokers {
+		if b.InstanceID == "" {
+			continue
+		}
+		out, err := r.data.aws.EC2.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(b.InstanceID), Latest: aws.Bool(true)})
+		if err != nil || out.Output == nil {
+			continue
+		}
+		raw, err := base64.StdEncoding.DecodeString(aws.ToString(out.Output))
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+		if len(lines) > 8 {
+			lines = lines[len(lines)-8:]
+		}
+		fmt.Fprintf(&sb, "Console of broker %d (%s), last lines:\n  %s\n", b.NodeID, b.InstanceID, strings.Join(lines, "\n  "))
+	}
+	return sb.String()
+}
+
+func (r *clusterResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	var state clusterModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	clusterID := state.ClusterID.ValueString()
+	if clusterID == "" {
+		clusterID = state.ID.ValueString()
+	}
+	o, err := r.fleet().Observe(ctx, clusterID)
+	if err != nil {
+		resp.Diagnostics.AddError("Reading Tributary cluster "+clusterID, err.Error())
+		return
+	}
+	if o.Empty() {
+		tflog.Warn(ctx, "Tributary cluster not found, removing it from state", map[string]any{"cluster_id": clusterID})
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	resp.Diagnostics.Append(r.readInto(ctx, &state, o)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+// readInto refreshes the model from what exists. Settings the user gave keep
+// their configured form where AWS has the same meaning (storage size is a
+// floor); an imported cluster gets every setting from AWS.
+func (r *clusterResource) readInto(ctx context.Context, m *clusterModel, o *fleet.Observed) diag.Diagnostics {
+	var diags diag.Diagnostics
+	clusterID := o.ClusterID
+	m.ClusterID = types.StringValue(clusterID)
+	m.ID = types.StringValue(clusterID)
+	if o.Name != "" {
+		m.Name = types.StringValue(o.Name)
+	}
+	diags.Append(r.fillComputed(ctx, m, o, "")...)
+	if m.KMSKeyARN.IsNull() || m.KMSKeyARN.IsUnknown() {
+		for _, b := range o.Brokers {
+			if b.VolumeKMSKeyID != "" {
+				m.KMSKeyARN = types.StringValue(b.VolumeKMSKeyID)
+				break
+			}
+		}
+	}
+
+	// Instance-level settings from a live broker; preferably one that
+	// differs from the state, so a half-finished roll (or a change made
+	// outside Terraform) shows as a diff and the next apply finishes it.
+	var live *fleet.Broker
+	for i := range o.Brokers {
+		b := &o.Brokers[i]
+		if !b.HasLiveInstance() {
+			continue
+		}
+		if live == nil || b.InstanceType != m.InstanceType.ValueString() || b.ImageID != m.ImageID.ValueString() {
+			live = b
+		}
+	}
+	if live != nil {
+		m.InstanceType = types.StringValue(live.InstanceType)
+		if m.ImageID.ValueString() != live.ImageID {
+			m.ImageID = types.StringValue(live.ImageID)
+			if img, err := describeImage(ctx, r.data.aws.EC2, live.ImageID); err == nil && img.Version != "" {
+				m.BrokerVersion = types.StringValue(img.Version)
+			}
+		}
+		if i := strings.LastIndex(live.InstanceProfile, "/"); i >= 0 {
+			m.InstanceProfile = types.StringValue(live.InstanceProfile[i+1:])
+		}
+		diags.Append(r.readBootDocument(ctx, m, live.InstanceID)...)
+	}
+
+	// Broker count and subnets.
+	azs := map[string]bool{}
+	var subnetOrder []string
+	for _, b := range o.Brokers {
+		azs[b.AvailabilityZone] = true
+		if int(b.NodeID) <= len(o.Brokers) && !slices.Contains(subnetOrder, b.SubnetID) && b.SubnetID != "" {
+			subnetOrder = append(subnetOrder, b.SubnetID)
+		}
+	}
+	if len(azs) > 0 && len(o.Brokers)%len(azs) == 0 {
+		m.BrokersPerAZ = types.Int64Value(int64(len(o.Brokers) / len(azs)))
+	}
+	if len(subnetOrder) > 0 && (m.SubnetIDs.IsNull() || m.SubnetIDs.IsUnknown()) {
+		l, d := types.ListValueFrom(ctx, types.StringType, subnetOrder)
+		diags.Append(d...)
+		m.SubnetIDs = l
+	}
+
+	// Security groups on the ENIs besides the cluster's own.
+	if len(o.Brokers) > 0 {
+		var extra []string
+		for _, g := range o.Brokers[0].SecurityGroupIDs {
+			if g != o.SecurityGroupID {
+				extra = append(extra, g)
+			}
+		}
+		if len(extra) > 0 || !m.SecurityGroupIDs.IsNull() {
+			s, d := types.SetValueFrom(ctx, types.StringType, extra)
+			diags.Append(d...)
+			m.SecurityGroupIDs = s
+		}
+	}
+	// Client CIDRs from the security group's rules.
+	if len(o.ClientCIDRs) > 0 || !m.ClientCIDRBlocks.IsNull() {
+		s, d := types.SetValueFrom(ctx, types.StringType, o.ClientCIDRs)
+		diags.Append(d...)
+		m.ClientCIDRBlocks = s
+	}
+
+	diags.Append(r.readStorage(ctx, m, o)...)
+
+	// Tags: the provider's default tags are not the resource's own.
+	own := map[string]string{}
+	for k, v := range o.Tags {
+		if dv, ok := r.data.defaultTags[k]; !ok || dv != v {
+			own[k] = v
+		}
+	}
+	if len(own) > 0 || !m.Tags.IsNull() {
+		t, d := types.MapValueFrom(ctx, types.StringType, own)
+		diags.Append(d...)
+		m.Tags = t
+	}
+	all, d := types.MapValueFrom(ctx, types.StringType, o.Tags)
+	diags.Append(d...)
+	m.TagsAll = all
+	if m.WaitForBrokers.IsNull() {
+		m.WaitForBrokers = types.BoolValue(true)
+	}
+	return diags
+}
+
+// readStorage treats storage.volume_size as a floor: volumes grown outside
+// Terraform are not a diff.
+func (r *clusterResource) readStorage(ctx context.Context, m *clusterModel, o *fleet.Observed) diag.Diagnostics {
+	if len(o.Brokers) == 0 {
+		return nil
+	}
+	minSize := o.Brokers[0].VolumeSizeGiB
+	for _, b := range o.Brokers {
+		minSize = min(minSize, b.VolumeSizeGiB)
+	}
+	b0 := o.Brokers[0]
+	var sm storageModel
+	if m.Storage.IsNull() || m.Storage.IsUnknown() {
+		// Imported, or never configured: only record what differs from the defaults.
+		if minSize == defaultVolumeSizeGiB && b0.VolumeType == defaultVolumeType && (o.KeyARN != "" || b0.VolumeKMSKeyID == "") {
+			return nil
+		}
+		sm = storageModel{
+			VolumeSize: types.Int64Value(int64(minSize)), VolumeType: types.StringValue(b0.VolumeType),
+			IOPS: types.Int64Null(), Throughput: types.Int64Null(), KMSKeyARN: types.StringNull(),
+		}
+		if o.KeyARN == "" && b0.VolumeKMSKeyID != "" {
+			sm.KMSKeyARN = types.StringValue(b0.VolumeKMSKeyID)
+		}
+	} else {
+		diags := m.Storage.As(ctx, &sm, objectAsOptions)
+		if diags.HasError() {
+			return diags
+		}
+		if sm.VolumeSize.IsNull() {
+			if minSize < defaultVolumeSizeGiB {
+				sm.VolumeSize = types.Int64Value(int64(minSize))
+			}
+		} else if int64(minSize) < sm.VolumeSize.ValueInt64() {
+			sm.VolumeSize = types.Int64Value(int64(minSize))
+		}
+		if !sm.VolumeType.IsNull() || b0.VolumeType != defaultVolumeType {
+			sm.VolumeType = types.StringValue(b0.VolumeType)
+		}
+		if !sm.IOPS.IsNull() {
+			sm.IOPS = types.Int64Value(int64(b0.VolumeIOPS))
+		}
+		if !sm.Throughput.IsNull() {
+			sm.Throughput = types.Int64Value(int64(b0.VolumeThroughput))
+		}
+	}
+	obj, diags := types.ObjectValueFrom(ctx, storageAttrTypes, sm)
+	m.Storage = obj
+	return diags
+}
+
+// readBootDocument refreshes broker_config, monitoring and the listener
+// settings from the user data of a running broker.
+func (r *clusterResource) readBootDocument(ctx context.Context, m *clusterModel, instanceID string) diag.Diagnostics {
+	var diags diag.Diagnostics
+	out, err := r.data.aws.EC2.DescribeInstanceAttribute(ctx, &ec2.DescribeInstanceAttributeInput{
+		InstanceId: aws.String(instanceID), Attribute: ec2types.InstanceAttributeNameUserData,
+	})
+	if err != nil || out.UserData == nil {
+		tflog.Warn(ctx, "could not read the user data of a broker", map[string]any{"instance_id": instanceID, "error": fmt.Sprint(err)})
+		return nil
+	}
+	raw, err := base64.StdEncoding.DecodeString(aws.ToString(out.UserData.Value))
+	if err != nil {
+		return nil
+	}
+	doc, err := bootconfig.Decode(raw)
+	if err != nil {
+		diags.AddWarning("Unreadable boot document", fmt.Sprintf("instance %s: %v", instanceID, err))
+		return diags
+	}
+	// broker_config: the boot document holds what the instance was launched
+	// with; dynamic settings changed since then live in the cluster, and the
+	// state already has them, so only an empty state (import) takes them.
+	if m.BrokerConfig.IsNull() && len(doc.BrokerConfig) > 0 {
+		mv, d := types.MapValueFrom(ctx, types.StringType, doc.BrokerConfig)
+		diags.Append(d...)
+		m.BrokerConfig = mv
+	}
+	if doc.Metrics.Namespace != "" {
+		m.MetricsNamespace = types.StringValue(doc.Metrics.Namespace)
+	}
+	if doc.Metrics.Level != "" {
+		m.EnhancedMonitoring = types.StringValue(doc.Metrics.Level)
+	}
+	return diags
+}
+
+func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	var plan, state clusterModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := plan.Timeouts.Update(ctx, defaultUpdateTimeout)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	clusterID := state.ClusterID.ValueString()
+	ctx = tflog.SetField(ctx, "cluster_id", clusterID)
+	plan.ClusterID, plan.ID = state.ClusterID, state.ID
+
+	spec, diags := r.specFromModel(ctx, &plan, clusterID)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	f := r.fleet()
+	o, err := f.Observe(ctx, clusterID)
+	if err != nil {
+		resp.Diagnostics.AddError("Reading Tributary cluster "+clusterID, err.Error())
+		return
+	}
+	if n := spec.BrokerCount(); n < len(o.Brokers) {
+		resp.Diagnostics.AddError("Removing brokers is not supported yet",
+			fmt.Sprintf("The cluster has %d brokers and the configuration asks for %d. Removing a broker needs its partitions moved to the others first (draining), which the provider cannot do yet.", len(o.Brokers), n))
+		return
+	}
+	resolved, err := f.Ensure(ctx, &spec.Spec, o)
+	if err != nil {
+		resp.Diagnostics.AddError("Updating Tributary cluster "+clusterID, err.Error())
+		return
+	}
+
+	checker := checkerFor(o.Brokers)
+	waitForKafka := plan.WaitForBrokers.ValueBool()
+	if waitForKafka {
+		resp.Diagnostics.Append(r.waitReady(ctx, spec, o)...)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+	}
+	kafkaReachable := waitForKafka && !hasWarning(resp.Diagnostics, "Brokers not verified")
+
+	// broker_config: cluster-wide dynamic settings go live without a roll.
+	oldSpec, d := r.specFromModel(ctx, &state, clusterID)
+	resp.Diagnostics.Append(d...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if oldSpec.LaunchHash != spec.LaunchHash && kafkaReachable {
+		resp.Diagnostics.Append(r.applyDynamicConfig(ctx, checker, oldSpec, spec, o, resolved)...)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+	}
+
+	hooks := fleet.RollHooks{}
+	if kafkaReachable {
+		hooks.BeforeStop = checker.CanStop
+		hooks.AfterStart = func(ctx context.Context, nodeID int32) error {
+			if err := checker.WaitReady(ctx, []int32{nodeID}, reachWindow); err != nil {
+				return err
+			}
+			return checker.WaitRejoined(ctx, nodeID)
+		}
+	} else {
+		for _, b := range o.Brokers {
+			if spec.NeedsRoll(&b, resolved.InstanceProfile) {
+				resp.Diagnostics.AddWarning("Rolling without Kafka health checks",
+					"The brokers are not reachable from here (or wait_for_brokers = false), so the rolling replacement waits only for EC2, "+
+						"not for partitions to be back in sync. Run Terraform from inside the VPC for a safe roll.")
+				break
+			}
+		}
+	}
+	if err := f.Roll(ctx, &spec.Spec, o, resolved, hooks); err != nil {
+		resp.Diagnostics.AddError("Rolling the brokers of cluster "+clusterID, err.Error())
+		return
+	}
+	if o, err = f.Observe(ctx, clusterID); err != nil {
+		resp.Diagnostics.AddError("Reading Tributary cluster "+clusterID, err.Error())
+		return
+	}
+	resp.Diagnostics.Append(r.setObserved(ctx, &plan, spec, o, resolved)...)
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func hasWarning(diags diag.Diagnostics, summary string) bool {
+	for _, d := range diags.Warnings() {
+		if d.Summary() == summary {
+			return true
+		}
+	}
+	return false
+}
+
+// applyDynamicConfig applies a broker_config change live when every changed
+// key is a cluster-wide dynamic setting and nothing else about the launch
+// changed, and then re-tags the instances so they are not rolled for it.
+func (r *clusterResource) applyDynamicConfig(ctx context.Context, checker *kafkacheck.Checker, oldSpec, spec *clusterSpec, o *fleet.Observed, res *fleet.Resolved) diag.Diagnostics {
+	var diags diag.Diagnostics
+	set := map[string]string{}
+	var remove []string
+	for k, v := range spec.BrokerConfig {
+		if old, ok := oldSpec.BrokerConfig[k]; !ok || old != v {
+			set[k] = v
+		}
+	}
+	for k := range oldSpec.BrokerConfig {
+		if _, ok := spec.BrokerConfig[k]; !ok {
+			remove = append(remove, k)
+		}
+	}
+	changed := append(slices.Collect(maps.Keys(set)), remove...)
+	if len(changed) == 0 {
+		return nil
+	}
+	for _, k := range changed {
+		if !isDynamicConfig(k) {
+			tflog.Info(ctx, "broker_config change needs a roll", map[string]any{"key": k})
+			return nil
+		}
+	}
+	// Only a config change? Then the old launch hash plus the old config
+	// equals what the instances carry.
+	probe := *oldSpec
+	probe.BrokerConfig = spec.BrokerConfig
+	if probe.launchHash() != spec.LaunchHash {
+		return nil
+	}
+	if err := checker.SetClusterConfig(ctx, set, remove); err != nil {
+		tflog.Warn(ctx, "the brokers refused a dynamic config change; rolling instead", map[string]any{"error": err.Error()})
+		return nil
+	}
+	tflog.Info(ctx, "applied broker_config dynamically", map[string]any{"keys": changed})
+	oldHashSpec := oldSpec.Spec
+	var ids []string
+	for _, b := range o.Brokers {
+		if b.HasLiveInstance() && !oldHashSpec.NeedsRoll(&b, res.InstanceProfile) {
+			ids = append(ids, b.InstanceID)
+		}
+	}
+	if err := r.fleet().Retag(ctx, &spec.Spec, res.InstanceProfile, ids); err != nil {
+		diags.AddError("Recording the dynamic broker_config change", err.Error())
+	}
+	return diags
+}
+
+func (r *clusterResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	var state clusterModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	timeout, diags := state.Timeouts.Delete(ctx, defaultDeleteTimeout)
+	resp.Diagnostics.Append(diags...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	clusterID := state.ClusterID.ValueString()
+	if clusterID == "" {
+		clusterID = state.ID.ValueString()
+	}
+	ctx = tflog.SetField(ctx, "cluster_id", clusterID)
+	tflog.Info(ctx, "deleting Tributary cluster")
+	if err := r.fleet().Delete(ctx, clusterID); err != nil {
+		resp.Diagnostics.AddError("Deleting Tributary cluster "+clusterID, err.Error())
+	}
+}
+
+func (r *clusterResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("id"), req.ID)...)
+	resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root("cluster_id"), req.ID)...)
+}

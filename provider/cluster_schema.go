@@ -1,0 +1,276 @@
+package provider
+
+import (
+	"context"
+	"regexp"
+
+	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/setvalidator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/listplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+)
+
+var (
+	clusterNamePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,63}$`)
+	cidrPattern        = regexp.MustCompile(`^[0-9a-fA-F.:]+/[0-9]{1,3}$`)
+	kafkaConfigKey     = regexp.MustCompile(`^[a-z][a-z0-9._-]{0,127}$`)
+)
+
+func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	computedString := func(desc string) schema.StringAttribute {
+		return schema.StringAttribute{
+			MarkdownDescription: desc,
+			Computed:            true,
+			PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+		}
+	}
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "A Kafka-compatible cluster of Tributary brokers on EC2, spread over (at least) three Availability Zones: " +
+			"the self-hosted counterpart of `aws_msk_cluster`.\n\n" +
+			"Each broker is a persistent network interface (a stable private IP), a persistent KMS-encrypted EBS volume and an EC2 " +
+			"instance that uses both; the instance is replaceable, the broker's address and data are not. Instance type, image and " +
+			"broker version change by a rolling replacement, one broker at a time, gated on the brokers' own health; storage, " +
+			"security groups, client CIDRs, broker count (upward) and broker settings change in place. Every AWS object carries the " +
+			"tag `tributary:cluster-id`, so a failed create leaves nothing that `terraform destroy` cannot find.",
+		Attributes: map[string]schema.Attribute{
+			"bootstrap_brokers": computedString("Plaintext (port 9092) endpoints of every broker, `ip:port` joined with commas, in node-id order. " +
+				"Stable: it changes only when brokers are added."),
+			"bootstrap_brokers_sasl_iam": computedString("SASL/IAM (port 9098) endpoints of every broker; empty while IAM authentication is off " +
+				"(the brokers do not serve it yet)."),
+			"bootstrap_brokers_sasl_scram": computedString("SASL/SCRAM (port 9096) endpoints of every broker; empty while SCRAM is off " +
+				"(the brokers do not serve it yet)."),
+			"bootstrap_brokers_tls": computedString("TLS (port 9094) endpoints of every broker; empty while TLS is off " +
+				"(the brokers do not serve it yet)."),
+			"broker_config": schema.MapAttribute{
+				MarkdownDescription: "Kafka broker settings (`server.properties` names, e.g. `log.retention.ms`, `min.insync.replicas`, " +
+					"`default.replication.factor`). Cluster-wide dynamic settings change live through `IncrementalAlterConfigs`; any other " +
+					"change rolls the brokers one at a time. Settings that fix a broker's identity (`node.id`, `listeners`, `log.dirs`, ...) are refused.",
+				Optional:    true,
+				ElementType: types.StringType,
+				Validators: []validator.Map{
+					mapvalidator.KeysAre(stringvalidator.RegexMatches(kafkaConfigKey, "must be a Kafka setting name (lower case, dots)")),
+				},
+			},
+			"broker_nodes": schema.ListNestedAttribute{
+				MarkdownDescription: "Every broker, in node-id order: what `aws_msk_broker_nodes` gives for MSK.",
+				Computed:            true,
+				PlanModifiers:       []planmodifier.List{listplanmodifier.UseStateForUnknown()},
+				NestedObject: schema.NestedAttributeObject{
+					Attributes: map[string]schema.Attribute{
+						"availability_zone": schema.StringAttribute{MarkdownDescription: "Availability Zone (the broker's `broker.rack`).", Computed: true},
+						"endpoint":          schema.StringAttribute{MarkdownDescription: "Plaintext endpoint `ip:9092`.", Computed: true},
+						"eni_id":            schema.StringAttribute{MarkdownDescription: "Persistent network interface; holds the broker's address across replacements.", Computed: true},
+						"instance_id":       schema.StringAttribute{MarkdownDescription: "Current EC2 instance; empty while the broker has none (it is re-created by the next apply).", Computed: true},
+						"node_id":           schema.Int64Attribute{MarkdownDescription: "Kafka node id (`node.id`), from 1.", Computed: true},
+						"private_ip":        schema.StringAttribute{MarkdownDescription: "Private IP address of the broker's network interface.", Computed: true},
+						"subnet_id":         schema.StringAttribute{MarkdownDescription: "Subnet of the broker.", Computed: true},
+						"volume_id":         schema.StringAttribute{MarkdownDescription: "Persistent EBS data volume.", Computed: true},
+						"volume_size":       schema.Int64Attribute{MarkdownDescription: "Current size of the data volume in GiB (may exceed `storage.volume_size`).", Computed: true},
+					},
+				},
+			},
+			"broker_version": schema.StringAttribute{
+				MarkdownDescription: "Broker image version: the provider uses the newest image tagged `tributary:version` = this version " +
+					"(owned by the account, for the instance type's architecture). Conflicts with `image_id`; when `image_id` is set, this shows the image's version. " +
+					"Changing it rolls the brokers.",
+				Optional: true,
+				Computed: true,
+				Validators: []validator.String{
+					stringvalidator.ExactlyOneOf(path.MatchRoot("broker_version"), path.MatchRoot("image_id")),
+					stringvalidator.LengthBetween(1, 64),
+				},
+			},
+			"brokers_per_az": schema.Int64Attribute{
+				MarkdownDescription: "Brokers in each Availability Zone (default 1). Can grow in place: new brokers join with the next node ids. " +
+					"Shrinking needs partitions moved off the brokers first and is refused for now.",
+				Optional:   true,
+				Computed:   true,
+				Default:    int64default.StaticInt64(1),
+				Validators: []validator.Int64{int64validator.Between(1, 30)},
+			},
+			"client_cidr_blocks": schema.SetAttribute{
+				MarkdownDescription: "CIDR blocks allowed to reach the client ports. Changed in place (security group rules).",
+				Optional:            true,
+				ElementType:         types.StringType,
+				Validators: []validator.Set{
+					setvalidator.ValueStringsAre(stringvalidator.RegexMatches(cidrPattern, "must be a CIDR block such as 10.0.0.0/16")),
+				},
+			},
+			"cluster_id": computedString("Stable id of the cluster; every AWS object of the cluster is tagged `tributary:cluster-id` with it. The import id."),
+			"enhanced_monitoring": schema.StringAttribute{
+				MarkdownDescription: "CloudWatch metrics level, as MSK: `DEFAULT`, `PER_BROKER`, `PER_TOPIC_PER_BROKER` or `PER_TOPIC_PER_PARTITION`. " +
+					"Changing it rolls the brokers.",
+				Optional: true,
+				Computed: true,
+				Default:  stringdefault.StaticString(defaultEnhancedMonitoring),
+				Validators: []validator.String{
+					stringvalidator.OneOf("DEFAULT", "PER_BROKER", "PER_TOPIC_PER_BROKER", "PER_TOPIC_PER_PARTITION"),
+				},
+			},
+			"id": computedString("Same as `cluster_id`."),
+			"image_id": schema.StringAttribute{
+				MarkdownDescription: "Broker image (AMI) id, instead of `broker_version`. Changing it rolls the brokers.",
+				Optional:            true,
+				Computed:            true,
+				Validators:          []validator.String{stringvalidator.RegexMatches(regexp.MustCompile(`^ami-[0-9a-f]+$`), "must be an AMI id")},
+			},
+			"instance_profile": schema.StringAttribute{
+				MarkdownDescription: "Name of an existing instance profile for the brokers. Omitted: the provider creates a least-privilege role and " +
+					"profile named `tributary-<cluster_id>` (`kms:Decrypt` on the cluster key only under the cluster's encryption context, " +
+					"`cloudwatch:PutMetricData` only into `metrics_namespace`). Changing it rolls the brokers.",
+				Optional:      true,
+				Computed:      true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"instance_type": schema.StringAttribute{
+				MarkdownDescription: "EC2 instance type of the brokers, e.g. `m7g.large` (Graviton images) or `m7i.large`. Changing it rolls the brokers.",
+				Required:            true,
+				Validators:          []validator.String{stringvalidator.RegexMatches(regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`), "must be an EC2 instance type such as m7g.large")},
+			},
+			"kms_key_arn": computedString("KMS key that encrypts the volumes and the brokers' secrets: `storage.kms_key_arn`, or the key the provider created."),
+			"metrics_namespace": schema.StringAttribute{
+				MarkdownDescription: "CloudWatch namespace the brokers publish their MSK-named metrics to (default `Tributary/Kafka`). Changing it rolls the brokers.",
+				Optional:            true,
+				Computed:            true,
+				Default:             stringdefault.StaticString(defaultMetricsNamespace),
+				Validators: []validator.String{
+					stringvalidator.LengthBetween(1, 255),
+				},
+			},
+			"name": schema.StringAttribute{
+				MarkdownDescription: "Cluster name: letters, digits and hyphens, starting with a letter. Changing it replaces the cluster " +
+					"(a new cluster id, new brokers, new volumes: the data does not move).",
+				Required:      true,
+				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
+				Validators:    []validator.String{stringvalidator.RegexMatches(clusterNamePattern, "must be 1-64 letters, digits or hyphens, starting with a letter")},
+			},
+			"security_group_id": computedString("The cluster's own security group (client ports from `client_cidr_blocks`, replication and quorum ports between brokers)."),
+			"security_group_ids": schema.SetAttribute{
+				MarkdownDescription: "More security groups for the brokers' network interfaces. Changed in place.",
+				Optional:            true,
+				ElementType:         types.StringType,
+				Validators:          []validator.Set{setvalidator.SizeAtMost(4)},
+			},
+			"subnet_ids": schema.ListAttribute{
+				MarkdownDescription: "One subnet in each of at least three Availability Zones. Broker *i* (node id *i+1*) lives in subnet *i mod n*. " +
+					"Omitted: the default VPC's default subnets. Changing the list replaces the cluster, because a broker's volume cannot leave its AZ.",
+				Optional:    true,
+				Computed:    true,
+				ElementType: types.StringType,
+				PlanModifiers: []planmodifier.List{
+					listplanmodifier.UseStateForUnknown(),
+					listplanmodifier.RequiresReplaceIfConfigured(),
+				},
+			},
+			"tags": schema.MapAttribute{
+				MarkdownDescription: "Tags for every AWS object of the cluster, over the provider's `default_tags`.",
+				Optional:            true,
+				ElementType:         types.StringType,
+			},
+			"tags_all": schema.MapAttribute{
+				MarkdownDescription: "`tags` merged over the provider's `default_tags`.",
+				Computed:            true,
+				ElementType:         types.StringType,
+			},
+			"wait_for_brokers": schema.BoolAttribute{
+				MarkdownDescription: "Wait until every broker answers Kafka metadata with all brokers and a controller (default `true`). " +
+					"When no broker address is reachable from where Terraform runs, the provider says so in a warning and does not wait.",
+				Optional: true,
+				Computed: true,
+				Default:  booldefault.StaticBool(true),
+			},
+		},
+		Blocks: map[string]schema.Block{
+			"client_authentication": schema.SingleNestedBlock{
+				MarkdownDescription: "Client authentication, shaped like MSK's. The brokers serve only unauthenticated clients today: " +
+					"`sasl`, `tls` and `unauthenticated = false` are validated and refused with an explanation until the broker's security work lands.",
+				Attributes: map[string]schema.Attribute{
+					"unauthenticated": schema.BoolAttribute{
+						MarkdownDescription: "Allow clients without authentication (default `true`).",
+						Optional:            true,
+					},
+				},
+				Blocks: map[string]schema.Block{
+					"sasl": schema.SingleNestedBlock{
+						MarkdownDescription: "SASL mechanisms.",
+						Attributes: map[string]schema.Attribute{
+							"iam":   schema.BoolAttribute{MarkdownDescription: "IAM identity (port 9098).", Optional: true},
+							"scram": schema.BoolAttribute{MarkdownDescription: "SCRAM-SHA-512 (port 9096).", Optional: true},
+						},
+					},
+					"tls": schema.SingleNestedBlock{
+						MarkdownDescription: "Mutual TLS.",
+						Attributes: map[string]schema.Attribute{
+							"certificate_authority_arns": schema.SetAttribute{
+								MarkdownDescription: "ACM Private CA ARNs whose client certificates are accepted.",
+								Optional:            true,
+								ElementType:         types.StringType,
+							},
+						},
+					},
+				},
+			},
+			"encryption_in_transit": schema.SingleNestedBlock{
+				MarkdownDescription: "Encryption in transit, shaped like MSK's. Only `client_broker = \"PLAINTEXT\"` with `in_cluster = false` " +
+					"is served today; TLS is refused with an explanation until the broker's security work lands. Omitted: plaintext.",
+				Attributes: map[string]schema.Attribute{
+					"client_broker": schema.StringAttribute{
+						MarkdownDescription: "`TLS`, `TLS_PLAINTEXT` or `PLAINTEXT` (the only one served today).",
+						Optional:            true,
+						Validators:          []validator.String{stringvalidator.OneOf("TLS", "TLS_PLAINTEXT", "PLAINTEXT")},
+					},
+					"in_cluster": schema.BoolAttribute{
+						MarkdownDescription: "Encrypt traffic between brokers (not served today; must be `false`).",
+						Optional:            true,
+					},
+				},
+			},
+			"storage": schema.SingleNestedBlock{
+				MarkdownDescription: "Each broker's data volume. Size, IOPS, throughput and type change in place (`ModifyVolume`, one change per " +
+					"volume every 6 hours on AWS). `volume_size` is a floor: a volume grown outside Terraform is not a diff; shrinking is refused.",
+				Attributes: map[string]schema.Attribute{
+					"iops": schema.Int64Attribute{
+						MarkdownDescription: "Provisioned IOPS (gp3, io1, io2).",
+						Optional:            true,
+						Validators:          []validator.Int64{int64validator.Between(3000, 256000)},
+					},
+					"kms_key_arn": schema.StringAttribute{
+						MarkdownDescription: "KMS key for the volumes and secrets. Omitted: a customer-managed key with rotation is created " +
+							"(alias `alias/tributary/<cluster_id>`) and scheduled for deletion with the cluster. Changing it replaces the cluster.",
+						Optional:      true,
+						PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplaceIfConfigured()},
+						Validators:    []validator.String{stringvalidator.RegexMatches(regexp.MustCompile(`^arn:[a-z-]+:kms:`), "must be a KMS key ARN")},
+					},
+					"throughput": schema.Int64Attribute{
+						MarkdownDescription: "Provisioned throughput in MiB/s (gp3).",
+						Optional:            true,
+						Validators:          []validator.Int64{int64validator.Between(125, 2000)},
+					},
+					"volume_size": schema.Int64Attribute{
+						MarkdownDescription: "Size of each broker's volume in GiB (default 100).",
+						Optional:            true,
+						Validators:          []validator.Int64{int64validator.Between(1, 16384)},
+					},
+					"volume_type": schema.StringAttribute{
+						MarkdownDescription: "EBS volume type (default `gp3`).",
+						Optional:            true,
+						Validators:          []validator.String{stringvalidator.OneOf("gp3", "gp2", "io1", "io2", "st1")},
+					},
+				},
+			},
+			"timeouts": timeouts.Block(ctx, timeouts.Opts{Create: true, Update: true, Delete: true}),
+		},
+	}
+}

@@ -1,0 +1,315 @@
+package provider
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
+
+	"github.com/tributary/tributary/internal/bootconfig"
+	"github.com/tributary/tributary/provider/internal/fleet"
+)
+
+var objectAsOptions = basetypes.ObjectAsOptions{UnhandledNullAsEmpty: true, UnhandledUnknownAsEmpty: true}
+
+// dynamicBrokerConfigs are Kafka's cluster-wide dynamic broker settings
+// (Kafka's "Dynamic Update Mode: cluster-wide") that the provider changes
+// with IncrementalAlterConfigs instead of rolling the brokers.
+var dynamicBrokerConfigs = []string{
+	"compression.type",
+	"log.cleaner.delete.retention.ms",
+	"log.cleaner.min.compaction.lag.ms",
+	"log.cleanup.policy",
+	"log.flush.interval.messages",
+	"log.flush.interval.ms",
+	"log.index.interval.bytes",
+	"log.message.timestamp.type",
+	"log.preallocate",
+	"log.retention.bytes",
+	"log.retention.ms",
+	"log.roll.ms",
+	"log.segment.bytes",
+	"max.connections",
+	"max.connections.per.ip",
+	"message.max.bytes",
+	"min.insync.replicas",
+	"unclean.leader.election.enable",
+}
+
+func isDynamicConfig(key string) bool { return slices.Contains(dynamicBrokerConfigs, key) }
+
+// clusterSpec is everything needed to build a cluster's fleet spec and boot
+// documents, read from a plan.
+type clusterSpec struct {
+	fleet.Spec
+	BrokerConfig       map[string]string
+	Listeners          []bootconfig.Listener
+	EnhancedMonitoring string
+}
+
+// bootDocument renders the boot document of one broker.
+func (cs *clusterSpec) bootDocument(node fleet.Node, controllers []fleet.Node) *bootconfig.Document {
+	doc := &bootconfig.Document{
+		Version:     bootconfig.CurrentVersion,
+		ClusterID:   cs.ClusterID,
+		ClusterName: cs.Name,
+		NodeID:      node.NodeID,
+		Rack:        node.AvailabilityZone,
+		Listeners:   cs.Listeners,
+		Ports: bootconfig.Ports{
+			InterBroker: bootconfig.DefaultInterBrokerPort,
+			Controller:  bootconfig.DefaultControllerPort,
+			Metrics:     bootconfig.DefaultMetricsPort,
+		},
+		DataVolume: bootconfig.Volume{
+			VolumeID:   node.VolumeID,
+			DeviceName: fleet.DataDeviceName,
+			MountPath:  bootconfig.DefaultMountPath,
+			Filesystem: bootconfig.DefaultFilesystem,
+		},
+		Metrics: bootconfig.Metrics{
+			CloudWatch:      true,
+			Namespace:       cs.MetricsNamespace,
+			Level:           cs.EnhancedMonitoring,
+			IntervalSeconds: 60,
+		},
+	}
+	if len(cs.BrokerConfig) > 0 {
+		doc.BrokerConfig = maps.Clone(cs.BrokerConfig)
+	}
+	for _, c := range controllers {
+		doc.Controllers = append(doc.Controllers, bootconfig.Peer{NodeID: c.NodeID, Host: c.PrivateIP, Port: bootconfig.DefaultControllerPort})
+	}
+	return doc
+}
+
+// userData renders and encodes the boot document (fleet.Spec.UserData).
+func (cs *clusterSpec) userData(node fleet.Node, controllers []fleet.Node) ([]byte, error) {
+	return cs.bootDocument(node, controllers).Encode()
+}
+
+// launchHash covers what a broker is launched with besides image, type and
+// profile: listeners, monitoring and every broker setting.
+func (cs *clusterSpec) launchHash() string {
+	b, _ := json.Marshal(struct {
+		Listeners  []bootconfig.Listener
+		Config     map[string]string
+		Monitoring string
+		Namespace  string
+		Name       string
+	}{cs.Listeners, cs.BrokerConfig, cs.EnhancedMonitoring, cs.MetricsNamespace, cs.Name})
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:8])
+}
+
+// specFromModel builds the desired cluster from a plan. Subnets and image
+// must be known (ModifyPlan and Create resolve them).
+func (r *clusterResource) specFromModel(ctx context.Context, m *clusterModel, clusterID string) (*clusterSpec, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	cs := &clusterSpec{}
+	cs.ClusterID = clusterID
+	cs.Name = m.Name.ValueString()
+	cs.ImageID = m.ImageID.ValueString()
+	cs.InstanceType = m.InstanceType.ValueString()
+	cs.BrokersPerAZ = int(m.BrokersPerAZ.ValueInt64())
+	cs.InstanceProfile = ""
+	if !m.InstanceProfile.IsNull() && !m.InstanceProfile.IsUnknown() && !r.createdProfile(m.InstanceProfile.ValueString(), clusterID) {
+		cs.InstanceProfile = m.InstanceProfile.ValueString()
+	}
+	cs.MetricsNamespace = m.MetricsNamespace.ValueString()
+	cs.EnhancedMonitoring = m.EnhancedMonitoring.ValueString()
+	var d diag.Diagnostics
+	cs.Storage, d = m.storageSettings(ctx)
+	diags.Append(d...)
+	cs.BrokerConfig, d = m.brokerConfig(ctx)
+	diags.Append(d...)
+	cs.SecurityGroupIDs, d = stringSet(ctx, m.SecurityGroupIDs)
+	diags.Append(d...)
+	cs.ClientCIDRs, d = stringSet(ctx, m.ClientCIDRBlocks)
+	diags.Append(d...)
+	own, d := stringMap(ctx, m.Tags)
+	diags.Append(d...)
+	cs.Tags = mergeTags(r.data.defaultTags, own)
+	subnetIDs, d := stringList(ctx, m.SubnetIDs)
+	diags.Append(d...)
+	if diags.HasError() {
+		return nil, diags
+	}
+	subnets, err := describeSubnets(ctx, r.data.aws.EC2, subnetIDs)
+	if err != nil {
+		diags.AddError("Reading the cluster's subnets", err.Error())
+		return nil, diags
+	}
+	cs.Subnets = subnets
+	cs.Listeners = []bootconfig.Listener{{Name: "PLAINTEXT", Port: plaintextPort, SecurityProtocol: "PLAINTEXT"}}
+	cs.ClientPorts = []int32{plaintextPort}
+	cs.LaunchHash = cs.launchHash()
+	cs.UserData = cs.userData
+	return cs, diags
+}
+
+// createdProfile reports whether a profile name is the one the provider
+// creates for the cluster (so it is not a user-supplied profile).
+func (r *clusterResource) createdProfile(name, clusterID string) bool {
+	return clusterID != "" && name == "tributary-"+clusterID
+}
+
+// describeSubnets returns the subnets in the given order, or the default
+// VPC's default subnets (one per AZ, sorted by AZ) when ids is empty.
+func describeSubnets(ctx context.Context, client *ec2.Client, ids []string) ([]fleet.Subnet, error) {
+	in := &ec2.DescribeSubnetsInput{}
+	if len(ids) == 0 {
+		vpcs, err := client.DescribeVpcs(ctx, &ec2.DescribeVpcsInput{
+			Filters: []ec2types.Filter{{Name: aws.String("is-default"), Values: []string{"true"}}},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("looking for the default VPC: %w", err)
+		}
+		if len(vpcs.Vpcs) == 0 {
+			return nil, fmt.Errorf("no subnet_ids given and the region has no default VPC: set subnet_ids to one subnet in each of three Availability Zones")
+		}
+		in.Filters = []ec2types.Filter{
+			{Name: aws.String("vpc-id"), Values: []string{aws.ToString(vpcs.Vpcs[0].VpcId)}},
+			{Name: aws.String("default-for-az"), Values: []string{"true"}},
+		}
+	} else {
+		in.SubnetIds = ids
+	}
+	out, err := client.DescribeSubnets(ctx, in)
+	if err != nil {
+		return nil, fmt.Errorf("describing subnets: %w", err)
+	}
+	byID := map[string]fleet.Subnet{}
+	var subnets []fleet.Subnet
+	for _, s := range out.Subnets {
+		sn := fleet.Subnet{ID: aws.ToString(s.SubnetId), AvailabilityZone: aws.ToString(s.AvailabilityZone), VPCID: aws.ToString(s.VpcId)}
+		byID[sn.ID] = sn
+		subnets = append(subnets, sn)
+	}
+	if len(ids) > 0 {
+		subnets = subnets[:0]
+		for _, id := range ids {
+			sn, ok := byID[id]
+			if !ok {
+				return nil, fmt.Errorf("subnet %s not found", id)
+			}
+			subnets = append(subnets, sn)
+		}
+	} else {
+		slices.SortFunc(subnets, func(a, b fleet.Subnet) int { return strings.Compare(a.AvailabilityZone, b.AvailabilityZone) })
+	}
+	azs := map[string]bool{}
+	for _, s := range subnets {
+		if azs[s.AvailabilityZone] {
+			return nil, fmt.Errorf("subnets must be in different Availability Zones; %s has more than one", s.AvailabilityZone)
+		}
+		azs[s.AvailabilityZone] = true
+	}
+	if len(subnets) < 3 {
+		return nil, fmt.Errorf("a cluster needs subnets in at least three Availability Zones, got %d", len(subnets))
+	}
+	return subnets, nil
+}
+
+// brokerImage is a registered broker image.
+type brokerImage struct {
+	ID           string
+	Name         string
+	Version      string
+	Architecture string
+	CreationDate string
+}
+
+// findBrokerImages lists the account's broker images of a version, newest first.
+func findBrokerImages(ctx context.Context, client *ec2.Client, version, arch string) ([]brokerImage, error) {
+	filters := []ec2types.Filter{
+		{Name: aws.String("tag:" + fleet.TagVersion), Values: []string{version}},
+		{Name: aws.String("tag:" + fleet.TagComponent), Values: []string{"broker"}},
+		{Name: aws.String("state"), Values: []string{"available"}},
+	}
+	if arch != "" {
+		filters = append(filters, ec2types.Filter{Name: aws.String("architecture"), Values: []string{arch}})
+	}
+	out, err := client.DescribeImages(ctx, &ec2.DescribeImagesInput{Owners: []string{"self"}, Filters: filters})
+	if err != nil {
+		return nil, fmt.Errorf("describing broker images of version %s: %w", version, err)
+	}
+	var imgs []brokerImage
+	for _, im := range out.Images {
+		imgs = append(imgs, imageFrom(im))
+	}
+	slices.SortFunc(imgs, func(a, b brokerImage) int { return strings.Compare(b.CreationDate, a.CreationDate) })
+	return imgs, nil
+}
+
+func imageFrom(im ec2types.Image) brokerImage {
+	v := ""
+	for _, t := range im.Tags {
+		if aws.ToString(t.Key) == fleet.TagVersion {
+			v = aws.ToString(t.Value)
+		}
+	}
+	return brokerImage{
+		ID: aws.ToString(im.ImageId), Name: aws.ToString(im.Name), Version: v,
+		Architecture: string(im.Architecture), CreationDate: aws.ToString(im.CreationDate),
+	}
+}
+
+// describeImage returns one image by id.
+func describeImage(ctx context.Context, client *ec2.Client, id string) (*brokerImage, error) {
+	out, err := client.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}})
+	if err != nil {
+		return nil, fmt.Errorf("describing image %s: %w", id, err)
+	}
+	if len(out.Images) == 0 {
+		return nil, fmt.Errorf("image %s not found", id)
+	}
+	im := imageFrom(out.Images[0])
+	return &im, nil
+}
+
+// instanceArchitecture guesses an instance type's CPU architecture from its
+// family name: Graviton families carry a "g" after the generation digit
+// (m7g, c7gn, t4g, r8gd); everything else is x86_64.
+func instanceArchitecture(instanceType string) string {
+	family, _, _ := strings.Cut(instanceType, ".")
+	i := strings.IndexAny(family, "0123456789")
+	if i < 0 {
+		return "x86_64"
+	}
+	if strings.Contains(strings.TrimLeft(family[i:], "0123456789"), "g") {
+		return "arm64"
+	}
+	return "x86_64"
+}
+
+// resolveImage picks the newest image of the version for the instance
+// type's architecture.
+func resolveImage(ctx context.Context, client *ec2.Client, version, instanceType string) (*brokerImage, error) {
+	arch := instanceArchitecture(instanceType)
+	imgs, err := findBrokerImages(ctx, client, version, arch)
+	if err != nil {
+		return nil, err
+	}
+	if len(imgs) == 0 {
+		all, err := findBrokerImages(ctx, client, version, "")
+		if err != nil {
+			return nil, err
+		}
+		if len(all) > 0 {
+			return nil, fmt.Errorf("broker image version %s exists only for %s, not for %s (instance type %s)", version, all[0].Architecture, arch, instanceType)
+		}
+		return nil, fmt.Errorf("no broker image of version %s: build one with `make ami` (AWS) or register one with `tributary-localcloud register-image --version %s` (local cloud)", version, version)
+	}
+	return &imgs[0], nil
+}

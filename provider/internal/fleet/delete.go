@@ -1,0 +1,150 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+)
+
+// KeyDeletionWindowDays is the waiting period of a created key's deletion:
+// AWS's minimum, so a mistaken destroy can still be undone with
+// CancelKeyDeletion for a week.
+const KeyDeletionWindowDays = 7
+
+// Delete removes every object tagged with the cluster id, in the order AWS
+// requires: instances (waiting until terminated, which releases ENIs and
+// volumes), volumes, ENIs, the security group, the role and profile, and
+// schedules the deletion of the key the cluster created. A key the user gave
+// is left alone. Running Delete again after a failure continues where it
+// stopped.
+func (f *Fleet) Delete(ctx context.Context, clusterID string) error {
+	o, err := f.Observe(ctx, clusterID)
+	if err != nil {
+		return err
+	}
+	var instances []string
+	for _, b := range o.Brokers {
+		if b.InstanceID != "" {
+			instances = append(instances, b.InstanceID)
+		}
+	}
+	instances = append(instances, o.OrphanInstanceIDs...)
+	if err := f.terminate(ctx, instances); err != nil {
+		return err
+	}
+
+	err = forEach(o.Brokers, func(b *Broker) error {
+		var errs []error
+		if b.VolumeID != "" {
+			errs = append(errs, f.deleteVolume(ctx, b.VolumeID))
+		}
+		if b.ENIID != "" {
+			errs = append(errs, f.deleteENI(ctx, b.ENIID))
+		}
+		return errors.Join(errs...)
+	})
+	if err != nil {
+		return err
+	}
+
+	if o.SecurityGroupID != "" {
+		f.log(ctx, "deleting security group", "security_group_id", o.SecurityGroupID)
+		// ENIs of terminated instances linger for a moment; the group cannot
+		// go while one still uses it.
+		err := f.retryWhile(ctx, "security group "+o.SecurityGroupID+" to be released",
+			func(err error) bool { return errorCode(err) == "DependencyViolation" },
+			func() error {
+				_, err := f.EC2.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(o.SecurityGroupID)})
+				if errorCode(err) == "InvalidGroup.NotFound" {
+					return nil
+				}
+				return err
+			})
+		if err != nil {
+			return fmt.Errorf("deleting security group %s: %w", o.SecurityGroupID, err)
+		}
+	}
+	if err := f.deleteRole(ctx, o); err != nil {
+		return err
+	}
+	if o.KeyARN != "" {
+		f.log(ctx, "scheduling deletion of KMS key", "key_arn", o.KeyARN, "days", KeyDeletionWindowDays)
+		if _, err := f.KMS.DeleteAlias(ctx, &kms.DeleteAliasInput{AliasName: aws.String(KeyAlias(clusterID))}); err != nil &&
+			errorCode(err) != "NotFoundException" {
+			return fmt.Errorf("deleting alias %s: %w", KeyAlias(clusterID), err)
+		}
+		if _, err := f.KMS.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{
+			KeyId: aws.String(o.KeyARN), PendingWindowInDays: aws.Int32(KeyDeletionWindowDays),
+		}); err != nil && errorCode(err) != "KMSInvalidStateException" && errorCode(err) != "NotFoundException" {
+			return fmt.Errorf("scheduling deletion of KMS key %s: %w", o.KeyARN, err)
+		}
+	}
+	return nil
+}
+
+func (f *Fleet) deleteVolume(ctx context.Context, id string) error {
+	out, err := f.EC2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{id}})
+	switch {
+	case errorCode(err) == "InvalidVolume.NotFound":
+		return nil
+	case err != nil:
+		return fmt.Errorf("describing volume %s: %w", id, err)
+	case len(out.Volumes) == 0:
+		return nil
+	}
+	if err := f.waitVolume(ctx, id, ec2types.VolumeStateAvailable, ""); err != nil {
+		return err
+	}
+	f.log(ctx, "deleting volume", "volume_id", id)
+	if _, err := f.EC2.DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: aws.String(id)}); err != nil &&
+		errorCode(err) != "InvalidVolume.NotFound" {
+		return fmt.Errorf("deleting volume %s: %w", id, err)
+	}
+	return nil
+}
+
+func (f *Fleet) deleteENI(ctx context.Context, id string) error {
+	if err := f.waitENIAvailable(ctx, id); err != nil {
+		return err
+	}
+	f.log(ctx, "deleting network interface", "eni_id", id)
+	if _, err := f.EC2.DeleteNetworkInterface(ctx, &ec2.DeleteNetworkInterfaceInput{NetworkInterfaceId: aws.String(id)}); err != nil &&
+		errorCode(err) != "InvalidNetworkInterfaceID.NotFound" {
+		return fmt.Errorf("deleting network interface %s: %w", id, err)
+	}
+	return nil
+}
+
+func (f *Fleet) deleteRole(ctx context.Context, o *Observed) error {
+	name := roleName(o.ClusterID)
+	notFound := func(err error) bool { return err == nil || errorCode(err) == "NoSuchEntity" }
+	if o.ProfileName != "" {
+		f.log(ctx, "deleting IAM instance profile", "profile", name)
+		if _, err := f.IAM.RemoveRoleFromInstanceProfile(ctx, &iam.RemoveRoleFromInstanceProfileInput{
+			InstanceProfileName: aws.String(name), RoleName: aws.String(name),
+		}); !notFound(err) {
+			return fmt.Errorf("removing role %s from instance profile: %w", name, err)
+		}
+		if _, err := f.IAM.DeleteInstanceProfile(ctx, &iam.DeleteInstanceProfileInput{InstanceProfileName: aws.String(name)}); !notFound(err) {
+			return fmt.Errorf("deleting instance profile %s: %w", name, err)
+		}
+	}
+	if o.RoleName != "" {
+		f.log(ctx, "deleting IAM role", "role", name)
+		if _, err := f.IAM.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{
+			RoleName: aws.String(name), PolicyName: aws.String(rolePolicyName),
+		}); !notFound(err) {
+			return fmt.Errorf("deleting the inline policy of role %s: %w", name, err)
+		}
+		if _, err := f.IAM.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(name)}); !notFound(err) {
+			return fmt.Errorf("deleting role %s: %w", name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,306 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/smithy-go"
+)
+
+// Fleet performs the cluster operations with the given clients.
+type Fleet struct {
+	EC2 *ec2.Client
+	KMS *kms.Client
+	IAM *iam.Client
+	// Log reports progress; Terraform's tflog in the provider.
+	Log func(ctx context.Context, msg string, attrs ...any)
+	// PollInterval is the delay between two polls of a waiter (default 2s).
+	PollInterval time.Duration
+}
+
+func (f *Fleet) log(ctx context.Context, msg string, attrs ...any) {
+	if f.Log != nil {
+		f.Log(ctx, msg, attrs...)
+		return
+	}
+	slog.InfoContext(ctx, msg, attrs...)
+}
+
+func (f *Fleet) interval() time.Duration {
+	if f.PollInterval > 0 {
+		return f.PollInterval
+	}
+	return 2 * time.Second
+}
+
+func clusterFilter(clusterID string) ec2types.Filter {
+	return ec2types.Filter{Name: aws.String("tag:" + TagClusterID), Values: []string{clusterID}}
+}
+
+func tagValue(tags []ec2types.Tag, key string) string {
+	for _, t := range tags {
+		if aws.ToString(t.Key) == key {
+			return aws.ToString(t.Value)
+		}
+	}
+	return ""
+}
+
+func tagNodeID(tags []ec2types.Tag) (int32, bool) {
+	n, err := strconv.ParseInt(tagValue(tags, TagNodeID), 10, 32)
+	if err != nil || n < 1 {
+		return 0, false
+	}
+	return int32(n), true
+}
+
+// userTags returns the tags that are not the provider's own.
+func userTags(tags []ec2types.Tag) map[string]string {
+	out := map[string]string{}
+	for _, t := range tags {
+		k := aws.ToString(t.Key)
+		if strings.HasPrefix(k, "tributary:") || k == "Name" {
+			continue
+		}
+		out[k] = aws.ToString(t.Value)
+	}
+	return out
+}
+
+// errorCode returns the AWS error code of err, or "".
+func errorCode(err error) string {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode()
+	}
+	return ""
+}
+
+// Observe finds every object tagged with the cluster id and assembles the
+// brokers from them.
+func (f *Fleet) Observe(ctx context.Context, clusterID string) (*Observed, error) {
+	o := &Observed{ClusterID: clusterID}
+	byNode := map[int32]*Broker{}
+	broker := func(id int32) *Broker {
+		if b, ok := byNode[id]; ok {
+			return b
+		}
+		b := &Broker{NodeID: id}
+		byNode[id] = b
+		return b
+	}
+
+	sgs, err := f.EC2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{
+		Filters: []ec2types.Filter{clusterFilter(clusterID)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("describing security groups of cluster %s: %w", clusterID, err)
+	}
+	for _, sg := range sgs.SecurityGroups {
+		o.SecurityGroupID = aws.ToString(sg.GroupId)
+		o.VPCID = aws.ToString(sg.VpcId)
+		o.Name = tagValue(sg.Tags, TagClusterName)
+		o.Tags = userTags(sg.Tags)
+		o.ClientCIDRs = clientCIDRs(sg.IpPermissions)
+	}
+
+	enis := ec2.NewDescribeNetworkInterfacesPaginator(f.EC2, &ec2.DescribeNetworkInterfacesInput{
+		Filters: []ec2types.Filter{clusterFilter(clusterID)},
+	})
+	for enis.HasMorePages() {
+		page, err := enis.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("describing network interfaces of cluster %s: %w", clusterID, err)
+		}
+		for _, eni := range page.NetworkInterfaces {
+			id, ok := tagNodeID(eni.TagSet)
+			if !ok {
+				continue
+			}
+			b := broker(id)
+			b.ENIID = aws.ToString(eni.NetworkInterfaceId)
+			b.PrivateIP = aws.ToString(eni.PrivateIpAddress)
+			b.SubnetID = aws.ToString(eni.SubnetId)
+			b.AvailabilityZone = aws.ToString(eni.AvailabilityZone)
+			b.SecurityGroupIDs = nil
+			for _, g := range eni.Groups {
+				b.SecurityGroupIDs = append(b.SecurityGroupIDs, aws.ToString(g.GroupId))
+			}
+			slices.Sort(b.SecurityGroupIDs)
+		}
+	}
+
+	vols := ec2.NewDescribeVolumesPaginator(f.EC2, &ec2.DescribeVolumesInput{
+		Filters: []ec2types.Filter{clusterFilter(clusterID)},
+	})
+	attachedTo := map[int32]string{}
+	for vols.HasMorePages() {
+		page, err := vols.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("describing volumes of cluster %s: %w", clusterID, err)
+		}
+		for _, v := range page.Volumes {
+			id, ok := tagNodeID(v.Tags)
+			if !ok || v.State == ec2types.VolumeStateDeleting || v.State == ec2types.VolumeStateDeleted {
+				continue
+			}
+			b := broker(id)
+			b.VolumeID = aws.ToString(v.VolumeId)
+			b.VolumeSizeGiB = aws.ToInt32(v.Size)
+			b.VolumeType = string(v.VolumeType)
+			b.VolumeIOPS = aws.ToInt32(v.Iops)
+			b.VolumeThroughput = aws.ToInt32(v.Throughput)
+			b.VolumeKMSKeyID = aws.ToString(v.KmsKeyId)
+			b.VolumeEncrypted = aws.ToBool(v.Encrypted)
+			if b.AvailabilityZone == "" {
+				b.AvailabilityZone = aws.ToString(v.AvailabilityZone)
+			}
+			for _, a := range v.Attachments {
+				if a.State == ec2types.VolumeAttachmentStateAttached || a.State == ec2types.VolumeAttachmentStateAttaching {
+					attachedTo[id] = aws.ToString(a.InstanceId)
+				}
+			}
+		}
+	}
+
+	insts := ec2.NewDescribeInstancesPaginator(f.EC2, &ec2.DescribeInstancesInput{
+		Filters: []ec2types.Filter{
+			clusterFilter(clusterID),
+			{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped", "shutting-down"}},
+		},
+	})
+	for insts.HasMorePages() {
+		page, err := insts.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("describing instances of cluster %s: %w", clusterID, err)
+		}
+		for _, r := range page.Reservations {
+			for _, in := range r.Instances {
+				instID := aws.ToString(in.InstanceId)
+				state := ""
+				if in.State != nil {
+					state = string(in.State.Name)
+				}
+				id, ok := tagNodeID(in.Tags)
+				if !ok {
+					o.OrphanInstanceIDs = append(o.OrphanInstanceIDs, instID)
+					continue
+				}
+				if state == "shutting-down" {
+					continue // on its way out; the broker has no instance
+				}
+				b := broker(id)
+				if b.InstanceID != "" {
+					// Two live instances for one broker (a crash between
+					// RunInstances and tagging bookkeeping): the one holding
+					// the ENI is the broker, the other an orphan.
+					if !instanceHoldsENI(in, b.ENIID) {
+						o.OrphanInstanceIDs = append(o.OrphanInstanceIDs, instID)
+						continue
+					}
+					o.OrphanInstanceIDs = append(o.OrphanInstanceIDs, b.InstanceID)
+				}
+				b.InstanceID = instID
+				b.InstanceState = state
+				b.InstanceType = string(in.InstanceType)
+				b.ImageID = aws.ToString(in.ImageId)
+				b.LaunchHash = tagValue(in.Tags, TagLaunchHash)
+				b.InstanceProfile = ""
+				if in.IamInstanceProfile != nil {
+					b.InstanceProfile = aws.ToString(in.IamInstanceProfile.Arn)
+				}
+			}
+		}
+	}
+	for id, b := range byNode {
+		b.VolumeAttached = b.InstanceID != "" && attachedTo[id] == b.InstanceID
+	}
+
+	for _, b := range byNode {
+		o.Brokers = append(o.Brokers, *b)
+	}
+	slices.SortFunc(o.Brokers, func(a, b Broker) int { return int(a.NodeID - b.NodeID) })
+
+	if err := f.observeKey(ctx, o); err != nil {
+		return nil, err
+	}
+	if err := f.observeRole(ctx, o); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func instanceHoldsENI(in ec2types.Instance, eniID string) bool {
+	for _, ni := range in.NetworkInterfaces {
+		if aws.ToString(ni.NetworkInterfaceId) == eniID {
+			return true
+		}
+	}
+	return false
+}
+
+// clientCIDRs lists the CIDRs allowed on the client ports, sorted.
+func clientCIDRs(perms []ec2types.IpPermission) []string {
+	var out []string
+	for _, p := range perms {
+		for _, r := range p.IpRanges {
+			c := aws.ToString(r.CidrIp)
+			if !slices.Contains(out, c) {
+				out = append(out, c)
+			}
+		}
+		for _, r := range p.Ipv6Ranges {
+			c := aws.ToString(r.CidrIpv6)
+			if !slices.Contains(out, c) {
+				out = append(out, c)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// observeKey finds the key the cluster created, through its alias.
+func (f *Fleet) observeKey(ctx context.Context, o *Observed) error {
+	out, err := f.KMS.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(KeyAlias(o.ClusterID))})
+	if err != nil {
+		if errorCode(err) == "NotFoundException" {
+			return nil
+		}
+		return fmt.Errorf("describing KMS key %s: %w", KeyAlias(o.ClusterID), err)
+	}
+	if md := out.KeyMetadata; md != nil && md.KeyState != "PendingDeletion" {
+		o.KeyARN = aws.ToString(md.Arn)
+	}
+	return nil
+}
+
+// observeRole finds the role and profile the cluster created, by name.
+func (f *Fleet) observeRole(ctx context.Context, o *Observed) error {
+	name := roleName(o.ClusterID)
+	if _, err := f.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)}); err == nil {
+		o.RoleName = name
+	} else if errorCode(err) != "NoSuchEntity" {
+		return fmt.Errorf("reading IAM role %s: %w", name, err)
+	}
+	out, err := f.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(name)})
+	switch {
+	case err == nil:
+		o.ProfileName = name
+		o.ProfileARN = aws.ToString(out.InstanceProfile.Arn)
+	case errorCode(err) != "NoSuchEntity":
+		return fmt.Errorf("reading IAM instance profile %s: %w", name, err)
+	}
+	return nil
+}

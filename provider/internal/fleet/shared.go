@@ -1,0 +1,310 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+)
+
+// Ports brokers use between themselves (ARCHITECTURE.md).
+const (
+	InterBrokerPort = 9093
+	ControllerPort  = 9095
+)
+
+// allTags returns the user's tags plus the provider's, as a sorted map.
+func (s *Spec) allTags(component string, nodeID int32) map[string]string {
+	tags := maps.Clone(s.Tags)
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	tags[TagClusterID] = s.ClusterID
+	tags[TagClusterName] = s.Name
+	tags[TagComponent] = component
+	name := s.Name + "-" + component
+	if nodeID > 0 {
+		tags[TagNodeID] = nodeIDTag(nodeID)
+		name = fmt.Sprintf("%s-broker-%d-%s", s.Name, nodeID, component)
+	}
+	if _, ok := tags["Name"]; !ok {
+		tags["Name"] = name
+	}
+	return tags
+}
+
+func ec2Tags(m map[string]string) []ec2types.Tag {
+	out := make([]ec2types.Tag, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, ec2types.Tag{Key: aws.String(k), Value: aws.String(m[k])})
+	}
+	return out
+}
+
+func tagSpec(rt ec2types.ResourceType, m map[string]string) []ec2types.TagSpecification {
+	return []ec2types.TagSpecification{{ResourceType: rt, Tags: ec2Tags(m)}}
+}
+
+// ensureSecurityGroup creates the cluster's security group if missing and
+// makes its ingress rules exactly the desired ones.
+func (f *Fleet) ensureSecurityGroup(ctx context.Context, s *Spec, o *Observed) error {
+	if o.SecurityGroupID == "" {
+		f.log(ctx, "creating security group", "cluster_id", s.ClusterID)
+		out, err := f.EC2.CreateSecurityGroup(ctx, &ec2.CreateSecurityGroupInput{
+			GroupName:         aws.String("tributary-" + s.ClusterID),
+			Description:       aws.String("Tributary cluster " + s.Name + " (" + s.ClusterID + ")"),
+			VpcId:             aws.String(s.Subnets[0].VPCID),
+			TagSpecifications: tagSpec(ec2types.ResourceTypeSecurityGroup, s.allTags("brokers", 0)),
+		})
+		if err != nil {
+			return fmt.Errorf("creating security group for cluster %s: %w", s.ClusterID, err)
+		}
+		o.SecurityGroupID = aws.ToString(out.GroupId)
+		o.VPCID = s.Subnets[0].VPCID
+	}
+	return f.syncIngress(ctx, s, o.SecurityGroupID)
+}
+
+// rule is one ingress permission in a comparable form.
+type rule struct {
+	port   int32
+	cidr   string // or
+	source string // security group id
+}
+
+func (r rule) permission() ec2types.IpPermission {
+	p := ec2types.IpPermission{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(r.port), ToPort: aws.Int32(r.port)}
+	switch {
+	case r.source != "":
+		p.UserIdGroupPairs = []ec2types.UserIdGroupPair{{GroupId: aws.String(r.source)}}
+	case strings.Contains(r.cidr, ":"):
+		p.Ipv6Ranges = []ec2types.Ipv6Range{{CidrIpv6: aws.String(r.cidr)}}
+	default:
+		p.IpRanges = []ec2types.IpRange{{CidrIp: aws.String(r.cidr)}}
+	}
+	return p
+}
+
+func (s *Spec) desiredRules(groupID string) map[rule]bool {
+	want := map[rule]bool{}
+	for _, port := range s.ClientPorts {
+		want[rule{port: port, source: groupID}] = true
+		for _, c := range s.ClientCIDRs {
+			want[rule{port: port, cidr: c}] = true
+		}
+	}
+	// Replication and the metadata quorum stay inside the cluster.
+	want[rule{port: InterBrokerPort, source: groupID}] = true
+	want[rule{port: ControllerPort, source: groupID}] = true
+	return want
+}
+
+func currentRules(perms []ec2types.IpPermission) map[rule]bool {
+	have := map[rule]bool{}
+	for _, p := range perms {
+		if aws.ToString(p.IpProtocol) != "tcp" || aws.ToInt32(p.FromPort) != aws.ToInt32(p.ToPort) {
+			// Not a rule this provider writes; report it as extra so it is revoked.
+			have[rule{port: -1, cidr: fmt.Sprintf("%s/%d-%d", aws.ToString(p.IpProtocol), aws.ToInt32(p.FromPort), aws.ToInt32(p.ToPort))}] = true
+			continue
+		}
+		port := aws.ToInt32(p.FromPort)
+		for _, r := range p.IpRanges {
+			have[rule{port: port, cidr: aws.ToString(r.CidrIp)}] = true
+		}
+		for _, r := range p.Ipv6Ranges {
+			have[rule{port: port, cidr: aws.ToString(r.CidrIpv6)}] = true
+		}
+		for _, g := range p.UserIdGroupPairs {
+			have[rule{port: port, source: aws.ToString(g.GroupId)}] = true
+		}
+	}
+	return have
+}
+
+func (f *Fleet) syncIngress(ctx context.Context, s *Spec, groupID string) error {
+	out, err := f.EC2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: []string{groupID}})
+	if err != nil {
+		return fmt.Errorf("describing security group %s: %w", groupID, err)
+	}
+	if len(out.SecurityGroups) == 0 {
+		return fmt.Errorf("security group %s not found", groupID)
+	}
+	have := currentRules(out.SecurityGroups[0].IpPermissions)
+	want := s.desiredRules(groupID)
+	var add, remove []ec2types.IpPermission
+	for r := range want {
+		if !have[r] {
+			add = append(add, r.permission())
+		}
+	}
+	for r := range have {
+		if !want[r] && r.port >= 0 {
+			remove = append(remove, r.permission())
+		}
+	}
+	if len(remove) > 0 {
+		f.log(ctx, "revoking security group rules", "security_group_id", groupID, "count", len(remove))
+		if _, err := f.EC2.RevokeSecurityGroupIngress(ctx, &ec2.RevokeSecurityGroupIngressInput{
+			GroupId: aws.String(groupID), IpPermissions: remove,
+		}); err != nil {
+			return fmt.Errorf("revoking ingress rules of security group %s: %w", groupID, err)
+		}
+	}
+	if len(add) > 0 {
+		f.log(ctx, "authorizing security group rules", "security_group_id", groupID, "count", len(add))
+		if _, err := f.EC2.AuthorizeSecurityGroupIngress(ctx, &ec2.AuthorizeSecurityGroupIngressInput{
+			GroupId: aws.String(groupID), IpPermissions: add,
+		}); err != nil && errorCode(err) != "InvalidPermission.Duplicate" {
+			return fmt.Errorf("authorizing ingress rules of security group %s: %w", groupID, err)
+		}
+	}
+	return nil
+}
+
+// ensureKey creates the cluster's customer-managed key, with rotation and an
+// alias that lets Observe find it again, unless the spec names a key.
+func (f *Fleet) ensureKey(ctx context.Context, s *Spec, o *Observed) (string, error) {
+	if s.Storage.KMSKeyARN != "" {
+		return s.Storage.KMSKeyARN, nil
+	}
+	if o.KeyARN != "" {
+		return o.KeyARN, nil
+	}
+	f.log(ctx, "creating KMS key", "cluster_id", s.ClusterID)
+	var tags []kmstypes.Tag
+	for k, v := range s.allTags("storage-key", 0) {
+		tags = append(tags, kmstypes.Tag{TagKey: aws.String(k), TagValue: aws.String(v)})
+	}
+	slices.SortFunc(tags, func(a, b kmstypes.Tag) int { return strings.Compare(*a.TagKey, *b.TagKey) })
+	out, err := f.KMS.CreateKey(ctx, &kms.CreateKeyInput{
+		Description: aws.String("Tributary cluster " + s.Name + " (" + s.ClusterID + "): broker volumes and secrets"),
+		KeyUsage:    kmstypes.KeyUsageTypeEncryptDecrypt,
+		KeySpec:     kmstypes.KeySpecSymmetricDefault,
+		Tags:        tags,
+	})
+	if err != nil {
+		return "", fmt.Errorf("creating KMS key for cluster %s: %w", s.ClusterID, err)
+	}
+	keyID := aws.ToString(out.KeyMetadata.KeyId)
+	arn := aws.ToString(out.KeyMetadata.Arn)
+	// The alias first: if anything below fails, the next run finds the key
+	// through it instead of creating a second one.
+	if _, err := f.KMS.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(KeyAlias(s.ClusterID)), TargetKeyId: aws.String(keyID)}); err != nil {
+		return "", fmt.Errorf("creating alias %s for KMS key %s: %w", KeyAlias(s.ClusterID), keyID, err)
+	}
+	if _, err := f.KMS.EnableKeyRotation(ctx, &kms.EnableKeyRotationInput{KeyId: aws.String(keyID)}); err != nil {
+		return "", fmt.Errorf("enabling rotation of KMS key %s: %w", keyID, err)
+	}
+	o.KeyARN = arn
+	return arn, nil
+}
+
+const ec2TrustPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
+
+// RolePolicy is the least-privilege inline policy of the broker role: decrypt
+// the cluster's secrets only under the cluster's encryption context, and put
+// metrics only into the cluster's namespace.
+func RolePolicy(clusterID, keyARN, namespace string) (string, error) {
+	doc := map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []map[string]any{
+			{
+				"Sid":      "DecryptClusterSecrets",
+				"Effect":   "Allow",
+				"Action":   "kms:Decrypt",
+				"Resource": keyARN,
+				"Condition": map[string]any{
+					"StringEquals": map[string]string{"kms:EncryptionContext:tributary:cluster-id": clusterID},
+				},
+			},
+			{
+				"Sid":      "PutClusterMetrics",
+				"Effect":   "Allow",
+				"Action":   "cloudwatch:PutMetricData",
+				"Resource": "*",
+				"Condition": map[string]any{
+					"StringEquals": map[string]string{"cloudwatch:namespace": namespace},
+				},
+			},
+		},
+	}
+	b, err := json.Marshal(doc)
+	return string(b), err
+}
+
+// rolePolicyName is the name of the broker role's inline policy.
+const rolePolicyName = "tributary-broker"
+
+// ensureRole creates the broker role and profile unless the spec names a
+// profile; it returns the profile name to launch instances with.
+func (f *Fleet) ensureRole(ctx context.Context, s *Spec, o *Observed, keyARN string) (string, error) {
+	if s.InstanceProfile != "" {
+		return s.InstanceProfile, nil
+	}
+	name := roleName(s.ClusterID)
+	var iamTags []iamtypes.Tag
+	all := s.allTags("broker-role", 0)
+	for _, k := range slices.Sorted(maps.Keys(all)) {
+		iamTags = append(iamTags, iamtypes.Tag{Key: aws.String(k), Value: aws.String(all[k])})
+	}
+	if o.RoleName == "" {
+		f.log(ctx, "creating IAM role", "role", name)
+		_, err := f.IAM.CreateRole(ctx, &iam.CreateRoleInput{
+			RoleName:                 aws.String(name),
+			Path:                     aws.String("/tributary/"),
+			AssumeRolePolicyDocument: aws.String(ec2TrustPolicy),
+			Description:              aws.String("Tributary brokers of cluster " + s.Name + " (" + s.ClusterID + ")"),
+			Tags:                     iamTags,
+		})
+		if err != nil && errorCode(err) != "EntityAlreadyExists" {
+			return "", fmt.Errorf("creating IAM role %s: %w", name, err)
+		}
+		o.RoleName = name
+	}
+	policy, err := RolePolicy(s.ClusterID, keyARN, s.MetricsNamespace)
+	if err != nil {
+		return "", fmt.Errorf("rendering the broker role policy: %w", err)
+	}
+	if _, err := f.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{
+		RoleName: aws.String(name), PolicyName: aws.String(rolePolicyName), PolicyDocument: aws.String(policy),
+	}); err != nil {
+		return "", fmt.Errorf("putting the inline policy of IAM role %s: %w", name, err)
+	}
+	if o.ProfileName == "" {
+		f.log(ctx, "creating IAM instance profile", "profile", name)
+		out, err := f.IAM.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{
+			InstanceProfileName: aws.String(name), Path: aws.String("/tributary/"), Tags: iamTags,
+		})
+		if err != nil && errorCode(err) != "EntityAlreadyExists" {
+			return "", fmt.Errorf("creating IAM instance profile %s: %w", name, err)
+		}
+		o.ProfileName = name
+		if out != nil && out.InstanceProfile != nil {
+			o.ProfileARN = aws.ToString(out.InstanceProfile.Arn)
+		}
+	}
+	prof, err := f.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(name)})
+	if err != nil {
+		return "", fmt.Errorf("reading IAM instance profile %s: %w", name, err)
+	}
+	o.ProfileARN = aws.ToString(prof.InstanceProfile.Arn)
+	hasRole := slices.ContainsFunc(prof.InstanceProfile.Roles, func(r iamtypes.Role) bool { return aws.ToString(r.RoleName) == name })
+	if !hasRole {
+		if _, err := f.IAM.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{
+			InstanceProfileName: aws.String(name), RoleName: aws.String(name),
+		}); err != nil && errorCode(err) != "LimitExceeded" {
+			return "", fmt.Errorf("adding role %s to instance profile %s: %w", name, name, err)
+		}
+	}
+	return name, nil
+}

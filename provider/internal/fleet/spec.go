@@ -1,0 +1,217 @@
+// Package fleet builds, observes, changes and removes the AWS objects of a
+// Tributary cluster: per broker a persistent ENI, a persistent encrypted EBS
+// volume and an instance that uses both; per cluster a security group, an
+// optional KMS key and an optional instance role and profile.
+//
+// Every object carries the tag TagClusterID, so a cluster can always be found
+// again from its id alone: a create that failed midway is completed by the
+// next run of Ensure, and Delete finds everything to remove, even objects the
+// Terraform state never heard of. Brokers carry TagNodeID too; the broker's
+// identity is its ENI and volume, never its instance, so a broker whose
+// instance vanished comes back with the same address and data.
+package fleet
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+)
+
+// Tags the provider puts on every AWS object it creates.
+const (
+	TagClusterID   = "tributary:cluster-id"
+	TagClusterName = "tributary:cluster-name"
+	TagNodeID      = "tributary:node-id"
+	// TagLaunchHash on an instance records what it was launched from (image,
+	// type, profile, static boot settings); a different hash means the broker
+	// must be rolled.
+	TagLaunchHash = "tributary:launch-hash"
+	// TagComponent says what an object is for, for people reading the console.
+	TagComponent = "tributary:component"
+	// TagVersion and TagComponent are the broker image's tags (seam S4).
+	TagVersion = "tributary:version"
+)
+
+// DataDeviceName is the device name the data volume is attached as.
+const DataDeviceName = "/dev/sdf"
+
+// Subnet is one of the cluster's subnets; the cluster has one per AZ.
+type Subnet struct {
+	ID               string
+	AvailabilityZone string
+	VPCID            string
+}
+
+// Storage is the per-broker data volume.
+type Storage struct {
+	SizeGiB    int32
+	VolumeType string
+	// IOPS and ThroughputMiBps are 0 when the volume type's default applies.
+	IOPS            int32
+	ThroughputMiBps int32
+	// KMSKeyARN is the key to encrypt volumes with; empty means the cluster
+	// creates (and later deletes) its own customer-managed key.
+	KMSKeyARN string
+}
+
+// Spec is the desired cluster.
+type Spec struct {
+	ClusterID    string
+	Name         string
+	ImageID      string
+	InstanceType string
+	BrokersPerAZ int
+	// Subnets, in the order that assigns AZs to node ids: broker i (from 0)
+	// lives in Subnets[i % len(Subnets)] and has node id i+1.
+	Subnets []Subnet
+	// SecurityGroupIDs are attached to every broker ENI besides the cluster's own.
+	SecurityGroupIDs []string
+	// ClientCIDRs may reach the client ports.
+	ClientCIDRs []string
+	ClientPorts []int32
+	Storage     Storage
+	// InstanceProfile is the name of an existing profile; empty means the
+	// cluster creates a least-privilege role and profile.
+	InstanceProfile string
+	// Tags go on every object, under the provider's own tributary:* tags.
+	Tags map[string]string
+	// UserData renders the boot document of one broker, given every
+	// broker's address; the fleet does not know the document's shape.
+	UserData func(node Node, controllers []Node) ([]byte, error)
+	// LaunchHash identifies what a broker instance is launched from besides
+	// image, type and profile (listeners, static broker settings); a change
+	// rolls the brokers.
+	LaunchHash string
+	// MetricsNamespace is the CloudWatch namespace the created role may
+	// write to.
+	MetricsNamespace string
+}
+
+// BrokerCount is the number of brokers the spec asks for.
+func (s *Spec) BrokerCount() int { return s.BrokersPerAZ * len(s.Subnets) }
+
+// Placement returns the subnet of the broker with the given node id.
+func (s *Spec) Placement(nodeID int32) Subnet {
+	return s.Subnets[int(nodeID-1)%len(s.Subnets)]
+}
+
+// ControllerCount is how many brokers vote in the metadata quorum: the first
+// broker of each AZ, at most three.
+func (s *Spec) ControllerCount() int {
+	return min(3, len(s.Subnets), s.BrokerCount())
+}
+
+// Validate reports spec mistakes that would otherwise surface as AWS errors.
+func (s *Spec) Validate() error {
+	switch {
+	case s.ClusterID == "":
+		return fmt.Errorf("cluster id is empty")
+	case len(s.Subnets) == 0:
+		return fmt.Errorf("no subnets")
+	case s.BrokersPerAZ < 1:
+		return fmt.Errorf("brokers_per_az must be at least 1, got %d", s.BrokersPerAZ)
+	case s.ImageID == "":
+		return fmt.Errorf("no broker image")
+	case s.UserData == nil:
+		return fmt.Errorf("no user data renderer")
+	}
+	seen := map[string]bool{}
+	for _, sn := range s.Subnets {
+		if seen[sn.AvailabilityZone] {
+			return fmt.Errorf("two subnets in %s: give one subnet per Availability Zone", sn.AvailabilityZone)
+		}
+		seen[sn.AvailabilityZone] = true
+		if sn.VPCID != s.Subnets[0].VPCID {
+			return fmt.Errorf("subnets %s and %s are in different VPCs", s.Subnets[0].ID, sn.ID)
+		}
+	}
+	return nil
+}
+
+// Node is one broker as the boot document sees it.
+type Node struct {
+	NodeID           int32
+	AvailabilityZone string
+	PrivateIP        string
+	VolumeID         string
+}
+
+// Broker is the observed state of one broker.
+type Broker struct {
+	NodeID           int32
+	AvailabilityZone string
+	SubnetID         string
+	ENIID            string
+	PrivateIP        string
+	SecurityGroupIDs []string
+	VolumeID         string
+	VolumeSizeGiB    int32
+	VolumeType       string
+	VolumeIOPS       int32
+	VolumeThroughput int32
+	VolumeKMSKeyID   string
+	VolumeEncrypted  bool
+	// Instance fields are empty when the broker has no live instance.
+	InstanceID      string
+	InstanceState   string
+	InstanceType    string
+	ImageID         string
+	LaunchHash      string
+	InstanceProfile string // ARN of the instance's profile
+	// VolumeAttached reports whether the volume is attached to InstanceID.
+	VolumeAttached bool
+}
+
+// HasLiveInstance reports whether the broker has an instance that is not
+// shutting down or gone.
+func (b *Broker) HasLiveInstance() bool {
+	switch b.InstanceState {
+	case "pending", "running", "stopping", "stopped":
+		return b.InstanceID != ""
+	}
+	return false
+}
+
+// Observed is what exists in AWS for a cluster id.
+type Observed struct {
+	ClusterID string
+	Name      string
+	VPCID     string
+	// SecurityGroupID is the cluster's own group; empty when not found.
+	SecurityGroupID string
+	ClientCIDRs     []string
+	// KeyARN is the cluster-created KMS key, empty when none.
+	KeyARN string
+	// Role and profile the cluster created, empty when none.
+	RoleName    string
+	ProfileName string
+	ProfileARN  string
+	Brokers     []Broker // sorted by node id
+	// Orphans are objects tagged with the cluster but not part of a broker
+	// (e.g. a second instance for the same node after a crashed create).
+	OrphanInstanceIDs []string
+	Tags              map[string]string
+}
+
+// Broker returns the observed broker with the node id, if any.
+func (o *Observed) Broker(nodeID int32) (*Broker, bool) {
+	i, ok := slices.BinarySearchFunc(o.Brokers, nodeID, func(b Broker, id int32) int { return int(b.NodeID - id) })
+	if !ok {
+		return nil, false
+	}
+	return &o.Brokers[i], true
+}
+
+// Empty reports whether nothing of the cluster exists.
+func (o *Observed) Empty() bool {
+	return o.SecurityGroupID == "" && o.KeyARN == "" && o.RoleName == "" && o.ProfileName == "" &&
+		len(o.Brokers) == 0 && len(o.OrphanInstanceIDs) == 0
+}
+
+func nodeIDTag(id int32) string { return strconv.Itoa(int(id)) }
+
+// roleName is the name of the role and instance profile a cluster creates.
+func roleName(clusterID string) string { return "tributary-" + clusterID }
+
+// KeyAlias is the alias of the KMS key a cluster creates.
+func KeyAlias(clusterID string) string { return "alias/tributary/" + clusterID }

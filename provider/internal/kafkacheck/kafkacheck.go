@@ -1,0 +1,317 @@
+// Package kafkacheck asks a Tributary cluster, through the Kafka protocol
+// (franz-go), whether it is ready, whether a broker may be stopped without
+// taking a partition below min.insync.replicas, and whether a replaced broker
+// has rejoined with its partitions in sync; and applies dynamic broker
+// configuration. It is what the provider uses to gate creates and rolling
+// replacements on the brokers' own view of their health.
+package kafkacheck
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Checker talks to one cluster.
+type Checker struct {
+	// Bootstrap lists host:port of every broker.
+	Bootstrap []string
+	// PollInterval is the delay between two checks (default 1s).
+	PollInterval time.Duration
+	// Log reports progress (tflog in the provider); may be nil.
+	Log func(ctx context.Context, msg string, attrs ...any)
+}
+
+func (c *Checker) interval() time.Duration {
+	if c.PollInterval > 0 {
+		return c.PollInterval
+	}
+	return time.Second
+}
+
+func (c *Checker) log(ctx context.Context, msg string, attrs ...any) {
+	if c.Log != nil {
+		c.Log(ctx, msg, attrs...)
+	}
+}
+
+func newClient(seeds ...string) (*kgo.Client, error) {
+	return kgo.NewClient(
+		kgo.SeedBrokers(seeds...),
+		kgo.DialTimeout(3*time.Second),
+		kgo.RequestTimeoutOverhead(5*time.Second),
+		kgo.RetryTimeout(5*time.Second),
+		kgo.MetadataMinAge(250*time.Millisecond),
+	)
+}
+
+// ErrUnreachable says no broker address could even be dialed: the provider
+// runs somewhere without a route to the brokers' private addresses.
+var ErrUnreachable = errors.New("no broker address is reachable from here")
+
+// reachable reports whether addr answers at the TCP level: a connection, or a
+// refusal (the host is there, the broker not listening yet). Timeouts and
+// "no route" mean the address cannot be reached from here.
+func reachable(ctx context.Context, addr string) bool {
+	d := net.Dialer{Timeout: 2 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err == nil {
+		conn.Close()
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
+}
+
+// WaitReady waits until every broker answers a Metadata request that lists
+// all wantNodes and names a controller. If for reachWindow no address was
+// reachable at all, it gives up with ErrUnreachable, so that a provider
+// running outside the VPC can say so instead of waiting out the timeout.
+func (c *Checker) WaitReady(ctx context.Context, wantNodes []int32, reachWindow time.Duration) error {
+	start := time.Now()
+	everReached := false
+	var last string
+	for {
+		if !everReached {
+			for _, a := range c.Bootstrap {
+				if reachable(ctx, a) {
+					everReached = true
+					break
+				}
+			}
+			if !everReached && time.Since(start) > reachWindow {
+				return fmt.Errorf("%w (tried %s for %s)", ErrUnreachable, strings.Join(c.Bootstrap, ","), reachWindow)
+			}
+		}
+		if everReached {
+			status, err := c.readyOnce(ctx, wantNodes)
+			if err == nil {
+				return nil
+			}
+			if status != last {
+				c.log(ctx, "waiting for brokers to serve Kafka", "status", status)
+				last = status
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the brokers to serve Kafka metadata: %w (last status: %s)", ctx.Err(), last)
+		case <-time.After(c.interval()):
+		}
+	}
+}
+
+// readyOnce asks every broker for metadata once.
+func (c *Checker) readyOnce(ctx context.Context, wantNodes []int32) (string, error) {
+	for _, addr := range c.Bootstrap {
+		md, err := metadataFrom(ctx, addr)
+		if err != nil {
+			return fmt.Sprintf("%s: %v", addr, err), err
+		}
+		var have []int32
+		for _, b := range md.Brokers {
+			have = append(have, b.NodeID)
+		}
+		for _, n := range wantNodes {
+			if !slices.Contains(have, n) {
+				err := fmt.Errorf("%s knows brokers %v, not yet %d", addr, have, n)
+				return err.Error(), err
+			}
+		}
+		if md.ControllerID < 0 {
+			err := fmt.Errorf("%s reports no controller yet", addr)
+			return err.Error(), err
+		}
+	}
+	return "ready", nil
+}
+
+// metadataFrom sends one Metadata request to exactly this address.
+func metadataFrom(ctx context.Context, addr string) (*kmsg.MetadataResponse, error) {
+	cl, err := newClient(addr)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	seeds := cl.SeedBrokers()
+	if len(seeds) == 0 {
+		return nil, fmt.Errorf("no seed broker for %s", addr)
+	}
+	req := kmsg.NewPtrMetadataRequest()
+	req.Topics = []kmsg.MetadataRequestTopic{} // no topics, just brokers
+	resp, err := seeds[0].Request(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*kmsg.MetadataResponse), nil
+}
+
+// topicState is what the roll checks need about a cluster's partitions.
+type topicState struct {
+	md     kadm.Metadata
+	minISR map[string]int // per topic
+}
+
+func (c *Checker) state(ctx context.Context) (*topicState, error) {
+	cl, err := newClient(c.Bootstrap...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	md, err := adm.Metadata(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading cluster metadata: %w", err)
+	}
+	st := &topicState{md: md, minISR: map[string]int{}}
+	topics := md.Topics.Names()
+	if len(topics) == 0 {
+		return st, nil
+	}
+	cfgs, err := adm.DescribeTopicConfigs(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("describing topic configs: %w", err)
+	}
+	for _, rc := range cfgs {
+		st.minISR[rc.Name] = 1
+		for _, cfg := range rc.Configs {
+			if cfg.Key == "min.insync.replicas" && cfg.Value != nil {
+				if n, err := strconv.Atoi(*cfg.Value); err == nil {
+					st.minISR[rc.Name] = n
+				}
+			}
+		}
+	}
+	return st, nil
+}
+
+// CanStop returns nil when stopping nodeID keeps every partition at or above
+// min.insync.replicas (Strimzi's canRoll rule), and an error naming the
+// partitions that would suffer otherwise. A partition already below
+// min.insync.replicas also refuses the stop: it would only get worse.
+func (c *Checker) CanStop(ctx context.Context, nodeID int32) error {
+	st, err := c.state(ctx)
+	if err != nil {
+		return err
+	}
+	var problems []string
+	for _, t := range st.md.Topics.Sorted() {
+		if t.IsInternal {
+			continue
+		}
+		minISR := max(st.minISR[t.Topic], 1)
+		for _, p := range t.Partitions.Sorted() {
+			if !slices.Contains(p.Replicas, nodeID) {
+				continue
+			}
+			isr := len(p.ISR)
+			after := isr
+			if slices.Contains(p.ISR, nodeID) {
+				after--
+			}
+			switch {
+			case isr < minISR:
+				problems = append(problems, fmt.Sprintf("%s-%d is already under min.insync.replicas (%d in sync, need %d)", t.Topic, p.Partition, isr, minISR))
+			case after < minISR && len(p.Replicas) > 1:
+				problems = append(problems, fmt.Sprintf("%s-%d would drop to %d in-sync replicas (min.insync.replicas=%d)", t.Topic, p.Partition, after, minISR))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		const show = 5
+		more := ""
+		if len(problems) > show {
+			more = fmt.Sprintf(" and %d more", len(problems)-show)
+			problems = problems[:show]
+		}
+		return fmt.Errorf("stopping broker %d now would hurt availability: %s%s", nodeID, strings.Join(problems, "; "), more)
+	}
+	return nil
+}
+
+// WaitRejoined waits until nodeID is registered again and is in the ISR of
+// every partition it replicates, and no partition of the cluster is under
+// min.insync.replicas.
+func (c *Checker) WaitRejoined(ctx context.Context, nodeID int32) error {
+	var last string
+	for {
+		status, done := c.rejoinedOnce(ctx, nodeID)
+		if done {
+			return nil
+		}
+		if status != last {
+			c.log(ctx, "waiting for the replaced broker to catch up", "node_id", nodeID, "status", status)
+			last = status
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for broker %d to rejoin: %w (last status: %s)", nodeID, ctx.Err(), last)
+		case <-time.After(c.interval()):
+		}
+	}
+}
+
+func (c *Checker) rejoinedOnce(ctx context.Context, nodeID int32) (string, bool) {
+	st, err := c.state(ctx)
+	if err != nil {
+		return err.Error(), false
+	}
+	if !slices.ContainsFunc(st.md.Brokers, func(b kadm.BrokerDetail) bool { return b.NodeID == nodeID }) {
+		return fmt.Sprintf("broker %d is not registered yet", nodeID), false
+	}
+	for _, t := range st.md.Topics.Sorted() {
+		minISR := max(st.minISR[t.Topic], 1)
+		for _, p := range t.Partitions.Sorted() {
+			if slices.Contains(p.Replicas, nodeID) && !slices.Contains(p.ISR, nodeID) {
+				return fmt.Sprintf("%s-%d: broker %d not in sync yet (ISR %v)", t.Topic, p.Partition, nodeID, p.ISR), false
+			}
+			if len(p.Replicas) > 1 && len(p.ISR) < minISR {
+				return fmt.Sprintf("%s-%d under min.insync.replicas (ISR %v)", t.Topic, p.Partition, p.ISR), false
+			}
+		}
+	}
+	return "in sync", true
+}
+
+// SetClusterConfig sets cluster-wide dynamic broker configs with
+// IncrementalAlterConfigs (and deletes those in remove). It returns an error
+// if the brokers refuse any of them; the caller then rolls instead.
+func (c *Checker) SetClusterConfig(ctx context.Context, set map[string]string, remove []string) error {
+	cl, err := newClient(c.Bootstrap...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	var alters []kadm.AlterConfig
+	for k, v := range set {
+		alters = append(alters, kadm.AlterConfig{Op: kadm.SetConfig, Name: k, Value: &v})
+	}
+	for _, k := range remove {
+		alters = append(alters, kadm.AlterConfig{Op: kadm.DeleteConfig, Name: k})
+	}
+	if len(alters) == 0 {
+		return nil
+	}
+	resps, err := adm.AlterBrokerConfigs(ctx, alters)
+	if err != nil {
+		return fmt.Errorf("IncrementalAlterConfigs: %w", err)
+	}
+	for _, r := range resps {
+		if r.Err != nil {
+			return fmt.Errorf("IncrementalAlterConfigs on %q: %w %s", r.Name, r.Err, r.ErrMessage)
+		}
+	}
+	return nil
+}
