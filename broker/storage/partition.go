@@ -37,7 +37,8 @@ type AppendResult struct {
 // sequence of Kafka RecordBatch v2 bytes in segment files. It is safe for
 // concurrent use.
 //
-// Lock order: mu, then flushMu, then notifyMu; fsync runs with none held.
+// Lock order: cleanMu, then mu, then flushMu, then notifyMu; fsync on the
+// append path runs with none held.
 type Partition struct {
 	store     *Store
 	topic     string
@@ -57,9 +58,10 @@ type Partition struct {
 	recovery  recoveryPoint // last recovery point written
 	// epochsDirty: the leader-epoch checkpoint file is behind the cache.
 	epochsDirty bool
-	closed    bool
-	// cleanedTo: offsets below it were compacted by the last cleaner pass.
-	cleanedTo int64
+	closed      bool
+	// cleanedTo: offsets below it were compacted by a cleaner pass;
+	// nextHorizon: when the earliest kept tombstone may go (ms, 0 = none).
+	cleanedTo, nextHorizon int64
 
 	// durable is the offset below which all data is fsynced.
 	durable atomic.Int64
@@ -70,6 +72,9 @@ type Partition struct {
 	flushMu   sync.Mutex
 	flushing  bool
 	flushDone chan struct{} // closed when the running fsync round ends
+
+	// cleanMu keeps cleaner passes of this partition one at a time.
+	cleanMu sync.Mutex
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed when the high watermark moves

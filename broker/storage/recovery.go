@@ -207,14 +207,14 @@ func (p *Partition) loadSegments(checkSeg int, checkPos int64, verify bool) erro
 		if ok {
 			walkFrom = s.resumeIndex(ix, trustedTo)
 		}
-		stop, err := s.scan(walkFrom, trustedTo, false, func(h *recordbatch.Header, pos int64) {
+		stop, err := s.scan(walkFrom, trustedTo, false, func(h *recordbatch.Header, pos int64, _ []byte) {
 			s.track(h, pos, p.cfg.IndexIntervalBytes)
 		})
 		if err != nil {
 			return err
 		}
 		if stop.reason == nil && verify {
-			stop, err = s.scan(trustedTo, fileSize, true, func(h *recordbatch.Header, pos int64) {
+			stop, err = s.scan(trustedTo, fileSize, true, func(h *recordbatch.Header, pos int64, _ []byte) {
 				s.track(h, pos, p.cfg.IndexIntervalBytes)
 				if p.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) {
 					p.epochsDirty = true
@@ -235,7 +235,7 @@ func (p *Partition) loadSegments(checkSeg int, checkPos int64, verify bool) erro
 // rebuildIndex recreates a trusted segment's indexes from its batch headers.
 func (p *Partition) rebuildIndex(s *segment, fileSize int64) error {
 	s.resetTracking()
-	stop, err := s.scan(0, fileSize, false, func(h *recordbatch.Header, pos int64) {
+	stop, err := s.scan(0, fileSize, false, func(h *recordbatch.Header, pos int64, _ []byte) {
 		s.track(h, pos, p.cfg.IndexIntervalBytes)
 	})
 	if err != nil {
@@ -326,7 +326,7 @@ func (p *Partition) walkHeaders(from int64, fn func(h *recordbatch.Header)) erro
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrStorage, err)
 		}
-		stop, err := s.scan(pos, s.size, false, func(h *recordbatch.Header, _ int64) { fn(h) })
+		stop, err := s.scan(pos, s.size, false, func(h *recordbatch.Header, _ int64, _ []byte) { fn(h) })
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrStorage, err)
 		}

@@ -36,8 +36,14 @@ func (st *Store) RunCleaner(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if p.Config().delete() {
+		cfg := p.Config()
+		if cfg.delete() {
 			p.applyRetention()
+		}
+		if cfg.compact() {
+			if err := p.compact(ctx); err != nil && ctx.Err() == nil {
+				st.log.Warn("compaction failed", "partition", p.dir, "err", err)
+			}
 		}
 	}
 }

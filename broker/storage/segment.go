@@ -167,9 +167,11 @@ type scanResult struct {
 
 // scan reads batches from position from to the end of the file, calling
 // visit for each complete one. With verify it checks lengths, magic, CRC
-// and offset order (recovery); without it only the framing (index rebuild).
+// and offset order (recovery) and passes the batch bytes to visit (valid
+// only during the call); without it only the framing (index rebuild) and
+// data is nil.
 // It stops at the first bad batch and reports where.
-func (s *segment) scan(from, fileSize int64, verify bool, visit func(h *recordbatch.Header, pos int64)) (scanResult, error) {
+func (s *segment) scan(from, fileSize int64, verify bool, visit func(h *recordbatch.Header, pos int64, data []byte)) (scanResult, error) {
 	r := bufio.NewReaderSize(io.NewSectionReader(s.file, from, fileSize-from), 1<<20)
 	pos := from
 	var buf []byte
@@ -207,7 +209,11 @@ func (s *segment) scan(from, fileSize int64, verify bool, visit func(h *recordba
 		} else if _, err := r.Discard(int(size)); err != nil {
 			return scanResult{end: pos}, fmt.Errorf("reading %s at %d: %w", s.logPath(), pos, err)
 		}
-		visit(&h, pos)
+		var data []byte
+		if verify {
+			data = buf
+		}
+		visit(&h, pos, data)
 		prevNext = h.LastOffset() + 1
 		pos += size
 	}

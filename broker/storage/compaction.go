@@ -1,0 +1,349 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+
+	"github.com/tributary/tributary/broker/storage/recordbatch"
+)
+
+// maxCleanerKeys bounds the key map of one cleaner pass (memory); a pass
+// that meets more keys cleans only the segments whose keys all fit, and the
+// next pass goes on from there.
+const maxCleanerKeys = 1 << 20
+
+// cleanerCandidate is a segment the cleaner may rewrite, as it was when
+// the pass started.
+type cleanerCandidate struct {
+	seg      *segment
+	base     int64
+	size     int64
+	nextBase int64
+}
+
+// compact runs one log-cleaner pass over a cleanup.policy=compact partition:
+// for every key only the record with the highest offset survives; a
+// tombstone (null value) survives delete.retention.ms after the pass that
+// first saw it (Kafka's KIP-534 delete horizon, kept in the batch header),
+// then goes too. Offsets never change: surviving records keep theirs, and
+// rewritten batches keep their base offset and lastOffsetDelta. The active
+// segment, and anything not yet covered by the recovery point, is left
+// alone.
+//
+// Segments are read and rewritten without holding the partition lock; the
+// lock is taken only to swap each rewritten file in, after checking that the
+// segment did not change meanwhile (retention, truncation).
+func (p *Partition) compact(ctx context.Context) error {
+	p.cleanMu.Lock()
+	defer p.cleanMu.Unlock()
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		return nil
+	}
+	var cands []cleanerCandidate
+	for i := 0; i+1 < len(p.segments); i++ {
+		s, next := p.segments[i], p.segments[i+1]
+		if next.base > p.recovery.offset {
+			break
+		}
+		cands = append(cands, cleanerCandidate{seg: s, base: s.base, size: s.size, nextBase: next.base})
+	}
+	cleanedTo, horizon := p.cleanedTo, p.nextHorizon
+	deleteRetention := p.cfg.DeleteRetentionMs.Milliseconds()
+	p.mu.RUnlock()
+	now := p.store.opts.Now().UnixMilli()
+	if len(cands) == 0 || (cands[len(cands)-1].nextBase <= cleanedTo && (horizon == 0 || now < horizon)) {
+		return nil
+	}
+
+	// Pass 1: the latest offset of every key, and each producer's last batch.
+	latest := make(map[string]int64)
+	lastOfProducer := make(map[int64]int64)
+	mapped := 0
+	for _, c := range cands {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := p.forEachCandidateBatch(c, func(h *recordbatch.Header, data []byte) error {
+			if h.ProducerID >= 0 {
+				lastOfProducer[h.ProducerID] = h.BaseOffset
+			}
+			return forEachRecordOf(h, data, func(r *recordbatch.Record) error {
+				if r.Key != nil {
+					latest[string(r.Key)] = h.BaseOffset + int64(r.OffsetDelta)
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			return err
+		}
+		mapped++
+		if len(latest) > maxCleanerKeys {
+			// The segments mapped so far can be cleaned correctly (every key
+			// they hold is in the map); the rest wait for the next pass.
+			break
+		}
+	}
+	cands = cands[:mapped]
+
+	// Pass 2: rewrite each segment with its surviving records.
+	nextHorizon := int64(0)
+	for _, c := range cands {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hz, err := p.cleanSegment(c, latest, lastOfProducer, now, deleteRetention)
+		if err != nil {
+			return err
+		}
+		if hz > 0 && (nextHorizon == 0 || hz < nextHorizon) {
+			nextHorizon = hz
+		}
+	}
+	p.mu.Lock()
+	p.cleanedTo = max(p.cleanedTo, cands[len(cands)-1].nextBase)
+	p.nextHorizon = nextHorizon
+	p.mu.Unlock()
+	return nil
+}
+
+// forEachCandidateBatch reads a candidate segment through its own file
+// handle (the segment's may be closed by retention meanwhile; an unlinked
+// file stays readable).
+func (p *Partition) forEachCandidateBatch(c cleanerCandidate, fn func(h *recordbatch.Header, data []byte) error) error {
+	f, err := os.Open(c.seg.logPath())
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil // deleted by retention since the pass began
+		}
+		return fmt.Errorf("cleaner opening %s: %w", c.seg.logPath(), err)
+	}
+	defer f.Close()
+	reader := &segment{dir: c.seg.dir, base: c.base, file: f}
+	var ferr error
+	stop, err := reader.scan(0, c.size, true, func(h *recordbatch.Header, _ int64, data []byte) {
+		if ferr == nil {
+			ferr = fn(h, data)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if ferr != nil {
+		return ferr
+	}
+	if stop.reason != nil {
+		return fmt.Errorf("cleaner reading %s at byte %d: %w", c.seg.logPath(), stop.end, stop.reason)
+	}
+	return nil
+}
+
+func forEachRecordOf(h *recordbatch.Header, data []byte, fn func(r *recordbatch.Record) error) error {
+	records, err := recordbatch.Decompress(h.Codec(), data[recordbatch.HeaderSize:])
+	if err != nil {
+		return fmt.Errorf("batch at offset %d: %w", h.BaseOffset, err)
+	}
+	if err := recordbatch.ForEachRecord(records, fn); err != nil {
+		return fmt.Errorf("batch at offset %d: %w", h.BaseOffset, err)
+	}
+	return nil
+}
+
+// cleanSegment rewrites one segment. It returns the earliest delete horizon
+// of the tombstones it kept (0 if none).
+func (p *Partition) cleanSegment(c cleanerCandidate, latest map[string]int64, lastOfProducer map[int64]int64, now, deleteRetention int64) (int64, error) {
+	var out []byte
+	changed := false
+	minHorizon := int64(0)
+	err := p.forEachCandidateBatch(c, func(h *recordbatch.Header, data []byte) error {
+		if h.IsControl() {
+			out = append(out, data...)
+			return nil
+		}
+		nb, hz, err := cleanBatch(h, data, latest, lastOfProducer, now, deleteRetention)
+		if err != nil {
+			return err
+		}
+		if hz > 0 && (minHorizon == 0 || hz < minHorizon) {
+			minHorizon = hz
+		}
+		if nb == nil {
+			changed = true
+			return nil
+		}
+		if len(nb) != len(data) || &nb[0] != &data[0] {
+			changed = true
+		}
+		out = append(out, nb...)
+		return nil
+	})
+	if err != nil || !changed {
+		return minHorizon, err
+	}
+	return minHorizon, p.swapCleaned(c, out)
+}
+
+// cleanBatch returns the batch with only its surviving records: data
+// itself when all survive and nothing changes, nil when none survive (and
+// the batch need not be kept for its producer's sequence state), else a
+// re-encoded batch.
+func cleanBatch(h *recordbatch.Header, data []byte, latest map[string]int64, lastOfProducer map[int64]int64, now, deleteRetention int64) ([]byte, int64, error) {
+	type kept struct {
+		rec recordbatch.Record
+		ts  int64
+	}
+	var keep []kept
+	total, tombstones := 0, 0
+	horizonPassed := h.HasDeleteHorizon() && now >= h.BaseTimestamp
+	err := forEachRecordOf(h, data, func(r *recordbatch.Record) error {
+		total++
+		off := h.BaseOffset + int64(r.OffsetDelta)
+		if r.Key != nil && latest[string(r.Key)] > off {
+			return nil // a newer record has this key
+		}
+		if r.Value == nil {
+			if horizonPassed {
+				return nil
+			}
+			tombstones++
+		}
+		keep = append(keep, kept{rec: *r, ts: h.BaseTimestamp + r.TimestampDelta})
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	needHorizon := tombstones > 0 && !h.HasDeleteHorizon()
+	horizon := int64(0)
+	switch {
+	case tombstones > 0 && h.HasDeleteHorizon():
+		horizon = h.BaseTimestamp
+	case needHorizon:
+		horizon = now + deleteRetention
+	}
+	if len(keep) == total && !needHorizon {
+		return data, horizon, nil
+	}
+	if len(keep) == 0 && !(h.ProducerID >= 0 && lastOfProducer[h.ProducerID] == h.BaseOffset) {
+		return nil, 0, nil
+	}
+	// Re-encode. Records keep their offset deltas; their timestamps are
+	// re-based when the batch starts carrying a delete horizon in
+	// baseTimestamp (KIP-534). An empty batch is kept for an idempotent
+	// producer's last batch so its sequence state survives a rebuild.
+	nh := *h
+	nh.RecordCount = int32(len(keep))
+	if needHorizon {
+		nh.Attributes |= recordbatch.DeleteHorizonBit
+		nh.BaseTimestamp = horizon
+	} else if tombstones == 0 && h.HasDeleteHorizon() {
+		// No tombstones left: restore a normal first timestamp.
+		nh.Attributes &^= recordbatch.DeleteHorizonBit
+		if len(keep) > 0 {
+			nh.BaseTimestamp = keep[0].ts
+		}
+	}
+	var records []byte
+	for i := range keep {
+		delta := keep[i].ts - nh.BaseTimestamp
+		if delta > math.MaxInt64/2 || delta < math.MinInt64/2 {
+			return nil, 0, fmt.Errorf("batch at offset %d: timestamp delta out of range", h.BaseOffset)
+		}
+		records = recordbatch.AppendRecord(records, &keep[i].rec, delta)
+	}
+	nb, err := recordbatch.Encode(nh, records)
+	if err != nil {
+		return nil, 0, fmt.Errorf("re-encoding batch at offset %d: %w", h.BaseOffset, err)
+	}
+	return nb, horizon, nil
+}
+
+// swapCleaned writes the cleaned segment and swaps it in place of the old
+// one. Crash safety: the new files are complete and fsynced under
+// ".cleaned" names before anything is replaced; the old index files are
+// removed before the log is renamed over the old one, so a crash at any
+// step leaves either the old log or the new log, and a missing index, which
+// start-up rebuilds from the log. Leftover ".cleaned" files are deleted at
+// start-up.
+func (p *Partition) swapCleaned(c cleanerCandidate, data []byte) error {
+	cleaned := &segment{dir: c.seg.dir, base: c.base, next: c.nextBase, maxTimestamp: -1}
+	logPath := c.seg.logPath()
+	tmpLog := logPath + cleanedSuffix
+	f, err := os.OpenFile(tmpLog, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", tmpLog, err)
+	}
+	cleaned.file = f
+	fail := func(err error) error {
+		f.Close()
+		for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+			os.Remove(filepath.Join(c.seg.dir, segmentName(c.base)+suffix+cleanedSuffix))
+		}
+		return err
+	}
+	if err := cleaned.write(data); err != nil {
+		return fail(err)
+	}
+	for pos := 0; pos < len(data); {
+		h, err := recordbatch.ParseHeader(data[pos:])
+		if err != nil {
+			return fail(fmt.Errorf("cleaned segment: %w", err))
+		}
+		cleaned.track(&h, int64(pos), p.Config().IndexIntervalBytes)
+		pos += h.Size()
+	}
+	cleaned.next = c.nextBase
+	if err := cleaned.index.writeFiles(cleaned.indexPath()+cleanedSuffix, cleaned.timeIndexPath()+cleanedSuffix, true); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(fmt.Errorf("fsync %s: %w", tmpLog, err))
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	idx := -1
+	for i, s := range p.segments {
+		if s == c.seg {
+			idx = i
+		}
+	}
+	if p.closed || idx < 0 || idx == len(p.segments)-1 || c.seg.size != c.size {
+		return fail(nil) // the segment changed meanwhile; a later pass retries
+	}
+	old := c.seg
+	if len(data) == 0 {
+		// Nothing survived: drop the segment; reads step over the gap.
+		fail(nil)
+		p.segments = append(p.segments[:idx], p.segments[idx+1:]...)
+		if err := old.remove(); err != nil {
+			p.store.log.Warn("deleting emptied segment", "segment", logPath, "err", err)
+		}
+		p.logStart = max(p.logStart, p.segments[0].base)
+		return nil
+	}
+	for _, path := range []string{old.indexPath(), old.timeIndexPath()} {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fail(fmt.Errorf("removing %s: %w", path, err))
+		}
+	}
+	if err := os.Rename(tmpLog, logPath); err != nil {
+		return fail(fmt.Errorf("renaming %s: %w", tmpLog, err))
+	}
+	_ = os.Rename(cleaned.indexPath()+cleanedSuffix, cleaned.indexPath())
+	_ = os.Rename(cleaned.timeIndexPath()+cleanedSuffix, cleaned.timeIndexPath())
+	if err := syncDir(p.dir); err != nil {
+		p.store.log.Warn("syncing directory after compaction", "partition", p.dir, "err", err)
+	}
+	_ = old.close()
+	cleaned.created = old.created
+	p.segments[idx] = cleaned
+	p.store.log.Debug("compacted segment", "segment", logPath, "bytes_before", c.size, "bytes_after", len(data))
+	return nil
+}

@@ -1,0 +1,607 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tributary/tributary/broker/storage/recordbatch"
+)
+
+func TestAppendRejectsBadBatches(t *testing.T) {
+	st := openStore(t, t.TempDir(), Options{})
+	p := mustCreate(t, st, "bad", 0, TopicConfig{MaxMessageBytes: 2000})
+	good := func() []byte { return makeBatch(t, batchSpec{records: 2, valueSize: 10}) }
+	for _, tc := range []struct {
+		name   string
+		mutate func([]byte) []byte
+		want   error
+	}{
+		{"empty", func([]byte) []byte { return nil }, ErrInvalidRecord},
+		{"crc flipped", func(b []byte) []byte { b[len(b)-1] ^= 1; return b }, ErrCorruptMessage},
+		{"magic 1", func(b []byte) []byte { b[16] = 1; return b }, ErrUnsupportedMessageFormat},
+		{"truncated", func(b []byte) []byte { return b[:len(b)-3] }, ErrCorruptMessage},
+		{"trailing garbage", func(b []byte) []byte { return append(b, 1, 2, 3) }, ErrCorruptMessage},
+		{"length too small", func(b []byte) []byte { b[11] = 5; b[10], b[9], b[8] = 0, 0, 0; return b }, ErrCorruptMessage},
+		{"too large", func([]byte) []byte { return makeBatch(t, batchSpec{records: 1, valueSize: 3000}) }, ErrRecordTooLarge},
+		{"count mismatch", func(b []byte) []byte {
+			h, _ := recordbatch.ParseHeader(b)
+			h.RecordCount = 3
+			h.LastOffsetDelta = 2
+			nb, _ := recordbatch.Encode(h, b[recordbatch.HeaderSize:])
+			return nb
+		}, ErrInvalidRecord},
+		{"control batch", func(b []byte) []byte {
+			h, _ := recordbatch.ParseHeader(b)
+			h.Attributes |= recordbatch.ControlBit
+			nb, _ := recordbatch.Encode(h, b[recordbatch.HeaderSize:])
+			return nb
+		}, ErrInvalidRecord},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := p.Append(context.Background(), tc.mutate(good()), AppendOptions{})
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Append: err %v, want %v", err, tc.want)
+			}
+			if p.LogEndOffset() != 0 || p.Size() != 0 {
+				t.Fatalf("a rejected batch changed the log: end %d, size %d", p.LogEndOffset(), p.Size())
+			}
+		})
+	}
+}
+
+func TestAllCodecsAcceptedAndKeysChecked(t *testing.T) {
+	st := openStore(t, t.TempDir(), Options{})
+	p := mustCreate(t, st, "codecs", 0, TopicConfig{CleanupPolicy: CleanupCompact})
+	for codec := recordbatch.CodecNone; codec <= recordbatch.CodecZstd; codec++ {
+		res, err := p.Append(context.Background(), makeBatch(t, batchSpec{records: 5, valueSize: 200, codec: codec}), AppendOptions{})
+		if err != nil {
+			t.Fatalf("codec %d: %v", codec, err)
+		}
+		if res.LastOffset-res.BaseOffset != 4 {
+			t.Fatalf("codec %d: offsets %+v", codec, res)
+		}
+		_, err = p.Append(context.Background(), makeBatch(t, batchSpec{records: 2, codec: codec, keys: []string{"a", keyNull}}), AppendOptions{})
+		if !errors.Is(err, ErrInvalidRecord) {
+			t.Fatalf("codec %d: keyless record on a compacted topic: err %v, want ErrInvalidRecord", codec, err)
+		}
+	}
+}
+
+func TestLogAppendTimeRewritesTimestampAndCRC(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(1_800_000_000_000)}
+	st := openStore(t, t.TempDir(), Options{Now: clock.Now})
+	p := mustCreate(t, st, "lat", 0, TopicConfig{MessageTimestampType: LogAppendTime})
+	res := mustAppend(t, p, makeBatch(t, batchSpec{records: 3}))
+	if res.LogAppendTime != clock.now.UnixMilli() {
+		t.Fatalf("LogAppendTime = %d, want %d", res.LogAppendTime, clock.now.UnixMilli())
+	}
+	hs := readAll(t, p, 0, p.HighWatermark()) // readAll checks the CRC
+	if !hs[0].IsLogAppendTime() || hs[0].MaxTimestamp != clock.now.UnixMilli() {
+		t.Fatalf("stored batch: LogAppendTime %v, maxTimestamp %d", hs[0].IsLogAppendTime(), hs[0].MaxTimestamp)
+	}
+}
+
+func TestIdempotentProducer(t *testing.T) {
+	st := openStore(t, t.TempDir(), Options{})
+	p := mustCreate(t, st, "idem", 0, TopicConfig{})
+	send := func(epoch int16, seq int32, n int) (AppendResult, error) {
+		return p.Append(context.Background(), makeBatch(t, batchSpec{records: n, producerID: 42, producerEpoch: epoch, baseSequence: seq}), AppendOptions{})
+	}
+	steps := []struct {
+		name     string
+		epoch    int16
+		seq      int32
+		n        int
+		wantErr  error
+		wantBase int64
+		wantDup  bool
+	}{
+		{"unknown producer must start at 0", 0, 5, 1, ErrUnknownProducerID, 0, false},
+		{"first batch", 0, 0, 3, nil, 0, false},
+		{"second batch", 0, 3, 2, nil, 3, false},
+		{"duplicate of the first", 0, 0, 3, nil, 0, true},
+		{"duplicate of the second", 0, 3, 2, nil, 3, true},
+		{"gap", 0, 9, 1, ErrOutOfOrderSequence, 0, false},
+		{"next in order", 0, 5, 1, nil, 5, false},
+		{"new epoch must start at 0", 1, 6, 1, ErrOutOfOrderSequence, 0, false},
+		{"new epoch", 1, 0, 1, nil, 6, false},
+		{"old epoch fenced", 0, 6, 1, ErrInvalidProducerEpoch, 0, false},
+	}
+	for _, s := range steps {
+		res, err := send(s.epoch, s.seq, s.n)
+		if !errors.Is(err, s.wantErr) {
+			t.Fatalf("%s: err %v, want %v", s.name, err, s.wantErr)
+		}
+		if err == nil && (res.BaseOffset != s.wantBase || res.Duplicate != s.wantDup) {
+			t.Fatalf("%s: %+v, want base %d duplicate %v", s.name, res, s.wantBase, s.wantDup)
+		}
+	}
+	if p.LogEndOffset() != 7 {
+		t.Fatalf("LogEndOffset = %d, want 7 (duplicates write nothing)", p.LogEndOffset())
+	}
+	// Producer state survives a clean restart and a crash.
+	dir := st.Dir()
+	crashed := crashCopy(t, dir)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{dir, crashed} {
+		st2, err := Open(d, Options{Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p2, _ := st2.Partition("idem", 0)
+		res, err := p2.Append(context.Background(), makeBatch(t, batchSpec{records: 1, producerID: 42, producerEpoch: 1, baseSequence: 0}), AppendOptions{})
+		if err != nil || !res.Duplicate || res.BaseOffset != 6 {
+			t.Fatalf("%s: resend after restart: %+v, %v; want duplicate at 6", d, res, err)
+		}
+		if _, err := p2.Append(context.Background(), makeBatch(t, batchSpec{records: 1, producerID: 42, producerEpoch: 1, baseSequence: 1}), AppendOptions{}); err != nil {
+			t.Fatalf("%s: next sequence after restart: %v", d, err)
+		}
+		st2.Close()
+	}
+}
+
+func TestDuplicateWindowIsFiveBatches(t *testing.T) {
+	st := openStore(t, t.TempDir(), Options{})
+	p := mustCreate(t, st, "win", 0, TopicConfig{})
+	for i := 0; i < 7; i++ {
+		mustAppend(t, p, makeBatch(t, batchSpec{records: 1, producerID: 9, producerEpoch: 0, baseSequence: int32(i)}))
+	}
+	res, err := p.Append(context.Background(), makeBatch(t, batchSpec{records: 1, producerID: 9, producerEpoch: 0, baseSequence: 2}), AppendOptions{})
+	if err != nil || !res.Duplicate || res.BaseOffset != 2 {
+		t.Fatalf("resend of the 5th-newest batch: %+v, %v; want duplicate at 2", res, err)
+	}
+	if _, err := p.Append(context.Background(), makeBatch(t, batchSpec{records: 1, producerID: 9, producerEpoch: 0, baseSequence: 1}), AppendOptions{}); !errors.Is(err, ErrOutOfOrderSequence) {
+		t.Fatalf("resend older than the window: err %v, want ErrOutOfOrderSequence", err)
+	}
+}
+
+func TestRollAndIndexLookups(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(1_700_000_000_000)}
+	st := openStore(t, t.TempDir(), Options{Now: clock.Now})
+	p := mustCreate(t, st, "roll", 0, TopicConfig{SegmentBytes: 1500, IndexIntervalBytes: 200, SegmentMs: time.Hour})
+	for i := 0; i < 40; i++ {
+		mustAppend(t, p, makeBatch(t, batchSpec{records: 2, valueSize: 30, timestamp: 1_700_000_000_000 + int64(i)*1000}))
+	}
+	segs := segmentCount(t, p)
+	if segs < 4 {
+		t.Fatalf("%d segments after 40 batches with segment.bytes=1500, want several", segs)
+	}
+	clock.now = clock.now.Add(2 * time.Hour)
+	mustAppend(t, p, makeBatch(t, batchSpec{records: 1}))
+	if got := segmentCount(t, p); got != segs+1 {
+		t.Fatalf("segment.ms did not roll: %d segments, want %d", got, segs+1)
+	}
+	// Every offset reads back from the batch that holds it.
+	for off := int64(0); off < 80; off++ {
+		b, err := p.Read(off, 1, p.HighWatermark())
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, _ := recordbatch.ParseHeader(b)
+		if h.BaseOffset > off || h.LastOffset() < off || len(b) != h.Size() {
+			t.Fatalf("Read(%d) gave batch [%d,%d] of %d bytes", off, h.BaseOffset, h.LastOffset(), len(b))
+		}
+	}
+	// Timestamps: batch i holds records at base+i*1000 and base+i*1000+1.
+	for _, tc := range []struct{ ts, wantOff, wantTs int64 }{
+		{1_700_000_000_000, 0, 1_700_000_000_000},
+		{1_700_000_000_001, 1, 1_700_000_000_001},
+		{1_700_000_000_002, 2, 1_700_000_001_000},
+		{1_700_000_025_000, 50, 1_700_000_025_000},
+		{1_700_000_039_001, 79, 1_700_000_039_001},
+		{1_800_000_000_000, -1, -1},
+	} {
+		off, ts, err := p.OffsetForTimestamp(tc.ts)
+		if err != nil || off != tc.wantOff || ts != tc.wantTs {
+			t.Errorf("OffsetForTimestamp(%d) = %d, %d, %v; want %d, %d", tc.ts, off, ts, err, tc.wantOff, tc.wantTs)
+		}
+	}
+	if off, _, _ := p.OffsetForTimestamp(-2); off != 0 {
+		t.Errorf("earliest = %d", off)
+	}
+	if off, _, _ := p.OffsetForTimestamp(-1); off != 81 {
+		t.Errorf("latest = %d, want 81", off)
+	}
+}
+
+func segmentCount(t *testing.T, p *Partition) int {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(p.Dir(), "*.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(m)
+}
+
+func TestRetention(t *testing.T) {
+	t.Run("by time", func(t *testing.T) {
+		clock := &fakeClock{now: time.UnixMilli(1_700_000_000_000)}
+		st := openStore(t, t.TempDir(), Options{Now: clock.Now})
+		p := mustCreate(t, st, "rt", 0, TopicConfig{SegmentBytes: 500, RetentionMs: time.Hour})
+		for i := 0; i < 10; i++ {
+			mustAppend(t, p, makeBatch(t, batchSpec{records: 1, valueSize: 200, timestamp: clock.now.UnixMilli()}))
+		}
+		clock.now = clock.now.Add(30 * time.Minute)
+		for i := 0; i < 4; i++ {
+			mustAppend(t, p, makeBatch(t, batchSpec{records: 1, valueSize: 200, timestamp: clock.now.UnixMilli()}))
+		}
+		clock.now = clock.now.Add(45 * time.Minute) // first 10 are 75 min old, last 4 are 45
+		st.RunCleaner(context.Background())
+		if got := p.LogStartOffset(); got != 10 {
+			t.Fatalf("log start after time retention = %d, want 10", got)
+		}
+		if _, err := p.Read(9, 100, 100); !errors.Is(err, ErrOffsetOutOfRange) {
+			t.Fatalf("read of a retained-away offset: %v", err)
+		}
+		clock.now = clock.now.Add(time.Hour)
+		st.RunCleaner(context.Background())
+		if p.Size() != 0 || p.LogStartOffset() != 14 || p.LogEndOffset() != 14 {
+			t.Fatalf("all expired: size %d start %d end %d, want 0, 14, 14", p.Size(), p.LogStartOffset(), p.LogEndOffset())
+		}
+		if res := mustAppend(t, p, makeBatch(t, batchSpec{})); res.BaseOffset != 14 {
+			t.Fatalf("append after full expiry at %d, want 14", res.BaseOffset)
+		}
+	})
+	t.Run("by size", func(t *testing.T) {
+		st := openStore(t, t.TempDir(), Options{})
+		p := mustCreate(t, st, "rs", 0, TopicConfig{SegmentBytes: 1000, RetentionBytes: 2500, RetentionMs: -1})
+		for i := 0; i < 30; i++ {
+			mustAppend(t, p, makeBatch(t, batchSpec{records: 1, valueSize: 200}))
+		}
+		st.RunCleaner(context.Background())
+		// As Kafka: a segment goes only if the rest still holds
+		// retention.bytes, so what stays is within one segment above it.
+		if size := p.Size(); size < 2500 || size >= 2500+1000 {
+			t.Fatalf("size after retention.bytes=2500: %d", size)
+		}
+		if got := readAll(t, p, p.LogStartOffset(), p.HighWatermark()); int64(len(got)) != 30-p.LogStartOffset() {
+			t.Fatalf("read %d batches from %d", len(got), p.LogStartOffset())
+		}
+	})
+}
+
+func TestDeleteRecordsBefore(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir, Options{})
+	p := mustCreate(t, st, "dr", 0, TopicConfig{SegmentBytes: 600})
+	for i := 0; i < 20; i++ {
+		mustAppend(t, p, makeBatch(t, batchSpec{records: 2, valueSize: 50}))
+	}
+	if _, err := p.DeleteRecordsBefore(41); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Fatalf("delete past the high watermark: %v", err)
+	}
+	start, err := p.DeleteRecordsBefore(25)
+	if err != nil || start != 25 {
+		t.Fatalf("DeleteRecordsBefore(25) = %d, %v", start, err)
+	}
+	if _, err := p.Read(24, 100, 40); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Fatalf("read below the new start: %v", err)
+	}
+	b, err := p.Read(25, 1, 40)
+	if err != nil || len(b) == 0 {
+		t.Fatalf("read at the new start: %d bytes, %v", len(b), err)
+	}
+	if h, _ := recordbatch.ParseHeader(b); h.BaseOffset != 24 {
+		t.Fatalf("read at 25 returned batch %d, want the batch [24,25] holding it", h.BaseOffset)
+	}
+	if segmentCount(t, p) >= 10 {
+		t.Fatalf("segments below the start were not deleted")
+	}
+	crashed := crashCopy(t, dir)
+	st.Close()
+	for _, d := range []string{dir, crashed} {
+		st2 := openStore(t, d, Options{})
+		p2, _ := st2.Partition("dr", 0)
+		if p2.LogStartOffset() != 25 {
+			t.Fatalf("%s: log start after restart = %d, want 25", d, p2.LogStartOffset())
+		}
+		st2.Close()
+	}
+}
+
+func TestLeaderEpochs(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir, Options{})
+	p := mustCreate(t, st, "ep", 0, TopicConfig{})
+	for _, step := range []struct {
+		epoch int32
+		n     int
+	}{{0, 3}, {2, 2}, {5, 4}} {
+		for i := 0; i < step.n; i++ {
+			if _, err := p.Append(context.Background(), makeBatch(t, batchSpec{records: 2}), AppendOptions{LeaderEpoch: step.epoch}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Epoch 0 starts at 0, epoch 2 at 6, epoch 5 at 10; LEO 18.
+	check := func(p *Partition, label string) {
+		t.Helper()
+		for _, tc := range []struct {
+			req       int32
+			wantEpoch int32
+			wantEnd   int64
+		}{{0, 0, 6}, {1, 0, 6}, {2, 2, 10}, {4, 2, 10}, {5, 5, 18}, {6, -1, -1}, {-1, -1, -1}} {
+			e, end := p.EndOffsetForLeaderEpoch(tc.req)
+			if e != tc.wantEpoch || end != tc.wantEnd {
+				t.Errorf("%s: EndOffsetForLeaderEpoch(%d) = %d, %d; want %d, %d", label, tc.req, e, end, tc.wantEpoch, tc.wantEnd)
+			}
+		}
+	}
+	check(p, "live")
+	crashed := crashCopy(t, dir)
+	st2 := openStore(t, crashed, Options{})
+	p2, _ := st2.Partition("ep", 0)
+	check(p2, "after crash")
+	// Truncation for a diverged follower drops epoch 5 entirely.
+	if err := p2.TruncateTo(10); err != nil {
+		t.Fatal(err)
+	}
+	if p2.LogEndOffset() != 10 {
+		t.Fatalf("LEO after TruncateTo(10) = %d", p2.LogEndOffset())
+	}
+	if e, end := p2.EndOffsetForLeaderEpoch(2); e != 2 || end != 10 {
+		t.Fatalf("after truncation, epoch 2 -> %d, %d; want 2, 10 (the latest epoch ends at the log end)", e, end)
+	}
+	if e, end := p2.EndOffsetForLeaderEpoch(5); e != -1 || end != -1 {
+		t.Fatalf("after truncation, epoch 5 -> %d, %d; want -1, -1 (unknown, as Kafka)", e, end)
+	}
+	if res, err := p2.Append(context.Background(), makeBatch(t, batchSpec{}), AppendOptions{LeaderEpoch: 7}); err != nil || res.BaseOffset != 10 {
+		t.Fatalf("append after truncation: %+v %v", res, err)
+	}
+}
+
+func TestTruncateToInsideBatchAndAcrossSegments(t *testing.T) {
+	st := openStore(t, t.TempDir(), Options{})
+	p := mustCreate(t, st, "tr", 0, TopicConfig{SegmentBytes: 400})
+	for i := 0; i < 12; i++ {
+		mustAppend(t, p, makeBatch(t, batchSpec{records: 3, valueSize: 20, producerID: 5, producerEpoch: 0, baseSequence: int32(3 * i)}))
+	}
+	if err := p.TruncateTo(7); err != nil { // inside batch [6,8]: it goes whole
+		t.Fatal(err)
+	}
+	if p.LogEndOffset() != 6 || p.HighWatermark() != 6 {
+		t.Fatalf("after TruncateTo(7): end %d, hw %d; want 6", p.LogEndOffset(), p.HighWatermark())
+	}
+	if got := len(readAll(t, p, 0, 6)); got != 2 {
+		t.Fatalf("%d batches left, want 2", got)
+	}
+	// Producer state was rebuilt: sequence 6 is next again.
+	if _, err := p.Append(context.Background(), makeBatch(t, batchSpec{records: 1, producerID: 5, producerEpoch: 0, baseSequence: 6}), AppendOptions{}); err != nil {
+		t.Fatalf("append after truncation: %v", err)
+	}
+}
+
+func TestCompaction(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(1_700_000_000_000)}
+	dir := t.TempDir()
+	st := openStore(t, dir, Options{Now: clock.Now})
+	p := mustCreate(t, st, "cmp", 0, TopicConfig{CleanupPolicy: CleanupCompact, SegmentBytes: 600, DeleteRetentionMs: time.Hour})
+	// 3 rounds writing keys a..e; round 2 deletes "b"; all with various codecs.
+	keys := []string{"a", "b", "c", "d", "e"}
+	for round := 0; round < 3; round++ {
+		for i, k := range keys {
+			spec := batchSpec{records: 1, keys: []string{k}, valueSize: 20, codec: (round + i) % 5, timestamp: clock.now.UnixMilli()}
+			if round == 2 && k == "b" {
+				spec.tombstones = map[int]bool{0: true}
+			}
+			mustAppend(t, p, makeBatch(t, spec))
+		}
+	}
+	mustAppend(t, p, makeBatch(t, batchSpec{records: 1, keys: []string{"z"}, valueSize: 600})) // roll, so the rounds are cleanable
+	mustAppend(t, p, makeBatch(t, batchSpec{records: 1, keys: []string{"y"}}))
+	if err := p.checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	before := p.Size()
+	st.RunCleaner(context.Background())
+	latest := latestByKey(t, p)
+	// Only round 2 survives for a..e; offsets are preserved.
+	for i, k := range keys {
+		want := int64(10 + i)
+		if latest[k].offset != want || latest[k].count != 1 {
+			t.Fatalf("key %s: latest at %d seen %d times, want once at %d", k, latest[k].offset, latest[k].count, want)
+		}
+	}
+	if !latest["b"].tombstone {
+		t.Fatal("tombstone for b removed before delete.retention.ms")
+	}
+	if p.Size() >= before {
+		t.Fatalf("compaction did not shrink the log: %d -> %d", before, p.Size())
+	}
+	if p.LogEndOffset() != 17 {
+		t.Fatalf("compaction changed the log end: %d", p.LogEndOffset())
+	}
+	// Past the delete horizon the tombstone goes.
+	clock.now = clock.now.Add(2 * time.Hour)
+	st.RunCleaner(context.Background())
+	if _, ok := latestByKey(t, p)["b"]; ok {
+		t.Fatal("tombstone for b kept past delete.retention.ms")
+	}
+	// The compacted log survives a crash and reads the same.
+	crashed := crashCopy(t, dir)
+	st2 := openStore(t, crashed, Options{Now: clock.Now})
+	p2, _ := st2.Partition("cmp", 0)
+	got := latestByKey(t, p2)
+	if len(got) != 6 || got["a"].offset != 10 {
+		t.Fatalf("after crash: %v", got)
+	}
+	if res := mustAppend(t, p2, makeBatch(t, batchSpec{records: 1, keys: []string{"q"}})); res.BaseOffset != 17 {
+		t.Fatalf("append after compaction and crash at %d, want 17", res.BaseOffset)
+	}
+}
+
+type keyInfo struct {
+	offset    int64
+	count     int
+	tombstone bool
+}
+
+func latestByKey(t *testing.T, p *Partition) map[string]keyInfo {
+	t.Helper()
+	out := map[string]keyInfo{}
+	b, err := p.Read(p.LogStartOffset(), 1<<20, p.HighWatermark())
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := int64(-1)
+	for len(b) > 0 {
+		h, err := recordbatch.ParseHeader(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := recordbatch.Check(&h, b[:h.Size()]); err != nil {
+			t.Fatalf("compacted batch at %d fails its check: %v", h.BaseOffset, err)
+		}
+		err = forEachRecordOf(&h, b[:h.Size()], func(r *recordbatch.Record) error {
+			off := h.BaseOffset + int64(r.OffsetDelta)
+			if off <= prev {
+				return fmt.Errorf("offsets not increasing: %d after %d", off, prev)
+			}
+			prev = off
+			ki := out[string(r.Key)]
+			out[string(r.Key)] = keyInfo{offset: off, count: ki.count + 1, tombstone: r.Value == nil}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b = b[h.Size():]
+	}
+	return out
+}
+
+func TestDeleteTopicFreesDisk(t *testing.T) {
+	st := openStore(t, t.TempDir(), Options{})
+	for i := int32(0); i < 3; i++ {
+		p := mustCreate(t, st, "gone", i, TopicConfig{})
+		mustAppend(t, p, makeBatch(t, batchSpec{records: 10, valueSize: 100}))
+	}
+	keep := mustCreate(t, st, "kept", 0, TopicConfig{})
+	if err := st.DeleteTopic("gone"); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(st.Dir())
+	for _, e := range entries {
+		if e.IsDir() && e.Name() != "kept-0" {
+			t.Fatalf("directory %s left after DeleteTopic", e.Name())
+		}
+	}
+	if _, ok := st.Partition("gone", 0); ok {
+		t.Fatal("deleted partition still listed")
+	}
+	if !errors.Is(st.DeleteTopic("gone"), ErrUnknownTopicOrPartition) {
+		t.Fatal("deleting twice should report an unknown topic")
+	}
+	mustAppend(t, keep, makeBatch(t, batchSpec{}))
+}
+
+// TestConcurrentAppendsAndReads runs producers on several partitions and
+// readers that must only ever see whole, CRC-valid batches below the high
+// watermark. Run with -race.
+func TestConcurrentAppendsAndReads(t *testing.T) {
+	st := openStore(t, t.TempDir(), Options{})
+	const partitions, producers, batches = 3, 4, 40
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for pi := int32(0); pi < partitions; pi++ {
+		p := mustCreate(t, st, "conc", pi, TopicConfig{SegmentBytes: 4000})
+		for w := 0; w < producers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < batches; i++ {
+					if _, err := p.Append(ctx, makeBatch(t, batchSpec{records: 2, valueSize: 64}), AppendOptions{}); err != nil {
+						t.Errorf("append: %v", err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			next := int64(0)
+			deadline := time.Now().Add(20 * time.Second)
+			for next < producers*batches*2 && time.Now().Before(deadline) {
+				hw := p.HighWatermark()
+				b, err := p.Read(next, 1500, hw)
+				if err != nil {
+					t.Errorf("read: %v", err)
+					return
+				}
+				if len(b) == 0 {
+					select {
+					case <-p.Wait(ctx, next):
+					case <-time.After(time.Second):
+					}
+					continue
+				}
+				for len(b) > 0 {
+					h, err := recordbatch.ParseHeader(b)
+					if err != nil || recordbatch.Check(&h, b[:h.Size()]) != nil || h.BaseOffset != next || h.LastOffset() >= hw {
+						t.Errorf("reader saw a bad batch at %d (hw %d): %v", next, hw, err)
+						return
+					}
+					next = h.LastOffset() + 1
+					b = b[h.Size():]
+				}
+			}
+			if next != producers*batches*2 {
+				t.Errorf("reader reached %d, want %d", next, producers*batches*2)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestFlushPolicies(t *testing.T) {
+	for _, policy := range []FlushPolicy{FlushGroup, FlushInterval, FlushNone} {
+		t.Run(string(policy), func(t *testing.T) {
+			dir := t.TempDir()
+			st := openStore(t, dir, Options{FlushPolicy: policy, FlushInterval: 10 * time.Millisecond})
+			p := mustCreate(t, st, "fp", 0, TopicConfig{})
+			mustAppend(t, p, makeBatch(t, batchSpec{records: 4}))
+			if p.HighWatermark() != 4 {
+				t.Fatalf("high watermark after an acknowledged append = %d, want 4", p.HighWatermark())
+			}
+			if policy == FlushInterval {
+				deadline := time.Now().Add(5 * time.Second)
+				for p.durable.Load() < 4 && time.Now().Before(deadline) {
+					time.Sleep(5 * time.Millisecond)
+				}
+				if p.durable.Load() < 4 {
+					t.Fatal("interval flusher never fsynced")
+				}
+			}
+			if err := st.Close(); err != nil {
+				t.Fatal(err)
+			}
+			st2 := openStore(t, dir, Options{FlushPolicy: policy})
+			p2, _ := st2.Partition("fp", 0)
+			if p2.LogEndOffset() != 4 {
+				t.Fatalf("after reopen: end %d", p2.LogEndOffset())
+			}
+		})
+	}
+	if _, err := ParseFlushPolicy("sometimes"); err == nil {
+		t.Fatal("ParseFlushPolicy accepted nonsense")
+	}
+}
+
+func TestOpenTwiceIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	openStore(t, dir, Options{})
+	if _, err := Open(dir, Options{Logger: quietLogger()}); err == nil {
+		t.Fatal("a second Open of the same directory succeeded")
+	}
+}
+
