@@ -137,19 +137,19 @@ func (e *bootEnv) options() Options {
 	}
 }
 
-func (e *bootEnv) run(t *testing.T, opts Options) (*Result, error, *bootstatus.Status) {
+func (e *bootEnv) run(t *testing.T, opts Options) (*Result, *bootstatus.Status, error) {
 	t.Helper()
 	res, err := Run(t.Context(), opts)
 	st, serr := bootstatus.Read(filepath.Join(e.runtimeDir, bootstatus.FileName))
 	if serr != nil {
 		t.Fatalf("status file after the boot: %v", serr)
 	}
-	return res, err, st
+	return res, st, err
 }
 
 func TestBootRendersConfigAndExecsTheBroker(t *testing.T) {
 	e := newBootEnv(t)
-	res, err, st := e.run(t, e.options())
+	res, st, err := e.run(t, e.options())
 	if err != nil {
 		t.Fatalf("boot failed: %v\nlogs:\n%s", err, e.logs.String())
 	}
@@ -252,7 +252,7 @@ func TestBootRendersConfigAndExecsTheBroker(t *testing.T) {
 	}
 
 	// Idempotent: a second boot (reboot, service restart) renders the same file.
-	if _, err, _ := e.run(t, e.options()); err != nil {
+	if _, _, err := e.run(t, e.options()); err != nil {
 		t.Fatalf("second boot: %v", err)
 	}
 	if again, _ := os.ReadFile(configPath); !bytes.Equal(again, got) {
@@ -437,7 +437,7 @@ func TestBootFailures(t *testing.T) {
 			e := newBootEnv(t)
 			opts := e.options()
 			tt.setup(t, e, &opts)
-			_, err, st := e.run(t, opts)
+			_, st, err := e.run(t, opts)
 			if err == nil {
 				t.Fatal("boot succeeded, want a failure")
 			}
@@ -475,7 +475,7 @@ func TestBootFailures(t *testing.T) {
 func TestBootRetriesIMDSUntilItAnswers(t *testing.T) {
 	e := newBootEnv(t)
 	e.imds.FailFirst = 3 // IMDS not up for the first requests: the agent retries with backoff
-	if _, err, _ := e.run(t, e.options()); err != nil {
+	if _, _, err := e.run(t, e.options()); err != nil {
 		t.Fatalf("boot failed: %v\nlogs:\n%s", err, e.logs.String())
 	}
 	if !strings.Contains(e.logs.String(), "instance metadata not available yet") {
@@ -488,7 +488,7 @@ func TestBootVolumeOnlyStopsBeforeSecrets(t *testing.T) {
 	e.kms.Deny = true // the privileged step must not even ask KMS
 	opts := e.options()
 	opts.VolumeOnly = true
-	res, err, st := e.run(t, opts)
+	res, st, err := e.run(t, opts)
 	if err != nil {
 		t.Fatalf("volume-only boot: %v", err)
 	}
@@ -510,7 +510,7 @@ func TestBootWithoutSecrets(t *testing.T) {
 	e := newBootEnv(t)
 	e.doc.Secrets = nil
 	e.reencode(t)
-	if _, err, _ := e.run(t, e.options()); err != nil {
+	if _, _, err := e.run(t, e.options()); err != nil {
 		t.Fatalf("boot failed: %v", err)
 	}
 	cfg := string(mustRead(t, filepath.Join(e.runtimeDir, ConfigFileName), 0o640))
