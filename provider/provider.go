@@ -302,5 +302,10 @@ func (p *tributaryProvider) Resources(_ context.Context) []func() resource.Resou
 }
 
 func (p *tributaryProvider) DataSources(_ context.Context) []func() datasource.DataSource {
-	return nil
+	return []func() datasource.DataSource{
+		NewClusterDataSource,
+		NewBootstrapBrokersDataSource,
+		NewBrokerNodesDataSource,
+		NewBrokerImageDataSource,
+	}
 }

@@ -30,6 +30,9 @@ type Checker struct {
 	PollInterval time.Duration
 	// Log reports progress (tflog in the provider); may be nil.
 	Log func(ctx context.Context, msg string, attrs ...any)
+
+	// dial replaces the TCP dial of the reachability probe (tests).
+	dial func(ctx context.Context, addr string) error
 }
 
 func (c *Checker) interval() time.Duration {
@@ -62,14 +65,26 @@ var ErrUnreachable = errors.New("no broker address is reachable from here")
 // reachable reports whether addr answers at the TCP level: a connection, or a
 // refusal (the host is there, the broker not listening yet). Timeouts and
 // "no route" mean the address cannot be reached from here.
-func reachable(ctx context.Context, addr string) bool {
+func (c *Checker) reachable(ctx context.Context, addr string) bool {
+	dial := c.dial
+	if dial == nil {
+		dial = dialTCP
+	}
+	return answered(dial(ctx, addr))
+}
+
+func dialTCP(ctx context.Context, addr string) error {
 	d := net.Dialer{Timeout: 2 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err == nil {
 		conn.Close()
-		return true
 	}
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
+	return err
+}
+
+// answered reports whether a dial result shows a host that answers.
+func answered(dialErr error) bool {
+	return dialErr == nil || errors.Is(dialErr, syscall.ECONNREFUSED) || errors.Is(dialErr, syscall.ECONNRESET)
 }
 
 // WaitReady waits until every broker answers a Metadata request that lists
@@ -83,7 +98,7 @@ func (c *Checker) WaitReady(ctx context.Context, wantNodes []int32, reachWindow 
 	for {
 		if !everReached {
 			for _, a := range c.Bootstrap {
-				if reachable(ctx, a) {
+				if c.reachable(ctx, a) {
 					everReached = true
 					break
 				}

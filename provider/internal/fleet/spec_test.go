@@ -1,0 +1,138 @@
+package fleet
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+)
+
+func threeAZSpec() *Spec {
+	return &Spec{
+		ClusterID:    "tc-1",
+		Name:         "demo",
+		ImageID:      "ami-1",
+		InstanceType: "m7g.large",
+		BrokersPerAZ: 2,
+		Subnets: []Subnet{
+			{ID: "subnet-a", AvailabilityZone: "us-east-1a", VPCID: "vpc-1"},
+			{ID: "subnet-b", AvailabilityZone: "us-east-1b", VPCID: "vpc-1"},
+			{ID: "subnet-c", AvailabilityZone: "us-east-1c", VPCID: "vpc-1"},
+		},
+		UserData: func(Node, []Node) ([]byte, error) { return []byte("{}"), nil },
+	}
+}
+
+func TestPlacement(t *testing.T) {
+	s := threeAZSpec()
+	if got := s.BrokerCount(); got != 6 {
+		t.Fatalf("BrokerCount = %d, want 6", got)
+	}
+	want := map[int32]string{1: "subnet-a", 2: "subnet-b", 3: "subnet-c", 4: "subnet-a", 5: "subnet-b", 6: "subnet-c"}
+	for id, sn := range want {
+		if got := s.Placement(id).ID; got != sn {
+			t.Errorf("Placement(%d) = %s, want %s", id, got, sn)
+		}
+	}
+	if got := s.ControllerCount(); got != 3 {
+		t.Errorf("ControllerCount = %d, want 3 (one per AZ)", got)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Spec)
+		ok     bool
+	}{
+		{"valid", func(*Spec) {}, true},
+		{"two subnets in one AZ", func(s *Spec) { s.Subnets[1].AvailabilityZone = "us-east-1a" }, false},
+		{"subnets in two VPCs", func(s *Spec) { s.Subnets[2].VPCID = "vpc-2" }, false},
+		{"no brokers", func(s *Spec) { s.BrokersPerAZ = 0 }, false},
+		{"no image", func(s *Spec) { s.ImageID = "" }, false},
+	}
+	for _, tt := range tests {
+		s := threeAZSpec()
+		tt.mutate(s)
+		if err := s.Validate(); (err == nil) != tt.ok {
+			t.Errorf("%s: Validate() = %v, want ok=%v", tt.name, err, tt.ok)
+		}
+	}
+}
+
+func TestNeedsRoll(t *testing.T) {
+	s := threeAZSpec()
+	b := &Broker{InstanceID: "i-1", InstanceState: "running", LaunchHash: s.launchHash("p")}
+	if s.NeedsRoll(b, "p") {
+		t.Error("a broker launched from the spec needs no roll")
+	}
+	for name, change := range map[string]func(*Spec){
+		"image":         func(s *Spec) { s.ImageID = "ami-2" },
+		"instance type": func(s *Spec) { s.InstanceType = "m7g.xlarge" },
+		"boot settings": func(s *Spec) { s.LaunchHash = "other" },
+	} {
+		s2 := threeAZSpec()
+		change(s2)
+		if !s2.NeedsRoll(b, "p") {
+			t.Errorf("a %s change must roll", name)
+		}
+	}
+	if s.NeedsRoll(&Broker{InstanceState: "terminated"}, "p") {
+		t.Error("a broker without an instance is re-created, not rolled")
+	}
+	if !s.NeedsRoll(b, "other-profile") {
+		t.Error("a profile change must roll")
+	}
+}
+
+func TestIngressRulesDiff(t *testing.T) {
+	s := threeAZSpec()
+	s.ClientPorts = []int32{9092}
+	s.ClientCIDRs = []string{"10.0.0.0/16", "2001:db8::/32"}
+	want := s.desiredRules("sg-1")
+	if !want[rule{port: 9092, cidr: "10.0.0.0/16"}] || !want[rule{port: 9092, cidr: "2001:db8::/32"}] ||
+		!want[rule{port: InterBrokerPort, source: "sg-1"}] || !want[rule{port: ControllerPort, source: "sg-1"}] ||
+		!want[rule{port: 9092, source: "sg-1"}] {
+		t.Fatalf("desired rules missing entries: %v", want)
+	}
+	// Round trip: the permissions the rules render to read back as the same rules.
+	var perms []ec2types.IpPermission
+	for r := range want {
+		perms = append(perms, r.permission())
+	}
+	have := currentRules(perms)
+	if len(have) != len(want) {
+		t.Fatalf("round trip: %d rules, want %d", len(have), len(want))
+	}
+	for r := range want {
+		if !have[r] {
+			t.Errorf("rule %+v lost in the round trip", r)
+		}
+	}
+	if got := clientCIDRs(perms); len(got) != 2 || got[0] != "10.0.0.0/16" {
+		t.Errorf("clientCIDRs = %v", got)
+	}
+	// A rule this provider never writes (a port range) is reported for revocation.
+	odd := currentRules([]ec2types.IpPermission{{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(1), ToPort: aws.Int32(100),
+		IpRanges: []ec2types.IpRange{{CidrIp: aws.String("0.0.0.0/0")}}}})
+	for r := range odd {
+		if r.port != -1 {
+			t.Errorf("a port range must not be taken for a provider rule: %+v", r)
+		}
+	}
+}
+
+func TestRolePolicyPinsEncryptionContext(t *testing.T) {
+	p, err := RolePolicy("tc-1", "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"kms:EncryptionContext:tributary:cluster-id":"tc-1"`, `"Resource":"arn:aws:kms:us-east-1:000000000000:key/k"`,
+		`"cloudwatch:namespace":"Tributary/Kafka"`, `"Action":"kms:Decrypt"`} {
+		if !strings.Contains(p, want) {
+			t.Errorf("policy lacks %s: %s", want, p)
+		}
+	}
+}
+

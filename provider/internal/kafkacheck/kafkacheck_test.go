@@ -1,0 +1,198 @@
+package kafkacheck
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// newCluster starts a three-broker kfake cluster on loopback.
+func newCluster(t *testing.T) *kfake.Cluster {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(3))
+	if err != nil {
+		t.Fatalf("starting kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func createTopic(t *testing.T, addrs []string, topic string, rf int16, minISR string) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, 3, rf, map[string]*string{"min.insync.replicas": &minISR}, topic)
+	if err != nil || resp.Err != nil {
+		t.Fatalf("creating topic %s: %v %v", topic, err, resp.Err)
+	}
+}
+
+func TestWaitReady(t *testing.T) {
+	c := newCluster(t)
+	chk := &Checker{Bootstrap: c.ListenAddrs(), PollInterval: 50 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := chk.WaitReady(ctx, []int32{0, 1, 2}, time.Second); err != nil {
+		t.Fatalf("WaitReady on a healthy cluster: %v", err)
+	}
+
+	// A node the cluster does not have keeps it "not ready" until the deadline.
+	short, cancel2 := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel2()
+	err := chk.WaitReady(short, []int32{0, 1, 2, 7}, time.Second)
+	if err == nil || !strings.Contains(err.Error(), "not yet 7") {
+		t.Fatalf("WaitReady with a missing broker: err = %v, want one naming broker 7", err)
+	}
+}
+
+func TestWaitReadyUnreachable(t *testing.T) {
+	// Tests send traffic only to loopback, where every dial is answered, so
+	// the probe's dial is replaced by one that times out as a dial to a
+	// private address without a route does.
+	timeout := &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	chk := &Checker{
+		Bootstrap:    []string{"10.0.1.5:9092"},
+		PollInterval: 20 * time.Millisecond,
+		dial:         func(context.Context, string) error { return timeout },
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := chk.WaitReady(ctx, []int32{1}, 200*time.Millisecond)
+	if !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("err = %v, want ErrUnreachable", err)
+	}
+}
+
+func TestAnswered(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"connected", nil, true},
+		{"refused", &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, true},
+		{"timeout", &net.OpError{Op: "dial", Err: os.ErrDeadlineExceeded}, false},
+		{"no route", &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.EHOSTUNREACH)}, false},
+	}
+	for _, tt := range tests {
+		if got := answered(tt.err); got != tt.want {
+			t.Errorf("%s: answered = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestWaitReadyRefusedIsReachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // now refuses
+	chk := &Checker{Bootstrap: []string{addr}, PollInterval: 20 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
+	defer cancel()
+	err = chk.WaitReady(ctx, []int32{1}, 100*time.Millisecond)
+	if err == nil || errors.Is(err, ErrUnreachable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want a deadline while waiting (a refusing host is reachable)", err)
+	}
+}
+
+func TestCanStop(t *testing.T) {
+	c := newCluster(t)
+	addrs := c.ListenAddrs()
+	tests := []struct {
+		name    string
+		rf      int16
+		minISR  string
+		wantErr string
+	}{
+		{name: "rf 3, min isr 2: one broker may stop", rf: 3, minISR: "2"},
+		{name: "rf 3, min isr 3: stopping would go below", rf: 3, minISR: "3", wantErr: "would drop to 2 in-sync replicas"},
+		{name: "rf 1: nothing to protect", rf: 1, minISR: "1"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			topic := "t" + string(rune('a'+i))
+			createTopic(t, addrs, topic, tt.rf, tt.minISR)
+			chk := &Checker{Bootstrap: addrs}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var err error
+			for _, node := range []int32{0, 1, 2} {
+				if err = chk.CanStop(ctx, node); err != nil {
+					break
+				}
+			}
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("CanStop: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("CanStop err = %v, want it to contain %q", err, tt.wantErr)
+			}
+			// Remove the topic so the next case is judged on its own.
+			cl, _ := kgo.NewClient(kgo.SeedBrokers(addrs...))
+			defer cl.Close()
+			if _, err := kadm.NewClient(cl).DeleteTopics(ctx, topic); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestWaitRejoined(t *testing.T) {
+	c := newCluster(t)
+	addrs := c.ListenAddrs()
+	createTopic(t, addrs, "orders", 3, "2")
+	chk := &Checker{Bootstrap: addrs, PollInterval: 50 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := chk.WaitRejoined(ctx, 1); err != nil {
+		t.Fatalf("WaitRejoined for an in-sync broker: %v", err)
+	}
+	short, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	if err := chk.WaitRejoined(short, 9); err == nil || !strings.Contains(err.Error(), "not registered") {
+		t.Fatalf("WaitRejoined for an unknown broker: err = %v", err)
+	}
+}
+
+func TestSetClusterConfig(t *testing.T) {
+	c := newCluster(t)
+	chk := &Checker{Bootstrap: c.ListenAddrs()}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := chk.SetClusterConfig(ctx, map[string]string{"log.retention.ms": "3600000"}, nil); err != nil {
+		t.Fatalf("SetClusterConfig: %v", err)
+	}
+	cl, _ := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	defer cl.Close()
+	rcs, err := kadm.NewClient(cl).DescribeBrokerConfigs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, rc := range rcs {
+		for _, cfg := range rc.Configs {
+			if cfg.Key == "log.retention.ms" && cfg.Value != nil && *cfg.Value == "3600000" {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Errorf("log.retention.ms not set on the cluster: %+v", rcs)
+	}
+}
