@@ -1,0 +1,612 @@
+package metadata
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+)
+
+// UncleanElectionConfig is the topic (or cluster default broker) config that
+// allows electing a replica outside the ISR when no ISR member is eligible.
+// Off unless set to "true": it can lose acknowledged writes.
+const UncleanElectionConfig = "unclean.leader.election.enable"
+
+// MaxProducerIDBlock bounds one AllocateProducerIDs request.
+const MaxProducerIDBlock = 1 << 20
+
+// applyCtx is one command's view of the state being built.
+type applyCtx struct {
+	st      *State
+	index   int64
+	written map[string]bool // topics already copied for writing by this command
+}
+
+type handler func(c *applyCtx, body []byte) (any, error)
+
+// handlers is the dispatch table of the type byte.
+var handlers = map[CommandType]handler{
+	TypeInitCluster:         decodeAnd(applyInitCluster),
+	TypeRegisterBroker:      decodeAnd(applyRegisterBroker),
+	TypeBrokerHeartbeat:     decodeAnd(applyBrokerHeartbeat),
+	TypeExpireLeases:        decodeAnd(applyExpireLeases),
+	TypeControlledShutdown:  decodeAnd(applyControlledShutdown),
+	TypeUnregisterBroker:    decodeAnd(applyUnregisterBroker),
+	TypeCreateTopic:         decodeAnd(applyCreateTopic),
+	TypeDeleteTopic:         decodeAnd(applyDeleteTopic),
+	TypeCreatePartitions:    decodeAnd(applyCreatePartitions),
+	TypeSetTopicConfigs:     decodeAnd(applySetTopicConfigs),
+	TypeSetBrokerConfigs:    decodeAnd(applySetBrokerConfigs),
+	TypeAllocateProducerIDs: decodeAnd(applyAllocateProducerIDs),
+	TypeAlterPartition:      decodeAnd(applyAlterPartition),
+	TypeElectLeaders:        decodeAnd(applyElectLeaders),
+	TypeReassignPartitions:  decodeAnd(applyReassignPartitions),
+}
+
+// decodeAnd adapts a typed apply function to the table. A body that does
+// not decode is a command-level error (the state does not change), not a
+// halt: every replica fails it the same way.
+func decodeAnd[C any](fn func(*applyCtx, C) (any, error)) handler {
+	return func(c *applyCtx, body []byte) (any, error) {
+		var cmd C
+		if err := json.Unmarshal(body, &cmd); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadCommand, err)
+		}
+		return fn(c, cmd)
+	}
+}
+
+func (c *applyCtx) advanceClock(nowMs int64) {
+	c.st.NowMs = max(c.st.NowMs, nowMs)
+}
+
+// topicForWrite returns a private copy of the topic that this command may
+// change; the published State keeps the old one.
+func (c *applyCtx) topicForWrite(name string) *Topic {
+	t := c.st.Topics[name]
+	if c.written[name] {
+		return t
+	}
+	if c.written == nil {
+		c.written = map[string]bool{}
+	}
+	t = t.clone()
+	c.st.Topics[name] = t
+	c.written[name] = true
+	return t
+}
+
+// brokerForWrite returns a private copy of a broker record.
+func (c *applyCtx) brokerForWrite(id int32) *Broker {
+	b := *c.st.Brokers[id]
+	b.Listeners = slices.Clone(b.Listeners)
+	c.st.Brokers[id] = &b
+	return &b
+}
+
+func (c *applyCtx) uncleanAllowed(t *Topic) bool {
+	if v, ok := t.Configs[UncleanElectionConfig]; ok {
+		return v == "true"
+	}
+	return c.st.BrokerConfigs[ClusterDefault][UncleanElectionConfig] == "true"
+}
+
+// electLeader picks a leader for p other than exclude: the first replica in
+// assignment order that is in the ISR and eligible; failing that, when
+// unclean election is allowed, the first eligible replica, whose log becomes
+// the truth (ISR = just it). NoLeader when there is none.
+func (c *applyCtx) electLeader(t *Topic, p Partition, exclude int32) (leader int32, isr []int32) {
+	for _, r := range p.Replicas {
+		if r != exclude && slices.Contains(p.ISR, r) && c.st.EligibleBroker(r) {
+			return r, p.ISR
+		}
+	}
+	if c.uncleanAllowed(t) {
+		for _, r := range p.Replicas {
+			if r != exclude && c.st.EligibleBroker(r) {
+				return r, []int32{r}
+			}
+		}
+	}
+	return NoLeader, p.ISR
+}
+
+// setLeader changes the leader and bumps the epochs when it changed.
+func setLeader(p *Partition, leader int32, isr []int32) {
+	if leader != p.Leader {
+		p.Leader = leader
+		p.LeaderEpoch++
+	}
+	p.ISR = slices.Clone(isr)
+	p.PartitionEpoch++
+}
+
+// forEachPartition visits every partition in topic-name and index order;
+// fn returns true when it changed the partition (then it is written).
+func (c *applyCtx) forEachPartition(fn func(t *Topic, i int32, p Partition) (Partition, bool)) {
+	for _, name := range c.st.TopicNames() {
+		t := c.st.Topics[name]
+		for i, p := range t.Partitions {
+			if np, changed := fn(t, int32(i), p); changed {
+				c.topicForWrite(name).Partitions[i] = np
+			}
+		}
+	}
+}
+
+// removeFromISRsAndLeaderships takes broker id out of every ISR that has
+// another member and moves its leaderships to other ISR members. A partition
+// whose only ISR member is id keeps it in the ISR (its log is the only one
+// known complete) and is left leaderless, or still led by id when
+// keepIfAlone (a controlled shutdown that cannot move it).
+func (c *applyCtx) removeFromISRsAndLeaderships(id int32, keepIfAlone bool) {
+	c.forEachPartition(func(t *Topic, _ int32, p Partition) (Partition, bool) {
+		if !slices.Contains(p.Replicas, id) {
+			return p, false
+		}
+		np := p.clone()
+		changed := false
+		if len(np.ISR) > 1 && slices.Contains(np.ISR, id) {
+			np.ISR = slices.DeleteFunc(np.ISR, func(r int32) bool { return r == id })
+			changed = true
+		}
+		if np.Leader == id {
+			leader, isr := c.electLeader(t, np, id)
+			if leader == NoLeader && keepIfAlone {
+				leader = id // nobody else can take it; keep it
+			}
+			if leader != id {
+				setLeader(&np, leader, isr)
+				return np, true
+			}
+		}
+		if changed {
+			np.PartitionEpoch++
+		}
+		return np, changed
+	})
+}
+
+// electWhereLeaderless gives a leader to every leaderless partition that
+// can have one now (after a broker came back).
+func (c *applyCtx) electWhereLeaderless() {
+	c.forEachPartition(func(t *Topic, _ int32, p Partition) (Partition, bool) {
+		if p.Leader != NoLeader {
+			return p, false
+		}
+		leader, isr := c.electLeader(t, p, NoLeader)
+		if leader == NoLeader {
+			return p, false
+		}
+		np := p.clone()
+		setLeader(&np, leader, isr)
+		return np, true
+	})
+}
+
+func (c *applyCtx) fence(id int32) {
+	b := c.brokerForWrite(id)
+	b.Fenced = true
+	c.removeFromISRsAndLeaderships(id, false)
+}
+
+func applyInitCluster(c *applyCtx, cmd InitCluster) (any, error) {
+	switch {
+	case cmd.ClusterID == "":
+		return nil, fmt.Errorf("%w: empty cluster id", ErrInvalidRequest)
+	case c.st.ClusterID == "":
+		c.st.ClusterID = cmd.ClusterID
+	case c.st.ClusterID != cmd.ClusterID:
+		return nil, fmt.Errorf("%w: cluster is %q, command says %q", ErrClusterIDMismatch, c.st.ClusterID, cmd.ClusterID)
+	}
+	return nil, nil
+}
+
+func applyRegisterBroker(c *applyCtx, cmd RegisterBroker) (any, error) {
+	if cmd.NodeID < 0 || cmd.LeaseMs <= 0 {
+		return nil, fmt.Errorf("%w: register node %d lease %dms", ErrInvalidRequest, cmd.NodeID, cmd.LeaseMs)
+	}
+	c.advanceClock(cmd.NowMs)
+	if old, ok := c.st.Brokers[cmd.NodeID]; ok && !old.Fenced {
+		// The previous incarnation's followers' state and unflushed
+		// appends are gone; treat it as failed before the new one joins.
+		c.fence(cmd.NodeID)
+	}
+	c.st.Brokers[cmd.NodeID] = &Broker{
+		NodeID:          cmd.NodeID,
+		Rack:            cmd.Rack,
+		Listeners:       slices.Clone(cmd.Listeners),
+		ReplicationAddr: cmd.ReplicationAddr,
+		Epoch:           c.index,
+		LeaseExpiryMs:   c.st.NowMs + cmd.LeaseMs,
+	}
+	c.electWhereLeaderless()
+	return c.index, nil
+}
+
+func (c *applyCtx) checkBrokerEpoch(id int32, epoch int64) error {
+	b, ok := c.st.Brokers[id]
+	if !ok {
+		return fmt.Errorf("%w: %d", ErrUnknownBroker, id)
+	}
+	if b.Epoch != epoch {
+		return fmt.Errorf("%w: broker %d is at epoch %d, request has %d", ErrStaleBrokerEpoch, id, b.Epoch, epoch)
+	}
+	return nil
+}
+
+func applyBrokerHeartbeat(c *applyCtx, cmd BrokerHeartbeat) (any, error) {
+	if err := c.checkBrokerEpoch(cmd.NodeID, cmd.BrokerEpoch); err != nil {
+		return nil, err
+	}
+	if cmd.LeaseMs <= 0 {
+		return nil, fmt.Errorf("%w: lease %dms", ErrInvalidRequest, cmd.LeaseMs)
+	}
+	c.advanceClock(cmd.NowMs)
+	b := c.brokerForWrite(cmd.NodeID)
+	b.LeaseExpiryMs = c.st.NowMs + cmd.LeaseMs
+	if b.Fenced {
+		b.Fenced = false
+		c.electWhereLeaderless()
+	}
+	return HeartbeatResult{Leaderships: c.st.LeaderCount()[cmd.NodeID]}, nil
+}
+
+func applyExpireLeases(c *applyCtx, cmd ExpireLeases) (any, error) {
+	c.advanceClock(cmd.NowMs)
+	var fenced []int32
+	for _, id := range c.st.BrokerIDs() {
+		if b := c.st.Brokers[id]; !b.Fenced && b.LeaseExpiryMs < c.st.NowMs {
+			c.fence(id)
+			fenced = append(fenced, id)
+		}
+	}
+	return fenced, nil
+}
+
+func applyControlledShutdown(c *applyCtx, cmd ControlledShutdown) (any, error) {
+	if err := c.checkBrokerEpoch(cmd.NodeID, cmd.BrokerEpoch); err != nil {
+		return nil, err
+	}
+	// Mark it leaving first so that electLeader does not hand it anything,
+	// but let it keep partitions nobody else can take: refusing writes there
+	// helps no one until it actually stops.
+	c.brokerForWrite(cmd.NodeID).ShuttingDown = true
+	c.removeFromISRsAndLeaderships(cmd.NodeID, true)
+	left := 0
+	c.forEachPartition(func(t *Topic, _ int32, p Partition) (Partition, bool) {
+		if p.Leader == cmd.NodeID {
+			left++
+		}
+		return p, false
+	})
+	return left, nil
+}
+
+func applyUnregisterBroker(c *applyCtx, cmd UnregisterBroker) (any, error) {
+	b, ok := c.st.Brokers[cmd.NodeID]
+	if !ok {
+		return nil, fmt.Errorf("%w: %d", ErrUnknownBroker, cmd.NodeID)
+	}
+	if !b.Fenced {
+		c.fence(cmd.NodeID)
+	}
+	delete(c.st.Brokers, cmd.NodeID)
+	delete(c.st.BrokerConfigs, cmd.NodeID)
+	return nil, nil
+}
+
+// newPartitions validates assignments and builds partitions led by their
+// first eligible replica, with every eligible replica in the ISR.
+func (c *applyCtx) newPartitions(assignments [][]int32, rf int) ([]Partition, error) {
+	out := make([]Partition, 0, len(assignments))
+	for i, replicas := range assignments {
+		if len(replicas) == 0 || (rf > 0 && len(replicas) != rf) {
+			return nil, fmt.Errorf("%w: partition %d has %d replicas, want %d", ErrInvalidReplicaAssignment, i, len(replicas), rf)
+		}
+		var isr []int32
+		for j, r := range replicas {
+			if _, ok := c.st.Brokers[r]; !ok {
+				return nil, fmt.Errorf("%w: partition %d names unknown broker %d", ErrInvalidReplicaAssignment, i, r)
+			}
+			if slices.Contains(replicas[:j], r) {
+				return nil, fmt.Errorf("%w: partition %d names broker %d twice", ErrInvalidReplicaAssignment, i, r)
+			}
+			if c.st.EligibleBroker(r) {
+				isr = append(isr, r)
+			}
+		}
+		if len(isr) == 0 {
+			return nil, fmt.Errorf("%w: partition %d has no live replica", ErrInvalidReplicaAssignment, i)
+		}
+		out = append(out, Partition{Replicas: slices.Clone(replicas), Leader: isr[0], ISR: isr})
+	}
+	return out, nil
+}
+
+func applyCreateTopic(c *applyCtx, cmd CreateTopic) (any, error) {
+	switch {
+	case cmd.Name == "":
+		return nil, fmt.Errorf("%w: empty topic name", ErrInvalidRequest)
+	case cmd.ID == TopicID{}:
+		return nil, fmt.Errorf("%w: topic %s without an id", ErrInvalidRequest, cmd.Name)
+	case len(cmd.Assignments) == 0:
+		return nil, fmt.Errorf("%w: topic %s with no partitions", ErrInvalidPartitions, cmd.Name)
+	}
+	if _, ok := c.st.Topics[cmd.Name]; ok {
+		return nil, fmt.Errorf("%w: %s", ErrTopicExists, cmd.Name)
+	}
+	if _, ok := c.st.TopicByID(cmd.ID); ok {
+		return nil, fmt.Errorf("%w: topic id %s already used", ErrInvalidRequest, cmd.ID)
+	}
+	parts, err := c.newPartitions(cmd.Assignments, len(cmd.Assignments[0]))
+	if err != nil {
+		return nil, fmt.Errorf("topic %s: %w", cmd.Name, err)
+	}
+	t := &Topic{Name: cmd.Name, ID: cmd.ID, Configs: maps.Clone(cmd.Configs), Partitions: parts}
+	c.st.Topics[cmd.Name] = t
+	return t, nil
+}
+
+func applyDeleteTopic(c *applyCtx, cmd DeleteTopic) (any, error) {
+	if _, ok := c.st.Topics[cmd.Name]; !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownTopicOrPartition, cmd.Name)
+	}
+	delete(c.st.Topics, cmd.Name)
+	return nil, nil
+}
+
+func applyCreatePartitions(c *applyCtx, cmd CreatePartitions) (any, error) {
+	t, ok := c.st.Topics[cmd.Name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownTopicOrPartition, cmd.Name)
+	}
+	if len(cmd.Assignments) == 0 {
+		return nil, fmt.Errorf("%w: no partitions to add to %s", ErrInvalidPartitions, cmd.Name)
+	}
+	parts, err := c.newPartitions(cmd.Assignments, len(t.Partitions[0].Replicas))
+	if err != nil {
+		return nil, fmt.Errorf("topic %s: %w", cmd.Name, err)
+	}
+	w := c.topicForWrite(cmd.Name)
+	w.Partitions = append(w.Partitions, parts...)
+	return w, nil
+}
+
+func applySetTopicConfigs(c *applyCtx, cmd SetTopicConfigs) (any, error) {
+	if _, ok := c.st.Topics[cmd.Name]; !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownTopicOrPartition, cmd.Name)
+	}
+	w := c.topicForWrite(cmd.Name)
+	w.Configs = maps.Clone(cmd.Configs)
+	if len(w.Configs) == 0 {
+		w.Configs = nil
+	}
+	return w, nil
+}
+
+func applySetBrokerConfigs(c *applyCtx, cmd SetBrokerConfigs) (any, error) {
+	if cmd.NodeID < ClusterDefault {
+		return nil, fmt.Errorf("%w: broker %d", ErrInvalidRequest, cmd.NodeID)
+	}
+	if len(cmd.Configs) == 0 {
+		delete(c.st.BrokerConfigs, cmd.NodeID)
+	} else {
+		c.st.BrokerConfigs[cmd.NodeID] = maps.Clone(cmd.Configs)
+	}
+	return nil, nil
+}
+
+func applyAllocateProducerIDs(c *applyCtx, cmd AllocateProducerIDs) (any, error) {
+	if cmd.Count <= 0 || cmd.Count > MaxProducerIDBlock {
+		return nil, fmt.Errorf("%w: producer id block of %d", ErrInvalidRequest, cmd.Count)
+	}
+	first := c.st.NextProducerID
+	c.st.NextProducerID += cmd.Count
+	return first, nil
+}
+
+func applyAlterPartition(c *applyCtx, cmd AlterPartition) (any, error) {
+	p, ok := c.st.Partition(cmd.Topic, cmd.Partition)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s-%d", ErrUnknownTopicOrPartition, cmd.Topic, cmd.Partition)
+	}
+	if err := c.checkBrokerEpoch(cmd.LeaderID, cmd.BrokerEpoch); err != nil {
+		return nil, err
+	}
+	switch {
+	case cmd.LeaderEpoch < p.LeaderEpoch:
+		return nil, fmt.Errorf("%w: %s-%d is at leader epoch %d, request has %d", ErrFencedLeaderEpoch, cmd.Topic, cmd.Partition, p.LeaderEpoch, cmd.LeaderEpoch)
+	case cmd.LeaderID != p.Leader || cmd.LeaderEpoch != p.LeaderEpoch:
+		return nil, fmt.Errorf("%w: %s-%d is led by %d at epoch %d", ErrNotLeader, cmd.Topic, cmd.Partition, p.Leader, p.LeaderEpoch)
+	case cmd.PartitionEpoch != p.PartitionEpoch:
+		return nil, fmt.Errorf("%w: %s-%d is at partition epoch %d, request has %d", ErrInvalidUpdateVersion, cmd.Topic, cmd.Partition, p.PartitionEpoch, cmd.PartitionEpoch)
+	case !slices.Contains(cmd.NewISR, cmd.LeaderID):
+		return nil, fmt.Errorf("%w: new ISR %v leaves out the leader %d", ErrInvalidRequest, cmd.NewISR, cmd.LeaderID)
+	}
+	for i, r := range cmd.NewISR {
+		if !slices.Contains(p.Replicas, r) || slices.Contains(cmd.NewISR[:i], r) {
+			return nil, fmt.Errorf("%w: new ISR %v of %s-%d with replicas %v", ErrInvalidRequest, cmd.NewISR, cmd.Topic, cmd.Partition, p.Replicas)
+		}
+		// A fenced or leaving broker may not join: it would hold up acks=all
+		// and could be elected with a log nobody checks (KIP-841).
+		if r != cmd.LeaderID && !slices.Contains(p.ISR, r) && !c.st.EligibleBroker(r) {
+			return nil, fmt.Errorf("%w: broker %d may not join the ISR of %s-%d", ErrIneligibleReplica, r, cmd.Topic, cmd.Partition)
+		}
+	}
+	np := p.clone()
+	// Keep the ISR in assignment order so equal sets encode equally.
+	np.ISR = inReplicaOrder(p.Replicas, cmd.NewISR)
+	np.PartitionEpoch++
+	c.maybeCompleteReassignment(c.st.Topics[cmd.Topic], &np)
+	c.topicForWrite(cmd.Topic).Partitions[cmd.Partition] = np
+	return np, nil
+}
+
+func inReplicaOrder(replicas, set []int32) []int32 {
+	out := make([]int32, 0, len(set))
+	for _, r := range replicas {
+		if slices.Contains(set, r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func applyElectLeaders(c *applyCtx, cmd ElectLeaders) (any, error) {
+	targets := cmd.Partitions
+	all := len(targets) == 0
+	if all {
+		for _, name := range c.st.TopicNames() {
+			for i := range c.st.Topics[name].Partitions {
+				targets = append(targets, TopicPartition{Topic: name, Partition: int32(i)})
+			}
+		}
+	}
+	var results []ElectionResult
+	for _, tp := range targets {
+		leader, err := c.elect(tp, cmd.Election)
+		if all && err != nil {
+			continue
+		}
+		results = append(results, ElectionResult{TopicPartition: tp, Leader: leader, Err: err})
+	}
+	return results, nil
+}
+
+func (c *applyCtx) elect(tp TopicPartition, how ElectionType) (int32, error) {
+	p, ok := c.st.Partition(tp.Topic, tp.Partition)
+	if !ok {
+		return NoLeader, fmt.Errorf("%w: %s-%d", ErrUnknownTopicOrPartition, tp.Topic, tp.Partition)
+	}
+	t := c.st.Topics[tp.Topic]
+	np := p.clone()
+	switch how {
+	case ElectPreferred:
+		preferred := p.Replicas[0]
+		if p.Leader == preferred {
+			return p.Leader, ErrElectionNotNeeded
+		}
+		if !slices.Contains(p.ISR, preferred) || !c.st.EligibleBroker(preferred) {
+			return p.Leader, ErrPreferredLeaderNotAvailable
+		}
+		setLeader(&np, preferred, p.ISR)
+	case ElectUnclean:
+		if p.Leader != NoLeader {
+			return p.Leader, ErrElectionNotNeeded
+		}
+		leader, isr := c.electLeader(t, p, NoLeader)
+		if leader == NoLeader {
+			// An explicit unclean election overrides the config.
+			for _, r := range p.Replicas {
+				if c.st.EligibleBroker(r) {
+					leader, isr = r, []int32{r}
+					break
+				}
+			}
+		}
+		if leader == NoLeader {
+			return NoLeader, ErrEligibleLeadersNotAvailable
+		}
+		setLeader(&np, leader, isr)
+	default:
+		return p.Leader, fmt.Errorf("%w: election type %d", ErrInvalidRequest, how)
+	}
+	c.topicForWrite(tp.Topic).Partitions[tp.Partition] = np
+	return np.Leader, nil
+}
+
+func applyReassignPartitions(c *applyCtx, cmd ReassignPartitions) (any, error) {
+	errs := make([]error, len(cmd.Reassignments))
+	for i, r := range cmd.Reassignments {
+		errs[i] = c.reassign(r)
+	}
+	return errs, nil
+}
+
+func (c *applyCtx) reassign(r Reassignment) error {
+	p, ok := c.st.Partition(r.Topic, r.Partition)
+	if !ok {
+		return fmt.Errorf("%w: %s-%d", ErrUnknownTopicOrPartition, r.Topic, r.Partition)
+	}
+	t := c.st.Topics[r.Topic]
+	original := without(p.Replicas, p.AddingReplicas)
+	np := p.clone()
+	if r.Replicas == nil {
+		if p.TargetReplicas == nil {
+			return fmt.Errorf("%w: %s-%d", ErrNoReassignmentInProgress, r.Topic, r.Partition)
+		}
+		isr := without(p.ISR, p.AddingReplicas)
+		if len(isr) == 0 {
+			return fmt.Errorf("%w: cannot cancel the reassignment of %s-%d: no original replica is in sync", ErrInvalidRequest, r.Topic, r.Partition)
+		}
+		np.Replicas, np.ISR = original, isr
+		np.AddingReplicas, np.RemovingReplicas, np.TargetReplicas = nil, nil, nil
+		np.PartitionEpoch++
+		if !slices.Contains(np.ISR, np.Leader) {
+			leader, isr := c.electLeader(t, np, NoLeader)
+			setLeader(&np, leader, isr)
+		}
+		c.topicForWrite(r.Topic).Partitions[r.Partition] = np
+		return nil
+	}
+	if len(r.Replicas) == 0 {
+		return fmt.Errorf("%w: empty replica set for %s-%d", ErrInvalidReplicaAssignment, r.Topic, r.Partition)
+	}
+	for i, b := range r.Replicas {
+		if _, ok := c.st.Brokers[b]; !ok || slices.Contains(r.Replicas[:i], b) {
+			return fmt.Errorf("%w: %v for %s-%d", ErrInvalidReplicaAssignment, r.Replicas, r.Topic, r.Partition)
+		}
+	}
+	// The original replicas keep their order (and so the preferred
+	// leader) until the move completes; the added ones follow. The target
+	// order is kept in TargetReplicas for completion.
+	np.AddingReplicas = without(r.Replicas, original)
+	np.RemovingReplicas = without(original, r.Replicas)
+	np.TargetReplicas = slices.Clone(r.Replicas)
+	np.Replicas = append(original, np.AddingReplicas...)
+	np.ISR = inReplicaOrder(np.Replicas, np.ISR)
+	np.PartitionEpoch++
+	c.maybeCompleteReassignment(t, &np)
+	c.topicForWrite(r.Topic).Partitions[r.Partition] = np
+	return nil
+}
+
+// without returns the members of a that are not in b, in a's order.
+func without(a, b []int32) []int32 {
+	var out []int32
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// maybeCompleteReassignment finishes a reassignment once every added
+// replica is in the ISR: the removed replicas leave the replica set and the
+// ISR, and leadership moves if the leader was removed. It waits while that
+// would leave the ISR empty.
+func (c *applyCtx) maybeCompleteReassignment(t *Topic, np *Partition) {
+	if np.TargetReplicas == nil {
+		return
+	}
+	for _, b := range np.AddingReplicas {
+		if !slices.Contains(np.ISR, b) {
+			return
+		}
+	}
+	isr := without(np.ISR, np.RemovingReplicas)
+	if len(isr) == 0 {
+		return
+	}
+	np.Replicas = np.TargetReplicas
+	np.ISR = inReplicaOrder(np.Replicas, isr)
+	np.AddingReplicas, np.RemovingReplicas, np.TargetReplicas = nil, nil, nil
+	if !slices.Contains(np.Replicas, np.Leader) {
+		leader, isr := c.electLeader(t, *np, NoLeader)
+		np.Leader = leader
+		np.LeaderEpoch++
+		np.ISR = isr
+	}
+}

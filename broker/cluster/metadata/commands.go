@@ -1,0 +1,279 @@
+package metadata
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// CommandType is the first byte of every Raft log entry of the metadata log.
+type CommandType uint8
+
+// IgnorableFlag marks a command type that older versions may skip: a newer
+// controller sets it on commands whose only effect is advisory, so a replica
+// that does not know the type stays correct by ignoring it. Without the flag
+// an unknown type halts the state machine.
+const IgnorableFlag CommandType = 0x80
+
+// Command types. The numbers are stored in the Raft log: never renumber.
+const (
+	TypeInitCluster         CommandType = 1
+	TypeRegisterBroker      CommandType = 2
+	TypeBrokerHeartbeat     CommandType = 3
+	TypeExpireLeases        CommandType = 4
+	TypeControlledShutdown  CommandType = 5
+	TypeUnregisterBroker    CommandType = 6
+	TypeCreateTopic         CommandType = 7
+	TypeDeleteTopic         CommandType = 8
+	TypeCreatePartitions    CommandType = 9
+	TypeSetTopicConfigs     CommandType = 10
+	TypeSetBrokerConfigs    CommandType = 11
+	TypeAllocateProducerIDs CommandType = 12
+	TypeAlterPartition      CommandType = 13
+	TypeElectLeaders        CommandType = 14
+	TypeReassignPartitions  CommandType = 15
+)
+
+// Errors returned in Result.Err; the server maps them to Kafka error codes.
+var (
+	ErrHalted                      = errors.New("metadata state machine halted on an entry it cannot apply")
+	ErrUnknownCommand              = errors.New("unknown metadata command type")
+	ErrBadCommand                  = errors.New("malformed metadata command")
+	ErrClusterIDMismatch           = errors.New("cluster id mismatch")
+	ErrUnknownBroker               = errors.New("unknown broker")
+	ErrStaleBrokerEpoch            = errors.New("stale broker epoch")             // STALE_BROKER_EPOCH
+	ErrTopicExists                 = errors.New("topic already exists")           // TOPIC_ALREADY_EXISTS
+	ErrUnknownTopicOrPartition     = errors.New("unknown topic or partition")     // UNKNOWN_TOPIC_OR_PARTITION
+	ErrInvalidReplicaAssignment    = errors.New("invalid replica assignment")     // INVALID_REPLICA_ASSIGNMENT
+	ErrInvalidPartitions           = errors.New("invalid partition count")        // INVALID_PARTITIONS
+	ErrInvalidRequest              = errors.New("invalid request")                // INVALID_REQUEST
+	ErrNotLeader                   = errors.New("not the partition leader")       // NOT_LEADER_OR_FOLLOWER
+	ErrFencedLeaderEpoch           = errors.New("fenced leader epoch")            // FENCED_LEADER_EPOCH
+	ErrInvalidUpdateVersion        = errors.New("stale partition epoch")          // INVALID_UPDATE_VERSION
+	ErrIneligibleReplica           = errors.New("ineligible replica")             // INELIGIBLE_REPLICA
+	ErrElectionNotNeeded           = errors.New("election not needed")            // ELECTION_NOT_NEEDED
+	ErrPreferredLeaderNotAvailable = errors.New("preferred leader not available") // PREFERRED_LEADER_NOT_AVAILABLE
+	ErrEligibleLeadersNotAvailable = errors.New("eligible leaders not available") // ELIGIBLE_LEADERS_NOT_AVAILABLE
+	ErrNoReassignmentInProgress    = errors.New("no reassignment in progress")    // NO_REASSIGNMENT_IN_PROGRESS
+)
+
+// Command is a metadata change, proposed through the Raft leader.
+type Command interface {
+	Type() CommandType
+}
+
+// Encode turns a command into a Raft log entry: the type byte then JSON.
+// encoding/json writes struct fields in declaration order and map keys
+// sorted, so equal commands encode to equal bytes.
+func Encode(c Command) ([]byte, error) {
+	body, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("encoding metadata command %d: %w", c.Type(), err)
+	}
+	return append([]byte{byte(c.Type())}, body...), nil
+}
+
+// InitCluster fixes the cluster id. A second InitCluster with the same id
+// is a no-op; with another id it fails.
+type InitCluster struct {
+	ClusterID string `json:"cluster_id"`
+}
+
+// RegisterBroker starts a broker incarnation. It fences the previous
+// incarnation first (its in-memory replication state is gone), then
+// registers the broker unfenced with a lease until NowMs+LeaseMs. The
+// result is the new broker epoch (int64).
+type RegisterBroker struct {
+	NodeID          int32      `json:"node_id"`
+	Rack            string     `json:"rack,omitempty"`
+	Listeners       []Listener `json:"listeners"`
+	ReplicationAddr string     `json:"replication_addr,omitempty"`
+	NowMs           int64      `json:"now_ms"`
+	LeaseMs         int64      `json:"lease_ms"`
+}
+
+// BrokerHeartbeat renews a broker's lease, and unfences it if a missed
+// lease had fenced it. The result is a HeartbeatResult.
+type BrokerHeartbeat struct {
+	NodeID      int32 `json:"node_id"`
+	BrokerEpoch int64 `json:"broker_epoch"`
+	NowMs       int64 `json:"now_ms"`
+	LeaseMs     int64 `json:"lease_ms"`
+}
+
+// HeartbeatResult answers a BrokerHeartbeat.
+type HeartbeatResult struct {
+	// Leaderships is how many partitions the broker leads now.
+	Leaderships int `json:"leaderships"`
+}
+
+// ExpireLeases fences every unfenced broker whose lease ended before NowMs
+// and moves its leaderships. The result is the fenced ids ([]int32, sorted).
+type ExpireLeases struct {
+	NowMs int64 `json:"now_ms"`
+}
+
+// ControlledShutdown marks a broker as leaving, moves each of its
+// leaderships to another ISR member and takes it out of ISRs that have
+// another member. The result is the number of partitions it still leads
+// (int): the broker repeats the request until that is 0 or it gives up.
+type ControlledShutdown struct {
+	NodeID      int32 `json:"node_id"`
+	BrokerEpoch int64 `json:"broker_epoch"`
+}
+
+// UnregisterBroker fences and forgets a broker (it is being removed from
+// the cluster for good).
+type UnregisterBroker struct {
+	NodeID int32 `json:"node_id"`
+}
+
+// CreateTopic creates a topic with the given replica assignment per
+// partition (computed by the proposer with package placement). The result
+// is the *Topic.
+type CreateTopic struct {
+	Name        string            `json:"name"`
+	ID          TopicID           `json:"id"`
+	Configs     map[string]string `json:"configs,omitempty"`
+	Assignments [][]int32         `json:"assignments"`
+}
+
+// DeleteTopic removes a topic.
+type DeleteTopic struct {
+	Name string `json:"name"`
+}
+
+// CreatePartitions appends partitions with the given assignments. The
+// result is the *Topic.
+type CreatePartitions struct {
+	Name        string    `json:"name"`
+	Assignments [][]int32 `json:"assignments"`
+}
+
+// SetTopicConfigs replaces a topic's explicit config overrides. The result
+// is the *Topic.
+type SetTopicConfigs struct {
+	Name    string            `json:"name"`
+	Configs map[string]string `json:"configs,omitempty"`
+}
+
+// SetBrokerConfigs replaces the dynamic configs of one broker, or the
+// cluster-wide defaults for NodeID ClusterDefault.
+type SetBrokerConfigs struct {
+	NodeID  int32             `json:"node_id"`
+	Configs map[string]string `json:"configs,omitempty"`
+}
+
+// AllocateProducerIDs hands out Count consecutive producer ids, unique in
+// the cluster. The result is the first id (int64).
+type AllocateProducerIDs struct {
+	NodeID int32 `json:"node_id"`
+	Count  int64 `json:"count"`
+}
+
+// AlterPartition is a partition leader's request to change the ISR (KIP-497
+// style). It names the state it saw: the leader epoch and the partition
+// epoch; a request built on stale state is refused. The result is the new
+// Partition.
+type AlterPartition struct {
+	Topic          string  `json:"topic"`
+	Partition      int32   `json:"partition"`
+	LeaderID       int32   `json:"leader_id"`
+	BrokerEpoch    int64   `json:"broker_epoch"`
+	LeaderEpoch    int32   `json:"leader_epoch"`
+	PartitionEpoch int32   `json:"partition_epoch"`
+	NewISR         []int32 `json:"new_isr"`
+}
+
+// ElectionType selects the rule of an ElectLeaders command (Kafka's
+// ElectLeaders election_type).
+type ElectionType int8
+
+// Election types, as numbered by Kafka's ElectLeaders request.
+const (
+	ElectPreferred ElectionType = 0
+	ElectUnclean   ElectionType = 1
+)
+
+// TopicPartition names a partition.
+type TopicPartition struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+}
+
+// ElectLeaders runs an election on the named partitions, or on every
+// partition when Partitions is empty (then partitions where no election is
+// needed are left out of the result). The result is []ElectionResult, in
+// topic and partition order.
+type ElectLeaders struct {
+	Election   ElectionType     `json:"election"`
+	Partitions []TopicPartition `json:"partitions,omitempty"`
+}
+
+// ElectionResult is the outcome for one partition.
+type ElectionResult struct {
+	TopicPartition
+	Leader int32 `json:"leader"`
+	Err    error `json:"-"`
+}
+
+// Reassignment moves a partition to Replicas; nil Replicas cancels a
+// running reassignment.
+type Reassignment struct {
+	Topic     string  `json:"topic"`
+	Partition int32   `json:"partition"`
+	Replicas  []int32 `json:"replicas"`
+}
+
+// ReassignPartitions starts (or cancels) reassignments. The partition keeps
+// the union of old and new replicas until every new replica has joined the
+// ISR (through AlterPartition), then drops the old ones. The result is
+// []error, one per reassignment in order (nil for success).
+type ReassignPartitions struct {
+	Reassignments []Reassignment `json:"reassignments"`
+}
+
+// Type implements Command.
+func (InitCluster) Type() CommandType { return TypeInitCluster }
+
+// Type implements Command.
+func (RegisterBroker) Type() CommandType { return TypeRegisterBroker }
+
+// Type implements Command.
+func (BrokerHeartbeat) Type() CommandType { return TypeBrokerHeartbeat }
+
+// Type implements Command.
+func (ExpireLeases) Type() CommandType { return TypeExpireLeases }
+
+// Type implements Command.
+func (ControlledShutdown) Type() CommandType { return TypeControlledShutdown }
+
+// Type implements Command.
+func (UnregisterBroker) Type() CommandType { return TypeUnregisterBroker }
+
+// Type implements Command.
+func (CreateTopic) Type() CommandType { return TypeCreateTopic }
+
+// Type implements Command.
+func (DeleteTopic) Type() CommandType { return TypeDeleteTopic }
+
+// Type implements Command.
+func (CreatePartitions) Type() CommandType { return TypeCreatePartitions }
+
+// Type implements Command.
+func (SetTopicConfigs) Type() CommandType { return TypeSetTopicConfigs }
+
+// Type implements Command.
+func (SetBrokerConfigs) Type() CommandType { return TypeSetBrokerConfigs }
+
+// Type implements Command.
+func (AllocateProducerIDs) Type() CommandType { return TypeAllocateProducerIDs }
+
+// Type implements Command.
+func (AlterPartition) Type() CommandType { return TypeAlterPartition }
+
+// Type implements Command.
+func (ElectLeaders) Type() CommandType { return TypeElectLeaders }
+
+// Type implements Command.
+func (ReassignPartitions) Type() CommandType { return TypeReassignPartitions }

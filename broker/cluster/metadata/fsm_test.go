@@ -1,0 +1,595 @@
+package metadata
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"log/slog"
+	"slices"
+	"testing"
+
+	"github.com/hashicorp/raft"
+)
+
+// machine wraps an FSM with a log index counter and keeps the entries it
+// applied, so a test can replay them.
+type machine struct {
+	t       *testing.T
+	f       *FSM
+	entries [][]byte
+}
+
+func newMachine(t *testing.T) *machine {
+	t.Helper()
+	return &machine{t: t, f: New(slog.New(slog.DiscardHandler))}
+}
+
+func (m *machine) apply(c Command) *Result {
+	m.t.Helper()
+	b, err := Encode(c)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return m.applyRaw(b)
+}
+
+func (m *machine) applyRaw(b []byte) *Result {
+	m.entries = append(m.entries, b)
+	return m.f.ApplyEntry(int64(len(m.entries)), b)
+}
+
+// must applies a command that has to succeed.
+func (m *machine) must(c Command) any {
+	m.t.Helper()
+	r := m.apply(c)
+	if r.Err != nil {
+		m.t.Fatalf("%T: %v", c, r.Err)
+	}
+	return r.Value
+}
+
+func (m *machine) bytes() []byte {
+	m.t.Helper()
+	b, err := MarshalState(m.f.Current())
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return b
+}
+
+func (m *machine) partition(topic string, i int32) Partition {
+	m.t.Helper()
+	p, ok := m.f.Current().Partition(topic, i)
+	if !ok {
+		m.t.Fatalf("no partition %s-%d", topic, i)
+	}
+	return p
+}
+
+const lease = 6000
+
+// cluster registers brokers 1..n in racks a, b, c, ... at time 1000.
+func (m *machine) cluster(n int) map[int32]int64 {
+	m.t.Helper()
+	m.must(InitCluster{ClusterID: "c1"})
+	epochs := map[int32]int64{}
+	for i := int32(1); i <= int32(n); i++ {
+		epochs[i] = m.must(RegisterBroker{NodeID: i, Rack: string(rune('a' + i - 1)), Listeners: []Listener{{Name: "PLAINTEXT", Host: "127.0.0.1", Port: 9090 + i}}, NowMs: 1000, LeaseMs: lease}).(int64)
+	}
+	return epochs
+}
+
+func (m *machine) topic(name string, assignments ...[]int32) *Topic {
+	m.t.Helper()
+	id := TopicID{byte(len(m.entries) + 1), 1}
+	return m.must(CreateTopic{Name: name, ID: id, Assignments: assignments}).(*Topic)
+}
+
+func TestInitCluster(t *testing.T) {
+	m := newMachine(t)
+	m.must(InitCluster{ClusterID: "abc"})
+	m.must(InitCluster{ClusterID: "abc"})
+	if r := m.apply(InitCluster{ClusterID: "other"}); !errors.Is(r.Err, ErrClusterIDMismatch) {
+		t.Fatalf("second id: %v", r.Err)
+	}
+	if got := m.f.Current().ClusterID; got != "abc" {
+		t.Fatalf("cluster id %q", got)
+	}
+}
+
+func TestCreateTopicPlacesLeadersAndISR(t *testing.T) {
+	m := newMachine(t)
+	m.cluster(3)
+	top := m.topic("orders", []int32{1, 2, 3}, []int32{2, 3, 1})
+	if len(top.Partitions) != 2 || top.Partitions[1].Leader != 2 || !slices.Equal(top.Partitions[1].ISR, []int32{2, 3, 1}) {
+		t.Fatalf("topic %+v", top)
+	}
+	tests := []struct {
+		name string
+		cmd  CreateTopic
+		want error
+	}{
+		{"exists", CreateTopic{Name: "orders", ID: TopicID{9}, Assignments: [][]int32{{1}}}, ErrTopicExists},
+		{"unknown broker", CreateTopic{Name: "x", ID: TopicID{9}, Assignments: [][]int32{{1, 7}}}, ErrInvalidReplicaAssignment},
+		{"duplicate replica", CreateTopic{Name: "x", ID: TopicID{9}, Assignments: [][]int32{{1, 1}}}, ErrInvalidReplicaAssignment},
+		{"uneven rf", CreateTopic{Name: "x", ID: TopicID{9}, Assignments: [][]int32{{1, 2}, {3}}}, ErrInvalidReplicaAssignment},
+		{"no partitions", CreateTopic{Name: "x", ID: TopicID{9}}, ErrInvalidPartitions},
+		{"no id", CreateTopic{Name: "x", Assignments: [][]int32{{1}}}, ErrInvalidRequest},
+		{"id reused", CreateTopic{Name: "x", ID: top.ID, Assignments: [][]int32{{1}}}, ErrInvalidRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := m.bytes()
+			r := m.apply(tt.cmd)
+			if !errors.Is(r.Err, tt.want) {
+				t.Fatalf("err %v, want %v", r.Err, tt.want)
+			}
+			if after := m.bytes(); !bytes.Equal(withoutIndex(t, before), withoutIndex(t, after)) {
+				t.Fatal("a refused command changed the state")
+			}
+		})
+	}
+}
+
+// withoutIndex re-encodes a state with the index zeroed: refused commands
+// advance only the index.
+func withoutIndex(t *testing.T, b []byte) []byte {
+	t.Helper()
+	st, err := UnmarshalState(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Index = 0
+	out, err := MarshalState(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestTopicLifecycle(t *testing.T) {
+	m := newMachine(t)
+	m.cluster(3)
+	m.topic("t", []int32{1, 2})
+	top := m.must(CreatePartitions{Name: "t", Assignments: [][]int32{{2, 3}, {3, 1}}}).(*Topic)
+	if len(top.Partitions) != 3 || top.Partitions[2].Leader != 3 {
+		t.Fatalf("after CreatePartitions: %+v", top.Partitions)
+	}
+	if r := m.apply(CreatePartitions{Name: "t", Assignments: [][]int32{{1}}}); !errors.Is(r.Err, ErrInvalidReplicaAssignment) {
+		t.Fatalf("rf mismatch: %v", r.Err)
+	}
+	top = m.must(SetTopicConfigs{Name: "t", Configs: map[string]string{"retention.ms": "1000"}}).(*Topic)
+	if top.Configs["retention.ms"] != "1000" {
+		t.Fatalf("configs %v", top.Configs)
+	}
+	m.must(DeleteTopic{Name: "t"})
+	if _, ok := m.f.Current().Topic("t"); ok {
+		t.Fatal("topic still there")
+	}
+	for _, c := range []Command{DeleteTopic{Name: "t"}, SetTopicConfigs{Name: "t"}, CreatePartitions{Name: "t", Assignments: [][]int32{{1}}}} {
+		if r := m.apply(c); !errors.Is(r.Err, ErrUnknownTopicOrPartition) {
+			t.Fatalf("%T on a deleted topic: %v", c, r.Err)
+		}
+	}
+}
+
+func TestBrokerConfigsAndProducerIDs(t *testing.T) {
+	m := newMachine(t)
+	m.must(SetBrokerConfigs{NodeID: ClusterDefault, Configs: map[string]string{"log.retention.ms": "5"}})
+	m.must(SetBrokerConfigs{NodeID: 2, Configs: map[string]string{"a": "b"}})
+	if got := m.f.Current().BrokerConfigs; got[ClusterDefault]["log.retention.ms"] != "5" || got[2]["a"] != "b" {
+		t.Fatalf("broker configs %v", got)
+	}
+	m.must(SetBrokerConfigs{NodeID: 2})
+	if _, ok := m.f.Current().BrokerConfigs[2]; ok {
+		t.Fatal("empty configs should remove the entry")
+	}
+	first := m.must(AllocateProducerIDs{NodeID: 1, Count: 1000}).(int64)
+	second := m.must(AllocateProducerIDs{NodeID: 2, Count: 10}).(int64)
+	if first != 0 || second != 1000 || m.f.Current().NextProducerID != 1010 {
+		t.Fatalf("blocks %d %d next %d", first, second, m.f.Current().NextProducerID)
+	}
+	for _, n := range []int64{0, -1, MaxProducerIDBlock + 1} {
+		if r := m.apply(AllocateProducerIDs{NodeID: 1, Count: n}); !errors.Is(r.Err, ErrInvalidRequest) {
+			t.Fatalf("count %d: %v", n, r.Err)
+		}
+	}
+}
+
+func TestHeartbeatAndLeaseExpiry(t *testing.T) {
+	m := newMachine(t)
+	epochs := m.cluster(3)
+	m.topic("t", []int32{1, 2, 3}, []int32{2, 3, 1}, []int32{3, 1, 2})
+
+	// Brokers 2 and 3 renew; broker 1 does not.
+	for _, id := range []int32{2, 3} {
+		m.must(BrokerHeartbeat{NodeID: id, BrokerEpoch: epochs[id], NowMs: 5000, LeaseMs: lease})
+	}
+	if fenced := m.must(ExpireLeases{NowMs: 6999}).([]int32); len(fenced) != 0 {
+		t.Fatalf("fenced %v before the lease ended", fenced)
+	}
+	fenced := m.must(ExpireLeases{NowMs: 7001}).([]int32)
+	if !slices.Equal(fenced, []int32{1}) {
+		t.Fatalf("fenced %v, want [1]", fenced)
+	}
+	p0 := m.partition("t", 0)
+	if p0.Leader != 2 || p0.LeaderEpoch != 1 || !slices.Equal(p0.ISR, []int32{2, 3}) {
+		t.Fatalf("partition led by the fenced broker: %+v", p0)
+	}
+	if p2 := m.partition("t", 2); p2.Leader != 3 || p2.LeaderEpoch != 0 || !slices.Equal(p2.ISR, []int32{3, 2}) {
+		t.Fatalf("partition followed by the fenced broker: %+v", p2)
+	}
+	if r := m.apply(BrokerHeartbeat{NodeID: 1, BrokerEpoch: 999, NowMs: 8000, LeaseMs: lease}); !errors.Is(r.Err, ErrStaleBrokerEpoch) {
+		t.Fatalf("stale heartbeat: %v", r.Err)
+	}
+	if r := m.apply(BrokerHeartbeat{NodeID: 9, BrokerEpoch: 1, NowMs: 8000, LeaseMs: lease}); !errors.Is(r.Err, ErrUnknownBroker) {
+		t.Fatalf("unknown broker heartbeat: %v", r.Err)
+	}
+	// A heartbeat unfences it, but it only rejoins ISRs through the leader.
+	m.must(BrokerHeartbeat{NodeID: 1, BrokerEpoch: epochs[1], NowMs: 8000, LeaseMs: lease})
+	if m.f.Current().Brokers[1].Fenced {
+		t.Fatal("still fenced after a heartbeat")
+	}
+	if p0 := m.partition("t", 0); slices.Contains(p0.ISR, 1) {
+		t.Fatalf("unfenced broker back in the ISR without catching up: %+v", p0)
+	}
+	// The clock never goes backwards: an old leader time cannot revive leases.
+	m.must(ExpireLeases{NowMs: 100})
+	if m.f.Current().NowMs != 8000 {
+		t.Fatalf("clock went to %d", m.f.Current().NowMs)
+	}
+}
+
+func TestLastISRMemberFencedLeavesPartitionLeaderless(t *testing.T) {
+	for _, unclean := range []bool{false, true} {
+		t.Run(map[bool]string{false: "clean", true: "unclean"}[unclean], func(t *testing.T) {
+			m := newMachine(t)
+			epochs := m.cluster(2)
+			m.topic("t", []int32{1, 2})
+			if unclean {
+				m.must(SetTopicConfigs{Name: "t", Configs: map[string]string{UncleanElectionConfig: "true"}})
+			}
+			p := m.partition("t", 0)
+			m.must(AlterPartition{Topic: "t", LeaderID: 1, BrokerEpoch: epochs[1], LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, NewISR: []int32{1}})
+			m.must(BrokerHeartbeat{NodeID: 2, BrokerEpoch: epochs[2], NowMs: 5000, LeaseMs: lease})
+			m.must(ExpireLeases{NowMs: 8000}) // broker 1 missed its lease
+			p = m.partition("t", 0)
+			if !unclean {
+				if p.Leader != NoLeader || !slices.Equal(p.ISR, []int32{1}) {
+					t.Fatalf("clean: want no leader and ISR [1], got %+v", p)
+				}
+				// The broker with the complete log returns and leads again.
+				m.must(BrokerHeartbeat{NodeID: 1, BrokerEpoch: epochs[1], NowMs: 9000, LeaseMs: lease})
+				if p = m.partition("t", 0); p.Leader != 1 || p.LeaderEpoch != 2 {
+					t.Fatalf("returning last ISR member should lead at epoch 2: %+v", p)
+				}
+				return
+			}
+			if p.Leader != 2 || !slices.Equal(p.ISR, []int32{2}) || p.LeaderEpoch != 1 {
+				t.Fatalf("unclean: want leader 2 alone, got %+v", p)
+			}
+		})
+	}
+}
+
+func TestReRegistrationFencesOldIncarnation(t *testing.T) {
+	m := newMachine(t)
+	epochs := m.cluster(3)
+	m.topic("t", []int32{1, 2, 3})
+	epoch := m.must(RegisterBroker{NodeID: 1, Rack: "a", NowMs: 2000, LeaseMs: lease}).(int64)
+	if epoch == epochs[1] {
+		t.Fatal("new incarnation kept the old epoch")
+	}
+	p := m.partition("t", 0)
+	if p.Leader != 2 || slices.Contains(p.ISR, 1) {
+		t.Fatalf("old incarnation still leads or is in sync: %+v", p)
+	}
+	if r := m.apply(BrokerHeartbeat{NodeID: 1, BrokerEpoch: epochs[1], NowMs: 2100, LeaseMs: lease}); !errors.Is(r.Err, ErrStaleBrokerEpoch) {
+		t.Fatalf("heartbeat of the old incarnation: %v", r.Err)
+	}
+}
+
+func TestControlledShutdown(t *testing.T) {
+	m := newMachine(t)
+	epochs := m.cluster(3)
+	m.topic("t", []int32{1, 2, 3}, []int32{1, 3, 2})
+	m.topic("solo", []int32{1})
+	left := m.must(ControlledShutdown{NodeID: 1, BrokerEpoch: epochs[1]}).(int)
+	if left != 1 {
+		t.Fatalf("leaderships left %d, want 1 (the single-replica topic)", left)
+	}
+	if p := m.partition("t", 0); p.Leader != 2 || slices.Contains(p.ISR, 1) || p.LeaderEpoch != 1 {
+		t.Fatalf("t-0 %+v", p)
+	}
+	if p := m.partition("t", 1); p.Leader != 3 {
+		t.Fatalf("t-1 %+v", p)
+	}
+	if p := m.partition("solo", 0); p.Leader != 1 || p.LeaderEpoch != 0 {
+		t.Fatalf("solo-0 should stay with its only replica: %+v", p)
+	}
+	if !m.f.Current().Brokers[1].ShuttingDown {
+		t.Fatal("not marked shutting down")
+	}
+	// A leaving broker may not be put back into an ISR.
+	p := m.partition("t", 0)
+	r := m.apply(AlterPartition{Topic: "t", LeaderID: 2, BrokerEpoch: epochs[2], LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, NewISR: []int32{2, 3, 1}})
+	if !errors.Is(r.Err, ErrIneligibleReplica) {
+		t.Fatalf("ISR expansion to a leaving broker: %v", r.Err)
+	}
+	// Restarting clears the shutdown mark.
+	m.must(RegisterBroker{NodeID: 1, NowMs: 3000, LeaseMs: lease})
+	if m.f.Current().Brokers[1].ShuttingDown {
+		t.Fatal("still shutting down after re-registering")
+	}
+}
+
+func TestAlterPartitionChecks(t *testing.T) {
+	m := newMachine(t)
+	epochs := m.cluster(3)
+	m.topic("t", []int32{1, 2, 3})
+	p := m.partition("t", 0)
+	ok := AlterPartition{Topic: "t", LeaderID: 1, BrokerEpoch: epochs[1], LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, NewISR: []int32{3, 1}}
+	tests := []struct {
+		name string
+		edit func(*AlterPartition)
+		want error
+	}{
+		{"unknown partition", func(a *AlterPartition) { a.Partition = 5 }, ErrUnknownTopicOrPartition},
+		{"stale broker epoch", func(a *AlterPartition) { a.BrokerEpoch = 77 }, ErrStaleBrokerEpoch},
+		{"not leader", func(a *AlterPartition) { a.LeaderID, a.BrokerEpoch = 2, epochs[2] }, ErrNotLeader},
+		{"fenced epoch", func(a *AlterPartition) { a.LeaderEpoch = -1 }, ErrFencedLeaderEpoch},
+		{"future epoch", func(a *AlterPartition) { a.LeaderEpoch = 5 }, ErrNotLeader},
+		{"stale partition epoch", func(a *AlterPartition) { a.PartitionEpoch = 9 }, ErrInvalidUpdateVersion},
+		{"leader left out", func(a *AlterPartition) { a.NewISR = []int32{2, 3} }, ErrInvalidRequest},
+		{"not a replica", func(a *AlterPartition) { a.NewISR = []int32{1, 4} }, ErrInvalidRequest},
+		{"duplicate", func(a *AlterPartition) { a.NewISR = []int32{1, 1} }, ErrInvalidRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := ok
+			tt.edit(&c)
+			if r := m.apply(c); !errors.Is(r.Err, tt.want) {
+				t.Fatalf("err %v, want %v", r.Err, tt.want)
+			}
+		})
+	}
+	got := m.must(ok).(Partition)
+	if !slices.Equal(got.ISR, []int32{1, 3}) || got.PartitionEpoch != p.PartitionEpoch+1 {
+		t.Fatalf("after shrink: %+v", got)
+	}
+	// The same request again is stale now.
+	if r := m.apply(ok); !errors.Is(r.Err, ErrInvalidUpdateVersion) {
+		t.Fatalf("replayed AlterPartition: %v", r.Err)
+	}
+}
+
+func TestElectLeaders(t *testing.T) {
+	m := newMachine(t)
+	epochs := m.cluster(3)
+	m.topic("t", []int32{1, 2, 3}, []int32{2, 3, 1})
+	m.must(ControlledShutdown{NodeID: 1, BrokerEpoch: epochs[1]})
+	epochs[1] = m.must(RegisterBroker{NodeID: 1, NowMs: 2000, LeaseMs: lease}).(int64)
+
+	res := m.must(ElectLeaders{Election: ElectPreferred, Partitions: []TopicPartition{{"t", 0}, {"t", 1}, {"t", 9}}}).([]ElectionResult)
+	if !errors.Is(res[0].Err, ErrPreferredLeaderNotAvailable) || !errors.Is(res[1].Err, ErrElectionNotNeeded) || !errors.Is(res[2].Err, ErrUnknownTopicOrPartition) {
+		t.Fatalf("before catch-up: %+v", res)
+	}
+	// Broker 1 catches up and the leader adds it back; now it can lead.
+	p := m.partition("t", 0)
+	m.must(AlterPartition{Topic: "t", LeaderID: p.Leader, BrokerEpoch: epochs[p.Leader], LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, NewISR: []int32{1, 2, 3}})
+	res = m.must(ElectLeaders{Election: ElectPreferred}).([]ElectionResult)
+	if len(res) != 1 || res[0].Leader != 1 || res[0].Err != nil {
+		t.Fatalf("all-partition preferred election: %+v", res)
+	}
+	if p := m.partition("t", 0); p.Leader != 1 || p.LeaderEpoch != 2 {
+		t.Fatalf("t-0 %+v", p)
+	}
+	res = m.must(ElectLeaders{Election: ElectUnclean, Partitions: []TopicPartition{{"t", 0}}}).([]ElectionResult)
+	if !errors.Is(res[0].Err, ErrElectionNotNeeded) {
+		t.Fatalf("unclean with a leader: %+v", res)
+	}
+}
+
+func TestUncleanElectionOnRequest(t *testing.T) {
+	m := newMachine(t)
+	epochs := m.cluster(2)
+	m.topic("t", []int32{1, 2})
+	p := m.partition("t", 0)
+	m.must(AlterPartition{Topic: "t", LeaderID: 1, BrokerEpoch: epochs[1], LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, NewISR: []int32{1}})
+	m.must(BrokerHeartbeat{NodeID: 2, BrokerEpoch: epochs[2], NowMs: 6000, LeaseMs: lease})
+	m.must(ExpireLeases{NowMs: 7500})
+	if p := m.partition("t", 0); p.Leader != NoLeader {
+		t.Fatalf("want leaderless, got %+v", p)
+	}
+	res := m.must(ElectLeaders{Election: ElectUnclean, Partitions: []TopicPartition{{"t", 0}}}).([]ElectionResult)
+	if res[0].Err != nil || res[0].Leader != 2 {
+		t.Fatalf("unclean election: %+v", res)
+	}
+	if p := m.partition("t", 0); !slices.Equal(p.ISR, []int32{2}) {
+		t.Fatalf("ISR after unclean election %v", p.ISR)
+	}
+}
+
+func TestReassignment(t *testing.T) {
+	m := newMachine(t)
+	epochs := m.cluster(4)
+	m.topic("t", []int32{1, 2, 3})
+	errs := m.must(ReassignPartitions{Reassignments: []Reassignment{{Topic: "t", Replicas: []int32{4, 2, 3}}, {Topic: "t", Partition: 3, Replicas: []int32{1}}}}).([]error)
+	if errs[0] != nil || !errors.Is(errs[1], ErrUnknownTopicOrPartition) {
+		t.Fatalf("errs %v", errs)
+	}
+	p := m.partition("t", 0)
+	if !slices.Equal(p.Replicas, []int32{1, 2, 3, 4}) || !slices.Equal(p.AddingReplicas, []int32{4}) || !slices.Equal(p.RemovingReplicas, []int32{1}) {
+		t.Fatalf("during reassignment: %+v", p)
+	}
+	// The leader (1, being removed) adds 4 to the ISR once it caught up.
+	done := m.must(AlterPartition{Topic: "t", LeaderID: 1, BrokerEpoch: epochs[1], LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, NewISR: []int32{1, 2, 3, 4}}).(Partition)
+	if !slices.Equal(done.Replicas, []int32{4, 2, 3}) || done.Leader != 4 || !slices.Equal(done.ISR, []int32{4, 2, 3}) || done.AddingReplicas != nil || done.LeaderEpoch != 1 {
+		t.Fatalf("completed reassignment: %+v", done)
+	}
+
+	// Cancel before completion restores the original replicas.
+	m.must(ReassignPartitions{Reassignments: []Reassignment{{Topic: "t", Replicas: []int32{1, 2, 3}}}})
+	m.must(ReassignPartitions{Reassignments: []Reassignment{{Topic: "t"}}})
+	if p := m.partition("t", 0); !slices.Equal(p.Replicas, []int32{4, 2, 3}) || p.AddingReplicas != nil || p.Leader != 4 {
+		t.Fatalf("after cancel: %+v", p)
+	}
+	// A pure reorder completes at once and changes the preferred leader.
+	m.must(ReassignPartitions{Reassignments: []Reassignment{{Topic: "t", Replicas: []int32{2, 3, 4}}}})
+	if p := m.partition("t", 0); !slices.Equal(p.Replicas, []int32{2, 3, 4}) || p.TargetReplicas != nil {
+		t.Fatalf("after reorder: %+v", p)
+	}
+	errs = m.must(ReassignPartitions{Reassignments: []Reassignment{{Topic: "t"}}}).([]error)
+	if !errors.Is(errs[0], ErrNoReassignmentInProgress) {
+		t.Fatalf("cancel without reassignment: %v", errs)
+	}
+}
+
+func TestUnregisterBroker(t *testing.T) {
+	m := newMachine(t)
+	m.cluster(3)
+	m.topic("t", []int32{3, 1})
+	m.must(UnregisterBroker{NodeID: 3})
+	if _, ok := m.f.Current().Brokers[3]; ok {
+		t.Fatal("broker 3 still registered")
+	}
+	if p := m.partition("t", 0); p.Leader != 1 {
+		t.Fatalf("leadership not moved off the unregistered broker: %+v", p)
+	}
+	if r := m.apply(UnregisterBroker{NodeID: 3}); !errors.Is(r.Err, ErrUnknownBroker) {
+		t.Fatalf("second unregister: %v", r.Err)
+	}
+}
+
+func TestUnknownCommandHaltsAndIgnorableIsSkipped(t *testing.T) {
+	m := newMachine(t)
+	m.cluster(1)
+	before := m.bytes()
+	if r := m.applyRaw([]byte{byte(IgnorableFlag | 0x7f), '{', '}'}); r.Err != nil {
+		t.Fatalf("ignorable unknown command: %v", r.Err)
+	}
+	if !bytes.Equal(withoutIndex(t, before), withoutIndex(t, m.bytes())) {
+		t.Fatal("ignorable command changed the state")
+	}
+	// A known command with the ignorable bit is still applied.
+	b, _ := Encode(AllocateProducerIDs{Count: 5})
+	b[0] |= byte(IgnorableFlag)
+	if r := m.applyRaw(b); r.Err != nil || r.Value.(int64) != 0 {
+		t.Fatalf("flagged known command: %+v", r)
+	}
+	if r := m.applyRaw([]byte{0x7f, '{', '}'}); !errors.Is(r.Err, ErrUnknownCommand) {
+		t.Fatalf("unknown command: %v", r.Err)
+	}
+	if r := m.apply(AllocateProducerIDs{Count: 5}); !errors.Is(r.Err, ErrHalted) {
+		t.Fatalf("after halting: %v", r.Err)
+	}
+	if !errors.Is(m.f.Err(), ErrHalted) {
+		t.Fatal("Err() should report the halt")
+	}
+	if _, err := m.f.Snapshot(); err == nil {
+		t.Fatal("a halted machine must not snapshot")
+	}
+	if r := New(slog.New(slog.DiscardHandler)).ApplyEntry(1, nil); !errors.Is(r.Err, ErrHalted) {
+		t.Fatalf("empty entry: %v", r.Err)
+	}
+}
+
+func TestMalformedBodyIsRefusedNotHalted(t *testing.T) {
+	m := newMachine(t)
+	if r := m.applyRaw([]byte{byte(TypeCreateTopic), '{'}); !errors.Is(r.Err, ErrBadCommand) {
+		t.Fatalf("bad body: %v", r.Err)
+	}
+	if m.f.Err() != nil {
+		t.Fatal("a bad body must not halt the machine: every replica refuses it alike")
+	}
+}
+
+// history is a log touching every command type.
+func history(m *machine) {
+	epochs := m.cluster(4)
+	m.must(SetBrokerConfigs{NodeID: ClusterDefault, Configs: map[string]string{"x": "1", "a": "2"}})
+	m.topic("b", []int32{1, 2, 3}, []int32{2, 3, 4}, []int32{3, 4, 1})
+	m.topic("a", []int32{4, 1})
+	m.must(CreatePartitions{Name: "a", Assignments: [][]int32{{1, 2}}})
+	m.must(SetTopicConfigs{Name: "a", Configs: map[string]string{"z": "1", "c": "3"}})
+	m.must(AllocateProducerIDs{NodeID: 1, Count: 100})
+	for _, id := range []int32{1, 2, 3} {
+		m.must(BrokerHeartbeat{NodeID: id, BrokerEpoch: epochs[id], NowMs: 5000, LeaseMs: lease})
+	}
+	m.must(ExpireLeases{NowMs: 7500})
+	m.must(ControlledShutdown{NodeID: 3, BrokerEpoch: epochs[3]})
+	m.must(ReassignPartitions{Reassignments: []Reassignment{{Topic: "b", Partition: 1, Replicas: []int32{1, 2}}}})
+	m.must(ElectLeaders{Election: ElectPreferred})
+	m.must(DeleteTopic{Name: "a"})
+	m.must(UnregisterBroker{NodeID: 4})
+}
+
+func TestDeterminism(t *testing.T) {
+	first := newMachine(t)
+	history(first)
+	want := first.bytes()
+	for range 5 { // map iteration order differs run to run
+		replay := newMachine(t)
+		for _, e := range first.entries {
+			replay.applyRaw(e)
+		}
+		if got := replay.bytes(); !bytes.Equal(got, want) {
+			t.Fatalf("replaying the same log gave different state:\n%s\n%s", got, want)
+		}
+	}
+}
+
+type memSink struct {
+	bytes.Buffer
+	cancelled bool
+}
+
+func (s *memSink) ID() string    { return "mem" }
+func (s *memSink) Cancel() error { s.cancelled = true; return nil }
+func (s *memSink) Close() error  { return nil }
+
+var _ raft.SnapshotSink = (*memSink)(nil)
+
+func TestSnapshotRestore(t *testing.T) {
+	m := newMachine(t)
+	history(m)
+	snap, err := m.f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := m.bytes()
+	// Later changes must not leak into the snapshot taken before them.
+	m.must(AllocateProducerIDs{Count: 1})
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+
+	restored := newMachine(t)
+	if err := restored.f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	if got := restored.bytes(); !bytes.Equal(got, want) {
+		t.Fatalf("restored state differs:\n%s\n%s", got, want)
+	}
+	if err := restored.f.Restore(io.NopCloser(bytes.NewReader([]byte(`{"format":99,"state":{}}`)))); err == nil {
+		t.Fatal("restored an unknown snapshot format")
+	}
+}
+
+func TestChangedIsClosedOnApply(t *testing.T) {
+	m := newMachine(t)
+	ch := m.f.Changed()
+	select {
+	case <-ch:
+		t.Fatal("closed before any change")
+	default:
+	}
+	m.must(InitCluster{ClusterID: "x"})
+	select {
+	case <-ch:
+	default:
+		t.Fatal("not closed after a change")
+	}
+}
