@@ -23,6 +23,7 @@ type fakeIMDS struct {
 	InstanceID, Region, AZ, PrivateIP string
 	UserData                          []byte // nil: 404, as EC2 answers for an instance launched without user data
 	RoleName, AccessKeyID             string
+	SecretAccessKey, SessionToken     string // "" serves fixed stand-ins (for fakeKMS, which checks only the key id)
 	FailFirst                         int32 // answer this many requests with 503 first (IMDS not ready)
 
 	token     string
@@ -95,9 +96,13 @@ func (f *fakeIMDS) serve(w http.ResponseWriter, r *http.Request) {
 	case "/latest/meta-data/iam/security-credentials/":
 		io.WriteString(w, f.RoleName)
 	case "/latest/meta-data/iam/security-credentials/" + f.RoleName:
+		secret, token := f.SecretAccessKey, f.SessionToken
+		if secret == "" {
+			secret, token = "role-secret", "role-session-token"
+		}
 		json.NewEncoder(w).Encode(map[string]string{
 			"Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": f.AccessKeyID,
-			"SecretAccessKey": "role-secret", "Token": "role-session-token",
+			"SecretAccessKey": secret, "Token": token,
 			"Expiration":  time.Now().Add(6 * time.Hour).UTC().Format(time.RFC3339),
 			"LastUpdated": time.Now().UTC().Format(time.RFC3339),
 		})
