@@ -24,7 +24,7 @@ type fakeIMDS struct {
 	UserData                          []byte // nil: 404, as EC2 answers for an instance launched without user data
 	RoleName, AccessKeyID             string
 	SecretAccessKey, SessionToken     string // "" serves fixed stand-ins (for fakeKMS, which checks only the key id)
-	FailFirst                         int32 // answer this many requests with 503 first (IMDS not ready)
+	FailFirst                         int32  // answer this many requests with 503 first (IMDS not ready)
 
 	token     string
 	requests  atomic.Int32
