@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -143,4 +144,18 @@ func readAll(t testing.TB, p *Partition, from, upTo int64) []recordbatch.Header 
 		}
 	}
 	return out
+}
+
+// memTempDir returns a fresh directory on a RAM file system (/dev/shm) when
+// there is one, else t.TempDir(). fsync costs nothing there, which keeps
+// the tests that open stores hundreds of times (every-byte cuts, fuzzing)
+// fast; their subject is the recovery logic, not the disk.
+func memTempDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/dev/shm", "tributary-storage-test-")
+	if err != nil {
+		return t.TempDir()
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }

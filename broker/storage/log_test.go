@@ -604,4 +604,3 @@ func TestOpenTwiceIsRefused(t *testing.T) {
 		t.Fatal("a second Open of the same directory succeeded")
 	}
 }
-

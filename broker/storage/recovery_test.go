@@ -11,7 +11,7 @@ import (
 // written bytes, no clean-shutdown marker, no final checkpoint.
 func crashCopy(t testing.TB, src string) string {
 	t.Helper()
-	dst := t.TempDir()
+	dst := memTempDir(t)
 	err := filepath.Walk(src, func(path string, info os.FileInfo, err error) error {
 		if err != nil {
 			return err
@@ -59,7 +59,7 @@ func TestRecoveryCutAtEveryByteOfLastBatch(t *testing.T) {
 		{"checkpoint covering the torn batch", 6},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
+			dir := memTempDir(t)
 			st := openStore(t, dir, Options{CheckpointInterval: 1 << 40})
 			p := mustCreate(t, st, "cut", 0, TopicConfig{SegmentBytes: 700, IndexIntervalBytes: 100})
 			var ends []int64 // log end offset after each batch
