@@ -1,0 +1,292 @@
+// Package localcloud runs the Tributary local cloud: an AWS API emulator for EC2, KMS, STS, IAM
+// and CloudWatch on one loopback endpoint, whose EC2 instances really run (as child processes
+// with their own instance metadata service), with its state in a directory that survives
+// restarts. Start it in-process (tests, the provider's acceptance tests) or with the
+// tributary-localcloud command.
+package localcloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/tributary/tributary/internal/localcloud/awsapi"
+	"github.com/tributary/tributary/internal/localcloud/cloudwatch"
+	"github.com/tributary/tributary/internal/localcloud/ec2"
+	"github.com/tributary/tributary/internal/localcloud/iam"
+	"github.com/tributary/tributary/internal/localcloud/kms"
+	"github.com/tributary/tributary/internal/localcloud/sts"
+)
+
+// DefaultListen is where the command listens, as LocalStack does.
+const DefaultListen = "127.0.0.1:4566"
+
+// Options configures a local cloud.
+type Options struct {
+	// Listen is the address of the AWS endpoint; default "127.0.0.1:0" (a free port).
+	Listen string
+	// StateDir holds all state; required. Only one local cloud may use a directory at a time.
+	StateDir string
+	// Region is the region (default us-east-1); its zones are <region>a, b and c.
+	Region string
+	// Account is the account id of the default credentials (default 000000000000).
+	Account string
+	// BrokerBinary, when set, is registered at start as the broker image of BrokerVersion
+	// (AMI name tributary-broker-<version>-<arch>, tags tributary:version and tributary:component).
+	BrokerBinary  string
+	BrokerVersion string
+	// LoopbackOctet fixes instance private IPs to 127.<octet>.x.y; 0 picks a free block
+	// (kept in the state directory afterwards).
+	LoopbackOctet int
+	// StopGracePeriod is the time between SIGTERM and SIGKILL for instance processes (default 30s).
+	StopGracePeriod time.Duration
+	// TransitionDelay is how long transitional states last (volume creating, attaching,
+	// modifying); default 200ms.
+	TransitionDelay time.Duration
+	// InstanceEnv is added to every instance process's environment (KEY=VALUE).
+	InstanceEnv []string
+	// Logger receives the emulator's logs; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Cloud is a running local cloud.
+type Cloud struct {
+	opts     Options
+	log      *slog.Logger
+	ln       net.Listener
+	http     *http.Server
+	server   *awsapi.Server
+	creds    *awsapi.CredentialStore
+	ec2      *ec2.Service
+	kms      *kms.Service
+	iam      *iam.Service
+	sts      *sts.Service
+	cw       *cloudwatch.Service
+	lockFile *os.File
+
+	closeOnce sync.Once
+	closeErr  error
+	done      chan struct{}
+}
+
+// Start starts a local cloud. Cancelling ctx closes it (as Close does); call Close in any case.
+func Start(ctx context.Context, opts Options) (*Cloud, error) {
+	if opts.StateDir == "" {
+		return nil, errors.New("localcloud: a state directory is required")
+	}
+	if opts.Listen == "" {
+		opts.Listen = "127.0.0.1:0"
+	}
+	if opts.Region == "" {
+		opts.Region = "us-east-1"
+	}
+	if opts.Account == "" {
+		opts.Account = awsapi.DefaultAccount
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.BrokerBinary != "" && opts.BrokerVersion == "" {
+		return nil, errors.New("localcloud: BrokerVersion is required with BrokerBinary")
+	}
+	c := &Cloud{opts: opts, log: opts.Logger, done: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			c.shutdown()
+		}
+	}()
+	if err := c.lockStateDir(); err != nil {
+		return nil, err
+	}
+	var err error
+	if c.creds, err = awsapi.NewCredentialStore(filepath.Join(opts.StateDir, "credentials.json")); err != nil {
+		return nil, fmt.Errorf("localcloud: %w", err)
+	}
+	if c.server, err = awsapi.NewServer(awsapi.ServerOptions{Credentials: c.creds, Logger: opts.Logger}); err != nil {
+		return nil, fmt.Errorf("localcloud: %w", err)
+	}
+	if c.ln, err = net.Listen("tcp", opts.Listen); err != nil {
+		return nil, fmt.Errorf("localcloud: listening on %s: %w", opts.Listen, err)
+	}
+	env := func(name string) (awsapi.Env, error) {
+		dir := filepath.Join(opts.StateDir, name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return awsapi.Env{}, fmt.Errorf("localcloud: creating %s: %w", dir, err)
+		}
+		return awsapi.Env{Account: opts.Account, Region: opts.Region, StateDir: dir, Credentials: c.creds, Logger: opts.Logger.With("service", name), Now: time.Now}, nil
+	}
+	e, err := env("kms")
+	if err != nil {
+		return nil, err
+	}
+	if c.kms, err = kms.New(e); err != nil {
+		return nil, fmt.Errorf("localcloud: starting KMS: %w", err)
+	}
+	if e, err = env("iam"); err != nil {
+		return nil, err
+	}
+	if c.iam, err = iam.New(e); err != nil {
+		return nil, fmt.Errorf("localcloud: starting IAM: %w", err)
+	}
+	if e, err = env("sts"); err != nil {
+		return nil, err
+	}
+	if c.sts, err = sts.New(e, c.iam); err != nil {
+		return nil, fmt.Errorf("localcloud: starting STS: %w", err)
+	}
+	if e, err = env("cloudwatch"); err != nil {
+		return nil, err
+	}
+	if c.cw, err = cloudwatch.New(e); err != nil {
+		return nil, fmt.Errorf("localcloud: starting CloudWatch: %w", err)
+	}
+	if e, err = env("ec2"); err != nil {
+		return nil, err
+	}
+	c.ec2, err = ec2.New(ec2.Options{
+		Env: e, Keys: c.kms, Profiles: c.iam, Endpoint: c.Endpoint, LoopbackOctet: opts.LoopbackOctet,
+		StopGracePeriod: opts.StopGracePeriod, TransitionDelay: opts.TransitionDelay, InstanceEnv: opts.InstanceEnv,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("localcloud: starting EC2: %w", err)
+	}
+	c.server.Register("ec2", c.ec2)
+	c.server.Register("kms", c.kms)
+	c.server.Register("iam", c.iam)
+	c.server.Register("sts", c.sts)
+	c.server.Register("monitoring", c.cw)
+	c.server.SetAuthorizer(c.iam)
+	c.server.HandleNonAWS(faultPrefix, c.faultAPI())
+	if opts.BrokerBinary != "" {
+		id, err := c.ec2.RegisterImage(ec2.BrokerImageSpec(opts.BrokerBinary, opts.BrokerVersion, ""))
+		if err != nil {
+			return nil, fmt.Errorf("localcloud: registering the broker image: %w", err)
+		}
+		c.log.Info("broker image registered", "image", id, "version", opts.BrokerVersion)
+	}
+
+	c.http = &http.Server{Handler: c.server, ReadHeaderTimeout: 30 * time.Second}
+	go func() {
+		if err := c.http.Serve(c.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			c.log.Error("local cloud endpoint failed", "err", err)
+		}
+	}()
+	c.ec2.Start() // boots the instances that were running before a restart
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = c.Close()
+		case <-c.done:
+		}
+	}()
+	ok = true
+	c.log.Info("local cloud started", "endpoint", c.Endpoint(), "stateDir", opts.StateDir, "region", opts.Region)
+	return c, nil
+}
+
+// lockStateDir makes sure only one local cloud uses the directory: two would overwrite each
+// other's state and run the same instances twice.
+func (c *Cloud) lockStateDir() error {
+	if err := os.MkdirAll(c.opts.StateDir, 0o755); err != nil {
+		return fmt.Errorf("localcloud: creating state directory: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(c.opts.StateDir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return fmt.Errorf("localcloud: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("localcloud: state directory %s is in use by another local cloud: %w", c.opts.StateDir, err)
+	}
+	c.lockFile = f
+	return nil
+}
+
+// Endpoint is the URL of the AWS endpoint, e.g. http://127.0.0.1:4566.
+func (c *Cloud) Endpoint() string {
+	if c.ln == nil {
+		return ""
+	}
+	return "http://" + c.ln.Addr().String()
+}
+
+// Region is the emulated region.
+func (c *Cloud) Region() string { return c.opts.Region }
+
+// StateDir is the state directory.
+func (c *Cloud) StateDir() string { return c.opts.StateDir }
+
+// AccessKeyID and SecretAccessKey are the default root credentials (test/test).
+const (
+	AccessKeyID     = "test"
+	SecretAccessKey = "test"
+)
+
+// EC2 gives Go tests direct access to the EC2 emulator (images, fault injection, instances).
+func (c *Cloud) EC2() *ec2.Service { return c.ec2 }
+
+// Credentials is the store of every credential the emulator accepts.
+func (c *Cloud) Credentials() *awsapi.CredentialStore { return c.creds }
+
+// RegisterBrokerImage registers (or updates) the broker image of version, as S4 describes.
+func (c *Cloud) RegisterBrokerImage(binary, version string) (string, error) {
+	return c.ec2.RegisterImage(ec2.BrokerImageSpec(binary, version, ""))
+}
+
+// KillInstance kills an instance hard (fault injection); it ends stopped.
+func (c *Cloud) KillInstance(id string) error { return c.ec2.KillInstance(id) }
+
+// ZoneDown takes an Availability Zone down, killing its instances; it returns their ids.
+func (c *Cloud) ZoneDown(az string) ([]string, error) { return c.ec2.ZoneDown(az) }
+
+// ZoneUp brings a zone back and boots the instances its outage stopped.
+func (c *Cloud) ZoneUp(az string) ([]string, error) { return c.ec2.ZoneUp(az) }
+
+// Done is closed once the cloud has shut down.
+func (c *Cloud) Done() <-chan struct{} { return c.done }
+
+// Close stops every instance process (SIGTERM, then SIGKILL after the grace period), saves all
+// state and stops the endpoint. Instances keep their recorded state: a new Start on the same
+// directory boots the ones that were running.
+func (c *Cloud) Close() error {
+	c.closeOnce.Do(func() {
+		c.closeErr = c.shutdown()
+		close(c.done)
+	})
+	return c.closeErr
+}
+
+func (c *Cloud) shutdown() error {
+	var errs []error
+	if c.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := c.http.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+	} else if c.ln != nil {
+		c.ln.Close()
+	}
+	if c.ec2 != nil {
+		errs = append(errs, c.ec2.Close())
+	}
+	if c.kms != nil {
+		errs = append(errs, c.kms.Close())
+	}
+	if c.cw != nil {
+		errs = append(errs, c.cw.Close())
+	}
+	if c.lockFile != nil {
+		errs = append(errs, c.lockFile.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,78 @@
+// Package loopback hands out loopback address blocks (127.<octet>.0.0/16) to local cloud
+// emulators, so that several emulators on one machine (parallel test packages, a demo and a
+// test run) never give two instances the same private IP. A block is claimed with an advisory
+// file lock that the kernel releases when the process ends, so a crashed emulator frees it.
+package loopback
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// FirstOctet and LastOctet bound the blocks handed out automatically; 127.0.x.x is left
+// alone because ordinary local services listen on 127.0.0.1.
+const (
+	FirstOctet = 16
+	LastOctet  = 254
+)
+
+// ErrTaken means another live process holds the block.
+var ErrTaken = errors.New("loopback block already claimed by another process")
+
+// Claim is a held block; Release gives it back.
+type Claim struct {
+	Octet int
+	f     *os.File
+}
+
+// Release frees the block.
+func (c *Claim) Release() error {
+	if c == nil || c.f == nil {
+		return nil
+	}
+	err := c.f.Close() // closing the descriptor drops the flock
+	c.f = nil
+	return err
+}
+
+func lockDir() string { return filepath.Join(os.TempDir(), "tributary-localcloud-loopback") }
+
+// ClaimOctet claims 127.<octet>.0.0/16, or returns ErrTaken.
+func ClaimOctet(octet int) (*Claim, error) {
+	if octet < 1 || octet > 254 {
+		return nil, fmt.Errorf("loopback octet %d out of range 1-254", octet)
+	}
+	if err := os.MkdirAll(lockDir(), 0o777); err != nil {
+		return nil, fmt.Errorf("creating loopback lock directory: %w", err)
+	}
+	path := filepath.Join(lockDir(), fmt.Sprintf("127.%d.lock", octet))
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("127.%d.0.0/16: %w", octet, ErrTaken)
+		}
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return &Claim{Octet: octet, f: f}, nil
+}
+
+// ClaimFree claims the first free block from FirstOctet on.
+func ClaimFree() (*Claim, error) {
+	for o := FirstOctet; o <= LastOctet; o++ {
+		c, err := ClaimOctet(o)
+		if err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, ErrTaken) {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("every loopback block 127.%d-%d.0.0/16 is claimed", FirstOctet, LastOctet)
+}
