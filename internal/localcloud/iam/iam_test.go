@@ -3,9 +3,7 @@ package iam_test
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -14,8 +12,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	awscw "github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
@@ -23,6 +22,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/tributary/tributary/internal/localcloud/awsapi"
+	"github.com/tributary/tributary/internal/localcloud/cloudwatch"
 	"github.com/tributary/tributary/internal/localcloud/iam"
 	"github.com/tributary/tributary/internal/localcloud/kms"
 	"github.com/tributary/tributary/internal/localcloud/sts"
@@ -86,7 +86,13 @@ func newCloud(t *testing.T, dir string) *cloud {
 	}
 	srv.Register("iam", iamSvc)
 	srv.Register("sts", stsSvc)
+	cwSvc, err := cloudwatch.New(awsapi.Env{Account: awsapi.DefaultAccount, Region: "us-east-1", Credentials: creds, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cwSvc.Close() })
 	srv.Register("kms", kmsSvc)
+	srv.Register("monitoring", cwSvc)
 	srv.SetAuthorizer(iamSvc)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
@@ -356,94 +362,6 @@ func TestAssumeRoleAndIdentityPolicies(t *testing.T) {
 	}
 }
 
-func TestPresignedGetCallerIdentity(t *testing.T) {
-	c := newCloud(t, "")
-	ctx := context.Background()
-	role := createRole(t, awsiam.NewFromConfig(c.root()), "client", trustAccount)
-	session, _ := c.assume(t, aws.ToString(role.Arn), 3600)
-	presigned, err := awssts.NewPresignClient(awssts.NewFromConfig(session)).PresignGetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(presigned.URL, "X-Amz-Security-Token=") {
-		t.Fatalf("presigned URL without the session token: %s", presigned.URL)
-	}
-	call := func(method, target string) (int, string) {
-		t.Helper()
-		req, err := http.NewRequestWithContext(ctx, method, target, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, v := range presigned.SignedHeader {
-			req.Header[k] = v
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(body)
-	}
-	want := "<Arn>arn:aws:sts::000000000000:assumed-role/client/test-session</Arn>"
-	status, body := call(presigned.Method, presigned.URL)
-	if status != http.StatusOK || !strings.Contains(body, want) {
-		t.Fatalf("%s presigned: %d %s", presigned.Method, status, body)
-	}
-	// A URL presigned for POST verifies too (the method is part of the signature).
-	creds, err := session.Credentials.Retrieve(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	post, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url+"/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Expires=60", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-	postURL, _, err := v4.NewSigner().PresignHTTP(ctx, creds, post, emptySHA256, "sts", "us-east-1", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if status, body := call(http.MethodPost, postURL); status != http.StatusOK || !strings.Contains(body, want) {
-		t.Fatalf("POST presigned: %d %s", status, body)
-	}
-	if status, _ := call(http.MethodGet, postURL); status == http.StatusOK {
-		t.Fatal("a URL presigned for POST was accepted with GET")
-	}
-	tests := []struct {
-		name, url, code string
-	}{
-		{"tampered action", strings.Replace(presigned.URL, "Action=GetCallerIdentity", "Action=GetCallerIdentity&x=1", 1), "SignatureDoesNotMatch"},
-		{"tampered token", strings.Replace(presigned.URL, "X-Amz-Security-Token=", "X-Amz-Security-Token=AAAA", 1), "InvalidClientTokenId"},
-		{"added expiry", presigned.URL + "&X-Amz-Expires=86400", "SignatureDoesNotMatch"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if tt.url == presigned.URL {
-				t.Fatalf("the URL was not changed: %s", tt.url)
-			}
-			status, body := call(http.MethodGet, tt.url)
-			if status == http.StatusOK || !strings.Contains(body, "<Code>"+tt.code+"</Code>") {
-				t.Fatalf("got %d %s, want %s", status, body, tt.code)
-			}
-		})
-	}
-	// Past its X-Amz-Expires (60 s) the POST URL is refused; the SDK's URL (no X-Amz-Expires:
-	// the 15-minute default) still works until it too is too old.
-	c.clock.Advance(61 * time.Second)
-	if status, body := call(http.MethodPost, postURL); status == http.StatusOK || !strings.Contains(body, "expired") {
-		t.Fatalf("POST URL past X-Amz-Expires: %d %s", status, body)
-	}
-	if status, body := call(http.MethodGet, presigned.URL); status != http.StatusOK {
-		t.Fatalf("GET URL within 15 minutes: %d %s", status, body)
-	}
-	c.clock.Advance(840 * time.Second)
-	status, body = call(http.MethodGet, presigned.URL)
-	if status == http.StatusOK || !strings.Contains(body, "expired") {
-		t.Fatalf("expired presigned URL: %d %s", status, body)
-	}
-}
-
 func TestStatePersists(t *testing.T) {
 	dir := t.TempDir()
 	c := newCloud(t, dir)
@@ -472,5 +390,51 @@ func TestStatePersists(t *testing.T) {
 	ip, err := again.iam.ResolveInstanceProfile(ctx, "", "arn:aws:iam::000000000000:instance-profile/keep")
 	if err != nil || ip.RoleName != "keep" {
 		t.Fatalf("restored profile: %+v %v", ip, err)
+	}
+}
+
+// TestInstanceRolePermissions checks the calls brokers make with instance-role credentials
+// (issued as the instance metadata service does) against the role's policies.
+func TestInstanceRolePermissions(t *testing.T) {
+	c := newCloud(t, "")
+	ctx := context.Background()
+	iamClient := awsiam.NewFromConfig(c.root())
+	role := createRole(t, iamClient, "broker", trustEC2)
+	cred, err := c.srv.Credentials().IssueSession(awsapi.AssumedRoleIdentity(awsapi.DefaultAccount, aws.ToString(role.Arn), aws.ToString(role.RoleId), "i-0123456789abcdef0"), time.Hour, "instance:i-0123456789abcdef0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	instance := c.config(cred.AccessKeyID, cred.SecretAccessKey, cred.SessionToken)
+	put := func(namespace string) error {
+		_, err := awscw.NewFromConfig(instance).PutMetricData(ctx, &awscw.PutMetricDataInput{Namespace: aws.String(namespace),
+			MetricData: []cwtypes.MetricDatum{{MetricName: aws.String("BytesInPerSec"), Value: aws.Float64(1)}}})
+		return err
+	}
+	if got := errorCode(t, put("Tributary/Kafka")); got != "AccessDenied" {
+		t.Fatalf("PutMetricData without permission: %s", got)
+	}
+	mp, err := iamClient.CreatePolicy(ctx, &awsiam.CreatePolicyInput{PolicyName: aws.String("broker-metrics"), PolicyDocument: aws.String(`{
+	  "Version":"2012-10-17",
+	  "Statement":[{"Effect":"Allow","Action":"cloudwatch:PutMetricData","Resource":"*",
+	                "Condition":{"StringLike":{"cloudwatch:namespace":"Tributary/*"}}}]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := iamClient.AttachRolePolicy(ctx, &awsiam.AttachRolePolicyInput{RoleName: role.RoleName, PolicyArn: mp.Policy.Arn}); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("Tributary/Kafka"); err != nil {
+		t.Fatalf("PutMetricData with permission: %v", err)
+	}
+	if got := errorCode(t, put("Other")); got != "AccessDenied" {
+		t.Fatalf("PutMetricData outside the allowed namespace: %s", got)
+	}
+	// A new default version of the managed policy takes effect at once.
+	if _, err := iamClient.CreatePolicyVersion(ctx, &awsiam.CreatePolicyVersionInput{PolicyArn: mp.Policy.Arn, SetAsDefault: true,
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"cloudwatch:*","Resource":"*"}]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := errorCode(t, put("Tributary/Kafka")); got != "AccessDenied" {
+		t.Fatalf("PutMetricData after an explicit deny: %s", got)
 	}
 }

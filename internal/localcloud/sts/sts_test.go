@@ -1,0 +1,263 @@
+package sts_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+	awssts "github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+
+	"github.com/tributary/tributary/internal/localcloud/awsapi"
+	"github.com/tributary/tributary/internal/localcloud/iam"
+	"github.com/tributary/tributary/internal/localcloud/sts"
+)
+
+type clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
+
+// cloud is IAM and STS behind one awsapi server.
+type cloud struct {
+	url   string
+	srv   *awsapi.Server
+	clock *clock
+}
+
+func newCloud(t *testing.T) *cloud {
+	t.Helper()
+	creds, err := awsapi.NewCredentialStore("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{}
+	// A wide skew window lets tests move the server's clock past expirations while the SDK
+	// keeps signing with the real time.
+	srv, err := awsapi.NewServer(awsapi.ServerOptions{Credentials: creds, Now: clk.Now, MaxSkew: 24 * time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := awsapi.Env{Account: awsapi.DefaultAccount, Region: "us-east-1", Credentials: creds, Now: clk.Now}
+	iamSvc, err := iam.New(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stsSvc, err := sts.New(env, iamSvc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Register("iam", iamSvc)
+	srv.Register("sts", stsSvc)
+	srv.SetAuthorizer(iamSvc)
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	return &cloud{url: hs.URL, srv: srv, clock: clk}
+}
+
+func (c *cloud) config(key, secret, token string) aws.Config {
+	return aws.Config{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(c.url),
+		Credentials:  credentials.NewStaticCredentialsProvider(key, secret, token),
+		Retryer:      func() aws.Retryer { return aws.NopRetryer{} },
+	}
+}
+
+func (c *cloud) root() aws.Config { return c.config("test", "test", "") }
+
+func errorCode(t *testing.T, err error) string {
+	t.Helper()
+	var ae smithy.APIError
+	if !errors.As(err, &ae) {
+		t.Fatalf("want an AWS API error, got %v", err)
+	}
+	return ae.ErrorCode()
+}
+
+const trustAccount = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"sts:AssumeRole"}]}`
+
+func createRole(t *testing.T, c *awsiam.Client, name, trust string) *iamtypes.Role {
+	t.Helper()
+	out, err := c.CreateRole(context.Background(), &awsiam.CreateRoleInput{RoleName: aws.String(name), AssumeRolePolicyDocument: aws.String(trust)})
+	if err != nil {
+		t.Fatalf("CreateRole %s: %v", name, err)
+	}
+	return out.Role
+}
+
+// assume returns a config signing as a new session of roleARN.
+func (c *cloud) assume(t *testing.T, roleARN string, seconds int32) (aws.Config, *awssts.AssumeRoleOutput) {
+	t.Helper()
+	out, err := awssts.NewFromConfig(c.root()).AssumeRole(context.Background(), &awssts.AssumeRoleInput{
+		RoleArn: aws.String(roleARN), RoleSessionName: aws.String("test-session"), DurationSeconds: aws.Int32(seconds),
+	})
+	if err != nil {
+		t.Fatalf("AssumeRole %s: %v", roleARN, err)
+	}
+	cr := out.Credentials
+	return c.config(aws.ToString(cr.AccessKeyId), aws.ToString(cr.SecretAccessKey), aws.ToString(cr.SessionToken)), out
+}
+
+func TestAssumeRoleValidation(t *testing.T) {
+	c := newCloud(t)
+	ctx := context.Background()
+	role := createRole(t, awsiam.NewFromConfig(c.root()), "app", trustAccount)
+	client := awssts.NewFromConfig(c.root())
+	tests := []struct {
+		name string
+		in   awssts.AssumeRoleInput
+		code string
+	}{
+		{"bad session name", awssts.AssumeRoleInput{RoleArn: role.Arn, RoleSessionName: aws.String("a b")}, "ValidationError"},
+		{"too short", awssts.AssumeRoleInput{RoleArn: role.Arn, RoleSessionName: aws.String("s1"), DurationSeconds: aws.Int32(60)}, "ValidationError"},
+		{"over the role maximum", awssts.AssumeRoleInput{RoleArn: role.Arn, RoleSessionName: aws.String("s1"), DurationSeconds: aws.Int32(7200)}, "ValidationError"},
+		{"missing role", awssts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::000000000000:role/none"), RoleSessionName: aws.String("s1")}, "AccessDenied"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := client.AssumeRole(ctx, &tt.in)
+			if got := errorCode(t, err); got != tt.code {
+				t.Fatalf("code %s, want %s (%v)", got, tt.code, err)
+			}
+		})
+	}
+}
+
+func TestAssumedCredentialsWorkAndExpire(t *testing.T) {
+	c := newCloud(t)
+	ctx := context.Background()
+	role := createRole(t, awsiam.NewFromConfig(c.root()), "app", trustAccount)
+	session, out := c.assume(t, aws.ToString(role.Arn), 900)
+	if exp := aws.ToTime(out.Credentials.Expiration); exp.Before(time.Now().Add(14*time.Minute)) || exp.After(time.Now().Add(16*time.Minute)) {
+		t.Fatalf("expiration %v, want about 15 minutes from now", exp)
+	}
+	who, err := awssts.NewFromConfig(session).GetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(who.Arn) != "arn:aws:sts::000000000000:assumed-role/app/test-session" || aws.ToString(who.UserId) != aws.ToString(role.RoleId)+":test-session" {
+		t.Fatalf("GetCallerIdentity %+v", who)
+	}
+	c.clock.Advance(899 * time.Second)
+	if _, err := awssts.NewFromConfig(session).GetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{}); err != nil {
+		t.Fatalf("just before expiry: %v", err)
+	}
+	c.clock.Advance(2 * time.Second)
+	_, err = awssts.NewFromConfig(session).GetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{})
+	if got := errorCode(t, err); got != "ExpiredToken" {
+		t.Fatalf("after expiry: %s", got)
+	}
+}
+
+func TestPresignedGetCallerIdentity(t *testing.T) {
+	c := newCloud(t)
+	ctx := context.Background()
+	role := createRole(t, awsiam.NewFromConfig(c.root()), "client", trustAccount)
+	session, _ := c.assume(t, aws.ToString(role.Arn), 3600)
+	presigned, err := awssts.NewPresignClient(awssts.NewFromConfig(session)).PresignGetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(presigned.URL, "X-Amz-Security-Token=") {
+		t.Fatalf("presigned URL without the session token: %s", presigned.URL)
+	}
+	call := func(method, target string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctx, method, target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range presigned.SignedHeader {
+			req.Header[k] = v
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	want := "<Arn>arn:aws:sts::000000000000:assumed-role/client/test-session</Arn>"
+	status, body := call(presigned.Method, presigned.URL)
+	if status != http.StatusOK || !strings.Contains(body, want) {
+		t.Fatalf("%s presigned: %d %s", presigned.Method, status, body)
+	}
+	// A URL presigned for POST verifies too (the method is part of the signature).
+	creds, err := session.Credentials.Retrieve(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	post, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url+"/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Expires=60", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	postURL, _, err := v4.NewSigner().PresignHTTP(ctx, creds, post, emptySHA256, "sts", "us-east-1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, body := call(http.MethodPost, postURL); status != http.StatusOK || !strings.Contains(body, want) {
+		t.Fatalf("POST presigned: %d %s", status, body)
+	}
+	if status, _ := call(http.MethodGet, postURL); status == http.StatusOK {
+		t.Fatal("a URL presigned for POST was accepted with GET")
+	}
+	tests := []struct {
+		name, url, code string
+	}{
+		{"tampered action", strings.Replace(presigned.URL, "Action=GetCallerIdentity", "Action=GetCallerIdentity&x=1", 1), "SignatureDoesNotMatch"},
+		{"tampered token", strings.Replace(presigned.URL, "X-Amz-Security-Token=", "X-Amz-Security-Token=AAAA", 1), "InvalidClientTokenId"},
+		{"added expiry", presigned.URL + "&X-Amz-Expires=86400", "SignatureDoesNotMatch"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.url == presigned.URL {
+				t.Fatalf("the URL was not changed: %s", tt.url)
+			}
+			status, body := call(http.MethodGet, tt.url)
+			if status == http.StatusOK || !strings.Contains(body, "<Code>"+tt.code+"</Code>") {
+				t.Fatalf("got %d %s, want %s", status, body, tt.code)
+			}
+		})
+	}
+	// Past its X-Amz-Expires (60 s) the POST URL is refused; the SDK's URL (no X-Amz-Expires:
+	// the 15-minute default) still works until it too is too old.
+	c.clock.Advance(61 * time.Second)
+	if status, body := call(http.MethodPost, postURL); status == http.StatusOK || !strings.Contains(body, "expired") {
+		t.Fatalf("POST URL past X-Amz-Expires: %d %s", status, body)
+	}
+	if status, body := call(http.MethodGet, presigned.URL); status != http.StatusOK {
+		t.Fatalf("GET URL within 15 minutes: %d %s", status, body)
+	}
+	c.clock.Advance(840 * time.Second)
+	status, body = call(http.MethodGet, presigned.URL)
+	if status == http.StatusOK || !strings.Contains(body, "expired") {
+		t.Fatalf("expired presigned URL: %d %s", status, body)
+	}
+}
