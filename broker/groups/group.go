@@ -322,9 +322,10 @@ func (g *group) updateMember(m *member, req *kmsg.JoinGroupRequest, wait *joinWa
 	m.rebalanceTimeout = rebalance
 	if m.join != nil {
 		// The client sent a second JoinGroup while its first one waits (it
-		// timed out and retried): the old one can only be answered with an
-		// error now, as Kafka does.
-		m.replyJoinError(kerr.UnknownMemberID.Code)
+		// timed out and retried on another connection). Kafka silently
+		// drops the first; answering it "rejoin" frees its waiter without
+		// making a client that still listens forget its member id.
+		m.replyJoinError(kerr.RebalanceInProgress.Code)
 	}
 	m.awaitingJoin = true
 	m.join = wait

@@ -67,7 +67,11 @@ func (g *group) leave(l kmsg.LeaveGroupRequestMember) int16 {
 	if !ok {
 		return kerr.UnknownMemberID.Code
 	}
-	g.log().Info("member left the group", "member", m.id, "generation", g.generation)
+	reason := "not given"
+	if l.Reason != nil {
+		reason = *l.Reason
+	}
+	g.log().Info("member left the group", "member", m.id, "generation", g.generation, "client_reason", reason)
 	g.removeMemberAndRebalance(m, "member "+m.id+" left")
 	return 0
 }
