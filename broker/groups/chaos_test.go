@@ -166,4 +166,3 @@ func TestGroupChaosKeepsGenerationsConsistent(t *testing.T) {
 	})
 	t.Logf("%d generations, %d observations", len(byGen), len(observed))
 }
-
