@@ -117,26 +117,32 @@ func TestDebianCLI(t *testing.T) {
 		t.Fatalf("kms decrypt with the wrong context: %s", out)
 	}
 
-	now := time.Now().UTC().Truncate(time.Minute)
+	// Both datapoints fall in the current hour, so one 3600-second period holds them.
+	hour := time.Now().UTC().Truncate(time.Hour)
 	c.awsCLI(t, false, "cloudwatch", "put-metric-data", "--namespace", "Tributary/Kafka", "--metric-data",
-		`[{"MetricName":"BytesInPerSec","Dimensions":[{"Name":"Cluster Name","Value":"c1"}],"Timestamp":"`+now.Add(-90*time.Second).Format(time.RFC3339)+`","Value":7,"Unit":"Bytes/Second"},`+
-			`{"MetricName":"BytesInPerSec","Dimensions":[{"Name":"Cluster Name","Value":"c1"}],"Timestamp":"`+now.Add(-80*time.Second).Format(time.RFC3339)+`","Values":[1,2],"Counts":[1,3],"Unit":"Bytes/Second"}]`)
+		`[{"MetricName":"BytesInPerSec","Dimensions":[{"Name":"Cluster Name","Value":"c1"}],"Timestamp":"`+hour.Add(time.Second).Format(time.RFC3339)+`","Value":7,"Unit":"Bytes/Second"},`+
+			`{"MetricName":"BytesInPerSec","Dimensions":[{"Name":"Cluster Name","Value":"c1"}],"Timestamp":"`+hour.Add(2*time.Second).Format(time.RFC3339)+`","Values":[1,2],"Counts":[1,3],"Unit":"Bytes/Second"}]`)
 	var stats struct {
 		Label      string
 		Datapoints []struct {
 			Sum, Maximum, SampleCount float64
 			Unit                      string
+			ExtendedStatistics        map[string]float64
 		}
 	}
 	decodeJSON(t, c.awsCLI(t, false, "cloudwatch", "get-metric-statistics", "--namespace", "Tributary/Kafka", "--metric-name", "BytesInPerSec",
-		"--dimensions", "Name=Cluster Name,Value=c1", "--start-time", now.Add(-time.Hour).Format(time.RFC3339), "--end-time", now.Add(time.Minute).Format(time.RFC3339),
-		"--period", "3600", "--statistics", "Sum", "Maximum", "SampleCount"), &stats)
-	if len(stats.Datapoints) == 0 {
+		"--dimensions", "Name=Cluster Name,Value=c1", "--start-time", hour.Format(time.RFC3339), "--end-time", hour.Add(time.Hour).Format(time.RFC3339),
+		"--period", "3600", "--statistics", "Sum", "Maximum", "SampleCount", "--extended-statistics", "p50"), &stats)
+	if len(stats.Datapoints) != 1 {
 		t.Fatalf("cloudwatch get-metric-statistics: %+v", stats)
 	}
 	var sum, count, maximum float64
 	for _, dp := range stats.Datapoints {
 		sum, count, maximum = sum+dp.Sum, count+dp.SampleCount, max(maximum, dp.Maximum)
+	}
+	// Values 7 (once), 1 (once) and 2 (three times): the median is 2.
+	if p50 := stats.Datapoints[0].ExtendedStatistics["p50"]; p50 != 2 {
+		t.Fatalf("p50 = %v, want 2 (%+v)", p50, stats)
 	}
 	if sum != 14 || count != 5 || maximum != 7 || stats.Datapoints[0].Unit != "Bytes/Second" {
 		t.Fatalf("cloudwatch get-metric-statistics: %+v", stats)

@@ -79,6 +79,7 @@ var actions = map[string]action{
 	"RemoveRoleFromInstanceProfile": {(*Service).removeRoleFromInstanceProfile, true, profileResource},
 	"ListInstanceProfilesForRole":   {(*Service).listInstanceProfilesForRole, false, roleResource},
 	"TagInstanceProfile":            {(*Service).tagInstanceProfile, true, profileResource},
+	"UntagInstanceProfile":          {(*Service).untagInstanceProfile, true, profileResource},
 	"ListInstanceProfileTags":       {(*Service).listInstanceProfileTags, false, profileResource},
 }
 

@@ -212,6 +212,9 @@ func TestRolesPoliciesAndProfiles(t *testing.T) {
 	if err != nil || len(profiles.InstanceProfiles) != 1 || len(profiles.InstanceProfiles[0].Roles) != 1 {
 		t.Fatalf("profiles for role %+v %v", profiles, err)
 	}
+	if !c.iam.TrustsService(aws.ToString(r.Arn), "ec2.amazonaws.com") || c.iam.TrustsService(aws.ToString(r.Arn), "lambda.amazonaws.com") {
+		t.Fatal("TrustsService disagrees with the trust policy")
+	}
 	ip, err := c.iam.ResolveInstanceProfile(ctx, awsapi.DefaultAccount, "broker")
 	if err != nil || ip.RoleARN != aws.ToString(r.Arn) || ip.RoleID != aws.ToString(r.RoleId) {
 		t.Fatalf("ResolveInstanceProfile = %+v, %v", ip, err)

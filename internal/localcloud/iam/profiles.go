@@ -1,6 +1,7 @@
 package iam
 
 import (
+	"slices"
 	"strings"
 )
 
@@ -173,4 +174,14 @@ func (s *Service) listInstanceProfileTags(p params) (any, error) {
 		return nil, err
 	}
 	return tagsResult{Tags: append([]tag{}, ip.Tags...)}, nil
+}
+
+func (s *Service) untagInstanceProfile(p params) (any, error) {
+	ip, err := s.profileLocked(p.get("InstanceProfileName"))
+	if err != nil {
+		return nil, err
+	}
+	remove := p.list("TagKeys")
+	ip.Tags = slices.DeleteFunc(ip.Tags, func(t tag) bool { return slices.Contains(remove, t.Key) })
+	return nil, nil
 }

@@ -288,6 +288,20 @@ func (s *Service) CheckAssumeRole(caller awsapi.Identity, roleARN string, condit
 	}, nil
 }
 
+// TrustsService reports whether the role roleARN exists and its trust policy lets the AWS
+// service principal (for example "ec2.amazonaws.com") assume it. The instance metadata
+// service can use it before handing out role credentials, as EC2 only delivers credentials
+// for roles that trust it.
+func (s *Service) TrustsService(roleARN, service string) bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	r := s.roleByARNLocked(roleARN)
+	if r == nil {
+		return false
+	}
+	return policy.Evaluate(policy.Request{Caller: policy.Caller{Service: service}, Action: "sts:AssumeRole", Resource: roleARN}, r.trust) == policy.Allowed
+}
+
 // snapshot is the persisted form of the service.
 type snapshot struct {
 	Roles    []*role            `json:"roles"`

@@ -113,6 +113,10 @@ func (s *Service) assumeRole(ctx context.Context, req *awsapi.Request) (*assumeR
 		}
 		duration = time.Duration(n) * time.Second
 	}
+	if p.Get("Policy") != "" || p.Get("PolicyArns.member.1.arn") != "" {
+		// Ignoring a session policy would grant the session more than AWS would.
+		return nil, awsapi.Errorf("ValidationError", "session policies (Policy, PolicyArns) are not supported by the local cloud")
+	}
 	conditions := map[string][]string{}
 	if ext := p.Get("ExternalId"); ext != "" {
 		conditions["sts:ExternalId"] = []string{ext}

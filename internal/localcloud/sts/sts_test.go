@@ -136,6 +136,7 @@ func TestAssumeRoleValidation(t *testing.T) {
 		{"bad session name", awssts.AssumeRoleInput{RoleArn: role.Arn, RoleSessionName: aws.String("a b")}, "ValidationError"},
 		{"too short", awssts.AssumeRoleInput{RoleArn: role.Arn, RoleSessionName: aws.String("s1"), DurationSeconds: aws.Int32(60)}, "ValidationError"},
 		{"over the role maximum", awssts.AssumeRoleInput{RoleArn: role.Arn, RoleSessionName: aws.String("s1"), DurationSeconds: aws.Int32(7200)}, "ValidationError"},
+		{"session policy", awssts.AssumeRoleInput{RoleArn: role.Arn, RoleSessionName: aws.String("s1"), Policy: aws.String(`{"Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}`)}, "ValidationError"},
 		{"missing role", awssts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::000000000000:role/none"), RoleSessionName: aws.String("s1")}, "AccessDenied"},
 	}
 	for _, tt := range tests {
