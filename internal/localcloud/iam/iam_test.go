@@ -402,7 +402,28 @@ func TestInstanceRolePermissions(t *testing.T) {
 	c := newCloud(t, "")
 	ctx := context.Background()
 	iamClient := awsiam.NewFromConfig(c.root())
-	role := createRole(t, iamClient, "broker", trustEC2)
+	// The role as the provider makes it: a path, EC2 trust, and an inline policy that allows
+	// kms:Decrypt of one key only under the cluster's encryption context.
+	out, err := iamClient.CreateRole(ctx, &awsiam.CreateRoleInput{RoleName: aws.String("broker-c1"), Path: aws.String("/tributary/"), AssumeRolePolicyDocument: aws.String(trustEC2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	role := out.Role
+	if aws.ToString(role.Arn) != "arn:aws:iam::000000000000:role/tributary/broker-c1" {
+		t.Fatalf("role ARN %s", aws.ToString(role.Arn))
+	}
+	rootKMS := awskms.NewFromConfig(c.root())
+	key, err := rootKMS.CreateKey(ctx, &awskms.CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyARN := aws.ToString(key.KeyMetadata.Arn)
+	if _, err := iamClient.PutRolePolicy(ctx, &awsiam.PutRolePolicyInput{RoleName: role.RoleName, PolicyName: aws.String("tributary-broker"), PolicyDocument: aws.String(`{
+	  "Version":"2012-10-17",
+	  "Statement":[{"Sid":"DecryptClusterSecrets","Effect":"Allow","Action":"kms:Decrypt","Resource":"` + keyARN + `",
+	                "Condition":{"StringEquals":{"kms:EncryptionContext:tributary:cluster-id":"c1"}}}]}`)}); err != nil {
+		t.Fatal(err)
+	}
 	cred, err := c.srv.Credentials().IssueSession(awsapi.AssumedRoleIdentity(awsapi.DefaultAccount, aws.ToString(role.Arn), aws.ToString(role.RoleId), "i-0123456789abcdef0"), time.Hour, "instance:i-0123456789abcdef0")
 	if err != nil {
 		t.Fatal(err)
@@ -415,6 +436,26 @@ func TestInstanceRolePermissions(t *testing.T) {
 	}
 	if got := errorCode(t, put("Tributary/Kafka")); got != "AccessDenied" {
 		t.Fatalf("PutMetricData without permission: %s", got)
+	}
+	encrypt := func(encCtx map[string]string) []byte {
+		t.Helper()
+		out, err := rootKMS.Encrypt(ctx, &awskms.EncryptInput{KeyId: aws.String(keyARN), Plaintext: []byte("secret"), EncryptionContext: encCtx})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.CiphertextBlob
+	}
+	decrypt := func(blob []byte, encCtx map[string]string) error {
+		_, err := awskms.NewFromConfig(instance).Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: blob, KeyId: aws.String(keyARN), EncryptionContext: encCtx})
+		return err
+	}
+	own := map[string]string{"tributary:cluster-id": "c1", "tributary:node-id": "1"}
+	other := map[string]string{"tributary:cluster-id": "c2", "tributary:node-id": "1"}
+	if err := decrypt(encrypt(own), own); err != nil {
+		t.Fatalf("decrypting the cluster's own secrets: %v", err)
+	}
+	if got := errorCode(t, decrypt(encrypt(other), other)); got != "AccessDeniedException" {
+		t.Fatalf("decrypting another cluster's secrets: %s", got)
 	}
 	mp, err := iamClient.CreatePolicy(ctx, &awsiam.CreatePolicyInput{PolicyName: aws.String("broker-metrics"), PolicyDocument: aws.String(`{
 	  "Version":"2012-10-17",
