@@ -130,3 +130,11 @@ func testContext(t *testing.T, limit time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// kadmOffset is a committed offset as kadm reports it.
+type kadmOffset = kadm.OffsetResponse
+
+// kadmListedOffset is a listed offset as kadm reports it.
+type kadmListedOffset = kadm.ListedOffset
+
+func newAdmin(cl *kgo.Client) *kadm.Client { return kadm.NewClient(cl) }

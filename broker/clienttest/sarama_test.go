@@ -1,0 +1,122 @@
+package clienttest
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+func saramaConfig() *sarama.Config {
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V3_6_0_0
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+	cfg.Net.DialTimeout = 5 * time.Second
+	cfg.Metadata.Retry.Max = 10
+	cfg.Metadata.Retry.Backoff = 100 * time.Millisecond
+	return cfg
+}
+
+func TestSaramaProduceConsume(t *testing.T) {
+	b := startBroker(t)
+	codecs := map[string]sarama.CompressionCodec{
+		"none": sarama.CompressionNone, "gzip": sarama.CompressionGZIP, "snappy": sarama.CompressionSnappy,
+		"lz4": sarama.CompressionLZ4, "zstd": sarama.CompressionZSTD,
+	}
+	for name, codec := range codecs {
+		t.Run(name, func(t *testing.T) {
+			topic := "sarama-" + name
+			b.createTopic(t, topic, 2, nil)
+			cfg := saramaConfig()
+			cfg.Producer.Compression = codec
+			cfg.Producer.Idempotent = true
+			cfg.Net.MaxOpenRequests = 1
+			prod, err := sarama.NewSyncProducer([]string{b.addr}, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer prod.Close()
+			const n = 100
+			var msgs []*sarama.ProducerMessage
+			for i := range n {
+				msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(fmt.Sprint(i % 5)), Value: sarama.StringEncoder(fmt.Sprintf("%s-%d", name, i))})
+			}
+			if err := prod.SendMessages(msgs); err != nil {
+				t.Fatalf("sending: %v", err)
+			}
+
+			cons, err := sarama.NewConsumer([]string{b.addr}, saramaConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cons.Close()
+			seen := map[string]int{}
+			for _, p := range []int32{0, 1} {
+				pc, err := cons.ConsumePartition(topic, p, sarama.OffsetOldest)
+				if err != nil {
+					t.Fatal(err)
+				}
+				hw := pc.HighWaterMarkOffset()
+				timeout := time.After(20 * time.Second)
+				for read := int64(0); read < hw; read++ {
+					select {
+					case m := <-pc.Messages():
+						seen[string(m.Value)]++
+					case err := <-pc.Errors():
+						t.Fatalf("consuming: %v", err)
+					case <-timeout:
+						t.Fatalf("partition %d: read %d of %d", p, read, hw)
+					}
+				}
+				pc.Close()
+			}
+			for i := range n {
+				if v := fmt.Sprintf("%s-%d", name, i); seen[v] != 1 {
+					t.Fatalf("%s seen %d times", v, seen[v])
+				}
+			}
+		})
+	}
+}
+
+func TestSaramaAdmin(t *testing.T) {
+	b := startBroker(t)
+	admin, err := sarama.NewClusterAdmin([]string{b.addr}, saramaConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	retention := "3600000"
+	if err := admin.CreateTopic("sarama-admin", &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1, ConfigEntries: map[string]*string{"retention.ms": &retention}}, false); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	topics, err := admin.ListTopics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := topics["sarama-admin"]; !ok || d.NumPartitions != 3 {
+		t.Fatalf("listed %+v", topics["sarama-admin"])
+	}
+	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: "sarama-admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, e := range entries {
+		if e.Name == "retention.ms" {
+			found = e.Value == retention
+		}
+	}
+	if !found {
+		t.Fatalf("retention.ms not described as %s: %+v", retention, entries)
+	}
+	if err := admin.CreatePartitions("sarama-admin", 5, nil, false); err != nil {
+		t.Fatalf("create partitions: %v", err)
+	}
+	if err := admin.DeleteTopic("sarama-admin"); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+}

@@ -1,0 +1,229 @@
+package config
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultsParse(t *testing.T) {
+	c := Default()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+	if c.ListenAddr != "127.0.0.1:9092" || c.DataDir != "./data" || c.NodeID != 1 {
+		t.Fatalf("defaults: listen %q data %q node %d", c.ListenAddr, c.DataDir, c.NodeID)
+	}
+	if c.SocketRequestMaxBytes != 100<<20 {
+		t.Fatalf("socket.request.max.bytes default %d", c.SocketRequestMaxBytes)
+	}
+	if c.LogRetention != 168*time.Hour {
+		t.Fatalf("retention default %v", c.LogRetention)
+	}
+	for _, s := range Settings() {
+		if _, ok := c.Get(s.Name); !ok {
+			t.Errorf("setting %s has no getter", s.Name)
+		}
+	}
+}
+
+func TestParseProperties(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []Property
+	}{
+		{"equals", "a=1\n", []Property{{"a", "1", 1}}},
+		{"colon and spaces", "  a : 1 \n", []Property{{"a", "1 ", 1}}},
+		{"space separator", "a 1\n", []Property{{"a", "1", 1}}},
+		{"comments", "# x\n! y\n\na=1", []Property{{"a", "1", 4}}},
+		{"continuation", "a=1,\\\n    2\nb=3\n", []Property{{"a", "1,2", 1}, {"b", "3", 3}}},
+		{"escapes", `a\=b=c\td\u0041` + "\n", []Property{{"a=b", "c\tdA", 1}}},
+		{"empty value", "a=\n", []Property{{"a", "", 1}}},
+		{"escaped backslash at end", `a=c:\\` + "\nb=1\n", []Property{{"a", `c:\`, 1}, {"b", "1", 2}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseProperties(strings.NewReader(tt.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Fatalf("property %d: got %+v, want %+v", i, got[i], tt.want[i])
+				}
+			}
+		})
+	}
+	if _, err := ParseProperties(strings.NewReader(`a=\u00`)); err == nil {
+		t.Fatal("short \\u escape accepted")
+	}
+}
+
+func TestApplyProperties(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		check   func(*testing.T, *Config)
+		wantErr string
+	}{
+		{name: "boot agent file", file: `
+node.id=3
+broker.rack=us-east-1a
+listeners=CLIENT://10.0.1.5:9092,CLIENT_SECURE://10.0.1.5:9094
+advertised.listeners=CLIENT://broker-3.example:9092,CLIENT_SECURE://broker-3.example:9094
+listener.security.protocol.map=CLIENT:PLAINTEXT,CLIENT_SECURE:SSL
+log.dirs=/var/lib/tributary/data
+cluster.id=abc
+controller.quorum.voters=1@10.0.1.5:9095
+tributary.some.future.key=1
+`, check: func(t *testing.T, c *Config) {
+			if c.NodeID != 3 || c.Rack != "us-east-1a" || c.ClusterID != "abc" || c.DataDir != "/var/lib/tributary/data" {
+				t.Fatalf("got %+v", c)
+			}
+			if c.ListenAddr != "10.0.1.5:9092" || c.AdvertisedAddr != "broker-3.example:9092" {
+				t.Fatalf("listen %q advertised %q", c.ListenAddr, c.AdvertisedAddr)
+			}
+			if ign := c.IgnoredListeners(); len(ign) != 1 || ign[0] != "CLIENT_SECURE://10.0.1.5:9094" {
+				t.Fatalf("ignored listeners %v", ign)
+			}
+		}},
+		{name: "ms wins over hours wherever it is", file: "log.retention.ms=1000\nlog.retention.hours=5\n", check: func(t *testing.T, c *Config) {
+			if c.LogRetention != time.Second {
+				t.Fatalf("retention %v", c.LogRetention)
+			}
+		}},
+		{name: "retention forever", file: "log.retention.ms=-1\n", check: func(t *testing.T, c *Config) {
+			if c.LogRetention >= 0 {
+				t.Fatalf("retention %v", c.LogRetention)
+			}
+			if v, _ := c.Get("log.retention.ms"); v != "-1" {
+				t.Fatalf("get %q", v)
+			}
+		}},
+		{name: "cleanup policy normalized", file: "log.cleanup.policy=delete,compact\n", check: func(t *testing.T, c *Config) {
+			if c.LogCleanupPolicy != "compact,delete" {
+				t.Fatalf("policy %q", c.LogCleanupPolicy)
+			}
+		}},
+		{name: "bad int", file: "num.partitions=x\n", wantErr: "num.partitions"},
+		{name: "bad bool", file: "auto.create.topics.enable=yes\n", wantErr: "auto.create.topics.enable"},
+		{name: "bad flush policy", file: "log.flush.policy=sometimes\n", wantErr: "log.flush.policy"},
+		{name: "bad listener", file: "listeners=PLAINTEXT://nohost\n", wantErr: "listeners"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			props, err := ParseProperties(strings.NewReader(tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := Default()
+			err = c.ApplyProperties(props, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one naming %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestUnknownKeysWarn(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	props, _ := ParseProperties(strings.NewReader("no.such.key=1\n"))
+	if err := Default().ApplyProperties(props, log); err != nil {
+		t.Fatalf("unknown key is fatal: %v", err)
+	}
+	if !strings.Contains(buf.String(), "no.such.key") {
+		t.Fatalf("no warning naming the key: %q", buf.String())
+	}
+}
+
+func TestNoPlaintextListener(t *testing.T) {
+	c := Default()
+	if err := c.Set("listeners", "SSL://127.0.0.1:9094"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "PLAINTEXT") {
+		t.Fatalf("validate: %v", err)
+	}
+}
+
+func TestFromArgs(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "broker.properties")
+	if err := os.WriteFile(file, []byte("node.id=7\nlog.dirs=/from/file\nlisteners=PLAINTEXT://127.0.0.1:1111\nnum.partitions=3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		check   func(*testing.T, *Config)
+		wantErr bool
+	}{
+		{name: "defaults", args: nil, check: func(t *testing.T, c *Config) {
+			if c.ListenAddr != "127.0.0.1:9092" || c.DataDir != "./data" || c.NodeID != 1 {
+				t.Fatalf("%+v", c)
+			}
+		}},
+		{name: "file", args: []string{"--config", file}, check: func(t *testing.T, c *Config) {
+			if c.NodeID != 7 || c.DataDir != "/from/file" || c.ListenAddr != "127.0.0.1:1111" || c.NumPartitions != 3 {
+				t.Fatalf("%+v", c)
+			}
+		}},
+		{name: "flags win over file", args: []string{"--advertise", "example.com:9092", "--config", file, "--node-id", "9", "--data-dir", dir, "--listen", "127.0.0.2:2222"}, check: func(t *testing.T, c *Config) {
+			if c.NodeID != 9 || c.DataDir != dir || c.ListenAddr != "127.0.0.2:2222" || c.AdvertisedAddr != "example.com:9092" || c.NumPartitions != 3 {
+				t.Fatalf("%+v", c)
+			}
+			if !c.Explicit["node.id"] || !c.Explicit["num.partitions"] {
+				t.Fatalf("explicit %v", c.Explicit)
+			}
+		}},
+		{name: "bad flag", args: []string{"--listen", "nope"}, wantErr: true},
+		{name: "missing file", args: []string{"--config", filepath.Join(dir, "missing")}, wantErr: true},
+		{name: "stray argument", args: []string{"extra"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := FromArgs(tt.args, io.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if tt.wantErr {
+				if err == nil {
+					t.Fatal("no error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestAdvertisedHostPort(t *testing.T) {
+	c := Default()
+	if err := c.Set("listeners", "PLAINTEXT://0.0.0.0:9092"); err != nil {
+		t.Fatal(err)
+	}
+	host, port, err := c.AdvertisedHostPort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host == "0.0.0.0" || host == "" || port != 9092 {
+		t.Fatalf("advertised %s:%d", host, port)
+	}
+}

@@ -1,0 +1,378 @@
+package server
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/config"
+)
+
+// startServer runs a server on 127.0.0.1:0 with a temporary data directory.
+func startServer(t *testing.T, edit ...func(*config.Config)) *Server {
+	t.Helper()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	if err := cfg.Set("listeners", "PLAINTEXT://127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	cfg.GroupInitialRebalanceDelay = 0
+	for _, e := range edit {
+		e(cfg)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("TRIBUTARY_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	s, err := New(Options{Config: cfg, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return s
+}
+
+// rawConn speaks the Kafka framing directly, for tests of the framing.
+type rawConn struct {
+	t    *testing.T
+	nc   net.Conn
+	corr int32
+}
+
+func dial(t *testing.T, s *Server) *rawConn {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", s.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &rawConn{t: t, nc: nc}
+}
+
+// send writes a request and returns its correlation id.
+func (c *rawConn) send(req kmsg.Request) int32 {
+	c.t.Helper()
+	c.corr++
+	buf := kmsg.NewRequestFormatter(kmsg.FormatterClientID("test")).AppendRequest(nil, req, c.corr)
+	c.write(buf)
+	return c.corr
+}
+
+func (c *rawConn) write(b []byte) {
+	c.t.Helper()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.nc.Write(b); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+// recv reads one response into resp (whose version must be set).
+func (c *rawConn) recv(resp kmsg.Response, wantCorr int32) {
+	c.t.Helper()
+	body, err := c.readFrame(10 * time.Second)
+	if err != nil {
+		c.t.Fatalf("reading response: %v", err)
+	}
+	rd := kbin.Reader{Src: body}
+	if corr := rd.Int32(); corr != wantCorr {
+		c.t.Fatalf("correlation id %d, want %d", corr, wantCorr)
+	}
+	if resp.IsFlexible() && resp.Key() != apiVersionsKey {
+		kmsg.SkipTags(&rd)
+	}
+	if err := resp.ReadFrom(rd.Src); err != nil {
+		c.t.Fatalf("decoding %s: %v", kmsg.NameForKey(resp.Key()), err)
+	}
+}
+
+func (c *rawConn) readFrame(wait time.Duration) ([]byte, error) {
+	_ = c.nc.SetReadDeadline(time.Now().Add(wait))
+	var size [4]byte
+	if _, err := io.ReadFull(c.nc, size[:]); err != nil {
+		return nil, err
+	}
+	body := make([]byte, binary.BigEndian.Uint32(size[:]))
+	_, err := io.ReadFull(c.nc, body)
+	return body, err
+}
+
+// expectClosed waits for the server to close the connection.
+func (c *rawConn) expectClosed() {
+	c.t.Helper()
+	_, err := c.readFrame(5 * time.Second)
+	if err == nil {
+		c.t.Fatal("got a response, want the connection closed")
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		c.t.Fatal("connection still open after 5s, want it closed")
+	}
+}
+
+// roundTrip sends req on a fresh connection and decodes the response.
+func roundTrip[R kmsg.Response](t *testing.T, s *Server, req kmsg.Request) R {
+	t.Helper()
+	c := dial(t, s)
+	corr := c.send(req)
+	resp := req.ResponseKind().(R)
+	c.recv(resp, corr)
+	return resp
+}
+
+func TestApiVersions(t *testing.T) {
+	s := startServer(t)
+	for _, v := range []int16{0, 3, 4} {
+		req := kmsg.NewPtrApiVersionsRequest()
+		req.Version = v
+		req.ClientSoftwareName, req.ClientSoftwareVersion = "test", "1.0"
+		resp := roundTrip[*kmsg.ApiVersionsResponse](t, s, req)
+		if resp.ErrorCode != 0 {
+			t.Fatalf("v%d: error %d", v, resp.ErrorCode)
+		}
+		keys := map[int16]kmsg.ApiVersionsResponseApiKey{}
+		for _, k := range resp.ApiKeys {
+			keys[k.ApiKey] = k
+		}
+		// librdkafka enables compression only if Produce starts at v0.
+		if p, ok := keys[0]; !ok || p.MinVersion != 0 || p.MaxVersion < 7 {
+			t.Fatalf("v%d: Produce advertised as %+v", v, p)
+		}
+		// kafka-go's fixed old versions must be inside the ranges.
+		for key, version := range map[int16]int16{10: 0, 11: 1, 14: 0, 12: 0, 13: 0, 8: 2, 9: 1, 3: 1} {
+			k, ok := keys[key]
+			if !ok || version < k.MinVersion || version > k.MaxVersion {
+				t.Errorf("v%d: %s v%d not served (%+v)", v, kmsg.NameForKey(key), version, k)
+			}
+		}
+	}
+}
+
+func TestApiVersionsTooNewKIP511(t *testing.T) {
+	s := startServer(t)
+	c := dial(t, s)
+	// A made-up future version whose body we cannot know: header only
+	// plus bytes that are not a valid v4 body.
+	frame := []byte{0, 18, 0, 99, 0, 0, 0, 7, 0, 1, 'x', 0, 0xff, 0xff, 0xff}
+	sized := binary.BigEndian.AppendUint32(nil, uint32(len(frame)))
+	c.write(append(sized, frame...))
+	resp := kmsg.NewPtrApiVersionsResponse()
+	resp.Version = 0
+	c.recv(resp, 7)
+	if resp.ErrorCode != kerr.UnsupportedVersion.Code {
+		t.Fatalf("error %d, want UNSUPPORTED_VERSION", resp.ErrorCode)
+	}
+	if len(resp.ApiKeys) != 1 || resp.ApiKeys[0].ApiKey != 18 || resp.ApiKeys[0].MaxVersion != apiVersionsAPI.max {
+		t.Fatalf("keys %+v, want only ApiVersions 0-%d", resp.ApiKeys, apiVersionsAPI.max)
+	}
+	// The connection stays usable at a version we speak.
+	req := kmsg.NewPtrApiVersionsRequest()
+	req.Version = 0
+	corr := c.send(req)
+	ok := kmsg.NewPtrApiVersionsResponse()
+	c.recv(ok, corr)
+	if ok.ErrorCode != 0 || len(ok.ApiKeys) < 10 {
+		t.Fatalf("after KIP-511 answer: error %d, %d keys", ok.ErrorCode, len(ok.ApiKeys))
+	}
+}
+
+func TestProduceOldVersionsRejected(t *testing.T) {
+	s := startServer(t)
+	for _, v := range []int16{0, 1, 2} {
+		req := kmsg.NewPtrProduceRequest()
+		req.Version = v
+		req.Acks = 1
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "t"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp := roundTrip[*kmsg.ProduceResponse](t, s, req)
+		if got := resp.Topics[0].Partitions[0].ErrorCode; got != kerr.UnsupportedVersion.Code {
+			t.Fatalf("Produce v%d: error %d, want UNSUPPORTED_VERSION", v, got)
+		}
+	}
+}
+
+func TestBadInputClosesOnlyThatConnection(t *testing.T) {
+	s := startServer(t, func(c *config.Config) { c.SocketRequestMaxBytes = 1 << 20 })
+	tests := []struct {
+		name  string
+		bytes []byte
+	}{
+		{"garbage", []byte("this is not kafka at all, not even close")},
+		{"http", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")},
+		{"negative size", []byte{0xff, 0xff, 0xff, 0xf0, 1, 2, 3}},
+		{"too large", binary.BigEndian.AppendUint32(nil, 2<<20)},
+		{"short header", []byte{0, 0, 0, 3, 0, 1, 2}},
+		{"unknown key", []byte{0, 0, 0, 10, 0x7f, 0x00, 0, 0, 0, 0, 1, 0, 0, 0}},
+		{"unsupported version", []byte{0, 0, 0, 10, 0, 3, 0x7f, 0, 0, 0, 0, 1, 0xff, 0xff}},
+		{"truncated body", []byte{0, 0, 0, 12, 0, 3, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bad := dial(t, s)
+			bad.write(tt.bytes)
+			bad.expectClosed()
+			// Everyone else is still served.
+			req := kmsg.NewPtrMetadataRequest()
+			req.Version = 1
+			resp := roundTrip[*kmsg.MetadataResponse](t, s, req)
+			if len(resp.Brokers) != 1 {
+				t.Fatalf("metadata after bad input: %+v", resp.Brokers)
+			}
+		})
+	}
+}
+
+func TestMaxConnections(t *testing.T) {
+	s := startServer(t, func(c *config.Config) { c.MaxConnections = 2 })
+	a, b := dial(t, s), dial(t, s)
+	// Both accepted connections work.
+	for _, c := range []*rawConn{a, b} {
+		req := kmsg.NewPtrApiVersionsRequest()
+		c.recv(kmsg.NewPtrApiVersionsResponse(), c.send(req))
+	}
+	third := dial(t, s)
+	third.expectClosed()
+	// Closing one frees its slot.
+	a.nc.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c := dial(t, s)
+		corr := c.send(kmsg.NewPtrApiVersionsRequest())
+		if _, err := c.readFrame(2 * time.Second); err == nil {
+			_ = corr
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no connection accepted after one was closed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestIdleConnectionsClosed(t *testing.T) {
+	s := startServer(t, func(c *config.Config) { c.ConnectionsMaxIdle = 200 * time.Millisecond })
+	c := dial(t, s)
+	c.recv(kmsg.NewPtrApiVersionsResponse(), c.send(kmsg.NewPtrApiVersionsRequest()))
+	c.expectClosed()
+}
+
+func TestPipelinedResponsesInOrder(t *testing.T) {
+	s := startServer(t)
+	c := dial(t, s)
+	// A long poll first, then quick requests behind it: responses must
+	// still come back in request order.
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.Version = 11
+	fetch.MaxWaitMillis = 300
+	fetch.MinBytes = 1
+	fetch.MaxBytes = 1 << 20
+	fetch.SessionEpoch = -1
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = "nothing-here"
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.PartitionMaxBytes = 1 << 20
+	ft.Partitions = append(ft.Partitions, fp)
+	fetch.Topics = append(fetch.Topics, ft)
+
+	var corrs []int32
+	var resps []kmsg.Response
+	for i := range 6 {
+		var req kmsg.Request = kmsg.NewPtrApiVersionsRequest()
+		if i%2 == 0 {
+			req = fetch
+		}
+		corrs = append(corrs, c.send(req))
+		resps = append(resps, req.ResponseKind())
+	}
+	for i := range corrs {
+		c.recv(resps[i], corrs[i])
+	}
+}
+
+func TestUnknownTopicFetchIsImmediate(t *testing.T) {
+	s := startServer(t)
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.Version = 11
+	fetch.MaxWaitMillis = 5000
+	fetch.MinBytes = 1
+	fetch.MaxBytes = 1 << 20
+	fetch.SessionEpoch = -1
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = "nothing-here"
+	ft.Partitions = append(ft.Partitions, kmsg.NewFetchRequestTopicPartition())
+	fetch.Topics = append(fetch.Topics, ft)
+	start := time.Now()
+	resp := roundTrip[*kmsg.FetchResponse](t, s, fetch)
+	if time.Since(start) > 3*time.Second {
+		t.Fatalf("error fetch waited %v", time.Since(start))
+	}
+	if got := resp.Topics[0].Partitions[0].ErrorCode; got != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("error %d", got)
+	}
+}
+
+func TestFetchSessionsRefused(t *testing.T) {
+	s := startServer(t)
+	newFetch := func(id, epoch int32) *kmsg.FetchRequest {
+		f := kmsg.NewPtrFetchRequest()
+		f.Version = 12
+		f.MaxBytes = 1 << 20
+		f.SessionID, f.SessionEpoch = id, epoch
+		return f
+	}
+	// Asking for a new session: a sessionless answer (SessionID 0).
+	resp := roundTrip[*kmsg.FetchResponse](t, s, newFetch(0, 0))
+	if resp.ErrorCode != 0 || resp.SessionID != 0 {
+		t.Fatalf("new session request: error %d session %d", resp.ErrorCode, resp.SessionID)
+	}
+	resp = roundTrip[*kmsg.FetchResponse](t, s, newFetch(42, 1))
+	if resp.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+		t.Fatalf("unknown session: error %d", resp.ErrorCode)
+	}
+}
+
+func TestFollowerFetchRefused(t *testing.T) {
+	s := startServer(t)
+	if _, err := s.createTopic("t", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	f := kmsg.NewPtrFetchRequest()
+	f.Version = 11
+	f.ReplicaID = 2
+	f.MaxBytes = 1 << 20
+	f.SessionEpoch = -1
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = "t"
+	ft.Partitions = append(ft.Partitions, kmsg.NewFetchRequestTopicPartition())
+	f.Topics = append(f.Topics, ft)
+	resp := roundTrip[*kmsg.FetchResponse](t, s, f)
+	if got := resp.Topics[0].Partitions[0].ErrorCode; got != kerr.NotLeaderForPartition.Code {
+		t.Fatalf("follower fetch: error %d", got)
+	}
+}
