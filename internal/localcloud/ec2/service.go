@@ -109,7 +109,7 @@ func New(opts Options) (*Service, error) {
 	}
 	s := &Service{
 		opts: opts, account: opts.Env.Account, region: opts.Env.Region, dir: opts.Env.StateDir,
-		log: opts.Env.Logger.With("service", "ec2"), now: opts.Env.Now, creds: map[string]awsapi.Credential{}, bootedAt: map[string]time.Time{},
+		log: opts.Env.Logger, now: opts.Env.Now, creds: map[string]awsapi.Credential{}, bootedAt: map[string]time.Time{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for _, d := range []string{s.dir, s.volumesDir(), filepath.Join(s.dir, "instances"), filepath.Join(s.dir, "images")} {
