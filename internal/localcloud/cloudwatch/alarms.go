@@ -179,11 +179,12 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// evaluateLocked updates an alarm's state from its metric's last EvaluationPeriods periods.
-// Alarm actions are not executed: the local cloud has no SNS, Auto Scaling or EC2 actions.
-func (s *Service) evaluateLocked(a *alarm, now time.Time) {
+// evaluateLocked updates an alarm's state from its metric's last EvaluationPeriods periods
+// and reports whether the state changed. Alarm actions are not executed: the local cloud has
+// no SNS, Auto Scaling or EC2 actions.
+func (s *Service) evaluateLocked(a *alarm, now time.Time) bool {
 	if now.Before(a.ManualUntil) {
-		return
+		return false
 	}
 	m := &a.MetricAlarm
 	period := time.Duration(m.Period) * time.Second
@@ -224,7 +225,7 @@ func (s *Service) evaluateLocked(a *alarm, now time.Time) {
 		reason = fmt.Sprintf("Threshold Crossed: %d out of the last %d datapoints [%s] crossed the threshold (%g) (%s).",
 			breaching, m.EvaluationPeriods, strings.Join(seen, ", "), m.Threshold, m.ComparisonOperator)
 	case present == 0 && m.TreatMissingData == "ignore":
-		return
+		return false
 	case present == 0 && m.TreatMissingData == "missing":
 		state = "INSUFFICIENT_DATA"
 		reason = fmt.Sprintf("Insufficient Data: no datapoints were received for the last %d periods.", m.EvaluationPeriods)
@@ -233,10 +234,12 @@ func (s *Service) evaluateLocked(a *alarm, now time.Time) {
 		reason = fmt.Sprintf("Threshold Crossed: %d out of the last %d datapoints [%s] crossed the threshold (%g) (%s), fewer than %d.",
 			breaching, m.EvaluationPeriods, strings.Join(seen, ", "), m.Threshold, m.ComparisonOperator, m.DatapointsToAlarm)
 	}
-	if state != m.StateValue {
-		m.StateValue, m.StateReason = state, reason
-		m.StateUpdatedTimestamp, m.StateTransitionedTimestamp = now, now
+	if state == m.StateValue {
+		return false
 	}
+	m.StateValue, m.StateReason = state, reason
+	m.StateUpdatedTimestamp, m.StateTransitionedTimestamp = now, now
+	return true
 }
 
 type describeAlarmsInput struct {
@@ -290,6 +293,7 @@ func (s *Service) describeAlarms(c *call) (any, error) {
 		return out, nil
 	}
 	now := s.now().UTC()
+	changed := false
 	var matched []MetricAlarm
 	for _, name := range sortedKeys(s.alarms) {
 		a := s.alarms[name]
@@ -299,7 +303,9 @@ func (s *Service) describeAlarms(c *call) (any, error) {
 		if in.ActionPrefix != "" && !slices.ContainsFunc(a.AlarmActions, func(x string) bool { return strings.HasPrefix(x, in.ActionPrefix) }) {
 			continue
 		}
-		s.evaluateLocked(a, now)
+		if s.evaluateLocked(a, now) {
+			changed = true
+		}
 		if in.StateValue != "" && a.StateValue != in.StateValue {
 			continue
 		}
@@ -313,7 +319,11 @@ func (s *Service) describeAlarms(c *call) (any, error) {
 			out.NextToken = &next
 		}
 	}
-	s.scheduleSaveLocked() // evaluations may have changed states
+	if changed {
+		if err := s.saveLocked(); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
 }
 

@@ -355,3 +355,42 @@ func TestStatePersists(t *testing.T) {
 		t.Fatalf("dashboard after restart: %v", err)
 	}
 }
+
+func TestGetMetricDataPages(t *testing.T) {
+	h := newHarness(t, "")
+	ctx := context.Background()
+	base := time.Now().Add(-time.Hour).Truncate(time.Minute)
+	var data []types.MetricDatum
+	for i := range 5 {
+		data = append(data, types.MetricDatum{MetricName: aws.String("m"), Timestamp: aws.Time(base.Add(time.Duration(i) * time.Minute)), Value: aws.Float64(float64(i))})
+	}
+	if _, err := h.client.PutMetricData(ctx, &awscw.PutMetricDataInput{Namespace: aws.String("Tributary"), MetricData: data}); err != nil {
+		t.Fatal(err)
+	}
+	query := types.MetricDataQuery{Id: aws.String("m"), MetricStat: &types.MetricStat{
+		Metric: &types.Metric{Namespace: aws.String("Tributary"), MetricName: aws.String("m")}, Period: aws.Int32(60), Stat: aws.String("Sum")}}
+	p := awscw.NewGetMetricDataPaginator(h.client, &awscw.GetMetricDataInput{
+		StartTime: aws.Time(base), EndTime: aws.Time(base.Add(10 * time.Minute)), ScanBy: types.ScanByTimestampAscending,
+		MaxDatapoints: aws.Int32(2), MetricDataQueries: []types.MetricDataQuery{query, {Id: aws.String("again"), MetricStat: query.MetricStat}},
+	})
+	var got []float64
+	pages := 0
+	for ; p.HasMorePages() && pages < 20; pages++ {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range out.MetricDataResults {
+			got = append(got, r.Values...)
+		}
+	}
+	want := []float64{0, 1, 2, 3, 4, 0, 1, 2, 3, 4}
+	if pages != 5 || len(got) != len(want) {
+		t.Fatalf("%d pages with %v, want 5 pages with %v", pages, got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("values %v, want %v", got, want)
+		}
+	}
+}

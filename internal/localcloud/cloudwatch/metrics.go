@@ -291,7 +291,7 @@ func (s *Service) putMetricData(c *call) (any, error) {
 		}
 		sr.add(points[i], now)
 	}
-	s.scheduleSaveLocked()
+	s.metricsChangedLocked()
 	return nil, nil
 }
 
@@ -581,7 +581,11 @@ type metricDataResult struct {
 type getMetricDataOutput struct {
 	MetricDataResults []metricDataResult
 	Messages          []struct{}
+	NextToken         *string
 }
+
+// defaultMaxDatapoints is GetMetricData's default page size in datapoints.
+const defaultMaxDatapoints = 100800
 
 var queryIDPattern = regexp.MustCompile(`^[a-z][a-zA-Z0-9_]*$`)
 
@@ -618,8 +622,20 @@ func (s *Service) getMetricData(c *call) (any, error) {
 	if in.ScanBy != "" && in.ScanBy != "TimestampDescending" && in.ScanBy != "TimestampAscending" {
 		return nil, invalidParameter("The value %s for parameter ScanBy is invalid.", in.ScanBy)
 	}
+	if in.MaxDatapoints == 0 {
+		in.MaxDatapoints = defaultMaxDatapoints
+	}
+	if in.MaxDatapoints < 1 {
+		return nil, invalidParameter("The parameter MaxDatapoints must be greater than 0.")
+	}
+	// The token is the number of datapoints already returned, in result order.
+	skip := 0
 	if in.NextToken != "" {
-		return nil, invalidNextToken(in.NextToken)
+		n, err := strconv.Atoi(in.NextToken)
+		if err != nil || n < 0 {
+			return nil, invalidNextToken(in.NextToken)
+		}
+		skip = n
 	}
 	ids := map[string]bool{}
 	for i, q := range in.MetricDataQueries {
@@ -667,7 +683,32 @@ func (s *Service) getMetricData(c *call) (any, error) {
 		}
 		out.MetricDataResults = append(out.MetricDataResults, res)
 	}
+	paginateResults(out, skip, int(in.MaxDatapoints))
 	return out, nil
+}
+
+// paginateResults drops the skip datapoints returned by earlier pages and keeps at most limit
+// more; a result cut short is PartialData and the output gets the token of the next page.
+func paginateResults(out *getMetricDataOutput, skip, limit int) {
+	offset, returned := skip, 0
+	more := false
+	for i := range out.MetricDataResults {
+		r := &out.MetricDataResults[i]
+		drop := min(skip, len(r.Values))
+		skip -= drop
+		r.Timestamps, r.Values = r.Timestamps[drop:], r.Values[drop:]
+		keep := min(limit-returned, len(r.Values))
+		if keep < len(r.Values) {
+			r.Timestamps, r.Values = r.Timestamps[:keep], r.Values[:keep]
+			r.StatusCode = "PartialData"
+			more = true
+		}
+		returned += keep
+	}
+	if more {
+		next := strconv.Itoa(offset + returned)
+		out.NextToken = &next
+	}
 }
 
 type listMetricsInput struct {

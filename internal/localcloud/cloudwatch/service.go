@@ -23,28 +23,33 @@ import (
 const xmlns = "http://monitoring.amazonaws.com/doc/2010-08-01/"
 
 // Retention bounds memory and the state file: PutMetricData accepts data at most two weeks
-// old, so points older than retention are dropped; each series keeps at most maxPoints.
+// old, so points older than retention are dropped; each series keeps at most maxPoints (two
+// weeks of one-minute data).
 const (
 	retention = 15 * 24 * time.Hour
-	maxPoints = 50000
-	// saveDelay batches state writes caused by PutMetricData, which brokers call often.
-	saveDelay = 2 * time.Second
+	maxPoints = 20160
+	// metricsSaveDelay batches the writes of the metrics file: brokers put metrics every
+	// minute, and the file holds every series. A crash loses at most this much metric data;
+	// alarms and dashboards are written at once.
+	metricsSaveDelay = 30 * time.Second
 )
 
 // Service is the emulated CloudWatch of one account. It is safe for concurrent use.
 type Service struct {
-	account   string
-	region    string
-	statePath string
-	log       *slog.Logger
-	now       func() time.Time
+	account     string
+	region      string
+	statePath   string // alarms and dashboards; "" keeps the state in memory
+	metricsPath string // metric data
+	log         *slog.Logger
+	now         func() time.Time
 
-	mu         sync.Mutex
-	series     map[string]*series // by seriesKey
-	alarms     map[string]*alarm  // by name
-	dashboards map[string]*dashboard
-	saveTimer  *time.Timer // pending batched save, nil when none
-	closed     bool
+	mu           sync.Mutex
+	series       map[string]*series // by seriesKey
+	alarms       map[string]*alarm  // by name
+	dashboards   map[string]*dashboard
+	metricsDirty bool        // metric data changed since the last save
+	saveTimer    *time.Timer // pending batched save of metric data, nil when none
+	closed       bool
 }
 
 var _ awsapi.Service = (*Service)(nil)
@@ -75,14 +80,17 @@ func New(env awsapi.Env) (*Service, error) {
 	}
 	if env.StateDir != "" {
 		s.statePath = filepath.Join(env.StateDir, "cloudwatch.json")
-		data, err := os.ReadFile(s.statePath)
-		switch {
-		case err == nil:
-			if err := s.restore(data); err != nil {
-				return nil, err
+		s.metricsPath = filepath.Join(env.StateDir, "cloudwatch-metrics.json")
+		for _, path := range []string{s.statePath, s.metricsPath} {
+			data, err := os.ReadFile(path)
+			switch {
+			case err == nil:
+				if err := s.restore(data); err != nil {
+					return nil, fmt.Errorf("%s: %w", path, err)
+				}
+			case !errors.Is(err, fs.ErrNotExist):
+				return nil, fmt.Errorf("reading CloudWatch state: %w", err)
 			}
-		case !errors.Is(err, fs.ErrNotExist):
-			return nil, fmt.Errorf("reading CloudWatch state: %w", err)
 		}
 	}
 	return s, nil
@@ -97,52 +105,77 @@ func (s *Service) Close() error {
 		s.saveTimer.Stop()
 		s.saveTimer = nil
 	}
-	return s.saveLocked()
+	if err := s.saveLocked(); err != nil {
+		return err
+	}
+	return s.saveMetricsLocked()
 }
 
-// scheduleSaveLocked saves within saveDelay, batching the writes of frequent calls.
-func (s *Service) scheduleSaveLocked() {
-	if s.statePath == "" || s.saveTimer != nil || s.closed {
+// metricsChangedLocked records new metric data and schedules its save within
+// metricsSaveDelay, batching the writes of frequent PutMetricData calls.
+func (s *Service) metricsChangedLocked() {
+	s.metricsDirty = true
+	if s.metricsPath == "" || s.saveTimer != nil || s.closed {
 		return
 	}
-	s.saveTimer = time.AfterFunc(saveDelay, func() {
+	s.saveTimer = time.AfterFunc(metricsSaveDelay, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.saveTimer = nil
 		if s.closed {
 			return
 		}
-		if err := s.saveLocked(); err != nil {
-			s.log.Error("cloudwatch: saving state", "err", err)
+		if err := s.saveMetricsLocked(); err != nil {
+			s.log.Error("cloudwatch: saving metric data", "err", err)
 		}
 	})
 }
 
+// snapshot is the persisted form of the service; the alarms-and-dashboards file and the
+// metrics file each hold part of it.
 type snapshot struct {
-	Series     []*series    `json:"series"`
-	Alarms     []*alarm     `json:"alarms"`
-	Dashboards []*dashboard `json:"dashboards"`
+	Series     []*series    `json:"series,omitempty"`
+	Alarms     []*alarm     `json:"alarms,omitempty"`
+	Dashboards []*dashboard `json:"dashboards,omitempty"`
 }
 
+// saveLocked writes alarms and dashboards.
 func (s *Service) saveLocked() error {
 	if s.statePath == "" {
 		return nil
 	}
 	snap := snapshot{}
-	for _, k := range sortedKeys(s.series) {
-		snap.Series = append(snap.Series, s.series[k])
-	}
 	for _, k := range sortedKeys(s.alarms) {
 		snap.Alarms = append(snap.Alarms, s.alarms[k])
 	}
 	for _, k := range sortedKeys(s.dashboards) {
 		snap.Dashboards = append(snap.Dashboards, s.dashboards[k])
 	}
+	return writeSnapshot(s.statePath, snap)
+}
+
+// saveMetricsLocked writes the metric data when it changed.
+func (s *Service) saveMetricsLocked() error {
+	if s.metricsPath == "" || !s.metricsDirty {
+		return nil
+	}
+	snap := snapshot{}
+	for _, k := range sortedKeys(s.series) {
+		snap.Series = append(snap.Series, s.series[k])
+	}
+	if err := writeSnapshot(s.metricsPath, snap); err != nil {
+		return err
+	}
+	s.metricsDirty = false
+	return nil
+}
+
+func writeSnapshot(path string, snap snapshot) error {
 	data, err := json.Marshal(snap)
 	if err != nil {
 		return fmt.Errorf("encoding CloudWatch state: %w", err)
 	}
-	if err := awsapi.WriteFileAtomic(s.statePath, data, 0o600); err != nil {
+	if err := awsapi.WriteFileAtomic(path, data, 0o600); err != nil {
 		return fmt.Errorf("saving CloudWatch state: %w", err)
 	}
 	return nil
