@@ -160,12 +160,17 @@ func (st *Store) recoverPartition(dir, topic string, partition int32, clean bool
 		return nil, err
 	}
 	// What survived recovery is what this broker will serve: make it durable
-	// and record the new recovery point so the next start does not re-check it.
-	p.durable.Store(p.leo)
+	// (the checked segments may hold bytes that reached only the page cache
+	// before the crash) and record a new recovery point so the next start
+	// does not check them again.
+	if checkSeg < len(p.segments)-1 {
+		p.unsynced = append(p.unsynced, p.segments[checkSeg:len(p.segments)-1]...)
+	}
 	if err := p.checkpointLocked(); err != nil {
 		p.closeFiles()
 		return nil, err
 	}
+	p.durable.Store(p.leo)
 	if !clean && rpErr != nil && !errors.Is(rpErr, os.ErrNotExist) {
 		st.log.Warn("recovery point unreadable; checked the whole log", "partition", dir, "err", rpErr)
 	}

@@ -395,6 +395,13 @@ func (st *Store) flushLoop() {
 // checkpoint makes the log durable and records a new recovery point when
 // anything changed since the last one.
 func (p *Partition) checkpoint() error {
+	// Make the data durable first through the group-commit path, outside
+	// the partition lock, so appends do not queue behind this fsync.
+	if end := p.LogEndOffset(); p.durable.Load() < end {
+		if err := p.waitDurable(context.Background(), end, p.writeGen.Load()); err != nil {
+			return err
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -413,15 +420,17 @@ func (p *Partition) checkpointLocked() error {
 	if rp == p.recovery && !p.epochsDirty {
 		return nil
 	}
-	for _, seg := range append(p.unsynced, s) {
-		if seg.file == nil {
-			continue
+	if p.durable.Load() < p.leo || len(p.unsynced) > 0 {
+		for _, seg := range append(p.unsynced, s) {
+			if seg.file == nil {
+				continue
+			}
+			if err := seg.file.Sync(); err != nil {
+				return fmt.Errorf("%w: fsync %s: %w", ErrStorage, seg.logPath(), err)
+			}
 		}
-		if err := seg.file.Sync(); err != nil {
-			return fmt.Errorf("%w: fsync %s: %w", ErrStorage, seg.logPath(), err)
-		}
+		p.unsynced = nil
 	}
-	p.unsynced = nil
 	for _, seg := range p.segments {
 		if seg.index.offsetsOnDisk < len(seg.index.offsets) || seg.index.timesOnDisk < len(seg.index.times) {
 			if err := seg.writeIndexes(true); err != nil {
