@@ -327,8 +327,79 @@ func (s *Service) describeAlarms(c *call) (any, error) {
 	return out, nil
 }
 
+type describeAlarmsForMetricInput struct {
+	MetricName        string
+	Namespace         string
+	Statistic         string
+	ExtendedStatistic string
+	Dimensions        []Dimension
+	Period            int32
+	Unit              string
+}
+
+type describeAlarmsForMetricOutput struct {
+	MetricAlarms []MetricAlarm
+}
+
+func (s *Service) describeAlarmsForMetric(c *call) (any, error) {
+	var in describeAlarmsForMetricInput
+	if err := c.decode(&in); err != nil {
+		return nil, err
+	}
+	if in.MetricName == "" || in.Namespace == "" {
+		return nil, missingParameter("MetricName and Namespace")
+	}
+	if err := c.authorize("DescribeAlarmsForMetric", nil); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now().UTC()
+	changed := false
+	out := &describeAlarmsForMetricOutput{MetricAlarms: []MetricAlarm{}}
+	want := seriesKey(in.Namespace, in.MetricName, sortedDims(in.Dimensions))
+	for _, name := range sortedKeys(s.alarms) {
+		a := s.alarms[name]
+		if seriesKey(a.Namespace, a.MetricName, sortedDims(a.Dimensions)) != want ||
+			in.Statistic != "" && a.Statistic != in.Statistic || in.ExtendedStatistic != "" && a.ExtendedStatistic != in.ExtendedStatistic ||
+			in.Period != 0 && a.Period != in.Period || in.Unit != "" && a.Unit != in.Unit {
+			continue
+		}
+		if s.evaluateLocked(a, now) {
+			changed = true
+		}
+		out.MetricAlarms = append(out.MetricAlarms, a.MetricAlarm)
+	}
+	if changed {
+		if err := s.saveLocked(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 type alarmNamesInput struct {
 	AlarmNames []string
+}
+
+// setActionsEnabled implements EnableAlarmActions and DisableAlarmActions. Actions are recorded
+// but never run by the local cloud.
+func (s *Service) setActionsEnabled(c *call, action string, enabled bool) (any, error) {
+	var in alarmNamesInput
+	if err := c.decode(&in); err != nil {
+		return nil, err
+	}
+	if err := c.authorize(action, nil); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, name := range in.AlarmNames {
+		if a, ok := s.alarms[name]; ok { // unknown names are ignored, as CloudWatch does
+			a.ActionsEnabled = enabled
+		}
+	}
+	return nil, nil
 }
 
 func (s *Service) deleteAlarms(c *call) (any, error) {

@@ -278,6 +278,23 @@ func TestAlarms(t *testing.T) {
 	if err != nil || len(out.MetricAlarms) != 2 {
 		t.Fatalf("DescribeAlarms by state: %+v %v", out, err)
 	}
+	forMetric, err := h.client.DescribeAlarmsForMetric(ctx, &awscw.DescribeAlarmsForMetricInput{Namespace: aws.String("Tributary/Kafka"),
+		MetricName: aws.String("UnderReplicatedPartitions"), Dimensions: dims("Cluster Name", "c1")})
+	if err != nil || len(forMetric.MetricAlarms) != 2 {
+		t.Fatalf("DescribeAlarmsForMetric: %+v %v", forMetric, err)
+	}
+	if _, err := h.client.DisableAlarmActions(ctx, &awscw.DisableAlarmActionsInput{AlarmNames: []string{"urp"}}); err != nil {
+		t.Fatal(err)
+	}
+	if a := describe("urp"); aws.ToBool(a[0].ActionsEnabled) {
+		t.Fatal("DisableAlarmActions left actions enabled")
+	}
+	if _, err := h.client.SetAlarmState(ctx, &awscw.SetAlarmStateInput{AlarmName: aws.String("urp-2"), StateValue: types.StateValueOk, StateReason: aws.String("testing")}); err != nil {
+		t.Fatal(err)
+	}
+	if a := describe("urp-2"); a[0].StateValue != types.StateValueOk || aws.ToString(a[0].StateReason) != "testing" {
+		t.Fatalf("after SetAlarmState: %s %s", a[0].StateValue, aws.ToString(a[0].StateReason))
+	}
 	tags, err := h.client.ListTagsForResource(ctx, &awscw.ListTagsForResourceInput{ResourceARN: aws.String("arn:aws:cloudwatch:us-east-1:000000000000:alarm:urp")})
 	if err != nil || len(tags.Tags) != 1 || aws.ToString(tags.Tags[0].Key) != "team" {
 		t.Fatalf("alarm tags %+v %v", tags, err)

@@ -217,14 +217,21 @@ func (c *call) authorize(action string, conditions map[string][]string) error {
 }
 
 var operations = map[string]operation{
-	"PutMetricData":       {run: (*Service).putMetricData},
-	"GetMetricStatistics": {run: (*Service).getMetricStatistics},
-	"GetMetricData":       {run: (*Service).getMetricData},
-	"ListMetrics":         {run: (*Service).listMetrics},
-	"PutMetricAlarm":      {run: (*Service).putMetricAlarm, mutates: true},
-	"DescribeAlarms":      {run: (*Service).describeAlarms},
-	"DeleteAlarms":        {run: (*Service).deleteAlarms, mutates: true},
-	"SetAlarmState":       {run: (*Service).setAlarmState, mutates: true},
+	"PutMetricData":           {run: (*Service).putMetricData},
+	"GetMetricStatistics":     {run: (*Service).getMetricStatistics},
+	"GetMetricData":           {run: (*Service).getMetricData},
+	"ListMetrics":             {run: (*Service).listMetrics},
+	"PutMetricAlarm":          {run: (*Service).putMetricAlarm, mutates: true},
+	"DescribeAlarms":          {run: (*Service).describeAlarms},
+	"DeleteAlarms":            {run: (*Service).deleteAlarms, mutates: true},
+	"SetAlarmState":           {run: (*Service).setAlarmState, mutates: true},
+	"DescribeAlarmsForMetric": {run: (*Service).describeAlarmsForMetric},
+	"EnableAlarmActions": {mutates: true, run: func(s *Service, c *call) (any, error) {
+		return s.setActionsEnabled(c, "EnableAlarmActions", true)
+	}},
+	"DisableAlarmActions": {mutates: true, run: func(s *Service, c *call) (any, error) {
+		return s.setActionsEnabled(c, "DisableAlarmActions", false)
+	}},
 	"PutDashboard":        {run: (*Service).putDashboard, mutates: true},
 	"GetDashboard":        {run: (*Service).getDashboard},
 	"ListDashboards":      {run: (*Service).listDashboards},

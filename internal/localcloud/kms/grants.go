@@ -142,14 +142,60 @@ func (s *Service) listGrants(c *call, in *listGrantsInput) (*listGrantsOutput, e
 	}
 	out := &listGrantsOutput{Grants: []grantEntry{}, NextMarker: next, Truncated: next != ""}
 	for _, id := range page {
-		g := byID[id]
-		out.Grants = append(out.Grants, grantEntry{
-			KeyId: s.keyARN(k), GrantId: g.ID, Name: g.Name, CreationDate: g.Created,
-			GranteePrincipal: g.GranteePrincipal, RetiringPrincipal: g.RetiringPrincipal,
-			IssuingAccount: g.IssuingAccount, Operations: g.Operations, Constraints: g.Constraints,
-		})
+		out.Grants = append(out.Grants, s.grantEntry(k, byID[id]))
 	}
 	return out, nil
+}
+
+type listRetirableGrantsInput struct {
+	RetiringPrincipal string
+	Limit             int32
+	Marker            string
+}
+
+// listRetirableGrants lists the grants, on every key, that a principal may retire.
+func (s *Service) listRetirableGrants(c *call, in *listRetirableGrantsInput) (*listGrantsOutput, error) {
+	if in.RetiringPrincipal == "" {
+		return nil, validationError("retiringPrincipal", "Member must not be null")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.authorizeLocked(c, "ListRetirableGrants", nil, nil); err != nil {
+		return nil, err
+	}
+	type found struct {
+		k *key
+		g *grant
+	}
+	byID := map[string]found{}
+	var ids []string
+	for _, k := range s.keys {
+		for _, g := range k.Grants {
+			if g.RetiringPrincipal == in.RetiringPrincipal {
+				byID[g.ID] = found{k, g}
+				ids = append(ids, g.ID)
+			}
+		}
+	}
+	sort.Strings(ids)
+	page, next, err := paginate(ids, in.Limit, in.Marker)
+	if err != nil {
+		return nil, err
+	}
+	out := &listGrantsOutput{Grants: []grantEntry{}, NextMarker: next, Truncated: next != ""}
+	for _, id := range page {
+		f := byID[id]
+		out.Grants = append(out.Grants, s.grantEntry(f.k, f.g))
+	}
+	return out, nil
+}
+
+func (s *Service) grantEntry(k *key, g *grant) grantEntry {
+	return grantEntry{
+		KeyId: s.keyARN(k), GrantId: g.ID, Name: g.Name, CreationDate: g.Created,
+		GranteePrincipal: g.GranteePrincipal, RetiringPrincipal: g.RetiringPrincipal,
+		IssuingAccount: g.IssuingAccount, Operations: g.Operations, Constraints: g.Constraints,
+	}
 }
 
 type retireGrantInput struct {

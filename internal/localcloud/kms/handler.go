@@ -55,6 +55,7 @@ var operations = map[string]operation{
 	"CreateGrant":          op(true, (*Service).createGrant),
 	"ListGrants":           op(false, (*Service).listGrants),
 	"RetireGrant":          op(true, (*Service).retireGrant),
+	"ListRetirableGrants":  op(false, (*Service).listRetirableGrants),
 	"RevokeGrant":          op(true, (*Service).revokeGrant),
 	"TagResource":          op(true, (*Service).tagResource),
 	"UntagResource":        op(true, (*Service).untagResource),

@@ -389,7 +389,7 @@ func (s *Service) listAliases(c *call, in *listAliasesInput) (*listAliasesOutput
 	for _, name := range page {
 		a := s.aliases[name]
 		out.Aliases = append(out.Aliases, aliasEntry{
-			AliasName: a.Name, AliasArn: s.aliasARN(a.Name), TargetKeyId: a.TargetKeyID,
+			AliasName: a.Name, AliasArn: s.aliasARNOf(a), TargetKeyId: a.TargetKeyID,
 			CreationDate: timeJSON(a.Created), LastUpdatedDate: timeJSON(a.Updated),
 		})
 	}

@@ -441,6 +441,10 @@ func TestGrantsAndKeyPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	retirable, err := h.client.ListRetirableGrants(ctx, &awskms.ListRetirableGrantsInput{RetiringPrincipal: aws.String(brokerARN)})
+	if err != nil || len(retirable.Grants) != 1 || aws.ToString(retirable.Grants[0].GrantId) != aws.ToString(g2.GrantId) {
+		t.Fatalf("ListRetirableGrants = %+v, %v", retirable, err)
+	}
 	if _, err := broker.RetireGrant(ctx, &awskms.RetireGrantInput{GrantToken: g2.GrantToken}); err != nil {
 		t.Fatalf("RetireGrant by the retiring principal: %v", err)
 	}

@@ -149,8 +149,18 @@ func (s *Service) keyARN(k *key) string {
 	return "arn:aws:kms:" + k.Region + ":" + s.account + ":key/" + k.ID
 }
 
+// aliasARN is the ARN of an alias name in the default region, for error messages.
 func (s *Service) aliasARN(name string) string {
 	return "arn:aws:kms:" + s.region + ":" + s.account + ":" + name
+}
+
+// aliasARNOf is an alias's ARN: an alias lives in the region of the key it points to.
+func (s *Service) aliasARNOf(a *alias) string {
+	region := s.region
+	if k, ok := s.keys[a.TargetKeyID]; ok {
+		region = k.Region
+	}
+	return "arn:aws:kms:" + region + ":" + s.account + ":" + a.Name
 }
 
 // lookupLocked resolves a KeyId as KMS accepts it: a key id, a key ARN, an alias name or an

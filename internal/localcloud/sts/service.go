@@ -62,6 +62,12 @@ func (s *Service) Handle(ctx context.Context, req *awsapi.Request) (*awsapi.Resp
 			return nil, err
 		}
 		return awsapi.QueryResponse(req, xmlns, result)
+	case "GetSessionToken":
+		result, err := s.getSessionToken(req)
+		if err != nil {
+			return nil, err
+		}
+		return awsapi.QueryResponse(req, xmlns, result)
 	default:
 		return nil, awsapi.Errorf("InvalidAction", "The local cloud does not implement STS action %s", req.Action)
 	}
@@ -153,4 +159,38 @@ func (s *Service) assumeRole(ctx context.Context, req *awsapi.Request) (*assumeR
 	out.AssumedRoleUser.AssumedRoleID = identity.UserID
 	out.AssumedRoleUser.Arn = identity.ARN
 	return out, nil
+}
+
+type sessionTokenResult struct {
+	Credentials credentialsXML `xml:"Credentials"`
+}
+
+// getSessionToken issues temporary credentials with the caller's own identity. As in AWS, a
+// role session may not call it, and an account root's sessions last at most an hour.
+func (s *Service) getSessionToken(req *awsapi.Request) (*sessionTokenResult, error) {
+	if req.Caller.Type == awsapi.PrincipalAssumedRole || req.Credential.SessionToken != "" {
+		return nil, &awsapi.Error{Code: "AccessDenied", Status: 403, Message: "Cannot call GetSessionToken with session credentials"}
+	}
+	duration := 12 * time.Hour
+	if req.Caller.IsRoot() {
+		duration = time.Hour
+	}
+	if v := req.Params.Get("DurationSeconds"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 900 || n > 129600 {
+			return nil, awsapi.Errorf("ValidationError", "1 validation error detected: Value '%s' at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 129600", v)
+		}
+		duration = time.Duration(n) * time.Second
+		if req.Caller.IsRoot() && duration > time.Hour {
+			duration = time.Hour // AWS silently caps root sessions at one hour
+		}
+	}
+	cred, err := s.creds.IssueSession(req.Caller, duration, "sts:GetSessionToken")
+	if err != nil {
+		return nil, fmt.Errorf("issuing session credentials: %w", err)
+	}
+	return &sessionTokenResult{Credentials: credentialsXML{
+		AccessKeyID: cred.AccessKeyID, SecretAccessKey: cred.SecretAccessKey, SessionToken: cred.SessionToken,
+		Expiration: cred.Expiration.UTC().Format("2006-01-02T15:04:05Z"),
+	}}, nil
 }

@@ -262,3 +262,25 @@ func TestPresignedGetCallerIdentity(t *testing.T) {
 		t.Fatalf("expired presigned URL: %d %s", status, body)
 	}
 }
+
+func TestGetSessionToken(t *testing.T) {
+	c := newCloud(t)
+	ctx := context.Background()
+	out, err := awssts.NewFromConfig(c.root()).GetSessionToken(ctx, &awssts.GetSessionTokenInput{DurationSeconds: aws.Int32(7200)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr := out.Credentials
+	if exp := aws.ToTime(cr.Expiration); exp.After(time.Now().Add(61 * time.Minute)) {
+		t.Fatalf("a root session lasting until %v, want at most an hour", exp)
+	}
+	session := c.config(aws.ToString(cr.AccessKeyId), aws.ToString(cr.SecretAccessKey), aws.ToString(cr.SessionToken))
+	who, err := awssts.NewFromConfig(session).GetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{})
+	if err != nil || aws.ToString(who.Arn) != "arn:aws:iam::000000000000:root" {
+		t.Fatalf("GetCallerIdentity with the session: %+v %v", who, err)
+	}
+	_, err = awssts.NewFromConfig(session).GetSessionToken(ctx, &awssts.GetSessionTokenInput{})
+	if got := errorCode(t, err); got != "AccessDenied" {
+		t.Fatalf("GetSessionToken with session credentials: %s", got)
+	}
+}
