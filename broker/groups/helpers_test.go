@@ -280,9 +280,3 @@ func describe(t *testing.T, c *Coordinator, group string) kmsg.DescribeGroupsRes
 	return c.DescribeGroups(req).Groups[0]
 }
 
-func codeName(code int16) string {
-	if code == 0 {
-		return "NONE"
-	}
-	return kerr.ErrorForCode(code).Error()
-}

@@ -61,6 +61,8 @@ func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 
 	m, code := g.validateCommit(req)
 	if code != 0 {
+		g.log().Debug("offset commit refused", "member", req.MemberID, "generation", req.Generation,
+			"group_generation", g.generation, "state", g.state.String(), "error", codeName(code), "version", req.Version)
 		g.dropIfUnused()
 		return failAll(code)
 	}
@@ -109,6 +111,7 @@ func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 			return resp
 		}
 	}
+	g.log().Debug("offsets committed", "member", req.MemberID, "generation", req.Generation, "offsets", len(commits), "version", req.Version)
 	for _, a := range commits {
 		g.setOffset(req.Topics[a.topic].Topic, req.Topics[a.topic].Partitions[a.partition].Partition, a.o)
 	}
@@ -143,4 +146,12 @@ func (g *group) validateCommit(req *kmsg.OffsetCommitRequest) (*member, int16) {
 		return nil, kerr.RebalanceInProgress.Code
 	}
 	return m, 0
+}
+
+// codeName names a Kafka error code for logs.
+func codeName(code int16) string {
+	if code == 0 {
+		return "NONE"
+	}
+	return kerr.ErrorForCode(code).Error()
 }
