@@ -279,4 +279,3 @@ func describe(t *testing.T, c *Coordinator, group string) kmsg.DescribeGroupsRes
 	req.Groups = []string{group}
 	return c.DescribeGroups(req).Groups[0]
 }
-
