@@ -1,0 +1,241 @@
+// Package loadtest measures a Kafka-compatible broker with franz-go:
+// produce and consume throughput and produce latency for 1 KiB records on
+// one topic, the resident memory of a broker process holding many idle
+// partitions, and how long a broker process takes to serve again after
+// kill -9. The tributary-loadtest command runs it against the Tributary
+// broker and franz-go's in-memory kfake and prints a table.
+package loadtest
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Options shape one throughput run.
+type Options struct {
+	Topic       string
+	Partitions  int32
+	RecordBytes int
+	// Duration bounds the produce phase; MaxRecords (if > 0) ends it early.
+	Duration   time.Duration
+	MaxRecords int
+}
+
+// Result of one throughput run.
+type Result struct {
+	Records     int64
+	Bytes       int64
+	ProduceMBps float64
+	ConsumeMBps float64
+	P50, P99    time.Duration
+}
+
+// Throughput creates the topic on the broker at addr, produces to it for
+// the configured time with one franz-go producer (acks=all, idempotent,
+// uncompressed random values), then reads everything back with one
+// consumer. Latency is per record, from Produce to acknowledgement, under
+// that full load.
+func Throughput(ctx context.Context, addr string, o Options) (Result, error) {
+	if err := CreateTopic(ctx, addr, o.Topic, o.Partitions); err != nil {
+		return Result{}, err
+	}
+	var res Result
+	prod, err := kgo.NewClient(
+		kgo.SeedBrokers(addr),
+		kgo.DefaultProduceTopic(o.Topic),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
+		kgo.ProducerBatchMaxBytes(1<<20),
+		kgo.MaxBufferedRecords(20000),
+	)
+	if err != nil {
+		return res, err
+	}
+	defer prod.Close()
+
+	value := make([]byte, o.RecordBytes)
+	_, _ = rand.Read(value)
+	var (
+		mu        sync.Mutex
+		latencies = make([]time.Duration, 0, 1<<20)
+		acked     atomic.Int64
+		firstErr  error
+	)
+	pctx, cancel := context.WithTimeout(ctx, o.Duration)
+	defer cancel()
+	start := time.Now()
+	var sent int
+	for pctx.Err() == nil && (o.MaxRecords == 0 || sent < o.MaxRecords) {
+		begin := time.Now()
+		prod.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
+			lat := time.Since(begin)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				return
+			}
+			acked.Add(1)
+			latencies = append(latencies, lat)
+		})
+		sent++
+	}
+	if err := prod.Flush(ctx); err != nil {
+		return res, fmt.Errorf("flushing: %w", err)
+	}
+	produceTime := time.Since(start)
+	mu.Lock()
+	if firstErr != nil {
+		mu.Unlock()
+		return res, fmt.Errorf("producing: %w", firstErr)
+	}
+	res.Records = acked.Load()
+	res.Bytes = res.Records * int64(o.RecordBytes)
+	res.ProduceMBps = mb(res.Bytes) / produceTime.Seconds()
+	slices.Sort(latencies)
+	res.P50 = percentile(latencies, 0.50)
+	res.P99 = percentile(latencies, 0.99)
+	mu.Unlock()
+
+	cons, err := kgo.NewClient(
+		kgo.SeedBrokers(addr),
+		kgo.ConsumeTopics(o.Topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxBytes(50<<20),
+		kgo.FetchMaxPartitionBytes(10<<20),
+	)
+	if err != nil {
+		return res, err
+	}
+	defer cons.Close()
+	cctx, ccancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer ccancel()
+	start = time.Now()
+	var read int64
+	for read < res.Records {
+		fs := cons.PollFetches(cctx)
+		if cctx.Err() != nil {
+			return res, fmt.Errorf("consumed %d of %d records before the deadline", read, res.Records)
+		}
+		var ferr error
+		fs.EachError(func(t string, p int32, err error) { ferr = fmt.Errorf("fetching %s[%d]: %w", t, p, err) })
+		if ferr != nil {
+			return res, ferr
+		}
+		read += int64(fs.NumRecords())
+	}
+	res.ConsumeMBps = mb(res.Bytes) / time.Since(start).Seconds()
+	return res, nil
+}
+
+// CreateTopic creates a topic with replication factor 1.
+func CreateTopic(ctx context.Context, addr, topic string, partitions int32) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, 1, nil, topic)
+	if err != nil {
+		return fmt.Errorf("creating topic %s: %w", topic, err)
+	}
+	if resp.Err != nil {
+		return fmt.Errorf("creating topic %s: %w (%s)", topic, resp.Err, resp.ErrMessage)
+	}
+	return nil
+}
+
+// Fill produces about size bytes of records of recordBytes into a topic as
+// fast as possible, to build a large log.
+func Fill(ctx context.Context, addr, topic string, partitions int32, size int64, recordBytes int) error {
+	if err := CreateTopic(ctx, addr, topic, partitions); err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(addr),
+		kgo.DefaultProduceTopic(topic),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
+		kgo.ProducerBatchMaxBytes(1<<20),
+		kgo.MaxBufferedRecords(50000),
+	)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	value := make([]byte, recordBytes)
+	_, _ = rand.Read(value)
+	var (
+		mu       sync.Mutex
+		firstErr error
+	)
+	for n := int64(0); n < size && ctx.Err() == nil; n += int64(recordBytes) {
+		cl.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return firstErr
+}
+
+// WaitServing polls the broker until it answers Metadata and lists the
+// end offsets of topic (the partition logs are open), or ctx ends. It
+// returns when the broker serves.
+func WaitServing(ctx context.Context, addr, topic string) error {
+	for {
+		err := probe(ctx, addr, topic)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("broker at %s not serving: %w", addr, errors.Join(err, ctx.Err()))
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func probe(ctx context.Context, addr, topic string) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DialTimeout(time.Second), kgo.RetryTimeout(time.Second))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(pctx, topic)
+	if err != nil {
+		return err
+	}
+	return ends.Error()
+}
+
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
+}
+
+func mb(b int64) float64 { return float64(b) / (1 << 20) }

@@ -1,0 +1,107 @@
+package loadtest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Process is a tributary-broker run process.
+type Process struct {
+	Addr string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+var servingRE = regexp.MustCompile(`msg="serving Kafka protocol" listen=(\S+)`)
+
+// StartBroker runs `bin run` on 127.0.0.1 (port chosen by the kernel, or
+// listen if given) with dataDir and waits until it serves. extra are
+// more flags.
+func StartBroker(ctx context.Context, bin, dataDir, listen string, extra ...string) (*Process, error) {
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	args := append([]string{"run", "--listen", listen, "--data-dir", dataDir}, extra...)
+	cmd := exec.Command(bin, args...)
+	// The "serving" line that gives the address is logged at info.
+	cmd.Env = append(os.Environ(), "TRIBUTARY_LOG_LEVEL=info")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	p := &Process{cmd: cmd, done: make(chan struct{})}
+	addrCh := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			if m := servingRE.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case addrCh <- m[1]:
+				default:
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+	select {
+	case p.Addr = <-addrCh:
+		return p, nil
+	case <-p.done:
+		return nil, fmt.Errorf("%s exited before serving", bin)
+	case <-ctx.Done():
+		p.Kill()
+		return nil, fmt.Errorf("%s did not serve: %w", bin, ctx.Err())
+	}
+}
+
+// PID is the process id.
+func (p *Process) PID() int { return p.cmd.Process.Pid }
+
+// Kill sends SIGKILL and waits for the process to be gone.
+func (p *Process) Kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// Stop sends SIGTERM (clean shutdown) and waits, killing after limit.
+func (p *Process) Stop(limit time.Duration) {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(limit):
+		p.Kill()
+	}
+}
+
+// RSS is the resident set size of a process (VmRSS in /proc/<pid>/status).
+func RSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("parsing %q: %w", line, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+}
