@@ -191,3 +191,15 @@ func defaultSubnet(t *testing.T, client *ec2.Client, az string) ec2types.Subnet 
 	}
 	return out.Subnets[0]
 }
+
+func imageID(t *testing.T, c *localcloud.Cloud, name string) string {
+	t.Helper()
+	out, err := ec2Client(c).DescribeImages(context.Background(), &ec2.DescribeImagesInput{Filters: []ec2types.Filter{{Name: aws.String("name"), Values: []string{name}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Images) != 1 {
+		t.Fatalf("%d images named %s", len(out.Images), name)
+	}
+	return aws.ToString(out.Images[0].ImageId)
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"strconv"
 	"strings"
 
 	"github.com/tributary/tributary/internal/localcloud/awsapi"
@@ -19,26 +18,33 @@ func (s *Service) zones() []string {
 	return out
 }
 
-// zoneID maps us-east-1b to use1-az2, the stable zone id AWS reports.
+// zoneID maps us-east-1b to use1-az2, the zone id form AWS reports (region code: the
+// geography, the abbreviated direction and the number: use1, euw2, apse1, cac1).
 func (s *Service) zoneID(az string) string {
-	parts := strings.Split(s.region, "-")
-	code := ""
-	for _, p := range parts {
-		if p == "" {
-			continue
-		}
-		if _, err := strconv.Atoi(p); err == nil {
-			code += p
-		} else {
-			code += p[:1]
-		}
-	}
 	for i, z := range s.zones() {
 		if z == az {
-			return fmt.Sprintf("%s-az%d", code, i+1)
+			return fmt.Sprintf("%s-az%d", regionCode(s.region), i+1)
 		}
 	}
 	return ""
+}
+
+func regionCode(region string) string {
+	directions := map[string]string{"east": "e", "west": "w", "north": "n", "south": "s", "central": "c",
+		"northeast": "ne", "northwest": "nw", "southeast": "se", "southwest": "sw"}
+	parts := strings.Split(region, "-")
+	code := ""
+	for i, p := range parts {
+		switch {
+		case i == 0:
+			code += p
+		case directions[p] != "":
+			code += directions[p]
+		default:
+			code += p
+		}
+	}
+	return code
 }
 
 func (s *Service) validZone(az string) bool {
