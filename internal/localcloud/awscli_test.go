@@ -42,7 +42,9 @@ func TestAWSCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var subnets struct{ Subnets []struct{ SubnetId, AvailabilityZone string } }
+	var subnets struct {
+		Subnets []struct{ SubnetId, AvailabilityZone string }
+	}
 	if err := json.Unmarshal(out, &subnets); err != nil {
 		t.Fatalf("decoding %s: %v", out, err)
 	}

@@ -58,7 +58,6 @@ func bootProbe(t *testing.T) string {
 	return probePath
 }
 
-
 // startCloud starts a local cloud on a random loopback port with a temporary state directory.
 func startCloud(t *testing.T, dir string) *localcloud.Cloud {
 	t.Helper()
