@@ -1,0 +1,150 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tributary/tributary/broker/cluster/metadata"
+)
+
+// Voter is one member of the Raft metadata quorum, as written in
+// controller.quorum.voters: id@host:port.
+type Voter struct {
+	ID   int32
+	Addr string // host:port of its controller (Raft) port
+}
+
+// ParseVoters reads controller.quorum.voters ("1@10.0.1.5:9095,2@...").
+// Ids and addresses must be unique.
+func ParseVoters(s string) ([]Voter, error) {
+	var out []Voter
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		idStr, addr, ok := strings.Cut(item, "@")
+		if !ok {
+			return nil, fmt.Errorf("controller.quorum.voters: %q is not id@host:port", item)
+		}
+		id, err := strconv.ParseInt(idStr, 10, 32)
+		if err != nil || id < 0 {
+			return nil, fmt.Errorf("controller.quorum.voters: bad node id in %q", item)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("controller.quorum.voters: bad address in %q: %w", item, err)
+		}
+		for _, v := range out {
+			if v.ID == int32(id) || v.Addr == addr {
+				return nil, fmt.Errorf("controller.quorum.voters: %q repeats a node id or address", item)
+			}
+		}
+		out = append(out, Voter{ID: int32(id), Addr: addr})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("controller.quorum.voters is empty")
+	}
+	return out, nil
+}
+
+// Config configures a node's controller: its Raft membership and its
+// broker registration.
+type Config struct {
+	NodeID int32
+	Rack   string
+	// Voters is the seed list. A node in it is a voter and bootstraps the
+	// Raft cluster with the whole list on first start; any other node
+	// joins as a non-voter and follows the metadata log.
+	Voters []Voter
+	// Bind is where this node's controller port listens (host:port;
+	// port 0 picks one). Advertise is the address the others dial; for
+	// a voter it must equal its entry in Voters. Defaults to the bound
+	// address.
+	Bind      string
+	Advertise string
+	// Listener, when set, is used instead of listening on Bind (tests
+	// open it first to learn the port for the voter list).
+	Listener net.Listener
+	// Dir holds the Raft log (raft.db) and snapshots.
+	Dir string
+	// ClusterID is written into the metadata by the first leader.
+	ClusterID string
+
+	// Registration data published to clients and followers.
+	Listeners       []metadata.Listener
+	ReplicationAddr string
+
+	// HeartbeatInterval is how often the broker renews its lease
+	// (broker.heartbeat.interval.ms); Lease is how long a lease lasts
+	// (broker.session.timeout.ms). A broker that misses its lease is
+	// fenced and its leaderships move.
+	HeartbeatInterval time.Duration
+	Lease             time.Duration
+	// RebalanceInterval is how often the active controller moves
+	// leadership back to preferred leaders (0 disables).
+	RebalanceInterval time.Duration
+
+	// Raft timings; zero keeps hashicorp/raft's defaults (1 s heartbeat
+	// and election timeouts). Tests shorten them.
+	RaftHeartbeatTimeout time.Duration
+	RaftElectionTimeout  time.Duration
+	RaftLeaderLease      time.Duration
+	// SnapshotThreshold is how many log entries trigger a snapshot and
+	// log compaction, which bounds the log on disk.
+	SnapshotThreshold uint64
+
+	Logger *slog.Logger
+}
+
+// Defaults, chosen so that a killed broker's partitions fail over within
+// about 3 s (the target) while a broker survives a 2 s stall.
+const (
+	DefaultHeartbeatInterval = 500 * time.Millisecond
+	DefaultLease             = 2500 * time.Millisecond
+	DefaultRebalanceInterval = 10 * time.Second
+	DefaultSnapshotThreshold = 2048
+)
+
+func (c *Config) withDefaults() (Config, error) {
+	cfg := *c
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.Lease <= cfg.HeartbeatInterval {
+		return cfg, fmt.Errorf("lease %v must be longer than the heartbeat interval %v", cfg.Lease, cfg.HeartbeatInterval)
+	}
+	if cfg.RebalanceInterval < 0 {
+		cfg.RebalanceInterval = 0
+	} else if cfg.RebalanceInterval == 0 {
+		cfg.RebalanceInterval = DefaultRebalanceInterval
+	}
+	if cfg.SnapshotThreshold == 0 {
+		cfg.SnapshotThreshold = DefaultSnapshotThreshold
+	}
+	if len(cfg.Voters) == 0 {
+		return cfg, errors.New("no controller voters configured")
+	}
+	if cfg.Dir == "" {
+		return cfg, errors.New("no controller directory configured")
+	}
+	if cfg.Bind == "" && cfg.Listener == nil {
+		return cfg, errors.New("no controller bind address configured")
+	}
+	return cfg, nil
+}
+
+func (c *Config) isVoter() bool {
+	return slices.ContainsFunc(c.Voters, func(v Voter) bool { return v.ID == c.NodeID })
+}

@@ -1,0 +1,660 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/tributary/tributary/broker/cluster/metadata"
+	"github.com/tributary/tributary/broker/cluster/placement"
+	"github.com/tributary/tributary/broker/cluster/raftstore"
+)
+
+// Controller is one node's part of the cluster control plane: a member of
+// the Raft metadata group (voter or non-voter), the broker's registration
+// and lease, and, on the Raft leader, the active controller's duties
+// (fencing brokers whose lease lapsed, preferred-leader rebalancing).
+type Controller struct {
+	cfg   Config
+	log   *slog.Logger
+	fsm   *metadata.FSM
+	raft  *raft.Raft
+	store *raftstore.Store
+	trans *raft.NetworkTransport
+	mux   *mux
+
+	// ready is closed once raft is set: the port accepts connections
+	// before that, and RPCs wait for it.
+	ready chan struct{}
+
+	brokerEpoch atomic.Int64 // 0 until registered
+	registered  chan struct{}
+	regOnce     sync.Once
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed atomic.Bool
+}
+
+// Start opens the Raft state in cfg.Dir, listens on cfg.Bind, bootstraps
+// the Raft cluster from cfg.Voters when this node is a voter starting for
+// the first time, and starts registering the broker. It returns without
+// waiting for a leader; use WaitRegistered to wait for the broker to be
+// part of the cluster.
+func Start(c Config) (*Controller, error) {
+	cfg, err := c.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("creating controller directory: %w", err)
+	}
+	ln := cfg.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Bind); err != nil {
+			return nil, fmt.Errorf("controller listener: %w", err)
+		}
+	}
+	advertise := ln.Addr()
+	if cfg.Advertise != "" {
+		if advertise, err = net.ResolveTCPAddr("tcp", cfg.Advertise); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("controller advertise address %q: %w", cfg.Advertise, err)
+		}
+	}
+	cfg.Advertise = advertise.String()
+	if i := slices.IndexFunc(cfg.Voters, func(v Voter) bool { return v.ID == cfg.NodeID }); i >= 0 && cfg.Voters[i].Addr != cfg.Advertise {
+		ln.Close()
+		return nil, fmt.Errorf("node %d advertises %s but controller.quorum.voters lists it at %s", cfg.NodeID, cfg.Advertise, cfg.Voters[i].Addr)
+	}
+
+	ctl := &Controller{
+		cfg:        cfg,
+		log:        cfg.Logger.With("component", "controller", "node", cfg.NodeID),
+		fsm:        metadata.New(cfg.Logger.With("component", "metadata")),
+		registered: make(chan struct{}),
+		ready:      make(chan struct{}),
+	}
+	ctl.ctx, ctl.cancel = context.WithCancel(context.Background())
+	ctl.mux = newMux(ln, advertise, ctl.serveRPC)
+	if err := ctl.startRaft(); err != nil {
+		ctl.cancel()
+		ctl.mux.close()
+		if ctl.store != nil {
+			ctl.store.Close()
+		}
+		return nil, err
+	}
+	close(ctl.ready)
+	ctl.goLoop(ctl.brokerLoop)
+	ctl.goLoop(ctl.activeControllerLoop)
+	if !cfg.isVoter() {
+		ctl.goLoop(ctl.joinLoop)
+	}
+	return ctl, nil
+}
+
+func (ctl *Controller) goLoop(fn func()) {
+	ctl.wg.Add(1)
+	go func() {
+		defer ctl.wg.Done()
+		fn()
+	}()
+}
+
+// slogWriter hands hashicorp/raft's log lines to slog.
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	switch {
+	case strings.Contains(line, "[ERROR]"):
+		w.log.Error(line)
+	case strings.Contains(line, "[WARN]"):
+		w.log.Warn(line)
+	default:
+		w.log.Info(line)
+	}
+	return len(p), nil
+}
+
+func (ctl *Controller) startRaft() error {
+	cfg := ctl.cfg
+	hlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: slogWriter{ctl.log}, DisableTime: true})
+	rc := raft.DefaultConfig()
+	rc.LocalID = serverID(cfg.NodeID)
+	rc.Logger = hlog
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.TrailingLogs = cfg.SnapshotThreshold
+	if cfg.RaftHeartbeatTimeout > 0 {
+		rc.HeartbeatTimeout = cfg.RaftHeartbeatTimeout
+	}
+	if cfg.RaftElectionTimeout > 0 {
+		rc.ElectionTimeout = cfg.RaftElectionTimeout
+	}
+	if cfg.RaftLeaderLease > 0 {
+		rc.LeaderLeaseTimeout = cfg.RaftLeaderLease
+	}
+	var err error
+	if ctl.store, err = raftstore.Open(filepath.Join(cfg.Dir, "raft.db")); err != nil {
+		return err
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hlog)
+	if err != nil {
+		return fmt.Errorf("raft snapshot store: %w", err)
+	}
+	ctl.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: streamLayer{ctl.mux}, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog,
+	})
+	hasState, err := raft.HasExistingState(ctl.store, ctl.store, snaps)
+	if err != nil {
+		return fmt.Errorf("reading raft state: %w", err)
+	}
+	if ctl.raft, err = raft.NewRaft(rc, ctl.fsm, ctl.store, ctl.store, snaps, ctl.trans); err != nil {
+		return fmt.Errorf("starting raft: %w", err)
+	}
+	if !hasState && cfg.isVoter() {
+		// Every voter bootstraps with the same configuration; Raft allows
+		// that, and whichever wins the first election leads.
+		var servers []raft.Server
+		for _, v := range cfg.Voters {
+			servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: serverID(v.ID), Address: raft.ServerAddress(v.Addr)})
+		}
+		if err := ctl.raft.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return fmt.Errorf("bootstrapping the metadata quorum: %w", err)
+		}
+		ctl.log.Info("bootstrapped the metadata quorum", "voters", len(servers))
+	}
+	return nil
+}
+
+func serverID(id int32) raft.ServerID { return raft.ServerID(strconv.Itoa(int(id))) }
+
+// Close stops the loops and Raft and releases the port and files. It does
+// not move leadership first: call ControlledShutdown before for that.
+func (ctl *Controller) Close() error {
+	if !ctl.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	ctl.cancel()
+	ctl.wg.Wait()
+	err := ctl.raft.Shutdown().Error()
+	ctl.mux.close()
+	if cerr := ctl.trans.Close(); err == nil {
+		err = cerr
+	}
+	if cerr := ctl.store.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Addr is the controller port's advertised address.
+func (ctl *Controller) Addr() string { return ctl.cfg.Advertise }
+
+// NodeID is this node's id.
+func (ctl *Controller) NodeID() int32 { return ctl.cfg.NodeID }
+
+// State is this node's latest applied metadata (it may lag the leader by
+// the Raft replication delay). Do not modify it.
+func (ctl *Controller) State() *metadata.State { return ctl.fsm.Current() }
+
+// Changed is closed at the next metadata change.
+func (ctl *Controller) Changed() <-chan struct{} { return ctl.fsm.Changed() }
+
+// Err reports a halted state machine (see metadata.ErrHalted).
+func (ctl *Controller) Err() error { return ctl.fsm.Err() }
+
+// IsActive reports whether this node is the active controller (Raft leader).
+func (ctl *Controller) IsActive() bool { return ctl.raft.State() == raft.Leader }
+
+// ActiveController returns the id of the Raft leader, if known.
+func (ctl *Controller) ActiveController() (int32, bool) {
+	_, id := ctl.raft.LeaderWithID()
+	if id == "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(id), 10, 32)
+	return int32(n), err == nil
+}
+
+func (ctl *Controller) leaderAddr() (string, bool) {
+	addr, _ := ctl.raft.LeaderWithID()
+	return string(addr), addr != ""
+}
+
+// BrokerEpoch is this broker's registration epoch (0 until registered).
+func (ctl *Controller) BrokerEpoch() int64 { return ctl.brokerEpoch.Load() }
+
+// WaitRegistered waits until the broker has registered with the cluster.
+func (ctl *Controller) WaitRegistered(ctx context.Context) error {
+	select {
+	case <-ctl.registered:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for broker %d to register: %w", ctl.cfg.NodeID, ctx.Err())
+	}
+}
+
+// applyLocal applies an encoded command through this node's Raft, which
+// must be the leader. Time-carrying commands get the leader's clock.
+func (ctl *Controller) applyLocal(cmd []byte) (json.RawMessage, error) {
+	if ctl.raft.State() != raft.Leader {
+		return nil, ErrNotController
+	}
+	cmd, err := stampTime(cmd, time.Now().UnixMilli())
+	if err != nil {
+		return nil, err
+	}
+	f := ctl.raft.Apply(cmd, rpcTimeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+			return nil, fmt.Errorf("%w: %v", ErrNotController, err)
+		}
+		return nil, fmt.Errorf("applying metadata command: %w", err)
+	}
+	res, ok := f.Response().(*metadata.Result)
+	if !ok {
+		return nil, fmt.Errorf("metadata state machine answered %T", f.Response())
+	}
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	return encodeValue(res.Value)
+}
+
+// stampTime sets NowMs of the commands that carry the leader's clock.
+func stampTime(b []byte, nowMs int64) ([]byte, error) {
+	if len(b) == 0 {
+		return nil, metadata.ErrBadCommand
+	}
+	var cmd metadata.Command
+	switch metadata.CommandType(b[0]) {
+	case metadata.TypeRegisterBroker:
+		var c metadata.RegisterBroker
+		if err := json.Unmarshal(b[1:], &c); err != nil {
+			return nil, fmt.Errorf("%w: %v", metadata.ErrBadCommand, err)
+		}
+		c.NowMs = nowMs
+		cmd = c
+	case metadata.TypeBrokerHeartbeat:
+		var c metadata.BrokerHeartbeat
+		if err := json.Unmarshal(b[1:], &c); err != nil {
+			return nil, fmt.Errorf("%w: %v", metadata.ErrBadCommand, err)
+		}
+		c.NowMs = nowMs
+		cmd = c
+	case metadata.TypeExpireLeases:
+		cmd = metadata.ExpireLeases{NowMs: nowMs}
+	default:
+		return b, nil
+	}
+	return metadata.Encode(cmd)
+}
+
+// propose sends a command to the active controller, wherever it is, and
+// retries (with the leader hint, then every voter) while there is no
+// leader or the leader moves, until ctx ends.
+func (ctl *Controller) propose(ctx context.Context, cmd metadata.Command) (json.RawMessage, error) {
+	b, err := metadata.Encode(cmd)
+	if err != nil {
+		return nil, err
+	}
+	backoff := 20 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		if ctl.closed.Load() {
+			return nil, ErrShuttingDown
+		}
+		var v json.RawMessage
+		var err error
+		target, known := ctl.leaderAddr()
+		switch {
+		case ctl.raft.State() == raft.Leader:
+			v, err = ctl.applyLocal(b)
+		default:
+			if !known {
+				target = ctl.cfg.Voters[attempt%len(ctl.cfg.Voters)].Addr
+			}
+			var resp *rpcResponse
+			timeout := rpcTimeout
+			if dl, ok := ctx.Deadline(); ok {
+				timeout = min(timeout, time.Until(dl))
+			}
+			resp, err = call(target, rpcRequest{Op: opApply, Command: b}, timeout)
+			if err == nil {
+				v, err = resp.Value, resp.Err.err()
+			} else {
+				err = fmt.Errorf("%w: %v", ErrNotController, err)
+			}
+		}
+		if err == nil || !errors.Is(err, ErrNotController) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("proposing %T: %w (last error: %v)", cmd, ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+func proposeAs[T any](ctx context.Context, ctl *Controller, cmd metadata.Command) (T, error) {
+	var out T
+	v, err := ctl.propose(ctx, cmd)
+	if err != nil {
+		return out, err
+	}
+	if err := json.Unmarshal(v, &out); err != nil {
+		return out, fmt.Errorf("decoding the answer to %T: %w", cmd, err)
+	}
+	return out, nil
+}
+
+func (ctl *Controller) addNonvoter(id int32, addr string) error {
+	if ctl.raft.State() != raft.Leader {
+		return ErrNotController
+	}
+	f := ctl.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return err
+	}
+	for _, s := range f.Configuration().Servers {
+		if s.ID == serverID(id) && string(s.Address) == addr {
+			return nil
+		}
+		if s.ID == serverID(id) && s.Suffrage == raft.Voter {
+			return fmt.Errorf("node %d is a voter at %s; it cannot join from %s", id, s.Address, addr)
+		}
+	}
+	if err := ctl.raft.AddNonvoter(serverID(id), raft.ServerAddress(addr), 0, rpcTimeout).Error(); err != nil {
+		return fmt.Errorf("adding node %d as a non-voter: %w", id, err)
+	}
+	ctl.log.Info("added a non-voter to the metadata quorum", "joiner", id, "addr", addr)
+	return nil
+}
+
+// joinLoop makes a non-voter part of the Raft configuration, so that the
+// leader replicates the metadata log to it.
+func (ctl *Controller) joinLoop() {
+	for attempt := 0; ; attempt++ {
+		if ctl.inConfiguration() {
+			return
+		}
+		target, known := ctl.leaderAddr()
+		if !known {
+			target = ctl.cfg.Voters[attempt%len(ctl.cfg.Voters)].Addr
+		}
+		resp, err := call(target, rpcRequest{Op: opJoin, NodeID: ctl.cfg.NodeID, RaftAddr: ctl.cfg.Advertise}, rpcTimeout)
+		if err == nil && resp.Err != nil {
+			err = resp.Err.err()
+			if resp.Leader != "" {
+				target = resp.Leader
+			}
+		}
+		if err == nil {
+			ctl.log.Info("joined the metadata quorum as a non-voter", "via", target)
+		} else if attempt%20 == 19 {
+			ctl.log.Warn("still joining the metadata quorum", "err", err)
+		}
+		if !ctl.sleep(ctl.cfg.HeartbeatInterval) {
+			return
+		}
+	}
+}
+
+func (ctl *Controller) inConfiguration() bool {
+	f := ctl.raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	return slices.ContainsFunc(f.Configuration().Servers, func(s raft.Server) bool { return s.ID == serverID(ctl.cfg.NodeID) })
+}
+
+// sleep waits d or until Close; false when closing.
+func (ctl *Controller) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctl.ctx.Done():
+		return false
+	}
+}
+
+// brokerLoop registers the broker, then renews its lease every heartbeat
+// interval; a refused heartbeat (stale epoch: the cluster fenced this
+// incarnation and forgot it, or a restart raced) re-registers.
+func (ctl *Controller) brokerLoop() {
+	for {
+		if ctl.brokerEpoch.Load() == 0 {
+			ctx, cancel := context.WithTimeout(ctl.ctx, ctl.cfg.Lease)
+			epoch, err := proposeAs[int64](ctx, ctl, metadata.RegisterBroker{
+				NodeID: ctl.cfg.NodeID, Rack: ctl.cfg.Rack, Listeners: ctl.cfg.Listeners,
+				ReplicationAddr: ctl.cfg.ReplicationAddr, LeaseMs: ctl.cfg.Lease.Milliseconds(),
+			})
+			cancel()
+			if err == nil {
+				ctl.brokerEpoch.Store(epoch)
+				ctl.regOnce.Do(func() { close(ctl.registered) })
+				ctl.log.Info("broker registered", "epoch", epoch)
+			} else if ctl.ctx.Err() == nil {
+				ctl.log.Debug("registering broker", "err", err)
+			}
+		} else {
+			ctx, cancel := context.WithTimeout(ctl.ctx, ctl.cfg.Lease)
+			_, err := ctl.propose(ctx, metadata.BrokerHeartbeat{
+				NodeID: ctl.cfg.NodeID, BrokerEpoch: ctl.brokerEpoch.Load(), LeaseMs: ctl.cfg.Lease.Milliseconds(),
+			})
+			cancel()
+			switch {
+			case errors.Is(err, metadata.ErrStaleBrokerEpoch) || errors.Is(err, metadata.ErrUnknownBroker):
+				ctl.log.Warn("broker registration lost; registering again", "err", err)
+				ctl.brokerEpoch.Store(0)
+				continue
+			case err != nil && ctl.ctx.Err() == nil:
+				ctl.log.Warn("broker heartbeat failed", "err", err)
+			}
+		}
+		if !ctl.sleep(ctl.cfg.HeartbeatInterval) {
+			return
+		}
+	}
+}
+
+// activeControllerLoop does the leader's periodic work: set the cluster
+// id, fence brokers whose lease ended, and restore preferred leaders.
+// After winning an election it waits one lease before fencing anyone:
+// brokers may have been renewing with the old leader until just now.
+func (ctl *Controller) activeControllerLoop() {
+	var leaderSince, lastRebalance time.Time
+	tick := max(ctl.cfg.HeartbeatInterval/2, 10*time.Millisecond)
+	for ctl.sleep(tick) {
+		if ctl.raft.State() != raft.Leader {
+			leaderSince = time.Time{}
+			continue
+		}
+		now := time.Now()
+		if leaderSince.IsZero() {
+			leaderSince, lastRebalance = now, now
+			ctl.log.Info("became the active controller")
+		}
+		ctx, cancel := context.WithTimeout(ctl.ctx, ctl.cfg.Lease)
+		ctl.leaderDuties(ctx, now, leaderSince, &lastRebalance)
+		cancel()
+	}
+}
+
+func (ctl *Controller) leaderDuties(ctx context.Context, now, leaderSince time.Time, lastRebalance *time.Time) {
+	st := ctl.fsm.Current()
+	if st.ClusterID == "" && ctl.cfg.ClusterID != "" {
+		if _, err := ctl.propose(ctx, metadata.InitCluster{ClusterID: ctl.cfg.ClusterID}); err != nil {
+			ctl.log.Error("setting the cluster id", "err", err)
+		}
+	}
+	if now.Sub(leaderSince) >= ctl.cfg.Lease {
+		for _, id := range st.BrokerIDs() {
+			if b := st.Brokers[id]; !b.Fenced && b.LeaseExpiryMs < now.UnixMilli() {
+				v, err := ctl.propose(ctx, metadata.ExpireLeases{})
+				if err != nil {
+					ctl.log.Warn("expiring leases", "err", err)
+				} else {
+					ctl.log.Warn("fenced brokers whose lease ended", "brokers", string(v))
+				}
+				break
+			}
+		}
+	}
+	if ctl.cfg.RebalanceInterval > 0 && now.Sub(*lastRebalance) >= ctl.cfg.RebalanceInterval {
+		*lastRebalance = now
+		if tps := placement.PreferredElections(st); len(tps) > 0 {
+			if _, err := ctl.ElectLeaders(ctx, metadata.ElectPreferred, tps); err != nil {
+				ctl.log.Warn("preferred leader election", "err", err)
+			}
+		}
+	}
+}
+
+// ControlledShutdown moves this broker's leaderships to other ISR members
+// and takes it out of the ISRs, repeating until it leads nothing or ctx
+// ends (then it returns how many it still leads). An active controller then
+// hands Raft leadership to another voter. Call it before stopping the
+// broker's listeners, then Close.
+func (ctl *Controller) ControlledShutdown(ctx context.Context) (int, error) {
+	left := -1
+	for {
+		epoch := ctl.brokerEpoch.Load()
+		if epoch == 0 {
+			break
+		}
+		n, err := proposeAs[int](ctx, ctl, metadata.ControlledShutdown{NodeID: ctl.cfg.NodeID, BrokerEpoch: epoch})
+		if err != nil {
+			return left, fmt.Errorf("controlled shutdown: %w", err)
+		}
+		left = n
+		if n == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return left, fmt.Errorf("controlled shutdown: %d leaderships could not move: %w", n, ctx.Err())
+		case <-time.After(ctl.cfg.HeartbeatInterval):
+		}
+	}
+	if ctl.IsActive() && len(ctl.cfg.Voters) > 1 {
+		if err := ctl.raft.LeadershipTransfer().Error(); err != nil {
+			ctl.log.Warn("handing over the active controller", "err", err)
+		}
+	}
+	return max(left, 0), nil
+}
+
+// newTopicID draws a random, non-zero topic id (KIP-516).
+func newTopicID() metadata.TopicID {
+	var id metadata.TopicID
+	for id == (metadata.TopicID{}) {
+		_, _ = rand.Read(id[:])
+	}
+	return id
+}
+
+// CreateTopic places and creates a topic: rf replicas per partition spread
+// across racks, leaders balanced (package placement).
+func (ctl *Controller) CreateTopic(ctx context.Context, name string, partitions int32, rf int16, configs map[string]string) (*metadata.Topic, error) {
+	if partitions < 1 {
+		return nil, fmt.Errorf("%w: %d partitions", metadata.ErrInvalidPartitions, partitions)
+	}
+	st := ctl.fsm.Current()
+	as, err := placement.Assign(placement.EligibleBrokers(st), int(partitions), int(rf), placement.LoadOf(st))
+	if err != nil {
+		return nil, err
+	}
+	return proposeAs[*metadata.Topic](ctx, ctl, metadata.CreateTopic{Name: name, ID: newTopicID(), Configs: configs, Assignments: as})
+}
+
+// CreatePartitions grows a topic to total partitions.
+func (ctl *Controller) CreatePartitions(ctx context.Context, name string, total int32) (*metadata.Topic, error) {
+	st := ctl.fsm.Current()
+	t, ok := st.Topic(name)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", metadata.ErrUnknownTopicOrPartition, name)
+	}
+	add := int(total) - len(t.Partitions)
+	if add <= 0 {
+		return nil, fmt.Errorf("%w: topic %s has %d partitions, cannot go to %d", metadata.ErrInvalidPartitions, name, len(t.Partitions), total)
+	}
+	as, err := placement.Assign(placement.EligibleBrokers(st), add, len(t.Partitions[0].Replicas), placement.LoadOf(st))
+	if err != nil {
+		return nil, err
+	}
+	return proposeAs[*metadata.Topic](ctx, ctl, metadata.CreatePartitions{Name: name, Assignments: as})
+}
+
+// DeleteTopic deletes a topic.
+func (ctl *Controller) DeleteTopic(ctx context.Context, name string) error {
+	_, err := ctl.propose(ctx, metadata.DeleteTopic{Name: name})
+	return err
+}
+
+// SetTopicConfigs replaces a topic's config overrides.
+func (ctl *Controller) SetTopicConfigs(ctx context.Context, name string, configs map[string]string) (*metadata.Topic, error) {
+	return proposeAs[*metadata.Topic](ctx, ctl, metadata.SetTopicConfigs{Name: name, Configs: configs})
+}
+
+// SetBrokerConfigs replaces a broker's (or, with metadata.ClusterDefault,
+// the cluster's) dynamic configs.
+func (ctl *Controller) SetBrokerConfigs(ctx context.Context, node int32, configs map[string]string) error {
+	_, err := ctl.propose(ctx, metadata.SetBrokerConfigs{NodeID: node, Configs: configs})
+	return err
+}
+
+// AllocateProducerIDs reserves count producer ids unique in the cluster
+// and returns the first.
+func (ctl *Controller) AllocateProducerIDs(ctx context.Context, count int64) (int64, error) {
+	return proposeAs[int64](ctx, ctl, metadata.AllocateProducerIDs{NodeID: ctl.cfg.NodeID, Count: count})
+}
+
+// AlterPartition asks to change the ISR of a partition this broker leads,
+// naming the leader and partition epochs it acts on.
+func (ctl *Controller) AlterPartition(ctx context.Context, topic string, partition, leaderEpoch, partitionEpoch int32, newISR []int32) (metadata.Partition, error) {
+	return proposeAs[metadata.Partition](ctx, ctl, metadata.AlterPartition{
+		Topic: topic, Partition: partition, LeaderID: ctl.cfg.NodeID, BrokerEpoch: ctl.brokerEpoch.Load(),
+		LeaderEpoch: leaderEpoch, PartitionEpoch: partitionEpoch, NewISR: newISR,
+	})
+}
+
+// ElectLeaders runs preferred or unclean elections (all partitions when
+// tps is empty).
+func (ctl *Controller) ElectLeaders(ctx context.Context, how metadata.ElectionType, tps []metadata.TopicPartition) ([]metadata.ElectionResult, error) {
+	v, err := ctl.propose(ctx, metadata.ElectLeaders{Election: how, Partitions: tps})
+	if err != nil {
+		return nil, err
+	}
+	return decodeElections(v)
+}
+
+// Reassign starts or cancels partition reassignments; one error per item.
+func (ctl *Controller) Reassign(ctx context.Context, rs []metadata.Reassignment) ([]error, error) {
+	v, err := ctl.propose(ctx, metadata.ReassignPartitions{Reassignments: rs})
+	if err != nil {
+		return nil, err
+	}
+	return decodeErrors(v)
+}

@@ -1,0 +1,425 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tributary/tributary/broker/cluster/metadata"
+)
+
+// testCluster is N controllers in this process on loopback ports.
+type testCluster struct {
+	t      *testing.T
+	voters []Voter
+	dirs   map[int32]string
+	racks  map[int32]string
+	nodes  map[int32]*Controller
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("TRIBUTARY_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name())
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func listen(t *testing.T, addr string) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// newTestCluster starts voters 1..n (racks a, b, c, ...).
+func newTestCluster(t *testing.T, n int) *testCluster {
+	t.Helper()
+	tc := &testCluster{t: t, dirs: map[int32]string{}, racks: map[int32]string{}, nodes: map[int32]*Controller{}}
+	lns := map[int32]net.Listener{}
+	for i := int32(1); i <= int32(n); i++ {
+		lns[i] = listen(t, "127.0.0.1:0")
+		tc.voters = append(tc.voters, Voter{ID: i, Addr: lns[i].Addr().String()})
+		tc.dirs[i] = t.TempDir()
+		tc.racks[i] = string(rune('a' + (i-1)%3))
+	}
+	for i := int32(1); i <= int32(n); i++ {
+		tc.start(i, lns[i])
+	}
+	t.Cleanup(func() {
+		for _, c := range tc.nodes {
+			c.Close()
+		}
+	})
+	return tc
+}
+
+func (tc *testCluster) config(id int32, ln net.Listener) Config {
+	return Config{
+		NodeID: id, Rack: tc.racks[id], Voters: tc.voters, Listener: ln, Dir: tc.dirs[id], ClusterID: "test-cluster",
+		Listeners:            []metadata.Listener{{Name: "PLAINTEXT", Host: "127.0.0.1", Port: 9000 + id}},
+		HeartbeatInterval:    100 * time.Millisecond,
+		Lease:                1500 * time.Millisecond,
+		RebalanceInterval:    300 * time.Millisecond,
+		RaftHeartbeatTimeout: 300 * time.Millisecond,
+		RaftElectionTimeout:  300 * time.Millisecond,
+		RaftLeaderLease:      150 * time.Millisecond,
+		Logger:               testLogger(tc.t).With("node", id),
+	}
+}
+
+func (tc *testCluster) start(id int32, ln net.Listener) *Controller {
+	tc.t.Helper()
+	c, err := Start(tc.config(id, ln))
+	if err != nil {
+		tc.t.Fatal(err)
+	}
+	tc.nodes[id] = c
+	return c
+}
+
+// addNonVoter starts a broker that is not in the voter list.
+func (tc *testCluster) addNonVoter(id int32) *Controller {
+	tc.t.Helper()
+	tc.dirs[id] = tc.t.TempDir()
+	tc.racks[id] = string(rune('a' + (id-1)%3))
+	return tc.start(id, listen(tc.t, "127.0.0.1:0"))
+}
+
+// kill stops a node abruptly (no controlled shutdown).
+func (tc *testCluster) kill(id int32) {
+	tc.t.Helper()
+	if err := tc.nodes[id].Close(); err != nil {
+		tc.t.Logf("closing node %d: %v", id, err)
+	}
+	delete(tc.nodes, id)
+}
+
+// restart starts a killed voter again from its directory and address.
+func (tc *testCluster) restart(id int32) *Controller {
+	tc.t.Helper()
+	addr := tc.voters[slices.IndexFunc(tc.voters, func(v Voter) bool { return v.ID == id })].Addr
+	var ln net.Listener
+	checkFor(tc.t, 5*time.Second, func() error {
+		var err error
+		ln, err = net.Listen("tcp", addr)
+		return err
+	})
+	return tc.start(id, ln)
+}
+
+// checkFor polls fn until it returns nil or the deadline passes.
+func checkFor(t *testing.T, timeout time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v", timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (tc *testCluster) waitForLeader() *Controller {
+	tc.t.Helper()
+	var leader *Controller
+	checkFor(tc.t, 10*time.Second, func() error {
+		for _, c := range tc.nodes {
+			if c.IsActive() {
+				leader = c
+				return nil
+			}
+		}
+		return errors.New("no active controller")
+	})
+	return leader
+}
+
+// waitForState waits until every running node's state satisfies fn.
+func (tc *testCluster) waitForState(what string, fn func(*metadata.State) error) {
+	tc.t.Helper()
+	checkFor(tc.t, 10*time.Second, func() error {
+		for id, c := range tc.nodes {
+			if err := fn(c.State()); err != nil {
+				return fmt.Errorf("node %d: %s: %w", id, what, err)
+			}
+		}
+		return nil
+	})
+}
+
+func registered(ids ...int32) func(*metadata.State) error {
+	return func(st *metadata.State) error {
+		for _, id := range ids {
+			b, ok := st.Brokers[id]
+			if !ok || b.Fenced {
+				return fmt.Errorf("broker %d not registered and unfenced", id)
+			}
+		}
+		return nil
+	}
+}
+
+func (tc *testCluster) follower() *Controller {
+	for _, c := range tc.nodes {
+		if !c.IsActive() {
+			return c
+		}
+	}
+	tc.t.Fatal("no follower")
+	return nil
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestParseVoters(t *testing.T) {
+	got, err := ParseVoters("1@127.0.0.1:19095, 2@127.0.0.2:19095,3@[::1]:19095")
+	if err != nil || len(got) != 3 || got[2] != (Voter{ID: 3, Addr: "[::1]:19095"}) {
+		t.Fatalf("got %v %v", got, err)
+	}
+	for _, bad := range []string{"", "1", "x@127.0.0.1:1", "1@nohost", "1@a:1,1@b:1", "1@a:1,2@a:1", "-1@a:1"} {
+		if _, err := ParseVoters(bad); err == nil {
+			t.Errorf("ParseVoters(%q) accepted", bad)
+		}
+	}
+}
+
+func TestThreeVotersBootstrapRegisterAndCreateTopics(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	tc.waitForLeader()
+	tc.waitForState("brokers registered", registered(1, 2, 3))
+	tc.waitForState("cluster id", func(st *metadata.State) error {
+		if st.ClusterID != "test-cluster" {
+			return fmt.Errorf("cluster id %q", st.ClusterID)
+		}
+		return nil
+	})
+	// Proposals from a follower are forwarded to the active controller.
+	f := tc.follower()
+	top, err := f.CreateTopic(ctxT(t), "orders", 6, 3, map[string]string{"retention.ms": "1000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaders := map[int32]int{}
+	for i, p := range top.Partitions {
+		racks := map[string]bool{}
+		for _, r := range p.Replicas {
+			racks[tc.racks[r]] = true
+		}
+		if len(racks) != 3 || p.Leader != p.Replicas[0] || len(p.ISR) != 3 {
+			t.Fatalf("partition %d: %+v", i, p)
+		}
+		leaders[p.Leader]++
+	}
+	if leaders[1] != 2 || leaders[2] != 2 || leaders[3] != 2 {
+		t.Fatalf("leaders not balanced: %v", leaders)
+	}
+	if _, err := f.CreateTopic(ctxT(t), "orders", 1, 1, nil); !errors.Is(err, metadata.ErrTopicExists) {
+		t.Fatalf("duplicate topic through the RPC: %v", err)
+	}
+	if _, err := f.CreateTopic(ctxT(t), "big", 1, 4, nil); err == nil {
+		t.Fatal("rf 4 on 3 brokers accepted")
+	}
+	tc.waitForState("topic replicated", func(st *metadata.State) error {
+		if _, ok := st.Topic("orders"); !ok {
+			return errors.New("no topic")
+		}
+		return nil
+	})
+
+	// Producer ids are unique across nodes.
+	seen := map[int64]bool{}
+	for _, c := range tc.nodes {
+		first, err := c.AllocateProducerIDs(ctxT(t), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[first] {
+			t.Fatalf("producer id block %d handed out twice", first)
+		}
+		seen[first] = true
+	}
+
+	// AlterPartition epoch checks survive the RPC.
+	p := top.Partitions[0]
+	leader := tc.nodes[p.Leader]
+	newISR := []int32{p.Leader}
+	got, err := leader.AlterPartition(ctxT(t), "orders", 0, p.LeaderEpoch, p.PartitionEpoch, newISR)
+	if err != nil || len(got.ISR) != 1 {
+		t.Fatalf("shrink ISR: %+v %v", got, err)
+	}
+	if _, err := leader.AlterPartition(ctxT(t), "orders", 0, p.LeaderEpoch, p.PartitionEpoch, newISR); !errors.Is(err, metadata.ErrInvalidUpdateVersion) {
+		t.Fatalf("stale partition epoch through the RPC: %v", err)
+	}
+}
+
+func TestKillActiveControllerFencesAndMovesLeaders(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	old := tc.waitForLeader()
+	tc.waitForState("brokers registered", registered(1, 2, 3))
+	top, err := old.CreateTopic(ctxT(t), "t", 3, 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldID := old.NodeID()
+	var led []int
+	for i, p := range top.Partitions {
+		if p.Leader == oldID {
+			led = append(led, i)
+		}
+	}
+	if len(led) == 0 {
+		t.Fatalf("node %d leads nothing: %+v", oldID, top.Partitions)
+	}
+	tc.kill(oldID)
+	start := time.Now()
+	next := tc.waitForLeader()
+	if next.NodeID() == oldID {
+		t.Fatal("dead node still leader")
+	}
+	t.Logf("new active controller %d after %v", next.NodeID(), time.Since(start))
+	tc.waitForState("dead broker fenced and its leaderships moved", func(st *metadata.State) error {
+		if b := st.Brokers[oldID]; !b.Fenced {
+			return fmt.Errorf("broker %d not fenced", oldID)
+		}
+		for _, i := range led {
+			p := st.Topics["t"].Partitions[i]
+			if p.Leader == oldID || p.Leader == metadata.NoLeader || p.LeaderEpoch != 1 || slices.Contains(p.ISR, oldID) {
+				return fmt.Errorf("partition %d: %+v", i, p)
+			}
+		}
+		return nil
+	})
+	t.Logf("leaderships moved %v after the kill", time.Since(start))
+	// The cluster still takes proposals with two voters.
+	if _, err := next.CreateTopic(ctxT(t), "after", 1, 2, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// The old node comes back: it re-registers, its leaders re-admit it,
+	// and the preferred-leader rebalance gives it its partitions back.
+	back := tc.restart(oldID)
+	tc.waitForState("returned broker registered", registered(oldID))
+	if err := back.WaitRegistered(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range led {
+		checkFor(t, 10*time.Second, func() error {
+			st := back.State()
+			p := st.Topics["t"].Partitions[i]
+			if slices.Contains(p.ISR, oldID) {
+				return nil
+			}
+			_, err := tc.nodes[p.Leader].AlterPartition(ctxT(t), "t", int32(i), p.LeaderEpoch, p.PartitionEpoch, append(slices.Clone(p.ISR), oldID))
+			return err
+		})
+	}
+	tc.waitForState("preferred leaders restored", func(st *metadata.State) error {
+		for _, i := range led {
+			if p := st.Topics["t"].Partitions[i]; p.Leader != oldID {
+				return fmt.Errorf("partition %d led by %d", i, p.Leader)
+			}
+		}
+		return nil
+	})
+}
+
+func TestNonVoterFollowsTheMetadataLog(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	tc.waitForLeader()
+	four := tc.addNonVoter(4)
+	if err := four.WaitRegistered(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitForState("four brokers", registered(1, 2, 3, 4))
+	if _, err := tc.nodes[1].CreateTopic(ctxT(t), "wide", 4, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 10*time.Second, func() error {
+		top, ok := four.State().Topic("wide")
+		if !ok {
+			return errors.New("non-voter has not seen the topic")
+		}
+		for _, p := range top.Partitions {
+			if p.Leader == 4 {
+				return nil
+			}
+		}
+		return fmt.Errorf("no partition placed on the non-voter: %+v", top.Partitions)
+	})
+	if four.IsActive() {
+		t.Fatal("a non-voter became the active controller")
+	}
+}
+
+func TestControlledShutdownMovesLeadership(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	tc.waitForLeader()
+	tc.waitForState("brokers registered", registered(1, 2, 3))
+	c := tc.nodes[2]
+	if _, err := c.CreateTopic(ctxT(t), "t", 6, 3, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateTopic(ctxT(t), "single", 3, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	left, err := c.ControlledShutdown(ctx)
+	// "single" has one replica per partition; the one on broker 2 cannot move.
+	if left != 1 || err == nil {
+		t.Fatalf("left %d err %v; want 1 unmovable leadership and a deadline error", left, err)
+	}
+	st := c.State()
+	for i, p := range st.Topics["t"].Partitions {
+		if p.Leader == 2 || slices.Contains(p.ISR, 2) {
+			t.Fatalf("t-%d still on broker 2: %+v", i, p)
+		}
+	}
+	if !st.Brokers[2].ShuttingDown {
+		t.Fatal("broker 2 not marked shutting down")
+	}
+}
+
+func TestRestartKeepsMetadata(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	tc.waitForLeader()
+	tc.waitForState("brokers registered", registered(1, 2, 3))
+	if _, err := tc.nodes[1].CreateTopic(ctxT(t), "durable", 2, 3, nil); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitForState("topic everywhere", func(st *metadata.State) error {
+		if _, ok := st.Topic("durable"); !ok {
+			return errors.New("missing")
+		}
+		return nil
+	})
+	for _, id := range []int32{1, 2, 3} {
+		tc.kill(id)
+	}
+	for _, id := range []int32{1, 2, 3} {
+		tc.restart(id)
+	}
+	tc.waitForLeader()
+	tc.waitForState("topic after restart", func(st *metadata.State) error {
+		if _, ok := st.Topic("durable"); !ok {
+			return errors.New("topic lost across a full restart")
+		}
+		return nil
+	})
+}

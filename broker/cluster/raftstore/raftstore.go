@@ -1,0 +1,220 @@
+// Package raftstore keeps the Raft log and the Raft stable state (current
+// term, vote) of a controller in one bbolt file: hashicorp/raft's LogStore
+// and StableStore. Every write is a bbolt transaction, fsynced on commit,
+// so an entry Raft was told is stored survives a crash.
+//
+// Entry layout (big-endian): index u64, term u64, type u8, appended-at
+// Unix nanoseconds i64, data length u32, data, extensions length u32,
+// extensions. Keys of the log bucket are the 8-byte big-endian index, so
+// bbolt's order is log order.
+package raftstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	logsBucket   = []byte("logs")
+	stableBucket = []byte("stable")
+)
+
+// errKeyNotFound carries the exact text hashicorp/raft compares against
+// (it checks err.Error() == "not found" for a missing term or vote).
+var errKeyNotFound = errors.New("not found")
+
+// Store is a bbolt-backed raft.LogStore and raft.StableStore.
+type Store struct {
+	db *bolt.DB
+}
+
+var (
+	_ raft.LogStore    = (*Store)(nil)
+	_ raft.StableStore = (*Store)(nil)
+)
+
+// Open opens or creates the store file at path.
+func Open(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("opening raft store %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{logsBucket, stableBucket} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("initialising raft store %s: %w", path, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+func key(i uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], i)
+	return k[:]
+}
+
+// FirstIndex implements raft.LogStore; 0 when empty.
+func (s *Store) FirstIndex() (uint64, error) {
+	var idx uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if k, _ := tx.Bucket(logsBucket).Cursor().First(); k != nil {
+			idx = binary.BigEndian.Uint64(k)
+		}
+		return nil
+	})
+	return idx, err
+}
+
+// LastIndex implements raft.LogStore; 0 when empty.
+func (s *Store) LastIndex() (uint64, error) {
+	var idx uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if k, _ := tx.Bucket(logsBucket).Cursor().Last(); k != nil {
+			idx = binary.BigEndian.Uint64(k)
+		}
+		return nil
+	})
+	return idx, err
+}
+
+// GetLog implements raft.LogStore.
+func (s *Store) GetLog(index uint64, out *raft.Log) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(logsBucket).Get(key(index))
+		if v == nil {
+			return raft.ErrLogNotFound
+		}
+		if err := decodeLog(v, out); err != nil {
+			return fmt.Errorf("raft log entry %d: %w", index, err)
+		}
+		return nil
+	})
+}
+
+// StoreLog implements raft.LogStore.
+func (s *Store) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l}) }
+
+// StoreLogs implements raft.LogStore: all entries in one transaction.
+func (s *Store) StoreLogs(logs []*raft.Log) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(logsBucket)
+		for _, l := range logs {
+			if err := b.Put(key(l.Index), encodeLog(l)); err != nil {
+				return fmt.Errorf("storing raft log entry %d: %w", l.Index, err)
+			}
+		}
+		return nil
+	})
+}
+
+// DeleteRange implements raft.LogStore (inclusive bounds).
+func (s *Store) DeleteRange(lo, hi uint64) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		c := tx.Bucket(logsBucket).Cursor()
+		for k, _ := c.Seek(key(lo)); k != nil && binary.BigEndian.Uint64(k) <= hi; k, _ = c.Next() {
+			if err := c.Delete(); err != nil {
+				return fmt.Errorf("deleting raft log entries %d-%d: %w", lo, hi, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Set implements raft.StableStore.
+func (s *Store) Set(k, v []byte) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(stableBucket).Put(k, v) })
+}
+
+// Get implements raft.StableStore.
+func (s *Store) Get(k []byte) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(stableBucket).Get(k)
+		if v == nil {
+			return errKeyNotFound
+		}
+		out = append([]byte(nil), v...)
+		return nil
+	})
+	return out, err
+}
+
+// SetUint64 implements raft.StableStore.
+func (s *Store) SetUint64(k []byte, v uint64) error { return s.Set(k, key(v)) }
+
+// GetUint64 implements raft.StableStore.
+func (s *Store) GetUint64(k []byte) (uint64, error) {
+	v, err := s.Get(k)
+	if err != nil {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("raft stable value %q has %d bytes, want 8", k, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+func encodeLog(l *raft.Log) []byte {
+	b := make([]byte, 0, 8+8+1+8+4+len(l.Data)+4+len(l.Extensions))
+	b = binary.BigEndian.AppendUint64(b, l.Index)
+	b = binary.BigEndian.AppendUint64(b, l.Term)
+	b = append(b, byte(l.Type))
+	var at int64
+	if !l.AppendedAt.IsZero() {
+		at = l.AppendedAt.UnixNano()
+	}
+	b = binary.BigEndian.AppendUint64(b, uint64(at))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(l.Data)))
+	b = append(b, l.Data...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(l.Extensions)))
+	return append(b, l.Extensions...)
+}
+
+var errShort = errors.New("truncated entry")
+
+func decodeLog(b []byte, l *raft.Log) error {
+	if len(b) < 8+8+1+8+4 {
+		return errShort
+	}
+	l.Index = binary.BigEndian.Uint64(b)
+	l.Term = binary.BigEndian.Uint64(b[8:])
+	l.Type = raft.LogType(b[16])
+	if at := int64(binary.BigEndian.Uint64(b[17:])); at != 0 {
+		l.AppendedAt = time.Unix(0, at)
+	} else {
+		l.AppendedAt = time.Time{}
+	}
+	n := int(binary.BigEndian.Uint32(b[25:]))
+	b = b[29:]
+	if len(b) < n+4 {
+		return errShort
+	}
+	// bbolt's memory is only valid inside the transaction: copy.
+	l.Data = append([]byte(nil), b[:n]...)
+	b = b[n:]
+	m := int(binary.BigEndian.Uint32(b))
+	b = b[4:]
+	if len(b) != m {
+		return errShort
+	}
+	l.Extensions = nil
+	if m > 0 {
+		l.Extensions = append([]byte(nil), b...)
+	}
+	return nil
+}
