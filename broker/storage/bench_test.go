@@ -179,4 +179,3 @@ func envInt(name string, def int) int {
 	}
 	return def
 }
-

@@ -18,7 +18,8 @@ type batchSpec struct {
 	valueSize     int
 	keys          []string // per record; nil: "k<i>"; use keyNull for a null key
 	tombstones    map[int]bool
-	timestamp     int64 // first record timestamp (ms)
+	values        [][]byte // per record; overrides valueSize
+	timestamp     int64    // first record timestamp (ms)
 	codec         int
 	producerID    int64
 	producerEpoch int16
@@ -53,6 +54,9 @@ func makeBatch(t testing.TB, spec batchSpec) []byte {
 		value := make([]byte, spec.valueSize)
 		for j := range value {
 			value[j] = byte('a' + (i+j)%26)
+		}
+		if spec.values != nil {
+			value = spec.values[i]
 		}
 		if spec.tombstones[i] {
 			value = nil

@@ -11,8 +11,18 @@ import (
 func (st *Store) StartCleaner(ctx context.Context) {
 	st.cleanerOnce.Do(func() {
 		st.bg.Add(1)
+		// A pass in progress stops when the store closes, not only with ctx.
+		ctx, cancel := context.WithCancel(ctx)
 		go func() {
 			defer st.bg.Done()
+			defer cancel()
+			go func() {
+				select {
+				case <-st.stop:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
 			t := time.NewTicker(st.opts.RetentionCheckInterval)
 			defer t.Stop()
 			for {

@@ -341,13 +341,37 @@ func (st *Store) Close() error {
 }
 
 func (st *Store) closeAll() error {
+	var mu sync.Mutex
 	var errs []error
-	for _, p := range st.Partitions() {
+	st.forEachPartition(func(p *Partition) {
 		if err := p.close(); err != nil {
+			mu.Lock()
 			errs = append(errs, err)
+			mu.Unlock()
 		}
-	}
+	})
 	return errors.Join(errs...)
+}
+
+// partitionWorkers bounds how many partitions are checkpointed, flushed or
+// closed at once: enough to overlap fsync latency, few enough not to flood
+// the disk queue.
+const partitionWorkers = 8
+
+// forEachPartition runs fn on every partition, a few at a time, and waits.
+func (st *Store) forEachPartition(fn func(p *Partition)) {
+	sem := make(chan struct{}, partitionWorkers)
+	var wg sync.WaitGroup
+	for _, p := range st.Partitions() {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			fn(p)
+		}()
+	}
+	wg.Wait()
 }
 
 // checkpointLoop writes recovery points every CheckpointInterval.
@@ -360,11 +384,11 @@ func (st *Store) checkpointLoop() {
 		case <-st.stop:
 			return
 		case <-t.C:
-			for _, p := range st.Partitions() {
+			st.forEachPartition(func(p *Partition) {
 				if err := p.checkpoint(); err != nil {
 					st.log.Warn("checkpoint failed", "partition", p.dir, "err", err)
 				}
-			}
+			})
 		}
 	}
 }
@@ -380,14 +404,14 @@ func (st *Store) flushLoop() {
 		case <-st.stop:
 			return
 		case <-t.C:
-			for _, p := range st.Partitions() {
+			st.forEachPartition(func(p *Partition) {
 				end := p.LogEndOffset()
 				if p.durable.Load() < end {
 					if err := p.waitDurable(context.Background(), end, p.writeGen.Load()); err != nil {
 						st.log.Warn("interval flush failed", "partition", p.dir, "err", err)
 					}
 				}
-			}
+			})
 		}
 	}
 }

@@ -17,6 +17,9 @@ import (
 // hostile "compression bomb" cannot exhaust memory.
 const MaxDecompressedBytes = 256 << 20
 
+// decompressLimit is MaxDecompressedBytes; tests lower it.
+var decompressLimit = MaxDecompressedBytes
+
 var errTooLarge = errors.New("decompressed batch exceeds limit")
 
 // xerialMagic opens snappy data framed the way the Java client's
@@ -43,7 +46,7 @@ func Decompress(codec int, src []byte) ([]byte, error) {
 	case CodecZstd:
 		var zr *zstd.Decoder
 		zr, err = zstd.NewReader(bytes.NewReader(src), zstd.WithDecoderConcurrency(1),
-			zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(MaxDecompressedBytes))
+			zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(uint64(decompressLimit)))
 		if err == nil {
 			out, err = readLimited(zr)
 			zr.Close()
@@ -58,11 +61,11 @@ func Decompress(codec int, src []byte) ([]byte, error) {
 }
 
 func readLimited(r io.Reader) ([]byte, error) {
-	out, err := io.ReadAll(io.LimitReader(r, MaxDecompressedBytes+1))
+	out, err := io.ReadAll(io.LimitReader(r, int64(decompressLimit)+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(out) > MaxDecompressedBytes {
+	if len(out) > decompressLimit {
 		return nil, errTooLarge
 	}
 	return out, nil
@@ -76,7 +79,7 @@ func decompressSnappy(src []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if n > MaxDecompressedBytes {
+		if n > decompressLimit {
 			return nil, errTooLarge
 		}
 		return s2.Decode(nil, src)
@@ -101,7 +104,7 @@ func decompressSnappy(src []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if len(out)+dn > MaxDecompressedBytes {
+		if len(out)+dn > decompressLimit {
 			return nil, errTooLarge
 		}
 		if out, err = appendSnappyBlock(out, rest[:n], dn); err != nil {
