@@ -222,8 +222,8 @@ func (s *Service) evaluateLocked(a *alarm, now time.Time) bool {
 	switch {
 	case breaching >= int(m.DatapointsToAlarm):
 		state = "ALARM"
-		reason = fmt.Sprintf("Threshold Crossed: %d out of the last %d datapoints [%s] crossed the threshold (%g) (%s).",
-			breaching, m.EvaluationPeriods, strings.Join(seen, ", "), m.Threshold, m.ComparisonOperator)
+		reason = fmt.Sprintf("Threshold Crossed: %d out of the last %d datapoints [%s] crossed the threshold (%s %g).",
+			breaching, m.EvaluationPeriods, strings.Join(seen, ", "), m.ComparisonOperator, m.Threshold)
 	case present == 0 && m.TreatMissingData == "ignore":
 		return false
 	case present == 0 && m.TreatMissingData == "missing":
@@ -231,8 +231,8 @@ func (s *Service) evaluateLocked(a *alarm, now time.Time) bool {
 		reason = fmt.Sprintf("Insufficient Data: no datapoints were received for the last %d periods.", m.EvaluationPeriods)
 	default:
 		state = "OK"
-		reason = fmt.Sprintf("Threshold Crossed: %d out of the last %d datapoints [%s] crossed the threshold (%g) (%s), fewer than %d.",
-			breaching, m.EvaluationPeriods, strings.Join(seen, ", "), m.Threshold, m.ComparisonOperator, m.DatapointsToAlarm)
+		reason = fmt.Sprintf("Threshold not crossed: %d out of the last %d datapoints [%s] crossed the threshold (%s %g); %d are needed to alarm.",
+			breaching, m.EvaluationPeriods, strings.Join(seen, ", "), m.ComparisonOperator, m.Threshold, m.DatapointsToAlarm)
 	}
 	if state == m.StateValue {
 		return false

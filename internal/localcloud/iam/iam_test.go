@@ -169,6 +169,15 @@ func TestRolesPoliciesAndProfiles(t *testing.T) {
 	if err != nil || doc != trustEC2 {
 		t.Fatalf("trust policy round trip: %q %v", doc, err)
 	}
+	if len(got.Role.Tags) != 0 {
+		t.Fatalf("untagged role with tags %+v", got.Role.Tags)
+	}
+	if _, err := client.TagRole(ctx, &awsiam.TagRoleInput{RoleName: aws.String("broker"), Tags: []iamtypes.Tag{{Key: aws.String("team"), Value: aws.String("data")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = client.GetRole(ctx, &awsiam.GetRoleInput{RoleName: aws.String("BROKER")}); err != nil || len(got.Role.Tags) != 1 || aws.ToString(got.Role.Tags[0].Value) != "data" {
+		t.Fatalf("tagged role (by a differently cased name): %+v %v", got, err)
+	}
 	_, err = client.GetRole(ctx, &awsiam.GetRoleInput{RoleName: aws.String("nobody")})
 	if got := errorCode(t, err); got != "NoSuchEntity" {
 		t.Fatalf("missing role: %s", got)

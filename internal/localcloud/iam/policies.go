@@ -7,18 +7,18 @@ import (
 )
 
 type policyXML struct {
-	PolicyName                    string `xml:"PolicyName"`
-	PolicyID                      string `xml:"PolicyId"`
-	Arn                           string `xml:"Arn"`
-	Path                          string `xml:"Path"`
-	DefaultVersionID              string `xml:"DefaultVersionId"`
-	AttachmentCount               int    `xml:"AttachmentCount"`
-	PermissionsBoundaryUsageCount int    `xml:"PermissionsBoundaryUsageCount"`
-	IsAttachable                  bool   `xml:"IsAttachable"`
-	Description                   string `xml:"Description,omitempty"`
-	CreateDate                    string `xml:"CreateDate"`
-	UpdateDate                    string `xml:"UpdateDate"`
-	Tags                          []tag  `xml:"Tags>member,omitempty"`
+	PolicyName                    string   `xml:"PolicyName"`
+	PolicyID                      string   `xml:"PolicyId"`
+	Arn                           string   `xml:"Arn"`
+	Path                          string   `xml:"Path"`
+	DefaultVersionID              string   `xml:"DefaultVersionId"`
+	AttachmentCount               int      `xml:"AttachmentCount"`
+	PermissionsBoundaryUsageCount int      `xml:"PermissionsBoundaryUsageCount"`
+	IsAttachable                  bool     `xml:"IsAttachable"`
+	Description                   string   `xml:"Description,omitempty"`
+	CreateDate                    string   `xml:"CreateDate"`
+	UpdateDate                    string   `xml:"UpdateDate"`
+	Tags                          *tagList `xml:"Tags,omitempty"`
 }
 
 func (s *Service) attachments(arn string) []string {
@@ -35,7 +35,7 @@ func (s *Service) policyXML(mp *managedPolicy) policyXML {
 	return policyXML{
 		PolicyName: mp.Name, PolicyID: mp.ID, Arn: mp.ARN, Path: mp.Path, DefaultVersionID: mp.Default,
 		AttachmentCount: len(s.attachments(mp.ARN)), IsAttachable: true, Description: mp.Description,
-		CreateDate: isoTime(mp.Created), UpdateDate: isoTime(mp.Updated), Tags: mp.Tags,
+		CreateDate: isoTime(mp.Created), UpdateDate: isoTime(mp.Updated), Tags: tagsXML(mp.Tags),
 	}
 }
 

@@ -12,13 +12,13 @@ type instanceProfileXML struct {
 	Arn                 string    `xml:"Arn"`
 	CreateDate          string    `xml:"CreateDate"`
 	Roles               []roleXML `xml:"Roles>member"`
-	Tags                []tag     `xml:"Tags>member,omitempty"`
+	Tags                *tagList  `xml:"Tags,omitempty"`
 }
 
 func (s *Service) profileXML(ip *instanceProfile) instanceProfileXML {
 	out := instanceProfileXML{
 		Path: ip.Path, InstanceProfileName: ip.Name, InstanceProfileID: ip.ID, Arn: s.profileARN(ip),
-		CreateDate: isoTime(ip.Created), Roles: []roleXML{}, Tags: ip.Tags,
+		CreateDate: isoTime(ip.Created), Roles: []roleXML{}, Tags: tagsXML(ip.Tags),
 	}
 	if r, ok := s.roles[strings.ToLower(ip.Role)]; ok {
 		x := s.roleXML(r)

@@ -8,23 +8,36 @@ import (
 )
 
 type roleXML struct {
-	Path                     string `xml:"Path"`
-	RoleName                 string `xml:"RoleName"`
-	RoleID                   string `xml:"RoleId"`
-	Arn                      string `xml:"Arn"`
-	CreateDate               string `xml:"CreateDate"`
-	AssumeRolePolicyDocument string `xml:"AssumeRolePolicyDocument"`
-	Description              string `xml:"Description,omitempty"`
-	MaxSessionDuration       int32  `xml:"MaxSessionDuration"`
-	Tags                     []tag  `xml:"Tags>member,omitempty"`
+	Path                     string   `xml:"Path"`
+	RoleName                 string   `xml:"RoleName"`
+	RoleID                   string   `xml:"RoleId"`
+	Arn                      string   `xml:"Arn"`
+	CreateDate               string   `xml:"CreateDate"`
+	AssumeRolePolicyDocument string   `xml:"AssumeRolePolicyDocument"`
+	Description              string   `xml:"Description,omitempty"`
+	MaxSessionDuration       int32    `xml:"MaxSessionDuration"`
+	Tags                     *tagList `xml:"Tags,omitempty"`
 }
 
 func (s *Service) roleXML(r *role) roleXML {
 	return roleXML{
 		Path: r.Path, RoleName: r.Name, RoleID: r.ID, Arn: s.roleARN(r), CreateDate: isoTime(r.Created),
 		AssumeRolePolicyDocument: encodePolicy(r.TrustPolicy), Description: r.Description,
-		MaxSessionDuration: r.MaxSessionDuration, Tags: r.Tags,
+		MaxSessionDuration: r.MaxSessionDuration, Tags: tagsXML(r.Tags),
 	}
+}
+
+// tagList is a tag list element, omitted when empty (encoding/xml writes an empty parent
+// element for an empty "Tags>member" field).
+type tagList struct {
+	Member []tag `xml:"member"`
+}
+
+func tagsXML(tags []tag) *tagList {
+	if len(tags) == 0 {
+		return nil
+	}
+	return &tagList{Member: tags}
 }
 
 type roleResult struct {
