@@ -87,6 +87,9 @@ type Partition struct {
 	TargetReplicas   []int32 `json:"target_replicas,omitempty"`
 }
 
+// Clone returns a deep copy, safe to modify.
+func (p Partition) Clone() Partition { return p.clone() }
+
 func (p Partition) clone() Partition {
 	p.Replicas = slices.Clone(p.Replicas)
 	p.ISR = slices.Clone(p.ISR)

@@ -1,0 +1,378 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/tributary/tributary/broker/cluster/metadata"
+)
+
+// Errors of the leader side, with the Kafka codes the server answers.
+var (
+	// ErrNotEnoughReplicas: acks=all refused before the append, the ISR is
+	// smaller than min.insync.replicas (NOT_ENOUGH_REPLICAS, 19).
+	ErrNotEnoughReplicas = errors.New("not enough in-sync replicas")
+	// ErrNotEnoughReplicasAfterAppend: the batch was appended and reached
+	// the high watermark, but the ISR shrank below min.insync.replicas
+	// meanwhile (NOT_ENOUGH_REPLICAS_AFTER_APPEND, 20). Producers retry.
+	ErrNotEnoughReplicasAfterAppend = errors.New("not enough in-sync replicas after append")
+	// ErrNotLeader: this broker no longer leads the partition at the
+	// epoch the request was taken under (NOT_LEADER_OR_FOLLOWER, 6).
+	ErrNotLeader = errors.New("not the leader of this partition")
+	// ErrNotReplica: a follower fetch from a broker that is not a replica
+	// (NOT_LEADER_OR_FOLLOWER as Kafka answers it).
+	ErrNotReplica = errors.New("fetching broker is not a replica")
+)
+
+// DefaultLagTimeMax is replica.lag.time.max.ms's Kafka default.
+const DefaultLagTimeMax = 30 * time.Second
+
+// LeaderConfig configures the leader side of one partition.
+type LeaderConfig struct {
+	LocalID int32
+	// LagTimeMax is replica.lag.time.max.ms: a follower that has not been
+	// caught up for this long leaves the ISR.
+	LagTimeMax time.Duration
+	// MinISR is min.insync.replicas for acks=all.
+	MinISR int
+	// SetHighWatermark receives every advance of the high watermark; the
+	// server passes storage.Partition.SetHighWatermark, which also wakes
+	// long-polling consumers.
+	SetHighWatermark func(int64)
+	// Now is the clock (tests replace it).
+	Now func() time.Time
+}
+
+type followerState struct {
+	leo                int64 // -1 until it fetches
+	lastCaughtUp       time.Time
+	lastFetch          time.Time
+	lastFetchLeaderLEO int64
+}
+
+type waiter struct {
+	offset int64 // done when the high watermark passes it
+	done   chan error
+}
+
+// Leader tracks one partition this broker leads: each follower's log end
+// offset (from its fetch offsets), whether it is caught up, the high
+// watermark (the smallest log end offset in the ISR), the acks=all
+// producers waiting for it, and the ISR change to ask the controller for.
+//
+// The ISR used for the high watermark is Kafka's "maximal ISR" (KIP-497):
+// the committed ISR plus the members of an ISR change in flight, so that a
+// follower being added counts at once and one being removed keeps counting
+// until the controller committed its removal: the high watermark can only
+// be more conservative than either ISR.
+type Leader struct {
+	cfg LeaderConfig
+
+	mu        sync.Mutex
+	part      metadata.Partition
+	resigned  bool
+	leo       int64 // the leader's own log end offset (durable)
+	hw        int64
+	epochFrom int64 // first offset of this leader epoch
+	followers map[int32]*followerState
+	pending   []int32 // proposed ISR in flight, nil when none
+	waiters   []*waiter
+}
+
+// NewLeader starts leading p (which must name LocalID as leader) with the
+// local log ending at leo and the high watermark known so far at hw.
+// Followers start unknown; they have LagTimeMax to fetch before they leave
+// the ISR.
+func NewLeader(cfg LeaderConfig, p metadata.Partition, leo, hw int64) (*Leader, error) {
+	if p.Leader != cfg.LocalID {
+		return nil, fmt.Errorf("%w: partition led by %d, this is %d", ErrNotLeader, p.Leader, cfg.LocalID)
+	}
+	if cfg.LagTimeMax <= 0 {
+		cfg.LagTimeMax = DefaultLagTimeMax
+	}
+	if cfg.MinISR < 1 {
+		cfg.MinISR = 1
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.SetHighWatermark == nil {
+		cfg.SetHighWatermark = func(int64) {}
+	}
+	l := &Leader{cfg: cfg, part: p.Clone(), leo: leo, hw: min(hw, leo), epochFrom: leo, followers: map[int32]*followerState{}}
+	now := cfg.Now()
+	for _, r := range p.Replicas {
+		if r != cfg.LocalID {
+			l.followers[r] = &followerState{leo: -1, lastCaughtUp: now, lastFetch: now}
+		}
+	}
+	l.advanceLocked()
+	return l, nil
+}
+
+// Epoch is the leader epoch this tracker leads at.
+func (l *Leader) Epoch() int32 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.part.LeaderEpoch
+}
+
+// HighWatermark is the offset below which every ISR member has the data.
+func (l *Leader) HighWatermark() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.hw
+}
+
+// ISR is the committed ISR.
+func (l *Leader) ISR() []int32 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.part.ISR)
+}
+
+// Update takes a new partition state from the metadata log. If it no
+// longer names this broker as leader at the same leader epoch, the tracker
+// resigns: every waiting producer gets ErrNotLeader and Update returns it.
+func (l *Leader) Update(p metadata.Partition) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.resigned {
+		return ErrNotLeader
+	}
+	if p.Leader != l.cfg.LocalID || p.LeaderEpoch != l.part.LeaderEpoch {
+		l.resignLocked()
+		return ErrNotLeader
+	}
+	if p.PartitionEpoch != l.part.PartitionEpoch {
+		l.pending = nil // the change we proposed was committed or superseded
+	}
+	l.part = p.Clone()
+	now := l.cfg.Now()
+	for _, r := range p.Replicas {
+		if _, ok := l.followers[r]; !ok && r != l.cfg.LocalID {
+			l.followers[r] = &followerState{leo: -1, lastCaughtUp: now, lastFetch: now}
+		}
+	}
+	l.advanceLocked()
+	return nil
+}
+
+// Resign stops leading: waiting producers get ErrNotLeader.
+func (l *Leader) Resign() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.resignLocked()
+}
+
+func (l *Leader) resignLocked() {
+	l.resigned = true
+	for _, w := range l.waiters {
+		w.done <- ErrNotLeader
+	}
+	l.waiters = nil
+}
+
+// Appended records that the leader's log now ends (durably) at leo.
+func (l *Leader) Appended(leo int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.leo = max(l.leo, leo)
+	l.advanceLocked()
+}
+
+// Truncated records that the leader's log was cut back (only before it
+// serves as leader, or by DeleteRecords that never cuts below the HW).
+func (l *Leader) Truncated(leo int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.leo = leo
+}
+
+// Fetched records a follower fetch at fetchOffset: the follower has every
+// offset below it. It returns the high watermark to put in the response.
+//
+// Caught-up tracking is Kafka's: a follower is caught up at this fetch if
+// it asked for the leader's end offset, and was caught up at its previous
+// fetch time if it asked for at least the end offset the leader had then.
+func (l *Leader) Fetched(id int32, fetchOffset int64) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.resigned {
+		return 0, ErrNotLeader
+	}
+	f, ok := l.followers[id]
+	if !ok || !slices.Contains(l.part.Replicas, id) {
+		return 0, fmt.Errorf("%w: broker %d", ErrNotReplica, id)
+	}
+	now := l.cfg.Now()
+	switch {
+	case fetchOffset >= l.leo:
+		f.lastCaughtUp = now
+	case fetchOffset >= f.lastFetchLeaderLEO:
+		f.lastCaughtUp = maxTime(f.lastCaughtUp, f.lastFetch)
+	}
+	f.lastFetch, f.lastFetchLeaderLEO = now, l.leo
+	f.leo = fetchOffset
+	l.advanceLocked()
+	return l.hw, nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func (l *Leader) maximalISR() []int32 {
+	isr := slices.Clone(l.part.ISR)
+	for _, r := range l.pending {
+		if !slices.Contains(isr, r) {
+			isr = append(isr, r)
+		}
+	}
+	return isr
+}
+
+// advanceLocked recomputes the high watermark and completes the producers
+// it satisfies.
+func (l *Leader) advanceLocked() {
+	if l.resigned {
+		return
+	}
+	hw := l.leo
+	for _, r := range l.maximalISR() {
+		if r == l.cfg.LocalID {
+			continue
+		}
+		f, ok := l.followers[r]
+		if !ok {
+			continue
+		}
+		hw = min(hw, max(f.leo, 0))
+	}
+	if hw > l.hw {
+		l.hw = hw
+		l.cfg.SetHighWatermark(hw)
+	}
+	kept := l.waiters[:0]
+	for _, w := range l.waiters {
+		if l.hw > w.offset {
+			if len(l.part.ISR) < l.cfg.MinISR {
+				w.done <- ErrNotEnoughReplicasAfterAppend
+			} else {
+				w.done <- nil
+			}
+			continue
+		}
+		kept = append(kept, w)
+	}
+	clear(l.waiters[len(kept):])
+	l.waiters = kept
+}
+
+// CheckAcksAll refuses an acks=all produce before it is appended when the
+// ISR is smaller than min.insync.replicas.
+func (l *Leader) CheckAcksAll() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.resigned {
+		return ErrNotLeader
+	}
+	if len(l.part.ISR) < l.cfg.MinISR {
+		return fmt.Errorf("%w: ISR %v, min.insync.replicas %d", ErrNotEnoughReplicas, l.part.ISR, l.cfg.MinISR)
+	}
+	return nil
+}
+
+// WaitReplicated blocks an acks=all produce until every ISR member has
+// lastOffset (the high watermark is past it), the leadership is lost
+// (ErrNotLeader), or ctx ends (the server answers REQUEST_TIMED_OUT).
+func (l *Leader) WaitReplicated(ctx context.Context, lastOffset int64) error {
+	w := &waiter{offset: lastOffset, done: make(chan error, 1)}
+	l.mu.Lock()
+	if l.resigned {
+		l.mu.Unlock()
+		return ErrNotLeader
+	}
+	l.waiters = append(l.waiters, w)
+	l.advanceLocked()
+	l.mu.Unlock()
+	select {
+	case err := <-w.done:
+		return err
+	case <-ctx.Done():
+		l.mu.Lock()
+		if i := slices.Index(l.waiters, w); i >= 0 {
+			l.waiters = slices.Delete(l.waiters, i, i+1)
+		}
+		l.mu.Unlock()
+		select {
+		case err := <-w.done: // completed while we were giving up
+			return err
+		default:
+			return ctx.Err()
+		}
+	}
+}
+
+// ISRChange is an AlterPartition to send to the controller.
+type ISRChange struct {
+	LeaderEpoch    int32
+	PartitionEpoch int32
+	NewISR         []int32
+}
+
+// ProposeISRChange returns the ISR change that is due, if any, and marks
+// it in flight: followers not caught up for LagTimeMax leave; replicas
+// that are eligible (per the metadata) and have reached both the high
+// watermark and the start of this leader epoch join. The caller sends it
+// with Controller.AlterPartition and reports back with Update (success)
+// or ISRChangeFailed.
+func (l *Leader) ProposeISRChange(eligible func(int32) bool) (ISRChange, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.resigned || l.pending != nil {
+		return ISRChange{}, false
+	}
+	now := l.cfg.Now()
+	var isr []int32
+	changed := false
+	for _, r := range l.part.Replicas {
+		inISR := slices.Contains(l.part.ISR, r)
+		if r == l.cfg.LocalID {
+			isr = append(isr, r)
+			continue
+		}
+		f := l.followers[r]
+		switch {
+		case inISR && now.Sub(f.lastCaughtUp) > l.cfg.LagTimeMax:
+			changed = true // leaves
+		case inISR:
+			isr = append(isr, r)
+		case f.leo >= l.hw && f.leo >= l.epochFrom && eligible(r):
+			isr = append(isr, r)
+			changed = true // joins
+		}
+	}
+	if !changed {
+		return ISRChange{}, false
+	}
+	l.pending = isr
+	l.advanceLocked()
+	return ISRChange{LeaderEpoch: l.part.LeaderEpoch, PartitionEpoch: l.part.PartitionEpoch, NewISR: slices.Clone(isr)}, true
+}
+
+// ISRChangeFailed clears the in-flight change after the controller refused
+// it or could not be reached; the next ProposeISRChange computes afresh.
+func (l *Leader) ISRChangeFailed() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pending = nil
+	l.advanceLocked()
+}

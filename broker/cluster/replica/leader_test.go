@@ -1,0 +1,239 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tributary/tributary/broker/cluster/metadata"
+)
+
+type clock struct{ now time.Time }
+
+func (c *clock) Now() time.Time          { return c.now }
+func (c *clock) advance(d time.Duration) { c.now = c.now.Add(d) }
+
+type leaderFixture struct {
+	*Leader
+	clock *clock
+	hws   []int64
+}
+
+func newLeaderFixture(t *testing.T, isr []int32, minISR int, leo int64) *leaderFixture {
+	t.Helper()
+	f := &leaderFixture{clock: &clock{now: time.Unix(1000, 0)}}
+	p := metadata.Partition{Replicas: []int32{1, 2, 3}, Leader: 1, LeaderEpoch: 4, ISR: isr, PartitionEpoch: 7}
+	l, err := NewLeader(LeaderConfig{
+		LocalID: 1, LagTimeMax: 10 * time.Second, MinISR: minISR, Now: f.clock.Now,
+		SetHighWatermark: func(hw int64) { f.hws = append(f.hws, hw) },
+	}, p, leo, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Leader = l
+	return f
+}
+
+func (f *leaderFixture) fetched(t *testing.T, id int32, off int64) int64 {
+	t.Helper()
+	hw, err := f.Fetched(id, off)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hw
+}
+
+func TestHighWatermarkIsMinimumLEOOfISR(t *testing.T) {
+	f := newLeaderFixture(t, []int32{1, 2, 3}, 2, 0)
+	f.Appended(10)
+	if hw := f.fetched(t, 2, 10); hw != 0 {
+		t.Fatalf("hw %d with follower 3 unknown", hw)
+	}
+	if hw := f.fetched(t, 3, 5); hw != 5 {
+		t.Fatalf("hw %d, want 5", hw)
+	}
+	if hw := f.fetched(t, 3, 10); hw != 10 {
+		t.Fatalf("hw %d, want 10", hw)
+	}
+	// The HW never goes back, even if a fetch offset does (a follower
+	// that truncated re-fetches lower).
+	if hw := f.fetched(t, 3, 8); hw != 10 {
+		t.Fatalf("hw went back to %d", hw)
+	}
+	if !slices.Equal(f.hws, []int64{5, 10}) {
+		t.Fatalf("SetHighWatermark calls %v", f.hws)
+	}
+	if _, err := f.Fetched(9, 1); !errors.Is(err, ErrNotReplica) {
+		t.Fatalf("fetch from a non-replica: %v", err)
+	}
+}
+
+func TestNewLeaderRefusesOtherLeader(t *testing.T) {
+	_, err := NewLeader(LeaderConfig{LocalID: 2}, metadata.Partition{Replicas: []int32{1, 2}, Leader: 1}, 0, 0)
+	if !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestAcksAllWaitsForTheISR(t *testing.T) {
+	f := newLeaderFixture(t, []int32{1, 2, 3}, 2, 0)
+	f.Appended(3)
+	done := make(chan error, 1)
+	go func() { done <- f.WaitReplicated(context.Background(), 2) }()
+	f.fetched(t, 2, 3)
+	select {
+	case err := <-done:
+		t.Fatalf("acknowledged before follower 3 had the data: %v", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	f.fetched(t, 3, 3)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("not acknowledged after the ISR caught up")
+	}
+	// Already replicated: returns at once.
+	if err := f.WaitReplicated(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	f.Appended(5)
+	if err := f.WaitReplicated(ctx, 4); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("timeout: %v", err)
+	}
+	if len(f.waiters) != 0 {
+		t.Fatal("a timed-out waiter was left behind")
+	}
+}
+
+func TestResignFailsWaiters(t *testing.T) {
+	f := newLeaderFixture(t, []int32{1, 2}, 1, 5)
+	done := make(chan error, 1)
+	go func() { done <- f.WaitReplicated(context.Background(), 4) }()
+	// Wait until registered, then a new leader epoch arrives.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		f.mu.Lock()
+		n := len(f.waiters)
+		f.mu.Unlock()
+		if n == 1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := f.Update(metadata.Partition{Replicas: []int32{1, 2, 3}, Leader: 2, LeaderEpoch: 5, ISR: []int32{2}}); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("update to another leader: %v", err)
+	}
+	if err := <-done; !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("waiter: %v", err)
+	}
+	for _, err := range []error{f.CheckAcksAll(), f.WaitReplicated(context.Background(), 0)} {
+		if !errors.Is(err, ErrNotLeader) {
+			t.Fatalf("after resigning: %v", err)
+		}
+	}
+	if _, err := f.Fetched(2, 5); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("fetch after resigning: %v", err)
+	}
+}
+
+func TestMinInsyncReplicas(t *testing.T) {
+	f := newLeaderFixture(t, []int32{1}, 2, 0)
+	if err := f.CheckAcksAll(); !errors.Is(err, ErrNotEnoughReplicas) {
+		t.Fatalf("ISR of 1 with min.insync.replicas 2: %v", err)
+	}
+
+	// The ISR shrinks below the minimum while a producer waits.
+	f = newLeaderFixture(t, []int32{1, 2}, 2, 0)
+	if err := f.CheckAcksAll(); err != nil {
+		t.Fatal(err)
+	}
+	f.Appended(6)
+	done := make(chan error, 1)
+	go func() { done <- f.WaitReplicated(context.Background(), 5) }()
+	if err := f.Update(metadata.Partition{Replicas: []int32{1, 2, 3}, Leader: 1, LeaderEpoch: 4, ISR: []int32{1}, PartitionEpoch: 8}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, ErrNotEnoughReplicasAfterAppend) {
+		t.Fatalf("after the ISR shrank: %v", err)
+	}
+}
+
+func TestISRShrinksOnLagAndHWWaitsForCommit(t *testing.T) {
+	f := newLeaderFixture(t, []int32{1, 2, 3}, 1, 0)
+	f.Appended(10)
+	f.fetched(t, 2, 10)
+	f.fetched(t, 3, 4)
+	f.clock.advance(5 * time.Second)
+	if _, ok := f.ProposeISRChange(func(int32) bool { return true }); ok {
+		t.Fatal("shrank before replica.lag.time.max.ms")
+	}
+	// Follower 2 keeps fetching; follower 3 stops.
+	for range 3 {
+		f.clock.advance(3 * time.Second)
+		f.fetched(t, 2, 10)
+	}
+	ch, ok := f.ProposeISRChange(func(int32) bool { return true })
+	if !ok || !slices.Equal(ch.NewISR, []int32{1, 2}) || ch.LeaderEpoch != 4 || ch.PartitionEpoch != 7 {
+		t.Fatalf("change %+v %v", ch, ok)
+	}
+	if _, ok := f.ProposeISRChange(func(int32) bool { return true }); ok {
+		t.Fatal("second change while one is in flight")
+	}
+	// Until the controller commits, the removed follower still holds the HW.
+	if hw := f.HighWatermark(); hw != 4 {
+		t.Fatalf("hw %d before the shrink is committed", hw)
+	}
+	if err := f.Update(metadata.Partition{Replicas: []int32{1, 2, 3}, Leader: 1, LeaderEpoch: 4, ISR: ch.NewISR, PartitionEpoch: 8}); err != nil {
+		t.Fatal(err)
+	}
+	if hw := f.HighWatermark(); hw != 10 {
+		t.Fatalf("hw %d after the shrink, want 10", hw)
+	}
+}
+
+func TestSlowButFetchingFollowerStaysInSync(t *testing.T) {
+	f := newLeaderFixture(t, []int32{1, 2, 3}, 1, 0)
+	// Each fetch reaches the end offset the leader had at the previous
+	// fetch, while new data keeps arriving: Kafka counts that as caught up.
+	var leo int64
+	for range 20 {
+		prev := leo
+		leo += 10
+		f.Appended(leo)
+		f.clock.advance(2 * time.Second)
+		f.fetched(t, 2, prev)
+		f.fetched(t, 3, leo)
+	}
+	if ch, ok := f.ProposeISRChange(func(int32) bool { return true }); ok {
+		t.Fatalf("a follower that keeps up was dropped: %+v", ch)
+	}
+}
+
+func TestISRExpandsWhenFollowerCatchesUp(t *testing.T) {
+	f := newLeaderFixture(t, []int32{1, 2}, 1, 20) // epoch starts at 20
+	f.Appended(30)
+	f.fetched(t, 2, 30)
+	f.fetched(t, 3, 15)
+	if _, ok := f.ProposeISRChange(func(int32) bool { return true }); ok {
+		t.Fatal("added a follower behind the HW")
+	}
+	f.fetched(t, 3, 30)
+	if _, ok := f.ProposeISRChange(func(id int32) bool { return id != 3 }); ok {
+		t.Fatal("added a fenced follower")
+	}
+	ch, ok := f.ProposeISRChange(func(int32) bool { return true })
+	if !ok || !slices.Equal(ch.NewISR, []int32{1, 2, 3}) {
+		t.Fatalf("expansion %+v %v", ch, ok)
+	}
+	f.ISRChangeFailed()
+	if _, ok := f.ProposeISRChange(func(int32) bool { return true }); !ok {
+		t.Fatal("no retry after a failed change")
+	}
+}
