@@ -571,3 +571,47 @@ func TestKeyResolver(t *testing.T) {
 		t.Fatalf("alias/aws/ebs: %+v %v", d, err)
 	}
 }
+
+// TestConcurrentUse encrypts and decrypts from several goroutines while the key rotates, as
+// brokers booting together do; run with -race.
+func TestConcurrentUse(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	ctx := context.Background()
+	k := createKey(t, h.client, nil)
+	const workers, rounds = 4, 10
+	errs := make(chan error, workers+1)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			encCtx := map[string]string{"worker": string(rune('a' + w))}
+			for range rounds {
+				enc, err := h.client.Encrypt(ctx, &awskms.EncryptInput{KeyId: k.KeyId, Plaintext: []byte("p"), EncryptionContext: encCtx})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if _, err := h.client.Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: enc.CiphertextBlob, EncryptionContext: encCtx}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range 5 {
+			if _, err := h.client.RotateKeyOnDemand(ctx, &awskms.RotateKeyOnDemandInput{KeyId: k.KeyId}); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
