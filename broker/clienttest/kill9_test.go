@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -19,9 +20,24 @@ import (
 
 // brokerProcess is a tributary-broker run process started by a test.
 type brokerProcess struct {
-	cmd  *exec.Cmd
-	addr string
-	done chan struct{}
+	cmd     *exec.Cmd
+	addr    string
+	done    chan struct{}
+	mu      sync.Mutex
+	logs    []string
+	exitErr error
+}
+
+// logged reports whether the broker logged a line containing s.
+func (p *brokerProcess) logged(s string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.logs {
+		if strings.Contains(l, s) {
+			return true
+		}
+	}
+	return false
 }
 
 var (
@@ -78,6 +94,9 @@ func startProcess(t *testing.T, dataDir string) *brokerProcess {
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			p.mu.Lock()
+			p.logs = append(p.logs, sc.Text())
+			p.mu.Unlock()
 			if m := servingRE.FindStringSubmatch(sc.Text()); m != nil {
 				addrCh <- m[1]
 			}
@@ -86,7 +105,10 @@ func startProcess(t *testing.T, dataDir string) *brokerProcess {
 			}
 		}
 		_, _ = io.Copy(io.Discard, stderr)
-		_ = cmd.Wait()
+		err := cmd.Wait()
+		p.mu.Lock()
+		p.exitErr = err
+		p.mu.Unlock()
 		close(p.done)
 	}()
 	t.Cleanup(func() { p.kill() })
