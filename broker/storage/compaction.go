@@ -31,8 +31,8 @@ type cleanerCandidate struct {
 // first saw it (Kafka's KIP-534 delete horizon, kept in the batch header),
 // then goes too. Offsets never change: surviving records keep theirs, and
 // rewritten batches keep their base offset and lastOffsetDelta. The active
-// segment, and anything not yet covered by the recovery point, is left
-// alone.
+// segment, the segment holding the recovery point and everything after it
+// are left alone.
 //
 // Segments are read and rewritten without holding the partition lock; the
 // lock is taken only to swap each rewritten file in, after checking that the
@@ -48,7 +48,10 @@ func (p *Partition) compact(ctx context.Context) error {
 	var cands []cleanerCandidate
 	for i := 0; i+1 < len(p.segments); i++ {
 		s, next := p.segments[i], p.segments[i+1]
-		if next.base > p.recovery.offset {
+		// Only segments wholly before the recovery point's segment: that
+		// one must keep its byte positions, which the recovery point
+		// names, and everything after it may still be unsynced.
+		if next.base > p.recovery.offset || s.base >= p.recovery.segment {
 			break
 		}
 		cands = append(cands, cleanerCandidate{seg: s, base: s.base, size: s.size, nextBase: next.base})

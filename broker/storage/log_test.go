@@ -604,3 +604,41 @@ func TestOpenTwiceIsRefused(t *testing.T) {
 		t.Fatal("a second Open of the same directory succeeded")
 	}
 }
+
+// TestFsyncFailure: under group the unacknowledged tail is cut and its
+// appends fail; under interval acknowledged data is kept.
+func TestFsyncFailure(t *testing.T) {
+	injected := errors.New("injected EIO")
+	t.Run("group", func(t *testing.T) {
+		st := openStore(t, t.TempDir(), Options{})
+		p := mustCreate(t, st, "eio", 0, TopicConfig{})
+		mustAppend(t, p, makeBatch(t, batchSpec{records: 2}))
+		st.syncData = func(*os.File) error { return injected }
+		if _, err := p.Append(context.Background(), makeBatch(t, batchSpec{records: 3}), AppendOptions{}); !errors.Is(err, ErrStorage) {
+			t.Fatalf("append with failing fsync: err %v, want ErrStorage", err)
+		}
+		if p.LogEndOffset() != 2 || p.HighWatermark() != 2 {
+			t.Fatalf("after the failed fsync: end %d hw %d, want 2", p.LogEndOffset(), p.HighWatermark())
+		}
+		st.syncData = (*os.File).Sync
+		if res := mustAppend(t, p, makeBatch(t, batchSpec{records: 1})); res.BaseOffset != 2 {
+			t.Fatalf("append after fsync recovered at %d, want 2", res.BaseOffset)
+		}
+		if got := len(readAll(t, p, 0, 3)); got != 2 {
+			t.Fatalf("%d batches, want 2", got)
+		}
+	})
+	t.Run("interval", func(t *testing.T) {
+		st := openStore(t, t.TempDir(), Options{FlushPolicy: FlushInterval, FlushInterval: time.Hour})
+		p := mustCreate(t, st, "eio", 0, TopicConfig{})
+		st.syncData = func(*os.File) error { return injected }
+		mustAppend(t, p, makeBatch(t, batchSpec{records: 2}))
+		if err := p.waitDurable(context.Background(), 2, p.writeGen.Load()); !errors.Is(err, ErrStorage) {
+			t.Fatalf("flush with failing fsync: %v, want ErrStorage", err)
+		}
+		if p.LogEndOffset() != 2 {
+			t.Fatalf("acknowledged data was cut: end %d", p.LogEndOffset())
+		}
+		st.syncData = (*os.File).Sync
+	})
+}

@@ -421,7 +421,9 @@ func (p *Partition) waitDurable(ctx context.Context, end int64, gen uint64) erro
 		if !p.flushing {
 			p.flushing = true
 			p.flushMu.Unlock()
-			p.flushRound()
+			if err := p.flushRound(); err != nil {
+				return err
+			}
 			continue
 		}
 		done := p.flushDone
@@ -436,7 +438,7 @@ func (p *Partition) waitDurable(ctx context.Context, end int64, gen uint64) erro
 
 // flushRound fsyncs everything written so far and advances the durable
 // offset. The caller has set p.flushing.
-func (p *Partition) flushRound() {
+func (p *Partition) flushRound() error {
 	p.mu.RLock()
 	target := p.leo
 	segs := make([]*segment, 0, len(p.unsynced)+1)
@@ -459,7 +461,7 @@ func (p *Partition) flushRound() {
 		if f == nil {
 			continue
 		}
-		if serr := f.Sync(); serr != nil && !errors.Is(serr, os.ErrClosed) {
+		if serr := p.store.syncData(f); serr != nil && !errors.Is(serr, os.ErrClosed) {
 			err = fmt.Errorf("fsync %s: %w", segs[i].logPath(), serr)
 			break
 		}
@@ -469,8 +471,14 @@ func (p *Partition) flushRound() {
 		p.mu.Lock()
 		p.unsynced = dropSynced(p.unsynced, segs)
 		p.mu.Unlock()
-	} else {
+	} else if p.store.opts.FlushPolicy == FlushGroup {
+		// Nobody has been answered or has read past the durable offset yet.
 		p.discardUnsynced(gen, err)
+	} else {
+		// Under interval and none the data was acknowledged and may have
+		// been read: cutting it would hand its offsets out twice. Keep it
+		// and report; the next round tries again.
+		p.store.log.Error("fsync failed; acknowledged data may not be on disk", "partition", p.dir, "err", err)
 	}
 	p.flushMu.Lock()
 	p.flushing = false
@@ -478,6 +486,10 @@ func (p *Partition) flushRound() {
 	p.flushDone = make(chan struct{})
 	p.flushMu.Unlock()
 	p.wake()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	return nil
 }
 
 func dropSynced(pending, synced []*segment) []*segment {

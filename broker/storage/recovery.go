@@ -218,8 +218,10 @@ func (p *Partition) loadSegments(checkSeg int, checkPos int64, verify bool) erro
 		if err != nil {
 			return err
 		}
-		if stop.reason == nil && verify {
-			stop, err = s.scan(trustedTo, fileSize, true, func(h *recordbatch.Header, pos int64, _ []byte) {
+		// A trusted region that does not end on a batch boundary (it
+		// should) is not cut: checking simply starts earlier.
+		if verify || stop.reason != nil {
+			stop, err = s.scan(stop.end, fileSize, true, func(h *recordbatch.Header, pos int64, _ []byte) {
 				s.track(h, pos, p.cfg.IndexIntervalBytes)
 				if p.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) {
 					p.epochsDirty = true

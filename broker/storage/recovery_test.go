@@ -149,3 +149,26 @@ func TestRecoveryCorruptByteTruncatesFromThere(t *testing.T) {
 		t.Fatalf("segment is %d bytes, want the first two batches (%d)", len(after), 2*size)
 	}
 }
+
+// TestRecoveryPointOffBatchBoundary: a recovery point naming a position
+// inside a batch must not cost data; checking starts at that batch.
+func TestRecoveryPointOffBatchBoundary(t *testing.T) {
+	dir := memTempDir(t)
+	st := openStore(t, dir, Options{CheckpointInterval: 1 << 40})
+	p := mustCreate(t, st, "rp", 0, TopicConfig{IndexIntervalBytes: 1})
+	for i := 0; i < 6; i++ {
+		mustAppend(t, p, makeBatch(t, batchSpec{records: 2, valueSize: 30}))
+	}
+	crashed := crashCopy(t, dir)
+	seg := lastSegmentPath(t, filepath.Join(crashed, "rp-0"))
+	fi, _ := os.Stat(seg)
+	batchSize := fi.Size() / 6
+	if err := writeRecoveryPoint(filepath.Join(crashed, "rp-0"), recoveryPoint{offset: 6, segment: 0, position: 3*batchSize + 10}); err != nil {
+		t.Fatal(err)
+	}
+	st2 := openStore(t, crashed, Options{})
+	p2, _ := st2.Partition("rp", 0)
+	if p2.LogEndOffset() != 12 || len(readAll(t, p2, 0, 12)) != 6 {
+		t.Fatalf("after a misaligned recovery point: end %d, want all 12 records kept", p2.LogEndOffset())
+	}
+}

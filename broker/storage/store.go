@@ -38,6 +38,10 @@ type Store struct {
 	parts  map[partitionKey]*Partition
 	closed bool
 
+	// syncData fsyncs segment data on the append path; tests replace it
+	// to inject fsync failures.
+	syncData func(*os.File) error
+
 	stop        chan struct{}
 	bg          sync.WaitGroup
 	cleanerOnce sync.Once
@@ -51,7 +55,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	if _, err := ParseFlushPolicy(string(opts.FlushPolicy)); err != nil {
 		return nil, err
 	}
-	st := &Store{dir: dir, opts: opts, log: opts.Logger, parts: make(map[partitionKey]*Partition), stop: make(chan struct{})}
+	st := &Store{dir: dir, opts: opts, log: opts.Logger, parts: make(map[partitionKey]*Partition),
+		syncData: (*os.File).Sync, stop: make(chan struct{})}
 	if st.log == nil {
 		st.log = slog.Default()
 	}
