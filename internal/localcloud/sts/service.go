@@ -6,9 +6,12 @@ package sts
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tributary/tributary/internal/localcloud/awsapi"
@@ -55,44 +58,65 @@ func (s *Service) Handle(ctx context.Context, req *awsapi.Request) (*awsapi.Resp
 	switch req.Action {
 	case "GetCallerIdentity":
 		// Always allowed, as in AWS: no policy can deny it.
-		return awsapi.QueryResponse(req, xmlns, callerIdentityResult{Arn: req.Caller.ARN, UserID: req.Caller.UserID, Account: req.Caller.Account})
+		return respond(req, callerIdentityResult{Arn: req.Caller.ARN, UserID: req.Caller.UserID, Account: req.Caller.Account})
 	case "AssumeRole":
 		result, err := s.assumeRole(ctx, req)
 		if err != nil {
 			return nil, err
 		}
-		return awsapi.QueryResponse(req, xmlns, result)
+		return respond(req, result)
 	case "GetSessionToken":
 		result, err := s.getSessionToken(req)
 		if err != nil {
 			return nil, err
 		}
-		return awsapi.QueryResponse(req, xmlns, result)
+		return respond(req, result)
 	default:
 		return nil, awsapi.Errorf("InvalidAction", "The local cloud does not implement STS action %s", req.Action)
 	}
 }
 
+// respond answers in awsQuery XML, or in JSON when the client asks for it with
+// "Accept: application/json", as STS does (aws-iam-authenticator and Vault's AWS auth verify
+// presigned GetCallerIdentity calls that way):
+//
+//	{"<Action>Response": {"<Action>Result": {...}, "ResponseMetadata": {"RequestId": "..."}}}
+func respond(req *awsapi.Request, result any) (*awsapi.Response, error) {
+	if !strings.Contains(req.HTTP.Header.Get("Accept"), "application/json") {
+		return awsapi.QueryResponse(req, xmlns, result)
+	}
+	body, err := json.Marshal(map[string]any{req.Action + "Response": map[string]any{
+		req.Action + "Result": result,
+		"ResponseMetadata":    map[string]string{"RequestId": req.RequestID},
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s response: %w", req.Action, err)
+	}
+	return &awsapi.Response{Header: http.Header{"Content-Type": {"application/json"}}, Body: body}, nil
+}
+
 type callerIdentityResult struct {
-	Arn     string `xml:"Arn"`
-	UserID  string `xml:"UserId"`
-	Account string `xml:"Account"`
+	Arn     string `xml:"Arn" json:"Arn"`
+	UserID  string `xml:"UserId" json:"UserId"`
+	Account string `xml:"Account" json:"Account"`
 }
 
 type credentialsXML struct {
-	AccessKeyID     string `xml:"AccessKeyId"`
-	SecretAccessKey string `xml:"SecretAccessKey"`
-	SessionToken    string `xml:"SessionToken"`
-	Expiration      string `xml:"Expiration"`
+	AccessKeyID     string `xml:"AccessKeyId" json:"AccessKeyId"`
+	SecretAccessKey string `xml:"SecretAccessKey" json:"SecretAccessKey"`
+	SessionToken    string `xml:"SessionToken" json:"SessionToken"`
+	Expiration      string `xml:"Expiration" json:"Expiration"`
+}
+
+type assumedRoleUser struct {
+	AssumedRoleID string `xml:"AssumedRoleId" json:"AssumedRoleId"`
+	Arn           string `xml:"Arn" json:"Arn"`
 }
 
 type assumeRoleResult struct {
-	Credentials     credentialsXML `xml:"Credentials"`
-	AssumedRoleUser struct {
-		AssumedRoleID string `xml:"AssumedRoleId"`
-		Arn           string `xml:"Arn"`
-	} `xml:"AssumedRoleUser"`
-	PackedPolicySize int `xml:"PackedPolicySize"`
+	Credentials      credentialsXML  `xml:"Credentials" json:"Credentials"`
+	AssumedRoleUser  assumedRoleUser `xml:"AssumedRoleUser" json:"AssumedRoleUser"`
+	PackedPolicySize int             `xml:"PackedPolicySize" json:"PackedPolicySize"`
 }
 
 var sessionNamePattern = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
@@ -156,13 +180,12 @@ func (s *Service) assumeRole(ctx context.Context, req *awsapi.Request) (*assumeR
 		AccessKeyID: cred.AccessKeyID, SecretAccessKey: cred.SecretAccessKey, SessionToken: cred.SessionToken,
 		Expiration: cred.Expiration.UTC().Format("2006-01-02T15:04:05Z"),
 	}}
-	out.AssumedRoleUser.AssumedRoleID = identity.UserID
-	out.AssumedRoleUser.Arn = identity.ARN
+	out.AssumedRoleUser = assumedRoleUser{AssumedRoleID: identity.UserID, Arn: identity.ARN}
 	return out, nil
 }
 
 type sessionTokenResult struct {
-	Credentials credentialsXML `xml:"Credentials"`
+	Credentials credentialsXML `xml:"Credentials" json:"Credentials"`
 }
 
 // getSessionToken issues temporary credentials with the caller's own identity. As in AWS, a

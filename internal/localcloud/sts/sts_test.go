@@ -2,6 +2,7 @@ package sts_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -208,6 +209,29 @@ func TestPresignedGetCallerIdentity(t *testing.T) {
 	status, body := call(presigned.Method, presigned.URL)
 	if status != http.StatusOK || !strings.Contains(body, want) {
 		t.Fatalf("%s presigned: %d %s", presigned.Method, status, body)
+	}
+	// With "Accept: application/json" STS answers in JSON, as aws-iam-authenticator expects.
+	jsonReq, err := http.NewRequestWithContext(ctx, presigned.Method, presigned.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jsonReq.Header.Set("Accept", "application/json")
+	resp, err := http.DefaultClient.Do(jsonReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var decoded struct {
+		GetCallerIdentityResponse struct {
+			GetCallerIdentityResult struct{ Arn, Account, UserId string }
+			ResponseMetadata        struct{ RequestId string }
+		}
+	}
+	err = json.NewDecoder(resp.Body).Decode(&decoded)
+	resp.Body.Close()
+	result := decoded.GetCallerIdentityResponse.GetCallerIdentityResult
+	if err != nil || result.Arn != "arn:aws:sts::000000000000:assumed-role/client/test-session" || result.Account != "000000000000" ||
+		decoded.GetCallerIdentityResponse.ResponseMetadata.RequestId == "" {
+		t.Fatalf("JSON GetCallerIdentity: %+v %v", decoded, err)
 	}
 	// A URL presigned for POST verifies too (the method is part of the signature).
 	creds, err := session.Credentials.Retrieve(ctx)
