@@ -43,7 +43,7 @@ func (c *Coordinator) deleteGroup(ctx context.Context, name string) int16 {
 	tombstones = append(tombstones, Record{Key: groupKey(g.name)})
 	if err := c.offsets.Append(ctx, tombstones); err != nil {
 		g.log().Error("writing group tombstones to the offsets log", "error", err)
-		return kerr.CoordinatorNotAvailable.Code
+		return appendErrorCode(err)
 	}
 	g.offsets = make(map[string]map[int32]committedOffset)
 	g.log().Info("group deleted")

@@ -66,8 +66,9 @@ func (c *Coordinator) OffsetDelete(ctx context.Context, req *kmsg.OffsetDeleteRe
 	if len(tombstones) > 0 {
 		if err := c.offsets.Append(ctx, tombstones); err != nil {
 			g.log().Error("writing offset tombstones to the offsets log", "offsets", len(tombstones), "error", err)
+			code := appendErrorCode(err)
 			for _, d := range deleting {
-				resp.Topics[d.topic].Partitions[d.partition].ErrorCode = kerr.CoordinatorNotAvailable.Code
+				resp.Topics[d.topic].Partitions[d.partition].ErrorCode = code
 			}
 			return resp
 		}

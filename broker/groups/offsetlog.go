@@ -2,9 +2,12 @@ package groups
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
+
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // Record is one record of the offsets log: a key and a value encoded as in
@@ -14,6 +17,29 @@ import (
 type Record struct {
 	Key   []byte
 	Value []byte
+}
+
+// Errors an OffsetLog may wrap so the coordinator answers what Kafka does;
+// any other error is answered COORDINATOR_NOT_AVAILABLE (retriable).
+var (
+	// ErrLogRecordsTooLarge: the records do not fit one batch of the log
+	// (INVALID_COMMIT_OFFSET_SIZE, not retriable).
+	ErrLogRecordsTooLarge = errors.New("offsets log records too large")
+	// ErrLogClosed: the log is shutting down (NOT_COORDINATOR, so clients
+	// look for the coordinator again).
+	ErrLogClosed = errors.New("offsets log closed")
+)
+
+// appendErrorCode is the Kafka error code for a failed Append.
+func appendErrorCode(err error) int16 {
+	switch {
+	case errors.Is(err, ErrLogRecordsTooLarge):
+		return kerr.InvalidCommitOffsetSize.Code
+	case errors.Is(err, ErrLogClosed):
+		return kerr.NotCoordinator.Code
+	default:
+		return kerr.CoordinatorNotAvailable.Code
+	}
 }
 
 // OffsetLog is the durable log the coordinator writes group state to. In

@@ -3,6 +3,7 @@ package groups
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"time"
 
@@ -74,6 +75,12 @@ func (l *PartitionLog) Append(ctx context.Context, records []Record) error {
 		return err
 	}
 	if _, err := l.p.Append(ctx, batch, storage.AppendOptions{}); err != nil {
+		switch {
+		case errors.Is(err, storage.ErrRecordTooLarge):
+			err = fmt.Errorf("%w: %w", ErrLogRecordsTooLarge, err)
+		case errors.Is(err, storage.ErrClosed):
+			err = fmt.Errorf("%w: %w", ErrLogClosed, err)
+		}
 		return fmt.Errorf("appending %d records to %s: %w", len(records), OffsetsTopic, err)
 	}
 	return nil

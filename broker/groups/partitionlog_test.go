@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tributary/tributary/broker/storage"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -154,4 +155,38 @@ func deleteGroupsReq(groups ...string) *kmsg.DeleteGroupsRequest {
 	req.Version = 2
 	req.Groups = groups
 	return req
+}
+
+func TestPartitionLogErrorsMapToKafkaCodes(t *testing.T) {
+	ctx := testCtx(t)
+	st, err := storage.Open(t.TempDir(), storage.Options{})
+	if err != nil {
+		t.Fatalf("opening store: %v", err)
+	}
+	cfg := OffsetsTopicConfig()
+	cfg.MaxMessageBytes = 1024
+	p, err := st.CreatePartition(OffsetsTopic, 0, cfg)
+	if err != nil {
+		t.Fatalf("creating partition: %v", err)
+	}
+	c := newTestCoordinator(t, NewPartitionLog(p))
+
+	big := commitReq(8, "g", "", -1, "t", 0, 1)
+	for part := int32(1); part < 50; part++ {
+		big.Topics[0].Partitions = append(big.Topics[0].Partitions, kmsg.OffsetCommitRequestTopicPartition{Partition: part, Offset: 1, LeaderEpoch: -1})
+	}
+	resp := c.OffsetCommit(ctx, big)
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidCommitOffsetSize.Code {
+		t.Fatalf("commit larger than a batch = %s, want INVALID_COMMIT_OFFSET_SIZE", codeName(code))
+	}
+	if r := c.OffsetCommit(ctx, commitReq(8, "g", "", -1, "t", 0, 1)); r.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("small commit = %s", codeName(r.Topics[0].Partitions[0].ErrorCode))
+	}
+
+	if err := st.Close(); err != nil {
+		t.Fatalf("closing store: %v", err)
+	}
+	if r := c.OffsetCommit(ctx, commitReq(8, "g", "", -1, "t", 0, 2)); r.Topics[0].Partitions[0].ErrorCode != kerr.NotCoordinator.Code {
+		t.Fatalf("commit after the store closed = %s, want NOT_COORDINATOR", codeName(r.Topics[0].Partitions[0].ErrorCode))
+	}
 }

@@ -110,7 +110,7 @@ func (g *group) completeSync(ctx context.Context, assignments []kmsg.SyncGroupRe
 		g.log().Error("writing group assignment to the offsets log; rebalancing", "generation", g.generation, "error", err)
 		for _, m := range g.members {
 			m.assignment = nil
-			m.replySyncError(kerr.CoordinatorNotAvailable.Code)
+			m.replySyncError(appendErrorCode(err))
 		}
 		g.prepareRebalance("could not write the assignment")
 		return
