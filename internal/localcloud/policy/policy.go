@@ -130,10 +130,10 @@ func parseStatement(data json.RawMessage) (Statement, error) {
 	}
 	var err error
 	if st.Principal, err = parsePrincipal(rs.Principal); err != nil {
-		return Statement{}, fmt.Errorf("Principal: %w", err)
+		return Statement{}, fmt.Errorf("in Principal: %w", err)
 	}
 	if st.NotPrincipal, err = parsePrincipal(rs.NotPrincipal); err != nil {
-		return Statement{}, fmt.Errorf("NotPrincipal: %w", err)
+		return Statement{}, fmt.Errorf("in NotPrincipal: %w", err)
 	}
 	if len(rs.Condition) > 0 {
 		st.Condition = make(map[string]map[string][]string, len(rs.Condition))
@@ -142,7 +142,7 @@ func parseStatement(data json.RawMessage) (Statement, error) {
 			for key, rv := range keys {
 				vals, err := conditionValues(rv)
 				if err != nil {
-					return Statement{}, fmt.Errorf("Condition %s %s: %w", op, key, err)
+					return Statement{}, fmt.Errorf("in Condition %s %s: %w", op, key, err)
 				}
 				m[key] = vals
 			}
