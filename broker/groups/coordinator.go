@@ -28,6 +28,8 @@ type Coordinator struct {
 	groups map[string]*group
 	closed atomic.Bool
 
+	stats counters
+
 	stopExpiry context.CancelFunc
 	expiryDone chan struct{}
 }

@@ -8,7 +8,8 @@
 //
 // At start-up, after the storage is open:
 //
-//	offsetsLog, err := groups.OpenPartitionLog(store)   // creates __consumer_offsets-0 (compacted) if missing
+//	offsetsLog, err := groups.OpenPartitionLog(store)   // __consumer_offsets partition 0, with groups.OffsetsTopicConfig()
+//	                                                     // (compact, 100 MiB segments, 16 MiB batches) applied
 //	cfg := groups.DefaultConfig()                        // Kafka defaults; override from broker properties:
 //	cfg.InitialRebalanceDelay = ...                      //   group.initial.rebalance.delay.ms (default 3 s)
 //	cfg.MinSessionTimeout, cfg.MaxSessionTimeout = ...   //   group.min/max.session.timeout.ms (6 s / 30 min)
@@ -20,6 +21,13 @@
 //	cfg.Logger = logger
 //	coord, err := groups.New(ctx, offsetsLog, cfg)       // replays the log; returns when ready
 //	defer coord.Close()                                  // before closing the store
+//
+// If the server records __consumer_offsets in its own topic metadata (so
+// Metadata lists it, IsInternal=true), it should record the settings of
+// groups.OffsetsTopicConfig(), which OpenPartitionLog applies to the
+// partition. The topic must stay compacted and must not accept Produce,
+// DeleteRecords or config changes from clients, or committed offsets could be
+// lost or forged.
 //
 // Request handlers: pass the decoded kmsg request (its Version set) and send
 // back the returned response, whose Version is already the request's.
@@ -55,7 +63,15 @@
 // IsInternal=true (Kafka does) when clients ask for all topics.
 //
 // For metrics (consumer lag) and admin views: coord.Groups() summarises every
-// group; coord.CommittedOffsets(group) returns its committed offsets.
+// group; coord.CommittedOffsets(group) returns its committed offsets (lag is
+// the partition's high watermark minus the committed offset); coord.Stats()
+// counts rebalances, expired members, committed and expired offsets.
+//
+// Errors: the methods never return Go errors; every failure is a Kafka error
+// code in the response, so the connection stays open. A failed write to the
+// offsets log answers COORDINATOR_NOT_AVAILABLE (retriable),
+// INVALID_COMMIT_OFFSET_SIZE (commit larger than a batch) or NOT_COORDINATOR
+// (shutting down).
 //
 // # The offsets log
 //

@@ -425,6 +425,7 @@ func (g *group) completeJoin() {
 		// Static members keep their place while they are away (KIP-345);
 		// their session timeout removes them if they never come back.
 		if !m.awaitingJoin && m.instanceID == nil {
+			g.c.stats.membersExpired.Add(1)
 			g.log().Info("removing member that did not rejoin in time", "member", m.id, "generation", g.generation)
 			g.removeMember(m)
 		}
@@ -463,6 +464,7 @@ func (g *group) completeJoin() {
 	}
 
 	g.generation++
+	g.c.stats.rebalances.Add(1)
 	g.protocol = g.selectProtocol()
 	g.setState(stateCompletingRebalance)
 	g.log().Info("join phase complete", "generation", g.generation, "protocol", g.protocol, "leader", g.leader, "members", len(g.members))
@@ -553,6 +555,7 @@ func (g *group) expirePendingSync(gen int32) {
 	}
 	for id := range g.pendingSync {
 		if m, ok := g.members[id]; ok {
+			g.c.stats.membersExpired.Add(1)
 			g.log().Info("removing member that did not sync in time", "member", id, "generation", gen)
 			g.removeMember(m)
 		}
@@ -614,6 +617,7 @@ func (g *group) scheduleSessionExpiry(m *member) {
 			g.scheduleSessionExpiry(m)
 			return
 		}
+		g.c.stats.membersExpired.Add(1)
 		g.log().Info("member session expired", "member", m.id, "session_timeout", m.sessionTimeout, "generation", g.generation)
 		g.removeMemberAndRebalance(m, "member "+m.id+" session expired")
 	})

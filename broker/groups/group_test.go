@@ -107,6 +107,10 @@ func TestThreeMembersRebalanceOnJoinAndLeave(t *testing.T) {
 	if code := ms[1].heartbeat(); code != kerr.UnknownMemberID.Code {
 		t.Fatalf("heartbeat of the member that left = %s, want UNKNOWN_MEMBER_ID", codeName(code))
 	}
+	s := c.Stats()
+	if s.Rebalances != 3 || s.Members != 3 || s.GroupsByState["Stable"] != 1 || s.MembersExpired != 0 {
+		t.Fatalf("stats = %+v, want 3 rebalances, 3 members, one stable group, none expired", s)
+	}
 }
 
 func TestSessionTimeoutRemovesSilentMember(t *testing.T) {
@@ -131,6 +135,9 @@ func TestSessionTimeoutRemovesSilentMember(t *testing.T) {
 	syncAll(t, ctx, alive)
 	if code := silent.heartbeat(); code != kerr.UnknownMemberID.Code {
 		t.Fatalf("expired member heartbeat = %s, want UNKNOWN_MEMBER_ID", codeName(code))
+	}
+	if n := c.Stats().MembersExpired; n != 1 {
+		t.Fatalf("MembersExpired = %d, want 1", n)
 	}
 }
 

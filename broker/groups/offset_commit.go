@@ -113,6 +113,7 @@ func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 		}
 	}
 	g.log().Debug("offsets committed", "member", req.MemberID, "generation", req.Generation, "offsets", len(commits), "version", req.Version)
+	c.stats.offsetsCommitted.Add(int64(len(commits)))
 	for _, a := range commits {
 		g.setOffset(req.Topics[a.topic].Topic, req.Topics[a.topic].Partitions[a.partition].Partition, a.o)
 	}

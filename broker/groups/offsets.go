@@ -196,6 +196,7 @@ func (g *group) expireOffsets(ctx context.Context) {
 		g.deleteOffset(e.topic, e.partition)
 	}
 	if len(expired) > 0 {
+		g.c.stats.offsetsExpired.Add(int64(len(expired)))
 		g.log().Info("expired committed offsets", "offsets", len(expired))
 	}
 	if removeGroup {

@@ -424,6 +424,9 @@ func TestOffsetExpiry(t *testing.T) {
 	if off, _ := fetchOne(t, c, "active", "unsubscribed", 0); off != -1 {
 		t.Fatalf("an unsubscribed topic's offset survived its retention")
 	}
+	if s := c.Stats(); s.OffsetsExpired != 3 || s.OffsetsCommitted != 4 {
+		t.Fatalf("stats = %+v, want 3 offsets expired of 4 committed", s)
+	}
 	names := map[string]bool{}
 	for _, s := range c.Groups() {
 		names[s.Name] = true
