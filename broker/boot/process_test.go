@@ -1,0 +1,117 @@
+package boot
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tributary/tributary/broker/boot/bootstatus"
+	"github.com/tributary/tributary/internal/bootconfig"
+)
+
+// EnvBrokerBinary names a built tributary-broker binary for
+// TestBootProcessBecomesTheBroker, which is skipped without it (building the
+// broker takes longer than this package's other tests together):
+//
+//	go build -o /tmp/tributary-broker ./broker/cmd/tributary-broker
+//	TRIBUTARY_BROKER_BINARY=/tmp/tributary-broker go test -run TestBootProcess ./broker/boot/
+const EnvBrokerBinary = "TRIBUTARY_BROKER_BINARY"
+
+// freePort returns a port nothing listens on at the moment on 127.0.0.1.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l := listenLoopback(t)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestBootProcessBecomesTheBroker runs `tributary-broker boot` as the local
+// cloud does (seam S4: its own IMDS, the local KMS, a volume directory, no
+// credentials in the environment) and checks that the process execs the
+// broker, which then serves Kafka on the instance's private IP with the
+// rendered config, and stops on SIGTERM.
+func TestBootProcessBecomesTheBroker(t *testing.T) {
+	binary := os.Getenv(EnvBrokerBinary)
+	if binary == "" {
+		t.Skipf("set %s to a built tributary-broker binary to run the boot agent as a process", EnvBrokerBinary)
+	}
+	e := newBootEnv(t)
+	l := startLocalKMS(t, e.doc.ClusterID)
+	// Ports of this test's own choosing: other tests on the machine may use MSK's.
+	plain, tls, scram := freePort(t), freePort(t), freePort(t)
+	e.doc.Listeners[0].Port, e.doc.Listeners[1].Port, e.doc.Listeners[2].Port = plain, scram, tls
+	e.doc.Ports = bootconfig.Ports{InterBroker: freePort(t), Controller: freePort(t), Metrics: freePort(t)}
+	e.doc.Controllers = []bootconfig.Peer{{NodeID: e.doc.NodeID, Host: "127.0.0.1", Port: e.doc.Ports.Controller}}
+	e.imds.PrivateIP = "127.0.0.1"
+	e.useLocalKMS(t, l, bootconfig.EncryptionContext(e.doc.ClusterID, e.doc.NodeID))
+
+	cmd := exec.Command(binary, "boot")
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + t.TempDir(),
+		"AWS_REGION=us-east-1",
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + e.imds.URL,
+		"AWS_ENDPOINT_URL=" + l.url,
+		EnvVolumeDir + "=" + e.volumeDir,
+		EnvRuntimeDir + "=" + e.runtimeDir,
+	}
+	var console strings.Builder
+	cmd.Stdout, cmd.Stderr = &console, &console
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// exited is closed when the process has ended; waitErr is then its result.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(plain))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			conn.Close()
+			break
+		}
+		select {
+		case <-exited:
+			t.Fatalf("the process ended (%v) before serving %s; console:\n%s", waitErr, addr, console.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens on %s after 30s; console:\n%s", addr, console.String())
+		}
+	}
+
+	st, err := bootstatus.Read(filepath.Join(e.runtimeDir, bootstatus.FileName))
+	if err != nil || st.Step != bootstatus.StepExec || st.State != bootstatus.StateDone {
+		t.Errorf("status = %+v, %v; want exec/done", st, err)
+	}
+	if _, err := os.Stat(filepath.Join(e.volumeDir, testVolumeID, DataDirName)); err != nil {
+		t.Errorf("the broker's data directory is not on the volume: %v", err)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+		if waitErr != nil {
+			t.Errorf("the broker exited with %v on SIGTERM; console:\n%s", waitErr, console.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the broker did not stop within 30s of SIGTERM; console:\n%s", console.String())
+	}
+	t.Logf("console:\n%s", console.String())
+}
