@@ -1,0 +1,98 @@
+package replica
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// maxResponseSize bounds a response frame from a leader.
+const maxResponseSize = 256 << 20
+
+// conn is one Kafka protocol connection to a leader, used by one goroutine:
+// requests are written and answered in turn.
+type conn struct {
+	c    net.Conn
+	fmt  *kmsg.RequestFormatter
+	corr int32
+	buf  []byte
+}
+
+func dialLeader(ctx context.Context, addr, clientID string) (*conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dialing leader %s: %w", addr, err)
+	}
+	return &conn{c: c, fmt: kmsg.NewRequestFormatter(kmsg.FormatterClientID(clientID))}, nil
+}
+
+func (c *conn) close() error { return c.c.Close() }
+
+// request sends req and reads its response, within timeout.
+func (c *conn) request(req kmsg.Request, timeout time.Duration) (kmsg.Response, error) {
+	_ = c.c.SetDeadline(time.Now().Add(timeout))
+	c.corr++
+	c.buf = c.fmt.AppendRequest(c.buf[:0], req, c.corr)
+	if _, err := c.c.Write(c.buf); err != nil {
+		return nil, fmt.Errorf("sending %s: %w", kmsg.NameForKey(req.Key()), err)
+	}
+	var size [4]byte
+	if _, err := io.ReadFull(c.c, size[:]); err != nil {
+		return nil, fmt.Errorf("reading %s response: %w", kmsg.NameForKey(req.Key()), err)
+	}
+	n := int32(binary.BigEndian.Uint32(size[:]))
+	if n < 4 || n > maxResponseSize {
+		return nil, fmt.Errorf("%s response of impossible size %d", kmsg.NameForKey(req.Key()), n)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(c.c, body); err != nil {
+		return nil, fmt.Errorf("reading %s response: %w", kmsg.NameForKey(req.Key()), err)
+	}
+	if corr := int32(binary.BigEndian.Uint32(body)); corr != c.corr {
+		return nil, fmt.Errorf("%s response has correlation id %d, want %d", kmsg.NameForKey(req.Key()), corr, c.corr)
+	}
+	body = body[4:]
+	resp := req.ResponseKind()
+	resp.SetVersion(req.GetVersion())
+	// Flexible responses (except ApiVersions) have a tagged-field section
+	// in the header; we know no header tags, so skip them.
+	if resp.IsFlexible() && req.Key() != 18 {
+		var err error
+		if body, err = skipTags(body); err != nil {
+			return nil, err
+		}
+	}
+	if err := resp.ReadFrom(body); err != nil {
+		return nil, fmt.Errorf("decoding %s response: %w", kmsg.NameForKey(req.Key()), err)
+	}
+	return resp, nil
+}
+
+var errBadTags = errors.New("malformed tagged fields in a response header")
+
+func skipTags(b []byte) ([]byte, error) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 {
+		return nil, errBadTags
+	}
+	b = b[w:]
+	for range n {
+		if _, w = binary.Uvarint(b); w <= 0 {
+			return nil, errBadTags
+		}
+		b = b[w:]
+		size, w := binary.Uvarint(b)
+		if w <= 0 || uint64(len(b)-w) < size {
+			return nil, errBadTags
+		}
+		b = b[w+int(size):]
+	}
+	return b, nil
+}

@@ -1,0 +1,236 @@
+package replica
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// fakeLeader serves Fetch and OffsetForLeaderEpoch for in-memory logs over
+// the Kafka protocol on loopback, with a Leader tracking the followers, the
+// way the server will once replication is wired in.
+type fakeLeader struct {
+	t     *testing.T
+	ln    net.Listener
+	mu    sync.Mutex
+	parts map[TopicPartition]*leaderPart
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+type leaderPart struct {
+	log     *memLog
+	epoch   int32
+	tracker *Leader
+}
+
+func newFakeLeader(t *testing.T) *fakeLeader {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &fakeLeader{t: t, ln: ln, parts: map[TopicPartition]*leaderPart{}, conns: map[net.Conn]struct{}{}}
+	fl.wg.Add(1)
+	go fl.serve()
+	t.Cleanup(fl.close)
+	return fl
+}
+
+func (fl *fakeLeader) addr() string { return fl.ln.Addr().String() }
+
+func (fl *fakeLeader) set(tp TopicPartition, lp *leaderPart) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	fl.parts[tp] = lp
+}
+
+func (fl *fakeLeader) serve() {
+	defer fl.wg.Done()
+	for {
+		c, err := fl.ln.Accept()
+		if err != nil {
+			return
+		}
+		fl.mu.Lock()
+		fl.conns[c] = struct{}{}
+		fl.mu.Unlock()
+		fl.wg.Add(1)
+		go func() {
+			defer fl.wg.Done()
+			defer c.Close()
+			for fl.handle(c) == nil {
+			}
+		}()
+	}
+}
+
+func (fl *fakeLeader) close() {
+	fl.ln.Close()
+	fl.mu.Lock()
+	for c := range fl.conns {
+		c.Close()
+	}
+	fl.mu.Unlock()
+	fl.wg.Wait()
+}
+
+func (fl *fakeLeader) handle(c net.Conn) error {
+	var size [4]byte
+	if _, err := io.ReadFull(c, size[:]); err != nil {
+		return err
+	}
+	b := make([]byte, binary.BigEndian.Uint32(size[:]))
+	if _, err := io.ReadFull(c, b); err != nil {
+		return err
+	}
+	key, version, corr := int16(binary.BigEndian.Uint16(b)), int16(binary.BigEndian.Uint16(b[2:])), binary.BigEndian.Uint32(b[4:])
+	idLen := int16(binary.BigEndian.Uint16(b[8:]))
+	body := b[10+max(int(idLen), 0):]
+	req := kmsg.RequestForKey(key)
+	if req == nil {
+		return errors.New("unknown key")
+	}
+	req.SetVersion(version)
+	if req.IsFlexible() {
+		var err error
+		if body, err = skipTags(body); err != nil {
+			return err
+		}
+	}
+	if err := req.ReadFrom(body); err != nil {
+		return err
+	}
+	var resp kmsg.Response
+	switch r := req.(type) {
+	case *kmsg.FetchRequest:
+		resp = fl.fetch(r)
+	case *kmsg.OffsetForLeaderEpochRequest:
+		resp = fl.offsetForLeaderEpoch(r)
+	default:
+		return errors.New("unexpected request")
+	}
+	out := binary.BigEndian.AppendUint32(make([]byte, 4), corr)
+	if resp.IsFlexible() {
+		out = append(out, 0)
+	}
+	out = resp.AppendTo(out)
+	binary.BigEndian.PutUint32(out, uint32(len(out)-4))
+	_, err := c.Write(out)
+	return err
+}
+
+func (fl *fakeLeader) part(topic string, partition int32) (*leaderPart, bool) {
+	fl.mu.Lock()
+	defer fl.mu.Unlock()
+	lp, ok := fl.parts[TopicPartition{topic, partition}]
+	return lp, ok
+}
+
+func epochError(current, ours int32) int16 {
+	switch {
+	case current < ours:
+		return kerr.FencedLeaderEpoch.Code
+	case current > ours:
+		return kerr.UnknownLeaderEpoch.Code
+	}
+	return 0
+}
+
+func (fl *fakeLeader) offsetForLeaderEpoch(r *kmsg.OffsetForLeaderEpochRequest) *kmsg.OffsetForLeaderEpochResponse {
+	resp := r.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
+	for _, t := range r.Topics {
+		rt := kmsg.NewOffsetForLeaderEpochResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
+			rp.Partition = p.Partition
+			lp, ok := fl.part(t.Topic, p.Partition)
+			switch {
+			case !ok:
+				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case epochError(p.CurrentLeaderEpoch, lp.epoch) != 0:
+				rp.ErrorCode = epochError(p.CurrentLeaderEpoch, lp.epoch)
+			default:
+				rp.LeaderEpoch, rp.EndOffset = lp.log.EndOffsetForLeaderEpoch(p.LeaderEpoch)
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
+
+func (fl *fakeLeader) fetch(r *kmsg.FetchRequest) *kmsg.FetchResponse {
+	deadline := time.Now().Add(time.Duration(r.MaxWaitMillis) * time.Millisecond)
+	for {
+		resp, bytes := fl.fetchOnce(r)
+		if bytes > 0 || time.Now().After(deadline) {
+			return resp
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (fl *fakeLeader) fetchOnce(r *kmsg.FetchRequest) (*kmsg.FetchResponse, int) {
+	resp := r.ResponseKind().(*kmsg.FetchResponse)
+	total := 0
+	for _, t := range r.Topics {
+		rt := kmsg.NewFetchResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewFetchResponseTopicPartition()
+			rp.Partition = p.Partition
+			lp, ok := fl.part(t.Topic, p.Partition)
+			switch {
+			case !ok:
+				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			case epochError(p.CurrentLeaderEpoch, lp.epoch) != 0:
+				rp.ErrorCode = epochError(p.CurrentLeaderEpoch, lp.epoch)
+			default:
+				fl.fetchPartition(r.ReplicaID, lp, &p, &rp)
+				total += len(rp.RecordBatches)
+				if rp.DivergingEpoch.Epoch >= 0 || rp.ErrorCode != 0 {
+					total++ // answer at once
+				}
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp, total
+}
+
+// fetchPartition answers one partition as a Kafka leader does for a
+// follower: divergence first (LastFetchedEpoch), then range, then data up
+// to the log end; the follower's fetch offset feeds the ISR tracker.
+func (fl *fakeLeader) fetchPartition(replica int32, lp *leaderPart, p *kmsg.FetchRequestTopicPartition, rp *kmsg.FetchResponseTopicPartition) {
+	log := lp.log
+	rp.LogStartOffset = log.LogStartOffset()
+	if p.LastFetchedEpoch >= 0 {
+		epoch, end := log.EndOffsetForLeaderEpoch(p.LastFetchedEpoch)
+		if epoch != p.LastFetchedEpoch || end < p.FetchOffset {
+			rp.DivergingEpoch.Epoch, rp.DivergingEpoch.EndOffset = epoch, end
+			rp.HighWatermark = lp.tracker.HighWatermark()
+			return
+		}
+	}
+	if p.FetchOffset < log.LogStartOffset() || p.FetchOffset > log.LogEndOffset() {
+		rp.ErrorCode = kerr.OffsetOutOfRange.Code
+		return
+	}
+	hw, err := lp.tracker.Fetched(replica, p.FetchOffset)
+	if err != nil {
+		rp.ErrorCode = kerr.NotLeaderForPartition.Code
+		return
+	}
+	rp.HighWatermark = hw
+	rp.RecordBatches = log.read(p.FetchOffset, p.PartitionMaxBytes, log.LogEndOffset())
+}

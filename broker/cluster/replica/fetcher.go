@@ -1,0 +1,500 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/storage/recordbatch"
+)
+
+// Protocol versions the fetcher speaks. Fetch v12 is the newest that names
+// topics (v13 uses ids) and the first with LastFetchedEpoch/DivergingEpoch;
+// OffsetForLeaderEpoch v3 adds ReplicaID, v4 is flexible.
+const (
+	fetchVersion                = 12
+	offsetForLeaderEpochVersion = 4
+)
+
+// FetcherConfig configures the fetcher of one leader broker.
+type FetcherConfig struct {
+	LocalID  int32  // this broker: the fetch's replica id
+	LeaderID int32  // the broker fetched from
+	Addr     string // its replication listener, host:port
+	// MaxWait, MinBytes, MaxBytes and PartitionMaxBytes shape each Fetch
+	// (replica.fetch.wait.max.ms 500, replica.fetch.min.bytes 1,
+	// replica.fetch.response.max.bytes 10 MiB, replica.fetch.max.bytes 1 MiB).
+	MaxWait           time.Duration
+	MinBytes          int32
+	MaxBytes          int32
+	PartitionMaxBytes int32
+	// Backoff is the pause after an error (replica.fetch.backoff.ms 1000).
+	Backoff time.Duration
+	Logger  *slog.Logger
+}
+
+func (c *FetcherConfig) defaults() {
+	if c.MaxWait <= 0 {
+		c.MaxWait = 500 * time.Millisecond
+	}
+	if c.MinBytes <= 0 {
+		c.MinBytes = 1
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = 10 << 20
+	}
+	if c.PartitionMaxBytes <= 0 {
+		c.PartitionMaxBytes = 1 << 20
+	}
+	if c.Backoff <= 0 {
+		c.Backoff = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// TopicPartition names a partition.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+func (tp TopicPartition) String() string { return fmt.Sprintf("%s-%d", tp.Topic, tp.Partition) }
+
+type fetchPartition struct {
+	log         Log
+	leaderEpoch int32
+	// checkDivergence: ask OffsetForLeaderEpoch before fetching (set when
+	// following starts at a new epoch, and after OFFSET_OUT_OF_RANGE).
+	checkDivergence bool
+	retryAt         time.Time
+}
+
+// Fetcher replicates partitions from one leader broker: one loop, one
+// connection, one Fetch for all its partitions, as Kafka's replica fetcher
+// thread. Before fetching a partition at a new leader epoch it asks the
+// leader where its own log diverges (OffsetForLeaderEpoch, KIP-101/279)
+// and truncates there; a DivergingEpoch in a Fetch response (KIP-595 style)
+// is handled the same way.
+type Fetcher struct {
+	cfg FetcherConfig
+	log *slog.Logger
+
+	mu    sync.Mutex
+	parts map[TopicPartition]*fetchPartition
+	wake  chan struct{}
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	conn   *conn
+}
+
+// StartFetcher starts the loop; it fetches nothing until Add.
+func StartFetcher(cfg FetcherConfig) *Fetcher {
+	cfg.defaults()
+	f := &Fetcher{
+		cfg:   cfg,
+		log:   cfg.Logger.With("component", "fetcher", "leader", cfg.LeaderID),
+		parts: map[TopicPartition]*fetchPartition{},
+		wake:  make(chan struct{}, 1),
+		done:  make(chan struct{}),
+	}
+	f.ctx, f.cancel = context.WithCancel(context.Background())
+	go f.run()
+	return f
+}
+
+// Add starts (or restarts) following a partition at leaderEpoch. The
+// first fetch is preceded by a divergence check.
+func (f *Fetcher) Add(tp TopicPartition, leaderEpoch int32, log Log) {
+	f.mu.Lock()
+	f.parts[tp] = &fetchPartition{log: log, leaderEpoch: leaderEpoch, checkDivergence: true}
+	f.mu.Unlock()
+	f.poke()
+}
+
+// Remove stops following a partition. An append already in flight may
+// still complete.
+func (f *Fetcher) Remove(tp TopicPartition) {
+	f.mu.Lock()
+	delete(f.parts, tp)
+	f.mu.Unlock()
+}
+
+// Len is how many partitions this fetcher follows.
+func (f *Fetcher) Len() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.parts)
+}
+
+// Close stops the loop and waits for it.
+func (f *Fetcher) Close() {
+	f.cancel()
+	<-f.done
+}
+
+func (f *Fetcher) poke() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (f *Fetcher) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-f.wake:
+		return true
+	case <-f.ctx.Done():
+		return false
+	}
+}
+
+func (f *Fetcher) run() {
+	defer close(f.done)
+	defer func() {
+		if f.conn != nil {
+			f.conn.close()
+		}
+	}()
+	for f.ctx.Err() == nil {
+		if err := f.round(); err != nil {
+			if f.ctx.Err() != nil {
+				return
+			}
+			f.log.Warn("replica fetch failed", "addr", f.cfg.Addr, "err", err)
+			if f.conn != nil {
+				f.conn.close()
+				f.conn = nil
+			}
+			f.sleep(f.cfg.Backoff)
+		}
+	}
+}
+
+// snapshot returns the partitions due now, sorted for stable requests.
+func (f *Fetcher) snapshot() (check, fetch []TopicPartition, next time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := time.Now()
+	next = f.cfg.Backoff
+	for tp, p := range f.parts {
+		switch {
+		case now.Before(p.retryAt):
+			next = min(next, p.retryAt.Sub(now))
+		case p.checkDivergence:
+			check = append(check, tp)
+		default:
+			fetch = append(fetch, tp)
+		}
+	}
+	less := func(s []TopicPartition) func(i, j int) bool {
+		return func(i, j int) bool {
+			if s[i].Topic != s[j].Topic {
+				return s[i].Topic < s[j].Topic
+			}
+			return s[i].Partition < s[j].Partition
+		}
+	}
+	sort.Slice(check, less(check))
+	sort.Slice(fetch, less(fetch))
+	return check, fetch, next
+}
+
+func (f *Fetcher) part(tp TopicPartition) (*fetchPartition, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ok := f.parts[tp]
+	return p, ok
+}
+
+func (f *Fetcher) backoff(tp TopicPartition, p *fetchPartition) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.parts[tp] == p {
+		p.retryAt = time.Now().Add(f.cfg.Backoff)
+	}
+}
+
+// round does one divergence check and one fetch.
+func (f *Fetcher) round() error {
+	check, fetch, next := f.snapshot()
+	if len(check) == 0 && len(fetch) == 0 {
+		f.sleep(next)
+		return nil
+	}
+	if f.conn == nil {
+		ctx, cancel := context.WithTimeout(f.ctx, 10*time.Second)
+		c, err := dialLeader(ctx, f.cfg.Addr, fmt.Sprintf("tributary-replica-%d", f.cfg.LocalID))
+		cancel()
+		if err != nil {
+			return err
+		}
+		f.conn = c
+	}
+	if len(check) > 0 {
+		if err := f.checkDivergence(check); err != nil {
+			return err
+		}
+	}
+	if len(fetch) > 0 {
+		return f.fetch(fetch)
+	}
+	return nil
+}
+
+func (f *Fetcher) checkDivergence(tps []TopicPartition) error {
+	sent := map[TopicPartition]*fetchPartition{}
+	for _, tp := range tps {
+		p, ok := f.part(tp)
+		if !ok {
+			continue
+		}
+		if p.log.LatestEpoch() < 0 {
+			f.markChecked(tp, p) // an empty log cannot diverge
+			continue
+		}
+		sent[tp] = p
+	}
+	if len(sent) == 0 {
+		return nil
+	}
+	req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+	req.SetVersion(offsetForLeaderEpochVersion)
+	req.ReplicaID = f.cfg.LocalID
+	idx := map[string]int{}
+	for _, tp := range tps {
+		p, ok := sent[tp]
+		if !ok {
+			continue
+		}
+		i, ok := idx[tp.Topic]
+		if !ok {
+			t := kmsg.NewOffsetForLeaderEpochRequestTopic()
+			t.Topic = tp.Topic
+			req.Topics = append(req.Topics, t)
+			i = len(req.Topics) - 1
+			idx[tp.Topic] = i
+		}
+		rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+		rp.Partition, rp.CurrentLeaderEpoch, rp.LeaderEpoch = tp.Partition, p.leaderEpoch, p.log.LatestEpoch()
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+	}
+	r, err := f.conn.request(req, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	resp := r.(*kmsg.OffsetForLeaderEpochResponse)
+	for _, t := range resp.Topics {
+		for _, rp := range t.Partitions {
+			tp := TopicPartition{t.Topic, rp.Partition}
+			p, ok := sent[tp]
+			if !ok {
+				continue
+			}
+			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+				f.log.Debug("divergence check refused", "partition", tp, "err", err)
+				f.backoff(tp, p)
+				continue
+			}
+			if err := f.truncateDiverged(tp, p, rp.LeaderEpoch, rp.EndOffset); err != nil {
+				return err
+			}
+			f.markChecked(tp, p)
+		}
+	}
+	return nil
+}
+
+func (f *Fetcher) markChecked(tp TopicPartition, p *fetchPartition) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.parts[tp] == p {
+		p.checkDivergence = false
+	}
+}
+
+// truncateDiverged cuts the local log where it stops agreeing with the
+// leader, which has epoch leaderEpoch ending at endOffset: at the smaller
+// of the leader's end for that epoch and ours (KIP-279). An undefined
+// answer (the leader knows no epoch that old) means nothing we have above
+// our high watermark can be trusted.
+func (f *Fetcher) truncateDiverged(tp TopicPartition, p *fetchPartition, leaderEpoch int32, endOffset int64) error {
+	leo := p.log.LogEndOffset()
+	var to int64
+	if leaderEpoch < 0 || endOffset < 0 {
+		to = p.log.HighWatermark()
+	} else {
+		_, localEnd := p.log.EndOffsetForLeaderEpoch(leaderEpoch)
+		if localEnd < 0 {
+			localEnd = p.log.LogStartOffset()
+		}
+		to = min(endOffset, localEnd)
+	}
+	if to >= leo {
+		return nil
+	}
+	f.log.Info("truncating a diverged log suffix", "partition", tp, "from", leo, "to", to, "leader_epoch", leaderEpoch)
+	if err := p.log.TruncateTo(to); err != nil {
+		return fmt.Errorf("truncating %s to %d: %w", tp, to, err)
+	}
+	return nil
+}
+
+func (f *Fetcher) fetch(tps []TopicPartition) error {
+	req := kmsg.NewPtrFetchRequest()
+	req.SetVersion(fetchVersion)
+	req.ReplicaID = f.cfg.LocalID
+	req.MaxWaitMillis = int32(f.cfg.MaxWait.Milliseconds())
+	req.MinBytes = f.cfg.MinBytes
+	req.MaxBytes = f.cfg.MaxBytes
+	req.SessionEpoch = -1 // no fetch session (KIP-227)
+	sent := map[TopicPartition]*fetchPartition{}
+	sentOffset := map[TopicPartition]int64{}
+	idx := map[string]int{}
+	for _, tp := range tps {
+		p, ok := f.part(tp)
+		if !ok {
+			continue
+		}
+		i, ok := idx[tp.Topic]
+		if !ok {
+			t := kmsg.NewFetchRequestTopic()
+			t.Topic = tp.Topic
+			req.Topics = append(req.Topics, t)
+			i = len(req.Topics) - 1
+			idx[tp.Topic] = i
+		}
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition = tp.Partition
+		rp.CurrentLeaderEpoch = p.leaderEpoch
+		rp.FetchOffset = p.log.LogEndOffset()
+		rp.LastFetchedEpoch = p.log.LatestEpoch()
+		rp.LogStartOffset = p.log.LogStartOffset()
+		rp.PartitionMaxBytes = f.cfg.PartitionMaxBytes
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+		sent[tp], sentOffset[tp] = p, rp.FetchOffset
+	}
+	if len(sent) == 0 {
+		return nil
+	}
+	r, err := f.conn.request(req, f.cfg.MaxWait+30*time.Second)
+	if err != nil {
+		return err
+	}
+	resp := r.(*kmsg.FetchResponse)
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return fmt.Errorf("fetch refused: %w", err)
+	}
+	for _, t := range resp.Topics {
+		for i := range t.Partitions {
+			rp := &t.Partitions[i]
+			tp := TopicPartition{t.Topic, rp.Partition}
+			p, ok := sent[tp]
+			if !ok {
+				continue
+			}
+			if cur, ok := f.part(tp); !ok || cur != p {
+				continue // removed or restarted meanwhile
+			}
+			if err := f.handlePartition(tp, p, sentOffset[tp], rp); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (f *Fetcher) handlePartition(tp TopicPartition, p *fetchPartition, fetchOffset int64, rp *kmsg.FetchResponseTopicPartition) error {
+	switch err := kerr.ErrorForCode(rp.ErrorCode); {
+	case err == nil:
+	case errors.Is(err, kerr.OffsetOutOfRange):
+		if rp.LogStartOffset > p.log.LogEndOffset() {
+			// The leader deleted everything we have and more.
+			f.log.Info("leader's log starts past ours; starting over", "partition", tp, "at", rp.LogStartOffset)
+			return p.log.TruncateFullyAndStartAt(rp.LogStartOffset)
+		}
+		f.mu.Lock()
+		p.checkDivergence = true
+		f.mu.Unlock()
+		return nil
+	default:
+		// FENCED_LEADER_EPOCH (our metadata is behind), UNKNOWN_LEADER_EPOCH
+		// (the leader's is), NOT_LEADER_OR_FOLLOWER, ...: the metadata will
+		// move this partition or the leader will catch up.
+		f.log.Debug("fetch partition refused", "partition", tp, "err", err)
+		f.backoff(tp, p)
+		return nil
+	}
+	if de := rp.DivergingEpoch; de.Epoch >= 0 && de.EndOffset >= 0 {
+		return f.truncateDiverged(tp, p, de.Epoch, de.EndOffset)
+	}
+	if len(rp.RecordBatches) > 0 {
+		batches, straddle, err := trimToOffset(rp.RecordBatches, fetchOffset)
+		if err != nil {
+			return fmt.Errorf("records from leader for %s: %w", tp, err)
+		}
+		if straddle >= 0 {
+			// Our log ends inside one of the leader's batches, so our last
+			// batch is not the leader's: cut back to where its batch begins.
+			f.log.Info("truncating a batch that differs from the leader's", "partition", tp, "to", straddle)
+			return p.log.TruncateTo(straddle)
+		}
+		if len(batches) > 0 {
+			if err := p.log.AppendAsFollower(f.ctx, batches); err != nil {
+				return fmt.Errorf("appending to %s: %w", tp, err)
+			}
+		}
+	}
+	p.log.SetHighWatermark(min(rp.HighWatermark, p.log.LogEndOffset()))
+	return nil
+}
+
+// trimToOffset drops whole batches that end before offset (a leader answers
+// from the batch containing the fetch offset) and a trailing partial batch
+// (a size limit may cut one). When a batch straddles offset, our log ends
+// inside one of the leader's batches; its base offset is returned as
+// straddle (else -1).
+func trimToOffset(b []byte, offset int64) (batches []byte, straddle int64, err error) {
+	start, end := -1, 0
+	for pos := 0; pos+recordbatch.LogOverhead <= len(b); {
+		h, err := recordbatch.ParseHeader(b[pos:])
+		if err != nil {
+			if errors.Is(err, recordbatch.ErrTruncated) {
+				break
+			}
+			return nil, -1, err
+		}
+		size := h.Size()
+		if pos+size > len(b) {
+			break
+		}
+		if h.LastOffset() >= offset {
+			if h.BaseOffset < offset {
+				return nil, h.BaseOffset, nil
+			}
+			if start < 0 {
+				start = pos
+			}
+			end = pos + size
+		}
+		pos += size
+	}
+	if start < 0 {
+		return nil, -1, nil
+	}
+	return b[start:end], -1, nil
+}

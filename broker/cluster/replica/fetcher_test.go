@@ -1,0 +1,197 @@
+package replica
+
+import (
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/cluster/metadata"
+)
+
+var tp0 = TopicPartition{"orders", 0}
+
+func checkFor(t *testing.T, timeout time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v", timeout, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// leaderOf makes broker 1 lead tp0 at epoch with followers 2 and 3 in the ISR.
+func leaderOf(t *testing.T, fl *fakeLeader, log *memLog, epoch int32) *leaderPart {
+	t.Helper()
+	tr, err := NewLeader(LeaderConfig{LocalID: 1, MinISR: 2, SetHighWatermark: log.SetHighWatermark},
+		metadata.Partition{Replicas: []int32{1, 2}, Leader: 1, LeaderEpoch: epoch, ISR: []int32{1, 2}}, log.LogEndOffset(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lp := &leaderPart{log: log, epoch: epoch, tracker: tr}
+	fl.set(tp0, lp)
+	return lp
+}
+
+func startFetcher(t *testing.T, fl *fakeLeader) *Fetcher {
+	t.Helper()
+	f := StartFetcher(FetcherConfig{LocalID: 2, LeaderID: 1, Addr: fl.addr(), MaxWait: 50 * time.Millisecond, Backoff: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(f.Close)
+	return f
+}
+
+func sameLog(follower, leader *memLog) func() error {
+	return func() error {
+		if f, l := follower.contents(), leader.contents(); f != l {
+			return fmt.Errorf("follower %s\nleader   %s", f, l)
+		}
+		return nil
+	}
+}
+
+func TestFollowerCatchesUpAndHighWatermarkFollows(t *testing.T) {
+	fl := newFakeLeader(t)
+	leader := &memLog{}
+	for i := range 5 {
+		leader.appendLeader(t, 0, 3, fmt.Sprint("a", i))
+	}
+	lp := leaderOf(t, fl, leader, 0)
+	follower := &memLog{}
+	f := startFetcher(t, fl)
+	f.Add(tp0, 0, follower)
+	checkFor(t, 5*time.Second, sameLog(follower, leader))
+
+	// The leader's HW moves once the follower has fetched past the data,
+	// and the follower learns it on its next fetch.
+	checkFor(t, 5*time.Second, func() error {
+		if hw := lp.tracker.HighWatermark(); hw != 15 {
+			return fmt.Errorf("leader hw %d", hw)
+		}
+		if hw := follower.HighWatermark(); hw != 15 {
+			return fmt.Errorf("follower hw %d", hw)
+		}
+		return nil
+	})
+	// New data is replicated as it arrives (long poll).
+	leader.appendLeader(t, 0, 2, "b")
+	lp.tracker.Appended(leader.LogEndOffset())
+	checkFor(t, 5*time.Second, sameLog(follower, leader))
+	if f.Len() != 1 {
+		t.Fatalf("fetcher follows %d partitions", f.Len())
+	}
+	f.Remove(tp0)
+	if f.Len() != 0 {
+		t.Fatal("Remove kept the partition")
+	}
+}
+
+func TestFollowerTruncatesDivergedSuffix(t *testing.T) {
+	// Broker 2 led epoch 1 and wrote 10-19 that nobody replicated; broker 1
+	// was elected at epoch 2 and wrote 10-14. Broker 2 must end up with
+	// broker 1's log exactly (KIP-101).
+	fl := newFakeLeader(t)
+	leader, follower := &memLog{}, &memLog{}
+	for _, l := range []*memLog{leader, follower} {
+		l.appendLeader(t, 0, 10, "common")
+	}
+	follower.appendLeader(t, 1, 10, "lost")
+	leader.appendLeader(t, 2, 5, "new")
+	leaderOf(t, fl, leader, 2)
+	f := startFetcher(t, fl)
+	f.Add(tp0, 2, follower)
+	checkFor(t, 5*time.Second, sameLog(follower, leader))
+}
+
+func TestFollowerTruncatesOnDivergingEpoch(t *testing.T) {
+	fl := newFakeLeader(t)
+	leader, follower := &memLog{}, &memLog{}
+	for _, l := range []*memLog{leader, follower} {
+		l.appendLeader(t, 0, 4, "common")
+	}
+	follower.appendLeader(t, 1, 3, "lost")
+	leader.appendLeader(t, 2, 2, "new")
+	leaderOf(t, fl, leader, 2)
+	f := StartFetcher(FetcherConfig{LocalID: 2, LeaderID: 1, Addr: fl.addr(), Logger: slog.New(slog.DiscardHandler)})
+	defer f.Close()
+	// A Fetch answered with DivergingEpoch (the path taken when the
+	// divergence check was skipped or raced a leader change).
+	p := &fetchPartition{log: follower, leaderEpoch: 2}
+	rp := kmsg.NewFetchResponseTopicPartition()
+	rp.DivergingEpoch.Epoch, rp.DivergingEpoch.EndOffset = 0, 4
+	if err := f.handlePartition(tp0, p, follower.LogEndOffset(), &rp); err != nil {
+		t.Fatal(err)
+	}
+	if leo := follower.LogEndOffset(); leo != 4 {
+		t.Fatalf("follower truncated to %d, want 4", leo)
+	}
+}
+
+func TestFencedFollowerWaitsForNewEpoch(t *testing.T) {
+	fl := newFakeLeader(t)
+	leader := &memLog{}
+	leader.appendLeader(t, 3, 4, "x")
+	leaderOf(t, fl, leader, 3)
+	follower := &memLog{}
+	f := startFetcher(t, fl)
+	f.Add(tp0, 2, follower) // stale metadata: epoch 2
+	time.Sleep(100 * time.Millisecond)
+	if follower.LogEndOffset() != 0 {
+		t.Fatal("fetched from a leader at another epoch")
+	}
+	f.Add(tp0, 3, follower) // metadata caught up
+	checkFor(t, 5*time.Second, sameLog(follower, leader))
+}
+
+func TestFollowerStartsOverWhenLeaderLogStartPassesIt(t *testing.T) {
+	fl := newFakeLeader(t)
+	leader := &memLog{}
+	if err := leader.TruncateFullyAndStartAt(100); err != nil {
+		t.Fatal(err)
+	}
+	leader.appendLeader(t, 5, 3, "late")
+	leaderOf(t, fl, leader, 5)
+	follower := &memLog{}
+	f := startFetcher(t, fl)
+	f.Add(tp0, 5, follower)
+	checkFor(t, 5*time.Second, sameLog(follower, leader))
+}
+
+func TestTrimToOffset(t *testing.T) {
+	l := &memLog{}
+	l.appendLeader(t, 0, 3, "a") // 0-2
+	l.appendLeader(t, 0, 3, "b") // 3-5
+	all := l.read(0, 1<<20, 100)
+	tests := []struct {
+		name     string
+		in       []byte
+		offset   int64
+		want     int // bytes kept
+		straddle int64
+	}{
+		{"all from 0", all, 0, len(all), -1},
+		{"drop first", all, 3, len(all) / 2, -1},
+		{"nothing new", all, 6, 0, -1},
+		{"straddles", all, 4, 0, 3},
+		{"partial tail dropped", all[:len(all)-1], 0, len(all) / 2, -1},
+		{"short tail dropped", all[:len(all)/2+20], 0, len(all) / 2, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, straddle, err := trimToOffset(tt.in, tt.offset)
+			if err != nil || len(got) != tt.want || straddle != tt.straddle {
+				t.Fatalf("got %d bytes straddle %d err %v; want %d, %d", len(got), straddle, err, tt.want, tt.straddle)
+			}
+		})
+	}
+	if _, _, err := trimToOffset(append([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, make([]byte, 60)...), 0); err == nil {
+		t.Fatal("a corrupt batch length was accepted")
+	}
+}
