@@ -2,8 +2,10 @@ package storage
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -178,4 +180,50 @@ func envInt(name string, def int) int {
 		return v
 	}
 	return def
+}
+
+// BenchmarkOpen1000Partitions: clean start-up of a store with 1,000 small
+// partitions; reports ms per Open and the Go heap they hold.
+func BenchmarkOpen1000Partitions(b *testing.B) {
+	dir := b.TempDir()
+	st, err := Open(dir, Options{Logger: quietLogger(), FlushPolicy: FlushNone})
+	if err != nil {
+		b.Fatal(err)
+	}
+	batch := makeBatch(b, batchSpec{records: 4, valueSize: 256})
+	for i := 0; i < 1000; i++ {
+		p, err := st.CreatePartition(fmt.Sprintf("t%d", i%50), int32(i/50), TopicConfig{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := p.Append(context.Background(), append([]byte(nil), batch...), AppendOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		st, err := Open(dir, Options{Logger: quietLogger()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(time.Since(start).Milliseconds()), "ms/open")
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/(1<<20), "MiB-heap")
+		if len(st.Partitions()) != 1000 {
+			b.Fatalf("%d partitions", len(st.Partitions()))
+		}
+		b.StopTimer()
+		if err := st.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
 }

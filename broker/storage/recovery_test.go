@@ -172,3 +172,30 @@ func TestRecoveryPointOffBatchBoundary(t *testing.T) {
 		t.Fatalf("after a misaligned recovery point: end %d, want all 12 records kept", p2.LogEndOffset())
 	}
 }
+
+// TestRecoveryShortTailAfterRecoveryPoint: fewer bytes than a batch header
+// after the recovery point are cut, not an error.
+func TestRecoveryShortTailAfterRecoveryPoint(t *testing.T) {
+	dir := memTempDir(t)
+	st := openStore(t, dir, Options{CheckpointInterval: 1 << 40})
+	p := mustCreate(t, st, "short", 0, TopicConfig{})
+	for i := 0; i < 3; i++ {
+		mustAppend(t, p, makeBatch(t, batchSpec{records: 1}))
+	}
+	if err := p.checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	crashed := crashCopy(t, dir)
+	seg := lastSegmentPath(t, filepath.Join(crashed, "short-0"))
+	f, err := os.OpenFile(seg, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(make([]byte, 30))
+	f.Close()
+	st2 := openStore(t, crashed, Options{})
+	p2, _ := st2.Partition("short", 0)
+	if p2.LogEndOffset() != 3 {
+		t.Fatalf("end %d, want 3", p2.LogEndOffset())
+	}
+}

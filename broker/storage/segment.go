@@ -172,7 +172,9 @@ type scanResult struct {
 // data is nil.
 // It stops at the first bad batch and reports where.
 func (s *segment) scan(from, fileSize int64, verify bool, visit func(h *recordbatch.Header, pos int64, data []byte)) (scanResult, error) {
-	r := bufio.NewReaderSize(io.NewSectionReader(s.file, from, fileSize-from), 1<<20)
+	// Read ahead up to 1 MiB, but no more than there is: start-up scans
+	// many short tails.
+	r := bufio.NewReaderSize(io.NewSectionReader(s.file, from, fileSize-from), int(min(max(fileSize-from, recordbatch.HeaderSize), 1<<20)))
 	pos := from
 	var buf []byte
 	prevNext := int64(-1)

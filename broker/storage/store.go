@@ -52,9 +52,11 @@ type Store struct {
 // recoverPartition for what recovery checks.
 func Open(dir string, opts Options) (*Store, error) {
 	opts = opts.withDefaults()
-	if _, err := ParseFlushPolicy(string(opts.FlushPolicy)); err != nil {
+	policy, err := ParseFlushPolicy(string(opts.FlushPolicy))
+	if err != nil {
 		return nil, err
 	}
+	opts.FlushPolicy = policy
 	st := &Store{dir: dir, opts: opts, log: opts.Logger, parts: make(map[partitionKey]*Partition),
 		syncData: (*os.File).Sync, stop: make(chan struct{})}
 	if st.log == nil {
