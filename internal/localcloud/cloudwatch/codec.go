@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -27,8 +28,8 @@ import (
 // names.
 
 // queryTree turns awsQuery parameters into a tree: "A.member.1.B" becomes
-// {"A": [{"B": ...}]}, "A.entry.1.key"/"A.entry.1.value" would be a map (CloudWatch has none in
-// its inputs), and everything else a nested map of strings.
+// {"A": [{"B": ...}]}, and other dotted names nested maps of strings. (CloudWatch's inputs have
+// no maps, which awsQuery would write as "A.entry.N.key".)
 func queryTree(params url.Values) (map[string]any, error) {
 	root := map[string]any{}
 	for key, vals := range params {
@@ -42,69 +43,95 @@ func queryTree(params url.Values) (map[string]any, error) {
 	return listify(root).(map[string]any), nil
 }
 
-// insertPath stores value under the dotted path; list members are kept as maps keyed by
-// index ("#1") until listify turns them into ordered slices.
-func insertPath(node map[string]any, path []string, value string) error {
-	for i := 0; i < len(path); i++ {
-		part := path[i]
-		last := i == len(path)-1
-		if part == "member" && i+1 < len(path) {
-			idx, err := strconv.Atoi(path[i+1])
-			if err != nil || idx < 1 {
-				return fmt.Errorf("invalid list index %q", path[i+1])
-			}
-			part = "#" + strconv.Itoa(idx)
-			i++
-			last = i == len(path)-1
-		}
-		if last {
-			node[part] = value
-			return nil
-		}
-		child, ok := node[part].(map[string]any)
-		if !ok {
-			child = map[string]any{}
-			node[part] = child
-		}
-		node = child
+// indexed is a list being built from "member.N" parameters, by index.
+type indexed map[int]any
+
+func getChild(parent, key any) any {
+	switch p := parent.(type) {
+	case map[string]any:
+		return p[key.(string)]
+	case indexed:
+		return p[key.(int)]
 	}
 	return nil
 }
 
-// listify turns maps whose keys are all list indexes into slices ordered by index.
+func setChild(parent, key, value any) {
+	switch p := parent.(type) {
+	case map[string]any:
+		p[key.(string)] = value
+	case indexed:
+		p[key.(int)] = value
+	}
+}
+
+// errConflict reports parameters that disagree on a member's shape (a list, a structure or a
+// value), which whatever order they are read in cannot make a valid request.
+var errConflict = errors.New("conflicts with another parameter of the same member")
+
+// insertPath stores value under the dotted path.
+func insertPath(root map[string]any, path []string, value string) error {
+	var parent any = root
+	var key any = path[0]
+	for i := 1; i < len(path); i++ {
+		if path[i] == "member" && i+1 < len(path) {
+			idx, err := strconv.Atoi(path[i+1])
+			if err != nil || idx < 1 || idx > maxListIndex {
+				return fmt.Errorf("invalid list index %q", path[i+1])
+			}
+			list, ok := getChild(parent, key).(indexed)
+			if !ok {
+				if getChild(parent, key) != nil {
+					return errConflict
+				}
+				list = indexed{}
+				setChild(parent, key, list)
+			}
+			parent, key = list, idx
+			i++
+			continue
+		}
+		m, ok := getChild(parent, key).(map[string]any)
+		if !ok {
+			if getChild(parent, key) != nil {
+				return errConflict
+			}
+			m = map[string]any{}
+			setChild(parent, key, m)
+		}
+		parent, key = m, path[i]
+	}
+	if getChild(parent, key) != nil {
+		return errConflict
+	}
+	setChild(parent, key, value)
+	return nil
+}
+
+// maxListIndex bounds list indexes (PutMetricData's largest list holds 1000 items).
+const maxListIndex = 100000
+
+// listify turns the indexed lists of a tree into slices ordered by index.
 func listify(v any) any {
-	m, ok := v.(map[string]any)
-	if !ok {
-		return v
-	}
-	isList := len(m) > 0
-	for k := range m {
-		if !strings.HasPrefix(k, "#") {
-			isList = false
-			break
+	switch x := v.(type) {
+	case indexed:
+		idx := make([]int, 0, len(x))
+		for i := range x {
+			idx = append(idx, i)
 		}
-	}
-	if isList {
-		type item struct {
-			idx int
-			v   any
-		}
-		items := make([]item, 0, len(m))
-		for k, val := range m {
-			n, _ := strconv.Atoi(k[1:])
-			items = append(items, item{n, listify(val)})
-		}
-		sort.Slice(items, func(i, j int) bool { return items[i].idx < items[j].idx })
-		out := make([]any, len(items))
-		for i, it := range items {
-			out[i] = it.v
+		sort.Ints(idx)
+		out := make([]any, len(idx))
+		for j, i := range idx {
+			out[j] = listify(x[i])
 		}
 		return out
+	case map[string]any:
+		for k, val := range x {
+			x[k] = listify(val)
+		}
+		return x
 	}
-	for k, val := range m {
-		m[k] = listify(val)
-	}
-	return m
+	return v
 }
 
 // cborTree turns a decoded CBOR value into the generic tree.
