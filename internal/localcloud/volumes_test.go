@@ -146,3 +146,55 @@ func TestModifyAttachAndDetachVolume(t *testing.T) {
 	_, err = client.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{id}})
 	wantCode(t, err, "InvalidVolume.NotFound")
 }
+
+// TestLaunchWithDisabledVolumeKey: EC2 terminates an instance whose encrypted volume's key is
+// disabled (Client.InvalidKMSKey.InvalidState); a stopped instance fails to start the same way.
+func TestLaunchWithDisabledVolumeKey(t *testing.T) {
+	c := startCloud(t, "")
+	ctx := context.Background()
+	client := ec2Client(c)
+	kmsClient := kms.NewFromConfig(sdkConfig(c))
+	key, err := kmsClient.CreateKey(ctx, &kms.CreateKeyInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ami := registerImage(t, c, "virtual", "")
+	launch := func() string {
+		t.Helper()
+		out, err := client.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String(ami), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+			BlockDeviceMappings: []ec2types.BlockDeviceMapping{{DeviceName: aws.String("/dev/sdf"), Ebs: &ec2types.EbsBlockDevice{
+				VolumeSize: aws.Int32(20), VolumeType: ec2types.VolumeTypeGp3, Encrypted: aws.Bool(true), KmsKeyId: key.KeyMetadata.Arn, DeleteOnTermination: aws.Bool(false)}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(out.Instances[0].InstanceId)
+	}
+	ok := launch()
+	inst := waitInstanceState(t, client, ok, ec2types.InstanceStateNameRunning)
+	if len(inst.BlockDeviceMappings) != 2 {
+		t.Fatalf("block devices: %+v", inst.BlockDeviceMappings)
+	}
+	if _, err := client.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{ok}}); err != nil {
+		t.Fatal(err)
+	}
+	waitInstanceState(t, client, ok, ec2types.InstanceStateNameStopped)
+
+	if _, err := kmsClient.DisableKey(ctx, &kms.DisableKeyInput{KeyId: key.KeyMetadata.KeyId}); err != nil {
+		t.Fatal(err)
+	}
+	failed := launch()
+	inst = waitInstanceState(t, client, failed, ec2types.InstanceStateNameTerminated)
+	if aws.ToString(inst.StateReason.Code) != "Client.InvalidKMSKey.InvalidState" {
+		t.Fatalf("state reason %+v", inst.StateReason)
+	}
+	if _, err := client.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{ok}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "start fails back to stopped", 10*time.Second, func() error {
+		inst = describeInstance(t, client, ok)
+		if inst.State.Name != ec2types.InstanceStateNameStopped || aws.ToString(inst.StateReason.Code) != "Client.InvalidKMSKey.InvalidState" {
+			return errors.New(string(inst.State.Name))
+		}
+		return nil
+	})
+}

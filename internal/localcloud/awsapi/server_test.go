@@ -258,3 +258,96 @@ func TestRPCv2CBORRouting(t *testing.T) {
 		t.Fatalf("got %v, want InvalidParameterValue", err)
 	}
 }
+
+func TestPresignedWithSessionToken(t *testing.T) {
+	srv, endpoint := testServer(t, nil)
+	session, err := srv.Credentials().IssueSession(AssumedRoleIdentity("000000000000", "arn:aws:iam::000000000000:role/client", "AROACLIENT", "s1"), time.Hour, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	presign := sts.NewPresignClient(sts.NewFromConfig(awsConfig(endpoint, session.AccessKeyID, session.SecretAccessKey, session.SessionToken)))
+	req, err := presign.PresignGetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(req.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "assumed-role/client/s1") {
+		t.Fatalf("presigned call with a session: %d %s", resp.StatusCode, body)
+	}
+	if err := srv.Credentials().RevokeSource("test"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = http.Get(req.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "<Code>InvalidClientTokenId</Code>") {
+		t.Fatalf("presigned call with a revoked session: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestUnsignedAndMalformedRequests(t *testing.T) {
+	_, endpoint := testServer(t, nil)
+	tests := []struct {
+		name     string
+		header   map[string]string
+		wantCode string
+	}{
+		{"no signature", nil, "MissingAuthenticationToken"},
+		{"wrong algorithm", map[string]string{"Authorization": "AWS4-HMAC-SHA1 Credential=test/20260101/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=00"}, "IncompleteSignature"},
+		{"no date", map[string]string{"Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=00"}, "IncompleteSignature"},
+		{"bad scope", map[string]string{"Authorization": "AWS4-HMAC-SHA256 Credential=test/us-east-1/sts, SignedHeaders=host, Signature=00", "X-Amz-Date": "20260101T000000Z"}, "IncompleteSignature"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader("Action=GetCallerIdentity&Version=2011-06-15"))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			for k, v := range tt.header {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var e errorXML
+			body, _ := io.ReadAll(resp.Body)
+			if err := xml.Unmarshal(body, &e); err != nil {
+				t.Fatalf("decoding %s: %v", body, err)
+			}
+			if e.Code != tt.wantCode || resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("%d %s, want 403 %s", resp.StatusCode, e.Code, tt.wantCode)
+			}
+		})
+	}
+}
+
+func TestCredentialStorePersists(t *testing.T) {
+	path := t.TempDir() + "/creds.json"
+	s, err := NewCredentialStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.IssueSession(RootIdentity("000000000000"), time.Hour, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := NewCredentialStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := again.Lookup(c.AccessKeyID)
+	if !ok || got.SessionToken != c.SessionToken || !got.Expiration.Equal(c.Expiration) {
+		t.Fatalf("session after reopening: %+v %v", got, ok)
+	}
+	if _, ok := again.Lookup("test"); !ok {
+		t.Fatal("the default test credentials are missing")
+	}
+}
