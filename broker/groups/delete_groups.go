@@ -41,7 +41,7 @@ func (c *Coordinator) deleteGroup(ctx context.Context, name string) int16 {
 		}
 	}
 	tombstones = append(tombstones, Record{Key: groupKey(g.name)})
-	if err := c.offsets.Append(ctx, tombstones); err != nil {
+	if err := c.appendRecords(ctx, tombstones); err != nil {
 		g.log().Error("writing group tombstones to the offsets log", "error", err)
 		return appendErrorCode(err)
 	}

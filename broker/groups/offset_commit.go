@@ -102,7 +102,7 @@ func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 		}
 	}
 	if len(records) > 0 {
-		if err := c.offsets.Append(ctx, records); err != nil {
+		if err := c.appendRecords(ctx, records); err != nil {
 			g.log().Error("writing committed offsets to the offsets log", "offsets", len(records), "error", err)
 			code := appendErrorCode(err)
 			for _, a := range commits {

@@ -64,7 +64,7 @@ func (c *Coordinator) OffsetDelete(ctx context.Context, req *kmsg.OffsetDeleteRe
 		resp.Topics = append(resp.Topics, rt)
 	}
 	if len(tombstones) > 0 {
-		if err := c.offsets.Append(ctx, tombstones); err != nil {
+		if err := c.appendRecords(ctx, tombstones); err != nil {
 			g.log().Error("writing offset tombstones to the offsets log", "offsets", len(tombstones), "error", err)
 			code := appendErrorCode(err)
 			for _, d := range deleting {

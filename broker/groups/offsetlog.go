@@ -122,3 +122,12 @@ func cloneOrNil(b []byte) []byte {
 	}
 	return slices.Clone(b)
 }
+
+// appendRecords writes to the offsets log without the request's
+// cancellation: once a write starts it finishes, so the state in memory
+// (updated only after a successful write) never falls behind what the log
+// will replay. A client that disconnects mid-commit cannot leave a commit
+// that is on disk but missing in memory.
+func (c *Coordinator) appendRecords(ctx context.Context, records []Record) error {
+	return c.offsets.Append(context.WithoutCancel(ctx), records)
+}

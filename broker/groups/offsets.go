@@ -99,7 +99,7 @@ func (g *group) metadataValue() []byte {
 // persistMetadata writes the group's metadata record. A failure is logged:
 // the state in memory stays right, and the next write supersedes it.
 func (g *group) persistMetadata(ctx context.Context) {
-	if err := g.c.offsets.Append(ctx, []Record{{Key: groupKey(g.name), Value: g.metadataValue()}}); err != nil {
+	if err := g.c.appendRecords(ctx, []Record{{Key: groupKey(g.name), Value: g.metadataValue()}}); err != nil {
 		g.log().Error("writing group metadata to the offsets log", "generation", g.generation, "error", err)
 	}
 }
@@ -188,7 +188,7 @@ func (g *group) expireOffsets(ctx context.Context) {
 	if len(tombstones) == 0 {
 		return
 	}
-	if err := g.c.offsets.Append(ctx, tombstones); err != nil {
+	if err := g.c.appendRecords(ctx, tombstones); err != nil {
 		g.log().Error("writing expired offset tombstones; will retry at the next check", "offsets", len(expired), "error", err)
 		return
 	}
@@ -297,7 +297,7 @@ func (g *group) deleteTopicOffsets(ctx context.Context, topic string) error {
 	for p := range parts {
 		tombstones = append(tombstones, Record{Key: offsetKey(g.name, topic, p)})
 	}
-	if err := g.c.offsets.Append(ctx, tombstones); err != nil {
+	if err := g.c.appendRecords(ctx, tombstones); err != nil {
 		return fmt.Errorf("deleting offsets of topic %q for group %q: %w", topic, g.name, err)
 	}
 	delete(g.offsets, topic)

@@ -106,7 +106,7 @@ func (g *group) completeSync(ctx context.Context, assignments []kmsg.SyncGroupRe
 		}
 	}
 	rec := Record{Key: groupKey(g.name), Value: g.metadataValue()}
-	if err := g.c.offsets.Append(ctx, []Record{rec}); err != nil {
+	if err := g.c.appendRecords(ctx, []Record{rec}); err != nil {
 		g.log().Error("writing group assignment to the offsets log; rebalancing", "generation", g.generation, "error", err)
 		for _, m := range g.members {
 			m.assignment = nil
