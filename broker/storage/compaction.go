@@ -58,13 +58,30 @@ func (p *Partition) compact(ctx context.Context) error {
 	}
 	cleanedTo, horizon := p.cleanedTo, p.nextHorizon
 	deleteRetention := p.cfg.DeleteRetentionMs.Milliseconds()
+	dirtyRatio := p.cfg.MinCleanableDirtyRatio
 	p.mu.RUnlock()
 	now := p.store.opts.Now().UnixMilli()
-	if len(cands) == 0 || (cands[len(cands)-1].nextBase <= cleanedTo && (horizon == 0 || now < horizon)) {
+	if len(cands) == 0 {
+		return nil
+	}
+	// As Kafka's min.cleanable.dirty.ratio: a pass rewrites the whole
+	// cleanable log, so it runs when enough of it is new since the last
+	// pass, or when kept tombstones are due to go.
+	var total, dirty int64
+	for _, c := range cands {
+		total += c.size
+		if c.nextBase > cleanedTo {
+			dirty += c.size
+		}
+	}
+	horizonDue := horizon > 0 && now >= horizon
+	if !horizonDue && (dirty == 0 || float64(dirty) < dirtyRatio*float64(total)) {
 		return nil
 	}
 
-	// Pass 1: the latest offset of every key, and each producer's last batch.
+	// Pass 1: the latest offset of every key written since the last pass
+	// (older keys were already reduced to their latest record), and each
+	// idempotent producer's last batch in the whole cleanable range.
 	latest := make(map[string]int64)
 	lastOfProducer := make(map[int64]int64)
 	mapped := 0
@@ -72,9 +89,13 @@ func (p *Partition) compact(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		err := p.forEachCandidateBatch(c, func(h *recordbatch.Header, data []byte) error {
+		isDirty := c.nextBase > cleanedTo
+		err := p.forEachCandidateBatch(c, isDirty, func(h *recordbatch.Header, data []byte) error {
 			if h.ProducerID >= 0 {
 				lastOfProducer[h.ProducerID] = h.BaseOffset
+			}
+			if !isDirty {
+				return nil
 			}
 			return forEachRecordOf(h, data, func(r *recordbatch.Record) error {
 				if r.Key != nil {
@@ -119,7 +140,8 @@ func (p *Partition) compact(ctx context.Context) error {
 // forEachCandidateBatch reads a candidate segment through its own file
 // handle (the segment's may be closed by retention meanwhile; an unlinked
 // file stays readable).
-func (p *Partition) forEachCandidateBatch(c cleanerCandidate, fn func(h *recordbatch.Header, data []byte) error) error {
+// With withData false only headers are read (data is nil).
+func (p *Partition) forEachCandidateBatch(c cleanerCandidate, withData bool, fn func(h *recordbatch.Header, data []byte) error) error {
 	f, err := os.Open(c.seg.logPath())
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -130,7 +152,7 @@ func (p *Partition) forEachCandidateBatch(c cleanerCandidate, fn func(h *recordb
 	defer f.Close()
 	reader := &segment{dir: c.seg.dir, base: c.base, file: f}
 	var ferr error
-	stop, err := reader.scan(0, c.size, true, func(h *recordbatch.Header, _ int64, data []byte) {
+	stop, err := reader.scan(0, c.size, withData, func(h *recordbatch.Header, _ int64, data []byte) {
 		if ferr == nil {
 			ferr = fn(h, data)
 		}
@@ -164,7 +186,7 @@ func (p *Partition) cleanSegment(c cleanerCandidate, latest map[string]int64, la
 	var out []byte
 	changed := false
 	minHorizon := int64(0)
-	err := p.forEachCandidateBatch(c, func(h *recordbatch.Header, data []byte) error {
+	err := p.forEachCandidateBatch(c, true, func(h *recordbatch.Header, data []byte) error {
 		if h.IsControl() {
 			out = append(out, data...)
 			return nil
@@ -233,7 +255,7 @@ func cleanBatch(h *recordbatch.Header, data []byte, latest map[string]int64, las
 	if len(keep) == total && !needHorizon {
 		return data, horizon, nil
 	}
-	if len(keep) == 0 && !(h.ProducerID >= 0 && lastOfProducer[h.ProducerID] == h.BaseOffset) {
+	if last, ok := lastOfProducer[h.ProducerID]; len(keep) == 0 && !(h.ProducerID >= 0 && ok && last == h.BaseOffset) {
 		return nil, 0, nil
 	}
 	// Re-encode. Records keep their offset deltas; their timestamps are

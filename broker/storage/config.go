@@ -29,6 +29,7 @@ const (
 	DefaultDeleteRetentionMs  = 24 * time.Hour
 	DefaultMaxMessageBytes    = 1048588
 	DefaultIndexIntervalBytes = 4096
+	DefaultMinCleanableRatio  = 0.5
 )
 
 // TopicConfig holds the per-topic log settings, under their Kafka names. A
@@ -44,6 +45,10 @@ type TopicConfig struct {
 	MaxMessageBytes      int32         // max.message.bytes (largest batch; default 1048588)
 	IndexIntervalBytes   int32         // index.interval.bytes (default 4096)
 	MessageTimestampType string        // message.timestamp.type: CreateTime (default) | LogAppendTime
+	// MinCleanableDirtyRatio: min.cleanable.dirty.ratio (default 0.5), the
+	// share of the cleanable log written since the last compaction pass
+	// that triggers the next one.
+	MinCleanableDirtyRatio float64
 }
 
 // WithDefaults returns c with zero fields replaced by Kafka's defaults and
@@ -77,6 +82,9 @@ func (c TopicConfig) WithDefaults() TopicConfig {
 	}
 	if c.MessageTimestampType == "" {
 		c.MessageTimestampType = CreateTime
+	}
+	if c.MinCleanableDirtyRatio <= 0 || c.MinCleanableDirtyRatio > 1 {
+		c.MinCleanableDirtyRatio = DefaultMinCleanableRatio
 	}
 	return c
 }

@@ -419,6 +419,19 @@ func TestCompaction(t *testing.T) {
 	if p.LogEndOffset() != 17 {
 		t.Fatalf("compaction changed the log end: %d", p.LogEndOffset())
 	}
+	// A second round supersedes keys whose latest record is in the
+	// already-cleaned part (the next pass maps only the new segments).
+	mustAppend(t, p, makeBatch(t, batchSpec{records: 2, keys: []string{"a", "c"}, valueSize: 300})) // offsets 17, 18
+	mustAppend(t, p, makeBatch(t, batchSpec{records: 1, keys: []string{"x"}, valueSize: 600}))      // 19, rolls
+	mustAppend(t, p, makeBatch(t, batchSpec{records: 1, keys: []string{"w"}}))                      // 20, rolls
+	if err := p.checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	st.RunCleaner(context.Background())
+	latest = latestByKey(t, p)
+	if latest["a"].offset != 17 || latest["a"].count != 1 || latest["c"].offset != 18 || latest["c"].count != 1 || latest["d"].offset != 13 {
+		t.Fatalf("second pass: a %+v c %+v d %+v", latest["a"], latest["c"], latest["d"])
+	}
 	// Past the delete horizon the tombstone goes.
 	clock.now = clock.now.Add(2 * time.Hour)
 	st.RunCleaner(context.Background())
@@ -430,11 +443,11 @@ func TestCompaction(t *testing.T) {
 	st2 := openStore(t, crashed, Options{Now: clock.Now})
 	p2, _ := st2.Partition("cmp", 0)
 	got := latestByKey(t, p2)
-	if len(got) != 6 || got["a"].offset != 10 {
+	if len(got) != 8 || got["a"].offset != 17 || got["e"].offset != 14 {
 		t.Fatalf("after crash: %v", got)
 	}
-	if res := mustAppend(t, p2, makeBatch(t, batchSpec{records: 1, keys: []string{"q"}})); res.BaseOffset != 17 {
-		t.Fatalf("append after compaction and crash at %d, want 17", res.BaseOffset)
+	if res := mustAppend(t, p2, makeBatch(t, batchSpec{records: 1, keys: []string{"q"}})); res.BaseOffset != 21 {
+		t.Fatalf("append after compaction and crash at %d, want 21", res.BaseOffset)
 	}
 }
 
@@ -641,4 +654,33 @@ func TestFsyncFailure(t *testing.T) {
 		}
 		st.syncData = (*os.File).Sync
 	})
+}
+
+// TestCompactionKeepsProducerLastBatch: a producer's last batch emptied by
+// compaction stays as an empty batch, so its sequence survives a rebuild of
+// producer state from the log alone.
+func TestCompactionKeepsProducerLastBatch(t *testing.T) {
+	dir := memTempDir(t)
+	st := openStore(t, dir, Options{})
+	p := mustCreate(t, st, "pk", 0, TopicConfig{CleanupPolicy: CleanupCompact, SegmentBytes: 200})
+	mustAppend(t, p, makeBatch(t, batchSpec{records: 1, keys: []string{"k"}, producerID: 5, producerEpoch: 0, baseSequence: 0}))
+	mustAppend(t, p, makeBatch(t, batchSpec{records: 1, keys: []string{"k"}, valueSize: 200}))
+	mustAppend(t, p, makeBatch(t, batchSpec{records: 1, keys: []string{"j"}, valueSize: 200}))
+	if err := p.checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	st.RunCleaner(context.Background())
+	hs := readAll(t, p, 0, p.HighWatermark())
+	if len(hs) != 3 || hs[0].RecordCount != 0 || hs[0].ProducerID != 5 || hs[0].LastOffsetDelta != 0 {
+		t.Fatalf("after compaction: %d batches, first %+v; want the producer's batch kept empty", len(hs), hs[0])
+	}
+	crashed := crashCopy(t, dir)
+	if err := os.Remove(filepath.Join(crashed, "pk-0", producerStateFile)); err != nil {
+		t.Fatal(err)
+	}
+	st2 := openStore(t, crashed, Options{})
+	p2, _ := st2.Partition("pk", 0)
+	if _, err := p2.Append(context.Background(), makeBatch(t, batchSpec{records: 1, keys: []string{"k"}, producerID: 5, producerEpoch: 0, baseSequence: 1}), AppendOptions{}); err != nil {
+		t.Fatalf("producer's next sequence after compaction and a rebuild from the log: %v", err)
+	}
 }
