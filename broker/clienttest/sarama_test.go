@@ -100,10 +100,14 @@ func TestSaramaAdmin(t *testing.T) {
 	if d, ok := topics["sarama-admin"]; !ok || d.NumPartitions != 3 {
 		t.Fatalf("listed %+v", topics["sarama-admin"])
 	}
-	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: "sarama-admin"})
+	results, err := admin.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: "sarama-admin"}}, sarama.DescribeConfigsOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(results) != 1 || results[0].ErrorCode != sarama.ErrNoError {
+		t.Fatalf("describe configs: %+v", results)
+	}
+	entries := results[0].Configs
 	found := false
 	for _, e := range entries {
 		if e.Name == "retention.ms" {
