@@ -1,0 +1,351 @@
+package chaos
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Anomaly kinds.
+const (
+	// LostWrite: an acknowledged send at or below the highest offset any
+	// consumer read on its key, that no consumer ever read.
+	LostWrite = "lost-write"
+	// Unseen: an acknowledged send no consumer read, above every offset
+	// read on its key. Only an anomaly with Options.RequireAllSeen (the
+	// run ended with a drain that read every key to its end).
+	Unseen = "unseen"
+	// Duplicate: one value at two positions (offsets or keys).
+	Duplicate = "duplicate"
+	// InconsistentOffset: two different values at one key and offset.
+	InconsistentOffset = "inconsistent-offset"
+	// OffsetGap: a consumer read offset o then o+k, k > 1, on one key
+	// without seeking in between (this workload writes no transaction
+	// markers and uses no compaction, so offsets are contiguous).
+	OffsetGap = "offset-gap"
+	// OffsetReorder: a consumer read offset o then o' <= o on one key
+	// without seeking in between.
+	OffsetReorder = "offset-reorder"
+	// SendReorder: one producer's acknowledged sends to a key got offsets
+	// out of their invocation order (idempotence promises order).
+	SendReorder = "send-reorder"
+	// AbortedRead: a consumer read a value whose send definitely failed.
+	AbortedRead = "aborted-read"
+	// PhantomRead: a consumer read a value nobody sent.
+	PhantomRead = "phantom-read"
+	// VanishedRead: a consumer read a value whose send was never
+	// acknowledged, and the final drain shows it is not in the log.
+	VanishedRead = "vanished-read"
+)
+
+// Anomaly is one violation, with the events that show it.
+type Anomaly struct {
+	Kind   string
+	Key    string
+	Offset int64
+	Value  int64
+	Detail string
+	Events []int
+}
+
+// Options tune the checker.
+type Options struct {
+	// RequireAllSeen makes every acknowledged send that nobody read an
+	// anomaly; set it when the history ends with a drain (Final polls).
+	RequireAllSeen bool
+}
+
+// Stats summarise a history.
+type Stats struct {
+	Sends, Acknowledged, Failed, Indeterminate int
+	Polls, Records                             int
+	Keys                                       int
+}
+
+// Result is the checker's verdict.
+type Result struct {
+	Valid     bool
+	Stats     Stats
+	Anomalies []Anomaly
+}
+
+type sendOp struct {
+	key      string
+	value    int64
+	process  int
+	status   Status // "" until completed (a crash mid-op)
+	offset   int64
+	invoke   int
+	complete int
+}
+
+type readAt struct {
+	Read
+	event   int
+	process int
+	final   bool
+}
+
+type position struct {
+	key    string
+	offset int64
+}
+
+// Check analyses a history.
+func Check(events []Event, opts Options) Result {
+	var res Result
+	sends := map[int64]*sendOp{}
+	var sendOrder []*sendOp
+	var reads []readAt
+	keys := map[string]bool{}
+
+	for _, e := range events {
+		switch e.Func {
+		case Send:
+			keys[e.Key] = true
+			s, ok := sends[e.Value]
+			if e.Status == Invoke {
+				if ok {
+					res.add(Anomaly{Kind: Duplicate, Key: e.Key, Value: e.Value, Detail: "value sent twice (the workload must use unique values)", Events: []int{s.invoke, e.Index}})
+					continue
+				}
+				s = &sendOp{key: e.Key, value: e.Value, process: e.Process, invoke: e.Index, complete: -1}
+				sends[e.Value] = s
+				sendOrder = append(sendOrder, s)
+				res.Stats.Sends++
+				continue
+			}
+			if !ok {
+				continue // completion without invocation: ignore
+			}
+			s.status, s.complete = e.Status, e.Index
+			switch e.Status {
+			case OK:
+				s.offset = e.Offset
+				res.Stats.Acknowledged++
+			case Fail:
+				res.Stats.Failed++
+			default:
+				res.Stats.Indeterminate++
+			}
+		case Poll:
+			if e.Status != OK {
+				continue
+			}
+			res.Stats.Polls++
+			for _, r := range e.Reads {
+				keys[r.Key] = true
+				reads = append(reads, readAt{Read: r, event: e.Index, process: e.Process, final: e.Final})
+			}
+		}
+	}
+	res.Stats.Records = len(reads)
+	res.Stats.Keys = len(keys)
+
+	// Who is where: every acknowledged send and every read.
+	at := map[position]map[int64][]int{} // position -> value -> events
+	where := map[int64]map[position][]int{}
+	note := func(p position, v int64, ev int) {
+		if at[p] == nil {
+			at[p] = map[int64][]int{}
+		}
+		at[p][v] = append(at[p][v], ev)
+		if where[v] == nil {
+			where[v] = map[position][]int{}
+		}
+		where[v][p] = append(where[v][p], ev)
+	}
+	for _, s := range sendOrder {
+		if s.status == OK {
+			note(position{s.key, s.offset}, s.value, s.complete)
+		}
+	}
+	maxRead := map[string]int64{}
+	finalMax := map[string]int64{}
+	finalAt := map[position]int64{}
+	readValues := map[int64]bool{}
+	finalValues := map[int64]bool{}
+	for _, r := range reads {
+		note(position{r.Key, r.Offset}, r.Value, r.event)
+		readValues[r.Value] = true
+		if m, ok := maxRead[r.Key]; !ok || r.Offset > m {
+			maxRead[r.Key] = r.Offset
+		}
+		if r.final {
+			finalValues[r.Value] = true
+			if m, ok := finalMax[r.Key]; !ok || r.Offset > m {
+				finalMax[r.Key] = r.Offset
+			}
+			finalAt[position{r.Key, r.Offset}] = r.Value
+		}
+	}
+
+	for _, p := range sortedPositions(at) {
+		if vals := at[p]; len(vals) > 1 {
+			var evs []int
+			for _, v := range sortedValues(vals) {
+				evs = append(evs, vals[v]...)
+			}
+			res.add(Anomaly{Kind: InconsistentOffset, Key: p.key, Offset: p.offset, Detail: fmt.Sprintf("values %v at one offset", sortedValues(vals)), Events: sortedInts(evs)})
+		}
+	}
+	for _, v := range sortedValues(where) {
+		if ps := where[v]; len(ps) > 1 {
+			var evs []int
+			var desc []string
+			for _, p := range sortedPositions(ps) {
+				evs = append(evs, ps[p]...)
+				desc = append(desc, fmt.Sprintf("%s@%d", p.key, p.offset))
+			}
+			res.add(Anomaly{Kind: Duplicate, Value: v, Detail: "value at " + strings.Join(desc, ", "), Events: sortedInts(evs)})
+		}
+	}
+	for _, s := range sendOrder {
+		if s.status != OK || readValues[s.value] {
+			continue
+		}
+		m, ok := maxRead[s.key]
+		switch {
+		case ok && s.offset <= m:
+			res.add(Anomaly{Kind: LostWrite, Key: s.key, Offset: s.offset, Value: s.value, Detail: fmt.Sprintf("acknowledged, never read, though offsets up to %d were read", m), Events: []int{s.invoke, s.complete}})
+		case opts.RequireAllSeen:
+			res.add(Anomaly{Kind: Unseen, Key: s.key, Offset: s.offset, Value: s.value, Detail: "acknowledged, never read by the final drain", Events: []int{s.invoke, s.complete}})
+		}
+	}
+	for _, r := range reads {
+		s, ok := sends[r.Value]
+		switch {
+		case !ok:
+			res.add(Anomaly{Kind: PhantomRead, Key: r.Key, Offset: r.Offset, Value: r.Value, Detail: "read a value that was never sent", Events: []int{r.event}})
+		case s.status == Fail:
+			res.add(Anomaly{Kind: AbortedRead, Key: r.Key, Offset: r.Offset, Value: r.Value, Detail: "read a value whose send failed", Events: []int{s.invoke, s.complete, r.event}})
+		case s.status != OK && !r.final:
+			fm, drained := finalMax[r.Key]
+			if v, seen := finalAt[position{r.Key, r.Offset}]; drained && r.Offset <= fm && (!seen || v != r.Value) && !finalValues[r.Value] {
+				res.add(Anomaly{Kind: VanishedRead, Key: r.Key, Offset: r.Offset, Value: r.Value, Detail: "read an unacknowledged value that the final drain does not find", Events: []int{s.invoke, r.event}})
+			}
+		}
+	}
+	res.checkConsumerOrder(events)
+	res.checkSendOrder(sendOrder)
+	res.Valid = len(res.Anomalies) == 0
+	return res
+}
+
+func (res *Result) add(a Anomaly) { res.Anomalies = append(res.Anomalies, a) }
+
+// checkConsumerOrder follows each process's reads of each key: offsets
+// go up by one until the process seeks.
+func (res *Result) checkConsumerOrder(events []Event) {
+	type last struct {
+		offset int64
+		event  int
+	}
+	seen := map[int]map[string]last{}
+	for _, e := range events {
+		if seen[e.Process] == nil {
+			seen[e.Process] = map[string]last{}
+		}
+		cur := seen[e.Process]
+		switch {
+		case e.Func == Seek:
+			delete(cur, e.Key)
+		case e.Func == Poll && e.Status == OK:
+			for _, r := range e.Reads {
+				prev, ok := cur[r.Key]
+				switch {
+				case ok && r.Offset <= prev.offset:
+					res.add(Anomaly{Kind: OffsetReorder, Key: r.Key, Offset: r.Offset, Value: r.Value, Detail: fmt.Sprintf("process %d read offset %d after %d", e.Process, r.Offset, prev.offset), Events: []int{prev.event, e.Index}})
+				case ok && r.Offset > prev.offset+1:
+					res.add(Anomaly{Kind: OffsetGap, Key: r.Key, Offset: r.Offset, Value: r.Value, Detail: fmt.Sprintf("process %d skipped from offset %d to %d", e.Process, prev.offset, r.Offset), Events: []int{prev.event, e.Index}})
+				}
+				cur[r.Key] = last{r.Offset, e.Index}
+			}
+		}
+	}
+}
+
+// checkSendOrder: each process's acknowledged sends to a key, in
+// invocation order, have increasing offsets.
+func (res *Result) checkSendOrder(sends []*sendOp) {
+	type k struct {
+		process int
+		key     string
+	}
+	prev := map[k]*sendOp{}
+	for _, s := range sends {
+		if s.status != OK {
+			continue
+		}
+		kk := k{s.process, s.key}
+		if p, ok := prev[kk]; ok && s.offset <= p.offset {
+			res.add(Anomaly{Kind: SendReorder, Key: s.key, Offset: s.offset, Value: s.value, Detail: fmt.Sprintf("process %d sent %d before %d, but got offsets %d and %d", s.process, p.value, s.value, p.offset, s.offset), Events: []int{p.invoke, s.invoke, p.complete, s.complete}})
+		}
+		prev[kk] = s
+	}
+}
+
+// Kinds counts anomalies by kind.
+func (res Result) Kinds() map[string]int {
+	out := map[string]int{}
+	for _, a := range res.Anomalies {
+		out[a.Kind]++
+	}
+	return out
+}
+
+// Report describes the result, quoting the events behind each anomaly
+// (at most limit anomalies; 0 means all).
+func (res Result) Report(events []Event, limit int) string {
+	var b strings.Builder
+	st := res.Stats
+	fmt.Fprintf(&b, "%d sends (%d acknowledged, %d failed, %d indeterminate), %d polls reading %d records on %d keys\n",
+		st.Sends, st.Acknowledged, st.Failed, st.Indeterminate, st.Polls, st.Records, st.Keys)
+	if res.Valid {
+		b.WriteString("valid: no anomalies\n")
+		return b.String()
+	}
+	kinds := res.Kinds()
+	for _, k := range slices.Sorted(maps.Keys(kinds)) {
+		fmt.Fprintf(&b, "INVALID: %d %s\n", kinds[k], k)
+	}
+	for i, a := range res.Anomalies {
+		if limit > 0 && i == limit {
+			fmt.Fprintf(&b, "... %d more\n", len(res.Anomalies)-limit)
+			break
+		}
+		fmt.Fprintf(&b, "%s key=%s offset=%d value=%d: %s\n", a.Kind, a.Key, a.Offset, a.Value, a.Detail)
+		for _, ev := range a.Events {
+			if ev >= 0 && ev < len(events) {
+				fmt.Fprintf(&b, "    %s\n", events[ev])
+			}
+		}
+	}
+	return b.String()
+}
+
+func sortedPositions[V any](m map[position]V) []position {
+	out := make([]position, 0, len(m))
+	for p := range m {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].key != out[j].key {
+			return out[i].key < out[j].key
+		}
+		return out[i].offset < out[j].offset
+	})
+	return out
+}
+
+func sortedValues[V any](m map[int64]V) []int64 {
+	return slices.Sorted(maps.Keys(m))
+}
+
+func sortedInts(s []int) []int {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return slices.Compact(s)
+}

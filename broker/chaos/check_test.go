@@ -1,0 +1,196 @@
+package chaos
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// builder writes histories for tests.
+type builder struct {
+	events []Event
+	t0     time.Time
+}
+
+func (b *builder) add(e Event) {
+	e.Index = len(b.events)
+	e.Time = b.t0.Add(time.Duration(e.Index) * time.Millisecond)
+	b.events = append(b.events, e)
+}
+
+func (b *builder) invoke(p int, key string, v int64) {
+	b.add(Event{Process: p, Status: Invoke, Func: Send, Key: key, Value: v})
+}
+
+func (b *builder) complete(p int, key string, v int64, st Status, off int64) {
+	b.add(Event{Process: p, Status: st, Func: Send, Key: key, Value: v, Offset: off})
+}
+
+func (b *builder) send(p int, key string, v int64, st Status, off int64) {
+	b.invoke(p, key, v)
+	b.complete(p, key, v, st, off)
+}
+
+func (b *builder) poll(p int, final bool, reads ...Read) {
+	b.add(Event{Process: p, Status: Invoke, Func: Poll})
+	b.add(Event{Process: p, Status: OK, Func: Poll, Reads: reads, Final: final})
+}
+
+func (b *builder) seek(p int, key string) { b.add(Event{Process: p, Func: Seek, Key: key}) }
+
+func reads(key string, from int64, values ...int64) []Read {
+	out := make([]Read, len(values))
+	for i, v := range values {
+		out[i] = Read{Key: key, Offset: from + int64(i), Value: v}
+	}
+	return out
+}
+
+// clean: two producers on two keys, one failed and one indeterminate send
+// that never show up, a consumer that reads as it goes, and a final drain.
+func clean() *builder {
+	b := &builder{t0: time.Unix(0, 0)}
+	b.send(1, "t-0", 100, OK, 0)
+	b.send(2, "t-1", 200, OK, 0)
+	b.send(1, "t-0", 101, OK, 1)
+	b.send(2, "t-1", 201, Info, 0) // timed out; never written
+	b.send(1, "t-0", 102, Fail, 0)
+	b.send(2, "t-1", 202, OK, 1)
+	b.seek(3, "t-0")
+	b.seek(3, "t-1")
+	b.poll(3, false, reads("t-0", 0, 100)...)
+	b.poll(3, false, append(reads("t-0", 1, 101), reads("t-1", 0, 200, 202)...)...)
+	b.send(1, "t-0", 103, OK, 2)
+	b.send(2, "t-1", 203, Info, 2) // indeterminate but written: fine
+	b.poll(3, false, reads("t-0", 2, 103)...)
+	b.seek(9, "t-0")
+	b.seek(9, "t-1")
+	b.poll(9, true, append(reads("t-0", 0, 100, 101, 103), reads("t-1", 0, 200, 202, 203)...)...)
+	return b
+}
+
+func TestCleanHistoryIsValid(t *testing.T) {
+	b := clean()
+	res := Check(b.events, Options{RequireAllSeen: true})
+	if !res.Valid {
+		t.Fatalf("clean history flagged:\n%s", res.Report(b.events, 0))
+	}
+	st := res.Stats
+	if st.Sends != 8 || st.Acknowledged != 5 || st.Failed != 1 || st.Indeterminate != 2 || st.Keys != 2 || st.Records != 11 {
+		t.Fatalf("stats %+v", st)
+	}
+	if !strings.Contains(res.Report(b.events, 0), "valid") {
+		t.Fatal("report does not say valid")
+	}
+}
+
+func TestEachAnomalyIsCaught(t *testing.T) {
+	tests := []struct {
+		name   string
+		opts   Options
+		mutate func(b *builder)
+		want   string
+	}{
+		{"lost write", Options{}, func(b *builder) {
+			b.send(1, "t-0", 104, OK, 3)
+			b.send(1, "t-0", 105, OK, 4)
+			b.poll(4, false, reads("t-0", 4, 105)...) // offset 3 never read
+		}, LostWrite},
+		{"unseen by the drain", Options{RequireAllSeen: true}, func(b *builder) {
+			b.send(1, "t-0", 104, OK, 3)
+		}, Unseen},
+		{"duplicate", Options{}, func(b *builder) {
+			b.seek(4, "t-0")
+			b.poll(4, false, reads("t-0", 2, 103, 101)...) // 101 again at offset 3
+		}, Duplicate},
+		{"inconsistent offset", Options{}, func(b *builder) {
+			b.send(2, "t-1", 204, OK, 1) // offset 1 already holds 202
+		}, InconsistentOffset},
+		{"offset gap", Options{}, func(b *builder) {
+			b.send(1, "t-0", 104, OK, 3)
+			b.send(1, "t-0", 105, OK, 4)
+			b.poll(3, false, reads("t-0", 4, 105)...) // process 3 was at 2
+			b.poll(5, false, reads("t-0", 3, 104)...)
+		}, OffsetGap},
+		{"offset reorder", Options{}, func(b *builder) {
+			b.poll(3, false, reads("t-0", 1, 101)...) // process 3 was at 2
+		}, OffsetReorder},
+		{"send reorder", Options{}, func(b *builder) {
+			b.invoke(1, "t-0", 104)
+			b.invoke(1, "t-0", 105)
+			b.complete(1, "t-0", 105, OK, 3)
+			b.complete(1, "t-0", 104, OK, 4)
+			b.poll(3, false, reads("t-0", 3, 105, 104)...)
+		}, SendReorder},
+		{"aborted read", Options{}, func(b *builder) {
+			b.send(1, "t-0", 104, Fail, 0)
+			b.poll(3, false, reads("t-0", 3, 104)...)
+		}, AbortedRead},
+		{"phantom read", Options{}, func(b *builder) {
+			b.poll(3, false, reads("t-0", 3, 999)...)
+		}, PhantomRead},
+		{"vanished read", Options{}, func(b *builder) {
+			// 204 was read at offset 3 of t-1 but the drain (after the
+			// faults) finds offset 3 holding something else.
+			b.send(2, "t-1", 204, Info, 0)
+			b.send(2, "t-1", 205, OK, 3)
+			b.poll(6, false, reads("t-1", 3, 204)...)
+			b.poll(9, true, reads("t-1", 3, 205)...)
+		}, VanishedRead},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := clean()
+			tt.mutate(b)
+			res := Check(b.events, tt.opts)
+			if res.Valid || res.Kinds()[tt.want] == 0 {
+				t.Fatalf("want %s, got %v\n%s", tt.want, res.Kinds(), res.Report(b.events, 0))
+			}
+			report := res.Report(b.events, 0)
+			if !strings.Contains(report, "INVALID") || !strings.Contains(report, tt.want) {
+				t.Fatalf("report does not show the anomaly:\n%s", report)
+			}
+			for _, a := range res.Anomalies {
+				if len(a.Events) == 0 {
+					t.Fatalf("anomaly %+v cites no events", a)
+				}
+			}
+		})
+	}
+}
+
+func TestSeekResetsConsumerContinuity(t *testing.T) {
+	b := clean()
+	b.seek(3, "t-0")
+	b.poll(3, false, reads("t-0", 0, 100, 101)...) // re-read after seeking
+	if res := Check(b.events, Options{}); !res.Valid {
+		t.Fatalf("re-reading after a seek flagged:\n%s", res.Report(b.events, 0))
+	}
+}
+
+func TestHistoryRoundTrip(t *testing.T) {
+	r := NewRecorder()
+	for _, e := range clean().events {
+		e.Time = time.Time{}
+		r.Add(e)
+	}
+	events := r.Events()
+	var buf bytes.Buffer
+	if err := WriteHistory(&buf, events); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadHistory(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back) != len(events) || !slices.EqualFunc(back, events, func(a, b Event) bool {
+		return a.Index == b.Index && a.Time.Equal(b.Time) && a.Func == b.Func && a.Status == b.Status && slices.Equal(a.Reads, b.Reads) && a.Final == b.Final
+	}) {
+		t.Fatal("history changed in a round trip")
+	}
+	if _, err := ReadHistory(strings.NewReader("{bad")); err == nil {
+		t.Fatal("bad history accepted")
+	}
+}

@@ -1,0 +1,151 @@
+// Package chaos is Tributary's Jepsen-style safety test: a history of
+// client operations recorded while faults are injected into a cluster of
+// broker processes, and a checker that finds the anomalies Kafka's
+// guarantees rule out (after jepsen.tests.kafka): lost acknowledged writes,
+// duplicates, two values at one offset, gaps and reordering seen by a
+// consumer, reads of writes that failed or later vanished.
+//
+// The history is a list of events, each an invocation or a completion of
+// an operation, with wall-clock times:
+//
+//	invoke  the client is about to do it
+//	ok      it happened (a send was acknowledged at an offset; a poll
+//	        returned these records)
+//	fail    it definitely did not happen
+//	info    unknown: it may or may not have happened (a timeout, a
+//	        connection lost mid-request)
+//
+// Keys name a topic partition ("t-0"); every sent value is unique in the
+// run, so a value identifies its send.
+package chaos
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// Status is an event's kind.
+type Status string
+
+// Event kinds.
+const (
+	Invoke Status = "invoke"
+	OK     Status = "ok"
+	Fail   Status = "fail"
+	Info   Status = "info"
+)
+
+// Func is an operation.
+type Func string
+
+// Operations.
+const (
+	// Send produces one value to a key. ok carries the offset.
+	Send Func = "send"
+	// Poll reads records. ok carries them, in the order returned.
+	Poll Func = "poll"
+	// Seek says a consumer repositioned on a key (assignment, reset,
+	// restart): its next read of that key need not follow the last one.
+	Seek Func = "seek"
+)
+
+// Read is one record a poll returned.
+type Read struct {
+	Key    string `json:"key"`
+	Offset int64  `json:"offset"`
+	Value  int64  `json:"value"`
+}
+
+// Event is one entry of a history.
+type Event struct {
+	Index   int       `json:"index"`
+	Time    time.Time `json:"time"`
+	Process int       `json:"process"`
+	Status  Status    `json:"status"`
+	Func    Func      `json:"f"`
+	Key     string    `json:"key,omitempty"`
+	Value   int64     `json:"value,omitempty"`
+	Offset  int64     `json:"offset,omitempty"`
+	Reads   []Read    `json:"reads,omitempty"`
+	// Final marks the polls of the drain at the end of a run, which read
+	// every key from its start to its end after the faults stopped.
+	Final bool   `json:"final,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+func (e Event) String() string {
+	s := fmt.Sprintf("#%d %s p%d %s %s", e.Index, e.Time.Format("15:04:05.000"), e.Process, e.Status, e.Func)
+	switch {
+	case e.Func == Send && e.Status == OK:
+		s += fmt.Sprintf(" %s=%d @%d", e.Key, e.Value, e.Offset)
+	case e.Func == Send || e.Func == Seek:
+		s += fmt.Sprintf(" %s=%d", e.Key, e.Value)
+	case e.Func == Poll && len(e.Reads) > 0:
+		first, last := e.Reads[0], e.Reads[len(e.Reads)-1]
+		s += fmt.Sprintf(" %d records, %s@%d..%s@%d", len(e.Reads), first.Key, first.Offset, last.Key, last.Offset)
+	}
+	if e.Error != "" {
+		s += " error: " + e.Error
+	}
+	return s
+}
+
+// Recorder collects a history from concurrent clients.
+type Recorder struct {
+	mu     sync.Mutex
+	events []Event
+	now    func() time.Time
+}
+
+// NewRecorder returns an empty recorder using the wall clock.
+func NewRecorder() *Recorder { return &Recorder{now: time.Now} }
+
+// Add appends an event, numbering and timing it; it returns the index.
+func (r *Recorder) Add(e Event) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e.Index = len(r.events)
+	if e.Time.IsZero() {
+		e.Time = r.now()
+	}
+	r.events = append(r.events, e)
+	return e.Index
+}
+
+// Events returns a copy of the history so far.
+func (r *Recorder) Events() []Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Event(nil), r.events...)
+}
+
+// WriteHistory writes events as JSON lines.
+func WriteHistory(w io.Writer, events []Event) error {
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	for _, e := range events {
+		if err := enc.Encode(e); err != nil {
+			return fmt.Errorf("writing history: %w", err)
+		}
+	}
+	return bw.Flush()
+}
+
+// ReadHistory reads what WriteHistory wrote.
+func ReadHistory(r io.Reader) ([]Event, error) {
+	var out []Event
+	dec := json.NewDecoder(r)
+	for {
+		var e Event
+		if err := dec.Decode(&e); err == io.EOF {
+			return out, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("reading history event %d: %w", len(out), err)
+		}
+		out = append(out, e)
+	}
+}
