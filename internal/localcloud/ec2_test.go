@@ -243,9 +243,10 @@ func TestInstancesWithoutProcess(t *testing.T) {
 	ctx := context.Background()
 	ami := registerImage(t, c, "virtual", "")
 	sn := defaultSubnet(t, client, "us-east-1b")
+	small, large := localTypes()
 
 	t.Run("client token idempotency", func(t *testing.T) {
-		in := &ec2.RunInstancesInput{ImageId: aws.String(ami), MinCount: aws.Int32(1), MaxCount: aws.Int32(1), InstanceType: ec2types.InstanceTypeM5Large,
+		in := &ec2.RunInstancesInput{ImageId: aws.String(ami), MinCount: aws.Int32(1), MaxCount: aws.Int32(1), InstanceType: small,
 			SubnetId: sn.SubnetId, ClientToken: aws.String("token-1")}
 		first, err := client.RunInstances(ctx, in)
 		if err != nil {
@@ -265,14 +266,14 @@ func TestInstancesWithoutProcess(t *testing.T) {
 		if len(out.Reservations) != 1 || len(out.Reservations[0].Instances) != 1 {
 			t.Fatalf("instances with the token: %+v", out.Reservations)
 		}
-		in.InstanceType = ec2types.InstanceTypeM5Xlarge
+		in.InstanceType = large
 		_, err = client.RunInstances(ctx, in)
 		wantCode(t, err, "IdempotentParameterMismatch")
 	})
 
 	t.Run("state machine and attributes", func(t *testing.T) {
 		run, err := client.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String(ami), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
-			InstanceType: ec2types.InstanceTypeM5Large, SubnetId: sn.SubnetId,
+			InstanceType: small, SubnetId: sn.SubnetId,
 			TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeInstance, Tags: []ec2types.Tag{{Key: aws.String("Name"), Value: aws.String("b1")}}}}})
 		if err != nil {
 			t.Fatal(err)
@@ -282,7 +283,7 @@ func TestInstancesWithoutProcess(t *testing.T) {
 			t.Fatalf("launched %s", run.Instances[0].State.Name)
 		}
 		waitInstanceState(t, client, id, ec2types.InstanceStateNameRunning)
-		_, err = client.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{InstanceId: aws.String(id), InstanceType: &ec2types.AttributeValue{Value: aws.String("m5.xlarge")}})
+		_, err = client.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{InstanceId: aws.String(id), InstanceType: &ec2types.AttributeValue{Value: aws.String(string(large))}})
 		wantCode(t, err, "IncorrectInstanceState")
 		if _, err := client.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
 			t.Fatal(err)
@@ -291,14 +292,14 @@ func TestInstancesWithoutProcess(t *testing.T) {
 		if aws.ToString(inst.StateReason.Code) != "Client.UserInitiatedShutdown" || !strings.HasPrefix(aws.ToString(inst.StateTransitionReason), "User initiated (") {
 			t.Fatalf("stopped: reason %+v, transition %q", inst.StateReason, aws.ToString(inst.StateTransitionReason))
 		}
-		if _, err := client.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{InstanceId: aws.String(id), InstanceType: &ec2types.AttributeValue{Value: aws.String("m5.xlarge")}}); err != nil {
+		if _, err := client.ModifyInstanceAttribute(ctx, &ec2.ModifyInstanceAttributeInput{InstanceId: aws.String(id), InstanceType: &ec2types.AttributeValue{Value: aws.String(string(large))}}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := client.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{id}}); err != nil {
 			t.Fatal(err)
 		}
 		inst = waitInstanceState(t, client, id, ec2types.InstanceStateNameRunning)
-		if inst.InstanceType != ec2types.InstanceTypeM5Xlarge {
+		if inst.InstanceType != large {
 			t.Fatalf("instance type %s", inst.InstanceType)
 		}
 		status, err := client.DescribeInstanceStatus(ctx, &ec2.DescribeInstanceStatusInput{InstanceIds: []string{id}})
@@ -336,6 +337,40 @@ func TestInstancesWithoutProcess(t *testing.T) {
 		wantCode(t, err, "InvalidAMIID.NotFound")
 		_, err = client.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{"i-0123456789abcdef0"}})
 		wantCode(t, err, "InvalidInstanceID.NotFound")
+	})
+
+	t.Run("instance types and architecture", func(t *testing.T) {
+		other := ec2types.InstanceTypeM7gLarge
+		if small == other {
+			other = ec2types.InstanceTypeM7iLarge
+		}
+		_, err := client.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String(ami), MinCount: aws.Int32(1), MaxCount: aws.Int32(1), InstanceType: other})
+		wantCode(t, err, "InvalidParameterValue")
+		_, err = client.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String(ami), MinCount: aws.Int32(1), MaxCount: aws.Int32(1), InstanceType: "m99.huge"})
+		wantCode(t, err, "InvalidParameterValue")
+		out, err := client.DescribeInstanceTypes(ctx, &ec2.DescribeInstanceTypesInput{InstanceTypes: []ec2types.InstanceType{ec2types.InstanceTypeM7gLarge, ec2types.InstanceTypeR6iXlarge}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[ec2types.InstanceType]string{}
+		for _, it := range out.InstanceTypes {
+			got[it.InstanceType] = fmt.Sprintf("%s/%d/%d", it.ProcessorInfo.SupportedArchitectures[0], aws.ToInt32(it.VCpuInfo.DefaultVCpus), aws.ToInt64(it.MemoryInfo.SizeInMiB))
+		}
+		if got[ec2types.InstanceTypeM7gLarge] != "arm64/2/8192" || got[ec2types.InstanceTypeR6iXlarge] != "x86_64/4/32768" {
+			t.Fatalf("instance types: %v", got)
+		}
+		arm, err := client.DescribeInstanceTypes(ctx, &ec2.DescribeInstanceTypesInput{Filters: []ec2types.Filter{{Name: aws.String("processor-info.supported-architecture"), Values: []string{"arm64"}}}, MaxResults: aws.Int32(100)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range arm.InstanceTypes {
+			if it.ProcessorInfo.SupportedArchitectures[0] != ec2types.ArchitectureTypeArm64 {
+				t.Fatalf("%s in the arm64 filter", it.InstanceType)
+			}
+		}
+		if len(arm.InstanceTypes) == 0 {
+			t.Fatal("no arm64 instance types")
+		}
 	})
 
 	t.Run("images by owner and tag", func(t *testing.T) {

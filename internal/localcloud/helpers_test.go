@@ -202,3 +202,11 @@ func imageID(t *testing.T, c *localcloud.Cloud, name string) string {
 	}
 	return aws.ToString(out.Images[0].ImageId)
 }
+
+// localTypes are instance types of this machine's architecture (local images default to it).
+func localTypes() (small, large ec2types.InstanceType) {
+	if lcec2.LocalArchitecture() == "arm64" {
+		return ec2types.InstanceTypeM7gLarge, ec2types.InstanceTypeM7gXlarge
+	}
+	return ec2types.InstanceTypeM7iLarge, ec2types.InstanceTypeM7iXlarge
+}

@@ -112,10 +112,11 @@ func TestInstanceBootsAndVolumeOutlivesIt(t *testing.T) {
 	}
 	waitVolumeState(t, client, volID, ec2types.VolumeStateAvailable)
 
+	small, _ := localTypes()
 	launch := func(marker string) string {
 		t.Helper()
 		out, err := client.RunInstances(ctx, &ec2.RunInstancesInput{
-			ImageId: aws.String(ami), MinCount: aws.Int32(1), MaxCount: aws.Int32(1), InstanceType: ec2types.InstanceTypeM7gLarge,
+			ImageId: aws.String(ami), MinCount: aws.Int32(1), MaxCount: aws.Int32(1), InstanceType: small,
 			NetworkInterfaces:  []ec2types.InstanceNetworkInterfaceSpecification{{DeviceIndex: aws.Int32(0), NetworkInterfaceId: aws.String(eniID)}},
 			IamInstanceProfile: &ec2types.IamInstanceProfileSpecification{Name: aws.String(profile)},
 			MetadataOptions:    &ec2types.InstanceMetadataOptionsRequest{HttpTokens: ec2types.HttpTokensStateRequired},

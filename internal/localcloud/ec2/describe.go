@@ -381,8 +381,8 @@ func (s *Service) modifyInstanceAttribute(ctx context.Context, req *awsapi.Reque
 		if err := mustBeStopped(); err != nil {
 			return nil, err
 		}
-		if !instanceTypePattern.MatchString(v) {
-			return nil, awsapi.Errorf("InvalidParameterValue", "Invalid value '%s' for InstanceType.", v)
+		if err := checkInstanceType(v, inst.Architecture); err != nil {
+			return nil, err
 		}
 		inst.InstanceType, changed = v, true
 	}

@@ -117,3 +117,28 @@ func TestRegionCode(t *testing.T) {
 
 // codeOf returns the AWS error code of err.
 func codeOf(err error) string { return awsapi.AsError(err).Code }
+
+func TestLookupInstanceType(t *testing.T) {
+	tests := []struct {
+		name, arch string
+		vcpus      int
+		ok         bool
+	}{
+		{"m7g.large", "arm64", 2, true},
+		{"c7gn.xlarge", "arm64", 4, true},
+		{"r8gd.2xlarge", "arm64", 8, true},
+		{"t4g.micro", "arm64", 2, true},
+		{"m5dn.large", "x86_64", 2, true},
+		{"g5.xlarge", "x86_64", 4, true},
+		{"t3.medium", "x86_64", 2, true},
+		{"m7i-flex.large", "x86_64", 2, true},
+		{"m99.huge", "", 0, false},
+		{"large", "", 0, false},
+	}
+	for _, tt := range tests {
+		it, ok := lookupInstanceType(tt.name)
+		if ok != tt.ok || ok && (it.Architecture != tt.arch || it.VCPUs != tt.vcpus) {
+			t.Errorf("lookupInstanceType(%s) = %+v %v, want %s/%d %v", tt.name, it, ok, tt.arch, tt.vcpus, tt.ok)
+		}
+	}
+}

@@ -5,14 +5,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/tributary/tributary/internal/localcloud/awsapi"
 )
-
-var instanceTypePattern = regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`)
 
 // bdmSpec is one BlockDeviceMapping of RunInstances.
 type bdmSpec struct {
@@ -70,9 +67,6 @@ func (s *Service) runInstances(ctx context.Context, req *awsapi.Request, p param
 	instanceType := p.str("InstanceType")
 	if instanceType == "" {
 		instanceType = "m1.small"
-	}
-	if !instanceTypePattern.MatchString(instanceType) {
-		return nil, awsapi.Errorf("InvalidParameterValue", "Invalid value '%s' for InstanceType.", instanceType)
 	}
 	userData := p.str("UserData")
 	if userData != "" {
@@ -283,6 +277,9 @@ func (s *Service) runInstances(ctx context.Context, req *awsapi.Request, p param
 	}
 	img, err := s.findImageLocked(imageID)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkInstanceType(instanceType, img.Architecture); err != nil {
 		return nil, err
 	}
 

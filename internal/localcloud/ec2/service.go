@@ -441,6 +441,7 @@ func init() {
 		"ModifyInstanceAttribute":       (*Service).modifyInstanceAttribute,
 		"ModifyInstanceMetadataOptions": (*Service).modifyInstanceMetadataOptions,
 		"GetConsoleOutput":              (*Service).getConsoleOutput,
+		"DescribeInstanceTypes":         (*Service).describeInstanceTypes,
 
 		"CreateTags":   (*Service).createTags,
 		"DeleteTags":   (*Service).deleteTags,
