@@ -514,6 +514,23 @@ func TestDeleteTopicFreesDisk(t *testing.T) {
 		t.Fatal("deleting twice should report an unknown topic")
 	}
 	mustAppend(t, keep, makeBatch(t, batchSpec{}))
+	// Re-creating the topic starts an empty log that survives a restart.
+	again := mustCreate(t, st, "gone", 0, TopicConfig{})
+	if again.LogEndOffset() != 0 {
+		t.Fatalf("re-created partition starts at %d", again.LogEndOffset())
+	}
+	mustAppend(t, again, makeBatch(t, batchSpec{records: 2}))
+	dir := st.Dir()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st2 := openStore(t, dir, Options{})
+	if p, ok := st2.Partition("gone", 0); !ok || p.LogEndOffset() != 2 {
+		t.Fatal("re-created partition lost at restart")
+	}
+	if _, ok := st2.Partition("gone", 1); ok {
+		t.Fatal("a deleted partition came back at restart")
+	}
 }
 
 // TestConcurrentAppendsAndReads runs producers on several partitions and
@@ -682,5 +699,88 @@ func TestCompactionKeepsProducerLastBatch(t *testing.T) {
 	p2, _ := st2.Partition("pk", 0)
 	if _, err := p2.Append(context.Background(), makeBatch(t, batchSpec{records: 1, keys: []string{"k"}, producerID: 5, producerEpoch: 0, baseSequence: 1}), AppendOptions{}); err != nil {
 		t.Fatalf("producer's next sequence after compaction and a rebuild from the log: %v", err)
+	}
+}
+
+func TestWaitWakesOnNewData(t *testing.T) {
+	st := openStore(t, t.TempDir(), Options{})
+	p := mustCreate(t, st, "wait", 0, TopicConfig{})
+	ch := p.Wait(context.Background(), 0)
+	select {
+	case <-ch:
+		t.Fatal("Wait fired before any data")
+	default:
+	}
+	batch := makeBatch(t, batchSpec{})
+	go func() {
+		if _, err := p.Append(context.Background(), batch, AppendOptions{}); err != nil {
+			t.Errorf("append: %v", err)
+		}
+	}()
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Wait did not fire after an append")
+	}
+	if p.HighWatermark() != 1 {
+		t.Fatalf("woken with high watermark %d", p.HighWatermark())
+	}
+	select {
+	case <-p.Wait(context.Background(), 0):
+	default:
+		t.Fatal("Wait below the high watermark must fire at once")
+	}
+	ch = p.Wait(context.Background(), 1)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Wait did not fire when the store closed")
+	}
+}
+
+func TestReadByteLimitsAcrossSegments(t *testing.T) {
+	st := openStore(t, t.TempDir(), Options{})
+	p := mustCreate(t, st, "rl", 0, TopicConfig{SegmentBytes: 500})
+	size := len(makeBatch(t, batchSpec{records: 1, valueSize: 100}))
+	for i := 0; i < 12; i++ {
+		mustAppend(t, p, makeBatch(t, batchSpec{records: 1, valueSize: 100}))
+	}
+	for _, tc := range []struct {
+		offset   int64
+		maxBytes int32
+		upTo     int64
+		want     int // batches
+	}{
+		{0, int32(12 * size), 12, 12}, // whole log, across segments
+		{0, int32(5*size + size/2), 12, 5},
+		{0, 1, 12, 1},              // KIP-74: at least one batch
+		{3, int32(4 * size), 6, 3}, // stops at upTo
+		{5, 0, 5, 0},               // nothing at or past upTo
+		{11, int32(10 * size), 12, 1},
+	} {
+		b, err := p.Read(tc.offset, tc.maxBytes, tc.upTo)
+		if err != nil {
+			t.Fatalf("Read(%d, %d, %d): %v", tc.offset, tc.maxBytes, tc.upTo, err)
+		}
+		if len(b) != tc.want*size {
+			t.Errorf("Read(%d, %d, %d) = %d bytes, want %d batches (%d bytes)", tc.offset, tc.maxBytes, tc.upTo, len(b), tc.want, tc.want*size)
+		}
+	}
+}
+
+func TestOffsetForTimestampInsideCompressedBatches(t *testing.T) {
+	st := openStore(t, t.TempDir(), Options{})
+	p := mustCreate(t, st, "tsz", 0, TopicConfig{})
+	// Records at base, base+1, ... base+9 (makeBatch uses delta = index).
+	mustAppend(t, p, makeBatch(t, batchSpec{records: 10, codec: recordbatch.CodecZstd, timestamp: 5000}))
+	mustAppend(t, p, makeBatch(t, batchSpec{records: 10, codec: recordbatch.CodecGzip, timestamp: 6000}))
+	for _, tc := range []struct{ ts, off, rts int64 }{{5000, 0, 5000}, {5004, 4, 5004}, {5010, 10, 6000}, {6009, 19, 6009}, {6010, -1, -1}} {
+		off, rts, err := p.OffsetForTimestamp(tc.ts)
+		if err != nil || off != tc.off || rts != tc.rts {
+			t.Errorf("OffsetForTimestamp(%d) = %d, %d, %v; want %d, %d", tc.ts, off, rts, err, tc.off, tc.rts)
+		}
 	}
 }

@@ -37,8 +37,8 @@ type AppendResult struct {
 // sequence of Kafka RecordBatch v2 bytes in segment files. It is safe for
 // concurrent use.
 //
-// Lock order: cleanMu, then mu, then flushMu, then notifyMu; fsync on the
-// append path runs with none held.
+// Lock order: Store.mu, then cleanMu, then mu, then flushMu, then notifyMu;
+// fsync on the append path runs with none held.
 type Partition struct {
 	store     *Store
 	topic     string

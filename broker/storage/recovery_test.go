@@ -199,3 +199,38 @@ func TestRecoveryShortTailAfterRecoveryPoint(t *testing.T) {
 		t.Fatalf("end %d, want 3", p2.LogEndOffset())
 	}
 }
+
+// TestRecoveryCorruptMiddleSegmentDropsLaterOnes: damage in a segment after
+// the recovery point cuts there, and later segments go with it.
+func TestRecoveryCorruptMiddleSegmentDropsLaterOnes(t *testing.T) {
+	dir := memTempDir(t)
+	st := openStore(t, dir, Options{CheckpointInterval: 1 << 40})
+	p := mustCreate(t, st, "mid", 0, TopicConfig{SegmentBytes: 300})
+	for i := 0; i < 12; i++ {
+		mustAppend(t, p, makeBatch(t, batchSpec{records: 1, valueSize: 80}))
+	}
+	crashed := crashCopy(t, dir)
+	segs, _ := filepath.Glob(filepath.Join(crashed, "mid-0", "*.log"))
+	if len(segs) < 4 {
+		t.Fatalf("want at least 4 segments, have %d", len(segs))
+	}
+	b, _ := os.ReadFile(segs[1])
+	b[len(b)-5] ^= 0xff // last batch of the second segment
+	if err := os.WriteFile(segs[1], b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := os.ReadFile(segs[0])
+	perSeg := int64(len(first)) / int64(len(makeBatch(t, batchSpec{records: 1, valueSize: 80})))
+	st2 := openStore(t, crashed, Options{})
+	p2, _ := st2.Partition("mid", 0)
+	if want := 2*perSeg - 1; p2.LogEndOffset() != want {
+		t.Fatalf("end %d, want %d (cut at the damaged batch)", p2.LogEndOffset(), want)
+	}
+	left, _ := filepath.Glob(filepath.Join(crashed, "mid-0", "*.log"))
+	if len(left) != 2 {
+		t.Fatalf("%d segments left, want 2", len(left))
+	}
+	if res := mustAppend(t, p2, makeBatch(t, batchSpec{})); res.BaseOffset != 2*perSeg-1 {
+		t.Fatalf("append at %d", res.BaseOffset)
+	}
+}

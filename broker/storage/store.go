@@ -284,6 +284,8 @@ func (st *Store) Partitions() []*Partition {
 // disk space. Each directory is first renamed to "*-delete", so a crash
 // midway finishes the deletion at the next Open.
 func (st *Store) DeleteTopic(topic string) error {
+	// The renames happen under the store lock, so a CreatePartition of the
+	// same name right after cannot write into a directory about to vanish.
 	st.mu.Lock()
 	var victims []*Partition
 	for k, p := range st.parts {
@@ -292,11 +294,12 @@ func (st *Store) DeleteTopic(topic string) error {
 			delete(st.parts, k)
 		}
 	}
-	st.mu.Unlock()
 	if len(victims) == 0 {
+		st.mu.Unlock()
 		return fmt.Errorf("%w: topic %q", ErrUnknownTopicOrPartition, topic)
 	}
 	var errs []error
+	var doomed []string
 	for _, p := range victims {
 		p.mu.Lock()
 		p.closed = true
@@ -305,16 +308,20 @@ func (st *Store) DeleteTopic(topic string) error {
 		p.wake()
 		var suffix [6]byte
 		_, _ = rand.Read(suffix[:])
-		doomed := p.dir + "." + hex.EncodeToString(suffix[:]) + deletedSuffix
-		if err := os.Rename(p.dir, doomed); err != nil {
+		to := p.dir + "." + hex.EncodeToString(suffix[:]) + deletedSuffix
+		if err := os.Rename(p.dir, to); err != nil {
 			errs = append(errs, fmt.Errorf("renaming %s for deletion: %w", p.dir, err))
 			continue
 		}
-		if err := syncDir(st.dir); err != nil {
-			errs = append(errs, err)
-		}
-		if err := os.RemoveAll(doomed); err != nil {
-			errs = append(errs, fmt.Errorf("deleting %s: %w", doomed, err))
+		doomed = append(doomed, to)
+	}
+	if err := syncDir(st.dir); err != nil {
+		errs = append(errs, err)
+	}
+	st.mu.Unlock()
+	for _, dir := range doomed {
+		if err := os.RemoveAll(dir); err != nil {
+			errs = append(errs, fmt.Errorf("deleting %s: %w", dir, err))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
