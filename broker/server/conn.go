@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,8 +25,14 @@ import (
 // processed one at a time, in order, and answered in that order.
 const pipelineDepth = 8
 
+// readAheadBytes bounds the request bytes a connection holds decoded but
+// not yet processed, so pipelining cannot multiply socket.request.max.bytes
+// by pipelineDepth. A frame is always read when nothing is queued.
+const readAheadBytes = 16 << 20
+
 // request is one decoded request frame.
 type request struct {
+	size     int // frame bytes, for the read-ahead budget
 	key      int16
 	version  int16
 	corr     int32
@@ -118,11 +125,19 @@ type conn struct {
 	// clientID is the client.id of the request being processed (requests
 	// of a connection are processed one at a time).
 	clientID string
+
+	// queued is the size of the requests read but not yet processed;
+	// the reader waits on queuedCond while it is over readAheadBytes.
+	queuedMu   sync.Mutex
+	queuedCond *sync.Cond
+	queued     int
+	processing bool // false once the processing loop ended
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{s: s, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String())}
+	c := &conn{s: s, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String()), processing: true}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	c.queuedCond = sync.NewCond(&c.queuedMu)
 	return c
 }
 
@@ -156,13 +171,19 @@ func (c *conn) serve() {
 	writeDone := make(chan struct{})
 	go c.writeLoop(out, writeDone)
 
+	defer func() {
+		c.queuedMu.Lock()
+		c.processing = false
+		c.queuedCond.Broadcast()
+		c.queuedMu.Unlock()
+	}()
 	for req := range reqs {
+		c.release(req.size)
 		resp, err := c.s.dispatch(c.ctx, c, req)
 		if err != nil {
 			c.log.Warn("closing connection", "api", kmsg.NameForKey(req.key), "version", req.version, "client_id", req.clientID, "reason", err)
 			c.nc.Close()
-			for range reqs { // let the reader finish
-			}
+			c.drain(reqs)
 			break
 		}
 		if resp == nil {
@@ -171,8 +192,7 @@ func (c *conn) serve() {
 		select {
 		case out <- encodeResponse(nil, req.corr, resp):
 		case <-writeDone: // the writer failed; the connection is closed
-			for range reqs {
-			}
+			c.drain(reqs)
 		}
 	}
 	close(out)
@@ -222,8 +242,43 @@ func (c *conn) readLoop(reqs chan<- *request) {
 			c.nc.Close()
 			return
 		}
+		req.size = len(frame)
+		if !c.reserve(req.size) {
+			return
+		}
 		reqs <- req
 	}
+}
+
+// drain discards the requests still queued until the reader ends (the
+// connection is closed), returning their read-ahead budget so the reader
+// is never left waiting for room.
+func (c *conn) drain(reqs <-chan *request) {
+	for r := range reqs {
+		c.release(r.size)
+	}
+}
+
+// reserve waits until the read-ahead budget has room for a request of n
+// bytes (at once when nothing is queued). It returns false when the
+// processing loop has ended.
+func (c *conn) reserve(n int) bool {
+	c.queuedMu.Lock()
+	defer c.queuedMu.Unlock()
+	for c.processing && c.queued > 0 && c.queued+n > readAheadBytes {
+		c.queuedCond.Wait()
+	}
+	c.queued += n
+	return c.processing
+}
+
+// release returns a request's bytes to the budget when its processing
+// starts.
+func (c *conn) release(n int) {
+	c.queuedMu.Lock()
+	c.queued -= n
+	c.queuedCond.Broadcast()
+	c.queuedMu.Unlock()
 }
 
 func (c *conn) logReadEnd(err error, during string) {

@@ -375,3 +375,23 @@ func TestFollowerFetchRefused(t *testing.T) {
 		t.Fatalf("follower fetch: error %d", got)
 	}
 }
+
+func TestLargePipelinedRequestsWithinReadAheadBudget(t *testing.T) {
+	s := startServer(t)
+	c := dial(t, s)
+	// Four 6 MiB requests exceed the 16 MiB read-ahead budget: the
+	// reader must wait for room, and every request is still answered,
+	// in order.
+	var corrs []int32
+	for range 4 {
+		corrs = append(corrs, c.send(produceReq("no-such-topic", 1, make([]byte, 6<<20))))
+	}
+	for _, corr := range corrs {
+		resp := kmsg.NewPtrProduceResponse()
+		resp.Version = 9
+		c.recv(resp, corr)
+		if got := resp.Topics[0].Partitions[0].ErrorCode; got != kerr.UnknownTopicOrPartition.Code {
+			t.Fatalf("error %v", kerr.ErrorForCode(got))
+		}
+	}
+}
