@@ -117,7 +117,11 @@ func TestHelperAppender(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < 100000 && time.Now().Before(stopAt); i++ {
 				v := fmt.Sprintf("w%d-%d", w, i)
-				b := makeBatch(t, batchSpec{records: 1, values: [][]byte{[]byte(v)}})
+				b, err := encodeOneRecord([]byte(v))
+				if err != nil {
+					t.Error(err)
+					return
+				}
 				res, err := p.Append(context.Background(), b, AppendOptions{})
 				if err != nil {
 					t.Error(err)
@@ -130,4 +134,14 @@ func TestHelperAppender(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// encodeOneRecord builds a one-record batch; unlike makeBatch it is safe in
+// goroutines (it returns its error instead of failing the test).
+func encodeOneRecord(value []byte) ([]byte, error) {
+	rec := recordbatch.AppendNewRecord(nil, recordbatch.NewRecord{Key: []byte("k"), Value: value})
+	return recordbatch.Encode(recordbatch.Header{
+		PartitionLeaderEpoch: -1, BaseTimestamp: 1_700_000_000_000, MaxTimestamp: 1_700_000_000_000,
+		ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, RecordCount: 1,
+	}, rec)
 }

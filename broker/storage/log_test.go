@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -539,6 +540,7 @@ func TestDeleteTopicFreesDisk(t *testing.T) {
 func TestConcurrentAppendsAndReads(t *testing.T) {
 	st := openStore(t, t.TempDir(), Options{})
 	const partitions, producers, batches = 3, 4, 40
+	template := makeBatch(t, batchSpec{records: 2, valueSize: 64})
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -549,7 +551,7 @@ func TestConcurrentAppendsAndReads(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for i := 0; i < batches; i++ {
-					if _, err := p.Append(ctx, makeBatch(t, batchSpec{records: 2, valueSize: 64}), AppendOptions{}); err != nil {
+					if _, err := p.Append(ctx, bytes.Clone(template), AppendOptions{}); err != nil {
 						t.Errorf("append: %v", err)
 						return
 					}
