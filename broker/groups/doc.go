@@ -63,9 +63,11 @@
 // IsInternal=true (Kafka does) when clients ask for all topics.
 //
 // For metrics (consumer lag) and admin views: coord.Groups() summarises every
-// group; coord.CommittedOffsets(group) returns its committed offsets (lag is
-// the partition's high watermark minus the committed offset); coord.Stats()
-// counts rebalances, expired members, committed and expired offsets.
+// group; coord.CommittedOffsets(group) returns its committed offsets;
+// coord.GroupLag(group, endFn) measures lag per partition and per topic
+// (MSK's SumOffsetLag/MaxOffsetLag) given each partition's high watermark;
+// coord.Stats() counts rebalances, expired members, committed and expired
+// offsets.
 //
 // Errors: the methods never return Go errors; every failure is a Kafka error
 // code in the response, so the connection stays open. A failed write to the

@@ -2,6 +2,8 @@ package groups
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -491,4 +493,42 @@ func roundTrip[R interface {
 		t.Fatalf("decoding %T v%d: %v", resp, resp.GetVersion(), err)
 	}
 	return fresh.(R)
+}
+
+func TestGroupLag(t *testing.T) {
+	ctx := testCtx(t)
+	c := newTestCoordinator(t, NewMemoryLog())
+	for _, tp := range []struct {
+		topic     string
+		partition int32
+		offset    int64
+	}{{"a", 0, 10}, {"a", 1, 50}, {"b", 0, 7}, {"gone", 0, 1}} {
+		if r := c.OffsetCommit(ctx, commitReq(8, "g", "", -1, tp.topic, tp.partition, tp.offset)); r.Topics[0].Partitions[0].ErrorCode != 0 {
+			t.Fatal("commit failed")
+		}
+	}
+	ends := map[string]int64{"a/0": 25, "a/1": 40, "b/0": 7}
+	end := func(topic string, p int32) (int64, bool) {
+		hw, ok := ends[fmt.Sprintf("%s/%d", topic, p)]
+		return hw, ok
+	}
+	parts, topics, ok := c.GroupLag("g", end)
+	if !ok {
+		t.Fatal("group not found")
+	}
+	wantParts := []PartitionLag{
+		{Topic: "a", Partition: 0, Committed: 10, End: 25, Lag: 15},
+		{Topic: "a", Partition: 1, Committed: 50, End: 40, Lag: 0}, // committed past a truncated end
+		{Topic: "b", Partition: 0, Committed: 7, End: 7, Lag: 0},
+	}
+	if !slices.Equal(parts, wantParts) {
+		t.Fatalf("partition lag = %+v, want %+v", parts, wantParts)
+	}
+	wantTopics := []TopicLag{{Topic: "a", Sum: 15, Max: 15}, {Topic: "b"}}
+	if !slices.Equal(topics, wantTopics) {
+		t.Fatalf("topic lag = %+v, want %+v", topics, wantTopics)
+	}
+	if _, _, ok := c.GroupLag("nope", end); ok {
+		t.Fatal("lag of a missing group reported")
+	}
 }
