@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"io"
 	"os"
+	"slices"
+	"sort"
 	"strconv"
 
 	"github.com/tributary/tributary/internal/localcloud/awsapi"
@@ -143,7 +145,7 @@ func (s *Service) describeInstances(ctx context.Context, req *awsapi.Request, p 
 	order := map[string]string{}
 	for _, id := range sortedKeys(s.st.Instances) {
 		inst := s.st.Instances[id]
-		if len(ids) > 0 && !contains(ids, id) {
+		if len(ids) > 0 && !slices.Contains(ids, id) {
 			continue
 		}
 		ok, err := matches(filters, inst.Tags, s.instanceFieldsLocked(inst))
@@ -156,7 +158,7 @@ func (s *Service) describeInstances(ctx context.Context, req *awsapi.Request, p 
 			keep = append(keep, key)
 		}
 	}
-	sortStrings(keep)
+	sort.Strings(keep)
 	pg, next, err := page(keep, p, 5, 1000)
 	if err != nil {
 		return nil, err
@@ -216,7 +218,7 @@ func (s *Service) describeInstanceStatus(ctx context.Context, req *awsapi.Reques
 	var keep []string
 	for _, id := range sortedKeys(s.st.Instances) {
 		inst := s.st.Instances[id]
-		if len(ids) > 0 && !contains(ids, id) || !includeAll && inst.State != stateRunning {
+		if len(ids) > 0 && !slices.Contains(ids, id) || !includeAll && inst.State != stateRunning {
 			continue
 		}
 		sys, ist := s.statusLocked(inst)

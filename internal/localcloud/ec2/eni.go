@@ -2,8 +2,8 @@ package ec2
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -232,7 +232,7 @@ func (s *Service) describeNetworkInterfaces(ctx context.Context, req *awsapi.Req
 	var keep []string
 	for _, id := range sortedKeys(s.st.NetworkInterfaces) {
 		e := s.st.NetworkInterfaces[id]
-		if len(ids) > 0 && !contains(ids, id) {
+		if len(ids) > 0 && !slices.Contains(ids, id) {
 			continue
 		}
 		sn := s.st.Subnets[e.SubnetID]
@@ -364,8 +364,4 @@ func (s *Service) modifyNetworkInterfaceAttribute(ctx context.Context, req *awsa
 		return nil, err
 	}
 	return respond(req, &returnTrue{Return: true})
-}
-
-func (s *Service) interfaceARN(id string) string {
-	return fmt.Sprintf("arn:aws:ec2:%s:%s:network-interface/%s", s.region, s.account, id)
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 
 	"github.com/tributary/tributary/internal/localcloud/awsapi"
 )
@@ -183,10 +184,10 @@ func (s *Service) describeImages(ctx context.Context, req *awsapi.Request, p par
 	var keep []string
 	for _, id := range sortedKeys(s.st.Images) {
 		img := s.st.Images[id]
-		if len(ids) > 0 && !contains(ids, id) {
+		if len(ids) > 0 && !slices.Contains(ids, id) {
 			continue
 		}
-		if len(owners) > 0 && !contains(owners, "self") && !contains(owners, img.OwnerID) {
+		if len(owners) > 0 && !slices.Contains(owners, "self") && !slices.Contains(owners, img.OwnerID) {
 			continue // "amazon", "aws-marketplace" and other accounts own nothing here
 		}
 		ok, err := matches(filters, img.Tags, func(name string) ([]string, bool) {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -244,7 +246,7 @@ func (s *Service) runInstances(ctx context.Context, req *awsapi.Request, p param
 		}
 		profile, err = s.opts.Profiles.ResolveInstanceProfile(ctx, s.account, ref)
 		if err != nil {
-			if isNotFound(err) {
+			if errors.Is(err, awsapi.ErrNotFound) {
 				return nil, awsapi.Errorf("InvalidParameterValue", "Value (%s) for parameter %s is invalid. Invalid IAM Instance Profile %s", ref, field, strings.TrimPrefix(field, "iamInstanceProfile."))
 			}
 			return nil, fmt.Errorf("resolving instance profile %q: %w", ref, err)
@@ -479,10 +481,6 @@ func copyTags(t tags) tags {
 	return out
 }
 
-func isNotFound(err error) bool {
-	return err != nil && (err == awsapi.ErrNotFound || strings.Contains(err.Error(), awsapi.ErrNotFound.Error()))
-}
-
 func (s *Service) capacityError(instanceType, az string) error {
 	var others []string
 	for _, z := range s.zones() {
@@ -504,16 +502,8 @@ func (s *Service) respondReservationLocked(req *awsapi.Request, resID string) (*
 			out.Instances = append(out.Instances, s.xInstanceLocked(inst))
 		}
 	}
-	sortByLaunchIndex(out.Instances)
+	sort.Slice(out.Instances, func(i, j int) bool { return out.Instances[i].AMILaunchIndex < out.Instances[j].AMILaunchIndex })
 	return respond(req, out)
-}
-
-func sortByLaunchIndex(list []xInstance) {
-	for i := 1; i < len(list); i++ {
-		for j := i; j > 0 && list[j].AMILaunchIndex < list[j-1].AMILaunchIndex; j-- {
-			list[j], list[j-1] = list[j-1], list[j]
-		}
-	}
 }
 
 func (s *Service) findInstanceLocked(id string) (*instance, error) {
@@ -559,11 +549,7 @@ func (s *Service) interfacesOfLocked(instanceID string) []*networkInterface {
 			out = append(out, e)
 		}
 	}
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j].Attachment.DeviceIndex < out[j-1].Attachment.DeviceIndex; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Attachment.DeviceIndex < out[j].Attachment.DeviceIndex })
 	return out
 }
 

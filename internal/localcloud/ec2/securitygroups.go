@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -115,7 +116,7 @@ func (s *Service) deleteSecurityGroup(ctx context.Context, req *awsapi.Request, 
 		return nil, awsapi.Errorf("CannotDelete", "the specified group: \"%s\" name: \"default\" cannot be deleted by a user", g.ID)
 	}
 	for _, e := range s.st.NetworkInterfaces {
-		if contains(e.Groups, g.ID) {
+		if slices.Contains(e.Groups, g.ID) {
 			return nil, awsapi.Errorf("DependencyViolation", "resource %s has a dependent object", g.ID)
 		}
 	}
@@ -345,7 +346,7 @@ func (s *Service) revoke(req *awsapi.Request, p params, egress bool) (*awsapi.Re
 	var kept []sgRule
 	var revoked []string
 	for i, e := range *existing {
-		if containsInt(remove, i) {
+		if slices.Contains(remove, i) {
 			revoked = append(revoked, e.ID)
 			continue
 		}
@@ -368,15 +369,6 @@ func (s *Service) revoke(req *awsapi.Request, p params, egress bool) (*awsapi.Re
 		out.Revoked = append(out.Revoked, revokedRule{id, g.ID})
 	}
 	return respond(req, out)
-}
-
-func containsInt(list []int, v int) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *Service) xRule(g *securityGroup, r sgRule, egress bool) xSecurityGroupRule {
@@ -472,10 +464,10 @@ func (s *Service) describeSecurityGroups(ctx context.Context, req *awsapi.Reques
 	var keep []string
 	for _, id := range sortedKeys(s.st.SecurityGroups) {
 		g := s.st.SecurityGroups[id]
-		if len(ids) > 0 && !contains(ids, id) {
+		if len(ids) > 0 && !slices.Contains(ids, id) {
 			continue
 		}
-		if len(names) > 0 && (!contains(names, g.Name) || dv == nil || g.VPCID != dv.ID) {
+		if len(names) > 0 && (!slices.Contains(names, g.Name) || dv == nil || g.VPCID != dv.ID) {
 			continue
 		}
 		ok, err := matches(filters, g.Tags, func(name string) ([]string, bool) {
@@ -546,7 +538,7 @@ func (s *Service) describeSecurityGroupRules(ctx context.Context, req *awsapi.Re
 	var keep []string
 	for _, id := range sortedKeys(byID) {
 		x := byID[id]
-		if len(ruleIDs) > 0 && !contains(ruleIDs, id) {
+		if len(ruleIDs) > 0 && !slices.Contains(ruleIDs, id) {
 			continue
 		}
 		ok, err := matches(filters, nil, func(name string) ([]string, bool) {

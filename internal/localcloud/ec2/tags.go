@@ -214,5 +214,3 @@ func (s *Service) describeTags(ctx context.Context, req *awsapi.Request, p param
 	}
 	return respond(req, out)
 }
-
-func sortStrings(s []string) { sort.Strings(s) }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -290,7 +291,7 @@ func (s *Service) describeVolumes(ctx context.Context, req *awsapi.Request, p pa
 	var keep []string
 	for _, id := range sortedKeys(s.st.Volumes) {
 		v := s.st.Volumes[id]
-		if len(ids) > 0 && !contains(ids, id) {
+		if len(ids) > 0 && !slices.Contains(ids, id) {
 			continue
 		}
 		ok, err := matches(filters, v.Tags, func(name string) ([]string, bool) {
@@ -448,7 +449,7 @@ func (s *Service) describeVolumesModifications(ctx context.Context, req *awsapi.
 	var keep []string
 	for _, id := range sortedKeys(s.st.Modifications) {
 		m := s.st.Modifications[id]
-		if len(ids) > 0 && !contains(ids, id) {
+		if len(ids) > 0 && !slices.Contains(ids, id) {
 			continue
 		}
 		ok, err := matches(filters, nil, func(name string) ([]string, bool) {

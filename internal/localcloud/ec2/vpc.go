@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/tributary/tributary/internal/localcloud/awsapi"
@@ -95,7 +96,7 @@ func (s *Service) describeAvailabilityZones(ctx context.Context, req *awsapi.Req
 		Zones []xAvailabilityZone `xml:"availabilityZoneInfo>item"`
 	}{}
 	for _, az := range s.zones() {
-		if len(names) > 0 && !contains(names, az) || len(ids) > 0 && !contains(ids, s.zoneID(az)) {
+		if len(names) > 0 && !slices.Contains(names, az) || len(ids) > 0 && !slices.Contains(ids, s.zoneID(az)) {
 			continue
 		}
 		state := "available"
@@ -143,7 +144,7 @@ func (s *Service) describeRegions(ctx context.Context, req *awsapi.Request, p pa
 		Regions []region `xml:"regionInfo>item"`
 	}{}
 	names := p.list("RegionName")
-	if len(names) == 0 || contains(names, s.region) {
+	if len(names) == 0 || slices.Contains(names, s.region) {
 		out.Regions = append(out.Regions, region{s.region, "ec2." + s.region + ".amazonaws.com", "opt-in-not-required"})
 	}
 	return respond(req, out)
@@ -177,7 +178,7 @@ func (s *Service) describeAccountAttributes(ctx context.Context, req *awsapi.Req
 		Attrs []attr `xml:"accountAttributeSet>item"`
 	}{}
 	for _, a := range all {
-		if len(names) == 0 || contains(names, a.Name) {
+		if len(names) == 0 || slices.Contains(names, a.Name) {
 			out.Attrs = append(out.Attrs, a)
 		}
 	}
@@ -269,7 +270,7 @@ func (s *Service) describeVPCs(ctx context.Context, req *awsapi.Request, p param
 	var keep []string
 	for _, id := range sortedKeys(s.st.VPCs) {
 		v := s.st.VPCs[id]
-		if len(ids) > 0 && !contains(ids, id) {
+		if len(ids) > 0 && !slices.Contains(ids, id) {
 			continue
 		}
 		ok, err := matches(filters, v.Tags, func(name string) ([]string, bool) {
@@ -465,7 +466,7 @@ func (s *Service) describeSubnets(ctx context.Context, req *awsapi.Request, p pa
 	var keep []string
 	for _, id := range sortedKeys(s.st.Subnets) {
 		sn := s.st.Subnets[id]
-		if len(ids) > 0 && !contains(ids, id) {
+		if len(ids) > 0 && !slices.Contains(ids, id) {
 			continue
 		}
 		ok, err := matches(filters, sn.Tags, func(name string) ([]string, bool) {
@@ -509,13 +510,4 @@ func (s *Service) describeSubnets(ctx context.Context, req *awsapi.Request, p pa
 		out.Subnets = append(out.Subnets, s.xSubnetLocked(s.st.Subnets[id]))
 	}
 	return respond(req, out)
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
