@@ -42,9 +42,31 @@ func profileResource(s *Service, p params) string {
 	return "arn:aws:iam::" + s.account + ":instance-profile/" + p.get("InstanceProfileName")
 }
 
+func userResource(s *Service, p params) string {
+	return "arn:aws:iam::" + s.account + ":user/" + p.get("UserName")
+}
+
 func anyResource(*Service, params) string { return "*" }
 
 var actions = map[string]action{
+	"CreateUser":                    {(*Service).createUser, true, userResource},
+	"GetUser":                       {(*Service).getUser, false, userResource},
+	"DeleteUser":                    {(*Service).deleteUser, true, userResource},
+	"ListUsers":                     {(*Service).listUsers, false, anyResource},
+	"TagUser":                       {(*Service).tagUser, true, userResource},
+	"UntagUser":                     {(*Service).untagUser, true, userResource},
+	"ListUserTags":                  {(*Service).listUserTags, false, userResource},
+	"PutUserPolicy":                 {(*Service).putUserPolicy, true, userResource},
+	"GetUserPolicy":                 {(*Service).getUserPolicy, false, userResource},
+	"DeleteUserPolicy":              {(*Service).deleteUserPolicy, true, userResource},
+	"ListUserPolicies":              {(*Service).listUserPolicies, false, userResource},
+	"AttachUserPolicy":              {(*Service).attachUserPolicy, true, userResource},
+	"DetachUserPolicy":              {(*Service).detachUserPolicy, true, userResource},
+	"ListAttachedUserPolicies":      {(*Service).listAttachedUserPolicies, false, userResource},
+	"CreateAccessKey":               {(*Service).createAccessKey, true, userResource},
+	"ListAccessKeys":                {(*Service).listAccessKeys, false, userResource},
+	"UpdateAccessKey":               {(*Service).updateAccessKey, true, userResource},
+	"DeleteAccessKey":               {(*Service).deleteAccessKey, true, userResource},
 	"CreateRole":                    {(*Service).createRole, true, roleResource},
 	"GetRole":                       {(*Service).getRole, false, roleResource},
 	"DeleteRole":                    {(*Service).deleteRole, true, roleResource},
@@ -93,6 +115,16 @@ func (s *Service) Handle(ctx context.Context, req *awsapi.Request) (*awsapi.Resp
 		return nil, awsapi.Errorf("InvalidAction", "The local cloud does not implement IAM action %s", req.Action)
 	}
 	p := params(req.Params)
+	if req.Action == "GetUser" && p.get("UserName") == "" {
+		// Without a name, GetUser describes the caller, which needs no permission.
+		s.mu.RLock()
+		result, err := s.callerAsUser(req.Caller)
+		s.mu.RUnlock()
+		if err != nil {
+			return nil, err
+		}
+		return awsapi.QueryResponse(req, xmlns, result)
+	}
 	if err := req.Authorize(ctx, "iam:"+req.Action, a.resource(s, p), nil); err != nil {
 		return nil, err
 	}

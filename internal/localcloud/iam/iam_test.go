@@ -491,3 +491,92 @@ func TestInstanceRolePermissions(t *testing.T) {
 		t.Fatalf("PutMetricData after an explicit deny: %s", got)
 	}
 }
+
+// TestUsersAndAccessKeys checks IAM users: their access keys sign requests that their policies
+// govern, deactivated keys are refused, and keys survive a restart of the emulator.
+func TestUsersAndAccessKeys(t *testing.T) {
+	dir := t.TempDir()
+	c := newCloud(t, dir)
+	ctx := context.Background()
+	client := awsiam.NewFromConfig(c.root())
+	u, err := client.CreateUser(ctx, &awsiam.CreateUserInput{UserName: aws.String("ci"), Path: aws.String("/robots/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(u.User.Arn) != "arn:aws:iam::000000000000:user/robots/ci" || !strings.HasPrefix(aws.ToString(u.User.UserId), "AIDA") {
+		t.Fatalf("user %+v", u.User)
+	}
+	key, err := client.CreateAccessKey(ctx, &awsiam.CreateAccessKeyInput{UserName: aws.String("ci")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ak := key.AccessKey
+	if len(aws.ToString(ak.AccessKeyId)) != 20 || !strings.HasPrefix(aws.ToString(ak.AccessKeyId), "AKIA") || ak.Status != iamtypes.StatusTypeActive {
+		t.Fatalf("access key %+v", ak)
+	}
+	asUser := c.config(aws.ToString(ak.AccessKeyId), aws.ToString(ak.SecretAccessKey), "")
+	who, err := awssts.NewFromConfig(asUser).GetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{})
+	if err != nil || aws.ToString(who.Arn) != "arn:aws:iam::000000000000:user/robots/ci" {
+		t.Fatalf("GetCallerIdentity as the user: %+v %v", who, err)
+	}
+	me, err := awsiam.NewFromConfig(asUser).GetUser(ctx, &awsiam.GetUserInput{})
+	if err != nil || aws.ToString(me.User.UserName) != "ci" {
+		t.Fatalf("GetUser without a name: %+v %v", me, err)
+	}
+	_, err = awskms.NewFromConfig(asUser).ListKeys(ctx, &awskms.ListKeysInput{})
+	if got := errorCode(t, err); got != "AccessDeniedException" {
+		t.Fatalf("ListKeys without permission: %s", got)
+	}
+	if _, err := client.PutUserPolicy(ctx, &awsiam.PutUserPolicyInput{UserName: aws.String("ci"), PolicyName: aws.String("kms-read"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["kms:List*","kms:Describe*"],"Resource":"*"}]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := awskms.NewFromConfig(asUser).ListKeys(ctx, &awskms.ListKeysInput{}); err != nil {
+		t.Fatalf("ListKeys with permission: %v", err)
+	}
+	_, err = awskms.NewFromConfig(asUser).CreateKey(ctx, &awskms.CreateKeyInput{})
+	if got := errorCode(t, err); got != "AccessDeniedException" {
+		t.Fatalf("CreateKey without permission: %s", got)
+	}
+
+	// Deactivated keys are refused; reactivated ones work again.
+	if _, err := client.UpdateAccessKey(ctx, &awsiam.UpdateAccessKeyInput{UserName: aws.String("ci"), AccessKeyId: ak.AccessKeyId, Status: iamtypes.StatusTypeInactive}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = awssts.NewFromConfig(asUser).GetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{})
+	if got := errorCode(t, err); got != "InvalidClientTokenId" {
+		t.Fatalf("inactive key: %s", got)
+	}
+	if _, err := client.UpdateAccessKey(ctx, &awsiam.UpdateAccessKeyInput{UserName: aws.String("ci"), AccessKeyId: ak.AccessKeyId, Status: iamtypes.StatusTypeActive}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A new emulator on the same state (with a fresh credential store) still knows the key.
+	again := newCloud(t, dir)
+	asUserAgain := again.config(aws.ToString(ak.AccessKeyId), aws.ToString(ak.SecretAccessKey), "")
+	if _, err := awskms.NewFromConfig(asUserAgain).ListKeys(ctx, &awskms.ListKeysInput{}); err != nil {
+		t.Fatalf("ListKeys after a restart: %v", err)
+	}
+	client = awsiam.NewFromConfig(again.root())
+	_, err = client.DeleteUser(ctx, &awsiam.DeleteUserInput{UserName: aws.String("ci")})
+	if got := errorCode(t, err); got != "DeleteConflict" {
+		t.Fatalf("deleting a user with keys: %s", got)
+	}
+	keys, err := client.ListAccessKeys(ctx, &awsiam.ListAccessKeysInput{UserName: aws.String("ci")})
+	if err != nil || len(keys.AccessKeyMetadata) != 1 {
+		t.Fatalf("ListAccessKeys %+v %v", keys, err)
+	}
+	if _, err := client.DeleteAccessKey(ctx, &awsiam.DeleteAccessKeyInput{UserName: aws.String("ci"), AccessKeyId: ak.AccessKeyId}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = awssts.NewFromConfig(asUserAgain).GetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{})
+	if got := errorCode(t, err); got != "InvalidClientTokenId" {
+		t.Fatalf("deleted key: %s", got)
+	}
+	if _, err := client.DeleteUserPolicy(ctx, &awsiam.DeleteUserPolicyInput{UserName: aws.String("ci"), PolicyName: aws.String("kms-read")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.DeleteUser(ctx, &awsiam.DeleteUserInput{UserName: aws.String("ci")}); err != nil {
+		t.Fatal(err)
+	}
+}

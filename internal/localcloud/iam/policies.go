@@ -21,20 +21,30 @@ type policyXML struct {
 	Tags                          *tagList `xml:"Tags,omitempty"`
 }
 
-func (s *Service) attachments(arn string) []string {
-	var roles []string
+// attachments returns the roles and users a managed policy is attached to.
+func (s *Service) attachments(arn string) (roles, users []string) {
 	for _, key := range sortedKeys(s.roles) {
 		if slices.Contains(s.roles[key].Attached, arn) {
 			roles = append(roles, s.roles[key].Name)
 		}
 	}
-	return roles
+	for _, key := range sortedKeys(s.users) {
+		if slices.Contains(s.users[key].Attached, arn) {
+			users = append(users, s.users[key].Name)
+		}
+	}
+	return roles, users
+}
+
+func (s *Service) attachmentCount(arn string) int {
+	roles, users := s.attachments(arn)
+	return len(roles) + len(users)
 }
 
 func (s *Service) policyXML(mp *managedPolicy) policyXML {
 	return policyXML{
 		PolicyName: mp.Name, PolicyID: mp.ID, Arn: mp.ARN, Path: mp.Path, DefaultVersionID: mp.Default,
-		AttachmentCount: len(s.attachments(mp.ARN)), IsAttachable: true, Description: mp.Description,
+		AttachmentCount: s.attachmentCount(mp.ARN), IsAttachable: true, Description: mp.Description,
 		CreateDate: isoTime(mp.Created), UpdateDate: isoTime(mp.Updated), Tags: tagsXML(mp.Tags),
 	}
 }
@@ -107,7 +117,7 @@ func (s *Service) deletePolicy(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(s.attachments(mp.ARN)) > 0 {
+	if s.attachmentCount(mp.ARN) > 0 {
 		return nil, deleteConflict("Cannot delete a policy attached to entities.")
 	}
 	if len(mp.Versions) > 1 {
@@ -132,7 +142,7 @@ func (s *Service) listPolicies(p params) (any, error) {
 	if p.get("Scope") != "AWS" {
 		for _, arn := range sortedKeys(s.policies) {
 			mp := s.policies[arn]
-			if strings.HasPrefix(mp.Path, prefix) && (!onlyAttached || len(s.attachments(arn)) > 0) {
+			if strings.HasPrefix(mp.Path, prefix) && (!onlyAttached || s.attachmentCount(arn) > 0) {
 				arns = append(arns, arn)
 			}
 		}
@@ -251,9 +261,14 @@ type policyRoleXML struct {
 	RoleID   string `xml:"RoleId"`
 }
 
+type policyUserXML struct {
+	UserName string `xml:"UserName"`
+	UserID   string `xml:"UserId"`
+}
+
 type listEntitiesResult struct {
 	PolicyGroups []struct{}      `xml:"PolicyGroups>member"`
-	PolicyUsers  []struct{}      `xml:"PolicyUsers>member"`
+	PolicyUsers  []policyUserXML `xml:"PolicyUsers>member"`
 	PolicyRoles  []policyRoleXML `xml:"PolicyRoles>member"`
 	IsTruncated  bool            `xml:"IsTruncated"`
 }
@@ -263,10 +278,15 @@ func (s *Service) listEntitiesForPolicy(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := listEntitiesResult{PolicyGroups: []struct{}{}, PolicyUsers: []struct{}{}, PolicyRoles: []policyRoleXML{}}
-	for _, name := range s.attachments(mp.ARN) {
+	out := listEntitiesResult{PolicyGroups: []struct{}{}, PolicyUsers: []policyUserXML{}, PolicyRoles: []policyRoleXML{}}
+	roles, users := s.attachments(mp.ARN)
+	for _, name := range roles {
 		r := s.roles[strings.ToLower(name)]
 		out.PolicyRoles = append(out.PolicyRoles, policyRoleXML{RoleName: r.Name, RoleID: r.ID})
+	}
+	for _, name := range users {
+		u := s.users[strings.ToLower(name)]
+		out.PolicyUsers = append(out.PolicyUsers, policyUserXML{UserName: u.Name, UserID: u.ID})
 	}
 	return out, nil
 }

@@ -3,8 +3,6 @@ package iam
 import (
 	"slices"
 	"strings"
-
-	"github.com/tributary/tributary/internal/localcloud/policy"
 )
 
 type roleXML struct {
@@ -89,7 +87,7 @@ func (s *Service) createRole(p params) (any, error) {
 	r := &role{
 		Name: name, Path: path, ID: newID("AROA"), Created: s.now().UTC(), Description: p.get("Description"),
 		MaxSessionDuration: maxSession, TrustPolicy: trustText, Tags: tags, trust: trust,
-		Inline: map[string]string{}, inline: map[string]*policy.Document{},
+		policySet: newPolicySet(),
 	}
 	s.roles[strings.ToLower(name)] = r
 	return roleResult{Role: s.roleXML(r)}, nil
@@ -253,23 +251,7 @@ func (s *Service) putRolePolicy(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	name, err := p.required("PolicyName")
-	if err != nil {
-		return nil, err
-	}
-	if err := checkName("policyName", name, 128); err != nil {
-		return nil, err
-	}
-	text, err := p.required("PolicyDocument")
-	if err != nil {
-		return nil, err
-	}
-	doc, err := parsePolicyDocument(text)
-	if err != nil {
-		return nil, err
-	}
-	r.Inline[name], r.inline[name] = text, doc
-	return nil, nil
+	return nil, putInlinePolicy(&r.policySet, p)
 }
 
 type rolePolicyResult struct {
@@ -283,10 +265,9 @@ func (s *Service) getRolePolicy(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	name := p.get("PolicyName")
-	text, ok := r.Inline[name]
-	if !ok {
-		return nil, noSuchEntity("The role policy with name %s cannot be found.", name)
+	name, text, err := inlinePolicy(&r.policySet, "role", p)
+	if err != nil {
+		return nil, err
 	}
 	return rolePolicyResult{RoleName: r.Name, PolicyName: name, PolicyDocument: encodePolicy(text)}, nil
 }
@@ -296,19 +277,7 @@ func (s *Service) deleteRolePolicy(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	name := p.get("PolicyName")
-	if _, ok := r.Inline[name]; !ok {
-		return nil, noSuchEntity("The role policy with name %s cannot be found.", name)
-	}
-	delete(r.Inline, name)
-	delete(r.inline, name)
-	return nil, nil
-}
-
-type listPolicyNamesResult struct {
-	PolicyNames []string `xml:"PolicyNames>member"`
-	IsTruncated bool     `xml:"IsTruncated"`
-	Marker      string   `xml:"Marker,omitempty"`
+	return nil, deleteInlinePolicy(&r.policySet, "role", p)
 }
 
 func (s *Service) listRolePolicies(p params) (any, error) {
@@ -316,11 +285,7 @@ func (s *Service) listRolePolicies(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	items, next, err := page(sortedKeys(r.Inline), p)
-	if err != nil {
-		return nil, err
-	}
-	return listPolicyNamesResult{PolicyNames: append([]string{}, items...), IsTruncated: next != "", Marker: next}, nil
+	return listInlinePolicies(&r.policySet, p)
 }
 
 func (s *Service) attachRolePolicy(p params) (any, error) {
@@ -328,20 +293,7 @@ func (s *Service) attachRolePolicy(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	arn, err := p.required("PolicyArn")
-	if err != nil {
-		return nil, err
-	}
-	if _, ok := s.policies[arn]; !ok {
-		return nil, noSuchEntity("Policy %s does not exist or is not attachable.", arn)
-	}
-	if !slices.Contains(r.Attached, arn) {
-		if len(r.Attached) >= 20 {
-			return nil, limitExceeded("Cannot exceed quota for PoliciesPerRole: 20")
-		}
-		r.Attached = append(r.Attached, arn)
-	}
-	return nil, nil
+	return nil, s.attachPolicy(&r.policySet, "PoliciesPerRole", p)
 }
 
 func (s *Service) detachRolePolicy(p params) (any, error) {
@@ -349,24 +301,7 @@ func (s *Service) detachRolePolicy(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	arn := p.get("PolicyArn")
-	i := slices.Index(r.Attached, arn)
-	if i < 0 {
-		return nil, noSuchEntity("Policy %s was not found.", arn)
-	}
-	r.Attached = slices.Delete(r.Attached, i, i+1)
-	return nil, nil
-}
-
-type attachedPolicyXML struct {
-	PolicyName string `xml:"PolicyName"`
-	PolicyArn  string `xml:"PolicyArn"`
-}
-
-type listAttachedResult struct {
-	AttachedPolicies []attachedPolicyXML `xml:"AttachedPolicies>member"`
-	IsTruncated      bool                `xml:"IsTruncated"`
-	Marker           string              `xml:"Marker,omitempty"`
+	return nil, detachPolicy(&r.policySet, p)
 }
 
 func (s *Service) listAttachedRolePolicies(p params) (any, error) {
@@ -374,16 +309,5 @@ func (s *Service) listAttachedRolePolicies(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	arns := slices.Sorted(slices.Values(r.Attached))
-	items, next, err := page(arns, p)
-	if err != nil {
-		return nil, err
-	}
-	out := listAttachedResult{AttachedPolicies: []attachedPolicyXML{}, IsTruncated: next != "", Marker: next}
-	for _, arn := range items {
-		if mp, ok := s.policies[arn]; ok {
-			out.AttachedPolicies = append(out.AttachedPolicies, attachedPolicyXML{PolicyName: mp.Name, PolicyArn: arn})
-		}
-	}
-	return out, nil
+	return s.listAttached(&r.policySet, p)
 }

@@ -29,10 +29,12 @@ import (
 type Service struct {
 	account   string
 	statePath string
+	creds     *awsapi.CredentialStore // where users' access keys are registered
 	log       *slog.Logger
 	now       func() time.Time
 
 	mu       sync.RWMutex
+	users    map[string]*user            // by lower-case user name
 	roles    map[string]*role            // by role name (IAM names are case-insensitive; keyed lower-case)
 	policies map[string]*managedPolicy   // by policy ARN
 	profiles map[string]*instanceProfile // by lower-case profile name
@@ -45,19 +47,17 @@ var (
 )
 
 type role struct {
-	Name               string            `json:"name"`
-	Path               string            `json:"path"`
-	ID                 string            `json:"id"`
-	Created            time.Time         `json:"created"`
-	Description        string            `json:"description,omitempty"`
-	MaxSessionDuration int32             `json:"maxSessionDuration"`
-	TrustPolicy        string            `json:"trustPolicy"`
-	Tags               []tag             `json:"tags,omitempty"`
-	Inline             map[string]string `json:"inline,omitempty"` // policy name -> document
-	Attached           []string          `json:"attached,omitempty"`
+	Name               string    `json:"name"`
+	Path               string    `json:"path"`
+	ID                 string    `json:"id"`
+	Created            time.Time `json:"created"`
+	Description        string    `json:"description,omitempty"`
+	MaxSessionDuration int32     `json:"maxSessionDuration"`
+	TrustPolicy        string    `json:"trustPolicy"`
+	Tags               []tag     `json:"tags,omitempty"`
+	policySet
 
-	trust  *policy.Document
-	inline map[string]*policy.Document
+	trust *policy.Document
 }
 
 type managedPolicy struct {
@@ -99,8 +99,10 @@ type tag struct {
 func New(env awsapi.Env) (*Service, error) {
 	s := &Service{
 		account:  env.Account,
+		creds:    env.Credentials,
 		log:      env.Logger,
 		now:      env.Now,
+		users:    map[string]*user{},
 		roles:    map[string]*role{},
 		policies: map[string]*managedPolicy{},
 		profiles: map[string]*instanceProfile{},
@@ -179,6 +181,12 @@ func (s *Service) Authorize(ctx context.Context, req awsapi.AuthorizationRequest
 
 // identityPoliciesLocked returns the policies of the IAM entity behind an identity.
 func (s *Service) identityPoliciesLocked(id awsapi.Identity) []*policy.Document {
+	if id.Type == awsapi.PrincipalUser {
+		if u := s.userByARNLocked(id.PrincipalARN); u != nil {
+			return s.documents(&u.policySet)
+		}
+		return nil
+	}
 	if id.Type != awsapi.PrincipalAssumedRole {
 		return nil
 	}
@@ -186,18 +194,7 @@ func (s *Service) identityPoliciesLocked(id awsapi.Identity) []*policy.Document 
 	if r == nil {
 		return nil
 	}
-	var docs []*policy.Document
-	for _, name := range sortedKeys(r.inline) {
-		docs = append(docs, r.inline[name])
-	}
-	for _, arn := range r.Attached {
-		if p, ok := s.policies[arn]; ok {
-			if v := p.version(p.Default); v != nil {
-				docs = append(docs, v.doc)
-			}
-		}
-	}
-	return docs
+	return s.documents(&r.policySet)
 }
 
 func (s *Service) roleByARNLocked(arn string) *role {
@@ -304,6 +301,7 @@ func (s *Service) TrustsService(roleARN, service string) bool {
 
 // snapshot is the persisted form of the service.
 type snapshot struct {
+	Users    []*user            `json:"users,omitempty"`
 	Roles    []*role            `json:"roles"`
 	Policies []*managedPolicy   `json:"policies"`
 	Profiles []*instanceProfile `json:"profiles"`
@@ -314,6 +312,9 @@ func (s *Service) saveLocked() error {
 		return nil
 	}
 	snap := snapshot{}
+	for _, name := range sortedKeys(s.users) {
+		snap.Users = append(snap.Users, s.users[name])
+	}
 	for _, name := range sortedKeys(s.roles) {
 		snap.Roles = append(snap.Roles, s.roles[name])
 	}
@@ -338,16 +339,27 @@ func (s *Service) restore(data []byte) error {
 	if err := json.Unmarshal(data, &snap); err != nil {
 		return fmt.Errorf("decoding IAM state: %w", err)
 	}
+	for _, u := range snap.Users {
+		if err := u.policySet.parse(); err != nil {
+			return fmt.Errorf("decoding IAM state: user %s: %w", u.Name, err)
+		}
+		s.users[strings.ToLower(u.Name)] = u
+		// The credential store is saved separately; make sure it knows every active key.
+		for _, k := range u.Keys {
+			if k.Active && s.creds != nil {
+				if err := s.activateKey(u, k); err != nil {
+					return fmt.Errorf("restoring access key %s of user %s: %w", k.ID, u.Name, err)
+				}
+			}
+		}
+	}
 	for _, r := range snap.Roles {
 		var err error
 		if r.trust, err = policy.Parse(r.TrustPolicy); err != nil {
 			return fmt.Errorf("decoding IAM state: trust policy of role %s: %w", r.Name, err)
 		}
-		r.inline = map[string]*policy.Document{}
-		for name, text := range r.Inline {
-			if r.inline[name], err = policy.Parse(text); err != nil {
-				return fmt.Errorf("decoding IAM state: policy %s of role %s: %w", name, r.Name, err)
-			}
+		if err := r.policySet.parse(); err != nil {
+			return fmt.Errorf("decoding IAM state: role %s: %w", r.Name, err)
 		}
 		s.roles[strings.ToLower(r.Name)] = r
 	}
