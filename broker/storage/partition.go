@@ -540,22 +540,51 @@ func (p *Partition) discardUnsynced(gen uint64, cause error) {
 // or past upTo gives no bytes. Offsets below the log start or past the log
 // end are ErrOffsetOutOfRange.
 func (p *Partition) Read(offset int64, maxBytes int32, upTo int64) ([]byte, error) {
+	var out []byte
+	for {
+		budget := int64(maxBytes) - int64(len(out))
+		chunk, next, more, err := p.readChunk(offset, budget, upTo, len(out) == 0)
+		if err != nil {
+			return nil, err
+		}
+		if len(out) == 0 {
+			out = chunk
+		} else {
+			out = append(out, chunk...)
+		}
+		if !more {
+			return out, nil
+		}
+		offset = next
+	}
+}
+
+// readChunk reads whole batches from the segment holding offset. The file
+// is read without the partition lock (so appends are not held up by disk
+// reads) but under the segment's read lock, which retention, compaction and
+// truncation take before they close or cut the file. more says the chunk
+// ended at the segment's end with budget left, so the next segment follows
+// from next.
+func (p *Partition) readChunk(offset, budget, upTo int64, first bool) (chunk []byte, next int64, more bool, err error) {
 	p.mu.RLock()
-	defer p.mu.RUnlock()
 	if p.closed {
-		return nil, ErrClosed
+		p.mu.RUnlock()
+		return nil, 0, false, ErrClosed
 	}
 	if offset < p.logStart || offset > p.leo {
-		return nil, fmt.Errorf("%w: offset %d, log is [%d, %d)", ErrOffsetOutOfRange, offset, p.logStart, p.leo)
+		p.mu.RUnlock()
+		if first {
+			return nil, 0, false, fmt.Errorf("%w: offset %d, log is [%d, %d)", ErrOffsetOutOfRange, offset, p.logStart, p.leo)
+		}
+		return nil, 0, false, nil // the log moved on meanwhile; return what we have
 	}
 	limit := min(upTo, p.leo)
-	var out []byte
-	i := p.segmentFor(offset)
-	for ; i < len(p.segments) && offset < limit; i++ {
+	for i := p.segmentFor(offset); i < len(p.segments) && offset < limit; i++ {
 		s := p.segments[i]
 		pos, h, err := s.findPosition(offset)
 		if err != nil {
-			return nil, fmt.Errorf("%w: reading %s: %w", ErrStorage, p.dir, err)
+			p.mu.RUnlock()
+			return nil, 0, false, fmt.Errorf("%w: reading %s: %w", ErrStorage, p.dir, err)
 		}
 		if pos >= s.size {
 			continue // offset fell in a gap left by compaction at the segment end
@@ -563,29 +592,26 @@ func (p *Partition) Read(offset int64, maxBytes int32, upTo int64) ([]byte, erro
 		if h.LastOffset() >= limit {
 			break
 		}
-		budget := int64(maxBytes) - int64(len(out))
-		if len(out) == 0 {
-			budget = max(budget, int64(h.Size()))
+		if first {
+			budget = max(budget, int64(h.Size())) // KIP-74: the first batch whole
 		}
 		if budget < int64(h.Size()) {
 			break
 		}
-		chunk := make([]byte, min(budget, s.size-pos))
-		if _, err := s.file.ReadAt(chunk, pos); err != nil {
-			return nil, fmt.Errorf("%w: reading %s at %d: %w", ErrStorage, s.logPath(), pos, err)
+		size, file, path := s.size, s.file, s.logPath()
+		s.io.RLock()
+		p.mu.RUnlock()
+		chunk = make([]byte, min(budget, size-pos))
+		_, err = file.ReadAt(chunk, pos)
+		s.io.RUnlock()
+		if err != nil {
+			return nil, 0, false, fmt.Errorf("%w: reading %s at %d: %w", ErrStorage, path, pos, err)
 		}
 		n, lastOffset, complete := wholeBatches(chunk, limit)
-		if len(out) == 0 {
-			out = chunk[:n]
-		} else {
-			out = append(out, chunk[:n]...)
-		}
-		if !complete || pos+int64(n) < s.size {
-			break
-		}
-		offset = lastOffset + 1
+		return chunk[:n], lastOffset + 1, complete && pos+int64(n) == size && n > 0, nil
 	}
-	return out, nil
+	p.mu.RUnlock()
+	return nil, 0, false, nil
 }
 
 // wholeBatches returns the length of the prefix of b made of complete

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tributary/tributary/broker/storage/recordbatch"
@@ -39,6 +40,9 @@ type segment struct {
 	// modification time after a restart.
 	created time.Time
 	index   segmentIndex
+	// io is held shared by readers while they read the file without the
+	// partition lock, and exclusively by close and truncate.
+	io sync.RWMutex
 	// bytesSinceIndex counts bytes appended since the last offset index entry.
 	bytesSinceIndex int64
 }
@@ -261,6 +265,8 @@ func (s *segment) findPosition(offset int64) (int64, recordbatch.Header, error) 
 
 // truncate cuts the file at pos, dropping the batches from there on.
 func (s *segment) truncate(pos int64) error {
+	s.io.Lock()
+	defer s.io.Unlock()
 	if err := s.file.Truncate(pos); err != nil {
 		return fmt.Errorf("truncating %s to %d: %w", s.logPath(), pos, err)
 	}
@@ -273,6 +279,8 @@ func (s *segment) writeIndexes(sync bool) error {
 }
 
 func (s *segment) close() error {
+	s.io.Lock()
+	defer s.io.Unlock()
 	if s.file == nil {
 		return nil
 	}
