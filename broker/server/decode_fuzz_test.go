@@ -59,3 +59,28 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 	})
 }
+
+// FuzzConnection writes arbitrary bytes on a live connection; whatever they
+// are, the broker must keep answering other connections.
+func FuzzConnection(f *testing.F) {
+	formatter := kmsg.NewRequestFormatter(kmsg.FormatterClientID("fuzz"))
+	meta := kmsg.NewPtrMetadataRequest()
+	meta.Version = 1
+	f.Add(formatter.AppendRequest(nil, meta, 1))
+	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
+	f.Add([]byte{0, 0, 0, 8, 0, 18, 0, 3, 0, 0, 0, 1})
+	f.Add(binary.BigEndian.AppendUint32(nil, 0x7fffffff))
+
+	s := startServer(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		bad := dial(t, s)
+		bad.write(data)
+		bad.nc.Close()
+		req := kmsg.NewPtrMetadataRequest()
+		req.Version = 1
+		resp := roundTrip[*kmsg.MetadataResponse](t, s, req)
+		if len(resp.Brokers) != 1 {
+			t.Fatalf("metadata after %q: %+v", data, resp.Brokers)
+		}
+	})
+}

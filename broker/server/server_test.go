@@ -19,7 +19,7 @@ import (
 )
 
 // startServer runs a server on 127.0.0.1:0 with a temporary data directory.
-func startServer(t *testing.T, edit ...func(*config.Config)) *Server {
+func startServer(t testing.TB, edit ...func(*config.Config)) *Server {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
