@@ -188,7 +188,7 @@ func (s *Service) evaluateLocked(a *alarm, now time.Time) bool {
 	}
 	m := &a.MetricAlarm
 	period := time.Duration(m.Period) * time.Second
-	end := now.Truncate(period)
+	end := periodStart(now, period)
 	start := end.Add(-time.Duration(m.EvaluationPeriods) * period)
 	stat := m.Statistic
 	if stat == "" {
@@ -456,7 +456,8 @@ func (s *Service) setAlarmState(c *call) (any, error) {
 		a.StateTransitionedTimestamp = now
 	}
 	a.StateValue, a.StateReason, a.StateUpdatedTimestamp = in.StateValue, in.StateReason, now
-	a.ManualUntil = now.Truncate(time.Duration(a.Period) * time.Second).Add(time.Duration(a.Period) * time.Second)
+	period := time.Duration(a.Period) * time.Second
+	a.ManualUntil = periodStart(now, period).Add(period)
 	return nil, nil
 }
 

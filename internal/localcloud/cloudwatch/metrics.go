@@ -318,6 +318,18 @@ type bucket struct {
 	unit                 string
 }
 
+// periodStart is the start of the period holding t, periods being aligned to multiples of
+// period since the Unix epoch (time.Truncate aligns to the zero time, which differs for
+// periods that do not divide a day).
+func periodStart(t time.Time, period time.Duration) time.Time {
+	n, p := t.UnixNano(), int64(period)
+	r := n % p
+	if r < 0 {
+		r += p
+	}
+	return time.Unix(0, n-r).UTC()
+}
+
 // aggregate groups the series' points in [start, end) into periods aligned to multiples of
 // period since the epoch, optionally only those with the given unit.
 func (sr *series) aggregate(start, end time.Time, period time.Duration, unit string) []*bucket {
@@ -331,7 +343,7 @@ func (sr *series) aggregate(start, end time.Time, period time.Duration, unit str
 		if unit != "" && p.Unit != unit && !(unit == "None" && p.Unit == "") {
 			continue
 		}
-		bs := p.T.Truncate(period)
+		bs := periodStart(p.T, period)
 		b, ok := byStart[bs.UnixNano()]
 		if !ok {
 			b = &bucket{start: bs, min: math.Inf(1), max: math.Inf(-1), unit: p.Unit}
