@@ -343,15 +343,24 @@ func decryptWithRetry(ctx context.Context, client KMSDecrypter, env *bootconfig.
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	delay := 500 * time.Millisecond
+	var lastErr error
 	for attempt := 1; ; attempt++ {
 		s, err := decryptSecrets(ctx, client, env)
-		if err == nil || !retryableDecrypt(err) {
-			return s, err
+		if err == nil {
+			return s, nil
+		}
+		// An attempt cut short by the deadline says only "canceled"; the
+		// attempt before it says what KMS answered.
+		if ctx.Err() == nil || lastErr == nil {
+			lastErr = err
+		}
+		if !retryableDecrypt(lastErr) {
+			return nil, lastErr
 		}
 		logger.Warn("KMS decrypt failed; retrying in case the instance role is still propagating", "attempt", attempt, "error", err)
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("%w (still failing after retrying for %s)", err, wait)
+			return nil, fmt.Errorf("%w (still failing after retrying for %s)", lastErr, wait)
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, 10*time.Second)

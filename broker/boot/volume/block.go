@@ -374,19 +374,30 @@ func DeviceSize(dev string) (int64, error) {
 }
 
 func (b *Block) growIfNeeded(ctx context.Context, logger *slog.Logger, dev string) error {
+	root := os.Geteuid() == 0
 	devSize, err := DeviceSize(dev)
-	if err != nil {
-		return err
+	if err == nil {
+		fsSize, fsErr := FilesystemSize(ctx, b.MountPath)
+		if fsErr == nil {
+			return b.grow(ctx, logger, root, devSize, fsSize)
+		}
+		err = fsErr
 	}
-	fsSize, err := FilesystemSize(ctx, b.MountPath)
-	if err != nil {
-		return err
+	if !root {
+		// Only the privileged step grows; for an unprivileged run a size it
+		// cannot read is no reason to keep the broker down.
+		logger.Warn("could not compare the volume and filesystem sizes; growing is left to the privileged step", "error", err)
+		return nil
 	}
+	return err
+}
+
+func (b *Block) grow(ctx context.Context, logger *slog.Logger, root bool, devSize, fsSize int64) error {
 	if devSize-fsSize < growThreshold {
 		logger.Info("filesystem fills the volume: nothing to grow", "device_bytes", devSize, "filesystem_bytes", fsSize)
 		return nil
 	}
-	if os.Geteuid() != 0 {
+	if !root {
 		// The image grows the volume in the privileged ExecStartPre step; an
 		// unprivileged run only notices. The broker can still start.
 		logger.Warn("volume is bigger than its filesystem but growing needs root; skipping",
