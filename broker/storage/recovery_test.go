@@ -2,8 +2,11 @@ package storage
 
 import (
 	"bytes"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -139,10 +142,17 @@ func TestRecoveryCorruptByteTruncatesFromThere(t *testing.T) {
 	if err := os.WriteFile(seg, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	st2 := openStore(t, crashed, Options{})
+	var logs bytes.Buffer
+	st2 := openStore(t, crashed, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	p2, _ := st2.Partition("flip", 0)
 	if got := p2.LogEndOffset(); got != 4 {
 		t.Fatalf("LogEndOffset after a corrupt batch 2 = %d, want 4", got)
+	}
+	warning := logs.String()
+	for _, want := range []string{"level=WARN", "truncating torn or corrupt log tail", "file=" + seg, "offset=4", fmt.Sprintf("bytes_cut=%d", 3*size), "crc"} {
+		if !strings.Contains(warning, want) {
+			t.Errorf("recovery log lacks %q:\n%s", want, warning)
+		}
 	}
 	after, _ := os.ReadFile(seg)
 	if !bytes.Equal(after, b[:2*size]) {
