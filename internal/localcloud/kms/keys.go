@@ -122,6 +122,11 @@ func (s *Service) createKey(c *call, in *createKeyInput) (*keyMetadataOutput, er
 	if err != nil {
 		return nil, err
 	}
+	if !in.BypassPolicyLockoutSafetyCheck {
+		if err := checkLockout(c, doc); err != nil {
+			return nil, err
+		}
+	}
 	tags, err := tagMap(nil, in.Tags)
 	if err != nil {
 		return nil, err
@@ -144,6 +149,25 @@ func parseKeyPolicy(text string) (*policy.Document, error) {
 		return nil, awsapi.Errorf("MalformedPolicyDocumentException", "%v", err)
 	}
 	return doc, nil
+}
+
+// checkLockout is KMS's policy lockout safety check: a key policy must still let the caller
+// change the key policy, or the key could become unmanageable.
+func checkLockout(c *call, doc *policy.Document) error {
+	if c.req == nil {
+		return nil
+	}
+	id := c.identity
+	req := policy.Request{
+		Caller:   policy.Caller{Account: id.Account, ARNs: callerARNs(id)},
+		Action:   "kms:PutKeyPolicy",
+		Resource: "*",
+		Context:  conditionContext(id, nil),
+	}
+	if policy.Evaluate(req, doc) != policy.Allowed {
+		return awsapi.Errorf("MalformedPolicyDocumentException", "The new key policy will not allow you to update the key policy in the future.")
+	}
+	return nil
 }
 
 func tagMap(existing map[string]string, tags []tag) (map[string]string, error) {
@@ -759,6 +783,11 @@ func (s *Service) putKeyPolicy(c *call, in *keyPolicyInput) (*struct{}, error) {
 	doc, err := parseKeyPolicy(in.Policy)
 	if err != nil {
 		return nil, err
+	}
+	if !in.BypassPolicyLockoutSafetyCheck {
+		if err := checkLockout(c, doc); err != nil {
+			return nil, err
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

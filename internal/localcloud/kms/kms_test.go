@@ -394,7 +394,13 @@ func TestGrantsAndKeyPolicy(t *testing.T) {
 	// server allows (that path is covered with the IAM service in its tests). A key policy
 	// without the account statement does not delegate.
 	noDelegation := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:role/admin"},"Action":"kms:*","Resource":"*"}]}`
-	if _, err := h.client.PutKeyPolicy(ctx, &awskms.PutKeyPolicyInput{KeyId: k.KeyId, Policy: aws.String(noDelegation), PolicyName: aws.String("default")}); err != nil {
+	// The lockout safety check refuses a policy that would stop the caller (the root) from
+	// managing the key, unless it is bypassed.
+	_, err = h.client.PutKeyPolicy(ctx, &awskms.PutKeyPolicyInput{KeyId: k.KeyId, Policy: aws.String(noDelegation), PolicyName: aws.String("default")})
+	if got := errorCode(t, err); got != "MalformedPolicyDocumentException" {
+		t.Fatalf("a locking-out policy: %s", got)
+	}
+	if _, err := h.client.PutKeyPolicy(ctx, &awskms.PutKeyPolicyInput{KeyId: k.KeyId, Policy: aws.String(noDelegation), PolicyName: aws.String("default"), BypassPolicyLockoutSafetyCheck: true}); err != nil {
 		t.Fatal(err)
 	}
 	if got := errorCode(t, decrypt(good)); got != "AccessDeniedException" {
@@ -455,7 +461,7 @@ func TestGrantsAndKeyPolicy(t *testing.T) {
 	// A key policy statement naming the role directly allows it, with conditions.
 	direct := `{"Statement":[{"Effect":"Allow","Principal":{"AWS":"` + brokerARN + `"},"Action":"kms:Decrypt","Resource":"*",
 	  "Condition":{"StringEquals":{"kms:EncryptionContext:cluster":"c1"}}}]}`
-	if _, err := h.client.PutKeyPolicy(ctx, &awskms.PutKeyPolicyInput{KeyId: k.KeyId, Policy: aws.String(direct), PolicyName: aws.String("default")}); err != nil {
+	if _, err := h.client.PutKeyPolicy(ctx, &awskms.PutKeyPolicyInput{KeyId: k.KeyId, Policy: aws.String(direct), PolicyName: aws.String("default"), BypassPolicyLockoutSafetyCheck: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := decrypt(good); err != nil {
