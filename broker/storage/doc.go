@@ -10,7 +10,7 @@
 //
 //	st, err := storage.Open(dir, storage.Options{FlushPolicy: storage.FlushGroup})
 //	defer st.Close()                      // checkpoints, writes the clean-shutdown marker
-//	st.StartCleaner(ctx)                  // retention (and compaction) in the background
+//	st.StartCleaner(ctx)                  // retention and compaction in the background
 //	p, err := st.CreatePartition("orders", 0, storage.TopicConfig{}) // idempotent; zero = Kafka defaults
 //	p, ok := st.Partition("orders", 0)
 //	st.DeleteTopic("orders")              // closes and removes the files
@@ -43,6 +43,10 @@
 // Notes for callers: a Duplicate result wrote nothing and must be answered
 // with the returned offsets and no error (Kafka 2.x+ behaviour).
 // Transactional batches are refused with ErrInvalidRecord until
-// transactions exist. Compaction of cleanup.policy=compact topics is being
-// added behind the same API.
+// transactions exist. Under the group flush policy the high watermark is the
+// fsynced end of the log, so pass p.HighWatermark() as Read's upTo and
+// consumers never see data a crash could take back.
+//
+// The record batch format itself (parsing, CRC, rewriting, record
+// iteration, compression) is in the recordbatch sub-package.
 package storage
