@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -162,14 +163,23 @@ const offsetsTopic = "__consumer_offsets"
 // compacted) so clients see it, internal, in Metadata.
 func (s *Server) openGroups(cfg *config.Config) error {
 	if _, ok := s.lookupTopic(offsetsTopic); !ok {
-		if _, err := s.createTopic(offsetsTopic, 1, map[string]string{"cleanup.policy": "compact"}); err != nil {
+		// The settings broker/groups needs for its log, as topic configs
+		// so that DescribeConfigs shows what is in force.
+		oc := groups.OffsetsTopicConfig()
+		configs := map[string]string{
+			"cleanup.policy":    oc.CleanupPolicy,
+			"segment.bytes":     strconv.FormatInt(oc.SegmentBytes, 10),
+			"max.message.bytes": strconv.FormatInt(int64(oc.MaxMessageBytes), 10),
+		}
+		if _, err := s.createTopic(offsetsTopic, 1, configs); err != nil {
 			return fmt.Errorf("creating %s: %w", offsetsTopic, err)
 		}
 	}
-	offsetsLog, err := groups.OpenPartitionLog(s.store)
-	if err != nil {
-		return fmt.Errorf("opening the offsets log: %w", err)
+	p, ok := s.lookupPartition(offsetsTopic, 0)
+	if !ok {
+		return fmt.Errorf("%s has no partition 0", offsetsTopic)
 	}
+	offsetsLog := groups.NewPartitionLog(p.log)
 	gc := groups.DefaultConfig()
 	gc.InitialRebalanceDelay = cfg.GroupInitialRebalanceDelay
 	gc.MinSessionTimeout = cfg.GroupMinSessionTimeout
@@ -181,6 +191,7 @@ func (s *Server) openGroups(cfg *config.Config) error {
 		return ok
 	}
 	start := time.Now()
+	var err error
 	s.groups, err = groups.New(s.ctx, offsetsLog, gc)
 	if err != nil {
 		return fmt.Errorf("starting the group coordinator: %w", err)
