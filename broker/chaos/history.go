@@ -51,6 +51,9 @@ const (
 	// Seek says a consumer repositioned on a key (assignment, reset,
 	// restart): its next read of that key need not follow the last one.
 	Seek Func = "seek"
+	// Fault records a fault injected or healed (Error describes it); the
+	// checker ignores it, reports show it.
+	Fault Func = "fault"
 )
 
 // Read is one record a poll returned.

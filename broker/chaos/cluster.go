@@ -1,0 +1,381 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// NodeSpec is one broker process of a test cluster. Every address is on
+// loopback: each node gets its own 127.0.0.x so that it looks like its own
+// machine, as in the local cloud.
+type NodeSpec struct {
+	ID             int32
+	Rack           string
+	Host           string // 127.0.0.x
+	KafkaPort      int
+	ControllerPort int
+	DataDir        string
+}
+
+// KafkaAddr is the node's client address.
+func (n NodeSpec) KafkaAddr() string { return net.JoinHostPort(n.Host, fmt.Sprint(n.KafkaPort)) }
+
+// ControllerAddr is the node's Raft address.
+func (n NodeSpec) ControllerAddr() string {
+	return net.JoinHostPort(n.Host, fmt.Sprint(n.ControllerPort))
+}
+
+// ClusterConfig describes the processes to run.
+type ClusterConfig struct {
+	// Binary is the tributary-broker executable.
+	Binary string
+	// Dir holds each node's data directory, config file and log.
+	Dir string
+	// Nodes is how many brokers; racks cycle a, b, c.
+	Nodes int
+	// Settings are extra broker settings for every node (Kafka names),
+	// e.g. min.insync.replicas.
+	Settings map[string]string
+}
+
+// Cluster runs broker processes and injects process faults: kill -9,
+// SIGSTOP/SIGCONT, SIGTERM, restart, and the loss of a whole rack ("AZ").
+type Cluster struct {
+	cfg   ClusterConfig
+	nodes []NodeSpec
+
+	mu    sync.Mutex
+	procs map[int32]*process
+}
+
+type process struct {
+	cmd    *exec.Cmd
+	done   chan struct{} // closed when the process exited
+	paused bool
+	log    *os.File
+}
+
+// NewCluster lays out the nodes (addresses, ports, directories, config
+// files) without starting them.
+func NewCluster(cfg ClusterConfig) (*Cluster, error) {
+	if cfg.Nodes < 1 {
+		return nil, errors.New("a cluster needs at least one node")
+	}
+	if _, err := os.Stat(cfg.Binary); err != nil {
+		return nil, fmt.Errorf("broker binary: %w", err)
+	}
+	c := &Cluster{cfg: cfg, procs: map[int32]*process{}}
+	for i := range cfg.Nodes {
+		host := fmt.Sprintf("127.0.0.%d", 10+i)
+		ports, err := freePorts(host, 2)
+		if err != nil {
+			return nil, err
+		}
+		n := NodeSpec{ID: int32(i + 1), Rack: string(rune('a' + i%3)), Host: host, KafkaPort: ports[0], ControllerPort: ports[1],
+			DataDir: filepath.Join(cfg.Dir, fmt.Sprintf("node-%d", i+1), "data")}
+		if err := os.MkdirAll(n.DataDir, 0o750); err != nil {
+			return nil, err
+		}
+		c.nodes = append(c.nodes, n)
+	}
+	for _, n := range c.nodes {
+		if err := os.WriteFile(c.configPath(n.ID), []byte(c.configFile(n)), 0o640); err != nil {
+			return nil, fmt.Errorf("writing config of node %d: %w", n.ID, err)
+		}
+	}
+	return c, nil
+}
+
+// freePorts asks the kernel for unused ports on host. Another process
+// could take one before the broker binds it; on loopback in a test run
+// that is rare, and the broker then fails loudly.
+func freePorts(host string, n int) ([]int, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	var out []int
+	for range n {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port on %s: %w", host, err)
+		}
+		lns = append(lns, ln)
+		out = append(out, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return out, nil
+}
+
+func (c *Cluster) configPath(id int32) string {
+	return filepath.Join(c.cfg.Dir, fmt.Sprintf("node-%d", id), "broker.properties")
+}
+
+func (c *Cluster) logPath(id int32) string {
+	return filepath.Join(c.cfg.Dir, fmt.Sprintf("node-%d", id), "broker.log")
+}
+
+// configFile renders a node's properties file (seam S2 names).
+func (c *Cluster) configFile(n NodeSpec) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "node.id=%d\nbroker.rack=%s\n", n.ID, n.Rack)
+	fmt.Fprintf(&b, "listeners=PLAINTEXT://%s\nadvertised.listeners=PLAINTEXT://%s\n", n.KafkaAddr(), n.KafkaAddr())
+	fmt.Fprintf(&b, "log.dirs=%s\ncluster.id=tributary-chaos\n", n.DataDir)
+	if len(c.nodes) > 1 {
+		var voters []string
+		for _, v := range c.nodes[:min(3, len(c.nodes))] {
+			voters = append(voters, fmt.Sprintf("%d@%s", v.ID, v.ControllerAddr()))
+		}
+		fmt.Fprintf(&b, "controller.quorum.voters=%s\n", strings.Join(voters, ","))
+	}
+	keys := make([]string, 0, len(c.cfg.Settings))
+	for k := range c.cfg.Settings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%s\n", k, c.cfg.Settings[k])
+	}
+	return b.String()
+}
+
+// Nodes lists the nodes.
+func (c *Cluster) Nodes() []NodeSpec { return slices.Clone(c.nodes) }
+
+// Node returns a node by id.
+func (c *Cluster) Node(id int32) (NodeSpec, bool) {
+	i := slices.IndexFunc(c.nodes, func(n NodeSpec) bool { return n.ID == id })
+	if i < 0 {
+		return NodeSpec{}, false
+	}
+	return c.nodes[i], true
+}
+
+// Bootstrap is every node's client address.
+func (c *Cluster) Bootstrap() []string {
+	var out []string
+	for _, n := range c.nodes {
+		out = append(out, n.KafkaAddr())
+	}
+	return out
+}
+
+// StartAll starts every node that is not running.
+func (c *Cluster) StartAll() error {
+	for _, n := range c.nodes {
+		if err := c.Start(n.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Start starts a node that is not running (a restart after a kill keeps
+// its data directory).
+func (c *Cluster) Start(id int32) error {
+	n, ok := c.Node(id)
+	if !ok {
+		return fmt.Errorf("no node %d", id)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p, ok := c.procs[id]; ok && !p.exited() {
+		return nil
+	}
+	logf, err := os.OpenFile(c.logPath(id), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(c.cfg.Binary, "run", "--config", c.configPath(n.ID))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own process group, so a kill reaches nothing else of ours.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("starting node %d: %w", id, err)
+	}
+	p := &process{cmd: cmd, done: make(chan struct{}), log: logf}
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		close(p.done)
+	}()
+	c.procs[id] = p
+	return nil
+}
+
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Running reports whether the node's process is alive (paused counts).
+func (c *Cluster) Running(id int32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.procs[id]
+	return ok && !p.exited()
+}
+
+// Paused reports whether the node is stopped by SIGSTOP.
+func (c *Cluster) Paused(id int32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.procs[id]
+	return ok && p.paused && !p.exited()
+}
+
+func (c *Cluster) signal(id int32, sig syscall.Signal) (*process, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.procs[id]
+	if !ok || p.exited() {
+		return nil, fmt.Errorf("node %d is not running", id)
+	}
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		return nil, fmt.Errorf("signalling node %d: %w", id, err)
+	}
+	switch sig {
+	case syscall.SIGSTOP:
+		p.paused = true
+	case syscall.SIGCONT:
+		p.paused = false
+	}
+	return p, nil
+}
+
+func waitExit(p *process, timeout time.Duration) error {
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(timeout):
+		return fmt.Errorf("process %d did not exit within %v", p.cmd.Process.Pid, timeout)
+	}
+}
+
+// Kill sends SIGKILL (kill -9) and waits for the process to be gone.
+func (c *Cluster) Kill(id int32) error {
+	p, err := c.signal(id, syscall.SIGKILL)
+	if err != nil {
+		return err
+	}
+	return waitExit(p, 10*time.Second)
+}
+
+// Terminate sends SIGTERM (a controlled shutdown) and waits up to timeout.
+func (c *Cluster) Terminate(id int32, timeout time.Duration) error {
+	if c.Paused(id) {
+		if err := c.Resume(id); err != nil {
+			return err
+		}
+	}
+	p, err := c.signal(id, syscall.SIGTERM)
+	if err != nil {
+		return err
+	}
+	return waitExit(p, timeout)
+}
+
+// Pause sends SIGSTOP.
+func (c *Cluster) Pause(id int32) error {
+	_, err := c.signal(id, syscall.SIGSTOP)
+	return err
+}
+
+// Resume sends SIGCONT.
+func (c *Cluster) Resume(id int32) error {
+	_, err := c.signal(id, syscall.SIGCONT)
+	return err
+}
+
+// KillRack kills every node in a rack: the loss of an Availability Zone.
+func (c *Cluster) KillRack(rack string) ([]int32, error) {
+	var killed []int32
+	for _, n := range c.nodes {
+		if n.Rack == rack && c.Running(n.ID) {
+			if err := c.Kill(n.ID); err != nil {
+				return killed, err
+			}
+			killed = append(killed, n.ID)
+		}
+	}
+	return killed, nil
+}
+
+// WaitServing waits until the node accepts Kafka connections.
+func (c *Cluster) WaitServing(ctx context.Context, id int32) error {
+	n, ok := c.Node(id)
+	if !ok {
+		return fmt.Errorf("no node %d", id)
+	}
+	for {
+		if !c.Running(id) {
+			return fmt.Errorf("node %d exited; see %s", id, c.logPath(id))
+		}
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", n.KafkaAddr())
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node %d not serving on %s: %w", id, n.KafkaAddr(), ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Heal resumes paused nodes and starts dead ones.
+func (c *Cluster) Heal() error {
+	var errs []error
+	for _, n := range c.nodes {
+		if c.Paused(n.ID) {
+			errs = append(errs, c.Resume(n.ID))
+		}
+		if !c.Running(n.ID) {
+			errs = append(errs, c.Start(n.ID))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close kills every process.
+func (c *Cluster) Close() {
+	for _, n := range c.nodes {
+		if c.Paused(n.ID) {
+			_ = c.Resume(n.ID)
+		}
+		if c.Running(n.ID) {
+			_ = c.Kill(n.ID)
+		}
+	}
+}
+
+// Log returns the tail of a node's log, for failure reports.
+func (c *Cluster) Log(id int32, maxBytes int) string {
+	b, err := os.ReadFile(c.logPath(id))
+	if err != nil {
+		return err.Error()
+	}
+	if len(b) > maxBytes {
+		b = b[len(b)-maxBytes:]
+	}
+	return string(b)
+}

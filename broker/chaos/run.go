@@ -1,0 +1,102 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+)
+
+// RunConfig is one chaos run.
+type RunConfig struct {
+	Cluster  *Cluster
+	Workload WorkloadConfig
+	Nemesis  NemesisConfig
+	// Duration of the faulty phase; then the cluster is healed, the
+	// clients stop, and a drain reads everything back.
+	Duration time.Duration
+	// Settle is how long to wait after healing before the drain, for
+	// leaders to be elected and followers to catch up.
+	Settle time.Duration
+	Logger *slog.Logger
+}
+
+// Outcome is what a run produced.
+type Outcome struct {
+	Events []Event
+	Faults int
+	Result Result
+}
+
+// Run starts the cluster, creates the topic, runs the clients under
+// faults, heals, drains and checks the history.
+func Run(ctx context.Context, cfg RunConfig) (Outcome, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.Workload.Logger, cfg.Nemesis.Logger = cfg.Logger, cfg.Logger
+	cfg.Workload.Brokers = cfg.Cluster.Bootstrap()
+	cfg.Workload.defaults()
+	cfg.Nemesis.Topic = cfg.Workload.Topic
+	if len(cfg.Nemesis.Faults) == 0 {
+		cfg.Nemesis.Faults = []FaultKind{KillRandom}
+	}
+	if cfg.Nemesis.Interval <= 0 {
+		cfg.Nemesis.Interval = 2 * time.Second
+	}
+	if cfg.Nemesis.Duration <= 0 {
+		cfg.Nemesis.Duration = time.Second
+	}
+	if cfg.Settle <= 0 {
+		cfg.Settle = 2 * time.Second
+	}
+	rec := NewRecorder()
+	var out Outcome
+
+	if err := cfg.Cluster.StartAll(); err != nil {
+		return out, err
+	}
+	for _, n := range cfg.Cluster.Nodes() {
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := cfg.Cluster.WaitServing(wctx, n.ID)
+		cancel()
+		if err != nil {
+			return out, fmt.Errorf("%w\n%s", err, cfg.Cluster.Log(n.ID, 4096))
+		}
+	}
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := CreateTopic(tctx, cfg.Workload)
+	cancel()
+	if err != nil {
+		return out, err
+	}
+
+	faultCtx, stopFaults := context.WithTimeout(ctx, cfg.Duration)
+	defer stopFaults()
+	clientCtx, stopClients := context.WithCancel(ctx)
+	wait := runClients(clientCtx, cfg.Workload, rec)
+	nem := &nemesis{cfg: cfg.Nemesis, c: cfg.Cluster, rec: rec, rnd: rand.New(rand.NewPCG(cfg.Nemesis.Seed, 0x7472696275746172))}
+	faults, nemErr := nem.run(faultCtx)
+	out.Faults = faults
+	healErr := cfg.Cluster.Heal()
+	select {
+	case <-time.After(cfg.Settle):
+	case <-ctx.Done():
+	}
+	stopClients()
+	wait()
+	if nemErr != nil || healErr != nil {
+		out.Events = rec.Events()
+		return out, fmt.Errorf("fault injection: %v %v", nemErr, healErr)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	err = Drain(dctx, cfg.Workload, 999, rec)
+	cancel()
+	out.Events = rec.Events()
+	if err != nil {
+		return out, err
+	}
+	out.Result = Check(out.Events, Options{RequireAllSeen: true})
+	return out, nil
+}

@@ -1,0 +1,276 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// WorkloadConfig shapes the clients of a run.
+type WorkloadConfig struct {
+	Brokers           []string
+	Topic             string
+	Partitions        int32
+	ReplicationFactor int16
+	// Producers are idempotent acks=all producers, each sending unique
+	// values one at a time to the partitions in turn.
+	Producers int
+	// Consumers read every partition from the start, continuously.
+	Consumers int
+	// OpTimeout bounds one send; a send that runs out is indeterminate.
+	OpTimeout time.Duration
+	Logger    *slog.Logger
+}
+
+func (c *WorkloadConfig) defaults() {
+	if c.Topic == "" {
+		c.Topic = "chaos"
+	}
+	if c.Partitions <= 0 {
+		c.Partitions = 3
+	}
+	if c.ReplicationFactor <= 0 {
+		c.ReplicationFactor = 1
+	}
+	if c.Producers <= 0 {
+		c.Producers = 2
+	}
+	if c.Consumers <= 0 {
+		c.Consumers = 1
+	}
+	if c.OpTimeout <= 0 {
+		c.OpTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+func key(topic string, p int32) string { return fmt.Sprintf("%s-%d", topic, p) }
+
+// CreateTopic creates the workload's topic, retrying while the cluster
+// comes up.
+func CreateTopic(ctx context.Context, cfg WorkloadConfig) error {
+	cfg.defaults()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for {
+		resp, err := adm.CreateTopic(ctx, cfg.Partitions, cfg.ReplicationFactor, nil, cfg.Topic)
+		if err == nil {
+			err = resp.Err
+		}
+		if err == nil || errors.Is(err, kerr.TopicAlreadyExists) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("creating topic %s: %w (last error: %v)", cfg.Topic, ctx.Err(), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// definiteFailures are produce errors that mean the batch was refused
+// before it was written; any other error leaves the send indeterminate.
+var definiteFailures = []error{kerr.MessageTooLarge, kerr.InvalidRecord, kerr.CorruptMessage, kerr.RecordListTooLarge, kerr.InvalidTopicException}
+
+func classify(err error) Status {
+	if err == nil {
+		return OK
+	}
+	for _, d := range definiteFailures {
+		if errors.Is(err, d) {
+			return Fail
+		}
+	}
+	return Info
+}
+
+// RunProducer sends until ctx ends. Process ids must be unique in a run;
+// values are process*1e9 + n, unique as long as a producer sends fewer
+// than a billion.
+func RunProducer(ctx context.Context, cfg WorkloadConfig, process int, rec *Recorder) error {
+	cfg.defaults()
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.DefaultProduceTopic(cfg.Topic),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerLinger(0),
+		kgo.RecordDeliveryTimeout(cfg.OpTimeout),
+	)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for n := int64(0); ctx.Err() == nil; n++ {
+		v := int64(process)*1_000_000_000 + n
+		p := int32(n % int64(cfg.Partitions))
+		k := key(cfg.Topic, p)
+		rec.Add(Event{Process: process, Status: Invoke, Func: Send, Key: k, Value: v})
+		octx, cancel := context.WithTimeout(context.Background(), cfg.OpTimeout)
+		r := &kgo.Record{Partition: p, Value: []byte(strconv.FormatInt(v, 10))}
+		err := cl.ProduceSync(octx, r).FirstErr()
+		cancel()
+		e := Event{Process: process, Status: classify(err), Func: Send, Key: k, Value: v}
+		if err == nil {
+			e.Offset = r.Offset
+		} else {
+			e.Error = err.Error()
+		}
+		rec.Add(e)
+	}
+	return nil
+}
+
+// RunConsumer reads every partition from the start until ctx ends. When
+// the client cannot continue a partition (offset out of range: what it read
+// is gone), it starts over from the start and records seeks.
+func RunConsumer(ctx context.Context, cfg WorkloadConfig, process int, rec *Recorder) error {
+	cfg.defaults()
+	for ctx.Err() == nil {
+		if err := consumeOnce(ctx, cfg, process, rec, nil); err != nil && ctx.Err() == nil {
+			cfg.Logger.Warn("consumer restarting", "process", process, "err", err)
+		}
+	}
+	return nil
+}
+
+// consumeOnce reads from the start of every partition; with ends set it
+// stops once it reached them (the final drain), marking its polls final.
+func consumeOnce(ctx context.Context, cfg WorkloadConfig, process int, rec *Recorder, ends map[int32]int64) error {
+	offsets := map[int32]kgo.Offset{}
+	for p := range cfg.Partitions {
+		offsets[p] = kgo.NewOffset().AtStart()
+		rec.Add(Event{Process: process, Func: Seek, Key: key(cfg.Topic, p)})
+	}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: offsets}),
+		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
+		kgo.FetchMaxWait(500*time.Millisecond),
+	)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	next := map[int32]int64{}
+	for ctx.Err() == nil {
+		if ends != nil && reached(next, ends) {
+			return nil
+		}
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		fetches := cl.PollFetches(pctx)
+		cancel()
+		var fetchErr error
+		fetches.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				fetchErr = fmt.Errorf("%s-%d: %w", t, p, err)
+			}
+		})
+		var reads []Read
+		fetches.EachRecord(func(r *kgo.Record) {
+			v, err := strconv.ParseInt(string(r.Value), 10, 64)
+			if err != nil {
+				v = -1 // a value nobody sent: reported as a phantom read
+			}
+			reads = append(reads, Read{Key: key(r.Topic, r.Partition), Offset: r.Offset, Value: v})
+			next[r.Partition] = r.Offset + 1
+		})
+		if len(reads) > 0 {
+			rec.Add(Event{Process: process, Status: Invoke, Func: Poll})
+			rec.Add(Event{Process: process, Status: OK, Func: Poll, Reads: reads, Final: ends != nil})
+		}
+		if errors.Is(fetchErr, kerr.OffsetOutOfRange) {
+			return fetchErr
+		}
+	}
+	return ctx.Err()
+}
+
+func reached(next, ends map[int32]int64) bool {
+	for p, end := range ends {
+		if next[p] < end {
+			return false
+		}
+	}
+	return true
+}
+
+// Drain reads every partition from its start to its current end after the
+// faults stopped: the final reads the checker compares everything with.
+func Drain(ctx context.Context, cfg WorkloadConfig, process int, rec *Recorder) error {
+	cfg.defaults()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	if err != nil {
+		return err
+	}
+	ends := map[int32]int64{}
+	for {
+		listed, err := kadm.NewClient(cl).ListEndOffsets(ctx, cfg.Topic)
+		if err == nil {
+			err = listed.Error()
+		}
+		if err == nil {
+			for p := range cfg.Partitions {
+				o, ok := listed.Lookup(cfg.Topic, p)
+				if !ok {
+					err = fmt.Errorf("no end offset for partition %d", p)
+					break
+				}
+				ends[p] = o.Offset
+			}
+		}
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			cl.Close()
+			return fmt.Errorf("listing end offsets for the drain: %w (last error: %v)", ctx.Err(), err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	cl.Close()
+	if err := consumeOnce(ctx, cfg, process, rec, ends); err != nil {
+		return fmt.Errorf("draining to %v: %w", ends, err)
+	}
+	return nil
+}
+
+// runClients starts the producers and consumers; wait stops nothing, it
+// waits for them to end with ctx.
+func runClients(ctx context.Context, cfg WorkloadConfig, rec *Recorder) (wait func()) {
+	var wg sync.WaitGroup
+	for i := range cfg.Producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := RunProducer(ctx, cfg, 1+i, rec); err != nil {
+				cfg.Logger.Error("producer", "process", 1+i, "err", err)
+			}
+		}()
+	}
+	for i := range cfg.Consumers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := RunConsumer(ctx, cfg, 100+i, rec); err != nil {
+				cfg.Logger.Error("consumer", "process", 100+i, "err", err)
+			}
+		}()
+	}
+	return wg.Wait
+}
