@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/tributary/tributary/broker/storage/recordbatch"
 )
@@ -147,6 +148,13 @@ func (st *Store) recoverPartition(dir, topic string, partition int32, clean bool
 		return nil, err
 	}
 	p.leo = p.active().next
+	if a := p.active(); a.size > 0 {
+		// segment.ms counts from the first batch's timestamp, as in Kafka,
+		// when it is plausible; else from the file's modification time.
+		if h, err := a.readHeaderAt(0); err == nil && h.MaxTimestamp > 0 && h.MaxTimestamp <= st.opts.Now().UnixMilli() {
+			a.created = time.UnixMilli(h.MaxTimestamp)
+		}
+	}
 	if p.logStart > p.leo {
 		// DeleteRecords moved the start past what survived: start there.
 		p.logStart = p.leo

@@ -36,8 +36,8 @@ type segment struct {
 	next int64
 	// maxTimestamp is the largest batch maxTimestamp (-1 when empty).
 	maxTimestamp int64
-	// created starts the segment.ms clock: creation time, or the file's
-	// modification time after a restart.
+	// created starts the segment.ms clock: creation time, or after a
+	// restart the first batch's timestamp (else the file's modification time).
 	created time.Time
 	index   segmentIndex
 	// io is held shared by readers while they read the file without the
