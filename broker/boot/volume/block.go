@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -323,6 +324,16 @@ func (b *Block) ensureFilesystem(ctx context.Context, logger *slog.Logger, dev s
 			"attach a blank volume, or move the data to XFS yourself", dev, b.VolumeID, what)
 	}
 
+	// blkid knows many signatures, not all. A new EBS volume reads as
+	// zeros, so anything else at either end of the device is data that
+	// blkid did not recognise, and formatting would destroy it.
+	if where, err := nonZeroEnds(dev); err != nil {
+		return fmt.Errorf("checking that %s is blank: %w", dev, err)
+	} else if where != "" {
+		return fmt.Errorf("%s (volume %s) has no signature blkid knows, but its %s is not zeros: "+
+			"refusing to format it; inspect it, or wipe it yourself if it is really unused", dev, b.VolumeID, where)
+	}
+
 	logger.Info("data volume is blank (first boot): creating an XFS filesystem", "device", dev)
 	// No -f: mkfs.xfs then refuses by itself if it finds any existing
 	// signature, a second guard behind the blkid probe above.
@@ -332,6 +343,49 @@ func (b *Block) ensureFilesystem(ctx context.Context, logger *slog.Logger, dev s
 	}
 	logger.Info("created XFS filesystem", "device", dev)
 	return nil
+}
+
+// blankCheckBytes is how much of each end of a device must be zeros for it
+// to count as blank: partition tables, filesystem and RAID superblocks live there.
+const blankCheckBytes = 1 << 20
+
+// nonZeroEnds reads the first and last MiB of dev and names the first one
+// that is not all zeros ("" when both are). Opening the device also proves
+// the caller may read it: blkid reports "nothing found" for a device it
+// cannot read, which must never be taken for blank.
+func nonZeroEnds(dev string) (string, error) {
+	f, err := os.Open(dev)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return "", err
+	}
+	buf := make([]byte, blankCheckBytes)
+	for _, end := range []struct {
+		name   string
+		offset int64
+	}{{"first MiB", 0}, {"last MiB", max(size-blankCheckBytes, 0)}} {
+		n, err := f.ReadAt(buf, end.offset)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("reading the %s: %w", end.name, err)
+		}
+		if !allZero(buf[:n]) {
+			return end.name, nil
+		}
+	}
+	return "", nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // xfsDataRe matches xfs_info's data section: "data     =    bsize=4096   blocks=262144, imaxpct=25".

@@ -361,3 +361,87 @@ func TestDirectoryErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestBlockNeverFormatsUnrecognisedData(t *testing.T) {
+	requireLoopTools(t)
+	const volumeID = "vol-0abcabcabcabcabca"
+	dev, backing := loopDevice(t, 64<<20)
+	// Bytes blkid has no signature for, in the last MiB: an unknown
+	// filesystem, or data someone wrote straight to the device.
+	f, err := os.OpenFile(backing, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("precious bytes"), 64<<20-4096); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if probe, err := ProbeDevice(t.Context(), dev); err != nil || !probe.Blank {
+		t.Fatalf("blkid sees %+v (%v): the test needs data blkid does not recognise", probe, err)
+	}
+	mountPath := filepath.Join(t.TempDir(), "tributary")
+	unmountOnCleanup(t, mountPath)
+	vol := &Block{
+		VolumeID: volumeID, MountPath: mountPath, Wait: 5 * time.Second, Logger: quietLogger(),
+		DevDir: fakeByID(t, volumeID, dev), SysBlockDir: t.TempDir(),
+	}
+	_, err = vol.Prepare(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "last MiB is not zeros") {
+		t.Fatalf("Prepare on a device with unrecognised data: err = %v, want a refusal", err)
+	}
+	data, err := os.ReadFile(backing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data[len(data)-4096:]), "precious bytes") {
+		t.Fatal("the data was overwritten")
+	}
+}
+
+func TestNonZeroEnds(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(name string, size int64, at int64) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(p, size); err != nil {
+			t.Fatal(err)
+		}
+		if at >= 0 {
+			f, err := os.OpenFile(p, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt([]byte{1}, at); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		}
+		return p
+	}
+	tests := []struct {
+		name string
+		path string
+		want string
+	}{
+		{"zeros", mk("zeros", 8<<20, -1), ""},
+		{"first MiB", mk("head", 8<<20, 512), "first MiB"},
+		{"last MiB", mk("tail", 8<<20, 8<<20-1), "last MiB"},
+		{"middle is not checked", mk("middle", 8<<20, 4<<20), ""},
+		{"smaller than a MiB", mk("small", 4096, 100), "first MiB"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := nonZeroEnds(tt.path)
+			if err != nil || got != tt.want {
+				t.Fatalf("nonZeroEnds = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+	if _, err := nonZeroEnds(filepath.Join(dir, "absent")); err == nil {
+		t.Error("a device that cannot be opened passed as blank")
+	}
+}
