@@ -70,3 +70,26 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+func TestReplaySkipsDamagedRecords(t *testing.T) {
+	ctx := testCtx(t)
+	log := NewMemoryLog()
+	good := committedOffset{offset: 8, leaderEpoch: -1, commitAt: 1, expireAt: -1}
+	records := []Record{
+		{Key: offsetKey("g", "t", 0), Value: offsetValue(good)},
+		{Key: []byte{0}}, // key too short
+		{Key: offsetKey("g", "t", 1), Value: []byte{0, 3}}, // truncated value
+		{Key: []byte{0, 99, 1}, Value: []byte{1}},          // a record type from a newer broker
+		{Key: groupKey("g"), Value: []byte{0, 3, 0}},       // truncated group metadata
+	}
+	if err := log.Append(ctx, records); err != nil {
+		t.Fatal(err)
+	}
+	c := newTestCoordinator(t, log)
+	if off, _ := fetchOne(t, c, "g", "t", 0); off != 8 {
+		t.Fatalf("good offset after damaged neighbours = %d, want 8", off)
+	}
+	if off, _ := fetchOne(t, c, "g", "t", 1); off != -1 {
+		t.Fatalf("damaged offset replayed as %d", off)
+	}
+}
