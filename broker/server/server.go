@@ -64,7 +64,6 @@ type Server struct {
 	host     string
 	port     int32
 	dataDir  string
-	started  time.Time
 	cfgMu    sync.Mutex // serializes dynamic config changes
 	topicsMu sync.RWMutex
 	topics   map[string]*topic
@@ -108,7 +107,6 @@ func New(opts Options) (*Server, error) {
 		host:    host,
 		port:    port,
 		dataDir: static.DataDir,
-		started: time.Now(),
 		topics:  map[string]*topic{},
 		byID:    map[metastore.TopicID]*topic{},
 		conns:   map[*conn]struct{}{},
