@@ -1,21 +1,21 @@
 package replica
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"io"
 	"net"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// fakeLeader serves Fetch and OffsetForLeaderEpoch for in-memory logs over
-// the Kafka protocol on loopback, with a Leader tracking the followers, the
-// way the server will once replication is wired in.
+// fakeLeader serves Fetch (through HandleFetch, the code the server will
+// call) and OffsetForLeaderEpoch for in-memory logs over the Kafka protocol
+// on loopback.
 type fakeLeader struct {
 	t     *testing.T
 	ln    net.Listener
@@ -169,68 +169,11 @@ func (fl *fakeLeader) offsetForLeaderEpoch(r *kmsg.OffsetForLeaderEpochRequest) 
 }
 
 func (fl *fakeLeader) fetch(r *kmsg.FetchRequest) *kmsg.FetchResponse {
-	deadline := time.Now().Add(time.Duration(r.MaxWaitMillis) * time.Millisecond)
-	for {
-		resp, bytes := fl.fetchOnce(r)
-		if bytes > 0 || time.Now().After(deadline) {
-			return resp
+	return HandleFetch(context.Background(), r, func(topic string, partition int32) (*Leader, LeaderLog, bool) {
+		lp, ok := fl.part(topic, partition)
+		if !ok {
+			return nil, nil, false
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func (fl *fakeLeader) fetchOnce(r *kmsg.FetchRequest) (*kmsg.FetchResponse, int) {
-	resp := r.ResponseKind().(*kmsg.FetchResponse)
-	total := 0
-	for _, t := range r.Topics {
-		rt := kmsg.NewFetchResponseTopic()
-		rt.Topic = t.Topic
-		for _, p := range t.Partitions {
-			rp := kmsg.NewFetchResponseTopicPartition()
-			rp.Partition = p.Partition
-			lp, ok := fl.part(t.Topic, p.Partition)
-			switch {
-			case !ok:
-				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case epochError(p.CurrentLeaderEpoch, lp.epoch) != 0:
-				rp.ErrorCode = epochError(p.CurrentLeaderEpoch, lp.epoch)
-			default:
-				fl.fetchPartition(r.ReplicaID, lp, &p, &rp)
-				total += len(rp.RecordBatches)
-				if rp.DivergingEpoch.Epoch >= 0 || rp.ErrorCode != 0 {
-					total++ // answer at once
-				}
-			}
-			rt.Partitions = append(rt.Partitions, rp)
-		}
-		resp.Topics = append(resp.Topics, rt)
-	}
-	return resp, total
-}
-
-// fetchPartition answers one partition as a Kafka leader does for a
-// follower: divergence first (LastFetchedEpoch), then range, then data up
-// to the log end; the follower's fetch offset feeds the ISR tracker.
-func (fl *fakeLeader) fetchPartition(replica int32, lp *leaderPart, p *kmsg.FetchRequestTopicPartition, rp *kmsg.FetchResponseTopicPartition) {
-	log := lp.log
-	rp.LogStartOffset = log.LogStartOffset()
-	if p.LastFetchedEpoch >= 0 {
-		epoch, end := log.EndOffsetForLeaderEpoch(p.LastFetchedEpoch)
-		if epoch != p.LastFetchedEpoch || end < p.FetchOffset {
-			rp.DivergingEpoch.Epoch, rp.DivergingEpoch.EndOffset = epoch, end
-			rp.HighWatermark = lp.tracker.HighWatermark()
-			return
-		}
-	}
-	if p.FetchOffset < log.LogStartOffset() || p.FetchOffset > log.LogEndOffset() {
-		rp.ErrorCode = kerr.OffsetOutOfRange.Code
-		return
-	}
-	hw, err := lp.tracker.Fetched(replica, p.FetchOffset)
-	if err != nil {
-		rp.ErrorCode = kerr.NotLeaderForPartition.Code
-		return
-	}
-	rp.HighWatermark = hw
-	rp.RecordBatches = log.read(p.FetchOffset, p.PartitionMaxBytes, log.LogEndOffset())
+		return lp.tracker, lp.log, true
+	})
 }

@@ -168,7 +168,10 @@ func TestTrimToOffset(t *testing.T) {
 	l := &memLog{}
 	l.appendLeader(t, 0, 3, "a") // 0-2
 	l.appendLeader(t, 0, 3, "b") // 3-5
-	all := l.read(0, 1<<20, 100)
+	all, err := l.Read(0, 1<<20, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		in       []byte

@@ -81,6 +81,9 @@ type Leader struct {
 	followers map[int32]*followerState
 	pending   []int32 // proposed ISR in flight, nil when none
 	waiters   []*waiter
+	// data is closed when the leader's log end moves (or it resigns), to
+	// wake follower fetches long-polling for new data.
+	data chan struct{}
 }
 
 // NewLeader starts leading p (which must name LocalID as leader) with the
@@ -103,7 +106,7 @@ func NewLeader(cfg LeaderConfig, p metadata.Partition, leo, hw int64) (*Leader, 
 	if cfg.SetHighWatermark == nil {
 		cfg.SetHighWatermark = func(int64) {}
 	}
-	l := &Leader{cfg: cfg, part: p.Clone(), leo: leo, hw: min(hw, leo), epochFrom: leo, followers: map[int32]*followerState{}}
+	l := &Leader{cfg: cfg, part: p.Clone(), leo: leo, hw: min(hw, leo), epochFrom: leo, followers: map[int32]*followerState{}, data: make(chan struct{})}
 	now := cfg.Now()
 	for _, r := range p.Replicas {
 		if r != cfg.LocalID {
@@ -170,6 +173,9 @@ func (l *Leader) Resign() {
 }
 
 func (l *Leader) resignLocked() {
+	if !l.resigned {
+		close(l.data)
+	}
 	l.resigned = true
 	for _, w := range l.waiters {
 		w.done <- ErrNotLeader
@@ -181,8 +187,33 @@ func (l *Leader) resignLocked() {
 func (l *Leader) Appended(leo int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.leo = max(l.leo, leo)
+	if leo > l.leo && !l.resigned {
+		l.leo = leo
+		close(l.data)
+		l.data = make(chan struct{})
+	}
 	l.advanceLocked()
+}
+
+// LogEndOffset is the leader's log end offset as last reported.
+func (l *Leader) LogEndOffset() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.leo
+}
+
+// DataAfter returns a channel closed once the leader's log end is past
+// offset (at once if it already is), or the leader resigns: a follower
+// fetch long-polls on it.
+func (l *Leader) DataAfter(offset int64) <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.leo > offset || l.resigned {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return l.data
 }
 
 // Truncated records that the leader's log was cut back (only before it

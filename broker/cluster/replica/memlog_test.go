@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tributary/tributary/broker/storage"
 	"github.com/tributary/tributary/broker/storage/recordbatch"
 )
 
@@ -127,11 +128,14 @@ func (l *memLog) appendLeader(t *testing.T, epoch int32, n int, tag string) {
 	l.batches = append(l.batches, memBatch{base: base, last: base + int64(n) - 1, epoch: epoch, data: data})
 }
 
-// read returns whole batches from the one holding offset, below upTo, at
-// least one.
-func (l *memLog) read(offset int64, maxBytes int32, upTo int64) []byte {
+// Read returns whole batches from the one holding offset, below upTo, at
+// least one, as storage.Partition.Read.
+func (l *memLog) Read(offset int64, maxBytes int32, upTo int64) ([]byte, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if offset < l.start || offset > l.leoLocked() {
+		return nil, storage.ErrOffsetOutOfRange
+	}
 	var out []byte
 	for _, b := range l.batches {
 		if b.last < offset || b.base >= upTo {
@@ -142,7 +146,7 @@ func (l *memLog) read(offset int64, maxBytes int32, upTo int64) []byte {
 		}
 		out = append(out, b.data...)
 	}
-	return out
+	return out, nil
 }
 
 // contents is the log as comparable text.
