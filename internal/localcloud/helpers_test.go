@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -46,7 +45,8 @@ func bootProbe(t *testing.T) string {
 	t.Helper()
 	probeOnce.Do(func() {
 		probePath = filepath.Join(probeDir, "bootprobe")
-		cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", probePath, "./testdata/bootprobe")
+		// go test puts the go command of its toolchain first on PATH.
+		cmd := exec.Command("go", "build", "-o", probePath, "./testdata/bootprobe")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			probeErr = errors.New("building bootprobe: " + err.Error() + "\n" + string(out))

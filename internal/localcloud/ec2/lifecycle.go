@@ -90,9 +90,6 @@ func (s *Service) bootLocked(inst *instance, restart bool) {
 			ConsoleLog: s.ConsoleLogPath(inst.ID),
 			IMDSEnvVar: "AWS_EC2_METADATA_SERVICE_ENDPOINT",
 		}
-		if inst.HTTPEndpoint == "disabled" {
-			spec.IMDSEnvVar = "TRIBUTARY_IMDS_DISABLED_ENDPOINT" // the endpoint exists but the SDK is not told
-		}
 		if _, err := s.machines.Boot(spec); err != nil {
 			s.log.Error("booting instance failed", "instance", inst.ID, "err", err)
 			s.appendConsole(inst.ID, "[localcloud] boot failed: "+err.Error())
@@ -192,7 +189,8 @@ func (s *Service) Metadata(id string) (imds.Metadata, bool) {
 		InstanceID: inst.ID, ImageID: inst.ImageID, InstanceType: inst.InstanceType, Architecture: inst.Architecture,
 		AccountID: s.account, Region: s.region, AZ: inst.AZ, AZID: s.zoneID(inst.AZ), ReservationID: inst.ReservationID,
 		LaunchIndex: inst.LaunchIndex, PendingTime: inst.LaunchTime, HTTPTokensRequired: inst.HTTPTokens == "required",
-		MetadataTags: inst.MetadataTags == "enabled", Tags: copyTags(inst.Tags),
+		EndpointDisabled: inst.HTTPEndpoint == "disabled",
+		MetadataTags:     inst.MetadataTags == "enabled", Tags: copyTags(inst.Tags),
 		InstanceProfileARN: inst.InstanceProfileARN, InstanceProfileID: inst.InstanceProfileID, RoleName: inst.RoleName,
 		BlockDevices: map[string]string{"ami": inst.RootDevice, "root": inst.RootDevice},
 	}

@@ -38,6 +38,7 @@ type Metadata struct {
 	UserData      []byte // decoded; nil when none
 
 	HTTPTokensRequired bool // MetadataOptions.HttpTokens=required
+	EndpointDisabled   bool // MetadataOptions.HttpEndpoint=disabled: every request is refused
 	MetadataTags       bool // MetadataOptions.InstanceMetadataTags=enabled
 	Tags               map[string]string
 
@@ -126,6 +127,15 @@ const (
 )
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	md, ok := s.src.Metadata(s.instanceID)
+	if !ok {
+		http.Error(w, "Not Found", http.StatusNotFound)
+		return
+	}
+	if md.EndpointDisabled {
+		http.Error(w, "Forbidden", http.StatusForbidden)
+		return
+	}
 	if r.URL.Path == "/latest/api/token" {
 		s.serveToken(w, r)
 		return
@@ -133,11 +143,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	md, ok := s.src.Metadata(s.instanceID)
-	if !ok {
-		http.Error(w, "Not Found", http.StatusNotFound)
 		return
 	}
 	if tok := r.Header.Get(tokenHeader); tok != "" || md.HTTPTokensRequired {

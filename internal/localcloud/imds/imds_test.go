@@ -20,12 +20,18 @@ func (f *fakeSource) RoleCredentials(id string) (RoleCredentials, error) {
 
 func startServer(t *testing.T, tokensRequired bool) *Server {
 	t.Helper()
+	return startServerWith(t, tokensRequired, false)
+}
+
+func startServerWith(t *testing.T, tokensRequired, disabled bool) *Server {
+	t.Helper()
 	src := &fakeSource{Metadata{
 		InstanceID: "i-0abc", ImageID: "ami-1", InstanceType: "m7g.large", Region: "us-east-1", AZ: "us-east-1b", AccountID: "000000000000",
 		PrivateIP: "127.16.2.4", UserData: []byte("hello"), HTTPTokensRequired: tokensRequired, RoleName: "broker",
 		InstanceProfileARN: "arn:aws:iam::000000000000:instance-profile/broker",
 		Interfaces:         []Interface{{MAC: "0e:00:00:00:00:01", DeviceIndex: 0, ID: "eni-1", PrivateIPs: []string{"127.16.2.4"}, SubnetID: "subnet-1"}},
 		BlockDevices:       map[string]string{"ami": "/dev/xvda", "root": "/dev/xvda", "ebs1": "sdf"},
+		EndpointDisabled:   disabled,
 	}}
 	s, err := Start("127.0.0.1:0", "i-0abc", src, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -124,5 +130,16 @@ func TestTokensOptional(t *testing.T) {
 	// A token that is present must still be valid.
 	if got, _ := do(t, http.MethodGet, base+"/latest/meta-data/instance-id", map[string]string{tokenHeader: "bogus"}); got != http.StatusUnauthorized {
 		t.Fatalf("bogus token with optional tokens: %d", got)
+	}
+}
+
+func TestEndpointDisabled(t *testing.T) {
+	s := startServerWith(t, false, true)
+	base := strings.TrimSuffix(s.Endpoint(), "/")
+	if got, _ := do(t, http.MethodPut, base+"/latest/api/token", map[string]string{tokenTTLHeader: "60"}); got != http.StatusForbidden {
+		t.Fatalf("token with HttpEndpoint=disabled: %d", got)
+	}
+	if got, _ := do(t, http.MethodGet, base+"/latest/meta-data/instance-id", nil); got != http.StatusForbidden {
+		t.Fatalf("metadata with HttpEndpoint=disabled: %d", got)
 	}
 }
