@@ -68,11 +68,13 @@ func startLocalKMS(t *testing.T, allowedCluster string) *localKMS {
 	l.keyARN = aws.ToString(key.KeyMetadata.Arn)
 	// No account (IAM-delegating) statement: the local cloud has no IAM
 	// authorizer here, so the key policy alone decides, as a locked-down
-	// cluster key's would.
+	// cluster key's would. KMS refuses such a policy unless told that the
+	// lockout is meant.
 	policy := `{"Version":"2012-10-17","Statement":[
 	  {"Effect":"Allow","Principal":{"AWS":"` + roleARN + `"},"Action":"kms:Decrypt","Resource":"*",
 	   "Condition":{"StringEquals":{"kms:EncryptionContext:` + bootconfig.ContextKeyClusterID + `":"` + allowedCluster + `"}}}]}`
-	if _, err := l.admin.PutKeyPolicy(t.Context(), &awskms.PutKeyPolicyInput{KeyId: key.KeyMetadata.KeyId, Policy: aws.String(policy), PolicyName: aws.String("default")}); err != nil {
+	if _, err := l.admin.PutKeyPolicy(t.Context(), &awskms.PutKeyPolicyInput{KeyId: key.KeyMetadata.KeyId, Policy: aws.String(policy), PolicyName: aws.String("default"),
+		BypassPolicyLockoutSafetyCheck: true}); err != nil {
 		t.Fatal(err)
 	}
 	return l
