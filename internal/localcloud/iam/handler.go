@@ -241,11 +241,15 @@ func checkPath(path string) error {
 	return nil
 }
 
-func parsePolicyDocument(text string) (*policy.Document, error) {
+// parsePolicyDocument parses a policy and checks the grammar IAM enforces for its kind.
+func parsePolicyDocument(text string, kind policy.Kind) (*policy.Document, error) {
 	if len(text) > 131072 {
 		return nil, limitExceeded("policy document is too large")
 	}
 	doc, err := policy.Parse(text)
+	if err == nil {
+		err = doc.Validate(kind)
+	}
 	if err != nil {
 		return nil, &awsapi.Error{Code: "MalformedPolicyDocument", Message: err.Error(), Status: http.StatusBadRequest}
 	}

@@ -157,9 +157,16 @@ func TestRolesPoliciesAndProfiles(t *testing.T) {
 	if got := errorCode(t, err); got != "EntityAlreadyExists" {
 		t.Fatalf("duplicate role: %s", got)
 	}
-	_, err = client.CreateRole(ctx, &awsiam.CreateRoleInput{RoleName: aws.String("bad"), AssumeRolePolicyDocument: aws.String("{")})
+	for _, bad := range []string{"{", `{"Statement":{"Effect":"Allow","Action":"sts:AssumeRole"}}`} {
+		_, err = client.CreateRole(ctx, &awsiam.CreateRoleInput{RoleName: aws.String("bad"), AssumeRolePolicyDocument: aws.String(bad)})
+		if got := errorCode(t, err); got != "MalformedPolicyDocument" {
+			t.Fatalf("malformed trust policy %s: %s", bad, got)
+		}
+	}
+	_, err = client.PutRolePolicy(ctx, &awsiam.PutRolePolicyInput{RoleName: aws.String("broker"), PolicyName: aws.String("p"),
+		PolicyDocument: aws.String(`{"Statement":{"Effect":"Allow","Principal":"*","Action":"kms:Decrypt","Resource":"*"}}`)})
 	if got := errorCode(t, err); got != "MalformedPolicyDocument" {
-		t.Fatalf("malformed trust policy: %s", got)
+		t.Fatalf("identity policy with a principal: %s", got)
 	}
 	got, err := client.GetRole(ctx, &awsiam.GetRoleInput{RoleName: aws.String("broker")})
 	if err != nil {

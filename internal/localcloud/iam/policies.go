@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/tributary/tributary/internal/localcloud/policy"
 )
 
 type policyXML struct {
@@ -80,7 +82,7 @@ func (s *Service) createPolicy(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	doc, err := parsePolicyDocument(text)
+	doc, err := parsePolicyDocument(text, policy.Identity)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +200,7 @@ func (s *Service) createPolicyVersion(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	doc, err := parsePolicyDocument(text)
+	doc, err := parsePolicyDocument(text, policy.Identity)
 	if err != nil {
 		return nil, err
 	}

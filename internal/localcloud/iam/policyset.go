@@ -64,7 +64,7 @@ func putInlinePolicy(ps *policySet, p params) error {
 	if err != nil {
 		return err
 	}
-	doc, err := parsePolicyDocument(text)
+	doc, err := parsePolicyDocument(text, policy.Identity)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,8 @@ package iam
 import (
 	"slices"
 	"strings"
+
+	"github.com/tributary/tributary/internal/localcloud/policy"
 )
 
 type roleXML struct {
@@ -69,7 +71,7 @@ func (s *Service) createRole(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	trust, err := parsePolicyDocument(trustText)
+	trust, err := parsePolicyDocument(trustText, policy.Trust)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +186,7 @@ func (s *Service) updateAssumeRolePolicy(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	doc, err := parsePolicyDocument(text)
+	doc, err := parsePolicyDocument(text, policy.Trust)
 	if err != nil {
 		return nil, err
 	}

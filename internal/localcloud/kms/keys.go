@@ -145,6 +145,9 @@ func parseKeyPolicy(text string) (*policy.Document, error) {
 		return nil, awsapi.Errorf("MalformedPolicyDocumentException", "policy is larger than 32768 characters")
 	}
 	doc, err := policy.Parse(text)
+	if err == nil {
+		err = doc.Validate(policy.Resource)
+	}
 	if err != nil {
 		return nil, awsapi.Errorf("MalformedPolicyDocumentException", "%v", err)
 	}

@@ -2,6 +2,9 @@
 // policies and KMS key policies) the way AWS's policy evaluation logic does for a single account:
 // an explicit Deny wins, then any Allow, otherwise the request is implicitly denied.
 //
+// Parse checks the JSON structure; Validate adds the grammar IAM enforces for each kind of
+// document (identity, trust, resource policies).
+//
 // Supported: Effect, Action/NotAction, Resource/NotResource, Principal/NotPrincipal ("*", AWS
 // account ids and ARNs, Service principals), and Condition blocks with the string, ARN, numeric,
 // Bool and Null operators, their IfExists variants and the ForAnyValue/ForAllValues set

@@ -187,3 +187,34 @@ func TestTrustPolicyPrincipals(t *testing.T) {
 		t.Fatalf("other account: got %v, want ImplicitDeny", got)
 	}
 }
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		kind Kind
+		text string
+		ok   bool
+	}{
+		{"identity", Identity, `{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}}`, true},
+		{"identity with principal", Identity, `{"Statement":{"Effect":"Allow","Principal":"*","Action":"kms:Decrypt","Resource":"*"}}`, false},
+		{"identity without resource", Identity, `{"Statement":{"Effect":"Allow","Action":"kms:Decrypt"}}`, false},
+		{"action without vendor", Identity, `{"Statement":{"Effect":"Allow","Action":"Decrypt","Resource":"*"}}`, false},
+		{"bad version", Identity, `{"Version":"2024-01-01","Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}`, false},
+		{"unknown operator", Identity, `{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"StringSortOf":{"a":"b"}}}}`, false},
+		{"bad qualifier", Identity, `{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"ForSome:StringEquals":{"a":"b"}}}}`, false},
+		{"accepted unevaluated operator", Identity, `{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"ForAnyValue:IpAddressIfExists":{"aws:SourceIp":"10.0.0.0/8"}}}}`, true},
+		{"trust", Trust, `{"Statement":{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}}`, true},
+		{"trust without principal", Trust, `{"Statement":{"Effect":"Allow","Action":"sts:AssumeRole"}}`, false},
+		{"trust with resource", Trust, `{"Statement":{"Effect":"Allow","Principal":"*","Action":"sts:AssumeRole","Resource":"*"}}`, false},
+		{"key policy", Resource, `{"Statement":{"Effect":"Allow","Principal":{"AWS":"000000000000"},"Action":"kms:*","Resource":"*"}}`, true},
+		{"key policy without principal", Resource, `{"Statement":{"Effect":"Allow","Action":"kms:*","Resource":"*"}}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := mustParse(t, tt.text).Validate(tt.kind)
+			if (err == nil) != tt.ok {
+				t.Fatalf("Validate = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
