@@ -786,3 +786,74 @@ func TestOffsetForTimestampInsideCompressedBatches(t *testing.T) {
 		}
 	}
 }
+
+func TestSetConfigAppliesAndPersists(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir, Options{})
+	p := mustCreate(t, st, "cfg", 0, TopicConfig{})
+	p.SetConfig(TopicConfig{RetentionBytes: 1234, CleanupPolicy: CleanupCompactDelete})
+	if c := p.Config(); c.RetentionBytes != 1234 || c.SegmentBytes != DefaultSegmentBytes || !c.compact() || !c.delete() {
+		t.Fatalf("config after SetConfig: %+v", c)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st2 := openStore(t, dir, Options{})
+	p2, _ := st2.Partition("cfg", 0)
+	if c := p2.Config(); c.RetentionBytes != 1234 || c.CleanupPolicy != CleanupCompactDelete {
+		t.Fatalf("config after restart: %+v", c)
+	}
+	if p2.Topic() != "cfg" || p2.PartitionIndex() != 0 {
+		t.Fatalf("identity after restart: %s-%d", p2.Topic(), p2.PartitionIndex())
+	}
+	if _, err := st2.CreatePartition("cfg", 0, TopicConfig{CleanupPolicy: "sometimes"}); err == nil {
+		t.Fatal("an invalid cleanup.policy was accepted")
+	}
+}
+
+func TestSetHighWatermarkBoundsReads(t *testing.T) {
+	st := openStore(t, t.TempDir(), Options{})
+	p := mustCreate(t, st, "hw", 0, TopicConfig{})
+	for i := 0; i < 4; i++ {
+		mustAppend(t, p, makeBatch(t, batchSpec{records: 2}))
+	}
+	p.SetHighWatermark(4)
+	if p.HighWatermark() != 4 {
+		t.Fatalf("high watermark %d, want 4", p.HighWatermark())
+	}
+	if got := len(readAll(t, p, 0, p.HighWatermark())); got != 2 {
+		t.Fatalf("read %d batches below the high watermark, want 2", got)
+	}
+	if _, err := p.DeleteRecordsBefore(6); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Fatalf("DeleteRecords past the high watermark: %v", err)
+	}
+	if start, err := p.DeleteRecordsBefore(-1); err != nil || start != 4 {
+		t.Fatalf("DeleteRecords to the high watermark: %d, %v", start, err)
+	}
+	p.SetHighWatermark(100)
+	if p.HighWatermark() != 8 {
+		t.Fatalf("high watermark above the log end: %d, want it capped at 8", p.HighWatermark())
+	}
+	if p.LatestEpoch() != 0 {
+		t.Fatalf("latest epoch %d", p.LatestEpoch())
+	}
+}
+
+func TestStartCleanerRunsInBackground(t *testing.T) {
+	st := openStore(t, t.TempDir(), Options{RetentionCheckInterval: 10 * time.Millisecond})
+	p := mustCreate(t, st, "bg", 0, TopicConfig{SegmentBytes: 300, RetentionBytes: 1, RetentionMs: -1})
+	for i := 0; i < 10; i++ {
+		mustAppend(t, p, makeBatch(t, batchSpec{records: 1, valueSize: 200}))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st.StartCleaner(ctx)
+	st.StartCleaner(ctx) // a second call changes nothing
+	deadline := time.Now().Add(10 * time.Second)
+	for p.LogStartOffset() < 9 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p.LogStartOffset() < 9 {
+		t.Fatalf("background retention did not run: log start %d", p.LogStartOffset())
+	}
+}

@@ -244,3 +244,39 @@ func TestRecoveryCorruptMiddleSegmentDropsLaterOnes(t *testing.T) {
 		t.Fatalf("append at %d", res.BaseOffset)
 	}
 }
+
+// TestRecoveryAfterInterruptedCompactionSwap: a crash mid-swap leaves
+// ".cleaned" files and possibly no index for the segment; start-up deletes
+// the leftovers and rebuilds the index from the log.
+func TestRecoveryAfterInterruptedCompactionSwap(t *testing.T) {
+	dir := memTempDir(t)
+	st := openStore(t, dir, Options{})
+	p := mustCreate(t, st, "swap", 0, TopicConfig{SegmentBytes: 400, IndexIntervalBytes: 50})
+	for i := 0; i < 12; i++ {
+		mustAppend(t, p, makeBatch(t, batchSpec{records: 1, valueSize: 60}))
+	}
+	if err := p.checkpoint(); err != nil { // segment 0 is below the recovery point: trusted
+		t.Fatal(err)
+	}
+	crashed := crashCopy(t, dir)
+	part := filepath.Join(crashed, "swap-0")
+	for _, name := range []string{segmentName(0) + logSuffix + cleanedSuffix, segmentName(0) + indexSuffix + cleanedSuffix} {
+		if err := os.WriteFile(filepath.Join(part, name), []byte("half-written"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(filepath.Join(part, segmentName(0)+indexSuffix)); err != nil {
+		t.Fatal(err)
+	}
+	st2 := openStore(t, crashed, Options{})
+	p2, _ := st2.Partition("swap", 0)
+	if p2.LogEndOffset() != 12 || len(readAll(t, p2, 0, 12)) != 12 {
+		t.Fatalf("after an interrupted swap: end %d", p2.LogEndOffset())
+	}
+	if left, _ := filepath.Glob(filepath.Join(part, "*"+cleanedSuffix)); len(left) != 0 {
+		t.Fatalf("leftover files not removed: %v", left)
+	}
+	if _, err := os.Stat(filepath.Join(part, segmentName(0)+indexSuffix)); err != nil {
+		t.Fatalf("index of the first segment not rebuilt: %v", err)
+	}
+}
