@@ -38,7 +38,17 @@ func TestAWSCLI(t *testing.T) {
 	c := startCloud(t, "")
 	registerImage(t, c, "cli-image", "")
 
-	out, err := awsCLI(t, c.Endpoint(), "ec2", "describe-subnets", "--filters", "Name=default-for-az,Values=true")
+	// An empty answer is an empty list, not a missing key.
+	out, err := awsCLI(t, c.Endpoint(), "ec2", "describe-instances")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var empty map[string]json.RawMessage
+	if err := json.Unmarshal(out, &empty); err != nil || string(empty["Reservations"]) != "[]" {
+		t.Fatalf("describe-instances with no instances: %s", out)
+	}
+
+	out, err = awsCLI(t, c.Endpoint(), "ec2", "describe-subnets", "--filters", "Name=default-for-az,Values=true")
 	if err != nil {
 		t.Fatal(err)
 	}

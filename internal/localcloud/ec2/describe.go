@@ -165,8 +165,8 @@ func (s *Service) describeInstances(ctx context.Context, req *awsapi.Request, p 
 	}
 	out := &struct {
 		meta
-		Reservations []xReservation `xml:"reservationSet>item"`
-		NextToken    string         `xml:"nextToken,omitempty"`
+		Reservations items[xReservation] `xml:"reservationSet"`
+		NextToken    string              `xml:"nextToken,omitempty"`
 	}{NextToken: next}
 	for _, key := range pg {
 		inst := s.st.Instances[order[key]]
@@ -254,8 +254,8 @@ func (s *Service) describeInstanceStatus(ctx context.Context, req *awsapi.Reques
 	}
 	out := &struct {
 		meta
-		Statuses  []xInstanceStatus `xml:"instanceStatusSet>item"`
-		NextToken string            `xml:"nextToken,omitempty"`
+		Statuses  items[xInstanceStatus] `xml:"instanceStatusSet"`
+		NextToken string                 `xml:"nextToken,omitempty"`
 	}{NextToken: next}
 	for _, id := range pg {
 		inst := s.st.Instances[id]

@@ -308,8 +308,8 @@ func (s *Service) describeNetworkInterfaces(ctx context.Context, req *awsapi.Req
 	}
 	out := &struct {
 		meta
-		Interfaces []xNetworkInterface `xml:"networkInterfaceSet>item"`
-		NextToken  string              `xml:"nextToken,omitempty"`
+		Interfaces items[xNetworkInterface] `xml:"networkInterfaceSet"`
+		NextToken  string                   `xml:"nextToken,omitempty"`
 	}{NextToken: next}
 	for _, id := range pg {
 		out.Interfaces = append(out.Interfaces, s.xInterfaceLocked(s.st.NetworkInterfaces[id]))

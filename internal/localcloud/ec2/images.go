@@ -236,8 +236,8 @@ func (s *Service) describeImages(ctx context.Context, req *awsapi.Request, p par
 	}
 	out := &struct {
 		meta
-		Images    []xImage `xml:"imagesSet>item"`
-		NextToken string   `xml:"nextToken,omitempty"`
+		Images    items[xImage] `xml:"imagesSet"`
+		NextToken string        `xml:"nextToken,omitempty"`
 	}{NextToken: next}
 	for _, id := range pg {
 		out.Images = append(out.Images, s.xImage(s.st.Images[id]))

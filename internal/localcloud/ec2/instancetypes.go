@@ -195,8 +195,8 @@ func (s *Service) describeInstanceTypes(ctx context.Context, req *awsapi.Request
 	}
 	out := &struct {
 		meta
-		Types     []xInstanceTypeInfo `xml:"instanceTypeSet>item"`
-		NextToken string              `xml:"nextToken,omitempty"`
+		Types     items[xInstanceTypeInfo] `xml:"instanceTypeSet"`
+		NextToken string                   `xml:"nextToken,omitempty"`
 	}{NextToken: next}
 	for _, name := range pg {
 		it := catalog[name]

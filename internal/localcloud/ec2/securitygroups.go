@@ -507,8 +507,8 @@ func (s *Service) describeSecurityGroups(ctx context.Context, req *awsapi.Reques
 	}
 	out := &struct {
 		meta
-		Groups    []xSecurityGroup `xml:"securityGroupInfo>item"`
-		NextToken string           `xml:"nextToken,omitempty"`
+		Groups    items[xSecurityGroup] `xml:"securityGroupInfo"`
+		NextToken string                `xml:"nextToken,omitempty"`
 	}{NextToken: next}
 	for _, id := range pg {
 		out.Groups = append(out.Groups, s.xGroupLocked(s.st.SecurityGroups[id]))
@@ -563,8 +563,8 @@ func (s *Service) describeSecurityGroupRules(ctx context.Context, req *awsapi.Re
 	}
 	out := &struct {
 		meta
-		Rules     []xSecurityGroupRule `xml:"securityGroupRuleSet>item"`
-		NextToken string               `xml:"nextToken,omitempty"`
+		Rules     items[xSecurityGroupRule] `xml:"securityGroupRuleSet"`
+		NextToken string                    `xml:"nextToken,omitempty"`
 	}{NextToken: next}
 	for _, id := range pg {
 		x := byID[id]

@@ -206,8 +206,8 @@ func (s *Service) describeTags(ctx context.Context, req *awsapi.Request, p param
 	}
 	out := &struct {
 		meta
-		Tags      []xTagDescription `xml:"tagSet>item"`
-		NextToken string            `xml:"nextToken,omitempty"`
+		Tags      items[xTagDescription] `xml:"tagSet"`
+		NextToken string                 `xml:"nextToken,omitempty"`
 	}{NextToken: next}
 	for _, k := range pg {
 		out.Tags = append(out.Tags, rows[k])

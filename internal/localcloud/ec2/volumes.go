@@ -350,8 +350,8 @@ func (s *Service) describeVolumes(ctx context.Context, req *awsapi.Request, p pa
 	}
 	out := &struct {
 		meta
-		Volumes   []xVolume `xml:"volumeSet>item"`
-		NextToken string    `xml:"nextToken,omitempty"`
+		Volumes   items[xVolume] `xml:"volumeSet"`
+		NextToken string         `xml:"nextToken,omitempty"`
 	}{NextToken: next}
 	for _, id := range pg {
 		out.Volumes = append(out.Volumes, s.xVolumeLocked(s.st.Volumes[id]))
@@ -486,8 +486,8 @@ func (s *Service) describeVolumesModifications(ctx context.Context, req *awsapi.
 	}
 	out := &struct {
 		meta
-		Modifications []xVolumeModification `xml:"volumeModificationSet>item"`
-		NextToken     string                `xml:"nextToken,omitempty"`
+		Modifications items[xVolumeModification] `xml:"volumeModificationSet"`
+		NextToken     string                     `xml:"nextToken,omitempty"`
 	}{NextToken: next}
 	for _, id := range pg {
 		out.Modifications = append(out.Modifications, s.xModification(s.st.Modifications[id]))

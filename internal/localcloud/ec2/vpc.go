@@ -93,7 +93,7 @@ func (s *Service) describeAvailabilityZones(ctx context.Context, req *awsapi.Req
 	ids := p.list("ZoneId")
 	out := &struct {
 		meta
-		Zones []xAvailabilityZone `xml:"availabilityZoneInfo>item"`
+		Zones items[xAvailabilityZone] `xml:"availabilityZoneInfo"`
 	}{}
 	for _, az := range s.zones() {
 		if len(names) > 0 && !slices.Contains(names, az) || len(ids) > 0 && !slices.Contains(ids, s.zoneID(az)) {
@@ -301,8 +301,8 @@ func (s *Service) describeVPCs(ctx context.Context, req *awsapi.Request, p param
 	}
 	out := &struct {
 		meta
-		VPCs      []xVPC `xml:"vpcSet>item"`
-		NextToken string `xml:"nextToken,omitempty"`
+		VPCs      items[xVPC] `xml:"vpcSet"`
+		NextToken string      `xml:"nextToken,omitempty"`
 	}{NextToken: next}
 	for _, id := range pg {
 		out.VPCs = append(out.VPCs, s.xVPCLocked(s.st.VPCs[id]))
@@ -503,8 +503,8 @@ func (s *Service) describeSubnets(ctx context.Context, req *awsapi.Request, p pa
 	}
 	out := &struct {
 		meta
-		Subnets   []xSubnet `xml:"subnetSet>item"`
-		NextToken string    `xml:"nextToken,omitempty"`
+		Subnets   items[xSubnet] `xml:"subnetSet"`
+		NextToken string         `xml:"nextToken,omitempty"`
 	}{NextToken: next}
 	for _, id := range pg {
 		out.Subnets = append(out.Subnets, s.xSubnetLocked(s.st.Subnets[id]))

@@ -418,3 +418,21 @@ type xTagDescription struct {
 	Key          string `xml:"key"`
 	Value        string `xml:"value"`
 }
+
+// items is a list that is always written, empty or not, as <name><item>...</item></name>:
+// EC2 answers an empty Describe with an empty set, which botocore turns into [] (a missing
+// element would become a missing key, and `--query` would print None).
+type items[T any] []T
+
+// MarshalXML implements xml.Marshaler.
+func (l items[T]) MarshalXML(e *xml.Encoder, start xml.StartElement) error {
+	if err := e.EncodeToken(start); err != nil {
+		return err
+	}
+	for _, it := range l {
+		if err := e.EncodeElement(it, xml.StartElement{Name: xml.Name{Local: "item"}}); err != nil {
+			return err
+		}
+	}
+	return e.EncodeToken(start.End())
+}
