@@ -66,8 +66,15 @@ type secretFiles struct {
 // writeSecretFiles writes the decrypted key material into dir with mode
 // 0600 (the directory 0700). In the image dir is under /run, a tmpfs: the
 // secrets never touch a disk.
-func writeSecretFiles(dir string, s *bootconfig.Secrets) (secretFiles, error) {
-	var files secretFiles
+//
+// Files a previous boot wrote and this one does not (the cluster turned TLS
+// off, say) are removed, so no stale key outlives its use.
+func writeSecretFiles(dir string, s *bootconfig.Secrets) (files secretFiles, err error) {
+	defer func() {
+		if err == nil {
+			err = removeStaleSecrets(dir, files)
+		}
+	}()
 	if s == nil {
 		return files, nil
 	}
@@ -101,6 +108,21 @@ func writeSecretFiles(dir string, s *bootconfig.Secrets) (secretFiles, error) {
 		}
 	}
 	return files, nil
+}
+
+// removeStaleSecrets deletes the secret files of earlier boots that this boot
+// did not write.
+func removeStaleSecrets(dir string, written secretFiles) error {
+	for _, name := range []string{TLSKeystoreFileName, SCRAMFileName} {
+		path := filepath.Join(dir, name)
+		if path == written.TLSKeystore || path == written.SCRAM {
+			continue
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removing the stale secret file %s: %w", path, err)
+		}
+	}
+	return nil
 }
 
 // renderConfig returns the broker's config file (Java properties, the names
