@@ -587,3 +587,26 @@ func TestUsersAndAccessKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTimeConditions checks that aws:CurrentTime conditions follow the emulator's clock.
+func TestTimeConditions(t *testing.T) {
+	c := newCloud(t, "")
+	ctx := context.Background()
+	deadline := c.clock.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	roleARN := "arn:aws:iam::000000000000:role/temp"
+	createRole(t, awsiam.NewFromConfig(c.root()), "temp", trustEC2)
+	if _, err := awsiam.NewFromConfig(c.root()).PutRolePolicy(ctx, &awsiam.PutRolePolicyInput{RoleName: aws.String("temp"), PolicyName: aws.String("until"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:ListKeys","Resource":"*",
+		  "Condition":{"DateLessThan":{"aws:CurrentTime":"` + deadline + `"},"StringEquals":{"aws:PrincipalType":"AssumedRole"}}}]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.iam.Authorize(ctx, awsapi.AuthorizationRequest{Caller: awsapi.AssumedRoleIdentity(awsapi.DefaultAccount, roleARN, "AROAX", "s"), Action: "kms:ListKeys", Resource: "*"})
+	if err != nil || !d.Allowed {
+		t.Fatalf("before the deadline: %+v %v", d, err)
+	}
+	c.clock.Advance(2 * time.Hour)
+	d, err = c.iam.Authorize(ctx, awsapi.AuthorizationRequest{Caller: awsapi.AssumedRoleIdentity(awsapi.DefaultAccount, roleARN, "AROAX", "s"), Action: "kms:ListKeys", Resource: "*"})
+	if err != nil || d.Allowed {
+		t.Fatalf("after the deadline: %+v %v", d, err)
+	}
+}

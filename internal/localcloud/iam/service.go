@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -150,11 +151,18 @@ func (s *Service) Authorize(ctx context.Context, req awsapi.AuthorizationRequest
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	docs := s.identityPoliciesLocked(req.Caller)
+	now := s.now()
 	conditions := map[string][]string{
 		"aws:PrincipalArn":     {req.Caller.PrincipalARN},
 		"aws:PrincipalAccount": {req.Caller.Account},
+		"aws:PrincipalType":    {principalType(req.Caller.Type)},
 		"aws:RequestedRegion":  {req.Region},
 		"aws:userid":           {req.Caller.UserID},
+		"aws:CurrentTime":      {now.UTC().Format(time.RFC3339)},
+		"aws:EpochTime":        {strconv.FormatInt(now.Unix(), 10)},
+	}
+	if req.Caller.Type == awsapi.PrincipalUser {
+		conditions["aws:username"] = []string{req.Caller.ARN[strings.LastIndex(req.Caller.ARN, "/")+1:]}
 	}
 	for k, v := range req.Conditions {
 		conditions[k] = v
@@ -177,6 +185,14 @@ func (s *Service) Authorize(ctx context.Context, req awsapi.AuthorizationRequest
 	default:
 		return awsapi.Decision{Reason: "because no identity-based policy allows the " + req.Action + " action"}, nil
 	}
+}
+
+// principalType is the value of aws:PrincipalType: AWS calls the root "Account".
+func principalType(t awsapi.PrincipalType) string {
+	if t == awsapi.PrincipalRoot {
+		return "Account"
+	}
+	return string(t)
 }
 
 // identityPoliciesLocked returns the policies of the IAM entity behind an identity.

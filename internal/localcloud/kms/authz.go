@@ -4,6 +4,8 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strconv"
+	"time"
 
 	"github.com/tributary/tributary/internal/localcloud/awsapi"
 	"github.com/tributary/tributary/internal/localcloud/policy"
@@ -33,7 +35,7 @@ func (s *Service) authorizeLocked(c *call, operation string, k *key, encCtx map[
 		return nil
 	}
 	action := "kms:" + operation
-	conditions := conditionContext(c.identity, encCtx)
+	conditions := conditionContext(c.identity, encCtx, s.now())
 	if k == nil {
 		return c.req.Authorize(c.ctx, action, "*", conditions)
 	}
@@ -79,11 +81,13 @@ func callerARNs(id awsapi.Identity) []string {
 	return arns
 }
 
-// conditionContext holds the condition keys KMS and IAM define for a request.
-func conditionContext(id awsapi.Identity, encCtx map[string]string) map[string][]string {
+// conditionContext holds the condition keys KMS and IAM define for a request at now.
+func conditionContext(id awsapi.Identity, encCtx map[string]string, now time.Time) map[string][]string {
 	ctx := map[string][]string{
 		"aws:PrincipalArn":     {id.PrincipalARN},
 		"aws:PrincipalAccount": {id.Account},
+		"aws:CurrentTime":      {now.UTC().Format(time.RFC3339)},
+		"aws:EpochTime":        {strconv.FormatInt(now.Unix(), 10)},
 		"kms:CallerAccount":    {id.Account},
 	}
 	if len(encCtx) > 0 {

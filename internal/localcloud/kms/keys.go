@@ -123,7 +123,7 @@ func (s *Service) createKey(c *call, in *createKeyInput) (*keyMetadataOutput, er
 		return nil, err
 	}
 	if !in.BypassPolicyLockoutSafetyCheck {
-		if err := checkLockout(c, doc); err != nil {
+		if err := s.checkLockout(c, doc); err != nil {
 			return nil, err
 		}
 	}
@@ -156,7 +156,7 @@ func parseKeyPolicy(text string) (*policy.Document, error) {
 
 // checkLockout is KMS's policy lockout safety check: a key policy must still let the caller
 // change the key policy, or the key could become unmanageable.
-func checkLockout(c *call, doc *policy.Document) error {
+func (s *Service) checkLockout(c *call, doc *policy.Document) error {
 	if c.req == nil {
 		return nil
 	}
@@ -165,7 +165,7 @@ func checkLockout(c *call, doc *policy.Document) error {
 		Caller:   policy.Caller{Account: id.Account, ARNs: callerARNs(id)},
 		Action:   "kms:PutKeyPolicy",
 		Resource: "*",
-		Context:  conditionContext(id, nil),
+		Context:  conditionContext(id, nil, s.now()),
 	}
 	if policy.Evaluate(req, doc) != policy.Allowed {
 		return awsapi.Errorf("MalformedPolicyDocumentException", "The new key policy will not allow you to update the key policy in the future.")
@@ -788,7 +788,7 @@ func (s *Service) putKeyPolicy(c *call, in *keyPolicyInput) (*struct{}, error) {
 		return nil, err
 	}
 	if !in.BypassPolicyLockoutSafetyCheck {
-		if err := checkLockout(c, doc); err != nil {
+		if err := s.checkLockout(c, doc); err != nil {
 			return nil, err
 		}
 	}

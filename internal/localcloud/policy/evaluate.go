@@ -3,6 +3,7 @@ package policy
 import (
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Decision is the outcome of evaluating policies against a request.
@@ -287,8 +288,41 @@ func operator(name string) (match func(have, want string) bool, negated, known b
 		return numeric(func(a, b float64) bool { return a > b }), false, true
 	case "NumericGreaterThanEquals":
 		return numeric(func(a, b float64) bool { return a >= b }), false, true
+	case "DateEquals":
+		return date(func(a, b time.Time) bool { return a.Equal(b) }), false, true
+	case "DateNotEquals":
+		return date(func(a, b time.Time) bool { return a.Equal(b) }), true, true
+	case "DateLessThan":
+		return date(func(a, b time.Time) bool { return a.Before(b) }), false, true
+	case "DateLessThanEquals":
+		return date(func(a, b time.Time) bool { return !a.After(b) }), false, true
+	case "DateGreaterThan":
+		return date(func(a, b time.Time) bool { return a.After(b) }), false, true
+	case "DateGreaterThanEquals":
+		return date(func(a, b time.Time) bool { return !a.Before(b) }), false, true
 	}
 	return nil, false, false
+}
+
+// date compares timestamps written as ISO 8601 or as epoch seconds, as IAM accepts both.
+func date(cmp func(a, b time.Time) bool) func(have, want string) bool {
+	return func(have, want string) bool {
+		a, ok1 := parseDate(have)
+		b, ok2 := parseDate(want)
+		return ok1 && ok2 && cmp(a, b)
+	}
+}
+
+func parseDate(s string) (time.Time, bool) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05Z0700", "2006-01-02T15:04Z07:00", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
+	}
+	if secs, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(secs, 0), true
+	}
+	return time.Time{}, false
 }
 
 func stringEquals(have, want string) bool { return have == want }

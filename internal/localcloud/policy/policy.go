@@ -7,10 +7,11 @@
 //
 // Supported: Effect, Action/NotAction, Resource/NotResource, Principal/NotPrincipal ("*", AWS
 // account ids and ARNs, Service principals), and Condition blocks with the string, ARN, numeric,
-// Bool and Null operators, their IfExists variants and the ForAnyValue/ForAllValues set
-// qualifiers. A condition operator the local cloud does not know (for example IpAddress or the
-// Date operators) never matches, so an Allow that depends on it does not apply; that is the safe
-// direction for an emulator used to test least-privilege policies.
+// date, Bool, BinaryEquals and Null operators, their IfExists variants and the
+// ForAnyValue/ForAllValues set qualifiers. The IpAddress operators are accepted but not
+// evaluated: they never match, so an Allow that depends on them does not apply (the safe
+// direction for an emulator used to test least-privilege policies), and neither does a Deny.
+// Policy variables (${aws:username}) are not substituted.
 package policy
 
 import (

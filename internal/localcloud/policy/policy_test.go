@@ -145,6 +145,10 @@ func TestConditionOperators(t *testing.T) {
 		{"ForAnyValue:StringEquals", []string{"x", "y"}, []string{"a", "b"}, false},
 		{"ForAnyValue:StringEquals", nil, []string{"a"}, false},
 		{"IpAddress", []string{"10.0.0.1"}, []string{"10.0.0.0/8"}, false},
+		{"DateLessThan", []string{"2026-11-25T08:00:00Z"}, []string{"2027-01-01T00:00:00Z"}, true},
+		{"DateGreaterThan", []string{"2026-11-25T08:00:00Z"}, []string{"2027-01-01T00:00:00Z"}, false},
+		{"DateEquals", []string{"1764057600"}, []string{"2025-11-25T08:00:00Z"}, true},
+		{"DateNotEquals", []string{"garbage"}, []string{"2025-11-25T08:00:00Z"}, true},
 	}
 	for _, tt := range tests {
 		if got := conditionHolds(tt.op, tt.have, tt.want); got != tt.ok {
