@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -182,36 +183,79 @@ func forEachRecordOf(h *recordbatch.Header, data []byte, fn func(r *recordbatch.
 
 // cleanSegment rewrites one segment. It returns the earliest delete horizon
 // of the tombstones it kept (0 if none).
-func (p *Partition) cleanSegment(c cleanerCandidate, latest map[string]int64, lastOfProducer map[int64]int64, now, deleteRetention int64) (int64, error) {
-	var out []byte
+func (p *Partition) cleanSegment(c cleanerCandidate, latest map[string]int64, lastOfProducer map[int64]int64, now, deleteRetention int64) (horizon int64, err error) {
+	out, err := p.newCleanedSegment(c)
+	if err != nil {
+		return 0, err
+	}
 	changed := false
-	minHorizon := int64(0)
-	err := p.forEachCandidateBatch(c, true, func(h *recordbatch.Header, data []byte) error {
+	err = p.forEachCandidateBatch(c, true, func(h *recordbatch.Header, data []byte) error {
 		if h.IsControl() {
-			out = append(out, data...)
-			return nil
+			return out.add(h, data)
 		}
 		nb, hz, err := cleanBatch(h, data, latest, lastOfProducer, now, deleteRetention)
 		if err != nil {
 			return err
 		}
-		if hz > 0 && (minHorizon == 0 || hz < minHorizon) {
-			minHorizon = hz
+		if hz > 0 && (horizon == 0 || hz < horizon) {
+			horizon = hz
 		}
 		if nb == nil {
 			changed = true
 			return nil
 		}
-		if len(nb) != len(data) || &nb[0] != &data[0] {
-			changed = true
+		if len(nb) == len(data) && &nb[0] == &data[0] {
+			return out.add(h, data)
 		}
-		out = append(out, nb...)
-		return nil
+		changed = true
+		nh, err := recordbatch.ParseHeader(nb)
+		if err != nil {
+			return fmt.Errorf("re-encoded batch at offset %d: %w", h.BaseOffset, err)
+		}
+		return out.add(&nh, nb)
 	})
 	if err != nil || !changed {
-		return minHorizon, err
+		out.discard()
+		return horizon, err
 	}
-	return minHorizon, p.swapCleaned(c, out)
+	return horizon, p.swapCleaned(c, out)
+}
+
+// cleanedSegment is the output of compacting one segment, streamed to
+// ".cleaned" files so memory stays bounded whatever the segment size.
+type cleanedSegment struct {
+	seg      *segment
+	w        *bufio.Writer
+	interval int32
+}
+
+func (p *Partition) newCleanedSegment(c cleanerCandidate) (*cleanedSegment, error) {
+	seg := &segment{dir: c.seg.dir, base: c.base, next: c.base, maxTimestamp: -1, created: c.seg.created}
+	tmp := seg.logPath() + cleanedSuffix
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("creating %s: %w", tmp, err)
+	}
+	seg.file = f
+	return &cleanedSegment{seg: seg, w: bufio.NewWriterSize(f, 1<<20), interval: p.Config().IndexIntervalBytes}, nil
+}
+
+// add appends one batch (copied; data may be reused by the caller).
+func (cs *cleanedSegment) add(h *recordbatch.Header, data []byte) error {
+	pos := cs.seg.size
+	if _, err := cs.w.Write(data); err != nil {
+		return fmt.Errorf("writing %s: %w", cs.seg.logPath()+cleanedSuffix, err)
+	}
+	cs.seg.track(h, pos, cs.interval)
+	return nil
+}
+
+// discard removes the output files.
+func (cs *cleanedSegment) discard() {
+	cs.seg.file.Close()
+	for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+		os.Remove(filepath.Join(cs.seg.dir, segmentName(cs.seg.base)+suffix+cleanedSuffix))
+	}
 }
 
 // cleanBatch returns the batch with only its surviving records: data
@@ -289,45 +333,29 @@ func cleanBatch(h *recordbatch.Header, data []byte, latest map[string]int64, las
 	return nb, horizon, nil
 }
 
-// swapCleaned writes the cleaned segment and swaps it in place of the old
-// one. Crash safety: the new files are complete and fsynced under
+// swapCleaned completes the cleaned segment and swaps it in place of the
+// old one. Crash safety: the new files are complete and fsynced under
 // ".cleaned" names before anything is replaced; the old index files are
 // removed before the log is renamed over the old one, so a crash at any
-// step leaves either the old log or the new log, and a missing index, which
-// start-up rebuilds from the log. Leftover ".cleaned" files are deleted at
-// start-up.
-func (p *Partition) swapCleaned(c cleanerCandidate, data []byte) error {
-	cleaned := &segment{dir: c.seg.dir, base: c.base, next: c.nextBase, maxTimestamp: -1}
+// step leaves either the old log or the new log, and at worst a missing
+// index, which start-up rebuilds from the log. Leftover ".cleaned" files are
+// deleted at start-up.
+func (p *Partition) swapCleaned(c cleanerCandidate, out *cleanedSegment) error {
+	cleaned := out.seg
 	logPath := c.seg.logPath()
 	tmpLog := logPath + cleanedSuffix
-	f, err := os.OpenFile(tmpLog, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("creating %s: %w", tmpLog, err)
-	}
-	cleaned.file = f
 	fail := func(err error) error {
-		f.Close()
-		for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
-			os.Remove(filepath.Join(c.seg.dir, segmentName(c.base)+suffix+cleanedSuffix))
-		}
+		out.discard()
 		return err
 	}
-	if err := cleaned.write(data); err != nil {
-		return fail(err)
-	}
-	for pos := 0; pos < len(data); {
-		h, err := recordbatch.ParseHeader(data[pos:])
-		if err != nil {
-			return fail(fmt.Errorf("cleaned segment: %w", err))
-		}
-		cleaned.track(&h, int64(pos), p.Config().IndexIntervalBytes)
-		pos += h.Size()
+	if err := out.w.Flush(); err != nil {
+		return fail(fmt.Errorf("writing %s: %w", tmpLog, err))
 	}
 	cleaned.next = c.nextBase
 	if err := cleaned.index.writeFiles(cleaned.indexPath()+cleanedSuffix, cleaned.timeIndexPath()+cleanedSuffix, true); err != nil {
 		return fail(err)
 	}
-	if err := f.Sync(); err != nil {
+	if err := cleaned.file.Sync(); err != nil {
 		return fail(fmt.Errorf("fsync %s: %w", tmpLog, err))
 	}
 
@@ -343,9 +371,9 @@ func (p *Partition) swapCleaned(c cleanerCandidate, data []byte) error {
 		return fail(nil) // the segment changed meanwhile; a later pass retries
 	}
 	old := c.seg
-	if len(data) == 0 {
+	if cleaned.size == 0 {
 		// Nothing survived: drop the segment; reads step over the gap.
-		fail(nil)
+		out.discard()
 		p.segments = append(p.segments[:idx], p.segments[idx+1:]...)
 		if err := old.remove(); err != nil {
 			p.store.log.Warn("deleting emptied segment", "segment", logPath, "err", err)
@@ -361,14 +389,20 @@ func (p *Partition) swapCleaned(c cleanerCandidate, data []byte) error {
 	if err := os.Rename(tmpLog, logPath); err != nil {
 		return fail(fmt.Errorf("renaming %s: %w", tmpLog, err))
 	}
-	_ = os.Rename(cleaned.indexPath()+cleanedSuffix, cleaned.indexPath())
-	_ = os.Rename(cleaned.timeIndexPath()+cleanedSuffix, cleaned.timeIndexPath())
+	// From here the new log is in place; an index that fails to move is
+	// rebuilt at the next start (the in-memory one is complete).
+	for _, path := range []string{cleaned.indexPath(), cleaned.timeIndexPath()} {
+		if err := os.Rename(path+cleanedSuffix, path); err != nil {
+			p.store.log.Warn("installing compacted index; it will be rebuilt at start-up", "file", path, "err", err)
+		}
+	}
 	if err := syncDir(p.dir); err != nil {
 		p.store.log.Warn("syncing directory after compaction", "partition", p.dir, "err", err)
 	}
-	_ = old.close()
-	cleaned.created = old.created
+	if err := old.close(); err != nil {
+		p.store.log.Warn("closing the replaced segment", "segment", logPath, "err", err)
+	}
 	p.segments[idx] = cleaned
-	p.store.log.Debug("compacted segment", "segment", logPath, "bytes_before", c.size, "bytes_after", len(data))
+	p.store.log.Debug("compacted segment", "segment", logPath, "bytes_before", c.size, "bytes_after", cleaned.size)
 	return nil
 }
