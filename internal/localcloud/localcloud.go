@@ -117,6 +117,10 @@ func Start(ctx context.Context, opts Options) (*Cloud, error) {
 	if c.ln, err = net.Listen("tcp", opts.Listen); err != nil {
 		return nil, fmt.Errorf("localcloud: listening on %s: %w", opts.Listen, err)
 	}
+	if addr, ok := c.ln.Addr().(*net.TCPAddr); ok && !addr.IP.IsLoopback() {
+		// The fault API (/_localcloud/) is unauthenticated and registers programs to run.
+		c.log.Warn("the local cloud listens beyond loopback: anyone who reaches it can kill instances and run programs through /_localcloud/", "listen", c.ln.Addr().String())
+	}
 	env := func(name string) (awsapi.Env, error) {
 		dir := filepath.Join(opts.StateDir, name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -129,6 +129,7 @@ func New(opts Options) (*Service, error) {
 	s.ensureDefaultVPCLocked()
 	s.recoverLocked()
 	if err := s.saveLocked(); err != nil {
+		_ = s.claim.Release()
 		return nil, err
 	}
 	return s, nil
