@@ -114,6 +114,15 @@ func TestBlockFormatsOnceMountsAndGrows(t *testing.T) {
 		t.Fatalf("after first boot the device holds %+v (%v), want xfs", probe, err)
 	}
 	uuid := fsUUID(t, dev)
+	var st unix.Statfs_t
+	if err := unix.Statfs(mountPath, &st); err != nil {
+		t.Fatal(err)
+	}
+	for flag, name := range map[int64]string{unix.ST_NOATIME: "noatime", unix.ST_NODEV: "nodev", unix.ST_NOSUID: "nosuid", unix.ST_NOEXEC: "noexec"} {
+		if st.Flags&flag == 0 {
+			t.Errorf("the volume is mounted without %s", name)
+		}
+	}
 	marker := filepath.Join(mountPath, "data", "marker")
 	if err := os.MkdirAll(filepath.Dir(marker), 0o755); err != nil {
 		t.Fatal(err)
