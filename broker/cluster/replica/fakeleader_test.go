@@ -21,13 +21,14 @@ type fakeLeader struct {
 	ln    net.Listener
 	mu    sync.Mutex
 	parts map[TopicPartition]*leaderPart
-	conns map[net.Conn]struct{}
+	// lookup, when set, replaces parts: the server of a Manager.
+	lookup Lookup
+	conns  map[net.Conn]struct{}
 	wg    sync.WaitGroup
 }
 
 type leaderPart struct {
 	log     *memLog
-	epoch   int32
 	tracker *Leader
 }
 
@@ -127,11 +128,17 @@ func (fl *fakeLeader) handle(c net.Conn) error {
 	return err
 }
 
-func (fl *fakeLeader) part(topic string, partition int32) (*leaderPart, bool) {
+func (fl *fakeLeader) find(topic string, partition int32) (*Leader, LeaderLog, bool) {
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
+	if fl.lookup != nil {
+		return fl.lookup(topic, partition)
+	}
 	lp, ok := fl.parts[TopicPartition{topic, partition}]
-	return lp, ok
+	if !ok {
+		return nil, nil, false
+	}
+	return lp.tracker, lp.log, true
 }
 
 func epochError(current, ours int32) int16 {
@@ -152,14 +159,14 @@ func (fl *fakeLeader) offsetForLeaderEpoch(r *kmsg.OffsetForLeaderEpochRequest) 
 		for _, p := range t.Partitions {
 			rp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			rp.Partition = p.Partition
-			lp, ok := fl.part(t.Topic, p.Partition)
+			tracker, log, ok := fl.find(t.Topic, p.Partition)
 			switch {
 			case !ok:
-				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case epochError(p.CurrentLeaderEpoch, lp.epoch) != 0:
-				rp.ErrorCode = epochError(p.CurrentLeaderEpoch, lp.epoch)
+				rp.ErrorCode = kerr.NotLeaderForPartition.Code
+			case epochError(p.CurrentLeaderEpoch, tracker.Epoch()) != 0:
+				rp.ErrorCode = epochError(p.CurrentLeaderEpoch, tracker.Epoch())
 			default:
-				rp.LeaderEpoch, rp.EndOffset = lp.log.EndOffsetForLeaderEpoch(p.LeaderEpoch)
+				rp.LeaderEpoch, rp.EndOffset = log.EndOffsetForLeaderEpoch(p.LeaderEpoch)
 			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}
@@ -169,11 +176,5 @@ func (fl *fakeLeader) offsetForLeaderEpoch(r *kmsg.OffsetForLeaderEpochRequest) 
 }
 
 func (fl *fakeLeader) fetch(r *kmsg.FetchRequest) *kmsg.FetchResponse {
-	return HandleFetch(context.Background(), r, func(topic string, partition int32) (*Leader, LeaderLog, bool) {
-		lp, ok := fl.part(topic, partition)
-		if !ok {
-			return nil, nil, false
-		}
-		return lp.tracker, lp.log, true
-	})
+	return HandleFetch(context.Background(), r, fl.find)
 }

@@ -36,7 +36,7 @@ func leaderOf(t *testing.T, fl *fakeLeader, log *memLog, epoch int32) *leaderPar
 	if err != nil {
 		t.Fatal(err)
 	}
-	lp := &leaderPart{log: log, epoch: epoch, tracker: tr}
+	lp := &leaderPart{log: log, tracker: tr}
 	fl.set(tp0, lp)
 	return lp
 }

@@ -1,0 +1,347 @@
+package replica
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tributary/tributary/broker/cluster/metadata"
+)
+
+// ControlPlane is what the manager needs from the cluster controller;
+// *cluster.Controller implements it.
+type ControlPlane interface {
+	NodeID() int32
+	State() *metadata.State
+	Changed() <-chan struct{}
+	AlterPartition(ctx context.Context, topic string, partition, leaderEpoch, partitionEpoch int32, newISR []int32) (metadata.Partition, error)
+}
+
+// PartitionLog is a local partition log as both sides use it.
+type PartitionLog interface {
+	Log
+	Read(offset int64, maxBytes int32, upTo int64) ([]byte, error)
+}
+
+// Logs opens local partition logs; the server backs it with its
+// storage.Store (CreatePartition is idempotent).
+type Logs interface {
+	Open(topic string, partition int32, configs map[string]string) (PartitionLog, error)
+}
+
+// MinISRConfig is the topic config (and broker default) of acks=all's
+// minimum ISR size.
+const MinISRConfig = "min.insync.replicas"
+
+// ManagerConfig configures a broker's replica manager.
+type ManagerConfig struct {
+	Control ControlPlane
+	Logs    Logs
+	// LagTimeMax is replica.lag.time.max.ms.
+	LagTimeMax time.Duration
+	// DefaultMinISR is min.insync.replicas for topics without an override.
+	DefaultMinISR int
+	// ISRInterval is how often ISR changes are checked and proposed.
+	ISRInterval time.Duration
+	// Fetch shapes the follower fetchers (LocalID, LeaderID and Addr are
+	// filled in per leader).
+	Fetch  FetcherConfig
+	Logger *slog.Logger
+}
+
+type leading struct {
+	tracker *Leader
+	log     PartitionLog
+}
+
+type following struct {
+	leader int32
+	epoch  int32
+	addr   string
+}
+
+// Manager makes this broker play its part for every partition it holds a
+// replica of, as the metadata says: it leads (a Leader tracker whose high
+// watermark drives the log's, answering follower fetches, proposing ISR
+// changes) or it follows (a Fetcher per leader broker), and it switches as
+// leaderships move.
+type Manager struct {
+	cfg ManagerConfig
+	log *slog.Logger
+	id  int32
+
+	mu        sync.Mutex
+	leaders   map[TopicPartition]*leading
+	following map[TopicPartition]following
+	fetchers  map[string]*Fetcher // by leader id and address
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// StartManager starts following the metadata.
+func StartManager(cfg ManagerConfig) *Manager {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.ISRInterval <= 0 {
+		cfg.ISRInterval = 500 * time.Millisecond
+	}
+	if cfg.DefaultMinISR < 1 {
+		cfg.DefaultMinISR = 1
+	}
+	m := &Manager{
+		cfg: cfg, id: cfg.Control.NodeID(),
+		log:       cfg.Logger.With("component", "replicas", "node", cfg.Control.NodeID()),
+		leaders:   map[TopicPartition]*leading{},
+		following: map[TopicPartition]following{},
+		fetchers:  map[string]*Fetcher{},
+		done:      make(chan struct{}),
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	go m.run()
+	return m
+}
+
+// Close stops fetching and resigns every leadership (waiting producers get
+// ErrNotLeader).
+func (m *Manager) Close() {
+	m.cancel()
+	<-m.done
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for tp, l := range m.leaders {
+		l.tracker.Resign()
+		delete(m.leaders, tp)
+	}
+	for k, f := range m.fetchers {
+		f.Close()
+		delete(m.fetchers, k)
+	}
+}
+
+// Leader returns the leader state and log of a partition this broker
+// leads. The server uses it on every produce (CheckAcksAll, Appended,
+// WaitReplicated, the leader epoch to append with) and as the Lookup of
+// HandleFetch.
+func (m *Manager) Leader(topic string, partition int32) (*Leader, PartitionLog, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l, ok := m.leaders[TopicPartition{topic, partition}]
+	if !ok {
+		return nil, nil, false
+	}
+	return l.tracker, l.log, true
+}
+
+// Lookup adapts Leader to HandleFetch.
+func (m *Manager) Lookup(topic string, partition int32) (*Leader, LeaderLog, bool) {
+	l, log, ok := m.Leader(topic, partition)
+	return l, log, ok
+}
+
+func (m *Manager) run() {
+	defer close(m.done)
+	t := time.NewTicker(m.cfg.ISRInterval)
+	defer t.Stop()
+	for {
+		changed := m.cfg.Control.Changed()
+		st := m.cfg.Control.State()
+		m.reconcile(st)
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-changed:
+		case <-t.C:
+			m.proposeISRChanges(st)
+		}
+	}
+}
+
+func (m *Manager) minISR(t *metadata.Topic) int {
+	if v, ok := t.Configs[MinISRConfig]; ok {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			return n
+		}
+	}
+	return m.cfg.DefaultMinISR
+}
+
+// replicationAddr is where followers fetch from a broker: its replication
+// listener, else its first client listener.
+func replicationAddr(b *metadata.Broker) string {
+	if b.ReplicationAddr != "" {
+		return b.ReplicationAddr
+	}
+	if len(b.Listeners) > 0 {
+		l := b.Listeners[0]
+		return net.JoinHostPort(l.Host, strconv.Itoa(int(l.Port)))
+	}
+	return ""
+}
+
+// reconcile brings the local roles in line with the metadata.
+func (m *Manager) reconcile(st *metadata.State) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen := map[TopicPartition]bool{}
+	for _, name := range st.TopicNames() {
+		t := st.Topics[name]
+		for i, p := range t.Partitions {
+			if !containsID(p.Replicas, m.id) {
+				continue
+			}
+			tp := TopicPartition{name, int32(i)}
+			seen[tp] = true
+			log, err := m.cfg.Logs.Open(name, int32(i), t.Configs)
+			if err != nil {
+				m.log.Error("opening a replica's log", "partition", tp, "err", err)
+				continue
+			}
+			switch p.Leader {
+			case m.id:
+				m.lead(tp, t, p, log)
+			case metadata.NoLeader:
+				m.stopLeading(tp)
+				m.stopFollowing(tp)
+			default:
+				m.stopLeading(tp)
+				b, ok := st.Brokers[p.Leader]
+				if !ok {
+					m.stopFollowing(tp)
+					continue
+				}
+				m.follow(tp, p, replicationAddr(b), log)
+			}
+		}
+	}
+	for tp := range m.leaders {
+		if !seen[tp] {
+			m.stopLeading(tp)
+		}
+	}
+	for tp := range m.following {
+		if !seen[tp] {
+			m.stopFollowing(tp)
+		}
+	}
+	for k, f := range m.fetchers {
+		if f.Len() == 0 {
+			f.Close()
+			delete(m.fetchers, k)
+		}
+	}
+}
+
+func containsID(ids []int32, id int32) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Manager) lead(tp TopicPartition, t *metadata.Topic, p metadata.Partition, log PartitionLog) {
+	if l, ok := m.leaders[tp]; ok {
+		if l.tracker.Update(p) == nil {
+			return
+		}
+		delete(m.leaders, tp) // a new leader epoch: start afresh
+	}
+	m.stopFollowing(tp)
+	tracker, err := NewLeader(LeaderConfig{
+		LocalID: m.id, LagTimeMax: m.cfg.LagTimeMax, MinISR: m.minISR(t), SetHighWatermark: log.SetHighWatermark,
+	}, p, log.LogEndOffset(), log.HighWatermark())
+	if err != nil {
+		m.log.Error("becoming leader", "partition", tp, "err", err)
+		return
+	}
+	m.leaders[tp] = &leading{tracker: tracker, log: log}
+	m.log.Info("leading partition", "partition", tp, "leader_epoch", p.LeaderEpoch, "isr", p.ISR, "log_end", log.LogEndOffset())
+}
+
+func (m *Manager) stopLeading(tp TopicPartition) {
+	if l, ok := m.leaders[tp]; ok {
+		l.tracker.Resign()
+		delete(m.leaders, tp)
+	}
+}
+
+func fetcherKey(leader int32, addr string) string { return fmt.Sprintf("%d@%s", leader, addr) }
+
+func (m *Manager) follow(tp TopicPartition, p metadata.Partition, addr string, log PartitionLog) {
+	want := following{leader: p.Leader, epoch: p.LeaderEpoch, addr: addr}
+	if cur, ok := m.following[tp]; ok {
+		if cur == want {
+			return
+		}
+		m.stopFollowing(tp)
+	}
+	if addr == "" {
+		m.log.Warn("leader has no replication address", "partition", tp, "leader", p.Leader)
+		return
+	}
+	k := fetcherKey(p.Leader, addr)
+	f, ok := m.fetchers[k]
+	if !ok {
+		fc := m.cfg.Fetch
+		fc.LocalID, fc.LeaderID, fc.Addr = m.id, p.Leader, addr
+		if fc.Logger == nil {
+			fc.Logger = m.cfg.Logger
+		}
+		f = StartFetcher(fc)
+		m.fetchers[k] = f
+	}
+	f.Add(tp, p.LeaderEpoch, log)
+	m.following[tp] = want
+	m.log.Info("following partition", "partition", tp, "leader", p.Leader, "leader_epoch", p.LeaderEpoch)
+}
+
+func (m *Manager) stopFollowing(tp TopicPartition) {
+	cur, ok := m.following[tp]
+	if !ok {
+		return
+	}
+	if f, ok := m.fetchers[fetcherKey(cur.leader, cur.addr)]; ok {
+		f.Remove(tp)
+	}
+	delete(m.following, tp)
+}
+
+// proposeISRChanges sends the due ISR changes of the partitions this
+// broker leads to the controller.
+func (m *Manager) proposeISRChanges(st *metadata.State) {
+	m.mu.Lock()
+	type proposal struct {
+		tp      TopicPartition
+		tracker *Leader
+		change  ISRChange
+	}
+	var todo []proposal
+	for tp, l := range m.leaders {
+		if ch, ok := l.tracker.ProposeISRChange(st.EligibleBroker); ok {
+			todo = append(todo, proposal{tp, l.tracker, ch})
+		}
+	}
+	m.mu.Unlock()
+	for _, p := range todo {
+		ctx, cancel := context.WithTimeout(m.ctx, 5*time.Second)
+		np, err := m.cfg.Control.AlterPartition(ctx, p.tp.Topic, p.tp.Partition, p.change.LeaderEpoch, p.change.PartitionEpoch, p.change.NewISR)
+		cancel()
+		if err != nil {
+			m.log.Warn("ISR change refused", "partition", p.tp, "isr", p.change.NewISR, "err", err)
+			p.tracker.ISRChangeFailed()
+			continue
+		}
+		m.log.Info("ISR changed", "partition", p.tp, "isr", np.ISR, "partition_epoch", np.PartitionEpoch)
+		if err := p.tracker.Update(np); err != nil {
+			p.tracker.ISRChangeFailed()
+		}
+	}
+}
