@@ -24,7 +24,7 @@ type fakeLeader struct {
 	// lookup, when set, replaces parts: the server of a Manager.
 	lookup Lookup
 	conns  map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	wg     sync.WaitGroup
 }
 
 type leaderPart struct {
