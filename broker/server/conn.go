@@ -111,6 +111,25 @@ func encodeResponse(buf []byte, corr int32, resp kmsg.Response) []byte {
 	return buf
 }
 
+// responseSizeHint guesses the encoded size of a response so that large
+// fetch responses are encoded into one allocation instead of a series of
+// doublings, each copying every record byte again.
+func responseSizeHint(resp kmsg.Response) int {
+	const overhead = 64
+	fr, ok := resp.(*kmsg.FetchResponse)
+	if !ok {
+		return 256
+	}
+	n := overhead
+	for _, t := range fr.Topics {
+		n += len(t.Topic) + overhead
+		for _, p := range t.Partitions {
+			n += len(p.RecordBatches) + overhead
+		}
+	}
+	return n
+}
+
 // conn is one client connection.
 type conn struct {
 	s        *Server
@@ -190,7 +209,7 @@ func (c *conn) serve() {
 			continue // acks=0 produce: no response
 		}
 		select {
-		case out <- encodeResponse(nil, req.corr, resp):
+		case out <- encodeResponse(make([]byte, 0, responseSizeHint(resp)), req.corr, resp):
 		case <-writeDone: // the writer failed; the connection is closed
 			c.drain(reqs)
 		}
