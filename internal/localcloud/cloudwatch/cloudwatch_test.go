@@ -2,16 +2,23 @@ package cloudwatch_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
+	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awscw "github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
@@ -409,5 +416,56 @@ func TestGetMetricDataPages(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("values %v, want %v", got, want)
 		}
+	}
+}
+
+// jsonCall sends a SigV4-signed awsJson1_0 request, as newer SDKs and CLIs may.
+func (h *harness) jsonCall(t *testing.T, op, body string) (int, map[string]any) {
+	t.Helper()
+	ctx := context.Background()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url+"/", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-amz-json-1.0")
+	req.Header.Set("X-Amz-Target", "GraniteServiceVersion20100801."+op)
+	sum := sha256.Sum256([]byte(body))
+	creds := aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"}
+	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "monitoring", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]any{}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("%s: decoding the JSON answer: %v", op, err)
+	}
+	return resp.StatusCode, out
+}
+
+func TestAWSJSONProtocol(t *testing.T) {
+	h := newHarness(t, "")
+	ts := time.Now().Add(-time.Minute).Truncate(time.Minute)
+	epoch := strconv.FormatInt(ts.Unix(), 10)
+	status, out := h.jsonCall(t, "PutMetricData", `{"Namespace":"Tributary","MetricData":[{"MetricName":"m","Timestamp":`+epoch+`,"Value":4,"Dimensions":[{"Name":"a","Value":"b"}]}]}`)
+	if status != http.StatusOK {
+		t.Fatalf("PutMetricData: %d %v", status, out)
+	}
+	status, out = h.jsonCall(t, "GetMetricStatistics", `{"Namespace":"Tributary","MetricName":"m","Dimensions":[{"Name":"a","Value":"b"}],"StartTime":`+
+		strconv.FormatInt(ts.Add(-time.Hour).Unix(), 10)+`,"EndTime":`+strconv.FormatInt(ts.Add(time.Hour).Unix(), 10)+`,"Period":60,"Statistics":["Sum"]}`)
+	points, _ := out["Datapoints"].([]any)
+	if status != http.StatusOK || len(points) != 1 {
+		t.Fatalf("GetMetricStatistics: %d %v", status, out)
+	}
+	dp := points[0].(map[string]any)
+	if dp["Sum"] != 4.0 || dp["Timestamp"] != float64(ts.Unix()) {
+		t.Fatalf("datapoint %v", dp)
+	}
+	status, out = h.jsonCall(t, "PutMetricData", `{"Namespace":"AWS/EC2","MetricData":[{"MetricName":"m","Value":1}]}`)
+	if status != http.StatusBadRequest || !strings.Contains(fmt.Sprint(out["__type"]), "InvalidParameterValue") {
+		t.Fatalf("AWS namespace over JSON: %d %v", status, out)
 	}
 }

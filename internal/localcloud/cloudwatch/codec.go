@@ -3,6 +3,7 @@ package cloudwatch
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -21,11 +22,12 @@ import (
 	"github.com/tributary/tributary/internal/localcloud/awsapi"
 )
 
-// CloudWatch is served in two protocols: the SDK for Go v2 speaks smithy rpc-v2-cbor, Debian's
-// aws CLI (botocore) speaks awsQuery. Both are decoded into one generic tree (maps, lists and
-// scalars), which is then decoded into the operation's input struct by member name; outputs are
-// encoded from structs into CBOR or into awsQuery XML. Struct field names are the AWS member
-// names.
+// CloudWatch is served in the three protocols its model lists: the SDK for Go v2 speaks smithy
+// rpc-v2-cbor, Debian's aws CLI (botocore 2.9) speaks awsQuery, and newer SDKs and CLIs may
+// speak awsJson1_0 (X-Amz-Target: GraniteServiceVersion20100801.<Op>). All are decoded into one
+// generic tree (maps, lists and scalars), which is then decoded into the operation's input
+// struct by member name; outputs are encoded from structs into CBOR, JSON or awsQuery XML.
+// Struct field names are the AWS member names.
 
 // queryTree turns awsQuery parameters into a tree: "A.member.1.B" becomes
 // {"A": [{"B": ...}]}, and other dotted names nested maps of strings. (CloudWatch's inputs have
@@ -203,6 +205,17 @@ func decodeInput(req *awsapi.Request, in any) error {
 		if tree, err = cborTree(v); err != nil {
 			return awsapi.Errorf("SerializationException", "Could not decode the CBOR body: %v", err)
 		}
+	case awsapi.ProtocolJSON:
+		body, err := requestBody(req)
+		if err != nil {
+			return err
+		}
+		tree = map[string]any{}
+		if len(bytes.TrimSpace(body)) > 0 {
+			if err := json.Unmarshal(body, &tree); err != nil {
+				return awsapi.Errorf("SerializationException", "Could not decode the JSON body: %v", err)
+			}
+		}
 	default:
 		t, err := queryTree(req.Params)
 		if err != nil {
@@ -366,6 +379,12 @@ func toTime(v any) (time.Time, error) {
 
 // encodeOutput renders out (a struct pointer, or nil) in the request's protocol.
 func encodeOutput(req *awsapi.Request, out any) (*awsapi.Response, error) {
+	if req.Protocol == awsapi.ProtocolJSON {
+		if out == nil {
+			return awsapi.JSONResponse(req, struct{}{})
+		}
+		return awsapi.JSONResponse(req, toJSON(reflect.ValueOf(out)))
+	}
 	if req.Protocol == awsapi.ProtocolRPCv2CBOR {
 		if out == nil {
 			return &awsapi.Response{Header: map[string][]string{"Content-Type": {"application/cbor"}}}, nil
@@ -440,6 +459,53 @@ func toCBOR(v reflect.Value) cbor.Value {
 		return out
 	}
 	return nil
+}
+
+// toJSON converts a value for awsJson: like toCBOR, with timestamps as epoch seconds.
+func toJSON(v reflect.Value) any {
+	if v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			return nil
+		}
+		v = v.Elem()
+	}
+	if v.Type() == timeType {
+		return float64(v.Interface().(time.Time).UnixMilli()) / 1000
+	}
+	switch v.Kind() {
+	case reflect.Slice:
+		if v.IsNil() {
+			return nil
+		}
+		out := make([]any, 0, v.Len())
+		for i := 0; i < v.Len(); i++ {
+			out = append(out, toJSON(v.Index(i)))
+		}
+		return out
+	case reflect.Map:
+		if v.IsNil() {
+			return nil
+		}
+		out := map[string]any{}
+		iter := v.MapRange()
+		for iter.Next() {
+			out[iter.Key().String()] = toJSON(iter.Value())
+		}
+		return out
+	case reflect.Struct:
+		out := map[string]any{}
+		for i := 0; i < v.NumField(); i++ {
+			f := v.Type().Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			if item := toJSON(v.Field(i)); item != nil {
+				out[f.Name] = item
+			}
+		}
+		return out
+	}
+	return v.Interface()
 }
 
 // xmlShape renders a struct as awsQuery XML: fields as elements named like the field, lists

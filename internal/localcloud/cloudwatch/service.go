@@ -1,7 +1,8 @@
 // Package cloudwatch emulates Amazon CloudWatch metrics, alarms and dashboards for the local
-// cloud, in both protocols its clients speak: smithy rpc-v2-cbor (the AWS SDK for Go v2) and
-// awsQuery (the aws CLI). Brokers ship metrics here with PutMetricData; tests and users read
-// them back with GetMetricData, GetMetricStatistics and ListMetrics.
+// cloud, in the protocols its clients speak: smithy rpc-v2-cbor (the AWS SDK for Go v2),
+// awsQuery (Debian's aws CLI) and awsJson1_0 (newer SDKs and CLIs). Brokers ship metrics here
+// with PutMetricData; tests and users read them back with GetMetricData, GetMetricStatistics
+// and ListMetrics.
 package cloudwatch
 
 import (
@@ -243,8 +244,10 @@ var operations = map[string]operation{
 
 // Handle serves one CloudWatch request, in rpc-v2-cbor or awsQuery.
 func (s *Service) Handle(ctx context.Context, req *awsapi.Request) (*awsapi.Response, error) {
-	if req.Protocol != awsapi.ProtocolQuery && req.Protocol != awsapi.ProtocolRPCv2CBOR {
-		return nil, awsapi.Errorf("InvalidAction", "CloudWatch speaks awsQuery and rpc-v2-cbor only")
+	switch req.Protocol {
+	case awsapi.ProtocolQuery, awsapi.ProtocolRPCv2CBOR, awsapi.ProtocolJSON:
+	default:
+		return nil, awsapi.Errorf("InvalidAction", "CloudWatch speaks awsQuery, awsJson1_0 and rpc-v2-cbor")
 	}
 	op, ok := operations[req.Action]
 	if !ok {
