@@ -340,9 +340,13 @@ func TestStaticMemberRestartKeepsAssignment(t *testing.T) {
 	}
 	gen, oldID := follower.generation, follower.id
 
-	// The static member restarts: same instance id, no member id.
+	// The static member restarts: same instance id, no member id, and
+	// metadata that differs (clients put their generation and owned
+	// partitions in it); the protocol stays the same, so as in Kafka the
+	// group does not rebalance.
 	restarted := newTestMember(t, c, "g", "follower")
 	restarted.instanceID = follower.instanceID
+	restarted.topics = []string{"t", "other"}
 	r := restarted.join(ctx)
 	if r.ErrorCode != 0 || r.Generation != gen || r.MemberID == oldID {
 		t.Fatalf("static rejoin = %s gen %d id %q; want NONE, generation %d, a new id", codeName(r.ErrorCode), r.Generation, r.MemberID, gen)

@@ -157,8 +157,9 @@ func (g *group) join(client Client, req *kmsg.JoinGroupRequest, resp *kmsg.JoinG
 
 // replaceStaticMember gives a static member that restarted (same
 // group.instance.id, no member id) a new member id and fences the old one
-// (KIP-345). A stable group whose member comes back unchanged does not
-// rebalance: the member gets the current generation and its old assignment.
+// (KIP-345). A stable group whose member comes back with the same protocol
+// does not rebalance: the member gets the current generation and its old
+// assignment.
 func (g *group) replaceStaticMember(old, m *member, req *kmsg.JoinGroupRequest, resp *kmsg.JoinGroupResponse, wait *joinWaiter) (immediate bool) {
 	if old == nil {
 		delete(g.static, *req.InstanceID)
@@ -185,9 +186,13 @@ func (g *group) replaceStaticMember(old, m *member, req *kmsg.JoinGroupRequest, 
 	}
 	g.log().Info("static member replaced", "instance_id", *req.InstanceID, "old_member", old.id, "member", m.id)
 
-	// Before JoinGroup v9 a leader cannot be told to keep the assignment it
-	// no longer remembers, so it gets a full rebalance.
-	if g.state == stateStable && old.sameJoin(req) && (!wasLeader || req.Version >= 9) {
+	// As in Kafka, only a change of the protocol the group would pick next
+	// makes a stable group rebalance; new metadata alone does not (clients
+	// put their generation and owned partitions in it, which differ after
+	// every restart). Before JoinGroup v9 a leader cannot be told to keep
+	// the assignment it no longer remembers, so it gets a full rebalance.
+	sameProtocol := g.selectProtocol() == g.protocol
+	if g.state == stateStable && sameProtocol && (!wasLeader || req.Version >= 9) {
 		g.scheduleSessionExpiry(m)
 		g.persistMetadata(context.Background())
 		g.fillJoinResponse(resp, m.id, wasLeader)
