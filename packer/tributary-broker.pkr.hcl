@@ -173,12 +173,12 @@ build {
 
   post-processors {
     post-processor "manifest" {
-      output     = "${path.root}/../dist/packer-manifest.json"
+      output     = "${path.root}/packer-manifest.json"
       strip_path = true
     }
     post-processor "shell-local" {
       script           = "${path.root}/scripts/require-imdsv2.sh"
-      environment_vars = ["REQUIRE_IMDSV2=${var.require_imdsv2}", "MANIFEST=${path.root}/../dist/packer-manifest.json"]
+      environment_vars = ["REQUIRE_IMDSV2=${var.require_imdsv2}", "MANIFEST=${path.root}/packer-manifest.json"]
     }
   }
 }
