@@ -74,7 +74,7 @@ func New(env awsapi.Env) (*Service, error) {
 		data, err := os.ReadFile(s.statePath)
 		switch {
 		case err == nil:
-			if err := s.Restore(data); err != nil {
+			if err := s.restore(data); err != nil {
 				return nil, err
 			}
 		case !errors.Is(err, fs.ErrNotExist):
@@ -328,13 +328,7 @@ type snapshot struct {
 	Aliases []*alias `json:"aliases"`
 }
 
-// State serialises every key (including its key material), alias and grant as JSON.
-func (s *Service) State() ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stateLocked()
-}
-
+// stateLocked serialises every key (including its key material), alias and grant as JSON.
 func (s *Service) stateLocked() ([]byte, error) {
 	snap := snapshot{}
 	for _, k := range s.keys {
@@ -352,8 +346,8 @@ func (s *Service) stateLocked() ([]byte, error) {
 	return data, nil
 }
 
-// Restore replaces the service's state with one produced by State.
-func (s *Service) Restore(data []byte) error {
+// restore replaces the service's state with one saved by saveLocked.
+func (s *Service) restore(data []byte) error {
 	var snap snapshot
 	if err := json.Unmarshal(data, &snap); err != nil {
 		return fmt.Errorf("decoding KMS state: %w", err)
@@ -377,7 +371,7 @@ func (s *Service) Restore(data []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.keys, s.aliases = keys, aliases
-	s.dirty = true
+	s.dirty = false // the state is what the file holds
 	return nil
 }
 
