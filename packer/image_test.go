@@ -188,3 +188,75 @@ func TestImageNameAndTags(t *testing.T) {
 		}
 	}
 }
+
+// TestRequireIMDSv2Script runs the post-processor script against a Packer
+// manifest and a stand-in `aws` that records its arguments.
+func TestRequireIMDSv2Script(t *testing.T) {
+	sh := requireTool(t, "sh")
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 not installed: skipping")
+	}
+	dir := t.TempDir()
+	manifest := filepath.Join(dir, "packer-manifest.json")
+	// Two runs: an earlier one whose AMI must be left alone, and the last
+	// one, copied to a second region.
+	if err := os.WriteFile(manifest, []byte(`{
+  "builds": [
+    {"name": "broker", "builder_type": "amazon-ebs", "artifact_id": "us-east-1:ami-0old", "packer_run_uuid": "run-1"},
+    {"name": "broker", "builder_type": "amazon-ebs", "artifact_id": "us-east-1:ami-0new,eu-west-1:ami-0copy", "packer_run_uuid": "run-2"}
+  ],
+  "last_run_uuid": "run-2"
+}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "bin")
+	calls := filepath.Join(dir, "calls")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "aws"), []byte("#!/bin/sh\necho \"$*\" >> "+calls+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	runScript := func(t *testing.T, path string, env ...string) (string, error) {
+		t.Helper()
+		cmd := exec.Command(sh, "scripts/require-imdsv2.sh")
+		cmd.Env = append([]string{"PATH=" + path, "MANIFEST=" + manifest}, env...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	systemPath := os.Getenv("PATH")
+
+	if out, err := runScript(t, bin+":"+systemPath, "REQUIRE_IMDSV2=true"); err != nil {
+		t.Fatalf("require-imdsv2.sh: %v\n%s", err, out)
+	}
+	got, err := os.ReadFile(calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "ec2 modify-image-attribute --region us-east-1 --image-id ami-0new --attribute imdsSupport --value v2.0\n" +
+		"ec2 modify-image-attribute --region eu-west-1 --image-id ami-0copy --attribute imdsSupport --value v2.0\n"
+	if string(got) != want {
+		t.Errorf("aws calls:\n%s\nwant:\n%s", got, want)
+	}
+
+	if err := os.Remove(calls); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runScript(t, bin+":"+systemPath, "REQUIRE_IMDSV2=false"); err != nil {
+		t.Fatalf("require-imdsv2.sh with REQUIRE_IMDSV2=false: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(calls); !os.IsNotExist(err) {
+		t.Error("REQUIRE_IMDSV2=false still called aws")
+	}
+
+	// Without the AWS CLI the build must fail loudly rather than leave the AMI IMDSv1-capable.
+	emptyBin := t.TempDir() // python3 only
+	python3, _ := exec.LookPath("python3")
+	if err := os.Symlink(python3, filepath.Join(emptyBin, "python3")); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runScript(t, emptyBin, "REQUIRE_IMDSV2=true")
+	if err == nil || !strings.Contains(out, "AWS CLI is needed") {
+		t.Errorf("without aws: err = %v, output %q; want a failure naming the AWS CLI", err, out)
+	}
+}
