@@ -55,7 +55,7 @@ func Evaluate(req Request, docs ...*Document) Decision {
 		}
 		for i := range doc.Statements {
 			st := &doc.Statements[i]
-			if !st.matches(req, ctx) {
+			if !st.matches(req, ctx, doc.Version == "2012-10-17") {
 				continue
 			}
 			if st.Effect == Deny {
@@ -75,7 +75,15 @@ func normaliseContext(in map[string][]string) map[string][]string {
 	return out
 }
 
-func (st *Statement) matches(req Request, ctx map[string][]string) bool {
+// matches reports whether the statement applies to the request; vars enables policy variables
+// (${aws:username}), which only version 2012-10-17 documents have.
+func (st *Statement) matches(req Request, ctx map[string][]string, vars bool) bool {
+	expand := func(patterns []string) []string {
+		if !vars {
+			return patterns
+		}
+		return substituteAll(patterns, ctx)
+	}
 	if st.Principal != nil && !st.Principal.matches(req.Caller) {
 		return false
 	}
@@ -94,17 +102,17 @@ func (st *Statement) matches(req Request, ctx map[string][]string) bool {
 	}
 	switch {
 	case len(st.Resource) > 0:
-		if !anyGlob(st.Resource, req.Resource, false) {
+		if !anyGlob(expand(st.Resource), req.Resource, false) {
 			return false
 		}
 	case len(st.NotResource) > 0:
-		if anyGlob(st.NotResource, req.Resource, false) {
+		if anyGlob(expand(st.NotResource), req.Resource, false) {
 			return false
 		}
 	}
 	for op, keys := range st.Condition {
 		for key, values := range keys {
-			if !conditionHolds(op, ctx[strings.ToLower(key)], values) {
+			if !conditionHolds(op, ctx[strings.ToLower(key)], expand(values)) {
 				return false
 			}
 		}
@@ -142,6 +150,52 @@ func isAccountPrincipal(principal, account string) bool {
 		return false
 	}
 	return principal == account || principal == "arn:aws:iam::"+account+":root"
+}
+
+// substituteAll replaces the policy variables of each pattern with the request's values; a
+// pattern naming a variable the request lacks can match nothing, so it is dropped.
+func substituteAll(patterns []string, ctx map[string][]string) []string {
+	out := make([]string, 0, len(patterns))
+	for _, p := range patterns {
+		if v, ok := substitute(p, ctx); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// substitute expands ${key} from single-valued condition keys and ${$} to "$". (The ${*} and
+// ${?} escapes, for literal wildcard characters, are not supported.)
+func substitute(pattern string, ctx map[string][]string) (string, bool) {
+	if !strings.Contains(pattern, "${") {
+		return pattern, true
+	}
+	var b strings.Builder
+	rest := pattern
+	for {
+		i := strings.Index(rest, "${")
+		if i < 0 {
+			b.WriteString(rest)
+			return b.String(), true
+		}
+		j := strings.Index(rest[i:], "}")
+		if j < 0 {
+			b.WriteString(rest)
+			return b.String(), true
+		}
+		b.WriteString(rest[:i])
+		name := rest[i+2 : i+j]
+		if name == "$" {
+			b.WriteString("$")
+		} else {
+			vals := ctx[strings.ToLower(name)]
+			if len(vals) != 1 {
+				return "", false
+			}
+			b.WriteString(vals[0])
+		}
+		rest = rest[i+j+1:]
+	}
 }
 
 func anyGlob(patterns []string, s string, foldCase bool) bool {

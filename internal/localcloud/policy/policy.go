@@ -11,7 +11,8 @@
 // ForAnyValue/ForAllValues set qualifiers. The IpAddress operators are accepted but not
 // evaluated: they never match, so an Allow that depends on them does not apply (the safe
 // direction for an emulator used to test least-privilege policies), and neither does a Deny.
-// Policy variables (${aws:username}) are not substituted.
+// Policy variables (${aws:username}, any single-valued condition key) are substituted in
+// Resource/NotResource and condition values of version 2012-10-17 documents.
 package policy
 
 import (

@@ -222,3 +222,30 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestPolicyVariables(t *testing.T) {
+	doc := mustParse(t, `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:*AccessKey*",
+	  "Resource":"arn:aws:iam::000000000000:user/${aws:username}","Condition":{"StringEquals":{"aws:userid":"${aws:userid}"}}}]}`)
+	own := Request{Action: "iam:CreateAccessKey", Resource: "arn:aws:iam::000000000000:user/alice",
+		Context: map[string][]string{"aws:username": {"alice"}, "aws:userid": {"AIDAALICE"}}}
+	if got := Evaluate(own, doc); got != Allowed {
+		t.Fatalf("own user: %v", got)
+	}
+	other := own
+	other.Resource = "arn:aws:iam::000000000000:user/bob"
+	if got := Evaluate(other, doc); got != ImplicitDeny {
+		t.Fatalf("another user: %v", got)
+	}
+	noName := own
+	noName.Context = map[string][]string{"aws:userid": {"AIDAALICE"}}
+	if got := Evaluate(noName, doc); got != ImplicitDeny {
+		t.Fatalf("without aws:username (a role session): %v", got)
+	}
+	legacy := mustParse(t, `{"Version":"2008-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"arn:aws:s3:::${aws:username}"}]}`)
+	if got := Evaluate(Request{Action: "s3:GetObject", Resource: "arn:aws:s3:::${aws:username}", Context: own.Context}, legacy); got != Allowed {
+		t.Fatalf("2008-10-17 documents take variables literally: %v", got)
+	}
+	if got, ok := substitute("a-${$}-${aws:username}", own.Context); !ok || got != "a-$-alice" {
+		t.Fatalf("substitute = %q %v", got, ok)
+	}
+}
