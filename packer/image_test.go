@@ -260,3 +260,103 @@ func TestRequireIMDSv2Script(t *testing.T) {
 		t.Errorf("without aws: err = %v, output %q; want a failure naming the AWS CLI", err, out)
 	}
 }
+
+// TestInstallScript runs install.sh into a scratch root with stand-ins for
+// the commands that change the system (package manager, user database,
+// systemd, cloud-init), and checks what it installed and what it asked for.
+func TestInstallScript(t *testing.T) {
+	sh := requireTool(t, "sh")
+	if os.Geteuid() != 0 {
+		t.Skip("install.sh installs files owned by root: run the tests as root")
+	}
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	calls := filepath.Join(dir, "calls")
+	stubs := filepath.Join(dir, "stubs")
+	if err := os.Mkdir(stubs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{
+		"apt-get":         "",
+		"groupadd":        "",
+		"useradd":         "",
+		"getent":          "exit 2", // no such user or group yet
+		"systemctl":       "",
+		"systemd-analyze": "",
+		"cloud-init":      "",
+	} {
+		script := "#!/bin/sh\necho \"" + name + " $*\" >> " + calls + "\n" + body + "\n"
+		if err := os.WriteFile(filepath.Join(stubs, name), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prepare := func(t *testing.T, reportedVersion string) (binary, files string) {
+		t.Helper()
+		binary = filepath.Join(t.TempDir(), "tributary-broker")
+		if err := os.WriteFile(binary, []byte("#!/bin/sh\necho "+reportedVersion+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = filepath.Join(t.TempDir(), "files")
+		if err := os.CopyFS(files, os.DirFS("files")); err != nil {
+			t.Fatal(err)
+		}
+		return binary, files
+	}
+	run := func(binary, files string) (string, error) {
+		cmd := exec.Command(sh, "scripts/install.sh")
+		cmd.Env = []string{"PATH=" + stubs + ":" + os.Getenv("PATH"), "BROKER_VERSION=1.2.3",
+			"BINARY=" + binary, "FILES=" + files, "ROOT=" + root}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+
+	t.Run("installs", func(t *testing.T) {
+		binary, files := prepare(t, "1.2.3")
+		if out, err := run(binary, files); err != nil {
+			t.Fatalf("install.sh: %v\n%s", err, out)
+		}
+		for path, mode := range map[string]os.FileMode{
+			"usr/local/bin/tributary-broker":              0o755,
+			"etc/systemd/system/tributary-broker.service": 0o644,
+			"etc/sysctl.d/60-tributary.conf":              0o644,
+			"etc/security/limits.d/60-tributary.conf":     0o644,
+			"var/lib/tributary":                           0o755 | os.ModeDir,
+		} {
+			fi, err := os.Stat(filepath.Join(root, path))
+			if err != nil {
+				t.Errorf("%s not installed: %v", path, err)
+				continue
+			}
+			if fi.Mode() != mode {
+				t.Errorf("%s has mode %v, want %v", path, fi.Mode(), mode)
+			}
+		}
+		got, err := os.ReadFile(calls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{
+			"apt-get install -y -q --no-install-recommends xfsprogs util-linux",
+			"groupadd --system --gid 9092 tributary",
+			"useradd --system --uid 9092 --gid tributary --home-dir /var/lib/tributary",
+			"systemctl enable tributary-broker.service",
+			"systemctl mask apt-daily-upgrade.timer",
+			"cloud-init clean --logs",
+		} {
+			if !strings.Contains(string(got), want) {
+				t.Errorf("install.sh did not run %q; it ran:\n%s", want, got)
+			}
+		}
+		if _, err := os.Stat(binary); !os.IsNotExist(err) {
+			t.Error("the uploaded binary was left in place")
+		}
+	})
+
+	t.Run("refuses a binary of another version", func(t *testing.T) {
+		binary, files := prepare(t, "9.9.9")
+		out, err := run(binary, files)
+		if err == nil || !strings.Contains(out, "reports version '9.9.9'") {
+			t.Fatalf("install.sh with a 9.9.9 binary for 1.2.3: err = %v\n%s", err, out)
+		}
+	})
+}

@@ -4,13 +4,15 @@
 # nothing installed here fetches anything when an instance boots.
 #
 # Inputs (environment): BROKER_VERSION, the version the binary must report;
-# FILES, the directory holding the uploaded files (packer/files/); the binary
-# itself at /tmp/tributary-broker.
+# FILES, the directory holding the uploaded files (packer/files/); BINARY,
+# the uploaded binary (default /tmp/tributary-broker); ROOT, a directory to
+# install into instead of / (tests; empty on the build instance).
 set -eu
 
 : "${BROKER_VERSION:?BROKER_VERSION must be set}"
 : "${FILES:?FILES must be set}"
-BINARY=/tmp/tributary-broker
+BINARY=${BINARY:-/tmp/tributary-broker}
+ROOT=${ROOT:-}
 # A fixed uid/gid: the data volume outlives instances and images, and its
 # files must belong to the same tributary user in every future image.
 TRIBUTARY_UID=9092
@@ -50,22 +52,22 @@ if ! getent passwd tributary >/dev/null; then
 fi
 
 log "installing the binary, the unit, kernel settings and limits"
-install -m 0755 -o root -g root "$BINARY" /usr/local/bin/tributary-broker
+install -D -m 0755 -o root -g root "$BINARY" "$ROOT/usr/local/bin/tributary-broker"
 # The data volume's mount point; it belongs to root until the boot agent
 # mounts the volume and hands the volume's root directory to tributary.
-install -d -m 0755 -o root -g root /var/lib/tributary
-install -m 0644 -o root -g root "$FILES/tributary-broker.service" /etc/systemd/system/tributary-broker.service
-install -m 0644 -o root -g root "$FILES/60-tributary.conf" /etc/sysctl.d/60-tributary.conf
-install -m 0644 -o root -g root "$FILES/60-tributary-limits.conf" /etc/security/limits.d/60-tributary.conf
+install -d -m 0755 -o root -g root "$ROOT/var/lib/tributary"
+install -D -m 0644 -o root -g root "$FILES/tributary-broker.service" "$ROOT/etc/systemd/system/tributary-broker.service"
+install -D -m 0644 -o root -g root "$FILES/60-tributary.conf" "$ROOT/etc/sysctl.d/60-tributary.conf"
+install -D -m 0644 -o root -g root "$FILES/60-tributary-limits.conf" "$ROOT/etc/security/limits.d/60-tributary.conf"
 if [ -f "$FILES/broker-image.md" ]; then
-	install -D -m 0644 -o root -g root "$FILES/broker-image.md" /usr/local/share/doc/tributary/broker-image.md
+	install -D -m 0644 -o root -g root "$FILES/broker-image.md" "$ROOT/usr/local/share/doc/tributary/broker-image.md"
 fi
 
 log "enabling the service (it starts on the next boot, not now)"
 systemctl daemon-reload
 systemctl enable tributary-broker.service
 if command -v systemd-analyze >/dev/null 2>&1; then
-	systemd-analyze verify /etc/systemd/system/tributary-broker.service
+	systemd-analyze verify "$ROOT/etc/systemd/system/tributary-broker.service"
 fi
 
 # A broker must not change under itself: images are rebuilt and rolled
