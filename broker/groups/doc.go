@@ -89,5 +89,8 @@
 //
 // Each group has its own mutex; timers (session expiry, rebalance and sync
 // timeouts, initial delay) run with time.AfterFunc and take the group's mutex.
-// The coordinator's map lock is taken after a group's lock, never before.
+// The coordinator's map lock may be taken while a group's lock is held (to
+// remove a dead group), never the other way round. Writes to the offsets log
+// happen under the group's lock, so one group's records reach the log in
+// the order its state changed.
 package groups
