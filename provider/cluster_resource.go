@@ -230,29 +230,40 @@ func (r *clusterResource) setObserved(ctx context.Context, m *clusterModel, spec
 
 // checker returns a Kafka checker for the cluster's brokers.
 func checkerFor(brokers []fleet.Broker) *kafkacheck.Checker {
-	var addrs []string
+	var kb []kafkacheck.Broker
 	for _, b := range brokers {
-		addrs = append(addrs, endpoint(b.PrivateIP, plaintextPort))
+		kb = append(kb, kafkacheck.Broker{
+			NodeID:     b.NodeID,
+			Addr:       endpoint(b.PrivateIP, plaintextPort),
+			QuorumAddr: endpoint(b.PrivateIP, bootconfig.DefaultControllerPort),
+		})
 	}
 	return &kafkacheck.Checker{
-		Bootstrap: addrs,
-		Log:       func(ctx context.Context, msg string, attrs ...any) { tflog.Info(ctx, msg, fieldsOf(attrs)) },
+		Brokers: kb,
+		Log:     func(ctx context.Context, msg string, attrs ...any) { tflog.Info(ctx, msg, fieldsOf(attrs)) },
 	}
 }
 
-// waitReady waits until every broker serves Kafka metadata; unreachable
-// brokers become a warning.
+// Summaries of the readiness warnings.
+const (
+	warnUnreachable = "Brokers not verified"
+	warnStandalone  = "Brokers run standalone"
+)
+
+// waitReady waits until every broker serves Kafka metadata; unreachable or
+// standalone brokers become warnings.
 func (r *clusterResource) waitReady(ctx context.Context, spec *clusterSpec, o *fleet.Observed) diag.Diagnostics {
 	var diags diag.Diagnostics
-	var nodes []int32
-	for _, b := range o.Brokers {
-		nodes = append(nodes, b.NodeID)
-	}
-	tflog.Info(ctx, "waiting for every broker to answer Kafka metadata", map[string]any{"brokers": len(nodes)})
-	err := checkerFor(o.Brokers).WaitReady(ctx, nodes, reachWindow)
+	tflog.Info(ctx, "waiting for every broker to answer Kafka metadata", map[string]any{"brokers": len(o.Brokers)})
+	readiness, err := checkerFor(o.Brokers).WaitReady(ctx, reachWindow)
 	switch {
+	case err == nil && !readiness.Clustered && len(o.Brokers) > 1:
+		diags.AddWarning(warnStandalone,
+			"Every broker answers Kafka metadata, but each lists only itself and none runs the metadata quorum (port 9095): "+
+				"this broker build does not cluster yet, so the brokers are independent single-node Kafka servers and topics are "+
+				"not replicated between them.")
 	case errors.Is(err, kafkacheck.ErrUnreachable):
-		diags.AddWarning("Brokers not verified",
+		diags.AddWarning(warnUnreachable,
 			"The instances run, but no broker address was reachable from where Terraform runs, so the provider could not check that "+
 				"the brokers serve Kafka: "+err.Error()+". Run Terraform from inside the VPC (or set wait_for_brokers = false to skip the check).")
 	case err != nil:
@@ -441,8 +452,11 @@ func (r *clusterResource) readStorage(ctx context.Context, m *clusterModel, o *f
 			return nil
 		}
 		sm = storageModel{
-			VolumeSize: types.Int64Value(int64(minSize)), VolumeType: types.StringValue(b0.VolumeType),
+			VolumeSize: types.Int64Value(int64(minSize)), VolumeType: types.StringNull(),
 			IOPS: types.Int64Null(), Throughput: types.Int64Null(), KMSKeyARN: types.StringNull(),
+		}
+		if b0.VolumeType != defaultVolumeType {
+			sm.VolumeType = types.StringValue(b0.VolumeType)
 		}
 		if o.KeyARN == "" && b0.VolumeKMSKeyID != "" {
 			sm.KMSKeyARN = types.StringValue(b0.VolumeKMSKeyID)
@@ -559,7 +573,8 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 			return
 		}
 	}
-	kafkaReachable := waitForKafka && !hasWarning(resp.Diagnostics, "Brokers not verified")
+	kafkaReachable := waitForKafka && !hasWarning(resp.Diagnostics, warnUnreachable)
+	clustered := kafkaReachable && !hasWarning(resp.Diagnostics, warnStandalone)
 
 	// broker_config: cluster-wide dynamic settings go live without a roll.
 	oldSpec, d := r.specFromModel(ctx, &state, clusterID)
@@ -578,8 +593,11 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 	if kafkaReachable {
 		hooks.BeforeStop = checker.CanStop
 		hooks.AfterStart = func(ctx context.Context, nodeID int32) error {
-			if err := checker.WaitReady(ctx, []int32{nodeID}, reachWindow); err != nil {
+			if err := checker.WaitBrokerReady(ctx, nodeID); err != nil {
 				return err
+			}
+			if !clustered {
+				return nil // standalone brokers have no replicas to catch up
 			}
 			return checker.WaitRejoined(ctx, nodeID)
 		}

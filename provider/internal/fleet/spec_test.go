@@ -135,4 +135,3 @@ func TestRolePolicyPinsEncryptionContext(t *testing.T) {
 		}
 	}
 }
-

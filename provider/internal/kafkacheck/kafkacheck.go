@@ -22,16 +22,23 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// Broker is one broker's Kafka address.
+type Broker struct {
+	NodeID int32
+	Addr   string // host:port of the client listener
+	// QuorumAddr is host:port of the broker's metadata quorum (Raft) port.
+	QuorumAddr string
+}
+
 // Checker talks to one cluster.
 type Checker struct {
-	// Bootstrap lists host:port of every broker.
-	Bootstrap []string
+	Brokers []Broker
 	// PollInterval is the delay between two checks (default 1s).
 	PollInterval time.Duration
 	// Log reports progress (tflog in the provider); may be nil.
 	Log func(ctx context.Context, msg string, attrs ...any)
 
-	// dial replaces the TCP dial of the reachability probe (tests).
+	// dial replaces the TCP dial of the reachability probes (tests).
 	dial func(ctx context.Context, addr string) error
 }
 
@@ -46,6 +53,23 @@ func (c *Checker) log(ctx context.Context, msg string, attrs ...any) {
 	if c.Log != nil {
 		c.Log(ctx, msg, attrs...)
 	}
+}
+
+func (c *Checker) bootstrap() []string {
+	addrs := make([]string, 0, len(c.Brokers))
+	for _, b := range c.Brokers {
+		addrs = append(addrs, b.Addr)
+	}
+	return addrs
+}
+
+func (c *Checker) broker(nodeID int32) (Broker, bool) {
+	for _, b := range c.Brokers {
+		if b.NodeID == nodeID {
+			return b, true
+		}
+	}
+	return Broker{}, false
 }
 
 func newClient(seeds ...string) (*kgo.Client, error) {
@@ -87,67 +111,159 @@ func answered(dialErr error) bool {
 	return dialErr == nil || errors.Is(dialErr, syscall.ECONNREFUSED) || errors.Is(dialErr, syscall.ECONNRESET)
 }
 
-// WaitReady waits until every broker answers a Metadata request that lists
-// all wantNodes and names a controller. If for reachWindow no address was
-// reachable at all, it gives up with ErrUnreachable, so that a provider
+// Readiness says what WaitReady could establish.
+type Readiness struct {
+	// Clustered is true when the brokers run a metadata quorum and every
+	// broker lists all brokers and a controller. False means each broker
+	// answers Kafka but none runs the quorum (standalone brokers).
+	Clustered bool
+}
+
+// WaitReady waits until every broker answers a Metadata request. When the
+// brokers run a metadata quorum (something answers on a broker's quorum
+// port), it also waits until every broker lists all brokers and names a
+// controller; otherwise it returns Readiness{Clustered: false}, so that the
+// caller can say the brokers run standalone. If for reachWindow no address
+// was reachable at all, it gives up with ErrUnreachable, so that a provider
 // running outside the VPC can say so instead of waiting out the timeout.
-func (c *Checker) WaitReady(ctx context.Context, wantNodes []int32, reachWindow time.Duration) error {
-	start := time.Now()
-	everReached := false
-	var last string
-	for {
-		if !everReached {
-			for _, a := range c.Bootstrap {
-				if c.reachable(ctx, a) {
-					everReached = true
-					break
-				}
-			}
-			if !everReached && time.Since(start) > reachWindow {
-				return fmt.Errorf("%w (tried %s for %s)", ErrUnreachable, strings.Join(c.Bootstrap, ","), reachWindow)
+func (c *Checker) WaitReady(ctx context.Context, reachWindow time.Duration) (Readiness, error) {
+	if err := c.waitReachable(ctx, reachWindow); err != nil {
+		return Readiness{}, err
+	}
+	// Every broker answers Metadata and knows itself.
+	seenOthers := false
+	if err := c.pollUntil(ctx, "brokers to serve Kafka", func() (string, bool) {
+		for _, b := range c.Brokers {
+			status, ok, known := c.answersKnown(ctx, b, []int32{b.NodeID}, false)
+			seenOthers = seenOthers || known > 1
+			if !ok {
+				return status, false
 			}
 		}
-		if everReached {
-			status, err := c.readyOnce(ctx, wantNodes)
-			if err == nil {
+		return "", true
+	}); err != nil {
+		return Readiness{}, err
+	}
+	// Clustered brokers either already list each other or run the quorum
+	// port (which security groups may hide from us; then the listing is
+	// the only sign).
+	if !seenOthers && !c.quorumRunning(ctx) {
+		return Readiness{Clustered: false}, nil
+	}
+	all := make([]int32, 0, len(c.Brokers))
+	for _, b := range c.Brokers {
+		all = append(all, b.NodeID)
+	}
+	err := c.pollUntil(ctx, "brokers to form one cluster", func() (string, bool) {
+		for _, b := range c.Brokers {
+			if status, ok := c.answers(ctx, b, all, true); !ok {
+				return status, false
+			}
+		}
+		return "", true
+	})
+	return Readiness{Clustered: err == nil}, err
+}
+
+// WaitBrokerReady waits until one broker answers Metadata; in a cluster
+// with a quorum, until it lists every broker and a controller.
+func (c *Checker) WaitBrokerReady(ctx context.Context, nodeID int32) error {
+	b, ok := c.broker(nodeID)
+	if !ok {
+		return fmt.Errorf("no broker %d", nodeID)
+	}
+	want, clustered := []int32{nodeID}, c.quorumRunning(ctx)
+	if clustered {
+		want = want[:0]
+		for _, o := range c.Brokers {
+			want = append(want, o.NodeID)
+		}
+	}
+	return c.pollUntil(ctx, fmt.Sprintf("broker %d to serve Kafka", nodeID), func() (string, bool) {
+		return c.answers(ctx, b, want, clustered)
+	})
+}
+
+func (c *Checker) waitReachable(ctx context.Context, window time.Duration) error {
+	deadline := time.Now().Add(window)
+	for {
+		for _, b := range c.Brokers {
+			if c.reachable(ctx, b.Addr) {
 				return nil
 			}
-			if status != last {
-				c.log(ctx, "waiting for brokers to serve Kafka", "status", status)
-				last = status
-			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w (tried %s for %s)", ErrUnreachable, strings.Join(c.bootstrap(), ","), window)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for the brokers to serve Kafka metadata: %w (last status: %s)", ctx.Err(), last)
+			return fmt.Errorf("trying to reach the brokers: %w", ctx.Err())
 		case <-time.After(c.interval()):
 		}
 	}
 }
 
-// readyOnce asks every broker for metadata once.
-func (c *Checker) readyOnce(ctx context.Context, wantNodes []int32) (string, error) {
-	for _, addr := range c.Bootstrap {
-		md, err := metadataFrom(ctx, addr)
-		if err != nil {
-			return fmt.Sprintf("%s: %v", addr, err), err
-		}
-		var have []int32
-		for _, b := range md.Brokers {
-			have = append(have, b.NodeID)
-		}
-		for _, n := range wantNodes {
-			if !slices.Contains(have, n) {
-				err := fmt.Errorf("%s knows brokers %v, not yet %d", addr, have, n)
-				return err.Error(), err
-			}
-		}
-		if md.ControllerID < 0 {
-			err := fmt.Errorf("%s reports no controller yet", addr)
-			return err.Error(), err
+// quorumRunning reports whether any broker accepts connections on its
+// metadata quorum port.
+func (c *Checker) quorumRunning(ctx context.Context) bool {
+	dial := c.dial
+	if dial == nil {
+		dial = dialTCP
+	}
+	for _, b := range c.Brokers {
+		if b.QuorumAddr != "" && dial(ctx, b.QuorumAddr) == nil {
+			return true
 		}
 	}
-	return "ready", nil
+	return false
+}
+
+// pollUntil calls check until it reports done or ctx ends, logging each new status.
+func (c *Checker) pollUntil(ctx context.Context, what string, check func() (status string, done bool)) error {
+	var last string
+	for {
+		status, done := check()
+		if done {
+			return nil
+		}
+		if status != last {
+			c.log(ctx, "waiting for "+what, "status", status)
+			last = status
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w (last status: %s)", what, ctx.Err(), last)
+		case <-time.After(c.interval()):
+		}
+	}
+}
+
+// answers asks one broker for metadata and checks it lists wantNodes (and
+// a controller, when needController).
+func (c *Checker) answers(ctx context.Context, b Broker, wantNodes []int32, needController bool) (string, bool) {
+	status, ok, _ := c.answersKnown(ctx, b, wantNodes, needController)
+	return status, ok
+}
+
+// answersKnown is answers that also returns how many brokers b knows.
+func (c *Checker) answersKnown(ctx context.Context, b Broker, wantNodes []int32, needController bool) (string, bool, int) {
+	md, err := metadataFrom(ctx, b.Addr)
+	if err != nil {
+		return fmt.Sprintf("broker %d (%s): %v", b.NodeID, b.Addr, err), false, 0
+	}
+	var have []int32
+	for _, mb := range md.Brokers {
+		have = append(have, mb.NodeID)
+	}
+	for _, n := range wantNodes {
+		if !slices.Contains(have, n) {
+			return fmt.Sprintf("broker %d (%s) knows brokers %v, not yet %d", b.NodeID, b.Addr, have, n), false, len(have)
+		}
+	}
+	if needController && md.ControllerID < 0 {
+		return fmt.Sprintf("broker %d (%s) reports no controller yet", b.NodeID, b.Addr), false, len(have)
+	}
+	return "", true, len(have)
 }
 
 // metadataFrom sends one Metadata request to exactly this address.
@@ -179,7 +295,7 @@ type topicState struct {
 }
 
 func (c *Checker) state(ctx context.Context) (*topicState, error) {
-	cl, err := newClient(c.Bootstrap...)
+	cl, err := newClient(c.bootstrap()...)
 	if err != nil {
 		return nil, err
 	}
@@ -259,22 +375,9 @@ func (c *Checker) CanStop(ctx context.Context, nodeID int32) error {
 // every partition it replicates, and no partition of the cluster is under
 // min.insync.replicas.
 func (c *Checker) WaitRejoined(ctx context.Context, nodeID int32) error {
-	var last string
-	for {
-		status, done := c.rejoinedOnce(ctx, nodeID)
-		if done {
-			return nil
-		}
-		if status != last {
-			c.log(ctx, "waiting for the replaced broker to catch up", "node_id", nodeID, "status", status)
-			last = status
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for broker %d to rejoin: %w (last status: %s)", nodeID, ctx.Err(), last)
-		case <-time.After(c.interval()):
-		}
-	}
+	return c.pollUntil(ctx, fmt.Sprintf("broker %d to catch up", nodeID), func() (string, bool) {
+		return c.rejoinedOnce(ctx, nodeID)
+	})
 }
 
 func (c *Checker) rejoinedOnce(ctx context.Context, nodeID int32) (string, bool) {
@@ -303,7 +406,7 @@ func (c *Checker) rejoinedOnce(ctx context.Context, nodeID int32) (string, bool)
 // IncrementalAlterConfigs (and deletes those in remove). It returns an error
 // if the brokers refuse any of them; the caller then rolls instead.
 func (c *Checker) SetClusterConfig(ctx context.Context, set map[string]string, remove []string) error {
-	cl, err := newClient(c.Bootstrap...)
+	cl, err := newClient(c.bootstrap()...)
 	if err != nil {
 		return err
 	}

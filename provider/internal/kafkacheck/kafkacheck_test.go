@@ -16,6 +16,15 @@ import (
 )
 
 // newCluster starts a three-broker kfake cluster on loopback.
+// brokersOf lists a kfake cluster's brokers (node ids from 0).
+func brokersOf(c *kfake.Cluster) []Broker {
+	var out []Broker
+	for i, a := range c.ListenAddrs() {
+		out = append(out, Broker{NodeID: int32(i), Addr: a})
+	}
+	return out
+}
+
 func newCluster(t *testing.T) *kfake.Cluster {
 	t.Helper()
 	c, err := kfake.NewCluster(kfake.NumBrokers(3))
@@ -43,17 +52,19 @@ func createTopic(t *testing.T, addrs []string, topic string, rf int16, minISR st
 
 func TestWaitReady(t *testing.T) {
 	c := newCluster(t)
-	chk := &Checker{Bootstrap: c.ListenAddrs(), PollInterval: 50 * time.Millisecond}
+	chk := &Checker{Brokers: brokersOf(c), PollInterval: 50 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := chk.WaitReady(ctx, []int32{0, 1, 2}, time.Second); err != nil {
-		t.Fatalf("WaitReady on a healthy cluster: %v", err)
+	r, err := chk.WaitReady(ctx, time.Second)
+	if err != nil || !r.Clustered {
+		t.Fatalf("WaitReady on a healthy cluster: %+v, %v", r, err)
 	}
 
-	// A node the cluster does not have keeps it "not ready" until the deadline.
+	// A broker the cluster does not list keeps it "not ready" until the deadline.
+	chk.Brokers = append(chk.Brokers, Broker{NodeID: 7, Addr: c.ListenAddrs()[0]})
 	short, cancel2 := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel2()
-	err := chk.WaitReady(short, []int32{0, 1, 2, 7}, time.Second)
+	_, err = chk.WaitReady(short, time.Second)
 	if err == nil || !strings.Contains(err.Error(), "not yet 7") {
 		t.Fatalf("WaitReady with a missing broker: err = %v, want one naming broker 7", err)
 	}
@@ -65,13 +76,13 @@ func TestWaitReadyUnreachable(t *testing.T) {
 	// private address without a route does.
 	timeout := &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}
 	chk := &Checker{
-		Bootstrap:    []string{"10.0.1.5:9092"},
+		Brokers:      []Broker{{NodeID: 1, Addr: "10.0.1.5:9092"}},
 		PollInterval: 20 * time.Millisecond,
 		dial:         func(context.Context, string) error { return timeout },
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := chk.WaitReady(ctx, []int32{1}, 200*time.Millisecond)
+	_, err := chk.WaitReady(ctx, 200*time.Millisecond)
 	if !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("err = %v, want ErrUnreachable", err)
 	}
@@ -102,10 +113,10 @@ func TestWaitReadyRefusedIsReachable(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // now refuses
-	chk := &Checker{Bootstrap: []string{addr}, PollInterval: 20 * time.Millisecond}
+	chk := &Checker{Brokers: []Broker{{NodeID: 1, Addr: addr}}, PollInterval: 20 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
 	defer cancel()
-	err = chk.WaitReady(ctx, []int32{1}, 100*time.Millisecond)
+	_, err = chk.WaitReady(ctx, 100*time.Millisecond)
 	if err == nil || errors.Is(err, ErrUnreachable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want a deadline while waiting (a refusing host is reachable)", err)
 	}
@@ -128,7 +139,7 @@ func TestCanStop(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			topic := "t" + string(rune('a'+i))
 			createTopic(t, addrs, topic, tt.rf, tt.minISR)
-			chk := &Checker{Bootstrap: addrs}
+			chk := &Checker{Brokers: brokersOf(c)}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			var err error
@@ -157,7 +168,7 @@ func TestWaitRejoined(t *testing.T) {
 	c := newCluster(t)
 	addrs := c.ListenAddrs()
 	createTopic(t, addrs, "orders", 3, "2")
-	chk := &Checker{Bootstrap: addrs, PollInterval: 50 * time.Millisecond}
+	chk := &Checker{Brokers: brokersOf(c), PollInterval: 50 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := chk.WaitRejoined(ctx, 1); err != nil {
@@ -172,7 +183,7 @@ func TestWaitRejoined(t *testing.T) {
 
 func TestSetClusterConfig(t *testing.T) {
 	c := newCluster(t)
-	chk := &Checker{Bootstrap: c.ListenAddrs()}
+	chk := &Checker{Brokers: brokersOf(c)}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := chk.SetClusterConfig(ctx, map[string]string{"log.retention.ms": "3600000"}, nil); err != nil {
@@ -194,5 +205,36 @@ func TestSetClusterConfig(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("log.retention.ms not set on the cluster: %+v", rcs)
+	}
+}
+
+func TestWaitReadyStandaloneBrokers(t *testing.T) {
+	// Two single-broker clusters: each broker answers Kafka but knows only
+	// itself, and nothing listens on the quorum ports.
+	var brokers []Broker
+	for range 2 {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ClusterID("standalone"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		quorum := ln.Addr().String()
+		ln.Close()
+		// kfake numbers its only broker 0; the checker expects each to know itself.
+		brokers = append(brokers, Broker{NodeID: 0, Addr: c.ListenAddrs()[0], QuorumAddr: quorum})
+	}
+	chk := &Checker{Brokers: brokers, PollInterval: 50 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := chk.WaitReady(ctx, time.Second)
+	if err != nil {
+		t.Fatalf("WaitReady: %v", err)
+	}
+	if r.Clustered {
+		t.Fatal("standalone brokers reported as a cluster")
 	}
 }

@@ -1,0 +1,78 @@
+# A three-AZ Tributary cluster in the local cloud (`make demo`).
+#
+# The provider talks to the local cloud on 127.0.0.1:4566 as it would talk to
+# AWS; the local cloud runs each broker as a real process on its own loopback
+# address. `make demo` starts the local cloud, registers the broker image and
+# runs Terraform with a dev override that points at ./bin.
+
+terraform {
+  required_providers {
+    tributary = {
+      source = "tributary/tributary"
+    }
+  }
+}
+
+variable "endpoint" {
+  description = "The local cloud's endpoint."
+  type        = string
+  default     = "http://127.0.0.1:4566"
+}
+
+variable "broker_version" {
+  description = "Version of the registered broker image."
+  type        = string
+  default     = "dev"
+}
+
+provider "tributary" {
+  region     = "us-east-1"
+  access_key = "test"
+  secret_key = "test"
+
+  endpoints {
+    ec2        = var.endpoint
+    kms        = var.endpoint
+    iam        = var.endpoint
+    sts        = var.endpoint
+    cloudwatch = var.endpoint
+  }
+
+  skip_metadata_api_check = true
+
+  default_tags {
+    tags = {
+      environment = "demo"
+    }
+  }
+}
+
+resource "tributary_cluster" "demo" {
+  name           = "demo"
+  broker_version = var.broker_version
+  instance_type  = "t3.medium"
+
+  # Omitted subnet_ids: the default VPC's subnets, one per AZ.
+  client_cidr_blocks = ["127.0.0.0/8"]
+
+  storage {
+    volume_size = 10
+  }
+
+  broker_config = {
+    "auto.create.topics.enable" = "true"
+    "num.partitions"            = "3"
+  }
+}
+
+output "bootstrap_brokers" {
+  value = tributary_cluster.demo.bootstrap_brokers
+}
+
+output "cluster_id" {
+  value = tributary_cluster.demo.cluster_id
+}
+
+output "broker_nodes" {
+  value = tributary_cluster.demo.broker_nodes
+}

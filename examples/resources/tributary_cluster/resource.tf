@@ -1,0 +1,30 @@
+resource "tributary_cluster" "orders" {
+  name           = "orders"
+  broker_version = "0.1.0"
+  instance_type  = "m7g.large"
+  brokers_per_az = 1
+
+  # One subnet in each of three Availability Zones.
+  subnet_ids         = ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002", "subnet-0a1b2c3d4e5f60003"]
+  client_cidr_blocks = ["10.0.0.0/16"]
+
+  storage {
+    volume_size = 500
+    volume_type = "gp3"
+    throughput  = 250
+  }
+
+  broker_config = {
+    "default.replication.factor" = "3"
+    "min.insync.replicas"        = "2"
+    "log.retention.ms"           = "604800000"
+  }
+
+  tags = {
+    service = "orders"
+  }
+}
+
+output "bootstrap_brokers" {
+  value = tributary_cluster.orders.bootstrap_brokers
+}

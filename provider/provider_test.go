@@ -1,0 +1,225 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+
+	"github.com/tributary/tributary/internal/awsconfig"
+	"github.com/tributary/tributary/internal/localcloud"
+)
+
+// Acceptance tests run with TF_ACC=1 and the Terraform CLI on PATH (or
+// TF_ACC_TERRAFORM_PATH). Where they run:
+//
+//   - default: a local cloud started in this test process (temporary state
+//     directory, a free loopback port), with broker images registered from a
+//     tributary-broker binary built by `go build` into a temporary directory;
+//   - TRIBUTARY_ACC_ENDPOINT=http://127.0.0.1:4566: an emulator already running
+//     there (LocalStack, or `tributary-localcloud serve`), with test/test
+//     credentials unless AWS_ACCESS_KEY_ID is set. The broker images must be
+//     registered there: versions TRIBUTARY_ACC_BROKER_VERSION (default
+//     acc-1) and TRIBUTARY_ACC_BROKER_VERSION_NEXT (default acc-2, for the
+//     rolling test);
+//   - TRIBUTARY_ACC_ENDPOINT=aws: real AWS through the SDK's default chain
+//     (AWS_PROFILE / AWS_REGION ...), with images built by `make ami` named by
+//     the same two variables. Run it from inside the VPC: the tests produce
+//     and consume through the brokers' private addresses.
+const (
+	envAccEndpoint          = "TRIBUTARY_ACC_ENDPOINT"
+	envAccBrokerVersion     = "TRIBUTARY_ACC_BROKER_VERSION"
+	envAccBrokerVersionNext = "TRIBUTARY_ACC_BROKER_VERSION_NEXT"
+)
+
+// testAccProtoV6ProviderFactories serves the provider in-process to the
+// Terraform CLI the tests drive.
+var testAccProtoV6ProviderFactories = map[string]func() (tfprotov6.ProviderServer, error){
+	"tributary": providerserver.NewProtocol6WithError(New("test")()),
+}
+
+// accEnv is where the acceptance tests run, set up once by TestMain.
+var accEnv struct {
+	endpoint      string // "" for real AWS
+	region        string
+	version       string
+	versionNext   string
+	cloud         *localcloud.Cloud
+	cloudLog      string
+	setupErr      error
+	clients       *awsconfig.Clients
+	brokerBinary  string
+	localCloudDir string
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(runTests(m))
+}
+
+func runTests(m *testing.M) int {
+	if os.Getenv("TF_ACC") == "" {
+		return m.Run()
+	}
+	accEnv.version = envOr(envAccBrokerVersion, "acc-1")
+	accEnv.versionNext = envOr(envAccBrokerVersionNext, "acc-2")
+	accEnv.region = envOr("AWS_REGION", "us-east-1")
+	switch ep := os.Getenv(envAccEndpoint); ep {
+	case "aws":
+	case "":
+		cleanup, err := startAccLocalCloud()
+		if err != nil {
+			accEnv.setupErr = err
+			return m.Run()
+		}
+		defer cleanup()
+	default:
+		accEnv.endpoint = ep
+	}
+	accEnv.clients, accEnv.setupErr = accClients()
+	return m.Run()
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// startAccLocalCloud builds the broker, starts a local cloud in-process and
+// registers the broker image twice (two versions, for the rolling test).
+func startAccLocalCloud() (func(), error) {
+	dir, err := os.MkdirTemp("", "tributary-acc-")
+	if err != nil {
+		return nil, err
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	root, err := moduleRoot()
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	accEnv.brokerBinary = filepath.Join(dir, "bin", "tributary-broker")
+	build := exec.Command("go", "build", "-o", accEnv.brokerBinary, "./broker/cmd/tributary-broker")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		cleanup()
+		return nil, fmt.Errorf("building tributary-broker for the broker image: %v\n%s", err, out)
+	}
+	accEnv.cloudLog = filepath.Join(dir, "localcloud.log")
+	logFile, err := os.Create(accEnv.cloudLog)
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	accEnv.localCloudDir = filepath.Join(dir, "cloud")
+	cloud, err := localcloud.Start(context.Background(), localcloud.Options{
+		StateDir:        accEnv.localCloudDir,
+		BrokerBinary:    accEnv.brokerBinary,
+		BrokerVersion:   accEnv.version,
+		StopGracePeriod: 10 * time.Second,
+		Logger:          slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		logFile.Close()
+		cleanup()
+		return nil, fmt.Errorf("starting the local cloud: %w", err)
+	}
+	if _, err := cloud.RegisterBrokerImage(accEnv.brokerBinary, accEnv.versionNext); err != nil {
+		cloud.Close()
+		logFile.Close()
+		cleanup()
+		return nil, fmt.Errorf("registering broker image %s: %w", accEnv.versionNext, err)
+	}
+	accEnv.cloud = cloud
+	accEnv.endpoint = cloud.Endpoint()
+	accEnv.region = cloud.Region()
+	return func() {
+		if err := cloud.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "closing the local cloud:", err)
+		}
+		logFile.Close()
+		if os.Getenv("TRIBUTARY_ACC_KEEP") != "" {
+			fmt.Fprintln(os.Stderr, "kept the acceptance test directory", dir)
+			return
+		}
+		cleanup()
+	}, nil
+}
+
+// moduleRoot finds the directory of go.mod.
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", fmt.Errorf("not inside the Go module")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// accClients builds AWS clients the tests use to look behind Terraform's back.
+func accClients() (*awsconfig.Clients, error) {
+	cfg := awsconfig.Config{Region: accEnv.region, SkipMetadataAPICheck: accEnv.endpoint != ""}
+	if accEnv.endpoint != "" {
+		cfg.Endpoints = map[awsconfig.Service]string{}
+		for _, s := range awsconfig.Services {
+			cfg.Endpoints[s] = accEnv.endpoint
+		}
+		if os.Getenv("AWS_ACCESS_KEY_ID") == "" {
+			cfg.AccessKey, cfg.SecretKey = "test", "test"
+		}
+		cfg.SkipRegionValidation = true
+	}
+	cl, err := awsconfig.New(context.Background(), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("AWS clients for the acceptance tests: %w", err)
+	}
+	return cl, nil
+}
+
+// testAccPreCheck fails the test with the precise reason when the
+// environment could not be set up.
+func testAccPreCheck(t *testing.T) {
+	t.Helper()
+	if accEnv.setupErr != nil {
+		t.Fatalf("acceptance test environment: %v", accEnv.setupErr)
+	}
+	if accEnv.clients == nil {
+		t.Fatal("acceptance test environment not set up (TestMain did not run with TF_ACC=1)")
+	}
+}
+
+// testAccProviderConfig is the provider block for the environment.
+func testAccProviderConfig() string {
+	if accEnv.endpoint == "" {
+		return fmt.Sprintf("provider \"tributary\" {\n  region = %q\n}\n", accEnv.region)
+	}
+	creds := ""
+	if os.Getenv("AWS_ACCESS_KEY_ID") == "" {
+		creds = "  access_key = \"test\"\n  secret_key = \"test\"\n"
+	}
+	return fmt.Sprintf(`provider "tributary" {
+  region = %[1]q
+%[3]s  skip_metadata_api_check = true
+  skip_region_validation  = true
+  endpoints {
+    ec2        = %[2]q
+    kms        = %[2]q
+    iam        = %[2]q
+    sts        = %[2]q
+    cloudwatch = %[2]q
+  }
+}
+`, accEnv.region, accEnv.endpoint, creds)
+}
