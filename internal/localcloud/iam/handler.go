@@ -49,6 +49,20 @@ func userResource(s *Service, p params) string {
 func anyResource(*Service, params) string { return "*" }
 
 var actions = map[string]action{
+	"CreateGroup":                   {(*Service).createGroup, true, groupResource},
+	"GetGroup":                      {(*Service).getGroup, false, groupResource},
+	"DeleteGroup":                   {(*Service).deleteGroup, true, groupResource},
+	"ListGroups":                    {(*Service).listGroups, false, anyResource},
+	"ListGroupsForUser":             {(*Service).listGroupsForUser, false, userResource},
+	"AddUserToGroup":                {(*Service).addUserToGroup, true, groupResource},
+	"RemoveUserFromGroup":           {(*Service).removeUserFromGroup, true, groupResource},
+	"PutGroupPolicy":                {(*Service).putGroupPolicy, true, groupResource},
+	"GetGroupPolicy":                {(*Service).getGroupPolicy, false, groupResource},
+	"DeleteGroupPolicy":             {(*Service).deleteGroupPolicy, true, groupResource},
+	"ListGroupPolicies":             {(*Service).listGroupPolicies, false, groupResource},
+	"AttachGroupPolicy":             {(*Service).attachGroupPolicy, true, groupResource},
+	"DetachGroupPolicy":             {(*Service).detachGroupPolicy, true, groupResource},
+	"ListAttachedGroupPolicies":     {(*Service).listAttachedGroupPolicies, false, groupResource},
 	"CreateUser":                    {(*Service).createUser, true, userResource},
 	"GetUser":                       {(*Service).getUser, false, userResource},
 	"DeleteUser":                    {(*Service).deleteUser, true, userResource},

@@ -610,3 +610,64 @@ func TestTimeConditions(t *testing.T) {
 		t.Fatalf("after the deadline: %+v %v", d, err)
 	}
 }
+
+// TestGroups checks that a group's policies apply to its members, and IAM's delete conflicts.
+func TestGroups(t *testing.T) {
+	c := newCloud(t, "")
+	ctx := context.Background()
+	client := awsiam.NewFromConfig(c.root())
+	if _, err := client.CreateUser(ctx, &awsiam.CreateUserInput{UserName: aws.String("dev")}); err != nil {
+		t.Fatal(err)
+	}
+	key, err := client.CreateAccessKey(ctx, &awsiam.CreateAccessKeyInput{UserName: aws.String("dev")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asUser := awskms.NewFromConfig(c.config(aws.ToString(key.AccessKey.AccessKeyId), aws.ToString(key.AccessKey.SecretAccessKey), ""))
+	if _, err := client.CreateGroup(ctx, &awsiam.CreateGroupInput{GroupName: aws.String("readers")}); err != nil {
+		t.Fatal(err)
+	}
+	mp, err := client.CreatePolicy(ctx, &awsiam.CreatePolicyInput{PolicyName: aws.String("kms-list"),
+		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:ListKeys","Resource":"*"}]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.AttachGroupPolicy(ctx, &awsiam.AttachGroupPolicyInput{GroupName: aws.String("readers"), PolicyArn: mp.Policy.Arn}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = asUser.ListKeys(ctx, &awskms.ListKeysInput{})
+	if got := errorCode(t, err); got != "AccessDeniedException" {
+		t.Fatalf("before joining the group: %s", got)
+	}
+	if _, err := client.AddUserToGroup(ctx, &awsiam.AddUserToGroupInput{GroupName: aws.String("readers"), UserName: aws.String("dev")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := asUser.ListKeys(ctx, &awskms.ListKeysInput{}); err != nil {
+		t.Fatalf("as a group member: %v", err)
+	}
+	groups, err := client.ListGroupsForUser(ctx, &awsiam.ListGroupsForUserInput{UserName: aws.String("dev")})
+	if err != nil || len(groups.Groups) != 1 || aws.ToString(groups.Groups[0].Arn) != "arn:aws:iam::000000000000:group/readers" {
+		t.Fatalf("ListGroupsForUser %+v %v", groups, err)
+	}
+	entities, err := client.ListEntitiesForPolicy(ctx, &awsiam.ListEntitiesForPolicyInput{PolicyArn: mp.Policy.Arn})
+	if err != nil || len(entities.PolicyGroups) != 1 || aws.ToString(entities.PolicyGroups[0].GroupName) != "readers" {
+		t.Fatalf("ListEntitiesForPolicy %+v %v", entities, err)
+	}
+	_, err = client.DeleteGroup(ctx, &awsiam.DeleteGroupInput{GroupName: aws.String("readers")})
+	if got := errorCode(t, err); got != "DeleteConflict" {
+		t.Fatalf("deleting a group with members: %s", got)
+	}
+	if _, err := client.RemoveUserFromGroup(ctx, &awsiam.RemoveUserFromGroupInput{GroupName: aws.String("readers"), UserName: aws.String("dev")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = asUser.ListKeys(ctx, &awskms.ListKeysInput{})
+	if got := errorCode(t, err); got != "AccessDeniedException" {
+		t.Fatalf("after leaving the group: %s", got)
+	}
+	if _, err := client.DetachGroupPolicy(ctx, &awsiam.DetachGroupPolicyInput{GroupName: aws.String("readers"), PolicyArn: mp.Policy.Arn}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.DeleteGroup(ctx, &awsiam.DeleteGroupInput{GroupName: aws.String("readers")}); err != nil {
+		t.Fatal(err)
+	}
+}

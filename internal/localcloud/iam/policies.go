@@ -23,8 +23,8 @@ type policyXML struct {
 	Tags                          *tagList `xml:"Tags,omitempty"`
 }
 
-// attachments returns the roles and users a managed policy is attached to.
-func (s *Service) attachments(arn string) (roles, users []string) {
+// attachments returns the roles, users and groups a managed policy is attached to.
+func (s *Service) attachments(arn string) (roles, users, groups []string) {
 	for _, key := range sortedKeys(s.roles) {
 		if slices.Contains(s.roles[key].Attached, arn) {
 			roles = append(roles, s.roles[key].Name)
@@ -35,12 +35,17 @@ func (s *Service) attachments(arn string) (roles, users []string) {
 			users = append(users, s.users[key].Name)
 		}
 	}
-	return roles, users
+	for _, key := range sortedKeys(s.groups) {
+		if slices.Contains(s.groups[key].Attached, arn) {
+			groups = append(groups, s.groups[key].Name)
+		}
+	}
+	return roles, users, groups
 }
 
 func (s *Service) attachmentCount(arn string) int {
-	roles, users := s.attachments(arn)
-	return len(roles) + len(users)
+	roles, users, groups := s.attachments(arn)
+	return len(roles) + len(users) + len(groups)
 }
 
 func (s *Service) policyXML(mp *managedPolicy) policyXML {
@@ -268,11 +273,16 @@ type policyUserXML struct {
 	UserID   string `xml:"UserId"`
 }
 
+type policyGroupXML struct {
+	GroupName string `xml:"GroupName"`
+	GroupID   string `xml:"GroupId"`
+}
+
 type listEntitiesResult struct {
-	PolicyGroups []struct{}      `xml:"PolicyGroups>member"`
-	PolicyUsers  []policyUserXML `xml:"PolicyUsers>member"`
-	PolicyRoles  []policyRoleXML `xml:"PolicyRoles>member"`
-	IsTruncated  bool            `xml:"IsTruncated"`
+	PolicyGroups []policyGroupXML `xml:"PolicyGroups>member"`
+	PolicyUsers  []policyUserXML  `xml:"PolicyUsers>member"`
+	PolicyRoles  []policyRoleXML  `xml:"PolicyRoles>member"`
+	IsTruncated  bool             `xml:"IsTruncated"`
 }
 
 func (s *Service) listEntitiesForPolicy(p params) (any, error) {
@@ -280,8 +290,8 @@ func (s *Service) listEntitiesForPolicy(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := listEntitiesResult{PolicyGroups: []struct{}{}, PolicyUsers: []policyUserXML{}, PolicyRoles: []policyRoleXML{}}
-	roles, users := s.attachments(mp.ARN)
+	out := listEntitiesResult{PolicyGroups: []policyGroupXML{}, PolicyUsers: []policyUserXML{}, PolicyRoles: []policyRoleXML{}}
+	roles, users, groups := s.attachments(mp.ARN)
 	for _, name := range roles {
 		r := s.roles[strings.ToLower(name)]
 		out.PolicyRoles = append(out.PolicyRoles, policyRoleXML{RoleName: r.Name, RoleID: r.ID})
@@ -289,6 +299,10 @@ func (s *Service) listEntitiesForPolicy(p params) (any, error) {
 	for _, name := range users {
 		u := s.users[strings.ToLower(name)]
 		out.PolicyUsers = append(out.PolicyUsers, policyUserXML{UserName: u.Name, UserID: u.ID})
+	}
+	for _, name := range groups {
+		g := s.groups[strings.ToLower(name)]
+		out.PolicyGroups = append(out.PolicyGroups, policyGroupXML{GroupName: g.Name, GroupID: g.ID})
 	}
 	return out, nil
 }

@@ -36,6 +36,7 @@ type Service struct {
 
 	mu       sync.RWMutex
 	users    map[string]*user            // by lower-case user name
+	groups   map[string]*group           // by lower-case group name
 	roles    map[string]*role            // by role name (IAM names are case-insensitive; keyed lower-case)
 	policies map[string]*managedPolicy   // by policy ARN
 	profiles map[string]*instanceProfile // by lower-case profile name
@@ -104,6 +105,7 @@ func New(env awsapi.Env) (*Service, error) {
 		log:      env.Logger,
 		now:      env.Now,
 		users:    map[string]*user{},
+		groups:   map[string]*group{},
 		roles:    map[string]*role{},
 		policies: map[string]*managedPolicy{},
 		profiles: map[string]*instanceProfile{},
@@ -198,10 +200,15 @@ func principalType(t awsapi.PrincipalType) string {
 // identityPoliciesLocked returns the policies of the IAM entity behind an identity.
 func (s *Service) identityPoliciesLocked(id awsapi.Identity) []*policy.Document {
 	if id.Type == awsapi.PrincipalUser {
-		if u := s.userByARNLocked(id.PrincipalARN); u != nil {
-			return s.documents(&u.policySet)
+		u := s.userByARNLocked(id.PrincipalARN)
+		if u == nil {
+			return nil
 		}
-		return nil
+		docs := s.documents(&u.policySet)
+		for _, g := range s.groupsOfLocked(u) {
+			docs = append(docs, s.documents(&g.policySet)...)
+		}
+		return docs
 	}
 	if id.Type != awsapi.PrincipalAssumedRole {
 		return nil
@@ -318,6 +325,7 @@ func (s *Service) TrustsService(roleARN, service string) bool {
 // snapshot is the persisted form of the service.
 type snapshot struct {
 	Users    []*user            `json:"users,omitempty"`
+	Groups   []*group           `json:"groups,omitempty"`
 	Roles    []*role            `json:"roles"`
 	Policies []*managedPolicy   `json:"policies"`
 	Profiles []*instanceProfile `json:"profiles"`
@@ -330,6 +338,9 @@ func (s *Service) saveLocked() error {
 	snap := snapshot{}
 	for _, name := range sortedKeys(s.users) {
 		snap.Users = append(snap.Users, s.users[name])
+	}
+	for _, name := range sortedKeys(s.groups) {
+		snap.Groups = append(snap.Groups, s.groups[name])
 	}
 	for _, name := range sortedKeys(s.roles) {
 		snap.Roles = append(snap.Roles, s.roles[name])
@@ -368,6 +379,12 @@ func (s *Service) restore(data []byte) error {
 				}
 			}
 		}
+	}
+	for _, g := range snap.Groups {
+		if err := g.policySet.parse(); err != nil {
+			return fmt.Errorf("decoding IAM state: group %s: %w", g.Name, err)
+		}
+		s.groups[strings.ToLower(g.Name)] = g
 	}
 	for _, r := range snap.Roles {
 		var err error

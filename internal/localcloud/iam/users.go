@@ -158,6 +158,8 @@ func (s *Service) deleteUser(p params) (any, error) {
 	switch {
 	case len(u.Keys) > 0:
 		return nil, deleteConflict("Cannot delete entity, must delete access keys first.")
+	case len(s.groupsOfLocked(u)) > 0:
+		return nil, deleteConflict("Cannot delete entity, must remove user from all groups first.")
 	case len(u.Inline) > 0:
 		return nil, deleteConflict("Cannot delete entity, must delete policies first.")
 	case len(u.Attached) > 0:
