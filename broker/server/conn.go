@@ -12,6 +12,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kbin"
@@ -333,7 +334,11 @@ func (c *conn) writeLoop(out <-chan []byte, done chan<- struct{}) {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(idle))
 		}
 		if _, err := c.nc.Write(buf); err != nil {
-			c.log.Info("closing connection: writing response failed", "err", err)
+			level := slog.LevelInfo
+			if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+				level = slog.LevelDebug // the client hung up first: routine
+			}
+			c.log.Log(context.Background(), level, "closing connection: writing response failed", "err", err)
 			c.nc.Close()
 			return
 		}
