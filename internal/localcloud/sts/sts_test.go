@@ -308,3 +308,56 @@ func TestGetSessionToken(t *testing.T) {
 		t.Fatalf("GetSessionToken with session credentials: %s", got)
 	}
 }
+
+// TestPresignedBoundToHeader is the brokers' IAM authentication: the client presigns
+// GetCallerIdentity with a signed header naming the cluster, so a token made for one cluster
+// cannot be replayed to another; the broker forwards the URL and the header to STS.
+func TestPresignedBoundToHeader(t *testing.T) {
+	c := newCloud(t)
+	ctx := context.Background()
+	role := createRole(t, awsiam.NewFromConfig(c.root()), "client", trustAccount)
+	session, _ := c.assume(t, aws.ToString(role.Arn), 3600)
+	creds, err := session.Credentials.Retrieve(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const header = "X-Tributary-Cluster-Id"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url+"/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Expires=900", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(header, "cluster-1")
+	const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	signed, signedHeaders, err := v4.NewSigner().PresignHTTP(ctx, creds, req, emptySHA256, "sts", "us-east-1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if signedHeaders.Get(header) != "cluster-1" {
+		t.Fatalf("the cluster header was not signed: %v", signedHeaders)
+	}
+	call := func(value string) (int, string) {
+		t.Helper()
+		r, err := http.NewRequestWithContext(ctx, http.MethodGet, signed, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if value != "" {
+			r.Header.Set(header, value)
+		}
+		resp, err := http.DefaultClient.Do(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if status, body := call("cluster-1"); status != http.StatusOK || !strings.Contains(body, "assumed-role/client/test-session") {
+		t.Fatalf("with the cluster header: %d %s", status, body)
+	}
+	for _, value := range []string{"cluster-2", ""} {
+		if status, body := call(value); status == http.StatusOK || !strings.Contains(body, "SignatureDoesNotMatch") {
+			t.Fatalf("with header %q: %d %s", value, status, body)
+		}
+	}
+}
