@@ -113,6 +113,10 @@ func NewLeader(cfg LeaderConfig, p metadata.Partition, leo, hw int64) (*Leader, 
 			l.followers[r] = &followerState{leo: -1, lastCaughtUp: now, lastFetch: now}
 		}
 	}
+	// Publish the starting high watermark at once: until the replication
+	// layer sets one, storage reports its durable end, which may include
+	// records no follower has.
+	cfg.SetHighWatermark(l.hw)
 	l.advanceLocked()
 	return l, nil
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tributary/tributary/broker/cluster/metadata"
@@ -58,6 +59,29 @@ type leading struct {
 	log     PartitionLog
 }
 
+// trackedLog remembers whether this process has set the log's high
+// watermark. Until it has, storage reports its durable end as the high
+// watermark, which after a restart may include records that were never
+// replicated; a broker that becomes leader then starts from the log start
+// instead and lets the followers' fetches move the watermark up.
+type trackedLog struct {
+	PartitionLog
+	hwSet atomic.Bool
+}
+
+func (t *trackedLog) SetHighWatermark(hw int64) {
+	t.hwSet.Store(true)
+	t.PartitionLog.SetHighWatermark(hw)
+}
+
+// knownHighWatermark is the high watermark to start leading from.
+func (t *trackedLog) knownHighWatermark() int64 {
+	if t.hwSet.Load() {
+		return t.HighWatermark()
+	}
+	return t.LogStartOffset()
+}
+
 type following struct {
 	leader int32
 	epoch  int32
@@ -78,6 +102,7 @@ type Manager struct {
 	leaders   map[TopicPartition]*leading
 	following map[TopicPartition]following
 	fetchers  map[string]*Fetcher // by leader id and address
+	logs      map[TopicPartition]*trackedLog
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -101,6 +126,7 @@ func StartManager(cfg ManagerConfig) *Manager {
 		leaders:   map[TopicPartition]*leading{},
 		following: map[TopicPartition]following{},
 		fetchers:  map[string]*Fetcher{},
+		logs:      map[TopicPartition]*trackedLog{},
 		done:      make(chan struct{}),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
@@ -198,10 +224,15 @@ func (m *Manager) reconcile(st *metadata.State) {
 			}
 			tp := TopicPartition{name, int32(i)}
 			seen[tp] = true
-			log, err := m.cfg.Logs.Open(name, int32(i), t.Configs)
-			if err != nil {
-				m.log.Error("opening a replica's log", "partition", tp, "err", err)
-				continue
+			log, ok := m.logs[tp]
+			if !ok {
+				pl, err := m.cfg.Logs.Open(name, int32(i), t.Configs)
+				if err != nil {
+					m.log.Error("opening a replica's log", "partition", tp, "err", err)
+					continue
+				}
+				log = &trackedLog{PartitionLog: pl}
+				m.logs[tp] = log
 			}
 			switch p.Leader {
 			case m.id:
@@ -230,6 +261,11 @@ func (m *Manager) reconcile(st *metadata.State) {
 			m.stopFollowing(tp)
 		}
 	}
+	for tp := range m.logs {
+		if !seen[tp] {
+			delete(m.logs, tp)
+		}
+	}
 	for k, f := range m.fetchers {
 		if f.Len() == 0 {
 			f.Close()
@@ -247,7 +283,7 @@ func containsID(ids []int32, id int32) bool {
 	return false
 }
 
-func (m *Manager) lead(tp TopicPartition, t *metadata.Topic, p metadata.Partition, log PartitionLog) {
+func (m *Manager) lead(tp TopicPartition, t *metadata.Topic, p metadata.Partition, log *trackedLog) {
 	if l, ok := m.leaders[tp]; ok {
 		if l.tracker.Update(p) == nil {
 			return
@@ -257,7 +293,7 @@ func (m *Manager) lead(tp TopicPartition, t *metadata.Topic, p metadata.Partitio
 	m.stopFollowing(tp)
 	tracker, err := NewLeader(LeaderConfig{
 		LocalID: m.id, LagTimeMax: m.cfg.LagTimeMax, MinISR: m.minISR(t), SetHighWatermark: log.SetHighWatermark,
-	}, p, log.LogEndOffset(), log.HighWatermark())
+	}, p, log.LogEndOffset(), log.knownHighWatermark())
 	if err != nil {
 		m.log.Error("becoming leader", "partition", tp, "err", err)
 		return
