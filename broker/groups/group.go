@@ -118,6 +118,14 @@ type joinWaiter struct {
 	ch  chan *kmsg.JoinGroupResponse // buffered: replying never blocks
 }
 
+// clientReason is the reason a JoinGroup v8+ gives (KIP-800), for logs.
+func (w *joinWaiter) clientReason() string {
+	if w == nil || w.req.Reason == nil || *w.req.Reason == "" {
+		return ""
+	}
+	return " (client: " + *w.req.Reason + ")"
+}
+
 type syncWaiter struct {
 	req *kmsg.SyncGroupRequest
 	ch  chan *kmsg.SyncGroupResponse // buffered: replying never blocks
@@ -309,7 +317,7 @@ func (g *group) addMember(m *member, wait *joinWaiter) {
 		g.newMemberAdded = true
 	}
 	g.scheduleSessionExpiry(m)
-	g.maybePrepareRebalance("member " + m.id + " joined")
+	g.maybePrepareRebalance("member " + m.id + " joined" + wait.clientReason())
 	g.tryCompleteJoin()
 }
 
@@ -329,7 +337,7 @@ func (g *group) updateMember(m *member, req *kmsg.JoinGroupRequest, wait *joinWa
 	}
 	m.awaitingJoin = true
 	m.join = wait
-	g.maybePrepareRebalance("member " + m.id + " rejoined")
+	g.maybePrepareRebalance("member " + m.id + " rejoined" + wait.clientReason())
 	g.tryCompleteJoin()
 }
 
