@@ -58,18 +58,22 @@ func bootProbe(t *testing.T) string {
 	return probePath
 }
 
+// testLogger discards the emulator's logs unless the test runs with -v.
+func testLogger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
 // startCloud starts a local cloud on a random loopback port with a temporary state directory.
 func startCloud(t *testing.T, dir string) *localcloud.Cloud {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
 	c, err := localcloud.Start(context.Background(), localcloud.Options{
-		StateDir: dir, StopGracePeriod: 5 * time.Second, TransitionDelay: 20 * time.Millisecond, Logger: logger,
+		StateDir: dir, StopGracePeriod: 5 * time.Second, TransitionDelay: 20 * time.Millisecond, Logger: testLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)

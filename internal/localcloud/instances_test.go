@@ -337,7 +337,7 @@ func TestKillInstanceAndCrashRestart(t *testing.T) {
 
 func TestRestartKeepsResourcesAndRunningInstances(t *testing.T) {
 	dir := t.TempDir()
-	first, err := localcloud.Start(context.Background(), localcloud.Options{StateDir: dir, StopGracePeriod: 5 * time.Second, TransitionDelay: 20 * time.Millisecond})
+	first, err := localcloud.Start(context.Background(), localcloud.Options{StateDir: dir, StopGracePeriod: 5 * time.Second, TransitionDelay: 20 * time.Millisecond, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +352,7 @@ func TestRestartKeepsResourcesAndRunningInstances(t *testing.T) {
 	ip := aws.ToString(describeInstance(t, client, running).PrivateIpAddress)
 
 	// A second emulator may not share the directory.
-	if _, err := localcloud.Start(context.Background(), localcloud.Options{StateDir: dir}); err == nil {
+	if _, err := localcloud.Start(context.Background(), localcloud.Options{StateDir: dir, Logger: testLogger()}); err == nil {
 		t.Fatal("a second local cloud started on a state directory in use")
 	}
 	if err := first.Close(); err != nil {
@@ -381,4 +381,53 @@ func TestRestartKeepsResourcesAndRunningInstances(t *testing.T) {
 	if err != nil || len(images.Images) != 1 {
 		t.Fatalf("image after the restart: %v %v", images, err)
 	}
+}
+
+// TestCrashLoopGivesUp: a program that keeps failing is restarted a bounded number of times,
+// then left down with a failed status check; a reboot tries again.
+func TestCrashLoopGivesUp(t *testing.T) {
+	dir := t.TempDir()
+	c, err := localcloud.Start(context.Background(), localcloud.Options{StateDir: dir, StopGracePeriod: 5 * time.Second,
+		TransitionDelay: 20 * time.Millisecond, RestartDelay: 5 * time.Millisecond, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	client := ec2Client(c)
+	ctx := context.Background()
+	ami := registerImage(t, c, "failing", bootProbe(t))
+	out, err := client.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String(ami), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+		UserData: userData(t, map[string]int{"exit": 3})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(out.Instances[0].InstanceId)
+	eventually(t, "giving up on the crash loop", 30*time.Second, func() error {
+		if !strings.Contains(consoleText(t, client, id), "not restarting it again") {
+			return errors.New("still restarting")
+		}
+		return nil
+	})
+	if n := strings.Count(consoleText(t, client, id), "bootprobe: booting"); n != 11 {
+		t.Fatalf("the program ran %d times, want 11 (the first boot and 10 restarts)", n)
+	}
+	status, err := client.DescribeInstanceStatus(ctx, &ec2.DescribeInstanceStatusInput{InstanceIds: []string{id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := status.InstanceStatuses[0].InstanceStatus.Status; got != ec2types.SummaryStatusImpaired {
+		t.Fatalf("instance status %s, want impaired", got)
+	}
+	if s := describeInstance(t, client, id).State.Name; s != ec2types.InstanceStateNameRunning {
+		t.Fatalf("state %s, want running", s)
+	}
+	if _, err := client.RebootInstances(ctx, &ec2.RebootInstancesInput{InstanceIds: []string{id}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the reboot runs the program again", 10*time.Second, func() error {
+		if n := strings.Count(consoleText(t, client, id), "bootprobe: booting"); n < 12 {
+			return fmt.Errorf("%d boots", n)
+		}
+		return nil
+	})
 }

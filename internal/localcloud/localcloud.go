@@ -53,6 +53,9 @@ type Options struct {
 	TransitionDelay time.Duration
 	// InstanceEnv is added to every instance process's environment (KEY=VALUE).
 	InstanceEnv []string
+	// RestartDelay is the first delay before a crashed instance program is restarted (doubling
+	// up to 32 times; default 1s).
+	RestartDelay time.Duration
 	// Logger receives the emulator's logs; default slog.Default().
 	Logger *slog.Logger
 }
@@ -159,6 +162,7 @@ func Start(ctx context.Context, opts Options) (*Cloud, error) {
 	c.ec2, err = ec2.New(ec2.Options{
 		Env: e, Keys: c.kms, Profiles: c.iam, Endpoint: c.Endpoint, LoopbackOctet: opts.LoopbackOctet,
 		StopGracePeriod: opts.StopGracePeriod, TransitionDelay: opts.TransitionDelay, InstanceEnv: opts.InstanceEnv,
+		RestartDelay: opts.RestartDelay,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("localcloud: starting EC2: %w", err)

@@ -825,6 +825,7 @@ func (s *Service) rebootInstances(ctx context.Context, req *awsapi.Request, p pa
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			if cur := s.st.Instances[id]; cur != nil && cur.State == stateRunning {
+				cur.Restarts = 0
 				s.bootLocked(cur, true)
 				_ = s.commitLocked()
 			}

@@ -146,7 +146,8 @@ func (s *Service) instanceEnvLocked(inst *instance) []string {
 
 // onProcessExit reacts to an instance process that ended by itself: exit status 0 is an
 // instance-initiated shutdown (stop or terminate per the instance's setting); a crash is
-// restarted with backoff, as the AMI's systemd unit (Restart=on-failure) does.
+// restarted with backoff, as the AMI's systemd unit (Restart=on-failure) does, up to
+// maxRestarts times in a row.
 func (s *Service) onProcessExit(id string, code int, requested bool) {
 	if requested {
 		return
@@ -170,12 +171,22 @@ func (s *Service) onProcessExit(id string, code int, requested bool) {
 	if s.now().Sub(s.bootedAt[id]) > time.Minute {
 		inst.Restarts = 0
 	}
+	if inst.Restarts >= maxRestarts {
+		// As systemd's start limit: stop trying; the instance stays running with a failed
+		// instance status check until it is rebooted, or stopped and started.
+		s.appendConsole(id, fmt.Sprintf("[localcloud] process failed (exit status %d) %d times in a row; not restarting it again (reboot, or stop and start the instance)", code, inst.Restarts+1))
+		_ = s.commitLocked()
+		return
+	}
 	inst.Restarts++
-	delay := time.Second << min(inst.Restarts-1, 5)
+	delay := s.opts.RestartDelay << min(inst.Restarts-1, 5)
 	s.appendConsole(id, fmt.Sprintf("[localcloud] process failed (exit status %d); restarting in %s (restart %d)", code, delay, inst.Restarts))
 	_ = s.commitLocked()
 	s.goBoot(id, delay, true)
 }
+
+// maxRestarts bounds the restarts of a process that keeps failing within a minute of starting.
+const maxRestarts = 10
 
 // Metadata implements imds.Source.
 func (s *Service) Metadata(id string) (imds.Metadata, bool) {

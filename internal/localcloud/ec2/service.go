@@ -47,6 +47,9 @@ type Options struct {
 	TerminatedRetention time.Duration
 	// InstanceEnv is added to every instance's environment (KEY=VALUE).
 	InstanceEnv []string
+	// RestartDelay is the first delay before a crashed instance program is restarted; it
+	// doubles with every failure in a row, up to 32 times (default 1s).
+	RestartDelay time.Duration
 	// AvailabilityZones are the zones' letter suffixes (default a, b, c).
 	AvailabilityZones []string
 }
@@ -97,6 +100,9 @@ func New(opts Options) (*Service, error) {
 	}
 	if opts.TransitionDelay == 0 {
 		opts.TransitionDelay = 200 * time.Millisecond
+	}
+	if opts.RestartDelay == 0 {
+		opts.RestartDelay = time.Second
 	}
 	if opts.TerminatedRetention == 0 {
 		opts.TerminatedRetention = time.Hour
