@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// up starts the local cloud, applies examples/local, then produces and
+// consumes through the cluster and prints how to reach it.
+func (d *demo) up(ctx context.Context) error {
+	if err := os.MkdirAll(d.cache, 0o755); err != nil {
+		return err
+	}
+	if err := d.startCloud(ctx); err != nil {
+		return err
+	}
+	if err := d.prepareTerraform(); err != nil {
+		return err
+	}
+
+	d.say("terraform apply (examples/local, provider from ./bin)")
+	applyStart := time.Now()
+	if err := d.applyWithProgress(ctx, "apply", "-auto-approve", "-var", "endpoint="+endpoint, "-var", "broker_version="+brokerVersion); err != nil {
+		return err
+	}
+	applied := time.Since(applyStart)
+
+	outs, err := d.outputs(ctx)
+	if err != nil {
+		return err
+	}
+	var bootstrap string
+	if err := json.Unmarshal(outs["bootstrap_brokers"], &bootstrap); err != nil || bootstrap == "" {
+		return fmt.Errorf("no bootstrap_brokers output (%v)", err)
+	}
+	brokers := strings.Split(bootstrap, ",")
+
+	seeds, notice, err := clusterSeeds(ctx, brokers)
+	if err != nil {
+		return err
+	}
+	if notice != "" {
+		d.say("note: %s", notice)
+	}
+	rf, err := createTopic(ctx, seeds)
+	if err != nil {
+		return err
+	}
+	runID := fmt.Sprintf("run%d", time.Now().Unix())
+	d.say("producing %d records to topic %q (acks=all, replication factor %d)", records, topic, rf)
+	first, err := produce(ctx, seeds, runID)
+	if err != nil {
+		return fmt.Errorf("producing: %w", err)
+	}
+	n, err := consume(ctx, seeds, runID)
+	if err != nil {
+		return fmt.Errorf("consuming: %w", err)
+	}
+	d.say("consumed all %d records back", n)
+
+	fmt.Println()
+	fmt.Println("Tributary demo cluster is up.")
+	fmt.Printf("  bootstrap brokers:  %s\n", bootstrap)
+	fmt.Printf("  kcat:               kcat -b %s -t %s -C -o beginning -e\n", strings.Join(seeds, ","), topic)
+	fmt.Printf("  apply took:         %s\n", applied.Round(10*time.Millisecond))
+	fmt.Printf("  apply to 1st record: %s (target: under 20s)\n", first.Sub(applyStart).Round(10*time.Millisecond))
+	if notice != "" {
+		fmt.Printf("  note:               %s\n", notice)
+	}
+	fmt.Printf("  state:              %s (make demo-down removes it all)\n", rel(d.root, d.cache))
+	return nil
+}
+
+// down destroys the cluster (while the local cloud still runs), stops the
+// local cloud and removes the demo's files.
+func (d *demo) down(ctx context.Context) error {
+	if _, running := d.cloudPID(); running {
+		if _, err := os.Stat(d.tfDir); err == nil {
+			if err := d.prepareTerraform(); err != nil {
+				return err
+			}
+			d.say("terraform destroy")
+			if err := d.applyWithProgress(ctx, "destroy", "-auto-approve", "-var", "endpoint="+endpoint, "-var", "broker_version="+brokerVersion); err != nil {
+				return fmt.Errorf("%w (the local cloud is still running; fix and rerun `make demo-down`)", err)
+			}
+		}
+	}
+	if err := d.stopCloud(ctx); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(d.cache); err != nil {
+		return fmt.Errorf("removing %s: %w", rel(d.root, d.cache), err)
+	}
+	d.say("demo removed")
+	return nil
+}
