@@ -28,7 +28,7 @@ func op[I, O any](mutates bool, f func(*Service, *call, *I) (*O, error)) operati
 // operations is every KMS operation the local cloud serves, by X-Amz-Target operation name.
 var operations = map[string]operation{
 	"CreateKey":            op(true, (*Service).createKey),
-	"DescribeKey":          op(false, (*Service).describeKey),
+	"DescribeKey":          op(true, (*Service).describeKey), // may create an AWS managed key
 	"ListKeys":             op(false, (*Service).listKeys),
 	"UpdateKeyDescription": op(true, (*Service).updateKeyDescription),
 	"EnableKey": op(true, func(s *Service, c *call, in *keyIDInput) (*struct{}, error) {

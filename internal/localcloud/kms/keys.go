@@ -204,7 +204,14 @@ type keyIDInput struct {
 func (s *Service) describeKey(c *call, in *keyIDInput) (*keyMetadataOutput, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k, err := s.lookupLocked(in.KeyId)
+	var k *key
+	var err error
+	if managedAliasPattern.MatchString(in.KeyId) {
+		// As in KMS, describing a predefined AWS alias creates its AWS managed key.
+		k, err = s.managedKeyLocked(in.KeyId, c.region)
+	} else {
+		k, err = s.lookupLocked(in.KeyId)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -573,8 +573,17 @@ func TestKeyResolver(t *testing.T) {
 		t.Fatalf("DefaultEBSKey not stable: %+v %+v %v", ebs1, ebs2, err)
 	}
 	d, err := h.client.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: aws.String("alias/aws/ebs")})
-	if err != nil || d.KeyMetadata.KeyManager != types.KeyManagerTypeAws {
+	if err != nil || d.KeyMetadata.KeyManager != types.KeyManagerTypeAws || aws.ToString(d.KeyMetadata.KeyId) != ebs1.KeyID {
 		t.Fatalf("alias/aws/ebs: %+v %v", d, err)
+	}
+	// Describing another predefined AWS alias creates its managed key, once.
+	k1, err := h.client.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: aws.String("alias/aws/kafka")})
+	if err != nil || k1.KeyMetadata.KeyManager != types.KeyManagerTypeAws {
+		t.Fatalf("alias/aws/kafka: %+v %v", k1, err)
+	}
+	k2, err := h.client.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: aws.String("arn:aws:kms:us-east-1:000000000000:alias/aws/kafka")})
+	if err != nil || aws.ToString(k2.KeyMetadata.KeyId) != aws.ToString(k1.KeyMetadata.KeyId) {
+		t.Fatalf("alias/aws/kafka again: %+v %v", k2, err)
 	}
 }
 

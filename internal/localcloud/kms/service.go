@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -264,13 +265,26 @@ func (s *Service) ResolveKey(ctx context.Context, account, region, keyRef string
 // DefaultEBSKey implements awsapi.KeyResolver: the AWS managed key aliased alias/aws/ebs,
 // created on first use as AWS does.
 func (s *Service) DefaultEBSKey(ctx context.Context, account, region string) (awsapi.KeyInfo, error) {
-	const name = "alias/aws/ebs"
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer s.saveOrLogLocked()
+	k, err := s.managedKeyLocked("alias/aws/ebs", region)
+	if err != nil {
+		return awsapi.KeyInfo{}, err
+	}
+	return s.keyInfo(k), nil
+}
+
+// managedAliasPattern is a predefined AWS alias, alias/aws/<service>.
+var managedAliasPattern = regexp.MustCompile(`^alias/aws/[a-z0-9-]+$`)
+
+// managedKeyLocked returns the AWS managed key of a predefined alias (alias/aws/ebs,
+// alias/aws/kafka, ...), creating it on first use: KMS creates these keys when a service first
+// needs one, or when DescribeKey names the alias.
+func (s *Service) managedKeyLocked(name, region string) (*key, error) {
 	if a, ok := s.aliases[name]; ok {
 		if k, err := s.lookupLocked(a.TargetKeyID); err == nil {
-			return s.keyInfo(k), nil
+			return k, nil
 		}
 	}
 	if region == "" {
@@ -279,13 +293,14 @@ func (s *Service) DefaultEBSKey(ctx context.Context, account, region string) (aw
 	policyText := defaultKeyPolicy(s.account)
 	doc, err := policy.Parse(policyText)
 	if err != nil {
-		return awsapi.KeyInfo{}, fmt.Errorf("parsing the default key policy: %w", err)
+		return nil, fmt.Errorf("parsing the default key policy: %w", err)
 	}
-	k := s.newKeyLocked(region, "Default key that protects my EBS volumes when no other key is defined", policyText, doc, nil)
+	service := strings.TrimPrefix(name, "alias/aws/")
+	k := s.newKeyLocked(region, "Default key that protects my "+service+" resources when no other key is defined", policyText, doc, nil)
 	k.Manager = "AWS"
 	now := s.now().UTC()
 	s.aliases[name] = &alias{Name: name, TargetKeyID: k.ID, Created: now, Updated: now}
-	return s.keyInfo(k), nil
+	return k, nil
 }
 
 func (s *Service) keyInfo(k *key) awsapi.KeyInfo {
