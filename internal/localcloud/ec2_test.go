@@ -156,6 +156,40 @@ func TestNetworkInterfacesGetLoopbackAddresses(t *testing.T) {
 	}
 	_, err := client.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{"eni-0123456789abcdef0"}})
 	wantCode(t, err, "InvalidNetworkInterfaceID.NotFound")
+
+	// A second interface attached after launch, then detached; the primary one cannot be.
+	ami := registerImage(t, c, "virtual", "")
+	sn := defaultSubnet(t, client, "us-east-1a")
+	run, err := client.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String(ami), MinCount: aws.Int32(1), MaxCount: aws.Int32(1), SubnetId: sn.SubnetId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(run.Instances[0].InstanceId)
+	waitInstanceState(t, client, id, ec2types.InstanceStateNameRunning)
+	second, err := client.CreateNetworkInterface(ctx, &ec2.CreateNetworkInterfaceInput{SubnetId: sn.SubnetId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	att, err := client.AttachNetworkInterface(ctx, &ec2.AttachNetworkInterfaceInput{NetworkInterfaceId: second.NetworkInterface.NetworkInterfaceId, InstanceId: aws.String(id), DeviceIndex: aws.Int32(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(describeInstance(t, client, id).NetworkInterfaces); n != 2 {
+		t.Fatalf("%d interfaces after attaching a second", n)
+	}
+	primary := describeInstance(t, client, id).NetworkInterfaces
+	for _, ni := range primary {
+		if aws.ToInt32(ni.Attachment.DeviceIndex) == 0 {
+			_, err := client.DetachNetworkInterface(ctx, &ec2.DetachNetworkInterfaceInput{AttachmentId: ni.Attachment.AttachmentId})
+			wantCode(t, err, "OperationNotPermitted")
+		}
+	}
+	if _, err := client.DetachNetworkInterface(ctx, &ec2.DetachNetworkInterfaceInput{AttachmentId: att.AttachmentId}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(describeInstance(t, client, id).NetworkInterfaces); n != 1 {
+		t.Fatalf("%d interfaces after detaching the second", n)
+	}
 }
 
 func TestDescribeFiltersAndPagination(t *testing.T) {

@@ -365,3 +365,80 @@ func (s *Service) modifyNetworkInterfaceAttribute(ctx context.Context, req *awsa
 	}
 	return respond(req, &returnTrue{Return: true})
 }
+
+func (s *Service) attachNetworkInterface(ctx context.Context, req *awsapi.Request, p params) (*awsapi.Response, error) {
+	eniID, err := p.required("NetworkInterfaceId")
+	if err != nil {
+		return nil, err
+	}
+	instID, err := p.required("InstanceId")
+	if err != nil {
+		return nil, err
+	}
+	if !p.has("DeviceIndex") {
+		return nil, awsapi.Errorf("MissingParameter", "The request must contain the parameter deviceIndex")
+	}
+	index, err := p.integer("DeviceIndex", 0)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, err := s.findInterfaceLocked(eniID)
+	if err != nil {
+		return nil, err
+	}
+	inst, err := s.findInstanceLocked(instID)
+	if err != nil {
+		return nil, err
+	}
+	if inst.State != stateRunning && inst.State != stateStopped {
+		return nil, awsapi.Errorf("IncorrectInstanceState", "The instance '%s' is not in a state from which a network interface can be attached.", instID)
+	}
+	if e.Attachment != nil {
+		return nil, awsapi.Errorf("InvalidNetworkInterface.InUse", "Interface: [%s] in use.", eniID)
+	}
+	if sn := s.st.Subnets[e.SubnetID]; sn == nil || sn.AZ != inst.AZ {
+		return nil, awsapi.Errorf("InvalidParameterCombination", "You may not attach a network interface to an instance if they are not in the same availability zone")
+	}
+	if index < 1 || index > 15 {
+		return nil, awsapi.Errorf("InvalidParameterValue", "Value (%d) for parameter deviceIndex is invalid: device index 0 is the primary interface, set at launch; additional interfaces use 1-15.", index)
+	}
+	for _, o := range s.interfacesOfLocked(instID) {
+		if o.Attachment.DeviceIndex == index {
+			return nil, awsapi.Errorf("InvalidParameterValue", "Instance '%s' already has an interface attached at device index '%d'.", instID, index)
+		}
+	}
+	e.Attachment = &eniAttachment{ID: newID("eni-attach"), InstanceID: instID, DeviceIndex: index, Status: "attached", AttachTime: s.now()}
+	if err := s.commitLocked(); err != nil {
+		return nil, err
+	}
+	return respond(req, &struct {
+		meta
+		AttachmentID     string `xml:"attachmentId"`
+		NetworkCardIndex int    `xml:"networkCardIndex"`
+	}{AttachmentID: e.Attachment.ID})
+}
+
+func (s *Service) detachNetworkInterface(ctx context.Context, req *awsapi.Request, p params) (*awsapi.Response, error) {
+	id, err := p.required("AttachmentId")
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.st.NetworkInterfaces {
+		if e.Attachment == nil || e.Attachment.ID != id {
+			continue
+		}
+		if e.Attachment.DeviceIndex == 0 {
+			return nil, awsapi.Errorf("OperationNotPermitted", "The network interface at device index 0 cannot be detached.")
+		}
+		e.Attachment = nil
+		if err := s.commitLocked(); err != nil {
+			return nil, err
+		}
+		return respond(req, &returnTrue{Return: true})
+	}
+	return nil, awsapi.Errorf("InvalidAttachmentID.NotFound", "The attachment ID '%s' does not exist", id)
+}

@@ -425,6 +425,8 @@ func init() {
 		"DeleteNetworkInterface":          (*Service).deleteNetworkInterface,
 		"DescribeNetworkInterfaces":       (*Service).describeNetworkInterfaces,
 		"ModifyNetworkInterfaceAttribute": (*Service).modifyNetworkInterfaceAttribute,
+		"AttachNetworkInterface":          (*Service).attachNetworkInterface,
+		"DetachNetworkInterface":          (*Service).detachNetworkInterface,
 
 		"CreateVolume":                 (*Service).createVolume,
 		"DeleteVolume":                 (*Service).deleteVolume,
