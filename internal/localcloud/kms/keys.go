@@ -313,6 +313,9 @@ func (s *Service) aliasTargetLocked(target string) (*key, error) {
 	if err := s.notPendingDeletionLocked(k); err != nil {
 		return nil, err
 	}
+	if err := s.customerManagedLocked(k); err != nil {
+		return nil, err
+	}
 	return k, nil
 }
 
@@ -448,6 +451,9 @@ func (s *Service) updateKeyDescription(c *call, in *updateKeyDescriptionInput) (
 	if err := s.notPendingDeletionLocked(k); err != nil {
 		return nil, err
 	}
+	if err := s.customerManagedLocked(k); err != nil {
+		return nil, err
+	}
 	k.Description = in.Description
 	return &struct{}{}, nil
 }
@@ -464,6 +470,9 @@ func (s *Service) setState(c *call, in *keyIDInput, operation, state string) (*s
 		return nil, err
 	}
 	if err := s.notPendingDeletionLocked(k); err != nil {
+		return nil, err
+	}
+	if err := s.customerManagedLocked(k); err != nil {
 		return nil, err
 	}
 	k.State = state
@@ -500,6 +509,9 @@ func (s *Service) scheduleKeyDeletion(c *call, in *scheduleKeyDeletionInput) (*s
 		return nil, err
 	}
 	if err := s.notPendingDeletionLocked(k); err != nil {
+		return nil, err
+	}
+	if err := s.customerManagedLocked(k); err != nil {
 		return nil, err
 	}
 	k.State = statePendingDeletion
@@ -557,6 +569,9 @@ func (s *Service) enableKeyRotation(c *call, in *enableKeyRotationInput) (*struc
 	if err := s.usableLocked(k); err != nil {
 		return nil, err
 	}
+	if err := s.customerManagedLocked(k); err != nil {
+		return nil, err
+	}
 	k.RotationEnabled = true
 	k.RotationPeriodInDays = period
 	k.NextRotation = s.now().UTC().Add(time.Duration(period) * 24 * time.Hour)
@@ -574,6 +589,9 @@ func (s *Service) disableKeyRotation(c *call, in *keyIDInput) (*struct{}, error)
 		return nil, err
 	}
 	if err := s.usableLocked(k); err != nil {
+		return nil, err
+	}
+	if err := s.customerManagedLocked(k); err != nil {
 		return nil, err
 	}
 	k.RotationEnabled = false
@@ -620,6 +638,9 @@ func (s *Service) rotateKeyOnDemand(c *call, in *keyIDInput) (*keyIDOutput, erro
 		return nil, err
 	}
 	if err := s.usableLocked(k); err != nil {
+		return nil, err
+	}
+	if err := s.customerManagedLocked(k); err != nil {
 		return nil, err
 	}
 	onDemand := 0
@@ -699,6 +720,9 @@ func (s *Service) tagResource(c *call, in *tagResourceInput) (*struct{}, error) 
 	if err := s.notPendingDeletionLocked(k); err != nil {
 		return nil, err
 	}
+	if err := s.customerManagedLocked(k); err != nil {
+		return nil, err
+	}
 	tags, err := tagMap(k.Tags, in.Tags)
 	if err != nil {
 		return nil, err
@@ -718,6 +742,9 @@ func (s *Service) untagResource(c *call, in *tagResourceInput) (*struct{}, error
 		return nil, err
 	}
 	if err := s.notPendingDeletionLocked(k); err != nil {
+		return nil, err
+	}
+	if err := s.customerManagedLocked(k); err != nil {
 		return nil, err
 	}
 	for _, name := range in.TagKeys {
@@ -809,6 +836,9 @@ func (s *Service) putKeyPolicy(c *call, in *keyPolicyInput) (*struct{}, error) {
 		return nil, err
 	}
 	if err := s.notPendingDeletionLocked(k); err != nil {
+		return nil, err
+	}
+	if err := s.customerManagedLocked(k); err != nil {
 		return nil, err
 	}
 	k.Policy, k.policyDoc = in.Policy, doc

@@ -576,6 +576,14 @@ func TestKeyResolver(t *testing.T) {
 	if err != nil || d.KeyMetadata.KeyManager != types.KeyManagerTypeAws || aws.ToString(d.KeyMetadata.KeyId) != ebs1.KeyID {
 		t.Fatalf("alias/aws/ebs: %+v %v", d, err)
 	}
+	_, err = h.client.ScheduleKeyDeletion(ctx, &awskms.ScheduleKeyDeletionInput{KeyId: aws.String("alias/aws/ebs")})
+	if got := errorCode(t, err); got != "UnsupportedOperationException" {
+		t.Fatalf("deleting an AWS managed key: %s", got)
+	}
+	_, err = h.client.CreateAlias(ctx, &awskms.CreateAliasInput{AliasName: aws.String("alias/mine"), TargetKeyId: aws.String(ebs1.KeyID)})
+	if got := errorCode(t, err); got != "UnsupportedOperationException" {
+		t.Fatalf("aliasing an AWS managed key: %s", got)
+	}
 	// Describing another predefined AWS alias creates its managed key, once.
 	k1, err := h.client.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: aws.String("alias/aws/kafka")})
 	if err != nil || k1.KeyMetadata.KeyManager != types.KeyManagerTypeAws {

@@ -238,6 +238,15 @@ func (s *Service) usableLocked(k *key) error {
 	}
 }
 
+// customerManagedLocked rejects changes to AWS managed keys (alias/aws/...), which only AWS
+// manages.
+func (s *Service) customerManagedLocked(k *key) error {
+	if k.Manager == "AWS" {
+		return awsapi.Errorf("UnsupportedOperationException", "%s is an AWS managed key, which cannot be changed.", s.keyARN(k))
+	}
+	return nil
+}
+
 // notPendingDeletionLocked rejects management calls on a key pending deletion, as KMS does.
 func (s *Service) notPendingDeletionLocked(k *key) error {
 	if k.State == statePendingDeletion {
