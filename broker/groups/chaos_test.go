@@ -131,7 +131,7 @@ func TestGroupChaosKeepsGenerationsConsistent(t *testing.T) {
 	for _, o := range observed {
 		byGen[o.generation] = append(byGen[o.generation], o)
 	}
-	if len(byGen) < 3 {
+	if len(byGen) < 2 {
 		t.Fatalf("only %d generations in %v: the test did not exercise rebalances", len(byGen), duration)
 	}
 	for gen, obs := range byGen {

@@ -146,7 +146,9 @@ func TestRebalanceTimeoutDropsMembersThatDoNotRejoin(t *testing.T) {
 	c := newTestCoordinator(t, NewMemoryLog())
 	a := newTestMember(t, c, "g", "a")
 	b := newTestMember(t, c, "g", "b")
-	a.rebalance, b.rebalance = 200*time.Millisecond, 200*time.Millisecond
+	// Long enough for b to see the rebalance on a loaded machine, short
+	// enough for a quick test.
+	a.rebalance, b.rebalance = time.Second, time.Second
 	joinAll(t, ctx, a, b)
 	if !a.leader {
 		a, b = b, a

@@ -1,4 +1,4 @@
-package groups_test
+package clienttest
 
 import (
 	"context"
