@@ -152,6 +152,15 @@ var settings = []Setting{
 		set: func(c *Config, v string) error { return setMillis(&c.FetchMaxWaitCap, v, false) },
 		get: func(c *Config) string { return millis(c.FetchMaxWaitCap) }},
 
+	{Name: "max.incremental.fetch.session.cache.slots", Type: "int", Default: "1000", Doc: "Incremental fetch sessions (KIP-227) kept at once; when all are in use new ones are refused and those consumers send full fetches. 0 turns sessions off.",
+		set: func(c *Config, v string) error {
+			var n int32
+			err := setInt32(&n, v, 0, 1<<20)
+			c.FetchSessionCacheSlots = int(n)
+			return err
+		},
+		get: func(c *Config) string { return itoa(int64(c.FetchSessionCacheSlots)) }},
+
 	{Name: "log.retention.hours", Type: "int", Default: "168", Dynamic: true, Doc: "Retention by time, in hours (log.retention.minutes and log.retention.ms win).",
 		set: func(c *Config, v string) error { return setUnits(&c.LogRetention, v, time.Hour) },
 		get: func(c *Config) string { return unitsOf(c.LogRetention, time.Hour) }},

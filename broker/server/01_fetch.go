@@ -21,13 +21,12 @@ package server
 //     newer = UNKNOWN_LEADER_EPOCH (KIP-320). LastFetchedEpoch (v12+) is
 //     checked against the leader-epoch history and answered with
 //     DivergingEpoch when the fetcher's log diverged (KIP-595 style).
-//   - Fetch sessions (KIP-227, v7+) are refused the way KIP-227 allows: a
-//     full fetch that asks for a session is answered as a sessionless full
-//     fetch with SessionID 0, which tells the client no session was made;
-//     clients keep sending full fetches. This is what Kafka does when its
-//     session cache is full (max.incremental.fetch.session.cache.slots).
-//     A non-zero SessionID can only name a session we never created:
-//     FETCH_SESSION_ID_NOT_FOUND.
+//   - Fetch sessions (KIP-227, v7+): a full fetch with epoch 0 creates a
+//     session (when the cache has a free slot; otherwise it is answered
+//     with session id 0, which tells the client to keep sending full
+//     fetches); incremental fetches name only changed partitions and get
+//     only partitions with records, errors or moved offsets back. See
+//     fetch_sessions.go.
 //   - Follower fetches (ReplicaID >= 0) are refused with
 //     NOT_LEADER_OR_FOLLOWER until replication exists.
 //
@@ -57,21 +56,41 @@ func (s *Server) handleFetch(ctx context.Context, req *kmsg.FetchRequest) *kmsg.
 	if req.Version >= 15 {
 		replicaID = req.ReplicaState.ID
 	}
-	if req.Version >= 7 {
-		switch {
-		case req.SessionID != 0:
-			resp := req.ResponseKind().(*kmsg.FetchResponse)
-			resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
-			return resp
-		case req.SessionEpoch != 0 && req.SessionEpoch != -1:
-			resp := req.ResponseKind().(*kmsg.FetchResponse)
-			resp.ErrorCode = kerr.InvalidFetchSessionEpoch.Code
-			return resp
-		}
-	}
 	if replicaID >= 0 {
 		s.log.Warn("refusing follower fetch: replication is not available on this broker", "replica_id", replicaID)
 		return s.fetchAllErrors(req, kerr.NotLeaderForPartition.Code)
+	}
+
+	// Fetch sessions (v7+): an incremental request is served as the
+	// session's whole partition list, and its response filtered to what
+	// changed.
+	var (
+		sess        *fetchSession
+		incremental bool
+	)
+	if req.Version >= 7 {
+		orig := req
+		var code int16
+		req, sess, incremental, code = s.beginFetchSession(orig)
+		if code != 0 {
+			resp := orig.ResponseKind().(*kmsg.FetchResponse)
+			resp.ErrorCode = code
+			return resp
+		}
+		if sess != nil {
+			defer sess.mu.Unlock()
+		}
+	}
+	finish := func(resp *kmsg.FetchResponse) *kmsg.FetchResponse {
+		if sess == nil {
+			return resp
+		}
+		if incremental {
+			sess.filter(req.Version, resp)
+		}
+		sess.sent(req.Version, resp, time.Now())
+		resp.SessionID = sess.id
+		return resp
 	}
 
 	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
@@ -86,7 +105,7 @@ func (s *Server) handleFetch(ctx context.Context, req *kmsg.FetchRequest) *kmsg.
 		woken := s.data.wait()
 		resp, bytes, stop := s.fetchOnce(req)
 		if stop || bytes >= int(req.MinBytes) || !time.Now().Before(deadline) || ctx.Err() != nil {
-			return resp
+			return finish(resp)
 		}
 		if timer == nil {
 			timer = time.NewTimer(time.Until(deadline))

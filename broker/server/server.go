@@ -70,8 +70,9 @@ type Server struct {
 	byID     map[metastore.TopicID]*topic
 	adminMu  sync.Mutex // serializes topic creation, deletion and reconfiguration
 
-	producerIDs producerIDAllocator
-	data        dataNotifier
+	producerIDs   producerIDAllocator
+	data          dataNotifier
+	fetchSessions fetchSessionCache
 
 	ln        net.Listener
 	connsMu   sync.Mutex

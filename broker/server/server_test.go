@@ -336,23 +336,106 @@ func TestUnknownTopicFetchIsImmediate(t *testing.T) {
 	}
 }
 
-func TestFetchSessionsRefused(t *testing.T) {
+func TestFetchSessions(t *testing.T) {
 	s := startServer(t)
-	newFetch := func(id, epoch int32) *kmsg.FetchRequest {
+	for _, name := range []string{"busy", "idle"} {
+		if _, err := s.createTopic(name, 1, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	newFetch := func(id, epoch int32, topics ...string) *kmsg.FetchRequest {
 		f := kmsg.NewPtrFetchRequest()
 		f.Version = 12
 		f.MaxBytes = 1 << 20
 		f.SessionID, f.SessionEpoch = id, epoch
+		for _, name := range topics {
+			ft := kmsg.NewFetchRequestTopic()
+			ft.Topic = name
+			fp := kmsg.NewFetchRequestTopicPartition()
+			fp.PartitionMaxBytes = 1 << 20
+			ft.Partitions = append(ft.Partitions, fp)
+			f.Topics = append(f.Topics, ft)
+		}
 		return f
 	}
-	// Asking for a new session: a sessionless answer (SessionID 0).
-	resp := roundTrip[*kmsg.FetchResponse](t, s, newFetch(0, 0))
-	if resp.ErrorCode != 0 || resp.SessionID != 0 {
-		t.Fatalf("new session request: error %d session %d", resp.ErrorCode, resp.SessionID)
+	partitions := func(resp *kmsg.FetchResponse) map[string]kmsg.FetchResponseTopicPartition {
+		out := map[string]kmsg.FetchResponseTopicPartition{}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				out[t.Topic] = p
+			}
+		}
+		return out
 	}
-	resp = roundTrip[*kmsg.FetchResponse](t, s, newFetch(42, 1))
-	if resp.ErrorCode != kerr.FetchSessionIDNotFound.Code {
-		t.Fatalf("unknown session: error %d", resp.ErrorCode)
+
+	// A full fetch with epoch 0 creates a session and answers everything.
+	full := roundTrip[*kmsg.FetchResponse](t, s, newFetch(0, 0, "busy", "idle"))
+	if full.ErrorCode != 0 || full.SessionID == 0 || len(partitions(full)) != 2 {
+		t.Fatalf("full fetch: error %d session %d partitions %d", full.ErrorCode, full.SessionID, len(partitions(full)))
+	}
+	id := full.SessionID
+
+	// Nothing changed: an incremental fetch answers no partition.
+	inc := roundTrip[*kmsg.FetchResponse](t, s, newFetch(id, 1))
+	if inc.ErrorCode != 0 || inc.SessionID != id || len(partitions(inc)) != 0 {
+		t.Fatalf("idle incremental fetch: error %d session %d partitions %v", inc.ErrorCode, inc.SessionID, partitions(inc))
+	}
+	// New data on one partition: only that one comes back, with records,
+	// although the request named no partition.
+	roundTrip[*kmsg.ProduceResponse](t, s, produceReq("busy", 1, batch(-1, -1, -1, 2, 10)))
+	inc = roundTrip[*kmsg.FetchResponse](t, s, newFetch(id, 2))
+	got := partitions(inc)
+	if len(got) != 1 || len(got["busy"].RecordBatches) == 0 || got["busy"].HighWatermark != 2 {
+		t.Fatalf("incremental fetch after produce: %+v", got)
+	}
+	// The client moves its offset; the HW it was told is unchanged, so
+	// nothing comes back.
+	next := newFetch(id, 3, "busy")
+	next.Topics[0].Partitions[0].FetchOffset = 2
+	if got := partitions(roundTrip[*kmsg.FetchResponse](t, s, next)); len(got) != 0 {
+		t.Fatalf("after moving the offset: %+v", got)
+	}
+	// Forgetting a partition removes it from the session.
+	forget := newFetch(id, 4)
+	ft := kmsg.NewFetchRequestForgottenTopic()
+	ft.Topic, ft.Partitions = "busy", []int32{0}
+	forget.ForgottenTopics = append(forget.ForgottenTopics, ft)
+	roundTrip[*kmsg.FetchResponse](t, s, forget)
+	roundTrip[*kmsg.ProduceResponse](t, s, produceReq("busy", 1, batch(-1, -1, -1, 1, 10)))
+	if got := partitions(roundTrip[*kmsg.FetchResponse](t, s, newFetch(id, 5))); len(got) != 0 {
+		t.Fatalf("forgotten partition answered: %+v", got)
+	}
+
+	for _, tt := range []struct {
+		name      string
+		id, epoch int32
+		want      int16
+	}{
+		{"wrong epoch", id, 99, kerr.InvalidFetchSessionEpoch.Code},
+		{"unknown session", id + 1, 1, kerr.FetchSessionIDNotFound.Code},
+		{"epoch without session", 0, 3, kerr.InvalidFetchSessionEpoch.Code},
+	} {
+		if resp := roundTrip[*kmsg.FetchResponse](t, s, newFetch(tt.id, tt.epoch)); resp.ErrorCode != tt.want {
+			t.Errorf("%s: error %d, want %d", tt.name, resp.ErrorCode, tt.want)
+		}
+	}
+	// A final-epoch fetch closes the session.
+	if resp := roundTrip[*kmsg.FetchResponse](t, s, newFetch(id, -1, "idle")); resp.ErrorCode != 0 || resp.SessionID != 0 {
+		t.Fatalf("closing fetch: error %d session %d", resp.ErrorCode, resp.SessionID)
+	}
+	if resp := roundTrip[*kmsg.FetchResponse](t, s, newFetch(id, 6)); resp.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+		t.Fatalf("closed session still served: error %d", resp.ErrorCode)
+	}
+}
+
+func TestFetchSessionsOffRefusesCleanly(t *testing.T) {
+	s := startServer(t, func(c *config.Config) { c.FetchSessionCacheSlots = 0 })
+	f := kmsg.NewPtrFetchRequest()
+	f.Version = 12
+	f.MaxBytes = 1 << 20
+	resp := roundTrip[*kmsg.FetchResponse](t, s, f)
+	if resp.ErrorCode != 0 || resp.SessionID != 0 {
+		t.Fatalf("session request with sessions off: error %d session %d", resp.ErrorCode, resp.SessionID)
 	}
 }
 
