@@ -54,12 +54,12 @@ type Config struct {
 	DeleteTopicEnable        bool
 	MinInsyncReplicas        int32
 
-	MessageMaxBytes       int32
-	SocketRequestMaxBytes int32
-	MaxConnections        int
-	ConnectionsMaxIdle    time.Duration
-	FetchMaxWaitCap       time.Duration // upper bound on a Fetch long poll, whatever the client asks
-	FetchSessionCacheSlots int          // KIP-227 incremental fetch sessions kept; 0 turns them off
+	MessageMaxBytes        int32
+	SocketRequestMaxBytes  int32
+	MaxConnections         int
+	ConnectionsMaxIdle     time.Duration
+	FetchMaxWaitCap        time.Duration // upper bound on a Fetch long poll, whatever the client asks
+	FetchSessionCacheSlots int           // KIP-227 incremental fetch sessions kept; 0 turns them off
 
 	LogRetention          time.Duration // negative: forever
 	LogRetentionBytes     int64         // negative: unlimited
