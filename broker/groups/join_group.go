@@ -86,7 +86,7 @@ func (g *group) join(client Client, req *kmsg.JoinGroupRequest, resp *kmsg.JoinG
 				return g.replaceStaticMember(g.members[old], newMember(newMemberID(*req.InstanceID)), req, resp, wait)
 			}
 		}
-		if max := g.c.cfg.MaxGroupSize; max > 0 && len(g.members)+len(g.pending) >= max {
+		if limit := g.c.cfg.MaxGroupSize; limit > 0 && len(g.members)+len(g.pending) >= limit {
 			resp.ErrorCode = kerr.GroupMaxSizeReached.Code
 			return true
 		}
@@ -110,7 +110,7 @@ func (g *group) join(client Client, req *kmsg.JoinGroupRequest, resp *kmsg.JoinG
 	}
 
 	if g.removePending(req.MemberID) {
-		if max := g.c.cfg.MaxGroupSize; max > 0 && len(g.members) >= max {
+		if limit := g.c.cfg.MaxGroupSize; limit > 0 && len(g.members) >= limit {
 			resp.ErrorCode = kerr.GroupMaxSizeReached.Code
 			g.tryCompleteJoin()
 			return true
@@ -132,6 +132,7 @@ func (g *group) join(client Client, req *kmsg.JoinGroupRequest, resp *kmsg.JoinG
 		if m.sameJoin(req) {
 			// The member lost our answer and asks again: same answer.
 			g.fillJoinResponse(resp, m.id, m.id == g.leader)
+			g.scheduleSessionExpiry(m)
 			return true
 		}
 		g.updateMember(m, req, wait, session, rebalance)
@@ -141,6 +142,7 @@ func (g *group) join(client Client, req *kmsg.JoinGroupRequest, resp *kmsg.JoinG
 			// A follower that rejoins unchanged (it lost its sync or
 			// restarted its consumer loop) gets the current generation.
 			g.fillJoinResponse(resp, m.id, false)
+			g.scheduleSessionExpiry(m)
 			return true
 		}
 		// The leader rejoining, or any member changing its protocols or
