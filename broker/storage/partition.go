@@ -571,10 +571,10 @@ func (p *Partition) readChunk(offset, budget, upTo int64, first bool) (chunk []b
 		p.mu.RUnlock()
 		return nil, 0, false, ErrClosed
 	}
-	if offset < p.logStart || offset > p.leo {
+	if start, end := p.logStart, p.leo; offset < start || offset > end {
 		p.mu.RUnlock()
 		if first {
-			return nil, 0, false, fmt.Errorf("%w: offset %d, log is [%d, %d)", ErrOffsetOutOfRange, offset, p.logStart, p.leo)
+			return nil, 0, false, fmt.Errorf("%w: offset %d, log is [%d, %d)", ErrOffsetOutOfRange, offset, start, end)
 		}
 		return nil, 0, false, nil // the log moved on meanwhile; return what we have
 	}
