@@ -256,6 +256,33 @@ func (s *Service) load() error {
 	if st.DownZones == nil {
 		st.DownZones = map[string]bool{}
 	}
+	// Every resource has a tag map, so tagging never writes to a nil map.
+	fix := func(t *tags) {
+		if *t == nil {
+			*t = tags{}
+		}
+	}
+	for _, x := range st.VPCs {
+		fix(&x.Tags)
+	}
+	for _, x := range st.Subnets {
+		fix(&x.Tags)
+	}
+	for _, x := range st.SecurityGroups {
+		fix(&x.Tags)
+	}
+	for _, x := range st.NetworkInterfaces {
+		fix(&x.Tags)
+	}
+	for _, x := range st.Volumes {
+		fix(&x.Tags)
+	}
+	for _, x := range st.Images {
+		fix(&x.Tags)
+	}
+	for _, x := range st.Instances {
+		fix(&x.Tags)
+	}
 	return nil
 }
 
@@ -363,6 +390,7 @@ func (s *Service) reapTerminated() {
 				changed = true
 			}
 		}
+		s.removeUnusedImageProgramsLocked()
 		for k, c := range s.st.Idempotency {
 			if s.now().Sub(c.Created) > 24*time.Hour {
 				delete(s.st.Idempotency, k)
@@ -373,6 +401,28 @@ func (s *Service) reapTerminated() {
 			_ = s.commitLocked()
 		}
 		s.mu.Unlock()
+	}
+}
+
+// removeUnusedImageProgramsLocked deletes the programs of deregistered images once no
+// instance that may boot again refers to them.
+func (s *Service) removeUnusedImageProgramsLocked() {
+	entries, err := os.ReadDir(filepath.Join(s.dir, "images"))
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		id := e.Name()
+		if _, ok := s.st.Images[id]; ok {
+			continue
+		}
+		inUse := false
+		for _, inst := range s.st.Instances {
+			inUse = inUse || (inst.ImageID == id && inst.State != stateTerminated)
+		}
+		if !inUse {
+			_ = os.RemoveAll(filepath.Join(s.dir, "images", id))
+		}
 	}
 }
 
