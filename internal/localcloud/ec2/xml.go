@@ -123,24 +123,24 @@ type xGroupPair struct {
 }
 
 type xIPPermission struct {
-	IPProtocol string       `xml:"ipProtocol"`
-	FromPort   *int         `xml:"fromPort,omitempty"`
-	ToPort     *int         `xml:"toPort,omitempty"`
-	Groups     []xGroupPair `xml:"groups>item"`
-	IPRanges   []xIPRange   `xml:"ipRanges>item"`
-	IPv6Ranges []xIPv6Range `xml:"ipv6Ranges>item"`
+	IPProtocol string            `xml:"ipProtocol"`
+	FromPort   *int              `xml:"fromPort,omitempty"`
+	ToPort     *int              `xml:"toPort,omitempty"`
+	Groups     items[xGroupPair] `xml:"groups"`
+	IPRanges   items[xIPRange]   `xml:"ipRanges"`
+	IPv6Ranges items[xIPv6Range] `xml:"ipv6Ranges"`
 }
 
 type xSecurityGroup struct {
-	OwnerID          string          `xml:"ownerId"`
-	GroupID          string          `xml:"groupId"`
-	GroupName        string          `xml:"groupName"`
-	GroupDescription string          `xml:"groupDescription"`
-	VPCID            string          `xml:"vpcId"`
-	SecurityGroupARN string          `xml:"securityGroupArn"`
-	IPPermissions    []xIPPermission `xml:"ipPermissions>item"`
-	IPPermissionsEg  []xIPPermission `xml:"ipPermissionsEgress>item"`
-	Tags             []xTag          `xml:"tagSet>item,omitempty"`
+	OwnerID          string               `xml:"ownerId"`
+	GroupID          string               `xml:"groupId"`
+	GroupName        string               `xml:"groupName"`
+	GroupDescription string               `xml:"groupDescription"`
+	VPCID            string               `xml:"vpcId"`
+	SecurityGroupARN string               `xml:"securityGroupArn"`
+	IPPermissions    items[xIPPermission] `xml:"ipPermissions"`
+	IPPermissionsEg  items[xIPPermission] `xml:"ipPermissionsEgress"`
+	Tags             []xTag               `xml:"tagSet>item,omitempty"`
 }
 
 type xSecurityGroupRule struct {
@@ -210,21 +210,21 @@ type xVolumeAttachment struct {
 }
 
 type xVolume struct {
-	VolumeID           string              `xml:"volumeId"`
-	Size               int                 `xml:"size"`
-	SnapshotID         string              `xml:"snapshotId"`
-	AvailabilityZone   string              `xml:"availabilityZone"`
-	AvailabilityZoneID string              `xml:"availabilityZoneId"`
-	Status             string              `xml:"status"`
-	CreateTime         string              `xml:"createTime"`
-	Attachments        []xVolumeAttachment `xml:"attachmentSet>item"`
-	VolumeType         string              `xml:"volumeType"`
-	IOPS               int                 `xml:"iops,omitempty"`
-	Throughput         int                 `xml:"throughput,omitempty"`
-	Encrypted          bool                `xml:"encrypted"`
-	KMSKeyID           string              `xml:"kmsKeyId,omitempty"`
-	MultiAttachEnabled bool                `xml:"multiAttachEnabled"`
-	Tags               []xTag              `xml:"tagSet>item,omitempty"`
+	VolumeID           string                   `xml:"volumeId"`
+	Size               int                      `xml:"size"`
+	SnapshotID         string                   `xml:"snapshotId"`
+	AvailabilityZone   string                   `xml:"availabilityZone"`
+	AvailabilityZoneID string                   `xml:"availabilityZoneId"`
+	Status             string                   `xml:"status"`
+	CreateTime         string                   `xml:"createTime"`
+	Attachments        items[xVolumeAttachment] `xml:"attachmentSet"`
+	VolumeType         string                   `xml:"volumeType"`
+	IOPS               int                      `xml:"iops,omitempty"`
+	Throughput         int                      `xml:"throughput,omitempty"`
+	Encrypted          bool                     `xml:"encrypted"`
+	KMSKeyID           string                   `xml:"kmsKeyId,omitempty"`
+	MultiAttachEnabled bool                     `xml:"multiAttachEnabled"`
+	Tags               []xTag                   `xml:"tagSet>item,omitempty"`
 }
 
 type xVolumeModification struct {
@@ -326,22 +326,22 @@ type xInstance struct {
 		GroupName          string `xml:"groupName"`
 		Tenancy            string `xml:"tenancy"`
 	} `xml:"placement"`
-	Monitoring         xMonitoring                 `xml:"monitoring"`
-	SubnetID           string                      `xml:"subnetId,omitempty"`
-	VPCID              string                      `xml:"vpcId,omitempty"`
-	PrivateIPAddress   string                      `xml:"privateIpAddress,omitempty"`
-	SourceDestCheck    bool                        `xml:"sourceDestCheck"`
-	Groups             []xGroup                    `xml:"groupSet>item"`
-	StateReason        *xStateReason               `xml:"stateReason,omitempty"`
-	Architecture       string                      `xml:"architecture"`
-	RootDeviceType     string                      `xml:"rootDeviceType"`
-	RootDeviceName     string                      `xml:"rootDeviceName"`
-	BlockDeviceMapping []xInstanceBlockDevice      `xml:"blockDeviceMapping>item"`
-	VirtualizationType string                      `xml:"virtualizationType"`
-	ClientToken        string                      `xml:"clientToken"`
-	Tags               []xTag                      `xml:"tagSet>item,omitempty"`
-	Hypervisor         string                      `xml:"hypervisor"`
-	NetworkInterfaces  []xInstanceNetworkInterface `xml:"networkInterfaceSet>item"`
+	Monitoring         xMonitoring                      `xml:"monitoring"`
+	SubnetID           string                           `xml:"subnetId,omitempty"`
+	VPCID              string                           `xml:"vpcId,omitempty"`
+	PrivateIPAddress   string                           `xml:"privateIpAddress,omitempty"`
+	SourceDestCheck    bool                             `xml:"sourceDestCheck"`
+	Groups             []xGroup                         `xml:"groupSet>item"`
+	StateReason        *xStateReason                    `xml:"stateReason,omitempty"`
+	Architecture       string                           `xml:"architecture"`
+	RootDeviceType     string                           `xml:"rootDeviceType"`
+	RootDeviceName     string                           `xml:"rootDeviceName"`
+	BlockDeviceMapping items[xInstanceBlockDevice]      `xml:"blockDeviceMapping"`
+	VirtualizationType string                           `xml:"virtualizationType"`
+	ClientToken        string                           `xml:"clientToken"`
+	Tags               []xTag                           `xml:"tagSet>item,omitempty"`
+	Hypervisor         string                           `xml:"hypervisor"`
+	NetworkInterfaces  items[xInstanceNetworkInterface] `xml:"networkInterfaceSet"`
 	IAMInstanceProfile *struct {
 		ARN string `xml:"arn"`
 		ID  string `xml:"id"`
@@ -366,10 +366,10 @@ type xMonitoring struct {
 }
 
 type xReservation struct {
-	ReservationID string      `xml:"reservationId"`
-	OwnerID       string      `xml:"ownerId"`
-	Groups        []xGroup    `xml:"groupSet>item"`
-	Instances     []xInstance `xml:"instancesSet>item"`
+	ReservationID string           `xml:"reservationId"`
+	OwnerID       string           `xml:"ownerId"`
+	Groups        []xGroup         `xml:"groupSet>item"`
+	Instances     items[xInstance] `xml:"instancesSet"`
 }
 
 type xStateChange struct {
