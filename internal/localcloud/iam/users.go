@@ -75,8 +75,8 @@ func (s *Service) userByARNLocked(arn string) *user {
 }
 
 type userXML struct {
-	Path       string   `xml:"Path"`
-	UserName   string   `xml:"UserName"`
+	Path       string   `xml:"Path,omitempty"`     // empty only for the root
+	UserName   string   `xml:"UserName,omitempty"` // empty only for the root
 	UserID     string   `xml:"UserId"`
 	Arn        string   `xml:"Arn"`
 	CreateDate string   `xml:"CreateDate"`
@@ -139,7 +139,8 @@ func (s *Service) getUser(p params) (any, error) {
 func (s *Service) callerAsUser(caller awsapi.Identity) (any, error) {
 	switch caller.Type {
 	case awsapi.PrincipalRoot:
-		return userResult{User: userXML{Path: "/", UserID: caller.Account, Arn: caller.ARN, CreateDate: isoTime(time.Unix(0, 0))}}, nil
+		// As IAM answers for the root: no name and no path.
+		return userResult{User: userXML{UserID: caller.Account, Arn: caller.ARN, CreateDate: isoTime(time.Unix(0, 0))}}, nil
 	case awsapi.PrincipalUser:
 		if u := s.userByARNLocked(caller.ARN); u != nil {
 			return userResult{User: s.userXML(u)}, nil
