@@ -33,6 +33,11 @@ const clusterResourceName = "tributary_cluster.test"
 
 // clusterConfig renders a tributary_cluster for the acceptance tests.
 func clusterConfig(name, version string, brokersPerAZ, volumeSize int) string {
+	return clusterConfigWith(name, version, brokersPerAZ, volumeSize, "604800000", name)
+}
+
+// clusterConfigWith also sets log.retention.ms and the value of the "test" tag.
+func clusterConfigWith(name, version string, brokersPerAZ, volumeSize int, retentionMs, tag string) string {
 	return testAccProviderConfig() + fmt.Sprintf(`
 resource "tributary_cluster" "test" {
   name               = %[1]q
@@ -47,10 +52,11 @@ resource "tributary_cluster" "test" {
 
   broker_config = {
     "auto.create.topics.enable" = "false"
+    "log.retention.ms"          = %[5]q
   }
 
   tags = {
-    test = %[1]q
+    test = %[6]q
   }
 
   timeouts {
@@ -59,7 +65,7 @@ resource "tributary_cluster" "test" {
     delete = "4m"
   }
 }
-`, name, version, brokersPerAZ, volumeSize)
+`, name, version, brokersPerAZ, volumeSize, retentionMs, tag)
 }
 
 func accName(t *testing.T) string {
@@ -132,15 +138,28 @@ func TestAccCluster_update(t *testing.T) {
 					testAccCheckBrokersKept(&before, true),
 					testAccCheckBootstrapIsEveryBroker(),
 					testAccCheckServesKafka(t, "after-growth", 50, &notVerified),
+					testAccRecordBrokers(&before),
+				),
+			},
+			{
+				// A dynamic broker setting and a tag change in place: no
+				// broker is replaced.
+				Config: clusterConfigWith(name, accEnv.version, 2, 20, "3600000", "changed"),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttr(clusterResourceName, "tags.test", "changed"),
+
+					testAccCheckBrokersKept(&before, true),
+					testAccCheckBrokerSetting("log.retention.ms", "3600000"),
+					testAccCheckTagEverywhere("test", "changed"),
 				),
 			},
 			{
 				// Shrinking is refused at plan time, before anything changes.
-				Config:      clusterConfig(name, accEnv.version, 1, 20),
+				Config:      clusterConfigWith(name, accEnv.version, 1, 20, "3600000", "changed"),
 				ExpectError: regexp.MustCompile(`Removing brokers is not supported yet`),
 			},
 			{
-				Config:      clusterConfig(name, accEnv.version, 2, 15),
+				Config:      clusterConfigWith(name, accEnv.version, 2, 15, "3600000", "changed"),
 				ExpectError: regexp.MustCompile(`Storage cannot shrink`),
 			},
 			{
@@ -839,4 +858,83 @@ func (p *backgroundProducer) stopAndVerify(t *testing.T) resource.TestCheckFunc 
 
 func kmsDescribe(keyID string) *kms.DescribeKeyInput {
 	return &kms.DescribeKeyInput{KeyId: aws.String(keyID)}
+}
+
+// testAccCheckBrokerSetting asks every broker for its cluster-wide setting.
+func testAccCheckBrokerSetting(key, want string) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		_, bootstrap, err := clusterState(s)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for _, ep := range strings.Split(bootstrap, ",") {
+			cl, err := kgo.NewClient(kgo.SeedBrokers(ep))
+			if err != nil {
+				return err
+			}
+			req := kmsg.NewPtrDescribeConfigsRequest()
+			rr := kmsg.NewDescribeConfigsRequestResource()
+			rr.ResourceType, rr.ResourceName, rr.ConfigNames = kmsg.ConfigResourceTypeBroker, "", []string{key}
+			req.Resources = append(req.Resources, rr)
+			seeds := cl.SeedBrokers()
+			kresp, err := seeds[0].Request(ctx, req)
+			cl.Close()
+			if err != nil {
+				return fmt.Errorf("describing configs of %s: %w", ep, err)
+			}
+			got := ""
+			for _, r := range kresp.(*kmsg.DescribeConfigsResponse).Resources {
+				for _, c := range r.Configs {
+					if c.Name == key && c.Value != nil {
+						got = *c.Value
+					}
+				}
+			}
+			if got != want {
+				return fmt.Errorf("broker %s: %s = %q, want %q (the change was not applied live)", ep, key, got, want)
+			}
+		}
+		return nil
+	}
+}
+
+// testAccCheckTagEverywhere checks a user tag on every EC2 object of the cluster.
+func testAccCheckTagEverywhere(key, want string) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		id, _, err := clusterState(s)
+		if err != nil {
+			return err
+		}
+		out, err := accEnv.clients.EC2.DescribeTags(context.Background(), &ec2.DescribeTagsInput{
+			Filters: []ec2types.Filter{{Name: aws.String("key"), Values: []string{fleet.TagClusterID}}, {Name: aws.String("value"), Values: []string{id}}},
+		})
+		if err != nil {
+			return err
+		}
+		var objects []string
+		for _, t := range out.Tags {
+			objects = append(objects, aws.ToString(t.ResourceId))
+		}
+		if len(objects) == 0 {
+			return fmt.Errorf("no objects tagged with cluster %s", id)
+		}
+		tags, err := accEnv.clients.EC2.DescribeTags(context.Background(), &ec2.DescribeTagsInput{
+			Filters: []ec2types.Filter{{Name: aws.String("resource-id"), Values: objects}, {Name: aws.String("key"), Values: []string{key}}},
+		})
+		if err != nil {
+			return err
+		}
+		have := map[string]string{}
+		for _, t := range tags.Tags {
+			have[aws.ToString(t.ResourceId)] = aws.ToString(t.Value)
+		}
+		for _, o := range objects {
+			if have[o] != want {
+				return fmt.Errorf("%s has tag %s=%q, want %q", o, key, have[o], want)
+			}
+		}
+		return nil
+	}
 }

@@ -369,7 +369,7 @@ func (r *clusterResource) readInto(ctx context.Context, m *clusterModel, o *flee
 		if i := strings.LastIndex(live.InstanceProfile, "/"); i >= 0 {
 			m.InstanceProfile = types.StringValue(live.InstanceProfile[i+1:])
 		}
-		diags.Append(r.readBootDocument(ctx, m, live.InstanceID)...)
+		diags.Append(r.readBootDocument(ctx, m, live.InstanceID, o.Brokers)...)
 	}
 
 	// Broker count and subnets.
@@ -490,7 +490,7 @@ func (r *clusterResource) readStorage(ctx context.Context, m *clusterModel, o *f
 
 // readBootDocument refreshes broker_config, monitoring and the listener
 // settings from the user data of a running broker.
-func (r *clusterResource) readBootDocument(ctx context.Context, m *clusterModel, instanceID string) diag.Diagnostics {
+func (r *clusterResource) readBootDocument(ctx context.Context, m *clusterModel, instanceID string, brokers []fleet.Broker) diag.Diagnostics {
 	var diags diag.Diagnostics
 	out, err := r.data.aws.EC2.DescribeInstanceAttribute(ctx, &ec2.DescribeInstanceAttributeInput{
 		InstanceId: aws.String(instanceID), Attribute: ec2types.InstanceAttributeNameUserData,
@@ -512,7 +512,19 @@ func (r *clusterResource) readBootDocument(ctx context.Context, m *clusterModel,
 	// with; dynamic settings changed since then live in the cluster, and the
 	// state already has them, so only an empty state (import) takes them.
 	if m.BrokerConfig.IsNull() && len(doc.BrokerConfig) > 0 {
-		mv, d := types.MapValueFrom(ctx, types.StringType, doc.BrokerConfig)
+		// Settings changed live since launch are in the cluster, not in
+		// the user data.
+		cfg := maps.Clone(doc.BrokerConfig)
+		live, err := checkerFor(brokers).DynamicClusterConfig(ctx)
+		if err != nil {
+			tflog.Warn(ctx, "could not read the brokers' dynamic settings; broker_config comes from the boot document", map[string]any{"error": err.Error()})
+		}
+		for k, v := range live {
+			if _, ok := cfg[k]; ok && isDynamicConfig(k) {
+				cfg[k] = v
+			}
+		}
+		mv, d := types.MapValueFrom(ctx, types.StringType, cfg)
 		diags.Append(d...)
 		m.BrokerConfig = mv
 	}
@@ -671,14 +683,7 @@ func (r *clusterResource) applyDynamicConfig(ctx context.Context, checker *kafka
 		return nil
 	}
 	tflog.Info(ctx, "applied broker_config dynamically", map[string]any{"keys": changed})
-	oldHashSpec := oldSpec.Spec
-	var ids []string
-	for _, b := range o.Brokers {
-		if b.HasLiveInstance() && !oldHashSpec.NeedsRoll(&b, res.InstanceProfile) {
-			ids = append(ids, b.InstanceID)
-		}
-	}
-	if err := r.fleet().Retag(ctx, &spec.Spec, res.InstanceProfile, ids); err != nil {
+	if err := r.fleet().Retag(ctx, &oldSpec.Spec, &spec.Spec, res.InstanceProfile, o); err != nil {
 		diags.AddError("Recording the dynamic broker_config change", err.Error())
 	}
 	return diags

@@ -119,7 +119,11 @@ func (f *Fleet) Ensure(ctx context.Context, s *Spec, o *Observed) (*Resolved, er
 		return nil
 	})
 	o.Brokers = brokers
-	return res, err
+	if err != nil {
+		return res, err
+	}
+	// Tags last: they go on every object, including the ones made above.
+	return res, f.syncTags(ctx, s, o)
 }
 
 // forEach runs fn for every broker concurrently and joins the errors.

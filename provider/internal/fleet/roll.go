@@ -79,19 +79,33 @@ func (f *Fleet) replace(ctx context.Context, s *Spec, b *Broker, nodes, controll
 	return f.launch(ctx, s, b, nodes, controllers, profile)
 }
 
-// Retag records on instances that they now match the spec, after a change
-// was applied to the running brokers without replacing them (dynamic broker
-// configuration).
-func (f *Fleet) Retag(ctx context.Context, s *Spec, profile string, instanceIDs []string) error {
-	if len(instanceIDs) == 0 {
+// Retag records on the brokers' instances that they now match the spec,
+// after a change was applied to the running brokers without replacing them
+// (dynamic broker configuration). Only instances launched from previous are
+// retagged: one that differs in more (say, its image) must still roll.
+func (f *Fleet) Retag(ctx context.Context, previous, s *Spec, profile string, o *Observed) error {
+	var ids []string
+	var brokers []*Broker
+	for i := range o.Brokers {
+		b := &o.Brokers[i]
+		if b.HasLiveInstance() && !previous.NeedsRoll(b, profile) {
+			ids = append(ids, b.InstanceID)
+			brokers = append(brokers, b)
+		}
+	}
+	if len(ids) == 0 {
 		return nil
 	}
+	hash := s.launchHash(profile)
 	_, err := f.EC2.CreateTags(ctx, &ec2.CreateTagsInput{
-		Resources: instanceIDs,
-		Tags:      []ec2types.Tag{{Key: aws.String(TagLaunchHash), Value: aws.String(s.launchHash(profile))}},
+		Resources: ids,
+		Tags:      []ec2types.Tag{{Key: aws.String(TagLaunchHash), Value: aws.String(hash)}},
 	})
 	if err != nil {
-		return fmt.Errorf("tagging instances %v: %w", instanceIDs, err)
+		return fmt.Errorf("tagging instances %v: %w", ids, err)
+	}
+	for _, b := range brokers {
+		b.LaunchHash = hash
 	}
 	return nil
 }

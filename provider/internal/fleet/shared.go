@@ -71,6 +71,10 @@ func (f *Fleet) ensureSecurityGroup(ctx context.Context, s *Spec, o *Observed) e
 		}
 		o.SecurityGroupID = aws.ToString(out.GroupId)
 		o.VPCID = s.Subnets[0].VPCID
+		o.Tags = maps.Clone(s.Tags) // created with them
+		if o.Tags == nil {
+			o.Tags = map[string]string{}
+		}
 	}
 	return f.syncIngress(ctx, s, o.SecurityGroupID)
 }
@@ -307,4 +311,94 @@ func (f *Fleet) ensureRole(ctx context.Context, s *Spec, o *Observed, keyARN str
 		}
 	}
 	return name, nil
+}
+
+// syncTags makes the user's tags on every object of the cluster equal to
+// the spec's (the provider's own tributary:* and Name tags stay).
+func (f *Fleet) syncTags(ctx context.Context, s *Spec, o *Observed) error {
+	var removed []string
+	for k := range o.Tags {
+		if _, ok := s.Tags[k]; !ok {
+			removed = append(removed, k)
+		}
+	}
+	slices.Sort(removed)
+	var ids []string
+	if o.SecurityGroupID != "" {
+		ids = append(ids, o.SecurityGroupID)
+	}
+	for _, b := range o.Brokers {
+		for _, id := range []string{b.ENIID, b.VolumeID, b.InstanceID} {
+			if id != "" {
+				ids = append(ids, id)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if maps.Equal(o.Tags, s.Tags) || (len(o.Tags) == 0 && len(s.Tags) == 0) {
+		return nil
+	}
+	f.log(ctx, "updating tags", "cluster_id", s.ClusterID, "objects", len(ids), "removed", removed)
+	if len(s.Tags) > 0 {
+		if _, err := f.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: ids, Tags: ec2Tags(s.Tags)}); err != nil {
+			return fmt.Errorf("tagging the cluster's EC2 objects: %w", err)
+		}
+	}
+	if len(removed) > 0 {
+		var del []ec2types.Tag
+		for _, k := range removed {
+			del = append(del, ec2types.Tag{Key: aws.String(k)})
+		}
+		if _, err := f.EC2.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: ids, Tags: del}); err != nil {
+			return fmt.Errorf("untagging the cluster's EC2 objects: %w", err)
+		}
+	}
+	if o.KeyARN != "" {
+		var kt []kmstypes.Tag
+		for _, k := range slices.Sorted(maps.Keys(s.Tags)) {
+			kt = append(kt, kmstypes.Tag{TagKey: aws.String(k), TagValue: aws.String(s.Tags[k])})
+		}
+		if len(kt) > 0 {
+			if _, err := f.KMS.TagResource(ctx, &kms.TagResourceInput{KeyId: aws.String(o.KeyARN), Tags: kt}); err != nil {
+				return fmt.Errorf("tagging KMS key %s: %w", o.KeyARN, err)
+			}
+		}
+		if len(removed) > 0 {
+			if _, err := f.KMS.UntagResource(ctx, &kms.UntagResourceInput{KeyId: aws.String(o.KeyARN), TagKeys: removed}); err != nil {
+				return fmt.Errorf("untagging KMS key %s: %w", o.KeyARN, err)
+			}
+		}
+	}
+	var it []iamtypes.Tag
+	for _, k := range slices.Sorted(maps.Keys(s.Tags)) {
+		it = append(it, iamtypes.Tag{Key: aws.String(k), Value: aws.String(s.Tags[k])})
+	}
+	if o.RoleName != "" {
+		if len(it) > 0 {
+			if _, err := f.IAM.TagRole(ctx, &iam.TagRoleInput{RoleName: aws.String(o.RoleName), Tags: it}); err != nil {
+				return fmt.Errorf("tagging role %s: %w", o.RoleName, err)
+			}
+		}
+		if len(removed) > 0 {
+			if _, err := f.IAM.UntagRole(ctx, &iam.UntagRoleInput{RoleName: aws.String(o.RoleName), TagKeys: removed}); err != nil {
+				return fmt.Errorf("untagging role %s: %w", o.RoleName, err)
+			}
+		}
+	}
+	if o.ProfileName != "" {
+		if len(it) > 0 {
+			if _, err := f.IAM.TagInstanceProfile(ctx, &iam.TagInstanceProfileInput{InstanceProfileName: aws.String(o.ProfileName), Tags: it}); err != nil {
+				return fmt.Errorf("tagging instance profile %s: %w", o.ProfileName, err)
+			}
+		}
+		if len(removed) > 0 {
+			if _, err := f.IAM.UntagInstanceProfile(ctx, &iam.UntagInstanceProfileInput{InstanceProfileName: aws.String(o.ProfileName), TagKeys: removed}); err != nil {
+				return fmt.Errorf("untagging instance profile %s: %w", o.ProfileName, err)
+			}
+		}
+	}
+	o.Tags = maps.Clone(s.Tags)
+	return nil
 }

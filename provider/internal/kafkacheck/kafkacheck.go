@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -403,33 +405,111 @@ func (c *Checker) rejoinedOnce(ctx context.Context, nodeID int32) (string, bool)
 }
 
 // SetClusterConfig sets cluster-wide dynamic broker configs with
-// IncrementalAlterConfigs (and deletes those in remove). It returns an error
-// if the brokers refuse any of them; the caller then rolls instead.
+// IncrementalAlterConfigs (and deletes those in remove). The request goes to
+// every broker itself: in a cluster any one would do, but brokers that do
+// not cluster keep their own settings. It returns an error if a broker
+// refuses any of them; the caller then rolls instead.
 func (c *Checker) SetClusterConfig(ctx context.Context, set map[string]string, remove []string) error {
-	cl, err := newClient(c.bootstrap()...)
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	res := kmsg.NewIncrementalAlterConfigsRequestResource()
+	res.ResourceType = kmsg.ConfigResourceTypeBroker
+	res.ResourceName = "" // the cluster-wide default
+	for _, k := range slices.Sorted(maps.Keys(set)) {
+		cfg := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		cfg.Name, cfg.Op, cfg.Value = k, kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr(set[k])
+		res.Configs = append(res.Configs, cfg)
+	}
+	for _, k := range remove {
+		cfg := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		cfg.Name, cfg.Op = k, kmsg.IncrementalAlterConfigOpDelete
+		res.Configs = append(res.Configs, cfg)
+	}
+	if len(res.Configs) == 0 {
+		return nil
+	}
+	req.Resources = append(req.Resources, res)
+	for _, b := range c.Brokers {
+		if err := requestOne(ctx, b.Addr, req); err != nil {
+			return fmt.Errorf("IncrementalAlterConfigs on broker %d (%s): %w", b.NodeID, b.Addr, err)
+		}
+	}
+	return nil
+}
+
+// requestOne sends an IncrementalAlterConfigs request to exactly one broker.
+func requestOne(ctx context.Context, addr string, req *kmsg.IncrementalAlterConfigsRequest) error {
+	cl, err := newClient(addr)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	var alters []kadm.AlterConfig
-	for k, v := range set {
-		alters = append(alters, kadm.AlterConfig{Op: kadm.SetConfig, Name: k, Value: &v})
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	seeds := cl.SeedBrokers()
+	if len(seeds) == 0 {
+		return fmt.Errorf("no seed broker for %s", addr)
 	}
-	for _, k := range remove {
-		alters = append(alters, kadm.AlterConfig{Op: kadm.DeleteConfig, Name: k})
-	}
-	if len(alters) == 0 {
-		return nil
-	}
-	resps, err := adm.AlterBrokerConfigs(ctx, alters)
+	kresp, err := seeds[0].Request(ctx, req)
 	if err != nil {
-		return fmt.Errorf("IncrementalAlterConfigs: %w", err)
+		return err
 	}
-	for _, r := range resps {
-		if r.Err != nil {
-			return fmt.Errorf("IncrementalAlterConfigs on %q: %w %s", r.Name, r.Err, r.ErrMessage)
+	for _, r := range kresp.(*kmsg.IncrementalAlterConfigsResponse).Resources {
+		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+			msg := ""
+			if r.ErrorMessage != nil {
+				msg = ": " + *r.ErrorMessage
+			}
+			return fmt.Errorf("%w%s", err, msg)
 		}
 	}
 	return nil
+}
+
+// DynamicClusterConfig returns the cluster-wide dynamic broker settings
+// (DescribeConfigs source DYNAMIC_DEFAULT_BROKER_CONFIG) of the first broker
+// that answers.
+func (c *Checker) DynamicClusterConfig(ctx context.Context) (map[string]string, error) {
+	var lastErr error
+	for _, b := range c.Brokers {
+		out, err := dynamicDefaults(ctx, b.Addr)
+		if err == nil {
+			return out, nil
+		}
+		lastErr = err
+	}
+	return nil, fmt.Errorf("no broker answered DescribeConfigs: %w", lastErr)
+}
+
+func dynamicDefaults(ctx context.Context, addr string) (map[string]string, error) {
+	cl, err := newClient(addr)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	seeds := cl.SeedBrokers()
+	if len(seeds) == 0 {
+		return nil, fmt.Errorf("no seed broker for %s", addr)
+	}
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	rr := kmsg.NewDescribeConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeBroker, ""
+	req.Resources = append(req.Resources, rr)
+	kresp, err := seeds[0].Request(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, r := range kresp.(*kmsg.DescribeConfigsResponse).Resources {
+		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+			return nil, err
+		}
+		for _, cfg := range r.Configs {
+			if cfg.Source == kmsg.ConfigSourceDynamicDefaultBrokerConfig && cfg.Value != nil {
+				out[cfg.Name] = *cfg.Value
+			}
+		}
+	}
+	return out, nil
 }
