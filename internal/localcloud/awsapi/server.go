@@ -88,7 +88,7 @@ func (r *Request) Authorize(ctx context.Context, action, resource string, condit
 		msg += " on resource: " + resource
 	}
 	msg += " " + reason
-	switch r.Protocol {
+	switch errorStyle(r) {
 	case ProtocolEC2:
 		return &Error{Code: "UnauthorizedOperation", Message: "You are not authorized to perform this operation. " + msg, Status: http.StatusForbidden}
 	case ProtocolJSON:
@@ -223,15 +223,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	req.Body = body
 
 	sig, bad := parseSignature(r)
-	if sig != nil && sig.Service == "ec2" {
-		req.Protocol = ProtocolEC2
+	if sig != nil {
+		req.Service = sig.Service
+		if sig.Service == "ec2" {
+			req.Protocol = ProtocolEC2
+		}
 	}
 	if bad != nil {
-		s.writeError(w, req, authError(authIncomplete, req.Protocol, bad.msg))
+		s.writeError(w, req, authError(authIncomplete, errorStyle(req), bad.msg))
 		return
 	}
 	if sig == nil {
-		s.writeError(w, req, authError(authMissing, req.Protocol, ""))
+		s.writeError(w, req, authError(authMissing, errorStyle(req), ""))
 		return
 	}
 	if e := s.authenticate(r, body, sig, req); e != nil {
@@ -285,41 +288,53 @@ func (s *Server) authenticate(r *http.Request, body []byte, sig *signature, req 
 	now := s.now()
 	if sig.Presigned {
 		if now.After(sig.AmzDate.Add(sig.Expires)) {
-			return authError(authSkew, req.Protocol, fmt.Sprintf("Signature expired: %s is now earlier than %s (%s + %s).",
+			return authError(authSkew, errorStyle(req), fmt.Sprintf("Signature expired: %s is now earlier than %s (%s + %s).",
 				sig.AmzDate.Add(sig.Expires).UTC().Format(amzDateFormat), now.UTC().Format(amzDateFormat), sig.AmzDate.UTC().Format(amzDateFormat), sig.Expires))
 		}
 		if sig.AmzDate.After(now.Add(s.maxSkew)) {
-			return authError(authSkew, req.Protocol, fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + 15 min.)",
+			return authError(authSkew, errorStyle(req), fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + 15 min.)",
 				sig.AmzDate.UTC().Format(amzDateFormat), now.Add(s.maxSkew).UTC().Format(amzDateFormat), now.UTC().Format(amzDateFormat)))
 		}
 	} else {
 		if sig.AmzDate.Before(now.Add(-s.maxSkew)) {
-			return authError(authSkew, req.Protocol, fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - 15 min.)",
+			return authError(authSkew, errorStyle(req), fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - 15 min.)",
 				sig.AmzDate.UTC().Format(amzDateFormat), now.Add(-s.maxSkew).UTC().Format(amzDateFormat), now.UTC().Format(amzDateFormat)))
 		}
 		if sig.AmzDate.After(now.Add(s.maxSkew)) {
-			return authError(authSkew, req.Protocol, fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + 15 min.)",
+			return authError(authSkew, errorStyle(req), fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + 15 min.)",
 				sig.AmzDate.UTC().Format(amzDateFormat), now.Add(s.maxSkew).UTC().Format(amzDateFormat), now.UTC().Format(amzDateFormat)))
 		}
 	}
 	if sig.Date != sig.AmzDate.UTC().Format("20060102") {
-		return authError(authBadSignature, req.Protocol, "")
+		return authError(authBadSignature, errorStyle(req), "")
 	}
 	cred, ok := s.creds.Lookup(sig.AccessKeyID)
 	if !ok {
-		return authError(authUnknownKey, req.Protocol, "")
+		return authError(authUnknownKey, errorStyle(req), "")
 	}
 	if cred.SessionToken != "" && sig.SecurityToken != cred.SessionToken {
-		return authError(authUnknownKey, req.Protocol, "")
+		return authError(authUnknownKey, errorStyle(req), "")
 	}
 	if !sig.verify(r, body, cred.SecretAccessKey) {
-		return authError(authBadSignature, req.Protocol, "")
+		return authError(authBadSignature, errorStyle(req), "")
 	}
 	if cred.Expired(now) {
-		return authError(authExpiredToken, req.Protocol, "")
+		return authError(authExpiredToken, errorStyle(req), "")
 	}
 	req.Caller, req.Credential = cred.Identity, cred
 	return nil
+}
+
+// queryCompatible reports whether a service's JSON and CBOR protocols carry awsQuery error
+// codes (the awsQueryCompatible trait): CloudWatch does, KMS does not.
+func queryCompatible(service string) bool { return service == "monitoring" }
+
+// errorStyle is the protocol whose error names a failure of req takes.
+func errorStyle(req *Request) Protocol {
+	if req.Protocol == ProtocolJSON && queryCompatible(req.Service) {
+		return ProtocolQuery
+	}
+	return req.Protocol
 }
 
 func detectProtocol(r *http.Request) Protocol {
@@ -400,6 +415,9 @@ func (s *Server) writeError(w http.ResponseWriter, req *Request, e *Error) {
 	case ProtocolJSON:
 		h.Set("Content-Type", jsonContentType(req.HTTP))
 		h.Set("X-Amzn-Errortype", e.Code)
+		if queryCompatible(req.Service) {
+			h.Set("X-Amzn-Query-Error", e.Code+";"+fault)
+		}
 		body, _ = json.Marshal(map[string]string{"__type": e.Code, "message": e.Message})
 	case ProtocolRPCv2CBOR:
 		h.Set("Content-Type", "application/cbor")

@@ -2,6 +2,8 @@ package awsapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"io"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
@@ -349,5 +352,41 @@ func TestCredentialStorePersists(t *testing.T) {
 	}
 	if _, ok := again.Lookup("test"); !ok {
 		t.Fatal("the default test credentials are missing")
+	}
+}
+
+// TestQueryCompatibleJSONErrors: CloudWatch's JSON protocol (newer SDKs) is awsQueryCompatible,
+// so its errors carry the awsQuery code in x-amzn-query-error.
+func TestQueryCompatibleJSONErrors(t *testing.T) {
+	srv, endpoint := testServer(t, nil)
+	srv.Register("monitoring", ServiceFunc(func(ctx context.Context, req *Request) (*Response, error) {
+		return nil, Errorf("InvalidParameterValue", "bad value")
+	}))
+	send := func(secret string) *http.Response {
+		t.Helper()
+		body := `{"Namespace":"x"}`
+		req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-amz-json-1.0")
+		req.Header.Set("X-Amz-Target", "GraniteServiceVersion20100801.PutMetricData")
+		sum := sha256.Sum256([]byte(body))
+		signer := v4.NewSigner()
+		creds := aws.Credentials{AccessKeyID: "test", SecretAccessKey: secret}
+		if err := signer.SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "monitoring", "us-east-1", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	resp := send("test")
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("X-Amzn-Query-Error") != "InvalidParameterValue;Sender" {
+		t.Fatalf("service error: %d %q", resp.StatusCode, resp.Header.Get("X-Amzn-Query-Error"))
+	}
+	resp = send("wrong")
+	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("X-Amzn-Query-Error") != "SignatureDoesNotMatch;Sender" {
+		t.Fatalf("bad signature: %d %q", resp.StatusCode, resp.Header.Get("X-Amzn-Query-Error"))
 	}
 }
