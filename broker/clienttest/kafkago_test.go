@@ -74,3 +74,33 @@ func TestKafkaGoProduceConsume(t *testing.T) {
 		t.Fatalf("group re-read %s at offset %d after committing everything", m.Value, m.Offset)
 	}
 }
+
+func TestKafkaGoAutoCreate(t *testing.T) {
+	b := startBroker(t)
+	ctx := testContext(t, 30*time.Second)
+	w := &kafkago.Writer{
+		Addr:                   kafkago.TCP(b.addr),
+		Topic:                  "kafkago-auto",
+		AllowAutoTopicCreation: true,
+		RequiredAcks:           kafkago.RequireAll,
+		BatchTimeout:           5 * time.Millisecond,
+	}
+	defer w.Close()
+	// The first write may race the topic's creation, as against Kafka;
+	// kafka-go reports that as a retriable error.
+	waitFor(t, "a write to the auto-created topic", 20*time.Second, func() bool {
+		return w.WriteMessages(ctx, kafkago.Message{Value: []byte("first")}) == nil
+	})
+	conn, err := kafkago.DialLeader(ctx, "tcp", b.addr, "kafkago-auto", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	last, err := conn.ReadLastOffset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last < 1 {
+		t.Fatalf("last offset %d after a write", last)
+	}
+}
