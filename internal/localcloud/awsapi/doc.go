@@ -35,7 +35,10 @@
 //   - Answer with JSONResponse, QueryResponse (awsQuery envelope with <ActionResult> and
 //     <ResponseMetadata>) or CBORResponse; return an *Error (Errorf) for AWS errors. The server
 //     adds x-amzn-RequestId and renders errors: <ErrorResponse> for query, EC2's
-//     <Response><Errors>, JSON {"__type","message"}, CBOR with x-amzn-query-error.
+//     <Response><Errors>, JSON {"__type","message"}, CBOR with x-amzn-query-error. CloudWatch
+//     ("monitoring") is awsQueryCompatible: its JSON and CBOR errors carry the awsQuery code in
+//     x-amzn-query-error, and its authentication and access-denied errors use the query names
+//     (SignatureDoesNotMatch, AccessDenied).
 //
 // Authentication failures follow AWS: unknown key -> InvalidClientTokenId (query),
 // UnrecognizedClientException (JSON), AuthFailure (EC2); bad signature -> SignatureDoesNotMatch /
