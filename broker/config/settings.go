@@ -161,6 +161,15 @@ var settings = []Setting{
 		},
 		get: func(c *Config) string { return itoa(int64(c.FetchSessionCacheSlots)) }},
 
+	{Name: "compression.type", Type: "string", Default: "producer", Doc: "Only producer: batches are stored as the producer compressed them.",
+		set: func(c *Config, v string) error {
+			if v != "producer" {
+				return fmt.Errorf("only producer is supported: the broker stores batches as the producer compressed them")
+			}
+			return nil
+		},
+		get: func(*Config) string { return "producer" }},
+
 	{Name: "log.retention.hours", Type: "int", Default: "168", Dynamic: true, Doc: "Retention by time, in hours (log.retention.minutes and log.retention.ms win).",
 		set: func(c *Config, v string) error { return setUnits(&c.LogRetention, v, time.Hour) },
 		get: func(c *Config) string { return unitsOf(c.LogRetention, time.Hour) }},

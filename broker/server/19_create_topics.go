@@ -144,7 +144,7 @@ func (s *Server) validateCreateTopic(rt kmsg.CreateTopicsRequestTopic) (map[stri
 			rf = cfg.DefaultReplicationFactor
 		}
 		if rf != 1 {
-			return nil, 0, fmt.Errorf("%w: replication factor %d is larger than the 1 available broker", errReplicationFactor, rf)
+			return nil, 0, fmt.Errorf("%w: replication factor %d; this single-node cluster has one broker, so it must be 1", errReplicationFactor, rf)
 		}
 	}
 	in := make(map[string]string, len(rt.Configs))

@@ -75,6 +75,15 @@ var topicSettings = []topicSetting{
 			return v, nil
 		},
 		apply: func(c *storage.TopicConfig, v string) { c.MessageTimestampType = v }},
+	{name: "compression.type", brokerName: "compression.type", typ: kmsg.ConfigTypeString,
+		doc: "Only producer: batches are stored exactly as the producer compressed them (re-compressing on the broker is not supported).",
+		normalize: func(v string) (string, error) {
+			if v != "producer" {
+				return "", fmt.Errorf("only producer is supported: the broker stores batches as the producer compressed them")
+			}
+			return v, nil
+		},
+		apply: func(*storage.TopicConfig, string) {}},
 	{name: "min.insync.replicas", brokerName: "min.insync.replicas", typ: kmsg.ConfigTypeInt,
 		doc:       "Replicas that must have a record before acks=all succeeds.",
 		normalize: int32AtLeast(1),
