@@ -145,12 +145,22 @@ func TestKill9DuringAckedProduces(t *testing.T) {
 	}
 	dataDir := t.TempDir()
 	p := startProcess(t, dataDir)
+	{
+		admCl, err := kgo.NewClient(kgo.SeedBrokers(p.addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := newAdmin(admCl).CreateTopic(testContext(t, 10*time.Second), 4, 1, nil, "kill9"); err != nil {
+			t.Fatal(err)
+		}
+		admCl.Close()
+	}
 
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(p.addr),
 		kgo.DefaultProduceTopic("kill9"),
-		kgo.AllowAutoTopicCreation(),
 		kgo.RequiredAcks(kgo.AllISRAcks()), // idempotence is on by default
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
 		kgo.ProducerLinger(time.Millisecond),
 		kgo.RecordDeliveryTimeout(5*time.Second),
 		kgo.RetryTimeout(5*time.Second),
