@@ -219,9 +219,10 @@ func TestMetricsRoundTrip(t *testing.T) {
 		}
 	}
 	_, err = h.client.GetMetricData(ctx, &awscw.GetMetricDataInput{StartTime: aws.Time(base), EndTime: aws.Time(base.Add(time.Minute)),
-		MetricDataQueries: []types.MetricDataQuery{{Id: aws.String("e"), Expression: aws.String("SUM(METRICS())")}}})
+		MetricDataQueries: []types.MetricDataQuery{{Id: aws.String("e"), Expression: aws.String("ANOMALY_DETECTION_BAND(m1)")}, {Id: aws.String("m1"), MetricStat: &types.MetricStat{
+			Metric: &types.Metric{Namespace: aws.String("Tributary/Kafka"), MetricName: aws.String("BytesInPerSec")}, Period: aws.Int32(60), Stat: aws.String("Sum")}}}})
 	if got := errorCode(t, err); got != "InvalidParameterValue" || !strings.Contains(err.Error(), "not supported") {
-		t.Fatalf("expression: %v", err)
+		t.Fatalf("unsupported function: %v", err)
 	}
 
 	list, err := h.client.ListMetrics(ctx, &awscw.ListMetricsInput{Namespace: aws.String("Tributary/Kafka"), MetricName: aws.String("BytesInPerSec")})
@@ -467,5 +468,70 @@ func TestAWSJSONProtocol(t *testing.T) {
 	status, out = h.jsonCall(t, "PutMetricData", `{"Namespace":"AWS/EC2","MetricData":[{"MetricName":"m","Value":1}]}`)
 	if status != http.StatusBadRequest || !strings.Contains(fmt.Sprint(out["__type"]), "InvalidParameterValue") {
 		t.Fatalf("AWS namespace over JSON: %d %v", status, out)
+	}
+}
+
+func TestMetricMath(t *testing.T) {
+	h := newHarness(t, "")
+	ctx := context.Background()
+	base := time.Now().Add(-time.Hour).Truncate(time.Minute)
+	var data []types.MetricDatum
+	for i := range 3 {
+		at := aws.Time(base.Add(time.Duration(i)*time.Minute + time.Second))
+		data = append(data,
+			types.MetricDatum{MetricName: aws.String("BytesInPerSec"), Dimensions: dims("Broker ID", "1"), Timestamp: at, Value: aws.Float64(float64(10 * (i + 1)))},
+			types.MetricDatum{MetricName: aws.String("BytesInPerSec"), Dimensions: dims("Broker ID", "2"), Timestamp: at, Value: aws.Float64(float64(i + 1))})
+	}
+	if _, err := h.client.PutMetricData(ctx, &awscw.PutMetricDataInput{Namespace: aws.String("Tributary/Kafka"), MetricData: data}); err != nil {
+		t.Fatal(err)
+	}
+	stat := func(id, broker string) types.MetricDataQuery {
+		return types.MetricDataQuery{Id: aws.String(id), ReturnData: aws.Bool(false), MetricStat: &types.MetricStat{
+			Metric: &types.Metric{Namespace: aws.String("Tributary/Kafka"), MetricName: aws.String("BytesInPerSec"), Dimensions: dims("Broker ID", broker)},
+			Period: aws.Int32(60), Stat: aws.String("Sum")}}
+	}
+	expr := func(id, e string) types.MetricDataQuery {
+		return types.MetricDataQuery{Id: aws.String(id), Expression: aws.String(e)}
+	}
+	run := func(queries ...types.MetricDataQuery) (map[string][]float64, error) {
+		out, err := h.client.GetMetricData(ctx, &awscw.GetMetricDataInput{StartTime: aws.Time(base), EndTime: aws.Time(base.Add(10 * time.Minute)),
+			ScanBy: types.ScanByTimestampAscending, MetricDataQueries: append([]types.MetricDataQuery{stat("m1", "1"), stat("m2", "2")}, queries...)})
+		if err != nil {
+			return nil, err
+		}
+		got := map[string][]float64{}
+		for _, r := range out.MetricDataResults {
+			got[aws.ToString(r.Id)] = r.Values
+		}
+		return got, nil
+	}
+	got, err := run(expr("total", "SUM(METRICS())"), expr("ratio", "(m1 - m2) / m2 * 100"), expr("top", "MAX([m1, m2]) + -1"), expr("onlym1", `SUM(METRICS("m1"))`), expr("chained", "total / 11"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]float64{
+		"total":   {11, 22, 33},
+		"ratio":   {900, 900, 900},
+		"top":     {9, 19, 29},
+		"onlym1":  {10, 20, 30},
+		"chained": {1, 2, 3},
+	}
+	for id, w := range want {
+		if fmt.Sprint(got[id]) != fmt.Sprint(w) {
+			t.Errorf("%s = %v, want %v", id, got[id], w)
+		}
+	}
+	if _, ok := got["m1"]; ok {
+		t.Error("a query with ReturnData false was returned")
+	}
+	for name, q := range map[string]types.MetricDataQuery{
+		"scalar result": expr("s", "SUM(m1)"),
+		"unknown id":    expr("u", "m1 + nope"),
+		"syntax":        expr("x", "m1 +"),
+		"cycle":         expr("c", "c * 2"),
+	} {
+		if _, err := run(q); errorCode(t, err) != "InvalidParameterValue" {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package cloudwatch
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -650,6 +651,7 @@ func (s *Service) getMetricData(c *call) (any, error) {
 		skip = n
 	}
 	ids := map[string]bool{}
+	exprs := map[string]mathExpr{}
 	for i, q := range in.MetricDataQueries {
 		field := fmt.Sprintf("MetricDataQueries.member.%d", i+1)
 		if !queryIDPattern.MatchString(q.Id) {
@@ -660,13 +662,31 @@ func (s *Service) getMetricData(c *call) (any, error) {
 		}
 		ids[q.Id] = true
 		switch {
+		case q.Expression != "" && q.MetricStat != nil:
+			return nil, invalidCombination("%s: specify MetricStat or Expression, not both.", field)
 		case q.Expression != "":
-			return nil, invalidParameter("Metric math expressions (%s.Expression) are not supported by the local cloud; use MetricStat queries.", field)
+			e, _, err := parseMath(q.Expression)
+			if err != nil {
+				return nil, invalidParameter("Error in expression %s: %v", q.Id, err)
+			}
+			exprs[q.Id] = e
+			continue
 		case q.MetricStat == nil:
-			return nil, missingParameter(field + ".MetricStat")
+			return nil, missingParameter(field + ".MetricStat or " + field + ".Expression")
 		}
 		if err := validateMetricStat(field+".MetricStat", q.MetricStat); err != nil {
 			return nil, err
+		}
+	}
+	for _, q := range in.MetricDataQueries {
+		if q.Expression == "" {
+			continue
+		}
+		_, refs, _ := parseMath(q.Expression)
+		for _, ref := range refs {
+			if !ids[ref] {
+				return nil, invalidParameter("Error in expression %s: Unrecognized metric %s.", q.Id, ref)
+			}
 		}
 	}
 	if err := c.authorize("GetMetricData", nil); err != nil {
@@ -674,20 +694,24 @@ func (s *Service) getMetricData(c *call) (any, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	series, err := s.evaluateQueries(in.MetricDataQueries, exprs, *in.StartTime, *in.EndTime)
+	if err != nil {
+		return nil, err
+	}
 	out := &getMetricDataOutput{MetricDataResults: []metricDataResult{}, Messages: []struct{}{}}
 	for _, q := range in.MetricDataQueries {
 		if q.ReturnData != nil && !*q.ReturnData {
 			continue
 		}
-		ms := q.MetricStat
-		res := metricDataResult{Id: q.Id, Label: valueOr(q.Label, ms.Metric.MetricName), Timestamps: []time.Time{}, Values: []float64{}, StatusCode: "Complete"}
-		if sr := s.series[seriesKey(ms.Metric.Namespace, ms.Metric.MetricName, sortedDims(ms.Metric.Dimensions))]; sr != nil {
-			for _, b := range sr.aggregate(*in.StartTime, *in.EndTime, time.Duration(ms.Period)*time.Second, ms.Unit) {
-				if v, ok := b.statistic(ms.Stat); ok {
-					res.Timestamps = append(res.Timestamps, b.start)
-					res.Values = append(res.Values, v)
-				}
-			}
+		label := q.Label
+		if label == "" && q.MetricStat != nil {
+			label = q.MetricStat.Metric.MetricName
+		}
+		res := metricDataResult{Id: q.Id, Label: valueOr(label, q.Id), Timestamps: []time.Time{}, Values: []float64{}, StatusCode: "Complete"}
+		ts := series[q.Id]
+		for _, t := range sortedTimes(ts) {
+			res.Timestamps = append(res.Timestamps, time.Unix(t, 0).UTC())
+			res.Values = append(res.Values, ts[t])
 		}
 		if in.ScanBy != "TimestampAscending" {
 			slices.Reverse(res.Timestamps)
@@ -696,6 +720,78 @@ func (s *Service) getMetricData(c *call) (any, error) {
 		out.MetricDataResults = append(out.MetricDataResults, res)
 	}
 	paginateResults(out, skip, int(in.MaxDatapoints))
+	return out, nil
+}
+
+// evaluateQueries computes every query's time series: MetricStat queries from the stored
+// data, expressions from the queries they name (each once; a cycle is an error).
+func (s *Service) evaluateQueries(queries []metricDataQuery, exprs map[string]mathExpr, start, end time.Time) (map[string]timeSeries, error) {
+	out := map[string]timeSeries{}
+	var statIDs []string
+	for _, q := range queries {
+		if q.MetricStat == nil {
+			continue
+		}
+		statIDs = append(statIDs, q.Id)
+		ms := q.MetricStat
+		ts := timeSeries{}
+		if sr := s.series[seriesKey(ms.Metric.Namespace, ms.Metric.MetricName, sortedDims(ms.Metric.Dimensions))]; sr != nil {
+			for _, b := range sr.aggregate(start, end, time.Duration(ms.Period)*time.Second, ms.Unit) {
+				if v, ok := b.statistic(ms.Stat); ok {
+					ts[b.start.Unix()] = v
+				}
+			}
+		}
+		out[q.Id] = ts
+	}
+	visiting := map[string]bool{}
+	var resolve func(id string) (timeSeries, error)
+	env := &mathEnv{
+		metrics: func(prefix string) ([]timeSeries, error) {
+			var all []timeSeries
+			for _, id := range statIDs {
+				if strings.HasPrefix(id, prefix) {
+					all = append(all, out[id])
+				}
+			}
+			return all, nil
+		},
+	}
+	resolve = func(id string) (timeSeries, error) {
+		if ts, ok := out[id]; ok {
+			return ts, nil
+		}
+		e, ok := exprs[id]
+		if !ok {
+			return nil, invalidParameter("Unrecognized metric %s.", id)
+		}
+		if visiting[id] {
+			return nil, invalidParameter("Error in expression %s: it refers to itself through other expressions.", id)
+		}
+		visiting[id] = true
+		defer delete(visiting, id)
+		v, err := e.eval(env)
+		if err != nil {
+			var apiErr *awsapi.Error
+			if errors.As(err, &apiErr) {
+				return nil, err
+			}
+			return nil, invalidParameter("Error in expression %s: %v", id, err)
+		}
+		if v.isNum || v.array {
+			return nil, invalidParameter("Error in expression %s: it must return a single time series.", id)
+		}
+		out[id] = v.series[0]
+		return v.series[0], nil
+	}
+	env.byID = resolve
+	for _, q := range queries {
+		if q.Expression != "" {
+			if _, err := resolve(q.Id); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return out, nil
 }
 

@@ -1,6 +1,8 @@
 package cloudwatch
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -43,3 +45,47 @@ func TestPercentile(t *testing.T) {
 		t.Errorf("weighted p50 = %v, want 10", got)
 	}
 }
+
+// FuzzMathExpression parses and evaluates arbitrary expressions against two small series: it
+// must fail cleanly or succeed, never panic or recurse without bound.
+func TestMathNestingBounded(t *testing.T) {
+	// Within the length limit, nesting is bounded by maxMathDepth; beyond it, by the length.
+	for _, src := range []string{strings.Repeat("-", 1000) + "1", strings.Repeat("(", 900) + "1" + strings.Repeat(")", 900),
+		strings.Repeat("SUM(", 300) + "m1" + strings.Repeat(")", 300), strings.Repeat("(", 100000) + "1" + strings.Repeat(")", 100000)} {
+		if _, _, err := parseMath(src); err == nil {
+			t.Errorf("an expression of %d characters nested beyond the limits parsed", len(src))
+		}
+	}
+	if _, _, err := parseMath(strings.Repeat("(", 50) + "m1" + strings.Repeat(")", 50)); err != nil {
+		t.Errorf("moderate nesting refused: %v", err)
+	}
+}
+
+func FuzzMathExpression(f *testing.F) {
+	for _, seed := range []string{"SUM(METRICS())", "(m1 - m2) / m2 * 100", "MAX([m1, m2]) + -1", `SUM(METRICS("m"))`, "ABS(-m1)", "((((m1))))", "[m1,", "1e308*1e308"} {
+		f.Add(seed)
+	}
+	env := &mathEnv{
+		byID: func(id string) (timeSeries, error) {
+			switch id {
+			case "m1":
+				return timeSeries{60: 1, 120: 2}, nil
+			case "m2":
+				return timeSeries{60: 3}, nil
+			}
+			return nil, errUnknownID
+		},
+		metrics: func(string) ([]timeSeries, error) {
+			return []timeSeries{{60: 1}, {60: 2, 120: 4}}, nil
+		},
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		e, _, err := parseMath(src)
+		if err != nil {
+			return
+		}
+		_, _ = e.eval(env)
+	})
+}
+
+var errUnknownID = errors.New("unknown id")
