@@ -78,8 +78,11 @@ func (p *Partition) applyRetention() {
 	for _, s := range p.segments {
 		total += s.size
 	}
-	deletable := func(s *segment, end int64) bool {
-		if s.size == 0 || end > hw {
+	deletable := func(s *segment, end int64, last bool) bool {
+		if s.size == 0 {
+			return !last // an empty segment before others holds nothing
+		}
+		if end > hw {
 			return false
 		}
 		if cfg.RetentionMs >= 0 && s.maxTimestamp >= 0 && now.UnixMilli()-s.maxTimestamp > cfg.RetentionMs.Milliseconds() {
@@ -94,7 +97,7 @@ func (p *Partition) applyRetention() {
 		if !last {
 			end = p.segments[1].base
 		}
-		if !deletable(s, end) {
+		if !deletable(s, end, last) {
 			break
 		}
 		if last {
