@@ -25,6 +25,12 @@ variable "broker_version" {
   default     = "dev"
 }
 
+variable "instance_type" {
+  description = "Instance type; its architecture must match the registered image (make demo picks this machine's)."
+  type        = string
+  default     = "t3.medium"
+}
+
 provider "tributary" {
   region     = "us-east-1"
   access_key = "test"
@@ -50,7 +56,7 @@ provider "tributary" {
 resource "tributary_cluster" "demo" {
   name           = "demo"
   broker_version = var.broker_version
-  instance_type  = "t3.medium"
+  instance_type  = var.instance_type
 
   # Omitted subnet_ids: the default VPC's subnets, one per AZ.
   client_cidr_blocks = ["127.0.0.0/8"]

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -24,7 +25,7 @@ func (d *demo) up(ctx context.Context) error {
 
 	d.say("terraform apply (examples/local, provider from ./bin)")
 	applyStart := time.Now()
-	if err := d.applyWithProgress(ctx, "apply", "-auto-approve", "-var", "endpoint="+endpoint, "-var", "broker_version="+brokerVersion); err != nil {
+	if err := d.applyWithProgress(ctx, append([]string{"apply", "-auto-approve"}, tfVars()...)...); err != nil {
 		return err
 	}
 	applied := time.Since(applyStart)
@@ -84,7 +85,7 @@ func (d *demo) down(ctx context.Context) error {
 				return err
 			}
 			d.say("terraform destroy")
-			if err := d.applyWithProgress(ctx, "destroy", "-auto-approve", "-var", "endpoint="+endpoint, "-var", "broker_version="+brokerVersion); err != nil {
+			if err := d.applyWithProgress(ctx, append([]string{"destroy", "-auto-approve"}, tfVars()...)...); err != nil {
 				return fmt.Errorf("%w (the local cloud is still running; fix and rerun `make demo-down`)", err)
 			}
 		}
@@ -97,4 +98,13 @@ func (d *demo) down(ctx context.Context) error {
 	}
 	d.say("demo removed")
 	return nil
+}
+
+// tfVars are the variables of examples/local for this machine.
+func tfVars() []string {
+	instanceType := "t3.medium"
+	if runtime.GOARCH == "arm64" {
+		instanceType = "t4g.medium" // the local cloud registers images of this machine's architecture
+	}
+	return []string{"-var", "endpoint=" + endpoint, "-var", "broker_version=" + brokerVersion, "-var", "instance_type=" + instanceType}
 }
