@@ -78,9 +78,6 @@ const (
 	CodecZstd   = 4
 )
 
-// NoProducerID marks a batch from a non-idempotent producer.
-const NoProducerID = -1
-
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Errors returned by Parse and Check. They are wrapped with detail.
