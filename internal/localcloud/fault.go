@@ -18,6 +18,7 @@ const faultPrefix = "/_localcloud/"
 //	GET  /_localcloud/health                      {"status":"ok"}
 //	GET  /_localcloud/instances                   every instance with pid, IMDS endpoint, console log
 //	POST /_localcloud/instances/<id>/kill         SIGKILL; the instance ends stopped
+//	POST /_localcloud/instances/<id>/crash        SIGKILL to the program only; it is restarted
 //	POST /_localcloud/az/<zone>/down              kill every instance in the zone; launches there fail
 //	POST /_localcloud/az/<zone>/up                end the outage; its instances boot again
 //	POST /_localcloud/images                      {"binary","version"} or {"binary","name","architecture","args","tags"}
@@ -35,6 +36,13 @@ func (c *Cloud) faultAPI() http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"instanceId": r.PathValue("id"), "state": "stopped"})
+	})
+	mux.HandleFunc("POST /_localcloud/instances/{id}/crash", func(w http.ResponseWriter, r *http.Request) {
+		if err := c.CrashInstance(r.PathValue("id")); err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"instanceId": r.PathValue("id"), "state": "running"})
 	})
 	mux.HandleFunc("POST /_localcloud/az/{zone}/{action}", func(w http.ResponseWriter, r *http.Request) {
 		var ids []string

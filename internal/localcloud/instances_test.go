@@ -300,7 +300,7 @@ func TestKillInstanceAndCrashRestart(t *testing.T) {
 
 	// A process that dies on its own is restarted (systemd's Restart=on-failure in the AMI);
 	// the instance stays running.
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+	if err := c.CrashInstance(id); err != nil {
 		t.Fatal(err)
 	}
 	var newPID int

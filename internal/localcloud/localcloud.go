@@ -253,6 +253,10 @@ func (c *Cloud) RegisterBrokerImage(binary, version string) (string, error) {
 // KillInstance kills an instance hard (fault injection); it ends stopped.
 func (c *Cloud) KillInstance(id string) error { return c.ec2.KillInstance(id) }
 
+// CrashInstance kills an instance's program (fault injection); the instance stays running and
+// the program is restarted as a crashed systemd service is.
+func (c *Cloud) CrashInstance(id string) error { return c.ec2.CrashInstance(id) }
+
 // ZoneDown takes an Availability Zone down, killing its instances; it returns their ids.
 func (c *Cloud) ZoneDown(az string) ([]string, error) { return c.ec2.ZoneDown(az) }
 

@@ -292,6 +292,27 @@ func (s *Service) KillInstance(id string) error {
 	return s.commitLocked()
 }
 
+// CrashInstance is the fault API's process crash: the instance's program gets SIGKILL but the
+// instance stays running, and the program is restarted as a crashed systemd service is.
+func (s *Service) CrashInstance(id string) error {
+	s.mu.Lock()
+	inst := s.st.Instances[id]
+	if inst == nil {
+		s.mu.Unlock()
+		return notFound("InvalidInstanceID.NotFound", "instance", []string{id})
+	}
+	state := inst.State
+	s.mu.Unlock()
+	if state != stateRunning {
+		return awsapi.Errorf("IncorrectInstanceState", "The instance '%s' is %s, not running.", id, state)
+	}
+	s.appendConsole(id, "[localcloud] fault injection: crashing the instance's program (SIGKILL)")
+	if !s.machines.Crash(id) {
+		return awsapi.Errorf("IncorrectInstanceState", "The instance '%s' has no running program.", id)
+	}
+	return nil
+}
+
 // ZoneDown takes an Availability Zone out: every running instance in it is killed (SIGKILL)
 // and left stopped with a Server.InternalError reason, new launches there fail with
 // InsufficientInstanceCapacity, and DescribeAvailabilityZones reports it impaired.

@@ -195,6 +195,20 @@ func (m *Manager) markRequested(id string) *running {
 	return r
 }
 
+// Crash sends SIGKILL to the instance's process group without marking the exit as requested,
+// so the owner treats it as a crash. It returns false when the instance has no process.
+func (m *Manager) Crash(id string) bool {
+	m.mu.Lock()
+	r, ok := m.machines[id]
+	m.mu.Unlock()
+	if !ok {
+		return false
+	}
+	_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+	<-r.done
+	return true
+}
+
 // ShutdownAll stops every machine in parallel (SIGTERM, SIGKILL after grace) and waits.
 func (m *Manager) ShutdownAll(grace time.Duration) {
 	m.mu.Lock()

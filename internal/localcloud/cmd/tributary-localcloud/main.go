@@ -6,6 +6,7 @@
 //	                           [--stop-grace 30s] [--log-level info]
 //	tributary-localcloud register-image --binary PATH (--version V | --name NAME) [--arch x86_64|arm64] [--endpoint URL]
 //	tributary-localcloud fault kill-instance i-... [--endpoint URL]
+//	tributary-localcloud fault crash-instance i-... [--endpoint URL]
 //	tributary-localcloud fault az-down us-east-1a [--endpoint URL]
 //	tributary-localcloud fault az-up us-east-1a [--endpoint URL]
 //	tributary-localcloud instances [--endpoint URL]
@@ -55,6 +56,7 @@ const usage = `usage:
                              [--stop-grace 30s] [--log-level debug|info|warn|error]
   tributary-localcloud register-image --binary PATH (--version V | --name NAME) [--arch x86_64|arm64] [--endpoint URL]
   tributary-localcloud fault kill-instance INSTANCE_ID [--endpoint URL]
+  tributary-localcloud fault crash-instance INSTANCE_ID [--endpoint URL]
   tributary-localcloud fault az-down ZONE [--endpoint URL]
   tributary-localcloud fault az-up ZONE [--endpoint URL]
   tributary-localcloud instances [--endpoint URL]`
@@ -189,12 +191,14 @@ func fault(ctx context.Context, args []string, stdout io.Writer) error {
 	switch pos[0] {
 	case "kill-instance":
 		return call(ctx, http.MethodPost, *endpoint, "/_localcloud/instances/"+pos[1]+"/kill", nil, stdout)
+	case "crash-instance":
+		return call(ctx, http.MethodPost, *endpoint, "/_localcloud/instances/"+pos[1]+"/crash", nil, stdout)
 	case "az-down":
 		return call(ctx, http.MethodPost, *endpoint, "/_localcloud/az/"+pos[1]+"/down", nil, stdout)
 	case "az-up":
 		return call(ctx, http.MethodPost, *endpoint, "/_localcloud/az/"+pos[1]+"/up", nil, stdout)
 	}
-	return usageError{fmt.Sprintf("unknown fault %q (kill-instance, az-down, az-up)", pos[0])}
+	return usageError{fmt.Sprintf("unknown fault %q (kill-instance, crash-instance, az-down, az-up)", pos[0])}
 }
 
 // call sends one request to the emulator's own API and prints the JSON answer.

@@ -51,6 +51,10 @@ func TestClientSubcommands(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Fatalf("kill-instance of a missing instance: %v", err)
 	}
+	err = run(ctx, []string{"fault", "crash-instance", "i-0123456789abcdef0", "--endpoint", ep}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("crash-instance of a missing instance: %v", err)
+	}
 	err = run(ctx, []string{"fault", "az-down", "us-east-1z", "--endpoint", ep}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "Unknown Availability Zone") {
 		t.Fatalf("az-down of an unknown zone: %v", err)
