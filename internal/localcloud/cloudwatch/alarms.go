@@ -32,7 +32,8 @@ type MetricAlarm struct {
 	ExtendedStatistic                  string `json:",omitempty"`
 	Dimensions                         []Dimension
 	Period                             int32
-	Unit                               string `json:",omitempty"`
+	Unit                               string            `json:",omitempty"`
+	Metrics                            []metricDataQuery `json:",omitempty"` // a metric math alarm
 	EvaluationPeriods                  int32
 	DatapointsToAlarm                  int32
 	Threshold                          float64
@@ -95,8 +96,8 @@ func (s *Service) putMetricAlarm(c *call) (any, error) {
 	if in.AlarmName == "" || len(in.AlarmName) > 255 {
 		return nil, missingParameter("AlarmName (1-255 characters)")
 	}
-	if in.Metrics != nil || in.ThresholdMetricId != "" {
-		return nil, invalidParameter("Alarms on metric math (Metrics, ThresholdMetricId) are not supported by the local cloud.")
+	if in.ThresholdMetricId != "" {
+		return nil, invalidParameter("Anomaly detection alarms (ThresholdMetricId) are not supported by the local cloud.")
 	}
 	if _, ok := comparisons[in.ComparisonOperator]; !ok {
 		return nil, invalidParameter("The value %q for parameter ComparisonOperator is invalid or not supported by the local cloud.", in.ComparisonOperator)
@@ -110,20 +111,26 @@ func (s *Service) putMetricAlarm(c *call) (any, error) {
 	if in.DatapointsToAlarm < 1 || in.DatapointsToAlarm > in.EvaluationPeriods {
 		return nil, invalidParameter("DatapointsToAlarm must be between 1 and EvaluationPeriods.")
 	}
-	if in.MetricName == "" || in.Namespace == "" {
-		return nil, missingParameter("MetricName and Namespace")
-	}
-	if (in.Statistic == "") == (in.ExtendedStatistic == "") {
-		return nil, invalidCombination("Exactly one of Statistic and ExtendedStatistic must be specified.")
-	}
-	if in.Statistic != "" && (!validStatistic(in.Statistic) || strings.HasPrefix(in.Statistic, "p")) {
-		return nil, invalidParameter("The value %s for parameter Statistic is invalid.", in.Statistic)
-	}
-	if in.ExtendedStatistic != "" && !percentilePattern.MatchString(in.ExtendedStatistic) {
-		return nil, invalidParameter("The value %s for parameter ExtendedStatistic is not supported by the local cloud (use pNN).", in.ExtendedStatistic)
-	}
-	if err := checkPeriod("Period", in.Period); err != nil {
-		return nil, err
+	if in.Metrics != nil {
+		if err := checkAlarmQueries(&in); err != nil {
+			return nil, err
+		}
+	} else {
+		if in.MetricName == "" || in.Namespace == "" {
+			return nil, missingParameter("MetricName and Namespace")
+		}
+		if (in.Statistic == "") == (in.ExtendedStatistic == "") {
+			return nil, invalidCombination("Exactly one of Statistic and ExtendedStatistic must be specified.")
+		}
+		if in.Statistic != "" && (!validStatistic(in.Statistic) || strings.HasPrefix(in.Statistic, "p")) {
+			return nil, invalidParameter("The value %s for parameter Statistic is invalid.", in.Statistic)
+		}
+		if in.ExtendedStatistic != "" && !percentilePattern.MatchString(in.ExtendedStatistic) {
+			return nil, invalidParameter("The value %s for parameter ExtendedStatistic is not supported by the local cloud (use pNN).", in.ExtendedStatistic)
+		}
+		if err := checkPeriod("Period", in.Period); err != nil {
+			return nil, err
+		}
 	}
 	if in.Threshold == nil {
 		return nil, missingParameter("Threshold")
@@ -166,10 +173,66 @@ func (s *Service) putMetricAlarm(c *call) (any, error) {
 	m.Period, m.Unit, m.EvaluationPeriods, m.DatapointsToAlarm = in.Period, in.Unit, in.EvaluationPeriods, in.DatapointsToAlarm
 	m.Threshold, m.ComparisonOperator, m.TreatMissingData = *in.Threshold, in.ComparisonOperator, in.TreatMissingData
 	m.EvaluateLowSampleCountPercentile = in.EvaluateLowSampleCountPercentile
+	m.Metrics = in.Metrics
 	if in.Tags != nil {
 		a.Tags = mergeTags(a.Tags, in.Tags)
 	}
 	return nil, nil
+}
+
+// checkAlarmQueries validates a metric math alarm: queries instead of a metric, exactly one of
+// them returning data, and a period to evaluate it with (in.Period is set from it).
+func checkAlarmQueries(in *putMetricAlarmInput) error {
+	if in.MetricName != "" || in.Namespace != "" || in.Statistic != "" || in.ExtendedStatistic != "" || in.Dimensions != nil || in.Period != 0 || in.Unit != "" {
+		return invalidCombination("Metrics cannot be combined with MetricName, Namespace, Statistic, ExtendedStatistic, Dimensions, Period or Unit.")
+	}
+	if len(in.Metrics) == 0 || len(in.Metrics) > 10 {
+		return invalidParameter("The collection Metrics must have between 1 and 10 members.")
+	}
+	if _, err := validateQueries("Metrics", in.Metrics); err != nil {
+		return err
+	}
+	ret, err := returnedQuery(in.Metrics)
+	if err != nil {
+		return err
+	}
+	in.Period = queryPeriod(in.Metrics, ret)
+	return checkPeriod("Period", in.Period)
+}
+
+// returnedQuery is the one query of an alarm whose data the alarm watches. ReturnData defaults
+// to true, so with several queries the others must say false.
+func returnedQuery(queries []metricDataQuery) (*metricDataQuery, error) {
+	var ret *metricDataQuery
+	for i := range queries {
+		if q := &queries[i]; q.ReturnData == nil || *q.ReturnData {
+			if ret != nil {
+				return nil, invalidParameter("Exactly one element of the Metrics list must return data (set ReturnData false on the others).")
+			}
+			ret = q
+		}
+	}
+	if ret == nil {
+		return nil, invalidParameter("Exactly one element of the Metrics list must return data.")
+	}
+	return ret, nil
+}
+
+// queryPeriod is the period an alarm query is evaluated with: its MetricStat's, its own
+// Period, or else the first MetricStat query's.
+func queryPeriod(queries []metricDataQuery, q *metricDataQuery) int32 {
+	switch {
+	case q.MetricStat != nil:
+		return q.MetricStat.Period
+	case q.Period != nil:
+		return *q.Period
+	}
+	for _, other := range queries {
+		if other.MetricStat != nil {
+			return other.MetricStat.Period
+		}
+	}
+	return 0
 }
 
 func nonNil(s []string) []string {
@@ -195,7 +258,9 @@ func (s *Service) evaluateLocked(a *alarm, now time.Time) bool {
 		stat = m.ExtendedStatistic
 	}
 	values := map[int64]float64{}
-	if sr := s.series[seriesKey(m.Namespace, m.MetricName, sortedDims(m.Dimensions))]; sr != nil {
+	if len(m.Metrics) > 0 {
+		values = s.alarmQueryValues(m.Metrics, start, end)
+	} else if sr := s.series[seriesKey(m.Namespace, m.MetricName, sortedDims(m.Dimensions))]; sr != nil {
 		for _, b := range sr.aggregate(start, end, period, m.Unit) {
 			if v, ok := b.statistic(stat); ok {
 				values[b.start.Unix()] = v
@@ -240,6 +305,24 @@ func (s *Service) evaluateLocked(a *alarm, now time.Time) bool {
 	m.StateValue, m.StateReason = state, reason
 	m.StateUpdatedTimestamp, m.StateTransitionedTimestamp = now, now
 	return true
+}
+
+// alarmQueryValues evaluates a metric math alarm's queries over [start, end) and returns the
+// returned query's datapoints; a query that cannot be evaluated yields no data.
+func (s *Service) alarmQueryValues(queries []metricDataQuery, start, end time.Time) map[int64]float64 {
+	exprs, err := validateQueries("Metrics", queries)
+	if err != nil {
+		return nil
+	}
+	ret, err := returnedQuery(queries)
+	if err != nil {
+		return nil
+	}
+	series, err := s.evaluateQueries(queries, exprs, start, end)
+	if err != nil {
+		return nil
+	}
+	return series[ret.Id]
 }
 
 type describeAlarmsInput struct {

@@ -535,3 +535,63 @@ func TestMetricMath(t *testing.T) {
 		}
 	}
 }
+
+func TestMetricMathAlarm(t *testing.T) {
+	h := newHarness(t, "")
+	ctx := context.Background()
+	query := func(id, broker string) types.MetricDataQuery {
+		return types.MetricDataQuery{Id: aws.String(id), ReturnData: aws.Bool(false), MetricStat: &types.MetricStat{
+			Metric: &types.Metric{Namespace: aws.String("Tributary/Kafka"), MetricName: aws.String("UnderReplicatedPartitions"), Dimensions: dims("Broker ID", broker)},
+			Period: aws.Int32(60), Stat: aws.String("Maximum")}}
+	}
+	in := &awscw.PutMetricAlarmInput{
+		AlarmName: aws.String("cluster-urp"), EvaluationPeriods: aws.Int32(1), Threshold: aws.Float64(0),
+		ComparisonOperator: types.ComparisonOperatorGreaterThanThreshold,
+		Metrics: []types.MetricDataQuery{query("b1", "1"), query("b2", "2"), {Id: aws.String("total"), Expression: aws.String("SUM(METRICS())"), Label: aws.String("URP")}},
+	}
+	if _, err := h.client.PutMetricAlarm(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	bad := *in
+	bad.Namespace = aws.String("Tributary/Kafka")
+	_, err := h.client.PutMetricAlarm(ctx, &bad)
+	if got := errorCode(t, err); got != "InvalidParameterCombination" {
+		t.Fatalf("Metrics with Namespace: %s", got)
+	}
+	twoReturns := *in
+	twoReturns.Metrics = []types.MetricDataQuery{query("b1", "1"), {Id: aws.String("x"), Expression: aws.String("b1 * 2")}, {Id: aws.String("y"), Expression: aws.String("b1 * 3")}}
+	_, err = h.client.PutMetricAlarm(ctx, &twoReturns)
+	if got := errorCode(t, err); got != "InvalidParameterValue" {
+		t.Fatalf("two queries returning data: %s", got)
+	}
+	describe := func() types.MetricAlarm {
+		t.Helper()
+		out, err := h.client.DescribeAlarms(ctx, &awscw.DescribeAlarmsInput{AlarmNames: []string{"cluster-urp"}})
+		if err != nil || len(out.MetricAlarms) != 1 {
+			t.Fatalf("DescribeAlarms %+v %v", out, err)
+		}
+		return out.MetricAlarms[0]
+	}
+	a := describe()
+	if len(a.Metrics) != 3 || aws.ToString(a.Metrics[2].Expression) != "SUM(METRICS())" || aws.ToInt32(a.Period) != 60 || a.MetricName != nil {
+		t.Fatalf("described alarm %+v", a)
+	}
+	last := time.Now().Truncate(time.Minute).Add(-30 * time.Second)
+	if _, err := h.client.PutMetricData(ctx, &awscw.PutMetricDataInput{Namespace: aws.String("Tributary/Kafka"), MetricData: []types.MetricDatum{
+		{MetricName: aws.String("UnderReplicatedPartitions"), Dimensions: dims("Broker ID", "1"), Timestamp: aws.Time(last), Value: aws.Float64(0)},
+		{MetricName: aws.String("UnderReplicatedPartitions"), Dimensions: dims("Broker ID", "2"), Timestamp: aws.Time(last), Value: aws.Float64(0)},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if a := describe(); a.StateValue != types.StateValueOk {
+		t.Fatalf("with no under-replicated partitions: %s (%s)", a.StateValue, aws.ToString(a.StateReason))
+	}
+	if _, err := h.client.PutMetricData(ctx, &awscw.PutMetricDataInput{Namespace: aws.String("Tributary/Kafka"), MetricData: []types.MetricDatum{
+		{MetricName: aws.String("UnderReplicatedPartitions"), Dimensions: dims("Broker ID", "2"), Timestamp: aws.Time(last), Value: aws.Float64(4)},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if a := describe(); a.StateValue != types.StateValueAlarm {
+		t.Fatalf("with 4 under-replicated partitions on broker 2: %s (%s)", a.StateValue, aws.ToString(a.StateReason))
+	}
+}

@@ -411,6 +411,9 @@ func toCBOR(v reflect.Value) cbor.Value {
 	}
 	switch v.Kind() {
 	case reflect.String:
+		if v.String() == "" {
+			return nil // absent members are omitted, as AWS omits them
+		}
 		return cbor.String(v.String())
 	case reflect.Bool:
 		return cbor.Bool(v.Bool())
@@ -473,6 +476,11 @@ func toJSON(v reflect.Value) any {
 		return float64(v.Interface().(time.Time).UnixMilli()) / 1000
 	}
 	switch v.Kind() {
+	case reflect.String:
+		if v.String() == "" {
+			return nil
+		}
+		return v.String()
 	case reflect.Slice:
 		if v.IsNil() {
 			return nil
@@ -529,7 +537,12 @@ func encodeXML(e *xml.Encoder, start xml.StartElement, v reflect.Value) error {
 	switch v.Kind() {
 	case reflect.Float64:
 		return e.EncodeElement(strconv.FormatFloat(v.Float(), 'g', -1, 64), start)
-	case reflect.String, reflect.Bool, reflect.Int32, reflect.Int64, reflect.Int:
+	case reflect.String:
+		if v.String() == "" {
+			return nil
+		}
+		return e.EncodeElement(v.String(), start)
+	case reflect.Bool, reflect.Int32, reflect.Int64, reflect.Int:
 		return e.EncodeElement(v.Interface(), start)
 	case reflect.Slice:
 		if v.IsNil() {

@@ -570,7 +570,7 @@ type metricDataQuery struct {
 	Expression string
 	Label      string
 	ReturnData *bool
-	Period     int32
+	Period     *int32
 	AccountId  string
 }
 
@@ -650,44 +650,9 @@ func (s *Service) getMetricData(c *call) (any, error) {
 		}
 		skip = n
 	}
-	ids := map[string]bool{}
-	exprs := map[string]mathExpr{}
-	for i, q := range in.MetricDataQueries {
-		field := fmt.Sprintf("MetricDataQueries.member.%d", i+1)
-		if !queryIDPattern.MatchString(q.Id) {
-			return nil, invalidParameter("The value %s for parameter %s.Id is invalid: it must start with a lower-case letter and contain only letters, digits and underscores.", q.Id, field)
-		}
-		if ids[q.Id] {
-			return nil, invalidParameter("The Id %s is used more than once in MetricDataQueries.", q.Id)
-		}
-		ids[q.Id] = true
-		switch {
-		case q.Expression != "" && q.MetricStat != nil:
-			return nil, invalidCombination("%s: specify MetricStat or Expression, not both.", field)
-		case q.Expression != "":
-			e, _, err := parseMath(q.Expression)
-			if err != nil {
-				return nil, invalidParameter("Error in expression %s: %v", q.Id, err)
-			}
-			exprs[q.Id] = e
-			continue
-		case q.MetricStat == nil:
-			return nil, missingParameter(field + ".MetricStat or " + field + ".Expression")
-		}
-		if err := validateMetricStat(field+".MetricStat", q.MetricStat); err != nil {
-			return nil, err
-		}
-	}
-	for _, q := range in.MetricDataQueries {
-		if q.Expression == "" {
-			continue
-		}
-		_, refs, _ := parseMath(q.Expression)
-		for _, ref := range refs {
-			if !ids[ref] {
-				return nil, invalidParameter("Error in expression %s: Unrecognized metric %s.", q.Id, ref)
-			}
-		}
+	exprs, err := validateQueries("MetricDataQueries", in.MetricDataQueries)
+	if err != nil {
+		return nil, err
 	}
 	if err := c.authorize("GetMetricData", nil); err != nil {
 		return nil, err
@@ -721,6 +686,51 @@ func (s *Service) getMetricData(c *call) (any, error) {
 	}
 	paginateResults(out, skip, int(in.MaxDatapoints))
 	return out, nil
+}
+
+// validateQueries checks metric data queries (of GetMetricData or of an alarm) and returns
+// their parsed expressions by id.
+func validateQueries(name string, queries []metricDataQuery) (map[string]mathExpr, error) {
+	ids := map[string]bool{}
+	exprs := map[string]mathExpr{}
+	for i, q := range queries {
+		field := fmt.Sprintf("%s.member.%d", name, i+1)
+		if !queryIDPattern.MatchString(q.Id) {
+			return nil, invalidParameter("The value %s for parameter %s.Id is invalid: it must start with a lower-case letter and contain only letters, digits and underscores.", q.Id, field)
+		}
+		if ids[q.Id] {
+			return nil, invalidParameter("The Id %s is used more than once in %s.", q.Id, name)
+		}
+		ids[q.Id] = true
+		switch {
+		case q.Expression != "" && q.MetricStat != nil:
+			return nil, invalidCombination("%s: specify MetricStat or Expression, not both.", field)
+		case q.Expression != "":
+			e, _, err := parseMath(q.Expression)
+			if err != nil {
+				return nil, invalidParameter("Error in expression %s: %v", q.Id, err)
+			}
+			exprs[q.Id] = e
+			continue
+		case q.MetricStat == nil:
+			return nil, missingParameter(field + ".MetricStat or " + field + ".Expression")
+		}
+		if err := validateMetricStat(field+".MetricStat", q.MetricStat); err != nil {
+			return nil, err
+		}
+	}
+	for _, q := range queries {
+		if q.Expression == "" {
+			continue
+		}
+		_, refs, _ := parseMath(q.Expression)
+		for _, ref := range refs {
+			if !ids[ref] {
+				return nil, invalidParameter("Error in expression %s: Unrecognized metric %s.", q.Id, ref)
+			}
+		}
+	}
+	return exprs, nil
 }
 
 // evaluateQueries computes every query's time series: MetricStat queries from the stored
