@@ -38,7 +38,15 @@ func (c *Claim) Release() error {
 	return err
 }
 
-func lockDir() string { return filepath.Join(os.TempDir(), "tributary-localcloud-loopback") }
+// lockDir is machine-wide: /tmp when it exists, whatever $TMPDIR a process has, so emulators
+// started with different temporary directories still see each other's claims.
+func lockDir() string {
+	base := os.TempDir()
+	if st, err := os.Stat("/tmp"); err == nil && st.IsDir() {
+		base = "/tmp"
+	}
+	return filepath.Join(base, "tributary-localcloud-loopback")
+}
 
 // ClaimOctet claims 127.<octet>.0.0/16, or returns ErrTaken.
 func ClaimOctet(octet int) (*Claim, error) {
