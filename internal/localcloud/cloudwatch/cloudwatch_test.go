@@ -547,7 +547,7 @@ func TestMetricMathAlarm(t *testing.T) {
 	in := &awscw.PutMetricAlarmInput{
 		AlarmName: aws.String("cluster-urp"), EvaluationPeriods: aws.Int32(1), Threshold: aws.Float64(0),
 		ComparisonOperator: types.ComparisonOperatorGreaterThanThreshold,
-		Metrics: []types.MetricDataQuery{query("b1", "1"), query("b2", "2"), {Id: aws.String("total"), Expression: aws.String("SUM(METRICS())"), Label: aws.String("URP")}},
+		Metrics:            []types.MetricDataQuery{query("b1", "1"), query("b2", "2"), {Id: aws.String("total"), Expression: aws.String("SUM(METRICS())"), Label: aws.String("URP")}},
 	}
 	if _, err := h.client.PutMetricAlarm(ctx, in); err != nil {
 		t.Fatal(err)
