@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -347,7 +348,16 @@ func (c *conn) writeLoop(out <-chan []byte, done chan<- struct{}) {
 
 // dispatch runs the handler of one request. A nil response with a nil
 // error means "send nothing" (acks=0).
-func (s *Server) dispatch(ctx context.Context, c *conn, req *request) (kmsg.Response, error) {
+func (s *Server) dispatch(ctx context.Context, c *conn, req *request) (resp kmsg.Response, err error) {
+	defer func() {
+		// A bug in one handler must cost one connection, not the
+		// broker and every other client: Kafka, too, turns an
+		// unexpected exception into a closed connection.
+		if r := recover(); r != nil {
+			s.log.Error("handler panic", "api", kmsg.NameForKey(req.key), "version", req.version, "panic", r, "stack", string(debug.Stack()))
+			resp, err = nil, fmt.Errorf("internal error handling %s v%d", kmsg.NameForKey(req.key), req.version)
+		}
+	}()
 	if req.kreq == nil {
 		return apiVersionsTooNew(req.version), nil
 	}

@@ -478,3 +478,20 @@ func TestLargePipelinedRequestsWithinReadAheadBudget(t *testing.T) {
 		}
 	}
 }
+
+func TestHandlerPanicCostsOnlyTheConnection(t *testing.T) {
+	s := startServer(t)
+	// A request whose body type does not match its key makes the
+	// handler's type assertion panic: a stand-in for a handler bug.
+	req := &request{key: 3, version: 1, kreq: kmsg.NewPtrApiVersionsRequest()}
+	resp, err := s.dispatch(context.Background(), &conn{s: s}, req)
+	if err == nil || resp != nil {
+		t.Fatalf("dispatch after a panic: %v, %v", resp, err)
+	}
+	// The broker still serves.
+	meta := kmsg.NewPtrMetadataRequest()
+	meta.Version = 1
+	if got := roundTrip[*kmsg.MetadataResponse](t, s, meta); len(got.Brokers) != 1 {
+		t.Fatalf("metadata after a handler panic: %+v", got.Brokers)
+	}
+}
