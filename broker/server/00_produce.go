@@ -31,6 +31,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -117,6 +118,14 @@ func (s *Server) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) (k
 	// an acknowledged write must be on disk before the log closes.
 	appendCtx := context.WithoutCancel(ctx)
 	run := func(j job) {
+		defer func() {
+			// Appends of several partitions run on their own
+			// goroutines, out of reach of dispatch's recover.
+			if r := recover(); r != nil {
+				s.log.Error("append panic", "topic", j.p.topic, "partition", j.p.index, "panic", r, "stack", string(debug.Stack()))
+				j.out.ErrorCode = kerr.UnknownServerError.Code
+			}
+		}()
 		if req.Acks == -1 && j.min > 1 {
 			j.out.ErrorCode = kerr.NotEnoughReplicas.Code
 			msg := fmt.Sprintf("acks=all needs %d in-sync replicas (min.insync.replicas) and this single node has 1", j.min)
