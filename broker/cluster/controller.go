@@ -481,8 +481,7 @@ func (ctl *Controller) brokerLoop() {
 
 // activeControllerLoop does the leader's periodic work: set the cluster
 // id, fence brokers whose lease ended, and restore preferred leaders.
-// After winning an election it waits one lease before fencing anyone:
-// brokers may have been renewing with the old leader until just now.
+// After winning an election it waits failoverGrace before fencing anyone.
 func (ctl *Controller) activeControllerLoop() {
 	var leaderSince, lastRebalance time.Time
 	tick := max(ctl.cfg.HeartbeatInterval/2, 10*time.Millisecond)
@@ -502,6 +501,16 @@ func (ctl *Controller) activeControllerLoop() {
 	}
 }
 
+// failoverGrace is how long a new active controller waits before fencing:
+// while there was no leader, live brokers' heartbeats failed and their
+// leases may have lapsed through no fault of theirs. Three heartbeat
+// intervals let every live broker renew (its retries back off to at most
+// 500 ms), without adding a whole lease to the failover of a broker that
+// was also the active controller.
+func (ctl *Controller) failoverGrace() time.Duration {
+	return min(ctl.cfg.Lease, 3*ctl.cfg.HeartbeatInterval+500*time.Millisecond)
+}
+
 func (ctl *Controller) leaderDuties(ctx context.Context, now, leaderSince time.Time, lastRebalance *time.Time) {
 	st := ctl.fsm.Current()
 	if st.ClusterID == "" && ctl.cfg.ClusterID != "" {
@@ -509,7 +518,7 @@ func (ctl *Controller) leaderDuties(ctx context.Context, now, leaderSince time.T
 			ctl.log.Error("setting the cluster id", "err", err)
 		}
 	}
-	if now.Sub(leaderSince) >= ctl.cfg.Lease {
+	if now.Sub(leaderSince) >= ctl.failoverGrace() {
 		for _, id := range st.BrokerIDs() {
 			if b := st.Brokers[id]; !b.Fenced && b.LeaseExpiryMs < now.UnixMilli() {
 				v, err := ctl.propose(ctx, metadata.ExpireLeases{})
