@@ -36,7 +36,7 @@ func TestFullDiskReturnsStorageErrorAndRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() }) // before the umount (cleanups run last-in first-out)
-	p := mustCreate(t, st, "full", 0, TopicConfig{})
+	p := mustCreate(t, st, "full", 0, TopicConfig{SegmentBytes: 64 << 10}) // rolls happen near the full disk too
 	// Fill the disk with a file we can free later, leaving ~100 KiB.
 	ballast := filepath.Join(dir, "ballast")
 	if err := os.WriteFile(ballast, make([]byte, 1900<<10), 0o644); err != nil && !errors.Is(err, errNoSpace()) {
@@ -58,6 +58,7 @@ func TestFullDiskReturnsStorageErrorAndRecovers(t *testing.T) {
 	if storageErr == nil {
 		t.Fatal("the disk never filled up")
 	}
+	t.Logf("after %d acknowledged records: %v", acked, storageErr)
 	if p.LogEndOffset() != acked {
 		t.Fatalf("after ENOSPC the log end is %d, want the last acknowledged end %d", p.LogEndOffset(), acked)
 	}
