@@ -35,7 +35,7 @@ func TestFullDiskReturnsStorageErrorAndRecovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = st.Close() }) // before the umount (cleanups run last-in first-out)
+	t.Cleanup(func() { _ = st.Close() })                                   // before the umount (cleanups run last-in first-out)
 	p := mustCreate(t, st, "full", 0, TopicConfig{SegmentBytes: 64 << 10}) // rolls happen near the full disk too
 	// Fill the disk with a file we can free later, leaving ~100 KiB.
 	ballast := filepath.Join(dir, "ballast")
