@@ -44,6 +44,7 @@ func init() {
 		createPartitionsAPI,
 		incrementalAlterConfigsAPI,
 		describeClusterAPI,
+		describeTopicPartitionsAPI,
 		// Classic consumer groups (broker/groups).
 		offsetCommitAPI,
 		offsetFetchAPI,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -493,5 +494,43 @@ func TestHandlerPanicCostsOnlyTheConnection(t *testing.T) {
 	meta.Version = 1
 	if got := roundTrip[*kmsg.MetadataResponse](t, s, meta); len(got.Brokers) != 1 {
 		t.Fatalf("metadata after a handler panic: %+v", got.Brokers)
+	}
+}
+
+func TestDescribeTopicPartitionsPaging(t *testing.T) {
+	s := startServer(t)
+	for name, n := range map[string]int32{"a": 3, "b": 2} {
+		if _, err := s.createTopic(name, n, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	var cursor *kmsg.DescribeTopicPartitionsRequestCursor
+	for range 10 {
+		req := kmsg.NewPtrDescribeTopicPartitionsRequest()
+		for _, name := range []string{"b", "a", "missing"} {
+			rt := kmsg.NewDescribeTopicPartitionsRequestTopic()
+			rt.Topic = name
+			req.Topics = append(req.Topics, rt)
+		}
+		req.ResponsePartitionLimit = 2
+		req.Cursor = cursor
+		resp := roundTrip[*kmsg.DescribeTopicPartitionsResponse](t, s, req)
+		for _, rt := range resp.Topics {
+			if rt.ErrorCode != 0 {
+				got = append(got, fmt.Sprintf("%s:err%d", *rt.Topic, rt.ErrorCode))
+			}
+			for _, p := range rt.Partitions {
+				got = append(got, fmt.Sprintf("%s-%d", *rt.Topic, p.Partition))
+			}
+		}
+		if resp.NextCursor == nil {
+			break
+		}
+		cursor = &kmsg.DescribeTopicPartitionsRequestCursor{Topic: resp.NextCursor.Topic, Partition: resp.NextCursor.Partition}
+	}
+	want := fmt.Sprint([]string{"a-0", "a-1", "a-2", "b-0", "b-1", fmt.Sprintf("missing:err%d", kerr.UnknownTopicOrPartition.Code)})
+	if fmt.Sprint(got) != want {
+		t.Fatalf("pages gave %v, want %v", got, want)
 	}
 }

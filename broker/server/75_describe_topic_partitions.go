@@ -1,0 +1,112 @@
+package server
+
+// DescribeTopicPartitions: v0
+//
+// Behaviour (KIP-966; kafka-topics --describe in Kafka 3.8+ prefers it to
+// Metadata):
+//   - Topics named in the request, or every topic when the list is empty,
+//     in name order, with each partition's leader (this node), epoch,
+//     replicas and ISR ([this node]); eligible-leader-replica lists are
+//     empty (no replication yet).
+//   - Paging: at most ResponsePartitionLimit partitions (capped at 2000,
+//     as Kafka does); when more remain, NextCursor names the topic and
+//     partition to continue from, and a request's Cursor starts there.
+//   - Unknown topics answer UNKNOWN_TOPIC_OR_PARTITION; invalid names
+//     INVALID_TOPIC_EXCEPTION. Authorized operations are all topic
+//     operations (no authorizer yet).
+
+import (
+	"context"
+	"sort"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+var describeTopicPartitionsAPI = api{key: 75, min: 0, max: 0,
+	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleDescribeTopicPartitions(r.(*kmsg.DescribeTopicPartitionsRequest)), nil
+	}}
+
+// maxDescribePartitions is Kafka's max.request.partition.size.limit default.
+const maxDescribePartitions = 2000
+
+func (s *Server) handleDescribeTopicPartitions(req *kmsg.DescribeTopicPartitionsRequest) *kmsg.DescribeTopicPartitionsResponse {
+	resp := req.ResponseKind().(*kmsg.DescribeTopicPartitionsResponse)
+	limit := int(req.ResponsePartitionLimit)
+	if limit <= 0 || limit > maxDescribePartitions {
+		limit = maxDescribePartitions
+	}
+	var names []string
+	if len(req.Topics) == 0 {
+		for _, t := range s.sortedTopics() {
+			names = append(names, t.name)
+		}
+	} else {
+		seen := map[string]bool{}
+		for _, t := range req.Topics {
+			if !seen[t.Topic] {
+				seen[t.Topic] = true
+				names = append(names, t.Topic)
+			}
+		}
+		sort.Strings(names)
+	}
+	var startTopic string
+	var startPartition int32
+	if req.Cursor != nil {
+		startTopic, startPartition = req.Cursor.Topic, req.Cursor.Partition
+	}
+	left := limit
+	for _, name := range names {
+		if name < startTopic {
+			continue
+		}
+		first := int32(0)
+		if name == startTopic {
+			first = startPartition
+		}
+		rt := kmsg.NewDescribeTopicPartitionsResponseTopic()
+		n := name
+		rt.Topic = &n
+		t, ok := s.lookupTopic(name)
+		if !ok {
+			rt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			if validTopicName(name) != nil {
+				rt.ErrorCode = kerr.InvalidTopicException.Code
+			}
+			resp.Topics = append(resp.Topics, rt)
+			continue
+		}
+		if left == 0 {
+			resp.NextCursor = &kmsg.DescribeTopicPartitionsResponseNextCursor{Topic: name, Partition: first}
+			break
+		}
+		rt.TopicID = t.id
+		rt.IsInternal = isInternalTopic(name)
+		rt.AuthorizedOperations = topicOps
+		for i := first; int(i) < len(t.partitions); i++ {
+			if left == 0 {
+				resp.NextCursor = &kmsg.DescribeTopicPartitionsResponseNextCursor{Topic: name, Partition: i}
+				break
+			}
+			p := t.partitions[i]
+			rp := kmsg.NewDescribeTopicPartitionsResponseTopicPartition()
+			rp.Partition = p.index
+			rp.LeaderID = s.nodeID
+			rp.LeaderEpoch = p.leaderEpoch
+			rp.Replicas = []int32{s.nodeID}
+			rp.ISR = []int32{s.nodeID}
+			rp.EligibleLeaderReplicas = []int32{}
+			rp.LastKnownELR = []int32{}
+			rp.OfflineReplicas = []int32{}
+			rt.Partitions = append(rt.Partitions, rp)
+			left--
+		}
+		resp.Topics = append(resp.Topics, rt)
+		if resp.NextCursor != nil {
+			break
+		}
+	}
+	return resp
+}
