@@ -81,7 +81,13 @@ var servingRE = regexp.MustCompile(`msg="serving Kafka protocol" listen=(\S+)`)
 // startProcess runs the broker binary on dataDir and waits until it serves.
 func startProcess(t *testing.T, dataDir string) *brokerProcess {
 	t.Helper()
-	cmd := exec.Command(brokerBinary(t), "run", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
+	return startProcessArgs(t, "run", "--listen", "127.0.0.1:0", "--data-dir", dataDir)
+}
+
+// startProcessArgs runs the broker binary with args and waits until it serves.
+func startProcessArgs(t *testing.T, args ...string) *brokerProcess {
+	t.Helper()
+	cmd := exec.Command(brokerBinary(t), args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,84 @@
+package clienttest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TestRunWithBootAgentConfig starts `tributary-broker run --config` with a
+// file shaped like the one the boot agent renders (seam S2): named
+// listeners with a protocol map, keys this broker does not use yet, and
+// broker_config overrides. The broker serves the PLAINTEXT listener with
+// the configured identity and warns about the rest.
+func TestRunWithBootAgentConfig(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs a broker process")
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "broker.properties")
+	conf := fmt.Sprintf(`# Written by tributary-broker boot
+node.id=3
+broker.rack=us-east-1a
+cluster.id=clienttest-cluster-0001
+tributary.cluster.name=demo
+listeners=CLIENT://127.0.0.1:0,CLIENT_SECURE://127.0.0.1:0
+advertised.listeners=CLIENT://127.0.0.1:0,CLIENT_SECURE://127.0.0.1:0
+listener.security.protocol.map=CLIENT:PLAINTEXT,CLIENT_SECURE:SSL
+listener.name.client_secure.ssl.client.auth=required
+log.dirs=%s
+inter.broker.listener.port=9093
+tributary.controller.port=9095
+controller.quorum.voters=3@127.0.0.1:9095
+metrics.listen=127.0.0.1:11001
+tributary.metrics.cloudwatch.enable=false
+
+# broker_config overrides from the cluster definition
+auto.create.topics.enable=true
+num.partitions=3
+log.retention.ms=3600000
+`, filepath.Join(dir, "data"))
+	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startProcessArgs(t, "run", "--config", file)
+
+	adm := newAdmin(clientFor(t, p.addr))
+	ctx := testContext(t, 20*time.Second)
+	meta, err := adm.BrokerMetadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.Cluster != "clienttest-cluster-0001" || len(meta.Brokers) != 1 || meta.Brokers[0].NodeID != 3 ||
+		meta.Brokers[0].Rack == nil || *meta.Brokers[0].Rack != "us-east-1a" {
+		t.Fatalf("metadata %+v", meta)
+	}
+	cl := clientFor(t, p.addr, kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic("from-config"))
+	produceSync(t, cl, "from-config", 10, "c")
+	td, err := adm.ListTopics(ctx, "from-config")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(td["from-config"].Partitions); n != 3 {
+		t.Fatalf("auto-created topic has %d partitions, want num.partitions=3", n)
+	}
+	for _, want := range []string{`key=tributary.cluster.name`, `listener=CLIENT_SECURE://127.0.0.1:0`} {
+		if !p.logged(want) {
+			t.Errorf("no log line containing %s", want)
+		}
+	}
+}
+
+func clientFor(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
