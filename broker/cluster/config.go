@@ -96,8 +96,10 @@ type Config struct {
 	RaftElectionTimeout  time.Duration
 	RaftLeaderLease      time.Duration
 	// SnapshotThreshold is how many log entries trigger a snapshot and
-	// log compaction, which bounds the log on disk.
+	// log compaction, which bounds the log on disk; SnapshotInterval is how
+	// often Raft checks (zero: hashicorp/raft's 120 s).
 	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
 
 	Logger *slog.Logger
 }

@@ -142,6 +142,9 @@ func (ctl *Controller) startRaft() error {
 	rc.Logger = hlog
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.TrailingLogs = cfg.SnapshotThreshold
+	if cfg.SnapshotInterval > 0 {
+		rc.SnapshotInterval = cfg.SnapshotInterval
+	}
 	if cfg.RaftHeartbeatTimeout > 0 {
 		rc.HeartbeatTimeout = cfg.RaftHeartbeatTimeout
 	}

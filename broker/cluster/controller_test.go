@@ -1,12 +1,14 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -71,6 +73,8 @@ func (tc *testCluster) config(id int32, ln net.Listener) Config {
 		RaftHeartbeatTimeout: 300 * time.Millisecond,
 		RaftElectionTimeout:  300 * time.Millisecond,
 		RaftLeaderLease:      150 * time.Millisecond,
+		SnapshotThreshold:    64,
+		SnapshotInterval:     200 * time.Millisecond,
 		Logger:               testLogger(tc.t).With("node", id),
 	}
 }
@@ -242,6 +246,29 @@ func TestThreeVotersBootstrapRegisterAndCreateTopics(t *testing.T) {
 		return nil
 	})
 
+	// Every replica of the state machine holds the same bytes at the same
+	// index (heartbeats keep the index moving: retry until they line up).
+	checkFor(t, 10*time.Second, func() error {
+		var want []byte
+		var index int64 = -1
+		for id, c := range tc.nodes {
+			st := c.State()
+			b, err := metadata.MarshalState(st)
+			if err != nil {
+				return err
+			}
+			switch {
+			case index < 0:
+				index, want = st.Index, b
+			case st.Index != index:
+				return fmt.Errorf("node %d at index %d, another at %d", id, st.Index, index)
+			case !bytes.Equal(b, want):
+				t.Fatalf("replicas differ at index %d:\n%s\n%s", index, b, want)
+			}
+		}
+		return nil
+	})
+
 	// Producer ids are unique across nodes.
 	seen := map[int64]bool{}
 	for _, c := range tc.nodes {
@@ -408,6 +435,23 @@ func TestRestartKeepsMetadata(t *testing.T) {
 	tc.waitForState("topic everywhere", func(st *metadata.State) error {
 		if _, ok := st.Topic("durable"); !ok {
 			return errors.New("missing")
+		}
+		return nil
+	})
+	// Heartbeats fill the log; snapshots keep it bounded.
+	checkFor(t, 20*time.Second, func() error {
+		for id, c := range tc.nodes {
+			first, err := c.store.FirstIndex()
+			if err != nil {
+				return err
+			}
+			snaps, err := filepath.Glob(filepath.Join(tc.dirs[id], "snapshots", "*", "state.bin"))
+			if err != nil {
+				return err
+			}
+			if len(snaps) == 0 || first <= 1 {
+				return fmt.Errorf("node %d: %d snapshots, log starts at %d", id, len(snaps), first)
+			}
 		}
 		return nil
 	})
