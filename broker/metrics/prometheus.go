@@ -1,0 +1,203 @@
+package metrics
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Prometheus exposition. The registry is exported through client_golang as
+// a collector that reads a Snapshot at every scrape (the "const metrics"
+// pattern of exporters), so nothing is kept twice and the hot path never
+// touches client_golang. Counters stay counters: MSK's PerSec metrics are
+// rate() of the _total series; means are _sum / _count.
+//
+// Every name starts with tributary_; docs/broker-metrics.md maps each one
+// to its MSK name.
+
+const ns = "tributary"
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(ns+"_"+name, help, labels, nil)
+}
+
+var (
+	descInfo = desc("broker_info", "Constant 1, labelled with the broker's CloudWatch dimensions.", "cluster_name", "broker_id")
+
+	descBytesIn             = desc("bytes_in_total", "Record bytes received from producers per topic (MSK BytesInPerSec = rate).", "topic")
+	descBytesOut            = desc("bytes_out_total", "Record bytes sent to consumers per topic, without replication (MSK BytesOutPerSec = rate).", "topic")
+	descMessagesIn          = desc("messages_in_total", "Records received from producers per topic (MSK MessagesInPerSec = rate).", "topic")
+	descReplicationBytesIn  = desc("replication_bytes_in_total", "Record bytes appended from leaders as a follower (MSK ReplicationBytesInPerSec = rate).")
+	descReplicationBytesOut = desc("replication_bytes_out_total", "Record bytes sent to followers (MSK ReplicationBytesOutPerSec = rate).")
+	descProduceConversions  = desc("produce_message_conversions_total", "Produced records converted between message formats: always 0, batches are stored as sent (MSK ProduceMessageConversionsPerSec = rate).")
+	descRequestDuration     = desc("request_duration_seconds", "Time from the start of a request's handling to its response, by kind (MSK ProduceTotalTimeMsMean, FetchConsumerTotalTimeMsMean, FetchFollowerTotalTimeMsMean = sum/count).", "kind")
+	descRequestSize         = desc("request_size_bytes", "Size of requests received (MSK RequestBytesMean = sum/count).")
+	descConnections         = desc("connections", "Open client connections (MSK ConnectionCount).")
+	descConnCreated         = desc("connections_created_total", "Client connections accepted (MSK ConnectionCreationRate = rate).")
+	descConnClosed          = desc("connections_closed_total", "Client connections closed (MSK ConnectionCloseRate = rate).")
+
+	descPartitions      = desc("partitions", "Partition replicas on this broker (MSK PartitionCount).")
+	descLeaders         = desc("leader_partitions", "Partitions this broker leads (MSK LeaderCount).")
+	descUnderReplicated = desc("under_replicated_partitions", "Partitions led here with fewer in-sync replicas than replicas (MSK UnderReplicatedPartitions).")
+	descUnderMinISR     = desc("under_min_isr_partitions", "Partitions led here with fewer in-sync replicas than min.insync.replicas (MSK UnderMinIsrPartitionCount).")
+	descActive          = desc("active_controller", "1 on the active controller, else 0 (MSK ActiveControllerCount).")
+	descGlobalTopics    = desc("global_topics", "Topics in the cluster, reported by the active controller only (MSK GlobalTopicCount).")
+	descGlobalParts     = desc("global_partitions", "Partitions in the cluster, reported by the active controller only (MSK GlobalPartitionCount).")
+	descOffline         = desc("offline_partitions", "Partitions without a leader, reported by the active controller only (MSK OfflinePartitionsCount).")
+
+	descDataDiskUsed  = desc("data_disk_used_ratio", "Used share of the data volume, as df's Use% / 100 (MSK KafkaDataLogsDiskUsed / 100).")
+	descDataDiskAvail = desc("data_disk_available_bytes", "Bytes still writable on the data volume.")
+	descDataDiskSize  = desc("data_disk_size_bytes", "Size of the data volume's file system.")
+	descRootDiskUsed  = desc("root_disk_used_ratio", "Used share of the root file system (MSK RootDiskUsed / 100).")
+	descCPU           = desc("host_cpu_seconds_total", "Host CPU time by mode, all CPUs (MSK CpuUser = user+nice, CpuSystem, CpuIdle, CpuIoWait as shares of the total).", "mode")
+	descMemory        = desc("host_memory_bytes", "Host memory from /proc/meminfo (MSK MemoryUsed = used, MemoryFree = free, MemoryBuffered, MemoryCached).", "kind")
+	descSwap          = desc("host_swap_bytes", "Host swap (MSK SwapUsed, SwapFree).", "kind")
+	descNetRx         = desc("host_network_receive_total", "Packets received on every interface but loopback, by outcome (MSK NetworkRxPackets, NetworkRxErrors, NetworkRxDropped).", "kind")
+	descNetTx         = desc("host_network_transmit_total", "Packets sent on every interface but loopback, by outcome (MSK NetworkTxPackets, NetworkTxErrors, NetworkTxDropped).", "kind")
+
+	descOffsetLag    = desc("consumer_group_offset_lag", "Offsets a group's committed position trails the partition's high watermark (MSK OffsetLag).", "group", "topic", "partition")
+	descSumLag       = desc("consumer_group_sum_offset_lag", "A group's lag summed over a topic's partitions (MSK SumOffsetLag).", "group", "topic")
+	descMaxLag       = desc("consumer_group_max_offset_lag", "A group's largest partition lag on a topic (MSK MaxOffsetLag).", "group", "topic")
+	descTimeLag      = desc("consumer_group_estimated_time_lag_seconds", "Estimated seconds for a group to drain a partition's lag at its recent pace (MSK EstimatedTimeLag).", "group", "topic", "partition")
+	descMaxTimeLag   = desc("consumer_group_estimated_max_time_lag_seconds", "Largest partition estimate of a group on a topic (MSK EstimatedMaxTimeLag).", "group", "topic")
+	descCWPuts       = desc("cloudwatch_puts_total", "Successful PutMetricData calls.")
+	descCWShipped    = desc("cloudwatch_data_shipped_total", "Metric data accepted by CloudWatch.")
+	descCWDropped    = desc("cloudwatch_data_dropped_total", "Metric data given up on after errors, throttling or lack of permission.")
+	descCWDenied     = desc("cloudwatch_denied_total", "PutMetricData calls refused for lack of permission or credentials.")
+	descCWThrottled  = desc("cloudwatch_throttled_total", "PutMetricData calls throttled (each try counts).")
+	descCWLastOK     = desc("cloudwatch_last_success_timestamp_seconds", "Unix time of the last successful PutMetricData.")
+	allDescs         = []*prometheus.Desc{descInfo, descBytesIn, descBytesOut, descMessagesIn, descReplicationBytesIn, descReplicationBytesOut, descProduceConversions, descRequestDuration, descRequestSize, descConnections, descConnCreated, descConnClosed, descPartitions, descLeaders, descUnderReplicated, descUnderMinISR, descActive, descGlobalTopics, descGlobalParts, descOffline, descDataDiskUsed, descDataDiskAvail, descDataDiskSize, descRootDiskUsed, descCPU, descMemory, descSwap, descNetRx, descNetTx, descOffsetLag, descSumLag, descMaxLag, descTimeLag, descMaxTimeLag, descCWPuts, descCWShipped, descCWDropped, descCWDenied, descCWThrottled, descCWLastOK}
+	latencyBoundsSec = func() []float64 {
+		b := make([]float64, len(latencyBuckets))
+		for i, d := range latencyBuckets {
+			b[i] = d.Seconds()
+		}
+		return b
+	}()
+)
+
+// collector adapts a Registry to client_golang.
+type collector struct{ r *Registry }
+
+var _ prometheus.Collector = collector{}
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range allDescs {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	s := c.r.Snapshot()
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+
+	gauge(descInfo, 1, c.r.ClusterName(), strconv.Itoa(int(c.r.BrokerID())))
+	for _, t := range s.Topics {
+		counter(descBytesIn, float64(t.BytesIn), t.Topic)
+		counter(descBytesOut, float64(t.BytesOut), t.Topic)
+		counter(descMessagesIn, float64(t.MessagesIn), t.Topic)
+	}
+	counter(descReplicationBytesIn, float64(s.ReplicationBytesIn))
+	counter(descReplicationBytesOut, float64(s.ReplicationBytesOut))
+	counter(descProduceConversions, float64(s.ProduceConversions))
+	for k := range s.RequestTimes {
+		h := s.RequestTimes[k]
+		buckets := make(map[float64]uint64, len(latencyBoundsSec))
+		for i, b := range latencyBoundsSec {
+			buckets[b] = uint64(h.Buckets[i])
+		}
+		ch <- prometheus.MustNewConstHistogram(descRequestDuration, uint64(h.Count), h.Sum.Seconds(), buckets, RequestKind(k).String())
+	}
+	ch <- prometheus.MustNewConstSummary(descRequestSize, uint64(s.RequestCount), float64(s.RequestBytesSum), nil)
+	gauge(descConnections, float64(s.Connections))
+	counter(descConnCreated, float64(s.ConnectionsCreated))
+	counter(descConnClosed, float64(s.ConnectionsClosed))
+
+	if st := s.State; st != nil {
+		n := st.counts()
+		gauge(descPartitions, float64(n.partitions))
+		gauge(descLeaders, float64(n.leaders))
+		gauge(descUnderReplicated, float64(n.underReplicated))
+		gauge(descUnderMinISR, float64(n.underMinISR))
+		active := 0.0
+		if st.ActiveController {
+			active = 1
+		}
+		gauge(descActive, active)
+		gauge(descGlobalTopics, float64(st.GlobalTopicCount))
+		gauge(descGlobalParts, float64(st.GlobalPartitionCount))
+		gauge(descOffline, float64(st.OfflinePartitionsCount))
+	}
+
+	if s.DataDiskErr == nil {
+		gauge(descDataDiskUsed, s.DataDisk.UsedPercent()/100)
+		gauge(descDataDiskAvail, float64(s.DataDisk.Avail))
+		gauge(descDataDiskSize, float64(s.DataDisk.Size))
+	}
+	if s.RootDiskErr == nil {
+		gauge(descRootDiskUsed, s.RootDisk.UsedPercent()/100)
+	}
+	if s.CPUErr == nil {
+		for _, m := range []struct {
+			mode  string
+			ticks uint64
+		}{
+			{"user", s.CPU.User}, {"nice", s.CPU.Nice}, {"system", s.CPU.System}, {"idle", s.CPU.Idle},
+			{"iowait", s.CPU.IOWait}, {"irq", s.CPU.IRQ}, {"softirq", s.CPU.SoftIRQ}, {"steal", s.CPU.Steal},
+		} {
+			counter(descCPU, float64(m.ticks)/userHZ, m.mode)
+		}
+	}
+	if m := s.Memory; s.MemoryErr == nil {
+		gauge(descMemory, float64(m.Total), "total")
+		gauge(descMemory, float64(m.Used()), "used")
+		gauge(descMemory, float64(m.Free), "free")
+		gauge(descMemory, float64(m.Available), "available")
+		gauge(descMemory, float64(m.Buffers), "buffers")
+		gauge(descMemory, float64(m.Cached), "cached")
+		gauge(descSwap, float64(m.SwapUsed()), "used")
+		gauge(descSwap, float64(m.SwapFree), "free")
+	}
+	if n := s.Network; s.NetworkErr == nil {
+		counter(descNetRx, float64(n.RxPackets), "packets")
+		counter(descNetRx, float64(n.RxErrors), "errors")
+		counter(descNetRx, float64(n.RxDropped), "dropped")
+		counter(descNetTx, float64(n.TxPackets), "packets")
+		counter(descNetTx, float64(n.TxErrors), "errors")
+		counter(descNetTx, float64(n.TxDropped), "dropped")
+	}
+
+	for i, g := range s.Lag {
+		for j, p := range g.Partitions {
+			part := strconv.Itoa(int(p.Partition))
+			gauge(descOffsetLag, float64(p.Lag), g.Group, p.Topic, part)
+			if tl := s.TimeLag[i][j]; tl.Known {
+				gauge(descTimeLag, tl.Seconds, g.Group, p.Topic, part)
+			}
+		}
+		for _, tl := range topicLags(g, s.TimeLag[i]) {
+			gauge(descSumLag, float64(tl.sum), g.Group, tl.topic)
+			gauge(descMaxLag, float64(tl.max), g.Group, tl.topic)
+			if tl.timeKnown {
+				gauge(descMaxTimeLag, tl.maxTime, g.Group, tl.topic)
+			}
+		}
+	}
+
+	if sh := c.r.shipper.Load(); sh != nil {
+		st := sh.Stats()
+		counter(descCWPuts, float64(st.Puts))
+		counter(descCWShipped, float64(st.Shipped))
+		counter(descCWDropped, float64(st.Dropped))
+		counter(descCWDenied, float64(st.Denied))
+		counter(descCWThrottled, float64(st.Throttled))
+		if !st.LastOK.IsZero() {
+			gauge(descCWLastOK, float64(st.LastOK.UnixNano())/1e9)
+		}
+	}
+}

@@ -1,0 +1,97 @@
+package metrics
+
+import (
+	"cmp"
+	"slices"
+	"time"
+)
+
+// Snapshot is every metric read at one moment: the counters since start,
+// the broker's state and the host's figures. Prometheus exports it as is
+// (counters stay counters); the CloudWatch shipper turns two consecutive
+// snapshots into MSK's per-second rates and per-interval means.
+type Snapshot struct {
+	Time time.Time
+
+	BytesIn, BytesOut, MessagesIn           int64
+	ReplicationBytesIn, ReplicationBytesOut int64
+	ProduceConversions                      int64
+	Connections                             int64
+	ConnectionsCreated, ConnectionsClosed   int64
+	RequestBytesSum, RequestCount           int64
+	RequestTimes                            [numRequestKinds]histogramSnapshot
+	Topics                                  []TopicTotals // sorted by name
+
+	// State is nil when no state source is registered.
+	State *BrokerState
+
+	// Host figures; the Err fields say why one could not be read (the
+	// metric is then left out rather than reported as zero).
+	CPU         cpuTimes
+	CPUErr      error
+	Memory      memInfo
+	MemoryErr   error
+	Network     netCounters
+	NetworkErr  error
+	DataDisk    diskUsage
+	DataDiskErr error
+	RootDisk    diskUsage
+	RootDiskErr error
+
+	// Lag holds the groups' lag (nil without a lag source) and TimeLag the
+	// estimates, TimeLag[i][j] for Lag[i].Partitions[j].
+	Lag     []GroupLag
+	TimeLag [][]partitionTimeLag
+}
+
+// TopicTotals are one topic's counters since start (or since the topic was
+// created again).
+type TopicTotals struct {
+	Topic                         string
+	BytesIn, BytesOut, MessagesIn int64
+}
+
+// Snapshot reads every metric now. It calls the state and lag sources and
+// reads /proc and the file systems, so it is for scrapes and shipments,
+// not for the hot path.
+func (r *Registry) Snapshot() *Snapshot {
+	s := &Snapshot{
+		Time:                r.now(),
+		BytesIn:             r.bytesIn.Load(),
+		BytesOut:            r.bytesOut.Load(),
+		MessagesIn:          r.messagesIn.Load(),
+		ReplicationBytesIn:  r.replicationBytesIn.Load(),
+		ReplicationBytesOut: r.replicationBytesOut.Load(),
+		ProduceConversions:  r.produceConversions.Load(),
+		Connections:         r.connOpen.Load(),
+		ConnectionsCreated:  r.connCreated.Load(),
+		ConnectionsClosed:   r.connClosed.Load(),
+		RequestBytesSum:     r.requestBytes.sum.Load(),
+		RequestCount:        r.requestBytes.count.Load(),
+	}
+	for k := range r.requests {
+		s.RequestTimes[k] = r.requests[k].snapshot()
+	}
+	topics := *r.topics.Load()
+	s.Topics = make([]TopicTotals, 0, len(topics))
+	for name, t := range topics {
+		s.Topics = append(s.Topics, TopicTotals{Topic: name, BytesIn: t.bytesIn.Load(), BytesOut: t.bytesOut.Load(), MessagesIn: t.messagesIn.Load()})
+	}
+	slices.SortFunc(s.Topics, func(a, b TopicTotals) int { return cmp.Compare(a.Topic, b.Topic) })
+
+	state, lag, _ := r.sources()
+	if state != nil {
+		st := state()
+		s.State = &st
+	}
+	if lag != nil {
+		s.Lag = lag()
+		s.TimeLag = r.timeLag.observe(s.Time, s.Lag)
+	}
+	s.CPU, s.CPUErr = readCPUTimes(r.opts.ProcRoot)
+	s.Memory, s.MemoryErr = readMemInfo(r.opts.ProcRoot)
+	s.Network, s.NetworkErr = readNetCounters(r.opts.ProcRoot)
+	s.DataDisk, s.DataDiskErr = readDiskUsage(r.opts.DataDir)
+	s.RootDisk, s.RootDiskErr = readDiskUsage(r.opts.RootDir)
+	return s
+}

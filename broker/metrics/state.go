@@ -1,0 +1,84 @@
+package metrics
+
+// StateSource reports the broker's partitions and its view of the cluster
+// when metrics are read (a Prometheus scrape, a CloudWatch shipment). It
+// must be safe to call from any goroutine and should be quick: it runs at
+// most once per scrape or shipment.
+type StateSource func() BrokerState
+
+// BrokerState is what the broker knows about its partitions and the
+// cluster at one moment.
+type BrokerState struct {
+	// ActiveController is true on the active controller (the Raft leader;
+	// a single-node broker is its own controller). ActiveControllerCount
+	// is 1 there and 0 elsewhere, so its Sum over the cluster is 1.
+	ActiveController bool
+	// GlobalTopicCount, GlobalPartitionCount and OfflinePartitionsCount are
+	// the cluster-wide counts. As in Kafka, only the active controller
+	// reports them; other brokers report 0 (use the Maximum statistic).
+	GlobalTopicCount       int
+	GlobalPartitionCount   int
+	OfflinePartitionsCount int
+	// Partitions are the partition replicas this broker hosts.
+	Partitions []PartitionState
+}
+
+// PartitionState is one partition replica hosted on this broker.
+type PartitionState struct {
+	Topic     string
+	Partition int32
+	// Leader is true when this broker leads the partition (LeaderCount).
+	Leader bool
+	// Replicas and InSync count the assigned replicas and the in-sync
+	// ones; MinInsync is the topic's min.insync.replicas. The leader
+	// reports UnderReplicatedPartitions (InSync < Replicas) and
+	// UnderMinIsrPartitionCount (InSync < MinInsync), as in Kafka.
+	Replicas  int
+	InSync    int
+	MinInsync int
+}
+
+// stateCounts are the broker-level gauges derived from a BrokerState.
+type stateCounts struct {
+	partitions, leaders, underReplicated, underMinISR int
+}
+
+func (s *BrokerState) counts() stateCounts {
+	var c stateCounts
+	for _, p := range s.Partitions {
+		c.partitions++
+		if !p.Leader {
+			continue
+		}
+		c.leaders++
+		if p.InSync < p.Replicas {
+			c.underReplicated++
+		}
+		if p.InSync < p.MinInsync {
+			c.underMinISR++
+		}
+	}
+	return c
+}
+
+// LagSource reports the lag of the consumer groups this broker
+// coordinates when metrics are read. broker/metrics/grouplag builds one
+// from broker/groups' coordinator with MSK's rules.
+type LagSource func() []GroupLag
+
+// GroupLag is one group's lag, per partition, sorted by topic and
+// partition.
+type GroupLag struct {
+	Group      string
+	Partitions []PartitionLag
+}
+
+// PartitionLag is how far a group's committed offset trails the end of a
+// partition (broker/groups.PartitionLag has the same fields).
+type PartitionLag struct {
+	Topic     string
+	Partition int32
+	Committed int64
+	End       int64 // the partition's high watermark when measured
+	Lag       int64 // End - Committed, never negative
+}
