@@ -1,0 +1,226 @@
+package replica
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Limits of the replication listener.
+const (
+	maxRequestSize = 1 << 20 // follower requests are small
+	requestTimeout = 60 * time.Second
+)
+
+// Versions the replication listener serves, per API key.
+var replicationAPIs = map[int16][2]int16{
+	1:  {4, fetchVersion},                // Fetch
+	18: {0, 3},                           // ApiVersions
+	23: {2, offsetForLeaderEpochVersion}, // OffsetForLeaderEpoch
+}
+
+// ReplicationServer serves followers on the inter-broker port
+// (inter.broker.listener.port, 9093): ApiVersions, Fetch with a replica id
+// and OffsetForLeaderEpoch, over the Kafka protocol. Clients use the
+// broker's client listeners; anything else here closes the connection.
+type ReplicationServer struct {
+	ln     net.Listener
+	lookup Lookup
+	log    *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+}
+
+// ServeReplication serves followers on ln until Close.
+func ServeReplication(ln net.Listener, lookup Lookup, logger *slog.Logger) *ReplicationServer {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s := &ReplicationServer{ln: ln, lookup: lookup, log: logger.With("component", "replication-listener"), conns: map[net.Conn]struct{}{}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Add(1)
+	go s.accept()
+	return s
+}
+
+// Addr is the listening address.
+func (s *ReplicationServer) Addr() string { return s.ln.Addr().String() }
+
+// Close stops accepting, closes every connection and waits.
+func (s *ReplicationServer) Close() {
+	s.cancel()
+	s.ln.Close()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+func (s *ReplicationServer) accept() {
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		if s.ctx.Err() != nil {
+			s.mu.Unlock()
+			c.Close()
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer func() {
+				s.mu.Lock()
+				delete(s.conns, c)
+				s.mu.Unlock()
+				c.Close()
+			}()
+			for {
+				if err := s.serveOne(c); err != nil {
+					if !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
+						s.log.Debug("closing replication connection", "remote", c.RemoteAddr(), "err", err)
+					}
+					return
+				}
+			}
+		}()
+	}
+}
+
+// serveOne reads one request and writes its response.
+func (s *ReplicationServer) serveOne(c net.Conn) error {
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Minute)) // idle followers still fetch every few hundred ms
+	var size [4]byte
+	if _, err := io.ReadFull(c, size[:]); err != nil {
+		return err
+	}
+	n := int32(binary.BigEndian.Uint32(size[:]))
+	if n < 10 || n > maxRequestSize {
+		return fmt.Errorf("request of impossible size %d", n)
+	}
+	b := make([]byte, n)
+	_ = c.SetReadDeadline(time.Now().Add(requestTimeout))
+	if _, err := io.ReadFull(c, b); err != nil {
+		return err
+	}
+	key, version := int16(binary.BigEndian.Uint16(b)), int16(binary.BigEndian.Uint16(b[2:]))
+	corr := binary.BigEndian.Uint32(b[4:])
+	idLen := int(int16(binary.BigEndian.Uint16(b[8:])))
+	if 10+max(idLen, 0) > len(b) {
+		return errors.New("client id past the end of the request")
+	}
+	body := b[10+max(idLen, 0):]
+	span, ok := replicationAPIs[key]
+	if !ok {
+		return fmt.Errorf("API key %d is not served on the replication listener", key)
+	}
+	var resp kmsg.Response
+	if key == 18 && version > span[1] {
+		// KIP-511: answer a too-new ApiVersions with a v0 body.
+		r := kmsg.NewPtrApiVersionsResponse()
+		r.ErrorCode = kerr.UnsupportedVersion.Code
+		r.ApiKeys = apiKeys()
+		return writeResponse(c, corr, r)
+	}
+	if version < span[0] || version > span[1] {
+		return fmt.Errorf("API key %d version %d not served (%d-%d)", key, version, span[0], span[1])
+	}
+	req := kmsg.RequestForKey(key)
+	req.SetVersion(version)
+	if req.IsFlexible() {
+		var err error
+		if body, err = skipTags(body); err != nil {
+			return err
+		}
+	}
+	if err := req.ReadFrom(body); err != nil {
+		return fmt.Errorf("decoding API key %d v%d: %w", key, version, err)
+	}
+	switch r := req.(type) {
+	case *kmsg.ApiVersionsRequest:
+		out := r.ResponseKind().(*kmsg.ApiVersionsResponse)
+		out.ApiKeys = apiKeys()
+		resp = out
+	case *kmsg.FetchRequest:
+		if r.ReplicaID < 0 {
+			return errors.New("consumer fetch on the replication listener")
+		}
+		resp = HandleFetch(s.ctx, r, s.lookup)
+	case *kmsg.OffsetForLeaderEpochRequest:
+		resp = HandleOffsetForLeaderEpoch(r, s.lookup)
+	}
+	_ = c.SetWriteDeadline(time.Now().Add(requestTimeout))
+	return writeResponse(c, corr, resp)
+}
+
+func apiKeys() []kmsg.ApiVersionsResponseApiKey {
+	var out []kmsg.ApiVersionsResponseApiKey
+	for _, key := range []int16{1, 18, 23} {
+		k := kmsg.NewApiVersionsResponseApiKey()
+		k.ApiKey, k.MinVersion, k.MaxVersion = key, replicationAPIs[key][0], replicationAPIs[key][1]
+		out = append(out, k)
+	}
+	return out
+}
+
+func writeResponse(c net.Conn, corr uint32, resp kmsg.Response) error {
+	out := binary.BigEndian.AppendUint32(make([]byte, 4, 64), corr)
+	// Flexible responses carry a tagged-field header, except ApiVersions.
+	if resp.IsFlexible() && resp.Key() != 18 {
+		out = append(out, 0)
+	}
+	out = resp.AppendTo(out)
+	binary.BigEndian.PutUint32(out, uint32(len(out)-4))
+	_, err := c.Write(out)
+	return err
+}
+
+// HandleOffsetForLeaderEpoch answers OffsetForLeaderEpoch as the leader:
+// NOT_LEADER_OR_FOLLOWER unless this broker leads the partition, the
+// CurrentLeaderEpoch check (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH),
+// then the largest epoch <= the requested one and its end offset.
+func HandleOffsetForLeaderEpoch(req *kmsg.OffsetForLeaderEpochRequest, lookup Lookup) *kmsg.OffsetForLeaderEpochResponse {
+	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
+	for _, t := range req.Topics {
+		rt := kmsg.NewOffsetForLeaderEpochResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
+			rp.Partition = p.Partition
+			l, log, ok := lookup(t.Topic, p.Partition)
+			switch {
+			case !ok:
+				rp.ErrorCode = kerr.NotLeaderForPartition.Code
+			case p.CurrentLeaderEpoch >= 0 && p.CurrentLeaderEpoch < l.Epoch():
+				rp.ErrorCode = kerr.FencedLeaderEpoch.Code
+			case p.CurrentLeaderEpoch > l.Epoch():
+				rp.ErrorCode = kerr.UnknownLeaderEpoch.Code
+			default:
+				rp.LeaderEpoch, rp.EndOffset = log.EndOffsetForLeaderEpoch(p.LeaderEpoch)
+			}
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
