@@ -20,6 +20,7 @@ const (
 	leaderEpochFile     = "leader-epoch-checkpoint"
 	producerStateFile   = "producer-state"
 	partitionMetaFile   = "partition.metadata"
+	highWatermarkFile   = "high-watermark"
 	tmpSuffix           = ".tmp"
 	checkpointVersion   = 0
 	cleanShutdownMarker = ".clean-shutdown"
@@ -165,6 +166,18 @@ func writeRecoveryPoint(dir string, rp recoveryPoint) error {
 
 func encodeRecoveryPoint(rp recoveryPoint) []byte {
 	return formatCheckpoint([][]int64{{rp.offset, rp.segment, rp.position}})
+}
+
+// readSingleOffset reads a checkpoint holding one offset.
+func readSingleOffset(path string) (int64, error) {
+	rows, err := readCheckpoint(path, 1)
+	if err != nil {
+		return 0, err
+	}
+	if len(rows) != 1 {
+		return 0, fmt.Errorf("%s: want one line", path)
+	}
+	return rows[0][0], nil
 }
 
 func readLogStartOffset(dir string) (int64, error) {

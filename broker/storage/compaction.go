@@ -371,14 +371,16 @@ func (p *Partition) swapCleaned(c cleanerCandidate, out *cleanedSegment) error {
 		return fail(nil) // the segment changed meanwhile; a later pass retries
 	}
 	old := c.seg
-	if cleaned.size == 0 {
-		// Nothing survived: drop the segment; reads step over the gap.
+	if cleaned.size == 0 && idx > 0 {
+		// Nothing survived: drop the segment; reads step over the gap. The
+		// first segment stays, even empty: its base offset is where the log
+		// starts, and compaction must not move the log start (a consumer
+		// inside the gap reads on from the next record, as in Kafka).
 		out.discard()
 		p.segments = append(p.segments[:idx], p.segments[idx+1:]...)
 		if err := old.remove(); err != nil {
 			p.store.log.Warn("deleting emptied segment", "segment", logPath, "err", err)
 		}
-		p.logStart = max(p.logStart, p.segments[0].base)
 		return nil
 	}
 	for _, path := range []string{old.indexPath(), old.timeIndexPath()} {

@@ -24,7 +24,11 @@
 //	p.OffsetForTimestamp(ts)              // ListOffsets: ts>=0, -1 latest, -2 earliest
 //	p.DeleteRecordsBefore(off)            // DeleteRecords; -1 = high watermark
 //	p.EndOffsetForLeaderEpoch(epoch)      // OffsetForLeaderEpoch
-//	p.TruncateTo(off), p.SetConfig(cfg), p.Size(), p.Config()
+//	p.TruncateTo(off), p.SetConfig(cfg), p.Size(), p.Config(), p.LatestEpoch()
+//
+//	// Replication (follower side):
+//	p.AppendAsFollower(ctx, leaderBatches) // leader's bytes kept as they are
+//	p.TruncateFullyAndStartAt(off)         // leader's log start passed our end
 //
 // Error mapping to Kafka codes (test with errors.Is):
 //

@@ -52,8 +52,11 @@ type Partition struct {
 	leo       int64 // log end offset: the next offset to assign
 	producers producerStates
 	epochs    epochCache
+	// hw is the high watermark the replication layer set (hwSet); it is
+	// saved with checkpoints (hwWritten: the value in the file).
 	hw        int64
 	hwSet     bool
+	hwWritten int64
 	unsynced  []*segment    // rolled segments whose data awaits fsync
 	recovery  recoveryPoint // last recovery point written
 	// epochsDirty: the leader-epoch checkpoint file is behind the cache.
@@ -85,6 +88,7 @@ func newPartition(st *Store, topic string, partition int32, dir string, cfg Topi
 		store: st, topic: topic, partition: partition, dir: dir, cfg: cfg,
 		producers: newProducerStates(),
 		recovery:  recoveryPoint{offset: -1},
+		hwWritten: -1,
 		flushDone: make(chan struct{}),
 		notify:    make(chan struct{}),
 	}
@@ -157,7 +161,9 @@ func (p *Partition) highWatermarkLocked() int64 {
 }
 
 // SetHighWatermark is for the replication layer: from the first call on,
-// the high watermark is the value it sets (never above the log end).
+// the high watermark is the value it sets (never above the log end). It is
+// saved with the next checkpoint and restored at start-up (Kafka's
+// replication-offset-checkpoint), so a restarted replica knows it.
 func (p *Partition) SetHighWatermark(hw int64) {
 	p.mu.Lock()
 	p.hw, p.hwSet = hw, true
@@ -381,18 +387,19 @@ func (p *Partition) maybeRollLocked(incoming, lastOffset int64, now time.Time) e
 	if s.size+incoming <= p.cfg.SegmentBytes && now.Sub(s.created) < p.cfg.SegmentMs && s.fitsOffset(lastOffset) {
 		return nil
 	}
-	return p.rollLocked(now)
+	return p.rollLocked(now, p.leo)
 }
 
 // rollLocked closes the active segment for writing and starts a new one at
-// the log end offset. The old segment's indexes are made durable now; its
-// data by the next fsync round.
-func (p *Partition) rollLocked(now time.Time) error {
+// base (the log end offset, or past it for a follower's batches after a
+// gap). The old segment's indexes are made durable now; its data by the
+// next fsync round.
+func (p *Partition) rollLocked(now time.Time, base int64) error {
 	old := p.active()
 	if err := old.writeIndexes(true); err != nil {
 		return fmt.Errorf("%w: rolling %s: %w", ErrStorage, old.logPath(), err)
 	}
-	s, err := createSegment(p.dir, p.leo, now)
+	s, err := createSegment(p.dir, base, now)
 	if err != nil {
 		return fmt.Errorf("%w: rolling: %w", ErrStorage, err)
 	}

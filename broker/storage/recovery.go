@@ -163,6 +163,12 @@ func (st *Store) recoverPartition(dir, topic string, partition int32, clean bool
 		p.epochsDirty = true
 	}
 
+	if hw, err := readSingleOffset(filepath.Join(dir, highWatermarkFile)); err == nil {
+		p.hw, p.hwSet, p.hwWritten = min(hw, p.leo), true, hw
+	} else if !errors.Is(err, os.ErrNotExist) {
+		st.log.Warn("high-watermark checkpoint unreadable; the replication layer must set it again", "partition", dir, "err", err)
+	}
+
 	if err := p.rebuildProducerStateLocked(); err != nil {
 		p.closeFiles()
 		return nil, err

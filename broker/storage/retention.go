@@ -101,7 +101,7 @@ func (p *Partition) applyRetention() {
 			break
 		}
 		if last {
-			if err := p.rollLocked(now); err != nil {
+			if err := p.rollLocked(now, p.leo); err != nil {
 				p.store.log.Warn("rolling before deleting the active segment", "partition", p.dir, "err", err)
 				return
 			}

@@ -134,6 +134,9 @@ func (st *Store) recoverAll(clean bool) error {
 			}
 			continue
 		}
+		if name == "controller" || name == "lost+found" {
+			continue // the metadata quorum's directory; a file system's own
+		}
 		topic, partition, ok := parsePartitionDir(name)
 		if !ok {
 			st.log.Warn("ignoring directory that is not a partition", "dir", path)
@@ -455,7 +458,8 @@ func (p *Partition) checkpoint() error {
 func (p *Partition) checkpointLocked() error {
 	s := p.active()
 	rp := recoveryPoint{offset: p.leo, segment: s.base, position: s.size}
-	if rp == p.recovery && !p.epochsDirty {
+	hwChanged := p.hwSet && min(p.hw, p.leo) != p.hwWritten
+	if rp == p.recovery && !p.epochsDirty && !hwChanged {
 		return nil
 	}
 	if p.durable.Load() < p.leo || len(p.unsynced) > 0 {
@@ -486,11 +490,18 @@ func (p *Partition) checkpointLocked() error {
 	if p.epochsDirty {
 		files = append(files, namedContent{leaderEpochFile, p.epochs.encode()})
 	}
+	hw := min(p.hw, p.leo)
+	if hwChanged {
+		files = append(files, namedContent{highWatermarkFile, formatCheckpoint([][]int64{{hw}})})
+	}
 	files = append(files, namedContent{recoveryPointFile, encodeRecoveryPoint(rp)})
 	if err := writeFilesAtomic(p.dir, files); err != nil {
 		return fmt.Errorf("%w: %w", ErrStorage, err)
 	}
 	p.epochsDirty = false
+	if hwChanged {
+		p.hwWritten = hw
+	}
 	p.recovery = rp
 	before := p.durable.Load()
 	advanceTo(&p.durable, p.leo)

@@ -1,0 +1,180 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tributary/tributary/broker/storage/recordbatch"
+)
+
+// Replication support: the follower side of Kafka's log (what
+// replica.StorageLog needs, docs/broker-cluster.md "Storage changes").
+
+// AppendAsFollower appends record batches exactly as the leader has them:
+// base offsets, partitionLeaderEpoch, timestamps and attributes are kept
+// (nothing is rewritten), CRCs and lengths are checked, the first base
+// offset must be at or past the log end and offsets must increase (gaps,
+// as compaction leaves, are allowed). The leader-epoch cache learns each
+// batch's epoch and the producer state each batch's sequence, without
+// refusing anything, so this replica can lead later. It returns when the
+// data is durable per the flush policy.
+func (p *Partition) AppendAsFollower(ctx context.Context, batches []byte) error {
+	var headers []recordbatch.Header
+	prevEnd := int64(-1)
+	for pos := 0; pos < len(batches); {
+		h, err := recordbatch.ParseHeader(batches[pos:])
+		if err != nil {
+			return fmt.Errorf("%w: leader batch at byte %d: %w", ErrCorruptMessage, pos, err)
+		}
+		if pos+h.Size() > len(batches) {
+			return fmt.Errorf("%w: leader batch at byte %d claims %d bytes, %d remain", ErrCorruptMessage, pos, h.Size(), len(batches)-pos)
+		}
+		if err := recordbatch.Check(&h, batches[pos:pos+h.Size()]); err != nil {
+			return fmt.Errorf("%w: leader batch at offset %d: %w", ErrCorruptMessage, h.BaseOffset, err)
+		}
+		if h.LastOffsetDelta < 0 || h.BaseOffset < 0 || h.BaseOffset <= prevEnd {
+			return fmt.Errorf("%w: leader batch at offset %d (delta %d) after offset %d", ErrInvalidRecord, h.BaseOffset, h.LastOffsetDelta, prevEnd)
+		}
+		prevEnd = h.LastOffset()
+		headers = append(headers, h)
+		pos += h.Size()
+	}
+	if len(headers) == 0 {
+		return nil
+	}
+	end, gen, err := p.appendFollowerLocked(batches, headers)
+	if err != nil {
+		return err
+	}
+	if p.store.opts.FlushPolicy == FlushGroup {
+		return p.waitDurable(ctx, end, gen)
+	}
+	p.wake()
+	return nil
+}
+
+func (p *Partition) appendFollowerLocked(batches []byte, headers []recordbatch.Header) (end int64, gen uint64, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return 0, 0, ErrClosed
+	}
+	first, last := headers[0].BaseOffset, headers[len(headers)-1].LastOffset()
+	if first < p.leo {
+		return 0, 0, fmt.Errorf("%w: leader batches start at %d, before the log end %d", ErrOffsetOutOfRange, first, p.leo)
+	}
+	now := p.store.opts.Now()
+	s := p.active()
+	if s.size > 0 && (s.size+int64(len(batches)) > p.cfg.SegmentBytes || now.Sub(s.created) >= p.cfg.SegmentMs || !s.fitsOffset(last)) {
+		if err := p.rollLocked(now, first); err != nil {
+			return 0, 0, err
+		}
+	} else if s.size == 0 && first > s.base {
+		// An empty active segment before a gap: start it at the first
+		// offset, so its index stays relative to data it holds.
+		if err := p.replaceEmptyActiveLocked(first, now); err != nil {
+			return 0, 0, err
+		}
+	}
+	s = p.active()
+	if !s.fitsOffset(last) {
+		return 0, 0, fmt.Errorf("%w: leader batches %d-%d span more offsets than one segment can index", ErrInvalidRecord, first, last)
+	}
+	pos := s.size
+	if err := s.write(batches); err != nil {
+		p.store.log.Error("follower append failed; log left at its previous end", "partition", p.dir, "segment", s.logPath(), "err", err)
+		return 0, 0, fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	nowMs := now.UnixMilli()
+	epochsChanged := false
+	for i := range headers {
+		h := &headers[i]
+		s.track(h, pos, p.cfg.IndexIntervalBytes)
+		pos += int64(h.Size())
+		if p.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) {
+			epochsChanged = true
+		}
+		p.producers.replay(h, nowMs)
+	}
+	p.leo = last + 1
+	if epochsChanged {
+		p.epochsDirty = true
+		if err := p.epochs.write(p.dir); err != nil {
+			p.store.log.Warn("writing leader-epoch checkpoint", "partition", p.dir, "err", err)
+		} else {
+			p.epochsDirty = false
+		}
+	}
+	return p.leo, p.writeGen.Load(), nil
+}
+
+// replaceEmptyActiveLocked swaps the empty active segment for one based at
+// base (> its base), so that offsets after a gap stay indexable.
+func (p *Partition) replaceEmptyActiveLocked(base int64, now time.Time) error {
+	old := p.active()
+	s, err := createSegment(p.dir, base, now)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	p.segments[len(p.segments)-1] = s
+	if err := old.remove(); err != nil {
+		p.store.log.Warn("removing empty segment", "segment", old.logPath(), "err", err)
+	}
+	if err := syncDir(p.dir); err != nil {
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	return nil
+}
+
+// TruncateFullyAndStartAt empties the log and makes offset both its start
+// and its end: the leader's log start has passed this replica's end, so
+// nothing here is worth keeping. Leader epochs and producer state are
+// cleared with it; the new start survives restarts.
+func (p *Partition) TruncateFullyAndStartAt(offset int64) error {
+	if offset < 0 {
+		return fmt.Errorf("%w: cannot start the log at %d", ErrOffsetOutOfRange, offset)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	s, err := createSegment(p.dir, offset, p.store.opts.Now())
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	var errs []error
+	for _, old := range p.segments {
+		if old.base == offset {
+			// createSegment truncated this very file; only close it.
+			errs = append(errs, old.close())
+			continue
+		}
+		errs = append(errs, old.remove())
+	}
+	if err := errors.Join(errs...); err != nil {
+		p.store.log.Warn("removing segments", "partition", p.dir, "err", err)
+	}
+	p.segments = []*segment{s}
+	p.unsynced = nil
+	p.logStart, p.leo = offset, offset
+	p.durable.Store(offset)
+	if p.hwSet {
+		p.hw = offset
+	}
+	p.epochs = epochCache{}
+	p.epochsDirty = true
+	p.producers = newProducerStates()
+	p.writeGen.Add(1)
+	if err := syncDir(p.dir); err != nil {
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	if err := writeLogStartOffset(p.dir, offset); err != nil {
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	// A fresh recovery point: the old one names segments that are gone.
+	p.recovery = recoveryPoint{offset: -1}
+	return p.checkpointLocked()
+}

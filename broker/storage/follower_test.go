@@ -1,0 +1,199 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/tributary/tributary/broker/storage/recordbatch"
+)
+
+// replicate copies the leader's log from the follower's end, as a follower
+// fetcher would, and returns how many bytes moved.
+func replicate(t *testing.T, leader, follower *Partition) int {
+	t.Helper()
+	moved := 0
+	for follower.LogEndOffset() < leader.LogEndOffset() {
+		b, err := leader.Read(follower.LogEndOffset(), 700, leader.LogEndOffset())
+		if err != nil {
+			t.Fatalf("leader read at %d: %v", follower.LogEndOffset(), err)
+		}
+		if len(b) == 0 {
+			t.Fatalf("leader returned nothing at %d (end %d)", follower.LogEndOffset(), leader.LogEndOffset())
+		}
+		// Compaction gaps: a follower at an offset inside a gap gets the
+		// next batch, which starts past its end.
+		if err := follower.AppendAsFollower(context.Background(), bytes.Clone(b)); err != nil {
+			t.Fatalf("AppendAsFollower at %d: %v", follower.LogEndOffset(), err)
+		}
+		moved += len(b)
+	}
+	return moved
+}
+
+func TestAppendAsFollowerKeepsLeaderBytes(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(1_700_000_000_000)}
+	leaderStore := openStore(t, t.TempDir(), Options{Now: clock.Now})
+	followerDir := memTempDir(t)
+	followerStore := openStore(t, followerDir, Options{Now: clock.Now})
+	cfg := TopicConfig{MessageTimestampType: LogAppendTime, SegmentBytes: 900}
+	leader := mustCreate(t, leaderStore, "rep", 0, cfg)
+	follower := mustCreate(t, followerStore, "rep", 0, cfg)
+	for i, epoch := range []int32{0, 0, 3, 3, 3, 7} {
+		clock.now = clock.now.Add(time.Second)
+		spec := batchSpec{records: 2, valueSize: 100, codec: i % 5, producerID: 11, producerEpoch: 0, baseSequence: int32(2 * i)}
+		if _, err := leader.Append(context.Background(), makeBatch(t, spec), AppendOptions{LeaderEpoch: epoch}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replicate(t, leader, follower)
+	lb, _ := leader.Read(0, 1<<20, leader.LogEndOffset())
+	fb, _ := follower.Read(0, 1<<20, follower.LogEndOffset())
+	if !bytes.Equal(lb, fb) {
+		t.Fatalf("follower bytes differ from the leader's (%d vs %d bytes)", len(fb), len(lb))
+	}
+	for epoch := int32(0); epoch <= 8; epoch++ {
+		le, lo := leader.EndOffsetForLeaderEpoch(epoch)
+		fe, fo := follower.EndOffsetForLeaderEpoch(epoch)
+		if le != fe || lo != fo {
+			t.Fatalf("epoch %d: leader says (%d, %d), follower (%d, %d)", epoch, le, lo, fe, fo)
+		}
+	}
+	// The follower learnt the producer's sequences: as a new leader it
+	// answers a resend with the original offsets.
+	res, err := follower.Append(context.Background(), makeBatch(t, batchSpec{records: 2, producerID: 11, producerEpoch: 0, baseSequence: 10}), AppendOptions{LeaderEpoch: 8})
+	if err != nil || !res.Duplicate || res.BaseOffset != 10 {
+		t.Fatalf("resend to the new leader: %+v, %v; want duplicate at 10", res, err)
+	}
+	// Rejections: before the end, corrupt.
+	if err := follower.AppendAsFollower(context.Background(), bytes.Clone(lb)); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Fatalf("batches before the log end: %v", err)
+	}
+	bad := bytes.Clone(lb)
+	bad[len(bad)-1] ^= 1
+	if err := follower.AppendAsFollower(context.Background(), bad); !errors.Is(err, ErrCorruptMessage) {
+		t.Fatalf("corrupt leader batch: %v", err)
+	}
+	// And it all survives a crash of the follower.
+	crashed := crashCopy(t, followerDir)
+	st2 := openStore(t, crashed, Options{Now: clock.Now})
+	f2, _ := st2.Partition("rep", 0)
+	if b, _ := f2.Read(0, 1<<20, f2.LogEndOffset()); !bytes.Equal(b, lb) {
+		t.Fatal("follower log changed across a crash")
+	}
+	if e, end := f2.EndOffsetForLeaderEpoch(7); e != 7 || end != 12 {
+		t.Fatalf("epoch 7 after the crash: %d, %d", e, end)
+	}
+}
+
+func TestAppendAsFollowerAcrossCompactionGaps(t *testing.T) {
+	leaderStore := openStore(t, t.TempDir(), Options{})
+	followerStore := openStore(t, t.TempDir(), Options{})
+	cfg := TopicConfig{CleanupPolicy: CleanupCompact, SegmentBytes: 300}
+	leader := mustCreate(t, leaderStore, "gap", 0, cfg)
+	follower := mustCreate(t, followerStore, "gap", 0, cfg)
+	for i := 0; i < 12; i++ {
+		mustAppend(t, leader, makeBatch(t, batchSpec{records: 1, keys: []string{[]string{"a", "b", "c"}[i%3]}, valueSize: 80}))
+	}
+	if err := leader.checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	leaderStore.RunCleaner(context.Background())
+	replicate(t, leader, follower)
+	lb, _ := leader.Read(0, 1<<20, leader.LogEndOffset())
+	fb, _ := follower.Read(0, 1<<20, follower.LogEndOffset())
+	if !bytes.Equal(lb, fb) || follower.LogEndOffset() != leader.LogEndOffset() {
+		t.Fatalf("follower differs after gaps: %d vs %d bytes, end %d vs %d", len(fb), len(lb), follower.LogEndOffset(), leader.LogEndOffset())
+	}
+	first, _ := recordbatch.ParseHeader(fb)
+	if first.BaseOffset == 0 {
+		t.Fatal("the compacted leader log should start with a gap; the test lost its point")
+	}
+}
+
+func TestTruncateFullyAndStartAt(t *testing.T) {
+	dir := memTempDir(t)
+	st := openStore(t, dir, Options{})
+	p := mustCreate(t, st, "tf", 0, TopicConfig{SegmentBytes: 300})
+	for i := 0; i < 8; i++ {
+		mustAppend(t, p, makeBatch(t, batchSpec{records: 1, valueSize: 80, producerID: 3, producerEpoch: 0, baseSequence: int32(i)}))
+	}
+	if err := p.TruncateFullyAndStartAt(500); err != nil {
+		t.Fatal(err)
+	}
+	if p.LogStartOffset() != 500 || p.LogEndOffset() != 500 || p.Size() != 0 || p.LatestEpoch() != -1 {
+		t.Fatalf("after TruncateFullyAndStartAt(500): start %d end %d size %d epoch %d", p.LogStartOffset(), p.LogEndOffset(), p.Size(), p.LatestEpoch())
+	}
+	if segs, _ := filepath.Glob(filepath.Join(p.Dir(), "*.log")); len(segs) != 1 || filepath.Base(segs[0]) != segmentName(500)+logSuffix {
+		t.Fatalf("segments after the reset: %v", segs)
+	}
+	leaderBatch := makeBatch(t, batchSpec{records: 2})
+	recordbatch.SetBaseOffset(leaderBatch, 500)
+	recordbatch.SetPartitionLeaderEpoch(leaderBatch, 9)
+	if err := p.AppendAsFollower(context.Background(), leaderBatch); err != nil {
+		t.Fatal(err)
+	}
+	crashed := crashCopy(t, dir)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{dir, crashed} {
+		st2 := openStore(t, d, Options{})
+		p2, _ := st2.Partition("tf", 0)
+		if p2.LogStartOffset() != 500 || p2.LogEndOffset() != 502 {
+			t.Fatalf("%s: start %d end %d after restart, want 500 and 502", d, p2.LogStartOffset(), p2.LogEndOffset())
+		}
+		// The old producer state is gone with the data.
+		if _, err := p2.Append(context.Background(), makeBatch(t, batchSpec{records: 1, producerID: 3, producerEpoch: 0, baseSequence: 8}), AppendOptions{}); !errors.Is(err, ErrUnknownProducerID) {
+			t.Fatalf("%s: producer of the cut log: %v, want ErrUnknownProducerID", d, err)
+		}
+		st2.Close()
+	}
+}
+
+func TestHighWatermarkSurvivesRestart(t *testing.T) {
+	dir := memTempDir(t)
+	st := openStore(t, dir, Options{})
+	p := mustCreate(t, st, "hwp", 0, TopicConfig{})
+	for i := 0; i < 5; i++ {
+		mustAppend(t, p, makeBatch(t, batchSpec{records: 2}))
+	}
+	p.SetHighWatermark(6)
+	if err := p.checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	crashed := crashCopy(t, dir)
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{dir, crashed} {
+		st2 := openStore(t, d, Options{})
+		p2, _ := st2.Partition("hwp", 0)
+		if p2.HighWatermark() != 6 {
+			t.Fatalf("%s: high watermark after restart %d, want 6", d, p2.HighWatermark())
+		}
+		st2.Close()
+	}
+	// A store that never had SetHighWatermark keeps the single-node rule.
+	if _, err := os.Stat(filepath.Join(dir, "hwp-0", highWatermarkFile)); err != nil {
+		t.Fatalf("high-watermark file: %v", err)
+	}
+}
+
+func TestRecoverySkipsControllerDirectory(t *testing.T) {
+	dir := memTempDir(t)
+	if err := os.MkdirAll(filepath.Join(dir, "controller", "raft"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	st := openStore(t, dir, Options{})
+	if n := len(st.Partitions()); n != 0 {
+		t.Fatalf("%d partitions from a controller directory", n)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "controller", "raft")); err != nil {
+		t.Fatalf("the controller directory was touched: %v", err)
+	}
+}
