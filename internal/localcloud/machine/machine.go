@@ -81,9 +81,7 @@ func (m *Manager) Boot(spec Spec) (string, error) {
 	cmd.Env = append(append([]string(nil), spec.Env...), spec.IMDSEnvVar+"="+md.Endpoint())
 	cmd.Dir = spec.Dir
 	cmd.Stdout, cmd.Stderr = console, console
-	// Own process group, so SIGTERM/SIGKILL reach everything the instance starts; Pdeathsig so
-	// a crashed emulator does not leave instances behind.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
 		console.Close()
 		md.Close()
