@@ -230,3 +230,43 @@ func FuzzRecoveryDamage(f *testing.F) {
 		}
 	})
 }
+
+// FuzzAppendAsFollower: arbitrary leader bytes are refused with a typed
+// error and leave the log as it was, or are stored and read back byte for
+// byte, with the log end after their last offset.
+func FuzzAppendAsFollower(f *testing.F) {
+	f.Add(seedLog(f, 0, 4, 2))
+	f.Add(seedLog(f, 1)[:70])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		st, err := Open(memTempDir(t), Options{Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		p, err := st.CreatePartition("ff", 0, TopicConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		orig := bytes.Clone(data)
+		if err := p.AppendAsFollower(context.Background(), data); err != nil {
+			if !errors.Is(err, ErrCorruptMessage) && !errors.Is(err, ErrInvalidRecord) && !errors.Is(err, ErrOffsetOutOfRange) {
+				t.Fatalf("untyped error: %v", err)
+			}
+			if p.LogEndOffset() != 0 || p.Size() != 0 {
+				t.Fatalf("refused input changed the log: end %d size %d", p.LogEndOffset(), p.Size())
+			}
+			return
+		}
+		if len(orig) == 0 {
+			return
+		}
+		got, err := p.Read(0, int32(len(orig)+1), p.HighWatermark())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, orig) {
+			t.Fatalf("stored %d bytes differ from the %d given", len(got), len(orig))
+		}
+	})
+}
