@@ -30,6 +30,8 @@ package server
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"sync"
@@ -48,17 +50,25 @@ var produceAPI = api{key: 0, min: 0, max: 11,
 // produceFloor is the oldest Produce version served (KIP-896).
 const produceFloor = 3
 
-func (s *Server) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) (kmsg.Response, error) {
-	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+// produceJob is one partition of one Produce request.
+type produceJob struct {
+	p      *partition
+	out    *kmsg.ProduceResponseTopicPartition
+	record []byte
+}
 
-	type job struct {
-		p      *partition
-		min    int32 // min.insync.replicas of the topic
-		out    *kmsg.ProduceResponseTopicPartition
-		record []byte
-	}
+func (s *Server) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) (kmsg.Response, error) {
+	resp, jobs := s.prepareProduce(req)
+	s.runProduceJobs(ctx, [][]produceJob{jobs})
+	return finishProduce(req, resp)
+}
+
+// prepareProduce checks a request and returns its response skeleton (with
+// every error found so far) and the appends to do.
+func (s *Server) prepareProduce(req *kmsg.ProduceRequest) (*kmsg.ProduceResponse, []produceJob) {
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	var (
-		jobs     []job
+		jobs     []produceJob
 		topLevel int16 // error for every partition
 		message  string
 	)
@@ -110,65 +120,192 @@ func (s *Server) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) (k
 				sp.ErrorMessage = &msg
 				continue
 			}
-			jobs = append(jobs, job{p: p, min: minInsyncReplicas(cfg, t.configs), out: sp, record: rp.Records})
+			min := minInsyncReplicas(cfg, t.configs)
+			if req.Acks == -1 && min > 1 {
+				sp.ErrorCode = kerr.NotEnoughReplicas.Code
+				msg := fmt.Sprintf("acks=all needs %d in-sync replicas (min.insync.replicas) and this single node has 1", min)
+				sp.ErrorMessage = &msg
+				continue
+			}
+			jobs = append(jobs, produceJob{p: p, out: sp, record: rp.Records})
 		}
 	}
+	return resp, jobs
+}
 
+// finishProduce returns the response to send: none for acks=0, unless an
+// append failed, which closes the connection so the producer notices, as
+// Kafka does.
+func finishProduce(req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) (kmsg.Response, error) {
+	if req.Acks != 0 {
+		return resp, nil
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if p.ErrorCode != 0 {
+				return nil, fmt.Errorf("acks=0 produce to %s[%d] failed with %s; closing so the producer notices", t.Topic, p.Partition, kerr.ErrorForCode(p.ErrorCode))
+			}
+		}
+	}
+	return nil, nil
+}
+
+// runProduceJobs appends the jobs of one or more consecutive requests of a
+// connection (groups[i] are request i's jobs). Partitions run in parallel,
+// so their fsyncs overlap. Within a partition, the records of all the
+// requests go to storage as ONE append, in request order: one write and
+// one fsync instead of one per request, with exactly the order and offsets
+// one-by-one appends would give. Storage checks every batch before writing
+// any, so when the joint append is refused (a bad batch, a sequence error,
+// an idempotent duplicate) nothing was written and the requests are
+// appended one by one, each getting its own answer, as Kafka gives them.
+func (s *Server) runProduceJobs(ctx context.Context, groups [][]produceJob) {
+	byPartition := map[*partition][]produceJob{}
+	var order []*partition
+	for _, jobs := range groups {
+		for _, j := range jobs {
+			if _, ok := byPartition[j.p]; !ok {
+				order = append(order, j.p)
+			}
+			byPartition[j.p] = append(byPartition[j.p], j)
+		}
+	}
+	if len(order) == 0 {
+		return
+	}
 	// Appends run until durable even if the broker starts shutting down:
 	// an acknowledged write must be on disk before the log closes.
 	appendCtx := context.WithoutCancel(ctx)
-	run := func(j job) {
+	run := func(p *partition) {
+		jobs := byPartition[p]
 		defer func() {
 			// Appends of several partitions run on their own
 			// goroutines, out of reach of dispatch's recover.
 			if r := recover(); r != nil {
-				s.log.Error("append panic", "topic", j.p.topic, "partition", j.p.index, "panic", r, "stack", string(debug.Stack()))
-				j.out.ErrorCode = kerr.UnknownServerError.Code
+				s.log.Error("append panic", "topic", p.topic, "partition", p.index, "panic", r, "stack", string(debug.Stack()))
+				for _, j := range jobs {
+					j.out.ErrorCode = kerr.UnknownServerError.Code
+				}
 			}
 		}()
-		if req.Acks == -1 && j.min > 1 {
-			j.out.ErrorCode = kerr.NotEnoughReplicas.Code
-			msg := fmt.Sprintf("acks=all needs %d in-sync replicas (min.insync.replicas) and this single node has 1", j.min)
-			j.out.ErrorMessage = &msg
+		if len(jobs) > 1 && s.appendJoint(appendCtx, p, jobs) {
 			return
 		}
-		res, err := j.p.log.Append(appendCtx, j.record, storage.AppendOptions{LeaderEpoch: j.p.leaderEpoch})
-		if err != nil {
-			j.out.ErrorCode = storageErrorCode(err)
-			msg := err.Error()
-			j.out.ErrorMessage = &msg
-			if j.out.ErrorCode == kerr.KafkaStorageError.Code || j.out.ErrorCode == kerr.UnknownServerError.Code {
-				s.log.Error("append failed", "topic", j.p.topic, "partition", j.p.index, "err", err)
-			}
-			return
-		}
-		j.out.BaseOffset = res.BaseOffset
-		j.out.LogAppendTime = res.LogAppendTime
-		j.out.LogStartOffset = res.LogStartOffset
-	}
-	if len(jobs) == 1 {
-		run(jobs[0])
-	} else if len(jobs) > 1 {
-		var wg sync.WaitGroup
 		for _, j := range jobs {
+			s.appendOne(appendCtx, j)
+		}
+	}
+	if len(order) == 1 {
+		run(order[0])
+	} else {
+		var wg sync.WaitGroup
+		for _, p := range order {
 			wg.Add(1)
-			go func() { defer wg.Done(); run(j) }()
+			go func() { defer wg.Done(); run(p) }()
 		}
 		wg.Wait()
 	}
-	if len(jobs) > 0 {
-		s.data.notify()
-	}
+	s.data.notify()
+}
 
-	if req.Acks == 0 {
-		for _, t := range resp.Topics {
-			for _, p := range t.Partitions {
-				if p.ErrorCode != 0 {
-					return nil, fmt.Errorf("acks=0 produce to %s[%d] failed with %s; closing so the producer notices", t.Topic, p.Partition, kerr.ErrorForCode(p.ErrorCode))
-				}
-			}
-		}
-		return nil, nil
+// appendOne appends one request's records to one partition.
+func (s *Server) appendOne(ctx context.Context, j produceJob) {
+	res, err := j.p.log.Append(ctx, j.record, storage.AppendOptions{LeaderEpoch: j.p.leaderEpoch})
+	if err != nil {
+		s.setAppendError(j, err)
+		return
 	}
-	return resp, nil
+	j.out.BaseOffset = res.BaseOffset
+	j.out.LogAppendTime = res.LogAppendTime
+	j.out.LogStartOffset = res.LogStartOffset
+}
+
+// appendJoint appends the records of several requests to one partition in
+// one call. It returns false, having written nothing, when the requests
+// must be appended one by one instead.
+func (s *Server) appendJoint(ctx context.Context, p *partition, jobs []produceJob) bool {
+	total := 0
+	for _, j := range jobs {
+		total += len(j.record)
+	}
+	joint := make([]byte, 0, total)
+	starts := make([]int, len(jobs))
+	for i, j := range jobs {
+		starts[i] = len(joint)
+		joint = append(joint, j.record...)
+	}
+	res, err := p.log.Append(ctx, joint, storage.AppendOptions{LeaderEpoch: p.leaderEpoch})
+	switch {
+	case err == nil && !res.Duplicate:
+		for i, j := range jobs {
+			// Storage stamped each batch's base offset in place; the
+			// first batch of each request gives its base offset.
+			if starts[i]+8 > len(joint) {
+				j.out.ErrorCode = kerr.UnknownServerError.Code
+				continue
+			}
+			j.out.BaseOffset = int64(binary.BigEndian.Uint64(joint[starts[i]:]))
+			j.out.LogAppendTime = res.LogAppendTime
+			j.out.LogStartOffset = res.LogStartOffset
+		}
+		return true
+	case err == nil, errorBeforeWrite(err):
+		return false // a duplicate or a refused batch: nothing written
+	default:
+		// The disk failed or the partition closed: every request gets
+		// the error; retrying one by one could write twice.
+		for _, j := range jobs {
+			s.setAppendError(j, err)
+		}
+		return true
+	}
+}
+
+// errorBeforeWrite reports storage errors raised while checking batches,
+// before anything is written.
+func errorBeforeWrite(err error) bool {
+	for _, e := range []error{storage.ErrCorruptMessage, storage.ErrRecordTooLarge, storage.ErrInvalidRecord,
+		storage.ErrUnsupportedMessageFormat, storage.ErrOutOfOrderSequence, storage.ErrInvalidProducerEpoch, storage.ErrUnknownProducerID} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) setAppendError(j produceJob, err error) {
+	j.out.ErrorCode = storageErrorCode(err)
+	msg := err.Error()
+	j.out.ErrorMessage = &msg
+	if j.out.ErrorCode == kerr.KafkaStorageError.Code || j.out.ErrorCode == kerr.UnknownServerError.Code {
+		s.log.Error("append failed", "topic", j.p.topic, "partition", j.p.index, "err", err)
+	}
+}
+
+// mergeableProduce reports whether a request may be appended jointly with
+// the Produce requests around it on its connection. acks=0 requests are
+// left alone: a failure closes their connection, which must not cost the
+// answers of the requests before them.
+func mergeableProduce(req *request) (*kmsg.ProduceRequest, bool) {
+	pr, ok := req.kreq.(*kmsg.ProduceRequest)
+	if !ok || pr.Version < produceFloor || pr.TransactionID != nil || (pr.Acks != 1 && pr.Acks != -1) {
+		return nil, false
+	}
+	return pr, true
+}
+
+// handleProduceGroup answers consecutive Produce requests of one
+// connection together (see runProduceJobs); responses are in request order.
+func (s *Server) handleProduceGroup(ctx context.Context, reqs []*kmsg.ProduceRequest) []kmsg.Response {
+	resps := make([]*kmsg.ProduceResponse, len(reqs))
+	groups := make([][]produceJob, len(reqs))
+	for i, req := range reqs {
+		resps[i], groups[i] = s.prepareProduce(req)
+	}
+	s.runProduceJobs(ctx, groups)
+	out := make([]kmsg.Response, len(reqs))
+	for i := range reqs {
+		out[i] = resps[i]
+	}
+	return out
 }

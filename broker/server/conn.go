@@ -27,6 +27,10 @@ import (
 // processed one at a time, in order, and answered in that order.
 const pipelineDepth = 8
 
+// maxJointProduce bounds how many pipelined Produce requests of one
+// connection are appended together.
+const maxJointProduce = 16
+
 // readAheadBytes bounds the request bytes a connection holds decoded but
 // not yet processed, so pipelining cannot multiply socket.request.max.bytes
 // by pipelineDepth. A frame is always read when nothing is queued.
@@ -198,22 +202,93 @@ func (c *conn) serve() {
 		c.queuedCond.Broadcast()
 		c.queuedMu.Unlock()
 	}()
-	for req := range reqs {
-		c.release(req.size)
+	var (
+		pending *request // read while collecting a produce group, not yet handled
+		closed  bool     // reqs is closed and empty
+	)
+	next := func() (*request, bool) {
+		if pending != nil {
+			r := pending
+			pending = nil
+			return r, true
+		}
+		if closed {
+			return nil, false
+		}
+		r, ok := <-reqs
+		if !ok {
+			closed = true
+			return nil, false
+		}
+		c.release(r.size)
+		return r, true
+	}
+	fail := func(req *request, err error) {
+		c.log.Warn("closing connection", "api", kmsg.NameForKey(req.key), "version", req.version, "client_id", req.clientID, "reason", err)
+		c.nc.Close()
+		c.drain(reqs)
+	}
+	send := func(req *request, resp kmsg.Response) bool {
+		select {
+		case out <- encodeResponse(make([]byte, 0, responseSizeHint(resp)), req.corr, resp):
+			return true
+		case <-writeDone: // the writer failed; the connection is closed
+			c.drain(reqs)
+			return false
+		}
+	}
+serving:
+	for {
+		req, ok := next()
+		if !ok {
+			break
+		}
+		if _, mergeable := mergeableProduce(req); mergeable {
+			// Produce requests the client pipelined and that are
+			// already here are appended together (one fsync).
+			group := []*request{req}
+		collect:
+			for len(group) < maxJointProduce && !closed && pending == nil {
+				select {
+				case r, ok := <-reqs:
+					if !ok {
+						closed = true
+						break collect
+					}
+					c.release(r.size)
+					if _, m := mergeableProduce(r); m {
+						group = append(group, r)
+					} else {
+						pending = r
+					}
+				default:
+					break collect
+				}
+			}
+			if len(group) > 1 {
+				resps, err := c.s.dispatchProduceGroup(c.ctx, group)
+				if err != nil {
+					fail(req, err)
+					break serving
+				}
+				for i, r := range group {
+					if !send(r, resps[i]) {
+						break serving
+					}
+				}
+				continue
+			}
+		}
 		resp, err := c.s.dispatch(c.ctx, c, req)
 		if err != nil {
-			c.log.Warn("closing connection", "api", kmsg.NameForKey(req.key), "version", req.version, "client_id", req.clientID, "reason", err)
-			c.nc.Close()
-			c.drain(reqs)
+			fail(req, err)
 			break
 		}
 		if resp == nil {
 			continue // acks=0 produce: no response
 		}
-		select {
-		case out <- encodeResponse(make([]byte, 0, responseSizeHint(resp)), req.corr, resp):
-		case <-writeDone: // the writer failed; the connection is closed
-			c.drain(reqs)
+		if !send(req, resp) {
+			break
 		}
 	}
 	close(out)
@@ -344,6 +419,21 @@ func (c *conn) writeLoop(out <-chan []byte, done chan<- struct{}) {
 			return
 		}
 	}
+}
+
+// dispatchProduceGroup answers consecutive Produce requests together.
+func (s *Server) dispatchProduceGroup(ctx context.Context, group []*request) (resps []kmsg.Response, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("handler panic", "api", "Produce", "requests", len(group), "panic", r, "stack", string(debug.Stack()))
+			resps, err = nil, fmt.Errorf("internal error handling %d pipelined Produce requests", len(group))
+		}
+	}()
+	prs := make([]*kmsg.ProduceRequest, len(group))
+	for i, r := range group {
+		prs[i] = r.kreq.(*kmsg.ProduceRequest)
+	}
+	return s.handleProduceGroup(ctx, prs), nil
 }
 
 // dispatch runs the handler of one request. A nil response with a nil

@@ -266,3 +266,89 @@ func TestLeaderEpochBumpedOnRestartAndFenced(t *testing.T) {
 		t.Fatalf("old epoch: %v", kerr.ErrorForCode(got))
 	}
 }
+
+func TestJointProduceAppends(t *testing.T) {
+	s := startServer(t)
+	if _, err := s.createTopic("joint", 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	pid := roundTrip[*kmsg.InitProducerIDResponse](t, s, kmsg.NewPtrInitProducerIDRequest()).ProducerID
+	corrupt := batch(-1, -1, -1, 1, 10)
+	corrupt[len(corrupt)-1] ^= 0xff
+	onPartition := func(req *kmsg.ProduceRequest, p int32) *kmsg.ProduceRequest {
+		req.Topics[0].Partitions[0].Partition = p
+		return req
+	}
+	type want struct {
+		code   int16
+		offset int64
+	}
+	tests := []struct {
+		name string
+		reqs []*kmsg.ProduceRequest
+		want []want
+	}{
+		{"idempotent in sequence", []*kmsg.ProduceRequest{
+			produceReq("joint", -1, batch(pid, 0, 0, 3, 10)),
+			produceReq("joint", -1, batch(pid, 0, 3, 2, 10)),
+			produceReq("joint", 1, batch(-1, -1, -1, 4, 10)),
+		}, []want{{0, 0}, {0, 3}, {0, 5}}},
+		{"a bad batch fails alone", []*kmsg.ProduceRequest{
+			produceReq("joint", 1, batch(-1, -1, -1, 1, 10)),
+			produceReq("joint", 1, corrupt),
+			produceReq("joint", 1, batch(-1, -1, -1, 2, 10)),
+		}, []want{{0, 9}, {kerr.CorruptMessage.Code, -1}, {0, 10}}},
+		{"a resent duplicate keeps its offset", []*kmsg.ProduceRequest{
+			produceReq("joint", -1, batch(pid, 0, 3, 2, 10)),
+			produceReq("joint", -1, batch(pid, 0, 5, 1, 10)),
+		}, []want{{0, 3}, {0, 12}}},
+		{"two partitions", []*kmsg.ProduceRequest{
+			onPartition(produceReq("joint", 1, batch(-1, -1, -1, 2, 10)), 1),
+			produceReq("joint", 1, batch(-1, -1, -1, 1, 10)),
+			onPartition(produceReq("joint", 1, batch(-1, -1, -1, 1, 10)), 1),
+		}, []want{{0, 0}, {0, 13}, {0, 2}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resps := s.handleProduceGroup(context.Background(), tt.reqs)
+			for i, r := range resps {
+				p := r.(*kmsg.ProduceResponse).Topics[0].Partitions[0]
+				if p.ErrorCode != tt.want[i].code || p.BaseOffset != tt.want[i].offset {
+					t.Errorf("request %d: error %v offset %d, want %v offset %d", i,
+						kerr.ErrorForCode(p.ErrorCode), p.BaseOffset, kerr.ErrorForCode(tt.want[i].code), tt.want[i].offset)
+				}
+			}
+		})
+	}
+	// The log holds exactly what was acknowledged, in order.
+	p, _ := s.lookupPartition("joint", 0)
+	if end := p.log.LogEndOffset(); end != 14 {
+		t.Fatalf("log end %d, want 14", end)
+	}
+}
+
+func TestPipelinedProduceOnOneConnection(t *testing.T) {
+	s := startServer(t)
+	if _, err := s.createTopic("pipe", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	pid := roundTrip[*kmsg.InitProducerIDResponse](t, s, kmsg.NewPtrInitProducerIDRequest()).ProducerID
+	c := dial(t, s)
+	// Many requests sent back to back: whether the broker appends them
+	// one by one or together, every answer is in order with the offsets
+	// a one-by-one append gives.
+	const n = 40
+	var corrs []int32
+	for i := range n {
+		corrs = append(corrs, c.send(produceReq("pipe", -1, batch(pid, 0, int32(2*i), 2, 100))))
+	}
+	for i, corr := range corrs {
+		resp := kmsg.NewPtrProduceResponse()
+		resp.Version = 9
+		c.recv(resp, corr)
+		p := resp.Topics[0].Partitions[0]
+		if p.ErrorCode != 0 || p.BaseOffset != int64(2*i) {
+			t.Fatalf("request %d: error %v offset %d", i, kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+		}
+	}
+}
