@@ -256,13 +256,14 @@ func isTransient(err error) bool {
 }
 
 // datumSize is a generous estimate of a datum's encoded size: its strings
-// plus a fixed allowance for field names, the number, the timestamp and
-// the unit in the largest encoding the SDK may use (query, with member
-// indexes in every key).
+// plus an allowance for field names, the number, the timestamp and the
+// unit in the largest encoding the SDK may use (awsQuery, which repeats
+// "MetricData.member.N.Dimensions.member.M." in every key; the default
+// rpc-v2-cbor is several times smaller, as the local-cloud test measures).
 func datumSize(d types.MetricDatum) int {
-	n := 160 + len(aws.ToString(d.MetricName)) + len(d.Unit)
+	n := 200 + len(aws.ToString(d.MetricName)) + len(d.Unit)
 	for _, dim := range d.Dimensions {
-		n += 64 + len(aws.ToString(dim.Name)) + len(aws.ToString(dim.Value))
+		n += 100 + len(aws.ToString(dim.Name)) + len(aws.ToString(dim.Value))
 	}
 	return n
 }
