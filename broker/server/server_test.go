@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +25,31 @@ import (
 // startServer runs a server on 127.0.0.1:0 with a temporary data directory.
 func startServer(t testing.TB, edit ...func(*config.Config)) *Server {
 	t.Helper()
+	return startServerWithLog(t, nil, edit...)
+}
+
+// logBuffer collects log output for assertions; safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startServerWithLog is startServer with the broker's log going to logs
+// (when not nil).
+func startServerWithLog(t testing.TB, logs *logBuffer, edit ...func(*config.Config)) *Server {
+	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	if err := cfg.Set("listeners", "PLAINTEXT://127.0.0.1:0"); err != nil {
@@ -32,6 +60,9 @@ func startServer(t testing.TB, edit ...func(*config.Config)) *Server {
 		e(cfg)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if logs != nil {
+		log = slog.New(slog.NewTextHandler(logs, nil))
+	}
 	if os.Getenv("TRIBUTARY_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -219,25 +250,32 @@ func TestProduceOldVersionsRejected(t *testing.T) {
 }
 
 func TestBadInputClosesOnlyThatConnection(t *testing.T) {
-	s := startServer(t, func(c *config.Config) { c.SocketRequestMaxBytes = 1 << 20 })
+	logs := &logBuffer{}
+	s := startServerWithLog(t, logs, func(c *config.Config) { c.SocketRequestMaxBytes = 1 << 20 })
 	tests := []struct {
-		name  string
-		bytes []byte
+		name   string
+		bytes  []byte
+		reason string // in the log line
 	}{
-		{"garbage", []byte("this is not kafka at all, not even close")},
-		{"http", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")},
-		{"negative size", []byte{0xff, 0xff, 0xff, 0xf0, 1, 2, 3}},
-		{"too large", binary.BigEndian.AppendUint32(nil, 2<<20)},
-		{"short header", []byte{0, 0, 0, 3, 0, 1, 2}},
-		{"unknown key", []byte{0, 0, 0, 10, 0x7f, 0x00, 0, 0, 0, 0, 1, 0, 0, 0}},
-		{"unsupported version", []byte{0, 0, 0, 10, 0, 3, 0x7f, 0, 0, 0, 0, 1, 0xff, 0xff}},
-		{"truncated body", []byte{0, 0, 0, 12, 0, 3, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0, 0}},
+		{"garbage", []byte("this is not kafka at all, not even close"), "impossible request size"},
+		{"http", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), "looks like HTTP"},
+		{"negative size", []byte{0xff, 0xff, 0xff, 0xf0, 1, 2, 3}, "impossible request size"},
+		{"too large", binary.BigEndian.AppendUint32(nil, 2<<20), "impossible request size"},
+		{"short header", []byte{0, 0, 0, 3, 0, 1, 2}, "shorter than a request header"},
+		{"unknown key", []byte{0, 0, 0, 10, 0x7f, 0x00, 0, 0, 0, 0, 1, 0, 0, 0}, "unsupported API key 32512"},
+		{"unsupported version", []byte{0, 0, 0, 10, 0, 3, 0x7f, 0, 0, 0, 0, 1, 0xff, 0xff}, "Metadata version 32512 is not supported"},
+		{"truncated body", []byte{0, 0, 0, 12, 0, 3, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0, 0}, "Metadata v1 body"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			before := len(logs.String())
 			bad := dial(t, s)
 			bad.write(tt.bytes)
 			bad.expectClosed()
+			// The reason is logged before the connection is closed.
+			if added := logs.String()[before:]; !strings.Contains(added, tt.reason) {
+				t.Fatalf("no log line with %q:\n%s", tt.reason, added)
+			}
 			// Everyone else is still served.
 			req := kmsg.NewPtrMetadataRequest()
 			req.Version = 1
