@@ -237,6 +237,9 @@ func TestLeaderEpochBumpedOnRestartAndFenced(t *testing.T) {
 	if _, err := s1.createTopic("epochs", 1, nil); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s1.handleProduce(context.Background(), produceReq("epochs", 1, batch(-1, -1, -1, 3, 10))); err != nil {
+		t.Fatal(err)
+	}
 	p1, _ := s1.lookupPartition("epochs", 0)
 	id1, err := s1.producerIDs.allocate()
 	if err != nil {
@@ -257,6 +260,32 @@ func TestLeaderEpochBumpedOnRestartAndFenced(t *testing.T) {
 	}
 	if id2 <= id1 {
 		t.Fatalf("producer id %d after restart reuses the range of %d", id2, id1)
+	}
+	if _, err := s2.handleProduce(context.Background(), produceReq("epochs", 1, batch(-1, -1, -1, 2, 10))); err != nil {
+		t.Fatal(err)
+	}
+	// The old epoch ended where the new one began (offset 3); the current
+	// one ends at the log end (5).
+	for _, tt := range []struct {
+		epoch, wantEpoch int32
+		wantEnd          int64
+	}{
+		{p1.leaderEpoch, p1.leaderEpoch, 3},
+		{p2.leaderEpoch, p2.leaderEpoch, 5},
+	} {
+		req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+		req.Version = 4
+		rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+		rt.Topic = "epochs"
+		rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+		rp.CurrentLeaderEpoch, rp.LeaderEpoch = p2.leaderEpoch, tt.epoch
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		got := s2.handleOffsetForLeaderEpoch(req).Topics[0].Partitions[0]
+		if got.ErrorCode != 0 || got.LeaderEpoch != tt.wantEpoch || got.EndOffset != tt.wantEnd {
+			t.Fatalf("OffsetForLeaderEpoch(%d): error %d epoch %d end %d, want epoch %d end %d",
+				tt.epoch, got.ErrorCode, got.LeaderEpoch, got.EndOffset, tt.wantEpoch, tt.wantEnd)
+		}
 	}
 	// A fetch naming the old epoch is fenced.
 	f := fetchReq("epochs", 0, 1<<20, 1<<20)
