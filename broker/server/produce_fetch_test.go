@@ -287,6 +287,14 @@ func TestLeaderEpochBumpedOnRestartAndFenced(t *testing.T) {
 				tt.epoch, got.ErrorCode, got.LeaderEpoch, got.EndOffset, tt.wantEpoch, tt.wantEnd)
 		}
 	}
+	// A fetcher whose log says epoch p1 went on to offset 4 has diverged:
+	// that epoch ended at 3 here (KIP-595 style DivergingEpoch, v12+).
+	div := fetchReq("epochs", 4, 1<<20, 1<<20)
+	div.Topics[0].Partitions[0].CurrentLeaderEpoch = p2.leaderEpoch
+	div.Topics[0].Partitions[0].LastFetchedEpoch = p1.leaderEpoch
+	if got := s2.handleFetch(context.Background(), div).Topics[0].Partitions[0]; got.DivergingEpoch.Epoch != p1.leaderEpoch || got.DivergingEpoch.EndOffset != 3 || len(got.RecordBatches) != 0 {
+		t.Fatalf("diverging fetch: %+v", got.DivergingEpoch)
+	}
 	// A fetch naming the old epoch is fenced.
 	f := fetchReq("epochs", 0, 1<<20, 1<<20)
 	f.Topics[0].Partitions[0].CurrentLeaderEpoch = p1.leaderEpoch
