@@ -18,6 +18,7 @@ import (
 func (s *Server) describeTopicConfigs(overrides map[string]string, names []string) []kmsg.DescribeConfigsResponseResourceConfig {
 	cfg := s.Config()
 	dynamic := s.meta.BrokerConfigs()
+	defaults := config.Default()
 	var out []kmsg.DescribeConfigsResponseResourceConfig
 	for _, name := range sortedTopicSettingNames() {
 		if names != nil && !slices.Contains(names, name) {
@@ -45,8 +46,7 @@ func (s *Server) describeTopicConfigs(overrides map[string]string, names []strin
 			sv, _ := s.static.Get(ts.brokerName)
 			c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(ts.brokerName, sv, kmsg.ConfigSourceStaticBrokerConfig))
 		}
-		if bs, ok := config.Lookup(ts.brokerName); ok && bs.Default != "" {
-			dv, _ := config.Default().Get(ts.brokerName)
+		if dv, ok := defaults.Get(ts.brokerName); ok {
 			c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(ts.brokerName, dv, kmsg.ConfigSourceDefaultConfig))
 		}
 		out = append(out, c)
