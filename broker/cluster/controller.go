@@ -319,6 +319,13 @@ func (ctl *Controller) propose(ctx context.Context, cmd metadata.Command) (json.
 	if err != nil {
 		return nil, err
 	}
+	return ctl.onLeader(ctx, rpcRequest{Op: opApply, Command: b})
+}
+
+// onLeader runs a request on the active controller: here if this node is
+// it, else over the controller port, retrying (with the leader hint, then
+// every voter) while there is no leader or it moves, until ctx ends.
+func (ctl *Controller) onLeader(ctx context.Context, req rpcRequest) (json.RawMessage, error) {
 	backoff := 20 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		if ctl.closed.Load() {
@@ -329,7 +336,7 @@ func (ctl *Controller) propose(ctx context.Context, cmd metadata.Command) (json.
 		target, known := ctl.leaderAddr()
 		switch {
 		case ctl.raft.State() == raft.Leader:
-			v, err = ctl.applyLocal(b)
+			v, err = ctl.handleLocal(req)
 		default:
 			if !known {
 				target = ctl.cfg.Voters[attempt%len(ctl.cfg.Voters)].Addr
@@ -339,7 +346,7 @@ func (ctl *Controller) propose(ctx context.Context, cmd metadata.Command) (json.
 			if dl, ok := ctx.Deadline(); ok {
 				timeout = min(timeout, time.Until(dl))
 			}
-			resp, err = call(target, rpcRequest{Op: opApply, Command: b}, timeout)
+			resp, err = call(target, req, timeout)
 			if err == nil {
 				v, err = resp.Value, resp.Err.err()
 			} else {
@@ -351,23 +358,30 @@ func (ctl *Controller) propose(ctx context.Context, cmd metadata.Command) (json.
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("proposing %T: %w (last error: %v)", cmd, ctx.Err(), err)
+			return nil, fmt.Errorf("%s on the active controller: %w (last error: %v)", req.Op, ctx.Err(), err)
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)
 	}
 }
 
+// handleLocal runs a forwarded request on this node, the active controller.
+func (ctl *Controller) handleLocal(req rpcRequest) (json.RawMessage, error) {
+	switch req.Op {
+	case opApply:
+		return ctl.applyLocal(req.Command)
+	case opJoin:
+		return nil, ctl.addNonvoter(req.NodeID, req.RaftAddr)
+	case opCreateTopic:
+		return ctl.createTopicLocal(req.Topic)
+	case opCreatePartitions:
+		return ctl.createPartitionsLocal(req.Topic)
+	}
+	return nil, fmt.Errorf("unknown controller request %q", req.Op)
+}
+
 func proposeAs[T any](ctx context.Context, ctl *Controller, cmd metadata.Command) (T, error) {
-	var out T
-	v, err := ctl.propose(ctx, cmd)
-	if err != nil {
-		return out, err
-	}
-	if err := json.Unmarshal(v, &out); err != nil {
-		return out, fmt.Errorf("decoding the answer to %T: %w", cmd, err)
-	}
-	return out, nil
+	return decodeAs[T](ctl.propose(ctx, cmd))
 }
 
 func (ctl *Controller) addNonvoter(id int32, addr string) error {
@@ -588,35 +602,72 @@ func newTopicID() metadata.TopicID {
 }
 
 // CreateTopic places and creates a topic: rf replicas per partition spread
-// across racks, leaders balanced (package placement).
+// across racks, leaders balanced (package placement). The placement is
+// computed by the active controller, on the newest state.
 func (ctl *Controller) CreateTopic(ctx context.Context, name string, partitions int32, rf int16, configs map[string]string) (*metadata.Topic, error) {
 	if partitions < 1 {
 		return nil, fmt.Errorf("%w: %d partitions", metadata.ErrInvalidPartitions, partitions)
 	}
+	v, err := ctl.onLeader(ctx, rpcRequest{Op: opCreateTopic, Topic: &topicRequest{Name: name, Partitions: partitions, ReplicationFactor: rf, Configs: configs}})
+	return decodeAs[*metadata.Topic](v, err)
+}
+
+func (ctl *Controller) createTopicLocal(r *topicRequest) (json.RawMessage, error) {
+	if r == nil {
+		return nil, metadata.ErrInvalidRequest
+	}
 	st := ctl.fsm.Current()
-	as, err := placement.Assign(placement.EligibleBrokers(st), int(partitions), int(rf), placement.LoadOf(st))
+	as, err := placement.Assign(placement.EligibleBrokers(st), int(r.Partitions), int(r.ReplicationFactor), placement.LoadOf(st))
 	if err != nil {
 		return nil, err
 	}
-	return proposeAs[*metadata.Topic](ctx, ctl, metadata.CreateTopic{Name: name, ID: newTopicID(), Configs: configs, Assignments: as})
+	b, err := metadata.Encode(metadata.CreateTopic{Name: r.Name, ID: newTopicID(), Configs: r.Configs, Assignments: as})
+	if err != nil {
+		return nil, err
+	}
+	return ctl.applyLocal(b)
 }
 
-// CreatePartitions grows a topic to total partitions.
+// CreatePartitions grows a topic to total partitions, placed by the active
+// controller.
 func (ctl *Controller) CreatePartitions(ctx context.Context, name string, total int32) (*metadata.Topic, error) {
-	st := ctl.fsm.Current()
-	t, ok := st.Topic(name)
-	if !ok {
-		return nil, fmt.Errorf("%w: %s", metadata.ErrUnknownTopicOrPartition, name)
+	v, err := ctl.onLeader(ctx, rpcRequest{Op: opCreatePartitions, Topic: &topicRequest{Name: name, Partitions: total}})
+	return decodeAs[*metadata.Topic](v, err)
+}
+
+func (ctl *Controller) createPartitionsLocal(r *topicRequest) (json.RawMessage, error) {
+	if r == nil {
+		return nil, metadata.ErrInvalidRequest
 	}
-	add := int(total) - len(t.Partitions)
+	st := ctl.fsm.Current()
+	t, ok := st.Topic(r.Name)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", metadata.ErrUnknownTopicOrPartition, r.Name)
+	}
+	add := int(r.Partitions) - len(t.Partitions)
 	if add <= 0 {
-		return nil, fmt.Errorf("%w: topic %s has %d partitions, cannot go to %d", metadata.ErrInvalidPartitions, name, len(t.Partitions), total)
+		return nil, fmt.Errorf("%w: topic %s has %d partitions, cannot go to %d", metadata.ErrInvalidPartitions, r.Name, len(t.Partitions), r.Partitions)
 	}
 	as, err := placement.Assign(placement.EligibleBrokers(st), add, len(t.Partitions[0].Replicas), placement.LoadOf(st))
 	if err != nil {
 		return nil, err
 	}
-	return proposeAs[*metadata.Topic](ctx, ctl, metadata.CreatePartitions{Name: name, Assignments: as})
+	b, err := metadata.Encode(metadata.CreatePartitions{Name: r.Name, Assignments: as})
+	if err != nil {
+		return nil, err
+	}
+	return ctl.applyLocal(b)
+}
+
+func decodeAs[T any](v json.RawMessage, err error) (T, error) {
+	var out T
+	if err != nil {
+		return out, err
+	}
+	if err := json.Unmarshal(v, &out); err != nil {
+		return out, fmt.Errorf("decoding the controller's answer: %w", err)
+	}
+	return out, nil
 }
 
 // DeleteTopic deletes a topic.

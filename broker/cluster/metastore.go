@@ -24,9 +24,8 @@ const ProducerIDBlockSize = metastore.ProducerIDBlockSize
 type MetadataStore struct {
 	Controller *Controller
 	// DefaultReplicationFactor is used by CreateTopic (the server's
-	// Metadata interface does not carry one); it is capped at the number
-	// of live brokers, as Kafka's auto-creation does not but a dev
-	// cluster of one needs.
+	// Metadata interface does not carry one). A topic needs that many live
+	// brokers, as in Kafka.
 	DefaultReplicationFactor int16
 	// Timeout bounds each change; default 15 s.
 	Timeout time.Duration
@@ -102,11 +101,7 @@ func (m *MetadataStore) Topics() []metastore.Topic {
 func (m *MetadataStore) CreateTopic(name string, partitions int32, configs map[string]string) (metastore.Topic, error) {
 	ctx, cancel := m.ctx()
 	defer cancel()
-	rf := max(m.DefaultReplicationFactor, 1)
-	if live := len(placement.EligibleBrokers(m.Controller.State())); live > 0 && int(rf) > live {
-		rf = int16(live)
-	}
-	t, err := m.Controller.CreateTopic(ctx, name, partitions, rf, configs)
+	t, err := m.Controller.CreateTopic(ctx, name, partitions, max(m.DefaultReplicationFactor, 1), configs)
 	if err != nil {
 		return metastore.Topic{}, serverError(err)
 	}

@@ -7,7 +7,10 @@ import (
 	"net"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/tributary/tributary/broker/cluster/metadata"
+	"github.com/tributary/tributary/broker/cluster/placement"
 )
 
 // ErrNotController means the node asked is not the active controller (the
@@ -44,6 +47,7 @@ var wireErrors = []error{
 	metadata.ErrPreferredLeaderNotAvailable,
 	metadata.ErrEligibleLeadersNotAvailable,
 	metadata.ErrNoReassignmentInProgress,
+	placement.ErrNotEnoughBrokers,
 }
 
 // wireError is an error as it travels: the index of its sentinel (0 for
@@ -88,15 +92,26 @@ func (w *wireError) err() error {
 type rpcOp string
 
 const (
-	opApply rpcOp = "apply" // propose a metadata command
-	opJoin  rpcOp = "join"  // add the caller as a Raft non-voter
+	opApply            rpcOp = "apply"             // propose a metadata command
+	opJoin             rpcOp = "join"              // add the caller as a Raft non-voter
+	opCreateTopic      rpcOp = "create-topic"      // place and create a topic
+	opCreatePartitions rpcOp = "create-partitions" // place and add partitions
 )
 
 type rpcRequest struct {
-	Op       rpcOp  `json:"op"`
-	Command  []byte `json:"command,omitempty"`
-	NodeID   int32  `json:"node_id,omitempty"`
-	RaftAddr string `json:"raft_addr,omitempty"`
+	Op       rpcOp         `json:"op"`
+	Command  []byte        `json:"command,omitempty"`
+	NodeID   int32         `json:"node_id,omitempty"`
+	RaftAddr string        `json:"raft_addr,omitempty"`
+	Topic    *topicRequest `json:"topic,omitempty"`
+}
+
+// topicRequest asks the active controller to place partitions.
+type topicRequest struct {
+	Name              string            `json:"name"`
+	Partitions        int32             `json:"partitions"` // count to create, or total to grow to
+	ReplicationFactor int16             `json:"replication_factor,omitempty"`
+	Configs           map[string]string `json:"configs,omitempty"`
 }
 
 type rpcResponse struct {
@@ -188,14 +203,11 @@ func (ctl *Controller) serveRPC(c net.Conn) {
 	case <-ctl.ctx.Done():
 		return
 	}
-	switch req.Op {
-	case opApply:
-		v, err := ctl.applyLocal(req.Command)
+	if ctl.raft.State() != raft.Leader {
+		resp.Err = toWire(ErrNotController)
+	} else {
+		v, err := ctl.handleLocal(req)
 		resp.Value, resp.Err = v, toWire(err)
-	case opJoin:
-		resp.Err = toWire(ctl.addNonvoter(req.NodeID, req.RaftAddr))
-	default:
-		resp.Err = toWire(fmt.Errorf("unknown controller request %q", req.Op))
 	}
 	if errors.Is(resp.Err.err(), ErrNotController) {
 		resp.Leader, _ = ctl.leaderAddr()

@@ -411,3 +411,21 @@ func (l *Leader) ISRChangeFailed() {
 	l.pending = nil
 	l.advanceLocked()
 }
+
+// ErrorCode maps the replication errors of the produce path to Kafka error
+// codes; 0 for errors it does not know (the caller maps those).
+func ErrorCode(err error) int16 {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, ErrNotEnoughReplicasAfterAppend):
+		return 20 // NOT_ENOUGH_REPLICAS_AFTER_APPEND
+	case errors.Is(err, ErrNotEnoughReplicas):
+		return 19 // NOT_ENOUGH_REPLICAS
+	case errors.Is(err, ErrNotLeader), errors.Is(err, ErrNotReplica):
+		return 6 // NOT_LEADER_OR_FOLLOWER
+	case errors.Is(err, context.DeadlineExceeded):
+		return 7 // REQUEST_TIMED_OUT
+	}
+	return 0
+}

@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -235,5 +236,25 @@ func TestISRExpandsWhenFollowerCatchesUp(t *testing.T) {
 	f.ISRChangeFailed()
 	if _, ok := f.ProposeISRChange(func(int32) bool { return true }); !ok {
 		t.Fatal("no retry after a failed change")
+	}
+}
+
+func TestErrorCode(t *testing.T) {
+	tests := []struct {
+		err  error
+		want int16
+	}{
+		{nil, 0},
+		{ErrNotEnoughReplicas, 19},
+		{fmt.Errorf("wrapped: %w", ErrNotEnoughReplicasAfterAppend), 20},
+		{ErrNotLeader, 6},
+		{ErrNotReplica, 6},
+		{context.DeadlineExceeded, 7},
+		{errors.New("other"), 0},
+	}
+	for _, tt := range tests {
+		if got := ErrorCode(tt.err); got != tt.want {
+			t.Errorf("ErrorCode(%v) = %d, want %d", tt.err, got, tt.want)
+		}
 	}
 }

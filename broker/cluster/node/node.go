@@ -1,0 +1,167 @@
+// Package node assembles what one broker runs to be part of a cluster: the
+// controller (Raft metadata, registration, lease), the replica manager
+// (leading and following partitions), the replication listener on the
+// inter-broker port, and the server's Metadata store on the Raft log. The
+// server keeps serving clients; it calls Produce on every produce, asks
+// LeaderEpoch before serving a consumer, and calls Shutdown on SIGTERM.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/tributary/tributary/broker/cluster"
+	"github.com/tributary/tributary/broker/cluster/replica"
+	"github.com/tributary/tributary/broker/config"
+	"github.com/tributary/tributary/broker/storage"
+)
+
+// ErrNotClustered is returned by Start when the config names no voters:
+// the broker runs alone as before.
+var ErrNotClustered = cluster.ErrNotClustered
+
+// Options configure a Node.
+type Options struct {
+	Config *config.Config
+	// Store is the broker's open log store; the node creates the
+	// partitions this broker replicates in it.
+	Store *storage.Store
+	// TopicConfig turns topic configs into storage settings (the server's
+	// translation); nil means storage defaults.
+	TopicConfig func(map[string]string) storage.TopicConfig
+	// LagTimeMax is replica.lag.time.max.ms (default 30 s).
+	LagTimeMax time.Duration
+	Logger     *slog.Logger
+
+	// ReplicationListener, when set, is used instead of listening on the
+	// advertised host and inter.broker.listener.port.
+	ReplicationListener net.Listener
+	// Tune, when set, adjusts the controller configuration derived from
+	// Config before it starts (tests shorten timings, pass listeners).
+	Tune func(*cluster.Config)
+	// Fetch shapes the follower fetchers.
+	Fetch replica.FetcherConfig
+	// ISRInterval is how often ISR changes are proposed (default 500 ms).
+	ISRInterval time.Duration
+}
+
+// Node is a running cluster member.
+type Node struct {
+	Controller *cluster.Controller
+	Replicas   *replica.Manager
+	Metadata   *cluster.MetadataStore
+	repl       *replica.ReplicationServer
+	log        *slog.Logger
+}
+
+// Start joins the cluster and waits (bounded by ctx) until the broker is
+// registered.
+func Start(ctx context.Context, o Options) (*Node, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	ccfg, err := cluster.ConfigFromBroker(o.Config, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	ln := o.ReplicationListener
+	if ln == nil {
+		host := ccfg.Listeners[0].Host
+		if ln, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(o.Config.InterBrokerPort))); err != nil {
+			return nil, fmt.Errorf("replication listener: %w", err)
+		}
+	}
+	ccfg.ReplicationAddr = ln.Addr().String()
+	if o.Tune != nil {
+		o.Tune(&ccfg)
+	}
+	ctl, err := cluster.Start(ccfg)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	mgr := replica.StartManager(replica.ManagerConfig{
+		Control: ctl, Logs: replica.StoreLogs{Store: o.Store, Config: o.TopicConfig},
+		LagTimeMax: o.LagTimeMax, DefaultMinISR: int(o.Config.MinInsyncReplicas), ISRInterval: o.ISRInterval,
+		Fetch: o.Fetch, Logger: o.Logger,
+	})
+	n := &Node{
+		Controller: ctl, Replicas: mgr,
+		Metadata: &cluster.MetadataStore{Controller: ctl, DefaultReplicationFactor: o.Config.DefaultReplicationFactor},
+		repl:     replica.ServeReplication(ln, mgr.Lookup, o.Logger),
+		log:      o.Logger.With("component", "node"),
+	}
+	if err := ctl.WaitRegistered(ctx); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// ReplicationAddr is where followers fetch from this broker.
+func (n *Node) ReplicationAddr() string { return n.repl.Addr() }
+
+// LeaderEpoch is the leader epoch of a partition this broker leads; ok is
+// false when it does not lead it (answer NOT_LEADER_OR_FOLLOWER).
+func (n *Node) LeaderEpoch(topic string, partition int32) (epoch int32, ok bool) {
+	l, _, ok := n.Replicas.Leader(topic, partition)
+	if !ok {
+		return 0, false
+	}
+	return l.Epoch(), true
+}
+
+// Produce runs one partition's produce as the leader: it refuses when this
+// broker does not lead (replica.ErrNotLeader) or, for acks=all, when the
+// ISR is below min.insync.replicas (replica.ErrNotEnoughReplicas); calls
+// appendFn with the leader epoch to write with; tells the leader tracker
+// where the durable log ends; and for acks=all waits until every ISR member
+// has the batch. replica.ErrorCode maps the errors to Kafka codes.
+func (n *Node) Produce(ctx context.Context, topic string, partition int32, acks int16, appendFn func(leaderEpoch int32) (storage.AppendResult, error)) (storage.AppendResult, error) {
+	l, _, ok := n.Replicas.Leader(topic, partition)
+	if !ok {
+		return storage.AppendResult{}, fmt.Errorf("%w: %s-%d", replica.ErrNotLeader, topic, partition)
+	}
+	if acks == -1 {
+		if err := l.CheckAcksAll(); err != nil {
+			return storage.AppendResult{}, err
+		}
+	}
+	res, err := appendFn(l.Epoch())
+	if err != nil {
+		return res, err
+	}
+	if !res.Duplicate {
+		l.Appended(res.LastOffset + 1)
+	}
+	if acks == -1 {
+		// A duplicate waits too: the original may not be replicated yet.
+		if err := l.WaitReplicated(ctx, res.LastOffset); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// Shutdown is the controlled shutdown for SIGTERM: move leaderships away
+// (bounded by ctx), then stop. Call it before closing client listeners.
+func (n *Node) Shutdown(ctx context.Context) error {
+	left, err := n.Controller.ControlledShutdown(ctx)
+	if err != nil {
+		n.log.Warn("controlled shutdown incomplete", "leaderships_left", left, "err", err)
+	}
+	return errors.Join(err, n.Close())
+}
+
+// Close stops without moving leadership first (a crash, as far as the
+// cluster can tell).
+func (n *Node) Close() error {
+	n.repl.Close()
+	n.Replicas.Close()
+	return n.Controller.Close()
+}
