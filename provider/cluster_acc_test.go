@@ -21,6 +21,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -182,7 +183,8 @@ func TestAccCluster_update(t *testing.T) {
 			{
 				// Storage grows in place and three brokers join; the first
 				// three keep their instances, addresses and volumes.
-				Config: clusterConfig(name, accEnv.version, 2, 20),
+				Config:           clusterConfig(name, accEnv.version, 2, 20),
+				ConfigPlanChecks: expectInPlaceUpdate(),
 				Check: resource.ComposeAggregateTestCheckFunc(
 					resource.TestCheckResourceAttr(clusterResourceName, "broker_nodes.#", "6"),
 					resource.TestCheckResourceAttr(clusterResourceName, "storage.volume_size", "20"),
@@ -197,7 +199,8 @@ func TestAccCluster_update(t *testing.T) {
 			{
 				// A dynamic broker setting and a tag change in place: no
 				// broker is replaced.
-				Config: clusterConfigWith(name, accEnv.version, 2, 20, "3600000", "changed"),
+				Config:           clusterConfigWith(name, accEnv.version, 2, 20, "3600000", "changed"),
+				ConfigPlanChecks: expectInPlaceUpdate(),
 				Check: resource.ComposeAggregateTestCheckFunc(
 					resource.TestCheckResourceAttr(clusterResourceName, "tags.test", "changed"),
 
@@ -244,7 +247,8 @@ func TestAccCluster_rolling(t *testing.T) {
 			{
 				// A new image rolls the brokers one at a time while the
 				// producer writes with acks=all.
-				Config: clusterConfig(name, accEnv.versionNext, 1, 10),
+				Config:           clusterConfig(name, accEnv.versionNext, 1, 10),
+				ConfigPlanChecks: expectInPlaceUpdate(),
 				Check: resource.ComposeAggregateTestCheckFunc(
 					resource.TestCheckResourceAttr(clusterResourceName, "broker_version", accEnv.versionNext),
 					testAccCheckBrokersKept(&before, false),
@@ -275,7 +279,8 @@ func TestAccCluster_disappears(t *testing.T) {
 				ExpectNonEmptyPlan: true,
 			},
 			{
-				Config: clusterConfig(name, accEnv.version, 1, 10),
+				Config:           clusterConfig(name, accEnv.version, 1, 10),
+				ConfigPlanChecks: expectInPlaceUpdate(),
 				Check: resource.ComposeAggregateTestCheckFunc(
 					testAccCheckBrokersKept(&before, false),
 					testAccCheckClusterInfrastructure(3),
@@ -284,6 +289,49 @@ func TestAccCluster_disappears(t *testing.T) {
 			},
 		},
 	})
+}
+
+// TestAccCluster_failedCreate makes the create fail midway (an instance
+// profile that does not exist, found after the security group, the KMS key
+// and the ENIs were made): the error names the cluster, the state keeps its
+// id, and the destroy at the end of the test removes everything
+// (CheckDestroy, which also sees the key scheduled for deletion).
+func TestAccCluster_failedCreate(t *testing.T) {
+	name := accName(t)
+	config := strings.Replace(clusterConfig(name, accEnv.version, 1, 10),
+		"brokers_per_az", `instance_profile   = "tributary-acc-missing-profile"
+  brokers_per_az`, 1)
+	resource.Test(t, resource.TestCase{
+		PreCheck:                 func() { testAccPreCheck(t) },
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy:             testAccCheckClusterDestroyed,
+		Steps: []resource.TestStep{{
+			Config:      config,
+			ExpectError: regexp.MustCompile(`(?s)Creating Tributary cluster tc-[0-9a-f]{16}.*does not exist.*terraform destroy`),
+		}},
+	})
+}
+
+// TestAccCluster_missingKey refuses, at plan time, a KMS key that does not exist.
+func TestAccCluster_missingKey(t *testing.T) {
+	missingKey := fmt.Sprintf("arn:aws:kms:%s:000000000000:key/00000000-0000-4000-8000-000000000000", accEnv.region)
+	config := strings.Replace(clusterConfig(accName(t), accEnv.version, 1, 10),
+		"volume_size = 10", fmt.Sprintf("volume_size = 10\n    kms_key_arn = %q", missingKey), 1)
+	resource.Test(t, resource.TestCase{
+		PreCheck:                 func() { testAccPreCheck(t) },
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{{
+			Config:      config,
+			ExpectError: regexp.MustCompile(`KMS key not found`),
+		}},
+	})
+}
+
+// expectInPlaceUpdate asserts the plan updates the cluster, never replaces it.
+func expectInPlaceUpdate() resource.ConfigPlanChecks {
+	return resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+		plancheck.ExpectResourceAction(clusterResourceName, plancheck.ResourceActionUpdate),
+	}}
 }
 
 func TestAccCluster_refusesUnservedSecurity(t *testing.T) {

@@ -6,6 +6,13 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/smithy-go"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -180,6 +187,23 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		}
 	}
 
+	// A given key must exist and be usable now; EBS would otherwise create
+	// the volumes and silently delete them again.
+	if st, d := plan.storageSettings(ctx); !d.HasError() && st.KMSKeyARN != "" {
+		var prior string
+		if state != nil {
+			if ps, d := state.storageSettings(ctx); !d.HasError() {
+				prior = ps.KMSKeyARN
+			}
+		}
+		if st.KMSKeyARN != prior {
+			resp.Diagnostics.Append(checkKey(ctx, r.data.aws.KMS, st.KMSKeyARN)...)
+			if resp.Diagnostics.HasError() {
+				return
+			}
+		}
+	}
+
 	if state == nil {
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
@@ -251,4 +275,26 @@ func (r *clusterResource) brokersMissing(ctx context.Context, state *clusterMode
 		}
 	}
 	return false
+}
+
+// checkKey refuses a KMS key that does not exist or cannot encrypt. A caller
+// without kms:DescribeKey is given the benefit of the doubt.
+func checkKey(ctx context.Context, client *kms.Client, arn string) diag.Diagnostics {
+	var diags diag.Diagnostics
+	at := path.Root("storage").AtName("kms_key_arn")
+	out, err := client.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(arn)})
+	var apiErr smithy.APIError
+	switch {
+	case errors.As(err, &apiErr) && apiErr.ErrorCode() == "NotFoundException":
+		diags.AddAttributeError(at, "KMS key not found", fmt.Sprintf("%s does not exist in this account and region.", arn))
+	case errors.As(err, &apiErr) && apiErr.ErrorCode() == "AccessDeniedException":
+		tflog.Warn(ctx, "cannot describe the KMS key; assuming it is usable", map[string]any{"kms_key_arn": arn})
+	case err != nil:
+		diags.AddAttributeError(at, "Checking the KMS key", err.Error())
+	case out.KeyMetadata.KeyState != kmstypes.KeyStateEnabled:
+		diags.AddAttributeError(at, "KMS key not usable", fmt.Sprintf("%s is %s; EBS needs an enabled key.", arn, out.KeyMetadata.KeyState))
+	case out.KeyMetadata.KeyUsage != kmstypes.KeyUsageTypeEncryptDecrypt || out.KeyMetadata.KeySpec != kmstypes.KeySpecSymmetricDefault:
+		diags.AddAttributeError(at, "KMS key not usable", fmt.Sprintf("%s is a %s key for %s; EBS needs a symmetric ENCRYPT_DECRYPT key.", arn, out.KeyMetadata.KeySpec, out.KeyMetadata.KeyUsage))
+	}
+	return diags
 }

@@ -165,7 +165,7 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			},
 			"subnet_ids": schema.ListAttribute{
 				MarkdownDescription: "One subnet in each of at least three Availability Zones. Broker *i* (node id *i+1*) lives in subnet *i mod n*. " +
-					"Omitted: the default VPC's default subnets. Changing the list replaces the cluster, because a broker's volume cannot leave its AZ.",
+					"Omitted: the default VPC's default subnets of the first three Availability Zones (by name). Changing the list replaces the cluster, because a broker's volume cannot leave its AZ.",
 				Optional:    true,
 				Computed:    true,
 				ElementType: types.StringType,

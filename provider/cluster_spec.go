@@ -164,8 +164,12 @@ func (r *clusterResource) createdProfile(name, clusterID string) bool {
 	return clusterID != "" && name == "tributary-"+clusterID
 }
 
+// defaultAZCount is how many AZs a cluster without subnet_ids spans.
+const defaultAZCount = 3
+
 // describeSubnets returns the subnets in the given order, or the default
-// VPC's default subnets (one per AZ, sorted by AZ) when ids is empty.
+// VPC's default subnets in the first three AZs (sorted by AZ name) when ids
+// is empty.
 func describeSubnets(ctx context.Context, client *ec2.Client, ids []string) ([]fleet.Subnet, error) {
 	in := &ec2.DescribeSubnetsInput{}
 	if len(ids) == 0 {
@@ -206,7 +210,10 @@ func describeSubnets(ctx context.Context, client *ec2.Client, ids []string) ([]f
 			subnets = append(subnets, sn)
 		}
 	} else {
+		// The default VPC has a subnet in every AZ of the region (six in
+		// us-east-1); a default cluster uses the first three AZs.
 		slices.SortFunc(subnets, func(a, b fleet.Subnet) int { return strings.Compare(a.AvailabilityZone, b.AvailabilityZone) })
+		subnets = subnets[:min(len(subnets), defaultAZCount)]
 	}
 	azs := map[string]bool{}
 	for _, s := range subnets {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -288,7 +289,11 @@ func (f *Fleet) launch(ctx context.Context, s *Spec, b *Broker, nodes, controlle
 	}
 	f.log(ctx, "launching broker instance", "node_id", b.NodeID, "image_id", s.ImageID, "instance_type", s.InstanceType, "private_ip", b.PrivateIP)
 	var out *ec2.RunInstancesOutput
-	err = f.retryWhile(ctx, "the instance profile to reach EC2", isProfilePropagation, func() error {
+	// A new instance profile takes seconds to reach EC2; a profile that
+	// never arrives is a mistake, so the retry is bounded.
+	propagation, cancel := context.WithTimeout(ctx, profilePropagationWait)
+	defer cancel()
+	err = f.retryWhile(propagation, "the instance profile "+profile+" to reach EC2", isProfilePropagation, func() error {
 		var err error
 		out, err = f.EC2.RunInstances(ctx, in)
 		return err
@@ -307,6 +312,10 @@ func (f *Fleet) launch(ctx context.Context, s *Spec, b *Broker, nodes, controlle
 	f.log(ctx, "broker instance running", "node_id", b.NodeID, "instance_id", b.InstanceID)
 	return f.attach(ctx, b)
 }
+
+// profilePropagationWait bounds the wait for IAM to show a new instance
+// profile to EC2 (usually under 15 s).
+const profilePropagationWait = 2 * time.Minute
 
 // isProfilePropagation matches EC2's answer while a new instance profile is
 // not yet visible to it (IAM is eventually consistent).

@@ -253,6 +253,14 @@ const rolePolicyName = "tributary-broker"
 // profile; it returns the profile name to launch instances with.
 func (f *Fleet) ensureRole(ctx context.Context, s *Spec, o *Observed, keyARN string) (string, error) {
 	if s.InstanceProfile != "" {
+		// A user's profile must exist: without this check RunInstances
+		// would fail the same way as while a new profile propagates.
+		if _, err := f.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(s.InstanceProfile)}); err != nil {
+			if errorCode(err) == "NoSuchEntity" {
+				return "", fmt.Errorf("instance profile %q does not exist (instance_profile names an existing profile; omit it to let the provider create one)", s.InstanceProfile)
+			}
+			return "", fmt.Errorf("reading instance profile %s: %w", s.InstanceProfile, err)
+		}
 		return s.InstanceProfile, nil
 	}
 	name := roleName(s.ClusterID)

@@ -12,6 +12,10 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
+// volumeVisibleWait is how long a new volume may stay invisible to
+// DescribeVolumes before the wait gives up on it.
+const volumeVisibleWait = 30 * time.Second
+
 // errNotYet tells poll to try again.
 var errNotYet = errors.New("not yet")
 
@@ -114,6 +118,19 @@ func (f *Fleet) waitInstanceTerminated(ctx context.Context, id string) error {
 // waitVolume waits until the volume is in the wanted state, optionally
 // attached to an instance (wantAttachedTo non-empty).
 func (f *Fleet) waitVolume(ctx context.Context, id string, want ec2types.VolumeState, wantAttachedTo string) error {
+	seen := false
+	start := time.Now()
+	// missing tells "not visible yet" (EC2's eventual consistency right
+	// after CreateVolume) from "gone": EBS deletes a new volume it cannot
+	// encrypt, so a volume that was seen and vanished, or never shows up,
+	// is a failure with a likely cause.
+	missing := func() (string, error) {
+		if !seen && time.Since(start) < volumeVisibleWait {
+			return "not visible yet", errNotYet
+		}
+		return "gone", fmt.Errorf("volume %s disappeared after it was created: EBS deletes a new volume it cannot encrypt; "+
+			"check that the KMS key exists, is enabled and lets this caller and EBS use it (kms:CreateGrant, kms:GenerateDataKeyWithoutPlaintext, kms:Decrypt)", id)
+	}
 	return f.poll(ctx, fmt.Sprintf("volume %s to be %s", id, want), func() (string, error) {
 		out, err := f.EC2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{VolumeIds: []string{id}})
 		if err != nil {
@@ -121,13 +138,14 @@ func (f *Fleet) waitVolume(ctx context.Context, id string, want ec2types.VolumeS
 				if want == ec2types.VolumeStateDeleted {
 					return "deleted", nil
 				}
-				return "not visible yet", errNotYet
+				return missing()
 			}
 			return "", fmt.Errorf("describing volume %s: %w", id, err)
 		}
 		if len(out.Volumes) == 0 {
-			return "not visible yet", errNotYet
+			return missing()
 		}
+		seen = true
 		v := out.Volumes[0]
 		switch {
 		case v.State == ec2types.VolumeStateError:
