@@ -68,11 +68,6 @@ type encryptionInTransitModel struct {
 	InCluster    types.Bool   `tfsdk:"in_cluster"`
 }
 
-var encryptionInTransitAttrTypes = map[string]attr.Type{
-	"client_broker": types.StringType,
-	"in_cluster":    types.BoolType,
-}
-
 type clientAuthenticationModel struct {
 	SASL            types.Object `tfsdk:"sasl"`
 	TLS             types.Object `tfsdk:"tls"`
@@ -86,14 +81,6 @@ type saslModel struct {
 
 type tlsAuthModel struct {
 	CertificateAuthorityARNs types.Set `tfsdk:"certificate_authority_arns"`
-}
-
-var saslAttrTypes = map[string]attr.Type{"iam": types.BoolType, "scram": types.BoolType}
-var tlsAuthAttrTypes = map[string]attr.Type{"certificate_authority_arns": types.SetType{ElemType: types.StringType}}
-var clientAuthenticationAttrTypes = map[string]attr.Type{
-	"sasl":            types.ObjectType{AttrTypes: saslAttrTypes},
-	"tls":             types.ObjectType{AttrTypes: tlsAuthAttrTypes},
-	"unauthenticated": types.BoolType,
 }
 
 // brokerNodeModel is one element of broker_nodes.

@@ -246,16 +246,23 @@ func (f *Fleet) modifyVolume(ctx context.Context, s *Spec, b *Broker) error {
 		if err != nil {
 			return "", fmt.Errorf("describing the modification of volume %s: %w", b.VolumeID, err)
 		}
-		for _, m := range out.VolumesModifications {
-			switch m.ModificationState {
-			case ec2types.VolumeModificationStateOptimizing, ec2types.VolumeModificationStateCompleted:
-				return string(m.ModificationState), nil
-			case ec2types.VolumeModificationStateFailed:
-				return "failed", fmt.Errorf("EBS failed to modify volume %s: %s", b.VolumeID, aws.ToString(m.StatusMessage))
+		// The volume's history may hold older modifications; the newest is ours.
+		var latest *ec2types.VolumeModification
+		for i, m := range out.VolumesModifications {
+			if latest == nil || aws.ToTime(m.StartTime).After(aws.ToTime(latest.StartTime)) {
+				latest = &out.VolumesModifications[i]
 			}
-			return string(m.ModificationState), errNotYet
 		}
-		return "", nil
+		if latest == nil {
+			return "", nil
+		}
+		switch latest.ModificationState {
+		case ec2types.VolumeModificationStateOptimizing, ec2types.VolumeModificationStateCompleted:
+			return string(latest.ModificationState), nil
+		case ec2types.VolumeModificationStateFailed:
+			return "failed", fmt.Errorf("EBS failed to modify volume %s: %s", b.VolumeID, aws.ToString(latest.StatusMessage))
+		}
+		return string(latest.ModificationState), errNotYet
 	})
 }
 
