@@ -258,8 +258,10 @@ func isTransient(err error) bool {
 // datumSize is a generous estimate of a datum's encoded size: its strings
 // plus an allowance for field names, the number, the timestamp and the
 // unit in the largest encoding the SDK may use (awsQuery, which repeats
-// "MetricData.member.N.Dimensions.member.M." in every key; the default
-// rpc-v2-cbor is several times smaller, as the local-cloud test measures).
+// "MetricData.member.N.Dimensions.member.M." in every key). The SDK's
+// default rpc-v2-cbor is several times smaller and is gzipped on the wire
+// (the local-cloud test logs the sizes), so batches stay far below the
+// limit; the budget matters only for very long group and topic names.
 func datumSize(d types.MetricDatum) int {
 	n := 200 + len(aws.ToString(d.MetricName)) + len(d.Unit)
 	for _, dim := range d.Dimensions {

@@ -1,0 +1,236 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/tributary/tributary/broker/boot/bootstatus"
+)
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+func TestHealthEndpoints(t *testing.T) {
+	statusFile := filepath.Join(t.TempDir(), bootstatus.FileName)
+	r, _ := newTestRegistry(t)
+	srv := httptest.NewServer(r.Handler(statusFile))
+	t.Cleanup(srv.Close)
+	noAgent := httptest.NewServer(r.Handler(""))
+	t.Cleanup(noAgent.Close)
+
+	var readyErr error
+	steps := []struct {
+		name     string
+		setup    func(t *testing.T)
+		url      string
+		wantCode int
+		wantBody string
+	}{
+		{"healthz", nil, srv.URL + "/healthz", 200, "ok"},
+		{"readyz before a check is registered", nil, srv.URL + "/readyz", 503, "starting"},
+		{"readyz ready", func(*testing.T) {
+			r.SetReady(func() error { return readyErr })
+		}, srv.URL + "/readyz", 200, "ready"},
+		{"readyz not ready", func(*testing.T) { readyErr = errors.New("recovering the log") }, srv.URL + "/readyz", 503, "recovering the log"},
+		{"bootz without the agent", nil, noAgent.URL + "/bootz", 404, "not started by the boot agent"},
+		{"bootz before the file exists", nil, srv.URL + "/bootz", 404, "no boot status"},
+		{"bootz while booting", func(t *testing.T) {
+			rec := &bootstatus.Recorder{Path: statusFile}
+			if err := rec.Start(bootstatus.StepVolume); err != nil {
+				t.Fatal(err)
+			}
+		}, srv.URL + "/bootz", 503, `"step": "volume"`},
+		{"bootz after the boot", func(t *testing.T) {
+			rec := &bootstatus.Recorder{Path: statusFile}
+			if err := rec.Start(bootstatus.StepExec); err != nil {
+				t.Fatal(err)
+			}
+			if err := rec.Done("exec tributary-broker run"); err != nil {
+				t.Fatal(err)
+			}
+		}, srv.URL + "/bootz", 200, `"state": "done"`},
+		{"metrics", nil, srv.URL + "/metrics", 200, "tributary_broker_info"},
+		{"unknown path", nil, srv.URL + "/nope", 404, ""},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			if s.setup != nil {
+				s.setup(t)
+			}
+			code, body := get(t, s.url)
+			if code != s.wantCode || !strings.Contains(body, s.wantBody) {
+				t.Errorf("GET %s = %d %q, want %d containing %q", s.url, code, body, s.wantCode, s.wantBody)
+			}
+		})
+	}
+}
+
+// scrape fetches /metrics in the text format and parses it.
+func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/plain; version=0.0.4")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET /metrics: %s", resp.Status)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("the exposition does not parse: %v", err)
+	}
+	return fams
+}
+
+// value finds a series' value by its labels; ok is false when absent.
+func value(fams map[string]*dto.MetricFamily, name string, labels map[string]string) (float64, bool) {
+	f, ok := fams[name]
+	if !ok {
+		return 0, false
+	}
+next:
+	for _, m := range f.Metric {
+		have := map[string]string{}
+		for _, l := range m.Label {
+			have[l.GetName()] = l.GetValue()
+		}
+		for k, v := range labels {
+			if have[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount()), true
+		case m.Summary != nil:
+			return float64(m.Summary.GetSampleCount()), true
+		}
+	}
+	return 0, false
+}
+
+// TestPrometheusExposition scrapes after recorded activity: the output
+// parses and holds the expected series with the expected values.
+func TestPrometheusExposition(t *testing.T) {
+	r, _, _ := busyRegistry(t)
+	fake := &fakeCloudWatch{}
+	sh := newTestShipper(t, r, fake, quietLogger())
+	if err := sh.Ship(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(r.Handler(""))
+	t.Cleanup(srv.Close)
+	fams := scrape(t, srv.URL)
+
+	want := []struct {
+		name   string
+		labels map[string]string
+		v      float64
+	}{
+		{"tributary_broker_info", map[string]string{"cluster_name": "orders", "broker_id": "2"}, 1},
+		{"tributary_bytes_in_total", map[string]string{"topic": "orders"}, 7000},
+		{"tributary_bytes_in_total", map[string]string{"topic": "audit"}, 600},
+		{"tributary_bytes_out_total", map[string]string{"topic": "orders"}, 12000},
+		{"tributary_messages_in_total", map[string]string{"topic": "orders"}, 130},
+		{"tributary_request_duration_seconds", map[string]string{"kind": "produce"}, 2},
+		{"tributary_request_duration_seconds", map[string]string{"kind": "fetch_consumer"}, 1},
+		{"tributary_request_duration_seconds", map[string]string{"kind": "fetch_follower"}, 0},
+		{"tributary_request_size_bytes", nil, 3},
+		{"tributary_connections", nil, 2},
+		{"tributary_connections_created_total", nil, 3},
+		{"tributary_partitions", nil, 4},
+		{"tributary_leader_partitions", nil, 3},
+		{"tributary_under_replicated_partitions", nil, 2},
+		{"tributary_under_min_isr_partitions", nil, 1},
+		{"tributary_active_controller", nil, 1},
+		{"tributary_global_partitions", nil, 4},
+		{"tributary_host_cpu_seconds_total", map[string]string{"mode": "user"}, 1.5},
+		{"tributary_host_memory_bytes", map[string]string{"kind": "used"}, 3000000 * 1024},
+		{"tributary_host_network_receive_total", map[string]string{"kind": "packets"}, 1010},
+		{"tributary_consumer_group_offset_lag", map[string]string{"group": "billing", "topic": "orders", "partition": "0"}, 600},
+		{"tributary_consumer_group_sum_offset_lag", map[string]string{"group": "billing", "topic": "orders"}, 610},
+		{"tributary_consumer_group_max_offset_lag", map[string]string{"group": "billing", "topic": "orders"}, 600},
+		{"tributary_cloudwatch_puts_total", nil, 1},
+		{"tributary_produce_message_conversions_total", nil, 0},
+	}
+	for _, w := range want {
+		v, ok := value(fams, w.name, w.labels)
+		if !ok || v != w.v {
+			t.Errorf("%s%v = %v (present %v), want %v", w.name, w.labels, v, ok, w.v)
+		}
+	}
+	for _, name := range []string{"tributary_data_disk_used_ratio", "tributary_root_disk_used_ratio", "tributary_data_disk_size_bytes", "go_goroutines", "process_cpu_seconds_total"} {
+		if _, ok := fams[name]; !ok {
+			t.Errorf("no %s", name)
+		}
+	}
+	h := fams["tributary_request_duration_seconds"]
+	if h.GetType() != dto.MetricType_HISTOGRAM {
+		t.Errorf("request duration is a %v", h.GetType())
+	}
+	for _, m := range h.Metric {
+		var kind string
+		for _, l := range m.Label {
+			kind = l.GetValue()
+		}
+		if kind == "fetch_consumer" && (m.Histogram.GetSampleSum() != 0.5 || len(m.Histogram.Bucket) != len(latencyBuckets)+1) { // +Inf too
+			t.Errorf("fetch histogram sum %v buckets %d", m.Histogram.GetSampleSum(), len(m.Histogram.Bucket))
+		}
+	}
+}
+
+func TestListenHTTP(t *testing.T) {
+	r, _ := newTestRegistry(t)
+	hs, err := ListenHTTP("127.0.0.1:0", r.Handler(""), quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + hs.Addr().String()
+	if code, _ := get(t, url+"/healthz"); code != 200 {
+		t.Errorf("healthz %d", code)
+	}
+	if _, err := ListenHTTP(hs.Addr().String(), r.Handler(""), quietLogger()); err == nil {
+		t.Error("a second listener on a port in use started")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := http.Get(url + "/healthz"); err == nil {
+		t.Error("still serving after Shutdown")
+	}
+}
