@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
@@ -200,6 +201,9 @@ func CloudWatchData(prev, cur *Snapshot, level Level, clusterName string, broker
 
 	// DEFAULT: consumer lag per group and topic.
 	for i, g := range cur.Lag {
+		if !validDimensionValue(g.Group) {
+			continue
+		}
 		for _, tl := range topicLags(g, cur.TimeLag[i]) {
 			gd := dims(b.cluster, DimConsumerGroup, g.Group, DimTopic, tl.topic)
 			b.add("MaxOffsetLag", types.StandardUnitCount, float64(tl.max), gd)
@@ -247,6 +251,9 @@ func CloudWatchData(prev, cur *Snapshot, level Level, clusterName string, broker
 
 	// PER_TOPIC_PER_PARTITION: consumer lag per partition.
 	for i, g := range cur.Lag {
+		if !validDimensionValue(g.Group) {
+			continue
+		}
 		for j, p := range g.Partitions {
 			pd := dims(b.cluster, DimConsumerGroup, g.Group, DimTopic, p.Topic, DimPartition, strconv.Itoa(int(p.Partition)))
 			b.add("OffsetLag", types.StandardUnitCount, float64(p.Lag), pd)
@@ -256,6 +263,14 @@ func CloudWatchData(prev, cur *Snapshot, level Level, clusterName string, broker
 		}
 	}
 	return b.out
+}
+
+// validDimensionValue says whether CloudWatch accepts s as a dimension
+// value (1 to 1,024 characters of valid UTF-8). Group ids come from clients
+// and may be empty or hold any bytes; one bad value would make CloudWatch
+// refuse the whole PutMetricData, so such groups are left out.
+func validDimensionValue(s string) bool {
+	return s != "" && utf8.RuneCountInString(s) <= 1024 && utf8.ValidString(s)
 }
 
 // prevTopic finds a topic's totals in the previous snapshot (its Topics

@@ -310,3 +310,30 @@ func TestBatches(t *testing.T) {
 		}
 	}
 }
+
+// TestCloudWatchSkipsGroupsCloudWatchWouldRefuse: group ids come from
+// clients; one CloudWatch refuses as a dimension value would fail a whole
+// PutMetricData.
+func TestCloudWatchSkipsGroupsCloudWatchWouldRefuse(t *testing.T) {
+	r, _ := newTestRegistry(t)
+	r.SetLagSource(func() []GroupLag {
+		var out []GroupLag
+		for _, g := range []string{"", "bad\xff", strings.Repeat("g", 1025), "fine"} {
+			out = append(out, GroupLag{Group: g, Partitions: []PartitionLag{{Topic: "t", Lag: 1}}})
+		}
+		return out
+	})
+	prev := r.Snapshot()
+	got := CloudWatchData(prev, r.Snapshot(), LevelPerTopicPerPartition, "c", 1)
+	groups := map[string]bool{}
+	for _, d := range got {
+		for _, dim := range d.Dimensions {
+			if aws.ToString(dim.Name) == DimConsumerGroup {
+				groups[aws.ToString(dim.Value)] = true
+			}
+		}
+	}
+	if len(groups) != 1 || !groups["fine"] {
+		t.Errorf("groups shipped: %v, want only fine", groups)
+	}
+}

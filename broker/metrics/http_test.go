@@ -234,3 +234,25 @@ func TestListenHTTP(t *testing.T) {
 		t.Error("still serving after Shutdown")
 	}
 }
+
+// TestScrapeSurvivesBadLabelValues: a group id that is not valid UTF-8
+// cannot be a Prometheus label value; the scrape still answers, without
+// that series, instead of panicking.
+func TestScrapeSurvivesBadLabelValues(t *testing.T) {
+	r, _ := newTestRegistry(t)
+	r.SetLagSource(func() []GroupLag {
+		return []GroupLag{
+			{Group: "bad\xff", Partitions: []PartitionLag{{Topic: "t", Lag: 1}}},
+			{Group: "fine", Partitions: []PartitionLag{{Topic: "t", Lag: 7}}},
+		}
+	})
+	srv := httptest.NewServer(r.Handler(""))
+	t.Cleanup(srv.Close)
+	fams := scrape(t, srv.URL)
+	if v, ok := value(fams, "tributary_consumer_group_offset_lag", map[string]string{"group": "fine"}); !ok || v != 7 {
+		t.Errorf("lag of fine = %v (present %v)", v, ok)
+	}
+	if n := len(fams["tributary_consumer_group_offset_lag"].GetMetric()); n != 1 {
+		t.Errorf("%d lag series, want 1", n)
+	}
+}

@@ -89,11 +89,22 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	s := c.r.Snapshot()
+	// Label values come from clients (group names may hold any bytes): a
+	// series that client_golang refuses is reported as an invalid metric,
+	// which the handler skips (ContinueOnError), instead of a panic.
+	send := func(m prometheus.Metric, err error, d *prometheus.Desc) {
+		if err != nil {
+			m = prometheus.NewInvalidMetric(d, err)
+		}
+		ch <- m
+	}
 	counter := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+		m, err := prometheus.NewConstMetric(d, prometheus.CounterValue, v, labels...)
+		send(m, err, d)
 	}
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+		m, err := prometheus.NewConstMetric(d, prometheus.GaugeValue, v, labels...)
+		send(m, err, d)
 	}
 
 	gauge(descInfo, 1, c.r.ClusterName(), strconv.Itoa(int(c.r.BrokerID())))
@@ -111,9 +122,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		for i, b := range latencyBoundsSec {
 			buckets[b] = uint64(h.Buckets[i])
 		}
-		ch <- prometheus.MustNewConstHistogram(descRequestDuration, uint64(h.Count), h.Sum.Seconds(), buckets, RequestKind(k).String())
+		m, err := prometheus.NewConstHistogram(descRequestDuration, uint64(h.Count), h.Sum.Seconds(), buckets, RequestKind(k).String())
+		send(m, err, descRequestDuration)
 	}
-	ch <- prometheus.MustNewConstSummary(descRequestSize, uint64(s.RequestCount), float64(s.RequestBytesSum), nil)
+	m, err := prometheus.NewConstSummary(descRequestSize, uint64(s.RequestCount), float64(s.RequestBytesSum), nil)
+	send(m, err, descRequestSize)
 	gauge(descConnections, float64(s.Connections))
 	counter(descConnCreated, float64(s.ConnectionsCreated))
 	counter(descConnClosed, float64(s.ConnectionsClosed))
