@@ -54,6 +54,9 @@ func (d *brokerImageDataSource) Schema(_ context.Context, _ datasource.SchemaReq
 }
 
 func (d *brokerImageDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
+	if !d.configured(&resp.Diagnostics) {
+		return
+	}
 	var m brokerImageModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
 	if resp.Diagnostics.HasError() {

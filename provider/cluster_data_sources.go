@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
 	"github.com/hashicorp/terraform-plugin-framework/datasource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
@@ -39,6 +40,15 @@ func (d *dataSourceBase) Configure(_ context.Context, req datasource.ConfigureRe
 		return
 	}
 	d.data = data
+}
+
+// configured reports an error when the provider has no AWS clients.
+func (d *dataSourceBase) configured(diags *diag.Diagnostics) bool {
+	if d.data == nil || d.data.aws == nil {
+		diags.AddError("Provider not configured", "The tributary provider has no AWS configuration; see the provider block's errors.")
+		return false
+	}
+	return true
 }
 
 func (d *dataSourceBase) fleet() *fleet.Fleet {
@@ -159,6 +169,9 @@ func (d *clusterDataSource) Schema(_ context.Context, _ datasource.SchemaRequest
 }
 
 func (d *clusterDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
+	if !d.configured(&resp.Diagnostics) {
+		return
+	}
 	var m clusterDataModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
 	if resp.Diagnostics.HasError() {
@@ -232,6 +245,9 @@ func (d *bootstrapBrokersDataSource) Schema(_ context.Context, _ datasource.Sche
 }
 
 func (d *bootstrapBrokersDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
+	if !d.configured(&resp.Diagnostics) {
+		return
+	}
 	var m bootstrapBrokersModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
 	if resp.Diagnostics.HasError() {
@@ -274,6 +290,9 @@ func (d *brokerNodesDataSource) Schema(_ context.Context, _ datasource.SchemaReq
 }
 
 func (d *brokerNodesDataSource) Read(ctx context.Context, req datasource.ReadRequest, resp *datasource.ReadResponse) {
+	if !d.configured(&resp.Diagnostics) {
+		return
+	}
 	var m brokerNodesModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
 	if resp.Diagnostics.HasError() {

@@ -68,6 +68,16 @@ func (r *clusterResource) Configure(_ context.Context, req resource.ConfigureReq
 	r.data = data
 }
 
+// configured reports an error when the provider has no AWS clients (its
+// Configure failed or has not run); every CRUD method checks it first.
+func (r *clusterResource) configured(diags *diag.Diagnostics) bool {
+	if r.data == nil || r.data.aws == nil {
+		diags.AddError("Provider not configured", "The tributary provider has no AWS configuration; see the provider block's errors.")
+		return false
+	}
+	return true
+}
+
 func (r *clusterResource) fleet() *fleet.Fleet {
 	return &fleet.Fleet{
 		EC2: r.data.aws.EC2, KMS: r.data.aws.KMS, IAM: r.data.aws.IAM,
@@ -93,6 +103,9 @@ func newClusterID() (string, error) {
 }
 
 func (r *clusterResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	if !r.configured(&resp.Diagnostics) {
+		return
+	}
 	var plan clusterModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
 	if resp.Diagnostics.HasError() {
@@ -298,6 +311,9 @@ func (r *clusterResource) consoleHints(ctx context.Context, o *fleet.Observed) s
 }
 
 func (r *clusterResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	if !r.configured(&resp.Diagnostics) {
+		return
+	}
 	var state clusterModel
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 	if resp.Diagnostics.HasError() {
@@ -538,6 +554,9 @@ func (r *clusterResource) readBootDocument(ctx context.Context, m *clusterModel,
 }
 
 func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	if !r.configured(&resp.Diagnostics) {
+		return
+	}
 	var plan, state clusterModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
@@ -690,6 +709,9 @@ func (r *clusterResource) applyDynamicConfig(ctx context.Context, checker *kafka
 }
 
 func (r *clusterResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	if !r.configured(&resp.Diagnostics) {
+		return
+	}
 	var state clusterModel
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 	if resp.Diagnostics.HasError() {
