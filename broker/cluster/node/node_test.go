@@ -19,14 +19,14 @@ import (
 	"github.com/tributary/tributary/broker/storage/recordbatch"
 )
 
-func logger(t *testing.T, id int32) *slog.Logger {
+func logger(t testing.TB, id int32) *slog.Logger {
 	if os.Getenv("TRIBUTARY_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", t.Name(), "node", id)
 	}
 	return slog.New(slog.DiscardHandler)
 }
 
-func checkFor(t *testing.T, timeout time.Duration, fn func() error) {
+func checkFor(t testing.TB, timeout time.Duration, fn func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -43,7 +43,7 @@ func checkFor(t *testing.T, timeout time.Duration, fn func() error) {
 
 // brokers are N nodes with real storage in temp dirs, on loopback.
 type brokers struct {
-	t      *testing.T
+	t      testing.TB
 	voters string
 	addrs  map[int32]string
 	dirs   map[int32]string
@@ -51,7 +51,7 @@ type brokers struct {
 	nodes  map[int32]*Node
 }
 
-func newBrokers(t *testing.T, n int) *brokers {
+func newBrokers(t testing.TB, n int) *brokers {
 	b := &brokers{t: t, addrs: map[int32]string{}, dirs: map[int32]string{}, stores: map[int32]*storage.Store{}, nodes: map[int32]*Node{}}
 	lns := map[int32]net.Listener{}
 	for i := int32(1); i <= int32(n); i++ {
@@ -154,7 +154,7 @@ func (b *brokers) restart(id int32) {
 	b.start(id, ln)
 }
 
-func batch(t *testing.T, tag string, n int) []byte {
+func batch(t testing.TB, tag string, n int) []byte {
 	t.Helper()
 	var recs []byte
 	for i := range n {
