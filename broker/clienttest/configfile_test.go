@@ -2,8 +2,12 @@ package clienttest
 
 import (
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,6 +25,7 @@ func TestRunWithBootAgentConfig(t *testing.T) {
 	}
 	dir := t.TempDir()
 	file := filepath.Join(dir, "broker.properties")
+	metricsAddr := freeLoopbackAddr(t)
 	conf := fmt.Sprintf(`# Written by tributary-broker boot
 node.id=3
 broker.rack=us-east-1a
@@ -30,18 +35,18 @@ listeners=CLIENT://127.0.0.1:0,CLIENT_SECURE://127.0.0.1:0
 advertised.listeners=CLIENT://127.0.0.1:0,CLIENT_SECURE://127.0.0.1:0
 listener.security.protocol.map=CLIENT:PLAINTEXT,CLIENT_SECURE:SSL
 listener.name.client_secure.ssl.client.auth=required
-log.dirs=%s
+log.dirs=%[2]s
 inter.broker.listener.port=9093
 tributary.controller.port=9095
 controller.quorum.voters=3@127.0.0.1:9095
-metrics.listen=127.0.0.1:11001
+metrics.listen=%[1]s
 tributary.metrics.cloudwatch.enable=false
 
 # broker_config overrides from the cluster definition
 auto.create.topics.enable=true
 num.partitions=3
 log.retention.ms=3600000
-`, filepath.Join(dir, "data"))
+`, metricsAddr, filepath.Join(dir, "data"))
 	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -66,11 +71,46 @@ log.retention.ms=3600000
 	if n := len(td["from-config"].Partitions); n != 3 {
 		t.Fatalf("auto-created topic has %d partitions, want num.partitions=3", n)
 	}
-	for _, want := range []string{`key=tributary.cluster.name`, `listener=CLIENT_SECURE://127.0.0.1:0`} {
+	for _, want := range []string{`key=tributary.controller.port`, `listener=CLIENT_SECURE://127.0.0.1:0`} {
 		if !p.logged(want) {
 			t.Errorf("no log line containing %s", want)
 		}
 	}
+	// The metrics endpoint is up, ready, and counts the traffic above.
+	for path, want := range map[string]string{"/readyz": "", "/metrics": `tributary_messages_in_total{topic="from-config"} 10`} {
+		body := httpGet(t, "http://"+metricsAddr+path)
+		if !strings.Contains(body, want) {
+			t.Errorf("GET %s: no %q in:\n%.2000s", path, want, body)
+		}
+	}
+}
+
+// httpGet fetches a URL and fails the test unless it answers 200.
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s: %s", url, resp.Status, b)
+	}
+	return string(b)
+}
+
+// freeLoopbackAddr returns a 127.0.0.1 address whose port was free a
+// moment ago (for listeners whose port cannot be read back).
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 func clientFor(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {

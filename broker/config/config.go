@@ -78,6 +78,11 @@ type Config struct {
 	GroupMaxSessionTimeout     time.Duration
 	OffsetsRetention           time.Duration
 
+	// Metrics holds the tributary.* settings of the metrics component
+	// (cluster name, CloudWatch shipping), by key, as written; package
+	// broker/metrics parses them (metrics.ParseCloudWatchSettings(c.Get)).
+	Metrics map[string]string
+
 	// Explicit names the settings given in the config file or by flags
 	// (DescribeConfigs reports them as STATIC_BROKER_CONFIG).
 	Explicit map[string]bool
@@ -104,6 +109,7 @@ func Default() *Config {
 func (c *Config) Clone() *Config {
 	cp := *c
 	cp.Explicit = maps.Clone(c.Explicit)
+	cp.Metrics = maps.Clone(c.Metrics)
 	return &cp
 }
 

@@ -110,6 +110,12 @@ var settings = []Setting{
 		set: func(c *Config, v string) error { c.MetricsListen = v; return nil },
 		get: func(c *Config) string { return c.MetricsListen }},
 
+	metricsSetting("tributary.cluster.name", "Cluster name: the `Cluster Name` dimension of CloudWatch metrics (defaults to cluster.id)."),
+	metricsSetting("tributary.metrics.cloudwatch.enable", "Ship metrics to CloudWatch (true/false), with MSK's metric names."),
+	metricsSetting("tributary.metrics.cloudwatch.namespace", "CloudWatch namespace of the shipped metrics (required when shipping)."),
+	metricsSetting("tributary.metrics.cloudwatch.level", "MSK monitoring level: DEFAULT, PER_BROKER, PER_TOPIC_PER_BROKER, PER_TOPIC_PER_PARTITION."),
+	metricsSetting("tributary.metrics.cloudwatch.interval.ms", "How often metrics are shipped (default 60000)."),
+
 	{Name: "num.partitions", Type: "int", Default: "1", Doc: "Partitions of an auto-created topic, and of CreateTopics with -1 partitions.",
 		set: func(c *Config, v string) error { return setInt32(&c.NumPartitions, v, 1, 1<<20) },
 		get: func(c *Config) string { return itoa(int64(c.NumPartitions)) }},
@@ -242,6 +248,21 @@ var settings = []Setting{
 	{Name: "offsets.retention.minutes", Type: "int", Default: "10080", Doc: "How long committed offsets of an empty group are kept.",
 		set: func(c *Config, v string) error { return setUnits(&c.OffsetsRetention, v, time.Minute) },
 		get: func(c *Config) string { return unitsOf(c.OffsetsRetention, time.Minute) }},
+}
+
+// metricsSetting declares a setting of the metrics component: kept as
+// written, validated by broker/metrics when the broker starts.
+func metricsSetting(name, doc string) Setting {
+	return Setting{Name: name, Type: "string", Doc: doc, skipEmptyDefault: true,
+		set: func(c *Config, v string) error {
+			if c.Metrics == nil {
+				c.Metrics = map[string]string{}
+			}
+			c.Metrics[name] = v
+			return nil
+		},
+		get: func(c *Config) string { return c.Metrics[name] },
+	}
 }
 
 // NormalizeCleanupPolicy accepts Kafka's cleanup.policy spellings and returns

@@ -218,6 +218,9 @@ func (s *Server) appendOne(ctx context.Context, j produceJob) {
 	j.out.BaseOffset = res.BaseOffset
 	j.out.LogAppendTime = res.LogAppendTime
 	j.out.LogStartOffset = res.LogStartOffset
+	if !res.Duplicate { // a resent batch is not new traffic, as in Kafka
+		s.metrics.RecordProduce(j.p.topic, len(j.record), int(res.LastOffset-res.BaseOffset+1))
+	}
 }
 
 // appendJoint appends the records of several requests to one partition in
@@ -247,6 +250,17 @@ func (s *Server) appendJoint(ctx context.Context, p *partition, jobs []produceJo
 			j.out.BaseOffset = int64(binary.BigEndian.Uint64(joint[starts[i]:]))
 			j.out.LogAppendTime = res.LogAppendTime
 			j.out.LogStartOffset = res.LogStartOffset
+		}
+		// Records per request: up to the next request's base offset,
+		// the last one up to the end of the joint append.
+		for i, j := range jobs {
+			end := res.LastOffset + 1
+			if i+1 < len(jobs) && jobs[i+1].out.BaseOffset >= 0 {
+				end = jobs[i+1].out.BaseOffset
+			}
+			if j.out.ErrorCode == 0 {
+				s.metrics.RecordProduce(p.topic, len(j.record), int(end-j.out.BaseOffset))
+			}
 		}
 		return true
 	case err == nil, errorBeforeWrite(err):

@@ -105,7 +105,7 @@ func (s *Server) handleFetch(ctx context.Context, req *kmsg.FetchRequest) *kmsg.
 		woken := s.data.wait()
 		resp, bytes, stop := s.fetchOnce(req)
 		if stop || bytes >= int(req.MinBytes) || !time.Now().Before(deadline) || ctx.Err() != nil {
-			return finish(resp)
+			return s.countFetched(finish(resp))
 		}
 		if timer == nil {
 			timer = time.NewTimer(time.Until(deadline))
@@ -117,6 +117,27 @@ func (s *Server) handleFetch(ctx context.Context, req *kmsg.FetchRequest) *kmsg.
 		case <-ctx.Done():
 		}
 	}
+}
+
+// countFetched counts the records of the response that is sent (not the
+// intermediate reads of a long poll) for the metrics.
+func (s *Server) countFetched(resp *kmsg.FetchResponse) *kmsg.FetchResponse {
+	for _, t := range resp.Topics {
+		name := t.Topic
+		if name == "" { // v13+: topics by id
+			tp, ok := s.lookupTopicID(t.TopicID)
+			if !ok {
+				continue
+			}
+			name = tp.name
+		}
+		for _, p := range t.Partitions {
+			if len(p.RecordBatches) > 0 {
+				s.metrics.RecordFetch(name, len(p.RecordBatches))
+			}
+		}
+	}
+	return resp
 }
 
 // fetchOnce reads every requested partition once. stop is true when the

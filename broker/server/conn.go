@@ -18,6 +18,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/metrics"
 )
 
 // pipelineDepth is how many requests of one connection are read ahead of
@@ -433,7 +435,13 @@ func (s *Server) dispatchProduceGroup(ctx context.Context, group []*request) (re
 	for i, r := range group {
 		prs[i] = r.kreq.(*kmsg.ProduceRequest)
 	}
-	return s.handleProduceGroup(ctx, prs), nil
+	start := time.Now()
+	resps = s.handleProduceGroup(ctx, prs)
+	took := time.Since(start)
+	for _, r := range group {
+		s.metrics.RecordRequest(metrics.RequestProduce, r.size, took)
+	}
+	return resps, nil
 }
 
 // dispatch runs the handler of one request. A nil response with a nil
@@ -453,5 +461,8 @@ func (s *Server) dispatch(ctx context.Context, c *conn, req *request) (resp kmsg
 	}
 	a, _ := apiByKey(req.key)
 	c.clientID = req.clientID
-	return a.handle(ctx, s, c, req.kreq)
+	start := time.Now()
+	resp, err = a.handle(ctx, s, c, req.kreq)
+	s.metrics.RecordRequest(metrics.ClassifyRequest(req.kreq), req.size, time.Since(start))
+	return resp, err
 }

@@ -21,6 +21,8 @@ import (
 
 	"github.com/tributary/tributary/broker/config"
 	"github.com/tributary/tributary/broker/groups"
+	"github.com/tributary/tributary/broker/metrics"
+	"github.com/tributary/tributary/broker/metrics/grouplag"
 	"github.com/tributary/tributary/broker/server/metastore"
 	"github.com/tributary/tributary/broker/storage"
 )
@@ -50,6 +52,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Metadata defaults to a metastore.Store in the data directory.
 	Metadata Metadata
+	// Metrics receives request, traffic and connection counts and is
+	// asked for partition state, group lag and readiness; nil makes a
+	// private registry (nothing is exported then).
+	Metrics *metrics.Registry
 }
 
 // Server is one broker's protocol server.
@@ -60,6 +66,8 @@ type Server struct {
 	meta     Metadata
 	store    *storage.Store
 	groups   *groups.Coordinator
+	metrics  *metrics.Registry
+	serving  atomic.Bool // accepting connections (readiness)
 	nodeID   int32
 	host     string
 	port     int32
@@ -114,6 +122,10 @@ func New(opts Options) (*Server, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.data.init()
+	s.metrics = opts.Metrics
+	if s.metrics == nil {
+		s.metrics = metrics.New(metrics.Options{BrokerID: static.NodeID, DataDir: static.DataDir, Logger: log})
+	}
 
 	if err := ensureDir(static.DataDir); err != nil {
 		return nil, err
@@ -150,7 +162,47 @@ func New(opts Options) (*Server, error) {
 		s.store.Close()
 		return nil, err
 	}
+	s.metrics.SetStateSource(s.metricsState)
+	s.metrics.SetLagSource(grouplag.Source(s.groups, func(topic string, p int32) (int64, bool) {
+		part, ok := s.lookupPartition(topic, p)
+		if !ok {
+			return 0, false
+		}
+		return part.log.HighWatermark(), true
+	}))
+	s.metrics.SetReady(s.ready)
 	return s, nil
+}
+
+// ready is the readiness check of /readyz: the broker serves clients from
+// the moment it accepts connections until shutdown starts.
+func (s *Server) ready() error {
+	switch {
+	case s.ctx.Err() != nil:
+		return errors.New("shutting down")
+	case !s.serving.Load():
+		return errors.New("not accepting connections yet")
+	}
+	return nil
+}
+
+// metricsState reports every partition (the internal __consumer_offsets
+// included, as Kafka's counts do) for the metrics component. On one node
+// this broker leads everything and is the active controller.
+func (s *Server) metricsState() metrics.BrokerState {
+	cfg := s.Config()
+	st := metrics.BrokerState{ActiveController: true}
+	for _, t := range s.sortedTopics() {
+		st.GlobalTopicCount++
+		min := int(minInsyncReplicas(cfg, t.configs))
+		for _, p := range t.partitions {
+			st.GlobalPartitionCount++
+			st.Partitions = append(st.Partitions, metrics.PartitionState{
+				Topic: t.name, Partition: p.index, Leader: true, Replicas: 1, InSync: 1, MinInsync: min,
+			})
+		}
+	}
+	return st
 }
 
 // offsetsTopic is Kafka's internal topic of committed offsets and group
@@ -231,6 +283,7 @@ func (s *Server) Serve() error {
 		}
 	}
 	s.store.StartCleaner(s.ctx)
+	s.serving.Store(true)
 	s.log.Info("serving Kafka protocol", "listen", s.ln.Addr().String(), "advertised", net.JoinHostPort(s.host, fmt.Sprint(s.port)), "node_id", s.nodeID, "cluster_id", s.ClusterID())
 	var backoff time.Duration
 	for {
@@ -261,6 +314,7 @@ func (s *Server) Serve() error {
 			nc.Close()
 			continue
 		}
+		s.metrics.ConnOpened()
 		c := newConn(s, nc)
 		s.connsMu.Lock()
 		s.conns[c] = struct{}{}
@@ -269,6 +323,7 @@ func (s *Server) Serve() error {
 		go func() {
 			defer s.connWG.Done()
 			defer s.openConns.Add(-1)
+			defer s.metrics.ConnClosed()
 			c.serve()
 			s.connsMu.Lock()
 			delete(s.conns, c)

@@ -234,6 +234,7 @@ func (s *Server) deleteTopic(name string) error {
 			s.log.Warn("deleting committed offsets of deleted topic", "topic", name, "err", err)
 		}
 	}
+	s.metrics.RemoveTopic(name)
 	s.log.Info("deleted topic", "topic", name)
 	return nil
 }

@@ -14,7 +14,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tributary/tributary/broker/boot/bootstatus"
 	"github.com/tributary/tributary/broker/config"
+	"github.com/tributary/tributary/broker/metrics"
 	"github.com/tributary/tributary/broker/server"
 )
 
@@ -73,7 +75,28 @@ func runMain(args []string) int {
 	}
 	log.Info("starting tributary broker", "version", version, "node_id", cfg.NodeID, "data_dir", cfg.DataDir)
 
-	srv, err := server.New(server.Options{Config: cfg, Logger: log})
+	cw, err := metrics.ParseCloudWatchSettings(cfg.Get)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 2
+	}
+	clusterName := cw.ClusterName
+	if clusterName == "" {
+		clusterName = cfg.ClusterID
+	}
+	reg := metrics.New(metrics.Options{ClusterName: clusterName, BrokerID: cfg.NodeID, DataDir: cfg.DataDir, Logger: log})
+	if cfg.MetricsListen != "" {
+		// Up before the log is recovered: /healthz answers and /readyz
+		// says 503 while the broker starts.
+		hs, err := metrics.ListenHTTP(cfg.MetricsListen, reg.Handler(os.Getenv(bootstatus.EnvPath)), log)
+		if err != nil {
+			log.Error("cannot start", "err", err)
+			return 1
+		}
+		defer hs.Shutdown(context.Background())
+	}
+
+	srv, err := server.New(server.Options{Config: cfg, Logger: log, Metrics: reg})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
@@ -86,6 +109,18 @@ func runMain(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	if cw.Enabled {
+		// Never fatal: the broker serves without CloudWatch metrics.
+		client, err := metrics.NewCloudWatchClient(ctx) // default chain: IMDS role credentials, AWS_ENDPOINT_URL
+		if err != nil {
+			log.Error("CloudWatch metrics are off", "err", err)
+		} else if sh, err := metrics.NewShipper(metrics.ShipperOptions{Registry: reg, Client: client,
+			Namespace: cw.Namespace, Level: cw.Level, Interval: cw.Interval, Logger: log}); err != nil {
+			log.Error("CloudWatch metrics are off", "err", err)
+		} else {
+			go sh.Run(ctx)
+		}
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve() }()
 
