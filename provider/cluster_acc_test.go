@@ -327,6 +327,32 @@ func TestAccCluster_missingKey(t *testing.T) {
 	})
 }
 
+// TestAccCluster_imageArchitecture refuses, at plan time, an image whose
+// architecture the instance type cannot run.
+func TestAccCluster_imageArchitecture(t *testing.T) {
+	arch := instanceArchitecture(accInstanceType())
+	other := map[string]string{"x86_64": "m7g.large", "arm64": "m7i.large"}[arch]
+	config := testAccProviderConfig() + fmt.Sprintf(`
+data "tributary_broker_image" "test" {
+  version = %[1]q
+}
+
+resource "tributary_cluster" "test" {
+  name          = %[2]q
+  image_id      = data.tributary_broker_image.test.id
+  instance_type = %[3]q
+}
+`, accEnv.version, accName(t), other)
+	resource.Test(t, resource.TestCase{
+		PreCheck:                 func() { testAccPreCheck(t) },
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		Steps: []resource.TestStep{{
+			Config:      config,
+			ExpectError: regexp.MustCompile(`Image and instance type do not match`),
+		}},
+	})
+}
+
 // expectInPlaceUpdate asserts the plan updates the cluster, never replaces it.
 func expectInPlaceUpdate() resource.ConfigPlanChecks {
 	return resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{

@@ -172,13 +172,20 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	case !config.BrokerVersion.IsNull():
 		plan.ImageID = types.StringUnknown()
 	case !config.ImageID.IsNull() && !config.ImageID.IsUnknown():
-		if state != nil && state.ImageID.Equal(config.ImageID) {
+		if state != nil && state.ImageID.Equal(config.ImageID) && state.InstanceType.Equal(plan.InstanceType) {
 			plan.BrokerVersion = state.BrokerVersion
 			break
 		}
 		img, err := describeImage(ctx, r.data.aws.EC2, config.ImageID.ValueString())
 		if err != nil {
 			resp.Diagnostics.AddAttributeError(path.Root("image_id"), "Finding the broker image", err.Error())
+			return
+		}
+		// Refused now rather than halfway through a roll, after the first
+		// broker was already stopped.
+		if want := instanceArchitecture(plan.InstanceType.ValueString()); !plan.InstanceType.IsUnknown() && img.Architecture != "" && img.Architecture != want {
+			resp.Diagnostics.AddAttributeError(path.Root("image_id"), "Image and instance type do not match",
+				fmt.Sprintf("%s is an %s image but %s is an %s instance type.", img.ID, img.Architecture, plan.InstanceType.ValueString(), want))
 			return
 		}
 		plan.BrokerVersion = types.StringValue(img.Version)
