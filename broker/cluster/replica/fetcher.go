@@ -399,6 +399,10 @@ func (f *Fetcher) fetch(tps []TopicPartition) error {
 	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
 		return fmt.Errorf("fetch refused: %w", err)
 	}
+	// Partitions are independent: append them concurrently, so that their
+	// fsyncs overlap instead of adding up.
+	var wg sync.WaitGroup
+	errs := make(chan error, len(sent))
 	for _, t := range resp.Topics {
 		for i := range t.Partitions {
 			rp := &t.Partitions[i]
@@ -410,12 +414,22 @@ func (f *Fetcher) fetch(tps []TopicPartition) error {
 			if cur, ok := f.part(tp); !ok || cur != p {
 				continue // removed or restarted meanwhile
 			}
-			if err := f.handlePartition(tp, p, sentOffset[tp], rp); err != nil {
-				return err
-			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := f.handlePartition(tp, p, sentOffset[tp], rp); err != nil {
+					errs <- err
+				}
+			}()
 		}
 	}
-	return nil
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
 }
 
 func (f *Fetcher) handlePartition(tp TopicPartition, p *fetchPartition, fetchOffset int64, rp *kmsg.FetchResponseTopicPartition) error {
