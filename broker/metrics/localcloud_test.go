@@ -263,3 +263,31 @@ func TestShipWithRoleWithoutPermission(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// TestShipWithoutCredentials: no instance role (IMDS has none, here IMDS is
+// off) is told apart from a refusal and logged once, clearly.
+func TestShipWithoutCredentials(t *testing.T) {
+	startLocalCloud(t)
+	useCredentials(t, "", "", "")
+	client, err := NewCloudWatchClient(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := New(Options{ClusterName: "c1", BrokerID: 1, Logger: quietLogger()})
+	logs := &logRecorder{}
+	sh, err := NewShipper(ShipperOptions{Registry: r, Client: client, Namespace: "Tributary/Kafka", Interval: time.Minute, Logger: logs.logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := sh.Ship(context.Background()); !noCredentials(err) {
+			t.Fatalf("Ship without credentials: %v", err)
+		}
+	}
+	if n := logs.count(slog.LevelError, "no AWS credentials"); n != 1 {
+		t.Errorf("logged %d times at error level, want once", n)
+	}
+	if st := sh.Stats(); st.Denied != 3 || st.Puts != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}

@@ -45,8 +45,30 @@ func NewCloudWatchClient(ctx context.Context) (*cloudwatch.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading the AWS SDK configuration: %w", err)
 	}
+	if cfg.Credentials != nil {
+		cfg.Credentials = credentialsTagger{cfg.Credentials}
+	}
 	return cloudwatch.NewFromConfig(cfg, func(o *cloudwatch.Options) { o.Retryer = aws.NopRetryer{} }), nil
 }
+
+// credentialsTagger marks the failures to get credentials (no instance
+// role, IMDS unreachable), which the SDK reports only as wrapped text, so
+// the shipper can tell them from a refused call.
+type credentialsTagger struct{ next aws.CredentialsProvider }
+
+func (c credentialsTagger) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	creds, err := c.next.Retrieve(ctx)
+	if err != nil {
+		return creds, &credentialsError{err}
+	}
+	return creds, nil
+}
+
+// credentialsError is a failure to get credentials.
+type credentialsError struct{ err error }
+
+func (e *credentialsError) Error() string { return "getting AWS credentials: " + e.err.Error() }
+func (e *credentialsError) Unwrap() error { return e.err }
 
 // ShipperOptions configure a Shipper.
 type ShipperOptions struct {
@@ -179,7 +201,7 @@ func (s *Shipper) put(ctx context.Context, batch []types.MetricDatum) error {
 			s.stats.shipped.Add(int64(len(batch)))
 			s.lastOKNs.Store(time.Now().UnixNano())
 			if s.denied.Swap(false) {
-				s.log.Info("CloudWatch accepts metrics again: the PutMetricData permission is in place")
+				s.log.Info("CloudWatch accepts the broker's metrics again")
 			}
 			return nil
 		}
@@ -203,10 +225,13 @@ func (s *Shipper) put(ctx context.Context, batch []types.MetricDatum) error {
 		s.stats.denied.Add(1)
 		// Once per episode: a role without the permission would otherwise
 		// log every interval forever.
-		if !s.denied.Swap(true) {
-			s.log.Error("CloudWatch refused the broker's metrics: the instance role needs cloudwatch:PutMetricData on this namespace; metrics are dropped until it has it (Prometheus /metrics is unaffected)", "err", err)
-		} else {
+		switch {
+		case s.denied.Swap(true):
 			s.log.Debug("CloudWatch still refuses the broker's metrics", "err", err)
+		case noCredentials(err):
+			s.log.Error("no AWS credentials for CloudWatch: give the instance a role (credentials come from IMDS) with cloudwatch:PutMetricData on this namespace; metrics are dropped until then (Prometheus /metrics is unaffected)", "err", err)
+		default:
+			s.log.Error("CloudWatch refused the broker's metrics: the instance role needs cloudwatch:PutMetricData on this namespace; metrics are dropped until it has it (Prometheus /metrics is unaffected)", "err", err)
 		}
 	case ctx.Err() != nil:
 		s.log.Warn("dropping metric data: the shipment ran out of time", "data", len(batch), "err", err)
@@ -228,6 +253,12 @@ func (s *Shipper) Stats() ShipperStats {
 	return st
 }
 
+// noCredentials says whether err is a failure to get credentials.
+func noCredentials(err error) bool {
+	var ce *credentialsError
+	return errors.As(err, &ce)
+}
+
 // deniedCodes are the error codes of a caller without permission or
 // without valid credentials, across CloudWatch's protocols.
 var deniedCodes = map[string]bool{
@@ -237,6 +268,9 @@ var deniedCodes = map[string]bool{
 }
 
 func isDenied(err error) bool {
+	if noCredentials(err) {
+		return true
+	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) && deniedCodes[ae.ErrorCode()] {
 		return true

@@ -140,7 +140,7 @@ func TestShipperAccessDeniedLoggedOnce(t *testing.T) {
 	if err := s.Ship(context.Background()); err != nil {
 		t.Fatalf("Ship after the permission was granted: %v", err)
 	}
-	if n := logs.count(slog.LevelInfo, "accepts metrics again"); n != 1 {
+	if n := logs.count(slog.LevelInfo, "accepts the broker's metrics again"); n != 1 {
 		t.Errorf("recovery logged %d times", n)
 	}
 	fake.setScript(errDenied)
