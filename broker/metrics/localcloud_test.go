@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,9 +18,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 
 	"github.com/tributary/tributary/internal/localcloud"
 	"github.com/tributary/tributary/internal/localcloud/awsapi"
+	"github.com/tributary/tributary/internal/localcloud/imds"
 )
 
 // startLocalCloud runs the local cloud in-process on loopback and points
@@ -206,11 +209,51 @@ func sortLikeShipped(ds []types.Dimension) []types.Dimension {
 
 func topicName(i int) string { return fmt.Sprintf("topic-%04d", i) }
 
-// TestShipWithRoleWithoutPermission: the broker's credentials are a role
-// session (what IMDS hands an instance) whose role lacks
-// cloudwatch:PutMetricData. The local cloud's IAM denies the call; the
-// shipper logs it once, the broker's metrics keep working; once the role
-// is granted the permission, the next shipment lands.
+// instanceRole serves an instance's metadata with the local cloud's IMDS
+// server, whose role credentials are sessions of role, and points the SDK's
+// default chain at it in place of static credentials: the broker gets its
+// credentials exactly as on an instance (IMDSv2 token, then the role's
+// credentials).
+type instanceRole struct {
+	cloud *localcloud.Cloud
+	role  *iamtypes.Role
+}
+
+func (ir *instanceRole) Metadata(id string) (imds.Metadata, bool) {
+	return imds.Metadata{
+		InstanceID: id, AccountID: awsapi.DefaultAccount, Region: ir.cloud.Region(), AZ: ir.cloud.Region() + "a",
+		PrivateIP: "127.0.0.1", HTTPTokensRequired: true, RoleName: aws.ToString(ir.role.RoleName),
+		InstanceProfileARN: "arn:aws:iam::" + awsapi.DefaultAccount + ":instance-profile/broker", InstanceProfileID: "AIPAEXAMPLE",
+	}, true
+}
+
+func (ir *instanceRole) RoleCredentials(id string) (imds.RoleCredentials, error) {
+	session, err := ir.cloud.Credentials().IssueSession(awsapi.AssumedRoleIdentity(awsapi.DefaultAccount, aws.ToString(ir.role.Arn), aws.ToString(ir.role.RoleId), id), time.Hour, "test")
+	if err != nil {
+		return imds.RoleCredentials{}, err
+	}
+	now := time.Now()
+	return imds.RoleCredentials{AccessKeyID: session.AccessKeyID, SecretAccessKey: session.SecretAccessKey, Token: session.SessionToken,
+		Expiration: now.Add(time.Hour), LastUpdated: now}, nil
+}
+
+func useInstanceRole(t *testing.T, c *localcloud.Cloud, role *iamtypes.Role) {
+	t.Helper()
+	srv, err := imds.Start("127.0.0.1:0", "i-0123456789abcdef0", &instanceRole{cloud: c, role: role}, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	useCredentials(t, "", "", "")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "false")
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", srv.Endpoint())
+}
+
+// TestShipWithRoleWithoutPermission: the broker's credentials are its
+// instance role's, from IMDS, and the role lacks cloudwatch:PutMetricData.
+// The local cloud's IAM denies the call; the shipper logs it once, the
+// broker's metrics keep working; once the role is granted the permission,
+// the next shipment lands.
 func TestShipWithRoleWithoutPermission(t *testing.T) {
 	c := startLocalCloud(t)
 	ctx := context.Background()
@@ -221,11 +264,7 @@ func TestShipWithRoleWithoutPermission(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	session, err := c.Credentials().IssueSession(awsapi.AssumedRoleIdentity(awsapi.DefaultAccount, aws.ToString(role.Role.Arn), aws.ToString(role.Role.RoleId), "i-0123456789abcdef0"), time.Hour, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	useCredentials(t, session.AccessKeyID, session.SecretAccessKey, session.SessionToken)
+	useInstanceRole(t, c, role.Role)
 	client, err := NewCloudWatchClient(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -239,8 +278,13 @@ func TestShipWithRoleWithoutPermission(t *testing.T) {
 	}
 	for range 2 {
 		r.RecordProduce("orders", 10, 1)
-		if err := sh.Ship(ctx); !isDenied(err) {
+		err := sh.Ship(ctx)
+		if !isDenied(err) || noCredentials(err) {
 			t.Fatalf("Ship with a role lacking the permission: %v, want AccessDenied", err)
+		}
+		// The caller CloudWatch saw is the instance's role session.
+		if !strings.Contains(err.Error(), "assumed-role/broker/i-0123456789abcdef0") {
+			t.Errorf("denied caller: %v", err)
 		}
 	}
 	if n := logs.count(slog.LevelError, "cloudwatch:PutMetricData"); n != 1 {
