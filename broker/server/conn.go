@@ -159,6 +159,11 @@ type conn struct {
 	queuedCond *sync.Cond
 	queued     int
 	processing bool // false once the processing loop ended
+
+	// inFlight counts requests read and not yet answered. A connection
+	// waiting for its own answer (a JoinGroup held for a rebalance, a
+	// long poll) is not idle, whatever connections.max.idle.ms says.
+	inFlight atomic.Int32
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -269,6 +274,7 @@ serving:
 			}
 			if len(group) > 1 {
 				resps, err := c.s.dispatchProduceGroup(c.ctx, group)
+				c.inFlight.Add(-int32(len(group)))
 				if err != nil {
 					fail(req, err)
 					break serving
@@ -282,6 +288,7 @@ serving:
 			}
 		}
 		resp, err := c.s.dispatch(c.ctx, c, req)
+		c.inFlight.Add(-1)
 		if err != nil {
 			fail(req, err)
 			break
@@ -319,7 +326,7 @@ func (c *conn) readLoop(reqs chan<- *request) {
 		if c.stopping.Load() {
 			return
 		}
-		if _, err := io.ReadFull(br, size[:]); err != nil {
+		if err := c.readSize(br, size[:], cfg.ConnectionsMaxIdle); err != nil {
 			c.logReadEnd(err, "waiting for a request")
 			return
 		}
@@ -344,6 +351,7 @@ func (c *conn) readLoop(reqs chan<- *request) {
 		if !c.reserve(req.size) {
 			return
 		}
+		c.inFlight.Add(1)
 		reqs <- req
 	}
 }
@@ -377,6 +385,29 @@ func (c *conn) release(n int) {
 	c.queued -= n
 	c.queuedCond.Broadcast()
 	c.queuedMu.Unlock()
+}
+
+// readSize reads the 4-byte size of the next frame. The idle deadline
+// only closes the connection when no request of it is in flight; while one
+// is, the wait simply goes on.
+func (c *conn) readSize(br *bufio.Reader, size []byte, idle time.Duration) error {
+	got := 0
+	for got < len(size) {
+		n, err := br.Read(size[got:])
+		got += n
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) && idle > 0 && !c.stopping.Load() && c.inFlight.Load() > 0 {
+			_ = c.nc.SetReadDeadline(time.Now().Add(idle))
+			if c.stopping.Load() { // see the comment in readLoop
+				return err
+			}
+			continue
+		}
+		return err
+	}
+	return nil
 }
 
 func (c *conn) logReadEnd(err error, during string) {

@@ -572,3 +572,25 @@ func TestDescribeTopicPartitionsPaging(t *testing.T) {
 		t.Fatalf("pages gave %v, want %v", got, want)
 	}
 }
+
+func TestIdleTimeoutSparesInFlightRequests(t *testing.T) {
+	s := startServer(t, func(c *config.Config) { c.ConnectionsMaxIdle = 300 * time.Millisecond })
+	if _, err := s.createTopic("quiet", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, s)
+	// A long poll three times longer than the idle timeout: the client
+	// is waiting for its answer, so the connection is not idle.
+	f := fetchReq("quiet", 0, 1<<20, 1<<20)
+	f.MaxWaitMillis = 900
+	f.MinBytes = 1
+	corr := c.send(f)
+	resp := kmsg.NewPtrFetchResponse()
+	resp.Version = f.Version
+	c.recv(resp, corr)
+	if got := resp.Topics[0].Partitions[0].ErrorCode; got != 0 {
+		t.Fatalf("long poll: error %d", got)
+	}
+	// Now it is idle, and closed.
+	c.expectClosed()
+}
