@@ -48,6 +48,10 @@ type Options struct {
 	Fetch replica.FetcherConfig
 	// ISRInterval is how often ISR changes are proposed (default 500 ms).
 	ISRInterval time.Duration
+	// OnLeadership is called when this broker starts or stops leading a
+	// partition (see replica.ManagerConfig.OnLeadership); the group
+	// coordinator follows the offsets topic's leaderships with it.
+	OnLeadership func(tp replica.TopicPartition, leader bool, epoch int32)
 }
 
 // Node is a running cluster member.
@@ -88,7 +92,7 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	mgr := replica.StartManager(replica.ManagerConfig{
 		Control: ctl, Logs: replica.StoreLogs{Store: o.Store, Config: o.TopicConfig},
 		LagTimeMax: o.LagTimeMax, DefaultMinISR: int(o.Config.MinInsyncReplicas), ISRInterval: o.ISRInterval,
-		Fetch: o.Fetch, Logger: o.Logger,
+		Fetch: o.Fetch, OnLeadership: o.OnLeadership, Logger: o.Logger,
 	})
 	n := &Node{
 		Controller: ctl, Replicas: mgr,

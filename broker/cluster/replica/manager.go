@@ -32,6 +32,8 @@ type PartitionLog interface {
 // storage.Store (CreatePartition is idempotent).
 type Logs interface {
 	Open(topic string, partition int32, configs map[string]string) (PartitionLog, error)
+	// Delete removes a deleted topic's local logs.
+	Delete(topic string) error
 }
 
 // MinISRConfig is the topic config (and broker default) of acks=all's
@@ -50,8 +52,14 @@ type ManagerConfig struct {
 	ISRInterval time.Duration
 	// Fetch shapes the follower fetchers (LocalID, LeaderID and Addr are
 	// filled in per leader).
-	Fetch  FetcherConfig
-	Logger *slog.Logger
+	Fetch FetcherConfig
+	// OnLeadership, when set, is called (with the manager's lock held: it
+	// must not call back into the manager) when this broker starts leading
+	// a partition (leader true, with the epoch) and when it stops. The
+	// group coordinator loads and unloads the groups of an offsets-topic
+	// partition with it.
+	OnLeadership func(tp TopicPartition, leader bool, epoch int32)
+	Logger       *slog.Logger
 }
 
 type leading struct {
@@ -103,6 +111,10 @@ type Manager struct {
 	following map[TopicPartition]following
 	fetchers  map[string]*Fetcher // by leader id and address
 	logs      map[TopicPartition]*trackedLog
+	// topics are the ids of the topics this broker holds replicas of, as
+	// seen in the metadata: a topic that disappears (or comes back with a
+	// new id) was deleted, and its local logs go.
+	topics map[string]metadata.TopicID
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -127,6 +139,7 @@ func StartManager(cfg ManagerConfig) *Manager {
 		following: map[TopicPartition]following{},
 		fetchers:  map[string]*Fetcher{},
 		logs:      map[TopicPartition]*trackedLog{},
+		topics:    map[string]metadata.TopicID{},
 		done:      make(chan struct{}),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
@@ -141,9 +154,8 @@ func (m *Manager) Close() {
 	<-m.done
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for tp, l := range m.leaders {
-		l.tracker.Resign()
-		delete(m.leaders, tp)
+	for tp := range m.leaders {
+		m.stopLeading(tp)
 	}
 	for k, f := range m.fetchers {
 		f.Close()
@@ -215,6 +227,7 @@ func replicationAddr(b *metadata.Broker) string {
 func (m *Manager) reconcile(st *metadata.State) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.dropDeletedTopics(st)
 	seen := map[TopicPartition]bool{}
 	for _, name := range st.TopicNames() {
 		t := st.Topics[name]
@@ -224,6 +237,7 @@ func (m *Manager) reconcile(st *metadata.State) {
 			}
 			tp := TopicPartition{name, int32(i)}
 			seen[tp] = true
+			m.topics[name] = t.ID
 			log, ok := m.logs[tp]
 			if !ok {
 				pl, err := m.cfg.Logs.Open(name, int32(i), t.Configs)
@@ -274,6 +288,31 @@ func (m *Manager) reconcile(st *metadata.State) {
 	}
 }
 
+// dropDeletedTopics deletes the local logs of topics this manager saw and
+// the metadata no longer has under the same id. Only topics seen in this
+// process count: the state starts empty and fills as Raft replays, which
+// must not look like deletions.
+func (m *Manager) dropDeletedTopics(st *metadata.State) {
+	for name, id := range m.topics {
+		if t, ok := st.Topics[name]; ok && t.ID == id {
+			continue
+		}
+		for tp := range m.logs {
+			if tp.Topic == name {
+				m.stopLeading(tp)
+				m.stopFollowing(tp)
+				delete(m.logs, tp)
+			}
+		}
+		delete(m.topics, name)
+		if err := m.cfg.Logs.Delete(name); err != nil {
+			m.log.Error("deleting a deleted topic's logs", "topic", name, "err", err)
+			continue
+		}
+		m.log.Info("deleted the logs of a deleted topic", "topic", name)
+	}
+}
+
 func containsID(ids []int32, id int32) bool {
 	for _, x := range ids {
 		if x == id {
@@ -288,7 +327,7 @@ func (m *Manager) lead(tp TopicPartition, t *metadata.Topic, p metadata.Partitio
 		if l.tracker.Update(p) == nil {
 			return
 		}
-		delete(m.leaders, tp) // a new leader epoch: start afresh
+		m.stopLeading(tp) // a new leader epoch: start afresh
 	}
 	m.stopFollowing(tp)
 	tracker, err := NewLeader(LeaderConfig{
@@ -299,6 +338,9 @@ func (m *Manager) lead(tp TopicPartition, t *metadata.Topic, p metadata.Partitio
 		return
 	}
 	m.leaders[tp] = &leading{tracker: tracker, log: log}
+	if m.cfg.OnLeadership != nil {
+		m.cfg.OnLeadership(tp, true, p.LeaderEpoch)
+	}
 	m.log.Info("leading partition", "partition", tp, "leader_epoch", p.LeaderEpoch, "isr", p.ISR, "log_end", log.LogEndOffset())
 }
 
@@ -306,6 +348,9 @@ func (m *Manager) stopLeading(tp TopicPartition) {
 	if l, ok := m.leaders[tp]; ok {
 		l.tracker.Resign()
 		delete(m.leaders, tp)
+		if m.cfg.OnLeadership != nil {
+			m.cfg.OnLeadership(tp, false, l.tracker.Epoch())
+		}
 	}
 }
 

@@ -29,6 +29,24 @@ func (m *memLogs) Open(topic string, partition int32, _ map[string]string) (Part
 	return m.get(TopicPartition{topic, partition}), nil
 }
 
+func (m *memLogs) Delete(topic string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for tp := range m.logs {
+		if tp.Topic == topic {
+			delete(m.logs, tp)
+		}
+	}
+	return nil
+}
+
+func (m *memLogs) has(tp TopicPartition) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.logs[tp]
+	return ok
+}
+
 func (m *memLogs) get(tp TopicPartition) *memLog {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -59,6 +77,9 @@ type testBrokers struct {
 	dirs   map[int32]string
 	disks  map[int32]*memLogs
 	nodes  map[int32]*node
+
+	mu          sync.Mutex
+	leaderships map[int32]int // leadership gains minus losses, per broker
 }
 
 func logger(t *testing.T) *slog.Logger {
@@ -69,7 +90,7 @@ func logger(t *testing.T) *slog.Logger {
 }
 
 func newTestBrokers(t *testing.T, n int) *testBrokers {
-	tb := &testBrokers{t: t, dirs: map[int32]string{}, disks: map[int32]*memLogs{}, nodes: map[int32]*node{}}
+	tb := &testBrokers{t: t, dirs: map[int32]string{}, disks: map[int32]*memLogs{}, nodes: map[int32]*node{}, leaderships: map[int32]int{}}
 	lns := map[int32]net.Listener{}
 	for i := int32(1); i <= int32(n); i++ {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -107,7 +128,16 @@ func (tb *testBrokers) start(id int32, ln net.Listener) *node {
 	}
 	mgr := StartManager(ManagerConfig{
 		Control: ctl, Logs: tb.disks[id], LagTimeMax: 2 * time.Second, DefaultMinISR: 2, ISRInterval: 50 * time.Millisecond,
-		Fetch:  FetcherConfig{MaxWait: 200 * time.Millisecond, Backoff: 50 * time.Millisecond},
+		Fetch: FetcherConfig{MaxWait: 200 * time.Millisecond, Backoff: 50 * time.Millisecond},
+		OnLeadership: func(_ TopicPartition, leader bool, _ int32) {
+			tb.mu.Lock()
+			defer tb.mu.Unlock()
+			if leader {
+				tb.leaderships[id]++
+			} else {
+				tb.leaderships[id]--
+			}
+		},
 		Logger: logger(tb.t).With("node", id),
 	})
 	kafka.mu.Lock()
@@ -254,4 +284,48 @@ func TestReplicationFailoverAndRejoin(t *testing.T) {
 	if c := tb.disks[first].get(tp).contents(); strings.Contains(c, hex.EncodeToString([]byte("unreplicated"))) {
 		t.Fatalf("the unreplicated suffix survived: %s", c)
 	}
+}
+
+func TestTopicDeletionAndLeadershipCallbacks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three in-process brokers")
+	}
+	tb := newTestBrokers(t, 3)
+	checkFor(t, 10*time.Second, func() error {
+		_, err := tb.any().ctl.CreateTopic(context.Background(), "gone", 3, 3, nil)
+		return err
+	})
+	tb.produceEventually(TopicPartition{"gone", 0}, 1, "x")
+	// Each broker leads one partition (placement balances leaders), and
+	// the callback saw exactly that.
+	checkFor(t, 10*time.Second, func() error {
+		tb.mu.Lock()
+		defer tb.mu.Unlock()
+		for id := int32(1); id <= 3; id++ {
+			if tb.leaderships[id] != 1 {
+				return fmt.Errorf("leaderships per broker %v", tb.leaderships)
+			}
+		}
+		return nil
+	})
+	if err := tb.any().ctl.DeleteTopic(context.Background(), "gone"); err != nil {
+		t.Fatal(err)
+	}
+	checkFor(t, 10*time.Second, func() error {
+		for id, n := range tb.nodes {
+			for p := range int32(3) {
+				if n.disk.has(TopicPartition{"gone", p}) {
+					return fmt.Errorf("broker %d still has gone-%d", id, p)
+				}
+			}
+		}
+		tb.mu.Lock()
+		defer tb.mu.Unlock()
+		for id, n := range tb.leaderships {
+			if n != 0 {
+				return fmt.Errorf("broker %d still leads %d partitions", id, n)
+			}
+		}
+		return nil
+	})
 }

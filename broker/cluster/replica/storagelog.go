@@ -120,3 +120,12 @@ func (s StoreLogs) Open(topic string, partition int32, configs map[string]string
 	}
 	return StorageLog{p}, nil
 }
+
+// Delete implements Logs. A topic this broker already deleted (the server
+// deletes on the broker that took the DeleteTopics request) is not an error.
+func (s StoreLogs) Delete(topic string) error {
+	if err := s.Store.DeleteTopic(topic); err != nil && !errors.Is(err, storage.ErrUnknownTopicOrPartition) {
+		return err
+	}
+	return nil
+}
