@@ -96,7 +96,7 @@
 //
 // broker/cmd/tributary-broker/main.go, runMain, after config.FromArgs:
 //
-//	cw, err := metrics.LoadCloudWatchSettings(configFilePath) // the --config FILE; "" gives defaults (off)
+//	cw, err := metrics.ParseCloudWatchSettings(cfg.Get) // broker/config declares the tributary.* keys
 //	if err != nil { log.Error("cannot start", "err", err); return 2 }
 //	clusterName := cw.ClusterName
 //	if clusterName == "" { clusterName = cfg.ClusterID }
@@ -121,9 +121,6 @@
 //		}
 //	}
 //
-// config.FromArgs does not return the --config path today: either
-// broker/config keeps it (a ConfigFile field) or, better, declares the five
-// tributary.* keys of settings.go in its settings table (which also stops
-// the "ignoring unknown config key" warnings they cause) and the run
-// command calls metrics.ParseCloudWatchSettings(cfg.Get).
+// (This is the wiring of commit d07dd81. Without broker/config,
+// LoadCloudWatchSettings reads the same keys from a properties file.)
 package metrics
