@@ -121,6 +121,6 @@
 //		}
 //	}
 //
-// (This is the wiring of commit d07dd81. Without broker/config,
+// (broker/server and the run command are wired this way. Without broker/config,
 // LoadCloudWatchSettings reads the same keys from a properties file.)
 package metrics
