@@ -614,7 +614,7 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 		return
 	}
 	if oldSpec.LaunchHash != spec.LaunchHash && kafkaReachable {
-		resp.Diagnostics.Append(r.applyDynamicConfig(ctx, checker, oldSpec, spec, o, resolved)...)
+		resp.Diagnostics.Append(r.applyDynamicConfig(ctx, checker, clustered, oldSpec, spec, o, resolved)...)
 		if resp.Diagnostics.HasError() {
 			return
 		}
@@ -666,7 +666,7 @@ func hasWarning(diags diag.Diagnostics, summary string) bool {
 // applyDynamicConfig applies a broker_config change live when every changed
 // key is a cluster-wide dynamic setting and nothing else about the launch
 // changed, and then re-tags the instances so they are not rolled for it.
-func (r *clusterResource) applyDynamicConfig(ctx context.Context, checker *kafkacheck.Checker, oldSpec, spec *clusterSpec, o *fleet.Observed, res *fleet.Resolved) diag.Diagnostics {
+func (r *clusterResource) applyDynamicConfig(ctx context.Context, checker *kafkacheck.Checker, clustered bool, oldSpec, spec *clusterSpec, o *fleet.Observed, res *fleet.Resolved) diag.Diagnostics {
 	var diags diag.Diagnostics
 	set := map[string]string{}
 	var remove []string
@@ -697,7 +697,7 @@ func (r *clusterResource) applyDynamicConfig(ctx context.Context, checker *kafka
 	if probe.launchHash() != spec.LaunchHash {
 		return nil
 	}
-	if err := checker.SetClusterConfig(ctx, set, remove); err != nil {
+	if err := checker.SetClusterConfig(ctx, set, remove, clustered); err != nil {
 		tflog.Warn(ctx, "the brokers refused a dynamic config change; rolling instead", map[string]any{"error": err.Error()})
 		return nil
 	}

@@ -405,11 +405,16 @@ func (c *Checker) rejoinedOnce(ctx context.Context, nodeID int32) (string, bool)
 }
 
 // SetClusterConfig sets cluster-wide dynamic broker configs with
-// IncrementalAlterConfigs (and deletes those in remove). The request goes to
-// every broker itself: in a cluster any one would do, but brokers that do
-// not cluster keep their own settings. It returns an error if a broker
-// refuses any of them; the caller then rolls instead.
-func (c *Checker) SetClusterConfig(ctx context.Context, set map[string]string, remove []string) error {
+// IncrementalAlterConfigs (and deletes those in remove). In a cluster the
+// request is sent once, routed by the client as Kafka routes it, and the
+// metadata log carries it to every broker; brokers that do not cluster
+// (standalone) keep their own settings, so then it goes to every broker
+// itself. It returns an error if a broker refuses any of them; the caller
+// then rolls instead.
+func (c *Checker) SetClusterConfig(ctx context.Context, set map[string]string, remove []string, clustered bool) error {
+	if clustered {
+		return c.setClusterConfigRouted(ctx, set, remove)
+	}
 	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
 	res := kmsg.NewIncrementalAlterConfigsRequestResource()
 	res.ResourceType = kmsg.ConfigResourceTypeBroker
@@ -431,6 +436,34 @@ func (c *Checker) SetClusterConfig(ctx context.Context, set map[string]string, r
 	for _, b := range c.Brokers {
 		if err := requestOne(ctx, b.Addr, req); err != nil {
 			return fmt.Errorf("IncrementalAlterConfigs on broker %d (%s): %w", b.NodeID, b.Addr, err)
+		}
+	}
+	return nil
+}
+
+func (c *Checker) setClusterConfigRouted(ctx context.Context, set map[string]string, remove []string) error {
+	cl, err := newClient(c.bootstrap()...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var alters []kadm.AlterConfig
+	for _, k := range slices.Sorted(maps.Keys(set)) {
+		alters = append(alters, kadm.AlterConfig{Op: kadm.SetConfig, Name: k, Value: kmsg.StringPtr(set[k])})
+	}
+	for _, k := range remove {
+		alters = append(alters, kadm.AlterConfig{Op: kadm.DeleteConfig, Name: k})
+	}
+	if len(alters) == 0 {
+		return nil
+	}
+	resps, err := kadm.NewClient(cl).AlterBrokerConfigs(ctx, alters)
+	if err != nil {
+		return fmt.Errorf("IncrementalAlterConfigs: %w", err)
+	}
+	for _, r := range resps {
+		if r.Err != nil {
+			return fmt.Errorf("IncrementalAlterConfigs: %w %s", r.Err, r.ErrMessage)
 		}
 	}
 	return nil

@@ -186,8 +186,11 @@ func TestSetClusterConfig(t *testing.T) {
 	chk := &Checker{Brokers: brokersOf(c)}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := chk.SetClusterConfig(ctx, map[string]string{"log.retention.ms": "3600000"}, nil); err != nil {
-		t.Fatalf("SetClusterConfig: %v", err)
+	if err := chk.SetClusterConfig(ctx, map[string]string{"log.retention.ms": "3600000"}, nil, true); err != nil {
+		t.Fatalf("SetClusterConfig (routed): %v", err)
+	}
+	if err := chk.SetClusterConfig(ctx, map[string]string{"log.retention.ms": "3600000"}, nil, false); err != nil {
+		t.Fatalf("SetClusterConfig (every broker): %v", err)
 	}
 	cl, _ := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
 	defer cl.Close()
