@@ -214,9 +214,11 @@ func (s *Shipper) put(ctx context.Context, batch []types.MetricDatum) error {
 		}
 		wait := rand.N(s.opts.BaseBackoff << min(attempt-1, 10))
 		s.log.Debug("PutMetricData failed, retrying", "attempt", attempt, "wait", wait, "err", err)
+		timer := time.NewTimer(wait)
 		select {
-		case <-time.After(wait):
+		case <-timer.C:
 		case <-ctx.Done():
+			timer.Stop()
 		}
 	}
 	s.stats.dropped.Add(int64(len(batch)))
