@@ -61,8 +61,8 @@ type Options struct {
 // Server is one broker's protocol server.
 //
 // Lock order, where locks nest: adminMu, then the Metadata store's lock,
-// then topicsMu (topic changes); cfgMu, then the Metadata store's lock
-// (dynamic broker configs); a fetch session's mu, then topicsMu (reads
+// then topicsMu (topic changes); cfgMu, then the Metadata store's lock,
+// then topicsMu (dynamic broker configs, applied to every topic); a fetch session's mu, then topicsMu (reads
 // while serving an incremental fetch). The fetch-session cache lock and a
 // connection's queuedMu are never held with another.
 type Server struct {
