@@ -62,9 +62,10 @@ type Options struct {
 //
 // Lock order, where locks nest: adminMu, then the Metadata store's lock,
 // then topicsMu (topic changes); cfgMu, then the Metadata store's lock,
-// then topicsMu (dynamic broker configs, applied to every topic); a fetch session's mu, then topicsMu (reads
-// while serving an incremental fetch). The fetch-session cache lock and a
-// connection's queuedMu are never held with another.
+// then topicsMu (dynamic broker configs, applied to every topic); a fetch
+// session's mu, then topicsMu (reads while serving an incremental fetch).
+// The fetch-session cache lock and a connection's queuedMu are never held
+// with another.
 type Server struct {
 	log      *slog.Logger
 	static   *config.Config
