@@ -274,6 +274,7 @@ func TestAccCluster_disappears(t *testing.T) {
 					testAccRecordBrokers(&before),
 					testAccProduceOn(2, "survivor", 300),
 					testAccTerminateBroker(2),
+					testAccCrashBroker(3),
 				),
 				// The refresh after the check sees broker 2 without an instance.
 				ExpectNonEmptyPlan: true,
@@ -285,6 +286,7 @@ func TestAccCluster_disappears(t *testing.T) {
 					testAccCheckBrokersKept(&before, false),
 					testAccCheckClusterInfrastructure(3),
 					testAccConsumeFrom(2, "survivor", 300),
+					resource.TestCheckResourceAttr(clusterResourceName, "broker_nodes.2.instance_state", "running"),
 				),
 			},
 		},
@@ -653,6 +655,46 @@ func testAccTerminateBroker(nodeID int32) resource.TestCheckFunc {
 			time.Sleep(200 * time.Millisecond)
 		}
 		return fmt.Errorf("instance %s did not terminate: %w", b.InstanceID, ctx.Err())
+	}
+}
+
+// testAccCrashBroker kills a broker's instance process with the local
+// cloud's fault API (the instance ends stopped, as after a crash); against
+// other endpoints it stops the instance through the EC2 API.
+func testAccCrashBroker(nodeID int32) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		id, _, err := clusterState(s)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		o, err := testFleet().Observe(ctx, id)
+		if err != nil {
+			return err
+		}
+		b, ok := o.Broker(nodeID)
+		if !ok || b.InstanceID == "" {
+			return fmt.Errorf("broker %d has no instance to crash", nodeID)
+		}
+		if accEnv.cloud != nil {
+			if err := accEnv.cloud.KillInstance(b.InstanceID); err != nil {
+				return fmt.Errorf("killing %s: %w", b.InstanceID, err)
+			}
+		} else if _, err := accEnv.clients.EC2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{b.InstanceID}, Force: aws.Bool(true)}); err != nil {
+			return err
+		}
+		for ctx.Err() == nil {
+			out, err := accEnv.clients.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{b.InstanceID}})
+			if err != nil {
+				return err
+			}
+			if out.Reservations[0].Instances[0].State.Name == ec2types.InstanceStateNameStopped {
+				return nil
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		return fmt.Errorf("instance %s did not stop: %w", b.InstanceID, ctx.Err())
 	}
 }
 

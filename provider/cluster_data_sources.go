@@ -102,6 +102,7 @@ var brokerNodesDataAttr = schema.ListNestedAttribute{
 			"endpoint":          schema.StringAttribute{MarkdownDescription: "Plaintext endpoint `ip:9092`.", Computed: true},
 			"eni_id":            schema.StringAttribute{MarkdownDescription: "Persistent network interface.", Computed: true},
 			"instance_id":       schema.StringAttribute{MarkdownDescription: "Current instance; empty while the broker has none.", Computed: true},
+			"instance_state":    schema.StringAttribute{MarkdownDescription: "EC2 state of the instance (`running`, `stopped`, ...); empty without one.", Computed: true},
 			"node_id":           schema.Int64Attribute{MarkdownDescription: "Kafka node id.", Computed: true},
 			"private_ip":        schema.StringAttribute{MarkdownDescription: "Private IP address.", Computed: true},
 			"subnet_id":         schema.StringAttribute{MarkdownDescription: "Subnet.", Computed: true},

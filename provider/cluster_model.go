@@ -89,6 +89,7 @@ type brokerNodeModel struct {
 	Endpoint         types.String `tfsdk:"endpoint"`
 	ENIID            types.String `tfsdk:"eni_id"`
 	InstanceID       types.String `tfsdk:"instance_id"`
+	InstanceState    types.String `tfsdk:"instance_state"`
 	NodeID           types.Int64  `tfsdk:"node_id"`
 	PrivateIP        types.String `tfsdk:"private_ip"`
 	SubnetID         types.String `tfsdk:"subnet_id"`
@@ -101,6 +102,7 @@ var brokerNodeAttrTypes = map[string]attr.Type{
 	"endpoint":          types.StringType,
 	"eni_id":            types.StringType,
 	"instance_id":       types.StringType,
+	"instance_state":    types.StringType,
 	"node_id":           types.Int64Type,
 	"private_ip":        types.StringType,
 	"subnet_id":         types.StringType,
@@ -197,6 +199,7 @@ func brokerNodesValue(brokers []fleet.Broker) (types.List, diag.Diagnostics) {
 			"endpoint":          types.StringValue(endpoint(b.PrivateIP, plaintextPort)),
 			"eni_id":            types.StringValue(b.ENIID),
 			"instance_id":       types.StringValue(b.InstanceID),
+			"instance_state":    types.StringValue(b.InstanceState),
 			"node_id":           types.Int64Value(int64(b.NodeID)),
 			"private_ip":        types.StringValue(b.PrivateIP),
 			"subnet_id":         types.StringValue(b.SubnetID),

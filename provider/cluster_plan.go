@@ -243,9 +243,9 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		(!config.InstanceProfile.IsNull() && !config.InstanceProfile.Equal(state.InstanceProfile))
 	heals := r.brokersMissing(ctx, state)
 	if heals {
-		resp.Diagnostics.AddWarning("Brokers will be re-created",
-			"At least one broker has no running instance (terminated outside Terraform?). This apply launches a new instance for it "+
-				"on its old network interface and volume: same address, same data.")
+		resp.Diagnostics.AddWarning("Brokers will be healed",
+			"At least one broker has no running instance (stopped or terminated outside Terraform?). This apply starts it again, or "+
+				"launches a new instance on its old network interface and volume: same address, same data.")
 	}
 	if countChanges || rolls || heals || planStorage != stateStorage {
 		plan.BrokerNodes = types.ListUnknown(brokerNodeObjectType)
@@ -279,6 +279,11 @@ func (r *clusterResource) brokersMissing(ctx context.Context, state *clusterMode
 	for _, n := range nodes {
 		if n.InstanceID.ValueString() == "" {
 			return true
+		}
+		switch n.InstanceState.ValueString() {
+		case "running", "pending":
+		default:
+			return true // stopped, stopping or shutting down: the apply starts or replaces it
 		}
 	}
 	return false
