@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -92,6 +93,7 @@ func sdkConfig(c *localcloud.Cloud) aws.Config {
 		BaseEndpoint: aws.String(c.Endpoint()),
 		Credentials:  credentials.NewStaticCredentialsProvider(localcloud.AccessKeyID, localcloud.SecretAccessKey, ""),
 		Retryer:      func() aws.Retryer { return aws.NopRetryer{} },
+		HTTPClient:   &http.Client{Transport: drainSafeTransport{http.DefaultTransport.(*http.Transport).Clone()}},
 	}
 }
 
@@ -213,4 +215,19 @@ func localTypes() (small, large ec2types.InstanceType) {
 		return ec2types.InstanceTypeM7gLarge, ec2types.InstanceTypeM7gXlarge
 	}
 	return ec2types.InstanceTypeM7iLarge, ec2types.InstanceTypeM7iXlarge
+}
+
+// drainSafeTransport hides io.WriterTo on request bodies. smithy-go closes a request body once
+// the response headers arrive, and its WriteTo then returns io.EOF as an error; net/http's
+// final drain of the body can run after that (a loopback server answers fast enough), fails,
+// and tears the connection down under the response ("use of closed network connection"). The
+// SDK's default retryer retries such errors; these tests use no retries, so they avoid the race.
+type drainSafeTransport struct{ base http.RoundTripper }
+
+func (t drainSafeTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil && r.Body != http.NoBody {
+		r = r.Clone(r.Context())
+		r.Body = struct{ io.ReadCloser }{r.Body}
+	}
+	return t.base.RoundTrip(r)
 }

@@ -279,6 +279,11 @@ func (c *Cloud) Close() error {
 
 func (c *Cloud) shutdown() error {
 	var errs []error
+	// Instances stop first, while the endpoint still serves: a broker shutting down gracefully
+	// may still talk to AWS (a last PutMetricData).
+	if c.ec2 != nil {
+		errs = append(errs, c.ec2.Close())
+	}
 	if c.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := c.http.Shutdown(ctx); err != nil {
@@ -287,9 +292,6 @@ func (c *Cloud) shutdown() error {
 		cancel()
 	} else if c.ln != nil {
 		c.ln.Close()
-	}
-	if c.ec2 != nil {
-		errs = append(errs, c.ec2.Close())
 	}
 	if c.kms != nil {
 		errs = append(errs, c.kms.Close())
