@@ -594,3 +594,60 @@ func TestIdleTimeoutSparesInFlightRequests(t *testing.T) {
 	// Now it is idle, and closed.
 	c.expectClosed()
 }
+
+func TestTopicSwitches(t *testing.T) {
+	s := startServer(t, func(c *config.Config) {
+		c.AutoCreateTopics = false
+		c.DeleteTopicEnable = false
+	})
+	meta := kmsg.NewPtrMetadataRequest()
+	meta.Version = 12
+	meta.AllowAutoTopicCreation = true
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = ptrTo("wanted")
+	meta.Topics = append(meta.Topics, rt)
+	resp := roundTrip[*kmsg.MetadataResponse](t, s, meta)
+	if got := resp.Topics[0].ErrorCode; got != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("metadata with auto-create off: %v", kerr.ErrorForCode(got))
+	}
+	if _, ok := s.lookupTopic("wanted"); ok {
+		t.Fatal("topic created with auto.create.topics.enable=false")
+	}
+
+	if _, err := s.createTopic("kept", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	del := kmsg.NewPtrDeleteTopicsRequest()
+	del.Version = 6
+	dt := kmsg.NewDeleteTopicsRequestTopic()
+	dt.Topic = ptrTo("kept")
+	del.Topics = append(del.Topics, dt)
+	dresp := roundTrip[*kmsg.DeleteTopicsResponse](t, s, del)
+	if got := dresp.Topics[0].ErrorCode; got != kerr.TopicDeletionDisabled.Code {
+		t.Fatalf("delete with delete.topic.enable=false: %v", kerr.ErrorForCode(got))
+	}
+	if _, ok := s.lookupTopic("kept"); !ok {
+		t.Fatal("topic deleted with delete.topic.enable=false")
+	}
+}
+
+func TestAutoCreateUsesNumPartitions(t *testing.T) {
+	s := startServer(t, func(c *config.Config) { c.NumPartitions = 5 })
+	meta := kmsg.NewPtrMetadataRequest()
+	meta.Version = 1 // kafka-go's version: auto-creation is implied before v4
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = ptrTo("made")
+	meta.Topics = append(meta.Topics, rt)
+	resp := roundTrip[*kmsg.MetadataResponse](t, s, meta)
+	if got := resp.Topics[0]; got.ErrorCode != 0 || len(got.Partitions) != 5 {
+		t.Fatalf("auto-created topic: error %d, %d partitions", got.ErrorCode, len(got.Partitions))
+	}
+	bad := kmsg.NewPtrMetadataRequest()
+	bad.Version = 1
+	brt := kmsg.NewMetadataRequestTopic()
+	brt.Topic = ptrTo("no spaces allowed")
+	bad.Topics = append(bad.Topics, brt)
+	if got := roundTrip[*kmsg.MetadataResponse](t, s, bad).Topics[0].ErrorCode; got != kerr.InvalidTopicException.Code {
+		t.Fatalf("invalid name: %v", kerr.ErrorForCode(got))
+	}
+}
