@@ -293,6 +293,84 @@ func TestAccCluster_disappears(t *testing.T) {
 	})
 }
 
+// TestAccCluster_rollResumes simulates a rolling replacement that stopped
+// after one broker (its instance carries another launch than the others):
+// the next plan is not empty although the settings match, and the apply
+// replaces that broker alone.
+func TestAccCluster_rollResumes(t *testing.T) {
+	name := accName(t)
+	var before []brokerIdentity
+	resource.Test(t, resource.TestCase{
+		PreCheck:                 func() { testAccPreCheck(t) },
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy:             testAccCheckClusterDestroyed,
+		Steps: []resource.TestStep{
+			{
+				Config: clusterConfig(name, accEnv.version, 1, 10),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					testAccRecordBrokers(&before),
+					testAccMarkHalfRolled(2),
+				),
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				Config:           clusterConfig(name, accEnv.version, 1, 10),
+				ConfigPlanChecks: expectInPlaceUpdate(),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					testAccCheckBrokersKept(&before, false),
+					testAccCheckReplacedOnly(&before, 2),
+				),
+			},
+		},
+	})
+}
+
+// testAccMarkHalfRolled gives one broker's instance another launch hash, as
+// if a roll had replaced it and then stopped.
+func testAccMarkHalfRolled(nodeID int32) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		id, _, err := clusterState(s)
+		if err != nil {
+			return err
+		}
+		o, err := testFleet().Observe(context.Background(), id)
+		if err != nil {
+			return err
+		}
+		b, ok := o.Broker(nodeID)
+		if !ok {
+			return fmt.Errorf("no broker %d", nodeID)
+		}
+		_, err = accEnv.clients.EC2.CreateTags(context.Background(), &ec2.CreateTagsInput{
+			Resources: []string{b.InstanceID},
+			Tags:      []ec2types.Tag{{Key: aws.String(fleet.TagLaunchHash), Value: aws.String("launched-by-an-interrupted-roll")}},
+		})
+		return err
+	}
+}
+
+// testAccCheckReplacedOnly checks that exactly the given broker got a new instance.
+func testAccCheckReplacedOnly(before *[]brokerIdentity, nodeID int32) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		id, _, err := clusterState(s)
+		if err != nil {
+			return err
+		}
+		o, err := testFleet().Observe(context.Background(), id)
+		if err != nil {
+			return err
+		}
+		for _, was := range *before {
+			b, _ := o.Broker(was.NodeID)
+			replaced := b.InstanceID != was.InstanceID
+			if replaced != (was.NodeID == nodeID) {
+				return fmt.Errorf("broker %d replaced=%v (%s -> %s), want only broker %d replaced", was.NodeID, replaced, was.InstanceID, b.InstanceID, nodeID)
+			}
+		}
+		return nil
+	}
+}
+
 // TestAccCluster_failedCreate makes the create fail midway (an instance
 // profile that does not exist, found after the security group, the KMS key
 // and the ENIs were made): the error names the cluster, the state keeps its

@@ -242,6 +242,12 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		!plan.MetricsNamespace.Equal(state.MetricsNamespace) ||
 		(!config.InstanceProfile.IsNull() && !config.InstanceProfile.Equal(state.InstanceProfile))
 	heals := r.brokersMissing(ctx, state)
+	if mark, d := req.Private.GetKey(ctx, privateRollKey); !d.HasError() && len(mark) > 0 {
+		rolls = true
+		resp.Diagnostics.AddWarning("An earlier rolling replacement did not finish",
+			"The brokers run from different images, instance types or settings. This apply replaces, one at a time, the ones that "+
+				"do not match the configuration.")
+	}
 	if heals {
 		resp.Diagnostics.AddWarning("Brokers will be healed",
 			"At least one broker has no running instance (stopped or terminated outside Terraform?). This apply starts it again, or "+

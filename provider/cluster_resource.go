@@ -337,7 +337,34 @@ func (r *clusterResource) Read(ctx context.Context, req resource.ReadRequest, re
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	// Brokers launched from different things (a rolling replacement that
+	// stopped halfway) are remembered privately, so the next plan finishes
+	// the roll even when the state's settings already match the config.
+	var mark []byte
+	if rollIncomplete(o) {
+		mark = []byte(`{"incomplete":true}`)
+	}
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateRollKey, mark)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+// privateRollKey is the private-state key of an unfinished roll.
+const privateRollKey = "roll"
+
+// rollIncomplete reports whether the live brokers were launched from
+// different images, types or boot settings.
+func rollIncomplete(o *fleet.Observed) bool {
+	hash := ""
+	for _, b := range o.Brokers {
+		if !b.HasLiveInstance() {
+			continue
+		}
+		if hash != "" && b.LaunchHash != hash {
+			return true
+		}
+		hash = b.LaunchHash
+	}
+	return false
 }
 
 // readInto refreshes the model from what exists. Settings the user gave keep
@@ -361,17 +388,21 @@ func (r *clusterResource) readInto(ctx context.Context, m *clusterModel, o *flee
 		}
 	}
 
-	// Instance-level settings from a live broker; preferably one that
-	// differs from the state, so a half-finished roll (or a change made
-	// outside Terraform) shows as a diff and the next apply finishes it.
+	// Instance-level settings from a live broker: the first one that differs
+	// from the state (a change made outside Terraform shows as a diff), else
+	// the first. A half-finished roll is caught by rollIncomplete instead.
 	var live *fleet.Broker
 	for i := range o.Brokers {
 		b := &o.Brokers[i]
 		if !b.HasLiveInstance() {
 			continue
 		}
-		if live == nil || b.InstanceType != m.InstanceType.ValueString() || b.ImageID != m.ImageID.ValueString() {
+		if live == nil {
 			live = b
+		}
+		if b.InstanceType != m.InstanceType.ValueString() || b.ImageID != m.ImageID.ValueString() {
+			live = b
+			break
 		}
 	}
 	if live != nil {
@@ -646,6 +677,7 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 		resp.Diagnostics.AddError("Rolling the brokers of cluster "+clusterID, err.Error())
 		return
 	}
+	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateRollKey, nil)...)
 	if o, err = f.Observe(ctx, clusterID); err != nil {
 		resp.Diagnostics.AddError("Reading Tributary cluster "+clusterID, err.Error())
 		return
