@@ -204,19 +204,61 @@ func Start(ctx context.Context, opts Options) (*Cloud, error) {
 // lockStateDir makes sure only one local cloud uses the directory: two would overwrite each
 // other's state and run the same instances twice.
 func (c *Cloud) lockStateDir() error {
-	if err := os.MkdirAll(c.opts.StateDir, 0o755); err != nil {
-		return fmt.Errorf("localcloud: creating state directory: %w", err)
-	}
-	f, err := os.OpenFile(filepath.Join(c.opts.StateDir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := lockStateDir(c.opts.StateDir)
 	if err != nil {
-		return fmt.Errorf("localcloud: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return fmt.Errorf("localcloud: state directory %s is in use by another local cloud: %w", c.opts.StateDir, err)
+		return err
 	}
 	c.lockFile = f
 	return nil
+}
+
+// ErrStateDirInUse means a running local cloud holds the state directory.
+var ErrStateDirInUse = errors.New("state directory in use by a running local cloud")
+
+func lockStateDir(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("localcloud: creating state directory: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("localcloud: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("localcloud: %s: %w (%v)", dir, ErrStateDirInUse, err)
+	}
+	return f, nil
+}
+
+// RegisterImageOffline registers an image directly in the state directory of a local cloud that
+// is not running (a running one holds the directory: register through its endpoint instead,
+// and ErrStateDirInUse says so). It returns the image id.
+func RegisterImageOffline(stateDir string, spec ec2.ImageSpec, logger *slog.Logger) (string, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	lock, err := lockStateDir(stateDir)
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
+	creds, err := awsapi.NewCredentialStore(filepath.Join(stateDir, "credentials.json"))
+	if err != nil {
+		return "", fmt.Errorf("localcloud: %w", err)
+	}
+	dir := filepath.Join(stateDir, "ec2")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("localcloud: %w", err)
+	}
+	svc, err := ec2.New(ec2.Options{Env: awsapi.Env{StateDir: dir, Credentials: creds, Logger: logger}})
+	if err != nil {
+		return "", fmt.Errorf("localcloud: %w", err)
+	}
+	id, err := svc.RegisterImage(spec)
+	if cerr := svc.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	return id, err
 }
 
 // Endpoint is the URL of the AWS endpoint, e.g. http://127.0.0.1:4566.

@@ -4,7 +4,8 @@
 //	tributary-localcloud serve [--listen 127.0.0.1:4566] --state-dir DIR [--region us-east-1]
 //	                           [--broker-binary PATH --broker-version V] [--loopback-octet N]
 //	                           [--stop-grace 30s] [--log-level info]
-//	tributary-localcloud register-image --binary PATH (--version V | --name NAME) [--arch x86_64|arm64] [--endpoint URL]
+//	tributary-localcloud register-image --binary PATH (--version V | --name NAME) [--arch x86_64|arm64]
+//	                                    [--endpoint URL | --state-dir DIR]
 //	tributary-localcloud fault kill-instance i-... [--endpoint URL]
 //	tributary-localcloud fault crash-instance i-... [--endpoint URL]
 //	tributary-localcloud fault az-down us-east-1a [--endpoint URL]
@@ -33,6 +34,7 @@ import (
 	"time"
 
 	"github.com/tributary/tributary/internal/localcloud"
+	"github.com/tributary/tributary/internal/localcloud/ec2"
 )
 
 func main() {
@@ -54,7 +56,8 @@ const usage = `usage:
   tributary-localcloud serve --state-dir DIR [--listen 127.0.0.1:4566] [--region us-east-1]
                              [--broker-binary PATH --broker-version V] [--loopback-octet N]
                              [--stop-grace 30s] [--log-level debug|info|warn|error]
-  tributary-localcloud register-image --binary PATH (--version V | --name NAME) [--arch x86_64|arm64] [--endpoint URL]
+  tributary-localcloud register-image --binary PATH (--version V | --name NAME) [--arch x86_64|arm64]
+                                      [--endpoint URL | --state-dir DIR]
   tributary-localcloud fault kill-instance INSTANCE_ID [--endpoint URL]
   tributary-localcloud fault crash-instance INSTANCE_ID [--endpoint URL]
   tributary-localcloud fault az-down ZONE [--endpoint URL]
@@ -160,6 +163,7 @@ func registerImage(ctx context.Context, args []string, stdout io.Writer) error {
 	version := fs.String("version", "", "broker version: registers tributary-broker-<version>-<arch> with S4's tags")
 	name := fs.String("name", "", "AMI name of a non-broker image")
 	arch := fs.String("arch", "", "x86_64 or arm64 (default: this machine's)")
+	stateDir := fs.String("state-dir", "", "register into this state directory of a local cloud that is not running, instead of through --endpoint")
 	endpoint := endpointFlag(fs)
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return err
@@ -173,6 +177,20 @@ func registerImage(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if _, err := os.Stat(abs); err != nil {
 		return fmt.Errorf("image binary: %w", err)
+	}
+	if *stateDir != "" {
+		spec := ec2.ImageSpec{Name: *name, Architecture: *arch, Binary: abs}
+		if *version != "" {
+			spec = ec2.BrokerImageSpec(abs, *version, *arch)
+		}
+		id, err := localcloud.RegisterImageOffline(*stateDir, spec, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if errors.Is(err, localcloud.ErrStateDirInUse) {
+			return fmt.Errorf("%w: the local cloud is running; register through its endpoint (drop --state-dir)", err)
+		}
+		if err != nil {
+			return err
+		}
+		return json.NewEncoder(stdout).Encode(map[string]string{"imageId": id, "name": spec.Name})
 	}
 	body := map[string]string{"binary": abs, "version": *version, "name": *name, "architecture": *arch}
 	return call(ctx, http.MethodPost, *endpoint, "/_localcloud/images", body, stdout)

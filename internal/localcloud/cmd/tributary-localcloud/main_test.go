@@ -15,6 +15,39 @@ import (
 	"github.com/tributary/tributary/internal/localcloud"
 )
 
+func TestRegisterImageOffline(t *testing.T) {
+	dir := t.TempDir()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"register-image", "--binary", self, "--version", "1.2.3", "--state-dir", dir}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var img struct{ ImageID, Name string }
+	if err := json.Unmarshal(out.Bytes(), &img); err != nil || !strings.HasPrefix(img.ImageID, "ami-") {
+		t.Fatalf("register-image --state-dir: %s (%v)", out.String(), err)
+	}
+	// The next serve sees it; while one runs, offline registration is refused.
+	cloud, err := localcloud.Start(context.Background(), localcloud.Options{StateDir: dir, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cloud.Close()
+	var list bytes.Buffer
+	if err := run(context.Background(), []string{"register-image", "--binary", self, "--version", "1.2.3", "--endpoint", cloud.Endpoint()}, &list, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(list.String(), img.ImageID) {
+		t.Fatalf("re-registering through the endpoint gave %s, want the same image %s", list.String(), img.ImageID)
+	}
+	err = run(context.Background(), []string{"register-image", "--binary", self, "--version", "1.2.3", "--state-dir", dir}, io.Discard, io.Discard)
+	if !errors.Is(err, localcloud.ErrStateDirInUse) {
+		t.Fatalf("offline registration while the cloud runs: %v", err)
+	}
+}
+
 func TestClientSubcommands(t *testing.T) {
 	cloud, err := localcloud.Start(context.Background(), localcloud.Options{StateDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), StopGracePeriod: time.Second})
 	if err != nil {
