@@ -115,6 +115,16 @@ func TestAdminTopicsAndConfigs(t *testing.T) {
 	if c := describe("cfg")["retention.ms"]; c.MaybeValue() != "123000" || c.Source.String() != "DYNAMIC_DEFAULT_BROKER_CONFIG" {
 		t.Fatalf("inherited retention.ms %+v", c)
 	}
+	// This broker's own value wins over the cluster-wide default.
+	if _, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Name: "log.retention.ms", Value: ptr("222000")}}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if c := describe("cfg")["retention.ms"]; c.MaybeValue() != "222000" || c.Source.String() != "DYNAMIC_BROKER_CONFIG" {
+		t.Fatalf("retention.ms with a per-broker value %+v", c)
+	}
+	if _, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Name: "log.retention.ms", Op: kadm.DeleteConfig}}, 1); err != nil {
+		t.Fatal(err)
+	}
 	b.restart()
 	adm = b.admin(t)
 	cfgs = describe("cfg")

@@ -7,8 +7,13 @@ package server
 //     value and source (DYNAMIC_TOPIC_CONFIG for the topic's own value,
 //     else the broker setting it inherits: DYNAMIC_DEFAULT_BROKER_CONFIG,
 //     STATIC_BROKER_CONFIG or DEFAULT_CONFIG), synonyms on request.
-//   - Broker resources ("" or this node's id): every broker setting;
-//     ReadOnly unless it can be changed at run time.
+//   - Broker resources: this node's id describes every broker setting,
+//     ReadOnly unless it can be changed at run time, with its source
+//     (DYNAMIC_BROKER_CONFIG for this node's own dynamic value,
+//     DYNAMIC_DEFAULT_BROKER_CONFIG for the cluster-wide default,
+//     STATIC_BROKER_CONFIG from the file or flags, DEFAULT_CONFIG); the
+//     cluster-default resource ("") lists the dynamic defaults that are set,
+//     as Kafka does.
 //   - ConfigNames limits the answer; unknown names are left out, as Kafka does.
 //   - Other resource types answer INVALID_REQUEST.
 //
@@ -52,7 +57,7 @@ func (s *Server) handleDescribeConfigs(req *kmsg.DescribeConfigsRequest) *kmsg.D
 				fail(kerr.InvalidRequest.Code, fmt.Sprintf("broker %s is not this broker (%d)", rr.ResourceName, s.nodeID))
 				break
 			}
-			sr.Configs = s.describeBrokerConfigs(rr.ConfigNames)
+			sr.Configs = s.describeBrokerConfigs(rr.ResourceName != "", rr.ConfigNames)
 		default:
 			fail(kerr.InvalidRequest.Code, fmt.Sprintf("config resource type %v is not supported", rr.ResourceType))
 		}

@@ -8,8 +8,9 @@ package server
 //     default (this is Kafka's behaviour, and why IncrementalAlterConfigs
 //     exists).
 //   - Topic configs are stored in the metadata and applied to the logs at
-//     once; broker configs only where dynamic (see the settings table),
-//     stored and applied at once.
+//     once; broker configs only where dynamic (see the settings table):
+//     resource "" for the cluster-wide default, this node's id for its own
+//     value, which wins; stored and applied at once.
 //   - ValidateOnly checks and changes nothing.
 //
 // Version notes:

@@ -7,8 +7,9 @@ package server
 //     configs such as cleanup.policy only) per config; configs not named
 //     keep their values (KIP-339).
 //   - Topic configs are stored in the metadata and applied to the logs at
-//     once; broker configs only where dynamic, stored and applied at once,
-//     and topics that inherit them follow.
+//     once; broker configs only where dynamic: resource "" for the
+//     cluster-wide default, this node's id for its own value, which wins;
+//     stored and applied at once, and topics that inherit them follow.
 //   - A resource's changes apply all or nothing; ValidateOnly changes nothing.
 //
 // Version notes:

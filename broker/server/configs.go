@@ -11,13 +11,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tributary/tributary/broker/config"
+	"github.com/tributary/tributary/broker/server/metastore"
 )
 
 // describeTopicConfigs describes a topic's effective configs; names limits
 // the answer (nil: all).
 func (s *Server) describeTopicConfigs(overrides map[string]string, names []string) []kmsg.DescribeConfigsResponseResourceConfig {
 	cfg := s.Config()
-	dynamic := s.meta.BrokerConfigs()
+	dyn := s.dynamicLayers()
 	defaults := config.Default()
 	var out []kmsg.DescribeConfigsResponseResourceConfig
 	for _, name := range sortedTopicSettingNames() {
@@ -25,7 +26,7 @@ func (s *Server) describeTopicConfigs(overrides map[string]string, names []strin
 			continue
 		}
 		ts, _ := lookupTopicSetting(name)
-		ev := topicConfigValue(cfg, dynamic, overrides, ts)
+		ev := topicConfigValue(cfg, dyn, overrides, ts)
 		c := kmsg.NewDescribeConfigsResponseResourceConfig()
 		c.Name = name
 		v := ev.value
@@ -39,8 +40,11 @@ func (s *Server) describeTopicConfigs(overrides map[string]string, names []strin
 		if ov, ok := overrides[name]; ok {
 			c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(name, ov, kmsg.ConfigSourceDynamicTopicConfig))
 		}
-		if dv, ok := dynamic[ts.brokerName]; ok {
-			c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(ts.brokerName, dv, kmsg.ConfigSourceDynamicDefaultBrokerConfig))
+		if v, ok := dyn.node[ts.brokerName]; ok {
+			c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(ts.brokerName, v, kmsg.ConfigSourceDynamicBrokerConfig))
+		}
+		if v, ok := dyn.clusterDefault[ts.brokerName]; ok {
+			c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(ts.brokerName, v, kmsg.ConfigSourceDynamicDefaultBrokerConfig))
 		}
 		if cfg.Explicit[ts.brokerName] {
 			sv, _ := s.static.Get(ts.brokerName)
@@ -54,10 +58,17 @@ func (s *Server) describeTopicConfigs(overrides map[string]string, names []strin
 	return out
 }
 
-// describeBrokerConfigs describes the broker's settings.
-func (s *Server) describeBrokerConfigs(names []string) []kmsg.DescribeConfigsResponseResourceConfig {
+// dynamicLayers returns the dynamic broker configs in force here.
+func (s *Server) dynamicLayers() dynamicLayers {
+	return dynamicLayers{clusterDefault: s.meta.BrokerConfigs(metastore.ClusterDefault), node: s.meta.BrokerConfigs(s.nodeID)}
+}
+
+// describeBrokerConfigs describes this broker's settings (node true) or,
+// as Kafka does for the cluster-default resource (""), only the dynamic
+// cluster-wide defaults that are set.
+func (s *Server) describeBrokerConfigs(node bool, names []string) []kmsg.DescribeConfigsResponseResourceConfig {
 	cfg := s.Config()
-	dynamic := s.meta.BrokerConfigs()
+	dyn := s.dynamicLayers()
 	var out []kmsg.DescribeConfigsResponseResourceConfig
 	for _, st := range config.Settings() {
 		if names != nil && !slices.Contains(names, st.Name) {
@@ -65,21 +76,31 @@ func (s *Server) describeBrokerConfigs(names []string) []kmsg.DescribeConfigsRes
 		}
 		c := kmsg.NewDescribeConfigsResponseResourceConfig()
 		c.Name = st.Name
-		v, _ := cfg.Get(st.Name)
-		c.Value = &v
 		c.ReadOnly = !st.Dynamic
 		c.ConfigType = configType(st.Type)
 		doc := st.Doc
 		c.Documentation = &doc
-		switch {
-		case hasKey(dynamic, st.Name):
+		if !node {
+			v, ok := dyn.clusterDefault[st.Name]
+			if !ok {
+				continue
+			}
+			c.Value = &v
 			c.Source = kmsg.ConfigSourceDynamicDefaultBrokerConfig
-			c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(st.Name, dynamic[st.Name], c.Source))
-		case cfg.Explicit[st.Name]:
-			c.Source = kmsg.ConfigSourceStaticBrokerConfig
-		default:
-			c.Source = kmsg.ConfigSourceDefaultConfig
-			c.IsDefault = true
+			c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(st.Name, v, c.Source))
+			out = append(out, c)
+			continue
+		}
+		v, _ := cfg.Get(st.Name)
+		c.Value = &v
+		c.Source = brokerSource(cfg, dyn, st.Name)
+		c.IsDefault = c.Source == kmsg.ConfigSourceDefaultConfig
+		// Synonyms, most specific first.
+		if nv, ok := dyn.node[st.Name]; ok {
+			c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(st.Name, nv, kmsg.ConfigSourceDynamicBrokerConfig))
+		}
+		if dv, ok := dyn.clusterDefault[st.Name]; ok {
+			c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(st.Name, dv, kmsg.ConfigSourceDynamicDefaultBrokerConfig))
 		}
 		if cfg.Explicit[st.Name] {
 			sv, _ := s.static.Get(st.Name)
@@ -136,7 +157,11 @@ func (s *Server) alterResource(typ kmsg.ConfigResourceType, name string, changes
 		if name != "" && name != strconv.Itoa(int(s.nodeID)) {
 			return kerr.InvalidRequest.Code, fmt.Sprintf("broker %s is not this broker (%d)", name, s.nodeID)
 		}
-		return s.alterBrokerConfigs(changes, replace, validateOnly)
+		node := metastore.ClusterDefault
+		if name != "" {
+			node = s.nodeID
+		}
+		return s.alterBrokerConfigs(node, changes, replace, validateOnly)
 	default:
 		return kerr.InvalidRequest.Code, fmt.Sprintf("config resource type %v is not supported", typ)
 	}
@@ -156,7 +181,7 @@ func (s *Server) alterTopicConfigs(name string, changes []configChange, replace,
 		if !known {
 			return kerr.InvalidConfig.Code, fmt.Sprintf("unknown or unsupported topic config %q", ch.name)
 		}
-		cur := topicConfigValue(s.Config(), nil, t.configs, ts).value
+		cur := topicConfigValue(s.Config(), dynamicLayers{}, t.configs, ts).value
 		if err := applyChange(next, ch, cur, ts.typ == kmsg.ConfigTypeList); err != nil {
 			return kerr.InvalidConfig.Code, err.Error()
 		}
@@ -176,10 +201,12 @@ func (s *Server) alterTopicConfigs(name string, changes []configChange, replace,
 	return 0, ""
 }
 
-func (s *Server) alterBrokerConfigs(changes []configChange, replace, validateOnly bool) (int16, string) {
+// alterBrokerConfigs changes the dynamic configs of this node, or the
+// cluster-wide defaults (node metastore.ClusterDefault).
+func (s *Server) alterBrokerConfigs(node int32, changes []configChange, replace, validateOnly bool) (int16, string) {
 	s.cfgMu.Lock()
 	defer s.cfgMu.Unlock()
-	next := s.meta.BrokerConfigs()
+	next := s.meta.BrokerConfigs(node)
 	if replace || next == nil {
 		next = map[string]string{}
 	}
@@ -196,7 +223,13 @@ func (s *Server) alterBrokerConfigs(changes []configChange, replace, validateOnl
 			return kerr.InvalidConfig.Code, err.Error()
 		}
 	}
-	cfg, err := applyDynamic(s.static, next)
+	dyn := s.dynamicLayers()
+	if node == metastore.ClusterDefault {
+		dyn.clusterDefault = next
+	} else {
+		dyn.node = next
+	}
+	cfg, err := applyDynamic(s.static, dyn.clusterDefault, dyn.node)
 	if err == nil {
 		err = cfg.Validate()
 	}
@@ -206,13 +239,13 @@ func (s *Server) alterBrokerConfigs(changes []configChange, replace, validateOnl
 	if validateOnly {
 		return 0, ""
 	}
-	if err := s.meta.SetBrokerConfigs(next); err != nil {
+	if err := s.meta.SetBrokerConfigs(node, next); err != nil {
 		s.log.Error("storing broker configs", "err", err)
 		return kerr.KafkaStorageError.Code, err.Error()
 	}
 	s.cfg.Store(cfg)
 	s.reconfigureAll()
-	s.log.Info("changed dynamic broker configs", "configs", next)
+	s.log.Info("changed dynamic broker configs", "node", node, "configs", next)
 	return 0, ""
 }
 

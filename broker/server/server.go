@@ -39,8 +39,10 @@ type Metadata interface {
 	AddPartitions(name string, count int32) (metastore.Topic, error)
 	SetTopicConfigs(name string, configs map[string]string) (metastore.Topic, error)
 	BumpLeaderEpochs() error
-	BrokerConfigs() map[string]string
-	SetBrokerConfigs(configs map[string]string) error
+	// BrokerConfigs and SetBrokerConfigs keep dynamic broker configs of
+	// one node, or the cluster-wide defaults with metastore.ClusterDefault.
+	BrokerConfigs(node int32) map[string]string
+	SetBrokerConfigs(node int32, configs map[string]string) error
 	AllocateProducerIDBlock() (int64, error)
 }
 
@@ -153,7 +155,7 @@ func New(opts Options) (*Server, error) {
 		}
 		s.meta = ms
 	}
-	cfg, err := applyDynamic(static, s.meta.BrokerConfigs())
+	cfg, err := applyDynamic(static, s.meta.BrokerConfigs(metastore.ClusterDefault), s.meta.BrokerConfigs(s.nodeID))
 	if err != nil {
 		s.store.Close()
 		return nil, fmt.Errorf("applying stored dynamic broker configs: %w", err)

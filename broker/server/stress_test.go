@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/server/metastore"
 )
 
 // TestConcurrentAdminAndData runs produce, fetch, metadata and admin
@@ -83,7 +85,11 @@ func TestConcurrentAdminAndData(t *testing.T) {
 			_ = s.addPartitions(name, int32(3+i%5))
 		case 3:
 			_ = s.setTopicConfigs(name, map[string]string{"retention.ms": fmt.Sprint(60000 + i)})
-			s.alterBrokerConfigs([]configChange{{name: "log.retention.ms", value: ptrTo(fmt.Sprint(100000 + i))}}, false, false)
+			node := metastore.ClusterDefault
+			if i%8 == 3 {
+				node = s.nodeID
+			}
+			s.alterBrokerConfigs(node, []configChange{{name: "log.retention.ms", value: ptrTo(fmt.Sprint(100000 + i))}}, false, false)
 		}
 		return nil
 	})

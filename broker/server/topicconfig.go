@@ -123,20 +123,34 @@ type effectiveTopicValue struct {
 	source kmsg.ConfigSource
 }
 
+// dynamicLayers are the dynamic broker configs, for reporting sources.
+type dynamicLayers struct {
+	clusterDefault map[string]string // DYNAMIC_DEFAULT_BROKER_CONFIG
+	node           map[string]string // DYNAMIC_BROKER_CONFIG, wins
+}
+
+// brokerSource says where a broker setting's value in force comes from.
+func brokerSource(cfg *config.Config, dyn dynamicLayers, name string) kmsg.ConfigSource {
+	switch {
+	case hasKey(dyn.node, name):
+		return kmsg.ConfigSourceDynamicBrokerConfig
+	case hasKey(dyn.clusterDefault, name):
+		return kmsg.ConfigSourceDynamicDefaultBrokerConfig
+	case cfg.Explicit[name]:
+		return kmsg.ConfigSourceStaticBrokerConfig
+	default:
+		return kmsg.ConfigSourceDefaultConfig
+	}
+}
+
 // topicConfigValue resolves one topic config: the topic's own value, else
 // the broker's.
-func topicConfigValue(cfg *config.Config, dynamicBroker map[string]string, overrides map[string]string, s topicSetting) effectiveTopicValue {
+func topicConfigValue(cfg *config.Config, dyn dynamicLayers, overrides map[string]string, s topicSetting) effectiveTopicValue {
 	if v, ok := overrides[s.name]; ok {
 		return effectiveTopicValue{v, kmsg.ConfigSourceDynamicTopicConfig}
 	}
 	v, _ := cfg.Get(s.brokerName)
-	src := kmsg.ConfigSourceDefaultConfig
-	if _, ok := dynamicBroker[s.brokerName]; ok {
-		src = kmsg.ConfigSourceDynamicDefaultBrokerConfig
-	} else if cfg.Explicit[s.brokerName] {
-		src = kmsg.ConfigSourceStaticBrokerConfig
-	}
-	return effectiveTopicValue{v, src}
+	return effectiveTopicValue{v, brokerSource(cfg, dyn, s.brokerName)}
 }
 
 // resolveTopicConfig builds the storage config of a topic from its
@@ -144,7 +158,7 @@ func topicConfigValue(cfg *config.Config, dynamicBroker map[string]string, overr
 func resolveTopicConfig(cfg *config.Config, overrides map[string]string) storage.TopicConfig {
 	var tc storage.TopicConfig
 	for _, s := range topicSettings {
-		s.apply(&tc, topicConfigValue(cfg, nil, overrides, s).value)
+		s.apply(&tc, topicConfigValue(cfg, dynamicLayers{}, overrides, s).value)
 	}
 	return tc
 }

@@ -306,12 +306,15 @@ func (s *Server) reconfigureAll() {
 	}
 }
 
-// applyDynamic returns static with the dynamic broker configs applied.
-func applyDynamic(static *config.Config, dynamic map[string]string) (*config.Config, error) {
+// applyDynamic returns static with the dynamic broker configs applied: the
+// cluster-wide defaults, then this node's own, which win (Kafka's order).
+func applyDynamic(static *config.Config, clusterDefault, node map[string]string) (*config.Config, error) {
 	cfg := static.Clone()
-	for k, v := range dynamic {
-		if err := cfg.Set(k, v); err != nil {
-			return nil, err
+	for _, layer := range []map[string]string{clusterDefault, node} {
+		for k, v := range layer {
+			if err := cfg.Set(k, v); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return cfg, nil

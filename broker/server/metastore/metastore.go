@@ -65,7 +65,10 @@ type state struct {
 	ClusterID           string            `json:"cluster_id"`
 	Topics              map[string]*Topic `json:"topics"`
 	NextProducerIDBlock int64             `json:"next_producer_id_block"`
-	BrokerConfigs       map[string]string `json:"broker_configs,omitempty"`
+	BrokerConfigs       map[string]string `json:"broker_configs,omitempty"` // cluster-wide defaults
+	// NodeConfigs are per-broker overrides, by node id; they win over
+	// BrokerConfigs on their broker (Kafka's DYNAMIC_BROKER_CONFIG).
+	NodeConfigs map[int32]map[string]string `json:"node_configs,omitempty"`
 }
 
 // Store is the file-backed metadata store. It is safe for concurrent use.
@@ -228,17 +231,37 @@ func (s *Store) BumpLeaderEpochs() error {
 	return err
 }
 
-// BrokerConfigs returns the dynamic broker config overrides.
-func (s *Store) BrokerConfigs() map[string]string {
+// ClusterDefault is the node id under which BrokerConfigs and
+// SetBrokerConfigs keep the cluster-wide dynamic defaults.
+const ClusterDefault int32 = -1
+
+// BrokerConfigs returns the dynamic broker config overrides of one broker
+// (node >= 0) or the cluster-wide defaults (ClusterDefault).
+func (s *Store) BrokerConfigs(node int32) map[string]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return maps.Clone(s.st.BrokerConfigs)
+	if node == ClusterDefault {
+		return maps.Clone(s.st.BrokerConfigs)
+	}
+	return maps.Clone(s.st.NodeConfigs[node])
 }
 
-// SetBrokerConfigs replaces the dynamic broker config overrides.
-func (s *Store) SetBrokerConfigs(configs map[string]string) error {
+// SetBrokerConfigs replaces the dynamic broker config overrides of one
+// broker or the cluster-wide defaults (ClusterDefault).
+func (s *Store) SetBrokerConfigs(node int32, configs map[string]string) error {
 	_, err := s.update(func(st *state) (Topic, error) {
-		st.BrokerConfigs = maps.Clone(configs)
+		if node == ClusterDefault {
+			st.BrokerConfigs = maps.Clone(configs)
+			return Topic{}, nil
+		}
+		if st.NodeConfigs == nil {
+			st.NodeConfigs = map[int32]map[string]string{}
+		}
+		if len(configs) == 0 {
+			delete(st.NodeConfigs, node)
+		} else {
+			st.NodeConfigs[node] = maps.Clone(configs)
+		}
 		return Topic{}, nil
 	})
 	return err
@@ -330,6 +353,12 @@ func cloneState(st state) state {
 		next.Topics[name] = &c
 	}
 	next.BrokerConfigs = maps.Clone(st.BrokerConfigs)
+	if st.NodeConfigs != nil {
+		next.NodeConfigs = make(map[int32]map[string]string, len(st.NodeConfigs))
+		for n, c := range st.NodeConfigs {
+			next.NodeConfigs[n] = maps.Clone(c)
+		}
+	}
 	return next
 }
 

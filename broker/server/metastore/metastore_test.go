@@ -39,7 +39,10 @@ func TestPersistAndReload(t *testing.T) {
 	if err := s.DeleteTopic("b"); !errors.Is(err, ErrUnknownTopic) {
 		t.Fatalf("double delete: %v", err)
 	}
-	if err := s.SetBrokerConfigs(map[string]string{"log.retention.ms": "5"}); err != nil {
+	if err := s.SetBrokerConfigs(ClusterDefault, map[string]string{"log.retention.ms": "5"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetBrokerConfigs(1, map[string]string{"log.retention.ms": "6"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.BumpLeaderEpochs(); err != nil {
@@ -67,8 +70,8 @@ func TestPersistAndReload(t *testing.T) {
 	if byID, ok := r.TopicByID(a.ID); !ok || byID.Name != "a" {
 		t.Fatalf("by id: %+v %v", byID, ok)
 	}
-	if r.BrokerConfigs()["log.retention.ms"] != "5" {
-		t.Fatalf("broker configs %v", r.BrokerConfigs())
+	if r.BrokerConfigs(ClusterDefault)["log.retention.ms"] != "5" || r.BrokerConfigs(1)["log.retention.ms"] != "6" || len(r.BrokerConfigs(2)) != 0 {
+		t.Fatalf("broker configs: default %v, node 1 %v", r.BrokerConfigs(ClusterDefault), r.BrokerConfigs(1))
 	}
 	// Producer ids never repeat across a reload.
 	next, err := r.AllocateProducerIDBlock()
