@@ -67,12 +67,14 @@ func (tc *testCluster) config(id int32, ln net.Listener) Config {
 	return Config{
 		NodeID: id, Rack: tc.racks[id], Voters: tc.voters, Listener: ln, Dir: tc.dirs[id], ClusterID: "test-cluster",
 		Listeners:            []metadata.Listener{{Name: "PLAINTEXT", Host: "127.0.0.1", Port: 9000 + id}},
-		HeartbeatInterval:    100 * time.Millisecond,
-		Lease:                1500 * time.Millisecond,
-		RebalanceInterval:    300 * time.Millisecond,
-		RaftHeartbeatTimeout: 300 * time.Millisecond,
-		RaftElectionTimeout:  300 * time.Millisecond,
-		RaftLeaderLease:      150 * time.Millisecond,
+		// Short enough for quick failovers, long enough that a loaded
+		// 2-core CI machine does not fence live brokers or flap elections.
+		HeartbeatInterval:    200 * time.Millisecond,
+		Lease:                3 * time.Second,
+		RebalanceInterval:    500 * time.Millisecond,
+		RaftHeartbeatTimeout: 500 * time.Millisecond,
+		RaftElectionTimeout:  500 * time.Millisecond,
+		RaftLeaderLease:      250 * time.Millisecond,
 		SnapshotThreshold:    64,
 		SnapshotInterval:     200 * time.Millisecond,
 		Logger:               testLogger(tc.t).With("node", id),

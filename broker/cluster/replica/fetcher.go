@@ -95,6 +95,8 @@ type Fetcher struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	connMu sync.Mutex // guards conn between the loop and Close
 	conn   *conn
 }
 
@@ -137,10 +139,28 @@ func (f *Fetcher) Len() int {
 	return len(f.parts)
 }
 
-// Close stops the loop and waits for it.
+// Close stops the loop and waits for it. A request in flight is cut
+// short: Close never waits for a leader's answer.
 func (f *Fetcher) Close() {
 	f.cancel()
+	f.connMu.Lock()
+	if f.conn != nil {
+		_ = f.conn.c.SetDeadline(time.Now())
+	}
+	f.connMu.Unlock()
 	<-f.done
+}
+
+func (f *Fetcher) setConn(c *conn) {
+	f.connMu.Lock()
+	defer f.connMu.Unlock()
+	if f.conn != nil {
+		f.conn.close()
+	}
+	f.conn = c
+	if c != nil && f.ctx.Err() != nil {
+		_ = c.c.SetDeadline(time.Now()) // Close raced the dial
+	}
 }
 
 func (f *Fetcher) poke() {
@@ -165,21 +185,14 @@ func (f *Fetcher) sleep(d time.Duration) bool {
 
 func (f *Fetcher) run() {
 	defer close(f.done)
-	defer func() {
-		if f.conn != nil {
-			f.conn.close()
-		}
-	}()
+	defer f.setConn(nil)
 	for f.ctx.Err() == nil {
 		if err := f.round(); err != nil {
 			if f.ctx.Err() != nil {
 				return
 			}
 			f.log.Warn("replica fetch failed", "addr", f.cfg.Addr, "err", err)
-			if f.conn != nil {
-				f.conn.close()
-				f.conn = nil
-			}
+			f.setConn(nil)
 			f.sleep(f.cfg.Backoff)
 		}
 	}
@@ -243,7 +256,7 @@ func (f *Fetcher) round() error {
 		if err != nil {
 			return err
 		}
-		f.conn = c
+		f.setConn(c)
 	}
 	if len(check) > 0 {
 		if err := f.checkDivergence(check); err != nil {

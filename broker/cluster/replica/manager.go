@@ -153,13 +153,16 @@ func (m *Manager) Close() {
 	m.cancel()
 	<-m.done
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	for tp := range m.leaders {
 		m.stopLeading(tp)
 	}
-	for k, f := range m.fetchers {
+	fetchers := m.fetchers
+	m.fetchers = map[string]*Fetcher{}
+	m.mu.Unlock()
+	// Outside the lock: a fetcher's request may wait on another broker,
+	// whose listener looks up that broker's manager.
+	for _, f := range fetchers {
 		f.Close()
-		delete(m.fetchers, k)
 	}
 }
 
@@ -190,7 +193,9 @@ func (m *Manager) run() {
 	for {
 		changed := m.cfg.Control.Changed()
 		st := m.cfg.Control.State()
-		m.reconcile(st)
+		for _, f := range m.reconcile(st) {
+			f.Close() // outside the lock, see Close
+		}
 		select {
 		case <-m.ctx.Done():
 			return
@@ -223,8 +228,10 @@ func replicationAddr(b *metadata.Broker) string {
 	return ""
 }
 
-// reconcile brings the local roles in line with the metadata.
-func (m *Manager) reconcile(st *metadata.State) {
+// reconcile brings the local roles in line with the metadata. It returns
+// the fetchers left with nothing to do, for the caller to close once the
+// lock is released.
+func (m *Manager) reconcile(st *metadata.State) (idle []*Fetcher) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.dropDeletedTopics(st)
@@ -282,10 +289,11 @@ func (m *Manager) reconcile(st *metadata.State) {
 	}
 	for k, f := range m.fetchers {
 		if f.Len() == 0 {
-			f.Close()
+			idle = append(idle, f)
 			delete(m.fetchers, k)
 		}
 	}
+	return idle
 }
 
 // dropDeletedTopics deletes the local logs of topics this manager saw and

@@ -119,8 +119,8 @@ func (tb *testBrokers) start(id int32, ln net.Listener) *node {
 	ctl, err := cluster.Start(cluster.Config{
 		NodeID: id, Rack: string(rune('a' + id - 1)), Voters: tb.voters, Listener: ln, Dir: tb.dirs[id], ClusterID: "c",
 		ReplicationAddr:   kafka.addr(),
-		HeartbeatInterval: 100 * time.Millisecond, Lease: 1500 * time.Millisecond, RebalanceInterval: 300 * time.Millisecond,
-		RaftHeartbeatTimeout: 300 * time.Millisecond, RaftElectionTimeout: 300 * time.Millisecond, RaftLeaderLease: 150 * time.Millisecond,
+		HeartbeatInterval: 200 * time.Millisecond, Lease: 3 * time.Second, RebalanceInterval: 500 * time.Millisecond,
+		RaftHeartbeatTimeout: 500 * time.Millisecond, RaftElectionTimeout: 500 * time.Millisecond, RaftLeaderLease: 250 * time.Millisecond,
 		Logger: logger(tb.t).With("node", id),
 	})
 	if err != nil {
