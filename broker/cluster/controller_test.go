@@ -66,7 +66,7 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 func (tc *testCluster) config(id int32, ln net.Listener) Config {
 	return Config{
 		NodeID: id, Rack: tc.racks[id], Voters: tc.voters, Listener: ln, Dir: tc.dirs[id], ClusterID: "test-cluster",
-		Listeners:            []metadata.Listener{{Name: "PLAINTEXT", Host: "127.0.0.1", Port: 9000 + id}},
+		Listeners: []metadata.Listener{{Name: "PLAINTEXT", Host: "127.0.0.1", Port: 9000 + id}},
 		// Short enough for quick failovers, long enough that a loaded
 		// 2-core CI machine does not fence live brokers or flap elections.
 		HeartbeatInterval:    200 * time.Millisecond,
