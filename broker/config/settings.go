@@ -106,7 +106,7 @@ var settings = []Setting{
 			return err
 		},
 		get: func(c *Config) string { return itoa(int64(c.InterBrokerPort)) }},
-	{Name: "metrics.listen", Type: "string", Default: "", Doc: "host:port of the Prometheus /metrics, /healthz and /readyz endpoint (served by the metrics component).", skipEmptyDefault: true,
+	{Name: "metrics.listen", Type: "string", Default: "", Doc: "host:port of the Prometheus /metrics, /healthz, /readyz and /bootz endpoint (see docs/broker-metrics.md); unset serves none.", skipEmptyDefault: true,
 		set: func(c *Config, v string) error { c.MetricsListen = v; return nil },
 		get: func(c *Config) string { return c.MetricsListen }},
 
