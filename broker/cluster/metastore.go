@@ -153,22 +153,31 @@ func (m *MetadataStore) SetTopicConfigs(name string, configs map[string]string) 
 // changes nothing.
 func (m *MetadataStore) BumpLeaderEpochs() error { return nil }
 
-// BrokerConfigs implements the server's Metadata: the cluster-wide dynamic
-// broker configs.
-func (m *MetadataStore) BrokerConfigs() map[string]string {
-	return maps.Clone(m.Controller.State().BrokerConfigs[metadata.ClusterDefault])
+// BrokerConfigs implements the server's Metadata: the dynamic configs of
+// one broker, or the cluster-wide defaults for metastore.ClusterDefault.
+func (m *MetadataStore) BrokerConfigs(node int32) map[string]string {
+	return maps.Clone(m.Controller.State().BrokerConfigs[brokerConfigKey(node)])
 }
 
 // SetBrokerConfigs implements the server's Metadata.
-func (m *MetadataStore) SetBrokerConfigs(configs map[string]string) error {
+func (m *MetadataStore) SetBrokerConfigs(node int32, configs map[string]string) error {
 	ctx, cancel := m.ctx()
 	defer cancel()
-	if err := m.Controller.SetBrokerConfigs(ctx, metadata.ClusterDefault, configs); err != nil {
+	key := brokerConfigKey(node)
+	if err := m.Controller.SetBrokerConfigs(ctx, key, configs); err != nil {
 		return serverError(err)
 	}
 	return m.waitLocal(ctx, func(st *metadata.State) bool {
-		return maps.Equal(st.BrokerConfigs[metadata.ClusterDefault], configs) || (len(configs) == 0 && len(st.BrokerConfigs[metadata.ClusterDefault]) == 0)
+		return maps.Equal(st.BrokerConfigs[key], configs) || (len(configs) == 0 && len(st.BrokerConfigs[key]) == 0)
 	})
+}
+
+// brokerConfigKey maps the server's node ids to the metadata's.
+func brokerConfigKey(node int32) int32 {
+	if node == metastore.ClusterDefault {
+		return metadata.ClusterDefault
+	}
+	return node
 }
 
 // AllocateProducerIDBlock implements the server's Metadata: the block is

@@ -42,11 +42,23 @@ func TestMetadataStoreForTheServer(t *testing.T) {
 	if got := m.Topics()[0].Configs; got["cleanup.policy"] != "compact" || len(got) != 1 {
 		t.Fatalf("configs %v", got)
 	}
-	if err := m.SetBrokerConfigs(map[string]string{"log.retention.ms": "1000"}); err != nil {
+	if err := m.SetBrokerConfigs(metastore.ClusterDefault, map[string]string{"log.retention.ms": "1000"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := m.BrokerConfigs(); got["log.retention.ms"] != "1000" {
-		t.Fatalf("broker configs %v", got)
+	if err := m.SetBrokerConfigs(2, map[string]string{"log.retention.ms": "5"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.BrokerConfigs(metastore.ClusterDefault); got["log.retention.ms"] != "1000" {
+		t.Fatalf("cluster-wide broker configs %v", got)
+	}
+	if got := m.BrokerConfigs(2); got["log.retention.ms"] != "5" {
+		t.Fatalf("broker 2 configs %v", got)
+	}
+	if err := m.SetBrokerConfigs(2, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.BrokerConfigs(2); len(got) != 0 {
+		t.Fatalf("broker 2 configs after clearing %v", got)
 	}
 	a, err := m.AllocateProducerIDBlock()
 	if err != nil {
