@@ -1,11 +1,14 @@
 package clienttest
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func saramaConfig() *sarama.Config {
@@ -123,4 +126,69 @@ func TestSaramaAdmin(t *testing.T) {
 	if err := admin.DeleteTopic("sarama-admin"); err != nil {
 		t.Fatalf("delete: %v", err)
 	}
+}
+
+// saramaHandler counts the records a sarama group member consumes and
+// marks them, so the session commits them.
+type saramaHandler struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func (h *saramaHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (h *saramaHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (h *saramaHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	for m := range claim.Messages() {
+		h.mu.Lock()
+		h.seen[string(m.Value)]++
+		h.mu.Unlock()
+		sess.MarkMessage(m, "")
+	}
+	return nil
+}
+
+func (h *saramaHandler) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.seen)
+}
+
+func TestSaramaConsumerGroup(t *testing.T) {
+	b := startBroker(t)
+	b.createTopic(t, "sarama-group", 3, nil)
+	produceSync(t, b.client(t, kgo.DefaultProduceTopic("sarama-group")), "sarama-group", 150, "sg")
+
+	cfg := saramaConfig()
+	cfg.Consumer.Offsets.AutoCommit.Interval = 100 * time.Millisecond
+	cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
+	group, err := sarama.NewConsumerGroup([]string{b.addr}, "sarama-group-id", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &saramaHandler{seen: map[string]int{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		for ctx.Err() == nil {
+			if err := group.Consume(ctx, []string{"sarama-group"}, h); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	waitFor(t, "sarama to consume every record", 30*time.Second, func() bool { return h.count() >= 150 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("consume: %v", err)
+	}
+	if err := group.Close(); err != nil { // commits the marked offsets
+		t.Fatalf("close: %v", err)
+	}
+	for v, n := range h.seen {
+		if n != 1 {
+			t.Fatalf("%s consumed %d times", v, n)
+		}
+	}
+	assertCommitted(t, b, "sarama-group-id", "sarama-group", 150)
 }
