@@ -43,6 +43,7 @@ type Controller struct {
 	ready chan struct{}
 
 	brokerEpoch atomic.Int64 // 0 until registered
+	firstEpoch  atomic.Int64 // the first registration's epoch (its Raft index)
 	registered  chan struct{}
 	regOnce     sync.Once
 
@@ -245,13 +246,26 @@ func (ctl *Controller) leaderAddr() (string, bool) {
 // BrokerEpoch is this broker's registration epoch (0 until registered).
 func (ctl *Controller) BrokerEpoch() int64 { return ctl.brokerEpoch.Load() }
 
-// WaitRegistered waits until the broker has registered with the cluster.
+// WaitRegistered waits until the broker has registered with the cluster
+// and this node's metadata has caught up to its registration: after it
+// returns, State holds every change committed before this broker joined
+// (so a topic missing from it was really deleted).
 func (ctl *Controller) WaitRegistered(ctx context.Context) error {
 	select {
 	case <-ctl.registered:
-		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("waiting for broker %d to register: %w", ctl.cfg.NodeID, ctx.Err())
+	}
+	for {
+		changed := ctl.fsm.Changed()
+		if ctl.fsm.Current().Index >= ctl.firstEpoch.Load() {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for broker %d's metadata to catch up: %w", ctl.cfg.NodeID, ctx.Err())
+		}
 	}
 }
 
@@ -470,7 +484,10 @@ func (ctl *Controller) brokerLoop() {
 			cancel()
 			if err == nil {
 				ctl.brokerEpoch.Store(epoch)
-				ctl.regOnce.Do(func() { close(ctl.registered) })
+				ctl.regOnce.Do(func() {
+					ctl.firstEpoch.Store(epoch)
+					close(ctl.registered)
+				})
 				ctl.log.Info("broker registered", "epoch", epoch)
 			} else if ctl.ctx.Err() == nil {
 				ctl.log.Debug("registering broker", "err", err)

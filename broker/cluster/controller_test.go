@@ -343,10 +343,15 @@ func TestKillActiveControllerFencesAndMovesLeaders(t *testing.T) {
 	// The old node comes back: it re-registers, its leaders re-admit it,
 	// and the preferred-leader rebalance gives it its partitions back.
 	back := tc.restart(oldID)
-	tc.waitForState("returned broker registered", registered(oldID))
 	if err := back.WaitRegistered(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
+	// Caught up: the returning node's own state already has everything
+	// committed before it came back.
+	if _, ok := back.State().Topic("after"); !ok || back.State().Brokers[oldID] == nil {
+		t.Fatal("WaitRegistered returned before the metadata caught up")
+	}
+	tc.waitForState("returned broker registered", registered(oldID))
 	for _, i := range led {
 		checkFor(t, 10*time.Second, func() error {
 			// Read a node that stayed up: the returning node replays the
