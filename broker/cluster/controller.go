@@ -74,10 +74,13 @@ func Start(c Config) (*Controller, error) {
 	}
 	advertise := ln.Addr()
 	if cfg.Advertise != "" {
-		if advertise, err = net.ResolveTCPAddr("tcp", cfg.Advertise); err != nil {
+		if _, _, err := net.SplitHostPort(cfg.Advertise); err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("controller advertise address %q: %w", cfg.Advertise, err)
 		}
+		// Kept as written (a name is not resolved here): it must match
+		// the voter list and is what the other nodes dial.
+		advertise = advertisedAddr(cfg.Advertise)
 	}
 	cfg.Advertise = advertise.String()
 	if i := slices.IndexFunc(cfg.Voters, func(v Voter) bool { return v.ID == cfg.NodeID }); i >= 0 && cfg.Voters[i].Addr != cfg.Advertise {
@@ -110,6 +113,12 @@ func Start(c Config) (*Controller, error) {
 	}
 	return ctl, nil
 }
+
+// advertisedAddr is a host:port as configured.
+type advertisedAddr string
+
+func (a advertisedAddr) Network() string { return "tcp" }
+func (a advertisedAddr) String() string  { return string(a) }
 
 func (ctl *Controller) goLoop(fn func()) {
 	ctl.wg.Add(1)
