@@ -1,6 +1,7 @@
 package metadata
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -44,13 +45,20 @@ var handlers = map[CommandType]handler{
 }
 
 // decodeAnd adapts a typed apply function to the table. A body that does
-// not decode is a command-level error (the state does not change), not a
-// halt: every replica fails it the same way.
+// not decode exactly (bad JSON, or a field this version does not know,
+// written by a newer one) is ErrBadCommand, which halts the state machine:
+// applying what we understand of it could build a different state than
+// the replicas that understand all of it.
 func decodeAnd[C any](fn func(*applyCtx, C) (any, error)) handler {
 	return func(c *applyCtx, body []byte) (any, error) {
 		var cmd C
-		if err := json.Unmarshal(body, &cmd); err != nil {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&cmd); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrBadCommand, err)
+		}
+		if dec.More() {
+			return nil, fmt.Errorf("%w: data after the command", ErrBadCommand)
 		}
 		return fn(c, cmd)
 	}

@@ -9,7 +9,9 @@
 // know halts the state machine (every later Apply fails with ErrHalted and
 // the state stays as it was) unless the type carries the IgnorableFlag bit,
 // in which case it is skipped: a replica must never silently apply a
-// different history than its peers.
+// different history than its peers. For the same reason a command body or
+// a snapshot with a field this version does not know halts (or fails the
+// restore) instead of being applied in part.
 //
 // Apply is deterministic: time comes only from the command (the Raft
 // leader's clock, in Unix milliseconds), nothing iterates a map in an order

@@ -1,6 +1,7 @@
 package metadata
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -105,6 +106,9 @@ func (f *FSM) ApplyEntry(index int64, data []byte) *Result {
 	c := &applyCtx{st: cur.shallowCopy(), index: index}
 	c.st.Index = index
 	val, err := h(c, data[1:])
+	if errors.Is(err, ErrBadCommand) {
+		return f.halt(index, err)
+	}
 	if err != nil {
 		// A refused command changes nothing but the applied index.
 		next := cur.shallowCopy()
@@ -136,8 +140,12 @@ func MarshalState(st *State) ([]byte, error) {
 
 // UnmarshalState decodes what MarshalState wrote.
 func UnmarshalState(b []byte) (*State, error) {
+	// A field this version does not know means a newer version wrote the
+	// snapshot: refuse it rather than drop what we cannot represent.
 	var sf snapshotFile
-	if err := json.Unmarshal(b, &sf); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&sf); err != nil {
 		return nil, fmt.Errorf("decoding metadata state: %w", err)
 	}
 	if sf.Format != snapshotFormat {

@@ -494,13 +494,30 @@ func TestUnknownCommandHaltsAndIgnorableIsSkipped(t *testing.T) {
 	}
 }
 
-func TestMalformedBodyIsRefusedNotHalted(t *testing.T) {
-	m := newMachine(t)
-	if r := m.applyRaw([]byte{byte(TypeCreateTopic), '{'}); !errors.Is(r.Err, ErrBadCommand) {
-		t.Fatalf("bad body: %v", r.Err)
+func TestUndecodableCommandHalts(t *testing.T) {
+	tests := map[string][]byte{
+		"bad json":      append([]byte{byte(TypeCreateTopic)}, '{'),
+		"unknown field": append([]byte{byte(TypeAllocateProducerIDs)}, `{"count":5,"added_in_a_later_version":true}`...),
+		"trailing data": append([]byte{byte(TypeAllocateProducerIDs)}, `{"count":5}{"count":6}`...),
 	}
-	if m.f.Err() != nil {
-		t.Fatal("a bad body must not halt the machine: every replica refuses it alike")
+	for name, entry := range tests {
+		t.Run(name, func(t *testing.T) {
+			m := newMachine(t)
+			if r := m.applyRaw(entry); !errors.Is(r.Err, ErrHalted) || !errors.Is(r.Err, ErrBadCommand) {
+				t.Fatalf("got %v", r.Err)
+			}
+			if m.f.Current().NextProducerID != 0 {
+				t.Fatal("part of an undecodable command was applied")
+			}
+		})
+	}
+}
+
+func TestSnapshotFromANewerVersionIsRefused(t *testing.T) {
+	m := newMachine(t)
+	err := m.f.Restore(io.NopCloser(bytes.NewReader([]byte(`{"format":1,"state":{"cluster_id":"x","brokers":{},"topics":{},"new_thing":1}}`))))
+	if err == nil {
+		t.Fatal("restored a snapshot with a field this version does not know")
 	}
 }
 
