@@ -66,7 +66,10 @@ func Run(ctx context.Context, cfg RunConfig) (Outcome, error) {
 		}
 	}
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := CreateTopic(tctx, cfg.Workload)
+	err := WaitCluster(tctx, cfg.Workload, len(cfg.Cluster.Nodes()))
+	if err == nil {
+		err = CreateTopic(tctx, cfg.Workload)
+	}
 	cancel()
 	if err != nil {
 		return out, err

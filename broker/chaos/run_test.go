@@ -74,6 +74,34 @@ func TestSingleBrokerUnderProcessFaults(t *testing.T) {
 	}
 }
 
+func TestWaitClusterNoticesMissingBrokers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker process; skipped with -short")
+	}
+	c, err := NewCluster(ClusterConfig{Binary: buildBroker(t), Dir: t.TempDir(), Nodes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if err := c.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.WaitServing(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	cfg := WorkloadConfig{Brokers: c.Bootstrap()}
+	if err := WaitCluster(ctx, cfg, 1); err != nil {
+		t.Fatalf("one broker, one expected: %v", err)
+	}
+	short, cancel2 := context.WithTimeout(ctx, time.Second)
+	defer cancel2()
+	if err := WaitCluster(short, cfg, 3); err == nil || !strings.Contains(err.Error(), "1 of 3 brokers") {
+		t.Fatalf("three expected, one there: %v", err)
+	}
+}
+
 func TestClusterProcessControl(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes; skipped with -short")

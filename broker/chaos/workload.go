@@ -27,7 +27,10 @@ type WorkloadConfig struct {
 	Consumers int
 	// OpTimeout bounds one send; a send that runs out is indeterminate.
 	OpTimeout time.Duration
-	Logger    *slog.Logger
+	// Rate caps each producer's sends per second (0: as fast as acks
+	// come), which keeps long runs' histories to a reasonable size.
+	Rate   float64
+	Logger *slog.Logger
 }
 
 func (c *WorkloadConfig) defaults() {
@@ -55,6 +58,32 @@ func (c *WorkloadConfig) defaults() {
 }
 
 func key(topic string, p int32) string { return fmt.Sprintf("%s-%d", topic, p) }
+
+// WaitCluster waits until a broker's Metadata lists want brokers: the
+// processes formed one cluster (a broker that ignores the controller
+// settings lists only itself).
+func WaitCluster(ctx context.Context, cfg WorkloadConfig, want int) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var last int
+	for {
+		md, err := kadm.NewClient(cl).BrokerMetadata(ctx)
+		if err == nil {
+			last = len(md.Brokers)
+			if last == want {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the brokers do not form one cluster: Metadata lists %d of %d brokers (%v)", last, want, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
 
 // CreateTopic creates the workload's topic, retrying while the cluster
 // comes up.
@@ -115,7 +144,19 @@ func RunProducer(ctx context.Context, cfg WorkloadConfig, process int, rec *Reco
 		return err
 	}
 	defer cl.Close()
+	var pace *time.Ticker
+	if cfg.Rate > 0 {
+		pace = time.NewTicker(time.Duration(float64(time.Second) / cfg.Rate))
+		defer pace.Stop()
+	}
 	for n := int64(0); ctx.Err() == nil; n++ {
+		if pace != nil {
+			select {
+			case <-pace.C:
+			case <-ctx.Done():
+				return nil
+			}
+		}
 		v := int64(process)*1_000_000_000 + n
 		p := int32(n % int64(cfg.Partitions))
 		k := key(cfg.Topic, p)

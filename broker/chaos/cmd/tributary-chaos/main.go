@@ -36,6 +36,7 @@ func run() int {
 		rf         = flag.Int("rf", 0, "replication factor (default: min(3, nodes))")
 		minISR     = flag.Int("min-isr", 0, "min.insync.replicas (default: 2 with rf 3, else 1)")
 		producers  = flag.Int("producers", 3, "idempotent acks=all producers")
+		rate       = flag.Float64("rate", 200, "sends per second per producer (0: unlimited)")
 		consumers  = flag.Int("consumers", 2, "consumers")
 		duration   = flag.Duration("duration", 2*time.Minute, "time under faults")
 		interval   = flag.Duration("interval", 5*time.Second, "time between fault starts")
@@ -104,7 +105,7 @@ func run() int {
 	log.Info("chaos run", "dir", *dir, "nodes", *nodes, "seed", *seed, "duration", *duration)
 	out, err := chaos.Run(ctx, chaos.RunConfig{
 		Cluster:  c,
-		Workload: chaos.WorkloadConfig{Partitions: int32(*partitions), ReplicationFactor: int16(*rf), Producers: *producers, Consumers: *consumers},
+		Workload: chaos.WorkloadConfig{Partitions: int32(*partitions), ReplicationFactor: int16(*rf), Producers: *producers, Consumers: *consumers, Rate: *rate},
 		Nemesis:  chaos.NemesisConfig{Faults: kinds, Interval: *interval, Duration: *faultLen, Seed: *seed},
 		Duration: *duration,
 		Logger:   log,
