@@ -20,12 +20,13 @@ import (
 // loopback: each node gets its own 127.0.0.x so that it looks like its own
 // machine, as in the local cloud.
 type NodeSpec struct {
-	ID             int32
-	Rack           string
-	Host           string // 127.0.0.x
-	KafkaPort      int
-	ControllerPort int
-	DataDir        string
+	ID              int32
+	Rack            string
+	Host            string // 127.0.0.x
+	KafkaPort       int
+	ControllerPort  int
+	ReplicationPort int // inter.broker.listener.port: followers fetch here
+	DataDir         string
 }
 
 // KafkaAddr is the node's client address.
@@ -78,11 +79,11 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	c := &Cluster{cfg: cfg, procs: map[int32]*process{}}
 	for i := range cfg.Nodes {
 		host := fmt.Sprintf("127.0.0.%d", 10+i)
-		ports, err := freePorts(host, 2)
+		ports, err := freePorts(host, 3)
 		if err != nil {
 			return nil, err
 		}
-		n := NodeSpec{ID: int32(i + 1), Rack: string(rune('a' + i%3)), Host: host, KafkaPort: ports[0], ControllerPort: ports[1],
+		n := NodeSpec{ID: int32(i + 1), Rack: string(rune('a' + i%3)), Host: host, KafkaPort: ports[0], ControllerPort: ports[1], ReplicationPort: ports[2],
 			DataDir: filepath.Join(cfg.Dir, fmt.Sprintf("node-%d", i+1), "data")}
 		if err := os.MkdirAll(n.DataDir, 0o750); err != nil {
 			return nil, err
@@ -133,6 +134,7 @@ func (c *Cluster) configFile(n NodeSpec) string {
 	fmt.Fprintf(&b, "node.id=%d\nbroker.rack=%s\n", n.ID, n.Rack)
 	fmt.Fprintf(&b, "listeners=PLAINTEXT://%s\nadvertised.listeners=PLAINTEXT://%s\n", n.KafkaAddr(), n.KafkaAddr())
 	fmt.Fprintf(&b, "log.dirs=%s\ncluster.id=tributary-chaos\n", n.DataDir)
+	fmt.Fprintf(&b, "inter.broker.listener.port=%d\n", n.ReplicationPort)
 	if len(c.nodes) > 1 {
 		var voters []string
 		for _, v := range c.nodes[:min(3, len(c.nodes))] {

@@ -127,7 +127,7 @@ func TestClusterProcessControl(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"node.id=2", "broker.rack=b", "listeners=PLAINTEXT://127.0.0.11:", "controller.quorum.voters=1@127.0.0.10:", "min.insync.replicas=2"} {
+	for _, want := range []string{"node.id=2", "broker.rack=b", "listeners=PLAINTEXT://127.0.0.11:", "controller.quorum.voters=1@127.0.0.10:", "inter.broker.listener.port=", "min.insync.replicas=2"} {
 		if !strings.Contains(string(cfg), want) {
 			t.Fatalf("config lacks %q:\n%s", want, cfg)
 		}
