@@ -26,6 +26,9 @@ func TestRunWithBootAgentConfig(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "broker.properties")
 	metricsAddr := freeLoopbackAddr(t)
+	// A one-voter cluster: the broker runs its metadata quorum alone.
+	controllerAddr := freeLoopbackAddr(t)
+	_, replicationPort, _ := net.SplitHostPort(freeLoopbackAddr(t))
 	conf := fmt.Sprintf(`# Written by tributary-broker boot
 node.id=3
 broker.rack=us-east-1a
@@ -36,9 +39,9 @@ advertised.listeners=CLIENT://127.0.0.1:0,CLIENT_SECURE://127.0.0.1:0
 listener.security.protocol.map=CLIENT:PLAINTEXT,CLIENT_SECURE:SSL
 listener.name.client_secure.ssl.client.auth=required
 log.dirs=%[2]s
-inter.broker.listener.port=9093
+inter.broker.listener.port=%[3]s
 tributary.controller.port=9095
-controller.quorum.voters=3@127.0.0.1:9095
+controller.quorum.voters=3@%[4]s
 metrics.listen=%[1]s
 tributary.metrics.cloudwatch.enable=false
 
@@ -46,7 +49,7 @@ tributary.metrics.cloudwatch.enable=false
 auto.create.topics.enable=true
 num.partitions=3
 log.retention.ms=3600000
-`, metricsAddr, filepath.Join(dir, "data"))
+`, metricsAddr, filepath.Join(dir, "data"), replicationPort, controllerAddr)
 	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}

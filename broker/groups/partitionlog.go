@@ -43,6 +43,9 @@ func OffsetsTopicConfig() storage.TopicConfig {
 // Append returns.
 type PartitionLog struct {
 	p *storage.Partition
+	// write, when set, appends an encoded batch instead of p.Append: in a
+	// cluster it goes through the replica manager (leader epoch, acks=all).
+	write func(ctx context.Context, batch []byte) error
 }
 
 var _ OffsetLog = (*PartitionLog)(nil)
@@ -62,6 +65,13 @@ func NewPartitionLog(p *storage.Partition) *PartitionLog {
 	return &PartitionLog{p: p}
 }
 
+// NewReplicatedPartitionLog uses an open partition as the offsets log, reads
+// it directly and writes each encoded batch through write, which must
+// return once the batch is durable (in a cluster: replicated to the ISR).
+func NewReplicatedPartitionLog(p *storage.Partition, write func(ctx context.Context, batch []byte) error) *PartitionLog {
+	return &PartitionLog{p: p, write: write}
+}
+
 // Partition returns the underlying storage partition, e.g. for Metadata.
 func (l *PartitionLog) Partition() *storage.Partition { return l.p }
 
@@ -74,7 +84,12 @@ func (l *PartitionLog) Append(ctx context.Context, records []Record) error {
 	if err != nil {
 		return err
 	}
-	if _, err := l.p.Append(ctx, batch, storage.AppendOptions{}); err != nil {
+	if l.write != nil {
+		err = l.write(ctx, batch)
+	} else {
+		_, err = l.p.Append(ctx, batch, storage.AppendOptions{})
+	}
+	if err != nil {
 		switch {
 		case errors.Is(err, storage.ErrRecordTooLarge):
 			err = fmt.Errorf("%w: %w", ErrLogRecordsTooLarge, err)

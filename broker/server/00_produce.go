@@ -19,6 +19,13 @@ package server
 //     producer notices, as Kafka does), 1 and -1 (all). On one node the
 //     ISR is this node, so acks=all fails with NOT_ENOUGH_REPLICAS when
 //     min.insync.replicas > 1, instead of pretending.
+//   - In a cluster each partition goes through the replica manager: only
+//     the leader appends (else NOT_LEADER_OR_FOLLOWER), stamping its leader
+//     epoch; acks=all is refused with NOT_ENOUGH_REPLICAS while the ISR is
+//     below min.insync.replicas, and answered when the high watermark
+//     passes the batch (REQUEST_TIMED_OUT after the request's timeout,
+//     NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank meanwhile).
+//     Consecutive requests of a connection are not joined into one append.
 //   - Transactional produce is refused (transactions are not served yet).
 //   - A full or failing disk answers KAFKA_STORAGE_ERROR.
 //
@@ -39,6 +46,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/tributary/tributary/broker/cluster/replica"
 	"github.com/tributary/tributary/broker/storage"
 )
 
@@ -52,9 +60,11 @@ const produceFloor = 3
 
 // produceJob is one partition of one Produce request.
 type produceJob struct {
-	p      *partition
-	out    *kmsg.ProduceResponseTopicPartition
-	record []byte
+	p         *partition
+	out       *kmsg.ProduceResponseTopicPartition
+	record    []byte
+	acks      int16
+	timeoutMs int32
 }
 
 func (s *Server) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) (kmsg.Response, error) {
@@ -121,13 +131,13 @@ func (s *Server) prepareProduce(req *kmsg.ProduceRequest) (*kmsg.ProduceResponse
 				continue
 			}
 			min := minInsyncReplicas(cfg, t.configs)
-			if req.Acks == -1 && min > 1 {
+			if req.Acks == -1 && min > 1 && !s.clustered() {
 				sp.ErrorCode = kerr.NotEnoughReplicas.Code
 				msg := fmt.Sprintf("acks=all needs %d in-sync replicas (min.insync.replicas) and this single node has 1", min)
 				sp.ErrorMessage = &msg
 				continue
 			}
-			jobs = append(jobs, produceJob{p: p, out: sp, record: rp.Records})
+			jobs = append(jobs, produceJob{p: p, out: sp, record: rp.Records, acks: req.Acks, timeoutMs: req.TimeoutMillis})
 		}
 	}
 	return resp, jobs
@@ -188,7 +198,9 @@ func (s *Server) runProduceJobs(ctx context.Context, groups [][]produceJob) {
 				}
 			}
 		}()
-		if len(jobs) > 1 && s.appendJoint(appendCtx, p, jobs) {
+		// In a cluster each request waits for its own acks, so requests
+		// are not joined.
+		if len(jobs) > 1 && !s.clustered() && s.appendJoint(appendCtx, p, jobs) {
 			return
 		}
 		for _, j := range jobs {
@@ -210,7 +222,15 @@ func (s *Server) runProduceJobs(ctx context.Context, groups [][]produceJob) {
 
 // appendOne appends one request's records to one partition.
 func (s *Server) appendOne(ctx context.Context, j produceJob) {
-	res, err := j.p.log.Append(ctx, j.record, storage.AppendOptions{LeaderEpoch: j.p.leaderEpoch})
+	var (
+		res storage.AppendResult
+		err error
+	)
+	if s.clustered() {
+		res, err = s.produceClustered(ctx, j)
+	} else {
+		res, err = j.p.log.Append(ctx, j.record, storage.AppendOptions{LeaderEpoch: j.p.leaderEpoch})
+	}
 	if err != nil {
 		s.setAppendError(j, err)
 		return
@@ -288,7 +308,10 @@ func errorBeforeWrite(err error) bool {
 }
 
 func (s *Server) setAppendError(j produceJob, err error) {
-	j.out.ErrorCode = storageErrorCode(err)
+	j.out.ErrorCode = replica.ErrorCode(err) // replication errors; 0 for storage ones
+	if j.out.ErrorCode == 0 {
+		j.out.ErrorCode = storageErrorCode(err)
+	}
 	msg := err.Error()
 	j.out.ErrorMessage = &msg
 	if j.out.ErrorCode == kerr.KafkaStorageError.Code || j.out.ErrorCode == kerr.UnknownServerError.Code {

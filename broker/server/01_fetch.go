@@ -12,7 +12,10 @@ package server
 //     first partition with data is returned even if larger (KIP-74), so a
 //     consumer never gets stuck behind a big batch.
 //   - Reads stop at the high watermark (from storage; on one node the
-//     durable end). With no transactions, the last stable offset is the
+//     durable end, in a cluster the end every in-sync replica has).
+//   - In a cluster only the partition's leader serves consumers; other
+//     brokers answer NOT_LEADER_OR_FOLLOWER so the client refreshes its
+//     metadata. Follower fetches come to the inter-broker listener. With no transactions, the last stable offset is the
 //     high watermark, so read_committed reads the same.
 //   - Offsets below the log start or past the log end answer
 //     OFFSET_OUT_OF_RANGE; an offset between the high watermark and the
@@ -111,8 +114,16 @@ func (s *Server) handleFetch(ctx context.Context, req *kmsg.FetchRequest) *kmsg.
 			timer = time.NewTimer(time.Until(deadline))
 			defer timer.Stop()
 		}
+		// In a cluster the high watermark moves when followers fetch,
+		// not when this broker appends, so a long poll also looks again
+		// every clusterFetchPoll.
+		var poll <-chan time.Time
+		if s.clustered() {
+			poll = time.After(clusterFetchPoll)
+		}
 		select {
 		case <-woken:
+		case <-poll:
 		case <-timer.C:
 		case <-ctx.Done():
 		}
@@ -196,24 +207,23 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, by
 // fetchPartition fills one partition of the response and returns the bytes
 // of records it added.
 func (s *Server) fetchPartition(req *kmsg.FetchRequest, rp kmsg.FetchRequestTopicPartition, p *partition, sp *kmsg.FetchResponseTopicPartition, remaining int, haveData bool) int {
-	if req.Version >= 9 {
-		if code := leaderEpochErrorCode(rp.CurrentLeaderEpoch, p.leaderEpoch); code != 0 {
-			sp.ErrorCode = code
-			return 0
-		}
+	log, _, code := s.servingLog(p, rp.CurrentLeaderEpoch, req.Version >= 9)
+	if code != 0 {
+		sp.ErrorCode = code
+		return 0
 	}
-	hw := p.log.HighWatermark()
-	logStart := p.log.LogStartOffset()
+	hw := log.HighWatermark()
+	logStart := log.LogStartOffset()
 	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, logStart
 
 	if req.Version >= 12 && rp.LastFetchedEpoch >= 0 {
-		epoch, end := p.log.EndOffsetForLeaderEpoch(rp.LastFetchedEpoch)
+		epoch, end := log.EndOffsetForLeaderEpoch(rp.LastFetchedEpoch)
 		if epoch != rp.LastFetchedEpoch || end < rp.FetchOffset {
 			sp.DivergingEpoch.Epoch, sp.DivergingEpoch.EndOffset = epoch, end
 			return 0
 		}
 	}
-	if rp.FetchOffset < logStart || rp.FetchOffset > p.log.LogEndOffset() {
+	if rp.FetchOffset < logStart || rp.FetchOffset > log.LogEndOffset() {
 		sp.ErrorCode = kerr.OffsetOutOfRange.Code
 		return 0
 	}
@@ -224,7 +234,7 @@ func (s *Server) fetchPartition(req *kmsg.FetchRequest, rp kmsg.FetchRequestTopi
 	if limit <= 0 && haveData {
 		return 0
 	}
-	data, err := p.log.Read(rp.FetchOffset, int32(max(limit, 1)), hw)
+	data, err := log.Read(rp.FetchOffset, int32(max(limit, 1)), hw)
 	if err != nil {
 		sp.ErrorCode = storageErrorCode(err)
 		if sp.ErrorCode != kerr.OffsetOutOfRange.Code {

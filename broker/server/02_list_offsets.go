@@ -55,28 +55,27 @@ func (s *Server) handleListOffsets(req *kmsg.ListOffsetsRequest) *kmsg.ListOffse
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
-			if req.Version >= 4 {
-				if code := leaderEpochErrorCode(rp.CurrentLeaderEpoch, p.leaderEpoch); code != 0 {
-					sp.ErrorCode = code
-					st.Partitions = append(st.Partitions, sp)
-					continue
-				}
+			log, epoch, code := s.servingLog(p, rp.CurrentLeaderEpoch, req.Version >= 4)
+			if code != 0 {
+				sp.ErrorCode = code
+				st.Partitions = append(st.Partitions, sp)
+				continue
 			}
 			switch ts := rp.Timestamp; {
 			case ts == timestampEarliest:
-				sp.Offset = p.log.LogStartOffset()
+				sp.Offset = log.LogStartOffset()
 			case ts == timestampLatest:
-				sp.Offset = p.log.HighWatermark()
-				sp.LeaderEpoch = p.leaderEpoch
+				sp.Offset = log.HighWatermark()
+				sp.LeaderEpoch = epoch
 			case ts >= 0:
-				off, found, err := p.log.OffsetForTimestamp(ts)
+				off, found, err := log.OffsetForTimestamp(ts)
 				if err != nil {
 					sp.ErrorCode = storageErrorCode(err)
 					s.log.Error("offset lookup by time failed", "topic", p.topic, "partition", p.index, "err", err)
 					break
 				}
 				// A match past the high watermark is not visible yet.
-				if off >= 0 && off < p.log.HighWatermark() {
+				if off >= 0 && off < log.HighWatermark() {
 					sp.Offset, sp.Timestamp = off, found
 				}
 			default:

@@ -3,8 +3,13 @@ package server
 // Metadata: v0-12
 //
 // Behaviour:
-//   - One broker: this node leads every partition; replicas and ISR are
+//   - Single node: this node leads every partition; replicas and ISR are
 //     [this node]. ControllerID is this node.
+//   - Cluster: every unfenced registered broker (advertised listener,
+//     rack); per partition the leader (LEADER_NOT_AVAILABLE and -1 when
+//     none), leader epoch, replicas, ISR and offline (fenced) replicas from
+//     this broker's copy of the Raft metadata; ControllerID is the active
+//     controller (-1 during an election).
 //   - All topics: v0 with an empty list, v1+ with a null list. An empty
 //     list at v1+ asks for brokers only.
 //   - A missing topic is created when auto.create.topics.enable is on and
@@ -68,16 +73,18 @@ var (
 func (s *Server) handleMetadata(req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	cfg := s.Config()
-	b := kmsg.NewMetadataResponseBroker()
-	b.NodeID, b.Host, b.Port = s.nodeID, s.host, s.port
-	if cfg.Rack != "" {
-		rack := cfg.Rack
-		b.Rack = &rack
+	for _, bi := range s.brokers() {
+		b := kmsg.NewMetadataResponseBroker()
+		b.NodeID, b.Host, b.Port = bi.id, bi.host, bi.port
+		if bi.rack != "" {
+			rack := bi.rack
+			b.Rack = &rack
+		}
+		resp.Brokers = append(resp.Brokers, b)
 	}
-	resp.Brokers = []kmsg.MetadataResponseBroker{b}
 	clusterID := s.ClusterID()
 	resp.ClusterID = &clusterID
-	resp.ControllerID = s.nodeID
+	resp.ControllerID = s.controllerID()
 	if req.IncludeClusterAuthorizedOperations {
 		resp.AuthorizedOperations = clusterOps
 	}
@@ -151,17 +158,30 @@ func (s *Server) metadataTopic(req *kmsg.MetadataRequest, t *topic) kmsg.Metadat
 	for _, p := range t.partitions {
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p.index
-		mp.Leader = s.nodeID
+		mp.Leader = p.leader
 		mp.LeaderEpoch = p.leaderEpoch
-		mp.Replicas = []int32{s.nodeID}
-		mp.ISR = []int32{s.nodeID}
-		mp.OfflineReplicas = []int32{}
+		if p.leader < 0 {
+			// No in-sync replica is alive (unclean election is off).
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+		}
+		mp.Replicas = nonNil(p.replicas)
+		mp.ISR = nonNil(p.isr)
+		mp.OfflineReplicas = nonNil(p.offline)
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt
 }
 
 // isInternalTopic reports Kafka's internal topics.
+// nonNil returns ids, or an empty list for nil: some clients refuse a
+// null array where Kafka always sends one.
+func nonNil(ids []int32) []int32 {
+	if ids == nil {
+		return []int32{}
+	}
+	return ids
+}
+
 func isInternalTopic(name string) bool {
 	return name == "__consumer_offsets" || name == "__transaction_state"
 }

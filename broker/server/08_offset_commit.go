@@ -22,5 +22,5 @@ import (
 var offsetCommitAPI = api{key: 8, min: 2, max: 9,
 	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
 		req := r.(*kmsg.OffsetCommitRequest)
-		return s.groups.OffsetCommit(ctx, req), nil
+		return s.coordinator().OffsetCommit(ctx, req), nil
 	}}

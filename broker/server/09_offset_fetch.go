@@ -19,5 +19,5 @@ import (
 var offsetFetchAPI = api{key: 9, min: 1, max: 9,
 	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
 		req := r.(*kmsg.OffsetFetchRequest)
-		return s.groups.OffsetFetch(req), nil
+		return s.coordinator().OffsetFetch(req), nil
 	}}

@@ -4,6 +4,10 @@ package server
 //
 // Behaviour:
 //   - A single node coordinates every group: the answer is this broker.
+//   - Cluster: one __consumer_offsets partition, so one coordinator: the
+//     leader of that partition. The topic is created on the first lookup
+//     (replication factor min(3, live brokers)); COORDINATOR_NOT_AVAILABLE
+//     while it has no leader.
 //   - Transaction coordinators (key type 1) answer
 //     COORDINATOR_NOT_AVAILABLE with a message: transactions are not served.
 //   - v4+ batches several keys in one request (KIP-699).
@@ -14,6 +18,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -31,29 +36,43 @@ const (
 
 func (s *Server) handleFindCoordinator(req *kmsg.FindCoordinatorRequest) *kmsg.FindCoordinatorResponse {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	answer := func() (int16, *string) {
+	// One offsets partition: every group has the same coordinator.
+	answer := func() (brokerInfo, int16, *string) {
 		if req.CoordinatorType != coordinatorGroup {
 			msg := "only consumer group coordinators are served; transactions are not supported yet"
-			return kerr.CoordinatorNotAvailable.Code, &msg
+			return brokerInfo{}, kerr.CoordinatorNotAvailable.Code, &msg
 		}
-		return 0, nil
+		if !s.clustered() {
+			return brokerInfo{id: s.nodeID, host: s.host, port: s.port}, 0, nil
+		}
+		if err := s.ensureOffsetsTopic(); err != nil {
+			msg := fmt.Sprintf("creating %s: %v", offsetsTopic, err)
+			return brokerInfo{}, kerr.CoordinatorNotAvailable.Code, &msg
+		}
+		b, ok := s.coordinatorBroker()
+		if !ok {
+			msg := offsetsTopic + " has no leader right now"
+			return brokerInfo{}, kerr.CoordinatorNotAvailable.Code, &msg
+		}
+		return b, 0, nil
 	}
 	if req.Version < 4 {
-		code, msg := answer()
+		b, code, msg := answer()
 		resp.ErrorCode, resp.ErrorMessage = code, msg
 		if code == 0 {
-			resp.NodeID, resp.Host, resp.Port = s.nodeID, s.host, s.port
+			resp.NodeID, resp.Host, resp.Port = b.id, b.host, b.port
 		} else {
 			resp.NodeID, resp.Port = -1, -1
 		}
 		return resp
 	}
+	b, code, msg := answer()
 	for _, key := range req.CoordinatorKeys {
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
 		c.Key = key
-		c.ErrorCode, c.ErrorMessage = answer()
-		if c.ErrorCode == 0 {
-			c.NodeID, c.Host, c.Port = s.nodeID, s.host, s.port
+		c.ErrorCode, c.ErrorMessage = code, msg
+		if code == 0 {
+			c.NodeID, c.Host, c.Port = b.id, b.host, b.port
 		} else {
 			c.NodeID, c.Port = -1, -1
 		}

@@ -26,5 +26,5 @@ import (
 var joinGroupAPI = api{key: 11, min: 0, max: 9,
 	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
 		req := r.(*kmsg.JoinGroupRequest)
-		return s.groups.JoinGroup(ctx, groups.Client{ID: c.clientID, Host: c.remoteHost()}, req), nil
+		return s.coordinator().JoinGroup(ctx, groups.Client{ID: c.clientID, Host: c.remoteHost()}, req), nil
 	}}

@@ -17,5 +17,5 @@ import (
 var heartbeatAPI = api{key: 12, min: 0, max: 4,
 	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
 		req := r.(*kmsg.HeartbeatRequest)
-		return s.groups.Heartbeat(req), nil
+		return s.coordinator().Heartbeat(req), nil
 	}}

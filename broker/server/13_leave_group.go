@@ -18,5 +18,5 @@ import (
 var leaveGroupAPI = api{key: 13, min: 0, max: 5,
 	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
 		req := r.(*kmsg.LeaveGroupRequest)
-		return s.groups.LeaveGroup(req), nil
+		return s.coordinator().LeaveGroup(req), nil
 	}}

@@ -19,5 +19,5 @@ import (
 var syncGroupAPI = api{key: 14, min: 0, max: 5,
 	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
 		req := r.(*kmsg.SyncGroupRequest)
-		return s.groups.SyncGroup(ctx, req), nil
+		return s.coordinator().SyncGroup(ctx, req), nil
 	}}

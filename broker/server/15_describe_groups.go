@@ -21,7 +21,7 @@ import (
 var describeGroupsAPI = api{key: 15, min: 0, max: 6,
 	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
 		req := r.(*kmsg.DescribeGroupsRequest)
-		resp := s.groups.DescribeGroups(req)
+		resp := s.coordinator().DescribeGroups(req)
 		if req.IncludeAuthorizedOperations {
 			for i := range resp.Groups {
 				resp.Groups[i].AuthorizedOperations = groupOps

@@ -14,5 +14,5 @@ import (
 var listGroupsAPI = api{key: 16, min: 0, max: 5,
 	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
 		req := r.(*kmsg.ListGroupsRequest)
-		return s.groups.ListGroups(req), nil
+		return s.coordinator().ListGroups(req), nil
 	}}

@@ -43,7 +43,13 @@ func (s *Server) handleDeleteRecords(req *kmsg.DeleteRecordsRequest) *kmsg.Delet
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
-			hw := p.log.HighWatermark()
+			log, _, code := s.servingLog(p, -1, false)
+			if code != 0 {
+				sp.ErrorCode = code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			hw := log.HighWatermark()
 			offset := rp.Offset
 			if offset == -1 {
 				offset = hw
@@ -53,7 +59,7 @@ func (s *Server) handleDeleteRecords(req *kmsg.DeleteRecordsRequest) *kmsg.Delet
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
-			low, err := p.log.DeleteRecordsBefore(offset)
+			low, err := log.DeleteRecordsBefore(offset)
 			if err != nil {
 				sp.ErrorCode = storageErrorCode(err)
 				s.log.Error("deleting records", "topic", p.topic, "partition", p.index, "offset", offset, "err", err)

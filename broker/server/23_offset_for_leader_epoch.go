@@ -48,11 +48,12 @@ func (s *Server) handleOffsetForLeaderEpoch(req *kmsg.OffsetForLeaderEpochReques
 			case !ok:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:
-				if code := leaderEpochErrorCode(rp.CurrentLeaderEpoch, p.leaderEpoch); code != 0 {
+				log, _, code := s.servingLog(p, rp.CurrentLeaderEpoch, true)
+				if code != 0 {
 					sp.ErrorCode = code
 					break
 				}
-				sp.LeaderEpoch, sp.EndOffset = p.log.EndOffsetForLeaderEpoch(rp.LeaderEpoch)
+				sp.LeaderEpoch, sp.EndOffset = log.EndOffsetForLeaderEpoch(rp.LeaderEpoch)
 			}
 			st.Partitions = append(st.Partitions, sp)
 		}

@@ -17,5 +17,5 @@ import (
 var deleteGroupsAPI = api{key: 42, min: 0, max: 2,
 	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
 		req := r.(*kmsg.DeleteGroupsRequest)
-		return s.groups.DeleteGroups(ctx, req), nil
+		return s.coordinator().DeleteGroups(ctx, req), nil
 	}}

@@ -15,5 +15,5 @@ import (
 var offsetDeleteAPI = api{key: 47, min: 0, max: 0,
 	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
 		req := r.(*kmsg.OffsetDeleteRequest)
-		return s.groups.OffsetDelete(ctx, req), nil
+		return s.coordinator().OffsetDelete(ctx, req), nil
 	}}

@@ -3,8 +3,9 @@ package server
 // DescribeCluster: v0-1
 //
 // Behaviour:
-//   - One broker (this node), which is also the controller; the cluster id
-//     from the metadata. Authorized operations: all (no authorizer yet).
+//   - Single node: this node, which is also the controller. Cluster: every
+//     unfenced broker and the active controller. The cluster id from the
+//     metadata. Authorized operations: all (no authorizer yet).
 //   - Endpoint type 2 (controllers, v1) is answered with this node too:
 //     a single node is its own controller.
 //
@@ -33,13 +34,16 @@ func (s *Server) handleDescribeCluster(req *kmsg.DescribeClusterRequest) *kmsg.D
 		resp.EndpointType = req.EndpointType
 	}
 	resp.ClusterID = s.ClusterID()
-	resp.ControllerID = s.nodeID
-	b := kmsg.NewDescribeClusterResponseBroker()
-	b.NodeID, b.Host, b.Port = s.nodeID, s.host, s.port
-	if rack := s.Config().Rack; rack != "" {
-		b.Rack = &rack
+	resp.ControllerID = s.controllerID()
+	for _, bi := range s.brokers() {
+		b := kmsg.NewDescribeClusterResponseBroker()
+		b.NodeID, b.Host, b.Port = bi.id, bi.host, bi.port
+		if bi.rack != "" {
+			rack := bi.rack
+			b.Rack = &rack
+		}
+		resp.Brokers = append(resp.Brokers, b)
 	}
-	resp.Brokers = []kmsg.DescribeClusterResponseBroker{b}
 	if req.IncludeClusterAuthorizedOperations {
 		resp.ClusterAuthorizedOperations = clusterOps
 	}

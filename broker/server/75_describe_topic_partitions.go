@@ -93,13 +93,16 @@ func (s *Server) handleDescribeTopicPartitions(req *kmsg.DescribeTopicPartitions
 			p := t.partitions[i]
 			rp := kmsg.NewDescribeTopicPartitionsResponseTopicPartition()
 			rp.Partition = p.index
-			rp.LeaderID = s.nodeID
+			rp.LeaderID = p.leader
 			rp.LeaderEpoch = p.leaderEpoch
-			rp.Replicas = []int32{s.nodeID}
-			rp.ISR = []int32{s.nodeID}
+			if p.leader < 0 {
+				rp.ErrorCode = kerr.LeaderNotAvailable.Code
+			}
+			rp.Replicas = nonNil(p.replicas)
+			rp.ISR = nonNil(p.isr)
 			rp.EligibleLeaderReplicas = []int32{}
 			rp.LastKnownELR = []int32{}
-			rp.OfflineReplicas = []int32{}
+			rp.OfflineReplicas = nonNil(p.offline)
 			rt.Partitions = append(rt.Partitions, rp)
 			left--
 		}

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tributary/tributary/broker/cluster/node"
 	"github.com/tributary/tributary/broker/config"
 	"github.com/tributary/tributary/broker/groups"
 	"github.com/tributary/tributary/broker/metrics"
@@ -58,6 +59,17 @@ type Options struct {
 	// asked for partition state, group lag and readiness; nil makes a
 	// private registry (nothing is exported then).
 	Metrics *metrics.Registry
+	// Store is an already open log store (in a cluster the node shares
+	// it); the caller closes it after Shutdown. Nil: the server opens the
+	// data directory itself and closes it.
+	Store *storage.Store
+	// Listener, when set, is used instead of listening on the configured
+	// address (tests that must know the port before the node registers).
+	Listener net.Listener
+	// Cluster, when set, is this broker's running cluster node: topics
+	// follow its metadata, produce and consumer reads go through its
+	// replica manager, and Metadata defaults to Cluster.Metadata.
+	Cluster *node.Node
 }
 
 // Server is one broker's protocol server.
@@ -74,7 +86,8 @@ type Server struct {
 	cfg      atomic.Pointer[config.Config] // static + dynamic broker configs
 	meta     Metadata
 	store    *storage.Store
-	groups   *groups.Coordinator
+	ownStore bool // opened by New, closed by Shutdown
+	coord    atomic.Pointer[groups.Coordinator]
 	metrics  *metrics.Registry
 	serving  atomic.Bool // accepting connections (readiness)
 	nodeID   int32
@@ -86,6 +99,16 @@ type Server struct {
 	topics   map[string]*topic
 	byID     map[metastore.TopicID]*topic
 	adminMu  sync.Mutex // serializes topic creation, deletion and reconfiguration
+
+	// In a cluster (nil node on a single node): the follower loop and the
+	// group coordinator's load state, guarded by coordMu.
+	node           *node.Node
+	clusterKick    chan struct{}
+	clusterWG      sync.WaitGroup
+	coordMu        sync.Mutex
+	coordLoaded    bool
+	coordEpoch     int32
+	notCoordinator *groups.Coordinator // closed: answers NOT_COORDINATOR
 
 	producerIDs   producerIDAllocator
 	data          dataNotifier
@@ -119,15 +142,18 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		log:     log,
-		static:  static,
-		nodeID:  static.NodeID,
-		host:    host,
-		port:    port,
-		dataDir: static.DataDir,
-		topics:  map[string]*topic{},
-		byID:    map[metastore.TopicID]*topic{},
-		conns:   map[*conn]struct{}{},
+		node:        opts.Cluster,
+		clusterKick: make(chan struct{}, 1),
+		log:         log,
+		static:      static,
+		nodeID:      static.NodeID,
+		host:        host,
+		port:        port,
+		dataDir:     static.DataDir,
+		topics:      map[string]*topic{},
+		byID:        map[metastore.TopicID]*topic{},
+		conns:       map[*conn]struct{}{},
+		ln:          opts.Listener,
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.data.init()
@@ -142,39 +168,63 @@ func New(opts Options) (*Server, error) {
 	// The log first: it takes the data directory's lock, so a second
 	// broker on the same directory stops before touching the metadata.
 	start := time.Now()
-	s.store, err = storage.Open(storageDir(static.DataDir), storageOptions(static, log))
-	if err != nil {
-		return nil, fmt.Errorf("opening log: %w", err)
+	s.store = opts.Store
+	if s.store == nil {
+		s.store, err = storage.Open(storageDir(static.DataDir), storageOptions(static, log))
+		if err != nil {
+			return nil, fmt.Errorf("opening log: %w", err)
+		}
+		s.ownStore = true
+	}
+	closeStore := func() {
+		if s.ownStore {
+			s.store.Close()
+		}
 	}
 	s.meta = opts.Metadata
+	if s.meta == nil && s.node != nil {
+		s.meta = s.node.Metadata
+	}
 	if s.meta == nil {
 		ms, err := metastore.Open(static.DataDir, static.ClusterID)
 		if err != nil {
-			s.store.Close()
+			closeStore()
 			return nil, err
 		}
 		s.meta = ms
 	}
 	cfg, err := applyDynamic(static, s.meta.BrokerConfigs(metastore.ClusterDefault), s.meta.BrokerConfigs(s.nodeID))
 	if err != nil {
-		s.store.Close()
+		closeStore()
 		return nil, fmt.Errorf("applying stored dynamic broker configs: %w", err)
 	}
 	s.cfg.Store(cfg)
 	s.producerIDs.meta = s.meta
-	if err := s.loadTopics(); err != nil {
-		s.store.Close()
+	if s.node != nil {
+		// The node has caught up with the metadata (node.Start returned):
+		// follow it. No orphan deletion here: the replica manager deletes
+		// the logs of topics that really were deleted.
+		s.syncClusterTopics()
+	} else if err := s.loadTopics(); err != nil {
+		closeStore()
 		return nil, err
 	}
 	log.Info("log recovered", "partitions", len(s.store.Partitions()), "took", time.Since(start).Round(time.Millisecond))
 	if err := s.openGroups(cfg); err != nil {
-		s.store.Close()
+		closeStore()
 		return nil, err
 	}
+	if s.node != nil {
+		s.clusterWG.Add(1)
+		go s.followCluster()
+	}
 	s.metrics.SetStateSource(s.metricsState)
-	s.metrics.SetLagSource(grouplag.Source(s.groups, func(topic string, p int32) (int64, bool) {
+	s.metrics.SetLagSource(grouplag.Source(liveCoordinator{s}, func(topic string, p int32) (int64, bool) {
 		part, ok := s.lookupPartition(topic, p)
 		if !ok {
+			return 0, false
+		}
+		if part.log == nil {
 			return 0, false
 		}
 		return part.log.HighWatermark(), true
@@ -220,18 +270,22 @@ const offsetsTopic = "__consumer_offsets"
 
 // openGroups starts the consumer-group coordinator on the offsets topic,
 // which is recorded in the metadata like any topic (one partition,
-// compacted) so clients see it, internal, in Metadata.
+// compacted) so clients see it, internal, in Metadata. In a cluster the
+// coordinator starts unloaded (answering NOT_COORDINATOR) and the follower
+// loop loads it while this broker leads the offsets partition.
 func (s *Server) openGroups(cfg *config.Config) error {
+	closed, err := s.newCoordinator(groups.NewMemoryLog())
+	if err != nil {
+		return fmt.Errorf("starting the group coordinator: %w", err)
+	}
+	closed.Close()
+	s.notCoordinator = closed
+	if s.clustered() {
+		s.setCoordinator(closed)
+		return nil
+	}
 	if _, ok := s.lookupTopic(offsetsTopic); !ok {
-		// The settings broker/groups needs for its log, as topic configs
-		// so that DescribeConfigs shows what is in force.
-		oc := groups.OffsetsTopicConfig()
-		configs := map[string]string{
-			"cleanup.policy":    oc.CleanupPolicy,
-			"segment.bytes":     strconv.FormatInt(oc.SegmentBytes, 10),
-			"max.message.bytes": strconv.FormatInt(int64(oc.MaxMessageBytes), 10),
-		}
-		if _, err := s.createTopic(offsetsTopic, 1, configs); err != nil {
+		if _, err := s.createTopic(offsetsTopic, 1, offsetsTopicConfigs()); err != nil {
 			return fmt.Errorf("creating %s: %w", offsetsTopic, err)
 		}
 	}
@@ -239,7 +293,30 @@ func (s *Server) openGroups(cfg *config.Config) error {
 	if !ok {
 		return fmt.Errorf("%s has no partition 0", offsetsTopic)
 	}
-	offsetsLog := groups.NewPartitionLog(p.log)
+	start := time.Now()
+	c, err := s.newCoordinator(groups.NewPartitionLog(p.log))
+	if err != nil {
+		return fmt.Errorf("starting the group coordinator: %w", err)
+	}
+	s.setCoordinator(c)
+	s.log.Info("group coordinator ready", "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// offsetsTopicConfigs are the settings broker/groups needs for its log, as
+// topic configs so that DescribeConfigs shows what is in force.
+func offsetsTopicConfigs() map[string]string {
+	oc := groups.OffsetsTopicConfig()
+	return map[string]string{
+		"cleanup.policy":    oc.CleanupPolicy,
+		"segment.bytes":     strconv.FormatInt(oc.SegmentBytes, 10),
+		"max.message.bytes": strconv.FormatInt(int64(oc.MaxMessageBytes), 10),
+	}
+}
+
+// newCoordinator starts a group coordinator on an offsets log (replaying it).
+func (s *Server) newCoordinator(offsets groups.OffsetLog) (*groups.Coordinator, error) {
+	cfg := s.Config()
 	gc := groups.DefaultConfig()
 	gc.InitialRebalanceDelay = cfg.GroupInitialRebalanceDelay
 	gc.MinSessionTimeout = cfg.GroupMinSessionTimeout
@@ -250,14 +327,31 @@ func (s *Server) openGroups(cfg *config.Config) error {
 		_, ok := s.lookupPartition(topic, p)
 		return ok
 	}
-	start := time.Now()
-	var err error
-	s.groups, err = groups.New(s.ctx, offsetsLog, gc)
-	if err != nil {
-		return fmt.Errorf("starting the group coordinator: %w", err)
+	return groups.New(s.ctx, offsets, gc)
+}
+
+// coordinator is the group coordinator in force: a closed one (every
+// request answers NOT_COORDINATOR) on a cluster broker that does not lead
+// the offsets partition.
+func (s *Server) coordinator() *groups.Coordinator { return s.coord.Load() }
+
+// setCoordinator replaces the coordinator in force, closing the previous
+// one (its parked requests answer NOT_COORDINATOR).
+func (s *Server) setCoordinator(c *groups.Coordinator) {
+	if old := s.coord.Swap(c); old != nil && old != c {
+		if err := old.Close(); err != nil {
+			s.log.Warn("closing group coordinator", "err", err)
+		}
 	}
-	s.log.Info("group coordinator ready", "took", time.Since(start).Round(time.Millisecond))
-	return nil
+}
+
+// liveCoordinator follows the coordinator in force for the lag metrics.
+type liveCoordinator struct{ s *Server }
+
+func (l liveCoordinator) Groups() []groups.GroupSummary { return l.s.coordinator().Groups() }
+
+func (l liveCoordinator) GroupLag(group string, end func(topic string, partition int32) (int64, bool)) ([]groups.PartitionLag, []groups.TopicLag, bool) {
+	return l.s.coordinator().GroupLag(group, end)
 }
 
 // Config returns the configuration in force (static plus dynamic).
@@ -268,11 +362,14 @@ func (s *Server) ClusterID() string { return s.meta.ClusterID() }
 
 // Listen binds the configured listener; Addr is valid afterwards.
 func (s *Server) Listen() error {
-	ln, err := net.Listen("tcp", s.static.ListenAddr)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", s.static.ListenAddr, err)
+	ln := s.ln // Options.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.static.ListenAddr); err != nil {
+			return fmt.Errorf("listening on %s: %w", s.static.ListenAddr, err)
+		}
+		s.ln = ln
 	}
-	s.ln = ln
 	// A listener on port 0 (tests) advertises the port it got.
 	if s.port == 0 {
 		s.port = int32(ln.Addr().(*net.TCPAddr).Port)
@@ -372,10 +469,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.connsMu.Unlock()
 			<-done
 		}
-		if s.groups != nil {
-			if err := s.groups.Close(); err != nil {
+		s.clusterWG.Wait()
+		if c := s.coordinator(); c != nil {
+			if err := c.Close(); err != nil {
 				s.log.Warn("closing group coordinator", "err", err)
 			}
+		}
+		if !s.ownStore {
+			s.log.Info("shutdown complete")
+			return
 		}
 		if err := s.store.Close(); err != nil {
 			s.stopErr = fmt.Errorf("closing log: %w", err)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/tributary/tributary/broker/cluster/metadata"
 	"github.com/tributary/tributary/broker/config"
 	"github.com/tributary/tributary/broker/server/metastore"
 	"github.com/tributary/tributary/broker/storage"
@@ -26,12 +28,18 @@ type topic struct {
 	partitions []*partition
 }
 
-// partition pairs a partition's log with its leadership state.
+// partition pairs a partition's log with its leadership state. On a
+// single node this broker leads every partition; in a cluster the fields
+// come from the metadata and log is nil unless this broker holds a replica.
 type partition struct {
 	topic       string
 	index       int32
 	log         *storage.Partition
 	leaderEpoch int32
+	leader      int32
+	replicas    []int32
+	isr         []int32
+	offline     []int32 // replicas whose broker is fenced or gone
 }
 
 func ensureDir(dir string) error {
@@ -87,9 +95,15 @@ func (s *Server) openTopic(cfg *config.Config, mt metastore.Topic) (*topic, erro
 		if err != nil {
 			return nil, fmt.Errorf("opening partition %s-%d: %w", mt.Name, i, err)
 		}
-		t.partitions = append(t.partitions, &partition{topic: mt.Name, index: int32(i), log: log, leaderEpoch: mp.LeaderEpoch})
+		t.partitions = append(t.partitions, s.singleNodePartition(mt.Name, int32(i), log, mp.LeaderEpoch))
 	}
 	return t, nil
+}
+
+// singleNodePartition is a partition led and replicated by this broker alone.
+func (s *Server) singleNodePartition(topic string, index int32, log *storage.Partition, epoch int32) *partition {
+	self := []int32{s.nodeID}
+	return &partition{topic: topic, index: index, log: log, leaderEpoch: epoch, leader: s.nodeID, replicas: self, isr: self}
 }
 
 // lookupTopic finds a topic by name.
@@ -163,6 +177,12 @@ func validTopicName(name string) error {
 // written first, so a crash leaves a topic whose missing logs are created
 // at the next start.
 func (s *Server) createTopic(name string, partitions int32, configs map[string]string) (*topic, error) {
+	return s.createTopicRF(name, partitions, -1, configs)
+}
+
+// createTopicRF is createTopic with a replication factor (-1: the default);
+// in a cluster the controller places the replicas.
+func (s *Server) createTopicRF(name string, partitions int32, rf int16, configs map[string]string) (*topic, error) {
 	if err := validTopicName(name); err != nil {
 		return nil, err
 	}
@@ -176,6 +196,20 @@ func (s *Server) createTopic(name string, partitions int32, configs map[string]s
 	}
 	if collides := s.collidingTopic(name); collides != "" {
 		return nil, fmt.Errorf("%w: %s collides with existing topic %s ('.' and '_' are interchangeable in metric names)", errInvalidTopic, name, collides)
+	}
+	if s.clustered() {
+		if rf == -1 {
+			rf = s.Config().DefaultReplicationFactor
+		}
+		if live := s.liveBrokers(); int(rf) > live || rf < 1 {
+			return nil, fmt.Errorf("%w: replication factor %d, %d live brokers", errReplicationFactor, rf, live)
+		}
+		t, err := s.createClusterTopic(name, partitions, rf, configs)
+		if err != nil {
+			return nil, err
+		}
+		s.log.Info("created topic", "topic", name, "partitions", partitions, "replication_factor", rf, "topic_id", t.id.String())
+		return t, nil
 	}
 	mt, err := s.meta.CreateTopic(name, partitions, configs)
 	if err != nil {
@@ -222,15 +256,19 @@ func (s *Server) deleteTopic(name string) error {
 	delete(s.topics, name)
 	delete(s.byID, t.id)
 	s.topicsMu.Unlock()
-	if err := s.store.DeleteTopic(name); err != nil {
+	// In a cluster the replica manager of every broker holding replicas
+	// deletes them too; this broker may hold none.
+	if err := s.store.DeleteTopic(name); err != nil && !(s.clustered() && errors.Is(err, storage.ErrUnknownTopicOrPartition)) {
 		// The metadata no longer names the topic; the next start deletes
 		// the leftover files.
 		return fmt.Errorf("deleting log of %s: %w", name, err)
 	}
 	s.data.notify() // long polls on the topic answer now
-	if s.groups != nil {
-		// Kafka drops committed offsets of a deleted topic.
-		if err := s.groups.DeleteTopicOffsets(s.ctx, name); err != nil {
+	if c := s.coordinator(); c != nil {
+		// Kafka drops committed offsets of a deleted topic. In a cluster
+		// only the coordinator's broker holds them: elsewhere the closed
+		// coordinator has none to drop.
+		if err := c.DeleteTopicOffsets(s.ctx, name); err != nil && !s.clustered() {
 			s.log.Warn("deleting committed offsets of deleted topic", "topic", name, "err", err)
 		}
 	}
@@ -251,6 +289,15 @@ func (s *Server) addPartitions(name string, count int32) error {
 	if err != nil {
 		return err
 	}
+	if s.clustered() {
+		ctx, cancel := context.WithTimeout(s.ctx, adminTimeout)
+		defer cancel()
+		if _, err := s.waitClusterTopic(ctx, name, func(t *metadata.Topic) bool { return len(t.Partitions) >= int(count) }); err != nil {
+			return err
+		}
+		s.log.Info("added partitions", "topic", name, "partitions", count)
+		return nil
+	}
 	tc := resolveTopicConfig(s.Config(), t.configs)
 	nt := &topic{name: t.name, id: t.id, configs: t.configs, partitions: append([]*partition(nil), t.partitions...)}
 	for i := len(t.partitions); i < len(mt.Partitions); i++ {
@@ -258,7 +305,7 @@ func (s *Server) addPartitions(name string, count int32) error {
 		if err != nil {
 			return fmt.Errorf("creating partition %s-%d: %w", name, i, err)
 		}
-		nt.partitions = append(nt.partitions, &partition{topic: name, index: int32(i), log: log, leaderEpoch: mt.Partitions[i].LeaderEpoch})
+		nt.partitions = append(nt.partitions, s.singleNodePartition(name, int32(i), log, mt.Partitions[i].LeaderEpoch))
 	}
 	s.swapTopic(nt)
 	s.log.Info("added partitions", "topic", name, "partitions", count)
@@ -275,6 +322,10 @@ func (s *Server) setTopicConfigs(name string, configs map[string]string) error {
 	}
 	if _, err := s.meta.SetTopicConfigs(name, configs); err != nil {
 		return err
+	}
+	if s.clustered() {
+		s.syncClusterTopics() // reconfigures the local logs
+		return nil
 	}
 	nt := &topic{name: t.name, id: t.id, configs: maps.Clone(configs), partitions: t.partitions}
 	tc := resolveTopicConfig(s.Config(), nt.configs)
@@ -301,7 +352,9 @@ func (s *Server) reconfigureAll() {
 	for _, t := range s.sortedTopics() {
 		tc := resolveTopicConfig(cfg, t.configs)
 		for _, p := range t.partitions {
-			p.log.SetConfig(tc)
+			if p.log != nil {
+				p.log.SetConfig(tc)
+			}
 		}
 	}
 }
@@ -318,6 +371,27 @@ func applyDynamic(static *config.Config, clusterDefault, node map[string]string)
 		}
 	}
 	return cfg, nil
+}
+
+// OpenStore opens (recovering) the log in the configured data directory,
+// for a caller that shares the store with the cluster node
+// (Options.Store).
+func OpenStore(cfg *config.Config, log *slog.Logger) (*storage.Store, error) {
+	if err := ensureDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	st, err := storage.Open(storageDir(cfg.DataDir), storageOptions(cfg, log))
+	if err != nil {
+		return nil, fmt.Errorf("opening log: %w", err)
+	}
+	return st, nil
+}
+
+// TopicStorageConfig resolves a topic's configs (explicit overrides) over
+// the broker's defaults into the log's settings; the cluster node opens
+// replicas with it.
+func TopicStorageConfig(cfg *config.Config, configs map[string]string) storage.TopicConfig {
+	return resolveTopicConfig(cfg, configs)
 }
 
 // storageOptions maps broker settings to the log's options.
