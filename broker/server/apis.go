@@ -45,6 +45,10 @@ func init() {
 		incrementalAlterConfigsAPI,
 		describeClusterAPI,
 		describeTopicPartitionsAPI,
+		// Cluster operations (single node: the trivial answers).
+		electLeadersAPI,
+		alterPartitionReassignmentsAPI,
+		listPartitionReassignmentsAPI,
 		// Classic consumer groups (broker/groups).
 		offsetCommitAPI,
 		offsetFetchAPI,
