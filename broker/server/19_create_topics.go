@@ -54,7 +54,7 @@ func (s *Server) handleCreateTopics(req *kmsg.CreateTopicsRequest) *kmsg.CreateT
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}
-		configs, partitions, err := s.validateCreateTopic(rt)
+		configs, partitions, rf, assignment, err := s.validateCreateTopic(rt)
 		if err != nil {
 			fail(createTopicErrorCode(err), err.Error())
 			resp.Topics = append(resp.Topics, st)
@@ -68,13 +68,16 @@ func (s *Server) handleCreateTopics(req *kmsg.CreateTopicsRequest) *kmsg.CreateT
 			} else if other := s.collidingTopic(rt.Topic); other != "" {
 				fail(kerr.InvalidTopicException.Code, fmt.Sprintf("topic %s collides with existing topic %s", rt.Topic, other))
 			} else {
-				st.NumPartitions, st.ReplicationFactor = partitions, 1
+				st.NumPartitions, st.ReplicationFactor = partitions, rf
 				st.Configs = s.createTopicsResponseConfigs(configs)
 			}
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}
-		t, err := s.createTopic(rt.Topic, partitions, configs)
+		t, err := s.createTopicRF(rt.Topic, partitions, rf, configs)
+		if err == nil && assignment != nil && s.clustered() {
+			t, err = s.assignReplicas(t, assignment)
+		}
 		if err != nil {
 			code := topicCreateErrorCode(err)
 			if code == kerr.KafkaStorageError.Code {
@@ -85,7 +88,7 @@ func (s *Server) handleCreateTopics(req *kmsg.CreateTopicsRequest) *kmsg.CreateT
 			continue
 		}
 		st.TopicID = t.id
-		st.NumPartitions, st.ReplicationFactor = int32(len(t.partitions)), 1
+		st.NumPartitions, st.ReplicationFactor = int32(len(t.partitions)), rf
 		st.Configs = s.createTopicsResponseConfigs(t.configs)
 		resp.Topics = append(resp.Topics, st)
 	}
@@ -109,42 +112,57 @@ func createTopicErrorCode(err error) int16 {
 
 // validateCreateTopic checks one topic of a CreateTopics request and
 // returns its validated configs and partition count.
-func (s *Server) validateCreateTopic(rt kmsg.CreateTopicsRequestTopic) (map[string]string, int32, error) {
+// validateCreateTopic checks one topic of a CreateTopics request and
+// returns its configs, partition count, replication factor and, when the
+// request assigns replicas explicitly, the replicas of each partition.
+func (s *Server) validateCreateTopic(rt kmsg.CreateTopicsRequestTopic) (map[string]string, int32, int16, [][]int32, error) {
 	cfg := s.Config()
 	partitions := rt.NumPartitions
+	var (
+		rf         int16
+		assignment [][]int32
+	)
 	if len(rt.ReplicaAssignment) > 0 {
 		if rt.NumPartitions != -1 || rt.ReplicationFactor != -1 {
-			return nil, 0, fmt.Errorf("%w: give either an assignment or partitions and replication factor", errReplicaAssignment)
+			return nil, 0, 0, nil, fmt.Errorf("%w: give either an assignment or partitions and replication factor", errReplicaAssignment)
 		}
-		seen := map[int32]bool{}
+		byPartition := map[int32][]int32{}
 		for _, a := range rt.ReplicaAssignment {
-			if len(a.Replicas) != 1 || a.Replicas[0] != s.nodeID {
-				return nil, 0, fmt.Errorf("%w: partition %d assigned to %v; this single-node cluster has only broker %d", errReplicaAssignment, a.Partition, a.Replicas, s.nodeID)
+			if !s.clustered() && (len(a.Replicas) != 1 || a.Replicas[0] != s.nodeID) {
+				return nil, 0, 0, nil, fmt.Errorf("%w: partition %d assigned to %v; this single-node cluster has only broker %d", errReplicaAssignment, a.Partition, a.Replicas, s.nodeID)
 			}
-			if a.Partition < 0 || seen[a.Partition] {
-				return nil, 0, fmt.Errorf("%w: partition %d assigned twice or negative", errReplicaAssignment, a.Partition)
+			if _, dup := byPartition[a.Partition]; a.Partition < 0 || dup {
+				return nil, 0, 0, nil, fmt.Errorf("%w: partition %d assigned twice or negative", errReplicaAssignment, a.Partition)
 			}
-			seen[a.Partition] = true
+			if len(a.Replicas) == 0 || rf != 0 && len(a.Replicas) != int(rf) {
+				return nil, 0, 0, nil, fmt.Errorf("%w: every partition needs the same, non-zero number of replicas", errReplicaAssignment)
+			}
+			rf = int16(len(a.Replicas))
+			byPartition[a.Partition] = a.Replicas
 		}
-		for i := range int32(len(seen)) {
-			if !seen[i] {
-				return nil, 0, fmt.Errorf("%w: partitions must be numbered 0..%d without gaps", errReplicaAssignment, len(seen)-1)
+		for i := range int32(len(byPartition)) {
+			if _, ok := byPartition[i]; !ok {
+				return nil, 0, 0, nil, fmt.Errorf("%w: partitions must be numbered 0..%d without gaps", errReplicaAssignment, len(byPartition)-1)
 			}
+			assignment = append(assignment, byPartition[i])
 		}
-		partitions = int32(len(seen))
+		partitions = int32(len(byPartition))
 	} else {
 		if partitions == -1 {
 			partitions = cfg.NumPartitions
 		}
 		if partitions < 1 {
-			return nil, 0, fmt.Errorf("%w: %d partitions, need at least 1", errInvalidPartitions, partitions)
+			return nil, 0, 0, nil, fmt.Errorf("%w: %d partitions, need at least 1", errInvalidPartitions, partitions)
 		}
-		rf := rt.ReplicationFactor
+		rf = rt.ReplicationFactor
 		if rf == -1 {
 			rf = cfg.DefaultReplicationFactor
 		}
-		if rf != 1 {
-			return nil, 0, fmt.Errorf("%w: replication factor %d; this single-node cluster has one broker, so it must be 1", errReplicationFactor, rf)
+		switch live := s.liveBrokerCount(); {
+		case !s.clustered() && rf != 1:
+			return nil, 0, 0, nil, fmt.Errorf("%w: replication factor %d; this single-node cluster has one broker, so it must be 1", errReplicationFactor, rf)
+		case rf < 1 || int(rf) > live:
+			return nil, 0, 0, nil, fmt.Errorf("%w: replication factor %d, %d live brokers", errReplicationFactor, rf, live)
 		}
 	}
 	in := make(map[string]string, len(rt.Configs))
@@ -156,9 +174,9 @@ func (s *Server) validateCreateTopic(rt kmsg.CreateTopicsRequestTopic) (map[stri
 	}
 	configs, err := validateTopicConfigs(in)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %v", errInvalidConfig, err)
+		return nil, 0, 0, nil, fmt.Errorf("%w: %v", errInvalidConfig, err)
 	}
-	return configs, partitions, nil
+	return configs, partitions, rf, assignment, nil
 }
 
 func (s *Server) createTopicsResponseConfigs(overrides map[string]string) []kmsg.CreateTopicsResponseTopicConfig {

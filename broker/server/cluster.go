@@ -166,8 +166,47 @@ func clusterAdminError(err error) error {
 	return err
 }
 
-// liveBrokers counts the brokers that may take replicas now.
-func (s *Server) liveBrokers() int {
+// assignReplicas moves a new topic's partitions to explicitly requested
+// replicas. The controller places replicas itself at creation (its API takes
+// no assignment), so the request's assignment is applied as a reassignment
+// of the still empty partitions right after; it completes as soon as the
+// new replicas have fetched the (empty) logs.
+func (s *Server) assignReplicas(t *topic, assignment [][]int32) (*topic, error) {
+	var rs []metadata.Reassignment
+	for i, replicas := range assignment {
+		if i < len(t.partitions) && slices.Equal(t.partitions[i].replicas, replicas) {
+			continue
+		}
+		rs = append(rs, metadata.Reassignment{Topic: t.name, Partition: int32(i), Replicas: replicas})
+	}
+	if len(rs) == 0 {
+		return t, nil
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, adminTimeout)
+	defer cancel()
+	errs, err := s.node.Controller.Reassign(ctx, rs)
+	if err == nil {
+		err = errors.Join(errs...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: topic %s was created with placed replicas, moving them to the requested ones failed: %w", errReplicaAssignment, t.name, err)
+	}
+	return s.waitClusterTopic(ctx, t.name, func(mt *metadata.Topic) bool {
+		for i, replicas := range assignment {
+			if i >= len(mt.Partitions) || !slices.Equal(mt.Partitions[i].Replicas, replicas) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// liveBrokerCount counts the brokers that may take replicas now: this one
+// on a single node.
+func (s *Server) liveBrokerCount() int {
+	if !s.clustered() {
+		return 1
+	}
 	n := 0
 	for _, b := range s.node.Controller.State().Brokers {
 		if b.Eligible() {
@@ -274,7 +313,7 @@ func (s *Server) ensureOffsetsTopic() error {
 	if _, ok := s.lookupTopic(offsetsTopic); ok {
 		return nil
 	}
-	rf := int16(min(3, s.liveBrokers()))
+	rf := int16(min(3, s.liveBrokerCount()))
 	if rf < 1 {
 		return errors.New("no live broker")
 	}

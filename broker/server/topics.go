@@ -201,7 +201,7 @@ func (s *Server) createTopicRF(name string, partitions int32, rf int16, configs 
 		if rf == -1 {
 			rf = s.Config().DefaultReplicationFactor
 		}
-		if live := s.liveBrokers(); int(rf) > live || rf < 1 {
+		if live := s.liveBrokerCount(); int(rf) > live || rf < 1 {
 			return nil, fmt.Errorf("%w: replication factor %d, %d live brokers", errReplicationFactor, rf, live)
 		}
 		t, err := s.createClusterTopic(name, partitions, rf, configs)
