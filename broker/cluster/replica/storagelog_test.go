@@ -3,7 +3,6 @@ package replica
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"testing"
@@ -40,14 +39,20 @@ func produced(t *testing.T, n int, pid int64, seq int32, tag string) []byte {
 	return b
 }
 
-func TestStorageLogReplicatesExactly(t *testing.T) {
+// TestStoragePartitionReplicatesExactly runs the follower path on the
+// storage engine: leader batches (idempotent, several epochs, LogAppendTime)
+// arrive in two fetches and the follower's bytes and epochs equal the
+// leader's.
+func TestStoragePartitionReplicatesExactly(t *testing.T) {
 	ctx := context.Background()
 	leaderStore, followerStore := openStore(t), openStore(t)
-	leader, err := leaderStore.CreatePartition("t", 0, storage.TopicConfig{})
+	leader, err := leaderStore.CreatePartition("t", 0, storage.TopicConfig{MessageTimestampType: storage.LogAppendTime})
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := StoreLogs{Store: followerStore}
+	logs := StoreLogs{Store: followerStore, Config: func(map[string]string) storage.TopicConfig {
+		return storage.TopicConfig{MessageTimestampType: storage.LogAppendTime}
+	}}
 	fl, err := logs.Open("t", 0, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -87,32 +92,5 @@ func TestStorageLogReplicatesExactly(t *testing.T) {
 	again, _ := logs.Open("t", 0, nil)
 	if again.LogEndOffset() != 15 {
 		t.Fatalf("reopened log ends at %d", again.LogEndOffset())
-	}
-}
-
-func TestStorageLogRefusesWhatItCannotStoreExactly(t *testing.T) {
-	ctx := context.Background()
-	st := openStore(t)
-	leader, _ := openStore(t).CreatePartition("t", 0, storage.TopicConfig{})
-	for range 2 {
-		if _, err := leader.Append(ctx, produced(t, 2, -1, 0, "x"), storage.AppendOptions{LeaderEpoch: 1}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	data, _ := leader.Read(0, 1<<20, leader.LogEndOffset())
-	p, _ := st.CreatePartition("t", 0, storage.TopicConfig{})
-	secondBatch := data[len(data)/2:]
-	if err := (StorageLog{p}).AppendAsFollower(ctx, secondBatch); !errors.Is(err, ErrFollowerAppendUnsupported) {
-		t.Fatalf("append past the log end: %v", err)
-	}
-	if p.LogEndOffset() != 0 {
-		t.Fatal("a refused append wrote data")
-	}
-	lat, _ := st.CreatePartition("lat", 0, storage.TopicConfig{MessageTimestampType: storage.LogAppendTime})
-	if err := (StorageLog{lat}).AppendAsFollower(ctx, data); !errors.Is(err, ErrFollowerAppendUnsupported) {
-		t.Fatalf("LogAppendTime topic: %v", err)
-	}
-	if err := (StorageLog{p}).TruncateFullyAndStartAt(10); !errors.Is(err, ErrFollowerAppendUnsupported) {
-		t.Fatalf("TruncateFullyAndStartAt: %v", err)
 	}
 }
