@@ -74,6 +74,51 @@ func TestSingleBrokerUnderProcessFaults(t *testing.T) {
 	}
 }
 
+// TestThreeBrokersUnderFaults is the issue's CI run: three broker
+// processes (racks a, b, c), replication factor 3, min.insync.replicas 2,
+// every fault kind, at least 10 faults. It takes minutes, so it runs only
+// when TRIBUTARY_CHAOS is set to its duration (e.g. TRIBUTARY_CHAOS=2m);
+// `make chaos`-length runs use the tributary-chaos command.
+func TestThreeBrokersUnderFaults(t *testing.T) {
+	env := os.Getenv("TRIBUTARY_CHAOS")
+	if env == "" {
+		t.Skip("set TRIBUTARY_CHAOS=2m to run the three-broker chaos test")
+	}
+	d, err := time.ParseDuration(env)
+	if err != nil {
+		t.Fatalf("TRIBUTARY_CHAOS=%q: %v", env, err)
+	}
+	c, err := NewCluster(ClusterConfig{Binary: buildBroker(t), Dir: t.TempDir(), Nodes: 3,
+		Settings: map[string]string{"min.insync.replicas": "2", "default.replication.factor": "3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), d+3*time.Minute)
+	defer cancel()
+	seed := uint64(time.Now().UnixNano())
+	out, err := Run(ctx, RunConfig{
+		Cluster:  c,
+		Workload: WorkloadConfig{Partitions: 6, ReplicationFactor: 3, Producers: 3, Consumers: 2, Rate: 200},
+		Nemesis:  NemesisConfig{Faults: AllFaults, Interval: 5 * time.Second, Duration: 2 * time.Second, Seed: seed},
+		Duration: d,
+		Logger:   testLogger(),
+	})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	t.Logf("seed %d: %d faults\n%s", seed, out.Faults, out.Result.Report(out.Events, 20))
+	if out.Faults < 10 {
+		t.Fatalf("only %d faults injected", out.Faults)
+	}
+	if out.Result.Stats.Acknowledged == 0 {
+		t.Fatal("no send was acknowledged: the workload made no progress")
+	}
+	if !out.Result.Valid {
+		t.Fatalf("anomalies:\n%s", out.Result.Report(out.Events, 50))
+	}
+}
+
 func TestWaitClusterNoticesMissingBrokers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a broker process; skipped with -short")

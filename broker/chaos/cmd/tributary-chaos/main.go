@@ -123,6 +123,10 @@ func run() int {
 		return 2
 	}
 	fmt.Printf("seed %d, %d faults\n%s", *seed, out.Faults, out.Result.Report(out.Events, 50))
+	if out.Result.Stats.Acknowledged == 0 {
+		fmt.Println("no send was acknowledged: the workload made no progress")
+		return 1
+	}
 	if out.Faults < *minFaults {
 		fmt.Printf("only %d faults injected, want at least %d\n", out.Faults, *minFaults)
 		return 1
