@@ -786,34 +786,50 @@ func kafkaClient(bootstrap string, opts ...kgo.Opt) (*kgo.Client, error) {
 	}, opts...)...)
 }
 
+// rf3Patience is how long a cluster may refuse replication factor 3 right
+// after it formed (brokers listed in metadata before they can take
+// replicas) before the test settles for an unreplicated topic.
+const rf3Patience = 30 * time.Second
+
 // createTopic creates a three-partition topic replicated to every AZ with
 // min.insync.replicas=2. It returns the replication factor it got: brokers
-// that cannot replicate yet answer INVALID_REPLICATION_FACTOR, and the topic
-// is then created unreplicated, which the caller reports.
-func createTopic(ctx context.Context, bootstrap, topic string) (int16, error) {
+// that cannot replicate answer INVALID_REPLICATION_FACTOR; a cluster is
+// given rf3Patience, standalone brokers none, and the topic is then created
+// unreplicated, which the caller reports with the broker's refusal.
+func createTopic(ctx context.Context, bootstrap, topic string, clustered bool) (rf int16, refusal string, err error) {
 	cl, err := kafkaClient(bootstrap)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	minISR := "2"
-	resp, err := adm.CreateTopic(ctx, 3, 3, map[string]*string{"min.insync.replicas": &minISR}, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if errors.Is(err, kerr.InvalidReplicationFactor) {
-		resp, err = adm.CreateTopic(ctx, 3, 1, nil, topic)
+	deadline := time.Now().Add(rf3Patience)
+	for {
+		resp, err := adm.CreateTopic(ctx, 3, 3, map[string]*string{"min.insync.replicas": &minISR}, topic)
 		if err == nil {
 			err = resp.Err
 		}
-		if err == nil {
-			return 1, nil
+		switch {
+		case err == nil:
+			return 3, "", nil
+		case !errors.Is(err, kerr.InvalidReplicationFactor):
+			return 0, "", fmt.Errorf("creating topic %s: %w (%s)", topic, err, resp.ErrMessage)
 		}
-	} else if err == nil {
-		return 3, nil
+		refusal = resp.ErrMessage
+		if !clustered || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
-	return 0, fmt.Errorf("creating topic %s: %w", topic, err)
+	resp, err := adm.CreateTopic(ctx, 3, 1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		return 0, refusal, fmt.Errorf("creating topic %s: %w (%s)", topic, err, resp.ErrMessage)
+	}
+	return 1, refusal, nil
 }
 
 func produce(ctx context.Context, bootstrap, topic string, from, n int) error {
@@ -913,13 +929,13 @@ func testAccCheckServesKafka(t *testing.T, topic string, n int, reason *string) 
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		if clustered {
-			return produceConsume(ctx, bootstrap, topic, n)
+			return produceConsume(ctx, bootstrap, topic, n, true)
 		}
 		*reason = "the brokers answer Kafka but do not form a cluster yet (each lists only itself, no metadata quorum on port 9095), " +
 			"so producing and consuming through bootstrap_brokers was not verified; each broker was verified on its own address"
 		t.Log(*reason)
 		for _, ep := range strings.Split(bootstrap, ",") {
-			if err := produceConsume(ctx, ep, topic, n); err != nil {
+			if err := produceConsume(ctx, ep, topic, n, false); err != nil {
 				return fmt.Errorf("broker %s on its own: %w", ep, err)
 			}
 		}
@@ -927,9 +943,13 @@ func testAccCheckServesKafka(t *testing.T, topic string, n int, reason *string) 
 	}
 }
 
-func produceConsume(ctx context.Context, bootstrap, topic string, n int) error {
-	if _, err := createTopic(ctx, bootstrap, topic); err != nil {
+func produceConsume(ctx context.Context, bootstrap, topic string, n int, clustered bool) error {
+	rf, refusal, err := createTopic(ctx, bootstrap, topic, clustered)
+	if err != nil {
 		return err
+	}
+	if clustered && rf < 3 {
+		return fmt.Errorf("the brokers form a cluster but refused replication factor 3 for %s for %s: %s", topic, rf3Patience, refusal)
 	}
 	if err := produce(ctx, bootstrap, topic, 0, n); err != nil {
 		return fmt.Errorf("producing to %s through %s: %w", topic, bootstrap, err)
@@ -974,13 +994,46 @@ func testAccProduceOn(nodeID int32, topic string, n int) resource.TestCheckFunc 
 			return fmt.Errorf("creating %s on broker %d: %w", topic, nodeID, err)
 		}
 		if err := kerr.ErrorForCode(resp.Topics[0].ErrorCode); err != nil {
-			return fmt.Errorf("creating %s on broker %d: %w", topic, nodeID, err)
+			if !errors.Is(err, kerr.InvalidReplicaAssignment) {
+				return fmt.Errorf("creating %s on broker %d: %w (%s)", topic, nodeID, err, aws.ToString(resp.Topics[0].ErrorMessage))
+			}
+			// A cluster that just formed may create the topic where it
+			// likes and fail to move it yet: move it with the admin API,
+			// with the same patience as for replication factor 3.
+			if err := moveTo(ctx, cl, topic, nodeID); err != nil {
+				return fmt.Errorf("creating %s on broker %d: %s; then: %w", topic, nodeID, aws.ToString(resp.Topics[0].ErrorMessage), err)
+			}
 		}
 		if err := produce(ctx, ep, topic, 0, n); err != nil {
 			return fmt.Errorf("producing to %s on broker %d: %w", topic, nodeID, err)
 		}
 		return nil
 	}
+}
+
+// moveTo reassigns partition 0 of topic to nodeID alone and waits until
+// the metadata shows it there.
+func moveTo(ctx context.Context, cl *kgo.Client, topic string, nodeID int32) error {
+	adm := kadm.NewClient(cl)
+	deadline := time.Now().Add(rf3Patience)
+	var last error
+	for time.Now().Before(deadline) {
+		md, err := adm.Metadata(ctx, topic)
+		if err == nil {
+			if p, ok := md.Topics[topic].Partitions[0]; ok && slices.Equal(p.Replicas, []int32{nodeID}) && p.Leader == nodeID {
+				return nil
+			}
+		}
+		var req kadm.AlterPartitionAssignmentsReq
+		req.Assign(topic, 0, []int32{nodeID})
+		resps, err := adm.AlterPartitionAssignments(ctx, req)
+		if err == nil {
+			err = resps.Error()
+		}
+		last = err
+		time.Sleep(500 * time.Millisecond)
+	}
+	return fmt.Errorf("partition 0 of %s did not move to broker %d in %s (last error: %v)", topic, nodeID, rf3Patience, last)
 }
 
 func testAccConsumeFrom(nodeID int32, topic string, n int) resource.TestCheckFunc {
@@ -1038,12 +1091,13 @@ func (p *backgroundProducer) start(t *testing.T) resource.TestCheckFunc {
 		}
 		p.bootstrap = bootstrap
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		if p.rf, err = createTopic(ctx, bootstrap, p.topic); err != nil {
+		var refusal string
+		if p.rf, refusal, err = createTopic(ctx, bootstrap, p.topic, clustered); err != nil {
 			cancel()
 			return err
 		}
 		if p.rf < 3 {
-			t.Logf("the brokers refused replication factor 3 (no replication yet); topic %s is unreplicated, so the roll is survived by the durable volume, not by failover", p.topic)
+			t.Logf("the brokers refused replication factor 3 (%s); topic %s is unreplicated, so the roll is survived by the durable volume, not by failover", refusal, p.topic)
 		}
 		cl, err := kafkaClient(bootstrap)
 		if err != nil {
