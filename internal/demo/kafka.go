@@ -55,15 +55,17 @@ func brokersKnownBy(ctx context.Context, addr string) (int, error) {
 }
 
 // createTopic creates the demo topic, replicated three ways when the brokers
-// can replicate, unreplicated otherwise; an existing topic is fine.
-func createTopic(ctx context.Context, seeds []string) (int16, error) {
+// can replicate, unreplicated otherwise; an existing topic is fine. A cluster
+// that just formed may refuse three replicas for a few seconds.
+func createTopic(ctx context.Context, seeds []string, clustered bool) (int16, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
 	if err != nil {
 		return 0, err
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	for _, rf := range []int16{3, 1} {
+	deadline := time.Now().Add(30 * time.Second)
+	for rf := int16(3); ; {
 		resp, err := adm.CreateTopic(ctx, 3, rf, nil, topic)
 		if err == nil {
 			err = resp.Err
@@ -71,13 +73,14 @@ func createTopic(ctx context.Context, seeds []string) (int16, error) {
 		switch {
 		case err == nil, errors.Is(err, kerr.TopicAlreadyExists):
 			return rf, nil
-		case errors.Is(err, kerr.InvalidReplicationFactor):
-			continue
+		case !errors.Is(err, kerr.InvalidReplicationFactor) || rf == 1:
+			return 0, fmt.Errorf("creating topic %s: %w (%s)", topic, err, resp.ErrMessage)
+		case !clustered || time.Now().After(deadline):
+			rf = 1
 		default:
-			return 0, fmt.Errorf("creating topic %s: %w", topic, err)
+			time.Sleep(500 * time.Millisecond)
 		}
 	}
-	return 0, fmt.Errorf("creating topic %s: no replication factor accepted", topic)
 }
 
 // produce writes the records with acks=all and returns when the first one

@@ -47,7 +47,7 @@ func (d *demo) up(ctx context.Context) error {
 	if notice != "" {
 		d.say("note: %s", notice)
 	}
-	rf, err := createTopic(ctx, seeds)
+	rf, err := createTopic(ctx, seeds, notice == "")
 	if err != nil {
 		return err
 	}
