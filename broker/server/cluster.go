@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/tributary/tributary/broker/cluster/metadata"
+	"github.com/tributary/tributary/broker/cluster/placement"
 	"github.com/tributary/tributary/broker/cluster/replica"
 	"github.com/tributary/tributary/broker/groups"
 	"github.com/tributary/tributary/broker/server/metastore"
@@ -162,6 +163,8 @@ func clusterAdminError(err error) error {
 		return fmt.Errorf("%w: %w", errInvalidPartitions, err)
 	case errors.Is(err, metadata.ErrInvalidReplicaAssignment):
 		return fmt.Errorf("%w: %w", errReplicaAssignment, err)
+	case errors.Is(err, placement.ErrNotEnoughBrokers):
+		return fmt.Errorf("%w: %w", errReplicationFactor, err)
 	}
 	return err
 }

@@ -1,0 +1,440 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/cluster"
+	"github.com/tributary/tributary/broker/cluster/node"
+	"github.com/tributary/tributary/broker/cluster/replica"
+	"github.com/tributary/tributary/broker/config"
+	"github.com/tributary/tributary/broker/storage"
+)
+
+// inProcessCluster is three brokers (node + server on one store each) in
+// this test process, on 127.0.0.1 with ports picked by the kernel.
+type inProcessCluster struct {
+	t       *testing.T
+	servers map[int32]*Server
+	nodes   map[int32]*node.Node
+}
+
+func testLogger(id int32) *slog.Logger {
+	if os.Getenv("TRIBUTARY_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", id)
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func listenLoopback(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+func startInProcessCluster(t *testing.T) *inProcessCluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("three in-process brokers")
+	}
+	const n = 3
+	c := &inProcessCluster{t: t, servers: map[int32]*Server{}, nodes: map[int32]*node.Node{}}
+	ctlLns, clientLns := map[int32]net.Listener{}, map[int32]net.Listener{}
+	var voters []string
+	for id := int32(1); id <= n; id++ {
+		ctlLns[id], clientLns[id] = listenLoopback(t), listenLoopback(t)
+		voters = append(voters, fmt.Sprintf("%d@%s", id, ctlLns[id].Addr()))
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for id := int32(1); id <= n; id++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			srv, nd, err := startClusterMember(t, id, strings.Join(voters, ","), ctlLns[id], clientLns[id])
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("broker %d: %w", id, err))
+				return
+			}
+			c.servers[id], c.nodes[id] = srv, nd
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	// Each broker returns from node.Start once it is registered itself;
+	// wait until every one sees all three.
+	waitCluster(t, 20*time.Second, func() error {
+		for id, s := range c.servers {
+			if live := s.liveBrokerCount(); live != n {
+				return fmt.Errorf("broker %d sees %d live brokers", id, live)
+			}
+		}
+		return nil
+	})
+	return c
+}
+
+// startClusterMember starts one broker: store, node (short timings), server.
+func startClusterMember(t *testing.T, id int32, voters string, ctlLn, clientLn net.Listener) (*Server, *node.Node, error) {
+	cfg := config.Default()
+	cfg.NodeID, cfg.Rack, cfg.DataDir = id, string(rune('a'+id-1)), t.TempDir()
+	cfg.ListenAddr = clientLn.Addr().String()
+	cfg.ClusterID, cfg.ControllerQuorumVoters = "server-cluster-test", voters
+	cfg.DefaultReplicationFactor, cfg.MinInsyncReplicas = 3, 2
+	cfg.GroupInitialRebalanceDelay = 0
+	log := testLogger(id)
+	st, err := OpenStore(cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	replLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	var srvRef struct {
+		sync.Mutex
+		s *Server
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	nd, err := node.Start(ctx, node.Options{
+		Config: cfg, Store: st, Logger: log, ReplicationListener: replLn, LagTimeMax: 2 * time.Second,
+		ISRInterval: 50 * time.Millisecond, Fetch: replica.FetcherConfig{MaxWait: 200 * time.Millisecond, Backoff: 50 * time.Millisecond},
+		TopicConfig: func(configs map[string]string) storage.TopicConfig { return TopicStorageConfig(cfg, configs) },
+		OnLeadership: func(tp replica.TopicPartition, leader bool, epoch int32) {
+			srvRef.Lock()
+			defer srvRef.Unlock()
+			if srvRef.s != nil {
+				srvRef.s.LeadershipChanged(tp, leader, epoch)
+			}
+		},
+		Tune: func(c *cluster.Config) {
+			c.Listener = ctlLn
+			c.HeartbeatInterval, c.Lease, c.RebalanceInterval = 200*time.Millisecond, 3*time.Second, 500*time.Millisecond
+			c.RaftHeartbeatTimeout, c.RaftElectionTimeout, c.RaftLeaderLease = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
+		},
+	})
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	srv, err := New(Options{Config: cfg, Logger: log, Store: st, Cluster: nd, Listener: clientLn})
+	if err != nil {
+		nd.Close()
+		st.Close()
+		return nil, nil, err
+	}
+	srvRef.Lock()
+	srvRef.s = srv
+	srvRef.Unlock()
+	go func() { _ = srv.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		nd.Close()
+		_ = srv.Shutdown(ctx)
+		st.Close()
+	})
+	return srv, nd, nil
+}
+
+// waitCluster polls fn until it returns nil or the deadline passes.
+func waitCluster(t *testing.T, limit time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v", limit, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// createReplicated creates a topic with replication factor 3 through broker
+// 1 and waits until every partition has a full ISR on every broker's view.
+func (c *inProcessCluster) createReplicated(name string, partitions int32) {
+	c.t.Helper()
+	req := kmsg.NewCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, partitions, 3
+	req.Topics = []kmsg.CreateTopicsRequestTopic{rt}
+	req.Version = 7
+	resp := roundTrip[*kmsg.CreateTopicsResponse](c.t, c.servers[1], &req)
+	if code := resp.Topics[0].ErrorCode; code != 0 {
+		c.t.Fatalf("creating %s: %v", name, kerr.ErrorForCode(code))
+	}
+	if resp.Topics[0].ReplicationFactor != 3 {
+		c.t.Fatalf("replication factor %d in the response", resp.Topics[0].ReplicationFactor)
+	}
+	waitCluster(c.t, 20*time.Second, func() error {
+		for id, s := range c.servers {
+			t, ok := s.lookupTopic(name)
+			if !ok {
+				return fmt.Errorf("broker %d does not know %s", id, name)
+			}
+			for _, p := range t.partitions {
+				if len(p.isr) != 3 || p.leader < 0 {
+					return fmt.Errorf("broker %d: %s-%d isr %v leader %d", id, name, p.index, p.isr, p.leader)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// leader returns the broker leading a partition (as broker 1 sees it).
+func (c *inProcessCluster) leader(topic string, index int32) (int32, int32) {
+	c.t.Helper()
+	var p *partition
+	waitCluster(c.t, 5*time.Second, func() error {
+		var ok bool
+		if p, ok = c.servers[1].lookupPartition(topic, index); !ok {
+			return fmt.Errorf("%s-%d not in broker 1's view yet", topic, index)
+		}
+		return nil
+	})
+	return p.leader, p.leaderEpoch
+}
+
+func TestClusterMetadataAndLeaderChecks(t *testing.T) {
+	c := startInProcessCluster(t)
+	c.createReplicated("orders", 3)
+
+	// Every broker answers the same cluster: three brokers with racks, a
+	// controller, each partition with three replicas in sync.
+	for id, s := range c.servers {
+		req := kmsg.NewMetadataRequest()
+		req.Version = 12
+		rt := kmsg.NewMetadataRequestTopic()
+		name := "orders"
+		rt.Topic = &name
+		req.Topics = []kmsg.MetadataRequestTopic{rt}
+		md := roundTrip[*kmsg.MetadataResponse](t, s, &req)
+		if len(md.Brokers) != 3 || md.ControllerID < 1 {
+			t.Fatalf("broker %d: brokers %+v controller %d", id, md.Brokers, md.ControllerID)
+		}
+		for _, b := range md.Brokers {
+			if b.Rack == nil || *b.Rack != string(rune('a'+b.NodeID-1)) || b.Port != c.servers[b.NodeID].port {
+				t.Fatalf("broker %d lists %+v", id, b)
+			}
+		}
+		for _, p := range md.Topics[0].Partitions {
+			if len(p.Replicas) != 3 || len(p.ISR) != 3 || p.Leader < 1 || len(p.OfflineReplicas) != 0 {
+				t.Fatalf("broker %d: partition %+v", id, p)
+			}
+		}
+		dreq := kmsg.NewDescribeClusterRequest()
+		dc := roundTrip[*kmsg.DescribeClusterResponse](t, s, &dreq)
+		if len(dc.Brokers) != 3 || dc.ControllerID != md.ControllerID {
+			t.Fatalf("broker %d DescribeCluster: %+v controller %d", id, dc.Brokers, dc.ControllerID)
+		}
+	}
+
+	// Only the leader serves consumers, and it checks the leader epoch.
+	leader, epoch := c.leader("orders", 0)
+	for id, s := range c.servers {
+		req := kmsg.NewListOffsetsRequest()
+		req.Version = 6
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = "orders"
+		for _, cur := range []int32{-1, epoch + 1} {
+			rp := kmsg.NewListOffsetsRequestTopicPartition()
+			rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = 0, -1, cur
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = []kmsg.ListOffsetsRequestTopic{rt}
+		resp := roundTrip[*kmsg.ListOffsetsResponse](t, s, &req)
+		got := []int16{resp.Topics[0].Partitions[0].ErrorCode, resp.Topics[0].Partitions[1].ErrorCode}
+		want := []int16{0, kerr.UnknownLeaderEpoch.Code}
+		if id != leader {
+			want = []int16{kerr.NotLeaderForPartition.Code, kerr.NotLeaderForPartition.Code}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("broker %d (leader %d): ListOffsets codes %v, want %v", id, leader, got, want)
+		}
+	}
+
+	// Produce: NOT_LEADER_OR_FOLLOWER off the leader; acks=all on the
+	// leader answers once the ISR has the batch.
+	for id, s := range c.servers {
+		req := kmsg.NewProduceRequest()
+		req.Version, req.Acks, req.TimeoutMillis = 9, -1, 10000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "orders"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = batch(-1, -1, -1, 3, 10)
+		rt.Partitions = []kmsg.ProduceRequestTopicPartition{rp}
+		req.Topics = []kmsg.ProduceRequestTopic{rt}
+		resp := roundTrip[*kmsg.ProduceResponse](t, s, &req)
+		code := resp.Topics[0].Partitions[0].ErrorCode
+		switch {
+		case id == leader && code != 0:
+			t.Fatalf("leader %d refused acks=all produce: %v", id, kerr.ErrorForCode(code))
+		case id != leader && code != kerr.NotLeaderForPartition.Code:
+			t.Fatalf("broker %d (not leader) answered %v", id, kerr.ErrorForCode(code))
+		}
+	}
+	// Every replica has the acknowledged batch; the leader exposes it.
+	waitCluster(t, 5*time.Second, func() error {
+		for id, s := range c.servers {
+			p, ok := s.store.Partition("orders", 0)
+			if !ok {
+				return fmt.Errorf("broker %d has no replica of orders-0", id)
+			}
+			if end := p.LogEndOffset(); end != 3 {
+				return fmt.Errorf("broker %d: log end %d, want 3", id, end)
+			}
+			if hw := p.HighWatermark(); id == leader && hw != 3 {
+				return fmt.Errorf("leader %d: high watermark %d, want 3", id, hw)
+			}
+		}
+		return nil
+	})
+}
+
+// TestClusterOperationsSingleNode: the cluster operations answer what is
+// true of one broker that holds every partition alone.
+func TestClusterOperationsSingleNode(t *testing.T) {
+	s := startServer(t)
+	if _, err := s.createTopic("solo", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	ereq := kmsg.NewElectLeadersRequest()
+	ereq.Version = 2
+	et := kmsg.NewElectLeadersRequestTopic()
+	et.Topic, et.Partitions = "solo", []int32{0, 5}
+	ereq.Topics = []kmsg.ElectLeadersRequestTopic{et}
+	eresp := roundTrip[*kmsg.ElectLeadersResponse](t, s, &ereq)
+	if got := []int16{eresp.Topics[0].Partitions[0].ErrorCode, eresp.Topics[0].Partitions[1].ErrorCode}; !slices.Equal(got, []int16{kerr.ElectionNotNeeded.Code, kerr.UnknownTopicOrPartition.Code}) {
+		t.Fatalf("ElectLeaders codes %v", got)
+	}
+	areq := kmsg.NewAlterPartitionAssignmentsRequest()
+	at := kmsg.NewAlterPartitionAssignmentsRequestTopic()
+	at.Topic = "solo"
+	for _, replicas := range [][]int32{{s.nodeID}, {s.nodeID, 7}, nil} {
+		ap := kmsg.NewAlterPartitionAssignmentsRequestTopicPartition()
+		ap.Replicas = replicas
+		at.Partitions = append(at.Partitions, ap)
+	}
+	areq.Topics = []kmsg.AlterPartitionAssignmentsRequestTopic{at}
+	aresp := roundTrip[*kmsg.AlterPartitionAssignmentsResponse](t, s, &areq)
+	var got []int16
+	for _, p := range aresp.Topics[0].Partitions {
+		got = append(got, p.ErrorCode)
+	}
+	if want := []int16{0, kerr.InvalidReplicaAssignment.Code, kerr.NoReassignmentInProgress.Code}; !slices.Equal(got, want) {
+		t.Fatalf("AlterPartitionReassignments codes %v, want %v", got, want)
+	}
+	lreq := kmsg.NewListPartitionReassignmentsRequest()
+	if list := roundTrip[*kmsg.ListPartitionReassignmentsResponse](t, s, &lreq); len(list.Topics) != 0 {
+		t.Fatalf("reassignments listed on a single node: %+v", list.Topics)
+	}
+}
+
+func TestClusterOperations(t *testing.T) {
+	c := startInProcessCluster(t)
+	c.createReplicated("ops", 1)
+
+	// FindCoordinator creates __consumer_offsets and names its leader;
+	// every other broker answers group requests with NOT_COORDINATOR.
+	var coordinator int32
+	waitCluster(t, 20*time.Second, func() error {
+		req := kmsg.NewFindCoordinatorRequest()
+		req.Version, req.CoordinatorKeys = 4, []string{"g"}
+		resp := roundTrip[*kmsg.FindCoordinatorResponse](t, c.servers[2], &req)
+		if code := resp.Coordinators[0].ErrorCode; code != 0 {
+			return kerr.ErrorForCode(code)
+		}
+		coordinator = resp.Coordinators[0].NodeID
+		if !c.servers[coordinator].coordLoaded {
+			return fmt.Errorf("broker %d has not loaded the coordinator yet", coordinator)
+		}
+		return nil
+	})
+	if l, _ := c.leader("__consumer_offsets", 0); l != coordinator {
+		t.Fatalf("coordinator %d, offsets leader %d", coordinator, l)
+	}
+	for id, s := range c.servers {
+		req := kmsg.NewOffsetFetchRequest()
+		req.Version, req.Group = 5, "g"
+		resp := roundTrip[*kmsg.OffsetFetchResponse](t, s, &req)
+		want := int16(0)
+		if id != coordinator {
+			want = kerr.NotCoordinator.Code
+		}
+		if resp.ErrorCode != want {
+			t.Errorf("broker %d (coordinator %d): OffsetFetch %v", id, coordinator, kerr.ErrorForCode(resp.ErrorCode))
+		}
+	}
+
+	// Reassign ops-0 to two replicas; the list shows it until done.
+	req := kmsg.NewAlterPartitionAssignmentsRequest()
+	rt := kmsg.NewAlterPartitionAssignmentsRequestTopic()
+	rt.Topic = "ops"
+	rp := kmsg.NewAlterPartitionAssignmentsRequestTopicPartition()
+	rp.Partition, rp.Replicas = 0, []int32{2, 3}
+	rt.Partitions = []kmsg.AlterPartitionAssignmentsRequestTopicPartition{rp}
+	req.Topics = []kmsg.AlterPartitionAssignmentsRequestTopic{rt}
+	resp := roundTrip[*kmsg.AlterPartitionAssignmentsResponse](t, c.servers[1], &req)
+	if resp.ErrorCode != 0 || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("reassignment refused: %v / %v", kerr.ErrorForCode(resp.ErrorCode), kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode))
+	}
+	waitCluster(t, 20*time.Second, func() error {
+		lreq := kmsg.NewListPartitionReassignmentsRequest()
+		list := roundTrip[*kmsg.ListPartitionReassignmentsResponse](t, c.servers[3], &lreq)
+		p, _ := c.servers[3].lookupPartition("ops", 0)
+		if len(list.Topics) != 0 || !slices.Equal(p.replicas, []int32{2, 3}) {
+			return fmt.Errorf("still listed %+v, replicas %v", list.Topics, p.replicas)
+		}
+		return nil
+	})
+
+	// A preferred election where the preferred replica leads: not needed.
+	waitCluster(t, 20*time.Second, func() error {
+		ereq := kmsg.NewElectLeadersRequest()
+		ereq.Version = 2
+		et := kmsg.NewElectLeadersRequestTopic()
+		et.Topic, et.Partitions = "ops", []int32{0}
+		ereq.Topics = []kmsg.ElectLeadersRequestTopic{et}
+		eresp := roundTrip[*kmsg.ElectLeadersResponse](t, c.servers[1], &ereq)
+		if eresp.ErrorCode != 0 || len(eresp.Topics) != 1 {
+			return fmt.Errorf("ElectLeaders: %v %+v", kerr.ErrorForCode(eresp.ErrorCode), eresp.Topics)
+		}
+		code := eresp.Topics[0].Partitions[0].ErrorCode
+		if code != kerr.ElectionNotNeeded.Code {
+			return fmt.Errorf("ElectLeaders on ops-0: %v", kerr.ErrorForCode(code))
+		}
+		return nil
+	})
+	waitCluster(t, 5*time.Second, func() error {
+		if l, _ := c.leader("ops", 0); l != 2 {
+			return fmt.Errorf("ops-0 led by %d after the preferred election, want 2", l)
+		}
+		return nil
+	})
+}
