@@ -44,7 +44,7 @@ type Config struct {
 	listenName             string
 	DataDir                string
 	ClusterID              string
-	ControllerQuorumVoters string // kept for the cluster issue; not used by a single node
+	ControllerQuorumVoters string // controller.quorum.voters: set = run in a cluster
 	InterBrokerPort        int
 	MetricsListen          string
 

@@ -96,10 +96,10 @@ var settings = []Setting{
 	{Name: "cluster.id", Type: "string", Default: "", Doc: "Cluster id reported to clients. Generated and stored in the data directory when empty.", skipEmptyDefault: true,
 		set: func(c *Config, v string) error { c.ClusterID = v; return nil },
 		get: func(c *Config) string { return c.ClusterID }},
-	{Name: "controller.quorum.voters", Type: "list", Default: "", Doc: "Raft metadata quorum (id@host:port,...). Accepted for the cluster release; a single node ignores it.", skipEmptyDefault: true,
+	{Name: "controller.quorum.voters", Type: "list", Default: "", Doc: "Raft metadata quorum seed list (id@host:port,...). Set: the broker joins that cluster (see docs/broker-cluster.md); empty: a single node.", skipEmptyDefault: true,
 		set: func(c *Config, v string) error { c.ControllerQuorumVoters = v; return nil },
 		get: func(c *Config) string { return c.ControllerQuorumVoters }},
-	{Name: "inter.broker.listener.port", Type: "int", Default: "9093", Doc: "Port of the replication listener (cluster release).",
+	{Name: "inter.broker.listener.port", Type: "int", Default: "9093", Doc: "Port of the replication listener on the advertised host, where followers fetch (cluster only).",
 		set: func(c *Config, v string) error {
 			n, err := strconv.ParseUint(v, 10, 16)
 			c.InterBrokerPort = int(n)

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -245,20 +246,33 @@ func (s *Server) ready() error {
 	return nil
 }
 
-// metricsState reports every partition (the internal __consumer_offsets
-// included, as Kafka's counts do) for the metrics component. On one node
-// this broker leads everything and is the active controller.
+// metricsState reports the partition replicas this broker hosts (the
+// internal __consumer_offsets included, as Kafka's counts do) for the
+// metrics component. On one node this broker leads everything and is the
+// active controller; in a cluster the counts come from the metadata, and
+// only the active controller reports the cluster-wide ones.
 func (s *Server) metricsState() metrics.BrokerState {
 	cfg := s.Config()
-	st := metrics.BrokerState{ActiveController: true}
+	st := metrics.BrokerState{ActiveController: s.controllerID() == s.nodeID}
 	for _, t := range s.sortedTopics() {
-		st.GlobalTopicCount++
 		min := int(minInsyncReplicas(cfg, t.configs))
 		for _, p := range t.partitions {
-			st.GlobalPartitionCount++
+			if st.ActiveController {
+				st.GlobalPartitionCount++
+				if p.leader < 0 {
+					st.OfflinePartitionsCount++
+				}
+			}
+			if !slices.Contains(p.replicas, s.nodeID) {
+				continue
+			}
 			st.Partitions = append(st.Partitions, metrics.PartitionState{
-				Topic: t.name, Partition: p.index, Leader: true, Replicas: 1, InSync: 1, MinInsync: min,
+				Topic: t.name, Partition: p.index, Leader: p.leader == s.nodeID,
+				Replicas: len(p.replicas), InSync: len(p.isr), MinInsync: min,
 			})
+		}
+		if st.ActiveController {
+			st.GlobalTopicCount++
 		}
 	}
 	return st
