@@ -27,6 +27,10 @@ import (
 // log the replica manager created after the metadata change that named it.
 const clusterResyncInterval = 250 * time.Millisecond
 
+// offsetsWriteTimeout bounds a group coordinator write waiting for the
+// offsets partition's followers.
+const offsetsWriteTimeout = 30 * time.Second
+
 // clusterFetchPoll is how often a waiting Fetch looks again in a cluster,
 // where the high watermark moves on follower fetches that do not wake it.
 const clusterFetchPoll = 10 * time.Millisecond
@@ -55,13 +59,24 @@ func (s *Server) followCluster() {
 	defer s.clusterWG.Done()
 	tick := time.NewTicker(clusterResyncInterval)
 	defer tick.Stop()
+	var (
+		lastState *metadata.State
+		lastLogs  int
+	)
 	for {
 		changed := s.node.Controller.Changed()
-		s.syncClusterTopics()
+		// States are immutable once published: the same pointer is the
+		// same metadata. A tick only matters when the replica manager
+		// opened or deleted a log since the last resync.
+		if st, logs := s.node.Controller.State(), len(s.store.Partitions()); st != lastState || logs != lastLogs {
+			s.syncClusterTopics()
+			lastState, lastLogs = st, logs
+		}
 		s.syncCoordinator()
 		select {
 		case <-changed:
 		case <-s.clusterKick:
+			lastState = nil // a leadership changed: resync in any case
 		case <-tick.C:
 		case <-s.ctx.Done():
 			return
@@ -302,9 +317,19 @@ func (s *Server) syncCoordinator() {
 // it and survives the coordinator's broker.
 func replicatedOffsetsLog(s *Server, log *storage.Partition) *groups.PartitionLog {
 	return groups.NewReplicatedPartitionLog(log, func(ctx context.Context, batch []byte) error {
+		// The coordinator writes without the request's cancellation;
+		// bound the wait for the followers (COORDINATOR_NOT_AVAILABLE
+		// then, and the client retries).
+		ctx, cancel := context.WithTimeout(ctx, offsetsWriteTimeout)
+		defer cancel()
 		_, err := s.node.Produce(ctx, offsetsTopic, 0, -1, func(epoch int32) (storage.AppendResult, error) {
 			return log.Append(context.WithoutCancel(ctx), batch, storage.AppendOptions{LeaderEpoch: epoch})
 		})
+		if errors.Is(err, replica.ErrNotLeader) {
+			// Leadership moved: the coordinator moves with it, so the
+			// client should look for it again (NOT_COORDINATOR).
+			return fmt.Errorf("%w: %w", groups.ErrLogClosed, err)
+		}
 		return err
 	})
 }
