@@ -43,6 +43,10 @@ const (
 	// reachWindow is how long the provider tries to reach any broker
 	// before concluding it runs outside the brokers' network.
 	reachWindow = 90 * time.Second
+	// stopPatience is how long a roll waits for stopping the next broker to
+	// become safe (ISR membership settles after each restart) before it
+	// stops with the reason.
+	stopPatience = 3 * time.Minute
 )
 
 // NewClusterResource is the tributary_cluster resource.
@@ -653,15 +657,26 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 
 	hooks := fleet.RollHooks{}
 	if kafkaReachable {
-		hooks.BeforeStop = checker.CanStop
+		hooks.BeforeStop = func(ctx context.Context, nodeID int32) error {
+			if err := checker.WaitCanStop(ctx, nodeID, stopPatience); err != nil {
+				return err
+			}
+			tflog.Info(ctx, "stopping the broker keeps every partition at or above min.insync.replicas", map[string]any{"node_id": nodeID})
+			return nil
+		}
 		hooks.AfterStart = func(ctx context.Context, nodeID int32) error {
 			if err := checker.WaitBrokerReady(ctx, nodeID); err != nil {
 				return err
 			}
 			if !clustered {
-				return nil // standalone brokers have no replicas to catch up
+				tflog.Info(ctx, "replaced broker serves Kafka (standalone: no replicas to catch up)", map[string]any{"node_id": nodeID})
+				return nil
 			}
-			return checker.WaitRejoined(ctx, nodeID)
+			if err := checker.WaitRejoined(ctx, nodeID); err != nil {
+				return err
+			}
+			tflog.Info(ctx, "replaced broker is back in the ISR of all its partitions", map[string]any{"node_id": nodeID})
+			return nil
 		}
 	} else {
 		for _, b := range o.Brokers {

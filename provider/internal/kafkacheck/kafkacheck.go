@@ -290,74 +290,143 @@ func metadataFrom(ctx context.Context, addr string) (*kmsg.MetadataResponse, err
 	return resp.(*kmsg.MetadataResponse), nil
 }
 
-// topicState is what the roll checks need about a cluster's partitions.
-type topicState struct {
-	md     kadm.Metadata
-	minISR map[string]int // per topic
+// partitionView is one broker's view of one partition.
+type partitionView struct {
+	topic     string
+	partition int32
+	replicas  []int32
+	isr       []int32
+	internal  bool
 }
 
-func (c *Checker) state(ctx context.Context) (*topicState, error) {
+// brokerView is what one broker's metadata says about the cluster.
+type brokerView struct {
+	addr       string
+	brokers    []int32
+	partitions []partitionView
+}
+
+// views asks every broker for its own metadata (all topics), and the
+// cluster for each topic's min.insync.replicas. The roll checks judge every
+// view: right after a change a broker may still show an older ISR, and the
+// safe answer is the one every broker agrees with.
+func (c *Checker) views(ctx context.Context) ([]brokerView, map[string]int, error) {
+	var out []brokerView
+	topics := map[string]bool{}
+	for _, b := range c.Brokers {
+		md, err := fullMetadataFrom(ctx, b.Addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("broker %d (%s): %w", b.NodeID, b.Addr, err)
+		}
+		v := brokerView{addr: b.Addr}
+		for _, mb := range md.Brokers {
+			v.brokers = append(v.brokers, mb.NodeID)
+		}
+		for _, t := range md.Topics {
+			name := ""
+			if t.Topic != nil {
+				name = *t.Topic
+			}
+			if kerr.ErrorForCode(t.ErrorCode) != nil || name == "" {
+				continue
+			}
+			topics[name] = true
+			for _, p := range t.Partitions {
+				v.partitions = append(v.partitions, partitionView{topic: name, partition: p.Partition, replicas: p.Replicas, isr: p.ISR, internal: t.IsInternal})
+			}
+		}
+		slices.SortFunc(v.partitions, func(a, b partitionView) int {
+			if c := strings.Compare(a.topic, b.topic); c != 0 {
+				return c
+			}
+			return int(a.partition - b.partition)
+		})
+		out = append(out, v)
+	}
+	minISR, err := c.minISRs(ctx, slices.Sorted(maps.Keys(topics)))
+	return out, minISR, err
+}
+
+// fullMetadataFrom asks exactly this broker for the metadata of all topics.
+func fullMetadataFrom(ctx context.Context, addr string) (*kmsg.MetadataResponse, error) {
+	cl, err := newClient(addr)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	seeds := cl.SeedBrokers()
+	if len(seeds) == 0 {
+		return nil, fmt.Errorf("no seed broker for %s", addr)
+	}
+	req := kmsg.NewPtrMetadataRequest() // nil Topics: all topics
+	resp, err := seeds[0].Request(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*kmsg.MetadataResponse), nil
+}
+
+// minISRs returns each topic's effective min.insync.replicas (1 when unknown).
+func (c *Checker) minISRs(ctx context.Context, topics []string) (map[string]int, error) {
+	out := map[string]int{}
+	if len(topics) == 0 {
+		return out, nil
+	}
 	cl, err := newClient(c.bootstrap()...)
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	md, err := adm.Metadata(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("reading cluster metadata: %w", err)
-	}
-	st := &topicState{md: md, minISR: map[string]int{}}
-	topics := md.Topics.Names()
-	if len(topics) == 0 {
-		return st, nil
-	}
-	cfgs, err := adm.DescribeTopicConfigs(ctx, topics...)
+	cfgs, err := kadm.NewClient(cl).DescribeTopicConfigs(ctx, topics...)
 	if err != nil {
 		return nil, fmt.Errorf("describing topic configs: %w", err)
 	}
 	for _, rc := range cfgs {
-		st.minISR[rc.Name] = 1
+		out[rc.Name] = 1
 		for _, cfg := range rc.Configs {
 			if cfg.Key == "min.insync.replicas" && cfg.Value != nil {
 				if n, err := strconv.Atoi(*cfg.Value); err == nil {
-					st.minISR[rc.Name] = n
+					out[rc.Name] = n
 				}
 			}
 		}
 	}
-	return st, nil
+	return out, nil
 }
 
 // CanStop returns nil when stopping nodeID keeps every partition at or above
-// min.insync.replicas (Strimzi's canRoll rule), and an error naming the
-// partitions that would suffer otherwise. A partition already below
-// min.insync.replicas also refuses the stop: it would only get worse.
+// min.insync.replicas in every broker's view (Strimzi's canRoll rule), and
+// an error naming the partitions that would suffer otherwise. A partition
+// already below min.insync.replicas also refuses the stop: it would only get
+// worse.
 func (c *Checker) CanStop(ctx context.Context, nodeID int32) error {
-	st, err := c.state(ctx)
+	views, minISRs, err := c.views(ctx)
 	if err != nil {
 		return err
 	}
 	var problems []string
-	for _, t := range st.md.Topics.Sorted() {
-		if t.IsInternal {
-			continue
-		}
-		minISR := max(st.minISR[t.Topic], 1)
-		for _, p := range t.Partitions.Sorted() {
-			if !slices.Contains(p.Replicas, nodeID) {
+	for _, v := range views {
+		for _, p := range v.partitions {
+			if p.internal || !slices.Contains(p.replicas, nodeID) {
 				continue
 			}
-			isr := len(p.ISR)
+			minISR := max(minISRs[p.topic], 1)
+			isr := len(p.isr)
 			after := isr
-			if slices.Contains(p.ISR, nodeID) {
+			if slices.Contains(p.isr, nodeID) {
 				after--
 			}
+			var problem string
 			switch {
 			case isr < minISR:
-				problems = append(problems, fmt.Sprintf("%s-%d is already under min.insync.replicas (%d in sync, need %d)", t.Topic, p.Partition, isr, minISR))
-			case after < minISR && len(p.Replicas) > 1:
-				problems = append(problems, fmt.Sprintf("%s-%d would drop to %d in-sync replicas (min.insync.replicas=%d)", t.Topic, p.Partition, after, minISR))
+				problem = fmt.Sprintf("%s-%d is already under min.insync.replicas (%d in sync, need %d)", p.topic, p.partition, isr, minISR)
+			case after < minISR && len(p.replicas) > 1:
+				problem = fmt.Sprintf("%s-%d would drop to %d in-sync replicas (min.insync.replicas=%d)", p.topic, p.partition, after, minISR)
+			}
+			if problem != "" && !slices.Contains(problems, problem) {
+				problems = append(problems, problem)
 			}
 		}
 	}
@@ -373,8 +442,28 @@ func (c *Checker) CanStop(ctx context.Context, nodeID int32) error {
 	return nil
 }
 
-// WaitRejoined waits until nodeID is registered again and is in the ISR of
-// every partition it replicates, and no partition of the cluster is under
+// WaitCanStop waits, up to patience, until CanStop allows stopping nodeID:
+// ISR membership moves for a moment after any restart, so one refusal is
+// not a verdict. It returns CanStop's last refusal when patience runs out.
+func (c *Checker) WaitCanStop(ctx context.Context, nodeID int32, patience time.Duration) error {
+	pctx, cancel := context.WithTimeout(ctx, patience)
+	defer cancel()
+	var last error
+	err := c.pollUntil(pctx, fmt.Sprintf("stopping broker %d to be safe", nodeID), func() (string, bool) {
+		last = c.CanStop(pctx, nodeID)
+		if last == nil {
+			return "", true
+		}
+		return last.Error(), false
+	})
+	if err != nil && last != nil {
+		return last
+	}
+	return err
+}
+
+// WaitRejoined waits until every broker sees nodeID registered and in the
+// ISR of every partition it replicates, and no partition under
 // min.insync.replicas.
 func (c *Checker) WaitRejoined(ctx context.Context, nodeID int32) error {
 	return c.pollUntil(ctx, fmt.Sprintf("broker %d to catch up", nodeID), func() (string, bool) {
@@ -383,21 +472,20 @@ func (c *Checker) WaitRejoined(ctx context.Context, nodeID int32) error {
 }
 
 func (c *Checker) rejoinedOnce(ctx context.Context, nodeID int32) (string, bool) {
-	st, err := c.state(ctx)
+	views, minISRs, err := c.views(ctx)
 	if err != nil {
 		return err.Error(), false
 	}
-	if !slices.ContainsFunc(st.md.Brokers, func(b kadm.BrokerDetail) bool { return b.NodeID == nodeID }) {
-		return fmt.Sprintf("broker %d is not registered yet", nodeID), false
-	}
-	for _, t := range st.md.Topics.Sorted() {
-		minISR := max(st.minISR[t.Topic], 1)
-		for _, p := range t.Partitions.Sorted() {
-			if slices.Contains(p.Replicas, nodeID) && !slices.Contains(p.ISR, nodeID) {
-				return fmt.Sprintf("%s-%d: broker %d not in sync yet (ISR %v)", t.Topic, p.Partition, nodeID, p.ISR), false
+	for _, v := range views {
+		if !slices.Contains(v.brokers, nodeID) {
+			return fmt.Sprintf("%s does not list broker %d yet", v.addr, nodeID), false
+		}
+		for _, p := range v.partitions {
+			if slices.Contains(p.replicas, nodeID) && !slices.Contains(p.isr, nodeID) {
+				return fmt.Sprintf("%s: %s-%d: broker %d not in sync yet (ISR %v)", v.addr, p.topic, p.partition, nodeID, p.isr), false
 			}
-			if len(p.Replicas) > 1 && len(p.ISR) < minISR {
-				return fmt.Sprintf("%s-%d under min.insync.replicas (ISR %v)", t.Topic, p.Partition, p.ISR), false
+			if len(p.replicas) > 1 && len(p.isr) < max(minISRs[p.topic], 1) {
+				return fmt.Sprintf("%s: %s-%d under min.insync.replicas (ISR %v)", v.addr, p.topic, p.partition, p.isr), false
 			}
 		}
 	}

@@ -164,6 +164,21 @@ func TestCanStop(t *testing.T) {
 	}
 }
 
+func TestWaitCanStopGivesUpWithTheReason(t *testing.T) {
+	c := newCluster(t)
+	addrs := c.ListenAddrs()
+	createTopic(t, addrs, "strict", 3, "3")
+	chk := &Checker{Brokers: brokersOf(c), PollInterval: 50 * time.Millisecond}
+	start := time.Now()
+	err := chk.WaitCanStop(context.Background(), 0, 400*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "would drop to 2 in-sync replicas") {
+		t.Fatalf("WaitCanStop err = %v, want the CanStop refusal", err)
+	}
+	if time.Since(start) < 400*time.Millisecond {
+		t.Errorf("WaitCanStop gave up after %s, before its patience", time.Since(start))
+	}
+}
+
 func TestWaitRejoined(t *testing.T) {
 	c := newCluster(t)
 	addrs := c.ListenAddrs()
@@ -176,7 +191,7 @@ func TestWaitRejoined(t *testing.T) {
 	}
 	short, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel2()
-	if err := chk.WaitRejoined(short, 9); err == nil || !strings.Contains(err.Error(), "not registered") {
+	if err := chk.WaitRejoined(short, 9); err == nil || !strings.Contains(err.Error(), "does not list broker 9") {
 		t.Fatalf("WaitRejoined for an unknown broker: err = %v", err)
 	}
 }
