@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/tributary/tributary/internal/awsconfig"
+	"github.com/tributary/tributary/internal/localcloud"
 )
 
 func TestProviderSchemaIsValid(t *testing.T) {
@@ -110,6 +112,49 @@ func TestProviderModelToAWSConfig(t *testing.T) {
 				t.Fatalf("diags: %v", diags)
 			}
 			tt.check(t, c)
+		})
+	}
+}
+
+// TestConfigureAgainstLocalCloud checks the whole configuration path against
+// an in-process local cloud: SigV4-signed STS call, credential validation,
+// account id and partition.
+func TestConfigureAgainstLocalCloud(t *testing.T) {
+	cloud, err := localcloud.Start(context.Background(), localcloud.Options{StateDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("starting the local cloud: %v", err)
+	}
+	t.Cleanup(func() { cloud.Close() })
+	endpoints := map[awsconfig.Service]string{}
+	for _, s := range awsconfig.Services {
+		endpoints[s] = cloud.Endpoint()
+	}
+	tests := []struct {
+		name    string
+		key     string
+		wantErr string
+	}{
+		{name: "the emulator's default credentials", key: "test"},
+		{name: "unknown credentials are refused", key: "AKIAUNKNOWN", wantErr: "sts:GetCallerIdentity"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cl, err := awsconfig.New(context.Background(), awsconfig.Config{
+				Region: cloud.Region(), AccessKey: tt.key, SecretKey: "test", Endpoints: endpoints,
+				SkipMetadataAPICheck: true, MaxRetries: 1,
+			})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one mentioning %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("awsconfig.New: %v", err)
+			}
+			if cl.AccountID != "000000000000" || cl.Partition != "aws" {
+				t.Errorf("account %q partition %q", cl.AccountID, cl.Partition)
+			}
 		})
 	}
 }
