@@ -63,16 +63,13 @@ func key(topic string, p int32) string { return fmt.Sprintf("%s-%d", topic, p) }
 // processes formed one cluster (a broker that ignores the controller
 // settings lists only itself).
 func WaitCluster(ctx context.Context, cfg WorkloadConfig, want int) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
 	var last int
 	for {
-		md, err := kadm.NewClient(cl).BrokerMetadata(ctx)
+		// A new client each time: a client keeps the broker list it
+		// learnt and may answer from it instead of asking again.
+		n, err := brokerCount(ctx, cfg.Brokers)
 		if err == nil {
-			last = len(md.Brokers)
+			last = n
 			if last == want {
 				return nil
 			}
@@ -83,6 +80,19 @@ func WaitCluster(ctx context.Context, cfg WorkloadConfig, want int) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+func brokerCount(ctx context.Context, seeds []string) (int, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	md, err := kadm.NewClient(cl).BrokerMetadata(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return len(md.Brokers), nil
 }
 
 // CreateTopic creates the workload's topic, retrying while the cluster
