@@ -41,6 +41,9 @@ func startCluster(t *testing.T, n int) *testCluster {
 	if testing.Short() {
 		t.Skip("runs three broker processes")
 	}
+	// Cluster tests mostly wait (leases, elections): they run side by
+	// side, each cluster on its own ports and directories.
+	t.Parallel()
 	c := &testCluster{t: t, files: map[int32]string{}, addrs: map[int32]string{}, procs: map[int32]*brokerProcess{}}
 	var voters []string
 	ctlAddrs := map[int32]string{}
@@ -110,7 +113,15 @@ func (c *testCluster) spawn(id int32) *brokerProcess {
 		p.mu.Unlock()
 		close(p.done)
 	}()
-	c.t.Cleanup(p.kill)
+	c.t.Cleanup(func() {
+		p.kill()
+		if c.t.Failed() {
+			p.mu.Lock()
+			logs := p.logs[max(0, len(p.logs)-15):]
+			p.mu.Unlock()
+			c.t.Logf("last log lines of broker %d:\n%s", id, strings.Join(logs, "\n"))
+		}
+	})
 	return p
 }
 
@@ -154,12 +165,21 @@ func (c *testCluster) client(opts ...kgo.Opt) *kgo.Client {
 func (c *testCluster) waitBrokers(n int) {
 	c.t.Helper()
 	adm := kadm.NewClient(c.client())
-	waitFor(c.t, fmt.Sprintf("metadata listing %d brokers and a controller", n), 30*time.Second, func() bool {
+	var last string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
 		md, err := adm.BrokerMetadata(ctx)
-		return err == nil && len(md.Brokers) == n && md.Controller >= 0
-	})
+		cancel()
+		if err == nil && len(md.Brokers) == n && md.Controller >= 0 {
+			return
+		}
+		last = fmt.Sprintf("brokers %v, controller %d, err %v", md.Brokers, md.Controller, err)
+		if time.Now().After(deadline) {
+			c.t.Fatalf("metadata never listed %d brokers and a controller within 30s; last: %s", n, last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // waitInSync waits until every partition of topic has a leader and all n
@@ -341,11 +361,15 @@ func TestClusterMetadataListsEveryBroker(t *testing.T) {
 	c := startCluster(t, 3)
 	c.createTopic("spread", 3)
 	adm := kadm.NewClient(c.client())
-	ctx := testContext(t, 10*time.Second)
-	md, err := adm.Metadata(ctx, "spread")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx := testContext(t, 20*time.Second)
+	// Each broker answers from its own copy of the metadata, which may
+	// trail the controller's by a moment.
+	var md kadm.Metadata
+	waitFor(t, "metadata of spread with three partitions", 10*time.Second, func() bool {
+		var err error
+		md, err = adm.Metadata(ctx, "spread")
+		return err == nil && md.Topics["spread"].Err == nil && len(md.Topics["spread"].Partitions) == 3
+	})
 	racks := map[int32]string{}
 	for _, b := range md.Brokers {
 		if b.Rack != nil {
