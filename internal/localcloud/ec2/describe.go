@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"io"
 	"os"
-	"slices"
 	"sort"
 	"strconv"
 
@@ -140,23 +139,20 @@ func (s *Service) describeInstances(ctx context.Context, req *awsapi.Request, p 
 		}
 	}
 	filters := parseFilters(p)
+	matched, err := selectMatching(s.st.Instances, ids, filters, func(inst *instance) (tags, fieldFunc) {
+		return inst.Tags, s.instanceFieldsLocked(inst)
+	})
+	if err != nil {
+		return nil, err
+	}
 	// Pages hold instances ordered by (launch time, id) so a reservation's instances stay together.
 	var keep []string
 	order := map[string]string{}
-	for _, id := range sortedKeys(s.st.Instances) {
+	for _, id := range matched {
 		inst := s.st.Instances[id]
-		if len(ids) > 0 && !slices.Contains(ids, id) {
-			continue
-		}
-		ok, err := matches(filters, inst.Tags, s.instanceFieldsLocked(inst))
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			key := inst.LaunchTime.UTC().Format("20060102T150405.000000000") + "/" + inst.ReservationID + "/" + strconv.Itoa(1000+inst.LaunchIndex) + "/" + id
-			order[key] = id
-			keep = append(keep, key)
-		}
+		key := inst.LaunchTime.UTC().Format("20060102T150405.000000000") + "/" + inst.ReservationID + "/" + strconv.Itoa(1000+inst.LaunchIndex) + "/" + id
+		order[key] = id
+		keep = append(keep, key)
 	}
 	sort.Strings(keep)
 	pg, next, err := page(keep, p, 5, 1000)
@@ -214,15 +210,14 @@ func (s *Service) describeInstanceStatus(ctx context.Context, req *awsapi.Reques
 			return nil, err
 		}
 	}
+	candidates := s.st.Instances
+	if !includeAll {
+		candidates = keepWhere(candidates, func(inst *instance) bool { return inst.State == stateRunning })
+	}
 	filters := parseFilters(p)
-	var keep []string
-	for _, id := range sortedKeys(s.st.Instances) {
-		inst := s.st.Instances[id]
-		if len(ids) > 0 && !slices.Contains(ids, id) || !includeAll && inst.State != stateRunning {
-			continue
-		}
+	keep, err := selectMatching(candidates, ids, filters, func(inst *instance) (tags, fieldFunc) {
 		sys, ist := s.statusLocked(inst)
-		ok, err := matches(filters, nil, func(name string) ([]string, bool) {
+		return nil, func(name string) ([]string, bool) {
 			switch name {
 			case "availability-zone":
 				return []string{inst.AZ}, true
@@ -240,13 +235,10 @@ func (s *Service) describeInstanceStatus(ctx context.Context, req *awsapi.Reques
 				return []string{reachability(sys)}, true
 			}
 			return nil, false
-		})
-		if err != nil {
-			return nil, err
 		}
-		if ok {
-			keep = append(keep, id)
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	pg, next, err := page(keep, p, 5, 1000)
 	if err != nil {

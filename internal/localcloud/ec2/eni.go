@@ -3,7 +3,6 @@ package ec2
 import (
 	"context"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -216,12 +215,7 @@ func (s *Service) describeNetworkInterfaces(ctx context.Context, req *awsapi.Req
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ids := p.list("NetworkInterfaceId")
-	var missing []string
-	for _, id := range ids {
-		if _, ok := s.st.NetworkInterfaces[id]; !ok {
-			missing = append(missing, id)
-		}
-	}
+	missing := missingKeys(s.st.NetworkInterfaces, ids)
 	if len(missing) > 0 {
 		return nil, notFound("InvalidNetworkInterfaceID.NotFound", "networkInterface", missing)
 	}
@@ -229,14 +223,9 @@ func (s *Service) describeNetworkInterfaces(ctx context.Context, req *awsapi.Req
 		return nil, awsapi.Errorf("InvalidParameterCombination", "The parameter NetworkInterfaceIds cannot be used with the parameter MaxResults")
 	}
 	filters := parseFilters(p)
-	var keep []string
-	for _, id := range sortedKeys(s.st.NetworkInterfaces) {
-		e := s.st.NetworkInterfaces[id]
-		if len(ids) > 0 && !slices.Contains(ids, id) {
-			continue
-		}
+	keep, err := selectMatching(s.st.NetworkInterfaces, ids, filters, func(e *networkInterface) (tags, fieldFunc) {
 		sn := s.st.Subnets[e.SubnetID]
-		ok, err := matches(filters, e.Tags, func(name string) ([]string, bool) {
+		return e.Tags, func(name string) ([]string, bool) {
 			switch name {
 			case "network-interface-id":
 				return []string{e.ID}, true
@@ -294,13 +283,10 @@ func (s *Service) describeNetworkInterfaces(ctx context.Context, req *awsapi.Req
 				}
 			}
 			return nil, false
-		})
-		if err != nil {
-			return nil, err
 		}
-		if ok {
-			keep = append(keep, id)
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	pg, next, err := page(keep, p, 5, 1000)
 	if err != nil {

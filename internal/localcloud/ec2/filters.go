@@ -2,6 +2,7 @@ package ec2
 
 import (
 	"encoding/base64"
+	"slices"
 	"strings"
 
 	"github.com/tributary/tributary/internal/localcloud/awsapi"
@@ -55,6 +56,51 @@ func matches(filters []filter, t tags, fields fieldFunc) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// selectMatching is the selection a Describe* call makes over one kind of resource: the ids of
+// byID that the call names (every id when ids is empty) and whose tags and fields, as view
+// gives them, match every filter, in id order. A filter name that view's fields do not know
+// fails the call, as in matches.
+func selectMatching[T any](byID map[string]T, ids []string, filters []filter, view func(T) (tags, fieldFunc)) ([]string, error) {
+	var keep []string
+	for _, id := range sortedKeys(byID) {
+		if len(ids) > 0 && !slices.Contains(ids, id) {
+			continue
+		}
+		t, fields := view(byID[id])
+		ok, err := matches(filters, t, fields)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			keep = append(keep, id)
+		}
+	}
+	return keep, nil
+}
+
+// keepWhere returns the entries of byID for which keep is true: the candidates of a Describe*
+// call that narrows them by something other than ids and filters.
+func keepWhere[T any](byID map[string]T, keep func(T) bool) map[string]T {
+	out := make(map[string]T, len(byID))
+	for id, v := range byID {
+		if keep(v) {
+			out[id] = v
+		}
+	}
+	return out
+}
+
+// missingKeys returns the ids, in the order given, that byID does not hold.
+func missingKeys[T any](byID map[string]T, ids []string) []string {
+	var missing []string
+	for _, id := range ids {
+		if _, ok := byID[id]; !ok {
+			missing = append(missing, id)
+		}
+	}
+	return missing
 }
 
 func anyMatch(patterns, values []string) bool {

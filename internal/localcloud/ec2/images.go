@@ -179,18 +179,14 @@ func (s *Service) describeImages(ctx context.Context, req *awsapi.Request, p par
 			return nil, err
 		}
 	}
-	owners := p.list("Owner")
+	candidates := s.st.Images
+	if owners := p.list("Owner"); len(owners) > 0 && !slices.Contains(owners, "self") {
+		// "amazon", "aws-marketplace" and other accounts own nothing here.
+		candidates = keepWhere(candidates, func(img *image) bool { return slices.Contains(owners, img.OwnerID) })
+	}
 	filters := parseFilters(p)
-	var keep []string
-	for _, id := range sortedKeys(s.st.Images) {
-		img := s.st.Images[id]
-		if len(ids) > 0 && !slices.Contains(ids, id) {
-			continue
-		}
-		if len(owners) > 0 && !slices.Contains(owners, "self") && !slices.Contains(owners, img.OwnerID) {
-			continue // "amazon", "aws-marketplace" and other accounts own nothing here
-		}
-		ok, err := matches(filters, img.Tags, func(name string) ([]string, bool) {
+	keep, err := selectMatching(candidates, ids, filters, func(img *image) (tags, fieldFunc) {
+		return img.Tags, func(name string) ([]string, bool) {
 			switch name {
 			case "image-id":
 				return []string{img.ID}, true
@@ -222,13 +218,10 @@ func (s *Service) describeImages(ctx context.Context, req *awsapi.Request, p par
 				return []string{"xen"}, true
 			}
 			return nil, false
-		})
-		if err != nil {
-			return nil, err
 		}
-		if ok {
-			keep = append(keep, id)
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	pg, next, err := page(keep, p, 1, 1000)
 	if err != nil {

@@ -3,7 +3,6 @@ package ec2
 import (
 	"context"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -161,10 +160,8 @@ func (s *Service) describeInstanceTypes(ctx context.Context, req *awsapi.Request
 		}
 	}
 	filters := parseFilters(p)
-	var keep []string
-	for _, name := range sortedKeys(catalog) {
-		it := catalog[name]
-		ok, err := matches(filters, nil, func(f string) ([]string, bool) {
+	keep, err := selectMatching(catalog, nil, filters, func(it instanceType) (tags, fieldFunc) {
+		return nil, func(f string) ([]string, bool) {
 			switch f {
 			case "instance-type":
 				return []string{it.Name}, true
@@ -180,15 +177,11 @@ func (s *Service) describeInstanceTypes(ctx context.Context, req *awsapi.Request
 				return []string{boolString(it.Burstable)}, true
 			}
 			return nil, false
-		})
-		if err != nil {
-			return nil, err
 		}
-		if ok {
-			keep = append(keep, name)
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
-	sort.Strings(keep)
 	pg, next, err := page(keep, p, 5, 100)
 	if err != nil {
 		return nil, err

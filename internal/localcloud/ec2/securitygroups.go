@@ -450,27 +450,21 @@ func (s *Service) describeSecurityGroups(ctx context.Context, req *awsapi.Reques
 	defer s.mu.Unlock()
 	ids := p.list("GroupId")
 	names := p.list("GroupName")
-	var missing []string
-	for _, id := range ids {
-		if _, ok := s.st.SecurityGroups[id]; !ok {
-			missing = append(missing, id)
-		}
-	}
+	missing := missingKeys(s.st.SecurityGroups, ids)
 	if len(missing) > 0 {
 		return nil, awsapi.Errorf("InvalidGroup.NotFound", "The security group '%s' does not exist", strings.Join(missing, ", "))
 	}
-	dv := s.defaultVPCLocked()
+	candidates := s.st.SecurityGroups
+	if len(names) > 0 {
+		// Groups are named only in the default VPC.
+		dv := s.defaultVPCLocked()
+		candidates = keepWhere(candidates, func(g *securityGroup) bool {
+			return slices.Contains(names, g.Name) && dv != nil && g.VPCID == dv.ID
+		})
+	}
 	filters := parseFilters(p)
-	var keep []string
-	for _, id := range sortedKeys(s.st.SecurityGroups) {
-		g := s.st.SecurityGroups[id]
-		if len(ids) > 0 && !slices.Contains(ids, id) {
-			continue
-		}
-		if len(names) > 0 && (!slices.Contains(names, g.Name) || dv == nil || g.VPCID != dv.ID) {
-			continue
-		}
-		ok, err := matches(filters, g.Tags, func(name string) ([]string, bool) {
+	keep, err := selectMatching(candidates, ids, filters, func(g *securityGroup) (tags, fieldFunc) {
+		return g.Tags, func(name string) ([]string, bool) {
 			switch name {
 			case "group-id":
 				return []string{g.ID}, true
@@ -490,13 +484,10 @@ func (s *Service) describeSecurityGroups(ctx context.Context, req *awsapi.Reques
 				return ruleFields(g.Ingress, f), true
 			}
 			return nil, false
-		})
-		if err != nil {
-			return nil, err
 		}
-		if ok {
-			keep = append(keep, id)
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(names) > 0 && len(keep) == 0 && len(filters) == 0 {
 		return nil, awsapi.Errorf("InvalidGroup.NotFound", "The security group '%s' does not exist in default VPC", strings.Join(names, ", "))
@@ -535,27 +526,19 @@ func (s *Service) describeSecurityGroupRules(ctx context.Context, req *awsapi.Re
 			byID[r.ID] = ref{g, r, true}
 		}
 	}
-	var keep []string
-	for _, id := range sortedKeys(byID) {
-		x := byID[id]
-		if len(ruleIDs) > 0 && !slices.Contains(ruleIDs, id) {
-			continue
-		}
-		ok, err := matches(filters, nil, func(name string) ([]string, bool) {
+	keep, err := selectMatching(byID, ruleIDs, filters, func(x ref) (tags, fieldFunc) {
+		return nil, func(name string) ([]string, bool) {
 			switch name {
 			case "group-id":
 				return []string{x.g.ID}, true
 			case "security-group-rule-id":
-				return []string{id}, true
+				return []string{x.r.ID}, true
 			}
 			return nil, false
-		})
-		if err != nil {
-			return nil, err
 		}
-		if ok {
-			keep = append(keep, id)
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	pg, next, err := page(keep, p, 5, 1000)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -272,12 +271,7 @@ func (s *Service) describeVolumes(ctx context.Context, req *awsapi.Request, p pa
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ids := p.list("VolumeId")
-	var missing []string
-	for _, id := range ids {
-		if _, ok := s.st.Volumes[id]; !ok {
-			missing = append(missing, id)
-		}
-	}
+	missing := missingKeys(s.st.Volumes, ids)
 	if len(missing) > 0 {
 		if len(missing) == 1 {
 			return nil, awsapi.Errorf("InvalidVolume.NotFound", "The volume '%s' does not exist.", missing[0])
@@ -288,13 +282,8 @@ func (s *Service) describeVolumes(ctx context.Context, req *awsapi.Request, p pa
 		return nil, awsapi.Errorf("InvalidParameterCombination", "The parameter volumeSet cannot be used with the parameter maxResults")
 	}
 	filters := parseFilters(p)
-	var keep []string
-	for _, id := range sortedKeys(s.st.Volumes) {
-		v := s.st.Volumes[id]
-		if len(ids) > 0 && !slices.Contains(ids, id) {
-			continue
-		}
-		ok, err := matches(filters, v.Tags, func(name string) ([]string, bool) {
+	keep, err := selectMatching(s.st.Volumes, ids, filters, func(v *volume) (tags, fieldFunc) {
+		return v.Tags, func(name string) ([]string, bool) {
 			switch name {
 			case "volume-id":
 				return []string{v.ID}, true
@@ -336,13 +325,10 @@ func (s *Service) describeVolumes(ctx context.Context, req *awsapi.Request, p pa
 				}
 			}
 			return nil, false
-		})
-		if err != nil {
-			return nil, err
 		}
-		if ok {
-			keep = append(keep, id)
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	pg, next, err := page(keep, p, 5, 500)
 	if err != nil {
@@ -446,13 +432,8 @@ func (s *Service) describeVolumesModifications(ctx context.Context, req *awsapi.
 		}
 	}
 	filters := parseFilters(p)
-	var keep []string
-	for _, id := range sortedKeys(s.st.Modifications) {
-		m := s.st.Modifications[id]
-		if len(ids) > 0 && !slices.Contains(ids, id) {
-			continue
-		}
-		ok, err := matches(filters, nil, func(name string) ([]string, bool) {
+	keep, err := selectMatching(s.st.Modifications, ids, filters, func(m *volumeModification) (tags, fieldFunc) {
+		return nil, func(name string) ([]string, bool) {
 			switch name {
 			case "volume-id":
 				return []string{m.VolumeID}, true
@@ -472,13 +453,10 @@ func (s *Service) describeVolumesModifications(ctx context.Context, req *awsapi.
 				return []string{ec2Time(m.StartTime)}, true
 			}
 			return nil, false
-		})
-		if err != nil {
-			return nil, err
 		}
-		if ok {
-			keep = append(keep, id)
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	pg, next, err := page(keep, p, 1, 500)
 	if err != nil {

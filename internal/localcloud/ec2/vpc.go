@@ -267,13 +267,8 @@ func (s *Service) describeVPCs(ctx context.Context, req *awsapi.Request, p param
 		}
 	}
 	filters := parseFilters(p)
-	var keep []string
-	for _, id := range sortedKeys(s.st.VPCs) {
-		v := s.st.VPCs[id]
-		if len(ids) > 0 && !slices.Contains(ids, id) {
-			continue
-		}
-		ok, err := matches(filters, v.Tags, func(name string) ([]string, bool) {
+	keep, err := selectMatching(s.st.VPCs, ids, filters, func(v *vpc) (tags, fieldFunc) {
+		return v.Tags, func(name string) ([]string, bool) {
 			switch name {
 			case "vpc-id":
 				return []string{v.ID}, true
@@ -287,13 +282,10 @@ func (s *Service) describeVPCs(ctx context.Context, req *awsapi.Request, p param
 				return []string{s.account}, true
 			}
 			return nil, false
-		})
-		if err != nil {
-			return nil, err
 		}
-		if ok {
-			keep = append(keep, id)
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	pg, next, err := page(keep, p, 5, 1000)
 	if err != nil {
@@ -453,23 +445,13 @@ func (s *Service) describeSubnets(ctx context.Context, req *awsapi.Request, p pa
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ids := p.list("SubnetId")
-	var missing []string
-	for _, id := range ids {
-		if _, ok := s.st.Subnets[id]; !ok {
-			missing = append(missing, id)
-		}
-	}
+	missing := missingKeys(s.st.Subnets, ids)
 	if len(missing) > 0 {
 		return nil, notFound("InvalidSubnetID.NotFound", "subnet", missing)
 	}
 	filters := parseFilters(p)
-	var keep []string
-	for _, id := range sortedKeys(s.st.Subnets) {
-		sn := s.st.Subnets[id]
-		if len(ids) > 0 && !slices.Contains(ids, id) {
-			continue
-		}
-		ok, err := matches(filters, sn.Tags, func(name string) ([]string, bool) {
+	keep, err := selectMatching(s.st.Subnets, ids, filters, func(sn *subnet) (tags, fieldFunc) {
+		return sn.Tags, func(name string) ([]string, bool) {
 			switch name {
 			case "subnet-id":
 				return []string{sn.ID}, true
@@ -489,13 +471,10 @@ func (s *Service) describeSubnets(ctx context.Context, req *awsapi.Request, p pa
 				return []string{s.account}, true
 			}
 			return nil, false
-		})
-		if err != nil {
-			return nil, err
 		}
-		if ok {
-			keep = append(keep, id)
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	pg, next, err := page(keep, p, 5, 1000)
 	if err != nil {
