@@ -62,6 +62,7 @@ func (s *Server) followCluster() {
 	var (
 		lastState *metadata.State
 		lastLogs  int
+		lastDyn   = s.dynamicLayers() // what New applied
 	)
 	for {
 		changed := s.node.Controller.Changed()
@@ -73,6 +74,7 @@ func (s *Server) followCluster() {
 			lastState, lastLogs = st, logs
 		}
 		s.syncCoordinator()
+		lastDyn = s.syncDynamicConfigs(lastDyn)
 		select {
 		case <-changed:
 		case <-s.clusterKick:
@@ -131,6 +133,30 @@ func (s *Server) syncClusterTopics() {
 			}
 		}
 	}
+}
+
+// syncDynamicConfigs applies dynamic broker configs changed through another
+// broker (cluster-wide defaults, or this broker's own) and returns the
+// layers now in force.
+func (s *Server) syncDynamicConfigs(last dynamicLayers) dynamicLayers {
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
+	dyn := s.dynamicLayers()
+	if maps.Equal(dyn.clusterDefault, last.clusterDefault) && maps.Equal(dyn.node, last.node) {
+		return last
+	}
+	cfg, err := applyDynamic(s.static, dyn.clusterDefault, dyn.node)
+	if err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		s.log.Error("dynamic broker configs from the cluster metadata not applied", "err", err)
+		return dyn
+	}
+	s.cfg.Store(cfg)
+	s.reconfigureAll()
+	s.log.Info("applied dynamic broker configs from the cluster metadata", "cluster_default", dyn.clusterDefault, "node", dyn.node)
+	return dyn
 }
 
 // waitClusterTopic waits until this broker's metadata holds the topic with

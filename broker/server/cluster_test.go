@@ -438,3 +438,62 @@ func TestClusterOperations(t *testing.T) {
 		return nil
 	})
 }
+
+// TestClusterTopicLifecycle: partitions added, a cluster-wide dynamic
+// config set and a topic deleted through one broker reach every broker.
+func TestClusterTopicLifecycle(t *testing.T) {
+	c := startInProcessCluster(t)
+	c.createReplicated("life", 1)
+
+	preq := kmsg.NewCreatePartitionsRequest()
+	pt := kmsg.NewCreatePartitionsRequestTopic()
+	pt.Topic, pt.Count = "life", 2
+	preq.Topics = []kmsg.CreatePartitionsRequestTopic{pt}
+	presp := roundTrip[*kmsg.CreatePartitionsResponse](t, c.servers[3], &preq)
+	if code := presp.Topics[0].ErrorCode; code != 0 {
+		t.Fatalf("CreatePartitions: %v", kerr.ErrorForCode(code))
+	}
+	areq := kmsg.NewIncrementalAlterConfigsRequest()
+	ar := kmsg.NewIncrementalAlterConfigsRequestResource()
+	ar.ResourceType = kmsg.ConfigResourceTypeBroker // "": the cluster-wide default
+	ac := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	ac.Name, ac.Value = "max.connections", kmsg.StringPtr("777")
+	ar.Configs = []kmsg.IncrementalAlterConfigsRequestResourceConfig{ac}
+	areq.Resources = []kmsg.IncrementalAlterConfigsRequestResource{ar}
+	aresp := roundTrip[*kmsg.IncrementalAlterConfigsResponse](t, c.servers[1], &areq)
+	if code := aresp.Resources[0].ErrorCode; code != 0 {
+		t.Fatalf("IncrementalAlterConfigs: %v", kerr.ErrorForCode(code))
+	}
+	waitCluster(t, 10*time.Second, func() error {
+		for id, s := range c.servers {
+			if _, ok := s.store.Partition("life", 1); !ok {
+				return fmt.Errorf("broker %d has no replica of the new partition life-1", id)
+			}
+			if got := s.Config().MaxConnections; got != 777 {
+				return fmt.Errorf("broker %d: max.connections %d, want the cluster default 777", id, got)
+			}
+		}
+		return nil
+	})
+
+	dreq := kmsg.NewDeleteTopicsRequest()
+	dreq.Version = 4
+	dreq.TopicNames = []string{"life"}
+	dresp := roundTrip[*kmsg.DeleteTopicsResponse](t, c.servers[2], &dreq)
+	if code := dresp.Topics[0].ErrorCode; code != 0 {
+		t.Fatalf("DeleteTopics: %v", kerr.ErrorForCode(code))
+	}
+	waitCluster(t, 10*time.Second, func() error {
+		for id, s := range c.servers {
+			if _, ok := s.lookupTopic("life"); ok {
+				return fmt.Errorf("broker %d still knows life", id)
+			}
+			for p := range int32(2) {
+				if _, ok := s.store.Partition("life", p); ok {
+					return fmt.Errorf("broker %d still has the log of life-%d", id, p)
+				}
+			}
+		}
+		return nil
+	})
+}
