@@ -199,6 +199,12 @@ func topicCreateErrorCode(err error) int16 {
 		return kerr.TopicAlreadyExists.Code
 	case errors.Is(err, errInvalidConfig):
 		return kerr.InvalidConfig.Code
+	case errors.Is(err, errReplicationFactor):
+		return kerr.InvalidReplicationFactor.Code
+	case errors.Is(err, errReplicaAssignment):
+		return kerr.InvalidReplicaAssignment.Code
+	case errors.Is(err, context.DeadlineExceeded):
+		return kerr.RequestTimedOut.Code // no metadata quorum reachable
 	default:
 		return kerr.KafkaStorageError.Code
 	}

@@ -6,8 +6,9 @@ package server
 //   - Single node: this node, which is also the controller. Cluster: every
 //     unfenced broker and the active controller. The cluster id from the
 //     metadata. Authorized operations: all (no authorizer yet).
-//   - Endpoint type 2 (controllers, v1) is answered with this node too:
-//     a single node is its own controller.
+//   - Endpoint type 2 (controllers, v1): on a single node this node, its
+//     own controller; in a cluster the metadata quorum's voters with their
+//     controller addresses (controller.quorum.voters).
 //
 // Version notes:
 //   - v1: EndpointType (KIP-919); v2 (fenced brokers) not served.
@@ -35,7 +36,11 @@ func (s *Server) handleDescribeCluster(req *kmsg.DescribeClusterRequest) *kmsg.D
 	}
 	resp.ClusterID = s.ClusterID()
 	resp.ControllerID = s.controllerID()
-	for _, bi := range s.brokers() {
+	brokers := s.brokers()
+	if req.Version >= 1 && req.EndpointType == 2 && s.clustered() {
+		brokers = s.controllerEndpoints()
+	}
+	for _, bi := range brokers {
 		b := kmsg.NewDescribeClusterResponseBroker()
 		b.NodeID, b.Host, b.Port = bi.id, bi.host, bi.port
 		if bi.rack != "" {

@@ -10,11 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/tributary/tributary/broker/cluster"
 	"github.com/tributary/tributary/broker/cluster/metadata"
 	"github.com/tributary/tributary/broker/cluster/placement"
 	"github.com/tributary/tributary/broker/cluster/replica"
@@ -328,7 +331,7 @@ func (s *Server) syncCoordinator() {
 	if !ok {
 		return // the replica manager has not opened it yet: next round
 	}
-	c, err := s.newCoordinator(replicatedOffsetsLog(s, log))
+	c, err := s.newCoordinator(replicatedOffsetsLog(s, log), s.log)
 	if err != nil {
 		s.log.Error("loading the group coordinator", "err", err)
 		return
@@ -418,6 +421,33 @@ func (s *Server) brokers() []brokerInfo {
 		if b, ok := s.brokerByID(st, id); ok {
 			out = append(out, b)
 		}
+	}
+	return out
+}
+
+// controllerEndpoints lists the metadata quorum's voters (DescribeCluster
+// with the controller endpoint type).
+func (s *Server) controllerEndpoints() []brokerInfo {
+	voters, err := cluster.ParseVoters(s.static.ControllerQuorumVoters)
+	if err != nil {
+		return nil // node.Start parsed the same list
+	}
+	st := s.node.Controller.State()
+	var out []brokerInfo
+	for _, v := range voters {
+		host, portStr, err := net.SplitHostPort(v.Addr)
+		if err != nil {
+			continue
+		}
+		port, err := strconv.ParseInt(portStr, 10, 32)
+		if err != nil {
+			continue
+		}
+		b := brokerInfo{id: v.ID, host: host, port: int32(port)}
+		if rb, ok := st.Brokers[v.ID]; ok {
+			b.rack = rb.Rack
+		}
+		out = append(out, b)
 	}
 	return out
 }

@@ -253,6 +253,11 @@ func TestClusterMetadataAndLeaderChecks(t *testing.T) {
 		if len(dc.Brokers) != 3 || dc.ControllerID != md.ControllerID {
 			t.Fatalf("broker %d DescribeCluster: %+v controller %d", id, dc.Brokers, dc.ControllerID)
 		}
+		dreq.Version, dreq.EndpointType = 1, 2 // the controllers
+		dc = roundTrip[*kmsg.DescribeClusterResponse](t, s, &dreq)
+		if len(dc.Brokers) != 3 || dc.Brokers[0].Port == c.servers[dc.Brokers[0].NodeID].port {
+			t.Fatalf("broker %d DescribeCluster of the controllers: %+v", id, dc.Brokers)
+		}
 	}
 
 	// Only the leader serves consumers, and it checks the leader epoch.

@@ -288,7 +288,7 @@ const offsetsTopic = "__consumer_offsets"
 // coordinator starts unloaded (answering NOT_COORDINATOR) and the follower
 // loop loads it while this broker leads the offsets partition.
 func (s *Server) openGroups(cfg *config.Config) error {
-	closed, err := s.newCoordinator(groups.NewMemoryLog())
+	closed, err := s.newCoordinator(groups.NewMemoryLog(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		return fmt.Errorf("starting the group coordinator: %w", err)
 	}
@@ -308,7 +308,7 @@ func (s *Server) openGroups(cfg *config.Config) error {
 		return fmt.Errorf("%s has no partition 0", offsetsTopic)
 	}
 	start := time.Now()
-	c, err := s.newCoordinator(groups.NewPartitionLog(p.log))
+	c, err := s.newCoordinator(groups.NewPartitionLog(p.log), s.log)
 	if err != nil {
 		return fmt.Errorf("starting the group coordinator: %w", err)
 	}
@@ -329,14 +329,14 @@ func offsetsTopicConfigs() map[string]string {
 }
 
 // newCoordinator starts a group coordinator on an offsets log (replaying it).
-func (s *Server) newCoordinator(offsets groups.OffsetLog) (*groups.Coordinator, error) {
+func (s *Server) newCoordinator(offsets groups.OffsetLog, log *slog.Logger) (*groups.Coordinator, error) {
 	cfg := s.Config()
 	gc := groups.DefaultConfig()
 	gc.InitialRebalanceDelay = cfg.GroupInitialRebalanceDelay
 	gc.MinSessionTimeout = cfg.GroupMinSessionTimeout
 	gc.MaxSessionTimeout = cfg.GroupMaxSessionTimeout
 	gc.OffsetsRetention = cfg.OffsetsRetention
-	gc.Logger = s.log
+	gc.Logger = log
 	gc.PartitionExists = func(topic string, p int32) bool {
 		_, ok := s.lookupPartition(topic, p)
 		return ok
