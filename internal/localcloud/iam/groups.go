@@ -37,14 +37,7 @@ func (s *Service) groupXML(g *group) groupXML {
 }
 
 func (s *Service) groupLocked(name string) (*group, error) {
-	if name == "" {
-		return nil, validationError("1 validation error detected: Value null at 'groupName' failed to satisfy constraint: Member must not be null")
-	}
-	g, ok := s.groups[strings.ToLower(name)]
-	if !ok {
-		return nil, noSuchEntity("The group with name %s cannot be found.", name)
-	}
-	return g, nil
+	return lookupByName(s.groups, "GroupName", name, "The group with name %s cannot be found.")
 }
 
 // groupsOfLocked returns the groups a user belongs to, by name.
@@ -64,15 +57,8 @@ type groupResult struct {
 }
 
 func (s *Service) createGroup(p params) (any, error) {
-	name, err := p.required("GroupName")
+	name, path, err := nameAndPath(p, "GroupName", 128)
 	if err != nil {
-		return nil, err
-	}
-	if err := checkName("groupName", name, 128); err != nil {
-		return nil, err
-	}
-	path := pathOr(p.get("Path"))
-	if err := checkPath(path); err != nil {
 		return nil, err
 	}
 	if _, ok := s.groups[strings.ToLower(name)]; ok {

@@ -255,6 +255,38 @@ func checkPath(path string) error {
 	return nil
 }
 
+// nameAndPath reads and checks what every Create* call starts with: the new entity's name,
+// from the parameter param (at most maxLen characters), and its Path ("/" when not given).
+func nameAndPath(p params, param string, maxLen int) (name, path string, err error) {
+	name, err = p.required(param)
+	if err != nil {
+		return "", "", err
+	}
+	if err := checkName(lowerFirst(param), name, maxLen); err != nil {
+		return "", "", err
+	}
+	path = pathOr(p.get("Path"))
+	if err := checkPath(path); err != nil {
+		return "", "", err
+	}
+	return name, path, nil
+}
+
+// lookupByName finds an entity in byName, which IAM keys by lower-cased name. An empty name is
+// the ValidationError IAM gives for the missing parameter param; an unknown one is NoSuchEntity
+// with the message notFound, whose %s is the name.
+func lookupByName[T any](byName map[string]T, param, name, notFound string) (T, error) {
+	var zero T
+	if name == "" {
+		return zero, validationError("1 validation error detected: Value null at '%s' failed to satisfy constraint: Member must not be null", lowerFirst(param))
+	}
+	v, ok := byName[strings.ToLower(name)]
+	if !ok {
+		return zero, noSuchEntity(notFound, name)
+	}
+	return v, nil
+}
+
 // parsePolicyDocument parses a policy and checks the grammar IAM enforces for its kind.
 func parsePolicyDocument(text string, kind policy.Kind) (*policy.Document, error) {
 	if len(text) > 131072 {

@@ -72,15 +72,8 @@ func (s *Service) policyLocked(arn string) (*managedPolicy, error) {
 }
 
 func (s *Service) createPolicy(p params) (any, error) {
-	name, err := p.required("PolicyName")
+	name, path, err := nameAndPath(p, "PolicyName", 128)
 	if err != nil {
-		return nil, err
-	}
-	if err := checkName("policyName", name, 128); err != nil {
-		return nil, err
-	}
-	path := pathOr(p.get("Path"))
-	if err := checkPath(path); err != nil {
 		return nil, err
 	}
 	text, err := p.required("PolicyDocument")

@@ -1,7 +1,6 @@
 package iam
 
 import (
-	"slices"
 	"strings"
 )
 
@@ -33,26 +32,12 @@ type profileResult struct {
 }
 
 func (s *Service) profileLocked(name string) (*instanceProfile, error) {
-	if name == "" {
-		return nil, validationError("1 validation error detected: Value null at 'instanceProfileName' failed to satisfy constraint: Member must not be null")
-	}
-	ip, ok := s.profiles[strings.ToLower(name)]
-	if !ok {
-		return nil, noSuchEntity("Instance Profile %s cannot be found.", name)
-	}
-	return ip, nil
+	return lookupByName(s.profiles, "InstanceProfileName", name, "Instance Profile %s cannot be found.")
 }
 
 func (s *Service) createInstanceProfile(p params) (any, error) {
-	name, err := p.required("InstanceProfileName")
+	name, path, err := nameAndPath(p, "InstanceProfileName", 128)
 	if err != nil {
-		return nil, err
-	}
-	if err := checkName("instanceProfileName", name, 128); err != nil {
-		return nil, err
-	}
-	path := pathOr(p.get("Path"))
-	if err := checkPath(path); err != nil {
 		return nil, err
 	}
 	tags, err := p.tags("Tags")
@@ -158,14 +143,7 @@ func (s *Service) tagInstanceProfile(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	add, err := p.tags("Tags")
-	if err != nil {
-		return nil, err
-	}
-	if ip.Tags, err = mergeTags(ip.Tags, add); err != nil {
-		return nil, err
-	}
-	return nil, nil
+	return nil, tagResource(&ip.Tags, p)
 }
 
 func (s *Service) listInstanceProfileTags(p params) (any, error) {
@@ -173,7 +151,7 @@ func (s *Service) listInstanceProfileTags(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return tagsResult{Tags: append([]tag{}, ip.Tags...)}, nil
+	return listTags(ip.Tags), nil
 }
 
 func (s *Service) untagInstanceProfile(p params) (any, error) {
@@ -181,7 +159,6 @@ func (s *Service) untagInstanceProfile(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	remove := p.list("TagKeys")
-	ip.Tags = slices.DeleteFunc(ip.Tags, func(t tag) bool { return slices.Contains(remove, t.Key) })
+	untagResource(&ip.Tags, p)
 	return nil, nil
 }

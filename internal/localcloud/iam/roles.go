@@ -1,7 +1,6 @@
 package iam
 
 import (
-	"slices"
 	"strings"
 
 	"github.com/tributary/tributary/internal/localcloud/policy"
@@ -27,44 +26,17 @@ func (s *Service) roleXML(r *role) roleXML {
 	}
 }
 
-// tagList is a tag list element, omitted when empty (encoding/xml writes an empty parent
-// element for an empty "Tags>member" field).
-type tagList struct {
-	Member []tag `xml:"member"`
-}
-
-func tagsXML(tags []tag) *tagList {
-	if len(tags) == 0 {
-		return nil
-	}
-	return &tagList{Member: tags}
-}
-
 type roleResult struct {
 	Role roleXML `xml:"Role"`
 }
 
 func (s *Service) roleLocked(name string) (*role, error) {
-	if name == "" {
-		return nil, validationError("1 validation error detected: Value null at 'roleName' failed to satisfy constraint: Member must not be null")
-	}
-	r, ok := s.roles[strings.ToLower(name)]
-	if !ok {
-		return nil, noSuchEntity("The role with name %s cannot be found.", name)
-	}
-	return r, nil
+	return lookupByName(s.roles, "RoleName", name, "The role with name %s cannot be found.")
 }
 
 func (s *Service) createRole(p params) (any, error) {
-	name, err := p.required("RoleName")
+	name, path, err := nameAndPath(p, "RoleName", 64)
 	if err != nil {
-		return nil, err
-	}
-	if err := checkName("roleName", name, 64); err != nil {
-		return nil, err
-	}
-	path := pathOr(p.get("Path"))
-	if err := checkPath(path); err != nil {
 		return nil, err
 	}
 	trustText, err := p.required("AssumeRolePolicyDocument")
@@ -194,35 +166,12 @@ func (s *Service) updateAssumeRolePolicy(p params) (any, error) {
 	return nil, nil
 }
 
-func mergeTags(existing, add []tag) ([]tag, error) {
-	out := slices.Clone(existing)
-	for _, t := range add {
-		i := slices.IndexFunc(out, func(e tag) bool { return e.Key == t.Key })
-		if i >= 0 {
-			out[i] = t
-		} else {
-			out = append(out, t)
-		}
-	}
-	if len(out) > 50 {
-		return nil, limitExceeded("at most 50 tags may be attached to an IAM resource")
-	}
-	return out, nil
-}
-
 func (s *Service) tagRole(p params) (any, error) {
 	r, err := s.roleLocked(p.get("RoleName"))
 	if err != nil {
 		return nil, err
 	}
-	add, err := p.tags("Tags")
-	if err != nil {
-		return nil, err
-	}
-	if r.Tags, err = mergeTags(r.Tags, add); err != nil {
-		return nil, err
-	}
-	return nil, nil
+	return nil, tagResource(&r.Tags, p)
 }
 
 func (s *Service) untagRole(p params) (any, error) {
@@ -230,14 +179,8 @@ func (s *Service) untagRole(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	remove := p.list("TagKeys")
-	r.Tags = slices.DeleteFunc(r.Tags, func(t tag) bool { return slices.Contains(remove, t.Key) })
+	untagResource(&r.Tags, p)
 	return nil, nil
-}
-
-type tagsResult struct {
-	Tags        []tag `xml:"Tags>member"`
-	IsTruncated bool  `xml:"IsTruncated"`
 }
 
 func (s *Service) listRoleTags(p params) (any, error) {
@@ -245,7 +188,7 @@ func (s *Service) listRoleTags(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return tagsResult{Tags: append([]tag{}, r.Tags...)}, nil
+	return listTags(r.Tags), nil
 }
 
 func (s *Service) putRolePolicy(p params) (any, error) {

@@ -92,26 +92,12 @@ type userResult struct {
 }
 
 func (s *Service) userLocked(name string) (*user, error) {
-	if name == "" {
-		return nil, validationError("1 validation error detected: Value null at 'userName' failed to satisfy constraint: Member must not be null")
-	}
-	u, ok := s.users[strings.ToLower(name)]
-	if !ok {
-		return nil, noSuchEntity("The user with name %s cannot be found.", name)
-	}
-	return u, nil
+	return lookupByName(s.users, "UserName", name, "The user with name %s cannot be found.")
 }
 
 func (s *Service) createUser(p params) (any, error) {
-	name, err := p.required("UserName")
+	name, path, err := nameAndPath(p, "UserName", 64)
 	if err != nil {
-		return nil, err
-	}
-	if err := checkName("userName", name, 64); err != nil {
-		return nil, err
-	}
-	path := pathOr(p.get("Path"))
-	if err := checkPath(path); err != nil {
 		return nil, err
 	}
 	tags, err := p.tags("Tags")
@@ -202,14 +188,7 @@ func (s *Service) tagUser(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	add, err := p.tags("Tags")
-	if err != nil {
-		return nil, err
-	}
-	if u.Tags, err = mergeTags(u.Tags, add); err != nil {
-		return nil, err
-	}
-	return nil, nil
+	return nil, tagResource(&u.Tags, p)
 }
 
 func (s *Service) untagUser(p params) (any, error) {
@@ -217,8 +196,7 @@ func (s *Service) untagUser(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	remove := p.list("TagKeys")
-	u.Tags = slices.DeleteFunc(u.Tags, func(t tag) bool { return slices.Contains(remove, t.Key) })
+	untagResource(&u.Tags, p)
 	return nil, nil
 }
 
@@ -227,7 +205,7 @@ func (s *Service) listUserTags(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return tagsResult{Tags: append([]tag{}, u.Tags...)}, nil
+	return listTags(u.Tags), nil
 }
 
 func (s *Service) putUserPolicy(p params) (any, error) {
