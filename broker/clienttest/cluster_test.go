@@ -411,7 +411,9 @@ func TestClusterFranzGoKillLeader(t *testing.T) {
 	ap.waitMore(t, 200, 20*time.Second)
 	victim := c.leaderOf(topic, 0)
 	c.kill9(victim)
+	killed := time.Now()
 	ap.waitMore(t, 200, 30*time.Second) // served by the new leader
+	t.Logf("200 more records acknowledged %v after kill -9 of leader %d", time.Since(killed).Round(10*time.Millisecond), victim)
 	if l := c.leaderOf(topic, 0); l == victim {
 		t.Fatalf("broker %d still leads after kill -9", victim)
 	}
