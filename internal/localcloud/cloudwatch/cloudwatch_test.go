@@ -5,90 +5,41 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	awscw "github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
-	"github.com/aws/smithy-go"
 
-	"github.com/tributary/tributary/internal/localcloud/awsapi"
+	"github.com/tributary/tributary/internal/localcloud/awsapitest"
 	"github.com/tributary/tributary/internal/localcloud/cloudwatch"
 )
 
-type clock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.offset += d
-}
-
+// harness is the CloudWatch service behind an awsapi server, with a client signed as the
+// account root.
 type harness struct {
+	*awsapitest.Cloud
 	svc    *cloudwatch.Service
-	srv    *awsapi.Server
-	url    string
 	client *awscw.Client
-	clock  *clock
 }
 
 func newHarness(t *testing.T, dir string) *harness {
 	t.Helper()
-	creds, err := awsapi.NewCredentialStore("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := &clock{}
-	svc, err := cloudwatch.New(awsapi.Env{Account: awsapi.DefaultAccount, Region: "us-east-1", StateDir: dir, Credentials: creds, Now: clk.Now})
+	c := awsapitest.Start(t)
+	svc, err := cloudwatch.New(c.Env(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = svc.Close() })
-	srv, err := awsapi.NewServer(awsapi.ServerOptions{Credentials: creds, Now: clk.Now, MaxSkew: 24 * time.Hour, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Register("monitoring", svc)
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	h := &harness{svc: svc, srv: srv, url: hs.URL, clock: clk}
-	h.client = awscw.NewFromConfig(aws.Config{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(hs.URL),
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-		Retryer:      func() aws.Retryer { return aws.NopRetryer{} },
-	})
-	return h
-}
-
-func errorCode(t *testing.T, err error) string {
-	t.Helper()
-	var ae smithy.APIError
-	if !errors.As(err, &ae) {
-		t.Fatalf("want an AWS API error, got %v", err)
-	}
-	return ae.ErrorCode()
+	c.Server.Register("monitoring", svc)
+	return &harness{Cloud: c, svc: svc, client: awscw.NewFromConfig(c.Root())}
 }
 
 func dims(kv ...string) []types.Dimension {
@@ -131,7 +82,7 @@ func TestPutMetricDataValidation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := h.client.PutMetricData(context.Background(), &awscw.PutMetricDataInput{Namespace: aws.String(tt.namespace), MetricData: []types.MetricDatum{tt.datum}})
-			if got := errorCode(t, err); got != tt.code {
+			if got := awsapitest.ErrorCode(t, err); got != tt.code {
 				t.Fatalf("code %s, want %s (%v)", got, tt.code, err)
 			}
 		})
@@ -141,7 +92,7 @@ func TestPutMetricDataValidation(t *testing.T) {
 		many[i] = types.MetricDatum{MetricName: aws.String("m"), Value: aws.Float64(1)}
 	}
 	_, err := h.client.PutMetricData(context.Background(), &awscw.PutMetricDataInput{Namespace: aws.String("Tributary"), MetricData: many})
-	if got := errorCode(t, err); got != "InvalidParameterValue" {
+	if got := awsapitest.ErrorCode(t, err); got != "InvalidParameterValue" {
 		t.Fatalf("1001 metrics: %s", got)
 	}
 }
@@ -221,7 +172,7 @@ func TestMetricsRoundTrip(t *testing.T) {
 	_, err = h.client.GetMetricData(ctx, &awscw.GetMetricDataInput{StartTime: aws.Time(base), EndTime: aws.Time(base.Add(time.Minute)),
 		MetricDataQueries: []types.MetricDataQuery{{Id: aws.String("e"), Expression: aws.String("ANOMALY_DETECTION_BAND(m1)")}, {Id: aws.String("m1"), MetricStat: &types.MetricStat{
 			Metric: &types.Metric{Namespace: aws.String("Tributary/Kafka"), MetricName: aws.String("BytesInPerSec")}, Period: aws.Int32(60), Stat: aws.String("Sum")}}}})
-	if got := errorCode(t, err); got != "InvalidParameterValue" || !strings.Contains(err.Error(), "not supported") {
+	if got := awsapitest.ErrorCode(t, err); got != "InvalidParameterValue" || !strings.Contains(err.Error(), "not supported") {
 		t.Fatalf("unsupported function: %v", err)
 	}
 
@@ -237,7 +188,7 @@ func TestMetricsRoundTrip(t *testing.T) {
 	if err != nil || len(list.Metrics) != 3 {
 		t.Fatalf("ListMetrics by dimension name: %+v %v", list, err)
 	}
-	h.clock.Advance(4 * time.Hour)
+	h.Clock.Advance(4 * time.Hour)
 	list, err = h.client.ListMetrics(ctx, &awscw.ListMetricsInput{RecentlyActive: types.RecentlyActivePt3h})
 	if err != nil || len(list.Metrics) != 0 {
 		t.Fatalf("ListMetrics recently active after 4 h: %+v %v", list, err)
@@ -308,12 +259,12 @@ func TestAlarms(t *testing.T) {
 		t.Fatalf("alarm tags %+v %v", tags, err)
 	}
 	// Two quiet periods later it is OK... no data at all means INSUFFICIENT_DATA.
-	h.clock.Advance(3 * time.Minute)
+	h.Clock.Advance(3 * time.Minute)
 	if a := describe("urp"); a[0].StateValue != types.StateValueInsufficientData {
 		t.Fatalf("after the data aged out: %s", a[0].StateValue)
 	}
 	_, err = h.client.DeleteAlarms(ctx, &awscw.DeleteAlarmsInput{AlarmNames: []string{"urp", "nope"}})
-	if got := errorCode(t, err); got != "ResourceNotFound" {
+	if got := awsapitest.ErrorCode(t, err); got != "ResourceNotFound" {
 		t.Fatalf("deleting a missing alarm: %s", got)
 	}
 	if len(describe("urp")) != 1 {
@@ -335,7 +286,7 @@ func TestDashboards(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := h.client.PutDashboard(ctx, &awscw.PutDashboardInput{DashboardName: aws.String("bad"), DashboardBody: aws.String(`{"widgets":3}`)})
-	if got := errorCode(t, err); got != "InvalidParameterInput" {
+	if got := awsapitest.ErrorCode(t, err); got != "InvalidParameterInput" {
 		t.Fatalf("invalid body: %s", got)
 	}
 	got, err := h.client.GetDashboard(ctx, &awscw.GetDashboardInput{DashboardName: aws.String("kafka")})
@@ -350,7 +301,7 @@ func TestDashboards(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = h.client.GetDashboard(ctx, &awscw.GetDashboardInput{DashboardName: aws.String("kafka")})
-	if got := errorCode(t, err); got != "ResourceNotFound" {
+	if got := awsapitest.ErrorCode(t, err); got != "ResourceNotFound" {
 		t.Fatalf("deleted dashboard: %s", got)
 	}
 }
@@ -424,7 +375,7 @@ func TestGetMetricDataPages(t *testing.T) {
 func (h *harness) jsonCall(t *testing.T, op, body string) (int, map[string]any) {
 	t.Helper()
 	ctx := context.Background()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url+"/", strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL+"/", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -530,7 +481,7 @@ func TestMetricMath(t *testing.T) {
 		"syntax":        expr("x", "m1 +"),
 		"cycle":         expr("c", "c * 2"),
 	} {
-		if _, err := run(q); errorCode(t, err) != "InvalidParameterValue" {
+		if _, err := run(q); awsapitest.ErrorCode(t, err) != "InvalidParameterValue" {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -555,13 +506,13 @@ func TestMetricMathAlarm(t *testing.T) {
 	bad := *in
 	bad.Namespace = aws.String("Tributary/Kafka")
 	_, err := h.client.PutMetricAlarm(ctx, &bad)
-	if got := errorCode(t, err); got != "InvalidParameterCombination" {
+	if got := awsapitest.ErrorCode(t, err); got != "InvalidParameterCombination" {
 		t.Fatalf("Metrics with Namespace: %s", got)
 	}
 	twoReturns := *in
 	twoReturns.Metrics = []types.MetricDataQuery{query("b1", "1"), {Id: aws.String("x"), Expression: aws.String("b1 * 2")}, {Id: aws.String("y"), Expression: aws.String("b1 * 3")}}
 	_, err = h.client.PutMetricAlarm(ctx, &twoReturns)
-	if got := errorCode(t, err); got != "InvalidParameterValue" {
+	if got := awsapitest.ErrorCode(t, err); got != "InvalidParameterValue" {
 		t.Fatalf("two queries returning data: %s", got)
 	}
 	describe := func() types.MetricAlarm {

@@ -27,7 +27,7 @@ func (c *cloud) awsCLI(t *testing.T, wantErr bool, args ...string) string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, debianAWS, append([]string{"--endpoint-url", c.url, "--output", "json"}, args...)...)
+	cmd := exec.CommandContext(ctx, debianAWS, append([]string{"--endpoint-url", c.URL, "--output", "json"}, args...)...)
 	home := t.TempDir()
 	cmd.Env = []string{
 		"HOME=" + home,

@@ -3,120 +3,60 @@ package iam_test
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	awscw "github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	awssts "github.com/aws/aws-sdk-go-v2/service/sts"
-	"github.com/aws/smithy-go"
 
 	"github.com/tributary/tributary/internal/localcloud/awsapi"
+	"github.com/tributary/tributary/internal/localcloud/awsapitest"
 	"github.com/tributary/tributary/internal/localcloud/cloudwatch"
 	"github.com/tributary/tributary/internal/localcloud/iam"
 	"github.com/tributary/tributary/internal/localcloud/kms"
 	"github.com/tributary/tributary/internal/localcloud/sts"
 )
 
-type clock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.offset += d
-}
-
-// cloud is the IAM, STS and KMS services behind one awsapi server, wired as the local cloud
-// wires them.
+// cloud is the IAM, STS, KMS and CloudWatch services behind one awsapi server, wired as the
+// local cloud wires them.
 type cloud struct {
-	url   string
-	iam   *iam.Service
-	srv   *awsapi.Server
-	clock *clock
-	dir   string
+	*awsapitest.Cloud
+	iam *iam.Service
 }
 
 func newCloud(t *testing.T, dir string) *cloud {
 	t.Helper()
-	creds, err := awsapi.NewCredentialStore("")
+	c := awsapitest.Start(t)
+	iamSvc, err := iam.New(c.Env(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{}
-	// A wide skew window lets tests move the server's clock past session expirations while
-	// the SDK keeps signing with the real time.
-	srv, err := awsapi.NewServer(awsapi.ServerOptions{Credentials: creds, Now: clk.Now, MaxSkew: 24 * time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	stsSvc, err := sts.New(c.Env(dir), iamSvc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := awsapi.Env{Account: awsapi.DefaultAccount, Region: "us-east-1", Credentials: creds, Now: clk.Now}
-	if dir != "" {
-		env.StateDir = dir
-	}
-	iamSvc, err := iam.New(env)
+	kmsSvc, err := kms.New(c.Env(""))
 	if err != nil {
 		t.Fatal(err)
 	}
-	stsSvc, err := sts.New(env, iamSvc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kmsSvc, err := kms.New(awsapi.Env{Account: awsapi.DefaultAccount, Region: "us-east-1", Credentials: creds, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Register("iam", iamSvc)
-	srv.Register("sts", stsSvc)
-	cwSvc, err := cloudwatch.New(awsapi.Env{Account: awsapi.DefaultAccount, Region: "us-east-1", Credentials: creds, Now: clk.Now})
+	cwSvc, err := cloudwatch.New(c.Env(""))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cwSvc.Close() })
-	srv.Register("kms", kmsSvc)
-	srv.Register("monitoring", cwSvc)
-	srv.SetAuthorizer(iamSvc)
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	return &cloud{url: hs.URL, iam: iamSvc, srv: srv, clock: clk, dir: dir}
-}
-
-func (c *cloud) config(key, secret, token string) aws.Config {
-	return aws.Config{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(c.url),
-		Credentials:  credentials.NewStaticCredentialsProvider(key, secret, token),
-		Retryer:      func() aws.Retryer { return aws.NopRetryer{} },
-	}
-}
-
-func (c *cloud) root() aws.Config { return c.config("test", "test", "") }
-
-func errorCode(t *testing.T, err error) string {
-	t.Helper()
-	var ae smithy.APIError
-	if !errors.As(err, &ae) {
-		t.Fatalf("want an AWS API error, got %v", err)
-	}
-	return ae.ErrorCode()
+	c.Server.Register("iam", iamSvc)
+	c.Server.Register("sts", stsSvc)
+	c.Server.Register("kms", kmsSvc)
+	c.Server.Register("monitoring", cwSvc)
+	c.Server.SetAuthorizer(iamSvc)
+	return &cloud{Cloud: c, iam: iamSvc}
 }
 
 const trustAccount = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"sts:AssumeRole"}]}`
@@ -135,37 +75,37 @@ func createRole(t *testing.T, c *awsiam.Client, name, trust string) *iamtypes.Ro
 // assume returns a config signing as a new session of roleARN.
 func (c *cloud) assume(t *testing.T, roleARN string, seconds int32) (aws.Config, *awssts.AssumeRoleOutput) {
 	t.Helper()
-	out, err := awssts.NewFromConfig(c.root()).AssumeRole(context.Background(), &awssts.AssumeRoleInput{
+	out, err := awssts.NewFromConfig(c.Root()).AssumeRole(context.Background(), &awssts.AssumeRoleInput{
 		RoleArn: aws.String(roleARN), RoleSessionName: aws.String("test-session"), DurationSeconds: aws.Int32(seconds),
 	})
 	if err != nil {
 		t.Fatalf("AssumeRole %s: %v", roleARN, err)
 	}
 	cr := out.Credentials
-	return c.config(aws.ToString(cr.AccessKeyId), aws.ToString(cr.SecretAccessKey), aws.ToString(cr.SessionToken)), out
+	return c.Config(aws.ToString(cr.AccessKeyId), aws.ToString(cr.SecretAccessKey), aws.ToString(cr.SessionToken)), out
 }
 
 func TestRolesPoliciesAndProfiles(t *testing.T) {
 	c := newCloud(t, "")
 	ctx := context.Background()
-	client := awsiam.NewFromConfig(c.root())
+	client := awsiam.NewFromConfig(c.Root())
 	r := createRole(t, client, "broker", trustEC2)
 	if aws.ToString(r.Arn) != "arn:aws:iam::000000000000:role/broker" || !strings.HasPrefix(aws.ToString(r.RoleId), "AROA") {
 		t.Fatalf("role %+v", r)
 	}
 	_, err := client.CreateRole(ctx, &awsiam.CreateRoleInput{RoleName: aws.String("broker"), AssumeRolePolicyDocument: aws.String(trustEC2)})
-	if got := errorCode(t, err); got != "EntityAlreadyExists" {
+	if got := awsapitest.ErrorCode(t, err); got != "EntityAlreadyExists" {
 		t.Fatalf("duplicate role: %s", got)
 	}
 	for _, bad := range []string{"{", `{"Statement":{"Effect":"Allow","Action":"sts:AssumeRole"}}`} {
 		_, err = client.CreateRole(ctx, &awsiam.CreateRoleInput{RoleName: aws.String("bad"), AssumeRolePolicyDocument: aws.String(bad)})
-		if got := errorCode(t, err); got != "MalformedPolicyDocument" {
+		if got := awsapitest.ErrorCode(t, err); got != "MalformedPolicyDocument" {
 			t.Fatalf("malformed trust policy %s: %s", bad, got)
 		}
 	}
 	_, err = client.PutRolePolicy(ctx, &awsiam.PutRolePolicyInput{RoleName: aws.String("broker"), PolicyName: aws.String("p"),
 		PolicyDocument: aws.String(`{"Statement":{"Effect":"Allow","Principal":"*","Action":"kms:Decrypt","Resource":"*"}}`)})
-	if got := errorCode(t, err); got != "MalformedPolicyDocument" {
+	if got := awsapitest.ErrorCode(t, err); got != "MalformedPolicyDocument" {
 		t.Fatalf("identity policy with a principal: %s", got)
 	}
 	got, err := client.GetRole(ctx, &awsiam.GetRoleInput{RoleName: aws.String("broker")})
@@ -186,7 +126,7 @@ func TestRolesPoliciesAndProfiles(t *testing.T) {
 		t.Fatalf("tagged role (by a differently cased name): %+v %v", got, err)
 	}
 	_, err = client.GetRole(ctx, &awsiam.GetRoleInput{RoleName: aws.String("nobody")})
-	if got := errorCode(t, err); got != "NoSuchEntity" {
+	if got := awsapitest.ErrorCode(t, err); got != "NoSuchEntity" {
 		t.Fatalf("missing role: %s", got)
 	}
 
@@ -214,7 +154,7 @@ func TestRolesPoliciesAndProfiles(t *testing.T) {
 		t.Fatalf("attached policies %+v %v", att, err)
 	}
 	_, err = client.DeletePolicy(ctx, &awsiam.DeletePolicyInput{PolicyArn: mp.Policy.Arn})
-	if got := errorCode(t, err); got != "DeleteConflict" {
+	if got := awsapitest.ErrorCode(t, err); got != "DeleteConflict" {
 		t.Fatalf("deleting an attached policy: %s", got)
 	}
 
@@ -259,7 +199,7 @@ func TestRolesPoliciesAndProfiles(t *testing.T) {
 	}
 	for _, step := range steps {
 		_, err := client.DeleteRole(ctx, &awsiam.DeleteRoleInput{RoleName: aws.String("broker")})
-		if got := errorCode(t, err); got != "DeleteConflict" {
+		if got := awsapitest.ErrorCode(t, err); got != "DeleteConflict" {
 			t.Fatalf("DeleteRole with %s: %s", step.conflict, got)
 		}
 		if err := step.cleanup(); err != nil {
@@ -279,7 +219,7 @@ func TestRolesPoliciesAndProfiles(t *testing.T) {
 
 func TestListRolesPaginates(t *testing.T) {
 	c := newCloud(t, "")
-	client := awsiam.NewFromConfig(c.root())
+	client := awsiam.NewFromConfig(c.Root())
 	for _, name := range []string{"a", "b", "c", "d", "e"} {
 		createRole(t, client, "role-"+name, trustEC2)
 	}
@@ -302,16 +242,16 @@ func TestListRolesPaginates(t *testing.T) {
 func TestAssumeRoleAndIdentityPolicies(t *testing.T) {
 	c := newCloud(t, "")
 	ctx := context.Background()
-	iamClient := awsiam.NewFromConfig(c.root())
+	iamClient := awsiam.NewFromConfig(c.Root())
 	role := createRole(t, iamClient, "broker", trustAccount)
 	createRole(t, iamClient, "ec2-only", trustEC2)
 
-	_, err := awssts.NewFromConfig(c.root()).AssumeRole(ctx, &awssts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::000000000000:role/ec2-only"), RoleSessionName: aws.String("x1")})
-	if got := errorCode(t, err); got != "AccessDenied" {
+	_, err := awssts.NewFromConfig(c.Root()).AssumeRole(ctx, &awssts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::000000000000:role/ec2-only"), RoleSessionName: aws.String("x1")})
+	if got := awsapitest.ErrorCode(t, err); got != "AccessDenied" {
 		t.Fatalf("assuming a role that does not trust the caller: %s", got)
 	}
-	_, err = awssts.NewFromConfig(c.root()).AssumeRole(ctx, &awssts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::000000000000:role/missing"), RoleSessionName: aws.String("x1")})
-	if got := errorCode(t, err); got != "AccessDenied" {
+	_, err = awssts.NewFromConfig(c.Root()).AssumeRole(ctx, &awssts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::000000000000:role/missing"), RoleSessionName: aws.String("x1")})
+	if got := awsapitest.ErrorCode(t, err); got != "AccessDenied" {
 		t.Fatalf("assuming a missing role: %s", got)
 	}
 
@@ -326,7 +266,7 @@ func TestAssumeRoleAndIdentityPolicies(t *testing.T) {
 	}
 
 	// The root makes a key and encrypts with a context, as the provider does.
-	rootKMS := awskms.NewFromConfig(c.root())
+	rootKMS := awskms.NewFromConfig(c.Root())
 	key, err := rootKMS.CreateKey(ctx, &awskms.CreateKeyInput{})
 	if err != nil {
 		t.Fatal(err)
@@ -342,7 +282,7 @@ func TestAssumeRoleAndIdentityPolicies(t *testing.T) {
 	}
 	// No identity policy: denied, as on AWS.
 	err = decrypt(encCtx)
-	if got := errorCode(t, err); got != "AccessDeniedException" || !strings.Contains(err.Error(), "kms:Decrypt") {
+	if got := awsapitest.ErrorCode(t, err); got != "AccessDeniedException" || !strings.Contains(err.Error(), "kms:Decrypt") {
 		t.Fatalf("decrypt without permission: %v", err)
 	}
 	allow := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Decrypt","Resource":"arn:aws:kms:*:000000000000:key/*",
@@ -354,29 +294,29 @@ func TestAssumeRoleAndIdentityPolicies(t *testing.T) {
 		t.Fatalf("decrypt with permission: %v", err)
 	}
 	// A context the policy does not allow is refused before decryption is attempted.
-	if got := errorCode(t, decrypt(map[string]string{"cluster": "c2", "node": "1"})); got != "AccessDeniedException" {
+	if got := awsapitest.ErrorCode(t, decrypt(map[string]string{"cluster": "c2", "node": "1"})); got != "AccessDeniedException" {
 		t.Fatalf("decrypt with a context outside the policy: %s", got)
 	}
 	_, err = awskms.NewFromConfig(session).Encrypt(ctx, &awskms.EncryptInput{KeyId: key.KeyMetadata.KeyId, Plaintext: []byte("x")})
-	if got := errorCode(t, err); got != "AccessDeniedException" {
+	if got := awsapitest.ErrorCode(t, err); got != "AccessDeniedException" {
 		t.Fatalf("encrypt not allowed: %s", got)
 	}
 	// The session may not manage IAM either.
 	_, err = awsiam.NewFromConfig(session).CreateRole(ctx, &awsiam.CreateRoleInput{RoleName: aws.String("x"), AssumeRolePolicyDocument: aws.String(trustEC2)})
-	if got := errorCode(t, err); got != "AccessDenied" {
+	if got := awsapitest.ErrorCode(t, err); got != "AccessDenied" {
 		t.Fatalf("CreateRole as a session: %s", got)
 	}
 
 	// Role chaining is limited to an hour, as on AWS.
 	_, err = awssts.NewFromConfig(session).AssumeRole(ctx, &awssts.AssumeRoleInput{RoleArn: role.Arn, RoleSessionName: aws.String("chained"), DurationSeconds: aws.Int32(7200)})
-	if got := errorCode(t, err); got != "AccessDenied" && got != "ValidationError" {
+	if got := awsapitest.ErrorCode(t, err); got != "AccessDenied" && got != "ValidationError" {
 		t.Fatalf("chained AssumeRole: %s", got)
 	}
 
 	// Sessions expire.
-	c.clock.Advance(901 * time.Second)
+	c.Clock.Advance(901 * time.Second)
 	_, err = awssts.NewFromConfig(session).GetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{})
-	if got := errorCode(t, err); got != "ExpiredToken" {
+	if got := awsapitest.ErrorCode(t, err); got != "ExpiredToken" {
 		t.Fatalf("expired session: %s", got)
 	}
 }
@@ -385,7 +325,7 @@ func TestStatePersists(t *testing.T) {
 	dir := t.TempDir()
 	c := newCloud(t, dir)
 	ctx := context.Background()
-	client := awsiam.NewFromConfig(c.root())
+	client := awsiam.NewFromConfig(c.Root())
 	createRole(t, client, "keep", trustEC2)
 	if _, err := client.PutRolePolicy(ctx, &awsiam.PutRolePolicyInput{RoleName: aws.String("keep"), PolicyName: aws.String("p"),
 		PolicyDocument: aws.String(`{"Statement":{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}}`)}); err != nil {
@@ -417,7 +357,7 @@ func TestStatePersists(t *testing.T) {
 func TestInstanceRolePermissions(t *testing.T) {
 	c := newCloud(t, "")
 	ctx := context.Background()
-	iamClient := awsiam.NewFromConfig(c.root())
+	iamClient := awsiam.NewFromConfig(c.Root())
 	// The role as the provider makes it: a path, EC2 trust, and an inline policy that allows
 	// kms:Decrypt of one key only under the cluster's encryption context.
 	out, err := iamClient.CreateRole(ctx, &awsiam.CreateRoleInput{RoleName: aws.String("broker-c1"), Path: aws.String("/tributary/"), AssumeRolePolicyDocument: aws.String(trustEC2)})
@@ -428,7 +368,7 @@ func TestInstanceRolePermissions(t *testing.T) {
 	if aws.ToString(role.Arn) != "arn:aws:iam::000000000000:role/tributary/broker-c1" {
 		t.Fatalf("role ARN %s", aws.ToString(role.Arn))
 	}
-	rootKMS := awskms.NewFromConfig(c.root())
+	rootKMS := awskms.NewFromConfig(c.Root())
 	key, err := rootKMS.CreateKey(ctx, &awskms.CreateKeyInput{})
 	if err != nil {
 		t.Fatal(err)
@@ -440,17 +380,17 @@ func TestInstanceRolePermissions(t *testing.T) {
 	                "Condition":{"StringEquals":{"kms:EncryptionContext:tributary:cluster-id":"c1"}}}]}`)}); err != nil {
 		t.Fatal(err)
 	}
-	cred, err := c.srv.Credentials().IssueSession(awsapi.AssumedRoleIdentity(awsapi.DefaultAccount, aws.ToString(role.Arn), aws.ToString(role.RoleId), "i-0123456789abcdef0"), time.Hour, "instance:i-0123456789abcdef0")
+	cred, err := c.Server.Credentials().IssueSession(awsapi.AssumedRoleIdentity(awsapi.DefaultAccount, aws.ToString(role.Arn), aws.ToString(role.RoleId), "i-0123456789abcdef0"), time.Hour, "instance:i-0123456789abcdef0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	instance := c.config(cred.AccessKeyID, cred.SecretAccessKey, cred.SessionToken)
+	instance := c.Config(cred.AccessKeyID, cred.SecretAccessKey, cred.SessionToken)
 	put := func(namespace string) error {
 		_, err := awscw.NewFromConfig(instance).PutMetricData(ctx, &awscw.PutMetricDataInput{Namespace: aws.String(namespace),
 			MetricData: []cwtypes.MetricDatum{{MetricName: aws.String("BytesInPerSec"), Value: aws.Float64(1)}}})
 		return err
 	}
-	if got := errorCode(t, put("Tributary/Kafka")); got != "AccessDenied" {
+	if got := awsapitest.ErrorCode(t, put("Tributary/Kafka")); got != "AccessDenied" {
 		t.Fatalf("PutMetricData without permission: %s", got)
 	}
 	encrypt := func(encCtx map[string]string) []byte {
@@ -470,7 +410,7 @@ func TestInstanceRolePermissions(t *testing.T) {
 	if err := decrypt(encrypt(own), own); err != nil {
 		t.Fatalf("decrypting the cluster's own secrets: %v", err)
 	}
-	if got := errorCode(t, decrypt(encrypt(other), other)); got != "AccessDeniedException" {
+	if got := awsapitest.ErrorCode(t, decrypt(encrypt(other), other)); got != "AccessDeniedException" {
 		t.Fatalf("decrypting another cluster's secrets: %s", got)
 	}
 	mp, err := iamClient.CreatePolicy(ctx, &awsiam.CreatePolicyInput{PolicyName: aws.String("broker-metrics"), PolicyDocument: aws.String(`{
@@ -486,7 +426,7 @@ func TestInstanceRolePermissions(t *testing.T) {
 	if err := put("Tributary/Kafka"); err != nil {
 		t.Fatalf("PutMetricData with permission: %v", err)
 	}
-	if got := errorCode(t, put("Other")); got != "AccessDenied" {
+	if got := awsapitest.ErrorCode(t, put("Other")); got != "AccessDenied" {
 		t.Fatalf("PutMetricData outside the allowed namespace: %s", got)
 	}
 	// A new default version of the managed policy takes effect at once.
@@ -494,7 +434,7 @@ func TestInstanceRolePermissions(t *testing.T) {
 		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"cloudwatch:*","Resource":"*"}]}`)}); err != nil {
 		t.Fatal(err)
 	}
-	if got := errorCode(t, put("Tributary/Kafka")); got != "AccessDenied" {
+	if got := awsapitest.ErrorCode(t, put("Tributary/Kafka")); got != "AccessDenied" {
 		t.Fatalf("PutMetricData after an explicit deny: %s", got)
 	}
 }
@@ -505,7 +445,7 @@ func TestUsersAndAccessKeys(t *testing.T) {
 	dir := t.TempDir()
 	c := newCloud(t, dir)
 	ctx := context.Background()
-	client := awsiam.NewFromConfig(c.root())
+	client := awsiam.NewFromConfig(c.Root())
 	u, err := client.CreateUser(ctx, &awsiam.CreateUserInput{UserName: aws.String("ci"), Path: aws.String("/robots/")})
 	if err != nil {
 		t.Fatal(err)
@@ -521,7 +461,7 @@ func TestUsersAndAccessKeys(t *testing.T) {
 	if len(aws.ToString(ak.AccessKeyId)) != 20 || !strings.HasPrefix(aws.ToString(ak.AccessKeyId), "AKIA") || ak.Status != iamtypes.StatusTypeActive {
 		t.Fatalf("access key %+v", ak)
 	}
-	asUser := c.config(aws.ToString(ak.AccessKeyId), aws.ToString(ak.SecretAccessKey), "")
+	asUser := c.Config(aws.ToString(ak.AccessKeyId), aws.ToString(ak.SecretAccessKey), "")
 	who, err := awssts.NewFromConfig(asUser).GetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{})
 	if err != nil || aws.ToString(who.Arn) != "arn:aws:iam::000000000000:user/robots/ci" {
 		t.Fatalf("GetCallerIdentity as the user: %+v %v", who, err)
@@ -531,7 +471,7 @@ func TestUsersAndAccessKeys(t *testing.T) {
 		t.Fatalf("GetUser without a name: %+v %v", me, err)
 	}
 	_, err = awskms.NewFromConfig(asUser).ListKeys(ctx, &awskms.ListKeysInput{})
-	if got := errorCode(t, err); got != "AccessDeniedException" {
+	if got := awsapitest.ErrorCode(t, err); got != "AccessDeniedException" {
 		t.Fatalf("ListKeys without permission: %s", got)
 	}
 	if _, err := client.PutUserPolicy(ctx, &awsiam.PutUserPolicyInput{UserName: aws.String("ci"), PolicyName: aws.String("kms-read"),
@@ -542,7 +482,7 @@ func TestUsersAndAccessKeys(t *testing.T) {
 		t.Fatalf("ListKeys with permission: %v", err)
 	}
 	_, err = awskms.NewFromConfig(asUser).CreateKey(ctx, &awskms.CreateKeyInput{})
-	if got := errorCode(t, err); got != "AccessDeniedException" {
+	if got := awsapitest.ErrorCode(t, err); got != "AccessDeniedException" {
 		t.Fatalf("CreateKey without permission: %s", got)
 	}
 
@@ -551,7 +491,7 @@ func TestUsersAndAccessKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = awssts.NewFromConfig(asUser).GetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{})
-	if got := errorCode(t, err); got != "InvalidClientTokenId" {
+	if got := awsapitest.ErrorCode(t, err); got != "InvalidClientTokenId" {
 		t.Fatalf("inactive key: %s", got)
 	}
 	if _, err := client.UpdateAccessKey(ctx, &awsiam.UpdateAccessKeyInput{UserName: aws.String("ci"), AccessKeyId: ak.AccessKeyId, Status: iamtypes.StatusTypeActive}); err != nil {
@@ -560,13 +500,13 @@ func TestUsersAndAccessKeys(t *testing.T) {
 
 	// A new emulator on the same state (with a fresh credential store) still knows the key.
 	again := newCloud(t, dir)
-	asUserAgain := again.config(aws.ToString(ak.AccessKeyId), aws.ToString(ak.SecretAccessKey), "")
+	asUserAgain := again.Config(aws.ToString(ak.AccessKeyId), aws.ToString(ak.SecretAccessKey), "")
 	if _, err := awskms.NewFromConfig(asUserAgain).ListKeys(ctx, &awskms.ListKeysInput{}); err != nil {
 		t.Fatalf("ListKeys after a restart: %v", err)
 	}
-	client = awsiam.NewFromConfig(again.root())
+	client = awsiam.NewFromConfig(again.Root())
 	_, err = client.DeleteUser(ctx, &awsiam.DeleteUserInput{UserName: aws.String("ci")})
-	if got := errorCode(t, err); got != "DeleteConflict" {
+	if got := awsapitest.ErrorCode(t, err); got != "DeleteConflict" {
 		t.Fatalf("deleting a user with keys: %s", got)
 	}
 	keys, err := client.ListAccessKeys(ctx, &awsiam.ListAccessKeysInput{UserName: aws.String("ci")})
@@ -577,7 +517,7 @@ func TestUsersAndAccessKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = awssts.NewFromConfig(asUserAgain).GetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{})
-	if got := errorCode(t, err); got != "InvalidClientTokenId" {
+	if got := awsapitest.ErrorCode(t, err); got != "InvalidClientTokenId" {
 		t.Fatalf("deleted key: %s", got)
 	}
 	if _, err := client.DeleteUserPolicy(ctx, &awsiam.DeleteUserPolicyInput{UserName: aws.String("ci"), PolicyName: aws.String("kms-read")}); err != nil {
@@ -592,10 +532,10 @@ func TestUsersAndAccessKeys(t *testing.T) {
 func TestTimeConditions(t *testing.T) {
 	c := newCloud(t, "")
 	ctx := context.Background()
-	deadline := c.clock.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	deadline := c.Clock.Now().Add(time.Hour).UTC().Format(time.RFC3339)
 	roleARN := "arn:aws:iam::000000000000:role/temp"
-	createRole(t, awsiam.NewFromConfig(c.root()), "temp", trustEC2)
-	if _, err := awsiam.NewFromConfig(c.root()).PutRolePolicy(ctx, &awsiam.PutRolePolicyInput{RoleName: aws.String("temp"), PolicyName: aws.String("until"),
+	createRole(t, awsiam.NewFromConfig(c.Root()), "temp", trustEC2)
+	if _, err := awsiam.NewFromConfig(c.Root()).PutRolePolicy(ctx, &awsiam.PutRolePolicyInput{RoleName: aws.String("temp"), PolicyName: aws.String("until"),
 		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:ListKeys","Resource":"*",
 		  "Condition":{"DateLessThan":{"aws:CurrentTime":"` + deadline + `"},"StringEquals":{"aws:PrincipalType":"AssumedRole"}}}]}`)}); err != nil {
 		t.Fatal(err)
@@ -604,7 +544,7 @@ func TestTimeConditions(t *testing.T) {
 	if err != nil || !d.Allowed {
 		t.Fatalf("before the deadline: %+v %v", d, err)
 	}
-	c.clock.Advance(2 * time.Hour)
+	c.Clock.Advance(2 * time.Hour)
 	d, err = c.iam.Authorize(ctx, awsapi.AuthorizationRequest{Caller: awsapi.AssumedRoleIdentity(awsapi.DefaultAccount, roleARN, "AROAX", "s"), Action: "kms:ListKeys", Resource: "*"})
 	if err != nil || d.Allowed {
 		t.Fatalf("after the deadline: %+v %v", d, err)
@@ -615,7 +555,7 @@ func TestTimeConditions(t *testing.T) {
 func TestGroups(t *testing.T) {
 	c := newCloud(t, "")
 	ctx := context.Background()
-	client := awsiam.NewFromConfig(c.root())
+	client := awsiam.NewFromConfig(c.Root())
 	if _, err := client.CreateUser(ctx, &awsiam.CreateUserInput{UserName: aws.String("dev")}); err != nil {
 		t.Fatal(err)
 	}
@@ -623,7 +563,7 @@ func TestGroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	asUser := awskms.NewFromConfig(c.config(aws.ToString(key.AccessKey.AccessKeyId), aws.ToString(key.AccessKey.SecretAccessKey), ""))
+	asUser := awskms.NewFromConfig(c.Config(aws.ToString(key.AccessKey.AccessKeyId), aws.ToString(key.AccessKey.SecretAccessKey), ""))
 	if _, err := client.CreateGroup(ctx, &awsiam.CreateGroupInput{GroupName: aws.String("readers")}); err != nil {
 		t.Fatal(err)
 	}
@@ -636,7 +576,7 @@ func TestGroups(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = asUser.ListKeys(ctx, &awskms.ListKeysInput{})
-	if got := errorCode(t, err); got != "AccessDeniedException" {
+	if got := awsapitest.ErrorCode(t, err); got != "AccessDeniedException" {
 		t.Fatalf("before joining the group: %s", got)
 	}
 	if _, err := client.AddUserToGroup(ctx, &awsiam.AddUserToGroupInput{GroupName: aws.String("readers"), UserName: aws.String("dev")}); err != nil {
@@ -654,14 +594,14 @@ func TestGroups(t *testing.T) {
 		t.Fatalf("ListEntitiesForPolicy %+v %v", entities, err)
 	}
 	_, err = client.DeleteGroup(ctx, &awsiam.DeleteGroupInput{GroupName: aws.String("readers")})
-	if got := errorCode(t, err); got != "DeleteConflict" {
+	if got := awsapitest.ErrorCode(t, err); got != "DeleteConflict" {
 		t.Fatalf("deleting a group with members: %s", got)
 	}
 	if _, err := client.RemoveUserFromGroup(ctx, &awsiam.RemoveUserFromGroupInput{GroupName: aws.String("readers"), UserName: aws.String("dev")}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = asUser.ListKeys(ctx, &awskms.ListKeysInput{})
-	if got := errorCode(t, err); got != "AccessDeniedException" {
+	if got := awsapitest.ErrorCode(t, err); got != "AccessDeniedException" {
 		t.Fatalf("after leaving the group: %s", got)
 	}
 	if _, err := client.DetachGroupPolicy(ctx, &awsiam.DetachGroupPolicyInput{GroupName: aws.String("readers"), PolicyArn: mp.Policy.Arn}); err != nil {

@@ -14,9 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awskms "github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
-	"github.com/aws/smithy-go"
 
 	"github.com/tributary/tributary/internal/localcloud/awsapi"
+	"github.com/tributary/tributary/internal/localcloud/awsapitest"
 	"github.com/tributary/tributary/internal/localcloud/kms"
 )
 
@@ -90,15 +90,6 @@ func (h *harness) roleClient(t *testing.T, role string) (*awskms.Client, string)
 	return h.clientFor(c.AccessKeyID, c.SecretAccessKey, c.SessionToken), roleARN
 }
 
-func errorCode(t *testing.T, err error) string {
-	t.Helper()
-	var ae smithy.APIError
-	if !errors.As(err, &ae) {
-		t.Fatalf("want an AWS API error, got %v", err)
-	}
-	return ae.ErrorCode()
-}
-
 func createKey(t *testing.T, c *awskms.Client, in *awskms.CreateKeyInput) *types.KeyMetadata {
 	t.Helper()
 	if in == nil {
@@ -152,7 +143,7 @@ func TestEncryptDecryptWithContext(t *testing.T) {
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := h.client.Decrypt(ctx, &tt.in)
-			if got := errorCode(t, err); got != tt.code {
+			if got := awsapitest.ErrorCode(t, err); got != tt.code {
 				t.Fatalf("code %s, want %s (%v)", got, tt.code, err)
 			}
 		})
@@ -160,7 +151,7 @@ func TestEncryptDecryptWithContext(t *testing.T) {
 
 	other := createKey(t, h.client, nil)
 	_, err = h.client.Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: enc.CiphertextBlob, EncryptionContext: encCtx, KeyId: other.KeyId})
-	if got := errorCode(t, err); got != "IncorrectKeyException" {
+	if got := awsapitest.ErrorCode(t, err); got != "IncorrectKeyException" {
 		t.Fatalf("decrypt naming another key: %s", got)
 	}
 }
@@ -174,11 +165,11 @@ func TestAliasesAsKeyID(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := h.client.CreateAlias(ctx, &awskms.CreateAliasInput{AliasName: aws.String("alias/cluster"), TargetKeyId: k2.KeyId})
-	if got := errorCode(t, err); got != "AlreadyExistsException" {
+	if got := awsapitest.ErrorCode(t, err); got != "AlreadyExistsException" {
 		t.Fatalf("duplicate alias: %s", got)
 	}
 	_, err = h.client.CreateAlias(ctx, &awskms.CreateAliasInput{AliasName: aws.String("alias/aws/mine"), TargetKeyId: k2.KeyId})
-	if got := errorCode(t, err); got != "NotAuthorizedException" {
+	if got := awsapitest.ErrorCode(t, err); got != "NotAuthorizedException" {
 		t.Fatalf("reserved alias: %s", got)
 	}
 	for _, ref := range []string{"alias/cluster", "arn:aws:kms:us-east-1:000000000000:alias/cluster", aws.ToString(k1.Arn), aws.ToString(k1.KeyId)} {
@@ -202,7 +193,7 @@ func TestAliasesAsKeyID(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = h.client.Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: enc.CiphertextBlob, KeyId: aws.String("alias/cluster")})
-	if got := errorCode(t, err); got != "IncorrectKeyException" {
+	if got := awsapitest.ErrorCode(t, err); got != "IncorrectKeyException" {
 		t.Fatalf("decrypt via moved alias: %s", got)
 	}
 	list, err := h.client.ListAliases(ctx, &awskms.ListAliasesInput{KeyId: k2.KeyId})
@@ -216,7 +207,7 @@ func TestAliasesAsKeyID(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = h.client.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: aws.String("alias/cluster")})
-	if got := errorCode(t, err); got != "NotFoundException" {
+	if got := awsapitest.ErrorCode(t, err); got != "NotFoundException" {
 		t.Fatalf("deleted alias: %s", got)
 	}
 }
@@ -233,11 +224,11 @@ func TestKeyStates(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = h.client.Encrypt(ctx, &awskms.EncryptInput{KeyId: k.KeyId, Plaintext: []byte("x")})
-	if got := errorCode(t, err); got != "DisabledException" {
+	if got := awsapitest.ErrorCode(t, err); got != "DisabledException" {
 		t.Fatalf("encrypt with disabled key: %s", got)
 	}
 	_, err = h.client.Decrypt(ctx, &awskms.DecryptInput{CiphertextBlob: enc.CiphertextBlob})
-	if got := errorCode(t, err); got != "DisabledException" {
+	if got := awsapitest.ErrorCode(t, err); got != "DisabledException" {
 		t.Fatalf("decrypt with disabled key: %s", got)
 	}
 	if _, err := h.client.EnableKey(ctx, &awskms.EnableKeyInput{KeyId: k.KeyId}); err != nil {
@@ -245,7 +236,7 @@ func TestKeyStates(t *testing.T) {
 	}
 
 	_, err = h.client.ScheduleKeyDeletion(ctx, &awskms.ScheduleKeyDeletionInput{KeyId: k.KeyId, PendingWindowInDays: aws.Int32(3)})
-	if got := errorCode(t, err); got != "ValidationException" {
+	if got := awsapitest.ErrorCode(t, err); got != "ValidationException" {
 		t.Fatalf("3-day window: %s", got)
 	}
 	del, err := h.client.ScheduleKeyDeletion(ctx, &awskms.ScheduleKeyDeletionInput{KeyId: k.KeyId, PendingWindowInDays: aws.Int32(7)})
@@ -269,7 +260,7 @@ func TestKeyStates(t *testing.T) {
 			return err
 		},
 	} {
-		if got := errorCode(t, call()); got != "KMSInvalidStateException" {
+		if got := awsapitest.ErrorCode(t, call()); got != "KMSInvalidStateException" {
 			t.Fatalf("%s pending deletion: %s", name, got)
 		}
 	}
@@ -290,7 +281,7 @@ func TestKeyStates(t *testing.T) {
 	}
 	h.clock.Advance(7*24*time.Hour + time.Second)
 	_, err = h.client.DescribeKey(ctx, &awskms.DescribeKeyInput{KeyId: k.KeyId})
-	if got := errorCode(t, err); got != "NotFoundException" {
+	if got := awsapitest.ErrorCode(t, err); got != "NotFoundException" {
 		t.Fatalf("after the deletion date: %s", got)
 	}
 	if _, err := h.svc.ResolveKey(ctx, "", "", aws.ToString(k.KeyId)); !errors.Is(err, awsapi.ErrNotFound) {
@@ -363,7 +354,7 @@ func TestDataKeysAndReEncrypt(t *testing.T) {
 		t.Fatalf("GenerateDataKeyWithoutPlaintext: %v", err)
 	}
 	_, err = h.client.GenerateDataKey(ctx, &awskms.GenerateDataKeyInput{KeyId: k1.KeyId, KeySpec: types.DataKeySpecAes256, NumberOfBytes: aws.Int32(32)})
-	if got := errorCode(t, err); got != "ValidationException" {
+	if got := awsapitest.ErrorCode(t, err); got != "ValidationException" {
 		t.Fatalf("both KeySpec and NumberOfBytes: %s", got)
 	}
 	re, err := h.client.ReEncrypt(ctx, &awskms.ReEncryptInput{CiphertextBlob: dk.CiphertextBlob, SourceEncryptionContext: encCtx, DestinationKeyId: k2.KeyId})
@@ -397,13 +388,13 @@ func TestGrantsAndKeyPolicy(t *testing.T) {
 	// The lockout safety check refuses a policy that would stop the caller (the root) from
 	// managing the key, unless it is bypassed.
 	_, err = h.client.PutKeyPolicy(ctx, &awskms.PutKeyPolicyInput{KeyId: k.KeyId, Policy: aws.String(noDelegation), PolicyName: aws.String("default")})
-	if got := errorCode(t, err); got != "MalformedPolicyDocumentException" {
+	if got := awsapitest.ErrorCode(t, err); got != "MalformedPolicyDocumentException" {
 		t.Fatalf("a locking-out policy: %s", got)
 	}
 	if _, err := h.client.PutKeyPolicy(ctx, &awskms.PutKeyPolicyInput{KeyId: k.KeyId, Policy: aws.String(noDelegation), PolicyName: aws.String("default"), BypassPolicyLockoutSafetyCheck: true}); err != nil {
 		t.Fatal(err)
 	}
-	if got := errorCode(t, decrypt(good)); got != "AccessDeniedException" {
+	if got := awsapitest.ErrorCode(t, decrypt(good)); got != "AccessDeniedException" {
 		t.Fatalf("decrypt without grant: %s", got)
 	}
 	g, err := h.client.CreateGrant(ctx, &awskms.CreateGrantInput{
@@ -425,11 +416,11 @@ func TestGrantsAndKeyPolicy(t *testing.T) {
 	if err := decrypt(good); err != nil {
 		t.Fatalf("decrypt with grant: %v", err)
 	}
-	if got := errorCode(t, decrypt(map[string]string{"cluster": "c2", "node": "1"})); got != "AccessDeniedException" {
+	if got := awsapitest.ErrorCode(t, decrypt(map[string]string{"cluster": "c2", "node": "1"})); got != "AccessDeniedException" {
 		t.Fatalf("decrypt outside the grant's context constraint: %s", got)
 	}
 	_, err = broker.Encrypt(ctx, &awskms.EncryptInput{KeyId: k.KeyId, Plaintext: []byte("x"), EncryptionContext: good})
-	if got := errorCode(t, err); got != "AccessDeniedException" {
+	if got := awsapitest.ErrorCode(t, err); got != "AccessDeniedException" {
 		t.Fatalf("encrypt not granted: %s", got)
 	}
 	list, err := h.client.ListGrants(ctx, &awskms.ListGrantsInput{KeyId: k.KeyId})
@@ -439,7 +430,7 @@ func TestGrantsAndKeyPolicy(t *testing.T) {
 	if _, err := h.client.RevokeGrant(ctx, &awskms.RevokeGrantInput{KeyId: k.KeyId, GrantId: g.GrantId}); err != nil {
 		t.Fatal(err)
 	}
-	if got := errorCode(t, decrypt(good)); got != "AccessDeniedException" {
+	if got := awsapitest.ErrorCode(t, decrypt(good)); got != "AccessDeniedException" {
 		t.Fatalf("decrypt after revoke: %s", got)
 	}
 	g2, err := h.client.CreateGrant(ctx, &awskms.CreateGrantInput{KeyId: k.KeyId, GranteePrincipal: aws.String(brokerARN),
@@ -454,7 +445,7 @@ func TestGrantsAndKeyPolicy(t *testing.T) {
 	if _, err := broker.RetireGrant(ctx, &awskms.RetireGrantInput{GrantToken: g2.GrantToken}); err != nil {
 		t.Fatalf("RetireGrant by the retiring principal: %v", err)
 	}
-	if got := errorCode(t, decrypt(good)); got != "AccessDeniedException" {
+	if got := awsapitest.ErrorCode(t, decrypt(good)); got != "AccessDeniedException" {
 		t.Fatalf("decrypt after retire: %s", got)
 	}
 
@@ -468,7 +459,7 @@ func TestGrantsAndKeyPolicy(t *testing.T) {
 		t.Fatalf("decrypt allowed by key policy: %v", err)
 	}
 	_, err = h.client.PutKeyPolicy(ctx, &awskms.PutKeyPolicyInput{KeyId: k.KeyId, Policy: aws.String("{not json"), PolicyName: aws.String("default")})
-	if got := errorCode(t, err); got != "MalformedPolicyDocumentException" {
+	if got := awsapitest.ErrorCode(t, err); got != "MalformedPolicyDocumentException" {
 		t.Fatalf("malformed policy: %s", got)
 	}
 }
@@ -515,7 +506,7 @@ func TestTagsAndListing(t *testing.T) {
 		t.Fatalf("tags %+v", tags.Tags)
 	}
 	_, err = h.client.CreateKey(ctx, &awskms.CreateKeyInput{KeySpec: types.KeySpecRsa2048, KeyUsage: types.KeyUsageTypeSignVerify})
-	if got := errorCode(t, err); got != "UnsupportedOperationException" {
+	if got := awsapitest.ErrorCode(t, err); got != "UnsupportedOperationException" {
 		t.Fatalf("asymmetric key: %s", got)
 	}
 }
@@ -577,11 +568,11 @@ func TestKeyResolver(t *testing.T) {
 		t.Fatalf("alias/aws/ebs: %+v %v", d, err)
 	}
 	_, err = h.client.ScheduleKeyDeletion(ctx, &awskms.ScheduleKeyDeletionInput{KeyId: aws.String("alias/aws/ebs")})
-	if got := errorCode(t, err); got != "UnsupportedOperationException" {
+	if got := awsapitest.ErrorCode(t, err); got != "UnsupportedOperationException" {
 		t.Fatalf("deleting an AWS managed key: %s", got)
 	}
 	_, err = h.client.CreateAlias(ctx, &awskms.CreateAliasInput{AliasName: aws.String("alias/mine"), TargetKeyId: aws.String(ebs1.KeyID)})
-	if got := errorCode(t, err); got != "UnsupportedOperationException" {
+	if got := awsapitest.ErrorCode(t, err); got != "UnsupportedOperationException" {
 		t.Fatalf("aliasing an AWS managed key: %s", got)
 	}
 	// Describing another predefined AWS alias creates its managed key, once.

@@ -3,101 +3,43 @@ package sts_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	awssts "github.com/aws/aws-sdk-go-v2/service/sts"
-	"github.com/aws/smithy-go"
 
-	"github.com/tributary/tributary/internal/localcloud/awsapi"
+	"github.com/tributary/tributary/internal/localcloud/awsapitest"
 	"github.com/tributary/tributary/internal/localcloud/iam"
 	"github.com/tributary/tributary/internal/localcloud/sts"
 )
 
-type clock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.offset += d
-}
-
 // cloud is IAM and STS behind one awsapi server.
 type cloud struct {
-	url   string
-	srv   *awsapi.Server
-	clock *clock
+	*awsapitest.Cloud
 }
 
 func newCloud(t *testing.T) *cloud {
 	t.Helper()
-	creds, err := awsapi.NewCredentialStore("")
+	c := awsapitest.Start(t)
+	iamSvc, err := iam.New(c.Env(""))
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{}
-	// A wide skew window lets tests move the server's clock past expirations while the SDK
-	// keeps signing with the real time.
-	srv, err := awsapi.NewServer(awsapi.ServerOptions{Credentials: creds, Now: clk.Now, MaxSkew: 24 * time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	stsSvc, err := sts.New(c.Env(""), iamSvc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := awsapi.Env{Account: awsapi.DefaultAccount, Region: "us-east-1", Credentials: creds, Now: clk.Now}
-	iamSvc, err := iam.New(env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stsSvc, err := sts.New(env, iamSvc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Register("iam", iamSvc)
-	srv.Register("sts", stsSvc)
-	srv.SetAuthorizer(iamSvc)
-	hs := httptest.NewServer(srv)
-	t.Cleanup(hs.Close)
-	return &cloud{url: hs.URL, srv: srv, clock: clk}
-}
-
-func (c *cloud) config(key, secret, token string) aws.Config {
-	return aws.Config{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(c.url),
-		Credentials:  credentials.NewStaticCredentialsProvider(key, secret, token),
-		Retryer:      func() aws.Retryer { return aws.NopRetryer{} },
-	}
-}
-
-func (c *cloud) root() aws.Config { return c.config("test", "test", "") }
-
-func errorCode(t *testing.T, err error) string {
-	t.Helper()
-	var ae smithy.APIError
-	if !errors.As(err, &ae) {
-		t.Fatalf("want an AWS API error, got %v", err)
-	}
-	return ae.ErrorCode()
+	c.Server.Register("iam", iamSvc)
+	c.Server.Register("sts", stsSvc)
+	c.Server.SetAuthorizer(iamSvc)
+	return &cloud{Cloud: c}
 }
 
 const trustAccount = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"sts:AssumeRole"}]}`
@@ -114,21 +56,21 @@ func createRole(t *testing.T, c *awsiam.Client, name, trust string) *iamtypes.Ro
 // assume returns a config signing as a new session of roleARN.
 func (c *cloud) assume(t *testing.T, roleARN string, seconds int32) (aws.Config, *awssts.AssumeRoleOutput) {
 	t.Helper()
-	out, err := awssts.NewFromConfig(c.root()).AssumeRole(context.Background(), &awssts.AssumeRoleInput{
+	out, err := awssts.NewFromConfig(c.Root()).AssumeRole(context.Background(), &awssts.AssumeRoleInput{
 		RoleArn: aws.String(roleARN), RoleSessionName: aws.String("test-session"), DurationSeconds: aws.Int32(seconds),
 	})
 	if err != nil {
 		t.Fatalf("AssumeRole %s: %v", roleARN, err)
 	}
 	cr := out.Credentials
-	return c.config(aws.ToString(cr.AccessKeyId), aws.ToString(cr.SecretAccessKey), aws.ToString(cr.SessionToken)), out
+	return c.Config(aws.ToString(cr.AccessKeyId), aws.ToString(cr.SecretAccessKey), aws.ToString(cr.SessionToken)), out
 }
 
 func TestAssumeRoleValidation(t *testing.T) {
 	c := newCloud(t)
 	ctx := context.Background()
-	role := createRole(t, awsiam.NewFromConfig(c.root()), "app", trustAccount)
-	client := awssts.NewFromConfig(c.root())
+	role := createRole(t, awsiam.NewFromConfig(c.Root()), "app", trustAccount)
+	client := awssts.NewFromConfig(c.Root())
 	tests := []struct {
 		name string
 		in   awssts.AssumeRoleInput
@@ -143,7 +85,7 @@ func TestAssumeRoleValidation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := client.AssumeRole(ctx, &tt.in)
-			if got := errorCode(t, err); got != tt.code {
+			if got := awsapitest.ErrorCode(t, err); got != tt.code {
 				t.Fatalf("code %s, want %s (%v)", got, tt.code, err)
 			}
 		})
@@ -153,7 +95,7 @@ func TestAssumeRoleValidation(t *testing.T) {
 func TestAssumedCredentialsWorkAndExpire(t *testing.T) {
 	c := newCloud(t)
 	ctx := context.Background()
-	role := createRole(t, awsiam.NewFromConfig(c.root()), "app", trustAccount)
+	role := createRole(t, awsiam.NewFromConfig(c.Root()), "app", trustAccount)
 	session, out := c.assume(t, aws.ToString(role.Arn), 900)
 	if exp := aws.ToTime(out.Credentials.Expiration); exp.Before(time.Now().Add(14*time.Minute)) || exp.After(time.Now().Add(16*time.Minute)) {
 		t.Fatalf("expiration %v, want about 15 minutes from now", exp)
@@ -165,13 +107,13 @@ func TestAssumedCredentialsWorkAndExpire(t *testing.T) {
 	if aws.ToString(who.Arn) != "arn:aws:sts::000000000000:assumed-role/app/test-session" || aws.ToString(who.UserId) != aws.ToString(role.RoleId)+":test-session" {
 		t.Fatalf("GetCallerIdentity %+v", who)
 	}
-	c.clock.Advance(899 * time.Second)
+	c.Clock.Advance(899 * time.Second)
 	if _, err := awssts.NewFromConfig(session).GetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{}); err != nil {
 		t.Fatalf("just before expiry: %v", err)
 	}
-	c.clock.Advance(2 * time.Second)
+	c.Clock.Advance(2 * time.Second)
 	_, err = awssts.NewFromConfig(session).GetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{})
-	if got := errorCode(t, err); got != "ExpiredToken" {
+	if got := awsapitest.ErrorCode(t, err); got != "ExpiredToken" {
 		t.Fatalf("after expiry: %s", got)
 	}
 }
@@ -179,7 +121,7 @@ func TestAssumedCredentialsWorkAndExpire(t *testing.T) {
 func TestPresignedGetCallerIdentity(t *testing.T) {
 	c := newCloud(t)
 	ctx := context.Background()
-	role := createRole(t, awsiam.NewFromConfig(c.root()), "client", trustAccount)
+	role := createRole(t, awsiam.NewFromConfig(c.Root()), "client", trustAccount)
 	session, _ := c.assume(t, aws.ToString(role.Arn), 3600)
 	presigned, err := awssts.NewPresignClient(awssts.NewFromConfig(session)).PresignGetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{})
 	if err != nil {
@@ -238,7 +180,7 @@ func TestPresignedGetCallerIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	post, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url+"/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Expires=60", nil)
+	post, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL+"/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Expires=60", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,14 +215,14 @@ func TestPresignedGetCallerIdentity(t *testing.T) {
 	}
 	// Past its X-Amz-Expires (60 s) the POST URL is refused; the SDK's URL (no X-Amz-Expires:
 	// the 15-minute default) still works until it too is too old.
-	c.clock.Advance(61 * time.Second)
+	c.Clock.Advance(61 * time.Second)
 	if status, body := call(http.MethodPost, postURL); status == http.StatusOK || !strings.Contains(body, "expired") {
 		t.Fatalf("POST URL past X-Amz-Expires: %d %s", status, body)
 	}
 	if status, body := call(http.MethodGet, presigned.URL); status != http.StatusOK {
 		t.Fatalf("GET URL within 15 minutes: %d %s", status, body)
 	}
-	c.clock.Advance(840 * time.Second)
+	c.Clock.Advance(840 * time.Second)
 	status, body = call(http.MethodGet, presigned.URL)
 	if status == http.StatusOK || !strings.Contains(body, "expired") {
 		t.Fatalf("expired presigned URL: %d %s", status, body)
@@ -290,7 +232,7 @@ func TestPresignedGetCallerIdentity(t *testing.T) {
 func TestGetSessionToken(t *testing.T) {
 	c := newCloud(t)
 	ctx := context.Background()
-	out, err := awssts.NewFromConfig(c.root()).GetSessionToken(ctx, &awssts.GetSessionTokenInput{DurationSeconds: aws.Int32(7200)})
+	out, err := awssts.NewFromConfig(c.Root()).GetSessionToken(ctx, &awssts.GetSessionTokenInput{DurationSeconds: aws.Int32(7200)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,13 +240,13 @@ func TestGetSessionToken(t *testing.T) {
 	if exp := aws.ToTime(cr.Expiration); exp.After(time.Now().Add(61 * time.Minute)) {
 		t.Fatalf("a root session lasting until %v, want at most an hour", exp)
 	}
-	session := c.config(aws.ToString(cr.AccessKeyId), aws.ToString(cr.SecretAccessKey), aws.ToString(cr.SessionToken))
+	session := c.Config(aws.ToString(cr.AccessKeyId), aws.ToString(cr.SecretAccessKey), aws.ToString(cr.SessionToken))
 	who, err := awssts.NewFromConfig(session).GetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{})
 	if err != nil || aws.ToString(who.Arn) != "arn:aws:iam::000000000000:root" {
 		t.Fatalf("GetCallerIdentity with the session: %+v %v", who, err)
 	}
 	_, err = awssts.NewFromConfig(session).GetSessionToken(ctx, &awssts.GetSessionTokenInput{})
-	if got := errorCode(t, err); got != "AccessDenied" {
+	if got := awsapitest.ErrorCode(t, err); got != "AccessDenied" {
 		t.Fatalf("GetSessionToken with session credentials: %s", got)
 	}
 }
@@ -315,14 +257,14 @@ func TestGetSessionToken(t *testing.T) {
 func TestPresignedBoundToHeader(t *testing.T) {
 	c := newCloud(t)
 	ctx := context.Background()
-	role := createRole(t, awsiam.NewFromConfig(c.root()), "client", trustAccount)
+	role := createRole(t, awsiam.NewFromConfig(c.Root()), "client", trustAccount)
 	session, _ := c.assume(t, aws.ToString(role.Arn), 3600)
 	creds, err := session.Credentials.Retrieve(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const header = "X-Tributary-Cluster-Id"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url+"/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Expires=900", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL+"/?Action=GetCallerIdentity&Version=2011-06-15&X-Amz-Expires=900", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
