@@ -11,9 +11,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -48,65 +46,11 @@ func Throughput(ctx context.Context, addr string, o Options) (Result, error) {
 	if err := CreateTopic(ctx, addr, o.Topic, o.Partitions); err != nil {
 		return Result{}, err
 	}
-	var res Result
-	prod, err := kgo.NewClient(
-		kgo.SeedBrokers(addr),
-		kgo.DefaultProduceTopic(o.Topic),
-		kgo.ProducerBatchCompression(kgo.NoCompression()),
-		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
-		kgo.ProducerBatchMaxBytes(1<<20),
-		kgo.MaxBufferedRecords(20000),
-	)
+	pr, err := Produce(ctx, []string{addr}, ProduceOptions{Topic: o.Topic, RecordBytes: o.RecordBytes, Duration: o.Duration, MaxRecords: o.MaxRecords})
 	if err != nil {
-		return res, err
+		return Result{}, err
 	}
-	defer prod.Close()
-
-	value := make([]byte, o.RecordBytes)
-	_, _ = rand.Read(value)
-	var (
-		mu        sync.Mutex
-		latencies = make([]time.Duration, 0, 1<<20)
-		acked     atomic.Int64
-		firstErr  error
-	)
-	pctx, cancel := context.WithTimeout(ctx, o.Duration)
-	defer cancel()
-	start := time.Now()
-	var sent int
-	for pctx.Err() == nil && (o.MaxRecords == 0 || sent < o.MaxRecords) {
-		begin := time.Now()
-		prod.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
-			lat := time.Since(begin)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if firstErr == nil {
-					firstErr = err
-				}
-				return
-			}
-			acked.Add(1)
-			latencies = append(latencies, lat)
-		})
-		sent++
-	}
-	if err := prod.Flush(ctx); err != nil {
-		return res, fmt.Errorf("flushing: %w", err)
-	}
-	produceTime := time.Since(start)
-	mu.Lock()
-	if firstErr != nil {
-		mu.Unlock()
-		return res, fmt.Errorf("producing: %w", firstErr)
-	}
-	res.Records = acked.Load()
-	res.Bytes = res.Records * int64(o.RecordBytes)
-	res.ProduceMBps = mb(res.Bytes) / produceTime.Seconds()
-	slices.Sort(latencies)
-	res.P50 = percentile(latencies, 0.50)
-	res.P99 = percentile(latencies, 0.99)
-	mu.Unlock()
+	res := Result{Records: pr.Records, Bytes: pr.Bytes, ProduceMBps: pr.MBps, P50: pr.P50, P99: pr.P99}
 
 	cons, err := kgo.NewClient(
 		kgo.SeedBrokers(addr),
@@ -121,7 +65,7 @@ func Throughput(ctx context.Context, addr string, o Options) (Result, error) {
 	defer cons.Close()
 	cctx, ccancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer ccancel()
-	start = time.Now()
+	start := time.Now()
 	var read int64
 	for read < res.Records {
 		fs := cons.PollFetches(cctx)
@@ -141,12 +85,16 @@ func Throughput(ctx context.Context, addr string, o Options) (Result, error) {
 
 // CreateTopic creates a topic with replication factor 1.
 func CreateTopic(ctx context.Context, addr, topic string, partitions int32) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	return createTopic(ctx, []string{addr}, topic, partitions, 1)
+}
+
+func createTopic(ctx context.Context, seeds []string, topic string, partitions int32, replicationFactor int16) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, 1, nil, topic)
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, replicationFactor, nil, topic)
 	if err != nil {
 		return fmt.Errorf("creating topic %s: %w", topic, err)
 	}

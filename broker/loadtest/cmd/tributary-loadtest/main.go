@@ -3,9 +3,13 @@
 // against the Tributary broker (a separate process) and, in the same run,
 // franz-go's in-memory kfake; then the broker's memory with 1,000 idle
 // partitions and its time back to serving after kill -9 with a large log.
-// It prints a table. Every phase is bounded in time.
+// Then a three-broker cluster (separate processes, replication factor 3,
+// acks=all): produce throughput, latency at a fixed offered rate, and the
+// failover time after kill -9 of a partition leader, beside a three-broker
+// kfake. It prints a table per part. Every phase is bounded in time;
+// Ctrl-C stops the run and its broker processes.
 //
-//	go run ./broker/loadtest/cmd/tributary-loadtest [-duration 10s] [-recovery-size 1GiB] ...
+//	go run ./broker/loadtest/cmd/tributary-loadtest [-duration 10s] [-recovery-size 1GiB] [-cluster=false] ...
 package main
 
 import (
@@ -14,9 +18,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -35,15 +41,30 @@ func main() {
 		recoverySize = flag.String("recovery-size", "1GiB", "log size for the kill -9 recovery measurement (the target run uses 5GiB; 0 skips it)")
 		skipKfake    = flag.Bool("skip-kfake", false, "do not run the kfake comparison")
 		dataDir      = flag.String("data-dir", "", "parent of the broker data directories (default: a temporary directory, removed at the end)")
+		single       = flag.Bool("single", true, "run the single-broker benchmark (false: only the cluster one)")
+		cluster      = flag.Bool("cluster", true, "run the three-broker cluster benchmark (false skips it)")
+		latencyRate  = flag.String("latency-rate", "20MiB", "offered produce rate per second of the cluster latency measurement")
+		failovers    = flag.Int("failovers", 3, "leader kills of the cluster failover measurement (0 skips it)")
 	)
 	flag.Parse()
-	if err := run(*bin, *dataDir, *duration, *recordBytes, int32(*partitions), *idle, *recoverySize, *skipKfake); err != nil {
+	rate, err := parseRate(*latencyRate)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tributary-loadtest: -latency-rate:", err)
+		os.Exit(2)
+	}
+	// Ctrl-C or SIGTERM cancels every phase; the deferred clean-ups then
+	// stop the broker processes and remove the temporary directory.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err = run(ctx, *bin, *dataDir, *duration, *recordBytes, int32(*partitions), *idle, *recoverySize, *skipKfake, *single,
+		clusterOptions{latencyRate: rate, failovers: *failovers, skip: !*cluster})
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "tributary-loadtest:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, dataDir string, duration time.Duration, recordBytes int, partitions int32, idle int, recoverySize string, skipKfake bool) error {
+func run(ctx context.Context, bin, dataDir string, duration time.Duration, recordBytes int, partitions int32, idle int, recoverySize string, skipKfake, single bool, co clusterOptions) error {
 	recSize, err := parseSize(recoverySize)
 	if err != nil {
 		return fmt.Errorf("-recovery-size: %w", err)
@@ -64,8 +85,28 @@ func run(bin, dataDir string, duration time.Duration, recordBytes int, partition
 			return fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	}
+	if single {
+		if err := runSingle(ctx, bin, dataDir, duration, recordBytes, partitions, idle, recoverySize, recSize, skipKfake); err != nil {
+			return err
+		}
+	}
+	if co.skip {
+		return nil
+	}
+	co.bin, co.dir = bin, filepath.Join(dataDir, "cluster")
+	co.partitions, co.recordBytes, co.duration, co.skipKfake = partitions, recordBytes, duration, skipKfake
+	res, err := runCluster(ctx, co)
+	if err != nil {
+		return err
+	}
+	fmt.Println()
+	return printCluster(os.Stdout, co, res)
+}
+
+// runSingle measures one broker process beside a one-broker kfake and
+// prints the single-broker table.
+func runSingle(ctx context.Context, bin, dataDir string, duration time.Duration, recordBytes int, partitions int32, idle int, recoverySize string, recSize int64, skipKfake bool) error {
 	opts := loadtest.Options{Topic: "bench", Partitions: partitions, RecordBytes: recordBytes, Duration: duration}
-	ctx := context.Background()
 
 	fmt.Fprintf(os.Stderr, "tributary: %d-partition topic, %d-byte records, %v produce phase ...\n", partitions, recordBytes, duration)
 	trib, tribRSS, err := tributaryThroughput(ctx, bin, filepath.Join(dataDir, "throughput"), opts)

@@ -1,0 +1,304 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tributary/tributary/broker/chaos"
+)
+
+// ClusterSize is the number of brokers of the cluster benchmark: one per
+// rack (a, b, c), as one per Availability Zone in MSK.
+const ClusterSize = 3
+
+// StartCluster starts ClusterSize tributary-broker processes (racks a, b,
+// c; each on its own 127.0.0.x address with its own data directory and
+// config file under dir, controller.quorum.voters naming all three) and
+// waits until Metadata lists every broker. The caller must Close the
+// cluster, which kills the processes.
+func StartCluster(ctx context.Context, bin, dir string) (*chaos.Cluster, error) {
+	c, err := chaos.NewCluster(chaos.ClusterConfig{
+		Binary: bin,
+		Dir:    dir,
+		Nodes:  ClusterSize,
+		Settings: map[string]string{
+			"default.replication.factor": fmt.Sprint(ClusterSize),
+			"min.insync.replicas":        "2",
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("laying out the cluster: %w", err)
+	}
+	if err := startCluster(ctx, c); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func startCluster(ctx context.Context, c *chaos.Cluster) error {
+	if err := c.StartAll(); err != nil {
+		return err
+	}
+	for _, n := range c.Nodes() {
+		if err := c.WaitServing(ctx, n.ID); err != nil {
+			return fmt.Errorf("%w\nbroker %d log tail:\n%s", err, n.ID, c.Log(n.ID, 2000))
+		}
+	}
+	if err := waitBrokers(ctx, c.Bootstrap(), ClusterSize); err != nil {
+		var tails string
+		for _, n := range c.Nodes() {
+			tails += fmt.Sprintf("\nbroker %d log tail:\n%s", n.ID, c.Log(n.ID, 1000))
+		}
+		return fmt.Errorf("%w%s", err, tails)
+	}
+	return nil
+}
+
+// waitBrokers polls Metadata until it lists n brokers or ctx ends.
+func waitBrokers(ctx context.Context, seeds []string, n int) error {
+	var last string
+	for {
+		md, err := metadata(ctx, seeds)
+		switch {
+		case err != nil:
+			last = err.Error()
+		case len(md.Brokers) >= n:
+			return nil
+		default:
+			last = fmt.Sprintf("Metadata lists %d brokers", len(md.Brokers))
+		}
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return fmt.Errorf("waiting for %d brokers (last: %s): %w", n, last, err)
+		}
+	}
+}
+
+// CreateReplicatedTopic creates a topic with the given replication factor,
+// retrying while a just-formed cluster still refuses it (brokers not all
+// registered yet), then waits until every partition has a leader and a
+// full ISR, so that a measurement does not start during the ISR's ramp-up.
+func CreateReplicatedTopic(ctx context.Context, seeds []string, topic string, partitions int32, replicationFactor int16) error {
+	var last error
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		last = createTopic(cctx, seeds, topic, partitions, replicationFactor)
+		cancel()
+		// A retry after a timed-out attempt that did create it finds it.
+		if last == nil || errors.Is(last, kerr.TopicAlreadyExists) {
+			break
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return fmt.Errorf("%w (last: %w)", err, last)
+		}
+	}
+	return WaitFullISR(ctx, seeds, topic, int(replicationFactor))
+}
+
+// WaitFullISR polls Metadata until every partition of topic has a leader
+// and an ISR of size replicas, or ctx ends.
+func WaitFullISR(ctx context.Context, seeds []string, topic string, replicas int) error {
+	var last string
+	for {
+		_, err := topicReady(ctx, seeds, topic, replicas)
+		if err == nil {
+			return nil
+		}
+		last = err.Error()
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return fmt.Errorf("waiting for a full ISR on %s (last: %s): %w", topic, last, err)
+		}
+	}
+}
+
+// topicReady returns the topic's metadata when every partition has a
+// leader and an ISR of size replicas.
+func topicReady(ctx context.Context, seeds []string, topic string, replicas int) (kadm.Metadata, error) {
+	md, err := metadata(ctx, seeds, topic)
+	if err != nil {
+		return md, err
+	}
+	td, ok := md.Topics[topic]
+	switch {
+	case !ok:
+		return md, fmt.Errorf("topic %s not in Metadata", topic)
+	case td.Err != nil:
+		return md, fmt.Errorf("topic %s: %w", topic, td.Err)
+	case len(td.Partitions) == 0:
+		return md, fmt.Errorf("topic %s has no partitions yet", topic)
+	}
+	for _, p := range td.Partitions {
+		if p.Err != nil || p.Leader < 0 || len(p.ISR) < replicas {
+			return md, fmt.Errorf("%s[%d]: leader %d, ISR %v, error %v", topic, p.Partition, p.Leader, p.ISR, p.Err)
+		}
+	}
+	return md, nil
+}
+
+// metadata asks for the brokers and the given topics (none: brokers only)
+// with a new client each time, so that no client-side metadata cache can
+// answer: the benchmark waits for what the brokers say now.
+func metadata(ctx context.Context, seeds []string, topics ...string) (kadm.Metadata, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DialTimeout(time.Second), kgo.RetryTimeout(2*time.Second))
+	if err != nil {
+		return kadm.Metadata{}, fmt.Errorf("creating an admin client: %w", err)
+	}
+	defer cl.Close()
+	mctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(cl)
+	if len(topics) == 0 {
+		return adm.BrokerMetadata(mctx)
+	}
+	return adm.Metadata(mctx, topics...)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// Kill is one measured failover.
+type Kill struct {
+	// Broker is the killed leader; Controller reports whether it was also
+	// the active controller (then a Raft election precedes the new leader).
+	Broker     int32
+	Controller bool
+	// NewLeader is the partition's leader when the measurement ended (-1
+	// when it was not known).
+	NewLeader int32
+	// Time runs from the SIGKILL to the acknowledgement of the first
+	// record sent after it; zero when none came within the deadline.
+	Time time.Duration
+}
+
+// FailoverOptions shape the failover measurement.
+type FailoverOptions struct {
+	Topic       string
+	RecordBytes int
+	// RateBytes is the producer's offered load while leaders are killed.
+	RateBytes float64
+	Kills     int
+	// Deadline bounds each failover; a failover slower than it is reported
+	// with Time zero and the run goes on.
+	Deadline time.Duration
+}
+
+// Failover creates a one-partition topic with a replica on every broker,
+// runs a paced producer (idempotent, acks=all) on it, and Kills times:
+// waits for a full ISR, kill -9s the partition's leader, measures the time
+// from the kill to the first acknowledged record that was sent after the
+// kill (an acknowledgement only a new leader can give), then restarts the
+// killed broker. The producer lowers franz-go's metadata refresh floor
+// from 5 s to 100 ms (Kafka's Java client retries after 100 ms) so that
+// the figure measures the cluster, not the client's throttle.
+func Failover(ctx context.Context, c *chaos.Cluster, o FailoverOptions) ([]Kill, error) {
+	seeds := c.Bootstrap()
+	if err := CreateReplicatedTopic(ctx, seeds, o.Topic, 1, ClusterSize); err != nil {
+		return nil, err
+	}
+	prod, err := newProducer(seeds, o.Topic, kgo.MetadataMinAge(100*time.Millisecond), kgo.RecordDeliveryTimeout(o.Deadline))
+	if err != nil {
+		return nil, err
+	}
+	defer prod.Close()
+
+	w := newWatcher()
+	pctx, stopProducing := context.WithCancel(ctx)
+	produced := make(chan struct{})
+	go func() {
+		defer close(produced)
+		paced(pctx, prod, o.RecordBytes, o.RateBytes, w.acked)
+	}()
+	defer func() {
+		stopProducing()
+		<-produced
+	}()
+
+	var kills []Kill
+	for range o.Kills {
+		k, err := failoverOnce(ctx, c, w, o)
+		if err != nil {
+			return kills, err
+		}
+		kills = append(kills, k)
+	}
+	if n := w.failures(); n > 0 {
+		return kills, fmt.Errorf("%d records failed during the failovers (first: %w)", n, w.firstError())
+	}
+	return kills, nil
+}
+
+func failoverOnce(ctx context.Context, c *chaos.Cluster, w *watcher, o FailoverOptions) (Kill, error) {
+	seeds := c.Bootstrap()
+	// A full ISR and a flowing producer before each kill.
+	rctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	var md kadm.Metadata
+	for {
+		var err error
+		md, err = topicReady(rctx, seeds, o.Topic, ClusterSize)
+		if err == nil && w.flowing(500*time.Millisecond) {
+			break
+		}
+		if serr := sleep(rctx, 100*time.Millisecond); serr != nil {
+			return Kill{}, fmt.Errorf("waiting for a full ISR and acknowledged produces before a kill (last: %v): %w", err, serr)
+		}
+	}
+	leader := md.Topics[o.Topic].Partitions[0].Leader
+	k := Kill{Broker: leader, Controller: md.Controller == leader, NewLeader: -1}
+
+	killedAt := time.Now()
+	if err := c.Kill(leader); err != nil {
+		return k, fmt.Errorf("killing broker %d: %w", leader, err)
+	}
+	// Only records sent once the process is gone count: their
+	// acknowledgement cannot come from the killed leader.
+	recovered := w.arm()
+	select {
+	case at := <-recovered:
+		k.Time = at.Sub(killedAt)
+	case <-time.After(o.Deadline):
+	case <-ctx.Done():
+		return k, ctx.Err()
+	}
+	if md, err := metadata(rctx, seeds, o.Topic); err == nil {
+		if p, ok := md.Topics[o.Topic].Partitions[0]; ok {
+			k.NewLeader = p.Leader
+		}
+	}
+	if err := c.Start(leader); err != nil {
+		return k, fmt.Errorf("restarting broker %d: %w", leader, err)
+	}
+	if err := c.WaitServing(rctx, leader); err != nil {
+		return k, fmt.Errorf("restarting broker %d: %w\n%s", leader, err, c.Log(leader, 2000))
+	}
+	return k, nil
+}
+
+// paced produces one record of recordBytes every recordBytes/rate seconds
+// until ctx ends, calling acked with each record's send time and outcome.
+func paced(ctx context.Context, prod *kgo.Client, recordBytes int, rate float64, acked func(sentAt time.Time, err error)) {
+	value := make([]byte, recordBytes)
+	perRecord := time.Duration(float64(time.Second) * float64(recordBytes) / rate)
+	start := time.Now()
+	for n := 0; ctx.Err() == nil; n++ {
+		if wait := time.Until(start.Add(time.Duration(n) * perRecord)); wait > 0 {
+			if sleep(ctx, max(wait, time.Millisecond)) != nil {
+				return
+			}
+		}
+		at := time.Now()
+		prod.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) { acked(at, err) })
+	}
+}
