@@ -82,3 +82,24 @@ type Env struct {
 	Logger      *slog.Logger
 	Now         func() time.Time
 }
+
+// DefaultRegion is the region of a service whose Env names none.
+const DefaultRegion = "us-east-1"
+
+// WithDefaults returns env with its unset fields given their defaults: DefaultAccount,
+// DefaultRegion, slog.Default() and time.Now. StateDir and Credentials have no default.
+func (env Env) WithDefaults() Env {
+	if env.Account == "" {
+		env.Account = DefaultAccount
+	}
+	if env.Region == "" {
+		env.Region = DefaultRegion
+	}
+	if env.Logger == nil {
+		env.Logger = slog.Default()
+	}
+	if env.Now == nil {
+		env.Now = time.Now
+	}
+	return env
+}

@@ -18,9 +18,6 @@ import (
 	"github.com/tributary/tributary/internal/localcloud/awsapi"
 )
 
-// Region is the region the test services run in.
-const Region = "us-east-1"
-
 // Clock is the real time plus an offset that Advance moves forward.
 type Clock struct {
 	mu     sync.Mutex
@@ -69,17 +66,17 @@ func Start(t testing.TB) *Cloud {
 	return &Cloud{URL: hs.URL, Server: srv, Clock: clk, Credentials: creds}
 }
 
-// Env is the environment to build a service of this cloud with: the default account, Region,
+// Env is the environment to build a service of this cloud with: the default account and region,
 // the cloud's credentials and clock, and state kept in stateDir ("" keeps it in memory).
 func (c *Cloud) Env(stateDir string) awsapi.Env {
-	return awsapi.Env{Account: awsapi.DefaultAccount, Region: Region, StateDir: stateDir, Credentials: c.Credentials, Now: c.Clock.Now}
+	return awsapi.Env{Account: awsapi.DefaultAccount, Region: awsapi.DefaultRegion, StateDir: stateDir, Credentials: c.Credentials, Now: c.Clock.Now}
 }
 
 // Config is an AWS SDK configuration for this cloud that signs with the given credentials and
 // never retries, so a test sees every error as the server sent it.
 func (c *Cloud) Config(key, secret, token string) aws.Config {
 	return aws.Config{
-		Region:       Region,
+		Region:       awsapi.DefaultRegion,
 		BaseEndpoint: aws.String(c.URL),
 		Credentials:  credentials.NewStaticCredentialsProvider(key, secret, token),
 		Retryer:      func() aws.Retryer { return aws.NopRetryer{} },

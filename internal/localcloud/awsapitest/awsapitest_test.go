@@ -8,6 +8,7 @@ import (
 
 	awssts "github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/tributary/tributary/internal/localcloud/awsapi"
 	"github.com/tributary/tributary/internal/localcloud/awsapitest"
 )
 
@@ -25,7 +26,7 @@ func TestStartServesOnLoopback(t *testing.T) {
 	if !strings.HasPrefix(c.URL, "http://127.0.0.1:") {
 		t.Errorf("URL = %s, want a 127.0.0.1 address", c.URL)
 	}
-	if env := c.Env("/state"); env.StateDir != "/state" || env.Credentials != c.Credentials || env.Region != awsapitest.Region {
+	if env := c.Env("/state"); env.StateDir != "/state" || env.Credentials != c.Credentials || env.Region != awsapi.DefaultRegion {
 		t.Errorf("Env = %+v", env)
 	}
 	// No service is registered: a signed request reaches the server and its refusal comes

@@ -58,6 +58,7 @@ var _ awsapi.Service = (*Service)(nil)
 // New returns the CloudWatch service, restoring metrics, alarms and dashboards from
 // env.StateDir/cloudwatch.json when present.
 func New(env awsapi.Env) (*Service, error) {
+	env = env.WithDefaults()
 	s := &Service{
 		account:    env.Account,
 		region:     env.Region,
@@ -66,18 +67,6 @@ func New(env awsapi.Env) (*Service, error) {
 		series:     map[string]*series{},
 		alarms:     map[string]*alarm{},
 		dashboards: map[string]*dashboard{},
-	}
-	if s.account == "" {
-		s.account = awsapi.DefaultAccount
-	}
-	if s.region == "" {
-		s.region = "us-east-1"
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	if s.log == nil {
-		s.log = slog.Default()
 	}
 	if env.StateDir != "" {
 		s.statePath = filepath.Join(env.StateDir, "cloudwatch.json")

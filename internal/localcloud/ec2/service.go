@@ -83,18 +83,7 @@ func New(opts Options) (*Service, error) {
 	if opts.Env.Credentials == nil {
 		return nil, errors.New("ec2: a credential store is required")
 	}
-	if opts.Env.Account == "" {
-		opts.Env.Account = awsapi.DefaultAccount
-	}
-	if opts.Env.Region == "" {
-		opts.Env.Region = "us-east-1"
-	}
-	if opts.Env.Logger == nil {
-		opts.Env.Logger = slog.Default()
-	}
-	if opts.Env.Now == nil {
-		opts.Env.Now = time.Now
-	}
+	opts.Env = opts.Env.WithDefaults()
 	if opts.StopGracePeriod == 0 {
 		opts.StopGracePeriod = 30 * time.Second
 	}

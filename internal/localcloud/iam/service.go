@@ -99,6 +99,7 @@ type tag struct {
 
 // New returns the IAM service, restoring its state from env.StateDir/iam.json when present.
 func New(env awsapi.Env) (*Service, error) {
+	env = env.WithDefaults()
 	s := &Service{
 		account:  env.Account,
 		creds:    env.Credentials,
@@ -109,15 +110,6 @@ func New(env awsapi.Env) (*Service, error) {
 		roles:    map[string]*role{},
 		policies: map[string]*managedPolicy{},
 		profiles: map[string]*instanceProfile{},
-	}
-	if s.account == "" {
-		s.account = awsapi.DefaultAccount
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	if s.log == nil {
-		s.log = slog.Default()
 	}
 	if env.StateDir != "" {
 		s.statePath = filepath.Join(env.StateDir, "iam.json")

@@ -50,6 +50,7 @@ var (
 // New returns the KMS service, restoring its keys (with their key material), aliases and grants
 // from env.StateDir/kms.json when present.
 func New(env awsapi.Env) (*Service, error) {
+	env = env.WithDefaults()
 	s := &Service{
 		account: env.Account,
 		region:  env.Region,
@@ -57,18 +58,6 @@ func New(env awsapi.Env) (*Service, error) {
 		now:     env.Now,
 		keys:    map[string]*key{},
 		aliases: map[string]*alias{},
-	}
-	if s.account == "" {
-		s.account = awsapi.DefaultAccount
-	}
-	if s.region == "" {
-		s.region = "us-east-1"
-	}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	if s.log == nil {
-		s.log = slog.Default()
 	}
 	if env.StateDir != "" {
 		s.statePath = filepath.Join(env.StateDir, "kms.json")

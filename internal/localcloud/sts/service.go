@@ -43,11 +43,7 @@ func New(env awsapi.Env, roles Roles) (*Service, error) {
 	if roles == nil {
 		return nil, fmt.Errorf("sts: a role source (the IAM service) is required")
 	}
-	s := &Service{creds: env.Credentials, roles: roles, now: env.Now}
-	if s.now == nil {
-		s.now = time.Now
-	}
-	return s, nil
+	return &Service{creds: env.Credentials, roles: roles, now: env.WithDefaults().Now}, nil
 }
 
 // Handle serves one STS request.
