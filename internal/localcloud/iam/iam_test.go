@@ -59,37 +59,13 @@ func newCloud(t *testing.T, dir string) *cloud {
 	return &cloud{Cloud: c, iam: iamSvc}
 }
 
-const trustAccount = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"sts:AssumeRole"}]}`
-
 const trustEC2 = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
-
-func createRole(t *testing.T, c *awsiam.Client, name, trust string) *iamtypes.Role {
-	t.Helper()
-	out, err := c.CreateRole(context.Background(), &awsiam.CreateRoleInput{RoleName: aws.String(name), AssumeRolePolicyDocument: aws.String(trust)})
-	if err != nil {
-		t.Fatalf("CreateRole %s: %v", name, err)
-	}
-	return out.Role
-}
-
-// assume returns a config signing as a new session of roleARN.
-func (c *cloud) assume(t *testing.T, roleARN string, seconds int32) (aws.Config, *awssts.AssumeRoleOutput) {
-	t.Helper()
-	out, err := awssts.NewFromConfig(c.Root()).AssumeRole(context.Background(), &awssts.AssumeRoleInput{
-		RoleArn: aws.String(roleARN), RoleSessionName: aws.String("test-session"), DurationSeconds: aws.Int32(seconds),
-	})
-	if err != nil {
-		t.Fatalf("AssumeRole %s: %v", roleARN, err)
-	}
-	cr := out.Credentials
-	return c.Config(aws.ToString(cr.AccessKeyId), aws.ToString(cr.SecretAccessKey), aws.ToString(cr.SessionToken)), out
-}
 
 func TestRolesPoliciesAndProfiles(t *testing.T) {
 	c := newCloud(t, "")
 	ctx := context.Background()
 	client := awsiam.NewFromConfig(c.Root())
-	r := createRole(t, client, "broker", trustEC2)
+	r := awsapitest.CreateRole(t, client, "broker", trustEC2)
 	if aws.ToString(r.Arn) != "arn:aws:iam::000000000000:role/broker" || !strings.HasPrefix(aws.ToString(r.RoleId), "AROA") {
 		t.Fatalf("role %+v", r)
 	}
@@ -221,7 +197,7 @@ func TestListRolesPaginates(t *testing.T) {
 	c := newCloud(t, "")
 	client := awsiam.NewFromConfig(c.Root())
 	for _, name := range []string{"a", "b", "c", "d", "e"} {
-		createRole(t, client, "role-"+name, trustEC2)
+		awsapitest.CreateRole(t, client, "role-"+name, trustEC2)
 	}
 	var names []string
 	p := awsiam.NewListRolesPaginator(client, &awsiam.ListRolesInput{MaxItems: aws.Int32(2)})
@@ -243,8 +219,8 @@ func TestAssumeRoleAndIdentityPolicies(t *testing.T) {
 	c := newCloud(t, "")
 	ctx := context.Background()
 	iamClient := awsiam.NewFromConfig(c.Root())
-	role := createRole(t, iamClient, "broker", trustAccount)
-	createRole(t, iamClient, "ec2-only", trustEC2)
+	role := awsapitest.CreateRole(t, iamClient, "broker", awsapitest.TrustAccount)
+	awsapitest.CreateRole(t, iamClient, "ec2-only", trustEC2)
 
 	_, err := awssts.NewFromConfig(c.Root()).AssumeRole(ctx, &awssts.AssumeRoleInput{RoleArn: aws.String("arn:aws:iam::000000000000:role/ec2-only"), RoleSessionName: aws.String("x1")})
 	if got := awsapitest.ErrorCode(t, err); got != "AccessDenied" {
@@ -255,7 +231,7 @@ func TestAssumeRoleAndIdentityPolicies(t *testing.T) {
 		t.Fatalf("assuming a missing role: %s", got)
 	}
 
-	session, out := c.assume(t, aws.ToString(role.Arn), 900)
+	session, out := c.AssumeRole(t, aws.ToString(role.Arn), 900)
 	wantARN := "arn:aws:sts::000000000000:assumed-role/broker/test-session"
 	if aws.ToString(out.AssumedRoleUser.Arn) != wantARN || aws.ToString(out.AssumedRoleUser.AssumedRoleId) != aws.ToString(role.RoleId)+":test-session" {
 		t.Fatalf("AssumedRoleUser %+v", out.AssumedRoleUser)
@@ -326,7 +302,7 @@ func TestStatePersists(t *testing.T) {
 	c := newCloud(t, dir)
 	ctx := context.Background()
 	client := awsiam.NewFromConfig(c.Root())
-	createRole(t, client, "keep", trustEC2)
+	awsapitest.CreateRole(t, client, "keep", trustEC2)
 	if _, err := client.PutRolePolicy(ctx, &awsiam.PutRolePolicyInput{RoleName: aws.String("keep"), PolicyName: aws.String("p"),
 		PolicyDocument: aws.String(`{"Statement":{"Effect":"Allow","Action":"kms:Decrypt","Resource":"*"}}`)}); err != nil {
 		t.Fatal(err)
@@ -534,7 +510,7 @@ func TestTimeConditions(t *testing.T) {
 	ctx := context.Background()
 	deadline := c.Clock.Now().Add(time.Hour).UTC().Format(time.RFC3339)
 	roleARN := "arn:aws:iam::000000000000:role/temp"
-	createRole(t, awsiam.NewFromConfig(c.Root()), "temp", trustEC2)
+	awsapitest.CreateRole(t, awsiam.NewFromConfig(c.Root()), "temp", trustEC2)
 	if _, err := awsiam.NewFromConfig(c.Root()).PutRolePolicy(ctx, &awsiam.PutRolePolicyInput{RoleName: aws.String("temp"), PolicyName: aws.String("until"),
 		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:ListKeys","Resource":"*",
 		  "Condition":{"DateLessThan":{"aws:CurrentTime":"` + deadline + `"},"StringEquals":{"aws:PrincipalType":"AssumedRole"}}}]}`)}); err != nil {

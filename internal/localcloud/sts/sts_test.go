@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
-	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	awssts "github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/tributary/tributary/internal/localcloud/awsapitest"
@@ -20,12 +19,8 @@ import (
 	"github.com/tributary/tributary/internal/localcloud/sts"
 )
 
-// cloud is IAM and STS behind one awsapi server.
-type cloud struct {
-	*awsapitest.Cloud
-}
-
-func newCloud(t *testing.T) *cloud {
+// newCloud starts IAM and STS behind one awsapi server.
+func newCloud(t *testing.T) *awsapitest.Cloud {
 	t.Helper()
 	c := awsapitest.Start(t)
 	iamSvc, err := iam.New(c.Env(""))
@@ -39,37 +34,13 @@ func newCloud(t *testing.T) *cloud {
 	c.Server.Register("iam", iamSvc)
 	c.Server.Register("sts", stsSvc)
 	c.Server.SetAuthorizer(iamSvc)
-	return &cloud{Cloud: c}
-}
-
-const trustAccount = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"sts:AssumeRole"}]}`
-
-func createRole(t *testing.T, c *awsiam.Client, name, trust string) *iamtypes.Role {
-	t.Helper()
-	out, err := c.CreateRole(context.Background(), &awsiam.CreateRoleInput{RoleName: aws.String(name), AssumeRolePolicyDocument: aws.String(trust)})
-	if err != nil {
-		t.Fatalf("CreateRole %s: %v", name, err)
-	}
-	return out.Role
-}
-
-// assume returns a config signing as a new session of roleARN.
-func (c *cloud) assume(t *testing.T, roleARN string, seconds int32) (aws.Config, *awssts.AssumeRoleOutput) {
-	t.Helper()
-	out, err := awssts.NewFromConfig(c.Root()).AssumeRole(context.Background(), &awssts.AssumeRoleInput{
-		RoleArn: aws.String(roleARN), RoleSessionName: aws.String("test-session"), DurationSeconds: aws.Int32(seconds),
-	})
-	if err != nil {
-		t.Fatalf("AssumeRole %s: %v", roleARN, err)
-	}
-	cr := out.Credentials
-	return c.Config(aws.ToString(cr.AccessKeyId), aws.ToString(cr.SecretAccessKey), aws.ToString(cr.SessionToken)), out
+	return c
 }
 
 func TestAssumeRoleValidation(t *testing.T) {
 	c := newCloud(t)
 	ctx := context.Background()
-	role := createRole(t, awsiam.NewFromConfig(c.Root()), "app", trustAccount)
+	role := awsapitest.CreateRole(t, awsiam.NewFromConfig(c.Root()), "app", awsapitest.TrustAccount)
 	client := awssts.NewFromConfig(c.Root())
 	tests := []struct {
 		name string
@@ -95,8 +66,8 @@ func TestAssumeRoleValidation(t *testing.T) {
 func TestAssumedCredentialsWorkAndExpire(t *testing.T) {
 	c := newCloud(t)
 	ctx := context.Background()
-	role := createRole(t, awsiam.NewFromConfig(c.Root()), "app", trustAccount)
-	session, out := c.assume(t, aws.ToString(role.Arn), 900)
+	role := awsapitest.CreateRole(t, awsiam.NewFromConfig(c.Root()), "app", awsapitest.TrustAccount)
+	session, out := c.AssumeRole(t, aws.ToString(role.Arn), 900)
 	if exp := aws.ToTime(out.Credentials.Expiration); exp.Before(time.Now().Add(14*time.Minute)) || exp.After(time.Now().Add(16*time.Minute)) {
 		t.Fatalf("expiration %v, want about 15 minutes from now", exp)
 	}
@@ -121,8 +92,8 @@ func TestAssumedCredentialsWorkAndExpire(t *testing.T) {
 func TestPresignedGetCallerIdentity(t *testing.T) {
 	c := newCloud(t)
 	ctx := context.Background()
-	role := createRole(t, awsiam.NewFromConfig(c.Root()), "client", trustAccount)
-	session, _ := c.assume(t, aws.ToString(role.Arn), 3600)
+	role := awsapitest.CreateRole(t, awsiam.NewFromConfig(c.Root()), "client", awsapitest.TrustAccount)
+	session, _ := c.AssumeRole(t, aws.ToString(role.Arn), 3600)
 	presigned, err := awssts.NewPresignClient(awssts.NewFromConfig(session)).PresignGetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{})
 	if err != nil {
 		t.Fatal(err)
@@ -257,8 +228,8 @@ func TestGetSessionToken(t *testing.T) {
 func TestPresignedBoundToHeader(t *testing.T) {
 	c := newCloud(t)
 	ctx := context.Background()
-	role := createRole(t, awsiam.NewFromConfig(c.Root()), "client", trustAccount)
-	session, _ := c.assume(t, aws.ToString(role.Arn), 3600)
+	role := awsapitest.CreateRole(t, awsiam.NewFromConfig(c.Root()), "client", awsapitest.TrustAccount)
+	session, _ := c.AssumeRole(t, aws.ToString(role.Arn), 3600)
 	creds, err := session.Credentials.Retrieve(ctx)
 	if err != nil {
 		t.Fatal(err)
