@@ -24,7 +24,7 @@ type offsetLogKind struct {
 func offsetLogKinds(t *testing.T) []offsetLogKind {
 	t.Helper()
 	mem := NewMemoryLog()
-	dir := t.TempDir()
+	dir, replicatedDir := t.TempDir(), t.TempDir()
 	return []offsetLogKind{
 		{"memory", func(*testing.T) (OffsetLog, func()) { return mem, func() {} }},
 		{"partition", func(t *testing.T) (OffsetLog, func()) {
@@ -50,6 +50,57 @@ func offsetLogKinds(t *testing.T) []offsetLogKind {
 			t.Cleanup(closeStore)
 			return l, closeStore
 		}},
+		{"replicated", func(t *testing.T) (OffsetLog, func()) {
+			t.Helper()
+			st, err := storage.Open(replicatedDir, storage.Options{Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
+			if err != nil {
+				t.Fatalf("opening store: %v", err)
+			}
+			p, err := st.CreatePartition(OffsetsTopic, 0, OffsetsTopicConfig())
+			if err != nil {
+				_ = st.Close()
+				t.Fatal(err)
+			}
+			// The write path a cluster uses: the coordinator hands the
+			// encoded batch to the replica manager, which appends it.
+			l := NewReplicatedPartitionLog(p, func(ctx context.Context, batch []byte) error {
+				_, err := p.Append(ctx, batch, storage.AppendOptions{LeaderEpoch: 3})
+				return err
+			})
+			closed := false
+			closeStore := func() {
+				if !closed {
+					closed = true
+					if err := st.Close(); err != nil {
+						t.Errorf("closing store: %v", err)
+					}
+				}
+			}
+			t.Cleanup(closeStore)
+			return l, closeStore
+		}},
+	}
+}
+
+// TestReplicatedPartitionLogWriteError: a failed replicated write fails the
+// Append (the coordinator then answers with an error, not a lost commit).
+func TestReplicatedPartitionLogWriteError(t *testing.T) {
+	st, err := storage.Open(t.TempDir(), storage.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p, err := st.CreatePartition(OffsetsTopic, 0, OffsetsTopicConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := NewReplicatedPartitionLog(p, func(context.Context, []byte) error { return fmt.Errorf("not the leader: %w", ErrLogClosed) })
+	err = l.Append(testCtx(t), []Record{{Key: []byte("k"), Value: []byte("v")}})
+	if appendErrorCode(err) != kerr.NotCoordinator.Code {
+		t.Fatalf("Append: %v, want an error answered NOT_COORDINATOR", err)
+	}
+	if end := p.LogEndOffset(); end != 0 {
+		t.Fatalf("log end %d after a failed write, want 0", end)
 	}
 }
 
