@@ -481,6 +481,28 @@ func TestClusterTopicLifecycle(t *testing.T) {
 		return nil
 	})
 
+	// An explicit assignment: one replica, on broker 3.
+	creq := kmsg.NewCreateTopicsRequest()
+	ct := kmsg.NewCreateTopicsRequestTopic()
+	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "pinned", -1, -1
+	ra := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+	ra.Partition, ra.Replicas = 0, []int32{3}
+	ct.ReplicaAssignment = []kmsg.CreateTopicsRequestTopicReplicaAssignment{ra}
+	creq.Topics, creq.Version = []kmsg.CreateTopicsRequestTopic{ct}, 7
+	cresp := roundTrip[*kmsg.CreateTopicsResponse](t, c.servers[1], &creq)
+	if code := cresp.Topics[0].ErrorCode; code != 0 || cresp.Topics[0].ReplicationFactor != 1 {
+		t.Fatalf("CreateTopics with an assignment: %v, replication factor %d", kerr.ErrorForCode(code), cresp.Topics[0].ReplicationFactor)
+	}
+	waitCluster(t, 10*time.Second, func() error {
+		for id, s := range c.servers {
+			p, ok := s.lookupPartition("pinned", 0)
+			if !ok || !slices.Equal(p.replicas, []int32{3}) || p.leader != 3 {
+				return fmt.Errorf("broker %d sees pinned-0 as %+v", id, p)
+			}
+		}
+		return nil
+	})
+
 	dreq := kmsg.NewDeleteTopicsRequest()
 	dreq.Version = 4
 	dreq.TopicNames = []string{"life"}
