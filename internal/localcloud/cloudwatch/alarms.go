@@ -358,13 +358,9 @@ func (s *Service) describeAlarms(c *call) (any, error) {
 	if in.StateValue != "" && in.StateValue != "OK" && in.StateValue != "ALARM" && in.StateValue != "INSUFFICIENT_DATA" {
 		return nil, invalidParameter("The value %s for parameter StateValue is invalid.", in.StateValue)
 	}
-	start := 0
-	if in.NextToken != "" {
-		n, err := strconv.Atoi(in.NextToken)
-		if err != nil || n < 0 {
-			return nil, invalidNextToken(in.NextToken)
-		}
-		start = n
+	start, err := pageOffset(in.NextToken)
+	if err != nil {
+		return nil, err
 	}
 	if err := c.authorize("DescribeAlarms", nil); err != nil {
 		return nil, err
@@ -394,14 +390,9 @@ func (s *Service) describeAlarms(c *call) (any, error) {
 		}
 		matched = append(matched, a.MetricAlarm)
 	}
-	if start < len(matched) {
-		end := min(start+int(in.MaxRecords), len(matched))
-		out.MetricAlarms = matched[start:end]
-		if end < len(matched) {
-			next := strconv.Itoa(end)
-			out.NextToken = &next
-		}
-	}
+	var page []MetricAlarm
+	page, out.NextToken = pageOf(matched, start, int(in.MaxRecords))
+	out.MetricAlarms = append(out.MetricAlarms, page...)
 	if changed {
 		if err := s.saveLocked(); err != nil {
 			return nil, err

@@ -3,7 +3,6 @@ package cloudwatch
 import (
 	"encoding/json"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -122,13 +121,9 @@ func (s *Service) listDashboards(c *call) (any, error) {
 	if err := c.decode(&in); err != nil {
 		return nil, err
 	}
-	start := 0
-	if in.NextToken != "" {
-		n, err := strconv.Atoi(in.NextToken)
-		if err != nil || n < 0 {
-			return nil, invalidNextToken(in.NextToken)
-		}
-		start = n
+	start, err := pageOffset(in.NextToken)
+	if err != nil {
+		return nil, err
 	}
 	if err := c.authorize("ListDashboards", nil); err != nil {
 		return nil, err
@@ -142,16 +137,11 @@ func (s *Service) listDashboards(c *call) (any, error) {
 		}
 	}
 	out := &listDashboardsOutput{DashboardEntries: []dashboardEntry{}}
-	if start < len(names) {
-		end := min(start+listDashboardsPage, len(names))
-		for _, name := range names[start:end] {
-			d := s.dashboards[name]
-			out.DashboardEntries = append(out.DashboardEntries, dashboardEntry{DashboardName: d.Name, DashboardArn: s.dashboardARN(d.Name), LastModified: d.Modified, Size: int64(len(d.Body))})
-		}
-		if end < len(names) {
-			next := strconv.Itoa(end)
-			out.NextToken = &next
-		}
+	var page []string
+	page, out.NextToken = pageOf(names, start, listDashboardsPage)
+	for _, name := range page {
+		d := s.dashboards[name]
+		out.DashboardEntries = append(out.DashboardEntries, dashboardEntry{DashboardName: d.Name, DashboardArn: s.dashboardARN(d.Name), LastModified: d.Modified, Size: int64(len(d.Body))})
 	}
 	return out, nil
 }

@@ -642,13 +642,9 @@ func (s *Service) getMetricData(c *call) (any, error) {
 		return nil, invalidParameter("The parameter MaxDatapoints must be greater than 0.")
 	}
 	// The token is the number of datapoints already returned, in result order.
-	skip := 0
-	if in.NextToken != "" {
-		n, err := strconv.Atoi(in.NextToken)
-		if err != nil || n < 0 {
-			return nil, invalidNextToken(in.NextToken)
-		}
-		skip = n
+	skip, err := pageOffset(in.NextToken)
+	if err != nil {
+		return nil, err
 	}
 	exprs, err := validateQueries("MetricDataQueries", in.MetricDataQueries)
 	if err != nil {
@@ -855,13 +851,9 @@ func (s *Service) listMetrics(c *call) (any, error) {
 	if err := checkDimensions("Dimensions", in.Dimensions, false); err != nil {
 		return nil, err
 	}
-	start := 0
-	if in.NextToken != "" {
-		n, err := strconv.Atoi(in.NextToken)
-		if err != nil || n < 0 {
-			return nil, invalidNextToken(in.NextToken)
-		}
-		start = n
+	start, err := pageOffset(in.NextToken)
+	if err != nil {
+		return nil, err
 	}
 	if err := c.authorize("ListMetrics", nil); err != nil {
 		return nil, err
@@ -884,14 +876,9 @@ func (s *Service) listMetrics(c *call) (any, error) {
 		matched = append(matched, Metric{Namespace: sr.Namespace, MetricName: sr.MetricName, Dimensions: append([]Dimension{}, sr.Dimensions...)})
 	}
 	out := &listMetricsOutput{Metrics: []Metric{}}
-	if start < len(matched) {
-		end := min(start+listMetricsPage, len(matched))
-		out.Metrics = matched[start:end]
-		if end < len(matched) {
-			next := strconv.Itoa(end)
-			out.NextToken = &next
-		}
-	}
+	var page []Metric
+	page, out.NextToken = pageOf(matched, start, listMetricsPage)
+	out.Metrics = append(out.Metrics, page...)
 	return out, nil
 }
 

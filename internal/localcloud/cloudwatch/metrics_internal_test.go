@@ -2,9 +2,12 @@ package cloudwatch
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tributary/tributary/internal/localcloud/awsapi"
 )
 
 func TestPeriodStartAlignsToEpoch(t *testing.T) {
@@ -89,3 +92,46 @@ func FuzzMathExpression(f *testing.F) {
 }
 
 var errUnknownID = errors.New("unknown id")
+
+func TestPageOffsetAndPageOf(t *testing.T) {
+	offsets := map[string]int{"": 0, "0": 0, "7": 7}
+	for tok, want := range offsets {
+		if got, err := pageOffset(tok); err != nil || got != want {
+			t.Errorf("pageOffset(%q) = %d, %v; want %d", tok, got, err, want)
+		}
+	}
+	for _, tok := range []string{"-1", "x", "1.5"} {
+		_, err := pageOffset(tok)
+		var apiErr *awsapi.Error
+		if !errors.As(err, &apiErr) || apiErr.Code != "InvalidNextToken" {
+			t.Errorf("pageOffset(%q) = %v, want InvalidNextToken", tok, err)
+		}
+	}
+
+	all := []string{"a", "b", "c", "d", "e"}
+	tests := []struct {
+		start, size int
+		want        []string
+		wantNext    string // "" on the last page
+	}{
+		{0, 2, []string{"a", "b"}, "2"},
+		{2, 2, []string{"c", "d"}, "4"},
+		{4, 2, []string{"e"}, ""},
+		{0, 5, all, ""},
+		{5, 2, nil, ""},
+		{9, 2, nil, ""},
+	}
+	for _, tt := range tests {
+		got, next := pageOf(all, tt.start, tt.size)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("pageOf(start %d, size %d) = %v, want %v", tt.start, tt.size, got, tt.want)
+		}
+		gotNext := ""
+		if next != nil {
+			gotNext = *next
+		}
+		if gotNext != tt.wantNext || next != nil && *next == "" {
+			t.Errorf("pageOf(start %d, size %d) next = %q, want %q", tt.start, tt.size, gotNext, tt.wantNext)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -291,4 +292,31 @@ func resourceNotFound(format string, args ...any) error {
 
 func invalidNextToken(token string) error {
 	return awsapi.Errorf("InvalidNextToken", "The NextToken %q is not valid.", token)
+}
+
+// pageOffset reads a NextToken: the count of results the earlier pages returned, 0 without a
+// token.
+func pageOffset(token string) (int, error) {
+	if token == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(token)
+	if err != nil || n < 0 {
+		return 0, invalidNextToken(token)
+	}
+	return n, nil
+}
+
+// pageOf cuts the page of at most size results at offset start out of all, with the NextToken
+// of the page after it (nil on the last page).
+func pageOf[T any](all []T, start, size int) ([]T, *string) {
+	if start >= len(all) {
+		return nil, nil
+	}
+	end := min(start+size, len(all))
+	if end == len(all) {
+		return all[start:end], nil
+	}
+	next := strconv.Itoa(end)
+	return all[start:end], &next
 }
