@@ -287,6 +287,20 @@ func lookupByName[T any](byName map[string]T, param, name, notFound string) (T, 
 	return v, nil
 }
 
+// policyDocument reads the policy document in the parameter name and parses and checks it as
+// parsePolicyDocument does.
+func (p params) policyDocument(name string, kind policy.Kind) (string, *policy.Document, error) {
+	text, err := p.required(name)
+	if err != nil {
+		return "", nil, err
+	}
+	doc, err := parsePolicyDocument(text, kind)
+	if err != nil {
+		return "", nil, err
+	}
+	return text, doc, nil
+}
+
 // parsePolicyDocument parses a policy and checks the grammar IAM enforces for its kind.
 func parsePolicyDocument(text string, kind policy.Kind) (*policy.Document, error) {
 	if len(text) > 131072 {

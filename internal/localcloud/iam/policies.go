@@ -76,11 +76,7 @@ func (s *Service) createPolicy(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	text, err := p.required("PolicyDocument")
-	if err != nil {
-		return nil, err
-	}
-	doc, err := parsePolicyDocument(text, policy.Identity)
+	text, doc, err := p.policyDocument("PolicyDocument", policy.Identity)
 	if err != nil {
 		return nil, err
 	}
@@ -194,11 +190,7 @@ func (s *Service) createPolicyVersion(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	text, err := p.required("PolicyDocument")
-	if err != nil {
-		return nil, err
-	}
-	doc, err := parsePolicyDocument(text, policy.Identity)
+	text, doc, err := p.policyDocument("PolicyDocument", policy.Identity)
 	if err != nil {
 		return nil, err
 	}

@@ -60,11 +60,7 @@ func putInlinePolicy(ps *policySet, p params) error {
 	if err := checkName("policyName", name, 128); err != nil {
 		return err
 	}
-	text, err := p.required("PolicyDocument")
-	if err != nil {
-		return err
-	}
-	doc, err := parsePolicyDocument(text, policy.Identity)
+	text, doc, err := p.policyDocument("PolicyDocument", policy.Identity)
 	if err != nil {
 		return err
 	}

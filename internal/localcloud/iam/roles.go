@@ -39,11 +39,7 @@ func (s *Service) createRole(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	trustText, err := p.required("AssumeRolePolicyDocument")
-	if err != nil {
-		return nil, err
-	}
-	trust, err := parsePolicyDocument(trustText, policy.Trust)
+	trustText, trust, err := p.policyDocument("AssumeRolePolicyDocument", policy.Trust)
 	if err != nil {
 		return nil, err
 	}
@@ -154,11 +150,7 @@ func (s *Service) updateAssumeRolePolicy(p params) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	text, err := p.required("PolicyDocument")
-	if err != nil {
-		return nil, err
-	}
-	doc, err := parsePolicyDocument(text, policy.Trust)
+	text, doc, err := p.policyDocument("PolicyDocument", policy.Trust)
 	if err != nil {
 		return nil, err
 	}
