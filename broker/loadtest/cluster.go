@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -20,18 +21,17 @@ const ClusterSize = 3
 // StartCluster starts ClusterSize tributary-broker processes (racks a, b,
 // c; each on its own 127.0.0.x address with its own data directory and
 // config file under dir, controller.quorum.voters naming all three) and
-// waits until Metadata lists every broker. The caller must Close the
-// cluster, which kills the processes.
-func StartCluster(ctx context.Context, bin, dir string) (*chaos.Cluster, error) {
-	c, err := chaos.NewCluster(chaos.ClusterConfig{
-		Binary: bin,
-		Dir:    dir,
-		Nodes:  ClusterSize,
-		Settings: map[string]string{
-			"default.replication.factor": fmt.Sprint(ClusterSize),
-			"min.insync.replicas":        "2",
-		},
-	})
+// waits until Metadata lists every broker. settings are more broker
+// settings (Kafka names) for every broker, e.g. log.flush.policy; they
+// override the benchmark's. The caller must Close the cluster, which kills
+// the processes.
+func StartCluster(ctx context.Context, bin, dir string, settings map[string]string) (*chaos.Cluster, error) {
+	all := map[string]string{
+		"default.replication.factor": fmt.Sprint(ClusterSize),
+		"min.insync.replicas":        "2",
+	}
+	maps.Copy(all, settings)
+	c, err := chaos.NewCluster(chaos.ClusterConfig{Binary: bin, Dir: dir, Nodes: ClusterSize, Settings: all})
 	if err != nil {
 		return nil, fmt.Errorf("laying out the cluster: %w", err)
 	}

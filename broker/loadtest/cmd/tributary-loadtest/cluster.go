@@ -25,6 +25,7 @@ type clusterOptions struct {
 	failovers   int
 	skipKfake   bool
 	skip        bool
+	settings    map[string]string // broker settings for every cluster broker
 }
 
 // clusterResults are the three-broker figures and kfake's beside them.
@@ -50,7 +51,7 @@ func runCluster(ctx context.Context, o clusterOptions) (clusterResults, error) {
 	fmt.Fprintf(os.Stderr, "cluster: starting %d brokers (racks a, b, c) ...\n", loadtest.ClusterSize)
 	sctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
-	c, err := loadtest.StartCluster(sctx, o.bin, o.dir)
+	c, err := loadtest.StartCluster(sctx, o.bin, o.dir, o.settings)
 	if err != nil {
 		return res, fmt.Errorf("starting the cluster: %w", err)
 	}
@@ -167,6 +168,26 @@ func verdict(met bool) string {
 }
 
 func mbps(bytesPerSecond float64) float64 { return bytesPerSecond / (1 << 20) }
+
+// settingsFlag collects repeated -cluster-setting key=value flags.
+type settingsFlag map[string]string
+
+func (f settingsFlag) String() string {
+	parts := make([]string, 0, len(f))
+	for k, v := range f {
+		parts = append(parts, k+"="+v)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (f settingsFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("%q is not key=value", s)
+	}
+	f[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	return nil
+}
 
 // parseRate reads "20MiB" (per second) as bytes per second.
 func parseRate(s string) (float64, error) {

@@ -46,6 +46,8 @@ func main() {
 		latencyRate  = flag.String("latency-rate", "20MiB", "offered produce rate per second of the cluster latency measurement")
 		failovers    = flag.Int("failovers", 3, "leader kills of the cluster failover measurement (0 skips it)")
 	)
+	settings := settingsFlag{}
+	flag.Var(settings, "cluster-setting", "a broker setting for every cluster broker, key=value (repeatable), e.g. log.flush.policy=interval")
 	flag.Parse()
 	rate, err := parseRate(*latencyRate)
 	if err != nil {
@@ -56,7 +58,7 @@ func main() {
 	// stop the broker processes and remove the temporary directory.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err = run(ctx, *bin, *dataDir, *duration, *recordBytes, int32(*partitions), *idle, *recoverySize, *skipKfake, *single,
-		clusterOptions{latencyRate: rate, failovers: *failovers, skip: !*cluster})
+		clusterOptions{latencyRate: rate, failovers: *failovers, skip: !*cluster, settings: settings})
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tributary-loadtest:", err)
