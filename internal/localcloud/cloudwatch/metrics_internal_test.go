@@ -102,8 +102,7 @@ func TestPageOffsetAndPageOf(t *testing.T) {
 	}
 	for _, tok := range []string{"-1", "x", "1.5"} {
 		_, err := pageOffset(tok)
-		var apiErr *awsapi.Error
-		if !errors.As(err, &apiErr) || apiErr.Code != "InvalidNextToken" {
+		if e := awsapi.AsError(err); e.Code != "InvalidNextToken" {
 			t.Errorf("pageOffset(%q) = %v, want InvalidNextToken", tok, err)
 		}
 	}

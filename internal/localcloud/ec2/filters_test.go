@@ -1,7 +1,6 @@
 package ec2
 
 import (
-	"errors"
 	"reflect"
 	"testing"
 
@@ -45,8 +44,7 @@ func TestSelectMatching(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := selectMatching(byID, tt.ids, tt.filters, view)
 			if tt.wantCode != "" {
-				var apiErr *awsapi.Error
-				if !errors.As(err, &apiErr) || apiErr.Code != tt.wantCode {
+				if e := awsapi.AsError(err); e.Code != tt.wantCode {
 					t.Fatalf("err = %v, want code %s", err, tt.wantCode)
 				}
 				return

@@ -1,7 +1,6 @@
 package iam
 
 import (
-	"errors"
 	"fmt"
 	"reflect"
 	"testing"
@@ -36,8 +35,7 @@ func TestTagHelpers(t *testing.T) {
 			if tt.tag != nil {
 				err := tagResource(&tags, tt.tag)
 				if tt.wantCode != "" {
-					var apiErr *awsapi.Error
-					if !errors.As(err, &apiErr) || apiErr.Code != tt.wantCode {
+					if e := awsapi.AsError(err); e.Code != tt.wantCode {
 						t.Fatalf("err = %v, want code %s", err, tt.wantCode)
 					}
 					return
@@ -90,8 +88,7 @@ func TestLookupByNameAndNameAndPath(t *testing.T) {
 	}
 	for _, tt := range tests {
 		_, err := lookupByName(byName, "UserName", tt.name, "The user with name %s cannot be found.")
-		var apiErr *awsapi.Error
-		if !errors.As(err, &apiErr) || apiErr.Code != tt.wantCode || apiErr.Message != tt.wantMessage {
+		if e := awsapi.AsError(err); e.Code != tt.wantCode || e.Message != tt.wantMessage {
 			t.Errorf("lookup %q: err = %v, want %s %q", tt.name, err, tt.wantCode, tt.wantMessage)
 		}
 	}
