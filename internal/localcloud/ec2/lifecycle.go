@@ -26,14 +26,8 @@ func mkdirVolume(dir string) error {
 // crashed, when restart is set) after delay, in the background.
 func (s *Service) goBoot(id string, delay time.Duration, restart bool) {
 	s.background(func() {
-		if delay > 0 {
-			t := time.NewTimer(delay)
-			defer t.Stop()
-			select {
-			case <-t.C:
-			case <-s.ctx.Done():
-				return
-			}
+		if delay > 0 && !s.sleep(delay) {
+			return
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()

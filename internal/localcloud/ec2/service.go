@@ -334,11 +334,7 @@ func (s *Service) after(d time.Duration, fn func()) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-s.ctx.Done():
+		if !s.sleep(d) {
 			return
 		}
 		s.mu.Lock()
@@ -346,6 +342,18 @@ func (s *Service) after(d time.Duration, fn func()) {
 		fn()
 		_ = s.commitLocked()
 	}()
+}
+
+// sleep waits for d and reports whether it passed: false when the service closed first.
+func (s *Service) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.ctx.Done():
+		return false
+	}
 }
 
 // background runs fn (without the lock) unless the service is closing.
