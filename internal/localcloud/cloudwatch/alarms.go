@@ -578,17 +578,10 @@ func (s *Service) tagResource(c *call) (any, error) {
 			return nil, invalidParameter("Tag keys must be 1-128 characters and values at most 256.")
 		}
 	}
-	if err := c.req.Authorize(c.ctx, "cloudwatch:TagResource", in.ResourceARN, nil); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, err := s.alarmByARNLocked(in.ResourceARN)
-	if err != nil {
-		return nil, err
-	}
-	a.Tags = mergeTags(a.Tags, in.Tags)
-	return nil, nil
+	return s.onTaggedAlarm(c, "cloudwatch:TagResource", in.ResourceARN, func(a *alarm) any {
+		a.Tags = mergeTags(a.Tags, in.Tags)
+		return nil
+	})
 }
 
 func (s *Service) untagResource(c *call) (any, error) {
@@ -596,17 +589,10 @@ func (s *Service) untagResource(c *call) (any, error) {
 	if err := c.decode(&in); err != nil {
 		return nil, err
 	}
-	if err := c.req.Authorize(c.ctx, "cloudwatch:UntagResource", in.ResourceARN, nil); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, err := s.alarmByARNLocked(in.ResourceARN)
-	if err != nil {
-		return nil, err
-	}
-	a.Tags = slices.DeleteFunc(a.Tags, func(t Tag) bool { return slices.Contains(in.TagKeys, t.Key) })
-	return nil, nil
+	return s.onTaggedAlarm(c, "cloudwatch:UntagResource", in.ResourceARN, func(a *alarm) any {
+		a.Tags = slices.DeleteFunc(a.Tags, func(t Tag) bool { return slices.Contains(in.TagKeys, t.Key) })
+		return nil
+	})
 }
 
 type listTagsOutput struct {
@@ -618,14 +604,22 @@ func (s *Service) listTagsForResource(c *call) (any, error) {
 	if err := c.decode(&in); err != nil {
 		return nil, err
 	}
-	if err := c.req.Authorize(c.ctx, "cloudwatch:ListTagsForResource", in.ResourceARN, nil); err != nil {
+	return s.onTaggedAlarm(c, "cloudwatch:ListTagsForResource", in.ResourceARN, func(a *alarm) any {
+		return &listTagsOutput{Tags: append([]Tag{}, a.Tags...)}
+	})
+}
+
+// onTaggedAlarm finishes a tagging call on the alarm arn names: it authorizes action on arn and
+// runs do on the alarm with the lock held; do's result is the call's output.
+func (s *Service) onTaggedAlarm(c *call, action, arn string, do func(a *alarm) any) (any, error) {
+	if err := c.req.Authorize(c.ctx, action, arn, nil); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a, err := s.alarmByARNLocked(in.ResourceARN)
+	a, err := s.alarmByARNLocked(arn)
 	if err != nil {
 		return nil, err
 	}
-	return &listTagsOutput{Tags: append([]Tag{}, a.Tags...)}, nil
+	return do(a), nil
 }
