@@ -117,12 +117,7 @@ type listGroupsResult struct {
 
 func (s *Service) listGroups(p params) (any, error) {
 	prefix := pathOr(p.get("PathPrefix"))
-	var names []string
-	for _, key := range sortedKeys(s.groups) {
-		if strings.HasPrefix(s.groups[key].Path, prefix) {
-			names = append(names, key)
-		}
-	}
+	names := sortedKeysWhere(s.groups, func(g *group) bool { return strings.HasPrefix(g.Path, prefix) })
 	items, next, err := page(names, p)
 	if err != nil {
 		return nil, err

@@ -79,13 +79,7 @@ type listProfilesResult struct {
 }
 
 func (s *Service) listProfiles(p params, keep func(*instanceProfile) bool) (any, error) {
-	var names []string
-	for _, key := range sortedKeys(s.profiles) {
-		if keep(s.profiles[key]) {
-			names = append(names, key)
-		}
-	}
-	items, next, err := page(names, p)
+	items, next, err := page(sortedKeysWhere(s.profiles, keep), p)
 	if err != nil {
 		return nil, err
 	}

@@ -101,12 +101,7 @@ type listRolesResult struct {
 
 func (s *Service) listRoles(p params) (any, error) {
 	prefix := pathOr(p.get("PathPrefix"))
-	var names []string
-	for _, key := range sortedKeys(s.roles) {
-		if strings.HasPrefix(s.roles[key].Path, prefix) {
-			names = append(names, key)
-		}
-	}
+	names := sortedKeysWhere(s.roles, func(r *role) bool { return strings.HasPrefix(r.Path, prefix) })
 	items, next, err := page(names, p)
 	if err != nil {
 		return nil, err

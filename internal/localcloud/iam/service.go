@@ -412,6 +412,18 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
+// sortedKeysWhere returns the keys, sorted, of the entries of m that keep accepts (nil for
+// none).
+func sortedKeysWhere[V any](m map[string]V, keep func(V) bool) []string {
+	var out []string
+	for _, k := range sortedKeys(m) {
+		if keep(m[k]) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // newID returns an IAM unique id: a prefix (AROA for roles, ANPA for policies, AIPA for
 // instance profiles) and 17 upper-case letters and digits.
 func newID(prefix string) string {

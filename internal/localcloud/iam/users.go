@@ -164,12 +164,7 @@ type listUsersResult struct {
 
 func (s *Service) listUsers(p params) (any, error) {
 	prefix := pathOr(p.get("PathPrefix"))
-	var names []string
-	for _, key := range sortedKeys(s.users) {
-		if strings.HasPrefix(s.users[key].Path, prefix) {
-			names = append(names, key)
-		}
-	}
+	names := sortedKeysWhere(s.users, func(u *user) bool { return strings.HasPrefix(u.Path, prefix) })
 	items, next, err := page(names, p)
 	if err != nil {
 		return nil, err
