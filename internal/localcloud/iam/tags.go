@@ -44,8 +44,13 @@ func tagResource(tags *[]tag, p params) error {
 	if err != nil {
 		return err
 	}
-	*tags, err = mergeTags(*tags, add)
-	return err
+	merged, err := mergeTags(*tags, add)
+	if err != nil {
+		// As IAM: a refused call (e.g. past 50 tags) leaves the tags as they were.
+		return err
+	}
+	*tags = merged
+	return nil
 }
 
 // untagResource answers an Untag* call: the request's TagKeys removed from tags.

@@ -27,7 +27,7 @@ func TestTagHelpers(t *testing.T) {
 			untag: []string{"env", "nope"},
 			want:  []tag{{Key: "team", Value: "data"}},
 		},
-		{name: "over 50 tags", tag: manyTags(49), wantCode: "LimitExceeded"},
+		{name: "over 50 tags keeps the old tags", tag: manyTags(49), wantCode: "LimitExceeded", want: start},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -37,6 +37,9 @@ func TestTagHelpers(t *testing.T) {
 				if tt.wantCode != "" {
 					if e := awsapi.AsError(err); e.Code != tt.wantCode {
 						t.Fatalf("err = %v, want code %s", err, tt.wantCode)
+					}
+					if !reflect.DeepEqual(tags, tt.want) {
+						t.Fatalf("a refused tag call changed the tags to %v, want %v", tags, tt.want)
 					}
 					return
 				}
