@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // testCluster is three broker processes that form one cluster.
@@ -45,16 +47,20 @@ func startCluster(t *testing.T, n int) *testCluster {
 	// side, each cluster on its own ports and directories.
 	t.Parallel()
 	c := &testCluster{t: t, files: map[int32]string{}, addrs: map[int32]string{}, procs: map[int32]*brokerProcess{}}
+	// Each broker gets its own loopback address with MSK's fixed ports,
+	// as on the local cloud: ports below the ephemeral range, so a
+	// restarted broker never finds its port taken by an outgoing
+	// connection, and each cluster of the parallel tests on its own
+	// 127.x.y.0/24.
+	subnet := loopbackSubnet(t)
 	var voters []string
-	ctlAddrs := map[int32]string{}
 	for id := int32(1); id <= int32(n); id++ {
-		c.addrs[id] = freeLoopbackAddr(t)
-		ctlAddrs[id] = freeLoopbackAddr(t)
-		voters = append(voters, fmt.Sprintf("%d@%s", id, ctlAddrs[id]))
+		c.addrs[id] = fmt.Sprintf("%s.%d:9092", subnet, id)
+		voters = append(voters, fmt.Sprintf("%d@%s.%d:9095", id, subnet, id))
 	}
 	dir := t.TempDir()
 	for id := int32(1); id <= int32(n); id++ {
-		_, replPort, _ := net.SplitHostPort(freeLoopbackAddr(t))
+		replPort := "9093"
 		conf := fmt.Sprintf(`node.id=%d
 broker.rack=%c
 listeners=PLAINTEXT://%s
@@ -81,6 +87,40 @@ group.initial.rebalance.delay.ms=0
 	}
 	c.waitBrokers(n)
 	return c
+}
+
+var (
+	subnetMu   sync.Mutex
+	subnetNext = 0
+)
+
+// loopbackSubnet returns a 127.x.y prefix whose .1-.3 addresses have
+// nothing listening on the broker ports (another test or a stale broker).
+func loopbackSubnet(t *testing.T) string {
+	t.Helper()
+	subnetMu.Lock()
+	defer subnetMu.Unlock()
+	base := 200 + os.Getpid()%50 // apart from the local cloud's 127.16.x.y
+	for range 250 {
+		subnetNext++
+		prefix := fmt.Sprintf("127.%d.%d", base, subnetNext%250)
+		free := true
+		for id := 1; id <= 3 && free; id++ {
+			for _, port := range []string{"9092", "9093", "9095"} {
+				ln, err := net.Listen("tcp", net.JoinHostPort(fmt.Sprintf("%s.%d", prefix, id), port))
+				if err != nil {
+					free = false
+					break
+				}
+				ln.Close()
+			}
+		}
+		if free {
+			return prefix
+		}
+	}
+	t.Fatal("no free loopback /24 for a test cluster")
+	return ""
 }
 
 // spawn starts a broker process without waiting for it.
@@ -161,35 +201,72 @@ func (c *testCluster) client(opts ...kgo.Opt) *kgo.Client {
 	return cl
 }
 
-// waitBrokers waits until Metadata lists n brokers and a controller.
+// waitBrokers waits until every broker's Metadata lists n brokers and a
+// controller. Each broker is asked directly with a fresh client: kgo may
+// answer a Metadata request from its own cached response.
 func (c *testCluster) waitBrokers(n int) {
 	c.t.Helper()
-	adm := kadm.NewClient(c.client())
-	var last string
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		md, err := adm.BrokerMetadata(ctx)
-		cancel()
-		if err == nil && len(md.Brokers) == n && md.Controller >= 0 {
+		views, ok := c.brokerViews(n)
+		if ok {
 			return
 		}
-		last = fmt.Sprintf("brokers %v, controller %d, err %v", md.Brokers, md.Controller, err)
 		if time.Now().After(deadline) {
-			c.t.Fatalf("metadata never listed %d brokers and a controller within 30s; last: %s", n, last)
+			c.t.Fatalf("metadata of every broker never listed %d brokers and a controller within 30s: %s", n, views)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// brokerViews asks each broker alone for the brokers and controller it
+// sees; ok when every one lists n brokers and a controller.
+func (c *testCluster) brokerViews(n int) (string, bool) {
+	var out []string
+	ok := true
+	for _, id := range slices.Sorted(maps.Keys(c.addrs)) {
+		ids, controller, err := metadataOf(c.addrs[id])
+		if err != nil {
+			out = append(out, fmt.Sprintf("broker %d: %v", id, err))
+			ok = false
+			continue
+		}
+		out = append(out, fmt.Sprintf("broker %d sees brokers %v, controller %d", id, ids, controller))
+		ok = ok && len(ids) == n && controller >= 0
+	}
+	return strings.Join(out, "; "), ok
+}
+
+// metadataOf asks one broker, and only it, for the brokers it lists.
+func metadataOf(addr string) ([]int32, int32, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return nil, -1, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	resp, err := cl.SeedBrokers()[0].Request(ctx, kmsg.NewPtrMetadataRequest())
+	if err != nil {
+		return nil, -1, err
+	}
+	md := resp.(*kmsg.MetadataResponse)
+	var ids []int32
+	for _, b := range md.Brokers {
+		ids = append(ids, b.NodeID)
+	}
+	return ids, md.ControllerID, nil
 }
 
 // waitInSync waits until every partition of topic has a leader and all n
 // replicas in its ISR.
 func (c *testCluster) waitInSync(topic string, n int) {
 	c.t.Helper()
-	adm := kadm.NewClient(c.client())
 	waitFor(c.t, fmt.Sprintf("every partition of %s with %d in-sync replicas", topic, n), 45*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
+		adm, done := c.freshAdmin()
+		defer done()
 		td, err := adm.ListTopics(ctx, topic)
 		if err != nil || td[topic].Err != nil || len(td[topic].Partitions) == 0 {
 			return false
@@ -206,7 +283,8 @@ func (c *testCluster) waitInSync(topic string, n int) {
 // leaderOf returns the node id leading a partition.
 func (c *testCluster) leaderOf(topic string, partition int32) int32 {
 	c.t.Helper()
-	adm := kadm.NewClient(c.client())
+	adm, done := c.freshAdmin()
+	defer done()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	td, err := adm.ListTopics(ctx, topic)
@@ -214,6 +292,17 @@ func (c *testCluster) leaderOf(topic string, partition int32) int32 {
 		c.t.Fatal(err)
 	}
 	return td[topic].Partitions[partition].Leader
+}
+
+// freshAdmin is an admin client with no cached metadata: kgo may answer
+// a Metadata request from a cached response, which would hide a change.
+func (c *testCluster) freshAdmin() (*kadm.Client, func()) {
+	c.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.bootstrap()...))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return kadm.NewClient(cl), cl.Close
 }
 
 func (c *testCluster) proc(id int32) *brokerProcess {
@@ -360,12 +449,13 @@ func readAll(t *testing.T, c *testCluster, topic string, want map[string]bool) {
 func TestClusterMetadataListsEveryBroker(t *testing.T) {
 	c := startCluster(t, 3)
 	c.createTopic("spread", 3)
-	adm := kadm.NewClient(c.client())
 	ctx := testContext(t, 20*time.Second)
 	// Each broker answers from its own copy of the metadata, which may
 	// trail the controller's by a moment.
 	var md kadm.Metadata
 	waitFor(t, "metadata of spread with three partitions", 10*time.Second, func() bool {
+		adm, done := c.freshAdmin()
+		defer done()
 		var err error
 		md, err = adm.Metadata(ctx, "spread")
 		return err == nil && md.Topics["spread"].Err == nil && len(md.Topics["spread"].Partitions) == 3
@@ -390,7 +480,7 @@ func TestClusterMetadataListsEveryBroker(t *testing.T) {
 		t.Errorf("leaders of 3 partitions on %d brokers, want them balanced over 3", len(leaders))
 	}
 	// More replicas than brokers is refused, as Kafka does.
-	resp, err := adm.CreateTopic(ctx, 1, 4, nil, "too-many-replicas")
+	resp, err := kadm.NewClient(c.client()).CreateTopic(ctx, 1, 4, nil, "too-many-replicas")
 	if err == nil {
 		err = resp.Err
 	}
