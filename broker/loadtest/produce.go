@@ -112,6 +112,10 @@ func Produce(ctx context.Context, seeds []string, o ProduceOptions) (ProduceResu
 		})
 		sent++
 	}
+	// Stopped by the caller (Ctrl-C), not by the phase's end: no figures.
+	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("producing: %w", err)
+	}
 	fctx, fcancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer fcancel()
 	if err := prod.Flush(fctx); err != nil {
