@@ -178,7 +178,8 @@ type Kill struct {
 	// when it was not known).
 	NewLeader int32
 	// Time runs from the SIGKILL to the acknowledgement of the first
-	// record sent after it; zero when none came within the deadline.
+	// record sent once the process was gone; zero when none came within
+	// the deadline.
 	Time time.Duration
 }
 
@@ -197,9 +198,9 @@ type FailoverOptions struct {
 // Failover creates a one-partition topic with a replica on every broker,
 // runs a paced producer (idempotent, acks=all) on it, and Kills times:
 // waits for a full ISR, kill -9s the partition's leader, measures the time
-// from the kill to the first acknowledged record that was sent after the
-// kill (an acknowledgement only a new leader can give), then restarts the
-// killed broker. The producer lowers franz-go's metadata refresh floor
+// from the kill to the acknowledgement of the first record sent once the
+// killed process was gone (an acknowledgement only a new leader can give),
+// then restarts the killed broker. The producer lowers franz-go's metadata refresh floor
 // from 5 s to 100 ms (Kafka's Java client retries after 100 ms) so that
 // the figure measures the cluster, not the client's throttle.
 func Failover(ctx context.Context, c *chaos.Cluster, o FailoverOptions) ([]Kill, error) {

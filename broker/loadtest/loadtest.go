@@ -2,8 +2,11 @@
 // produce and consume throughput and produce latency for 1 KiB records on
 // one topic, the resident memory of a broker process holding many idle
 // partitions, and how long a broker process takes to serve again after
-// kill -9. The tributary-loadtest command runs it against the Tributary
-// broker and franz-go's in-memory kfake and prints a table.
+// kill -9; and a three-broker cluster (separate processes, replication
+// factor 3): produce throughput, latency at a fixed offered rate, and the
+// failover time after kill -9 of a partition leader. The tributary-loadtest
+// command runs it against the Tributary broker and franz-go's in-memory
+// kfake and prints tables (docs/benchmarks.md).
 package loadtest
 
 import (
