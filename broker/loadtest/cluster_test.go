@@ -1,0 +1,55 @@
+package loadtest
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+)
+
+// TestClusterFailover runs the cluster part end to end against real broker
+// processes: three brokers, a replicated topic, a paced produce phase and
+// one measured failover. It needs a built broker and about a minute, so it
+// runs only when TRIBUTARY_LOADTEST_BROKER names the binary:
+//
+//	go build -o bin/tributary-broker ./broker/cmd/tributary-broker
+//	TRIBUTARY_LOADTEST_BROKER=$PWD/bin/tributary-broker go test -run TestClusterFailover ./broker/loadtest/
+func TestClusterFailover(t *testing.T) {
+	bin := os.Getenv("TRIBUTARY_LOADTEST_BROKER")
+	if bin == "" {
+		t.Skip("TRIBUTARY_LOADTEST_BROKER is not set: build bin/tributary-broker and set it to run the cluster benchmark test")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := StartCluster(ctx, bin, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	seeds := c.Bootstrap()
+	if err := CreateReplicatedTopic(ctx, seeds, "bench", 3, ClusterSize); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Produce(ctx, seeds, ProduceOptions{Topic: "bench", RecordBytes: 1024, Duration: 2 * time.Second, RateBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Records == 0 || res.P99 <= 0 {
+		t.Fatalf("no acknowledged records: %+v", res)
+	}
+	kills, err := Failover(ctx, c, FailoverOptions{Topic: "failover", RecordBytes: 1024, RateBytes: 1 << 20, Kills: 1, Deadline: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kills) != 1 {
+		t.Fatalf("got %d failovers, want 1", len(kills))
+	}
+	k := kills[0]
+	if k.Time <= 0 {
+		t.Fatalf("no acknowledged produce within 30 s after killing broker %d", k.Broker)
+	}
+	if k.NewLeader == k.Broker {
+		t.Errorf("the partition is still led by the killed broker %d", k.Broker)
+	}
+	t.Logf("failover after kill -9 of broker %d (controller: %v): %v, new leader %d", k.Broker, k.Controller, k.Time, k.NewLeader)
+}
