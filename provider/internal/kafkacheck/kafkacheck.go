@@ -554,7 +554,51 @@ func (c *Checker) setClusterConfigRouted(ctx context.Context, set map[string]str
 			return fmt.Errorf("IncrementalAlterConfigs: %w %s", r.Err, r.ErrMessage)
 		}
 	}
-	return nil
+	return c.waitClusterConfigApplied(ctx, set, remove)
+}
+
+// clusterConfigPropagation bounds the wait for a routed config change to
+// reach every broker's copy of the metadata (normally one Raft round).
+const clusterConfigPropagation = 30 * time.Second
+
+// waitClusterConfigApplied waits until every broker reports the change, so
+// that an apply returns only once the setting is in effect everywhere: each
+// broker answers from its own copy of the metadata, which trails the active
+// controller briefly.
+func (c *Checker) waitClusterConfigApplied(ctx context.Context, set map[string]string, remove []string) error {
+	ctx, cancel := context.WithTimeout(ctx, clusterConfigPropagation)
+	defer cancel()
+	return c.pollUntil(ctx, "the broker_config change to reach every broker", func() (string, bool) {
+		for _, b := range c.Brokers {
+			configs, err := clusterDefaultConfigs(ctx, b.Addr)
+			if err != nil {
+				return fmt.Sprintf("broker %d (%s): %v", b.NodeID, b.Addr, err), false
+			}
+			// A set value counts whatever source the broker names for it;
+			// a removed one must be gone from the dynamic cluster default.
+			effective, dynamic := map[string]string{}, map[string]string{}
+			for _, cfg := range configs {
+				if cfg.Value == nil {
+					continue
+				}
+				effective[cfg.Name] = *cfg.Value
+				if cfg.Source == kmsg.ConfigSourceDynamicDefaultBrokerConfig {
+					dynamic[cfg.Name] = *cfg.Value
+				}
+			}
+			for k, want := range set {
+				if effective[k] != want {
+					return fmt.Sprintf("broker %d still has %s=%q", b.NodeID, k, effective[k]), false
+				}
+			}
+			for _, k := range remove {
+				if v, ok := dynamic[k]; ok {
+					return fmt.Sprintf("broker %d still has %s=%q", b.NodeID, k, v), false
+				}
+			}
+		}
+		return "", true
+	})
 }
 
 // requestOne sends an IncrementalAlterConfigs request to exactly one broker.
@@ -602,6 +646,22 @@ func (c *Checker) DynamicClusterConfig(ctx context.Context) (map[string]string, 
 }
 
 func dynamicDefaults(ctx context.Context, addr string) (map[string]string, error) {
+	configs, err := clusterDefaultConfigs(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, cfg := range configs {
+		if cfg.Source == kmsg.ConfigSourceDynamicDefaultBrokerConfig && cfg.Value != nil {
+			out[cfg.Name] = *cfg.Value
+		}
+	}
+	return out, nil
+}
+
+// clusterDefaultConfigs asks one broker for the cluster-wide broker configs
+// (DescribeConfigs of broker resource "").
+func clusterDefaultConfigs(ctx context.Context, addr string) ([]kmsg.DescribeConfigsResponseResourceConfig, error) {
 	cl, err := newClient(addr)
 	if err != nil {
 		return nil, err
@@ -621,16 +681,12 @@ func dynamicDefaults(ctx context.Context, addr string) (map[string]string, error
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]string{}
+	var out []kmsg.DescribeConfigsResponseResourceConfig
 	for _, r := range kresp.(*kmsg.DescribeConfigsResponse).Resources {
 		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
 			return nil, err
 		}
-		for _, cfg := range r.Configs {
-			if cfg.Source == kmsg.ConfigSourceDynamicDefaultBrokerConfig && cfg.Value != nil {
-				out[cfg.Name] = *cfg.Value
-			}
-		}
+		out = append(out, r.Configs...)
 	}
 	return out, nil
 }
