@@ -31,7 +31,11 @@ var ErrNotClustered = errors.New("controller.quorum.voters is not set")
 //   - the advertised listener is registered for clients; replication
 //     fetches go to the same listener until the server serves
 //     inter.broker.listener.port (set Config.ReplicationAddr then);
-//   - Raft state lives in <log.dirs>/controller.
+//   - Raft state lives in <log.dirs>/controller;
+//   - broker.session.timeout.ms and broker.heartbeat.interval.ms give the
+//     lease and its renewal interval, controller.quorum.fetch.timeout.ms
+//     and controller.quorum.election.timeout.ms Raft's heartbeat and
+//     election timeouts.
 func ConfigFromBroker(c *config.Config, logger *slog.Logger) (Config, error) {
 	if c.ControllerQuorumVoters == "" {
 		return Config{}, ErrNotClustered
@@ -60,6 +64,11 @@ func ConfigFromBroker(c *config.Config, logger *slog.Logger) (Config, error) {
 		ClusterID: c.ClusterID,
 		Listeners: []metadata.Listener{{Name: "PLAINTEXT", Host: host, Port: int32(port), Protocol: "PLAINTEXT"}},
 		Logger:    logger,
+
+		HeartbeatInterval:    c.BrokerHeartbeatInterval,
+		Lease:                c.BrokerSessionTimeout,
+		RaftHeartbeatTimeout: c.ControllerFetchTimeout,
+		RaftElectionTimeout:  c.ControllerElectionTimeout,
 	}
 	if i := slices.IndexFunc(voters, func(v Voter) bool { return v.ID == c.NodeID }); i >= 0 {
 		out.Bind, out.Advertise = voters[i].Addr, voters[i].Addr

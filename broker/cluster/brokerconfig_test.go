@@ -4,7 +4,9 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/tributary/tributary/broker/config"
 )
@@ -38,5 +40,79 @@ func TestConfigFromBroker(t *testing.T) {
 	c.ControllerQuorumVoters = "bogus"
 	if _, err := ConfigFromBroker(&c, nil); err == nil {
 		t.Fatal("bad voters accepted")
+	}
+}
+
+// TestBrokerDefaultsMatch keeps the broker settings table's defaults equal
+// to this package's, so a broker with no timing settings runs the timings
+// documented here.
+func TestBrokerDefaultsMatch(t *testing.T) {
+	c := config.Default()
+	c.ControllerQuorumVoters = "1@127.0.0.1:9095"
+	got, err := ConfigFromBroker(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.HeartbeatInterval != DefaultHeartbeatInterval || got.Lease != DefaultLease ||
+		got.RaftHeartbeatTimeout != DefaultRaftHeartbeatTimeout || got.RaftElectionTimeout != DefaultRaftElectionTimeout {
+		t.Fatalf("broker defaults: heartbeat %v lease %v raft heartbeat %v election %v; cluster defaults %v %v %v %v",
+			got.HeartbeatInterval, got.Lease, got.RaftHeartbeatTimeout, got.RaftElectionTimeout,
+			DefaultHeartbeatInterval, DefaultLease, DefaultRaftHeartbeatTimeout, DefaultRaftElectionTimeout)
+	}
+}
+
+func TestTimingsFromBroker(t *testing.T) {
+	c := config.Default()
+	c.ControllerQuorumVoters = "1@127.0.0.1:9095"
+	for k, v := range map[string]string{
+		"broker.session.timeout.ms":             "1200",
+		"broker.heartbeat.interval.ms":          "250",
+		"controller.quorum.election.timeout.ms": "400",
+		"controller.quorum.fetch.timeout.ms":    "300",
+	} {
+		if err := c.Set(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := ConfigFromBroker(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Lease != 1200*time.Millisecond || got.HeartbeatInterval != 250*time.Millisecond ||
+		got.RaftElectionTimeout != 400*time.Millisecond || got.RaftHeartbeatTimeout != 300*time.Millisecond {
+		t.Fatalf("got lease %v heartbeat %v election %v raft heartbeat %v", got.Lease, got.HeartbeatInterval, got.RaftElectionTimeout, got.RaftHeartbeatTimeout)
+	}
+	d, err := got.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.RaftLeaderLease != 300*time.Millisecond {
+		t.Fatalf("leader lease %v, want it capped at the raft heartbeat timeout 300ms", d.RaftLeaderLease)
+	}
+}
+
+func TestTimingsValidate(t *testing.T) {
+	base := Config{Voters: []Voter{{ID: 1, Addr: "127.0.0.1:9095"}}, Dir: "/tmp/x", Bind: "127.0.0.1:0"}
+	tests := []struct {
+		name    string
+		change  func(*Config)
+		wantErr string
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"heartbeat half the lease", func(c *Config) { c.HeartbeatInterval, c.Lease = time.Second, 2 * time.Second }, "less than half the lease"},
+		{"leader lease over raft heartbeat", func(c *Config) { c.RaftHeartbeatTimeout, c.RaftLeaderLease = 200*time.Millisecond, 300*time.Millisecond }, "must not exceed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base
+			tt.change(&c)
+			_, err := c.withDefaults()
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatal(err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+		})
 	}
 }

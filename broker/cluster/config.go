@@ -90,8 +90,10 @@ type Config struct {
 	// leadership back to preferred leaders (0 disables).
 	RebalanceInterval time.Duration
 
-	// Raft timings; zero keeps hashicorp/raft's defaults (1 s heartbeat
-	// and election timeouts). Tests shorten them.
+	// Raft timings (controller.quorum.fetch.timeout.ms and
+	// controller.quorum.election.timeout.ms); zero picks the defaults
+	// below. RaftLeaderLease, when zero, is the smaller of hashicorp/raft's
+	// 500 ms and RaftHeartbeatTimeout (Raft requires it to be no longer).
 	RaftHeartbeatTimeout time.Duration
 	RaftElectionTimeout  time.Duration
 	RaftLeaderLease      time.Duration
@@ -105,13 +107,20 @@ type Config struct {
 }
 
 // Defaults, chosen so that a killed broker's partitions fail over within
-// about 3 s (the target) while a broker survives a 2 s stall.
+// about 3 s (the target) while a broker survives a 2 s stall. The
+// broker's settings table (broker/config) carries the same values;
+// TestBrokerDefaultsMatch keeps them equal.
 const (
-	DefaultHeartbeatInterval = 500 * time.Millisecond
-	DefaultLease             = 2500 * time.Millisecond
-	DefaultRebalanceInterval = 10 * time.Second
-	DefaultSnapshotThreshold = 2048
+	DefaultHeartbeatInterval    = 500 * time.Millisecond
+	DefaultLease                = 2500 * time.Millisecond
+	DefaultRaftHeartbeatTimeout = 1000 * time.Millisecond
+	DefaultRaftElectionTimeout  = 1000 * time.Millisecond
+	DefaultRebalanceInterval    = 10 * time.Second
+	DefaultSnapshotThreshold    = 2048
 )
+
+// raftDefaultLeaderLease is hashicorp/raft's default LeaderLeaseTimeout.
+const raftDefaultLeaderLease = 500 * time.Millisecond
 
 func (c *Config) withDefaults() (Config, error) {
 	cfg := *c
@@ -124,8 +133,20 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.Lease <= 0 {
 		cfg.Lease = DefaultLease
 	}
-	if cfg.Lease <= cfg.HeartbeatInterval {
-		return cfg, fmt.Errorf("lease %v must be longer than the heartbeat interval %v", cfg.Lease, cfg.HeartbeatInterval)
+	if 2*cfg.HeartbeatInterval >= cfg.Lease {
+		return cfg, fmt.Errorf("heartbeat interval %v must be less than half the lease %v (broker.heartbeat.interval.ms, broker.session.timeout.ms), so that a lease survives a missed heartbeat", cfg.HeartbeatInterval, cfg.Lease)
+	}
+	if cfg.RaftHeartbeatTimeout <= 0 {
+		cfg.RaftHeartbeatTimeout = DefaultRaftHeartbeatTimeout
+	}
+	if cfg.RaftElectionTimeout <= 0 {
+		cfg.RaftElectionTimeout = DefaultRaftElectionTimeout
+	}
+	if cfg.RaftLeaderLease <= 0 {
+		cfg.RaftLeaderLease = min(raftDefaultLeaderLease, cfg.RaftHeartbeatTimeout)
+	}
+	if cfg.RaftLeaderLease > cfg.RaftHeartbeatTimeout {
+		return cfg, fmt.Errorf("raft leader lease %v must not exceed the raft heartbeat timeout %v (controller.quorum.fetch.timeout.ms)", cfg.RaftLeaderLease, cfg.RaftHeartbeatTimeout)
 	}
 	if cfg.RebalanceInterval < 0 {
 		cfg.RebalanceInterval = 0

@@ -155,14 +155,11 @@ func (ctl *Controller) startRaft() error {
 	if cfg.SnapshotInterval > 0 {
 		rc.SnapshotInterval = cfg.SnapshotInterval
 	}
-	if cfg.RaftHeartbeatTimeout > 0 {
-		rc.HeartbeatTimeout = cfg.RaftHeartbeatTimeout
-	}
-	if cfg.RaftElectionTimeout > 0 {
-		rc.ElectionTimeout = cfg.RaftElectionTimeout
-	}
-	if cfg.RaftLeaderLease > 0 {
-		rc.LeaderLeaseTimeout = cfg.RaftLeaderLease
+	rc.HeartbeatTimeout = cfg.RaftHeartbeatTimeout
+	rc.ElectionTimeout = cfg.RaftElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.RaftLeaderLease
+	if err := raft.ValidateConfig(rc); err != nil {
+		return fmt.Errorf("raft timings (controller.quorum.fetch.timeout.ms, controller.quorum.election.timeout.ms): %w", err)
 	}
 	var err error
 	if ctl.store, err = raftstore.Open(filepath.Join(cfg.Dir, "raft.db")); err != nil {

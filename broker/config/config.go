@@ -45,8 +45,14 @@ type Config struct {
 	DataDir                string
 	ClusterID              string
 	ControllerQuorumVoters string // controller.quorum.voters: set = run in a cluster
-	InterBrokerPort        int
-	MetricsListen          string
+	// Cluster timings (see docs/broker-cluster.md): the broker lease and how
+	// often it is renewed, and the metadata quorum's Raft timeouts.
+	BrokerSessionTimeout      time.Duration // broker.session.timeout.ms
+	BrokerHeartbeatInterval   time.Duration // broker.heartbeat.interval.ms
+	ControllerElectionTimeout time.Duration // controller.quorum.election.timeout.ms
+	ControllerFetchTimeout    time.Duration // controller.quorum.fetch.timeout.ms
+	InterBrokerPort           int
+	MetricsListen             string
 
 	NumPartitions            int32
 	DefaultReplicationFactor int16
@@ -233,7 +239,33 @@ func (c *Config) Validate() error {
 	if c.MinInsyncReplicas < 1 {
 		errs = append(errs, fmt.Errorf("min.insync.replicas must be >= 1, got %d", c.MinInsyncReplicas))
 	}
+	errs = append(errs, c.validateClusterTimings()...)
 	return errors.Join(errs...)
+}
+
+// MinClusterTiming is the smallest accepted heartbeat interval and Raft
+// timeout: below it timer jitter and scheduling delays alone would fence
+// brokers and start elections.
+const MinClusterTiming = 10 * time.Millisecond
+
+// validateClusterTimings checks the lease and Raft settings against each
+// other. A broker must get at least two renewals into every lease, so that
+// one late or lost heartbeat does not fence it.
+func (c *Config) validateClusterTimings() []error {
+	var errs []error
+	if c.BrokerHeartbeatInterval < MinClusterTiming {
+		errs = append(errs, fmt.Errorf("broker.heartbeat.interval.ms must be >= %d, got %d", MinClusterTiming.Milliseconds(), c.BrokerHeartbeatInterval.Milliseconds()))
+	} else if 2*c.BrokerHeartbeatInterval >= c.BrokerSessionTimeout {
+		errs = append(errs, fmt.Errorf("broker.heartbeat.interval.ms (%d) must be less than half of broker.session.timeout.ms (%d), so that a lease survives a missed heartbeat",
+			c.BrokerHeartbeatInterval.Milliseconds(), c.BrokerSessionTimeout.Milliseconds()))
+	}
+	if c.ControllerElectionTimeout < MinClusterTiming {
+		errs = append(errs, fmt.Errorf("controller.quorum.election.timeout.ms must be >= %d, got %d", MinClusterTiming.Milliseconds(), c.ControllerElectionTimeout.Milliseconds()))
+	}
+	if c.ControllerFetchTimeout < MinClusterTiming {
+		errs = append(errs, fmt.Errorf("controller.quorum.fetch.timeout.ms must be >= %d, got %d", MinClusterTiming.Milliseconds(), c.ControllerFetchTimeout.Milliseconds()))
+	}
+	return errs
 }
 
 // AdvertisedHostPort is the address given to clients in Metadata: the

@@ -227,3 +227,36 @@ func TestAdvertisedHostPort(t *testing.T) {
 		t.Fatalf("advertised %s:%d", host, port)
 	}
 }
+
+func TestClusterTimingsValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		props   map[string]string
+		wantErr string // "" = valid
+	}{
+		{name: "defaults", props: nil},
+		{name: "shorter lease", props: map[string]string{"broker.session.timeout.ms": "1500", "broker.heartbeat.interval.ms": "300"}},
+		{name: "heartbeat half the lease", props: map[string]string{"broker.session.timeout.ms": "1000", "broker.heartbeat.interval.ms": "500"}, wantErr: "less than half of broker.session.timeout.ms"},
+		{name: "heartbeat longer than the lease", props: map[string]string{"broker.session.timeout.ms": "400", "broker.heartbeat.interval.ms": "500"}, wantErr: "less than half"},
+		{name: "zero heartbeat", props: map[string]string{"broker.heartbeat.interval.ms": "0"}, wantErr: "broker.heartbeat.interval.ms must be >= 10"},
+		{name: "zero election timeout", props: map[string]string{"controller.quorum.election.timeout.ms": "0"}, wantErr: "controller.quorum.election.timeout.ms must be >= 10"},
+		{name: "tiny fetch timeout", props: map[string]string{"controller.quorum.fetch.timeout.ms": "5"}, wantErr: "controller.quorum.fetch.timeout.ms must be >= 10"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Default()
+			for k, v := range tt.props {
+				if err := c.Set(k, v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := c.Validate()
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("Validate: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("Validate = %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}

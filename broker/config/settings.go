@@ -99,6 +99,18 @@ var settings = []Setting{
 	{Name: "controller.quorum.voters", Type: "list", Default: "", Doc: "Raft metadata quorum seed list (id@host:port,...). Set: the broker joins that cluster (see docs/broker-cluster.md); empty: a single node.", skipEmptyDefault: true,
 		set: func(c *Config, v string) error { c.ControllerQuorumVoters = v; return nil },
 		get: func(c *Config) string { return c.ControllerQuorumVoters }},
+	{Name: "broker.session.timeout.ms", Type: "int", Default: "2500", Doc: "Cluster only: how long a broker's lease lasts. A broker that has not renewed it for this long (killed, partitioned, stalled) is fenced and its partition leaderships move. Must exceed twice broker.heartbeat.interval.ms.",
+		set: func(c *Config, v string) error { return setMillis(&c.BrokerSessionTimeout, v, false) },
+		get: func(c *Config) string { return millis(c.BrokerSessionTimeout) }},
+	{Name: "broker.heartbeat.interval.ms", Type: "int", Default: "500", Doc: "Cluster only: how often a broker renews its lease with the active controller; also how often the active controller looks for expired leases (twice per interval).",
+		set: func(c *Config, v string) error { return setMillis(&c.BrokerHeartbeatInterval, v, false) },
+		get: func(c *Config) string { return millis(c.BrokerHeartbeatInterval) }},
+	{Name: "controller.quorum.election.timeout.ms", Type: "int", Default: "1000", Doc: "Cluster only: how long a Raft candidate waits for votes before it starts a new election (hashicorp/raft ElectionTimeout).",
+		set: func(c *Config, v string) error { return setMillis(&c.ControllerElectionTimeout, v, false) },
+		get: func(c *Config) string { return millis(c.ControllerElectionTimeout) }},
+	{Name: "controller.quorum.fetch.timeout.ms", Type: "int", Default: "1000", Doc: "Cluster only: how long a voter goes without hearing from the active controller before it starts an election (hashicorp/raft HeartbeatTimeout). With the election timeout, it bounds how long the cluster has no active controller after that controller dies.",
+		set: func(c *Config, v string) error { return setMillis(&c.ControllerFetchTimeout, v, false) },
+		get: func(c *Config) string { return millis(c.ControllerFetchTimeout) }},
 	{Name: "inter.broker.listener.port", Type: "int", Default: "9093", Doc: "Port of the replication listener on the advertised host, where followers fetch (cluster only).",
 		set: func(c *Config, v string) error {
 			n, err := strconv.ParseUint(v, 10, 16)
