@@ -99,8 +99,10 @@ func TestTimingsValidate(t *testing.T) {
 		wantErr string
 	}{
 		{"defaults", func(*Config) {}, ""},
-		{"heartbeat half the lease", func(c *Config) { c.HeartbeatInterval, c.Lease = time.Second, 2 * time.Second }, "less than half the lease"},
-		{"leader lease over raft heartbeat", func(c *Config) { c.RaftHeartbeatTimeout, c.RaftLeaderLease = 200*time.Millisecond, 300*time.Millisecond }, "must not exceed"},
+		{"heartbeat half the lease", func(c *Config) { c.HeartbeatInterval, c.Lease = time.Second, 2*time.Second }, "less than half the lease"},
+		{"leader lease over raft heartbeat", func(c *Config) {
+			c.RaftHeartbeatTimeout, c.RaftLeaderLease = 200*time.Millisecond, 300*time.Millisecond
+		}, "must not exceed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -106,15 +106,17 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Defaults, chosen so that a killed broker's partitions fail over within
-// about 3 s (the target) while a broker survives a 2 s stall. The
-// broker's settings table (broker/config) carries the same values;
-// TestBrokerDefaultsMatch keeps them equal.
+// Defaults, chosen so that a killed broker's partitions fail over in
+// under 3 s on a LAN (its lease ends at most 1.5 s after its last renewal),
+// and a killed active controller is replaced within about a second, while a
+// broker still survives a stall of over a second and a Raft leader a
+// 500 ms pause. The broker's settings table (broker/config) carries the same
+// values; TestBrokerDefaultsMatch keeps them equal.
 const (
-	DefaultHeartbeatInterval    = 500 * time.Millisecond
-	DefaultLease                = 2500 * time.Millisecond
-	DefaultRaftHeartbeatTimeout = 1000 * time.Millisecond
-	DefaultRaftElectionTimeout  = 1000 * time.Millisecond
+	DefaultHeartbeatInterval    = 300 * time.Millisecond
+	DefaultLease                = 1500 * time.Millisecond
+	DefaultRaftHeartbeatTimeout = 500 * time.Millisecond
+	DefaultRaftElectionTimeout  = 500 * time.Millisecond
 	DefaultRebalanceInterval    = 10 * time.Second
 	DefaultSnapshotThreshold    = 2048
 )

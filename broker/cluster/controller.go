@@ -381,7 +381,7 @@ func (ctl *Controller) onLeader(ctx context.Context, req rpcRequest) (json.RawMe
 			return nil, fmt.Errorf("%s on the active controller: %w (last error: %v)", req.Op, ctx.Err(), err)
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 500*time.Millisecond)
+		backoff = min(2*backoff, ctl.retryCap())
 	}
 }
 
@@ -541,14 +541,21 @@ func (ctl *Controller) activeControllerLoop() {
 	}
 }
 
+// retryCap bounds the backoff of a request to the active controller while
+// there is none: at most a heartbeat interval (and 500 ms), so that a live
+// broker renews its lease with a new controller within one interval.
+func (ctl *Controller) retryCap() time.Duration {
+	return min(ctl.cfg.HeartbeatInterval, 500*time.Millisecond)
+}
+
 // failoverGrace is how long a new active controller waits before fencing:
 // while there was no leader, live brokers' heartbeats failed and their
 // leases may have lapsed through no fault of theirs. Three heartbeat
-// intervals let every live broker renew (its retries back off to at most
-// 500 ms), without adding a whole lease to the failover of a broker that
-// was also the active controller.
+// intervals plus one retry backoff let every live broker renew, without
+// adding a whole lease to the failover of a broker that was also the
+// active controller (1.2 s with the default 300 ms heartbeat).
 func (ctl *Controller) failoverGrace() time.Duration {
-	return min(ctl.cfg.Lease, 3*ctl.cfg.HeartbeatInterval+500*time.Millisecond)
+	return min(ctl.cfg.Lease, 3*ctl.cfg.HeartbeatInterval+ctl.retryCap())
 }
 
 func (ctl *Controller) leaderDuties(ctx context.Context, now, leaderSince time.Time, lastRebalance *time.Time) {
