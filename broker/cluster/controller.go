@@ -499,7 +499,11 @@ func (ctl *Controller) brokerLoop() {
 				ctl.log.Debug("registering broker", "err", err)
 			}
 		} else {
-			ctx, cancel := context.WithTimeout(ctl.ctx, ctl.cfg.Lease)
+			// Two intervals, not a lease: a heartbeat stuck on a controller
+			// that stopped answering (paused, partitioned) is abandoned and
+			// retried soon enough to renew with its successor within the
+			// successor's failoverGrace.
+			ctx, cancel := context.WithTimeout(ctl.ctx, min(2*ctl.cfg.HeartbeatInterval, ctl.cfg.Lease))
 			_, err := ctl.propose(ctx, metadata.BrokerHeartbeat{
 				NodeID: ctl.cfg.NodeID, BrokerEpoch: ctl.brokerEpoch.Load(), LeaseMs: ctl.cfg.Lease.Milliseconds(),
 			})
@@ -511,6 +515,12 @@ func (ctl *Controller) brokerLoop() {
 				continue
 			case err != nil && ctl.ctx.Err() == nil:
 				ctl.log.Warn("broker heartbeat failed", "err", err)
+				// Retry after a backoff rather than a whole interval: the
+				// lease is still running out.
+				if !ctl.sleep(ctl.retryCap() / 4) {
+					return
+				}
+				continue
 			}
 		}
 		if !ctl.sleep(ctl.cfg.HeartbeatInterval) {
@@ -521,19 +531,31 @@ func (ctl *Controller) brokerLoop() {
 
 // activeControllerLoop does the leader's periodic work: set the cluster
 // id, fence brokers whose lease ended, and restore preferred leaders.
-// After winning an election it waits failoverGrace before fencing anyone.
+// After winning an election it waits failoverGrace before fencing anyone,
+// and again after this process stalled (SIGSTOP, a long GC or VM pause)
+// while it stayed the leader: during the stall no broker could renew its
+// lease, so leases that lapsed then say nothing about the brokers.
 func (ctl *Controller) activeControllerLoop() {
 	var leaderSince, lastRebalance time.Time
 	tick := max(ctl.cfg.HeartbeatInterval/2, 10*time.Millisecond)
-	for ctl.sleep(tick) {
+	for {
+		before := time.Now()
+		if !ctl.sleep(tick) {
+			return
+		}
+		now := time.Now()
+		stalled := now.Sub(before) > tick+ctl.cfg.HeartbeatInterval
 		if ctl.raft.State() != raft.Leader {
 			leaderSince = time.Time{}
 			continue
 		}
-		now := time.Now()
-		if leaderSince.IsZero() {
+		switch {
+		case leaderSince.IsZero():
 			leaderSince, lastRebalance = now, now
 			ctl.log.Info("became the active controller")
+		case stalled:
+			leaderSince = now
+			ctl.log.Warn("the active controller stalled; letting brokers renew their leases before fencing", "stall", now.Sub(before)-tick)
 		}
 		ctx, cancel := context.WithTimeout(ctl.ctx, ctl.cfg.Lease)
 		ctl.leaderDuties(ctx, now, leaderSince, &lastRebalance)
