@@ -31,24 +31,14 @@ type dataSourceBase struct {
 }
 
 func (d *dataSourceBase) Configure(_ context.Context, req datasource.ConfigureRequest, resp *datasource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
+	if data := providerDataFrom(req.ProviderData, &resp.Diagnostics); data != nil {
+		d.data = data
 	}
-	data, ok := req.ProviderData.(*providerData)
-	if !ok {
-		resp.Diagnostics.AddError("Unexpected provider data", fmt.Sprintf("got %T", req.ProviderData))
-		return
-	}
-	d.data = data
 }
 
 // configured reports an error when the provider has no AWS clients.
 func (d *dataSourceBase) configured(diags *diag.Diagnostics) bool {
-	if d.data == nil || d.data.aws == nil {
-		diags.AddError("Provider not configured", "The tributary provider has no AWS configuration; see the provider block's errors.")
-		return false
-	}
-	return true
+	return d.data.ready(diags)
 }
 
 func (d *dataSourceBase) fleet() *fleet.Fleet {

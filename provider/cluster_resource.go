@@ -61,25 +61,15 @@ func (r *clusterResource) Metadata(_ context.Context, req resource.MetadataReque
 }
 
 func (r *clusterResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
-	if req.ProviderData == nil {
-		return
+	if data := providerDataFrom(req.ProviderData, &resp.Diagnostics); data != nil {
+		r.data = data
 	}
-	data, ok := req.ProviderData.(*providerData)
-	if !ok {
-		resp.Diagnostics.AddError("Unexpected provider data", fmt.Sprintf("got %T", req.ProviderData))
-		return
-	}
-	r.data = data
 }
 
 // configured reports an error when the provider has no AWS clients (its
 // Configure failed or has not run); every CRUD method checks it first.
 func (r *clusterResource) configured(diags *diag.Diagnostics) bool {
-	if r.data == nil || r.data.aws == nil {
-		diags.AddError("Provider not configured", "The tributary provider has no AWS configuration; see the provider block's errors.")
-		return false
-	}
-	return true
+	return r.data.ready(diags)
 }
 
 func (r *clusterResource) fleet() *fleet.Fleet {

@@ -46,6 +46,31 @@ type providerData struct {
 	version     string
 }
 
+// providerDataFrom is the Configure step shared by resources and data
+// sources: the provider's data, or nil (with an error when it has the wrong
+// type; nil data just means Terraform has not configured the provider yet).
+func providerDataFrom(raw any, diags *diag.Diagnostics) *providerData {
+	if raw == nil {
+		return nil
+	}
+	data, ok := raw.(*providerData)
+	if !ok {
+		diags.AddError("Unexpected provider data", fmt.Sprintf("got %T", raw))
+		return nil
+	}
+	return data
+}
+
+// ready reports an error when the provider has no AWS clients (its
+// Configure failed or has not run); every CRUD and Read method checks it first.
+func (d *providerData) ready(diags *diag.Diagnostics) bool {
+	if d == nil || d.aws == nil {
+		diags.AddError("Provider not configured", "The tributary provider has no AWS configuration; see the provider block's errors.")
+		return false
+	}
+	return true
+}
+
 type providerModel struct {
 	AccessKey                 types.String       `tfsdk:"access_key"`
 	AssumeRole                []assumeRoleModel  `tfsdk:"assume_role"`
