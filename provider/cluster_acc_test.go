@@ -329,11 +329,7 @@ func TestAccCluster_rollResumes(t *testing.T) {
 // if a roll had replaced it and then stopped.
 func testAccMarkHalfRolled(nodeID int32) resource.TestCheckFunc {
 	return func(s *terraform.State) error {
-		id, _, err := clusterState(s)
-		if err != nil {
-			return err
-		}
-		o, err := testFleet().Observe(context.Background(), id)
+		o, err := observedCluster(s)
 		if err != nil {
 			return err
 		}
@@ -352,11 +348,7 @@ func testAccMarkHalfRolled(nodeID int32) resource.TestCheckFunc {
 // testAccCheckReplacedOnly checks that exactly the given broker got a new instance.
 func testAccCheckReplacedOnly(before *[]brokerIdentity, nodeID int32) resource.TestCheckFunc {
 	return func(s *terraform.State) error {
-		id, _, err := clusterState(s)
-		if err != nil {
-			return err
-		}
-		o, err := testFleet().Observe(context.Background(), id)
+		o, err := observedCluster(s)
 		if err != nil {
 			return err
 		}
@@ -468,6 +460,15 @@ resource "tributary_cluster" "test" {
 // --- checks ---
 
 // clusterState returns the cluster id and bootstrap brokers from the state.
+// observedCluster is what the local cloud (or AWS) holds of the cluster in state.
+func observedCluster(s *terraform.State) (*fleet.Observed, error) {
+	id, _, err := clusterState(s)
+	if err != nil {
+		return nil, err
+	}
+	return testFleet().Observe(context.Background(), id)
+}
+
 func clusterState(s *terraform.State) (id, bootstrap string, err error) {
 	rs, ok := s.RootModule().Resources[clusterResourceName]
 	if !ok {
@@ -607,11 +608,7 @@ func testAccCheckBootstrapIsEveryBroker() resource.TestCheckFunc {
 
 func testAccCheckVolumeSizes(gib int32) resource.TestCheckFunc {
 	return func(s *terraform.State) error {
-		id, _, err := clusterState(s)
-		if err != nil {
-			return err
-		}
-		o, err := testFleet().Observe(context.Background(), id)
+		o, err := observedCluster(s)
 		if err != nil {
 			return err
 		}
@@ -656,11 +653,7 @@ type brokerIdentity struct {
 
 func testAccRecordBrokers(into *[]brokerIdentity) resource.TestCheckFunc {
 	return func(s *terraform.State) error {
-		id, _, err := clusterState(s)
-		if err != nil {
-			return err
-		}
-		o, err := testFleet().Observe(context.Background(), id)
+		o, err := observedCluster(s)
 		if err != nil {
 			return err
 		}
@@ -676,11 +669,7 @@ func testAccRecordBrokers(into *[]brokerIdentity) resource.TestCheckFunc {
 // address and volume; sameInstance also requires the same instance.
 func testAccCheckBrokersKept(before *[]brokerIdentity, sameInstance bool) resource.TestCheckFunc {
 	return func(s *terraform.State) error {
-		id, _, err := clusterState(s)
-		if err != nil {
-			return err
-		}
-		o, err := testFleet().Observe(context.Background(), id)
+		o, err := observedCluster(s)
 		if err != nil {
 			return err
 		}
