@@ -10,8 +10,12 @@ import (
 
 // Anomaly kinds.
 const (
-	// LostWrite: an acknowledged send at or below the highest offset any
-	// consumer read on its key, that no consumer ever read.
+	// LostWrite: an acknowledged send that is not where it should be: no
+	// consumer read it though offsets above it on its key were read, or a
+	// consumer read it and the final drain, which read its key past the
+	// send's offset (or, with Options.RequireAllSeen, to the end), does
+	// not have it. A read before a fault does not excuse a value the log
+	// lost afterwards.
 	LostWrite = "lost-write"
 	// Unseen: an acknowledged send no consumer read, above every offset
 	// read on its key. Only an anomaly with Options.RequireAllSeen (the
@@ -36,7 +40,9 @@ const (
 	// PhantomRead: a consumer read a value nobody sent.
 	PhantomRead = "phantom-read"
 	// VanishedRead: a consumer read a value whose send was never
-	// acknowledged, and the final drain shows it is not in the log.
+	// acknowledged, and the final drain shows it is not in the log: the
+	// drain read past the offset it was read at, or (with
+	// Options.RequireAllSeen) read its key to the end, without finding it.
 	VanishedRead = "vanished-read"
 )
 
@@ -164,12 +170,14 @@ func Check(events []Event, opts Options) Result {
 	}
 	maxRead := map[string]int64{}
 	finalMax := map[string]int64{}
-	finalAt := map[position]int64{}
-	readValues := map[int64]bool{}
+	finalEvent := map[string]int{} // key -> the drain poll that read finalMax
+	firstRead := map[int64]int{}   // value -> first event that read it
 	finalValues := map[int64]bool{}
 	for _, r := range reads {
 		note(position{r.Key, r.Offset}, r.Value, r.event)
-		readValues[r.Value] = true
+		if _, ok := firstRead[r.Value]; !ok {
+			firstRead[r.Value] = r.event
+		}
 		if m, ok := maxRead[r.Key]; !ok || r.Offset > m {
 			maxRead[r.Key] = r.Offset
 		}
@@ -177,9 +185,26 @@ func Check(events []Event, opts Options) Result {
 			finalValues[r.Value] = true
 			if m, ok := finalMax[r.Key]; !ok || r.Offset > m {
 				finalMax[r.Key] = r.Offset
+				finalEvent[r.Key] = r.event
 			}
-			finalAt[position{r.Key, r.Offset}] = r.Value
 		}
+	}
+	// missingFromDrain says whether the final drain shows that a value
+	// read or acknowledged at key/offset is no longer in the log: the
+	// drain read that key past the offset, or read every key to its end.
+	// It also describes the drain and cites its last poll of the key.
+	missingFromDrain := func(v int64, key string, offset int64) (missing bool, drain string, events []int) {
+		if finalValues[v] {
+			return false, "", nil
+		}
+		fm, drained := finalMax[key]
+		if !opts.RequireAllSeen && (!drained || offset > fm) {
+			return false, "", nil
+		}
+		if !drained {
+			return true, fmt.Sprintf("the final drain found nothing on %s", key), nil
+		}
+		return true, fmt.Sprintf("the final drain, which read %s to offset %d, does not have it", key, fm), []int{finalEvent[key]}
 	}
 
 	for _, p := range sortedPositions(at) {
@@ -203,7 +228,13 @@ func Check(events []Event, opts Options) Result {
 		}
 	}
 	for _, s := range sendOrder {
-		if s.status != OK || readValues[s.value] {
+		if s.status != OK {
+			continue
+		}
+		if ev, read := firstRead[s.value]; read {
+			if missing, drain, drainEvents := missingFromDrain(s.value, s.key, s.offset); missing {
+				res.add(Anomaly{Kind: LostWrite, Key: s.key, Offset: s.offset, Value: s.value, Detail: "acknowledged and read, but " + drain, Events: append([]int{s.invoke, s.complete, ev}, drainEvents...)})
+			}
 			continue
 		}
 		m, ok := maxRead[s.key]
@@ -222,9 +253,8 @@ func Check(events []Event, opts Options) Result {
 		case s.status == Fail:
 			res.add(Anomaly{Kind: AbortedRead, Key: r.Key, Offset: r.Offset, Value: r.Value, Detail: "read a value whose send failed", Events: []int{s.invoke, s.complete, r.event}})
 		case s.status != OK && !r.final:
-			fm, drained := finalMax[r.Key]
-			if v, seen := finalAt[position{r.Key, r.Offset}]; drained && r.Offset <= fm && (!seen || v != r.Value) && !finalValues[r.Value] {
-				res.add(Anomaly{Kind: VanishedRead, Key: r.Key, Offset: r.Offset, Value: r.Value, Detail: "read an unacknowledged value that the final drain does not find", Events: []int{s.invoke, r.event}})
+			if missing, drain, drainEvents := missingFromDrain(r.Value, r.Key, r.Offset); missing {
+				res.add(Anomaly{Kind: VanishedRead, Key: r.Key, Offset: r.Offset, Value: r.Value, Detail: "read an unacknowledged value, but " + drain, Events: append([]int{s.invoke, r.event}, drainEvents...)})
 			}
 		}
 	}

@@ -51,6 +51,25 @@ func reads(key string, from int64, values ...int64) []Read {
 // clean: two producers on two keys, one failed and one indeterminate send
 // that never show up, a consumer that reads as it goes, and a final drain.
 func clean() *builder {
+	b := running()
+	b.drain(cleanLog()...)
+	return b
+}
+
+// cleanLog is what the drain of the clean history reads.
+func cleanLog() []Read {
+	return append(reads("t-0", 0, 100, 101, 103), reads("t-1", 0, 200, 202, 203)...)
+}
+
+// drain appends the final read-back of every key.
+func (b *builder) drain(rs ...Read) {
+	b.seek(9, "t-0")
+	b.seek(9, "t-1")
+	b.poll(9, true, rs...)
+}
+
+// running is the clean history up to its drain.
+func running() *builder {
 	b := &builder{t0: time.Unix(0, 0)}
 	b.send(1, "t-0", 100, OK, 0)
 	b.send(2, "t-1", 200, OK, 0)
@@ -65,9 +84,6 @@ func clean() *builder {
 	b.send(1, "t-0", 103, OK, 2)
 	b.send(2, "t-1", 203, Info, 2) // indeterminate but written: fine
 	b.poll(3, false, reads("t-0", 2, 103)...)
-	b.seek(9, "t-0")
-	b.seek(9, "t-1")
-	b.poll(9, true, append(reads("t-0", 0, 100, 101, 103), reads("t-1", 0, 200, 202, 203)...)...)
 	return b
 }
 
@@ -90,47 +106,79 @@ func TestEachAnomalyIsCaught(t *testing.T) {
 	tests := []struct {
 		name   string
 		opts   Options
-		mutate func(b *builder)
-		want   string
+		mutate func(b *builder) // appended to the clean history
+		// history, when set, is the whole history instead: for
+		// anomalies that the drain at the end has to show.
+		history func() *builder
+		want    string
 	}{
 		{"lost write", Options{}, func(b *builder) {
 			b.send(1, "t-0", 104, OK, 3)
 			b.send(1, "t-0", 105, OK, 4)
 			b.poll(4, false, reads("t-0", 4, 105)...) // offset 3 never read
-		}, LostWrite},
+		}, nil, LostWrite},
+		{name: "lost write that a consumer read", opts: Options{RequireAllSeen: true}, history: func() *builder {
+			// 104 was acknowledged at offset 3 and read there; after
+			// the faults the log of t-0 ends at offset 2.
+			b := running()
+			b.send(1, "t-0", 104, OK, 3)
+			b.poll(3, false, reads("t-0", 3, 104)...)
+			b.drain(cleanLog()...)
+			return b
+		}, want: LostWrite},
+		{name: "lost write that a consumer read, replaced in the log", history: func() *builder {
+			// 104 was acknowledged at offset 3 and read there; the
+			// drain reads offset 3 and finds 105 there instead.
+			b := running()
+			b.send(1, "t-0", 104, OK, 3)
+			b.poll(3, false, reads("t-0", 3, 104)...)
+			b.send(1, "t-0", 105, Info, 0)
+			b.drain(append(reads("t-0", 0, 100, 101, 103, 105), reads("t-1", 0, 200, 202, 203)...)...)
+			return b
+		}, want: LostWrite},
+		{name: "vanished read past the end of the log", opts: Options{RequireAllSeen: true}, history: func() *builder {
+			// 204 was never acknowledged but was read at offset 3 of
+			// t-1; after the faults the log of t-1 ends at offset 2.
+			b := running()
+			b.send(2, "t-1", 204, Info, 0)
+			b.seek(6, "t-1")
+			b.poll(6, false, reads("t-1", 3, 204)...)
+			b.drain(cleanLog()...)
+			return b
+		}, want: VanishedRead},
 		{"unseen by the drain", Options{RequireAllSeen: true}, func(b *builder) {
 			b.send(1, "t-0", 104, OK, 3)
-		}, Unseen},
+		}, nil, Unseen},
 		{"duplicate", Options{}, func(b *builder) {
 			b.seek(4, "t-0")
 			b.poll(4, false, reads("t-0", 2, 103, 101)...) // 101 again at offset 3
-		}, Duplicate},
+		}, nil, Duplicate},
 		{"inconsistent offset", Options{}, func(b *builder) {
 			b.send(2, "t-1", 204, OK, 1) // offset 1 already holds 202
-		}, InconsistentOffset},
+		}, nil, InconsistentOffset},
 		{"offset gap", Options{}, func(b *builder) {
 			b.send(1, "t-0", 104, OK, 3)
 			b.send(1, "t-0", 105, OK, 4)
 			b.poll(3, false, reads("t-0", 4, 105)...) // process 3 was at 2
 			b.poll(5, false, reads("t-0", 3, 104)...)
-		}, OffsetGap},
+		}, nil, OffsetGap},
 		{"offset reorder", Options{}, func(b *builder) {
 			b.poll(3, false, reads("t-0", 1, 101)...) // process 3 was at 2
-		}, OffsetReorder},
+		}, nil, OffsetReorder},
 		{"send reorder", Options{}, func(b *builder) {
 			b.invoke(1, "t-0", 104)
 			b.invoke(1, "t-0", 105)
 			b.complete(1, "t-0", 105, OK, 3)
 			b.complete(1, "t-0", 104, OK, 4)
 			b.poll(3, false, reads("t-0", 3, 105, 104)...)
-		}, SendReorder},
+		}, nil, SendReorder},
 		{"aborted read", Options{}, func(b *builder) {
 			b.send(1, "t-0", 104, Fail, 0)
 			b.poll(3, false, reads("t-0", 3, 104)...)
-		}, AbortedRead},
+		}, nil, AbortedRead},
 		{"phantom read", Options{}, func(b *builder) {
 			b.poll(3, false, reads("t-0", 3, 999)...)
-		}, PhantomRead},
+		}, nil, PhantomRead},
 		{"vanished read", Options{}, func(b *builder) {
 			// 204 was read at offset 3 of t-1 but the drain (after the
 			// faults) finds offset 3 holding something else.
@@ -138,12 +186,17 @@ func TestEachAnomalyIsCaught(t *testing.T) {
 			b.send(2, "t-1", 205, OK, 3)
 			b.poll(6, false, reads("t-1", 3, 204)...)
 			b.poll(9, true, reads("t-1", 3, 205)...)
-		}, VanishedRead},
+		}, nil, VanishedRead},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := clean()
-			tt.mutate(b)
+			var b *builder
+			if tt.history != nil {
+				b = tt.history()
+			} else {
+				b = clean()
+				tt.mutate(b)
+			}
 			res := Check(b.events, tt.opts)
 			if res.Valid || res.Kinds()[tt.want] == 0 {
 				t.Fatalf("want %s, got %v\n%s", tt.want, res.Kinds(), res.Report(b.events, 0))
