@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tributary/tributary/broker/boot/bootstatus"
+	"github.com/tributary/tributary/internal/testenv"
 )
 
 // TestBootOnABlockDevice runs the image's two steps against a real block
@@ -22,17 +23,13 @@ import (
 // the second step renders the config onto it; a second "reboot" keeps the
 // data.
 func TestBootOnABlockDevice(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to attach a loop device and mount it (run the tests as root)")
-	}
-	for _, tool := range []string{"losetup", "blkid", "mkfs.xfs", "xfs_info"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed: apt-get install -y xfsprogs util-linux (make tools)", tool)
-		}
+	testenv.Root(t, "attaching a loop device and mounting it")
+	for _, tool := range [][2]string{{"losetup", "mount"}, {"blkid", "util-linux"}, {"mkfs.xfs", "xfsprogs"}, {"xfs_info", "xfsprogs"}} {
+		testenv.Tool(t, tool[0], tool[1])
 	}
 	owner, err := user.Lookup("nobody")
 	if err != nil {
-		t.Skipf("no user nobody to hand the volume to: %v", err)
+		testenv.Missing(t, "no user nobody to hand the volume to: %v", err)
 	}
 
 	img := filepath.Join(t.TempDir(), "ebs.img")
@@ -44,7 +41,7 @@ func TestBootOnABlockDevice(t *testing.T) {
 	}
 	out, err := exec.Command("losetup", "-f", "--show", img).CombinedOutput()
 	if err != nil {
-		t.Skipf("loop devices are unavailable here: losetup: %v: %s", err, out)
+		testenv.Missing(t, "loop devices are unavailable here: losetup: %v: %s", err, out)
 	}
 	dev := strings.TrimSpace(string(out))
 	t.Cleanup(func() {

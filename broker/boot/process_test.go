@@ -1,6 +1,7 @@
 package boot
 
 import (
+	"context"
 	"net"
 	"os"
 	"os/exec"
@@ -11,13 +12,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/tributary/tributary/broker/boot/bootstatus"
 	"github.com/tributary/tributary/internal/bootconfig"
+	"github.com/tributary/tributary/internal/testenv"
 )
 
 // EnvBrokerBinary names a built tributary-broker binary for
-// TestBootProcessBecomesTheBroker, which is skipped without it (building the
-// broker takes longer than this package's other tests together):
+// TestBootProcessBecomesTheBroker; `make test` sets it to the
+// bin/tributary-broker it built, so this package does not build the broker
+// again (that takes longer than its other tests together):
 //
 //	go build -o /tmp/tributary-broker ./broker/cmd/tributary-broker
 //	TRIBUTARY_BROKER_BINARY=/tmp/tributary-broker go test -run TestBootProcess ./broker/boot/
@@ -32,15 +37,12 @@ func freePort(t *testing.T) int {
 }
 
 // TestBootProcessBecomesTheBroker runs `tributary-broker boot` as the local
-// cloud does (seam S4: its own IMDS, the local KMS, a volume directory, no
+// cloud does (its own IMDS, the local KMS, a volume directory, no
 // credentials in the environment) and checks that the process execs the
 // broker, which then serves Kafka on the instance's private IP with the
 // rendered config, and stops on SIGTERM.
 func TestBootProcessBecomesTheBroker(t *testing.T) {
-	binary := os.Getenv(EnvBrokerBinary)
-	if binary == "" {
-		t.Skipf("set %s to a built tributary-broker binary to run the boot agent as a process", EnvBrokerBinary)
-	}
+	binary := testenv.Binary(t, EnvBrokerBinary, "a built tributary-broker (go build -o /tmp/tributary-broker ./broker/cmd/tributary-broker)")
 	e := newBootEnv(t)
 	l := startLocalKMS(t, e.doc.ClusterID)
 	// Ports of this test's own choosing: other tests on the machine may use MSK's.
@@ -76,21 +78,30 @@ func TestBootProcessBecomesTheBroker(t *testing.T) {
 		<-exited
 	})
 
+	// Serving Kafka, not only listening: the broker accepts connections
+	// on its client port before it has joined its cluster and answers
+	// them once it has.
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(plain))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		err := cl.Ping(ctx)
+		cancel()
 		if err == nil {
-			conn.Close()
 			break
 		}
 		select {
 		case <-exited:
-			t.Fatalf("the process ended (%v) before serving %s; console:\n%s", waitErr, addr, console.String())
+			t.Fatalf("the process ended (%v) before serving Kafka on %s; console:\n%s", waitErr, addr, console.String())
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("nothing listens on %s after 30s; console:\n%s", addr, console.String())
+			t.Fatalf("no Kafka answer (ApiVersions) on %s after 30s: %v; console:\n%s", addr, err, console.String())
 		}
 	}
 

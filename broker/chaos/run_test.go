@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tributary/tributary/internal/testenv"
 )
 
 // buildBroker compiles tributary-broker from this checkout.
@@ -16,7 +18,7 @@ func buildBroker(t *testing.T) string {
 	t.Helper()
 	gomod, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil || strings.TrimSpace(string(gomod)) == "" {
-		t.Skipf("cannot find the module root to build the broker: %v", err)
+		testenv.Missing(t, "cannot find the module root to build the broker: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "tributary-broker")
 	cmd := exec.Command("go", "build", "-o", bin, "./broker/cmd/tributary-broker")
@@ -82,7 +84,7 @@ func TestSingleBrokerUnderProcessFaults(t *testing.T) {
 func TestThreeBrokersUnderFaults(t *testing.T) {
 	env := os.Getenv("TRIBUTARY_CHAOS")
 	if env == "" {
-		t.Skip("set TRIBUTARY_CHAOS=2m to run the three-broker chaos test")
+		testenv.Missing(t, "set TRIBUTARY_CHAOS=2m to run the three-broker chaos test (make test does)")
 	}
 	d, err := time.ParseDuration(env)
 	if err != nil {
@@ -153,10 +155,7 @@ func TestClusterProcessControl(t *testing.T) {
 	}
 	// /bin/sleep stands in for the broker: the process control does not
 	// care what runs.
-	sleep, err := exec.LookPath("sleep")
-	if err != nil {
-		t.Skip("no sleep binary")
-	}
+	sleep := testenv.Tool(t, "sleep", "coreutils")
 	dir := t.TempDir()
 	// A wrapper so that "sleep run --config FILE" sleeps.
 	bin := filepath.Join(dir, "fake-broker")

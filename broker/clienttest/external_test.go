@@ -9,13 +9,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tributary/tributary/internal/testenv"
 )
 
-// requireTool skips the test when an external client is not installed.
+// requireTool ends the test (testenv.Missing) when an external client is
+// not installed.
 func requireTool(t *testing.T, path, pkg string) {
 	t.Helper()
 	if _, err := os.Stat(path); err != nil {
-		t.Skipf("%s not installed (Debian package %s): run make tools", path, pkg)
+		testenv.Missing(t, "%s not installed (Debian package %s): run make tools", path, pkg)
 	}
 }
 
@@ -77,7 +80,7 @@ func requirePython(t *testing.T, module, pkg string) {
 	t.Helper()
 	requireTool(t, python, "python3")
 	if err := exec.Command(python, "-c", "import "+module).Run(); err != nil {
-		t.Skipf("python module %s not installed (Debian package %s): run make tools", module, pkg)
+		testenv.Missing(t, "python module %s not installed (Debian package %s): run make tools", module, pkg)
 	}
 }
 

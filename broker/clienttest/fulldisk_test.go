@@ -14,18 +14,17 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tributary/tributary/broker/config"
+	"github.com/tributary/tributary/internal/testenv"
 )
 
 // TestFullDiskAnswersStorageError runs a broker on a 4 MiB tmpfs: once the
 // disk is full, produce fails with KAFKA_STORAGE_ERROR while the broker
 // keeps serving, and producing works again when space returns.
 func TestFullDiskAnswersStorageError(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs")
-	}
+	testenv.Root(t, "mounting a small tmpfs")
 	dir := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
+		testenv.Missing(t, "cannot mount a tmpfs: %v: %s", err, out)
 	}
 	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
 	// Ballast the test removes to give space back.

@@ -2,23 +2,21 @@ package loadtest
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
+
+	"github.com/tributary/tributary/internal/testenv"
 )
 
 // TestClusterFailover runs the cluster part end to end against real broker
 // processes: three brokers, a replicated topic, a paced produce phase and
-// one measured failover. It needs a built broker and about a minute, so it
-// runs only when TRIBUTARY_LOADTEST_BROKER names the binary:
+// one measured failover. It runs the binary TRIBUTARY_LOADTEST_BROKER names,
+// which `make test` sets to the bin/tributary-broker it built:
 //
 //	go build -o bin/tributary-broker ./broker/cmd/tributary-broker
 //	TRIBUTARY_LOADTEST_BROKER=$PWD/bin/tributary-broker go test -run TestClusterFailover ./broker/loadtest/
 func TestClusterFailover(t *testing.T) {
-	bin := os.Getenv("TRIBUTARY_LOADTEST_BROKER")
-	if bin == "" {
-		t.Skip("TRIBUTARY_LOADTEST_BROKER is not set: build bin/tributary-broker and set it to run the cluster benchmark test")
-	}
+	bin := testenv.Binary(t, "TRIBUTARY_LOADTEST_BROKER", "a built tributary-broker (go build -o bin/tributary-broker ./broker/cmd/tributary-broker)")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c, err := StartCluster(ctx, bin, t.TempDir(), nil)

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/tributary/tributary/internal/testenv"
 )
 
 func TestReadHostFigures(t *testing.T) {
@@ -98,7 +100,7 @@ func TestDiskUsage(t *testing.T) {
 // TestRealProc reads this machine's /proc, where the broker runs.
 func TestRealProc(t *testing.T) {
 	if _, err := os.Stat("/proc/stat"); err != nil {
-		t.Skip("no /proc on this system")
+		testenv.Missing(t, "no /proc on this system")
 	}
 	if _, err := readCPUTimes("/proc"); err != nil {
 		t.Error(err)

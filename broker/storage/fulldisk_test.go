@@ -8,17 +8,17 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/tributary/tributary/internal/testenv"
 )
 
 // mountSmallTmpfs mounts a 2 MiB tmpfs, so writes really fail with ENOSPC.
 func mountSmallTmpfs(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("full-disk test needs root to mount a small tmpfs")
-	}
+	testenv.Root(t, "mounting a small tmpfs for the full-disk test")
 	dir := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs for the full-disk test: %v: %s", err, out)
+		testenv.Missing(t, "cannot mount a tmpfs for the full-disk test: %v: %s", err, out)
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {

@@ -7,14 +7,16 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/tributary/tributary/internal/testenv"
 )
 
-// awsCLI runs Debian's aws CLI against the local cloud (skipping when it is not installed).
+// awsCLI runs Debian's aws CLI against the local cloud (testenv.Missing when it is not installed).
 func awsCLI(t *testing.T, endpoint string, args ...string) ([]byte, error) {
 	t.Helper()
 	const cli = "/usr/bin/aws"
 	if _, err := os.Stat(cli); err != nil {
-		t.Skip("Debian's aws CLI is not installed (/usr/bin/aws): run make tools or apt-get install awscli")
+		testenv.Missing(t, "Debian's aws CLI is not installed (/usr/bin/aws): run make tools or apt-get install awscli")
 	}
 	cmd := exec.Command(cli, append([]string{"--endpoint-url", endpoint, "--output", "json"}, args...)...)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir(), "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_DEFAULT_REGION=us-east-1", "AWS_PAGER="}

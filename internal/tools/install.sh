@@ -3,7 +3,8 @@
 #   - a Terraform CLI: `terraform` on PATH when present, else OpenTofu built from
 #     the Go module proxy into .cache/tools/bin/tofu;
 #   - Debian packages the tests use (real Kafka clients, the AWS CLI, Packer,
-#     ShellCheck, xfsprogs), with apt-get when missing and when running as root;
+#     ShellCheck, systemd-analyze, and the loop device, mount and mkfs tools of
+#     the block-device tests), with apt-get when missing and when running as root;
 #   - Go tools (staticcheck) into .cache/tools/bin.
 # It writes .cache/tools/env.mk, which the GNUmakefile includes, so later make
 # runs know which Terraform CLI to hand terraform-plugin-testing.
@@ -26,6 +27,10 @@ DEBIAN_PACKAGES=(
 	"packer=1.6.6+ds2-1+b1"
 	"shellcheck=0.9.0-1"
 	"xfsprogs=6.1.0-1"
+	"systemd=252.38-1~deb12u1"
+	"e2fsprogs=1.47.0-2"
+	"util-linux=2.38.1-5+deb12u3"
+	"mount=2.38.1-5+deb12u3"
 )
 
 log() { printf 'tools: %s\n' "$*" >&2; }

@@ -14,23 +14,27 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tributary/tributary/internal/testenv"
 )
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// requireLoopTools skips unless the test can make loop devices and XFS filesystems.
+// requireLoopTools ends the test (testenv.Missing) unless it can make loop
+// devices and XFS filesystems, and run the further tools named.
 func requireLoopTools(t *testing.T, tools ...string) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to attach loop devices and mount (run the tests as root)")
-	}
+	testenv.Root(t, "attaching loop devices and mounting")
+	debianPackage := map[string]string{"losetup": "mount", "blkid": "util-linux", "mkfs.ext4": "e2fsprogs"}
 	for _, tool := range append([]string{"losetup", "blkid", "mkfs.xfs", "xfs_info", "xfs_growfs"}, tools...) {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed: apt-get install -y xfsprogs util-linux e2fsprogs (make tools)", tool)
+		pkg, ok := debianPackage[tool]
+		if !ok {
+			pkg = "xfsprogs"
 		}
+		testenv.Tool(t, tool, pkg)
 	}
 	if _, err := os.Stat("/dev/loop-control"); err != nil {
-		t.Skip("loop devices are unavailable here (/dev/loop-control missing)")
+		testenv.Missing(t, "loop devices are unavailable here (/dev/loop-control missing)")
 	}
 }
 
@@ -47,7 +51,7 @@ func loopDevice(t *testing.T, size int64) (dev, backing string) {
 	}
 	out, err := exec.Command("losetup", "-f", "--show", backing).CombinedOutput()
 	if err != nil {
-		t.Skipf("loop devices are unavailable here: losetup: %v: %s", err, out)
+		testenv.Missing(t, "loop devices are unavailable here: losetup: %v: %s", err, out)
 	}
 	dev = strings.TrimSpace(string(out))
 	t.Cleanup(func() {
@@ -219,7 +223,7 @@ func someBlockDevice(t *testing.T) string {
 			return dev
 		}
 	}
-	t.Skip("no block device node (/dev/loopN) on this machine to point the finder at")
+	testenv.Missing(t, "no block device node (/dev/loopN) on this machine to point the finder at")
 	return ""
 }
 

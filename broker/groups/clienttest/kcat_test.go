@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tributary/tributary/internal/testenv"
 )
 
 // TestKcatBalancedConsumer consumes with kcat -G, librdkafka's balanced
@@ -17,10 +19,7 @@ func TestKcatBalancedConsumer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end broker test")
 	}
-	kcat, err := exec.LookPath("kcat")
-	if err != nil {
-		t.Skip("kcat not installed: run make tools")
-	}
+	kcat := testenv.Tool(t, "kcat", "kcat")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	addr, _ := startBroker(t, t.TempDir())

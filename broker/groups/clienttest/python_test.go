@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tributary/tributary/internal/testenv"
 )
 
 // kafkaPythonConsumer consumes the topic in a group until it is idle for a
@@ -35,10 +37,10 @@ func TestKafkaPythonConsumerGroup(t *testing.T) {
 	}
 	const python = "/usr/bin/python3"
 	if _, err := os.Stat(python); err != nil {
-		t.Skip("Debian python3 not installed: run make tools")
+		testenv.Missing(t, "Debian python3 not installed (%s): run make tools", python)
 	}
 	if err := exec.Command(python, "-c", "import kafka").Run(); err != nil {
-		t.Skip("python3-kafka not installed: run make tools")
+		testenv.Missing(t, "python3-kafka not installed: run make tools")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tributary/tributary/internal/testenv"
 )
 
 // debianAWS is Debian's aws CLI (package awscli). The pyenv one on PATH is not used: the
@@ -23,7 +25,7 @@ const debianAWS = "/usr/bin/aws"
 func (c *cloud) awsCLI(t *testing.T, wantErr bool, args ...string) string {
 	t.Helper()
 	if _, err := os.Stat(debianAWS); err != nil {
-		t.Skip("Debian's aws CLI is not installed (apt-get install awscli; make tools does it)")
+		testenv.Missing(t, "Debian's aws CLI is not installed (apt-get install awscli; make tools does it)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -1,0 +1,71 @@
+// Package testenv decides what a test does when the machine lacks something
+// it needs: root, loop devices, a tmpfs mount, a tool from a Debian package,
+// a built binary. On a developer's machine the test skips and says what is
+// missing. In CI (CI=true, which .ci/run sets) it fails: `make tools`
+// installs every such prerequisite there and CI runs as root, so a
+// prerequisite missing in CI is a broken CI, and a skip would report a green
+// run for something that was never tested.
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+)
+
+// InCI reports whether the tests run in CI: CI set to a true value (true,
+// 1), as .ci/run and most CI services set it.
+func InCI() bool {
+	ci, err := strconv.ParseBool(os.Getenv("CI"))
+	return err == nil && ci
+}
+
+// Missing ends the test because a prerequisite is missing: a skip naming
+// it, or in CI a failure naming it.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	reason := fmt.Sprintf(format, args...)
+	if InCI() {
+		t.Fatalf("%s (CI=true: make tools and running as root provide every test prerequisite, so this fails instead of skipping)", reason)
+		return
+	}
+	t.Skip(reason)
+}
+
+// Root ends the test unless it runs as root; what says what needs it.
+func Root(t testing.TB, what string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Missing(t, "%s needs root: run the tests as root", what)
+	}
+}
+
+// Tool returns the path of a command on PATH, or ends the test naming the
+// Debian package that provides it (which `make tools` installs).
+func Tool(t testing.TB, name, debianPackage string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		Missing(t, "%s not installed (Debian package %s): run make tools", name, debianPackage)
+	}
+	return path
+}
+
+// Binary returns the executable that the environment variable env names
+// (`make test` sets it to a binary it built), or ends the test saying how
+// to set it.
+func Binary(t testing.TB, env, what string) string {
+	t.Helper()
+	path := os.Getenv(env)
+	if path == "" {
+		Missing(t, "%s is not set: set it to %s (make test does) to run this test", env, what)
+		return ""
+	}
+	info, err := os.Stat(path)
+	if err != nil || info.IsDir() || info.Mode()&0o111 == 0 {
+		t.Fatalf("%s=%s is not an executable file (%v): set it to %s", env, path, err, what)
+	}
+	return path
+}
