@@ -44,6 +44,8 @@ func main() {
 		os.Exit(runMain(os.Args[2:]))
 	case "boot":
 		os.Exit(bootMain(os.Args[2:]))
+	case "iam-token":
+		os.Exit(iamTokenMain(os.Args[2:]))
 	case "version", "--version", "-version":
 		fmt.Println(version)
 	case "help", "--help", "-h", "-help":
@@ -61,6 +63,7 @@ func usage(w io.Writer) {
 commands:
   run       serve the Kafka protocol (flags: --listen --advertise --data-dir --node-id --config)
   boot      boot agent: read the instance's boot document, prepare the volume, exec run
+  iam-token print an IAM OAUTHBEARER token for a cluster (flags: --cluster-id --region --json)
   version   print the version`)
 }
 
