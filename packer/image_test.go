@@ -168,7 +168,8 @@ func TestUnitHardening(t *testing.T) {
 	}
 }
 
-// TestImageNameAndTags pins seam S4: the provider finds images by these.
+// TestImageNameAndTags pins the image's name and tags: the provider's
+// tributary_broker_image data source finds images by them.
 func TestImageNameAndTags(t *testing.T) {
 	hcl, err := os.ReadFile(template)
 	if err != nil {

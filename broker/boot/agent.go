@@ -6,7 +6,7 @@
 //  2. document: decode and validate the boot document.
 //  3. secrets:  decrypt the secrets envelope with KMS under its encryption context.
 //  4. volume:   find the data volume, format it on first boot only, mount, grow.
-//  5. config:   write the broker config (seam S2) and the secret files.
+//  5. config:   write the broker config and the secret files.
 //  6. exec:     replace itself with `tributary-broker run --config <file>`.
 //
 // Every step is logged to stderr (the instance console) and recorded in a
@@ -44,7 +44,8 @@ import (
 // Environment variables the agent reads.
 const (
 	// EnvVolumeDir switches the agent to the local cloud's volumes: the data
-	// volume is the directory $TRIBUTARY_VOLUME_DIR/<volume id> (seam S4).
+	// volume is the directory $TRIBUTARY_VOLUME_DIR/<volume id>, which the
+	// local cloud gives each instance in place of an EBS volume.
 	EnvVolumeDir = "TRIBUTARY_VOLUME_DIR"
 	// EnvRuntimeDir overrides where the config, secrets and status go.
 	EnvRuntimeDir = "TRIBUTARY_RUNTIME_DIR"

@@ -33,7 +33,7 @@ var testSecrets = bootconfig.Secrets{
 
 // bootEnv is one instance's world: an IMDS and a KMS on loopback, the AWS
 // SDK pointed at them through the environment exactly as the local cloud
-// does (seam S4), a volume directory and a runtime directory.
+// does for an instance, a volume directory and a runtime directory.
 type bootEnv struct {
 	imds       *fakeIMDS
 	kms        *fakeKMS
@@ -91,7 +91,8 @@ func newBootEnv(t *testing.T) *bootEnv {
 		t.Fatal(err)
 	}
 
-	// The instance environment of seam S4, and nothing from this machine.
+	// The environment the local cloud gives an instance, and nothing from
+	// this machine.
 	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", e.imds.URL)
 	t.Setenv("AWS_ENDPOINT_URL", e.kms.URL)
 	t.Setenv("AWS_REGION", "us-east-1")

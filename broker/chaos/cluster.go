@@ -128,7 +128,8 @@ func (c *Cluster) logPath(id int32) string {
 	return filepath.Join(c.cfg.Dir, fmt.Sprintf("node-%d", id), "broker.log")
 }
 
-// configFile renders a node's properties file (seam S2 names).
+// configFile renders a node's properties file, with Kafka's setting names
+// as the boot agent writes them.
 func (c *Cluster) configFile(n NodeSpec) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "node.id=%d\nbroker.rack=%s\n", n.ID, n.Rack)

@@ -15,10 +15,10 @@ import (
 )
 
 // TestRunWithBootAgentConfig starts `tributary-broker run --config` with a
-// file shaped like the one the boot agent renders (seam S2): named
-// listeners with a protocol map, keys this broker does not use yet, and
-// broker_config overrides. The broker serves the PLAINTEXT listener with
-// the configured identity and warns about the rest.
+// file shaped like the one the boot agent renders: named listeners with a
+// protocol map, keys this broker does not use, and broker_config overrides.
+// The broker serves the PLAINTEXT listener with the configured identity and
+// warns about the rest.
 func TestRunWithBootAgentConfig(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a broker process")

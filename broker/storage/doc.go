@@ -6,7 +6,7 @@
 // leader epochs. The on-disk format and the durability guarantee are in
 // docs/broker-disk-format.md.
 //
-// API overview (seam S1):
+// API overview:
 //
 //	st, err := storage.Open(dir, storage.Options{FlushPolicy: storage.FlushGroup})
 //	defer st.Close()                      // checkpoints, writes the clean-shutdown marker

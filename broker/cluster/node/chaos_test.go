@@ -126,8 +126,8 @@ func (l *liveBrokers) poll(rec *chaos.Recorder, process int, topic string, parti
 // TestNoAcknowledgedWriteLostUnderBrokerFaults runs the chaos checker over
 // three in-process brokers on real storage: acks=all producers and a
 // consumer run while brokers crash (no controlled shutdown) or shut down
-// cleanly and come back. Crashes here close files cleanly; process kills
-// are the job of broker/chaos once the server is wired.
+// cleanly and come back. Crashes here close files cleanly; kill -9 of
+// broker processes is broker/chaos's test.
 func TestNoAcknowledgedWriteLostUnderBrokerFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three in-process brokers under faults")

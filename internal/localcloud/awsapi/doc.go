@@ -3,7 +3,7 @@
 // credential scope's service name, finds the operation by protocol, and renders AWS errors in
 // the protocol the client speaks.
 //
-// # Wiring guide for service packages (kms, sts, iam, cloudwatch, ec2)
+// # Service packages (kms, sts, iam, cloudwatch, ec2)
 //
 // A service is a package under internal/localcloud/ with a constructor of this shape, called
 // once by localcloud.Start with a per-service state directory:
@@ -13,8 +13,7 @@
 //	func (s *Service) Close() error               // optional (io.Closer): flush state
 //
 // The wiring registers it under its SigV4 scope name: "ec2", "kms", "sts", "iam", "monitoring"
-// (CloudWatch). Other seams, implemented by the services engineer's packages and installed by
-// the wiring:
+// (CloudWatch). Interfaces that services implement for each other, installed by the wiring:
 //   - iam.Service implements Authorizer (installed with Server.SetAuthorizer) and
 //     InstanceProfileResolver (used by EC2 RunInstances and the instance metadata service).
 //   - kms.Service implements KeyResolver (used by EC2 CreateVolume / RunInstances encryption).
