@@ -14,6 +14,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -59,6 +60,7 @@ type Config struct {
 	AutoCreateTopics         bool
 	DeleteTopicEnable        bool
 	MinInsyncReplicas        int32
+	UncleanLeaderElection    bool // always false: leaders come from the ISR
 
 	MessageMaxBytes        int32
 	SocketRequestMaxBytes  int32
@@ -89,6 +91,10 @@ type Config struct {
 	// broker/metrics parses them (metrics.ParseCloudWatchSettings(c.Get)).
 	Metrics map[string]string
 
+	// Kept holds, by name, the settings the boot agent writes for the TLS
+	// and SASL listeners (key files, mechanisms), reported as written.
+	Kept map[string]string
+
 	// Explicit names the settings given in the config file or by flags
 	// (DescribeConfigs reports them as STATIC_BROKER_CONFIG).
 	Explicit map[string]bool
@@ -102,7 +108,7 @@ func Default() *Config {
 		if s.Default == "" && s.skipEmptyDefault {
 			continue
 		}
-		if err := s.set(c, s.Default); err != nil {
+		if err := s.set(c, s.Name, s.Default); err != nil {
 			// The table's defaults are constants; a bad one is a bug
 			// caught by TestDefaultsParse, not bad input.
 			panic(fmt.Sprintf("config: default of %s: %v", s.Name, err))
@@ -116,6 +122,7 @@ func (c *Config) Clone() *Config {
 	cp := *c
 	cp.Explicit = maps.Clone(c.Explicit)
 	cp.Metrics = maps.Clone(c.Metrics)
+	cp.Kept = maps.Clone(c.Kept)
 	return &cp
 }
 
@@ -149,21 +156,34 @@ func (c *Config) ApplyProperties(props []Property, log *slog.Logger) error {
 		byKey[p.Key] = p
 	}
 	var errs []error
-	for _, s := range settings {
-		p, ok := byKey[s.Name]
-		if !ok {
-			continue
+	apply := func(name string, p Property) {
+		s, _ := Lookup(name)
+		if err := s.set(c, name, strings.TrimSpace(p.Value)); err != nil {
+			errs = append(errs, fmt.Errorf("line %d: %s=%q: %w", p.Line, name, p.Value, err))
+			return
 		}
-		delete(byKey, s.Name)
-		if err := s.set(c, strings.TrimSpace(p.Value)); err != nil {
-			errs = append(errs, fmt.Errorf("line %d: %s=%q: %w", p.Line, s.Name, p.Value, err))
-			continue
-		}
-		c.markExplicit(s.Name)
+		c.markExplicit(name)
 	}
-	for key, p := range byKey {
+	for _, s := range settings {
+		if p, ok := byKey[s.Name]; ok {
+			delete(byKey, s.Name)
+			apply(s.Name, p)
+		}
+	}
+	// Per-listener settings, and keys no setting has: Kafka ignores
+	// unknown keys in server.properties, so files written for it load.
+	for _, key := range slices.Sorted(maps.Keys(byKey)) {
+		p := byKey[key]
+		if _, ok := Lookup(key); ok {
+			apply(key, p)
+			continue
+		}
 		if log != nil {
-			log.Warn("ignoring unknown config key", "key", key, "line", p.Line)
+			attrs := []any{"key", key, "line", p.Line}
+			if alt := Suggest(key); alt != "" {
+				attrs = append(attrs, "did_you_mean", alt)
+			}
+			log.Warn("ignoring unknown config key", attrs...)
 		}
 	}
 	return errors.Join(errs...)
@@ -173,10 +193,10 @@ func (c *Config) ApplyProperties(props []Property, log *slog.Logger) error {
 func (c *Config) Set(name, value string) error {
 	s, ok := Lookup(name)
 	if !ok {
-		return fmt.Errorf("unknown config %q", name)
+		return unknownSetting(name)
 	}
-	if err := s.set(c, strings.TrimSpace(value)); err != nil {
-		return fmt.Errorf("%s=%q: %w", name, value, err)
+	if err := s.set(c, name, strings.TrimSpace(value)); err != nil {
+		return &SettingError{Name: name, Problem: fmt.Sprintf("%v, got %q", err, value)}
 	}
 	return nil
 }
@@ -195,78 +215,69 @@ func (c *Config) Get(name string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return s.get(c), true
+	return s.get(c, name), true
 }
 
-// Validate checks values that depend on each other and the ones that only
-// make sense in a range.
+// Names lists the settings c has, sorted: every setting of the table, with
+// per-listener ones under the names they are set by.
+func (c *Config) Names() []string {
+	var names []string
+	for _, s := range settings {
+		if !strings.Contains(s.Name, listenerPlaceholder) {
+			names = append(names, s.Name)
+		}
+	}
+	for name := range c.Kept {
+		if _, table := settingIndex[name]; !table {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Validate checks what a setting's own range cannot: the listeners and the
+// data directory that must exist, and values that depend on each other.
+// Each problem is a *SettingError naming the setting to change.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.NodeID < 0 {
-		errs = append(errs, fmt.Errorf("node.id must be >= 0, got %d", c.NodeID))
+	for _, e := range c.settingErrors() {
+		errs = append(errs, e)
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) settingErrors() []*SettingError {
+	var errs []*SettingError
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, &SettingError{Name: name, Problem: fmt.Sprintf(format, args...)})
 	}
 	if c.ListenAddr == "" {
-		errs = append(errs, fmt.Errorf("listeners=%q has no PLAINTEXT listener; TLS and SASL listeners are not served yet", c.Listeners))
+		bad("listeners", "%q has no PLAINTEXT listener; TLS and SASL listeners are not served yet", c.Listeners)
 	} else if _, _, err := splitHostPort(c.ListenAddr); err != nil {
-		errs = append(errs, fmt.Errorf("listen address: %w", err))
+		bad("listeners", "listen address: %v", err)
 	}
 	if c.AdvertisedAddr != "" {
 		if _, _, err := splitHostPort(c.AdvertisedAddr); err != nil {
-			errs = append(errs, fmt.Errorf("advertised address: %w", err))
+			bad("advertised.listeners", "advertised address: %v", err)
 		}
 	}
 	if c.DataDir == "" {
-		errs = append(errs, errors.New("log.dirs must not be empty"))
+		bad("log.dirs", "must not be empty")
 	}
-	if c.NumPartitions < 1 {
-		errs = append(errs, fmt.Errorf("num.partitions must be >= 1, got %d", c.NumPartitions))
+	// A broker must get at least two lease renewals into every lease, so
+	// that one late or lost heartbeat does not fence it.
+	if 2*c.BrokerHeartbeatInterval >= c.BrokerSessionTimeout {
+		bad("broker.heartbeat.interval.ms", "(%d) must be less than half of broker.session.timeout.ms (%d), so that a lease survives a missed heartbeat",
+			c.BrokerHeartbeatInterval.Milliseconds(), c.BrokerSessionTimeout.Milliseconds())
 	}
-	if c.MessageMaxBytes < 0 {
-		errs = append(errs, fmt.Errorf("message.max.bytes must be >= 0, got %d", c.MessageMaxBytes))
-	}
-	if c.SocketRequestMaxBytes < 1024 {
-		errs = append(errs, fmt.Errorf("socket.request.max.bytes must be >= 1024, got %d", c.SocketRequestMaxBytes))
-	}
-	if c.MaxConnections < 1 {
-		errs = append(errs, fmt.Errorf("max.connections must be >= 1, got %d", c.MaxConnections))
-	}
-	if c.LogSegmentBytes < 14 {
-		errs = append(errs, fmt.Errorf("log.segment.bytes must be >= 14, got %d", c.LogSegmentBytes))
-	}
-	if c.DefaultReplicationFactor < 1 {
-		errs = append(errs, fmt.Errorf("default.replication.factor must be >= 1, got %d", c.DefaultReplicationFactor))
-	}
-	if c.MinInsyncReplicas < 1 {
-		errs = append(errs, fmt.Errorf("min.insync.replicas must be >= 1, got %d", c.MinInsyncReplicas))
-	}
-	errs = append(errs, c.validateClusterTimings()...)
-	return errors.Join(errs...)
+	return errs
 }
 
 // MinClusterTiming is the smallest accepted heartbeat interval and Raft
 // timeout: below it timer jitter and scheduling delays alone would fence
 // brokers and start elections.
 const MinClusterTiming = 10 * time.Millisecond
-
-// validateClusterTimings checks the lease and Raft settings against each
-// other. A broker must get at least two renewals into every lease, so that
-// one late or lost heartbeat does not fence it.
-func (c *Config) validateClusterTimings() []error {
-	var errs []error
-	if c.BrokerHeartbeatInterval < MinClusterTiming {
-		errs = append(errs, fmt.Errorf("broker.heartbeat.interval.ms must be >= %d, got %d", MinClusterTiming.Milliseconds(), c.BrokerHeartbeatInterval.Milliseconds()))
-	} else if 2*c.BrokerHeartbeatInterval >= c.BrokerSessionTimeout {
-		errs = append(errs, fmt.Errorf("broker.heartbeat.interval.ms (%d) must be less than half of broker.session.timeout.ms (%d), so that a lease survives a missed heartbeat",
-			c.BrokerHeartbeatInterval.Milliseconds(), c.BrokerSessionTimeout.Milliseconds()))
-	}
-	if c.ControllerElectionTimeout < MinClusterTiming {
-		errs = append(errs, fmt.Errorf("controller.quorum.election.timeout.ms must be >= %d, got %d", MinClusterTiming.Milliseconds(), c.ControllerElectionTimeout.Milliseconds()))
-	}
-	if c.ControllerFetchTimeout < MinClusterTiming {
-		errs = append(errs, fmt.Errorf("controller.quorum.fetch.timeout.ms must be >= %d, got %d", MinClusterTiming.Milliseconds(), c.ControllerFetchTimeout.Milliseconds()))
-	}
-	return errs
-}
 
 // AdvertisedHostPort is the address given to clients in Metadata: the
 // advertised listener, else the listener itself; an unspecified listen host

@@ -2,28 +2,79 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 )
 
+// Owner says who sets a setting on a broker that the boot agent starts.
+type Owner string
+
+const (
+	// OwnerUser settings are the operator's: the config file of
+	// `tributary-broker run`, a cluster's broker_config, and (when Dynamic)
+	// IncrementalAlterConfigs on a running broker.
+	OwnerUser Owner = "user"
+	// OwnerAgent settings fix a broker's identity and wiring (node id,
+	// listeners, data directory, quorum voters, key files). The boot agent
+	// derives them from the boot document and the instance; a broker_config
+	// entry for one is refused, because a value that disagrees with the
+	// document would silently break the broker.
+	OwnerAgent Owner = "agent"
+)
+
+// Range is the inclusive range of a numeric setting.
+type Range struct{ Min, Max int64 }
+
 // Setting describes one broker setting by its Kafka name.
 type Setting struct {
-	Name    string
-	Type    string // Kafka's config type name: int, long, boolean, string, list, password
-	Default string // as written in a properties file; "" when unset by default
-	Doc     string
+	// Name is the Kafka name. A name holding "<listener>" stands for one
+	// setting per listener, the placeholder being the lower-case listener
+	// name (listener.name.<listener>.ssl.client.auth).
+	Name string
+	Type string // Kafka's config type name: int, long, boolean, string, list, password
+	// Default is the broker's own default, as written in a properties file;
+	// "" when unset by default.
+	Default string
+	// ClusterDefault, when not "", is what a cluster built from boot
+	// documents (the Terraform provider's) runs with where broker_config
+	// does not set the setting: Amazon MSK's default configuration for a
+	// cluster of three or more brokers. The boot agent writes it;
+	// ClusterDefaults sizes it for smaller clusters.
+	ClusterDefault string
+	// Range bounds a numeric setting (nil for others); Values lists the
+	// values an enumerated setting accepts (nil for others). Allowed says
+	// the same in words, for documentation and errors.
+	Range   *Range
+	Values  []string
+	Allowed string
 	// Dynamic settings can be changed on a running broker with
 	// IncrementalAlterConfigs / AlterConfigs on the broker resource; they
 	// are stored in the metadata and survive restarts.
 	Dynamic bool
+	Owner   Owner
+	Doc     string
 
 	skipEmptyDefault bool
-	set              func(*Config, string) error
-	get              func(*Config) string
+	// sized returns ClusterDefault for a cluster of n brokers.
+	sized func(n int) string
+	set   func(c *Config, name, v string) error
+	get   func(c *Config, name string) string
 }
+
+// SettingError is a problem with one setting: its value, its name, or its
+// value together with others'.
+type SettingError struct {
+	Name    string
+	Problem string
+}
+
+func (e *SettingError) Error() string { return e.Name + " " + e.Problem }
 
 // Settings returns the settings table, sorted by name.
 func Settings() []Setting {
@@ -33,247 +84,597 @@ func Settings() []Setting {
 	return out
 }
 
-// Lookup finds a setting by its Kafka name.
+const listenerPlaceholder = "<listener>"
+
+var listenerNamePattern = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
+
+// Lookup finds a setting by its Kafka name. A per-listener setting is
+// returned under the concrete name asked for.
 func Lookup(name string) (Setting, bool) {
+	if i, ok := settingIndex[name]; ok {
+		return settings[i], true
+	}
 	for _, s := range settings {
-		if s.Name == name {
+		prefix, suffix, ok := strings.Cut(s.Name, listenerPlaceholder)
+		if !ok || !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, suffix) || len(name) <= len(prefix)+len(suffix) {
+			continue
+		}
+		if listenerNamePattern.MatchString(name[len(prefix) : len(name)-len(suffix)]) {
+			s.Name = name
 			return s, true
 		}
 	}
 	return Setting{}, false
 }
 
+var settingIndex = func() map[string]int {
+	m := make(map[string]int, len(settings))
+	for i, s := range settings {
+		m[s.Name] = i
+	}
+	return m
+}()
+
+// Validate checks one value of a setting exactly as the broker checks it
+// when it applies it: from its config file, or live with
+// IncrementalAlterConfigs. It does not check the value against other
+// settings (Config.Validate does). The error is a *SettingError; for an
+// unknown name it suggests the closest known one.
+func Validate(name, value string) error {
+	s, ok := Lookup(name)
+	if !ok {
+		return unknownSetting(name)
+	}
+	return s.Validate(value)
+}
+
+// Validate checks one value of s (see the package-level Validate).
+func (s Setting) Validate(value string) error {
+	if err := s.set(Default(), s.Name, strings.TrimSpace(value)); err != nil {
+		return &SettingError{Name: s.Name, Problem: fmt.Sprintf("%v, got %q", err, value)}
+	}
+	return nil
+}
+
+// Canonical returns a valid value in the spelling the broker reports it in
+// (log.cleanup.policy=delete,compact is compact,delete).
+func Canonical(name, value string) (string, error) {
+	s, ok := Lookup(name)
+	if !ok {
+		return "", unknownSetting(name)
+	}
+	c := Default()
+	if err := s.set(c, s.Name, strings.TrimSpace(value)); err != nil {
+		return "", &SettingError{Name: s.Name, Problem: fmt.Sprintf("%v, got %q", err, value)}
+	}
+	return s.get(c, s.Name), nil
+}
+
+func unknownSetting(name string) *SettingError {
+	problem := "is not a broker setting"
+	if alt := Suggest(name); alt != "" {
+		problem += fmt.Sprintf(" (did you mean %q?)", alt)
+	}
+	return &SettingError{Name: name, Problem: problem}
+}
+
+// ValidateOverrides checks settings a user asks for on top of the defaults
+// (a cluster's broker_config): every name must be a known setting the user
+// owns, every value valid, and all of them together must pass the checks
+// the broker makes when it starts. It returns every problem, in name order.
+func ValidateOverrides(values map[string]string) []*SettingError {
+	var errs []*SettingError
+	c := Default()
+	valid := true
+	for _, name := range sortedNames(values) {
+		s, ok := Lookup(name)
+		switch {
+		case !ok:
+			errs = append(errs, unknownSetting(name))
+			valid = false
+		case s.Owner != OwnerUser:
+			errs = append(errs, &SettingError{Name: name, Problem: "is set by the boot agent from the boot document and cannot be overridden"})
+			valid = false
+		default:
+			if err := s.Validate(values[name]); err != nil {
+				errs = append(errs, err.(*SettingError))
+				valid = false
+				continue
+			}
+			_ = s.set(c, name, strings.TrimSpace(values[name]))
+		}
+	}
+	if valid {
+		errs = append(errs, c.settingErrors()...)
+	}
+	return errs
+}
+
+// ClusterDefaults returns the ClusterDefault of every setting that has one,
+// sized for a cluster of n brokers: with fewer than three, replication
+// needs fewer copies (a cluster can only satisfy what it has brokers for).
+func ClusterDefaults(n int) map[string]string {
+	out := map[string]string{}
+	for _, s := range settings {
+		switch {
+		case s.sized != nil:
+			out[s.Name] = s.sized(n)
+		case s.ClusterDefault != "":
+			out[s.Name] = s.ClusterDefault
+		}
+	}
+	return out
+}
+
+// clusterReplicationFactor is default.replication.factor in a cluster of n
+// brokers: three copies, one per Availability Zone, when there are enough.
+func clusterReplicationFactor(n int) int { return max(1, min(3, n)) }
+
+// ClusterRules checks the settings of a cluster of n brokers (explicit
+// values over ClusterDefaults) against each other and the broker count:
+// default.replication.factor <= n, so that topics created with the default
+// can be placed, and min.insync.replicas <= default.replication.factor, so
+// that acks=all writes to such topics can succeed.
+func ClusterRules(values map[string]string, n int) []*SettingError {
+	eff := ClusterDefaults(n)
+	for k, v := range values {
+		eff[k] = strings.TrimSpace(v)
+	}
+	rf, err1 := strconv.Atoi(eff["default.replication.factor"])
+	isr, err2 := strconv.Atoi(eff["min.insync.replicas"])
+	if err1 != nil || err2 != nil {
+		return nil // reported by Validate
+	}
+	var errs []*SettingError
+	if rf > n {
+		errs = append(errs, &SettingError{Name: "default.replication.factor",
+			Problem: fmt.Sprintf("is %d but the cluster has %d brokers: topics created with the default could not be placed", rf, n)})
+	}
+	if isr > rf {
+		const why = "acks=all writes to topics created with the default replication factor would always fail"
+		if _, ok := values["min.insync.replicas"]; ok {
+			errs = append(errs, &SettingError{Name: "min.insync.replicas",
+				Problem: fmt.Sprintf("(%d) is above default.replication.factor (%d): %s", isr, rf, why)})
+		} else {
+			errs = append(errs, &SettingError{Name: "default.replication.factor",
+				Problem: fmt.Sprintf("(%d) is below min.insync.replicas (%d): %s", rf, isr, why)})
+		}
+	}
+	return errs
+}
+
+// Suggest returns the user-settable setting whose name is closest to name,
+// or "" when none is close enough to be what was meant.
+func Suggest(name string) string {
+	best, bestDist := "", math.MaxInt
+	for _, s := range settings {
+		if s.Owner != OwnerUser {
+			continue
+		}
+		if strings.Contains(name, ".") && strings.HasSuffix(s.Name, "."+name) {
+			return s.Name // the name without its prefix ("retention.ms")
+		}
+		if d := editDistance(name, s.Name); d < bestDist {
+			best, bestDist = s.Name, d
+		}
+	}
+	if bestDist <= max(2, len(name)/3) {
+		return best
+	}
+	return ""
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func sortedNames(m map[string]string) []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// The largest whole numbers of milliseconds, minutes and hours a
+// time.Duration holds.
+var (
+	maxMillis  = int64(math.MaxInt64 / time.Millisecond)
+	maxMinutes = int64(math.MaxInt64 / time.Minute)
+	maxHours   = int64(math.MaxInt64 / time.Hour)
+)
+
 // The table is applied in this order, so aliases that Kafka lets override
 // each other come less precise first (hours, minutes, then ms).
 var settings = []Setting{
-	{Name: "node.id", Type: "int", Default: "1", Doc: "This broker's id.",
-		set: func(c *Config, v string) error { return setInt32(&c.NodeID, v, 0, 1<<30) },
-		get: func(c *Config) string { return itoa(int64(c.NodeID)) }},
-	{Name: "broker.id", Type: "int", Default: "", Doc: "Alias of node.id, for old server.properties files.", skipEmptyDefault: true,
-		set: func(c *Config, v string) error {
+	agent(intSetting("node.id", "int", "1", 0, 1<<30, func(c *Config) *int32 { return &c.NodeID }), "This broker's id."),
+	agent(Setting{Name: "broker.id", Type: "int", Allowed: "-1 (none) or 0 .. 1073741824", skipEmptyDefault: true,
+		set: func(c *Config, _, v string) error {
 			if v == "" || v == "-1" {
 				return nil
 			}
-			return setInt32(&c.NodeID, v, 0, 1<<30)
+			return setRange(&c.NodeID, v, 0, 1<<30)
 		},
-		get: func(c *Config) string { return itoa(int64(c.NodeID)) }},
-	{Name: "broker.rack", Type: "string", Default: "", Doc: "Rack (Availability Zone) of this broker, reported in Metadata.", skipEmptyDefault: true,
-		set: func(c *Config, v string) error { c.Rack = v; return nil },
-		get: func(c *Config) string { return c.Rack }},
-	{Name: "listeners", Type: "list", Default: "PLAINTEXT://127.0.0.1:9092", Doc: "Listeners, NAME://host:port,... The first one whose security protocol is PLAINTEXT is served; TLS and SASL listeners are not served yet and are ignored with a warning.",
-		set: func(c *Config, v string) error {
+		get: func(c *Config, _ string) string { return itoa(int64(c.NodeID)) }}, "Alias of node.id, for old server.properties files."),
+	agent(stringSetting("broker.rack", "", func(c *Config) *string { return &c.Rack }), "Rack (Availability Zone) of this broker, reported in Metadata."),
+	agent(Setting{Name: "listeners", Type: "list", Default: "PLAINTEXT://127.0.0.1:9092", Allowed: "NAME://host:port,...",
+		set: func(c *Config, _, v string) error {
 			if _, err := parseListeners(v); err != nil {
 				return err
 			}
 			c.Listeners = v
 			return c.resolveListeners()
 		},
-		get: func(c *Config) string { return c.Listeners }},
-	{Name: "advertised.listeners", Type: "list", Default: "", Doc: "Addresses given to clients in Metadata, by listener name. Defaults to the listener.", skipEmptyDefault: true,
-		set: func(c *Config, v string) error {
+		get: func(c *Config, _ string) string { return c.Listeners }},
+		"Listeners, NAME://host:port,... The first one whose security protocol is PLAINTEXT is served; TLS and SASL listeners are not served yet and are ignored with a warning."),
+	agent(Setting{Name: "advertised.listeners", Type: "list", Allowed: "NAME://host:port,...", skipEmptyDefault: true,
+		set: func(c *Config, _, v string) error {
 			if _, err := parseListeners(v); v != "" && err != nil {
 				return err
 			}
 			c.AdvertisedListeners = v
 			return c.resolveListeners()
 		},
-		get: func(c *Config) string { return c.AdvertisedListeners }},
-	{Name: "listener.security.protocol.map", Type: "list", Default: "", Doc: "Security protocol of each listener name (NAME:PROTOCOL,...); a name without an entry is its own protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL).", skipEmptyDefault: true,
-		set: func(c *Config, v string) error {
+		get: func(c *Config, _ string) string { return c.AdvertisedListeners }},
+		"Addresses given to clients in Metadata, by listener name. Defaults to the listener."),
+	agent(Setting{Name: "listener.security.protocol.map", Type: "list", Allowed: "NAME:PROTOCOL,...", skipEmptyDefault: true,
+		set: func(c *Config, _, v string) error {
 			if _, err := parseProtocolMap(v); err != nil {
 				return err
 			}
 			c.ProtocolMap = v
 			return c.resolveListeners()
 		},
-		get: func(c *Config) string { return c.ProtocolMap }},
-	{Name: "log.dir", Type: "string", Default: "./data", Doc: "Data directory. log.dirs wins when both are set.",
-		set: func(c *Config, v string) error { return setDataDir(c, v) },
-		get: func(c *Config) string { return c.DataDir }},
-	{Name: "log.dirs", Type: "list", Default: "", Doc: "Data directory (one; with a list the first is used).", skipEmptyDefault: true,
-		set: func(c *Config, v string) error { return setDataDir(c, v) },
-		get: func(c *Config) string { return c.DataDir }},
-	{Name: "cluster.id", Type: "string", Default: "", Doc: "Cluster id reported to clients. Generated and stored in the data directory when empty.", skipEmptyDefault: true,
-		set: func(c *Config, v string) error { c.ClusterID = v; return nil },
-		get: func(c *Config) string { return c.ClusterID }},
-	{Name: "controller.quorum.voters", Type: "list", Default: "", Doc: "Raft metadata quorum seed list (id@host:port,...). Set: the broker joins that cluster (see docs/broker-cluster.md); empty: a single node.", skipEmptyDefault: true,
-		set: func(c *Config, v string) error { c.ControllerQuorumVoters = v; return nil },
-		get: func(c *Config) string { return c.ControllerQuorumVoters }},
-	{Name: "broker.session.timeout.ms", Type: "int", Default: "1500", Doc: "Cluster only: how long a broker's lease lasts. A broker that has not renewed it for this long (killed, partitioned, stalled) is fenced and its partition leaderships move. Must exceed twice broker.heartbeat.interval.ms.",
-		set: func(c *Config, v string) error { return setMillis(&c.BrokerSessionTimeout, v, false) },
-		get: func(c *Config) string { return millis(c.BrokerSessionTimeout) }},
-	{Name: "broker.heartbeat.interval.ms", Type: "int", Default: "300", Doc: "Cluster only: how often a broker renews its lease with the active controller; also how often the active controller looks for expired leases (twice per interval).",
-		set: func(c *Config, v string) error { return setMillis(&c.BrokerHeartbeatInterval, v, false) },
-		get: func(c *Config) string { return millis(c.BrokerHeartbeatInterval) }},
-	{Name: "controller.quorum.election.timeout.ms", Type: "int", Default: "500", Doc: "Cluster only: how long a Raft candidate waits for votes before it starts a new election (hashicorp/raft ElectionTimeout).",
-		set: func(c *Config, v string) error { return setMillis(&c.ControllerElectionTimeout, v, false) },
-		get: func(c *Config) string { return millis(c.ControllerElectionTimeout) }},
-	{Name: "controller.quorum.fetch.timeout.ms", Type: "int", Default: "500", Doc: "Cluster only: how long a voter goes without hearing from the active controller before it starts an election (hashicorp/raft HeartbeatTimeout). With the election timeout, it bounds how long the cluster has no active controller after that controller dies.",
-		set: func(c *Config, v string) error { return setMillis(&c.ControllerFetchTimeout, v, false) },
-		get: func(c *Config) string { return millis(c.ControllerFetchTimeout) }},
-	{Name: "inter.broker.listener.port", Type: "int", Default: "9093", Doc: "Port of the replication listener on the advertised host, where followers fetch (cluster only).",
-		set: func(c *Config, v string) error {
-			n, err := strconv.ParseUint(v, 10, 16)
-			c.InterBrokerPort = int(n)
-			return err
-		},
-		get: func(c *Config) string { return itoa(int64(c.InterBrokerPort)) }},
-	{Name: "metrics.listen", Type: "string", Default: "", Doc: "host:port of the Prometheus /metrics, /healthz, /readyz and /bootz endpoint (see docs/broker-metrics.md); unset serves none.", skipEmptyDefault: true,
-		set: func(c *Config, v string) error { c.MetricsListen = v; return nil },
-		get: func(c *Config) string { return c.MetricsListen }},
+		get: func(c *Config, _ string) string { return c.ProtocolMap }},
+		"Security protocol of each listener name (NAME:PROTOCOL,...); a name without an entry is its own protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)."),
+	agent(Setting{Name: "log.dir", Type: "string", Default: "./data", Allowed: "a directory",
+		set: func(c *Config, _, v string) error { return setDataDir(c, v) },
+		get: func(c *Config, _ string) string { return c.DataDir }}, "Data directory. log.dirs wins when both are set."),
+	agent(Setting{Name: "log.dirs", Type: "list", Allowed: "directories (the first is used)", skipEmptyDefault: true,
+		set: func(c *Config, _, v string) error { return setDataDir(c, v) },
+		get: func(c *Config, _ string) string { return c.DataDir }}, "Data directory (one; with a list the first is used)."),
+	agent(stringSetting("cluster.id", "", func(c *Config) *string { return &c.ClusterID }),
+		"Cluster id reported to clients. Generated and stored in the data directory when empty."),
+	agent(Setting{Name: "controller.quorum.voters", Type: "list", Allowed: "id@host:port,...", skipEmptyDefault: true,
+		set: func(c *Config, _, v string) error { c.ControllerQuorumVoters = v; return nil },
+		get: func(c *Config, _ string) string { return c.ControllerQuorumVoters }},
+		"Raft metadata quorum seed list (id@host:port,...). Set: the broker joins that cluster (see docs/broker-cluster.md); empty: a single node."),
+	user(msSetting("broker.session.timeout.ms", "int", "1500", 1, math.MaxInt32, func(c *Config) *time.Duration { return &c.BrokerSessionTimeout }),
+		"Cluster only: how long a broker's lease lasts. A broker that has not renewed it for this long (killed, partitioned, stalled) is fenced and its partition leaderships move. Must exceed twice broker.heartbeat.interval.ms."),
+	user(msSetting("broker.heartbeat.interval.ms", "int", "300", MinClusterTiming.Milliseconds(), math.MaxInt32, func(c *Config) *time.Duration { return &c.BrokerHeartbeatInterval }),
+		"Cluster only: how often a broker renews its lease with the active controller; also how often the active controller looks for expired leases (twice per interval)."),
+	user(msSetting("controller.quorum.election.timeout.ms", "int", "500", MinClusterTiming.Milliseconds(), math.MaxInt32, func(c *Config) *time.Duration { return &c.ControllerElectionTimeout }),
+		"Cluster only: how long a Raft candidate waits for votes before it starts a new election (hashicorp/raft ElectionTimeout)."),
+	user(msSetting("controller.quorum.fetch.timeout.ms", "int", "500", MinClusterTiming.Milliseconds(), math.MaxInt32, func(c *Config) *time.Duration { return &c.ControllerFetchTimeout }),
+		"Cluster only: how long a voter goes without hearing from the active controller before it starts an election (hashicorp/raft HeartbeatTimeout). With the election timeout, it bounds how long the cluster has no active controller after that controller dies."),
+	agent(intSetting("inter.broker.listener.port", "int", "9093", 1, 65535, func(c *Config) *int { return &c.InterBrokerPort }),
+		"Port of the replication listener on the advertised host, where followers fetch (cluster only)."),
+	agent(stringSetting("metrics.listen", "host:port", func(c *Config) *string { return &c.MetricsListen }),
+		"host:port of the Prometheus /metrics, /healthz, /readyz and /bootz endpoint (see docs/broker-metrics.md); unset serves none."),
 
-	metricsSetting("tributary.cluster.name", "Cluster name: the `Cluster Name` dimension of CloudWatch metrics (defaults to cluster.id)."),
-	metricsSetting("tributary.metrics.cloudwatch.enable", "Ship metrics to CloudWatch (true/false), with MSK's metric names."),
-	metricsSetting("tributary.metrics.cloudwatch.namespace", "CloudWatch namespace of the shipped metrics (required when shipping)."),
-	metricsSetting("tributary.metrics.cloudwatch.level", "MSK monitoring level: DEFAULT, PER_BROKER, PER_TOPIC_PER_BROKER, PER_TOPIC_PER_PARTITION."),
-	metricsSetting("tributary.metrics.cloudwatch.interval.ms", "How often metrics are shipped (default 60000)."),
+	// Written by the boot agent for the TLS and SASL listeners and their
+	// key material; kept and reported.
+	agent(enumSetting("ssl.keystore.type", "", []string{"PEM"}, keptAs),
+		"Format of ssl.keystore.location: PEM (the private key, then the certificate chain)."),
+	agent(stringSetting("ssl.keystore.location", "a file", keptAs), "File holding the TLS listeners' private key and certificate chain."),
+	agent(stringSetting("tributary.scram.bootstrap.file", "a file", keptAs),
+		"JSON file of the SCRAM users to create when the cluster has none ([{username, mechanism, password}]), written by the boot agent from the boot document's secrets."),
+	agent(listSetting("listener.name.<listener>.sasl.enabled.mechanisms", []string{"SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}),
+		"SASL mechanisms a SASL_SSL listener offers."),
+	agent(enumSetting("listener.name.<listener>.ssl.client.auth", "", []string{"required", "requested", "none"}, keptAs),
+		"Whether an SSL listener asks clients for a certificate (required: mutual TLS)."),
 
-	{Name: "num.partitions", Type: "int", Default: "1", Doc: "Partitions of an auto-created topic, and of CreateTopics with -1 partitions.",
-		set: func(c *Config, v string) error { return setInt32(&c.NumPartitions, v, 1, 1<<20) },
-		get: func(c *Config) string { return itoa(int64(c.NumPartitions)) }},
-	{Name: "default.replication.factor", Type: "int", Default: "1", Doc: "Replication factor of auto-created topics. A single node accepts only 1.",
-		set: func(c *Config, v string) error {
-			var n int32
-			err := setInt32(&n, v, 1, 32767)
-			c.DefaultReplicationFactor = int16(n)
-			return err
-		},
-		get: func(c *Config) string { return itoa(int64(c.DefaultReplicationFactor)) }},
-	{Name: "auto.create.topics.enable", Type: "boolean", Default: "true", Doc: "Create a topic when Metadata names one that does not exist.",
-		set: func(c *Config, v string) error { return setBool(&c.AutoCreateTopics, v) },
-		get: func(c *Config) string { return strconv.FormatBool(c.AutoCreateTopics) }},
-	{Name: "delete.topic.enable", Type: "boolean", Default: "true", Doc: "Allow DeleteTopics.",
-		set: func(c *Config, v string) error { return setBool(&c.DeleteTopicEnable, v) },
-		get: func(c *Config) string { return strconv.FormatBool(c.DeleteTopicEnable) }},
-	{Name: "min.insync.replicas", Type: "int", Default: "1", Dynamic: true, Doc: "Replicas that must have a record before acks=all succeeds. A single node is its own ISR.",
-		set: func(c *Config, v string) error { return setInt32(&c.MinInsyncReplicas, v, 1, 32767) },
-		get: func(c *Config) string { return itoa(int64(c.MinInsyncReplicas)) }},
+	metricsSetting("tributary.cluster.name", "a name", "Cluster name: the `Cluster Name` dimension of CloudWatch metrics (defaults to cluster.id)."),
+	metricsSetting("tributary.metrics.cloudwatch.enable", "true, false", "Ship metrics to CloudWatch, with MSK's metric names."),
+	metricsSetting("tributary.metrics.cloudwatch.namespace", "a namespace not starting with AWS/", "CloudWatch namespace of the shipped metrics (required when shipping)."),
+	metricsSetting("tributary.metrics.cloudwatch.level", "DEFAULT, PER_BROKER, PER_TOPIC_PER_BROKER, PER_TOPIC_PER_PARTITION", "MSK monitoring level."),
+	metricsSetting("tributary.metrics.cloudwatch.interval.ms", ">= 1000", "How often metrics are shipped (default 60000)."),
 
-	{Name: "message.max.bytes", Type: "int", Default: "1048588", Dynamic: true, Doc: "Largest record batch accepted (after compression); topics override it with max.message.bytes.",
-		set: func(c *Config, v string) error { return setInt32(&c.MessageMaxBytes, v, 0, 1<<31-1) },
-		get: func(c *Config) string { return itoa(int64(c.MessageMaxBytes)) }},
-	{Name: "socket.request.max.bytes", Type: "int", Default: "104857600", Doc: "Largest request frame; a bigger one closes the connection.",
-		set: func(c *Config, v string) error { return setInt32(&c.SocketRequestMaxBytes, v, 1, 1<<31-1) },
-		get: func(c *Config) string { return itoa(int64(c.SocketRequestMaxBytes)) }},
-	{Name: "max.connections", Type: "int", Default: "10000", Dynamic: true, Doc: "Connections served at once; further ones are closed on accept.",
-		set: func(c *Config, v string) error {
-			var n int32
-			err := setInt32(&n, v, 1, 1<<30)
-			c.MaxConnections = int(n)
-			return err
-		},
-		get: func(c *Config) string { return itoa(int64(c.MaxConnections)) }},
-	{Name: "connections.max.idle.ms", Type: "long", Default: "600000", Doc: "A connection that sends nothing for this long is closed.",
-		set: func(c *Config, v string) error { return setMillis(&c.ConnectionsMaxIdle, v, false) },
-		get: func(c *Config) string { return millis(c.ConnectionsMaxIdle) }},
-	{Name: "fetch.max.wait.cap.ms", Type: "long", Default: "30000", Doc: "Tributary: the longest a Fetch long poll is held, whatever max wait the client asks for.",
-		set: func(c *Config, v string) error { return setMillis(&c.FetchMaxWaitCap, v, false) },
-		get: func(c *Config) string { return millis(c.FetchMaxWaitCap) }},
+	user(intSetting("num.partitions", "int", "1", 1, 1<<20, func(c *Config) *int32 { return &c.NumPartitions }),
+		"Partitions of an auto-created topic, and of CreateTopics with -1 partitions."),
+	sizedBy(user(intSetting("default.replication.factor", "int", "1", 1, math.MaxInt16, func(c *Config) *int16 { return &c.DefaultReplicationFactor }),
+		"Replication factor of auto-created topics and of CreateTopics with -1. Must not exceed the number of brokers."),
+		"3", func(n int) string { return strconv.Itoa(clusterReplicationFactor(n)) }),
+	clusterDefault(user(boolSetting("auto.create.topics.enable", "true", func(c *Config) *bool { return &c.AutoCreateTopics }),
+		"Create a topic when Metadata names one that does not exist."), "false"),
+	user(boolSetting("delete.topic.enable", "true", func(c *Config) *bool { return &c.DeleteTopicEnable }), "Allow DeleteTopics."),
+	sizedBy(dynamic(user(intSetting("min.insync.replicas", "int", "1", 1, math.MaxInt16, func(c *Config) *int32 { return &c.MinInsyncReplicas }),
+		"Replicas that must have a record before acks=all succeeds. A single node is its own ISR.")),
+		"2", func(n int) string { return strconv.Itoa(max(1, min(2, clusterReplicationFactor(n)-1))) }),
+	clusterDefault(dynamic(user(onlyFalse(boolSetting("unclean.leader.election.enable", "false", func(c *Config) *bool { return &c.UncleanLeaderElection }),
+		"the broker elects leaders only from the ISR"),
+		"Whether a replica outside the ISR may become leader, losing acknowledged writes. Leaders are elected from the ISR only, so only false is accepted.")), "false"),
 
-	{Name: "max.incremental.fetch.session.cache.slots", Type: "int", Default: "1000", Doc: "Incremental fetch sessions (KIP-227) kept at once; when all are in use new ones are refused and those consumers send full fetches. 0 turns sessions off.",
-		set: func(c *Config, v string) error {
-			var n int32
-			err := setInt32(&n, v, 0, 1<<20)
-			c.FetchSessionCacheSlots = int(n)
-			return err
-		},
-		get: func(c *Config) string { return itoa(int64(c.FetchSessionCacheSlots)) }},
+	dynamic(user(intSetting("message.max.bytes", "int", "1048588", 1, math.MaxInt32, func(c *Config) *int32 { return &c.MessageMaxBytes }),
+		"Largest record batch accepted (after compression); topics override it with max.message.bytes.")),
+	user(intSetting("socket.request.max.bytes", "int", "104857600", 1024, math.MaxInt32, func(c *Config) *int32 { return &c.SocketRequestMaxBytes }),
+		"Largest request frame; a bigger one closes the connection."),
+	dynamic(user(intSetting("max.connections", "int", "10000", 1, 1<<30, func(c *Config) *int { return &c.MaxConnections }),
+		"Connections served at once; further ones are closed on accept.")),
+	user(msSetting("connections.max.idle.ms", "long", "600000", 1, maxMillis, func(c *Config) *time.Duration { return &c.ConnectionsMaxIdle }),
+		"A connection that sends nothing for this long is closed."),
+	user(msSetting("fetch.max.wait.cap.ms", "long", "30000", 0, maxMillis, func(c *Config) *time.Duration { return &c.FetchMaxWaitCap }),
+		"Tributary: the longest a Fetch long poll is held, whatever max wait the client asks for."),
 
-	{Name: "compression.type", Type: "string", Default: "producer", Doc: "Only producer: batches are stored as the producer compressed them.",
-		set: func(c *Config, v string) error {
-			if v != "producer" {
-				return fmt.Errorf("only producer is supported: the broker stores batches as the producer compressed them")
-			}
-			return nil
-		},
-		get: func(*Config) string { return "producer" }},
+	user(intSetting("max.incremental.fetch.session.cache.slots", "int", "1000", 0, 1<<20, func(c *Config) *int { return &c.FetchSessionCacheSlots }),
+		"Incremental fetch sessions (KIP-227) kept at once; when all are in use new ones are refused and those consumers send full fetches. 0 turns sessions off."),
 
-	{Name: "log.retention.hours", Type: "int", Default: "168", Dynamic: true, Doc: "Retention by time, in hours (log.retention.minutes and log.retention.ms win).",
-		set: func(c *Config, v string) error { return setUnits(&c.LogRetention, v, time.Hour) },
-		get: func(c *Config) string { return unitsOf(c.LogRetention, time.Hour) }},
-	{Name: "log.retention.minutes", Type: "int", Default: "", Dynamic: true, Doc: "Retention by time, in minutes.", skipEmptyDefault: true,
-		set: func(c *Config, v string) error { return setUnits(&c.LogRetention, v, time.Minute) },
-		get: func(c *Config) string { return unitsOf(c.LogRetention, time.Minute) }},
-	{Name: "log.retention.ms", Type: "long", Default: "", Dynamic: true, Doc: "Retention by time; -1 keeps data forever. Topic override: retention.ms.", skipEmptyDefault: true,
-		set: func(c *Config, v string) error { return setMillis(&c.LogRetention, v, true) },
-		get: func(c *Config) string { return millis(c.LogRetention) }},
-	{Name: "log.retention.bytes", Type: "long", Default: "-1", Dynamic: true, Doc: "Retention by size per partition; -1 is unlimited. Topic override: retention.bytes.",
-		set: func(c *Config, v string) error { return setInt64(&c.LogRetentionBytes, v, -1) },
-		get: func(c *Config) string { return itoa(c.LogRetentionBytes) }},
-	{Name: "log.segment.bytes", Type: "int", Default: "1073741824", Dynamic: true, Doc: "Segment size before a roll. Topic override: segment.bytes.",
-		set: func(c *Config, v string) error { return setInt64(&c.LogSegmentBytes, v, 14) },
-		get: func(c *Config) string { return itoa(c.LogSegmentBytes) }},
-	{Name: "log.roll.hours", Type: "int", Default: "168", Dynamic: true, Doc: "Segment age before a roll, in hours (log.roll.ms wins).",
-		set: func(c *Config, v string) error { return setUnits(&c.LogRoll, v, time.Hour) },
-		get: func(c *Config) string { return unitsOf(c.LogRoll, time.Hour) }},
-	{Name: "log.roll.ms", Type: "long", Default: "", Dynamic: true, Doc: "Segment age before a roll. Topic override: segment.ms.", skipEmptyDefault: true,
-		set: func(c *Config, v string) error { return setMillis(&c.LogRoll, v, false) },
-		get: func(c *Config) string { return millis(c.LogRoll) }},
-	{Name: "log.cleanup.policy", Type: "list", Default: "delete", Dynamic: true, Doc: "delete, compact or compact,delete. Topic override: cleanup.policy.",
-		set: func(c *Config, v string) error {
+	user(enumSetting("compression.type", "producer", []string{"producer"}, func(*Config) *string { s := "producer"; return &s }),
+		"Only producer: batches are stored as the producer compressed them."),
+
+	dynamic(user(unitSetting("log.retention.hours", "168", time.Hour, maxHours, func(c *Config) *time.Duration { return &c.LogRetention }),
+		"Retention by time, in hours; -1 keeps data forever (log.retention.minutes and log.retention.ms win).")),
+	dynamic(user(unitSetting("log.retention.minutes", "", time.Minute, maxMinutes, func(c *Config) *time.Duration { return &c.LogRetention }),
+		"Retention by time, in minutes; -1 keeps data forever.")),
+	dynamic(user(unitSetting("log.retention.ms", "", time.Millisecond, maxMillis, func(c *Config) *time.Duration { return &c.LogRetention }),
+		"Retention by time; -1 keeps data forever. Topic override: retention.ms.")),
+	dynamic(user(intSetting("log.retention.bytes", "long", "-1", -1, math.MaxInt64, func(c *Config) *int64 { return &c.LogRetentionBytes }),
+		"Retention by size per partition; -1 is unlimited. Topic override: retention.bytes.")),
+	dynamic(user(intSetting("log.segment.bytes", "int", "1073741824", 14, math.MaxInt32, func(c *Config) *int64 { return &c.LogSegmentBytes }),
+		"Segment size before a roll. Topic override: segment.bytes.")),
+	dynamic(user(hoursSetting("log.roll.hours", "168", func(c *Config) *time.Duration { return &c.LogRoll }),
+		"Segment age before a roll, in hours (log.roll.ms wins).")),
+	dynamic(user(msSetting("log.roll.ms", "long", "", 1, maxMillis, func(c *Config) *time.Duration { return &c.LogRoll }),
+		"Segment age before a roll. Topic override: segment.ms.")),
+	dynamic(user(Setting{Name: "log.cleanup.policy", Type: "list", Default: "delete", Allowed: "delete, compact, compact,delete",
+		set: func(c *Config, _, v string) error {
 			p, err := NormalizeCleanupPolicy(v)
-			c.LogCleanupPolicy = p
-			return err
-		},
-		get: func(c *Config) string { return c.LogCleanupPolicy }},
-	{Name: "log.cleaner.delete.retention.ms", Type: "long", Default: "86400000", Dynamic: true, Doc: "How long tombstones stay after compaction. Topic override: delete.retention.ms.",
-		set: func(c *Config, v string) error { return setMillis(&c.LogDeleteRetention, v, false) },
-		get: func(c *Config) string { return millis(c.LogDeleteRetention) }},
-	{Name: "log.index.interval.bytes", Type: "int", Default: "4096", Dynamic: true, Doc: "Bytes between offset index entries. Topic override: index.interval.bytes.",
-		set: func(c *Config, v string) error { return setInt32(&c.LogIndexIntervalBytes, v, 0, 1<<31-1) },
-		get: func(c *Config) string { return itoa(int64(c.LogIndexIntervalBytes)) }},
-	{Name: "log.message.timestamp.type", Type: "string", Default: "CreateTime", Dynamic: true, Doc: "CreateTime or LogAppendTime. Topic override: message.timestamp.type.",
-		set: func(c *Config, v string) error {
-			if v != "CreateTime" && v != "LogAppendTime" {
-				return fmt.Errorf("must be CreateTime or LogAppendTime")
+			if err != nil {
+				return err
 			}
-			c.LogTimestampType = v
+			c.LogCleanupPolicy = p
 			return nil
 		},
-		get: func(c *Config) string { return c.LogTimestampType }},
-	{Name: "log.flush.policy", Type: "string", Default: FlushGroup, Doc: "Tributary: when data reaches the disk. group: fsync before acknowledging, concurrent produces share one fsync (default). interval: acknowledge first, fsync every log.flush.interval.ms. none: leave it to the OS.",
-		set: func(c *Config, v string) error {
-			switch v {
-			case FlushGroup, FlushInterval, FlushNone:
-				c.LogFlushPolicy = v
+		get: func(c *Config, _ string) string { return c.LogCleanupPolicy }},
+		"delete, compact or compact,delete. Topic override: cleanup.policy.")),
+	dynamic(user(msSetting("log.cleaner.delete.retention.ms", "long", "86400000", 1, maxMillis, func(c *Config) *time.Duration { return &c.LogDeleteRetention }),
+		"How long tombstones stay after compaction. Topic override: delete.retention.ms.")),
+	dynamic(user(intSetting("log.index.interval.bytes", "int", "4096", 1, math.MaxInt32, func(c *Config) *int32 { return &c.LogIndexIntervalBytes }),
+		"Bytes between offset index entries. Topic override: index.interval.bytes.")),
+	dynamic(user(enumSetting("log.message.timestamp.type", "CreateTime", []string{"CreateTime", "LogAppendTime"}, func(c *Config) *string { return &c.LogTimestampType }),
+		"CreateTime or LogAppendTime. Topic override: message.timestamp.type.")),
+	user(enumSetting("log.flush.policy", FlushGroup, []string{FlushGroup, FlushInterval, FlushNone}, func(c *Config) *string { return &c.LogFlushPolicy }),
+		"Tributary: when data reaches the disk. group: fsync before acknowledging, concurrent produces share one fsync (default). interval: acknowledge first, fsync every log.flush.interval.ms. none: leave it to the OS."),
+	user(msSetting("log.flush.interval.ms", "long", "1000", 1, maxMillis, func(c *Config) *time.Duration { return &c.LogFlushInterval }),
+		"fsync period with log.flush.policy=interval."),
+	user(msSetting("log.retention.check.interval.ms", "long", "300000", 1, maxMillis, func(c *Config) *time.Duration { return &c.LogRetentionCheck }),
+		"How often retention and compaction run."),
+
+	user(msSetting("group.initial.rebalance.delay.ms", "int", "3000", 0, math.MaxInt32, func(c *Config) *time.Duration { return &c.GroupInitialRebalanceDelay }),
+		"Wait for more members before the first rebalance of an empty group."),
+	user(msSetting("group.min.session.timeout.ms", "int", "6000", 0, math.MaxInt32, func(c *Config) *time.Duration { return &c.GroupMinSessionTimeout }),
+		"Smallest session timeout a group member may ask for."),
+	user(msSetting("group.max.session.timeout.ms", "int", "1800000", 0, math.MaxInt32, func(c *Config) *time.Duration { return &c.GroupMaxSessionTimeout }),
+		"Largest session timeout a group member may ask for."),
+	user(minutesSetting("offsets.retention.minutes", "10080", func(c *Config) *time.Duration { return &c.OffsetsRetention }),
+		"How long committed offsets of an empty group are kept."),
+}
+
+func agent(s Setting, doc string) Setting { s.Owner, s.Doc = OwnerAgent, doc; return s }
+func user(s Setting, doc string) Setting  { s.Owner, s.Doc = OwnerUser, doc; return s }
+func dynamic(s Setting) Setting           { s.Dynamic = true; return s }
+
+func clusterDefault(s Setting, v string) Setting { s.ClusterDefault = v; return s }
+
+func sizedBy(s Setting, v string, f func(n int) string) Setting {
+	s.ClusterDefault, s.sized = v, f
+	return s
+}
+
+// integer is the Go types integer settings are stored in.
+type integer interface {
+	~int | ~int16 | ~int32 | ~int64
+}
+
+// intSetting is an integer setting in [lo, hi].
+func intSetting[T integer](name, typ, def string, lo, hi int64, field func(*Config) *T) Setting {
+	return Setting{Name: name, Type: typ, Default: def, Range: &Range{lo, hi}, Allowed: rangeText(lo, hi),
+		set: func(c *Config, _, v string) error { return setRange(field(c), v, lo, hi) },
+		get: func(c *Config, _ string) string { return itoa(int64(*field(c))) }}
+}
+
+// msSetting is a duration in milliseconds, in [lo, hi]; lo -1 stands for
+// "forever", kept as a negative duration.
+func msSetting(name, typ, def string, lo, hi int64, field func(*Config) *time.Duration) Setting {
+	s := unitSetting(name, def, time.Millisecond, hi, field)
+	s.Type = typ
+	if lo >= 0 {
+		s.Range.Min, s.Allowed = lo, rangeText(lo, hi)
+		s.set = func(c *Config, _, v string) error {
+			var n int64
+			if err := setRange(&n, v, lo, hi); err != nil {
+				return err
+			}
+			*field(c) = time.Duration(n) * time.Millisecond
+			return nil
+		}
+	}
+	return s
+}
+
+// unitSetting is a retention time in units: -1 keeps data forever, 0 is
+// refused (the log would be deleted as it is written).
+func unitSetting(name, def string, unit time.Duration, hi int64, field func(*Config) *time.Duration) Setting {
+	typ := "int"
+	if unit == time.Millisecond {
+		typ = "long"
+	}
+	return Setting{Name: name, Type: typ, Default: def, Range: &Range{-1, hi}, Allowed: "-1 (forever) or " + rangeText(1, hi),
+		skipEmptyDefault: def == "",
+		set: func(c *Config, _, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			switch {
+			case err != nil:
+				return fmt.Errorf("must be an integer")
+			case n == -1:
+				*field(c) = -1
+			case n < 1 || n > hi:
+				return fmt.Errorf("must be -1 (forever) or %s", strings.Replace(rangeText(1, hi), ">= 1", "at least 1", 1))
+			default:
+				*field(c) = time.Duration(n) * unit
+			}
+			return nil
+		},
+		get: func(c *Config, _ string) string {
+			if d := *field(c); d < 0 {
+				return "-1"
+			}
+			return itoa(int64(*field(c) / unit))
+		}}
+}
+
+// hoursSetting and minutesSetting are durations in whole hours or minutes, at least 1.
+func hoursSetting(name, def string, field func(*Config) *time.Duration) Setting {
+	return wholeUnits(name, def, time.Hour, maxHours, field)
+}
+
+func minutesSetting(name, def string, field func(*Config) *time.Duration) Setting {
+	return wholeUnits(name, def, time.Minute, maxMinutes, field)
+}
+
+func wholeUnits(name, def string, unit time.Duration, hi int64, field func(*Config) *time.Duration) Setting {
+	return Setting{Name: name, Type: "int", Default: def, Range: &Range{1, hi}, Allowed: rangeText(1, hi),
+		set: func(c *Config, _, v string) error {
+			var n int64
+			if err := setRange(&n, v, 1, hi); err != nil {
+				return err
+			}
+			*field(c) = time.Duration(n) * unit
+			return nil
+		},
+		get: func(c *Config, _ string) string { return itoa(int64(*field(c) / unit)) }}
+}
+
+func boolSetting(name, def string, field func(*Config) *bool) Setting {
+	return Setting{Name: name, Type: "boolean", Default: def, Values: []string{"true", "false"}, Allowed: "true, false",
+		set: func(c *Config, _, v string) error {
+			switch strings.ToLower(v) {
+			case "true":
+				*field(c) = true
+			case "false":
+				*field(c) = false
+			default:
+				return fmt.Errorf("must be true or false")
+			}
+			return nil
+		},
+		get: func(c *Config, _ string) string { return strconv.FormatBool(*field(c)) }}
+}
+
+// onlyFalse narrows a boolean setting to false: the broker has no code for
+// the behaviour true would ask for, and accepting it would be a lie.
+func onlyFalse(s Setting, why string) Setting {
+	s.Values, s.Allowed = []string{"false"}, "false"
+	set := s.set
+	s.set = func(c *Config, name, v string) error {
+		if strings.EqualFold(v, "true") {
+			return fmt.Errorf("must be false: %s", why)
+		}
+		return set(c, name, v)
+	}
+	return s
+}
+
+// keptAs stores an agent-written setting that the broker only reports.
+func keptAs(*Config) *string { return nil }
+
+// enumSetting accepts one of values. A nil field (keptAs) keeps the value
+// by name in Config.Kept.
+func enumSetting(name, def string, values []string, field func(*Config) *string) Setting {
+	s := stringSetting(name, "", field)
+	s.Default, s.Values, s.Allowed = def, values, strings.Join(values, ", ")
+	s.skipEmptyDefault = def == ""
+	set := s.set
+	s.set = func(c *Config, name, v string) error {
+		if !slices.Contains(values, v) {
+			if len(values) == 1 {
+				return fmt.Errorf("must be %s", values[0])
+			}
+			return fmt.Errorf("must be one of %s", strings.Join(values, ", "))
+		}
+		return set(c, name, v)
+	}
+	return s
+}
+
+// listSetting is a comma-separated list of some of values, kept by name.
+func listSetting(name string, values []string) Setting {
+	s := stringSetting(name, "", keptAs)
+	s.Type, s.Values, s.Allowed = "list", values, "a list of "+strings.Join(values, ", ")
+	set := s.set
+	s.set = func(c *Config, name, v string) error {
+		for _, item := range strings.Split(v, ",") {
+			if !slices.Contains(values, strings.TrimSpace(item)) {
+				return fmt.Errorf("%q is not one of %s", strings.TrimSpace(item), strings.Join(values, ", "))
+			}
+		}
+		return set(c, name, v)
+	}
+	return s
+}
+
+// stringSetting is free text; allowed describes it ("" for anything).
+func stringSetting(name, allowed string, field func(*Config) *string) Setting {
+	return Setting{Name: name, Type: "string", Allowed: allowed, skipEmptyDefault: true,
+		set: func(c *Config, name, v string) error {
+			if p := field(c); p != nil {
+				*p = v
 				return nil
 			}
-			return fmt.Errorf("must be %s, %s or %s", FlushGroup, FlushInterval, FlushNone)
+			if c.Kept == nil {
+				c.Kept = map[string]string{}
+			}
+			c.Kept[name] = v
+			return nil
 		},
-		get: func(c *Config) string { return c.LogFlushPolicy }},
-	{Name: "log.flush.interval.ms", Type: "long", Default: "1000", Doc: "fsync period with log.flush.policy=interval.",
-		set: func(c *Config, v string) error { return setMillis(&c.LogFlushInterval, v, false) },
-		get: func(c *Config) string { return millis(c.LogFlushInterval) }},
-	{Name: "log.retention.check.interval.ms", Type: "long", Default: "300000", Doc: "How often retention and compaction run.",
-		set: func(c *Config, v string) error { return setMillis(&c.LogRetentionCheck, v, false) },
-		get: func(c *Config) string { return millis(c.LogRetentionCheck) }},
-
-	{Name: "group.initial.rebalance.delay.ms", Type: "int", Default: "3000", Doc: "Wait for more members before the first rebalance of an empty group.",
-		set: func(c *Config, v string) error { return setMillis(&c.GroupInitialRebalanceDelay, v, false) },
-		get: func(c *Config) string { return millis(c.GroupInitialRebalanceDelay) }},
-	{Name: "group.min.session.timeout.ms", Type: "int", Default: "6000", Doc: "Smallest session timeout a group member may ask for.",
-		set: func(c *Config, v string) error { return setMillis(&c.GroupMinSessionTimeout, v, false) },
-		get: func(c *Config) string { return millis(c.GroupMinSessionTimeout) }},
-	{Name: "group.max.session.timeout.ms", Type: "int", Default: "1800000", Doc: "Largest session timeout a group member may ask for.",
-		set: func(c *Config, v string) error { return setMillis(&c.GroupMaxSessionTimeout, v, false) },
-		get: func(c *Config) string { return millis(c.GroupMaxSessionTimeout) }},
-	{Name: "offsets.retention.minutes", Type: "int", Default: "10080", Doc: "How long committed offsets of an empty group are kept.",
-		set: func(c *Config, v string) error { return setUnits(&c.OffsetsRetention, v, time.Minute) },
-		get: func(c *Config) string { return unitsOf(c.OffsetsRetention, time.Minute) }},
+		get: func(c *Config, name string) string {
+			if p := field(c); p != nil {
+				return *p
+			}
+			return c.Kept[name]
+		}}
 }
 
 // metricsSetting declares a setting of the metrics component: kept as
-// written, validated by broker/metrics when the broker starts.
-func metricsSetting(name, doc string) Setting {
-	return Setting{Name: name, Type: "string", Doc: doc, skipEmptyDefault: true,
-		set: func(c *Config, v string) error {
+// written, validated by broker/metrics (metrics.ParseCloudWatchSettings)
+// when the broker starts; allowed says what it accepts.
+func metricsSetting(name, allowed, doc string) Setting {
+	return agent(Setting{Name: name, Type: "string", Allowed: allowed, skipEmptyDefault: true,
+		set: func(c *Config, _, v string) error {
 			if c.Metrics == nil {
 				c.Metrics = map[string]string{}
 			}
 			c.Metrics[name] = v
 			return nil
 		},
-		get: func(c *Config) string { return c.Metrics[name] },
+		get: func(c *Config, _ string) string { return c.Metrics[name] },
+	}, doc)
+}
+
+func rangeText(lo, hi int64) string {
+	switch {
+	case hi >= maxMillis:
+		return fmt.Sprintf(">= %d", lo)
+	default:
+		return fmt.Sprintf("%d .. %d", lo, hi)
 	}
 }
 
@@ -405,85 +806,20 @@ func setDataDir(c *Config, v string) error {
 	return nil
 }
 
-func setInt32(dst *int32, v string, lo, hi int64) error {
-	n, err := strconv.ParseInt(v, 10, 32)
+// setRange parses an integer in [lo, hi] into dst.
+func setRange[T integer](dst *T, v string, lo, hi int64) error {
+	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil {
-		return fmt.Errorf("not an integer")
+		return fmt.Errorf("must be an integer")
 	}
 	if n < lo || n > hi {
+		if hi >= maxMillis {
+			return fmt.Errorf("must be at least %d", lo)
+		}
 		return fmt.Errorf("must be between %d and %d", lo, hi)
 	}
-	*dst = int32(n)
+	*dst = T(n)
 	return nil
-}
-
-func setInt64(dst *int64, v string, lo int64) error {
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return fmt.Errorf("not an integer")
-	}
-	if n < lo {
-		return fmt.Errorf("must be >= %d", lo)
-	}
-	*dst = n
-	return nil
-}
-
-func setBool(dst *bool, v string) error {
-	switch strings.ToLower(v) {
-	case "true":
-		*dst = true
-	case "false":
-		*dst = false
-	default:
-		return fmt.Errorf("must be true or false")
-	}
-	return nil
-}
-
-// setMillis parses milliseconds; with allowForever, -1 means "forever" and
-// is kept as a negative duration.
-func setMillis(dst *time.Duration, v string, allowForever bool) error {
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return fmt.Errorf("not an integer")
-	}
-	if n < 0 {
-		if allowForever && n == -1 {
-			*dst = -1
-			return nil
-		}
-		return fmt.Errorf("must be >= 0")
-	}
-	*dst = time.Duration(n) * time.Millisecond
-	return nil
-}
-
-func setUnits(dst *time.Duration, v string, unit time.Duration) error {
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return fmt.Errorf("not an integer")
-	}
-	if n < 0 {
-		*dst = -1
-		return nil
-	}
-	*dst = time.Duration(n) * unit
-	return nil
-}
-
-func millis(d time.Duration) string {
-	if d < 0 {
-		return "-1"
-	}
-	return itoa(d.Milliseconds())
-}
-
-func unitsOf(d time.Duration, unit time.Duration) string {
-	if d < 0 {
-		return "-1"
-	}
-	return itoa(int64(d / unit))
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

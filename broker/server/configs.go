@@ -70,10 +70,11 @@ func (s *Server) describeBrokerConfigs(node bool, names []string) []kmsg.Describ
 	cfg := s.Config()
 	dyn := s.dynamicLayers()
 	var out []kmsg.DescribeConfigsResponseResourceConfig
-	for _, st := range config.Settings() {
-		if names != nil && !slices.Contains(names, st.Name) {
+	for _, name := range cfg.Names() {
+		if names != nil && !slices.Contains(names, name) {
 			continue
 		}
+		st, _ := config.Lookup(name)
 		c := kmsg.NewDescribeConfigsResponseResourceConfig()
 		c.Name = st.Name
 		c.ReadOnly = !st.Dynamic
@@ -213,7 +214,7 @@ func (s *Server) alterBrokerConfigs(node int32, changes []configChange, replace,
 	for _, ch := range changes {
 		st, known := config.Lookup(ch.name)
 		if !known {
-			return kerr.InvalidConfig.Code, fmt.Sprintf("unknown broker config %q", ch.name)
+			return kerr.InvalidConfig.Code, config.Validate(ch.name, "").Error()
 		}
 		if !st.Dynamic {
 			return kerr.InvalidConfig.Code, fmt.Sprintf("%s cannot be changed on a running broker; set it in the config file", ch.name)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -15,79 +16,57 @@ import (
 // topicSetting is one per-topic config. A topic without an explicit value
 // inherits the broker setting named by brokerName (Kafka's synonym), so
 // changing log.retention.ms on the broker changes every topic that did not
-// set retention.ms itself.
+// set retention.ms itself. Values are checked by that broker setting's
+// rules (config.Canonical): a topic accepts what the broker would.
 type topicSetting struct {
 	name       string
 	brokerName string
 	typ        kmsg.ConfigType
 	doc        string
-	// normalize validates a value and returns its canonical spelling.
-	normalize func(string) (string, error)
 	// apply sets the (normalized) value on a storage config.
 	apply func(*storage.TopicConfig, string)
 }
 
 var topicSettings = []topicSetting{
 	{name: "cleanup.policy", brokerName: "log.cleanup.policy", typ: kmsg.ConfigTypeList,
-		doc:       "delete, compact or compact,delete.",
-		normalize: config.NormalizeCleanupPolicy,
-		apply:     func(c *storage.TopicConfig, v string) { c.CleanupPolicy = v }},
+		doc:   "delete, compact or compact,delete.",
+		apply: func(c *storage.TopicConfig, v string) { c.CleanupPolicy = v }},
 	{name: "retention.ms", brokerName: "log.retention.ms", typ: kmsg.ConfigTypeLong,
-		doc:       "Delete segments older than this; -1 keeps data forever.",
-		normalize: millisOrForever,
-		apply:     func(c *storage.TopicConfig, v string) { c.RetentionMs = parseMillis(v) }},
+		doc:   "Delete segments older than this; -1 keeps data forever.",
+		apply: func(c *storage.TopicConfig, v string) { c.RetentionMs = parseMillis(v) }},
 	{name: "retention.bytes", brokerName: "log.retention.bytes", typ: kmsg.ConfigTypeLong,
-		doc:       "Delete old segments while the partition is bigger than this; -1 is unlimited.",
-		normalize: intAtLeast(-1),
-		apply:     func(c *storage.TopicConfig, v string) { c.RetentionBytes, _ = strconv.ParseInt(v, 10, 64) }},
+		doc:   "Delete old segments while the partition is bigger than this; -1 is unlimited.",
+		apply: func(c *storage.TopicConfig, v string) { c.RetentionBytes, _ = strconv.ParseInt(v, 10, 64) }},
 	{name: "segment.bytes", brokerName: "log.segment.bytes", typ: kmsg.ConfigTypeInt,
-		doc:       "Roll to a new segment at this size.",
-		normalize: intAtLeast(14),
-		apply:     func(c *storage.TopicConfig, v string) { c.SegmentBytes, _ = strconv.ParseInt(v, 10, 64) }},
+		doc:   "Roll to a new segment at this size.",
+		apply: func(c *storage.TopicConfig, v string) { c.SegmentBytes, _ = strconv.ParseInt(v, 10, 64) }},
 	{name: "segment.ms", brokerName: "log.roll.ms", typ: kmsg.ConfigTypeLong,
-		doc:       "Roll to a new segment at this age.",
-		normalize: intAtLeast(1),
-		apply:     func(c *storage.TopicConfig, v string) { c.SegmentMs = parseMillis(v) }},
+		doc:   "Roll to a new segment at this age.",
+		apply: func(c *storage.TopicConfig, v string) { c.SegmentMs = parseMillis(v) }},
 	{name: "delete.retention.ms", brokerName: "log.cleaner.delete.retention.ms", typ: kmsg.ConfigTypeLong,
-		doc:       "How long tombstones stay after compaction.",
-		normalize: intAtLeast(0),
-		apply:     func(c *storage.TopicConfig, v string) { c.DeleteRetentionMs = parseMillis(v) }},
+		doc:   "How long tombstones stay after compaction.",
+		apply: func(c *storage.TopicConfig, v string) { c.DeleteRetentionMs = parseMillis(v) }},
 	{name: "max.message.bytes", brokerName: "message.max.bytes", typ: kmsg.ConfigTypeInt,
-		doc:       "Largest record batch accepted.",
-		normalize: int32AtLeast(0),
+		doc: "Largest record batch accepted.",
 		apply: func(c *storage.TopicConfig, v string) {
 			n, _ := strconv.ParseInt(v, 10, 32)
 			c.MaxMessageBytes = int32(n)
 		}},
 	{name: "index.interval.bytes", brokerName: "log.index.interval.bytes", typ: kmsg.ConfigTypeInt,
-		doc:       "Bytes between offset index entries.",
-		normalize: int32AtLeast(0),
+		doc: "Bytes between offset index entries.",
 		apply: func(c *storage.TopicConfig, v string) {
 			n, _ := strconv.ParseInt(v, 10, 32)
 			c.IndexIntervalBytes = int32(n)
 		}},
 	{name: "message.timestamp.type", brokerName: "log.message.timestamp.type", typ: kmsg.ConfigTypeString,
-		doc: "CreateTime or LogAppendTime.",
-		normalize: func(v string) (string, error) {
-			if v != "CreateTime" && v != "LogAppendTime" {
-				return "", fmt.Errorf("must be CreateTime or LogAppendTime")
-			}
-			return v, nil
-		},
+		doc:   "CreateTime or LogAppendTime.",
 		apply: func(c *storage.TopicConfig, v string) { c.MessageTimestampType = v }},
 	{name: "compression.type", brokerName: "compression.type", typ: kmsg.ConfigTypeString,
-		doc: "Only producer: batches are stored exactly as the producer compressed them (re-compressing on the broker is not supported).",
-		normalize: func(v string) (string, error) {
-			if v != "producer" {
-				return "", fmt.Errorf("only producer is supported: the broker stores batches as the producer compressed them")
-			}
-			return v, nil
-		},
+		doc:   "Only producer: batches are stored exactly as the producer compressed them (re-compressing on the broker is not supported).",
 		apply: func(*storage.TopicConfig, string) {}},
 	{name: "min.insync.replicas", brokerName: "min.insync.replicas", typ: kmsg.ConfigTypeInt,
-		doc:       "Replicas that must have a record before acks=all succeeds.",
-		normalize: int32AtLeast(1),
-		apply:     func(*storage.TopicConfig, string) {}}, // enforced by Produce, not the log
+		doc:   "Replicas that must have a record before acks=all succeeds.",
+		apply: func(*storage.TopicConfig, string) {}}, // enforced by Produce, not the log
 }
 
 func lookupTopicSetting(name string) (topicSetting, bool) {
@@ -108,9 +87,13 @@ func validateTopicConfigs(in map[string]string) (map[string]string, error) {
 		if !ok {
 			return nil, fmt.Errorf("unknown or unsupported topic config %q", k)
 		}
-		n, err := s.normalize(v)
+		n, err := config.Canonical(s.brokerName, v)
+		var se *config.SettingError
+		if errors.As(err, &se) {
+			return nil, fmt.Errorf("%s %s", k, se.Problem)
+		}
 		if err != nil {
-			return nil, fmt.Errorf("invalid value %q for %s: %w", v, k, err)
+			return nil, fmt.Errorf("%s: %w", k, err)
 		}
 		out[k] = n
 	}
@@ -181,43 +164,6 @@ func sortedTopicSettingNames() []string {
 	}
 	sort.Strings(names)
 	return names
-}
-
-func millisOrForever(v string) (string, error) {
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return "", fmt.Errorf("not an integer")
-	}
-	if n < -1 {
-		return "", fmt.Errorf("must be -1 (forever) or >= 0")
-	}
-	return strconv.FormatInt(n, 10), nil
-}
-
-func intAtLeast(lo int64) func(string) (string, error) {
-	return func(v string) (string, error) {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return "", fmt.Errorf("not an integer")
-		}
-		if n < lo {
-			return "", fmt.Errorf("must be >= %d", lo)
-		}
-		return strconv.FormatInt(n, 10), nil
-	}
-}
-
-func int32AtLeast(lo int64) func(string) (string, error) {
-	return func(v string) (string, error) {
-		n, err := strconv.ParseInt(v, 10, 32)
-		if err != nil {
-			return "", fmt.Errorf("not a 32-bit integer")
-		}
-		if n < lo {
-			return "", fmt.Errorf("must be >= %d", lo)
-		}
-		return strconv.FormatInt(n, 10), nil
-	}
 }
 
 // parseMillis turns a validated millisecond count into a duration; -1

@@ -1,0 +1,104 @@
+package server
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/config"
+)
+
+// TestAlterBrokerConfigsUsesTheTable checks that a live change is judged by
+// the settings table, with the same words as config.Validate: unknown
+// names get a suggestion, out-of-range values and static settings are
+// refused, and nothing is changed by a refused request.
+func TestAlterBrokerConfigsUsesTheTable(t *testing.T) {
+	s := startServer(t)
+	tests := []struct {
+		name, value string
+		op          kmsg.IncrementalAlterConfigOp
+		wantErr     string // "" = accepted
+	}{
+		{"min.insync.replicas", "0", kmsg.IncrementalAlterConfigOpSet, `min.insync.replicas must be between 1 and 32767, got "0"`},
+		{"min.insync.replica", "2", kmsg.IncrementalAlterConfigOpSet, `is not a broker setting (did you mean "min.insync.replicas"?)`},
+		{"unclean.leader.election.enable", "true", kmsg.IncrementalAlterConfigOpSet, "must be false"},
+		{"num.partitions", "3", kmsg.IncrementalAlterConfigOpSet, "cannot be changed on a running broker"},
+		{"message.max.bytes", "2097152", kmsg.IncrementalAlterConfigOpSet, ""},
+		{"message.max.bytes", "", kmsg.IncrementalAlterConfigOpDelete, ""},
+	}
+	for _, tt := range tests {
+		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		req.Version = 1
+		rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeBroker, ""
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name, c.Op = tt.name, tt.op
+		if tt.op == kmsg.IncrementalAlterConfigOpSet {
+			c.Value = kmsg.StringPtr(tt.value)
+		}
+		rr.Configs = append(rr.Configs, c)
+		req.Resources = append(req.Resources, rr)
+		resp := roundTrip[*kmsg.IncrementalAlterConfigsResponse](t, s, req)
+		r := resp.Resources[0]
+		msg := ""
+		if r.ErrorMessage != nil {
+			msg = *r.ErrorMessage
+		}
+		switch {
+		case tt.wantErr == "" && r.ErrorCode != 0:
+			t.Errorf("%s=%q: refused: %v %s", tt.name, tt.value, kerr.ErrorForCode(r.ErrorCode), msg)
+		case tt.wantErr != "" && (r.ErrorCode != kerr.InvalidConfig.Code || !strings.Contains(msg, tt.wantErr)):
+			t.Errorf("%s=%q: %v %q, want INVALID_CONFIG with %q", tt.name, tt.value, kerr.ErrorForCode(r.ErrorCode), msg, tt.wantErr)
+		}
+		if tt.wantErr != "" && tt.op == kmsg.IncrementalAlterConfigOpSet && config.Validate(tt.name, tt.value) != nil &&
+			!strings.Contains(msg, config.Validate(tt.name, tt.value).Error()) {
+			t.Errorf("%s=%q: the broker says %q, config.Validate says %q", tt.name, tt.value, msg, config.Validate(tt.name, tt.value))
+		}
+	}
+	if got := s.Config().MinInsyncReplicas; got != 1 {
+		t.Errorf("min.insync.replicas = %d after refused changes, want 1", got)
+	}
+	// The DELETE above restored the default, reported as such.
+	cfgs := describeBroker(t, s, "message.max.bytes")
+	if v := cfgs["message.max.bytes"]; v.Value == nil || *v.Value != "1048588" || v.Source != kmsg.ConfigSourceDefaultConfig {
+		t.Errorf("message.max.bytes after DELETE: %+v", v)
+	}
+}
+
+// TestDescribeConfigsListsPerListenerSettings checks that settings written
+// per listener (listener.name.<listener>.*) are reported under their names.
+func TestDescribeConfigsListsPerListenerSettings(t *testing.T) {
+	s := startServer(t, func(c *config.Config) {
+		if err := c.Set("listener.name.tls.ssl.client.auth", "required"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	cfgs := describeBroker(t, s)
+	if v := cfgs["listener.name.tls.ssl.client.auth"]; v.Value == nil || *v.Value != "required" {
+		t.Errorf("listener.name.tls.ssl.client.auth: %+v", v)
+	}
+	for name := range cfgs {
+		if strings.Contains(name, "<") {
+			t.Errorf("DescribeConfigs lists the placeholder %s", name)
+		}
+	}
+}
+
+// describeBroker describes this broker's own configs (names limits them).
+func describeBroker(t *testing.T, s *Server, names ...string) map[string]kmsg.DescribeConfigsResponseResourceConfig {
+	t.Helper()
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	req.Version = 4
+	rr := kmsg.NewDescribeConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName, rr.ConfigNames = kmsg.ConfigResourceTypeBroker, strconv.Itoa(int(s.Config().NodeID)), names
+	req.Resources = append(req.Resources, rr)
+	resp := roundTrip[*kmsg.DescribeConfigsResponse](t, s, req)
+	out := map[string]kmsg.DescribeConfigsResponseResourceConfig{}
+	for _, c := range resp.Resources[0].Configs {
+		out[c.Name] = c
+	}
+	return out
+}
