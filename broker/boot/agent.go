@@ -258,7 +258,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			return "", err
 		}
 		res.ConfigPath = filepath.Join(runtimeDir, ConfigFileName)
-		cfg := renderConfig(doc, inst, filepath.Join(res.MountPath, DataDirName), files, logger)
+		cfg := renderConfig(doc, inst, filepath.Join(res.MountPath, DataDirName), files)
 		// 0640: the config names where the keys are, not the keys themselves.
 		if err := writeFileAtomic(res.ConfigPath, cfg, 0o640); err != nil {
 			return "", err

@@ -64,10 +64,9 @@ func newBootEnv(t *testing.T) *bootEnv {
 		},
 		DataVolume: bootconfig.Volume{VolumeID: testVolumeID, MountPath: "/var/lib/tributary", Filesystem: "xfs"},
 		BrokerConfig: map[string]string{
-			"num.partitions":   "6",
-			"log.retention.ms": "3600000",
-			// Not reserved by the document, but derived by the agent: must not win.
-			"ssl.keystore.location": "/somewhere/else.pem",
+			"num.partitions":      "6",
+			"log.retention.ms":    "3600000",
+			"min.insync.replicas": "3",
 		},
 		Metrics: bootconfig.Metrics{CloudWatch: true, Namespace: "Tributary", Level: "PER_BROKER", IntervalSeconds: 60},
 	}
@@ -175,7 +174,6 @@ func TestBootRendersConfigAndExecsTheBroker(t *testing.T) {
 		"tributary.scram.bootstrap.file=" + filepath.Join(secretsDir, "scram-bootstrap.json"),
 		"log.dirs=" + filepath.Join(volume, "data"),
 		"inter.broker.listener.port=9093",
-		"tributary.controller.port=9095",
 		"controller.quorum.voters=1@127.0.1.5:9095,2@127.0.2.7:9095,3@127.0.3.9:9095",
 		"metrics.listen=127.0.2.7:11001",
 		"tributary.metrics.cloudwatch.enable=true",
@@ -183,8 +181,14 @@ func TestBootRendersConfigAndExecsTheBroker(t *testing.T) {
 		"tributary.metrics.cloudwatch.level=PER_BROKER",
 		"tributary.metrics.cloudwatch.interval.ms=60000",
 		"",
+		"# Cluster defaults (Amazon MSK's default configuration) where broker_config sets nothing",
+		"auto.create.topics.enable=false",
+		"default.replication.factor=3",
+		"unclean.leader.election.enable=false",
+		"",
 		"# broker_config overrides from the cluster definition",
 		"log.retention.ms=3600000",
+		"min.insync.replicas=3",
 		"num.partitions=6",
 		"",
 	}, "\n")
@@ -195,9 +199,6 @@ func TestBootRendersConfigAndExecsTheBroker(t *testing.T) {
 	}
 	if string(got) != want {
 		t.Errorf("broker.properties:\n%s\nwant:\n%s", got, want)
-	}
-	if !strings.Contains(e.logs.String(), "ssl.keystore.location") {
-		t.Errorf("the ignored ssl.keystore.location override was not logged:\n%s", e.logs.String())
 	}
 
 	// Secret files: exactly the decrypted material, readable by the broker's user only.

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"net"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tributary/tributary/broker/config"
 	"github.com/tributary/tributary/internal/bootconfig"
 )
 
@@ -30,11 +30,10 @@ const (
 	DataDirName = "data"
 )
 
-// Config keys the agent writes beyond those the document reserves (S2 names
-// plus Kafka's listener and TLS keys, and Tributary's own for metrics and
-// bootstrap users). A broker_config override may not replace them: they are
-// derived from the document and the instance, so an override would be
-// silently wrong.
+// Names of settings the agent writes besides the plain identity ones. Who
+// may set what is the settings table's (broker/config): every key written
+// here is a boot-agent setting there, and the boot document refuses
+// broker_config entries for those (TestRenderedKeysAreTheAgents).
 const (
 	keyProtocolMap     = "listener.security.protocol.map"
 	keyKeystoreType    = "ssl.keystore.type"
@@ -45,17 +44,8 @@ const (
 	keyCWNamespace     = "tributary.metrics.cloudwatch.namespace"
 	keyCWLevel         = "tributary.metrics.cloudwatch.level"
 	keyCWIntervalMS    = "tributary.metrics.cloudwatch.interval.ms"
-	keyControllerPort  = "tributary.controller.port"
 	listenerNamePrefix = "listener.name."
 )
-
-// agentOwnedKeys are derived by the agent whether or not this boot writes
-// them (no keystore is written without TLS secrets, yet a keystore override
-// would still point the broker at a file nobody vouched for).
-var agentOwnedKeys = []string{
-	keyProtocolMap, keyKeystoreType, keyKeystoreFile, keySCRAMBootstrap, keyClusterName,
-	keyCWEnable, keyCWNamespace, keyCWLevel, keyCWIntervalMS, keyControllerPort,
-}
 
 // secretFiles are the paths of the secret files written for this boot.
 type secretFiles struct {
@@ -125,18 +115,19 @@ func removeStaleSecrets(dir string, written secretFiles) error {
 	return nil
 }
 
-// renderConfig returns the broker's config file (Java properties, the names
-// of seam S2) for this document on this instance.
-func renderConfig(doc *bootconfig.Document, inst *Instance, dataDir string, secrets secretFiles, logger *slog.Logger) []byte {
+// renderConfig returns the broker's config file (Java properties, Kafka's
+// names) for this document on this instance: the settings the agent owns,
+// the cluster defaults where broker_config says nothing, then broker_config
+// itself. The document was validated against the settings table when it
+// was decoded, so every override is a user setting with a valid value.
+func renderConfig(doc *bootconfig.Document, inst *Instance, dataDir string, secrets secretFiles) []byte {
 	ip := inst.PrivateIP
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Written by `tributary-broker boot` from the boot document (EC2 user data) of\n")
 	fmt.Fprintf(&b, "# cluster %s (%s), node %d, on instance %s.\n", doc.ClusterName, doc.ClusterID, doc.NodeID, inst.ID)
 	fmt.Fprintf(&b, "# Rewritten on every boot: change the cluster in Terraform, not this file.\n")
 
-	written := map[string]bool{}
 	set := func(key, value string) {
-		written[key] = true
 		b.WriteString(key)
 		b.WriteByte('=')
 		b.WriteString(escapePropertyValue(value))
@@ -177,7 +168,6 @@ func renderConfig(doc *bootconfig.Document, inst *Instance, dataDir string, secr
 
 	set("log.dirs", dataDir)
 	set("inter.broker.listener.port", strconv.Itoa(doc.Ports.InterBroker))
-	set(keyControllerPort, strconv.Itoa(doc.Ports.Controller))
 	voters := make([]string, 0, len(doc.Controllers))
 	for _, p := range doc.Controllers {
 		voters = append(voters, fmt.Sprintf("%d@%s", p.NodeID, hostPort(p.Host, p.Port)))
@@ -191,13 +181,24 @@ func renderConfig(doc *bootconfig.Document, inst *Instance, dataDir string, secr
 		set(keyCWIntervalMS, strconv.Itoa(doc.Metrics.IntervalSeconds*1000))
 	}
 
+	// A cluster never has more controller voters than brokers, so their
+	// number sizes the defaults to what the cluster can satisfy.
+	defaults := config.ClusterDefaults(len(doc.Controllers))
+	var unset []string
+	for _, k := range slices.Sorted(maps.Keys(defaults)) {
+		if _, ok := doc.BrokerConfig[k]; !ok {
+			unset = append(unset, k)
+		}
+	}
+	if len(unset) > 0 {
+		b.WriteString("\n# Cluster defaults (Amazon MSK's default configuration) where broker_config sets nothing\n")
+		for _, k := range unset {
+			set(k, defaults[k])
+		}
+	}
 	if len(doc.BrokerConfig) > 0 {
 		b.WriteString("\n# broker_config overrides from the cluster definition\n")
 		for _, k := range slices.Sorted(maps.Keys(doc.BrokerConfig)) {
-			if written[k] || slices.Contains(agentOwnedKeys, k) {
-				logger.Warn("ignoring a broker_config override of a setting the boot agent derives", "key", k)
-				continue
-			}
 			set(k, doc.BrokerConfig[k])
 		}
 	}

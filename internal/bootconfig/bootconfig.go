@@ -58,8 +58,10 @@ type Document struct {
 	Controllers []Peer `json:"controllers"`
 	// DataVolume is the persistent EBS volume that holds the log.
 	DataVolume Volume `json:"data_volume"`
-	// BrokerConfig holds Kafka-style broker setting overrides
-	// (for example "log.retention.ms"). Keys the boot agent owns are refused.
+	// BrokerConfig holds broker setting overrides by Kafka name (for
+	// example "num.partitions"), checked against the broker's settings
+	// table (broker/config): unknown names, settings the boot agent owns
+	// and values the broker would refuse are refused here.
 	BrokerConfig map[string]string `json:"broker_config,omitempty"`
 	Metrics      Metrics           `json:"metrics"`
 	// Secrets is the encrypted key material, absent when the cluster has none.

@@ -3,6 +3,7 @@ package bootconfig
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -107,6 +108,10 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"data_volume.filesystem", func(d *Document) { d.DataVolume.Filesystem = "ext4" }},
 		{`broker_config["Log.Retention"]`, func(d *Document) { d.BrokerConfig["Log.Retention"] = "1" }},
 		{`broker_config["node.id"]`, func(d *Document) { d.BrokerConfig["node.id"] = "5" }},
+		{`broker_config["ssl.keystore.location"]`, func(d *Document) { d.BrokerConfig["ssl.keystore.location"] = "/tmp/key.pem" }},
+		{`broker_config["min.insync.replicas"]`, func(d *Document) { d.BrokerConfig["min.insync.replicas"] = "0" }},
+		{`broker_config["log.retention.msec"]`, func(d *Document) { d.BrokerConfig["log.retention.msec"] = "1" }},
+		{`broker_config["broker.heartbeat.interval.ms"]`, func(d *Document) { d.BrokerConfig["broker.heartbeat.interval.ms"] = "1000" }},
 		{`broker_config["log.segment.bytes"]`, func(d *Document) { d.BrokerConfig["log.segment.bytes"] = "1\nnode.id=9" }},
 		{"metrics.namespace", func(d *Document) { d.Metrics.Namespace = "AWS/Kafka" }},
 		{"metrics.level", func(d *Document) { d.Metrics.Level = "VERBOSE" }},
@@ -191,13 +196,18 @@ func TestDecodeErrors(t *testing.T) {
 }
 
 func TestEncodeRefusesOversizedDocument(t *testing.T) {
+	// A valid document that is too big: far more controller voters than
+	// any cluster has, each with a long host name.
 	d := validDocument()
-	for i := 0; i < 40; i++ {
-		d.BrokerConfig[strings.Repeat("x", 10)+"."+string(rune('a'+i%26))+strings.Repeat("y", i)] = strings.Repeat("v", 1000)
+	for i := len(d.Controllers); i < 200; i++ {
+		d.Controllers = append(d.Controllers, Peer{NodeID: int32(100 + i), Host: fmt.Sprintf("broker-%03d.%s.example", i, strings.Repeat("z", 60)), Port: 9095})
+	}
+	if err := d.Validate(); err != nil {
+		t.Fatalf("the oversized document is not otherwise valid: %v", err)
 	}
 	_, err := d.Encode()
 	if !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("Encode of a %d-override document: got %v, want ErrTooLarge", len(d.BrokerConfig), err)
+		t.Fatalf("Encode of a %d-controller document: got %v, want ErrTooLarge", len(d.Controllers), err)
 	}
 }
 
@@ -212,5 +222,28 @@ func TestSecretsCiphertextIsBase64(t *testing.T) {
 	}
 	if !strings.Contains(string(raw["secrets"]), `"ciphertext":"AQIDBA=="`) {
 		t.Fatalf("secrets envelope not base64: %s", raw["secrets"])
+	}
+}
+
+// TestBrokerConfigJudgedByTheSettingsTable checks that broker_config is
+// refused in the broker's own words, naming the key.
+func TestBrokerConfigJudgedByTheSettingsTable(t *testing.T) {
+	tests := map[string]string{
+		"log.retention.msec":  `boot document field broker_config["log.retention.msec"] is not a broker setting (did you mean "log.retention.ms"?)`,
+		"min.insync.replicas": `boot document field broker_config["min.insync.replicas"] must be between 1 and 32767, got "0"`,
+		"listeners":           `boot document field broker_config["listeners"] is set by the boot agent`,
+	}
+	for key, want := range tests {
+		d := validDocument()
+		d.BrokerConfig = map[string]string{key: "0"}
+		err := d.Validate()
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", key, err, want)
+		}
+	}
+	d := validDocument()
+	d.BrokerConfig = map[string]string{"min.insync.replicas": "2", "default.replication.factor": "3", "log.cleanup.policy": "compact,delete"}
+	if err := d.Validate(); err != nil {
+		t.Errorf("valid overrides refused: %v", err)
 	}
 }

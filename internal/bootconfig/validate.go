@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/tributary/tributary/broker/config"
 )
 
 // FieldError names the field of the document that is wrong and how.
@@ -28,19 +30,11 @@ var (
 	filesystems       = []string{"xfs"}
 )
 
-// reservedBrokerConfig are the settings the boot agent derives from the
-// document itself; an override would silently break the broker's identity.
-var reservedBrokerConfig = []string{
-	"node.id", "broker.id", "broker.rack", "cluster.id", "listeners", "advertised.listeners",
-	"log.dirs", "log.dir", "controller.quorum.voters", "inter.broker.listener.port", "metrics.listen",
-}
-
 var (
 	clusterIDPattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
 	clusterNamePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,63}$`)
 	listenerPattern    = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,31}$`)
 	volumeIDPattern    = regexp.MustCompile(`^vol-[0-9a-f]{8,17}$`)
-	configKeyPattern   = regexp.MustCompile(`^[a-z][a-z0-9._-]{0,127}$`)
 	hostnamePattern    = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$`)
 )
 
@@ -153,18 +147,20 @@ func (d *Document) Validate() error {
 		bad("data_volume.filesystem", "must be one of %s, got %q", strings.Join(filesystems, ", "), d.DataVolume.Filesystem)
 	}
 
+	// broker_config: the broker's settings table decides (names, owners,
+	// values and the start-up checks between them), so the document, the
+	// boot agent and the broker never disagree.
 	for _, k := range sortedKeys(d.BrokerConfig) {
 		f := fmt.Sprintf("broker_config[%q]", k)
 		switch {
-		case !configKeyPattern.MatchString(k):
-			bad(f, "is not a Kafka setting name (lower case, dots)")
-		case slices.Contains(reservedBrokerConfig, k):
-			bad(f, "is set by the boot agent from the document and cannot be overridden")
 		case len(d.BrokerConfig[k]) > maxConfigValueBytes:
 			bad(f, "value is %d bytes, limit %d", len(d.BrokerConfig[k]), maxConfigValueBytes)
 		case strings.ContainsAny(d.BrokerConfig[k], "\r\n"):
 			bad(f, "value must not contain line breaks")
 		}
+	}
+	for _, e := range config.ValidateOverrides(d.BrokerConfig) {
+		bad(fmt.Sprintf("broker_config[%q]", e.Name), "%s", e.Problem)
 	}
 
 	if d.Metrics.CloudWatch {
