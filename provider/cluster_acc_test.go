@@ -974,6 +974,11 @@ func testAccProduceOn(nodeID int32, topic string, n int) resource.TestCheckFunc 
 		req := kmsg.NewPtrCreateTopicsRequest()
 		rt := kmsg.NewCreateTopicsRequestTopic()
 		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, -1, -1
+		// One copy by design, so acks=all needs only that one (the
+		// cluster's default min.insync.replicas is 2).
+		minISR := kmsg.NewCreateTopicsRequestTopicConfig()
+		minISR.Name, minISR.Value = "min.insync.replicas", kmsg.StringPtr("1")
+		rt.Configs = append(rt.Configs, minISR)
 		ra := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
 		ra.Partition, ra.Replicas = 0, []int32{nodeID}
 		rt.ReplicaAssignment = append(rt.ReplicaAssignment, ra)

@@ -70,8 +70,8 @@ func TestBrokerConfigProblems(t *testing.T) {
 		t.Errorf("valid settings refused: %v", p)
 	}
 	p := brokerConfigProblems(map[string]string{"node.id": "7", "log.dirs": "/tmp", "x": "a\nb"})
-	if len(p) != 3 {
-		t.Fatalf("problems = %v, want three (two reserved keys, one line break)", p)
+	if len(p) != 4 {
+		t.Fatalf("problems = %v, want four (two reserved keys, a line break and an unknown name)", p)
 	}
 	if !strings.Contains(strings.Join(p, " "), "set by the boot agent") {
 		t.Errorf("reserved keys not explained: %v", p)
