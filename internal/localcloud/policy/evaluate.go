@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,24 +49,75 @@ type Request struct {
 
 // Evaluate evaluates every statement of every document against the request.
 func Evaluate(req Request, docs ...*Document) Decision {
-	decision := ImplicitDeny
+	return Explain(req, docs...).Decision
+}
+
+// StatementRef names one statement: docs[Document].Statements[Statement] of an Explain call.
+type StatementRef struct {
+	Document  int
+	Statement int
+}
+
+// Explanation is a decision with its reasons, as IAM's policy simulator reports them.
+type Explanation struct {
+	Decision Decision
+	// Matched are the statements that decided: every matching Deny for ExplicitDeny, every
+	// matching Allow for Allowed, none for ImplicitDeny.
+	Matched []StatementRef
+	// MissingKeys are the condition keys (sorted, as written in the policies) that statements
+	// applying to the caller, action and resource test but the request does not supply. Keys
+	// tested only by Null, which is about absence, are not missing.
+	MissingKeys []string
+}
+
+// Explain evaluates every statement of every document against the request and says which
+// statements decided and which condition keys the request lacked.
+func Explain(req Request, docs ...*Document) Explanation {
 	ctx := normaliseContext(req.Context)
-	for _, doc := range docs {
+	var allows, denies []StatementRef
+	missing := map[string]bool{}
+	for di, doc := range docs {
 		if doc == nil {
 			continue
 		}
-		for i := range doc.Statements {
-			st := &doc.Statements[i]
-			if !st.matches(req, ctx, doc.Version == "2012-10-17") {
+		vars := doc.Version == "2012-10-17"
+		for si := range doc.Statements {
+			st := &doc.Statements[si]
+			if !st.appliesTo(req, ctx, vars) {
 				continue
 			}
-			if st.Effect == Deny {
-				return ExplicitDeny
+			for op, keys := range st.Condition {
+				if strings.HasSuffix(op, "Null") {
+					continue
+				}
+				for key := range keys {
+					if len(ctx[strings.ToLower(key)]) == 0 {
+						missing[key] = true
+					}
+				}
 			}
-			decision = Allowed
+			if !st.conditionsHold(ctx, vars) {
+				continue
+			}
+			ref := StatementRef{Document: di, Statement: si}
+			if st.Effect == Deny {
+				denies = append(denies, ref)
+			} else {
+				allows = append(allows, ref)
+			}
 		}
 	}
-	return decision
+	out := Explanation{Decision: ImplicitDeny}
+	switch {
+	case len(denies) > 0:
+		out.Decision, out.Matched = ExplicitDeny, denies
+	case len(allows) > 0:
+		out.Decision, out.Matched = Allowed, allows
+	}
+	if len(missing) > 0 {
+		out.MissingKeys = slices.Sorted(maps.Keys(missing))
+	}
+	return out
 }
 
 func normaliseContext(in map[string][]string) map[string][]string {
@@ -75,15 +128,10 @@ func normaliseContext(in map[string][]string) map[string][]string {
 	return out
 }
 
-// matches reports whether the statement applies to the request; vars enables policy variables
-// (${aws:username}), which only version 2012-10-17 documents have.
-func (st *Statement) matches(req Request, ctx map[string][]string, vars bool) bool {
-	expand := func(patterns []string) []string {
-		if !vars {
-			return patterns
-		}
-		return substituteAll(patterns, ctx)
-	}
+// appliesTo reports whether the statement's principal, action and resource elements match the
+// request; vars enables policy variables (${aws:username}), which only version 2012-10-17
+// documents have.
+func (st *Statement) appliesTo(req Request, ctx map[string][]string, vars bool) bool {
 	if st.Principal != nil && !st.Principal.matches(req.Caller) {
 		return false
 	}
@@ -102,22 +150,36 @@ func (st *Statement) matches(req Request, ctx map[string][]string, vars bool) bo
 	}
 	switch {
 	case len(st.Resource) > 0:
-		if !anyGlob(expand(st.Resource), req.Resource, false) {
+		if !anyGlob(expand(st.Resource, ctx, vars), req.Resource, false) {
 			return false
 		}
 	case len(st.NotResource) > 0:
-		if anyGlob(expand(st.NotResource), req.Resource, false) {
+		if anyGlob(expand(st.NotResource, ctx, vars), req.Resource, false) {
 			return false
 		}
 	}
+	return true
+}
+
+// conditionsHold reports whether every condition of the statement holds for the request
+// context.
+func (st *Statement) conditionsHold(ctx map[string][]string, vars bool) bool {
 	for op, keys := range st.Condition {
 		for key, values := range keys {
-			if !conditionHolds(op, ctx[strings.ToLower(key)], expand(values)) {
+			if !conditionHolds(op, ctx[strings.ToLower(key)], expand(values, ctx, vars)) {
 				return false
 			}
 		}
 	}
 	return true
+}
+
+// expand substitutes policy variables in patterns when the document has them.
+func expand(patterns []string, ctx map[string][]string, vars bool) []string {
+	if !vars {
+		return patterns
+	}
+	return substituteAll(patterns, ctx)
 }
 
 func (p *Principal) matches(c Caller) bool {
@@ -365,6 +427,13 @@ func date(cmp func(a, b time.Time) bool) func(have, want string) bool {
 		b, ok2 := parseDate(want)
 		return ok1 && ok2 && cmp(a, b)
 	}
+}
+
+// ValidDate reports whether s is a date the Date operators understand (ISO 8601 or epoch
+// seconds).
+func ValidDate(s string) bool {
+	_, ok := parseDate(s)
+	return ok
 }
 
 func parseDate(s string) (time.Time, bool) {

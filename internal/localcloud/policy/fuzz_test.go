@@ -46,5 +46,17 @@ func FuzzParseEvaluate(f *testing.F) {
 		if alone != ExplicitDeny && withAllow != Allowed {
 			t.Fatalf("allow-all did not allow: %v (alone %v)", withAllow, alone)
 		}
+		// Explain's matched statements are the decision's reasons: none for an implicit deny,
+		// otherwise statements of the deciding effect, each located in the text.
+		e := Explain(req, doc)
+		if (e.Decision == ImplicitDeny) != (len(e.Matched) == 0) {
+			t.Fatalf("decision %v with %d matched statements", e.Decision, len(e.Matched))
+		}
+		for _, m := range e.Matched {
+			st := doc.Statements[m.Statement]
+			if (st.Effect == Deny) != (e.Decision == ExplicitDeny) {
+				t.Fatalf("a %s statement reported for %v", st.Effect, e.Decision)
+			}
+		}
 	})
 }

@@ -13,6 +13,10 @@
 // direction for an emulator used to test least-privilege policies), and neither does a Deny.
 // Policy variables (${aws:username}, any single-valued condition key) are substituted in
 // Resource/NotResource and condition values of version 2012-10-17 documents.
+//
+// Evaluate answers the decision; Explain also says which statements decided (located in the
+// document's text) and which condition keys the request lacked, as IAM's policy simulator
+// reports them.
 package policy
 
 import (
@@ -51,6 +55,15 @@ type Statement struct {
 	// Condition maps an operator (as written, e.g. "StringEquals" or
 	// "ForAnyValue:StringLike") to condition keys and their values.
 	Condition map[string]map[string][]string
+	// Start and End locate the statement in the document's text: the line and column (both
+	// from 1) just after its opening brace and just after its closing brace, as IAM's policy
+	// simulator reports matched statements.
+	Start, End Position
+}
+
+// Position is a place in a policy document's text.
+type Position struct {
+	Line, Column int
 }
 
 // Principal is the Principal (or NotPrincipal) element of a statement.
@@ -93,7 +106,91 @@ func Parse(text string) (*Document, error) {
 		}
 		doc.Statements = append(doc.Statements, st)
 	}
+	if spans := statementSpans(text); len(spans) == len(doc.Statements) {
+		for i, sp := range spans {
+			doc.Statements[i].Start = position(text, sp[0]+1)
+			doc.Statements[i].End = position(text, sp[1])
+		}
+	}
 	return doc, nil
+}
+
+// statementSpans returns the byte offsets of each statement object in a document that Parse
+// accepted: the offset of its '{' and the offset just after its '}'. It returns nil if the
+// text cannot be walked (then positions stay zero).
+func statementSpans(text string) [][2]int {
+	dec := json.NewDecoder(strings.NewReader(text))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	// skipTo finds the next '{' from off: only whitespace, ':', ',' and '[' can come before a
+	// statement object.
+	skipTo := func(off int) int {
+		for off < len(text) && text[off] != '{' {
+			off++
+		}
+		return off
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		if key != "Statement" {
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return nil
+			}
+			continue
+		}
+		var spans [][2]int
+		next := func() bool {
+			start := skipTo(int(dec.InputOffset()))
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return false
+			}
+			spans = append(spans, [2]int{start, int(dec.InputOffset())})
+			return true
+		}
+		t, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		if t != json.Delim('[') {
+			// A single statement object: the token just read was its '{'. Walk back to it.
+			start := strings.LastIndexByte(text[:dec.InputOffset()], '{')
+			depth := 1
+			for depth > 0 {
+				t, err := dec.Token()
+				if err != nil {
+					return nil
+				}
+				switch t {
+				case json.Delim('{'), json.Delim('['):
+					depth++
+				case json.Delim('}'), json.Delim(']'):
+					depth--
+				}
+			}
+			return [][2]int{{start, int(dec.InputOffset())}}
+		}
+		for dec.More() {
+			if !next() {
+				return nil
+			}
+		}
+		return spans
+	}
+	return nil
+}
+
+// position converts a byte offset of text to a line and column, both counted from 1.
+func position(text string, off int) Position {
+	off = min(off, len(text))
+	line := 1 + strings.Count(text[:off], "\n")
+	col := off - strings.LastIndexByte(text[:off], '\n')
+	return Position{Line: line, Column: col}
 }
 
 type rawStatement struct {

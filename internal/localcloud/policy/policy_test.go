@@ -1,6 +1,9 @@
 package policy
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 const account = "000000000000"
 
@@ -247,5 +250,78 @@ func TestPolicyVariables(t *testing.T) {
 	}
 	if got, ok := substitute("a-${$}-${aws:username}", own.Context); !ok || got != "a-$-alice" {
 		t.Fatalf("substitute = %q %v", got, ok)
+	}
+}
+
+func TestExplain(t *testing.T) {
+	doc := mustParse(t, `{
+  "Version": "2012-10-17",
+  "Statement": [
+    {"Sid": "A", "Effect": "Allow", "Action": "kafka-cluster:*", "Resource": "*"},
+    {"Sid": "B", "Effect": "Allow", "Action": "kafka-cluster:WriteData", "Resource": "*",
+     "Condition": {"StringEquals": {"aws:RequestedRegion": "us-east-1"}, "Null": {"aws:TokenIssueTime": "true"}}},
+    {"Sid": "C", "Effect": "Deny", "Action": "kafka-cluster:Delete*", "Resource": "*",
+     "Condition": {"ForAnyValue:StringLike": {"aws:TagKeys": "protected*"}}}
+  ]
+}`)
+	tests := []struct {
+		name     string
+		action   string
+		context  map[string][]string
+		decision Decision
+		matched  []int // statement indexes
+		missing  []string
+	}{
+		{"every allow is reported", "kafka-cluster:WriteData", map[string][]string{"aws:RequestedRegion": {"us-east-1"}}, Allowed, []int{0, 1}, nil},
+		{"a key the request lacks", "kafka-cluster:WriteData", nil, Allowed, []int{0}, []string{"aws:RequestedRegion"}},
+		{"deny alone is reported", "kafka-cluster:DeleteTopic", map[string][]string{"aws:TagKeys": {"x", "protected-1"}}, ExplicitDeny, []int{2}, nil},
+		{"deny whose key is missing", "kafka-cluster:DeleteTopic", nil, Allowed, []int{0}, []string{"aws:TagKeys"}},
+		{"nothing applies", "kms:Decrypt", nil, ImplicitDeny, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := Explain(Request{Action: tt.action, Resource: "arn:aws:kafka:us-east-1:000000000000:topic/c/u/t", Context: tt.context}, nil, doc)
+			var got []int
+			for _, m := range e.Matched {
+				if m.Document != 1 {
+					t.Fatalf("statement of document %d, want 1 (the nil document counts)", m.Document)
+				}
+				got = append(got, m.Statement)
+			}
+			if e.Decision != tt.decision || !slices.Equal(got, tt.matched) || !slices.Equal(e.MissingKeys, tt.missing) {
+				t.Fatalf("Explain = %v %v %v, want %v %v %v", e.Decision, got, e.MissingKeys, tt.decision, tt.matched, tt.missing)
+			}
+			if d := Evaluate(Request{Action: tt.action, Resource: "arn:aws:kafka:us-east-1:000000000000:topic/c/u/t", Context: tt.context}, doc); d != e.Decision {
+				t.Fatalf("Evaluate = %v, Explain = %v", d, e.Decision)
+			}
+		})
+	}
+}
+
+func TestStatementPositions(t *testing.T) {
+	tests := []struct {
+		name string
+		text string
+		want [][2]Position
+	}{
+		{"one statement object", `{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}`,
+			[][2]Position{{{1, 38}, {1, 83}}}},
+		{"a list over lines", "{\n  \"Statement\": [\n    {\"Effect\": \"Allow\", \"Action\": \"*\", \"Resource\": \"*\"},\n    {\n      \"Effect\": \"Deny\", \"Action\": \"s3:*\", \"Resource\": \"*\"\n    }\n  ],\n  \"Version\": \"2012-10-17\"\n}",
+			[][2]Position{{{3, 6}, {3, 56}}, {{4, 6}, {6, 6}}}},
+		{"nested braces in a statement", `{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"Bool":{"a":"true"}}}],"Id":"x"}`,
+			[][2]Position{{{1, 16}, {1, 95}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := mustParse(t, tt.text)
+			if len(doc.Statements) != len(tt.want) {
+				t.Fatalf("%d statements", len(doc.Statements))
+			}
+			for i, st := range doc.Statements {
+				if st.Start != tt.want[i][0] || st.End != tt.want[i][1] {
+					t.Errorf("statement %d at %v..%v, want %v..%v", i, st.Start, st.End, tt.want[i][0], tt.want[i][1])
+				}
+			}
+		})
 	}
 }
