@@ -48,6 +48,10 @@ func userResource(s *Service, p params) string {
 
 func anyResource(*Service, params) string { return "*" }
 
+// policySourceResource is the entity whose policies SimulatePrincipalPolicy discloses: IAM
+// checks iam:SimulatePrincipalPolicy on it.
+func policySourceResource(_ *Service, p params) string { return p.get("PolicySourceArn") }
+
 var actions = map[string]action{
 	"CreateGroup":                   {(*Service).createGroup, true, groupResource},
 	"GetGroup":                      {(*Service).getGroup, false, groupResource},
@@ -117,6 +121,8 @@ var actions = map[string]action{
 	"TagInstanceProfile":            {(*Service).tagInstanceProfile, true, profileResource},
 	"UntagInstanceProfile":          {(*Service).untagInstanceProfile, true, profileResource},
 	"ListInstanceProfileTags":       {(*Service).listInstanceProfileTags, false, profileResource},
+	"SimulatePrincipalPolicy":       {(*Service).simulatePrincipalPolicy, false, policySourceResource},
+	"SimulateCustomPolicy":          {(*Service).simulateCustomPolicy, false, anyResource},
 }
 
 // Handle serves one IAM request (awsQuery protocol).

@@ -36,20 +36,30 @@ func (ps *policySet) parse() error {
 	return nil
 }
 
-// documents returns the inline and the attached policies' default versions.
-func (s *Service) documents(ps *policySet) []*policy.Document {
-	var docs []*policy.Document
+// sourcedPolicy is an identity policy and the names IAM's policy simulator reports it by.
+type sourcedPolicy struct {
+	doc *policy.Document
+	// id is the SourcePolicyId: the managed policy's name, or <kind>_<owner>_<name> for an
+	// inline policy (role_broker_tributary-broker), as IAM's simulator names them.
+	id string
+}
+
+// documents returns the inline and the attached policies' default versions of ps, whose owner
+// is the role, user or group named owner; kind ("role", "user", "group") prefixes the names of
+// inline policies.
+func (s *Service) documents(ps *policySet, kind, owner string) []sourcedPolicy {
+	var out []sourcedPolicy
 	for _, name := range sortedKeys(ps.inline) {
-		docs = append(docs, ps.inline[name])
+		out = append(out, sourcedPolicy{doc: ps.inline[name], id: kind + "_" + owner + "_" + name})
 	}
 	for _, arn := range ps.Attached {
 		if mp, ok := s.policies[arn]; ok {
 			if v := mp.version(mp.Default); v != nil {
-				docs = append(docs, v.doc)
+				out = append(out, sourcedPolicy{doc: v.doc, id: mp.Name})
 			}
 		}
 	}
-	return docs
+	return out
 }
 
 func putInlinePolicy(ps *policySet, p params) error {

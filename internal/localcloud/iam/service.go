@@ -191,25 +191,31 @@ func principalType(t awsapi.PrincipalType) string {
 
 // identityPoliciesLocked returns the policies of the IAM entity behind an identity.
 func (s *Service) identityPoliciesLocked(id awsapi.Identity) []*policy.Document {
-	if id.Type == awsapi.PrincipalUser {
-		u := s.userByARNLocked(id.PrincipalARN)
-		if u == nil {
-			return nil
+	var sourced []sourcedPolicy
+	switch id.Type {
+	case awsapi.PrincipalUser:
+		if u := s.userByARNLocked(id.PrincipalARN); u != nil {
+			sourced = s.userPoliciesLocked(u)
 		}
-		docs := s.documents(&u.policySet)
-		for _, g := range s.groupsOfLocked(u) {
-			docs = append(docs, s.documents(&g.policySet)...)
+	case awsapi.PrincipalAssumedRole:
+		if r := s.roleByARNLocked(id.PrincipalARN); r != nil {
+			sourced = s.documents(&r.policySet, "role", r.Name)
 		}
-		return docs
 	}
-	if id.Type != awsapi.PrincipalAssumedRole {
-		return nil
+	docs := make([]*policy.Document, len(sourced))
+	for i, sp := range sourced {
+		docs[i] = sp.doc
 	}
-	r := s.roleByARNLocked(id.PrincipalARN)
-	if r == nil {
-		return nil
+	return docs
+}
+
+// userPoliciesLocked returns a user's own policies and those of its groups.
+func (s *Service) userPoliciesLocked(u *user) []sourcedPolicy {
+	out := s.documents(&u.policySet, "user", u.Name)
+	for _, g := range s.groupsOfLocked(u) {
+		out = append(out, s.documents(&g.policySet, "group", g.Name)...)
 	}
-	return s.documents(&r.policySet)
+	return out
 }
 
 func (s *Service) roleByARNLocked(arn string) *role {
