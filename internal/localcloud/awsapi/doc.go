@@ -30,7 +30,9 @@
 //   - req.Caller is the verified identity (account, ARN, principal); req.Region the scope's region.
 //   - Call req.Authorize(ctx, "kms:Decrypt", keyARN, conditions) before acting for a caller; it
 //     returns nil or the access-denied error in the service's own code (AccessDeniedException,
-//     UnauthorizedOperation, AccessDenied). Root callers (test/test) are always allowed.
+//     UnauthorizedOperation, AccessDenied). Root callers (test/test) are always allowed. A
+//     service whose resource policy already allows the caller (a KMS key policy or grant) calls
+//     req.CheckExplicitDeny instead: an explicit Deny in an identity policy still refuses.
 //   - Answer with JSONResponse, QueryResponse (awsQuery envelope with <ActionResult> and
 //     <ResponseMetadata>) or CBORResponse; return an *Error (Errorf) for AWS errors. The server
 //     adds x-amzn-RequestId and renders errors: <ErrorResponse> for query, EC2's

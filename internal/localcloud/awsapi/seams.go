@@ -18,6 +18,9 @@ type AuthorizationRequest struct {
 // Decision is an Authorizer's answer.
 type Decision struct {
 	Allowed bool
+	// ExplicitDeny is set when a Deny statement refused (never with Allowed): it overrides an
+	// Allow of a resource policy too.
+	ExplicitDeny bool
 	// Reason completes AWS's message when denied, e.g. "because no identity-based policy allows
 	// the kms:Decrypt action" or "with an explicit deny in an identity-based policy".
 	Reason string

@@ -65,21 +65,42 @@ func (r *Request) DecodeJSON(v any) error {
 // denied error this service's clients expect (AccessDeniedException for JSON services,
 // UnauthorizedOperation for EC2, AccessDenied for query services).
 func (r *Request) Authorize(ctx context.Context, action, resource string, conditions map[string][]string) error {
+	d, err := r.decide(ctx, action, resource, conditions)
+	if err != nil || d.Allowed {
+		return err
+	}
+	return r.denied(action, resource, d.Reason)
+}
+
+// CheckExplicitDeny is for callers that a resource policy (a KMS key policy or grant) already
+// allows: as in AWS, an explicit Deny in the caller's identity policies still refuses. It
+// returns the access denied error only for an explicit Deny, nil otherwise.
+func (r *Request) CheckExplicitDeny(ctx context.Context, action, resource string, conditions map[string][]string) error {
+	d, err := r.decide(ctx, action, resource, conditions)
+	if err != nil || !d.ExplicitDeny {
+		return err
+	}
+	return r.denied(action, resource, d.Reason)
+}
+
+// decide asks the Authorizer; roots and servers without one are allowed everything.
+func (r *Request) decide(ctx context.Context, action, resource string, conditions map[string][]string) (Decision, error) {
 	if r.Caller.IsRoot() || r.authz == nil {
-		return nil
+		return Decision{Allowed: true}, nil
 	}
 	a := r.authz.get()
 	if a == nil {
-		return nil
+		return Decision{Allowed: true}, nil
 	}
 	d, err := a.Authorize(ctx, AuthorizationRequest{Caller: r.Caller, Action: action, Resource: resource, Conditions: conditions, Region: r.Region})
 	if err != nil {
-		return fmt.Errorf("evaluating policies for %s: %w", action, err)
+		return Decision{}, fmt.Errorf("evaluating policies for %s: %w", action, err)
 	}
-	if d.Allowed {
-		return nil
-	}
-	reason := d.Reason
+	return d, nil
+}
+
+// denied is the access denied error of this request's protocol, with AWS's message.
+func (r *Request) denied(action, resource, reason string) error {
 	if reason == "" {
 		reason = "because no identity-based policy allows the " + action + " action"
 	}

@@ -175,7 +175,7 @@ func (s *Service) Authorize(ctx context.Context, req awsapi.AuthorizationRequest
 	case policy.Allowed:
 		return awsapi.Decision{Allowed: true}, nil
 	case policy.ExplicitDeny:
-		return awsapi.Decision{Reason: "with an explicit deny in an identity-based policy"}, nil
+		return awsapi.Decision{ExplicitDeny: true, Reason: "with an explicit deny in an identity-based policy"}, nil
 	default:
 		return awsapi.Decision{Reason: "because no identity-based policy allows the " + req.Action + " action"}, nil
 	}

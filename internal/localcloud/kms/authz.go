@@ -28,8 +28,8 @@ type call struct {
 // operations without a key resource (CreateKey, ListKeys, ListAliases, GenerateRandom), which
 // only identity policies govern. Account roots (the default test credentials) may do anything.
 //
-// Not emulated: an explicit Deny in an identity policy does not override an Allow that comes
-// straight from the key policy or a grant (the Authorizer answers only allowed or not).
+// An explicit Deny in the caller's identity policies refuses even what the key policy or a
+// grant allows, as in AWS.
 func (s *Service) authorizeLocked(c *call, operation string, k *key, encCtx map[string]string) error {
 	if c.req == nil || c.identity.IsRoot() {
 		return nil
@@ -52,11 +52,11 @@ func (s *Service) authorizeLocked(c *call, operation string, k *key, encCtx map[
 	direct := req
 	direct.Caller = policy.Caller{ARNs: req.Caller.ARNs}
 	if policy.Evaluate(direct, k.policyDoc) == policy.Allowed {
-		return nil
+		return c.req.CheckExplicitDeny(c.ctx, action, resource, conditions)
 	}
 	for _, g := range k.Grants {
 		if g.allows(req.Caller.ARNs, operation, encCtx) {
-			return nil
+			return c.req.CheckExplicitDeny(c.ctx, action, resource, conditions)
 		}
 	}
 	account := req

@@ -31,10 +31,9 @@
 //     aws:PrincipalArn, aws:PrincipalAccount, aws:CurrentTime and aws:EpochTime;
 //   - anything else is AccessDeniedException.
 //
-// Operations without a key (CreateKey, ListKeys, ListAliases without KeyId, GenerateRandom,
-// ListRetirableGrants) are decided by identity policies alone. Not emulated: an explicit Deny in
-// an identity policy does not override an Allow that comes straight from the key policy or a
-// grant, because the Authorizer answers only "allowed or not".
+// An explicit Deny in the caller's identity policies refuses even what the key policy or a grant
+// allows. Operations without a key (CreateKey, ListKeys, ListAliases without KeyId,
+// GenerateRandom, ListRetirableGrants) are decided by identity policies alone.
 //
 // New key policies pass KMS's lockout safety check (they must let the caller call
 // kms:PutKeyPolicy) unless BypassPolicyLockoutSafetyCheck is set, and must name a principal in
