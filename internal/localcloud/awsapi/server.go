@@ -308,9 +308,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) authenticate(r *http.Request, body []byte, sig *signature, req *Request) *Error {
 	now := s.now()
 	if sig.Presigned {
-		if now.After(sig.AmzDate.Add(sig.Expires)) {
-			return authError(authSkew, errorStyle(req), fmt.Sprintf("Signature expired: %s is now earlier than %s (%s + %s).",
-				sig.AmzDate.Add(sig.Expires).UTC().Format(amzDateFormat), now.UTC().Format(amzDateFormat), sig.AmzDate.UTC().Format(amzDateFormat), sig.Expires))
+		lifetime := presignedLifetime(sig)
+		if now.After(sig.AmzDate.Add(lifetime)) {
+			return authError(authSkew, errorStyle(req), fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - %s)",
+				sig.AmzDate.UTC().Format(amzDateFormat), now.Add(-lifetime).UTC().Format(amzDateFormat), now.UTC().Format(amzDateFormat), awsDuration(lifetime)))
 		}
 		if sig.AmzDate.After(now.Add(s.maxSkew)) {
 			return authError(authSkew, errorStyle(req), fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + 15 min.)",
@@ -344,6 +345,27 @@ func (s *Server) authenticate(r *http.Request, body []byte, sig *signature, req 
 	}
 	req.Caller, req.Credential = cred.Identity, cred
 	return nil
+}
+
+// stsPresignedLifetime is how long STS accepts a presigned request after its X-Amz-Date, whatever
+// a longer X-Amz-Expires says (SDK users report that STS ignores longer values; a shorter one is
+// honoured here, as SigV4 defines it, which is the safe direction).
+const stsPresignedLifetime = 15 * time.Minute
+
+// presignedLifetime is how long a presigned request stays valid after its X-Amz-Date.
+func presignedLifetime(sig *signature) time.Duration {
+	if sig.Service == "sts" {
+		return min(sig.Expires, stsPresignedLifetime)
+	}
+	return sig.Expires
+}
+
+// awsDuration writes a duration the way AWS's expiry messages do: "15 min." or "60 sec.".
+func awsDuration(d time.Duration) string {
+	if d%time.Minute == 0 {
+		return fmt.Sprintf("%d min.", int(d/time.Minute))
+	}
+	return fmt.Sprintf("%d sec.", int(d/time.Second))
 }
 
 // queryCompatible reports whether a service's JSON and CBOR protocols carry awsQuery error

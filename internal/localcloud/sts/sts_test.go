@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +16,8 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awsiam "github.com/aws/aws-sdk-go-v2/service/iam"
 	awssts "github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/tributary/tributary/internal/localcloud/awsapitest"
 	"github.com/tributary/tributary/internal/localcloud/iam"
@@ -272,5 +277,140 @@ func TestPresignedBoundToHeader(t *testing.T) {
 		if status, body := call(value); status == http.StatusOK || !strings.Contains(body, "SignatureDoesNotMatch") {
 			t.Fatalf("with header %q: %d %s", value, status, body)
 		}
+	}
+}
+
+// withClusterHeader makes the SDK's STS presign client sign the cluster header and an
+// X-Amz-Expires into the URL, as a token maker binding a token to a cluster does.
+func withClusterHeader(cluster string, expires int) func(*awssts.PresignOptions) {
+	mw := middleware.BuildMiddlewareFunc("TributaryClusterHeader", func(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
+		if req, ok := in.Request.(*smithyhttp.Request); ok {
+			req.Header.Set("X-Tributary-Cluster-Id", cluster)
+			q := req.URL.Query()
+			q.Set("X-Amz-Expires", strconv.Itoa(expires))
+			req.URL.RawQuery = q.Encode()
+		}
+		return next.HandleBuild(ctx, in)
+	})
+	return awssts.WithPresignClientFromClientOptions(func(o *awssts.Options) {
+		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error { return s.Build.Add(mw, middleware.After) })
+	})
+}
+
+// TestPresignClientBoundToCluster presigns GetCallerIdentity with the SDK's presign client, a
+// signed cluster header and X-Amz-Expires, for a role session and for an IAM user, and sends
+// the URL as a plain HTTP GET, as a broker verifying a client's token does.
+func TestPresignClientBoundToCluster(t *testing.T) {
+	c := newCloud(t)
+	ctx := context.Background()
+	iamClient := awsiam.NewFromConfig(c.Root())
+	role := awsapitest.CreateRole(t, iamClient, "client", awsapitest.TrustAccount)
+	session, _ := c.AssumeRole(t, aws.ToString(role.Arn), 3600)
+	if _, err := iamClient.CreateUser(ctx, &awsiam.CreateUserInput{UserName: aws.String("alice"), Path: aws.String("/apps/")}); err != nil {
+		t.Fatal(err)
+	}
+	key, err := iamClient.CreateAccessKey(ctx, &awsiam.CreateAccessKeyInput{UserName: aws.String("alice")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	user := c.Config(aws.ToString(key.AccessKey.AccessKeyId), aws.ToString(key.AccessKey.SecretAccessKey), "")
+
+	get := func(target, cluster string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cluster != "" {
+			req.Header.Set("X-Tributary-Cluster-Id", cluster)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	for _, tt := range []struct {
+		name string
+		cfg  aws.Config
+		arn  string
+	}{
+		{"role session", session, "arn:aws:sts::000000000000:assumed-role/client/test-session"},
+		{"user", user, "arn:aws:iam::000000000000:user/apps/alice"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := awssts.NewPresignClient(awssts.NewFromConfig(tt.cfg), withClusterHeader("cluster-1", 900)).PresignGetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, err := url.Parse(p.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := u.Query()
+			if q.Get("X-Amz-Expires") != "900" || !strings.Contains(q.Get("X-Amz-SignedHeaders"), "x-tributary-cluster-id") || p.SignedHeader.Get("X-Tributary-Cluster-Id") != "cluster-1" {
+				t.Fatalf("presigned %s %v", p.URL, p.SignedHeader)
+			}
+			if status, body := get(p.URL, "cluster-1"); status != http.StatusOK || !strings.Contains(body, "<Arn>"+tt.arn+"</Arn>") {
+				t.Fatalf("with the cluster header: %d %s", status, body)
+			}
+			for _, cluster := range []string{"cluster-2", ""} {
+				if status, body := get(p.URL, cluster); status != http.StatusForbidden || !strings.Contains(body, "<Code>SignatureDoesNotMatch</Code>") {
+					t.Fatalf("with cluster header %q: %d %s", cluster, status, body)
+				}
+			}
+		})
+	}
+
+	// Refusals, each with STS's code and HTTP status.
+	p, err := awssts.NewPresignClient(awssts.NewFromConfig(session), withClusterHeader("cluster-1", 60)).PresignGetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signature := regexp.MustCompile(`X-Amz-Signature=[0-9a-f]+`)
+	credential := regexp.MustCompile(`X-Amz-Credential=ASIA[A-Z0-9]+`)
+	tests := []struct {
+		name, url string
+		status    int
+		code      string
+	}{
+		{"altered signature", signature.ReplaceAllString(p.URL, "X-Amz-Signature="+strings.Repeat("0", 64)), http.StatusForbidden, "SignatureDoesNotMatch"},
+		{"unknown access key", credential.ReplaceAllString(p.URL, "X-Amz-Credential=ASIAUNKNOWNKEY000000"), http.StatusForbidden, "InvalidClientTokenId"},
+		{"expiry over a week", strings.Replace(p.URL, "X-Amz-Expires=60", "X-Amz-Expires=604801", 1), http.StatusForbidden, "IncompleteSignature"},
+		{"expiry changed", strings.Replace(p.URL, "X-Amz-Expires=60", "X-Amz-Expires=600", 1), http.StatusForbidden, "SignatureDoesNotMatch"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.url == p.URL {
+				t.Fatalf("the URL was not changed: %s", tt.url)
+			}
+			if status, body := get(tt.url, "cluster-1"); status != tt.status || !strings.Contains(body, "<Code>"+tt.code+"</Code>") {
+				t.Fatalf("got %d %s, want %d %s", status, body, tt.status, tt.code)
+			}
+		})
+	}
+	if status, _ := get(p.URL, "cluster-1"); status != http.StatusOK {
+		t.Fatalf("the unaltered URL: %d", status)
+	}
+	c.Clock.Advance(61 * time.Second)
+	status, body := get(p.URL, "cluster-1")
+	if status != http.StatusForbidden || !strings.Contains(body, "<Code>SignatureDoesNotMatch</Code>") || !strings.Contains(body, "Signature expired:") || !strings.Contains(body, "- 1 min.)") {
+		t.Fatalf("past X-Amz-Expires: %d %s", status, body)
+	}
+
+	// STS accepts a presigned request for 15 minutes at most, whatever X-Amz-Expires says.
+	long, err := awssts.NewPresignClient(awssts.NewFromConfig(session), withClusterHeader("cluster-1", 3600)).PresignGetCallerIdentity(ctx, &awssts.GetCallerIdentityInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Clock.Advance(13 * time.Minute) // 14 minutes and a second after signing: the clock is already 61 s ahead
+	if status, body := get(long.URL, "cluster-1"); status != http.StatusOK {
+		t.Fatalf("within 15 minutes: %d %s", status, body)
+	}
+	c.Clock.Advance(2 * time.Minute)
+	if status, body := get(long.URL, "cluster-1"); status != http.StatusForbidden || !strings.Contains(body, "- 15 min.)") {
+		t.Fatalf("past 15 minutes with X-Amz-Expires=3600: %d %s", status, body)
 	}
 }
