@@ -273,14 +273,30 @@ func reachability(status string) string {
 	return "insufficient-data"
 }
 
+// xAttrValue is an attribute's <value>; an unset attribute (no user data, no kernel) is an
+// empty element, as EC2 answers.
 type xAttrValue struct {
-	Value string `xml:"value"`
+	Value string `xml:"value,omitempty"`
 }
 
 type xAttrBool struct {
 	Value bool `xml:"value"`
 }
 
+// xGroupSet and xDeviceSet are lists written even when empty.
+type xGroupSet struct {
+	Items []xGroup `xml:"item"`
+}
+
+type xDeviceSet struct {
+	Items []xInstanceBlockDevice `xml:"item"`
+}
+
+type xEnclaveOptions struct {
+	Enabled bool `xml:"enabled"`
+}
+
+// describeInstanceAttribute answers one attribute of DescribeInstanceAttribute's list.
 func (s *Service) describeInstanceAttribute(ctx context.Context, req *awsapi.Request, p params) (*awsapi.Response, error) {
 	id, err := p.required("InstanceId")
 	if err != nil {
@@ -298,27 +314,36 @@ func (s *Service) describeInstanceAttribute(ctx context.Context, req *awsapi.Req
 	}
 	out := &struct {
 		meta
-		InstanceID         string                 `xml:"instanceId"`
-		InstanceType       *xAttrValue            `xml:"instanceType,omitempty"`
-		UserData           *xAttrValue            `xml:"userData,omitempty"`
-		Groups             []xGroup               `xml:"groupSet>item,omitempty"`
-		DisableTermination *xAttrBool             `xml:"disableApiTermination,omitempty"`
-		DisableStop        *xAttrBool             `xml:"disableApiStop,omitempty"`
-		ShutdownBehavior   *xAttrValue            `xml:"instanceInitiatedShutdownBehavior,omitempty"`
-		RootDeviceName     *xAttrValue            `xml:"rootDeviceName,omitempty"`
-		BlockDeviceMapping []xInstanceBlockDevice `xml:"blockDeviceMapping>item,omitempty"`
-		EBSOptimized       *xAttrBool             `xml:"ebsOptimized,omitempty"`
-		SourceDestCheck    *xAttrBool             `xml:"sourceDestCheck,omitempty"`
-		EnaSupport         *xAttrBool             `xml:"enaSupport,omitempty"`
+		InstanceID         string           `xml:"instanceId"`
+		InstanceType       *xAttrValue      `xml:"instanceType,omitempty"`
+		Kernel             *xAttrValue      `xml:"kernel,omitempty"`
+		Ramdisk            *xAttrValue      `xml:"ramdisk,omitempty"`
+		UserData           *xAttrValue      `xml:"userData,omitempty"`
+		Groups             *xGroupSet       `xml:"groupSet,omitempty"`
+		DisableTermination *xAttrBool       `xml:"disableApiTermination,omitempty"`
+		DisableStop        *xAttrBool       `xml:"disableApiStop,omitempty"`
+		ShutdownBehavior   *xAttrValue      `xml:"instanceInitiatedShutdownBehavior,omitempty"`
+		RootDeviceName     *xAttrValue      `xml:"rootDeviceName,omitempty"`
+		BlockDeviceMapping *xDeviceSet      `xml:"blockDeviceMapping,omitempty"`
+		ProductCodes       *struct{}        `xml:"productCodes,omitempty"`
+		EBSOptimized       *xAttrBool       `xml:"ebsOptimized,omitempty"`
+		SourceDestCheck    *xAttrBool       `xml:"sourceDestCheck,omitempty"`
+		SriovNetSupport    *xAttrValue      `xml:"sriovNetSupport,omitempty"`
+		EnaSupport         *xAttrBool       `xml:"enaSupport,omitempty"`
+		EnclaveOptions     *xEnclaveOptions `xml:"enclaveOptions,omitempty"`
 	}{InstanceID: id}
 	x := s.xInstanceLocked(inst)
 	switch attr {
 	case "instanceType":
 		out.InstanceType = &xAttrValue{inst.InstanceType}
+	case "kernel":
+		out.Kernel = &xAttrValue{}
+	case "ramdisk":
+		out.Ramdisk = &xAttrValue{}
 	case "userData":
 		out.UserData = &xAttrValue{inst.UserData}
 	case "groupSet":
-		out.Groups = x.Groups
+		out.Groups = &xGroupSet{Items: x.Groups}
 	case "disableApiTermination":
 		out.DisableTermination = &xAttrBool{inst.DisableAPITermination}
 	case "disableApiStop":
@@ -328,13 +353,19 @@ func (s *Service) describeInstanceAttribute(ctx context.Context, req *awsapi.Req
 	case "rootDeviceName":
 		out.RootDeviceName = &xAttrValue{inst.RootDevice}
 	case "blockDeviceMapping":
-		out.BlockDeviceMapping = x.BlockDeviceMapping
+		out.BlockDeviceMapping = &xDeviceSet{Items: x.BlockDeviceMapping}
+	case "productCodes":
+		out.ProductCodes = &struct{}{}
 	case "ebsOptimized":
 		out.EBSOptimized = &xAttrBool{inst.EBSOptimized}
 	case "sourceDestCheck":
 		out.SourceDestCheck = &xAttrBool{x.SourceDestCheck}
+	case "sriovNetSupport":
+		out.SriovNetSupport = &xAttrValue{}
 	case "enaSupport":
 		out.EnaSupport = &xAttrBool{true}
+	case "enclaveOptions":
+		out.EnclaveOptions = &xEnclaveOptions{}
 	default:
 		return nil, awsapi.Errorf("InvalidParameterValue", "Value (%s) for parameter attribute is invalid. Unknown attribute.", attr)
 	}
@@ -415,6 +446,17 @@ func (s *Service) modifyInstanceAttribute(ctx context.Context, req *awsapi.Reque
 			}
 			*b.dst, changed = bv, true
 		}
+	}
+	if v, ok := value("sourceDestCheck"); ok {
+		bv, err := params{"v": v}.boolean("v", true)
+		if err != nil {
+			return nil, err
+		}
+		e := s.primaryInterfaceLocked(id)
+		if e == nil {
+			return nil, awsapi.Errorf("IncorrectInstanceState", "The instance '%s' has no network interface.", id)
+		}
+		e.SourceDestCheck, changed = bv, true
 	}
 	if groups := p.list("GroupId"); len(groups) > 0 {
 		e := s.primaryInterfaceLocked(id)
