@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tributary/tributary/internal/localcloud/awsapi"
 	"github.com/tributary/tributary/internal/testenv"
 )
 
@@ -24,6 +25,12 @@ const debianAWS = "/usr/bin/aws"
 // returned instead.
 func (c *cloud) awsCLI(t *testing.T, wantErr bool, args ...string) string {
 	t.Helper()
+	return c.awsCLIAs(t, awsapi.Credential{AccessKeyID: "test", SecretAccessKey: "test"}, wantErr, args...)
+}
+
+// awsCLIAs is awsCLI signing with the given credentials (a session's token included).
+func (c *cloud) awsCLIAs(t *testing.T, cred awsapi.Credential, wantErr bool, args ...string) string {
+	t.Helper()
 	if _, err := os.Stat(debianAWS); err != nil {
 		testenv.Missing(t, "Debian's aws CLI is not installed (apt-get install awscli; make tools does it)")
 	}
@@ -34,14 +41,17 @@ func (c *cloud) awsCLI(t *testing.T, wantErr bool, args ...string) string {
 	cmd.Env = []string{
 		"HOME=" + home,
 		"PATH=/usr/bin:/bin",
-		"AWS_ACCESS_KEY_ID=test",
-		"AWS_SECRET_ACCESS_KEY=test",
+		"AWS_ACCESS_KEY_ID=" + cred.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY=" + cred.SecretAccessKey,
 		"AWS_DEFAULT_REGION=us-east-1",
 		"AWS_CONFIG_FILE=" + filepath.Join(home, "config"),
 		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "credentials"),
 		"AWS_PAGER=",
 		"AWS_MAX_ATTEMPTS=1",
 		"AWS_EC2_METADATA_DISABLED=true",
+	}
+	if cred.SessionToken != "" {
+		cmd.Env = append(cmd.Env, "AWS_SESSION_TOKEN="+cred.SessionToken)
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
