@@ -2,7 +2,6 @@ package iamauth
 
 import (
 	"encoding/base64"
-	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
@@ -125,7 +124,7 @@ func parseToken(value string) (*parsedToken, error) {
 }
 
 func malformed(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
+	return refuse(ErrMalformed, format, args...)
 }
 
 // clip shortens attacker-chosen text quoted in an error.

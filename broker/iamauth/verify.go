@@ -42,6 +42,26 @@ var (
 	ErrSTSUnavailable = errors.New("STS unavailable to verify the IAM token")
 )
 
+// tokenError is a refusal: its kind for errors.Is and a message that
+// never quotes the token, so a broker may log it and send it to the
+// client.
+type tokenError struct {
+	kind error
+	msg  string
+}
+
+func refuse(kind error, format string, args ...any) error {
+	return &tokenError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+func (e *tokenError) Error() string { return e.kind.Error() + ": " + e.msg }
+func (e *tokenError) Unwrap() error { return e.kind }
+
+// ClientMessage is the message a broker sends a refused client (the
+// broker/security/sasl convention): the whole error, which holds nothing
+// secret and tells the client what to fix.
+func (e *tokenError) ClientMessage() string { return e.Error() }
+
 // Identity is who a verified token belongs to.
 type Identity struct {
 	// Principal is ARN normalised by NormalizeARN, e.g.
@@ -182,11 +202,10 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 		return Identity{}, err
 	}
 	if p.clusterHint != "" && p.clusterHint != v.clusterID {
-		return Identity{}, fmt.Errorf("%w: it names cluster %q, this is cluster %q", ErrWrongCluster, p.clusterHint, v.clusterID)
+		return Identity{}, refuse(ErrWrongCluster, "it names cluster %q, this is cluster %q", p.clusterHint, v.clusterID)
 	}
 	if !sameHost(p.scheme, p.host, v.endpoint.Scheme, v.endpoint.Host) || p.path != v.endpoint.Path {
-		return Identity{}, fmt.Errorf("%w: presigned for %s, this broker verifies with %s (make the token with the cluster's region and STS endpoint)",
-			ErrWrongEndpoint, clip(p.host+p.path), v.endpoint.Host+v.endpoint.Path)
+		return Identity{}, refuse(ErrWrongEndpoint, "presigned for %s, this broker verifies with %s (make the token with the cluster's region and STS endpoint)", clip(p.host+p.path), v.endpoint.Host+v.endpoint.Path)
 	}
 	now := v.now()
 	if err := v.checkTime(p, now); err != nil {
@@ -218,10 +237,10 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 
 func (v *Verifier) checkTime(p *parsedToken, now time.Time) error {
 	if p.date.After(now.Add(v.skew)) {
-		return fmt.Errorf("%w: it is dated %s, in the future (check the client's clock)", ErrExpired, p.date.Format(time.RFC3339))
+		return refuse(ErrExpired, "it is dated %s, in the future (check the client's clock)", p.date.Format(time.RFC3339))
 	}
 	if !now.Before(p.expiry().Add(v.skew)) {
-		return fmt.Errorf("%w: it expired at %s", ErrExpired, p.expiry().Format(time.RFC3339))
+		return refuse(ErrExpired, "it expired at %s", p.expiry().Format(time.RFC3339))
 	}
 	return nil
 }
@@ -233,7 +252,7 @@ func (v *Verifier) askSTS(ctx context.Context, p *parsedToken) (Identity, error)
 	target.RawQuery = p.rawQuery
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.String(), nil)
 	if err != nil {
-		return Identity{}, fmt.Errorf("%w: building the request: %v", ErrMalformed, err)
+		return Identity{}, refuse(ErrMalformed, "the token's URL cannot be sent")
 	}
 	req.Header.Set(ClusterIDHeader, v.clusterID)
 	resp, err := v.client.Do(req)
@@ -245,12 +264,12 @@ func (v *Verifier) askSTS(ctx context.Context, p *parsedToken) (Identity, error)
 			err = ue.Err
 		}
 		v.log.Warn("IAM token verification: STS unreachable", "endpoint", v.endpoint.Host, "err", err)
-		return Identity{}, fmt.Errorf("%w: asking %s: %v", ErrSTSUnavailable, v.endpoint.Host, err)
+		return Identity{}, refuse(ErrSTSUnavailable, "asking %s: %v", v.endpoint.Host, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
-		return Identity{}, fmt.Errorf("%w: reading the answer of %s: %v", ErrSTSUnavailable, v.endpoint.Host, err)
+		return Identity{}, refuse(ErrSTSUnavailable, "reading the answer of %s: %v", v.endpoint.Host, err)
 	}
 	if resp.StatusCode == http.StatusOK {
 		return v.identity(p, body)
@@ -270,11 +289,11 @@ func (v *Verifier) identity(p *parsedToken, body []byte) (Identity, error) {
 	var r callerIdentityResponse
 	if err := xml.Unmarshal(body, &r); err != nil || r.Result.Arn == "" || r.Result.Account == "" {
 		v.log.Warn("IAM token verification: STS answered 200 without a caller identity", "endpoint", v.endpoint.Host)
-		return Identity{}, fmt.Errorf("%w: %s answered 200 without a GetCallerIdentity result", ErrSTSUnavailable, v.endpoint.Host)
+		return Identity{}, refuse(ErrSTSUnavailable, "%s answered 200 without a GetCallerIdentity result", v.endpoint.Host)
 	}
 	principal, err := NormalizeARN(r.Result.Arn)
 	if err != nil {
-		return Identity{}, fmt.Errorf("%w: STS returned an unusable ARN: %v", ErrSTSUnavailable, err)
+		return Identity{}, refuse(ErrSTSUnavailable, "STS returned an unusable ARN: %v", err)
 	}
 	return Identity{
 		Principal: principal,
@@ -301,18 +320,18 @@ func (v *Verifier) refusal(status int, body []byte) error {
 	switch {
 	case status >= 500 || code == "Throttling" || code == "RequestLimitExceeded" || code == "ServiceUnavailable":
 		v.log.Warn("IAM token verification: STS failed", "endpoint", v.endpoint.Host, "status", status, "code", code)
-		return fmt.Errorf("%w: %s answered %d %s", ErrSTSUnavailable, v.endpoint.Host, status, code)
+		return refuse(ErrSTSUnavailable, "%s answered %d %s", v.endpoint.Host, status, code)
 	case code == "ExpiredToken" || code == "ExpiredTokenException":
-		return fmt.Errorf("%w: STS says the credentials that signed it have expired", ErrExpired)
+		return refuse(ErrExpired, "STS says the credentials that signed it have expired")
 	case code == "SignatureDoesNotMatch" && strings.Contains(strings.ToLower(msg), "expired"):
-		return fmt.Errorf("%w: STS says: %s", ErrExpired, msg)
+		return refuse(ErrExpired, "STS says: %s", msg)
 	case code == "":
-		return fmt.Errorf("%w: %s answered %d without an AWS error", ErrSTSUnavailable, v.endpoint.Host, status)
+		return refuse(ErrSTSUnavailable, "%s answered %d without an AWS error", v.endpoint.Host, status)
 	default:
 		// SignatureDoesNotMatch (altered token, or bound to another
 		// cluster), InvalidClientTokenId (unknown or revoked key),
 		// IncompleteSignature, AccessDenied.
-		return fmt.Errorf("%w: %s: %s", ErrSignatureRefused, code, msg)
+		return refuse(ErrSignatureRefused, "%s: %s", code, msg)
 	}
 }
 
