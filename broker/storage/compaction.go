@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 
 	"github.com/tributary/tributary/broker/storage/recordbatch"
 )
@@ -24,6 +25,8 @@ type cleanerCandidate struct {
 	base     int64
 	size     int64
 	nextBase int64
+	// aborted is the segment's aborted-transaction index at the start.
+	aborted []AbortedTxn
 }
 
 // compact runs one log-cleaner pass over a cleanup.policy=compact partition:
@@ -33,7 +36,12 @@ type cleanerCandidate struct {
 // then goes too. Offsets never change: surviving records keep theirs, and
 // rewritten batches keep their base offset and lastOffsetDelta. The active
 // segment, the segment holding the recovery point and everything after it
-// are left alone.
+// are left alone, and so is everything from the last stable offset on.
+//
+// Transactions follow Kafka's cleaner: records of aborted transactions are
+// removed (and never map a key); a COMMIT or ABORT marker stays while any
+// batch of its transaction is left, then, like a tombstone, for
+// delete.retention.ms more; an ABORT marker's index entry stays with it.
 //
 // Segments are read and rewritten without holding the partition lock; the
 // lock is taken only to swap each rewritten file in, after checking that the
@@ -47,15 +55,22 @@ func (p *Partition) compact(ctx context.Context) error {
 		return nil
 	}
 	var cands []cleanerCandidate
+	lso := p.lastStableOffsetLocked()
 	for i := 0; i+1 < len(p.segments); i++ {
 		s, next := p.segments[i], p.segments[i+1]
 		// Only segments wholly before the recovery point's segment: that
 		// one must keep its byte positions, which the recovery point
-		// names, and everything after it may still be unsynced.
-		if next.base > p.recovery.offset || s.base >= p.recovery.segment {
+		// names, and everything after it may still be unsynced. And only
+		// below the last stable offset, where every transaction is decided.
+		if next.base > p.recovery.offset || s.base >= p.recovery.segment || next.base > lso {
 			break
 		}
-		cands = append(cands, cleanerCandidate{seg: s, base: s.base, size: s.size, nextBase: next.base})
+		cands = append(cands, cleanerCandidate{seg: s, base: s.base, size: s.size, nextBase: next.base,
+			aborted: append([]AbortedTxn(nil), s.txn.entries...)})
+	}
+	var aborted []AbortedTxn
+	if len(cands) > 0 {
+		aborted = collectAborted(nil, p.segments, cands[0].base, cands[len(cands)-1].nextBase)
 	}
 	cleanedTo, horizon := p.cleanedTo, p.nextHorizon
 	deleteRetention := p.cfg.DeleteRetentionMs.Milliseconds()
@@ -82,9 +97,11 @@ func (p *Partition) compact(ctx context.Context) error {
 
 	// Pass 1: the latest offset of every key written since the last pass
 	// (older keys were already reduced to their latest record), and each
-	// idempotent producer's last batch in the whole cleanable range.
+	// producer's last data batch and last marker in the whole cleanable
+	// range.
 	latest := make(map[string]int64)
-	lastOfProducer := make(map[int64]int64)
+	last := lastBatches{data: make(map[int64]int64), marker: make(map[int64]int64)}
+	txns := newTxnCleaner(aborted)
 	mapped := 0
 	for _, c := range cands {
 		if err := ctx.Err(); err != nil {
@@ -92,11 +109,13 @@ func (p *Partition) compact(ctx context.Context) error {
 		}
 		isDirty := c.nextBase > cleanedTo
 		err := p.forEachCandidateBatch(c, isDirty, func(h *recordbatch.Header, data []byte) error {
-			if h.ProducerID >= 0 {
-				lastOfProducer[h.ProducerID] = h.BaseOffset
-			}
-			if !isDirty {
+			last.note(h)
+			if h.IsControl() {
+				txns.onControl(h, data)
 				return nil
+			}
+			if txns.onData(h) || !isDirty {
+				return nil // aborted records map no key
 			}
 			return forEachRecordOf(h, data, func(r *recordbatch.Record) error {
 				if r.Key != nil {
@@ -119,11 +138,12 @@ func (p *Partition) compact(ctx context.Context) error {
 
 	// Pass 2: rewrite each segment with its surviving records.
 	nextHorizon := int64(0)
+	txns = newTxnCleaner(aborted)
 	for _, c := range cands {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		hz, err := p.cleanSegment(c, latest, lastOfProducer, now, deleteRetention)
+		hz, err := p.cleanSegment(c, cleanerRules{latest: latest, last: last, txns: txns, now: now, deleteRetention: deleteRetention})
 		if err != nil {
 			return err
 		}
@@ -181,25 +201,57 @@ func forEachRecordOf(h *recordbatch.Header, data []byte, fn func(r *recordbatch.
 	return nil
 }
 
+// cleanerRules is what a pass decides batches by.
+type cleanerRules struct {
+	latest          map[string]int64
+	last            lastBatches
+	txns            *txnCleaner
+	now             int64
+	deleteRetention int64
+}
+
 // cleanSegment rewrites one segment. It returns the earliest delete horizon
-// of the tombstones it kept (0 if none).
-func (p *Partition) cleanSegment(c cleanerCandidate, latest map[string]int64, lastOfProducer map[int64]int64, now, deleteRetention int64) (horizon int64, err error) {
+// of the tombstones and markers it kept (0 if none).
+func (p *Partition) cleanSegment(c cleanerCandidate, rules cleanerRules) (horizon int64, err error) {
 	out, err := p.newCleanedSegment(c)
 	if err != nil {
 		return 0, err
 	}
-	changed := false
-	err = p.forEachCandidateBatch(c, true, func(h *recordbatch.Header, data []byte) error {
-		if h.IsControl() {
-			return out.add(h, data)
-		}
-		nb, hz, err := cleanBatch(h, data, latest, lastOfProducer, now, deleteRetention)
-		if err != nil {
-			return err
-		}
+	keepHorizon := func(hz int64) {
 		if hz > 0 && (horizon == 0 || hz < horizon) {
 			horizon = hz
 		}
+	}
+	changed := false
+	keptMarkers := make(map[int64]bool)
+	err = p.forEachCandidateBatch(c, true, func(h *recordbatch.Header, data []byte) error {
+		if h.IsControl() {
+			nb, hz, err := cleanMarker(h, data, rules)
+			if err != nil {
+				return err
+			}
+			keepHorizon(hz)
+			if nb == nil {
+				changed = true
+				return nil
+			}
+			keptMarkers[h.BaseOffset] = true
+			if len(nb) != len(data) || &nb[0] != &data[0] {
+				changed = true
+				nh, err := recordbatch.ParseHeader(nb)
+				if err != nil {
+					return fmt.Errorf("re-encoded marker at offset %d: %w", h.BaseOffset, err)
+				}
+				return out.add(&nh, nb)
+			}
+			return out.add(h, data)
+		}
+		aborted := rules.txns.onData(h)
+		nb, hz, err := cleanBatch(h, data, rules.latest, rules.last.isLastData(h), aborted, rules.now, rules.deleteRetention)
+		if err != nil {
+			return err
+		}
+		keepHorizon(hz)
 		if nb == nil {
 			changed = true
 			return nil
@@ -218,7 +270,157 @@ func (p *Partition) cleanSegment(c cleanerCandidate, latest map[string]int64, la
 		out.discard()
 		return horizon, err
 	}
+	// The aborts indexed here stay indexed while their marker stays.
+	for _, t := range c.aborted {
+		if keptMarkers[t.LastOffset] {
+			out.seg.txn.entries = append(out.seg.txn.entries, t)
+		}
+	}
 	return horizon, p.swapCleaned(c, out)
+}
+
+// lastBatches are each producer's last data batch and last marker in the
+// cleanable range (base offsets). The cleaner keeps them, emptied if need
+// be, so the producer's sequence, epoch and coordinator epoch can be
+// rebuilt from the log (Kafka keeps the last batch of active producers).
+type lastBatches struct {
+	data, marker map[int64]int64
+}
+
+func (l lastBatches) note(h *recordbatch.Header) {
+	if h.ProducerID < 0 {
+		return
+	}
+	if h.IsControl() {
+		l.marker[h.ProducerID] = h.BaseOffset
+	} else {
+		l.data[h.ProducerID] = h.BaseOffset
+	}
+}
+
+func (l lastBatches) isLastData(h *recordbatch.Header) bool {
+	off, ok := l.data[h.ProducerID]
+	return h.ProducerID >= 0 && ok && off == h.BaseOffset
+}
+
+func (l lastBatches) isLastMarker(h *recordbatch.Header) bool {
+	off, ok := l.marker[h.ProducerID]
+	return h.ProducerID >= 0 && ok && off == h.BaseOffset
+}
+
+// cleanMarker decides a control batch: data itself to keep it as it is,
+// a copy carrying a delete horizon, or nil to drop it. A marker may go once
+// no batch of its transaction is left (seen by the cleaner as it walks the
+// log) and delete.retention.ms has passed since a pass first found it so,
+// so a consumer that read the transaction's records also reads its end. A
+// producer's last marker stays for its epochs.
+func cleanMarker(h *recordbatch.Header, data []byte, rules cleanerRules) ([]byte, int64, error) {
+	discardable := rules.txns.onControl(h, data)
+	if !discardable || rules.last.isLastMarker(h) {
+		return data, 0, nil
+	}
+	if h.HasDeleteHorizon() {
+		if rules.now >= h.BaseTimestamp {
+			return nil, 0, nil
+		}
+		return data, h.BaseTimestamp, nil
+	}
+	horizon := rules.now + rules.deleteRetention
+	nb, err := withDeleteHorizon(h, data, horizon)
+	return nb, horizon, err
+}
+
+// withDeleteHorizon re-encodes a batch with the KIP-534 delete horizon in
+// baseTimestamp, its records' timestamps re-based so they do not change.
+func withDeleteHorizon(h *recordbatch.Header, data []byte, horizon int64) ([]byte, error) {
+	var records []byte
+	err := forEachRecordOf(h, data, func(r *recordbatch.Record) error {
+		delta := h.BaseTimestamp + r.TimestampDelta - horizon
+		if delta > math.MaxInt64/2 || delta < math.MinInt64/2 {
+			return fmt.Errorf("batch at offset %d: timestamp delta out of range", h.BaseOffset)
+		}
+		records = recordbatch.AppendRecord(records, r, delta)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	nh := *h
+	nh.Attributes |= recordbatch.DeleteHorizonBit
+	nh.BaseTimestamp = horizon
+	nb, err := recordbatch.Encode(nh, records)
+	if err != nil {
+		return nil, fmt.Errorf("re-encoding batch at offset %d: %w", h.BaseOffset, err)
+	}
+	return nb, nil
+}
+
+// txnCleaner follows transactions through the batches of a cleaner pass in
+// offset order, as Kafka's CleanedTransactionMetadata does: it knows, from
+// the aborted-transaction indexes, which transactional batches were
+// aborted, and whether a marker's transaction still has batches.
+type txnCleaner struct {
+	pending   []AbortedTxn // by first offset, not reached yet
+	aborted   map[int64]*abortedRun
+	committed map[int64]bool // producers with transactional data since their last marker
+}
+
+type abortedRun struct {
+	observed bool // a batch of the transaction is still in the log
+}
+
+func newTxnCleaner(aborted []AbortedTxn) *txnCleaner {
+	pending := append([]AbortedTxn(nil), aborted...)
+	sort.Slice(pending, func(i, j int) bool { return pending[i].FirstOffset < pending[j].FirstOffset })
+	return &txnCleaner{pending: pending, aborted: make(map[int64]*abortedRun), committed: make(map[int64]bool)}
+}
+
+func (tc *txnCleaner) reach(offset int64) {
+	for len(tc.pending) > 0 && tc.pending[0].FirstOffset <= offset {
+		t := tc.pending[0]
+		tc.pending = tc.pending[1:]
+		if _, ok := tc.aborted[t.ProducerID]; !ok {
+			tc.aborted[t.ProducerID] = &abortedRun{}
+		}
+	}
+}
+
+// onData reports whether a data batch belongs to an aborted transaction.
+func (tc *txnCleaner) onData(h *recordbatch.Header) bool {
+	tc.reach(h.LastOffset())
+	if !h.IsTransactional() {
+		return false
+	}
+	if r := tc.aborted[h.ProducerID]; r != nil {
+		r.observed = true
+		return true
+	}
+	tc.committed[h.ProducerID] = true
+	return false
+}
+
+// onControl reports whether a control batch may be removed: an empty one
+// (its record was cleaned already), or a marker whose transaction has no
+// batch left. Other control records stay.
+func (tc *txnCleaner) onControl(h *recordbatch.Header, data []byte) bool {
+	tc.reach(h.LastOffset())
+	typ, m, ok, err := recordbatch.ParseControl(h, data)
+	switch {
+	case err != nil:
+		return false
+	case !ok:
+		return true
+	case typ != recordbatch.ControlAbort && typ != recordbatch.ControlCommit:
+		return false
+	case m.Commit:
+		had := tc.committed[h.ProducerID]
+		delete(tc.committed, h.ProducerID)
+		return !had
+	default:
+		r := tc.aborted[h.ProducerID]
+		delete(tc.aborted, h.ProducerID)
+		return r == nil || !r.observed
+	}
 }
 
 // cleanedSegment is the output of compacting one segment, streamed to
@@ -253,7 +455,7 @@ func (cs *cleanedSegment) add(h *recordbatch.Header, data []byte) error {
 // discard removes the output files.
 func (cs *cleanedSegment) discard() {
 	cs.seg.file.Close()
-	for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+	for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 		os.Remove(filepath.Join(cs.seg.dir, segmentName(cs.seg.base)+suffix+cleanedSuffix))
 	}
 }
@@ -261,8 +463,8 @@ func (cs *cleanedSegment) discard() {
 // cleanBatch returns the batch with only its surviving records: data
 // itself when all survive and nothing changes, nil when none survive (and
 // the batch need not be kept for its producer's sequence state), else a
-// re-encoded batch.
-func cleanBatch(h *recordbatch.Header, data []byte, latest map[string]int64, lastOfProducer map[int64]int64, now, deleteRetention int64) ([]byte, int64, error) {
+// re-encoded batch. An aborted batch keeps no record.
+func cleanBatch(h *recordbatch.Header, data []byte, latest map[string]int64, lastOfProducer, aborted bool, now, deleteRetention int64) ([]byte, int64, error) {
 	type kept struct {
 		rec recordbatch.Record
 		ts  int64
@@ -273,8 +475,8 @@ func cleanBatch(h *recordbatch.Header, data []byte, latest map[string]int64, las
 	err := forEachRecordOf(h, data, func(r *recordbatch.Record) error {
 		total++
 		off := h.BaseOffset + int64(r.OffsetDelta)
-		if r.Key != nil && latest[string(r.Key)] > off {
-			return nil // a newer record has this key
+		if aborted || (r.Key != nil && latest[string(r.Key)] > off) {
+			return nil // aborted, or a newer record has this key
 		}
 		if r.Value == nil {
 			if horizonPassed {
@@ -296,10 +498,10 @@ func cleanBatch(h *recordbatch.Header, data []byte, latest map[string]int64, las
 	case needHorizon:
 		horizon = now + deleteRetention
 	}
-	if len(keep) == total && !needHorizon {
+	if len(keep) == total && !needHorizon && (total > 0 || lastOfProducer) {
 		return data, horizon, nil
 	}
-	if last, ok := lastOfProducer[h.ProducerID]; len(keep) == 0 && !(h.ProducerID >= 0 && ok && last == h.BaseOffset) {
+	if len(keep) == 0 && !lastOfProducer {
 		return nil, 0, nil
 	}
 	// Re-encode. Records keep their offset deltas; their timestamps are
@@ -358,6 +560,16 @@ func (p *Partition) swapCleaned(c cleanerCandidate, out *cleanedSegment) error {
 	if err := cleaned.file.Sync(); err != nil {
 		return fail(fmt.Errorf("fsync %s: %w", tmpLog, err))
 	}
+	if n := len(cleaned.txn.entries); n > 0 {
+		var b []byte
+		for _, t := range cleaned.txn.entries {
+			b = appendTxnEntry(b, t)
+		}
+		if err := writeIndexTail(cleaned.txnIndexPath()+cleanedSuffix, 0, b, true); err != nil {
+			return fail(err)
+		}
+		cleaned.txn.onDisk, cleaned.txn.synced = n, n
+	}
 
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -383,6 +595,20 @@ func (p *Partition) swapCleaned(c cleanerCandidate, out *cleanedSegment) error {
 		}
 		return nil
 	}
+	// The aborted-transaction index is replaced first, in one rename: the
+	// new one lacks only entries whose marker the new log drops, which are
+	// those of transactions with no batch left in the old log either, so
+	// it is right for whichever log a crash leaves. (A missing one would
+	// read as "no aborts", so it is never removed before its successor is
+	// in place.)
+	if len(cleaned.txn.entries) > 0 {
+		if err := os.Rename(cleaned.txnIndexPath()+cleanedSuffix, old.txnIndexPath()); err != nil {
+			return fail(fmt.Errorf("installing compacted transaction index: %w", err))
+		}
+	} else if err := os.Remove(old.txnIndexPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fail(fmt.Errorf("removing %s: %w", old.txnIndexPath(), err))
+	}
+	old.txn = cleaned.txn
 	for _, path := range []string{old.indexPath(), old.timeIndexPath()} {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fail(fmt.Errorf("removing %s: %w", path, err))

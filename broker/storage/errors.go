@@ -17,11 +17,22 @@ var (
 	// ErrOutOfOrderSequence: an idempotent producer skipped or repeated a
 	// sequence number (OUT_OF_ORDER_SEQUENCE_NUMBER).
 	ErrOutOfOrderSequence = errors.New("out of order sequence number")
-	// ErrInvalidProducerEpoch: a batch from an older producer epoch (INVALID_PRODUCER_EPOCH).
+	// ErrInvalidProducerEpoch: a batch or transaction marker from an older
+	// producer epoch (INVALID_PRODUCER_EPOCH; Kafka 2.7+ answers a produce
+	// so, not PRODUCER_FENCED, which only the transaction coordinator
+	// returns, and clients abort the transaction and go on).
 	ErrInvalidProducerEpoch = errors.New("invalid producer epoch")
 	// ErrUnknownProducerID: a producer this partition has no state for sent a
 	// non-zero first sequence (UNKNOWN_PRODUCER_ID).
 	ErrUnknownProducerID = errors.New("unknown producer id")
+	// ErrInvalidTxnState: a transactional batch that is not part of a
+	// transaction verified with the coordinator, or a non-transactional one
+	// from a producer in the middle of a transaction (INVALID_TXN_STATE).
+	ErrInvalidTxnState = errors.New("invalid transaction state")
+	// ErrTransactionCoordinatorFenced: a transaction marker from a
+	// coordinator epoch older than the last marker's
+	// (TRANSACTION_COORDINATOR_FENCED).
+	ErrTransactionCoordinatorFenced = errors.New("transaction coordinator fenced")
 	// ErrOffsetOutOfRange: a read or DeleteRecords outside the log (OFFSET_OUT_OF_RANGE).
 	ErrOffsetOutOfRange = errors.New("offset out of range")
 	// ErrStorage: the disk failed (full, I/O error). The log is left

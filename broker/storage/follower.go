@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/tributary/tributary/broker/storage/recordbatch"
@@ -36,6 +38,13 @@ func (p *Partition) AppendAsFollower(ctx context.Context, batches []byte) error 
 		}
 		if h.LastOffsetDelta < 0 || h.BaseOffset < 0 || h.BaseOffset <= prevEnd {
 			return fmt.Errorf("%w: leader batch at offset %d (delta %d) after offset %d", ErrInvalidRecord, h.BaseOffset, h.LastOffsetDelta, prevEnd)
+		}
+		if h.IsControl() && h.ProducerID >= 0 {
+			// The producer state reads markers; one it cannot read would
+			// leave this replica's transactions different from the leader's.
+			if _, _, _, err := recordbatch.ParseControl(&h, batches[pos:pos+h.Size()]); err != nil {
+				return fmt.Errorf("%w: leader control batch at offset %d: %w", ErrCorruptMessage, h.BaseOffset, err)
+			}
 		}
 		prevEnd = h.LastOffset()
 		headers = append(headers, h)
@@ -89,16 +98,25 @@ func (p *Partition) appendFollowerLocked(batches []byte, headers []recordbatch.H
 	}
 	nowMs := now.UnixMilli()
 	epochsChanged := false
-	for i := range headers {
+	hw := p.highWatermarkLocked()
+	for i, off := 0, 0; i < len(headers); i++ {
 		h := &headers[i]
 		s.track(h, pos, p.cfg.IndexIntervalBytes)
+		if h.ProducerID >= 0 {
+			// Markers are replicated as bytes; the state they carry is
+			// rebuilt here exactly as on the leader.
+			p.replayLocked(h, batches[off:off+h.Size()], nowMs, hw, h.BaseOffset, s)
+		}
+		off += h.Size()
 		pos += int64(h.Size())
 		if p.epochs.assign(h.PartitionLeaderEpoch, h.BaseOffset) {
 			epochsChanged = true
 		}
-		p.producers.replay(h, nowMs)
 	}
 	p.leo = last + 1
+	if len(p.producers.unreplicated) > 0 {
+		p.producers.pruneReplicated(p.highWatermarkLocked())
+	}
 	if epochsChanged {
 		p.epochsDirty = true
 		if err := p.epochs.write(p.dir); err != nil {
@@ -167,6 +185,10 @@ func (p *Partition) TruncateFullyAndStartAt(offset int64) error {
 	p.epochs = epochCache{}
 	p.epochsDirty = true
 	p.producers = newProducerStates()
+	if err := os.Remove(filepath.Join(p.dir, producerStateFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		p.store.log.Warn("removing producer-state snapshot", "partition", p.dir, "err", err)
+	}
+	p.snapOffset = -1
 	p.writeGen.Add(1)
 	if err := syncDir(p.dir); err != nil {
 		return fmt.Errorf("%w: %w", ErrStorage, err)

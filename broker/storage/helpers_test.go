@@ -24,6 +24,7 @@ type batchSpec struct {
 	producerID    int64
 	producerEpoch int16
 	baseSequence  int32
+	transactional bool
 }
 
 const keyNull = "\x00null"
@@ -65,9 +66,13 @@ func makeBatch(t testing.TB, spec batchSpec) []byte {
 			OffsetDelta: int32(i), TimestampDelta: int64(i), Key: key, Value: value,
 		})
 	}
+	attrs := int16(spec.codec)
+	if spec.transactional {
+		attrs |= recordbatch.TransactionalBit
+	}
 	b, err := recordbatch.Encode(recordbatch.Header{
 		PartitionLeaderEpoch: -1,
-		Attributes:           int16(spec.codec),
+		Attributes:           attrs,
 		LastOffsetDelta:      int32(spec.records - 1),
 		BaseTimestamp:        spec.timestamp,
 		MaxTimestamp:         spec.timestamp + int64(spec.records-1),

@@ -18,6 +18,11 @@ type AppendOptions struct {
 	// LeaderEpoch is written into each batch's partitionLeaderEpoch and
 	// recorded in the leader-epoch checkpoint when it is new.
 	LeaderEpoch int32
+	// VerificationGuard is the guard StartTxnVerification returned for the
+	// producer of a transactional batch that starts a transaction on this
+	// partition, once the coordinator confirmed the partition is in the
+	// transaction (KIP-890). Zero when there is none.
+	VerificationGuard VerificationGuard
 }
 
 // AppendResult tells where the batches went.
@@ -51,7 +56,11 @@ type Partition struct {
 	logStart  int64
 	leo       int64 // log end offset: the next offset to assign
 	producers producerStates
-	epochs    epochCache
+	// snapOffset is the offset of the producer-state snapshot on disk (-1:
+	// none). Invariant: the snapshot describes the current log below it;
+	// a truncation below it deletes it.
+	snapOffset int64
+	epochs     epochCache
 	// hw is the high watermark the replication layer set (hwSet); it is
 	// saved with checkpoints (hwWritten: the value in the file).
 	hw        int64
@@ -86,11 +95,12 @@ type Partition struct {
 func newPartition(st *Store, topic string, partition int32, dir string, cfg TopicConfig) *Partition {
 	return &Partition{
 		store: st, topic: topic, partition: partition, dir: dir, cfg: cfg,
-		producers: newProducerStates(),
-		recovery:  recoveryPoint{offset: -1},
-		hwWritten: -1,
-		flushDone: make(chan struct{}),
-		notify:    make(chan struct{}),
+		producers:  newProducerStates(),
+		snapOffset: -1,
+		recovery:   recoveryPoint{offset: -1},
+		hwWritten:  -1,
+		flushDone:  make(chan struct{}),
+		notify:     make(chan struct{}),
 	}
 }
 
@@ -222,6 +232,8 @@ type parsedBatch struct {
 	h     recordbatch.Header
 	start int
 	data  []byte
+	// marker is set for the control batch of AppendTxnMarker.
+	marker *recordbatch.EndTxnMarker
 }
 
 // parseProduced splits and validates the batches of a produce request.
@@ -253,8 +265,8 @@ func parseProduced(b []byte, cfg TopicConfig) ([]parsedBatch, error) {
 		if err := recordbatch.ValidateProduced(&h, data); err != nil {
 			return nil, fmt.Errorf("%w: batch at byte %d: %w", ErrInvalidRecord, pos, err)
 		}
-		if h.IsTransactional() {
-			return nil, fmt.Errorf("%w: transactional batches are not supported yet", ErrInvalidRecord)
+		if h.IsTransactional() && h.ProducerID < 0 {
+			return nil, fmt.Errorf("%w: batch at byte %d is transactional without a producer id", ErrInvalidRecord, pos)
 		}
 		if cfg.compact() {
 			if err := requireKeys(&h, data); err != nil {
@@ -302,6 +314,12 @@ func (p *Partition) Append(ctx context.Context, batches []byte, opts AppendOptio
 	if err != nil || res.Duplicate {
 		return res, err
 	}
+	return p.acknowledge(ctx, end, gen, res)
+}
+
+// acknowledge returns res once the append that ended at end is durable per
+// the flush policy.
+func (p *Partition) acknowledge(ctx context.Context, end int64, gen uint64, res AppendResult) (AppendResult, error) {
 	if p.store.opts.FlushPolicy == FlushGroup {
 		if err := p.waitDurable(ctx, end, gen); err != nil {
 			return AppendResult{}, err
@@ -325,8 +343,13 @@ func (p *Partition) appendLocked(batches []byte, parsed []parsedBatch, opts Appe
 	next := p.leo
 	for i := range parsed {
 		pb := &parsed[i]
-		if pb.h.ProducerID >= 0 {
-			dup, err := pc.check(&pb.h)
+		switch {
+		case pb.marker != nil:
+			if err := pc.checkMarker(&pb.h, *pb.marker); err != nil {
+				return 0, 0, AppendResult{}, err
+			}
+		case pb.h.ProducerID >= 0:
+			dup, err := pc.check(&pb.h, opts.VerificationGuard)
 			if err != nil {
 				return 0, 0, AppendResult{}, err
 			}
@@ -344,7 +367,10 @@ func (p *Partition) appendLocked(batches []byte, parsed []parsedBatch, opts Appe
 			pb.h.Attributes |= recordbatch.TimestampTypeBit
 			res.LogAppendTime = nowMs
 		}
-		if pb.h.ProducerID >= 0 {
+		switch {
+		case pb.marker != nil:
+			pc.stageMarker(&pb.h, *pb.marker, nowMs)
+		case pb.h.ProducerID >= 0:
 			pc.stage(&pb.h, nowMs)
 		}
 		next = pb.h.LastOffset() + 1
@@ -362,8 +388,8 @@ func (p *Partition) appendLocked(batches []byte, parsed []parsedBatch, opts Appe
 	for i := range parsed {
 		s.track(&parsed[i].h, pos+int64(parsed[i].start), p.cfg.IndexIntervalBytes)
 	}
-	pc.commit()
 	p.leo = next
+	p.commitProducersLocked(pc, s)
 	if p.epochs.assign(opts.LeaderEpoch, res.BaseOffset) {
 		p.epochsDirty = true
 		if err := p.epochs.write(p.dir); err != nil {
@@ -460,6 +486,7 @@ func (p *Partition) flushRound() error {
 	for i, s := range segs {
 		files[i] = s.file
 	}
+	txns := pendingTxnIndexes(segs)
 	gen := p.writeGen.Load()
 	p.mu.RUnlock()
 
@@ -474,9 +501,17 @@ func (p *Partition) flushRound() error {
 		}
 	}
 	if err == nil {
+		err = syncTxnIndexes(txns)
+	}
+	if err == nil {
 		advanceTo(&p.durable, target)
 		p.mu.Lock()
 		p.unsynced = dropSynced(p.unsynced, segs)
+		if p.writeGen.Load() == gen {
+			for _, t := range txns {
+				t.seg.txn.synced = max(t.seg.txn.synced, min(t.written, t.seg.txn.onDisk))
+			}
+		}
 		p.mu.Unlock()
 	} else if p.store.opts.FlushPolicy == FlushGroup {
 		// Nobody has been answered or has read past the durable offset yet.
@@ -495,6 +530,48 @@ func (p *Partition) flushRound() error {
 	p.wake()
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	return nil
+}
+
+// pendingTxnIndex is a segment whose aborted-transaction index has
+// entries written to its file but not fsynced: written is how many.
+type pendingTxnIndex struct {
+	seg     *segment
+	path    string
+	written int
+}
+
+// pendingTxnIndexes lists them among segs (under the partition lock).
+// Aborts are rare, so this is usually empty and costs nothing.
+func pendingTxnIndexes(segs []*segment) []pendingTxnIndex {
+	var out []pendingTxnIndex
+	for _, s := range segs {
+		if s.txn.synced < s.txn.onDisk {
+			out = append(out, pendingTxnIndex{seg: s, path: s.txnIndexPath(), written: s.txn.onDisk})
+		}
+	}
+	return out
+}
+
+// syncTxnIndexes fsyncs the aborted-transaction index files with the log
+// data, so an acknowledged ABORT marker has its index entry on disk too. A
+// file removed meanwhile (truncation, retention) needs nothing.
+func syncTxnIndexes(pending []pendingTxnIndex) error {
+	for _, t := range pending {
+		f, err := os.OpenFile(t.path, os.O_RDWR, 0)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err == nil {
+			err = f.Sync()
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("fsync %s: %w", t.path, err)
+		}
 	}
 	return nil
 }

@@ -169,7 +169,20 @@ func (st *Store) recoverPartition(dir, topic string, partition int32, clean bool
 		st.log.Warn("high-watermark checkpoint unreadable; the replication layer must set it again", "partition", dir, "err", err)
 	}
 
-	if err := p.rebuildProducerStateLocked(); err != nil {
+	// Aborted-transaction indexes: trusted below the producer-state
+	// snapshot's offset, rebuilt from the log after it (or wholly, when one
+	// is damaged).
+	indexesOK := true
+	for _, s := range p.segments {
+		ix, err := loadTxnIndex(s.txnIndexPath(), s.base, s.next)
+		if err != nil {
+			st.log.Warn("transaction index unusable; rebuilding every index from the log", "partition", dir, "err", err)
+			indexesOK = false
+			continue
+		}
+		s.txn = ix
+	}
+	if err := p.recoverProducerStateLocked(indexesOK); err != nil {
 		p.closeFiles()
 		return nil, err
 	}
@@ -321,23 +334,94 @@ func (p *Partition) cutTail(i int, stop scanResult, fileSize int64) error {
 	return syncDir(p.dir)
 }
 
-// rebuildProducerStateLocked loads the producer-state snapshot and replays
-// the batches after it; with no usable snapshot it replays the whole log.
-func (p *Partition) rebuildProducerStateLocked() error {
+// recoverProducerStateLocked rebuilds the producer and transaction state
+// at start-up: from the producer-state snapshot, replaying the batches after
+// it and rebuilding the aborted-transaction index entries of the markers
+// there (the index files hold the entries below the snapshot, which were
+// fsynced before it was written). Without a usable snapshot, or with an
+// index that failed its checks, the whole log is replayed and every index
+// rebuilt.
+func (p *Partition) recoverProducerStateLocked(indexesOK bool) error {
 	ps, from, err := readProducerStates(p.dir)
-	if err != nil || from > p.leo || from < p.logStart {
+	if err == nil {
+		// The end-of-recovery checkpoint replaces it unless it is at the log end.
+		p.snapOffset = from
+	}
+	if err != nil || from > p.leo || from < p.segments[0].base || !indexesOK {
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			p.store.log.Warn("producer-state snapshot unusable; replaying the log", "partition", p.dir, "err", err)
 		}
-		ps, from = newProducerStates(), p.logStart
+		ps, from = newProducerStates(), p.segments[0].base
 	}
-	p.producers = ps
-	now := p.store.opts.Now().UnixMilli()
-	return p.walkHeaders(from, func(h *recordbatch.Header) { p.producers.replay(h, now) })
+	for _, s := range p.segments {
+		if err := s.truncateTxnIndex(from); err != nil {
+			return fmt.Errorf("%w: %w", ErrStorage, err)
+		}
+	}
+	hw := p.leo
+	if p.hwSet {
+		hw = min(p.hw, p.leo)
+	}
+	return p.replayFromLocked(ps, from, hw, from)
 }
 
-// walkHeaders calls fn for each batch whose last offset is >= from.
-func (p *Partition) walkHeaders(from int64, fn func(h *recordbatch.Header)) error {
+// rebuildProducerStateLocked rebuilds the producer and transaction state
+// after the log was cut at p.leo (TruncateTo, a failed fsync): from the
+// snapshot if it lies at or below the cut, else from the first segment.
+// The aborted-transaction entries below the cut stand; those at or past it
+// go.
+func (p *Partition) rebuildProducerStateLocked() error {
+	if p.snapOffset > p.leo {
+		// The snapshot describes data that is gone. Remove it before the
+		// log grows past it again, so that neither a later truncation nor a
+		// restart can take it for the state of different data.
+		if err := os.Remove(filepath.Join(p.dir, producerStateFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%w: removing stale producer-state snapshot: %w", ErrStorage, err)
+		}
+		if err := syncDir(p.dir); err != nil {
+			return fmt.Errorf("%w: %w", ErrStorage, err)
+		}
+		p.snapOffset = -1
+	}
+	for _, s := range p.segments {
+		if err := s.truncateTxnIndex(p.leo); err != nil {
+			return fmt.Errorf("%w: %w", ErrStorage, err)
+		}
+	}
+	ps, from := newProducerStates(), p.segments[0].base
+	if p.snapOffset >= from {
+		loaded, off, err := readProducerStates(p.dir)
+		if err == nil && off == p.snapOffset {
+			ps, from = loaded, off
+		} else {
+			p.store.log.Warn("producer-state snapshot unreadable; replaying the log", "partition", p.dir, "err", err)
+		}
+	}
+	// Verifications in flight are about the producers, not the log: they stay.
+	ps.verifying = p.producers.verifying
+	return p.replayFromLocked(ps, from, p.highWatermarkLocked(), p.leo)
+}
+
+// replayFromLocked installs ps (the state for the log below from) and
+// replays the batches from there to the log end, indexing the aborts at or
+// past indexFrom.
+func (p *Partition) replayFromLocked(ps producerStates, from, hw, indexFrom int64) error {
+	p.producers = ps
+	now := p.store.opts.Now().UnixMilli()
+	err := p.walkHeaders(from, func(s *segment, h *recordbatch.Header, data []byte) {
+		if h.ProducerID >= 0 {
+			p.replayLocked(h, data, now, hw, indexFrom, s)
+		}
+	})
+	if len(p.producers.unreplicated) > 0 {
+		p.producers.pruneReplicated(hw)
+	}
+	return err
+}
+
+// walkHeaders calls fn for each batch whose last offset is >= from, with
+// its segment (data is nil except for control batches).
+func (p *Partition) walkHeaders(from int64, fn func(s *segment, h *recordbatch.Header, data []byte)) error {
 	if from >= p.leo {
 		return nil
 	}
@@ -347,7 +431,7 @@ func (p *Partition) walkHeaders(from int64, fn func(h *recordbatch.Header)) erro
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrStorage, err)
 		}
-		stop, err := s.scan(pos, s.size, false, func(h *recordbatch.Header, _ int64, _ []byte) { fn(h) })
+		stop, err := s.scan(pos, s.size, false, func(h *recordbatch.Header, _ int64, data []byte) { fn(s, h, data) })
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrStorage, err)
 		}

@@ -40,6 +40,8 @@ type segment struct {
 	// restart the first batch's timestamp (else the file's modification time).
 	created time.Time
 	index   segmentIndex
+	// txn is the segment's aborted-transaction index.
+	txn txnIndex
 	// io is held shared by readers while they read the file without the
 	// partition lock, and exclusively by close and truncate.
 	io sync.RWMutex
@@ -78,7 +80,7 @@ func createSegment(dir string, base int64, now time.Time) (*segment, error) {
 		return nil, fmt.Errorf("creating segment %s: %w", s.logPath(), err)
 	}
 	s.file = f
-	for _, p := range []string{s.indexPath(), s.timeIndexPath()} {
+	for _, p := range []string{s.indexPath(), s.timeIndexPath(), s.txnIndexPath()} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			f.Close()
 			return nil, fmt.Errorf("removing stale index %s: %w", p, err)
@@ -172,8 +174,9 @@ type scanResult struct {
 // scan reads batches from position from to the end of the file, calling
 // visit for each complete one. With verify it checks lengths, magic, CRC
 // and offset order (recovery) and passes the batch bytes to visit (valid
-// only during the call); without it only the framing (index rebuild) and
-// data is nil.
+// only during the call); without it only the framing (index rebuild), and
+// data is nil except for control batches, whose one small record the
+// producer state needs.
 // It stops at the first bad batch and reports where.
 func (s *segment) scan(from, fileSize int64, verify bool, visit func(h *recordbatch.Header, pos int64, data []byte)) (scanResult, error) {
 	// Read ahead up to 1 MiB, but no more than there is: start-up scans
@@ -201,7 +204,7 @@ func (s *segment) scan(from, fileSize int64, verify bool, visit func(h *recordba
 		if h.BaseOffset < s.base || !s.fitsOffset(h.LastOffset()) || h.LastOffsetDelta < 0 || h.BaseOffset < prevNext {
 			return scanResult{end: pos, reason: fmt.Errorf("%w: batch offset %d out of order (segment base %d, previous end %d)", recordbatch.ErrCorrupt, h.BaseOffset, s.base, prevNext)}, nil
 		}
-		if verify {
+		if verify || h.IsControl() {
 			if int64(cap(buf)) < size {
 				buf = make([]byte, size)
 			}
@@ -209,14 +212,16 @@ func (s *segment) scan(from, fileSize int64, verify bool, visit func(h *recordba
 			if _, err := io.ReadFull(r, buf); err != nil {
 				return scanResult{end: pos}, fmt.Errorf("reading %s at %d: %w", s.logPath(), pos, err)
 			}
-			if err := recordbatch.Check(&h, buf); err != nil {
-				return scanResult{end: pos, reason: err}, nil
+			if verify {
+				if err := recordbatch.Check(&h, buf); err != nil {
+					return scanResult{end: pos, reason: err}, nil
+				}
 			}
 		} else if _, err := r.Discard(int(size)); err != nil {
 			return scanResult{end: pos}, fmt.Errorf("reading %s at %d: %w", s.logPath(), pos, err)
 		}
 		var data []byte
-		if verify {
+		if verify || h.IsControl() {
 			data = buf
 		}
 		visit(&h, pos, data)
@@ -295,7 +300,7 @@ func (s *segment) close() error {
 // remove closes the segment and deletes its files.
 func (s *segment) remove() error {
 	err := s.close()
-	for _, p := range []string{s.logPath(), s.indexPath(), s.timeIndexPath()} {
+	for _, p := range []string{s.logPath(), s.indexPath(), s.timeIndexPath(), s.txnIndexPath()} {
 		if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 			err = errors.Join(err, fmt.Errorf("removing %s: %w", p, rerr))
 		}

@@ -459,7 +459,7 @@ func (p *Partition) checkpointLocked() error {
 	s := p.active()
 	rp := recoveryPoint{offset: p.leo, segment: s.base, position: s.size}
 	hwChanged := p.hwSet && min(p.hw, p.leo) != p.hwWritten
-	if rp == p.recovery && !p.epochsDirty && !hwChanged {
+	if rp == p.recovery && !p.epochsDirty && !hwChanged && p.snapOffset == p.leo {
 		return nil
 	}
 	if p.durable.Load() < p.leo || len(p.unsynced) > 0 {
@@ -479,11 +479,17 @@ func (p *Partition) checkpointLocked() error {
 				return fmt.Errorf("%w: %w", ErrStorage, err)
 			}
 		}
+		// The snapshot written below promises the aborted-transaction
+		// entries of the log before it.
+		if err := seg.writeTxnIndex(true); err != nil {
+			return fmt.Errorf("%w: %w", ErrStorage, err)
+		}
 	}
 	// The recovery point is renamed into place last: it must never be
 	// newer than the snapshot and epochs written with it.
 	var files []namedContent
-	if rp != p.recovery {
+	writeSnapshot := rp != p.recovery || p.snapOffset != p.leo
+	if writeSnapshot {
 		p.producers.expire(p.store.opts.Now().Add(-p.store.opts.ProducerIDExpiration).UnixMilli())
 		files = append(files, namedContent{producerStateFile, p.producers.encode(p.leo)})
 	}
@@ -501,6 +507,9 @@ func (p *Partition) checkpointLocked() error {
 	p.epochsDirty = false
 	if hwChanged {
 		p.hwWritten = hw
+	}
+	if writeSnapshot {
+		p.snapOffset = p.leo
 	}
 	p.recovery = rp
 	before := p.durable.Load()
