@@ -173,8 +173,8 @@ func (st *Store) recoverPartition(dir, topic string, partition int32, clean bool
 	// snapshot's offset, rebuilt from the log after it (or wholly, when one
 	// is damaged).
 	indexesOK := true
-	for _, s := range p.segments {
-		ix, err := loadTxnIndex(s.txnIndexPath(), s.base, s.next)
+	for i, s := range p.segments {
+		ix, err := loadTxnIndex(s.txnIndexPath(), s.base, s.next, i == len(p.segments)-1)
 		if err != nil {
 			st.log.Warn("transaction index unusable; rebuilding every index from the log", "partition", dir, "err", err)
 			indexesOK = false
@@ -347,14 +347,21 @@ func (p *Partition) recoverProducerStateLocked(indexesOK bool) error {
 		// The end-of-recovery checkpoint replaces it unless it is at the log end.
 		p.snapOffset = from
 	}
-	if err != nil || from > p.leo || from < p.segments[0].base || !indexesOK {
+	full := err != nil || from > p.leo || from < p.segments[0].base || !indexesOK
+	if full {
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			p.store.log.Warn("producer-state snapshot unusable; replaying the log", "partition", p.dir, "err", err)
 		}
 		ps, from = newProducerStates(), p.segments[0].base
 	}
 	for _, s := range p.segments {
-		if err := s.truncateTxnIndex(from); err != nil {
+		var err error
+		if full {
+			err = s.resetTxnIndex()
+		} else {
+			err = s.truncateTxnIndex(from)
+		}
+		if err != nil {
 			return fmt.Errorf("%w: %w", ErrStorage, err)
 		}
 	}

@@ -516,7 +516,7 @@ func TestTruncateTransactions(t *testing.T) {
 		}
 		// The index files agree with memory.
 		for _, s := range p.segments {
-			ix, err := loadTxnIndex(s.txnIndexPath(), s.base, max(s.next, s.base+1))
+			ix, err := loadTxnIndex(s.txnIndexPath(), s.base, max(s.next, s.base+1), false)
 			if err != nil || len(ix.entries) != len(s.txn.entries) {
 				t.Fatalf("after TruncateTo(%d): %s holds %d entries (%v), memory %d", prev, s.txnIndexPath(), len(ix.entries), err, len(s.txn.entries))
 			}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 )
@@ -122,9 +123,12 @@ func appendTxnEntry(b []byte, t AbortedTxn) []byte {
 // plausible for a segment holding offsets [base, next): version 0, a marker
 // inside the segment, markers increasing, a transaction that starts at or
 // before its marker, a last stable offset not past the marker's successor.
-// A missing file is an empty index. An implausible one is an error: its
-// entries cannot be rebuilt from this segment alone.
-func loadTxnIndex(path string, base, next int64) (txnIndex, error) {
+// A missing file is an empty index. In the last segment, entries for
+// markers at or past next (the log end) are of a tail that recovery cut:
+// they are dropped and the file cut after the others. Anything else
+// implausible is an error: the entries cannot be rebuilt from this segment
+// alone.
+func loadTxnIndex(path string, base, next int64, last bool) (txnIndex, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return txnIndex{}, nil
@@ -132,14 +136,37 @@ func loadTxnIndex(path string, base, next int64) (txnIndex, error) {
 	if err != nil {
 		return txnIndex{}, fmt.Errorf("reading %s: %w", path, err)
 	}
-	entries, err := decodeTxnEntries(b, base, next)
+	end := next
+	if last {
+		end = math.MaxInt64
+	}
+	entries, err := decodeTxnEntries(b, base, end)
 	if err != nil {
 		return txnIndex{}, fmt.Errorf("transaction index %s: %w", path, err)
 	}
-	return txnIndex{entries: entries, onDisk: len(entries), synced: len(entries)}, nil
+	keep := len(entries)
+	for keep > 0 && entries[keep-1].LastOffset >= next {
+		keep--
+	}
+	if keep < len(entries) {
+		if err := writeIndexTail(path, int64(keep*txnEntrySize), nil, false); err != nil {
+			return txnIndex{}, err
+		}
+	}
+	return txnIndex{entries: entries[:keep], onDisk: keep, synced: keep}, nil
 }
 
-func decodeTxnEntries(b []byte, base, next int64) ([]AbortedTxn, error) {
+// resetTxnIndex empties a segment's index, in memory and on disk, before
+// it is rebuilt from the log.
+func (s *segment) resetTxnIndex() error {
+	s.txn = txnIndex{}
+	if err := os.Remove(s.txnIndexPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing %s: %w", s.txnIndexPath(), err)
+	}
+	return nil
+}
+
+func decodeTxnEntries(b []byte, base, end int64) ([]AbortedTxn, error) {
 	if len(b)%txnEntrySize != 0 {
 		return nil, fmt.Errorf("%d bytes is not a whole number of entries", len(b))
 	}
@@ -158,8 +185,8 @@ func decodeTxnEntries(b []byte, base, next int64) ([]AbortedTxn, error) {
 		switch {
 		case t.ProducerID < 0 || t.FirstOffset < 0 || t.FirstOffset > t.LastOffset:
 			return nil, fmt.Errorf("entry %d: producer %d, offsets %d-%d", i/txnEntrySize, t.ProducerID, t.FirstOffset, t.LastOffset)
-		case t.LastOffset < base || t.LastOffset >= next:
-			return nil, fmt.Errorf("entry %d: marker at %d outside the segment [%d, %d)", i/txnEntrySize, t.LastOffset, base, next)
+		case t.LastOffset < base || t.LastOffset >= end:
+			return nil, fmt.Errorf("entry %d: marker at %d outside the segment [%d, %d)", i/txnEntrySize, t.LastOffset, base, end)
 		case t.LastStableOffset < 0 || t.LastStableOffset > t.LastOffset+1:
 			return nil, fmt.Errorf("entry %d: last stable offset %d after marker %d", i/txnEntrySize, t.LastStableOffset, t.LastOffset)
 		case len(out) > 0 && t.LastOffset <= out[len(out)-1].LastOffset:
