@@ -114,7 +114,7 @@ func (p *Partition) compact(ctx context.Context) error {
 				txns.onControl(h, data)
 				return nil
 			}
-			if txns.onData(h) || !isDirty {
+			if _, aborted := txns.onData(h); aborted || !isDirty {
 				return nil // aborted records map no key
 			}
 			return forEachRecordOf(h, data, func(r *recordbatch.Record) error {
@@ -246,7 +246,7 @@ func (p *Partition) cleanSegment(c cleanerCandidate, rules cleanerRules) (horizo
 			}
 			return out.add(h, data)
 		}
-		aborted := rules.txns.onData(h)
+		run, aborted := rules.txns.onData(h)
 		nb, hz, err := cleanBatch(h, data, rules.latest, rules.last.isLastData(h), aborted, rules.now, rules.deleteRetention)
 		if err != nil {
 			return err
@@ -255,6 +255,9 @@ func (p *Partition) cleanSegment(c cleanerCandidate, rules cleanerRules) (horizo
 		if nb == nil {
 			changed = true
 			return nil
+		}
+		if run != nil {
+			run.kept = true
 		}
 		if len(nb) == len(data) && &nb[0] == &data[0] {
 			return out.add(h, data)
@@ -310,10 +313,12 @@ func (l lastBatches) isLastMarker(h *recordbatch.Header) bool {
 
 // cleanMarker decides a control batch: data itself to keep it as it is,
 // a copy carrying a delete horizon, or nil to drop it. A marker may go once
-// no batch of its transaction is left (seen by the cleaner as it walks the
-// log) and delete.retention.ms has passed since a pass first found it so,
-// so a consumer that read the transaction's records also reads its end. A
-// producer's last marker stays for its epochs.
+// no batch of its transaction is left and delete.retention.ms has passed
+// since the pass that removed the last of them set its horizon, so a
+// consumer that read the transaction's records also reads its end. (Kafka
+// sets the horizon one pass later; passes here run only when data is dirty
+// or a horizon is due, so the horizon is set in the pass that empties the
+// transaction.) A producer's last marker stays for its epochs.
 func cleanMarker(h *recordbatch.Header, data []byte, rules cleanerRules) ([]byte, int64, error) {
 	discardable := rules.txns.onControl(h, data)
 	if !discardable || rules.last.isLastMarker(h) {
@@ -358,21 +363,23 @@ func withDeleteHorizon(h *recordbatch.Header, data []byte, horizon int64) ([]byt
 // txnCleaner follows transactions through the batches of a cleaner pass in
 // offset order, as Kafka's CleanedTransactionMetadata does: it knows, from
 // the aborted-transaction indexes, which transactional batches were
-// aborted, and whether a marker's transaction still has batches.
+// aborted, and whether a marker's transaction still has a batch once the
+// pass is done (the cleaner reports each batch it keeps).
 type txnCleaner struct {
 	pending   []AbortedTxn // by first offset, not reached yet
-	aborted   map[int64]*abortedRun
-	committed map[int64]bool // producers with transactional data since their last marker
+	aborted   map[int64]*txnRun
+	committed map[int64]*txnRun // transactional data since the producer's last marker, not aborted
 }
 
-type abortedRun struct {
-	observed bool // a batch of the transaction is still in the log
+// txnRun is one transaction's batches in the pass so far.
+type txnRun struct {
+	kept bool // one of them stays in the log
 }
 
 func newTxnCleaner(aborted []AbortedTxn) *txnCleaner {
 	pending := append([]AbortedTxn(nil), aborted...)
 	sort.Slice(pending, func(i, j int) bool { return pending[i].FirstOffset < pending[j].FirstOffset })
-	return &txnCleaner{pending: pending, aborted: make(map[int64]*abortedRun), committed: make(map[int64]bool)}
+	return &txnCleaner{pending: pending, aborted: make(map[int64]*txnRun), committed: make(map[int64]*txnRun)}
 }
 
 func (tc *txnCleaner) reach(offset int64) {
@@ -380,28 +387,33 @@ func (tc *txnCleaner) reach(offset int64) {
 		t := tc.pending[0]
 		tc.pending = tc.pending[1:]
 		if _, ok := tc.aborted[t.ProducerID]; !ok {
-			tc.aborted[t.ProducerID] = &abortedRun{}
+			tc.aborted[t.ProducerID] = &txnRun{}
 		}
 	}
 }
 
-// onData reports whether a data batch belongs to an aborted transaction.
-func (tc *txnCleaner) onData(h *recordbatch.Header) bool {
+// onData returns the transaction a data batch belongs to (nil when it is
+// not transactional) and whether that transaction was aborted.
+func (tc *txnCleaner) onData(h *recordbatch.Header) (run *txnRun, aborted bool) {
 	tc.reach(h.LastOffset())
 	if !h.IsTransactional() {
-		return false
+		return nil, false
 	}
 	if r := tc.aborted[h.ProducerID]; r != nil {
-		r.observed = true
-		return true
+		return r, true
 	}
-	tc.committed[h.ProducerID] = true
-	return false
+	r := tc.committed[h.ProducerID]
+	if r == nil {
+		r = &txnRun{}
+		tc.committed[h.ProducerID] = r
+	}
+	return r, false
 }
 
-// onControl reports whether a control batch may be removed: an empty one
-// (its record was cleaned already), or a marker whose transaction has no
-// batch left. Other control records stay.
+// onControl reports whether a control batch may be removed once its delete
+// horizon has passed: an empty one (its record was cleaned already), or a
+// marker none of whose transaction's batches stays. Other control records
+// stay.
 func (tc *txnCleaner) onControl(h *recordbatch.Header, data []byte) bool {
 	tc.reach(h.LastOffset())
 	typ, m, ok, err := recordbatch.ParseControl(h, data)
@@ -412,15 +424,14 @@ func (tc *txnCleaner) onControl(h *recordbatch.Header, data []byte) bool {
 		return true
 	case typ != recordbatch.ControlAbort && typ != recordbatch.ControlCommit:
 		return false
-	case m.Commit:
-		had := tc.committed[h.ProducerID]
-		delete(tc.committed, h.ProducerID)
-		return !had
-	default:
-		r := tc.aborted[h.ProducerID]
-		delete(tc.aborted, h.ProducerID)
-		return r == nil || !r.observed
 	}
+	runs := tc.aborted
+	if m.Commit {
+		runs = tc.committed
+	}
+	r := runs[h.ProducerID]
+	delete(runs, h.ProducerID)
+	return r == nil || !r.kept
 }
 
 // cleanedSegment is the output of compacting one segment, streamed to

@@ -25,20 +25,22 @@ type producerBatch struct {
 
 // producerEntry is what a partition knows of one producer id: Kafka's
 // ProducerStateEntry.
+//
+// Every idempotent append copies the entry (the request's changes are
+// staged until its write succeeds), so it holds only what each producer
+// needs; an ongoing transaction's start time lives with the transaction.
 type producerEntry struct {
-	epoch      int16
-	lastAppend int64 // broker clock, ms; for producer.id.expiration.ms
-	// lastTimestamp is the maxTimestamp of the producer's last batch or
-	// marker (DescribeProducers' LastTimestamp); -1 when unknown.
-	lastTimestamp int64
+	epoch int16
 	// coordinatorEpoch is the epoch of the transaction coordinator that
 	// wrote the producer's last marker, -1 before any.
 	coordinatorEpoch int32
+	lastAppend       int64 // broker clock, ms; for producer.id.expiration.ms
+	// lastTimestamp is the maxTimestamp of the producer's last batch or
+	// marker (DescribeProducers' LastTimestamp); -1 when unknown.
+	lastTimestamp int64
 	// txnFirstOffset is the first offset of the producer's ongoing
-	// transaction in this partition, -1 when there is none; txnStart is
-	// when that transaction's first batch was appended (ms).
+	// transaction in this partition, -1 when there is none.
 	txnFirstOffset int64
-	txnStart       int64
 	batches        []producerBatch
 }
 
@@ -73,6 +75,7 @@ func (e *producerEntry) setEpoch(epoch int16) {
 type ongoingTxn struct {
 	producerID  int64
 	firstOffset int64
+	start       int64 // when its first batch was appended here (ms)
 }
 
 // completedTxn is a transaction whose marker is in the log.
@@ -363,8 +366,8 @@ func (e *producerEntry) applyData(h *recordbatch.Header, now int64) (ongoingTxn,
 	e.lastTimestamp = h.MaxTimestamp
 	e.add(producerBatch{firstSeq: h.BaseSequence, lastSeq: h.LastSequence(), firstOffset: h.BaseOffset, lastOffset: h.LastOffset()})
 	if h.IsTransactional() && e.txnFirstOffset < 0 {
-		e.txnFirstOffset, e.txnStart = h.BaseOffset, now
-		return ongoingTxn{producerID: h.ProducerID, firstOffset: h.BaseOffset}, true
+		e.txnFirstOffset = h.BaseOffset
+		return ongoingTxn{producerID: h.ProducerID, firstOffset: h.BaseOffset, start: now}, true
 	}
 	return ongoingTxn{}, false
 }
@@ -378,7 +381,7 @@ func (e *producerEntry) applyMarker(h *recordbatch.Header, m recordbatch.EndTxnM
 	e.lastTimestamp = h.MaxTimestamp
 	e.coordinatorEpoch = m.CoordinatorEpoch
 	first := e.txnFirstOffset
-	e.txnFirstOffset, e.txnStart = -1, 0
+	e.txnFirstOffset = -1
 	if first < 0 {
 		return completedTxn{}, false
 	}
@@ -458,6 +461,10 @@ func (ps *producerStates) encode(offset int64) []byte {
 		pids = append(pids, pid)
 	}
 	sort.Slice(pids, func(i, j int) bool { return pids[i] < pids[j] })
+	starts := make(map[int64]int64, len(ps.ongoing))
+	for _, t := range ps.ongoing {
+		starts[t.producerID] = t.start
+	}
 	b := append([]byte(nil), snapshotMagic...)
 	b = binary.BigEndian.AppendUint16(b, snapshotVersion)
 	b = binary.BigEndian.AppendUint64(b, uint64(offset))
@@ -470,7 +477,7 @@ func (ps *producerStates) encode(offset int64) []byte {
 		b = binary.BigEndian.AppendUint64(b, uint64(e.lastTimestamp))
 		b = binary.BigEndian.AppendUint32(b, uint32(e.coordinatorEpoch))
 		b = binary.BigEndian.AppendUint64(b, uint64(e.txnFirstOffset))
-		b = binary.BigEndian.AppendUint64(b, uint64(e.txnStart))
+		b = binary.BigEndian.AppendUint64(b, uint64(starts[pid]))
 		b = append(b, byte(len(e.batches)))
 		for _, x := range e.batches {
 			b = binary.BigEndian.AppendUint32(b, uint32(x.firstSeq))
@@ -533,11 +540,12 @@ func decodeProducerStates(b []byte) (producerStates, int64, error) {
 		pid := int64(binary.BigEndian.Uint64(r))
 		e := newProducerEntry(int16(binary.BigEndian.Uint16(r[8:])))
 		e.lastAppend = int64(binary.BigEndian.Uint64(r[10:]))
+		start := int64(0)
 		if version >= 1 {
 			e.lastTimestamp = int64(binary.BigEndian.Uint64(r[18:]))
 			e.coordinatorEpoch = int32(binary.BigEndian.Uint32(r[26:]))
 			e.txnFirstOffset = int64(binary.BigEndian.Uint64(r[30:]))
-			e.txnStart = int64(binary.BigEndian.Uint64(r[38:]))
+			start = int64(binary.BigEndian.Uint64(r[38:]))
 		}
 		nb := int(r[fixed-1])
 		r = r[fixed:]
@@ -560,7 +568,7 @@ func decodeProducerStates(b []byte) (producerStates, int64, error) {
 		}
 		ps.m[pid] = e
 		if e.txnFirstOffset >= 0 {
-			ps.addOngoing(ongoingTxn{producerID: pid, firstOffset: e.txnFirstOffset})
+			ps.addOngoing(ongoingTxn{producerID: pid, firstOffset: e.txnFirstOffset, start: start})
 		}
 	}
 	if version >= 1 {

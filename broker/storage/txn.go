@@ -306,7 +306,7 @@ func (p *Partition) OngoingTransactions() []OngoingTxn {
 	out := make([]OngoingTxn, 0, len(p.producers.ongoing))
 	for _, t := range p.producers.ongoing {
 		e := p.producers.m[t.producerID]
-		out = append(out, OngoingTxn{ProducerID: t.producerID, ProducerEpoch: e.epoch, FirstOffset: t.firstOffset, StartTime: e.txnStart})
+		out = append(out, OngoingTxn{ProducerID: t.producerID, ProducerEpoch: e.epoch, FirstOffset: t.firstOffset, StartTime: t.start})
 	}
 	return out
 }

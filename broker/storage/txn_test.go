@@ -3,10 +3,12 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -676,5 +678,156 @@ func TestProducersAndOngoingTransactions(t *testing.T) {
 	got := p.Producers()
 	if len(got) != 1 || got[0].ProducerID != 4 {
 		t.Fatalf("after expiry: %+v; want only the producer with an open transaction", got)
+	}
+}
+
+// TestCompactionOfTransactions follows Kafka's cleaner rules: aborted
+// records go (and map no key, so they never hide a committed record of the
+// same key), a marker stays while any batch of its transaction does and
+// then delete.retention.ms more, an ABORT marker's index entry stays with
+// it, and producers' last batches stay.
+func TestCompactionOfTransactions(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(1_700_000_000_000)}
+	dir := memTempDir(t)
+	st := openStore(t, dir, Options{Now: clock.Now, FlushPolicy: FlushNone, CheckpointInterval: time.Hour})
+	p := mustCreate(t, st, "ctx", 0, TopicConfig{CleanupPolicy: CleanupCompact, SegmentBytes: 200, DeleteRetentionMs: time.Hour, MinCleanableDirtyRatio: 0.01})
+	ctx := context.Background()
+	send := func(pid int64, seq *int32, key, value string) {
+		t.Helper()
+		g := p.StartTxnVerification(pid, 0, *seq)
+		b := makeBatch(t, batchSpec{records: 1, keys: []string{key}, values: [][]byte{[]byte(value)}, producerID: pid, producerEpoch: 0, baseSequence: *seq, transactional: true})
+		if _, err := p.Append(ctx, b, AppendOptions{VerificationGuard: g}); err != nil {
+			t.Fatal(err)
+		}
+		*seq++
+	}
+	end := func(pid int64, commit bool) int64 {
+		t.Helper()
+		res, err := p.AppendTxnMarker(ctx, TxnMarker{ProducerID: pid, Commit: commit}, AppendOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.BaseOffset
+	}
+	var seqA, seqB int32
+	send(2, &seqB, "a", "b-committed") // 0
+	commitB := end(2, true)            // 1
+	send(1, &seqA, "a", "a-aborted")   // 2: later than b's "a", but aborted
+	send(1, &seqA, "x", "a-aborted-x") // 3
+	abortA := end(1, false)            // 4
+	send(1, &seqA, "y", "a-last")      // 5: producer 1's last batch
+	end(1, true)                       // 6
+	send(2, &seqB, "z", "b-last")      // 7
+	end(2, true)                       // 8
+	for i := 0; i < 4; i++ {           // roll past all of it
+		mustAppend(t, p, makeBatch(t, batchSpec{records: 1, keys: []string{fmt.Sprintf("f%d", i)}, valueSize: 150}))
+	}
+	if err := p.checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	wantVisible := map[string]bool{"b-committed": true, "a-last": true, "b-last": true}
+	check := func(stage string, wantMarkers map[int64]bool, wantAborted int) {
+		t.Helper()
+		if got := committedValues(t, p); !reflect.DeepEqual(got, wantVisible) {
+			t.Fatalf("%s: read_committed sees %v, want %v", stage, got, wantVisible)
+		}
+		markers := map[int64]bool{}
+		for _, h := range readAll(t, p, 0, p.HighWatermark()) {
+			if h.IsControl() {
+				markers[h.BaseOffset] = true
+			}
+		}
+		for off, want := range wantMarkers {
+			if markers[off] != want {
+				t.Fatalf("%s: marker at %d present %v, want %v (markers %v)", stage, off, markers[off], want, markers)
+			}
+		}
+		if got := p.AbortedTransactions(0, p.LogEndOffset()); len(got) != wantAborted {
+			t.Fatalf("%s: aborted index %+v, want %d entries", stage, got, wantAborted)
+		}
+		checkTxnIndexFiles(t, p)
+	}
+	check("before compaction", map[int64]bool{commitB: true, abortA: true}, 1)
+	// The aborted records go; the marker stays, now with a horizon.
+	st.RunCleaner(ctx)
+	for _, h := range readAll(t, p, 0, p.HighWatermark()) {
+		if !h.IsControl() && h.ProducerID == 1 && h.BaseOffset < abortA {
+			t.Fatalf("aborted batch at %d survived compaction (%d records)", h.BaseOffset, h.RecordCount)
+		}
+	}
+	check("first pass", map[int64]bool{commitB: true, abortA: true}, 1)
+	// b's committed "a" is superseded by a plain record; its marker then
+	// has no transaction data left either.
+	mustAppend(t, p, makeBatch(t, batchSpec{records: 1, keys: []string{"a"}, values: [][]byte{[]byte("plain-a")}}))
+	for i := 4; i < 7; i++ {
+		mustAppend(t, p, makeBatch(t, batchSpec{records: 1, keys: []string{fmt.Sprintf("f%d", i)}, valueSize: 150}))
+	}
+	if err := p.checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	st.RunCleaner(ctx)
+	delete(wantVisible, "b-committed")
+	check("second pass, before the horizon", map[int64]bool{commitB: true, abortA: true}, 1)
+	clock.now = clock.now.Add(2 * time.Hour)
+	st.RunCleaner(ctx)
+	check("past the horizon", map[int64]bool{commitB: false, abortA: false}, 0)
+	// The producers' last batches and markers stay: their state rebuilds
+	// from the log alone.
+	crashed := crashCopy(t, dir)
+	if err := os.Remove(filepath.Join(crashed, "ctx-0", producerStateFile)); err != nil {
+		t.Fatal(err)
+	}
+	st2 := openStore(t, crashed, Options{Now: clock.Now, FlushPolicy: FlushNone})
+	p2, _ := st2.Partition("ctx", 0)
+	if got, want := viewOf(p2), viewOf(p); !reflect.DeepEqual(got, want) {
+		t.Fatalf("state rebuilt from the compacted log:\ngot  %+v\nwant %+v", got, want)
+	}
+	g := p2.StartTxnVerification(1, 0, seqA)
+	b := makeBatch(t, batchSpec{records: 1, keys: []string{"n"}, producerID: 1, producerEpoch: 0, baseSequence: seqA, transactional: true})
+	if _, err := p2.Append(ctx, b, AppendOptions{VerificationGuard: g}); err != nil {
+		t.Fatalf("producer 1's next sequence after compaction and a rebuild: %v", err)
+	}
+}
+
+// TestRetentionDropsWholeSegmentsWithTheirTxnIndex: retention deletes a
+// segment with its aborted-transaction index; an open transaction that
+// began in a deleted segment holds the LSO at the new log start.
+func TestRetentionDropsWholeSegmentsWithTheirTxnIndex(t *testing.T) {
+	dir := memTempDir(t)
+	st := openStore(t, dir, Options{FlushPolicy: FlushNone})
+	p := mustCreate(t, st, "ret", 0, TopicConfig{SegmentBytes: 200, RetentionBytes: 600, RetentionMs: -1})
+	open := &txnClient{t: t, p: p, pid: 9}
+	open.send(1) // 0, never ended
+	for i := int64(1); i <= 6; i++ {
+		c := &txnClient{t: t, p: p, pid: i}
+		c.send(1)
+		c.end(false, 0)
+	}
+	before, err := filepath.Glob(filepath.Join(dir, "ret-0", "*"+txnIndexSuffix))
+	if err != nil || len(before) < 3 {
+		t.Fatalf("want aborts indexed in several segments, have %v (%v)", before, err)
+	}
+	st.RunCleaner(context.Background())
+	start := p.LogStartOffset()
+	if start == 0 {
+		t.Fatal("retention deleted nothing")
+	}
+	after, _ := filepath.Glob(filepath.Join(dir, "ret-0", "*"+txnIndexSuffix))
+	for _, path := range after {
+		base, _ := parseSegmentName(strings.TrimSuffix(filepath.Base(path), txnIndexSuffix) + logSuffix)
+		if base < start {
+			t.Fatalf("%s outlived its segment (log start %d)", path, start)
+		}
+	}
+	if len(after) >= len(before) {
+		t.Fatalf("transaction indexes before %d, after retention %d", len(before), len(after))
+	}
+	for _, a := range p.AbortedTransactions(start, p.LogEndOffset()) {
+		if a.LastOffset < start {
+			t.Fatalf("aborted transaction %+v listed below the log start %d", a, start)
+		}
+	}
+	if got := p.LastStableOffset(); got != start {
+		t.Fatalf("LSO %d with a transaction open from 0 and the log starting at %d; want the log start", got, start)
 	}
 }
