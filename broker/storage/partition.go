@@ -425,6 +425,9 @@ func (p *Partition) rollLocked(now time.Time, base int64) error {
 	if err := old.writeIndexes(true); err != nil {
 		return fmt.Errorf("%w: rolling %s: %w", ErrStorage, old.logPath(), err)
 	}
+	if err := old.writeTxnIndex(true); err != nil {
+		return fmt.Errorf("%w: rolling %s: %w", ErrStorage, old.logPath(), err)
+	}
 	s, err := createSegment(p.dir, base, now)
 	if err != nil {
 		return fmt.Errorf("%w: rolling: %w", ErrStorage, err)

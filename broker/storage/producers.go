@@ -399,12 +399,11 @@ func (ps *producerStates) replay(h *recordbatch.Header, data []byte, ts int64) (
 	if h.ProducerID < 0 {
 		return completedTxn{}, false, nil
 	}
+	// An older epoch than the state's is applied too, as Kafka's
+	// replication does: the leader accepted the batch because its own
+	// state allowed it (it had expired the producer, say), and a replica
+	// must end up with the leader's state.
 	e := ps.m[h.ProducerID]
-	if e != nil && h.ProducerEpoch < e.epoch {
-		// Only a leader's refused append could carry an older epoch; a log
-		// holding one was written before a newer epoch reached it here.
-		return completedTxn{}, false, nil
-	}
 	if h.IsControl() {
 		typ, m, ok, err := recordbatch.ParseControl(h, data)
 		if err != nil {

@@ -305,8 +305,11 @@ func (p *Partition) OngoingTransactions() []OngoingTxn {
 	defer p.mu.RUnlock()
 	out := make([]OngoingTxn, 0, len(p.producers.ongoing))
 	for _, t := range p.producers.ongoing {
-		e := p.producers.m[t.producerID]
-		out = append(out, OngoingTxn{ProducerID: t.producerID, ProducerEpoch: e.epoch, FirstOffset: t.firstOffset, StartTime: t.start})
+		o := OngoingTxn{ProducerID: t.producerID, ProducerEpoch: -1, FirstOffset: t.firstOffset, StartTime: t.start}
+		if e := p.producers.m[t.producerID]; e != nil {
+			o.ProducerEpoch = e.epoch
+		}
+		out = append(out, o)
 	}
 	return out
 }
