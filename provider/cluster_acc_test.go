@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"runtime"
@@ -70,6 +71,53 @@ resource "tributary_cluster" "test" {
   }
 }
 `, name, version, brokersPerAZ, volumeSize, retentionMs, tag, accInstanceType())
+}
+
+// wrappedText matches text in Terraform's output, which wraps long lines.
+func wrappedText(text string) *regexp.Regexp {
+	words := strings.Fields(text)
+	for i, w := range words {
+		words[i] = regexp.QuoteMeta(w)
+	}
+	return regexp.MustCompile(strings.Join(words, `\s+`))
+}
+
+// clusterConfigSettings renders the test cluster with the given
+// broker_config (none when nil) and the "changed" tag.
+func clusterConfigSettings(name string, brokersPerAZ, volumeSize int, settings map[string]string) string {
+	var cfg strings.Builder
+	if settings != nil {
+		cfg.WriteString("broker_config = {\n")
+		for _, k := range slices.Sorted(maps.Keys(settings)) {
+			fmt.Fprintf(&cfg, "    %q = %q\n", k, settings[k])
+		}
+		cfg.WriteString("  }")
+	}
+	return testAccProviderConfig() + fmt.Sprintf(`
+resource "tributary_cluster" "test" {
+  name               = %[1]q
+  broker_version     = %[2]q
+  instance_type      = %[3]q
+  brokers_per_az     = %[4]d
+  client_cidr_blocks = ["127.0.0.0/8"]
+
+  storage {
+    volume_size = %[5]d
+  }
+
+  %[6]s
+
+  tags = {
+    test = "changed"
+  }
+
+  timeouts {
+    create = "4m"
+    update = "6m"
+    delete = "4m"
+  }
+}
+`, name, accEnv.version, accInstanceType(), brokersPerAZ, volumeSize, cfg.String())
 }
 
 // accInstanceType is an instance type of this machine's architecture: the
@@ -207,6 +255,50 @@ func TestAccCluster_update(t *testing.T) {
 					testAccCheckBrokersKept(&before, true),
 					testAccCheckBrokerSetting("log.retention.ms", "3600000"),
 					testAccCheckTagEverywhere("test", "changed"),
+				),
+			},
+			{
+				// A dynamic setting added, changed, then removed: live on
+				// every broker each time (no broker replaced), and once
+				// removed every broker is back on its default. A bad value
+				// or name fails the plan, naming the setting.
+				Config:           clusterConfigSettings(name, 2, 20, map[string]string{"auto.create.topics.enable": "false", "log.retention.ms": "3600000", "message.max.bytes": "2097152"}),
+				ConfigPlanChecks: expectInPlaceUpdate(),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					testAccCheckBrokersKept(&before, true),
+					testAccCheckBrokerConfig("message.max.bytes", "2097152", kmsg.ConfigSourceDynamicDefaultBrokerConfig),
+				),
+			},
+			{
+				Config:           clusterConfigSettings(name, 2, 20, map[string]string{"auto.create.topics.enable": "false", "log.retention.ms": "3600000", "message.max.bytes": "3145728"}),
+				ConfigPlanChecks: expectInPlaceUpdate(),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					testAccCheckBrokersKept(&before, true),
+					testAccCheckBrokerConfig("message.max.bytes", "3145728", kmsg.ConfigSourceDynamicDefaultBrokerConfig),
+				),
+			},
+			{
+				Config:      clusterConfigSettings(name, 2, 20, map[string]string{"auto.create.topics.enable": "false", "min.insync.replicas": "0"}),
+				ExpectError: wrappedText(`broker_config["min.insync.replicas"] must be between 1 and 32767, got "0"`),
+			},
+			{
+				Config:      clusterConfigSettings(name, 2, 20, map[string]string{"auto.create.topics.enable": "false", "message.max.byte": "3145728"}),
+				ExpectError: wrappedText(`broker_config["message.max.byte"] is not a broker setting (did you mean "message.max.bytes"?)`),
+			},
+			{
+				Config:           clusterConfigSettings(name, 2, 20, map[string]string{"auto.create.topics.enable": "false"}),
+				ConfigPlanChecks: expectInPlaceUpdate(),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckNoResourceAttr(clusterResourceName, "broker_config.message.max.bytes"),
+					testAccCheckBrokersKept(&before, true),
+					testAccCheckBrokerConfig("message.max.bytes", "1048588", kmsg.ConfigSourceDefaultConfig),
+					testAccCheckBrokerConfig("log.retention.ms", "604800000", kmsg.ConfigSourceDefaultConfig),
+					testAccCheckBrokerConfig("auto.create.topics.enable", "false", kmsg.ConfigSourceStaticBrokerConfig),
+					// Set by nobody: Amazon MSK's defaults, which the boot
+					// agent writes.
+					testAccCheckBrokerConfig("min.insync.replicas", "2", kmsg.ConfigSourceStaticBrokerConfig),
+					testAccCheckBrokerConfig("default.replication.factor", "3", kmsg.ConfigSourceStaticBrokerConfig),
+					testAccCheckBrokerConfig("unclean.leader.election.enable", "false", kmsg.ConfigSourceStaticBrokerConfig),
 				),
 			},
 			{
@@ -1195,6 +1287,53 @@ func testAccCheckBrokerSetting(key, want string) resource.TestCheckFunc {
 			}
 			if got != want {
 				return fmt.Errorf("broker %s: %s = %q, want %q (the change was not applied live)", ep, key, got, want)
+			}
+		}
+		return nil
+	}
+}
+
+// testAccCheckBrokerConfig asks every broker for its own value of a setting
+// (DescribeConfigs of its broker resource) and where the value comes from.
+func testAccCheckBrokerConfig(key, want string, source kmsg.ConfigSource) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		o, err := observedCluster(s)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for _, b := range o.Brokers {
+			ep := endpoint(b.PrivateIP, plaintextPort)
+			cl, err := kgo.NewClient(kgo.SeedBrokers(ep))
+			if err != nil {
+				return err
+			}
+			req := kmsg.NewPtrDescribeConfigsRequest()
+			rr := kmsg.NewDescribeConfigsRequestResource()
+			rr.ResourceType, rr.ResourceName, rr.ConfigNames = kmsg.ConfigResourceTypeBroker, strconv.Itoa(int(b.NodeID)), []string{key}
+			req.Resources = append(req.Resources, rr)
+			kresp, err := cl.SeedBrokers()[0].Request(ctx, req)
+			cl.Close()
+			if err != nil {
+				return fmt.Errorf("describing the configs of broker %d (%s): %w", b.NodeID, ep, err)
+			}
+			var got *kmsg.DescribeConfigsResponseResourceConfig
+			for _, r := range kresp.(*kmsg.DescribeConfigsResponse).Resources {
+				if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+					return fmt.Errorf("describing the configs of broker %d: %w", b.NodeID, err)
+				}
+				for i := range r.Configs {
+					if r.Configs[i].Name == key {
+						got = &r.Configs[i]
+					}
+				}
+			}
+			switch {
+			case got == nil:
+				return fmt.Errorf("broker %d does not report %s", b.NodeID, key)
+			case got.Value == nil || *got.Value != want || got.Source != source:
+				return fmt.Errorf("broker %d: %s = %q from %s, want %q from %s", b.NodeID, key, aws.ToString(got.Value), got.Source, want, source)
 			}
 		}
 		return nil

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -17,6 +20,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/tributary/tributary/broker/config"
 	"github.com/tributary/tributary/internal/bootconfig"
 )
 
@@ -90,42 +94,78 @@ func (r *clusterResource) ValidateConfig(ctx context.Context, req resource.Valid
 		}
 	}
 
-	// broker_config: the boot document's own rules decide (reserved keys,
-	// line breaks, sizes), so the provider and the boot agent never disagree.
-	if cfg, d := m.brokerConfig(ctx); !d.HasError() && len(cfg) > 0 && !m.BrokerConfig.IsUnknown() {
-		for _, msg := range brokerConfigProblems(cfg) {
-			resp.Diagnostics.AddAttributeError(path.Root("broker_config"), "Invalid broker setting", msg)
-		}
-	}
+	resp.Diagnostics.Append(validateBrokerConfig(m)...)
 }
 
-// brokerConfigProblems validates broker settings with the boot document's rules.
-func brokerConfigProblems(cfg map[string]string) []string {
-	doc := &bootconfig.Document{
-		Version: bootconfig.CurrentVersion, ClusterID: "tc-check", ClusterName: "check", NodeID: 1, Rack: "az",
-		Listeners:    []bootconfig.Listener{{Name: "PLAINTEXT", Port: plaintextPort, SecurityProtocol: "PLAINTEXT"}},
-		Ports:        bootconfig.Ports{InterBroker: bootconfig.DefaultInterBrokerPort, Controller: bootconfig.DefaultControllerPort, Metrics: bootconfig.DefaultMetricsPort},
-		Controllers:  []bootconfig.Peer{{NodeID: 1, Host: "127.0.0.1", Port: bootconfig.DefaultControllerPort}},
-		DataVolume:   bootconfig.Volume{VolumeID: "vol-0123456789abcdef0", MountPath: bootconfig.DefaultMountPath, Filesystem: bootconfig.DefaultFilesystem},
-		BrokerConfig: cfg,
-	}
-	err := doc.Validate()
-	if err == nil {
+// validateBrokerConfig checks broker_config at plan time with the broker's
+// own settings table (through the boot document's rules, which add the
+// document's limits): each name, each value as the broker would check it
+// when applying it, the checks between settings the broker makes when it
+// starts, and the rules between settings and the cluster's size. Each
+// problem names its attribute path, broker_config["<name>"].
+func validateBrokerConfig(m clusterModel) diag.Diagnostics {
+	var diags diag.Diagnostics
+	cfg, complete := knownBrokerConfig(m.BrokerConfig)
+	if len(cfg) == 0 {
 		return nil
 	}
-	var out []string
-	var joined interface{ Unwrap() []error }
-	errs := []error{err}
-	if errors.As(err, &joined) {
-		errs = joined.Unwrap()
+	at := func(key string) path.Path { return path.Root("broker_config").AtMapKey(key) }
+	for _, e := range bootconfig.ValidateBrokerConfig(cfg) {
+		diags.AddAttributeError(at(e.Key), "Invalid broker setting", e.Field+" "+e.Problem+".")
 	}
-	for _, e := range errs {
-		var fe *bootconfig.FieldError
-		if errors.As(e, &fe) && strings.HasPrefix(fe.Field, "broker_config") {
-			out = append(out, fe.Field+" "+fe.Problem)
+	if diags.HasError() || !complete {
+		return diags
+	}
+	for _, e := range config.ClusterRules(cfg, plannedBrokers(m)) {
+		diags.AddAttributeError(at(e.Name), "Broker settings the cluster cannot satisfy", fmt.Sprintf("broker_config[%q] %s.", e.Name, e.Problem))
+	}
+	return diags
+}
+
+// knownBrokerConfig returns broker_config's known entries, and whether
+// every entry is known.
+func knownBrokerConfig(v types.Map) (map[string]string, bool) {
+	if v.IsNull() {
+		return nil, true
+	}
+	if v.IsUnknown() {
+		return nil, false
+	}
+	out := map[string]string{}
+	complete := true
+	for k, e := range v.Elements() {
+		sv, ok := e.(types.String)
+		if !ok || sv.IsUnknown() || sv.IsNull() {
+			complete = false
+			continue
 		}
+		out[k] = sv.ValueString()
 	}
-	return out
+	return out, complete
+}
+
+// plannedBrokers is how many brokers the configuration asks for:
+// brokers_per_az in each subnet's AZ (three without subnet_ids). Unknown
+// counts give a number larger than any cluster, so that only the rules
+// that do not depend on the count apply (every cluster has at least three
+// brokers, which the cluster defaults assume).
+func plannedBrokers(m clusterModel) int {
+	const unknown = math.MaxInt32
+	perAZ := 1
+	switch {
+	case m.BrokersPerAZ.IsUnknown():
+		return unknown
+	case !m.BrokersPerAZ.IsNull():
+		perAZ = int(m.BrokersPerAZ.ValueInt64())
+	}
+	azs := defaultAZCount
+	switch {
+	case m.SubnetIDs.IsUnknown():
+		return unknown
+	case !m.SubnetIDs.IsNull():
+		azs = len(m.SubnetIDs.Elements())
+	}
+	return perAZ * azs
 }
 
 func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
@@ -211,6 +251,11 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		}
 	}
 
+	resp.Diagnostics.Append(checkDynamicApplicable(&plan, state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+
 	if state == nil {
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
 		return
@@ -238,7 +283,7 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	// What the update will change among the computed attributes.
 	countChanges := !plan.BrokersPerAZ.Equal(state.BrokersPerAZ)
 	rolls := !plan.ImageID.Equal(state.ImageID) || !plan.InstanceType.Equal(state.InstanceType) ||
-		!plan.BrokerConfig.Equal(state.BrokerConfig) || !plan.EnhancedMonitoring.Equal(state.EnhancedMonitoring) ||
+		staticConfigChanges(&plan, state) || !plan.EnhancedMonitoring.Equal(state.EnhancedMonitoring) ||
 		!plan.MetricsNamespace.Equal(state.MetricsNamespace) ||
 		(!config.InstanceProfile.IsNull() && !config.InstanceProfile.Equal(state.InstanceProfile))
 	heals := r.brokersMissing(ctx, state)
@@ -266,6 +311,52 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 			fmt.Sprintf("Changing %v replaces the whole cluster: new brokers, new volumes and a new cluster id. The data on the old brokers is destroyed with them.", resp.RequiresReplace))
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+// staticConfigChanges reports whether broker_config's static settings (the
+// boot document's, whose change rolls the brokers) may differ.
+func staticConfigChanges(plan, state *clusterModel) bool {
+	planCfg, known := knownBrokerConfig(plan.BrokerConfig)
+	stateCfg, _ := knownBrokerConfig(state.BrokerConfig)
+	planStatic, _ := splitBrokerConfig(planCfg)
+	stateStatic, _ := splitBrokerConfig(stateCfg)
+	return !known || !maps.Equal(planStatic, stateStatic)
+}
+
+// checkDynamicApplicable refuses a plan that sets or removes dynamic
+// broker settings while wait_for_brokers = false: they are applied to the
+// running brokers through the Kafka protocol, which the provider then does
+// not speak, so the apply could not do what the plan says.
+func checkDynamicApplicable(plan, state *clusterModel) diag.Diagnostics {
+	var diags diag.Diagnostics
+	if plan.WaitForBrokers.IsUnknown() || plan.WaitForBrokers.ValueBool() {
+		return nil
+	}
+	planCfg, known := knownBrokerConfig(plan.BrokerConfig)
+	if !known {
+		return nil
+	}
+	_, planDynamic := splitBrokerConfig(planCfg)
+	var stateDynamic map[string]string
+	if state != nil {
+		stateCfg, _ := knownBrokerConfig(state.BrokerConfig)
+		_, stateDynamic = splitBrokerConfig(stateCfg)
+	}
+	const summary = "Dynamic broker setting with wait_for_brokers = false"
+	const why = "is a dynamic setting: the provider applies it to the running brokers with IncrementalAlterConfigs, which needs the " +
+		"brokers reachable from where Terraform runs, and wait_for_brokers = false says they are not. Set wait_for_brokers = true, or leave the setting out."
+	for _, k := range slices.Sorted(maps.Keys(planDynamic)) {
+		if old, ok := stateDynamic[k]; !ok || old != planDynamic[k] {
+			diags.AddAttributeError(path.Root("broker_config").AtMapKey(k), summary, fmt.Sprintf("broker_config[%q] %s", k, why))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(stateDynamic)) {
+		if _, ok := planDynamic[k]; !ok {
+			diags.AddAttributeError(path.Root("broker_config"), summary,
+				fmt.Sprintf("Removing broker_config[%q] restores its default on the running brokers: it %s", k, why))
+		}
+	}
+	return diags
 }
 
 // brokersMissing reports whether the state shows a broker without an

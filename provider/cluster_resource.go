@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
+	"github.com/tributary/tributary/broker/config"
 	"github.com/tributary/tributary/internal/bootconfig"
 	"github.com/tributary/tributary/provider/internal/fleet"
 	"github.com/tributary/tributary/provider/internal/kafkacheck"
@@ -150,6 +151,11 @@ func (r *clusterResource) Create(ctx context.Context, req resource.CreateRequest
 	tflog.Info(ctx, "brokers running", map[string]any{"elapsed": time.Since(started).Round(time.Millisecond).String()})
 	if plan.WaitForBrokers.ValueBool() {
 		resp.Diagnostics.Append(r.waitReady(ctx, spec, observed)...)
+	}
+	if !resp.Diagnostics.HasError() && len(spec.DynamicConfig) > 0 {
+		reachable := plan.WaitForBrokers.ValueBool() && !hasWarning(resp.Diagnostics, warnUnreachable)
+		clustered := reachable && !hasWarning(resp.Diagnostics, warnStandalone)
+		resp.Diagnostics.Append(applyDynamicConfig(ctx, checkerFor(observed.Brokers), reachable, clustered, spec.DynamicConfig, nil)...)
 	}
 	if resp.Diagnostics.HasError() {
 		r.saveAfterFailure(ctx, &plan, &resp.State, &resp.Diagnostics)
@@ -366,6 +372,7 @@ func rollIncomplete(o *fleet.Observed) bool {
 // floor); an imported cluster gets every setting from AWS.
 func (r *clusterResource) readInto(ctx context.Context, m *clusterModel, o *fleet.Observed) diag.Diagnostics {
 	var diags diag.Diagnostics
+	importing := m.Name.IsNull() // an import sets only the id
 	clusterID := o.ClusterID
 	m.ClusterID = types.StringValue(clusterID)
 	m.ID = types.StringValue(clusterID)
@@ -410,7 +417,7 @@ func (r *clusterResource) readInto(ctx context.Context, m *clusterModel, o *flee
 		if i := strings.LastIndex(live.InstanceProfile, "/"); i >= 0 {
 			m.InstanceProfile = types.StringValue(live.InstanceProfile[i+1:])
 		}
-		diags.Append(r.readBootDocument(ctx, m, live.InstanceID, o.Brokers)...)
+		diags.Append(r.readBootDocument(ctx, m, live.InstanceID, o.Brokers, importing)...)
 	}
 
 	// Broker count and subnets.
@@ -531,7 +538,7 @@ func (r *clusterResource) readStorage(ctx context.Context, m *clusterModel, o *f
 
 // readBootDocument refreshes broker_config, monitoring and the listener
 // settings from the user data of a running broker.
-func (r *clusterResource) readBootDocument(ctx context.Context, m *clusterModel, instanceID string, brokers []fleet.Broker) diag.Diagnostics {
+func (r *clusterResource) readBootDocument(ctx context.Context, m *clusterModel, instanceID string, brokers []fleet.Broker, importing bool) diag.Diagnostics {
 	var diags diag.Diagnostics
 	out, err := r.data.aws.EC2.DescribeInstanceAttribute(ctx, &ec2.DescribeInstanceAttributeInput{
 		InstanceId: aws.String(instanceID), Attribute: ec2types.InstanceAttributeNameUserData,
@@ -549,25 +556,29 @@ func (r *clusterResource) readBootDocument(ctx context.Context, m *clusterModel,
 		diags.AddWarning("Unreadable boot document", fmt.Sprintf("instance %s: %v", instanceID, err))
 		return diags
 	}
-	// broker_config: the boot document holds what the instance was launched
-	// with; dynamic settings changed since then live in the cluster, and the
-	// state already has them, so only an empty state (import) takes them.
-	if m.BrokerConfig.IsNull() && len(doc.BrokerConfig) > 0 {
-		// Settings changed live since launch are in the cluster, not in
-		// the user data.
+	// broker_config on import: the static settings are in the boot
+	// document the instance was launched with, the dynamic ones are the
+	// cluster-wide dynamic values the brokers hold.
+	if importing {
 		cfg := maps.Clone(doc.BrokerConfig)
 		live, err := checkerFor(brokers).DynamicClusterConfig(ctx)
 		if err != nil {
-			tflog.Warn(ctx, "could not read the brokers' dynamic settings; broker_config comes from the boot document", map[string]any{"error": err.Error()})
+			diags.AddWarning("broker_config read from the boot document only",
+				"The brokers' dynamic settings could not be read, so broker_config holds only the settings the brokers were launched with: "+err.Error())
 		}
 		for k, v := range live {
-			if _, ok := cfg[k]; ok && isDynamicConfig(k) {
+			if s, ok := config.Lookup(k); ok && s.Dynamic && s.Owner == config.OwnerUser {
+				if cfg == nil {
+					cfg = map[string]string{}
+				}
 				cfg[k] = v
 			}
 		}
-		mv, d := types.MapValueFrom(ctx, types.StringType, cfg)
-		diags.Append(d...)
-		m.BrokerConfig = mv
+		if len(cfg) > 0 {
+			mv, d := types.MapValueFrom(ctx, types.StringType, cfg)
+			diags.Append(d...)
+			m.BrokerConfig = mv
+		}
 	}
 	if doc.Metrics.Namespace != "" {
 		m.MetricsNamespace = types.StringValue(doc.Metrics.Namespace)
@@ -632,17 +643,31 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 	kafkaReachable := waitForKafka && !hasWarning(resp.Diagnostics, warnUnreachable)
 	clustered := kafkaReachable && !hasWarning(resp.Diagnostics, warnStandalone)
 
-	// broker_config: cluster-wide dynamic settings go live without a roll.
-	oldSpec, d := r.specFromModel(ctx, &state, clusterID)
+	// broker_config's dynamic settings go live on every broker, before any
+	// roll: a broker launched by the roll finds them in the metadata, and a
+	// cluster whose brokers were launched with them in their boot documents
+	// (an older provider) keeps them when those documents are replaced.
+	stateConfig, d := state.brokerConfig(ctx)
 	resp.Diagnostics.Append(d...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	if oldSpec.LaunchHash != spec.LaunchHash && kafkaReachable {
-		resp.Diagnostics.Append(r.applyDynamicConfig(ctx, checker, clustered, oldSpec, spec, o, resolved)...)
-		if resp.Diagnostics.HasError() {
-			return
+	_, oldDynamic := splitBrokerConfig(stateConfig)
+	var remove []string
+	for k := range oldDynamic {
+		if _, ok := spec.DynamicConfig[k]; !ok {
+			remove = append(remove, k)
 		}
+	}
+	rolls := slices.ContainsFunc(o.Brokers, func(b fleet.Broker) bool { return spec.NeedsRoll(&b, resolved.InstanceProfile) })
+	switch {
+	case !maps.Equal(oldDynamic, spec.DynamicConfig):
+		resp.Diagnostics.Append(applyDynamicConfig(ctx, checker, kafkaReachable, clustered, spec.DynamicConfig, remove)...)
+	case rolls && len(spec.DynamicConfig) > 0 && kafkaReachable:
+		resp.Diagnostics.Append(applyDynamicConfig(ctx, checker, kafkaReachable, clustered, spec.DynamicConfig, nil)...)
+	}
+	if resp.Diagnostics.HasError() {
+		return
 	}
 
 	hooks := fleet.RollHooks{}
@@ -700,48 +725,35 @@ func hasWarning(diags diag.Diagnostics, summary string) bool {
 	return false
 }
 
-// applyDynamicConfig applies a broker_config change live when every changed
-// key is a cluster-wide dynamic setting and nothing else about the launch
-// changed, and then re-tags the instances so they are not rolled for it.
-func (r *clusterResource) applyDynamicConfig(ctx context.Context, checker *kafkacheck.Checker, clustered bool, oldSpec, spec *clusterSpec, o *fleet.Observed, res *fleet.Resolved) diag.Diagnostics {
+// applyDynamicConfig makes broker_config's dynamic settings (set) the
+// cluster-wide values on every broker and deletes the removed ones, so the
+// brokers fall back to their defaults. It needs the brokers reachable.
+func applyDynamicConfig(ctx context.Context, checker *kafkacheck.Checker, reachable, clustered bool, set map[string]string, remove []string) diag.Diagnostics {
 	var diags diag.Diagnostics
-	set := map[string]string{}
-	var remove []string
-	for k, v := range spec.BrokerConfig {
-		if old, ok := oldSpec.BrokerConfig[k]; !ok || old != v {
-			set[k] = v
+	keys := append(slices.Sorted(maps.Keys(set)), remove...)
+	if !reachable {
+		diags.AddAttributeError(path.Root("broker_config"), "Dynamic broker settings not applied",
+			fmt.Sprintf("broker_config's dynamic settings (%s) are applied to the running brokers through the Kafka protocol, "+
+				"and no broker is reachable from here (or wait_for_brokers = false). Run Terraform where it reaches the brokers, "+
+				"or leave these settings out.", strings.Join(keys, ", ")))
+		return diags
+	}
+	// Sent as the brokers spell the values (they report them so), which
+	// the plan-time check guarantees exists.
+	canonical := make(map[string]string, len(set))
+	for k, v := range set {
+		c, err := config.Canonical(k, v)
+		if err != nil {
+			diags.AddAttributeError(path.Root("broker_config").AtMapKey(k), "Invalid broker setting", err.Error())
+			return diags
 		}
+		canonical[k] = c
 	}
-	for k := range oldSpec.BrokerConfig {
-		if _, ok := spec.BrokerConfig[k]; !ok {
-			remove = append(remove, k)
-		}
+	if err := checker.SetClusterConfig(ctx, canonical, remove, clustered); err != nil {
+		diags.AddAttributeError(path.Root("broker_config"), "Applying broker_config to the running brokers", err.Error())
+		return diags
 	}
-	changed := append(slices.Collect(maps.Keys(set)), remove...)
-	if len(changed) == 0 {
-		return nil
-	}
-	for _, k := range changed {
-		if !isDynamicConfig(k) {
-			tflog.Info(ctx, "broker_config change needs a roll", map[string]any{"key": k})
-			return nil
-		}
-	}
-	// Only a config change? Then the old launch hash plus the old config
-	// equals what the instances carry.
-	probe := *oldSpec
-	probe.BrokerConfig = spec.BrokerConfig
-	if probe.launchHash() != spec.LaunchHash {
-		return nil
-	}
-	if err := checker.SetClusterConfig(ctx, set, remove, clustered); err != nil {
-		tflog.Warn(ctx, "the brokers refused a dynamic config change; rolling instead", map[string]any{"error": err.Error()})
-		return nil
-	}
-	tflog.Info(ctx, "applied broker_config dynamically", map[string]any{"keys": changed})
-	if err := r.fleet().Retag(ctx, &oldSpec.Spec, &spec.Spec, res.InstanceProfile, o); err != nil {
-		diags.AddError("Recording the dynamic broker_config change", err.Error())
-	}
+	tflog.Info(ctx, "applied broker_config's dynamic settings on every broker", map[string]any{"set": slices.Sorted(maps.Keys(set)), "removed": remove})
 	return diags
 }
 

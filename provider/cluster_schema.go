@@ -6,7 +6,6 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
-	"github.com/hashicorp/terraform-plugin-framework-validators/mapvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/setvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -25,7 +24,6 @@ import (
 var (
 	clusterNamePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]{0,63}$`)
 	cidrPattern        = regexp.MustCompile(`^[0-9a-fA-F.:]+/[0-9]{1,3}$`)
-	kafkaConfigKey     = regexp.MustCompile(`^[a-z][a-z0-9._-]{0,127}$`)
 )
 
 func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
@@ -54,14 +52,16 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"bootstrap_brokers_tls": computedString("TLS (port 9094) endpoints of every broker; empty while TLS is off " +
 				"(the brokers do not serve it yet)."),
 			"broker_config": schema.MapAttribute{
-				MarkdownDescription: "Kafka broker settings (`server.properties` names, e.g. `log.retention.ms`, `min.insync.replicas`, " +
-					"`default.replication.factor`). Cluster-wide dynamic settings change live through `IncrementalAlterConfigs`; any other " +
-					"change rolls the brokers one at a time. Settings that fix a broker's identity (`node.id`, `listeners`, `log.dirs`, ...) are refused.",
+				MarkdownDescription: "Kafka broker settings by their `server.properties` names (e.g. `log.retention.ms`, `min.insync.replicas`, " +
+					"`num.partitions`), checked at plan time against the broker's settings table (the Settings section of the broker's documentation): " +
+					"unknown names (with the closest known one suggested), settings that fix a broker's identity (`node.id`, `listeners`, " +
+					"`log.dirs`, ...), values the broker would refuse and combinations the cluster cannot satisfy fail the plan. " +
+					"Dynamic settings are applied to the running brokers with `IncrementalAlterConfigs`, which needs the brokers reachable " +
+					"(`wait_for_brokers`); removing one restores the broker's default at once. Any other change rolls the brokers one at a time. " +
+					"Where nothing is set the cluster runs with Amazon MSK's defaults: `default.replication.factor = 3`, `min.insync.replicas = 2`, " +
+					"`auto.create.topics.enable = false`, `unclean.leader.election.enable = false`.",
 				Optional:    true,
 				ElementType: types.StringType,
-				Validators: []validator.Map{
-					mapvalidator.KeysAre(stringvalidator.RegexMatches(kafkaConfigKey, "must be a Kafka setting name (lower case, dots)")),
-				},
 			},
 			"broker_nodes": schema.ListNestedAttribute{
 				MarkdownDescription: "Every broker, in node-id order: what `aws_msk_broker_nodes` gives for MSK.",

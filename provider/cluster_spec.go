@@ -16,43 +16,44 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 
+	"github.com/tributary/tributary/broker/config"
 	"github.com/tributary/tributary/internal/bootconfig"
 	"github.com/tributary/tributary/provider/internal/fleet"
 )
 
 var objectAsOptions = basetypes.ObjectAsOptions{UnhandledNullAsEmpty: true, UnhandledUnknownAsEmpty: true}
 
-// dynamicBrokerConfigs are Kafka's cluster-wide dynamic broker settings
-// (Kafka's "Dynamic Update Mode: cluster-wide") that the provider changes
-// with IncrementalAlterConfigs instead of rolling the brokers.
-var dynamicBrokerConfigs = []string{
-	"compression.type",
-	"log.cleaner.delete.retention.ms",
-	"log.cleaner.min.compaction.lag.ms",
-	"log.cleanup.policy",
-	"log.flush.interval.messages",
-	"log.flush.interval.ms",
-	"log.index.interval.bytes",
-	"log.message.timestamp.type",
-	"log.preallocate",
-	"log.retention.bytes",
-	"log.retention.ms",
-	"log.roll.ms",
-	"log.segment.bytes",
-	"max.connections",
-	"max.connections.per.ip",
-	"message.max.bytes",
-	"min.insync.replicas",
-	"unclean.leader.election.enable",
+// splitBrokerConfig separates broker_config by the broker's settings table:
+// dynamic settings are applied to the running brokers (IncrementalAlterConfigs
+// on the cluster-wide default) and never ride in the boot document, so that
+// removing one restores the default rather than a value the brokers were
+// launched with; every other setting is in the boot document, and changing
+// it rolls the brokers.
+func splitBrokerConfig(all map[string]string) (static, dynamic map[string]string) {
+	for k, v := range all {
+		if s, ok := config.Lookup(k); ok && s.Dynamic {
+			if dynamic == nil {
+				dynamic = map[string]string{}
+			}
+			dynamic[k] = v
+			continue
+		}
+		if static == nil {
+			static = map[string]string{}
+		}
+		static[k] = v
+	}
+	return static, dynamic
 }
-
-func isDynamicConfig(key string) bool { return slices.Contains(dynamicBrokerConfigs, key) }
 
 // clusterSpec is everything needed to build a cluster's fleet spec and boot
 // documents, read from a plan.
 type clusterSpec struct {
 	fleet.Spec
-	BrokerConfig       map[string]string
+	// StaticConfig is broker_config's static settings (boot document),
+	// DynamicConfig its dynamic ones (applied live); see splitBrokerConfig.
+	StaticConfig       map[string]string
+	DynamicConfig      map[string]string
 	Listeners          []bootconfig.Listener
 	EnhancedMonitoring string
 }
@@ -84,8 +85,8 @@ func (cs *clusterSpec) bootDocument(node fleet.Node, controllers []fleet.Node) *
 			IntervalSeconds: 60,
 		},
 	}
-	if len(cs.BrokerConfig) > 0 {
-		doc.BrokerConfig = maps.Clone(cs.BrokerConfig)
+	if len(cs.StaticConfig) > 0 {
+		doc.BrokerConfig = maps.Clone(cs.StaticConfig)
 	}
 	for _, c := range controllers {
 		doc.Controllers = append(doc.Controllers, bootconfig.Peer{NodeID: c.NodeID, Host: c.PrivateIP, Port: bootconfig.DefaultControllerPort})
@@ -99,7 +100,9 @@ func (cs *clusterSpec) userData(node fleet.Node, controllers []fleet.Node) ([]by
 }
 
 // launchHash covers what a broker is launched with besides image, type and
-// profile: listeners, monitoring and every broker setting.
+// profile: listeners, monitoring and the static broker settings (the boot
+// document's); dynamic settings are not launched with, so changing one
+// rolls nothing.
 func (cs *clusterSpec) launchHash() string {
 	b, _ := json.Marshal(struct {
 		Listeners  []bootconfig.Listener
@@ -107,7 +110,7 @@ func (cs *clusterSpec) launchHash() string {
 		Monitoring string
 		Namespace  string
 		Name       string
-	}{cs.Listeners, cs.BrokerConfig, cs.EnhancedMonitoring, cs.MetricsNamespace, cs.Name})
+	}{cs.Listeners, cs.StaticConfig, cs.EnhancedMonitoring, cs.MetricsNamespace, cs.Name})
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:8])
 }
@@ -131,8 +134,9 @@ func (r *clusterResource) specFromModel(ctx context.Context, m *clusterModel, cl
 	var d diag.Diagnostics
 	cs.Storage, d = m.storageSettings(ctx)
 	diags.Append(d...)
-	cs.BrokerConfig, d = m.brokerConfig(ctx)
+	all, d := m.brokerConfig(ctx)
 	diags.Append(d...)
+	cs.StaticConfig, cs.DynamicConfig = splitBrokerConfig(all)
 	cs.SecurityGroupIDs, d = stringSet(ctx, m.SecurityGroupIDs)
 	diags.Append(d...)
 	cs.ClientCIDRs, d = stringSet(ctx, m.ClientCIDRBlocks)

@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-framework/datasource"
@@ -65,21 +64,9 @@ func TestInstanceArchitecture(t *testing.T) {
 	}
 }
 
-func TestBrokerConfigProblems(t *testing.T) {
-	if p := brokerConfigProblems(map[string]string{"log.retention.ms": "1000", "min.insync.replicas": "2"}); len(p) != 0 {
-		t.Errorf("valid settings refused: %v", p)
-	}
-	p := brokerConfigProblems(map[string]string{"node.id": "7", "log.dirs": "/tmp", "x": "a\nb"})
-	if len(p) != 4 {
-		t.Fatalf("problems = %v, want four (two reserved keys, a line break and an unknown name)", p)
-	}
-	if !strings.Contains(strings.Join(p, " "), "set by the boot agent") {
-		t.Errorf("reserved keys not explained: %v", p)
-	}
-}
-
 func TestBootDocumentRoundTrip(t *testing.T) {
-	cs := &clusterSpec{BrokerConfig: map[string]string{"min.insync.replicas": "2"}, EnhancedMonitoring: "DEFAULT"}
+	cs := &clusterSpec{EnhancedMonitoring: "DEFAULT"}
+	cs.StaticConfig, cs.DynamicConfig = splitBrokerConfig(map[string]string{"num.partitions": "6", "min.insync.replicas": "3"})
 	cs.ClusterID, cs.Name, cs.MetricsNamespace = "tc-0123456789abcdef", "orders", "Tributary/Kafka"
 	cs.Listeners = []bootconfig.Listener{{Name: "PLAINTEXT", Port: plaintextPort, SecurityProtocol: "PLAINTEXT"}}
 	nodes := []fleet.Node{
@@ -96,8 +83,13 @@ func TestBootDocumentRoundTrip(t *testing.T) {
 		t.Fatalf("Decode: %v", err)
 	}
 	if doc.NodeID != 2 || doc.Rack != "b" || doc.DataVolume.VolumeID != "vol-00000000000000002" || len(doc.Controllers) != 3 ||
-		doc.Controllers[2].Host != "127.1.2.10" || doc.BrokerConfig["min.insync.replicas"] != "2" {
+		doc.Controllers[2].Host != "127.1.2.10" || doc.BrokerConfig["num.partitions"] != "6" {
 		t.Errorf("decoded document = %+v", doc)
+	}
+	// Dynamic settings are applied live, never launched with: removing one
+	// must restore the default, not a value in the brokers' user data.
+	if _, ok := doc.BrokerConfig["min.insync.replicas"]; ok {
+		t.Errorf("the boot document carries the dynamic min.insync.replicas: %v", doc.BrokerConfig)
 	}
 }
 
@@ -113,13 +105,13 @@ func TestBootstrapStringIsDeterministic(t *testing.T) {
 
 func TestLaunchHashSeesEveryBootSetting(t *testing.T) {
 	base := func() *clusterSpec {
-		cs := &clusterSpec{BrokerConfig: map[string]string{"a": "1"}, EnhancedMonitoring: "DEFAULT"}
+		cs := &clusterSpec{StaticConfig: map[string]string{"num.partitions": "1"}, EnhancedMonitoring: "DEFAULT"}
 		cs.Name, cs.MetricsNamespace = "n", "ns"
 		return cs
 	}
 	h := base().launchHash()
 	for name, change := range map[string]func(*clusterSpec){
-		"broker config": func(c *clusterSpec) { c.BrokerConfig["a"] = "2" },
+		"broker config": func(c *clusterSpec) { c.StaticConfig["num.partitions"] = "2" },
 		"monitoring":    func(c *clusterSpec) { c.EnhancedMonitoring = "PER_BROKER" },
 		"namespace":     func(c *clusterSpec) { c.MetricsNamespace = "other" },
 	} {
@@ -128,5 +120,10 @@ func TestLaunchHashSeesEveryBootSetting(t *testing.T) {
 		if cs.launchHash() == h {
 			t.Errorf("a %s change does not change the launch hash", name)
 		}
+	}
+	dyn := base()
+	dyn.DynamicConfig = map[string]string{"log.retention.ms": "1000"}
+	if dyn.launchHash() != h {
+		t.Error("a dynamic setting changes the launch hash (it would roll the brokers)")
 	}
 }

@@ -93,9 +93,11 @@ resource "tributary_cluster" "example" {
     kms_key_arn = aws_kms_key.kafka.arn
   }
 
+  # Unset broker_config settings take Amazon MSK's defaults:
+  # default.replication.factor = 3, min.insync.replicas = 2,
+  # auto.create.topics.enable = false.
   broker_config = {
-    "default.replication.factor" = "3"
-    "min.insync.replicas"        = "2"
+    "num.partitions" = "6"
   }
 
   timeouts {

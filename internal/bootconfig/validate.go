@@ -16,6 +16,8 @@ import (
 type FieldError struct {
 	Field   string
 	Problem string
+	// Key is the setting name of a broker_config problem ("" otherwise).
+	Key string
 }
 
 func (e *FieldError) Error() string {
@@ -147,20 +149,8 @@ func (d *Document) Validate() error {
 		bad("data_volume.filesystem", "must be one of %s, got %q", strings.Join(filesystems, ", "), d.DataVolume.Filesystem)
 	}
 
-	// broker_config: the broker's settings table decides (names, owners,
-	// values and the start-up checks between them), so the document, the
-	// boot agent and the broker never disagree.
-	for _, k := range sortedKeys(d.BrokerConfig) {
-		f := fmt.Sprintf("broker_config[%q]", k)
-		switch {
-		case len(d.BrokerConfig[k]) > maxConfigValueBytes:
-			bad(f, "value is %d bytes, limit %d", len(d.BrokerConfig[k]), maxConfigValueBytes)
-		case strings.ContainsAny(d.BrokerConfig[k], "\r\n"):
-			bad(f, "value must not contain line breaks")
-		}
-	}
-	for _, e := range config.ValidateOverrides(d.BrokerConfig) {
-		bad(fmt.Sprintf("broker_config[%q]", e.Name), "%s", e.Problem)
+	for _, e := range ValidateBrokerConfig(d.BrokerConfig) {
+		errs = append(errs, e)
 	}
 
 	if d.Metrics.CloudWatch {
@@ -195,6 +185,32 @@ func (d *Document) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ValidateBrokerConfig checks broker_config overrides as Validate does:
+// the broker's settings table decides (names, owners, values and the
+// start-up checks between them), so the provider, the document, the boot
+// agent and the broker never disagree; the document adds its own limits
+// (no line breaks, values up to 1 KiB). Every problem is a *FieldError
+// with Key set, in key order.
+func ValidateBrokerConfig(cfg map[string]string) []*FieldError {
+	var errs []*FieldError
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: fmt.Sprintf("broker_config[%q]", key), Problem: fmt.Sprintf(format, args...), Key: key})
+	}
+	for _, k := range sortedKeys(cfg) {
+		switch {
+		case len(cfg[k]) > maxConfigValueBytes:
+			bad(k, "value is %d bytes, limit %d", len(cfg[k]), maxConfigValueBytes)
+		case strings.ContainsAny(cfg[k], "\r\n"):
+			bad(k, "value must not contain line breaks")
+		}
+	}
+	for _, e := range config.ValidateOverrides(cfg) {
+		bad(e.Name, "%s", e.Problem)
+	}
+	slices.SortStableFunc(errs, func(a, b *FieldError) int { return strings.Compare(a.Key, b.Key) })
+	return errs
 }
 
 func sortedKeys(m map[string]string) []string {

@@ -14,10 +14,11 @@ resource "tributary_cluster" "orders" {
     throughput  = 250
   }
 
+  # Unset settings take Amazon MSK's defaults: default.replication.factor = 3,
+  # min.insync.replicas = 2, auto.create.topics.enable = false.
   broker_config = {
-    "default.replication.factor" = "3"
-    "min.insync.replicas"        = "2"
-    "log.retention.ms"           = "604800000"
+    "log.retention.ms" = "259200000" # dynamic: changed on the running brokers
+    "num.partitions"   = "6"         # static: a change rolls the brokers
   }
 
   tags = {

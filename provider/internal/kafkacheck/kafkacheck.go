@@ -493,40 +493,53 @@ func (c *Checker) rejoinedOnce(ctx context.Context, nodeID int32) (string, bool)
 }
 
 // SetClusterConfig sets cluster-wide dynamic broker configs with
-// IncrementalAlterConfigs (and deletes those in remove). In a cluster the
-// request is sent once, routed by the client as Kafka routes it, and the
-// metadata log carries it to every broker; brokers that do not cluster
-// (standalone) keep their own settings, so then it goes to every broker
-// itself. It returns an error if a broker refuses any of them; the caller
-// then rolls instead.
+// IncrementalAlterConfigs, and removes the keys in remove: their
+// cluster-wide value and any broker's own dynamic value are deleted (op
+// DELETE), so every broker is back on the value it was started with, its
+// default. In a cluster the cluster-wide request is sent once, routed by
+// the client as Kafka routes it, and the metadata log carries it to every
+// broker; brokers that do not cluster (standalone) keep their own
+// settings, so then it goes to every broker itself. It returns once every
+// broker reports the result, or with the brokers' refusal.
 func (c *Checker) SetClusterConfig(ctx context.Context, set map[string]string, remove []string, clustered bool) error {
-	if clustered {
-		return c.setClusterConfigRouted(ctx, set, remove)
+	if len(set) == 0 && len(remove) == 0 {
+		return nil
 	}
-	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	if clustered {
+		if err := c.setClusterConfigRouted(ctx, set, remove); err != nil {
+			return err
+		}
+		return c.waitClusterConfigApplied(ctx, set, remove)
+	}
+	for _, b := range c.Brokers {
+		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		req.Resources = append(req.Resources, alterResource("", set, remove))
+		if len(remove) > 0 {
+			req.Resources = append(req.Resources, alterResource(strconv.Itoa(int(b.NodeID)), nil, remove))
+		}
+		if err := requestOne(ctx, b.Addr, req); err != nil {
+			return fmt.Errorf("IncrementalAlterConfigs on broker %d (%s): %w", b.NodeID, b.Addr, err)
+		}
+	}
+	return c.waitClusterConfigApplied(ctx, set, remove)
+}
+
+// alterResource is one broker resource ("" for the cluster-wide default)
+// of an IncrementalAlterConfigs request: set, then delete.
+func alterResource(name string, set map[string]string, remove []string) kmsg.IncrementalAlterConfigsRequestResource {
 	res := kmsg.NewIncrementalAlterConfigsRequestResource()
-	res.ResourceType = kmsg.ConfigResourceTypeBroker
-	res.ResourceName = "" // the cluster-wide default
+	res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeBroker, name
 	for _, k := range slices.Sorted(maps.Keys(set)) {
 		cfg := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
 		cfg.Name, cfg.Op, cfg.Value = k, kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr(set[k])
 		res.Configs = append(res.Configs, cfg)
 	}
-	for _, k := range remove {
+	for _, k := range slices.Sorted(slices.Values(remove)) {
 		cfg := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
 		cfg.Name, cfg.Op = k, kmsg.IncrementalAlterConfigOpDelete
 		res.Configs = append(res.Configs, cfg)
 	}
-	if len(res.Configs) == 0 {
-		return nil
-	}
-	req.Resources = append(req.Resources, res)
-	for _, b := range c.Brokers {
-		if err := requestOne(ctx, b.Addr, req); err != nil {
-			return fmt.Errorf("IncrementalAlterConfigs on broker %d (%s): %w", b.NodeID, b.Addr, err)
-		}
-	}
-	return nil
+	return res
 }
 
 func (c *Checker) setClusterConfigRouted(ctx context.Context, set map[string]string, remove []string) error {
@@ -535,70 +548,84 @@ func (c *Checker) setClusterConfigRouted(ctx context.Context, set map[string]str
 		return err
 	}
 	defer cl.Close()
-	var alters []kadm.AlterConfig
+	adm := kadm.NewClient(cl)
+	var alters, deletes []kadm.AlterConfig
 	for _, k := range slices.Sorted(maps.Keys(set)) {
 		alters = append(alters, kadm.AlterConfig{Op: kadm.SetConfig, Name: k, Value: kmsg.StringPtr(set[k])})
 	}
-	for _, k := range remove {
-		alters = append(alters, kadm.AlterConfig{Op: kadm.DeleteConfig, Name: k})
+	for _, k := range slices.Sorted(slices.Values(remove)) {
+		deletes = append(deletes, kadm.AlterConfig{Op: kadm.DeleteConfig, Name: k})
 	}
-	if len(alters) == 0 {
+	check := func(resps kadm.AlterConfigsResponses, err error) error {
+		if err != nil {
+			return fmt.Errorf("IncrementalAlterConfigs: %w", err)
+		}
+		for _, r := range resps {
+			if r.Err != nil {
+				return fmt.Errorf("IncrementalAlterConfigs (broker resource %q): %w %s", r.Name, r.Err, r.ErrMessage)
+			}
+		}
 		return nil
 	}
-	resps, err := kadm.NewClient(cl).AlterBrokerConfigs(ctx, alters)
-	if err != nil {
-		return fmt.Errorf("IncrementalAlterConfigs: %w", err)
+	if err := check(adm.AlterBrokerConfigs(ctx, append(alters, deletes...))); err != nil {
+		return err
 	}
-	for _, r := range resps {
-		if r.Err != nil {
-			return fmt.Errorf("IncrementalAlterConfigs: %w %s", r.Err, r.ErrMessage)
-		}
+	if len(deletes) == 0 {
+		return nil
 	}
-	return c.waitClusterConfigApplied(ctx, set, remove)
+	ids := make([]int32, 0, len(c.Brokers))
+	for _, b := range c.Brokers {
+		ids = append(ids, b.NodeID)
+	}
+	return check(adm.AlterBrokerConfigs(ctx, deletes, ids...))
 }
 
 // clusterConfigPropagation bounds the wait for a routed config change to
 // reach every broker's copy of the metadata (normally one Raft round).
 const clusterConfigPropagation = 30 * time.Second
 
-// waitClusterConfigApplied waits until every broker reports the change, so
-// that an apply returns only once the setting is in effect everywhere: each
-// broker answers from its own copy of the metadata, which trails the active
-// controller briefly.
+// waitClusterConfigApplied waits until every broker reports the change for
+// itself, so that an apply returns only once the setting is in effect
+// everywhere: each broker answers from its own copy of the metadata, which
+// trails the active controller briefly. A set key must have the value; a
+// removed one must no longer come from a dynamic value.
 func (c *Checker) waitClusterConfigApplied(ctx context.Context, set map[string]string, remove []string) error {
 	ctx, cancel := context.WithTimeout(ctx, clusterConfigPropagation)
 	defer cancel()
+	names := append(slices.Collect(maps.Keys(set)), remove...)
 	return c.pollUntil(ctx, "the broker_config change to reach every broker", func() (string, bool) {
 		for _, b := range c.Brokers {
-			configs, err := clusterDefaultConfigs(ctx, b.Addr)
+			configs, err := brokerConfigs(ctx, b, names)
 			if err != nil {
 				return fmt.Sprintf("broker %d (%s): %v", b.NodeID, b.Addr, err), false
 			}
-			// A set value counts whatever source the broker names for it;
-			// a removed one must be gone from the dynamic cluster default.
-			effective, dynamic := map[string]string{}, map[string]string{}
-			for _, cfg := range configs {
-				if cfg.Value == nil {
-					continue
-				}
-				effective[cfg.Name] = *cfg.Value
-				if cfg.Source == kmsg.ConfigSourceDynamicDefaultBrokerConfig {
-					dynamic[cfg.Name] = *cfg.Value
-				}
-			}
 			for k, want := range set {
-				if effective[k] != want {
-					return fmt.Sprintf("broker %d still has %s=%q", b.NodeID, k, effective[k]), false
+				if got, ok := configs[k]; !ok || got.Value == nil || *got.Value != want {
+					return fmt.Sprintf("broker %d does not have %s=%q yet", b.NodeID, k, want), false
 				}
 			}
 			for _, k := range remove {
-				if v, ok := dynamic[k]; ok {
-					return fmt.Sprintf("broker %d still has %s=%q", b.NodeID, k, v), false
+				if got, ok := configs[k]; ok && (got.Source == kmsg.ConfigSourceDynamicBrokerConfig || got.Source == kmsg.ConfigSourceDynamicDefaultBrokerConfig) {
+					return fmt.Sprintf("broker %d still has %s from %s", b.NodeID, k, got.Source), false
 				}
 			}
 		}
 		return "", true
 	})
+}
+
+// brokerConfigs asks one broker for its own values of names (DescribeConfigs
+// of broker resource <node id>).
+func brokerConfigs(ctx context.Context, b Broker, names []string) (map[string]kmsg.DescribeConfigsResponseResourceConfig, error) {
+	configs, err := describeBrokerResource(ctx, b.Addr, strconv.Itoa(int(b.NodeID)), names)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]kmsg.DescribeConfigsResponseResourceConfig, len(configs))
+	for _, cfg := range configs {
+		out[cfg.Name] = cfg
+	}
+	return out, nil
 }
 
 // requestOne sends an IncrementalAlterConfigs request to exactly one broker.
@@ -662,6 +689,12 @@ func dynamicDefaults(ctx context.Context, addr string) (map[string]string, error
 // clusterDefaultConfigs asks one broker for the cluster-wide broker configs
 // (DescribeConfigs of broker resource "").
 func clusterDefaultConfigs(ctx context.Context, addr string) ([]kmsg.DescribeConfigsResponseResourceConfig, error) {
+	return describeBrokerResource(ctx, addr, "", nil)
+}
+
+// describeBrokerResource asks the broker at addr to describe one broker
+// resource ("" for the cluster-wide default); names limits the answer.
+func describeBrokerResource(ctx context.Context, addr, resource string, names []string) ([]kmsg.DescribeConfigsResponseResourceConfig, error) {
 	cl, err := newClient(addr)
 	if err != nil {
 		return nil, err
@@ -675,7 +708,7 @@ func clusterDefaultConfigs(ctx context.Context, addr string) ([]kmsg.DescribeCon
 	}
 	req := kmsg.NewPtrDescribeConfigsRequest()
 	rr := kmsg.NewDescribeConfigsRequestResource()
-	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeBroker, ""
+	rr.ResourceType, rr.ResourceName, rr.ConfigNames = kmsg.ConfigResourceTypeBroker, resource, names
 	req.Resources = append(req.Resources, rr)
 	kresp, err := seeds[0].Request(ctx, req)
 	if err != nil {

@@ -226,6 +226,33 @@ func TestSetClusterConfig(t *testing.T) {
 	}
 }
 
+// TestSetClusterConfigRemoves sets a dynamic config, then removes it: each
+// call returns only once every broker reports the result for itself, and
+// after the removal no broker has it from a dynamic value.
+func TestSetClusterConfigRemoves(t *testing.T) {
+	for _, clustered := range []bool{true, false} {
+		c := newCluster(t)
+		chk := &Checker{Brokers: brokersOf(c), PollInterval: 50 * time.Millisecond}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := chk.SetClusterConfig(ctx, map[string]string{"log.retention.ms": "3600000"}, nil, clustered); err != nil {
+			t.Fatalf("clustered=%v: SetClusterConfig: %v", clustered, err)
+		}
+		if err := chk.SetClusterConfig(ctx, nil, []string{"log.retention.ms"}, clustered); err != nil {
+			t.Fatalf("clustered=%v: removing: %v", clustered, err)
+		}
+		for _, b := range chk.Brokers {
+			cfgs, err := brokerConfigs(ctx, b, []string{"log.retention.ms"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfgs["log.retention.ms"]; got.Value != nil && *got.Value == "3600000" {
+				t.Errorf("clustered=%v: broker %d still has log.retention.ms=%s from %s", clustered, b.NodeID, *got.Value, got.Source)
+			}
+		}
+	}
+}
+
 func TestWaitReadyStandaloneBrokers(t *testing.T) {
 	// Two single-broker clusters: each broker answers Kafka but knows only
 	// itself, and nothing listens on the quorum ports.
