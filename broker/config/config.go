@@ -60,7 +60,7 @@ type Config struct {
 	AutoCreateTopics         bool
 	DeleteTopicEnable        bool
 	MinInsyncReplicas        int32
-	UncleanLeaderElection    bool // always false: leaders come from the ISR
+	UncleanLeaderElection    bool // the cluster's controller reads the dynamic value
 
 	MessageMaxBytes        int32
 	SocketRequestMaxBytes  int32

@@ -399,9 +399,8 @@ var settings = []Setting{
 	sizedBy(dynamic(user(intSetting("min.insync.replicas", "int", "1", 1, math.MaxInt16, func(c *Config) *int32 { return &c.MinInsyncReplicas }),
 		"Replicas that must have a record before acks=all succeeds. A single node is its own ISR.")),
 		"2", func(n int) string { return strconv.Itoa(max(1, min(2, clusterReplicationFactor(n)-1))) }),
-	clusterDefault(dynamic(user(onlyFalse(boolSetting("unclean.leader.election.enable", "false", func(c *Config) *bool { return &c.UncleanLeaderElection }),
-		"the broker elects leaders only from the ISR"),
-		"Whether a replica outside the ISR may become leader, losing acknowledged writes. Leaders are elected from the ISR only, so only false is accepted.")), "false"),
+	clusterDefault(dynamic(user(boolSetting("unclean.leader.election.enable", "false", func(c *Config) *bool { return &c.UncleanLeaderElection }),
+		"Whether a replica outside the ISR may become leader when no ISR member can, losing the writes only the ISR had. The cluster's controller reads the cluster-wide dynamic value (IncrementalAlterConfigs on the cluster default, as the Terraform provider sets it); a config file's value is reported but not used.")), "false"),
 
 	dynamic(user(intSetting("message.max.bytes", "int", "1048588", 1, math.MaxInt32, func(c *Config) *int32 { return &c.MessageMaxBytes }),
 		"Largest record batch accepted (after compression); topics override it with max.message.bytes.")),
@@ -577,20 +576,6 @@ func boolSetting(name, def string, field func(*Config) *bool) Setting {
 			return nil
 		},
 		get: func(c *Config, _ string) string { return strconv.FormatBool(*field(c)) }}
-}
-
-// onlyFalse narrows a boolean setting to false: the broker has no code for
-// the behaviour true would ask for, and accepting it would be a lie.
-func onlyFalse(s Setting, why string) Setting {
-	s.Values, s.Allowed = []string{"false"}, "false"
-	set := s.set
-	s.set = func(c *Config, name, v string) error {
-		if strings.EqualFold(v, "true") {
-			return fmt.Errorf("must be false: %s", why)
-		}
-		return set(c, name, v)
-	}
-	return s
 }
 
 // keptAs stores an agent-written setting that the broker only reports.

@@ -223,6 +223,15 @@ func (s *Server) alterBrokerConfigs(node int32, changes []configChange, replace,
 		if err := applyChange(next, ch, cur, st.Type == "list"); err != nil {
 			return kerr.InvalidConfig.Code, err.Error()
 		}
+		// Stored as the broker spells it, for the metadata's readers
+		// (the controller compares unclean.leader.election.enable to "true").
+		if v, ok := next[ch.name]; ok {
+			canonical, err := config.Canonical(ch.name, v)
+			if err != nil {
+				return kerr.InvalidConfig.Code, err.Error()
+			}
+			next[ch.name] = canonical
+		}
 	}
 	dyn := s.dynamicLayers()
 	if node == metastore.ClusterDefault {

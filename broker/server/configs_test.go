@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tributary/tributary/broker/config"
+	"github.com/tributary/tributary/broker/server/metastore"
 )
 
 // TestAlterBrokerConfigsUsesTheTable checks that a live change is judged by
@@ -24,9 +25,10 @@ func TestAlterBrokerConfigsUsesTheTable(t *testing.T) {
 	}{
 		{"min.insync.replicas", "0", kmsg.IncrementalAlterConfigOpSet, `min.insync.replicas must be between 1 and 32767, got "0"`},
 		{"min.insync.replica", "2", kmsg.IncrementalAlterConfigOpSet, `is not a broker setting (did you mean "min.insync.replicas"?)`},
-		{"unclean.leader.election.enable", "true", kmsg.IncrementalAlterConfigOpSet, "must be false"},
+		{"unclean.leader.election.enable", "maybe", kmsg.IncrementalAlterConfigOpSet, "must be true or false"},
 		{"num.partitions", "3", kmsg.IncrementalAlterConfigOpSet, "cannot be changed on a running broker"},
 		{"message.max.bytes", "2097152", kmsg.IncrementalAlterConfigOpSet, ""},
+		{"unclean.leader.election.enable", "TRUE", kmsg.IncrementalAlterConfigOpSet, ""},
 		{"message.max.bytes", "", kmsg.IncrementalAlterConfigOpDelete, ""},
 	}
 	for _, tt := range tests {
@@ -60,6 +62,10 @@ func TestAlterBrokerConfigsUsesTheTable(t *testing.T) {
 	}
 	if got := s.Config().MinInsyncReplicas; got != 1 {
 		t.Errorf("min.insync.replicas = %d after refused changes, want 1", got)
+	}
+	// Stored as the broker spells it: the controller compares it to "true".
+	if v := s.meta.BrokerConfigs(metastore.ClusterDefault)["unclean.leader.election.enable"]; v != "true" {
+		t.Errorf("unclean.leader.election.enable stored as %q, want true", v)
 	}
 	// The DELETE above restored the default, reported as such.
 	cfgs := describeBroker(t, s, "message.max.bytes")

@@ -311,6 +311,14 @@ func (l *Leader) advanceLocked() {
 	l.waiters = kept
 }
 
+// SetMinISR changes min.insync.replicas (a topic or broker config change),
+// for the produces that follow.
+func (l *Leader) SetMinISR(n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cfg.MinISR = max(n, 1)
+}
+
 // CheckAcksAll refuses an acks=all produce before it is appended when the
 // ISR is smaller than min.insync.replicas.
 func (l *Leader) CheckAcksAll() error {

@@ -46,7 +46,8 @@ type ManagerConfig struct {
 	Logs    Logs
 	// LagTimeMax is replica.lag.time.max.ms.
 	LagTimeMax time.Duration
-	// DefaultMinISR is min.insync.replicas for topics without an override.
+	// DefaultMinISR is min.insync.replicas for topics without an override
+	// when the metadata holds no dynamic broker value for it.
 	DefaultMinISR int
 	// ISRInterval is how often ISR changes are checked and proposed.
 	ISRInterval time.Duration
@@ -206,10 +207,17 @@ func (m *Manager) run() {
 	}
 }
 
-func (m *Manager) minISR(t *metadata.Topic) int {
-	if v, ok := t.Configs[MinISRConfig]; ok {
-		if n, err := strconv.Atoi(v); err == nil && n > 0 {
-			return n
+// minISR is a topic's min.insync.replicas: its own value, else the
+// broker's dynamic value (this broker's own, then the cluster-wide one,
+// both in the metadata, so a change applies at once), else the value the
+// broker started with.
+func (m *Manager) minISR(st *metadata.State, t *metadata.Topic) int {
+	layers := []map[string]string{t.Configs, st.BrokerConfigs[m.id], st.BrokerConfigs[metadata.ClusterDefault]}
+	for _, configs := range layers {
+		if v, ok := configs[MinISRConfig]; ok {
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				return n
+			}
 		}
 	}
 	return m.cfg.DefaultMinISR
@@ -257,7 +265,7 @@ func (m *Manager) reconcile(st *metadata.State) (idle []*Fetcher) {
 			}
 			switch p.Leader {
 			case m.id:
-				m.lead(tp, t, p, log)
+				m.lead(tp, t, p, log, m.minISR(st, t))
 			case metadata.NoLeader:
 				m.stopLeading(tp)
 				m.stopFollowing(tp)
@@ -330,16 +338,17 @@ func containsID(ids []int32, id int32) bool {
 	return false
 }
 
-func (m *Manager) lead(tp TopicPartition, t *metadata.Topic, p metadata.Partition, log *trackedLog) {
+func (m *Manager) lead(tp TopicPartition, t *metadata.Topic, p metadata.Partition, log *trackedLog, minISR int) {
 	if l, ok := m.leaders[tp]; ok {
 		if l.tracker.Update(p) == nil {
+			l.tracker.SetMinISR(minISR)
 			return
 		}
 		m.stopLeading(tp) // a new leader epoch: start afresh
 	}
 	m.stopFollowing(tp)
 	tracker, err := NewLeader(LeaderConfig{
-		LocalID: m.id, LagTimeMax: m.cfg.LagTimeMax, MinISR: m.minISR(t), SetHighWatermark: log.SetHighWatermark,
+		LocalID: m.id, LagTimeMax: m.cfg.LagTimeMax, MinISR: minISR, SetHighWatermark: log.SetHighWatermark,
 	}, p, log.LogEndOffset(), log.knownHighWatermark())
 	if err != nil {
 		m.log.Error("becoming leader", "partition", tp, "err", err)

@@ -329,3 +329,54 @@ func TestTopicDeletionAndLeadershipCallbacks(t *testing.T) {
 		return nil
 	})
 }
+
+// TestMinISRFollowsDynamicConfigs checks that min.insync.replicas changed
+// on a running cluster applies to partitions already led: the cluster-wide
+// dynamic value over the broker's start-up value, the topic's own value
+// over both, and each removal falls back to the next.
+func TestMinISRFollowsDynamicConfigs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three in-process brokers")
+	}
+	tb := newTestBrokers(t, 3)
+	tp := TopicPartition{"settings", 0}
+	checkFor(t, 10*time.Second, func() error {
+		_, err := tb.any().ctl.CreateTopic(context.Background(), tp.Topic, 1, 3, nil)
+		if errors.Is(err, metadata.ErrTopicExists) {
+			return nil
+		}
+		return err
+	})
+	tb.produceEventually(tp, 1, "start-up min ISR 2")
+
+	ctx := context.Background()
+	expect := func(what string, refused bool) {
+		t.Helper()
+		checkFor(t, 10*time.Second, func() error {
+			_, err := tb.produce(tp, 1, what)
+			switch {
+			case refused && !errors.Is(err, ErrNotEnoughReplicas):
+				return fmt.Errorf("%s: produce = %v, want ErrNotEnoughReplicas", what, err)
+			case !refused && err != nil:
+				return fmt.Errorf("%s: produce = %v", what, err)
+			}
+			return nil
+		})
+	}
+	if err := tb.any().ctl.SetBrokerConfigs(ctx, metadata.ClusterDefault, map[string]string{MinISRConfig: "4"}); err != nil {
+		t.Fatal(err)
+	}
+	expect("cluster-wide min ISR 4 on three replicas", true)
+	if _, err := tb.any().ctl.SetTopicConfigs(ctx, tp.Topic, map[string]string{MinISRConfig: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	expect("the topic's min ISR 1", false)
+	if _, err := tb.any().ctl.SetTopicConfigs(ctx, tp.Topic, nil); err != nil {
+		t.Fatal(err)
+	}
+	expect("the topic's value removed: cluster-wide 4 again", true)
+	if err := tb.any().ctl.SetBrokerConfigs(ctx, metadata.ClusterDefault, nil); err != nil {
+		t.Fatal(err)
+	}
+	expect("the cluster-wide value removed: the start-up 2", false)
+}
