@@ -1,7 +1,7 @@
-// Package localcloud runs the Tributary local cloud: an AWS API emulator for EC2, KMS, STS, IAM
-// and CloudWatch on one loopback endpoint, whose EC2 instances really run (as child processes
-// with their own instance metadata service), with its state in a directory that survives
-// restarts. Start it in-process (tests, the provider's acceptance tests) or with the
+// Package localcloud runs the Tributary local cloud: an AWS API emulator for EC2, KMS, STS, IAM,
+// CloudWatch and CloudWatch Logs on one loopback endpoint, whose EC2 instances really run (as
+// child processes with their own instance metadata service), with its state in a directory that
+// survives restarts. Start it in-process (tests, the provider's acceptance tests) or with the
 // tributary-localcloud command.
 package localcloud
 
@@ -23,6 +23,7 @@ import (
 	"github.com/tributary/tributary/internal/localcloud/ec2"
 	"github.com/tributary/tributary/internal/localcloud/iam"
 	"github.com/tributary/tributary/internal/localcloud/kms"
+	"github.com/tributary/tributary/internal/localcloud/logs"
 	"github.com/tributary/tributary/internal/localcloud/sts"
 )
 
@@ -73,6 +74,7 @@ type Cloud struct {
 	iam      *iam.Service
 	sts      *sts.Service
 	cw       *cloudwatch.Service
+	logs     *logs.Service
 	lockFile *os.File
 
 	closeOnce sync.Once
@@ -156,6 +158,12 @@ func Start(ctx context.Context, opts Options) (*Cloud, error) {
 	if c.cw, err = cloudwatch.New(e); err != nil {
 		return nil, fmt.Errorf("localcloud: starting CloudWatch: %w", err)
 	}
+	if e, err = env("logs"); err != nil {
+		return nil, err
+	}
+	if c.logs, err = logs.New(e); err != nil {
+		return nil, fmt.Errorf("localcloud: starting CloudWatch Logs: %w", err)
+	}
 	if e, err = env("ec2"); err != nil {
 		return nil, err
 	}
@@ -172,6 +180,7 @@ func Start(ctx context.Context, opts Options) (*Cloud, error) {
 	c.server.Register("iam", c.iam)
 	c.server.Register("sts", c.sts)
 	c.server.Register("monitoring", c.cw)
+	c.server.Register("logs", c.logs)
 	c.server.SetAuthorizer(c.iam)
 	c.server.HandleNonAWS(faultPrefix, c.faultAPI())
 	if opts.BrokerBinary != "" {
@@ -340,6 +349,9 @@ func (c *Cloud) shutdown() error {
 	}
 	if c.cw != nil {
 		errs = append(errs, c.cw.Close())
+	}
+	if c.logs != nil {
+		errs = append(errs, c.logs.Close())
 	}
 	if c.lockFile != nil {
 		errs = append(errs, c.lockFile.Close())

@@ -13,7 +13,7 @@
 //	func (s *Service) Close() error               // optional (io.Closer): flush state
 //
 // The wiring registers it under its SigV4 scope name: "ec2", "kms", "sts", "iam", "monitoring"
-// (CloudWatch). Interfaces that services implement for each other, installed by the wiring:
+// (CloudWatch), "logs" (CloudWatch Logs). Interfaces that services implement for each other, installed by the wiring:
 //   - iam.Service implements Authorizer (installed with Server.SetAuthorizer) and
 //     InstanceProfileResolver (used by EC2 RunInstances and the instance metadata service).
 //   - kms.Service implements KeyResolver (used by EC2 CreateVolume / RunInstances encryption).
