@@ -438,6 +438,14 @@ func (p *Partition) rollLocked(now time.Time, base int64) error {
 	}
 	p.segments = append(p.segments, s)
 	p.unsynced = append(p.unsynced, old)
+	// The producer state at the new segment's start, as Kafka snapshots it
+	// at every roll: a truncation into this segment replays from here, not
+	// from the start of the log. It needs no fsync: a torn one fails its
+	// CRC and an older one is used; the index entries it vouches for were
+	// fsynced above (with those of earlier segments at their rolls).
+	if err := os.WriteFile(s.snapshotPath(), p.producers.encode(base), 0o644); err != nil {
+		p.store.log.Warn("writing producer-state snapshot at roll", "segment", s.snapshotPath(), "err", err)
+	}
 	return nil
 }
 

@@ -85,6 +85,21 @@ func (st *Store) recoverPartition(dir, topic string, partition int32, clean bool
 		}
 	}
 	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
+	// A snapshot whose segment is gone (deleted with a crash in between)
+	// describes a log that may not exist any more.
+	for _, e := range entries {
+		stem, ok := strings.CutSuffix(e.Name(), snapshotSuffix)
+		if !ok {
+			continue
+		}
+		base, ok := parseSegmentName(stem + logSuffix)
+		if i := sort.Search(len(bases), func(i int) bool { return bases[i] >= base }); ok && i < len(bases) && bases[i] == base {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+			return nil, fmt.Errorf("removing stray snapshot %s: %w", e.Name(), err)
+		}
+	}
 
 	logStart, lsErr := readLogStartOffset(dir)
 	if lsErr != nil {
@@ -347,11 +362,16 @@ func (p *Partition) recoverProducerStateLocked(indexesOK bool) error {
 		// The end-of-recovery checkpoint replaces it unless it is at the log end.
 		p.snapOffset = from
 	}
-	full := err != nil || from > p.leo || from < p.segments[0].base || !indexesOK
-	if full {
+	full := !indexesOK
+	if err != nil || from > p.leo || from < p.segments[0].base {
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
-			p.store.log.Warn("producer-state snapshot unusable; replaying the log", "partition", p.dir, "err", err)
+			p.store.log.Warn("producer-state snapshot unusable; replaying from the last segment snapshot", "partition", p.dir, "err", err)
 		}
+		var found bool
+		ps, from, found = p.newestSegmentSnapshotLocked(p.leo)
+		full = full || !found
+	}
+	if full {
 		ps, from = newProducerStates(), p.segments[0].base
 	}
 	for _, s := range p.segments {
@@ -395,18 +415,44 @@ func (p *Partition) rebuildProducerStateLocked() error {
 			return fmt.Errorf("%w: %w", ErrStorage, err)
 		}
 	}
-	ps, from := newProducerStates(), p.segments[0].base
+	ps, from, _ := p.newestSegmentSnapshotLocked(p.leo)
 	if p.snapOffset >= from {
 		loaded, off, err := readProducerStates(p.dir)
 		if err == nil && off == p.snapOffset {
 			ps, from = loaded, off
 		} else {
-			p.store.log.Warn("producer-state snapshot unreadable; replaying the log", "partition", p.dir, "err", err)
+			p.store.log.Warn("producer-state snapshot unreadable; replaying from an earlier one", "partition", p.dir, "err", err)
 		}
 	}
 	// Verifications in flight are about the producers, not the log: they stay.
 	ps.verifying = p.producers.verifying
 	return p.replayFromLocked(ps, from, p.highWatermarkLocked(), p.leo)
+}
+
+// newestSegmentSnapshotLocked returns the newest readable snapshot taken
+// at a segment roll at or below limit, and its offset; without one, an
+// empty state at the first segment's base.
+func (p *Partition) newestSegmentSnapshotLocked(limit int64) (producerStates, int64, bool) {
+	for i := len(p.segments) - 1; i >= 0; i-- {
+		s := p.segments[i]
+		if s.base > limit {
+			continue
+		}
+		b, err := os.ReadFile(s.snapshotPath())
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		var ps producerStates
+		var off int64
+		if err == nil {
+			ps, off, err = decodeProducerStates(b)
+		}
+		if err == nil && off == s.base {
+			return ps, off, true
+		}
+		p.store.log.Warn("segment's producer-state snapshot unusable; trying an earlier one", "snapshot", s.snapshotPath(), "err", err)
+	}
+	return newProducerStates(), p.segments[0].base, false
 }
 
 // replayFromLocked installs ps (the state for the log below from) and

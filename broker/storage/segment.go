@@ -21,6 +21,9 @@ const (
 	indexSuffix     = ".index"
 	timeIndexSuffix = ".timeindex"
 	cleanedSuffix   = ".cleaned"
+	// snapshotSuffix names the producer-state snapshot taken when the
+	// segment was rolled in, at its base offset.
+	snapshotSuffix = ".snapshot"
 )
 
 // segment is one file of a partition's log: batches back to back, the base
@@ -58,6 +61,9 @@ func (s *segment) indexPath() string {
 func (s *segment) timeIndexPath() string {
 	return filepath.Join(s.dir, segmentName(s.base)+timeIndexSuffix)
 }
+func (s *segment) snapshotPath() string {
+	return filepath.Join(s.dir, segmentName(s.base)+snapshotSuffix)
+}
 
 // parseSegmentName returns the base offset of a "<20 digits>.log" name.
 func parseSegmentName(name string) (int64, bool) {
@@ -80,7 +86,7 @@ func createSegment(dir string, base int64, now time.Time) (*segment, error) {
 		return nil, fmt.Errorf("creating segment %s: %w", s.logPath(), err)
 	}
 	s.file = f
-	for _, p := range []string{s.indexPath(), s.timeIndexPath(), s.txnIndexPath()} {
+	for _, p := range []string{s.indexPath(), s.timeIndexPath(), s.txnIndexPath(), s.snapshotPath()} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			f.Close()
 			return nil, fmt.Errorf("removing stale index %s: %w", p, err)
@@ -300,7 +306,7 @@ func (s *segment) close() error {
 // remove closes the segment and deletes its files.
 func (s *segment) remove() error {
 	err := s.close()
-	for _, p := range []string{s.logPath(), s.indexPath(), s.timeIndexPath(), s.txnIndexPath()} {
+	for _, p := range []string{s.logPath(), s.indexPath(), s.timeIndexPath(), s.txnIndexPath(), s.snapshotPath()} {
 		if rerr := os.Remove(p); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 			err = errors.Join(err, fmt.Errorf("removing %s: %w", p, rerr))
 		}

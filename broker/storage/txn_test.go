@@ -831,3 +831,54 @@ func TestRetentionDropsWholeSegmentsWithTheirTxnIndex(t *testing.T) {
 		t.Fatalf("LSO %d with a transaction open from 0 and the log starting at %d; want the log start", got, start)
 	}
 }
+
+// TestTruncateReplaysFromTheSegmentSnapshot: a truncation whose cut lies
+// below the checkpoint's snapshot rebuilds from the snapshot taken when the
+// last remaining segment was rolled in, reading only that segment, not the
+// whole log (shown by damaging the first segment, which a replay from the
+// start could not read past).
+func TestTruncateReplaysFromTheSegmentSnapshot(t *testing.T) {
+	dir := memTempDir(t)
+	st := openStore(t, dir, Options{FlushPolicy: FlushNone, CheckpointInterval: time.Hour})
+	p := mustCreate(t, st, "seg", 0, TopicConfig{SegmentBytes: 300})
+	a, b := &txnClient{t: t, p: p, pid: 1}, &txnClient{t: t, p: p, pid: 2}
+	views := map[int64]txnView{}
+	for i := 0; i < 12; i++ {
+		a.send(1)
+		b.send(1)
+		views[p.LogEndOffset()] = viewOf(p)
+		a.end(i%2 == 0, 0)
+		views[p.LogEndOffset()] = viewOf(p)
+	}
+	if err := p.checkpoint(); err != nil { // snapshot at the log end
+		t.Fatal(err)
+	}
+	if len(p.segments) < 4 {
+		t.Fatalf("want several segments, have %d", len(p.segments))
+	}
+	first := p.segments[0].logPath()
+	f, err := os.OpenFile(first, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0xff, 0xff, 0xff, 0xff}, 8); err != nil { // the first batch's length
+		t.Fatal(err)
+	}
+	f.Close()
+	last := p.segments[len(p.segments)-1]
+	cut := int64(-1)
+	for end := range views {
+		if end > last.base && end < p.LogEndOffset() && (cut < 0 || end < cut) {
+			cut = end
+		}
+	}
+	if cut < 0 {
+		t.Fatalf("no batch boundary inside the last segment (base %d, end %d)", last.base, p.LogEndOffset())
+	}
+	if err := p.TruncateTo(cut); err != nil {
+		t.Fatalf("TruncateTo(%d) in the last segment: %v", cut, err)
+	}
+	if got, want := viewOf(p), views[cut]; !reflect.DeepEqual(got, want) {
+		t.Fatalf("after TruncateTo(%d):\ngot  %+v\nwant %+v", cut, got, want)
+	}
+}
