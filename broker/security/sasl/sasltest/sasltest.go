@@ -50,6 +50,8 @@ type Broker struct {
 	ln      net.Listener
 	wg      sync.WaitGroup
 	changed chan struct{} // signalled after an outcome is recorded
+	// tlsPrincipal authenticates TLS connections by their handshake.
+	tlsPrincipal func(tls.ConnectionState) (string, error)
 
 	mu       sync.Mutex
 	outcomes []Outcome
@@ -59,8 +61,12 @@ type Broker struct {
 
 // Options configures Start.
 type Options struct {
-	// TLS, when set, makes the listener SASL_SSL.
+	// TLS, when set, makes the listener SSL (or SASL_SSL with mechanisms).
 	TLS *tls.Config
+	// TLSPrincipal, with TLS, authenticates each connection by its TLS
+	// handshake, as an SSL listener does (mutual TLS); the outcome's
+	// mechanism is "SSL".
+	TLSPrincipal func(tls.ConnectionState) (string, error)
 }
 
 // Start serves mechs on 127.0.0.1 until the test ends.
@@ -74,6 +80,9 @@ func Start(t testing.TB, opts Options, mechs ...sasl.Mechanism) *Broker {
 		ln = tls.NewListener(ln, opts.TLS)
 	}
 	b := &Broker{Addr: ln.Addr().String(), mechs: map[string]sasl.Mechanism{}, ln: ln, changed: make(chan struct{}, 1), metadata: map[string]int{}}
+	if opts.TLS != nil {
+		b.tlsPrincipal = opts.TLSPrincipal
+	}
 	for _, m := range mechs {
 		b.mechs[m.Name()] = m
 		b.order = append(b.order, m.Name())
@@ -170,6 +179,20 @@ func (b *Broker) serve(nc net.Conn) {
 			}
 		}
 	}()
+	if tc, ok := nc.(*tls.Conn); ok && b.tlsPrincipal != nil {
+		_ = tc.SetDeadline(time.Now().Add(30 * time.Second))
+		err := tc.Handshake()
+		var p string
+		if err == nil {
+			p, err = b.tlsPrincipal(tc.ConnectionState())
+		}
+		if err != nil {
+			b.record(Outcome{Mechanism: "SSL", Err: err})
+			return
+		}
+		c.principal = p
+		b.record(Outcome{Mechanism: "SSL", Result: sasl.Result{Principal: p}})
+	}
 	for {
 		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 		frame, err := readFrame(c.r)
