@@ -424,3 +424,59 @@ func TestInstancesWithoutProcess(t *testing.T) {
 		}
 	})
 }
+
+// TestKeepInterfacesOnTerminateFault: under the fault a terminated instance's
+// interfaces stay attached (moto's behaviour); detaching the primary one is
+// still refused and so is deleting an attached one; without it they are
+// released as on AWS.
+func TestKeepInterfacesOnTerminateFault(t *testing.T) {
+	c := startCloud(t, "")
+	client := ec2Client(c)
+	ctx := context.Background()
+	ami := registerImage(t, c, "virtual", "")
+	sn := defaultSubnet(t, client, "us-east-1a")
+	launch := func() (instanceID, eniID string) {
+		t.Helper()
+		eni, err := client.CreateNetworkInterface(ctx, &ec2.CreateNetworkInterfaceInput{SubnetId: sn.SubnetId})
+		if err != nil {
+			t.Fatal(err)
+		}
+		run, err := client.RunInstances(ctx, &ec2.RunInstancesInput{ImageId: aws.String(ami), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+			NetworkInterfaces: []ec2types.InstanceNetworkInterfaceSpecification{{DeviceIndex: aws.Int32(0), NetworkInterfaceId: eni.NetworkInterface.NetworkInterfaceId}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := aws.ToString(run.Instances[0].InstanceId)
+		waitInstanceState(t, client, id, ec2types.InstanceStateNameRunning)
+		if _, err := client.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}}); err != nil {
+			t.Fatal(err)
+		}
+		waitInstanceState(t, client, id, ec2types.InstanceStateNameTerminated)
+		return id, aws.ToString(eni.NetworkInterface.NetworkInterfaceId)
+	}
+	describeENI := func(id string) ec2types.NetworkInterface {
+		t.Helper()
+		out, err := client.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{id}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.NetworkInterfaces[0]
+	}
+
+	c.KeepInterfacesOnTerminate(true)
+	instID, eniID := launch()
+	eni := describeENI(eniID)
+	if eni.Status != ec2types.NetworkInterfaceStatusInUse || eni.Attachment == nil || aws.ToString(eni.Attachment.InstanceId) != instID {
+		t.Fatalf("under the fault, the interface of terminated %s is %s attached %+v; want in-use, attached to it", instID, eni.Status, eni.Attachment)
+	}
+	_, err := client.DetachNetworkInterface(ctx, &ec2.DetachNetworkInterfaceInput{AttachmentId: eni.Attachment.AttachmentId, Force: aws.Bool(true)})
+	wantCode(t, err, "OperationNotPermitted")
+	_, err = client.DeleteNetworkInterface(ctx, &ec2.DeleteNetworkInterfaceInput{NetworkInterfaceId: aws.String(eniID)})
+	wantCode(t, err, "InvalidNetworkInterface.InUse")
+
+	c.KeepInterfacesOnTerminate(false)
+	_, eniID = launch()
+	if eni := describeENI(eniID); eni.Status != ec2types.NetworkInterfaceStatusAvailable || eni.Attachment != nil {
+		t.Fatalf("without the fault, the interface of a terminated instance is %s attached %+v; want available", eni.Status, eni.Attachment)
+	}
+}

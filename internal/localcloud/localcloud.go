@@ -301,6 +301,10 @@ func (c *Cloud) RegisterBrokerImage(binary, version string) (string, error) {
 	return c.ec2.RegisterImage(ec2.BrokerImageSpec(binary, version, ""))
 }
 
+// KeepInterfacesOnTerminate turns on or off the fault that leaves a terminated instance's network
+// interfaces attached to it (see ec2.Service.KeepInterfacesOnTerminate).
+func (c *Cloud) KeepInterfacesOnTerminate(on bool) { c.ec2.KeepInterfacesOnTerminate(on) }
+
 // KillInstance kills an instance hard (fault injection); it ends stopped.
 func (c *Cloud) KillInstance(id string) error { return c.ec2.KillInstance(id) }
 

@@ -793,7 +793,9 @@ func (s *Service) finishTerminateLocked(inst *instance) {
 			delete(s.st.NetworkInterfaces, e.ID)
 			continue
 		}
-		e.Attachment = nil
+		if !s.keepInterfaces {
+			e.Attachment = nil
+		}
 	}
 	delete(s.creds, inst.ID)
 	if err := s.opts.Env.Credentials.RevokeSource(credentialSource(inst.ID)); err != nil {

@@ -258,6 +258,17 @@ func (s *Service) RoleCredentials(id string) (imds.RoleCredentials, error) {
 		Expiration: c.Expiration, LastUpdated: c.Expiration.Add(-6 * time.Hour)}, nil
 }
 
+// KeepInterfacesOnTerminate is a fault for testing clients of EC2: while on,
+// an instance that terminates keeps its network interfaces attached (those
+// not marked DeleteOnTermination) instead of releasing them, as moto 5.2
+// leaves them. DetachNetworkInterface still refuses device index 0, and
+// DeleteNetworkInterface an attached interface, as on AWS.
+func (s *Service) KeepInterfacesOnTerminate(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keepInterfaces = on
+}
+
 // KillInstance is the fault API's hard kill: the process group gets SIGKILL and the instance
 // ends stopped with a Server.InternalError reason, like a host failure of an EBS-backed
 // instance; StartInstances brings it back.

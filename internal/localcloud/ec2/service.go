@@ -73,6 +73,8 @@ type Service struct {
 	st       *state
 	creds    map[string]awsapi.Credential // instance id -> current role credentials
 	bootedAt map[string]time.Time         // instance id -> when its process last started
+	// keepInterfaces is the KeepInterfacesOnTerminate fault.
+	keepInterfaces bool
 }
 
 // New loads (or creates) the EC2 state under opts.Env.StateDir. Instances do not run until Start.
