@@ -154,8 +154,7 @@ func (r *clusterResource) Create(ctx context.Context, req resource.CreateRequest
 	}
 	if !resp.Diagnostics.HasError() && len(spec.DynamicConfig) > 0 {
 		reachable := plan.WaitForBrokers.ValueBool() && !hasWarning(resp.Diagnostics, warnUnreachable)
-		clustered := reachable && !hasWarning(resp.Diagnostics, warnStandalone)
-		resp.Diagnostics.Append(applyDynamicConfig(ctx, checkerFor(observed.Brokers), reachable, clustered, spec.DynamicConfig, nil)...)
+		resp.Diagnostics.Append(applyDynamicConfig(ctx, checkerFor(observed.Brokers), reachable, spec.DynamicConfig, nil)...)
 	}
 	if resp.Diagnostics.HasError() {
 		r.saveAfterFailure(ctx, &plan, &resp.State, &resp.Diagnostics)
@@ -245,11 +244,7 @@ func (r *clusterResource) setObserved(ctx context.Context, m *clusterModel, spec
 func checkerFor(brokers []fleet.Broker) *kafkacheck.Checker {
 	var kb []kafkacheck.Broker
 	for _, b := range brokers {
-		kb = append(kb, kafkacheck.Broker{
-			NodeID:     b.NodeID,
-			Addr:       endpoint(b.PrivateIP, plaintextPort),
-			QuorumAddr: endpoint(b.PrivateIP, bootconfig.DefaultControllerPort),
-		})
+		kb = append(kb, kafkacheck.Broker{NodeID: b.NodeID, Addr: endpoint(b.PrivateIP, plaintextPort)})
 	}
 	return &kafkacheck.Checker{
 		Brokers: kb,
@@ -257,24 +252,17 @@ func checkerFor(brokers []fleet.Broker) *kafkacheck.Checker {
 	}
 }
 
-// Summaries of the readiness warnings.
-const (
-	warnUnreachable = "Brokers not verified"
-	warnStandalone  = "Brokers run standalone"
-)
+// warnUnreachable is the summary of the warning that the brokers could not
+// be reached from where Terraform runs.
+const warnUnreachable = "Brokers not verified"
 
-// waitReady waits until every broker serves Kafka metadata; unreachable or
-// standalone brokers become warnings.
+// waitReady waits until every broker serves Kafka metadata that lists every
+// broker and a controller; brokers unreachable from here become a warning.
 func (r *clusterResource) waitReady(ctx context.Context, spec *clusterSpec, o *fleet.Observed) diag.Diagnostics {
 	var diags diag.Diagnostics
-	tflog.Info(ctx, "waiting for every broker to answer Kafka metadata", map[string]any{"brokers": len(o.Brokers)})
-	readiness, err := checkerFor(o.Brokers).WaitReady(ctx, reachWindow)
+	tflog.Info(ctx, "waiting for the brokers to form one cluster", map[string]any{"brokers": len(o.Brokers)})
+	err := checkerFor(o.Brokers).WaitReady(ctx, reachWindow)
 	switch {
-	case err == nil && !readiness.Clustered && len(o.Brokers) > 1:
-		diags.AddWarning(warnStandalone,
-			"Every broker answers Kafka metadata, but each lists only itself and none runs the metadata quorum (port 9095): "+
-				"this broker build does not cluster yet, so the brokers are independent single-node Kafka servers and topics are "+
-				"not replicated between them.")
 	case errors.Is(err, kafkacheck.ErrUnreachable):
 		diags.AddWarning(warnUnreachable,
 			"The instances run, but no broker address was reachable from where Terraform runs, so the provider could not check that "+
@@ -359,10 +347,10 @@ func rollIncomplete(o *fleet.Observed) bool {
 		if !b.HasLiveInstance() {
 			continue
 		}
-		if hash != "" && b.LaunchHash != hash {
+		if hash != "" && b.InstanceLaunchHash != hash {
 			return true
 		}
-		hash = b.LaunchHash
+		hash = b.InstanceLaunchHash
 	}
 	return false
 }
@@ -641,7 +629,6 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 		}
 	}
 	kafkaReachable := waitForKafka && !hasWarning(resp.Diagnostics, warnUnreachable)
-	clustered := kafkaReachable && !hasWarning(resp.Diagnostics, warnStandalone)
 
 	// broker_config's dynamic settings go live on every broker, before any
 	// roll: a broker launched by the roll finds them in the metadata, and a
@@ -662,9 +649,9 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 	rolls := slices.ContainsFunc(o.Brokers, func(b fleet.Broker) bool { return spec.NeedsRoll(&b, resolved.InstanceProfile) })
 	switch {
 	case !maps.Equal(oldDynamic, spec.DynamicConfig):
-		resp.Diagnostics.Append(applyDynamicConfig(ctx, checker, kafkaReachable, clustered, spec.DynamicConfig, remove)...)
+		resp.Diagnostics.Append(applyDynamicConfig(ctx, checker, kafkaReachable, spec.DynamicConfig, remove)...)
 	case rolls && len(spec.DynamicConfig) > 0 && kafkaReachable:
-		resp.Diagnostics.Append(applyDynamicConfig(ctx, checker, kafkaReachable, clustered, spec.DynamicConfig, nil)...)
+		resp.Diagnostics.Append(applyDynamicConfig(ctx, checker, kafkaReachable, spec.DynamicConfig, nil)...)
 	}
 	if resp.Diagnostics.HasError() {
 		return
@@ -682,10 +669,6 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 		hooks.AfterStart = func(ctx context.Context, nodeID int32) error {
 			if err := checker.WaitBrokerReady(ctx, nodeID); err != nil {
 				return err
-			}
-			if !clustered {
-				tflog.Info(ctx, "replaced broker serves Kafka (standalone: no replicas to catch up)", map[string]any{"node_id": nodeID})
-				return nil
 			}
 			if err := checker.WaitRejoined(ctx, nodeID); err != nil {
 				return err
@@ -728,7 +711,7 @@ func hasWarning(diags diag.Diagnostics, summary string) bool {
 // applyDynamicConfig makes broker_config's dynamic settings (set) the
 // cluster-wide values on every broker and deletes the removed ones, so the
 // brokers fall back to their defaults. It needs the brokers reachable.
-func applyDynamicConfig(ctx context.Context, checker *kafkacheck.Checker, reachable, clustered bool, set map[string]string, remove []string) diag.Diagnostics {
+func applyDynamicConfig(ctx context.Context, checker *kafkacheck.Checker, reachable bool, set map[string]string, remove []string) diag.Diagnostics {
 	var diags diag.Diagnostics
 	keys := append(slices.Sorted(maps.Keys(set)), remove...)
 	if !reachable {
@@ -749,7 +732,7 @@ func applyDynamicConfig(ctx context.Context, checker *kafkacheck.Checker, reacha
 		}
 		canonical[k] = c
 	}
-	if err := checker.SetClusterConfig(ctx, canonical, remove, clustered); err != nil {
+	if err := checker.SetClusterConfig(ctx, canonical, remove); err != nil {
 		diags.AddAttributeError(path.Root("broker_config"), "Applying broker_config to the running brokers", err.Error())
 		return diags
 	}

@@ -99,11 +99,12 @@ func (cs *clusterSpec) userData(node fleet.Node, controllers []fleet.Node) ([]by
 	return cs.bootDocument(node, controllers).Encode()
 }
 
-// launchHash covers what a broker is launched with besides image, type and
-// profile: listeners, monitoring and the static broker settings (the boot
-// document's); dynamic settings are not launched with, so changing one
-// rolls nothing.
-func (cs *clusterSpec) launchHash() string {
+// bootSettingsHash covers the settings every broker's boot document carries
+// (listeners, monitoring, the static broker settings, the cluster name): the
+// fleet's BootSettingsHash. Image, instance type and profile are the fleet's
+// own part of an instance's launch hash. Dynamic settings are not in the
+// boot document, so changing one rolls nothing.
+func (cs *clusterSpec) bootSettingsHash() string {
 	b, _ := json.Marshal(struct {
 		Listeners  []bootconfig.Listener
 		Config     map[string]string
@@ -157,7 +158,7 @@ func (r *clusterResource) specFromModel(ctx context.Context, m *clusterModel, cl
 	cs.Subnets = subnets
 	cs.Listeners = []bootconfig.Listener{{Name: "PLAINTEXT", Port: plaintextPort, SecurityProtocol: "PLAINTEXT"}}
 	cs.ClientPorts = []int32{plaintextPort}
-	cs.LaunchHash = cs.launchHash()
+	cs.BootSettingsHash = cs.bootSettingsHash()
 	cs.UserData = cs.userData
 	return cs, diags
 }

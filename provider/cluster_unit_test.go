@@ -103,13 +103,13 @@ func TestBootstrapStringIsDeterministic(t *testing.T) {
 	}
 }
 
-func TestLaunchHashSeesEveryBootSetting(t *testing.T) {
+func TestBootSettingsHashSeesEveryBootSetting(t *testing.T) {
 	base := func() *clusterSpec {
 		cs := &clusterSpec{StaticConfig: map[string]string{"num.partitions": "1"}, EnhancedMonitoring: "DEFAULT"}
 		cs.Name, cs.MetricsNamespace = "n", "ns"
 		return cs
 	}
-	h := base().launchHash()
+	h := base().bootSettingsHash()
 	for name, change := range map[string]func(*clusterSpec){
 		"broker config": func(c *clusterSpec) { c.StaticConfig["num.partitions"] = "2" },
 		"monitoring":    func(c *clusterSpec) { c.EnhancedMonitoring = "PER_BROKER" },
@@ -117,13 +117,13 @@ func TestLaunchHashSeesEveryBootSetting(t *testing.T) {
 	} {
 		cs := base()
 		change(cs)
-		if cs.launchHash() == h {
-			t.Errorf("a %s change does not change the launch hash", name)
+		if cs.bootSettingsHash() == h {
+			t.Errorf("a %s change does not change the boot settings hash", name)
 		}
 	}
 	dyn := base()
 	dyn.DynamicConfig = map[string]string{"log.retention.ms": "1000"}
-	if dyn.launchHash() != h {
-		t.Error("a dynamic setting changes the launch hash (it would roll the brokers)")
+	if dyn.bootSettingsHash() != h {
+		t.Error("a dynamic setting changes the boot settings hash (it would roll the brokers)")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -57,7 +58,7 @@ func (f *Fleet) Delete(ctx context.Context, clusterID string) error {
 		f.log(ctx, "deleting security group", "security_group_id", o.SecurityGroupID)
 		// ENIs of terminated instances linger for a moment; the group cannot
 		// go while one still uses it.
-		err := f.retryWhile(ctx, "security group "+o.SecurityGroupID+" to be released",
+		err := f.retryWhile(ctx, waitFor{"security group " + o.SecurityGroupID, "be deleted (no network interface using it)", f.waits().SecurityGroupReleased},
 			func(err error) bool { return errorCode(err) == "DependencyViolation" },
 			func() error {
 				_, err := f.EC2.DeleteSecurityGroup(ctx, &ec2.DeleteSecurityGroupInput{GroupId: aws.String(o.SecurityGroupID)})
@@ -79,13 +80,23 @@ func (f *Fleet) Delete(ctx context.Context, clusterID string) error {
 			errorCode(err) != "NotFoundException" {
 			return fmt.Errorf("deleting alias %s: %w", KeyAlias(clusterID), err)
 		}
+		// By key id, which AWS takes as well as the ARN for a key of the
+		// caller's account; moto 5.2 fails (HTTP 500) on an ARN here.
 		if _, err := f.KMS.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{
-			KeyId: aws.String(o.KeyARN), PendingWindowInDays: aws.Int32(KeyDeletionWindowDays),
+			KeyId: aws.String(keyIDOf(o.KeyARN)), PendingWindowInDays: aws.Int32(KeyDeletionWindowDays),
 		}); err != nil && errorCode(err) != "KMSInvalidStateException" && errorCode(err) != "NotFoundException" {
 			return fmt.Errorf("scheduling deletion of KMS key %s: %w", o.KeyARN, err)
 		}
 	}
 	return nil
+}
+
+// keyIDOf returns the key id of a key ARN (arn:aws:kms:region:account:key/id).
+func keyIDOf(arn string) string {
+	if i := strings.LastIndex(arn, "key/"); i >= 0 && strings.HasPrefix(arn, "arn:") {
+		return arn[i+len("key/"):]
+	}
+	return arn
 }
 
 func (f *Fleet) deleteVolume(ctx context.Context, id string) error {
@@ -109,16 +120,50 @@ func (f *Fleet) deleteVolume(ctx context.Context, id string) error {
 	return nil
 }
 
+// deleteENI deletes the interface once its instance released it. An
+// attachment that outlived its terminated instance is detached first; if
+// EC2 refuses that too, the delete is tried anyway: the instance is gone,
+// and an EC2 that still counts the interface in use says so and the wait
+// goes on (AWS), while one that only never cleaned the attachment up lets
+// the delete through (moto).
 func (f *Fleet) deleteENI(ctx context.Context, id string) error {
-	if err := f.waitENIAvailable(ctx, id); err != nil {
-		return err
+	logged := false
+	del := func() (string, error) {
+		if !logged {
+			f.log(ctx, "deleting network interface", "eni_id", id)
+			logged = true
+		}
+		_, err := f.EC2.DeleteNetworkInterface(ctx, &ec2.DeleteNetworkInterfaceInput{NetworkInterfaceId: aws.String(id)})
+		switch code := errorCode(err); {
+		case err == nil, code == "InvalidNetworkInterfaceID.NotFound":
+			return "deleted", nil
+		case code == "InvalidNetworkInterface.InUse":
+			return "in-use (" + err.Error() + ")", errNotYet
+		}
+		return "", fmt.Errorf("deleting network interface %s: %w", id, err)
 	}
-	f.log(ctx, "deleting network interface", "eni_id", id)
-	if _, err := f.EC2.DeleteNetworkInterface(ctx, &ec2.DeleteNetworkInterfaceInput{NetworkInterfaceId: aws.String(id)}); err != nil &&
-		errorCode(err) != "InvalidNetworkInterfaceID.NotFound" {
-		return fmt.Errorf("deleting network interface %s: %w", id, err)
-	}
-	return nil
+	return f.poll(ctx, waitFor{"network interface " + id, "be released and deleted", f.waits().NetworkInterfaceReleased}, func() (string, error) {
+		eni, err := f.describeENI(ctx, id)
+		switch {
+		case err != nil:
+			return "", err
+		case eni == nil:
+			return "deleted", nil
+		case eni.Status == ec2types.NetworkInterfaceStatusAvailable:
+			return del()
+		}
+		state, refused, err := f.releaseStaleAttachment(ctx, eni)
+		if err != nil || !refused {
+			if err == nil {
+				err = errNotYet
+			}
+			return state, err
+		}
+		if st, err := del(); !errors.Is(err, errNotYet) {
+			return st, err
+		}
+		return state, errNotYet
+	})
 }
 
 func (f *Fleet) deleteRole(ctx context.Context, o *Observed) error {

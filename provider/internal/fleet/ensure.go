@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -23,16 +22,17 @@ type Resolved struct {
 	InstanceProfile string
 }
 
-// launchHash identifies what an instance of the spec is launched from.
-func (s *Spec) launchHash(profile string) string {
-	h := sha256.Sum256([]byte(strings.Join([]string{s.ImageID, s.InstanceType, profile, s.LaunchHash}, "\x00")))
+// instanceLaunchHash covers everything an instance of the spec is launched
+// from: image, instance type, instance profile and the boot settings.
+func (s *Spec) instanceLaunchHash(profile string) string {
+	h := sha256.Sum256([]byte(strings.Join([]string{s.ImageID, s.InstanceType, profile, s.BootSettingsHash}, "\x00")))
 	return hex.EncodeToString(h[:8])
 }
 
 // NeedsRoll reports whether a broker's live instance was launched from
 // something other than what the spec asks for.
 func (s *Spec) NeedsRoll(b *Broker, profile string) bool {
-	return b.HasLiveInstance() && b.LaunchHash != s.launchHash(profile)
+	return b.HasLiveInstance() && b.InstanceLaunchHash != s.instanceLaunchHash(profile)
 }
 
 // Ensure creates whatever of the spec is missing: the shared objects, every
@@ -241,7 +241,7 @@ func (f *Fleet) modifyVolume(ctx context.Context, s *Spec, b *Broker) error {
 	}
 	// The new size is usable once the modification is optimizing; EBS
 	// finishes optimizing in the background, with the volume in use.
-	return f.poll(ctx, "volume "+b.VolumeID+" modification", func() (string, error) {
+	return f.poll(ctx, waitFor{"the modification of volume " + b.VolumeID, "reach optimizing", f.waits().VolumeModification}, func() (string, error) {
 		out, err := f.EC2.DescribeVolumesModifications(ctx, &ec2.DescribeVolumesModificationsInput{VolumeIds: []string{b.VolumeID}})
 		if err != nil {
 			return "", fmt.Errorf("describing the modification of volume %s: %w", b.VolumeID, err)
@@ -275,7 +275,7 @@ func (f *Fleet) launch(ctx context.Context, s *Spec, b *Broker, nodes, controlle
 		return fmt.Errorf("rendering the boot document: %w", err)
 	}
 	tags := s.allTags("broker", b.NodeID)
-	tags[TagLaunchHash] = s.launchHash(profile)
+	tags[TagInstanceLaunchHash] = s.instanceLaunchHash(profile)
 	in := &ec2.RunInstancesInput{
 		ImageId:      aws.String(s.ImageID),
 		InstanceType: ec2types.InstanceType(s.InstanceType),
@@ -298,9 +298,7 @@ func (f *Fleet) launch(ctx context.Context, s *Spec, b *Broker, nodes, controlle
 	var out *ec2.RunInstancesOutput
 	// A new instance profile takes seconds to reach EC2; a profile that
 	// never arrives is a mistake, so the retry is bounded.
-	propagation, cancel := context.WithTimeout(ctx, profilePropagationWait)
-	defer cancel()
-	err = f.retryWhile(propagation, "the instance profile "+profile+" to reach EC2", isProfilePropagation, func() error {
+	err = f.retryWhile(ctx, waitFor{"instance profile " + profile, "be usable by EC2", f.waits().ProfilePropagation}, isProfilePropagation, func() error {
 		var err error
 		out, err = f.EC2.RunInstances(ctx, in)
 		return err
@@ -311,7 +309,7 @@ func (f *Fleet) launch(ctx context.Context, s *Spec, b *Broker, nodes, controlle
 	inst := out.Instances[0]
 	b.InstanceID = aws.ToString(inst.InstanceId)
 	b.InstanceState = string(ec2types.InstanceStateNamePending)
-	b.ImageID, b.InstanceType, b.LaunchHash = s.ImageID, s.InstanceType, tags[TagLaunchHash]
+	b.ImageID, b.InstanceType, b.InstanceLaunchHash = s.ImageID, s.InstanceType, tags[TagInstanceLaunchHash]
 	if err := f.waitInstanceRunning(ctx, b.InstanceID); err != nil {
 		return err
 	}
@@ -319,10 +317,6 @@ func (f *Fleet) launch(ctx context.Context, s *Spec, b *Broker, nodes, controlle
 	f.log(ctx, "broker instance running", "node_id", b.NodeID, "instance_id", b.InstanceID)
 	return f.attach(ctx, b)
 }
-
-// profilePropagationWait bounds the wait for IAM to show a new instance
-// profile to EC2 (usually under 15 s).
-const profilePropagationWait = 2 * time.Minute
 
 // isProfilePropagation matches EC2's answer while a new instance profile is
 // not yet visible to it (IAM is eventually consistent).
@@ -351,16 +345,7 @@ func (f *Fleet) attach(ctx context.Context, b *Broker) error {
 
 func (f *Fleet) start(ctx context.Context, b *Broker) error {
 	if b.InstanceState == "stopping" {
-		if err := f.poll(ctx, "instance "+b.InstanceID+" to stop", func() (string, error) {
-			in, err := f.describeInstance(ctx, b.InstanceID)
-			if err != nil || in == nil {
-				return "", err
-			}
-			if in.State.Name == ec2types.InstanceStateNameStopped {
-				return "stopped", nil
-			}
-			return string(in.State.Name), errNotYet
-		}); err != nil {
+		if err := f.waitInstanceStopped(ctx, b.InstanceID); err != nil {
 			return err
 		}
 	}

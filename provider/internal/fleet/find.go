@@ -27,6 +27,8 @@ type Fleet struct {
 	Log func(ctx context.Context, msg string, attrs ...any)
 	// PollInterval is the delay between two polls of a waiter (default 2s).
 	PollInterval time.Duration
+	// Waits bounds each kind of wait (zero fields: DefaultWaits).
+	Waits Waits
 }
 
 func (f *Fleet) log(ctx context.Context, msg string, attrs ...any) {
@@ -215,7 +217,7 @@ func (f *Fleet) Observe(ctx context.Context, clusterID string) (*Observed, error
 				b.InstanceState = state
 				b.InstanceType = string(in.InstanceType)
 				b.ImageID = aws.ToString(in.ImageId)
-				b.LaunchHash = tagValue(in.Tags, TagLaunchHash)
+				b.InstanceLaunchHash = tagValue(in.Tags, TagInstanceLaunchHash)
 				b.InstanceProfile = ""
 				if in.IamInstanceProfile != nil {
 					b.InstanceProfile = aws.ToString(in.IamInstanceProfile.Arn)

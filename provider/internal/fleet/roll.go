@@ -96,16 +96,16 @@ func (f *Fleet) Retag(ctx context.Context, previous, s *Spec, profile string, o 
 	if len(ids) == 0 {
 		return nil
 	}
-	hash := s.launchHash(profile)
+	hash := s.instanceLaunchHash(profile)
 	_, err := f.EC2.CreateTags(ctx, &ec2.CreateTagsInput{
 		Resources: ids,
-		Tags:      []ec2types.Tag{{Key: aws.String(TagLaunchHash), Value: aws.String(hash)}},
+		Tags:      []ec2types.Tag{{Key: aws.String(TagInstanceLaunchHash), Value: aws.String(hash)}},
 	})
 	if err != nil {
 		return fmt.Errorf("tagging instances %v: %w", ids, err)
 	}
 	for _, b := range brokers {
-		b.LaunchHash = hash
+		b.InstanceLaunchHash = hash
 	}
 	return nil
 }

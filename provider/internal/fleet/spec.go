@@ -22,10 +22,10 @@ const (
 	TagClusterID   = "tributary:cluster-id"
 	TagClusterName = "tributary:cluster-name"
 	TagNodeID      = "tributary:node-id"
-	// TagLaunchHash on an instance records what it was launched from (image,
-	// type, profile, static boot settings); a different hash means the broker
-	// must be rolled.
-	TagLaunchHash = "tributary:launch-hash"
+	// TagInstanceLaunchHash on an instance records its instance launch hash
+	// (Spec.instanceLaunchHash: image, type, profile and boot settings); a
+	// different hash means the broker must be rolled.
+	TagInstanceLaunchHash = "tributary:launch-hash"
 	// TagComponent says what an object is for, for people reading the console.
 	TagComponent = "tributary:component"
 	// TagVersion and TagComponent are the broker image's tags (seam S4).
@@ -78,10 +78,10 @@ type Spec struct {
 	// UserData renders the boot document of one broker, given every
 	// broker's address; the fleet does not know the document's shape.
 	UserData func(node Node, controllers []Node) ([]byte, error)
-	// LaunchHash identifies what a broker instance is launched from besides
-	// image, type and profile (listeners, static broker settings); a change
-	// rolls the brokers.
-	LaunchHash string
+	// BootSettingsHash is a hash of the settings every broker's boot
+	// document carries (listeners, broker settings, monitoring), computed by
+	// the caller, which knows the document; a change rolls the brokers.
+	BootSettingsHash string
 	// MetricsNamespace is the CloudWatch namespace the created role may
 	// write to.
 	MetricsNamespace string
@@ -152,12 +152,13 @@ type Broker struct {
 	VolumeKMSKeyID   string
 	VolumeEncrypted  bool
 	// Instance fields are empty when the broker has no live instance.
-	InstanceID      string
-	InstanceState   string
-	InstanceType    string
-	ImageID         string
-	LaunchHash      string
-	InstanceProfile string // ARN of the instance's profile
+	InstanceID    string
+	InstanceState string
+	InstanceType  string
+	ImageID       string
+	// InstanceLaunchHash is the instance's TagInstanceLaunchHash.
+	InstanceLaunchHash string
+	InstanceProfile    string // ARN of the instance's profile
 	// VolumeAttached reports whether the volume is attached to InstanceID.
 	VolumeAttached bool
 }

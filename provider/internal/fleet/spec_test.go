@@ -63,14 +63,14 @@ func TestValidate(t *testing.T) {
 
 func TestNeedsRoll(t *testing.T) {
 	s := threeAZSpec()
-	b := &Broker{InstanceID: "i-1", InstanceState: "running", LaunchHash: s.launchHash("p")}
+	b := &Broker{InstanceID: "i-1", InstanceState: "running", InstanceLaunchHash: s.instanceLaunchHash("p")}
 	if s.NeedsRoll(b, "p") {
 		t.Error("a broker launched from the spec needs no roll")
 	}
 	for name, change := range map[string]func(*Spec){
 		"image":         func(s *Spec) { s.ImageID = "ami-2" },
 		"instance type": func(s *Spec) { s.InstanceType = "m7g.xlarge" },
-		"boot settings": func(s *Spec) { s.LaunchHash = "other" },
+		"boot settings": func(s *Spec) { s.BootSettingsHash = "other" },
 	} {
 		s2 := threeAZSpec()
 		change(s2)

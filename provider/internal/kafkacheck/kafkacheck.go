@@ -28,8 +28,6 @@ import (
 type Broker struct {
 	NodeID int32
 	Addr   string // host:port of the client listener
-	// QuorumAddr is host:port of the broker's metadata quorum (Raft) port.
-	QuorumAddr string
 }
 
 // Checker talks to one cluster.
@@ -113,77 +111,46 @@ func answered(dialErr error) bool {
 	return dialErr == nil || errors.Is(dialErr, syscall.ECONNREFUSED) || errors.Is(dialErr, syscall.ECONNRESET)
 }
 
-// Readiness says what WaitReady could establish.
-type Readiness struct {
-	// Clustered is true when the brokers run a metadata quorum and every
-	// broker lists all brokers and a controller. False means each broker
-	// answers Kafka but none runs the quorum (standalone brokers).
-	Clustered bool
-}
-
-// WaitReady waits until every broker answers a Metadata request. When the
-// brokers run a metadata quorum (something answers on a broker's quorum
-// port), it also waits until every broker lists all brokers and names a
-// controller; otherwise it returns Readiness{Clustered: false}, so that the
-// caller can say the brokers run standalone. If for reachWindow no address
-// was reachable at all, it gives up with ErrUnreachable, so that a provider
-// running outside the VPC can say so instead of waiting out the timeout.
-func (c *Checker) WaitReady(ctx context.Context, reachWindow time.Duration) (Readiness, error) {
+// WaitReady waits until every broker answers a Metadata request that lists
+// every broker of the cluster and names a controller: the brokers have
+// formed one cluster (a single broker is a cluster of one). If for
+// reachWindow no address was reachable at all, it gives up with
+// ErrUnreachable, so that a provider running outside the VPC can say so
+// instead of waiting out the timeout.
+func (c *Checker) WaitReady(ctx context.Context, reachWindow time.Duration) error {
 	if err := c.waitReachable(ctx, reachWindow); err != nil {
-		return Readiness{}, err
+		return err
 	}
-	// Every broker answers Metadata and knows itself.
-	seenOthers := false
-	if err := c.pollUntil(ctx, "brokers to serve Kafka", func() (string, bool) {
+	all := c.nodeIDs()
+	return c.pollUntil(ctx, "brokers to form one cluster", func() (string, bool) {
 		for _, b := range c.Brokers {
-			status, ok, known := c.answersKnown(ctx, b, []int32{b.NodeID}, false)
-			seenOthers = seenOthers || known > 1
-			if !ok {
-				return status, false
-			}
-		}
-		return "", true
-	}); err != nil {
-		return Readiness{}, err
-	}
-	// Clustered brokers either already list each other or run the quorum
-	// port (which security groups may hide from us; then the listing is
-	// the only sign).
-	if !seenOthers && !c.quorumRunning(ctx) {
-		return Readiness{Clustered: false}, nil
-	}
-	all := make([]int32, 0, len(c.Brokers))
-	for _, b := range c.Brokers {
-		all = append(all, b.NodeID)
-	}
-	err := c.pollUntil(ctx, "brokers to form one cluster", func() (string, bool) {
-		for _, b := range c.Brokers {
-			if status, ok := c.answers(ctx, b, all, true); !ok {
+			if status, ok := c.answers(ctx, b, all); !ok {
 				return status, false
 			}
 		}
 		return "", true
 	})
-	return Readiness{Clustered: err == nil}, err
 }
 
-// WaitBrokerReady waits until one broker answers Metadata; in a cluster
-// with a quorum, until it lists every broker and a controller.
+// WaitBrokerReady waits until one broker answers Metadata listing every
+// broker and a controller.
 func (c *Checker) WaitBrokerReady(ctx context.Context, nodeID int32) error {
 	b, ok := c.broker(nodeID)
 	if !ok {
 		return fmt.Errorf("no broker %d", nodeID)
 	}
-	want, clustered := []int32{nodeID}, c.quorumRunning(ctx)
-	if clustered {
-		want = want[:0]
-		for _, o := range c.Brokers {
-			want = append(want, o.NodeID)
-		}
-	}
+	all := c.nodeIDs()
 	return c.pollUntil(ctx, fmt.Sprintf("broker %d to serve Kafka", nodeID), func() (string, bool) {
-		return c.answers(ctx, b, want, clustered)
+		return c.answers(ctx, b, all)
 	})
+}
+
+func (c *Checker) nodeIDs() []int32 {
+	ids := make([]int32, 0, len(c.Brokers))
+	for _, b := range c.Brokers {
+		ids = append(ids, b.NodeID)
+	}
+	return ids
 }
 
 func (c *Checker) waitReachable(ctx context.Context, window time.Duration) error {
@@ -203,21 +170,6 @@ func (c *Checker) waitReachable(ctx context.Context, window time.Duration) error
 		case <-time.After(c.interval()):
 		}
 	}
-}
-
-// quorumRunning reports whether any broker accepts connections on its
-// metadata quorum port.
-func (c *Checker) quorumRunning(ctx context.Context) bool {
-	dial := c.dial
-	if dial == nil {
-		dial = dialTCP
-	}
-	for _, b := range c.Brokers {
-		if b.QuorumAddr != "" && dial(ctx, b.QuorumAddr) == nil {
-			return true
-		}
-	}
-	return false
 }
 
 // pollUntil calls check until it reports done or ctx ends, logging each new status.
@@ -240,18 +192,12 @@ func (c *Checker) pollUntil(ctx context.Context, what string, check func() (stat
 	}
 }
 
-// answers asks one broker for metadata and checks it lists wantNodes (and
-// a controller, when needController).
-func (c *Checker) answers(ctx context.Context, b Broker, wantNodes []int32, needController bool) (string, bool) {
-	status, ok, _ := c.answersKnown(ctx, b, wantNodes, needController)
-	return status, ok
-}
-
-// answersKnown is answers that also returns how many brokers b knows.
-func (c *Checker) answersKnown(ctx context.Context, b Broker, wantNodes []int32, needController bool) (string, bool, int) {
+// answers asks one broker for metadata and checks it lists wantNodes and
+// a controller.
+func (c *Checker) answers(ctx context.Context, b Broker, wantNodes []int32) (string, bool) {
 	md, err := metadataFrom(ctx, b.Addr)
 	if err != nil {
-		return fmt.Sprintf("broker %d (%s): %v", b.NodeID, b.Addr, err), false, 0
+		return fmt.Sprintf("broker %d (%s): %v", b.NodeID, b.Addr, err), false
 	}
 	var have []int32
 	for _, mb := range md.Brokers {
@@ -259,13 +205,13 @@ func (c *Checker) answersKnown(ctx context.Context, b Broker, wantNodes []int32,
 	}
 	for _, n := range wantNodes {
 		if !slices.Contains(have, n) {
-			return fmt.Sprintf("broker %d (%s) knows brokers %v, not yet %d", b.NodeID, b.Addr, have, n), false, len(have)
+			return fmt.Sprintf("broker %d (%s) knows brokers %v, not yet %d", b.NodeID, b.Addr, have, n), false
 		}
 	}
-	if needController && md.ControllerID < 0 {
-		return fmt.Sprintf("broker %d (%s) reports no controller yet", b.NodeID, b.Addr), false, len(have)
+	if md.ControllerID < 0 {
+		return fmt.Sprintf("broker %d (%s) reports no controller yet", b.NodeID, b.Addr), false
 	}
-	return "", true, len(have)
+	return "", true
 }
 
 // metadataFrom sends one Metadata request to exactly this address.
@@ -450,11 +396,16 @@ func (c *Checker) WaitCanStop(ctx context.Context, nodeID int32, patience time.D
 	defer cancel()
 	var last error
 	err := c.pollUntil(pctx, fmt.Sprintf("stopping broker %d to be safe", nodeID), func() (string, bool) {
-		last = c.CanStop(pctx, nodeID)
-		if last == nil {
+		err := c.CanStop(pctx, nodeID)
+		if err == nil {
 			return "", true
 		}
-		return last.Error(), false
+		// A check cut short by the end of patience says nothing about
+		// the brokers; the refusal before it does.
+		if pctx.Err() == nil || last == nil {
+			last = err
+		}
+		return err.Error(), false
 	})
 	if err != nil && last != nil {
 		return last
@@ -496,50 +447,18 @@ func (c *Checker) rejoinedOnce(ctx context.Context, nodeID int32) (string, bool)
 // IncrementalAlterConfigs, and removes the keys in remove: their
 // cluster-wide value and any broker's own dynamic value are deleted (op
 // DELETE), so every broker is back on the value it was started with, its
-// default. In a cluster the cluster-wide request is sent once, routed by
-// the client as Kafka routes it, and the metadata log carries it to every
-// broker; brokers that do not cluster (standalone) keep their own
-// settings, so then it goes to every broker itself. It returns once every
-// broker reports the result, or with the brokers' refusal.
-func (c *Checker) SetClusterConfig(ctx context.Context, set map[string]string, remove []string, clustered bool) error {
+// default. The cluster-wide request is sent once, routed by the client as
+// Kafka routes it, and the metadata log carries it to every broker. It
+// returns once every broker reports the result, or with the brokers'
+// refusal.
+func (c *Checker) SetClusterConfig(ctx context.Context, set map[string]string, remove []string) error {
 	if len(set) == 0 && len(remove) == 0 {
 		return nil
 	}
-	if clustered {
-		if err := c.setClusterConfigRouted(ctx, set, remove); err != nil {
-			return err
-		}
-		return c.waitClusterConfigApplied(ctx, set, remove)
-	}
-	for _, b := range c.Brokers {
-		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
-		req.Resources = append(req.Resources, alterResource("", set, remove))
-		if len(remove) > 0 {
-			req.Resources = append(req.Resources, alterResource(strconv.Itoa(int(b.NodeID)), nil, remove))
-		}
-		if err := requestOne(ctx, b.Addr, req); err != nil {
-			return fmt.Errorf("IncrementalAlterConfigs on broker %d (%s): %w", b.NodeID, b.Addr, err)
-		}
+	if err := c.setClusterConfigRouted(ctx, set, remove); err != nil {
+		return err
 	}
 	return c.waitClusterConfigApplied(ctx, set, remove)
-}
-
-// alterResource is one broker resource ("" for the cluster-wide default)
-// of an IncrementalAlterConfigs request: set, then delete.
-func alterResource(name string, set map[string]string, remove []string) kmsg.IncrementalAlterConfigsRequestResource {
-	res := kmsg.NewIncrementalAlterConfigsRequestResource()
-	res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeBroker, name
-	for _, k := range slices.Sorted(maps.Keys(set)) {
-		cfg := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
-		cfg.Name, cfg.Op, cfg.Value = k, kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr(set[k])
-		res.Configs = append(res.Configs, cfg)
-	}
-	for _, k := range slices.Sorted(slices.Values(remove)) {
-		cfg := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
-		cfg.Name, cfg.Op = k, kmsg.IncrementalAlterConfigOpDelete
-		res.Configs = append(res.Configs, cfg)
-	}
-	return res
 }
 
 func (c *Checker) setClusterConfigRouted(ctx context.Context, set map[string]string, remove []string) error {
@@ -626,35 +545,6 @@ func brokerConfigs(ctx context.Context, b Broker, names []string) (map[string]km
 		out[cfg.Name] = cfg
 	}
 	return out, nil
-}
-
-// requestOne sends an IncrementalAlterConfigs request to exactly one broker.
-func requestOne(ctx context.Context, addr string, req *kmsg.IncrementalAlterConfigsRequest) error {
-	cl, err := newClient(addr)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	seeds := cl.SeedBrokers()
-	if len(seeds) == 0 {
-		return fmt.Errorf("no seed broker for %s", addr)
-	}
-	kresp, err := seeds[0].Request(ctx, req)
-	if err != nil {
-		return err
-	}
-	for _, r := range kresp.(*kmsg.IncrementalAlterConfigsResponse).Resources {
-		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
-			msg := ""
-			if r.ErrorMessage != nil {
-				msg = ": " + *r.ErrorMessage
-			}
-			return fmt.Errorf("%w%s", err, msg)
-		}
-	}
-	return nil
 }
 
 // DynamicClusterConfig returns the cluster-wide dynamic broker settings

@@ -55,16 +55,15 @@ func TestWaitReady(t *testing.T) {
 	chk := &Checker{Brokers: brokersOf(c), PollInterval: 50 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	r, err := chk.WaitReady(ctx, time.Second)
-	if err != nil || !r.Clustered {
-		t.Fatalf("WaitReady on a healthy cluster: %+v, %v", r, err)
+	if err := chk.WaitReady(ctx, time.Second); err != nil {
+		t.Fatalf("WaitReady on a healthy cluster: %v", err)
 	}
 
 	// A broker the cluster does not list keeps it "not ready" until the deadline.
 	chk.Brokers = append(chk.Brokers, Broker{NodeID: 7, Addr: c.ListenAddrs()[0]})
 	short, cancel2 := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel2()
-	_, err = chk.WaitReady(short, time.Second)
+	err := chk.WaitReady(short, time.Second)
 	if err == nil || !strings.Contains(err.Error(), "not yet 7") {
 		t.Fatalf("WaitReady with a missing broker: err = %v, want one naming broker 7", err)
 	}
@@ -82,7 +81,7 @@ func TestWaitReadyUnreachable(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := chk.WaitReady(ctx, 200*time.Millisecond)
+	err := chk.WaitReady(ctx, 200*time.Millisecond)
 	if !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("err = %v, want ErrUnreachable", err)
 	}
@@ -116,7 +115,7 @@ func TestWaitReadyRefusedIsReachable(t *testing.T) {
 	chk := &Checker{Brokers: []Broker{{NodeID: 1, Addr: addr}}, PollInterval: 20 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
 	defer cancel()
-	_, err = chk.WaitReady(ctx, 100*time.Millisecond)
+	err = chk.WaitReady(ctx, 100*time.Millisecond)
 	if err == nil || errors.Is(err, ErrUnreachable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want a deadline while waiting (a refusing host is reachable)", err)
 	}
@@ -201,11 +200,8 @@ func TestSetClusterConfig(t *testing.T) {
 	chk := &Checker{Brokers: brokersOf(c)}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := chk.SetClusterConfig(ctx, map[string]string{"log.retention.ms": "3600000"}, nil, true); err != nil {
-		t.Fatalf("SetClusterConfig (routed): %v", err)
-	}
-	if err := chk.SetClusterConfig(ctx, map[string]string{"log.retention.ms": "3600000"}, nil, false); err != nil {
-		t.Fatalf("SetClusterConfig (every broker): %v", err)
+	if err := chk.SetClusterConfig(ctx, map[string]string{"log.retention.ms": "3600000"}, nil); err != nil {
+		t.Fatalf("SetClusterConfig: %v", err)
 	}
 	cl, _ := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
 	defer cl.Close()
@@ -229,57 +225,54 @@ func TestSetClusterConfig(t *testing.T) {
 // TestSetClusterConfigRemoves sets a dynamic config, then removes it: each
 // call returns only once every broker reports the result for itself, and
 // after the removal no broker has it from a dynamic value.
+// TestSetClusterConfigRemoves sets a dynamic config, then removes it: each
+// call returns only once every broker reports the result for itself, and
+// after the removal no broker has it from a dynamic value.
 func TestSetClusterConfigRemoves(t *testing.T) {
-	for _, clustered := range []bool{true, false} {
-		c := newCluster(t)
-		chk := &Checker{Brokers: brokersOf(c), PollInterval: 50 * time.Millisecond}
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := chk.SetClusterConfig(ctx, map[string]string{"log.retention.ms": "3600000"}, nil, clustered); err != nil {
-			t.Fatalf("clustered=%v: SetClusterConfig: %v", clustered, err)
+	c := newCluster(t)
+	chk := &Checker{Brokers: brokersOf(c), PollInterval: 50 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := chk.SetClusterConfig(ctx, map[string]string{"log.retention.ms": "3600000"}, nil); err != nil {
+		t.Fatalf("SetClusterConfig: %v", err)
+	}
+	if err := chk.SetClusterConfig(ctx, nil, []string{"log.retention.ms"}); err != nil {
+		t.Fatalf("removing: %v", err)
+	}
+	for _, b := range chk.Brokers {
+		cfgs, err := brokerConfigs(ctx, b, []string{"log.retention.ms"})
+		if err != nil {
+			t.Fatal(err)
 		}
-		if err := chk.SetClusterConfig(ctx, nil, []string{"log.retention.ms"}, clustered); err != nil {
-			t.Fatalf("clustered=%v: removing: %v", clustered, err)
-		}
-		for _, b := range chk.Brokers {
-			cfgs, err := brokerConfigs(ctx, b, []string{"log.retention.ms"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := cfgs["log.retention.ms"]; got.Value != nil && *got.Value == "3600000" {
-				t.Errorf("clustered=%v: broker %d still has log.retention.ms=%s from %s", clustered, b.NodeID, *got.Value, got.Source)
-			}
+		if got := cfgs["log.retention.ms"]; got.Value != nil && *got.Value == "3600000" {
+			t.Errorf("broker %d still has log.retention.ms=%s from %s", b.NodeID, *got.Value, got.Source)
 		}
 	}
 }
 
-func TestWaitReadyStandaloneBrokers(t *testing.T) {
-	// Two single-broker clusters: each broker answers Kafka but knows only
-	// itself, and nothing listens on the quorum ports.
+// TestWaitReadyRefusesBrokersThatDoNotCluster: brokers that each answer
+// Kafka but know only themselves have not formed a cluster, and that is a
+// failure, never a weaker kind of ready.
+func TestWaitReadyRefusesBrokersThatDoNotCluster(t *testing.T) {
 	var brokers []Broker
-	for range 2 {
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ClusterID("standalone"))
+	for i := range 2 {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ClusterID("alone"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(c.Close)
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		quorum := ln.Addr().String()
-		ln.Close()
-		// kfake numbers its only broker 0; the checker expects each to know itself.
-		brokers = append(brokers, Broker{NodeID: 0, Addr: c.ListenAddrs()[0], QuorumAddr: quorum})
+		// kfake numbers its only broker 0; the second is expected as 1,
+		// which its own metadata does not list.
+		brokers = append(brokers, Broker{NodeID: int32(i), Addr: c.ListenAddrs()[0]})
 	}
 	chk := &Checker{Brokers: brokers, PollInterval: 50 * time.Millisecond}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	r, err := chk.WaitReady(ctx, time.Second)
-	if err != nil {
-		t.Fatalf("WaitReady: %v", err)
+	err := chk.WaitReady(ctx, time.Second)
+	if err == nil {
+		t.Fatal("WaitReady accepted two brokers that do not know each other")
 	}
-	if r.Clustered {
-		t.Fatal("standalone brokers reported as a cluster")
+	if !strings.Contains(err.Error(), "form one cluster") || !strings.Contains(err.Error(), "not yet 1") {
+		t.Fatalf("err = %v, want it to say the brokers have not formed one cluster and name the missing broker", err)
 	}
 }
