@@ -20,7 +20,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
@@ -31,7 +30,6 @@ import (
 
 	"github.com/tributary/tributary/internal/bootconfig"
 	"github.com/tributary/tributary/provider/internal/fleet"
-	"github.com/tributary/tributary/provider/internal/kafkacheck"
 )
 
 const clusterResourceName = "tributary_cluster.test"
@@ -139,9 +137,8 @@ func accName(t *testing.T) string {
 }
 
 func TestAccCluster_basic(t *testing.T) {
+	skipWithoutRunningBrokers(t)
 	name := accName(t)
-	var notVerified string
-	defer skipIfNotVerified(t, &notVerified)
 	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
@@ -160,7 +157,7 @@ func TestAccCluster_basic(t *testing.T) {
 					resource.TestCheckResourceAttr(clusterResourceName, "bootstrap_brokers_tls", ""),
 					testAccCheckClusterInfrastructure(3),
 					testAccCheckBootstrapIsEveryBroker(),
-					testAccCheckServesKafka(t, "basic", 100, &notVerified),
+					testAccCheckServesKafka("basic", 100),
 				),
 			},
 			{
@@ -211,10 +208,9 @@ data "tributary_broker_image" "test" {
 }
 
 func TestAccCluster_update(t *testing.T) {
+	skipWithoutRunningBrokers(t)
 	name := accName(t)
 	var before []brokerIdentity
-	var notVerified string
-	defer skipIfNotVerified(t, &notVerified)
 	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
@@ -225,7 +221,7 @@ func TestAccCluster_update(t *testing.T) {
 				Check: resource.ComposeAggregateTestCheckFunc(
 					resource.TestCheckResourceAttr(clusterResourceName, "broker_nodes.#", "3"),
 					testAccRecordBrokers(&before),
-					testAccCheckServesKafka(t, "before-growth", 50, &notVerified),
+					testAccCheckServesKafka("before-growth", 50),
 				),
 			},
 			{
@@ -240,7 +236,7 @@ func TestAccCluster_update(t *testing.T) {
 					testAccCheckVolumeSizes(20),
 					testAccCheckBrokersKept(&before, true),
 					testAccCheckBootstrapIsEveryBroker(),
-					testAccCheckServesKafka(t, "after-growth", 50, &notVerified),
+					testAccCheckServesKafka("after-growth", 50),
 					testAccRecordBrokers(&before),
 				),
 			},
@@ -321,6 +317,7 @@ func TestAccCluster_update(t *testing.T) {
 }
 
 func TestAccCluster_rolling(t *testing.T) {
+	skipWithoutRunningBrokers(t)
 	name := accName(t)
 	var before []brokerIdentity
 	prod := &backgroundProducer{topic: "rolling"}
@@ -333,7 +330,7 @@ func TestAccCluster_rolling(t *testing.T) {
 				Config: clusterConfig(name, accEnv.version, 1, 10),
 				Check: resource.ComposeAggregateTestCheckFunc(
 					testAccRecordBrokers(&before),
-					prod.start(t),
+					prod.start(),
 				),
 			},
 			{
@@ -353,6 +350,7 @@ func TestAccCluster_rolling(t *testing.T) {
 }
 
 func TestAccCluster_disappears(t *testing.T) {
+	skipWithoutRunningBrokers(t)
 	name := accName(t)
 	var before []brokerIdentity
 	resource.Test(t, resource.TestCase{
@@ -390,6 +388,7 @@ func TestAccCluster_disappears(t *testing.T) {
 // the next plan is not empty although the settings match, and the apply
 // replaces that broker alone.
 func TestAccCluster_rollResumes(t *testing.T) {
+	skipWithoutRunningBrokers(t)
 	name := accName(t)
 	var before []brokerIdentity
 	resource.Test(t, resource.TestCase{
@@ -417,7 +416,7 @@ func TestAccCluster_rollResumes(t *testing.T) {
 	})
 }
 
-// testAccMarkHalfRolled gives one broker's instance another launch hash, as
+// testAccMarkHalfRolled gives one broker's instance another instance launch hash, as
 // if a roll had replaced it and then stopped.
 func testAccMarkHalfRolled(nodeID int32) resource.TestCheckFunc {
 	return func(s *terraform.State) error {
@@ -431,7 +430,7 @@ func testAccMarkHalfRolled(nodeID int32) resource.TestCheckFunc {
 		}
 		_, err = accEnv.clients.EC2.CreateTags(context.Background(), &ec2.CreateTagsInput{
 			Resources: []string{b.InstanceID},
-			Tags:      []ec2types.Tag{{Key: aws.String(fleet.TagLaunchHash), Value: aws.String("launched-by-an-interrupted-roll")}},
+			Tags:      []ec2types.Tag{{Key: aws.String(fleet.TagInstanceLaunchHash), Value: aws.String("launched-by-an-interrupted-roll")}},
 		})
 		return err
 	}
@@ -572,35 +571,6 @@ func clusterState(s *terraform.State) (id, bootstrap string, err error) {
 func testFleet() *fleet.Fleet {
 	c := accEnv.clients
 	return &fleet.Fleet{EC2: c.EC2, KMS: c.KMS, IAM: c.IAM, PollInterval: 200 * time.Millisecond}
-}
-
-// testAccCheckClusterDestroyed finds nothing left of any cluster the test
-// created: no instance, volume, ENI, security group, role or profile, and the
-// created key is pending deletion.
-func testAccCheckClusterDestroyed(s *terraform.State) error {
-	for _, rs := range s.RootModule().Resources {
-		if rs.Type != "tributary_cluster" {
-			continue
-		}
-		id := rs.Primary.Attributes["cluster_id"]
-		o, err := testFleet().Observe(context.Background(), id)
-		if err != nil {
-			return err
-		}
-		if !o.Empty() {
-			return fmt.Errorf("cluster %s left objects behind: %+v", id, o)
-		}
-		if arn := rs.Primary.Attributes["kms_key_arn"]; arn != "" {
-			out, err := accEnv.clients.KMS.DescribeKey(context.Background(), kmsDescribe(arn))
-			if err != nil {
-				return fmt.Errorf("describing key %s: %w", arn, err)
-			}
-			if st := out.KeyMetadata.KeyState; st != "PendingDeletion" {
-				return fmt.Errorf("key %s created for cluster %s is %s, want PendingDeletion", arn, id, st)
-			}
-		}
-	}
-	return nil
 }
 
 // testAccCheckClusterInfrastructure checks what AWS holds: n brokers spread
@@ -869,18 +839,17 @@ func kafkaClient(bootstrap string, opts ...kgo.Opt) (*kgo.Client, error) {
 
 // rf3Patience is how long a cluster may refuse replication factor 3 right
 // after it formed (brokers listed in metadata before they can take
-// replicas) before the test settles for an unreplicated topic.
+// replicas); a refusal past it fails the test.
 const rf3Patience = 30 * time.Second
 
 // createTopic creates a three-partition topic replicated to every AZ with
-// min.insync.replicas=2. It returns the replication factor it got: brokers
-// that cannot replicate answer INVALID_REPLICATION_FACTOR; a cluster is
-// given rf3Patience, standalone brokers none, and the topic is then created
-// unreplicated, which the caller reports with the broker's refusal.
-func createTopic(ctx context.Context, bootstrap, topic string, clustered bool) (rf int16, refusal string, err error) {
+// min.insync.replicas=2. A cluster that answers INVALID_REPLICATION_FACTOR
+// for longer than rf3Patience cannot replicate: that is an error, never a
+// reason to settle for fewer replicas.
+func createTopic(ctx context.Context, bootstrap, topic string) error {
 	cl, err := kafkaClient(bootstrap)
 	if err != nil {
-		return 0, "", err
+		return err
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
@@ -893,24 +862,18 @@ func createTopic(ctx context.Context, bootstrap, topic string, clustered bool) (
 		}
 		switch {
 		case err == nil:
-			return 3, "", nil
+			return nil
 		case !errors.Is(err, kerr.InvalidReplicationFactor):
-			return 0, "", fmt.Errorf("creating topic %s: %w (%s)", topic, err, resp.ErrMessage)
+			return fmt.Errorf("creating topic %s: %w (%s)", topic, err, resp.ErrMessage)
+		case time.Now().After(deadline):
+			return fmt.Errorf("the brokers refused replication factor 3 for topic %s for %s: %w (%s)", topic, rf3Patience, err, resp.ErrMessage)
 		}
-		refusal = resp.ErrMessage
-		if !clustered || time.Now().After(deadline) {
-			break
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("creating topic %s with replication factor 3: %w (last refusal: %s)", topic, ctx.Err(), resp.ErrMessage)
+		case <-time.After(500 * time.Millisecond):
 		}
-		time.Sleep(500 * time.Millisecond)
 	}
-	resp, err := adm.CreateTopic(ctx, 3, 1, nil, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil {
-		return 0, refusal, fmt.Errorf("creating topic %s: %w (%s)", topic, err, resp.ErrMessage)
-	}
-	return 1, refusal, nil
 }
 
 func produce(ctx context.Context, bootstrap, topic string, from, n int) error {
@@ -948,15 +911,6 @@ func consume(ctx context.Context, bootstrap, topic string, n int) (map[string]bo
 	return seen, nil
 }
 
-// skipIfNotVerified skips the test, after Terraform destroyed everything,
-// when a check could not verify part of the chain.
-func skipIfNotVerified(t *testing.T, reason *string) {
-	t.Helper()
-	if *reason != "" && !t.Failed() {
-		t.Skip("infrastructure verified, but not everything: " + *reason)
-	}
-}
-
 // brokerEndpoint returns a broker's endpoint from the state.
 func brokerEndpoint(s *terraform.State, nodeID int32) (string, error) {
 	attrs := s.RootModule().Resources[clusterResourceName].Primary.Attributes
@@ -969,82 +923,56 @@ func brokerEndpoint(s *terraform.State, nodeID int32) (string, error) {
 	return "", fmt.Errorf("broker %d not in state", nodeID)
 }
 
-// clusterMode asks the brokers whether they form one cluster.
-func clusterMode(s *terraform.State) (bool, error) {
-	id, _, err := clusterState(s)
+// waitClusterFormed waits until every broker of the cluster in state
+// answers Kafka metadata listing all brokers and a controller. A broker that
+// cannot be reached, or brokers that do not form one cluster, fail the
+// check.
+func waitClusterFormed(s *terraform.State) error {
+	o, err := observedCluster(s)
 	if err != nil {
-		return false, err
-	}
-	o, err := testFleet().Observe(context.Background(), id)
-	if err != nil {
-		return false, err
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	chk := checkerFor(o.Brokers)
 	chk.Log = nil
-	r, err := chk.WaitReady(ctx, 30*time.Second)
-	return r.Clustered, err
+	if err := chk.WaitReady(ctx, 30*time.Second); err != nil {
+		return fmt.Errorf("the brokers of cluster %s did not form one cluster: %w", o.ClusterID, err)
+	}
+	return nil
 }
 
-// testAccCheckServesKafka produces and consumes n records through
-// bootstrap_brokers. Brokers that do not form a cluster cannot serve that
-// (each knows only its own topics); then every broker is checked on its own
-// address and reason says what was not verified.
-func testAccCheckServesKafka(t *testing.T, topic string, n int, reason *string) resource.TestCheckFunc {
+// testAccCheckServesKafka checks the brokers form one cluster, then
+// produces n records with acks=all through bootstrap_brokers to a topic
+// with replication factor 3 and reads them all back.
+func testAccCheckServesKafka(topic string, n int) resource.TestCheckFunc {
 	return func(s *terraform.State) error {
 		_, bootstrap, err := clusterState(s)
 		if err != nil {
 			return err
 		}
-		clustered, err := clusterMode(s)
-		if errors.Is(err, kafkacheck.ErrUnreachable) {
-			*reason = "no broker address is reachable from the test host (an emulator that does not run instances, such as LocalStack, " +
-				"or AWS from outside the VPC), so the brokers' Kafka service was not verified: " + err.Error()
-			t.Log(*reason)
-			return nil
-		}
-		if err != nil {
+		if err := waitClusterFormed(s); err != nil {
 			return err
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		if clustered {
-			return produceConsume(ctx, bootstrap, topic, n, true)
+		if err := createTopic(ctx, bootstrap, topic); err != nil {
+			return err
 		}
-		*reason = "the brokers answer Kafka but do not form a cluster yet (each lists only itself, no metadata quorum on port 9095), " +
-			"so producing and consuming through bootstrap_brokers was not verified; each broker was verified on its own address"
-		t.Log(*reason)
-		for _, ep := range strings.Split(bootstrap, ",") {
-			if err := produceConsume(ctx, ep, topic, n, false); err != nil {
-				return fmt.Errorf("broker %s on its own: %w", ep, err)
+		if err := produce(ctx, bootstrap, topic, 0, n); err != nil {
+			return fmt.Errorf("producing to %s through %s: %w", topic, bootstrap, err)
+		}
+		seen, err := consume(ctx, bootstrap, topic, n)
+		if err != nil {
+			return fmt.Errorf("consuming %s through %s: %w", topic, bootstrap, err)
+		}
+		for i := range n {
+			if !seen[fmt.Sprintf("record-%d", i)] {
+				return fmt.Errorf("record-%d of %s is lost", i, topic)
 			}
 		}
 		return nil
 	}
-}
-
-func produceConsume(ctx context.Context, bootstrap, topic string, n int, clustered bool) error {
-	rf, refusal, err := createTopic(ctx, bootstrap, topic, clustered)
-	if err != nil {
-		return err
-	}
-	if clustered && rf < 3 {
-		return fmt.Errorf("the brokers form a cluster but refused replication factor 3 for %s for %s: %s", topic, rf3Patience, refusal)
-	}
-	if err := produce(ctx, bootstrap, topic, 0, n); err != nil {
-		return fmt.Errorf("producing to %s through %s: %w", topic, bootstrap, err)
-	}
-	seen, err := consume(ctx, bootstrap, topic, n)
-	if err != nil {
-		return fmt.Errorf("consuming %s through %s: %w", topic, bootstrap, err)
-	}
-	for i := range n {
-		if !seen[fmt.Sprintf("record-%d", i)] {
-			return fmt.Errorf("record-%d of %s is lost", i, topic)
-		}
-	}
-	return nil
 }
 
 // testAccProduceOn writes n records to a one-partition topic stored only on
@@ -1153,37 +1081,23 @@ type backgroundProducer struct {
 	acked     []string
 	failures  []error
 	attempted atomic.Int64
-	rf        int16
 	bootstrap string
 }
 
-func (p *backgroundProducer) start(t *testing.T) resource.TestCheckFunc {
+func (p *backgroundProducer) start() resource.TestCheckFunc {
 	return func(s *terraform.State) error {
 		_, bootstrap, err := clusterState(s)
 		if err != nil {
 			return err
 		}
-		clustered, err := clusterMode(s)
-		if err != nil {
+		if err := waitClusterFormed(s); err != nil {
 			return err
-		}
-		if !clustered {
-			// Standalone brokers each know only their own topics: write
-			// to broker 1, which the roll replaces like the others.
-			if bootstrap, err = brokerEndpoint(s, 1); err != nil {
-				return err
-			}
-			t.Logf("the brokers do not form a cluster yet: the producer writes to broker 1 (%s) alone, so the roll is survived by the retained volume and client retries, not by failover", bootstrap)
 		}
 		p.bootstrap = bootstrap
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		var refusal string
-		if p.rf, refusal, err = createTopic(ctx, bootstrap, p.topic, clustered); err != nil {
+		if err := createTopic(ctx, bootstrap, p.topic); err != nil {
 			cancel()
 			return err
-		}
-		if p.rf < 3 {
-			t.Logf("the brokers refused replication factor 3 (%s); topic %s is unreplicated, so the roll is survived by the durable volume, not by failover", refusal, p.topic)
 		}
 		cl, err := kafkaClient(bootstrap)
 		if err != nil {
@@ -1230,7 +1144,7 @@ func (p *backgroundProducer) stopAndVerify(t *testing.T) resource.TestCheckFunc 
 		p.mu.Lock()
 		acked, failures := slices.Clone(p.acked), slices.Clone(p.failures)
 		p.mu.Unlock()
-		t.Logf("producer: %d records attempted, %d acknowledged, %d failed during the roll (replication factor %d)", p.attempted.Load(), len(acked), len(failures), p.rf)
+		t.Logf("producer: %d records attempted, %d acknowledged, %d failed during the roll (replication factor 3, min.insync.replicas 2)", p.attempted.Load(), len(acked), len(failures))
 		if len(failures) > 0 {
 			return fmt.Errorf("%d produce requests failed during the roll, first: %w", len(failures), failures[0])
 		}
@@ -1247,10 +1161,6 @@ func (p *backgroundProducer) stopAndVerify(t *testing.T) resource.TestCheckFunc 
 		}
 		return nil
 	}
-}
-
-func kmsDescribe(keyID string) *kms.DescribeKeyInput {
-	return &kms.DescribeKeyInput{KeyId: aws.String(keyID)}
 }
 
 // testAccCheckBrokerSetting asks every broker for its cluster-wide setting.
@@ -1340,7 +1250,8 @@ func testAccCheckBrokerConfig(key, want string, source kmsg.ConfigSource) resour
 	}
 }
 
-// testAccCheckTagEverywhere checks a user tag on every EC2 object of the cluster.
+// testAccCheckTagEverywhere checks a user tag on every EC2 object of the
+// cluster; want "" checks that no object carries it.
 func testAccCheckTagEverywhere(key, want string) resource.TestCheckFunc {
 	return func(s *terraform.State) error {
 		id, _, err := clusterState(s)

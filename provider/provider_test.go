@@ -24,12 +24,19 @@ import (
 //   - default: a local cloud started in this test process (temporary state
 //     directory, a free loopback port), with broker images registered from a
 //     tributary-broker binary built by `go build` into a temporary directory;
+//   - TRIBUTARY_ACC_ENDPOINT=moto: a moto_server the test binary starts on a
+//     free loopback port and stops at the end. moto runs no instances, so the
+//     tests about running brokers skip, saying so, and the others copy a
+//     public image of the emulator into the account as the broker images;
 //   - TRIBUTARY_ACC_ENDPOINT=http://127.0.0.1:4566: an emulator already running
 //     there (LocalStack, or `tributary-localcloud serve`), with test/test
 //     credentials unless AWS_ACCESS_KEY_ID is set. The broker images must be
 //     registered there: versions TRIBUTARY_ACC_BROKER_VERSION (default
 //     acc-1) and TRIBUTARY_ACC_BROKER_VERSION_NEXT (default acc-2, for the
-//     rolling test);
+//     rolling test). If that emulator runs no instances (LocalStack's free
+//     edition), say so in TRIBUTARY_ACC_NO_INSTANCES (its name and version):
+//     the tests then behave as against moto. Without it, a broker that does
+//     not serve Kafka fails the test;
 //   - TRIBUTARY_ACC_ENDPOINT=aws: real AWS through the SDK's default chain
 //     (AWS_PROFILE / AWS_REGION ...), with images built by `make ami` named by
 //     the same two variables. Run it from inside the VPC: the tests produce
@@ -38,6 +45,7 @@ const (
 	envAccEndpoint          = "TRIBUTARY_ACC_ENDPOINT"
 	envAccBrokerVersion     = "TRIBUTARY_ACC_BROKER_VERSION"
 	envAccBrokerVersionNext = "TRIBUTARY_ACC_BROKER_VERSION_NEXT"
+	envAccNoInstances       = "TRIBUTARY_ACC_NO_INSTANCES"
 )
 
 // testAccProtoV6ProviderFactories serves the provider in-process to the
@@ -58,6 +66,9 @@ var accEnv struct {
 	clients       *awsconfig.Clients
 	brokerBinary  string
 	localCloudDir string
+	// noInstances names the emulator when it runs no instances (moto,
+	// LocalStack's free edition); empty where brokers really run.
+	noInstances string
 }
 
 func TestMain(m *testing.M) {
@@ -80,11 +91,46 @@ func runTests(m *testing.M) int {
 			return m.Run()
 		}
 		defer cleanup()
+	case "moto":
+		dir, err := os.MkdirTemp("", "tributary-acc-moto-")
+		if err != nil {
+			accEnv.setupErr = err
+			return m.Run()
+		}
+		defer os.RemoveAll(dir)
+		moto, err := startMoto(dir)
+		if err != nil {
+			accEnv.setupErr = err
+			return m.Run()
+		}
+		defer moto.Stop()
+		accEnv.endpoint = moto.endpoint
+		accEnv.noInstances = fmt.Sprintf("moto %s (moto_server at %s)", moto.version, moto.endpoint)
+		fmt.Fprintf(os.Stderr, "acceptance tests against %s, which runs no instances\n", accEnv.noInstances)
 	default:
 		accEnv.endpoint = ep
+		if name := os.Getenv(envAccNoInstances); name != "" {
+			accEnv.noInstances = fmt.Sprintf("%s (at %s)", name, ep)
+		}
 	}
 	accEnv.clients, accEnv.setupErr = accClients()
+	if accEnv.setupErr == nil && accEnv.noInstances != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		accEnv.setupErr = copyBrokerImages(ctx, accEnv.version, accEnv.versionNext)
+		cancel()
+	}
 	return m.Run()
+}
+
+// skipWithoutRunningBrokers skips a test about running brokers, naming the
+// reason, when the endpoint is an emulator that runs no instances. Against
+// the local cloud or AWS such a test always runs, and a broker that does not
+// serve Kafka fails it.
+func skipWithoutRunningBrokers(t *testing.T) {
+	t.Helper()
+	if accEnv.noInstances != "" {
+		t.Skipf("this test needs brokers that serve Kafka, and %s runs no instances", accEnv.noInstances)
+	}
 }
 
 func envOr(name, def string) string {
