@@ -544,3 +544,25 @@ func TestWaitsEndAtTheirBound(t *testing.T) {
 		t.Errorf("the wait ended with its context, not at its bound")
 	}
 }
+
+// TestRollGivesUpOnAnInterfaceNeverReleased: a replaced broker's interface
+// stays attached to its terminated instance (as moto leaves it); the roll
+// cannot launch on it and must end at the bound, naming the interface.
+func TestRollGivesUpOnAnInterfaceNeverReleased(t *testing.T) {
+	tc := startTestCloud(t, 20*time.Millisecond)
+	s := tc.spec(t, "tc-unit-stuck-roll")
+	_, res := tc.ensure(t, s)
+	tc.cloud.KeepInterfacesOnTerminate(true)
+	tc.fleet.Waits.NetworkInterfaceReleased = 500 * time.Millisecond
+	next := *s
+	next.ImageID = tc.registerImage(t, "virtual-2")
+	err := tc.fleet.Roll(ctxFor(t), &next, tc.observe(t, s.ClusterID), res, RollHooks{})
+	var we *WaitError
+	if !errors.As(err, &we) || !errors.Is(err, ErrWaitBound) {
+		t.Fatalf("Roll: %v; want a WaitError at its bound", err)
+	}
+	if !strings.Contains(err.Error(), "replacing broker 1") || !strings.HasPrefix(we.Object, "network interface eni-") ||
+		we.Want != "be available" || !strings.Contains(we.State, "(terminated)") {
+		t.Errorf("Roll: %v (%+v); want broker 1's interface, attached to its terminated instance, waited on to be available", err, we)
+	}
+}
