@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -51,10 +52,17 @@ func startTestCloud(t *testing.T, transitionDelay time.Duration) *testCloud {
 			t.Errorf("closing the local cloud: %v", err)
 		}
 	})
+	// The clients' idle connections are closed before the cloud is (cleanups
+	// run last-registered first): the transport may hold a connection it
+	// dialed but never used, which the server counts as new, not idle, and
+	// its shutdown would wait for it.
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(transport.CloseIdleConnections)
 	cfg := aws.Config{
 		Region:       c.Region(),
 		BaseEndpoint: aws.String(c.Endpoint()),
 		Credentials:  credentials.NewStaticCredentialsProvider(localcloud.AccessKeyID, localcloud.SecretAccessKey, ""),
+		HTTPClient:   &http.Client{Transport: transport},
 	}
 	tc := &testCloud{cloud: c, ec2: ec2.NewFromConfig(cfg), kms: kms.NewFromConfig(cfg), iam: iam.NewFromConfig(cfg)}
 	tc.fleet = &Fleet{EC2: tc.ec2, KMS: tc.kms, IAM: tc.iam, PollInterval: 20 * time.Millisecond,
