@@ -415,12 +415,8 @@ func (s *Service) modifyInstanceAttribute(ctx context.Context, req *awsapi.Reque
 		if err := mustBeStopped(); err != nil {
 			return nil, err
 		}
-		raw, err := base64.StdEncoding.DecodeString(v)
-		if err != nil {
-			return nil, awsapi.Errorf("InvalidParameterValue", "Invalid BASE64 encoding of user data.")
-		}
-		if len(raw) > 16384 {
-			return nil, awsapi.Errorf("InvalidParameterValue", "User data is limited to 16384 bytes")
+		if err := checkUserData(v); err != nil {
+			return nil, err
 		}
 		inst.UserData, changed = v, true
 	}

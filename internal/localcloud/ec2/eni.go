@@ -378,6 +378,9 @@ func (s *Service) attachNetworkInterface(ctx context.Context, req *awsapi.Reques
 	if err != nil {
 		return nil, err
 	}
+	if err := s.authorizeResources(ctx, req, resource{"instance", inst.ID, inst.Tags}, resource{"network-interface", e.ID, e.Tags}); err != nil {
+		return nil, err
+	}
 	if inst.State != stateRunning && inst.State != stateStopped {
 		return nil, awsapi.Errorf("IncorrectInstanceState", "The instance '%s' is not in a state from which a network interface can be attached.", instID)
 	}
@@ -416,6 +419,13 @@ func (s *Service) detachNetworkInterface(ctx context.Context, req *awsapi.Reques
 	for _, e := range s.st.NetworkInterfaces {
 		if e.Attachment == nil || e.Attachment.ID != id {
 			continue
+		}
+		touched := []resource{{"network-interface", e.ID, e.Tags}}
+		if inst, ok := s.st.Instances[e.Attachment.InstanceID]; ok {
+			touched = append(touched, resource{"instance", inst.ID, inst.Tags})
+		}
+		if err := s.authorizeResources(ctx, req, touched...); err != nil {
+			return nil, err
 		}
 		if e.Attachment.DeviceIndex == 0 {
 			return nil, awsapi.Errorf("OperationNotPermitted", "The network interface at device index 0 cannot be detached.")

@@ -48,23 +48,41 @@ func (s *Service) cloneStateLocked() (*state, error) {
 }
 
 func (s *Service) runInstances(ctx context.Context, req *awsapi.Request, p params) (*awsapi.Response, error) {
-	imageID, err := p.required("ImageId")
+	p, err := s.withLaunchTemplate(p)
 	if err != nil {
 		return nil, err
+	}
+	res, err := s.launch(ctx, req.Region, p)
+	if err != nil {
+		return nil, err
+	}
+	return respond(req, &struct {
+		meta
+		xReservation
+	}{xReservation: res})
+}
+
+// launch runs instances from RunInstances parameters (a launch template's already laid under
+// them) and returns their reservation as RunInstances answers it, the instances still pending.
+func (s *Service) launch(ctx context.Context, region string, p params) (xReservation, error) {
+	fail := func(err error) (xReservation, error) { return xReservation{}, err }
+	imageID, err := p.required("ImageId")
+	if err != nil {
+		return fail(err)
 	}
 	minCount, err := p.integer("MinCount", 0)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	maxCount, err := p.integer("MaxCount", 0)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	if minCount < 1 || maxCount < 1 {
-		return nil, awsapi.Errorf("InvalidParameterValue", "MinCount and MaxCount must be at least 1")
+		return fail(awsapi.Errorf("InvalidParameterValue", "MinCount and MaxCount must be at least 1"))
 	}
 	if minCount > maxCount {
-		return nil, awsapi.Errorf("InvalidParameterValue", "MinCount (%d) must not exceed MaxCount (%d)", minCount, maxCount)
+		return fail(awsapi.Errorf("InvalidParameterValue", "MinCount (%d) must not exceed MaxCount (%d)", minCount, maxCount))
 	}
 	instanceType := p.str("InstanceType")
 	if instanceType == "" {
@@ -72,12 +90,8 @@ func (s *Service) runInstances(ctx context.Context, req *awsapi.Request, p param
 	}
 	userData := p.str("UserData")
 	if userData != "" {
-		raw, err := base64.StdEncoding.DecodeString(userData)
-		if err != nil {
-			return nil, awsapi.Errorf("InvalidParameterValue", "Invalid BASE64 encoding of user data.")
-		}
-		if len(raw) > 16384 {
-			return nil, awsapi.Errorf("InvalidParameterValue", "User data is limited to 16384 bytes")
+		if err := checkUserData(userData); err != nil {
+			return fail(err)
 		}
 	}
 	md := p.sub("MetadataOptions")
@@ -95,56 +109,56 @@ func (s *Service) runInstances(ctx context.Context, req *awsapi.Request, p param
 	}
 	hopLimit, err := md.integer("HttpPutResponseHopLimit", 1)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	if httpTokens != "optional" && httpTokens != "required" {
-		return nil, awsapi.Errorf("InvalidParameterValue", "Value (%s) for parameter HttpTokens is invalid. Valid values: optional, required.", httpTokens)
+		return fail(awsapi.Errorf("InvalidParameterValue", "Value (%s) for parameter HttpTokens is invalid. Valid values: optional, required.", httpTokens))
 	}
 	if httpEndpoint != "enabled" && httpEndpoint != "disabled" {
-		return nil, awsapi.Errorf("InvalidParameterValue", "Value (%s) for parameter HttpEndpoint is invalid.", httpEndpoint)
+		return fail(awsapi.Errorf("InvalidParameterValue", "Value (%s) for parameter HttpEndpoint is invalid.", httpEndpoint))
 	}
 	if hopLimit < 1 || hopLimit > 64 {
-		return nil, awsapi.Errorf("InvalidParameterValue", "Value (%d) for parameter HttpPutResponseHopLimit is invalid. It must be between 1 and 64.", hopLimit)
+		return fail(awsapi.Errorf("InvalidParameterValue", "Value (%d) for parameter HttpPutResponseHopLimit is invalid. It must be between 1 and 64.", hopLimit))
 	}
 	shutdown := p.str("InstanceInitiatedShutdownBehavior")
 	if shutdown == "" {
 		shutdown = "stop"
 	}
 	if shutdown != "stop" && shutdown != "terminate" {
-		return nil, awsapi.Errorf("InvalidParameterValue", "Value (%s) for parameter instanceInitiatedShutdownBehavior is invalid.", shutdown)
+		return fail(awsapi.Errorf("InvalidParameterValue", "Value (%s) for parameter instanceInitiatedShutdownBehavior is invalid.", shutdown))
 	}
 	for _, rt := range p.tagSpecTypes() {
 		if rt != "instance" && rt != "volume" && rt != "network-interface" {
-			return nil, awsapi.Errorf("InvalidParameterValue", "'%s' is not a valid taggable resource type for this operation.", rt)
+			return fail(awsapi.Errorf("InvalidParameterValue", "'%s' is not a valid taggable resource type for this operation.", rt))
 		}
 	}
 	instTags, err := p.tagSpecs("instance")
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	volTags, err := p.tagSpecs("volume")
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	eniTags, err := p.tagSpecs("network-interface")
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	disableTermination, err := p.boolean("DisableApiTermination", false)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	disableStop, err := p.boolean("DisableApiStop", false)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	ebsOptimized, err := p.boolean("EbsOptimized", false)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	monitoring, err := p.boolean("Monitoring.Enabled", false)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 
 	// Block device mappings (volumes created with the instance).
@@ -152,7 +166,7 @@ func (s *Service) runInstances(ctx context.Context, req *awsapi.Request, p param
 	for _, m := range p.structs("BlockDeviceMapping") {
 		b := bdmSpec{Device: m.str("DeviceName"), DeleteOnTermination: true}
 		if b.Device == "" {
-			return nil, awsapi.Errorf("MissingParameter", "The request must contain the parameter BlockDeviceMapping.DeviceName")
+			return fail(awsapi.Errorf("MissingParameter", "The request must contain the parameter BlockDeviceMapping.DeviceName"))
 		}
 		if m.has("NoDevice") {
 			b.NoDevice = true
@@ -161,26 +175,26 @@ func (s *Service) runInstances(ctx context.Context, req *awsapi.Request, p param
 		}
 		ebs := m.sub("Ebs")
 		if ebs.str("SnapshotId") != "" {
-			return nil, awsapi.Errorf("InvalidSnapshot.NotFound", "The snapshot '%s' does not exist. (The local cloud does not emulate snapshots.)", ebs.str("SnapshotId"))
+			return fail(awsapi.Errorf("InvalidSnapshot.NotFound", "The snapshot '%s' does not exist. (The local cloud does not emulate snapshots.)", ebs.str("SnapshotId")))
 		}
 		b.Spec.Type = ebs.str("VolumeType")
 		if b.Spec.Type == "" {
 			b.Spec.Type = "gp3"
 		}
 		if b.Spec.Size, err = ebs.integer("VolumeSize", 0); err != nil {
-			return nil, err
+			return fail(err)
 		}
 		if b.Spec.IOPS, err = ebs.integer("Iops", 0); err != nil {
-			return nil, err
+			return fail(err)
 		}
 		if b.Spec.Throughput, err = ebs.integer("Throughput", 0); err != nil {
-			return nil, err
+			return fail(err)
 		}
 		if b.DeleteOnTermination, err = ebs.boolean("DeleteOnTermination", true); err != nil {
-			return nil, err
+			return fail(err)
 		}
 		if b.Encrypted, err = ebs.boolean("Encrypted", false); err != nil {
-			return nil, err
+			return fail(err)
 		}
 		b.KMSKeyRef = ebs.str("KmsKeyId")
 		bdms = append(bdms, b)
@@ -191,42 +205,42 @@ func (s *Service) runInstances(ctx context.Context, req *awsapi.Request, p param
 	for _, n := range p.structs("NetworkInterface") {
 		e := eniSpec{ID: n.str("NetworkInterfaceId"), SubnetID: n.str("SubnetId"), Groups: n.list("SecurityGroupId"), PrivateIP: n.str("PrivateIpAddress"), Description: n.str("Description")}
 		if e.DeviceIndex, err = n.integer("DeviceIndex", -1); err != nil {
-			return nil, err
+			return fail(err)
 		}
 		if e.DeviceIndex < 0 {
-			return nil, awsapi.Errorf("InvalidParameterValue", "Each network interface requires a device index.")
+			return fail(awsapi.Errorf("InvalidParameterValue", "Each network interface requires a device index."))
 		}
 		if n.has("DeleteOnTermination") {
 			v, err := n.boolean("DeleteOnTermination", false)
 			if err != nil {
-				return nil, err
+				return fail(err)
 			}
 			e.DeleteOnTermination = &v
 		}
 		if e.ID != "" && (e.SubnetID != "" || len(e.Groups) > 0 || e.PrivateIP != "") {
-			return nil, awsapi.Errorf("InvalidParameterCombination", "A network interface may specify either an existing network interface ID or a subnet, security groups and private IP, not both.")
+			return fail(awsapi.Errorf("InvalidParameterCombination", "A network interface may specify either an existing network interface ID or a subnet, security groups and private IP, not both."))
 		}
 		if e.ID != "" && maxCount > 1 {
-			return nil, awsapi.Errorf("InvalidParameterCombination", "The parameter NetworkInterfaces[%d].NetworkInterfaceId can only be used with a single instance.", len(enis))
+			return fail(awsapi.Errorf("InvalidParameterCombination", "The parameter NetworkInterfaces[%d].NetworkInterfaceId can only be used with a single instance.", len(enis)))
 		}
 		enis = append(enis, e)
 	}
 	if len(enis) > 0 {
 		if p.str("SubnetId") != "" {
-			return nil, awsapi.Errorf("InvalidParameterCombination", "Network interfaces and an instance-level subnet ID may not be specified on the same request")
+			return fail(awsapi.Errorf("InvalidParameterCombination", "Network interfaces and an instance-level subnet ID may not be specified on the same request"))
 		}
 		if p.has("SecurityGroupId") || p.has("SecurityGroup") {
-			return nil, awsapi.Errorf("InvalidParameterCombination", "Network interfaces and an instance-level security groups may not be specified on the same request")
+			return fail(awsapi.Errorf("InvalidParameterCombination", "Network interfaces and an instance-level security groups may not be specified on the same request"))
 		}
 		if p.str("PrivateIpAddress") != "" {
-			return nil, awsapi.Errorf("InvalidParameterCombination", "Network interfaces and an instance-level private IP address may not be specified on the same request")
+			return fail(awsapi.Errorf("InvalidParameterCombination", "Network interfaces and an instance-level private IP address may not be specified on the same request"))
 		}
 		hasPrimary := false
 		for _, e := range enis {
 			hasPrimary = hasPrimary || e.DeviceIndex == 0
 		}
 		if !hasPrimary {
-			return nil, awsapi.Errorf("InvalidParameterValue", "Each instance needs a network interface with device index 0.")
+			return fail(awsapi.Errorf("InvalidParameterValue", "Each instance needs a network interface with device index 0."))
 		}
 	}
 
@@ -235,21 +249,21 @@ func (s *Service) runInstances(ctx context.Context, req *awsapi.Request, p param
 	prof := p.sub("IamInstanceProfile")
 	if ref := prof.str("Arn") + prof.str("Name"); ref != "" {
 		if prof.str("Arn") != "" && prof.str("Name") != "" {
-			return nil, awsapi.Errorf("InvalidParameterCombination", "The parameter 'iamInstanceProfile.name' may not be used in combination with 'iamInstanceProfile.arn'")
+			return fail(awsapi.Errorf("InvalidParameterCombination", "The parameter 'iamInstanceProfile.name' may not be used in combination with 'iamInstanceProfile.arn'"))
 		}
 		field := "iamInstanceProfile.name"
 		if prof.str("Arn") != "" {
 			field = "iamInstanceProfile.arn"
 		}
 		if s.opts.Profiles == nil {
-			return nil, awsapi.Errorf("InvalidParameterValue", "Value (%s) for parameter %s is invalid. Invalid IAM Instance Profile (IAM is not emulated in this setup)", ref, field)
+			return fail(awsapi.Errorf("InvalidParameterValue", "Value (%s) for parameter %s is invalid. Invalid IAM Instance Profile (IAM is not emulated in this setup)", ref, field))
 		}
 		profile, err = s.opts.Profiles.ResolveInstanceProfile(ctx, s.account, ref)
 		if err != nil {
 			if errors.Is(err, awsapi.ErrNotFound) {
-				return nil, awsapi.Errorf("InvalidParameterValue", "Value (%s) for parameter %s is invalid. Invalid IAM Instance Profile %s", ref, field, strings.TrimPrefix(field, "iamInstanceProfile."))
+				return fail(awsapi.Errorf("InvalidParameterValue", "Value (%s) for parameter %s is invalid. Invalid IAM Instance Profile %s", ref, field, strings.TrimPrefix(field, "iamInstanceProfile.")))
 			}
-			return nil, fmt.Errorf("resolving instance profile %q: %w", ref, err)
+			return fail(fmt.Errorf("resolving instance profile %q: %w", ref, err))
 		}
 	}
 
@@ -260,9 +274,9 @@ func (s *Service) runInstances(ctx context.Context, req *awsapi.Request, p param
 		if b.NoDevice {
 			continue
 		}
-		arn, usable, err := s.resolveKMSKey(ctx, req.Region, b.Encrypted, b.KMSKeyRef)
+		arn, usable, err := s.resolveKMSKey(ctx, region, b.Encrypted, b.KMSKeyRef)
 		if err != nil {
-			return nil, err
+			return fail(err)
 		}
 		b.KMSKeyARN = arn
 		if !usable {
@@ -273,16 +287,16 @@ func (s *Service) runInstances(ctx context.Context, req *awsapi.Request, p param
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if prior, err := s.idempotentLocked("RunInstances", p); err != nil {
-		return nil, err
+		return fail(err)
 	} else if prior != "" {
-		return s.respondReservationLocked(req, prior)
+		return s.reservationLocked(prior), nil
 	}
 	img, err := s.findImageLocked(imageID)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	if err := checkInstanceType(instanceType, img.Architecture); err != nil {
-		return nil, err
+		return fail(err)
 	}
 
 	// Resolve where the instances go.
@@ -292,7 +306,7 @@ func (s *Service) runInstances(ctx context.Context, req *awsapi.Request, p param
 	for _, name := range p.list("SecurityGroup") {
 		g, err := s.findGroupLocked("", name)
 		if err != nil {
-			return nil, err
+			return fail(err)
 		}
 		instGroups = append(instGroups, g.ID)
 	}
@@ -303,16 +317,16 @@ func (s *Service) runInstances(ctx context.Context, req *awsapi.Request, p param
 		if e.ID != "" {
 			primaryENI, err = s.findInterfaceLocked(e.ID)
 			if err != nil {
-				return nil, err
+				return fail(err)
 			}
 			if primaryENI.Attachment != nil {
-				return nil, awsapi.Errorf("InvalidNetworkInterface.InUse", "Interface: [%s] in use.", e.ID)
+				return fail(awsapi.Errorf("InvalidNetworkInterface.InUse", "Interface: [%s] in use.", e.ID))
 			}
 			primarySubnet = s.st.Subnets[primaryENI.SubnetID]
 		} else if e.SubnetID != "" {
 			sn, ok := s.st.Subnets[e.SubnetID]
 			if !ok {
-				return nil, awsapi.Errorf("InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", e.SubnetID)
+				return fail(awsapi.Errorf("InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", e.SubnetID))
 			}
 			primarySubnet = sn
 		}
@@ -321,7 +335,7 @@ func (s *Service) runInstances(ctx context.Context, req *awsapi.Request, p param
 		if id := p.str("SubnetId"); id != "" {
 			sn, ok := s.st.Subnets[id]
 			if !ok {
-				return nil, awsapi.Errorf("InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", id)
+				return fail(awsapi.Errorf("InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", id))
 			}
 			primarySubnet = sn
 		} else {
@@ -335,29 +349,29 @@ func (s *Service) runInstances(ctx context.Context, req *awsapi.Request, p param
 				}
 			}
 			if primarySubnet == nil {
-				return nil, awsapi.Errorf("VPCIdNotSpecified", "No default VPC for this user. GroupName is only supported for EC2-Classic and default VPC.")
+				return fail(awsapi.Errorf("VPCIdNotSpecified", "No default VPC for this user. GroupName is only supported for EC2-Classic and default VPC."))
 			}
 		}
 	}
 	if az := p.str("Placement.AvailabilityZone"); az != "" && az != primarySubnet.AZ {
-		return nil, awsapi.Errorf("InvalidParameterValue", "Value (%s) for parameter availabilityZone is invalid. Subnet '%s' is in the availability zone %s", az, primarySubnet.ID, primarySubnet.AZ)
+		return fail(awsapi.Errorf("InvalidParameterValue", "Value (%s) for parameter availabilityZone is invalid. Subnet '%s' is in the availability zone %s", az, primarySubnet.ID, primarySubnet.AZ))
 	}
 	if s.st.DownZones[primarySubnet.AZ] {
-		return nil, s.capacityError(instanceType, primarySubnet.AZ)
+		return fail(s.capacityError(instanceType, primarySubnet.AZ))
 	}
 	if len(enis) == 0 {
 		if err := s.resolveGroupsLocked(instGroups, primarySubnet.VPCID, primarySubnet.ID); err != nil {
-			return nil, err
+			return fail(err)
 		}
 	}
 
 	snapshot, err := s.cloneStateLocked()
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
-	rollback := func(err error) (*awsapi.Response, error) {
+	rollback := func(err error) (xReservation, error) {
 		s.st = snapshot
-		return nil, err
+		return fail(err)
 	}
 	now := s.now()
 	resID := newID("r")
@@ -463,14 +477,26 @@ func (s *Service) runInstances(ctx context.Context, req *awsapi.Request, p param
 	if err := s.commitLocked(); err != nil {
 		return rollback(err)
 	}
-	resp, err := s.respondReservationLocked(req, resID)
+	res := s.reservationLocked(resID)
 	for _, inst := range launched {
 		if len(unusableKeys) > 0 {
 			s.log.Warn("instance volumes use a KMS key that is missing or disabled; the launch will fail", "instance", inst.ID, "keys", unusableKeys)
 		}
 		s.goBoot(inst.ID, 0, false)
 	}
-	return resp, err
+	return res, nil
+}
+
+// checkUserData checks user data as EC2 does: base64, at most 16 KiB decoded.
+func checkUserData(v string) error {
+	raw, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		return awsapi.Errorf("InvalidParameterValue", "Invalid BASE64 encoding of user data.")
+	}
+	if len(raw) > 16384 {
+		return awsapi.Errorf("InvalidParameterValue", "User data is limited to 16384 bytes")
+	}
+	return nil
 }
 
 func copyTags(t tags) tags {
@@ -491,19 +517,16 @@ func (s *Service) capacityError(instanceType, az string) error {
 	return awsapi.ErrorfStatus(500, "InsufficientInstanceCapacity", "We currently do not have sufficient %s capacity in the Availability Zone you requested (%s). Our system will be working on provisioning additional capacity. You can currently get %s capacity by not specifying an Availability Zone in your request or choosing %s.", instanceType, az, instanceType, strings.Join(others, ", "))
 }
 
-func (s *Service) respondReservationLocked(req *awsapi.Request, resID string) (*awsapi.Response, error) {
-	out := &struct {
-		meta
-		xReservation
-	}{}
-	out.ReservationID, out.OwnerID = resID, s.account
+// reservationLocked is a reservation as RunInstances and DescribeInstances show it.
+func (s *Service) reservationLocked(resID string) xReservation {
+	out := xReservation{ReservationID: resID, OwnerID: s.account}
 	for _, id := range sortedKeys(s.st.Instances) {
 		if inst := s.st.Instances[id]; inst.ReservationID == resID {
 			out.Instances = append(out.Instances, s.xInstanceLocked(inst))
 		}
 	}
 	sort.Slice(out.Instances, func(i, j int) bool { return out.Instances[i].AMILaunchIndex < out.Instances[j].AMILaunchIndex })
-	return respond(req, out)
+	return out
 }
 
 func (s *Service) findInstanceLocked(id string) (*instance, error) {
@@ -734,40 +757,46 @@ func (s *Service) terminateInstances(ctx context.Context, req *awsapi.Request, p
 		}
 	}
 	var changes []xStateChange
-	now := s.now()
 	for _, inst := range insts {
 		prev := inst.State
-		switch prev {
-		case stateTerminated, stateShuttingDown:
-		case stateStopped:
-			s.setStateLocked(inst, stateShuttingDown, "Client.UserInitiatedShutdown", "Client.UserInitiatedShutdown: User initiated shutdown")
-			inst.TransitionReason = transitionReason(now)
-			id := inst.ID
-			s.after(s.opts.TransitionDelay, func() {
-				if cur := s.st.Instances[id]; cur != nil && cur.State == stateShuttingDown {
-					s.finishTerminateLocked(cur)
-				}
-			})
-		default:
-			s.setStateLocked(inst, stateShuttingDown, "Client.UserInitiatedShutdown", "Client.UserInitiatedShutdown: User initiated shutdown")
-			inst.TransitionReason = transitionReason(now)
-			id := inst.ID
-			s.background(func() {
-				s.machines.Shutdown(id, s.opts.StopGracePeriod)
-				s.mu.Lock()
-				defer s.mu.Unlock()
-				if cur := s.st.Instances[id]; cur != nil && cur.State == stateShuttingDown {
-					s.finishTerminateLocked(cur)
-					_ = s.commitLocked()
-				}
-			})
-		}
+		s.terminateLocked(inst)
 		changes = append(changes, stateChange(inst, prev))
 	}
 	if err := s.commitLocked(); err != nil {
 		return nil, err
 	}
 	return s.respondStateChanges(req, changes)
+}
+
+// terminateLocked starts an instance's termination (shutting-down, then terminated once its
+// process has stopped); an instance already on its way is left alone.
+func (s *Service) terminateLocked(inst *instance) {
+	now := s.now()
+	switch inst.State {
+	case stateTerminated, stateShuttingDown:
+	case stateStopped:
+		s.setStateLocked(inst, stateShuttingDown, "Client.UserInitiatedShutdown", "Client.UserInitiatedShutdown: User initiated shutdown")
+		inst.TransitionReason = transitionReason(now)
+		id := inst.ID
+		s.after(s.opts.TransitionDelay, func() {
+			if cur := s.st.Instances[id]; cur != nil && cur.State == stateShuttingDown {
+				s.finishTerminateLocked(cur)
+			}
+		})
+	default:
+		s.setStateLocked(inst, stateShuttingDown, "Client.UserInitiatedShutdown", "Client.UserInitiatedShutdown: User initiated shutdown")
+		inst.TransitionReason = transitionReason(now)
+		id := inst.ID
+		s.background(func() {
+			s.machines.Shutdown(id, s.opts.StopGracePeriod)
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if cur := s.st.Instances[id]; cur != nil && cur.State == stateShuttingDown {
+				s.finishTerminateLocked(cur)
+				_ = s.commitLocked()
+			}
+		})
+	}
 }
 
 // finishTerminateLocked makes an instance terminated: volumes and network interfaces marked

@@ -18,6 +18,7 @@ type state struct {
 	Modifications     map[string]*volumeModification `json:"volumeModifications"` // by volume id
 	Images            map[string]*image              `json:"images"`
 	Instances         map[string]*instance           `json:"instances"`
+	LaunchTemplates   map[string]*launchTemplate     `json:"launchTemplates"`
 	// Idempotency maps "<Action>/<ClientToken>" to what the first call did.
 	Idempotency map[string]*idempotentCall `json:"idempotency"`
 	// DownZones are the Availability Zones taken down by the fault API.

@@ -241,6 +241,9 @@ func (s *Service) load() error {
 	if st.Instances == nil {
 		st.Instances = map[string]*instance{}
 	}
+	if st.LaunchTemplates == nil {
+		st.LaunchTemplates = map[string]*launchTemplate{}
+	}
 	if st.Idempotency == nil {
 		st.Idempotency = map[string]*idempotentCall{}
 	}
@@ -272,6 +275,9 @@ func (s *Service) load() error {
 		fix(&x.Tags)
 	}
 	for _, x := range st.Instances {
+		fix(&x.Tags)
+	}
+	for _, x := range st.LaunchTemplates {
 		fix(&x.Tags)
 	}
 	return nil
@@ -438,6 +444,9 @@ func (s *Service) Handle(ctx context.Context, req *awsapi.Request) (*awsapi.Resp
 		}
 		return nil, awsapi.ErrorfStatus(412, "DryRunOperation", "Request would have succeeded, but DryRun flag is set.")
 	}
+	if resourceAuthorized[req.Action] {
+		return h(s, ctx, req, p) // the handler authorizes each resource it touches
+	}
 	if err := req.Authorize(ctx, "ec2:"+req.Action, "*", nil); err != nil {
 		return nil, err
 	}
@@ -500,6 +509,14 @@ func init() {
 		"ModifyInstanceMetadataOptions": (*Service).modifyInstanceMetadataOptions,
 		"GetConsoleOutput":              (*Service).getConsoleOutput,
 		"DescribeInstanceTypes":         (*Service).describeInstanceTypes,
+
+		"CreateLaunchTemplate":           (*Service).createLaunchTemplate,
+		"CreateLaunchTemplateVersion":    (*Service).createLaunchTemplateVersion,
+		"ModifyLaunchTemplate":           (*Service).modifyLaunchTemplate,
+		"DeleteLaunchTemplate":           (*Service).deleteLaunchTemplate,
+		"DeleteLaunchTemplateVersions":   (*Service).deleteLaunchTemplateVersions,
+		"DescribeLaunchTemplates":        (*Service).describeLaunchTemplates,
+		"DescribeLaunchTemplateVersions": (*Service).describeLaunchTemplateVersions,
 
 		"CreateTags":   (*Service).createTags,
 		"DeleteTags":   (*Service).deleteTags,

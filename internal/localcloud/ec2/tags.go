@@ -54,6 +54,12 @@ func (s *Service) taggableLocked(id string) (tags, string, error) {
 			return nil, "", err
 		}
 		return img.Tags, "image", nil
+	case "lt":
+		lt, err := s.findTemplateLocked(id, "")
+		if err != nil {
+			return nil, "", err
+		}
+		return lt.Tags, "launch-template", nil
 	}
 	return nil, "", awsapi.Errorf("InvalidID", "The ID '%s' is not valid", id)
 }

@@ -503,6 +503,9 @@ func (s *Service) attachVolume(ctx context.Context, req *awsapi.Request, p param
 	if err != nil {
 		return nil, err
 	}
+	if err := s.authorizeResources(ctx, req, resource{"instance", inst.ID, inst.Tags}, resource{"volume", v.ID, v.Tags}); err != nil {
+		return nil, err
+	}
 	if inst.State != stateRunning && inst.State != stateStopped {
 		return nil, awsapi.Errorf("IncorrectState", "Instance '%s' is not 'running'.", instID)
 	}
@@ -553,6 +556,15 @@ func (s *Service) detachVolume(ctx context.Context, req *awsapi.Request, p param
 		return nil, err
 	}
 	a := v.Attachment
+	touched := []resource{{"volume", v.ID, v.Tags}}
+	if a != nil {
+		if inst, ok := s.st.Instances[a.InstanceID]; ok {
+			touched = append(touched, resource{"instance", inst.ID, inst.Tags})
+		}
+	}
+	if err := s.authorizeResources(ctx, req, touched...); err != nil {
+		return nil, err
+	}
 	if a == nil {
 		return nil, awsapi.Errorf("IncorrectState", "Volume '%s' is in the 'available' state.", volID)
 	}
