@@ -1,8 +1,8 @@
-// Package localcloud runs the Tributary local cloud: an AWS API emulator for EC2, KMS, STS, IAM,
-// CloudWatch and CloudWatch Logs on one loopback endpoint, whose EC2 instances really run (as
-// child processes with their own instance metadata service), with its state in a directory that
-// survives restarts. Start it in-process (tests, the provider's acceptance tests) or with the
-// tributary-localcloud command.
+// Package localcloud runs the Tributary local cloud: an AWS API emulator for EC2, EC2 Auto
+// Scaling, KMS, STS, IAM, CloudWatch and CloudWatch Logs on one loopback endpoint, whose EC2
+// instances really run (as child processes with their own instance metadata service), with its
+// state in a directory that survives restarts. Start it in-process (tests, the provider's
+// acceptance tests) or with the tributary-localcloud command.
 package localcloud
 
 import (
@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tributary/tributary/internal/localcloud/autoscaling"
 	"github.com/tributary/tributary/internal/localcloud/awsapi"
 	"github.com/tributary/tributary/internal/localcloud/cloudwatch"
 	"github.com/tributary/tributary/internal/localcloud/ec2"
@@ -57,6 +58,9 @@ type Options struct {
 	// RestartDelay is the first delay before a crashed instance program is restarted (doubling
 	// up to 32 times; default 1s).
 	RestartDelay time.Duration
+	// AutoScalingInterval is how often Auto Scaling groups are checked (health, capacity);
+	// default 10s.
+	AutoScalingInterval time.Duration
 	// Logger receives the emulator's logs; default slog.Default().
 	Logger *slog.Logger
 }
@@ -75,6 +79,7 @@ type Cloud struct {
 	sts      *sts.Service
 	cw       *cloudwatch.Service
 	logs     *logs.Service
+	asg      *autoscaling.Service
 	lockFile *os.File
 
 	closeOnce sync.Once
@@ -175,7 +180,14 @@ func Start(ctx context.Context, opts Options) (*Cloud, error) {
 	if err != nil {
 		return nil, fmt.Errorf("localcloud: starting EC2: %w", err)
 	}
+	if e, err = env("autoscaling"); err != nil {
+		return nil, err
+	}
+	if c.asg, err = autoscaling.New(autoscaling.Options{Env: e, Fleet: c.ec2, Interval: opts.AutoScalingInterval}); err != nil {
+		return nil, fmt.Errorf("localcloud: starting Auto Scaling: %w", err)
+	}
 	c.server.Register("ec2", c.ec2)
+	c.server.Register("autoscaling", c.asg)
 	c.server.Register("kms", c.kms)
 	c.server.Register("iam", c.iam)
 	c.server.Register("sts", c.sts)
@@ -198,6 +210,7 @@ func Start(ctx context.Context, opts Options) (*Cloud, error) {
 		}
 	}()
 	c.ec2.Start() // boots the instances that were running before a restart
+	c.asg.Start()
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -334,8 +347,12 @@ func (c *Cloud) Close() error {
 
 func (c *Cloud) shutdown() error {
 	var errs []error
-	// Instances stop first, while the endpoint still serves: a broker shutting down gracefully
+	// Auto Scaling stops first, so it does not replace the instances EC2 is about to stop.
+	// Instances stop next, while the endpoint still serves: a broker shutting down gracefully
 	// may still talk to AWS (a last PutMetricData).
+	if c.asg != nil {
+		errs = append(errs, c.asg.Close())
+	}
 	if c.ec2 != nil {
 		errs = append(errs, c.ec2.Close())
 	}

@@ -12,8 +12,8 @@
 //	func (s *Service) Handle(ctx context.Context, req *awsapi.Request) (*awsapi.Response, error)
 //	func (s *Service) Close() error               // optional (io.Closer): flush state
 //
-// The wiring registers it under its SigV4 scope name: "ec2", "kms", "sts", "iam", "monitoring"
-// (CloudWatch), "logs" (CloudWatch Logs). Interfaces that services implement for each other, installed by the wiring:
+// The wiring registers it under its SigV4 scope name: "ec2", "autoscaling", "kms", "sts", "iam",
+// "monitoring" (CloudWatch), "logs" (CloudWatch Logs). Interfaces that services implement for each other, installed by the wiring:
 //   - iam.Service implements Authorizer (installed with Server.SetAuthorizer) and
 //     InstanceProfileResolver (used by EC2 RunInstances and the instance metadata service).
 //   - kms.Service implements KeyResolver (used by EC2 CreateVolume / RunInstances encryption).

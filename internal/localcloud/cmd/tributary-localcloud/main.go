@@ -1,6 +1,6 @@
-// Command tributary-localcloud runs the Tributary local cloud (an AWS emulator for EC2, KMS,
-// STS, IAM, CloudWatch and CloudWatch Logs whose instances really run) and drives its
-// fault-injection API.
+// Command tributary-localcloud runs the Tributary local cloud (an AWS emulator for EC2, EC2
+// Auto Scaling, KMS, STS, IAM, CloudWatch and CloudWatch Logs whose instances really run) and
+// drives its fault-injection API.
 //
 //	tributary-localcloud serve [--listen 127.0.0.1:4566] --state-dir DIR [--region us-east-1]
 //	                           [--broker-binary PATH --broker-version V] [--loopback-octet N]
