@@ -54,12 +54,9 @@ func testLogger() *slog.Logger {
 
 func (b *testBroker) start() {
 	b.t.Helper()
-	srv, err := server.New(server.Options{Config: b.cfg, Logger: testLogger()})
+	srv, err := server.New(context.Background(), server.Options{Config: b.cfg, Logger: testLogger()})
 	if err != nil {
 		b.t.Fatalf("starting broker: %v", err)
-	}
-	if err := srv.Listen(); err != nil {
-		b.t.Fatalf("listening: %v", err)
 	}
 	b.srv = srv
 	b.addr = srv.Addr().String()

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -13,8 +12,18 @@ import (
 
 func TestConfigFromBroker(t *testing.T) {
 	base := config.Config{NodeID: 2, Rack: "b", ListenAddr: "127.0.0.12:9092", AdvertisedAddr: "127.0.0.12:9092", DataDir: "/data", ClusterID: "c1"}
-	if _, err := ConfigFromBroker(&base, nil); !errors.Is(err, ErrNotClustered) {
-		t.Fatalf("without voters: %v", err)
+	// Without voters: a cluster of one, bound on the client listener's
+	// host (loopback for a wildcard) on a port the kernel picks.
+	for listen, bind := range map[string]string{"127.0.0.12:9092": "127.0.0.12:0", "0.0.0.0:9092": "127.0.0.1:0", ":9092": "127.0.0.1:0", "[::]:9092": "127.0.0.1:0"} {
+		c := base
+		c.ListenAddr = listen
+		got, err := ConfigFromBroker(&c, nil)
+		if err != nil {
+			t.Fatalf("without voters, listening on %s: %v", listen, err)
+		}
+		if len(got.Voters) != 0 || got.Bind != bind || got.Advertise != "" || got.NodeID != 2 || got.Listeners[0].Host != "127.0.0.12" {
+			t.Fatalf("without voters, listening on %s: %+v", listen, got)
+		}
 	}
 	tests := []struct {
 		name, voters, bind string

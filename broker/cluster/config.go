@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -60,7 +62,8 @@ type Config struct {
 	Rack   string
 	// Voters is the seed list. A node in it is a voter and bootstraps the
 	// Raft cluster with the whole list on first start; any other node
-	// joins as a non-voter and follows the metadata log.
+	// joins as a non-voter and follows the metadata log. Empty: this node
+	// is the only voter, at its advertised address (a cluster of one).
 	Voters []Voter
 	// Bind is where this node's controller port listens (host:port;
 	// port 0 picks one). Advertise is the address the others dial; for
@@ -73,7 +76,9 @@ type Config struct {
 	Listener net.Listener
 	// Dir holds the Raft log (raft.db) and snapshots.
 	Dir string
-	// ClusterID is written into the metadata by the first leader.
+	// ClusterID is written into the metadata by the first leader; empty
+	// picks a random one (a later start of the same cluster keeps the one
+	// in the metadata).
 	ClusterID string
 
 	// Registration data published to clients and followers.
@@ -158,8 +163,8 @@ func (c *Config) withDefaults() (Config, error) {
 	if cfg.SnapshotThreshold == 0 {
 		cfg.SnapshotThreshold = DefaultSnapshotThreshold
 	}
-	if len(cfg.Voters) == 0 {
-		return cfg, errors.New("no controller voters configured")
+	if cfg.ClusterID == "" {
+		cfg.ClusterID = NewClusterID()
 	}
 	if cfg.Dir == "" {
 		return cfg, errors.New("no controller directory configured")
@@ -172,4 +177,12 @@ func (c *Config) withDefaults() (Config, error) {
 
 func (c *Config) isVoter() bool {
 	return slices.ContainsFunc(c.Voters, func(v Voter) bool { return v.ID == c.NodeID })
+}
+
+// NewClusterID makes a Kafka-style cluster id: 16 random bytes in URL-safe
+// base64 without padding (22 characters).
+func NewClusterID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }

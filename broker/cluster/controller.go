@@ -55,7 +55,8 @@ type Controller struct {
 
 // Start opens the Raft state in cfg.Dir, listens on cfg.Bind, bootstraps
 // the Raft cluster from cfg.Voters when this node is a voter starting for
-// the first time, and starts registering the broker. It returns without
+// the first time (with no voters, as the only voter of a cluster of one),
+// and starts registering the broker. It returns without
 // waiting for a leader; use WaitRegistered to wait for the broker to be
 // part of the cluster.
 func Start(c Config) (*Controller, error) {
@@ -83,6 +84,12 @@ func Start(c Config) (*Controller, error) {
 		advertise = advertisedAddr(cfg.Advertise)
 	}
 	cfg.Advertise = advertise.String()
+	if len(cfg.Voters) == 0 {
+		// A cluster of one: this node is the only voter, wherever it
+		// listens. Nobody else dials it, so the port may change from one
+		// start to the next (see refreshOwnAddress).
+		cfg.Voters = []Voter{{ID: cfg.NodeID, Addr: cfg.Advertise}}
+	}
 	if i := slices.IndexFunc(cfg.Voters, func(v Voter) bool { return v.ID == cfg.NodeID }); i >= 0 && cfg.Voters[i].Addr != cfg.Advertise {
 		ln.Close()
 		return nil, fmt.Errorf("node %d advertises %s but controller.quorum.voters lists it at %s", cfg.NodeID, cfg.Advertise, cfg.Voters[i].Addr)
@@ -538,13 +545,23 @@ func (ctl *Controller) brokerLoop() {
 func (ctl *Controller) activeControllerLoop() {
 	var leaderSince, lastRebalance time.Time
 	tick := max(ctl.cfg.HeartbeatInterval/2, 10*time.Millisecond)
+	timer := time.NewTimer(tick)
+	defer timer.Stop()
 	for {
 		before := time.Now()
-		if !ctl.sleep(tick) {
+		woken := false
+		// An election won starts the duties at once (the cluster id of a
+		// new cluster is set without waiting for a tick).
+		select {
+		case <-timer.C:
+		case <-ctl.raft.LeaderCh():
+			woken = true
+		case <-ctl.ctx.Done():
 			return
 		}
+		timer.Reset(tick) // since Go 1.23 no stale tick survives a Reset
 		now := time.Now()
-		stalled := now.Sub(before) > tick+ctl.cfg.HeartbeatInterval
+		stalled := !woken && now.Sub(before) > tick+ctl.cfg.HeartbeatInterval
 		if ctl.raft.State() != raft.Leader {
 			leaderSince = time.Time{}
 			continue
@@ -553,6 +570,7 @@ func (ctl *Controller) activeControllerLoop() {
 		case leaderSince.IsZero():
 			leaderSince, lastRebalance = now, now
 			ctl.log.Info("became the active controller")
+			ctl.refreshOwnAddress()
 		case stalled:
 			leaderSince = now
 			ctl.log.Warn("the active controller stalled; letting brokers renew their leases before fencing", "stall", now.Sub(before)-tick)
@@ -560,6 +578,29 @@ func (ctl *Controller) activeControllerLoop() {
 		ctx, cancel := context.WithTimeout(ctl.ctx, ctl.cfg.Lease)
 		ctl.leaderDuties(ctx, now, leaderSince, &lastRebalance)
 		cancel()
+	}
+}
+
+// refreshOwnAddress corrects this voter's address in the Raft
+// configuration when it changed since the configuration was written: the
+// only voter of a cluster of one listens on a port picked at each start.
+// Raft itself never dials its own entry, but the configuration is what
+// describes the quorum, so it must stay true.
+func (ctl *Controller) refreshOwnAddress() {
+	f := ctl.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		ctl.log.Warn("reading the raft configuration", "err", err)
+		return
+	}
+	for _, srv := range f.Configuration().Servers {
+		if srv.ID != serverID(ctl.cfg.NodeID) || srv.Suffrage != raft.Voter || string(srv.Address) == ctl.cfg.Advertise {
+			continue
+		}
+		if err := ctl.raft.AddVoter(srv.ID, raft.ServerAddress(ctl.cfg.Advertise), f.Index(), rpcTimeout).Error(); err != nil {
+			ctl.log.Warn("updating this voter's address in the raft configuration", "from", srv.Address, "to", ctl.cfg.Advertise, "err", err)
+			return
+		}
+		ctl.log.Info("updated this voter's address in the raft configuration", "from", srv.Address, "to", ctl.cfg.Advertise)
 	}
 }
 
@@ -664,14 +705,28 @@ func (ctl *Controller) CreateTopic(ctx context.Context, name string, partitions 
 	return decodeAs[*metadata.Topic](v, err)
 }
 
+// CreateTopicAssigned creates a topic on the given replicas (one list per
+// partition, the first replica preferred), as a client's explicit replica
+// assignment asks.
+func (ctl *Controller) CreateTopicAssigned(ctx context.Context, name string, assignments [][]int32, configs map[string]string) (*metadata.Topic, error) {
+	if len(assignments) == 0 {
+		return nil, fmt.Errorf("%w: no partitions", metadata.ErrInvalidPartitions)
+	}
+	v, err := ctl.onLeader(ctx, rpcRequest{Op: opCreateTopic, Topic: &topicRequest{Name: name, Partitions: int32(len(assignments)), Configs: configs, Assignments: assignments}})
+	return decodeAs[*metadata.Topic](v, err)
+}
+
 func (ctl *Controller) createTopicLocal(r *topicRequest) (json.RawMessage, error) {
 	if r == nil {
 		return nil, metadata.ErrInvalidRequest
 	}
-	st := ctl.fsm.Current()
-	as, err := placement.Assign(placement.EligibleBrokers(st), int(r.Partitions), int(r.ReplicationFactor), placement.LoadOf(st))
-	if err != nil {
-		return nil, err
+	as := r.Assignments
+	if as == nil {
+		st := ctl.fsm.Current()
+		var err error
+		if as, err = placement.Assign(placement.EligibleBrokers(st), int(r.Partitions), int(r.ReplicationFactor), placement.LoadOf(st)); err != nil {
+			return nil, err
+		}
 	}
 	b, err := metadata.Encode(metadata.CreateTopic{Name: r.Name, ID: newTopicID(), Configs: r.Configs, Assignments: as})
 	if err != nil {
@@ -681,9 +736,10 @@ func (ctl *Controller) createTopicLocal(r *topicRequest) (json.RawMessage, error
 }
 
 // CreatePartitions grows a topic to total partitions, placed by the active
-// controller.
-func (ctl *Controller) CreatePartitions(ctx context.Context, name string, total int32) (*metadata.Topic, error) {
-	v, err := ctl.onLeader(ctx, rpcRequest{Op: opCreatePartitions, Topic: &topicRequest{Name: name, Partitions: total}})
+// controller, or on the given replicas (one list per new partition; nil
+// lets the controller place them).
+func (ctl *Controller) CreatePartitions(ctx context.Context, name string, total int32, assignments [][]int32) (*metadata.Topic, error) {
+	v, err := ctl.onLeader(ctx, rpcRequest{Op: opCreatePartitions, Topic: &topicRequest{Name: name, Partitions: total, Assignments: assignments}})
 	return decodeAs[*metadata.Topic](v, err)
 }
 
@@ -700,9 +756,14 @@ func (ctl *Controller) createPartitionsLocal(r *topicRequest) (json.RawMessage, 
 	if add <= 0 {
 		return nil, fmt.Errorf("%w: topic %s has %d partitions, cannot go to %d", metadata.ErrInvalidPartitions, r.Name, len(t.Partitions), r.Partitions)
 	}
-	as, err := placement.Assign(placement.EligibleBrokers(st), add, len(t.Partitions[0].Replicas), placement.LoadOf(st))
-	if err != nil {
-		return nil, err
+	as := r.Assignments
+	if as == nil {
+		var err error
+		if as, err = placement.Assign(placement.EligibleBrokers(st), add, len(t.Partitions[0].Replicas), placement.LoadOf(st)); err != nil {
+			return nil, err
+		}
+	} else if len(as) != add {
+		return nil, fmt.Errorf("%w: %d assignments for %d new partitions of %s", metadata.ErrInvalidReplicaAssignment, len(as), add, r.Name)
 	}
 	b, err := metadata.Encode(metadata.CreatePartitions{Name: r.Name, Assignments: as})
 	if err != nil {
@@ -745,6 +806,16 @@ func (ctl *Controller) SetBrokerConfigs(ctx context.Context, node int32, configs
 func (ctl *Controller) AllocateProducerIDs(ctx context.Context, count int64) (int64, error) {
 	return proposeAs[int64](ctx, ctl, metadata.AllocateProducerIDs{NodeID: ctl.cfg.NodeID, Count: count})
 }
+
+// ImportFileMetadata imports a file-kept metadata (see
+// metadata.ImportFileMetadata) and returns how many topics it added.
+func (ctl *Controller) ImportFileMetadata(ctx context.Context, imp metadata.ImportFileMetadata) (int, error) {
+	return proposeAs[int](ctx, ctl, imp)
+}
+
+// Voters is the metadata quorum as this node was configured (with its own
+// address as bound when it is the only voter of a cluster of one).
+func (ctl *Controller) Voters() []Voter { return slices.Clone(ctl.cfg.Voters) }
 
 // AlterPartition asks to change the ISR of a partition this broker leads,
 // naming the leader and partition epochs it acts on.

@@ -2,9 +2,10 @@ package cluster
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
-	"github.com/tributary/tributary/broker/server/metastore"
+	"github.com/tributary/tributary/broker/cluster/metadata"
 )
 
 func TestMetadataStoreForTheServer(t *testing.T) {
@@ -13,28 +14,51 @@ func TestMetadataStoreForTheServer(t *testing.T) {
 	tc.waitForState("brokers registered", registered(1, 2, 3))
 	// A follower node's store: every change is forwarded, and visible
 	// locally when the call returns.
-	m := &MetadataStore{Controller: tc.follower(), DefaultReplicationFactor: 3}
+	m := &MetadataStore{Controller: tc.follower()}
 	if m.ClusterID() != "test-cluster" {
 		t.Fatalf("cluster id %q", m.ClusterID())
 	}
-	top, err := m.CreateTopic("events", 3, map[string]string{"retention.ms": "60000"})
+	top, err := m.CreateTopic("events", 3, 3, map[string]string{"retention.ms": "60000"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(top.Partitions) != 3 || top.ID == (metastore.TopicID{}) {
+	if len(top.Partitions) != 3 || top.ID == (metadata.TopicID{}) || len(top.Partitions[0].Replicas) != 3 {
 		t.Fatalf("topic %+v", top)
 	}
-	if _, err := m.CreateTopic("events", 1, nil); !errors.Is(err, metastore.ErrTopicExists) {
+	if _, err := m.CreateTopic("events", 1, 3, nil); !errors.Is(err, metadata.ErrTopicExists) {
 		t.Fatalf("duplicate: %v", err)
+	}
+	pinned, err := m.CreateTopicAssigned("pinned", [][]int32{{2}, {3}}, nil)
+	if err != nil || !slices.Equal(pinned.Partitions[1].Replicas, []int32{3}) || pinned.Partitions[1].Leader != 3 {
+		t.Fatalf("topic with an assignment: %+v %v", pinned, err)
+	}
+	if _, err := m.CreateTopicAssigned("nowhere", [][]int32{{2}, {9}}, nil); !errors.Is(err, metadata.ErrInvalidReplicaAssignment) {
+		t.Fatalf("assignment to an unknown broker: %v", err)
+	}
+	if _, ok := m.Controller.State().Topic("nowhere"); ok {
+		t.Fatal("a refused assignment created the topic")
+	}
+	if err := m.DeleteTopic("pinned"); err != nil {
+		t.Fatal(err)
 	}
 	if topics := m.Topics(); len(topics) != 1 || topics[0].Name != "events" || topics[0].Configs["retention.ms"] != "60000" {
 		t.Fatalf("topics %+v", topics)
 	}
-	if top, err = m.AddPartitions("events", 5); err != nil || len(top.Partitions) != 5 {
+	if top, err = m.AddPartitions("events", 5, nil); err != nil || len(top.Partitions) != 5 {
 		t.Fatalf("add partitions: %+v %v", top, err)
 	}
-	if _, err := m.AddPartitions("events", 2); !errors.Is(err, metastore.ErrInvalidChange) {
+	if _, err := m.AddPartitions("events", 2, nil); !errors.Is(err, metadata.ErrInvalidPartitions) {
 		t.Fatalf("shrinking: %v", err)
+	}
+	// Explicit replicas for the new partition: as asked, or refused when
+	// they do not fit the topic.
+	if top, err = m.AddPartitions("events", 6, [][]int32{{3, 1, 2}}); err != nil || !slices.Equal(top.Partitions[5].Replicas, []int32{3, 1, 2}) {
+		t.Fatalf("add a partition with an assignment: %+v %v", top, err)
+	}
+	for _, bad := range [][][]int32{{{1, 2}}, {{1, 2, 9}}, {{1, 2, 3}, {1, 2, 3}}} {
+		if _, err := m.AddPartitions("events", 7, bad); !errors.Is(err, metadata.ErrInvalidReplicaAssignment) {
+			t.Fatalf("assignment %v: %v", bad, err)
+		}
 	}
 	if _, err := m.SetTopicConfigs("events", map[string]string{"cleanup.policy": "compact"}); err != nil {
 		t.Fatal(err)
@@ -42,13 +66,13 @@ func TestMetadataStoreForTheServer(t *testing.T) {
 	if got := m.Topics()[0].Configs; got["cleanup.policy"] != "compact" || len(got) != 1 {
 		t.Fatalf("configs %v", got)
 	}
-	if err := m.SetBrokerConfigs(metastore.ClusterDefault, map[string]string{"log.retention.ms": "1000"}); err != nil {
+	if err := m.SetBrokerConfigs(metadata.ClusterDefault, map[string]string{"log.retention.ms": "1000"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.SetBrokerConfigs(2, map[string]string{"log.retention.ms": "5"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := m.BrokerConfigs(metastore.ClusterDefault); got["log.retention.ms"] != "1000" {
+	if got := m.BrokerConfigs(metadata.ClusterDefault); got["log.retention.ms"] != "1000" {
 		t.Fatalf("cluster-wide broker configs %v", got)
 	}
 	if got := m.BrokerConfigs(2); got["log.retention.ms"] != "5" {
@@ -68,13 +92,10 @@ func TestMetadataStoreForTheServer(t *testing.T) {
 	if err != nil || b == a || (b > a && b < a+ProducerIDBlockSize) || (a > b && a < b+ProducerIDBlockSize) {
 		t.Fatalf("blocks %d and %d overlap (%v)", a, b, err)
 	}
-	if err := m.BumpLeaderEpochs(); err != nil {
-		t.Fatal(err)
-	}
 	if err := m.DeleteTopic("events"); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.DeleteTopic("events"); !errors.Is(err, metastore.ErrUnknownTopic) {
+	if err := m.DeleteTopic("events"); !errors.Is(err, metadata.ErrUnknownTopicOrPartition) {
 		t.Fatalf("deleting twice: %v", err)
 	}
 	if len(m.Topics()) != 0 {

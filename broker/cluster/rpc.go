@@ -112,6 +112,9 @@ type topicRequest struct {
 	Partitions        int32             `json:"partitions"` // count to create, or total to grow to
 	ReplicationFactor int16             `json:"replication_factor,omitempty"`
 	Configs           map[string]string `json:"configs,omitempty"`
+	// Assignments, when set, are the replicas of each new partition,
+	// chosen by the client instead of placed by the controller.
+	Assignments [][]int32 `json:"assignments,omitempty"`
 }
 
 type rpcResponse struct {

@@ -67,7 +67,7 @@ func NewPartitionLog(p *storage.Partition) *PartitionLog {
 
 // NewReplicatedPartitionLog uses an open partition as the offsets log, reads
 // it directly and writes each encoded batch through write, which must
-// return once the batch is durable (in a cluster: replicated to the ISR).
+// return once the batch is durable and replicated to the ISR.
 func NewReplicatedPartitionLog(p *storage.Partition, write func(ctx context.Context, batch []byte) error) *PartitionLog {
 	return &PartitionLog{p: p, write: write}
 }

@@ -39,11 +39,8 @@ func TestBrokerMetricsEndToEnd(t *testing.T) {
 		t.Errorf("/readyz before the server exists: %d", code)
 	}
 
-	srv, err := server.New(server.Options{Config: cfg, Logger: log, Metrics: reg})
+	srv, err := server.New(context.Background(), server.Options{Config: cfg, Logger: log, Metrics: reg})
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Listen(); err != nil {
 		t.Fatal(err)
 	}
 	if code := status(t, web.URL+"/readyz"); code != http.StatusServiceUnavailable {

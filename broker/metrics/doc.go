@@ -11,7 +11,11 @@
 // never pushes state.
 //
 // The broker makes its Registry and serves metrics.listen before it opens its
-// log, so /healthz answers and /readyz says 503 while the log is recovered.
+// log, so /healthz answers and /readyz says 503 while the log is recovered
+// and the broker joins its cluster (a single broker is a cluster of one).
+// Partition state comes from the cluster metadata; only the active
+// controller reports the cluster-wide counts (Global*, Offline), so their
+// sum over the brokers is the cluster's.
 // Traffic is counted where Kafka counts it: a Fetch when its response is
 // sent (not each read of a long poll), produced records when they are
 // appended (a resent duplicate of an idempotent batch is not new traffic).

@@ -10,7 +10,7 @@ type StateSource func() BrokerState
 // cluster at one moment.
 type BrokerState struct {
 	// ActiveController is true on the active controller (the Raft leader;
-	// a single-node broker is its own controller). ActiveControllerCount
+	// a single broker is its own controller). ActiveControllerCount
 	// is 1 there and 0 elsewhere, so its Sum over the cluster is 1.
 	ActiveController bool
 	// GlobalTopicCount, GlobalPartitionCount and OfflinePartitionsCount are

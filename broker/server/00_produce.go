@@ -16,16 +16,18 @@ package server
 //     share fsyncs (group commit); the response is sent when every
 //     partition is durable per log.flush.policy.
 //   - acks: 0 (no response at all; an error closes the connection so the
-//     producer notices, as Kafka does), 1 and -1 (all). On one node the
-//     ISR is this node, so acks=all fails with NOT_ENOUGH_REPLICAS when
-//     min.insync.replicas > 1, instead of pretending.
-//   - In a cluster each partition goes through the replica manager: only
+//     producer notices, as Kafka does), 1 and -1 (all).
+//   - Each partition goes through its leader in the replica manager: only
 //     the leader appends (else NOT_LEADER_OR_FOLLOWER), stamping its leader
 //     epoch; acks=all is refused with NOT_ENOUGH_REPLICAS while the ISR is
-//     below min.insync.replicas, and answered when the high watermark
-//     passes the batch (REQUEST_TIMED_OUT after the request's timeout,
-//     NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank meanwhile).
-//     Consecutive requests of a connection are not joined into one append.
+//     below min.insync.replicas (so a single broker, an ISR of one, refuses
+//     it when min.insync.replicas > 1), and answered when the high
+//     watermark passes the batch (REQUEST_TIMED_OUT after the request's
+//     timeout, NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank
+//     meanwhile).
+//   - Consecutive requests of a connection to the same partition are
+//     appended as one (one write, one fsync), each then answered when its
+//     own acks are met.
 //   - Transactional produce is refused (transactions are not served yet).
 //   - A full or failing disk answers KAFKA_STORAGE_ERROR.
 //
@@ -42,6 +44,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -94,7 +97,6 @@ func (s *Server) prepareProduce(req *kmsg.ProduceRequest) (*kmsg.ProduceResponse
 		message = fmt.Sprintf("acks=%d: must be -1, 0 or 1", req.Acks)
 	}
 
-	cfg := s.Config()
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for i, rt := range req.Topics {
 		st := &resp.Topics[i]
@@ -130,13 +132,6 @@ func (s *Server) prepareProduce(req *kmsg.ProduceRequest) (*kmsg.ProduceResponse
 				sp.ErrorMessage = &msg
 				continue
 			}
-			min := minInsyncReplicas(cfg, t.configs)
-			if req.Acks == -1 && min > 1 && !s.clustered() {
-				sp.ErrorCode = kerr.NotEnoughReplicas.Code
-				msg := fmt.Sprintf("acks=all needs %d in-sync replicas (min.insync.replicas) and this single node has 1", min)
-				sp.ErrorMessage = &msg
-				continue
-			}
 			jobs = append(jobs, produceJob{p: p, out: sp, record: rp.Records, acks: req.Acks, timeoutMs: req.TimeoutMillis})
 		}
 	}
@@ -162,13 +157,7 @@ func finishProduce(req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) (kmsg.R
 
 // runProduceJobs appends the jobs of one or more consecutive requests of a
 // connection (groups[i] are request i's jobs). Partitions run in parallel,
-// so their fsyncs overlap. Within a partition, the records of all the
-// requests go to storage as ONE append, in request order: one write and
-// one fsync instead of one per request, with exactly the order and offsets
-// one-by-one appends would give. Storage checks every batch before writing
-// any, so when the joint append is refused (a bad batch, a sequence error,
-// an idempotent duplicate) nothing was written and the requests are
-// appended one by one, each getting its own answer, as Kafka gives them.
+// so their fsyncs overlap.
 func (s *Server) runProduceJobs(ctx context.Context, groups [][]produceJob) {
 	byPartition := map[*partition][]produceJob{}
 	var order []*partition
@@ -198,42 +187,102 @@ func (s *Server) runProduceJobs(ctx context.Context, groups [][]produceJob) {
 				}
 			}
 		}()
-		// In a cluster each request waits for its own acks, so requests
-		// are not joined.
-		if len(jobs) > 1 && !s.clustered() && s.appendJoint(appendCtx, p, jobs) {
-			return
-		}
-		for _, j := range jobs {
-			s.appendOne(appendCtx, j)
-		}
+		s.producePartition(appendCtx, p, jobs)
 	}
 	if len(order) == 1 {
 		run(order[0])
-	} else {
-		var wg sync.WaitGroup
-		for _, p := range order {
-			wg.Add(1)
-			go func() { defer wg.Done(); run(p) }()
-		}
-		wg.Wait()
+		return
 	}
-	s.data.notify()
+	var wg sync.WaitGroup
+	for _, p := range order {
+		wg.Add(1)
+		go func() { defer wg.Done(); run(p) }()
+	}
+	wg.Wait()
 }
 
-// appendOne appends one request's records to one partition.
-func (s *Server) appendOne(ctx context.Context, j produceJob) {
-	var (
-		res storage.AppendResult
-		err error
-	)
-	if s.clustered() {
-		res, err = s.produceClustered(ctx, j)
-	} else {
-		res, err = j.p.log.Append(ctx, j.record, storage.AppendOptions{LeaderEpoch: j.p.leaderEpoch})
+// producePartition appends the jobs of one partition through its leader:
+// acks=all jobs are checked against the ISR first; the records of all the
+// jobs left go to storage as ONE append, in request order (one write and
+// one fsync instead of one per request, with exactly the order and offsets
+// one-by-one appends would give); the leader learns the new log end, which
+// moves the high watermark at once when the ISR is this broker alone; and
+// each acks=all job waits until the ISR has its own records. Storage checks
+// every batch before writing any, so when the joint append is refused (a
+// bad batch, a sequence error, an idempotent duplicate) nothing was written
+// and the jobs are appended one by one, each getting its own answer, as
+// Kafka gives them.
+func (s *Server) producePartition(ctx context.Context, p *partition, jobs []produceJob) {
+	l, ok := s.node.Leader(p.topic, p.index)
+	log := p.log
+	if ok && log == nil { // led since the last resync of the topic view
+		log, ok = s.store.Partition(p.topic, p.index)
 	}
+	if !ok {
+		err := fmt.Errorf("%w: %s-%d", replica.ErrNotLeader, p.topic, p.index)
+		for _, j := range jobs {
+			s.setAppendError(j, err)
+		}
+		return
+	}
+	run := make([]produceJob, 0, len(jobs))
+	for _, j := range jobs {
+		if j.acks == -1 {
+			if err := l.CheckAcksAll(); err != nil {
+				s.setAppendError(j, err)
+				continue
+			}
+		}
+		run = append(run, j)
+	}
+	if len(run) == 0 {
+		return
+	}
+	epoch := l.Epoch()
+	// last[i] is the last offset of run[i]'s records, -1 when it failed.
+	var last []int64
+	if len(run) > 1 {
+		last = s.appendJoint(ctx, log, epoch, run)
+	}
+	if last == nil {
+		last = make([]int64, len(run))
+		for i, j := range run {
+			last[i] = s.appendOne(ctx, log, epoch, j)
+		}
+	}
+	end := int64(-1)
+	for _, o := range last {
+		end = max(end, o)
+	}
+	if end >= 0 {
+		l.Appended(end + 1)
+	}
+	for i, j := range run {
+		if j.acks != -1 || last[i] < 0 {
+			continue
+		}
+		timeout := time.Duration(j.timeoutMs) * time.Millisecond
+		if timeout <= 0 {
+			timeout = 30 * time.Second
+		}
+		wctx, cancel := context.WithTimeout(ctx, timeout)
+		err := l.WaitReplicated(wctx, last[i])
+		cancel()
+		if err != nil {
+			j.out.BaseOffset, j.out.LogAppendTime, j.out.LogStartOffset = -1, -1, -1
+			s.setAppendError(j, err)
+		}
+	}
+}
+
+// appendOne appends one request's records to one partition and returns
+// the last offset they got (that of the original batch for an idempotent
+// duplicate), or -1 when the append failed.
+func (s *Server) appendOne(ctx context.Context, log *storage.Partition, epoch int32, j produceJob) int64 {
+	res, err := log.Append(ctx, j.record, storage.AppendOptions{LeaderEpoch: epoch})
 	if err != nil {
 		s.setAppendError(j, err)
-		return
+		return -1
 	}
 	j.out.BaseOffset = res.BaseOffset
 	j.out.LogAppendTime = res.LogAppendTime
@@ -241,12 +290,14 @@ func (s *Server) appendOne(ctx context.Context, j produceJob) {
 	if !res.Duplicate { // a resent batch is not new traffic, as in Kafka
 		s.metrics.RecordProduce(j.p.topic, len(j.record), int(res.LastOffset-res.BaseOffset+1))
 	}
+	return res.LastOffset
 }
 
 // appendJoint appends the records of several requests to one partition in
-// one call. It returns false, having written nothing, when the requests
-// must be appended one by one instead.
-func (s *Server) appendJoint(ctx context.Context, p *partition, jobs []produceJob) bool {
+// one call and returns the last offset of each request's records (-1 for
+// a request that failed). It returns nil, having written nothing, when the
+// requests must be appended one by one instead.
+func (s *Server) appendJoint(ctx context.Context, log *storage.Partition, epoch int32, jobs []produceJob) []int64 {
 	total := 0
 	for _, j := range jobs {
 		total += len(j.record)
@@ -257,7 +308,7 @@ func (s *Server) appendJoint(ctx context.Context, p *partition, jobs []produceJo
 		starts[i] = len(joint)
 		joint = append(joint, j.record...)
 	}
-	res, err := p.log.Append(ctx, joint, storage.AppendOptions{LeaderEpoch: p.leaderEpoch})
+	res, err := log.Append(ctx, joint, storage.AppendOptions{LeaderEpoch: epoch})
 	switch {
 	case err == nil && !res.Duplicate:
 		for i, j := range jobs {
@@ -273,25 +324,31 @@ func (s *Server) appendJoint(ctx context.Context, p *partition, jobs []produceJo
 		}
 		// Records per request: up to the next request's base offset,
 		// the last one up to the end of the joint append.
+		last := make([]int64, len(jobs))
 		for i, j := range jobs {
 			end := res.LastOffset + 1
 			if i+1 < len(jobs) && jobs[i+1].out.BaseOffset >= 0 {
 				end = jobs[i+1].out.BaseOffset
 			}
+			last[i] = end - 1
 			if j.out.ErrorCode == 0 {
-				s.metrics.RecordProduce(p.topic, len(j.record), int(end-j.out.BaseOffset))
+				s.metrics.RecordProduce(j.p.topic, len(j.record), int(end-j.out.BaseOffset))
+			} else {
+				last[i] = -1
 			}
 		}
-		return true
+		return last
 	case err == nil, errorBeforeWrite(err):
-		return false // a duplicate or a refused batch: nothing written
+		return nil // a duplicate or a refused batch: nothing written
 	default:
 		// The disk failed or the partition closed: every request gets
 		// the error; retrying one by one could write twice.
-		for _, j := range jobs {
+		last := make([]int64, len(jobs))
+		for i, j := range jobs {
 			s.setAppendError(j, err)
+			last[i] = -1
 		}
-		return true
+		return last
 	}
 }
 

@@ -5,18 +5,20 @@ package server
 // Behaviour:
 //   - Long poll: the response waits until MinBytes of records are
 //     available or MaxWaitMillis passes (capped by fetch.max.wait.cap.ms),
-//     woken by every append; it returns at once on any partition error and
-//     when the broker shuts down.
+//     woken by every move of a high watermark this broker leads; it
+//     returns at once on any partition error and when the broker shuts
+//     down.
 //   - Size limits: PartitionMaxBytes per partition and MaxBytes for the
 //     response, counted in whole record batches; the first batch of the
 //     first partition with data is returned even if larger (KIP-74), so a
 //     consumer never gets stuck behind a big batch.
-//   - Reads stop at the high watermark (from storage; on one node the
-//     durable end, in a cluster the end every in-sync replica has).
-//   - In a cluster only the partition's leader serves consumers; other
-//     brokers answer NOT_LEADER_OR_FOLLOWER so the client refreshes its
-//     metadata. Follower fetches come to the inter-broker listener. With no transactions, the last stable offset is the
-//     high watermark, so read_committed reads the same.
+//   - Reads stop at the high watermark: the end every in-sync replica has
+//     (the durable end when the ISR is this broker alone).
+//   - Only the partition's leader serves consumers; other brokers answer
+//     NOT_LEADER_OR_FOLLOWER so the client refreshes its metadata.
+//     Follower fetches come to the inter-broker listener. With no
+//     transactions, the last stable offset is the high watermark, so
+//     read_committed reads the same.
 //   - Offsets below the log start or past the log end answer
 //     OFFSET_OUT_OF_RANGE; an offset between the high watermark and the
 //     log end waits for data.
@@ -30,8 +32,9 @@ package server
 //     fetches); incremental fetches name only changed partitions and get
 //     only partitions with records, errors or moved offsets back. See
 //     fetch_sessions.go.
-//   - Follower fetches (ReplicaID >= 0) are refused with
-//     NOT_LEADER_OR_FOLLOWER until replication exists.
+//   - Follower fetches (ReplicaID >= 0) on the client listener are refused
+//     with NOT_LEADER_OR_FOLLOWER: followers fetch on the replication
+//     listener.
 //
 // Version notes:
 //   - v4: isolation level, LSO, aborted transactions; v5: log start offset
@@ -114,16 +117,11 @@ func (s *Server) handleFetch(ctx context.Context, req *kmsg.FetchRequest) *kmsg.
 			timer = time.NewTimer(time.Until(deadline))
 			defer timer.Stop()
 		}
-		// In a cluster the high watermark moves when followers fetch,
-		// not when this broker appends, so a long poll also looks again
-		// every clusterFetchPoll.
-		var poll <-chan time.Time
-		if s.clustered() {
-			poll = time.After(clusterFetchPoll)
-		}
+		// woken closes when a high watermark moves (an append on a
+		// partition whose ISR is this broker alone, a follower fetch
+		// otherwise), a topic is deleted, or shutdown starts.
 		select {
 		case <-woken:
-		case <-poll:
 		case <-timer.C:
 		case <-ctx.Done():
 		}

@@ -3,19 +3,19 @@ package server
 // Metadata: v0-12
 //
 // Behaviour:
-//   - Single node: this node leads every partition; replicas and ISR are
-//     [this node]. ControllerID is this node.
-//   - Cluster: every unfenced registered broker (advertised listener,
-//     rack); per partition the leader (LEADER_NOT_AVAILABLE and -1 when
-//     none), leader epoch, replicas, ISR and offline (fenced) replicas from
-//     this broker's copy of the Raft metadata; ControllerID is the active
-//     controller (-1 during an election).
+//   - Every unfenced registered broker (advertised listener, rack); per
+//     partition the leader (LEADER_NOT_AVAILABLE and -1 when none), leader
+//     epoch, replicas, ISR and offline (fenced) replicas from this broker's
+//     copy of the Raft metadata; ControllerID is the active controller (-1
+//     during an election). A single broker is its own controller and leads
+//     every partition, with replicas and ISR [this node].
 //   - All topics: v0 with an empty list, v1+ with a null list. An empty
 //     list at v1+ asks for brokers only.
 //   - A missing topic is created when auto.create.topics.enable is on and
 //     the request allows it (always before v4; AllowAutoTopicCreation from
-//     v4), with num.partitions partitions; it is returned at once, since a
-//     single node needs no leader election. Otherwise UNKNOWN_TOPIC_OR_PARTITION.
+//     v4), with num.partitions partitions and default.replication.factor
+//     replicas; it is returned at once, with the leaders the controller
+//     gave it at creation. Otherwise UNKNOWN_TOPIC_OR_PARTITION.
 //   - Invalid names answer INVALID_TOPIC_EXCEPTION and are never created.
 //   - Topics asked for by id (v12) that do not exist answer UNKNOWN_TOPIC_ID.
 //
@@ -33,8 +33,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/tributary/tributary/broker/server/metastore"
 )
 
 var metadataAPI = api{key: 3, min: 0, max: 12,
@@ -116,7 +114,7 @@ func (s *Server) handleMetadata(req *kmsg.MetadataRequest) *kmsg.MetadataRespons
 			var err error
 			t, err = s.createTopic(name, cfg.NumPartitions, nil)
 			switch {
-			case errors.Is(err, metastore.ErrTopicExists):
+			case errors.Is(err, errTopicExists):
 				t, ok = s.lookupTopic(name) // created concurrently
 			case err != nil:
 				mt := kmsg.NewMetadataResponseTopic()
@@ -195,7 +193,7 @@ func topicCreateErrorCode(err error) int16 {
 		return kerr.InvalidTopicException.Code
 	case errors.Is(err, errInvalidPartitions):
 		return kerr.InvalidPartitions.Code
-	case errors.Is(err, metastore.ErrTopicExists):
+	case errors.Is(err, errTopicExists):
 		return kerr.TopicAlreadyExists.Code
 	case errors.Is(err, errInvalidConfig):
 		return kerr.InvalidConfig.Code

@@ -3,11 +3,10 @@ package server
 // FindCoordinator: v0-5
 //
 // Behaviour:
-//   - A single node coordinates every group: the answer is this broker.
-//   - Cluster: one __consumer_offsets partition, so one coordinator: the
-//     leader of that partition. The topic is created on the first lookup
-//     (replication factor min(3, live brokers)); COORDINATOR_NOT_AVAILABLE
-//     while it has no leader.
+//   - One __consumer_offsets partition, so one coordinator: the leader of
+//     that partition (on a single broker, itself). The topic is created on
+//     the first lookup (replication factor min(3, live brokers));
+//     COORDINATOR_NOT_AVAILABLE while it has no leader.
 //   - Transaction coordinators (key type 1) answer
 //     COORDINATOR_NOT_AVAILABLE with a message: transactions are not served.
 //   - v4+ batches several keys in one request (KIP-699).
@@ -41,9 +40,6 @@ func (s *Server) handleFindCoordinator(req *kmsg.FindCoordinatorRequest) *kmsg.F
 		if req.CoordinatorType != coordinatorGroup {
 			msg := "only consumer group coordinators are served; transactions are not supported yet"
 			return brokerInfo{}, kerr.CoordinatorNotAvailable.Code, &msg
-		}
-		if !s.clustered() {
-			return brokerInfo{id: s.nodeID, host: s.host, port: s.port}, 0, nil
 		}
 		if err := s.ensureOffsetsTopic(); err != nil {
 			msg := fmt.Sprintf("creating %s: %v", offsetsTopic, err)

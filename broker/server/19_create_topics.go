@@ -4,10 +4,12 @@ package server
 //
 // Behaviour:
 //   - NumPartitions -1 means num.partitions; ReplicationFactor -1 means
-//     default.replication.factor. This single node has one replica to give,
-//     so a replication factor above 1 answers INVALID_REPLICATION_FACTOR
-//     and a manual assignment must name only this node
-//     (INVALID_REPLICA_ASSIGNMENT otherwise).
+//     default.replication.factor. The controller places the replicas
+//     across racks; a replication factor above the live brokers (above 1
+//     on a single broker) answers INVALID_REPLICATION_FACTOR. A manual
+//     assignment must name registered brokers, each once per partition,
+//     with the same count for every partition (INVALID_REPLICA_ASSIGNMENT
+//     otherwise).
 //   - Configs are validated against the topic configs we serve (see
 //     topicconfig.go); an unknown name or bad value answers INVALID_CONFIG.
 //     Only explicitly given configs are stored; the rest follow the broker.
@@ -74,9 +76,11 @@ func (s *Server) handleCreateTopics(req *kmsg.CreateTopicsRequest) *kmsg.CreateT
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}
-		t, err := s.createTopicRF(rt.Topic, partitions, rf, configs)
-		if err == nil && assignment != nil && s.clustered() {
-			t, err = s.assignReplicas(t, assignment)
+		var t *topic
+		if assignment != nil {
+			t, err = s.createTopicAssigned(rt.Topic, assignment, configs)
+		} else {
+			t, err = s.createTopicRF(rt.Topic, partitions, rf, configs)
 		}
 		if err != nil {
 			code := topicCreateErrorCode(err)
@@ -95,11 +99,6 @@ func (s *Server) handleCreateTopics(req *kmsg.CreateTopicsRequest) *kmsg.CreateT
 	return resp
 }
 
-var (
-	errReplicationFactor = errors.New("invalid replication factor")
-	errReplicaAssignment = errors.New("invalid replica assignment")
-)
-
 func createTopicErrorCode(err error) int16 {
 	switch {
 	case errors.Is(err, errReplicationFactor):
@@ -110,8 +109,6 @@ func createTopicErrorCode(err error) int16 {
 	return topicCreateErrorCode(err)
 }
 
-// validateCreateTopic checks one topic of a CreateTopics request and
-// returns its validated configs and partition count.
 // validateCreateTopic checks one topic of a CreateTopics request and
 // returns its configs, partition count, replication factor and, when the
 // request assigns replicas explicitly, the replicas of each partition.
@@ -128,9 +125,6 @@ func (s *Server) validateCreateTopic(rt kmsg.CreateTopicsRequestTopic) (map[stri
 		}
 		byPartition := map[int32][]int32{}
 		for _, a := range rt.ReplicaAssignment {
-			if !s.clustered() && (len(a.Replicas) != 1 || a.Replicas[0] != s.nodeID) {
-				return nil, 0, 0, nil, fmt.Errorf("%w: partition %d assigned to %v; this single-node cluster has only broker %d", errReplicaAssignment, a.Partition, a.Replicas, s.nodeID)
-			}
 			if _, dup := byPartition[a.Partition]; a.Partition < 0 || dup {
 				return nil, 0, 0, nil, fmt.Errorf("%w: partition %d assigned twice or negative", errReplicaAssignment, a.Partition)
 			}
@@ -158,10 +152,7 @@ func (s *Server) validateCreateTopic(rt kmsg.CreateTopicsRequestTopic) (map[stri
 		if rf == -1 {
 			rf = cfg.DefaultReplicationFactor
 		}
-		switch live := s.liveBrokerCount(); {
-		case !s.clustered() && rf != 1:
-			return nil, 0, 0, nil, fmt.Errorf("%w: replication factor %d; this single-node cluster has one broker, so it must be 1", errReplicationFactor, rf)
-		case rf < 1 || int(rf) > live:
+		if live := s.liveBrokerCount(); rf < 1 || int(rf) > live {
 			return nil, 0, 0, nil, fmt.Errorf("%w: replication factor %d, %d live brokers", errReplicationFactor, rf, live)
 		}
 	}

@@ -20,8 +20,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/tributary/tributary/broker/server/metastore"
 )
 
 var deleteTopicsAPI = api{key: 20, min: 1, max: 6,
@@ -77,7 +75,7 @@ func (s *Server) handleDeleteTopics(req *kmsg.DeleteTopicsRequest) *kmsg.DeleteT
 			continue
 		}
 		if err := s.deleteTopic(name); err != nil {
-			if errors.Is(err, metastore.ErrUnknownTopic) {
+			if errors.Is(err, errUnknownTopic) {
 				fail(kerr.UnknownTopicOrPartition.Code, err.Error())
 			} else {
 				s.log.Error("deleting topic", "topic", name, "err", err)

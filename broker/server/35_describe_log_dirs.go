@@ -45,7 +45,7 @@ func (s *Server) handleDescribeLogDirs(req *kmsg.DescribeLogDirsRequest) *kmsg.D
 		dt.Topic = t.name
 		for _, i := range indexes {
 			p, ok := t.partition(i)
-			if !ok || p.log == nil { // in a cluster: no replica here
+			if !ok || p.log == nil { // no replica here
 				continue
 			}
 			dp := kmsg.NewDescribeLogDirsResponseDirTopicPartition()

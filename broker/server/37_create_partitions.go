@@ -4,8 +4,10 @@ package server
 //
 // Behaviour:
 //   - Grows a topic to Count partitions; Count must exceed the current
-//     count (INVALID_PARTITIONS otherwise). An explicit assignment must
-//     name only this node (INVALID_REPLICA_ASSIGNMENT).
+//     count (INVALID_PARTITIONS otherwise). The controller places the new
+//     partitions' replicas, unless the request assigns them: one list per
+//     new partition, each naming registered brokers once, as many as the
+//     topic's replication factor (INVALID_REPLICA_ASSIGNMENT otherwise).
 //   - ValidateOnly checks and changes nothing.
 //
 // Version notes:
@@ -15,11 +17,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/tributary/tributary/broker/server/metastore"
 )
 
 var createPartitionsAPI = api{key: 37, min: 0, max: 3,
@@ -45,21 +46,26 @@ func (s *Server) handleCreatePartitions(req *kmsg.CreatePartitionsRequest) *kmsg
 		case rt.Assignment != nil && len(rt.Assignment) != int(rt.Count)-len(t.partitions):
 			fail(kerr.InvalidReplicaAssignment.Code, fmt.Sprintf("%d assignments for %d new partitions", len(rt.Assignment), int(rt.Count)-len(t.partitions)))
 		default:
+			var assignments [][]int32
 			for _, a := range rt.Assignment {
-				if len(a.Replicas) != 1 || a.Replicas[0] != s.nodeID {
-					fail(kerr.InvalidReplicaAssignment.Code, fmt.Sprintf("assignment %v: this single-node cluster has only broker %d", a.Replicas, s.nodeID))
-					break
-				}
+				assignments = append(assignments, a.Replicas)
 			}
-			if st.ErrorCode != 0 || req.ValidateOnly {
+			if req.ValidateOnly {
+				if err := s.validAssignments(t, assignments); err != nil {
+					fail(kerr.InvalidReplicaAssignment.Code, err.Error())
+				}
 				break
 			}
-			if err := s.addPartitions(rt.Topic, rt.Count); err != nil {
+			if err := s.addPartitions(rt.Topic, rt.Count, assignments); err != nil {
 				switch {
-				case errors.Is(err, metastore.ErrUnknownTopic):
+				case errors.Is(err, errUnknownTopic):
 					fail(kerr.UnknownTopicOrPartition.Code, err.Error())
-				case errors.Is(err, metastore.ErrInvalidChange):
+				case errors.Is(err, errInvalidPartitions):
 					fail(kerr.InvalidPartitions.Code, err.Error())
+				case errors.Is(err, errReplicaAssignment):
+					fail(kerr.InvalidReplicaAssignment.Code, err.Error())
+				case errors.Is(err, errReplicationFactor):
+					fail(kerr.InvalidReplicationFactor.Code, err.Error())
 				default:
 					s.log.Error("adding partitions", "topic", rt.Topic, "err", err)
 					fail(kerr.KafkaStorageError.Code, err.Error())
@@ -69,4 +75,23 @@ func (s *Server) handleCreatePartitions(req *kmsg.CreatePartitionsRequest) *kmsg
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp
+}
+
+// validAssignments checks explicit replicas for new partitions of t the way
+// the controller will: as many as the topic's replication factor, each a
+// registered broker, none twice.
+func (s *Server) validAssignments(t *topic, assignments [][]int32) error {
+	st := s.node.Controller.State()
+	rf := len(t.partitions[0].replicas)
+	for i, replicas := range assignments {
+		if len(replicas) != rf {
+			return fmt.Errorf("new partition %d: %d replicas, the topic has %d", i, len(replicas), rf)
+		}
+		for j, r := range replicas {
+			if _, ok := st.Brokers[r]; !ok || slices.Contains(replicas[:j], r) {
+				return fmt.Errorf("new partition %d: replicas %v name an unknown broker or one twice", i, replicas)
+			}
+		}
+	}
+	return nil
 }

@@ -3,17 +3,14 @@ package server
 // ElectLeaders: v0-2
 //
 // Behaviour:
-//   - Cluster: the active controller runs a preferred (type 0, and every
-//     v0 request) or unclean (type 1) election on each named partition,
-//     or on every partition when Topics is null (then only partitions
-//     where an election was needed are listed). Per partition:
-//     ELECTION_NOT_NEEDED when the preferred replica already leads,
-//     PREFERRED_LEADER_NOT_AVAILABLE when it is not in the ISR or not
-//     alive, ELIGIBLE_LEADERS_NOT_AVAILABLE when an unclean election finds
-//     no live replica, UNKNOWN_TOPIC_OR_PARTITION.
-//   - Single node: this broker is every partition's only and preferred
-//     replica and leads it, so every named partition answers
-//     ELECTION_NOT_NEEDED (null Topics: an empty list).
+//   - The active controller runs a preferred (type 0, and every v0
+//     request) or unclean (type 1) election on each named partition, or on
+//     every partition when Topics is null (then only partitions where an
+//     election was needed are listed). Per partition: ELECTION_NOT_NEEDED
+//     when the preferred replica already leads (always on a single
+//     broker), PREFERRED_LEADER_NOT_AVAILABLE when it is not in the ISR or
+//     not alive, ELIGIBLE_LEADERS_NOT_AVAILABLE when an unclean election
+//     finds no live replica, UNKNOWN_TOPIC_OR_PARTITION.
 //
 // Version notes:
 //   - v1: ElectionType (KIP-460) and the top-level error code; v2: flexible.
@@ -56,28 +53,17 @@ func (s *Server) handleElectLeaders(ctx context.Context, req *kmsg.ElectLeadersR
 	if req.Topics != nil && len(tps) == 0 {
 		return resp // nothing asked for
 	}
-	var results []metadata.ElectionResult
-	if s.clustered() {
-		cctx, cancel := context.WithTimeout(ctx, requestTimeout(req.TimeoutMillis))
-		defer cancel()
-		var err error
-		if results, err = s.node.Controller.ElectLeaders(cctx, how, tps); err != nil {
-			s.log.Warn("leader election failed", "err", err)
-			resp.ErrorCode = clusterErrorCode(err)
-			if req.Version == 0 {
-				// v0 has no top-level code: every partition gets it.
-				for _, tp := range tps {
-					results = append(results, metadata.ElectionResult{TopicPartition: tp, Err: err})
-				}
+	cctx, cancel := context.WithTimeout(ctx, requestTimeout(req.TimeoutMillis))
+	defer cancel()
+	results, err := s.node.Controller.ElectLeaders(cctx, how, tps)
+	if err != nil {
+		s.log.Warn("leader election failed", "err", err)
+		resp.ErrorCode = clusterErrorCode(err)
+		if req.Version == 0 {
+			// v0 has no top-level code: every partition gets it.
+			for _, tp := range tps {
+				results = append(results, metadata.ElectionResult{TopicPartition: tp, Err: err})
 			}
-		}
-	} else {
-		for _, tp := range tps {
-			r := metadata.ElectionResult{TopicPartition: tp, Leader: s.nodeID, Err: metadata.ErrElectionNotNeeded}
-			if _, ok := s.lookupPartition(tp.Topic, tp.Partition); !ok {
-				r.Err = metadata.ErrUnknownTopicOrPartition
-			}
-			results = append(results, r)
 		}
 	}
 	byTopic := map[string]int{}

@@ -3,18 +3,16 @@ package server
 // AlterPartitionReassignments: v0-1
 //
 // Behaviour:
-//   - Cluster: each partition's new replica list starts a reassignment
-//     through the active controller (null replicas cancel a running one:
+//   - Each partition's new replica list starts a reassignment through the
+//     active controller (null replicas cancel a running one:
 //     NO_REASSIGNMENT_IN_PROGRESS when there is none). The partition keeps
 //     the old and new replicas until every new one is in sync, then drops
 //     the old ones; ListPartitionReassignments shows the progress. Unknown
-//     brokers or duplicates answer INVALID_REPLICA_ASSIGNMENT.
+//     brokers or duplicates answer INVALID_REPLICA_ASSIGNMENT; on a single
+//     broker the only assignment possible is [this node], already in force.
 //   - v1 with AllowReplicationFactorChange false refuses a list whose length
 //     differs from the current replica count (INVALID_REPLICATION_FACTOR),
 //     as Kafka's KIP-860.
-//   - Single node: the only possible assignment is [this node], which is
-//     already in force (success); cancelling answers
-//     NO_REASSIGNMENT_IN_PROGRESS; anything else INVALID_REPLICA_ASSIGNMENT.
 //
 // Version notes:
 //   - v0 is flexible; v1: AllowReplicationFactorChange (KIP-860).
@@ -22,7 +20,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -66,13 +63,6 @@ func (s *Server) handleAlterPartitionReassignments(ctx context.Context, req *kms
 				fail(kerr.UnknownTopicOrPartition.Code, fmt.Sprintf("%s-%d does not exist", rt.Topic, rp.Partition))
 			case rp.Replicas != nil && !allowRFChange && len(rp.Replicas) != len(p.replicas):
 				fail(kerr.InvalidReplicationFactor.Code, fmt.Sprintf("%d replicas asked, the partition has %d and AllowReplicationFactorChange is false", len(rp.Replicas), len(p.replicas)))
-			case !s.clustered():
-				switch {
-				case rp.Replicas == nil:
-					fail(kerr.NoReassignmentInProgress.Code, "no reassignment in progress on a single node")
-				case !slices.Equal(rp.Replicas, []int32{s.nodeID}):
-					fail(kerr.InvalidReplicaAssignment.Code, fmt.Sprintf("replicas %v: this single-node cluster has only broker %d", rp.Replicas, s.nodeID))
-				}
 			default:
 				items = append(items, item{out: sp, r: metadata.Reassignment{Topic: rt.Topic, Partition: rp.Partition, Replicas: rp.Replicas}})
 			}

@@ -7,8 +7,8 @@ package server
 //     replicas), from this broker's copy of the cluster metadata: all of
 //     them for null Topics, else those named (unknown ones are left out,
 //     as Kafka does). Replicas is the current set, old and new replicas
-//     together while the reassignment runs.
-//   - Single node: nothing ever moves, so the list is empty.
+//     together while the reassignment runs. On a single broker nothing
+//     can move, so the list is empty.
 //
 // Version notes:
 //   - v0 is flexible.
@@ -27,9 +27,6 @@ var listPartitionReassignmentsAPI = api{key: 46, min: 0, max: 0,
 
 func (s *Server) handleListPartitionReassignments(req *kmsg.ListPartitionReassignmentsRequest) *kmsg.ListPartitionReassignmentsResponse {
 	resp := req.ResponseKind().(*kmsg.ListPartitionReassignmentsResponse)
-	if !s.clustered() {
-		return resp
-	}
 	st := s.node.Controller.State()
 	want := func(topic string, p int32) bool { return true }
 	names := st.TopicNames()

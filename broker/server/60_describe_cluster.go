@@ -3,12 +3,13 @@ package server
 // DescribeCluster: v0-1
 //
 // Behaviour:
-//   - Single node: this node, which is also the controller. Cluster: every
-//     unfenced broker and the active controller. The cluster id from the
-//     metadata. Authorized operations: all (no authorizer yet).
-//   - Endpoint type 2 (controllers, v1): on a single node this node, its
-//     own controller; in a cluster the metadata quorum's voters with their
-//     controller addresses (controller.quorum.voters).
+//   - Every unfenced broker and the active controller (a single broker is
+//     its own). The cluster id from the metadata. Authorized operations:
+//     all (no authorizer yet).
+//   - Endpoint type 2 (controllers, v1): the metadata quorum's voters with
+//     their controller (Raft) addresses: those of controller.quorum.voters,
+//     or, for a single broker without voters, itself at the address its
+//     controller listens on.
 //
 // Version notes:
 //   - v1: EndpointType (KIP-919); v2 (fenced brokers) not served.
@@ -37,7 +38,7 @@ func (s *Server) handleDescribeCluster(req *kmsg.DescribeClusterRequest) *kmsg.D
 	resp.ClusterID = s.ClusterID()
 	resp.ControllerID = s.controllerID()
 	brokers := s.brokers()
-	if req.Version >= 1 && req.EndpointType == 2 && s.clustered() {
+	if req.Version >= 1 && req.EndpointType == 2 {
 		brokers = s.controllerEndpoints()
 	}
 	for _, bi := range brokers {

@@ -45,7 +45,7 @@ func init() {
 		incrementalAlterConfigsAPI,
 		describeClusterAPI,
 		describeTopicPartitionsAPI,
-		// Cluster operations (single node: the trivial answers).
+		// Cluster operations, through the active controller.
 		electLeadersAPI,
 		alterPartitionReassignmentsAPI,
 		listPartitionReassignmentsAPI,

@@ -1,9 +1,10 @@
 package server
 
-// The server in a cluster (Options.Cluster set): the topic view follows the
-// Raft metadata instead of being the source of truth, produce goes through
-// the replica manager, consumers are served only by partition leaders, and
-// the group coordinator lives on the leader of __consumer_offsets.
+// Following the cluster: the topic view follows the Raft metadata, produce
+// goes through the replica manager, consumers are served only by partition
+// leaders, and the group coordinator lives on the leader of
+// __consumer_offsets. A single broker is a cluster of one and runs the same
+// code: it leads every partition, with an ISR of itself.
 
 import (
 	"context"
@@ -17,12 +18,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
-	"github.com/tributary/tributary/broker/cluster"
 	"github.com/tributary/tributary/broker/cluster/metadata"
 	"github.com/tributary/tributary/broker/cluster/placement"
 	"github.com/tributary/tributary/broker/cluster/replica"
 	"github.com/tributary/tributary/broker/groups"
-	"github.com/tributary/tributary/broker/server/metastore"
 	"github.com/tributary/tributary/broker/storage"
 )
 
@@ -34,13 +33,6 @@ const clusterResyncInterval = 250 * time.Millisecond
 // offsets partition's followers.
 const offsetsWriteTimeout = 30 * time.Second
 
-// clusterFetchPoll is how often a waiting Fetch looks again in a cluster,
-// where the high watermark moves on follower fetches that do not wake it.
-const clusterFetchPoll = 10 * time.Millisecond
-
-// clustered reports whether this broker is part of a replicated cluster.
-func (s *Server) clustered() bool { return s.node != nil }
-
 // kickCluster asks the follower loop to resync the topic view and the
 // group coordinator now (a leadership changed).
 func (s *Server) kickCluster() {
@@ -50,11 +42,10 @@ func (s *Server) kickCluster() {
 	}
 }
 
-// LeadershipChanged is node.Options.OnLeadership's target: the broker
+// leadershipChanged is node.Options.OnLeadership's target: the broker
 // started or stopped leading a partition. It only wakes the follower loop,
-// which compares the whole state, so a call lost before the server existed
-// costs nothing.
-func (s *Server) LeadershipChanged(replica.TopicPartition, bool, int32) { s.kickCluster() }
+// which compares the whole state.
+func (s *Server) leadershipChanged(replica.TopicPartition, bool, int32) { s.kickCluster() }
 
 // followCluster keeps the topic view and the group coordinator in step
 // with the metadata and the replica manager until shutdown.
@@ -96,13 +87,13 @@ func (s *Server) syncClusterTopics() {
 	st := s.node.Controller.State()
 	cfg := s.Config()
 	topics := make(map[string]*topic, len(st.Topics))
-	byID := make(map[metastore.TopicID]*topic, len(st.Topics))
+	byID := make(map[metadata.TopicID]*topic, len(st.Topics))
 	var reconfigure []*topic
 	s.topicsMu.RLock()
 	old := s.topics
 	s.topicsMu.RUnlock()
 	for name, mt := range st.Topics {
-		t := &topic{name: name, id: metastore.TopicID(mt.ID), configs: maps.Clone(mt.Configs)}
+		t := &topic{name: name, id: mt.ID, configs: maps.Clone(mt.Configs)}
 		for i, mp := range mt.Partitions {
 			p := &partition{
 				topic: name, index: int32(i), leaderEpoch: mp.LeaderEpoch, leader: mp.Leader,
@@ -162,47 +153,64 @@ func (s *Server) syncDynamicConfigs(last dynamicLayers) dynamicLayers {
 	return dyn
 }
 
-// waitClusterTopic waits until this broker's metadata holds the topic with
-// at least the given partitions, then resyncs the topic view.
-func (s *Server) waitClusterTopic(ctx context.Context, name string, ok func(*metadata.Topic) bool) (*topic, error) {
+// waitState waits until this broker's metadata satisfies ok.
+func (s *Server) waitState(ctx context.Context, ok func(*metadata.State) bool) error {
 	for {
 		ch := s.node.Controller.Changed()
-		if mt, found := s.node.Controller.State().Topic(name); found && ok(mt) {
-			s.syncClusterTopics()
-			if t, found := s.lookupTopic(name); found {
-				return t, nil
-			}
+		if ok(s.node.Controller.State()) {
+			return nil
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for topic %s to reach this broker's metadata: %w", name, ctx.Err())
+			return fmt.Errorf("waiting for a metadata change to reach this broker: %w", ctx.Err())
 		}
 	}
+}
+
+// syncAfterChange brings the topic view in line with a metadata change
+// this broker just made (and applied): once the replica manager acts on it,
+// so that the partitions this broker now leads are served at once.
+func (s *Server) syncAfterChange() {
+	ctx, cancel := context.WithTimeout(s.ctx, adminTimeout)
+	defer cancel()
+	if err := s.node.WaitCaughtUp(ctx); err != nil {
+		s.log.Warn("the replicas have not followed a metadata change yet", "err", err)
+	}
+	s.syncClusterTopics()
+}
+
+// syncedTopic resyncs the topic view after a change of topic name and
+// returns the topic in it.
+func (s *Server) syncedTopic(name string) (*topic, error) {
+	s.syncAfterChange()
+	t, ok := s.lookupTopic(name)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s vanished right after the change", errUnknownTopic, name)
+	}
+	return t, nil
 }
 
 // adminTimeout bounds a metadata change made for a client request.
 const adminTimeout = 15 * time.Second
 
-// createClusterTopic creates a topic with a replication factor through the
-// controller, which places the replicas.
-func (s *Server) createClusterTopic(name string, partitions int32, rf int16, configs map[string]string) (*topic, error) {
-	ctx, cancel := context.WithTimeout(s.ctx, adminTimeout)
-	defer cancel()
-	mt, err := s.node.Controller.CreateTopic(ctx, name, partitions, rf, configs)
-	if err != nil {
-		return nil, clusterAdminError(err)
-	}
-	return s.waitClusterTopic(ctx, name, func(t *metadata.Topic) bool { return t.ID == mt.ID })
-}
+// Errors of topic changes, which the handlers map to Kafka codes.
+var (
+	errTopicExists       = errors.New("topic already exists")
+	errUnknownTopic      = errors.New("unknown topic")
+	errReplicationFactor = errors.New("invalid replication factor")
+	errReplicaAssignment = errors.New("invalid replica assignment")
+)
 
-// clusterAdminError maps controller errors to the ones the handlers test.
+// clusterAdminError maps metadata errors to the ones the handlers test.
 func clusterAdminError(err error) error {
 	switch {
+	case err == nil:
+		return nil
 	case errors.Is(err, metadata.ErrTopicExists):
-		return fmt.Errorf("%w: %w", metastore.ErrTopicExists, err)
+		return fmt.Errorf("%w: %w", errTopicExists, err)
 	case errors.Is(err, metadata.ErrUnknownTopicOrPartition):
-		return fmt.Errorf("%w: %w", metastore.ErrUnknownTopic, err)
+		return fmt.Errorf("%w: %w", errUnknownTopic, err)
 	case errors.Is(err, metadata.ErrInvalidPartitions):
 		return fmt.Errorf("%w: %w", errInvalidPartitions, err)
 	case errors.Is(err, metadata.ErrInvalidReplicaAssignment):
@@ -213,47 +221,8 @@ func clusterAdminError(err error) error {
 	return err
 }
 
-// assignReplicas moves a new topic's partitions to explicitly requested
-// replicas. The controller places replicas itself at creation (its API takes
-// no assignment), so the request's assignment is applied as a reassignment
-// of the still empty partitions right after; it completes as soon as the
-// new replicas have fetched the (empty) logs.
-func (s *Server) assignReplicas(t *topic, assignment [][]int32) (*topic, error) {
-	var rs []metadata.Reassignment
-	for i, replicas := range assignment {
-		if i < len(t.partitions) && slices.Equal(t.partitions[i].replicas, replicas) {
-			continue
-		}
-		rs = append(rs, metadata.Reassignment{Topic: t.name, Partition: int32(i), Replicas: replicas})
-	}
-	if len(rs) == 0 {
-		return t, nil
-	}
-	ctx, cancel := context.WithTimeout(s.ctx, adminTimeout)
-	defer cancel()
-	errs, err := s.node.Controller.Reassign(ctx, rs)
-	if err == nil {
-		err = errors.Join(errs...)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: topic %s was created with placed replicas, moving them to the requested ones failed: %w", errReplicaAssignment, t.name, err)
-	}
-	return s.waitClusterTopic(ctx, t.name, func(mt *metadata.Topic) bool {
-		for i, replicas := range assignment {
-			if i >= len(mt.Partitions) || !slices.Equal(mt.Partitions[i].Replicas, replicas) {
-				return false
-			}
-		}
-		return true
-	})
-}
-
-// liveBrokerCount counts the brokers that may take replicas now: this one
-// on a single node.
+// liveBrokerCount counts the brokers that may take replicas now.
 func (s *Server) liveBrokerCount() int {
-	if !s.clustered() {
-		return 1
-	}
 	n := 0
 	for _, b := range s.node.Controller.State().Brokers {
 		if b.Eligible() {
@@ -264,23 +233,20 @@ func (s *Server) liveBrokerCount() int {
 }
 
 // servingLog returns the log of a partition this broker serves to clients
-// and its leader epoch, or the error code to answer: on one node every
-// partition, in a cluster only those it leads (NOT_LEADER_OR_FOLLOWER
-// otherwise, so the client refreshes its metadata). When check is set,
-// current is the client's CurrentLeaderEpoch (KIP-320).
+// (those it leads) and its leader epoch, or the error code to answer
+// (NOT_LEADER_OR_FOLLOWER, so the client refreshes its metadata). When
+// check is set, current is the client's CurrentLeaderEpoch (KIP-320).
 func (s *Server) servingLog(p *partition, current int32, check bool) (*storage.Partition, int32, int16) {
-	log, epoch := p.log, p.leaderEpoch
-	if s.clustered() {
-		e, ok := s.node.LeaderEpoch(p.topic, p.index)
-		if !ok {
+	l, ok := s.node.Leader(p.topic, p.index)
+	if !ok {
+		return nil, 0, kerr.NotLeaderForPartition.Code
+	}
+	epoch := l.Epoch()
+	log := p.log
+	if log == nil {
+		// Led since the last resync of the topic view.
+		if log, ok = s.store.Partition(p.topic, p.index); !ok {
 			return nil, 0, kerr.NotLeaderForPartition.Code
-		}
-		epoch = e
-		if log == nil {
-			// Led since the last resync of the topic view.
-			if log, ok = s.store.Partition(p.topic, p.index); !ok {
-				return nil, 0, kerr.NotLeaderForPartition.Code
-			}
 		}
 	}
 	if check {
@@ -289,27 +255,6 @@ func (s *Server) servingLog(p *partition, current int32, check bool) (*storage.P
 		}
 	}
 	return log, epoch, 0
-}
-
-// produceClustered appends one produce job through the replica manager:
-// leadership and min.insync.replicas checks, the leader epoch, and for
-// acks=all the wait for the ISR.
-func (s *Server) produceClustered(ctx context.Context, j produceJob) (storage.AppendResult, error) {
-	log, _, code := s.servingLog(j.p, -1, false)
-	if code != 0 {
-		return storage.AppendResult{}, fmt.Errorf("%w: %s-%d", replica.ErrNotLeader, j.p.topic, j.p.index)
-	}
-	timeout := time.Duration(j.timeoutMs) * time.Millisecond
-	if timeout <= 0 {
-		timeout = 30 * time.Second
-	}
-	pctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	return s.node.Produce(pctx, j.p.topic, j.p.index, j.acks, func(epoch int32) (storage.AppendResult, error) {
-		// The append itself runs to durability whatever the produce
-		// timeout: only the wait for the followers is bounded.
-		return log.Append(context.WithoutCancel(pctx), j.record, storage.AppendOptions{LeaderEpoch: epoch})
-	})
 }
 
 // syncCoordinator loads the group coordinator when this broker leads the
@@ -363,8 +308,8 @@ func replicatedOffsetsLog(s *Server, log *storage.Partition) *groups.PartitionLo
 	})
 }
 
-// ensureOffsetsTopic creates __consumer_offsets in a cluster the first time
-// a coordinator is looked for, as Kafka does: one partition, replicated to
+// ensureOffsetsTopic creates __consumer_offsets the first time a
+// coordinator is looked for, as Kafka does: one partition, replicated to
 // min(3, live brokers).
 func (s *Server) ensureOffsetsTopic() error {
 	if _, ok := s.lookupTopic(offsetsTopic); ok {
@@ -374,8 +319,8 @@ func (s *Server) ensureOffsetsTopic() error {
 	if rf < 1 {
 		return errors.New("no live broker")
 	}
-	_, err := s.createClusterTopic(offsetsTopic, 1, rf, offsetsTopicConfigs())
-	if errors.Is(err, metastore.ErrTopicExists) {
+	_, err := s.createTopicRF(offsetsTopic, 1, rf, offsetsTopicConfigs())
+	if errors.Is(err, errTopicExists) {
 		return nil
 	}
 	return err
@@ -409,12 +354,9 @@ func (s *Server) brokerByID(st *metadata.State, id int32) (brokerInfo, bool) {
 	return brokerInfo{id: id, host: l.Host, port: l.Port, rack: b.Rack}, true
 }
 
-// brokers lists the brokers clients may use: this one on a single node,
-// every unfenced registered broker in a cluster (by id).
+// brokers lists the brokers clients may use: every unfenced registered
+// broker, by id.
 func (s *Server) brokers() []brokerInfo {
-	if !s.clustered() {
-		return []brokerInfo{{id: s.nodeID, host: s.host, port: s.port, rack: s.Config().Rack}}
-	}
 	st := s.node.Controller.State()
 	var out []brokerInfo
 	for _, id := range st.BrokerIDs() {
@@ -425,16 +367,13 @@ func (s *Server) brokers() []brokerInfo {
 	return out
 }
 
-// controllerEndpoints lists the metadata quorum's voters (DescribeCluster
-// with the controller endpoint type).
+// controllerEndpoints lists the metadata quorum's voters with their
+// controller (Raft) addresses (DescribeCluster with the controller
+// endpoint type).
 func (s *Server) controllerEndpoints() []brokerInfo {
-	voters, err := cluster.ParseVoters(s.static.ControllerQuorumVoters)
-	if err != nil {
-		return nil // node.Start parsed the same list
-	}
 	st := s.node.Controller.State()
 	var out []brokerInfo
-	for _, v := range voters {
+	for _, v := range s.node.Controller.Voters() {
 		host, portStr, err := net.SplitHostPort(v.Addr)
 		if err != nil {
 			continue
@@ -454,9 +393,6 @@ func (s *Server) controllerEndpoints() []brokerInfo {
 
 // controllerID is the active controller, -1 when none is known.
 func (s *Server) controllerID() int32 {
-	if !s.clustered() {
-		return s.nodeID
-	}
 	if id, ok := s.node.Controller.ActiveController(); ok {
 		return id
 	}

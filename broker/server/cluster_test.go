@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +21,6 @@ import (
 	"github.com/tributary/tributary/broker/cluster/node"
 	"github.com/tributary/tributary/broker/cluster/replica"
 	"github.com/tributary/tributary/broker/config"
-	"github.com/tributary/tributary/broker/storage"
 )
 
 // inProcessCluster is three brokers (node + server on one store each) in
@@ -94,7 +94,7 @@ func startInProcessCluster(t *testing.T) *inProcessCluster {
 	return c
 }
 
-// startClusterMember starts one broker: store, node (short timings), server.
+// startClusterMember starts one broker whose node has short timings.
 func startClusterMember(t *testing.T, id int32, voters string, ctlLn, clientLn net.Listener) (*Server, *node.Node, error) {
 	cfg := config.Default()
 	cfg.NodeID, cfg.Rack, cfg.DataDir = id, string(rune('a'+id-1)), t.TempDir()
@@ -102,61 +102,35 @@ func startClusterMember(t *testing.T, id int32, voters string, ctlLn, clientLn n
 	cfg.ClusterID, cfg.ControllerQuorumVoters = "server-cluster-test", voters
 	cfg.DefaultReplicationFactor, cfg.MinInsyncReplicas = 3, 2
 	cfg.GroupInitialRebalanceDelay = 0
-	log := testLogger(id)
-	st, err := OpenStore(cfg, log)
-	if err != nil {
-		return nil, nil, err
-	}
 	replLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		st.Close()
 		return nil, nil, err
-	}
-	var srvRef struct {
-		sync.Mutex
-		s *Server
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	nd, err := node.Start(ctx, node.Options{
-		Config: cfg, Store: st, Logger: log, ReplicationListener: replLn, LagTimeMax: 2 * time.Second,
-		ISRInterval: 50 * time.Millisecond, Fetch: replica.FetcherConfig{MaxWait: 200 * time.Millisecond, Backoff: 50 * time.Millisecond},
-		TopicConfig: func(configs map[string]string) storage.TopicConfig { return TopicStorageConfig(cfg, configs) },
-		OnLeadership: func(tp replica.TopicPartition, leader bool, epoch int32) {
-			srvRef.Lock()
-			defer srvRef.Unlock()
-			if srvRef.s != nil {
-				srvRef.s.LeadershipChanged(tp, leader, epoch)
-			}
-		},
-		Tune: func(c *cluster.Config) {
+	srv, err := New(ctx, Options{Config: cfg, Logger: testLogger(id), Listener: clientLn, Node: func(o *node.Options) {
+		o.ReplicationListener, o.LagTimeMax, o.ISRInterval = replLn, 2*time.Second, 50*time.Millisecond
+		o.Fetch = replica.FetcherConfig{MaxWait: 200 * time.Millisecond, Backoff: 50 * time.Millisecond}
+		o.Tune = func(c *cluster.Config) {
 			c.Listener = ctlLn
 			c.HeartbeatInterval, c.Lease, c.RebalanceInterval = 200*time.Millisecond, 3*time.Second, 500*time.Millisecond
 			c.RaftHeartbeatTimeout, c.RaftElectionTimeout, c.RaftLeaderLease = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
-		},
-	})
+		}
+	}})
 	if err != nil {
-		st.Close()
+		replLn.Close()
 		return nil, nil, err
 	}
-	srv, err := New(Options{Config: cfg, Logger: log, Store: st, Cluster: nd, Listener: clientLn})
-	if err != nil {
-		nd.Close()
-		st.Close()
-		return nil, nil, err
-	}
-	srvRef.Lock()
-	srvRef.s = srv
-	srvRef.Unlock()
 	go func() { _ = srv.Serve() }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		nd.Close()
+		// Stop as a crash would first: a controlled shutdown of brokers
+		// stopping together would wait for a quorum that is leaving.
+		srv.node.Close()
 		_ = srv.Shutdown(ctx)
-		st.Close()
 	})
-	return srv, nd, nil
+	return srv, srv.node, nil
 }
 
 // waitCluster polls fn until it returns nil or the deadline passes.
@@ -523,4 +497,134 @@ func TestClusterTopicLifecycle(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestSingleBrokerIsAClusterOfOne: a broker without controller.quorum.voters
+// runs the Raft metadata with itself as the only voter and active
+// controller, its metadata survives a restart, and the replica-placement
+// APIs answer from the controller as in any cluster.
+func TestSingleBrokerIsAClusterOfOne(t *testing.T) {
+	dir := t.TempDir()
+	s := startServer(t, func(c *config.Config) { c.DataDir, c.NodeID = dir, 4 })
+	if v := s.node.Controller.Voters(); len(v) != 1 || v[0].ID != 4 {
+		t.Fatalf("voters %+v", v)
+	}
+	waitCluster(t, 5*time.Second, func() error {
+		if !s.node.Controller.IsActive() {
+			return fmt.Errorf("broker 4 is not the active controller")
+		}
+		return nil
+	})
+	for _, tt := range []struct {
+		endpointType int8
+		port         int32
+	}{{1, s.port}, {2, int32(mustPort(t, s.node.Controller.Addr()))}} {
+		req := kmsg.NewDescribeClusterRequest()
+		req.Version, req.EndpointType = 1, tt.endpointType
+		dc := roundTrip[*kmsg.DescribeClusterResponse](t, s, &req)
+		if dc.ErrorCode != 0 || dc.ControllerID != 4 || dc.ClusterID == "" || len(dc.Brokers) != 1 || dc.Brokers[0].NodeID != 4 || dc.Brokers[0].Port != tt.port {
+			t.Fatalf("DescribeCluster endpoint type %d: %+v", tt.endpointType, dc)
+		}
+	}
+	if dc := roundTrip[*kmsg.DescribeClusterResponse](t, s, kmsg.NewPtrDescribeClusterRequest()); dc.Brokers[0].Port == mustPort(t, s.node.Controller.Addr()) {
+		t.Fatal("the controller port is not a separate listener")
+	}
+
+	// Replica placement goes through the controller: one broker takes one
+	// replica, an explicit assignment names registered brokers.
+	creq := kmsg.NewCreateTopicsRequest()
+	creq.Version = 7
+	for _, ct := range []struct {
+		name        string
+		rf          int16
+		assignments [][]int32
+	}{{"solo", 1, nil}, {"pair", 2, nil}, {"pinned", -1, [][]int32{{4}, {4}}}, {"elsewhere", -1, [][]int32{{4}, {9}}}} {
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = ct.name, 2, ct.rf
+		if ct.assignments != nil {
+			rt.NumPartitions = -1
+			for i, r := range ct.assignments {
+				ra := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+				ra.Partition, ra.Replicas = int32(i), r
+				rt.ReplicaAssignment = append(rt.ReplicaAssignment, ra)
+			}
+		}
+		creq.Topics = append(creq.Topics, rt)
+	}
+	cresp := roundTrip[*kmsg.CreateTopicsResponse](t, s, &creq)
+	var codes []int16
+	for _, rt := range cresp.Topics {
+		codes = append(codes, rt.ErrorCode)
+	}
+	if want := []int16{0, kerr.InvalidReplicationFactor.Code, 0, kerr.InvalidReplicaAssignment.Code}; !slices.Equal(codes, want) {
+		t.Fatalf("CreateTopics codes %v, want %v", codes, want)
+	}
+	if _, ok := s.lookupTopic("elsewhere"); ok {
+		t.Fatal("a topic with a refused assignment was created")
+	}
+	preq := kmsg.NewCreatePartitionsRequest()
+	for _, assign := range [][]int32{{4}, {9}} {
+		pt := kmsg.NewCreatePartitionsRequestTopic()
+		pt.Topic, pt.Count = "solo", 3
+		a := kmsg.NewCreatePartitionsRequestTopicAssignment()
+		a.Replicas = assign
+		pt.Assignment = []kmsg.CreatePartitionsRequestTopicAssignment{a}
+		preq.Topics = []kmsg.CreatePartitionsRequestTopic{pt}
+		presp := roundTrip[*kmsg.CreatePartitionsResponse](t, s, &preq)
+		want := int16(0)
+		if assign[0] == 9 {
+			want = kerr.InvalidPartitions.Code // solo has 3 partitions by now
+		}
+		if got := presp.Topics[0].ErrorCode; got != want {
+			t.Fatalf("CreatePartitions on %v: %v, want %v", assign, kerr.ErrorForCode(got), kerr.ErrorForCode(want))
+		}
+	}
+	preq.Topics[0].Count = 4
+	if got := roundTrip[*kmsg.CreatePartitionsResponse](t, s, &preq).Topics[0].ErrorCode; got != kerr.InvalidReplicaAssignment.Code {
+		t.Fatalf("CreatePartitions on an unknown broker: %v", kerr.ErrorForCode(got))
+	}
+	if _, err := s.handleProduce(context.Background(), produceReq("solo", -1, batch(-1, -1, -1, 3, 10))); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := s.lookupPartition("solo", 0)
+	epoch := p.leaderEpoch
+	clusterID := s.ClusterID()
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	// A restart replays the Raft log: the same cluster, topics and data,
+	// a new leader epoch.
+	s = startServer(t, func(c *config.Config) { c.DataDir, c.NodeID = dir, 4 })
+	if s.ClusterID() != clusterID {
+		t.Fatalf("cluster id %q after restart, was %q", s.ClusterID(), clusterID)
+	}
+	for _, name := range []string{"solo", "pinned"} {
+		top, ok := s.lookupTopic(name)
+		if !ok {
+			t.Fatalf("%s lost across a restart", name)
+		}
+		for _, p := range top.partitions {
+			if p.leader != 4 || !slices.Equal(p.isr, []int32{4}) {
+				t.Fatalf("%s-%d after restart: leader %d isr %v", name, p.index, p.leader, p.isr)
+			}
+		}
+	}
+	p, _ = s.lookupPartition("solo", 0)
+	if p.leaderEpoch <= epoch || p.log == nil || p.log.HighWatermark() != 3 {
+		t.Fatalf("solo-0 after restart: epoch %d (was %d), log %v", p.leaderEpoch, epoch, p.log)
+	}
+}
+
+func mustPort(t *testing.T, addr string) int32 {
+	t.Helper()
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int32(n)
 }

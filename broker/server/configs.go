@@ -10,8 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/tributary/tributary/broker/cluster/metadata"
 	"github.com/tributary/tributary/broker/config"
-	"github.com/tributary/tributary/broker/server/metastore"
 )
 
 // describeTopicConfigs describes a topic's effective configs; names limits
@@ -60,7 +60,7 @@ func (s *Server) describeTopicConfigs(overrides map[string]string, names []strin
 
 // dynamicLayers returns the dynamic broker configs in force here.
 func (s *Server) dynamicLayers() dynamicLayers {
-	return dynamicLayers{clusterDefault: s.meta.BrokerConfigs(metastore.ClusterDefault), node: s.meta.BrokerConfigs(s.nodeID)}
+	return dynamicLayers{clusterDefault: s.meta.BrokerConfigs(metadata.ClusterDefault), node: s.meta.BrokerConfigs(s.nodeID)}
 }
 
 // describeBrokerConfigs describes this broker's settings (node true) or,
@@ -158,7 +158,7 @@ func (s *Server) alterResource(typ kmsg.ConfigResourceType, name string, changes
 		if name != "" && name != strconv.Itoa(int(s.nodeID)) {
 			return kerr.InvalidRequest.Code, fmt.Sprintf("broker %s is not this broker (%d)", name, s.nodeID)
 		}
-		node := metastore.ClusterDefault
+		node := metadata.ClusterDefault
 		if name != "" {
 			node = s.nodeID
 		}
@@ -203,7 +203,7 @@ func (s *Server) alterTopicConfigs(name string, changes []configChange, replace,
 }
 
 // alterBrokerConfigs changes the dynamic configs of this node, or the
-// cluster-wide defaults (node metastore.ClusterDefault).
+// cluster-wide defaults (node metadata.ClusterDefault).
 func (s *Server) alterBrokerConfigs(node int32, changes []configChange, replace, validateOnly bool) (int16, string) {
 	s.cfgMu.Lock()
 	defer s.cfgMu.Unlock()
@@ -234,7 +234,7 @@ func (s *Server) alterBrokerConfigs(node int32, changes []configChange, replace,
 		}
 	}
 	dyn := s.dynamicLayers()
-	if node == metastore.ClusterDefault {
+	if node == metadata.ClusterDefault {
 		dyn.clusterDefault = next
 	} else {
 		dyn.node = next

@@ -45,7 +45,7 @@ func storageErrorCode(err error) int16 {
 
 // leaderEpochErrorCode checks the leader epoch a client believes in
 // (KIP-320): an older one is fenced, a newer one means our metadata lags
-// (not possible on one node, but the answer is Kafka's).
+// behind the client's.
 func leaderEpochErrorCode(clientEpoch, epoch int32) int16 {
 	switch {
 	case clientEpoch < 0 || clientEpoch == epoch:

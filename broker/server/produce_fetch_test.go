@@ -110,6 +110,10 @@ func TestProduceChecks(t *testing.T) {
 	if _, err := s.createTopic("checks", 1, nil); err != nil {
 		t.Fatal(err)
 	}
+	// The offsets topic exists once a group coordinator was looked for.
+	if err := s.ensureOffsetsTopic(); err != nil {
+		t.Fatal(err)
+	}
 	corrupt := batch(-1, -1, -1, 1, 10)
 	corrupt[len(corrupt)-1] ^= 0xff
 	tests := []struct {
@@ -227,7 +231,7 @@ func TestLeaderEpochBumpedOnRestartAndFenced(t *testing.T) {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	open := func() *Server {
-		s, err := New(Options{Config: cfg, Logger: log})
+		s, err := New(context.Background(), Options{Config: cfg, Logger: log})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -251,7 +255,7 @@ func TestLeaderEpochBumpedOnRestartAndFenced(t *testing.T) {
 	s2 := open()
 	defer s2.Shutdown(context.Background())
 	p2, _ := s2.lookupPartition("epochs", 0)
-	if p2.leaderEpoch != p1.leaderEpoch+1 {
+	if p2.leaderEpoch <= p1.leaderEpoch {
 		t.Fatalf("leader epoch %d after restart, was %d", p2.leaderEpoch, p1.leaderEpoch)
 	}
 	id2, err := s2.producerIDs.allocate()

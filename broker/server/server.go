@@ -3,9 +3,11 @@
 // dispatches them to one handler per API key (the NN_name.go files, each
 // naming the versions it serves) and writes the responses back in order.
 //
-// The durable log is broker/storage; topics, configs and producer-id blocks
-// live behind the Metadata interface (a file today, a Raft log in the
-// cluster release).
+// Every broker is part of a cluster, a single broker being a cluster of one
+// voter (as Kafka's combined KRaft mode): New starts the broker's cluster
+// node (broker/cluster/node), and the server follows its Raft metadata,
+// produces through its partition leaders and serves consumers only where
+// this broker leads. The durable log is broker/storage.
 package server
 
 import (
@@ -20,33 +22,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tributary/tributary/broker/cluster"
+	"github.com/tributary/tributary/broker/cluster/metadata"
 	"github.com/tributary/tributary/broker/cluster/node"
+	"github.com/tributary/tributary/broker/cluster/replica"
 	"github.com/tributary/tributary/broker/config"
 	"github.com/tributary/tributary/broker/groups"
 	"github.com/tributary/tributary/broker/metrics"
 	"github.com/tributary/tributary/broker/metrics/grouplag"
-	"github.com/tributary/tributary/broker/server/metastore"
 	"github.com/tributary/tributary/broker/storage"
 )
-
-// Metadata is the cluster metadata the server needs: topics and their
-// partitions, topic and dynamic broker configs, producer-id blocks. Every
-// change is durable when the method returns. metastore.Store implements it
-// with a file; the cluster release implements it with the Raft log.
-type Metadata interface {
-	ClusterID() string
-	Topics() []metastore.Topic
-	CreateTopic(name string, partitions int32, configs map[string]string) (metastore.Topic, error)
-	DeleteTopic(name string) error
-	AddPartitions(name string, count int32) (metastore.Topic, error)
-	SetTopicConfigs(name string, configs map[string]string) (metastore.Topic, error)
-	BumpLeaderEpochs() error
-	// BrokerConfigs and SetBrokerConfigs keep dynamic broker configs of
-	// one node, or the cluster-wide defaults with metastore.ClusterDefault.
-	BrokerConfigs(node int32) map[string]string
-	SetBrokerConfigs(node int32, configs map[string]string) error
-	AllocateProducerIDBlock() (int64, error)
-}
 
 // Options configure a Server.
 type Options struct {
@@ -54,40 +39,31 @@ type Options struct {
 	Config *config.Config
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
-	// Metadata defaults to a metastore.Store in the data directory.
-	Metadata Metadata
 	// Metrics receives request, traffic and connection counts and is
 	// asked for partition state, group lag and readiness; nil makes a
 	// private registry (nothing is exported then).
 	Metrics *metrics.Registry
-	// Store is an already open log store (in a cluster the node shares
-	// it); the caller closes it after Shutdown. Nil: the server opens the
-	// data directory itself and closes it.
-	Store *storage.Store
-	// Listener, when set, is used instead of listening on the configured
-	// address (tests that must know the port before the node registers).
+	// Listener, when set, is the client listener to serve instead of
+	// listening on the configured address.
 	Listener net.Listener
-	// Cluster, when set, is this broker's running cluster node: topics
-	// follow its metadata, produce and consumer reads go through its
-	// replica manager, and Metadata defaults to Cluster.Metadata.
-	Cluster *node.Node
+	// Node, when set, adjusts the cluster node's options before it starts
+	// (tests shorten timings and pass listeners they opened).
+	Node func(*node.Options)
 }
 
 // Server is one broker's protocol server.
 //
-// Lock order, where locks nest: adminMu, then the Metadata store's lock,
-// then topicsMu (topic changes); cfgMu, then the Metadata store's lock,
-// then topicsMu (dynamic broker configs, applied to every topic); a fetch
-// session's mu, then topicsMu (reads while serving an incremental fetch).
-// The fetch-session cache lock and a connection's queuedMu are never held
-// with another.
+// Lock order, where locks nest: adminMu, then topicsMu (topic changes);
+// cfgMu, then topicsMu (dynamic broker configs, applied to every topic); a
+// fetch session's mu, then topicsMu (reads while serving an incremental
+// fetch). The fetch-session cache lock and a connection's queuedMu are
+// never held with another.
 type Server struct {
 	log      *slog.Logger
 	static   *config.Config
 	cfg      atomic.Pointer[config.Config] // static + dynamic broker configs
-	meta     Metadata
+	meta     *cluster.MetadataStore
 	store    *storage.Store
-	ownStore bool // opened by New, closed by Shutdown
 	coord    atomic.Pointer[groups.Coordinator]
 	metrics  *metrics.Registry
 	serving  atomic.Bool // accepting connections (readiness)
@@ -98,11 +74,11 @@ type Server struct {
 	cfgMu    sync.Mutex // serializes dynamic config changes
 	topicsMu sync.RWMutex
 	topics   map[string]*topic
-	byID     map[metastore.TopicID]*topic
+	byID     map[metadata.TopicID]*topic
 	adminMu  sync.Mutex // serializes topic creation, deletion and reconfiguration
 
-	// In a cluster (nil node on a single node): the follower loop and the
-	// group coordinator's load state, guarded by coordMu.
+	// The cluster node, the follower loop and the group coordinator's
+	// load state, guarded by coordMu.
 	node           *node.Node
 	clusterKick    chan struct{}
 	clusterWG      sync.WaitGroup
@@ -127,9 +103,12 @@ type Server struct {
 	stopErr  error
 }
 
-// New opens the data directory (recovering the log) and returns a server
-// that is ready to Serve.
-func New(opts Options) (*Server, error) {
+// New opens the data directory (recovering the log), binds the client
+// listener, starts the broker's cluster node and waits, bounded by ctx, until
+// it is registered and its metadata has caught up; it imports a metadata
+// file left by an older broker (see importFileMetadata). The server is then
+// ready to Serve; Shutdown stops it all.
+func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	if opts.Config == nil {
 		return nil, errors.New("server: no config")
 	}
@@ -138,21 +117,14 @@ func New(opts Options) (*Server, error) {
 		log = slog.Default()
 	}
 	static := opts.Config.Clone()
-	host, port, err := static.AdvertisedHostPort()
-	if err != nil {
-		return nil, err
-	}
 	s := &Server{
-		node:        opts.Cluster,
 		clusterKick: make(chan struct{}, 1),
 		log:         log,
 		static:      static,
 		nodeID:      static.NodeID,
-		host:        host,
-		port:        port,
 		dataDir:     static.DataDir,
 		topics:      map[string]*topic{},
-		byID:        map[metastore.TopicID]*topic{},
+		byID:        map[metadata.TopicID]*topic{},
 		conns:       map[*conn]struct{}{},
 		ln:          opts.Listener,
 	}
@@ -162,63 +134,91 @@ func New(opts Options) (*Server, error) {
 	if s.metrics == nil {
 		s.metrics = metrics.New(metrics.Options{BrokerID: static.NodeID, DataDir: static.DataDir, Logger: log})
 	}
+	// Undo what was started when a later step fails.
+	var undo []func()
+	defer func() {
+		if err != nil {
+			s.cancel()
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
 
-	if err := ensureDir(static.DataDir); err != nil {
-		return nil, err
-	}
 	// The log first: it takes the data directory's lock, so a second
 	// broker on the same directory stops before touching the metadata.
 	start := time.Now()
-	s.store = opts.Store
-	if s.store == nil {
-		s.store, err = storage.Open(storageDir(static.DataDir), storageOptions(static, log))
-		if err != nil {
-			return nil, fmt.Errorf("opening log: %w", err)
+	if s.store, err = OpenStore(static, log); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { s.store.Close() })
+	log.Info("log recovered", "partitions", len(s.store.Partitions()), "took", time.Since(start).Round(time.Millisecond))
+
+	file, err := readFileMetadata(static)
+	if err != nil {
+		return nil, err
+	}
+	if file != nil && static.ClusterID == "" {
+		static.ClusterID = file.ClusterID // keep the id clients knew
+	}
+
+	// The client listener before the node: the broker registers its
+	// advertised address, which must carry the real port when the
+	// configured one is 0.
+	if s.ln == nil {
+		if s.ln, err = net.Listen("tcp", static.ListenAddr); err != nil {
+			return nil, fmt.Errorf("listening on %s: %w", static.ListenAddr, err)
 		}
-		s.ownStore = true
 	}
-	closeStore := func() {
-		if s.ownStore {
-			s.store.Close()
-		}
+	undo = append(undo, func() { s.ln.Close() })
+	if s.host, s.port, err = static.AdvertisedHostPort(); err != nil {
+		return nil, err
 	}
-	s.meta = opts.Metadata
-	if s.meta == nil && s.node != nil {
-		s.meta = s.node.Metadata
+	if s.port == 0 {
+		s.port = int32(s.ln.Addr().(*net.TCPAddr).Port)
+		static.AdvertisedAddr = net.JoinHostPort(s.host, strconv.Itoa(int(s.port)))
 	}
-	if s.meta == nil {
-		ms, err := metastore.Open(static.DataDir, static.ClusterID)
-		if err != nil {
-			closeStore()
+
+	nopts := node.Options{
+		Config: static, Store: s.store, Logger: log,
+		TopicConfig: func(configs map[string]string) storage.TopicConfig {
+			return resolveTopicConfig(s.Config(), configs)
+		},
+		OnLeadership:    s.leadershipChanged,
+		OnHighWatermark: func(replica.TopicPartition) { s.data.notify() },
+	}
+	if opts.Node != nil {
+		opts.Node(&nopts)
+	}
+	if s.node, err = node.Start(ctx, nopts); err != nil {
+		return nil, fmt.Errorf("starting the cluster node: %w", err)
+	}
+	undo = append(undo, func() { s.node.Close() })
+	log.Info("joined the cluster", "voters", len(s.node.Controller.Voters()), "controller_addr", s.node.Controller.Addr(), "replication_addr", s.node.ReplicationAddr())
+	s.meta = s.node.Metadata
+	if file != nil {
+		if err := s.importFileMetadata(ctx, file); err != nil {
 			return nil, err
 		}
-		s.meta = ms
 	}
-	cfg, err := applyDynamic(static, s.meta.BrokerConfigs(metastore.ClusterDefault), s.meta.BrokerConfigs(s.nodeID))
+
+	cfg, err := applyDynamic(static, s.meta.BrokerConfigs(metadata.ClusterDefault), s.meta.BrokerConfigs(s.nodeID))
 	if err != nil {
-		closeStore()
 		return nil, fmt.Errorf("applying stored dynamic broker configs: %w", err)
 	}
 	s.cfg.Store(cfg)
 	s.producerIDs.meta = s.meta
-	if s.node != nil {
-		// The node has caught up with the metadata (node.Start returned):
-		// follow it. No orphan deletion here: the replica manager deletes
-		// the logs of topics that really were deleted.
-		s.syncClusterTopics()
-	} else if err := s.loadTopics(); err != nil {
-		closeStore()
+	// The node has caught up with the metadata: follow it, and drop the
+	// logs of topics deleted while this broker was down.
+	s.syncClusterTopics()
+	if err := s.deleteOrphanLogs(); err != nil {
 		return nil, err
 	}
-	log.Info("log recovered", "partitions", len(s.store.Partitions()), "took", time.Since(start).Round(time.Millisecond))
-	if err := s.openGroups(cfg); err != nil {
-		closeStore()
+	if err := s.openGroups(); err != nil {
 		return nil, err
 	}
-	if s.node != nil {
-		s.clusterWG.Add(1)
-		go s.followCluster()
-	}
+	s.clusterWG.Add(1)
+	go s.followCluster()
 	s.metrics.SetStateSource(s.metricsState)
 	s.metrics.SetLagSource(grouplag.Source(liveCoordinator{s}, func(topic string, p int32) (int64, bool) {
 		part, ok := s.lookupPartition(topic, p)
@@ -248,9 +248,8 @@ func (s *Server) ready() error {
 
 // metricsState reports the partition replicas this broker hosts (the
 // internal __consumer_offsets included, as Kafka's counts do) for the
-// metrics component. On one node this broker leads everything and is the
-// active controller; in a cluster the counts come from the metadata, and
-// only the active controller reports the cluster-wide ones.
+// metrics component, from the metadata; only the active controller reports
+// the cluster-wide counts.
 func (s *Server) metricsState() metrics.BrokerState {
 	cfg := s.Config()
 	st := metrics.BrokerState{ActiveController: s.controllerID() == s.nodeID}
@@ -282,38 +281,17 @@ func (s *Server) metricsState() metrics.BrokerState {
 // metadata; broker/groups writes it.
 const offsetsTopic = "__consumer_offsets"
 
-// openGroups starts the consumer-group coordinator on the offsets topic,
-// which is recorded in the metadata like any topic (one partition,
-// compacted) so clients see it, internal, in Metadata. In a cluster the
-// coordinator starts unloaded (answering NOT_COORDINATOR) and the follower
-// loop loads it while this broker leads the offsets partition.
-func (s *Server) openGroups(cfg *config.Config) error {
+// openGroups prepares the consumer-group coordinator: it starts unloaded
+// (answering NOT_COORDINATOR), and the follower loop loads it while this
+// broker leads the offsets partition.
+func (s *Server) openGroups() error {
 	closed, err := s.newCoordinator(groups.NewMemoryLog(), slog.New(slog.DiscardHandler))
 	if err != nil {
 		return fmt.Errorf("starting the group coordinator: %w", err)
 	}
 	closed.Close()
 	s.notCoordinator = closed
-	if s.clustered() {
-		s.setCoordinator(closed)
-		return nil
-	}
-	if _, ok := s.lookupTopic(offsetsTopic); !ok {
-		if _, err := s.createTopic(offsetsTopic, 1, offsetsTopicConfigs()); err != nil {
-			return fmt.Errorf("creating %s: %w", offsetsTopic, err)
-		}
-	}
-	p, ok := s.lookupPartition(offsetsTopic, 0)
-	if !ok {
-		return fmt.Errorf("%s has no partition 0", offsetsTopic)
-	}
-	start := time.Now()
-	c, err := s.newCoordinator(groups.NewPartitionLog(p.log), s.log)
-	if err != nil {
-		return fmt.Errorf("starting the group coordinator: %w", err)
-	}
-	s.setCoordinator(c)
-	s.log.Info("group coordinator ready", "took", time.Since(start).Round(time.Millisecond))
+	s.setCoordinator(closed)
 	return nil
 }
 
@@ -345,8 +323,8 @@ func (s *Server) newCoordinator(offsets groups.OffsetLog, log *slog.Logger) (*gr
 }
 
 // coordinator is the group coordinator in force: a closed one (every
-// request answers NOT_COORDINATOR) on a cluster broker that does not lead
-// the offsets partition.
+// request answers NOT_COORDINATOR) while this broker does not lead the
+// offsets partition.
 func (s *Server) coordinator() *groups.Coordinator { return s.coord.Load() }
 
 // setCoordinator replaces the coordinator in force, closing the previous
@@ -374,34 +352,12 @@ func (s *Server) Config() *config.Config { return s.cfg.Load() }
 // ClusterID is the cluster id clients see.
 func (s *Server) ClusterID() string { return s.meta.ClusterID() }
 
-// Listen binds the configured listener; Addr is valid afterwards.
-func (s *Server) Listen() error {
-	ln := s.ln // Options.Listener
-	if ln == nil {
-		var err error
-		if ln, err = net.Listen("tcp", s.static.ListenAddr); err != nil {
-			return fmt.Errorf("listening on %s: %w", s.static.ListenAddr, err)
-		}
-		s.ln = ln
-	}
-	// A listener on port 0 (tests) advertises the port it got.
-	if s.port == 0 {
-		s.port = int32(ln.Addr().(*net.TCPAddr).Port)
-	}
-	return nil
-}
-
 // Addr is the bound listener address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Serve accepts connections until Shutdown. It returns nil after a
 // shutdown.
 func (s *Server) Serve() error {
-	if s.ln == nil {
-		if err := s.Listen(); err != nil {
-			return err
-		}
-	}
 	s.store.StartCleaner(s.ctx)
 	s.serving.Store(true)
 	s.log.Info("serving Kafka protocol", "listen", s.ln.Addr().String(), "advertised", net.JoinHostPort(s.host, fmt.Sprint(s.port)), "node_id", s.nodeID, "cluster_id", s.ClusterID())
@@ -452,18 +408,22 @@ func (s *Server) Serve() error {
 	}
 }
 
-// Shutdown stops the broker cleanly: stop accepting, let every connection
-// finish the request it is processing and write its response (long polls
-// return at once with what they have), then flush and close the log. If ctx
-// ends first, the remaining connections are closed hard; the log is closed
+// Shutdown stops the broker cleanly: a controlled shutdown first (its
+// leaderships move to other in-sync replicas, if any, while it still
+// answers clients, which then find the new leaders), then stop accepting,
+// let every connection finish the request it is processing and write its
+// response (long polls return at once with what they have), then stop the
+// cluster node and flush and close the log. If ctx ends first, the
+// remaining connections are closed hard; the node and the log are closed
 // in any case.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() {
 		s.log.Info("shutting down")
-		s.cancel()
-		if s.ln != nil {
-			s.ln.Close()
+		if left, err := s.node.Controller.ControlledShutdown(ctx); err != nil {
+			s.log.Warn("controlled shutdown incomplete", "leaderships_left", left, "err", err)
 		}
+		s.cancel()
+		s.ln.Close()
 		s.connsMu.Lock()
 		for c := range s.conns {
 			c.stopReading()
@@ -489,15 +449,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				s.log.Warn("closing group coordinator", "err", err)
 			}
 		}
-		if !s.ownStore {
-			s.log.Info("shutdown complete")
-			return
+		var errs []error
+		if err := s.node.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("stopping the cluster node: %w", err))
 		}
 		if err := s.store.Close(); err != nil {
-			s.stopErr = fmt.Errorf("closing log: %w", err)
-			return
+			errs = append(errs, fmt.Errorf("closing log: %w", err))
 		}
-		s.log.Info("shutdown complete")
+		s.stopErr = errors.Join(errs...)
+		if s.stopErr == nil {
+			s.log.Info("shutdown complete")
+		}
 	})
 	return s.stopErr
 }
@@ -525,11 +487,11 @@ func (n *dataNotifier) notify() {
 	n.mu.Unlock()
 }
 
-// producerIDAllocator hands out producer ids from durable blocks, so ids
-// are unique on this broker across restarts.
+// producerIDAllocator hands out producer ids from blocks reserved in the
+// cluster metadata, so ids are unique in the cluster and across restarts.
 type producerIDAllocator struct {
 	mu   sync.Mutex
-	meta Metadata
+	meta *cluster.MetadataStore
 	next int64
 	end  int64
 }
@@ -542,7 +504,7 @@ func (a *producerIDAllocator) allocate() (int64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("allocating producer id block: %w", err)
 		}
-		a.next, a.end = first, first+metastore.ProducerIDBlockSize
+		a.next, a.end = first, first+cluster.ProducerIDBlockSize
 	}
 	id := a.next
 	a.next++

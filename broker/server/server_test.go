@@ -66,11 +66,8 @@ func startServerWithLog(t testing.TB, logs *logBuffer, edit ...func(*config.Conf
 	if os.Getenv("TRIBUTARY_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	s, err := New(Options{Config: cfg, Logger: log})
+	s, err := New(context.Background(), Options{Config: cfg, Logger: log})
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)

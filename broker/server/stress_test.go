@@ -10,7 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/tributary/tributary/broker/server/metastore"
+	"github.com/tributary/tributary/broker/cluster/metadata"
 )
 
 // TestConcurrentAdminAndData runs produce, fetch, metadata and admin
@@ -82,10 +82,10 @@ func TestConcurrentAdminAndData(t *testing.T) {
 		case 1:
 			_, _ = s.createTopic(name, 2, nil)
 		case 2:
-			_ = s.addPartitions(name, int32(3+i%5))
+			_ = s.addPartitions(name, int32(3+i%5), nil)
 		case 3:
 			_ = s.setTopicConfigs(name, map[string]string{"retention.ms": fmt.Sprint(60000 + i)})
-			node := metastore.ClusterDefault
+			node := metadata.ClusterDefault
 			if i%8 == 3 {
 				node = s.nodeID
 			}

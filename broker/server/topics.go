@@ -1,36 +1,34 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
 
 	"github.com/tributary/tributary/broker/cluster/metadata"
 	"github.com/tributary/tributary/broker/config"
-	"github.com/tributary/tributary/broker/server/metastore"
 	"github.com/tributary/tributary/broker/storage"
 )
 
 var errTooManyOpenFiles = syscall.EMFILE
 
 // topic is the server's in-memory view of one topic: its metadata and the
-// open log of each partition.
+// open log of each partition this broker holds.
 type topic struct {
 	name       string
-	id         metastore.TopicID
+	id         metadata.TopicID
 	configs    map[string]string // explicit overrides
 	partitions []*partition
 }
 
-// partition pairs a partition's log with its leadership state. On a
-// single node this broker leads every partition; in a cluster the fields
-// come from the metadata and log is nil unless this broker holds a replica.
+// partition pairs a partition's log with its replication state from the
+// metadata; log is nil unless this broker holds a replica.
 type partition struct {
 	topic       string
 	index       int32
@@ -53,57 +51,25 @@ func ensureDir(dir string) error {
 // <topic>-<partition> directory per partition as in Kafka.
 func storageDir(dataDir string) string { return dataDir }
 
-// loadTopics starts a new leadership term, opens every partition the
-// metadata names (creating any whose directory is missing: a crash between
-// recording a topic and creating its log) and deletes partition logs whose
-// topic is gone (a crash between forgetting a topic and deleting its log).
-func (s *Server) loadTopics() error {
-	if err := s.meta.BumpLeaderEpochs(); err != nil {
-		return fmt.Errorf("starting a new leader epoch: %w", err)
-	}
-	cfg := s.Config()
-	known := map[string]bool{}
-	for _, mt := range s.meta.Topics() {
-		t, err := s.openTopic(cfg, mt)
-		if err != nil {
-			return err
-		}
-		s.topics[t.name] = t
-		s.byID[t.id] = t
-		known[t.name] = true
-	}
+// deleteOrphanLogs deletes the partition logs of topics the metadata does
+// not have: topics deleted while this broker was down, or whose deletion
+// was interrupted. The node has caught up with the metadata when it
+// started, so a topic missing from it is really gone.
+func (s *Server) deleteOrphanLogs() error {
+	st := s.node.Controller.State()
 	orphans := map[string]bool{}
 	for _, p := range s.store.Partitions() {
-		if !known[p.Topic()] {
+		if _, ok := st.Topic(p.Topic()); !ok {
 			orphans[p.Topic()] = true
 		}
 	}
-	for name := range orphans {
-		s.log.Warn("deleting log of a topic missing from the metadata (interrupted delete)", "topic", name)
-		if err := s.store.DeleteTopic(name); err != nil {
+	for _, name := range slices.Sorted(maps.Keys(orphans)) {
+		s.log.Warn("deleting log of a topic missing from the metadata (deleted while this broker was down, or an interrupted delete)", "topic", name)
+		if err := s.store.DeleteTopic(name); err != nil && !errors.Is(err, storage.ErrUnknownTopicOrPartition) {
 			return fmt.Errorf("deleting orphaned topic %s: %w", name, err)
 		}
 	}
 	return nil
-}
-
-func (s *Server) openTopic(cfg *config.Config, mt metastore.Topic) (*topic, error) {
-	t := &topic{name: mt.Name, id: mt.ID, configs: mt.Configs}
-	tc := resolveTopicConfig(cfg, mt.Configs)
-	for i, mp := range mt.Partitions {
-		log, err := s.store.CreatePartition(mt.Name, int32(i), tc)
-		if err != nil {
-			return nil, fmt.Errorf("opening partition %s-%d: %w", mt.Name, i, err)
-		}
-		t.partitions = append(t.partitions, s.singleNodePartition(mt.Name, int32(i), log, mp.LeaderEpoch))
-	}
-	return t, nil
-}
-
-// singleNodePartition is a partition led and replicated by this broker alone.
-func (s *Server) singleNodePartition(topic string, index int32, log *storage.Partition, epoch int32) *partition {
-	self := []int32{s.nodeID}
-	return &partition{topic: topic, index: index, log: log, leaderEpoch: epoch, leader: s.nodeID, replicas: self, isr: self}
 }
 
 // lookupTopic finds a topic by name.
@@ -118,7 +84,7 @@ func (s *Server) lookupTopic(name string) (*topic, bool) {
 func (s *Server) lookupTopicID(id [16]byte) (*topic, bool) {
 	s.topicsMu.RLock()
 	defer s.topicsMu.RUnlock()
-	t, ok := s.byID[metastore.TopicID(id)]
+	t, ok := s.byID[metadata.TopicID(id)]
 	return t, ok
 }
 
@@ -173,16 +139,31 @@ func validTopicName(name string) error {
 	return nil
 }
 
-// createTopic records a topic and opens its partitions. The metadata is
-// written first, so a crash leaves a topic whose missing logs are created
-// at the next start.
+// createTopic creates a topic with the default replication factor.
 func (s *Server) createTopic(name string, partitions int32, configs map[string]string) (*topic, error) {
 	return s.createTopicRF(name, partitions, -1, configs)
 }
 
-// createTopicRF is createTopic with a replication factor (-1: the default);
-// in a cluster the controller places the replicas.
+// createTopicRF creates a topic with a replication factor (-1: the default)
+// through the controller, which places the replicas; the replica manager
+// of each broker holding one opens its log.
 func (s *Server) createTopicRF(name string, partitions int32, rf int16, configs map[string]string) (*topic, error) {
+	if rf == -1 {
+		rf = s.Config().DefaultReplicationFactor
+	}
+	return s.newTopic(name, partitions, rf, nil, configs)
+}
+
+// createTopicAssigned creates a topic on explicitly chosen replicas, one
+// list per partition.
+func (s *Server) createTopicAssigned(name string, assignments [][]int32, configs map[string]string) (*topic, error) {
+	if len(assignments) == 0 {
+		return nil, fmt.Errorf("%w: no partitions", errInvalidPartitions)
+	}
+	return s.newTopic(name, int32(len(assignments)), int16(len(assignments[0])), assignments, configs)
+}
+
+func (s *Server) newTopic(name string, partitions int32, rf int16, assignments [][]int32, configs map[string]string) (*topic, error) {
 	if err := validTopicName(name); err != nil {
 		return nil, err
 	}
@@ -192,38 +173,28 @@ func (s *Server) createTopicRF(name string, partitions int32, rf int16, configs 
 	s.adminMu.Lock()
 	defer s.adminMu.Unlock()
 	if _, ok := s.lookupTopic(name); ok {
-		return nil, fmt.Errorf("%w: %s", metastore.ErrTopicExists, name)
+		return nil, fmt.Errorf("%w: %s", errTopicExists, name)
 	}
 	if collides := s.collidingTopic(name); collides != "" {
 		return nil, fmt.Errorf("%w: %s collides with existing topic %s ('.' and '_' are interchangeable in metric names)", errInvalidTopic, name, collides)
 	}
-	if s.clustered() {
-		if rf == -1 {
-			rf = s.Config().DefaultReplicationFactor
-		}
+	var err error
+	if assignments != nil {
+		_, err = s.meta.CreateTopicAssigned(name, assignments, configs)
+	} else {
 		if live := s.liveBrokerCount(); int(rf) > live || rf < 1 {
 			return nil, fmt.Errorf("%w: replication factor %d, %d live brokers", errReplicationFactor, rf, live)
 		}
-		t, err := s.createClusterTopic(name, partitions, rf, configs)
-		if err != nil {
-			return nil, err
-		}
-		s.log.Info("created topic", "topic", name, "partitions", partitions, "replication_factor", rf, "topic_id", t.id.String())
-		return t, nil
+		_, err = s.meta.CreateTopic(name, partitions, rf, configs)
 	}
-	mt, err := s.meta.CreateTopic(name, partitions, configs)
+	if err != nil {
+		return nil, clusterAdminError(err)
+	}
+	t, err := s.syncedTopic(name)
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.openTopic(s.Config(), mt)
-	if err != nil {
-		return nil, err
-	}
-	s.topicsMu.Lock()
-	s.topics[t.name] = t
-	s.byID[t.id] = t
-	s.topicsMu.Unlock()
-	s.log.Info("created topic", "topic", name, "partitions", partitions, "topic_id", mt.ID.String())
+	s.log.Info("created topic", "topic", name, "partitions", partitions, "replication_factor", rf, "topic_id", t.id.String())
 	return t, nil
 }
 
@@ -241,34 +212,32 @@ func (s *Server) collidingTopic(name string) string {
 	return ""
 }
 
-// deleteTopic forgets a topic and frees its disk.
+// deleteTopic deletes a topic. The replica manager of every broker holding
+// replicas deletes them; this one deletes its own at once, so that the
+// disk is free when the request is answered.
 func (s *Server) deleteTopic(name string) error {
 	s.adminMu.Lock()
 	defer s.adminMu.Unlock()
-	t, ok := s.lookupTopic(name)
-	if !ok {
-		return fmt.Errorf("%w: %s", metastore.ErrUnknownTopic, name)
+	if _, ok := s.lookupTopic(name); !ok {
+		return fmt.Errorf("%w: %s", errUnknownTopic, name)
 	}
 	if err := s.meta.DeleteTopic(name); err != nil {
-		return err
+		return clusterAdminError(err)
 	}
-	s.topicsMu.Lock()
-	delete(s.topics, name)
-	delete(s.byID, t.id)
-	s.topicsMu.Unlock()
-	// In a cluster the replica manager of every broker holding replicas
-	// deletes them too; this broker may hold none.
-	if err := s.store.DeleteTopic(name); err != nil && !(s.clustered() && errors.Is(err, storage.ErrUnknownTopicOrPartition)) {
+	s.syncAfterChange()
+	if err := s.store.DeleteTopic(name); err != nil && !errors.Is(err, storage.ErrUnknownTopicOrPartition) {
 		// The metadata no longer names the topic; the next start deletes
 		// the leftover files.
 		return fmt.Errorf("deleting log of %s: %w", name, err)
 	}
 	s.data.notify() // long polls on the topic answer now
-	if c := s.coordinator(); c != nil {
-		// Kafka drops committed offsets of a deleted topic. In a cluster
-		// only the coordinator's broker holds them: elsewhere the closed
-		// coordinator has none to drop.
-		if err := c.DeleteTopicOffsets(s.ctx, name); err != nil && !s.clustered() {
+	s.coordMu.Lock()
+	loaded := s.coordLoaded
+	s.coordMu.Unlock()
+	if loaded {
+		// Kafka drops committed offsets of a deleted topic; only the
+		// broker that leads the offsets partition holds them.
+		if err := s.coordinator().DeleteTopicOffsets(s.ctx, name); err != nil {
 			s.log.Warn("deleting committed offsets of deleted topic", "topic", name, "err", err)
 		}
 	}
@@ -277,37 +246,18 @@ func (s *Server) deleteTopic(name string) error {
 	return nil
 }
 
-// addPartitions grows a topic.
-func (s *Server) addPartitions(name string, count int32) error {
+// addPartitions grows a topic to count partitions: placed by the
+// controller, or on the given replicas (one list per new partition).
+func (s *Server) addPartitions(name string, count int32, assignments [][]int32) error {
 	s.adminMu.Lock()
 	defer s.adminMu.Unlock()
-	t, ok := s.lookupTopic(name)
-	if !ok {
-		return fmt.Errorf("%w: %s", metastore.ErrUnknownTopic, name)
+	if _, ok := s.lookupTopic(name); !ok {
+		return fmt.Errorf("%w: %s", errUnknownTopic, name)
 	}
-	mt, err := s.meta.AddPartitions(name, count)
-	if err != nil {
-		return err
+	if _, err := s.meta.AddPartitions(name, count, assignments); err != nil {
+		return clusterAdminError(err)
 	}
-	if s.clustered() {
-		ctx, cancel := context.WithTimeout(s.ctx, adminTimeout)
-		defer cancel()
-		if _, err := s.waitClusterTopic(ctx, name, func(t *metadata.Topic) bool { return len(t.Partitions) >= int(count) }); err != nil {
-			return err
-		}
-		s.log.Info("added partitions", "topic", name, "partitions", count)
-		return nil
-	}
-	tc := resolveTopicConfig(s.Config(), t.configs)
-	nt := &topic{name: t.name, id: t.id, configs: t.configs, partitions: append([]*partition(nil), t.partitions...)}
-	for i := len(t.partitions); i < len(mt.Partitions); i++ {
-		log, err := s.store.CreatePartition(name, int32(i), tc)
-		if err != nil {
-			return fmt.Errorf("creating partition %s-%d: %w", name, i, err)
-		}
-		nt.partitions = append(nt.partitions, s.singleNodePartition(name, int32(i), log, mt.Partitions[i].LeaderEpoch))
-	}
-	s.swapTopic(nt)
+	s.syncAfterChange()
 	s.log.Info("added partitions", "topic", name, "partitions", count)
 	return nil
 }
@@ -316,33 +266,14 @@ func (s *Server) addPartitions(name string, count int32) error {
 func (s *Server) setTopicConfigs(name string, configs map[string]string) error {
 	s.adminMu.Lock()
 	defer s.adminMu.Unlock()
-	t, ok := s.lookupTopic(name)
-	if !ok {
-		return fmt.Errorf("%w: %s", metastore.ErrUnknownTopic, name)
+	if _, ok := s.lookupTopic(name); !ok {
+		return fmt.Errorf("%w: %s", errUnknownTopic, name)
 	}
 	if _, err := s.meta.SetTopicConfigs(name, configs); err != nil {
-		return err
+		return clusterAdminError(err)
 	}
-	if s.clustered() {
-		s.syncClusterTopics() // reconfigures the local logs
-		return nil
-	}
-	nt := &topic{name: t.name, id: t.id, configs: maps.Clone(configs), partitions: t.partitions}
-	tc := resolveTopicConfig(s.Config(), nt.configs)
-	for _, p := range nt.partitions {
-		p.log.SetConfig(tc)
-	}
-	s.swapTopic(nt)
+	s.syncAfterChange() // reconfigures the local logs
 	return nil
-}
-
-// swapTopic replaces a topic's in-memory view. Views are never changed in
-// place, so a handler holding the old one sees a consistent topic.
-func (s *Server) swapTopic(nt *topic) {
-	s.topicsMu.Lock()
-	s.topics[nt.name] = nt
-	s.byID[nt.id] = nt
-	s.topicsMu.Unlock()
 }
 
 // reconfigureAll re-resolves every topic's config after a broker default
@@ -373,9 +304,7 @@ func applyDynamic(static *config.Config, clusterDefault, node map[string]string)
 	return cfg, nil
 }
 
-// OpenStore opens (recovering) the log in the configured data directory,
-// for a caller that shares the store with the cluster node
-// (Options.Store).
+// OpenStore opens (recovering) the log in the configured data directory.
 func OpenStore(cfg *config.Config, log *slog.Logger) (*storage.Store, error) {
 	if err := ensureDir(cfg.DataDir); err != nil {
 		return nil, err
@@ -385,13 +314,6 @@ func OpenStore(cfg *config.Config, log *slog.Logger) (*storage.Store, error) {
 		return nil, fmt.Errorf("opening log: %w", err)
 	}
 	return st, nil
-}
-
-// TopicStorageConfig resolves a topic's configs (explicit overrides) over
-// the broker's defaults into the log's settings; the cluster node opens
-// replicas with it.
-func TopicStorageConfig(cfg *config.Config, configs map[string]string) storage.TopicConfig {
-	return resolveTopicConfig(cfg, configs)
 }
 
 // storageOptions maps broker settings to the log's options.

@@ -42,6 +42,7 @@ var handlers = map[CommandType]handler{
 	TypeAlterPartition:      decodeAnd(applyAlterPartition),
 	TypeElectLeaders:        decodeAnd(applyElectLeaders),
 	TypeReassignPartitions:  decodeAnd(applyReassignPartitions),
+	TypeImportFileMetadata:  decodeAnd(applyImportFileMetadata),
 }
 
 // decodeAnd adapts a typed apply function to the table. A body that does
@@ -281,9 +282,13 @@ func applyControlledShutdown(c *applyCtx, cmd ControlledShutdown) (any, error) {
 	// helps no one until it actually stops.
 	c.brokerForWrite(cmd.NodeID).ShuttingDown = true
 	c.removeFromISRsAndLeaderships(cmd.NodeID, true)
+	// Count only the leaderships another live replica could still take
+	// (once it is back in the ISR): waiting for the others, which no
+	// broker can take (a single replica, or every other replica down),
+	// would only delay the shutdown.
 	left := 0
 	c.forEachPartition(func(t *Topic, _ int32, p Partition) (Partition, bool) {
-		if p.Leader == cmd.NodeID {
+		if p.Leader == cmd.NodeID && slices.ContainsFunc(p.Replicas, func(r int32) bool { return r != cmd.NodeID && c.st.EligibleBroker(r) }) {
 			left++
 		}
 		return p, false
@@ -617,4 +622,64 @@ func (c *applyCtx) maybeCompleteReassignment(t *Topic, np *Partition) {
 		np.LeaderEpoch++
 		np.ISR = isr
 	}
+}
+
+func applyImportFileMetadata(c *applyCtx, cmd ImportFileMetadata) (any, error) {
+	if cmd.NodeID < 0 || cmd.NextProducerID < 0 {
+		return nil, fmt.Errorf("%w: import for node %d, next producer id %d", ErrInvalidRequest, cmd.NodeID, cmd.NextProducerID)
+	}
+	// Check everything before changing anything: a refused import must
+	// leave the state as it was.
+	var add []ImportedTopic
+	ids := map[TopicID]string{}
+	for _, t := range cmd.Topics {
+		switch {
+		case t.Name == "" || t.ID == (TopicID{}):
+			return nil, fmt.Errorf("%w: imported topic %q without a name or id", ErrInvalidRequest, t.Name)
+		case len(t.LeaderEpochs) == 0:
+			return nil, fmt.Errorf("%w: imported topic %s has no partitions", ErrInvalidPartitions, t.Name)
+		case slices.ContainsFunc(t.LeaderEpochs, func(e int32) bool { return e < 0 }):
+			return nil, fmt.Errorf("%w: imported topic %s has a negative leader epoch", ErrInvalidRequest, t.Name)
+		}
+		if other, dup := ids[t.ID]; dup {
+			return nil, fmt.Errorf("%w: imported topics %s and %s share id %s", ErrInvalidRequest, other, t.Name, t.ID)
+		}
+		ids[t.ID] = t.Name
+		if cur, ok := c.st.Topics[t.Name]; ok {
+			if cur.ID != t.ID {
+				return nil, fmt.Errorf("%w: %s exists with id %s, the import has %s", ErrTopicExists, t.Name, cur.ID, t.ID)
+			}
+			continue // imported before
+		}
+		if other, ok := c.st.TopicByID(t.ID); ok {
+			return nil, fmt.Errorf("%w: imported topic %s has the id of topic %s", ErrInvalidRequest, t.Name, other.Name)
+		}
+		add = append(add, t)
+	}
+	for _, node := range slices.Sorted(maps.Keys(cmd.BrokerConfigs)) {
+		if node < ClusterDefault {
+			return nil, fmt.Errorf("%w: imported configs of broker %d", ErrInvalidRequest, node)
+		}
+	}
+
+	for _, t := range add {
+		nt := &Topic{Name: t.Name, ID: t.ID, Configs: maps.Clone(t.Configs), Partitions: make([]Partition, len(t.LeaderEpochs))}
+		for i, epoch := range t.LeaderEpochs {
+			// Leaderless at the old epoch; a leader, now or when the
+			// broker registers, bumps it.
+			p := Partition{Replicas: []int32{cmd.NodeID}, Leader: NoLeader, LeaderEpoch: epoch, ISR: []int32{cmd.NodeID}}
+			if leader, isr := c.electLeader(nt, p, NoLeader); leader != NoLeader {
+				setLeader(&p, leader, isr)
+			}
+			nt.Partitions[i] = p
+		}
+		c.st.Topics[t.Name] = nt
+	}
+	for _, node := range slices.Sorted(maps.Keys(cmd.BrokerConfigs)) {
+		if len(c.st.BrokerConfigs[node]) == 0 && len(cmd.BrokerConfigs[node]) > 0 {
+			c.st.BrokerConfigs[node] = maps.Clone(cmd.BrokerConfigs[node])
+		}
+	}
+	c.st.NextProducerID = max(c.st.NextProducerID, cmd.NextProducerID)
+	return len(add), nil
 }

@@ -32,6 +32,7 @@ const (
 	TypeAlterPartition      CommandType = 13
 	TypeElectLeaders        CommandType = 14
 	TypeReassignPartitions  CommandType = 15
+	TypeImportFileMetadata  CommandType = 16
 )
 
 // Errors returned in Result.Err; the server maps them to Kafka error codes.
@@ -116,7 +117,10 @@ type ExpireLeases struct {
 // ControlledShutdown marks a broker as leaving, moves each of its
 // leaderships to another ISR member and takes it out of ISRs that have
 // another member. The result is the number of partitions it still leads
-// (int): the broker repeats the request until that is 0 or it gives up.
+// that another eligible replica could take once in sync (int): the broker
+// repeats the request until that is 0 or it gives up. Partitions no other
+// broker can take (one replica, or every other replica down) stay led by it
+// and are not counted.
 type ControlledShutdown struct {
 	NodeID      int32 `json:"node_id"`
 	BrokerEpoch int64 `json:"broker_epoch"`
@@ -233,6 +237,36 @@ type ReassignPartitions struct {
 	Reassignments []Reassignment `json:"reassignments"`
 }
 
+// ImportFileMetadata carries the metadata of a data directory written by a
+// broker that kept it in a file (tributary-metadata.json, before every
+// broker ran the Raft metadata) into the log, at that broker's first start
+// on Raft. Every topic gets the importing broker as its only replica, keeps
+// its id, configs and leader epochs (a new leadership bumps them, so the
+// epochs already stamped in its log stay older), and is led by the broker
+// once it is eligible. Applying the same import again changes nothing: a
+// topic that exists with the same id is skipped, broker configs are taken
+// only where the state has none, and the producer-id counter only moves up.
+// A topic that exists under another id refuses the whole import.
+type ImportFileMetadata struct {
+	NodeID int32           `json:"node_id"`
+	Topics []ImportedTopic `json:"topics"`
+	// BrokerConfigs are the dynamic broker configs, by node id
+	// (ClusterDefault for the cluster-wide defaults).
+	BrokerConfigs map[int32]map[string]string `json:"broker_configs,omitempty"`
+	// NextProducerID is the first producer id the file had not handed out.
+	NextProducerID int64 `json:"next_producer_id"`
+}
+
+// ImportedTopic is one topic of an ImportFileMetadata.
+type ImportedTopic struct {
+	Name    string            `json:"name"`
+	ID      TopicID           `json:"id"`
+	Configs map[string]string `json:"configs,omitempty"`
+	// LeaderEpochs has one entry per partition: the last leader epoch the
+	// file recorded.
+	LeaderEpochs []int32 `json:"leader_epochs"`
+}
+
 // Type implements Command.
 func (InitCluster) Type() CommandType { return TypeInitCluster }
 
@@ -277,3 +311,6 @@ func (ElectLeaders) Type() CommandType { return TypeElectLeaders }
 
 // Type implements Command.
 func (ReassignPartitions) Type() CommandType { return TypeReassignPartitions }
+
+// Type implements Command.
+func (ImportFileMetadata) Type() CommandType { return TypeImportFileMetadata }

@@ -294,9 +294,17 @@ func TestControlledShutdown(t *testing.T) {
 	epochs := m.cluster(3)
 	m.topic("t", []int32{1, 2, 3}, []int32{1, 3, 2})
 	m.topic("solo", []int32{1})
+	// lagging-0's other replica is out of the ISR: it cannot take the
+	// leadership yet, but could once it catches up.
+	m.topic("lagging", []int32{1, 2})
+	lp := m.partition("lagging", 0)
+	m.must(AlterPartition{Topic: "lagging", LeaderID: 1, BrokerEpoch: epochs[1], LeaderEpoch: lp.LeaderEpoch, PartitionEpoch: lp.PartitionEpoch, NewISR: []int32{1}})
 	left := m.must(ControlledShutdown{NodeID: 1, BrokerEpoch: epochs[1]}).(int)
 	if left != 1 {
-		t.Fatalf("leaderships left %d, want 1 (the single-replica topic)", left)
+		t.Fatalf("leaderships left %d, want 1 (lagging-0; solo-0 has no other replica to wait for)", left)
+	}
+	if p := m.partition("lagging", 0); p.Leader != 1 {
+		t.Fatalf("lagging-0 moved to a replica out of the ISR: %+v", p)
 	}
 	if p := m.partition("t", 0); p.Leader != 2 || slices.Contains(p.ISR, 1) || p.LeaderEpoch != 1 {
 		t.Fatalf("t-0 %+v", p)
@@ -530,6 +538,10 @@ func history(m *machine) {
 	m.must(CreatePartitions{Name: "a", Assignments: [][]int32{{1, 2}}})
 	m.must(SetTopicConfigs{Name: "a", Configs: map[string]string{"z": "1", "c": "3"}})
 	m.must(AllocateProducerIDs{NodeID: 1, Count: 100})
+	m.must(ImportFileMetadata{NodeID: 2, NextProducerID: 2000, Topics: []ImportedTopic{
+		{Name: "imported", ID: TopicID{0xaa}, Configs: map[string]string{"q": "1", "b": "2"}, LeaderEpochs: []int32{4, 1}},
+		{Name: "also", ID: TopicID{0xab}, LeaderEpochs: []int32{0}},
+	}, BrokerConfigs: map[int32]map[string]string{2: {"k": "v", "j": "w"}, 1: {"m": "n"}}})
 	for _, id := range []int32{1, 2, 3} {
 		m.must(BrokerHeartbeat{NodeID: id, BrokerEpoch: epochs[id], NowMs: 5000, LeaseMs: lease})
 	}
@@ -609,4 +621,107 @@ func TestChangedIsClosedOnApply(t *testing.T) {
 	default:
 		t.Fatal("not closed after a change")
 	}
+}
+
+func TestImportFileMetadata(t *testing.T) {
+	imp := ImportFileMetadata{
+		NodeID: 4,
+		Topics: []ImportedTopic{
+			{Name: "orders", ID: TopicID{1, 2}, Configs: map[string]string{"retention.ms": "1000"}, LeaderEpochs: []int32{3, 7}},
+			{Name: "__consumer_offsets", ID: TopicID{3}, Configs: map[string]string{"cleanup.policy": "compact"}, LeaderEpochs: []int32{5}},
+		},
+		BrokerConfigs:  map[int32]map[string]string{ClusterDefault: {"max.connections": "50"}, 4: {"log.retention.ms": "99"}},
+		NextProducerID: 3000,
+	}
+	t.Run("into an empty log, then the broker registers", func(t *testing.T) {
+		m := newMachine(t)
+		m.must(InitCluster{ClusterID: "c1"})
+		if n := m.must(imp).(int); n != 2 {
+			t.Fatalf("imported %d topics, want 2", n)
+		}
+		// Nobody registered yet: leaderless at the old epochs.
+		if p := m.partition("orders", 1); p.Leader != NoLeader || p.LeaderEpoch != 7 || !slices.Equal(p.Replicas, []int32{4}) || !slices.Equal(p.ISR, []int32{4}) {
+			t.Fatalf("orders-1 before registration: %+v", p)
+		}
+		m.must(RegisterBroker{NodeID: 4, Listeners: []Listener{{Name: "PLAINTEXT", Host: "127.0.0.1", Port: 9092}}, NowMs: 1000, LeaseMs: lease})
+		for _, tt := range []struct {
+			topic string
+			index int32
+			epoch int32
+		}{{"orders", 0, 4}, {"orders", 1, 8}, {"__consumer_offsets", 0, 6}} {
+			if p := m.partition(tt.topic, tt.index); p.Leader != 4 || p.LeaderEpoch != tt.epoch {
+				t.Errorf("%s-%d after registration: %+v, want led by 4 at epoch %d", tt.topic, tt.index, p, tt.epoch)
+			}
+		}
+		st := m.f.Current()
+		if top, _ := st.Topic("orders"); top.ID != (TopicID{1, 2}) || top.Configs["retention.ms"] != "1000" {
+			t.Fatalf("orders imported as %+v", top)
+		}
+		if st.BrokerConfigs[ClusterDefault]["max.connections"] != "50" || st.BrokerConfigs[4]["log.retention.ms"] != "99" || st.NextProducerID != 3000 {
+			t.Fatalf("broker configs %v, next producer id %d", st.BrokerConfigs, st.NextProducerID)
+		}
+
+		// The same import again (a crash before the file was retired)
+		// changes nothing but the applied index.
+		before := m.f.Current()
+		if n := m.must(imp).(int); n != 0 {
+			t.Fatalf("re-import added %d topics", n)
+		}
+		after := m.f.Current()
+		a, b := *before, *after
+		a.Index, b.Index = 0, 0
+		ab, _ := MarshalState(&a)
+		bb, _ := MarshalState(&b)
+		if !bytes.Equal(ab, bb) {
+			t.Fatalf("re-import changed the state:\n%s\n%s", ab, bb)
+		}
+	})
+	t.Run("broker already registered, existing configs and producer ids win", func(t *testing.T) {
+		m := newMachine(t)
+		m.must(InitCluster{ClusterID: "c1"})
+		m.must(RegisterBroker{NodeID: 4, NowMs: 1000, LeaseMs: lease})
+		m.must(SetBrokerConfigs{NodeID: ClusterDefault, Configs: map[string]string{"max.connections": "7"}})
+		m.must(AllocateProducerIDs{NodeID: 4, Count: 5000})
+		m.must(imp)
+		if p := m.partition("orders", 0); p.Leader != 4 || p.LeaderEpoch != 4 {
+			t.Fatalf("orders-0 %+v", p)
+		}
+		st := m.f.Current()
+		if st.BrokerConfigs[ClusterDefault]["max.connections"] != "7" || st.BrokerConfigs[4]["log.retention.ms"] != "99" || st.NextProducerID != 5000 {
+			t.Fatalf("broker configs %v, next producer id %d", st.BrokerConfigs, st.NextProducerID)
+		}
+	})
+	t.Run("refused imports change nothing", func(t *testing.T) {
+		for _, tt := range []struct {
+			name string
+			cmd  ImportFileMetadata
+			want error
+		}{
+			{"name taken by another id", ImportFileMetadata{NodeID: 4, Topics: []ImportedTopic{{Name: "taken", ID: TopicID{9}, LeaderEpochs: []int32{0}}}}, ErrTopicExists},
+			{"id taken by another name", ImportFileMetadata{NodeID: 4, Topics: []ImportedTopic{{Name: "other", ID: TopicID{8}, LeaderEpochs: []int32{0}}}}, ErrInvalidRequest},
+			{"no partitions", ImportFileMetadata{NodeID: 4, Topics: []ImportedTopic{{Name: "x", ID: TopicID{7}}}}, ErrInvalidPartitions},
+			{"no id", ImportFileMetadata{NodeID: 4, Topics: []ImportedTopic{{Name: "x", LeaderEpochs: []int32{0}}}}, ErrInvalidRequest},
+			{"negative epoch", ImportFileMetadata{NodeID: 4, Topics: []ImportedTopic{{Name: "x", ID: TopicID{7}, LeaderEpochs: []int32{-2}}}}, ErrInvalidRequest},
+			{"negative node", ImportFileMetadata{NodeID: -1}, ErrInvalidRequest},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				m := newMachine(t)
+				m.cluster(1)
+				m.must(CreateTopic{Name: "taken", ID: TopicID{8}, Assignments: [][]int32{{1}}})
+				before := m.bytes()
+				cmd := tt.cmd
+				// A good topic first: it must not be imported either.
+				cmd.Topics = append([]ImportedTopic{{Name: "good", ID: TopicID{6}, LeaderEpochs: []int32{1}}}, cmd.Topics...)
+				if r := m.apply(cmd); !errors.Is(r.Err, tt.want) {
+					t.Fatalf("got %v, want %v", r.Err, tt.want)
+				}
+				st := *m.f.Current()
+				st.Index--
+				after, _ := MarshalState(&st)
+				if !bytes.Equal(before, after) {
+					t.Fatalf("refused import changed the state:\n%s\n%s", before, after)
+				}
+			})
+		}
+	})
 }

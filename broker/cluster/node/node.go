@@ -1,8 +1,9 @@
-// Package node assembles what one broker runs to be part of a cluster: the
-// controller (Raft metadata, registration, lease), the replica manager
-// (leading and following partitions), the replication listener on the
-// inter-broker port, and the server's Metadata store on the Raft log. The
-// server keeps serving clients; it calls Produce on every produce, asks
+// Package node assembles what one broker runs to be part of a cluster (a
+// single broker is a cluster of one): the controller (Raft metadata,
+// registration, lease), the replica manager (leading and following
+// partitions), the replication listener on the inter-broker port, and the
+// server's read-your-writes metadata store on the Raft log. The server
+// keeps serving clients; it produces through the partition leaders, asks
 // LeaderEpoch before serving a consumer, and calls Shutdown on SIGTERM.
 package node
 
@@ -20,10 +21,6 @@ import (
 	"github.com/tributary/tributary/broker/config"
 	"github.com/tributary/tributary/broker/storage"
 )
-
-// ErrNotClustered is returned by Start when the config names no voters:
-// the broker runs alone as before.
-var ErrNotClustered = cluster.ErrNotClustered
 
 // Options configure a Node.
 type Options struct {
@@ -52,6 +49,9 @@ type Options struct {
 	// partition (see replica.ManagerConfig.OnLeadership); the group
 	// coordinator follows the offsets topic's leaderships with it.
 	OnLeadership func(tp replica.TopicPartition, leader bool, epoch int32)
+	// OnHighWatermark is called when the high watermark of a partition
+	// this broker leads moves up (see replica.ManagerConfig).
+	OnHighWatermark func(tp replica.TopicPartition)
 }
 
 // Node is a running cluster member.
@@ -63,8 +63,9 @@ type Node struct {
 	log        *slog.Logger
 }
 
-// Start joins the cluster and waits (bounded by ctx) until the broker is
-// registered.
+// Start joins the cluster (with no controller.quorum.voters, starts a
+// cluster of one with this broker as its only voter) and waits, bounded by
+// ctx, until the broker is registered and its metadata has caught up.
 func Start(ctx context.Context, o Options) (*Node, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -75,8 +76,11 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	}
 	ln := o.ReplicationListener
 	if ln == nil {
-		host := ccfg.Listeners[0].Host
-		if ln, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(o.Config.InterBrokerPort))); err != nil {
+		addr, err := replicationBind(o.Config, ccfg)
+		if err != nil {
+			return nil, err
+		}
+		if ln, err = net.Listen("tcp", addr); err != nil {
 			return nil, fmt.Errorf("replication listener: %w", err)
 		}
 	}
@@ -92,19 +96,75 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	mgr := replica.StartManager(replica.ManagerConfig{
 		Control: ctl, Logs: replica.StoreLogs{Store: o.Store, Config: o.TopicConfig},
 		LagTimeMax: o.LagTimeMax, DefaultMinISR: int(o.Config.MinInsyncReplicas), ISRInterval: o.ISRInterval,
-		Fetch: o.Fetch, OnLeadership: o.OnLeadership, Logger: o.Logger,
+		Fetch: o.Fetch, OnLeadership: o.OnLeadership, OnHighWatermark: o.OnHighWatermark, Logger: o.Logger,
 	})
 	n := &Node{
 		Controller: ctl, Replicas: mgr,
-		Metadata: &cluster.MetadataStore{Controller: ctl, DefaultReplicationFactor: o.Config.DefaultReplicationFactor},
+		Metadata: &cluster.MetadataStore{Controller: ctl},
 		repl:     replica.ServeReplication(ln, mgr.Lookup, o.Logger),
 		log:      o.Logger.With("component", "node"),
 	}
-	if err := ctl.WaitRegistered(ctx); err != nil {
+	if err := n.waitReady(ctx); err != nil {
 		n.Close()
 		return nil, err
 	}
 	return n, nil
+}
+
+// waitReady waits until the broker is registered, its metadata has caught
+// up with its registration and holds the cluster id (which the active
+// controller writes once, right after the first election), so that clients
+// never see a cluster without an id, and the replica manager leads and
+// follows what that metadata says.
+func (n *Node) waitReady(ctx context.Context) error {
+	if err := n.Controller.WaitRegistered(ctx); err != nil {
+		return err
+	}
+	for {
+		changed := n.Controller.Changed()
+		if n.Controller.State().ClusterID != "" {
+			break
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the cluster id in the metadata: %w", ctx.Err())
+		}
+	}
+	return n.WaitCaughtUp(ctx)
+}
+
+// WaitCaughtUp waits until the replica manager acts on the metadata this
+// node has applied so far: after a metadata change applied here, the
+// partitions it gives this broker are led (or followed) with open logs.
+func (n *Node) WaitCaughtUp(ctx context.Context) error {
+	return n.Replicas.WaitReconciled(ctx, n.Controller.State().Index)
+}
+
+// replicationBind is where the replication listener binds: the advertised
+// host and inter.broker.listener.port in a cluster configured with voters;
+// for a cluster of one, whose replication port nobody dials, the host its
+// controller binds and the configured port only when one was given.
+func replicationBind(c *config.Config, ccfg cluster.Config) (string, error) {
+	if c.ControllerQuorumVoters != "" {
+		return net.JoinHostPort(ccfg.Listeners[0].Host, strconv.Itoa(c.InterBrokerPort)), nil
+	}
+	host, err := cluster.LocalHost(c)
+	if err != nil {
+		return "", err
+	}
+	port := 0
+	if c.Explicit["inter.broker.listener.port"] {
+		port = c.InterBrokerPort
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port)), nil
+}
+
+// Leader returns the leader state of a partition this broker leads; ok is
+// false when it does not lead it (answer NOT_LEADER_OR_FOLLOWER).
+func (n *Node) Leader(topic string, partition int32) (*replica.Leader, bool) {
+	l, _, ok := n.Replicas.Leader(topic, partition)
+	return l, ok
 }
 
 // ReplicationAddr is where followers fetch from this broker.

@@ -2,6 +2,7 @@ package replica
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -60,7 +61,13 @@ type ManagerConfig struct {
 	// group coordinator loads and unloads the groups of an offsets-topic
 	// partition with it.
 	OnLeadership func(tp TopicPartition, leader bool, epoch int32)
-	Logger       *slog.Logger
+	// OnHighWatermark, when set, is called (with the partition's leader
+	// state locked: it must not call back into the manager or the
+	// Leader) each time the high watermark of a partition this broker
+	// leads moves up; the server wakes the consumers long-polling for
+	// new data with it.
+	OnHighWatermark func(tp TopicPartition)
+	Logger          *slog.Logger
 }
 
 type leading struct {
@@ -117,6 +124,12 @@ type Manager struct {
 	// new id) was deleted, and its local logs go.
 	topics map[string]metadata.TopicID
 
+	// reconciled is the index of the last metadata state the roles were
+	// brought in line with; reconciledCh closes when it moves.
+	reconciledMu sync.Mutex
+	reconciled   int64
+	reconciledCh chan struct{}
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -142,6 +155,8 @@ func StartManager(cfg ManagerConfig) *Manager {
 		logs:      map[TopicPartition]*trackedLog{},
 		topics:    map[string]metadata.TopicID{},
 		done:      make(chan struct{}),
+
+		reconciledCh: make(chan struct{}),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	go m.run()
@@ -197,12 +212,44 @@ func (m *Manager) run() {
 		for _, f := range m.reconcile(st) {
 			f.Close() // outside the lock, see Close
 		}
+		m.markReconciled(st.Index)
 		select {
 		case <-m.ctx.Done():
 			return
 		case <-changed:
 		case <-t.C:
 			m.proposeISRChanges(st)
+		}
+	}
+}
+
+func (m *Manager) markReconciled(index int64) {
+	m.reconciledMu.Lock()
+	defer m.reconciledMu.Unlock()
+	if index > m.reconciled {
+		m.reconciled = index
+		close(m.reconciledCh)
+		m.reconciledCh = make(chan struct{})
+	}
+}
+
+// WaitReconciled waits until the roles of this broker (leading, following,
+// logs open) follow a metadata state at least as new as index: after a
+// metadata change applied here, the broker acts on it once this returns.
+func (m *Manager) WaitReconciled(ctx context.Context, index int64) error {
+	for {
+		m.reconciledMu.Lock()
+		done, ch := m.reconciled >= index, m.reconciledCh
+		m.reconciledMu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-m.done:
+			return errors.New("replica manager stopped")
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the replicas to follow metadata index %d: %w", index, ctx.Err())
 		}
 	}
 }
@@ -347,8 +394,15 @@ func (m *Manager) lead(tp TopicPartition, t *metadata.Topic, p metadata.Partitio
 		m.stopLeading(tp) // a new leader epoch: start afresh
 	}
 	m.stopFollowing(tp)
+	setHW := log.SetHighWatermark
+	if on := m.cfg.OnHighWatermark; on != nil {
+		setHW = func(hw int64) {
+			log.SetHighWatermark(hw)
+			on(tp)
+		}
+	}
 	tracker, err := NewLeader(LeaderConfig{
-		LocalID: m.id, LagTimeMax: m.cfg.LagTimeMax, MinISR: minISR, SetHighWatermark: log.SetHighWatermark,
+		LocalID: m.id, LagTimeMax: m.cfg.LagTimeMax, MinISR: minISR, SetHighWatermark: setHW,
 	}, p, log.LogEndOffset(), log.knownHighWatermark())
 	if err != nil {
 		m.log.Error("becoming leader", "partition", tp, "err", err)

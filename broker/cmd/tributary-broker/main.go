@@ -9,21 +9,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
-	"strconv"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/tributary/tributary/broker/boot/bootstatus"
-	"github.com/tributary/tributary/broker/cluster/node"
-	"github.com/tributary/tributary/broker/cluster/replica"
 	"github.com/tributary/tributary/broker/config"
 	"github.com/tributary/tributary/broker/metrics"
 	"github.com/tributary/tributary/broker/server"
-	"github.com/tributary/tributary/broker/storage"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -108,77 +102,12 @@ func runMain(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 
-	// The client listener first: a broker joining a cluster registers its
-	// advertised address, which must carry the real port when the
-	// configured one is 0 (tests).
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
-	if err != nil {
-		log.Error("cannot start", "err", fmt.Errorf("listening on %s: %w", cfg.ListenAddr, err))
-		return 1
-	}
-	defer ln.Close() // after Shutdown closed it: a no-op
-	if cfg, err = withBoundPort(cfg, ln.Addr()); err != nil {
-		log.Error("cannot start", "err", err)
-		return 1
-	}
-
-	store, err := server.OpenStore(cfg, log)
-	if err != nil {
-		log.Error("cannot start", "err", err)
-		return 1
-	}
-	defer func() {
-		if err := store.Close(); err != nil {
-			log.Error("closing log", "err", err)
-		}
-	}()
-	// With controller.quorum.voters the broker joins the cluster before it
-	// serves: node.Start returns once it is registered and its metadata has
+	// New returns once the broker is part of its cluster (a cluster of one
+	// when no controller.quorum.voters are set): registered, its metadata
 	// caught up, so topics are never loaded from a half-replayed log.
-	var srvRef atomic.Pointer[server.Server]
-	n, err := node.Start(ctx, node.Options{
-		Config: cfg, Store: store, Logger: log,
-		TopicConfig: func(configs map[string]string) storage.TopicConfig {
-			cur := cfg
-			if srv := srvRef.Load(); srv != nil {
-				cur = srv.Config() // dynamic broker configs included
-			}
-			return server.TopicStorageConfig(cur, configs)
-		},
-		OnLeadership: func(tp replica.TopicPartition, leader bool, epoch int32) {
-			if srv := srvRef.Load(); srv != nil {
-				srv.LeadershipChanged(tp, leader, epoch)
-			}
-		},
-	})
-	switch {
-	case errors.Is(err, node.ErrNotClustered):
-		n = nil // a single node, as before
-	case err != nil:
-		log.Error("cannot join the cluster", "err", err)
-		return 1
-	default:
-		log.Info("joined the cluster", "voters", cfg.ControllerQuorumVoters, "replication_addr", n.ReplicationAddr())
-	}
-	opts := server.Options{Config: cfg, Logger: log, Metrics: reg, Store: store, Listener: ln}
-	if n != nil {
-		opts.Cluster = n
-	}
-	srv, err := server.New(opts)
+	srv, err := server.New(ctx, server.Options{Config: cfg, Logger: log, Metrics: reg})
 	if err != nil {
 		log.Error("cannot start", "err", err)
-		if n != nil {
-			_ = n.Close()
-		}
-		return 1
-	}
-	srvRef.Store(srv)
-	if err := srv.Listen(); err != nil {
-		log.Error("cannot start", "err", err)
-		_ = srv.Shutdown(context.Background())
-		if n != nil {
-			_ = n.Close()
-		}
 		return 1
 	}
 	if cw.Enabled {
@@ -205,16 +134,9 @@ func runMain(args []string) int {
 		code = 1
 	}
 	stop() // a second signal kills the process the default way
-	if n != nil {
-		// Controlled shutdown first: leaderships move to other brokers
-		// while this one still answers clients, which then find the new
-		// leaders (a rolling restart fails no acks=all produce).
-		nctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-		if err := n.Shutdown(nctx); err != nil {
-			log.Warn("controlled shutdown", "err", err)
-		}
-		cancel()
-	}
+	// Shutdown starts with the controlled shutdown: leaderships move to
+	// other brokers while this one still answers clients, which then find
+	// the new leaders (a rolling restart fails no acks=all produce).
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
@@ -222,25 +144,6 @@ func runMain(args []string) int {
 		return 1
 	}
 	return code
-}
-
-// withBoundPort returns cfg advertising the port the listener got when the
-// configured advertised port is 0.
-func withBoundPort(cfg *config.Config, bound net.Addr) (*config.Config, error) {
-	host, port, err := cfg.AdvertisedHostPort()
-	if err != nil {
-		return nil, err
-	}
-	if port != 0 {
-		return cfg, nil
-	}
-	tcp, ok := bound.(*net.TCPAddr)
-	if !ok {
-		return nil, fmt.Errorf("listener address %v is not TCP", bound)
-	}
-	out := cfg.Clone()
-	out.AdvertisedAddr = net.JoinHostPort(host, strconv.Itoa(tcp.Port))
-	return out, nil
 }
 
 // logLevel reads TRIBUTARY_LOG_LEVEL (debug, info, warn, error); default info.

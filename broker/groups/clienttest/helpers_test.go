@@ -32,12 +32,9 @@ func startBroker(t *testing.T, dir string) (addr string, stop func()) {
 	if os.Getenv("TRIBUTARY_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	s, err := server.New(server.Options{Config: cfg, Logger: log})
+	s, err := server.New(context.Background(), server.Options{Config: cfg, Logger: log})
 	if err != nil {
 		t.Fatalf("starting broker: %v", err)
-	}
-	if err := s.Listen(); err != nil {
-		t.Fatalf("listening: %v", err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve() }()

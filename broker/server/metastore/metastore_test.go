@@ -4,142 +4,90 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
-func TestPersistAndReload(t *testing.T) {
+// fixture is a metadata file written by the broker version that kept its
+// metadata in this file (three topics, epochs bumped by three starts, broker
+// configs, two producer-id blocks).
+const fixture = "testdata/tributary-metadata-v1.json"
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
 	dir := t.TempDir()
-	s, err := Open(dir, "")
-	if err != nil {
+	if err := os.WriteFile(filepath.Join(dir, FileName), []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cluster := s.ClusterID()
-	if len(cluster) != 22 {
-		t.Fatalf("cluster id %q", cluster)
-	}
-	a, err := s.CreateTopic("a", 2, map[string]string{"retention.ms": "1000"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.CreateTopic("a", 1, nil); !errors.Is(err, ErrTopicExists) {
-		t.Fatalf("duplicate create: %v", err)
-	}
-	if _, err := s.CreateTopic("b", 1, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.AddPartitions("a", 4); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.AddPartitions("a", 3); !errors.Is(err, ErrInvalidChange) {
-		t.Fatalf("shrink: %v", err)
-	}
-	if err := s.DeleteTopic("b"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.DeleteTopic("b"); !errors.Is(err, ErrUnknownTopic) {
-		t.Fatalf("double delete: %v", err)
-	}
-	if err := s.SetBrokerConfigs(ClusterDefault, map[string]string{"log.retention.ms": "5"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.SetBrokerConfigs(1, map[string]string{"log.retention.ms": "6"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.BumpLeaderEpochs(); err != nil {
-		t.Fatal(err)
-	}
-	first, err := s.AllocateProducerIDBlock()
-	if err != nil {
-		t.Fatal(err)
-	}
+	return dir
+}
 
-	r, err := Open(dir, "")
+func TestReadFixture(t *testing.T) {
+	b, err := os.ReadFile(fixture)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.ClusterID() != cluster {
-		t.Fatalf("cluster id %q after reload, want %q", r.ClusterID(), cluster)
-	}
-	topics := r.Topics()
-	if len(topics) != 1 || topics[0].Name != "a" || len(topics[0].Partitions) != 4 || topics[0].ID != a.ID {
-		t.Fatalf("topics after reload: %+v", topics)
-	}
-	if topics[0].Configs["retention.ms"] != "1000" || topics[0].Partitions[0].LeaderEpoch != 1 {
-		t.Fatalf("topic after reload: %+v", topics[0])
-	}
-	if byID, ok := r.TopicByID(a.ID); !ok || byID.Name != "a" {
-		t.Fatalf("by id: %+v %v", byID, ok)
-	}
-	if r.BrokerConfigs(ClusterDefault)["log.retention.ms"] != "5" || r.BrokerConfigs(1)["log.retention.ms"] != "6" || len(r.BrokerConfigs(2)) != 0 {
-		t.Fatalf("broker configs: default %v, node 1 %v", r.BrokerConfigs(ClusterDefault), r.BrokerConfigs(1))
-	}
-	// Producer ids never repeat across a reload.
-	next, err := r.AllocateProducerIDBlock()
+	f, err := Read(writeFile(t, string(b)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if next < first+ProducerIDBlockSize {
-		t.Fatalf("block %d reuses ids of block %d", next, first)
+	if f.ClusterID != "legacy-single-node-cl" || f.NextProducerID != 2000 || len(f.Topics) != 3 {
+		t.Fatalf("read %+v", f)
+	}
+	orders := f.Topics["orders"]
+	var wantID TopicID
+	if err := wantID.UnmarshalText([]byte("w5mJJuyrCnWkfDX5wd2jww")); err != nil {
+		t.Fatal(err)
+	}
+	if orders.ID != wantID || len(orders.Partitions) != 3 || orders.Partitions[2].LeaderEpoch != 3 || orders.Configs["retention.ms"] != "86400000" {
+		t.Fatalf("orders %+v", orders)
+	}
+	if got := f.BrokerConfigs[ClusterDefault]["max.connections"]; got != "900" {
+		t.Fatalf("cluster-wide broker configs %v", f.BrokerConfigs)
+	}
+	if got := f.BrokerConfigs[1]["num.partitions"]; got != "4" {
+		t.Fatalf("node 1 broker configs %v", f.BrokerConfigs)
 	}
 }
 
-func TestCopiesAreIndependent(t *testing.T) {
-	s, err := Open(t.TempDir(), "c1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.CreateTopic("a", 1, map[string]string{"k": "v"}); err != nil {
-		t.Fatal(err)
-	}
-	got, _ := s.Topic("a")
-	got.Configs["k"] = "changed"
-	got.Partitions[0].LeaderEpoch = 99
-	again, _ := s.Topic("a")
-	if again.Configs["k"] != "v" || again.Partitions[0].LeaderEpoch != 0 {
-		t.Fatalf("store changed through a copy: %+v", again)
+func TestReadNoFile(t *testing.T) {
+	f, err := Read(t.TempDir())
+	if f != nil || err != nil {
+		t.Fatalf("got %+v, %v", f, err)
 	}
 }
 
-func TestClusterIDMismatchRefused(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := Open(dir, "one"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Open(dir, "two"); err == nil {
-		t.Fatal("opened a data directory of another cluster")
-	}
-	if s, err := Open(dir, ""); err != nil || s.ClusterID() != "one" {
-		t.Fatalf("open without a configured id: %v", err)
-	}
-}
-
-func TestFailedWriteChangesNothing(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "data")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(dir, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The directory vanishing makes every write fail, even for root.
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.CreateTopic("a", 1, nil); err == nil {
-		t.Fatal("create succeeded without a directory")
-	}
-	if _, ok := s.Topic("a"); ok {
-		t.Fatal("failed create is visible")
+func TestReadRefusesWhatItCannotTakeWhole(t *testing.T) {
+	for _, tt := range []struct{ name, content, want string }{
+		{"not json", "{", "decoding"},
+		{"unknown field", `{"version":1,"cluster_id":"c","topics":{},"next_producer_id_block":0,"future":1}`, "unknown field"},
+		{"newer version", `{"version":2,"cluster_id":"c","topics":{}}`, "format version 2"},
+		{"no cluster id", `{"version":1,"topics":{}}`, "no cluster id"},
+		{"name differs from key", `{"version":1,"cluster_id":"c","topics":{"a":{"name":"b","id":"w5mJJuyrCnWkfDX5wd2jww","partitions":[{"leader_epoch":0}]}}}`, "malformed"},
+		{"no partitions", `{"version":1,"cluster_id":"c","topics":{"a":{"name":"a","id":"w5mJJuyrCnWkfDX5wd2jww","partitions":[]}}}`, "malformed"},
+		{"bad topic id", `{"version":1,"cluster_id":"c","topics":{"a":{"name":"a","id":"short","partitions":[{"leader_epoch":0}]}}}`, "bad topic id"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Read(writeFile(t, tt.content))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want an error about %q", err, tt.want)
+			}
+		})
 	}
 }
 
-func TestCorruptFileRefused(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, FileName), []byte("{not json"), 0o600); err != nil {
+func TestRetire(t *testing.T) {
+	dir := writeFile(t, `{"version":1,"cluster_id":"c","topics":{}}`)
+	if err := Retire(dir); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(dir, ""); err == nil {
-		t.Fatal("opened a corrupt metadata file")
+	if f, err := Read(dir); f != nil || err != nil {
+		t.Fatalf("read after retiring: %+v, %v", f, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, FileName+RetiredSuffix)); err != nil {
+		t.Fatalf("retired file: %v", err)
+	}
+	if err := Retire(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("retiring twice: %v", err)
 	}
 }
