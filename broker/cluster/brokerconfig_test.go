@@ -24,6 +24,16 @@ func TestConfigFromBroker(t *testing.T) {
 		if len(got.Voters) != 0 || got.Bind != bind || got.Advertise != "" || got.NodeID != 2 || got.Listeners[0].Host != "127.0.0.12" {
 			t.Fatalf("without voters, listening on %s: %+v", listen, got)
 		}
+		if got.RaftHeartbeatTimeout != SingleVoterRaftTimeout || got.RaftElectionTimeout != SingleVoterRaftTimeout {
+			t.Fatalf("without voters: raft timeouts %v / %v, want %v", got.RaftHeartbeatTimeout, got.RaftElectionTimeout, SingleVoterRaftTimeout)
+		}
+	}
+	// Raft timeouts set in the config win, voters or not.
+	c := base
+	c.ControllerFetchTimeout, c.ControllerElectionTimeout = 700*time.Millisecond, 800*time.Millisecond
+	c.Explicit = map[string]bool{"controller.quorum.fetch.timeout.ms": true, "controller.quorum.election.timeout.ms": true}
+	if got, err := ConfigFromBroker(&c, nil); err != nil || got.RaftHeartbeatTimeout != 700*time.Millisecond || got.RaftElectionTimeout != 800*time.Millisecond {
+		t.Fatalf("configured raft timeouts without voters: %+v %v", got, err)
 	}
 	tests := []struct {
 		name, voters, bind string
@@ -45,7 +55,7 @@ func TestConfigFromBroker(t *testing.T) {
 			}
 		})
 	}
-	c := base
+	c = base
 	c.ControllerQuorumVoters = "bogus"
 	if _, err := ConfigFromBroker(&c, nil); err == nil {
 		t.Fatal("bad voters accepted")
