@@ -55,17 +55,16 @@ func (s *Server) followCluster() {
 	defer tick.Stop()
 	var (
 		lastState *metadata.State
-		lastLogs  int
 		lastDyn   = s.dynamicLayers() // what New applied
 	)
 	for {
 		changed := s.node.Controller.Changed()
-		// States are immutable once published: the same pointer is the
-		// same metadata. A tick only matters when the replica manager
-		// opened or deleted a log since the last resync.
-		if st, logs := s.node.Controller.State(), len(s.store.Partitions()); st != lastState || logs != lastLogs {
+		// A state with the same roles (only leases moved: heartbeats)
+		// changes nothing in the view; a tick matters only while the
+		// replica manager has not opened a replica's log yet.
+		if st := s.node.Controller.State(); lastState == nil || !st.OnlyLeasesDiffer(lastState) || s.replicaLogMissing() {
 			s.syncClusterTopics()
-			lastState, lastLogs = st, logs
+			lastState = st
 		}
 		s.syncCoordinator()
 		lastDyn = s.syncDynamicConfigs(lastDyn)
@@ -78,6 +77,22 @@ func (s *Server) followCluster() {
 			return
 		}
 	}
+}
+
+// replicaLogMissing reports whether the topic view has a partition this
+// broker holds a replica of without its log (opened by the replica manager
+// after the view was built).
+func (s *Server) replicaLogMissing() bool {
+	s.topicsMu.RLock()
+	defer s.topicsMu.RUnlock()
+	for _, t := range s.topics {
+		for _, p := range t.partitions {
+			if p.log == nil && slices.Contains(p.replicas, s.nodeID) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // syncClusterTopics rebuilds the topic view from the metadata. A partition

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -724,4 +725,66 @@ func TestImportFileMetadata(t *testing.T) {
 			})
 		}
 	})
+}
+
+func TestOnlyLeasesDiffer(t *testing.T) {
+	m := newMachine(t)
+	epochs := m.cluster(2)
+	m.topic("a", []int32{1, 2})
+	base := m.f.Current()
+	m.must(BrokerHeartbeat{NodeID: 1, BrokerEpoch: epochs[1], NowMs: 2000, LeaseMs: lease})
+	if hb := m.f.Current(); hb == base || !hb.OnlyLeasesDiffer(base) || !base.OnlyLeasesDiffer(hb) {
+		t.Fatal("a heartbeat changed more than a lease")
+	}
+	for _, cmd := range []Command{
+		CreateTopic{Name: "b", ID: TopicID{0xb}, Assignments: [][]int32{{2}}},
+		SetBrokerConfigs{NodeID: ClusterDefault, Configs: map[string]string{"min.insync.replicas": "2"}},
+		SetBrokerConfigs{NodeID: 1, Configs: map[string]string{"min.insync.replicas": "1"}},
+		AllocateProducerIDs{NodeID: 1, Count: 10},
+	} {
+		before := m.f.Current()
+		m.must(cmd)
+		if m.f.Current().OnlyLeasesDiffer(before) {
+			t.Errorf("%T counted as a lease change", cmd)
+		}
+	}
+	// Every state and broker field but the lease, the index and the clock
+	// matters; a field added later must be compared in OnlyLeasesDiffer
+	// (and listed here).
+	stateFields := map[string]bool{"ClusterID": true, "Index": false, "NowMs": false, "Brokers": true, "Topics": true, "BrokerConfigs": true, "NextProducerID": true}
+	st := reflect.TypeOf(State{})
+	for i := range st.NumField() {
+		if _, ok := stateFields[st.Field(i).Name]; !ok {
+			t.Errorf("State.%s: is it compared by OnlyLeasesDiffer? Add it there and here", st.Field(i).Name)
+		}
+	}
+	changes := map[string]func(b *Broker){
+		"NodeID":          nil, // the map key
+		"LeaseExpiryMs":   nil, // the lease itself
+		"Rack":            func(b *Broker) { b.Rack = "z" },
+		"Listeners":       func(b *Broker) { b.Listeners = []Listener{{Name: "X"}} },
+		"ReplicationAddr": func(b *Broker) { b.ReplicationAddr = "elsewhere:1" },
+		"Epoch":           func(b *Broker) { b.Epoch++ },
+		"Fenced":          func(b *Broker) { b.Fenced = !b.Fenced },
+		"ShuttingDown":    func(b *Broker) { b.ShuttingDown = !b.ShuttingDown },
+	}
+	typ := reflect.TypeOf(Broker{})
+	for i := range typ.NumField() {
+		name := typ.Field(i).Name
+		change, ok := changes[name]
+		if !ok {
+			t.Errorf("Broker.%s: is it compared by OnlyLeasesDiffer? Add it there and here", name)
+			continue
+		}
+		if change == nil {
+			continue
+		}
+		st := base.shallowCopy()
+		b := *st.Brokers[1]
+		change(&b)
+		st.Brokers[1] = &b
+		if st.OnlyLeasesDiffer(base) {
+			t.Errorf("a change of Broker.%s counted as a lease change", name)
+		}
+	}
 }

@@ -223,3 +223,43 @@ func (s *State) LeaderCount() map[int32]int {
 	}
 	return n
 }
+
+// OnlyLeasesDiffer reports whether s and o differ at most in the brokers'
+// leases (and the applied index and clock): the same topics (the same
+// *Topic values: a command copies a topic before it changes it), the same
+// brokers otherwise, the same dynamic broker configs, cluster id and
+// producer-id counter. Heartbeats, most of the metadata log, change only
+// leases; whoever follows partition roles, configs and the topic view has
+// nothing to redo for them.
+func (s *State) OnlyLeasesDiffer(o *State) bool {
+	if s.ClusterID != o.ClusterID || s.NextProducerID != o.NextProducerID || len(s.BrokerConfigs) != len(o.BrokerConfigs) {
+		return false
+	}
+	for id, c := range s.BrokerConfigs {
+		if oc, ok := o.BrokerConfigs[id]; !ok || !maps.Equal(c, oc) {
+			return false
+		}
+	}
+	if len(s.Topics) != len(o.Topics) || len(s.Brokers) != len(o.Brokers) {
+		return false
+	}
+	for name, t := range s.Topics {
+		if o.Topics[name] != t {
+			return false
+		}
+	}
+	for id, b := range s.Brokers {
+		ob, ok := o.Brokers[id]
+		if !ok {
+			return false
+		}
+		if ob == b {
+			continue
+		}
+		if b.Rack != ob.Rack || b.ReplicationAddr != ob.ReplicationAddr || b.Epoch != ob.Epoch ||
+			b.Fenced != ob.Fenced || b.ShuttingDown != ob.ShuttingDown || !slices.Equal(b.Listeners, ob.Listeners) {
+			return false
+		}
+	}
+	return true
+}

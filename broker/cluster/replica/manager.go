@@ -206,11 +206,19 @@ func (m *Manager) run() {
 	defer close(m.done)
 	t := time.NewTicker(m.cfg.ISRInterval)
 	defer t.Stop()
+	var last *metadata.State // reconciled completely
 	for {
 		changed := m.cfg.Control.Changed()
 		st := m.cfg.Control.State()
-		for _, f := range m.reconcile(st) {
-			f.Close() // outside the lock, see Close
+		if last == nil || !st.OnlyLeasesDiffer(last) {
+			idle, complete := m.reconcile(st)
+			for _, f := range idle {
+				f.Close() // outside the lock, see Close
+			}
+			last = nil
+			if complete {
+				last = st
+			}
 		}
 		m.markReconciled(st.Index)
 		select {
@@ -285,8 +293,10 @@ func replicationAddr(b *metadata.Broker) string {
 
 // reconcile brings the local roles in line with the metadata. It returns
 // the fetchers left with nothing to do, for the caller to close once the
-// lock is released.
-func (m *Manager) reconcile(st *metadata.State) (idle []*Fetcher) {
+// lock is released, and whether every replica's log could be opened (if
+// not, the next round tries again).
+func (m *Manager) reconcile(st *metadata.State) (idle []*Fetcher, complete bool) {
+	complete = true
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.dropDeletedTopics(st)
@@ -305,6 +315,7 @@ func (m *Manager) reconcile(st *metadata.State) (idle []*Fetcher) {
 				pl, err := m.cfg.Logs.Open(name, int32(i), t.Configs)
 				if err != nil {
 					m.log.Error("opening a replica's log", "partition", tp, "err", err)
+					complete = false
 					continue
 				}
 				log = &trackedLog{PartitionLog: pl}
@@ -348,7 +359,7 @@ func (m *Manager) reconcile(st *metadata.State) (idle []*Fetcher) {
 			delete(m.fetchers, k)
 		}
 	}
-	return idle
+	return idle, complete
 }
 
 // dropDeletedTopics deletes the local logs of topics this manager saw and
