@@ -338,6 +338,9 @@ func (s *Server) ensureOffsetsTopic() error {
 	if errors.Is(err, errTopicExists) {
 		return nil
 	}
+	if err == nil {
+		s.syncCoordinator() // load at once when this broker got the leadership
+	}
 	return err
 }
 

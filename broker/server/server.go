@@ -217,6 +217,9 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	if err := s.openGroups(); err != nil {
 		return nil, err
 	}
+	// A broker that leads the offsets partition loads its groups before it
+	// serves, so its first group requests find them.
+	s.syncCoordinator()
 	s.clusterWG.Add(1)
 	go s.followCluster()
 	s.metrics.SetStateSource(s.metricsState)
