@@ -59,9 +59,9 @@ func (s *Server) followCluster() {
 	)
 	for {
 		changed := s.node.Controller.Changed()
-		// A state with the same roles (only leases moved: heartbeats)
-		// changes nothing in the view; a tick matters only while the
-		// replica manager has not opened a replica's log yet.
+		// A state where only leases moved (heartbeats) changes nothing
+		// in the view; a tick matters only while the replica manager has
+		// not opened a replica's log yet.
 		if st := s.node.Controller.State(); lastState == nil || !st.OnlyLeasesDiffer(lastState) || s.replicaLogMissing() {
 			s.syncClusterTopics()
 			lastState = st
