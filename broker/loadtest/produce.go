@@ -75,7 +75,12 @@ func Produce(ctx context.Context, seeds []string, o ProduceOptions) (ProduceResu
 		lastAck   time.Time
 		firstErr  error
 	)
-	pctx, cancel := context.WithTimeout(ctx, o.Duration)
+	start := time.Now()
+	// The phase ends by the clock, not only by pctx: a context's deadline
+	// is delivered by a timer goroutine, which a loaded machine runs late,
+	// and a paced producer must not release records past its schedule.
+	end := start.Add(o.Duration)
+	pctx, cancel := context.WithDeadline(ctx, end)
 	defer cancel()
 	// A pacer releases records in 1 ms steps: sleeping per 1 KiB record
 	// (50 µs at 20 MB/s) is finer than the timer can do.
@@ -83,11 +88,13 @@ func Produce(ctx context.Context, seeds []string, o ProduceOptions) (ProduceResu
 	if o.RateBytes > 0 {
 		perRecord = time.Duration(float64(time.Second) * float64(o.RecordBytes) / o.RateBytes)
 	}
-	start := time.Now()
 	var sent int
-	for pctx.Err() == nil && (o.MaxRecords == 0 || sent < o.MaxRecords) {
+	for pctx.Err() == nil && time.Now().Before(end) && (o.MaxRecords == 0 || sent < o.MaxRecords) {
 		if perRecord > 0 {
 			due := start.Add(time.Duration(sent) * perRecord)
+			if !due.Before(end) {
+				break
+			}
 			if wait := time.Until(due); wait > 0 {
 				select {
 				case <-pctx.Done():
