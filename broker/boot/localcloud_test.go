@@ -83,13 +83,13 @@ func startLocalKMS(t *testing.T, allowedCluster string) *localKMS {
 // useLocalKMS re-points the boot environment at the local cloud's KMS:
 // IMDS hands out the broker role's session and the document's secrets are
 // really encrypted under encryptContext.
-func (e *bootEnv) useLocalKMS(t *testing.T, l *localKMS, encryptContext map[string]string) {
+func (e *bootEnv) useLocalKMS(t *testing.T, l *localKMS, encryptContext map[string]string, secrets bootconfig.Secrets) {
 	t.Helper()
 	e.imds.AccessKeyID = l.brokerRole.AccessKeyID
 	e.imds.SecretAccessKey = l.brokerRole.SecretAccessKey
 	e.imds.SessionToken = l.brokerRole.SessionToken
 	t.Setenv("AWS_ENDPOINT_URL", l.url)
-	plaintext, err := json.Marshal(testSecrets)
+	plaintext, err := json.Marshal(secrets)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestBootWithLocalCloudKMS(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newBootEnv(t)
 			l := startLocalKMS(t, tt.allowedCluster)
-			e.useLocalKMS(t, l, bootconfig.EncryptionContext(e.doc.ClusterID, tt.encryptNode))
+			e.useLocalKMS(t, l, bootconfig.EncryptionContext(e.doc.ClusterID, tt.encryptNode), testSecrets)
 			opts := e.options()
 			opts.KMSWait = time.Second
 			_, st, err := e.run(t, opts)

@@ -29,7 +29,7 @@ func TestRenderedKeysAreTheAgents(t *testing.T) {
 					{Name: "PLAINTEXT", Port: 9092, SecurityProtocol: "PLAINTEXT"},
 					{Name: "SASL_SCRAM", Port: 9096, SecurityProtocol: "SASL_SSL", SASLMechanisms: []string{"SCRAM-SHA-256", "SCRAM-SHA-512"}},
 					{Name: "SASL_IAM", Port: 9098, SecurityProtocol: "SASL_SSL", SASLMechanisms: []string{"OAUTHBEARER"}},
-					{Name: "TLS", Port: 9094, SecurityProtocol: "SSL", MutualTLS: true},
+					{Name: "TLS", Port: 9094, SecurityProtocol: "SSL"},
 				},
 				Ports:        bootconfig.Ports{InterBroker: 9093, Controller: 9095, Metrics: 11001},
 				DataVolume:   bootconfig.Volume{VolumeID: testVolumeID, MountPath: "/var/lib/tributary", Filesystem: "xfs"},
@@ -99,5 +99,36 @@ func TestRenderedKeysAreTheAgents(t *testing.T) {
 				t.Error("a placeholder was written")
 			}
 		})
+	}
+}
+
+// TestRenderedMutualTLSNeedsATruststore: a boot document carries no CA
+// bundle yet, so the file rendered for a mutual-TLS listener names no
+// truststore, and the broker refuses it (rather than serve a listener that
+// can accept no client certificate), naming the missing setting.
+func TestRenderedMutualTLSNeedsATruststore(t *testing.T) {
+	doc := &bootconfig.Document{
+		Version: bootconfig.CurrentVersion, ClusterID: "c-0123abcd", ClusterName: "orders", NodeID: 1, Rack: "us-east-1a",
+		Listeners:   []bootconfig.Listener{{Name: "TLS", Port: 9094, SecurityProtocol: "SSL", MutualTLS: true}},
+		Ports:       bootconfig.Ports{InterBroker: 9093, Controller: 9095, Metrics: 11001},
+		Controllers: []bootconfig.Peer{{NodeID: 1, Host: "127.0.1.5", Port: 9095}},
+		DataVolume:  bootconfig.Volume{VolumeID: testVolumeID, MountPath: "/var/lib/tributary", Filesystem: "xfs"},
+	}
+	if err := doc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	out := renderConfig(doc, &Instance{ID: testInstanceID, AvailabilityZone: "us-east-1a", PrivateIP: "127.0.1.5"},
+		filepath.Join(dir, "data"), secretFiles{TLSKeystore: filepath.Join(dir, "k.pem")})
+	file := filepath.Join(dir, ConfigFileName)
+	if err := os.WriteFile(file, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "ssl.truststore.location") {
+		t.Fatalf("Validate = %v, want a refusal naming ssl.truststore.location", err)
 	}
 }

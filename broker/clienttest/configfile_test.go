@@ -1,6 +1,7 @@
 package clienttest
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -12,13 +13,15 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tributary/tributary/broker/security/tlsconf/tlstest"
 )
 
 // TestRunWithBootAgentConfig starts `tributary-broker run --config` with a
 // file shaped like the one the boot agent renders: named listeners with a
-// protocol map, keys this broker does not use, and broker_config overrides.
-// The broker serves the PLAINTEXT listener with the configured identity and
-// warns about the rest.
+// protocol map, a keystore file, keys this broker does not use, and
+// broker_config overrides. The broker serves every listener with the
+// configured identity and warns about the unknown key.
 func TestRunWithBootAgentConfig(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a broker process")
@@ -29,6 +32,25 @@ func TestRunWithBootAgentConfig(t *testing.T) {
 	// A one-voter cluster: the broker runs its metadata quorum alone.
 	controllerAddr := freeLoopbackAddr(t)
 	_, replicationPort, _ := net.SplitHostPort(freeLoopbackAddr(t))
+	ca, err := tlstest.NewCA("config file test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokerCert, err := ca.Issue("broker-3", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientCert, err := ca.Issue("app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keystore, truststore := filepath.Join(dir, "keystore.pem"), filepath.Join(dir, "ca.pem")
+	if err := tlstest.WriteFile(keystore, brokerCert.Keystore()); err != nil {
+		t.Fatal(err)
+	}
+	if err := tlstest.WriteFile(truststore, ca.PEM); err != nil {
+		t.Fatal(err)
+	}
 	conf := fmt.Sprintf(`# Written by tributary-broker boot
 node.id=3
 broker.rack=us-east-1a
@@ -38,6 +60,9 @@ listeners=CLIENT://127.0.0.1:0,CLIENT_SECURE://127.0.0.1:0
 advertised.listeners=CLIENT://127.0.0.1:0,CLIENT_SECURE://127.0.0.1:0
 listener.security.protocol.map=CLIENT:PLAINTEXT,CLIENT_SECURE:SSL
 listener.name.client_secure.ssl.client.auth=required
+ssl.keystore.type=PEM
+ssl.keystore.location=%[5]s
+ssl.truststore.location=%[6]s
 log.dirs=%[2]s
 inter.broker.listener.port=%[3]s
 tributary.controller.port=9095
@@ -49,7 +74,7 @@ tributary.metrics.cloudwatch.enable=false
 auto.create.topics.enable=true
 num.partitions=3
 log.retention.ms=3600000
-`, metricsAddr, filepath.Join(dir, "data"), replicationPort, controllerAddr)
+`, metricsAddr, filepath.Join(dir, "data"), replicationPort, controllerAddr, keystore, truststore)
 	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -74,10 +99,23 @@ log.retention.ms=3600000
 	if n := len(td["from-config"].Partitions); n != 3 {
 		t.Fatalf("auto-created topic has %d partitions, want num.partitions=3", n)
 	}
-	for _, want := range []string{`key=tributary.controller.port`, `listener=CLIENT_SECURE://127.0.0.1:0`} {
-		if !p.logged(want) {
-			t.Errorf("no log line containing %s", want)
-		}
+	if !p.logged(`key=tributary.controller.port`) {
+		t.Error("no warning about the unknown key tributary.controller.port")
+	}
+	// The mutual TLS listener serves a client with its certificate, and
+	// advertises itself, not the plaintext port.
+	secure := p.listenerAddr(t, "CLIENT_SECURE")
+	pair, err := clientCert.TLSCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tadm := newAdmin(clientFor(t, secure, kgo.DialTLSConfig(&tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", Certificates: []tls.Certificate{pair}})))
+	tmeta, err := tadm.BrokerMetadata(ctx)
+	if err != nil {
+		t.Fatalf("metadata over mutual TLS: %v", err)
+	}
+	if len(tmeta.Brokers) != 1 || net.JoinHostPort(tmeta.Brokers[0].Host, fmt.Sprint(tmeta.Brokers[0].Port)) != secure {
+		t.Fatalf("over TLS the broker advertises %+v, want %s", tmeta.Brokers, secure)
 	}
 	// The metrics endpoint is up, ready, and counts the traffic above.
 	for path, want := range map[string]string{"/readyz": "", "/metrics": `tributary_messages_in_total{topic="from-config"} 10`} {

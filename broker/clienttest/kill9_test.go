@@ -40,6 +40,22 @@ func (p *brokerProcess) logged(s string) bool {
 	return false
 }
 
+// listenerAddr is the bound address of a listener, from the broker's
+// "listener" log line.
+func (p *brokerProcess) listenerAddr(t *testing.T, name string) string {
+	t.Helper()
+	re := regexp.MustCompile(`msg=listener name=` + name + ` .*\baddr=(\S+)`)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.logs {
+		if m := re.FindStringSubmatch(l); m != nil {
+			return m[1]
+		}
+	}
+	t.Fatalf("the broker logged no listener %s", name)
+	return ""
+}
+
 var (
 	buildOnce sync.Once
 	binPath   string

@@ -6,7 +6,6 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/tributary/tributary/broker/cluster/metadata"
@@ -19,17 +18,20 @@ const ControllerDirName = "controller"
 
 // ConfigFromBroker derives a controller configuration from the broker's
 // settings:
-//   - controller.quorum.voters gives the voters; a voter binds its own
+//   - controller.quorum.voters gives the voters; a voter advertises its own
 //     entry's address;
-//   - a broker that is not a voter binds its advertised host with the
-//     voters' controller port (every node runs its controller port on the
-//     same port number, 9095 by default, as the provider lays them out);
+//   - the controller binds the listener controller.listener.names names,
+//     when set; otherwise a voter binds its own entry, and a broker that is
+//     not a voter binds its advertised host with the voters' controller port
+//     (every node runs its controller port on the same port number, 9095 by
+//     default, as the provider lays them out);
 //   - with no voters the broker is a cluster of one: the only voter, bound
-//     on the client listener's host (loopback when that is a wildcard,
-//     since no other machine ever dials it) on a port the kernel picks;
-//   - the advertised listener is registered for clients; replication
-//     fetches go to the same listener until the server serves
-//     inter.broker.listener.port (set Config.ReplicationAddr then);
+//     (without a controller listener) on the client listener's host
+//     (loopback when that is a wildcard, since no other machine ever dials
+//     it) on a port the kernel picks;
+//   - every client listener is registered with its advertised address, by
+//     listener name, so that clients are answered with the endpoints of the
+//     listener they connected on; the node sets ReplicationAddr;
 //   - Raft state lives in <log.dirs>/controller;
 //   - broker.session.timeout.ms and broker.heartbeat.interval.ms give the
 //     lease and its renewal interval, controller.quorum.fetch.timeout.ms
@@ -43,17 +45,24 @@ func ConfigFromBroker(c *config.Config, logger *slog.Logger) (Config, error) {
 			return Config{}, err
 		}
 	}
-	advertised := c.AdvertisedAddr
-	if advertised == "" {
-		advertised = c.ListenAddr
-	}
-	host, portStr, err := net.SplitHostPort(advertised)
+	ls, err := c.Listeners()
 	if err != nil {
-		return Config{}, fmt.Errorf("advertised address %q: %w", advertised, err)
+		return Config{}, err
 	}
-	port, err := strconv.ParseInt(portStr, 10, 32)
+	var endpoints []metadata.Listener
+	for _, l := range ls {
+		if l.Role != config.RoleClient {
+			continue
+		}
+		host, port, err := config.AdvertisedHostPort(l)
+		if err != nil {
+			return Config{}, err
+		}
+		endpoints = append(endpoints, metadata.Listener{Name: l.Name, Host: host, Port: port, Protocol: l.Protocol})
+	}
+	host, err := c.ClientHost()
 	if err != nil {
-		return Config{}, fmt.Errorf("advertised port %q: %w", portStr, err)
+		return Config{}, err
 	}
 	out := Config{
 		NodeID:    c.NodeID,
@@ -61,7 +70,7 @@ func ConfigFromBroker(c *config.Config, logger *slog.Logger) (Config, error) {
 		Voters:    voters,
 		Dir:       filepath.Join(c.DataDir, ControllerDirName),
 		ClusterID: c.ClusterID,
-		Listeners: []metadata.Listener{{Name: "PLAINTEXT", Host: host, Port: int32(port), Protocol: "PLAINTEXT"}},
+		Listeners: endpoints,
 		Logger:    logger,
 
 		HeartbeatInterval:    c.BrokerHeartbeatInterval,
@@ -69,12 +78,22 @@ func ConfigFromBroker(c *config.Config, logger *slog.Logger) (Config, error) {
 		RaftHeartbeatTimeout: c.ControllerFetchTimeout,
 		RaftElectionTimeout:  c.ControllerElectionTimeout,
 	}
-	if len(voters) == 0 {
-		host, err := LocalHost(c)
+	ctl, named := c.RoleListener(config.RoleController)
+	self := slices.IndexFunc(voters, func(v Voter) bool { return v.ID == c.NodeID })
+	switch {
+	case len(voters) == 0:
+		local, err := LocalHost(c)
 		if err != nil {
 			return Config{}, err
 		}
-		out.Bind = net.JoinHostPort(host, "0")
+		out.Bind = net.JoinHostPort(local, "0")
+		if named {
+			// Its own address, as bound: nobody else dials it.
+			out.Bind = ctl.Addr
+			if h, p, _ := net.SplitHostPort(ctl.Addr); isWildcard(h) {
+				out.Bind = net.JoinHostPort(local, p)
+			}
+		}
 		// The only voter has no peer to hear from or to wait for votes
 		// from: Raft's timeouts would only delay its first election at
 		// each start, so they are short unless set.
@@ -84,17 +103,37 @@ func ConfigFromBroker(c *config.Config, logger *slog.Logger) (Config, error) {
 		if !c.Explicit["controller.quorum.election.timeout.ms"] {
 			out.RaftElectionTimeout = SingleVoterRaftTimeout
 		}
-	} else if i := slices.IndexFunc(voters, func(v Voter) bool { return v.ID == c.NodeID }); i >= 0 {
-		out.Bind, out.Advertise = voters[i].Addr, voters[i].Addr
-	} else {
+	case self >= 0:
+		out.Bind, out.Advertise = voters[self].Addr, voters[self].Addr
+		if named {
+			_, vport, _ := net.SplitHostPort(voters[self].Addr)
+			if _, port, _ := net.SplitHostPort(ctl.Addr); port != vport {
+				return Config{}, fmt.Errorf("controller.listener.names: listener %s binds %s but controller.quorum.voters lists node %d at %s: the ports must agree", ctl.Name, ctl.Addr, c.NodeID, voters[self].Addr)
+			}
+			out.Bind = ctl.Addr
+		}
+	default:
 		_, vport, err := net.SplitHostPort(voters[0].Addr)
 		if err != nil {
 			return Config{}, err
 		}
 		out.Bind = net.JoinHostPort(host, vport)
 		out.Advertise = out.Bind
+		if named {
+			out.Bind = ctl.Addr
+			h, p, _ := net.SplitHostPort(ctl.Advertised)
+			if isWildcard(h) {
+				h = host
+			}
+			out.Advertise = net.JoinHostPort(h, p)
+		}
 	}
 	return out, nil
+}
+
+func isWildcard(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || (ip != nil && ip.IsUnspecified())
 }
 
 // SingleVoterRaftTimeout is the Raft heartbeat and election timeout of a
@@ -106,11 +145,15 @@ const SingleVoterRaftTimeout = 50 * time.Millisecond
 // listeners: the client listener's host, or loopback when the client
 // listener is a wildcard (only this process dials them).
 func LocalHost(c *config.Config) (string, error) {
-	host, _, err := net.SplitHostPort(c.ListenAddr)
-	if err != nil {
-		return "", fmt.Errorf("listen address %q: %w", c.ListenAddr, err)
+	ls := c.ClientListeners()
+	if len(ls) == 0 {
+		return "", fmt.Errorf("no client listener")
 	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+	host, _, err := net.SplitHostPort(ls[0].Addr)
+	if err != nil {
+		return "", fmt.Errorf("listener %s: %w", ls[0].Name, err)
+	}
+	if isWildcard(host) {
 		return "127.0.0.1", nil
 	}
 	return host, nil

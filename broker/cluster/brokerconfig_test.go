@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"log/slog"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,13 +12,25 @@ import (
 	"github.com/tributary/tributary/broker/config"
 )
 
+// brokerConfig is node 2 in rack b with props over the defaults.
+func brokerConfig(t *testing.T, props map[string]string) config.Config {
+	t.Helper()
+	c := config.Default()
+	c.NodeID, c.Rack, c.DataDir, c.ClusterID = 2, "b", "/data", "c1"
+	for _, k := range slices.Sorted(maps.Keys(props)) {
+		if err := c.Set(k, props[k]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return *c
+}
+
 func TestConfigFromBroker(t *testing.T) {
-	base := config.Config{NodeID: 2, Rack: "b", ListenAddr: "127.0.0.12:9092", AdvertisedAddr: "127.0.0.12:9092", DataDir: "/data", ClusterID: "c1"}
+	base := brokerConfig(t, map[string]string{"listeners": "PLAINTEXT://127.0.0.12:9092"})
 	// Without voters: a cluster of one, bound on the client listener's
 	// host (loopback for a wildcard) on a port the kernel picks.
 	for listen, bind := range map[string]string{"127.0.0.12:9092": "127.0.0.12:0", "0.0.0.0:9092": "127.0.0.1:0", ":9092": "127.0.0.1:0", "[::]:9092": "127.0.0.1:0"} {
-		c := base
-		c.ListenAddr = listen
+		c := brokerConfig(t, map[string]string{"listeners": "PLAINTEXT://" + listen, "advertised.listeners": "PLAINTEXT://127.0.0.12:9092"})
 		got, err := ConfigFromBroker(&c, nil)
 		if err != nil {
 			t.Fatalf("without voters, listening on %s: %v", listen, err)

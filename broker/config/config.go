@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tributary/tributary/broker/security/authz"
 )
 
 // Flush policies (log.flush.policy).
@@ -35,17 +37,17 @@ const (
 // Config is the broker's resolved configuration. Durations and sizes are in
 // Go units; the Kafka names are in the settings table.
 type Config struct {
-	NodeID                 int32
-	Rack                   string
-	Listeners              string // listeners, as configured
-	AdvertisedListeners    string // advertised.listeners, as configured
-	ProtocolMap            string // listener.security.protocol.map, as configured
-	ListenAddr             string // host:port the served (PLAINTEXT) listener binds
-	AdvertisedAddr         string // host:port given to clients in Metadata; "" = ListenAddr
-	listenName             string
-	DataDir                string
-	ClusterID              string
-	ControllerQuorumVoters string // controller.quorum.voters: set = run in a cluster
+	NodeID int32
+	Rack   string
+	// The listener settings as configured; Listeners resolves them.
+	ListenersSpec           string // listeners
+	AdvertisedListeners     string // advertised.listeners
+	ProtocolMap             string // listener.security.protocol.map
+	InterBrokerListenerName string // inter.broker.listener.name
+	ControllerListenerNames string // controller.listener.names
+	DataDir                 string
+	ClusterID               string
+	ControllerQuorumVoters  string // controller.quorum.voters: set = run in a cluster
 	// Cluster timings (see docs/broker-cluster.md): the broker lease and how
 	// often it is renewed, and the metadata quorum's Raft timeouts.
 	BrokerSessionTimeout      time.Duration // broker.session.timeout.ms
@@ -81,6 +83,13 @@ type Config struct {
 	LogFlushInterval      time.Duration
 	LogRetentionCheck     time.Duration
 
+	// ConnectionsMaxReauth bounds a SASL session (KIP-368); 0: the
+	// mechanism's own lifetime only.
+	ConnectionsMaxReauth time.Duration
+
+	// allowEveryone is allow.everyone.if.no.acl.found when set.
+	allowEveryone *bool
+
 	GroupInitialRebalanceDelay time.Duration
 	GroupMinSessionTimeout     time.Duration
 	GroupMaxSessionTimeout     time.Duration
@@ -92,7 +101,8 @@ type Config struct {
 	Metrics map[string]string
 
 	// Kept holds, by name, the settings the boot agent writes for the TLS
-	// and SASL listeners (key files, mechanisms), reported as written.
+	// and SASL listeners (key material, mechanisms, super.users), as
+	// written; packages tlsconf and authz read them.
 	Kept map[string]string
 
 	// Explicit names the settings given in the config file or by flags
@@ -236,8 +246,10 @@ func (c *Config) Names() []string {
 	return names
 }
 
-// Validate checks what a setting's own range cannot: the listeners and the
-// data directory that must exist, and values that depend on each other.
+// Validate checks what a setting's own range cannot: the listeners (every
+// one must be servable: a known protocol, key material for TLS, a
+// mechanism for SASL), the data directory that must exist, and values that
+// depend on each other.
 // Each problem is a *SettingError naming the setting to change.
 func (c *Config) Validate() error {
 	var errs []error
@@ -252,14 +264,11 @@ func (c *Config) settingErrors() []*SettingError {
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, &SettingError{Name: name, Problem: fmt.Sprintf(format, args...)})
 	}
-	if c.ListenAddr == "" {
-		bad("listeners", "%q has no PLAINTEXT listener; TLS and SASL listeners are not served yet", c.Listeners)
-	} else if _, _, err := splitHostPort(c.ListenAddr); err != nil {
-		bad("listeners", "listen address: %v", err)
-	}
-	if c.AdvertisedAddr != "" {
-		if _, _, err := splitHostPort(c.AdvertisedAddr); err != nil {
-			bad("advertised.listeners", "advertised address: %v", err)
+	_, lerrs := c.resolveListeners()
+	errs = append(errs, lerrs...)
+	if v, ok := c.Configured("super.users"); ok {
+		if _, err := authz.ParseSuperUsers(v); err != nil {
+			bad("super.users", "%v", err)
 		}
 	}
 	if c.DataDir == "" {
@@ -278,29 +287,6 @@ func (c *Config) settingErrors() []*SettingError {
 // timeout: below it timer jitter and scheduling delays alone would fence
 // brokers and start elections.
 const MinClusterTiming = 10 * time.Millisecond
-
-// AdvertisedHostPort is the address given to clients in Metadata: the
-// advertised listener, else the listener itself; an unspecified listen host
-// (":9092", "0.0.0.0:9092") is replaced by this machine's host name, as
-// Kafka does, because clients cannot connect to "0.0.0.0".
-func (c *Config) AdvertisedHostPort() (string, int32, error) {
-	addr := c.AdvertisedAddr
-	if addr == "" {
-		addr = c.ListenAddr
-	}
-	host, port, err := splitHostPort(addr)
-	if err != nil {
-		return "", 0, err
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		name, err := os.Hostname()
-		if err != nil {
-			return "", 0, fmt.Errorf("advertised address: listener %q has no host and the host name is unknown: %w", addr, err)
-		}
-		host = name
-	}
-	return host, port, nil
-}
 
 func splitHostPort(addr string) (string, int32, error) {
 	host, port, err := net.SplitHostPort(addr)

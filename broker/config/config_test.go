@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,8 +17,8 @@ func TestDefaultsParse(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("defaults do not validate: %v", err)
 	}
-	if c.ListenAddr != "127.0.0.1:9092" || c.DataDir != "./data" || c.NodeID != 1 {
-		t.Fatalf("defaults: listen %q data %q node %d", c.ListenAddr, c.DataDir, c.NodeID)
+	if ls := c.ClientListeners(); len(ls) != 1 || ls[0].Addr != "127.0.0.1:9092" || ls[0].Protocol != ProtocolPlaintext || c.DataDir != "./data" || c.NodeID != 1 {
+		t.Fatalf("defaults: listeners %+v data %q node %d", ls, c.DataDir, c.NodeID)
 	}
 	if c.SocketRequestMaxBytes != 100<<20 {
 		t.Fatalf("socket.request.max.bytes default %d", c.SocketRequestMaxBytes)
@@ -89,11 +90,12 @@ tributary.some.future.key=1
 			if c.NodeID != 3 || c.Rack != "us-east-1a" || c.ClusterID != "abc" || c.DataDir != "/var/lib/tributary/data" {
 				t.Fatalf("got %+v", c)
 			}
-			if c.ListenAddr != "10.0.1.5:9092" || c.AdvertisedAddr != "broker-3.example:9092" {
-				t.Fatalf("listen %q advertised %q", c.ListenAddr, c.AdvertisedAddr)
+			want := []Listener{
+				{Name: "CLIENT", Protocol: "PLAINTEXT", Addr: "10.0.1.5:9092", Advertised: "broker-3.example:9092"},
+				{Name: "CLIENT_SECURE", Protocol: "SSL", Addr: "10.0.1.5:9094", Advertised: "broker-3.example:9094"},
 			}
-			if ign := c.IgnoredListeners(); len(ign) != 1 || ign[0] != "CLIENT_SECURE://10.0.1.5:9094" {
-				t.Fatalf("ignored listeners %v", ign)
+			if got := c.ClientListeners(); !slices.Equal(got, want) {
+				t.Fatalf("listeners %+v, want %+v", got, want)
 			}
 		}},
 		{name: "ms wins over hours wherever it is", file: "log.retention.ms=1000\nlog.retention.hours=5\n", check: func(t *testing.T, c *Config) {
@@ -153,16 +155,6 @@ func TestUnknownKeysWarn(t *testing.T) {
 	}
 }
 
-func TestNoPlaintextListener(t *testing.T) {
-	c := Default()
-	if err := c.Set("listeners", "SSL://127.0.0.1:9094"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "PLAINTEXT") {
-		t.Fatalf("validate: %v", err)
-	}
-}
-
 func TestFromArgs(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "broker.properties")
@@ -176,18 +168,19 @@ func TestFromArgs(t *testing.T) {
 		wantErr bool
 	}{
 		{name: "defaults", args: nil, check: func(t *testing.T, c *Config) {
-			if c.ListenAddr != "127.0.0.1:9092" || c.DataDir != "./data" || c.NodeID != 1 {
+			if ls := c.ClientListeners(); len(ls) != 1 || ls[0].Addr != "127.0.0.1:9092" || c.DataDir != "./data" || c.NodeID != 1 {
 				t.Fatalf("%+v", c)
 			}
 		}},
 		{name: "file", args: []string{"--config", file}, check: func(t *testing.T, c *Config) {
-			if c.NodeID != 7 || c.DataDir != "/from/file" || c.ListenAddr != "127.0.0.1:1111" || c.NumPartitions != 3 {
+			if ls := c.ClientListeners(); c.NodeID != 7 || c.DataDir != "/from/file" || len(ls) != 1 || ls[0].Addr != "127.0.0.1:1111" || c.NumPartitions != 3 {
 				t.Fatalf("%+v", c)
 			}
 		}},
 		{name: "flags win over file", args: []string{"--advertise", "example.com:9092", "--config", file, "--node-id", "9", "--data-dir", dir, "--listen", "127.0.0.2:2222"}, check: func(t *testing.T, c *Config) {
-			if c.NodeID != 9 || c.DataDir != dir || c.ListenAddr != "127.0.0.2:2222" || c.AdvertisedAddr != "example.com:9092" || c.NumPartitions != 3 {
-				t.Fatalf("%+v", c)
+			ls := c.ClientListeners()
+			if c.NodeID != 9 || c.DataDir != dir || len(ls) != 1 || ls[0].Addr != "127.0.0.2:2222" || ls[0].Advertised != "example.com:9092" || c.NumPartitions != 3 {
+				t.Fatalf("%+v %+v", c, ls)
 			}
 			if !c.Explicit["node.id"] || !c.Explicit["num.partitions"] {
 				t.Fatalf("explicit %v", c.Explicit)
@@ -219,7 +212,7 @@ func TestAdvertisedHostPort(t *testing.T) {
 	if err := c.Set("listeners", "PLAINTEXT://0.0.0.0:9092"); err != nil {
 		t.Fatal(err)
 	}
-	host, port, err := c.AdvertisedHostPort()
+	host, port, err := AdvertisedHostPort(c.ClientListeners()[0])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // flagSettings maps each flag to the setting it overrides.
@@ -21,7 +22,7 @@ var flagSettings = map[string]string{
 // arguments: defaults, then the --config file, then the flags, which win.
 //
 //	--listen HOST:PORT     listeners=PLAINTEXT://HOST:PORT
-//	--advertise HOST:PORT  advertised.listeners=PLAINTEXT://HOST:PORT
+//	--advertise HOST:PORT  advertised.listeners=<first client listener>://HOST:PORT
 //	--data-dir DIR         log.dirs=DIR
 //	--node-id N            node.id=N
 //	--config FILE          Java-properties file with Kafka setting names
@@ -61,14 +62,19 @@ func FromArgs(args []string, stderr io.Writer, log *slog.Logger) (*Config, error
 			// The flag replaces every configured listener.
 			err = c.Set("listeners", "PLAINTEXT://"+*listen)
 			if err == nil {
-				c.ProtocolMap = ""
-				c.AdvertisedListeners = ""
-				err = c.resolveListeners()
+				c.ProtocolMap, c.AdvertisedListeners = "", ""
+				c.InterBrokerListenerName, c.ControllerListenerNames = "", ""
 			}
 		case "advertise":
-			if _, _, err = splitHostPort(*advertise); err == nil {
-				c.AdvertisedAddr = *advertise
-				c.AdvertisedListeners = "PLAINTEXT://" + *advertise
+			// The flag advertises the first client listener.
+			ls := c.ClientListeners()
+			switch {
+			case len(ls) == 0:
+				err = fmt.Errorf("no client listener to advertise")
+			default:
+				if _, _, err = splitHostPort(*advertise); err == nil {
+					err = c.Set("advertised.listeners", replaceAdvertised(c.AdvertisedListeners, ls[0].Name, *advertise))
+				}
 			}
 		case "data-dir":
 			err = c.Set("log.dirs", *dataDir)
@@ -89,4 +95,15 @@ func FromArgs(args []string, stderr io.Writer, log *slog.Logger) (*Config, error
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
 	return c, nil
+}
+
+// replaceAdvertised sets name's entry in an advertised.listeners list.
+func replaceAdvertised(list, name, addr string) string {
+	var out []string
+	for _, e := range splitList(list) {
+		if n, _, _ := strings.Cut(e, "://"); !strings.EqualFold(n, name) {
+			out = append(out, e)
+		}
+	}
+	return strings.Join(append(out, name+"://"+addr), ",")
 }

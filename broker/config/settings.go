@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"math"
-	"net"
 	"regexp"
 	"slices"
 	"sort"
@@ -61,6 +60,7 @@ type Setting struct {
 	Doc     string
 
 	skipEmptyDefault bool
+	perListener      bool // also settable as listener.name.<listener>.<name>
 	// sized returns ClusterDefault for a cluster of n brokers.
 	sized func(n int) string
 	set   func(c *Config, name, v string) error
@@ -304,7 +304,7 @@ var (
 
 // The table is applied in this order, so aliases that Kafka lets override
 // each other come less precise first (hours, minutes, then ms).
-var settings = []Setting{
+var settings = withListenerForms([]Setting{
 	agent(intSetting("node.id", "int", "1", 0, 1<<30, func(c *Config) *int32 { return &c.NodeID }), "This broker's id."),
 	agent(Setting{Name: "broker.id", Type: "int", Allowed: "-1 (none) or 0 .. 1073741824", skipEmptyDefault: true,
 		set: func(c *Config, _, v string) error {
@@ -320,31 +320,35 @@ var settings = []Setting{
 			if _, err := parseListeners(v); err != nil {
 				return err
 			}
-			c.Listeners = v
-			return c.resolveListeners()
+			c.ListenersSpec = v
+			return nil
 		},
-		get: func(c *Config, _ string) string { return c.Listeners }},
-		"Listeners, NAME://host:port,... The first one whose security protocol is PLAINTEXT is served; TLS and SASL listeners are not served yet and are ignored with a warning."),
+		get: func(c *Config, _ string) string { return c.ListenersSpec }},
+		"Listeners, NAME://host:port,... Every one is served: client listeners with their security protocol, and the listeners named by inter.broker.listener.name and controller.listener.names for replication and the metadata quorum. A listener the broker cannot serve stops it at start with the reason."),
 	agent(Setting{Name: "advertised.listeners", Type: "list", Allowed: "NAME://host:port,...", skipEmptyDefault: true,
 		set: func(c *Config, _, v string) error {
 			if _, err := parseListeners(v); v != "" && err != nil {
 				return err
 			}
 			c.AdvertisedListeners = v
-			return c.resolveListeners()
+			return nil
 		},
 		get: func(c *Config, _ string) string { return c.AdvertisedListeners }},
-		"Addresses given to clients in Metadata, by listener name. Defaults to the listener."),
+		"Addresses given to clients in Metadata (and to peers for the inter-broker and controller listeners), by listener name. A listener without an entry is advertised at its own address."),
 	agent(Setting{Name: "listener.security.protocol.map", Type: "list", Allowed: "NAME:PROTOCOL,...", skipEmptyDefault: true,
 		set: func(c *Config, _, v string) error {
 			if _, err := parseProtocolMap(v); err != nil {
 				return err
 			}
 			c.ProtocolMap = v
-			return c.resolveListeners()
+			return nil
 		},
 		get: func(c *Config, _ string) string { return c.ProtocolMap }},
-		"Security protocol of each listener name (NAME:PROTOCOL,...); a name without an entry is its own protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL)."),
+		"Security protocol of each listener name (NAME:PROTOCOL,...): PLAINTEXT, SSL or SASL_SSL (SASL_PLAINTEXT is refused). A name without an entry must be a protocol name itself."),
+	agent(stringSetting("inter.broker.listener.name", "a listener name", func(c *Config) *string { return &c.InterBrokerListenerName }),
+		"The listener where followers fetch (replication), PLAINTEXT or SSL (with SSL, brokers present their certificates both ways). Unset: replication listens on inter.broker.listener.port in plaintext."),
+	agent(stringSetting("controller.listener.names", "a listener name", func(c *Config) *string { return &c.ControllerListenerNames }),
+		"The listener of the Raft metadata quorum, PLAINTEXT or SSL (with SSL, brokers present their certificates both ways). Unset: the quorum listens in plaintext on the port of controller.quorum.voters."),
 	agent(Setting{Name: "log.dir", Type: "string", Default: "./data", Allowed: "a directory",
 		set: func(c *Config, _, v string) error { return setDataDir(c, v) },
 		get: func(c *Config, _ string) string { return c.DataDir }}, "Data directory. log.dirs wins when both are set."),
@@ -371,16 +375,71 @@ var settings = []Setting{
 		"host:port of the Prometheus /metrics, /healthz, /readyz and /bootz endpoint (see docs/broker-metrics.md); unset serves none."),
 
 	// Written by the boot agent for the TLS and SASL listeners and their
-	// key material; kept and reported.
-	agent(enumSetting("ssl.keystore.type", "", []string{"PEM"}, keptAs),
-		"Format of ssl.keystore.location: PEM (the private key, then the certificate chain)."),
-	agent(stringSetting("ssl.keystore.location", "a file", keptAs), "File holding the TLS listeners' private key and certificate chain."),
+	// key material; package tlsconf reads them, a listener's own
+	// listener.name.<listener>.ssl.* setting over the broker-wide one.
+	agent(sslSetting(enumSetting("ssl.keystore.type", "", []string{"PEM"}, keptAs)),
+		"Format of the keystore: PEM (JKS and PKCS12 are refused: convert them with openssl)."),
+	agent(sslSetting(stringSetting("ssl.keystore.location", "a file", keptAs)),
+		"File holding a TLS listener's private key and certificate chain (PEM, leaf first), read again when it changes. Instead of ssl.keystore.certificate.chain and ssl.keystore.key."),
+	agent(sslSetting(stringSetting("ssl.keystore.certificate.chain", "PEM certificates", keptAs)),
+		"A TLS listener's certificate chain, inline PEM, leaf first; with ssl.keystore.key."),
+	agent(sslSetting(passwordSetting("ssl.keystore.key", "a PEM private key")),
+		"A TLS listener's private key, inline PEM (not encrypted); with ssl.keystore.certificate.chain. Never reported by DescribeConfigs."),
+	agent(sslSetting(passwordSetting("ssl.key.password", "empty")),
+		"Refused when set: keys are stored unencrypted (the data volume and the boot secrets are encrypted with KMS)."),
+	agent(sslSetting(enumSetting("ssl.truststore.type", "", []string{"PEM"}, keptAs)),
+		"Format of the truststore: PEM."),
+	agent(sslSetting(stringSetting("ssl.truststore.location", "a file", keptAs)),
+		"File of PEM CA certificates that client (and peer broker) certificates must chain to, read again when it changes."),
+	agent(sslSetting(stringSetting("ssl.truststore.certificates", "PEM certificates", keptAs)),
+		"PEM CA certificates inline, instead of ssl.truststore.location."),
+	agent(sslSetting(enumSetting("ssl.client.auth", "", []string{"required", "requested", "none"}, keptAs)),
+		"Whether a TLS listener asks clients for a certificate: required (mutual TLS; the principal is the certificate's subject), requested, none (default). Needs a truststore unless none."),
+	agent(sslSetting(stringSetting("ssl.enabled.protocols", "TLSv1.2, TLSv1.3", keptAs)),
+		"TLS versions served (default TLSv1.2,TLSv1.3); older ones are refused."),
+	agent(sslSetting(enumSetting("ssl.protocol", "", []string{"TLSv1.3", "TLSv1.2", "TLS"}, keptAs)),
+		"Kafka's SSLContext protocol; ssl.enabled.protocols decides what is served."),
+	agent(sslSetting(stringSetting("ssl.cipher.suites", "IANA TLS 1.2 suite names", keptAs)),
+		"TLS 1.2 cipher suites (Go's secure defaults when unset); TLS 1.3 suites are always on."),
+	agent(sslSetting(stringSetting("ssl.endpoint.identification.algorithm", "https or empty", keptAs)),
+		"https (default): a broker dialing a peer checks the peer certificate's name against the address; empty: only the chain."),
+	agent(sslSetting(stringSetting("ssl.principal.mapping.rules", "RULE:pattern/replacement/[LU],...,DEFAULT", keptAs)),
+		"Kafka's rules turning a client certificate's subject into the principal name (DEFAULT: the whole subject)."),
 	agent(stringSetting("tributary.scram.bootstrap.file", "a file", keptAs),
-		"JSON file of the SCRAM users to create when the cluster has none ([{username, mechanism, password}]), written by the boot agent from the boot document's secrets."),
-	agent(listSetting("listener.name.<listener>.sasl.enabled.mechanisms", []string{"SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}),
-		"SASL mechanisms a SASL_SSL listener offers."),
-	agent(enumSetting("listener.name.<listener>.ssl.client.auth", "", []string{"required", "requested", "none"}, keptAs),
-		"Whether an SSL listener asks clients for a certificate (required: mutual TLS)."),
+		"JSON file of SCRAM users ([{username, mechanism, password}]), written by the boot agent from the boot document's secrets. At start the broker salts each and stores the credential in the metadata where that user has none of that mechanism; the password itself is never stored."),
+	agent(listSetting("sasl.enabled.mechanisms", saslMechanisms),
+		"SASL mechanisms of SASL_SSL listeners that do not set their own."),
+	agent(listSetting("listener.name.<listener>.sasl.enabled.mechanisms", saslMechanisms),
+		"SASL mechanisms a SASL_SSL listener offers: SCRAM-SHA-512, SCRAM-SHA-256 (credentials in the metadata), OAUTHBEARER (AWS IAM identity tokens). Refused on other listeners."),
+	user(msSetting("connections.max.reauth.ms", "long", "0", 0, maxMillis, func(c *Config) *time.Duration { return &c.ConnectionsMaxReauth }),
+		"Longest SASL session before the client must re-authenticate (KIP-368); 0: the mechanism's own lifetime (an IAM token's validity; none for SCRAM). A session past it is closed at its next request."),
+	agent(Setting{Name: "super.users", Type: "list", Allowed: "User:name;User:name...", skipEmptyDefault: true,
+		set: func(c *Config, name, v string) error {
+			if c.Kept == nil {
+				c.Kept = map[string]string{}
+			}
+			c.Kept[name] = v
+			return nil
+		},
+		get: func(c *Config, name string) string { return c.Kept[name] }},
+		"Principals allowed everything by the authorizer, separated by ';' (User:admin;User:CN=broker-1)."),
+	agent(Setting{Name: "allow.everyone.if.no.acl.found", Type: "boolean", Values: []string{"true", "false"}, Allowed: "true, false", skipEmptyDefault: true,
+		set: func(c *Config, _, v string) error {
+			switch strings.ToLower(v) {
+			case "true", "false":
+				b := strings.ToLower(v) == "true"
+				c.allowEveryone = &b
+			case "":
+				c.allowEveryone = nil
+			default:
+				return fmt.Errorf("must be true or false")
+			}
+			return nil
+		},
+		get: func(c *Config, _ string) string {
+			return strconv.FormatBool(c.AllowEveryoneIfNoACLFound())
+		}},
+		"Whether a resource no ACL applies to is open to everyone. Unset: true while no client listener authenticates (every client is User:ANONYMOUS), false as soon as one does (SASL_SSL, or SSL with ssl.client.auth)."),
 
 	metricsSetting("tributary.cluster.name", "a name", "Cluster name: the `Cluster Name` dimension of CloudWatch metrics (defaults to cluster.id)."),
 	metricsSetting("tributary.metrics.cloudwatch.enable", "true, false", "Ship metrics to CloudWatch, with MSK's metric names."),
@@ -465,7 +524,7 @@ var settings = []Setting{
 		"Largest session timeout a group member may ask for."),
 	user(minutesSetting("offsets.retention.minutes", "10080", func(c *Config) *time.Duration { return &c.OffsetsRetention }),
 		"How long committed offsets of an empty group are kept."),
-}
+})
 
 func agent(s Setting, doc string) Setting { s.Owner, s.Doc = OwnerAgent, doc; return s }
 func user(s Setting, doc string) Setting  { s.Owner, s.Doc = OwnerUser, doc; return s }
@@ -578,6 +637,36 @@ func boolSetting(name, def string, field func(*Config) *bool) Setting {
 		get: func(c *Config, _ string) string { return strconv.FormatBool(*field(c)) }}
 }
 
+// sslSetting declares an ssl.* setting together with its per-listener
+// form, listener.name.<listener>.ssl.*, which withListenerForms adds.
+func sslSetting(s Setting) Setting { s.perListener = true; return s }
+
+// withListenerForms adds, after the table, the per-listener form of every
+// setting declared with sslSetting: Kafka lets a listener override any
+// ssl.* setting with listener.name.<listener>.ssl.*.
+func withListenerForms(table []Setting) []Setting {
+	out := slices.Clone(table)
+	for _, s := range table {
+		if !s.perListener {
+			continue
+		}
+		l := s
+		l.Name = "listener.name." + listenerPlaceholder + "." + s.Name
+		l.Doc = "Per-listener " + s.Name + ", over the broker-wide one."
+		l.perListener = false
+		out = append(out, l)
+	}
+	return out
+}
+
+// passwordSetting is a secret kept by name: DescribeConfigs reports it as
+// sensitive, without its value, as Kafka does for its password type.
+func passwordSetting(name, allowed string) Setting {
+	s := stringSetting(name, allowed, keptAs)
+	s.Type = "password"
+	return s
+}
+
 // keptAs stores an agent-written setting that the broker only reports.
 func keptAs(*Config) *string { return nil }
 
@@ -685,100 +774,6 @@ func NormalizeCleanupPolicy(v string) (string, error) {
 	default:
 		return "delete", nil
 	}
-}
-
-// listener is one entry of a Kafka listener list.
-type listener struct {
-	name string
-	addr string // host:port
-}
-
-// parseListeners parses "NAME://host:port,...".
-func parseListeners(v string) ([]listener, error) {
-	var out []listener
-	for _, l := range strings.Split(v, ",") {
-		l = strings.TrimSpace(l)
-		if l == "" {
-			continue
-		}
-		name, addr, ok := strings.Cut(l, "://")
-		if !ok || name == "" {
-			return nil, fmt.Errorf("listener %q: want NAME://host:port", l)
-		}
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return nil, fmt.Errorf("listener %q: %w", l, err)
-		}
-		out = append(out, listener{name: strings.ToUpper(name), addr: addr})
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no listener in %q", v)
-	}
-	return out, nil
-}
-
-// parseProtocolMap parses "NAME:PROTOCOL,...".
-func parseProtocolMap(v string) (map[string]string, error) {
-	m := map[string]string{}
-	for _, e := range strings.Split(v, ",") {
-		e = strings.TrimSpace(e)
-		if e == "" {
-			continue
-		}
-		name, proto, ok := strings.Cut(e, ":")
-		if !ok || name == "" || proto == "" {
-			return nil, fmt.Errorf("protocol map entry %q: want NAME:PROTOCOL", e)
-		}
-		m[strings.ToUpper(name)] = strings.ToUpper(proto)
-	}
-	return m, nil
-}
-
-// resolveListeners picks the served (PLAINTEXT) listener and its
-// advertised address. It is called whenever one of the three listener
-// settings changes; a setting given before the others may see an
-// incomplete picture, so only the final state is validated (Validate).
-func (c *Config) resolveListeners() error {
-	c.ListenAddr, c.listenName, c.AdvertisedAddr = "", "", ""
-	ls, err := parseListeners(c.Listeners)
-	if err != nil {
-		return nil // reported by Validate
-	}
-	protos, _ := parseProtocolMap(c.ProtocolMap)
-	for _, l := range ls {
-		proto := l.name
-		if p, ok := protos[l.name]; ok {
-			proto = p
-		}
-		if proto == "PLAINTEXT" {
-			c.ListenAddr, c.listenName = l.addr, l.name
-			break
-		}
-	}
-	if c.AdvertisedListeners != "" && c.listenName != "" {
-		adv, err := parseListeners(c.AdvertisedListeners)
-		if err != nil {
-			return nil
-		}
-		for _, l := range adv {
-			if l.name == c.listenName {
-				c.AdvertisedAddr = l.addr
-			}
-		}
-	}
-	return nil
-}
-
-// IgnoredListeners lists the listeners that are configured but not served
-// (TLS and SASL arrive with the security release), for a start-up warning.
-func (c *Config) IgnoredListeners() []string {
-	ls, _ := parseListeners(c.Listeners)
-	var out []string
-	for _, l := range ls {
-		if l.name != c.listenName {
-			out = append(out, l.name+"://"+l.addr)
-		}
-	}
-	return out
 }
 
 func setDataDir(c *Config, v string) error {

@@ -3,7 +3,9 @@ package server
 // Metadata: v0-12
 //
 // Behaviour:
-//   - Every unfenced registered broker (advertised listener, rack); per
+//   - Every unfenced registered broker with an endpoint for the listener
+//     the request came in on, at that endpoint (Kafka's rule: a client is
+//     only sent to the kind of port it connected to), and its rack; per
 //     partition the leader (LEADER_NOT_AVAILABLE and -1 when none), leader
 //     epoch, replicas, ISR and offline (fenced) replicas from this broker's
 //     copy of the Raft metadata; ControllerID is the active controller (-1
@@ -30,14 +32,15 @@ package server
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 var metadataAPI = api{key: 3, min: 0, max: 12,
-	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleMetadata(r.(*kmsg.MetadataRequest)), nil
+	handle: func(_ context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleMetadata(c.listener.name(), r.(*kmsg.MetadataRequest)), nil
 	}}
 
 // Kafka ACL operation codes, for the authorized-operations bit sets. With
@@ -68,10 +71,11 @@ var (
 	clusterOps = opsBits(aclCreate, aclAlter, aclDescribe, aclClusterAction, aclDescribeConfigs, aclAlterConfigs, aclIdempotentWrite)
 )
 
-func (s *Server) handleMetadata(req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
+func (s *Server) handleMetadata(listener string, req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	cfg := s.Config()
-	for _, bi := range s.brokers() {
+	brokers := s.brokers(listener)
+	for _, bi := range brokers {
 		b := kmsg.NewMetadataResponseBroker()
 		b.NodeID, b.Host, b.Port = bi.id, bi.host, bi.port
 		if bi.rack != "" {
@@ -90,7 +94,7 @@ func (s *Server) handleMetadata(req *kmsg.MetadataRequest) *kmsg.MetadataRespons
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if all {
 		for _, t := range s.sortedTopics() {
-			resp.Topics = append(resp.Topics, s.metadataTopic(req, t))
+			resp.Topics = append(resp.Topics, s.metadataTopic(req, t, brokers))
 		}
 		return resp
 	}
@@ -105,7 +109,7 @@ func (s *Server) handleMetadata(req *kmsg.MetadataRequest) *kmsg.MetadataRespons
 				resp.Topics = append(resp.Topics, mt)
 				continue
 			}
-			resp.Topics = append(resp.Topics, s.metadataTopic(req, t))
+			resp.Topics = append(resp.Topics, s.metadataTopic(req, t, brokers))
 			continue
 		}
 		name := *rt.Topic
@@ -139,12 +143,14 @@ func (s *Server) handleMetadata(req *kmsg.MetadataRequest) *kmsg.MetadataRespons
 			resp.Topics = append(resp.Topics, mt)
 			continue
 		}
-		resp.Topics = append(resp.Topics, s.metadataTopic(req, t))
+		resp.Topics = append(resp.Topics, s.metadataTopic(req, t, brokers))
 	}
 	return resp
 }
 
-func (s *Server) metadataTopic(req *kmsg.MetadataRequest, t *topic) kmsg.MetadataResponseTopic {
+// metadataTopic describes a topic to a client given brokers, the brokers
+// with an endpoint for its listener.
+func (s *Server) metadataTopic(req *kmsg.MetadataRequest, t *topic, brokers []brokerInfo) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	name := t.name
 	mt.Topic = &name
@@ -158,9 +164,18 @@ func (s *Server) metadataTopic(req *kmsg.MetadataRequest, t *topic) kmsg.Metadat
 		mp.Partition = p.index
 		mp.Leader = p.leader
 		mp.LeaderEpoch = p.leaderEpoch
-		if p.leader < 0 {
+		switch {
+		case p.leader < 0:
 			// No in-sync replica is alive (unclean election is off).
 			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+		case !slices.ContainsFunc(brokers, func(b brokerInfo) bool { return b.id == p.leader }):
+			// The leader is alive but has no endpoint for the client's
+			// listener (or was fenced since the topic view was built):
+			// Kafka's answer from v6, LEADER_NOT_AVAILABLE before.
+			mp.ErrorCode = kerr.LeaderNotAvailable.Code
+			if req.Version >= 6 && s.hasLiveBroker(p.leader) {
+				mp.ErrorCode = kerr.ListenerNotFound.Code
+			}
 		}
 		mp.Replicas = nonNil(p.replicas)
 		mp.ISR = nonNil(p.isr)

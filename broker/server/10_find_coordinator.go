@@ -10,6 +10,9 @@ package server
 //   - Transaction coordinators (key type 1) answer
 //     COORDINATOR_NOT_AVAILABLE with a message: transactions are not served.
 //   - v4+ batches several keys in one request (KIP-699).
+//   - The coordinator's endpoint is the one of the listener the request
+//     came in on; a coordinator without that listener is
+//     COORDINATOR_NOT_AVAILABLE.
 //
 // Version notes:
 //   - v0: kafka-go's version (no floor above it); v1: key type, error message
@@ -24,8 +27,8 @@ import (
 )
 
 var findCoordinatorAPI = api{key: 10, min: 0, max: 5,
-	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleFindCoordinator(r.(*kmsg.FindCoordinatorRequest)), nil
+	handle: func(_ context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleFindCoordinator(c.listener.name(), r.(*kmsg.FindCoordinatorRequest)), nil
 	}}
 
 const (
@@ -33,7 +36,7 @@ const (
 	coordinatorTxn   = 1
 )
 
-func (s *Server) handleFindCoordinator(req *kmsg.FindCoordinatorRequest) *kmsg.FindCoordinatorResponse {
+func (s *Server) handleFindCoordinator(listener string, req *kmsg.FindCoordinatorRequest) *kmsg.FindCoordinatorResponse {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	// One offsets partition: every group has the same coordinator.
 	answer := func() (brokerInfo, int16, *string) {
@@ -45,8 +48,12 @@ func (s *Server) handleFindCoordinator(req *kmsg.FindCoordinatorRequest) *kmsg.F
 			msg := fmt.Sprintf("creating %s: %v", offsetsTopic, err)
 			return brokerInfo{}, kerr.CoordinatorNotAvailable.Code, &msg
 		}
-		b, ok := s.coordinatorBroker()
-		if !ok {
+		b, ok, noListener := s.coordinatorBroker(listener)
+		switch {
+		case noListener:
+			msg := fmt.Sprintf("the coordinator has no %s listener", listener)
+			return brokerInfo{}, kerr.CoordinatorNotAvailable.Code, &msg
+		case !ok:
 			msg := offsetsTopic + " has no leader right now"
 			return brokerInfo{}, kerr.CoordinatorNotAvailable.Code, &msg
 		}

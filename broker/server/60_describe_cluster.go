@@ -3,8 +3,9 @@ package server
 // DescribeCluster: v0-1
 //
 // Behaviour:
-//   - Every unfenced broker and the active controller (a single broker is
-//     its own). The cluster id from the metadata. Authorized operations:
+//   - Every unfenced broker with an endpoint for the listener the request
+//     came in on, at that endpoint, and the active controller (a single
+//     broker is its own). The cluster id from the metadata. Authorized operations:
 //     all (no authorizer yet).
 //   - Endpoint type 2 (controllers, v1): the metadata quorum's voters with
 //     their controller (Raft) addresses: those of controller.quorum.voters,
@@ -22,11 +23,11 @@ import (
 )
 
 var describeClusterAPI = api{key: 60, min: 0, max: 1,
-	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleDescribeCluster(r.(*kmsg.DescribeClusterRequest)), nil
+	handle: func(_ context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleDescribeCluster(c.listener.name(), r.(*kmsg.DescribeClusterRequest)), nil
 	}}
 
-func (s *Server) handleDescribeCluster(req *kmsg.DescribeClusterRequest) *kmsg.DescribeClusterResponse {
+func (s *Server) handleDescribeCluster(listener string, req *kmsg.DescribeClusterRequest) *kmsg.DescribeClusterResponse {
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
 	if req.Version >= 1 {
 		if req.EndpointType != 1 && req.EndpointType != 2 {
@@ -37,7 +38,7 @@ func (s *Server) handleDescribeCluster(req *kmsg.DescribeClusterRequest) *kmsg.D
 	}
 	resp.ClusterID = s.ClusterID()
 	resp.ControllerID = s.controllerID()
-	brokers := s.brokers()
+	brokers := s.brokers(listener)
 	if req.Version >= 1 && req.EndpointType == 2 {
 		brokers = s.controllerEndpoints()
 	}

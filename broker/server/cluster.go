@@ -344,14 +344,19 @@ func (s *Server) ensureOffsetsTopic() error {
 	return err
 }
 
-// coordinatorBroker returns the broker that leads the offsets partition.
-func (s *Server) coordinatorBroker() (brokerInfo, bool) {
+// coordinatorBroker returns the broker that leads the offsets partition,
+// at its endpoint for the named listener. noListener reports a leader that
+// has no such listener.
+func (s *Server) coordinatorBroker(listener string) (b brokerInfo, ok, noListener bool) {
 	st := s.node.Controller.State()
 	p, ok := st.Partition(offsetsTopic, 0)
 	if !ok || p.Leader == metadata.NoLeader {
-		return brokerInfo{}, false
+		return brokerInfo{}, false, false
 	}
-	return s.brokerByID(st, p.Leader)
+	if b, ok = s.brokerByID(st, p.Leader, listener); ok {
+		return b, true, false
+	}
+	return brokerInfo{}, false, s.liveWithoutListener(st, p.Leader, listener)
 }
 
 // brokerInfo is a broker as clients see it.
@@ -362,23 +367,37 @@ type brokerInfo struct {
 	rack string
 }
 
-// brokerByID returns a registered, unfenced broker's client listener.
-func (s *Server) brokerByID(st *metadata.State, id int32) (brokerInfo, bool) {
+// brokerByID returns a registered, unfenced broker's endpoint for the named
+// client listener. Clients are only ever given endpoints of the listener
+// they connected on (Kafka's rule): a TLS client is never sent to a
+// plaintext port, nor an IAM client to the SCRAM one.
+func (s *Server) brokerByID(st *metadata.State, id int32, listener string) (brokerInfo, bool) {
 	b, ok := st.Brokers[id]
-	if !ok || b.Fenced || len(b.Listeners) == 0 {
+	if !ok || b.Fenced {
 		return brokerInfo{}, false
 	}
-	l := b.Listeners[0]
-	return brokerInfo{id: id, host: l.Host, port: l.Port, rack: b.Rack}, true
+	for _, l := range b.Listeners {
+		if l.Name == listener {
+			return brokerInfo{id: id, host: l.Host, port: l.Port, rack: b.Rack}, true
+		}
+	}
+	return brokerInfo{}, false
 }
 
-// brokers lists the brokers clients may use: every unfenced registered
-// broker, by id.
-func (s *Server) brokers() []brokerInfo {
+// liveWithoutListener reports an unfenced broker that has no endpoint for
+// the named listener (its configuration differs from this broker's).
+func (s *Server) liveWithoutListener(st *metadata.State, id int32, listener string) bool {
+	b, ok := st.Brokers[id]
+	return ok && !b.Fenced && !slices.ContainsFunc(b.Listeners, func(l metadata.Listener) bool { return l.Name == listener })
+}
+
+// brokers lists the brokers clients of the named listener may use: every
+// unfenced registered broker with an endpoint for it, by id.
+func (s *Server) brokers(listener string) []brokerInfo {
 	st := s.node.Controller.State()
 	var out []brokerInfo
 	for _, id := range st.BrokerIDs() {
-		if b, ok := s.brokerByID(st, id); ok {
+		if b, ok := s.brokerByID(st, id, listener); ok {
 			out = append(out, b)
 		}
 	}
@@ -415,4 +434,10 @@ func (s *Server) controllerID() int32 {
 		return id
 	}
 	return -1
+}
+
+// hasLiveBroker reports a registered, unfenced broker.
+func (s *Server) hasLiveBroker(id int32) bool {
+	b, ok := s.node.Controller.State().Brokers[id]
+	return ok && !b.Fenced
 }

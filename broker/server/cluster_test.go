@@ -98,7 +98,7 @@ func startInProcessCluster(t *testing.T) *inProcessCluster {
 func startClusterMember(t *testing.T, id int32, voters string, ctlLn, clientLn net.Listener) (*Server, *node.Node, error) {
 	cfg := config.Default()
 	cfg.NodeID, cfg.Rack, cfg.DataDir = id, string(rune('a'+id-1)), t.TempDir()
-	cfg.ListenAddr = clientLn.Addr().String()
+	cfg.ListenersSpec = "PLAINTEXT://" + clientLn.Addr().String()
 	cfg.ClusterID, cfg.ControllerQuorumVoters = "server-cluster-test", voters
 	cfg.DefaultReplicationFactor, cfg.MinInsyncReplicas = 3, 2
 	cfg.GroupInitialRebalanceDelay = 0
@@ -213,7 +213,7 @@ func TestClusterMetadataAndLeaderChecks(t *testing.T) {
 			t.Fatalf("broker %d: brokers %+v controller %d", id, md.Brokers, md.ControllerID)
 		}
 		for _, b := range md.Brokers {
-			if b.Rack == nil || *b.Rack != string(rune('a'+b.NodeID-1)) || b.Port != c.servers[b.NodeID].port {
+			if b.Rack == nil || *b.Rack != string(rune('a'+b.NodeID-1)) || b.Port != int32(c.servers[b.NodeID].Addr().(*net.TCPAddr).Port) {
 				t.Fatalf("broker %d lists %+v", id, b)
 			}
 		}
@@ -229,7 +229,7 @@ func TestClusterMetadataAndLeaderChecks(t *testing.T) {
 		}
 		dreq.Version, dreq.EndpointType = 1, 2 // the controllers
 		dc = roundTrip[*kmsg.DescribeClusterResponse](t, s, &dreq)
-		if len(dc.Brokers) != 3 || dc.Brokers[0].Port == c.servers[dc.Brokers[0].NodeID].port {
+		if len(dc.Brokers) != 3 || dc.Brokers[0].Port == int32(c.servers[dc.Brokers[0].NodeID].Addr().(*net.TCPAddr).Port) {
 			t.Fatalf("broker %d DescribeCluster of the controllers: %+v", id, dc.Brokers)
 		}
 	}
@@ -518,7 +518,7 @@ func TestSingleBrokerIsAClusterOfOne(t *testing.T) {
 	for _, tt := range []struct {
 		endpointType int8
 		port         int32
-	}{{1, s.port}, {2, int32(mustPort(t, s.node.Controller.Addr()))}} {
+	}{{1, int32(s.Addr().(*net.TCPAddr).Port)}, {2, int32(mustPort(t, s.node.Controller.Addr()))}} {
 		req := kmsg.NewDescribeClusterRequest()
 		req.Version, req.EndpointType = 1, tt.endpointType
 		dc := roundTrip[*kmsg.DescribeClusterResponse](t, s, &req)

@@ -107,6 +107,14 @@ func (s *Server) describeBrokerConfigs(node bool, names []string) []kmsg.Describ
 			sv, _ := s.static.Get(st.Name)
 			c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(st.Name, sv, kmsg.ConfigSourceStaticBrokerConfig))
 		}
+		if st.Type == "password" {
+			// A secret (an inline private key) is reported as set,
+			// never with its value, as Kafka reports its passwords.
+			c.IsSensitive, c.Value = true, nil
+			for i := range c.ConfigSynonyms {
+				c.ConfigSynonyms[i].Value = nil
+			}
+		}
 		out = append(out, c)
 	}
 	return out

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -141,7 +142,13 @@ func responseSizeHint(resp kmsg.Response) int {
 // conn is one client connection.
 type conn struct {
 	s        *Server
+	listener *clientListener
+	// nc is the TCP connection: deadlines and Close go there, from any
+	// goroutine. rw carries the Kafka protocol: nc, or the TLS
+	// connection over it.
 	nc       net.Conn
+	rw       net.Conn
+	addr     netip.AddrPort // the client's address
 	log      *slog.Logger
 	stopping atomic.Bool
 	// ctx ends when the client stops sending (the reader ends) or the
@@ -164,10 +171,16 @@ type conn struct {
 	// waiting for its own answer (a JoinGroup held for a rebalance, a
 	// long poll) is not idle, whatever connections.max.idle.ms says.
 	inFlight atomic.Int32
+
+	// The identity (auth.go): set before the first request is processed
+	// and read by the processing goroutine only.
+	principal string
+	iam       bool // authenticated by an IAM identity token
 }
 
-func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{s: s, nc: nc, log: s.log.With("remote", nc.RemoteAddr().String()), processing: true}
+func newConn(s *Server, l *clientListener, nc net.Conn) *conn {
+	c := &conn{s: s, listener: l, nc: nc, rw: nc, addr: remoteAddrPort(nc), principal: anonymous,
+		log: s.log.With("remote", nc.RemoteAddr().String(), "listener", l.name()), processing: true}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	c.queuedCond = sync.NewCond(&c.queuedMu)
 	return c
@@ -196,8 +209,12 @@ func (c *conn) stopReading() {
 func (c *conn) serve() {
 	defer c.nc.Close()
 	defer c.cancel()
+	if !c.startTLS() {
+		return
+	}
+	br := bufio.NewReaderSize(c.rw, 64<<10)
 	reqs := make(chan *request, pipelineDepth)
-	go c.readLoop(reqs)
+	go c.readLoop(br, reqs)
 
 	out := make(chan []byte, pipelineDepth)
 	writeDone := make(chan struct{})
@@ -304,14 +321,13 @@ serving:
 	<-writeDone
 }
 
-func (c *conn) readLoop(reqs chan<- *request) {
+func (c *conn) readLoop(br *bufio.Reader, reqs chan<- *request) {
 	defer close(reqs)
 	defer func() {
 		if !c.stopping.Load() {
 			c.cancel()
 		}
 	}()
-	br := bufio.NewReaderSize(c.nc, 64<<10)
 	var size [4]byte
 	for {
 		cfg := c.s.Config()
@@ -442,7 +458,7 @@ func (c *conn) writeLoop(out <-chan []byte, done chan<- struct{}) {
 		if idle := c.s.Config().ConnectionsMaxIdle; idle > 0 {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(idle))
 		}
-		if _, err := c.nc.Write(buf); err != nil {
+		if _, err := c.rw.Write(buf); err != nil {
 			level := slog.LevelInfo
 			if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
 				level = slog.LevelDebug // the client hung up first: routine

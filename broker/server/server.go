@@ -30,6 +30,7 @@ import (
 	"github.com/tributary/tributary/broker/groups"
 	"github.com/tributary/tributary/broker/metrics"
 	"github.com/tributary/tributary/broker/metrics/grouplag"
+	"github.com/tributary/tributary/broker/security/audit"
 	"github.com/tributary/tributary/broker/storage"
 )
 
@@ -43,9 +44,12 @@ type Options struct {
 	// asked for partition state, group lag and readiness; nil makes a
 	// private registry (nothing is exported then).
 	Metrics *metrics.Registry
-	// Listener, when set, is the client listener to serve instead of
-	// listening on the configured address.
+	// Listener, when set, is the first client listener's socket, used
+	// instead of listening on its configured address.
 	Listener net.Listener
+	// Listeners, when set, are client listeners' sockets by listener name
+	// (upper-case), used instead of listening on their addresses.
+	Listeners map[string]net.Listener
 	// Node, when set, adjusts the cluster node's options before it starts
 	// (tests shorten timings and pass listeners they opened).
 	Node func(*node.Options)
@@ -66,10 +70,9 @@ type Server struct {
 	store    *storage.Store
 	coord    atomic.Pointer[groups.Coordinator]
 	metrics  *metrics.Registry
+	audit    *audit.Logger
 	serving  atomic.Bool // accepting connections (readiness)
 	nodeID   int32
-	host     string
-	port     int32
 	dataDir  string
 	cfgMu    sync.Mutex // serializes dynamic config changes
 	topicsMu sync.RWMutex
@@ -91,7 +94,7 @@ type Server struct {
 	data          dataNotifier
 	fetchSessions fetchSessionCache
 
-	ln        net.Listener
+	listeners []*clientListener
 	connsMu   sync.Mutex
 	conns     map[*conn]struct{}
 	connWG    sync.WaitGroup
@@ -126,9 +129,9 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		topics:      map[string]*topic{},
 		byID:        map[metadata.TopicID]*topic{},
 		conns:       map[*conn]struct{}{},
-		ln:          opts.Listener,
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.audit = audit.New(log)
 	s.data.init()
 	s.metrics = opts.Metrics
 	if s.metrics == nil {
@@ -162,22 +165,19 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		static.ClusterID = file.ClusterID // keep the id clients knew
 	}
 
-	// The client listener before the node: the broker registers its
-	// advertised address, which must carry the real port when the
-	// configured one is 0.
-	if s.ln == nil {
-		if s.ln, err = net.Listen("tcp", static.ListenAddr); err != nil {
-			return nil, fmt.Errorf("listening on %s: %w", static.ListenAddr, err)
-		}
-	}
-	undo = append(undo, func() { s.ln.Close() })
-	if s.host, s.port, err = static.AdvertisedHostPort(); err != nil {
+	// The client listeners before the node: the broker registers their
+	// advertised addresses, which must carry the real ports when the
+	// configured ones are 0.
+	s.listeners, static, err = openListeners(static, opts.Listeners, opts.Listener, log)
+	if err != nil {
 		return nil, err
 	}
-	if s.port == 0 {
-		s.port = int32(s.ln.Addr().(*net.TCPAddr).Port)
-		static.AdvertisedAddr = net.JoinHostPort(s.host, strconv.Itoa(int(s.port)))
-	}
+	s.static = static
+	undo = append(undo, func() {
+		for _, l := range s.listeners {
+			l.ln.Close()
+		}
+	})
 
 	nopts := node.Options{
 		Config: static, Store: s.store, Logger: log,
@@ -355,60 +355,42 @@ func (s *Server) Config() *config.Config { return s.cfg.Load() }
 // ClusterID is the cluster id clients see.
 func (s *Server) ClusterID() string { return s.meta.ClusterID() }
 
-// Addr is the bound listener address.
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+// Addr is the first client listener's bound address.
+func (s *Server) Addr() net.Addr { return s.listeners[0].ln.Addr() }
 
-// Serve accepts connections until Shutdown. It returns nil after a
-// shutdown.
+// ListenerAddr is the bound address of the client listener named name
+// (upper-case); nil when there is none.
+func (s *Server) ListenerAddr(name string) net.Addr {
+	for _, l := range s.listeners {
+		if l.name() == name {
+			return l.ln.Addr()
+		}
+	}
+	return nil
+}
+
+// Serve accepts connections on every client listener until Shutdown. It
+// returns nil after a shutdown, and the first accept failure otherwise.
 func (s *Server) Serve() error {
 	s.store.StartCleaner(s.ctx)
 	s.serving.Store(true)
-	s.log.Info("serving Kafka protocol", "listen", s.ln.Addr().String(), "advertised", net.JoinHostPort(s.host, fmt.Sprint(s.port)), "node_id", s.nodeID, "cluster_id", s.ClusterID())
-	var backoff time.Duration
-	for {
-		nc, err := s.ln.Accept()
-		if err != nil {
-			if s.ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, errTooManyOpenFiles) {
-				// Temporary (out of file descriptors, ...): back off
-				// rather than spin, as net/http does.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed, retrying", "err", err, "backoff", backoff)
-				select {
-				case <-time.After(backoff):
-				case <-s.ctx.Done():
-					return nil
-				}
-				continue
-			}
-			return fmt.Errorf("accepting connections: %w", err)
-		}
-		backoff = 0
-		if n := s.openConns.Add(1); n > int64(s.Config().MaxConnections) {
-			s.openConns.Add(-1)
-			s.log.Warn("closing connection: max.connections reached", "remote", nc.RemoteAddr().String(), "max_connections", s.Config().MaxConnections)
-			nc.Close()
-			continue
-		}
-		s.metrics.ConnOpened()
-		c := newConn(s, nc)
-		s.connsMu.Lock()
-		s.conns[c] = struct{}{}
-		s.connsMu.Unlock()
-		s.connWG.Add(1)
-		go func() {
-			defer s.connWG.Done()
-			defer s.openConns.Add(-1)
-			defer s.metrics.ConnClosed()
-			c.serve()
-			s.connsMu.Lock()
-			delete(s.conns, c)
-			s.connsMu.Unlock()
-		}()
+	for _, l := range s.listeners {
+		host, port, _ := config.AdvertisedHostPort(l.cfg)
+		s.log.Info("listener", "name", l.name(), "protocol", l.cfg.Protocol, "addr", l.ln.Addr().String(), "advertised", net.JoinHostPort(host, strconv.Itoa(int(port))))
 	}
+	// One line that says the broker serves, with the first listener's
+	// address, which scripts and tests wait for.
+	s.log.Info("serving Kafka protocol", "listen", s.Addr().String(), "listeners", len(s.listeners), "node_id", s.nodeID, "cluster_id", s.ClusterID())
+	errc := make(chan error, len(s.listeners))
+	for _, l := range s.listeners {
+		go func() { errc <- s.acceptLoop(l) }()
+	}
+	for range s.listeners {
+		if err := <-errc; err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Shutdown stops the broker cleanly: a controlled shutdown first (its
@@ -426,7 +408,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.log.Warn("controlled shutdown incomplete", "leaderships_left", left, "err", err)
 		}
 		s.cancel()
-		s.ln.Close()
+		for _, l := range s.listeners {
+			l.ln.Close()
+		}
 		s.connsMu.Lock()
 		for c := range s.conns {
 			c.stopReading()

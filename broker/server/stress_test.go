@@ -71,7 +71,7 @@ func TestConcurrentAdminAndData(t *testing.T) {
 	loop("metadata", func(int) error {
 		req := kmsg.NewPtrMetadataRequest()
 		req.Version = 12
-		s.handleMetadata(req)
+		s.handleMetadata("PLAINTEXT", req)
 		return nil
 	})
 	loop("admin", func(i int) error {

@@ -74,17 +74,25 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, role := range []config.ListenerRole{config.RoleInterBroker, config.RoleController} {
+		if l, ok := o.Config.RoleListener(role); ok && l.Protocol != config.ProtocolPlaintext {
+			return nil, fmt.Errorf("listener %s: %s between brokers is not served by this broker version", l.Name, l.Protocol)
+		}
+	}
+	addr, advertise, err := replicationBind(o.Config, ccfg)
+	if err != nil {
+		return nil, err
+	}
 	ln := o.ReplicationListener
 	if ln == nil {
-		addr, err := replicationBind(o.Config, ccfg)
-		if err != nil {
-			return nil, err
-		}
 		if ln, err = net.Listen("tcp", addr); err != nil {
 			return nil, fmt.Errorf("replication listener: %w", err)
 		}
 	}
 	ccfg.ReplicationAddr = ln.Addr().String()
+	if advertise != "" {
+		ccfg.ReplicationAddr = net.JoinHostPort(advertise, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	}
 	if o.Tune != nil {
 		o.Tune(&ccfg)
 	}
@@ -141,23 +149,40 @@ func (n *Node) WaitCaughtUp(ctx context.Context) error {
 	return n.Replicas.WaitReconciled(ctx, n.Controller.State().Index)
 }
 
-// replicationBind is where the replication listener binds: the advertised
-// host and inter.broker.listener.port in a cluster configured with voters;
-// for a cluster of one, whose replication port nobody dials, the host its
-// controller binds and the configured port only when one was given.
-func replicationBind(c *config.Config, ccfg cluster.Config) (string, error) {
+// replicationBind is where the replication listener binds, and the host
+// followers are given when that is not the bound address ("" when it is):
+//   - the listener inter.broker.listener.name names, advertised at its
+//     advertised host (the broker's client host for a wildcard);
+//   - otherwise, in a cluster configured with voters, the advertised host
+//     and inter.broker.listener.port;
+//   - otherwise (a cluster of one, whose replication port nobody dials), the
+//     host its controller binds and the configured port only when one was
+//     given.
+func replicationBind(c *config.Config, ccfg cluster.Config) (bind, advertise string, err error) {
+	if l, ok := c.RoleListener(config.RoleInterBroker); ok {
+		host, _, err := net.SplitHostPort(l.Advertised)
+		if err != nil {
+			return "", "", fmt.Errorf("inter.broker.listener.name %s: %w", l.Name, err)
+		}
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			if host, err = c.ClientHost(); err != nil {
+				return "", "", err
+			}
+		}
+		return l.Addr, host, nil
+	}
 	if c.ControllerQuorumVoters != "" {
-		return net.JoinHostPort(ccfg.Listeners[0].Host, strconv.Itoa(c.InterBrokerPort)), nil
+		return net.JoinHostPort(ccfg.Listeners[0].Host, strconv.Itoa(c.InterBrokerPort)), "", nil
 	}
 	host, err := cluster.LocalHost(c)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	port := 0
 	if c.Explicit["inter.broker.listener.port"] {
 		port = c.InterBrokerPort
 	}
-	return net.JoinHostPort(host, strconv.Itoa(port)), nil
+	return net.JoinHostPort(host, strconv.Itoa(port)), "", nil
 }
 
 // Leader returns the leader state of a partition this broker leads; ok is

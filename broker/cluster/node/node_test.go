@@ -110,7 +110,7 @@ func (b *brokers) open(id int32, ctlLn net.Listener) (*storage.Store, *Node, err
 		return nil, nil, err
 	}
 	cfg := &config.Config{
-		NodeID: id, Rack: string(rune('a' + id - 1)), ListenAddr: fmt.Sprintf("127.0.0.1:%d", 9000+id), DataDir: b.dirs[id],
+		NodeID: id, Rack: string(rune('a' + id - 1)), ListenersSpec: fmt.Sprintf("PLAINTEXT://127.0.0.1:%d", 9000+id), DataDir: b.dirs[id],
 		ClusterID: "node-test", ControllerQuorumVoters: b.voters, MinInsyncReplicas: 2, DefaultReplicationFactor: 3,
 	}
 	replLn, err := net.Listen("tcp", "127.0.0.1:0")

@@ -73,9 +73,6 @@ func runMain(args []string) int {
 		fmt.Fprintf(os.Stderr, "tributary-broker run: %v\n", err)
 		return 2
 	}
-	for _, l := range cfg.IgnoredListeners() {
-		log.Warn("listener not served: only PLAINTEXT listeners are served in this version", "listener", l)
-	}
 	log.Info("starting tributary broker", "version", version, "node_id", cfg.NodeID, "data_dir", cfg.DataDir)
 
 	cw, err := metrics.ParseCloudWatchSettings(cfg.Get)
@@ -107,6 +104,13 @@ func runMain(args []string) int {
 	// caught up, so topics are never loaded from a half-replayed log.
 	srv, err := server.New(ctx, server.Options{Config: cfg, Logger: log, Metrics: reg})
 	if err != nil {
+		if ctx.Err() != nil {
+			// A signal while starting (joining the cluster, recovering
+			// the log) is a clean stop, not a failure: New undid what it
+			// had started.
+			log.Info("signal received while starting, stopped", "err", err)
+			return 0
+		}
 		log.Error("cannot start", "err", err)
 		return 1
 	}
