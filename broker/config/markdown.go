@@ -33,4 +33,16 @@ func MarkdownTable() string {
 	return b.String()
 }
 
+// TopicMarkdownTable renders the topic configs for docs/broker.md, where a
+// test keeps it equal to the code.
+func TopicMarkdownTable() string {
+	var b strings.Builder
+	b.WriteString("| topic config | inherits broker setting | allowed | meaning |\n")
+	b.WriteString("|---|---|---|---|\n")
+	for _, s := range TopicSettings() {
+		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s |\n", s.Name, s.BrokerSetting, escapeCell(s.Allowed()), escapeCell(s.Doc))
+	}
+	return b.String()
+}
+
 func escapeCell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }

@@ -10,8 +10,9 @@ package server
 //     assignment must name registered brokers, each once per partition,
 //     with the same count for every partition (INVALID_REPLICA_ASSIGNMENT
 //     otherwise).
-//   - Configs are validated against the topic configs we serve (see
-//     topicconfig.go); an unknown name or bad value answers INVALID_CONFIG.
+//   - Configs are validated against the topic configs we serve
+//     (broker/config's topic-config table); an unknown name or bad value
+//     answers INVALID_CONFIG.
 //     Only explicitly given configs are stored; the rest follow the broker.
 //   - ValidateOnly checks everything and creates nothing.
 //   - A name given twice in one request answers INVALID_REQUEST for it.

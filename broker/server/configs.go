@@ -188,7 +188,8 @@ func (s *Server) alterTopicConfigs(name string, changes []configChange, replace,
 	for _, ch := range changes {
 		ts, known := lookupTopicSetting(ch.name)
 		if !known {
-			return kerr.InvalidConfig.Code, fmt.Sprintf("unknown or unsupported topic config %q", ch.name)
+			_, err := config.CanonicalTopic(ch.name, "") // the unknown-name error, with a suggestion
+			return kerr.InvalidConfig.Code, err.Error()
 		}
 		cur := topicConfigValue(s.Config(), dynamicLayers{}, t.configs, ts).value
 		if err := applyChange(next, ch, cur, ts.typ == kmsg.ConfigTypeList); err != nil {

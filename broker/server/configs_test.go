@@ -108,3 +108,63 @@ func describeBroker(t *testing.T, s *Server, names ...string) map[string]kmsg.De
 	}
 	return out
 }
+
+// TestAlterTopicConfigsUsesTheTable checks that a topic config change is
+// judged by broker/config's topic-config table, in its words (the same
+// config.CanonicalTopic errors the Terraform provider shows at plan time),
+// and that every config of the table changes the log.
+func TestAlterTopicConfigsUsesTheTable(t *testing.T) {
+	for _, ts := range config.TopicSettings() {
+		if topicApply[ts.Name] == nil {
+			t.Errorf("topic config %s has no effect on the log", ts.Name)
+		}
+	}
+	for name := range topicApply {
+		if _, ok := config.LookupTopic(name); !ok {
+			t.Errorf("topicApply has %s, which broker/config's topic-config table does not list", name)
+		}
+	}
+
+	s := startServer(t)
+	if _, err := s.createTopic("judged", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, value string
+		wantErr     string // "" = accepted
+	}{
+		{"retention.ms", "soon", `retention.ms must be`},
+		{"retention.mss", "1000", `is not a topic config (did you mean "retention.ms"?)`},
+		{"log.retention.ms", "1000", `is the broker setting; the topic config is "retention.ms"`},
+		{"cleanup.policy", "shred", `cleanup.policy`},
+		{"retention.ms", "3600000", ""},
+		{"cleanup.policy", "delete,compact", ""},
+	}
+	for _, tt := range tests {
+		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, "judged"
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name, c.Op, c.Value = tt.name, kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr(tt.value)
+		rr.Configs = append(rr.Configs, c)
+		req.Resources = append(req.Resources, rr)
+		r := roundTrip[*kmsg.IncrementalAlterConfigsResponse](t, s, req).Resources[0]
+		msg := ""
+		if r.ErrorMessage != nil {
+			msg = *r.ErrorMessage
+		}
+		switch {
+		case tt.wantErr == "" && r.ErrorCode != 0:
+			t.Errorf("%s=%q: refused: %v %s", tt.name, tt.value, kerr.ErrorForCode(r.ErrorCode), msg)
+		case tt.wantErr != "" && (r.ErrorCode != kerr.InvalidConfig.Code || !strings.Contains(msg, tt.wantErr)):
+			t.Errorf("%s=%q: %v %q, want INVALID_CONFIG with %q", tt.name, tt.value, kerr.ErrorForCode(r.ErrorCode), msg, tt.wantErr)
+		}
+		if _, err := config.CanonicalTopic(tt.name, tt.value); tt.wantErr != "" && (err == nil || !strings.Contains(msg, err.Error())) {
+			t.Errorf("%s=%q: the broker says %q, config.CanonicalTopic says %v", tt.name, tt.value, msg, err)
+		}
+	}
+	topic, _ := s.lookupTopic("judged")
+	if got := topic.configs; got["retention.ms"] != "3600000" || got["cleanup.policy"] != "compact,delete" || len(got) != 2 {
+		t.Errorf("topic configs after the changes: %v, want retention.ms=3600000 and cleanup.policy=compact,delete (canonical)", got)
+	}
+}

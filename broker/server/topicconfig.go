@@ -1,9 +1,7 @@
 package server
 
 import (
-	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"time"
 
@@ -13,11 +11,10 @@ import (
 	"github.com/tributary/tributary/broker/storage"
 )
 
-// topicSetting is one per-topic config. A topic without an explicit value
-// inherits the broker setting named by brokerName (Kafka's synonym), so
-// changing log.retention.ms on the broker changes every topic that did not
-// set retention.ms itself. Values are checked by that broker setting's
-// rules (config.Canonical): a topic accepts what the broker would.
+// topicSetting is one per-topic config the broker serves: its entry in
+// broker/config's topic-config table (name, inherited broker setting,
+// type, meaning; the one list of topic configs) and how a value changes
+// the log.
 type topicSetting struct {
 	name       string
 	brokerName string
@@ -27,47 +24,45 @@ type topicSetting struct {
 	apply func(*storage.TopicConfig, string)
 }
 
-var topicSettings = []topicSetting{
-	{name: "cleanup.policy", brokerName: "log.cleanup.policy", typ: kmsg.ConfigTypeList,
-		doc:   "delete, compact or compact,delete.",
-		apply: func(c *storage.TopicConfig, v string) { c.CleanupPolicy = v }},
-	{name: "retention.ms", brokerName: "log.retention.ms", typ: kmsg.ConfigTypeLong,
-		doc:   "Delete segments older than this; -1 keeps data forever.",
-		apply: func(c *storage.TopicConfig, v string) { c.RetentionMs = parseMillis(v) }},
-	{name: "retention.bytes", brokerName: "log.retention.bytes", typ: kmsg.ConfigTypeLong,
-		doc:   "Delete old segments while the partition is bigger than this; -1 is unlimited.",
-		apply: func(c *storage.TopicConfig, v string) { c.RetentionBytes, _ = strconv.ParseInt(v, 10, 64) }},
-	{name: "segment.bytes", brokerName: "log.segment.bytes", typ: kmsg.ConfigTypeInt,
-		doc:   "Roll to a new segment at this size.",
-		apply: func(c *storage.TopicConfig, v string) { c.SegmentBytes, _ = strconv.ParseInt(v, 10, 64) }},
-	{name: "segment.ms", brokerName: "log.roll.ms", typ: kmsg.ConfigTypeLong,
-		doc:   "Roll to a new segment at this age.",
-		apply: func(c *storage.TopicConfig, v string) { c.SegmentMs = parseMillis(v) }},
-	{name: "delete.retention.ms", brokerName: "log.cleaner.delete.retention.ms", typ: kmsg.ConfigTypeLong,
-		doc:   "How long tombstones stay after compaction.",
-		apply: func(c *storage.TopicConfig, v string) { c.DeleteRetentionMs = parseMillis(v) }},
-	{name: "max.message.bytes", brokerName: "message.max.bytes", typ: kmsg.ConfigTypeInt,
-		doc: "Largest record batch accepted.",
-		apply: func(c *storage.TopicConfig, v string) {
-			n, _ := strconv.ParseInt(v, 10, 32)
-			c.MaxMessageBytes = int32(n)
-		}},
-	{name: "index.interval.bytes", brokerName: "log.index.interval.bytes", typ: kmsg.ConfigTypeInt,
-		doc: "Bytes between offset index entries.",
-		apply: func(c *storage.TopicConfig, v string) {
-			n, _ := strconv.ParseInt(v, 10, 32)
-			c.IndexIntervalBytes = int32(n)
-		}},
-	{name: "message.timestamp.type", brokerName: "log.message.timestamp.type", typ: kmsg.ConfigTypeString,
-		doc:   "CreateTime or LogAppendTime.",
-		apply: func(c *storage.TopicConfig, v string) { c.MessageTimestampType = v }},
-	{name: "compression.type", brokerName: "compression.type", typ: kmsg.ConfigTypeString,
-		doc:   "Only producer: batches are stored exactly as the producer compressed them (re-compressing on the broker is not supported).",
-		apply: func(*storage.TopicConfig, string) {}},
-	{name: "min.insync.replicas", brokerName: "min.insync.replicas", typ: kmsg.ConfigTypeInt,
-		doc:   "Replicas that must have a record before acks=all succeeds.",
-		apply: func(*storage.TopicConfig, string) {}}, // enforced by Produce, not the log
+// topicApply says how each topic config of broker/config's table changes a
+// partition's log; a test checks that both name the same configs.
+var topicApply = map[string]func(*storage.TopicConfig, string){
+	"cleanup.policy":      func(c *storage.TopicConfig, v string) { c.CleanupPolicy = v },
+	"retention.ms":        func(c *storage.TopicConfig, v string) { c.RetentionMs = parseMillis(v) },
+	"retention.bytes":     func(c *storage.TopicConfig, v string) { c.RetentionBytes, _ = strconv.ParseInt(v, 10, 64) },
+	"segment.bytes":       func(c *storage.TopicConfig, v string) { c.SegmentBytes, _ = strconv.ParseInt(v, 10, 64) },
+	"segment.ms":          func(c *storage.TopicConfig, v string) { c.SegmentMs = parseMillis(v) },
+	"delete.retention.ms": func(c *storage.TopicConfig, v string) { c.DeleteRetentionMs = parseMillis(v) },
+	"max.message.bytes": func(c *storage.TopicConfig, v string) {
+		n, _ := strconv.ParseInt(v, 10, 32)
+		c.MaxMessageBytes = int32(n)
+	},
+	"index.interval.bytes": func(c *storage.TopicConfig, v string) {
+		n, _ := strconv.ParseInt(v, 10, 32)
+		c.IndexIntervalBytes = int32(n)
+	},
+	"message.timestamp.type": func(c *storage.TopicConfig, v string) { c.MessageTimestampType = v },
+	// Batches are stored as the producer compressed them.
+	"compression.type": func(*storage.TopicConfig, string) {},
+	// Enforced by Produce, not the log.
+	"min.insync.replicas": func(*storage.TopicConfig, string) {},
 }
+
+// topicSettings is broker/config's topic-config table with each config's
+// effect on the log, in name order.
+var topicSettings = func() []topicSetting {
+	var out []topicSetting
+	for _, ts := range config.TopicSettings() {
+		apply := topicApply[ts.Name]
+		if apply == nil {
+			// A config the table lists and the log ignores would be
+			// accepted and silently not honoured.
+			panic(fmt.Sprintf("topic config %s has no effect on the log defined", ts.Name))
+		}
+		out = append(out, topicSetting{name: ts.Name, brokerName: ts.BrokerSetting, typ: configType(ts.Type), doc: ts.Doc, apply: apply})
+	}
+	return out
+}()
 
 func lookupTopicSetting(name string) (topicSetting, bool) {
 	for _, s := range topicSettings {
@@ -79,21 +74,16 @@ func lookupTopicSetting(name string) (topicSetting, bool) {
 }
 
 // validateTopicConfigs checks explicit topic configs and returns them in
-// canonical form.
+// canonical form, or the first problem in name order.
 func validateTopicConfigs(in map[string]string) (map[string]string, error) {
+	if errs := config.ValidateTopicConfigs(in); len(errs) > 0 {
+		return nil, errs[0]
+	}
 	out := make(map[string]string, len(in))
 	for k, v := range in {
-		s, ok := lookupTopicSetting(k)
-		if !ok {
-			return nil, fmt.Errorf("unknown or unsupported topic config %q", k)
-		}
-		n, err := config.Canonical(s.brokerName, v)
-		var se *config.SettingError
-		if errors.As(err, &se) {
-			return nil, fmt.Errorf("%s %s", k, se.Problem)
-		}
+		n, err := config.CanonicalTopic(k, v)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", k, err)
+			return nil, err
 		}
 		out[k] = n
 	}
@@ -162,8 +152,7 @@ func sortedTopicSettingNames() []string {
 	for _, s := range topicSettings {
 		names = append(names, s.name)
 	}
-	sort.Strings(names)
-	return names
+	return names // topicSettings is in name order
 }
 
 // parseMillis turns a validated millisecond count into a duration; -1

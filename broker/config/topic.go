@@ -1,0 +1,158 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+)
+
+// TopicSetting is one per-topic config the broker serves. A topic without
+// its own value inherits BrokerSetting (Kafka's synonym), so changing
+// log.retention.ms on the brokers changes every topic that did not set
+// retention.ms itself. A topic value is checked by BrokerSetting's rules: a
+// topic accepts exactly what the broker setting accepts.
+//
+// This table is the one list of topic configs: the broker serves and
+// validates them from it, and the Terraform provider checks a topic's
+// config against it at plan time.
+type TopicSetting struct {
+	Name          string
+	BrokerSetting string
+	// Type is Kafka's config type name, as for broker settings.
+	Type string
+	Doc  string
+}
+
+var topicSettings = []TopicSetting{
+	{Name: "cleanup.policy", BrokerSetting: "log.cleanup.policy", Type: "list",
+		Doc: "delete, compact or compact,delete."},
+	{Name: "retention.ms", BrokerSetting: "log.retention.ms", Type: "long",
+		Doc: "Delete segments older than this; -1 keeps data forever."},
+	{Name: "retention.bytes", BrokerSetting: "log.retention.bytes", Type: "long",
+		Doc: "Delete old segments while the partition is bigger than this; -1 is unlimited."},
+	{Name: "segment.bytes", BrokerSetting: "log.segment.bytes", Type: "int",
+		Doc: "Roll to a new segment at this size."},
+	{Name: "segment.ms", BrokerSetting: "log.roll.ms", Type: "long",
+		Doc: "Roll to a new segment at this age."},
+	{Name: "delete.retention.ms", BrokerSetting: "log.cleaner.delete.retention.ms", Type: "long",
+		Doc: "How long tombstones stay after compaction."},
+	{Name: "max.message.bytes", BrokerSetting: "message.max.bytes", Type: "int",
+		Doc: "Largest record batch accepted."},
+	{Name: "index.interval.bytes", BrokerSetting: "log.index.interval.bytes", Type: "int",
+		Doc: "Bytes between offset index entries."},
+	{Name: "message.timestamp.type", BrokerSetting: "log.message.timestamp.type", Type: "string",
+		Doc: "CreateTime or LogAppendTime."},
+	{Name: "compression.type", BrokerSetting: "compression.type", Type: "string",
+		Doc: "Only producer: batches are stored exactly as the producer compressed them (re-compressing on the broker is not supported)."},
+	{Name: "min.insync.replicas", BrokerSetting: "min.insync.replicas", Type: "int",
+		Doc: "Replicas that must have a record before acks=all succeeds."},
+}
+
+var topicSettingIndex = func() map[string]int {
+	m := make(map[string]int, len(topicSettings))
+	for i, s := range topicSettings {
+		m[s.Name] = i
+	}
+	return m
+}()
+
+// TopicSettings returns the topic configs, sorted by name.
+func TopicSettings() []TopicSetting {
+	out := make([]TopicSetting, len(topicSettings))
+	copy(out, topicSettings)
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// LookupTopic finds a topic config by its Kafka name.
+func LookupTopic(name string) (TopicSetting, bool) {
+	if i, ok := topicSettingIndex[name]; ok {
+		return topicSettings[i], true
+	}
+	return TopicSetting{}, false
+}
+
+// Allowed says in words which values the topic config accepts: those of
+// its broker setting.
+func (s TopicSetting) Allowed() string {
+	if bs, ok := Lookup(s.BrokerSetting); ok {
+		return bs.Allowed
+	}
+	return ""
+}
+
+// CanonicalTopic checks one value of a topic config and returns it in the
+// spelling the broker reports it in. The error is a *SettingError naming
+// the topic config; for an unknown name it suggests the closest one.
+func CanonicalTopic(name, value string) (string, error) {
+	s, ok := LookupTopic(name)
+	if !ok {
+		return "", unknownTopicSetting(name)
+	}
+	c, err := Canonical(s.BrokerSetting, value)
+	var se *SettingError
+	if errors.As(err, &se) {
+		return "", &SettingError{Name: name, Problem: se.Problem}
+	}
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", name, err)
+	}
+	return c, nil
+}
+
+// ValidateTopicConfigs checks a topic's own configs and returns every
+// problem, in name order.
+func ValidateTopicConfigs(values map[string]string) []*SettingError {
+	var errs []*SettingError
+	for _, name := range sortedNames(values) {
+		if _, err := CanonicalTopic(name, values[name]); err != nil {
+			var se *SettingError
+			if !errors.As(err, &se) {
+				se = &SettingError{Name: name, Problem: err.Error()}
+			}
+			errs = append(errs, se)
+		}
+	}
+	return errs
+}
+
+func unknownTopicSetting(name string) *SettingError {
+	problem := "is not a topic config"
+	// A broker setting's name where the topic's own was meant
+	// (log.retention.ms for retention.ms).
+	for _, s := range topicSettings {
+		if s.BrokerSetting == name && s.Name != name {
+			return &SettingError{Name: name, Problem: fmt.Sprintf("is the broker setting; the topic config is %q", s.Name)}
+		}
+	}
+	if alt := suggestTopic(name); alt != "" {
+		problem += fmt.Sprintf(" (did you mean %q?)", alt)
+	} else {
+		problem += fmt.Sprintf(" (the topic configs are %s)", strings.Join(topicSettingNames(), ", "))
+	}
+	return &SettingError{Name: name, Problem: problem}
+}
+
+// suggestTopic returns the topic config closest to name, or "".
+func suggestTopic(name string) string {
+	best, bestDist := "", math.MaxInt
+	for _, s := range topicSettings {
+		if d := editDistance(name, s.Name); d < bestDist {
+			best, bestDist = s.Name, d
+		}
+	}
+	if bestDist <= max(2, len(name)/3) {
+		return best
+	}
+	return ""
+}
+
+func topicSettingNames() []string {
+	out := make([]string, 0, len(topicSettings))
+	for _, s := range TopicSettings() {
+		out = append(out, s.Name)
+	}
+	return out
+}
