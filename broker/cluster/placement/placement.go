@@ -2,7 +2,8 @@
 // assignment of new partitions (replicas spread across racks, leaders and
 // replicas balanced across brokers), the preferred-leader elections worth
 // running after a broker returns, and reassignment plans to fill a new
-// broker or drain one that is leaving.
+// broker, drain one that is leaving, or change a partition's replication
+// factor.
 //
 // Every function is deterministic: the same input gives the same answer,
 // so a plan can be computed on any node, reviewed and replayed. Ties are
