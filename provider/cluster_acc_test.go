@@ -934,7 +934,7 @@ func waitClusterFormed(s *terraform.State) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	chk := checkerFor(o.Brokers)
+	chk := (&providerData{aws: accEnv.clients}).checker(o.ClusterID, o.Brokers)
 	chk.Log = nil
 	if err := chk.WaitReady(ctx, 30*time.Second); err != nil {
 		return fmt.Errorf("the brokers of cluster %s did not form one cluster: %w", o.ClusterID, err)

@@ -154,7 +154,7 @@ func (r *clusterResource) Create(ctx context.Context, req resource.CreateRequest
 	}
 	if !resp.Diagnostics.HasError() && len(spec.DynamicConfig) > 0 {
 		reachable := plan.WaitForBrokers.ValueBool() && !hasWarning(resp.Diagnostics, warnUnreachable)
-		resp.Diagnostics.Append(applyDynamicConfig(ctx, checkerFor(observed.Brokers), reachable, spec.DynamicConfig, nil)...)
+		resp.Diagnostics.Append(applyDynamicConfig(ctx, r.data.checker(clusterID, observed.Brokers), reachable, spec.DynamicConfig, nil)...)
 	}
 	if resp.Diagnostics.HasError() {
 		r.saveAfterFailure(ctx, &plan, &resp.State, &resp.Diagnostics)
@@ -240,18 +240,6 @@ func (r *clusterResource) setObserved(ctx context.Context, m *clusterModel, spec
 	return diags
 }
 
-// checker returns a Kafka checker for the cluster's brokers.
-func checkerFor(brokers []fleet.Broker) *kafkacheck.Checker {
-	var kb []kafkacheck.Broker
-	for _, b := range brokers {
-		kb = append(kb, kafkacheck.Broker{NodeID: b.NodeID, Addr: endpoint(b.PrivateIP, plaintextPort)})
-	}
-	return &kafkacheck.Checker{
-		Brokers: kb,
-		Log:     func(ctx context.Context, msg string, attrs ...any) { tflog.Info(ctx, msg, fieldsOf(attrs)) },
-	}
-}
-
 // warnUnreachable is the summary of the warning that the brokers could not
 // be reached from where Terraform runs.
 const warnUnreachable = "Brokers not verified"
@@ -261,7 +249,7 @@ const warnUnreachable = "Brokers not verified"
 func (r *clusterResource) waitReady(ctx context.Context, spec *clusterSpec, o *fleet.Observed) diag.Diagnostics {
 	var diags diag.Diagnostics
 	tflog.Info(ctx, "waiting for the brokers to form one cluster", map[string]any{"brokers": len(o.Brokers)})
-	err := checkerFor(o.Brokers).WaitReady(ctx, reachWindow)
+	err := r.data.checker(o.ClusterID, o.Brokers).WaitReady(ctx, reachWindow)
 	switch {
 	case errors.Is(err, kafkacheck.ErrUnreachable):
 		diags.AddWarning(warnUnreachable,
@@ -549,7 +537,7 @@ func (r *clusterResource) readBootDocument(ctx context.Context, m *clusterModel,
 	// cluster-wide dynamic values the brokers hold.
 	if importing {
 		cfg := maps.Clone(doc.BrokerConfig)
-		live, err := checkerFor(brokers).DynamicClusterConfig(ctx)
+		live, err := r.data.checker(m.ClusterID.ValueString(), brokers).DynamicClusterConfig(ctx)
 		if err != nil {
 			diags.AddWarning("broker_config read from the boot document only",
 				"The brokers' dynamic settings could not be read, so broker_config holds only the settings the brokers were launched with: "+err.Error())
@@ -620,7 +608,7 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 		return
 	}
 
-	checker := checkerFor(o.Brokers)
+	checker := r.data.checker(clusterID, o.Brokers)
 	waitForKafka := plan.WaitForBrokers.ValueBool()
 	if waitForKafka {
 		resp.Diagnostics.Append(r.waitReady(ctx, spec, o)...)

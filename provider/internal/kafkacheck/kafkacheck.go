@@ -20,19 +20,15 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-)
 
-// Broker is one broker's Kafka address.
-type Broker struct {
-	NodeID int32
-	Addr   string // host:port of the client listener
-}
+	"github.com/tributary/tributary/provider/internal/kafkaconn"
+)
 
 // Checker talks to one cluster.
 type Checker struct {
-	Brokers []Broker
+	// Conn says where the brokers are and how to connect to them.
+	Conn *kafkaconn.Conn
 	// PollInterval is the delay between two checks (default 1s).
 	PollInterval time.Duration
 	// Log reports progress (tflog in the provider); may be nil.
@@ -53,33 +49,6 @@ func (c *Checker) log(ctx context.Context, msg string, attrs ...any) {
 	if c.Log != nil {
 		c.Log(ctx, msg, attrs...)
 	}
-}
-
-func (c *Checker) bootstrap() []string {
-	addrs := make([]string, 0, len(c.Brokers))
-	for _, b := range c.Brokers {
-		addrs = append(addrs, b.Addr)
-	}
-	return addrs
-}
-
-func (c *Checker) broker(nodeID int32) (Broker, bool) {
-	for _, b := range c.Brokers {
-		if b.NodeID == nodeID {
-			return b, true
-		}
-	}
-	return Broker{}, false
-}
-
-func newClient(seeds ...string) (*kgo.Client, error) {
-	return kgo.NewClient(
-		kgo.SeedBrokers(seeds...),
-		kgo.DialTimeout(3*time.Second),
-		kgo.RequestTimeoutOverhead(5*time.Second),
-		kgo.RetryTimeout(5*time.Second),
-		kgo.MetadataMinAge(250*time.Millisecond),
-	)
 }
 
 // ErrUnreachable says no broker address could even be dialed: the provider
@@ -121,9 +90,9 @@ func (c *Checker) WaitReady(ctx context.Context, reachWindow time.Duration) erro
 	if err := c.waitReachable(ctx, reachWindow); err != nil {
 		return err
 	}
-	all := c.nodeIDs()
+	all := c.Conn.NodeIDs()
 	return c.pollUntil(ctx, "brokers to form one cluster", func() (string, bool) {
-		for _, b := range c.Brokers {
+		for _, b := range c.Conn.Brokers {
 			if status, ok := c.answers(ctx, b, all); !ok {
 				return status, false
 			}
@@ -135,34 +104,26 @@ func (c *Checker) WaitReady(ctx context.Context, reachWindow time.Duration) erro
 // WaitBrokerReady waits until one broker answers Metadata listing every
 // broker and a controller.
 func (c *Checker) WaitBrokerReady(ctx context.Context, nodeID int32) error {
-	b, ok := c.broker(nodeID)
+	b, ok := c.Conn.Broker(nodeID)
 	if !ok {
 		return fmt.Errorf("no broker %d", nodeID)
 	}
-	all := c.nodeIDs()
+	all := c.Conn.NodeIDs()
 	return c.pollUntil(ctx, fmt.Sprintf("broker %d to serve Kafka", nodeID), func() (string, bool) {
 		return c.answers(ctx, b, all)
 	})
 }
 
-func (c *Checker) nodeIDs() []int32 {
-	ids := make([]int32, 0, len(c.Brokers))
-	for _, b := range c.Brokers {
-		ids = append(ids, b.NodeID)
-	}
-	return ids
-}
-
 func (c *Checker) waitReachable(ctx context.Context, window time.Duration) error {
 	deadline := time.Now().Add(window)
 	for {
-		for _, b := range c.Brokers {
+		for _, b := range c.Conn.Brokers {
 			if c.reachable(ctx, b.Addr) {
 				return nil
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w (tried %s for %s)", ErrUnreachable, strings.Join(c.bootstrap(), ","), window)
+			return fmt.Errorf("%w (tried %s for %s)", ErrUnreachable, strings.Join(c.Conn.Bootstrap(), ","), window)
 		}
 		select {
 		case <-ctx.Done():
@@ -194,8 +155,8 @@ func (c *Checker) pollUntil(ctx context.Context, what string, check func() (stat
 
 // answers asks one broker for metadata and checks it lists wantNodes and
 // a controller.
-func (c *Checker) answers(ctx context.Context, b Broker, wantNodes []int32) (string, bool) {
-	md, err := metadataFrom(ctx, b.Addr)
+func (c *Checker) answers(ctx context.Context, b kafkaconn.Broker, wantNodes []int32) (string, bool) {
+	md, err := c.metadataFrom(ctx, b.Addr)
 	if err != nil {
 		return fmt.Sprintf("broker %d (%s): %v", b.NodeID, b.Addr, err), false
 	}
@@ -215,8 +176,8 @@ func (c *Checker) answers(ctx context.Context, b Broker, wantNodes []int32) (str
 }
 
 // metadataFrom sends one Metadata request to exactly this address.
-func metadataFrom(ctx context.Context, addr string) (*kmsg.MetadataResponse, error) {
-	cl, err := newClient(addr)
+func (c *Checker) metadataFrom(ctx context.Context, addr string) (*kmsg.MetadataResponse, error) {
+	cl, err := c.Conn.Client(addr)
 	if err != nil {
 		return nil, err
 	}
@@ -259,8 +220,8 @@ type brokerView struct {
 func (c *Checker) views(ctx context.Context) ([]brokerView, map[string]int, error) {
 	var out []brokerView
 	topics := map[string]bool{}
-	for _, b := range c.Brokers {
-		md, err := fullMetadataFrom(ctx, b.Addr)
+	for _, b := range c.Conn.Brokers {
+		md, err := c.fullMetadataFrom(ctx, b.Addr)
 		if err != nil {
 			return nil, nil, fmt.Errorf("broker %d (%s): %w", b.NodeID, b.Addr, err)
 		}
@@ -294,8 +255,8 @@ func (c *Checker) views(ctx context.Context) ([]brokerView, map[string]int, erro
 }
 
 // fullMetadataFrom asks exactly this broker for the metadata of all topics.
-func fullMetadataFrom(ctx context.Context, addr string) (*kmsg.MetadataResponse, error) {
-	cl, err := newClient(addr)
+func (c *Checker) fullMetadataFrom(ctx context.Context, addr string) (*kmsg.MetadataResponse, error) {
+	cl, err := c.Conn.Client(addr)
 	if err != nil {
 		return nil, err
 	}
@@ -320,7 +281,7 @@ func (c *Checker) minISRs(ctx context.Context, topics []string) (map[string]int,
 	if len(topics) == 0 {
 		return out, nil
 	}
-	cl, err := newClient(c.bootstrap()...)
+	cl, err := c.Conn.Client()
 	if err != nil {
 		return nil, err
 	}
@@ -462,7 +423,7 @@ func (c *Checker) SetClusterConfig(ctx context.Context, set map[string]string, r
 }
 
 func (c *Checker) setClusterConfigRouted(ctx context.Context, set map[string]string, remove []string) error {
-	cl, err := newClient(c.bootstrap()...)
+	cl, err := c.Conn.Client()
 	if err != nil {
 		return err
 	}
@@ -492,8 +453,8 @@ func (c *Checker) setClusterConfigRouted(ctx context.Context, set map[string]str
 	if len(deletes) == 0 {
 		return nil
 	}
-	ids := make([]int32, 0, len(c.Brokers))
-	for _, b := range c.Brokers {
+	ids := make([]int32, 0, len(c.Conn.Brokers))
+	for _, b := range c.Conn.Brokers {
 		ids = append(ids, b.NodeID)
 	}
 	return check(adm.AlterBrokerConfigs(ctx, deletes, ids...))
@@ -513,8 +474,8 @@ func (c *Checker) waitClusterConfigApplied(ctx context.Context, set map[string]s
 	defer cancel()
 	names := append(slices.Collect(maps.Keys(set)), remove...)
 	return c.pollUntil(ctx, "the broker_config change to reach every broker", func() (string, bool) {
-		for _, b := range c.Brokers {
-			configs, err := brokerConfigs(ctx, b, names)
+		for _, b := range c.Conn.Brokers {
+			configs, err := c.brokerConfigs(ctx, b, names)
 			if err != nil {
 				return fmt.Sprintf("broker %d (%s): %v", b.NodeID, b.Addr, err), false
 			}
@@ -535,8 +496,8 @@ func (c *Checker) waitClusterConfigApplied(ctx context.Context, set map[string]s
 
 // brokerConfigs asks one broker for its own values of names (DescribeConfigs
 // of broker resource <node id>).
-func brokerConfigs(ctx context.Context, b Broker, names []string) (map[string]kmsg.DescribeConfigsResponseResourceConfig, error) {
-	configs, err := describeBrokerResource(ctx, b.Addr, strconv.Itoa(int(b.NodeID)), names)
+func (c *Checker) brokerConfigs(ctx context.Context, b kafkaconn.Broker, names []string) (map[string]kmsg.DescribeConfigsResponseResourceConfig, error) {
+	configs, err := c.describeBrokerResource(ctx, b.Addr, strconv.Itoa(int(b.NodeID)), names)
 	if err != nil {
 		return nil, err
 	}
@@ -552,8 +513,8 @@ func brokerConfigs(ctx context.Context, b Broker, names []string) (map[string]km
 // that answers.
 func (c *Checker) DynamicClusterConfig(ctx context.Context) (map[string]string, error) {
 	var lastErr error
-	for _, b := range c.Brokers {
-		out, err := dynamicDefaults(ctx, b.Addr)
+	for _, b := range c.Conn.Brokers {
+		out, err := c.dynamicDefaults(ctx, b.Addr)
 		if err == nil {
 			return out, nil
 		}
@@ -562,8 +523,8 @@ func (c *Checker) DynamicClusterConfig(ctx context.Context) (map[string]string, 
 	return nil, fmt.Errorf("no broker answered DescribeConfigs: %w", lastErr)
 }
 
-func dynamicDefaults(ctx context.Context, addr string) (map[string]string, error) {
-	configs, err := clusterDefaultConfigs(ctx, addr)
+func (c *Checker) dynamicDefaults(ctx context.Context, addr string) (map[string]string, error) {
+	configs, err := c.clusterDefaultConfigs(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -578,14 +539,14 @@ func dynamicDefaults(ctx context.Context, addr string) (map[string]string, error
 
 // clusterDefaultConfigs asks one broker for the cluster-wide broker configs
 // (DescribeConfigs of broker resource "").
-func clusterDefaultConfigs(ctx context.Context, addr string) ([]kmsg.DescribeConfigsResponseResourceConfig, error) {
-	return describeBrokerResource(ctx, addr, "", nil)
+func (c *Checker) clusterDefaultConfigs(ctx context.Context, addr string) ([]kmsg.DescribeConfigsResponseResourceConfig, error) {
+	return c.describeBrokerResource(ctx, addr, "", nil)
 }
 
 // describeBrokerResource asks the broker at addr to describe one broker
 // resource ("" for the cluster-wide default); names limits the answer.
-func describeBrokerResource(ctx context.Context, addr, resource string, names []string) ([]kmsg.DescribeConfigsResponseResourceConfig, error) {
-	cl, err := newClient(addr)
+func (c *Checker) describeBrokerResource(ctx context.Context, addr, resource string, names []string) ([]kmsg.DescribeConfigsResponseResourceConfig, error) {
+	cl, err := c.Conn.Client(addr)
 	if err != nil {
 		return nil, err
 	}

@@ -13,14 +13,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tributary/tributary/provider/internal/kafkaconn"
 )
 
 // newCluster starts a three-broker kfake cluster on loopback.
 // brokersOf lists a kfake cluster's brokers (node ids from 0).
-func brokersOf(c *kfake.Cluster) []Broker {
-	var out []Broker
+func brokersOf(c *kfake.Cluster) []kafkaconn.Broker {
+	var out []kafkaconn.Broker
 	for i, a := range c.ListenAddrs() {
-		out = append(out, Broker{NodeID: int32(i), Addr: a})
+		out = append(out, kafkaconn.Broker{NodeID: int32(i), Addr: a})
 	}
 	return out
 }
@@ -52,7 +54,7 @@ func createTopic(t *testing.T, addrs []string, topic string, rf int16, minISR st
 
 func TestWaitReady(t *testing.T) {
 	c := newCluster(t)
-	chk := &Checker{Brokers: brokersOf(c), PollInterval: 50 * time.Millisecond}
+	chk := &Checker{Conn: kafkaconn.New("test", brokersOf(c)), PollInterval: 50 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := chk.WaitReady(ctx, time.Second); err != nil {
@@ -60,7 +62,7 @@ func TestWaitReady(t *testing.T) {
 	}
 
 	// A broker the cluster does not list keeps it "not ready" until the deadline.
-	chk.Brokers = append(chk.Brokers, Broker{NodeID: 7, Addr: c.ListenAddrs()[0]})
+	chk.Conn.Brokers = append(chk.Conn.Brokers, kafkaconn.Broker{NodeID: 7, Addr: c.ListenAddrs()[0]})
 	short, cancel2 := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel2()
 	err := chk.WaitReady(short, time.Second)
@@ -74,8 +76,7 @@ func TestWaitReadyUnreachable(t *testing.T) {
 	// the probe's dial is replaced by one that times out as a dial to a
 	// private address without a route does.
 	timeout := &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}
-	chk := &Checker{
-		Brokers:      []Broker{{NodeID: 1, Addr: "10.0.1.5:9092"}},
+	chk := &Checker{Conn: kafkaconn.New("test", []kafkaconn.Broker{{NodeID: 1, Addr: "10.0.1.5:9092"}}),
 		PollInterval: 20 * time.Millisecond,
 		dial:         func(context.Context, string) error { return timeout },
 	}
@@ -112,7 +113,7 @@ func TestWaitReadyRefusedIsReachable(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // now refuses
-	chk := &Checker{Brokers: []Broker{{NodeID: 1, Addr: addr}}, PollInterval: 20 * time.Millisecond}
+	chk := &Checker{Conn: kafkaconn.New("test", []kafkaconn.Broker{{NodeID: 1, Addr: addr}}), PollInterval: 20 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
 	defer cancel()
 	err = chk.WaitReady(ctx, 100*time.Millisecond)
@@ -138,7 +139,7 @@ func TestCanStop(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			topic := "t" + string(rune('a'+i))
 			createTopic(t, addrs, topic, tt.rf, tt.minISR)
-			chk := &Checker{Brokers: brokersOf(c)}
+			chk := &Checker{Conn: kafkaconn.New("test", brokersOf(c))}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			var err error
@@ -167,7 +168,7 @@ func TestWaitCanStopGivesUpWithTheReason(t *testing.T) {
 	c := newCluster(t)
 	addrs := c.ListenAddrs()
 	createTopic(t, addrs, "strict", 3, "3")
-	chk := &Checker{Brokers: brokersOf(c), PollInterval: 50 * time.Millisecond}
+	chk := &Checker{Conn: kafkaconn.New("test", brokersOf(c)), PollInterval: 50 * time.Millisecond}
 	start := time.Now()
 	err := chk.WaitCanStop(context.Background(), 0, 400*time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "would drop to 2 in-sync replicas") {
@@ -182,7 +183,7 @@ func TestWaitRejoined(t *testing.T) {
 	c := newCluster(t)
 	addrs := c.ListenAddrs()
 	createTopic(t, addrs, "orders", 3, "2")
-	chk := &Checker{Brokers: brokersOf(c), PollInterval: 50 * time.Millisecond}
+	chk := &Checker{Conn: kafkaconn.New("test", brokersOf(c)), PollInterval: 50 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := chk.WaitRejoined(ctx, 1); err != nil {
@@ -199,7 +200,7 @@ func TestWaitRejoined(t *testing.T) {
 
 func TestSetClusterConfig(t *testing.T) {
 	c := newCluster(t)
-	chk := &Checker{Brokers: brokersOf(c)}
+	chk := &Checker{Conn: kafkaconn.New("test", brokersOf(c))}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := chk.SetClusterConfig(ctx, map[string]string{"log.retention.ms": "3600000"}, nil); err != nil {
@@ -227,12 +228,9 @@ func TestSetClusterConfig(t *testing.T) {
 // TestSetClusterConfigRemoves sets a dynamic config, then removes it: each
 // call returns only once every broker reports the result for itself, and
 // after the removal no broker has it from a dynamic value.
-// TestSetClusterConfigRemoves sets a dynamic config, then removes it: each
-// call returns only once every broker reports the result for itself, and
-// after the removal no broker has it from a dynamic value.
 func TestSetClusterConfigRemoves(t *testing.T) {
 	c := newCluster(t)
-	chk := &Checker{Brokers: brokersOf(c), PollInterval: 50 * time.Millisecond}
+	chk := &Checker{Conn: kafkaconn.New("test", brokersOf(c)), PollInterval: 50 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := chk.SetClusterConfig(ctx, map[string]string{"log.retention.ms": "3600000"}, nil); err != nil {
@@ -241,8 +239,8 @@ func TestSetClusterConfigRemoves(t *testing.T) {
 	if err := chk.SetClusterConfig(ctx, nil, []string{"log.retention.ms"}); err != nil {
 		t.Fatalf("removing: %v", err)
 	}
-	for _, b := range chk.Brokers {
-		cfgs, err := brokerConfigs(ctx, b, []string{"log.retention.ms"})
+	for _, b := range chk.Conn.Brokers {
+		cfgs, err := chk.brokerConfigs(ctx, b, []string{"log.retention.ms"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,7 +254,7 @@ func TestSetClusterConfigRemoves(t *testing.T) {
 // Kafka but know only themselves have not formed a cluster, and that is a
 // failure, never a weaker kind of ready.
 func TestWaitReadyRefusesBrokersThatDoNotCluster(t *testing.T) {
-	var brokers []Broker
+	var brokers []kafkaconn.Broker
 	for i := range 2 {
 		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ClusterID("alone"))
 		if err != nil {
@@ -265,9 +263,9 @@ func TestWaitReadyRefusesBrokersThatDoNotCluster(t *testing.T) {
 		t.Cleanup(c.Close)
 		// kfake numbers its only broker 0; the second is expected as 1,
 		// which its own metadata does not list.
-		brokers = append(brokers, Broker{NodeID: int32(i), Addr: c.ListenAddrs()[0]})
+		brokers = append(brokers, kafkaconn.Broker{NodeID: int32(i), Addr: c.ListenAddrs()[0]})
 	}
-	chk := &Checker{Brokers: brokers, PollInterval: 50 * time.Millisecond}
+	chk := &Checker{Conn: kafkaconn.New("test", brokers), PollInterval: 50 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	err := chk.WaitReady(ctx, time.Second)
