@@ -105,7 +105,9 @@ func (r *topicResource) Schema(ctx context.Context, _ resource.SchemaRequest, re
 					"checked at plan time against the broker's topic-config table (the Topic configs section of the broker's documentation): " +
 					"an unknown name (with the closest one suggested, or the topic config a broker setting's name stands for) or a value the " +
 					"broker would refuse fails the plan. A config not set here follows the brokers' setting, and is not a diff when the " +
-					"brokers' setting changes. Removing a key restores the brokers' value.",
+					"brokers' setting changes. Removing a key restores the brokers' value. Values are compared as the brokers spell them " +
+					"(`delete,compact` is `compact,delete`); an imported topic holds the brokers' spelling, so a configuration that spells a " +
+					"value otherwise shows one update that changes nothing on the brokers.",
 				Optional:    true,
 				ElementType: types.StringType,
 			},
