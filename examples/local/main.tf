@@ -71,12 +71,29 @@ resource "tributary_cluster" "demo" {
   }
 }
 
+# Created in the same apply as the cluster: the topic finds the brokers from
+# the cluster id. One copy in each of the three AZs.
+resource "tributary_topic" "demo" {
+  cluster_id         = tributary_cluster.demo.cluster_id
+  name               = "demo"
+  partitions         = 3
+  replication_factor = 3
+
+  config = {
+    "retention.ms" = "86400000"
+  }
+}
+
 output "bootstrap_brokers" {
   value = tributary_cluster.demo.bootstrap_brokers
 }
 
 output "cluster_id" {
   value = tributary_cluster.demo.cluster_id
+}
+
+output "topic" {
+  value = tributary_topic.demo.name
 }
 
 output "broker_nodes" {

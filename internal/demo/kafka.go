@@ -9,28 +9,25 @@ import (
 	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// clusterSeeds returns the addresses to bootstrap from. Brokers that do not
-// form one cluster (each lists only itself in its metadata) cannot serve a
-// client bootstrapped from all of them; then the demo uses the first broker
-// alone and says so.
-func clusterSeeds(ctx context.Context, bootstrap []string) ([]string, string, error) {
+// checkCluster fails unless every broker lists every other: the provider
+// waited for that before it finished the apply, so anything else is a
+// broken cluster, and a demo on part of it would hide that.
+func checkCluster(ctx context.Context, bootstrap []string) error {
 	for _, addr := range bootstrap {
 		n, err := brokersKnownBy(ctx, addr)
 		if err != nil {
-			return nil, "", fmt.Errorf("asking %s for metadata: %w", addr, err)
+			return fmt.Errorf("asking %s for metadata: %w", addr, err)
 		}
-		if n < len(bootstrap) {
-			return bootstrap[:1], fmt.Sprintf("broker %s lists %d of %d brokers: this broker build does not cluster yet, so the demo talks to %s alone",
-				addr, n, len(bootstrap), bootstrap[0]), nil
+		if n != len(bootstrap) {
+			return fmt.Errorf("broker %s lists %d of the %d brokers: they did not form one cluster (the local cloud's state and log are in .cache/demo)",
+				addr, n, len(bootstrap))
 		}
 	}
-	return bootstrap, "", nil
+	return nil
 }
 
 func brokersKnownBy(ctx context.Context, addr string) (int, error) {
@@ -52,35 +49,6 @@ func brokersKnownBy(ctx context.Context, addr string) (int, error) {
 		return 0, err
 	}
 	return len(resp.(*kmsg.MetadataResponse).Brokers), nil
-}
-
-// createTopic creates the demo topic, replicated three ways when the brokers
-// can replicate, unreplicated otherwise; an existing topic is fine. A cluster
-// that just formed may refuse three replicas for a few seconds.
-func createTopic(ctx context.Context, seeds []string, clustered bool) (int16, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
-	if err != nil {
-		return 0, err
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	deadline := time.Now().Add(30 * time.Second)
-	for rf := int16(3); ; {
-		resp, err := adm.CreateTopic(ctx, 3, rf, nil, topic)
-		if err == nil {
-			err = resp.Err
-		}
-		switch {
-		case err == nil, errors.Is(err, kerr.TopicAlreadyExists):
-			return rf, nil
-		case !errors.Is(err, kerr.InvalidReplicationFactor) || rf == 1:
-			return 0, fmt.Errorf("creating topic %s: %w (%s)", topic, err, resp.ErrMessage)
-		case !clustered || time.Now().After(deadline):
-			rf = 1
-		default:
-			time.Sleep(500 * time.Millisecond)
-		}
-	}
 }
 
 // produce writes the records with acks=all and returns when the first one

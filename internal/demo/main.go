@@ -1,6 +1,7 @@
 // Command demo drives `make demo` and `make demo-down`: a three-AZ Tributary
-// cluster in the local cloud, built by Terraform with the provider from ./bin,
-// then 1,000 records produced and consumed through its bootstrap brokers.
+// cluster and a topic in the local cloud, built by Terraform in one apply with
+// the provider from ./bin, then 1,000 records produced to the topic and
+// consumed through the cluster's bootstrap brokers.
 //
 //	go run ./internal/demo up     # start the local cloud, apply examples/local, produce and consume
 //	go run ./internal/demo down   # destroy the cluster and stop the local cloud

@@ -39,25 +39,20 @@ func (d *demo) up(ctx context.Context) error {
 		return fmt.Errorf("no bootstrap_brokers output (%v)", err)
 	}
 	brokers := strings.Split(bootstrap, ",")
-
-	seeds, notice, err := clusterSeeds(ctx, brokers)
-	if err != nil {
-		return err
+	var topicName string
+	if err := json.Unmarshal(outs["topic"], &topicName); err != nil || topicName != topic {
+		return fmt.Errorf("the topic output is %q, want %q (%v)", topicName, topic, err)
 	}
-	if notice != "" {
-		d.say("note: %s", notice)
-	}
-	rf, err := createTopic(ctx, seeds, notice == "")
-	if err != nil {
+	if err := checkCluster(ctx, brokers); err != nil {
 		return err
 	}
 	runID := fmt.Sprintf("run%d", time.Now().Unix())
-	d.say("producing %d records to topic %q (acks=all, replication factor %d)", records, topic, rf)
-	first, err := produce(ctx, seeds, runID)
+	d.say("producing %d records with acks=all to topic %q, which the apply created", records, topic)
+	first, err := produce(ctx, brokers, runID)
 	if err != nil {
 		return fmt.Errorf("producing: %w", err)
 	}
-	n, err := consume(ctx, seeds, runID)
+	n, err := consume(ctx, brokers, runID)
 	if err != nil {
 		return fmt.Errorf("consuming: %w", err)
 	}
@@ -66,12 +61,9 @@ func (d *demo) up(ctx context.Context) error {
 	fmt.Println()
 	fmt.Println("Tributary demo cluster is up.")
 	fmt.Printf("  bootstrap brokers:  %s\n", bootstrap)
-	fmt.Printf("  kcat:               kcat -b %s -t %s -C -o beginning -e\n", strings.Join(seeds, ","), topic)
+	fmt.Printf("  kcat:               kcat -b %s -t %s -C -o beginning -e\n", bootstrap, topic)
 	fmt.Printf("  apply took:         %s\n", applied.Round(10*time.Millisecond))
 	fmt.Printf("  apply to 1st record: %s (target: under 20s)\n", first.Sub(applyStart).Round(10*time.Millisecond))
-	if notice != "" {
-		fmt.Printf("  note:               %s\n", notice)
-	}
 	fmt.Printf("  state:              %s (make demo-down removes it all)\n", rel(d.root, d.cache))
 	return nil
 }
