@@ -153,13 +153,13 @@ func (r *topicResource) ValidateConfig(ctx context.Context, req resource.Validat
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	cfg, known := knownStrings(m.Config)
+	cfg, _ := knownStrings(m.Config)
 	for _, e := range config.ValidateTopicConfigs(cfg) {
 		resp.Diagnostics.AddAttributeError(path.Root("config").AtMapKey(e.Name), "Invalid topic config", e.Error())
 	}
 	// min.insync.replicas above the replica count makes every acks=all
 	// write fail, which Kafka accepts silently.
-	if v, ok := cfg["min.insync.replicas"]; ok && known && !m.ReplicationFactor.IsNull() && !m.ReplicationFactor.IsUnknown() {
+	if v, ok := cfg["min.insync.replicas"]; ok && !m.ReplicationFactor.IsNull() && !m.ReplicationFactor.IsUnknown() {
 		if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil && n > m.ReplicationFactor.ValueInt64() {
 			resp.Diagnostics.AddAttributeError(path.Root("config").AtMapKey("min.insync.replicas"), "Invalid topic config",
 				fmt.Sprintf("min.insync.replicas (%d) is above replication_factor (%d): every acks=all write to the topic would fail.", n, m.ReplicationFactor.ValueInt64()))
