@@ -141,6 +141,11 @@ func (c *Checker) pollUntil(ctx context.Context, what string, check func() (stat
 		if done {
 			return nil
 		}
+		// A check cut short by ctx says only that the time ran out; the
+		// status before it says what was still missing, so it is kept.
+		if ctx.Err() != nil && last != "" {
+			return fmt.Errorf("waiting for %s: %w (last status: %s)", what, ctx.Err(), last)
+		}
 		if status != last {
 			c.log(ctx, "waiting for "+what, "status", status)
 			last = status
