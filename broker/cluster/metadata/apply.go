@@ -43,6 +43,8 @@ var handlers = map[CommandType]handler{
 	TypeElectLeaders:        decodeAnd(applyElectLeaders),
 	TypeReassignPartitions:  decodeAnd(applyReassignPartitions),
 	TypeImportFileMetadata:  decodeAnd(applyImportFileMetadata),
+	TypeCreateACLs:          decodeAnd(applyCreateACLs),
+	TypeDeleteACLs:          decodeAnd(applyDeleteACLs),
 }
 
 // decodeAnd adapts a typed apply function to the table. A body that does

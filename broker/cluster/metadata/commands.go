@@ -33,6 +33,8 @@ const (
 	TypeElectLeaders        CommandType = 14
 	TypeReassignPartitions  CommandType = 15
 	TypeImportFileMetadata  CommandType = 16
+	TypeCreateACLs          CommandType = 17
+	TypeDeleteACLs          CommandType = 18
 )
 
 // Errors returned in Result.Err; the server maps them to Kafka error codes.

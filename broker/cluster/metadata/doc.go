@@ -2,7 +2,8 @@
 // machine that hashicorp/raft replicates among the controller voters. It
 // holds broker registrations and their leases, topics, partition assignments
 // (replicas, leader, leader epoch, ISR, partition epoch), topic and broker
-// configs, and the producer-id counter.
+// configs, the producer-id counter and the Kafka ACLs (an authz.ACLs
+// snapshot, see ACLSet).
 //
 // Commands are one type byte followed by a JSON body (Encode). Apply
 // dispatches the type byte through a table. A type this version does not

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/raft"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // machine wraps an FSM with a log index counter and keeps the entries it
@@ -552,6 +553,12 @@ func history(m *machine) {
 	m.must(ElectLeaders{Election: ElectPreferred})
 	m.must(DeleteTopic{Name: "a"})
 	m.must(UnregisterBroker{NodeID: 4})
+	m.must(CreateACLs{ACLs: []ACL{
+		{ResourceType: kmsg.ACLResourceTypeTopic, ResourceName: "orders-", PatternType: kmsg.ACLResourcePatternTypePrefixed, Principal: "User:bob", Host: "*", Operation: kmsg.ACLOperationRead, Permission: kmsg.ACLPermissionTypeAllow},
+		{ResourceType: kmsg.ACLResourceTypeGroup, ResourceName: "g", PatternType: kmsg.ACLResourcePatternTypeLiteral, Principal: "User:bob", Host: "10.0.0.1", Operation: kmsg.ACLOperationRead, Permission: kmsg.ACLPermissionTypeAllow},
+		{ResourceType: kmsg.ACLResourceTypeCluster, ResourceName: "kafka-cluster", PatternType: kmsg.ACLResourcePatternTypeLiteral, Principal: "User:ops", Host: "*", Operation: kmsg.ACLOperationAlter, Permission: kmsg.ACLPermissionTypeAllow},
+	}})
+	m.must(DeleteACLs{Filters: []ACLFilter{{ResourceType: kmsg.ACLResourceTypeGroup, PatternType: kmsg.ACLResourcePatternTypeAny, Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny}}})
 }
 
 func TestDeterminism(t *testing.T) {
@@ -741,6 +748,8 @@ func TestOnlyLeasesDiffer(t *testing.T) {
 		SetBrokerConfigs{NodeID: ClusterDefault, Configs: map[string]string{"min.insync.replicas": "2"}},
 		SetBrokerConfigs{NodeID: 1, Configs: map[string]string{"min.insync.replicas": "1"}},
 		AllocateProducerIDs{NodeID: 1, Count: 10},
+		CreateACLs{ACLs: []ACL{{ResourceType: kmsg.ACLResourceTypeTopic, ResourceName: "*", PatternType: kmsg.ACLResourcePatternTypeLiteral, Principal: "User:*", Host: "*", Operation: kmsg.ACLOperationAll, Permission: kmsg.ACLPermissionTypeAllow}}},
+		DeleteACLs{Filters: []ACLFilter{{ResourceType: kmsg.ACLResourceTypeAny, PatternType: kmsg.ACLResourcePatternTypeAny, Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny}}},
 	} {
 		before := m.f.Current()
 		m.must(cmd)
@@ -751,7 +760,7 @@ func TestOnlyLeasesDiffer(t *testing.T) {
 	// Every state and broker field but the lease, the index and the clock
 	// matters; a field added later must be compared in OnlyLeasesDiffer
 	// (and listed here).
-	stateFields := map[string]bool{"ClusterID": true, "Index": false, "NowMs": false, "Brokers": true, "Topics": true, "BrokerConfigs": true, "NextProducerID": true}
+	stateFields := map[string]bool{"ClusterID": true, "Index": false, "NowMs": false, "Brokers": true, "Topics": true, "BrokerConfigs": true, "NextProducerID": true, "ACLs": true}
 	st := reflect.TypeOf(State{})
 	for i := range st.NumField() {
 		if _, ok := stateFields[st.Field(i).Name]; !ok {

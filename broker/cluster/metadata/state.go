@@ -133,6 +133,8 @@ type State struct {
 	BrokerConfigs map[int32]map[string]string `json:"broker_configs,omitempty"`
 	// NextProducerID is the first producer id not yet handed out.
 	NextProducerID int64 `json:"next_producer_id"`
+	// ACLs are the cluster's Kafka ACLs.
+	ACLs ACLSet `json:"acls,omitzero"`
 }
 
 // Empty returns the state of a new cluster.
@@ -227,12 +229,12 @@ func (s *State) LeaderCount() map[int32]int {
 // OnlyLeasesDiffer reports whether s and o differ at most in the brokers'
 // leases (and the applied index and clock): the same topics (the same
 // *Topic values: a command copies a topic before it changes it), the same
-// brokers otherwise, the same dynamic broker configs, cluster id and
-// producer-id counter. Heartbeats, most of the metadata log, change only
-// leases; whoever follows partition roles, configs and the topic view has
-// nothing to redo for them.
+// brokers otherwise, the same dynamic broker configs, cluster id,
+// producer-id counter and ACLs (the same snapshot). Heartbeats, most of
+// the metadata log, change only leases; whoever follows partition roles,
+// configs and the topic view has nothing to redo for them.
 func (s *State) OnlyLeasesDiffer(o *State) bool {
-	if s.ClusterID != o.ClusterID || s.NextProducerID != o.NextProducerID || len(s.BrokerConfigs) != len(o.BrokerConfigs) {
+	if s.ClusterID != o.ClusterID || s.NextProducerID != o.NextProducerID || len(s.BrokerConfigs) != len(o.BrokerConfigs) || s.ACLs != o.ACLs {
 		return false
 	}
 	for id, c := range s.BrokerConfigs {

@@ -22,6 +22,9 @@ type RequestContext struct {
 	// IAM reports that Principal was authenticated by an IAM identity
 	// token, so that Router sends it to the IAM-policy authorizer.
 	IAM bool
+	// Listener is the name of the listener the connection came in on
+	// (PLAINTEXT, SASL_SSL, ...), for the audit trail.
+	Listener string
 }
 
 // Action is one operation on one resource (Kafka's Action). Name is
@@ -76,9 +79,12 @@ type Authorizer interface {
 //     allow.everyone.if.no.acl.found is true and denied otherwise.
 //
 // The ACLs are an immutable snapshot behind an atomic pointer: SetACLs
-// swaps it, Authorize reads it without a lock.
+// swaps it, Authorize reads it without a lock. A broker gives a Source
+// instead: the snapshot of the metadata state in force, which the metadata
+// log swaps as it applies.
 type ACLAuthorizer struct {
 	acls          atomic.Pointer[ACLs]
+	source        func() *ACLs
 	superUsers    map[string]bool
 	allowEveryone bool
 }
@@ -93,11 +99,15 @@ type ACLOptions struct {
 	// AllowEveryoneIfNoACLFound is allow.everyone.if.no.acl.found. A broker
 	// with an authenticated listener keeps it false.
 	AllowEveryoneIfNoACLFound bool
+	// Source, when set, returns the ACLs in force at each decision (a
+	// broker's: those of its current metadata state); SetACLs is then
+	// ignored. It must be cheap and safe for concurrent use.
+	Source func() *ACLs
 }
 
 // NewACLAuthorizer returns an authorizer with no ACLs yet.
 func NewACLAuthorizer(opts ACLOptions) *ACLAuthorizer {
-	a := &ACLAuthorizer{superUsers: map[string]bool{}, allowEveryone: opts.AllowEveryoneIfNoACLFound}
+	a := &ACLAuthorizer{superUsers: map[string]bool{}, allowEveryone: opts.AllowEveryoneIfNoACLFound, source: opts.Source}
 	for _, p := range opts.SuperUsers {
 		a.superUsers[p] = true
 	}
@@ -105,7 +115,7 @@ func NewACLAuthorizer(opts ACLOptions) *ACLAuthorizer {
 	return a
 }
 
-// SetACLs makes acls the current snapshot.
+// SetACLs makes acls the current snapshot (without a Source).
 func (a *ACLAuthorizer) SetACLs(acls *ACLs) {
 	if acls == nil {
 		acls = &ACLs{}
@@ -114,11 +124,25 @@ func (a *ACLAuthorizer) SetACLs(acls *ACLs) {
 }
 
 // ACLs is the current snapshot.
-func (a *ACLAuthorizer) ACLs() *ACLs { return a.acls.Load() }
+func (a *ACLAuthorizer) ACLs() *ACLs {
+	if a.source != nil {
+		if acls := a.source(); acls != nil {
+			return acls
+		}
+		return &ACLs{}
+	}
+	return a.acls.Load()
+}
+
+// IsSuperUser reports whether principal is in super.users.
+func (a *ACLAuthorizer) IsSuperUser(principal string) bool { return a.superUsers[principal] }
+
+// AllowEveryoneIfNoACLFound is the allow.everyone.if.no.acl.found in force.
+func (a *ACLAuthorizer) AllowEveryoneIfNoACLFound() bool { return a.allowEveryone }
 
 // Authorize decides each action.
 func (a *ACLAuthorizer) Authorize(_ context.Context, rc RequestContext, actions []Action) []Decision {
-	acls := a.acls.Load()
+	acls := a.ACLs()
 	out := make([]Decision, len(actions))
 	for i, act := range actions {
 		out[i] = a.decide(acls, rc, act)
@@ -198,7 +222,7 @@ func (a *ACLAuthorizer) AuthorizeByResourceType(ctx context.Context, rc RequestC
 	if d := a.Authorize(ctx, rc, []Action{{Operation: op, Type: typ, Name: "hardcode"}})[0]; d.Allowed {
 		return d
 	}
-	acls := a.acls.Load()
+	acls := a.ACLs()
 	ti := acls.byType[typ]
 	if ti == nil {
 		return Decision{Allowed: false, reason: fmt.Sprintf("no ACL allows %s on any %s", op, typ)}
