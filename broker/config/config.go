@@ -100,6 +100,10 @@ type Config struct {
 	// broker/metrics parses them (metrics.ParseCloudWatchSettings(c.Get)).
 	Metrics map[string]string
 
+	// IAMAuthorization is tributary.iam.authorization (IAMPolicies or
+	// IAMACLs).
+	IAMAuthorization string
+
 	// Kept holds, by name, the settings the boot agent writes for the TLS
 	// and SASL listeners (key material, mechanisms, super.users), as
 	// written; packages tlsconf and authz read them.
@@ -274,6 +278,7 @@ func (c *Config) settingErrors() []*SettingError {
 	if c.DataDir == "" {
 		bad("log.dirs", "must not be empty")
 	}
+	errs = append(errs, c.authorizationErrors()...)
 	// A broker must get at least two lease renewals into every lease, so
 	// that one late or lost heartbeat does not fence it.
 	if 2*c.BrokerHeartbeatInterval >= c.BrokerSessionTimeout {

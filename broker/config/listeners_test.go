@@ -108,7 +108,6 @@ func TestAllowEveryoneDefault(t *testing.T) {
 		{"TLS without client certificates", map[string]string{"listeners": "SSL://127.0.0.1:9094", "ssl.keystore.location": "/k.pem"}, true},
 		{"mutual TLS", map[string]string{"listeners": "SSL://127.0.0.1:9094", "ssl.keystore.location": "/k.pem", "ssl.truststore.location": "/ca.pem", "ssl.client.auth": "required"}, false},
 		{"SASL", map[string]string{"listeners": "PLAINTEXT://127.0.0.1:9092,SASL_SSL://127.0.0.1:9096", "ssl.keystore.location": "/k.pem", "sasl.enabled.mechanisms": "SCRAM-SHA-512"}, false},
-		{"set true with SASL", map[string]string{"listeners": "SASL_SSL://127.0.0.1:9096", "ssl.keystore.location": "/k.pem", "sasl.enabled.mechanisms": "SCRAM-SHA-512", "allow.everyone.if.no.acl.found": "true"}, true},
 		{"set false, plaintext", map[string]string{"allow.everyone.if.no.acl.found": "false"}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,6 +119,10 @@ func TestAllowEveryoneDefault(t *testing.T) {
 				t.Fatalf("AllowEveryoneIfNoACLFound = %v, want %v", got, tt.want)
 			}
 		})
+	}
+	// true beside a listener that authenticates is refused (authorization.go).
+	if _, err := configWith(t, map[string]string{"listeners": "SASL_SSL://127.0.0.1:9096", "ssl.keystore.location": "/k.pem", "sasl.enabled.mechanisms": "SCRAM-SHA-512", "allow.everyone.if.no.acl.found": "true"}); err == nil || !strings.Contains(err.Error(), "allow.everyone.if.no.acl.found") {
+		t.Fatalf("true with SASL: %v", err)
 	}
 }
 

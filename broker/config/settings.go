@@ -304,7 +304,7 @@ var (
 
 // The table is applied in this order, so aliases that Kafka lets override
 // each other come less precise first (hours, minutes, then ms).
-var settings = withListenerForms([]Setting{
+var settings = withListenerForms(append([]Setting{
 	agent(intSetting("node.id", "int", "1", 0, 1<<30, func(c *Config) *int32 { return &c.NodeID }), "This broker's id."),
 	agent(Setting{Name: "broker.id", Type: "int", Allowed: "-1 (none) or 0 .. 1073741824", skipEmptyDefault: true,
 		set: func(c *Config, _, v string) error {
@@ -439,7 +439,7 @@ var settings = withListenerForms([]Setting{
 		get: func(c *Config, _ string) string {
 			return strconv.FormatBool(c.AllowEveryoneIfNoACLFound())
 		}},
-		"Whether a resource no ACL applies to is open to everyone. Unset: true while no client listener authenticates (every client is User:ANONYMOUS), false as soon as one does (SASL_SSL, or SSL with ssl.client.auth)."),
+		"Whether a resource no ACL applies to is open to everyone. Unset: true while no client listener authenticates (every client is User:ANONYMOUS), false as soon as one does (SASL_SSL, or SSL with ssl.client.auth); true is refused then."),
 
 	metricsSetting("tributary.cluster.name", "a name", "Cluster name: the `Cluster Name` dimension of CloudWatch metrics (defaults to cluster.id)."),
 	metricsSetting("tributary.metrics.cloudwatch.enable", "true, false", "Ship metrics to CloudWatch, with MSK's metric names."),
@@ -524,7 +524,7 @@ var settings = withListenerForms([]Setting{
 		"Largest session timeout a group member may ask for."),
 	user(minutesSetting("offsets.retention.minutes", "10080", func(c *Config) *time.Duration { return &c.OffsetsRetention }),
 		"How long committed offsets of an empty group are kept."),
-})
+}, authorizationSettings...))
 
 func agent(s Setting, doc string) Setting { s.Owner, s.Doc = OwnerAgent, doc; return s }
 func user(s Setting, doc string) Setting  { s.Owner, s.Doc = OwnerUser, doc; return s }
