@@ -28,6 +28,12 @@ package server
 //   - Consecutive requests of a connection to the same partition are
 //     appended as one (one write, one fsync), each then answered when its
 //     own acks are met.
+//   - WRITE on each topic is needed (TOPIC_AUTHORIZATION_FAILED for its
+//     partitions, whether the topic exists or not), and WRITE on the
+//     transactional id for transactional records
+//     (TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition). With
+//     acks=0 a refusal closes the connection like any other error, as in
+//     Kafka: there is no response to carry it.
 //   - Transactional produce is refused (transactions are not served yet).
 //   - A full or failing disk answers KAFKA_STORAGE_ERROR.
 //
@@ -54,8 +60,8 @@ import (
 )
 
 var produceAPI = api{key: 0, min: 0, max: 11,
-	handle: func(ctx context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleProduce(ctx, r.(*kmsg.ProduceRequest))
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleProduce(ctx, s.authFor(c, 0), r.(*kmsg.ProduceRequest))
 	}}
 
 // produceFloor is the oldest Produce version served (KIP-896).
@@ -70,31 +76,37 @@ type produceJob struct {
 	timeoutMs int32
 }
 
-func (s *Server) handleProduce(ctx context.Context, req *kmsg.ProduceRequest) (kmsg.Response, error) {
-	resp, jobs := s.prepareProduce(req)
+func (s *Server) handleProduce(ctx context.Context, az reqAuth, req *kmsg.ProduceRequest) (kmsg.Response, error) {
+	resp, jobs := s.prepareProduce(ctx, az, req)
 	s.runProduceJobs(ctx, [][]produceJob{jobs})
 	return finishProduce(req, resp)
 }
 
 // prepareProduce checks a request and returns its response skeleton (with
 // every error found so far) and the appends to do.
-func (s *Server) prepareProduce(req *kmsg.ProduceRequest) (*kmsg.ProduceResponse, []produceJob) {
+func (s *Server) prepareProduce(ctx context.Context, az reqAuth, req *kmsg.ProduceRequest) (*kmsg.ProduceResponse, []produceJob) {
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 	var (
 		jobs     []produceJob
 		topLevel int16 // error for every partition
 		message  string
+		denied   map[string]bool // topics the principal may not write
 	)
 	switch {
 	case req.Version < produceFloor:
 		topLevel = kerr.UnsupportedVersion.Code
 		message = fmt.Sprintf("Produce v%d (message format v0/v1) is not supported; v%d+ is", req.Version, produceFloor)
+	case req.TransactionID != nil && !az.allowed(ctx, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, *req.TransactionID):
+		topLevel = kerr.TransactionalIDAuthorizationFailed.Code
+		message = "not authorized to write with transactional id " + *req.TransactionID
 	case req.TransactionID != nil:
 		topLevel = kerr.InvalidRequest.Code
 		message = "transactions are not supported by this broker yet"
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		topLevel = kerr.InvalidRequiredAcks.Code
 		message = fmt.Sprintf("acks=%d: must be -1, 0 or 1", req.Acks)
+	default:
+		denied = az.denied(ctx, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic, produceTopics(req))
 	}
 
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
@@ -114,6 +126,12 @@ func (s *Server) prepareProduce(req *kmsg.ProduceRequest) (*kmsg.ProduceResponse
 			if topLevel != 0 {
 				sp.ErrorCode = topLevel
 				sp.ErrorMessage = &message
+				continue
+			}
+			if denied[rt.Topic] {
+				// Before the existence check: a principal that may not
+				// write a topic learns nothing of it.
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 				continue
 			}
 			var p *partition
@@ -136,6 +154,15 @@ func (s *Server) prepareProduce(req *kmsg.ProduceRequest) (*kmsg.ProduceResponse
 		}
 	}
 	return resp, jobs
+}
+
+// produceTopics lists the topic of each entry of a request.
+func produceTopics(req *kmsg.ProduceRequest) []string {
+	names := make([]string, len(req.Topics))
+	for i, t := range req.Topics {
+		names[i] = t.Topic
+	}
+	return names
 }
 
 // finishProduce returns the response to send: none for acks=0, unless an
@@ -390,11 +417,11 @@ func mergeableProduce(req *request) (*kmsg.ProduceRequest, bool) {
 
 // handleProduceGroup answers consecutive Produce requests of one
 // connection together (see runProduceJobs); responses are in request order.
-func (s *Server) handleProduceGroup(ctx context.Context, reqs []*kmsg.ProduceRequest) []kmsg.Response {
+func (s *Server) handleProduceGroup(ctx context.Context, az reqAuth, reqs []*kmsg.ProduceRequest) []kmsg.Response {
 	resps := make([]*kmsg.ProduceResponse, len(reqs))
 	groups := make([][]produceJob, len(reqs))
 	for i, req := range reqs {
-		resps[i], groups[i] = s.prepareProduce(req)
+		resps[i], groups[i] = s.prepareProduce(ctx, az, req)
 	}
 	s.runProduceJobs(ctx, groups)
 	out := make([]kmsg.Response, len(reqs))

@@ -32,9 +32,13 @@ package server
 //     fetches); incremental fetches name only changed partitions and get
 //     only partitions with records, errors or moved offsets back. See
 //     fetch_sessions.go.
-//   - Follower fetches (ReplicaID >= 0) on the client listener are refused
-//     with NOT_LEADER_OR_FOLLOWER: followers fetch on the replication
-//     listener.
+//   - A consumer needs READ on each topic (TOPIC_AUTHORIZATION_FAILED for
+//     its partitions, whether the topic exists or not; a topic id this
+//     broker does not know is UNKNOWN_TOPIC_ID).
+//   - Follower fetches (ReplicaID >= 0) on the client listener need
+//     CLUSTER_ACTION (else TOPIC_AUTHORIZATION_FAILED on every partition,
+//     as Kafka answers) and are then refused with NOT_LEADER_OR_FOLLOWER:
+//     followers fetch on the replication listener.
 //
 // Version notes:
 //   - v4: isolation level, LSO, aborted transactions; v5: log start offset
@@ -53,16 +57,21 @@ import (
 )
 
 var fetchAPI = api{key: 1, min: 4, max: 16,
-	handle: func(ctx context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleFetch(ctx, r.(*kmsg.FetchRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleFetch(ctx, s.authFor(c, 1), r.(*kmsg.FetchRequest)), nil
 	}}
 
-func (s *Server) handleFetch(ctx context.Context, req *kmsg.FetchRequest) *kmsg.FetchResponse {
+func (s *Server) handleFetch(ctx context.Context, az reqAuth, req *kmsg.FetchRequest) *kmsg.FetchResponse {
 	replicaID := req.ReplicaID
 	if req.Version >= 15 {
 		replicaID = req.ReplicaState.ID
 	}
 	if replicaID >= 0 {
+		// A follower needs CLUSTER_ACTION; Kafka refuses one without it
+		// partition by partition.
+		if !az.cluster(ctx, kmsg.ACLOperationClusterAction) {
+			return s.fetchAllErrors(req, kerr.TopicAuthorizationFailed.Code)
+		}
 		s.log.Warn("refusing follower fetch: replication is not available on this broker", "replica_id", replicaID)
 		return s.fetchAllErrors(req, kerr.NotLeaderForPartition.Code)
 	}
@@ -99,6 +108,10 @@ func (s *Server) handleFetch(ctx context.Context, req *kmsg.FetchRequest) *kmsg.
 		return resp
 	}
 
+	// The session's partitions are known now: READ on each topic, asked
+	// once for the whole long poll.
+	denied := az.denied(ctx, kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, s.fetchTopicNames(req))
+
 	wait := time.Duration(req.MaxWaitMillis) * time.Millisecond
 	if limit := s.Config().FetchMaxWaitCap; wait > limit {
 		wait = limit
@@ -109,7 +122,7 @@ func (s *Server) handleFetch(ctx context.Context, req *kmsg.FetchRequest) *kmsg.
 		// Take the wake-up channel before reading, so an append that
 		// lands between the read and the wait is not missed.
 		woken := s.data.wait()
-		resp, bytes, stop := s.fetchOnce(req)
+		resp, bytes, stop := s.fetchOnce(req, denied)
 		if stop || bytes >= int(req.MinBytes) || !time.Now().Before(deadline) || ctx.Err() != nil {
 			return s.countFetched(finish(resp))
 		}
@@ -149,9 +162,24 @@ func (s *Server) countFetched(resp *kmsg.FetchResponse) *kmsg.FetchResponse {
 	return resp
 }
 
-// fetchOnce reads every requested partition once. stop is true when the
-// response must go out now (an error in some partition).
-func (s *Server) fetchOnce(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, bytes int, stop bool) {
+// fetchTopicNames names the topics of a fetch: by name, or (v13+) by the
+// name of the topic each id is (unknown ids answer UNKNOWN_TOPIC_ID).
+func (s *Server) fetchTopicNames(req *kmsg.FetchRequest) []string {
+	names := make([]string, 0, len(req.Topics))
+	for _, rt := range req.Topics {
+		if req.Version < 13 {
+			names = append(names, rt.Topic)
+		} else if t, ok := s.lookupTopicID(rt.TopicID); ok {
+			names = append(names, t.name)
+		}
+	}
+	return names
+}
+
+// fetchOnce reads every requested partition once; topics in denied answer
+// TOPIC_AUTHORIZATION_FAILED, whether they exist or not. stop is true when
+// the response must go out now (an error in some partition).
+func (s *Server) fetchOnce(req *kmsg.FetchRequest, denied map[string]bool) (resp *kmsg.FetchResponse, bytes int, stop bool) {
 	resp = req.ResponseKind().(*kmsg.FetchResponse)
 	remaining := int(req.MaxBytes)
 	if req.MaxBytes <= 0 {
@@ -170,6 +198,7 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, by
 		} else {
 			t, topicOK = s.lookupTopic(rt.Topic)
 		}
+		refused := denied != nil && (topicOK && denied[t.name] || req.Version < 13 && denied[rt.Topic])
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewFetchResponseTopicPartition()
 			sp.Partition = rp.Partition
@@ -183,6 +212,8 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest) (resp *kmsg.FetchResponse, by
 				p, ok = t.partition(rp.Partition)
 			}
 			switch {
+			case refused:
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			case !ok && req.Version >= 13:
 				sp.ErrorCode = kerr.UnknownTopicID.Code
 			case !ok:

@@ -9,6 +9,8 @@ package server
 //   - Timestamp >= 0: the first offset whose batch max timestamp is >= it
 //     (storage's time index), or offset -1 / timestamp -1 when none.
 //   - CurrentLeaderEpoch (v4+) is checked as in Fetch (KIP-320).
+//   - Needs DESCRIBE on each topic (else TOPIC_AUTHORIZATION_FAILED on its
+//     partitions, whether it exists or not).
 //   - The returned LeaderEpoch is the current epoch for latest and -1
 //     (unknown, so clients skip epoch validation) otherwise.
 //   - Max timestamp (-3, v7, KIP-734) and earliest-local (-4, v8, tiered
@@ -26,8 +28,8 @@ import (
 )
 
 var listOffsetsAPI = api{key: 2, min: 1, max: 6,
-	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleListOffsets(r.(*kmsg.ListOffsetsRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleListOffsets(ctx, s.authFor(c, 2), r.(*kmsg.ListOffsetsRequest)), nil
 	}}
 
 const (
@@ -35,8 +37,13 @@ const (
 	timestampEarliest = -2
 )
 
-func (s *Server) handleListOffsets(req *kmsg.ListOffsetsRequest) *kmsg.ListOffsetsResponse {
+func (s *Server) handleListOffsets(ctx context.Context, az reqAuth, req *kmsg.ListOffsetsRequest) *kmsg.ListOffsetsResponse {
 	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	names := make([]string, len(req.Topics))
+	for i, rt := range req.Topics {
+		names[i] = rt.Topic
+	}
+	denied := az.denied(ctx, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, names)
 	for _, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
@@ -45,6 +52,11 @@ func (s *Server) handleListOffsets(req *kmsg.ListOffsetsRequest) *kmsg.ListOffse
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
+			if denied[rt.Topic] {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			var p *partition
 			ok := topicOK
 			if ok {

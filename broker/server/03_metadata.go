@@ -19,6 +19,13 @@ package server
 //     replicas; it is returned at once, with the leaders the controller
 //     gave it at creation. Otherwise UNKNOWN_TOPIC_OR_PARTITION.
 //   - Invalid names answer INVALID_TOPIC_EXCEPTION and are never created.
+//   - Only topics the principal may DESCRIBE are listed; one asked for by
+//     name or id without it answers TOPIC_AUTHORIZATION_FAILED (by id, the
+//     name is not disclosed), whether it exists or not. Auto-creation also
+//     needs CREATE on the cluster or on the topic, else
+//     TOPIC_AUTHORIZATION_FAILED. The broker list is open to every
+//     principal. The authorized-operations fields (v8+) hold the
+//     operations the principal may do.
 //   - Topics asked for by id (v12) that do not exist answer UNKNOWN_TOPIC_ID.
 //
 // Version notes:
@@ -36,45 +43,19 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/security/authz"
 )
 
 var metadataAPI = api{key: 3, min: 0, max: 12,
-	handle: func(_ context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleMetadata(c.listener.name(), r.(*kmsg.MetadataRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleMetadata(ctx, s.authFor(c, 3), r.(*kmsg.MetadataRequest)), nil
 	}}
 
-// Kafka ACL operation codes, for the authorized-operations bit sets. With
-// no authorizer every operation is allowed.
-const (
-	aclRead            = 3
-	aclWrite           = 4
-	aclCreate          = 5
-	aclDelete          = 6
-	aclAlter           = 7
-	aclDescribe        = 8
-	aclClusterAction   = 9
-	aclDescribeConfigs = 10
-	aclAlterConfigs    = 11
-	aclIdempotentWrite = 12
-)
-
-func opsBits(ops ...int) int32 {
-	var b int32
-	for _, op := range ops {
-		b |= 1 << op
-	}
-	return b
-}
-
-var (
-	topicOps   = opsBits(aclRead, aclWrite, aclCreate, aclDelete, aclAlter, aclDescribe, aclDescribeConfigs, aclAlterConfigs)
-	clusterOps = opsBits(aclCreate, aclAlter, aclDescribe, aclClusterAction, aclDescribeConfigs, aclAlterConfigs, aclIdempotentWrite)
-)
-
-func (s *Server) handleMetadata(listener string, req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
+func (s *Server) handleMetadata(ctx context.Context, az reqAuth, req *kmsg.MetadataRequest) *kmsg.MetadataResponse {
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 	cfg := s.Config()
-	brokers := s.brokers(listener)
+	brokers := s.brokers(az.rc.Listener)
 	for _, bi := range brokers {
 		b := kmsg.NewMetadataResponseBroker()
 		b.NodeID, b.Host, b.Port = bi.id, bi.host, bi.port
@@ -88,31 +69,81 @@ func (s *Server) handleMetadata(listener string, req *kmsg.MetadataRequest) *kms
 	resp.ClusterID = &clusterID
 	resp.ControllerID = s.controllerID()
 	if req.IncludeClusterAuthorizedOperations {
-		resp.AuthorizedOperations = clusterOps
+		resp.AuthorizedOperations = az.authorizedOperations(ctx, kmsg.ACLResourceTypeCluster, authz.ClusterName, clusterOperations)
 	}
 
 	all := req.Topics == nil || (req.Version == 0 && len(req.Topics) == 0)
 	if all {
-		for _, t := range s.sortedTopics() {
-			resp.Topics = append(resp.Topics, s.metadataTopic(req, t, brokers))
+		// Only the topics the principal may describe; the others are
+		// left out, not refused.
+		topics := s.sortedTopics()
+		names := make([]string, len(topics))
+		for i, t := range topics {
+			names[i] = t.name
+		}
+		denied := az.deniedQuietly(ctx, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, names)
+		for _, t := range topics {
+			if !denied[t.name] {
+				resp.Topics = append(resp.Topics, s.metadataTopic(ctx, az, req, t, brokers))
+			}
 		}
 		return resp
 	}
+
+	// The topics asked for, by name or (v12) by id, and which of them the
+	// principal may describe.
+	names := make([]string, 0, len(req.Topics))
+	for _, rt := range req.Topics {
+		if rt.Topic != nil {
+			names = append(names, *rt.Topic)
+		} else if t, ok := s.lookupTopicID(rt.TopicID); ok {
+			names = append(names, t.name)
+		}
+	}
+	denied := az.denied(ctx, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, names)
 	autoCreate := cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
+	// Creating a missing topic needs CREATE on the cluster, else on the
+	// topic; a principal allowed neither gets TOPIC_AUTHORIZATION_FAILED.
+	var createDenied map[string]bool
+	if autoCreate {
+		var missing []string
+		for _, rt := range req.Topics {
+			if rt.Topic == nil || denied[*rt.Topic] {
+				continue
+			}
+			if _, ok := s.lookupTopic(*rt.Topic); !ok && validTopicName(*rt.Topic) == nil {
+				missing = append(missing, *rt.Topic)
+			}
+		}
+		if len(missing) > 0 && !az.allowedQuietly(ctx, kmsg.ACLOperationCreate, kmsg.ACLResourceTypeCluster, authz.ClusterName) {
+			createDenied = az.denied(ctx, kmsg.ACLOperationCreate, kmsg.ACLResourceTypeTopic, missing)
+		}
+	}
 	for _, rt := range req.Topics {
 		if rt.Topic == nil {
 			t, ok := s.lookupTopicID(rt.TopicID)
-			if !ok {
-				mt := kmsg.NewMetadataResponseTopic()
-				mt.TopicID = rt.TopicID
+			mt := kmsg.NewMetadataResponseTopic()
+			mt.TopicID = rt.TopicID
+			switch {
+			case !ok:
 				mt.ErrorCode = kerr.UnknownTopicID.Code
-				resp.Topics = append(resp.Topics, mt)
-				continue
+			case denied[t.name]:
+				// The name is not disclosed.
+				mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			default:
+				mt = s.metadataTopic(ctx, az, req, t, brokers)
 			}
-			resp.Topics = append(resp.Topics, s.metadataTopic(req, t, brokers))
+			resp.Topics = append(resp.Topics, mt)
 			continue
 		}
 		name := *rt.Topic
+		if denied[name] || createDenied[name] {
+			mt := kmsg.NewMetadataResponseTopic()
+			mt.Topic = &name
+			mt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, mt)
+			continue
+		}
 		t, ok := s.lookupTopic(name)
 		if !ok && autoCreate {
 			var err error
@@ -131,6 +162,7 @@ func (s *Server) handleMetadata(listener string, req *kmsg.MetadataRequest) *kms
 				continue
 			default:
 				ok = true
+				s.audit.Changed(ctx, az.auditRequest(), "topic created", name)
 			}
 		}
 		if !ok {
@@ -143,21 +175,21 @@ func (s *Server) handleMetadata(listener string, req *kmsg.MetadataRequest) *kms
 			resp.Topics = append(resp.Topics, mt)
 			continue
 		}
-		resp.Topics = append(resp.Topics, s.metadataTopic(req, t, brokers))
+		resp.Topics = append(resp.Topics, s.metadataTopic(ctx, az, req, t, brokers))
 	}
 	return resp
 }
 
 // metadataTopic describes a topic to a client given brokers, the brokers
 // with an endpoint for its listener.
-func (s *Server) metadataTopic(req *kmsg.MetadataRequest, t *topic, brokers []brokerInfo) kmsg.MetadataResponseTopic {
+func (s *Server) metadataTopic(ctx context.Context, az reqAuth, req *kmsg.MetadataRequest, t *topic, brokers []brokerInfo) kmsg.MetadataResponseTopic {
 	mt := kmsg.NewMetadataResponseTopic()
 	name := t.name
 	mt.Topic = &name
 	mt.TopicID = t.id
 	mt.IsInternal = isInternalTopic(t.name)
 	if req.IncludeTopicAuthorizedOperations {
-		mt.AuthorizedOperations = topicOps
+		mt.AuthorizedOperations = az.authorizedOperations(ctx, kmsg.ACLResourceTypeTopic, t.name, topicOperations)
 	}
 	for _, p := range t.partitions {
 		mp := kmsg.NewMetadataResponseTopicPartition()

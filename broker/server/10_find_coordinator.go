@@ -13,6 +13,9 @@ package server
 //   - The coordinator's endpoint is the one of the listener the request
 //     came in on; a coordinator without that listener is
 //     COORDINATOR_NOT_AVAILABLE.
+//   - Needs DESCRIBE on the group (else GROUP_AUTHORIZATION_FAILED) or on
+//     the transactional id (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+//     key by key.
 //
 // Version notes:
 //   - v0: kafka-go's version (no floor above it); v1: key type, error message
@@ -21,14 +24,15 @@ package server
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 var findCoordinatorAPI = api{key: 10, min: 0, max: 5,
-	handle: func(_ context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleFindCoordinator(c.listener.name(), r.(*kmsg.FindCoordinatorRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleFindCoordinator(ctx, s.authFor(c, 10), r.(*kmsg.FindCoordinatorRequest)), nil
 	}}
 
 const (
@@ -36,8 +40,22 @@ const (
 	coordinatorTxn   = 1
 )
 
-func (s *Server) handleFindCoordinator(listener string, req *kmsg.FindCoordinatorRequest) *kmsg.FindCoordinatorResponse {
+func (s *Server) handleFindCoordinator(ctx context.Context, az reqAuth, req *kmsg.FindCoordinatorRequest) *kmsg.FindCoordinatorResponse {
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	// DESCRIBE on the group, or on the transactional id, each key asks for.
+	keys := req.CoordinatorKeys
+	if req.Version < 4 {
+		keys = []string{req.CoordinatorKey}
+	}
+	var denied map[string]bool
+	deniedCode := kerr.GroupAuthorizationFailed.Code
+	switch req.CoordinatorType {
+	case coordinatorGroup:
+		denied = az.denied(ctx, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeGroup, keys)
+	case coordinatorTxn:
+		denied = az.denied(ctx, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTransactionalId, keys)
+		deniedCode = kerr.TransactionalIDAuthorizationFailed.Code
+	}
 	// One offsets partition: every group has the same coordinator.
 	answer := func() (brokerInfo, int16, *string) {
 		if req.CoordinatorType != coordinatorGroup {
@@ -48,10 +66,10 @@ func (s *Server) handleFindCoordinator(listener string, req *kmsg.FindCoordinato
 			msg := fmt.Sprintf("creating %s: %v", offsetsTopic, err)
 			return brokerInfo{}, kerr.CoordinatorNotAvailable.Code, &msg
 		}
-		b, ok, noListener := s.coordinatorBroker(listener)
+		b, ok, noListener := s.coordinatorBroker(az.rc.Listener)
 		switch {
 		case noListener:
-			msg := fmt.Sprintf("the coordinator has no %s listener", listener)
+			msg := fmt.Sprintf("the coordinator has no %s listener", az.rc.Listener)
 			return brokerInfo{}, kerr.CoordinatorNotAvailable.Code, &msg
 		case !ok:
 			msg := offsetsTopic + " has no leader right now"
@@ -60,6 +78,10 @@ func (s *Server) handleFindCoordinator(listener string, req *kmsg.FindCoordinato
 		return b, 0, nil
 	}
 	if req.Version < 4 {
+		if denied[req.CoordinatorKey] {
+			resp.ErrorCode, resp.NodeID, resp.Port = deniedCode, -1, -1
+			return resp
+		}
 		b, code, msg := answer()
 		resp.ErrorCode, resp.ErrorMessage = code, msg
 		if code == 0 {
@@ -69,10 +91,22 @@ func (s *Server) handleFindCoordinator(listener string, req *kmsg.FindCoordinato
 		}
 		return resp
 	}
-	b, code, msg := answer()
+	var (
+		b    brokerInfo
+		code int16
+		msg  *string
+	)
+	if slices.ContainsFunc(req.CoordinatorKeys, func(k string) bool { return !denied[k] }) {
+		b, code, msg = answer()
+	}
 	for _, key := range req.CoordinatorKeys {
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
 		c.Key = key
+		if denied[key] {
+			c.ErrorCode, c.NodeID, c.Port = deniedCode, -1, -1
+			resp.Coordinators = append(resp.Coordinators, c)
+			continue
+		}
 		c.ErrorCode, c.ErrorMessage = code, msg
 		if code == 0 {
 			c.NodeID, c.Host, c.Port = b.id, b.host, b.port

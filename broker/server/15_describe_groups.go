@@ -5,8 +5,9 @@ package server
 // Behaviour:
 //   - State, protocol and members of each group; a stable group shows
 //     member metadata and assignments.
-//   - Authorized operations (v3+), when asked for, are all group
-//     operations: there is no authorizer yet.
+//   - Needs DESCRIBE on each group (else GROUP_AUTHORIZATION_FAILED for
+//     it). Authorized operations (v3+), when asked for, are the group
+//     operations the principal may do.
 //
 // Version notes:
 //   - v3: authorized operations (KIP-430); v4: group.instance.id;
@@ -15,20 +16,43 @@ package server
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 var describeGroupsAPI = api{key: 15, min: 0, max: 6,
-	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		req := r.(*kmsg.DescribeGroupsRequest)
-		resp := s.coordinator().DescribeGroups(req)
-		if req.IncludeAuthorizedOperations {
-			for i := range resp.Groups {
-				resp.Groups[i].AuthorizedOperations = groupOps
-			}
-		}
-		return resp, nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleDescribeGroups(ctx, s.authFor(c, 15), r.(*kmsg.DescribeGroupsRequest)), nil
 	}}
 
-// groupOps are the group ACL operations: READ, DELETE, DESCRIBE.
-var groupOps = opsBits(aclRead, aclDelete, aclDescribe)
+func (s *Server) handleDescribeGroups(ctx context.Context, az reqAuth, req *kmsg.DescribeGroupsRequest) *kmsg.DescribeGroupsResponse {
+	denied := az.denied(ctx, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeGroup, req.Groups)
+	allowed := *req
+	allowed.Groups = nil
+	for _, g := range req.Groups {
+		if !denied[g] {
+			allowed.Groups = append(allowed.Groups, g)
+		}
+	}
+	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
+	var described *kmsg.DescribeGroupsResponse
+	if len(allowed.Groups) > 0 {
+		described = s.coordinator().DescribeGroups(&allowed)
+	}
+	j := 0
+	for _, name := range req.Groups {
+		if denied[name] || described == nil || j >= len(described.Groups) {
+			g := kmsg.NewDescribeGroupsResponseGroup()
+			g.Group, g.ErrorCode = name, kerr.GroupAuthorizationFailed.Code
+			resp.Groups = append(resp.Groups, g)
+			continue
+		}
+		g := described.Groups[j]
+		j++
+		if req.IncludeAuthorizedOperations {
+			g.AuthorizedOperations = az.authorizedOperations(ctx, kmsg.ACLResourceTypeGroup, g.Group, groupOperations)
+		}
+		resp.Groups = append(resp.Groups, g)
+	}
+	return resp
+}

@@ -16,6 +16,10 @@ package server
 //     Only explicitly given configs are stored; the rest follow the broker.
 //   - ValidateOnly checks everything and creates nothing.
 //   - A name given twice in one request answers INVALID_REQUEST for it.
+//   - Needs CREATE on the cluster or on the topic (else
+//     TOPIC_AUTHORIZATION_FAILED for it). The v5+ configs need
+//     DESCRIBE_CONFIGS on the topic: without it they are left out and the
+//     topic's config error is TOPIC_AUTHORIZATION_FAILED; it is created.
 //   - v5+ responses describe the new topic's partitions, replication
 //     factor and effective configs; v7 returns its topic id.
 //
@@ -31,18 +35,32 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/security/authz"
 )
 
 var createTopicsAPI = api{key: 19, min: 2, max: 7,
-	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleCreateTopics(r.(*kmsg.CreateTopicsRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleCreateTopics(ctx, s.authFor(c, 19), r.(*kmsg.CreateTopicsRequest)), nil
 	}}
 
-func (s *Server) handleCreateTopics(req *kmsg.CreateTopicsRequest) *kmsg.CreateTopicsResponse {
+func (s *Server) handleCreateTopics(ctx context.Context, az reqAuth, req *kmsg.CreateTopicsRequest) *kmsg.CreateTopicsResponse {
 	resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
 	seen := map[string]int{}
+	names := make([]string, 0, len(req.Topics))
 	for _, rt := range req.Topics {
 		seen[rt.Topic]++
+		names = append(names, rt.Topic)
+	}
+	// CREATE on the cluster, else on each topic; DESCRIBE_CONFIGS on each
+	// topic to see its configs in the answer.
+	var createDenied, configsDenied map[string]bool
+	byCluster := len(names) > 0 && az.allowedQuietly(ctx, kmsg.ACLOperationCreate, kmsg.ACLResourceTypeCluster, authz.ClusterName)
+	if !byCluster {
+		createDenied = az.denied(ctx, kmsg.ACLOperationCreate, kmsg.ACLResourceTypeTopic, names)
+	}
+	if req.Version >= 5 {
+		configsDenied = az.denied(ctx, kmsg.ACLOperationDescribeConfigs, kmsg.ACLResourceTypeTopic, names)
 	}
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
@@ -56,6 +74,18 @@ func (s *Server) handleCreateTopics(req *kmsg.CreateTopicsRequest) *kmsg.CreateT
 			fail(kerr.InvalidRequest.Code, fmt.Sprintf("topic %s appears more than once in the request", rt.Topic))
 			resp.Topics = append(resp.Topics, st)
 			continue
+		}
+		if createDenied[rt.Topic] {
+			fail(kerr.TopicAuthorizationFailed.Code, "not authorized to create topic "+rt.Topic)
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		showConfigs := func(configs map[string]string) {
+			if configsDenied[rt.Topic] {
+				st.ConfigErrorCode = kerr.TopicAuthorizationFailed.Code
+				return
+			}
+			st.Configs = s.createTopicsResponseConfigs(configs)
 		}
 		configs, partitions, rf, assignment, err := s.validateCreateTopic(rt)
 		if err != nil {
@@ -72,7 +102,7 @@ func (s *Server) handleCreateTopics(req *kmsg.CreateTopicsRequest) *kmsg.CreateT
 				fail(kerr.InvalidTopicException.Code, fmt.Sprintf("topic %s collides with existing topic %s", rt.Topic, other))
 			} else {
 				st.NumPartitions, st.ReplicationFactor = partitions, rf
-				st.Configs = s.createTopicsResponseConfigs(configs)
+				showConfigs(configs)
 			}
 			resp.Topics = append(resp.Topics, st)
 			continue
@@ -94,7 +124,11 @@ func (s *Server) handleCreateTopics(req *kmsg.CreateTopicsRequest) *kmsg.CreateT
 		}
 		st.TopicID = t.id
 		st.NumPartitions, st.ReplicationFactor = int32(len(t.partitions)), rf
-		st.Configs = s.createTopicsResponseConfigs(t.configs)
+		showConfigs(t.configs)
+		if byCluster {
+			// The decision named the cluster; this names the topic.
+			s.audit.Changed(ctx, az.auditRequest(), "topic created", rt.Topic)
+		}
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp

@@ -9,6 +9,9 @@ package server
 //   - delete.topic.enable=false answers TOPIC_DELETION_DISABLED.
 //   - Unknown names answer UNKNOWN_TOPIC_OR_PARTITION; unknown ids (v6)
 //     UNKNOWN_TOPIC_ID.
+//   - Needs DELETE on each topic, and DESCRIBE on one named by id (else
+//     TOPIC_AUTHORIZATION_FAILED for it, the name left out), checked
+//     before its existence.
 //
 // Version notes:
 //   - v1: throttle (floor in Kafka 4, KIP-896); v4: flexible;
@@ -23,11 +26,11 @@ import (
 )
 
 var deleteTopicsAPI = api{key: 20, min: 1, max: 6,
-	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleDeleteTopics(r.(*kmsg.DeleteTopicsRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleDeleteTopics(ctx, s.authFor(c, 20), r.(*kmsg.DeleteTopicsRequest)), nil
 	}}
 
-func (s *Server) handleDeleteTopics(req *kmsg.DeleteTopicsRequest) *kmsg.DeleteTopicsResponse {
+func (s *Server) handleDeleteTopics(ctx context.Context, az reqAuth, req *kmsg.DeleteTopicsRequest) *kmsg.DeleteTopicsResponse {
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
 	targets := req.Topics
 	if req.Version < 6 {
@@ -39,6 +42,21 @@ func (s *Server) handleDeleteTopics(req *kmsg.DeleteTopicsRequest) *kmsg.DeleteT
 			targets = append(targets, t)
 		}
 	}
+	// DELETE on every topic; DESCRIBE too on those named by id, whose name
+	// is not disclosed to a principal that may not describe them.
+	var names, byID []string
+	for _, rt := range targets {
+		switch {
+		case rt.Topic != nil:
+			names = append(names, *rt.Topic)
+		default:
+			if t, ok := s.lookupTopicID(rt.TopicID); ok {
+				names, byID = append(names, t.name), append(byID, t.name)
+			}
+		}
+	}
+	describeDenied := az.denied(ctx, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, byID)
+	deleteDenied := az.denied(ctx, kmsg.ACLOperationDelete, kmsg.ACLResourceTypeTopic, names)
 	enabled := s.Config().DeleteTopicEnable
 	for _, rt := range targets {
 		st := kmsg.NewDeleteTopicsResponseTopic()
@@ -59,7 +77,17 @@ func (s *Server) handleDeleteTopics(req *kmsg.DeleteTopicsRequest) *kmsg.DeleteT
 				continue
 			}
 			name = t.name
+			if describeDenied[name] {
+				fail(kerr.TopicAuthorizationFailed.Code, "not authorized to describe this topic")
+				resp.Topics = append(resp.Topics, st)
+				continue
+			}
 			st.Topic = &name
+		}
+		if deleteDenied[name] {
+			fail(kerr.TopicAuthorizationFailed.Code, "not authorized to delete topic "+name)
+			resp.Topics = append(resp.Topics, st)
+			continue
 		}
 		if t, ok := s.lookupTopic(name); ok {
 			st.TopicID = t.id

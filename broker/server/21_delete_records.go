@@ -7,6 +7,8 @@ package server
 //     watermark); whole segments below it are deleted by storage. The new
 //     log start offset is returned as the low watermark.
 //   - An offset past the high watermark answers OFFSET_OUT_OF_RANGE.
+//   - Needs DELETE on each topic (else TOPIC_AUTHORIZATION_FAILED on its
+//     partitions, whether it exists or not).
 //
 // Version notes:
 //   - v1: same as v0; v2: flexible.
@@ -19,12 +21,17 @@ import (
 )
 
 var deleteRecordsAPI = api{key: 21, min: 0, max: 2,
-	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleDeleteRecords(r.(*kmsg.DeleteRecordsRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleDeleteRecords(ctx, s.authFor(c, 21), r.(*kmsg.DeleteRecordsRequest)), nil
 	}}
 
-func (s *Server) handleDeleteRecords(req *kmsg.DeleteRecordsRequest) *kmsg.DeleteRecordsResponse {
+func (s *Server) handleDeleteRecords(ctx context.Context, az reqAuth, req *kmsg.DeleteRecordsRequest) *kmsg.DeleteRecordsResponse {
 	resp := req.ResponseKind().(*kmsg.DeleteRecordsResponse)
+	names := make([]string, len(req.Topics))
+	for i, rt := range req.Topics {
+		names[i] = rt.Topic
+	}
+	denied := az.denied(ctx, kmsg.ACLOperationDelete, kmsg.ACLResourceTypeTopic, names)
 	for _, rt := range req.Topics {
 		st := kmsg.NewDeleteRecordsResponseTopic()
 		st.Topic = rt.Topic
@@ -33,6 +40,11 @@ func (s *Server) handleDeleteRecords(req *kmsg.DeleteRecordsRequest) *kmsg.Delet
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			sp.LowWatermark = -1
+			if denied[rt.Topic] {
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			var p *partition
 			ok := topicOK
 			if ok {

@@ -12,6 +12,8 @@ package server
 //   - An epoch older than any we know answers UNDEFINED_EPOCH (-1) and
 //     offset -1, as Kafka does.
 //   - CurrentLeaderEpoch is checked: FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH.
+//   - Needs CLUSTER_ACTION on the cluster, or else DESCRIBE on each topic
+//     (else TOPIC_AUTHORIZATION_FAILED on its partitions), as in Kafka.
 //
 // Version notes:
 //   - v2: CurrentLeaderEpoch (floor in Kafka 4, KIP-896); v3: ReplicaID;
@@ -22,15 +24,27 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/security/authz"
 )
 
 var offsetForLeaderEpochAPI = api{key: 23, min: 2, max: 4,
-	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleOffsetForLeaderEpoch(r.(*kmsg.OffsetForLeaderEpochRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleOffsetForLeaderEpoch(ctx, s.authFor(c, 23), r.(*kmsg.OffsetForLeaderEpochRequest)), nil
 	}}
 
-func (s *Server) handleOffsetForLeaderEpoch(req *kmsg.OffsetForLeaderEpochRequest) *kmsg.OffsetForLeaderEpochResponse {
+func (s *Server) handleOffsetForLeaderEpoch(ctx context.Context, az reqAuth, req *kmsg.OffsetForLeaderEpochRequest) *kmsg.OffsetForLeaderEpochResponse {
 	resp := req.ResponseKind().(*kmsg.OffsetForLeaderEpochResponse)
+	// Brokers ask with CLUSTER_ACTION; consumers checking for truncation
+	// (KIP-320) with DESCRIBE on the topic, as Kafka allows.
+	var denied map[string]bool
+	if !az.allowedQuietly(ctx, kmsg.ACLOperationClusterAction, kmsg.ACLResourceTypeCluster, authz.ClusterName) {
+		names := make([]string, len(req.Topics))
+		for i, rt := range req.Topics {
+			names[i] = rt.Topic
+		}
+		denied = az.denied(ctx, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, names)
+	}
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		st.Topic = rt.Topic
@@ -45,6 +59,8 @@ func (s *Server) handleOffsetForLeaderEpoch(req *kmsg.OffsetForLeaderEpochReques
 				p, ok = t.partition(rp.Partition)
 			}
 			switch {
+			case denied[rt.Topic]:
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			case !ok:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:

@@ -16,6 +16,9 @@ package server
 //     as Kafka does.
 //   - ConfigNames limits the answer; unknown names are left out, as Kafka does.
 //   - Other resource types answer INVALID_REQUEST.
+//   - Needs DESCRIBE_CONFIGS on the topic (else TOPIC_AUTHORIZATION_FAILED)
+//     or, for broker resources, on the cluster (else
+//     CLUSTER_AUTHORIZATION_FAILED), resource by resource.
 //
 // Version notes:
 //   - v1: synonyms, source (floor in Kafka 4, KIP-896); v3: types and
@@ -31,11 +34,11 @@ import (
 )
 
 var describeConfigsAPI = api{key: 32, min: 1, max: 4,
-	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleDescribeConfigs(r.(*kmsg.DescribeConfigsRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleDescribeConfigs(ctx, s.authFor(c, 32), r.(*kmsg.DescribeConfigsRequest)), nil
 	}}
 
-func (s *Server) handleDescribeConfigs(req *kmsg.DescribeConfigsRequest) *kmsg.DescribeConfigsResponse {
+func (s *Server) handleDescribeConfigs(ctx context.Context, az reqAuth, req *kmsg.DescribeConfigsRequest) *kmsg.DescribeConfigsResponse {
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
 	for _, rr := range req.Resources {
 		sr := kmsg.NewDescribeConfigsResponseResource()
@@ -43,6 +46,11 @@ func (s *Server) handleDescribeConfigs(req *kmsg.DescribeConfigsRequest) *kmsg.D
 		fail := func(code int16, msg string) {
 			sr.ErrorCode = code
 			sr.ErrorMessage = &msg
+		}
+		if code, ok := az.configResourceAllowed(ctx, kmsg.ACLOperationDescribeConfigs, rr.ResourceType, rr.ResourceName); !ok {
+			fail(code, "not authorized to describe the configs of this resource")
+			resp.Resources = append(resp.Resources, sr)
+			continue
 		}
 		switch rr.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:

@@ -12,6 +12,9 @@ package server
 //     resource "" for the cluster-wide default, this node's id for its own
 //     value, which wins; stored and applied at once.
 //   - ValidateOnly checks and changes nothing.
+//   - Needs ALTER_CONFIGS on the topic (else TOPIC_AUTHORIZATION_FAILED) or,
+//     for broker resources, on the cluster (else
+//     CLUSTER_AUTHORIZATION_FAILED), resource by resource.
 //
 // Version notes:
 //   - v1: same as v0; v2: flexible.
@@ -23,15 +26,20 @@ import (
 )
 
 var alterConfigsAPI = api{key: 33, min: 0, max: 2,
-	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleAlterConfigs(r.(*kmsg.AlterConfigsRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleAlterConfigs(ctx, s.authFor(c, 33), r.(*kmsg.AlterConfigsRequest)), nil
 	}}
 
-func (s *Server) handleAlterConfigs(req *kmsg.AlterConfigsRequest) *kmsg.AlterConfigsResponse {
+func (s *Server) handleAlterConfigs(ctx context.Context, az reqAuth, req *kmsg.AlterConfigsRequest) *kmsg.AlterConfigsResponse {
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
 	for _, rr := range req.Resources {
 		sr := kmsg.NewAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+		if code, ok := az.configResourceAllowed(ctx, kmsg.ACLOperationAlterConfigs, rr.ResourceType, rr.ResourceName); !ok {
+			sr.ErrorCode = code
+			resp.Resources = append(resp.Resources, sr)
+			continue
+		}
 		changes := make([]configChange, 0, len(rr.Configs))
 		for _, c := range rr.Configs {
 			changes = append(changes, configChange{name: c.Name, op: kmsg.IncrementalAlterConfigOpSet, value: c.Value})

@@ -9,6 +9,8 @@ package server
 //   - A null topic list describes every partition; unknown topics and
 //     partitions are left out, as Kafka does.
 //   - v4+: the file system's total and usable bytes (statfs).
+//   - Needs DESCRIBE on the cluster: without it v3+ answer
+//     CLUSTER_AUTHORIZATION_FAILED, v1-2 no directory (as Kafka).
 //
 // Version notes:
 //   - v1: floor in Kafka 4 (KIP-896); v2: flexible; v3: top-level error;
@@ -19,16 +21,25 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 var describeLogDirsAPI = api{key: 35, min: 1, max: 4,
-	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleDescribeLogDirs(r.(*kmsg.DescribeLogDirsRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleDescribeLogDirs(ctx, s.authFor(c, 35), r.(*kmsg.DescribeLogDirsRequest)), nil
 	}}
 
-func (s *Server) handleDescribeLogDirs(req *kmsg.DescribeLogDirsRequest) *kmsg.DescribeLogDirsResponse {
+func (s *Server) handleDescribeLogDirs(ctx context.Context, az reqAuth, req *kmsg.DescribeLogDirsRequest) *kmsg.DescribeLogDirsResponse {
 	resp := req.ResponseKind().(*kmsg.DescribeLogDirsResponse)
+	if !az.cluster(ctx, kmsg.ACLOperationDescribe) {
+		// v3+ carry the error; older versions answer no directory, as
+		// Kafka does.
+		if req.Version >= 3 {
+			resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		}
+		return resp
+	}
 	dir := kmsg.NewDescribeLogDirsResponseDir()
 	dir.Dir = s.dataDir
 	if abs, err := filepath.Abs(s.dataDir); err == nil {

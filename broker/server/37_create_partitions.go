@@ -9,6 +9,8 @@ package server
 //     new partition, each naming registered brokers once, as many as the
 //     topic's replication factor (INVALID_REPLICA_ASSIGNMENT otherwise).
 //   - ValidateOnly checks and changes nothing.
+//   - Needs ALTER on each topic (else TOPIC_AUTHORIZATION_FAILED for it,
+//     whether it exists or not).
 //
 // Version notes:
 //   - v1: same as v0 (throttle on quota violation); v2: flexible; v3: same as v2.
@@ -24,12 +26,17 @@ import (
 )
 
 var createPartitionsAPI = api{key: 37, min: 0, max: 3,
-	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleCreatePartitions(r.(*kmsg.CreatePartitionsRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleCreatePartitions(ctx, s.authFor(c, 37), r.(*kmsg.CreatePartitionsRequest)), nil
 	}}
 
-func (s *Server) handleCreatePartitions(req *kmsg.CreatePartitionsRequest) *kmsg.CreatePartitionsResponse {
+func (s *Server) handleCreatePartitions(ctx context.Context, az reqAuth, req *kmsg.CreatePartitionsRequest) *kmsg.CreatePartitionsResponse {
 	resp := req.ResponseKind().(*kmsg.CreatePartitionsResponse)
+	names := make([]string, len(req.Topics))
+	for i, rt := range req.Topics {
+		names[i] = rt.Topic
+	}
+	denied := az.denied(ctx, kmsg.ACLOperationAlter, kmsg.ACLResourceTypeTopic, names)
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
@@ -39,6 +46,8 @@ func (s *Server) handleCreatePartitions(req *kmsg.CreatePartitionsRequest) *kmsg
 		}
 		t, ok := s.lookupTopic(rt.Topic)
 		switch {
+		case denied[rt.Topic]:
+			fail(kerr.TopicAuthorizationFailed.Code, "not authorized to alter topic "+rt.Topic)
 		case !ok:
 			fail(kerr.UnknownTopicOrPartition.Code, fmt.Sprintf("topic %s does not exist", rt.Topic))
 		case rt.Count <= int32(len(t.partitions)):

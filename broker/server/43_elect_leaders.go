@@ -11,6 +11,8 @@ package server
 //     broker), PREFERRED_LEADER_NOT_AVAILABLE when it is not in the ISR or
 //     not alive, ELIGIBLE_LEADERS_NOT_AVAILABLE when an unclean election
 //     finds no live replica, UNKNOWN_TOPIC_OR_PARTITION.
+//   - Needs ALTER on the cluster (else CLUSTER_AUTHORIZATION_FAILED at the
+//     top and on every partition asked for).
 //
 // Version notes:
 //   - v1: ElectionType (KIP-460) and the top-level error code; v2: flexible.
@@ -27,12 +29,28 @@ import (
 )
 
 var electLeadersAPI = api{key: 43, min: 0, max: 2,
-	handle: func(ctx context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleElectLeaders(ctx, r.(*kmsg.ElectLeadersRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleElectLeaders(ctx, s.authFor(c, 43), r.(*kmsg.ElectLeadersRequest)), nil
 	}}
 
-func (s *Server) handleElectLeaders(ctx context.Context, req *kmsg.ElectLeadersRequest) *kmsg.ElectLeadersResponse {
+func (s *Server) handleElectLeaders(ctx context.Context, az reqAuth, req *kmsg.ElectLeadersRequest) *kmsg.ElectLeadersResponse {
 	resp := req.ResponseKind().(*kmsg.ElectLeadersResponse)
+	if !az.cluster(ctx, kmsg.ACLOperationAlter) {
+		// Kafka answers the error at the top (v1+) and on every
+		// partition asked for.
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		for _, rt := range req.Topics {
+			t := kmsg.NewElectLeadersResponseTopic()
+			t.Topic = rt.Topic
+			for _, p := range rt.Partitions {
+				rp := kmsg.NewElectLeadersResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p, kerr.ClusterAuthorizationFailed.Code
+				t.Partitions = append(t.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, t)
+		}
+		return resp
+	}
 	how := metadata.ElectPreferred
 	if req.Version >= 1 {
 		switch req.ElectionType {

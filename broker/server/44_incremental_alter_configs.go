@@ -11,6 +11,9 @@ package server
 //     cluster-wide default, this node's id for its own value, which wins;
 //     stored and applied at once, and topics that inherit them follow.
 //   - A resource's changes apply all or nothing; ValidateOnly changes nothing.
+//   - Needs ALTER_CONFIGS on the topic (else TOPIC_AUTHORIZATION_FAILED) or,
+//     for broker resources, on the cluster (else
+//     CLUSTER_AUTHORIZATION_FAILED), resource by resource.
 //
 // Version notes:
 //   - v1: flexible.
@@ -22,15 +25,20 @@ import (
 )
 
 var incrementalAlterConfigsAPI = api{key: 44, min: 0, max: 1,
-	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleIncrementalAlterConfigs(r.(*kmsg.IncrementalAlterConfigsRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleIncrementalAlterConfigs(ctx, s.authFor(c, 44), r.(*kmsg.IncrementalAlterConfigsRequest)), nil
 	}}
 
-func (s *Server) handleIncrementalAlterConfigs(req *kmsg.IncrementalAlterConfigsRequest) *kmsg.IncrementalAlterConfigsResponse {
+func (s *Server) handleIncrementalAlterConfigs(ctx context.Context, az reqAuth, req *kmsg.IncrementalAlterConfigsRequest) *kmsg.IncrementalAlterConfigsResponse {
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 	for _, rr := range req.Resources {
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
+		if code, ok := az.configResourceAllowed(ctx, kmsg.ACLOperationAlterConfigs, rr.ResourceType, rr.ResourceName); !ok {
+			sr.ErrorCode = code
+			resp.Resources = append(resp.Resources, sr)
+			continue
+		}
 		changes := make([]configChange, 0, len(rr.Configs))
 		for _, c := range rr.Configs {
 			changes = append(changes, configChange{name: c.Name, op: c.Op, value: c.Value})

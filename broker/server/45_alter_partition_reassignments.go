@@ -13,6 +13,8 @@ package server
 //   - v1 with AllowReplicationFactorChange false refuses a list whose length
 //     differs from the current replica count (INVALID_REPLICATION_FACTOR),
 //     as Kafka's KIP-860.
+//   - Needs ALTER on the cluster (else CLUSTER_AUTHORIZATION_FAILED at the
+//     top and on every partition).
 //
 // Version notes:
 //   - v0 is flexible; v1: AllowReplicationFactorChange (KIP-860).
@@ -28,12 +30,26 @@ import (
 )
 
 var alterPartitionReassignmentsAPI = api{key: 45, min: 0, max: 1,
-	handle: func(ctx context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleAlterPartitionReassignments(ctx, r.(*kmsg.AlterPartitionAssignmentsRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleAlterPartitionReassignments(ctx, s.authFor(c, 45), r.(*kmsg.AlterPartitionAssignmentsRequest)), nil
 	}}
 
-func (s *Server) handleAlterPartitionReassignments(ctx context.Context, req *kmsg.AlterPartitionAssignmentsRequest) *kmsg.AlterPartitionAssignmentsResponse {
+func (s *Server) handleAlterPartitionReassignments(ctx context.Context, az reqAuth, req *kmsg.AlterPartitionAssignmentsRequest) *kmsg.AlterPartitionAssignmentsResponse {
 	resp := req.ResponseKind().(*kmsg.AlterPartitionAssignmentsResponse)
+	if !az.cluster(ctx, kmsg.ACLOperationAlter) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		for _, rt := range req.Topics {
+			t := kmsg.NewAlterPartitionAssignmentsResponseTopic()
+			t.Topic = rt.Topic
+			for _, p := range rt.Partitions {
+				rp := kmsg.NewAlterPartitionAssignmentsResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, kerr.ClusterAuthorizationFailed.Code
+				t.Partitions = append(t.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, t)
+		}
+		return resp
+	}
 	resp.AllowReplicationFactorChange = req.AllowReplicationFactorChange
 	allowRFChange := req.Version < 1 || req.AllowReplicationFactorChange
 	type item struct {

@@ -9,6 +9,7 @@ package server
 //     as Kafka does). Replicas is the current set, old and new replicas
 //     together while the reassignment runs. On a single broker nothing
 //     can move, so the list is empty.
+//   - Needs DESCRIBE on the cluster (else CLUSTER_AUTHORIZATION_FAILED).
 //
 // Version notes:
 //   - v0 is flexible.
@@ -17,16 +18,21 @@ import (
 	"context"
 	"slices"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 var listPartitionReassignmentsAPI = api{key: 46, min: 0, max: 0,
-	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleListPartitionReassignments(r.(*kmsg.ListPartitionReassignmentsRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleListPartitionReassignments(ctx, s.authFor(c, 46), r.(*kmsg.ListPartitionReassignmentsRequest)), nil
 	}}
 
-func (s *Server) handleListPartitionReassignments(req *kmsg.ListPartitionReassignmentsRequest) *kmsg.ListPartitionReassignmentsResponse {
+func (s *Server) handleListPartitionReassignments(ctx context.Context, az reqAuth, req *kmsg.ListPartitionReassignmentsRequest) *kmsg.ListPartitionReassignmentsResponse {
 	resp := req.ResponseKind().(*kmsg.ListPartitionReassignmentsResponse)
+	if !az.cluster(ctx, kmsg.ACLOperationDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp
+	}
 	st := s.node.Controller.State()
 	want := func(topic string, p int32) bool { return true }
 	names := st.TopicNames()

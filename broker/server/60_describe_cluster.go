@@ -5,8 +5,9 @@ package server
 // Behaviour:
 //   - Every unfenced broker with an endpoint for the listener the request
 //     came in on, at that endpoint, and the active controller (a single
-//     broker is its own). The cluster id from the metadata. Authorized operations:
-//     all (no authorizer yet).
+//     broker is its own). The cluster id from the metadata. Open to every
+//     principal, as in Kafka; the authorized operations, when asked for,
+//     are the cluster operations the principal may do.
 //   - Endpoint type 2 (controllers, v1): the metadata quorum's voters with
 //     their controller (Raft) addresses: those of controller.quorum.voters,
 //     or, for a single broker without voters, itself at the address its
@@ -20,14 +21,16 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/security/authz"
 )
 
 var describeClusterAPI = api{key: 60, min: 0, max: 1,
-	handle: func(_ context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleDescribeCluster(c.listener.name(), r.(*kmsg.DescribeClusterRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleDescribeCluster(ctx, s.authFor(c, 60), r.(*kmsg.DescribeClusterRequest)), nil
 	}}
 
-func (s *Server) handleDescribeCluster(listener string, req *kmsg.DescribeClusterRequest) *kmsg.DescribeClusterResponse {
+func (s *Server) handleDescribeCluster(ctx context.Context, az reqAuth, req *kmsg.DescribeClusterRequest) *kmsg.DescribeClusterResponse {
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
 	if req.Version >= 1 {
 		if req.EndpointType != 1 && req.EndpointType != 2 {
@@ -38,7 +41,7 @@ func (s *Server) handleDescribeCluster(listener string, req *kmsg.DescribeCluste
 	}
 	resp.ClusterID = s.ClusterID()
 	resp.ControllerID = s.controllerID()
-	brokers := s.brokers(listener)
+	brokers := s.brokers(az.rc.Listener)
 	if req.Version >= 1 && req.EndpointType == 2 {
 		brokers = s.controllerEndpoints()
 	}
@@ -52,7 +55,7 @@ func (s *Server) handleDescribeCluster(listener string, req *kmsg.DescribeCluste
 		resp.Brokers = append(resp.Brokers, b)
 	}
 	if req.IncludeClusterAuthorizedOperations {
-		resp.ClusterAuthorizedOperations = clusterOps
+		resp.ClusterAuthorizedOperations = az.authorizedOperations(ctx, kmsg.ACLResourceTypeCluster, authz.ClusterName, clusterOperations)
 	}
 	return resp
 }

@@ -12,11 +12,15 @@ package server
 //     as Kafka does); when more remain, NextCursor names the topic and
 //     partition to continue from, and a request's Cursor starts there.
 //   - Unknown topics answer UNKNOWN_TOPIC_OR_PARTITION; invalid names
-//     INVALID_TOPIC_EXCEPTION. Authorized operations are all topic
-//     operations (no authorizer yet).
+//     INVALID_TOPIC_EXCEPTION.
+//   - Needs DESCRIBE on each topic: a named topic without it answers
+//     TOPIC_AUTHORIZATION_FAILED (existing or not); the full listing leaves
+//     it out. Authorized operations are the topic operations the principal
+//     may do.
 
 import (
 	"context"
+	"slices"
 	"sort"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -24,24 +28,31 @@ import (
 )
 
 var describeTopicPartitionsAPI = api{key: 75, min: 0, max: 0,
-	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleDescribeTopicPartitions(r.(*kmsg.DescribeTopicPartitionsRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleDescribeTopicPartitions(ctx, s.authFor(c, 75), r.(*kmsg.DescribeTopicPartitionsRequest)), nil
 	}}
 
 // maxDescribePartitions is Kafka's max.request.partition.size.limit default.
 const maxDescribePartitions = 2000
 
-func (s *Server) handleDescribeTopicPartitions(req *kmsg.DescribeTopicPartitionsRequest) *kmsg.DescribeTopicPartitionsResponse {
+func (s *Server) handleDescribeTopicPartitions(ctx context.Context, az reqAuth, req *kmsg.DescribeTopicPartitionsRequest) *kmsg.DescribeTopicPartitionsResponse {
 	resp := req.ResponseKind().(*kmsg.DescribeTopicPartitionsResponse)
 	limit := int(req.ResponsePartitionLimit)
 	if limit <= 0 || limit > maxDescribePartitions {
 		limit = maxDescribePartitions
 	}
-	var names []string
+	var (
+		names  []string
+		denied map[string]bool
+	)
 	if len(req.Topics) == 0 {
+		// Every topic the principal may describe; the others are left
+		// out.
 		for _, t := range s.sortedTopics() {
 			names = append(names, t.name)
 		}
+		hidden := az.deniedQuietly(ctx, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, names)
+		names = slices.DeleteFunc(names, func(n string) bool { return hidden[n] })
 	} else {
 		seen := map[string]bool{}
 		for _, t := range req.Topics {
@@ -51,6 +62,7 @@ func (s *Server) handleDescribeTopicPartitions(req *kmsg.DescribeTopicPartitions
 			}
 		}
 		sort.Strings(names)
+		denied = az.denied(ctx, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, names)
 	}
 	var startTopic string
 	var startPartition int32
@@ -69,6 +81,11 @@ func (s *Server) handleDescribeTopicPartitions(req *kmsg.DescribeTopicPartitions
 		rt := kmsg.NewDescribeTopicPartitionsResponseTopic()
 		n := name
 		rt.Topic = &n
+		if denied[name] {
+			rt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, rt)
+			continue
+		}
 		t, ok := s.lookupTopic(name)
 		if !ok {
 			rt.ErrorCode = kerr.UnknownTopicOrPartition.Code
@@ -84,7 +101,7 @@ func (s *Server) handleDescribeTopicPartitions(req *kmsg.DescribeTopicPartitions
 		}
 		rt.TopicID = t.id
 		rt.IsInternal = isInternalTopic(name)
-		rt.AuthorizedOperations = topicOps
+		rt.AuthorizedOperations = az.authorizedOperations(ctx, kmsg.ACLResourceTypeTopic, name, topicOperations)
 		for i := first; int(i) < len(t.partitions); i++ {
 			if left == 0 {
 				resp.NextCursor = &kmsg.DescribeTopicPartitionsResponseNextCursor{Topic: name, Partition: i}

@@ -45,6 +45,10 @@ func init() {
 		incrementalAlterConfigsAPI,
 		describeClusterAPI,
 		describeTopicPartitionsAPI,
+		// ACLs, in the metadata log (authorize.go).
+		describeACLsAPI,
+		createACLsAPI,
+		deleteACLsAPI,
 		// Cluster operations, through the active controller.
 		electLeadersAPI,
 		alterPartitionReassignmentsAPI,

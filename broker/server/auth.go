@@ -23,10 +23,10 @@ import (
 const anonymous = tlsconf.Anonymous
 
 // requestContext is who sends the connection's requests, for the
-// authorizer: the principal, the client's address, and whether an IAM
-// identity token authenticated it.
+// authorizer: the principal, the client's address, whether an IAM identity
+// token authenticated it, and the listener (for the audit trail).
 func (c *conn) requestContext() authz.RequestContext {
-	return authz.RequestContext{Principal: c.principal, Host: c.addr.Addr(), IAM: c.iam}
+	return authz.RequestContext{Principal: c.principal, Host: c.addr.Addr(), IAM: c.iam, Listener: c.listener.name()}
 }
 
 // auditRequest describes the connection for an audit line.

@@ -583,7 +583,7 @@ func TestSingleBrokerIsAClusterOfOne(t *testing.T) {
 	if got := roundTrip[*kmsg.CreatePartitionsResponse](t, s, &preq).Topics[0].ErrorCode; got != kerr.InvalidReplicaAssignment.Code {
 		t.Fatalf("CreatePartitions on an unknown broker: %v", kerr.ErrorForCode(got))
 	}
-	if _, err := s.handleProduce(context.Background(), produceReq("solo", -1, batch(-1, -1, -1, 3, 10))); err != nil {
+	if _, err := s.handleProduce(context.Background(), anonymousAuth(s, 0), produceReq("solo", -1, batch(-1, -1, -1, 3, 10))); err != nil {
 		t.Fatal(err)
 	}
 	p, _ := s.lookupPartition("solo", 0)

@@ -290,7 +290,7 @@ serving:
 				}
 			}
 			if len(group) > 1 {
-				resps, err := c.s.dispatchProduceGroup(c.ctx, group)
+				resps, err := c.s.dispatchProduceGroup(c.ctx, c, group)
 				c.inFlight.Add(-int32(len(group)))
 				if err != nil {
 					fail(req, err)
@@ -471,7 +471,7 @@ func (c *conn) writeLoop(out <-chan []byte, done chan<- struct{}) {
 }
 
 // dispatchProduceGroup answers consecutive Produce requests together.
-func (s *Server) dispatchProduceGroup(ctx context.Context, group []*request) (resps []kmsg.Response, err error) {
+func (s *Server) dispatchProduceGroup(ctx context.Context, c *conn, group []*request) (resps []kmsg.Response, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("handler panic", "api", "Produce", "requests", len(group), "panic", r, "stack", string(debug.Stack()))
@@ -483,7 +483,7 @@ func (s *Server) dispatchProduceGroup(ctx context.Context, group []*request) (re
 		prs[i] = r.kreq.(*kmsg.ProduceRequest)
 	}
 	start := time.Now()
-	resps = s.handleProduceGroup(ctx, prs)
+	resps = s.handleProduceGroup(ctx, s.authFor(c, produceAPI.key), prs)
 	took := time.Since(start)
 	for _, r := range group {
 		s.metrics.RecordRequest(metrics.RequestProduce, r.size, took)

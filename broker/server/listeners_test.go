@@ -128,6 +128,9 @@ func threeListeners(e *tlsEnv) map[string]string {
 		"ssl.truststore.location":                               e.trustore,
 		"listener.name.client_mtls.ssl.client.auth":             "required",
 		"listener.name.client_mtls.ssl.principal.mapping.rules": "RULE:^CN=([^,]+),.*$/$1/L,DEFAULT",
+		// The mutual-TLS listener authenticates, so no ACL means no
+		// access: these clients are the cluster's administrators.
+		"super.users": "User:ANONYMOUS;User:app",
 	}
 }
 

@@ -241,7 +241,7 @@ func TestLeaderEpochBumpedOnRestartAndFenced(t *testing.T) {
 	if _, err := s1.createTopic("epochs", 1, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s1.handleProduce(context.Background(), produceReq("epochs", 1, batch(-1, -1, -1, 3, 10))); err != nil {
+	if _, err := s1.handleProduce(context.Background(), anonymousAuth(s1, 0), produceReq("epochs", 1, batch(-1, -1, -1, 3, 10))); err != nil {
 		t.Fatal(err)
 	}
 	p1, _ := s1.lookupPartition("epochs", 0)
@@ -265,7 +265,7 @@ func TestLeaderEpochBumpedOnRestartAndFenced(t *testing.T) {
 	if id2 <= id1 {
 		t.Fatalf("producer id %d after restart reuses the range of %d", id2, id1)
 	}
-	if _, err := s2.handleProduce(context.Background(), produceReq("epochs", 1, batch(-1, -1, -1, 2, 10))); err != nil {
+	if _, err := s2.handleProduce(context.Background(), anonymousAuth(s2, 0), produceReq("epochs", 1, batch(-1, -1, -1, 2, 10))); err != nil {
 		t.Fatal(err)
 	}
 	// The old epoch ended where the new one began (offset 3); the current
@@ -285,7 +285,7 @@ func TestLeaderEpochBumpedOnRestartAndFenced(t *testing.T) {
 		rp.CurrentLeaderEpoch, rp.LeaderEpoch = p2.leaderEpoch, tt.epoch
 		rt.Partitions = append(rt.Partitions, rp)
 		req.Topics = append(req.Topics, rt)
-		got := s2.handleOffsetForLeaderEpoch(req).Topics[0].Partitions[0]
+		got := s2.handleOffsetForLeaderEpoch(context.Background(), anonymousAuth(s2, 23), req).Topics[0].Partitions[0]
 		if got.ErrorCode != 0 || got.LeaderEpoch != tt.wantEpoch || got.EndOffset != tt.wantEnd {
 			t.Fatalf("OffsetForLeaderEpoch(%d): error %d epoch %d end %d, want epoch %d end %d",
 				tt.epoch, got.ErrorCode, got.LeaderEpoch, got.EndOffset, tt.wantEpoch, tt.wantEnd)
@@ -296,13 +296,13 @@ func TestLeaderEpochBumpedOnRestartAndFenced(t *testing.T) {
 	div := fetchReq("epochs", 4, 1<<20, 1<<20)
 	div.Topics[0].Partitions[0].CurrentLeaderEpoch = p2.leaderEpoch
 	div.Topics[0].Partitions[0].LastFetchedEpoch = p1.leaderEpoch
-	if got := s2.handleFetch(context.Background(), div).Topics[0].Partitions[0]; got.DivergingEpoch.Epoch != p1.leaderEpoch || got.DivergingEpoch.EndOffset != 3 || len(got.RecordBatches) != 0 {
+	if got := s2.handleFetch(context.Background(), anonymousAuth(s2, 1), div).Topics[0].Partitions[0]; got.DivergingEpoch.Epoch != p1.leaderEpoch || got.DivergingEpoch.EndOffset != 3 || len(got.RecordBatches) != 0 {
 		t.Fatalf("diverging fetch: %+v", got.DivergingEpoch)
 	}
 	// A fetch naming the old epoch is fenced.
 	f := fetchReq("epochs", 0, 1<<20, 1<<20)
 	f.Topics[0].Partitions[0].CurrentLeaderEpoch = p1.leaderEpoch
-	resp := s2.handleFetch(context.Background(), f)
+	resp := s2.handleFetch(context.Background(), anonymousAuth(s2, 1), f)
 	if got := resp.Topics[0].Partitions[0].ErrorCode; got != kerr.FencedLeaderEpoch.Code {
 		t.Fatalf("old epoch: %v", kerr.ErrorForCode(got))
 	}
@@ -351,7 +351,7 @@ func TestJointProduceAppends(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resps := s.handleProduceGroup(context.Background(), tt.reqs)
+			resps := s.handleProduceGroup(context.Background(), anonymousAuth(s, 0), tt.reqs)
 			for i, r := range resps {
 				p := r.(*kmsg.ProduceResponse).Topics[0].Partitions[0]
 				if p.ErrorCode != tt.want[i].code || p.BaseOffset != tt.want[i].offset {

@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/tributary/tributary/broker/cluster"
 	"github.com/tributary/tributary/broker/cluster/metadata"
 	"github.com/tributary/tributary/broker/cluster/node"
@@ -53,6 +55,10 @@ type Options struct {
 	// Node, when set, adjusts the cluster node's options before it starts
 	// (tests shorten timings and pass listeners they opened).
 	Node func(*node.Options)
+	// AWSConfig is the broker's AWS configuration for IAM (simulating
+	// principals' policies); nil loads the SDK's default chain when an IAM
+	// listener needs it.
+	AWSConfig *aws.Config
 }
 
 // Server is one broker's protocol server.
@@ -90,6 +96,7 @@ type Server struct {
 	coordEpoch     int32
 	notCoordinator *groups.Coordinator // closed: answers NOT_COORDINATOR
 
+	access        *authorizer // who may do what (authorize.go)
 	producerIDs   producerIDAllocator
 	data          dataNotifier
 	fetchSessions fetchSessionCache
@@ -202,6 +209,9 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		}
 	}
 
+	if s.access, err = s.newAuthorizer(ctx, static, opts.AWSConfig); err != nil {
+		return nil, err
+	}
 	cfg, err := applyDynamic(static, s.meta.BrokerConfigs(metadata.ClusterDefault), s.meta.BrokerConfigs(s.nodeID))
 	if err != nil {
 		return nil, fmt.Errorf("applying stored dynamic broker configs: %w", err)

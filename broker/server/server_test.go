@@ -50,6 +50,13 @@ func (b *logBuffer) String() string {
 // (when not nil).
 func startServerWithLog(t testing.TB, logs *logBuffer, edit ...func(*config.Config)) *Server {
 	t.Helper()
+	return startServerWithOptions(t, logs, Options{}, edit...)
+}
+
+// startServerWithOptions is startServerWithLog with more options (the
+// config and logger are filled in).
+func startServerWithOptions(t testing.TB, logs *logBuffer, opts Options, edit ...func(*config.Config)) *Server {
+	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	if err := cfg.Set("listeners", "PLAINTEXT://127.0.0.1:0"); err != nil {
@@ -66,7 +73,8 @@ func startServerWithLog(t testing.TB, logs *logBuffer, edit ...func(*config.Conf
 	if os.Getenv("TRIBUTARY_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	s, err := New(context.Background(), Options{Config: cfg, Logger: log})
+	opts.Config, opts.Logger = cfg, log
+	s, err := New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

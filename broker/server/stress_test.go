@@ -48,7 +48,7 @@ func TestConcurrentAdminAndData(t *testing.T) {
 	loop("produce", func(i int) error {
 		req := produceReq(topics[i%len(topics)], -1, batch(-1, -1, -1, 3, 20))
 		req.Topics[0].Partitions[0].Partition = int32(i % 3)
-		resp, err := s.handleProduce(ctx, req)
+		resp, err := s.handleProduce(ctx, anonymousAuth(s, 0), req)
 		if err != nil {
 			return err
 		}
@@ -61,7 +61,7 @@ func TestConcurrentAdminAndData(t *testing.T) {
 		f := fetchReq(topics[i%len(topics)], 0, 1<<20, 1<<20)
 		f.MaxWaitMillis = 5
 		f.SessionEpoch = int32(-1)
-		for _, p := range s.handleFetch(ctx, f).Topics[0].Partitions {
+		for _, p := range s.handleFetch(ctx, anonymousAuth(s, 1), f).Topics[0].Partitions {
 			if !allowed[p.ErrorCode] {
 				return fmt.Errorf("error %v", kerr.ErrorForCode(p.ErrorCode))
 			}
@@ -71,7 +71,7 @@ func TestConcurrentAdminAndData(t *testing.T) {
 	loop("metadata", func(int) error {
 		req := kmsg.NewPtrMetadataRequest()
 		req.Version = 12
-		s.handleMetadata("PLAINTEXT", req)
+		s.handleMetadata(ctx, anonymousAuth(s, 3), req)
 		return nil
 	})
 	loop("admin", func(i int) error {

@@ -113,3 +113,19 @@ func (l *Logger) Refused(ctx context.Context, r Request, what, reason string) {
 		slog.String("reason", reason),
 	)
 }
+
+// Changed writes what an allowed change did, beside the line of the
+// decision that allowed it, when that line names only the resource the
+// permission is on: an ACL created or deleted (the decision is ALTER on
+// the cluster). object must hold nothing secret.
+func (l *Logger) Changed(ctx context.Context, r Request, what, object string) {
+	l.log.LogAttrs(ctx, slog.LevelInfo, "changed",
+		slog.String("principal", r.Principal),
+		slog.String("client", r.Client.String()),
+		slog.String("listener", r.Listener),
+		slog.String("api", kmsg.NameForKey(r.APIKey)),
+		slog.Int("api_key", int(r.APIKey)),
+		slog.String("what", what),
+		slog.String("object", object),
+	)
+}

@@ -104,9 +104,9 @@ var apiAuthorizations = map[int16]APIAuthorization{
 		{Operation: opWrite, Type: rTopic, On: "topics", Effect: PerResource, Code: codeTopic},
 	}},
 	1: {Checks: []Check{
-		{Operation: opClusterAction, Type: rCluster, On: "cluster", When: "a follower fetch (replica_id >= 0)", Effect: FailRequest, Code: codeCluster},
+		{Operation: opClusterAction, Type: rCluster, On: "cluster", When: "a follower fetch (replica_id >= 0)", Effect: PerResource, Code: codeTopic},
 		{Operation: opRead, Type: rTopic, On: "topics", When: "a consumer fetch", Effect: PerResource, Code: codeTopic},
-	}},
+	}, Note: "a follower without CLUSTER_ACTION gets TOPIC_AUTHORIZATION_FAILED on every partition, as Kafka answers"},
 	2: {Checks: []Check{{Operation: opDescribe, Type: rTopic, On: "topics", Effect: PerResource, Code: codeTopic}}},
 	3: {Checks: []Check{
 		{Operation: opDescribe, Type: rTopic, On: "topics", Effect: PerResource, Code: codeTopic, When: "named topics; with all topics requested, unauthorized ones are left out"},
@@ -152,9 +152,9 @@ var apiAuthorizations = map[int16]APIAuthorization{
 		{Operation: opWrite, Type: rTopic, On: "any topic", When: "no transactional_id (idempotent producer)", Effect: FailRequest, Code: codeCluster, OrElse: true, AnyOfType: true},
 	}},
 	23: {Checks: []Check{
-		{Operation: opClusterAction, Type: rCluster, On: "cluster", When: "from a follower (replica_id >= 0)", Effect: FailRequest, Code: codeCluster},
-		{Operation: opDescribe, Type: rTopic, On: "topics", When: "from a consumer", Effect: PerResource, Code: codeTopic},
-	}},
+		{Operation: opClusterAction, Type: rCluster, On: "cluster", Effect: PerResource, Code: codeTopic},
+		{Operation: opDescribe, Type: rTopic, On: "topics", Effect: PerResource, Code: codeTopic, OrElse: true},
+	}, Note: "brokers ask with CLUSTER_ACTION, consumers checking for truncation (KIP-320) with DESCRIBE on each topic"},
 	24: {Checks: []Check{
 		{Operation: opWrite, Type: rTxn, On: "transactional_id", Effect: FailRequest, Code: codeTxn},
 		{Operation: opWrite, Type: rTopic, On: "topics", Effect: PerResource, Code: codeTopic},

@@ -1,0 +1,545 @@
+package server
+
+import (
+	"cmp"
+	"fmt"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/cluster/metadata"
+	"github.com/tributary/tributary/broker/config"
+	"github.com/tributary/tributary/broker/security/authz"
+)
+
+// allow is an ACL letting every principal (the test's clients are
+// User:ANONYMOUS) do op on a resource.
+func allow(typ kmsg.ACLResourceType, name string, op kmsg.ACLOperation) metadata.ACL {
+	if typ == kmsg.ACLResourceTypeCluster {
+		name = authz.ClusterName
+	}
+	return metadata.ACL{ResourceType: typ, ResourceName: name, PatternType: kmsg.ACLResourcePatternTypeLiteral,
+		Principal: authz.WildcardPrincipal, Host: authz.WildcardHost, Operation: op, Permission: kmsg.ACLPermissionTypeAllow}
+}
+
+func topicACL(name string, op kmsg.ACLOperation) metadata.ACL {
+	return allow(kmsg.ACLResourceTypeTopic, name, op)
+}
+
+func groupACL(name string, op kmsg.ACLOperation) metadata.ACL {
+	return allow(kmsg.ACLResourceTypeGroup, name, op)
+}
+
+func clusterACL(op kmsg.ACLOperation) metadata.ACL {
+	return allow(kmsg.ACLResourceTypeCluster, "", op)
+}
+
+// errorCodes collects every ErrorCode field of a response, at any depth.
+func errorCodes(resp kmsg.Response) []int16 {
+	var out []int16
+	var walk func(v reflect.Value)
+	walk = func(v reflect.Value) {
+		switch v.Kind() {
+		case reflect.Pointer:
+			if !v.IsNil() {
+				walk(v.Elem())
+			}
+		case reflect.Slice:
+			for i := range v.Len() {
+				walk(v.Index(i))
+			}
+		case reflect.Struct:
+			for i := range v.NumField() {
+				f := v.Type().Field(i)
+				if f.Name == "ErrorCode" && f.Type.Kind() == reflect.Int16 {
+					out = append(out, int16(v.Field(i).Int()))
+					continue
+				}
+				walk(v.Field(i))
+			}
+		}
+	}
+	walk(reflect.ValueOf(resp))
+	return out
+}
+
+var authorizationCodes = []int16{
+	kerr.TopicAuthorizationFailed.Code, kerr.GroupAuthorizationFailed.Code, kerr.ClusterAuthorizationFailed.Code,
+	kerr.TransactionalIDAuthorizationFailed.Code, kerr.DelegationTokenAuthorizationFailed.Code,
+}
+
+// apiCase is one request of an API, answered once without any ACL and
+// once with grant.
+type apiCase struct {
+	name string
+	req  func() kmsg.Request
+	// grant lets the request through.
+	grant []metadata.ACL
+	// deny is the code the request gets without an ACL, and with only
+	// partial: it must be answered, and be the only error in the response.
+	// 0 for requests whose denial leaves things out instead (check denied
+	// then).
+	deny int16
+	// partial is not enough: the request gets partialDeny (deny when 0).
+	partial     []metadata.ACL
+	partialDeny int16
+	// denied and allowed check more of each answer, when set.
+	denied, allowed func(kmsg.Response) error
+}
+
+// at sets a request to the newest version served.
+func at[R kmsg.Request](r R) R {
+	a, _ := apiByKey(r.Key())
+	r.SetVersion(a.max)
+	return r
+}
+
+func authorizationCases(s *Server) map[int16][]apiCase {
+	const topic, group = "t", "g"
+	fetch := func(replica int32) func() kmsg.Request {
+		return func() kmsg.Request {
+			f := at(fetchReq(topic, 0, 1<<20, 1<<20))
+			if t, ok := s.lookupTopic(topic); ok {
+				f.Topics[0].TopicID = t.id
+			}
+			f.MaxWaitMillis = 1
+			f.ReplicaID, f.ReplicaState.ID = replica, replica
+			return f
+		}
+	}
+	metadataReq := func(names ...string) func() kmsg.Request {
+		return func() kmsg.Request {
+			r := at(kmsg.NewPtrMetadataRequest())
+			r.AllowAutoTopicCreation = true
+			r.IncludeTopicAuthorizedOperations = true
+			for _, n := range names {
+				rt := kmsg.NewMetadataRequestTopic()
+				rt.Topic = kmsg.StringPtr(n)
+				r.Topics = append(r.Topics, rt)
+			}
+			if names == nil {
+				r.Topics = nil
+			}
+			return r
+		}
+	}
+	listsTopic := func(want bool) func(kmsg.Response) error {
+		return func(r kmsg.Response) error {
+			var names []string
+			for _, t := range r.(*kmsg.MetadataResponse).Topics {
+				names = append(names, *t.Topic)
+			}
+			if slices.Contains(names, topic) != want {
+				return fmt.Errorf("topics listed: %v; want %s listed: %v", names, topic, want)
+			}
+			return nil
+		}
+	}
+	groupReq := func(key int16) func() kmsg.Request {
+		return func() kmsg.Request {
+			r := at(kmsg.RequestForKey(key))
+			switch r := r.(type) {
+			case *kmsg.JoinGroupRequest:
+				r.Group, r.ProtocolType, r.SessionTimeoutMillis, r.RebalanceTimeoutMillis = "joiner", "consumer", 10000, 10000
+				r.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte{0}}}
+			case *kmsg.HeartbeatRequest:
+				r.Group, r.MemberID, r.Generation = "joiner", "m", 1
+			case *kmsg.LeaveGroupRequest:
+				r.Group = "joiner"
+				r.Members = []kmsg.LeaveGroupRequestMember{{MemberID: "m"}}
+			case *kmsg.SyncGroupRequest:
+				r.Group, r.MemberID, r.Generation = "joiner", "m", 1
+			}
+			return r
+		}
+	}
+	read := kmsg.ACLOperationRead
+	describe := kmsg.ACLOperationDescribe
+	return map[int16][]apiCase{
+		0: {{req: func() kmsg.Request { return at(produceReq(topic, -1, batch(-1, -1, -1, 1, 10))) },
+			grant: []metadata.ACL{topicACL(topic, kmsg.ACLOperationWrite)}, deny: kerr.TopicAuthorizationFailed.Code}},
+		1: {
+			{name: "consumer", req: fetch(-1), grant: []metadata.ACL{topicACL(topic, read)}, deny: kerr.TopicAuthorizationFailed.Code},
+			{name: "follower", req: fetch(2), grant: []metadata.ACL{clusterACL(kmsg.ACLOperationClusterAction)}, deny: kerr.TopicAuthorizationFailed.Code,
+				allowed: func(r kmsg.Response) error {
+					if c := r.(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode; c != kerr.NotLeaderForPartition.Code {
+						return fmt.Errorf("follower fetch on the client listener: %v, want NOT_LEADER_OR_FOLLOWER", kerr.ErrorForCode(c))
+					}
+					return nil
+				}},
+		},
+		2: {{req: func() kmsg.Request {
+			r := at(kmsg.NewPtrListOffsetsRequest())
+			r.Topics = []kmsg.ListOffsetsRequestTopic{{Topic: topic, Partitions: []kmsg.ListOffsetsRequestTopicPartition{{Partition: 0, Timestamp: -1, CurrentLeaderEpoch: -1}}}}
+			return r
+		}, grant: []metadata.ACL{topicACL(topic, describe)}, deny: kerr.TopicAuthorizationFailed.Code}},
+		3: {
+			{name: "named", req: metadataReq(topic), grant: []metadata.ACL{topicACL(topic, describe)}, deny: kerr.TopicAuthorizationFailed.Code,
+				allowed: func(r kmsg.Response) error {
+					ops := r.(*kmsg.MetadataResponse).Topics[0].AuthorizedOperations
+					if ops != 1<<int(describe) {
+						return fmt.Errorf("authorized operations %b, want DESCRIBE only", ops)
+					}
+					return nil
+				}},
+			{name: "all topics", req: metadataReq(), grant: []metadata.ACL{topicACL(topic, describe)}, denied: listsTopic(false), allowed: listsTopic(true)},
+			{name: "auto-create", req: metadataReq("auto"), grant: []metadata.ACL{topicACL("auto", describe), topicACL("auto", kmsg.ACLOperationCreate)},
+				partial: []metadata.ACL{topicACL("auto", describe)}, deny: kerr.TopicAuthorizationFailed.Code},
+		},
+		8: {{name: "group", req: func() kmsg.Request {
+			r := at(kmsg.NewPtrOffsetCommitRequest())
+			r.Group, r.Generation = group, -1
+			r.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: topic, Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1, LeaderEpoch: -1}}}}
+			return r
+		}, grant: []metadata.ACL{groupACL(group, read), topicACL(topic, read)}, deny: kerr.GroupAuthorizationFailed.Code},
+			{name: "topic", req: func() kmsg.Request {
+				r := at(kmsg.NewPtrOffsetCommitRequest())
+				r.Group, r.Generation = group, -1
+				r.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: topic, Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1, LeaderEpoch: -1}}}}
+				return r
+			}, grant: []metadata.ACL{groupACL(group, read), topicACL(topic, read)}, deny: kerr.GroupAuthorizationFailed.Code,
+				partial: []metadata.ACL{groupACL(group, read)}, partialDeny: kerr.TopicAuthorizationFailed.Code}},
+		9: {{req: func() kmsg.Request {
+			r := at(kmsg.NewPtrOffsetFetchRequest())
+			r.Groups = []kmsg.OffsetFetchRequestGroup{{Group: group, Topics: []kmsg.OffsetFetchRequestGroupTopic{{Topic: topic, Partitions: []int32{0}}}}}
+			return r
+		}, grant: []metadata.ACL{groupACL(group, describe), topicACL(topic, describe)}, deny: kerr.GroupAuthorizationFailed.Code,
+			allowed: func(r kmsg.Response) error {
+				if p := r.(*kmsg.OffsetFetchResponse).Groups[0].Topics[0].Partitions[0]; p.Offset != 1 {
+					return fmt.Errorf("committed offset %d, want 1", p.Offset)
+				}
+				return nil
+			}}},
+		10: {
+			{name: "group", req: func() kmsg.Request {
+				r := at(kmsg.NewPtrFindCoordinatorRequest())
+				r.CoordinatorKeys = []string{group}
+				return r
+			}, grant: []metadata.ACL{groupACL(group, describe)}, deny: kerr.GroupAuthorizationFailed.Code},
+			{name: "transaction", req: func() kmsg.Request {
+				r := at(kmsg.NewPtrFindCoordinatorRequest())
+				r.CoordinatorType, r.CoordinatorKeys = coordinatorTxn, []string{"tx"}
+				return r
+			}, grant: []metadata.ACL{allow(kmsg.ACLResourceTypeTransactionalId, "tx", describe)}, deny: kerr.TransactionalIDAuthorizationFailed.Code},
+		},
+		11: {{req: groupReq(11), grant: []metadata.ACL{groupACL("joiner", read)}, deny: kerr.GroupAuthorizationFailed.Code}},
+		12: {{req: groupReq(12), grant: []metadata.ACL{groupACL("joiner", read)}, deny: kerr.GroupAuthorizationFailed.Code}},
+		13: {{req: groupReq(13), grant: []metadata.ACL{groupACL("joiner", read)}, deny: kerr.GroupAuthorizationFailed.Code}},
+		14: {{req: groupReq(14), grant: []metadata.ACL{groupACL("joiner", read)}, deny: kerr.GroupAuthorizationFailed.Code}},
+		15: {{req: func() kmsg.Request {
+			r := at(kmsg.NewPtrDescribeGroupsRequest())
+			r.Groups, r.IncludeAuthorizedOperations = []string{group}, true
+			return r
+		}, grant: []metadata.ACL{groupACL(group, describe)}, deny: kerr.GroupAuthorizationFailed.Code}},
+		16: {{req: func() kmsg.Request { return at(kmsg.NewPtrListGroupsRequest()) }, grant: []metadata.ACL{groupACL(group, describe)},
+			denied: func(r kmsg.Response) error {
+				if gs := r.(*kmsg.ListGroupsResponse).Groups; len(gs) != 0 {
+					return fmt.Errorf("listed %+v without DESCRIBE", gs)
+				}
+				return nil
+			},
+			allowed: func(r kmsg.Response) error {
+				if gs := r.(*kmsg.ListGroupsResponse).Groups; len(gs) != 1 || gs[0].Group != group {
+					return fmt.Errorf("listed %+v, want %s", gs, group)
+				}
+				return nil
+			}}},
+		18: {{req: func() kmsg.Request { return at(kmsg.NewPtrApiVersionsRequest()) }, denied: func(kmsg.Response) error { return nil }}},
+		19: {
+			{name: "topic ACL", req: func() kmsg.Request { return createTopicsReq("new1") }, grant: []metadata.ACL{topicACL("new1", kmsg.ACLOperationCreate), topicACL("new1", kmsg.ACLOperationDescribeConfigs)},
+				deny: kerr.TopicAuthorizationFailed.Code},
+			{name: "cluster ACL", req: func() kmsg.Request { return createTopicsReq("new2") }, grant: []metadata.ACL{clusterACL(kmsg.ACLOperationCreate)},
+				deny: kerr.TopicAuthorizationFailed.Code, allowed: func(r kmsg.Response) error {
+					// Created, but its configs are not the principal's to see.
+					if t := r.(*kmsg.CreateTopicsResponse).Topics[0]; t.ErrorCode != 0 || t.ConfigErrorCode != kerr.TopicAuthorizationFailed.Code || t.Configs != nil {
+						return fmt.Errorf("created without DESCRIBE_CONFIGS: %+v", t)
+					}
+					return nil
+				}},
+		},
+		20: {{req: func() kmsg.Request {
+			r := at(kmsg.NewPtrDeleteTopicsRequest())
+			r.Topics = []kmsg.DeleteTopicsRequestTopic{{Topic: kmsg.StringPtr("doomed")}}
+			return r
+		}, grant: []metadata.ACL{topicACL("doomed", kmsg.ACLOperationDelete)}, deny: kerr.TopicAuthorizationFailed.Code}},
+		21: {{req: func() kmsg.Request {
+			r := at(kmsg.NewPtrDeleteRecordsRequest())
+			r.Topics = []kmsg.DeleteRecordsRequestTopic{{Topic: topic, Partitions: []kmsg.DeleteRecordsRequestTopicPartition{{Partition: 0, Offset: -1}}}}
+			return r
+		}, grant: []metadata.ACL{topicACL(topic, kmsg.ACLOperationDelete)}, deny: kerr.TopicAuthorizationFailed.Code}},
+		22: {
+			{name: "idempotent, cluster ACL", req: func() kmsg.Request { return at(kmsg.NewPtrInitProducerIDRequest()) },
+				grant: []metadata.ACL{clusterACL(kmsg.ACLOperationIdempotentWrite)}, deny: kerr.ClusterAuthorizationFailed.Code},
+			{name: "idempotent, WRITE on a topic", req: func() kmsg.Request { return at(kmsg.NewPtrInitProducerIDRequest()) },
+				grant: []metadata.ACL{topicACL("anything", kmsg.ACLOperationWrite)}, deny: kerr.ClusterAuthorizationFailed.Code},
+			{name: "transactional", req: func() kmsg.Request {
+				r := at(kmsg.NewPtrInitProducerIDRequest())
+				r.TransactionalID = kmsg.StringPtr("tx")
+				return r
+			}, grant: []metadata.ACL{allow(kmsg.ACLResourceTypeTransactionalId, "tx", kmsg.ACLOperationWrite)}, deny: kerr.TransactionalIDAuthorizationFailed.Code},
+		},
+		23: {
+			{name: "consumer", req: offsetForLeaderEpochReq(topic), grant: []metadata.ACL{topicACL(topic, describe)}, deny: kerr.TopicAuthorizationFailed.Code},
+			{name: "broker", req: offsetForLeaderEpochReq(topic), grant: []metadata.ACL{clusterACL(kmsg.ACLOperationClusterAction)}, deny: kerr.TopicAuthorizationFailed.Code},
+		},
+		29: {{req: func() kmsg.Request {
+			r := at(kmsg.NewPtrDescribeACLsRequest())
+			r.ResourceType, r.ResourcePatternType, r.Operation, r.PermissionType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny, kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
+			return r
+		}, grant: []metadata.ACL{clusterACL(describe)}, deny: kerr.ClusterAuthorizationFailed.Code,
+			allowed: func(r kmsg.Response) error {
+				if rs := r.(*kmsg.DescribeACLsResponse).Resources; len(rs) != 1 || rs[0].ResourceType != kmsg.ACLResourceTypeCluster {
+					return fmt.Errorf("described %+v, want the one cluster ACL", rs)
+				}
+				return nil
+			}}},
+		30: {{req: func() kmsg.Request {
+			r := at(kmsg.NewPtrCreateACLsRequest())
+			r.Creations = []kmsg.CreateACLsRequestCreation{{ResourceType: kmsg.ACLResourceTypeTopic, ResourceName: "x", ResourcePatternType: kmsg.ACLResourcePatternTypeLiteral,
+				Principal: "User:x", Host: "*", Operation: read, PermissionType: kmsg.ACLPermissionTypeAllow}}
+			return r
+		}, grant: []metadata.ACL{clusterACL(kmsg.ACLOperationAlter)}, deny: kerr.ClusterAuthorizationFailed.Code}},
+		31: {{req: func() kmsg.Request {
+			r := at(kmsg.NewPtrDeleteACLsRequest())
+			r.Filters = []kmsg.DeleteACLsRequestFilter{{ResourceType: kmsg.ACLResourceTypeTopic, ResourceName: kmsg.StringPtr("x"), ResourcePatternType: kmsg.ACLResourcePatternTypeAny,
+				Operation: kmsg.ACLOperationAny, PermissionType: kmsg.ACLPermissionTypeAny}}
+			return r
+		}, grant: []metadata.ACL{clusterACL(kmsg.ACLOperationAlter)}, deny: kerr.ClusterAuthorizationFailed.Code}},
+		32: {
+			{name: "topic", req: describeConfigsReq(kmsg.ConfigResourceTypeTopic, topic), grant: []metadata.ACL{topicACL(topic, kmsg.ACLOperationDescribeConfigs)}, deny: kerr.TopicAuthorizationFailed.Code},
+			{name: "broker", req: describeConfigsReq(kmsg.ConfigResourceTypeBroker, ""), grant: []metadata.ACL{clusterACL(kmsg.ACLOperationDescribeConfigs)}, deny: kerr.ClusterAuthorizationFailed.Code},
+		},
+		33: {
+			{name: "topic", req: func() kmsg.Request {
+				r := at(kmsg.NewPtrAlterConfigsRequest())
+				r.ValidateOnly = true
+				r.Resources = []kmsg.AlterConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: topic,
+					Configs: []kmsg.AlterConfigsRequestResourceConfig{{Name: "retention.ms", Value: kmsg.StringPtr("60000")}}}}
+				return r
+			}, grant: []metadata.ACL{topicACL(topic, kmsg.ACLOperationAlterConfigs)}, deny: kerr.TopicAuthorizationFailed.Code},
+			{name: "broker", req: func() kmsg.Request {
+				r := at(kmsg.NewPtrAlterConfigsRequest())
+				r.ValidateOnly = true
+				r.Resources = []kmsg.AlterConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeBroker, ResourceName: "",
+					Configs: []kmsg.AlterConfigsRequestResourceConfig{{Name: "message.max.bytes", Value: kmsg.StringPtr("2000000")}}}}
+				return r
+			}, grant: []metadata.ACL{clusterACL(kmsg.ACLOperationAlterConfigs)}, deny: kerr.ClusterAuthorizationFailed.Code},
+		},
+		35: {{req: func() kmsg.Request { return at(kmsg.NewPtrDescribeLogDirsRequest()) }, grant: []metadata.ACL{clusterACL(describe)}, deny: kerr.ClusterAuthorizationFailed.Code}},
+		37: {{req: func() kmsg.Request {
+			r := at(kmsg.NewPtrCreatePartitionsRequest())
+			r.ValidateOnly, r.TimeoutMillis = true, 5000
+			r.Topics = []kmsg.CreatePartitionsRequestTopic{{Topic: topic, Count: 2}}
+			return r
+		}, grant: []metadata.ACL{topicACL(topic, kmsg.ACLOperationAlter)}, deny: kerr.TopicAuthorizationFailed.Code}},
+		42: {{req: func() kmsg.Request {
+			r := at(kmsg.NewPtrDeleteGroupsRequest())
+			r.Groups = []string{"empty"}
+			return r
+		}, grant: []metadata.ACL{groupACL("empty", kmsg.ACLOperationDelete)}, deny: kerr.GroupAuthorizationFailed.Code}},
+		43: {{req: func() kmsg.Request {
+			r := at(kmsg.NewPtrElectLeadersRequest())
+			r.TimeoutMillis = 5000
+			r.Topics = []kmsg.ElectLeadersRequestTopic{{Topic: topic, Partitions: []int32{0}}}
+			return r
+		}, grant: []metadata.ACL{clusterACL(kmsg.ACLOperationAlter)}, deny: kerr.ClusterAuthorizationFailed.Code}},
+		44: {{req: func() kmsg.Request {
+			r := at(kmsg.NewPtrIncrementalAlterConfigsRequest())
+			r.ValidateOnly = true
+			r.Resources = []kmsg.IncrementalAlterConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: topic,
+				Configs: []kmsg.IncrementalAlterConfigsRequestResourceConfig{{Name: "retention.ms", Op: kmsg.IncrementalAlterConfigOpSet, Value: kmsg.StringPtr("60000")}}}}
+			return r
+		}, grant: []metadata.ACL{topicACL(topic, kmsg.ACLOperationAlterConfigs)}, deny: kerr.TopicAuthorizationFailed.Code}},
+		45: {{req: func() kmsg.Request {
+			r := at(kmsg.NewPtrAlterPartitionAssignmentsRequest())
+			r.TimeoutMillis = 5000
+			r.Topics = []kmsg.AlterPartitionAssignmentsRequestTopic{{Topic: topic, Partitions: []kmsg.AlterPartitionAssignmentsRequestTopicPartition{{Partition: 0, Replicas: []int32{1}}}}}
+			return r
+		}, grant: []metadata.ACL{clusterACL(kmsg.ACLOperationAlter)}, deny: kerr.ClusterAuthorizationFailed.Code}},
+		46: {{req: func() kmsg.Request { return at(kmsg.NewPtrListPartitionReassignmentsRequest()) }, grant: []metadata.ACL{clusterACL(describe)}, deny: kerr.ClusterAuthorizationFailed.Code}},
+		47: {{req: func() kmsg.Request {
+			r := at(kmsg.NewPtrOffsetDeleteRequest())
+			r.Group = group
+			r.Topics = []kmsg.OffsetDeleteRequestTopic{{Topic: "other", Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 0}}}}
+			return r
+		}, grant: []metadata.ACL{groupACL(group, kmsg.ACLOperationDelete), topicACL("other", read)}, deny: kerr.GroupAuthorizationFailed.Code}},
+		60: {{req: func() kmsg.Request {
+			r := at(kmsg.NewPtrDescribeClusterRequest())
+			r.IncludeClusterAuthorizedOperations, r.EndpointType = true, 1
+			return r
+		}, grant: []metadata.ACL{clusterACL(kmsg.ACLOperationAlter)},
+			denied: func(r kmsg.Response) error {
+				if resp := r.(*kmsg.DescribeClusterResponse); len(resp.Brokers) != 1 || resp.ClusterAuthorizedOperations != 0 {
+					return fmt.Errorf("brokers %d, authorized operations %b: want the broker list and no operation", len(resp.Brokers), resp.ClusterAuthorizedOperations)
+				}
+				return nil
+			},
+			allowed: func(r kmsg.Response) error {
+				if ops := r.(*kmsg.DescribeClusterResponse).ClusterAuthorizedOperations; ops != 1<<int(kmsg.ACLOperationAlter)|1<<int(describe) {
+					return fmt.Errorf("authorized operations %b, want ALTER and the DESCRIBE it implies", ops)
+				}
+				return nil
+			}}},
+		75: {{req: func() kmsg.Request {
+			r := at(kmsg.NewPtrDescribeTopicPartitionsRequest())
+			r.Topics = []kmsg.DescribeTopicPartitionsRequestTopic{{Topic: topic}}
+			return r
+		}, grant: []metadata.ACL{topicACL(topic, describe)}, deny: kerr.TopicAuthorizationFailed.Code}},
+	}
+}
+
+func createTopicsReq(name string) kmsg.Request {
+	r := at(kmsg.NewPtrCreateTopicsRequest())
+	r.TimeoutMillis = 5000
+	r.Topics = []kmsg.CreateTopicsRequestTopic{{Topic: name, NumPartitions: 1, ReplicationFactor: 1}}
+	return r
+}
+
+func offsetForLeaderEpochReq(topic string) func() kmsg.Request {
+	return func() kmsg.Request {
+		r := at(kmsg.NewPtrOffsetForLeaderEpochRequest())
+		r.ReplicaID = -1
+		r.Topics = []kmsg.OffsetForLeaderEpochRequestTopic{{Topic: topic, Partitions: []kmsg.OffsetForLeaderEpochRequestTopicPartition{{Partition: 0, CurrentLeaderEpoch: -1, LeaderEpoch: 0}}}}
+		return r
+	}
+}
+
+func describeConfigsReq(typ kmsg.ConfigResourceType, name string) func() kmsg.Request {
+	return func() kmsg.Request {
+		r := at(kmsg.NewPtrDescribeConfigsRequest())
+		r.Resources = []kmsg.DescribeConfigsRequestResource{{ResourceType: typ, ResourceName: name}}
+		return r
+	}
+}
+
+// exchange sends req on a fresh connection and decodes the response.
+func exchange(t *testing.T, s *Server, req kmsg.Request) kmsg.Response {
+	t.Helper()
+	c := dial(t, s)
+	corr := c.send(req)
+	resp := req.ResponseKind()
+	c.recv(resp, corr)
+	return resp
+}
+
+// setACLs replaces every ACL of the cluster with acls.
+func setACLs(t *testing.T, s *Server, acls ...metadata.ACL) {
+	t.Helper()
+	all := metadata.ACLFilter{ResourceType: kmsg.ACLResourceTypeAny, PatternType: kmsg.ACLResourcePatternTypeAny, Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny}
+	if _, err := s.meta.DeleteACLs([]metadata.ACLFilter{all}); err != nil {
+		t.Fatal(err)
+	}
+	if len(acls) > 0 {
+		if err := s.meta.CreateACLs(acls); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestEveryAPIIsAuthorized sends, for every API key the broker advertises,
+// a request as a principal no ACL names (allow.everyone.if.no.acl.found
+// false) and checks Kafka's denial, then the same request with the ACLs it
+// needs and checks it passes.
+func TestEveryAPIIsAuthorized(t *testing.T) {
+	s := startServer(t, func(c *config.Config) {
+		if err := c.Set("allow.everyone.if.no.acl.found", "false"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// The fixtures: topics t and doomed, a record in t, an offset of
+	// group g.
+	setACLs(t, s, allow(kmsg.ACLResourceTypeTopic, "*", kmsg.ACLOperationAll), allow(kmsg.ACLResourceTypeGroup, "*", kmsg.ACLOperationAll),
+		clusterACL(kmsg.ACLOperationAll))
+	for _, name := range []string{"t", "doomed"} {
+		if _, err := s.createTopic(name, 1, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p := exchange(t, s, produceReq("t", -1, batch(-1, -1, -1, 1, 10))).(*kmsg.ProduceResponse).Topics[0].Partitions[0]; p.ErrorCode != 0 {
+		t.Fatalf("producing the fixture: %v", kerr.ErrorForCode(p.ErrorCode))
+	}
+	find := kmsg.NewPtrFindCoordinatorRequest()
+	find.Version, find.CoordinatorKeys = 4, []string{"g"}
+	exchange(t, s, find) // creates the offsets topic
+	commit := kmsg.NewPtrOffsetCommitRequest()
+	commit.Version, commit.Group, commit.Generation = 8, "g", -1
+	commit.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1, LeaderEpoch: -1}}}}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c := errorCodes(exchange(t, s, commit))
+		if c[0] == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("committing the fixture offset: %v", kerr.ErrorForCode(c[0]))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	cases := authorizationCases(s)
+	for _, k := range SupportedAPIs() {
+		name := kmsg.NameForKey(k.ApiKey)
+		list, ok := cases[k.ApiKey]
+		if !ok {
+			t.Errorf("%s (key %d) is served but has no authorization case here", name, k.ApiKey)
+			continue
+		}
+		if a, _ := authz.ForAPI(k.ApiKey); a.BeforeAuthentication && list[0].deny != 0 {
+			t.Errorf("%s is served before authentication and cannot be denied", name)
+		}
+		for _, tc := range list {
+			t.Run(name+"/"+tc.name, func(t *testing.T) {
+				setACLs(t, s)
+				resp := exchange(t, s, tc.req())
+				codes := errorCodes(resp)
+				if tc.deny != 0 {
+					if !slices.Contains(codes, tc.deny) {
+						t.Errorf("without an ACL: codes %v, want %v", codes, kerr.ErrorForCode(tc.deny))
+					}
+					for _, c := range codes {
+						if c != 0 && c != tc.deny {
+							t.Errorf("without an ACL: code %v beside %v", kerr.ErrorForCode(c), kerr.ErrorForCode(tc.deny))
+						}
+					}
+				} else if tc.denied == nil {
+					t.Fatal("the case checks no denial")
+				}
+				if tc.denied != nil {
+					if err := tc.denied(resp); err != nil {
+						t.Errorf("without an ACL: %v", err)
+					}
+				}
+				if tc.partial != nil {
+					want := cmp.Or(tc.partialDeny, tc.deny)
+					setACLs(t, s, tc.partial...)
+					if codes := errorCodes(exchange(t, s, tc.req())); !slices.Contains(codes, want) {
+						t.Errorf("with only %+v: codes %v, want %v", tc.partial, codes, kerr.ErrorForCode(want))
+					}
+				}
+				if tc.grant == nil {
+					return
+				}
+				setACLs(t, s, tc.grant...)
+				resp = exchange(t, s, tc.req())
+				for _, c := range errorCodes(resp) {
+					if slices.Contains(authorizationCodes, c) {
+						t.Errorf("with %+v: %v", tc.grant, kerr.ErrorForCode(c))
+					}
+				}
+				if tc.allowed != nil {
+					if err := tc.allowed(resp); err != nil {
+						t.Errorf("with the ACLs: %v", err)
+					}
+				}
+			})
+		}
+	}
+	for key := range cases {
+		if _, ok := apiByKey(key); !ok {
+			t.Errorf("a case for %s, which is not served", kmsg.NameForKey(key))
+		}
+	}
+}
