@@ -70,7 +70,10 @@ controller.quorum.voters=3@%[4]s
 metrics.listen=%[1]s
 tributary.metrics.cloudwatch.enable=false
 
-# broker_config overrides from the cluster definition
+# broker_config overrides from the cluster definition; beside a listener
+# that authenticates clients (mutual TLS), the PLAINTEXT clients of this
+# test need to be super users: no ACL names them
+super.users=User:ANONYMOUS
 auto.create.topics.enable=true
 num.partitions=3
 log.retention.ms=3600000

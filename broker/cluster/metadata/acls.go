@@ -78,10 +78,13 @@ type ACLSet struct{ acls *authz.ACLs }
 // Snapshot is the ACLs, never nil.
 func (s ACLSet) Snapshot() *authz.ACLs {
 	if s.acls == nil {
-		return &authz.ACLs{}
+		return noACLs
 	}
 	return s.acls
 }
+
+// noACLs is the empty snapshot; snapshots are immutable, so one serves all.
+var noACLs = &authz.ACLs{}
 
 // Len is the number of ACLs.
 func (s ACLSet) Len() int { return s.acls.Len() }
