@@ -72,8 +72,8 @@ func withIAMListener(t *testing.T, s *Server, mode string, awsCfg *aws.Config) {
 	t.Helper()
 	cfg := s.Config().Clone()
 	for k, v := range map[string]string{
-		"listeners":                      "PLAINTEXT://127.0.0.1:0,IAM://127.0.0.1:0",
-		"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,IAM:SASL_SSL",
+		"listeners":                                 "PLAINTEXT://127.0.0.1:0,IAM://127.0.0.1:0",
+		"listener.security.protocol.map":            "PLAINTEXT:PLAINTEXT,IAM:SASL_SSL",
 		"listener.name.iam.sasl.enabled.mechanisms": "OAUTHBEARER",
 		"tributary.cluster.name":                    "orders",
 		"tributary.iam.authorization":               mode,
