@@ -61,7 +61,8 @@ func (s *Server) newAuthorizer(ctx context.Context, cfg *config.Config, awsCfg *
 		return a, nil
 	}
 	if awsCfg == nil {
-		c, err := awsconfig.LoadDefaultConfig(ctx)
+		// The region from the environment, else the instance's own.
+		c, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithEC2IMDSRegion())
 		if err != nil {
 			return nil, fmt.Errorf("IAM authorization (tributary.iam.authorization=policies, listener %s): loading the AWS SDK configuration: %w", strings.Join(iamListeners, ", "), err)
 		}
@@ -110,7 +111,7 @@ func (s *Server) authorizeConnect(ctx context.Context, c *conn, rc authz.Request
 	if d.Allowed {
 		return nil
 	}
-	s.audit.Refused(ctx, audit.Request{Principal: rc.Principal, Client: remoteAddrPort(c.nc), Listener: rc.Listener, APIKey: saslAuthenticateKey},
+	s.audit.Refused(ctx, audit.Request{Principal: rc.Principal, Client: c.addr, Listener: rc.Listener, APIKey: saslAuthenticateKey},
 		authz.ConnectAction+" on "+s.access.iam.ClusterARN(), d.Reason())
 	return fmt.Errorf("access denied: %s is not allowed %s on this cluster", strings.TrimPrefix(rc.Principal, "User:"), authz.ConnectAction)
 }
@@ -130,7 +131,7 @@ type reqAuth struct {
 
 // authFor is the authorization of a request of API key on c.
 func (s *Server) authFor(c *conn, key int16) reqAuth {
-	return reqAuth{s: s, rc: c.requestContext(), client: remoteAddrPort(c.nc), key: key}
+	return reqAuth{s: s, rc: c.requestContext(), client: c.addr, key: key}
 }
 
 // decide authorizes actions and writes the audited decisions: every
