@@ -47,7 +47,7 @@ func listenLoopback(t *testing.T) net.Listener {
 	return ln
 }
 
-func startInProcessCluster(t *testing.T) *inProcessCluster {
+func startInProcessCluster(t *testing.T, edit ...func(*config.Config)) *inProcessCluster {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("three in-process brokers")
@@ -67,7 +67,7 @@ func startInProcessCluster(t *testing.T) *inProcessCluster {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			srv, nd, err := startClusterMember(t, id, strings.Join(voters, ","), ctlLns[id], clientLns[id])
+			srv, nd, err := startClusterMember(t, id, strings.Join(voters, ","), ctlLns[id], clientLns[id], edit...)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -94,14 +94,18 @@ func startInProcessCluster(t *testing.T) *inProcessCluster {
 	return c
 }
 
-// startClusterMember starts one broker whose node has short timings.
-func startClusterMember(t *testing.T, id int32, voters string, ctlLn, clientLn net.Listener) (*Server, *node.Node, error) {
+// startClusterMember starts one broker whose node has short timings; edit
+// changes its configuration first.
+func startClusterMember(t *testing.T, id int32, voters string, ctlLn, clientLn net.Listener, edit ...func(*config.Config)) (*Server, *node.Node, error) {
 	cfg := config.Default()
 	cfg.NodeID, cfg.Rack, cfg.DataDir = id, string(rune('a'+id-1)), t.TempDir()
 	cfg.ListenersSpec = "PLAINTEXT://" + clientLn.Addr().String()
 	cfg.ClusterID, cfg.ControllerQuorumVoters = "server-cluster-test", voters
 	cfg.DefaultReplicationFactor, cfg.MinInsyncReplicas = 3, 2
 	cfg.GroupInitialRebalanceDelay = 0
+	for _, e := range edit {
+		e(cfg)
+	}
 	replLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, nil, err
