@@ -159,9 +159,8 @@ func (a *ACLAuthorizer) decide(acls *ACLs, rc RequestContext, act Action) Decisi
 		deny, allw        Binding
 		hasDeny, hasAllow bool
 	)
-	acls.forResource(act.Type, act.Name, func(p Pattern, e Entry) bool {
-		found = true
-		if e.Principal != rc.Principal && e.Principal != WildcardPrincipal || !hostMatches(e.Host, rc.Host) {
+	found = acls.forPrincipal(act.Type, act.Name, rc.Principal, func(p Pattern, e Entry) bool {
+		if !hostMatches(e.Host, rc.Host) {
 			return true
 		}
 		switch e.Permission {
@@ -235,7 +234,7 @@ func (a *ACLAuthorizer) AuthorizeByResourceType(ctx context.Context, rc RequestC
 	var allowLiteral, allowPrefix []string
 	wildcardAllow := false
 	for name, es := range ti.literal {
-		for _, e := range es {
+		for _, e := range es.all {
 			if !applies(e) {
 				continue
 			}
@@ -254,7 +253,7 @@ func (a *ACLAuthorizer) AuthorizeByResourceType(ctx context.Context, rc RequestC
 		}
 	}
 	for name, es := range ti.prefixed {
-		for _, e := range es {
+		for _, e := range es.all {
 			if !applies(e) {
 				continue
 			}

@@ -18,11 +18,27 @@ type ACLs struct {
 
 // typeIndex holds the ACLs of one resource type.
 type typeIndex struct {
-	literal  map[string][]Entry // by name, "*" included
-	prefixed map[string][]Entry // by prefix
+	literal  map[string]*entrySet // by name, "*" included
+	prefixed map[string]*entrySet // by prefix
 	// prefixLens are the distinct lengths of the prefixes, ascending: a
 	// name is checked against its own prefixes of those lengths only.
 	prefixLens []int
+}
+
+// entrySet is the entries of one resource pattern, also by principal: a
+// decision reads only the requester's and User:*'s, however many other
+// principals have ACLs on the resource.
+type entrySet struct {
+	all         []Entry
+	byPrincipal map[string][]Entry
+}
+
+func (es *entrySet) add(e Entry) {
+	es.all = append(es.all, e)
+	if es.byPrincipal == nil {
+		es.byPrincipal = map[string][]Entry{}
+	}
+	es.byPrincipal[e.Principal] = append(es.byPrincipal[e.Principal], e)
 }
 
 // NewACLs builds a snapshot of bindings, dropping duplicates. Every
@@ -45,17 +61,22 @@ func index(all []Binding) *ACLs {
 	for _, b := range all {
 		ti := a.byType[b.Pattern.Type]
 		if ti == nil {
-			ti = &typeIndex{literal: map[string][]Entry{}, prefixed: map[string][]Entry{}}
+			ti = &typeIndex{literal: map[string]*entrySet{}, prefixed: map[string]*entrySet{}}
 			a.byType[b.Pattern.Type] = ti
 		}
+		m := ti.literal
 		if b.Pattern.PatternType == kmsg.ACLResourcePatternTypePrefixed {
-			if _, ok := ti.prefixed[b.Pattern.Name]; !ok {
+			m = ti.prefixed
+			if _, ok := m[b.Pattern.Name]; !ok {
 				ti.prefixLens = append(ti.prefixLens, len(b.Pattern.Name))
 			}
-			ti.prefixed[b.Pattern.Name] = append(ti.prefixed[b.Pattern.Name], b.Entry)
-		} else {
-			ti.literal[b.Pattern.Name] = append(ti.literal[b.Pattern.Name], b.Entry)
 		}
+		es := m[b.Pattern.Name]
+		if es == nil {
+			es = &entrySet{}
+			m[b.Pattern.Name] = es
+		}
+		es.add(b.Entry)
 	}
 	for _, ti := range a.byType {
 		slices.Sort(ti.prefixLens)
@@ -127,6 +148,42 @@ func (a *ACLs) Describe(f Filter) []Binding {
 // (typ, name): the literal name, the literal wildcard, and every prefixed
 // pattern that name starts with. fn returning false stops the walk.
 func (a *ACLs) forResource(typ kmsg.ACLResourceType, name string, fn func(Pattern, Entry) bool) {
+	a.walk(typ, name, func(p Pattern, es *entrySet) bool {
+		for _, e := range es.all {
+			if !fn(p, e) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// forPrincipal is forResource for the entries of principal and of
+// User:*, the only ones that can decide for principal. found reports
+// whether any ACL (of any principal) applies to the resource.
+func (a *ACLs) forPrincipal(typ kmsg.ACLResourceType, name, principal string, fn func(Pattern, Entry) bool) (found bool) {
+	a.walk(typ, name, func(p Pattern, es *entrySet) bool {
+		found = true
+		for _, e := range es.byPrincipal[principal] {
+			if !fn(p, e) {
+				return false
+			}
+		}
+		if principal == WildcardPrincipal {
+			return true
+		}
+		for _, e := range es.byPrincipal[WildcardPrincipal] {
+			if !fn(p, e) {
+				return false
+			}
+		}
+		return true
+	})
+	return found
+}
+
+// walk calls fn with each entry set that applies to (typ, name).
+func (a *ACLs) walk(typ kmsg.ACLResourceType, name string, fn func(Pattern, *entrySet) bool) {
 	if a == nil {
 		return
 	}
@@ -134,16 +191,12 @@ func (a *ACLs) forResource(typ kmsg.ACLResourceType, name string, fn func(Patter
 	if ti == nil {
 		return
 	}
-	for _, e := range ti.literal[name] {
-		if !fn(Pattern{typ, name, kmsg.ACLResourcePatternTypeLiteral}, e) {
-			return
-		}
+	if es := ti.literal[name]; es != nil && !fn(Pattern{typ, name, kmsg.ACLResourcePatternTypeLiteral}, es) {
+		return
 	}
 	if name != WildcardResource {
-		for _, e := range ti.literal[WildcardResource] {
-			if !fn(Pattern{typ, WildcardResource, kmsg.ACLResourcePatternTypeLiteral}, e) {
-				return
-			}
+		if es := ti.literal[WildcardResource]; es != nil && !fn(Pattern{typ, WildcardResource, kmsg.ACLResourcePatternTypeLiteral}, es) {
+			return
 		}
 	}
 	for _, n := range ti.prefixLens {
@@ -151,10 +204,8 @@ func (a *ACLs) forResource(typ kmsg.ACLResourceType, name string, fn func(Patter
 			break
 		}
 		prefix := name[:n]
-		for _, e := range ti.prefixed[prefix] {
-			if !fn(Pattern{typ, prefix, kmsg.ACLResourcePatternTypePrefixed}, e) {
-				return
-			}
+		if es := ti.prefixed[prefix]; es != nil && !fn(Pattern{typ, prefix, kmsg.ACLResourcePatternTypePrefixed}, es) {
+			return
 		}
 	}
 }
