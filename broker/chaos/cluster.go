@@ -236,6 +236,17 @@ func (c *Cluster) Running(id int32) bool {
 	return ok && !p.exited()
 }
 
+// PID is the process id of a running node.
+func (c *Cluster) PID(id int32) (int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.procs[id]
+	if !ok || p.exited() {
+		return 0, false
+	}
+	return p.cmd.Process.Pid, true
+}
+
 // Paused reports whether the node is stopped by SIGSTOP.
 func (c *Cluster) Paused(id int32) bool {
 	c.mu.Lock()

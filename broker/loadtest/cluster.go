@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tributary/tributary/broker/chaos"
 )
@@ -196,19 +198,24 @@ type FailoverOptions struct {
 }
 
 // Failover creates a one-partition topic with a replica on every broker,
-// runs a paced producer (idempotent, acks=all) on it, and Kills times:
+// runs a paced producer (idempotent, acks=all, no linger) on it, and Kills times:
 // waits for a full ISR, kill -9s the partition's leader, measures the time
 // from the kill to the acknowledgement of the first record sent once the
 // killed process was gone (an acknowledgement only a new leader can give),
-// then restarts the killed broker. The producer lowers franz-go's metadata refresh floor
-// from 5 s to 100 ms (Kafka's Java client retries after 100 ms) so that
-// the figure measures the cluster, not the client's throttle.
+// then restarts the killed broker. The producer refreshes metadata and
+// retries as Kafka's Java client does by default, not as franz-go does:
+// a metadata refresh floor of 100 ms instead of 5 s, and retry backoffs
+// of 100 ms doubling to at most 1 s (retry.backoff.ms,
+// retry.backoff.max.ms, KIP-580) instead of 250 ms doubling to 5 s, so
+// that the figure measures the cluster, not the client's throttle.
 func Failover(ctx context.Context, c *chaos.Cluster, o FailoverOptions) ([]Kill, error) {
 	seeds := c.Bootstrap()
 	if err := CreateReplicatedTopic(ctx, seeds, o.Topic, 1, ClusterSize); err != nil {
 		return nil, err
 	}
-	prod, err := newProducer(seeds, o.Topic, kgo.MetadataMinAge(100*time.Millisecond), kgo.RecordDeliveryTimeout(o.Deadline))
+	// No linger: the first record after the kill leaves at once.
+	prod, err := newProducer(seeds, o.Topic, 0, kgo.MetadataMinAge(100*time.Millisecond), kgo.RetryBackoffFn(javaRetryBackoff),
+		kgo.RecordDeliveryTimeout(o.Deadline))
 	if err != nil {
 		return nil, err
 	}
@@ -287,6 +294,21 @@ func failoverOnce(ctx context.Context, c *chaos.Cluster, w *watcher, o FailoverO
 	return k, nil
 }
 
+// javaRetryBackoff is the Java client's retry backoff (KIP-580): 100 ms,
+// doubling per failure up to 1 s, with 20 % jitter.
+func javaRetryBackoff(fails int) time.Duration {
+	const (
+		base = 100 * time.Millisecond
+		most = time.Second
+	)
+	d := base
+	for i := 1; i < fails && d < most; i++ {
+		d *= 2
+	}
+	d = min(d, most)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
 // paced produces one record of recordBytes every recordBytes/rate seconds
 // until ctx ends, calling acked with each record's send time and outcome.
 func paced(ctx context.Context, prod *kgo.Client, recordBytes int, rate float64, acked func(sentAt time.Time, err error)) {
@@ -302,4 +324,97 @@ func paced(ctx context.Context, prod *kgo.Client, recordBytes int, rate float64,
 		at := time.Now()
 		prod.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) { acked(at, err) })
 	}
+}
+
+// ManyPartitionsResult is a cluster's footprint with many partitions.
+type ManyPartitionsResult struct {
+	Partitions int32
+	// ReplicasPerBroker is how many partition replicas each broker holds.
+	ReplicasPerBroker int
+	// Ready is the time from the CreateTopics request to every partition
+	// having a leader and a full ISR.
+	Ready time.Duration
+	// RSS is each broker's resident memory once they settled.
+	RSS map[int32]int64
+	// Metadata is the latency of full Metadata requests (every topic), as
+	// a client that has connected measures it, over every broker.
+	Metadata Latency
+}
+
+// MaxRSS is the largest broker RSS.
+func (r ManyPartitionsResult) MaxRSS() int64 {
+	var m int64
+	for _, v := range r.RSS {
+		m = max(m, v)
+	}
+	return m
+}
+
+// metadataSamples is how many Metadata requests each broker answers.
+const metadataSamples = 20
+
+// ManyPartitions creates topic with partitions partitions and a replica on
+// every broker, waits (up to ctx) for every partition to have a leader and
+// a full ISR, lets the brokers settle for settle, then reads each broker's
+// RSS and times metadataSamples full Metadata requests to each broker.
+func ManyPartitions(ctx context.Context, c *chaos.Cluster, topic string, partitions int32, settle time.Duration) (ManyPartitionsResult, error) {
+	res := ManyPartitionsResult{Partitions: partitions, ReplicasPerBroker: int(partitions), RSS: map[int32]int64{}}
+	seeds := c.Bootstrap()
+	start := time.Now()
+	if err := CreateReplicatedTopic(ctx, seeds, topic, partitions, ClusterSize); err != nil {
+		return res, err
+	}
+	res.Ready = time.Since(start)
+	if err := sleep(ctx, settle); err != nil {
+		return res, err
+	}
+	for _, n := range c.Nodes() {
+		pid, ok := c.PID(n.ID)
+		if !ok {
+			return res, fmt.Errorf("broker %d is not running", n.ID)
+		}
+		rss, err := RSS(pid)
+		if err != nil {
+			return res, fmt.Errorf("RSS of broker %d: %w", n.ID, err)
+		}
+		res.RSS[n.ID] = rss
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		return res, err
+	}
+	defer cl.Close()
+	var samples []time.Duration
+	for _, n := range c.Nodes() {
+		b := cl.Broker(int(n.ID))
+		// The first request dials; it is not a metadata figure.
+		if _, err := b.Request(ctx, kmsg.NewPtrApiVersionsRequest()); err != nil {
+			return res, fmt.Errorf("connecting to broker %d: %w", n.ID, err)
+		}
+		for range metadataSamples {
+			req := kmsg.NewPtrMetadataRequest() // Topics nil: every topic
+			begin := time.Now()
+			r, err := b.Request(ctx, req)
+			took := time.Since(begin)
+			if err != nil {
+				return res, fmt.Errorf("metadata from broker %d: %w", n.ID, err)
+			}
+			md := r.(*kmsg.MetadataResponse)
+			if got := countPartitions(md, topic); got != int(partitions) {
+				return res, fmt.Errorf("metadata from broker %d lists %d partitions of %s, want %d", n.ID, got, topic, partitions)
+			}
+			samples = append(samples, took)
+		}
+	}
+	res.Metadata = Summarize(samples)
+	return res, nil
+}
+
+func countPartitions(md *kmsg.MetadataResponse, topic string) int {
+	for _, t := range md.Topics {
+		if t.Topic != nil && *t.Topic == topic {
+			return len(t.Partitions)
+		}
+	}
+	return 0
 }

@@ -32,7 +32,7 @@ func TestClusterFailover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Records == 0 || res.P99 <= 0 {
+	if res.Records == 0 || res.Latency.P99 <= 0 {
 		t.Fatalf("no acknowledged records: %+v", res)
 	}
 	kills, err := Failover(ctx, c, FailoverOptions{Topic: "failover", RecordBytes: 1024, RateBytes: 1 << 20, Kills: 1, Deadline: 30 * time.Second})
@@ -50,4 +50,24 @@ func TestClusterFailover(t *testing.T) {
 		t.Errorf("the partition is still led by the killed broker %d", k.Broker)
 	}
 	t.Logf("failover after kill -9 of broker %d (controller: %v): %v, new leader %d", k.Broker, k.Controller, k.Time, k.NewLeader)
+}
+
+func TestJavaRetryBackoff(t *testing.T) {
+	for _, tt := range []struct {
+		fails  int
+		lo, hi time.Duration
+	}{
+		{0, 80 * time.Millisecond, 120 * time.Millisecond},
+		{1, 80 * time.Millisecond, 120 * time.Millisecond},
+		{2, 160 * time.Millisecond, 240 * time.Millisecond},
+		{4, 640 * time.Millisecond, 960 * time.Millisecond},
+		{5, 800 * time.Millisecond, 1200 * time.Millisecond},
+		{50, 800 * time.Millisecond, 1200 * time.Millisecond},
+	} {
+		for range 20 {
+			if d := javaRetryBackoff(tt.fails); d < tt.lo || d > tt.hi {
+				t.Errorf("javaRetryBackoff(%d) = %v, want within [%v, %v]", tt.fails, d, tt.lo, tt.hi)
+			}
+		}
+	}
 }

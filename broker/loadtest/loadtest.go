@@ -29,31 +29,32 @@ type Options struct {
 	// Duration bounds the produce phase; MaxRecords (if > 0) ends it early.
 	Duration   time.Duration
 	MaxRecords int
+	// Linger is the producer's linger (ThroughputLinger in the benchmark).
+	Linger time.Duration
 }
 
 // Result of one throughput run.
 type Result struct {
-	Records     int64
-	Bytes       int64
-	ProduceMBps float64
-	ConsumeMBps float64
-	P50, P99    time.Duration
+	Produce ProduceResult
+	// ConsumeMiBps is MiB of record values read per second by one
+	// consumer reading the whole topic from the start.
+	ConsumeMiBps float64
 }
 
 // Throughput creates the topic on the broker at addr, produces to it for
 // the configured time with one franz-go producer (acks=all, idempotent,
-// uncompressed random values), then reads everything back with one
-// consumer. Latency is per record, from Produce to acknowledgement, under
-// that full load.
+// uncompressed random values, o.Linger), then reads everything back with
+// one consumer. Latency is per record, from Produce to acknowledgement,
+// under that full load.
 func Throughput(ctx context.Context, addr string, o Options) (Result, error) {
 	if err := CreateTopic(ctx, addr, o.Topic, o.Partitions); err != nil {
 		return Result{}, err
 	}
-	pr, err := Produce(ctx, []string{addr}, ProduceOptions{Topic: o.Topic, RecordBytes: o.RecordBytes, Duration: o.Duration, MaxRecords: o.MaxRecords})
+	pr, err := Produce(ctx, []string{addr}, ProduceOptions{Topic: o.Topic, RecordBytes: o.RecordBytes, Duration: o.Duration, MaxRecords: o.MaxRecords, Linger: o.Linger})
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{Records: pr.Records, Bytes: pr.Bytes, ProduceMBps: pr.MBps, P50: pr.P50, P99: pr.P99}
+	res := Result{Produce: pr}
 
 	cons, err := kgo.NewClient(
 		kgo.SeedBrokers(addr),
@@ -70,10 +71,10 @@ func Throughput(ctx context.Context, addr string, o Options) (Result, error) {
 	defer ccancel()
 	start := time.Now()
 	var read int64
-	for read < res.Records {
+	for read < pr.Records {
 		fs := cons.PollFetches(cctx)
 		if cctx.Err() != nil {
-			return res, fmt.Errorf("consumed %d of %d records before the deadline", read, res.Records)
+			return res, fmt.Errorf("consumed %d of %d records before the deadline", read, pr.Records)
 		}
 		var ferr error
 		fs.EachError(func(t string, p int32, err error) { ferr = fmt.Errorf("fetching %s[%d]: %w", t, p, err) })
@@ -82,7 +83,7 @@ func Throughput(ctx context.Context, addr string, o Options) (Result, error) {
 		}
 		read += int64(fs.NumRecords())
 	}
-	res.ConsumeMBps = mb(res.Bytes) / time.Since(start).Seconds()
+	res.ConsumeMiBps = mib(pr.Bytes) / time.Since(start).Seconds()
 	return res, nil
 }
 
@@ -189,4 +190,4 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
 }
 
-func mb(b int64) float64 { return float64(b) / (1 << 20) }
+func mib(b int64) float64 { return float64(b) / (1 << 20) }

@@ -11,6 +11,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// StallThreshold: a produce acknowledged later than this after its
+// Produce call counts as a stall. Percentiles average a few multi-second
+// waits away; the count shows them.
+const StallThreshold = 100 * time.Millisecond
+
+// ThroughputLinger is the producer linger of the throughput phases:
+// franz-go's default (10 ms), stated rather than inherited, so that a
+// client upgrade cannot change the benchmark. Latency phases use no linger.
+const ThroughputLinger = 10 * time.Millisecond
+
 // ProduceOptions shape one produce phase.
 type ProduceOptions struct {
 	Topic       string
@@ -21,23 +31,53 @@ type ProduceOptions struct {
 	// RateBytes is the offered load in bytes per second; 0 produces as
 	// fast as the client accepts records.
 	RateBytes float64
+	// Linger is the producer's linger (kgo.ProducerLinger): how long a
+	// partition's batch waits for more records before it is sent. Always
+	// set by the caller: 0 for latency phases, ThroughputLinger for
+	// throughput phases.
+	Linger time.Duration
+}
+
+// Latency summarises per-record produce latencies.
+type Latency struct {
+	P50, P99, P999, Max time.Duration
+	// Stalls counts records acknowledged more than StallThreshold after
+	// their Produce call.
+	Stalls int
 }
 
 // ProduceResult is what one produce phase reached.
 type ProduceResult struct {
 	Records int64
 	Bytes   int64
-	// MBps is acknowledged MiB per second, from the first Produce call
-	// to the last acknowledgement.
-	MBps     float64
-	P50, P99 time.Duration
+	// MiBps is acknowledged MiB (2^20 bytes) per second, from the first
+	// Produce call to the last acknowledgement.
+	MiBps   float64
+	Latency Latency
+}
+
+// Summarize computes the latency figures of a set of samples (sorted in
+// place).
+func Summarize(samples []time.Duration) Latency {
+	slices.Sort(samples)
+	l := Latency{
+		P50:  percentile(samples, 0.50),
+		P99:  percentile(samples, 0.99),
+		P999: percentile(samples, 0.999),
+	}
+	if n := len(samples); n > 0 {
+		l.Max = samples[n-1]
+		i, _ := slices.BinarySearch(samples, StallThreshold+1)
+		l.Stalls = n - i
+	}
+	return l
 }
 
 // newProducer is the benchmark's franz-go producer: idempotent, acks=all
 // (both franz-go defaults, spelled out), uncompressed, round robin over the
-// partitions, no linger (franz-go's default: a batch goes out as soon as a
-// request slot is free, up to five in flight per broker).
-func newProducer(seeds []string, topic string, extra ...kgo.Opt) (*kgo.Client, error) {
+// partitions, with the given linger; up to five requests in flight per
+// broker (franz-go's default).
+func newProducer(seeds []string, topic string, linger time.Duration, extra ...kgo.Opt) (*kgo.Client, error) {
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(seeds...),
 		kgo.DefaultProduceTopic(topic),
@@ -46,6 +86,7 @@ func newProducer(seeds []string, topic string, extra ...kgo.Opt) (*kgo.Client, e
 		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
 		kgo.ProducerBatchMaxBytes(1 << 20),
 		kgo.MaxBufferedRecords(20000),
+		kgo.ProducerLinger(linger),
 	}, extra...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -61,7 +102,7 @@ func newProducer(seeds []string, topic string, extra ...kgo.Opt) (*kgo.Client, e
 // included: that is what an application sees).
 func Produce(ctx context.Context, seeds []string, o ProduceOptions) (ProduceResult, error) {
 	var res ProduceResult
-	prod, err := newProducer(seeds, o.Topic)
+	prod, err := newProducer(seeds, o.Topic, o.Linger)
 	if err != nil {
 		return res, err
 	}
@@ -83,7 +124,7 @@ func Produce(ctx context.Context, seeds []string, o ProduceOptions) (ProduceResu
 	pctx, cancel := context.WithDeadline(ctx, end)
 	defer cancel()
 	// A pacer releases records in 1 ms steps: sleeping per 1 KiB record
-	// (50 µs at 20 MB/s) is finer than the timer can do.
+	// (50 µs at 20 MiB/s) is finer than the timer can do.
 	var perRecord time.Duration
 	if o.RateBytes > 0 {
 		perRecord = time.Duration(float64(time.Second) * float64(o.RecordBytes) / o.RateBytes)
@@ -136,10 +177,8 @@ func Produce(ctx context.Context, seeds []string, o ProduceOptions) (ProduceResu
 	res.Records = int64(len(latencies))
 	res.Bytes = res.Records * int64(o.RecordBytes)
 	if res.Records > 0 {
-		res.MBps = mb(res.Bytes) / lastAck.Sub(start).Seconds()
+		res.MiBps = mib(res.Bytes) / lastAck.Sub(start).Seconds()
 	}
-	slices.Sort(latencies)
-	res.P50 = percentile(latencies, 0.50)
-	res.P99 = percentile(latencies, 0.99)
+	res.Latency = Summarize(latencies)
 	return res, nil
 }

@@ -2,11 +2,26 @@ package loadtest
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
+
+// TestMain lets this test binary be the kfake child process that
+// StartKfake runs, as the benchmark command is.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == KfakeCommand {
+		if err := ServeKfake(os.Args[2:], os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
 func startKfake(t *testing.T, topic string) []string {
 	t.Helper()
@@ -29,7 +44,7 @@ func TestProduceCountsEveryAcknowledgedRecord(t *testing.T) {
 	if res.Records != 500 || res.Bytes != 500*100 {
 		t.Errorf("records, bytes = %d, %d; want 500, 50000", res.Records, res.Bytes)
 	}
-	if res.P50 <= 0 || res.P50 > res.P99 || res.MBps <= 0 {
+	if l := res.Latency; l.P50 <= 0 || l.P50 > l.P99 || l.P99 > l.P999 || l.P999 > l.Max || res.MiBps <= 0 {
 		t.Errorf("implausible figures: %+v", res)
 	}
 }
@@ -49,5 +64,61 @@ func TestProducePacedHoldsTheOfferedRate(t *testing.T) {
 	offered := int64(rate / 1024 * duration.Seconds())
 	if res.Records > offered+1 || res.Records < offered/2 {
 		t.Errorf("produced %d records at a %d/s pace for %v, want about %d", res.Records, rate/1024, duration, offered)
+	}
+}
+
+func TestSummarizeCountsStalls(t *testing.T) {
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	var samples []time.Duration
+	for i := range 1000 {
+		samples = append(samples, ms(1+i%5))
+	}
+	// Three stalls, one exactly at the threshold (not a stall).
+	samples = append(samples, StallThreshold, StallThreshold+time.Microsecond, ms(700), ms(3200))
+	l := Summarize(samples)
+	if l.Stalls != 3 {
+		t.Errorf("stalls = %d, want 3", l.Stalls)
+	}
+	if l.Max != ms(3200) {
+		t.Errorf("max = %v, want 3.2s", l.Max)
+	}
+	if l.P50 != ms(3) || l.P99 != ms(5) {
+		t.Errorf("p50, p99 = %v, %v; want 3ms, 5ms", l.P50, l.P99)
+	}
+	if l.P999 < StallThreshold {
+		t.Errorf("p99.9 = %v: four slow samples in 1004 must reach it", l.P999)
+	}
+	if got := Summarize(nil); got != (Latency{}) {
+		t.Errorf("no samples: %+v", got)
+	}
+}
+
+// kfake runs in a process of its own; the benchmark's clients reach it
+// there and it goes away when closed.
+func TestKfakeInItsOwnProcess(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	k, err := StartKfake(ctx, self, 3, "t", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(k.Addrs) != 3 {
+		t.Fatalf("addresses %v, want 3", k.Addrs)
+	}
+	res, err := Produce(ctx, k.Addrs, ProduceOptions{Topic: "t", RecordBytes: 100, Duration: 20 * time.Second, MaxRecords: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Records != 200 {
+		t.Errorf("records = %d, want 200", res.Records)
+	}
+	pid := k.cmd.Process.Pid
+	k.Close()
+	if err := k.cmd.ProcessState; err == nil || !err.Exited() {
+		t.Errorf("kfake process %d still running after Close", pid)
 	}
 }

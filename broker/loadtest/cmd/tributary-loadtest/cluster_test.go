@@ -42,51 +42,77 @@ func TestSettingsFlag(t *testing.T) {
 	}
 }
 
-// The verdicts must follow the figures: a p99 measured below the offered
-// rate is not a met target, and a failover that never ended is not met.
+// The verdicts must follow the figures: a latency measured below the
+// offered rate is not a met target, a slowest produce is judged only on a
+// run of the target's length, a failover that never ended is not met.
 func TestPrintClusterVerdicts(t *testing.T) {
 	rate := float64(20 << 20)
-	fast := loadtest.ProduceResult{MBps: 20, P50: time.Millisecond, P99: 5 * time.Millisecond}
-	slowRate := loadtest.ProduceResult{MBps: 12, P50: time.Millisecond, P99: 5 * time.Millisecond}
-	slowP99 := loadtest.ProduceResult{MBps: 20, P50: time.Millisecond, P99: 15 * time.Millisecond}
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	lat := func(p99, maxLat time.Duration) loadtest.Latency {
+		return loadtest.Latency{P50: ms(1), P99: p99, P999: p99, Max: maxLat}
+	}
+	fast := loadtest.ProduceResult{MiBps: 20, Latency: lat(ms(5), ms(40))}
+	slowRate := loadtest.ProduceResult{MiBps: 12, Latency: lat(ms(5), ms(40))}
+	slowP99 := loadtest.ProduceResult{MiBps: 20, Latency: lat(ms(15), ms(40))}
+	stalled := loadtest.ProduceResult{MiBps: 20, Latency: lat(ms(5), 3*time.Second)}
+	many := &loadtest.ManyPartitionsResult{Partitions: 5000, ReplicasPerBroker: 5000, RSS: map[int32]int64{1: 200 << 20, 2: 310 << 20},
+		Metadata: loadtest.Latency{P50: ms(20), Max: ms(45)}}
 	tests := []struct {
-		name string
-		res  clusterResults
+		name     string
+		duration time.Duration // of the latency phase
+		res      clusterResults
 		// rows: a row's label and how the row must end (its verdict),
 		// cells separated by one space.
 		rows map[string]string
 	}{
 		{
-			name: "all met",
-			res: clusterResults{full: loadtest.ProduceResult{MBps: 200}, paced: fast, kfakeFull: loadtest.ProduceResult{MBps: 100},
-				kills: []loadtest.Kill{{Broker: 1, NewLeader: 2, Time: 2 * time.Second}}},
-			rows: map[string]string{"produce throughput": " met", "latency p99 at 20 MB/s": " met", "failover 1:": " met", "failover max": "2.00 s - < 3s met"},
+			name: "all met", duration: time.Minute,
+			res: clusterResults{full: loadtest.ProduceResult{MiBps: 200}, paced: fast, kfakeFull: loadtest.ProduceResult{MiBps: 100},
+				kills: []loadtest.Kill{{Broker: 1, NewLeader: 2, Time: 1900 * time.Millisecond}}},
+			rows: map[string]string{"produce throughput": "2.00x >= 1x kfake met", "p50 / p99 / p99.9 / max, at": " met", "slowest produce": " met",
+				"failover 1:": " met", "failover max": "1.90 s - < 2s met"},
 		},
 		{
-			name: "throughput below kfake, rate not reached",
-			res:  clusterResults{full: loadtest.ProduceResult{MBps: 50}, paced: slowRate, kfakeFull: loadtest.ProduceResult{MBps: 100}},
-			rows: map[string]string{"produce throughput": "not met", "latency p99 at 20 MB/s": "not met (rate not reached)"},
+			name: "throughput below kfake, rate not reached", duration: time.Minute,
+			res: clusterResults{full: loadtest.ProduceResult{MiBps: 50}, paced: slowRate, kfakeFull: loadtest.ProduceResult{MiBps: 100}},
+			rows: map[string]string{"produce throughput": "0.50x >= 1x kfake not met", "p50 / p99 / p99.9 / max, at": "not met (rate not reached)",
+				"slowest produce": "not met (rate not reached)"},
 		},
 		{
-			name: "p99 too high",
+			name: "p99 too high", duration: time.Minute,
 			res:  clusterResults{paced: slowP99},
-			rows: map[string]string{"latency p99 at 20 MB/s": "15.00 ms 0.00 ms < 10ms not met"},
+			rows: map[string]string{"p50 / p99 / p99.9 / max, at": "p99 < 10ms not met", "slowest produce": " met"},
 		},
 		{
-			name: "failover timed out",
-			res:  clusterResults{paced: fast, kills: []loadtest.Kill{{Broker: 3, NewLeader: -1}, {Broker: 1, NewLeader: 2, Time: time.Second}}},
-			rows: map[string]string{"failover 1:": "none in 30s - < 3s not met", "failover 2:": " met", "failover max": "> 30s - < 3s not met"},
+			name: "a stall", duration: time.Minute,
+			res:  clusterResults{paced: stalled},
+			rows: map[string]string{"p50 / p99 / p99.9 / max, at": " met", "slowest produce": "3000 ms 0.00 ms none over 500ms in 1m0s not met"},
+		},
+		{
+			name: "short run: no stall verdict", duration: 10 * time.Second,
+			res:  clusterResults{paced: fast},
+			rows: map[string]string{"slowest produce": "not judged (10s run)"},
+		},
+		{
+			name: "failover timed out, slower than the target", duration: time.Minute,
+			res:  clusterResults{paced: fast, kills: []loadtest.Kill{{Broker: 3, NewLeader: -1}, {Broker: 1, NewLeader: 2, Time: 2100 * time.Millisecond}}},
+			rows: map[string]string{"failover 1:": "none in 30s - < 2s not met", "failover 2:": "2.10 s - < 2s not met", "failover max": "> 30s - < 2s not met"},
+		},
+		{
+			name: "many partitions", duration: time.Minute,
+			res:  clusterResults{paced: fast, many: many},
+			rows: map[string]string{"max broker RSS": "310.0 MiB - < 300 MiB not met", "Metadata": "20.0 / 45.0 ms - < 50ms met"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
-			if err := printCluster(&out, clusterOptions{latencyRate: rate}, tt.res); err != nil {
+			if err := printCluster(&out, clusterOptions{latencyRate: rate, latencyDuration: tt.duration}, tt.res); err != nil {
 				t.Fatal(err)
 			}
 			for label, end := range tt.rows {
 				line := rowWith(out.String(), label)
-				if !strings.HasSuffix(line, end) || (end == " met" && strings.HasSuffix(line, "not met")) {
+				if !strings.HasSuffix(line, end) || (strings.HasPrefix(end, " met") && strings.HasSuffix(line, "not met")) {
 					t.Errorf("row %q = %q, want it to end with %q", label, line, end)
 				}
 			}

@@ -1,13 +1,15 @@
 // Command tributary-loadtest is the broker benchmark (`make bench`): 1 KiB
 // records on one 16-partition topic, one franz-go producer and consumer,
 // against the Tributary broker (a separate process) and, in the same run,
-// franz-go's in-memory kfake; then the broker's memory with 1,000 idle
+// franz-go's in-memory kfake (a separate process too: this command started
+// as `tributary-loadtest kfake`); then the broker's memory with 1,000 idle
 // partitions and its time back to serving after kill -9 with a large log.
 // Then a three-broker cluster (separate processes, replication factor 3,
-// acks=all): produce throughput, latency at a fixed offered rate, and the
-// failover time after kill -9 of a partition leader, beside a three-broker
-// kfake. It prints a table per part. Every phase is bounded in time;
-// Ctrl-C stops the run and its broker processes.
+// acks=all): produce throughput, latency at a fixed offered rate, the
+// failover time after kill -9 of a partition leader, and memory and
+// metadata latency with 5,000 partitions, beside a three-broker kfake. It
+// prints a table per part. Every phase is bounded in time; Ctrl-C stops
+// the run and its processes.
 //
 //	go run ./broker/loadtest/cmd/tributary-loadtest [-duration 10s] [-recovery-size 1GiB] [-cluster=false] ...
 package main
@@ -16,6 +18,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -26,25 +29,32 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
 	"github.com/tributary/tributary/broker/loadtest"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == loadtest.KfakeCommand {
+		if err := loadtest.ServeKfake(os.Args[2:], os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "tributary-loadtest kfake:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var (
-		bin          = flag.String("broker", "", "tributary-broker binary (default: go build it into a temporary directory)")
-		duration     = flag.Duration("duration", 10*time.Second, "length of each produce phase")
-		recordBytes  = flag.Int("record-bytes", 1024, "record value size")
-		partitions   = flag.Int("partitions", 16, "partitions of the benchmark topic")
-		idle         = flag.Int("idle-partitions", 1000, "partitions for the idle-memory measurement (0 skips it)")
-		recoverySize = flag.String("recovery-size", "1GiB", "log size for the kill -9 recovery measurement (the target run uses 5GiB; 0 skips it)")
-		skipKfake    = flag.Bool("skip-kfake", false, "do not run the kfake comparison")
-		dataDir      = flag.String("data-dir", "", "parent of the broker data directories (default: a temporary directory, removed at the end)")
-		single       = flag.Bool("single", true, "run the single-broker benchmark (false: only the cluster one)")
-		cluster      = flag.Bool("cluster", true, "run the three-broker cluster benchmark (false skips it)")
-		latencyRate  = flag.String("latency-rate", "20MiB", "offered produce rate per second of the cluster latency measurement")
-		failovers    = flag.Int("failovers", 3, "leader kills of the cluster failover measurement (0 skips it)")
+		bin             = flag.String("broker", "", "tributary-broker binary (default: go build it into a temporary directory)")
+		duration        = flag.Duration("duration", 10*time.Second, "length of each throughput phase and of the single-broker latency phase")
+		latencyDuration = flag.Duration("latency-duration", time.Minute, "length of the cluster latency phase (the stall target is for a 60 s run)")
+		recordBytes     = flag.Int("record-bytes", 1024, "record value size")
+		partitions      = flag.Int("partitions", 16, "partitions of the benchmark topic")
+		idle            = flag.Int("idle-partitions", 1000, "partitions for the idle-memory measurement (0 skips it)")
+		recoverySize    = flag.String("recovery-size", "1GiB", "log size for the kill -9 recovery measurement (the target run uses 5GiB; 0 skips it)")
+		skipKfake       = flag.Bool("skip-kfake", false, "do not run the kfake comparison")
+		dataDir         = flag.String("data-dir", "", "parent of the broker data directories (default: a temporary directory, removed at the end)")
+		single          = flag.Bool("single", true, "run the single-broker benchmark (false: only the cluster one)")
+		cluster         = flag.Bool("cluster", true, "run the three-broker cluster benchmark (false skips it)")
+		latencyRate     = flag.String("latency-rate", "20MiB", "offered produce rate per second of the latency phases")
+		failovers       = flag.Int("failovers", 3, "leader kills of the cluster failover measurement (0 skips it)")
+		many            = flag.Int("many-partitions", 5000, "cluster: partitions of the RF 3 topic for the memory and metadata measurement (0 skips it)")
 	)
 	settings := settingsFlag{}
 	flag.Var(settings, "cluster-setting", "a broker setting for every cluster broker, key=value (repeatable), e.g. log.flush.policy=interval")
@@ -54,11 +64,23 @@ func main() {
 		fmt.Fprintln(os.Stderr, "tributary-loadtest: -latency-rate:", err)
 		os.Exit(2)
 	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tributary-loadtest: finding this executable to run kfake:", err)
+		os.Exit(1)
+	}
 	// Ctrl-C or SIGTERM cancels every phase; the deferred clean-ups then
 	// stop the broker processes and remove the temporary directory.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err = run(ctx, *bin, *dataDir, *duration, *recordBytes, int32(*partitions), *idle, *recoverySize, *skipKfake, *single,
-		clusterOptions{latencyRate: rate, failovers: *failovers, skip: !*cluster, settings: settings})
+	so := singleOptions{
+		duration: *duration, recordBytes: *recordBytes, partitions: int32(*partitions), idle: *idle,
+		recoverySize: *recoverySize, skipKfake: *skipKfake, latencyRate: rate, self: self,
+	}
+	co := clusterOptions{
+		latencyRate: rate, latencyDuration: *latencyDuration, failovers: *failovers, many: int32(*many),
+		skip: !*cluster, settings: settings, self: self,
+	}
+	err = run(ctx, *bin, *dataDir, *single, so, co)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tributary-loadtest:", err)
@@ -66,8 +88,21 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, bin, dataDir string, duration time.Duration, recordBytes int, partitions int32, idle int, recoverySize string, skipKfake, single bool, co clusterOptions) error {
-	recSize, err := parseSize(recoverySize)
+// singleOptions shape the single-broker benchmark.
+type singleOptions struct {
+	bin, dir     string
+	self         string // this executable, which serves kfake
+	duration     time.Duration
+	recordBytes  int
+	partitions   int32
+	idle         int
+	recoverySize string
+	latencyRate  float64
+	skipKfake    bool
+}
+
+func run(ctx context.Context, bin, dataDir string, single bool, so singleOptions, co clusterOptions) error {
+	recSize, err := parseSize(so.recoverySize)
 	if err != nil {
 		return fmt.Errorf("-recovery-size: %w", err)
 	}
@@ -88,7 +123,12 @@ func run(ctx context.Context, bin, dataDir string, duration time.Duration, recor
 		}
 	}
 	if single {
-		if err := runSingle(ctx, bin, dataDir, duration, recordBytes, partitions, idle, recoverySize, recSize, skipKfake); err != nil {
+		so.bin, so.dir = bin, dataDir
+		res, err := runSingle(ctx, so, recSize)
+		if err != nil {
+			return err
+		}
+		if err := printSingle(os.Stdout, so, res); err != nil {
 			return err
 		}
 	}
@@ -96,7 +136,7 @@ func run(ctx context.Context, bin, dataDir string, duration time.Duration, recor
 		return nil
 	}
 	co.bin, co.dir = bin, filepath.Join(dataDir, "cluster")
-	co.partitions, co.recordBytes, co.duration, co.skipKfake = partitions, recordBytes, duration, skipKfake
+	co.partitions, co.recordBytes, co.duration, co.skipKfake = so.partitions, so.recordBytes, so.duration, so.skipKfake
 	res, err := runCluster(ctx, co)
 	if err != nil {
 		return err
@@ -105,88 +145,150 @@ func run(ctx context.Context, bin, dataDir string, duration time.Duration, recor
 	return printCluster(os.Stdout, co, res)
 }
 
-// runSingle measures one broker process beside a one-broker kfake and
-// prints the single-broker table.
-func runSingle(ctx context.Context, bin, dataDir string, duration time.Duration, recordBytes int, partitions int32, idle int, recoverySize string, recSize int64, skipKfake bool) error {
-	opts := loadtest.Options{Topic: "bench", Partitions: partitions, RecordBytes: recordBytes, Duration: duration}
+// singleResults are the single-broker figures and kfake's beside them.
+type singleResults struct {
+	trib, kfake           loadtest.Result
+	tribPaced, kfakePaced loadtest.ProduceResult
+	rss, idleRSS          int64
+	recovery              time.Duration
+}
 
-	fmt.Fprintf(os.Stderr, "tributary: %d-partition topic, %d-byte records, %v produce phase ...\n", partitions, recordBytes, duration)
-	trib, tribRSS, err := tributaryThroughput(ctx, bin, filepath.Join(dataDir, "throughput"), opts)
+// runSingle measures one broker process beside a one-broker kfake process.
+func runSingle(ctx context.Context, o singleOptions, recSize int64) (singleResults, error) {
+	var res singleResults
+	opts := loadtest.Options{Topic: "bench", Partitions: o.partitions, RecordBytes: o.recordBytes, Duration: o.duration, Linger: loadtest.ThroughputLinger}
+	paced := loadtest.ProduceOptions{Topic: "paced", RecordBytes: o.recordBytes, Duration: o.duration, RateBytes: o.latencyRate, Linger: 0}
+
+	fmt.Fprintf(os.Stderr, "tributary: %d-partition topic, %d-byte records, %v produce phase, then %v at %.0f MiB/s ...\n",
+		o.partitions, o.recordBytes, o.duration, o.duration, mibps(o.latencyRate))
+	var err error
+	res.trib, res.tribPaced, res.rss, err = tributarySingle(ctx, o.bin, filepath.Join(o.dir, "throughput"), opts, paced, o.partitions)
 	if err != nil {
-		return fmt.Errorf("tributary throughput: %w", err)
+		return res, fmt.Errorf("tributary: %w", err)
 	}
 
-	var kf loadtest.Result
-	if !skipKfake {
-		fmt.Fprintln(os.Stderr, "kfake: same workload ...")
-		c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if !o.skipKfake {
+		fmt.Fprintln(os.Stderr, "kfake (own process): same workload ...")
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		k, err := loadtest.StartKfake(sctx, o.self, 1, "", 0)
+		cancel()
 		if err != nil {
-			return fmt.Errorf("starting kfake: %w", err)
+			return res, err
 		}
-		kf, err = loadtest.Throughput(ctx, c.ListenAddrs()[0], opts)
-		c.Close()
+		res.kfake, err = loadtest.Throughput(ctx, k.Addrs[0], opts)
+		if err == nil {
+			res.kfakePaced, err = pacedOn(ctx, k.Addrs, paced, o.partitions)
+		}
+		k.Close()
 		if err != nil {
-			return fmt.Errorf("kfake throughput: %w", err)
+			return res, fmt.Errorf("kfake: %w", err)
 		}
 	}
 
-	var idleRSS int64
-	if idle > 0 {
-		fmt.Fprintf(os.Stderr, "tributary: RSS with %d idle partitions ...\n", idle)
-		if idleRSS, err = idleMemory(ctx, bin, filepath.Join(dataDir, "idle"), int32(idle)); err != nil {
-			return fmt.Errorf("idle memory: %w", err)
+	if o.idle > 0 {
+		fmt.Fprintf(os.Stderr, "tributary: RSS with %d idle partitions ...\n", o.idle)
+		if res.idleRSS, err = idleMemory(ctx, o.bin, filepath.Join(o.dir, "idle"), int32(o.idle)); err != nil {
+			return res, fmt.Errorf("idle memory: %w", err)
 		}
-	}
-
-	var recovery time.Duration
-	if recSize > 0 {
-		fmt.Fprintf(os.Stderr, "tributary: fill %s, kill -9, restart ...\n", recoverySize)
-		if recovery, err = recoveryTime(ctx, bin, filepath.Join(dataDir, "recovery"), recSize, recordBytes); err != nil {
-			return fmt.Errorf("recovery: %w", err)
-		}
-	}
-
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "metric\ttributary\tkfake\ttributary/kfake\ttarget\t\n")
-	row := func(name string, a, b float64, unit, target string) {
-		ratio, kfs := "-", "-"
-		if !skipKfake {
-			kfs = fmt.Sprintf("%.1f %s", b, unit)
-			if b > 0 {
-				ratio = fmt.Sprintf("%.2fx", a/b)
-			}
-		}
-		fmt.Fprintf(w, "%s\t%.1f %s\t%s\t%s\t%s\t\n", name, a, unit, kfs, ratio, target)
-	}
-	row("produce throughput", trib.ProduceMBps, kf.ProduceMBps, "MB/s", ">= 2x kfake")
-	row("consume throughput", trib.ConsumeMBps, kf.ConsumeMBps, "MB/s", ">= 2x kfake")
-	row("produce latency p50", ms(trib.P50), ms(kf.P50), "ms", "")
-	row("produce latency p99", ms(trib.P99), ms(kf.P99), "ms", "")
-	fmt.Fprintf(w, "records produced\t%d\t%s\t\t\t\n", trib.Records, orDash(skipKfake, strconv.FormatInt(kf.Records, 10)))
-	fmt.Fprintf(w, "broker RSS after throughput run\t%.1f MiB\t-\t\t\t\n", float64(tribRSS)/(1<<20))
-	if idle > 0 {
-		fmt.Fprintf(w, "broker RSS, %d idle partitions\t%.1f MiB\t-\t\t<= 100 MiB\t\n", idle, float64(idleRSS)/(1<<20))
 	}
 	if recSize > 0 {
-		fmt.Fprintf(w, "serving again after kill -9, %s log\t%.2f s\t-\t\t<= 3 s (5 GiB)\t\n", recoverySize, recovery.Seconds())
+		fmt.Fprintf(os.Stderr, "tributary: fill %s, kill -9, restart ...\n", o.recoverySize)
+		if res.recovery, err = recoveryTime(ctx, o.bin, filepath.Join(o.dir, "recovery"), recSize, o.recordBytes); err != nil {
+			return res, fmt.Errorf("recovery: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// pacedOn creates the paced phase's topic and runs the phase.
+func pacedOn(ctx context.Context, seeds []string, o loadtest.ProduceOptions, partitions int32) (loadtest.ProduceResult, error) {
+	if err := loadtest.CreateTopic(ctx, seeds[0], o.Topic, partitions); err != nil {
+		return loadtest.ProduceResult{}, err
+	}
+	return loadtest.Produce(ctx, seeds, o)
+}
+
+func printSingle(out io.Writer, o singleOptions, r singleResults) error {
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(w, "1 broker, %d partitions, acks=all\ttributary\tkfake\ttributary/kfake\ttarget\tresult\t\n", o.partitions)
+	t := table{w: w, skipKfake: o.skipKfake}
+	t.throughput(fmt.Sprintf("produce throughput (linger %v)", loadtest.ThroughputLinger), r.trib.Produce.MiBps, r.kfake.Produce.MiBps, 2)
+	t.throughput("consume throughput", r.trib.ConsumeMiBps, r.kfake.ConsumeMiBps, 2)
+	t.latency("flat out", r.trib.Produce, r.kfake.Produce, "", "")
+	rate := mibps(o.latencyRate)
+	t.achieved(rate, r.tribPaced, r.kfakePaced)
+	t.latency(fmt.Sprintf("at %.0f MiB/s, linger 0", rate), r.tribPaced, r.kfakePaced, "", "")
+	fmt.Fprintf(w, "broker RSS after the throughput runs\t%.1f MiB\t-\t\t\t\t\n", mib(r.rss))
+	if o.idle > 0 {
+		fmt.Fprintf(w, "broker RSS, %d idle partitions\t%.1f MiB\t-\t\t<= 100 MiB\t%s\t\n", o.idle, mib(r.idleRSS), verdict(r.idleRSS <= 100<<20))
+	}
+	if size, _ := parseSize(o.recoverySize); size > 0 {
+		fmt.Fprintf(w, "serving again after kill -9, %s log\t%.2f s\t-\t\t<= 3 s (5 GiB)\t%s\t\n", o.recoverySize, r.recovery.Seconds(), verdict(r.recovery <= 3*time.Second))
 	}
 	return w.Flush()
 }
 
-func tributaryThroughput(ctx context.Context, bin, dir string, opts loadtest.Options) (loadtest.Result, int64, error) {
+// table writes the rows both tables share.
+type table struct {
+	w         io.Writer
+	skipKfake bool
+}
+
+func (t table) kf(s string) string {
+	if t.skipKfake {
+		return "-"
+	}
+	return s
+}
+
+// throughput writes a MiB/s row with its ratio to kfake and the verdict
+// of a ratio target (at least minRatio times kfake).
+func (t table) throughput(name string, trib, kfake, minRatio float64) {
+	ratio, result := "-", "not measured"
+	if !t.skipKfake && kfake > 0 {
+		ratio = fmt.Sprintf("%.2fx", trib/kfake)
+		result = verdict(trib >= minRatio*kfake)
+	}
+	target := fmt.Sprintf(">= %gx kfake", minRatio)
+	fmt.Fprintf(t.w, "%s\t%.1f MiB/s\t%s\t%s\t%s\t%s\t\n", name, trib, t.kf(fmt.Sprintf("%.1f MiB/s", kfake)), ratio, target, result)
+}
+
+func (t table) achieved(rate float64, trib, kfake loadtest.ProduceResult) {
+	fmt.Fprintf(t.w, "achieved at %.0f MiB/s offered\t%.1f MiB/s\t%s\t\t\t\t\n", rate, trib.MiBps, t.kf(fmt.Sprintf("%.1f MiB/s", kfake.MiBps)))
+}
+
+// latency writes the percentile row and the stall row of a phase;
+// p99Target and maxTarget are the verdicts' texts when the phase has
+// targets ("" for none).
+func (t table) latency(phase string, trib, kfake loadtest.ProduceResult, p99Target, p99Result string) {
+	lat := func(l loadtest.Latency) string {
+		return fmt.Sprintf("%s / %s / %s / %s ms", msText(l.P50), msText(l.P99), msText(l.P999), msText(l.Max))
+	}
+	fmt.Fprintf(t.w, "p50 / p99 / p99.9 / max, %s\t%s\t%s\t\t%s\t%s\t\n", phase, lat(trib.Latency), t.kf(lat(kfake.Latency)), p99Target, p99Result)
+	stalls := func(r loadtest.ProduceResult) string {
+		return fmt.Sprintf("%d of %d", r.Latency.Stalls, r.Records)
+	}
+	fmt.Fprintf(t.w, "produces over %v, %s\t%s\t%s\t\t\t\t\n", loadtest.StallThreshold, phase, stalls(trib), t.kf(stalls(kfake)))
+}
+
+func tributarySingle(ctx context.Context, bin, dir string, opts loadtest.Options, paced loadtest.ProduceOptions, partitions int32) (loadtest.Result, loadtest.ProduceResult, int64, error) {
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	p, err := loadtest.StartBroker(sctx, bin, dir, "")
 	if err != nil {
-		return loadtest.Result{}, 0, err
+		return loadtest.Result{}, loadtest.ProduceResult{}, 0, err
 	}
 	defer p.Stop(30 * time.Second)
 	res, err := loadtest.Throughput(ctx, p.Addr, opts)
 	if err != nil {
-		return res, 0, err
+		return res, loadtest.ProduceResult{}, 0, err
+	}
+	pr, err := pacedOn(ctx, []string{p.Addr}, paced, partitions)
+	if err != nil {
+		return res, pr, 0, err
 	}
 	rss, err := loadtest.RSS(p.PID())
-	return res, rss, err
+	return res, pr, rss, err
 }
 
 func idleMemory(ctx context.Context, bin, dir string, partitions int32) (int64, error) {
@@ -237,12 +339,20 @@ func recoveryTime(ctx context.Context, bin, dir string, size int64, recordBytes 
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-func orDash(dash bool, s string) string {
-	if dash {
-		return "-"
+// msText prints a latency in ms with two decimals below 10 ms, one below
+// 1 s, none above: the figures span five orders of magnitude.
+func msText(d time.Duration) string {
+	switch v := ms(d); {
+	case v < 10:
+		return fmt.Sprintf("%.2f", v)
+	case v < 1000:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.0f", v)
 	}
-	return s
 }
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
 
 // parseSize reads "512MiB", "5GiB", "1048576" (bytes).
 func parseSize(s string) (int64, error) {
