@@ -6,7 +6,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -80,6 +82,48 @@ func BenchmarkAppend1KiBConcurrent(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// BenchmarkAppendFsyncs: the shape of BenchmarkAppend1KiBConcurrent under
+// the group policy, reporting fsyncs per append and the p50 and p99 append
+// latency: what the store's sync rounds save and what they cost.
+func BenchmarkAppendFsyncs(b *testing.B) {
+	ps := benchPartition(b, FlushGroup, 16)
+	st := ps[0].store
+	var syncs atomic.Int64
+	orig := st.syncData
+	st.syncData = func(f *os.File) error { syncs.Add(1); return orig(f) }
+	batch := makeBatch(b, batchSpec{records: 16, valueSize: 1024})
+	var n atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	b.SetBytes(16 * 1024)
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		buf := make([]byte, len(batch))
+		p := ps[int(n.Add(1))%len(ps)]
+		var mine []time.Duration
+		for pb.Next() {
+			copy(buf, batch)
+			t := time.Now()
+			if _, err := p.Append(context.Background(), buf, AppendOptions{}); err != nil {
+				b.Error(err)
+				return
+			}
+			mine = append(mine, time.Since(t))
+		}
+		mu.Lock()
+		lat = append(lat, mine...)
+		mu.Unlock()
+	})
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(syncs.Load())/float64(b.N), "fsyncs/op")
+	if len(lat) > 0 {
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 	}
 }
 

@@ -23,27 +23,39 @@ import (
 // refusing anything, so this replica can lead later. It returns when the
 // data is durable per the flush policy.
 func (p *Partition) AppendAsFollower(ctx context.Context, batches []byte) error {
+	wait, err := p.WriteAsFollower(batches)
+	if err != nil {
+		return err
+	}
+	return wait(ctx)
+}
+
+// WriteAsFollower is AppendAsFollower in two steps: it checks and writes
+// the batches, and returns wait, which returns once they are durable per
+// the flush policy. A follower writes every partition of a fetch response
+// first and then waits for them all: one sync round covers them.
+func (p *Partition) WriteAsFollower(batches []byte) (wait func(context.Context) error, err error) {
 	var headers []recordbatch.Header
 	prevEnd := int64(-1)
 	for pos := 0; pos < len(batches); {
 		h, err := recordbatch.ParseHeader(batches[pos:])
 		if err != nil {
-			return fmt.Errorf("%w: leader batch at byte %d: %w", ErrCorruptMessage, pos, err)
+			return nil, fmt.Errorf("%w: leader batch at byte %d: %w", ErrCorruptMessage, pos, err)
 		}
 		if pos+h.Size() > len(batches) {
-			return fmt.Errorf("%w: leader batch at byte %d claims %d bytes, %d remain", ErrCorruptMessage, pos, h.Size(), len(batches)-pos)
+			return nil, fmt.Errorf("%w: leader batch at byte %d claims %d bytes, %d remain", ErrCorruptMessage, pos, h.Size(), len(batches)-pos)
 		}
 		if err := recordbatch.Check(&h, batches[pos:pos+h.Size()]); err != nil {
-			return fmt.Errorf("%w: leader batch at offset %d: %w", ErrCorruptMessage, h.BaseOffset, err)
+			return nil, fmt.Errorf("%w: leader batch at offset %d: %w", ErrCorruptMessage, h.BaseOffset, err)
 		}
 		if h.LastOffsetDelta < 0 || h.BaseOffset < 0 || h.BaseOffset <= prevEnd {
-			return fmt.Errorf("%w: leader batch at offset %d (delta %d) after offset %d", ErrInvalidRecord, h.BaseOffset, h.LastOffsetDelta, prevEnd)
+			return nil, fmt.Errorf("%w: leader batch at offset %d (delta %d) after offset %d", ErrInvalidRecord, h.BaseOffset, h.LastOffsetDelta, prevEnd)
 		}
 		if h.IsControl() && h.ProducerID >= 0 {
 			// The producer state reads markers; one it cannot read would
 			// leave this replica's transactions different from the leader's.
 			if _, _, _, err := recordbatch.ParseControl(&h, batches[pos:pos+h.Size()]); err != nil {
-				return fmt.Errorf("%w: leader control batch at offset %d: %w", ErrCorruptMessage, h.BaseOffset, err)
+				return nil, fmt.Errorf("%w: leader control batch at offset %d: %w", ErrCorruptMessage, h.BaseOffset, err)
 			}
 		}
 		prevEnd = h.LastOffset()
@@ -51,17 +63,18 @@ func (p *Partition) AppendAsFollower(ctx context.Context, batches []byte) error 
 		pos += h.Size()
 	}
 	if len(headers) == 0 {
-		return nil
+		return func(context.Context) error { return nil }, nil
 	}
 	end, gen, err := p.appendFollowerLocked(batches, headers)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	p.observe(end)
 	if p.store.opts.FlushPolicy == FlushGroup {
-		return p.waitDurable(ctx, end, gen)
+		return func(ctx context.Context) error { return p.waitDurable(ctx, end, gen) }, nil
 	}
 	p.wake()
-	return nil
+	return func(context.Context) error { return nil }, nil
 }
 
 func (p *Partition) appendFollowerLocked(batches []byte, headers []recordbatch.Header) (end int64, gen uint64, err error) {
@@ -154,6 +167,8 @@ func (p *Partition) TruncateFullyAndStartAt(offset int64) error {
 	if offset < 0 {
 		return fmt.Errorf("%w: cannot start the log at %d", ErrOffsetOutOfRange, offset)
 	}
+	p.cpMu.Lock()
+	defer p.cpMu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {

@@ -42,8 +42,9 @@ type AppendResult struct {
 // sequence of Kafka RecordBatch v2 bytes in segment files. It is safe for
 // concurrent use.
 //
-// Lock order: Store.mu, then cleanMu, then mu, then flushMu, then notifyMu;
-// fsync on the append path runs with none held.
+// Lock order: Store.mu, then cleanMu, then cpMu, then mu, then notifyMu;
+// fsync on the append path runs with none held (the store's sync round,
+// syncround.go), and a checkpoint's with cpMu alone.
 type Partition struct {
 	store     *Store
 	topic     string
@@ -81,12 +82,20 @@ type Partition struct {
 	// failed fsync, so appends waiting on it learn they failed.
 	writeGen atomic.Uint64
 
-	flushMu   sync.Mutex
-	flushing  bool
-	flushDone chan struct{} // closed when the running fsync round ends
+	// syncFailure is the error of the last sync round, nil after a good one.
+	syncFailure atomic.Pointer[syncFailure]
+	// synced is closed (and replaced) each time a sync round has synced
+	// this partition; waitDurable waits on it.
+	syncMu sync.Mutex
+	synced chan struct{}
+	// observer is told of appends and sync rounds (SetObserver).
+	observer atomic.Pointer[func(logEnd, ackEnd int64)]
 
 	// cleanMu keeps cleaner passes of this partition one at a time.
 	cleanMu sync.Mutex
+	// cpMu keeps a checkpoint (which writes its files without mu) and the
+	// truncations that rewrite or invalidate those files apart.
+	cpMu sync.Mutex
 
 	notifyMu sync.Mutex
 	notify   chan struct{} // closed when the high watermark moves
@@ -99,8 +108,8 @@ func newPartition(st *Store, topic string, partition int32, dir string, cfg Topi
 		snapOffset: -1,
 		recovery:   recoveryPoint{offset: -1},
 		hwWritten:  -1,
-		flushDone:  make(chan struct{}),
 		notify:     make(chan struct{}),
+		synced:     make(chan struct{}),
 	}
 }
 
@@ -320,6 +329,7 @@ func (p *Partition) Append(ctx context.Context, batches []byte, opts AppendOptio
 // acknowledge returns res once the append that ended at end is durable per
 // the flush policy.
 func (p *Partition) acknowledge(ctx context.Context, end int64, gen uint64, res AppendResult) (AppendResult, error) {
+	p.observe(end)
 	if p.store.opts.FlushPolicy == FlushGroup {
 		if err := p.waitDurable(ctx, end, gen); err != nil {
 			return AppendResult{}, err
@@ -449,100 +459,80 @@ func (p *Partition) rollLocked(now time.Time, base int64) error {
 	return nil
 }
 
-// waitDurable returns once the log is fsynced up to end. The first waiter
-// with no fsync running does one for everybody (the group commit); those
-// arriving meanwhile wait for it to end and then start the next round, which
-// covers all of them.
-func (p *Partition) waitDurable(ctx context.Context, end int64, gen uint64) error {
-	for {
-		if p.durable.Load() >= end {
-			return nil
-		}
-		if p.writeGen.Load() != gen {
-			return fmt.Errorf("%w: the write was discarded after an fsync failure", ErrStorage)
-		}
-		p.flushMu.Lock()
-		if !p.flushing {
-			p.flushing = true
-			p.flushMu.Unlock()
-			if err := p.flushRound(); err != nil {
-				return err
-			}
-			continue
-		}
-		done := p.flushDone
-		p.flushMu.Unlock()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for fsync: %w", ctx.Err())
-		}
-	}
+// syncJob is one partition's part of a sync round: what to fsync and the
+// log end it makes durable.
+type syncJob struct {
+	p      *Partition
+	target int64
+	segs   []*segment
+	files  []*os.File
+	txns   []pendingTxnIndex
+	gen    uint64
+	err    error
 }
 
-// flushRound fsyncs everything written so far and advances the durable
-// offset. The caller has set p.flushing.
-func (p *Partition) flushRound() error {
+// syncFailure is the error of a partition's last sync round.
+type syncFailure struct{ err error }
+
+// prepareSync lists what a sync round must fsync for this partition: the
+// segments rolled since the last round and the active one, up to the
+// current log end.
+func (p *Partition) prepareSync() syncJob {
 	p.mu.RLock()
-	target := p.leo
-	segs := make([]*segment, 0, len(p.unsynced)+1)
-	segs = append(segs, p.unsynced...)
+	defer p.mu.RUnlock()
+	j := syncJob{p: p, target: p.leo, gen: p.writeGen.Load()}
+	if p.durable.Load() >= p.leo && len(p.unsynced) == 0 {
+		return j // nothing new: a round enrolled twice, or synced by a checkpoint
+	}
+	j.segs = make([]*segment, 0, len(p.unsynced)+1)
+	j.segs = append(j.segs, p.unsynced...)
 	if !p.closed {
-		segs = append(segs, p.active())
+		j.segs = append(j.segs, p.active())
 	}
 	// The *os.File values are taken under the lock: a segment deleted
 	// meanwhile has its file closed, and syncing it then reports
 	// os.ErrClosed, which means there is nothing left to sync.
-	files := make([]*os.File, len(segs))
-	for i, s := range segs {
-		files[i] = s.file
+	j.files = make([]*os.File, len(j.segs))
+	for i, s := range j.segs {
+		j.files[i] = s.file
 	}
-	txns := pendingTxnIndexes(segs)
-	gen := p.writeGen.Load()
-	p.mu.RUnlock()
+	j.txns = pendingTxnIndexes(j.segs)
+	return j
+}
 
-	var err error
-	for i, f := range files {
-		if f == nil {
-			continue
-		}
-		if serr := p.store.syncData(f); serr != nil && !errors.Is(serr, os.ErrClosed) {
-			err = fmt.Errorf("fsync %s: %w", segs[i].logPath(), serr)
-			break
-		}
-	}
-	if err == nil {
-		err = syncTxnIndexes(txns)
-	}
-	if err == nil {
-		advanceTo(&p.durable, target)
+// finishSync applies the outcome of a sync round to the partition.
+func (p *Partition) finishSync(j *syncJob) {
+	if j.err == nil {
+		p.syncFailure.Store(nil)
+		advanceTo(&p.durable, j.target)
 		p.mu.Lock()
-		p.unsynced = dropSynced(p.unsynced, segs)
-		if p.writeGen.Load() == gen {
-			for _, t := range txns {
+		p.unsynced = dropSynced(p.unsynced, j.segs)
+		if p.writeGen.Load() == j.gen {
+			for _, t := range j.txns {
 				t.seg.txn.synced = max(t.seg.txn.synced, min(t.written, t.seg.txn.onDisk))
 			}
 		}
 		p.mu.Unlock()
-	} else if p.store.opts.FlushPolicy == FlushGroup {
-		// Nobody has been answered or has read past the durable offset yet.
-		p.discardUnsynced(gen, err)
+		if j.segs != nil {
+			p.observe(j.target)
+		}
 	} else {
-		// Under interval and none the data was acknowledged and may have
-		// been read: cutting it would hand its offsets out twice. Keep it
-		// and report; the next round tries again.
-		p.store.log.Error("fsync failed; acknowledged data may not be on disk", "partition", p.dir, "err", err)
+		p.syncFailure.Store(&syncFailure{err: j.err})
+		if p.store.opts.FlushPolicy == FlushGroup {
+			// Nobody has been answered or has read past the durable offset yet.
+			p.discardUnsynced(j.gen, j.err)
+		} else {
+			// Under interval and none the data was acknowledged and may have
+			// been read: cutting it would hand its offsets out twice. Keep it
+			// and report; the next round tries again.
+			p.store.log.Error("fsync failed; acknowledged data may not be on disk", "partition", p.dir, "err", j.err)
+		}
 	}
-	p.flushMu.Lock()
-	p.flushing = false
-	close(p.flushDone)
-	p.flushDone = make(chan struct{})
-	p.flushMu.Unlock()
+	p.syncMu.Lock()
+	close(p.synced)
+	p.synced = make(chan struct{})
+	p.syncMu.Unlock()
 	p.wake()
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrStorage, err)
-	}
-	return nil
 }
 
 // pendingTxnIndex is a segment whose aborted-transaction index has
@@ -882,6 +872,8 @@ func (p *Partition) removeFirstSegmentLocked(reason string) {
 // holds offset goes), for the replication layer to cut a diverged suffix.
 // Offsets at or past the log end change nothing.
 func (p *Partition) TruncateTo(offset int64) error {
+	p.cpMu.Lock()
+	defer p.cpMu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {

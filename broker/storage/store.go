@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -41,6 +42,8 @@ type Store struct {
 	// syncData fsyncs segment data on the append path; tests replace it
 	// to inject fsync failures.
 	syncData func(*os.File) error
+	// sync runs the sync rounds of every partition (group commit).
+	sync *syncer
 
 	stop        chan struct{}
 	bg          sync.WaitGroup
@@ -58,7 +61,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	opts.FlushPolicy = policy
 	st := &Store{dir: dir, opts: opts, log: opts.Logger, parts: make(map[partitionKey]*Partition),
-		syncData: (*os.File).Sync, stop: make(chan struct{})}
+		syncData: fdatasync, stop: make(chan struct{})}
+	st.sync = newSyncer(st)
 	if st.log == nil {
 		st.log = slog.Default()
 	}
@@ -101,7 +105,8 @@ func Open(dir string, opts Options) (*Store, error) {
 	st.log.Info("storage opened", "dir", dir, "partitions", len(st.parts), "clean_shutdown", clean,
 		"flush_policy", string(opts.FlushPolicy), "took", time.Since(start).Round(time.Millisecond))
 
-	st.bg.Add(1)
+	st.bg.Add(2)
+	go st.sync.loop()
 	go st.checkpointLoop()
 	if opts.FlushPolicy == FlushInterval {
 		st.bg.Add(1)
@@ -433,22 +438,143 @@ func (st *Store) flushLoop() {
 	}
 }
 
-// checkpoint makes the log durable and records a new recovery point when
-// anything changed since the last one.
+// checkpoint records a new recovery point at the log end, with the index
+// entries, producer state, leader epochs and high watermark that go with
+// it, when anything changed since the last one. Unlike checkpointLocked
+// it holds the partition lock only to take a consistent picture and to
+// record the outcome, never across an fsync: the data goes through the
+// store's sync round and the small files are written and fsynced while
+// appends and reads go on. cpMu keeps checkpoints and truncations apart,
+// so the picture stays true of the log until its files are in place.
 func (p *Partition) checkpoint() error {
-	// Make the data durable first through the group-commit path, outside
-	// the partition lock, so appends do not queue behind this fsync.
-	if end := p.LogEndOffset(); p.durable.Load() < end {
-		if err := p.waitDurable(context.Background(), end, p.writeGen.Load()); err != nil {
-			return err
+	p.cpMu.Lock()
+	defer p.cpMu.Unlock()
+	cp, ok, err := p.prepareCheckpoint()
+	if err != nil || !ok {
+		return err
+	}
+	// Everything below the recovery point must be on disk before the
+	// point is. A write discarded after a failed fsync (only above the
+	// durable end) fails this wait; one discarded after it cut nothing
+	// below the point.
+	if err := p.waitDurable(context.Background(), cp.rp.offset, cp.gen); err != nil {
+		return err
+	}
+	for _, path := range cp.indexes {
+		if err := syncPath(path); err != nil {
+			return fmt.Errorf("%w: %w", ErrStorage, err)
 		}
+	}
+	if err := syncTxnIndexes(cp.txns); err != nil {
+		return fmt.Errorf("%w: %w", ErrStorage, err)
+	}
+	// The recovery point is renamed into place last: it must never be
+	// newer than the snapshot and epochs written with it.
+	if err := writeFilesAtomic(p.dir, cp.files); err != nil {
+		return fmt.Errorf("%w: %w", ErrStorage, err)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return nil
 	}
-	return p.checkpointLocked()
+	if cp.epochs != nil && bytes.Equal(cp.epochs, p.epochs.encode()) {
+		p.epochsDirty = false
+	}
+	if cp.hwChanged {
+		p.hwWritten = cp.hw
+	}
+	if cp.snapshot {
+		p.snapOffset = cp.rp.offset
+	}
+	if p.writeGen.Load() == cp.gen {
+		for _, t := range cp.txns {
+			t.seg.txn.synced = max(t.seg.txn.synced, min(t.written, t.seg.txn.onDisk))
+		}
+	}
+	p.recovery = cp.rp
+	return nil
+}
+
+// pendingCheckpoint is what checkpoint writes, taken under the lock.
+type pendingCheckpoint struct {
+	rp        recoveryPoint
+	gen       uint64
+	indexes   []string // index files written, to fsync
+	txns      []pendingTxnIndex
+	files     []namedContent // the checkpoint files, recovery point last
+	epochs    []byte         // the leader epochs written, nil if none
+	hw        int64
+	hwChanged bool
+	snapshot  bool
+}
+
+// prepareCheckpoint takes the picture checkpoint writes: the recovery
+// point at the log end, the index entries not yet in their files (written
+// now, to the page cache: a write there is quick; their fsync waits), and
+// the contents of the checkpoint files. ok is false when nothing changed.
+func (p *Partition) prepareCheckpoint() (cp pendingCheckpoint, ok bool, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return cp, false, nil
+	}
+	s := p.active()
+	cp.rp = recoveryPoint{offset: p.leo, segment: s.base, position: s.size}
+	cp.hwChanged = p.hwSet && min(p.hw, p.leo) != p.hwWritten
+	if cp.rp == p.recovery && !p.epochsDirty && !cp.hwChanged && p.snapOffset == p.leo {
+		return cp, false, nil
+	}
+	cp.gen = p.writeGen.Load()
+	for _, seg := range p.segments {
+		if seg.index.offsetsOnDisk < len(seg.index.offsets) || seg.index.timesOnDisk < len(seg.index.times) {
+			if err := seg.writeIndexes(false); err != nil {
+				return cp, false, fmt.Errorf("%w: %w", ErrStorage, err)
+			}
+			cp.indexes = append(cp.indexes, seg.indexPath(), seg.timeIndexPath())
+		}
+		// The snapshot written below promises the aborted-transaction
+		// entries of the log before it.
+		if err := seg.writeTxnIndex(false); err != nil {
+			return cp, false, fmt.Errorf("%w: %w", ErrStorage, err)
+		}
+	}
+	cp.txns = pendingTxnIndexes(p.segments)
+	cp.snapshot = cp.rp != p.recovery || p.snapOffset != p.leo
+	if cp.snapshot {
+		p.producers.expire(p.store.opts.Now().Add(-p.store.opts.ProducerIDExpiration).UnixMilli())
+		cp.files = append(cp.files, namedContent{producerStateFile, p.producers.encode(p.leo)})
+	}
+	if p.epochsDirty {
+		cp.epochs = p.epochs.encode()
+		cp.files = append(cp.files, namedContent{leaderEpochFile, cp.epochs})
+	}
+	cp.hw = min(p.hw, p.leo)
+	if cp.hwChanged {
+		cp.files = append(cp.files, namedContent{highWatermarkFile, formatCheckpoint([][]int64{{cp.hw}})})
+	}
+	cp.files = append(cp.files, namedContent{recoveryPointFile, encodeRecoveryPoint(cp.rp)})
+	return cp, true, nil
+}
+
+// syncPath fsyncs the file at path; a file removed meanwhile (retention,
+// compaction) needs nothing.
+func syncPath(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", path, err)
+	}
+	err = fdatasync(f)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("fsync %s: %w", path, err)
+	}
+	return nil
 }
 
 // checkpointLocked fsyncs the data and indexes, saves the producer state and
@@ -522,6 +648,8 @@ func (p *Partition) checkpointLocked() error {
 
 // close checkpoints and closes the partition's files.
 func (p *Partition) close() error {
+	p.cpMu.Lock()
+	defer p.cpMu.Unlock()
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()

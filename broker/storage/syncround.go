@@ -1,0 +1,239 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// syncer is the store's group commit: sync rounds for the whole data
+// directory, one at a time. An append that needs its data on disk enrols
+// its partition for the next round and waits until that round has synced
+// its partition. A round fsyncs (fdatasync) the files the enrolled
+// partitions touched since their last round, each file once and all
+// partitions concurrently (the file system joins concurrent fsyncs into
+// fewer journal commits and device flushes); each partition's waiters are
+// answered as soon as its own files are synced. Appends that arrive during
+// a round share the next one. So the fsync count follows the rounds, not
+// the requests: a produce request or a follower fetch that touches N
+// partitions waits for one round of N concurrent fdatasyncs, not N
+// independent group commits competing for the disk. (On the development
+// machine's ext4 on a virtio disk this took 40 % fewer fsyncs than a group
+// commit per partition, for the same throughput and latency:
+// BenchmarkAppendFsyncs.)
+type syncer struct {
+	st *Store
+
+	mu      sync.Mutex
+	enroled map[*Partition]struct{} // for the next round
+	kick    chan struct{}           // wakes the loop (buffered, one slot)
+	// stopped: the loop has ended (the store is closing); a partition
+	// enrolled from then on runs its round itself.
+	stopped bool
+	// rounds counts the rounds run, for tests and diagnostics.
+	rounds atomic.Int64
+}
+
+func newSyncer(st *Store) *syncer {
+	return &syncer{st: st, enroled: map[*Partition]struct{}{}, kick: make(chan struct{}, 1)}
+}
+
+// enrol puts p in the next round; the round closes p.synced when it has
+// synced p.
+func (s *syncer) enrol(p *Partition) {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		s.round([]*Partition{p})
+		return
+	}
+	s.enroled[p] = struct{}{}
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// loop runs rounds until the store stops; then it runs the rounds still
+// asked for, so that no waiter is left behind.
+func (s *syncer) loop() {
+	defer s.st.bg.Done()
+	for {
+		select {
+		case <-s.kick:
+			s.runPending()
+		case <-s.st.stop:
+			s.mu.Lock()
+			s.stopped = true
+			s.mu.Unlock()
+			s.runPending()
+			return
+		}
+	}
+}
+
+func (s *syncer) runPending() {
+	for {
+		s.mu.Lock()
+		if len(s.enroled) == 0 {
+			s.mu.Unlock()
+			return
+		}
+		parts := make([]*Partition, 0, len(s.enroled))
+		for p := range s.enroled {
+			parts = append(parts, p)
+		}
+		clear(s.enroled)
+		s.mu.Unlock()
+		s.round(parts)
+	}
+}
+
+// maxConcurrentSyncs bounds the fsyncs of one round in flight at once:
+// enough for a round over every active partition of a busy broker to be
+// one journal commit, few enough not to flood the disk queue.
+const maxConcurrentSyncs = 64
+
+// round makes the data of parts durable up to their log ends as seen when
+// the round starts. The partitions' files are synced concurrently, and each
+// partition is done (its waiters answered) as soon as its own files are:
+// a slow file delays the next round, not the partitions already synced.
+func (s *syncer) round(parts []*Partition) {
+	s.rounds.Add(1)
+	run := func(p *Partition) {
+		j := p.prepareSync()
+		for i, f := range j.files {
+			if f == nil {
+				continue
+			}
+			if err := s.st.syncData(f); err != nil && !errors.Is(err, os.ErrClosed) {
+				j.err = fmt.Errorf("fsync %s: %w", j.segs[i].logPath(), err)
+				break
+			}
+		}
+		if j.err == nil {
+			j.err = syncTxnIndexes(j.txns)
+		}
+		p.finishSync(&j)
+	}
+	if len(parts) == 1 {
+		run(parts[0])
+		return
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxConcurrentSyncs)
+	for _, p := range parts {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			run(p)
+		}()
+	}
+	wg.Wait()
+}
+
+// waitDurable returns once the log is fsynced up to end, or the write was
+// discarded after a failed fsync, or ctx ends.
+func (p *Partition) waitDurable(ctx context.Context, end int64, gen uint64) error {
+	for {
+		if p.durable.Load() >= end {
+			return nil
+		}
+		if p.writeGen.Load() != gen {
+			if f := p.syncFailure.Load(); f != nil {
+				return fmt.Errorf("%w: the write was discarded after an fsync failure: %w", ErrStorage, f.err)
+			}
+			return fmt.Errorf("%w: the write was discarded (fsync failure or truncation)", ErrStorage)
+		}
+		// Take the partition's channel before enrolling: a round that
+		// syncs it closes the channel, even one that ends before we wait.
+		p.syncMu.Lock()
+		synced := p.synced
+		p.syncMu.Unlock()
+		p.store.sync.enrol(p)
+		select {
+		case <-synced:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for fsync: %w", ctx.Err())
+		}
+		// The round covered everything written before we enrolled; if
+		// the data is still not durable, that round failed.
+		if p.durable.Load() < end && p.writeGen.Load() == gen {
+			if f := p.syncFailure.Load(); f != nil {
+				return fmt.Errorf("%w: %w", ErrStorage, f.err)
+			}
+		}
+	}
+}
+
+// fdatasync flushes a file's data and the metadata needed to read it back
+// (its size), not its timestamps. The file's descriptor is used under
+// its reference count, so a concurrent Close makes this report
+// os.ErrClosed instead of syncing whatever file reuses the number.
+func fdatasync(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			serr = unix.Fdatasync(int(fd))
+			if serr != unix.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		// Control fails only when the file is closed.
+		return fmt.Errorf("%w: %w", os.ErrClosed, err)
+	}
+	if serr != nil {
+		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: serr}
+	}
+	return nil
+}
+
+// SetObserver installs fn, or removes the observer when fn is nil. fn is
+// called with the log end offset and the acknowledgeable end (the end of
+// the data that is durable per the flush policy: fsynced under group, all
+// of it under interval and none) once at once, after every append and
+// after every sync round that advanced the durable end. Calls come
+// without the partition's locks held, possibly from several goroutines at
+// once, so fn must keep the largest values it has seen. The replication
+// layer's leader uses it to wake follower fetches as soon as data is
+// written, while its own fsync runs, and to count its own copy in the
+// high watermark as soon as that fsync ends.
+func (p *Partition) SetObserver(fn func(logEnd, ackEnd int64)) {
+	if fn == nil {
+		p.observer.Store(nil)
+		return
+	}
+	p.observer.Store(&fn)
+	p.mu.RLock()
+	leo := p.leo
+	p.mu.RUnlock()
+	fn(leo, p.ackEnd(leo))
+}
+
+// ackEnd is the acknowledgeable end of a log ending at leo.
+func (p *Partition) ackEnd(leo int64) int64 {
+	if p.store.opts.FlushPolicy == FlushGroup {
+		return min(p.durable.Load(), leo)
+	}
+	return leo
+}
+
+// observe tells the observer, if any, that the log ends at least at leo.
+func (p *Partition) observe(leo int64) {
+	if fn := p.observer.Load(); fn != nil {
+		(*fn)(leo, p.ackEnd(leo))
+	}
+}
