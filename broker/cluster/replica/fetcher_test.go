@@ -126,7 +126,7 @@ func TestFollowerTruncatesOnDivergingEpoch(t *testing.T) {
 	p := &fetchPartition{log: follower, leaderEpoch: 2}
 	rp := kmsg.NewFetchResponseTopicPartition()
 	rp.DivergingEpoch.Epoch, rp.DivergingEpoch.EndOffset = 0, 4
-	if err := f.handlePartition(tp0, p, follower.LogEndOffset(), &rp); err != nil {
+	if _, err := f.handlePartition(tp0, p, follower.LogEndOffset(), &rp); err != nil {
 		t.Fatal(err)
 	}
 	if leo := follower.LogEndOffset(); leo != 4 {

@@ -72,10 +72,14 @@ type waiter struct {
 type Leader struct {
 	cfg LeaderConfig
 
-	mu        sync.Mutex
-	part      metadata.Partition
-	resigned  bool
-	leo       int64 // the leader's own log end offset (durable)
+	mu       sync.Mutex
+	part     metadata.Partition
+	resigned bool
+	// leo is the leader's own log end offset: what followers can fetch.
+	leo int64
+	// ackEnd is the end of the leader's own durable data (per the flush
+	// policy): the high watermark counts the leader's copy up to here.
+	ackEnd    int64
 	hw        int64
 	epochFrom int64 // first offset of this leader epoch
 	followers map[int32]*followerState
@@ -106,7 +110,7 @@ func NewLeader(cfg LeaderConfig, p metadata.Partition, leo, hw int64) (*Leader, 
 	if cfg.SetHighWatermark == nil {
 		cfg.SetHighWatermark = func(int64) {}
 	}
-	l := &Leader{cfg: cfg, part: p.Clone(), leo: leo, hw: min(hw, leo), epochFrom: leo, followers: map[int32]*followerState{}, data: make(chan struct{})}
+	l := &Leader{cfg: cfg, part: p.Clone(), leo: leo, ackEnd: leo, hw: min(hw, leo), epochFrom: leo, followers: map[int32]*followerState{}, data: make(chan struct{})}
 	now := cfg.Now()
 	for _, r := range p.Replicas {
 		if r != cfg.LocalID {
@@ -188,15 +192,29 @@ func (l *Leader) resignLocked() {
 }
 
 // Appended records that the leader's log now ends (durably) at leo.
-func (l *Leader) Appended(leo int64) {
+func (l *Leader) Appended(leo int64) { l.LogAdvanced(leo, leo) }
+
+// LogAdvanced records that the leader's log ends at logEnd, durable (per
+// the flush policy) up to ackEnd; smaller values than already known are
+// ignored. Storage reports each append as soon as it is written, before
+// its fsync: follower fetches parked for data are answered at once, so
+// the followers copy it while the leader's own fsync runs, and the high
+// watermark counts the leader's copy only up to ackEnd.
+func (l *Leader) LogAdvanced(logEnd, ackEnd int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if leo > l.leo && !l.resigned {
-		l.leo = leo
+	if l.resigned {
+		return
+	}
+	if logEnd > l.leo {
+		l.leo = logEnd
 		close(l.data)
 		l.data = make(chan struct{})
 	}
-	l.advanceLocked()
+	if ackEnd > l.ackEnd {
+		l.ackEnd = ackEnd
+		l.advanceLocked()
+	}
 }
 
 // LogEndOffset is the leader's log end offset as last reported.
@@ -226,6 +244,7 @@ func (l *Leader) Truncated(leo int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.leo = leo
+	l.ackEnd = min(l.ackEnd, leo)
 }
 
 // Fetched records a follower fetch at fetchOffset: the follower has every
@@ -280,7 +299,7 @@ func (l *Leader) advanceLocked() {
 	if l.resigned {
 		return
 	}
-	hw := l.leo
+	hw := min(l.ackEnd, l.leo)
 	for _, r := range l.maximalISR() {
 		if r == l.cfg.LocalID {
 			continue

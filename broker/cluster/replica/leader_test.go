@@ -258,3 +258,55 @@ func TestErrorCode(t *testing.T) {
 		}
 	}
 }
+
+// Followers are woken as soon as the leader's data is written; the high
+// watermark counts the leader's own copy only once it is durable, and the
+// acks=all producer completes on that event.
+func TestLeaderWakesFollowersBeforeItsOwnFsync(t *testing.T) {
+	f := newLeaderFixture(t, []int32{1, 2, 3}, 2, 10)
+	f.fetched(t, 2, 10)
+	f.fetched(t, 3, 10)
+	parked := f.DataAfter(10)
+	f.LogAdvanced(20, 10) // written, not yet fsynced here
+	select {
+	case <-parked:
+	default:
+		t.Fatal("a parked follower fetch was not woken by the write")
+	}
+	f.fetched(t, 2, 20)
+	if hw := f.fetched(t, 3, 20); hw != 10 {
+		t.Fatalf("hw %d with the leader's own copy durable only to 10, want 10", hw)
+	}
+	done := make(chan error, 1)
+	go func() { done <- f.WaitReplicated(context.Background(), 19) }()
+	waitForWaiters(t, f.Leader, 1)
+	f.LogAdvanced(20, 20)
+	if err := <-done; err != nil {
+		t.Fatalf("acks=all after the leader's fsync: %v", err)
+	}
+	if hw := f.HighWatermark(); hw != 20 {
+		t.Fatalf("hw %d, want 20", hw)
+	}
+	// Stale reports (out of order from concurrent appends) change nothing.
+	f.LogAdvanced(15, 12)
+	if f.LogEndOffset() != 20 || f.HighWatermark() != 20 {
+		t.Fatalf("a stale report moved the leader back: leo %d hw %d", f.LogEndOffset(), f.HighWatermark())
+	}
+}
+
+func waitForWaiters(t *testing.T, l *Leader, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l.mu.Lock()
+		got := len(l.waiters)
+		l.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d waiters, want %d", got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -184,7 +184,7 @@ func apiKeys() []kmsg.ApiVersionsResponseApiKey {
 }
 
 func writeResponse(c net.Conn, corr uint32, resp kmsg.Response) error {
-	out := binary.BigEndian.AppendUint32(make([]byte, 4, 64), corr)
+	out := binary.BigEndian.AppendUint32(make([]byte, 4, responseSizeHint(resp)), corr)
 	// Flexible responses carry a tagged-field header, except ApiVersions.
 	if resp.IsFlexible() && resp.Key() != 18 {
 		out = append(out, 0)
@@ -193,6 +193,25 @@ func writeResponse(c net.Conn, corr uint32, resp kmsg.Response) error {
 	binary.BigEndian.PutUint32(out, uint32(len(out)-4))
 	_, err := c.Write(out)
 	return err
+}
+
+// responseSizeHint guesses the encoded size of a response, so that a
+// fetch response full of record batches is encoded into one allocation
+// rather than a series of doublings that each copy every byte again.
+func responseSizeHint(resp kmsg.Response) int {
+	const overhead = 64
+	fr, ok := resp.(*kmsg.FetchResponse)
+	if !ok {
+		return 256
+	}
+	n := overhead
+	for _, t := range fr.Topics {
+		n += len(t.Topic) + overhead
+		for _, p := range t.Partitions {
+			n += len(p.RecordBatches) + overhead
+		}
+	}
+	return n
 }
 
 // HandleOffsetForLeaderEpoch answers OffsetForLeaderEpoch as the leader:

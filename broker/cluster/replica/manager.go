@@ -73,6 +73,15 @@ type ManagerConfig struct {
 type leading struct {
 	tracker *Leader
 	log     PartitionLog
+	obs     observableLog // nil when the log does not report appends
+}
+
+// observableLog is a log that reports its appends and fsyncs as they
+// happen (storage.Partition.SetObserver): the leader then wakes follower
+// fetches when data is written, not when the producer's append returns
+// after its fsync.
+type observableLog interface {
+	SetObserver(fn func(logEnd, ackEnd int64))
 }
 
 // trackedLog remembers whether this process has set the log's high
@@ -88,6 +97,12 @@ type trackedLog struct {
 func (t *trackedLog) SetHighWatermark(hw int64) {
 	t.hwSet.Store(true)
 	t.PartitionLog.SetHighWatermark(hw)
+}
+
+// WriteAsFollower writes a follower's batches without waiting for their
+// durability when the log can (see followerWriter).
+func (t *trackedLog) WriteAsFollower(batches []byte) (func(context.Context) error, error) {
+	return writeAsFollower(context.Background(), t.PartitionLog, batches)
 }
 
 // knownHighWatermark is the high watermark to start leading from.
@@ -419,7 +434,12 @@ func (m *Manager) lead(tp TopicPartition, t *metadata.Topic, p metadata.Partitio
 		m.log.Error("becoming leader", "partition", tp, "err", err)
 		return
 	}
-	m.leaders[tp] = &leading{tracker: tracker, log: log}
+	l := &leading{tracker: tracker, log: log}
+	if o, ok := log.PartitionLog.(observableLog); ok {
+		l.obs = o
+		o.SetObserver(tracker.LogAdvanced)
+	}
+	m.leaders[tp] = l
 	if m.cfg.OnLeadership != nil {
 		m.cfg.OnLeadership(tp, true, p.LeaderEpoch)
 	}
@@ -428,6 +448,9 @@ func (m *Manager) lead(tp TopicPartition, t *metadata.Topic, p metadata.Partitio
 
 func (m *Manager) stopLeading(tp TopicPartition) {
 	if l, ok := m.leaders[tp]; ok {
+		if l.obs != nil {
+			l.obs.SetObserver(nil)
+		}
 		l.tracker.Resign()
 		delete(m.leaders, tp)
 		if m.cfg.OnLeadership != nil {

@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"errors"
+	"reflect"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -53,32 +54,21 @@ func HandleFetch(ctx context.Context, req *kmsg.FetchRequest, lookup Lookup) *km
 }
 
 // waitAny waits for one of chs, the timeout or ctx; false on timeout/ctx.
+// One select over all of them: a follower fetch covers every partition
+// it follows from this broker, and a goroutine per partition for every
+// parked fetch would cost more scheduling than the fetch itself.
 func waitAny(ctx context.Context, chs []<-chan struct{}, d time.Duration) bool {
-	woke := make(chan struct{})
-	stop := make(chan struct{})
-	defer close(stop)
-	for _, ch := range chs {
-		go func() {
-			select {
-			case <-ch:
-				select {
-				case woke <- struct{}{}:
-				case <-stop:
-				}
-			case <-stop:
-			}
-		}()
-	}
 	t := time.NewTimer(d)
 	defer t.Stop()
-	select {
-	case <-woke:
-		return true
-	case <-t.C:
-		return false
-	case <-ctx.Done():
-		return false
+	cases := make([]reflect.SelectCase, 0, len(chs)+2)
+	cases = append(cases,
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(t.C)},
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})
+	for _, ch := range chs {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
 	}
+	chosen, _, _ := reflect.Select(cases)
+	return chosen >= 2
 }
 
 // fetchOnce builds the response from the current state; bytes counts
