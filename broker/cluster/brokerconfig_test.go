@@ -119,8 +119,8 @@ func TestTimingsFromBroker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.RaftLeaderLease != 300*time.Millisecond {
-		t.Fatalf("leader lease %v, want it capped at the raft heartbeat timeout 300ms", d.RaftLeaderLease)
+	if d.RaftLeaderLease != 240*time.Millisecond {
+		t.Fatalf("leader lease %v, want four fifths of the raft heartbeat timeout 300ms", d.RaftLeaderLease)
 	}
 }
 

@@ -98,7 +98,10 @@ type Config struct {
 	// Raft timings (controller.quorum.fetch.timeout.ms and
 	// controller.quorum.election.timeout.ms); zero picks the defaults
 	// below. RaftLeaderLease, when zero, is the smaller of hashicorp/raft's
-	// 500 ms and RaftHeartbeatTimeout (Raft requires it to be no longer).
+	// 500 ms and four fifths of RaftHeartbeatTimeout (Raft requires it to
+	// be no longer; being shorter lets a voter that finds the active
+	// controller's process gone start an election after the lease rather
+	// than the whole timeout, see hastenElection).
 	RaftHeartbeatTimeout time.Duration
 	RaftElectionTimeout  time.Duration
 	RaftLeaderLease      time.Duration
@@ -150,7 +153,7 @@ func (c *Config) withDefaults() (Config, error) {
 		cfg.RaftElectionTimeout = DefaultRaftElectionTimeout
 	}
 	if cfg.RaftLeaderLease <= 0 {
-		cfg.RaftLeaderLease = min(raftDefaultLeaderLease, cfg.RaftHeartbeatTimeout)
+		cfg.RaftLeaderLease = min(raftDefaultLeaderLease, cfg.RaftHeartbeatTimeout*4/5)
 	}
 	if cfg.RaftLeaderLease > cfg.RaftHeartbeatTimeout {
 		return cfg, fmt.Errorf("raft leader lease %v must not exceed the raft heartbeat timeout %v (controller.quorum.fetch.timeout.ms)", cfg.RaftLeaderLease, cfg.RaftHeartbeatTimeout)

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -42,6 +43,14 @@ type Controller struct {
 	// before that, and RPCs wait for it.
 	ready chan struct{}
 
+	// probing holds the brokers being probed after a report that they
+	// are unreachable, so that reports from several followers cost one
+	// probe.
+	probingMu sync.Mutex
+	probing   map[int32]bool
+	// hastening is set while hastenElection waits for an election.
+	hastening atomic.Bool
+
 	brokerEpoch atomic.Int64 // 0 until registered
 	firstEpoch  atomic.Int64 // the first registration's epoch (its Raft index)
 	registered  chan struct{}
@@ -51,6 +60,9 @@ type Controller struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	closed atomic.Bool
+	// bgMu orders the start of a background goroutine outside goLoop
+	// (hastenElection) with Close: it starts before Close waits, or not.
+	bgMu sync.Mutex
 }
 
 // Start opens the Raft state in cfg.Dir, listens on cfg.Bind, bootstraps
@@ -101,6 +113,7 @@ func Start(c Config) (*Controller, error) {
 		fsm:        metadata.New(cfg.Logger.With("component", "metadata")),
 		registered: make(chan struct{}),
 		ready:      make(chan struct{}),
+		probing:    map[int32]bool{},
 	}
 	ctl.ctx, ctl.cancel = context.WithCancel(context.Background())
 	ctl.mux = newMux(ln, advertise, ctl.serveRPC)
@@ -206,7 +219,10 @@ func serverID(id int32) raft.ServerID { return raft.ServerID(strconv.Itoa(int(id
 // Close stops the loops and Raft and releases the port and files. It does
 // not move leadership first: call ControlledShutdown before for that.
 func (ctl *Controller) Close() error {
-	if !ctl.closed.CompareAndSwap(false, true) {
+	ctl.bgMu.Lock()
+	closing := ctl.closed.CompareAndSwap(false, true)
+	ctl.bgMu.Unlock()
+	if !closing {
 		return nil
 	}
 	ctl.cancel()
@@ -377,6 +393,9 @@ func (ctl *Controller) onLeader(ctx context.Context, req rpcRequest) (json.RawMe
 			if err == nil {
 				v, err = resp.Value, resp.Err.err()
 			} else {
+				if known && errors.Is(err, syscall.ECONNREFUSED) {
+					ctl.hastenElection(target)
+				}
 				err = fmt.Errorf("%w: %v", ErrNotController, err)
 			}
 		}
@@ -403,6 +422,8 @@ func (ctl *Controller) handleLocal(req rpcRequest) (json.RawMessage, error) {
 		return ctl.createTopicLocal(req.Topic)
 	case opCreatePartitions:
 		return ctl.createPartitionsLocal(req.Topic)
+	case opUnreachable:
+		return encodeValue(ctl.probeAndFence(req.NodeID))
 	}
 	return nil, fmt.Errorf("unknown controller request %q", req.Op)
 }
@@ -649,6 +670,153 @@ func (ctl *Controller) leaderDuties(ctx context.Context, now, leaderSince time.T
 			}
 		}
 	}
+}
+
+// hastenElection is called when the active controller's address, as
+// this node knows it, refused a connection: nothing listens there, so its
+// process is gone and waiting out Raft's heartbeat timeout (a random 1 to
+// 2 times controller.quorum.fetch.timeout.ms after the last contact) only
+// keeps the cluster without a controller. A voter that follows it lowers
+// its heartbeat timeout to the leader lease for a moment (hashicorp/raft's
+// ReloadConfig), as soon as the lease has run out since the last contact:
+// a leader that lost contact that long has stepped down anyway, so this
+// cannot unseat a live one, and with pre-vote a candidate the others do
+// not agree with changes nothing. The surviving voters start one after
+// the other (by id, 150 ms apart): started together, both would vote for
+// themselves and wait another election timeout; started apart, the first
+// drops its leader and grants the second its vote. The timeout is set
+// back once a leader is elected or after two heartbeat timeouts.
+func (ctl *Controller) hastenElection(leaderAddr string) {
+	cfg := ctl.cfg
+	if !cfg.isVoter() || cfg.RaftLeaderLease >= cfg.RaftHeartbeatTimeout || ctl.raft.State() != raft.Follower {
+		return
+	}
+	if addr, _ := ctl.raft.LeaderWithID(); string(addr) != leaderAddr {
+		return
+	}
+	if !ctl.hastening.CompareAndSwap(false, true) {
+		return
+	}
+	// This node's rank among the voters other than the one gone.
+	rank := 0
+	for _, v := range cfg.Voters {
+		if v.Addr != leaderAddr && v.ID < cfg.NodeID {
+			rank++
+		}
+	}
+	ctl.bgMu.Lock()
+	if ctl.closed.Load() {
+		ctl.bgMu.Unlock()
+		ctl.hastening.Store(false)
+		return
+	}
+	ctl.wg.Add(1)
+	ctl.bgMu.Unlock()
+	go func() {
+		defer ctl.wg.Done()
+		defer ctl.hastening.Store(false)
+		start := time.Now()
+		wait := time.Until(ctl.raft.LastContact().Add(cfg.RaftLeaderLease)) + time.Duration(rank)*150*time.Millisecond
+		if wait > 0 && !ctl.sleep(wait) {
+			return
+		}
+		if addr, _ := ctl.raft.LeaderWithID(); string(addr) != leaderAddr || ctl.raft.State() != raft.Follower {
+			return // a leader was elected meanwhile, or this node is a candidate
+		}
+		rc := ctl.raft.ReloadableConfig()
+		rc.HeartbeatTimeout = cfg.RaftLeaderLease
+		if err := ctl.raft.ReloadConfig(rc); err != nil {
+			ctl.log.Warn("hastening the election of a new active controller", "err", err)
+			return
+		}
+		ctl.log.Info("the active controller's address refuses connections; starting an election", "addr", leaderAddr, "since_report", time.Since(start).Round(time.Millisecond))
+		deadline := time.Now().Add(2 * cfg.RaftHeartbeatTimeout)
+		for time.Now().Before(deadline) {
+			if addr, _ := ctl.raft.LeaderWithID(); addr != "" && string(addr) != leaderAddr {
+				break
+			}
+			if !ctl.sleep(10 * time.Millisecond) {
+				break
+			}
+		}
+		rc.HeartbeatTimeout = cfg.RaftHeartbeatTimeout
+		if err := ctl.raft.ReloadConfig(rc); err != nil {
+			ctl.log.Error("restoring the raft heartbeat timeout", "err", err)
+		}
+	}()
+}
+
+// ReportUnreachable tells the active controller that this broker's
+// connection to broker id failed (a follower's fetch connection to its
+// leader broke or was refused). The controller probes that broker's
+// replication listener and, if nothing listens there any more (the
+// connection is refused: the process is gone), fences it at once instead
+// of waiting for its lease to run out. It returns whether the broker was
+// fenced. It retries while there is no active controller (the dead broker
+// may have been it), until ctx ends.
+func (ctl *Controller) ReportUnreachable(ctx context.Context, id int32) (bool, error) {
+	return decodeAs[bool](ctl.onLeader(ctx, rpcRequest{Op: opUnreachable, NodeID: id}))
+}
+
+// probeTimeout bounds the active controller's connection attempt to a
+// broker reported unreachable. Only a refusal counts: a timeout says
+// nothing (a partition, a slow network) and leaves the lease to decide.
+const probeTimeout = 500 * time.Millisecond
+
+// probeAndFence runs on the active controller: it fences the current
+// incarnation of broker id if its replication listener refuses
+// connections. A refusal means no process listens on the port: a paused
+// or overloaded broker still has its listening socket, whose backlog the
+// kernel fills, so it is never fenced this way. This skips the grace a new
+// controller gives live brokers (failoverGrace): a broker proven gone
+// needs none, and a broker that was also the active controller is then
+// fenced as soon as a successor is elected.
+func (ctl *Controller) probeAndFence(id int32) bool {
+	if id == ctl.cfg.NodeID {
+		return false // answering this, so alive
+	}
+	ctl.probingMu.Lock()
+	if ctl.probing[id] {
+		ctl.probingMu.Unlock()
+		return false
+	}
+	ctl.probing[id] = true
+	ctl.probingMu.Unlock()
+	defer func() {
+		ctl.probingMu.Lock()
+		delete(ctl.probing, id)
+		ctl.probingMu.Unlock()
+	}()
+	b, ok := ctl.fsm.Current().Brokers[id]
+	if !ok || b.Fenced {
+		return false
+	}
+	addr := b.ReplicationAddr
+	if addr == "" && len(b.Listeners) > 0 {
+		addr = net.JoinHostPort(b.Listeners[0].Host, strconv.Itoa(int(b.Listeners[0].Port)))
+	}
+	if addr == "" {
+		return false
+	}
+	c, err := net.DialTimeout("tcp", addr, probeTimeout)
+	if err == nil {
+		c.Close()
+		return false
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctl.ctx, ctl.cfg.Lease)
+	defer cancel()
+	fenced, err := proposeAs[bool](ctx, ctl, metadata.FenceBroker{NodeID: id, BrokerEpoch: b.Epoch})
+	if err != nil {
+		ctl.log.Warn("fencing a broker whose listener refuses connections", "broker", id, "err", err)
+		return false
+	}
+	if fenced {
+		ctl.log.Warn("fenced a broker whose replication listener refuses connections (its process is gone)", "broker", id, "broker_epoch", b.Epoch, "addr", addr)
+	}
+	return fenced
 }
 
 // ControlledShutdown moves this broker's leaderships to other ISR members

@@ -571,3 +571,44 @@ func TestClusterOfOne(t *testing.T) {
 		return nil
 	})
 }
+
+// A broker reported unreachable is fenced at once when nothing listens on
+// its replication port any more, and left alone while something does.
+func TestUnreachableBrokerIsFencedWhenItsListenerIsGone(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	tc.waitForLeader()
+	tc.waitForState("brokers registered", registered(1, 2, 3))
+	// Broker 4 is a non-voter with a replication listener, as a real
+	// broker registers it.
+	repl := listen(t, "127.0.0.1:0")
+	tc.dirs[4], tc.racks[4] = t.TempDir(), "a"
+	cfg := tc.config(4, listen(t, "127.0.0.1:0"))
+	cfg.ReplicationAddr = repl.Addr().String()
+	four, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.nodes[4] = four
+	tc.waitForState("broker 4 registered", registered(4))
+	reporter := tc.nodes[1]
+	if fenced, err := reporter.ReportUnreachable(ctxT(t), 4); err != nil || fenced {
+		t.Fatalf("broker 4 listening: fenced %v, err %v; want not fenced", fenced, err)
+	}
+	if fenced, err := reporter.ReportUnreachable(ctxT(t), tc.waitForLeader().NodeID()); err != nil || fenced {
+		t.Fatalf("the active controller reported: fenced %v, err %v", fenced, err)
+	}
+	// Kill broker 4: its controller and its replication listener go. Its
+	// lease (3 s here) has not run out when the report comes.
+	tc.kill(4)
+	repl.Close()
+	fenced, err := reporter.ReportUnreachable(ctxT(t), 4)
+	if err != nil || !fenced {
+		t.Fatalf("broker 4 gone: fenced %v, err %v; want fenced by the probe", fenced, err)
+	}
+	tc.waitForState("broker 4 fenced", func(st *metadata.State) error {
+		if b := st.Brokers[4]; b == nil || !b.Fenced {
+			return errors.New("broker 4 not fenced")
+		}
+		return nil
+	})
+}

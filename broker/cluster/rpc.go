@@ -96,6 +96,7 @@ const (
 	opJoin             rpcOp = "join"              // add the caller as a Raft non-voter
 	opCreateTopic      rpcOp = "create-topic"      // place and create a topic
 	opCreatePartitions rpcOp = "create-partitions" // place and add partitions
+	opUnreachable      rpcOp = "unreachable"       // a broker's connection to NodeID failed
 )
 
 type rpcRequest struct {

@@ -45,6 +45,7 @@ var handlers = map[CommandType]handler{
 	TypeImportFileMetadata:  decodeAnd(applyImportFileMetadata),
 	TypeCreateACLs:          decodeAnd(applyCreateACLs),
 	TypeDeleteACLs:          decodeAnd(applyDeleteACLs),
+	TypeFenceBroker:         decodeAnd(applyFenceBroker),
 }
 
 // decodeAnd adapts a typed apply function to the table. A body that does
@@ -273,6 +274,18 @@ func applyExpireLeases(c *applyCtx, cmd ExpireLeases) (any, error) {
 		}
 	}
 	return fenced, nil
+}
+
+func applyFenceBroker(c *applyCtx, cmd FenceBroker) (any, error) {
+	b, ok := c.st.Brokers[cmd.NodeID]
+	if !ok {
+		return nil, fmt.Errorf("%w: %d", ErrUnknownBroker, cmd.NodeID)
+	}
+	if b.Epoch != cmd.BrokerEpoch || b.Fenced {
+		return false, nil // a newer incarnation registered, or fenced already
+	}
+	c.fence(cmd.NodeID)
+	return true, nil
 }
 
 func applyControlledShutdown(c *applyCtx, cmd ControlledShutdown) (any, error) {

@@ -35,6 +35,7 @@ const (
 	TypeImportFileMetadata  CommandType = 16
 	TypeCreateACLs          CommandType = 17
 	TypeDeleteACLs          CommandType = 18
+	TypeFenceBroker         CommandType = 19
 )
 
 // Errors returned in Result.Err; the server maps them to Kafka error codes.
@@ -114,6 +115,18 @@ type HeartbeatResult struct {
 // and moves its leaderships. The result is the fenced ids ([]int32, sorted).
 type ExpireLeases struct {
 	NowMs int64 `json:"now_ms"`
+}
+
+// FenceBroker fences one broker incarnation before its lease ends: the
+// active controller found that nothing listens on its replication port
+// any more (the process is gone), so waiting out its lease would only
+// keep its partitions leaderless. A broker that is in fact alive is
+// unfenced by its next heartbeat, as after a lapsed lease. The result is
+// whether it was fenced now (bool): false when it already was, or the
+// incarnation is not the current one.
+type FenceBroker struct {
+	NodeID      int32 `json:"node_id"`
+	BrokerEpoch int64 `json:"broker_epoch"`
 }
 
 // ControlledShutdown marks a broker as leaving, moves each of its
@@ -280,6 +293,9 @@ func (BrokerHeartbeat) Type() CommandType { return TypeBrokerHeartbeat }
 
 // Type implements Command.
 func (ExpireLeases) Type() CommandType { return TypeExpireLeases }
+
+// Type implements Command.
+func (FenceBroker) Type() CommandType { return TypeFenceBroker }
 
 // Type implements Command.
 func (ControlledShutdown) Type() CommandType { return TypeControlledShutdown }

@@ -797,3 +797,35 @@ func TestOnlyLeasesDiffer(t *testing.T) {
 		}
 	}
 }
+
+// FenceBroker fences the incarnation it names at once, moving its
+// leaderships; a stale incarnation or a fenced broker is left alone, and a
+// heartbeat of the incarnation unfences it, as after a lapsed lease.
+func TestFenceBroker(t *testing.T) {
+	m := newMachine(t)
+	epochs := m.cluster(3)
+	m.topic("t", []int32{2, 1, 3})
+	if got := m.must(FenceBroker{NodeID: 2, BrokerEpoch: epochs[2] - 1}); got != false {
+		t.Fatalf("stale incarnation: fenced %v", got)
+	}
+	if p := m.partition("t", 0); p.Leader != 2 {
+		t.Fatalf("a stale fence moved the leader to %d", p.Leader)
+	}
+	if got := m.must(FenceBroker{NodeID: 2, BrokerEpoch: epochs[2]}); got != true {
+		t.Fatalf("current incarnation: fenced %v", got)
+	}
+	p := m.partition("t", 0)
+	if p.Leader == 2 || slices.Contains(p.ISR, 2) || !m.f.Current().Brokers[2].Fenced {
+		t.Fatalf("after the fence: %+v, broker %+v", p, m.f.Current().Brokers[2])
+	}
+	if got := m.must(FenceBroker{NodeID: 2, BrokerEpoch: epochs[2]}); got != false {
+		t.Fatalf("fenced twice: %v", got)
+	}
+	if r := m.apply(FenceBroker{NodeID: 9, BrokerEpoch: 1}); !errors.Is(r.Err, ErrUnknownBroker) {
+		t.Fatalf("unknown broker: %v", r.Err)
+	}
+	m.must(BrokerHeartbeat{NodeID: 2, BrokerEpoch: epochs[2], NowMs: 2000, LeaseMs: lease})
+	if m.f.Current().Brokers[2].Fenced {
+		t.Fatal("a heartbeat of the fenced incarnation did not unfence it")
+	}
+}

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"sort"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -37,7 +41,12 @@ type FetcherConfig struct {
 	PartitionMaxBytes int32
 	// Backoff is the pause after an error (replica.fetch.backoff.ms 1000).
 	Backoff time.Duration
-	Logger  *slog.Logger
+	// OnConnFailure, when set, is called (on the fetcher's goroutine: it
+	// must not block) each time the connection to the leader fails or
+	// cannot be made: the controller may then find the leader's process
+	// gone and fence it without waiting for its lease.
+	OnConnFailure func(leaderID int32)
+	Logger        *slog.Logger
 }
 
 func (c *FetcherConfig) defaults() {
@@ -76,6 +85,9 @@ type fetchPartition struct {
 	// following starts at a new epoch, and after OFFSET_OUT_OF_RANGE).
 	checkDivergence bool
 	retryAt         time.Time
+	// refusals counts the leader's refusals in a row; the backoff grows
+	// with it (see backoff).
+	refusals int
 }
 
 // Fetcher replicates partitions from one leader broker: one loop, one
@@ -98,6 +110,10 @@ type Fetcher struct {
 
 	connMu sync.Mutex // guards conn between the loop and Close
 	conn   *conn
+	// fetching is set while a Fetch is in flight; interrupted when Add
+	// cut it short (see Add).
+	fetching    atomic.Bool
+	interrupted atomic.Bool
 }
 
 // StartFetcher starts the loop; it fetches nothing until Add.
@@ -117,11 +133,25 @@ func StartFetcher(cfg FetcherConfig) *Fetcher {
 
 // Add starts (or restarts) following a partition at leaderEpoch. The
 // first fetch is preceded by a divergence check.
+//
+// A Fetch in flight is cut short (its connection is closed and the next
+// one dialled at once): it may be parked at the leader for up to MaxWait
+// with nothing to return, while the partition added is typically one
+// whose leadership just moved here, whose acks=all producers wait for
+// this follower.
 func (f *Fetcher) Add(tp TopicPartition, leaderEpoch int32, log Log) {
 	f.mu.Lock()
 	f.parts[tp] = &fetchPartition{log: log, leaderEpoch: leaderEpoch, checkDivergence: true}
 	f.mu.Unlock()
 	f.poke()
+	if f.fetching.Load() {
+		f.connMu.Lock()
+		if f.conn != nil {
+			f.interrupted.Store(true)
+			_ = f.conn.c.SetReadDeadline(time.Now())
+		}
+		f.connMu.Unlock()
+	}
 }
 
 // Remove stops following a partition. An append already in flight may
@@ -191,11 +221,26 @@ func (f *Fetcher) run() {
 			if f.ctx.Err() != nil {
 				return
 			}
+			if f.interrupted.Swap(false) {
+				f.setConn(nil) // cut short by Add: dial again at once
+				continue
+			}
 			f.log.Warn("replica fetch failed", "addr", f.cfg.Addr, "err", err)
+			if f.cfg.OnConnFailure != nil && connFailure(err) {
+				f.cfg.OnConnFailure(f.cfg.LeaderID)
+			}
 			f.setConn(nil)
 			f.sleep(f.cfg.Backoff)
 		}
 	}
+}
+
+// connFailure reports whether err is the connection to the leader failing
+// (refused, reset, closed, timed out) rather than an answer it gave.
+func connFailure(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // snapshot returns the partitions due now, sorted for stable requests.
@@ -234,11 +279,34 @@ func (f *Fetcher) part(tp TopicPartition) (*fetchPartition, bool) {
 	return p, ok
 }
 
+// firstRefusalBackoff is the pause after the first refusal of a
+// partition by its leader; it doubles with each refusal in a row, up to
+// the configured Backoff.
+const firstRefusalBackoff = 20 * time.Millisecond
+
+// backoff pauses a partition the leader refused. Right after a leadership
+// change the follower often learns of it before the new leader does, and
+// is refused (UNKNOWN_LEADER_EPOCH, NOT_LEADER_OR_FOLLOWER) for the few
+// milliseconds the leader takes to catch up: a whole replica.fetch.backoff.ms
+// then would hold every acks=all produce of the new leader that long. So
+// the first retries come quickly and the pause grows to Backoff only if
+// the refusals go on.
 func (f *Fetcher) backoff(tp TopicPartition, p *fetchPartition) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.parts[tp] == p {
-		p.retryAt = time.Now().Add(f.cfg.Backoff)
+		d := firstRefusalBackoff << min(p.refusals, 16)
+		p.refusals++
+		p.retryAt = time.Now().Add(min(d, f.cfg.Backoff))
+	}
+}
+
+// accepted resets a partition's refusal count after a good answer.
+func (f *Fetcher) accepted(tp TopicPartition, p *fetchPartition) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.parts[tp] == p {
+		p.refusals = 0
 	}
 }
 
@@ -262,6 +330,9 @@ func (f *Fetcher) round() error {
 		if err := f.checkDivergence(check); err != nil {
 			return err
 		}
+		// The partitions just checked are fetched in this round, not
+		// after the next one, which may park at the leader for MaxWait.
+		_, fetch, _ = f.snapshot()
 	}
 	if len(fetch) > 0 {
 		return f.fetch(fetch)
@@ -404,10 +475,13 @@ func (f *Fetcher) fetch(tps []TopicPartition) error {
 	if len(sent) == 0 {
 		return nil
 	}
+	f.fetching.Store(true)
 	r, err := f.conn.request(req, f.cfg.MaxWait+30*time.Second)
+	f.fetching.Store(false)
 	if err != nil {
 		return err
 	}
+	f.interrupted.Store(false) // answered before the cut took effect
 	resp := r.(*kmsg.FetchResponse)
 	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
 		return fmt.Errorf("fetch refused: %w", err)
@@ -454,6 +528,7 @@ func (f *Fetcher) fetch(tps []TopicPartition) error {
 func (f *Fetcher) handlePartition(tp TopicPartition, p *fetchPartition, fetchOffset int64, rp *kmsg.FetchResponseTopicPartition) (done func() error, err error) {
 	switch err := kerr.ErrorForCode(rp.ErrorCode); {
 	case err == nil:
+		f.accepted(tp, p)
 	case errors.Is(err, kerr.OffsetOutOfRange):
 		if rp.LogStartOffset > p.log.LogEndOffset() {
 			// The leader deleted everything we have and more.

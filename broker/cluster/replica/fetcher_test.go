@@ -198,3 +198,38 @@ func TestTrimToOffset(t *testing.T) {
 		t.Fatal("a corrupt batch length was accepted")
 	}
 }
+
+// A partition added while the fetcher's request is parked at the leader
+// (nothing new to fetch) is fetched at once, not after the parked fetch
+// times out: the partition is typically one whose leadership just moved,
+// and its acks=all producers wait for this follower.
+func TestAddCutsAParkedFetchShort(t *testing.T) {
+	fl := newFakeLeader(t)
+	idle := &memLog{}
+	idle.appendLeader(t, 0, 1, "idle")
+	leaderOf(t, fl, idle, 0)
+	f := StartFetcher(FetcherConfig{LocalID: 2, LeaderID: 1, Addr: fl.addr(), MaxWait: 30 * time.Second, Backoff: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(f.Close)
+	f.Add(tp0, 0, &memLog{})
+	checkFor(t, 5*time.Second, func() error {
+		if !f.fetching.Load() {
+			return fmt.Errorf("no fetch in flight")
+		}
+		return nil
+	})
+	time.Sleep(50 * time.Millisecond) // let the fetch park at the leader
+
+	tp1 := TopicPartition{"orders", 1}
+	leader := &memLog{}
+	leader.appendLeader(t, 0, 3, "moved")
+	tr, err := NewLeader(LeaderConfig{LocalID: 1, MinISR: 2, SetHighWatermark: leader.SetHighWatermark},
+		metadata.Partition{Replicas: []int32{1, 2}, Leader: 1, ISR: []int32{1, 2}}, leader.LogEndOffset(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl.set(tp1, &leaderPart{log: leader, tracker: tr})
+	follower := &memLog{}
+	f.Add(tp1, 0, follower)
+	// Far less than the parked fetch's 30 s.
+	checkFor(t, 10*time.Second, sameLog(follower, leader))
+}

@@ -134,6 +134,11 @@ type Manager struct {
 	following map[TopicPartition]following
 	fetchers  map[string]*Fetcher // by leader id and address
 	logs      map[TopicPartition]*trackedLog
+	// reporting holds the brokers whose unreachability is being reported
+	// to the controller (one report in flight per broker).
+	reportingMu sync.Mutex
+	reporting   map[int32]bool
+
 	// topics are the ids of the topics this broker holds replicas of, as
 	// seen in the metadata: a topic that disappears (or comes back with a
 	// new id) was deleted, and its local logs go.
@@ -169,6 +174,7 @@ func StartManager(cfg ManagerConfig) *Manager {
 		fetchers:  map[string]*Fetcher{},
 		logs:      map[TopicPartition]*trackedLog{},
 		topics:    map[string]metadata.TopicID{},
+		reporting: map[int32]bool{},
 		done:      make(chan struct{}),
 
 		reconciledCh: make(chan struct{}),
@@ -481,12 +487,49 @@ func (m *Manager) follow(tp TopicPartition, p metadata.Partition, addr string, l
 		if fc.Logger == nil {
 			fc.Logger = m.cfg.Logger
 		}
+		if r, ok := m.cfg.Control.(unreachableReporter); ok {
+			fc.OnConnFailure = func(id int32) { m.reportUnreachable(r, id) }
+		}
 		f = StartFetcher(fc)
 		m.fetchers[k] = f
 	}
 	f.Add(tp, p.LeaderEpoch, log)
 	m.following[tp] = want
 	m.log.Info("following partition", "partition", tp, "leader", p.Leader, "leader_epoch", p.LeaderEpoch)
+}
+
+// unreachableReporter is a control plane that can fence a broker found
+// gone before its lease ends (*cluster.Controller).
+type unreachableReporter interface {
+	ReportUnreachable(ctx context.Context, id int32) (bool, error)
+}
+
+// reportTimeout bounds one report: long enough to outlast the election of
+// a new active controller when the unreachable broker was the last one.
+const reportTimeout = 10 * time.Second
+
+// reportUnreachable tells the controller, in the background, that this
+// broker's fetch connection to broker id failed.
+func (m *Manager) reportUnreachable(r unreachableReporter, id int32) {
+	m.reportingMu.Lock()
+	if m.reporting[id] {
+		m.reportingMu.Unlock()
+		return
+	}
+	m.reporting[id] = true
+	m.reportingMu.Unlock()
+	go func() {
+		defer func() {
+			m.reportingMu.Lock()
+			delete(m.reporting, id)
+			m.reportingMu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(m.ctx, reportTimeout)
+		defer cancel()
+		if _, err := r.ReportUnreachable(ctx, id); err != nil && m.ctx.Err() == nil {
+			m.log.Debug("reporting an unreachable leader", "broker", id, "err", err)
+		}
+	}()
 }
 
 func (m *Manager) stopFollowing(tp TopicPartition) {
