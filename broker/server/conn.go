@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -216,7 +217,7 @@ func (c *conn) serve() {
 	reqs := make(chan *request, pipelineDepth)
 	go c.readLoop(br, reqs)
 
-	out := make(chan []byte, pipelineDepth)
+	out := make(chan net.Buffers, pipelineDepth)
 	writeDone := make(chan struct{})
 	go c.writeLoop(out, writeDone)
 
@@ -254,7 +255,7 @@ func (c *conn) serve() {
 	}
 	send := func(req *request, resp kmsg.Response) bool {
 		select {
-		case out <- encodeResponse(make([]byte, 0, responseSizeHint(resp)), req.corr, resp):
+		case out <- c.frame(req.corr, resp):
 			return true
 		case <-writeDone: // the writer failed; the connection is closed
 			c.drain(reqs)
@@ -452,13 +453,29 @@ func frameHint(size [4]byte) string {
 	return ""
 }
 
-func (c *conn) writeLoop(out <-chan []byte, done chan<- struct{}) {
+// frame encodes a response for the writer. A fetch response on a
+// plaintext connection keeps its record batches where storage put them
+// and goes out with one vectored write (encodeFetchResponse); on TLS the
+// pieces would each become a TLS record, so they are joined.
+func (c *conn) frame(corr int32, resp kmsg.Response) net.Buffers {
+	if fr, ok := resp.(*kmsg.FetchResponse); ok {
+		if pieces, ok := encodeFetchResponse(corr, fr); ok {
+			if _, plain := c.rw.(*net.TCPConn); plain || len(pieces) == 1 {
+				return pieces
+			}
+			return net.Buffers{bytes.Join(pieces, nil)}
+		}
+	}
+	return net.Buffers{encodeResponse(make([]byte, 0, responseSizeHint(resp)), corr, resp)}
+}
+
+func (c *conn) writeLoop(out <-chan net.Buffers, done chan<- struct{}) {
 	defer close(done)
 	for buf := range out {
 		if idle := c.s.Config().ConnectionsMaxIdle; idle > 0 {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(idle))
 		}
-		if _, err := c.rw.Write(buf); err != nil {
+		if _, err := buf.WriteTo(c.rw); err != nil {
 			level := slog.LevelInfo
 			if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
 				level = slog.LevelDebug // the client hung up first: routine
