@@ -18,6 +18,7 @@ import (
 // testBroker is a broker running in the test process.
 type testBroker struct {
 	t    *testing.T
+	log  *slog.Logger // testLogger() unless set before start
 	dir  string
 	cfg  *config.Config
 	srv  *server.Server
@@ -29,6 +30,12 @@ type testBroker struct {
 // edit, if given, changes the configuration first.
 func startBroker(t *testing.T, edit ...func(*config.Config)) *testBroker {
 	t.Helper()
+	return startBrokerLogging(t, testLogger(), edit...)
+}
+
+// startBrokerLogging is startBroker with the broker logging to log.
+func startBrokerLogging(t *testing.T, log *slog.Logger, edit ...func(*config.Config)) *testBroker {
+	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	if err := cfg.Set("listeners", "PLAINTEXT://127.0.0.1:0"); err != nil {
@@ -39,7 +46,7 @@ func startBroker(t *testing.T, edit ...func(*config.Config)) *testBroker {
 	for _, e := range edit {
 		e(cfg)
 	}
-	b := &testBroker{t: t, dir: cfg.DataDir, cfg: cfg}
+	b := &testBroker{t: t, dir: cfg.DataDir, cfg: cfg, log: log}
 	b.start()
 	t.Cleanup(func() { b.stop() })
 	return b
@@ -54,7 +61,7 @@ func testLogger() *slog.Logger {
 
 func (b *testBroker) start() {
 	b.t.Helper()
-	srv, err := server.New(context.Background(), server.Options{Config: b.cfg, Logger: testLogger()})
+	srv, err := server.New(context.Background(), server.Options{Config: b.cfg, Logger: b.log})
 	if err != nil {
 		b.t.Fatalf("starting broker: %v", err)
 	}

@@ -48,6 +48,7 @@ var wireErrors = []error{
 	metadata.ErrEligibleLeadersNotAvailable,
 	metadata.ErrNoReassignmentInProgress,
 	placement.ErrNotEnoughBrokers,
+	metadata.ErrResourceNotFound,
 }
 
 // wireError is an error as it travels: the index of its sentinel (0 for

@@ -33,6 +33,8 @@ func init() {
 		metadataAPI,
 		findCoordinatorAPI,
 		apiVersionsAPI,
+		saslHandshakeAPI,
+		saslAuthenticateAPI,
 		createTopicsAPI,
 		deleteTopicsAPI,
 		deleteRecordsAPI,

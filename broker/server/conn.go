@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tributary/tributary/broker/metrics"
+	"github.com/tributary/tributary/broker/security/sasl"
 )
 
 // pipelineDepth is how many requests of one connection are read ahead of
@@ -173,14 +174,28 @@ type conn struct {
 	// long poll) is not idle, whatever connections.max.idle.ms says.
 	inFlight atomic.Int32
 
-	// The identity (auth.go): set before the first request is processed
-	// and read by the processing goroutine only.
-	principal string
-	iam       bool // authenticated by an IAM identity token
+	// The identity (auth.go, sasl.go): set before the first request is
+	// processed, and by re-authentications, all on the processing
+	// goroutine, which alone reads it.
+	principal     string
+	iam           bool // authenticated by an IAM identity token
+	authenticated bool // may send every request (false on SASL listeners until SASL succeeds)
+	// The SASL exchange: session is the one in progress, mechanism the
+	// mechanism of the last handshake, saslRaw true after a v0 handshake
+	// (raw SASL frames follow). sessionEnd ends the KIP-368 session (zero:
+	// none) and sessionLifetime is its length, reported to the client.
+	session         sasl.Session
+	mechanism       string
+	saslRaw         bool
+	sessionEnd      time.Time
+	sessionLifetime time.Duration
+	// closeAfterResponse closes the connection once the response to the
+	// request being handled is written (a failed authentication).
+	closeAfterResponse bool
 }
 
 func newConn(s *Server, l *clientListener, nc net.Conn) *conn {
-	c := &conn{s: s, listener: l, nc: nc, rw: nc, addr: remoteAddrPort(nc), principal: anonymous,
+	c := &conn{s: s, listener: l, nc: nc, rw: nc, addr: remoteAddrPort(nc), principal: anonymous, authenticated: !l.cfg.SASL(),
 		log: s.log.With("remote", nc.RemoteAddr().String(), "listener", l.name()), processing: true}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	c.queuedCond = sync.NewCond(&c.queuedMu)
@@ -214,6 +229,9 @@ func (c *conn) serve() {
 		return
 	}
 	br := bufio.NewReaderSize(c.rw, 64<<10)
+	if !c.authenticated && !c.authenticate(br) {
+		return
+	}
 	reqs := make(chan *request, pipelineDepth)
 	go c.readLoop(br, reqs)
 
@@ -262,10 +280,21 @@ func (c *conn) serve() {
 			return false
 		}
 	}
+	// graceful: stop after the responses already queued are written (a
+	// failed re-authentication, an expired session).
+	graceful := false
 serving:
 	for {
 		req, ok := next()
 		if !ok {
+			break
+		}
+		if c.sessionExpired(req) {
+			// KIP-368: the session ended without a re-authentication;
+			// the connection closes at its next request, after the
+			// responses already on their way.
+			c.log.Info("closing connection: SASL session expired without re-authentication", "principal", c.principal, "session_lifetime", c.sessionLifetime, "api", kmsg.NameForKey(req.key))
+			graceful = true
 			break
 		}
 		if _, mergeable := mergeableProduce(req); mergeable {
@@ -317,9 +346,17 @@ serving:
 		if !send(req, resp) {
 			break
 		}
+		if c.closeAfterResponse {
+			graceful = true
+			break
+		}
 	}
 	close(out)
 	<-writeDone
+	if graceful {
+		c.nc.Close()
+		c.drain(reqs)
+	}
 }
 
 func (c *conn) readLoop(br *bufio.Reader, reqs chan<- *request) {
@@ -522,6 +559,13 @@ func (s *Server) dispatch(ctx context.Context, c *conn, req *request) (resp kmsg
 	}()
 	if req.kreq == nil {
 		return apiVersionsTooNew(req.version), nil
+	}
+	switch {
+	case !c.authenticated && !beforeAuthentication(req.key):
+		// Kafka closes a SASL connection that skips authentication.
+		return nil, fmt.Errorf("%s before SASL authentication", kmsg.NameForKey(req.key))
+	case c.session != nil && req.key != saslAuthenticateKey:
+		return nil, fmt.Errorf("%s in the middle of a SASL exchange", kmsg.NameForKey(req.key))
 	}
 	a, _ := apiByKey(req.key)
 	c.clientID = req.clientID

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tributary/tributary/broker/config"
+	"github.com/tributary/tributary/broker/security/sasl"
 	"github.com/tributary/tributary/broker/security/tlsconf"
 )
 
@@ -31,9 +32,31 @@ type clientListener struct {
 	// every handshake.
 	tls       *tlsconf.TLS
 	tlsConfig *tls.Config
+	// mechs are the SASL mechanisms of a SASL_SSL listener, in the order
+	// of its sasl.enabled.mechanisms (SaslHandshake lists them so).
+	mechs []sasl.Mechanism
 }
 
 func (l *clientListener) name() string { return l.cfg.Name }
+
+// mechanism returns the listener's mechanism named name.
+func (l *clientListener) mechanism(name string) (sasl.Mechanism, bool) {
+	for _, m := range l.mechs {
+		if m.Name() == name {
+			return m, true
+		}
+	}
+	return nil, false
+}
+
+// mechanismNames lists the listener's mechanisms.
+func (l *clientListener) mechanismNames() []string {
+	names := make([]string, 0, len(l.mechs))
+	for _, m := range l.mechs {
+		names = append(names, m.Name())
+	}
+	return names
+}
 
 // openListeners binds every client listener (or takes the one the caller
 // opened: given, by name, or the first listener for first) and loads the
@@ -58,9 +81,6 @@ func openListeners(cfg *config.Config, given map[string]net.Listener, first net.
 			continue
 		}
 		l := &clientListener{cfg: lc}
-		if lc.SASL() {
-			return nil, nil, fmt.Errorf("listener %s: SASL_SSL listeners are not served by this broker version", lc.Name)
-		}
 		if lc.TLS() {
 			s, err := tlsconf.Load(cfg.Configured, lc.Name)
 			if err != nil {

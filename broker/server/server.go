@@ -212,6 +212,13 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	if s.access, err = s.newAuthorizer(ctx, static, opts.AWSConfig); err != nil {
 		return nil, err
 	}
+	if err := s.importScramBootstrap(); err != nil {
+		return nil, err
+	}
+	if err := s.startSASL(ctx, opts.AWSConfig); err != nil {
+		return nil, err
+	}
+
 	cfg, err := applyDynamic(static, s.meta.BrokerConfigs(metadata.ClusterDefault), s.meta.BrokerConfigs(s.nodeID))
 	if err != nil {
 		return nil, fmt.Errorf("applying stored dynamic broker configs: %w", err)

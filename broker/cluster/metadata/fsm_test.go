@@ -11,6 +11,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/security/scram"
 )
 
 // machine wraps an FSM with a log index counter and keeps the entries it
@@ -750,6 +752,7 @@ func TestOnlyLeasesDiffer(t *testing.T) {
 		AllocateProducerIDs{NodeID: 1, Count: 10},
 		CreateACLs{ACLs: []ACL{{ResourceType: kmsg.ACLResourceTypeTopic, ResourceName: "*", PatternType: kmsg.ACLResourcePatternTypeLiteral, Principal: "User:*", Host: "*", Operation: kmsg.ACLOperationAll, Permission: kmsg.ACLPermissionTypeAllow}}},
 		DeleteACLs{Filters: []ACLFilter{{ResourceType: kmsg.ACLResourceTypeAny, PatternType: kmsg.ACLResourcePatternTypeAny, Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny}}},
+		AlterScramCredentials{Users: []ScramUserAlteration{{User: "alice", Upsertions: []ScramRecord{scramRecord(t, scram.SHA512, "pw")}}}},
 	} {
 		before := m.f.Current()
 		m.must(cmd)
@@ -760,7 +763,7 @@ func TestOnlyLeasesDiffer(t *testing.T) {
 	// Every state and broker field but the lease, the index and the clock
 	// matters; a field added later must be compared in OnlyLeasesDiffer
 	// (and listed here).
-	stateFields := map[string]bool{"ClusterID": true, "Index": false, "NowMs": false, "Brokers": true, "Topics": true, "BrokerConfigs": true, "NextProducerID": true, "ACLs": true}
+	stateFields := map[string]bool{"ClusterID": true, "Index": false, "NowMs": false, "Brokers": true, "Topics": true, "BrokerConfigs": true, "NextProducerID": true, "ACLs": true, "Scram": true}
 	st := reflect.TypeOf(State{})
 	for i := range st.NumField() {
 		if _, ok := stateFields[st.Field(i).Name]; !ok {
