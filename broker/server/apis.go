@@ -35,6 +35,8 @@ func init() {
 		apiVersionsAPI,
 		saslHandshakeAPI,
 		saslAuthenticateAPI,
+		describeUserScramCredentialsAPI,
+		alterUserScramCredentialsAPI,
 		createTopicsAPI,
 		deleteTopicsAPI,
 		deleteRecordsAPI,
