@@ -162,6 +162,11 @@ func startSecureBroker(t *testing.T) *secureBroker {
 			"listener.name.client_sasl_scram.sasl.enabled.mechanisms": "SCRAM-SHA-512,SCRAM-SHA-256",
 			"listener.name.client_iam.sasl.enabled.mechanisms":        "OAUTHBEARER",
 			"tributary.scram.bootstrap.file":                          bootstrap,
+			// These tests are about who a client is: every principal
+			// they authenticate may do everything (authorization has its
+			// own tests), IAM principals included, through ACL rules.
+			"tributary.iam.authorization": "acls",
+			"super.users":                 "User:ANONYMOUS;User:alice;User:bob;User:CN=app,O=Tributary tests;" + rolePrincipal,
 		}
 		var ps []config.Property
 		for k, v := range props {

@@ -9,7 +9,7 @@ package server
 //     a named user without one is RESOURCE_NOT_FOUND, a user named twice
 //     DUPLICATE_RESOURCE, both per user.
 //   - Needs DESCRIBE on the cluster (CLUSTER_AUTHORIZATION_FAILED for the
-//     whole request otherwise).
+//     whole request otherwise), through the broker's authorizer.
 //
 // Version notes:
 //   - v0 is flexible; it is the only version.
@@ -27,13 +27,13 @@ import (
 
 var describeUserScramCredentialsAPI = api{key: 50, min: 0, max: 0,
 	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleDescribeUserScramCredentials(ctx, c, r.(*kmsg.DescribeUserSCRAMCredentialsRequest)), nil
+		return s.handleDescribeUserScramCredentials(ctx, s.authFor(c, 50), r.(*kmsg.DescribeUserSCRAMCredentialsRequest)), nil
 	}}
 
-func (s *Server) handleDescribeUserScramCredentials(ctx context.Context, c *conn, req *kmsg.DescribeUserSCRAMCredentialsRequest) *kmsg.DescribeUserSCRAMCredentialsResponse {
+func (s *Server) handleDescribeUserScramCredentials(ctx context.Context, az reqAuth, req *kmsg.DescribeUserSCRAMCredentialsRequest) *kmsg.DescribeUserSCRAMCredentialsResponse {
 	resp := req.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
-	if code, msg := s.authorizeScramAdmin(ctx, c, req.Key(), false); code != 0 {
-		resp.ErrorCode, resp.ErrorMessage = code, &msg
+	if !az.cluster(ctx, kmsg.ACLOperationDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 		return resp
 	}
 	st := s.node.Controller.State()

@@ -34,7 +34,7 @@ import (
 
 var alterUserScramCredentialsAPI = api{key: 51, min: 0, max: 0,
 	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleAlterUserScramCredentials(ctx, c, r.(*kmsg.AlterUserSCRAMCredentialsRequest)), nil
+		return s.handleAlterUserScramCredentials(ctx, s.authFor(c, 51), r.(*kmsg.AlterUserSCRAMCredentialsRequest)), nil
 	}}
 
 // scramUserError is one user's refusal.
@@ -43,7 +43,7 @@ type scramUserError struct {
 	msg  string
 }
 
-func (s *Server) handleAlterUserScramCredentials(ctx context.Context, c *conn, req *kmsg.AlterUserSCRAMCredentialsRequest) *kmsg.AlterUserSCRAMCredentialsResponse {
+func (s *Server) handleAlterUserScramCredentials(ctx context.Context, az reqAuth, req *kmsg.AlterUserSCRAMCredentialsRequest) *kmsg.AlterUserSCRAMCredentialsResponse {
 	resp := req.ResponseKind().(*kmsg.AlterUserSCRAMCredentialsResponse)
 	// Users in the order they first appear.
 	var users []string
@@ -68,9 +68,10 @@ func (s *Server) handleAlterUserScramCredentials(ctx context.Context, c *conn, r
 		}
 		return r
 	}
-	if code, msg := s.authorizeScramAdmin(ctx, c, req.Key(), true); code != 0 {
+	if !az.cluster(ctx, kmsg.ACLOperationAlter) {
+		denied := &scramUserError{kerr.ClusterAuthorizationFailed.Code, fmt.Sprintf("%s is not allowed ALTER on the cluster", az.rc.Principal)}
 		for _, u := range users {
-			resp.Results = append(resp.Results, result(u, &scramUserError{code, msg}))
+			resp.Results = append(resp.Results, result(u, denied))
 		}
 		return resp
 	}
@@ -142,7 +143,7 @@ func (s *Server) handleAlterUserScramCredentials(ctx context.Context, c *conn, r
 			}
 			switch {
 			case e == nil:
-				s.log.Info("SCRAM credentials changed", "user", ua.User, "upserted", len(ua.Upsertions), "deleted", len(ua.Deletions), "by", c.principal)
+				s.log.Info("SCRAM credentials changed", "user", ua.User, "upserted", len(ua.Upsertions), "deleted", len(ua.Deletions), "by", az.rc.Principal)
 			case errors.Is(e, metadata.ErrResourceNotFound):
 				fail(ua.User, kerr.ResourceNotFound.Code, "%v", e)
 			case errors.Is(e, metadata.ErrInvalidRequest):

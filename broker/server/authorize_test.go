@@ -248,6 +248,14 @@ func authorizationCases(s *Server) map[int16][]apiCase {
 				}
 				return nil
 			}}},
+		// The SASL APIs are served before authentication: nothing to
+		// deny. On a listener without SASL they are ILLEGAL_SASL_STATE.
+		17: {{req: func() kmsg.Request {
+			r := at(kmsg.NewPtrSASLHandshakeRequest())
+			r.Mechanism = "SCRAM-SHA-512"
+			return r
+		}, denied: illegalSaslState}},
+		36: {{req: func() kmsg.Request { return at(kmsg.NewPtrSASLAuthenticateRequest()) }, denied: illegalSaslState}},
 		18: {{req: func() kmsg.Request { return at(kmsg.NewPtrApiVersionsRequest()) }, denied: func(kmsg.Response) error { return nil }}},
 		19: {
 			{name: "topic ACL", req: func() kmsg.Request { return createTopicsReq("new1") }, grant: []metadata.ACL{topicACL("new1", kmsg.ACLOperationCreate), topicACL("new1", kmsg.ACLOperationDescribeConfigs)},
@@ -384,6 +392,21 @@ func authorizationCases(s *Server) map[int16][]apiCase {
 				}
 				return nil
 			}}},
+		50: {{req: func() kmsg.Request { return at(kmsg.NewPtrDescribeUserSCRAMCredentialsRequest()) },
+			grant: []metadata.ACL{clusterACL(describe)}, deny: kerr.ClusterAuthorizationFailed.Code}},
+		51: {{req: func() kmsg.Request {
+			r := at(kmsg.NewPtrAlterUserSCRAMCredentialsRequest())
+			u := kmsg.NewAlterUserSCRAMCredentialsRequestUpsertion()
+			u.Name, u.Mechanism, u.Iterations, u.Salt, u.SaltedPassword = "scram-user", 2, 4096, []byte("salt"), make([]byte, 64)
+			r.Upsertions = []kmsg.AlterUserSCRAMCredentialsRequestUpsertion{u}
+			return r
+		}, grant: []metadata.ACL{clusterACL(kmsg.ACLOperationAlter)}, deny: kerr.ClusterAuthorizationFailed.Code,
+			allowed: func(r kmsg.Response) error {
+				if res := r.(*kmsg.AlterUserSCRAMCredentialsResponse).Results; len(res) != 1 || res[0].ErrorCode != 0 {
+					return fmt.Errorf("results %+v, want scram-user's credential stored", res)
+				}
+				return nil
+			}}},
 		75: {{req: func() kmsg.Request {
 			r := at(kmsg.NewPtrDescribeTopicPartitionsRequest())
 			r.Topics = []kmsg.DescribeTopicPartitionsRequestTopic{{Topic: topic}}
@@ -414,6 +437,15 @@ func describeConfigsReq(typ kmsg.ConfigResourceType, name string) func() kmsg.Re
 		r.Resources = []kmsg.DescribeConfigsRequestResource{{ResourceType: typ, ResourceName: name}}
 		return r
 	}
+}
+
+// illegalSaslState checks the answer of a SASL API on a listener without
+// SASL.
+func illegalSaslState(r kmsg.Response) error {
+	if codes := errorCodes(r); !slices.Equal(codes, []int16{kerr.IllegalSaslState.Code}) {
+		return fmt.Errorf("codes %v, want ILLEGAL_SASL_STATE", codes)
+	}
+	return nil
 }
 
 // exchange sends req on a fresh connection and decodes the response.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -74,10 +75,10 @@ func clientTLS(t testing.TB, ca *tlstest.CA, cert *tlstest.Leaf) *tls.Config {
 
 // startListeners runs a broker with the given listener settings (ports 0)
 // and returns it with its debug log.
-func startListeners(t *testing.T, props map[string]string) (*Server, *logBuffer) {
+func startListeners(t *testing.T, props map[string]string, awsCfg ...*aws.Config) (*Server, *logBuffer) {
 	t.Helper()
 	logs := &logBuffer{}
-	s, err := newListenersServer(t, props, logs)
+	s, err := newListenersServer(t, props, logs, awsCfg...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func startListeners(t *testing.T, props map[string]string) (*Server, *logBuffer)
 	return s, logs
 }
 
-func newListenersServer(t *testing.T, props map[string]string, logs io.Writer) (*Server, error) {
+func newListenersServer(t *testing.T, props map[string]string, logs io.Writer, awsCfg ...*aws.Config) (*Server, error) {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
@@ -115,7 +116,11 @@ func newListenersServer(t *testing.T, props map[string]string, logs io.Writer) (
 	if os.Getenv("TRIBUTARY_TEST_LOG") != "" {
 		w = io.MultiWriter(logs, os.Stderr)
 	}
-	return New(context.Background(), Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	opts := Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	if len(awsCfg) > 0 {
+		opts.AWSConfig = awsCfg[0]
+	}
+	return New(context.Background(), opts)
 }
 
 // threeListeners is PLAINTEXT, SSL and mutual-TLS SSL on ports 0.

@@ -17,6 +17,7 @@ import (
 	fsasl "github.com/twmb/franz-go/pkg/sasl"
 	fscram "github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/tributary/tributary/broker/iamauth"
 	"github.com/tributary/tributary/broker/security/tlsconf/tlstest"
 )
 
@@ -293,4 +294,46 @@ func dialAddr(t *testing.T, addr string) net.Conn {
 	}
 	t.Cleanup(func() { nc.Close() })
 	return nc
+}
+
+// TestIAMLoginNeedsConnect: with IAM principals authorized by their IAM
+// policies (the default), a login through the OAUTHBEARER listener needs
+// kafka-cluster:Connect on the cluster: a role without it is refused at
+// SaslAuthenticate, with the reason, and audited; a role with it logs in
+// as its role ARN.
+func TestIAMLoginNeedsConnect(t *testing.T) {
+	cloud := iamCloud(t)
+	e := newTLSEnv(t)
+	brokerCfg := cloud.Root()
+	s, logs := startListeners(t, map[string]string{
+		"cluster.id":                     "orders-uuid",
+		"tributary.cluster.name":         "orders",
+		"listeners":                      "CLIENT://127.0.0.1:0,CLIENT_IAM://127.0.0.1:0",
+		"listener.security.protocol.map": "CLIENT:PLAINTEXT,CLIENT_IAM:SASL_SSL",
+		"ssl.keystore.location":          e.keystore,
+		"listener.name.client_iam.sasl.enabled.mechanisms": "OAUTHBEARER",
+	}, &brokerCfg)
+	login := func(role string) error {
+		t.Helper()
+		session, _ := cloud.AssumeRole(t, "arn:aws:iam::000000000000:role/team/"+role, 3600)
+		cl, err := kgo.NewClient(kgo.SeedBrokers(s.ListenerAddr("CLIENT_IAM").String()), kgo.DialTLSConfig(clientTLS(t, e.ca, nil)),
+			kgo.SASL(iamauth.FranzGoMechanism(session, "orders-uuid")), kgo.RequestRetries(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err = cl.Request(ctx, kmsg.NewPtrMetadataRequest())
+		return err
+	}
+	if err := login("writer"); err != nil {
+		t.Fatalf("writer (kafka-cluster:Connect allowed): %v", err)
+	}
+	waitLog(t, logs, "principal=User:arn:aws:iam::000000000000:role/writer by=OAUTHBEARER")
+	err := login("nobody")
+	if !errors.Is(err, kerr.SaslAuthenticationFailed) || !strings.Contains(err.Error(), "kafka-cluster:Connect") {
+		t.Fatalf("nobody (no policy): %v, want SASL_AUTHENTICATION_FAILED naming kafka-cluster:Connect", err)
+	}
+	waitLog(t, logs, `principal=User:arn:aws:iam::000000000000:role/nobody`)
 }
