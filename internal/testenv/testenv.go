@@ -11,7 +11,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -68,4 +71,49 @@ func Binary(t testing.TB, env, what string) string {
 		t.Fatalf("%s=%s is not an executable file (%v): set it to %s", env, path, err, what)
 	}
 	return path
+}
+
+// EnvBrokerBinary names the tributary-broker that tests run (`make test`
+// sets it to the binary it built).
+const EnvBrokerBinary = "TRIBUTARY_BROKER_BINARY"
+
+var brokerBuild struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// BrokerBinary returns a tributary-broker for a test to run: the one
+// TRIBUTARY_BROKER_BINARY names, else one built from this module once per
+// test process (into a directory the operating system's temp cleaning
+// removes; tests of one package share it).
+func BrokerBinary(t testing.TB) string {
+	t.Helper()
+	if os.Getenv(EnvBrokerBinary) != "" {
+		return Binary(t, EnvBrokerBinary, "a tributary-broker binary")
+	}
+	brokerBuild.once.Do(func() {
+		gomod, err := exec.Command("go", "env", "GOMOD").Output()
+		if err != nil || strings.TrimSpace(string(gomod)) == "" {
+			brokerBuild.err = fmt.Errorf("finding the module root to build the broker: %v", err)
+			return
+		}
+		dir, err := os.MkdirTemp("", "tributary-test-broker-")
+		if err != nil {
+			brokerBuild.err = err
+			return
+		}
+		path := filepath.Join(dir, "tributary-broker")
+		cmd := exec.Command("go", "build", "-o", path, "./broker/cmd/tributary-broker")
+		cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			brokerBuild.err = fmt.Errorf("building the broker: %v\n%s", err, out)
+			return
+		}
+		brokerBuild.path = path
+	})
+	if brokerBuild.err != nil {
+		t.Fatal(brokerBuild.err)
+	}
+	return brokerBuild.path
 }

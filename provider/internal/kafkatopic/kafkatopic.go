@@ -77,7 +77,7 @@ type Spec struct {
 type Admin struct {
 	Conn *kafkaconn.Conn
 	// Log reports progress (tflog in the provider); may be nil.
-	Log func(ctx context.Context, msg string, attrs ...any)
+	Log kafkaconn.LogFunc
 	// PollInterval is the delay between two checks of a wait (default 500ms).
 	PollInterval time.Duration
 	// CreateRetry bounds how long Create retries a replication factor the
@@ -89,7 +89,7 @@ func (a *Admin) interval() time.Duration {
 	if a.PollInterval > 0 {
 		return a.PollInterval
 	}
-	return 500 * time.Millisecond
+	return kafkaconn.DefaultPollInterval
 }
 
 func (a *Admin) log(ctx context.Context, msg string, attrs ...any) {
@@ -455,67 +455,8 @@ func (a *Admin) waitTopic(ctx context.Context, name, what string, check func(*To
 	})
 }
 
-// waitEachBroker polls until check accepts the answer of every broker the
-// cluster lists as live (a stopped broker is not waited for: it catches up
-// from the metadata log when it returns). Each new status is logged.
+// waitEachBroker polls until check accepts the answer of every live
+// broker.
 func (a *Admin) waitEachBroker(ctx context.Context, what string, check func(ctx context.Context, b *kgo.Broker, id int32) (string, bool)) error {
-	cl, err := a.Conn.Client()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	return a.poll(ctx, what, func() (string, bool) {
-		ids, err := liveBrokers(ctx, cl)
-		if err != nil {
-			return err.Error(), false
-		}
-		for _, id := range ids {
-			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			status, ok := check(rctx, cl.Broker(int(id)), id)
-			cancel()
-			if !ok {
-				return status, false
-			}
-		}
-		return "", true
-	})
-}
-
-// liveBrokers asks the cluster which brokers are live.
-func liveBrokers(ctx context.Context, cl *kgo.Client) ([]int32, error) {
-	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req := kmsg.NewPtrMetadataRequest()
-	req.Topics = []kmsg.MetadataRequestTopic{}
-	resp, err := req.RequestWith(rctx, cl)
-	if err != nil {
-		return nil, fmt.Errorf("asking for the live brokers: %w", err)
-	}
-	ids := make([]int32, 0, len(resp.Brokers))
-	for _, b := range resp.Brokers {
-		ids = append(ids, b.NodeID)
-	}
-	slices.Sort(ids)
-	return ids, nil
-}
-
-// poll calls check until it reports done or ctx ends, logging each new
-// status, and ends with the last status in the error.
-func (a *Admin) poll(ctx context.Context, what string, check func() (status string, done bool)) error {
-	var last string
-	for {
-		status, done := check()
-		if done {
-			return nil
-		}
-		if status != last {
-			a.log(ctx, "waiting for "+what, "status", status)
-			last = status
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w (last status: %s)", what, ctx.Err(), last)
-		case <-time.After(a.interval()):
-		}
-	}
+	return a.Conn.WaitEachBroker(ctx, what, a.PollInterval, a.Log, check)
 }

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -17,34 +14,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/tributary/tributary/broker/chaos"
+	"github.com/tributary/tributary/internal/testenv"
 	"github.com/tributary/tributary/provider/internal/kafkaconn"
 )
-
-// brokerBinary is a tributary-broker to run: TRIBUTARY_BROKER_BINARY (make
-// test sets it), else one built into a temporary directory.
-func brokerBinary(t *testing.T) string {
-	t.Helper()
-	if bin := os.Getenv("TRIBUTARY_BROKER_BINARY"); bin != "" {
-		return bin
-	}
-	gomod, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil || strings.TrimSpace(string(gomod)) == "" {
-		t.Fatalf("finding the module root to build the broker: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "tributary-broker")
-	cmd := exec.Command("go", "build", "-o", bin, "./broker/cmd/tributary-broker")
-	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the broker: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // startCluster runs three tributary-broker processes on loopback, in racks
 // a, b and c, and returns an Admin of them.
 func startCluster(t *testing.T) (*Admin, *chaos.Cluster, *logLines) {
 	t.Helper()
-	c, err := chaos.NewCluster(chaos.ClusterConfig{Binary: brokerBinary(t), Dir: t.TempDir(), Nodes: 3,
+	c, err := chaos.NewCluster(chaos.ClusterConfig{Binary: testenv.BrokerBinary(t), Dir: t.TempDir(), Nodes: 3,
 		Settings: map[string]string{"default.replication.factor": "3", "min.insync.replicas": "1"}})
 	if err != nil {
 		t.Fatal(err)
@@ -217,7 +195,7 @@ func TestAdminWaitsOnlyForLiveBrokers(t *testing.T) {
 	}
 	defer cl.Close()
 	for {
-		ids, err := liveBrokers(ctx, cl)
+		ids, err := kafkaconn.LiveBrokers(ctx, cl)
 		if err == nil && !slices.Contains(ids, 3) {
 			break
 		}

@@ -1,0 +1,90 @@
+package kafkaconn
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// LogFunc reports progress (tflog in the provider); may be nil.
+type LogFunc func(ctx context.Context, msg string, attrs ...any)
+
+// DefaultPollInterval is the delay between two checks of a wait.
+const DefaultPollInterval = 500 * time.Millisecond
+
+// Poll calls check until it reports done or ctx ends, logging each new
+// status, and ends with the last status in the error.
+func Poll(ctx context.Context, what string, interval time.Duration, log LogFunc, check func() (status string, done bool)) error {
+	if interval <= 0 {
+		interval = DefaultPollInterval
+	}
+	var last string
+	for {
+		status, done := check()
+		if done {
+			return nil
+		}
+		if status != last {
+			if log != nil {
+				log(ctx, "waiting for "+what, "status", status)
+			}
+			last = status
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w (last status: %s)", what, ctx.Err(), last)
+		case <-time.After(interval):
+		}
+	}
+}
+
+// WaitEachBroker polls until check accepts the answer of every broker the
+// cluster lists as live (a stopped broker is not waited for: it catches up
+// from the metadata log when it returns). A change made through one broker
+// reaches the others through the metadata log; waiting for each of them
+// means that whatever a client asks next, any broker answers with the
+// change. Each new status is logged.
+func (c *Conn) WaitEachBroker(ctx context.Context, what string, interval time.Duration, log LogFunc, check func(ctx context.Context, b *kgo.Broker, id int32) (string, bool)) error {
+	cl, err := c.Client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	return Poll(ctx, what, interval, log, func() (string, bool) {
+		ids, err := LiveBrokers(ctx, cl)
+		if err != nil {
+			return err.Error(), false
+		}
+		for _, id := range ids {
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			status, ok := check(rctx, cl.Broker(int(id)), id)
+			cancel()
+			if !ok {
+				return status, false
+			}
+		}
+		return "", true
+	})
+}
+
+// LiveBrokers asks the cluster which brokers are live.
+func LiveBrokers(ctx context.Context, cl *kgo.Client) ([]int32, error) {
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrMetadataRequest()
+	req.Topics = []kmsg.MetadataRequestTopic{}
+	resp, err := req.RequestWith(rctx, cl)
+	if err != nil {
+		return nil, fmt.Errorf("asking for the live brokers: %w", err)
+	}
+	ids := make([]int32, 0, len(resp.Brokers))
+	for _, b := range resp.Brokers {
+		ids = append(ids, b.NodeID)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
