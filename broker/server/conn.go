@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/tributary/tributary/broker/internal/fetchwire"
 	"github.com/tributary/tributary/broker/metrics"
 	"github.com/tributary/tributary/broker/security/sasl"
 )
@@ -492,11 +493,11 @@ func frameHint(size [4]byte) string {
 
 // frame encodes a response for the writer. A fetch response on a
 // plaintext connection keeps its record batches where storage put them
-// and goes out with one vectored write (encodeFetchResponse); on TLS the
+// and goes out with one vectored write (fetchwire.Encode); on TLS the
 // pieces would each become a TLS record, so they are joined.
 func (c *conn) frame(corr int32, resp kmsg.Response) net.Buffers {
 	if fr, ok := resp.(*kmsg.FetchResponse); ok {
-		if pieces, ok := encodeFetchResponse(corr, fr); ok {
+		if pieces, ok := fetchwire.Encode(corr, fr); ok {
 			if _, plain := c.rw.(*net.TCPConn); plain || len(pieces) == 1 {
 				return pieces
 			}

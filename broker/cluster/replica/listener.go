@@ -13,6 +13,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/internal/fetchwire"
 )
 
 // Limits of the replication listener.
@@ -184,6 +186,16 @@ func apiKeys() []kmsg.ApiVersionsResponseApiKey {
 }
 
 func writeResponse(c net.Conn, corr uint32, resp kmsg.Response) error {
+	// A fetch response goes out from the record batches storage read,
+	// with one vectored write: a follower's fetch is most of the bytes a
+	// leader sends, and copying them into one buffer first cost a large
+	// allocation and a copy per fetch.
+	if fr, ok := resp.(*kmsg.FetchResponse); ok {
+		if pieces, ok := fetchwire.Encode(int32(corr), fr); ok {
+			_, err := pieces.WriteTo(c)
+			return err
+		}
+	}
 	out := binary.BigEndian.AppendUint32(make([]byte, 4, responseSizeHint(resp)), corr)
 	// Flexible responses carry a tagged-field header, except ApiVersions.
 	if resp.IsFlexible() && resp.Key() != 18 {
@@ -195,9 +207,9 @@ func writeResponse(c net.Conn, corr uint32, resp kmsg.Response) error {
 	return err
 }
 
-// responseSizeHint guesses the encoded size of a response, so that a
-// fetch response full of record batches is encoded into one allocation
-// rather than a series of doublings that each copy every byte again.
+// responseSizeHint guesses the encoded size of a response that is not
+// sent in pieces, so that it is encoded into one allocation rather than a
+// series of doublings that each copy every byte again.
 func responseSizeHint(resp kmsg.Response) int {
 	const overhead = 64
 	fr, ok := resp.(*kmsg.FetchResponse)

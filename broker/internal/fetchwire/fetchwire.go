@@ -1,4 +1,11 @@
-package server
+// Package fetchwire encodes a Fetch response as pieces for a vectored
+// write (writev): the bytes it encodes between the record batches, and the
+// record batches themselves where storage read them. A fetch of 50 MiB
+// otherwise costs a 50 MiB allocation and a copy per response, a third of
+// a broker's CPU time when consuming, and a large share of a leader's when
+// its followers fetch. Client listeners and the replication listener use
+// it alike.
+package fetchwire
 
 import (
 	"encoding/binary"
@@ -8,18 +15,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// encodeFetchResponse frames a Fetch response as encodeResponse does, but
-// without copying the record batches: it returns the frame as pieces for a
-// vectored write (writev), the bytes it encodes between the record
-// batches storage returned, which are sent from where they are. A
-// consumer's fetch of 50 MiB otherwise costs a 50 MiB allocation and copy
-// per response, a third of the broker's CPU time when consuming.
+// Encode frames a Fetch response (size, correlation id, header tags for a
+// flexible version, then the body) without copying its record batches.
 //
 // The encoding is kmsg's (FetchResponse.AppendTo, versions 4 to 16), field
-// for field; TestFetchResponsePiecesMatchKmsg holds the two equal. ok is
-// false for a response with fields this encoder leaves to kmsg (unknown
-// tags, which the broker never sets): the caller encodes it whole.
-func encodeFetchResponse(corr int32, resp *kmsg.FetchResponse) (pieces net.Buffers, ok bool) {
+// for field; TestPiecesMatchKmsg holds the two equal. ok is false for a
+// response with fields this encoder leaves to kmsg (unknown tags, which
+// the brokers never set): the caller encodes it whole.
+func Encode(corr int32, resp *kmsg.FetchResponse) (pieces net.Buffers, ok bool) {
 	version := resp.Version
 	if version < 4 || version > 16 || resp.UnknownTags.Len() > 0 {
 		return nil, false
