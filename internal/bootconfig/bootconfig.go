@@ -18,7 +18,9 @@ import (
 )
 
 // CurrentVersion is the newest document version this code writes and reads.
-const CurrentVersion = 1
+// Version 2 added Attachments (instances of an Auto Scaling group attach the
+// broker's network interface and volume themselves).
+const CurrentVersion = 2
 
 // MaxUserDataBytes is EC2's limit on user data, counted before base64 encoding.
 const MaxUserDataBytes = 16 * 1024
@@ -36,7 +38,14 @@ const (
 	DefaultFilesystem      = "xfs"
 )
 
-// Document is version 1 of the boot document.
+// Tags the boot agent finds the broker's own network interface and data
+// volume by (the provider tags every object of a cluster so).
+const (
+	TagClusterID = "tributary:cluster-id"
+	TagNodeID    = "tributary:node-id"
+)
+
+// Document is version 2 of the boot document.
 type Document struct {
 	// Version of the document format; Encode sets CurrentVersion when zero.
 	Version int `json:"version"`
@@ -58,6 +67,14 @@ type Document struct {
 	Controllers []Peer `json:"controllers"`
 	// DataVolume is the persistent EBS volume that holds the log.
 	DataVolume Volume `json:"data_volume"`
+	// Attachments, when set, says the instance was launched without the
+	// broker's network interface and data volume (by the broker's Auto
+	// Scaling group of one): the boot agent attaches both itself, found by
+	// the tags TagClusterID and TagNodeID, and the broker listens on the
+	// interface's address. Absent, the instance was launched on the
+	// interface (device 0) with the volume attached, and the broker listens
+	// on the instance's primary address.
+	Attachments *Attachments `json:"attachments,omitempty"`
 	// BrokerConfig holds broker setting overrides by Kafka name (for
 	// example "num.partitions"), checked against the broker's settings
 	// table (broker/config): unknown names, settings the boot agent owns
@@ -105,6 +122,15 @@ type Volume struct {
 	DeviceName string `json:"device_name,omitempty"`
 	MountPath  string `json:"mount_path"`
 	Filesystem string `json:"filesystem"`
+}
+
+// Attachments says how the boot agent attaches the broker's own network
+// interface and data volume (the volume at DataVolume.DeviceName).
+type Attachments struct {
+	// NetworkInterfaceDeviceIndex is the device index the interface is
+	// attached at: 1-15, since device 0 is the instance's own primary
+	// interface, which an Auto Scaling group's launch creates.
+	NetworkInterfaceDeviceIndex int `json:"network_interface_device_index"`
 }
 
 // Metrics says where the broker ships its metrics.
@@ -229,13 +255,15 @@ func Decode(b []byte) (*Document, error) {
 }
 
 // decoders maps each readable version to a function returning a current
-// Document. When version 2 arrives, decoders[1] decodes a v1 struct and
-// upgrades it, so brokers keep reading documents written by older providers.
+// Document: older versions are decoded and upgraded, so brokers keep
+// reading documents written by older providers.
 var decoders = map[int]func([]byte) (*Document, error){
 	1: decodeV1,
+	2: decodeStrict,
 }
 
-func decodeV1(b []byte) (*Document, error) {
+// decodeStrict decodes a document of the current version.
+func decodeStrict(b []byte) (*Document, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	// Within one version the format is fixed: an unknown field is a typo or
 	// a document from a newer provider that forgot to bump the version.
@@ -246,6 +274,21 @@ func decodeV1(b []byte) (*Document, error) {
 	}
 	d.normalize()
 	return &d, nil
+}
+
+// decodeV1 reads a version 1 document (version 2 without attachments) and
+// upgrades it: its instance was launched on the broker's interface with the
+// volume attached.
+func decodeV1(b []byte) (*Document, error) {
+	d, err := decodeStrict(b)
+	if err != nil {
+		return nil, err
+	}
+	if d.Attachments != nil {
+		return nil, &FieldError{Field: "attachments", Problem: "is not a field of version 1 documents (it came with version 2)"}
+	}
+	d.Version = CurrentVersion
+	return d, nil
 }
 
 // normalize makes empty collections nil, so that a decoded document equals

@@ -28,6 +28,7 @@ func validDocument() *Document {
 			{NodeID: 3, Host: "10.0.3.10", Port: DefaultControllerPort},
 		},
 		DataVolume:   Volume{VolumeID: "vol-0123456789abcdef0", DeviceName: "/dev/sdf", MountPath: DefaultMountPath, Filesystem: DefaultFilesystem},
+		Attachments:  &Attachments{NetworkInterfaceDeviceIndex: 1},
 		BrokerConfig: map[string]string{"log.retention.ms": "604800000", "num.partitions": "6"},
 		Metrics:      Metrics{CloudWatch: true, Namespace: "Tributary/Kafka", Level: "PER_BROKER", IntervalSeconds: 60},
 		Secrets: &Envelope{
@@ -43,7 +44,7 @@ func TestRoundTrip(t *testing.T) {
 		"full": validDocument(),
 		"minimal": func() *Document {
 			d := validDocument()
-			d.Secrets, d.BrokerConfig, d.Metrics = nil, nil, Metrics{}
+			d.Secrets, d.BrokerConfig, d.Metrics, d.Attachments = nil, nil, Metrics{}, nil
 			d.Listeners = d.Listeners[:1]
 			return d
 		}(),
@@ -71,8 +72,31 @@ func TestEncodeSetsVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(b), `"version":1`) {
-		t.Fatalf("encoded document lacks version 1: %s", b)
+	if !strings.Contains(string(b), `"version":2`) {
+		t.Fatalf("encoded document lacks version 2: %s", b)
+	}
+}
+
+// TestDecodeUpgradesVersion1 reads a document an older provider wrote: it
+// is upgraded in memory, and the field version 2 added is refused in it.
+func TestDecodeUpgradesVersion1(t *testing.T) {
+	d := validDocument()
+	d.Attachments = nil
+	b, err := d.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := []byte(strings.Replace(string(b), `"version":2`, `"version":1`, 1))
+	got, err := Decode(v1)
+	if err != nil {
+		t.Fatalf("Decode of a version 1 document: %v", err)
+	}
+	if !reflect.DeepEqual(got, d) {
+		t.Fatalf("upgraded document:\n got %+v\nwant %+v", got, d)
+	}
+	withAttachments := strings.Replace(string(v1), `"data_volume"`, `"attachments":{"network_interface_device_index":1},"data_volume"`, 1)
+	if _, err := Decode([]byte(withAttachments)); err == nil || !strings.Contains(err.Error(), "attachments is not a field of version 1") {
+		t.Fatalf("Decode of a version 1 document with attachments: %v, want a refusal naming the field", err)
 	}
 }
 
@@ -104,6 +128,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"controllers[0].port", func(d *Document) { d.Controllers[0].Port = -3 }},
 		{"data_volume.volume_id", func(d *Document) { d.DataVolume.VolumeID = "vol-XYZ" }},
 		{"data_volume.device_name", func(d *Document) { d.DataVolume.DeviceName = "sdf" }},
+		{"data_volume.device_name", func(d *Document) { d.DataVolume.DeviceName = "" }},
+		{"attachments.network_interface_device_index", func(d *Document) { d.Attachments.NetworkInterfaceDeviceIndex = 0 }},
 		{"data_volume.mount_path", func(d *Document) { d.DataVolume.MountPath = "var/lib/x" }},
 		{"data_volume.filesystem", func(d *Document) { d.DataVolume.Filesystem = "ext4" }},
 		{`broker_config["Log.Retention"]`, func(d *Document) { d.BrokerConfig["Log.Retention"] = "1" }},
@@ -171,8 +197,8 @@ func TestDecodeErrors(t *testing.T) {
 	}{
 		{"not json", []byte("#!/bin/bash\necho hi"), "not valid JSON", nil},
 		{"no version", []byte(`{"cluster_id":"x"}`), "field version is missing", nil},
-		{"future version", replace(`"version":1`, `"version":2`), "newer than this broker understands", ErrUnsupportedVersion},
-		{"version zero", replace(`"version":1`, `"version":0`), "does not exist", ErrUnsupportedVersion},
+		{"future version", replace(`"version":2`, `"version":3`), "newer than this broker understands", ErrUnsupportedVersion},
+		{"version zero", replace(`"version":2`, `"version":0`), "does not exist", ErrUnsupportedVersion},
 		{"unknown field", replace(`"rack"`, `"rak":"x","rack"`), `unknown field "rak"`, nil},
 		{"wrong type", replace(`"node_id":2`, `"node_id":"two"`), "field node_id must be int32", nil},
 		{"trailing data", append(append([]byte{}, valid...), []byte(` {}`)...), "not valid JSON", nil},

@@ -149,6 +149,15 @@ func (d *Document) Validate() error {
 		bad("data_volume.filesystem", "must be one of %s, got %q", strings.Join(filesystems, ", "), d.DataVolume.Filesystem)
 	}
 
+	if a := d.Attachments; a != nil {
+		if a.NetworkInterfaceDeviceIndex < 1 || a.NetworkInterfaceDeviceIndex > 15 {
+			bad("attachments.network_interface_device_index", "must be 1-15 (device 0 is the instance's primary interface), got %d", a.NetworkInterfaceDeviceIndex)
+		}
+		if d.DataVolume.DeviceName == "" {
+			bad("data_volume.device_name", "must be set when the agent attaches the volume itself (attachments)")
+		}
+	}
+
 	for _, e := range ValidateBrokerConfig(d.BrokerConfig) {
 		errs = append(errs, e)
 	}

@@ -62,7 +62,7 @@ func TestAttachCallsAreAuthorizedOnTaggedResources(t *testing.T) {
 	}
 	if _, err := admin.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String("broker"), PolicyName: aws.String("attach"),
 		PolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[
-		  {"Effect":"Allow","Action":["ec2:AttachVolume","ec2:DetachVolume","ec2:AttachNetworkInterface","ec2:DetachNetworkInterface"],"Resource":"*",
+		  {"Effect":"Allow","Action":["ec2:AttachVolume","ec2:DetachVolume","ec2:AttachNetworkInterface","ec2:DetachNetworkInterface","ec2:ModifyVolume"],"Resource":"*",
 		   "Condition":{"StringEquals":{"ec2:ResourceTag/tributary:cluster":"c1"}}},
 		  {"Effect":"Allow","Action":"ec2:Describe*","Resource":"*"}]}`)}); err != nil {
 		t.Fatal(err)
@@ -139,6 +139,12 @@ func TestAttachCallsAreAuthorizedOnTaggedResources(t *testing.T) {
 	}
 	if _, err := broker.DetachVolume(ctx, &ec2.DetachVolumeInput{VolumeId: aws.String(ownVol)}); err != nil {
 		t.Fatalf("detaching its volume: %v", err)
+	}
+	// ModifyVolume too: the role may grow its cluster's volume only.
+	_, err = broker.ModifyVolume(ctx, &ec2.ModifyVolumeInput{VolumeId: aws.String(otherVol), Size: aws.Int32(2)})
+	wantCode(t, err, "UnauthorizedOperation")
+	if _, err := broker.ModifyVolume(ctx, &ec2.ModifyVolumeInput{VolumeId: aws.String(ownVol), Size: aws.Int32(2)}); err != nil {
+		t.Fatalf("growing the cluster's volume: %v", err)
 	}
 	// Other calls stay authorized on "*": the role may not create volumes.
 	_, err = broker.CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String("us-east-1a"), Size: aws.Int32(1)})

@@ -61,6 +61,13 @@ type Options struct {
 	// AutoScalingInterval is how often Auto Scaling groups are checked (health, capacity);
 	// default 10s.
 	AutoScalingInterval time.Duration
+	// VolumeModificationCooldown is the least time between two ModifyVolume calls on one
+	// volume (EBS: 6 hours, the default); tests shorten it.
+	VolumeModificationCooldown time.Duration
+	// SizedVolumes makes volumes XFS filesystems of their size on loop devices, mounted at
+	// their directories, so they fill up and grow as EBS volumes do (root only; see
+	// docs/localcloud.md).
+	SizedVolumes bool
 	// Logger receives the emulator's logs; default slog.Default().
 	Logger *slog.Logger
 }
@@ -175,7 +182,7 @@ func Start(ctx context.Context, opts Options) (*Cloud, error) {
 	c.ec2, err = ec2.New(ec2.Options{
 		Env: e, Keys: c.kms, Profiles: c.iam, Endpoint: c.Endpoint, LoopbackOctet: opts.LoopbackOctet,
 		StopGracePeriod: opts.StopGracePeriod, TransitionDelay: opts.TransitionDelay, InstanceEnv: opts.InstanceEnv,
-		RestartDelay: opts.RestartDelay,
+		RestartDelay: opts.RestartDelay, VolumeModificationCooldown: opts.VolumeModificationCooldown, SizedVolumes: opts.SizedVolumes,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("localcloud: starting EC2: %w", err)

@@ -3,6 +3,11 @@ package localcloud_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +15,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"golang.org/x/sys/unix"
+
+	"github.com/tributary/tributary/internal/localcloud"
+	"github.com/tributary/tributary/internal/testenv"
 )
 
 func TestVolumeEncryptionNeedsAUsableKey(t *testing.T) {
@@ -197,4 +206,192 @@ func TestLaunchWithDisabledVolumeKey(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestVolumeModificationCooldown checks EBS's rule of one modification per volume every six
+// hours (shortened here): a second modification within the cooldown is refused with EBS's code
+// and message, one after it goes through.
+func TestVolumeModificationCooldown(t *testing.T) {
+	c, err := localcloud.Start(context.Background(), localcloud.Options{
+		StateDir: t.TempDir(), StopGracePeriod: 5 * time.Second, TransitionDelay: 20 * time.Millisecond, Logger: testLogger(),
+		VolumeModificationCooldown: 2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := context.Background()
+	client := ec2Client(c)
+	vol, err := client.CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String("us-east-1a"), Size: aws.Int32(10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(vol.VolumeId)
+	waitVolumeState(t, client, id, ec2types.VolumeStateAvailable)
+	start := time.Now()
+	if _, err := client.ModifyVolume(ctx, &ec2.ModifyVolumeInput{VolumeId: aws.String(id), Size: aws.Int32(20)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "modification completes", 10*time.Second, func() error {
+		out, err := client.DescribeVolumesModifications(ctx, &ec2.DescribeVolumesModificationsInput{VolumeIds: []string{id}})
+		if err != nil {
+			return err
+		}
+		if s := out.VolumesModifications[0].ModificationState; s != ec2types.VolumeModificationStateCompleted {
+			return errors.New(string(s))
+		}
+		return nil
+	})
+	_, err = client.ModifyVolume(ctx, &ec2.ModifyVolumeInput{VolumeId: aws.String(id), Size: aws.Int32(30)})
+	if time.Since(start) < 2*time.Second {
+		wantCode(t, err, "VolumeModificationRateExceeded")
+		if !strings.Contains(err.Error(), "Wait at least 2s between modifications") {
+			t.Fatalf("refusal does not say how long to wait: %v", err)
+		}
+	}
+	eventually(t, "a modification after the cooldown", 10*time.Second, func() error {
+		_, err := client.ModifyVolume(ctx, &ec2.ModifyVolumeInput{VolumeId: aws.String(id), Size: aws.Int32(30)})
+		return err
+	})
+	if time.Since(start) < 2*time.Second {
+		t.Fatalf("a second modification went through %s after the first, within the 2s cooldown", time.Since(start))
+	}
+}
+
+// TestSizedVolumes checks volumes that are filesystems of their size: a volume holds no more
+// than its size (ENOSPC), statfs reports the size, ModifyVolume grows the device under the
+// mounted filesystem (which grows once the instance runs xfs_growfs, as on EC2), the data
+// survives a restart of the emulator, and a deleted volume leaves no mount, loop device or file.
+func TestSizedVolumes(t *testing.T) {
+	testenv.Root(t, "sized volumes (loop devices and mounts)")
+	for _, tool := range []string{"losetup", "mkfs.xfs", "xfs_growfs"} {
+		pkg := "xfsprogs"
+		if tool == "losetup" {
+			pkg = "mount"
+		}
+		testenv.Tool(t, tool, pkg)
+	}
+	if _, err := os.Stat("/dev/loop-control"); err != nil {
+		testenv.Missing(t, "loop devices are unavailable here (/dev/loop-control missing)")
+	}
+	dir := t.TempDir()
+	start := func() *localcloud.Cloud {
+		c, err := localcloud.Start(context.Background(), localcloud.Options{
+			StateDir: dir, StopGracePeriod: 5 * time.Second, TransitionDelay: 20 * time.Millisecond, Logger: testLogger(),
+			SizedVolumes: true, VolumeModificationCooldown: time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c := start()
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			_ = c.Close()
+		}
+	})
+	ctx := context.Background()
+	client := ec2Client(c)
+	vol, err := client.CreateVolume(ctx, &ec2.CreateVolumeInput{AvailabilityZone: aws.String("us-east-1a"), Size: aws.Int32(1), VolumeType: ec2types.VolumeTypeGp3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := aws.ToString(vol.VolumeId)
+	waitVolumeState(t, client, id, ec2types.VolumeStateAvailable)
+	path := c.EC2().VolumeDir(id)
+	size := func() int64 {
+		t.Helper()
+		var st unix.Statfs_t
+		if err := unix.Statfs(path, &st); err != nil {
+			t.Fatal(err)
+		}
+		return int64(st.Blocks) * st.Bsize
+	}
+	if got := size(); got < 900<<20 || got > 1<<30 {
+		t.Fatalf("a 1 GiB volume's filesystem is %d bytes", got)
+	}
+	fill := func(name string, n int64) error {
+		f, err := os.Create(filepath.Join(path, name))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return unix.Fallocate(int(f.Fd()), 0, 0, n)
+	}
+	if err := fill("too-big", 2<<30); !errors.Is(err, unix.ENOSPC) {
+		t.Fatalf("allocating 2 GiB on a 1 GiB volume: %v, want ENOSPC", err)
+	}
+	if err := fill("kept", 100<<20); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := client.ModifyVolume(ctx, &ec2.ModifyVolumeInput{VolumeId: aws.String(id), Size: aws.Int32(2)}); err != nil {
+		t.Fatal(err)
+	}
+	waitVolumeSize(t, client, id, 2)
+	if got := size(); got > 1<<30 {
+		t.Fatalf("the filesystem grew to %d bytes by itself; on EC2 the instance grows it", got)
+	}
+	if out, err := exec.Command("xfs_growfs", "-d", path).CombinedOutput(); err != nil {
+		t.Fatalf("xfs_growfs: %v: %s", err, out)
+	}
+	if got := size(); got < 1900<<20 {
+		t.Fatalf("after xfs_growfs the filesystem is %d bytes, want about 2 GiB", got)
+	}
+
+	// A restart unmounts and mounts again; the data stays.
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	closed = true
+	if mounted(t, path) {
+		t.Fatal("the volume is still mounted after the emulator closed")
+	}
+	c = start()
+	closed = false
+	client = ec2Client(c)
+	if _, err := os.Stat(filepath.Join(path, "kept")); err != nil || !mounted(t, path) {
+		t.Fatalf("after a restart the volume is mounted %v with its data (%v)", mounted(t, path), err)
+	}
+	if _, err := client.DeleteVolume(ctx, &ec2.DeleteVolumeInput{VolumeId: aws.String(id)}); err != nil {
+		t.Fatal(err)
+	}
+	if mounted(t, path) {
+		t.Fatal("a deleted volume is still mounted")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ec2", "volumes", id+".img")); !os.IsNotExist(err) {
+		t.Fatalf("a deleted volume's backing file: %v", err)
+	}
+}
+
+func waitVolumeSize(t *testing.T, client *ec2.Client, id string, gib int32) {
+	t.Helper()
+	eventually(t, "volume "+id+" grown", 10*time.Second, func() error {
+		out, err := client.DescribeVolumes(context.Background(), &ec2.DescribeVolumesInput{VolumeIds: []string{id}})
+		if err != nil {
+			return err
+		}
+		if got := aws.ToInt32(out.Volumes[0].Size); got != gib {
+			return fmt.Errorf("size %d GiB", got)
+		}
+		return nil
+	})
+}
+
+// mounted reports whether path is a mount point.
+func mounted(t *testing.T, path string) bool {
+	t.Helper()
+	var st, parent unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		if os.IsNotExist(err) {
+			return false
+		}
+		t.Fatal(err)
+	}
+	if err := unix.Stat(filepath.Dir(path), &parent); err != nil {
+		t.Fatal(err)
+	}
+	return st.Dev != parent.Dev
 }

@@ -8,12 +8,14 @@ import (
 
 // Resource-level authorization. Most EC2 actions are authorized on resource "*" before they
 // run; the attach and detach calls, which a broker makes from inside its instance with the
-// instance role to take its own network interface and data volume, are authorized as EC2 does:
-// ec2:<Action> on every resource the call touches (the instance, the volume or interface), each
-// with its tags as ec2:ResourceTag/<key> and aws:ResourceTag/<key>. So a role may be limited to
-// its cluster's tagged interfaces and volumes.
+// instance role to take its own network interface and data volume, and ModifyVolume, with which
+// it grows its volume, are authorized as EC2 does: ec2:<Action> on every resource the call
+// touches (the instance, the volume or interface), each with its tags as
+// ec2:ResourceTag/<key> and aws:ResourceTag/<key>. So a role may be limited to its cluster's
+// tagged interfaces and volumes.
 var resourceAuthorized = map[string]bool{
 	"AttachVolume": true, "DetachVolume": true, "AttachNetworkInterface": true, "DetachNetworkInterface": true,
+	"ModifyVolume": true,
 }
 
 // resource is an EC2 resource as a policy sees it.

@@ -107,6 +107,9 @@ type volume struct {
 	Created    time.Time      `json:"created"`
 	Tags       tags           `json:"tags"`
 	Attachment *volAttachment `json:"attachment,omitempty"`
+	// Sized marks a volume whose directory is a loop-mounted XFS filesystem of its size
+	// (Options.SizedVolumes).
+	Sized bool `json:"sized,omitempty"`
 }
 
 type volAttachment struct {

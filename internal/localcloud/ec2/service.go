@@ -52,6 +52,13 @@ type Options struct {
 	RestartDelay time.Duration
 	// AvailabilityZones are the zones' letter suffixes (default a, b, c).
 	AvailabilityZones []string
+	// VolumeModificationCooldown is the least time between two modifications of one volume
+	// (EBS: 6 hours, the default); tests shorten it.
+	VolumeModificationCooldown time.Duration
+	// SizedVolumes makes every new volume an XFS filesystem of the volume's size on a loop
+	// device, mounted at its directory, instead of a plain directory (see sized.go). It needs
+	// root, losetup and xfsprogs.
+	SizedVolumes bool
 }
 
 // Service is the EC2 API.
@@ -100,6 +107,9 @@ func New(opts Options) (*Service, error) {
 	}
 	if len(opts.AvailabilityZones) == 0 {
 		opts.AvailabilityZones = []string{"a", "b", "c"}
+	}
+	if opts.VolumeModificationCooldown == 0 {
+		opts.VolumeModificationCooldown = 6 * time.Hour
 	}
 	if opts.Endpoint == nil {
 		opts.Endpoint = func() string { return "" }
@@ -158,6 +168,13 @@ func (s *Service) claimLoopback() error {
 // endpoint is listening (instances talk to it as soon as they start).
 func (s *Service) Start() {
 	s.mu.Lock()
+	for _, id := range sortedKeys(s.st.Volumes) {
+		if s.st.Volumes[id].Sized {
+			if err := s.mountSizedVolume(id); err != nil {
+				s.log.Error("mounting a sized volume failed", "volume", id, "err", err)
+			}
+		}
+	}
 	var ids []string
 	for _, inst := range s.st.Instances {
 		if inst.State == statePending {
@@ -182,6 +199,11 @@ func (s *Service) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	err := s.saveLocked()
+	for _, id := range sortedKeys(s.st.Volumes) {
+		if s.st.Volumes[id].Sized {
+			err = errors.Join(err, s.releaseSizedVolume(id))
+		}
+	}
 	if rerr := s.claim.Release(); err == nil {
 		err = rerr
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tributary/tributary/internal/localcloud/awsapi"
 )
@@ -175,20 +176,29 @@ func (s *Service) createVolume(ctx context.Context, req *awsapi.Request, p param
 	if err != nil {
 		return nil, err
 	}
+	id := newID("vol")
+	if s.opts.SizedVolumes {
+		// Formatted before the lock is taken: mkfs takes a moment.
+		if err := s.makeSizedVolume(id, spec.Size); err != nil {
+			return nil, err
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	prior, err := s.idempotentLocked("CreateVolume", p)
 	if err != nil {
+		s.dropUnusedVolumeLocked(id)
 		return nil, err
 	}
 	if v, ok := s.st.Volumes[prior]; ok {
+		s.dropUnusedVolumeLocked(id)
 		return respond(req, &struct {
 			meta
 			xVolume
 		}{xVolume: s.xVolumeLocked(v)})
 	}
-	v := &volume{ID: newID("vol"), AZ: az, Size: spec.Size, Type: spec.Type, IOPS: spec.IOPS, Throughput: spec.Throughput,
-		Encrypted: encrypted, KMSKeyID: keyARN, State: "creating", Created: s.now(), Tags: t}
+	v := &volume{ID: id, AZ: az, Size: spec.Size, Type: spec.Type, IOPS: spec.IOPS, Throughput: spec.Throughput,
+		Encrypted: encrypted, KMSKeyID: keyARN, State: "creating", Created: s.now(), Tags: t, Sized: s.opts.SizedVolumes}
 	if err := os.MkdirAll(s.VolumeDir(v.ID), 0o755); err != nil {
 		return nil, fmt.Errorf("creating the directory of %s: %w", v.ID, err)
 	}
@@ -204,8 +214,7 @@ func (s *Service) createVolume(ctx context.Context, req *awsapi.Request, p param
 				// As on AWS: a volume whose KMS key is missing or disabled is accepted, then
 				// silently removed once EBS fails to create it.
 				s.log.Warn("volume creation failed: its KMS key does not exist or is not enabled; removing it as AWS does", "volume", v.ID, "kmsKeyId", v.KMSKeyID)
-				delete(s.st.Volumes, v.ID)
-				_ = os.RemoveAll(s.VolumeDir(v.ID))
+				s.deleteVolumeLocked(cur)
 				return
 			}
 			cur.State = "available"
@@ -262,9 +271,26 @@ func (s *Service) deleteVolume(ctx context.Context, req *awsapi.Request, p param
 func (s *Service) deleteVolumeLocked(v *volume) {
 	delete(s.st.Volumes, v.ID)
 	delete(s.st.Modifications, v.ID)
+	if v.Sized {
+		if err := s.removeSizedVolume(v.ID); err != nil {
+			s.log.Warn("removing a sized volume failed", "volume", v.ID, "err", err)
+		}
+	}
 	if err := os.RemoveAll(s.VolumeDir(v.ID)); err != nil {
 		s.log.Warn("removing volume data failed", "volume", v.ID, "err", err)
 	}
+}
+
+// dropUnusedVolumeLocked removes the sized volume made for a CreateVolume that turned out to
+// be a repeat (or failed) before it was recorded.
+func (s *Service) dropUnusedVolumeLocked(id string) {
+	if !s.opts.SizedVolumes {
+		return
+	}
+	if err := s.removeSizedVolume(id); err != nil {
+		s.log.Warn("removing an unused sized volume failed", "volume", id, "err", err)
+	}
+	_ = os.RemoveAll(s.VolumeDir(id))
 }
 
 func (s *Service) describeVolumes(ctx context.Context, req *awsapi.Request, p params) (*awsapi.Response, error) {
@@ -356,11 +382,15 @@ func (s *Service) modifyVolume(ctx context.Context, req *awsapi.Request, p param
 	if err != nil {
 		return nil, err
 	}
+	if err := s.authorizeResources(ctx, req, resource{"volume", v.ID, v.Tags}); err != nil {
+		return nil, err
+	}
 	if v.State != "available" && v.State != "in-use" {
 		return nil, awsapi.Errorf("IncorrectState", "Volume '%s' is in the '%s' state.", id, v.State)
 	}
-	if m, ok := s.st.Modifications[id]; ok && (m.State == "modifying" || m.State == "optimizing") {
-		return nil, awsapi.Errorf("IncorrectModificationState", "Volume %s is already being modified (%s); wait for the current modification to complete.", id, m.State)
+	prev, modified := s.st.Modifications[id]
+	if modified && (prev.State == "modifying" || prev.State == "optimizing") {
+		return nil, awsapi.Errorf("IncorrectModificationState", "Volume %s is already being modified (%s); wait for the current modification to complete.", id, prev.State)
 	}
 	spec := volumeSpec{Size: v.Size, Type: v.Type, IOPS: v.IOPS, Throughput: v.Throughput}
 	if p.has("VolumeType") && p.str("VolumeType") != v.Type {
@@ -384,6 +414,13 @@ func (s *Service) modifyVolume(ctx context.Context, req *awsapi.Request, p param
 	if spec.Size == v.Size && spec.Type == v.Type && spec.IOPS == v.IOPS && spec.Throughput == v.Throughput {
 		return nil, awsapi.Errorf("InvalidParameterCombination", "New size, type, iops and throughput are the same as the current ones; there is nothing to modify.")
 	}
+	// EBS allows one modification per volume every six hours, counted here from the start of
+	// the previous one.
+	if modified && s.now().Before(prev.StartTime.Add(s.opts.VolumeModificationCooldown)) {
+		return nil, awsapi.Errorf("VolumeModificationRateExceeded",
+			"You've reached the maximum modification rate per volume limit. Wait at least %s between modifications per EBS volume (volume %s was last modified at %s).",
+			cooldownWords(s.opts.VolumeModificationCooldown), id, ec2Time(prev.StartTime))
+	}
 	m := &volumeModification{VolumeID: id, State: "modifying", StartTime: s.now(),
 		OriginalSize: v.Size, OriginalType: v.Type, OriginalIOPS: v.reportedIOPS(), OriginalThroughput: v.Throughput,
 		TargetSize: spec.Size, TargetType: spec.Type, TargetIOPS: spec.IOPS, TargetThroughput: spec.Throughput}
@@ -398,6 +435,11 @@ func (s *Service) modifyVolume(ctx context.Context, req *awsapi.Request, p param
 		if !ok || s.st.Modifications[id] != m {
 			return
 		}
+		if cur.Sized && m.TargetSize > cur.Size {
+			if err := s.growSizedVolume(id, m.TargetSize); err != nil {
+				s.log.Error("growing a sized volume failed", "volume", id, "err", err)
+			}
+		}
 		cur.Size, cur.Type, cur.IOPS, cur.Throughput = m.TargetSize, m.TargetType, m.TargetIOPS, m.TargetThroughput
 		m.State, m.Progress = "optimizing", 50
 		s.after(s.opts.TransitionDelay, func() {
@@ -410,6 +452,17 @@ func (s *Service) modifyVolume(ctx context.Context, req *awsapi.Request, p param
 		meta
 		Modification xVolumeModification `xml:"volumeModification"`
 	}{Modification: out})
+}
+
+// cooldownWords says a cooldown as EBS's message does ("6 hours").
+func cooldownWords(d time.Duration) string {
+	if d%time.Hour == 0 {
+		if d == time.Hour {
+			return "1 hour"
+		}
+		return fmt.Sprintf("%d hours", d/time.Hour)
+	}
+	return d.String()
 }
 
 func (s *Service) xModification(m *volumeModification) xVolumeModification {

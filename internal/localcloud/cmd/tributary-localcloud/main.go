@@ -5,6 +5,7 @@
 //	tributary-localcloud serve [--listen 127.0.0.1:4566] --state-dir DIR [--region us-east-1]
 //	                           [--broker-binary PATH --broker-version V] [--loopback-octet N]
 //	                           [--stop-grace 30s] [--log-level info]
+//	                           [--sized-volumes] [--volume-modification-cooldown 6h]
 //	tributary-localcloud register-image --binary PATH (--version V | --name NAME) [--arch x86_64|arm64]
 //	                                    [--endpoint URL | --state-dir DIR]
 //	tributary-localcloud fault kill-instance i-... [--endpoint URL]
@@ -57,6 +58,7 @@ const usage = `usage:
   tributary-localcloud serve --state-dir DIR [--listen 127.0.0.1:4566] [--region us-east-1]
                              [--broker-binary PATH --broker-version V] [--loopback-octet N]
                              [--stop-grace 30s] [--log-level debug|info|warn|error]
+                             [--sized-volumes] [--volume-modification-cooldown 6h]
   tributary-localcloud register-image --binary PATH (--version V | --name NAME) [--arch x86_64|arm64]
                                       [--endpoint URL | --state-dir DIR]
   tributary-localcloud fault kill-instance INSTANCE_ID [--endpoint URL]
@@ -101,6 +103,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	octet := fs.Int("loopback-octet", 0, "instance private IPs are 127.<octet>.x.y (0: a free block, kept in the state directory)")
 	grace := fs.Duration("stop-grace", 30*time.Second, "time between SIGTERM and SIGKILL when instances stop")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	sized := fs.Bool("sized-volumes", false, "make volumes XFS filesystems of their size on loop devices, so they fill up and grow as EBS volumes do (root only)")
+	cooldown := fs.Duration("volume-modification-cooldown", 6*time.Hour, "least time between two modifications of one volume (EBS: 6h)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -123,7 +127,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	defer stop()
 	cloud, err := localcloud.Start(ctx, localcloud.Options{
 		Listen: *listen, StateDir: *stateDir, Region: *region, BrokerBinary: *brokerBinary, BrokerVersion: *brokerVersion,
-		LoopbackOctet: *octet, StopGracePeriod: *grace, Logger: logger,
+		LoopbackOctet: *octet, StopGracePeriod: *grace, Logger: logger, SizedVolumes: *sized, VolumeModificationCooldown: *cooldown,
 	})
 	if err != nil {
 		return err
