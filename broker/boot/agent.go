@@ -4,10 +4,13 @@
 //
 //  1. imds:     IMDSv2 session; instance id, AZ, private IP and user data.
 //  2. document: decode and validate the boot document.
-//  3. secrets:  decrypt the secrets envelope with KMS under its encryption context.
-//  4. volume:   find the data volume, format it on first boot only, mount, grow.
-//  5. config:   write the broker config and the secret files.
-//  6. exec:     replace itself with `tributary-broker run --config <file>`.
+//  3. attach:   on an Auto Scaling group's instance, attach the broker's own
+//     network interface (its address) and data volume, found by their tags,
+//     and route the interface's traffic through it.
+//  4. secrets:  decrypt the secrets envelope with KMS under its encryption context.
+//  5. volume:   find the data volume, format it on first boot only, mount, grow.
+//  6. config:   write the broker config and the secret files.
+//  7. exec:     replace itself with `tributary-broker run --config <file>`.
 //
 // Every step is logged to stderr (the instance console) and recorded in a
 // status file (package bootstatus) that the broker's health endpoint serves.
@@ -24,6 +27,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -37,6 +41,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/tributary/tributary/broker/boot/bootstatus"
+	"github.com/tributary/tributary/broker/boot/netif"
 	"github.com/tributary/tributary/broker/boot/volume"
 	"github.com/tributary/tributary/internal/bootconfig"
 )
@@ -85,6 +90,7 @@ type Options struct {
 	IMDSWait   time.Duration
 	KMSWait    time.Duration
 	VolumeWait time.Duration
+	AttachWait time.Duration
 
 	// Executable is the broker binary to exec; os.Executable() when empty.
 	Executable string
@@ -93,7 +99,13 @@ type Options struct {
 
 	IMDS   *imds.Client // nil: from the environment (AWS_EC2_METADATA_SERVICE_ENDPOINT)
 	KMS    KMSDecrypter // nil: the SDK's default chain (AWS_ENDPOINT_URL, role credentials from IMDS)
-	Logger *slog.Logger // nil: slog.Default()
+	EC2    EC2API       // nil: the SDK's default chain, as KMS
+	// ConfigureNetwork makes the attached interface carry the broker's
+	// address in the operating system. nil: on EC2 the privileged step runs
+	// netif (iproute2); in the local cloud (VolumeDir set) nothing, since
+	// every private address is on loopback there.
+	ConfigureNetwork func(ctx context.Context, ifc netif.Interface) error
+	Logger           *slog.Logger // nil: slog.Default()
 }
 
 // Result is what a successful boot produced; Run returns it when VolumeOnly
@@ -187,7 +199,51 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	doc := res.Document
 
-	// 3. Secrets (not in the privileged volume-only step: it has no use for them).
+	// 3. The broker's own interface and volume, on an Auto Scaling group's
+	// instance (both steps of the image's unit run it: the privileged one
+	// attaches, the other finds them attached and learns the address).
+	if doc.Attachments != nil {
+		err = step(bootstatus.StepAttach, func() (string, error) {
+			client := opts.EC2
+			if client == nil {
+				c, err := newEC2Client(ctx, inst.Region)
+				if err != nil {
+					return "", err
+				}
+				client = c
+			}
+			a, err := attachOwn(ctx, client, inst.ID, doc, orDefault(opts.AttachWait, DefaultAttachWait), logger)
+			if err != nil {
+				return "", err
+			}
+			detail := fmt.Sprintf("network interface %s (%s) at device %d and volume %s attached to %s; the broker's address is %s, not the instance's own %s",
+				a.ENIID, a.PrivateIP, a.DeviceIndex, a.VolumeID, inst.ID, a.PrivateIP, inst.PrivateIP)
+			inst.PrivateIP = a.PrivateIP
+			configure := opts.ConfigureNetwork
+			if configure == nil && opts.VolumeDir == "" && os.Geteuid() == 0 {
+				configure = func(ctx context.Context, ifc netif.Interface) error {
+					_, err := (&netif.Configurator{Logger: logger}).Configure(ctx, ifc)
+					return err
+				}
+			}
+			if configure != nil {
+				cidr, err := subnetCIDR(ctx, opts.IMDS, a.MAC, orDefault(opts.IMDSWait, DefaultIMDSWait))
+				if err != nil {
+					return "", err
+				}
+				if err := configure(ctx, netif.Interface{MAC: a.MAC, PrivateIP: a.PrivateIP, SubnetCIDR: cidr, DeviceIndex: a.DeviceIndex}); err != nil {
+					return "", fmt.Errorf("configuring the broker's network interface %s: %w", a.ENIID, err)
+				}
+				detail += "; traffic from it routed through it"
+			}
+			return detail, nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	// 4. Secrets (not in the privileged volume-only step: it has no use for them).
 	var secrets *bootconfig.Secrets
 	if !opts.VolumeOnly {
 		err = step(bootstatus.StepSecrets, func() (string, error) {
@@ -215,7 +271,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		}
 	}
 
-	// 4. The data volume.
+	// 5. The data volume.
 	err = step(bootstatus.StepVolume, func() (string, error) {
 		mountPath := opts.MountPath
 		if mountPath == "" {
@@ -251,7 +307,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return res, nil
 	}
 
-	// 5. The broker config.
+	// 6. The broker config.
 	err = step(bootstatus.StepConfig, func() (string, error) {
 		files, err := writeSecretFiles(filepath.Join(runtimeDir, SecretsDirName), secrets)
 		if err != nil {
@@ -269,7 +325,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 
-	// 6. Become the broker.
+	// 7. Become the broker.
 	err = step(bootstatus.StepExec, func() (string, error) {
 		exe := opts.Executable
 		if exe == "" {
@@ -283,6 +339,12 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		do := opts.Exec
 		if do == nil {
 			do = syscall.Exec
+			if opts.VolumeDir != "" {
+				// The local cloud runs one process per instance: the
+				// volume companion, a unit of its own in the image, is
+				// started here and lives in the instance's process group.
+				startCompanion(exe, logger)
+			}
 		}
 		// Record success first: after a successful exec nothing of the agent
 		// runs any more. A failed exec overwrites it below.
@@ -424,4 +486,21 @@ func orDefault(d, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// startCompanion starts `tributary-broker volume-watch` beside the broker, in
+// the same process group and environment, its output on the same console.
+// A companion that cannot start is logged: the broker serves without it,
+// only the volume does not grow by itself.
+func startCompanion(exe string, logger *slog.Logger) {
+	cmd := exec.Command(exe, "volume-watch", "--exit-with-parent")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		logger.Error("could not start the volume companion; the data volume will not grow by itself", "error", err)
+		return
+	}
+	logger.Info("started the volume companion", "pid", cmd.Process.Pid)
+	// Reaped by nobody once the agent becomes the broker; the instance's
+	// stop ends its process group, companion included.
+	_ = cmd.Process.Release()
 }

@@ -25,6 +25,8 @@ type fakeIMDS struct {
 	RoleName, AccessKeyID             string
 	SecretAccessKey, SessionToken     string // "" serves fixed stand-ins (for fakeKMS, which checks only the key id)
 	FailFirst                         int32  // answer this many requests with 503 first (IMDS not ready)
+	// Metadata serves more meta-data paths (relative to /latest/meta-data/).
+	Metadata map[string]string
 
 	token     string
 	requests  atomic.Int32
@@ -107,6 +109,10 @@ func (f *fakeIMDS) serve(w http.ResponseWriter, r *http.Request) {
 			"LastUpdated": time.Now().UTC().Format(time.RFC3339),
 		})
 	default:
+		if v, ok := f.Metadata[strings.TrimPrefix(r.URL.Path, "/latest/meta-data/")]; ok && strings.HasPrefix(r.URL.Path, "/latest/meta-data/") {
+			io.WriteString(w, v)
+			return
+		}
 		http.NotFound(w, r)
 	}
 }

@@ -158,3 +158,25 @@ func imdsEndpoint() string {
 	}
 	return "http://169.254.169.254"
 }
+
+// subnetCIDR reads the IPv4 CIDR of the subnet of the interface with mac from
+// IMDS, waiting a little for IMDS to list an interface attached a moment ago.
+func subnetCIDR(ctx context.Context, client *imds.Client, mac string, wait time.Duration) (string, error) {
+	if client == nil {
+		client = newIMDSClient()
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	path := "network/interfaces/macs/" + strings.ToLower(mac) + "/subnet-ipv4-cidr-block"
+	for {
+		cidr, err := getMetadata(ctx, client, path)
+		if err == nil && cidr != "" {
+			return cidr, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("instance metadata did not give %s within %s: %v", path, wait, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}

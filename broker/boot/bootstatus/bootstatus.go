@@ -40,6 +40,7 @@ const FileName = "boot-status.json"
 const (
 	StepIMDS     = "imds"     // read instance identity, AZ, private IP and user data from IMDSv2
 	StepDocument = "document" // decode and validate the boot document
+	StepAttach   = "attach"   // attach the broker's own network interface and data volume (Auto Scaling instances)
 	StepSecrets  = "secrets"  // decrypt the secrets envelope with KMS
 	StepVolume   = "volume"   // find, format (first boot only), mount and grow the data volume
 	StepConfig   = "config"   // write the broker config and secret files

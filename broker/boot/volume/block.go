@@ -417,10 +417,15 @@ func DeviceSize(dev string) (int64, error) {
 	if err := unix.Stat(dev, &st); err != nil {
 		return 0, fmt.Errorf("stat %s: %w", dev, err)
 	}
-	path := fmt.Sprintf("/sys/dev/block/%d:%d/size", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+	return deviceNumberSize(st.Rdev)
+}
+
+// deviceNumberSize returns the size of the block device with number rdev.
+func deviceNumberSize(rdev uint64) (int64, error) {
+	path := fmt.Sprintf("/sys/dev/block/%d:%d/size", unix.Major(rdev), unix.Minor(rdev))
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return 0, fmt.Errorf("reading size of %s: %w", dev, err)
+		return 0, fmt.Errorf("reading the size of block device %d:%d: %w", unix.Major(rdev), unix.Minor(rdev), err)
 	}
 	sectors, err := strconv.ParseInt(string(bytes.TrimSpace(data)), 10, 64)
 	if err != nil {
@@ -433,11 +438,9 @@ func (b *Block) growIfNeeded(ctx context.Context, logger *slog.Logger, dev strin
 	root := os.Geteuid() == 0
 	devSize, err := DeviceSize(dev)
 	if err == nil {
-		fsSize, fsErr := FilesystemSize(ctx, b.MountPath)
-		if fsErr == nil {
-			return b.grow(ctx, logger, root, devSize, fsSize)
+		if _, err = growFilesystem(ctx, logger, b.MountPath, devSize, root); err == nil || root {
+			return err
 		}
-		err = fsErr
 	}
 	if !root {
 		// Only the privileged step grows; for an unprivileged run a size it
@@ -448,26 +451,61 @@ func (b *Block) growIfNeeded(ctx context.Context, logger *slog.Logger, dev strin
 	return err
 }
 
-func (b *Block) grow(ctx context.Context, logger *slog.Logger, root bool, devSize, fsSize int64) error {
+// Grow grows the mounted filesystem online when the device grew (an EBS
+// volume modification): the volume companion's check, done while the
+// broker writes to it. It needs root.
+func (b *Block) Grow(ctx context.Context) (Growth, error) {
+	dev, err := b.findDevice()
+	if err != nil {
+		return Growth{}, err
+	}
+	if dev == "" {
+		return Growth{}, fmt.Errorf("volume %s is not attached (looked at %s)", b.VolumeID, strings.Join(b.candidates(), "; "))
+	}
+	devSize, err := DeviceSize(dev)
+	if err != nil {
+		return Growth{}, err
+	}
+	return growFilesystem(ctx, loggerOr(b.Logger), b.MountPath, devSize, true)
+}
+
+// Growth is what a Grow found and did.
+type Growth struct {
+	DeviceBytes     int64 // the device's size
+	FilesystemBytes int64 // the filesystem's size after the check
+	GrewFrom        int64 // the filesystem's size before, when it was grown; 0 otherwise
+}
+
+// growFilesystem grows the XFS filesystem mounted at mountPath to its
+// device's size when the device is more than growThreshold bigger. Without
+// root it only notices.
+func growFilesystem(ctx context.Context, logger *slog.Logger, mountPath string, devSize int64, root bool) (Growth, error) {
+	fsSize, err := FilesystemSize(ctx, mountPath)
+	if err != nil {
+		return Growth{}, err
+	}
+	g := Growth{DeviceBytes: devSize, FilesystemBytes: fsSize}
 	if devSize-fsSize < growThreshold {
-		logger.Info("filesystem fills the volume: nothing to grow", "device_bytes", devSize, "filesystem_bytes", fsSize)
-		return nil
+		logger.Debug("filesystem fills the volume: nothing to grow", "device_bytes", devSize, "filesystem_bytes", fsSize)
+		return g, nil
 	}
 	if !root {
-		// The image grows the volume in the privileged ExecStartPre step; an
-		// unprivileged run only notices. The broker can still start.
+		// The image grows the volume in the privileged ExecStartPre step
+		// and in its volume companion; an unprivileged run only notices.
+		// The broker can still start.
 		logger.Warn("volume is bigger than its filesystem but growing needs root; skipping",
 			"device_bytes", devSize, "filesystem_bytes", fsSize)
-		return nil
+		return g, nil
 	}
 	logger.Info("volume grew: growing the filesystem", "device_bytes", devSize, "filesystem_bytes", fsSize)
-	if out, err := exec.CommandContext(ctx, "xfs_growfs", "-d", b.MountPath).CombinedOutput(); err != nil {
-		return fmt.Errorf("xfs_growfs %s: %w: %s", b.MountPath, err, strings.TrimSpace(string(out)))
+	if out, err := exec.CommandContext(ctx, "xfs_growfs", "-d", mountPath).CombinedOutput(); err != nil {
+		return g, fmt.Errorf("xfs_growfs %s: %w: %s", mountPath, err, strings.TrimSpace(string(out)))
 	}
-	newSize, err := FilesystemSize(ctx, b.MountPath)
+	newSize, err := FilesystemSize(ctx, mountPath)
 	if err != nil {
-		return err
+		return g, err
 	}
 	logger.Info("grew the filesystem", "from_bytes", fsSize, "to_bytes", newSize)
-	return nil
+	g.GrewFrom, g.FilesystemBytes = fsSize, newSize
+	return g, nil
 }

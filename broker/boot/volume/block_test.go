@@ -458,3 +458,108 @@ func TestNonZeroEnds(t *testing.T) {
 		t.Error("a device that cannot be opened passed as blank")
 	}
 }
+
+// TestBlockGrowsOnlineWhileMounted is an EBS volume modified under a running
+// broker: the device grows while the filesystem is mounted and in use, and
+// Grow (the volume companion's check) grows the filesystem at once, without
+// an unmount, keeping the data.
+func TestBlockGrowsOnlineWhileMounted(t *testing.T) {
+	requireLoopTools(t)
+	const volumeID = "vol-0bbbbccccddddeeee"
+	dev, backing := loopDevice(t, 400<<20)
+	mountPath := filepath.Join(t.TempDir(), "tributary")
+	unmountOnCleanup(t, mountPath)
+	ctx := t.Context()
+	vol := &Block{
+		VolumeID: volumeID, MountPath: mountPath, Wait: 5 * time.Second, Logger: quietLogger(),
+		DevDir: fakeByID(t, volumeID, dev), SysBlockDir: t.TempDir(),
+	}
+	if _, err := vol.Prepare(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A file held open, as the broker holds its active segment.
+	f, err := os.Create(filepath.Join(mountPath, "segment.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString("written before the volume grew\n"); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := vol.Grow(ctx); err != nil || g.GrewFrom != 0 {
+		t.Fatalf("Grow before the volume grew: %+v, %v; want nothing done", g, err)
+	}
+	before, err := FilesystemSize(ctx, mountPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(backing, 800<<20); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("losetup", "-c", dev).CombinedOutput(); err != nil {
+		t.Fatalf("losetup -c: %v: %s", err, out)
+	}
+	g, err := vol.Grow(ctx)
+	if err != nil {
+		t.Fatalf("Grow: %v", err)
+	}
+	if g.GrewFrom != before || g.FilesystemBytes < before+300<<20 || g.DeviceBytes != 800<<20 {
+		t.Fatalf("Grow = %+v; want the %d-byte filesystem grown to fill the 800 MiB device", g, before)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(mountPath, &st); err != nil {
+		t.Fatal(err)
+	}
+	if size := int64(st.Blocks) * st.Bsize; size < before+300<<20 {
+		t.Fatalf("statfs sees %d bytes after the online grow", size)
+	}
+	if _, err := f.WriteString("and after\n"); err != nil {
+		t.Fatalf("writing to the open file after the grow: %v", err)
+	}
+	if data, err := os.ReadFile(filepath.Join(mountPath, "segment.log")); err != nil || string(data) != "written before the volume grew\nand after\n" {
+		t.Fatalf("file after the grow: %q, %v", data, err)
+	}
+}
+
+// TestDirectoryGrows covers the local cloud's volumes: a plain directory has
+// no size of its own and nothing to grow; a directory that is the mount
+// point of an XFS filesystem on a loop device (a sized volume) grows with
+// its device, as a Block does.
+func TestDirectoryGrows(t *testing.T) {
+	plain := &Directory{Root: t.TempDir(), VolumeID: "vol-0plain", Logger: quietLogger()}
+	if err := os.Mkdir(plain.Path(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := plain.Grow(t.Context()); err != nil || g != (Growth{}) {
+		t.Fatalf("Grow of a plain directory: %+v, %v; want nothing", g, err)
+	}
+
+	requireLoopTools(t)
+	dev, backing := loopDevice(t, 400<<20)
+	if out, err := exec.Command("mkfs.xfs", "-q", dev).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.xfs: %v: %s", err, out)
+	}
+	root := t.TempDir()
+	d := &Directory{Root: root, VolumeID: "vol-0sized", Logger: quietLogger()}
+	if err := os.Mkdir(d.Path(), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(dev, d.Path(), "xfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	unmountOnCleanup(t, d.Path())
+	before, err := FilesystemSize(t.Context(), d.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(backing, 800<<20); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("losetup", "-c", dev).CombinedOutput(); err != nil {
+		t.Fatalf("losetup -c: %v: %s", err, out)
+	}
+	g, err := d.Grow(t.Context())
+	if err != nil || g.GrewFrom != before || g.FilesystemBytes < before+300<<20 {
+		t.Fatalf("Grow of a sized directory volume: %+v, %v; want it grown from %d bytes", g, err, before)
+	}
+}

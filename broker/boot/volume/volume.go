@@ -17,6 +17,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Volume is a data volume the broker keeps its log on.
@@ -26,6 +28,17 @@ type Volume interface {
 	// twice in one boot) leaves the data as it was.
 	Prepare(ctx context.Context) (mountPath string, err error)
 }
+
+// Grower is a volume whose filesystem can grow online, while the broker
+// writes to it, once the volume under it grew.
+type Grower interface {
+	Grow(ctx context.Context) (Growth, error)
+}
+
+var (
+	_ Grower = (*Block)(nil)
+	_ Grower = (*Directory)(nil)
+)
 
 // DefaultWait is how long Prepare waits for a volume to be attached.
 // EBS attachments usually take seconds; a volume still detaching from a
@@ -72,6 +85,64 @@ func (d *Directory) Prepare(ctx context.Context) (string, error) {
 	}
 	logger.Info("data volume is a directory (local cloud): nothing to format or mount", "volume_id", d.VolumeID, "path", path)
 	return path, nil
+}
+
+// Path is where the volume's directory is.
+func (d *Directory) Path() string { return filepath.Join(d.Root, d.VolumeID) }
+
+// Grow grows the filesystem of a directory volume that is the mount point of
+// an XFS filesystem on a block device (the local cloud's sized volumes,
+// which grow as EBS volumes do) when its device grew. A plain directory has
+// no size of its own: nothing to grow.
+func (d *Directory) Grow(ctx context.Context) (Growth, error) {
+	path, err := filepath.EvalSymlinks(d.Path())
+	if err != nil {
+		return Growth{}, fmt.Errorf("finding volume %s: %w", d.VolumeID, err)
+	}
+	var st, parent unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return Growth{}, fmt.Errorf("stat %s: %w", path, err)
+	}
+	if err := unix.Stat(filepath.Dir(path), &parent); err != nil {
+		return Growth{}, fmt.Errorf("stat %s: %w", filepath.Dir(path), err)
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(path, &fs); err != nil {
+		return Growth{}, fmt.Errorf("statfs %s: %w", path, err)
+	}
+	if st.Dev == parent.Dev || fs.Type != unix.XFS_SUPER_MAGIC {
+		return Growth{}, nil
+	}
+	devSize, err := deviceNumberSize(st.Dev)
+	if err != nil {
+		return Growth{}, err
+	}
+	return growFilesystem(ctx, loggerOr(d.Logger), path, devSize, os.Geteuid() == 0)
+}
+
+// Usage is a filesystem's space, as df shows it.
+type Usage struct {
+	Size, Used, Avail uint64 // bytes; Avail is what unprivileged writers can still use
+}
+
+// UsedPercent is df's Use%: used / (used + available), the broker's
+// KafkaDataLogsDiskUsed (broker/metrics computes it the same way). Blocks
+// reserved for root count as neither, so a full disk reads 100%.
+func (u Usage) UsedPercent() float64 {
+	if u.Used+u.Avail == 0 {
+		return 0
+	}
+	return 100 * float64(u.Used) / float64(u.Used+u.Avail)
+}
+
+// DiskUsage reads the usage of the filesystem holding path.
+func DiskUsage(path string) (Usage, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return Usage{}, fmt.Errorf("statfs %s: %w", path, err)
+	}
+	bs := uint64(st.Bsize)
+	return Usage{Size: st.Blocks * bs, Used: (st.Blocks - st.Bfree) * bs, Avail: st.Bavail * bs}, nil
 }
 
 // ErrNotAttached is returned (wrapped) when a volume did not appear in time.

@@ -23,3 +23,15 @@ func bootMain(args []string) int {
 	}
 	return 0
 }
+
+// volumeWatchMain is `tributary-broker volume-watch`: the data volume's
+// companion (boot.Watch), which runs until SIGTERM.
+func volumeWatchMain(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := boot.WatchMain(ctx, args, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "tributary-broker volume-watch: %v\n", err)
+		return 1
+	}
+	return 0
+}

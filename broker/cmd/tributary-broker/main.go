@@ -38,6 +38,8 @@ func main() {
 		os.Exit(runMain(os.Args[2:]))
 	case "boot":
 		os.Exit(bootMain(os.Args[2:]))
+	case "volume-watch":
+		os.Exit(volumeWatchMain(os.Args[2:]))
 	case "iam-token":
 		os.Exit(iamTokenMain(os.Args[2:]))
 	case "version", "--version", "-version":
@@ -55,10 +57,11 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, `usage: tributary-broker <command> [flags]
 
 commands:
-  run       serve the Kafka protocol (flags: --listen --advertise --data-dir --node-id --config)
-  boot      boot agent: read the instance's boot document, prepare the volume, exec run
-  iam-token print an IAM OAUTHBEARER token for a cluster (flags: --cluster-id --region --json)
-  version   print the version`)
+  run           serve the Kafka protocol (flags: --listen --advertise --data-dir --node-id --config)
+  boot          boot agent: read the instance's boot document, prepare the volume, exec run
+  volume-watch  the data volume's companion: grow its filesystem online, storage autoscaling
+  iam-token     print an IAM OAUTHBEARER token for a cluster (flags: --cluster-id --region --json)
+  version       print the version`)
 }
 
 // runMain is `tributary-broker run`. SIGTERM or SIGINT shut it down
