@@ -102,11 +102,12 @@ type defaultTagsModel struct {
 }
 
 type endpointsModel struct {
-	CloudWatch types.String `tfsdk:"cloudwatch"`
-	EC2        types.String `tfsdk:"ec2"`
-	IAM        types.String `tfsdk:"iam"`
-	KMS        types.String `tfsdk:"kms"`
-	STS        types.String `tfsdk:"sts"`
+	AutoScaling types.String `tfsdk:"autoscaling"`
+	CloudWatch  types.String `tfsdk:"cloudwatch"`
+	EC2         types.String `tfsdk:"ec2"`
+	IAM         types.String `tfsdk:"iam"`
+	KMS         types.String `tfsdk:"kms"`
+	STS         types.String `tfsdk:"sts"`
 }
 
 func (p *tributaryProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
@@ -231,11 +232,12 @@ func (p *tributaryProvider) Schema(_ context.Context, _ provider.SchemaRequest, 
 				Validators: []validator.List{listvalidator.SizeAtMost(1)},
 				NestedObject: schema.NestedBlockObject{
 					Attributes: map[string]schema.Attribute{
-						"cloudwatch": endpointAttr("CloudWatch", "CLOUDWATCH"),
-						"ec2":        endpointAttr("EC2", "EC2"),
-						"iam":        endpointAttr("IAM", "IAM"),
-						"kms":        endpointAttr("KMS", "KMS"),
-						"sts":        endpointAttr("STS", "STS"),
+						"autoscaling": endpointAttr("EC2 Auto Scaling", "AUTO_SCALING"),
+						"cloudwatch":  endpointAttr("CloudWatch", "CLOUDWATCH"),
+						"ec2":         endpointAttr("EC2", "EC2"),
+						"iam":         endpointAttr("IAM", "IAM"),
+						"kms":         endpointAttr("KMS", "KMS"),
+						"sts":         endpointAttr("STS", "STS"),
 					},
 				},
 			},
@@ -318,6 +320,7 @@ func (m providerModel) awsConfig(ctx context.Context) (awsconfig.Config, diag.Di
 		cfg.Endpoints[awsconfig.IAM] = e.IAM.ValueString()
 		cfg.Endpoints[awsconfig.STS] = e.STS.ValueString()
 		cfg.Endpoints[awsconfig.CloudWatch] = e.CloudWatch.ValueString()
+		cfg.Endpoints[awsconfig.AutoScaling] = e.AutoScaling.ValueString()
 	}
 	return cfg, diags
 }

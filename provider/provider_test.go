@@ -265,6 +265,7 @@ func testAccProviderConfig() string {
     iam        = %[2]q
     sts        = %[2]q
     cloudwatch = %[2]q
+    autoscaling = %[2]q
   }
 }
 `, accEnv.region, accEnv.endpoint, creds)

@@ -37,11 +37,12 @@ provider "tributary" {
   secret_key = "test"
 
   endpoints {
-    ec2        = var.endpoint
-    kms        = var.endpoint
-    iam        = var.endpoint
-    sts        = var.endpoint
-    cloudwatch = var.endpoint
+    ec2         = var.endpoint
+    kms         = var.endpoint
+    iam         = var.endpoint
+    sts         = var.endpoint
+    cloudwatch  = var.endpoint
+    autoscaling = var.endpoint
   }
 
   skip_metadata_api_check = true

@@ -28,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -46,11 +47,13 @@ const (
 	IAM        Service = "iam"
 	STS        Service = "sts"
 	CloudWatch Service = "cloudwatch"
+	// AutoScaling is EC2 Auto Scaling: each broker is a group of one.
+	AutoScaling Service = "autoscaling"
 )
 
 // Services lists every service that accepts an endpoint override, in the
 // order the provider documents them.
-var Services = []Service{EC2, KMS, IAM, STS, CloudWatch}
+var Services = []Service{EC2, KMS, IAM, STS, CloudWatch, AutoScaling}
 
 // AssumeRole describes a role to assume with the base credentials.
 type AssumeRole struct {
@@ -89,12 +92,13 @@ type Config struct {
 // Clients bundles the configured service clients and what was learned about
 // the caller while building them.
 type Clients struct {
-	Config     aws.Config
-	EC2        *ec2.Client
-	KMS        *kms.Client
-	IAM        *iam.Client
-	STS        *sts.Client
-	CloudWatch *cloudwatch.Client
+	Config      aws.Config
+	EC2         *ec2.Client
+	KMS         *kms.Client
+	IAM         *iam.Client
+	STS         *sts.Client
+	CloudWatch  *cloudwatch.Client
+	AutoScaling *autoscaling.Client
 
 	Region string
 	// AccountID and Partition are empty when skip_requesting_account_id is set.
@@ -172,13 +176,14 @@ func New(ctx context.Context, c Config) (*Clients, error) {
 	}
 
 	cl := &Clients{
-		Config:     cfg,
-		EC2:        ec2.NewFromConfig(cfg, ec2Endpoint(c.Endpoints[EC2])),
-		KMS:        kms.NewFromConfig(cfg, kmsEndpoint(c.Endpoints[KMS])),
-		IAM:        iam.NewFromConfig(cfg, iamEndpoint(c.Endpoints[IAM])),
-		STS:        sts.NewFromConfig(cfg, stsEndpoint(c.Endpoints[STS])),
-		CloudWatch: cloudwatch.NewFromConfig(cfg, cloudwatchEndpoint(c.Endpoints[CloudWatch])),
-		Region:     cfg.Region,
+		Config:      cfg,
+		EC2:         ec2.NewFromConfig(cfg, ec2Endpoint(c.Endpoints[EC2])),
+		KMS:         kms.NewFromConfig(cfg, kmsEndpoint(c.Endpoints[KMS])),
+		IAM:         iam.NewFromConfig(cfg, iamEndpoint(c.Endpoints[IAM])),
+		STS:         sts.NewFromConfig(cfg, stsEndpoint(c.Endpoints[STS])),
+		CloudWatch:  cloudwatch.NewFromConfig(cfg, cloudwatchEndpoint(c.Endpoints[CloudWatch])),
+		AutoScaling: autoscaling.NewFromConfig(cfg, autoscalingEndpoint(c.Endpoints[AutoScaling])),
+		Region:      cfg.Region,
 	}
 
 	if !c.SkipCredentialsValidation {
@@ -229,6 +234,10 @@ func cloudwatchEndpoint(url string) func(*cloudwatch.Options) {
 	return func(o *cloudwatch.Options) { setBase(&o.BaseEndpoint, url) }
 }
 
+func autoscalingEndpoint(url string) func(*autoscaling.Options) {
+	return func(o *autoscaling.Options) { setBase(&o.BaseEndpoint, url) }
+}
+
 func setBase(dst **string, url string) {
 	if url != "" {
 		*dst = aws.String(url)
@@ -236,7 +245,11 @@ func setBase(dst **string, url string) {
 }
 
 // EnvVarName returns the service-specific endpoint environment variable the
-// SDK reads for s, for example AWS_ENDPOINT_URL_EC2.
+// SDK reads for s, for example AWS_ENDPOINT_URL_EC2: the service's SDK id in
+// upper case with spaces as underscores ("Auto Scaling": _AUTO_SCALING).
 func EnvVarName(s Service) string {
+	if s == AutoScaling {
+		return "AWS_ENDPOINT_URL_AUTO_SCALING"
+	}
 	return "AWS_ENDPOINT_URL_" + strings.ToUpper(string(s))
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -83,6 +84,8 @@ func callService(t *testing.T, cl *Clients, rec *recordingHTTPClient, s Service)
 		_, err = cl.STS.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	case CloudWatch:
 		_, err = cl.CloudWatch.ListMetrics(ctx, &cloudwatch.ListMetricsInput{})
+	case AutoScaling:
+		_, err = cl.AutoScaling.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{})
 	default:
 		t.Fatalf("unknown service %q", s)
 	}
@@ -101,11 +104,12 @@ func TestEndpointPrecedence(t *testing.T) {
 		sharedAll  = "http://shared-global.example:5"
 	)
 	defaults := map[Service]string{
-		EC2:        "https://ec2.us-east-1.amazonaws.com",
-		KMS:        "https://kms.us-east-1.amazonaws.com",
-		IAM:        "https://iam.amazonaws.com",
-		STS:        "https://sts.us-east-1.amazonaws.com",
-		CloudWatch: "https://monitoring.us-east-1.amazonaws.com",
+		EC2:         "https://ec2.us-east-1.amazonaws.com",
+		KMS:         "https://kms.us-east-1.amazonaws.com",
+		IAM:         "https://iam.amazonaws.com",
+		STS:         "https://sts.us-east-1.amazonaws.com",
+		CloudWatch:  "https://monitoring.us-east-1.amazonaws.com",
+		AutoScaling: "https://autoscaling.us-east-1.amazonaws.com",
 	}
 	tests := []struct {
 		name       string
@@ -134,7 +138,9 @@ func TestEndpointPrecedence(t *testing.T) {
 					shared.WriteString("endpoint_url = " + sharedAll + "\n")
 				}
 				if tt.sharedSvc {
-					shared.WriteString("services = local\n\n[services local]\n" + string(svc) + " =\n  endpoint_url = " + sharedSvc + "\n")
+					// The section's key is the service's SDK id in snake case.
+					key := strings.TrimPrefix(strings.ToLower(EnvVarName(svc)), "aws_endpoint_url_")
+					shared.WriteString("services = local\n\n[services local]\n" + key + " =\n  endpoint_url = " + sharedSvc + "\n")
 				}
 				if err := os.WriteFile(configFile, []byte(shared.String()), 0o600); err != nil {
 					t.Fatal(err)

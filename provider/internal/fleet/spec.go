@@ -1,7 +1,15 @@
 // Package fleet builds, observes, changes and removes the AWS objects of a
 // Tributary cluster: per broker a persistent ENI, a persistent encrypted EBS
-// volume and an instance that uses both; per cluster a security group, an
-// optional KMS key and an optional instance role and profile.
+// volume, a launch template and an Auto Scaling group of one whose instance
+// attaches both at boot; per cluster a security group, an optional KMS key
+// and an optional instance role and profile.
+//
+// Healing is AWS's: a broker's group replaces a terminated, stopped or
+// failing instance by itself, with nobody running Terraform, and the new
+// instance's boot agent attaches the broker's ENI (as a secondary interface:
+// an Auto Scaling group cannot launch on an existing interface) and volume,
+// found by their tags. Rolling changes go through the templates: a new
+// version, then the brokers replaced one at a time through their groups.
 //
 // Every object carries the tag TagClusterID, so a cluster can always be found
 // again from its id alone: a create that failed midway is completed by the
@@ -15,25 +23,33 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+
+	"github.com/tributary/tributary/internal/bootconfig"
 )
 
 // Tags the provider puts on every AWS object it creates.
 const (
-	TagClusterID   = "tributary:cluster-id"
+	// TagClusterID and TagNodeID are how the boot agent finds the broker's
+	// own interface and volume (bootconfig's tags).
+	TagClusterID   = bootconfig.TagClusterID
 	TagClusterName = "tributary:cluster-name"
-	TagNodeID      = "tributary:node-id"
-	// TagInstanceLaunchHash on an instance records its instance launch hash
-	// (Spec.instanceLaunchHash: image, type, profile and boot settings); a
-	// different hash means the broker must be rolled.
-	TagInstanceLaunchHash = "tributary:launch-hash"
+	TagNodeID      = bootconfig.TagNodeID
 	// TagComponent says what an object is for, for people reading the console.
 	TagComponent = "tributary:component"
 	// TagVersion and TagComponent are the broker image's tags (seam S4).
 	TagVersion = "tributary:version"
+	// TagAutoscalingTarget and TagAutoscalingMaxSize on a volume turn on
+	// storage autoscaling; the broker's volume companion reads them.
+	TagAutoscalingTarget  = "tributary:autoscaling-target-utilization"
+	TagAutoscalingMaxSize = "tributary:autoscaling-max-volume-size"
 )
 
 // DataDeviceName is the device name the data volume is attached as.
 const DataDeviceName = "/dev/sdf"
+
+// InterfaceDeviceIndex is where an instance attaches its broker's ENI: the
+// first secondary interface, beside the primary one its launch created.
+const InterfaceDeviceIndex = 1
 
 // Subnet is one of the cluster's subnets; the cluster has one per AZ.
 type Subnet struct {
@@ -52,6 +68,16 @@ type Storage struct {
 	// KMSKeyARN is the key to encrypt volumes with; empty means the cluster
 	// creates (and later deletes) its own customer-managed key.
 	KMSKeyARN string
+	// Autoscaling, when set, lets the brokers grow their own volumes.
+	Autoscaling *StorageAutoscaling
+}
+
+// StorageAutoscaling is MSK's storage autoscaling: a broker whose volume is
+// used at or past TargetUtilization percent grows it (by the larger of 10
+// GiB and 10%), up to MaxSizeGiB.
+type StorageAutoscaling struct {
+	TargetUtilization int32
+	MaxSizeGiB        int32
 }
 
 // Spec is the desired cluster.
@@ -136,6 +162,13 @@ type Node struct {
 	VolumeID         string
 }
 
+// LaunchSettings are what a launch template version launches.
+type LaunchSettings struct {
+	ImageID, InstanceType string
+	InstanceProfile       string // name or ARN, as the template holds it
+	UserData              []byte // decoded
+}
+
 // Broker is the observed state of one broker.
 type Broker struct {
 	NodeID           int32
@@ -151,17 +184,50 @@ type Broker struct {
 	VolumeThroughput int32
 	VolumeKMSKeyID   string
 	VolumeEncrypted  bool
+	// VolumeTags are the volume's storage autoscaling tags.
+	VolumeTags map[string]string
 	// Instance fields are empty when the broker has no live instance.
-	InstanceID    string
-	InstanceState string
-	InstanceType  string
-	ImageID       string
-	// InstanceLaunchHash is the instance's TagInstanceLaunchHash.
-	InstanceLaunchHash string
-	InstanceProfile    string // ARN of the instance's profile
+	InstanceID      string
+	InstanceState   string
+	InstanceType    string
+	ImageID         string
+	InstanceProfile string // ARN of the instance's profile
 	// VolumeAttached reports whether the volume is attached to InstanceID.
 	VolumeAttached bool
+	// ENIAttached reports whether the ENI is attached to InstanceID.
+	ENIAttached bool
+
+	// The broker's launch template: id, latest version and that version's
+	// launch hash (Spec.instanceLaunchHash, in its description).
+	TemplateID         string
+	TemplateLatest     int64
+	TemplateLatestHash string
+	// The broker's Auto Scaling group ("" when it has none: an instance
+	// launched by an earlier provider, or a broker whose group is gone).
+	GroupName    string
+	GroupMin     int32
+	GroupMax     int32
+	GroupDesired int32
+	GroupSubnets string
+	// GroupVersion is the template version the group launches, and Launch
+	// what that version holds.
+	GroupVersion string
+	Launch       *LaunchSettings
+	// InstanceVersion is the template version the group launched the
+	// instance from ("" for an instance of no group).
+	InstanceVersion string
 }
+
+// NeedsRoll reports whether the broker's live instance must be replaced: it
+// is of no group (launched by an earlier provider: it moves into its
+// group), or its group launches another template version now.
+func (b *Broker) NeedsRoll() bool {
+	return b.HasLiveInstance() && (b.GroupName == "" || b.InstanceVersion != b.GroupVersion)
+}
+
+// Legacy reports whether the broker runs on an instance of no Auto Scaling
+// group, launched on its interface by an earlier provider.
+func (b *Broker) Legacy() bool { return b.GroupName == "" && b.HasLiveInstance() }
 
 // HasLiveInstance reports whether the broker has an instance that is not
 // shutting down or gone.
@@ -191,7 +257,11 @@ type Observed struct {
 	// Orphans are objects tagged with the cluster but not part of a broker
 	// (e.g. a second instance for the same node after a crashed create).
 	OrphanInstanceIDs []string
-	Tags              map[string]string
+	// Groups and Templates are every Auto Scaling group and launch template
+	// tagged with the cluster (names and ids), brokers' or not.
+	Groups    []string
+	Templates []string
+	Tags      map[string]string
 }
 
 // Broker returns the observed broker with the node id, if any.
@@ -206,13 +276,19 @@ func (o *Observed) Broker(nodeID int32) (*Broker, bool) {
 // Empty reports whether nothing of the cluster exists.
 func (o *Observed) Empty() bool {
 	return o.SecurityGroupID == "" && o.KeyARN == "" && o.RoleName == "" && o.ProfileName == "" &&
-		len(o.Brokers) == 0 && len(o.OrphanInstanceIDs) == 0
+		len(o.Brokers) == 0 && len(o.OrphanInstanceIDs) == 0 && len(o.Groups) == 0 && len(o.Templates) == 0
 }
 
 func nodeIDTag(id int32) string { return strconv.Itoa(int(id)) }
 
 // roleName is the name of the role and instance profile a cluster creates.
 func roleName(clusterID string) string { return "tributary-" + clusterID }
+
+// GroupName is the name of a broker's Auto Scaling group and of its launch
+// template.
+func GroupName(clusterID string, nodeID int32) string {
+	return fmt.Sprintf("tributary-%s-broker-%d", clusterID, nodeID)
+}
 
 // KeyAlias is the alias of the KMS key a cluster creates.
 func KeyAlias(clusterID string) string { return "alias/tributary/" + clusterID }
