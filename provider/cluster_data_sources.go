@@ -42,7 +42,7 @@ func (d *dataSourceBase) configured(diags *diag.Diagnostics) bool {
 }
 
 func (d *dataSourceBase) fleet() *fleet.Fleet {
-	return &fleet.Fleet{EC2: d.data.aws.EC2, KMS: d.data.aws.KMS, IAM: d.data.aws.IAM}
+	return &fleet.Fleet{EC2: d.data.aws.EC2, KMS: d.data.aws.KMS, IAM: d.data.aws.IAM, AutoScaling: d.data.aws.AutoScaling}
 }
 
 // observeCluster finds a cluster by id and fails clearly when nothing of it exists.
@@ -88,16 +88,17 @@ var brokerNodesDataAttr = schema.ListNestedAttribute{
 	Computed:            true,
 	NestedObject: schema.NestedAttributeObject{
 		Attributes: map[string]schema.Attribute{
-			"availability_zone": schema.StringAttribute{MarkdownDescription: "Availability Zone.", Computed: true},
-			"endpoint":          schema.StringAttribute{MarkdownDescription: "Plaintext endpoint `ip:9092`.", Computed: true},
-			"eni_id":            schema.StringAttribute{MarkdownDescription: "Persistent network interface.", Computed: true},
-			"instance_id":       schema.StringAttribute{MarkdownDescription: "Current instance; empty while the broker has none.", Computed: true},
-			"instance_state":    schema.StringAttribute{MarkdownDescription: "EC2 state of the instance (`running`, `stopped`, ...); empty without one.", Computed: true},
-			"node_id":           schema.Int64Attribute{MarkdownDescription: "Kafka node id.", Computed: true},
-			"private_ip":        schema.StringAttribute{MarkdownDescription: "Private IP address.", Computed: true},
-			"subnet_id":         schema.StringAttribute{MarkdownDescription: "Subnet.", Computed: true},
-			"volume_id":         schema.StringAttribute{MarkdownDescription: "Persistent EBS data volume.", Computed: true},
-			"volume_size":       schema.Int64Attribute{MarkdownDescription: "Data volume size in GiB.", Computed: true},
+			"auto_scaling_group": schema.StringAttribute{MarkdownDescription: "The broker's Auto Scaling group of one, which replaces its instance when it fails; empty for a broker still on an instance of no group.", Computed: true},
+			"availability_zone":  schema.StringAttribute{MarkdownDescription: "Availability Zone.", Computed: true},
+			"endpoint":           schema.StringAttribute{MarkdownDescription: "Plaintext endpoint `ip:9092`.", Computed: true},
+			"eni_id":             schema.StringAttribute{MarkdownDescription: "Persistent network interface.", Computed: true},
+			"instance_id":        schema.StringAttribute{MarkdownDescription: "Current instance; empty while the broker has none.", Computed: true},
+			"instance_state":     schema.StringAttribute{MarkdownDescription: "EC2 state of the instance (`running`, `stopped`, ...); empty without one.", Computed: true},
+			"node_id":            schema.Int64Attribute{MarkdownDescription: "Kafka node id.", Computed: true},
+			"private_ip":         schema.StringAttribute{MarkdownDescription: "Private IP address.", Computed: true},
+			"subnet_id":          schema.StringAttribute{MarkdownDescription: "Subnet.", Computed: true},
+			"volume_id":          schema.StringAttribute{MarkdownDescription: "Persistent EBS data volume.", Computed: true},
+			"volume_size":        schema.Int64Attribute{MarkdownDescription: "Data volume size in GiB.", Computed: true},
 		},
 	},
 }
@@ -193,8 +194,8 @@ func (d *clusterDataSource) Read(ctx context.Context, req datasource.ReadRequest
 	m.SecurityGroupID = types.StringValue(o.SecurityGroupID)
 	m.ImageID, m.InstanceType, m.KMSKeyARN = types.StringValue(""), types.StringValue(""), types.StringValue(o.KeyARN)
 	for _, b := range o.Brokers {
-		if b.HasLiveInstance() {
-			m.ImageID, m.InstanceType = types.StringValue(b.ImageID), types.StringValue(b.InstanceType)
+		if image, instanceType, ok := launchedFrom(&b); ok {
+			m.ImageID, m.InstanceType = types.StringValue(image), types.StringValue(instanceType)
 			break
 		}
 	}

@@ -48,14 +48,26 @@ type clusterModel struct {
 }
 
 type storageModel struct {
-	IOPS       types.Int64  `tfsdk:"iops"`
-	KMSKeyARN  types.String `tfsdk:"kms_key_arn"`
-	Throughput types.Int64  `tfsdk:"throughput"`
-	VolumeSize types.Int64  `tfsdk:"volume_size"`
-	VolumeType types.String `tfsdk:"volume_type"`
+	Autoscaling types.Object `tfsdk:"autoscaling"`
+	IOPS        types.Int64  `tfsdk:"iops"`
+	KMSKeyARN   types.String `tfsdk:"kms_key_arn"`
+	Throughput  types.Int64  `tfsdk:"throughput"`
+	VolumeSize  types.Int64  `tfsdk:"volume_size"`
+	VolumeType  types.String `tfsdk:"volume_type"`
+}
+
+type storageAutoscalingModel struct {
+	MaxVolumeSize     types.Int64 `tfsdk:"max_volume_size"`
+	TargetUtilization types.Int64 `tfsdk:"target_utilization"`
+}
+
+var storageAutoscalingAttrTypes = map[string]attr.Type{
+	"max_volume_size":    types.Int64Type,
+	"target_utilization": types.Int64Type,
 }
 
 var storageAttrTypes = map[string]attr.Type{
+	"autoscaling": types.ObjectType{AttrTypes: storageAutoscalingAttrTypes},
 	"iops":        types.Int64Type,
 	"kms_key_arn": types.StringType,
 	"throughput":  types.Int64Type,
@@ -85,6 +97,7 @@ type tlsAuthModel struct {
 
 // brokerNodeModel is one element of broker_nodes.
 type brokerNodeModel struct {
+	AutoScalingGroup types.String `tfsdk:"auto_scaling_group"`
 	AvailabilityZone types.String `tfsdk:"availability_zone"`
 	Endpoint         types.String `tfsdk:"endpoint"`
 	ENIID            types.String `tfsdk:"eni_id"`
@@ -98,16 +111,17 @@ type brokerNodeModel struct {
 }
 
 var brokerNodeAttrTypes = map[string]attr.Type{
-	"availability_zone": types.StringType,
-	"endpoint":          types.StringType,
-	"eni_id":            types.StringType,
-	"instance_id":       types.StringType,
-	"instance_state":    types.StringType,
-	"node_id":           types.Int64Type,
-	"private_ip":        types.StringType,
-	"subnet_id":         types.StringType,
-	"volume_id":         types.StringType,
-	"volume_size":       types.Int64Type,
+	"auto_scaling_group": types.StringType,
+	"availability_zone":  types.StringType,
+	"endpoint":           types.StringType,
+	"eni_id":             types.StringType,
+	"instance_id":        types.StringType,
+	"instance_state":     types.StringType,
+	"node_id":            types.Int64Type,
+	"private_ip":         types.StringType,
+	"subnet_id":          types.StringType,
+	"volume_id":          types.StringType,
+	"volume_size":        types.Int64Type,
 }
 
 var brokerNodeObjectType = types.ObjectType{AttrTypes: brokerNodeAttrTypes}
@@ -138,6 +152,14 @@ func (m *clusterModel) storageSettings(ctx context.Context) (fleet.Storage, diag
 	st.IOPS = int32(sm.IOPS.ValueInt64())
 	st.ThroughputMiBps = int32(sm.Throughput.ValueInt64())
 	st.KMSKeyARN = sm.KMSKeyARN.ValueString()
+	if !sm.Autoscaling.IsNull() && !sm.Autoscaling.IsUnknown() {
+		var am storageAutoscalingModel
+		diags.Append(sm.Autoscaling.As(ctx, &am, objectAsOptions)...)
+		st.Autoscaling = &fleet.StorageAutoscaling{
+			TargetUtilization: int32(am.TargetUtilization.ValueInt64()),
+			MaxSizeGiB:        int32(am.MaxVolumeSize.ValueInt64()),
+		}
+	}
 	return st, diags
 }
 
@@ -195,16 +217,17 @@ func brokerNodesValue(brokers []fleet.Broker) (types.List, diag.Diagnostics) {
 	var diags diag.Diagnostics
 	for _, b := range brokers {
 		obj, d := types.ObjectValue(brokerNodeAttrTypes, map[string]attr.Value{
-			"availability_zone": types.StringValue(b.AvailabilityZone),
-			"endpoint":          types.StringValue(endpoint(b.PrivateIP, plaintextPort)),
-			"eni_id":            types.StringValue(b.ENIID),
-			"instance_id":       types.StringValue(b.InstanceID),
-			"instance_state":    types.StringValue(b.InstanceState),
-			"node_id":           types.Int64Value(int64(b.NodeID)),
-			"private_ip":        types.StringValue(b.PrivateIP),
-			"subnet_id":         types.StringValue(b.SubnetID),
-			"volume_id":         types.StringValue(b.VolumeID),
-			"volume_size":       types.Int64Value(int64(b.VolumeSizeGiB)),
+			"auto_scaling_group": types.StringValue(b.GroupName),
+			"availability_zone":  types.StringValue(b.AvailabilityZone),
+			"endpoint":           types.StringValue(endpoint(b.PrivateIP, plaintextPort)),
+			"eni_id":             types.StringValue(b.ENIID),
+			"instance_id":        types.StringValue(b.InstanceID),
+			"instance_state":     types.StringValue(b.InstanceState),
+			"node_id":            types.Int64Value(int64(b.NodeID)),
+			"private_ip":         types.StringValue(b.PrivateIP),
+			"subnet_id":          types.StringValue(b.SubnetID),
+			"volume_id":          types.StringValue(b.VolumeID),
+			"volume_size":        types.Int64Value(int64(b.VolumeSizeGiB)),
 		})
 		diags.Append(d...)
 		elems = append(elems, obj)

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/tributary/tributary/broker/config"
 	"github.com/tributary/tributary/internal/bootconfig"
+	"github.com/tributary/tributary/provider/internal/fleet"
 )
 
 // notServedYet explains why a security setting is refused today.
@@ -95,6 +97,39 @@ func (r *clusterResource) ValidateConfig(ctx context.Context, req resource.Valid
 	}
 
 	resp.Diagnostics.Append(validateBrokerConfig(m)...)
+	resp.Diagnostics.Append(validateAutoscaling(ctx, m)...)
+}
+
+// validateAutoscaling requires both settings of a storage.autoscaling block
+// (MSK's target-tracking policy has no default for either).
+func validateAutoscaling(ctx context.Context, m clusterModel) diag.Diagnostics {
+	var diags diag.Diagnostics
+	if m.Storage.IsNull() || m.Storage.IsUnknown() {
+		return nil
+	}
+	var sm storageModel
+	if d := m.Storage.As(ctx, &sm, objectAsOptions); d.HasError() || sm.Autoscaling.IsNull() || sm.Autoscaling.IsUnknown() {
+		return d
+	}
+	var am storageAutoscalingModel
+	if d := sm.Autoscaling.As(ctx, &am, objectAsOptions); d.HasError() {
+		return d
+	}
+	at := path.Root("storage").AtName("autoscaling")
+	if am.TargetUtilization.IsNull() {
+		diags.AddAttributeError(at.AtName("target_utilization"), "Missing target utilization",
+			"storage.autoscaling needs target_utilization: the used share of a volume, in percent (10-80), at which it grows.")
+	}
+	if am.MaxVolumeSize.IsNull() {
+		diags.AddAttributeError(at.AtName("max_volume_size"), "Missing maximum volume size",
+			"storage.autoscaling needs max_volume_size: the largest size in GiB a volume may grow to.")
+	}
+	if !am.MaxVolumeSize.IsNull() && !am.MaxVolumeSize.IsUnknown() && !sm.VolumeSize.IsNull() && !sm.VolumeSize.IsUnknown() &&
+		am.MaxVolumeSize.ValueInt64() < sm.VolumeSize.ValueInt64() {
+		diags.AddAttributeError(at.AtName("max_volume_size"), "Autoscaling maximum below the volume size",
+			fmt.Sprintf("max_volume_size (%d GiB) must be at least volume_size (%d GiB).", am.MaxVolumeSize.ValueInt64(), sm.VolumeSize.ValueInt64()))
+	}
+	return diags
 }
 
 // validateBrokerConfig checks broker_config at plan time with the broker's
@@ -288,17 +323,33 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		(!config.InstanceProfile.IsNull() && !config.InstanceProfile.Equal(state.InstanceProfile))
 	heals := r.brokersMissing(ctx, state)
 	if mark, d := req.Private.GetKey(ctx, privateRollKey); !d.HasError() && len(mark) > 0 {
-		rolls = true
-		resp.Diagnostics.AddWarning("An earlier rolling replacement did not finish",
-			"The brokers run from different images, instance types or settings. This apply replaces, one at a time, the ones that "+
-				"do not match the configuration.")
+		var p pending
+		if err := json.Unmarshal(mark, &p); err != nil {
+			p.Incomplete = true // an older provider's mark
+		}
+		if p.Incomplete {
+			rolls = true
+			resp.Diagnostics.AddWarning("An earlier rolling replacement did not finish",
+				"Some brokers run instances launched from an older version of their launch template. This apply replaces them, one at a time, "+
+					"through their Auto Scaling groups.")
+		}
+		if p.Legacy {
+			rolls = true
+			resp.Diagnostics.AddWarning("Brokers will move into Auto Scaling groups",
+				"Some brokers run on instances launched by an earlier version of the provider, which only an apply heals. This apply moves them, "+
+					"one at a time and gated on the cluster's health like a rolling replacement, into Auto Scaling groups of one that replace a "+
+					"failed instance by themselves: each keeps its network interface (address) and volume (data).")
+		}
+		if p.Repair {
+			heals = true
+		}
 	}
 	if heals {
 		resp.Diagnostics.AddWarning("Brokers will be healed",
-			"At least one broker has no running instance (stopped or terminated outside Terraform?). This apply starts it again, or "+
-				"launches a new instance on its old network interface and volume: same address, same data.")
+			"At least one broker has no Auto Scaling group, or its group was changed outside Terraform (no longer a group of one in the broker's subnet). "+
+				"This apply makes it a group of one again, which launches an instance on the broker's old network interface and volume: same address, same data.")
 	}
-	if countChanges || rolls || heals || planStorage != stateStorage {
+	if countChanges || rolls || heals || !storageEqual(planStorage, stateStorage) {
 		plan.BrokerNodes = types.ListUnknown(brokerNodeObjectType)
 	}
 	if countChanges {
@@ -311,6 +362,16 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 			fmt.Sprintf("Changing %v replaces the whole cluster: new brokers, new volumes and a new cluster id. The data on the old brokers is destroyed with them.", resp.RequiresReplace))
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+}
+
+// storageEqual compares two storage settings, autoscaling by value.
+func storageEqual(a, b fleet.Storage) bool {
+	aa, ba := a.Autoscaling, b.Autoscaling
+	a.Autoscaling, b.Autoscaling = nil, nil
+	if a != b || (aa == nil) != (ba == nil) {
+		return false
+	}
+	return aa == nil || *aa == *ba
 }
 
 // staticConfigChanges reports whether broker_config's static settings (the
@@ -359,8 +420,9 @@ func checkDynamicApplicable(plan, state *clusterModel) diag.Diagnostics {
 	return diags
 }
 
-// brokersMissing reports whether the state shows a broker without an
-// instance, or fewer brokers than configured.
+// brokersMissing reports whether the state shows fewer brokers than
+// configured, or a broker with neither an Auto Scaling group (which heals
+// it by itself) nor a live instance.
 func (r *clusterResource) brokersMissing(ctx context.Context, state *clusterModel) bool {
 	if state.BrokerNodes.IsNull() || state.BrokerNodes.IsUnknown() {
 		return true
@@ -374,13 +436,13 @@ func (r *clusterResource) brokersMissing(ctx context.Context, state *clusterMode
 		return true
 	}
 	for _, n := range nodes {
-		if n.InstanceID.ValueString() == "" {
-			return true
+		if n.AutoScalingGroup.ValueString() != "" {
+			continue // its group replaces a failed instance
 		}
 		switch n.InstanceState.ValueString() {
 		case "running", "pending":
 		default:
-			return true // stopped, stopping or shutting down: the apply starts or replaces it
+			return true // no group and no live instance: the apply gives it a group
 		}
 	}
 	return false

@@ -5,10 +5,12 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -75,7 +77,7 @@ func (r *clusterResource) configured(diags *diag.Diagnostics) bool {
 
 func (r *clusterResource) fleet() *fleet.Fleet {
 	return &fleet.Fleet{
-		EC2: r.data.aws.EC2, KMS: r.data.aws.KMS, IAM: r.data.aws.IAM,
+		EC2: r.data.aws.EC2, KMS: r.data.aws.KMS, IAM: r.data.aws.IAM, AutoScaling: r.data.aws.AutoScaling,
 		Log: func(ctx context.Context, msg string, attrs ...any) { tflog.Info(ctx, msg, fieldsOf(attrs)) },
 	}
 }
@@ -313,34 +315,60 @@ func (r *clusterResource) Read(ctx context.Context, req resource.ReadRequest, re
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	// Brokers launched from different things (a rolling replacement that
-	// stopped halfway) are remembered privately, so the next plan finishes
-	// the roll even when the state's settings already match the config.
+	// What the next apply must do although the state's settings may match
+	// the configuration (a roll that stopped halfway, brokers of an earlier
+	// provider, groups changed outside Terraform) is remembered privately,
+	// so the next plan is not empty.
 	var mark []byte
-	if rollIncomplete(o) {
-		mark = []byte(`{"incomplete":true}`)
+	if p := pendingWork(o); p != (pending{}) {
+		mark, _ = json.Marshal(p)
 	}
 	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateRollKey, mark)...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 }
 
-// privateRollKey is the private-state key of an unfinished roll.
+// privateRollKey is the private-state key of pending.
 const privateRollKey = "roll"
 
-// rollIncomplete reports whether the live brokers were launched from
-// different images, types or boot settings.
-func rollIncomplete(o *fleet.Observed) bool {
-	hash := ""
+// pending is work the next apply has to do that the settings do not show.
+type pending struct {
+	// Incomplete: brokers run instances launched from an older version of
+	// their launch template (a rolling replacement stopped halfway).
+	Incomplete bool `json:"incomplete,omitempty"`
+	// Legacy: brokers run on instances of no Auto Scaling group, launched
+	// by an earlier provider; the apply moves them into their groups.
+	Legacy bool `json:"legacy,omitempty"`
+	// Repair: a broker's group is missing or no longer a group of one.
+	Repair bool `json:"repair,omitempty"`
+}
+
+func pendingWork(o *fleet.Observed) pending {
+	var p pending
 	for _, b := range o.Brokers {
-		if !b.HasLiveInstance() {
-			continue
+		switch {
+		case b.Legacy():
+			p.Legacy = true
+		case b.GroupName == "":
+			p.Repair = true
+		case b.GroupMin != 1 || b.GroupMax != 1 || b.GroupDesired != 1 || b.GroupSubnets != b.SubnetID:
+			p.Repair = true
+		case b.NeedsRoll():
+			p.Incomplete = true
 		}
-		if hash != "" && b.InstanceLaunchHash != hash {
-			return true
-		}
-		hash = b.InstanceLaunchHash
 	}
-	return false
+	return p
+}
+
+// launchedFrom returns the image and instance type a broker runs, or would
+// run once its group replaced its instance.
+func launchedFrom(b *fleet.Broker) (image, instanceType string, ok bool) {
+	switch {
+	case b.GroupName != "" && b.Launch != nil:
+		return b.Launch.ImageID, b.Launch.InstanceType, true
+	case b.HasLiveInstance():
+		return b.ImageID, b.InstanceType, true
+	}
+	return "", "", false
 }
 
 // readInto refreshes the model from what exists. Settings the user gave keep
@@ -365,35 +393,51 @@ func (r *clusterResource) readInto(ctx context.Context, m *clusterModel, o *flee
 		}
 	}
 
-	// Instance-level settings from a live broker: the first one that differs
-	// from the state (a change made outside Terraform shows as a diff), else
-	// the first. A half-finished roll is caught by rollIncomplete instead.
+	// Launch settings from a broker's launch template version (what its
+	// group launches) or, for an earlier provider's broker, its instance:
+	// the first that differs from the state (a change made outside
+	// Terraform shows as a diff), else the first. A half-finished roll is
+	// caught by pendingWork instead.
 	var live *fleet.Broker
 	for i := range o.Brokers {
 		b := &o.Brokers[i]
-		if !b.HasLiveInstance() {
+		image, instanceType, ok := launchedFrom(b)
+		if !ok {
 			continue
 		}
 		if live == nil {
 			live = b
 		}
-		if b.InstanceType != m.InstanceType.ValueString() || b.ImageID != m.ImageID.ValueString() {
+		if instanceType != m.InstanceType.ValueString() || image != m.ImageID.ValueString() {
 			live = b
 			break
 		}
 	}
 	if live != nil {
-		m.InstanceType = types.StringValue(live.InstanceType)
-		if m.ImageID.ValueString() != live.ImageID {
-			m.ImageID = types.StringValue(live.ImageID)
-			if img, err := describeImage(ctx, r.data.aws.EC2, live.ImageID); err == nil && img.Version != "" {
+		image, instanceType, _ := launchedFrom(live)
+		profile := live.InstanceProfile
+		if live.GroupName != "" && live.Launch != nil {
+			profile = live.Launch.InstanceProfile
+		}
+		m.InstanceType = types.StringValue(instanceType)
+		if m.ImageID.ValueString() != image {
+			m.ImageID = types.StringValue(image)
+			if img, err := describeImage(ctx, r.data.aws.EC2, image); err == nil && img.Version != "" {
 				m.BrokerVersion = types.StringValue(img.Version)
 			}
 		}
-		if i := strings.LastIndex(live.InstanceProfile, "/"); i >= 0 {
-			m.InstanceProfile = types.StringValue(live.InstanceProfile[i+1:])
+		if profile != "" {
+			m.InstanceProfile = types.StringValue(profile[strings.LastIndex(profile, "/")+1:])
 		}
-		diags.Append(r.readBootDocument(ctx, m, live.InstanceID, o.Brokers, importing)...)
+		var userData []byte
+		if live.GroupName != "" && live.Launch != nil {
+			userData = live.Launch.UserData
+		} else {
+			userData = r.instanceUserData(ctx, live.InstanceID)
+		}
+		if userData != nil {
+			diags.Append(r.readBootDocument(ctx, m, live.NodeID, userData, o.Brokers, importing)...)
+		}
 	}
 
 	// Broker count and subnets.
@@ -472,12 +516,13 @@ func (r *clusterResource) readStorage(ctx context.Context, m *clusterModel, o *f
 	var sm storageModel
 	if m.Storage.IsNull() || m.Storage.IsUnknown() {
 		// Imported, or never configured: only record what differs from the defaults.
-		if minSize == defaultVolumeSizeGiB && b0.VolumeType == defaultVolumeType && (o.KeyARN != "" || b0.VolumeKMSKeyID == "") {
+		if minSize == defaultVolumeSizeGiB && b0.VolumeType == defaultVolumeType && (o.KeyARN != "" || b0.VolumeKMSKeyID == "") && len(b0.VolumeTags) == 0 {
 			return nil
 		}
 		sm = storageModel{
 			VolumeSize: types.Int64Value(int64(minSize)), VolumeType: types.StringNull(),
 			IOPS: types.Int64Null(), Throughput: types.Int64Null(), KMSKeyARN: types.StringNull(),
+			Autoscaling: types.ObjectNull(storageAutoscalingAttrTypes),
 		}
 		if b0.VolumeType != defaultVolumeType {
 			sm.VolumeType = types.StringValue(b0.VolumeType)
@@ -507,15 +552,22 @@ func (r *clusterResource) readStorage(ctx context.Context, m *clusterModel, o *f
 			sm.Throughput = types.Int64Value(int64(b0.VolumeThroughput))
 		}
 	}
-	obj, diags := types.ObjectValueFrom(ctx, storageAttrTypes, sm)
+	// Storage autoscaling is what the volumes' tags say (the brokers read
+	// them): tags changed outside Terraform show as a diff.
+	auto, diags := autoscalingFromTags(b0.VolumeTags)
+	if diags.HasError() {
+		return diags
+	}
+	sm.Autoscaling = auto
+	obj, d := types.ObjectValueFrom(ctx, storageAttrTypes, sm)
+	diags.Append(d...)
 	m.Storage = obj
 	return diags
 }
 
-// readBootDocument refreshes broker_config, monitoring and the listener
-// settings from the user data of a running broker.
-func (r *clusterResource) readBootDocument(ctx context.Context, m *clusterModel, instanceID string, brokers []fleet.Broker, importing bool) diag.Diagnostics {
-	var diags diag.Diagnostics
+// instanceUserData reads the user data of an instance launched by an
+// earlier provider; nil when it cannot.
+func (r *clusterResource) instanceUserData(ctx context.Context, instanceID string) []byte {
 	out, err := r.data.aws.EC2.DescribeInstanceAttribute(ctx, &ec2.DescribeInstanceAttributeInput{
 		InstanceId: aws.String(instanceID), Attribute: ec2types.InstanceAttributeNameUserData,
 	})
@@ -527,9 +579,30 @@ func (r *clusterResource) readBootDocument(ctx context.Context, m *clusterModel,
 	if err != nil {
 		return nil
 	}
+	return raw
+}
+
+// autoscalingFromTags reads storage.autoscaling from a volume's tags (null
+// when they do not turn it on).
+func autoscalingFromTags(tags map[string]string) (types.Object, diag.Diagnostics) {
+	target, err1 := strconv.Atoi(tags[fleet.TagAutoscalingTarget])
+	maxSize, err2 := strconv.Atoi(tags[fleet.TagAutoscalingMaxSize])
+	if err1 != nil || err2 != nil {
+		return types.ObjectNull(storageAutoscalingAttrTypes), nil
+	}
+	return types.ObjectValue(storageAutoscalingAttrTypes, map[string]attr.Value{
+		"max_volume_size":    types.Int64Value(int64(maxSize)),
+		"target_utilization": types.Int64Value(int64(target)),
+	})
+}
+
+// readBootDocument refreshes broker_config, monitoring and the listener
+// settings from a broker's boot document.
+func (r *clusterResource) readBootDocument(ctx context.Context, m *clusterModel, nodeID int32, raw []byte, brokers []fleet.Broker, importing bool) diag.Diagnostics {
+	var diags diag.Diagnostics
 	doc, err := bootconfig.Decode(raw)
 	if err != nil {
-		diags.AddWarning("Unreadable boot document", fmt.Sprintf("instance %s: %v", instanceID, err))
+		diags.AddWarning("Unreadable boot document", fmt.Sprintf("broker %d: %v", nodeID, err))
 		return diags
 	}
 	// broker_config on import: the static settings are in the boot
@@ -634,7 +707,7 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 			remove = append(remove, k)
 		}
 	}
-	rolls := slices.ContainsFunc(o.Brokers, func(b fleet.Broker) bool { return spec.NeedsRoll(&b, resolved.InstanceProfile) })
+	rolls := slices.ContainsFunc(o.Brokers, func(b fleet.Broker) bool { return b.NeedsRoll() })
 	switch {
 	case !maps.Equal(oldDynamic, spec.DynamicConfig):
 		resp.Diagnostics.Append(applyDynamicConfig(ctx, checker, kafkaReachable, spec.DynamicConfig, remove)...)
@@ -666,7 +739,7 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 		}
 	} else {
 		for _, b := range o.Brokers {
-			if spec.NeedsRoll(&b, resolved.InstanceProfile) {
+			if b.NeedsRoll() {
 				resp.Diagnostics.AddWarning("Rolling without Kafka health checks",
 					"The brokers are not reachable from here (or wait_for_brokers = false), so the rolling replacement waits only for EC2, "+
 						"not for partitions to be back in sync. Run Terraform from inside the VPC for a safe roll.")
@@ -674,7 +747,7 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 			}
 		}
 	}
-	if err := f.Roll(ctx, &spec.Spec, o, resolved, hooks); err != nil {
+	if err := f.Roll(ctx, &spec.Spec, o, hooks); err != nil {
 		resp.Diagnostics.AddError("Rolling the brokers of cluster "+clusterID, err.Error())
 		return
 	}

@@ -69,16 +69,17 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				PlanModifiers:       []planmodifier.List{listplanmodifier.UseStateForUnknown()},
 				NestedObject: schema.NestedAttributeObject{
 					Attributes: map[string]schema.Attribute{
-						"availability_zone": schema.StringAttribute{MarkdownDescription: "Availability Zone (the broker's `broker.rack`).", Computed: true},
-						"endpoint":          schema.StringAttribute{MarkdownDescription: "Plaintext endpoint `ip:9092`.", Computed: true},
-						"eni_id":            schema.StringAttribute{MarkdownDescription: "Persistent network interface; holds the broker's address across replacements.", Computed: true},
-						"instance_id":       schema.StringAttribute{MarkdownDescription: "Current EC2 instance; empty while the broker has none (it is re-created by the next apply).", Computed: true},
-						"instance_state":    schema.StringAttribute{MarkdownDescription: "EC2 state of the instance; a broker whose instance is not `running` is started or re-created by the next apply.", Computed: true},
-						"node_id":           schema.Int64Attribute{MarkdownDescription: "Kafka node id (`node.id`), from 1.", Computed: true},
-						"private_ip":        schema.StringAttribute{MarkdownDescription: "Private IP address of the broker's network interface.", Computed: true},
-						"subnet_id":         schema.StringAttribute{MarkdownDescription: "Subnet of the broker.", Computed: true},
-						"volume_id":         schema.StringAttribute{MarkdownDescription: "Persistent EBS data volume.", Computed: true},
-						"volume_size":       schema.Int64Attribute{MarkdownDescription: "Current size of the data volume in GiB (may exceed `storage.volume_size`).", Computed: true},
+						"auto_scaling_group": schema.StringAttribute{MarkdownDescription: "The broker's Auto Scaling group of one, which replaces a terminated, stopped or failing instance by itself; empty for a broker still on an instance of no group (an earlier provider's), which the next apply moves into its group.", Computed: true},
+						"availability_zone":  schema.StringAttribute{MarkdownDescription: "Availability Zone (the broker's `broker.rack`).", Computed: true},
+						"endpoint":           schema.StringAttribute{MarkdownDescription: "Plaintext endpoint `ip:9092`.", Computed: true},
+						"eni_id":             schema.StringAttribute{MarkdownDescription: "Persistent network interface; holds the broker's address across replacements (attached to each instance as its second interface).", Computed: true},
+						"instance_id":        schema.StringAttribute{MarkdownDescription: "Current EC2 instance; empty while the broker's group replaces it.", Computed: true},
+						"instance_state":     schema.StringAttribute{MarkdownDescription: "EC2 state of the instance.", Computed: true},
+						"node_id":            schema.Int64Attribute{MarkdownDescription: "Kafka node id (`node.id`), from 1.", Computed: true},
+						"private_ip":         schema.StringAttribute{MarkdownDescription: "Private IP address of the broker's network interface.", Computed: true},
+						"subnet_id":          schema.StringAttribute{MarkdownDescription: "Subnet of the broker.", Computed: true},
+						"volume_id":          schema.StringAttribute{MarkdownDescription: "Persistent EBS data volume.", Computed: true},
+						"volume_size":        schema.Int64Attribute{MarkdownDescription: "Current size of the data volume in GiB (may exceed `storage.volume_size`).", Computed: true},
 					},
 				},
 			},
@@ -240,7 +241,28 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			},
 			"storage": schema.SingleNestedBlock{
 				MarkdownDescription: "Each broker's data volume. Size, IOPS, throughput and type change in place (`ModifyVolume`, one change per " +
-					"volume every 6 hours on AWS). `volume_size` is a floor: a volume grown outside Terraform is not a diff; shrinking is refused.",
+					"volume every 6 hours on AWS); the brokers grow their filesystem online at once. `volume_size` is a floor: a volume grown " +
+					"outside Terraform or by `autoscaling` is not a diff; shrinking is refused.",
+				Blocks: map[string]schema.Block{
+					"autoscaling": schema.SingleNestedBlock{
+						MarkdownDescription: "Storage autoscaling, as MSK's: each broker grows its own volume when it is used at or past " +
+							"`target_utilization` percent (df's Use%, the `KafkaDataLogsDiskUsed` metric), by the larger of 10 GiB and 10%, " +
+							"up to `max_volume_size`; never shrinks; at most once per volume every 6 hours (EBS's limit). The settings are " +
+							"tags on the volumes: changing them rolls nothing. Omitted: volumes grow only when `volume_size` does.",
+						Attributes: map[string]schema.Attribute{
+							"max_volume_size": schema.Int64Attribute{
+								MarkdownDescription: "Largest size in GiB a volume may grow to (at least `volume_size`, at most 16384).",
+								Optional:            true,
+								Validators:          []validator.Int64{int64validator.Between(1, 16384)},
+							},
+							"target_utilization": schema.Int64Attribute{
+								MarkdownDescription: "Used share of a volume, in percent (10-80; MSK recommends 50-60), at which it grows.",
+								Optional:            true,
+								Validators:          []validator.Int64{int64validator.Between(10, 80)},
+							},
+						},
+					},
+				},
 				Attributes: map[string]schema.Attribute{
 					"iops": schema.Int64Attribute{
 						MarkdownDescription: "Provisioned IOPS (gp3, io1, io2).",

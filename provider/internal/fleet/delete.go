@@ -19,15 +19,25 @@ import (
 const KeyDeletionWindowDays = 7
 
 // Delete removes every object tagged with the cluster id, in the order AWS
-// requires: instances (waiting until terminated, which releases ENIs and
-// volumes), volumes, ENIs, the security group, the role and profile, and
-// schedules the deletion of the key the cluster created. A key the user gave
-// is left alone. Running Delete again after a failure continues where it
-// stopped.
+// requires: the Auto Scaling groups with their instances (first, or they
+// would launch new ones), other instances (waiting until terminated, which
+// releases ENIs and volumes), launch templates, volumes, ENIs, the security
+// group, the role and profile, and schedules the deletion of the key the
+// cluster created. A key the user gave is left alone. Running Delete again
+// after a failure continues where it stopped.
 func (f *Fleet) Delete(ctx context.Context, clusterID string) error {
 	o, err := f.Observe(ctx, clusterID)
 	if err != nil {
 		return err
+	}
+	if err := f.deleteGroups(ctx, o.Groups); err != nil {
+		return err
+	}
+	if len(o.Groups) > 0 {
+		// The groups' instances are gone with them; see what is left.
+		if o, err = f.Observe(ctx, clusterID); err != nil {
+			return err
+		}
 	}
 	var instances []string
 	for _, b := range o.Brokers {
@@ -37,6 +47,9 @@ func (f *Fleet) Delete(ctx context.Context, clusterID string) error {
 	}
 	instances = append(instances, o.OrphanInstanceIDs...)
 	if err := f.terminate(ctx, instances); err != nil {
+		return err
+	}
+	if err := f.deleteTemplates(ctx, o.Templates); err != nil {
 		return err
 	}
 

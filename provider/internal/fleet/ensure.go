@@ -3,11 +3,12 @@ package fleet
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -29,18 +30,16 @@ func (s *Spec) instanceLaunchHash(profile string) string {
 	return hex.EncodeToString(h[:8])
 }
 
-// NeedsRoll reports whether a broker's live instance was launched from
-// something other than what the spec asks for.
-func (s *Spec) NeedsRoll(b *Broker, profile string) bool {
-	return b.HasLiveInstance() && b.InstanceLaunchHash != s.instanceLaunchHash(profile)
-}
-
 // Ensure creates whatever of the spec is missing: the shared objects, every
-// broker's ENI and volume, and an instance for every broker that has none (a
-// new broker, or one whose instance vanished: it comes back with its old ENI
-// and volume). It also applies the in-place changes: security group rules and
-// ENI groups, volume size, IOPS, throughput and type. It does not roll
-// brokers whose instance is out of date; see Roll.
+// broker's ENI and volume, its launch template (a new version when the spec
+// launches something else) and its Auto Scaling group of one, and waits
+// until every group runs an instance. A broker whose instance vanished is
+// its group's to replace; a broker without a group gets one (its instance
+// comes back with its old ENI and volume). It also applies the in-place
+// changes: security group rules and ENI groups, volume size, IOPS,
+// throughput, type and autoscaling tags. It does not replace instances that
+// run: brokers launched from an older template version, and brokers of an
+// earlier provider running on instances of no group, are Roll's.
 func (f *Fleet) Ensure(ctx context.Context, s *Spec, o *Observed) (*Resolved, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -106,17 +105,34 @@ func (f *Fleet) Ensure(ctx context.Context, s *Spec, o *Observed) (*Resolved, er
 	controllers := nodes[:s.ControllerCount()]
 
 	err = forEach(brokers, func(b *Broker) error {
-		switch {
-		case !b.HasLiveInstance():
-			return f.launch(ctx, s, b, nodes, controllers, profile)
-		case b.InstanceState == "stopped" || b.InstanceState == "stopping":
-			return f.start(ctx, b)
-		case !b.VolumeAttached:
-			if err := f.waitInstanceRunning(ctx, b.InstanceID); err != nil {
+		version, err := f.ensureTemplate(ctx, s, b, nodes, controllers, profile, o.SecurityGroupID)
+		if err != nil {
+			return err
+		}
+		if b.Legacy() {
+			if b.InstanceState == "running" || b.InstanceState == "pending" {
+				return nil // it moves into its group in Roll, gated on the cluster's health
+			}
+			// Stopped: it serves nothing; it makes way for its group now.
+			if err := f.terminate(ctx, []string{b.InstanceID}); err != nil {
 				return err
 			}
-			return f.attach(ctx, b)
+			b.InstanceID, b.InstanceState = "", ""
+			if err := f.waitReleased(ctx, b); err != nil {
+				return err
+			}
 		}
+		if err := f.ensureGroup(ctx, s, b, version); err != nil {
+			return err
+		}
+		if b.InstanceID != "" && (b.InstanceState == "running" || b.InstanceState == "pending") {
+			return nil
+		}
+		f.log(ctx, "waiting for the broker's Auto Scaling group to launch its instance", "node_id", b.NodeID, "group", b.GroupName)
+		if err := f.waitGroupInstance(ctx, b, ""); err != nil {
+			return err
+		}
+		f.log(ctx, "broker instance running", "node_id", b.NodeID, "instance_id", b.InstanceID)
 		return nil
 	})
 	o.Brokers = brokers
@@ -125,6 +141,15 @@ func (f *Fleet) Ensure(ctx context.Context, s *Spec, o *Observed) (*Resolved, er
 	}
 	// Tags last: they go on every object, including the ones made above.
 	return res, f.syncTags(ctx, s, o)
+}
+
+// waitReleased waits until EC2 has released the broker's ENI and volume
+// from a terminated instance.
+func (f *Fleet) waitReleased(ctx context.Context, b *Broker) error {
+	if err := f.waitENIAvailable(ctx, b.ENIID); err != nil {
+		return err
+	}
+	return f.waitVolume(ctx, b.VolumeID, ec2types.VolumeStateAvailable, "")
 }
 
 // forEach runs fn for every broker concurrently and joins the errors.
@@ -176,12 +201,11 @@ func (f *Fleet) ensureVolume(ctx context.Context, s *Spec, b *Broker, keyARN str
 	if b.VolumeID == "" {
 		f.log(ctx, "creating encrypted volume", "node_id", b.NodeID, "size_gib", st.SizeGiB, "type", st.VolumeType)
 		in := &ec2.CreateVolumeInput{
-			AvailabilityZone:  aws.String(b.AvailabilityZone),
-			Size:              aws.Int32(st.SizeGiB),
-			VolumeType:        ec2types.VolumeType(st.VolumeType),
-			Encrypted:         aws.Bool(true),
-			KmsKeyId:          aws.String(keyARN),
-			TagSpecifications: tagSpec(ec2types.ResourceTypeVolume, s.allTags("data", b.NodeID)),
+			AvailabilityZone: aws.String(b.AvailabilityZone),
+			Size:             aws.Int32(st.SizeGiB),
+			VolumeType:       ec2types.VolumeType(st.VolumeType),
+			Encrypted:        aws.Bool(true),
+			KmsKeyId:         aws.String(keyARN),
 		}
 		if st.IOPS > 0 {
 			in.Iops = aws.Int32(st.IOPS)
@@ -189,6 +213,9 @@ func (f *Fleet) ensureVolume(ctx context.Context, s *Spec, b *Broker, keyARN str
 		if st.ThroughputMiBps > 0 {
 			in.Throughput = aws.Int32(st.ThroughputMiBps)
 		}
+		tags := s.allTags("data", b.NodeID)
+		maps.Copy(tags, s.autoscalingTags())
+		in.TagSpecifications = tagSpec(ec2types.ResourceTypeVolume, tags)
 		out, err := f.EC2.CreateVolume(ctx, in)
 		if err != nil {
 			return fmt.Errorf("creating volume in %s: %w", b.AvailabilityZone, err)
@@ -196,9 +223,55 @@ func (f *Fleet) ensureVolume(ctx context.Context, s *Spec, b *Broker, keyARN str
 		b.VolumeID = aws.ToString(out.VolumeId)
 		b.VolumeSizeGiB, b.VolumeType, b.VolumeIOPS, b.VolumeThroughput = st.SizeGiB, st.VolumeType, aws.ToInt32(out.Iops), aws.ToInt32(out.Throughput)
 		b.VolumeKMSKeyID, b.VolumeEncrypted = aws.ToString(out.KmsKeyId), true
+		b.VolumeTags = s.autoscalingTags()
 		return f.waitVolume(ctx, b.VolumeID, ec2types.VolumeStateAvailable, "")
 	}
+	if err := f.syncAutoscalingTags(ctx, s, b); err != nil {
+		return err
+	}
 	return f.modifyVolume(ctx, s, b)
+}
+
+// autoscalingTags are the volume tags that turn storage autoscaling on (none
+// when it is off).
+func (s *Spec) autoscalingTags() map[string]string {
+	a := s.Storage.Autoscaling
+	if a == nil {
+		return map[string]string{}
+	}
+	return map[string]string{
+		TagAutoscalingTarget:  strconv.Itoa(int(a.TargetUtilization)),
+		TagAutoscalingMaxSize: strconv.Itoa(int(a.MaxSizeGiB)),
+	}
+}
+
+// syncAutoscalingTags makes the volume's autoscaling tags the spec's: a
+// change of the autoscaling settings is a tag change the broker's volume
+// companion picks up, no replacement.
+func (f *Fleet) syncAutoscalingTags(ctx context.Context, s *Spec, b *Broker) error {
+	want := s.autoscalingTags()
+	if maps.Equal(want, b.VolumeTags) {
+		return nil
+	}
+	f.log(ctx, "setting storage autoscaling on volume", "node_id", b.NodeID, "volume_id", b.VolumeID, "tags", want)
+	if len(want) > 0 {
+		if _, err := f.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{b.VolumeID}, Tags: ec2Tags(want)}); err != nil {
+			return fmt.Errorf("tagging volume %s for storage autoscaling: %w", b.VolumeID, err)
+		}
+	}
+	var del []ec2types.Tag
+	for k := range b.VolumeTags {
+		if _, ok := want[k]; !ok {
+			del = append(del, ec2types.Tag{Key: aws.String(k)})
+		}
+	}
+	if len(del) > 0 {
+		if _, err := f.EC2.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: []string{b.VolumeID}, Tags: del}); err != nil {
+			return fmt.Errorf("removing the storage autoscaling tags of volume %s: %w", b.VolumeID, err)
+		}
+	}
+	b.VolumeTags = want
+	return nil
 }
 
 // modifyVolume grows the volume or changes its performance in place.
@@ -264,103 +337,6 @@ func (f *Fleet) modifyVolume(ctx context.Context, s *Spec, b *Broker) error {
 		}
 		return string(latest.ModificationState), errNotYet
 	})
-}
-
-// launch starts a new instance for the broker with its ENI as device 0,
-// waits for it to run and attaches the data volume.
-func (f *Fleet) launch(ctx context.Context, s *Spec, b *Broker, nodes, controllers []Node, profile string) error {
-	self := Node{NodeID: b.NodeID, AvailabilityZone: b.AvailabilityZone, PrivateIP: b.PrivateIP, VolumeID: b.VolumeID}
-	userData, err := s.UserData(self, controllers)
-	if err != nil {
-		return fmt.Errorf("rendering the boot document: %w", err)
-	}
-	tags := s.allTags("broker", b.NodeID)
-	tags[TagInstanceLaunchHash] = s.instanceLaunchHash(profile)
-	in := &ec2.RunInstancesInput{
-		ImageId:      aws.String(s.ImageID),
-		InstanceType: ec2types.InstanceType(s.InstanceType),
-		MinCount:     aws.Int32(1),
-		MaxCount:     aws.Int32(1),
-		NetworkInterfaces: []ec2types.InstanceNetworkInterfaceSpecification{{
-			DeviceIndex:        aws.Int32(0),
-			NetworkInterfaceId: aws.String(b.ENIID),
-		}},
-		UserData: aws.String(base64.StdEncoding.EncodeToString(userData)),
-		MetadataOptions: &ec2types.InstanceMetadataOptionsRequest{
-			HttpTokens:              ec2types.HttpTokensStateRequired,
-			HttpEndpoint:            ec2types.InstanceMetadataEndpointStateEnabled,
-			HttpPutResponseHopLimit: aws.Int32(1),
-		},
-		IamInstanceProfile: &ec2types.IamInstanceProfileSpecification{Name: aws.String(profile)},
-		TagSpecifications:  tagSpec(ec2types.ResourceTypeInstance, tags),
-	}
-	f.log(ctx, "launching broker instance", "node_id", b.NodeID, "image_id", s.ImageID, "instance_type", s.InstanceType, "private_ip", b.PrivateIP)
-	var out *ec2.RunInstancesOutput
-	// A new instance profile takes seconds to reach EC2; a profile that
-	// never arrives is a mistake, so the retry is bounded.
-	err = f.retryWhile(ctx, waitFor{"instance profile " + profile, "be usable by EC2", f.waits().ProfilePropagation}, isProfilePropagation, func() error {
-		var err error
-		out, err = f.EC2.RunInstances(ctx, in)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("launching instance: %w", err)
-	}
-	inst := out.Instances[0]
-	b.InstanceID = aws.ToString(inst.InstanceId)
-	b.InstanceState = string(ec2types.InstanceStateNamePending)
-	b.ImageID, b.InstanceType, b.InstanceLaunchHash = s.ImageID, s.InstanceType, tags[TagInstanceLaunchHash]
-	if err := f.waitInstanceRunning(ctx, b.InstanceID); err != nil {
-		return err
-	}
-	b.InstanceState = string(ec2types.InstanceStateNameRunning)
-	f.log(ctx, "broker instance running", "node_id", b.NodeID, "instance_id", b.InstanceID)
-	return f.attach(ctx, b)
-}
-
-// isProfilePropagation matches EC2's answer while a new instance profile is
-// not yet visible to it (IAM is eventually consistent).
-func isProfilePropagation(err error) bool {
-	return errorCode(err) == "InvalidParameterValue" && strings.Contains(strings.ToLower(err.Error()), "iam instance profile")
-}
-
-func (f *Fleet) attach(ctx context.Context, b *Broker) error {
-	// After a replacement the volume may still be detaching from the old
-	// instance; AttachVolume needs it available.
-	if err := f.waitVolume(ctx, b.VolumeID, ec2types.VolumeStateAvailable, ""); err != nil {
-		return err
-	}
-	f.log(ctx, "attaching data volume", "node_id", b.NodeID, "volume_id", b.VolumeID, "instance_id", b.InstanceID)
-	if _, err := f.EC2.AttachVolume(ctx, &ec2.AttachVolumeInput{
-		Device: aws.String(DataDeviceName), InstanceId: aws.String(b.InstanceID), VolumeId: aws.String(b.VolumeID),
-	}); err != nil {
-		return fmt.Errorf("attaching volume %s to %s: %w", b.VolumeID, b.InstanceID, err)
-	}
-	if err := f.waitVolume(ctx, b.VolumeID, ec2types.VolumeStateInUse, b.InstanceID); err != nil {
-		return err
-	}
-	b.VolumeAttached = true
-	return nil
-}
-
-func (f *Fleet) start(ctx context.Context, b *Broker) error {
-	if b.InstanceState == "stopping" {
-		if err := f.waitInstanceStopped(ctx, b.InstanceID); err != nil {
-			return err
-		}
-	}
-	f.log(ctx, "starting stopped broker instance", "node_id", b.NodeID, "instance_id", b.InstanceID)
-	if _, err := f.EC2.StartInstances(ctx, &ec2.StartInstancesInput{InstanceIds: []string{b.InstanceID}}); err != nil {
-		return fmt.Errorf("starting instance %s: %w", b.InstanceID, err)
-	}
-	if err := f.waitInstanceRunning(ctx, b.InstanceID); err != nil {
-		return err
-	}
-	b.InstanceState = "running"
-	if !b.VolumeAttached {
-		return f.attach(ctx, b)
-	}
-	return nil
 }
 
 // terminate terminates instances and waits until they are gone.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -20,15 +21,19 @@ import (
 
 // Fleet performs the cluster operations with the given clients.
 type Fleet struct {
-	EC2 *ec2.Client
-	KMS *kms.Client
-	IAM *iam.Client
+	EC2         *ec2.Client
+	KMS         *kms.Client
+	IAM         *iam.Client
+	AutoScaling *autoscaling.Client
 	// Log reports progress; Terraform's tflog in the provider.
 	Log func(ctx context.Context, msg string, attrs ...any)
 	// PollInterval is the delay between two polls of a waiter (default 2s).
 	PollInterval time.Duration
 	// Waits bounds each kind of wait (zero fields: DefaultWaits).
 	Waits Waits
+	// HealthCheckGracePeriod of the brokers' groups (whole seconds; zero:
+	// DefaultHealthCheckGracePeriod).
+	HealthCheckGracePeriod time.Duration
 }
 
 func (f *Fleet) log(ctx context.Context, msg string, attrs ...any) {
@@ -117,7 +122,8 @@ func (f *Fleet) Observe(ctx context.Context, clusterID string) (*Observed, error
 		o.ClientCIDRs = clientCIDRs(sg.IpPermissions)
 	}
 
-	if err := f.observeInterfaces(ctx, clusterID, broker); err != nil {
+	eniAttachedTo, err := f.observeInterfaces(ctx, clusterID, broker)
+	if err != nil {
 		return nil, err
 	}
 
@@ -136,6 +142,7 @@ func (f *Fleet) Observe(ctx context.Context, clusterID string) (*Observed, error
 				continue
 			}
 			b := broker(id)
+			b.VolumeTags = autoscalingTags(v.Tags)
 			b.VolumeID = aws.ToString(v.VolumeId)
 			b.VolumeSizeGiB = aws.ToInt32(v.Size)
 			b.VolumeType = string(v.VolumeType)
@@ -154,12 +161,23 @@ func (f *Fleet) Observe(ctx context.Context, clusterID string) (*Observed, error
 		}
 	}
 
+	members, err := f.observeGroups(ctx, o, broker)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.observeTemplates(ctx, o, broker); err != nil {
+		return nil, err
+	}
+
 	insts := ec2.NewDescribeInstancesPaginator(f.EC2, &ec2.DescribeInstancesInput{
 		Filters: []ec2types.Filter{
 			clusterFilter(clusterID),
 			{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped", "shutting-down"}},
 		},
 	})
+	// legacy holds, per node, an instance of no group (launched on the
+	// broker's interface by an earlier provider).
+	legacy := map[int32]ec2types.Instance{}
 	for insts.HasMorePages() {
 		page, err := insts.NextPage(ctx)
 		if err != nil {
@@ -168,40 +186,54 @@ func (f *Fleet) Observe(ctx context.Context, clusterID string) (*Observed, error
 		for _, r := range page.Reservations {
 			for _, in := range r.Instances {
 				instID := aws.ToString(in.InstanceId)
-				state := ""
-				if in.State != nil {
-					state = string(in.State.Name)
-				}
 				id, ok := tagNodeID(in.Tags)
 				if !ok {
 					o.OrphanInstanceIDs = append(o.OrphanInstanceIDs, instID)
 					continue
 				}
-				if state == "shutting-down" {
+				if in.State != nil && in.State.Name == ec2types.InstanceStateNameShuttingDown {
 					continue // on its way out; the broker has no instance
 				}
-				b := broker(id)
-				if b.InstanceID != "" {
-					// Two live instances for one broker (a crash between
+				if m, ok := members[instID]; ok {
+					if !m.active {
+						continue // the group is replacing it
+					}
+					b := broker(id)
+					setInstance(b, in)
+					b.InstanceVersion = m.version
+					continue
+				}
+				if tagValue(in.Tags, "aws:autoscaling:groupName") != "" {
+					continue // a group's instance the group does not list (yet, or any more)
+				}
+				if prev, ok := legacy[id]; ok {
+					// Two instances for one broker (a crash between
 					// RunInstances and tagging bookkeeping): the one holding
 					// the ENI is the broker, the other an orphan.
+					b := broker(id)
 					if !instanceHoldsENI(in, b.ENIID) {
 						o.OrphanInstanceIDs = append(o.OrphanInstanceIDs, instID)
 						continue
 					}
-					o.OrphanInstanceIDs = append(o.OrphanInstanceIDs, b.InstanceID)
+					o.OrphanInstanceIDs = append(o.OrphanInstanceIDs, aws.ToString(prev.InstanceId))
 				}
-				b.InstanceID = instID
-				b.InstanceState = state
-				b.InstanceType = string(in.InstanceType)
-				b.ImageID = aws.ToString(in.ImageId)
-				b.InstanceLaunchHash = tagValue(in.Tags, TagInstanceLaunchHash)
-				b.InstanceProfile = ""
-				if in.IamInstanceProfile != nil {
-					b.InstanceProfile = aws.ToString(in.IamInstanceProfile.Arn)
-				}
+				legacy[id] = in
 			}
 		}
+	}
+	for id, in := range legacy {
+		b := broker(id)
+		if b.InstanceID != "" {
+			// The group's instance is the broker; an instance of no group
+			// beside it (left by a move into the group that stopped) goes.
+			o.OrphanInstanceIDs = append(o.OrphanInstanceIDs, aws.ToString(in.InstanceId))
+			continue
+		}
+		setInstance(b, in)
+	}
+	slices.Sort(o.OrphanInstanceIDs)
+	for _, b := range byNode {
+		b.ENIAttached = b.InstanceID != "" && eniAttachedTo[b.NodeID] == b.InstanceID
 	}
 	for id, b := range byNode {
 		b.VolumeAttached = b.InstanceID != "" && attachedTo[id] == b.InstanceID
@@ -228,7 +260,7 @@ func (f *Fleet) Observe(ctx context.Context, clusterID string) (*Observed, error
 // exist, or was deleted).
 func (f *Fleet) FindBrokers(ctx context.Context, clusterID string) ([]Broker, error) {
 	byNode := map[int32]*Broker{}
-	err := f.observeInterfaces(ctx, clusterID, func(id int32) *Broker {
+	_, err := f.observeInterfaces(ctx, clusterID, func(id int32) *Broker {
 		if b, ok := byNode[id]; ok {
 			return b
 		}
@@ -248,15 +280,17 @@ func (f *Fleet) FindBrokers(ctx context.Context, clusterID string) ([]Broker, er
 }
 
 // observeInterfaces fills each broker's interface fields from the network
-// interfaces tagged with the cluster id and a node id.
-func (f *Fleet) observeInterfaces(ctx context.Context, clusterID string, broker func(nodeID int32) *Broker) error {
+// interfaces tagged with the cluster id and a node id, and returns which
+// instance each broker's interface is attached to (none when detached).
+func (f *Fleet) observeInterfaces(ctx context.Context, clusterID string, broker func(nodeID int32) *Broker) (map[int32]string, error) {
+	attachedTo := map[int32]string{}
 	enis := ec2.NewDescribeNetworkInterfacesPaginator(f.EC2, &ec2.DescribeNetworkInterfacesInput{
 		Filters: []ec2types.Filter{clusterFilter(clusterID)},
 	})
 	for enis.HasMorePages() {
 		page, err := enis.NextPage(ctx)
 		if err != nil {
-			return fmt.Errorf("describing network interfaces of cluster %s: %w", clusterID, err)
+			return nil, fmt.Errorf("describing network interfaces of cluster %s: %w", clusterID, err)
 		}
 		for _, eni := range page.NetworkInterfaces {
 			id, ok := tagNodeID(eni.TagSet)
@@ -269,13 +303,42 @@ func (f *Fleet) observeInterfaces(ctx context.Context, clusterID string, broker 
 			b.SubnetID = aws.ToString(eni.SubnetId)
 			b.AvailabilityZone = aws.ToString(eni.AvailabilityZone)
 			b.SecurityGroupIDs = nil
+			if att := eni.Attachment; att != nil && att.Status == ec2types.AttachmentStatusAttached {
+				attachedTo[id] = aws.ToString(att.InstanceId)
+			}
 			for _, g := range eni.Groups {
 				b.SecurityGroupIDs = append(b.SecurityGroupIDs, aws.ToString(g.GroupId))
 			}
 			slices.Sort(b.SecurityGroupIDs)
 		}
 	}
-	return nil
+	return attachedTo, nil
+}
+
+// setInstance records the instance as the broker's.
+func setInstance(b *Broker, in ec2types.Instance) {
+	b.InstanceID = aws.ToString(in.InstanceId)
+	b.InstanceState = ""
+	if in.State != nil {
+		b.InstanceState = string(in.State.Name)
+	}
+	b.InstanceType = string(in.InstanceType)
+	b.ImageID = aws.ToString(in.ImageId)
+	b.InstanceProfile = ""
+	if in.IamInstanceProfile != nil {
+		b.InstanceProfile = aws.ToString(in.IamInstanceProfile.Arn)
+	}
+}
+
+// autoscalingTags returns a volume's storage autoscaling tags.
+func autoscalingTags(tags []ec2types.Tag) map[string]string {
+	out := map[string]string{}
+	for _, k := range []string{TagAutoscalingTarget, TagAutoscalingMaxSize} {
+		if v := tagValue(tags, k); v != "" {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func instanceHoldsENI(in ec2types.Instance, eniID string) bool {

@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -15,26 +16,31 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/tributary/tributary/internal/localcloud"
+	"github.com/tributary/tributary/internal/localcloud/awsapi"
 	lcec2 "github.com/tributary/tributary/internal/localcloud/ec2"
 )
 
 // These tests run the fleet against an in-process local cloud whose
 // instances run no program: what they check is the AWS objects, which the
-// local cloud keeps as EC2 does.
+// local cloud keeps as EC2 does; runAgents plays the instances' boot
+// agents, which attach the brokers' interfaces and volumes.
 
 // testCloud is a local cloud with the fleet and raw clients pointed at it.
 type testCloud struct {
 	cloud *localcloud.Cloud
 	fleet *Fleet
+	cfg   aws.Config
 	ec2   *ec2.Client
 	kms   *kms.Client
 	iam   *iam.Client
+	asg   *autoscaling.Client
 	image string // a registered image whose instances run no program
 }
 
@@ -42,7 +48,8 @@ func startTestCloud(t *testing.T, transitionDelay time.Duration) *testCloud {
 	t.Helper()
 	c, err := localcloud.Start(context.Background(), localcloud.Options{
 		StateDir: t.TempDir(), StopGracePeriod: time.Second, TransitionDelay: transitionDelay,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		AutoScalingInterval: 100 * time.Millisecond,
+		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -64,8 +71,8 @@ func startTestCloud(t *testing.T, transitionDelay time.Duration) *testCloud {
 		Credentials:  credentials.NewStaticCredentialsProvider(localcloud.AccessKeyID, localcloud.SecretAccessKey, ""),
 		HTTPClient:   &http.Client{Transport: transport},
 	}
-	tc := &testCloud{cloud: c, ec2: ec2.NewFromConfig(cfg), kms: kms.NewFromConfig(cfg), iam: iam.NewFromConfig(cfg)}
-	tc.fleet = &Fleet{EC2: tc.ec2, KMS: tc.kms, IAM: tc.iam, PollInterval: 20 * time.Millisecond,
+	tc := &testCloud{cloud: c, cfg: cfg, ec2: ec2.NewFromConfig(cfg), kms: kms.NewFromConfig(cfg), iam: iam.NewFromConfig(cfg), asg: autoscaling.NewFromConfig(cfg)}
+	tc.fleet = &Fleet{EC2: tc.ec2, KMS: tc.kms, IAM: tc.iam, AutoScaling: tc.asg, PollInterval: 20 * time.Millisecond, HealthCheckGracePeriod: time.Second,
 		Log: func(ctx context.Context, msg string, attrs ...any) { t.Log(append([]any{msg}, attrs...)...) }}
 	tc.image = tc.registerImage(t, "virtual-1")
 	return tc
@@ -153,12 +160,89 @@ func identities(o *Observed) map[int32][3]string {
 	return out
 }
 
+// runAgents does what the boot agent of every instance of the cluster's
+// groups does (these instances run no program): attach the broker's ENI, as
+// device 1, and its volume, once EC2 has released them. It runs until the
+// test ends.
+func (tc *testCloud) runAgents(t *testing.T, clusterID string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			tc.agentRound(ctx, clusterID)
+			select {
+			case <-ctx.Done():
+			case <-time.After(30 * time.Millisecond):
+			}
+		}
+	}()
+}
+
+func (tc *testCloud) agentRound(ctx context.Context, clusterID string) {
+	insts, err := tc.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+		clusterFilter(clusterID),
+		{Name: aws.String("instance-state-name"), Values: []string{"running"}},
+		{Name: aws.String("tag-key"), Values: []string{"aws:autoscaling:groupName"}},
+	}})
+	if err != nil {
+		return
+	}
+	for _, r := range insts.Reservations {
+		for _, in := range r.Instances {
+			node := tagValue(in.Tags, TagNodeID)
+			own := []ec2types.Filter{clusterFilter(clusterID), {Name: aws.String("tag:" + TagNodeID), Values: []string{node}}}
+			if enis, err := tc.ec2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{Filters: own}); err == nil {
+				for _, e := range enis.NetworkInterfaces {
+					if e.Status == ec2types.NetworkInterfaceStatusAvailable {
+						_, _ = tc.ec2.AttachNetworkInterface(ctx, &ec2.AttachNetworkInterfaceInput{
+							NetworkInterfaceId: e.NetworkInterfaceId, InstanceId: in.InstanceId, DeviceIndex: aws.Int32(InterfaceDeviceIndex)})
+					}
+				}
+			}
+			if vols, err := tc.ec2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: own}); err == nil {
+				for _, v := range vols.Volumes {
+					if v.State == ec2types.VolumeStateAvailable {
+						_, _ = tc.ec2.AttachVolume(ctx, &ec2.AttachVolumeInput{VolumeId: v.VolumeId, InstanceId: in.InstanceId, Device: aws.String(DataDeviceName)})
+					}
+				}
+			}
+		}
+	}
+}
+
+// waitAllAttached waits until every broker's instance runs with its ENI and
+// volume attached.
+func (tc *testCloud) waitAllAttached(t *testing.T, clusterID string) *Observed {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		o := tc.observe(t, clusterID)
+		ready := len(o.Brokers) > 0
+		for _, b := range o.Brokers {
+			if b.InstanceState != "running" || !b.ENIAttached || !b.VolumeAttached {
+				ready = false
+			}
+		}
+		if ready {
+			return o
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("brokers not running with their ENI and volume attached: %+v", o.Brokers)
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+}
+
 func TestEnsureBuildsAClusterObserveFindsAndDeleteRemoves(t *testing.T) {
 	tc := startTestCloud(t, 20*time.Millisecond)
 	s := tc.spec(t, "tc-unit-lifecycle")
+	tc.runAgents(t, s.ClusterID)
 	_, res := tc.ensure(t, s)
 
-	o := tc.observe(t, s.ClusterID)
+	o := tc.waitAllAttached(t, s.ClusterID)
 	if len(o.Brokers) != 3 {
 		t.Fatalf("%d brokers observed, want 3: %+v", len(o.Brokers), o.Brokers)
 	}
@@ -168,13 +252,13 @@ func TestEnsureBuildsAClusterObserveFindsAndDeleteRemoves(t *testing.T) {
 		switch {
 		case b.ENIID == "" || b.PrivateIP == "":
 			t.Errorf("broker %d has no ENI or address: %+v", b.NodeID, b)
-		case b.InstanceState != "running" || !b.VolumeAttached:
-			t.Errorf("broker %d: instance %s %s, volume attached %v", b.NodeID, b.InstanceID, b.InstanceState, b.VolumeAttached)
 		case !b.VolumeEncrypted || b.VolumeKMSKeyID != res.KeyARN || b.VolumeSizeGiB != 10:
 			t.Errorf("broker %d: volume %s encrypted %v with %s, %d GiB; want the cluster key %s, 10 GiB", b.NodeID, b.VolumeID, b.VolumeEncrypted, b.VolumeKMSKeyID, b.VolumeSizeGiB, res.KeyARN)
-		case b.InstanceLaunchHash != s.instanceLaunchHash(res.InstanceProfile):
-			t.Errorf("broker %d: instance launch hash %q, want %q", b.NodeID, b.InstanceLaunchHash, s.instanceLaunchHash(res.InstanceProfile))
-		case s.NeedsRoll(&b, res.InstanceProfile):
+		case b.GroupName != GroupName(s.ClusterID, b.NodeID) || b.GroupMin != 1 || b.GroupMax != 1 || b.GroupDesired != 1 || b.GroupSubnets != b.SubnetID:
+			t.Errorf("broker %d: group %q min %d max %d desired %d in %q; want a group of one in %s", b.NodeID, b.GroupName, b.GroupMin, b.GroupMax, b.GroupDesired, b.GroupSubnets, b.SubnetID)
+		case b.TemplateLatestHash != s.instanceLaunchHash(res.InstanceProfile) || b.Launch == nil || b.Launch.ImageID != s.ImageID:
+			t.Errorf("broker %d: template hash %q launch %+v; want %q and image %s", b.NodeID, b.TemplateLatestHash, b.Launch, s.instanceLaunchHash(res.InstanceProfile), s.ImageID)
+		case b.NeedsRoll():
 			t.Errorf("broker %d needs a roll right after its launch", b.NodeID)
 		}
 	}
@@ -187,12 +271,21 @@ func TestEnsureBuildsAClusterObserveFindsAndDeleteRemoves(t *testing.T) {
 	if !maps.Equal(o.Tags, s.Tags) || !slices.Equal(o.ClientCIDRs, s.ClientCIDRs) {
 		t.Errorf("observed tags %v and client CIDRs %v, want %v and %v", o.Tags, o.ClientCIDRs, s.Tags, s.ClientCIDRs)
 	}
+	if len(o.Groups) != 3 || len(o.Templates) != 3 {
+		t.Errorf("groups %v and templates %v, want three of each", o.Groups, o.Templates)
+	}
 
 	// A second Ensure changes nothing.
 	before := identities(o)
 	tc.ensure(t, s)
-	if after := identities(tc.observe(t, s.ClusterID)); !maps.Equal(before, after) {
-		t.Fatalf("a second Ensure changed the brokers: %v -> %v", before, after)
+	after := tc.observe(t, s.ClusterID)
+	if !maps.Equal(before, identities(after)) {
+		t.Fatalf("a second Ensure changed the brokers: %v -> %v", before, identities(after))
+	}
+	for _, b := range after.Brokers {
+		if b.TemplateLatest != 1 {
+			t.Errorf("broker %d: a second Ensure made template version %d", b.NodeID, b.TemplateLatest)
+		}
 	}
 
 	ctx := ctxFor(t)
@@ -214,49 +307,53 @@ func TestEnsureBuildsAClusterObserveFindsAndDeleteRemoves(t *testing.T) {
 	}
 }
 
-func TestEnsureHealsBrokersKeepingENIAndVolume(t *testing.T) {
+// TestGroupsHealBrokersKeepingENIAndVolume: broker 2's instance terminated,
+// broker 3's stopped, behind the fleet's back; their groups replace both
+// with nobody calling the fleet, and the new instances take the brokers'
+// ENIs and volumes. Ensure afterwards changes nothing.
+func TestGroupsHealBrokersKeepingENIAndVolume(t *testing.T) {
 	tc := startTestCloud(t, 20*time.Millisecond)
 	s := tc.spec(t, "tc-unit-heal")
+	tc.runAgents(t, s.ClusterID)
 	tc.ensure(t, s)
-	before := tc.observe(t, s.ClusterID)
+	before := tc.waitAllAttached(t, s.ClusterID)
 	ctx := ctxFor(t)
 
-	// Broker 2's instance is terminated, broker 3's stopped, behind the fleet's back.
 	b2, _ := before.Broker(2)
 	b3, _ := before.Broker(3)
 	if _, err := tc.ec2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{b2.InstanceID}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := tc.fleet.waitInstanceTerminated(ctx, b2.InstanceID); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := tc.ec2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{b3.InstanceID}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := tc.fleet.waitInstanceStopped(ctx, b3.InstanceID); err != nil {
-		t.Fatal(err)
+	var after *Observed
+	deadline := time.Now().Add(time.Minute)
+	for {
+		after = tc.waitAllAttached(t, s.ClusterID)
+		n2, _ := after.Broker(2)
+		n3, _ := after.Broker(3)
+		if n2.InstanceID != b2.InstanceID && n3.InstanceID != b3.InstanceID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the groups did not replace brokers 2 and 3: %+v", after.Brokers)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	o := tc.observe(t, s.ClusterID)
-	if b, _ := o.Broker(2); b.HasLiveInstance() {
-		t.Fatalf("broker 2 still has a live instance after termination: %+v", b)
-	}
-
-	tc.ensure(t, s)
-	after := tc.observe(t, s.ClusterID)
 	for _, was := range before.Brokers {
-		b, ok := after.Broker(was.NodeID)
+		b, _ := after.Broker(was.NodeID)
 		switch {
-		case !ok:
-			t.Fatalf("broker %d is gone", was.NodeID)
 		case b.ENIID != was.ENIID || b.PrivateIP != was.PrivateIP || b.VolumeID != was.VolumeID:
 			t.Errorf("broker %d lost its ENI, address or volume: %+v -> %+v", b.NodeID, was, b)
-		case b.InstanceState != "running" || !b.VolumeAttached:
-			t.Errorf("broker %d not healed: instance %s %s, volume attached %v", b.NodeID, b.InstanceID, b.InstanceState, b.VolumeAttached)
-		case was.NodeID == 2 && b.InstanceID == was.InstanceID:
-			t.Errorf("broker 2 kept its terminated instance %s", b.InstanceID)
-		case was.NodeID != 2 && b.InstanceID != was.InstanceID:
-			t.Errorf("broker %d got a new instance (%s -> %s); a stopped instance is started, a running one kept", b.NodeID, was.InstanceID, b.InstanceID)
+		case was.NodeID == 1 && b.InstanceID != was.InstanceID:
+			t.Errorf("broker 1 got a new instance (%s -> %s)", was.InstanceID, b.InstanceID)
+		case b.NeedsRoll():
+			t.Errorf("broker %d needs a roll after its heal", b.NodeID)
 		}
+	}
+	if p := identities(after); !maps.Equal(p, identities(func() *Observed { tc.ensure(t, s); return tc.observe(t, s.ClusterID) }())) {
+		t.Errorf("Ensure after the heal changed the brokers")
 	}
 }
 
@@ -274,6 +371,7 @@ func TestEnsureChangesInPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Storage.SizeGiB = 20
+	s.Storage.Autoscaling = &StorageAutoscaling{TargetUtilization: 60, MaxSizeGiB: 200}
 	s.SecurityGroupIDs = []string{aws.ToString(extra.GroupId)}
 	s.ClientCIDRs = []string{"10.0.0.0/8"}
 	s.Tags = map[string]string{"team": "platform", "cost-center": "42"}
@@ -285,12 +383,19 @@ func TestEnsureChangesInPlace(t *testing.T) {
 	}
 	wantGroups := []string{o.SecurityGroupID, aws.ToString(extra.GroupId)}
 	slices.Sort(wantGroups)
+	wantAuto := map[string]string{TagAutoscalingTarget: "60", TagAutoscalingMaxSize: "200"}
 	for _, b := range o.Brokers {
 		if b.VolumeSizeGiB != 20 {
 			t.Errorf("broker %d: volume is %d GiB, want 20", b.NodeID, b.VolumeSizeGiB)
 		}
 		if !slices.Equal(b.SecurityGroupIDs, wantGroups) {
 			t.Errorf("broker %d: ENI groups %v, want %v", b.NodeID, b.SecurityGroupIDs, wantGroups)
+		}
+		if !maps.Equal(b.VolumeTags, wantAuto) {
+			t.Errorf("broker %d: volume autoscaling tags %v, want %v", b.NodeID, b.VolumeTags, wantAuto)
+		}
+		if b.NeedsRoll() || b.TemplateLatest != 1 {
+			t.Errorf("broker %d: an in-place change rolls it (template version %d)", b.NodeID, b.TemplateLatest)
 		}
 	}
 	if !slices.Equal(o.ClientCIDRs, []string{"10.0.0.0/8"}) {
@@ -310,8 +415,28 @@ func TestEnsureChangesInPlace(t *testing.T) {
 	if got["team"] != "platform" || got["cost-center"] != "42" {
 		t.Errorf("key tags %v, want team=platform and cost-center=42", got)
 	}
+	groups, err := tc.asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: o.Groups})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups.AutoScalingGroups {
+		tags := map[string]bool{}
+		for _, tg := range g.Tags {
+			tags[aws.ToString(tg.Key)+"="+aws.ToString(tg.Value)] = aws.ToBool(tg.PropagateAtLaunch)
+		}
+		if !tags["team=platform"] || !tags["cost-center=42"] || tags["team=streaming"] {
+			t.Errorf("group %s tags %v: want the new tags, propagated to its instances", aws.ToString(g.AutoScalingGroupName), tags)
+		}
+	}
 
-	// Volumes only grow.
+	// Autoscaling off removes the tags; volumes only grow.
+	s.Storage.Autoscaling = nil
+	tc.ensure(t, s)
+	for _, b := range tc.observe(t, s.ClusterID).Brokers {
+		if len(b.VolumeTags) != 0 {
+			t.Errorf("broker %d: autoscaling tags %v left after turning it off", b.NodeID, b.VolumeTags)
+		}
+	}
 	s.Storage.SizeGiB = 15
 	o = tc.observe(t, s.ClusterID)
 	if _, err := tc.fleet.Ensure(ctx, s, o); err == nil || !strings.Contains(err.Error(), "cannot shrink") {
@@ -335,8 +460,14 @@ func TestEnsureTerminatesOrphanInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	orphan := aws.ToString(out.Instances[0].InstanceId)
-	if o := tc.observe(t, s.ClusterID); !slices.Contains(o.OrphanInstanceIDs, orphan) {
+	o := tc.observe(t, s.ClusterID)
+	if !slices.Contains(o.OrphanInstanceIDs, orphan) {
 		t.Fatalf("Observe did not list %s as an orphan: %v", orphan, o.OrphanInstanceIDs)
+	}
+	for _, b := range o.Brokers {
+		if slices.Contains(o.OrphanInstanceIDs, b.InstanceID) {
+			t.Fatalf("broker %d's instance %s (its group's) is listed as an orphan", b.NodeID, b.InstanceID)
+		}
 	}
 	tc.ensure(t, s)
 	in, err := tc.fleet.describeInstance(ctx, orphan)
@@ -348,39 +479,63 @@ func TestEnsureTerminatesOrphanInstances(t *testing.T) {
 	}
 }
 
+// rollRecorder records the roll hooks' calls; started also does what the
+// new instance's boot agent does, the hooks waiting until it is done.
+type rollRecorder struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (r *rollRecorder) hooks(tc *testCloud, t *testing.T, clusterID string) RollHooks {
+	record := func(what string, id int32) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.events = append(r.events, fmt.Sprintf("%s %d", what, id))
+	}
+	return RollHooks{
+		BeforeStop: func(_ context.Context, id int32) error { record("stop", id); return nil },
+		AfterStart: func(_ context.Context, id int32) error {
+			tc.waitAllAttached(t, clusterID)
+			record("started", id)
+			return nil
+		},
+	}
+}
+
 func TestRollReplacesOneBrokerAtATime(t *testing.T) {
 	tc := startTestCloud(t, 20*time.Millisecond)
 	s := tc.spec(t, "tc-unit-roll")
+	tc.runAgents(t, s.ClusterID)
 	_, res := tc.ensure(t, s)
-	before := tc.observe(t, s.ClusterID)
+	before := tc.waitAllAttached(t, s.ClusterID)
 
 	next := *s
 	next.ImageID = tc.registerImage(t, "virtual-2")
-	var mu sync.Mutex
-	var events []string
-	record := func(what string) func(context.Context, int32) error {
-		return func(_ context.Context, id int32) error {
-			mu.Lock()
-			defer mu.Unlock()
-			events = append(events, what+" "+string(rune('0'+id)))
-			return nil
+	o := tc.observe(t, s.ClusterID)
+	if _, err := tc.fleet.Ensure(ctxFor(t), &next, o); err != nil {
+		t.Fatalf("Ensure of the new image: %v", err)
+	}
+	for _, b := range o.Brokers {
+		if b.InstanceID != func() string { w, _ := before.Broker(b.NodeID); return w.InstanceID }() || !b.NeedsRoll() || b.GroupVersion != "2" {
+			t.Fatalf("broker %d after Ensure of a new image: instance %s, group version %s, needs roll %v; want the old instance, version 2, a roll",
+				b.NodeID, b.InstanceID, b.GroupVersion, b.NeedsRoll())
 		}
 	}
-	o := tc.observe(t, s.ClusterID)
-	if err := tc.fleet.Roll(ctxFor(t), &next, o, res, RollHooks{BeforeStop: record("stop"), AfterStart: record("started")}); err != nil {
+	rec := &rollRecorder{}
+	if err := tc.fleet.Roll(ctxFor(t), &next, o, rec.hooks(tc, t, s.ClusterID)); err != nil {
 		t.Fatalf("Roll: %v", err)
 	}
 	want := []string{"stop 1", "started 1", "stop 2", "started 2", "stop 3", "started 3"}
-	if !slices.Equal(events, want) {
-		t.Errorf("hooks ran %v, want %v", events, want)
+	if !slices.Equal(rec.events, want) {
+		t.Errorf("hooks ran %v, want %v", rec.events, want)
 	}
-	after := tc.observe(t, s.ClusterID)
+	after := tc.waitAllAttached(t, s.ClusterID)
 	for _, was := range before.Brokers {
 		b, _ := after.Broker(was.NodeID)
-		if b.ENIID != was.ENIID || b.VolumeID != was.VolumeID || b.InstanceID == was.InstanceID || b.ImageID != next.ImageID || !b.VolumeAttached {
+		if b.ENIID != was.ENIID || b.VolumeID != was.VolumeID || b.InstanceID == was.InstanceID || b.ImageID != next.ImageID {
 			t.Errorf("broker %d after the roll: %+v (before %+v); want the same ENI and volume on a new instance of %s", b.NodeID, b, was, next.ImageID)
 		}
-		if next.NeedsRoll(b, res.InstanceProfile) {
+		if b.NeedsRoll() || b.TemplateLatestHash != next.instanceLaunchHash(res.InstanceProfile) {
 			t.Errorf("broker %d still needs a roll", b.NodeID)
 		}
 	}
@@ -388,40 +543,154 @@ func TestRollReplacesOneBrokerAtATime(t *testing.T) {
 	// A refusal before stopping a broker stops the roll there.
 	third := next
 	third.BootSettingsHash = "settings-2"
+	o = tc.observe(t, s.ClusterID)
+	if _, err := tc.fleet.Ensure(ctxFor(t), &third, o); err != nil {
+		t.Fatal(err)
+	}
 	refused := errors.New("a partition would drop below min.insync.replicas")
-	err := tc.fleet.Roll(ctxFor(t), &third, tc.observe(t, s.ClusterID), res, RollHooks{
-		BeforeStop: func(_ context.Context, id int32) error {
-			if id == 2 {
-				return refused
-			}
-			return nil
-		},
-	})
+	hooks := (&rollRecorder{}).hooks(tc, t, s.ClusterID)
+	hooks.BeforeStop = func(_ context.Context, id int32) error {
+		if id == 2 {
+			return refused
+		}
+		return nil
+	}
+	err := tc.fleet.Roll(ctxFor(t), &third, o, hooks)
 	if !errors.Is(err, refused) || !strings.Contains(err.Error(), "not replacing broker 2") {
 		t.Fatalf("Roll with a refusal: err = %v", err)
 	}
-	o = tc.observe(t, s.ClusterID)
-	for _, b := range o.Brokers {
-		if third.NeedsRoll(&b, res.InstanceProfile) != (b.NodeID != 1) {
-			t.Errorf("broker %d: needs roll %v after a roll that stopped before broker 2", b.NodeID, third.NeedsRoll(&b, res.InstanceProfile))
+	for _, b := range tc.observe(t, s.ClusterID).Brokers {
+		if b.NeedsRoll() != (b.NodeID != 1) {
+			t.Errorf("broker %d: needs roll %v after a roll that stopped before broker 2", b.NodeID, b.NeedsRoll())
 		}
 	}
 }
 
-func TestRetagRecordsALiveChange(t *testing.T) {
-	tc := startTestCloud(t, 20*time.Millisecond)
-	s := tc.spec(t, "tc-unit-retag")
-	_, res := tc.ensure(t, s)
-	next := *s
-	next.BootSettingsHash = "settings-after-a-dynamic-change"
+// legacyCluster turns the cluster Ensure built into what an earlier
+// provider built: no groups or launch templates, each broker an instance
+// launched on its ENI (device 0) with its volume attached by the provider
+// and a version 1 boot document.
+func (tc *testCloud) legacyCluster(t *testing.T, s *Spec) *Observed {
+	t.Helper()
+	ctx := ctxFor(t)
 	o := tc.observe(t, s.ClusterID)
-	if err := tc.fleet.Retag(ctxFor(t), s, &next, res.InstanceProfile, o); err != nil {
+	if err := tc.fleet.deleteGroups(ctx, o.Groups); err != nil {
 		t.Fatal(err)
 	}
-	for _, b := range tc.observe(t, s.ClusterID).Brokers {
-		if next.NeedsRoll(&b, res.InstanceProfile) {
-			t.Errorf("broker %d needs a roll after Retag", b.NodeID)
+	if err := tc.fleet.deleteTemplates(ctx, o.Templates); err != nil {
+		t.Fatal(err)
+	}
+	o = tc.observe(t, s.ClusterID)
+	for _, b := range o.Brokers {
+		if err := tc.fleet.waitReleased(ctx, &b); err != nil {
+			t.Fatal(err)
 		}
+		out, err := tc.ec2.RunInstances(ctx, &ec2.RunInstancesInput{
+			ImageId: aws.String(s.ImageID), InstanceType: ec2types.InstanceType(s.InstanceType), MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+			NetworkInterfaces: []ec2types.InstanceNetworkInterfaceSpecification{{DeviceIndex: aws.Int32(0), NetworkInterfaceId: aws.String(b.ENIID)}},
+			UserData:          aws.String("eyJ2ZXJzaW9uIjoxfQ=="), // {"version":1}
+			TagSpecifications: tagSpec(ec2types.ResourceTypeInstance, s.allTags("broker", b.NodeID)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := aws.ToString(out.Instances[0].InstanceId)
+		if err := tc.fleet.waitInstanceRunning(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tc.ec2.AttachVolume(ctx, &ec2.AttachVolumeInput{VolumeId: aws.String(b.VolumeID), InstanceId: aws.String(id), Device: aws.String(DataDeviceName)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.fleet.waitVolume(ctx, b.VolumeID, ec2types.VolumeStateInUse, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o = tc.observe(t, s.ClusterID)
+	for _, b := range o.Brokers {
+		if !b.Legacy() || !b.NeedsRoll() || !b.ENIAttached || !b.VolumeAttached {
+			t.Fatalf("broker %d is not an earlier provider's broker: %+v", b.NodeID, b)
+		}
+	}
+	return o
+}
+
+// TestRollMovesEarlierBrokersIntoGroups: a cluster an earlier provider made
+// (instances of no group) gets launch templates from Ensure, which leaves
+// the running instances alone, and Roll moves the brokers into their groups
+// one at a time, gated like a roll, each keeping its ENI, address and
+// volume.
+func TestRollMovesEarlierBrokersIntoGroups(t *testing.T) {
+	tc := startTestCloud(t, 20*time.Millisecond)
+	s := tc.spec(t, "tc-unit-migrate")
+	tc.runAgents(t, s.ClusterID)
+	tc.ensure(t, s)
+	tc.waitAllAttached(t, s.ClusterID)
+	before := tc.legacyCluster(t, s)
+
+	o := tc.observe(t, s.ClusterID)
+	if _, err := tc.fleet.Ensure(ctxFor(t), s, o); err != nil {
+		t.Fatalf("Ensure on an earlier provider's cluster: %v", err)
+	}
+	for _, b := range o.Brokers {
+		was, _ := before.Broker(b.NodeID)
+		if b.GroupName != "" || b.TemplateID == "" || b.InstanceID != was.InstanceID {
+			t.Fatalf("broker %d after Ensure: group %q template %q instance %s; want a template, no group yet, the running instance kept",
+				b.NodeID, b.GroupName, b.TemplateID, b.InstanceID)
+		}
+	}
+	rec := &rollRecorder{}
+	if err := tc.fleet.Roll(ctxFor(t), s, o, rec.hooks(tc, t, s.ClusterID)); err != nil {
+		t.Fatalf("Roll: %v", err)
+	}
+	if want := []string{"stop 1", "started 1", "stop 2", "started 2", "stop 3", "started 3"}; !slices.Equal(rec.events, want) {
+		t.Errorf("hooks ran %v, want %v", rec.events, want)
+	}
+	after := tc.waitAllAttached(t, s.ClusterID)
+	for _, was := range before.Brokers {
+		b, _ := after.Broker(was.NodeID)
+		if b.GroupName == "" || b.Legacy() || b.NeedsRoll() || b.ENIID != was.ENIID || b.PrivateIP != was.PrivateIP || b.VolumeID != was.VolumeID || b.InstanceID == was.InstanceID {
+			t.Errorf("broker %d after the move: %+v (before %+v)", b.NodeID, b, was)
+		}
+	}
+}
+
+// TestRolePolicyKeepsBrokersToTheirCluster: the broker role may attach and
+// grow its own cluster's tagged volumes and interfaces, and EC2 refuses it
+// another cluster's.
+func TestRolePolicyKeepsBrokersToTheirCluster(t *testing.T) {
+	tc := startTestCloud(t, 20*time.Millisecond)
+	own, other := tc.spec(t, "tc-unit-own"), tc.spec(t, "tc-unit-other")
+	tc.ensure(t, own)
+	tc.ensure(t, other)
+	ctx := ctxFor(t)
+	o, ob := tc.observe(t, own.ClusterID), tc.observe(t, other.ClusterID)
+	role, err := tc.iam.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(o.RoleName)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1, _ := o.Broker(1)
+	session, err := tc.cloud.Credentials().IssueSession(awsapi.AssumedRoleIdentity(awsapi.DefaultAccount, aws.ToString(role.Role.Arn), aws.ToString(role.Role.RoleId), b1.InstanceID), time.Hour, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := tc.cfg
+	cfg.Credentials = credentials.NewStaticCredentialsProvider(session.AccessKeyID, session.SecretAccessKey, session.SessionToken)
+	broker := ec2.NewFromConfig(cfg)
+	foreign, _ := ob.Broker(1)
+	if _, err := broker.AttachVolume(ctx, &ec2.AttachVolumeInput{VolumeId: aws.String(foreign.VolumeID), InstanceId: aws.String(b1.InstanceID), Device: aws.String("/dev/sdg")}); errorCode(err) != "UnauthorizedOperation" {
+		t.Fatalf("attaching another cluster's volume: %v, want UnauthorizedOperation", err)
+	}
+	if _, err := broker.ModifyVolume(ctx, &ec2.ModifyVolumeInput{VolumeId: aws.String(foreign.VolumeID), Size: aws.Int32(20)}); errorCode(err) != "UnauthorizedOperation" {
+		t.Fatalf("growing another cluster's volume: %v, want UnauthorizedOperation", err)
+	}
+	if _, err := broker.AttachVolume(ctx, &ec2.AttachVolumeInput{VolumeId: aws.String(b1.VolumeID), InstanceId: aws.String(b1.InstanceID), Device: aws.String(DataDeviceName)}); err != nil {
+		t.Fatalf("attaching its own volume: %v", err)
+	}
+	if _, err := broker.AttachNetworkInterface(ctx, &ec2.AttachNetworkInterfaceInput{NetworkInterfaceId: aws.String(b1.ENIID), InstanceId: aws.String(b1.InstanceID), DeviceIndex: aws.Int32(1)}); err != nil {
+		t.Fatalf("attaching its own interface: %v", err)
+	}
+	if _, err := broker.ModifyVolume(ctx, &ec2.ModifyVolumeInput{VolumeId: aws.String(b1.VolumeID), Size: aws.Int32(20)}); err != nil {
+		t.Fatalf("growing its own volume: %v", err)
 	}
 }
 
@@ -499,7 +768,10 @@ func TestStaleAttachmentOfTerminatedInstanceIsDetached(t *testing.T) {
 func TestDeleteGivesUpOnAnInterfaceNeverReleased(t *testing.T) {
 	tc := startTestCloud(t, 20*time.Millisecond)
 	s := tc.spec(t, "tc-unit-stuck")
+	tc.runAgents(t, s.ClusterID)
 	tc.ensure(t, s)
+	tc.waitAllAttached(t, s.ClusterID)
+	tc.legacyCluster(t, s) // the ENIs at device 0, which EC2 never detaches
 	tc.cloud.KeepInterfacesOnTerminate(true)
 	const bound = 500 * time.Millisecond
 	tc.fleet.Waits.NetworkInterfaceReleased = bound
@@ -553,18 +825,24 @@ func TestWaitsEndAtTheirBound(t *testing.T) {
 	}
 }
 
-// TestRollGivesUpOnAnInterfaceNeverReleased: a replaced broker's interface
-// stays attached to its terminated instance (as moto leaves it); the roll
-// cannot launch on it and must end at the bound, naming the interface.
+// TestRollGivesUpOnAnInterfaceNeverReleased: an earlier provider's broker
+// moving into its group: its interface (device 0) stays attached to its
+// terminated instance (as moto leaves it); the move cannot go on and must
+// end at the bound, naming the interface.
 func TestRollGivesUpOnAnInterfaceNeverReleased(t *testing.T) {
 	tc := startTestCloud(t, 20*time.Millisecond)
 	s := tc.spec(t, "tc-unit-stuck-roll")
-	_, res := tc.ensure(t, s)
+	tc.runAgents(t, s.ClusterID)
+	tc.ensure(t, s)
+	tc.waitAllAttached(t, s.ClusterID)
+	tc.legacyCluster(t, s)
+	o := tc.observe(t, s.ClusterID)
+	if _, err := tc.fleet.Ensure(ctxFor(t), s, o); err != nil {
+		t.Fatal(err)
+	}
 	tc.cloud.KeepInterfacesOnTerminate(true)
 	tc.fleet.Waits.NetworkInterfaceReleased = 500 * time.Millisecond
-	next := *s
-	next.ImageID = tc.registerImage(t, "virtual-2")
-	err := tc.fleet.Roll(ctxFor(t), &next, tc.observe(t, s.ClusterID), res, RollHooks{})
+	err := tc.fleet.Roll(ctxFor(t), s, o, RollHooks{})
 	var we *WaitError
 	if !errors.As(err, &we) || !errors.Is(err, ErrWaitBound) {
 		t.Fatalf("Roll: %v; want a WaitError at its bound", err)

@@ -5,8 +5,7 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 )
 
 // RollHooks gate a rolling replacement on the brokers' own view of health.
@@ -21,14 +20,22 @@ type RollHooks struct {
 }
 
 // Roll replaces, one at a time and in node-id order, every broker whose
-// instance was launched from something else than the spec asks for. A
-// replacement keeps the broker's ENI (and so its address) and its volume
-// (and so its data): terminate the instance, wait until EC2 has released
-// both, launch the new instance on them, wait for the broker to rejoin.
-func (f *Fleet) Roll(ctx context.Context, s *Spec, o *Observed, res *Resolved, hooks RollHooks) error {
+// instance NeedsRoll: one launched from an older version of its launch
+// template, or one of no Auto Scaling group (an earlier provider's, which
+// moves into its group). A replacement keeps the broker's ENI (and so its
+// address) and its volume (and so its data): the instance is terminated
+// through its group, which launches the new one from the template version
+// Ensure set, whose boot agent attaches both once EC2 released them; the
+// roll waits for the broker to rejoin before the next.
+//
+// The provider terminates and waits rather than starting an instance
+// refresh: a refresh's health is EC2's or a load balancer's, while a broker
+// is fit to be followed by the next only once the cluster says so (back in
+// the ISR of all its partitions), which the hooks ask the brokers.
+func (f *Fleet) Roll(ctx context.Context, s *Spec, o *Observed, hooks RollHooks) error {
 	var pending []int32
 	for _, b := range o.Brokers {
-		if s.NeedsRoll(&b, res.InstanceProfile) {
+		if b.NeedsRoll() {
 			pending = append(pending, b.NodeID)
 		}
 	}
@@ -36,11 +43,6 @@ func (f *Fleet) Roll(ctx context.Context, s *Spec, o *Observed, res *Resolved, h
 		return nil
 	}
 	f.log(ctx, "rolling brokers one at a time", "node_ids", pending)
-	nodes := make([]Node, 0, len(o.Brokers))
-	for _, b := range o.Brokers {
-		nodes = append(nodes, Node{NodeID: b.NodeID, AvailabilityZone: b.AvailabilityZone, PrivateIP: b.PrivateIP, VolumeID: b.VolumeID})
-	}
-	controllers := nodes[:min(s.ControllerCount(), len(nodes))]
 	for i, id := range pending {
 		b, _ := o.Broker(id)
 		if hooks.BeforeStop != nil {
@@ -48,64 +50,53 @@ func (f *Fleet) Roll(ctx context.Context, s *Spec, o *Observed, res *Resolved, h
 				return fmt.Errorf("not replacing broker %d (%d of %d brokers still to roll): %w", id, len(pending)-i, len(pending), err)
 			}
 		}
-		if err := f.replace(ctx, s, b, nodes, controllers, res.InstanceProfile); err != nil {
+		if err := f.replace(ctx, s, b); err != nil {
 			return fmt.Errorf("replacing broker %d: %w", id, err)
 		}
 		if hooks.AfterStart != nil {
 			if err := hooks.AfterStart(ctx, id); err != nil {
 				return fmt.Errorf("broker %d was replaced but did not rejoin healthy: %w", id, err)
 			}
+		} else if err := f.waitAttached(ctx, b); err != nil {
+			return fmt.Errorf("broker %d was replaced but its instance did not take its interface and volume: %w", id, err)
 		}
 		f.log(ctx, "broker replaced", "node_id", id, "instance_id", b.InstanceID, "done", i+1, "of", len(pending))
 	}
 	return nil
 }
 
-// replace terminates the broker's instance and launches a new one on the same
-// ENI and volume.
-func (f *Fleet) replace(ctx context.Context, s *Spec, b *Broker, nodes, controllers []Node, profile string) error {
+// replace terminates the broker's instance and waits for its group's next
+// one. An instance of no group is terminated, EC2's release of the ENI and
+// volume waited for, and the broker's group created.
+func (f *Fleet) replace(ctx context.Context, s *Spec, b *Broker) error {
 	old := b.InstanceID
-	f.log(ctx, "replacing broker instance", "node_id", b.NodeID, "old_instance_id", old)
-	if err := f.terminate(ctx, []string{old}); err != nil {
-		return err
-	}
-	b.InstanceID, b.InstanceState, b.VolumeAttached = "", "", false
-	if err := f.waitENIAvailable(ctx, b.ENIID); err != nil {
-		return err
-	}
-	if err := f.waitVolume(ctx, b.VolumeID, ec2types.VolumeStateAvailable, ""); err != nil {
-		return err
-	}
-	return f.launch(ctx, s, b, nodes, controllers, profile)
-}
-
-// Retag records on the brokers' instances that they now match the spec,
-// after a change was applied to the running brokers without replacing them
-// (dynamic broker configuration). Only instances launched from previous are
-// retagged: one that differs in more (say, its image) must still roll.
-func (f *Fleet) Retag(ctx context.Context, previous, s *Spec, profile string, o *Observed) error {
-	var ids []string
-	var brokers []*Broker
-	for i := range o.Brokers {
-		b := &o.Brokers[i]
-		if b.HasLiveInstance() && !previous.NeedsRoll(b, profile) {
-			ids = append(ids, b.InstanceID)
-			brokers = append(brokers, b)
+	f.log(ctx, "replacing broker instance", "node_id", b.NodeID, "old_instance_id", old, "group", b.GroupName)
+	if b.GroupName == "" {
+		if err := f.terminate(ctx, []string{old}); err != nil {
+			return err
 		}
+		b.InstanceID, b.InstanceState, b.VolumeAttached, b.ENIAttached = "", "", false, false
+		if err := f.waitReleased(ctx, b); err != nil {
+			return err
+		}
+		if b.TemplateID == "" {
+			return fmt.Errorf("broker %d has no launch template to move into a group with", b.NodeID)
+		}
+		f.log(ctx, "moving the broker into its Auto Scaling group", "node_id", b.NodeID)
+		if err := f.ensureGroup(ctx, s, b, fmt.Sprint(b.TemplateLatest)); err != nil {
+			return err
+		}
+		return f.waitGroupInstance(ctx, b, old)
 	}
-	if len(ids) == 0 {
-		return nil
-	}
-	hash := s.instanceLaunchHash(profile)
-	_, err := f.EC2.CreateTags(ctx, &ec2.CreateTagsInput{
-		Resources: ids,
-		Tags:      []ec2types.Tag{{Key: aws.String(TagInstanceLaunchHash), Value: aws.String(hash)}},
+	_, err := f.AutoScaling.TerminateInstanceInAutoScalingGroup(ctx, &autoscaling.TerminateInstanceInAutoScalingGroupInput{
+		InstanceId: aws.String(old), ShouldDecrementDesiredCapacity: aws.Bool(false),
 	})
-	if err != nil {
-		return fmt.Errorf("tagging instances %v: %w", ids, err)
+	if err != nil && !isGroupGone(err) {
+		return fmt.Errorf("terminating instance %s in its group %s: %w", old, b.GroupName, err)
 	}
-	for _, b := range brokers {
-		b.InstanceLaunchHash = hash
+	if err := f.waitInstanceTerminated(ctx, old); err != nil {
+		return err
 	}
-	return nil
+	b.InstanceID, b.InstanceState, b.VolumeAttached, b.ENIAttached = "", "", false, false
+	return f.waitGroupInstance(ctx, b, old)
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -216,12 +218,50 @@ func (f *Fleet) ensureKey(ctx context.Context, s *Spec, o *Observed) (string, er
 const ec2TrustPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
 
 // RolePolicy is the least-privilege inline policy of the broker role: decrypt
-// the cluster's secrets only under the cluster's encryption context, and put
-// metrics only into the cluster's namespace.
+// the cluster's secrets only under the cluster's encryption context; put
+// metrics only into the cluster's namespace; attach to the cluster's
+// instances only the cluster's own network interfaces and volumes, and grow
+// only the cluster's volumes (each resource must carry the cluster's tag,
+// ec2:ResourceTag); let EBS use the key for the volumes the instance
+// attaches. Describe calls cannot be limited to resources in IAM.
 func RolePolicy(clusterID, keyARN, namespace string) (string, error) {
+	ownCluster := map[string]any{
+		"StringEquals": map[string]string{"ec2:ResourceTag/" + TagClusterID: clusterID},
+	}
 	doc := map[string]any{
 		"Version": "2012-10-17",
 		"Statement": []map[string]any{
+			{
+				"Sid":       "AttachOwnInterfaceAndVolume",
+				"Effect":    "Allow",
+				"Action":    []string{"ec2:AttachNetworkInterface", "ec2:AttachVolume"},
+				"Resource":  "*",
+				"Condition": ownCluster,
+			},
+			{
+				"Sid":       "GrowOwnVolume",
+				"Effect":    "Allow",
+				"Action":    "ec2:ModifyVolume",
+				"Resource":  "*",
+				"Condition": ownCluster,
+			},
+			{
+				"Sid":      "FindOwnInterfaceAndVolume",
+				"Effect":   "Allow",
+				"Action":   []string{"ec2:DescribeNetworkInterfaces", "ec2:DescribeVolumes", "ec2:DescribeInstances"},
+				"Resource": "*",
+			},
+			{
+				// Attaching an encrypted volume makes EBS take a grant on
+				// its key in the caller's name.
+				"Sid":      "AttachEncryptedVolumes",
+				"Effect":   "Allow",
+				"Action":   "kms:CreateGrant",
+				"Resource": keyARN,
+				"Condition": map[string]any{
+					"Bool": map[string]string{"kms:GrantIsForAWSResource": "true"},
+				},
+			},
 			{
 				"Sid":      "DecryptClusterSecrets",
 				"Effect":   "Allow",
@@ -331,9 +371,14 @@ func (f *Fleet) syncTags(ctx context.Context, s *Spec, o *Observed) error {
 		}
 	}
 	slices.Sort(removed)
-	var ids []string
+	var ids, groups []string
 	if o.SecurityGroupID != "" {
 		ids = append(ids, o.SecurityGroupID)
+	}
+	for _, b := range o.Brokers {
+		if b.GroupName != "" {
+			groups = append(groups, b.GroupName)
+		}
 	}
 	for _, b := range o.Brokers {
 		for _, id := range []string{b.ENIID, b.VolumeID, b.InstanceID} {
@@ -361,6 +406,23 @@ func (f *Fleet) syncTags(ctx context.Context, s *Spec, o *Observed) error {
 		}
 		if _, err := f.EC2.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: ids, Tags: del}); err != nil {
 			return fmt.Errorf("untagging the cluster's EC2 objects: %w", err)
+		}
+	}
+	// The groups propagate the tags to the instances they launch next.
+	for _, g := range groups {
+		if len(s.Tags) > 0 {
+			if _, err := f.AutoScaling.CreateOrUpdateTags(ctx, &autoscaling.CreateOrUpdateTagsInput{Tags: groupTags(g, s.Tags)}); err != nil {
+				return fmt.Errorf("tagging Auto Scaling group %s: %w", g, err)
+			}
+		}
+		if len(removed) > 0 {
+			var del []astypes.Tag
+			for _, k := range removed {
+				del = append(del, astypes.Tag{ResourceId: aws.String(g), ResourceType: aws.String("auto-scaling-group"), Key: aws.String(k)})
+			}
+			if _, err := f.AutoScaling.DeleteTags(ctx, &autoscaling.DeleteTagsInput{Tags: del}); err != nil {
+				return fmt.Errorf("untagging Auto Scaling group %s: %w", g, err)
+			}
 		}
 	}
 	if o.KeyARN != "" {

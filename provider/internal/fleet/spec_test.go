@@ -61,11 +61,11 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-func TestNeedsRoll(t *testing.T) {
+func TestLaunchHash(t *testing.T) {
 	s := threeAZSpec()
-	b := &Broker{InstanceID: "i-1", InstanceState: "running", InstanceLaunchHash: s.instanceLaunchHash("p")}
-	if s.NeedsRoll(b, "p") {
-		t.Error("a broker launched from the spec needs no roll")
+	base := s.instanceLaunchHash("p")
+	if s.instanceLaunchHash("p") != base {
+		t.Fatal("the launch hash is not deterministic")
 	}
 	for name, change := range map[string]func(*Spec){
 		"image":         func(s *Spec) { s.ImageID = "ami-2" },
@@ -74,15 +74,36 @@ func TestNeedsRoll(t *testing.T) {
 	} {
 		s2 := threeAZSpec()
 		change(s2)
-		if !s2.NeedsRoll(b, "p") {
-			t.Errorf("a %s change must roll", name)
+		if s2.instanceLaunchHash("p") == base {
+			t.Errorf("a %s change does not change the launch hash: no new template version, no roll", name)
 		}
 	}
-	if s.NeedsRoll(&Broker{InstanceState: "terminated"}, "p") {
-		t.Error("a broker without an instance is re-created, not rolled")
+	if s.instanceLaunchHash("other-profile") == base {
+		t.Error("a profile change does not change the launch hash")
 	}
-	if !s.NeedsRoll(b, "other-profile") {
-		t.Error("a profile change must roll")
+	s.Storage.SizeGiB, s.Tags = 500, map[string]string{"x": "y"}
+	s.Storage.Autoscaling = &StorageAutoscaling{TargetUtilization: 60, MaxSizeGiB: 1000}
+	if s.instanceLaunchHash("p") != base {
+		t.Error("storage or tag changes (in place) change the launch hash")
+	}
+}
+
+func TestNeedsRoll(t *testing.T) {
+	tests := []struct {
+		name string
+		b    Broker
+		want bool
+	}{
+		{"launched from the group's version", Broker{InstanceID: "i-1", InstanceState: "running", GroupName: "g", GroupVersion: "2", InstanceVersion: "2"}, false},
+		{"launched from an older version", Broker{InstanceID: "i-1", InstanceState: "running", GroupName: "g", GroupVersion: "3", InstanceVersion: "2"}, true},
+		{"an earlier provider's instance", Broker{InstanceID: "i-1", InstanceState: "running"}, true},
+		{"no instance: its group launches one", Broker{GroupName: "g", GroupVersion: "3"}, false},
+		{"terminated", Broker{InstanceID: "i-1", InstanceState: "terminated", GroupName: "g", GroupVersion: "3", InstanceVersion: "2"}, false},
+	}
+	for _, tt := range tests {
+		if got := tt.b.NeedsRoll(); got != tt.want {
+			t.Errorf("%s: NeedsRoll() = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
 
