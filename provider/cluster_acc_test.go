@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -349,93 +350,6 @@ func TestAccCluster_rolling(t *testing.T) {
 	})
 }
 
-func TestAccCluster_disappears(t *testing.T) {
-	skipWithoutRunningBrokers(t)
-	name := accName(t)
-	var before []brokerIdentity
-	resource.Test(t, resource.TestCase{
-		PreCheck:                 func() { testAccPreCheck(t) },
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		CheckDestroy:             testAccCheckClusterDestroyed,
-		Steps: []resource.TestStep{
-			{
-				Config: clusterConfig(name, accEnv.version, 1, 10),
-				Check: resource.ComposeAggregateTestCheckFunc(
-					testAccRecordBrokers(&before),
-					testAccProduceOn(2, "survivor", 300),
-					testAccTerminateBroker(2),
-					testAccCrashBroker(3),
-				),
-				// The refresh after the check sees broker 2 without an instance.
-				ExpectNonEmptyPlan: true,
-			},
-			{
-				Config:           clusterConfig(name, accEnv.version, 1, 10),
-				ConfigPlanChecks: expectInPlaceUpdate(),
-				Check: resource.ComposeAggregateTestCheckFunc(
-					testAccCheckBrokersKept(&before, false),
-					testAccCheckClusterInfrastructure(3),
-					testAccConsumeFrom(2, "survivor", 300),
-					resource.TestCheckResourceAttr(clusterResourceName, "broker_nodes.2.instance_state", "running"),
-				),
-			},
-		},
-	})
-}
-
-// TestAccCluster_rollResumes simulates a rolling replacement that stopped
-// after one broker (its instance carries another launch than the others):
-// the next plan is not empty although the settings match, and the apply
-// replaces that broker alone.
-func TestAccCluster_rollResumes(t *testing.T) {
-	skipWithoutRunningBrokers(t)
-	name := accName(t)
-	var before []brokerIdentity
-	resource.Test(t, resource.TestCase{
-		PreCheck:                 func() { testAccPreCheck(t) },
-		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
-		CheckDestroy:             testAccCheckClusterDestroyed,
-		Steps: []resource.TestStep{
-			{
-				Config: clusterConfig(name, accEnv.version, 1, 10),
-				Check: resource.ComposeAggregateTestCheckFunc(
-					testAccRecordBrokers(&before),
-					testAccMarkHalfRolled(2),
-				),
-				ExpectNonEmptyPlan: true,
-			},
-			{
-				Config:           clusterConfig(name, accEnv.version, 1, 10),
-				ConfigPlanChecks: expectInPlaceUpdate(),
-				Check: resource.ComposeAggregateTestCheckFunc(
-					testAccCheckBrokersKept(&before, false),
-					testAccCheckReplacedOnly(&before, 2),
-				),
-			},
-		},
-	})
-}
-
-// testAccMarkHalfRolled gives one broker's instance another instance launch hash, as
-// if a roll had replaced it and then stopped.
-func testAccMarkHalfRolled(nodeID int32) resource.TestCheckFunc {
-	return func(s *terraform.State) error {
-		o, err := observedCluster(s)
-		if err != nil {
-			return err
-		}
-		b, ok := o.Broker(nodeID)
-		if !ok {
-			return fmt.Errorf("no broker %d", nodeID)
-		}
-		_, err = accEnv.clients.EC2.CreateTags(context.Background(), &ec2.CreateTagsInput{
-			Resources: []string{b.InstanceID},
-			Tags:      []ec2types.Tag{{Key: aws.String(fleet.TagInstanceLaunchHash), Value: aws.String("launched-by-an-interrupted-roll")}},
-		})
-		return err
-	}
-}
-
 // testAccCheckReplacedOnly checks that exactly the given broker got a new instance.
 func testAccCheckReplacedOnly(before *[]brokerIdentity, nodeID int32) resource.TestCheckFunc {
 	return func(s *terraform.State) error {
@@ -570,13 +484,16 @@ func clusterState(s *terraform.State) (id, bootstrap string, err error) {
 
 func testFleet() *fleet.Fleet {
 	c := accEnv.clients
-	return &fleet.Fleet{EC2: c.EC2, KMS: c.KMS, IAM: c.IAM, PollInterval: 200 * time.Millisecond}
+	return &fleet.Fleet{EC2: c.EC2, KMS: c.KMS, IAM: c.IAM, AutoScaling: c.AutoScaling, PollInterval: 200 * time.Millisecond}
 }
 
 // testAccCheckClusterInfrastructure checks what AWS holds: n brokers spread
-// over three AZs, volumes encrypted with the cluster key and attached,
-// instances with IMDSv2 required, each running from its own ENI, and user
-// data that decodes to a valid boot document for that broker.
+// over three AZs, volumes encrypted with the cluster key, each broker an
+// Auto Scaling group of one in its subnet launching from its own template
+// (IMDSv2 required, a boot document for that broker that has the agent
+// attach the broker's ENI at device 1 and its volume). Where instances run,
+// each broker's instance holds its ENI (device 1) and volume, attached by
+// its boot agent, and requires IMDSv2.
 func testAccCheckClusterInfrastructure(n int) resource.TestCheckFunc {
 	return func(s *terraform.State) error {
 		id, _, err := clusterState(s)
@@ -584,7 +501,8 @@ func testAccCheckClusterInfrastructure(n int) resource.TestCheckFunc {
 			return err
 		}
 		keyARN := s.RootModule().Resources[clusterResourceName].Primary.Attributes["kms_key_arn"]
-		ctx := context.Background()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
 		o, err := testFleet().Observe(ctx, id)
 		if err != nil {
 			return err
@@ -598,26 +516,30 @@ func testAccCheckClusterInfrastructure(n int) resource.TestCheckFunc {
 			if !b.VolumeEncrypted || b.VolumeKMSKeyID != keyARN {
 				return fmt.Errorf("broker %d: volume %s encrypted=%v with %q, want the cluster key %q", b.NodeID, b.VolumeID, b.VolumeEncrypted, b.VolumeKMSKeyID, keyARN)
 			}
-			if !b.VolumeAttached || b.InstanceState != "running" {
-				return fmt.Errorf("broker %d: instance %s is %s, volume attached=%v", b.NodeID, b.InstanceID, b.InstanceState, b.VolumeAttached)
+			if b.GroupName != fleet.GroupName(id, b.NodeID) || b.GroupMin != 1 || b.GroupMax != 1 || b.GroupDesired != 1 || b.GroupSubnets != b.SubnetID {
+				return fmt.Errorf("broker %d: Auto Scaling group %q (min %d, max %d, desired %d, subnets %q); want a group of one in %s",
+					b.NodeID, b.GroupName, b.GroupMin, b.GroupMax, b.GroupDesired, b.GroupSubnets, b.SubnetID)
 			}
-			out, err := accEnv.clients.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{b.InstanceID}})
+			if b.Launch == nil {
+				return fmt.Errorf("broker %d: no launch template version for group %s", b.NodeID, b.GroupName)
+			}
+			v, err := accEnv.clients.EC2.DescribeLaunchTemplateVersions(ctx, &ec2.DescribeLaunchTemplateVersionsInput{
+				LaunchTemplateId: aws.String(b.TemplateID), Versions: []string{b.GroupVersion},
+			})
 			if err != nil {
 				return err
 			}
-			in := out.Reservations[0].Instances[0]
-			if in.MetadataOptions == nil || in.MetadataOptions.HttpTokens != ec2types.HttpTokensStateRequired {
-				return fmt.Errorf("broker %d: instance %s does not require IMDSv2: %+v", b.NodeID, b.InstanceID, in.MetadataOptions)
+			if md := v.LaunchTemplateVersions[0].LaunchTemplateData.MetadataOptions; md == nil || md.HttpTokens != ec2types.LaunchTemplateHttpTokensStateRequired {
+				return fmt.Errorf("broker %d: launch template %s does not require IMDSv2: %+v", b.NodeID, b.TemplateID, md)
 			}
-			if len(in.NetworkInterfaces) == 0 || aws.ToString(in.NetworkInterfaces[0].NetworkInterfaceId) != b.ENIID {
-				return fmt.Errorf("broker %d: instance %s does not use ENI %s", b.NodeID, b.InstanceID, b.ENIID)
-			}
-			doc, err := userDataDocument(ctx, b.InstanceID)
+			doc, err := bootconfig.Decode(b.Launch.UserData)
 			if err != nil {
-				return fmt.Errorf("broker %d: %w", b.NodeID, err)
+				return fmt.Errorf("broker %d: the launch template's user data is not a valid boot document: %w", b.NodeID, err)
 			}
-			if doc.NodeID != b.NodeID || doc.ClusterID != id || doc.DataVolume.VolumeID != b.VolumeID || doc.Rack != b.AvailabilityZone {
-				return fmt.Errorf("broker %d: boot document is for node %d, cluster %s, volume %s, rack %s", b.NodeID, doc.NodeID, doc.ClusterID, doc.DataVolume.VolumeID, doc.Rack)
+			if doc.NodeID != b.NodeID || doc.ClusterID != id || doc.DataVolume.VolumeID != b.VolumeID || doc.Rack != b.AvailabilityZone ||
+				doc.Attachments == nil || doc.Attachments.NetworkInterfaceDeviceIndex != fleet.InterfaceDeviceIndex {
+				return fmt.Errorf("broker %d: boot document is for node %d, cluster %s, volume %s, rack %s, attachments %+v",
+					b.NodeID, doc.NodeID, doc.ClusterID, doc.DataVolume.VolumeID, doc.Rack, doc.Attachments)
 			}
 		}
 		if len(azs) != 3 {
@@ -628,29 +550,48 @@ func testAccCheckClusterInfrastructure(n int) resource.TestCheckFunc {
 				return fmt.Errorf("%d brokers in %s, want %d", c, az, n/3)
 			}
 		}
-		return nil
+		if accEnv.noInstances != "" {
+			return nil
+		}
+		// The boot agents attach: wait for them (Terraform does not, with
+		// wait_for_brokers = false).
+		for {
+			o, err := testFleet().Observe(ctx, id)
+			if err != nil {
+				return err
+			}
+			var missing []string
+			for _, b := range o.Brokers {
+				if b.InstanceState != "running" || !b.ENIAttached || !b.VolumeAttached {
+					missing = append(missing, fmt.Sprintf("broker %d (instance %s %s, ENI attached %v, volume attached %v)",
+						b.NodeID, b.InstanceID, b.InstanceState, b.ENIAttached, b.VolumeAttached))
+					continue
+				}
+				out, err := accEnv.clients.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{b.InstanceID}})
+				if err != nil {
+					return err
+				}
+				in := out.Reservations[0].Instances[0]
+				if in.MetadataOptions == nil || in.MetadataOptions.HttpTokens != ec2types.HttpTokensStateRequired {
+					return fmt.Errorf("broker %d: instance %s does not require IMDSv2: %+v", b.NodeID, b.InstanceID, in.MetadataOptions)
+				}
+				onDevice1 := slices.ContainsFunc(in.NetworkInterfaces, func(ni ec2types.InstanceNetworkInterface) bool {
+					return aws.ToString(ni.NetworkInterfaceId) == b.ENIID && ni.Attachment != nil && aws.ToInt32(ni.Attachment.DeviceIndex) == fleet.InterfaceDeviceIndex
+				})
+				if !onDevice1 {
+					return fmt.Errorf("broker %d: instance %s does not hold ENI %s at device %d", b.NodeID, b.InstanceID, b.ENIID, fleet.InterfaceDeviceIndex)
+				}
+			}
+			if len(missing) == 0 {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("brokers not running on their ENI and volume: %s", strings.Join(missing, "; "))
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
 	}
-}
-
-func userDataDocument(ctx context.Context, instanceID string) (*bootconfig.Document, error) {
-	out, err := accEnv.clients.EC2.DescribeInstanceAttribute(ctx, &ec2.DescribeInstanceAttributeInput{
-		InstanceId: aws.String(instanceID), Attribute: ec2types.InstanceAttributeNameUserData,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading user data of %s: %w", instanceID, err)
-	}
-	if out.UserData == nil {
-		return nil, fmt.Errorf("instance %s has no user data", instanceID)
-	}
-	raw, err := base64.StdEncoding.DecodeString(aws.ToString(out.UserData.Value))
-	if err != nil {
-		return nil, fmt.Errorf("user data of %s is not base64: %w", instanceID, err)
-	}
-	doc, err := bootconfig.Decode(raw)
-	if err != nil {
-		return nil, fmt.Errorf("user data of %s is not a valid boot document: %w", instanceID, err)
-	}
-	return doc, nil
 }
 
 func testAccCheckBootstrapIsEveryBroker() resource.TestCheckFunc {
@@ -986,43 +927,52 @@ func testAccProduceOn(nodeID int32, topic string, n int) resource.TestCheckFunc 
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		cl, err := kafkaClient(ep)
-		if err != nil {
+		if err := createTopicOn(ctx, ep, topic, nodeID); err != nil {
 			return err
-		}
-		defer cl.Close()
-		req := kmsg.NewPtrCreateTopicsRequest()
-		rt := kmsg.NewCreateTopicsRequestTopic()
-		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, -1, -1
-		// One copy by design, so acks=all needs only that one (the
-		// cluster's default min.insync.replicas is 2).
-		minISR := kmsg.NewCreateTopicsRequestTopicConfig()
-		minISR.Name, minISR.Value = "min.insync.replicas", kmsg.StringPtr("1")
-		rt.Configs = append(rt.Configs, minISR)
-		ra := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
-		ra.Partition, ra.Replicas = 0, []int32{nodeID}
-		rt.ReplicaAssignment = append(rt.ReplicaAssignment, ra)
-		req.Topics = append(req.Topics, rt)
-		resp, err := req.RequestWith(ctx, cl)
-		if err != nil {
-			return fmt.Errorf("creating %s on broker %d: %w", topic, nodeID, err)
-		}
-		if err := kerr.ErrorForCode(resp.Topics[0].ErrorCode); err != nil {
-			if !errors.Is(err, kerr.InvalidReplicaAssignment) {
-				return fmt.Errorf("creating %s on broker %d: %w (%s)", topic, nodeID, err, aws.ToString(resp.Topics[0].ErrorMessage))
-			}
-			// A cluster that just formed may create the topic where it
-			// likes and fail to move it yet: move it with the admin API,
-			// with the same patience as for replication factor 3.
-			if err := moveTo(ctx, cl, topic, nodeID); err != nil {
-				return fmt.Errorf("creating %s on broker %d: %s; then: %w", topic, nodeID, aws.ToString(resp.Topics[0].ErrorMessage), err)
-			}
 		}
 		if err := produce(ctx, ep, topic, 0, n); err != nil {
 			return fmt.Errorf("producing to %s on broker %d: %w", topic, nodeID, err)
 		}
 		return nil
 	}
+}
+
+// createTopicOn creates a one-partition topic stored only on the given
+// broker (replica assignment; min.insync.replicas 1), through that broker.
+func createTopicOn(ctx context.Context, ep, topic string, nodeID int32) error {
+	cl, err := kafkaClient(ep)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, -1, -1
+	// One copy by design, so acks=all needs only that one (the
+	// cluster's default min.insync.replicas is 2).
+	minISR := kmsg.NewCreateTopicsRequestTopicConfig()
+	minISR.Name, minISR.Value = "min.insync.replicas", kmsg.StringPtr("1")
+	rt.Configs = append(rt.Configs, minISR)
+	ra := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+	ra.Partition, ra.Replicas = 0, []int32{nodeID}
+	rt.ReplicaAssignment = append(rt.ReplicaAssignment, ra)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return fmt.Errorf("creating %s on broker %d: %w", topic, nodeID, err)
+	}
+	if err := kerr.ErrorForCode(resp.Topics[0].ErrorCode); err != nil {
+		if !errors.Is(err, kerr.InvalidReplicaAssignment) {
+			return fmt.Errorf("creating %s on broker %d: %w (%s)", topic, nodeID, err, aws.ToString(resp.Topics[0].ErrorMessage))
+		}
+		// A cluster that just formed may create the topic where it
+		// likes and fail to move it yet: move it with the admin API,
+		// with the same patience as for replication factor 3.
+		if err := moveTo(ctx, cl, topic, nodeID); err != nil {
+			return fmt.Errorf("creating %s on broker %d: %s; then: %w", topic, nodeID, aws.ToString(resp.Topics[0].ErrorMessage), err)
+		}
+	}
+	return nil
 }
 
 // moveTo reassigns partition 0 of topic to nodeID alone and waits until
@@ -1251,7 +1201,9 @@ func testAccCheckBrokerConfig(key, want string, source kmsg.ConfigSource) resour
 }
 
 // testAccCheckTagEverywhere checks a user tag on every EC2 object of the
-// cluster; want "" checks that no object carries it.
+// cluster and on every Auto Scaling group (which propagates it to the
+// instances it launches); want "" checks that no object carries it. Launch
+// templates carry only the provider's tags.
 func testAccCheckTagEverywhere(key, want string) resource.TestCheckFunc {
 	return func(s *terraform.State) error {
 		id, _, err := clusterState(s)
@@ -1266,7 +1218,32 @@ func testAccCheckTagEverywhere(key, want string) resource.TestCheckFunc {
 		}
 		var objects []string
 		for _, t := range out.Tags {
-			objects = append(objects, aws.ToString(t.ResourceId))
+			if !strings.HasPrefix(aws.ToString(t.ResourceId), "lt-") {
+				objects = append(objects, aws.ToString(t.ResourceId))
+			}
+		}
+		groups, err := accEnv.clients.AutoScaling.DescribeAutoScalingGroups(context.Background(), &autoscaling.DescribeAutoScalingGroupsInput{
+			Filters: []astypes.Filter{{Name: aws.String("tag:" + fleet.TagClusterID), Values: []string{id}}},
+		})
+		if err != nil {
+			return err
+		}
+		if len(groups.AutoScalingGroups) == 0 {
+			return fmt.Errorf("no Auto Scaling groups tagged with cluster %s", id)
+		}
+		for _, g := range groups.AutoScalingGroups {
+			got := ""
+			for _, tg := range g.Tags {
+				if aws.ToString(tg.Key) == key {
+					got = aws.ToString(tg.Value)
+					if !aws.ToBool(tg.PropagateAtLaunch) {
+						return fmt.Errorf("group %s does not propagate tag %s to its instances", aws.ToString(g.AutoScalingGroupName), key)
+					}
+				}
+			}
+			if got != want {
+				return fmt.Errorf("group %s has tag %s=%q, want %q", aws.ToString(g.AutoScalingGroupName), key, got, want)
+			}
 		}
 		if len(objects) == 0 {
 			return fmt.Errorf("no objects tagged with cluster %s", id)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -22,6 +24,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
+	"github.com/tributary/tributary/internal/awsconfig"
 	"github.com/tributary/tributary/provider/internal/fleet"
 )
 
@@ -356,7 +359,11 @@ func testAccCheckClusterDestroyed(s *terraform.State) error {
 
 // leftovers lists what exists of a cluster id, each as "kind id (state)".
 func leftovers(ctx context.Context, clusterID string) ([]string, error) {
-	c := accEnv.clients
+	return leftoversIn(ctx, accEnv.clients, clusterID)
+}
+
+// leftoversIn is leftovers in the cloud the clients reach.
+func leftoversIn(ctx context.Context, c *awsconfig.Clients, clusterID string) ([]string, error) {
 	byTag := []ec2types.Filter{{Name: aws.String("tag:" + fleet.TagClusterID), Values: []string{clusterID}}}
 	var left []string
 
@@ -370,6 +377,22 @@ func leftovers(ctx context.Context, clusterID string) ([]string, error) {
 				left = append(left, fmt.Sprintf("instance %s (%s)", aws.ToString(in.InstanceId), in.State.Name))
 			}
 		}
+	}
+	groups, err := c.AutoScaling.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{
+		Filters: []astypes.Filter{{Name: aws.String("tag:" + fleet.TagClusterID), Values: []string{clusterID}}},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("describing Auto Scaling groups: %w", err)
+	}
+	for _, g := range groups.AutoScalingGroups {
+		left = append(left, fmt.Sprintf("Auto Scaling group %s (%d instances)", aws.ToString(g.AutoScalingGroupName), len(g.Instances)))
+	}
+	lts, err := c.EC2.DescribeLaunchTemplates(ctx, &ec2.DescribeLaunchTemplatesInput{Filters: byTag})
+	if err != nil {
+		return nil, fmt.Errorf("describing launch templates: %w", err)
+	}
+	for _, lt := range lts.LaunchTemplates {
+		left = append(left, fmt.Sprintf("launch template %s (%s)", aws.ToString(lt.LaunchTemplateId), aws.ToString(lt.LaunchTemplateName)))
 	}
 	vols, err := c.EC2.DescribeVolumes(ctx, &ec2.DescribeVolumesInput{Filters: byTag})
 	if err != nil {

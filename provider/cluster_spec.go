@@ -78,6 +78,9 @@ func (cs *clusterSpec) bootDocument(node fleet.Node, controllers []fleet.Node) *
 			MountPath:  bootconfig.DefaultMountPath,
 			Filesystem: bootconfig.DefaultFilesystem,
 		},
+		// The broker's group launches an instance with an interface of its
+		// own; the boot agent attaches the broker's.
+		Attachments: &bootconfig.Attachments{NetworkInterfaceDeviceIndex: fleet.InterfaceDeviceIndex},
 		Metrics: bootconfig.Metrics{
 			CloudWatch:      true,
 			Namespace:       cs.MetricsNamespace,

@@ -172,7 +172,10 @@ func startAccLocalCloud() (func(), error) {
 		BrokerBinary:    accEnv.brokerBinary,
 		BrokerVersion:   accEnv.version,
 		StopGracePeriod: 10 * time.Second,
-		Logger:          slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		// EC2 Auto Scaling checks its groups about every minute; the
+		// tests' groups are checked more often so heals and rolls are quick.
+		AutoScalingInterval: 3 * time.Second,
+		Logger:              slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
 		logFile.Close()

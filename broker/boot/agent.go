@@ -97,9 +97,9 @@ type Options struct {
 	// Exec replaces the process; syscall.Exec when nil. Tests record the call.
 	Exec func(argv0 string, argv []string, envv []string) error
 
-	IMDS   *imds.Client // nil: from the environment (AWS_EC2_METADATA_SERVICE_ENDPOINT)
-	KMS    KMSDecrypter // nil: the SDK's default chain (AWS_ENDPOINT_URL, role credentials from IMDS)
-	EC2    EC2API       // nil: the SDK's default chain, as KMS
+	IMDS *imds.Client // nil: from the environment (AWS_EC2_METADATA_SERVICE_ENDPOINT)
+	KMS  KMSDecrypter // nil: the SDK's default chain (AWS_ENDPOINT_URL, role credentials from IMDS)
+	EC2  EC2API       // nil: the SDK's default chain, as KMS
 	// ConfigureNetwork makes the attached interface carry the broker's
 	// address in the operating system. nil: on EC2 the privileged step runs
 	// netif (iproute2); in the local cloud (VolumeDir set) nothing, since

@@ -16,7 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
-	"github.com/tributary/tributary/broker/boot/volume")
+	"github.com/tributary/tributary/broker/boot/volume"
+)
 
 // The volume companion, `tributary-broker volume-watch`: a small privileged
 // process beside the broker (the broker runs without capabilities, and
