@@ -186,7 +186,9 @@ func attachVolume(ctx context.Context, client EC2API, instanceID string, doc *bo
 				want, bootconfig.TagClusterID, doc.ClusterID, bootconfig.TagNodeID, doc.NodeID)
 		}
 		a.VolumeID = want
-		for _, att := range v.Attachments {
+		// An EBS volume of this kind has at most one attachment.
+		if len(v.Attachments) > 0 {
+			att := v.Attachments[0]
 			holder := aws.ToString(att.InstanceId)
 			if holder == instanceID {
 				if att.State == ec2types.VolumeAttachmentStateAttached {

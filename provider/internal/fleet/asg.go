@@ -300,7 +300,7 @@ func (f *Fleet) waitGroupInstance(ctx context.Context, b *Broker, old string) er
 			return "", fmt.Errorf("describing Auto Scaling group %s: %w", b.GroupName, err)
 		}
 		if len(out.AutoScalingGroups) == 0 {
-			return "gone", fmt.Errorf("Auto Scaling group %s is gone", b.GroupName)
+			return "gone", fmt.Errorf("the Auto Scaling group %s is gone", b.GroupName)
 		}
 		g := out.AutoScalingGroups[0]
 		state := "no instance"

@@ -21,8 +21,6 @@ import (
 type Waits struct {
 	// InstanceRunning: pending to running (AWS: under a minute or two).
 	InstanceRunning time.Duration
-	// InstanceStopped: stopping to stopped, before a start.
-	InstanceStopped time.Duration
 	// InstanceTerminated: shutting-down to terminated (AWS: up to a few
 	// minutes).
 	InstanceTerminated time.Duration
@@ -45,7 +43,6 @@ type Waits struct {
 // DefaultWaits are the bounds a zero Waits field takes.
 var DefaultWaits = Waits{
 	InstanceRunning:          10 * time.Minute,
-	InstanceStopped:          10 * time.Minute,
 	InstanceTerminated:       10 * time.Minute,
 	VolumeState:              5 * time.Minute,
 	VolumeModification:       10 * time.Minute,
@@ -65,7 +62,6 @@ func (f *Fleet) waits() Waits {
 	w, d := f.Waits, DefaultWaits
 	return Waits{
 		InstanceRunning:          or(w.InstanceRunning, d.InstanceRunning),
-		InstanceStopped:          or(w.InstanceStopped, d.InstanceStopped),
 		InstanceTerminated:       or(w.InstanceTerminated, d.InstanceTerminated),
 		VolumeState:              or(w.VolumeState, d.VolumeState),
 		VolumeModification:       or(w.VolumeModification, d.VolumeModification),
@@ -205,27 +201,6 @@ func (f *Fleet) waitInstanceRunning(ctx context.Context, id string) error {
 			return string(state), errNotYet
 		default:
 			return string(state), fmt.Errorf("instance %s went %s instead of running: %s", id, state, stateReason(*in))
-		}
-	})
-}
-
-// waitInstanceStopped waits until a stopping instance has stopped.
-func (f *Fleet) waitInstanceStopped(ctx context.Context, id string) error {
-	return f.poll(ctx, waitFor{"instance " + id, "stop", f.waits().InstanceStopped}, func() (string, error) {
-		in, err := f.describeInstance(ctx, id)
-		switch {
-		case err != nil:
-			return "", fmt.Errorf("describing instance %s: %w", id, err)
-		case in == nil:
-			return "gone", fmt.Errorf("instance %s vanished while stopping", id)
-		}
-		switch state := in.State.Name; state {
-		case ec2types.InstanceStateNameStopped:
-			return string(state), nil
-		case ec2types.InstanceStateNameStopping:
-			return string(state), errNotYet
-		default:
-			return string(state), fmt.Errorf("instance %s went %s instead of stopped: %s", id, state, stateReason(*in))
 		}
 	})
 }
