@@ -20,6 +20,8 @@ import (
 const (
 	template = "tributary-broker.pkr.hcl"
 	unitFile = "files/tributary-broker.service"
+	// watchUnitFile is the data volume companion's unit.
+	watchUnitFile = "files/tributary-volume-watch.service"
 )
 
 func requireTool(t *testing.T, name string) string {
@@ -106,16 +108,20 @@ func TestShellcheck(t *testing.T) {
 // warnings with exit status 0, so any output fails the test.
 func TestSystemdUnitVerify(t *testing.T) {
 	analyze := requireTool(t, "systemd-analyze")
-	unit, err := os.ReadFile(unitFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	copyPath := filepath.Join(dir, "tributary-broker.service")
-	if err := os.WriteFile(copyPath, bytes.ReplaceAll(unit, []byte("/usr/local/bin/tributary-broker"), []byte(fakeBinary(t))), 0o644); err != nil {
-		t.Fatal(err)
+	var copies []string
+	for _, file := range []string{unitFile, watchUnitFile} {
+		unit, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copyPath := filepath.Join(dir, filepath.Base(file))
+		if err := os.WriteFile(copyPath, bytes.ReplaceAll(unit, []byte("/usr/local/bin/tributary-broker"), []byte(fakeBinary(t))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		copies = append(copies, copyPath)
 	}
-	out, err := run(t, analyze, "verify", copyPath)
+	out, err := run(t, analyze, append([]string{"verify"}, copies...)...)
 	if strings.Contains(out, "Failed to") && strings.Contains(out, "bus") {
 		testenv.Missing(t, "systemd-analyze cannot run here: %s", out)
 	}
@@ -127,19 +133,7 @@ func TestSystemdUnitVerify(t *testing.T) {
 // TestUnitHardening pins the promises docs/broker-image.md makes about the
 // unit, so they cannot silently go away.
 func TestUnitHardening(t *testing.T) {
-	unit, err := os.ReadFile(unitFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	settings := map[string][]string{}
-	for line := range strings.Lines(string(unit)) {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "[") {
-			continue
-		}
-		k, v, _ := strings.Cut(line, "=")
-		settings[k] = append(settings[k], v)
-	}
+	settings := unitSettings(t, unitFile)
 	want := map[string]string{
 		"User":                  "tributary",
 		"Group":                 "tributary",
@@ -160,10 +154,43 @@ func TestUnitHardening(t *testing.T) {
 		"ExecStart":             "/usr/local/bin/tributary-broker boot --runtime-dir /run/tributary",
 		"WantedBy":              "multi-user.target",
 	}
+	checkSettings(t, unitFile, settings, want)
+	// The companion is root only for xfs_growfs: that one capability.
+	checkSettings(t, watchUnitFile, unitSettings(t, watchUnitFile), map[string]string{
+		"ExecStart":             "/usr/local/bin/tributary-broker volume-watch",
+		"CapabilityBoundingSet": "CAP_SYS_ADMIN",
+		"AmbientCapabilities":   "",
+		"NoNewPrivileges":       "yes",
+		"Restart":               "always",
+		"WantedBy":              "multi-user.target",
+	})
+}
+
+// unitSettings reads a unit's settings, each with every value it is given.
+func unitSettings(t *testing.T, file string) map[string][]string {
+	t.Helper()
+	unit, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := map[string][]string{}
+	for line := range strings.Lines(string(unit)) {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "[") {
+			continue
+		}
+		k, v, _ := strings.Cut(line, "=")
+		settings[k] = append(settings[k], v)
+	}
+	return settings
+}
+
+func checkSettings(t *testing.T, file string, settings map[string][]string, want map[string]string) {
+	t.Helper()
 	for k, v := range want {
 		got, ok := settings[k]
 		if !ok || len(got) != 1 || got[0] != v {
-			t.Errorf("%s = %q, want exactly %q", k, got, v)
+			t.Errorf("%s: %s = %q, want exactly %q", file, k, got, v)
 		}
 	}
 }
@@ -311,11 +338,12 @@ func TestInstallScript(t *testing.T) {
 			t.Fatalf("install.sh: %v\n%s", err, out)
 		}
 		for path, mode := range map[string]os.FileMode{
-			"usr/local/bin/tributary-broker":              0o755,
-			"etc/systemd/system/tributary-broker.service": 0o644,
-			"etc/sysctl.d/60-tributary.conf":              0o644,
-			"etc/security/limits.d/60-tributary.conf":     0o644,
-			"var/lib/tributary":                           0o755 | os.ModeDir,
+			"usr/local/bin/tributary-broker":                    0o755,
+			"etc/systemd/system/tributary-broker.service":       0o644,
+			"etc/systemd/system/tributary-volume-watch.service": 0o644,
+			"etc/sysctl.d/60-tributary.conf":                    0o644,
+			"etc/security/limits.d/60-tributary.conf":           0o644,
+			"var/lib/tributary":                                 0o755 | os.ModeDir,
 		} {
 			fi, err := os.Stat(filepath.Join(root, path))
 			if err != nil {
@@ -334,7 +362,7 @@ func TestInstallScript(t *testing.T) {
 			"apt-get install -y -q --no-install-recommends xfsprogs util-linux",
 			"groupadd --system --gid 9092 tributary",
 			"useradd --system --uid 9092 --gid tributary --home-dir /var/lib/tributary",
-			"systemctl enable tributary-broker.service",
+			"systemctl enable tributary-broker.service tributary-volume-watch.service",
 			"systemctl mask apt-daily-upgrade.timer",
 			"cloud-init clean --logs",
 		} {

@@ -57,17 +57,18 @@ install -D -m 0755 -o root -g root "$BINARY" "$ROOT/usr/local/bin/tributary-brok
 # mounts the volume and hands the volume's root directory to tributary.
 install -d -m 0755 -o root -g root "$ROOT/var/lib/tributary"
 install -D -m 0644 -o root -g root "$FILES/tributary-broker.service" "$ROOT/etc/systemd/system/tributary-broker.service"
+install -D -m 0644 -o root -g root "$FILES/tributary-volume-watch.service" "$ROOT/etc/systemd/system/tributary-volume-watch.service"
 install -D -m 0644 -o root -g root "$FILES/60-tributary.conf" "$ROOT/etc/sysctl.d/60-tributary.conf"
 install -D -m 0644 -o root -g root "$FILES/60-tributary-limits.conf" "$ROOT/etc/security/limits.d/60-tributary.conf"
 if [ -f "$FILES/broker-image.md" ]; then
 	install -D -m 0644 -o root -g root "$FILES/broker-image.md" "$ROOT/usr/local/share/doc/tributary/broker-image.md"
 fi
 
-log "enabling the service (it starts on the next boot, not now)"
+log "enabling the services (they start on the next boot, not now)"
 systemctl daemon-reload
-systemctl enable tributary-broker.service
+systemctl enable tributary-broker.service tributary-volume-watch.service
 if command -v systemd-analyze >/dev/null 2>&1; then
-	systemd-analyze verify "$ROOT/etc/systemd/system/tributary-broker.service"
+	systemd-analyze verify "$ROOT/etc/systemd/system/tributary-broker.service" "$ROOT/etc/systemd/system/tributary-volume-watch.service"
 fi
 
 # A broker must not change under itself: images are rebuilt and rolled
