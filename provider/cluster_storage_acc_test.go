@@ -228,7 +228,10 @@ func (sc *sizedCloud) fillUntilRefused(t *testing.T, st *fillState) resource.Tes
 		if err := produce(ctx, ep, fillTopic, 0, 1); err != nil {
 			return fmt.Errorf("producing the first record to %s: %w", fillTopic, err)
 		}
-		cl, err := kafkaClient(ep, kgo.RecordRetries(0), kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(16))
+		// Uncompressed: franz-go compresses by default, and the records
+		// would then take a fraction of their size on disk.
+		cl, err := kafkaClient(ep, kgo.RecordRetries(0), kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(16),
+			kgo.ProducerBatchCompression(kgo.NoCompression()))
 		if err != nil {
 			return err
 		}
@@ -323,7 +326,7 @@ func (sc *sizedCloud) checkGrownAndResumed(t *testing.T, st *fillState) resource
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		start := time.Now()
-		cl, err := kafkaClient(ep, kgo.RecordRetries(0))
+		cl, err := kafkaClient(ep, kgo.RecordRetries(0), kgo.ProducerBatchCompression(kgo.NoCompression()))
 		if err != nil {
 			return err
 		}
