@@ -1,0 +1,331 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringdefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/tributary/tributary/broker/security/scram"
+	"github.com/tributary/tributary/provider/internal/kafkascram"
+)
+
+var (
+	_ resource.ResourceWithConfigure   = &scramUserResource{}
+	_ resource.ResourceWithImportState = &scramUserResource{}
+)
+
+// scramUserTimeout bounds each operation: one metadata-log write and its
+// arrival at every broker.
+const scramUserTimeout = 2 * time.Minute
+
+// NewScramUserResource is the tributary_scram_user resource.
+func NewScramUserResource() resource.Resource { return &scramUserResource{} }
+
+type scramUserResource struct {
+	data *providerData
+}
+
+// scramUserModel is tributary_scram_user's state, attributes in schema
+// order. PasswordWO is write-only: Terraform never stores it, so it is
+// null in plan and state and read from the configuration.
+type scramUserModel struct {
+	ClusterID         types.String `tfsdk:"cluster_id"`
+	ID                types.String `tfsdk:"id"`
+	Iterations        types.Int64  `tfsdk:"iterations"`
+	Mechanism         types.String `tfsdk:"mechanism"`
+	Name              types.String `tfsdk:"name"`
+	PasswordWO        types.String `tfsdk:"password_wo"`
+	PasswordWOVersion types.Int64  `tfsdk:"password_wo_version"`
+}
+
+func scramUserID(clusterID, name, mechanism string) string {
+	return clusterID + "/" + name + "/" + mechanism
+}
+
+func (r *scramUserResource) Metadata(_ context.Context, req resource.MetadataRequest, resp *resource.MetadataResponse) {
+	resp.TypeName = req.ProviderTypeName + "_scram_user"
+}
+
+func (r *scramUserResource) Configure(_ context.Context, req resource.ConfigureRequest, resp *resource.ConfigureResponse) {
+	if data := providerDataFrom(req.ProviderData, &resp.Diagnostics); data != nil {
+		r.data = data
+	}
+}
+
+func (r *scramUserResource) Schema(_ context.Context, _ resource.SchemaRequest, resp *resource.SchemaResponse) {
+	replace := []planmodifier.String{stringplanmodifier.RequiresReplace()}
+	resp.Schema = schema.Schema{
+		MarkdownDescription: "A SCRAM user of a `tributary_cluster`: the credential a client presents on the SASL/SCRAM listener " +
+			"(9096), as `User:<name>` for ACLs. The password is a **write-only** argument (Terraform 1.11 or later): Terraform " +
+			"never writes it to the plan or the state. The provider salts it (PBKDF2 with a fresh random salt and `iterations`) " +
+			"and sends only the salt and the salted password to the brokers (`AlterUserScramCredentials`, KIP-554), which keep " +
+			"them in the cluster's metadata log; no broker, log or state ever holds the password.\n\n" +
+			"Because Terraform cannot compare a password it does not store, a new password is applied when " +
+			"`password_wo_version` changes. Like `tributary_topic`, the user is found from `cluster_id` alone, so it is " +
+			"created in the same apply as its cluster.",
+		Attributes: map[string]schema.Attribute{
+			"cluster_id": schema.StringAttribute{
+				MarkdownDescription: "The cluster: `tributary_cluster.<name>.cluster_id`.",
+				Required:            true,
+				PlanModifiers:       replace,
+				Validators:          []validator.String{stringvalidator.RegexMatches(clusterIDPattern, "must be a Tributary cluster id, tc- and 16 hex digits")},
+			},
+			"id": schema.StringAttribute{
+				MarkdownDescription: "`<cluster_id>/<name>/<mechanism>`, the import id.",
+				Computed:            true,
+				PlanModifiers:       []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
+			},
+			"iterations": schema.Int64Attribute{
+				MarkdownDescription: fmt.Sprintf("PBKDF2 iterations of the salted password, %d to %d (Kafka's bounds); default %d. "+
+					"Changed in place, which salts the password from the configuration again.",
+					kafkascram.MinIterations, kafkascram.MaxIterations, kafkascram.DefaultIterations),
+				Optional:   true,
+				Computed:   true,
+				Default:    int64default.StaticInt64(kafkascram.DefaultIterations),
+				Validators: []validator.Int64{int64validator.Between(kafkascram.MinIterations, kafkascram.MaxIterations)},
+			},
+			"mechanism": schema.StringAttribute{
+				MarkdownDescription: "`SCRAM-SHA-512` (the default, as Amazon MSK) or `SCRAM-SHA-256`. A user with both is two resources.",
+				Optional:            true,
+				Computed:            true,
+				Default:             stringdefault.StaticString(kafkascram.SHA512),
+				PlanModifiers:       replace,
+				Validators:          []validator.String{stringvalidator.OneOf(kafkascram.SHA512, kafkascram.SHA256)},
+			},
+			"name": schema.StringAttribute{
+				MarkdownDescription: "The user name clients log in with.",
+				Required:            true,
+				PlanModifiers:       replace,
+				Validators:          []validator.String{scramNameValidator{}},
+			},
+			"password_wo": schema.StringAttribute{
+				MarkdownDescription: "The password, write-only: never in plan or state. Read from the configuration on create and " +
+					"whenever `password_wo_version` or `iterations` changes (use an ephemeral resource or a variable, not a literal).",
+				Required:   true,
+				WriteOnly:  true,
+				Sensitive:  true,
+				Validators: []validator.String{stringvalidator.LengthAtLeast(8)},
+			},
+			"password_wo_version": schema.Int64Attribute{
+				MarkdownDescription: "Any number; change it to apply a new `password_wo` (Terraform cannot see a change of a value it does not store).",
+				Required:            true,
+			},
+		},
+	}
+}
+
+// admin returns the SCRAM operations on a cluster's brokers.
+func (r *scramUserResource) admin(ctx context.Context, clusterID string) (*kafkascram.Admin, error) {
+	conn, err := r.data.kafkaConn(ctx, clusterID)
+	if err != nil {
+		return nil, err
+	}
+	return &kafkascram.Admin{Conn: conn, Log: func(ctx context.Context, msg string, attrs ...any) { tflog.Info(ctx, msg, fieldsOf(attrs)) }}, nil
+}
+
+// password reads the write-only password from the configuration.
+func password(ctx context.Context, config tfsdk.Config) (string, diag.Diagnostics) {
+	var pw types.String
+	diags := config.GetAttribute(ctx, path.Root("password_wo"), &pw)
+	if !diags.HasError() && (pw.IsNull() || pw.IsUnknown()) {
+		diags.AddAttributeError(path.Root("password_wo"), "Missing password", "password_wo must be known when the credential is set.")
+	}
+	return pw.ValueString(), diags
+}
+
+// set salts the configured password into the user's credential.
+func (r *scramUserResource) set(ctx context.Context, config tfsdk.Config, m *scramUserModel, summary string, diags *diag.Diagnostics) {
+	pw, d := password(ctx, config)
+	diags.Append(d...)
+	if diags.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, scramUserTimeout)
+	defer cancel()
+	clusterID := m.ClusterID.ValueString()
+	ctx = tflog.SetField(tflog.SetField(ctx, "cluster_id", clusterID), "user", m.Name.ValueString())
+	a, err := r.admin(ctx, clusterID)
+	if err == nil {
+		err = a.Set(ctx, m.Name.ValueString(), m.Mechanism.ValueString(), int(m.Iterations.ValueInt64()), pw)
+	}
+	if err != nil {
+		diags.AddError(summary, err.Error())
+		return
+	}
+	m.ID = types.StringValue(scramUserID(clusterID, m.Name.ValueString(), m.Mechanism.ValueString()))
+	m.PasswordWO = types.StringNull()
+}
+
+func (r *scramUserResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
+	if !r.data.ready(&resp.Diagnostics) {
+		return
+	}
+	var plan scramUserModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	summary := fmt.Sprintf("Creating SCRAM user %s in cluster %s", plan.Name.ValueString(), plan.ClusterID.ValueString())
+	// A credential already there belongs to someone else: refuse rather
+	// than replace its password.
+	if a, err := r.admin(ctx, plan.ClusterID.ValueString()); err == nil {
+		if _, err := a.Iterations(ctx, plan.Name.ValueString(), plan.Mechanism.ValueString()); err == nil {
+			resp.Diagnostics.AddError(summary, fmt.Sprintf("The user already has a %s credential. To manage it with Terraform, import it: "+
+				"terraform import <resource address> %s", plan.Mechanism.ValueString(),
+				scramUserID(plan.ClusterID.ValueString(), plan.Name.ValueString(), plan.Mechanism.ValueString())))
+			return
+		}
+	}
+	r.set(ctx, req.Config, &plan, summary, &resp.Diagnostics)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *scramUserResource) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
+	if !r.data.ready(&resp.Diagnostics) {
+		return
+	}
+	var state scramUserModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, scramUserTimeout)
+	defer cancel()
+	clusterID := state.ClusterID.ValueString()
+	ctx = tflog.SetField(tflog.SetField(ctx, "cluster_id", clusterID), "user", state.Name.ValueString())
+	a, err := r.admin(ctx, clusterID)
+	if errors.Is(err, errNoBrokers) {
+		tflog.Warn(ctx, "the user's cluster no longer exists, removing the user from state")
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	var n int
+	if err == nil {
+		n, err = a.Iterations(ctx, state.Name.ValueString(), state.Mechanism.ValueString())
+	}
+	if errors.Is(err, kafkascram.ErrNotFound) {
+		tflog.Warn(ctx, "SCRAM credential not found, removing the user from state")
+		resp.State.RemoveResource(ctx)
+		return
+	}
+	if err != nil {
+		resp.Diagnostics.AddError(fmt.Sprintf("Reading SCRAM user %s of cluster %s", state.Name.ValueString(), clusterID), err.Error())
+		return
+	}
+	state.Iterations = types.Int64Value(int64(n))
+	state.ID = types.StringValue(scramUserID(clusterID, state.Name.ValueString(), state.Mechanism.ValueString()))
+	resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
+}
+
+// Update salts the configured password again: only password_wo_version
+// and iterations change in place.
+func (r *scramUserResource) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
+	if !r.data.ready(&resp.Diagnostics) {
+		return
+	}
+	var plan scramUserModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	r.set(ctx, req.Config, &plan, fmt.Sprintf("Updating SCRAM user %s of cluster %s", plan.Name.ValueString(), plan.ClusterID.ValueString()), &resp.Diagnostics)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+}
+
+func (r *scramUserResource) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
+	if !r.data.ready(&resp.Diagnostics) {
+		return
+	}
+	var state scramUserModel
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, scramUserTimeout)
+	defer cancel()
+	clusterID := state.ClusterID.ValueString()
+	ctx = tflog.SetField(tflog.SetField(ctx, "cluster_id", clusterID), "user", state.Name.ValueString())
+	a, err := r.admin(ctx, clusterID)
+	if errors.Is(err, errNoBrokers) {
+		tflog.Warn(ctx, "the user's cluster no longer exists: nothing to delete")
+		return
+	}
+	if err == nil {
+		err = a.Delete(ctx, state.Name.ValueString(), state.Mechanism.ValueString())
+	}
+	if errors.Is(err, kafkascram.ErrNotFound) {
+		tflog.Warn(ctx, "the SCRAM credential was already deleted")
+		return
+	}
+	if err != nil {
+		resp.Diagnostics.AddError(fmt.Sprintf("Deleting SCRAM user %s of cluster %s", state.Name.ValueString(), clusterID), err.Error())
+	}
+}
+
+// ImportState takes <cluster_id>/<name>/<mechanism>. The password is not
+// readable: the next apply salts the configured one (password_wo_version
+// is unknown to the imported state, so the plan shows an update).
+func (r *scramUserResource) ImportState(ctx context.Context, req resource.ImportStateRequest, resp *resource.ImportStateResponse) {
+	first, mech, ok := cutLast(req.ID, "/")
+	clusterID, name, ok2 := strings.Cut(first, "/")
+	if !ok || !ok2 || !clusterIDPattern.MatchString(clusterID) || name == "" || (mech != kafkascram.SHA512 && mech != kafkascram.SHA256) {
+		resp.Diagnostics.AddError("Invalid import id",
+			fmt.Sprintf("A SCRAM user is imported as <cluster_id>/<name>/<mechanism>, e.g. tc-0123456789abcdef/alice/SCRAM-SHA-512; got %q.", req.ID))
+		return
+	}
+	for attr, v := range map[string]string{"id": req.ID, "cluster_id": clusterID, "name": name, "mechanism": mech} {
+		resp.Diagnostics.Append(resp.State.SetAttribute(ctx, path.Root(attr), v)...)
+	}
+}
+
+func cutLast(s, sep string) (before, after string, found bool) {
+	i := strings.LastIndex(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+len(sep):], true
+}
+
+// scramNameValidator applies the brokers' own check of a SCRAM user name
+// at plan time.
+type scramNameValidator struct{}
+
+func (scramNameValidator) Description(context.Context) string {
+	return "a SCRAM user name the brokers accept: not empty, valid UTF-8, no control characters"
+}
+
+func (v scramNameValidator) MarkdownDescription(ctx context.Context) string {
+	return v.Description(ctx)
+}
+
+func (scramNameValidator) ValidateString(_ context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	if err := scram.ValidateUsername(req.ConfigValue.ValueString()); err != nil {
+		resp.Diagnostics.AddAttributeError(req.Path, "Invalid SCRAM user name", err.Error())
+	}
+}
