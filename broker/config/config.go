@@ -95,6 +95,13 @@ type Config struct {
 	GroupMaxSessionTimeout     time.Duration
 	OffsetsRetention           time.Duration
 
+	// Transactions (broker/txn).
+	TransactionStatePartitions int32         // transaction.state.log.num.partitions
+	TransactionMaxTimeout      time.Duration // transaction.max.timeout.ms
+	TransactionalIDExpiration  time.Duration // transactional.id.expiration.ms
+	TransactionAbortCheck      time.Duration // transaction.abort.timed.out.transaction.cleanup.interval.ms
+	TransactionalIDExpiryCheck time.Duration // transaction.remove.expired.transaction.cleanup.interval.ms
+
 	// Metrics holds the tributary.* settings of the metrics component
 	// (cluster name, CloudWatch shipping), by key, as written; package
 	// broker/metrics parses them (metrics.ParseCloudWatchSettings(c.Get)).

@@ -524,6 +524,17 @@ var settings = withListenerForms(append([]Setting{
 		"Largest session timeout a group member may ask for."),
 	user(minutesSetting("offsets.retention.minutes", "10080", func(c *Config) *time.Duration { return &c.OffsetsRetention }),
 		"How long committed offsets of an empty group are kept."),
+
+	user(intSetting("transaction.state.log.num.partitions", "int", "50", 1, 1000, func(c *Config) *int32 { return &c.TransactionStatePartitions }),
+		"Partitions of __transaction_state, created with the cluster's default.replication.factor at the first transaction-coordinator lookup; a transactional id is coordinated by the leader of the partition its hash selects. Fixed once the topic exists."),
+	user(msSetting("transaction.max.timeout.ms", "int", "900000", 1, math.MaxInt32, func(c *Config) *time.Duration { return &c.TransactionMaxTimeout }),
+		"Largest transaction.timeout.ms a producer may ask for (INVALID_TRANSACTION_TIMEOUT above it)."),
+	user(msSetting("transactional.id.expiration.ms", "int", "604800000", 1, math.MaxInt32, func(c *Config) *time.Duration { return &c.TransactionalIDExpiration }),
+		"A transactional id with no transaction open and no request for this long is forgotten (its producer id is no longer fenced by it)."),
+	user(msSetting("transaction.abort.timed.out.transaction.cleanup.interval.ms", "int", "10000", 1, math.MaxInt32, func(c *Config) *time.Duration { return &c.TransactionAbortCheck }),
+		"How often the transaction coordinator aborts transactions open longer than their transaction.timeout.ms."),
+	user(msSetting("transaction.remove.expired.transaction.cleanup.interval.ms", "int", "3600000", 1, math.MaxInt32, func(c *Config) *time.Duration { return &c.TransactionalIDExpiryCheck }),
+		"How often the transaction coordinator forgets transactional ids idle past transactional.id.expiration.ms."),
 }, authorizationSettings...))
 
 func agent(s Setting, doc string) Setting { s.Owner, s.Doc = OwnerAgent, doc; return s }

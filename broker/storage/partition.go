@@ -23,6 +23,12 @@ type AppendOptions struct {
 	// partition, once the coordinator confirmed the partition is in the
 	// transaction (KIP-890). Zero when there is none.
 	VerificationGuard VerificationGuard
+	// FromCoordinator marks batches a coordinator of this broker writes
+	// for a producer (the group coordinator's TxnOffsetCommit records):
+	// they carry no sequence numbers (-1), so only the producer epoch and
+	// the transaction rules are checked, as Kafka does for
+	// AppendOrigin.COORDINATOR.
+	FromCoordinator bool
 }
 
 // AppendResult tells where the batches went.
@@ -246,7 +252,9 @@ type parsedBatch struct {
 }
 
 // parseProduced splits and validates the batches of a produce request.
-func parseProduced(b []byte, cfg TopicConfig) ([]parsedBatch, error) {
+// A producer's batch must carry a sequence number, except one a coordinator
+// writes for it (fromCoordinator).
+func parseProduced(b []byte, cfg TopicConfig, fromCoordinator bool) ([]parsedBatch, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("%w: no record batches", ErrInvalidRecord)
 	}
@@ -273,6 +281,9 @@ func parseProduced(b []byte, cfg TopicConfig) ([]parsedBatch, error) {
 		}
 		if err := recordbatch.ValidateProduced(&h, data); err != nil {
 			return nil, fmt.Errorf("%w: batch at byte %d: %w", ErrInvalidRecord, pos, err)
+		}
+		if h.ProducerID >= 0 && h.BaseSequence < 0 && !fromCoordinator {
+			return nil, fmt.Errorf("%w: batch at byte %d: producer id %d with sequence %d", ErrInvalidRecord, pos, h.ProducerID, h.BaseSequence)
 		}
 		if h.IsTransactional() && h.ProducerID < 0 {
 			return nil, fmt.Errorf("%w: batch at byte %d is transactional without a producer id", ErrInvalidRecord, pos)
@@ -315,7 +326,7 @@ func requireKeys(h *recordbatch.Header, data []byte) error {
 // Append takes ownership of batches and modifies it.
 func (p *Partition) Append(ctx context.Context, batches []byte, opts AppendOptions) (AppendResult, error) {
 	cfg := p.Config()
-	parsed, err := parseProduced(batches, cfg)
+	parsed, err := parseProduced(batches, cfg, opts.FromCoordinator)
 	if err != nil {
 		return AppendResult{}, err
 	}
@@ -359,7 +370,7 @@ func (p *Partition) appendLocked(batches []byte, parsed []parsedBatch, opts Appe
 				return 0, 0, AppendResult{}, err
 			}
 		case pb.h.ProducerID >= 0:
-			dup, err := pc.check(&pb.h, opts.VerificationGuard)
+			dup, err := pc.check(&pb.h, opts.VerificationGuard, opts.FromCoordinator)
 			if err != nil {
 				return 0, 0, AppendResult{}, err
 			}

@@ -230,10 +230,15 @@ func (pc *producerCheck) entry(pid int64) *producerEntry {
 // transactional producer (ProducerAppendInfo and UnifiedLog's
 // analyzeAndValidateProducerState). A non-nil duplicate means the batch was
 // already written there.
-func (pc *producerCheck) check(h *recordbatch.Header, guard VerificationGuard) (duplicate *producerBatch, err error) {
+func (pc *producerCheck) check(h *recordbatch.Header, guard VerificationGuard, fromCoordinator bool) (duplicate *producerBatch, err error) {
 	e := pc.entry(h.ProducerID)
 	first, last := h.BaseSequence, h.LastSequence()
 	switch {
+	case fromCoordinator:
+		// No sequences: only the epoch may not go back.
+		if e != nil && h.ProducerEpoch < e.epoch {
+			return nil, fmt.Errorf("%w: producer %d epoch %d is older than %d", ErrInvalidProducerEpoch, h.ProducerID, h.ProducerEpoch, e.epoch)
+		}
 	case e == nil:
 		// Kafka 2.x: a producer with no state here must start at sequence
 		// 0; otherwise its earlier batches are gone and the client must
@@ -279,7 +284,7 @@ func (pc *producerCheck) check(h *recordbatch.Header, guard VerificationGuard) (
 	if guard == 0 || v == nil || v.guard != guard {
 		return nil, fmt.Errorf("%w: producer %d epoch %d: batch is not part of a transaction verified with the coordinator", ErrInvalidTxnState, h.ProducerID, h.ProducerEpoch)
 	}
-	if first > v.lowestSeq {
+	if !fromCoordinator && first > v.lowestSeq {
 		return nil, fmt.Errorf("%w: producer %d sent sequence %d before the verified sequence %d", ErrOutOfOrderSequence, h.ProducerID, first, v.lowestSeq)
 	}
 	return nil, nil

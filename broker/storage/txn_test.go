@@ -882,3 +882,45 @@ func TestTruncateReplaysFromTheSegmentSnapshot(t *testing.T) {
 		t.Fatalf("after TruncateTo(%d):\ngot  %+v\nwant %+v", cut, got, want)
 	}
 }
+
+// TestCoordinatorTransactionalWrites: the group coordinator writes a
+// producer's TxnOffsetCommit records without sequence numbers; they open
+// the transaction with a guard like a client's batch, never count as
+// duplicates of each other, and respect the producer epoch.
+func TestCoordinatorTransactionalWrites(t *testing.T) {
+	st := openStore(t, memTempDir(t), Options{})
+	p := mustCreate(t, st, "offsets", 0, TopicConfig{})
+	ctx := context.Background()
+	batch := func(epoch int16) []byte {
+		return makeBatch(t, batchSpec{records: 1, producerID: 9, producerEpoch: epoch, baseSequence: -1, transactional: true})
+	}
+	if _, err := p.Append(ctx, batch(2), AppendOptions{}); !errors.Is(err, ErrInvalidRecord) {
+		t.Fatalf("a client batch without a sequence: err %v, want ErrInvalidRecord", err)
+	}
+	if _, err := p.Append(ctx, batch(2), AppendOptions{FromCoordinator: true}); !errors.Is(err, ErrInvalidTxnState) {
+		t.Fatalf("an unverified coordinator batch: err %v, want ErrInvalidTxnState", err)
+	}
+	guard := p.StartTxnVerification(9, 2, -1)
+	first, err := p.Append(ctx, batch(2), AppendOptions{FromCoordinator: true, VerificationGuard: guard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := p.Append(ctx, batch(2), AppendOptions{FromCoordinator: true})
+	if err != nil || second.Duplicate || second.BaseOffset != first.BaseOffset+1 {
+		t.Fatalf("second write of the transaction: %+v %v", second, err)
+	}
+	if _, err := p.Append(ctx, batch(1), AppendOptions{FromCoordinator: true}); !errors.Is(err, ErrInvalidProducerEpoch) {
+		t.Fatalf("an older epoch: err %v, want ErrInvalidProducerEpoch", err)
+	}
+	p.SetHighWatermark(p.LogEndOffset())
+	if lso := p.LastStableOffset(); lso != first.BaseOffset {
+		t.Fatalf("last stable offset %d with the transaction open, want %d", lso, first.BaseOffset)
+	}
+	if _, err := p.AppendTxnMarker(ctx, TxnMarker{ProducerID: 9, ProducerEpoch: 2, Commit: true}, AppendOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p.SetHighWatermark(p.LogEndOffset())
+	if lso := p.LastStableOffset(); lso != p.LogEndOffset() {
+		t.Fatalf("last stable offset %d after the commit, want %d", lso, p.LogEndOffset())
+	}
+}

@@ -211,8 +211,8 @@ func ValidateProduced(h *Header, b []byte) error {
 	if h.LastOffsetDelta != h.RecordCount-1 {
 		return fmt.Errorf("%w: lastOffsetDelta %d does not match %d records", ErrInvalid, h.LastOffsetDelta, h.RecordCount)
 	}
-	if h.ProducerID >= 0 && (h.ProducerEpoch < 0 || h.BaseSequence < 0) {
-		return fmt.Errorf("%w: producer id %d with epoch %d and sequence %d", ErrInvalid, h.ProducerID, h.ProducerEpoch, h.BaseSequence)
+	if h.ProducerID >= 0 && h.ProducerEpoch < 0 {
+		return fmt.Errorf("%w: producer id %d with epoch %d", ErrInvalid, h.ProducerID, h.ProducerEpoch)
 	}
 	if h.Codec() == CodecNone {
 		n := 0
