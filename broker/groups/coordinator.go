@@ -30,6 +30,13 @@ type Coordinator struct {
 
 	stats counters
 
+	// seq numbers committed offsets in log order (see committedOffset).
+	seq atomic.Uint64
+	// txnGroups lists, per producer id, the groups holding offsets of its
+	// undecided transaction. Lock order: group.mu before txnMu.
+	txnMu     sync.Mutex
+	txnGroups map[int64]map[string]struct{}
+
 	stopExpiry context.CancelFunc
 	expiryDone chan struct{}
 }
@@ -56,6 +63,8 @@ func New(ctx context.Context, offsets OffsetLog, cfg Config) (*Coordinator, erro
 		log:     cfg.Logger.With("component", "groups"),
 		offsets: offsets,
 		groups:  make(map[string]*group),
+
+		txnGroups: make(map[int64]map[string]struct{}),
 	}
 	if err := c.replay(ctx); err != nil {
 		c.closeGroups()

@@ -43,6 +43,16 @@
 //	15 DescribeGroups v0-v6  coord.DescribeGroups(req)      (fill AuthorizedOperations yourself when asked)
 //	42 DeleteGroups   v0-v2  coord.DeleteGroups(ctx, req)
 //	47 OffsetDelete   v0     coord.OffsetDelete(ctx, req)
+//	28 TxnOffsetCommit v0-v4 coord.TxnOffsetCommit(ctx, req)   (KIP-447 group metadata checked from v3)
+//
+// Transactional offsets: TxnOffsetCommit writes through the offsets log's
+// AppendTxn, which checks with the transaction coordinator that the offsets
+// partition is in the producer's transaction (KIP-890) and writes a
+// transactional batch. The offsets stay pending (invisible to OffsetFetch,
+// UNSTABLE_OFFSET_COMMIT with require_stable) until the server, having
+// written the transaction's marker to the offsets partition
+// (WriteTxnMarkers), calls coord.CompleteTxn(producerID, commit). Replay
+// finds the markers in the log and does the same.
 //
 // JoinGroup and SyncGroup block until the group's rebalance moves on: up to
 // the members' rebalance timeout (5 minutes by default in Java clients, plus

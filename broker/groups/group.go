@@ -86,6 +86,10 @@ type group struct {
 	syncTimer   *time.Timer
 
 	offsets map[string]map[int32]committedOffset
+	// pendingTxn holds offsets committed inside transactions not yet
+	// decided, by producer id: they become offsets at the COMMIT marker
+	// and are dropped at ABORT (KIP-98).
+	pendingTxn map[int64]map[string]map[int32]committedOffset
 }
 
 // member is one member of a group.
@@ -141,6 +145,7 @@ func newGroup(c *Coordinator, name string) *group {
 		pending:    make(map[string]*time.Timer),
 		static:     make(map[string]string),
 		offsets:    make(map[string]map[int32]committedOffset),
+		pendingTxn: make(map[int64]map[string]map[int32]committedOffset),
 	}
 }
 
@@ -696,7 +701,7 @@ func (g *group) validateMember(memberID string, instanceID *string) (*member, in
 }
 
 // isEmptyOfEverything reports a group that holds nothing worth keeping:
-// no member, no pending member id, no committed offset.
+// no member, no pending member id, no committed offset, pending or not.
 func (g *group) isEmptyOfEverything() bool {
-	return g.state == stateEmpty && len(g.members) == 0 && len(g.pending) == 0 && len(g.offsets) == 0
+	return g.state == stateEmpty && len(g.members) == 0 && len(g.pending) == 0 && len(g.offsets) == 0 && len(g.pendingTxn) == 0
 }

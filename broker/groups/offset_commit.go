@@ -93,7 +93,7 @@ func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 				rp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
 				continue
 			}
-			o := committedOffset{offset: p.Offset, leaderEpoch: -1, metadata: metadata, commitAt: now, expireAt: expireAt}
+			o := committedOffset{offset: p.Offset, leaderEpoch: -1, metadata: metadata, commitAt: now, expireAt: expireAt, seq: c.seq.Add(1)}
 			if req.Version >= 6 {
 				o.leaderEpoch = p.LeaderEpoch
 			}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -11,8 +12,10 @@ import (
 // several (KIP-709). A null topic list (v2+) asks for every committed
 // partition of the group. A partition without a committed offset, or a group
 // that does not exist, answers offset -1 with no error, as Kafka does.
-// RequireStable (v7+) needs no waiting: there are no transactional commits
-// to wait for. v10 (topic ids) is not served.
+// With RequireStable (v7+, KIP-447), a partition whose group has offsets
+// of an undecided transaction pending answers UNSTABLE_OFFSET_COMMIT (the
+// consumer retries until the transaction ends) instead of an offset that
+// the transaction may be about to move. v10 (topic ids) is not served.
 func (c *Coordinator) OffsetFetch(req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetchResponse {
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	if req.Version >= 8 {
@@ -24,7 +27,7 @@ func (c *Coordinator) OffsetFetch(req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetc
 					topics = append(topics, fetchTopic{t.Topic, t.Partitions})
 				}
 			}
-			fetched, code := c.fetchOffsets(rg.Group, topics)
+			fetched, code := c.fetchOffsets(rg.Group, topics, req.RequireStable)
 			group := kmsg.NewOffsetFetchResponseGroup()
 			group.Group = rg.Group
 			group.ErrorCode = code
@@ -34,6 +37,7 @@ func (c *Coordinator) OffsetFetch(req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetc
 				for _, p := range t.partitions {
 					rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
 					rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata = p.partition, p.offset, p.leaderEpoch, kmsg.StringPtr(p.metadata)
+					rp.ErrorCode = p.code
 					rt.Partitions = append(rt.Partitions, rp)
 				}
 				group.Topics = append(group.Topics, rt)
@@ -50,7 +54,7 @@ func (c *Coordinator) OffsetFetch(req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetc
 			topics = append(topics, fetchTopic{t.Topic, t.Partitions})
 		}
 	}
-	fetched, code := c.fetchOffsets(req.Group, topics)
+	fetched, code := c.fetchOffsets(req.Group, topics, req.Version >= 7 && req.RequireStable)
 	if code != 0 && req.Version < 2 {
 		// v0-v1 have no group-level error: every partition carries it.
 		for _, t := range topics {
@@ -72,6 +76,7 @@ func (c *Coordinator) OffsetFetch(req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetc
 		for _, p := range t.partitions {
 			rp := kmsg.NewOffsetFetchResponseTopicPartition()
 			rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata = p.partition, p.offset, p.leaderEpoch, kmsg.StringPtr(p.metadata)
+			rp.ErrorCode = p.code
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		resp.Topics = append(resp.Topics, rt)
@@ -94,11 +99,13 @@ type fetchedPartition struct {
 	offset      int64
 	leaderEpoch int32
 	metadata    string
+	code        int16 // UNSTABLE_OFFSET_COMMIT with require_stable
 }
 
 // fetchOffsets reads a group's committed offsets; nil topics means all of
 // them. code is a group-level error (the coordinator is closed).
-func (c *Coordinator) fetchOffsets(groupName string, topics []fetchTopic) ([]fetchedTopic, int16) {
+// requireStable refuses partitions with transactional offsets pending.
+func (c *Coordinator) fetchOffsets(groupName string, topics []fetchTopic, requireStable bool) ([]fetchedTopic, int16) {
 	g, code := c.lockGroup(groupName, false)
 	if code != 0 {
 		return nil, code
@@ -124,7 +131,10 @@ func (c *Coordinator) fetchOffsets(groupName string, topics []fetchTopic) ([]fet
 		ft := fetchedTopic{topic: t.topic}
 		for _, p := range t.partitions {
 			fp := fetchedPartition{partition: p, offset: -1, leaderEpoch: -1}
-			if o, ok := offsets[t.topic][p]; ok {
+			switch o, ok := offsets[t.topic][p]; {
+			case requireStable && g != nil && g.hasPendingTxn(t.topic, p):
+				fp.code = kerr.UnstableOffsetCommit.Code
+			case ok:
 				fp.offset, fp.leaderEpoch, fp.metadata = o.offset, o.leaderEpoch, o.metadata
 			}
 			ft.partitions = append(ft.partitions, fp)

@@ -17,6 +17,25 @@ import (
 type Record struct {
 	Key   []byte
 	Value []byte
+	// Txn is set on replay for the records of a transaction
+	// (TxnOffsetCommit) and for transaction markers; nil otherwise.
+	Txn *RecordTxn
+}
+
+// RecordTxn ties a replayed record to a transaction: a record a producer's
+// transaction wrote, or (Marker) that transaction's COMMIT or ABORT marker,
+// which has no key or value.
+type RecordTxn struct {
+	ProducerID int64
+	Marker     bool
+	Commit     bool // for a marker
+}
+
+// TxnWrite names the transaction a TxnOffsetCommit writes for.
+type TxnWrite struct {
+	TransactionalID string
+	ProducerID      int64
+	ProducerEpoch   int16
 }
 
 // Errors an OffsetLog may wrap so the coordinator answers what Kafka does;
@@ -30,9 +49,14 @@ var (
 	ErrLogClosed = errors.New("offsets log closed")
 )
 
-// appendErrorCode is the Kafka error code for a failed Append.
+// appendErrorCode is the Kafka error code for a failed Append. A log may
+// wrap a *kerr.Error to choose the code (a transactional write refused by
+// the transaction's checks).
 func appendErrorCode(err error) int16 {
+	var ke *kerr.Error
 	switch {
+	case errors.As(err, &ke):
+		return ke.Code
 	case errors.Is(err, ErrLogRecordsTooLarge):
 		return kerr.InvalidCommitOffsetSize.Code
 	case errors.Is(err, ErrLogClosed):
@@ -49,6 +73,12 @@ type OffsetLog interface {
 	// Append writes the records atomically (all or none) and returns once
 	// they are durable. It is called concurrently for different groups.
 	Append(ctx context.Context, records []Record) error
+	// AppendTxn writes records as part of a producer's transaction
+	// (TxnOffsetCommit): they count only once the transaction's COMMIT
+	// marker follows them in the log, which Replay reports. The log
+	// checks that the transaction coordinator has the offsets partition
+	// in the transaction (KIP-890) before it writes.
+	AppendTxn(ctx context.Context, txn TxnWrite, records []Record) error
 	// Replay calls fn for every record in the log, oldest first. The
 	// coordinator calls it once, before it serves any request.
 	Replay(ctx context.Context, fn func(Record) error) error
@@ -81,6 +111,31 @@ func (l *MemoryLog) Append(ctx context.Context, records []Record) error {
 		l.records = append(l.records, Record{Key: slices.Clone(r.Key), Value: cloneOrNil(r.Value)})
 	}
 	return nil
+}
+
+// AppendTxn implements OffsetLog. The memory log has no transaction
+// coordinator to ask: it trusts the caller.
+func (l *MemoryLog) AppendTxn(ctx context.Context, txn TxnWrite, records []Record) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("appending to memory offsets log: %w", err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failAppends != nil {
+		return l.failAppends
+	}
+	for _, r := range records {
+		l.records = append(l.records, Record{Key: slices.Clone(r.Key), Value: cloneOrNil(r.Value), Txn: &RecordTxn{ProducerID: txn.ProducerID}})
+	}
+	return nil
+}
+
+// AppendMarker writes a transaction marker, as WriteTxnMarkers does for
+// the real offsets partition.
+func (l *MemoryLog) AppendMarker(producerID int64, commit bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.records = append(l.records, Record{Txn: &RecordTxn{ProducerID: producerID, Marker: true, Commit: commit}})
 }
 
 // Replay implements OffsetLog.

@@ -17,6 +17,10 @@ type committedOffset struct {
 	metadata    string
 	commitAt    int64 // unix ms
 	expireAt    int64 // unix ms; -1 unless the commit set its own retention
+	// seq orders the commits of the offsets log: a transactional commit
+	// takes effect at its COMMIT marker only over commits written before
+	// it, as Kafka compares their log offsets.
+	seq uint64
 }
 
 // consumerProtocolType is the protocol type of Kafka consumers; for it the

@@ -46,6 +46,10 @@ type PartitionLog struct {
 	// write, when set, appends an encoded batch instead of p.Append: in a
 	// cluster it goes through the replica manager (leader epoch, acks=all).
 	write func(ctx context.Context, batch []byte) error
+	// writeTxn appends an encoded transactional batch once the
+	// transaction coordinator confirmed the partition is in the
+	// transaction; without it transactional writes are refused.
+	writeTxn func(ctx context.Context, txn TxnWrite, batch []byte) error
 }
 
 var _ OffsetLog = (*PartitionLog)(nil)
@@ -66,11 +70,19 @@ func NewPartitionLog(p *storage.Partition) *PartitionLog {
 }
 
 // NewReplicatedPartitionLog uses an open partition as the offsets log, reads
-// it directly and writes each encoded batch through write, which must
-// return once the batch is durable and replicated to the ISR.
-func NewReplicatedPartitionLog(p *storage.Partition, write func(ctx context.Context, batch []byte) error) *PartitionLog {
-	return &PartitionLog{p: p, write: write}
+// it directly and writes each encoded batch through write, and each
+// transactional batch through writeTxn, which must verify the transaction
+// with its coordinator (storage.Partition.StartTxnVerification, then
+// AppendOptions with the guard and FromCoordinator); both return once the
+// batch is durable and replicated to the ISR.
+func NewReplicatedPartitionLog(p *storage.Partition, write func(ctx context.Context, batch []byte) error,
+	writeTxn func(ctx context.Context, txn TxnWrite, batch []byte) error) *PartitionLog {
+	return &PartitionLog{p: p, write: write, writeTxn: writeTxn}
 }
+
+// errNoTxnWrites refuses transactional commits on a log with no
+// transaction coordinator to verify them with.
+var errNoTxnWrites = errors.New("this offsets log takes no transactional writes")
 
 // Partition returns the underlying storage partition, e.g. for Metadata.
 func (l *PartitionLog) Partition() *storage.Partition { return l.p }
@@ -80,7 +92,7 @@ func (l *PartitionLog) Append(ctx context.Context, records []Record) error {
 	if len(records) == 0 {
 		return nil
 	}
-	batch, err := encodeBatch(records, time.Now().UnixMilli())
+	batch, err := encodeBatch(records, time.Now().UnixMilli(), nil)
 	if err != nil {
 		return err
 	}
@@ -101,8 +113,32 @@ func (l *PartitionLog) Append(ctx context.Context, records []Record) error {
 	return nil
 }
 
+// AppendTxn implements OffsetLog: one transactional batch of the
+// producer, without sequence numbers (the coordinator writes it, as
+// Kafka's AppendOrigin.COORDINATOR).
+func (l *PartitionLog) AppendTxn(ctx context.Context, txn TxnWrite, records []Record) error {
+	if len(records) == 0 {
+		return nil
+	}
+	if l.writeTxn == nil {
+		return fmt.Errorf("%s: %w", OffsetsTopic, errNoTxnWrites)
+	}
+	batch, err := encodeBatch(records, time.Now().UnixMilli(), &txn)
+	if err != nil {
+		return err
+	}
+	if err := l.writeTxn(ctx, txn, batch); err != nil {
+		if errors.Is(err, storage.ErrClosed) {
+			err = fmt.Errorf("%w: %w", ErrLogClosed, err)
+		}
+		return fmt.Errorf("appending %d transactional records of producer %d to %s: %w", len(records), txn.ProducerID, OffsetsTopic, err)
+	}
+	return nil
+}
+
 // Replay implements OffsetLog: it reads every batch from the log start to
-// the log end and calls fn for each record, skipping control batches.
+// the log end and calls fn for each record, with the transaction of a
+// transactional batch, and for each COMMIT or ABORT marker.
 func (l *PartitionLog) Replay(ctx context.Context, fn func(Record) error) error {
 	offset, end := l.p.LogStartOffset(), l.p.LogEndOffset()
 	for offset < end {
@@ -142,7 +178,18 @@ func replayBatch(h *recordbatch.Header, batch []byte, from int64, fn func(Record
 		return fmt.Errorf("batch at offset %d of %s: %w", h.BaseOffset, OffsetsTopic, err)
 	}
 	if h.IsControl() {
-		return nil
+		typ, m, ok, err := recordbatch.ParseControl(h, batch)
+		if err != nil {
+			return fmt.Errorf("control batch at offset %d of %s: %w", h.BaseOffset, OffsetsTopic, err)
+		}
+		if !ok || h.BaseOffset < from || (typ != recordbatch.ControlCommit && typ != recordbatch.ControlAbort) {
+			return nil
+		}
+		return fn(Record{Txn: &RecordTxn{ProducerID: h.ProducerID, Marker: true, Commit: m.Commit}})
+	}
+	var txn *RecordTxn
+	if h.IsTransactional() {
+		txn = &RecordTxn{ProducerID: h.ProducerID}
 	}
 	records, err := recordbatch.Decompress(h.Codec(), batch[recordbatch.HeaderSize:])
 	if err != nil {
@@ -152,7 +199,7 @@ func replayBatch(h *recordbatch.Header, batch []byte, from int64, fn func(Record
 		if h.BaseOffset+int64(r.OffsetDelta) < from {
 			return nil // before the requested offset: read in an earlier pass
 		}
-		return fn(Record{Key: cloneOrNil(r.Key), Value: cloneOrNil(r.Value)})
+		return fn(Record{Key: cloneOrNil(r.Key), Value: cloneOrNil(r.Value), Txn: txn})
 	})
 	if err != nil {
 		return fmt.Errorf("records of batch at offset %d of %s: %w", h.BaseOffset, OffsetsTopic, err)
@@ -161,8 +208,9 @@ func replayBatch(h *recordbatch.Header, batch []byte, from int64, fn func(Record
 }
 
 // encodeBatch builds one uncompressed RecordBatch v2 holding the records,
-// with no producer id (the storage assigns the offsets).
-func encodeBatch(records []Record, now int64) ([]byte, error) {
+// with no producer id, or txn's producer as a transactional batch without
+// sequence numbers (the storage assigns the offsets).
+func encodeBatch(records []Record, now int64, txn *TxnWrite) ([]byte, error) {
 	var body []byte
 	for i, r := range records {
 		body = appendRecord(body, int32(i), r)
@@ -176,6 +224,10 @@ func encodeBatch(records []Record, now int64) ([]byte, error) {
 		ProducerEpoch:        -1,
 		BaseSequence:         -1,
 		RecordCount:          int32(len(records)),
+	}
+	if txn != nil {
+		h.ProducerID, h.ProducerEpoch = txn.ProducerID, txn.ProducerEpoch
+		h.Attributes |= recordbatch.TransactionalBit
 	}
 	b, err := recordbatch.Encode(h, body)
 	if err != nil {

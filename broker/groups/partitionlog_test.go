@@ -66,7 +66,7 @@ func offsetLogKinds(t *testing.T) []offsetLogKind {
 			l := NewReplicatedPartitionLog(p, func(ctx context.Context, batch []byte) error {
 				_, err := p.Append(ctx, batch, storage.AppendOptions{LeaderEpoch: 3})
 				return err
-			})
+			}, trustingTxnWrite(p))
 			closed := false
 			closeStore := func() {
 				if !closed {
@@ -82,6 +82,17 @@ func offsetLogKinds(t *testing.T) []offsetLogKind {
 	}
 }
 
+// trustingTxnWrite writes a transactional batch as the server does once
+// the transaction coordinator confirmed the partition is in the
+// transaction (these tests have no coordinator: every write is confirmed).
+func trustingTxnWrite(p *storage.Partition) func(context.Context, TxnWrite, []byte) error {
+	return func(ctx context.Context, txn TxnWrite, batch []byte) error {
+		guard := p.StartTxnVerification(txn.ProducerID, txn.ProducerEpoch, -1)
+		_, err := p.Append(ctx, batch, storage.AppendOptions{LeaderEpoch: 3, VerificationGuard: guard, FromCoordinator: true})
+		return err
+	}
+}
+
 // TestReplicatedPartitionLogWriteError: a failed replicated write fails the
 // Append (the coordinator then answers with an error, not a lost commit).
 func TestReplicatedPartitionLogWriteError(t *testing.T) {
@@ -94,7 +105,7 @@ func TestReplicatedPartitionLogWriteError(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := NewReplicatedPartitionLog(p, func(context.Context, []byte) error { return fmt.Errorf("not the leader: %w", ErrLogClosed) })
+	l := NewReplicatedPartitionLog(p, func(context.Context, []byte) error { return fmt.Errorf("not the leader: %w", ErrLogClosed) }, nil)
 	err = l.Append(testCtx(t), []Record{{Key: []byte("k"), Value: []byte("v")}})
 	if appendErrorCode(err) != kerr.NotCoordinator.Code {
 		t.Fatalf("Append: %v, want an error answered NOT_COORDINATOR", err)

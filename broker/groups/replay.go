@@ -26,9 +26,37 @@ func (c *Coordinator) replay(ctx context.Context) error {
 		}
 		return r
 	}
+	// Offsets of undecided transactions: producer id, group, topic,
+	// partition. A marker decides them, as CompleteTxn does live.
+	type pendingOffsets = map[string]map[string]map[int32]committedOffset
+	pending := make(map[int64]pendingOffsets)
+	var seq uint64
 	var records, skipped, undecodable int
 	err := c.offsets.Replay(ctx, func(rec Record) error {
 		records++
+		if rec.Txn != nil && rec.Txn.Marker {
+			byGroup := pending[rec.Txn.ProducerID]
+			delete(pending, rec.Txn.ProducerID)
+			if !rec.Txn.Commit {
+				return nil
+			}
+			for group, topics := range byGroup {
+				r := get(group)
+				for topic, parts := range topics {
+					for p, o := range parts {
+						if cur, ok := r.offsets[topic][p]; ok && cur.seq > o.seq {
+							continue
+						}
+						if r.offsets[topic] == nil {
+							r.offsets[topic] = make(map[int32]committedOffset)
+						}
+						r.offsets[topic][p] = o
+					}
+				}
+			}
+			return nil
+		}
+		seq++
 		d, err := decodeRecord(rec)
 		if err != nil {
 			// One damaged record must not keep the broker from starting;
@@ -40,6 +68,24 @@ func (c *Coordinator) replay(ctx context.Context) error {
 		switch {
 		case d.skip:
 			skipped++
+		case d.isOffset && rec.Txn != nil:
+			if d.offset == nil {
+				return nil // transactions write no tombstones
+			}
+			o := *d.offset
+			o.seq = seq
+			byGroup := pending[rec.Txn.ProducerID]
+			if byGroup == nil {
+				byGroup = make(pendingOffsets)
+				pending[rec.Txn.ProducerID] = byGroup
+			}
+			if byGroup[d.group] == nil {
+				byGroup[d.group] = make(map[string]map[int32]committedOffset)
+			}
+			if byGroup[d.group][d.topic] == nil {
+				byGroup[d.group][d.topic] = make(map[int32]committedOffset)
+			}
+			byGroup[d.group][d.topic][d.partition] = o
 		case d.isOffset:
 			r := get(d.group)
 			if d.offset == nil {
@@ -56,7 +102,9 @@ func (c *Coordinator) replay(ctx context.Context) error {
 				parts = make(map[int32]committedOffset)
 				r.offsets[d.topic] = parts
 			}
-			parts[d.partition] = *d.offset
+			o := *d.offset
+			o.seq = seq
+			parts[d.partition] = o
 		default:
 			get(d.group).meta = d.meta
 		}
@@ -66,19 +114,34 @@ func (c *Coordinator) replay(ctx context.Context) error {
 		return fmt.Errorf("replaying the offsets log: %w", err)
 	}
 
+	c.seq.Store(seq)
+	pendingByGroup := make(map[string]map[int64]map[string]map[int32]committedOffset)
+	for pid, byGroup := range pending {
+		for group, topics := range byGroup {
+			if pendingByGroup[group] == nil {
+				pendingByGroup[group] = make(map[int64]map[string]map[int32]committedOffset)
+			}
+			pendingByGroup[group][pid] = topics
+			c.trackTxn(pid, group)
+			get(group)
+		}
+	}
 	restoredMembers := 0
 	for name, r := range state {
-		if r.meta == nil && len(r.offsets) == 0 {
+		if r.meta == nil && len(r.offsets) == 0 && len(pendingByGroup[name]) == 0 {
 			continue
 		}
 		g := newGroup(c, name)
 		g.offsets = r.offsets
+		if p := pendingByGroup[name]; p != nil {
+			g.pendingTxn = p
+		}
 		if r.meta != nil {
 			restoredMembers += g.restore(r.meta)
 		}
 		c.groups[name] = g
 	}
-	c.log.Info("offsets log replayed", "records", records, "groups", len(c.groups),
+	c.log.Info("offsets log replayed", "records", records, "groups", len(c.groups), "open_transactions", len(pending),
 		"members", restoredMembers, "skipped_records", skipped, "undecodable_records", undecodable)
 	return nil
 }

@@ -52,6 +52,9 @@ type Options struct {
 	// OnHighWatermark is called when the high watermark of a partition
 	// this broker leads moves up (see replica.ManagerConfig).
 	OnHighWatermark func(tp replica.TopicPartition)
+	// InterBrokerAPIs are served on the replication listener besides
+	// replication (the transaction coordinator's requests between brokers).
+	InterBrokerAPIs map[int16]replica.InterBrokerAPI
 }
 
 // Node is a running cluster member.
@@ -109,7 +112,7 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	n := &Node{
 		Controller: ctl, Replicas: mgr,
 		Metadata: &cluster.MetadataStore{Controller: ctl},
-		repl:     replica.ServeReplication(ln, mgr.Lookup, o.Logger),
+		repl:     replica.ServeReplication(ln, mgr.Lookup, o.InterBrokerAPIs, o.Logger),
 		log:      o.Logger.With("component", "node"),
 	}
 	if err := n.waitReady(ctx); err != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,13 +31,24 @@ var replicationAPIs = map[int16][2]int16{
 	23: {2, offsetForLeaderEpochVersion}, // OffsetForLeaderEpoch
 }
 
+// InterBrokerAPI is a request other brokers send on the replication
+// listener besides replication itself: the transaction coordinator's
+// WriteTxnMarkers and a partition leader's AddPartitionsToTxn verification.
+// Handle answers a decoded request of a version in [Min, Max].
+type InterBrokerAPI struct {
+	Min, Max int16
+	Handle   func(ctx context.Context, req kmsg.Request) kmsg.Response
+}
+
 // ReplicationServer serves followers on the inter-broker port
 // (inter.broker.listener.port, 9093): ApiVersions, Fetch with a replica id
-// and OffsetForLeaderEpoch, over the Kafka protocol. Clients use the
-// broker's client listeners; anything else here closes the connection.
+// and OffsetForLeaderEpoch, over the Kafka protocol, and the inter-broker
+// APIs it was given. Clients use the broker's client listeners; anything
+// else here closes the connection.
 type ReplicationServer struct {
 	ln     net.Listener
 	lookup Lookup
+	extra  map[int16]InterBrokerAPI
 	log    *slog.Logger
 
 	ctx    context.Context
@@ -46,12 +58,13 @@ type ReplicationServer struct {
 	wg     sync.WaitGroup
 }
 
-// ServeReplication serves followers on ln until Close.
-func ServeReplication(ln net.Listener, lookup Lookup, logger *slog.Logger) *ReplicationServer {
+// ServeReplication serves followers, and the extra inter-broker APIs by
+// key, on ln until Close.
+func ServeReplication(ln net.Listener, lookup Lookup, extra map[int16]InterBrokerAPI, logger *slog.Logger) *ReplicationServer {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &ReplicationServer{ln: ln, lookup: lookup, log: logger.With("component", "replication-listener"), conns: map[net.Conn]struct{}{}}
+	s := &ReplicationServer{ln: ln, lookup: lookup, extra: extra, log: logger.With("component", "replication-listener"), conns: map[net.Conn]struct{}{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.accept()
@@ -133,6 +146,9 @@ func (s *ReplicationServer) serveOne(c net.Conn) error {
 	}
 	body := b[10+max(idLen, 0):]
 	span, ok := replicationAPIs[key]
+	if x, isExtra := s.extra[key]; isExtra && !ok {
+		span, ok = [2]int16{x.Min, x.Max}, true
+	}
 	if !ok {
 		return fmt.Errorf("API key %d is not served on the replication listener", key)
 	}
@@ -141,7 +157,7 @@ func (s *ReplicationServer) serveOne(c net.Conn) error {
 		// KIP-511: answer a too-new ApiVersions with a v0 body.
 		r := kmsg.NewPtrApiVersionsResponse()
 		r.ErrorCode = kerr.UnsupportedVersion.Code
-		r.ApiKeys = apiKeys()
+		r.ApiKeys = s.apiKeys()
 		return writeResponse(c, corr, r)
 	}
 	if version < span[0] || version > span[1] {
@@ -161,7 +177,7 @@ func (s *ReplicationServer) serveOne(c net.Conn) error {
 	switch r := req.(type) {
 	case *kmsg.ApiVersionsRequest:
 		out := r.ResponseKind().(*kmsg.ApiVersionsResponse)
-		out.ApiKeys = apiKeys()
+		out.ApiKeys = s.apiKeys()
 		resp = out
 	case *kmsg.FetchRequest:
 		if r.ReplicaID < 0 {
@@ -170,18 +186,32 @@ func (s *ReplicationServer) serveOne(c net.Conn) error {
 		resp = HandleFetch(s.ctx, r, s.lookup)
 	case *kmsg.OffsetForLeaderEpochRequest:
 		resp = HandleOffsetForLeaderEpoch(r, s.lookup)
+	default:
+		resp = s.extra[key].Handle(s.ctx, req)
+		if resp == nil {
+			return fmt.Errorf("API key %d v%d: no response", key, version)
+		}
 	}
 	_ = c.SetWriteDeadline(time.Now().Add(requestTimeout))
 	return writeResponse(c, corr, resp)
 }
 
-func apiKeys() []kmsg.ApiVersionsResponseApiKey {
+func (s *ReplicationServer) apiKeys() []kmsg.ApiVersionsResponseApiKey {
 	var out []kmsg.ApiVersionsResponseApiKey
 	for _, key := range []int16{1, 18, 23} {
 		k := kmsg.NewApiVersionsResponseApiKey()
 		k.ApiKey, k.MinVersion, k.MaxVersion = key, replicationAPIs[key][0], replicationAPIs[key][1]
 		out = append(out, k)
 	}
+	for key, x := range s.extra {
+		if _, ok := replicationAPIs[key]; ok {
+			continue
+		}
+		k := kmsg.NewApiVersionsResponseApiKey()
+		k.ApiKey, k.MinVersion, k.MaxVersion = key, x.Min, x.Max
+		out = append(out, k)
+	}
+	slices.SortFunc(out, func(a, b kmsg.ApiVersionsResponseApiKey) int { return int(a.ApiKey) - int(b.ApiKey) })
 	return out
 }
 
