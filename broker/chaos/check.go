@@ -44,6 +44,32 @@ const (
 	// drain read past the offset it was read at, or (with
 	// Options.RequireAllSeen) read its key to the end, without finding it.
 	VanishedRead = "vanished-read"
+
+	// The anomalies of transactions (Jepsen's for Kafka-compatible
+	// systems). AbortedRead and LostWrite apply too: a read of a value of
+	// a transaction that did not commit, and a value of a committed
+	// transaction missing from the final read_committed drain.
+
+	// UncommittedRead: a read_committed consumer read a value before its
+	// transaction's commit was even asked for: it read past the last
+	// stable offset.
+	UncommittedRead = "uncommitted-read"
+	// PartialTransaction: the final drain holds some of a transaction's
+	// values but not all (atomicity).
+	PartialTransaction = "partial-transaction"
+	// FencedDuplicate: a transactional value at two positions, its
+	// producer having been fenced (a new incarnation of its transactional
+	// id) after it sent it: a zombie's write survived the fencing.
+	FencedDuplicate = "fenced-duplicate"
+	// AbortedOffset: a group offset committed in a transaction that did
+	// not commit became visible to OffsetFetch.
+	AbortedOffset = "aborted-offset"
+	// UncommittedOffset: a group offset committed in a transaction was
+	// visible before that transaction's commit was asked for.
+	UncommittedOffset = "uncommitted-offset"
+	// LostOffset: a group's committed offset went back, or the final read
+	// of it is below the last transaction that committed it.
+	LostOffset = "lost-offset"
 )
 
 // Anomaly is one violation, with the events that show it.
@@ -68,6 +94,9 @@ type Stats struct {
 	Sends, Acknowledged, Failed, Indeterminate int
 	Polls, Records                             int
 	Keys                                       int
+	// Transactions: committed, definitely not committed, unknown.
+	Txns, TxnCommitted, TxnAborted, TxnIndeterminate int
+	OffsetReads                                      int
 }
 
 // Result is the checker's verdict.
@@ -89,9 +118,10 @@ type sendOp struct {
 
 type readAt struct {
 	Read
-	event   int
-	process int
-	final   bool
+	event     int
+	process   int
+	final     bool
+	committed bool // read_committed
 }
 
 type position struct {
@@ -107,8 +137,11 @@ func Check(events []Event, opts Options) Result {
 	var reads []readAt
 	keys := map[string]bool{}
 
+	txns := newTxnIndex()
 	for _, e := range events {
 		switch e.Func {
+		case Txn, TxnEnd, Fence, OffsetRead:
+			txns.note(e, &res)
 		case Send:
 			keys[e.Key] = true
 			s, ok := sends[e.Value]
@@ -143,7 +176,7 @@ func Check(events []Event, opts Options) Result {
 			res.Stats.Polls++
 			for _, r := range e.Reads {
 				keys[r.Key] = true
-				reads = append(reads, readAt{Read: r, event: e.Index, process: e.Process, final: e.Final})
+				reads = append(reads, readAt{Read: r, event: e.Index, process: e.Process, final: e.Final, committed: e.ReadCommitted})
 			}
 		}
 	}
@@ -224,7 +257,15 @@ func Check(events []Event, opts Options) Result {
 				evs = append(evs, ps[p]...)
 				desc = append(desc, fmt.Sprintf("%s@%d", p.key, p.offset))
 			}
-			res.add(Anomaly{Kind: Duplicate, Value: v, Detail: "value at " + strings.Join(desc, ", "), Events: sortedInts(evs)})
+			kind, detail := Duplicate, "value at "+strings.Join(desc, ", ")
+			if t := txns.byValue[v]; t != nil {
+				if fence, ok := txns.fencedAfter(t); ok {
+					kind = FencedDuplicate
+					detail += fmt.Sprintf("; process %d was fenced after sending it", t.process)
+					evs = append(evs, t.invoke, fence)
+				}
+			}
+			res.add(Anomaly{Kind: kind, Value: v, Detail: detail, Events: sortedInts(evs)})
 		}
 	}
 	for _, s := range sendOrder {
@@ -246,6 +287,9 @@ func Check(events []Event, opts Options) Result {
 		}
 	}
 	for _, r := range reads {
+		if txns.byValue[r.Value] != nil {
+			continue // checked with its transaction
+		}
 		s, ok := sends[r.Value]
 		switch {
 		case !ok:
@@ -258,6 +302,7 @@ func Check(events []Event, opts Options) Result {
 			}
 		}
 	}
+	txns.check(&res, reads, opts)
 	res.checkConsumerOrder(events)
 	res.checkSendOrder(sendOrder)
 	res.Valid = len(res.Anomalies) == 0
@@ -288,7 +333,9 @@ func (res *Result) checkConsumerOrder(events []Event) {
 				switch {
 				case ok && r.Offset <= prev.offset:
 					res.add(Anomaly{Kind: OffsetReorder, Key: r.Key, Offset: r.Offset, Value: r.Value, Detail: fmt.Sprintf("process %d read offset %d after %d", e.Process, r.Offset, prev.offset), Events: []int{prev.event, e.Index}})
-				case ok && r.Offset > prev.offset+1:
+				case ok && r.Offset > prev.offset+1 && !e.ReadCommitted:
+					// read_committed readers skip markers and aborted
+					// records: only their order is checked.
 					res.add(Anomaly{Kind: OffsetGap, Key: r.Key, Offset: r.Offset, Value: r.Value, Detail: fmt.Sprintf("process %d skipped from offset %d to %d", e.Process, prev.offset, r.Offset), Events: []int{prev.event, e.Index}})
 				}
 				cur[r.Key] = last{r.Offset, e.Index}
@@ -333,6 +380,10 @@ func (res Result) Report(events []Event, limit int) string {
 	st := res.Stats
 	fmt.Fprintf(&b, "%d sends (%d acknowledged, %d failed, %d indeterminate), %d polls reading %d records on %d keys\n",
 		st.Sends, st.Acknowledged, st.Failed, st.Indeterminate, st.Polls, st.Records, st.Keys)
+	if st.Txns > 0 {
+		fmt.Fprintf(&b, "%d transactions (%d committed, %d not committed, %d indeterminate), %d group offset reads\n",
+			st.Txns, st.TxnCommitted, st.TxnAborted, st.TxnIndeterminate, st.OffsetReads)
+	}
 	if res.Valid {
 		b.WriteString("valid: no anomalies\n")
 		return b.String()

@@ -54,7 +54,30 @@ const (
 	// Fault records a fault injected or healed (Error describes it); the
 	// checker ignores it, reports show it.
 	Fault Func = "fault"
+	// Txn is one transaction of a transactional producer, numbered Txn
+	// in its process: invoke carries its Writes and whether it means to
+	// Commit; ok means it committed, fail that it definitely did not
+	// (aborted, or refused before a commit was asked for), info that the
+	// commit's outcome is unknown.
+	Txn Func = "txn"
+	// TxnEnd is invoked right before the commit of transaction Txn is
+	// asked for (EndTxn): nothing of it may be visible to read_committed
+	// readers before.
+	TxnEnd Func = "txn-end"
+	// Fence says a transactional producer started a new incarnation of
+	// its transactional id, fencing the previous one.
+	Fence Func = "fence"
+	// OffsetRead observed the committed offset (Value) of group Key, which
+	// the transactional producer Txn's process commits in each
+	// transaction: the offset is the transaction's number.
+	OffsetRead Func = "offset-read"
 )
+
+// Write is one send of a transaction.
+type Write struct {
+	Key   string `json:"key"`
+	Value int64  `json:"value"`
+}
 
 // Read is one record a poll returned.
 type Read struct {
@@ -75,9 +98,17 @@ type Event struct {
 	Offset  int64     `json:"offset,omitempty"`
 	Reads   []Read    `json:"reads,omitempty"`
 	// Final marks the polls of the drain at the end of a run, which read
-	// every key from its start to its end after the faults stopped.
+	// every key from its start to its end after the faults stopped (and
+	// the last offset reads).
 	Final bool   `json:"final,omitempty"`
 	Error string `json:"error,omitempty"`
+	// ReadCommitted marks polls made at isolation level read_committed.
+	ReadCommitted bool `json:"read_committed,omitempty"`
+	// Txn numbers a transaction of its process (Txn, TxnEnd); for an
+	// OffsetRead, the process whose group was read.
+	Txn    int64   `json:"txn,omitempty"`
+	Writes []Write `json:"writes,omitempty"`
+	Commit bool    `json:"commit,omitempty"`
 }
 
 func (e Event) String() string {
@@ -86,6 +117,12 @@ func (e Event) String() string {
 	case e.Func == Send && e.Status == OK:
 		s += fmt.Sprintf(" %s=%d @%d", e.Key, e.Value, e.Offset)
 	case e.Func == Send || e.Func == Seek:
+		s += fmt.Sprintf(" %s=%d", e.Key, e.Value)
+	case e.Func == Txn && e.Status == Invoke:
+		s += fmt.Sprintf(" #%d commit=%v %v", e.Txn, e.Commit, e.Writes)
+	case e.Func == Txn || e.Func == TxnEnd:
+		s += fmt.Sprintf(" #%d", e.Txn)
+	case e.Func == OffsetRead:
 		s += fmt.Sprintf(" %s=%d", e.Key, e.Value)
 	case e.Func == Poll && len(e.Reads) > 0:
 		first, last := e.Reads[0], e.Reads[len(e.Reads)-1]

@@ -70,6 +70,9 @@ func Run(ctx context.Context, cfg RunConfig) (Outcome, error) {
 	if err == nil {
 		err = CreateTopic(tctx, cfg.Workload)
 	}
+	if err == nil && cfg.Workload.TxnProducers > 0 {
+		err = createTxnTopic(tctx, cfg.Workload)
+	}
 	cancel()
 	if err != nil {
 		return out, err
@@ -96,6 +99,13 @@ func Run(ctx context.Context, cfg RunConfig) (Outcome, error) {
 	dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	err = Drain(dctx, cfg.Workload, 999, rec)
 	cancel()
+	if err == nil && cfg.Workload.TxnProducers > 0 {
+		// Transactions left open by a killed incarnation end by their
+		// timeout at the latest.
+		dctx, cancel := context.WithTimeout(ctx, 60*time.Second+3*cfg.Workload.TxnTimeout)
+		err = DrainTxn(dctx, cfg.Workload, txnProducers(cfg.Workload), rec)
+		cancel()
+	}
 	out.Events = rec.Events()
 	if err != nil {
 		return out, err

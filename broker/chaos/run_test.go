@@ -38,7 +38,8 @@ func testLogger() *slog.Logger {
 
 // TestSingleBrokerUnderProcessFaults runs the whole harness against one
 // broker process: kill -9, SIGSTOP/SIGCONT and SIGTERM+restart while
-// idempotent acks=all producers and consumers run. With one copy the
+// idempotent acks=all producers and consumers run, and transactional
+// producers with read_committed consumers. With one copy the
 // guarantee comes from fsync before acknowledging: no acknowledged write
 // may be lost across kill -9.
 func TestSingleBrokerUnderProcessFaults(t *testing.T) {
@@ -55,7 +56,7 @@ func TestSingleBrokerUnderProcessFaults(t *testing.T) {
 	defer cancel()
 	out, err := Run(ctx, RunConfig{
 		Cluster:  c,
-		Workload: WorkloadConfig{Partitions: 3, Producers: 2, Consumers: 1, OpTimeout: 5 * time.Second},
+		Workload: WorkloadConfig{Partitions: 3, Producers: 2, Consumers: 1, OpTimeout: 5 * time.Second, TxnProducers: 2, TxnConsumers: 1},
 		Nemesis:  NemesisConfig{Faults: []FaultKind{KillRandom, PauseRandom, RestartRandom}, Interval: 1500 * time.Millisecond, Duration: 500 * time.Millisecond, Seed: 1},
 		Duration: 7 * time.Second,
 		Settle:   time.Second,
@@ -70,6 +71,9 @@ func TestSingleBrokerUnderProcessFaults(t *testing.T) {
 	}
 	if out.Result.Stats.Acknowledged < 20 {
 		t.Fatalf("only %d acknowledged sends: the workload barely ran", out.Result.Stats.Acknowledged)
+	}
+	if out.Result.Stats.TxnCommitted < 5 || out.Result.Stats.TxnAborted == 0 || out.Result.Stats.OffsetReads == 0 {
+		t.Fatalf("transactions: %+v: the transactional workload barely ran", out.Result.Stats)
 	}
 	if !out.Result.Valid {
 		t.Fatalf("anomalies:\n%s", out.Result.Report(out.Events, 50))
@@ -101,7 +105,7 @@ func TestThreeBrokersUnderFaults(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	out, err := Run(ctx, RunConfig{
 		Cluster:  c,
-		Workload: WorkloadConfig{Partitions: 6, ReplicationFactor: 3, Producers: 3, Consumers: 2, Rate: 200},
+		Workload: WorkloadConfig{Partitions: 6, ReplicationFactor: 3, Producers: 3, Consumers: 2, Rate: 200, TxnProducers: 2, TxnConsumers: 1},
 		Nemesis:  NemesisConfig{Faults: AllFaults, Interval: 5 * time.Second, Duration: 2 * time.Second, Seed: seed},
 		Duration: d,
 		Logger:   testLogger(),
@@ -115,6 +119,9 @@ func TestThreeBrokersUnderFaults(t *testing.T) {
 	}
 	if out.Result.Stats.Acknowledged == 0 {
 		t.Fatal("no send was acknowledged: the workload made no progress")
+	}
+	if out.Result.Stats.TxnCommitted == 0 {
+		t.Fatal("no transaction committed: the transactional workload made no progress")
 	}
 	if !out.Result.Valid {
 		t.Fatalf("anomalies:\n%s", out.Result.Report(out.Events, 50))

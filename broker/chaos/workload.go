@@ -29,7 +29,18 @@ type WorkloadConfig struct {
 	OpTimeout time.Duration
 	// Rate caps each producer's sends per second (0: as fast as acks
 	// come), which keeps long runs' histories to a reasonable size.
-	Rate   float64
+	Rate float64
+
+	// The transactional workload (txn_workload.go), on its own topic
+	// with Partitions partitions, runs when TxnProducers > 0.
+	TxnProducers int
+	// TxnConsumers read the transactional topic in read_committed.
+	TxnConsumers int
+	TxnTopic     string        // default chaos-txn
+	TxnTimeout   time.Duration // transaction.timeout.ms, default 10 s
+	AbortRatio   float64       // share of transactions aborted on purpose, default 0.25
+	TxnRate      float64       // transactions per second per producer, default 20
+
 	Logger *slog.Logger
 }
 
@@ -55,6 +66,7 @@ func (c *WorkloadConfig) defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.txnDefaults()
 }
 
 func key(topic string, p int32) string { return fmt.Sprintf("%s-%d", topic, p) }
@@ -323,5 +335,42 @@ func runClients(ctx context.Context, cfg WorkloadConfig, rec *Recorder) (wait fu
 			}
 		}()
 	}
+	if cfg.TxnProducers == 0 {
+		return wg.Wait
+	}
+	for _, p := range txnProducers(cfg) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := RunTxnProducer(ctx, cfg, p, rec); err != nil {
+				cfg.Logger.Error("transactional producer", "process", p, "err", err)
+			}
+		}()
+	}
+	for i := range cfg.TxnConsumers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := RunTxnConsumer(ctx, cfg, txnConsumerBase+i, rec); err != nil {
+				cfg.Logger.Error("read_committed consumer", "process", txnConsumerBase+i, "err", err)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := RunOffsetObserver(ctx, cfg, txnProducers(cfg), rec, false); err != nil {
+			cfg.Logger.Error("offset observer", "err", err)
+		}
+	}()
 	return wg.Wait
+}
+
+// txnProducers lists the transactional producers' process ids.
+func txnProducers(cfg WorkloadConfig) []int {
+	out := make([]int, cfg.TxnProducers)
+	for i := range out {
+		out[i] = txnProducerBase + i
+	}
+	return out
 }

@@ -34,7 +34,14 @@ package server
 //     (TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition). With
 //     acks=0 a refusal closes the connection like any other error, as in
 //     Kafka: there is no response to carry it.
-//   - Transactional produce is refused (transactions are not served yet).
+//   - Transactional produce (KIP-98) with KIP-890 part 1 verification: a
+//     transactional batch that would open its producer's transaction on a
+//     partition is appended only once the transaction's coordinator
+//     confirmed the partition is in the transaction (see txn_produce.go),
+//     so a late or stray produce cannot leave a transaction hanging:
+//     INVALID_TXN_STATE when it is not, INVALID_PRODUCER_EPOCH for a fenced
+//     producer, NOT_ENOUGH_REPLICAS (retriable) while the coordinator
+//     cannot answer.
 //   - A full or failing disk answers KAFKA_STORAGE_ERROR.
 //
 // Version notes:
@@ -74,10 +81,16 @@ type produceJob struct {
 	record    []byte
 	acks      int16
 	timeoutMs int32
+	// guard is the verification of a transactional batch that opens its
+	// transaction here (KIP-890), 0 when none is needed.
+	guard storage.VerificationGuard
 }
 
 func (s *Server) handleProduce(ctx context.Context, az reqAuth, req *kmsg.ProduceRequest) (kmsg.Response, error) {
 	resp, jobs := s.prepareProduce(ctx, az, req)
+	if req.TransactionID != nil {
+		jobs = s.verifyTxnProduce(ctx, *req.TransactionID, jobs)
+	}
 	s.runProduceJobs(ctx, [][]produceJob{jobs})
 	return finishProduce(req, resp)
 }
@@ -99,9 +112,6 @@ func (s *Server) prepareProduce(ctx context.Context, az reqAuth, req *kmsg.Produ
 	case req.TransactionID != nil && !az.allowed(ctx, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, *req.TransactionID):
 		topLevel = kerr.TransactionalIDAuthorizationFailed.Code
 		message = "not authorized to write with transactional id " + *req.TransactionID
-	case req.TransactionID != nil:
-		topLevel = kerr.InvalidRequest.Code
-		message = "transactions are not supported by this broker yet"
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		topLevel = kerr.InvalidRequiredAcks.Code
 		message = fmt.Sprintf("acks=%d: must be -1, 0 or 1", req.Acks)
@@ -306,7 +316,7 @@ func (s *Server) producePartition(ctx context.Context, p *partition, jobs []prod
 // the last offset they got (that of the original batch for an idempotent
 // duplicate), or -1 when the append failed.
 func (s *Server) appendOne(ctx context.Context, log *storage.Partition, epoch int32, j produceJob) int64 {
-	res, err := log.Append(ctx, j.record, storage.AppendOptions{LeaderEpoch: epoch})
+	res, err := log.Append(ctx, j.record, storage.AppendOptions{LeaderEpoch: epoch, VerificationGuard: j.guard})
 	if err != nil {
 		s.setAppendError(j, err)
 		return -1
@@ -335,7 +345,7 @@ func (s *Server) appendJoint(ctx context.Context, log *storage.Partition, epoch 
 		starts[i] = len(joint)
 		joint = append(joint, j.record...)
 	}
-	res, err := log.Append(ctx, joint, storage.AppendOptions{LeaderEpoch: epoch})
+	res, err := log.Append(ctx, joint, storage.AppendOptions{LeaderEpoch: epoch, VerificationGuard: jobs[0].guard})
 	switch {
 	case err == nil && !res.Duplicate:
 		for i, j := range jobs {
@@ -383,7 +393,8 @@ func (s *Server) appendJoint(ctx context.Context, log *storage.Partition, epoch 
 // before anything is written.
 func errorBeforeWrite(err error) bool {
 	for _, e := range []error{storage.ErrCorruptMessage, storage.ErrRecordTooLarge, storage.ErrInvalidRecord,
-		storage.ErrUnsupportedMessageFormat, storage.ErrOutOfOrderSequence, storage.ErrInvalidProducerEpoch, storage.ErrUnknownProducerID} {
+		storage.ErrUnsupportedMessageFormat, storage.ErrOutOfOrderSequence, storage.ErrInvalidProducerEpoch, storage.ErrUnknownProducerID,
+		storage.ErrInvalidTxnState, storage.ErrTransactionCoordinatorFenced} {
 		if errors.Is(err, e) {
 			return true
 		}

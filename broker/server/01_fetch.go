@@ -16,9 +16,16 @@ package server
 //     (the durable end when the ISR is this broker alone).
 //   - Only the partition's leader serves consumers; other brokers answer
 //     NOT_LEADER_OR_FOLLOWER so the client refreshes its metadata.
-//     Follower fetches come to the inter-broker listener. With no
-//     transactions, the last stable offset is the high watermark, so
-//     read_committed reads the same.
+//     Follower fetches come to the inter-broker listener, where they read
+//     everything up to the log end, transactions open or not.
+//   - isolation_level read_committed (KIP-98) reads up to the last stable
+//     offset (before the first transaction still open, or decided by a
+//     marker the high watermark has not passed) and lists the aborted
+//     transactions overlapping the records returned, so the consumer drops
+//     their records; markers are returned (consumers need them).
+//     read_uncommitted reads up to the high watermark. Both get the real
+//     last stable offset. The long poll of a read_committed consumer waits
+//     for the last stable offset, which moves with the high watermark.
 //   - Offsets below the log start or past the log end answer
 //     OFFSET_OUT_OF_RANGE; an offset between the high watermark and the
 //     log end waits for data.
@@ -54,6 +61,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/storage"
 )
 
 var fetchAPI = api{key: 1, min: 4, max: 16,
@@ -242,8 +251,15 @@ func (s *Server) fetchPartition(req *kmsg.FetchRequest, rp kmsg.FetchRequestTopi
 		return 0
 	}
 	hw := log.HighWatermark()
+	// Read after the high watermark, the last stable offset may be past
+	// it; capped, it is one the log had at some point of this read.
+	lso := min(log.LastStableOffset(), hw)
 	logStart := log.LogStartOffset()
-	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, hw, logStart
+	sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = hw, lso, logStart
+	isolation, stable := storage.ReadUncommitted, hw
+	if req.IsolationLevel == 1 {
+		isolation, stable = storage.ReadCommitted, lso
+	}
 
 	if req.Version >= 12 && rp.LastFetchedEpoch >= 0 {
 		epoch, end := log.EndOffsetForLeaderEpoch(rp.LastFetchedEpoch)
@@ -256,14 +272,15 @@ func (s *Server) fetchPartition(req *kmsg.FetchRequest, rp kmsg.FetchRequestTopi
 		sp.ErrorCode = kerr.OffsetOutOfRange.Code
 		return 0
 	}
-	if rp.FetchOffset >= hw {
-		return 0 // nothing committed yet: wait
+	if rp.FetchOffset >= stable {
+		return 0 // nothing committed (or stable) yet: wait
 	}
 	limit := min(int(rp.PartitionMaxBytes), remaining)
 	if limit <= 0 && haveData {
 		return 0
 	}
-	data, err := log.Read(rp.FetchOffset, int32(max(limit, 1)), hw)
+	res, err := log.ReadIsolated(rp.FetchOffset, int32(max(limit, 1)), isolation)
+	data := res.Records
 	if err != nil {
 		sp.ErrorCode = storageErrorCode(err)
 		if sp.ErrorCode != kerr.OffsetOutOfRange.Code {
@@ -278,6 +295,14 @@ func (s *Server) fetchPartition(req *kmsg.FetchRequest, rp kmsg.FetchRequestTopi
 	}
 	if data != nil {
 		sp.RecordBatches = data
+		// The watermarks the read was bounded by (they may have moved
+		// since the first look).
+		sp.HighWatermark, sp.LastStableOffset = res.HighWatermark, res.LastStableOffset
+	}
+	for _, a := range res.AbortedTransactions {
+		at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+		at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
+		sp.AbortedTransactions = append(sp.AbortedTransactions, at)
 	}
 	return len(data)
 }

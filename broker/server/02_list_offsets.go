@@ -4,10 +4,11 @@ package server
 //
 // Behaviour:
 //   - Timestamp -2 (earliest): the log start offset.
-//   - Timestamp -1 (latest): the high watermark, which is also the last
-//     stable offset (no transactions), so both isolation levels agree.
+//   - Timestamp -1 (latest): the high watermark for read_uncommitted, the
+//     last stable offset for read_committed (v2+ isolation level, KIP-98).
 //   - Timestamp >= 0: the first offset whose batch max timestamp is >= it
-//     (storage's time index), or offset -1 / timestamp -1 when none.
+//     (storage's time index), or offset -1 / timestamp -1 when none or
+//     when it lies past the isolation level's limit.
 //   - CurrentLeaderEpoch (v4+) is checked as in Fetch (KIP-320).
 //   - Needs DESCRIBE on each topic (else TOPIC_AUTHORIZATION_FAILED on its
 //     partitions, whether it exists or not).
@@ -25,6 +26,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/storage"
 )
 
 var listOffsetsAPI = api{key: 2, min: 1, max: 6,
@@ -73,21 +76,26 @@ func (s *Server) handleListOffsets(ctx context.Context, az reqAuth, req *kmsg.Li
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
+			isolation := storage.ReadUncommitted
+			if req.Version >= 2 && req.IsolationLevel == 1 {
+				isolation = storage.ReadCommitted
+			}
 			switch ts := rp.Timestamp; {
 			case ts == timestampEarliest:
 				sp.Offset = log.LogStartOffset()
 			case ts == timestampLatest:
-				sp.Offset = log.HighWatermark()
+				sp.Offset, _, _ = log.ListOffset(timestampLatest, isolation)
 				sp.LeaderEpoch = epoch
 			case ts >= 0:
-				off, found, err := log.OffsetForTimestamp(ts)
+				// A match past the isolation level's limit is not
+				// visible yet: (-1, -1).
+				off, found, err := log.ListOffset(ts, isolation)
 				if err != nil {
 					sp.ErrorCode = storageErrorCode(err)
 					s.log.Error("offset lookup by time failed", "topic", p.topic, "partition", p.index, "err", err)
 					break
 				}
-				// A match past the high watermark is not visible yet.
-				if off >= 0 && off < log.HighWatermark() {
+				if off >= 0 {
 					sp.Offset, sp.Timestamp = off, found
 				}
 			default:

@@ -7,8 +7,13 @@ package server
 //     that partition (on a single broker, itself). The topic is created on
 //     the first lookup (replication factor min(3, live brokers));
 //     COORDINATOR_NOT_AVAILABLE while it has no leader.
-//   - Transaction coordinators (key type 1) answer
-//     COORDINATOR_NOT_AVAILABLE with a message: transactions are not served.
+//   - Transaction coordinators (key type 1): the leader of the partition of
+//     __transaction_state that the transactional id hashes to (Kafka's
+//     choice, broker/txn.PartitionFor). The topic is created on the first
+//     lookup with transaction.state.log.num.partitions partitions and
+//     default.replication.factor replicas (COORDINATOR_NOT_AVAILABLE while
+//     too few brokers are live for that, or while the partition has no
+//     leader).
 //   - v4+ batches several keys in one request (KIP-699).
 //   - The coordinator's endpoint is the one of the listener the request
 //     came in on; a coordinator without that listener is
@@ -24,7 +29,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -56,20 +60,27 @@ func (s *Server) handleFindCoordinator(ctx context.Context, az reqAuth, req *kms
 		denied = az.denied(ctx, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTransactionalId, keys)
 		deniedCode = kerr.TransactionalIDAuthorizationFailed.Code
 	}
-	// One offsets partition: every group has the same coordinator.
-	answer := func() (brokerInfo, int16, *string) {
-		if req.CoordinatorType != coordinatorGroup {
-			msg := "only consumer group coordinators are served; transactions are not supported yet"
-			return brokerInfo{}, kerr.CoordinatorNotAvailable.Code, &msg
+	listener := az.rc.Listener
+	// One offsets partition: every group has the same coordinator; a
+	// transactional id has the leader of its partition of
+	// __transaction_state.
+	answer := func(key string) (brokerInfo, int16, *string) {
+		switch req.CoordinatorType {
+		case coordinatorGroup:
+		case coordinatorTxn:
+			return s.findTxnCoordinator(listener, key)
+		default:
+			msg := fmt.Sprintf("unknown coordinator type %d", req.CoordinatorType)
+			return brokerInfo{}, kerr.InvalidRequest.Code, &msg
 		}
 		if err := s.ensureOffsetsTopic(); err != nil {
 			msg := fmt.Sprintf("creating %s: %v", offsetsTopic, err)
 			return brokerInfo{}, kerr.CoordinatorNotAvailable.Code, &msg
 		}
-		b, ok, noListener := s.coordinatorBroker(az.rc.Listener)
+		b, ok, noListener := s.coordinatorBroker(listener)
 		switch {
 		case noListener:
-			msg := fmt.Sprintf("the coordinator has no %s listener", az.rc.Listener)
+			msg := fmt.Sprintf("the coordinator has no %s listener", listener)
 			return brokerInfo{}, kerr.CoordinatorNotAvailable.Code, &msg
 		case !ok:
 			msg := offsetsTopic + " has no leader right now"
@@ -82,7 +93,7 @@ func (s *Server) handleFindCoordinator(ctx context.Context, az reqAuth, req *kms
 			resp.ErrorCode, resp.NodeID, resp.Port = deniedCode, -1, -1
 			return resp
 		}
-		b, code, msg := answer()
+		b, code, msg := answer(req.CoordinatorKey)
 		resp.ErrorCode, resp.ErrorMessage = code, msg
 		if code == 0 {
 			resp.NodeID, resp.Host, resp.Port = b.id, b.host, b.port
@@ -90,14 +101,6 @@ func (s *Server) handleFindCoordinator(ctx context.Context, az reqAuth, req *kms
 			resp.NodeID, resp.Port = -1, -1
 		}
 		return resp
-	}
-	var (
-		b    brokerInfo
-		code int16
-		msg  *string
-	)
-	if slices.ContainsFunc(req.CoordinatorKeys, func(k string) bool { return !denied[k] }) {
-		b, code, msg = answer()
 	}
 	for _, key := range req.CoordinatorKeys {
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
@@ -107,6 +110,7 @@ func (s *Server) handleFindCoordinator(ctx context.Context, az reqAuth, req *kms
 			resp.Coordinators = append(resp.Coordinators, c)
 			continue
 		}
+		b, code, msg := answer(key)
 		c.ErrorCode, c.ErrorMessage = code, msg
 		if code == 0 {
 			c.NodeID, c.Host, c.Port = b.id, b.host, b.port
@@ -116,4 +120,27 @@ func (s *Server) handleFindCoordinator(ctx context.Context, az reqAuth, req *kms
 		resp.Coordinators = append(resp.Coordinators, c)
 	}
 	return resp
+}
+
+// findTxnCoordinator answers FindCoordinator for a transactional id, with
+// the coordinator's endpoint on the listener the request came in on.
+func (s *Server) findTxnCoordinator(listener, id string) (brokerInfo, int16, *string) {
+	if id == "" {
+		msg := "an empty transactional id has no coordinator"
+		return brokerInfo{}, kerr.InvalidRequest.Code, &msg
+	}
+	if err := s.ensureTxnTopic(); err != nil {
+		msg := fmt.Sprintf("creating %s: %v", txnTopic, err)
+		return brokerInfo{}, kerr.CoordinatorNotAvailable.Code, &msg
+	}
+	b, ok, noListener := s.txnCoordinatorBroker(listener, id)
+	switch {
+	case noListener:
+		msg := fmt.Sprintf("the coordinator has no %s listener", listener)
+		return brokerInfo{}, kerr.CoordinatorNotAvailable.Code, &msg
+	case !ok:
+		msg := txnTopic + " partition of this transactional id has no leader right now"
+		return brokerInfo{}, kerr.CoordinatorNotAvailable.Code, &msg
+	}
+	return b, 0, nil
 }

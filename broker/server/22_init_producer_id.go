@@ -8,9 +8,16 @@ package server
 //     KIP-360 epoch-bump request (v3+ with an existing id) also gets a fresh
 //     id, which is equally safe for a non-transactional producer.
 //   - Ids come from blocks reserved durably in the metadata, so no id is
-//     ever handed out twice by this broker, even across restarts.
-//   - A transactional id is refused with INVALID_REQUEST: transactions are
-//     not served yet (and the transaction APIs are not advertised).
+//     ever handed out twice in the cluster, even across restarts.
+//   - With a transactional id, the transaction coordinator of that id (the
+//     leader of its partition of __transaction_state; NOT_COORDINATOR
+//     elsewhere) answers (broker/txn): a new id gets a producer id at
+//     epoch 0; a known one gets its epoch bumped, which fences the previous
+//     incarnation of the producer; a transaction it left open is aborted
+//     first (CONCURRENT_TRANSACTIONS, the client retries); an exhausted
+//     epoch moves to a new producer id. The answer is written to the
+//     transaction log (acks=all) first. transaction.timeout.ms above
+//     transaction.max.timeout.ms is INVALID_TRANSACTION_TIMEOUT.
 //   - A transactional id needs WRITE on it (else
 //     TRANSACTIONAL_ID_AUTHORIZATION_FAILED); an idempotent producer needs
 //     IDEMPOTENT_WRITE on the cluster or, as since Kafka 3.0 (KIP-679),
@@ -19,14 +26,20 @@ package server
 //     kafka-cluster:WriteDataIdempotently, as on Amazon MSK.
 //
 // Version notes:
-//   - v2: flexible; v3: ProducerID/ProducerEpoch for epoch bumps (KIP-360);
-//     v4: PRODUCER_FENCED; v5: KIP-890 (transactions only).
+//   - v2: flexible; v3: ProducerID/ProducerEpoch for epoch bumps (KIP-360):
+//     a transactional producer naming an epoch that is not its id's current
+//     one (nor the previous one, a retry) is fenced.
+//   - v4: PRODUCER_FENCED (KIP-588); older versions get
+//     INVALID_PRODUCER_EPOCH instead.
+//   - v5: TRANSACTION_ABORTABLE may be answered (KIP-890); it is not.
 
 import (
 	"context"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/txn"
 )
 
 var initProducerIDAPI = api{key: 22, min: 0, max: 5,
@@ -46,7 +59,21 @@ func (s *Server) handleInitProducerID(ctx context.Context, az reqAuth, req *kmsg
 		return resp
 	}
 	if req.TransactionalID != nil {
-		resp.ErrorCode = kerr.InvalidRequest.Code
+		id := *req.TransactionalID
+		p, ok := s.txnPartitionFor(id)
+		if !ok {
+			resp.ErrorCode = kerr.NotCoordinator.Code
+			return resp
+		}
+		ir := txn.InitRequest{TransactionalID: id, TimeoutMs: req.TransactionTimeoutMillis, ProducerID: -1, ProducerEpoch: -1}
+		if req.Version >= 3 {
+			ir.ProducerID, ir.ProducerEpoch = req.ProducerID, req.ProducerEpoch
+		}
+		pid, epoch, code := s.txn.InitProducerID(ctx, p, ir)
+		resp.ErrorCode = producerFencedFor(code, req.Version, 4)
+		if code == 0 {
+			resp.ProducerID, resp.ProducerEpoch = pid, epoch
+		}
 		return resp
 	}
 	id, err := s.producerIDs.allocate()

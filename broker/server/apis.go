@@ -68,6 +68,15 @@ func init() {
 		listGroupsAPI,
 		deleteGroupsAPI,
 		offsetDeleteAPI,
+		// Transactions (broker/txn; the partition side in broker/storage).
+		addPartitionsToTxnAPI,
+		addOffsetsToTxnAPI,
+		endTxnAPI,
+		writeTxnMarkersAPI,
+		txnOffsetCommitAPI,
+		describeProducersAPI,
+		describeTransactionsAPI,
+		listTransactionsAPI,
 	}
 }
 

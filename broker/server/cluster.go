@@ -67,6 +67,7 @@ func (s *Server) followCluster() {
 			lastState = st
 		}
 		s.syncCoordinator()
+		s.syncTxnCoordinator()
 		lastDyn = s.syncDynamicConfigs(lastDyn)
 		select {
 		case <-changed:
@@ -291,6 +292,8 @@ func (s *Server) syncCoordinator() {
 	if !ok {
 		return // the replica manager has not opened it yet: next round
 	}
+	s.offsetsMarkerMu.Lock() // see writeTxnMarker
+	defer s.offsetsMarkerMu.Unlock()
 	c, err := s.newCoordinator(replicatedOffsetsLog(s, log), s.log)
 	if err != nil {
 		s.log.Error("loading the group coordinator", "err", err)
@@ -320,7 +323,7 @@ func replicatedOffsetsLog(s *Server, log *storage.Partition) *groups.PartitionLo
 			return fmt.Errorf("%w: %w", groups.ErrLogClosed, err)
 		}
 		return err
-	})
+	}, s.offsetsTxnWrite(log))
 }
 
 // ensureOffsetsTopic creates __consumer_offsets the first time a

@@ -34,6 +34,7 @@ import (
 	"github.com/tributary/tributary/broker/metrics/grouplag"
 	"github.com/tributary/tributary/broker/security/audit"
 	"github.com/tributary/tributary/broker/storage"
+	"github.com/tributary/tributary/broker/txn"
 )
 
 // Options configure a Server.
@@ -97,6 +98,16 @@ type Server struct {
 	notCoordinator *groups.Coordinator // closed: answers NOT_COORDINATOR
 
 	access        *authorizer // who may do what (authorize.go)
+	// The transaction coordinator (a shard per partition of
+	// __transaction_state this broker leads) and the client of other
+	// brokers' replication listeners it and the produce verification use.
+	// offsetsMarkerMu orders a marker's CompleteTxn on the offsets
+	// partition with a group coordinator's replay and swap (see
+	// writeTxnMarker).
+	txn             *txn.Coordinator
+	peers           *replica.Peers
+	offsetsMarkerMu sync.RWMutex
+
 	producerIDs   producerIDAllocator
 	data          dataNotifier
 	fetchSessions fetchSessionCache
@@ -186,6 +197,10 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		}
 	})
 
+	if err := s.openTxn(); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { s.txn.Close(); s.peers.Close() })
 	nopts := node.Options{
 		Config: static, Store: s.store, Logger: log,
 		TopicConfig: func(configs map[string]string) storage.TopicConfig {
@@ -193,6 +208,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		},
 		OnLeadership:    s.leadershipChanged,
 		OnHighWatermark: func(replica.TopicPartition) { s.data.notify() },
+		InterBrokerAPIs: s.interBrokerAPIs(),
 	}
 	if opts.Node != nil {
 		opts.Node(&nopts)
@@ -237,6 +253,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	// A broker that leads the offsets partition loads its groups before it
 	// serves, so its first group requests find them.
 	s.syncCoordinator()
+	s.syncTxnCoordinator()
 	s.clusterWG.Add(1)
 	go s.followCluster()
 	s.metrics.SetStateSource(s.metricsState)
@@ -448,6 +465,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			<-done
 		}
 		s.clusterWG.Wait()
+		s.txn.Close()
+		s.peers.Close()
 		if c := s.coordinator(); c != nil {
 			if err := c.Close(); err != nil {
 				s.log.Warn("closing group coordinator", "err", err)

@@ -1,6 +1,7 @@
 // Command tributary-chaos runs the Jepsen-style safety test against
 // tributary-broker processes on loopback: it starts the brokers, runs
-// idempotent acks=all producers and consumers, injects faults (kill -9,
+// idempotent acks=all producers and consumers, transactional producers
+// with read_committed consumers, injects faults (kill -9,
 // SIGSTOP/SIGCONT, SIGTERM restarts, the loss of a rack), heals, reads
 // everything back and checks the history. It exits 1 when the history
 // shows an anomaly, printing the events that show it, and 2 when the run
@@ -38,6 +39,9 @@ func run() int {
 		producers  = flag.Int("producers", 3, "idempotent acks=all producers")
 		rate       = flag.Float64("rate", 200, "sends per second per producer (0: unlimited)")
 		consumers  = flag.Int("consumers", 2, "consumers")
+		txnProds   = flag.Int("txn-producers", 2, "transactional producers (0: no transactional workload)")
+		txnCons    = flag.Int("txn-consumers", 1, "read_committed consumers of the transactional topic")
+		txnRate    = flag.Float64("txn-rate", 20, "transactions per second per transactional producer")
 		duration   = flag.Duration("duration", 2*time.Minute, "time under faults")
 		interval   = flag.Duration("interval", 5*time.Second, "time between fault starts")
 		faultLen   = flag.Duration("fault-duration", 2*time.Second, "how long each fault lasts before healing")
@@ -104,8 +108,9 @@ func run() int {
 	defer stop()
 	log.Info("chaos run", "dir", *dir, "nodes", *nodes, "seed", *seed, "duration", *duration)
 	out, err := chaos.Run(ctx, chaos.RunConfig{
-		Cluster:  c,
-		Workload: chaos.WorkloadConfig{Partitions: int32(*partitions), ReplicationFactor: int16(*rf), Producers: *producers, Consumers: *consumers, Rate: *rate},
+		Cluster: c,
+		Workload: chaos.WorkloadConfig{Partitions: int32(*partitions), ReplicationFactor: int16(*rf), Producers: *producers, Consumers: *consumers, Rate: *rate,
+			TxnProducers: *txnProds, TxnConsumers: *txnCons, TxnRate: *txnRate},
 		Nemesis:  chaos.NemesisConfig{Faults: kinds, Interval: *interval, Duration: *faultLen, Seed: *seed},
 		Duration: *duration,
 		Logger:   log,
@@ -125,6 +130,10 @@ func run() int {
 	fmt.Printf("seed %d, %d faults\n%s", *seed, out.Faults, out.Result.Report(out.Events, 50))
 	if out.Result.Stats.Acknowledged == 0 {
 		fmt.Println("no send was acknowledged: the workload made no progress")
+		return 1
+	}
+	if *txnProds > 0 && out.Result.Stats.TxnCommitted == 0 {
+		fmt.Println("no transaction committed: the transactional workload made no progress")
 		return 1
 	}
 	if out.Faults < *minFaults {
