@@ -20,6 +20,15 @@ package server
 //     transaction there (INVALID_TXN_STATE when it is not). Partition
 //     leaders send it to the coordinator's replication listener, where it is
 //     served too.
+//   - Authorization as in Kafka: v0-3 need WRITE on the transactional id
+//     (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED on every partition) and
+//     WRITE on each topic (else TOPIC_AUTHORIZATION_FAILED on its
+//     partitions, and OPERATION_NOT_ATTEMPTED on the others: the
+//     transaction gets none of them). Internal topics are never the
+//     client's to add (TOPIC_AUTHORIZATION_FAILED): the offsets partition
+//     joins a transaction through AddOffsetsToTxn. v4, which only brokers
+//     send, needs CLUSTER_ACTION (else CLUSTER_AUTHORIZATION_FAILED); the
+//     replication listener, whose peers are brokers, does not check.
 //
 // Version notes:
 //   - v2: PRODUCER_FENCED (KIP-588); older versions get INVALID_PRODUCER_EPOCH.
@@ -36,11 +45,58 @@ import (
 )
 
 var addPartitionsToTxnAPI = api{key: 24, min: 0, max: 4,
-	handle: func(ctx context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleAddPartitionsToTxn(ctx, r.(*kmsg.AddPartitionsToTxnRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		az := s.authFor(c, 24)
+		req := r.(*kmsg.AddPartitionsToTxnRequest)
+		if req.Version >= 4 {
+			if !az.cluster(ctx, kmsg.ACLOperationClusterAction) {
+				resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
+				resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+				return resp, nil
+			}
+			return s.handleAddPartitionsToTxn(ctx, req, nil), nil
+		}
+		if !az.allowed(ctx, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, req.TransactionalID) {
+			return addPartitionsToTxnErrors(req, kerr.TransactionalIDAuthorizationFailed.Code), nil
+		}
+		var names []string
+		for _, t := range req.Topics {
+			if !isInternalTopic(t.Topic) {
+				names = append(names, t.Topic)
+			}
+		}
+		denied := az.denied(ctx, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic, names)
+		for _, t := range req.Topics {
+			if isInternalTopic(t.Topic) {
+				if denied == nil {
+					denied = map[string]bool{}
+				}
+				denied[t.Topic] = true
+			}
+		}
+		return s.handleAddPartitionsToTxn(ctx, req, denied), nil
 	}}
 
-func (s *Server) handleAddPartitionsToTxn(ctx context.Context, req *kmsg.AddPartitionsToTxnRequest) *kmsg.AddPartitionsToTxnResponse {
+// addPartitionsToTxnErrors answers every partition of a v0-3 request with
+// code.
+func addPartitionsToTxnErrors(req *kmsg.AddPartitionsToTxnRequest, code int16) *kmsg.AddPartitionsToTxnResponse {
+	resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
+	for _, t := range req.Topics {
+		ot := kmsg.NewAddPartitionsToTxnResponseTopic()
+		ot.Topic = t.Topic
+		for _, p := range t.Partitions {
+			op := kmsg.NewAddPartitionsToTxnResponseTopicPartition()
+			op.Partition, op.ErrorCode = p, code
+			ot.Partitions = append(ot.Partitions, op)
+		}
+		resp.Topics = append(resp.Topics, ot)
+	}
+	return resp
+}
+
+// handleAddPartitionsToTxn serves an authorized request; denied are the
+// topics of a v0-3 request the producer may not write.
+func (s *Server) handleAddPartitionsToTxn(ctx context.Context, req *kmsg.AddPartitionsToTxnRequest, denied map[string]bool) *kmsg.AddPartitionsToTxnResponse {
 	resp := req.ResponseKind().(*kmsg.AddPartitionsToTxnResponse)
 	if req.Version >= 4 {
 		for _, rt := range req.Transactions {
@@ -50,7 +106,7 @@ func (s *Server) handleAddPartitionsToTxn(ctx context.Context, req *kmsg.AddPart
 					tps = append(tps, txn.TopicPartition{Topic: t.Topic, Partition: p})
 				}
 			}
-			codes := s.addOrVerify(ctx, rt.TransactionalID, rt.ProducerID, rt.ProducerEpoch, rt.VerifyOnly, tps)
+			codes := s.addOrVerify(ctx, rt.TransactionalID, rt.ProducerID, rt.ProducerEpoch, rt.VerifyOnly, tps, nil)
 			out := kmsg.NewAddPartitionsToTxnResponseTransaction()
 			out.TransactionalID = rt.TransactionalID
 			for _, t := range rt.Topics {
@@ -74,7 +130,7 @@ func (s *Server) handleAddPartitionsToTxn(ctx context.Context, req *kmsg.AddPart
 			tps = append(tps, txn.TopicPartition{Topic: t.Topic, Partition: p})
 		}
 	}
-	codes := s.addOrVerify(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, false, tps)
+	codes := s.addOrVerify(ctx, req.TransactionalID, req.ProducerID, req.ProducerEpoch, false, tps, denied)
 	for _, t := range req.Topics {
 		ot := kmsg.NewAddPartitionsToTxnResponseTopic()
 		ot.Topic = t.Topic
@@ -90,8 +146,9 @@ func (s *Server) handleAddPartitionsToTxn(ctx context.Context, req *kmsg.AddPart
 }
 
 // addOrVerify adds partitions to a transaction (or only checks them) and
-// returns a code per partition.
-func (s *Server) addOrVerify(ctx context.Context, id string, producerID int64, epoch int16, verifyOnly bool, tps []txn.TopicPartition) map[txn.TopicPartition]int16 {
+// returns a code per partition. A partition of a denied topic, or one that
+// does not exist, fails the whole request, as in Kafka.
+func (s *Server) addOrVerify(ctx context.Context, id string, producerID int64, epoch int16, verifyOnly bool, tps []txn.TopicPartition, denied map[string]bool) map[txn.TopicPartition]int16 {
 	out := make(map[txn.TopicPartition]int16, len(tps))
 	all := func(code int16) map[txn.TopicPartition]int16 {
 		for _, tp := range tps {
@@ -99,27 +156,34 @@ func (s *Server) addOrVerify(ctx context.Context, id string, producerID int64, e
 		}
 		return out
 	}
+	if !verifyOnly {
+		failed := false
+		for _, tp := range tps {
+			if denied[tp.Topic] {
+				out[tp] = kerr.TopicAuthorizationFailed.Code
+				failed = true
+				continue
+			}
+			if _, ok := s.lookupPartition(tp.Topic, tp.Partition); !ok {
+				out[tp] = kerr.UnknownTopicOrPartition.Code
+				failed = true
+			}
+		}
+		if failed {
+			for _, tp := range tps {
+				if _, bad := out[tp]; !bad {
+					out[tp] = kerr.OperationNotAttempted.Code
+				}
+			}
+			return out
+		}
+	}
 	p, ok := s.txnPartitionFor(id)
 	if !ok {
 		return all(kerr.NotCoordinator.Code)
 	}
 	if verifyOnly {
 		return s.txn.VerifyPartitions(p, id, producerID, epoch, tps)
-	}
-	unknown := false
-	for _, tp := range tps {
-		if _, ok := s.lookupPartition(tp.Topic, tp.Partition); !ok {
-			out[tp] = kerr.UnknownTopicOrPartition.Code
-			unknown = true
-		}
-	}
-	if unknown {
-		for _, tp := range tps {
-			if _, bad := out[tp]; !bad {
-				out[tp] = kerr.OperationNotAttempted.Code
-			}
-		}
-		return out
 	}
 	return all(s.txn.AddPartitions(ctx, p, id, producerID, epoch, tps))
 }

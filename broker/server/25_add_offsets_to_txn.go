@@ -9,6 +9,9 @@ package server
 //     TxnOffsetCommit and the commit or abort marker reaches the offsets.
 //     Codes as AddPartitionsToTxn's. The offsets topic is created if
 //     needed (as FindCoordinator would), so its partition exists.
+//   - Needs WRITE on the transactional id (else
+//     TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and READ on the group (else
+//     GROUP_AUTHORIZATION_FAILED), as in Kafka.
 //
 // Version notes:
 //   - v2: PRODUCER_FENCED (KIP-588); older versions get INVALID_PRODUCER_EPOCH.
@@ -25,12 +28,20 @@ import (
 )
 
 var addOffsetsToTxnAPI = api{key: 25, min: 0, max: 4,
-	handle: func(ctx context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleAddOffsetsToTxn(ctx, r.(*kmsg.AddOffsetsToTxnRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleAddOffsetsToTxn(ctx, s.authFor(c, 25), r.(*kmsg.AddOffsetsToTxnRequest)), nil
 	}}
 
-func (s *Server) handleAddOffsetsToTxn(ctx context.Context, req *kmsg.AddOffsetsToTxnRequest) *kmsg.AddOffsetsToTxnResponse {
+func (s *Server) handleAddOffsetsToTxn(ctx context.Context, az reqAuth, req *kmsg.AddOffsetsToTxnRequest) *kmsg.AddOffsetsToTxnResponse {
 	resp := req.ResponseKind().(*kmsg.AddOffsetsToTxnResponse)
+	switch {
+	case !az.allowed(ctx, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, req.TransactionalID):
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return resp
+	case !az.allowed(ctx, kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, req.Group):
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp
+	}
 	if req.Group == "" {
 		resp.ErrorCode = kerr.InvalidGroupID.Code
 		return resp

@@ -13,6 +13,8 @@ package server
 //     still writing markers answers CONCURRENT_TRANSACTIONS; the other
 //     decision, or no transaction open, INVALID_TXN_STATE; a fenced
 //     producer PRODUCER_FENCED; NOT_COORDINATOR on the wrong broker.
+//   - Needs WRITE on the transactional id (else
+//     TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 //
 // Version notes:
 //   - v2: PRODUCER_FENCED (KIP-588); older versions get INVALID_PRODUCER_EPOCH.
@@ -28,12 +30,16 @@ import (
 )
 
 var endTxnAPI = api{key: 26, min: 0, max: 4,
-	handle: func(ctx context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleEndTxn(ctx, r.(*kmsg.EndTxnRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleEndTxn(ctx, s.authFor(c, 26), r.(*kmsg.EndTxnRequest)), nil
 	}}
 
-func (s *Server) handleEndTxn(ctx context.Context, req *kmsg.EndTxnRequest) *kmsg.EndTxnResponse {
+func (s *Server) handleEndTxn(ctx context.Context, az reqAuth, req *kmsg.EndTxnRequest) *kmsg.EndTxnResponse {
 	resp := req.ResponseKind().(*kmsg.EndTxnResponse)
+	if !az.allowed(ctx, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, req.TransactionalID) {
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return resp
+	}
 	p, ok := s.txnPartitionFor(req.TransactionalID)
 	if !ok {
 		resp.ErrorCode = kerr.NotCoordinator.Code

@@ -18,6 +18,9 @@ package server
 //     ones.
 //   - A marker on __consumer_offsets makes the producer's transactional
 //     offsets visible (COMMIT) or drops them (ABORT) once it is written.
+//   - On a client listener it needs CLUSTER_ACTION (else
+//     CLUSTER_AUTHORIZATION_FAILED on every partition), as in Kafka; the
+//     replication listener, whose peers are brokers, does not check.
 //
 // Version notes:
 //   - v1: flexible. v2 (KIP-1228's transaction version field) is not served.
@@ -25,6 +28,7 @@ package server
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tributary/tributary/broker/storage"
@@ -32,9 +36,34 @@ import (
 )
 
 var writeTxnMarkersAPI = api{key: 27, min: 0, max: 1,
-	handle: func(ctx context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleWriteTxnMarkers(ctx, r.(*kmsg.WriteTxnMarkersRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		req := r.(*kmsg.WriteTxnMarkersRequest)
+		if !s.authFor(c, 27).cluster(ctx, kmsg.ACLOperationClusterAction) {
+			return writeTxnMarkersErrors(req, kerr.ClusterAuthorizationFailed.Code), nil
+		}
+		return s.handleWriteTxnMarkers(ctx, req), nil
 	}}
+
+// writeTxnMarkersErrors answers every partition of a request with code.
+func writeTxnMarkersErrors(req *kmsg.WriteTxnMarkersRequest, code int16) *kmsg.WriteTxnMarkersResponse {
+	resp := req.ResponseKind().(*kmsg.WriteTxnMarkersResponse)
+	for _, m := range req.Markers {
+		rm := kmsg.NewWriteTxnMarkersResponseMarker()
+		rm.ProducerID = m.ProducerID
+		for _, t := range m.Topics {
+			rt := kmsg.NewWriteTxnMarkersResponseMarkerTopic()
+			rt.Topic = t.Topic
+			for _, p := range t.Partitions {
+				rp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
+				rp.Partition, rp.ErrorCode = p, code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			rm.Topics = append(rm.Topics, rt)
+		}
+		resp.Markers = append(resp.Markers, rm)
+	}
+	return resp
+}
 
 func (s *Server) handleWriteTxnMarkers(ctx context.Context, req *kmsg.WriteTxnMarkersRequest) *kmsg.WriteTxnMarkersResponse {
 	resp := req.ResponseKind().(*kmsg.WriteTxnMarkersResponse)

@@ -18,6 +18,11 @@ package server
 //     partition is not in the transaction), INVALID_PRODUCER_EPOCH (fenced),
 //     COORDINATOR_NOT_AVAILABLE (retriable: the transaction coordinator is
 //     moving or the transaction is being decided).
+//   - Needs WRITE on the transactional id (else
+//     TRANSACTIONAL_ID_AUTHORIZATION_FAILED on every partition), READ on
+//     the group (else GROUP_AUTHORIZATION_FAILED on every partition) and
+//     READ on each topic (else TOPIC_AUTHORIZATION_FAILED on its
+//     partitions; the others are committed), as in Kafka.
 //
 // Version notes:
 //   - v2: committed leader epoch; v3: group metadata, flexible.
@@ -27,10 +32,66 @@ package server
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 var txnOffsetCommitAPI = api{key: 28, min: 0, max: 4,
-	handle: func(ctx context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.coordinator().TxnOffsetCommit(ctx, r.(*kmsg.TxnOffsetCommitRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleTxnOffsetCommit(ctx, s.authFor(c, 28), r.(*kmsg.TxnOffsetCommitRequest)), nil
 	}}
+
+func (s *Server) handleTxnOffsetCommit(ctx context.Context, az reqAuth, req *kmsg.TxnOffsetCommitRequest) *kmsg.TxnOffsetCommitResponse {
+	switch {
+	case !az.allowed(ctx, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, req.TransactionalID):
+		return txnOffsetCommitErrors(req, req.Topics, kerr.TransactionalIDAuthorizationFailed.Code)
+	case !az.allowed(ctx, kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, req.Group):
+		return txnOffsetCommitErrors(req, req.Topics, kerr.GroupAuthorizationFailed.Code)
+	}
+	names := make([]string, len(req.Topics))
+	for i, t := range req.Topics {
+		names[i] = t.Topic
+	}
+	denied := az.denied(ctx, kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, names)
+	if denied == nil {
+		return s.coordinator().TxnOffsetCommit(ctx, req)
+	}
+	// The allowed topics are committed; the others answer
+	// TOPIC_AUTHORIZATION_FAILED, in the request's order.
+	allowed := *req
+	allowed.Topics = nil
+	for _, t := range req.Topics {
+		if !denied[t.Topic] {
+			allowed.Topics = append(allowed.Topics, t)
+		}
+	}
+	var committed *kmsg.TxnOffsetCommitResponse
+	if len(allowed.Topics) > 0 {
+		committed = s.coordinator().TxnOffsetCommit(ctx, &allowed)
+	}
+	resp := txnOffsetCommitErrors(req, req.Topics, kerr.TopicAuthorizationFailed.Code)
+	j := 0
+	for i, t := range req.Topics {
+		if !denied[t.Topic] && committed != nil && j < len(committed.Topics) {
+			resp.Topics[i] = committed.Topics[j]
+			j++
+		}
+	}
+	return resp
+}
+
+// txnOffsetCommitErrors answers every partition of topics with code.
+func txnOffsetCommitErrors(req *kmsg.TxnOffsetCommitRequest, topics []kmsg.TxnOffsetCommitRequestTopic, code int16) *kmsg.TxnOffsetCommitResponse {
+	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
+	for _, t := range topics {
+		rt := kmsg.NewTxnOffsetCommitResponseTopic()
+		rt.Topic = t.Topic
+		for _, p := range t.Partitions {
+			rp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p.Partition, code
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}

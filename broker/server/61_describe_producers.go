@@ -10,6 +10,8 @@ package server
 //     that wrote their last marker, and the first offset of their open
 //     transaction (-1 if none). Tools use it to find hanging transactions
 //     and the coordinator epoch to abort one with WriteTxnMarkers.
+//   - Needs READ on each topic (else TOPIC_AUTHORIZATION_FAILED on its
+//     partitions), as in Kafka.
 
 import (
 	"context"
@@ -19,18 +21,30 @@ import (
 )
 
 var describeProducersAPI = api{key: 61, min: 0, max: 0,
-	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleDescribeProducers(r.(*kmsg.DescribeProducersRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleDescribeProducers(ctx, s.authFor(c, 61), r.(*kmsg.DescribeProducersRequest)), nil
 	}}
 
-func (s *Server) handleDescribeProducers(req *kmsg.DescribeProducersRequest) *kmsg.DescribeProducersResponse {
+func (s *Server) handleDescribeProducers(ctx context.Context, az reqAuth, req *kmsg.DescribeProducersRequest) *kmsg.DescribeProducersResponse {
 	resp := req.ResponseKind().(*kmsg.DescribeProducersResponse)
+	names := make([]string, len(req.Topics))
+	for i, t := range req.Topics {
+		names[i] = t.Topic
+	}
+	denied := az.denied(ctx, kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, names)
 	for _, rt := range req.Topics {
 		st := kmsg.NewDescribeProducersResponseTopic()
 		st.Topic = rt.Topic
 		for _, idx := range rt.Partitions {
 			sp := kmsg.NewDescribeProducersResponseTopicPartition()
 			sp.Partition = idx
+			if denied[rt.Topic] {
+				// Before the existence check: a principal that may not
+				// read a topic learns nothing of it.
+				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			p, ok := s.lookupPartition(rt.Topic, idx)
 			if !ok {
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code

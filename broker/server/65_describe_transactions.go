@@ -11,6 +11,9 @@ package server
 //     transaction timeout, the start time of the open transaction (-1 if
 //     none), the producer id and epoch, and the partitions in the
 //     transaction.
+//   - Needs DESCRIBE on each transactional id (else
+//     TRANSACTIONAL_ID_AUTHORIZATION_FAILED for it); the partitions listed
+//     are those of topics the principal may DESCRIBE, as in Kafka.
 
 import (
 	"context"
@@ -20,16 +23,22 @@ import (
 )
 
 var describeTransactionsAPI = api{key: 65, min: 0, max: 0,
-	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleDescribeTransactions(r.(*kmsg.DescribeTransactionsRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleDescribeTransactions(ctx, s.authFor(c, 65), r.(*kmsg.DescribeTransactionsRequest)), nil
 	}}
 
-func (s *Server) handleDescribeTransactions(req *kmsg.DescribeTransactionsRequest) *kmsg.DescribeTransactionsResponse {
+func (s *Server) handleDescribeTransactions(ctx context.Context, az reqAuth, req *kmsg.DescribeTransactionsRequest) *kmsg.DescribeTransactionsResponse {
 	resp := req.ResponseKind().(*kmsg.DescribeTransactionsResponse)
+	denied := az.denied(ctx, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTransactionalId, req.TransactionalIDs)
 	for _, id := range req.TransactionalIDs {
 		ts := kmsg.NewDescribeTransactionsResponseTransactionState()
 		ts.TransactionalID = id
 		ts.StartTimestamp, ts.ProducerID, ts.ProducerEpoch = -1, -1, -1
+		if denied[id] {
+			ts.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+			resp.TransactionStates = append(resp.TransactionStates, ts)
+			continue
+		}
 		p, ok := s.txnPartitionFor(id)
 		if !ok {
 			ts.ErrorCode = kerr.NotCoordinator.Code
@@ -41,7 +50,15 @@ func (s *Server) handleDescribeTransactions(req *kmsg.DescribeTransactionsReques
 		if code == 0 {
 			ts.State, ts.TimeoutMillis, ts.StartTimestamp = d.State.String(), d.TimeoutMs, d.StartTime
 			ts.ProducerID, ts.ProducerEpoch = d.ProducerID, d.ProducerEpoch
+			var topics []string
 			for _, tp := range d.Partitions {
+				topics = append(topics, tp.Topic)
+			}
+			hidden := az.deniedQuietly(ctx, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, topics)
+			for _, tp := range d.Partitions {
+				if hidden[tp.Topic] {
+					continue
+				}
 				if n := len(ts.Topics); n == 0 || ts.Topics[n-1].Topic != tp.Topic {
 					t := kmsg.NewDescribeTransactionsResponseTransactionStateTopic()
 					t.Topic = tp.Topic

@@ -8,6 +8,8 @@ package server
 //     state names it does not know are returned in UnknownStateFilters and
 //     match nothing. COORDINATOR_LOAD_IN_PROGRESS while a partition of
 //     __transaction_state it leads is still loading.
+//   - Only transactional ids the principal may DESCRIBE are listed (no
+//     error), as in Kafka.
 //
 // Version notes:
 //   - v1: DurationFilterMillis (KIP-994): only transactions open at least
@@ -25,11 +27,11 @@ import (
 )
 
 var listTransactionsAPI = api{key: 66, min: 0, max: 1,
-	handle: func(_ context.Context, s *Server, _ *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleListTransactions(r.(*kmsg.ListTransactionsRequest)), nil
+	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
+		return s.handleListTransactions(ctx, s.authFor(c, 66), r.(*kmsg.ListTransactionsRequest)), nil
 	}}
 
-func (s *Server) handleListTransactions(req *kmsg.ListTransactionsRequest) *kmsg.ListTransactionsResponse {
+func (s *Server) handleListTransactions(ctx context.Context, az reqAuth, req *kmsg.ListTransactionsRequest) *kmsg.ListTransactionsResponse {
 	resp := req.ResponseKind().(*kmsg.ListTransactionsResponse)
 	f := txn.ListFilter{ProducerIDs: req.ProducerIDFilters, MinDurationMs: -1}
 	if req.Version >= 1 {
@@ -53,7 +55,15 @@ func (s *Server) handleListTransactions(req *kmsg.ListTransactionsRequest) *kmsg
 		resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
 		return resp
 	}
+	ids := make([]string, len(list))
+	for i, d := range list {
+		ids[i] = d.TransactionalID
+	}
+	hidden := az.deniedQuietly(ctx, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTransactionalId, ids)
 	for _, d := range list {
+		if hidden[d.TransactionalID] {
+			continue
+		}
 		ts := kmsg.NewListTransactionsResponseTransactionState()
 		ts.TransactionalID, ts.ProducerID, ts.TransactionState = d.TransactionalID, d.ProducerID, d.State.String()
 		resp.TransactionStates = append(resp.TransactionStates, ts)

@@ -98,7 +98,36 @@ func at[R kmsg.Request](r R) R {
 	return r
 }
 
-func authorizationCases(s *Server) map[int16][]apiCase {
+// producerEpoch is a transactional producer's id and epoch.
+type producerEpoch struct {
+	id    int64
+	epoch int16
+}
+
+// initTransactionalID gets a producer id for a transactional id from its
+// coordinator, waiting while __transaction_state is created and loaded.
+func initTransactionalID(t *testing.T, s *Server, id string) producerEpoch {
+	t.Helper()
+	find := kmsg.NewPtrFindCoordinatorRequest()
+	find.Version, find.CoordinatorType, find.CoordinatorKeys = 4, coordinatorTxn, []string{id}
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.Version, init.TransactionalID, init.TransactionTimeoutMillis = 4, kmsg.StringPtr(id), 60000
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		code := exchange(t, s, find).(*kmsg.FindCoordinatorResponse).Coordinators[0].ErrorCode
+		if code == 0 {
+			r := exchange(t, s, init).(*kmsg.InitProducerIDResponse)
+			if code = r.ErrorCode; code == 0 {
+				return producerEpoch{r.ProducerID, r.ProducerEpoch}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("InitProducerId for %s: %v", id, kerr.ErrorForCode(code))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func authorizationCases(s *Server, txns map[string]producerEpoch) map[int16][]apiCase {
 	const topic, group = "t", "g"
 	fetch := func(replica int32) func() kmsg.Request {
 		return func() kmsg.Request {
@@ -159,6 +188,60 @@ func authorizationCases(s *Server) map[int16][]apiCase {
 	}
 	read := kmsg.ACLOperationRead
 	describe := kmsg.ACLOperationDescribe
+	write := kmsg.ACLOperationWrite
+	txnACL := func(id string, op kmsg.ACLOperation) metadata.ACL {
+		return allow(kmsg.ACLResourceTypeTransactionalId, id, op)
+	}
+	etl := txns["etl"]
+	addPartitions := func(version int16) func() kmsg.Request {
+		return func() kmsg.Request {
+			r := kmsg.NewPtrAddPartitionsToTxnRequest()
+			r.Version = version
+			if version < 4 {
+				r.TransactionalID, r.ProducerID, r.ProducerEpoch = "etl", etl.id, etl.epoch
+				r.Topics = []kmsg.AddPartitionsToTxnRequestTopic{{Topic: topic, Partitions: []int32{0}}}
+				return r
+			}
+			rt := kmsg.NewAddPartitionsToTxnRequestTransaction()
+			rt.TransactionalID, rt.ProducerID, rt.ProducerEpoch, rt.VerifyOnly = "etl", etl.id, etl.epoch, true
+			rt.Topics = []kmsg.AddPartitionsToTxnRequestTransactionTopic{{Topic: topic, Partitions: []int32{0}}}
+			r.Transactions = []kmsg.AddPartitionsToTxnRequestTransaction{rt}
+			return r
+		}
+	}
+	txnOffsetCommit := func() kmsg.Request {
+		r := at(kmsg.NewPtrTxnOffsetCommitRequest())
+		r.TransactionalID, r.Group, r.ProducerID, r.ProducerEpoch, r.Generation = "etl", group, etl.id, etl.epoch, -1
+		r.Topics = []kmsg.TxnOffsetCommitRequestTopic{{Topic: topic, Partitions: []kmsg.TxnOffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1, LeaderEpoch: -1}}}}
+		return r
+	}
+	noErrors := func(r kmsg.Response) error {
+		for _, c := range errorCodes(r) {
+			if c != 0 {
+				return fmt.Errorf("%v", kerr.ErrorForCode(c))
+			}
+		}
+		return nil
+	}
+	describeTxn := func(r kmsg.Response) (kmsg.DescribeTransactionsResponseTransactionState, error) {
+		ts := r.(*kmsg.DescribeTransactionsResponse).TransactionStates[0]
+		if ts.ErrorCode != 0 || ts.State != "Ongoing" || ts.ProducerID != etl.id {
+			return ts, fmt.Errorf("described %+v, want etl's ongoing transaction", ts)
+		}
+		return ts, nil
+	}
+	listedTxns := func(want ...string) func(kmsg.Response) error {
+		return func(r kmsg.Response) error {
+			var ids []string
+			for _, ts := range r.(*kmsg.ListTransactionsResponse).TransactionStates {
+				ids = append(ids, ts.TransactionalID)
+			}
+			if !slices.Equal(ids, want) {
+				return fmt.Errorf("listed %v, want %v", ids, want)
+			}
+			return nil
+		}
+	}
 	return map[int16][]apiCase{
 		0: {{req: func() kmsg.Request { return at(produceReq(topic, -1, batch(-1, -1, -1, 1, 10))) },
 			grant: []metadata.ACL{topicACL(topic, kmsg.ACLOperationWrite)}, deny: kerr.TopicAuthorizationFailed.Code}},
@@ -294,6 +377,56 @@ func authorizationCases(s *Server) map[int16][]apiCase {
 			{name: "consumer", req: offsetForLeaderEpochReq(topic), grant: []metadata.ACL{topicACL(topic, describe)}, deny: kerr.TopicAuthorizationFailed.Code},
 			{name: "broker", req: offsetForLeaderEpochReq(topic), grant: []metadata.ACL{clusterACL(kmsg.ACLOperationClusterAction)}, deny: kerr.TopicAuthorizationFailed.Code},
 		},
+		24: {
+			{name: "producer", req: addPartitions(3), grant: []metadata.ACL{txnACL("etl", write), topicACL(topic, write)},
+				deny: kerr.TransactionalIDAuthorizationFailed.Code, partial: []metadata.ACL{txnACL("etl", write)}, partialDeny: kerr.TopicAuthorizationFailed.Code,
+				allowed: noErrors},
+			// Even with ALL on every topic: the offsets partition joins a
+			// transaction through AddOffsetsToTxn only.
+			{name: "internal topic", req: func() kmsg.Request {
+				r := addPartitions(3)().(*kmsg.AddPartitionsToTxnRequest)
+				r.Topics = append(r.Topics, kmsg.AddPartitionsToTxnRequestTopic{Topic: offsetsTopic, Partitions: []int32{0}})
+				return r
+			}, deny: kerr.TransactionalIDAuthorizationFailed.Code, partial: []metadata.ACL{txnACL("etl", write), topicACL("*", kmsg.ACLOperationAll)},
+				partialDeny: kerr.TopicAuthorizationFailed.Code},
+			{name: "broker verification", req: addPartitions(4), grant: []metadata.ACL{clusterACL(kmsg.ACLOperationClusterAction)},
+				deny: kerr.ClusterAuthorizationFailed.Code, partial: []metadata.ACL{txnACL("etl", write), topicACL(topic, write)}, allowed: noErrors},
+		},
+		25: {{req: func() kmsg.Request {
+			r := at(kmsg.NewPtrAddOffsetsToTxnRequest())
+			r.TransactionalID, r.ProducerID, r.ProducerEpoch, r.Group = "etl", etl.id, etl.epoch, group
+			return r
+		}, grant: []metadata.ACL{txnACL("etl", write), groupACL(group, read)}, deny: kerr.TransactionalIDAuthorizationFailed.Code,
+			partial: []metadata.ACL{txnACL("etl", write)}, partialDeny: kerr.GroupAuthorizationFailed.Code, allowed: noErrors}},
+		26: {{req: func() kmsg.Request {
+			r := at(kmsg.NewPtrEndTxnRequest())
+			r.TransactionalID, r.ProducerID, r.ProducerEpoch, r.Commit = "ended", txns["ended"].id, txns["ended"].epoch, true
+			return r
+		}, grant: []metadata.ACL{txnACL("ended", write)}, deny: kerr.TransactionalIDAuthorizationFailed.Code,
+			partial: []metadata.ACL{txnACL("ended", describe)}, allowed: noErrors}},
+		27: {{req: func() kmsg.Request {
+			r := at(kmsg.NewPtrWriteTxnMarkersRequest())
+			// A partition that does not exist: the marker is refused after
+			// the authorization, and nothing is written.
+			r.Markers = []kmsg.WriteTxnMarkersRequestMarker{{ProducerID: etl.id, ProducerEpoch: etl.epoch, Committed: false,
+				Topics: []kmsg.WriteTxnMarkersRequestMarkerTopic{{Topic: topic, Partitions: []int32{7}}}}}
+			return r
+		}, grant: []metadata.ACL{clusterACL(kmsg.ACLOperationClusterAction)}, deny: kerr.ClusterAuthorizationFailed.Code,
+			partial: []metadata.ACL{topicACL(topic, kmsg.ACLOperationAll), clusterACL(kmsg.ACLOperationAlter)},
+			allowed: func(r kmsg.Response) error {
+				if c := r.(*kmsg.WriteTxnMarkersResponse).Markers[0].Topics[0].Partitions[0].ErrorCode; c != kerr.UnknownTopicOrPartition.Code {
+					return fmt.Errorf("marker on a partition that does not exist: %v, want UNKNOWN_TOPIC_OR_PARTITION", kerr.ErrorForCode(c))
+				}
+				return nil
+			}}},
+		28: {
+			{name: "group", req: txnOffsetCommit, grant: []metadata.ACL{txnACL("etl", write), groupACL(group, read), topicACL(topic, read)},
+				deny: kerr.TransactionalIDAuthorizationFailed.Code, partial: []metadata.ACL{txnACL("etl", write), topicACL(topic, read)},
+				partialDeny: kerr.GroupAuthorizationFailed.Code, allowed: noErrors},
+			{name: "topic", req: txnOffsetCommit, grant: []metadata.ACL{txnACL("etl", write), groupACL(group, read), topicACL(topic, read)},
+				deny: kerr.TransactionalIDAuthorizationFailed.Code, partial: []metadata.ACL{txnACL("etl", write), groupACL(group, read)},
+				partialDeny: kerr.TopicAuthorizationFailed.Code, allowed: noErrors},
+		},
 		29: {{req: func() kmsg.Request {
 			r := at(kmsg.NewPtrDescribeACLsRequest())
 			r.ResourceType, r.ResourcePatternType, r.Operation, r.PermissionType = kmsg.ACLResourceTypeAny, kmsg.ACLResourcePatternTypeAny, kmsg.ACLOperationAny, kmsg.ACLPermissionTypeAny
@@ -407,6 +540,53 @@ func authorizationCases(s *Server) map[int16][]apiCase {
 				}
 				return nil
 			}}},
+		61: {{req: func() kmsg.Request {
+			r := at(kmsg.NewPtrDescribeProducersRequest())
+			r.Topics = []kmsg.DescribeProducersRequestTopic{{Topic: topic, Partitions: []int32{0}}}
+			return r
+		}, grant: []metadata.ACL{topicACL(topic, read)}, deny: kerr.TopicAuthorizationFailed.Code,
+			partial: []metadata.ACL{topicACL(topic, describe)}, allowed: func(r kmsg.Response) error {
+				// ended's COMMIT marker is on t[0].
+				p := r.(*kmsg.DescribeProducersResponse).Topics[0].Partitions[0]
+				if p.ErrorCode != 0 || !slices.ContainsFunc(p.ActiveProducers, func(ap kmsg.DescribeProducersResponseTopicPartitionActiveProducer) bool {
+					return ap.ProducerID == txns["ended"].id
+				}) {
+					return fmt.Errorf("described %+v, want the producer of the committed transaction", p)
+				}
+				return nil
+			}}},
+		65: {
+			{name: "transactional id", req: func() kmsg.Request {
+				r := at(kmsg.NewPtrDescribeTransactionsRequest())
+				r.TransactionalIDs = []string{"etl"}
+				return r
+			}, grant: []metadata.ACL{txnACL("etl", describe)}, deny: kerr.TransactionalIDAuthorizationFailed.Code,
+				partial: []metadata.ACL{txnACL("ended", describe), topicACL(topic, describe)},
+				allowed: func(r kmsg.Response) error {
+					// No topic may be described: the partitions are left out.
+					if ts, err := describeTxn(r); err != nil || len(ts.Topics) != 0 {
+						return fmt.Errorf("without DESCRIBE on the topics: %+v, %v; want no partitions", ts, err)
+					}
+					return nil
+				}},
+			{name: "topics", req: func() kmsg.Request {
+				r := at(kmsg.NewPtrDescribeTransactionsRequest())
+				r.TransactionalIDs = []string{"etl"}
+				return r
+			}, grant: []metadata.ACL{txnACL("etl", describe), topicACL(topic, describe)}, deny: kerr.TransactionalIDAuthorizationFailed.Code,
+				allowed: func(r kmsg.Response) error {
+					ts, err := describeTxn(r)
+					if err != nil {
+						return err
+					}
+					if len(ts.Topics) != 1 || ts.Topics[0].Topic != topic {
+						return fmt.Errorf("topics %+v, want only %s (%s is not the principal's to describe)", ts.Topics, topic, offsetsTopic)
+					}
+					return nil
+				}},
+		},
+		66: {{req: func() kmsg.Request { return at(kmsg.NewPtrListTransactionsRequest()) }, grant: []metadata.ACL{txnACL("etl", describe)},
+			denied: listedTxns(), allowed: listedTxns("etl")}},
 		75: {{req: func() kmsg.Request {
 			r := at(kmsg.NewPtrDescribeTopicPartitionsRequest())
 			r.Topics = []kmsg.DescribeTopicPartitionsRequestTopic{{Topic: topic}}
@@ -511,7 +691,23 @@ func TestEveryAPIIsAuthorized(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	cases := authorizationCases(s)
+	// Two transactions: etl with t[0] and g's offsets (AddPartitionsToTxn,
+	// AddOffsetsToTxn and TxnOffsetCommit join it), and ended with t[0]
+	// in it (EndTxn commits it).
+	setACLs(t, s, allow(kmsg.ACLResourceTypeTopic, "*", kmsg.ACLOperationAll), allow(kmsg.ACLResourceTypeGroup, "*", kmsg.ACLOperationAll),
+		clusterACL(kmsg.ACLOperationAll), allow(kmsg.ACLResourceTypeTransactionalId, "*", kmsg.ACLOperationAll))
+	txns := map[string]producerEpoch{}
+	for _, id := range []string{"etl", "ended"} {
+		txns[id] = initTransactionalID(t, s, id)
+	}
+	add := kmsg.NewPtrAddPartitionsToTxnRequest()
+	add.Version, add.TransactionalID, add.ProducerID, add.ProducerEpoch = 3, "ended", txns["ended"].id, txns["ended"].epoch
+	add.Topics = []kmsg.AddPartitionsToTxnRequestTopic{{Topic: "t", Partitions: []int32{0}}}
+	if c := errorCodes(exchange(t, s, add)); c[0] != 0 {
+		t.Fatalf("adding t[0] to the fixture transaction: %v", kerr.ErrorForCode(c[0]))
+	}
+
+	cases := authorizationCases(s, txns)
 	for _, k := range SupportedAPIs() {
 		name := kmsg.NameForKey(k.ApiKey)
 		list, ok := cases[k.ApiKey]

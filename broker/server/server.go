@@ -97,7 +97,7 @@ type Server struct {
 	coordEpoch     int32
 	notCoordinator *groups.Coordinator // closed: answers NOT_COORDINATOR
 
-	access        *authorizer // who may do what (authorize.go)
+	access *authorizer // who may do what (authorize.go)
 	// The transaction coordinator (a shard per partition of
 	// __transaction_state this broker leads) and the client of other
 	// brokers' replication listeners it and the produce verification use.

@@ -60,7 +60,7 @@ func (s *Server) openTxn() error {
 func (s *Server) interBrokerAPIs() map[int16]replica.InterBrokerAPI {
 	return map[int16]replica.InterBrokerAPI{
 		addPartitionsToTxnAPI.key: {Min: 4, Max: addPartitionsToTxnAPI.max, Handle: func(ctx context.Context, r kmsg.Request) kmsg.Response {
-			return s.handleAddPartitionsToTxn(ctx, r.(*kmsg.AddPartitionsToTxnRequest))
+			return s.handleAddPartitionsToTxn(ctx, r.(*kmsg.AddPartitionsToTxnRequest), nil)
 		}},
 		writeTxnMarkersAPI.key: {Min: writeTxnMarkersAPI.min, Max: writeTxnMarkersAPI.max, Handle: func(ctx context.Context, r kmsg.Request) kmsg.Response {
 			return s.handleWriteTxnMarkers(ctx, r.(*kmsg.WriteTxnMarkersRequest))
