@@ -24,15 +24,20 @@ type clusterOptions struct {
 	latencyDuration time.Duration
 	failovers       int
 	many            int32 // partitions of the memory and metadata phase
-	skipKfake       bool
-	skip            bool
-	settings        map[string]string // broker settings for every cluster broker
+	// txnRecords and txnProducers shape the transactional phase
+	// (txnRecords 0 skips it).
+	txnRecords   int
+	txnProducers int
+	skipKfake    bool
+	skip         bool
+	settings     map[string]string // broker settings for every cluster broker
 }
 
 // clusterResults are the three-broker figures and kfake's beside them.
 type clusterResults struct {
 	full, paced           loadtest.ProduceResult
 	kfakeFull, kfakePaced loadtest.ProduceResult
+	txn, kfakeTxn         loadtest.TxnResult
 	kills                 []loadtest.Kill
 	many                  *loadtest.ManyPartitionsResult
 }
@@ -82,6 +87,13 @@ func runCluster(ctx context.Context, o clusterOptions) (clusterResults, error) {
 	if res.paced, err = loadtest.Produce(ctx, seeds, paced); err != nil {
 		return res, fmt.Errorf("cluster produce at a fixed rate: %w", err)
 	}
+	txn := loadtest.TxnOptions{Topic: "bench", RecordBytes: o.recordBytes, TxnRecords: o.txnRecords, Producers: o.txnProducers, Duration: o.duration}
+	if o.txnRecords > 0 {
+		fmt.Fprintf(os.Stderr, "cluster: transactions of %d records, %d producers, %v ...\n", o.txnRecords, o.txnProducers, o.duration)
+		if res.txn, err = loadtest.ProduceTxn(ctx, seeds, txn); err != nil {
+			return res, fmt.Errorf("cluster transactional produce: %w", err)
+		}
+	}
 	if o.failovers > 0 {
 		fmt.Fprintf(os.Stderr, "cluster: %d failovers (kill -9 of a partition leader under a producer) ...\n", o.failovers)
 		res.kills, err = loadtest.Failover(ctx, c, loadtest.FailoverOptions{
@@ -121,6 +133,11 @@ func runCluster(ctx context.Context, o clusterOptions) (clusterResults, error) {
 	if res.kfakePaced, err = loadtest.Produce(ctx, kf.Addrs, paced); err != nil {
 		return res, fmt.Errorf("kfake produce at a fixed rate: %w", err)
 	}
+	if o.txnRecords > 0 {
+		if res.kfakeTxn, err = loadtest.ProduceTxn(ctx, kf.Addrs, txn); err != nil {
+			return res, fmt.Errorf("kfake transactional produce: %w", err)
+		}
+	}
 	return res, nil
 }
 
@@ -147,6 +164,9 @@ func printCluster(out io.Writer, o clusterOptions, r clusterResults) error {
 	t.latency(phase, r.paced, r.kfakePaced, fmt.Sprintf("p99 < %v", p99Target), p99Result)
 	fmt.Fprintf(w, "slowest produce, %s\t%s ms\t%s\t\tnone over %v in %v\t%s\t\n", phase, msText(r.paced.Latency.Max),
 		t.kf(msText(r.kfakePaced.Latency.Max)+" ms"), maxTarget, stallRun, maxResult)
+	if o.txnRecords > 0 {
+		t.transactions(fmt.Sprintf("transactions of %d, %d producers, %v", o.txnRecords, o.txnProducers, o.duration), r.txn, r.kfakeTxn)
+	}
 	var worst time.Duration
 	for i, k := range r.kills {
 		role := ""

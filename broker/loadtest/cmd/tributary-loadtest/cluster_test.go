@@ -130,3 +130,35 @@ func rowWith(table, label string) string {
 	}
 	return ""
 }
+
+// The transactional rows show tributary's figures beside kfake's, and
+// only when the phase ran.
+func TestPrintClusterTransactions(t *testing.T) {
+	res := clusterResults{
+		txn:      loadtest.TxnResult{Txns: 120, MiBps: 6, CommitP50: 4 * time.Millisecond, CommitP99: 20 * time.Millisecond, TxnP50: 30 * time.Millisecond, TxnP99: 90 * time.Millisecond},
+		kfakeTxn: loadtest.TxnResult{Txns: 400, MiBps: 12, CommitP50: time.Millisecond, CommitP99: 3 * time.Millisecond},
+	}
+	var out bytes.Buffer
+	o := clusterOptions{latencyRate: 20 << 20, latencyDuration: time.Minute, txnRecords: 100, txnProducers: 4, duration: 10 * time.Second}
+	if err := printCluster(&out, o, res); err != nil {
+		t.Fatal(err)
+	}
+	for label, want := range map[string]string{
+		"committed throughput, transactions of 100, 4 producers": "6.0 MiB/s 12.0 MiB/s 0.50x",
+		"transactions committed":                                 "120 400",
+		"commit latency p50 / p99":                               "4.00 / 20.0 ms 1.00 / 3.00 ms",
+		"transaction p50 / p99":                                  "30.0 / 90.0 ms",
+	} {
+		if line := rowWith(out.String(), label); !strings.Contains(line, want) {
+			t.Errorf("row %q = %q, want it to hold %q", label, line, want)
+		}
+	}
+	out.Reset()
+	o.txnRecords = 0
+	if err := printCluster(&out, o, res); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "transactions") {
+		t.Errorf("transactional rows without the phase:\n%s", out.String())
+	}
+}

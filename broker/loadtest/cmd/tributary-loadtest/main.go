@@ -5,9 +5,11 @@
 // as `tributary-loadtest kfake`); then the broker's memory with 1,000 idle
 // partitions and its time back to serving after kill -9 with a large log.
 // Then a three-broker cluster (separate processes, replication factor 3,
-// acks=all): produce throughput, latency at a fixed offered rate, the
-// failover time after kill -9 of a partition leader, and memory and
-// metadata latency with 5,000 partitions, beside a three-broker kfake. It
+// acks=all): produce throughput, latency at a fixed offered rate,
+// transactional produce (transactions of 100 records) with its commit
+// latency, the failover time after kill -9 of a partition leader, and
+// memory and metadata latency with 5,000 partitions, beside a three-broker
+// kfake. It
 // prints a table per part. Every phase is bounded in time; Ctrl-C stops
 // the run and its processes.
 //
@@ -55,6 +57,8 @@ func main() {
 		latencyRate     = flag.String("latency-rate", "20MiB", "offered produce rate per second of the latency phases")
 		failovers       = flag.Int("failovers", 3, "leader kills of the cluster failover measurement (0 skips it)")
 		many            = flag.Int("many-partitions", 5000, "cluster: partitions of the RF 3 topic for the memory and metadata measurement (0 skips it)")
+		txnRecords      = flag.Int("txn-records", 100, "cluster: records per transaction of the transactional phase (0 skips it)")
+		txnProducers    = flag.Int("txn-producers", 4, "cluster: transactional producers of the transactional phase, each running transactions one after another")
 	)
 	settings := settingsFlag{}
 	flag.Var(settings, "cluster-setting", "a broker setting for every cluster broker, key=value (repeatable), e.g. log.flush.policy=interval")
@@ -78,6 +82,7 @@ func main() {
 	}
 	co := clusterOptions{
 		latencyRate: rate, latencyDuration: *latencyDuration, failovers: *failovers, many: int32(*many),
+		txnRecords: *txnRecords, txnProducers: *txnProducers,
 		skip: !*cluster, settings: settings, self: self,
 	}
 	err = run(ctx, *bin, *dataDir, *single, so, co)
@@ -269,6 +274,25 @@ func (t table) latency(phase string, trib, kfake loadtest.ProduceResult, p99Targ
 		return fmt.Sprintf("%d of %d", r.Latency.Stalls, r.Records)
 	}
 	fmt.Fprintf(t.w, "produces over %v, %s\t%s\t%s\t\t\t\t\n", loadtest.StallThreshold, phase, stalls(trib), t.kf(stalls(kfake)))
+}
+
+// transactions writes the rows of a transactional phase: committed
+// throughput and transactions, commit and whole-transaction latency.
+func (t table) transactions(phase string, trib, kfake loadtest.TxnResult) {
+	fmt.Fprintf(t.w, "committed throughput, %s\t%.1f MiB/s\t%s\t%s\t\t\t\n", phase, trib.MiBps,
+		t.kf(fmt.Sprintf("%.1f MiB/s", kfake.MiBps)), t.kf(ratioText(trib.MiBps, kfake.MiBps)))
+	fmt.Fprintf(t.w, "transactions committed, %s\t%d\t%s\t\t\t\t\n", phase, trib.Txns, t.kf(fmt.Sprint(kfake.Txns)))
+	fmt.Fprintf(t.w, "commit latency p50 / p99, %s\t%s / %s ms\t%s\t\t\t\t\n", phase, msText(trib.CommitP50), msText(trib.CommitP99),
+		t.kf(fmt.Sprintf("%s / %s ms", msText(kfake.CommitP50), msText(kfake.CommitP99))))
+	fmt.Fprintf(t.w, "transaction p50 / p99 (begin to commit), %s\t%s / %s ms\t%s\t\t\t\t\n", phase, msText(trib.TxnP50), msText(trib.TxnP99),
+		t.kf(fmt.Sprintf("%s / %s ms", msText(kfake.TxnP50), msText(kfake.TxnP99))))
+}
+
+func ratioText(a, b float64) string {
+	if b <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", a/b)
 }
 
 func tributarySingle(ctx context.Context, bin, dir string, opts loadtest.Options, paced loadtest.ProduceOptions, partitions int32) (loadtest.Result, loadtest.ProduceResult, int64, error) {
