@@ -422,6 +422,12 @@ func (ps *producerStates) replay(h *recordbatch.Header, data []byte, ts int64) (
 			ps.m[h.ProducerID] = e
 		}
 		c, ended := e.applyMarker(h, m, ts)
+		// As on the leader (producerCheck.commit), a marker ends any
+		// verification of this producer: one left from a time this
+		// replica led, whose append never came, must not outlive it
+		// and greet the producer's next transaction here with a stale
+		// guard and lowest sequence (OUT_OF_ORDER_SEQUENCE_NUMBER).
+		delete(ps.verifying, h.ProducerID)
 		return c, ended, nil
 	}
 	if e == nil {
@@ -430,6 +436,7 @@ func (ps *producerStates) replay(h *recordbatch.Header, data []byte, ts int64) (
 	}
 	if t, started := e.applyData(h, ts); started {
 		ps.addOngoing(t)
+		delete(ps.verifying, h.ProducerID)
 	}
 	return completedTxn{}, false, nil
 }

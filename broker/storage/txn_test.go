@@ -187,6 +187,38 @@ func TestVerificationGuardClearedByMarker(t *testing.T) {
 	}
 }
 
+// A verification a replica started while it led, whose append never came
+// (it lost the leadership first), ends with the transaction's marker
+// replicated to it: when it leads again, the producer's next transaction
+// starts with its own sequence, not against the stale entry's lower one.
+func TestStaleVerificationEndsWithReplicatedMarker(t *testing.T) {
+	st := openStore(t, memTempDir(t), Options{FlushPolicy: FlushNone})
+	ctx := context.Background()
+	p := mustCreate(t, st, "p", 0, TopicConfig{})
+	other := mustCreate(t, st, "other", 0, TopicConfig{})
+	stale := p.StartTxnVerification(5, 0, 0)
+	// The transaction went to the other leader, and was committed there.
+	c := &txnClient{t: t, p: other, pid: 5}
+	c.send(3)
+	c.end(true, 0)
+	data, err := other.Read(0, 1<<20, other.LogEndOffset())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.AppendAsFollower(ctx, data); err != nil {
+		t.Fatal(err)
+	}
+	// p leads again; the producer's next transaction starts at sequence 3.
+	g := p.StartTxnVerification(5, 0, 3)
+	if g == stale {
+		t.Fatalf("the guard of the verification that never appended (%d) is still in force", stale)
+	}
+	b := makeBatch(t, batchSpec{records: 1, producerID: 5, producerEpoch: 0, baseSequence: 3, transactional: true})
+	if _, err := p.Append(ctx, b, AppendOptions{VerificationGuard: g}); err != nil {
+		t.Fatalf("the next transaction's first batch: %v", err)
+	}
+}
+
 func TestLastStableOffsetFollowsMarkersAndHighWatermark(t *testing.T) {
 	st := openStore(t, memTempDir(t), Options{FlushPolicy: FlushNone})
 	p := mustCreate(t, st, "lso", 0, TopicConfig{})
