@@ -293,7 +293,16 @@ func TestProduceVerification(t *testing.T) {
 	}
 	ipid := kmsg.NewPtrInitProducerIDRequest()
 	ipid.Version, ipid.TransactionalID, ipid.TransactionTimeoutMillis = 4, &id, 60_000
-	ip := roundTrip[*kmsg.InitProducerIDResponse](t, s, ipid)
+	// The coordinator's partition was just created: it may still be
+	// loading (COORDINATOR_LOAD_IN_PROGRESS, which clients retry).
+	var ip *kmsg.InitProducerIDResponse
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		ip = roundTrip[*kmsg.InitProducerIDResponse](t, s, ipid)
+		if ip.ErrorCode != kerr.CoordinatorLoadInProgress.Code || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	if ip.ErrorCode != 0 {
 		t.Fatalf("InitProducerId: %v", kerr.ErrorForCode(ip.ErrorCode))
 	}
