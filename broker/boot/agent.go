@@ -309,7 +309,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 
 	// 6. The broker config.
 	err = step(bootstatus.StepConfig, func() (string, error) {
-		files, err := writeSecretFiles(filepath.Join(runtimeDir, SecretsDirName), secrets)
+		files, err := writeSecretFiles(filepath.Join(runtimeDir, SecretsDirName), doc, secrets)
 		if err != nil {
 			return "", err
 		}

@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tributary/tributary/broker/boot/bootstatus"
+	"github.com/tributary/tributary/broker/security/tlsconf/tlstest"
 	"github.com/tributary/tributary/internal/bootconfig"
 )
 
@@ -28,8 +30,22 @@ const (
 var testSecrets = bootconfig.Secrets{
 	TLSPrivateKeyPEM:  "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n",
 	TLSCertificatePEM: "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n",
-	SCRAMCredentials:  []bootconfig.SCRAMCredential{{Username: "tributary-admin", Mechanism: "SCRAM-SHA-512", Password: "s3cret"}},
+	SCRAMCredentials: []bootconfig.SCRAMCredential{{Username: "tributary-admin", Mechanism: "SCRAM-SHA-512",
+		Salt: []byte("salt-salt-salt"), Iterations: 8192, StoredKey: []byte("stored"), ServerKey: []byte("server")}},
 }
+
+// testCAPEM and testClientCAPEM stand for the cluster CA and a client CA.
+var testCAPEM, testClientCAPEM = func() (string, string) {
+	ca, err := tlstest.NewCA("cluster")
+	if err != nil {
+		panic(err)
+	}
+	client, err := tlstest.NewCA("clients")
+	if err != nil {
+		panic(err)
+	}
+	return ca.PEM, client.PEM
+}()
 
 // bootEnv is one instance's world: an IMDS and a KMS on loopback, the AWS
 // SDK pointed at them through the environment exactly as the local cloud
@@ -52,11 +68,14 @@ func newBootEnv(t *testing.T) *bootEnv {
 	e.doc = &bootconfig.Document{
 		ClusterID: "c-0123abcd", ClusterName: "orders", NodeID: 2, Rack: "us-east-1b",
 		Listeners: []bootconfig.Listener{
-			{Name: "PLAINTEXT", Port: 9092, SecurityProtocol: "PLAINTEXT"},
-			{Name: "SASL_SCRAM", Port: 9096, SecurityProtocol: "SASL_SSL", SASLMechanisms: []string{"SCRAM-SHA-512"}},
-			{Name: "TLS", Port: 9094, SecurityProtocol: "SSL", MutualTLS: true},
+			{Name: "CLIENT", Port: 9092, SecurityProtocol: "PLAINTEXT"},
+			{Name: "CLIENT_SASL_SCRAM", Port: 9096, SecurityProtocol: "SASL_SSL", SASLMechanisms: []string{"SCRAM-SHA-512"}},
+			{Name: "CLIENT_SECURE", Port: 9094, SecurityProtocol: "SSL", ClientAuth: "required"},
 		},
-		Ports: bootconfig.Ports{InterBroker: 9093, Controller: 9095, Metrics: 11001},
+		InClusterTLS: true,
+		TLS:          &bootconfig.TLS{CertificateAuthorityPEM: testCAPEM, ClientCertificateAuthoritiesPEM: testClientCAPEM},
+		SuperUsers:   []string{"User:CN=tributary-broker,OU=c-0123abcd,O=Tributary", "User:tributary-admin"},
+		Ports:        bootconfig.Ports{InterBroker: 9093, Controller: 9095, Metrics: 11001},
 		Controllers: []bootconfig.Peer{
 			{NodeID: 1, Host: "127.0.1.5", Port: 9095},
 			{NodeID: 2, Host: "127.0.2.7", Port: 9095},
@@ -164,17 +183,24 @@ func TestBootRendersConfigAndExecsTheBroker(t *testing.T) {
 		"broker.rack=us-east-1b",
 		"cluster.id=c-0123abcd",
 		"tributary.cluster.name=orders",
-		"listeners=PLAINTEXT://127.0.2.7:9092,SASL_SCRAM://127.0.2.7:9096,TLS://127.0.2.7:9094",
-		"advertised.listeners=PLAINTEXT://127.0.2.7:9092,SASL_SCRAM://127.0.2.7:9096,TLS://127.0.2.7:9094",
-		"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SCRAM:SASL_SSL,TLS:SSL",
-		"listener.name.sasl_scram.sasl.enabled.mechanisms=SCRAM-SHA-512",
-		"listener.name.tls.ssl.client.auth=required",
+		"listeners=CLIENT://127.0.2.7:9092,CLIENT_SASL_SCRAM://127.0.2.7:9096,CLIENT_SECURE://127.0.2.7:9094,REPLICATION://127.0.2.7:9093,CONTROLLER://127.0.2.7:9095",
+		"advertised.listeners=CLIENT://127.0.2.7:9092,CLIENT_SASL_SCRAM://127.0.2.7:9096,CLIENT_SECURE://127.0.2.7:9094,REPLICATION://127.0.2.7:9093,CONTROLLER://127.0.2.7:9095",
+		"listener.security.protocol.map=CLIENT:PLAINTEXT,CLIENT_SASL_SCRAM:SASL_SSL,CLIENT_SECURE:SSL,REPLICATION:SSL,CONTROLLER:SSL",
+		"inter.broker.listener.name=REPLICATION",
+		"controller.listener.names=CONTROLLER",
+		"controller.quorum.voters=1@127.0.1.5:9095,2@127.0.2.7:9095,3@127.0.3.9:9095",
 		"ssl.keystore.type=PEM",
 		"ssl.keystore.location=" + filepath.Join(secretsDir, "tls-keystore.pem"),
+		"ssl.truststore.type=PEM",
+		"ssl.truststore.location=" + filepath.Join(secretsDir, "ca.pem"),
+		"listener.name.client_sasl_scram.sasl.enabled.mechanisms=SCRAM-SHA-512",
+		"listener.name.client_secure.ssl.client.auth=required",
+		"listener.name.client_secure.ssl.truststore.location=" + filepath.Join(secretsDir, "client-ca.pem"),
 		"tributary.scram.bootstrap.file=" + filepath.Join(secretsDir, "scram-bootstrap.json"),
+		"listener.name.replication.ssl.client.auth=required",
+		"listener.name.controller.ssl.client.auth=required",
+		"super.users=User:CN=tributary-broker,OU=c-0123abcd,O=Tributary;User:tributary-admin",
 		"log.dirs=" + filepath.Join(volume, "data"),
-		"inter.broker.listener.port=9093",
-		"controller.quorum.voters=1@127.0.1.5:9095,2@127.0.2.7:9095,3@127.0.3.9:9095",
 		"metrics.listen=127.0.2.7:11001",
 		"tributary.metrics.cloudwatch.enable=true",
 		"tributary.metrics.cloudwatch.namespace=Tributary",
@@ -210,8 +236,14 @@ func TestBootRendersConfigAndExecsTheBroker(t *testing.T) {
 	if err := json.Unmarshal(mustRead(t, filepath.Join(secretsDir, "scram-bootstrap.json"), 0o600), &users); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(users, testSecrets.SCRAMCredentials) {
+	if !reflect.DeepEqual(users, testSecrets.SCRAMCredentials) {
 		t.Errorf("scram-bootstrap.json = %+v, want %+v", users, testSecrets.SCRAMCredentials)
+	}
+	if got := string(mustRead(t, filepath.Join(secretsDir, "ca.pem"), 0o600)); got != testCAPEM {
+		t.Errorf("ca.pem = %q, want the cluster CA", got)
+	}
+	if got := string(mustRead(t, filepath.Join(secretsDir, "client-ca.pem"), 0o600)); got != testClientCAPEM+testCAPEM {
+		t.Errorf("client-ca.pem = %q, want the client CAs then the cluster CA", got)
 	}
 	if fi, err := os.Stat(secretsDir); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("secrets dir mode = %v (%v), want 0700", fi.Mode().Perm(), err)
@@ -517,18 +549,19 @@ func TestBootWithoutSecrets(t *testing.T) {
 		t.Fatalf("boot with secrets failed: %v", err)
 	}
 	decrypts := e.kms.decrypts.Load()
-	e.doc.Secrets = nil
+	e.doc.Secrets, e.doc.TLS, e.doc.InClusterTLS = nil, nil, false
+	e.doc.Listeners = e.doc.Listeners[:1]
 	e.reencode(t)
 	if _, _, err := e.run(t, e.options()); err != nil {
 		t.Fatalf("boot failed: %v", err)
 	}
 	cfg := string(mustRead(t, filepath.Join(e.runtimeDir, ConfigFileName), 0o640))
-	for _, absent := range []string{"ssl.keystore", "scram.bootstrap"} {
+	for _, absent := range []string{"ssl.", "scram.bootstrap", "REPLICATION"} {
 		if strings.Contains(cfg, absent) {
 			t.Errorf("config without secrets mentions %s:\n%s", absent, cfg)
 		}
 	}
-	for _, name := range []string{TLSKeystoreFileName, SCRAMFileName} {
+	for _, name := range []string{TLSKeystoreFileName, SCRAMFileName, CAFileName, ClientCAFileName} {
 		if _, err := os.Stat(filepath.Join(e.runtimeDir, SecretsDirName, name)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("the previous boot's %s is still there: %v", name, err)
 		}

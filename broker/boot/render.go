@@ -23,8 +23,15 @@ const (
 	// TLSKeystoreFileName holds the TLS private key followed by the
 	// certificate chain, the layout Kafka's ssl.keystore.type=PEM reads.
 	TLSKeystoreFileName = "tls-keystore.pem"
-	// SCRAMFileName holds the bootstrap SCRAM users as JSON
-	// ([{"username","mechanism","password"}]), read once by the broker.
+	// CAFileName holds the cluster CA: what brokers trust from each other.
+	CAFileName = "ca.pem"
+	// ClientCAFileName holds the CAs whose client certificates the mutual
+	// TLS listeners accept: the document's client CAs and the cluster CA
+	// (which signed the provider's own client certificate).
+	ClientCAFileName = "client-ca.pem"
+	// SCRAMFileName holds the bootstrap SCRAM users as JSON, salted
+	// ([{"username","mechanism","salt","iterations","stored_key","server_key"}],
+	// byte fields in base64), read by the broker at every start.
 	SCRAMFileName = "scram-bootstrap.json"
 	// DataDirName is the log directory inside the mounted volume.
 	DataDirName = "data"
@@ -38,6 +45,8 @@ const (
 	keyProtocolMap     = "listener.security.protocol.map"
 	keyKeystoreType    = "ssl.keystore.type"
 	keyKeystoreFile    = "ssl.keystore.location"
+	keyTruststoreType  = "ssl.truststore.type"
+	keyTruststoreFile  = "ssl.truststore.location"
 	keySCRAMBootstrap  = "tributary.scram.bootstrap.file"
 	keyClusterName     = "tributary.cluster.name"
 	keyCWEnable        = "tributary.metrics.cloudwatch.enable"
@@ -47,25 +56,40 @@ const (
 	listenerNamePrefix = "listener.name."
 )
 
+// The in-cluster listeners' names when in-cluster traffic is encrypted
+// (docs/broker-security.md, "The properties of each MSK port").
+const (
+	replicationListener = "REPLICATION"
+	controllerListener  = "CONTROLLER"
+)
+
 // secretFiles are the paths of the secret files written for this boot.
 type secretFiles struct {
 	TLSKeystore string // "" when the document has no TLS key
+	CA          string // "" when the document has no cluster CA
+	ClientCA    string // "" when no listener asks for client certificates
 	SCRAM       string // "" when it has no bootstrap users
 }
 
-// writeSecretFiles writes the decrypted key material into dir with mode
-// 0600 (the directory 0700). In the image dir is under /run, a tmpfs: the
-// secrets never touch a disk.
+// all lists the paths written.
+func (f secretFiles) all() []string { return []string{f.TLSKeystore, f.CA, f.ClientCA, f.SCRAM} }
+
+// writeSecretFiles writes the decrypted key material, and the CA bundles
+// beside it, into dir with mode 0600 (the directory 0700). On an instance
+// dir is under /run, a tmpfs: the secrets never touch a disk. (The local
+// cloud gives each instance its own runtime directory under the cloud's
+// state directory instead, on the host's disk, with the same modes.)
 //
 // Files a previous boot wrote and this one does not (the cluster turned TLS
-// off, say) are removed, so no stale key outlives its use.
-func writeSecretFiles(dir string, s *bootconfig.Secrets) (files secretFiles, err error) {
+// off, say) are removed, so no stale key outlives its use. Nothing written
+// here is ever logged.
+func writeSecretFiles(dir string, doc *bootconfig.Document, s *bootconfig.Secrets) (files secretFiles, err error) {
 	defer func() {
 		if err == nil {
 			err = removeStaleSecrets(dir, files)
 		}
 	}()
-	if s == nil {
+	if s == nil && doc.TLS == nil {
 		return files, nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -74,7 +98,7 @@ func writeSecretFiles(dir string, s *bootconfig.Secrets) (files secretFiles, err
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return files, fmt.Errorf("securing the secrets directory: %w", err)
 	}
-	if s.TLSPrivateKeyPEM != "" || s.TLSCertificatePEM != "" {
+	if s != nil && (s.TLSPrivateKeyPEM != "" || s.TLSCertificatePEM != "") {
 		switch {
 		case s.TLSPrivateKeyPEM == "":
 			return files, errors.New("the secrets hold a TLS certificate without its private key")
@@ -87,7 +111,20 @@ func writeSecretFiles(dir string, s *bootconfig.Secrets) (files secretFiles, err
 			return files, err
 		}
 	}
-	if len(s.SCRAMCredentials) > 0 {
+	if t := doc.TLS; t != nil {
+		files.CA = filepath.Join(dir, CAFileName)
+		if err := writeFileAtomic(files.CA, []byte(pemText(t.CertificateAuthorityPEM)), 0o600); err != nil {
+			return files, err
+		}
+		if slices.ContainsFunc(doc.Listeners, func(l bootconfig.Listener) bool { return l.ClientAuth != "" }) {
+			files.ClientCA = filepath.Join(dir, ClientCAFileName)
+			bundle := pemText(t.ClientCertificateAuthoritiesPEM) + pemText(t.CertificateAuthorityPEM)
+			if err := writeFileAtomic(files.ClientCA, []byte(bundle), 0o600); err != nil {
+				return files, err
+			}
+		}
+	}
+	if s != nil && len(s.SCRAMCredentials) > 0 {
 		files.SCRAM = filepath.Join(dir, SCRAMFileName)
 		data, err := json.MarshalIndent(s.SCRAMCredentials, "", "  ")
 		if err != nil {
@@ -100,12 +137,22 @@ func writeSecretFiles(dir string, s *bootconfig.Secrets) (files secretFiles, err
 	return files, nil
 }
 
+// pemText ends non-empty PEM text with exactly one line break, so that
+// bundles concatenate cleanly.
+func pemText(s string) string {
+	s = strings.TrimRight(s, "\n")
+	if s == "" {
+		return ""
+	}
+	return s + "\n"
+}
+
 // removeStaleSecrets deletes the secret files of earlier boots that this boot
 // did not write.
 func removeStaleSecrets(dir string, written secretFiles) error {
-	for _, name := range []string{TLSKeystoreFileName, SCRAMFileName} {
+	for _, name := range []string{TLSKeystoreFileName, CAFileName, ClientCAFileName, SCRAMFileName} {
 		path := filepath.Join(dir, name)
-		if path == written.TLSKeystore || path == written.SCRAM {
+		if slices.Contains(written.all(), path) {
 			continue
 		}
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -146,33 +193,61 @@ func renderConfig(doc *bootconfig.Document, inst *Instance, dataDir string, secr
 		listeners = append(listeners, fmt.Sprintf("%s://%s", l.Name, hostPort(ip, l.Port)))
 		protocols = append(protocols, l.Name+":"+l.SecurityProtocol)
 	}
+	if doc.InClusterTLS {
+		listeners = append(listeners,
+			fmt.Sprintf("%s://%s", replicationListener, hostPort(ip, doc.Ports.InterBroker)),
+			fmt.Sprintf("%s://%s", controllerListener, hostPort(ip, doc.Ports.Controller)))
+		protocols = append(protocols, replicationListener+":SSL", controllerListener+":SSL")
+	}
 	set("listeners", strings.Join(listeners, ","))
 	set("advertised.listeners", strings.Join(listeners, ","))
 	set(keyProtocolMap, strings.Join(protocols, ","))
-	for _, l := range doc.Listeners {
-		prefix := listenerNamePrefix + strings.ToLower(l.Name) + "."
-		if len(l.SASLMechanisms) > 0 {
-			set(prefix+"sasl.enabled.mechanisms", strings.Join(l.SASLMechanisms, ","))
-		}
-		if l.MutualTLS {
-			set(prefix+"ssl.client.auth", "required")
-		}
+	if doc.InClusterTLS {
+		set("inter.broker.listener.name", replicationListener)
+		set("controller.listener.names", controllerListener)
+	} else {
+		set("inter.broker.listener.port", strconv.Itoa(doc.Ports.InterBroker))
 	}
-	if secrets.TLSKeystore != "" {
-		set(keyKeystoreType, "PEM")
-		set(keyKeystoreFile, secrets.TLSKeystore)
-	}
-	if secrets.SCRAM != "" {
-		set(keySCRAMBootstrap, secrets.SCRAM)
-	}
-
-	set("log.dirs", dataDir)
-	set("inter.broker.listener.port", strconv.Itoa(doc.Ports.InterBroker))
 	voters := make([]string, 0, len(doc.Controllers))
 	for _, p := range doc.Controllers {
 		voters = append(voters, fmt.Sprintf("%d@%s", p.NodeID, hostPort(p.Host, p.Port)))
 	}
 	set("controller.quorum.voters", strings.Join(voters, ","))
+	if secrets.TLSKeystore != "" {
+		set(keyKeystoreType, "PEM")
+		set(keyKeystoreFile, secrets.TLSKeystore)
+	}
+	if secrets.CA != "" {
+		set(keyTruststoreType, "PEM")
+		set(keyTruststoreFile, secrets.CA)
+	}
+	for _, l := range doc.Listeners {
+		prefix := listenerNamePrefix + strings.ToLower(l.Name) + "."
+		if l.ClientAuth != "" {
+			set(prefix+"ssl.client.auth", l.ClientAuth)
+			// Client certificates chain to the client CAs, never to the
+			// cluster CA alone: the brokers' own certificates must not be
+			// the only way in, and a client CA must never let anyone in as
+			// a broker on the in-cluster listeners, which trust ca.pem.
+			set(prefix+"ssl.truststore.location", secrets.ClientCA)
+		}
+		if len(l.SASLMechanisms) > 0 {
+			set(prefix+"sasl.enabled.mechanisms", strings.Join(l.SASLMechanisms, ","))
+		}
+	}
+	if secrets.SCRAM != "" {
+		set(keySCRAMBootstrap, secrets.SCRAM)
+	}
+	if doc.InClusterTLS {
+		for _, name := range []string{replicationListener, controllerListener} {
+			set(listenerNamePrefix+strings.ToLower(name)+".ssl.client.auth", "required")
+		}
+	}
+	if len(doc.SuperUsers) > 0 {
+		set("super.users", strings.Join(doc.SuperUsers, ";"))
+	}
+
+	set("log.dirs", dataDir)
 	set("metrics.listen", hostPort(ip, doc.Ports.Metrics))
 	set(keyCWEnable, strconv.FormatBool(doc.Metrics.CloudWatch))
 	if doc.Metrics.CloudWatch {

@@ -25,12 +25,11 @@ func TestRenderedKeysAreTheAgents(t *testing.T) {
 		t.Run(fmt.Sprintf("%d controllers", voters), func(t *testing.T) {
 			doc := &bootconfig.Document{
 				Version: bootconfig.CurrentVersion, ClusterID: "c-0123abcd", ClusterName: "orders", NodeID: 1, Rack: "us-east-1a",
-				Listeners: []bootconfig.Listener{
-					{Name: "PLAINTEXT", Port: 9092, SecurityProtocol: "PLAINTEXT"},
-					{Name: "SASL_SCRAM", Port: 9096, SecurityProtocol: "SASL_SSL", SASLMechanisms: []string{"SCRAM-SHA-256", "SCRAM-SHA-512"}},
-					{Name: "SASL_IAM", Port: 9098, SecurityProtocol: "SASL_SSL", SASLMechanisms: []string{"OAUTHBEARER"}},
-					{Name: "TLS", Port: 9094, SecurityProtocol: "SSL"},
-				},
+				Listeners:    mskListeners(),
+				InClusterTLS: true,
+				TLS:          &bootconfig.TLS{CertificateAuthorityPEM: testCAPEM, ClientCertificateAuthoritiesPEM: testClientCAPEM},
+				SuperUsers:   []string{"User:tributary-admin"},
+				Secrets:      &bootconfig.Envelope{Ciphertext: []byte{1}, KeyID: "k", EncryptionContext: bootconfig.EncryptionContext("c-0123abcd", 1)},
 				Ports:        bootconfig.Ports{InterBroker: 9093, Controller: 9095, Metrics: 11001},
 				DataVolume:   bootconfig.Volume{VolumeID: testVolumeID, MountPath: "/var/lib/tributary", Filesystem: "xfs"},
 				BrokerConfig: map[string]string{"num.partitions": "6", "min.insync.replicas": "1"},
@@ -44,7 +43,11 @@ func TestRenderedKeysAreTheAgents(t *testing.T) {
 			}
 			dir := t.TempDir()
 			inst := &Instance{ID: testInstanceID, AvailabilityZone: "us-east-1a", PrivateIP: "127.0.1.5"}
-			out := renderConfig(doc, inst, filepath.Join(dir, "data"), secretFiles{TLSKeystore: filepath.Join(dir, "k.pem"), SCRAM: filepath.Join(dir, "s.json")})
+			files, err := writeSecretFiles(filepath.Join(dir, SecretsDirName), doc, &testSecrets)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := renderConfig(doc, inst, filepath.Join(dir, "data"), files)
 
 			props, err := config.ParseProperties(bytes.NewReader(out))
 			if err != nil {
@@ -102,33 +105,92 @@ func TestRenderedKeysAreTheAgents(t *testing.T) {
 	}
 }
 
-// TestRenderedMutualTLSNeedsATruststore: a boot document carries no CA
-// bundle yet, so the file rendered for a mutual-TLS listener names no
-// truststore, and the broker refuses it (rather than serve a listener that
-// can accept no client certificate), naming the missing setting.
-func TestRenderedMutualTLSNeedsATruststore(t *testing.T) {
+// mskListeners are the four client listeners of Amazon MSK's ports, with
+// mutual TLS on 9094.
+func mskListeners() []bootconfig.Listener {
+	return []bootconfig.Listener{
+		{Name: "CLIENT", Port: 9092, SecurityProtocol: "PLAINTEXT"},
+		{Name: "CLIENT_SECURE", Port: 9094, SecurityProtocol: "SSL", ClientAuth: "required"},
+		{Name: "CLIENT_SASL_SCRAM", Port: 9096, SecurityProtocol: "SASL_SSL", SASLMechanisms: []string{"SCRAM-SHA-512", "SCRAM-SHA-256"}},
+		{Name: "CLIENT_IAM", Port: 9098, SecurityProtocol: "SASL_SSL", SASLMechanisms: []string{"OAUTHBEARER"}},
+	}
+}
+
+// documentedLayout reads the properties docs/broker-security.md gives for a
+// broker with every MSK port (the block the broker's own tests load), with
+// its placeholders filled in.
+func documentedLayout(t *testing.T, r *strings.Replacer) map[string]string {
+	t.Helper()
+	doc, err := os.ReadFile("../../docs/broker-security.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const begin, end = "<!-- BEGIN TESTED properties msk-listeners -->", "<!-- END TESTED properties msk-listeners -->"
+	i, j := strings.Index(string(doc), begin), strings.Index(string(doc), end)
+	if i < 0 || j < i {
+		t.Fatalf("docs/broker-security.md has no %s ... %s block", begin, end)
+	}
+	block := strings.TrimSpace(string(doc[i+len(begin) : j]))
+	block = strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(block, "```properties"), "```"))
+	props, err := config.ParseProperties(strings.NewReader(r.Replace(block)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, p := range props {
+		out[p.Key] = p.Value
+	}
+	return out
+}
+
+// TestRenderedIsTheDocumentedContract renders a broker with all six
+// listeners and checks the listener, TLS, SASL and authorizer settings are
+// exactly the documented ones: every documented line is written with its
+// value, and no other such setting is.
+func TestRenderedIsTheDocumentedContract(t *testing.T) {
 	doc := &bootconfig.Document{
 		Version: bootconfig.CurrentVersion, ClusterID: "c-0123abcd", ClusterName: "orders", NodeID: 1, Rack: "us-east-1a",
-		Listeners:   []bootconfig.Listener{{Name: "TLS", Port: 9094, SecurityProtocol: "SSL", MutualTLS: true}},
-		Ports:       bootconfig.Ports{InterBroker: 9093, Controller: 9095, Metrics: 11001},
-		Controllers: []bootconfig.Peer{{NodeID: 1, Host: "127.0.1.5", Port: 9095}},
-		DataVolume:  bootconfig.Volume{VolumeID: testVolumeID, MountPath: "/var/lib/tributary", Filesystem: "xfs"},
+		Listeners:    mskListeners(),
+		InClusterTLS: true,
+		TLS:          &bootconfig.TLS{CertificateAuthorityPEM: testCAPEM, ClientCertificateAuthoritiesPEM: testClientCAPEM},
+		SuperUsers:   []string{"User:tributary-admin"},
+		Ports:        bootconfig.Ports{InterBroker: 9093, Controller: 9095, Metrics: 11001},
+		Controllers: []bootconfig.Peer{
+			{NodeID: 1, Host: "10.0.1.5", Port: 9095}, {NodeID: 2, Host: "10.0.2.5", Port: 9095}, {NodeID: 3, Host: "10.0.3.5", Port: 9095},
+		},
+		DataVolume: bootconfig.Volume{VolumeID: testVolumeID, MountPath: "/var/lib/tributary", Filesystem: "xfs"},
+		Secrets:    &bootconfig.Envelope{Ciphertext: []byte{1}, KeyID: "k", EncryptionContext: bootconfig.EncryptionContext("c-0123abcd", 1)},
 	}
 	if err := doc.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	out := renderConfig(doc, &Instance{ID: testInstanceID, AvailabilityZone: "us-east-1a", PrivateIP: "127.0.1.5"},
-		filepath.Join(dir, "data"), secretFiles{TLSKeystore: filepath.Join(dir, "k.pem")})
-	file := filepath.Join(dir, ConfigFileName)
-	if err := os.WriteFile(file, out, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := config.Load(file, nil)
+	secrets := filepath.Join(t.TempDir(), SecretsDirName)
+	files, err := writeSecretFiles(secrets, doc, &testSecrets)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "ssl.truststore.location") {
-		t.Fatalf("Validate = %v, want a refusal naming ssl.truststore.location", err)
+	out := renderConfig(doc, &Instance{ID: testInstanceID, AvailabilityZone: "us-east-1a", PrivateIP: "10.0.1.5"}, "/var/lib/tributary/data", files)
+	props, err := config.ParseProperties(bytes.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rendered := map[string]string{}
+	for _, p := range props {
+		rendered[p.Key] = p.Value
+	}
+	want := documentedLayout(t, strings.NewReplacer("<ip>", "10.0.1.5", "<ip1>", "10.0.1.5", "<ip2>", "10.0.2.5", "<ip3>", "10.0.3.5", "<secrets>", secrets))
+	security := func(k string) bool {
+		return strings.HasPrefix(k, "listener") || strings.HasPrefix(k, "ssl.") || strings.HasPrefix(k, "sasl.") ||
+			strings.Contains(k, "listener") || k == "super.users" || k == "tributary.scram.bootstrap.file" || k == "controller.quorum.voters"
+	}
+	for k, v := range want {
+		if got, ok := rendered[k]; !ok || got != v {
+			t.Errorf("%s: rendered %q (written %v), documented %q", k, got, ok, v)
+		}
+	}
+	for k, v := range rendered {
+		if _, ok := want[k]; !ok && security(k) {
+			t.Errorf("%s=%s is rendered but not documented", k, v)
+		}
 	}
 }

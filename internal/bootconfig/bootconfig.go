@@ -19,7 +19,10 @@ import (
 
 // CurrentVersion is the newest document version this code writes and reads.
 // Version 2 added Attachments (instances of an Auto Scaling group attach the
-// broker's network interface and volume themselves).
+// broker's network interface and volume themselves), the cluster's TLS
+// (in-cluster encryption, the CAs, client certificates required or requested
+// per listener in place of version 1's mutual_tls), super users and the
+// provider's sealed secrets.
 const CurrentVersion = 2
 
 // MaxUserDataBytes is EC2's limit on user data, counted before base64 encoding.
@@ -75,6 +78,17 @@ type Document struct {
 	// interface (device 0) with the volume attached, and the broker listens
 	// on the instance's primary address.
 	Attachments *Attachments `json:"attachments,omitempty"`
+	// InClusterTLS encrypts replication (ports.inter_broker) and the
+	// metadata quorum (ports.controller) with TLS, brokers presenting their
+	// certificates both ways; off, both are plaintext.
+	InClusterTLS bool `json:"in_cluster_tls,omitempty"`
+	// TLS is the public half of the cluster's certificates; required when
+	// a listener or the cluster's own traffic uses TLS.
+	TLS *TLS `json:"tls,omitempty"`
+	// SuperUsers are the principals the authorizer allows everything
+	// (super.users): the brokers' own certificate principal and the
+	// provider's administrator.
+	SuperUsers []string `json:"super_users,omitempty"`
 	// BrokerConfig holds broker setting overrides by Kafka name (for
 	// example "num.partitions"), checked against the broker's settings
 	// table (broker/config): unknown names, settings the boot agent owns
@@ -83,6 +97,13 @@ type Document struct {
 	Metrics      Metrics           `json:"metrics"`
 	// Secrets is the encrypted key material, absent when the cluster has none.
 	Secrets *Envelope `json:"secrets,omitempty"`
+	// ProviderSecrets is sealed for the provider, not for the broker: the
+	// provider's own credentials for the cluster (ProviderSecrets'
+	// plaintext), encrypted with the cluster's key under
+	// ProviderEncryptionContext, which names no node, so no broker role
+	// may decrypt it. It lets the provider authenticate to the brokers
+	// knowing only the cluster id. The boot agent ignores it.
+	ProviderSecrets *Envelope `json:"provider_secrets,omitempty"`
 }
 
 // Listener is one client listener of the broker.
@@ -95,8 +116,21 @@ type Listener struct {
 	// SASLMechanisms lists the mechanisms of a SASL_SSL listener:
 	// SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER.
 	SASLMechanisms []string `json:"sasl_mechanisms,omitempty"`
-	// MutualTLS requires client certificates on an SSL listener.
-	MutualTLS bool `json:"mutual_tls,omitempty"`
+	// ClientAuth is an SSL listener's request for client certificates:
+	// "required" (mutual TLS), "requested" (a client without one is
+	// User:ANONYMOUS), or empty (none asked).
+	ClientAuth string `json:"client_auth,omitempty"`
+}
+
+// TLS is the cluster's public certificate material.
+type TLS struct {
+	// CertificateAuthorityPEM is the cluster CA, which signed every broker
+	// certificate: brokers trust it from each other, and clients trust it.
+	CertificateAuthorityPEM string `json:"certificate_authority_pem"`
+	// ClientCertificateAuthoritiesPEM are the CAs whose client certificates
+	// the listeners with ClientAuth accept (besides the cluster CA, which
+	// signed the provider's own client certificate).
+	ClientCertificateAuthoritiesPEM string `json:"client_certificate_authorities_pem,omitempty"`
 }
 
 // Ports are the non-client ports of a broker.
@@ -155,26 +189,51 @@ type Envelope struct {
 	EncryptionContext map[string]string `json:"encryption_context"`
 }
 
-// Secrets is the plaintext inside an Envelope.
+// Secrets is the plaintext inside a broker's Envelope.
 type Secrets struct {
-	// TLSPrivateKeyPEM and TLSCertificatePEM serve the TLS listeners.
+	// TLSPrivateKeyPEM and TLSCertificatePEM (the broker's certificate
+	// then the CA's) serve the TLS listeners and the in-cluster ones.
 	TLSPrivateKeyPEM  string `json:"tls_private_key_pem,omitempty"`
 	TLSCertificatePEM string `json:"tls_certificate_pem,omitempty"`
-	// SCRAMCredentials bootstrap the first SCRAM users (e.g. the provider's admin).
+	// SCRAMCredentials bootstrap the first SCRAM users (the provider's
+	// administrator), salted: the broker never learns their passwords.
 	SCRAMCredentials []SCRAMCredential `json:"scram_credentials,omitempty"`
 }
 
-// SCRAMCredential is one bootstrap SCRAM user.
+// SCRAMCredential is one bootstrap SCRAM user as the brokers store it
+// (RFC 5802): the salt, the iteration count, StoredKey and ServerKey, which
+// check a client's proof but cannot make one.
 type SCRAMCredential struct {
-	Username  string `json:"username"`
-	Mechanism string `json:"mechanism"`
-	Password  string `json:"password"`
+	Username string `json:"username"`
+	// Mechanism is SCRAM-SHA-256 or SCRAM-SHA-512.
+	Mechanism  string `json:"mechanism"`
+	Salt       []byte `json:"salt"`
+	Iterations int    `json:"iterations"`
+	StoredKey  []byte `json:"stored_key"`
+	ServerKey  []byte `json:"server_key"`
+}
+
+// ProviderSecrets is the plaintext of a document's ProviderSecrets: how the
+// provider authenticates to the brokers when clients must authenticate and
+// IAM is off.
+type ProviderSecrets struct {
+	// SCRAMUsername and SCRAMPassword are the administrator's SCRAM login.
+	SCRAMUsername string `json:"scram_username,omitempty"`
+	SCRAMPassword string `json:"scram_password,omitempty"`
+	// ClientCertificatePEM and ClientKeyPEM are the administrator's client
+	// certificate (signed by the cluster CA) for mutual TLS.
+	ClientCertificatePEM string `json:"client_certificate_pem,omitempty"`
+	ClientKeyPEM         string `json:"client_key_pem,omitempty"`
 }
 
 // Encryption-context keys of the Secrets envelope.
 const (
 	ContextKeyClusterID = "tributary:cluster-id"
 	ContextKeyNodeID    = "tributary:node-id"
+	// ContextKeyPurpose marks the provider's sealed secrets.
+	ContextKeyPurpose = "tributary:purpose"
+	// PurposeProvider is ContextKeyPurpose's value on ProviderSecrets.
+	PurposeProvider = "provider"
 )
 
 // EncryptionContext is the KMS encryption context of a node's secrets. IAM
@@ -183,6 +242,16 @@ func EncryptionContext(clusterID string, nodeID int32) map[string]string {
 	return map[string]string{
 		ContextKeyClusterID: clusterID,
 		ContextKeyNodeID:    fmt.Sprint(nodeID),
+	}
+}
+
+// ProviderEncryptionContext is the KMS encryption context of the provider's
+// sealed secrets: the cluster, and no node, so that no broker role (each
+// may decrypt only under its own node's context) can open it.
+func ProviderEncryptionContext(clusterID string) map[string]string {
+	return map[string]string{
+		ContextKeyClusterID: clusterID,
+		ContextKeyPurpose:   PurposeProvider,
 	}
 }
 
@@ -262,6 +331,57 @@ var decoders = map[int]func([]byte) (*Document, error){
 	2: decodeStrict,
 }
 
+// decodeV1 reads a version 1 document and upgrades it: its listeners' only
+// client-certificate setting was mutual_tls, which is client_auth
+// "required" now, and it has none of the fields version 2 added.
+func decodeV1(b []byte) (*Document, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("boot document is not valid JSON: %w", err)
+	}
+	for _, f := range []string{"attachments", "in_cluster_tls", "tls", "super_users", "provider_secrets"} {
+		if _, ok := raw[f]; ok {
+			return nil, &FieldError{Field: f, Problem: "is not a field of version 1 documents (it came with version 2)"}
+		}
+	}
+	if ls, ok := raw["listeners"]; ok {
+		var listeners []map[string]json.RawMessage
+		if err := json.Unmarshal(ls, &listeners); err != nil {
+			return nil, describeJSONError(err)
+		}
+		for i, l := range listeners {
+			if _, ok := l["client_auth"]; ok {
+				return nil, &FieldError{Field: fmt.Sprintf("listeners[%d].client_auth", i), Problem: "is not a field of version 1 documents (they say mutual_tls)"}
+			}
+			if m, ok := l["mutual_tls"]; ok {
+				var mutual bool
+				if err := json.Unmarshal(m, &mutual); err != nil {
+					return nil, &FieldError{Field: fmt.Sprintf("listeners[%d].mutual_tls", i), Problem: "must be a boolean"}
+				}
+				delete(l, "mutual_tls")
+				if mutual {
+					l["client_auth"] = json.RawMessage(`"required"`)
+				}
+			}
+		}
+		enc, err := json.Marshal(listeners)
+		if err != nil {
+			return nil, fmt.Errorf("upgrading a version 1 document: %w", err)
+		}
+		raw["listeners"] = enc
+	}
+	upgraded, err := json.Marshal(raw)
+	if err != nil {
+		return nil, fmt.Errorf("upgrading a version 1 document: %w", err)
+	}
+	d, err := decodeStrict(upgraded)
+	if err != nil {
+		return nil, err
+	}
+	d.Version = CurrentVersion
+	return d, nil
+}
+
 // decodeStrict decodes a document of the current version.
 func decodeStrict(b []byte) (*Document, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -276,21 +396,6 @@ func decodeStrict(b []byte) (*Document, error) {
 	return &d, nil
 }
 
-// decodeV1 reads a version 1 document (version 2 without attachments) and
-// upgrades it: its instance was launched on the broker's interface with the
-// volume attached.
-func decodeV1(b []byte) (*Document, error) {
-	d, err := decodeStrict(b)
-	if err != nil {
-		return nil, err
-	}
-	if d.Attachments != nil {
-		return nil, &FieldError{Field: "attachments", Problem: "is not a field of version 1 documents (it came with version 2)"}
-	}
-	d.Version = CurrentVersion
-	return d, nil
-}
-
 // normalize makes empty collections nil, so that a decoded document equals
 // the one that was encoded (omitempty drops them on the way out).
 func (d *Document) normalize() {
@@ -301,6 +406,9 @@ func (d *Document) normalize() {
 		if len(d.Listeners[i].SASLMechanisms) == 0 {
 			d.Listeners[i].SASLMechanisms = nil
 		}
+	}
+	if len(d.SuperUsers) == 0 {
+		d.SuperUsers = nil
 	}
 }
 

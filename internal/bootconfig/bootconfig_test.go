@@ -1,13 +1,37 @@
 package bootconfig
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
+
+// testCAPEM is a throwaway CA certificate for the documents below.
+var testCAPEM = sync.OnceValue(func() string {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		panic(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+})
 
 // validDocument is a complete three-AZ broker document.
 func validDocument() *Document {
@@ -18,10 +42,14 @@ func validDocument() *Document {
 		NodeID:      2,
 		Rack:        "us-east-1b",
 		Listeners: []Listener{
-			{Name: "PLAINTEXT", Port: DefaultPlaintextPort, SecurityProtocol: "PLAINTEXT"},
-			{Name: "SASL_SCRAM", Port: DefaultSCRAMPort, SecurityProtocol: "SASL_SSL", SASLMechanisms: []string{"SCRAM-SHA-512"}},
+			{Name: "CLIENT", Port: DefaultPlaintextPort, SecurityProtocol: "PLAINTEXT"},
+			{Name: "CLIENT_SASL_SCRAM", Port: DefaultSCRAMPort, SecurityProtocol: "SASL_SSL", SASLMechanisms: []string{"SCRAM-SHA-512"}},
+			{Name: "CLIENT_SECURE", Port: DefaultTLSPort, SecurityProtocol: "SSL", ClientAuth: "requested"},
 		},
-		Ports: Ports{InterBroker: DefaultInterBrokerPort, Controller: DefaultControllerPort, Metrics: DefaultMetricsPort},
+		InClusterTLS: true,
+		TLS:          &TLS{CertificateAuthorityPEM: testCAPEM(), ClientCertificateAuthoritiesPEM: testCAPEM()},
+		SuperUsers:   []string{"User:CN=tributary-broker,OU=trb-0123456789,O=Tributary", "User:tributary-admin"},
+		Ports:        Ports{InterBroker: DefaultInterBrokerPort, Controller: DefaultControllerPort, Metrics: DefaultMetricsPort},
 		Controllers: []Peer{
 			{NodeID: 1, Host: "10.0.1.10", Port: DefaultControllerPort},
 			{NodeID: 2, Host: "10.0.2.10", Port: DefaultControllerPort},
@@ -36,6 +64,11 @@ func validDocument() *Document {
 			KeyID:             "arn:aws:kms:us-east-1:000000000000:key/1234abcd-12ab-34cd-56ef-1234567890ab",
 			EncryptionContext: EncryptionContext("trb-0123456789", 2),
 		},
+		ProviderSecrets: &Envelope{
+			Ciphertext:        []byte{5, 6, 7},
+			KeyID:             "arn:aws:kms:us-east-1:000000000000:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+			EncryptionContext: ProviderEncryptionContext("trb-0123456789"),
+		},
 	}
 }
 
@@ -44,8 +77,9 @@ func TestRoundTrip(t *testing.T) {
 		"full": validDocument(),
 		"minimal": func() *Document {
 			d := validDocument()
-			d.Secrets, d.BrokerConfig, d.Metrics, d.Attachments = nil, nil, Metrics{}, nil
+			d.Secrets, d.BrokerConfig, d.Metrics, d.ProviderSecrets, d.Attachments = nil, nil, Metrics{}, nil, nil
 			d.Listeners = d.Listeners[:1]
+			d.InClusterTLS, d.TLS, d.SuperUsers = false, nil, nil
 			return d
 		}(),
 	} {
@@ -77,24 +111,64 @@ func TestEncodeSetsVersion(t *testing.T) {
 	}
 }
 
-// TestDecodeUpgradesVersion1 reads a document an older provider wrote: it
-// is upgraded in memory, and the field version 2 added is refused in it.
+// TestDecodeUpgradesVersion1 reads documents an older provider wrote: they
+// are upgraded in memory (mutual_tls becomes client_auth "required"), and
+// the fields version 2 added are refused in them.
 func TestDecodeUpgradesVersion1(t *testing.T) {
+	v1 := `{"version":1,"cluster_id":"trb-0123456789","cluster_name":"orders","node_id":2,"rack":"us-east-1b",` +
+		`"listeners":[{"name":"PLAINTEXT","port":9092,"security_protocol":"PLAINTEXT"},{"name":"TLS","port":9094,"security_protocol":"SSL","mutual_tls":true},{"name":"T2","port":9097,"security_protocol":"SSL","mutual_tls":false}],` +
+		`"ports":{"inter_broker":9093,"controller":9095,"metrics":11001},"controllers":[{"node_id":1,"host":"10.0.1.10","port":9095}],` +
+		`"data_volume":{"volume_id":"vol-0123456789abcdef0","mount_path":"/var/lib/tributary","filesystem":"xfs"},"metrics":{"cloudwatch":false},` +
+		`"secrets":{"ciphertext":"AQID","kms_key_id":"k","encryption_context":{"tributary:cluster-id":"trb-0123456789","tributary:node-id":"2"}}}`
+	// A version 1 document with TLS listeners but no tls block is what an
+	// older provider wrote; it is refused now for the missing CA, with the
+	// field named, rather than half understood.
+	if _, err := Decode([]byte(v1)); err == nil || !strings.Contains(err.Error(), "field tls must give the cluster CA") {
+		t.Fatalf("Decode of a version 1 TLS document: %v", err)
+	}
+	plain := strings.Replace(v1, `,{"name":"TLS","port":9094,"security_protocol":"SSL","mutual_tls":true},{"name":"T2","port":9097,"security_protocol":"SSL","mutual_tls":false}`, `,{"name":"T2","port":9097,"security_protocol":"PLAINTEXT","mutual_tls":false}`, 1)
+	got, err := Decode([]byte(plain))
+	if err != nil {
+		t.Fatalf("Decode of a version 1 document: %v", err)
+	}
+	if got.Version != CurrentVersion || len(got.Listeners) != 2 || got.Listeners[1].ClientAuth != "" {
+		t.Fatalf("upgraded document %+v", got)
+	}
+	mutual := strings.Replace(v1, `"listeners"`, `"tls":{"certificate_authority_pem":"x"},"listeners"`, 1)
+	if _, err := Decode([]byte(mutual)); err == nil || !strings.Contains(err.Error(), "tls is not a field of version 1") {
+		t.Fatalf("Decode of a version 1 document with tls: %v", err)
+	}
+	// mutual_tls true becomes client_auth required.
 	d := validDocument()
-	d.Attachments = nil
+	d.Listeners[2].ClientAuth = "required"
 	b, err := d.Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	v1 := []byte(strings.Replace(string(b), `"version":2`, `"version":1`, 1))
-	got, err := Decode(v1)
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"attachments", "in_cluster_tls", "tls", "super_users", "provider_secrets"} {
+		delete(raw, f)
+	}
+	d.InClusterTLS, d.TLS, d.SuperUsers, d.ProviderSecrets, d.Attachments = false, nil, nil, nil, nil
+	d.Listeners = d.Listeners[:1]
+	raw["listeners"] = json.RawMessage(`[{"name":"CLIENT","port":9092,"security_protocol":"PLAINTEXT","mutual_tls":false}]`)
+	raw["version"] = json.RawMessage(`1`)
+	old, _ := json.Marshal(raw)
+	got, err = Decode(old)
 	if err != nil {
 		t.Fatalf("Decode of a version 1 document: %v", err)
 	}
 	if !reflect.DeepEqual(got, d) {
 		t.Fatalf("upgraded document:\n got %+v\nwant %+v", got, d)
 	}
-	withAttachments := strings.Replace(string(v1), `"data_volume"`, `"attachments":{"network_interface_device_index":1},"data_volume"`, 1)
+	withClientAuth := strings.Replace(string(old), `"mutual_tls":false`, `"client_auth":"required"`, 1)
+	if _, err := Decode([]byte(withClientAuth)); err == nil || !strings.Contains(err.Error(), "client_auth is not a field of version 1") {
+		t.Fatalf("Decode of a version 1 document with client_auth: %v", err)
+	}
+	withAttachments := strings.Replace(string(old), `"data_volume"`, `"attachments":{"network_interface_device_index":1},"data_volume"`, 1)
 	if _, err := Decode([]byte(withAttachments)); err == nil || !strings.Contains(err.Error(), "attachments is not a field of version 1") {
 		t.Fatalf("Decode of a version 1 document with attachments: %v, want a refusal naming the field", err)
 	}
@@ -112,14 +186,25 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"rack", func(d *Document) { d.Rack = " " }},
 		{"listeners", func(d *Document) { d.Listeners = nil }},
 		{"listeners[0].name", func(d *Document) { d.Listeners[0].Name = "plain" }},
-		{"listeners[1].name", func(d *Document) { d.Listeners[1].Name = "PLAINTEXT" }},
+		{"listeners[1].name", func(d *Document) { d.Listeners[1].Name = "CLIENT" }},
 		{"listeners[0].port", func(d *Document) { d.Listeners[0].Port = 70000 }},
 		{"listeners[1].port", func(d *Document) { d.Listeners[1].Port = DefaultPlaintextPort }},
 		{"listeners[0].security_protocol", func(d *Document) { d.Listeners[0].SecurityProtocol = "SASL_PLAINTEXT" }},
 		{"listeners[1].sasl_mechanisms", func(d *Document) { d.Listeners[1].SASLMechanisms = nil }},
 		{"listeners[0].sasl_mechanisms", func(d *Document) { d.Listeners[0].SASLMechanisms = []string{"PLAIN"} }},
 		{"listeners[1].sasl_mechanisms[0]", func(d *Document) { d.Listeners[1].SASLMechanisms = []string{"PLAIN"} }},
-		{"listeners[0].mutual_tls", func(d *Document) { d.Listeners[0].MutualTLS = true }},
+		{"listeners[0].client_auth", func(d *Document) { d.Listeners[0].ClientAuth = "required" }},
+		{"listeners[2].client_auth", func(d *Document) { d.Listeners[2].ClientAuth = "always" }},
+		{"tls", func(d *Document) { d.TLS = nil }},
+		{"tls.certificate_authority_pem", func(d *Document) {
+			d.TLS.CertificateAuthorityPEM = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+		}},
+		{"tls.client_certificate_authorities_pem", func(d *Document) { d.TLS.ClientCertificateAuthoritiesPEM = "not pem" }},
+		{"secrets", func(d *Document) { d.Secrets = nil }},
+		{"super_users[1]", func(d *Document) { d.SuperUsers[1] = "admin" }},
+		{"super_users[0]", func(d *Document) { d.SuperUsers[0] = "User:a;User:b" }},
+		{"provider_secrets.encryption_context", func(d *Document) { d.ProviderSecrets.EncryptionContext = EncryptionContext(d.ClusterID, d.NodeID) }},
+		{"provider_secrets.ciphertext", func(d *Document) { d.ProviderSecrets.Ciphertext = nil }},
 		{"ports.inter_broker", func(d *Document) { d.Ports.InterBroker = DefaultPlaintextPort }},
 		{"ports.controller", func(d *Document) { d.Ports.Controller = 0 }},
 		{"controllers", func(d *Document) { d.Controllers = nil }},

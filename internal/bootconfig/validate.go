@@ -1,8 +1,11 @@
 package bootconfig
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"path"
 	"regexp"
@@ -30,6 +33,7 @@ var (
 	saslMechanisms    = []string{"SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}
 	monitoringLevels  = []string{"DEFAULT", "PER_BROKER", "PER_TOPIC_PER_BROKER", "PER_TOPIC_PER_PARTITION"}
 	filesystems       = []string{"xfs"}
+	clientAuths       = []string{"required", "requested"}
 )
 
 var (
@@ -85,6 +89,7 @@ func (d *Document) Validate() error {
 		bad("listeners", "must have at least one listener")
 	}
 	names := map[string]bool{}
+	usesTLS := d.InClusterTLS
 	for i, l := range d.Listeners {
 		f := fmt.Sprintf("listeners[%d]", i)
 		if !listenerPattern.MatchString(l.Name) {
@@ -108,8 +113,15 @@ func (d *Document) Validate() error {
 				bad(fmt.Sprintf("%s.sasl_mechanisms[%d]", f, j), "must be one of %s, got %q", strings.Join(saslMechanisms, ", "), m)
 			}
 		}
-		if l.MutualTLS && l.SecurityProtocol != "SSL" {
-			bad(f+".mutual_tls", "is only allowed on SSL listeners")
+		switch {
+		case l.ClientAuth == "":
+		case !slices.Contains(clientAuths, l.ClientAuth):
+			bad(f+".client_auth", "must be one of %s, got %q", strings.Join(clientAuths, ", "), l.ClientAuth)
+		case l.SecurityProtocol != "SSL":
+			bad(f+".client_auth", "is only allowed on SSL listeners")
+		}
+		if l.SecurityProtocol == "SSL" || l.SecurityProtocol == "SASL_SSL" {
+			usesTLS = true
 		}
 	}
 	usePort("ports.inter_broker", d.Ports.InterBroker)
@@ -179,21 +191,78 @@ func (d *Document) Validate() error {
 		}
 	}
 
-	if s := d.Secrets; s != nil {
-		if len(s.Ciphertext) == 0 {
-			bad("secrets.ciphertext", "must not be empty")
+	switch t := d.TLS; {
+	case t == nil && usesTLS:
+		bad("tls", "must give the cluster CA: a listener or the in-cluster traffic uses TLS")
+	case t != nil:
+		if err := checkCertificates(t.CertificateAuthorityPEM); err != nil {
+			bad("tls.certificate_authority_pem", "%v", err)
 		}
-		if strings.TrimSpace(s.KeyID) == "" {
-			bad("secrets.kms_key_id", "must name the KMS key that encrypted the secrets")
-		}
-		want := EncryptionContext(d.ClusterID, d.NodeID)
-		for _, k := range sortedKeys(want) {
-			if got, ok := s.EncryptionContext[k]; !ok || got != want[k] {
-				bad("secrets.encryption_context", "must contain %s=%q (the cluster and node this document is for)", k, want[k])
+		if t.ClientCertificateAuthoritiesPEM != "" {
+			if err := checkCertificates(t.ClientCertificateAuthoritiesPEM); err != nil {
+				bad("tls.client_certificate_authorities_pem", "%v", err)
 			}
 		}
 	}
+	if usesTLS && d.Secrets == nil {
+		bad("secrets", "must carry the broker's TLS key and certificate: a listener or the in-cluster traffic uses TLS")
+	}
+	for i, p := range d.SuperUsers {
+		typ, name, ok := strings.Cut(p, ":")
+		if !ok || typ == "" || name == "" || strings.ContainsAny(p, ";\r\n") {
+			bad(fmt.Sprintf("super_users[%d]", i), "must be a principal Type:name without ';' or line breaks, got %q", p)
+		}
+	}
+
+	checkEnvelope := func(field string, e *Envelope, want map[string]string, what string) {
+		if e == nil {
+			return
+		}
+		if len(e.Ciphertext) == 0 {
+			bad(field+".ciphertext", "must not be empty")
+		}
+		if strings.TrimSpace(e.KeyID) == "" {
+			bad(field+".kms_key_id", "must name the KMS key that encrypted the secrets")
+		}
+		if !maps.Equal(e.EncryptionContext, want) {
+			bad(field+".encryption_context", "must be %s (%s)", formatContext(want), what)
+		}
+	}
+	checkEnvelope("secrets", d.Secrets, EncryptionContext(d.ClusterID, d.NodeID), "the cluster and node this document is for")
+	checkEnvelope("provider_secrets", d.ProviderSecrets, ProviderEncryptionContext(d.ClusterID), "the cluster, for the provider")
 	return errors.Join(errs...)
+}
+
+// checkCertificates checks that text is PEM certificates and nothing else.
+func checkCertificates(text string) error {
+	rest := []byte(text)
+	n := 0
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			return fmt.Errorf("must hold only PEM certificates, found a %q block", block.Type)
+		}
+		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+			return fmt.Errorf("certificate %d is not readable: %v", n+1, err)
+		}
+		n++
+	}
+	if n == 0 {
+		return errors.New("must hold at least one PEM certificate")
+	}
+	return nil
+}
+
+func formatContext(c map[string]string) string {
+	parts := make([]string, 0, len(c))
+	for _, k := range sortedKeys(c) {
+		parts = append(parts, fmt.Sprintf("%s=%q", k, c[k]))
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
 }
 
 // ValidateBrokerConfig checks broker_config overrides as Validate does:
