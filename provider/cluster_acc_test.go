@@ -35,6 +35,15 @@ import (
 
 const clusterResourceName = "tributary_cluster.test"
 
+// plaintextCluster is the security of the clusters of the tests about
+// infrastructure, rolls and topics: plaintext, unauthenticated, so their
+// clients stay simple. The security tests (cluster_security_acc_test.go)
+// use MSK's defaults.
+const plaintextCluster = `  encryption_in_transit {
+    client_broker = "PLAINTEXT"
+    in_cluster    = false
+  }`
+
 // clusterConfig renders a tributary_cluster for the acceptance tests.
 func clusterConfig(name, version string, brokersPerAZ, volumeSize int) string {
 	return clusterConfigWith(name, version, brokersPerAZ, volumeSize, "604800000", name)
@@ -49,6 +58,7 @@ resource "tributary_cluster" "test" {
   instance_type      = %[7]q
   brokers_per_az     = %[3]d
   client_cidr_blocks = ["127.0.0.0/8"]
+`+plaintextCluster+`
 
   storage {
     volume_size = %[4]d
@@ -99,6 +109,7 @@ resource "tributary_cluster" "test" {
   instance_type      = %[3]q
   brokers_per_az     = %[4]d
   client_cidr_blocks = ["127.0.0.0/8"]
+`+plaintextCluster+`
 
   storage {
     volume_size = %[5]d
@@ -437,7 +448,7 @@ func expectInPlaceUpdate() resource.ConfigPlanChecks {
 	}}
 }
 
-func TestAccCluster_refusesUnservedSecurity(t *testing.T) {
+func TestAccCluster_refusesUnmanageableSecurity(t *testing.T) {
 	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
@@ -457,7 +468,7 @@ resource "tributary_cluster" "test" {
   }
 }
 `,
-			ExpectError: regexp.MustCompile(`TLS between clients and brokers is not served yet`),
+			ExpectError: regexp.MustCompile(`The provider needs IAM to manage this cluster`),
 		}},
 	})
 }
@@ -875,7 +886,7 @@ func waitClusterFormed(s *terraform.State) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	chk := (&providerData{aws: accEnv.clients}).checker(o.ClusterID, o.Brokers)
+	chk := (&providerData{aws: accEnv.clients}).checker(o.ClusterID, o.Brokers, kafkaAccess{Port: plaintextPort})
 	chk.Log = nil
 	if err := chk.WaitReady(ctx, 30*time.Second); err != nil {
 		return fmt.Errorf("the brokers of cluster %s did not form one cluster: %w", o.ClusterID, err)

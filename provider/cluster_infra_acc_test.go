@@ -63,6 +63,7 @@ resource "tributary_cluster" "test" {
   instance_type      = %[3]q
   wait_for_brokers   = false
   client_cidr_blocks = %[4]s
+`+plaintextCluster+`
 %[5]s
   storage {
     volume_size = %[6]d

@@ -25,6 +25,7 @@ type clusterModel struct {
 	BrokerNodes               types.List     `tfsdk:"broker_nodes"`
 	BrokerVersion             types.String   `tfsdk:"broker_version"`
 	BrokersPerAZ              types.Int64    `tfsdk:"brokers_per_az"`
+	CertificateAuthorityPEM   types.String   `tfsdk:"certificate_authority_pem"`
 	ClientAuthentication      types.Object   `tfsdk:"client_authentication"`
 	ClientCIDRBlocks          types.Set      `tfsdk:"client_cidr_blocks"`
 	ClusterID                 types.String   `tfsdk:"cluster_id"`
@@ -43,6 +44,7 @@ type clusterModel struct {
 	SubnetIDs                 types.List     `tfsdk:"subnet_ids"`
 	Tags                      types.Map      `tfsdk:"tags"`
 	TagsAll                   types.Map      `tfsdk:"tags_all"`
+	TLSCertificateAuthority   types.Object   `tfsdk:"tls_certificate_authority"`
 	Timeouts                  timeouts.Value `tfsdk:"timeouts"`
 	WaitForBrokers            types.Bool     `tfsdk:"wait_for_brokers"`
 }
@@ -93,6 +95,12 @@ type saslModel struct {
 
 type tlsAuthModel struct {
 	CertificateAuthorityARNs types.Set `tfsdk:"certificate_authority_arns"`
+	CertificateAuthorityPEMs types.Set `tfsdk:"certificate_authority_pems"`
+}
+
+type tlsCertificateAuthorityModel struct {
+	CertificatePEM types.String `tfsdk:"certificate_pem"`
+	PrivateKeyPEM  types.String `tfsdk:"private_key_pem"`
 }
 
 // brokerNodeModel is one element of broker_nodes.

@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -26,11 +27,6 @@ import (
 	"github.com/tributary/tributary/provider/internal/fleet"
 )
 
-// notServedYet explains why a security setting is refused today.
-const notServedYet = "The Tributary broker does not serve TLS, SASL/SCRAM or IAM authentication yet (that comes with the broker's " +
-	"security work); today it serves only PLAINTEXT on port 9092. The setting is accepted by the schema so configurations can " +
-	"be written in MSK's shape, but applying it now would build brokers that cannot honour it."
-
 func (r *clusterResource) ValidateConfig(ctx context.Context, req resource.ValidateConfigRequest, resp *resource.ValidateConfigResponse) {
 	var m clusterModel
 	resp.Diagnostics.Append(req.Config.Get(ctx, &m)...)
@@ -43,58 +39,9 @@ func (r *clusterResource) ValidateConfig(ctx context.Context, req resource.Valid
 			fmt.Sprintf("%q starts with AWS/, which CloudWatch reserves for AWS services.", ns))
 	}
 
-	clientBroker := "PLAINTEXT"
-	if !m.EncryptionInTransit.IsNull() && !m.EncryptionInTransit.IsUnknown() {
-		var e encryptionInTransitModel
-		resp.Diagnostics.Append(m.EncryptionInTransit.As(ctx, &e, objectAsOptions)...)
-		if v := e.ClientBroker.ValueString(); v != "" {
-			clientBroker = v
-		}
-		if clientBroker != "PLAINTEXT" {
-			resp.Diagnostics.AddAttributeError(path.Root("encryption_in_transit").AtName("client_broker"),
-				"TLS between clients and brokers is not served yet", notServedYet)
-		}
-		if e.InCluster.ValueBool() {
-			resp.Diagnostics.AddAttributeError(path.Root("encryption_in_transit").AtName("in_cluster"),
-				"TLS between brokers is not served yet", notServedYet)
-		}
-	}
-
-	if !m.ClientAuthentication.IsNull() && !m.ClientAuthentication.IsUnknown() {
-		var ca clientAuthenticationModel
-		resp.Diagnostics.Append(m.ClientAuthentication.As(ctx, &ca, objectAsOptions)...)
-		var sasl saslModel
-		if !ca.SASL.IsNull() && !ca.SASL.IsUnknown() {
-			resp.Diagnostics.Append(ca.SASL.As(ctx, &sasl, objectAsOptions)...)
-		}
-		tls := false
-		if !ca.TLS.IsNull() && !ca.TLS.IsUnknown() {
-			var t tlsAuthModel
-			resp.Diagnostics.Append(ca.TLS.As(ctx, &t, objectAsOptions)...)
-			tls = !t.CertificateAuthorityARNs.IsNull() && len(t.CertificateAuthorityARNs.Elements()) > 0
-		}
-		authenticated := sasl.IAM.ValueBool() || sasl.SCRAM.ValueBool() || tls
-		// MSK's rules first, so the configuration is right once the
-		// brokers catch up: authentication needs TLS to the clients.
-		if authenticated && clientBroker == "PLAINTEXT" {
-			resp.Diagnostics.AddAttributeError(path.Root("client_authentication"), "Authentication needs TLS",
-				"SASL/IAM, SASL/SCRAM and mutual TLS authenticate over TLS: set encryption_in_transit.client_broker to TLS or TLS_PLAINTEXT (as with MSK).")
-		}
-		if !ca.Unauthenticated.IsNull() && !ca.Unauthenticated.ValueBool() && !authenticated {
-			resp.Diagnostics.AddAttributeError(path.Root("client_authentication").AtName("unauthenticated"), "No way for clients to connect",
-				"unauthenticated = false with no SASL or TLS authentication leaves clients no way in.")
-		}
-		switch {
-		case sasl.IAM.ValueBool():
-			resp.Diagnostics.AddAttributeError(path.Root("client_authentication").AtName("sasl").AtName("iam"), "IAM authentication is not served yet", notServedYet)
-		case sasl.SCRAM.ValueBool():
-			resp.Diagnostics.AddAttributeError(path.Root("client_authentication").AtName("sasl").AtName("scram"), "SCRAM authentication is not served yet", notServedYet)
-		case tls:
-			resp.Diagnostics.AddAttributeError(path.Root("client_authentication").AtName("tls"), "Mutual TLS is not served yet", notServedYet)
-		case !ca.Unauthenticated.IsNull() && !ca.Unauthenticated.ValueBool():
-			resp.Diagnostics.AddAttributeError(path.Root("client_authentication").AtName("unauthenticated"), "Authentication is not served yet", notServedYet)
-		}
-	}
+	sec, d := m.security(ctx)
+	resp.Diagnostics.Append(d...)
+	resp.Diagnostics.Append(sec.validate(time.Now())...)
 
 	resp.Diagnostics.Append(validateBrokerConfig(m)...)
 	resp.Diagnostics.Append(validateAutoscaling(ctx, m)...)

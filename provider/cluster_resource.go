@@ -130,6 +130,10 @@ func (r *clusterResource) Create(ctx context.Context, req resource.CreateRequest
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	resp.Diagnostics.Append(r.secure(ctx, spec, nil, resp.Private)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
 	f := r.fleet()
 	observed := &fleet.Observed{ClusterID: clusterID}
 	resolved, ensureErr := f.Ensure(ctx, &spec.Spec, observed)
@@ -156,7 +160,7 @@ func (r *clusterResource) Create(ctx context.Context, req resource.CreateRequest
 	}
 	if !resp.Diagnostics.HasError() && len(spec.DynamicConfig) > 0 {
 		reachable := plan.WaitForBrokers.ValueBool() && !hasWarning(resp.Diagnostics, warnUnreachable)
-		resp.Diagnostics.Append(applyDynamicConfig(ctx, r.data.checker(clusterID, observed.Brokers), reachable, spec.DynamicConfig, nil)...)
+		resp.Diagnostics.Append(applyDynamicConfig(ctx, r.data.checker(clusterID, observed.Brokers, spec.Access), reachable, spec.DynamicConfig, nil)...)
 	}
 	if resp.Diagnostics.HasError() {
 		r.saveAfterFailure(ctx, &plan, &resp.State, &resp.Diagnostics)
@@ -182,7 +186,7 @@ type stateSetter interface {
 
 // nullUnknowns replaces values still unknown after a failed create.
 func nullUnknowns(m *clusterModel) {
-	for _, s := range []*types.String{&m.BootstrapBrokers, &m.BootstrapBrokersTLS, &m.BootstrapBrokersSASLSCRAM, &m.BootstrapBrokersSASLIAM,
+	for _, s := range []*types.String{&m.BootstrapBrokers, &m.BootstrapBrokersTLS, &m.BootstrapBrokersSASLSCRAM, &m.BootstrapBrokersSASLIAM, &m.CertificateAuthorityPEM,
 		&m.SecurityGroupID, &m.KMSKeyARN, &m.InstanceProfile, &m.ImageID, &m.BrokerVersion} {
 		if s.IsUnknown() {
 			*s = types.StringNull()
@@ -205,10 +209,19 @@ func (r *clusterResource) fillComputed(ctx context.Context, m *clusterModel, o *
 	nodes, d := brokerNodesValue(o.Brokers)
 	diags.Append(d...)
 	m.BrokerNodes = nodes
-	m.BootstrapBrokers = types.StringValue(bootstrapString(o.Brokers, plaintextPort))
-	m.BootstrapBrokersTLS = types.StringValue("")
-	m.BootstrapBrokersSASLSCRAM = types.StringValue("")
-	m.BootstrapBrokersSASLIAM = types.StringValue("")
+	sec, d := m.security(ctx)
+	diags.Append(d...)
+	ls := sec.listeners()
+	bootstrap := func(name string, port int) types.String {
+		if !hasListener(ls, name) {
+			return types.StringValue("")
+		}
+		return types.StringValue(bootstrapString(o.Brokers, port))
+	}
+	m.BootstrapBrokers = bootstrap(listenerPlaintext, plaintextPort)
+	m.BootstrapBrokersTLS = bootstrap(listenerTLS, tlsPort)
+	m.BootstrapBrokersSASLSCRAM = bootstrap(listenerSCRAM, scramPort)
+	m.BootstrapBrokersSASLIAM = bootstrap(listenerIAM, iamPort)
 	if o.SecurityGroupID != "" {
 		m.SecurityGroupID = types.StringValue(o.SecurityGroupID)
 	}
@@ -228,6 +241,10 @@ func (r *clusterResource) fillComputed(ctx context.Context, m *clusterModel, o *
 func (r *clusterResource) setObserved(ctx context.Context, m *clusterModel, spec *clusterSpec, o *fleet.Observed, res *fleet.Resolved) diag.Diagnostics {
 	var diags diag.Diagnostics
 	diags.Append(r.fillComputed(ctx, m, o, res.KeyARN)...)
+	m.CertificateAuthorityPEM = types.StringValue("")
+	if spec.CA != nil {
+		m.CertificateAuthorityPEM = types.StringValue(spec.CA.CertPEM)
+	}
 	m.InstanceProfile = types.StringValue(res.InstanceProfile)
 	ids := make([]attr.Value, 0, len(spec.Subnets))
 	for _, s := range spec.Subnets {
@@ -251,7 +268,7 @@ const warnUnreachable = "Brokers not verified"
 func (r *clusterResource) waitReady(ctx context.Context, spec *clusterSpec, o *fleet.Observed) diag.Diagnostics {
 	var diags diag.Diagnostics
 	tflog.Info(ctx, "waiting for the brokers to form one cluster", map[string]any{"brokers": len(o.Brokers)})
-	err := r.data.checker(o.ClusterID, o.Brokers).WaitReady(ctx, reachWindow)
+	err := r.data.checker(o.ClusterID, o.Brokers, spec.Access).WaitReady(ctx, reachWindow)
 	switch {
 	case errors.Is(err, kafkacheck.ErrUnreachable):
 		diags.AddWarning(warnUnreachable,
@@ -610,7 +627,11 @@ func (r *clusterResource) readBootDocument(ctx context.Context, m *clusterModel,
 	// cluster-wide dynamic values the brokers hold.
 	if importing {
 		cfg := maps.Clone(doc.BrokerConfig)
-		live, err := r.data.checker(m.ClusterID.ValueString(), brokers).DynamicClusterConfig(ctx)
+		a, err := r.data.accessFromDocument(doc)
+		var live map[string]string
+		if err == nil {
+			live, err = r.data.checker(m.ClusterID.ValueString(), brokers, a).DynamicClusterConfig(ctx)
+		}
 		if err != nil {
 			diags.AddWarning("broker_config read from the boot document only",
 				"The brokers' dynamic settings could not be read, so broker_config holds only the settings the brokers were launched with: "+err.Error())
@@ -628,6 +649,9 @@ func (r *clusterResource) readBootDocument(ctx context.Context, m *clusterModel,
 			diags.Append(d...)
 			m.BrokerConfig = mv
 		}
+	}
+	if doc.TLS != nil {
+		m.CertificateAuthorityPEM = types.StringValue(doc.TLS.CertificateAuthorityPEM)
 	}
 	if doc.Metrics.Namespace != "" {
 		m.MetricsNamespace = types.StringValue(doc.Metrics.Namespace)
@@ -664,6 +688,10 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	resp.Diagnostics.Append(r.secure(ctx, spec, req.Private, resp.Private)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
 	f := r.fleet()
 	o, err := f.Observe(ctx, clusterID)
 	if err != nil {
@@ -681,7 +709,7 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 		return
 	}
 
-	checker := r.data.checker(clusterID, o.Brokers)
+	checker := r.data.checker(clusterID, o.Brokers, spec.Access)
 	waitForKafka := plan.WaitForBrokers.ValueBool()
 	if waitForKafka {
 		resp.Diagnostics.Append(r.waitReady(ctx, spec, o)...)

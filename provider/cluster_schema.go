@@ -43,14 +43,17 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"security groups, client CIDRs, broker count (upward) and broker settings change in place. Every AWS object carries the " +
 			"tag `tributary:cluster-id`, so a failed create leaves nothing that `terraform destroy` cannot find.",
 		Attributes: map[string]schema.Attribute{
-			"bootstrap_brokers": computedString("Plaintext (port 9092) endpoints of every broker, `ip:port` joined with commas, in node-id order. " +
-				"Stable: it changes only when brokers are added."),
-			"bootstrap_brokers_sasl_iam": computedString("SASL/IAM (port 9098) endpoints of every broker; empty while IAM authentication is off " +
-				"(the brokers do not serve it yet)."),
-			"bootstrap_brokers_sasl_scram": computedString("SASL/SCRAM (port 9096) endpoints of every broker; empty while SCRAM is off " +
-				"(the brokers do not serve it yet)."),
-			"bootstrap_brokers_tls": computedString("TLS (port 9094) endpoints of every broker; empty while TLS is off " +
-				"(the brokers do not serve it yet)."),
+			"bootstrap_brokers": computedString("Plaintext (port 9092) endpoints of every broker, `ip:port` joined with commas, in node-id order; " +
+				"empty unless `encryption_in_transit.client_broker` is `PLAINTEXT` or `TLS_PLAINTEXT`. Stable: it changes only when brokers are added."),
+			"certificate_authority_pem": computedString("The cluster CA's certificate (PEM), which signed every broker certificate: what clients " +
+				"trust (`ssl.truststore.location`, kcat's `ssl.ca.location`). The CA of `tls_certificate_authority`, or one the provider made " +
+				"(ECDSA P-256, valid ten years), whose private key is kept only in this resource's private Terraform state. Empty when nothing uses TLS."),
+			"bootstrap_brokers_sasl_iam": computedString("SASL/IAM (port 9098, over TLS) endpoints of every broker, in node-id order; empty unless " +
+				"`client_authentication.sasl.iam` is on."),
+			"bootstrap_brokers_sasl_scram": computedString("SASL/SCRAM (port 9096, over TLS) endpoints of every broker, in node-id order; empty unless " +
+				"`client_authentication.sasl.scram` is on."),
+			"bootstrap_brokers_tls": computedString("TLS (port 9094) endpoints of every broker, in node-id order; empty unless clients may use TLS " +
+				"without SASL: unauthenticated, or with client certificates (`client_authentication.tls`)."),
 			"broker_config": schema.MapAttribute{
 				MarkdownDescription: "Kafka broker settings by their `server.properties` names (e.g. `log.retention.ms`, `min.insync.replicas`, " +
 					"`num.partitions`), checked at plan time against the broker's settings table (the Settings section of the broker's documentation): " +
@@ -196,27 +199,37 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 		},
 		Blocks: map[string]schema.Block{
 			"client_authentication": schema.SingleNestedBlock{
-				MarkdownDescription: "Client authentication, shaped like MSK's. The brokers serve only unauthenticated clients today: " +
-					"`sasl`, `tls` and `unauthenticated = false` are validated and refused with an explanation until the broker's security work lands.",
+				MarkdownDescription: "Client authentication, in MSK's shape. Omitted: clients are unauthenticated. Each mechanism is its own " +
+					"listener: SASL/SCRAM on 9096, SASL/IAM on 9098 (both over TLS), mutual TLS on 9094. The provider itself authenticates with IAM " +
+					"(its own AWS credentials, which need `kafka-cluster:*` on the cluster) when IAM is on, else with an administrator SCRAM login " +
+					"or client certificate it makes, named in `super.users`. Changing it rolls the brokers.",
 				Attributes: map[string]schema.Attribute{
 					"unauthenticated": schema.BoolAttribute{
-						MarkdownDescription: "Allow clients without authentication (default `true`).",
-						Optional:            true,
+						MarkdownDescription: "Allow clients without authentication: on 9094 over TLS, and on 9092 when plaintext is on. Default `true` " +
+							"when no mechanism is configured, `false` otherwise.",
+						Optional: true,
 					},
 				},
 				Blocks: map[string]schema.Block{
 					"sasl": schema.SingleNestedBlock{
 						MarkdownDescription: "SASL mechanisms.",
 						Attributes: map[string]schema.Attribute{
-							"iam":   schema.BoolAttribute{MarkdownDescription: "IAM identity (port 9098).", Optional: true},
-							"scram": schema.BoolAttribute{MarkdownDescription: "SCRAM-SHA-512 (port 9096).", Optional: true},
+							"iam": schema.BoolAttribute{MarkdownDescription: "IAM identity (OAUTHBEARER, port 9098): clients sign with their AWS " +
+								"credentials and are authorized by their IAM policies' `kafka-cluster:*` actions, as with MSK.", Optional: true},
+							"scram": schema.BoolAttribute{MarkdownDescription: "SCRAM-SHA-512 and SCRAM-SHA-256 (port 9096).", Optional: true},
 						},
 					},
 					"tls": schema.SingleNestedBlock{
-						MarkdownDescription: "Mutual TLS.",
+						MarkdownDescription: "Mutual TLS on 9094: clients present certificates signed by one of these CAs; the principal is " +
+							"the certificate's subject (`User:CN=app,OU=...`).",
 						Attributes: map[string]schema.Attribute{
 							"certificate_authority_arns": schema.SetAttribute{
-								MarkdownDescription: "ACM Private CA ARNs whose client certificates are accepted.",
+								MarkdownDescription: "ACM Private CA ARNs whose client certificates are accepted (not supported yet: use `certificate_authority_pems`).",
+								Optional:            true,
+								ElementType:         types.StringType,
+							},
+							"certificate_authority_pems": schema.SetAttribute{
+								MarkdownDescription: "PEM certificates of the CAs whose client certificates are accepted, e.g. `[file(\"clients-ca.pem\")]`.",
 								Optional:            true,
 								ElementType:         types.StringType,
 							},
@@ -225,17 +238,18 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				},
 			},
 			"encryption_in_transit": schema.SingleNestedBlock{
-				MarkdownDescription: "Encryption in transit, shaped like MSK's. Only `client_broker = \"PLAINTEXT\"` with `in_cluster = false` " +
-					"is served today; TLS is refused with an explanation until the broker's security work lands. Omitted: plaintext.",
+				MarkdownDescription: "Encryption in transit, in MSK's shape and with MSK's defaults: omitted, clients use TLS only and brokers " +
+					"encrypt the traffic between themselves. Changing it rolls the brokers.",
 				Attributes: map[string]schema.Attribute{
 					"client_broker": schema.StringAttribute{
-						MarkdownDescription: "`TLS`, `TLS_PLAINTEXT` or `PLAINTEXT` (the only one served today).",
+						MarkdownDescription: "`TLS` (default: 9094, 9096, 9098), `TLS_PLAINTEXT` (those and plaintext 9092) or `PLAINTEXT` (9092 only).",
 						Optional:            true,
 						Validators:          []validator.String{stringvalidator.OneOf("TLS", "TLS_PLAINTEXT", "PLAINTEXT")},
 					},
 					"in_cluster": schema.BoolAttribute{
-						MarkdownDescription: "Encrypt traffic between brokers (not served today; must be `false`).",
-						Optional:            true,
+						MarkdownDescription: "Encrypt replication (9093) and the metadata quorum (9095) with TLS, brokers authenticating each " +
+							"other with their certificates (default `true`).",
+						Optional: true,
 					},
 				},
 			},
@@ -290,6 +304,21 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 						MarkdownDescription: "EBS volume type (default `gp3`).",
 						Optional:            true,
 						Validators:          []validator.String{stringvalidator.OneOf("gp3", "gp2", "io1", "io2", "st1")},
+					},
+				},
+			},
+			"tls_certificate_authority": schema.SingleNestedBlock{
+				MarkdownDescription: "Your own CA to sign the broker certificates with, instead of one the provider makes. " +
+					"Changing it rolls the brokers.",
+				Attributes: map[string]schema.Attribute{
+					"certificate_pem": schema.StringAttribute{
+						MarkdownDescription: "The CA certificate (PEM); it must be a CA allowed to sign certificates.",
+						Optional:            true,
+					},
+					"private_key_pem": schema.StringAttribute{
+						MarkdownDescription: "The CA's private key (PEM, unencrypted); stored in state, sensitive.",
+						Optional:            true,
+						Sensitive:           true,
 					},
 				},
 			},

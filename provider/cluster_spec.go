@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -19,6 +20,7 @@ import (
 	"github.com/tributary/tributary/broker/config"
 	"github.com/tributary/tributary/internal/bootconfig"
 	"github.com/tributary/tributary/provider/internal/fleet"
+	"github.com/tributary/tributary/provider/internal/pki"
 )
 
 var objectAsOptions = basetypes.ObjectAsOptions{UnhandledNullAsEmpty: true, UnhandledUnknownAsEmpty: true}
@@ -56,6 +58,18 @@ type clusterSpec struct {
 	DynamicConfig      map[string]string
 	Listeners          []bootconfig.Listener
 	EnhancedMonitoring string
+	// Security is what the security blocks ask for; CA signs the broker
+	// certificates (nil when nothing uses TLS); SuperUsers are the brokers'
+	// and the provider's principals.
+	Security   securitySettings
+	CA         *pki.CA
+	SuperUsers []string
+	// seal encrypts a node's secrets with the cluster's key (sealSecrets).
+	seal func(nodeID int32, s *bootconfig.Secrets) (*bootconfig.Envelope, error)
+	// Access is how the provider reaches the brokers (kafkaAccessTo).
+	Access kafkaAccess
+	// now is when certificates issued for this apply start.
+	now time.Time
 }
 
 // bootDocument renders the boot document of one broker.
@@ -91,6 +105,11 @@ func (cs *clusterSpec) bootDocument(node fleet.Node, controllers []fleet.Node) *
 	if len(cs.StaticConfig) > 0 {
 		doc.BrokerConfig = maps.Clone(cs.StaticConfig)
 	}
+	doc.InClusterTLS = cs.Security.InCluster
+	if cs.CA != nil {
+		doc.TLS = &bootconfig.TLS{CertificateAuthorityPEM: cs.CA.CertPEM, ClientCertificateAuthoritiesPEM: cs.Security.clientCABundle()}
+	}
+	doc.SuperUsers = slices.Clone(cs.SuperUsers)
 	for _, c := range controllers {
 		doc.Controllers = append(doc.Controllers, bootconfig.Peer{NodeID: c.NodeID, Host: c.PrivateIP, Port: bootconfig.DefaultControllerPort})
 	}
@@ -98,8 +117,29 @@ func (cs *clusterSpec) bootDocument(node fleet.Node, controllers []fleet.Node) *
 }
 
 // userData renders and encodes the boot document (fleet.Spec.UserData).
+// A broker's TLS key and certificate are made here, each time its document
+// is rendered (a launch, a roll), and travel only inside the KMS envelope.
 func (cs *clusterSpec) userData(node fleet.Node, controllers []fleet.Node) ([]byte, error) {
-	return cs.bootDocument(node, controllers).Encode()
+	doc := cs.bootDocument(node, controllers)
+	if cs.CA != nil {
+		leaf, err := cs.CA.Issue(pki.Request{
+			Subject:   pki.BrokerSubject(cs.ClusterID),
+			Hosts:     brokerHosts(node),
+			NotBefore: cs.now,
+			Validity:  brokerCertificateValidity,
+			Server:    true,
+			Client:    true,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("issuing the certificate of broker %d: %w", node.NodeID, err)
+		}
+		env, err := cs.seal(node.NodeID, &bootconfig.Secrets{TLSPrivateKeyPEM: leaf.KeyPEM, TLSCertificatePEM: leaf.CertPEM})
+		if err != nil {
+			return nil, fmt.Errorf("sealing the secrets of broker %d: %w", node.NodeID, err)
+		}
+		doc.Secrets = env
+	}
+	return doc.Encode()
 }
 
 // bootSettingsHash covers the settings every broker's boot document carries
@@ -114,7 +154,12 @@ func (cs *clusterSpec) bootSettingsHash() string {
 		Monitoring string
 		Namespace  string
 		Name       string
-	}{cs.Listeners, cs.StaticConfig, cs.EnhancedMonitoring, cs.MetricsNamespace, cs.Name})
+		InCluster  bool
+		CA         string
+		ClientCAs  string
+		SuperUsers []string
+	}{cs.Listeners, cs.StaticConfig, cs.EnhancedMonitoring, cs.MetricsNamespace, cs.Name,
+		cs.Security.InCluster, certificateFingerprint(cs.CA), cs.Security.clientCABundle(), cs.SuperUsers})
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:8])
 }
@@ -159,8 +204,11 @@ func (r *clusterResource) specFromModel(ctx context.Context, m *clusterModel, cl
 		return nil, diags
 	}
 	cs.Subnets = subnets
-	cs.Listeners = []bootconfig.Listener{{Name: "PLAINTEXT", Port: plaintextPort, SecurityProtocol: "PLAINTEXT"}}
-	cs.ClientPorts = []int32{plaintextPort}
+	cs.Security, d = m.security(ctx)
+	diags.Append(d...)
+	cs.Listeners = cs.Security.listeners()
+	cs.ClientPorts = clientPorts(cs.Listeners)
+	cs.IAMAuthorization = cs.Security.IAM
 	cs.BootSettingsHash = cs.bootSettingsHash()
 	cs.UserData = cs.userData
 	return cs, diags

@@ -188,7 +188,7 @@ func (f *Fleet) ensureTemplate(ctx context.Context, s *Spec, b *Broker, nodes, c
 	if b.TemplateID != "" && b.TemplateLatestHash == hash {
 		return strconv.FormatInt(b.TemplateLatest, 10), nil
 	}
-	self := Node{NodeID: b.NodeID, AvailabilityZone: b.AvailabilityZone, PrivateIP: b.PrivateIP, VolumeID: b.VolumeID}
+	self := Node{NodeID: b.NodeID, AvailabilityZone: b.AvailabilityZone, PrivateIP: b.PrivateIP, PrivateDNSName: b.PrivateDNSName, VolumeID: b.VolumeID}
 	userData, err := s.UserData(self, controllers)
 	if err != nil {
 		return "", fmt.Errorf("rendering the boot document: %w", err)

@@ -100,7 +100,7 @@ func (f *Fleet) Ensure(ctx context.Context, s *Spec, o *Observed) (*Resolved, er
 
 	nodes := make([]Node, n)
 	for i, b := range brokers {
-		nodes[i] = Node{NodeID: b.NodeID, AvailabilityZone: b.AvailabilityZone, PrivateIP: b.PrivateIP, VolumeID: b.VolumeID}
+		nodes[i] = Node{NodeID: b.NodeID, AvailabilityZone: b.AvailabilityZone, PrivateIP: b.PrivateIP, PrivateDNSName: b.PrivateDNSName, VolumeID: b.VolumeID}
 	}
 	controllers := nodes[:s.ControllerCount()]
 
@@ -181,6 +181,7 @@ func (f *Fleet) ensureENI(ctx context.Context, s *Spec, b *Broker, groups []stri
 		}
 		b.ENIID = aws.ToString(out.NetworkInterface.NetworkInterfaceId)
 		b.PrivateIP = aws.ToString(out.NetworkInterface.PrivateIpAddress)
+		b.PrivateDNSName = aws.ToString(out.NetworkInterface.PrivateDnsName)
 		b.SecurityGroupIDs = groups
 		return nil
 	}

@@ -300,6 +300,7 @@ func (f *Fleet) observeInterfaces(ctx context.Context, clusterID string, broker 
 			b := broker(id)
 			b.ENIID = aws.ToString(eni.NetworkInterfaceId)
 			b.PrivateIP = aws.ToString(eni.PrivateIpAddress)
+			b.PrivateDNSName = aws.ToString(eni.PrivateDnsName)
 			b.SubnetID = aws.ToString(eni.SubnetId)
 			b.AvailabilityZone = aws.ToString(eni.AvailabilityZone)
 			b.SecurityGroupIDs = nil

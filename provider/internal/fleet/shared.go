@@ -217,72 +217,84 @@ func (f *Fleet) ensureKey(ctx context.Context, s *Spec, o *Observed) (string, er
 
 const ec2TrustPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
 
-// RolePolicy is the least-privilege inline policy of the broker role: decrypt
-// the cluster's secrets only under the cluster's encryption context; put
-// metrics only into the cluster's namespace; attach to the cluster's
+// RolePolicy is the least-privilege inline policy of the broker role:
+// decrypt only brokers' secrets of the cluster (an encryption context with
+// the cluster and a node; the provider's own sealed secrets name no node);
+// put metrics only into the cluster's namespace; attach to the cluster's
 // instances only the cluster's own network interfaces and volumes, and grow
 // only the cluster's volumes (each resource must carry the cluster's tag,
 // ec2:ResourceTag); let EBS use the key for the volumes the instance
-// attaches. Describe calls cannot be limited to resources in IAM.
-func RolePolicy(clusterID, keyARN, namespace string) (string, error) {
+// attaches; and, when the brokers authorize IAM clients by their policies,
+// ask IAM about them. Describe calls cannot be limited to resources in IAM.
+func RolePolicy(clusterID, keyARN, namespace string, iamAuthorization bool) (string, error) {
 	ownCluster := map[string]any{
 		"StringEquals": map[string]string{"ec2:ResourceTag/" + TagClusterID: clusterID},
 	}
-	doc := map[string]any{
-		"Version": "2012-10-17",
-		"Statement": []map[string]any{
-			{
-				"Sid":       "AttachOwnInterfaceAndVolume",
-				"Effect":    "Allow",
-				"Action":    []string{"ec2:AttachNetworkInterface", "ec2:AttachVolume"},
-				"Resource":  "*",
-				"Condition": ownCluster,
+	statements := []map[string]any{
+		{
+			"Sid":       "AttachOwnInterfaceAndVolume",
+			"Effect":    "Allow",
+			"Action":    []string{"ec2:AttachNetworkInterface", "ec2:AttachVolume"},
+			"Resource":  "*",
+			"Condition": ownCluster,
+		},
+		{
+			"Sid":       "GrowOwnVolume",
+			"Effect":    "Allow",
+			"Action":    "ec2:ModifyVolume",
+			"Resource":  "*",
+			"Condition": ownCluster,
+		},
+		{
+			"Sid":      "FindOwnInterfaceAndVolume",
+			"Effect":   "Allow",
+			"Action":   []string{"ec2:DescribeNetworkInterfaces", "ec2:DescribeVolumes", "ec2:DescribeInstances"},
+			"Resource": "*",
+		},
+		{
+			// Attaching an encrypted volume makes EBS take a grant on
+			// its key in the caller's name.
+			"Sid":      "AttachEncryptedVolumes",
+			"Effect":   "Allow",
+			"Action":   "kms:CreateGrant",
+			"Resource": keyARN,
+			"Condition": map[string]any{
+				"Bool": map[string]string{"kms:GrantIsForAWSResource": "true"},
 			},
-			{
-				"Sid":       "GrowOwnVolume",
-				"Effect":    "Allow",
-				"Action":    "ec2:ModifyVolume",
-				"Resource":  "*",
-				"Condition": ownCluster,
+		},
+		{
+			"Sid":      "DecryptBrokerSecrets",
+			"Effect":   "Allow",
+			"Action":   "kms:Decrypt",
+			"Resource": keyARN,
+			"Condition": map[string]any{
+				"StringEquals": map[string]string{"kms:EncryptionContext:tributary:cluster-id": clusterID},
+				"Null":         map[string]string{"kms:EncryptionContext:tributary:node-id": "false"},
 			},
-			{
-				"Sid":      "FindOwnInterfaceAndVolume",
-				"Effect":   "Allow",
-				"Action":   []string{"ec2:DescribeNetworkInterfaces", "ec2:DescribeVolumes", "ec2:DescribeInstances"},
-				"Resource": "*",
-			},
-			{
-				// Attaching an encrypted volume makes EBS take a grant on
-				// its key in the caller's name.
-				"Sid":      "AttachEncryptedVolumes",
-				"Effect":   "Allow",
-				"Action":   "kms:CreateGrant",
-				"Resource": keyARN,
-				"Condition": map[string]any{
-					"Bool": map[string]string{"kms:GrantIsForAWSResource": "true"},
-				},
-			},
-			{
-				"Sid":      "DecryptClusterSecrets",
-				"Effect":   "Allow",
-				"Action":   "kms:Decrypt",
-				"Resource": keyARN,
-				"Condition": map[string]any{
-					"StringEquals": map[string]string{"kms:EncryptionContext:tributary:cluster-id": clusterID},
-				},
-			},
-			{
-				"Sid":      "PutClusterMetrics",
-				"Effect":   "Allow",
-				"Action":   "cloudwatch:PutMetricData",
-				"Resource": "*",
-				"Condition": map[string]any{
-					"StringEquals": map[string]string{"cloudwatch:namespace": namespace},
-				},
+		},
+		{
+			"Sid":      "PutClusterMetrics",
+			"Effect":   "Allow",
+			"Action":   "cloudwatch:PutMetricData",
+			"Resource": "*",
+			"Condition": map[string]any{
+				"StringEquals": map[string]string{"cloudwatch:namespace": namespace},
 			},
 		},
 	}
-	b, err := json.Marshal(doc)
+	if iamAuthorization {
+		// IAM clients are authorized as Amazon MSK does, by their identity
+		// policies' kafka-cluster:* actions (iam:SimulatePrincipalPolicy);
+		// a role principal comes without its path, which iam:GetRole
+		// gives. IAM cannot narrow these to the principals that connect.
+		statements = append(statements, map[string]any{
+			"Sid":      "AuthorizeIAMClients",
+			"Effect":   "Allow",
+			"Action":   []string{"iam:SimulatePrincipalPolicy", "iam:GetRole"},
+			"Resource": "*",
+		})
+	}
+	b, err := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": statements})
 	return string(b), err
 }
 
@@ -323,7 +335,7 @@ func (f *Fleet) ensureRole(ctx context.Context, s *Spec, o *Observed, keyARN str
 		}
 		o.RoleName = name
 	}
-	policy, err := RolePolicy(s.ClusterID, keyARN, s.MetricsNamespace)
+	policy, err := RolePolicy(s.ClusterID, keyARN, s.MetricsNamespace, s.IAMAuthorization)
 	if err != nil {
 		return "", fmt.Errorf("rendering the broker role policy: %w", err)
 	}

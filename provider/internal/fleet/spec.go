@@ -99,6 +99,10 @@ type Spec struct {
 	// InstanceProfile is the name of an existing profile; empty means the
 	// cluster creates a least-privilege role and profile.
 	InstanceProfile string
+	// IAMAuthorization lets a created broker role ask IAM about clients'
+	// policies (iam:SimulatePrincipalPolicy, iam:GetRole): the brokers
+	// authorize IAM principals by their kafka-cluster:* permissions.
+	IAMAuthorization bool
 	// Tags go on every object, under the provider's own tributary:* tags.
 	Tags map[string]string
 	// UserData renders the boot document of one broker, given every
@@ -159,7 +163,10 @@ type Node struct {
 	NodeID           int32
 	AvailabilityZone string
 	PrivateIP        string
-	VolumeID         string
+	// PrivateDNSName is EC2's private DNS name of the interface
+	// (ip-10-0-1-5.ec2.internal); empty where EC2 gives none.
+	PrivateDNSName string
+	VolumeID       string
 }
 
 // LaunchSettings are what a launch template version launches.
@@ -176,6 +183,7 @@ type Broker struct {
 	SubnetID         string
 	ENIID            string
 	PrivateIP        string
+	PrivateDNSName   string
 	SecurityGroupIDs []string
 	VolumeID         string
 	VolumeSizeGiB    int32

@@ -145,14 +145,19 @@ func TestIngressRulesDiff(t *testing.T) {
 }
 
 func TestRolePolicyPinsEncryptionContext(t *testing.T) {
-	p, err := RolePolicy("tc-1", "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{`"kms:EncryptionContext:tributary:cluster-id":"tc-1"`, `"Resource":"arn:aws:kms:us-east-1:000000000000:key/k"`,
-		`"cloudwatch:namespace":"Tributary/Kafka"`, `"Action":"kms:Decrypt"`} {
-		if !strings.Contains(p, want) {
-			t.Errorf("policy lacks %s: %s", want, p)
+	for _, iam := range []bool{false, true} {
+		p, err := RolePolicy("tc-1", "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", iam)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{`"kms:EncryptionContext:tributary:cluster-id":"tc-1"`, `"Resource":"arn:aws:kms:us-east-1:000000000000:key/k"`,
+			`"Null":{"kms:EncryptionContext:tributary:node-id":"false"}`, `"cloudwatch:namespace":"Tributary/Kafka"`, `"Action":"kms:Decrypt"`} {
+			if !strings.Contains(p, want) {
+				t.Errorf("policy lacks %s: %s", want, p)
+			}
+		}
+		if got := strings.Contains(p, "iam:SimulatePrincipalPolicy"); got != iam {
+			t.Errorf("IAM authorization %v: policy allows iam:SimulatePrincipalPolicy = %v: %s", iam, got, p)
 		}
 	}
 }

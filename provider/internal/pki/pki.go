@@ -21,6 +21,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
@@ -30,6 +31,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tributary/tributary/broker/security/tlsconf"
 )
 
 // Organization is the O of every subject the provider writes.
@@ -391,4 +394,19 @@ func samePublicKey(a, b crypto.PublicKey) bool {
 	ad, err1 := x509.MarshalPKIXPublicKey(a)
 	bd, err2 := x509.MarshalPKIXPublicKey(b)
 	return err1 == nil && err2 == nil && bytes.Equal(ad, bd)
+}
+
+// Principal is the Kafka principal a broker gives a client certificate with
+// this subject: User: and the subject as Java's X500Principal writes it,
+// which is what super.users and ACLs name.
+func Principal(subject pkix.Name) (string, error) {
+	raw, err := asn1.Marshal(subject.ToRDNSequence())
+	if err != nil {
+		return "", fmt.Errorf("encoding subject %q: %w", subject.String(), err)
+	}
+	dn, err := tlsconf.DistinguishedName(&x509.Certificate{RawSubject: raw})
+	if err != nil {
+		return "", err
+	}
+	return "User:" + dn, nil
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tributary/tributary/broker/security/tlsconf"
 )
 
 var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -220,5 +222,21 @@ func TestIssueHosts(t *testing.T) {
 	}
 	if len(leaf.Cert.IPAddresses) != 1 || !leaf.Cert.IPAddresses[0].Equal(net.ParseIP("::1")) || len(leaf.Cert.DNSNames) != 1 {
 		t.Fatalf("SANs: %v %v", leaf.Cert.IPAddresses, leaf.Cert.DNSNames)
+	}
+}
+
+func TestPrincipalIsWhatTheBrokerSees(t *testing.T) {
+	ca := mustCA(t)
+	leaf, err := ca.Issue(Request{Subject: AdminSubject("tc-1"), NotBefore: now, Validity: time.Hour, Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := tlsconf.DistinguishedName(leaf.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Principal(AdminSubject("tc-1"))
+	if err != nil || got != "User:"+want || got != "User:CN=tributary-admin,OU=tc-1,O=Tributary" {
+		t.Fatalf("Principal = %q, %v; the broker names the certificate User:%s", got, err, want)
 	}
 }

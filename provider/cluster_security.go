@@ -1,0 +1,396 @@
+package provider
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+
+	"github.com/tributary/tributary/internal/bootconfig"
+	"github.com/tributary/tributary/provider/internal/fleet"
+	"github.com/tributary/tributary/provider/internal/pki"
+)
+
+// The listener names and ports of Amazon MSK's client ports, as the boot
+// agent renders them (docs/broker-security.md, "The properties of each MSK
+// port").
+const (
+	listenerPlaintext = "CLIENT"
+	listenerTLS       = "CLIENT_SECURE"
+	listenerSCRAM     = "CLIENT_SASL_SCRAM"
+	listenerIAM       = "CLIENT_IAM"
+
+	tlsPort   = bootconfig.DefaultTLSPort
+	scramPort = bootconfig.DefaultSCRAMPort
+	iamPort   = bootconfig.DefaultIAMPort
+)
+
+// Client settings as MSK names them (encryption_in_transit.client_broker).
+const (
+	clientBrokerTLS          = "TLS"
+	clientBrokerTLSPlaintext = "TLS_PLAINTEXT"
+	clientBrokerPlaintext    = "PLAINTEXT"
+)
+
+// brokerCertificateValidity is how long a broker certificate is valid.
+// A certificate is issued whenever a broker's boot document is rendered
+// (a launch, a roll), so a cluster rolled within the year never sees one
+// expire.
+const brokerCertificateValidity = 365 * 24 * time.Hour
+
+// securitySettings is what encryption_in_transit, client_authentication and
+// tls_certificate_authority ask for, with MSK's defaults filled in.
+type securitySettings struct {
+	ClientBroker    string
+	InCluster       bool
+	Unauthenticated bool
+	IAM, SCRAM      bool
+	// ClientCAs are the PEM certificates of client_authentication.tls:
+	// mutual TLS is on when there is one.
+	ClientCAs []string
+	// ClientCAARNs are ACM Private CA ARNs (refused at plan time).
+	ClientCAARNs []string
+	// UserCACert and UserCAKey are tls_certificate_authority, empty when
+	// the provider makes the CA.
+	UserCACert, UserCAKey string
+}
+
+// security reads the security blocks of a configuration or plan. Unknown
+// values read as their defaults; ValidateConfig checks again once known.
+func (m *clusterModel) security(ctx context.Context) (securitySettings, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	s := securitySettings{ClientBroker: clientBrokerTLS, InCluster: true}
+	if !m.EncryptionInTransit.IsNull() && !m.EncryptionInTransit.IsUnknown() {
+		var e encryptionInTransitModel
+		diags.Append(m.EncryptionInTransit.As(ctx, &e, objectAsOptions)...)
+		if v := e.ClientBroker.ValueString(); v != "" {
+			s.ClientBroker = v
+		}
+		if !e.InCluster.IsNull() && !e.InCluster.IsUnknown() {
+			s.InCluster = e.InCluster.ValueBool()
+		}
+	}
+	unauthenticatedSet := false
+	if !m.ClientAuthentication.IsNull() && !m.ClientAuthentication.IsUnknown() {
+		var ca clientAuthenticationModel
+		diags.Append(m.ClientAuthentication.As(ctx, &ca, objectAsOptions)...)
+		if !ca.SASL.IsNull() && !ca.SASL.IsUnknown() {
+			var sm saslModel
+			diags.Append(ca.SASL.As(ctx, &sm, objectAsOptions)...)
+			s.IAM, s.SCRAM = sm.IAM.ValueBool(), sm.SCRAM.ValueBool()
+		}
+		if !ca.TLS.IsNull() && !ca.TLS.IsUnknown() {
+			var t tlsAuthModel
+			diags.Append(ca.TLS.As(ctx, &t, objectAsOptions)...)
+			var d diag.Diagnostics
+			s.ClientCAs, d = stringSet(ctx, t.CertificateAuthorityPEMs)
+			diags.Append(d...)
+			s.ClientCAARNs, d = stringSet(ctx, t.CertificateAuthorityARNs)
+			diags.Append(d...)
+		}
+		if !ca.Unauthenticated.IsNull() && !ca.Unauthenticated.IsUnknown() {
+			s.Unauthenticated, unauthenticatedSet = ca.Unauthenticated.ValueBool(), true
+		}
+	}
+	if !unauthenticatedSet {
+		s.Unauthenticated = !s.authenticated()
+	}
+	if !m.TLSCertificateAuthority.IsNull() && !m.TLSCertificateAuthority.IsUnknown() {
+		var t tlsCertificateAuthorityModel
+		diags.Append(m.TLSCertificateAuthority.As(ctx, &t, objectAsOptions)...)
+		s.UserCACert, s.UserCAKey = t.CertificatePEM.ValueString(), t.PrivateKeyPEM.ValueString()
+	}
+	return s, diags
+}
+
+// authenticated reports whether a mechanism is on.
+func (s securitySettings) authenticated() bool {
+	return s.IAM || s.SCRAM || s.mutualTLS()
+}
+
+func (s securitySettings) mutualTLS() bool { return len(s.ClientCAs) > 0 || len(s.ClientCAARNs) > 0 }
+
+func (s securitySettings) plaintext() bool { return s.ClientBroker != clientBrokerTLS }
+
+func (s securitySettings) clientTLS() bool { return s.ClientBroker != clientBrokerPlaintext }
+
+// usesTLS reports whether any listener, or the brokers' own traffic, uses
+// TLS, so the cluster needs its CA and broker certificates.
+func (s securitySettings) usesTLS() bool {
+	return s.InCluster || slices.ContainsFunc(s.listeners(), func(l bootconfig.Listener) bool {
+		return l.SecurityProtocol != "PLAINTEXT"
+	})
+}
+
+// validate says what a configuration cannot have, each problem at its
+// attribute. Every listener it allows is one the brokers serve.
+func (s securitySettings) validate(now time.Time) diag.Diagnostics {
+	var diags diag.Diagnostics
+	ca := path.Root("client_authentication")
+	if s.authenticated() && !s.clientTLS() {
+		diags.AddAttributeError(ca, "Authentication needs TLS",
+			"SASL/IAM, SASL/SCRAM and mutual TLS authenticate over TLS: set encryption_in_transit.client_broker to TLS or TLS_PLAINTEXT (as with MSK).")
+	}
+	if !s.Unauthenticated && !s.authenticated() {
+		diags.AddAttributeError(ca.AtName("unauthenticated"), "No way for clients to connect",
+			"unauthenticated = false with no SASL or TLS authentication leaves clients no way in.")
+	}
+	if s.plaintext() && !s.Unauthenticated {
+		diags.AddAttributeError(path.Root("encryption_in_transit").AtName("client_broker"), "Plaintext clients cannot authenticate",
+			"client_broker = \""+s.ClientBroker+"\" opens the plaintext port 9092, where clients are unauthenticated, while "+
+				"client_authentication.unauthenticated is false: use client_broker = \"TLS\", or allow unauthenticated clients.")
+	}
+	if (s.SCRAM || s.mutualTLS()) && !s.IAM {
+		diags.AddAttributeError(ca.AtName("sasl").AtName("iam"), "The provider needs IAM to manage this cluster",
+			"With SASL/SCRAM or mutual TLS the brokers deny unauthenticated clients everything, the provider included, and the "+
+				"provider's own SCRAM login and client certificate are not built yet: turn on sasl.iam as well (the provider then "+
+				"authenticates with its AWS credentials, which need kafka-cluster:* on the cluster).")
+	}
+	if len(s.ClientCAARNs) > 0 {
+		diags.AddAttributeError(ca.AtName("tls").AtName("certificate_authority_arns"), "ACM Private CA is not supported yet",
+			"Give the client CAs' certificates in certificate_authority_pems instead (for an ACM Private CA: "+
+				"aws acm-pca get-certificate-authority-certificate --certificate-authority-arn ARN).")
+	}
+	for i, text := range s.ClientCAs {
+		if _, err := pki.ParseTrustBundle(text, now); err != nil {
+			diags.AddAttributeError(ca.AtName("tls").AtName("certificate_authority_pems"), "Invalid client CA",
+				fmt.Sprintf("Entry %d: %v.", i+1, err))
+		}
+	}
+	tca := path.Root("tls_certificate_authority")
+	switch {
+	case s.UserCACert == "" && s.UserCAKey == "":
+	case s.UserCACert == "" || s.UserCAKey == "":
+		diags.AddAttributeError(tca, "Incomplete CA", "tls_certificate_authority needs both certificate_pem and private_key_pem.")
+	default:
+		if _, err := pki.ParseCA(s.UserCACert, s.UserCAKey, now); err != nil {
+			diags.AddAttributeError(tca, "Invalid CA", err.Error())
+		}
+	}
+	return diags
+}
+
+// listeners are the client listeners the settings turn on, in port order.
+func (s securitySettings) listeners() []bootconfig.Listener {
+	var out []bootconfig.Listener
+	if s.plaintext() && s.Unauthenticated {
+		out = append(out, bootconfig.Listener{Name: listenerPlaintext, Port: plaintextPort, SecurityProtocol: "PLAINTEXT"})
+	}
+	if s.clientTLS() && (s.Unauthenticated || s.mutualTLS()) {
+		l := bootconfig.Listener{Name: listenerTLS, Port: tlsPort, SecurityProtocol: "SSL"}
+		switch {
+		case s.mutualTLS() && s.Unauthenticated:
+			l.ClientAuth = "requested"
+		case s.mutualTLS():
+			l.ClientAuth = "required"
+		}
+		out = append(out, l)
+	}
+	if s.clientTLS() && s.SCRAM {
+		out = append(out, bootconfig.Listener{Name: listenerSCRAM, Port: scramPort, SecurityProtocol: "SASL_SSL",
+			SASLMechanisms: []string{"SCRAM-SHA-512", "SCRAM-SHA-256"}})
+	}
+	if s.clientTLS() && s.IAM {
+		out = append(out, bootconfig.Listener{Name: listenerIAM, Port: iamPort, SecurityProtocol: "SASL_SSL",
+			SASLMechanisms: []string{"OAUTHBEARER"}})
+	}
+	return out
+}
+
+// clientPorts are the ports of listeners, for the security group.
+func clientPorts(ls []bootconfig.Listener) []int32 {
+	out := make([]int32, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, int32(l.Port))
+	}
+	return out
+}
+
+// hasListener reports whether a listener of that name is on.
+func hasListener(ls []bootconfig.Listener, name string) bool {
+	return slices.ContainsFunc(ls, func(l bootconfig.Listener) bool { return l.Name == name })
+}
+
+// clientCABundle joins the client CAs into one PEM text.
+func (s securitySettings) clientCABundle() string {
+	var b strings.Builder
+	for _, c := range s.ClientCAs {
+		b.WriteString(strings.TrimRight(c, "\n"))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// privateCAKey is the private-state key holding the CA the provider made:
+// its certificate and private key live only in Terraform's state.
+const privateCAKey = "cluster_ca"
+
+// storedCA is the private-state form of the provider's CA.
+type storedCA struct {
+	CertificatePEM string `json:"certificate_pem"`
+	PrivateKeyPEM  string `json:"private_key_pem"`
+}
+
+// privateState is the part of Terraform's private state the resource reads
+// and writes (req.Private and resp.Private of each operation).
+type privateState interface {
+	GetKey(ctx context.Context, key string) ([]byte, diag.Diagnostics)
+}
+
+type privateStateWriter interface {
+	SetKey(ctx context.Context, key string, value []byte) diag.Diagnostics
+}
+
+// clusterCA returns the CA that signs the broker certificates: the user's,
+// else the one made earlier (private state), else a new one, which is
+// written to the private state.
+func clusterCA(ctx context.Context, s securitySettings, name, clusterID string, from privateState, to privateStateWriter, now time.Time) (*pki.CA, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	if s.UserCACert != "" {
+		ca, err := pki.ParseCA(s.UserCACert, s.UserCAKey, now)
+		if err != nil {
+			diags.AddAttributeError(path.Root("tls_certificate_authority"), "Invalid CA", err.Error())
+		}
+		return ca, diags
+	}
+	if from != nil {
+		raw, d := from.GetKey(ctx, privateCAKey)
+		diags.Append(d...)
+		if len(raw) > 0 {
+			var st storedCA
+			if err := json.Unmarshal(raw, &st); err != nil {
+				diags.AddError("Reading the cluster CA from the state", "The private state's CA is not readable: "+err.Error())
+				return nil, diags
+			}
+			ca, err := pki.ParseCA(st.CertificatePEM, st.PrivateKeyPEM, now)
+			if err != nil {
+				diags.AddError("Reading the cluster CA from the state", err.Error())
+				return nil, diags
+			}
+			diags.Append(to.SetKey(ctx, privateCAKey, raw)...)
+			return ca, diags
+		}
+	}
+	ca, err := pki.NewCA(name, clusterID, now)
+	if err != nil {
+		diags.AddError("Making the cluster CA", err.Error())
+		return nil, diags
+	}
+	raw, err := json.Marshal(storedCA{CertificatePEM: ca.CertPEM, PrivateKeyPEM: ca.KeyPEM})
+	if err != nil {
+		diags.AddError("Making the cluster CA", err.Error())
+		return nil, diags
+	}
+	diags.Append(to.SetKey(ctx, privateCAKey, raw)...)
+	return ca, diags
+}
+
+// brokerPrincipal is the principal every broker's certificate gives it on
+// the in-cluster listeners; it is a super user.
+func brokerPrincipal(clusterID string) (string, error) {
+	return pki.Principal(pki.BrokerSubject(clusterID))
+}
+
+// certificateFingerprint names a CA in the boot settings hash, so that
+// changing the CA rolls the brokers.
+func certificateFingerprint(ca *pki.CA) string {
+	if ca == nil {
+		return ""
+	}
+	return pki.Fingerprint(ca.Cert)
+}
+
+// parseCAPEM reads the first certificate of a PEM text.
+func parseCAPEM(text string) (*x509.CertPool, error) {
+	certs, err := pki.ParseCertificates(text)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	return pool, nil
+}
+
+// secure completes a spec with the cluster's certificates and principals:
+// the CA (from, to: the operation's private state), the super users, and
+// how each broker's secrets are sealed. It must run before the spec's boot
+// settings hash is taken.
+func (r *clusterResource) secure(ctx context.Context, cs *clusterSpec, from privateState, to privateStateWriter) diag.Diagnostics {
+	var diags diag.Diagnostics
+	cs.now = time.Now()
+	if cs.Security.usesTLS() {
+		ca, d := clusterCA(ctx, cs.Security, cs.Name, cs.ClusterID, from, to, cs.now)
+		diags.Append(d...)
+		if diags.HasError() {
+			return diags
+		}
+		cs.CA = ca
+		p, err := brokerPrincipal(cs.ClusterID)
+		if err != nil {
+			diags.AddError("Naming the brokers' principal", err.Error())
+			return diags
+		}
+		cs.SuperUsers = append(cs.SuperUsers, p)
+	}
+	caPEM := ""
+	if cs.CA != nil {
+		caPEM = cs.CA.CertPEM
+	}
+	a, err := r.data.kafkaAccessTo(cs.ClusterID, cs.Listeners, caPEM)
+	if err != nil {
+		diags.AddAttributeError(path.Root("client_authentication"), "No way for the provider to reach the brokers", err.Error())
+		return diags
+	}
+	cs.Access = a
+	keyRef := cs.Storage.KMSKeyARN
+	if keyRef == "" {
+		keyRef = fleet.KeyAlias(cs.ClusterID)
+	}
+	cs.seal = func(nodeID int32, s *bootconfig.Secrets) (*bootconfig.Envelope, error) {
+		return sealSecrets(ctx, r.data.aws.KMS, keyRef, bootconfig.EncryptionContext(cs.ClusterID, nodeID), s)
+	}
+	cs.BootSettingsHash = cs.bootSettingsHash()
+	return diags
+}
+
+// kmsEncrypter is the one KMS call sealing makes; *kms.Client has it.
+type kmsEncrypter interface {
+	Encrypt(ctx context.Context, in *kms.EncryptInput, optFns ...func(*kms.Options)) (*kms.EncryptOutput, error)
+}
+
+// sealSecrets encrypts a value's JSON with the cluster's key under an
+// encryption context; the envelope names the key by ARN (what KMS answers),
+// so a broker decrypts without resolving the alias.
+func sealSecrets(ctx context.Context, client kmsEncrypter, keyRef string, encCtx map[string]string, v any) (*bootconfig.Envelope, error) {
+	plain, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the secrets: %w", err)
+	}
+	out, err := client.Encrypt(ctx, &kms.EncryptInput{KeyId: aws.String(keyRef), Plaintext: plain, EncryptionContext: encCtx})
+	clear(plain)
+	if err != nil {
+		return nil, fmt.Errorf("encrypting the secrets with KMS key %s: %w", keyRef, err)
+	}
+	return &bootconfig.Envelope{Ciphertext: out.CiphertextBlob, KeyID: aws.ToString(out.KeyId), EncryptionContext: encCtx}, nil
+}
+
+// brokerHosts are the names a broker's certificate is valid for: its
+// interface's private IP, which clients and peers dial, and EC2's private
+// DNS name of that address where the region gives one.
+func brokerHosts(n fleet.Node) []string {
+	hosts := []string{n.PrivateIP}
+	if n.PrivateDNSName != "" {
+		hosts = append(hosts, n.PrivateDNSName)
+	}
+	return hosts
+}
