@@ -110,7 +110,8 @@ func (d *providerData) accessFromDocument(doc *bootconfig.Document) (kafkaAccess
 // kafkaAccessTo is the one place that decides how the provider connects to
 // a cluster's brokers, for the cluster resource (from its plan) and for
 // everything that knows only the cluster id (from a boot document). In
-// order: IAM (9098) with the provider's own AWS credentials, which need
+// order: IAM (9098) with the provider's own AWS credentials (signed for the
+// provider's STS endpoint, which must be the one the brokers use), which need
 // kafka-cluster:* on the cluster, as an MSK administrator's do; TLS
 // without a client certificate (9094); plaintext (9092). TLS trusts only
 // the cluster CA and checks the broker's address against its certificate.
@@ -128,7 +129,7 @@ func (d *providerData) kafkaAccessTo(clusterID string, listeners []bootconfig.Li
 			if err != nil {
 				return kafkaAccess{}, err
 			}
-			return kafkaAccess{Port: l.Port, Listener: l.Name, Opts: []kgo.Opt{t, kgo.SASL(iamauth.FranzGoMechanism(d.aws.Config, clusterID))}}, nil
+			return kafkaAccess{Port: l.Port, Listener: l.Name, Opts: []kgo.Opt{t, kgo.SASL(iamauth.FranzGoMechanism(d.aws.STSConfig, clusterID))}}, nil
 		}
 	}
 	for _, l := range listeners {

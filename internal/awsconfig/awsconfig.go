@@ -101,6 +101,10 @@ type Clients struct {
 	AutoScaling *autoscaling.Client
 
 	Region string
+	// STSConfig is Config with the STS endpoint of the `endpoints {}`
+	// block as its BaseEndpoint: what signs IAM identity tokens
+	// (broker/iamauth), which must name the STS endpoint the brokers ask.
+	STSConfig aws.Config
 	// AccountID and Partition are empty when skip_requesting_account_id is set.
 	AccountID string
 	Partition string
@@ -184,7 +188,9 @@ func New(ctx context.Context, c Config) (*Clients, error) {
 		CloudWatch:  cloudwatch.NewFromConfig(cfg, cloudwatchEndpoint(c.Endpoints[CloudWatch])),
 		AutoScaling: autoscaling.NewFromConfig(cfg, autoscalingEndpoint(c.Endpoints[AutoScaling])),
 		Region:      cfg.Region,
+		STSConfig:   cfg.Copy(),
 	}
+	setBase(&cl.STSConfig.BaseEndpoint, c.Endpoints[STS])
 
 	if !c.SkipCredentialsValidation {
 		if _, err := cfg.Credentials.Retrieve(ctx); err != nil {

@@ -254,13 +254,14 @@ func (f *Fleet) Observe(ctx context.Context, clusterID string) (*Observed, error
 }
 
 // FindBrokers returns the brokers of a cluster with only what their network
-// interfaces tell (node id, private IP, subnet, AZ, security groups), in
+// interfaces tell (node id, private IP, subnet, AZ, security groups, the
+// instance the interface is attached to), in
 // node-id order: where to reach them, from one EC2 call instead of
 // Observe's several. None when the cluster has no interfaces (it does not
 // exist, or was deleted).
 func (f *Fleet) FindBrokers(ctx context.Context, clusterID string) ([]Broker, error) {
 	byNode := map[int32]*Broker{}
-	_, err := f.observeInterfaces(ctx, clusterID, func(id int32) *Broker {
+	attachedTo, err := f.observeInterfaces(ctx, clusterID, func(id int32) *Broker {
 		if b, ok := byNode[id]; ok {
 			return b
 		}
@@ -272,7 +273,10 @@ func (f *Fleet) FindBrokers(ctx context.Context, clusterID string) ([]Broker, er
 		return nil, err
 	}
 	out := make([]Broker, 0, len(byNode))
-	for _, b := range byNode {
+	for id, b := range byNode {
+		// The instance the interface is attached to, so that a caller can
+		// read the broker's boot document (its listeners and CA).
+		b.InstanceID = attachedTo[id]
 		out = append(out, *b)
 	}
 	slices.SortFunc(out, func(a, b Broker) int { return int(a.NodeID - b.NodeID) })
