@@ -62,6 +62,9 @@ resource "tributary_cluster" "demo" {
   # Omitted subnet_ids: the default VPC's subnets, one per AZ.
   client_cidr_blocks = ["127.0.0.0/8"]
 
+  # Omitted encryption_in_transit: clients use TLS (port 9094), trusting
+  # certificate_authority_pem, as with MSK's default.
+
   storage {
     volume_size = 10
   }
@@ -85,8 +88,12 @@ resource "tributary_topic" "demo" {
   }
 }
 
-output "bootstrap_brokers" {
-  value = tributary_cluster.demo.bootstrap_brokers
+output "bootstrap_brokers_tls" {
+  value = tributary_cluster.demo.bootstrap_brokers_tls
+}
+
+output "certificate_authority_pem" {
+  value = tributary_cluster.demo.certificate_authority_pem
 }
 
 output "cluster_id" {

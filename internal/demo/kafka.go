@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strconv"
@@ -12,6 +14,21 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
+
+// clientTLS is how the demo's clients reach the brokers: TLS, trusting
+// the cluster CA (trustCA).
+var clientTLS kgo.Opt
+
+// trustCA makes the clients trust the cluster CA and check the brokers'
+// addresses against their certificates.
+func trustCA(caPEM string) error {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM([]byte(caPEM)) {
+		return errors.New("certificate_authority_pem holds no certificate")
+	}
+	clientTLS = kgo.DialTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+	return nil
+}
 
 // checkCluster fails unless every broker lists every other: the provider
 // waited for that before it finished the apply, so anything else is a
@@ -31,7 +48,7 @@ func checkCluster(ctx context.Context, bootstrap []string) error {
 }
 
 func brokersKnownBy(ctx context.Context, addr string) (int, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), clientTLS)
 	if err != nil {
 		return 0, err
 	}
@@ -54,7 +71,7 @@ func brokersKnownBy(ctx context.Context, addr string) (int, error) {
 // produce writes the records with acks=all and returns when the first one
 // was acknowledged and when all were.
 func produce(ctx context.Context, seeds []string, runID string) (first time.Time, err error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(60*time.Second))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), clientTLS, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(60*time.Second))
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -85,7 +102,7 @@ func produce(ctx context.Context, seeds []string, runID string) (first time.Time
 
 // consume reads the topic from the start until it saw every record of this run.
 func consume(ctx context.Context, seeds []string, runID string) (int, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), clientTLS, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		return 0, err
 	}

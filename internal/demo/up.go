@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
@@ -34,9 +35,20 @@ func (d *demo) up(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var bootstrap string
-	if err := json.Unmarshal(outs["bootstrap_brokers"], &bootstrap); err != nil || bootstrap == "" {
-		return fmt.Errorf("no bootstrap_brokers output (%v)", err)
+	var bootstrap, caPEM string
+	if err := json.Unmarshal(outs["bootstrap_brokers_tls"], &bootstrap); err != nil || bootstrap == "" {
+		return fmt.Errorf("no bootstrap_brokers_tls output (%v)", err)
+	}
+	if err := json.Unmarshal(outs["certificate_authority_pem"], &caPEM); err != nil || caPEM == "" {
+		return fmt.Errorf("no certificate_authority_pem output (%v)", err)
+	}
+	// Clients trust the cluster's CA, from a file as kcat reads it.
+	caFile := filepath.Join(d.cache, "ca.pem")
+	if err := os.WriteFile(caFile, []byte(caPEM), 0o644); err != nil {
+		return err
+	}
+	if err := trustCA(caPEM); err != nil {
+		return err
 	}
 	brokers := strings.Split(bootstrap, ",")
 	var topicName string
@@ -61,7 +73,7 @@ func (d *demo) up(ctx context.Context) error {
 	fmt.Println()
 	fmt.Println("Tributary demo cluster is up.")
 	fmt.Printf("  bootstrap brokers:  %s\n", bootstrap)
-	fmt.Printf("  kcat:               kcat -b %s -t %s -C -o beginning -e\n", bootstrap, topic)
+	fmt.Printf("  kcat:               kcat -b %s -X security.protocol=ssl -X ssl.ca.location=%s -t %s -C -o beginning -e\n", bootstrap, rel(d.root, caFile), topic)
 	fmt.Printf("  apply took:         %s\n", applied.Round(10*time.Millisecond))
 	fmt.Printf("  apply to 1st record: %s (target: under 20s)\n", first.Sub(applyStart).Round(10*time.Millisecond))
 	fmt.Printf("  state:              %s (make demo-down removes it all)\n", rel(d.root, d.cache))
