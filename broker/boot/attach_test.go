@@ -209,7 +209,7 @@ func TestBootAttachesTheBrokersOwnInterfaceAndVolume(t *testing.T) {
 			t.Fatalf("boot %d stopped at %s: %v\nlogs:\n%s", run, st.Step, err, e.logs.String())
 		}
 		cfg := string(mustRead(t, filepath.Join(e.runtimeDir, "broker.properties"), 0o640))
-		if want := "listeners=PLAINTEXT://" + a.eniIP + ":9092,"; !strings.Contains(cfg, want) {
+		if want := "listeners=CLIENT://" + a.eniIP + ":9092,"; !strings.Contains(cfg, want) {
 			t.Fatalf("boot %d: the broker does not listen on its interface's address %s:\n%s", run, a.eniIP, cfg)
 		}
 		if want := "metrics.listen=" + a.eniIP + ":11001"; !strings.Contains(cfg, want) {
@@ -254,7 +254,7 @@ func TestBootAttachesTheBrokersOwnInterfaceAndVolume(t *testing.T) {
 	if _, st, err := e2.run(t, opts2); err != nil || st.Step != bootstatus.StepExec {
 		t.Fatalf("boot after the holder terminated stopped at %s: %v\nlogs:\n%s", st.Step, err, e2.logs.String())
 	}
-	if got := string(mustRead(t, filepath.Join(e2.runtimeDir, "broker.properties"), 0o640)); !strings.Contains(got, "PLAINTEXT://"+a.eniIP+":9092") {
+	if got := string(mustRead(t, filepath.Join(e2.runtimeDir, "broker.properties"), 0o640)); !strings.Contains(got, "CLIENT://"+a.eniIP+":9092") {
 		t.Fatalf("the replacement does not listen on the broker's address %s:\n%s", a.eniIP, got)
 	}
 	if _, err := os.Stat(filepath.Join(opts2.VolumeDir, a.volumeID)); err != nil {
