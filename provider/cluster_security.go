@@ -40,6 +40,12 @@ const (
 	clientBrokerPlaintext    = "PLAINTEXT"
 )
 
+// inClusterTLSServed says whether the brokers serve replication and the
+// metadata quorum over TLS. MSK encrypts them by default; until the broker
+// serves them (it refuses to start with an SSL inter-broker or controller
+// listener), in_cluster defaults to false and true is refused at plan time.
+const inClusterTLSServed = false
+
 // brokerCertificateValidity is how long a broker certificate is valid.
 // A certificate is issued whenever a broker's boot document is rendered
 // (a launch, a roll), so a cluster rolled within the year never sees one
@@ -67,7 +73,7 @@ type securitySettings struct {
 // values read as their defaults; ValidateConfig checks again once known.
 func (m *clusterModel) security(ctx context.Context) (securitySettings, diag.Diagnostics) {
 	var diags diag.Diagnostics
-	s := securitySettings{ClientBroker: clientBrokerTLS, InCluster: true}
+	s := securitySettings{ClientBroker: clientBrokerTLS, InCluster: inClusterTLSServed}
 	if !m.EncryptionInTransit.IsNull() && !m.EncryptionInTransit.IsUnknown() {
 		var e encryptionInTransitModel
 		diags.Append(m.EncryptionInTransit.As(ctx, &e, objectAsOptions)...)
@@ -135,6 +141,11 @@ func (s securitySettings) usesTLS() bool {
 func (s securitySettings) validate(now time.Time) diag.Diagnostics {
 	var diags diag.Diagnostics
 	ca := path.Root("client_authentication")
+	if s.InCluster && !inClusterTLSServed {
+		diags.AddAttributeError(path.Root("encryption_in_transit").AtName("in_cluster"), "TLS between brokers is not served yet",
+			"This broker version serves replication (9093) and the metadata quorum (9095) in plaintext only, inside the cluster's "+
+				"security group (9093 and 9095 open to the cluster's own brokers only). Set in_cluster = false, or omit it.")
+	}
 	if s.authenticated() && !s.clientTLS() {
 		diags.AddAttributeError(ca, "Authentication needs TLS",
 			"SASL/IAM, SASL/SCRAM and mutual TLS authenticate over TLS: set encryption_in_transit.client_broker to TLS or TLS_PLAINTEXT (as with MSK).")
