@@ -117,6 +117,7 @@ resource "tributary_cluster" "test" {
   broker_version     = %[4]q
   instance_type      = %[5]q
   client_cidr_blocks = ["127.0.0.0/8"]
+`+plaintextCluster+`
 
   storage {
     volume_size = 1
