@@ -650,8 +650,12 @@ func (r *clusterResource) readBootDocument(ctx context.Context, m *clusterModel,
 			m.BrokerConfig = mv
 		}
 	}
+	m.CertificateAuthorityPEM = types.StringValue("")
 	if doc.TLS != nil {
 		m.CertificateAuthorityPEM = types.StringValue(doc.TLS.CertificateAuthorityPEM)
+	}
+	if importing {
+		diags.Append(securityFromDocument(doc, m)...)
 	}
 	if doc.Metrics.Namespace != "" {
 		m.MetricsNamespace = types.StringValue(doc.Metrics.Namespace)

@@ -11,8 +11,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/types"
 
 	"github.com/tributary/tributary/internal/bootconfig"
 	"github.com/tributary/tributary/provider/internal/fleet"
@@ -404,4 +406,86 @@ func brokerHosts(n fleet.Node) []string {
 		hosts = append(hosts, n.PrivateDNSName)
 	}
 	return hosts
+}
+
+// Object types of the security blocks, for the values an import writes.
+var (
+	encryptionInTransitAttrTypes = map[string]attr.Type{"client_broker": types.StringType, "in_cluster": types.BoolType}
+	saslAttrTypes                = map[string]attr.Type{"iam": types.BoolType, "scram": types.BoolType}
+	tlsAuthAttrTypes             = map[string]attr.Type{
+		"certificate_authority_arns": types.SetType{ElemType: types.StringType},
+		"certificate_authority_pems": types.SetType{ElemType: types.StringType},
+	}
+	clientAuthenticationAttrTypes = map[string]attr.Type{
+		"sasl":            types.ObjectType{AttrTypes: saslAttrTypes},
+		"tls":             types.ObjectType{AttrTypes: tlsAuthAttrTypes},
+		"unauthenticated": types.BoolType,
+	}
+)
+
+// securityFromDocument sets encryption_in_transit and client_authentication
+// on import from the listeners of a broker's boot document: each block only
+// where it differs from what omitting it means, so that a configuration
+// that omits it plans no change after the import.
+func securityFromDocument(doc *bootconfig.Document, m *clusterModel) diag.Diagnostics {
+	var diags diag.Diagnostics
+	s := securitySettings{ClientBroker: clientBrokerTLS, InCluster: doc.InClusterTLS}
+	tlsListener := false
+	for _, l := range doc.Listeners {
+		switch {
+		case l.Name == listenerIAM:
+			s.IAM = true
+		case l.Name == listenerSCRAM:
+			s.SCRAM = true
+		case l.SecurityProtocol == "PLAINTEXT":
+			s.Unauthenticated = true
+		case l.Name == listenerTLS:
+			tlsListener = true
+			if l.ClientAuth != "required" {
+				s.Unauthenticated = true
+			}
+		}
+	}
+	hasPlaintext := slices.ContainsFunc(doc.Listeners, func(l bootconfig.Listener) bool { return l.SecurityProtocol == "PLAINTEXT" })
+	switch {
+	case hasPlaintext && (tlsListener || s.IAM || s.SCRAM):
+		s.ClientBroker = clientBrokerTLSPlaintext
+	case hasPlaintext:
+		s.ClientBroker = clientBrokerPlaintext
+	}
+	if doc.TLS != nil && strings.TrimSpace(doc.TLS.ClientCertificateAuthoritiesPEM) != "" {
+		certs, err := pki.ParseCertificates(doc.TLS.ClientCertificateAuthoritiesPEM)
+		if err != nil {
+			diags.AddWarning("Unreadable client CAs", "The boot document's client CAs: "+err.Error())
+		}
+		for _, c := range certs {
+			s.ClientCAs = append(s.ClientCAs, pki.Bundle(c))
+		}
+	}
+	if s.ClientBroker != clientBrokerTLS || s.InCluster != inClusterTLSServed {
+		obj, d := types.ObjectValue(encryptionInTransitAttrTypes, map[string]attr.Value{
+			"client_broker": types.StringValue(s.ClientBroker), "in_cluster": types.BoolValue(s.InCluster),
+		})
+		diags.Append(d...)
+		m.EncryptionInTransit = obj
+	}
+	if s.authenticated() {
+		sasl, d := types.ObjectValue(saslAttrTypes, map[string]attr.Value{"iam": types.BoolValue(s.IAM), "scram": types.BoolValue(s.SCRAM)})
+		diags.Append(d...)
+		tlsBlock := types.ObjectNull(tlsAuthAttrTypes)
+		if len(s.ClientCAs) > 0 {
+			pems, d := types.SetValueFrom(context.Background(), types.StringType, s.ClientCAs)
+			diags.Append(d...)
+			tlsBlock, d = types.ObjectValue(tlsAuthAttrTypes, map[string]attr.Value{
+				"certificate_authority_arns": types.SetNull(types.StringType), "certificate_authority_pems": pems,
+			})
+			diags.Append(d...)
+		}
+		obj, d := types.ObjectValue(clientAuthenticationAttrTypes, map[string]attr.Value{
+			"sasl": sasl, "tls": tlsBlock, "unauthenticated": types.BoolValue(s.Unauthenticated),
+		})
+		diags.Append(d...)
+		m.ClientAuthentication = obj
+	}
+	return diags
 }

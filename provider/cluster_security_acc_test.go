@@ -91,7 +91,7 @@ const (
 // bootstrap_brokers_sasl_iam and bootstrap_brokers_tls with franz-go,
 // checks that clients without credentials, and an IAM user without
 // kafka-cluster:WriteData, are refused, and that no instance's user data
-// holds a private key.
+// holds a private key; then imports the cluster.
 func TestAccCluster_tlsIAM(t *testing.T) {
 	testAccPreCheck(t)
 	skipWithoutRunningBrokers(t)
@@ -148,6 +148,13 @@ resource "tributary_cluster" "test" {
 				testAccCheckNoSecretInUserData,
 				testAccCheckSecureTraffic(admin, reader, app),
 			),
+		}, {
+			// Import reads the listeners back from a broker's boot
+			// document into the security blocks.
+			ResourceName:            clusterResourceName,
+			ImportState:             true,
+			ImportStateVerify:       true,
+			ImportStateVerifyIgnore: []string{"timeouts"},
 		}},
 	})
 }
