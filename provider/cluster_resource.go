@@ -211,17 +211,7 @@ func (r *clusterResource) fillComputed(ctx context.Context, m *clusterModel, o *
 	m.BrokerNodes = nodes
 	sec, d := m.security(ctx)
 	diags.Append(d...)
-	ls := sec.listeners()
-	bootstrap := func(name string, port int) types.String {
-		if !hasListener(ls, name) {
-			return types.StringValue("")
-		}
-		return types.StringValue(bootstrapString(o.Brokers, port))
-	}
-	m.BootstrapBrokers = bootstrap(listenerPlaintext, plaintextPort)
-	m.BootstrapBrokersTLS = bootstrap(listenerTLS, tlsPort)
-	m.BootstrapBrokersSASLSCRAM = bootstrap(listenerSCRAM, scramPort)
-	m.BootstrapBrokersSASLIAM = bootstrap(listenerIAM, iamPort)
+	m.setBootstrap(sec.listeners(), o.Brokers)
 	if o.SecurityGroupID != "" {
 		m.SecurityGroupID = types.StringValue(o.SecurityGroupID)
 	}
@@ -656,6 +646,7 @@ func (r *clusterResource) readBootDocument(ctx context.Context, m *clusterModel,
 	}
 	if importing {
 		diags.Append(securityFromDocument(doc, m)...)
+		m.setBootstrap(doc.Listeners, brokers)
 	}
 	if doc.Metrics.Namespace != "" {
 		m.MetricsNamespace = types.StringValue(doc.Metrics.Namespace)

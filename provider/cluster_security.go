@@ -408,6 +408,21 @@ func brokerHosts(n fleet.Node) []string {
 	return hosts
 }
 
+// setBootstrap sets the bootstrap strings of the listeners that are on, and
+// empty ones for the others.
+func (m *clusterModel) setBootstrap(ls []bootconfig.Listener, brokers []fleet.Broker) {
+	bootstrap := func(name string, port int) types.String {
+		if !hasListener(ls, name) {
+			return types.StringValue("")
+		}
+		return types.StringValue(bootstrapString(brokers, port))
+	}
+	m.BootstrapBrokers = bootstrap(listenerPlaintext, plaintextPort)
+	m.BootstrapBrokersTLS = bootstrap(listenerTLS, tlsPort)
+	m.BootstrapBrokersSASLSCRAM = bootstrap(listenerSCRAM, scramPort)
+	m.BootstrapBrokersSASLIAM = bootstrap(listenerIAM, iamPort)
+}
+
 // Object types of the security blocks, for the values an import writes.
 var (
 	encryptionInTransitAttrTypes = map[string]attr.Type{"client_broker": types.StringType, "in_cluster": types.BoolType}
@@ -462,16 +477,32 @@ func securityFromDocument(doc *bootconfig.Document, m *clusterModel) diag.Diagno
 			s.ClientCAs = append(s.ClientCAs, pki.Bundle(c))
 		}
 	}
+	// Each attribute is set only where it differs from its default, as a
+	// configuration that means the same would leave it out.
+	boolOr := func(v, def bool) types.Bool {
+		if v == def {
+			return types.BoolNull()
+		}
+		return types.BoolValue(v)
+	}
 	if s.ClientBroker != clientBrokerTLS || s.InCluster != inClusterTLSServed {
+		cb := types.StringNull()
+		if s.ClientBroker != clientBrokerTLS {
+			cb = types.StringValue(s.ClientBroker)
+		}
 		obj, d := types.ObjectValue(encryptionInTransitAttrTypes, map[string]attr.Value{
-			"client_broker": types.StringValue(s.ClientBroker), "in_cluster": types.BoolValue(s.InCluster),
+			"client_broker": cb, "in_cluster": boolOr(s.InCluster, inClusterTLSServed),
 		})
 		diags.Append(d...)
 		m.EncryptionInTransit = obj
 	}
 	if s.authenticated() {
-		sasl, d := types.ObjectValue(saslAttrTypes, map[string]attr.Value{"iam": types.BoolValue(s.IAM), "scram": types.BoolValue(s.SCRAM)})
-		diags.Append(d...)
+		sasl := types.ObjectNull(saslAttrTypes)
+		if s.IAM || s.SCRAM {
+			var d diag.Diagnostics
+			sasl, d = types.ObjectValue(saslAttrTypes, map[string]attr.Value{"iam": boolOr(s.IAM, false), "scram": boolOr(s.SCRAM, false)})
+			diags.Append(d...)
+		}
 		tlsBlock := types.ObjectNull(tlsAuthAttrTypes)
 		if len(s.ClientCAs) > 0 {
 			pems, d := types.SetValueFrom(context.Background(), types.StringType, s.ClientCAs)
@@ -482,7 +513,7 @@ func securityFromDocument(doc *bootconfig.Document, m *clusterModel) diag.Diagno
 			diags.Append(d...)
 		}
 		obj, d := types.ObjectValue(clientAuthenticationAttrTypes, map[string]attr.Value{
-			"sasl": sasl, "tls": tlsBlock, "unauthenticated": types.BoolValue(s.Unauthenticated),
+			"sasl": sasl, "tls": tlsBlock, "unauthenticated": boolOr(s.Unauthenticated, !s.authenticated()),
 		})
 		diags.Append(d...)
 		m.ClientAuthentication = obj

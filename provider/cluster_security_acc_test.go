@@ -240,6 +240,21 @@ func testAccCheckSecureTraffic(admin, reader iamUser, app *pki.Leaf) resource.Te
 			return err
 		}
 		mtls := kgo.DialTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}})
+		// Every broker applies the ACLs from the metadata log: wait
+		// until the principal may write, within a bound.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			c, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := produceOne(c, tlsBootstrap, "orders", mtls)
+			cancel()
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, kerr.TopicAuthorizationFailed) || time.Now().After(deadline) {
+				return fmt.Errorf("mutual TLS (%s) after the ACLs: %w", tlsBootstrap, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
 		if err := produceConsume(ctx, tlsBootstrap, "orders", 100, 100, mtls); err != nil {
 			return fmt.Errorf("mutual TLS (%s): %w", tlsBootstrap, err)
 		}
@@ -327,5 +342,5 @@ func produceOne(ctx context.Context, bootstrap, topic string, opts ...kgo.Opt) e
 		return err
 	}
 	defer cl.Close()
-	return cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("refused")}).FirstErr()
+	return cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("probe")}).FirstErr()
 }
