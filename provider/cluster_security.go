@@ -485,7 +485,7 @@ func securityFromDocument(doc *bootconfig.Document, m *clusterModel) diag.Diagno
 		}
 		return types.BoolValue(v)
 	}
-	if s.ClientBroker != clientBrokerTLS || s.InCluster != inClusterTLSServed {
+	if inClusterDefault := inClusterTLSServed; s.ClientBroker != clientBrokerTLS || s.InCluster != inClusterDefault {
 		cb := types.StringNull()
 		if s.ClientBroker != clientBrokerTLS {
 			cb = types.StringValue(s.ClientBroker)

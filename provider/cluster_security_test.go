@@ -95,7 +95,7 @@ func TestSecurityDefaults(t *testing.T) {
 	if diags.HasError() {
 		t.Fatal(diags)
 	}
-	if s.ClientBroker != "TLS" || s.InCluster != inClusterTLSServed || !s.Unauthenticated || s.authenticated() {
+	if inClusterDefault := inClusterTLSServed; s.ClientBroker != "TLS" || s.InCluster != inClusterDefault || !s.Unauthenticated || s.authenticated() {
 		t.Fatalf("defaults: %+v", s)
 	}
 	if !s.usesTLS() {
