@@ -142,9 +142,17 @@ func (c *Configurator) waitForLink(ctx context.Context, mac string) (string, err
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	mac = strings.ToLower(mac)
+	gaveUp := func() error {
+		return fmt.Errorf("no network interface with MAC %s appeared within %s after it was attached", mac, wait)
+	}
 	for {
 		out, err := c.run(ctx, "-j", "link", "show")
 		if err != nil {
+			// The wait can run out while ip itself runs (it is killed
+			// then): the interface still did not appear.
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return "", gaveUp()
+			}
 			return "", err
 		}
 		var links []struct {
@@ -162,7 +170,7 @@ func (c *Configurator) waitForLink(ctx context.Context, mac string) (string, err
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return "", fmt.Errorf("no network interface with MAC %s appeared within %s after it was attached", mac, wait)
+				return "", gaveUp()
 			}
 			return "", ctx.Err()
 		case <-time.After(500 * time.Millisecond):
