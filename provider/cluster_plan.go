@@ -237,6 +237,14 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	// Subnets left to the provider are unknown until apply but always one
+	// per Availability Zone of three: the estimate need not wait for them.
+	priced := plan
+	if config.SubnetIDs.IsNull() {
+		priced.SubnetIDs = types.ListNull(types.StringType)
+	}
+	estimateCost(ctx, &priced, r.data.aws.Region)
+	plan.EstimatedMonthlyCostUSD, plan.MSKEquivalentMonthlyCostUSD = priced.EstimatedMonthlyCostUSD, priced.MSKEquivalentMonthlyCostUSD
 
 	if state == nil {
 		resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)

@@ -167,6 +167,7 @@ func (r *clusterResource) Create(ctx context.Context, req resource.CreateRequest
 		return
 	}
 	tflog.Info(ctx, "Tributary cluster created", map[string]any{"elapsed": time.Since(started).Round(time.Millisecond).String()})
+	estimateCost(ctx, &plan, r.data.aws.Region) // what the plan could not know yet is known now
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
@@ -322,6 +323,10 @@ func (r *clusterResource) Read(ctx context.Context, req resource.ReadRequest, re
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	if state.EstimatedWriteMiBps.IsNull() {
+		state.EstimatedWriteMiBps = types.Float64Value(defaultEstimatedWriteMiBps) // an imported cluster
+	}
+	estimateCost(ctx, &state, r.data.aws.Region)
 	// What the next apply must do although the state's settings may match
 	// the configuration (a roll that stopped halfway, brokers of an earlier
 	// provider, groups changed outside Terraform) is remembered privately,
@@ -780,6 +785,7 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 		return
 	}
 	resp.Diagnostics.Append(r.setObserved(ctx, &plan, spec, o, resolved)...)
+	estimateCost(ctx, &plan, r.data.aws.Region) // what the plan could not know yet is known now
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 

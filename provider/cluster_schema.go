@@ -2,9 +2,11 @@ package provider
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 
 	"github.com/hashicorp/terraform-plugin-framework-timeouts/resource/timeouts"
+	"github.com/hashicorp/terraform-plugin-framework-validators/float64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/setvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
@@ -12,6 +14,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/booldefault"
+	"github.com/hashicorp/terraform-plugin-framework/resource/schema/float64default"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/int64default"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/listplanmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
@@ -124,6 +127,23 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					stringvalidator.OneOf("DEFAULT", "PER_BROKER", "PER_TOPIC_PER_BROKER", "PER_TOPIC_PER_PARTITION"),
 				},
 			},
+			"estimated_monthly_cost_usd": schema.Float64Attribute{
+				MarkdownDescription: "What the cluster costs a month on AWS's on-demand list prices, computed at plan time from the " +
+					"price table in the provider (`docs/cost.md` gives its date, the regions it covers and every assumption): the brokers' " +
+					"instances, their EBS volumes at `storage.volume_size` (with gp3 IOPS and throughput above the included), the " +
+					"replication traffic that crosses Availability Zones at `estimated_write_mibps`, and the KMS key the cluster made. " +
+					"Client traffic, CloudWatch and storage grown by autoscaling are not included. Null when the table has no price for " +
+					"the region, instance type or volume type.",
+				Computed: true,
+			},
+			"estimated_write_mibps": schema.Float64Attribute{
+				MarkdownDescription: fmt.Sprintf("The average rate producers write to the cluster, in MiB/s before replication, that the cost "+
+					"estimates assume (default %g). Only the estimates use it.", defaultEstimatedWriteMiBps),
+				Optional:   true,
+				Computed:   true,
+				Default:    float64default.StaticFloat64(defaultEstimatedWriteMiBps),
+				Validators: []validator.Float64{float64validator.Between(0, 100_000)},
+			},
 			"id": computedString("Same as `cluster_id`."),
 			"image_id": schema.StringAttribute{
 				MarkdownDescription: "Broker image (AMI) id, instead of `broker_version`. Changing it rolls the brokers.",
@@ -145,6 +165,13 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				Validators:          []validator.String{stringvalidator.RegexMatches(regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`), "must be an EC2 instance type such as m7g.large")},
 			},
 			"kms_key_arn": computedString("KMS key that encrypts the volumes and the brokers' secrets: `storage.kms_key_arn`, or the key the provider created."),
+			"msk_equivalent_monthly_cost_usd": schema.Float64Attribute{
+				MarkdownDescription: "What Amazon MSK (provisioned) charges a month for the same number of brokers of the same instance " +
+					"type (`kafka.<instance_type>`) and the same storage, on the same price table: broker-hours and MSK storage (MSK " +
+					"does not charge for replication between its brokers). Null when MSK offers no broker of that instance type " +
+					"(it has `kafka.t3.small` and the m5 and m7g sizes) or the table lacks the region.",
+				Computed: true,
+			},
 			"metrics_namespace": schema.StringAttribute{
 				MarkdownDescription: "CloudWatch namespace the brokers publish their MSK-named metrics to (default `Tributary/Kafka`). Changing it rolls the brokers.",
 				Optional:            true,

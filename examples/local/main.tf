@@ -28,7 +28,7 @@ variable "broker_version" {
 variable "instance_type" {
   description = "Instance type; its architecture must match the registered image (make demo picks this machine's)."
   type        = string
-  default     = "t3.medium"
+  default     = "m5.large"
 }
 
 provider "tributary" {
@@ -102,6 +102,16 @@ output "cluster_id" {
 
 output "topic" {
   value = tributary_topic.demo.name
+}
+
+# What this cluster would cost a month on AWS, and what Amazon MSK charges for
+# the same brokers and storage (list prices; docs/cost.md).
+output "estimated_monthly_cost_usd" {
+  value = tributary_cluster.demo.estimated_monthly_cost_usd
+}
+
+output "msk_equivalent_monthly_cost_usd" {
+  value = tributary_cluster.demo.msk_equivalent_monthly_cost_usd
 }
 
 output "broker_nodes" {

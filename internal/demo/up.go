@@ -106,9 +106,11 @@ func (d *demo) down(ctx context.Context) error {
 
 // tfVars are the variables of examples/local for this machine.
 func tfVars() []string {
-	instanceType := "t3.medium"
+	// Sizes Amazon MSK also offers (kafka.m5.large, kafka.m7g.large), so
+	// the plan prints both cost estimates.
+	instanceType := "m5.large"
 	if runtime.GOARCH == "arm64" {
-		instanceType = "t4g.medium" // the local cloud registers images of this machine's architecture
+		instanceType = "m7g.large" // the local cloud registers images of this machine's architecture
 	}
 	return []string{"-var", "endpoint=" + endpoint, "-var", "broker_version=" + brokerVersion, "-var", "instance_type=" + instanceType}
 }
