@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -179,10 +178,6 @@ func TestAccCluster_infrastructure(t *testing.T) {
 // that used it was destroyed).
 func testAccSecurityGroup(t *testing.T, name string) string {
 	t.Helper()
-	if os.Getenv(resource.EnvTfAcc) == "" {
-		// As resource.Test does: acceptance tests run only with TF_ACC set.
-		t.Skipf("Acceptance tests skipped unless env '%s' set", resource.EnvTfAcc)
-	}
 	testAccPreCheck(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

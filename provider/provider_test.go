@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/terraform-plugin-framework/providerserver"
 	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 
 	"github.com/tributary/tributary/internal/awsconfig"
 	"github.com/tributary/tributary/internal/localcloud"
@@ -241,6 +242,11 @@ func accClients() (*awsconfig.Clients, error) {
 // environment could not be set up.
 func testAccPreCheck(t *testing.T) {
 	t.Helper()
+	if os.Getenv(resource.EnvTfAcc) == "" {
+		// As resource.Test does: acceptance tests run only with TF_ACC
+		// set (make test sets it), also those that call AWS first.
+		t.Skipf("Acceptance tests skipped unless env '%s' set", resource.EnvTfAcc)
+	}
 	if accEnv.setupErr != nil {
 		t.Fatalf("acceptance test environment: %v", accEnv.setupErr)
 	}
