@@ -222,6 +222,7 @@ func TestAccCluster_update(t *testing.T) {
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
 	var before []brokerIdentity
+	prod := &backgroundProducer{topic: "scaling-out"}
 	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
@@ -233,6 +234,7 @@ func TestAccCluster_update(t *testing.T) {
 					resource.TestCheckResourceAttr(clusterResourceName, "broker_nodes.#", "3"),
 					testAccRecordBrokers(&before),
 					testAccCheckServesKafka("before-growth", 50),
+					prod.start(),
 				),
 			},
 			{
@@ -247,6 +249,10 @@ func TestAccCluster_update(t *testing.T) {
 					testAccCheckVolumeSizes(20),
 					testAccCheckBrokersKept(&before, true),
 					testAccCheckBootstrapIsEveryBroker(),
+					// The apply moved the existing topics' replicas onto the
+					// new brokers while the producer wrote with acks=all.
+					testAccCheckReplicasSpread(t, 6, "before-growth", "scaling-out"),
+					prod.stopAndVerify(t),
 					testAccCheckServesKafka("after-growth", 50),
 					testAccRecordBrokers(&before),
 				),
@@ -1042,6 +1048,67 @@ type backgroundProducer struct {
 	failures  []error
 	attempted atomic.Int64
 	bootstrap string
+}
+
+// testAccCheckReplicasSpread checks that the topics' replicas are spread
+// over all n brokers as the rebalance after a scale-out leaves them: every
+// broker holds its fair share (replicas / n, rounded down), every
+// partition's replicas are in sync and span as many AZs as before (three),
+// and its leader is its preferred replica.
+func testAccCheckReplicasSpread(t *testing.T, n int, topics ...string) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		_, bootstrap, err := clusterState(s)
+		if err != nil {
+			return err
+		}
+		cl, err := kafkaClient(bootstrap)
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		md, err := kadm.NewClient(cl).Metadata(ctx, topics...)
+		if err != nil {
+			return err
+		}
+		rack := map[int32]string{}
+		for _, b := range md.Brokers {
+			if b.Rack != nil {
+				rack[b.NodeID] = *b.Rack
+			}
+		}
+		if len(md.Brokers) != n {
+			return fmt.Errorf("the cluster lists %d brokers, want %d", len(md.Brokers), n)
+		}
+		held := map[int32]int{}
+		total := 0
+		for _, topic := range topics {
+			td, ok := md.Topics[topic]
+			if !ok || td.Err != nil {
+				return fmt.Errorf("topic %s: %v", topic, td.Err)
+			}
+			for _, p := range td.Partitions.Sorted() {
+				zones := map[string]bool{}
+				for _, r := range p.Replicas {
+					held[r]++
+					total++
+					zones[rack[r]] = true
+				}
+				if len(zones) != 3 || len(p.ISR) != len(p.Replicas) || p.Leader != p.Replicas[0] {
+					return fmt.Errorf("%s-%d: replicas %v (%d AZs), ISR %v, leader %d: want three AZs, all in sync, led by its preferred replica",
+						topic, p.Partition, p.Replicas, len(zones), p.ISR, p.Leader)
+				}
+			}
+		}
+		for _, b := range md.Brokers {
+			if held[b.NodeID] < total/n {
+				return fmt.Errorf("broker %d holds %d of the %d replicas of %v, under its share of %d: %v", b.NodeID, held[b.NodeID], total, topics, total/n, held)
+			}
+		}
+		t.Logf("rebalance: %d replicas of %v over %d brokers: %v", total, topics, n, held)
+		return nil
+	}
 }
 
 func (p *backgroundProducer) start() resource.TestCheckFunc {

@@ -28,6 +28,7 @@ import (
 	"github.com/tributary/tributary/internal/bootconfig"
 	"github.com/tributary/tributary/provider/internal/fleet"
 	"github.com/tributary/tributary/provider/internal/kafkacheck"
+	"github.com/tributary/tributary/provider/internal/kafkatopic"
 )
 
 var (
@@ -703,10 +704,20 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 			fmt.Sprintf("The cluster has %d brokers and the configuration asks for %d. Removing a broker needs its partitions moved to the others first (draining), which the provider cannot do yet.", len(o.Brokers), n))
 		return
 	}
+	existed := map[int32]bool{}
+	for _, b := range o.Brokers {
+		existed[b.NodeID] = true
+	}
 	resolved, err := f.Ensure(ctx, &spec.Spec, o)
 	if err != nil {
 		resp.Diagnostics.AddError("Updating Tributary cluster "+clusterID, err.Error())
 		return
+	}
+	var added []int32
+	for _, b := range o.Brokers {
+		if !existed[b.NodeID] {
+			added = append(added, b.NodeID)
+		}
 	}
 
 	checker := r.data.checker(clusterID, o.Brokers, spec.Access)
@@ -787,6 +798,40 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 	resp.Diagnostics.Append(r.setObserved(ctx, &plan, spec, o, resolved)...)
 	estimateCost(ctx, &plan, r.data.aws.Region) // what the plan could not know yet is known now
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
+	if len(added) > 0 && !resp.Diagnostics.HasError() {
+		resp.Diagnostics.Append(r.rebalanceOnto(ctx, clusterID, o.Brokers, added, kafkaReachable)...)
+	}
+}
+
+// rebalanceOnto moves existing partitions' replicas onto the brokers a
+// scale-out added and waits until they are in sync. It runs once the new
+// brokers are in state, so a failure leaves them there, and says how the
+// rest of the cluster is spread.
+func (r *clusterResource) rebalanceOnto(ctx context.Context, clusterID string, brokers []fleet.Broker, added []int32, reachable bool) diag.Diagnostics {
+	var diags diag.Diagnostics
+	if !reachable {
+		diags.AddWarning("Partitions not rebalanced",
+			fmt.Sprintf("Brokers %v joined, but no existing partition was moved onto them: the brokers are not reachable from here "+
+				"(or wait_for_brokers = false). New topics use them; move existing partitions with a reassignment tool, or apply again "+
+				"from where the brokers are reachable after adding more brokers.", added))
+		return diags
+	}
+	admin := &kafkatopic.Admin{
+		Conn: r.data.kafkaConnTo(clusterID, brokers),
+		Log:  func(ctx context.Context, msg string, attrs ...any) { tflog.Info(ctx, msg, fieldsOf(attrs)) },
+	}
+	start := time.Now()
+	res, err := admin.RebalanceOnto(ctx, added)
+	if err != nil {
+		diags.AddError("Rebalancing partitions onto the new brokers of cluster "+clusterID,
+			fmt.Sprintf("Brokers %v joined the cluster and are in the state, but moving existing partitions onto them failed: %v. "+
+				"The moves already accepted continue on the brokers; the next apply does not retry them.", added, err))
+		return diags
+	}
+	tflog.Info(ctx, "rebalanced partitions onto the new brokers", map[string]any{
+		"brokers": added, "replicas_moved": res.Moved, "partitions": res.Partitions, "leaders_moved": res.Leaders, "seconds": time.Since(start).Seconds(),
+	})
+	return diags
 }
 
 func hasWarning(diags diag.Diagnostics, summary string) bool {
