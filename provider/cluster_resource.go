@@ -799,7 +799,7 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 	estimateCost(ctx, &plan, r.data.aws.Region) // what the plan could not know yet is known now
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 	if len(added) > 0 && !resp.Diagnostics.HasError() {
-		resp.Diagnostics.Append(r.rebalanceOnto(ctx, clusterID, o.Brokers, added, kafkaReachable)...)
+		resp.Diagnostics.Append(r.rebalanceOnto(ctx, clusterID, o.Brokers, spec.Access, added, kafkaReachable)...)
 	}
 }
 
@@ -807,7 +807,7 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 // scale-out added and waits until they are in sync. It runs once the new
 // brokers are in state, so a failure leaves them there, and says how the
 // rest of the cluster is spread.
-func (r *clusterResource) rebalanceOnto(ctx context.Context, clusterID string, brokers []fleet.Broker, added []int32, reachable bool) diag.Diagnostics {
+func (r *clusterResource) rebalanceOnto(ctx context.Context, clusterID string, brokers []fleet.Broker, access kafkaAccess, added []int32, reachable bool) diag.Diagnostics {
 	var diags diag.Diagnostics
 	if !reachable {
 		diags.AddWarning("Partitions not rebalanced",
@@ -817,7 +817,7 @@ func (r *clusterResource) rebalanceOnto(ctx context.Context, clusterID string, b
 		return diags
 	}
 	admin := &kafkatopic.Admin{
-		Conn: r.data.kafkaConnTo(clusterID, brokers),
+		Conn: r.data.kafkaConnTo(clusterID, brokers, access),
 		Log:  func(ctx context.Context, msg string, attrs ...any) { tflog.Info(ctx, msg, fieldsOf(attrs)) },
 	}
 	start := time.Now()
