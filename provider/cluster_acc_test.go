@@ -978,12 +978,15 @@ func createTopicOn(ctx context.Context, ep, topic string, nodeID int32) error {
 		return fmt.Errorf("creating %s on broker %d: %w", topic, nodeID, err)
 	}
 	if err := kerr.ErrorForCode(resp.Topics[0].ErrorCode); err != nil {
-		if !errors.Is(err, kerr.InvalidReplicaAssignment) {
+		if !errors.Is(err, kerr.InvalidReplicaAssignment) && !errors.Is(err, kerr.TopicAlreadyExists) {
 			return fmt.Errorf("creating %s on broker %d: %w (%s)", topic, nodeID, err, aws.ToString(resp.Topics[0].ErrorMessage))
 		}
 		// A cluster that just formed may create the topic where it
 		// likes and fail to move it yet: move it with the admin API,
-		// with the same patience as for replication factor 3.
+		// with the same patience as for replication factor 3. The client
+		// retries a request the loaded broker answered too late, so the
+		// topic may exist already from the first try: it is checked and
+		// moved the same way.
 		if err := moveTo(ctx, cl, topic, nodeID); err != nil {
 			return fmt.Errorf("creating %s on broker %d: %s; then: %w", topic, nodeID, aws.ToString(resp.Topics[0].ErrorMessage), err)
 		}
