@@ -201,6 +201,13 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		return nil, err
 	}
 	undo = append(undo, func() { s.txn.Close(); s.peers.Close() })
+	// The node replays the metadata log as it starts, and its replica
+	// manager opens the partitions it holds at once, concurrently with
+	// the rest of this function: their topic configs need a broker config
+	// from the start. The static one serves until the dynamic layers from
+	// the metadata are applied below (reconfigureAll then updates what
+	// was opened meanwhile).
+	s.cfg.Store(static)
 	nopts := node.Options{
 		Config: static, Store: s.store, Logger: log,
 		TopicConfig: func(configs map[string]string) storage.TopicConfig {
@@ -244,6 +251,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	// The node has caught up with the metadata: follow it, and drop the
 	// logs of topics deleted while this broker was down.
 	s.syncClusterTopics()
+	s.reconfigureAll()
 	if err := s.deleteOrphanLogs(); err != nil {
 		return nil, err
 	}

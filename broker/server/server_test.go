@@ -19,7 +19,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/tributary/tributary/broker/cluster/node"
 	"github.com/tributary/tributary/broker/config"
+	"github.com/tributary/tributary/broker/storage"
 )
 
 // startServer runs a server on 127.0.0.1:0 with a temporary data directory.
@@ -654,5 +656,26 @@ func TestAutoCreateUsesNumPartitions(t *testing.T) {
 	bad.Topics = append(bad.Topics, brt)
 	if got := roundTrip[*kmsg.MetadataResponse](t, s, bad).Topics[0].ErrorCode; got != kerr.InvalidTopicException.Code {
 		t.Fatalf("invalid name: %v", kerr.ErrorForCode(got))
+	}
+}
+
+// The node's replica manager opens the partitions a restarted broker holds
+// as soon as the node starts, concurrently with the rest of New, and asks
+// for their topic configs: those resolve from the moment the node starts,
+// before the dynamic broker configs are applied (the broker crashed on a
+// nil config when the manager won that race).
+func TestTopicConfigResolvesWhenTheNodeStarts(t *testing.T) {
+	var got storage.TopicConfig
+	opts := Options{Node: func(o *node.Options) {
+		// Called right before the node starts.
+		got = o.TopicConfig(map[string]string{"retention.ms": "1234"})
+	}}
+	startServerWithOptions(t, nil, opts, func(c *config.Config) {
+		if err := c.Set("log.segment.bytes", "1048576"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if got.RetentionMs != 1234*time.Millisecond || got.SegmentBytes != 1<<20 {
+		t.Fatalf("topic config at node start: retention %v, segment bytes %d; want 1.234s and the broker's 1048576", got.RetentionMs, got.SegmentBytes)
 	}
 }
