@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +15,10 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/tributary/tributary/broker/security/tlsconf/tlstest"
 )
 
 // NodeSpec is one broker process of a test cluster. Every address is on
@@ -48,6 +53,11 @@ type ClusterConfig struct {
 	// Settings are extra broker settings for every node (Kafka names),
 	// e.g. min.insync.replicas.
 	Settings map[string]string
+	// TLS runs every connection over TLS: clients on an SSL listener
+	// (trusting the run's CA), replication and the metadata quorum with
+	// broker certificates both ways. Each node gets its own certificate
+	// for its address from a CA made for the run.
+	TLS bool
 }
 
 // Cluster runs broker processes and injects process faults: kill -9,
@@ -55,6 +65,7 @@ type ClusterConfig struct {
 type Cluster struct {
 	cfg   ClusterConfig
 	nodes []NodeSpec
+	ca    *tlstest.CA // with TLS
 
 	mu    sync.Mutex
 	procs map[int32]*process
@@ -77,6 +88,15 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		return nil, fmt.Errorf("broker binary: %w", err)
 	}
 	c := &Cluster{cfg: cfg, procs: map[int32]*process{}}
+	if cfg.TLS {
+		var err error
+		if c.ca, err = tlstest.NewCA("tributary-chaos CA"); err != nil {
+			return nil, err
+		}
+		if err := tlstest.WriteFile(c.caPath(), c.ca.PEM); err != nil {
+			return nil, err
+		}
+	}
 	for i := range cfg.Nodes {
 		host := fmt.Sprintf("127.0.0.%d", 10+i)
 		ports, err := freePorts(host, 3)
@@ -87,6 +107,15 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 			DataDir: filepath.Join(cfg.Dir, fmt.Sprintf("node-%d", i+1), "data")}
 		if err := os.MkdirAll(n.DataDir, 0o750); err != nil {
 			return nil, err
+		}
+		if c.ca != nil {
+			cert, err := c.ca.Issue(fmt.Sprintf("broker-%d", n.ID), n.Host)
+			if err != nil {
+				return nil, err
+			}
+			if err := tlstest.WriteFile(c.keystorePath(n.ID), cert.Keystore()); err != nil {
+				return nil, err
+			}
 		}
 		c.nodes = append(c.nodes, n)
 	}
@@ -124,6 +153,21 @@ func (c *Cluster) configPath(id int32) string {
 	return filepath.Join(c.cfg.Dir, fmt.Sprintf("node-%d", id), "broker.properties")
 }
 
+func (c *Cluster) caPath() string { return filepath.Join(c.cfg.Dir, "ca.pem") }
+
+func (c *Cluster) keystorePath(id int32) string {
+	return filepath.Join(c.cfg.Dir, fmt.Sprintf("node-%d", id), "keystore.pem")
+}
+
+// ClientOpts are the client options the cluster's listeners need: TLS
+// trusting the run's CA when it runs with TLS.
+func (c *Cluster) ClientOpts() []kgo.Opt {
+	if c.ca == nil {
+		return nil
+	}
+	return []kgo.Opt{kgo.DialTLSConfig(&tls.Config{RootCAs: c.ca.Pool(), MinVersion: tls.VersionTLS12})}
+}
+
 func (c *Cluster) logPath(id int32) string {
 	return filepath.Join(c.cfg.Dir, fmt.Sprintf("node-%d", id), "broker.log")
 }
@@ -133,9 +177,19 @@ func (c *Cluster) logPath(id int32) string {
 func (c *Cluster) configFile(n NodeSpec) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "node.id=%d\nbroker.rack=%s\n", n.ID, n.Rack)
-	fmt.Fprintf(&b, "listeners=PLAINTEXT://%s\nadvertised.listeners=PLAINTEXT://%s\n", n.KafkaAddr(), n.KafkaAddr())
+	if c.ca == nil {
+		fmt.Fprintf(&b, "listeners=PLAINTEXT://%s\nadvertised.listeners=PLAINTEXT://%s\n", n.KafkaAddr(), n.KafkaAddr())
+		fmt.Fprintf(&b, "inter.broker.listener.port=%d\n", n.ReplicationPort)
+	} else {
+		repl := net.JoinHostPort(n.Host, fmt.Sprint(n.ReplicationPort))
+		fmt.Fprintf(&b, "listeners=SSL://%s,REPLICATION://%s,CONTROLLER://%s\n", n.KafkaAddr(), repl, n.ControllerAddr())
+		fmt.Fprintf(&b, "advertised.listeners=SSL://%s,REPLICATION://%s\n", n.KafkaAddr(), repl)
+		fmt.Fprintf(&b, "listener.security.protocol.map=REPLICATION:SSL,CONTROLLER:SSL\n")
+		fmt.Fprintf(&b, "inter.broker.listener.name=REPLICATION\ncontroller.listener.names=CONTROLLER\n")
+		fmt.Fprintf(&b, "ssl.keystore.type=PEM\nssl.keystore.location=%s\nssl.truststore.location=%s\n", c.keystorePath(n.ID), c.caPath())
+		fmt.Fprintf(&b, "listener.name.replication.ssl.client.auth=required\nlistener.name.controller.ssl.client.auth=required\n")
+	}
 	fmt.Fprintf(&b, "log.dirs=%s\ncluster.id=tributary-chaos\n", n.DataDir)
-	fmt.Fprintf(&b, "inter.broker.listener.port=%d\n", n.ReplicationPort)
 	if len(c.nodes) > 1 {
 		var voters []string
 		for _, v := range c.nodes[:min(3, len(c.nodes))] {

@@ -170,7 +170,7 @@ func (n *nemesis) metadata(ctx context.Context) (kadm.Metadata, error) {
 	if len(seeds) == 0 {
 		return kadm.Metadata{}, errors.New("no broker is serving")
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, n.c.ClientOpts()...)...)
 	if err != nil {
 		return kadm.Metadata{}, err
 	}

@@ -37,6 +37,7 @@ func Run(ctx context.Context, cfg RunConfig) (Outcome, error) {
 	}
 	cfg.Workload.Logger, cfg.Nemesis.Logger = cfg.Logger, cfg.Logger
 	cfg.Workload.Brokers = cfg.Cluster.Bootstrap()
+	cfg.Workload.ClientOpts = append(cfg.Workload.ClientOpts, cfg.Cluster.ClientOpts()...)
 	cfg.Workload.defaults()
 	cfg.Nemesis.Topic = cfg.Workload.Topic
 	if len(cfg.Nemesis.Faults) == 0 {

@@ -47,7 +47,17 @@ func TestSingleBrokerUnderProcessFaults(t *testing.T) {
 		t.Skip("starts broker processes; skipped with -short")
 	}
 	bin := buildBroker(t)
-	c, err := NewCluster(ClusterConfig{Binary: bin, Dir: t.TempDir(), Nodes: 1})
+	for _, useTLS := range []bool{false, true} {
+		name := "plaintext"
+		if useTLS {
+			name = "TLS" // every client connection over TLS
+		}
+		t.Run(name, func(t *testing.T) { singleBrokerUnderProcessFaults(t, bin, useTLS) })
+	}
+}
+
+func singleBrokerUnderProcessFaults(t *testing.T, bin string, useTLS bool) {
+	c, err := NewCluster(ClusterConfig{Binary: bin, Dir: t.TempDir(), Nodes: 1, TLS: useTLS})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,9 +90,10 @@ func TestSingleBrokerUnderProcessFaults(t *testing.T) {
 	}
 }
 
-// TestThreeBrokersUnderFaults is the issue's CI run: three broker
-// processes (racks a, b, c), replication factor 3, min.insync.replicas 2,
-// every fault kind, at least 10 faults. It takes minutes, so it runs only
+// TestThreeBrokersUnderFaults is the CI run: three broker processes
+// (racks a, b, c), replication factor 3, min.insync.replicas 2, every
+// fault kind, at least 10 faults; once in plaintext and once with every
+// connection over TLS. It takes minutes, so it runs only
 // when TRIBUTARY_CHAOS is set to its duration (e.g. TRIBUTARY_CHAOS=2m);
 // `make chaos`-length runs use the tributary-chaos command.
 func TestThreeBrokersUnderFaults(t *testing.T) {
@@ -94,7 +105,20 @@ func TestThreeBrokersUnderFaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("TRIBUTARY_CHAOS=%q: %v", env, err)
 	}
-	c, err := NewCluster(ClusterConfig{Binary: buildBroker(t), Dir: t.TempDir(), Nodes: 3,
+	bin := buildBroker(t)
+	for _, useTLS := range []bool{false, true} {
+		name := "plaintext"
+		if useTLS {
+			// Clients on SSL listeners, replication and the metadata
+			// quorum with broker certificates both ways.
+			name = "TLS"
+		}
+		t.Run(name, func(t *testing.T) { threeBrokersUnderFaults(t, bin, d, useTLS) })
+	}
+}
+
+func threeBrokersUnderFaults(t *testing.T, bin string, d time.Duration, useTLS bool) {
+	c, err := NewCluster(ClusterConfig{Binary: bin, Dir: t.TempDir(), Nodes: 3, TLS: useTLS,
 		Settings: map[string]string{"min.insync.replicas": "2", "default.replication.factor": "3"}})
 	if err != nil {
 		t.Fatal(err)

@@ -67,7 +67,7 @@ func RunTxnProducer(ctx context.Context, cfg WorkloadConfig, process int, rec *R
 	}
 	var seq, n int64
 	for ctx.Err() == nil {
-		cl, err := kgo.NewClient(
+		cl, err := kgo.NewClient(append([]kgo.Opt{
 			kgo.SeedBrokers(cfg.Brokers...),
 			kgo.TransactionalID(fmt.Sprintf("chaos-txn-producer-%d", process)),
 			kgo.TransactionTimeout(cfg.TxnTimeout),
@@ -75,7 +75,7 @@ func RunTxnProducer(ctx context.Context, cfg WorkloadConfig, process int, rec *R
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
 			kgo.ProducerLinger(0),
 			kgo.RecordDeliveryTimeout(cfg.OpTimeout),
-		)
+		}, cfg.ClientOpts...)...)
 		if err != nil {
 			return err
 		}
@@ -231,14 +231,14 @@ func consumeCommitted(ctx context.Context, cfg WorkloadConfig, process int, rec 
 		offsets[p] = kgo.NewOffset().AtStart()
 		rec.Add(Event{Process: process, Func: Seek, Key: key(cfg.Topic, p)})
 	}
-	cl, err := kgo.NewClient(
+	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: offsets}),
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
-		kgo.FetchMaxWait(500*time.Millisecond),
-	)
+		kgo.FetchMaxWait(500 * time.Millisecond),
+	}, cfg.ClientOpts...)...)
 	if err != nil {
 		return err
 	}
@@ -285,7 +285,7 @@ func consumeCommitted(ctx context.Context, cfg WorkloadConfig, process int, rec 
 func RunOffsetObserver(ctx context.Context, cfg WorkloadConfig, producers []int, rec *Recorder, final bool) error {
 	cfg.defaults()
 	cfg.txnDefaults()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOpts...)...)
 	if err != nil {
 		return err
 	}
@@ -327,7 +327,7 @@ func RunOffsetObserver(ctx context.Context, cfg WorkloadConfig, producers []int,
 func DrainTxn(ctx context.Context, cfg WorkloadConfig, producers []int, rec *Recorder) error {
 	cfg.defaults()
 	cfg.txnDefaults()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOpts...)...)
 	if err != nil {
 		return err
 	}

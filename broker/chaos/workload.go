@@ -16,7 +16,9 @@ import (
 
 // WorkloadConfig shapes the clients of a run.
 type WorkloadConfig struct {
-	Brokers           []string
+	Brokers []string
+	// ClientOpts go to every client (TLS to the brokers' listeners).
+	ClientOpts        []kgo.Opt
 	Topic             string
 	Partitions        int32
 	ReplicationFactor int16
@@ -79,7 +81,7 @@ func WaitCluster(ctx context.Context, cfg WorkloadConfig, want int) error {
 	for {
 		// A new client each time: a client keeps the broker list it
 		// learnt and may answer from it instead of asking again.
-		n, err := brokerCount(ctx, cfg.Brokers)
+		n, err := brokerCount(ctx, cfg.Brokers, cfg.ClientOpts)
 		if err == nil {
 			last = n
 			if last == want {
@@ -94,8 +96,8 @@ func WaitCluster(ctx context.Context, cfg WorkloadConfig, want int) error {
 	}
 }
 
-func brokerCount(ctx context.Context, seeds []string) (int, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+func brokerCount(ctx context.Context, seeds []string, opts []kgo.Opt) (int, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, opts...)...)
 	if err != nil {
 		return 0, err
 	}
@@ -111,7 +113,7 @@ func brokerCount(ctx context.Context, seeds []string) (int, error) {
 // comes up.
 func CreateTopic(ctx context.Context, cfg WorkloadConfig) error {
 	cfg.defaults()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOpts...)...)
 	if err != nil {
 		return err
 	}
@@ -154,14 +156,14 @@ func classify(err error) Status {
 // than a billion.
 func RunProducer(ctx context.Context, cfg WorkloadConfig, process int, rec *Recorder) error {
 	cfg.defaults()
-	cl, err := kgo.NewClient(
+	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.DefaultProduceTopic(cfg.Topic),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerLinger(0),
 		kgo.RecordDeliveryTimeout(cfg.OpTimeout),
-	)
+	}, cfg.ClientOpts...)...)
 	if err != nil {
 		return err
 	}
@@ -219,12 +221,12 @@ func consumeOnce(ctx context.Context, cfg WorkloadConfig, process int, rec *Reco
 		offsets[p] = kgo.NewOffset().AtStart()
 		rec.Add(Event{Process: process, Func: Seek, Key: key(cfg.Topic, p)})
 	}
-	cl, err := kgo.NewClient(
+	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: offsets}),
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
-		kgo.FetchMaxWait(500*time.Millisecond),
-	)
+		kgo.FetchMaxWait(500 * time.Millisecond),
+	}, cfg.ClientOpts...)...)
 	if err != nil {
 		return err
 	}
@@ -276,7 +278,7 @@ func reached(next, ends map[int32]int64) bool {
 // faults stopped: the final reads the checker compares everything with.
 func Drain(ctx context.Context, cfg WorkloadConfig, process int, rec *Recorder) error {
 	cfg.defaults()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.ClientOpts...)...)
 	if err != nil {
 		return err
 	}

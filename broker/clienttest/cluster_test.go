@@ -25,20 +25,38 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/security/tlsconf/tlstest"
 )
 
 // testCluster is three broker processes that form one cluster.
 type testCluster struct {
-	t     *testing.T
-	files map[int32]string // config file per node id
-	addrs map[int32]string // client listener per node id
-	procs map[int32]*brokerProcess
-	mu    sync.Mutex // guards procs
+	t *testing.T
+	// With in-cluster TLS: replication and the metadata quorum over TLS
+	// with broker certificates of ca both ways.
+	ca *tlstest.CA
+	// clientCA signs client certificates; the brokers' truststore holds
+	// it beside ca, as a broker-wide truststore does beside a mutual-TLS
+	// client listener.
+	clientCA *tlstest.CA
+	files    map[int32]string // config file per node id
+	addrs    map[int32]string // client listener per node id
+	procs    map[int32]*brokerProcess
+	mu       sync.Mutex // guards procs
 }
 
 // startCluster starts n brokers (voters all) and waits until each serves
 // and lists every broker in its Metadata.
 func startCluster(t *testing.T, n int) *testCluster {
+	t.Helper()
+	return startClusterTLS(t, n, false)
+}
+
+// startClusterTLS is startCluster, with in-cluster encryption when
+// inCluster: REPLICATION (9093) and CONTROLLER (9095) listeners over SSL,
+// each broker with its own certificate for its address, every broker
+// requiring its peers' certificates. Clients still use PLAINTEXT 9092.
+func startClusterTLS(t *testing.T, n int, inCluster bool) *testCluster {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("runs three broker processes")
@@ -59,20 +77,52 @@ func startCluster(t *testing.T, n int) *testCluster {
 		voters = append(voters, fmt.Sprintf("%d@%s.%d:9095", id, subnet, id))
 	}
 	dir := t.TempDir()
+	if inCluster {
+		var err error
+		if c.ca, err = tlstest.NewCA("cluster CA"); err != nil {
+			t.Fatal(err)
+		}
+		if c.clientCA, err = tlstest.NewCA("client CA"); err != nil {
+			t.Fatal(err)
+		}
+		if err := tlstest.WriteFile(filepath.Join(dir, "ca.pem"), c.ca.PEM+c.clientCA.PEM); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for id := int32(1); id <= int32(n); id++ {
 		replPort := "9093"
+		host, _, _ := net.SplitHostPort(c.addrs[id])
+		listeners := fmt.Sprintf("listeners=PLAINTEXT://%s\nadvertised.listeners=PLAINTEXT://%s\ninter.broker.listener.port=%s\n", c.addrs[id], c.addrs[id], replPort)
+		if inCluster {
+			cert, err := c.ca.Issue(fmt.Sprintf("broker-%d", id), host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			keystore := filepath.Join(dir, fmt.Sprintf("keystore-%d.pem", id))
+			if err := tlstest.WriteFile(keystore, cert.Keystore()); err != nil {
+				t.Fatal(err)
+			}
+			listeners = fmt.Sprintf(`listeners=PLAINTEXT://%[1]s:9092,REPLICATION://%[1]s:9093,CONTROLLER://%[1]s:9095
+advertised.listeners=PLAINTEXT://%[1]s:9092,REPLICATION://%[1]s:9093
+listener.security.protocol.map=REPLICATION:SSL,CONTROLLER:SSL
+inter.broker.listener.name=REPLICATION
+controller.listener.names=CONTROLLER
+ssl.keystore.type=PEM
+ssl.keystore.location=%[2]s
+ssl.truststore.location=%[3]s
+listener.name.replication.ssl.client.auth=required
+listener.name.controller.ssl.client.auth=required
+`, host, keystore, filepath.Join(dir, "ca.pem"))
+		}
 		conf := fmt.Sprintf(`node.id=%d
 broker.rack=%c
-listeners=PLAINTEXT://%s
-advertised.listeners=PLAINTEXT://%s
-log.dirs=%s
+%slog.dirs=%s
 cluster.id=clienttest-cluster
 controller.quorum.voters=%s
-inter.broker.listener.port=%s
 default.replication.factor=3
 min.insync.replicas=2
 group.initial.rebalance.delay.ms=0
-`, id, 'a'+rune(id-1), c.addrs[id], c.addrs[id], filepath.Join(dir, fmt.Sprint("node-", id)), strings.Join(voters, ","), replPort)
+`, id, 'a'+rune(id-1), listeners, filepath.Join(dir, fmt.Sprint("node-", id)), strings.Join(voters, ","))
 		c.files[id] = filepath.Join(dir, fmt.Sprintf("broker-%d.properties", id))
 		if err := os.WriteFile(c.files[id], []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
@@ -494,7 +544,23 @@ func TestClusterMetadataListsEveryBroker(t *testing.T) {
 // through the new leader and no acknowledged record is lost, including
 // after the killed broker returns and catches up.
 func TestClusterFranzGoKillLeader(t *testing.T) {
-	c := startCluster(t, 3)
+	forEachTransport(t, testClusterFranzGoKillLeader)
+}
+
+// forEachTransport runs a cluster test in plaintext and with in-cluster
+// TLS.
+func forEachTransport(t *testing.T, test func(t *testing.T, inClusterTLS bool)) {
+	for _, tls := range []bool{false, true} {
+		name := "plaintext"
+		if tls {
+			name = "in-cluster TLS"
+		}
+		t.Run(name, func(t *testing.T) { test(t, tls) })
+	}
+}
+
+func testClusterFranzGoKillLeader(t *testing.T, inClusterTLS bool) {
+	c := startClusterTLS(t, 3, inClusterTLS)
 	const topic = "failover"
 	c.createTopic(topic, 1)
 	ap := startAckedProducer(t, c, topic)
@@ -525,7 +591,11 @@ func TestClusterFranzGoKillLeader(t *testing.T) {
 // (controlled shutdown) while an acks=all producer runs: no produce fails
 // and every acknowledged record is read back.
 func TestClusterRollingRestart(t *testing.T) {
-	c := startCluster(t, 3)
+	forEachTransport(t, testClusterRollingRestart)
+}
+
+func testClusterRollingRestart(t *testing.T, inClusterTLS bool) {
+	c := startClusterTLS(t, 3, inClusterTLS)
 	const topic = "rolling"
 	c.createTopic(topic, 3)
 	ap := startAckedProducer(t, c, topic)

@@ -167,9 +167,15 @@ func readCommittedOutput(t *testing.T, c *testCluster, want int, limit time.Dura
 // from etl-in to etl-out while a broker (the transaction coordinator of one
 // worker) is killed with SIGKILL and restarted: the read_committed output
 // holds every input record exactly once, and the group's committed
-// offsets are at the end of the input.
+// offsets are at the end of the input. With in-cluster TLS too: the
+// coordinator's markers and verifications go to the other brokers'
+// replication listeners over TLS.
 func TestTxnFranzGoETLSurvivesKill9(t *testing.T) {
-	c := startCluster(t, 3)
+	forEachTransport(t, testTxnFranzGoETLSurvivesKill9)
+}
+
+func testTxnFranzGoETLSurvivesKill9(t *testing.T, inClusterTLS bool) {
+	c := startClusterTLS(t, 3, inClusterTLS)
 	c.createTopic("etl-in", 3)
 	c.createTopic("etl-out", 3)
 	const n = 3000

@@ -74,6 +74,11 @@ type Config struct {
 	// Listener, when set, is used instead of listening on Bind (tests
 	// open it first to learn the port for the voter list).
 	Listener net.Listener
+	// TLS, when set, runs the controller port over TLS: Raft and the
+	// controller requests between nodes, each node presenting its broker
+	// certificate and checking the other's (controller.listener.names
+	// naming an SSL listener). Every node of a cluster must agree.
+	TLS PeerTLS
 	// Dir holds the Raft log (raft.db) and snapshots.
 	Dir string
 	// ClusterID is written into the metadata by the first leader; empty

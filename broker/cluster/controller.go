@@ -116,7 +116,7 @@ func Start(c Config) (*Controller, error) {
 		probing:    map[int32]bool{},
 	}
 	ctl.ctx, ctl.cancel = context.WithCancel(context.Background())
-	ctl.mux = newMux(ln, advertise, ctl.serveRPC)
+	ctl.mux = newMux(ln, advertise, cfg.TLS, ctl.log, ctl.serveRPC)
 	if err := ctl.startRaft(); err != nil {
 		ctl.cancel()
 		ctl.mux.close()
@@ -389,7 +389,7 @@ func (ctl *Controller) onLeader(ctx context.Context, req rpcRequest) (json.RawMe
 			if dl, ok := ctx.Deadline(); ok {
 				timeout = min(timeout, time.Until(dl))
 			}
-			resp, err = call(target, req, timeout)
+			resp, err = ctl.mux.call(target, req, timeout)
 			if err == nil {
 				v, err = resp.Value, resp.Err.err()
 			} else {
@@ -466,7 +466,7 @@ func (ctl *Controller) joinLoop() {
 		if !known {
 			target = ctl.cfg.Voters[attempt%len(ctl.cfg.Voters)].Addr
 		}
-		resp, err := call(target, rpcRequest{Op: opJoin, NodeID: ctl.cfg.NodeID, RaftAddr: ctl.cfg.Advertise}, rpcTimeout)
+		resp, err := ctl.mux.call(target, rpcRequest{Op: opJoin, NodeID: ctl.cfg.NodeID, RaftAddr: ctl.cfg.Advertise}, rpcTimeout)
 		if err == nil && resp.Err != nil {
 			err = resp.Err.err()
 			if resp.Leader != "" {

@@ -176,8 +176,8 @@ func decodeErrors(b json.RawMessage) ([]error, error) {
 }
 
 // call sends one request to addr and reads the response.
-func call(addr string, req rpcRequest, timeout time.Duration) (*rpcResponse, error) {
-	c, err := dialKind(addr, connRPC, timeout)
+func (m *mux) call(addr string, req rpcRequest, timeout time.Duration) (*rpcResponse, error) {
+	c, err := m.dial(addr, connRPC, timeout)
 	if err != nil {
 		return nil, err
 	}

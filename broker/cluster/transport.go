@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -19,13 +21,26 @@ const (
 	connRPC  byte = 'C'
 )
 
-// routeTimeout bounds how long a new connection may take to name its kind.
+// PeerTLS is what a node needs to run its controller port over TLS with
+// broker certificates both ways (tlsconf.Peers).
+type PeerTLS interface {
+	ServerConfig() *tls.Config
+	ClientConfig(serverName string) *tls.Config
+}
+
+// routeTimeout bounds how long a new connection may take to name its kind
+// (over TLS, the handshake included).
 const routeTimeout = 5 * time.Second
 
-// mux accepts on the controller port and routes connections.
+// mux accepts on the controller port and routes connections; it also
+// dials the other nodes' controller ports.
 type mux struct {
 	ln        net.Listener
 	advertise net.Addr
+	// clientTLS, when set, is the configuration to dial a node with
+	// (its host as the server name): the port runs over TLS.
+	clientTLS func(serverName string) *tls.Config
+	log       *slog.Logger
 	raftConns chan net.Conn
 	rpc       func(net.Conn)
 	done      chan struct{}
@@ -33,8 +48,14 @@ type mux struct {
 	wg        sync.WaitGroup
 }
 
-func newMux(ln net.Listener, advertise net.Addr, rpc func(net.Conn)) *mux {
-	m := &mux{ln: ln, advertise: advertise, raftConns: make(chan net.Conn), rpc: rpc, done: make(chan struct{})}
+// newMux serves ln, over TLS when peerTLS is set: every node, dialing or
+// dialed, presents its broker certificate and checks the other's.
+func newMux(ln net.Listener, advertise net.Addr, peerTLS PeerTLS, log *slog.Logger, rpc func(net.Conn)) *mux {
+	m := &mux{ln: ln, advertise: advertise, raftConns: make(chan net.Conn), rpc: rpc, done: make(chan struct{}), log: log}
+	if peerTLS != nil {
+		m.ln = tls.NewListener(ln, peerTLS.ServerConfig())
+		m.clientTLS = peerTLS.ClientConfig
+	}
 	m.wg.Add(1)
 	go m.serve()
 	return m
@@ -59,6 +80,11 @@ func (m *mux) route(c net.Conn) {
 	var kind [1]byte
 	_ = c.SetReadDeadline(time.Now().Add(routeTimeout))
 	if _, err := io.ReadFull(c, kind[:]); err != nil {
+		if _, isTLS := c.(*tls.Conn); isTLS && !errors.Is(err, io.EOF) {
+			// A plaintext peer, or one without a certificate of the
+			// cluster's CA.
+			m.log.Warn("refused a controller connection: TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+		}
 		c.Close()
 		return
 	}
@@ -106,13 +132,25 @@ func (s streamLayer) Close() error { return nil }
 func (s streamLayer) Addr() net.Addr { return s.m.advertise }
 
 func (s streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return dialKind(string(addr), connRaft, timeout)
+	return s.m.dial(string(addr), connRaft, timeout)
 }
 
-func dialKind(addr string, kind byte, timeout time.Duration) (net.Conn, error) {
+// dial opens a connection of one kind to a node's controller port.
+func (m *mux) dial(addr string, kind byte, timeout time.Duration) (net.Conn, error) {
 	c, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
 		return nil, err
+	}
+	if m.clientTLS != nil {
+		host, _, _ := net.SplitHostPort(addr)
+		tc := tls.Client(c, m.clientTLS(host))
+		_ = tc.SetDeadline(time.Now().Add(timeout))
+		if err := tc.Handshake(); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("TLS with controller %s: %w", addr, err)
+		}
+		_ = tc.SetDeadline(time.Time{})
+		c = tc
 	}
 	if _, err := c.Write([]byte{kind}); err != nil {
 		c.Close()

@@ -116,11 +116,17 @@ func (c *Config) Authenticates(l Listener) bool {
 	if l.Protocol != ProtocolSSL || l.Role != RoleClient {
 		return false
 	}
-	auth, ok := c.Configured("listener.name." + strings.ToLower(l.Name) + ".ssl.client.auth")
+	auth := c.clientAuth(l.Name)
+	return auth == "required" || auth == "requested"
+}
+
+// clientAuth is a listener's ssl.client.auth, "" when unset.
+func (c *Config) clientAuth(listener string) string {
+	auth, ok := c.Configured("listener.name." + strings.ToLower(listener) + ".ssl.client.auth")
 	if !ok {
 		auth, _ = c.Configured("ssl.client.auth")
 	}
-	return auth == "required" || auth == "requested"
+	return auth
 }
 
 // AllowEveryoneIfNoACLFound is allow.everyone.if.no.acl.found: the value
@@ -313,6 +319,9 @@ func (c *Config) resolveListeners() ([]Listener, []*SettingError) {
 		}
 		if out[i].Protocol != ProtocolPlaintext && out[i].Protocol != ProtocolSSL {
 			bad("listener.security.protocol.map", "%s (%s) is %s; brokers authenticate each other with their certificates: use SSL (or PLAINTEXT)", role.name, role.setting, out[i].Protocol)
+		}
+		if out[i].Protocol == ProtocolSSL && c.clientAuth(out[i].Name) != "required" {
+			bad("listener.name."+strings.ToLower(role.name)+".ssl.client.auth", "must be required: over SSL, brokers present their certificates both ways on the %s listener (%s)", role.name, role.setting)
 		}
 	}
 	if interBroker != "" && c.Explicit["inter.broker.listener.port"] {

@@ -9,6 +9,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strconv"
@@ -19,7 +20,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tributary/tributary/broker/cluster/metadata"
+	"github.com/tributary/tributary/broker/cluster/node"
 	"github.com/tributary/tributary/broker/cluster/replica"
+	"github.com/tributary/tributary/broker/config"
 	"github.com/tributary/tributary/broker/groups"
 	"github.com/tributary/tributary/broker/storage"
 	"github.com/tributary/tributary/broker/txn"
@@ -50,8 +53,19 @@ func (s *Server) openTxn() error {
 	if err != nil {
 		return fmt.Errorf("starting the transaction coordinator: %w", err)
 	}
+	// Requests to other brokers go to their replication listeners, over
+	// TLS with this broker's certificate when in-cluster encryption is on.
+	var dialTLS func(serverName string) *tls.Config
+	peerTLS, err := node.PeerTLS(cfg, config.RoleInterBroker, s.log)
+	if err != nil {
+		c.Close()
+		return err
+	}
+	if peerTLS != nil {
+		dialTLS = peerTLS.Peers().ClientConfig
+	}
 	s.txn = c
-	s.peers = replica.NewPeers("tributary-broker-" + strconv.Itoa(int(s.nodeID)))
+	s.peers = replica.NewPeers("tributary-broker-"+strconv.Itoa(int(s.nodeID)), dialTLS)
 	return nil
 }
 

@@ -9,6 +9,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"github.com/tributary/tributary/broker/cluster"
 	"github.com/tributary/tributary/broker/cluster/replica"
 	"github.com/tributary/tributary/broker/config"
+	"github.com/tributary/tributary/broker/security/tlsconf"
 	"github.com/tributary/tributary/broker/storage"
 )
 
@@ -77,10 +79,18 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, role := range []config.ListenerRole{config.RoleInterBroker, config.RoleController} {
-		if l, ok := o.Config.RoleListener(role); ok && l.Protocol != config.ProtocolPlaintext {
-			return nil, fmt.Errorf("listener %s: %s between brokers is not served by this broker version", l.Name, l.Protocol)
-		}
+	// In-cluster encryption: the controller port and the replication
+	// listener over TLS, brokers presenting their certificates both ways.
+	ctlTLS, err := PeerTLS(o.Config, config.RoleController, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	if ctlTLS != nil {
+		ccfg.TLS = ctlTLS.Peers()
+	}
+	replTLS, err := PeerTLS(o.Config, config.RoleInterBroker, o.Logger)
+	if err != nil {
+		return nil, err
 	}
 	addr, advertise, err := replicationBind(o.Config, ccfg)
 	if err != nil {
@@ -96,6 +106,11 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	if advertise != "" {
 		ccfg.ReplicationAddr = net.JoinHostPort(advertise, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
 	}
+	fetch := o.Fetch
+	if replTLS != nil {
+		ln = tls.NewListener(ln, replTLS.Peers().ServerConfig())
+		fetch.TLS = replTLS.Peers().ClientConfig
+	}
 	if o.Tune != nil {
 		o.Tune(&ccfg)
 	}
@@ -107,7 +122,7 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	mgr := replica.StartManager(replica.ManagerConfig{
 		Control: ctl, Logs: replica.StoreLogs{Store: o.Store, Config: o.TopicConfig},
 		LagTimeMax: o.LagTimeMax, DefaultMinISR: int(o.Config.MinInsyncReplicas), ISRInterval: o.ISRInterval,
-		Fetch: o.Fetch, OnLeadership: o.OnLeadership, OnHighWatermark: o.OnHighWatermark, Logger: o.Logger,
+		Fetch: fetch, OnLeadership: o.OnLeadership, OnHighWatermark: o.OnHighWatermark, Logger: o.Logger,
 	})
 	n := &Node{
 		Controller: ctl, Replicas: mgr,
@@ -150,6 +165,30 @@ func (n *Node) waitReady(ctx context.Context) error {
 // partitions it gives this broker are led (or followed) with open logs.
 func (n *Node) WaitCaughtUp(ctx context.Context) error {
 	return n.Replicas.WaitReconciled(ctx, n.Controller.State().Index)
+}
+
+// PeerTLS is the TLS material of the inter-broker or controller listener
+// when its protocol is SSL (nil for PLAINTEXT or no such listener). Its
+// peers are the certificates of the CA of this broker's own (Peers): a
+// broker whose certificate does not chain to the listener's truststore
+// could accept no other, and does not start.
+func PeerTLS(c *config.Config, role config.ListenerRole, log *slog.Logger) (*tlsconf.TLS, error) {
+	l, ok := c.RoleListener(role)
+	if !ok || l.Protocol != config.ProtocolSSL {
+		return nil, nil
+	}
+	s, err := tlsconf.Load(c.Configured, l.Name)
+	if err != nil {
+		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+	}
+	t, err := tlsconf.New(s, log.With("listener", l.Name))
+	if err != nil {
+		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+	}
+	if err := t.Peers().Check(); err != nil {
+		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+	}
+	return t, nil
 }
 
 // replicationBind is where the replication listener binds, and the host

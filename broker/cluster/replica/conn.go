@@ -2,6 +2,7 @@ package replica
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -24,11 +25,22 @@ type conn struct {
 	buf  []byte
 }
 
-func dialLeader(ctx context.Context, addr, clientID string) (*conn, error) {
+// dialLeader connects to a leader's replication listener, over TLS when
+// tlsFor is set (the handshake bounded by ctx).
+func dialLeader(ctx context.Context, addr, clientID string, tlsFor func(serverName string) *tls.Config) (*conn, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dialing leader %s: %w", addr, err)
+	}
+	if tlsFor != nil {
+		host, _, _ := net.SplitHostPort(addr)
+		tc := tls.Client(c, tlsFor(host))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("TLS with leader %s: %w", addr, err)
+		}
+		c = tc
 	}
 	return &conn{c: c, fmt: kmsg.NewRequestFormatter(kmsg.FormatterClientID(clientID))}, nil
 }

@@ -2,6 +2,7 @@ package replica
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -46,7 +47,11 @@ type FetcherConfig struct {
 	// cannot be made: the controller may then find the leader's process
 	// gone and fence it without waiting for its lease.
 	OnConnFailure func(leaderID int32)
-	Logger        *slog.Logger
+	// TLS, when set, gives the client configuration to dial the leader's
+	// replication listener with (serverName is the leader's host): the
+	// follower presents its broker certificate and checks the leader's.
+	TLS    func(serverName string) *tls.Config
+	Logger *slog.Logger
 }
 
 func (c *FetcherConfig) defaults() {
@@ -319,7 +324,7 @@ func (f *Fetcher) round() error {
 	}
 	if f.conn == nil {
 		ctx, cancel := context.WithTimeout(f.ctx, 10*time.Second)
-		c, err := dialLeader(ctx, f.cfg.Addr, fmt.Sprintf("tributary-replica-%d", f.cfg.LocalID))
+		c, err := dialLeader(ctx, f.cfg.Addr, fmt.Sprintf("tributary-replica-%d", f.cfg.LocalID), f.cfg.TLS)
 		cancel()
 		if err != nil {
 			return err

@@ -1,7 +1,9 @@
 package replica
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -20,8 +22,9 @@ import (
 
 // Limits of the replication listener.
 const (
-	maxRequestSize = 1 << 20 // follower requests are small
-	requestTimeout = 60 * time.Second
+	maxRequestSize   = 1 << 20 // follower requests are small
+	requestTimeout   = 60 * time.Second
+	handshakeTimeout = 10 * time.Second
 )
 
 // Versions the replication listener serves, per API key.
@@ -110,6 +113,20 @@ func (s *ReplicationServer) accept() {
 				s.mu.Unlock()
 				c.Close()
 			}()
+			if tc, ok := c.(*tls.Conn); ok {
+				// Over TLS (in-cluster encryption) the peer proves it is a
+				// broker of the cluster with its certificate first.
+				_ = tc.SetDeadline(time.Now().Add(handshakeTimeout))
+				if err := tc.HandshakeContext(s.ctx); err != nil {
+					// A connection closed without a word is the
+					// controller's liveness probe, not a refusal.
+					if !errors.Is(err, io.EOF) {
+						s.log.Warn("refused a replication connection: TLS handshake failed", "remote", c.RemoteAddr(), "err", err)
+					}
+					return
+				}
+				_ = tc.SetDeadline(time.Time{})
+			}
 			for {
 				if err := s.serveOne(c); err != nil {
 					if !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
@@ -220,9 +237,15 @@ func writeResponse(c net.Conn, corr uint32, resp kmsg.Response) error {
 	// with one vectored write: a follower's fetch is most of the bytes a
 	// leader sends, and copying them into one buffer first cost a large
 	// allocation and a copy per fetch.
+	// Over TLS (in-cluster encryption) each piece would become its own
+	// TLS record and write, so they are joined first.
 	if fr, ok := resp.(*kmsg.FetchResponse); ok {
 		if pieces, ok := fetchwire.Encode(int32(corr), fr); ok {
-			_, err := pieces.WriteTo(c)
+			if _, plain := c.(*net.TCPConn); plain || len(pieces) == 1 {
+				_, err := pieces.WriteTo(c)
+				return err
+			}
+			_, err := c.Write(bytes.Join(pieces, nil))
 			return err
 		}
 	}

@@ -11,7 +11,7 @@ import (
 
 func TestReplicationListener(t *testing.T) {
 	fl := newFakeLeader(t)
-	c, err := dialLeader(context.Background(), fl.addr(), "test")
+	c, err := dialLeader(context.Background(), fl.addr(), "test", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestReplicationListener(t *testing.T) {
 
 	// A consumer fetch, or any other API, closes the connection.
 	for _, req := range []kmsg.Request{fetchReqAsConsumer(), kmsg.NewPtrMetadataRequest()} {
-		c, err := dialLeader(context.Background(), fl.addr(), "test")
+		c, err := dialLeader(context.Background(), fl.addr(), "test", nil)
 		if err != nil {
 			t.Fatal(err)
 		}

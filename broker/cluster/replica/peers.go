@@ -2,6 +2,7 @@ package replica
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"sync"
@@ -23,14 +24,17 @@ const maxIdlePerPeer = 4
 // several connections. Safe for concurrent use.
 type Peers struct {
 	clientID string
+	tlsFor   func(serverName string) *tls.Config
 	mu       sync.Mutex
 	idle     map[string][]*conn
 	closed   bool
 }
 
-// NewPeers returns a client that names itself clientID to other brokers.
-func NewPeers(clientID string) *Peers {
-	return &Peers{clientID: clientID, idle: map[string][]*conn{}}
+// NewPeers returns a client that names itself clientID to other brokers,
+// over TLS when tlsFor is set (in-cluster encryption: the configuration
+// to dial a broker's replication listener, its host as the server name).
+func NewPeers(clientID string, tlsFor func(serverName string) *tls.Config) *Peers {
+	return &Peers{clientID: clientID, tlsFor: tlsFor, idle: map[string][]*conn{}}
 }
 
 var errPeersClosed = errors.New("inter-broker client closed")
@@ -81,7 +85,7 @@ func (p *Peers) get(ctx context.Context, addr string) (*conn, error) {
 	p.mu.Unlock()
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	return dialLeader(dctx, addr, p.clientID)
+	return dialLeader(dctx, addr, p.clientID, p.tlsFor)
 }
 
 func (p *Peers) put(addr string, c *conn) {

@@ -43,7 +43,7 @@ func TestInterBrokerAPIsThroughPeers(t *testing.T) {
 			return resp
 		}}}, slog.New(slog.DiscardHandler))
 	t.Cleanup(srv.Close)
-	peers := NewPeers("test")
+	peers := NewPeers("test", nil)
 	t.Cleanup(peers.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -11,11 +11,12 @@
 // wraps the listener with tls.NewListener(ln, t.ServerConfig()). After the
 // handshake of an SSL listener, t.Principal(conn.ConnectionState()) is the
 // connection's principal (User:ANONYMOUS without a client certificate);
-// SASL_SSL listeners take the principal from SASL instead. Brokers dial
-// each other with t.ClientConfig(host), a fresh config per connection that
-// presents the broker's own certificate and trusts the truststore, so
-// replication and Raft use broker certificates both ways (their listeners
-// set ssl.client.auth=required).
+// SASL_SSL listeners take the principal from SASL instead. The
+// replication and Raft listeners use t.Peers() instead: its ServerConfig,
+// and ClientConfig(host), a fresh config per connection that presents the
+// broker's own certificate, so brokers use their certificates both ways
+// (those listeners set ssl.client.auth=required) and accept only peers of
+// the CA of their own certificate.
 //
 // Certificates and keys given as files are checked on every handshake (a
 // stat of each file): when one changed, the pair is read again and used

@@ -106,12 +106,18 @@ type result struct {
 
 func serve(t *testing.T, tl *TLS) *server {
 	t.Helper()
+	return serveWith(t, tl, tl.ServerConfig())
+}
+
+// serveWith is serve with the server configuration cfg.
+func serveWith(t *testing.T, tl *TLS, cfg *tls.Config) *server {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &server{addr: ln.Addr().String(), results: make(chan result, 16)}
-	tln := tls.NewListener(ln, tl.ServerConfig())
+	tln := tls.NewListener(ln, cfg)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {

@@ -50,6 +50,7 @@ func run() int {
 		minFaults  = flag.Int("min-faults", 0, "fail the run if fewer faults were injected")
 		history    = flag.String("history", "", "write the history here (JSON lines)")
 		check      = flag.String("check", "", "only check an existing history file")
+		useTLS     = flag.Bool("tls", false, "run every connection over TLS: clients on SSL listeners, replication and the metadata quorum with broker certificates both ways")
 	)
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -95,7 +96,7 @@ func run() int {
 	for _, k := range strings.Split(*faults, ",") {
 		kinds = append(kinds, chaos.FaultKind(strings.TrimSpace(k)))
 	}
-	c, err := chaos.NewCluster(chaos.ClusterConfig{Binary: *binary, Dir: *dir, Nodes: *nodes, Settings: map[string]string{
+	c, err := chaos.NewCluster(chaos.ClusterConfig{Binary: *binary, Dir: *dir, Nodes: *nodes, TLS: *useTLS, Settings: map[string]string{
 		"min.insync.replicas":        fmt.Sprint(*minISR),
 		"default.replication.factor": fmt.Sprint(*rf),
 	}})
@@ -106,7 +107,7 @@ func run() int {
 	defer c.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	log.Info("chaos run", "dir", *dir, "nodes", *nodes, "seed", *seed, "duration", *duration)
+	log.Info("chaos run", "dir", *dir, "nodes", *nodes, "seed", *seed, "duration", *duration, "tls", *useTLS)
 	out, err := chaos.Run(ctx, chaos.RunConfig{
 		Cluster: c,
 		Workload: chaos.WorkloadConfig{Partitions: int32(*partitions), ReplicationFactor: int16(*rf), Producers: *producers, Consumers: *consumers, Rate: *rate,

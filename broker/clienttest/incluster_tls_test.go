@@ -1,0 +1,132 @@
+package clienttest
+
+import (
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/security/tlsconf/tlstest"
+)
+
+// TestClusterInClusterTLSRefusesPlaintextPeers: with in-cluster encryption,
+// the replication (9093) and metadata quorum (9095) ports of a running
+// cluster refuse a plaintext peer, a TLS peer without a certificate, one
+// with a certificate of another CA and one with a client certificate the
+// truststore accepts for mutual-TLS clients, and serve a peer with a
+// broker certificate of the cluster's CA. No packet capture: the refusals are
+// what the peer sees, and the brokers' log lines say why.
+func TestClusterInClusterTLSRefusesPlaintextPeers(t *testing.T) {
+	c := startClusterTLS(t, 3, true)
+	host, _, _ := net.SplitHostPort(c.addrs[1])
+	apiVersions := kmsg.NewRequestFormatter(kmsg.FormatterClientID("peer")).AppendRequest(nil, kmsg.NewPtrApiVersionsRequest(), 1)
+	// What a peer sends first on each port: a Kafka request on 9093, the
+	// kind byte of a controller request then its JSON on 9095.
+	first := map[string][]byte{"9093": apiVersions, "9095": []byte("C{\"op\":\"join\",\"node_id\":9}\n")}
+
+	// answered reports whether the port sent anything back to what the
+	// peer wrote before closing the connection.
+	answered := func(t *testing.T, nc net.Conn, msg []byte) (bool, error) {
+		t.Helper()
+		_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := nc.Write(msg); err != nil {
+			return false, err
+		}
+		b := make([]byte, 4)
+		_, err := io.ReadFull(nc, b)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatal("the port neither answered nor closed the connection within 10s")
+		}
+		return err == nil, err
+	}
+	peer, err := c.ca.Issue("peer", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerPair, _ := peer.TLSCertificate()
+	other, _ := startOtherCA(t, host)
+	app, err := c.clientCA.Issue("app", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appPair, _ := app.TLSCertificate()
+
+	for _, port := range []string{"9093", "9095"} {
+		addr := net.JoinHostPort(host, port)
+		t.Run(port+" plaintext", func(t *testing.T) {
+			nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			if ok, _ := answered(t, nc, first[port]); ok {
+				t.Fatal("a plaintext peer was answered")
+			}
+		})
+		// A client certificate of the truststore's client CA is no
+		// broker's: only the CA of the brokers' own certificates is.
+		for name, cert := range map[string]*tls.Certificate{"no certificate": nil, "another CA": &other, "a client CA of the truststore": &appPair} {
+			t.Run(port+" TLS with "+name, func(t *testing.T) {
+				cfg := &tls.Config{RootCAs: c.ca.Pool(), ServerName: host}
+				if cert != nil {
+					cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+				}
+				nc, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+				if err == nil {
+					defer nc.Close()
+					var ok bool
+					ok, err = answered(t, nc, first[port])
+					if ok {
+						t.Fatal("a peer without a cluster certificate was answered")
+					}
+				}
+				if err == nil || !strings.Contains(err.Error(), "tls:") {
+					t.Fatalf("refusal %v, want a TLS alert", err)
+				}
+			})
+		}
+	}
+	t.Run("9093 with a cluster certificate", func(t *testing.T) {
+		nc, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", net.JoinHostPort(host, "9093"),
+			&tls.Config{RootCAs: c.ca.Pool(), ServerName: host, Certificates: []tls.Certificate{peerPair}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := nc.Write(apiVersions); err != nil {
+			t.Fatal(err)
+		}
+		var size [4]byte
+		if _, err := io.ReadFull(nc, size[:]); err != nil || binary.BigEndian.Uint32(size[:]) == 0 {
+			t.Fatalf("no ApiVersions answer over TLS with a cluster certificate: %v", err)
+		}
+	})
+	p := c.proc(1)
+	for _, want := range []string{"refused a replication connection: TLS handshake failed", "refused a controller connection: TLS handshake failed",
+		"is not from the CA of this broker's certificate"} {
+		waitFor(t, want, 5*time.Second, func() bool { return p.logged(want) })
+	}
+}
+
+// startOtherCA makes a certificate for host from a CA the cluster does not
+// trust.
+func startOtherCA(t *testing.T, host string) (tls.Certificate, error) {
+	t.Helper()
+	ca, err := tlstest.NewCA("another CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue("intruder", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return leaf.TLSCertificate()
+}
