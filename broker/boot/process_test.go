@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tributary/tributary/broker/boot/bootstatus"
+	"github.com/tributary/tributary/broker/security/scram"
 	"github.com/tributary/tributary/broker/security/tlsconf/tlstest"
 	"github.com/tributary/tributary/internal/bootconfig"
 	"github.com/tributary/tributary/internal/testenv"
@@ -68,6 +69,17 @@ func TestBootProcessBecomesTheBroker(t *testing.T) {
 	}
 	secrets := testSecrets
 	secrets.TLSPrivateKeyPEM, secrets.TLSCertificatePEM = cert.KeyPEM, cert.CertPEM
+	// The broker's certificate comes from the cluster CA the document
+	// names, as the provider issues it: the in-cluster listeners accept
+	// only peers of that CA and refuse to start without it.
+	e.doc.TLS.CertificateAuthorityPEM = ca.PEM
+	// A salted credential the broker accepts, as the provider derives it.
+	admin, err := scram.NewCredential(scram.SHA512, "admin-secret", 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets.SCRAMCredentials = []bootconfig.SCRAMCredential{{Username: "tributary-admin", Mechanism: "SCRAM-SHA-512",
+		Salt: admin.Salt, Iterations: admin.Iterations, StoredKey: admin.StoredKey, ServerKey: admin.ServerKey}}
 	e.useLocalKMS(t, l, bootconfig.EncryptionContext(e.doc.ClusterID, e.doc.NodeID), secrets)
 
 	cmd := exec.Command(binary, "boot")

@@ -406,7 +406,7 @@ var settings = withListenerForms(append([]Setting{
 	agent(sslSetting(stringSetting("ssl.principal.mapping.rules", "RULE:pattern/replacement/[LU],...,DEFAULT", keptAs)),
 		"Kafka's rules turning a client certificate's subject into the principal name (DEFAULT: the whole subject)."),
 	agent(stringSetting("tributary.scram.bootstrap.file", "a file", keptAs),
-		"JSON file of SCRAM users ([{username, mechanism, password}]), written by the boot agent from the boot document's secrets. At start the broker salts each and stores the credential in the metadata where that user has none of that mechanism; the password itself is never stored."),
+		"JSON file of SCRAM users, written by the boot agent from the boot document's secrets: each [{username, mechanism, salt, iterations, stored_key, server_key}] (salted, no password on the instance) or [{username, mechanism, password}] (salted at start). At start the broker stores each credential in the metadata where that user has none of that mechanism; a password itself is never stored."),
 	agent(listSetting("sasl.enabled.mechanisms", saslMechanisms),
 		"SASL mechanisms of SASL_SSL listeners that do not set their own."),
 	agent(listSetting("listener.name.<listener>.sasl.enabled.mechanisms", saslMechanisms),

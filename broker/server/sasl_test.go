@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	fscram "github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/tributary/tributary/broker/iamauth"
+	"github.com/tributary/tributary/broker/security/scram"
 	"github.com/tributary/tributary/broker/security/tlsconf/tlstest"
 )
 
@@ -336,4 +338,69 @@ func TestIAMLoginNeedsConnect(t *testing.T) {
 		t.Fatalf("nobody (no policy): %v, want SASL_AUTHENTICATION_FAILED naming kafka-cluster:Connect", err)
 	}
 	waitLog(t, logs, `principal=User:arn:aws:iam::000000000000:role/nobody`)
+}
+
+// TestSCRAMBootstrapSaltedCredentials: tributary.scram.bootstrap.file may
+// hold salted credentials, as the boot agent writes them (no password on
+// the instance): the user logs in with the password they were salted
+// from. A salted entry that is not a valid credential stops the broker,
+// naming the entry and not the key.
+func TestSCRAMBootstrapSaltedCredentials(t *testing.T) {
+	cred, err := scram.NewCredential(scram.SHA512, "dave-secret", 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(users ...bootstrapUser) string {
+		t.Helper()
+		file := filepath.Join(t.TempDir(), "scram.json")
+		b, _ := json.Marshal(users)
+		if err := tlstest.WriteFile(file, string(b)); err != nil {
+			t.Fatal(err)
+		}
+		return file
+	}
+	e := newTLSEnv(t)
+	props := func(file string) map[string]string {
+		return map[string]string{
+			"listeners":                      "CLIENT://127.0.0.1:0,CLIENT_SASL_SCRAM://127.0.0.1:0",
+			"listener.security.protocol.map": "CLIENT:PLAINTEXT,CLIENT_SASL_SCRAM:SASL_SSL",
+			"ssl.keystore.location":          e.keystore,
+			"listener.name.client_sasl_scram.sasl.enabled.mechanisms": "SCRAM-SHA-512",
+			"tributary.scram.bootstrap.file":                          file,
+		}
+	}
+	s, _ := startListeners(t, props(write(
+		bootstrapUser{Username: "dave", Mechanism: "SCRAM-SHA-512", Salt: cred.Salt, Iterations: cred.Iterations, StoredKey: cred.StoredKey, ServerKey: cred.ServerKey},
+		bootstrapUser{Username: "erin", Mechanism: "SCRAM-SHA-512", Password: "erin-secret"})))
+	addr := s.ListenerAddr("CLIENT_SASL_SCRAM").String()
+	if err := canLogin(t, addr, e, "SCRAM-SHA-512", "dave", "dave-secret"); err != nil {
+		t.Fatalf("dave with the password of his salted credential: %v", err)
+	}
+	if err := canLogin(t, addr, e, "SCRAM-SHA-512", "dave", "guess"); !errors.Is(err, kerr.SaslAuthenticationFailed) {
+		t.Fatalf("dave with a wrong password: %v", err)
+	}
+	if err := canLogin(t, addr, e, "SCRAM-SHA-512", "erin", "erin-secret"); err != nil {
+		t.Fatalf("erin beside him, from a password: %v", err)
+	}
+
+	for _, tc := range []struct {
+		name string
+		user bootstrapUser
+		want string
+	}{
+		{"short keys", bootstrapUser{Username: "frank", Mechanism: "SCRAM-SHA-512", Salt: cred.Salt, Iterations: 4096, StoredKey: []byte("stored"), ServerKey: cred.ServerKey}, "entry 1 (frank): SCRAM credential: keys of 6 and 64 bytes"},
+		{"few iterations", bootstrapUser{Username: "frank", Mechanism: "SCRAM-SHA-512", Salt: cred.Salt, Iterations: 100, StoredKey: cred.StoredKey, ServerKey: cred.ServerKey}, "entry 1 (frank)"},
+		{"password and salted credential", bootstrapUser{Username: "frank", Mechanism: "SCRAM-SHA-512", Password: "frank-secret", Salt: cred.Salt, Iterations: 4096, StoredKey: cred.StoredKey, ServerKey: cred.ServerKey}, "both a password and a salted credential"},
+		{"neither", bootstrapUser{Username: "frank", Mechanism: "SCRAM-SHA-512"}, "entry 1 (frank): empty password"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := newListenersServer(t, props(write(tc.user)), io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("start: %v, want an error with %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "frank-secret") {
+				t.Fatalf("the error holds the password: %v", err)
+			}
+		})
+	}
 }

@@ -10,19 +10,45 @@ import (
 	"github.com/tributary/tributary/broker/security/scram"
 )
 
-// bootstrapUser is one entry of tributary.scram.bootstrap.file, as the
-// boot agent writes it from the boot document's secrets.
+// bootstrapUser is one entry of tributary.scram.bootstrap.file: a user
+// and mechanism with either a password (salted here) or, as the boot agent
+// writes it from the boot document's secrets, the salted credential itself
+// (salt, iterations, stored and server key; JSON base64 for the bytes), so
+// that no password reaches the instance.
 type bootstrapUser struct {
-	Username  string `json:"username"`
-	Mechanism string `json:"mechanism"`
-	Password  string `json:"password"`
+	Username   string `json:"username"`
+	Mechanism  string `json:"mechanism"`
+	Password   string `json:"password"`
+	Salt       []byte `json:"salt"`
+	Iterations int    `json:"iterations"`
+	StoredKey  []byte `json:"stored_key"`
+	ServerKey  []byte `json:"server_key"`
 }
 
-// importScramBootstrap salts the users of tributary.scram.bootstrap.file
-// and stores each credential in the metadata where that user has none of
-// that mechanism: a password changed since (AlterUserScramCredentials) is
-// kept. Only salted records reach the metadata; the file's passwords stay
-// in the file. Errors name the file and the entry, never a password.
+// credential is the entry's salted credential.
+func (u bootstrapUser) credential(m scram.Mechanism) (scram.Credential, error) {
+	salted := len(u.Salt) > 0 || u.Iterations != 0 || len(u.StoredKey) > 0 || len(u.ServerKey) > 0
+	switch {
+	case u.Password != "" && salted:
+		return scram.Credential{}, errors.New("both a password and a salted credential: give one")
+	case salted:
+		c := scram.Credential{Mechanism: m, Salt: u.Salt, Iterations: u.Iterations, StoredKey: u.StoredKey, ServerKey: u.ServerKey}
+		if err := c.Validate(); err != nil {
+			return scram.Credential{}, err
+		}
+		return c, nil
+	case u.Password == "":
+		return scram.Credential{}, errors.New("empty password")
+	}
+	return scram.NewCredential(m, u.Password, scram.DefaultIterations)
+}
+
+// importScramBootstrap stores the credential of each user of
+// tributary.scram.bootstrap.file in the metadata where that user has none
+// of that mechanism: a password changed since (AlterUserScramCredentials)
+// is kept. Only salted records reach the metadata; a password in the file
+// stays in the file. Errors name the file and the entry, never a password
+// or a key.
 func (s *Server) importScramBootstrap() error {
 	path, ok := s.static.Configured("tributary.scram.bootstrap.file")
 	if !ok || path == "" {
@@ -39,7 +65,7 @@ func (s *Server) importScramBootstrap() error {
 		if errors.As(err, &se) {
 			return fmt.Errorf("tributary.scram.bootstrap.file %s: not JSON (at byte %d)", path, se.Offset)
 		}
-		return fmt.Errorf("tributary.scram.bootstrap.file %s: want a list of {username, mechanism, password}", path)
+		return fmt.Errorf("tributary.scram.bootstrap.file %s: want a list of {username, mechanism, password} or {username, mechanism, salt, iterations, stored_key, server_key}", path)
 	}
 	st := s.node.Controller.State()
 	byUser := map[string]int{}
@@ -53,15 +79,14 @@ func (s *Server) importScramBootstrap() error {
 		if err != nil {
 			return fmt.Errorf("tributary.scram.bootstrap.file %s: entry %d (%s): %w", path, i+1, u.Username, err)
 		}
-		if u.Password == "" {
-			return fmt.Errorf("tributary.scram.bootstrap.file %s: entry %d (%s): empty password", path, i+1, u.Username)
+		// Checked even when the user has a credential already: a bad
+		// entry is a bad file, whatever the metadata holds.
+		cred, err := u.credential(m)
+		if err != nil {
+			return fmt.Errorf("tributary.scram.bootstrap.file %s: entry %d (%s): %w", path, i+1, u.Username, err)
 		}
 		if _, ok := st.ScramCredential(u.Username, m.String()); ok {
 			continue
-		}
-		cred, err := scram.NewCredential(m, u.Password, scram.DefaultIterations)
-		if err != nil {
-			return fmt.Errorf("tributary.scram.bootstrap.file %s: entry %d (%s): %w", path, i+1, u.Username, err)
 		}
 		rec, err := cred.MarshalBinary()
 		if err != nil {
