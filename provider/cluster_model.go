@@ -17,6 +17,7 @@ import (
 
 // clusterModel is tributary_cluster's state, attributes in schema order.
 type clusterModel struct {
+	ARN                         types.String   `tfsdk:"arn"`
 	BootstrapBrokers            types.String   `tfsdk:"bootstrap_brokers"`
 	BootstrapBrokersSASLIAM     types.String   `tfsdk:"bootstrap_brokers_sasl_iam"`
 	BootstrapBrokersSASLSCRAM   types.String   `tfsdk:"bootstrap_brokers_sasl_scram"`

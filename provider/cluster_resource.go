@@ -188,7 +188,7 @@ type stateSetter interface {
 
 // nullUnknowns replaces values still unknown after a failed create.
 func nullUnknowns(m *clusterModel) {
-	for _, s := range []*types.String{&m.BootstrapBrokers, &m.BootstrapBrokersTLS, &m.BootstrapBrokersSASLSCRAM, &m.BootstrapBrokersSASLIAM, &m.CertificateAuthorityPEM,
+	for _, s := range []*types.String{&m.ARN, &m.BootstrapBrokers, &m.BootstrapBrokersTLS, &m.BootstrapBrokersSASLSCRAM, &m.BootstrapBrokersSASLIAM, &m.CertificateAuthorityPEM,
 		&m.SecurityGroupID, &m.KMSKeyARN, &m.InstanceProfile, &m.ImageID, &m.BrokerVersion} {
 		if s.IsUnknown() {
 			*s = types.StringNull()
@@ -214,6 +214,7 @@ func (r *clusterResource) fillComputed(ctx context.Context, m *clusterModel, o *
 	sec, d := m.security(ctx)
 	diags.Append(d...)
 	m.setBootstrap(sec.listeners(), o.Brokers)
+	m.ARN = types.StringValue(r.clusterARN(m.Name.ValueString(), o.ClusterID))
 	if o.SecurityGroupID != "" {
 		m.SecurityGroupID = types.StringValue(o.SecurityGroupID)
 	}

@@ -46,6 +46,8 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"security groups, client CIDRs, broker count (upward) and broker settings change in place. Every AWS object carries the " +
 			"tag `tributary:cluster-id`, so a failed create leaves nothing that `terraform destroy` cannot find.",
 		Attributes: map[string]schema.Attribute{
+			"arn": computedString("The cluster's ARN in Amazon MSK's format, `arn:<partition>:kafka:<region>:<account>:cluster/<name>/<cluster_id>`: " +
+				"what IAM policies for clients name (see the `tributary_iam_policy_document` data source). Empty when the provider skips asking for the account id."),
 			"bootstrap_brokers": computedString("Plaintext (port 9092) endpoints of every broker, `ip:port` joined with commas, in node-id order; " +
 				"empty unless `encryption_in_transit.client_broker` is `PLAINTEXT` or `TLS_PLAINTEXT`. Stable: it changes only when brokers are added."),
 			"certificate_authority_pem": computedString("The cluster CA's certificate (PEM), which signed every broker certificate: what clients " +

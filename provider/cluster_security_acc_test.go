@@ -131,6 +131,12 @@ resource "tributary_cluster" "test" {
     delete = "4m"
   }
 }
+
+data "tributary_iam_policy_document" "writer" {
+  cluster_arn  = tributary_cluster.test.arn
+  write_topics = ["ord*"]
+  read_topics  = ["orders"]
+}
 `, name, accEnv.version, accInstanceType(), clientCA.CertPEM) + topicBlock("orders", 3, 3, map[string]string{"min.insync.replicas": "2"})
 
 	resource.Test(t, resource.TestCase{
@@ -145,8 +151,10 @@ resource "tributary_cluster" "test" {
 				resource.TestMatchResourceAttr(clusterResourceName, "bootstrap_brokers_tls", portList(9094)),
 				resource.TestMatchResourceAttr(clusterResourceName, "bootstrap_brokers_sasl_iam", portList(9098)),
 				resource.TestMatchResourceAttr(clusterResourceName, "certificate_authority_pem", regexp.MustCompile(`^-----BEGIN CERTIFICATE-----`)),
+				resource.TestMatchResourceAttr(clusterResourceName, "arn", regexp.MustCompile(`^arn:aws:kafka:[a-z0-9-]+:[0-9]{12}:cluster/`+name+`/tc-[0-9a-f]{16}$`)),
 				testAccCheckNoSecretInUserData,
 				testAccCheckSecureTraffic(admin, reader, app),
+				testAccCheckPolicyDocumentWorks(t, name),
 			),
 		}, {
 			// Import reads the listeners back from a broker's boot
@@ -343,4 +351,30 @@ func produceOne(ctx context.Context, bootstrap, topic string, opts ...kgo.Opt) e
 	}
 	defer cl.Close()
 	return cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("probe")}).FirstErr()
+}
+
+// testAccCheckPolicyDocumentWorks gives a new IAM user the policy of the
+// tributary_iam_policy_document in the configuration and produces and
+// consumes through IAM as that user.
+func testAccCheckPolicyDocumentWorks(t *testing.T, name string) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		ds, ok := s.RootModule().Resources["data.tributary_iam_policy_document.writer"]
+		if !ok {
+			return errors.New("data.tributary_iam_policy_document.writer not in state")
+		}
+		writer := createIAMUser(t, name+"-writer", ds.Primary.Attributes["json"])
+		rs := s.RootModule().Resources[clusterResourceName].Primary.Attributes
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM([]byte(rs["certificate_authority_pem"]))
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		opts := []kgo.Opt{
+			kgo.DialTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}),
+			kgo.SASL(iamauth.FranzGoMechanism(awsConfigOf(writer), rs["cluster_id"])),
+		}
+		if err := produceConsume(ctx, rs["bootstrap_brokers_sasl_iam"], "orders", 200, 50, opts...); err != nil {
+			return fmt.Errorf("as an IAM user with the tributary_iam_policy_document policy: %w", err)
+		}
+		return nil
+	}
 }

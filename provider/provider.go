@@ -337,5 +337,6 @@ func (p *tributaryProvider) DataSources(_ context.Context) []func() datasource.D
 		NewBrokerImageDataSource,
 		NewTopicDataSource,
 		NewTopicsDataSource,
+		NewIAMPolicyDocumentDataSource,
 	}
 }
