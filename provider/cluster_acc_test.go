@@ -41,6 +41,7 @@ const clusterResourceName = "tributary_cluster.test"
 // use MSK's defaults.
 const plaintextCluster = `  encryption_in_transit {
     client_broker = "PLAINTEXT"
+    in_cluster    = false
   }`
 
 // clusterConfig renders a tributary_cluster for the acceptance tests.

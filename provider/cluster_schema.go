@@ -267,8 +267,8 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				},
 			},
 			"encryption_in_transit": schema.SingleNestedBlock{
-				MarkdownDescription: "Encryption in transit, in MSK's shape: omitted, clients use TLS only, as MSK's default. " +
-					"Changing it rolls the brokers.",
+				MarkdownDescription: "Encryption in transit, in MSK's shape and with MSK's defaults: omitted, clients use TLS only and brokers " +
+					"encrypt the traffic between themselves. Changing it rolls the brokers.",
 				Attributes: map[string]schema.Attribute{
 					"client_broker": schema.StringAttribute{
 						MarkdownDescription: "`TLS` (default: 9094, 9096, 9098), `TLS_PLAINTEXT` (those and plaintext 9092) or `PLAINTEXT` (9092 only).",
@@ -277,8 +277,7 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					},
 					"in_cluster": schema.BoolAttribute{
 						MarkdownDescription: "Encrypt replication (9093) and the metadata quorum (9095) with TLS, brokers authenticating each " +
-							"other with their certificates. Not served by this broker version: default `false`, and `true` is refused at plan time; " +
-							"both ports are open only to the cluster's own brokers (security group).",
+							"other with their certificates (default `true`); both ports are open only to the cluster's own brokers (security group).",
 						Optional: true,
 					},
 				},

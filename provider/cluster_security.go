@@ -42,12 +42,6 @@ const (
 	clientBrokerPlaintext    = "PLAINTEXT"
 )
 
-// inClusterTLSServed says whether the brokers serve replication and the
-// metadata quorum over TLS. MSK encrypts them by default; until the broker
-// serves them (it refuses to start with an SSL inter-broker or controller
-// listener), in_cluster defaults to false and true is refused at plan time.
-const inClusterTLSServed = false
-
 // brokerCertificateValidity is how long a broker certificate is valid.
 // A certificate is issued whenever a broker's boot document is rendered
 // (a launch, a roll), so a cluster rolled within the year never sees one
@@ -75,7 +69,7 @@ type securitySettings struct {
 // values read as their defaults; ValidateConfig checks again once known.
 func (m *clusterModel) security(ctx context.Context) (securitySettings, diag.Diagnostics) {
 	var diags diag.Diagnostics
-	s := securitySettings{ClientBroker: clientBrokerTLS, InCluster: inClusterTLSServed}
+	s := securitySettings{ClientBroker: clientBrokerTLS, InCluster: true}
 	if !m.EncryptionInTransit.IsNull() && !m.EncryptionInTransit.IsUnknown() {
 		var e encryptionInTransitModel
 		diags.Append(m.EncryptionInTransit.As(ctx, &e, objectAsOptions)...)
@@ -143,11 +137,6 @@ func (s securitySettings) usesTLS() bool {
 func (s securitySettings) validate(now time.Time) diag.Diagnostics {
 	var diags diag.Diagnostics
 	ca := path.Root("client_authentication")
-	if s.InCluster && !inClusterTLSServed {
-		diags.AddAttributeError(path.Root("encryption_in_transit").AtName("in_cluster"), "TLS between brokers is not served yet",
-			"This broker version serves replication (9093) and the metadata quorum (9095) in plaintext only, inside the cluster's "+
-				"security group (9093 and 9095 open to the cluster's own brokers only). Set in_cluster = false, or omit it.")
-	}
 	if s.authenticated() && !s.clientTLS() {
 		diags.AddAttributeError(ca, "Authentication needs TLS",
 			"SASL/IAM, SASL/SCRAM and mutual TLS authenticate over TLS: set encryption_in_transit.client_broker to TLS or TLS_PLAINTEXT (as with MSK).")
@@ -485,13 +474,13 @@ func securityFromDocument(doc *bootconfig.Document, m *clusterModel) diag.Diagno
 		}
 		return types.BoolValue(v)
 	}
-	if inClusterDefault := inClusterTLSServed; s.ClientBroker != clientBrokerTLS || s.InCluster != inClusterDefault {
+	if s.ClientBroker != clientBrokerTLS || !s.InCluster {
 		cb := types.StringNull()
 		if s.ClientBroker != clientBrokerTLS {
 			cb = types.StringValue(s.ClientBroker)
 		}
 		obj, d := types.ObjectValue(encryptionInTransitAttrTypes, map[string]attr.Value{
-			"client_broker": cb, "in_cluster": boolOr(s.InCluster, inClusterTLSServed),
+			"client_broker": cb, "in_cluster": boolOr(s.InCluster, true),
 		})
 		diags.Append(d...)
 		m.EncryptionInTransit = obj

@@ -84,8 +84,8 @@ const (
 		`"kafka-cluster:ReadData","kafka-cluster:DescribeGroup","kafka-cluster:AlterGroup"],"Resource":"*"}]}`
 )
 
-// TestAccCluster_tlsIAM builds a cluster with the default encryption (TLS
-// to clients, as MSK's), IAM and mutual TLS for clients and
+// TestAccCluster_tlsIAM builds a cluster with MSK's default encryption
+// (TLS to clients and between brokers), IAM and mutual TLS for clients and
 // no unauthenticated access, and a topic, in one apply by a provider whose
 // only way in is its IAM identity. It produces and consumes through
 // bootstrap_brokers_sasl_iam and bootstrap_brokers_tls with franz-go,

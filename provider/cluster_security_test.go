@@ -25,7 +25,7 @@ func TestSecurityListeners(t *testing.T) {
 		s    securitySettings
 		want string // name:port:protocol:client_auth, joined
 	}{
-		{"MSK's default: TLS, unauthenticated", securitySettings{ClientBroker: "TLS", InCluster: inClusterTLSServed, Unauthenticated: true},
+		{"MSK's default: TLS, unauthenticated", securitySettings{ClientBroker: "TLS", InCluster: true, Unauthenticated: true},
 			"CLIENT_SECURE:9094:SSL:"},
 		{"plaintext", securitySettings{ClientBroker: "PLAINTEXT", Unauthenticated: true}, "CLIENT:9092:PLAINTEXT:"},
 		{"TLS_PLAINTEXT", securitySettings{ClientBroker: "TLS_PLAINTEXT", Unauthenticated: true},
@@ -95,7 +95,7 @@ func TestSecurityDefaults(t *testing.T) {
 	if diags.HasError() {
 		t.Fatal(diags)
 	}
-	if inClusterDefault := inClusterTLSServed; s.ClientBroker != "TLS" || s.InCluster != inClusterDefault || !s.Unauthenticated || s.authenticated() {
+	if s.ClientBroker != "TLS" || !s.InCluster || !s.Unauthenticated || s.authenticated() {
 		t.Fatalf("defaults: %+v", s)
 	}
 	if !s.usesTLS() {
