@@ -31,6 +31,8 @@ type Options struct {
 	MaxRecords int
 	// Linger is the producer's linger (ThroughputLinger in the benchmark).
 	Linger time.Duration
+	// Client are more options of every client (TLS, SASL).
+	Client []kgo.Opt
 }
 
 // Result of one throughput run.
@@ -47,22 +49,22 @@ type Result struct {
 // one consumer. Latency is per record, from Produce to acknowledgement,
 // under that full load.
 func Throughput(ctx context.Context, addr string, o Options) (Result, error) {
-	if err := CreateTopic(ctx, addr, o.Topic, o.Partitions); err != nil {
+	if err := createTopic(ctx, []string{addr}, o.Topic, o.Partitions, 1, o.Client...); err != nil {
 		return Result{}, err
 	}
-	pr, err := Produce(ctx, []string{addr}, ProduceOptions{Topic: o.Topic, RecordBytes: o.RecordBytes, Duration: o.Duration, MaxRecords: o.MaxRecords, Linger: o.Linger})
+	pr, err := Produce(ctx, []string{addr}, ProduceOptions{Topic: o.Topic, RecordBytes: o.RecordBytes, Duration: o.Duration, MaxRecords: o.MaxRecords, Linger: o.Linger, Client: o.Client})
 	if err != nil {
 		return Result{}, err
 	}
 	res := Result{Produce: pr}
 
-	cons, err := kgo.NewClient(
+	cons, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(addr),
 		kgo.ConsumeTopics(o.Topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxBytes(50<<20),
-		kgo.FetchMaxPartitionBytes(10<<20),
-	)
+		kgo.FetchMaxBytes(50 << 20),
+		kgo.FetchMaxPartitionBytes(10 << 20),
+	}, o.Client...)...)
 	if err != nil {
 		return res, err
 	}
@@ -92,8 +94,8 @@ func CreateTopic(ctx context.Context, addr, topic string, partitions int32) erro
 	return createTopic(ctx, []string{addr}, topic, partitions, 1)
 }
 
-func createTopic(ctx context.Context, seeds []string, topic string, partitions int32, replicationFactor int16) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+func createTopic(ctx context.Context, seeds []string, topic string, partitions int32, replicationFactor int16, client ...kgo.Opt) error {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, client...)...)
 	if err != nil {
 		return err
 	}

@@ -17,11 +17,16 @@ import (
 // Process is a tributary-broker run process.
 type Process struct {
 	Addr string
-	cmd  *exec.Cmd
-	done chan struct{}
+	// Listeners are the bound address of each listener, by name.
+	Listeners map[string]string
+	cmd       *exec.Cmd
+	done      chan struct{}
 }
 
-var servingRE = regexp.MustCompile(`msg="serving Kafka protocol" listen=(\S+)`)
+var (
+	servingRE  = regexp.MustCompile(`msg="serving Kafka protocol" listen=(\S+)`)
+	listenerRE = regexp.MustCompile(`msg=listener name=(\S+) protocol=\S+ addr=(\S+)`)
+)
 
 // StartBroker runs `bin run` on 127.0.0.1 (port chosen by the kernel, or
 // listen if given) with dataDir and waits until it serves. extra are
@@ -31,27 +36,42 @@ func StartBroker(ctx context.Context, bin, dataDir, listen string, extra ...stri
 		listen = "127.0.0.1:0"
 	}
 	args := append([]string{"run", "--listen", listen, "--data-dir", dataDir}, extra...)
-	cmd := exec.Command(bin, args...)
+	return start(ctx, exec.Command(bin, args...))
+}
+
+// StartBrokerConfig runs `bin run --config configFile` with env added to
+// the environment and waits until it serves.
+func StartBrokerConfig(ctx context.Context, bin, configFile string, env ...string) (*Process, error) {
+	cmd := exec.Command(bin, "run", "--config", configFile)
+	cmd.Env = env
+	return start(ctx, cmd)
+}
+
+func start(ctx context.Context, cmd *exec.Cmd) (*Process, error) {
 	// The "serving" line that gives the address is logged at info.
-	cmd.Env = append(os.Environ(), "TRIBUTARY_LOG_LEVEL=info")
+	cmd.Env = append(append(os.Environ(), cmd.Env...), "TRIBUTARY_LOG_LEVEL=info")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
+		return nil, fmt.Errorf("starting %s: %w", cmd.Path, err)
 	}
 	p := &Process{cmd: cmd, done: make(chan struct{})}
 	addrCh := make(chan string, 1)
+	listeners := map[string]string{}
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
-			if m := servingRE.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case addrCh <- m[1]:
-				default:
-				}
+			// Listener lines come before the serving line, which hands
+			// the map over.
+			if m := listenerRE.FindStringSubmatch(sc.Text()); m != nil && listeners != nil {
+				listeners[m[1]] = m[2]
+			}
+			if m := servingRE.FindStringSubmatch(sc.Text()); m != nil && listeners != nil {
+				p.Listeners, listeners = listeners, nil
+				addrCh <- m[1]
 			}
 		}
 		_, _ = io.Copy(io.Discard, stderr)
@@ -62,10 +82,10 @@ func StartBroker(ctx context.Context, bin, dataDir, listen string, extra ...stri
 	case p.Addr = <-addrCh:
 		return p, nil
 	case <-p.done:
-		return nil, fmt.Errorf("%s exited before serving", bin)
+		return nil, fmt.Errorf("%s exited before serving", cmd.Path)
 	case <-ctx.Done():
 		p.Kill()
-		return nil, fmt.Errorf("%s did not serve: %w", bin, ctx.Err())
+		return nil, fmt.Errorf("%s did not serve: %w", cmd.Path, ctx.Err())
 	}
 }
 

@@ -36,6 +36,8 @@ type ProduceOptions struct {
 	// set by the caller: 0 for latency phases, ThroughputLinger for
 	// throughput phases.
 	Linger time.Duration
+	// Client are more options of the producer (TLS, SASL).
+	Client []kgo.Opt
 }
 
 // Latency summarises per-record produce latencies.
@@ -102,7 +104,7 @@ func newProducer(seeds []string, topic string, linger time.Duration, extra ...kg
 // included: that is what an application sees).
 func Produce(ctx context.Context, seeds []string, o ProduceOptions) (ProduceResult, error) {
 	var res ProduceResult
-	prod, err := newProducer(seeds, o.Topic, o.Linger)
+	prod, err := newProducer(seeds, o.Topic, o.Linger, o.Client...)
 	if err != nil {
 		return res, err
 	}

@@ -59,6 +59,7 @@ func main() {
 		many            = flag.Int("many-partitions", 5000, "cluster: partitions of the RF 3 topic for the memory and metadata measurement (0 skips it)")
 		txnRecords      = flag.Int("txn-records", 100, "cluster: records per transaction of the transactional phase (0 skips it)")
 		txnProducers    = flag.Int("txn-producers", 4, "cluster: transactional producers of the transactional phase, each running transactions one after another")
+		tlsRounds       = flag.Int("tls-rounds", 2, "single broker: rounds of the throughput workload through the PLAINTEXT, SSL and SASL_SSL IAM listeners, in turn (0 skips the TLS table)")
 	)
 	settings := settingsFlag{}
 	flag.Var(settings, "cluster-setting", "a broker setting for every cluster broker, key=value (repeatable), e.g. log.flush.policy=interval")
@@ -78,7 +79,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	so := singleOptions{
 		duration: *duration, recordBytes: *recordBytes, partitions: int32(*partitions), idle: *idle,
-		recoverySize: *recoverySize, skipKfake: *skipKfake, latencyRate: rate, self: self,
+		recoverySize: *recoverySize, skipKfake: *skipKfake, latencyRate: rate, self: self, tlsRounds: *tlsRounds,
 	}
 	co := clusterOptions{
 		latencyRate: rate, latencyDuration: *latencyDuration, failovers: *failovers, many: int32(*many),
@@ -103,6 +104,7 @@ type singleOptions struct {
 	idle         int
 	recoverySize string
 	latencyRate  float64
+	tlsRounds    int
 	skipKfake    bool
 }
 
@@ -135,6 +137,16 @@ func run(ctx context.Context, bin, dataDir string, single bool, so singleOptions
 		}
 		if err := printSingle(os.Stdout, so, res); err != nil {
 			return err
+		}
+		if so.tlsRounds > 0 {
+			sres, err := runSecure(ctx, so, so.tlsRounds)
+			if err != nil {
+				return fmt.Errorf("TLS: %w", err)
+			}
+			fmt.Println()
+			if err := printSecure(os.Stdout, so, sres); err != nil {
+				return err
+			}
 		}
 	}
 	if co.skip {
