@@ -118,7 +118,8 @@ func (cs *clusterSpec) bootDocument(node fleet.Node, controllers []fleet.Node) *
 
 // userData renders and encodes the boot document (fleet.Spec.UserData).
 // A broker's TLS key and certificate are made here, each time its document
-// is rendered (a launch, a roll), and travel only inside the KMS envelope.
+// is rendered (a new launch template version), and travel only inside the
+// KMS envelope.
 func (cs *clusterSpec) userData(node fleet.Node, controllers []fleet.Node) ([]byte, error) {
 	doc := cs.bootDocument(node, controllers)
 	if cs.CA != nil {
