@@ -2,6 +2,7 @@ package scram
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -174,7 +175,7 @@ func parseClientFinal(msg string) (*clientFinal, error) {
 		return nil, malformed("client-final message without a proof")
 	}
 	f := &clientFinal{withoutProof: msg[:i]}
-	proof, err := base64.StdEncoding.Strict().DecodeString(msg[i+3:])
+	proof, err := decodeBase64(msg[i+3:])
 	if err != nil || len(proof) == 0 {
 		return nil, malformed("client-final proof is not base64")
 	}
@@ -183,7 +184,7 @@ func parseClientFinal(msg string) (*clientFinal, error) {
 	if len(attrs) < 2 || !strings.HasPrefix(attrs[0], "c=") || !strings.HasPrefix(attrs[1], "r=") {
 		return nil, malformed("client-final message is not c=<binding>,r=<nonce>[,extensions],p=<proof>")
 	}
-	cb, err := base64.StdEncoding.Strict().DecodeString(attrs[0][2:])
+	cb, err := decodeBase64(attrs[0][2:])
 	if err != nil {
 		return nil, malformed("client-final channel binding is not base64")
 	}
@@ -198,6 +199,16 @@ func parseClientFinal(msg string) (*clientFinal, error) {
 		}
 	}
 	return f, nil
+}
+
+// decodeBase64 decodes RFC 5802's base64: padded, canonical, and without
+// the line breaks Go's decoder would skip even in strict mode, so that a
+// message has one spelling only.
+func decodeBase64(s string) ([]byte, error) {
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, errors.New("line break in base64")
+	}
+	return base64.StdEncoding.Strict().DecodeString(s)
 }
 
 func clip(s string) string {
