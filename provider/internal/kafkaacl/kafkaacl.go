@@ -178,7 +178,7 @@ func (ad *Admin) Create(ctx context.Context, a ACL) error {
 		return fmt.Errorf("creating ACL %s: the broker answered %d results for one creation", b, len(resp.Results))
 	}
 	if err := kerr.ErrorForCode(resp.Results[0].ErrorCode); err != nil {
-		return fmt.Errorf("creating ACL %s: %w%s", b, err, message(resp.Results[0].ErrorMessage))
+		return fmt.Errorf("creating ACL %s: %w%s", b, err, kafkaconn.ErrMessage(resp.Results[0].ErrorMessage))
 	}
 	return ad.waitEachBroker(ctx, "ACL "+b.String()+" on every broker", b, true)
 }
@@ -223,11 +223,11 @@ func (ad *Admin) Delete(ctx context.Context, a ACL) error {
 	}
 	r := resp.Results[0]
 	if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
-		return fmt.Errorf("deleting ACL %s: %w%s", b, err, message(r.ErrorMessage))
+		return fmt.Errorf("deleting ACL %s: %w%s", b, err, kafkaconn.ErrMessage(r.ErrorMessage))
 	}
 	for _, m := range r.MatchingACLs {
 		if err := kerr.ErrorForCode(m.ErrorCode); err != nil {
-			return fmt.Errorf("deleting ACL %s: %w%s", b, err, message(m.ErrorMessage))
+			return fmt.Errorf("deleting ACL %s: %w%s", b, err, kafkaconn.ErrMessage(m.ErrorMessage))
 		}
 	}
 	if len(r.MatchingACLs) == 0 {
@@ -264,7 +264,7 @@ func describe(ctx context.Context, r kmsg.Requestor, b authz.Binding) (bool, err
 		return false, fmt.Errorf("describing ACL %s: %w", b, err)
 	}
 	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		return false, fmt.Errorf("describing ACL %s: %w%s", b, err, message(resp.ErrorMessage))
+		return false, fmt.Errorf("describing ACL %s: %w%s", b, err, kafkaconn.ErrMessage(resp.ErrorMessage))
 	}
 	for _, res := range resp.Resources {
 		if res.ResourceType != b.Pattern.Type || res.ResourceName != b.Pattern.Name || res.ResourcePatternType != b.Pattern.PatternType {
@@ -277,11 +277,4 @@ func describe(ctx context.Context, r kmsg.Requestor, b authz.Binding) (bool, err
 		}
 	}
 	return false, nil
-}
-
-func message(m *string) string {
-	if m == nil || *m == "" {
-		return ""
-	}
-	return ": " + *m
 }

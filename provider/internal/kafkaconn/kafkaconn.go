@@ -100,3 +100,12 @@ func (c *Conn) Admin() (*kadm.Client, error) {
 	}
 	return kadm.NewClient(cl), nil
 }
+
+// ErrMessage is a broker's error message for appending to an error after
+// its code: ": message", or nothing when the broker sent none.
+func ErrMessage(m *string) string {
+	if m == nil || *m == "" {
+		return ""
+	}
+	return ": " + *m
+}

@@ -163,7 +163,7 @@ func describe(ctx context.Context, r kmsg.Requestor, user, mech string) (int, er
 		return 0, fmt.Errorf("describing the credentials of user %s: %w", user, err)
 	}
 	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		return 0, fmt.Errorf("describing the credentials of user %s: %w%s", user, err, message(resp.ErrorMessage))
+		return 0, fmt.Errorf("describing the credentials of user %s: %w%s", user, err, kafkaconn.ErrMessage(resp.ErrorMessage))
 	}
 	for _, res := range resp.Results {
 		if res.User != user {
@@ -173,7 +173,7 @@ func describe(ctx context.Context, r kmsg.Requestor, user, mech string) (int, er
 		case errors.Is(err, kerr.ResourceNotFound):
 			return 0, ErrNotFound
 		case err != nil:
-			return 0, fmt.Errorf("describing the credentials of user %s: %w%s", user, err, message(res.ErrorMessage))
+			return 0, fmt.Errorf("describing the credentials of user %s: %w%s", user, err, kafkaconn.ErrMessage(res.ErrorMessage))
 		}
 		for _, info := range res.CredentialInfos {
 			if info.Mechanism == int8(m) {
@@ -187,15 +187,8 @@ func describe(ctx context.Context, r kmsg.Requestor, user, mech string) (int, er
 func firstError(res kadm.AlteredUserSCRAMs) error {
 	for _, r := range res.Sorted() {
 		if r.Err != nil {
-			return fmt.Errorf("%w%s", r.Err, message(&r.ErrMessage))
+			return fmt.Errorf("%w%s", r.Err, kafkaconn.ErrMessage(&r.ErrMessage))
 		}
 	}
 	return nil
-}
-
-func message(m *string) string {
-	if m == nil || *m == "" {
-		return ""
-	}
-	return ": " + *m
 }

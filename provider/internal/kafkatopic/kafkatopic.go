@@ -245,7 +245,7 @@ func (a *Admin) Create(ctx context.Context, s Spec) error {
 			a.log(ctx, "the cluster refuses the replication factor for now (brokers still registering); retrying",
 				"topic", s.Name, "replication_factor", s.ReplicationFactor, "reason", resp.ErrMessage)
 		default:
-			return fmt.Errorf("creating topic %s (%d partitions, replication factor %d): %w%s", s.Name, s.Partitions, s.ReplicationFactor, err, message(resp.ErrMessage))
+			return fmt.Errorf("creating topic %s (%d partitions, replication factor %d): %w%s", s.Name, s.Partitions, s.ReplicationFactor, err, kafkaconn.ErrMessage(&resp.ErrMessage))
 		}
 		select {
 		case <-ctx.Done():
@@ -253,13 +253,6 @@ func (a *Admin) Create(ctx context.Context, s Spec) error {
 		case <-time.After(a.interval()):
 		}
 	}
-}
-
-func message(m string) string {
-	if m == "" {
-		return ""
-	}
-	return ": " + m
 }
 
 // leadersStatus reports whether a topic has n partitions, each with a leader.
@@ -289,7 +282,7 @@ func (a *Admin) Delete(ctx context.Context, name string) error {
 		err = resp.Err
 	}
 	if err != nil && !errors.Is(err, kerr.UnknownTopicOrPartition) {
-		return fmt.Errorf("deleting topic %s: %w%s", name, err, message(resp.ErrMessage))
+		return fmt.Errorf("deleting topic %s: %w%s", name, err, kafkaconn.ErrMessage(&resp.ErrMessage))
 	}
 	return a.waitTopic(ctx, name, "topic "+name+" to be gone from every broker", func(t *Topic) (string, bool) {
 		if t != nil {
@@ -313,7 +306,7 @@ func (a *Admin) AddPartitions(ctx context.Context, name string, total int) error
 		return fmt.Errorf("growing topic %s to %d partitions: %w", name, total, err)
 	}
 	if r, ok := resps[name]; ok && r.Err != nil {
-		return fmt.Errorf("growing topic %s to %d partitions: %w%s", name, total, r.Err, message(r.ErrMessage))
+		return fmt.Errorf("growing topic %s to %d partitions: %w%s", name, total, r.Err, kafkaconn.ErrMessage(&r.ErrMessage))
 	}
 	a.log(ctx, "added partitions; waiting until every broker lists them with their leaders", "topic", name, "partitions", total)
 	return a.waitTopic(ctx, name, fmt.Sprintf("topic %s to have %d partitions with leaders on every broker", name, total), func(t *Topic) (string, bool) {
@@ -349,7 +342,7 @@ func (a *Admin) AlterConfig(ctx context.Context, name string, set map[string]str
 	}
 	for _, r := range resps {
 		if r.Err != nil {
-			return fmt.Errorf("changing the configs of topic %s: %w%s", name, r.Err, message(r.ErrMessage))
+			return fmt.Errorf("changing the configs of topic %s: %w%s", name, r.Err, kafkaconn.ErrMessage(&r.ErrMessage))
 		}
 	}
 	a.log(ctx, "changed topic configs; waiting until every broker reports them", "topic", name,

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tributary/tributary/broker/cluster/placement"
+	"github.com/tributary/tributary/provider/internal/kafkaconn"
 )
 
 // NoThrottle explains why a replication-factor change is not throttled:
@@ -79,7 +80,7 @@ func (a *Admin) SetReplicationFactor(ctx context.Context, name string, rf int) e
 	var problems []string
 	resps.Each(func(r kadm.AlterPartitionAssignmentsResponse) {
 		if r.Err != nil {
-			problems = append(problems, fmt.Sprintf("%s-%d: %v%s", r.Topic, r.Partition, r.Err, message(r.ErrMessage)))
+			problems = append(problems, fmt.Sprintf("%s-%d: %v%s", r.Topic, r.Partition, r.Err, kafkaconn.ErrMessage(&r.ErrMessage)))
 		}
 	})
 	if len(problems) > 0 {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tributary/tributary/broker/cluster/metadata"
 	"github.com/tributary/tributary/broker/cluster/placement"
+	"github.com/tributary/tributary/provider/internal/kafkaconn"
 )
 
 // RebalanceResult says what a rebalance moved.
@@ -86,7 +87,7 @@ func (a *Admin) RebalanceOnto(ctx context.Context, onto []int32) (RebalanceResul
 	var problems []string
 	resps.Each(func(r kadm.AlterPartitionAssignmentsResponse) {
 		if r.Err != nil {
-			problems = append(problems, fmt.Sprintf("%s-%d: %v%s", r.Topic, r.Partition, r.Err, message(r.ErrMessage)))
+			problems = append(problems, fmt.Sprintf("%s-%d: %v%s", r.Topic, r.Partition, r.Err, kafkaconn.ErrMessage(&r.ErrMessage)))
 		}
 	})
 	if len(problems) > 0 {
@@ -119,7 +120,7 @@ func (a *Admin) RebalanceOnto(ctx context.Context, onto []int32) (RebalanceResul
 					res.Leaders++
 				case errors.Is(r.Err, kerr.ElectionNotNeeded):
 				default:
-					refused = append(refused, fmt.Sprintf("%s-%d: %v%s", r.Topic, r.Partition, r.Err, message(r.ErrMessage)))
+					refused = append(refused, fmt.Sprintf("%s-%d: %v%s", r.Topic, r.Partition, r.Err, kafkaconn.ErrMessage(&r.ErrMessage)))
 				}
 			}
 		}
