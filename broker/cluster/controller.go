@@ -424,6 +424,8 @@ func (ctl *Controller) handleLocal(req rpcRequest) (json.RawMessage, error) {
 		return ctl.createPartitionsLocal(req.Topic)
 	case opUnreachable:
 		return encodeValue(ctl.probeAndFence(req.NodeID))
+	case opUnregister:
+		return nil, ctl.unregisterLocal(req.NodeID)
 	}
 	return nil, fmt.Errorf("unknown controller request %q", req.Op)
 }

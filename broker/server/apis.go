@@ -57,6 +57,7 @@ func init() {
 		electLeadersAPI,
 		alterPartitionReassignmentsAPI,
 		listPartitionReassignmentsAPI,
+		unregisterBrokerAPI,
 		// Classic consumer groups (broker/groups).
 		offsetCommitAPI,
 		offsetFetchAPI,

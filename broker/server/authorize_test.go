@@ -555,6 +555,18 @@ func authorizationCases(s *Server, txns map[string]producerEpoch) map[int16][]ap
 				}
 				return nil
 			}}},
+		64: {{req: func() kmsg.Request {
+			r := at(kmsg.NewPtrUnregisterBrokerRequest())
+			r.BrokerID = 99
+			return r
+		}, grant: []metadata.ACL{clusterACL(kmsg.ACLOperationAlter)}, deny: kerr.ClusterAuthorizationFailed.Code,
+			allowed: func(r kmsg.Response) error {
+				// Let through, the request meets the cluster, which has no broker 99.
+				if code := r.(*kmsg.UnregisterBrokerResponse).ErrorCode; code != kerr.BrokerIDNotRegistered.Code {
+					return fmt.Errorf("code %v, want BROKER_ID_NOT_REGISTERED", kerr.ErrorForCode(code))
+				}
+				return nil
+			}}},
 		65: {
 			{name: "transactional id", req: func() kmsg.Request {
 				r := at(kmsg.NewPtrDescribeTransactionsRequest())
