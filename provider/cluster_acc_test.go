@@ -224,6 +224,8 @@ func TestAccCluster_update(t *testing.T) {
 	name := accName(t)
 	var before []brokerIdentity
 	prod := &backgroundProducer{topic: "scaling-out"}
+	shrinking := &backgroundProducer{topic: "scaling-in"}
+	wide := &accTopic{name: "four-copies", replicationFactor: 4}
 	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
@@ -313,16 +315,41 @@ func TestAccCluster_update(t *testing.T) {
 					testAccCheckBrokerConfig("min.insync.replicas", "2", kmsg.ConfigSourceStaticBrokerConfig),
 					testAccCheckBrokerConfig("default.replication.factor", "3", kmsg.ConfigSourceStaticBrokerConfig),
 					testAccCheckBrokerConfig("unclean.leader.election.enable", "false", kmsg.ConfigSourceStaticBrokerConfig),
+					// A topic three brokers cannot hold, and a producer
+					// writing with acks=all through the scale-in below.
+					wide.create(),
+					shrinking.start(),
 				),
 			},
 			{
-				// Shrinking is refused at plan time, before anything changes.
-				Config:      clusterConfigWith(name, accEnv.version, 1, 20, "3600000", "changed"),
-				ExpectError: regexp.MustCompile(`Removing brokers is not supported yet`),
+				// Shrinking to three brokers is refused at plan time while
+				// a topic has four replicas, before anything changes.
+				Config:      clusterConfigSettings(name, 1, 20, map[string]string{"auto.create.topics.enable": "false"}),
+				ExpectError: wrappedText(`topics four-copies (partition 0 has 4 replicas)`),
 			},
 			{
 				Config:      clusterConfigWith(name, accEnv.version, 2, 15, "3600000", "changed"),
 				ExpectError: regexp.MustCompile(`Storage cannot shrink`),
+			},
+			{
+				// Without it, brokers 4-6 are drained (their replicas move to
+				// brokers 1-3, leaders with them, every ISR full again) and
+				// removed with their groups, templates, instances, volumes
+				// and interfaces, while the producer writes: nothing it was
+				// told was written is lost, and nothing it wrote failed.
+				PreConfig:        func() { wide.delete(t) },
+				Config:           clusterConfigSettings(name, 1, 20, map[string]string{"auto.create.topics.enable": "false"}),
+				ConfigPlanChecks: expectInPlaceUpdate(),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttr(clusterResourceName, "brokers_per_az", "1"),
+					resource.TestCheckResourceAttr(clusterResourceName, "broker_nodes.#", "3"),
+					testAccCheckClusterInfrastructure(3),
+					testAccCheckNothingLeftOfRemoved(3),
+					testAccCheckBootstrapIsEveryBroker(),
+					testAccCheckReplicasSpread(t, 3, "before-growth", "scaling-out", "after-growth", "scaling-in"),
+					shrinking.stopAndVerify(t),
+					testAccCheckServesKafka("after-shrink", 50),
+				),
 			},
 			{
 				ResourceName:            clusterResourceName,

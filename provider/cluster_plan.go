@@ -252,11 +252,7 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	}
 
 	// Refuse what cannot be done in place, before anything is touched.
-	if plan.BrokersPerAZ.ValueInt64() < state.BrokersPerAZ.ValueInt64() && !plan.BrokersPerAZ.IsUnknown() {
-		resp.Diagnostics.AddAttributeError(path.Root("brokers_per_az"), "Removing brokers is not supported yet",
-			fmt.Sprintf("brokers_per_az can only grow (now %d, asked %d): removing a broker needs its partitions moved to the others first, "+
-				"which the provider cannot do yet.", state.BrokersPerAZ.ValueInt64(), plan.BrokersPerAZ.ValueInt64()))
-	}
+	resp.Diagnostics.Append(r.checkScaleInPlan(ctx, &plan, state)...)
 	planStorage, d := plan.storageSettings(ctx)
 	resp.Diagnostics.Append(d...)
 	stateStorage, d := state.storageSettings(ctx)

@@ -700,9 +700,12 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 		resp.Diagnostics.AddError("Reading Tributary cluster "+clusterID, err.Error())
 		return
 	}
-	if n := spec.BrokerCount(); n < len(o.Brokers) {
-		resp.Diagnostics.AddError("Removing brokers is not supported yet",
-			fmt.Sprintf("The cluster has %d brokers and the configuration asks for %d. Removing a broker needs its partitions moved to the others first (draining), which the provider cannot do yet.", len(o.Brokers), n))
+	// Brokers a scale-in removes: refused now, before anything changes, if
+	// they cannot be drained. Ensure leaves them alone; they go last.
+	removed := o.Removed(&spec.Spec)
+	before := slices.Clone(o.Brokers)
+	resp.Diagnostics.Append(r.checkScaleIn(ctx, spec, o, removed, plan.WaitForBrokers.ValueBool())...)
+	if resp.Diagnostics.HasError() {
 		return
 	}
 	existed := map[int32]bool{}
@@ -792,6 +795,10 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 		return
 	}
 	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateRollKey, nil)...)
+	resp.Diagnostics.Append(r.scaleIn(ctx, spec, before, removed)...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
 	if o, err = f.Observe(ctx, clusterID); err != nil {
 		resp.Diagnostics.AddError("Reading Tributary cluster "+clusterID, err.Error())
 		return

@@ -103,8 +103,11 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				},
 			},
 			"brokers_per_az": schema.Int64Attribute{
-				MarkdownDescription: "Brokers in each Availability Zone (default 1). Can grow in place: new brokers join with the next node ids. " +
-					"Shrinking needs partitions moved off the brokers first and is refused for now.",
+				MarkdownDescription: "Brokers in each Availability Zone (default 1). Changed in place. Growing adds brokers with the next node ids and moves " +
+					"existing partitions onto them. Shrinking removes the brokers with the highest node ids (never the metadata quorum's voters, " +
+					"the first broker of each AZ): their partitions are moved to the brokers left first (rack-aware; every ISR full again), then " +
+					"their instances, volumes and network interfaces are deleted and they are unregistered. Shrinking needs the brokers reachable " +
+					"(`wait_for_brokers = true`) and is refused when the brokers left are fewer than some topic's replication factor.",
 				Optional:   true,
 				Computed:   true,
 				Default:    int64default.StaticInt64(1),

@@ -2,7 +2,6 @@ package kafkatopic
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/tributary/tributary/broker/cluster/metadata"
 	"github.com/tributary/tributary/broker/cluster/placement"
@@ -107,30 +105,8 @@ func (a *Admin) RebalanceOnto(ctx context.Context, onto []int32) (RebalanceResul
 			}
 		}
 	}
-	if len(set) > 0 {
-		elected, err := adm.ElectLeaders(ctx, kadm.ElectPreferredReplica, set)
-		if err != nil {
-			return res, fmt.Errorf("electing the preferred leaders of the moved partitions: %w", err)
-		}
-		var refused []string
-		for _, parts := range elected {
-			for _, r := range parts {
-				switch {
-				case r.Err == nil:
-					res.Leaders++
-				case errors.Is(r.Err, kerr.ElectionNotNeeded):
-				default:
-					refused = append(refused, fmt.Sprintf("%s-%d: %v%s", r.Topic, r.Partition, r.Err, kafkaconn.ErrMessage(&r.ErrMessage)))
-				}
-			}
-		}
-		if len(refused) > 0 {
-			// The replicas moved; a leader that stayed where it was only
-			// leaves the load less even, and the brokers' own preferred
-			// elections correct it later.
-			slices.Sort(refused)
-			a.log(ctx, "rebalance: some preferred-leader elections were refused", "partitions", strings.Join(refused, "; "))
-		}
+	if res.Leaders, err = a.electPreferred(ctx, adm, set); err != nil {
+		return res, err
 	}
 	a.log(ctx, "rebalance done", "brokers", onto, "replicas", res.Moved, "partitions", res.Partitions, "leaders", res.Leaders)
 	return res, nil

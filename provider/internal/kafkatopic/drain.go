@@ -1,0 +1,304 @@
+package kafkatopic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/cluster/placement"
+	"github.com/tributary/tributary/provider/internal/kafkaconn"
+)
+
+// DrainResult says what draining brokers moved.
+type DrainResult struct {
+	// Moved is the number of replicas moved off the drained brokers.
+	Moved int
+	// Partitions is the number of partitions whose replicas changed.
+	Partitions int
+	// Leaders is the number of partitions whose leadership went to the
+	// replica that took a drained broker's preferred-leader slot.
+	Leaders int
+	// Bytes is the size of the moved replicas as their leaders reported
+	// it before the move (DescribeLogDirs): what the new replicas copied.
+	Bytes int64
+}
+
+// drainRounds bounds how often Drain plans again: a topic created while
+// the moves ran may have been placed on a broker being drained (the
+// brokers do not know it is leaving), and the next round moves it too.
+const drainRounds = 5
+
+// CheckDrain reports whether brokers ids can be drained: every partition
+// of every topic (internal ones too) needs as many live brokers outside ids
+// as it has replicas. It reads the cluster and changes nothing.
+func (a *Admin) CheckDrain(ctx context.Context, ids []int32) error {
+	adm, err := a.admin()
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
+	md, err := adm.Metadata(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the metadata of cluster %s: %w", a.Conn.ClusterID, err)
+	}
+	_, err = planDrain(md, ids)
+	return err
+}
+
+// Drain moves every replica off the brokers ids (brokers about to be
+// removed) onto the others, rack-aware, with broker/cluster/placement's
+// PlanDrain: each replica is replaced in its position by the remaining
+// broker that keeps the most Availability Zones in use and holds the
+// fewest replicas, so a drained preferred leader's slot goes to its
+// replacement. The moves go to the brokers as one
+// AlterPartitionAssignments; it waits until every live broker sees each
+// moved partition on its new replicas, all in sync (so no partition's ISR
+// is short when the drained brokers stop), runs a preferred-leader
+// election where a drained broker was the preferred leader, and plans
+// again until nothing is left on ids. It refuses, before moving anything,
+// when the other brokers cannot hold some partition's replicas. The copy
+// is not throttled (NoThrottle). A reassignment already running is waited
+// for first.
+func (a *Admin) Drain(ctx context.Context, ids []int32) (DrainResult, error) {
+	var res DrainResult
+	adm, err := a.admin()
+	if err != nil {
+		return res, err
+	}
+	defer adm.Close()
+	for round := 1; ; round++ {
+		if err := a.waitNoReassignment(ctx, adm); err != nil {
+			return res, err
+		}
+		md, err := adm.Metadata(ctx)
+		if err != nil {
+			return res, fmt.Errorf("reading the metadata of cluster %s: %w", a.Conn.ClusterID, err)
+		}
+		targets, err := planDrain(md, ids)
+		if err != nil {
+			return res, err
+		}
+		if len(targets) == 0 {
+			a.log(ctx, "drain: nothing left on the brokers", "brokers", ids)
+			return res, nil
+		}
+		if round > drainRounds {
+			return res, fmt.Errorf("brokers %v still hold replicas after %d rounds of moves (topics created on them while they drained?): %s",
+				ids, drainRounds, describeAll(targets))
+		}
+		var req kadm.AlterPartitionAssignmentsReq
+		moved, partitions := 0, 0
+		for _, topic := range slices.Sorted(maps.Keys(targets)) {
+			for _, p := range slices.Sorted(maps.Keys(targets[topic])) {
+				req.Assign(topic, p, targets[topic][p])
+				partitions++
+				for _, r := range md.Topics[topic].Partitions[p].Replicas {
+					if slices.Contains(ids, r) {
+						moved++
+					}
+				}
+			}
+		}
+		res.Bytes += a.replicaBytes(ctx, adm, md, targets, ids)
+		a.log(ctx, "drain: moving replicas off the brokers to remove, unthrottled: "+NoThrottle,
+			"brokers", ids, "replicas", moved, "partitions", partitions, "round", round)
+		resps, err := adm.AlterPartitionAssignments(ctx, req)
+		if err != nil {
+			return res, fmt.Errorf("reassigning partitions off brokers %v: %w", ids, err)
+		}
+		var problems []string
+		resps.Each(func(r kadm.AlterPartitionAssignmentsResponse) {
+			if r.Err != nil {
+				problems = append(problems, fmt.Sprintf("%s-%d: %v%s", r.Topic, r.Partition, r.Err, kafkaconn.ErrMessage(&r.ErrMessage)))
+			}
+		})
+		if len(problems) > 0 {
+			slices.Sort(problems)
+			return res, fmt.Errorf("reassigning partitions off brokers %v: %s", ids, strings.Join(problems, "; "))
+		}
+		res.Moved += moved
+		res.Partitions += partitions
+		for _, topic := range slices.Sorted(maps.Keys(targets)) {
+			if err := a.waitReassigned(ctx, topic, targets[topic]); err != nil {
+				return res, err
+			}
+		}
+		set := kadm.TopicsSet{}
+		for topic, parts := range targets {
+			for p, replicas := range parts {
+				if slices.Contains(ids, md.Topics[topic].Partitions[p].Replicas[0]) && replicas[0] != md.Topics[topic].Partitions[p].Leader {
+					set.Add(topic, p)
+				}
+			}
+		}
+		n, err := a.electPreferred(ctx, adm, set)
+		if err != nil {
+			return res, err
+		}
+		res.Leaders += n
+	}
+}
+
+// planDrain returns the new replica list of every partition with a replica
+// on ids, by topic: the brokers of ids are taken out of the candidates (as
+// brokers shutting down are), then drained one after the other, each plan
+// seeing the moves before it. A partition with more replicas than the
+// other live brokers is refused, naming the topic and its replication
+// factor, with nothing planned.
+func planDrain(md kadm.Metadata, ids []int32) (map[string]map[int32][]int32, error) {
+	st, err := placementState(md)
+	if err != nil {
+		return nil, err
+	}
+	remaining := 0
+	for id, b := range st.Brokers {
+		if slices.Contains(ids, id) {
+			b.ShuttingDown = true
+			continue
+		}
+		remaining++
+	}
+	var short []string
+	for _, name := range st.TopicNames() {
+		for i, p := range st.Topics[name].Partitions {
+			if !slices.ContainsFunc(p.Replicas, func(r int32) bool { return slices.Contains(ids, r) }) {
+				continue
+			}
+			if len(p.Replicas) > remaining {
+				short = append(short, fmt.Sprintf("%s (partition %d has %d replicas)", name, i, len(p.Replicas)))
+				break
+			}
+		}
+	}
+	if len(short) > 0 {
+		return nil, fmt.Errorf("%w: without brokers %v the cluster has %d live brokers, too few for the replicas of topics %s; "+
+			"lower their replication factor first, or keep more brokers", placement.ErrNotEnoughBrokers, ids, remaining, strings.Join(short, ", "))
+	}
+	targets := map[string]map[int32][]int32{}
+	for _, id := range slices.Sorted(slices.Values(ids)) {
+		plan, err := placement.PlanDrain(st, id)
+		if err != nil {
+			return nil, fmt.Errorf("planning the moves off broker %d: %w", id, err)
+		}
+		for _, r := range plan {
+			p := &st.Topics[r.Topic].Partitions[r.Partition]
+			p.Replicas = slices.Clone(r.Replicas)
+			if targets[r.Topic] == nil {
+				targets[r.Topic] = map[int32][]int32{}
+			}
+			targets[r.Topic][r.Partition] = p.Replicas
+		}
+	}
+	return targets, nil
+}
+
+// replicaBytes sums the sizes, as each partition's leader reports them
+// with DescribeLogDirs, of the partitions of targets, once per replica
+// moved off ids. A broker that cannot say counts nothing: the figure is
+// reported, never acted on.
+func (a *Admin) replicaBytes(ctx context.Context, adm *kadm.Client, md kadm.Metadata, targets map[string]map[int32][]int32, ids []int32) int64 {
+	set := kadm.TopicsSet{}
+	for topic, parts := range targets {
+		for p := range parts {
+			set.Add(topic, p)
+		}
+	}
+	dirs, err := adm.DescribeAllLogDirs(ctx, set)
+	if err != nil {
+		a.log(ctx, "drain: could not read the partitions' sizes", "error", err.Error())
+		return 0
+	}
+	var total int64
+	for topic, parts := range targets {
+		for p := range parts {
+			pd := md.Topics[topic].Partitions[p]
+			var size int64
+			if lp, ok := dirs[pd.Leader].LookupPartition(topic, p); ok {
+				size = lp.Size
+			}
+			for _, r := range pd.Replicas {
+				if slices.Contains(ids, r) {
+					total += size
+				}
+			}
+		}
+	}
+	return total
+}
+
+// electPreferred runs a preferred-leader election on the partitions of set
+// and returns how many changed leader. Refusals are logged, not failed:
+// the replicas moved, and a leader that stayed where it was only leaves
+// the load less even until the brokers' own preferred elections run.
+func (a *Admin) electPreferred(ctx context.Context, adm *kadm.Client, set kadm.TopicsSet) (int, error) {
+	if len(set) == 0 {
+		return 0, nil
+	}
+	elected, err := adm.ElectLeaders(ctx, kadm.ElectPreferredReplica, set)
+	if err != nil {
+		return 0, fmt.Errorf("electing the preferred leaders of the moved partitions: %w", err)
+	}
+	n := 0
+	var refused []string
+	for _, parts := range elected {
+		for _, r := range parts {
+			switch {
+			case r.Err == nil:
+				n++
+			case errors.Is(r.Err, kerr.ElectionNotNeeded):
+			default:
+				refused = append(refused, fmt.Sprintf("%s-%d: %v%s", r.Topic, r.Partition, r.Err, kafkaconn.ErrMessage(&r.ErrMessage)))
+			}
+		}
+	}
+	if len(refused) > 0 {
+		slices.Sort(refused)
+		a.log(ctx, "some preferred-leader elections were refused", "partitions", strings.Join(refused, "; "))
+	}
+	return n, nil
+}
+
+// describeAll lists the partitions of targets with their new replicas.
+func describeAll(targets map[string]map[int32][]int32) string {
+	var parts []string
+	for _, topic := range slices.Sorted(maps.Keys(targets)) {
+		parts = append(parts, describeTargets(topic, targets[topic]))
+	}
+	return strings.Join(parts, " ")
+}
+
+// Unregister forgets brokers that left the cluster for good with
+// UnregisterBroker (Kafka API 64), once they have stopped: a broker the
+// cluster no longer knows (BROKER_ID_NOT_REGISTERED) was unregistered
+// already, so a repeated call succeeds.
+func (a *Admin) Unregister(ctx context.Context, ids []int32) error {
+	cl, err := a.Conn.Client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for _, id := range ids {
+		req := kmsg.NewPtrUnregisterBrokerRequest()
+		req.BrokerID = id
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			return fmt.Errorf("unregistering broker %d: %w", id, err)
+		}
+		switch err := kerr.ErrorForCode(resp.ErrorCode); {
+		case err == nil:
+			a.log(ctx, "broker unregistered from the cluster metadata", "broker", id)
+		case errors.Is(err, kerr.BrokerIDNotRegistered):
+			a.log(ctx, "broker was unregistered already", "broker", id)
+		default:
+			return fmt.Errorf("unregistering broker %d: %w%s", id, err, kafkaconn.ErrMessage(resp.ErrorMessage))
+		}
+	}
+	return nil
+}

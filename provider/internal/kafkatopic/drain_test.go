@@ -1,0 +1,104 @@
+package kafkatopic
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/tributary/tributary/broker/cluster/placement"
+)
+
+// sixBrokers is a topic of 6 partitions with 3 replicas spread over
+// brokers 1-6 (racks a, b, c, a, b, c), each partition over the three
+// racks, as a rebalance after a scale-out leaves them.
+func sixBrokers() kadm.Metadata {
+	rack := func(s string) *string { return &s }
+	md := kadm.Metadata{Topics: kadm.TopicDetails{"t": {Topic: "t", Partitions: kadm.PartitionDetails{}}}}
+	for id := int32(1); id <= 6; id++ {
+		md.Brokers = append(md.Brokers, kadm.BrokerDetail{NodeID: id, Rack: rack(string(rune('a' + (id-1)%3)))})
+	}
+	for p := int32(0); p < 6; p++ {
+		// Racks a, b, c in turn, alternating between the AZ's two brokers.
+		off := 3 * (p % 2)
+		r := []int32{1 + (p%3+0)%3 + off, 1 + (p%3+1)%3 + off, 1 + (p%3+2)%3 + (3 - off)}
+		md.Topics["t"].Partitions[p] = kadm.PartitionDetail{Topic: "t", Partition: p, Replicas: r, Leader: r[0]}
+	}
+	return md
+}
+
+// TestPlanDrainEmptiesTheBrokersRackAware: draining brokers 4-6 moves
+// every replica they hold onto brokers 1-3, each in its position (so the
+// replicas left keep theirs), and every partition still spans the three
+// racks, which on three brokers means each holds one replica of each.
+func TestPlanDrainEmptiesTheBrokersRackAware(t *testing.T) {
+	md := sixBrokers()
+	drained := []int32{4, 5, 6}
+	targets, err := planDrain(md, drained)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rack := map[int32]int32{1: 0, 2: 1, 3: 2, 4: 0, 5: 1, 6: 2}
+	moved := 0
+	for p := int32(0); p < 6; p++ {
+		before := md.Topics["t"].Partitions[p].Replicas
+		after, ok := targets["t"][p]
+		if !slices.ContainsFunc(before, func(r int32) bool { return r >= 4 }) {
+			if ok {
+				t.Errorf("partition %d on %v, off the drained brokers, is moved to %v", p, before, after)
+			}
+			continue
+		}
+		if !ok {
+			t.Fatalf("partition %d on %v is not moved", p, before)
+		}
+		racks := map[int32]bool{}
+		for i, r := range after {
+			if r >= 4 {
+				t.Errorf("partition %d: %v -> %v keeps a drained broker", p, before, after)
+			}
+			if before[i] < 4 && before[i] != r {
+				t.Errorf("partition %d: %v -> %v moves a replica that was not drained", p, before, after)
+			}
+			if before[i] >= 4 {
+				moved++
+			}
+			racks[rack[r]] = true
+		}
+		if len(racks) != 3 {
+			t.Errorf("partition %d: %v -> %v spans %d racks, want 3", p, before, after, len(racks))
+		}
+	}
+	if moved != 9 {
+		t.Errorf("%d replicas moved, want the 9 on brokers 4-6", moved)
+	}
+}
+
+// TestPlanDrainRefusesWhatTheRestCannotHold: a topic with 4 replicas
+// cannot live on the 3 brokers left, and the refusal names it and plans
+// nothing.
+func TestPlanDrainRefusesWhatTheRestCannotHold(t *testing.T) {
+	md := sixBrokers()
+	md.Topics["wide"] = kadm.TopicDetail{Topic: "wide", Partitions: kadm.PartitionDetails{
+		0: {Topic: "wide", Partition: 0, Replicas: []int32{1, 2, 3, 4}},
+	}}
+	targets, err := planDrain(md, []int32{4, 5, 6})
+	if !errors.Is(err, placement.ErrNotEnoughBrokers) || !strings.Contains(err.Error(), "wide (partition 0 has 4 replicas)") {
+		t.Fatalf("planDrain = %v, %v; want ErrNotEnoughBrokers naming topic wide", targets, err)
+	}
+	// Draining one broker leaves five: enough.
+	if _, err := planDrain(md, []int32{6}); err != nil {
+		t.Fatalf("draining broker 6 alone: %v", err)
+	}
+}
+
+// TestPlanDrainOfAnEmptyBrokerIsNothing: a broker that holds nothing (or
+// was drained already) needs no move, so a repeated drain is a no-op.
+func TestPlanDrainOfAnEmptyBrokerIsNothing(t *testing.T) {
+	targets, err := planDrain(threeToSix(), []int32{4, 5, 6})
+	if err != nil || len(targets) != 0 {
+		t.Fatalf("planDrain = %v, %v; want nothing to move", targets, err)
+	}
+}
