@@ -39,6 +39,7 @@ type clusterModel struct {
 	InstanceProfile             types.String   `tfsdk:"instance_profile"`
 	InstanceType                types.String   `tfsdk:"instance_type"`
 	KMSKeyARN                   types.String   `tfsdk:"kms_key_arn"`
+	Logging                     types.Object   `tfsdk:"logging"`
 	MetricsNamespace            types.String   `tfsdk:"metrics_namespace"`
 	MSKEquivalentMonthlyCostUSD types.Float64  `tfsdk:"msk_equivalent_monthly_cost_usd"`
 	Name                        types.String   `tfsdk:"name"`

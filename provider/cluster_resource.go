@@ -654,6 +654,9 @@ func (r *clusterResource) readBootDocument(ctx context.Context, m *clusterModel,
 	if importing {
 		diags.Append(securityFromDocument(doc, m)...)
 		m.setBootstrap(doc.Listeners, brokers)
+		lg, d := loggingFromDocument(doc)
+		diags.Append(d...)
+		m.Logging = lg
 	}
 	if doc.Metrics.Namespace != "" {
 		m.MetricsNamespace = types.StringValue(doc.Metrics.Namespace)

@@ -58,6 +58,8 @@ type clusterSpec struct {
 	DynamicConfig      map[string]string
 	Listeners          []bootconfig.Listener
 	EnhancedMonitoring string
+	// Logging is where the brokers ship their logs (nil: nowhere).
+	Logging *bootconfig.Logging
 	// Security is what the security blocks ask for; CA signs the broker
 	// certificates (nil when nothing uses TLS); SuperUsers are the brokers'
 	// and the provider's principals.
@@ -101,6 +103,9 @@ func (cs *clusterSpec) bootDocument(node fleet.Node, controllers []fleet.Node) *
 			Level:           cs.EnhancedMonitoring,
 			IntervalSeconds: 60,
 		},
+	}
+	if cs.Logging != nil {
+		doc.Logging = &bootconfig.Logging{CloudWatchLogs: &bootconfig.CloudWatchLogs{Enabled: true, LogGroup: logGroupOf(cs.Logging)}}
 	}
 	if len(cs.StaticConfig) > 0 {
 		doc.BrokerConfig = maps.Clone(cs.StaticConfig)
@@ -159,8 +164,9 @@ func (cs *clusterSpec) bootSettingsHash() string {
 		CA         string
 		ClientCAs  string
 		SuperUsers []string
+		LogGroup   string `json:",omitempty"`
 	}{cs.Listeners, cs.StaticConfig, cs.EnhancedMonitoring, cs.MetricsNamespace, cs.Name,
-		cs.Security.InCluster, certificateFingerprint(cs.CA), cs.Security.clientCABundle(), cs.SuperUsers})
+		cs.Security.InCluster, certificateFingerprint(cs.CA), cs.Security.clientCABundle(), cs.SuperUsers, logGroupOf(cs.Logging)})
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:8])
 }
@@ -182,6 +188,9 @@ func (r *clusterResource) specFromModel(ctx context.Context, m *clusterModel, cl
 	cs.MetricsNamespace = m.MetricsNamespace.ValueString()
 	cs.EnhancedMonitoring = m.EnhancedMonitoring.ValueString()
 	var d diag.Diagnostics
+	cs.Logging, d = m.logging(ctx)
+	diags.Append(d...)
+	cs.LogGroup = logGroupOf(cs.Logging)
 	cs.Storage, d = m.storageSettings(ctx)
 	diags.Append(d...)
 	all, d := m.brokerConfig(ctx)

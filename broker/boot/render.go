@@ -53,6 +53,8 @@ const (
 	keyCWNamespace     = "tributary.metrics.cloudwatch.namespace"
 	keyCWLevel         = "tributary.metrics.cloudwatch.level"
 	keyCWIntervalMS    = "tributary.metrics.cloudwatch.interval.ms"
+	keyLogsEnable      = "tributary.logs.cloudwatch.enable"
+	keyLogsGroup       = "tributary.logs.cloudwatch.log.group"
 	listenerNamePrefix = "listener.name."
 )
 
@@ -254,6 +256,10 @@ func renderConfig(doc *bootconfig.Document, inst *Instance, dataDir string, secr
 		set(keyCWNamespace, doc.Metrics.Namespace)
 		set(keyCWLevel, doc.Metrics.Level)
 		set(keyCWIntervalMS, strconv.Itoa(doc.Metrics.IntervalSeconds*1000))
+	}
+	if l := doc.Logging; l != nil && l.CloudWatchLogs != nil && l.CloudWatchLogs.Enabled {
+		set(keyLogsEnable, "true")
+		set(keyLogsGroup, l.CloudWatchLogs.LogGroup)
 	}
 
 	// A cluster never has more controller voters than brokers, so their

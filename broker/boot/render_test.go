@@ -34,6 +34,7 @@ func TestRenderedKeysAreTheAgents(t *testing.T) {
 				DataVolume:   bootconfig.Volume{VolumeID: testVolumeID, MountPath: "/var/lib/tributary", Filesystem: "xfs"},
 				BrokerConfig: map[string]string{"num.partitions": "6", "min.insync.replicas": "1"},
 				Metrics:      bootconfig.Metrics{CloudWatch: true, Namespace: "Tributary", Level: "PER_BROKER", IntervalSeconds: 60},
+				Logging:      &bootconfig.Logging{CloudWatchLogs: &bootconfig.CloudWatchLogs{Enabled: true, LogGroup: "tributary/orders"}},
 			}
 			for i := 1; i <= voters; i++ {
 				doc.Controllers = append(doc.Controllers, bootconfig.Peer{NodeID: int32(i), Host: fmt.Sprintf("127.0.%d.5", i), Port: 9095})
@@ -48,6 +49,11 @@ func TestRenderedKeysAreTheAgents(t *testing.T) {
 				t.Fatal(err)
 			}
 			out := renderConfig(doc, inst, filepath.Join(dir, "data"), files)
+			for _, want := range []string{"\ntributary.logs.cloudwatch.enable=true\n", "\ntributary.logs.cloudwatch.log.group=tributary/orders\n"} {
+				if !strings.Contains(string(out), want) {
+					t.Errorf("rendered config lacks %q", strings.TrimSpace(want))
+				}
+			}
 
 			props, err := config.ParseProperties(bytes.NewReader(out))
 			if err != nil {

@@ -446,6 +446,8 @@ var settings = withListenerForms(append([]Setting{
 	metricsSetting("tributary.metrics.cloudwatch.namespace", "a namespace not starting with AWS/", "CloudWatch namespace of the shipped metrics (required when shipping)."),
 	metricsSetting("tributary.metrics.cloudwatch.level", "DEFAULT, PER_BROKER, PER_TOPIC_PER_BROKER, PER_TOPIC_PER_PARTITION", "MSK monitoring level."),
 	metricsSetting("tributary.metrics.cloudwatch.interval.ms", ">= 1000", "How often metrics are shipped (default 60000)."),
+	metricsSetting("tributary.logs.cloudwatch.enable", "true, false", "Ship the broker's log and audit trail to CloudWatch Logs (streams broker-<id> and broker-<id>/audit)."),
+	metricsSetting("tributary.logs.cloudwatch.log.group", "a log group name", "CloudWatch Logs group the logs go to (required when shipping); created when missing."),
 
 	user(intSetting("num.partitions", "int", "1", 1, 1<<20, func(c *Config) *int32 { return &c.NumPartitions }),
 		"Partitions of an auto-created topic, and of CreateTopics with -1 partitions."),

@@ -95,6 +95,10 @@ type Document struct {
 	// and values the broker would refuse are refused here.
 	BrokerConfig map[string]string `json:"broker_config,omitempty"`
 	Metrics      Metrics           `json:"metrics"`
+	// Logging says where the broker ships its logs; absent, it ships none.
+	// (An image older than this field refuses a document that has it, by
+	// name: the decoder refuses unknown fields.)
+	Logging *Logging `json:"logging,omitempty"`
 	// Secrets is the encrypted key material, absent when the cluster has none.
 	Secrets *Envelope `json:"secrets,omitempty"`
 	// ProviderSecrets is sealed for the provider, not for the broker: the
@@ -176,6 +180,19 @@ type Metrics struct {
 	// PER_TOPIC_PER_BROKER or PER_TOPIC_PER_PARTITION.
 	Level           string `json:"level,omitempty"`
 	IntervalSeconds int    `json:"interval_seconds,omitempty"`
+}
+
+// Logging is Amazon MSK's logging_info: the destinations of the broker's
+// logs.
+type Logging struct {
+	CloudWatchLogs *CloudWatchLogs `json:"cloudwatch_logs,omitempty"`
+}
+
+// CloudWatchLogs ships the broker's log to LogGroup, one stream per broker
+// (broker-<id>) and its audit trail to another (broker-<id>/audit).
+type CloudWatchLogs struct {
+	Enabled  bool   `json:"enabled"`
+	LogGroup string `json:"log_group,omitempty"`
 }
 
 // Envelope is KMS-encrypted Secrets. The plaintext is the JSON of Secrets.

@@ -31,9 +31,11 @@ func (e *FieldError) Error() string {
 var (
 	securityProtocols = []string{"PLAINTEXT", "SSL", "SASL_SSL"}
 	saslMechanisms    = []string{"SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}
-	monitoringLevels  = []string{"DEFAULT", "PER_BROKER", "PER_TOPIC_PER_BROKER", "PER_TOPIC_PER_PARTITION"}
-	filesystems       = []string{"xfs"}
-	clientAuths       = []string{"required", "requested"}
+	// logGroupName is CloudWatch Logs' rule for log group names.
+	logGroupName     = regexp.MustCompile(`^[.\-_/#A-Za-z0-9]{1,512}$`)
+	monitoringLevels = []string{"DEFAULT", "PER_BROKER", "PER_TOPIC_PER_BROKER", "PER_TOPIC_PER_PARTITION"}
+	filesystems      = []string{"xfs"}
+	clientAuths      = []string{"required", "requested"}
 )
 
 var (
@@ -188,6 +190,12 @@ func (d *Document) Validate() error {
 		}
 		if d.Metrics.IntervalSeconds < 10 || d.Metrics.IntervalSeconds > 3600 {
 			bad("metrics.interval_seconds", "must be 10-3600, got %d", d.Metrics.IntervalSeconds)
+		}
+	}
+
+	if l := d.Logging; l != nil && l.CloudWatchLogs != nil && l.CloudWatchLogs.Enabled {
+		if g := l.CloudWatchLogs.LogGroup; !logGroupName.MatchString(g) {
+			bad("logging.cloudwatch_logs.log_group", "must be a CloudWatch Logs group name (1-512 of a-z A-Z 0-9 . - _ / #), got %q", g)
 		}
 	}
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tributary/tributary/broker/boot/bootstatus"
 	"github.com/tributary/tributary/broker/config"
+	"github.com/tributary/tributary/broker/logship"
 	"github.com/tributary/tributary/broker/metrics"
 	"github.com/tributary/tributary/broker/server"
 )
@@ -67,7 +68,11 @@ commands:
 // runMain is `tributary-broker run`. SIGTERM or SIGINT shut it down
 // cleanly: stop accepting, finish in-flight requests, flush, close.
 func runMain(args []string) int {
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()}))
+	stderr := slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel()})
+	// Lines are queued for CloudWatch Logs from the first one, so the
+	// start line is shipped; the config says below whether they are.
+	ship := logship.NewHandler(stderr, logship.HandlerOptions{})
+	log := slog.New(ship)
 	cfg, err := config.FromArgs(args, os.Stderr, log)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -79,6 +84,11 @@ func runMain(args []string) int {
 	log.Info("starting tributary broker", "version", version, "node_id", cfg.NodeID, "data_dir", cfg.DataDir)
 
 	cw, err := metrics.ParseCloudWatchSettings(cfg.Get)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 2
+	}
+	logs, err := logship.ParseSettings(cfg.Get)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 2
@@ -101,6 +111,16 @@ func runMain(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
+	shipper := startLogShipping(ctx, ship, logs, cfg.NodeID, slog.New(stderr))
+	if shipper != nil {
+		// The last lines (the shutdown's) go out before the process ends,
+		// unless CloudWatch Logs takes longer than this to take them.
+		defer func() {
+			fctx, cancel := context.WithTimeout(context.Background(), logFlushGrace)
+			defer cancel()
+			_ = shipper.Flush(fctx)
+		}()
+	}
 
 	// New returns once the broker is part of its cluster (a cluster of one
 	// when no controller.quorum.voters are set): registered, its metadata
@@ -151,6 +171,35 @@ func runMain(args []string) int {
 		return 1
 	}
 	return code
+}
+
+// logFlushGrace bounds the last flush of the log to CloudWatch Logs.
+const logFlushGrace = 5 * time.Second
+
+// startLogShipping starts shipping the log to CloudWatch Logs when the
+// settings say so, or stops queueing it. Never fatal: the broker serves
+// without shipped logs, and says so on its own log (own, the broker's
+// handler without the queue, so the shipper's failures are never queued).
+func startLogShipping(ctx context.Context, ship *logship.Handler, s logship.Settings, nodeID int32, own *slog.Logger) *logship.Shipper {
+	if !s.Enabled {
+		ship.Disable()
+		return nil
+	}
+	client, err := logship.NewClient(ctx) // default chain: IMDS role credentials, AWS_ENDPOINT_URL
+	if err != nil {
+		ship.Disable()
+		own.Error("shipping logs to CloudWatch Logs is off", "err", err)
+		return nil
+	}
+	sh, err := logship.NewShipper(logship.ShipperOptions{Handler: ship, Client: client, LogGroup: s.LogGroup, NodeID: nodeID, Logger: own})
+	if err != nil {
+		ship.Disable()
+		own.Error("shipping logs to CloudWatch Logs is off", "err", err)
+		return nil
+	}
+	own.Info("shipping logs to CloudWatch Logs", "log_group", s.LogGroup, "stream", logship.StreamName(nodeID), "audit_stream", logship.AuditStreamName(nodeID))
+	go sh.Run(ctx)
+	return sh
 }
 
 // logLevel reads TRIBUTARY_LOG_LEVEL (debug, info, warn, error); default info.

@@ -225,8 +225,10 @@ const ec2TrustPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","
 // only the cluster's volumes (each resource must carry the cluster's tag,
 // ec2:ResourceTag); let EBS use the key for the volumes the instance
 // attaches; and, when the brokers authorize IAM clients by their policies,
-// ask IAM about them. Describe calls cannot be limited to resources in IAM.
-func RolePolicy(clusterID, keyARN, namespace string, iamAuthorization bool) (string, error) {
+// ask IAM about them; when the brokers ship their logs, create and write to
+// the cluster's log group and its streams only. Describe calls cannot be
+// limited to resources in IAM.
+func RolePolicy(clusterID, keyARN, namespace, logGroup string, iamAuthorization bool) (string, error) {
 	ownCluster := map[string]any{
 		"StringEquals": map[string]string{"ec2:ResourceTag/" + TagClusterID: clusterID},
 	}
@@ -282,6 +284,19 @@ func RolePolicy(clusterID, keyARN, namespace string, iamAuthorization bool) (str
 			},
 		},
 	}
+	if logGroup != "" {
+		// The group's ARN names it (CreateLogGroup), its streams are
+		// under it (the rest); region and account are the instance's.
+		statements = append(statements, map[string]any{
+			"Sid":    "ShipClusterLogs",
+			"Effect": "Allow",
+			"Action": []string{"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"},
+			"Resource": []string{
+				"arn:aws:logs:*:*:log-group:" + logGroup,
+				"arn:aws:logs:*:*:log-group:" + logGroup + ":*",
+			},
+		})
+	}
 	if iamAuthorization {
 		// IAM clients are authorized as Amazon MSK does, by their identity
 		// policies' kafka-cluster:* actions (iam:SimulatePrincipalPolicy);
@@ -335,7 +350,7 @@ func (f *Fleet) ensureRole(ctx context.Context, s *Spec, o *Observed, keyARN str
 		}
 		o.RoleName = name
 	}
-	policy, err := RolePolicy(s.ClusterID, keyARN, s.MetricsNamespace, s.IAMAuthorization)
+	policy, err := RolePolicy(s.ClusterID, keyARN, s.MetricsNamespace, s.LogGroup, s.IAMAuthorization)
 	if err != nil {
 		return "", fmt.Errorf("rendering the broker role policy: %w", err)
 	}

@@ -115,6 +115,9 @@ type Spec struct {
 	// MetricsNamespace is the CloudWatch namespace the created role may
 	// write to.
 	MetricsNamespace string
+	// LogGroup is the CloudWatch Logs group the created role may create
+	// and write to; empty, the role may not write logs.
+	LogGroup string
 }
 
 // BrokerCount is the number of brokers the spec asks for.

@@ -146,7 +146,7 @@ func TestIngressRulesDiff(t *testing.T) {
 
 func TestRolePolicyPinsEncryptionContext(t *testing.T) {
 	for _, iam := range []bool{false, true} {
-		p, err := RolePolicy("tc-1", "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", iam)
+		p, err := RolePolicy("tc-1", "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "", iam)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,5 +159,27 @@ func TestRolePolicyPinsEncryptionContext(t *testing.T) {
 		if got := strings.Contains(p, "iam:SimulatePrincipalPolicy"); got != iam {
 			t.Errorf("IAM authorization %v: policy allows iam:SimulatePrincipalPolicy = %v: %s", iam, got, p)
 		}
+	}
+}
+
+func TestRolePolicyLogGroup(t *testing.T) {
+	without, err := RolePolicy("tc-1", "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(without, "logs:") {
+		t.Errorf("a cluster that ships no logs must not be allowed logs:*: %s", without)
+	}
+	with, err := RolePolicy("tc-1", "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "tributary/orders", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"logs:PutLogEvents"`, `"arn:aws:logs:*:*:log-group:tributary/orders"`, `"arn:aws:logs:*:*:log-group:tributary/orders:*"`} {
+		if !strings.Contains(with, want) {
+			t.Errorf("policy lacks %s: %s", want, with)
+		}
+	}
+	if strings.Contains(with, `log-group:*`) || strings.Contains(with, `"logs:*"`) {
+		t.Errorf("policy reaches beyond the cluster's group: %s", with)
 	}
 }
