@@ -119,3 +119,11 @@ func logGroupOf(l *bootconfig.Logging) string {
 	}
 	return l.CloudWatchLogs.LogGroup
 }
+
+// loggingChanges reports whether the logging block changes. A change of
+// the destination rolls the brokers (it is in the boot document); one that
+// ships nothing either way (no block, enabled = false) rolls nothing, and
+// only leaves broker_nodes unknown in the plan.
+func loggingChanges(plan, state *clusterModel) bool {
+	return !plan.Logging.Equal(state.Logging)
+}

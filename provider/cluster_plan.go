@@ -270,7 +270,7 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	countChanges := !plan.BrokersPerAZ.Equal(state.BrokersPerAZ)
 	rolls := !plan.ImageID.Equal(state.ImageID) || !plan.InstanceType.Equal(state.InstanceType) ||
 		staticConfigChanges(&plan, state) || !plan.EnhancedMonitoring.Equal(state.EnhancedMonitoring) ||
-		!plan.MetricsNamespace.Equal(state.MetricsNamespace) ||
+		!plan.MetricsNamespace.Equal(state.MetricsNamespace) || loggingChanges(&plan, state) ||
 		(!config.InstanceProfile.IsNull() && !config.InstanceProfile.Equal(state.InstanceProfile))
 	heals := r.brokersMissing(ctx, state)
 	if mark, d := req.Private.GetKey(ctx, privateRollKey); !d.HasError() && len(mark) > 0 {

@@ -69,6 +69,15 @@ resource "tributary_cluster" "demo" {
     volume_size = 10
   }
 
+  # Each broker ships its log to the stream broker-<id> and its audit trail
+  # to broker-<id>/audit of this group (created when missing).
+  logging {
+    cloudwatch_logs {
+      enabled   = true
+      log_group = "tributary/demo"
+    }
+  }
+
   broker_config = {
     "auto.create.topics.enable" = "true"
     "num.partitions"            = "3"

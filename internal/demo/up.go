@@ -69,11 +69,15 @@ func (d *demo) up(ctx context.Context) error {
 		return fmt.Errorf("consuming: %w", err)
 	}
 	d.say("consumed all %d records back", n)
+	if err := d.showLogs(ctx, len(brokers)); err != nil {
+		return err
+	}
 
 	fmt.Println()
 	fmt.Println("Tributary demo cluster is up.")
 	fmt.Printf("  bootstrap brokers:  %s\n", bootstrap)
 	fmt.Printf("  kcat:               kcat -b %s -X security.protocol=ssl -X ssl.ca.location=%s -t %s -C -o beginning -e\n", bootstrap, rel(d.root, caFile), topic)
+	fmt.Printf("  broker logs:        AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test aws --endpoint-url %s --region us-east-1 logs filter-log-events --log-group-name %s --log-stream-names broker-1/audit\n", endpoint, logGroup)
 	fmt.Printf("  apply took:         %s\n", applied.Round(10*time.Millisecond))
 	fmt.Printf("  apply to 1st record: %s (target: under 20s)\n", first.Sub(applyStart).Round(10*time.Millisecond))
 	fmt.Printf("  state:              %s (make demo-down removes it all)\n", rel(d.root, d.cache))
