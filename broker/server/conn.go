@@ -23,6 +23,7 @@ import (
 
 	"github.com/tributary/tributary/broker/internal/fetchwire"
 	"github.com/tributary/tributary/broker/metrics"
+	"github.com/tributary/tributary/broker/security/audit"
 	"github.com/tributary/tributary/broker/security/sasl"
 )
 
@@ -573,5 +574,9 @@ func (s *Server) dispatch(ctx context.Context, c *conn, req *request) (resp kmsg
 	start := time.Now()
 	resp, err = a.handle(ctx, s, c, req.kreq)
 	s.metrics.RecordRequest(metrics.ClassifyRequest(req.kreq), req.size, time.Since(start))
+	if err == nil && audit.AdminAPI(req.key) {
+		// What an admin request did, after the decisions that let it.
+		s.audit.Result(ctx, c.auditRequest(req.key), req.kreq, resp)
+	}
 	return resp, err
 }
