@@ -17,7 +17,8 @@ bin="$cache/bin"
 mkdir -p "$bin"
 
 # Pinned versions. Debian packages are pinned to bookworm's builds.
-OPENTOFU_VERSION=v1.10.10
+# OpenTofu 1.11 is the first with write-only attributes (tributary_scram_user.password_wo).
+OPENTOFU_VERSION=v1.11.0
 STATICCHECK_VERSION=v0.8.2
 DEBIAN_PACKAGES=(
 	"kcat=1.7.1-2"
@@ -83,7 +84,7 @@ install_terraform_cli() {
 		rm -rf "$src"
 		cp -r "$dir" "$src"
 		chmod -R u+w "$src"
-		(cd "$src" && go build -o "$bin/tofu" ./cmd/tofu)
+		(cd "$src" && go build -ldflags "-X github.com/opentofu/opentofu/version.dev=no" -o "$bin/tofu" ./cmd/tofu)
 		rm -rf "$src"
 	fi
 	{
