@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -492,17 +491,14 @@ func frameHint(size [4]byte) string {
 	return ""
 }
 
-// frame encodes a response for the writer. A fetch response on a
-// plaintext connection keeps its record batches where storage put them
-// and goes out with one vectored write (fetchwire.Encode); on TLS the
-// pieces would each become a TLS record, so they are joined.
+// frame encodes a response for the writer. A fetch response keeps its
+// record batches where storage put them (fetchwire.Encode): on plaintext
+// they go out with one vectored write, on TLS straight into the records
+// (see tlsWriter).
 func (c *conn) frame(corr int32, resp kmsg.Response) net.Buffers {
 	if fr, ok := resp.(*kmsg.FetchResponse); ok {
 		if pieces, ok := fetchwire.Encode(corr, fr); ok {
-			if _, plain := c.rw.(*net.TCPConn); plain || len(pieces) == 1 {
-				return pieces
-			}
-			return net.Buffers{bytes.Join(pieces, nil)}
+			return pieces
 		}
 	}
 	return net.Buffers{encodeResponse(make([]byte, 0, responseSizeHint(resp)), corr, resp)}
@@ -510,11 +506,18 @@ func (c *conn) frame(corr int32, resp kmsg.Response) net.Buffers {
 
 func (c *conn) writeLoop(out <-chan net.Buffers, done chan<- struct{}) {
 	defer close(done)
+	write := func(buf net.Buffers) error {
+		_, err := buf.WriteTo(c.rw)
+		return err
+	}
+	if _, plain := c.rw.(*net.TCPConn); !plain {
+		write = newTLSWriter(c.rw).writeResponse
+	}
 	for buf := range out {
 		if idle := c.s.Config().ConnectionsMaxIdle; idle > 0 {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(idle))
 		}
-		if _, err := buf.WriteTo(c.rw); err != nil {
+		if err := write(buf); err != nil {
 			level := slog.LevelInfo
 			if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
 				level = slog.LevelDebug // the client hung up first: routine

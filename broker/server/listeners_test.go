@@ -75,7 +75,7 @@ func clientTLS(t testing.TB, ca *tlstest.CA, cert *tlstest.Leaf) *tls.Config {
 
 // startListeners runs a broker with the given listener settings (ports 0)
 // and returns it with its debug log.
-func startListeners(t *testing.T, props map[string]string, awsCfg ...*aws.Config) (*Server, *logBuffer) {
+func startListeners(t testing.TB, props map[string]string, awsCfg ...*aws.Config) (*Server, *logBuffer) {
 	t.Helper()
 	logs := &logBuffer{}
 	s, err := newListenersServer(t, props, logs, awsCfg...)
@@ -97,7 +97,7 @@ func startListeners(t *testing.T, props map[string]string, awsCfg ...*aws.Config
 	return s, logs
 }
 
-func newListenersServer(t *testing.T, props map[string]string, logs io.Writer, awsCfg ...*aws.Config) (*Server, error) {
+func newListenersServer(t testing.TB, props map[string]string, logs io.Writer, awsCfg ...*aws.Config) (*Server, error) {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()

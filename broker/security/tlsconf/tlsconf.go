@@ -100,6 +100,12 @@ func (t *TLS) ServerConfig() *tls.Config {
 				CipherSuites: t.s.CipherSuites,
 				ClientAuth:   t.s.ClientAuth,
 				Certificates: []tls.Certificate{*t.cert.current()},
+				// crypto/tls otherwise sends the first 128 KiB after
+				// the handshake in records
+				// of about a TCP segment, for a browser's first paint: a
+				// Kafka client waits for a whole response, so that is only
+				// more records, each with its header, tag and system call.
+				DynamicRecordSizingDisabled: true,
 			}
 			if t.rootsOK {
 				c.ClientCAs = t.roots.current()
