@@ -28,12 +28,25 @@ const ClusterSize = 3
 // override the benchmark's. The caller must Close the cluster, which kills
 // the processes.
 func StartCluster(ctx context.Context, bin, dir string, settings map[string]string) (*chaos.Cluster, error) {
+	return startClusterTLS(ctx, bin, dir, settings, false)
+}
+
+// StartSecureCluster is StartCluster with TLS everywhere, as a cluster
+// with MSK's in-cluster encryption and TLS clients: each broker serves
+// clients on an SSL listener only (c.ClientOpts trusts the run's CA), and
+// replicates and runs the metadata quorum over TLS with its own broker
+// certificate both ways.
+func StartSecureCluster(ctx context.Context, bin, dir string, settings map[string]string) (*chaos.Cluster, error) {
+	return startClusterTLS(ctx, bin, dir, settings, true)
+}
+
+func startClusterTLS(ctx context.Context, bin, dir string, settings map[string]string, tls bool) (*chaos.Cluster, error) {
 	all := map[string]string{
 		"default.replication.factor": fmt.Sprint(ClusterSize),
 		"min.insync.replicas":        "2",
 	}
 	maps.Copy(all, settings)
-	c, err := chaos.NewCluster(chaos.ClusterConfig{Binary: bin, Dir: dir, Nodes: ClusterSize, Settings: all})
+	c, err := chaos.NewCluster(chaos.ClusterConfig{Binary: bin, Dir: dir, Nodes: ClusterSize, Settings: all, TLS: tls})
 	if err != nil {
 		return nil, fmt.Errorf("laying out the cluster: %w", err)
 	}
@@ -53,7 +66,7 @@ func startCluster(ctx context.Context, c *chaos.Cluster) error {
 			return fmt.Errorf("%w\nbroker %d log tail:\n%s", err, n.ID, c.Log(n.ID, 2000))
 		}
 	}
-	if err := waitBrokers(ctx, c.Bootstrap(), ClusterSize); err != nil {
+	if err := waitBrokers(ctx, c.Bootstrap(), ClusterSize, c.ClientOpts()...); err != nil {
 		var tails string
 		for _, n := range c.Nodes() {
 			tails += fmt.Sprintf("\nbroker %d log tail:\n%s", n.ID, c.Log(n.ID, 1000))
@@ -64,10 +77,10 @@ func startCluster(ctx context.Context, c *chaos.Cluster) error {
 }
 
 // waitBrokers polls Metadata until it lists n brokers or ctx ends.
-func waitBrokers(ctx context.Context, seeds []string, n int) error {
+func waitBrokers(ctx context.Context, seeds []string, n int, client ...kgo.Opt) error {
 	var last string
 	for {
-		md, err := metadata(ctx, seeds)
+		md, err := metadata(ctx, seeds, client)
 		switch {
 		case err != nil:
 			last = err.Error()
@@ -86,11 +99,11 @@ func waitBrokers(ctx context.Context, seeds []string, n int) error {
 // retrying while a just-formed cluster still refuses it (brokers not all
 // registered yet), then waits until every partition has a leader and a
 // full ISR, so that a measurement does not start during the ISR's ramp-up.
-func CreateReplicatedTopic(ctx context.Context, seeds []string, topic string, partitions int32, replicationFactor int16) error {
+func CreateReplicatedTopic(ctx context.Context, seeds []string, topic string, partitions int32, replicationFactor int16, client ...kgo.Opt) error {
 	var last error
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		last = createTopic(cctx, seeds, topic, partitions, replicationFactor)
+		last = createTopic(cctx, seeds, topic, partitions, replicationFactor, client...)
 		cancel()
 		// A retry after a timed-out attempt that did create it finds it.
 		if last == nil || errors.Is(last, kerr.TopicAlreadyExists) {
@@ -100,15 +113,15 @@ func CreateReplicatedTopic(ctx context.Context, seeds []string, topic string, pa
 			return fmt.Errorf("%w (last: %w)", err, last)
 		}
 	}
-	return WaitFullISR(ctx, seeds, topic, int(replicationFactor))
+	return WaitFullISR(ctx, seeds, topic, int(replicationFactor), client...)
 }
 
 // WaitFullISR polls Metadata until every partition of topic has a leader
 // and an ISR of size replicas, or ctx ends.
-func WaitFullISR(ctx context.Context, seeds []string, topic string, replicas int) error {
+func WaitFullISR(ctx context.Context, seeds []string, topic string, replicas int, client ...kgo.Opt) error {
 	var last string
 	for {
-		_, err := topicReady(ctx, seeds, topic, replicas)
+		_, err := topicReady(ctx, seeds, topic, replicas, client...)
 		if err == nil {
 			return nil
 		}
@@ -121,8 +134,8 @@ func WaitFullISR(ctx context.Context, seeds []string, topic string, replicas int
 
 // topicReady returns the topic's metadata when every partition has a
 // leader and an ISR of size replicas.
-func topicReady(ctx context.Context, seeds []string, topic string, replicas int) (kadm.Metadata, error) {
-	md, err := metadata(ctx, seeds, topic)
+func topicReady(ctx context.Context, seeds []string, topic string, replicas int, client ...kgo.Opt) (kadm.Metadata, error) {
+	md, err := metadata(ctx, seeds, client, topic)
 	if err != nil {
 		return md, err
 	}
@@ -146,8 +159,8 @@ func topicReady(ctx context.Context, seeds []string, topic string, replicas int)
 // metadata asks for the brokers and the given topics (none: brokers only)
 // with a new client each time, so that no client-side metadata cache can
 // answer: the benchmark waits for what the brokers say now.
-func metadata(ctx context.Context, seeds []string, topics ...string) (kadm.Metadata, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.DialTimeout(time.Second), kgo.RetryTimeout(2*time.Second))
+func metadata(ctx context.Context, seeds []string, client []kgo.Opt, topics ...string) (kadm.Metadata, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.DialTimeout(time.Second), kgo.RetryTimeout(2 * time.Second)}, client...)...)
 	if err != nil {
 		return kadm.Metadata{}, fmt.Errorf("creating an admin client: %w", err)
 	}
@@ -280,7 +293,7 @@ func failoverOnce(ctx context.Context, c *chaos.Cluster, w *watcher, o FailoverO
 	case <-ctx.Done():
 		return k, ctx.Err()
 	}
-	if md, err := metadata(rctx, seeds, o.Topic); err == nil {
+	if md, err := metadata(rctx, seeds, nil, o.Topic); err == nil {
 		if p, ok := md.Topics[o.Topic].Partitions[0]; ok {
 			k.NewLeader = p.Leader
 		}
@@ -417,4 +430,15 @@ func countPartitions(md *kmsg.MetadataResponse, topic string) int {
 		}
 	}
 	return 0
+}
+
+// PIDs are the processes of the cluster's running brokers.
+func PIDs(c *chaos.Cluster) []int {
+	var out []int
+	for _, n := range c.Nodes() {
+		if pid, ok := c.PID(n.ID); ok {
+			out = append(out, pid)
+		}
+	}
+	return out
 }

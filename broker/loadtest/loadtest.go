@@ -33,6 +33,17 @@ type Options struct {
 	Linger time.Duration
 	// Client are more options of every client (TLS, SASL).
 	Client []kgo.Opt
+	// BrokerPIDs, when set, are the broker processes whose CPU time the
+	// consume phase measures (ConsumeCPU).
+	BrokerPIDs []int
+}
+
+// ConsumeCPU is the CPU time the consume phase cost: the brokers'
+// (serving the fetches, and in a cluster replicating nothing more) and this process's (the consumer: decoding, and
+// on TLS decrypting, what it reads). On one machine both draw on the same
+// cores, so a client that costs more lowers what the broker can serve.
+type ConsumeCPU struct {
+	Broker, Client time.Duration
 }
 
 // Result of one throughput run.
@@ -41,6 +52,10 @@ type Result struct {
 	// ConsumeMiBps is MiB of record values read per second by one
 	// consumer reading the whole topic from the start.
 	ConsumeMiBps float64
+	// ConsumeCPU is set when Options.BrokerPIDs are.
+	ConsumeCPU ConsumeCPU
+	// ConsumeBytes is the size of the record values read.
+	ConsumeBytes int64
 }
 
 // Throughput creates the topic on the broker at addr, produces to it for
@@ -52,14 +67,29 @@ func Throughput(ctx context.Context, addr string, o Options) (Result, error) {
 	if err := createTopic(ctx, []string{addr}, o.Topic, o.Partitions, 1, o.Client...); err != nil {
 		return Result{}, err
 	}
-	pr, err := Produce(ctx, []string{addr}, ProduceOptions{Topic: o.Topic, RecordBytes: o.RecordBytes, Duration: o.Duration, MaxRecords: o.MaxRecords, Linger: o.Linger, Client: o.Client})
+	return throughput(ctx, []string{addr}, o)
+}
+
+// ClusterThroughput is Throughput on a cluster: the topic is created with
+// replicationFactor replicas (waiting for every ISR to be full first), the
+// producer and the consumer are seeded with every broker, and
+// Options.BrokerPIDs are every broker's process.
+func ClusterThroughput(ctx context.Context, seeds []string, replicationFactor int16, o Options) (Result, error) {
+	if err := CreateReplicatedTopic(ctx, seeds, o.Topic, o.Partitions, replicationFactor, o.Client...); err != nil {
+		return Result{}, err
+	}
+	return throughput(ctx, seeds, o)
+}
+
+func throughput(ctx context.Context, seeds []string, o Options) (Result, error) {
+	pr, err := Produce(ctx, seeds, ProduceOptions{Topic: o.Topic, RecordBytes: o.RecordBytes, Duration: o.Duration, MaxRecords: o.MaxRecords, Linger: o.Linger, Client: o.Client})
 	if err != nil {
 		return Result{}, err
 	}
 	res := Result{Produce: pr}
 
 	cons, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(addr),
+		kgo.SeedBrokers(seeds...),
 		kgo.ConsumeTopics(o.Topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxBytes(50 << 20),
@@ -71,6 +101,24 @@ func Throughput(ctx context.Context, addr string, o Options) (Result, error) {
 	defer cons.Close()
 	cctx, ccancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer ccancel()
+	cpu := func() (broker, client time.Duration, err error) {
+		if len(o.BrokerPIDs) == 0 {
+			return 0, 0, nil
+		}
+		for _, pid := range o.BrokerPIDs {
+			t, err := ProcessCPU(pid)
+			if err != nil {
+				return 0, 0, err
+			}
+			broker += t
+		}
+		client, err = selfCPU()
+		return broker, client, err
+	}
+	broker0, client0, err := cpu()
+	if err != nil {
+		return res, err
+	}
 	start := time.Now()
 	var read int64
 	for read < pr.Records {
@@ -86,6 +134,12 @@ func Throughput(ctx context.Context, addr string, o Options) (Result, error) {
 		read += int64(fs.NumRecords())
 	}
 	res.ConsumeMiBps = mib(pr.Bytes) / time.Since(start).Seconds()
+	res.ConsumeBytes = pr.Bytes
+	broker1, client1, err := cpu()
+	if err != nil {
+		return res, err
+	}
+	res.ConsumeCPU = ConsumeCPU{Broker: broker1 - broker0, Client: client1 - client0}
 	return res, nil
 }
 

@@ -36,3 +36,35 @@ func TestSecureBrokerListeners(t *testing.T) {
 		t.Fatal("a plaintext client was served on the SSL listener")
 	}
 }
+
+// TestSecureClusterThroughput runs the three-broker TLS table's workload,
+// shortened, on a cluster with TLS everywhere: every record produced with
+// acks=all through the SSL listeners, replicated over TLS, is read back,
+// the CPU time of the brokers and of the client is measured, and a client
+// without TLS is refused.
+func TestSecureClusterThroughput(t *testing.T) {
+	bin := testenv.Binary(t, "TRIBUTARY_LOADTEST_BROKER", "a built tributary-broker (go build -o bin/tributary-broker ./broker/cmd/tributary-broker)")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := StartSecureCluster(ctx, bin, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	res, err := ClusterThroughput(ctx, c.Bootstrap(), ClusterSize, Options{Topic: "t", Partitions: 3, RecordBytes: 1024, Duration: 5 * time.Second,
+		MaxRecords: 2000, Client: c.ClientOpts(), BrokerPIDs: PIDs(c)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Produce.Records != 2000 || res.ConsumeMiBps <= 0 || res.ConsumeBytes != res.Produce.Bytes {
+		t.Fatalf("%+v, want 2000 records produced and read back", res)
+	}
+	if len(PIDs(c)) != ClusterSize || res.ConsumeCPU.Client <= 0 {
+		t.Fatalf("consume CPU %+v of %d brokers, want the client's measured", res.ConsumeCPU, len(PIDs(c)))
+	}
+	cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+	defer ccancel()
+	if err := createTopic(cctx, c.Bootstrap(), "plain-on-tls", 1, 1); err == nil {
+		t.Fatal("a plaintext client was served on the SSL listener")
+	}
+}

@@ -43,23 +43,24 @@ func main() {
 		return
 	}
 	var (
-		bin             = flag.String("broker", "", "tributary-broker binary (default: go build it into a temporary directory)")
-		duration        = flag.Duration("duration", 10*time.Second, "length of each throughput phase and of the single-broker latency phase")
-		latencyDuration = flag.Duration("latency-duration", time.Minute, "length of the cluster latency phase (the stall target is for a 60 s run)")
-		recordBytes     = flag.Int("record-bytes", 1024, "record value size")
-		partitions      = flag.Int("partitions", 16, "partitions of the benchmark topic")
-		idle            = flag.Int("idle-partitions", 1000, "partitions for the idle-memory measurement (0 skips it)")
-		recoverySize    = flag.String("recovery-size", "1GiB", "log size for the kill -9 recovery measurement (the target run uses 5GiB; 0 skips it)")
-		skipKfake       = flag.Bool("skip-kfake", false, "do not run the kfake comparison")
-		dataDir         = flag.String("data-dir", "", "parent of the broker data directories (default: a temporary directory, removed at the end)")
-		single          = flag.Bool("single", true, "run the single-broker benchmark (false: only the cluster one)")
-		cluster         = flag.Bool("cluster", true, "run the three-broker cluster benchmark (false skips it)")
-		latencyRate     = flag.String("latency-rate", "20MiB", "offered produce rate per second of the latency phases")
-		failovers       = flag.Int("failovers", 3, "leader kills of the cluster failover measurement (0 skips it)")
-		many            = flag.Int("many-partitions", 5000, "cluster: partitions of the RF 3 topic for the memory and metadata measurement (0 skips it)")
-		txnRecords      = flag.Int("txn-records", 100, "cluster: records per transaction of the transactional phase (0 skips it)")
-		txnProducers    = flag.Int("txn-producers", 4, "cluster: transactional producers of the transactional phase, each running transactions one after another")
-		tlsRounds       = flag.Int("tls-rounds", 2, "single broker: rounds of the throughput workload through the PLAINTEXT, SSL and SASL_SSL IAM listeners, in turn (0 skips the TLS table)")
+		bin              = flag.String("broker", "", "tributary-broker binary (default: go build it into a temporary directory)")
+		duration         = flag.Duration("duration", 10*time.Second, "length of each throughput phase and of the single-broker latency phase")
+		latencyDuration  = flag.Duration("latency-duration", time.Minute, "length of the cluster latency phase (the stall target is for a 60 s run)")
+		recordBytes      = flag.Int("record-bytes", 1024, "record value size")
+		partitions       = flag.Int("partitions", 16, "partitions of the benchmark topic")
+		idle             = flag.Int("idle-partitions", 1000, "partitions for the idle-memory measurement (0 skips it)")
+		recoverySize     = flag.String("recovery-size", "1GiB", "log size for the kill -9 recovery measurement (the target run uses 5GiB; 0 skips it)")
+		skipKfake        = flag.Bool("skip-kfake", false, "do not run the kfake comparison")
+		dataDir          = flag.String("data-dir", "", "parent of the broker data directories (default: a temporary directory, removed at the end)")
+		single           = flag.Bool("single", true, "run the single-broker benchmark (false: only the cluster one)")
+		cluster          = flag.Bool("cluster", true, "run the three-broker cluster benchmark (false skips it)")
+		latencyRate      = flag.String("latency-rate", "20MiB", "offered produce rate per second of the latency phases")
+		failovers        = flag.Int("failovers", 3, "leader kills of the cluster failover measurement (0 skips it)")
+		many             = flag.Int("many-partitions", 5000, "cluster: partitions of the RF 3 topic for the memory and metadata measurement (0 skips it)")
+		txnRecords       = flag.Int("txn-records", 100, "cluster: records per transaction of the transactional phase (0 skips it)")
+		txnProducers     = flag.Int("txn-producers", 4, "cluster: transactional producers of the transactional phase, each running transactions one after another")
+		tlsRounds        = flag.Int("tls-rounds", 2, "single broker: rounds of the throughput workload through the PLAINTEXT, SSL and SASL_SSL IAM listeners, in turn (0 skips the TLS table)")
+		tlsClusterRounds = flag.Int("tls-cluster-rounds", 2, "rounds of the throughput workload on a plaintext and a TLS-everywhere three-broker RF 3 cluster, in turn (0 skips the three-broker TLS table)")
 	)
 	settings := settingsFlag{}
 	flag.Var(settings, "cluster-setting", "a broker setting for every cluster broker, key=value (repeatable), e.g. log.flush.policy=interval")
@@ -79,7 +80,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	so := singleOptions{
 		duration: *duration, recordBytes: *recordBytes, partitions: int32(*partitions), idle: *idle,
-		recoverySize: *recoverySize, skipKfake: *skipKfake, latencyRate: rate, self: self, tlsRounds: *tlsRounds,
+		recoverySize: *recoverySize, skipKfake: *skipKfake, latencyRate: rate, self: self, tlsRounds: *tlsRounds, tlsClusterRounds: *tlsClusterRounds,
 	}
 	co := clusterOptions{
 		latencyRate: rate, latencyDuration: *latencyDuration, failovers: *failovers, many: int32(*many),
@@ -105,7 +106,9 @@ type singleOptions struct {
 	recoverySize string
 	latencyRate  float64
 	tlsRounds    int
-	skipKfake    bool
+	// tlsClusterRounds are the rounds of the three-broker TLS table.
+	tlsClusterRounds int
+	skipKfake        bool
 }
 
 func run(ctx context.Context, bin, dataDir string, single bool, so singleOptions, co clusterOptions) error {
@@ -144,7 +147,19 @@ func run(ctx context.Context, bin, dataDir string, single bool, so singleOptions
 				return fmt.Errorf("TLS: %w", err)
 			}
 			fmt.Println()
-			if err := printSecure(os.Stdout, so, sres); err != nil {
+			title := fmt.Sprintf("1 broker, %d partitions, acks=all, by listener", so.partitions)
+			if err := printSecure(os.Stdout, title, secureListeners, sres); err != nil {
+				return err
+			}
+		}
+		if so.tlsClusterRounds > 0 {
+			cres, err := runSecureCluster(ctx, so, so.tlsClusterRounds)
+			if err != nil {
+				return fmt.Errorf("TLS cluster: %w", err)
+			}
+			fmt.Println()
+			title := fmt.Sprintf("%d brokers, RF 3, %d partitions, acks=all, min.insync.replicas=2", loadtest.ClusterSize, so.partitions)
+			if err := printSecure(os.Stdout, title, secureClusters, cres); err != nil {
 				return err
 			}
 		}
