@@ -70,6 +70,8 @@ type Config struct {
 	ConnectionsMaxIdle     time.Duration
 	FetchMaxWaitCap        time.Duration // upper bound on a Fetch long poll, whatever the client asks
 	FetchSessionCacheSlots int           // KIP-227 incremental fetch sessions kept; 0 turns them off
+	QuotaWindowNum         int           // quota.window.num: samples of a client quota's rate
+	QuotaWindowSizeSeconds int           // quota.window.size.seconds: one sample's length
 
 	LogRetention          time.Duration // negative: forever
 	LogRetentionBytes     int64         // negative: unlimited

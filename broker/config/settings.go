@@ -474,6 +474,11 @@ var settings = withListenerForms(append([]Setting{
 	user(msSetting("fetch.max.wait.cap.ms", "long", "30000", 0, maxMillis, func(c *Config) *time.Duration { return &c.FetchMaxWaitCap }),
 		"Tributary: the longest a Fetch long poll is held, whatever max wait the client asks for."),
 
+	user(intSetting("quota.window.num", "int", "11", 1, 1000, func(c *Config) *int { return &c.QuotaWindowNum }),
+		"Samples a client quota's rate is measured over (the rate spans at least all but one of them)."),
+	user(intSetting("quota.window.size.seconds", "int", "1", 1, 3600, func(c *Config) *int { return &c.QuotaWindowSizeSeconds }),
+		"Length of one client quota sample, in seconds. A throttle lasts at most quota.window.num of them."),
+
 	user(intSetting("max.incremental.fetch.session.cache.slots", "int", "1000", 0, 1<<20, func(c *Config) *int { return &c.FetchSessionCacheSlots }),
 		"Incremental fetch sessions (KIP-227) kept at once; when all are in use new ones are refused and those consumers send full fetches. 0 turns sessions off."),
 

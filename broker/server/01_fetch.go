@@ -142,11 +142,13 @@ func (s *Server) handleFetch(ctx context.Context, az reqAuth, req *kmsg.FetchReq
 		// woken closes when a high watermark moves (an append on a
 		// partition whose ISR is this broker alone, a follower fetch
 		// otherwise), a topic is deleted, or shutdown starts.
+		parkedAt := time.Now()
 		select {
 		case <-woken:
 		case <-timer.C:
 		case <-ctx.Done():
 		}
+		addParked(ctx, time.Since(parkedAt))
 	}
 }
 

@@ -37,6 +37,9 @@ func init() {
 		saslAuthenticateAPI,
 		describeUserScramCredentialsAPI,
 		alterUserScramCredentialsAPI,
+		// Client quotas, in the metadata log (quotas.go).
+		describeClientQuotasAPI,
+		alterClientQuotasAPI,
 		createTopicsAPI,
 		deleteTopicsAPI,
 		deleteRecordsAPI,

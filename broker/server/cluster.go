@@ -64,6 +64,7 @@ func (s *Server) followCluster() {
 		// not opened a replica's log yet.
 		if st := s.node.Controller.State(); lastState == nil || !st.OnlyLeasesDiffer(lastState) || s.replicaLogMissing() {
 			s.syncClusterTopics()
+			s.quotas.Update(st.ClientQuotas)
 			lastState = st
 		}
 		s.syncCoordinator()

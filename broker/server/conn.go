@@ -175,6 +175,11 @@ type conn struct {
 	// long poll) is not idle, whatever connections.max.idle.ms says.
 	inFlight atomic.Int32
 
+	// mutedUntil (Unix ns) is when a client quota's throttle ends
+	// (quotas.go): until then nothing of the connection is read or
+	// processed.
+	mutedUntil atomic.Int64
+
 	// The identity (auth.go, sasl.go): set before the first request is
 	// processed, and by re-authentications, all on the processing
 	// goroutine, which alone reads it.
@@ -321,10 +326,26 @@ serving:
 				}
 			}
 			if len(group) > 1 {
+				start := time.Now()
 				resps, err := c.s.dispatchProduceGroup(c.ctx, c, group)
 				c.inFlight.Add(-int32(len(group)))
 				if err != nil {
 					fail(req, err)
+					break serving
+				}
+				// Each request counts against the client's quotas,
+				// the group's handling time shared among them; the
+				// throttle is the longest, in every response.
+				var throttle time.Duration
+				each := time.Since(start) / time.Duration(len(group))
+				for i, r := range group {
+					throttle = max(throttle, c.s.quotaThrottle(c, r, resps[i], each))
+				}
+				backsOff := true
+				for i := range group {
+					backsOff = (throttle <= 0 || setThrottle(resps[i], throttle)) && backsOff
+				}
+				if !backsOff && !c.mute(throttle) {
 					break serving
 				}
 				for i, r := range group {
@@ -332,19 +353,40 @@ serving:
 						break serving
 					}
 				}
+				if backsOff && !c.mute(throttle) {
+					break serving
+				}
 				continue
 			}
 		}
-		resp, err := c.s.dispatch(c.ctx, c, req)
+		var parked atomic.Int64
+		start := time.Now()
+		resp, err := c.s.dispatch(withParked(c.ctx, &parked), c, req)
 		c.inFlight.Add(-1)
 		if err != nil {
 			fail(req, err)
 			break
 		}
+		throttle := c.s.quotaThrottle(c, req, resp, time.Since(start)-time.Duration(parked.Load()))
 		if resp == nil {
-			continue // acks=0 produce: no response
+			// acks=0 produce: no response to carry the throttle;
+			// the muted connection is all the client sees.
+			if !c.mute(throttle) {
+				break
+			}
+			continue
+		}
+		// A client from before KIP-219 does not back off by itself:
+		// its response waits out the throttle. A newer one has it at
+		// once, and the connection is muted after it.
+		backsOff := throttle <= 0 || setThrottle(resp, throttle)
+		if !backsOff && !c.mute(throttle) {
+			break
 		}
 		if !send(req, resp) {
+			break
+		}
+		if backsOff && !c.mute(throttle) {
 			break
 		}
 		if c.closeAfterResponse {
@@ -371,6 +413,11 @@ func (c *conn) readLoop(br *bufio.Reader, reqs chan<- *request) {
 	for {
 		cfg := c.s.Config()
 		if c.stopping.Load() {
+			return
+		}
+		// A throttled client's connection is muted: its next request
+		// stays in the socket until the throttle time has passed.
+		if !c.waitUnmuted() {
 			return
 		}
 		if idle := cfg.ConnectionsMaxIdle; idle > 0 {

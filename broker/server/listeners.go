@@ -151,6 +151,25 @@ func (s *Server) acceptLoop(l *clientListener) error {
 			nc.Close()
 			continue
 		}
+		if d := s.quotas.RecordConnection(remoteAddrPort(nc).Addr()); d > 0 {
+			// Over its IP's connection_creation_rate: held unserved
+			// for the throttle time, then closed, as Kafka does, so
+			// that a client reconnecting in a loop is slowed down.
+			s.log.Info("closing connection: connection_creation_rate exceeded", "listener", l.name(), "remote", nc.RemoteAddr().String(), "throttle", d)
+			s.connWG.Add(1)
+			go func() {
+				defer s.connWG.Done()
+				defer s.openConns.Add(-1)
+				defer nc.Close()
+				t := time.NewTimer(d)
+				defer t.Stop()
+				select {
+				case <-t.C:
+				case <-s.ctx.Done():
+				}
+			}()
+			continue
+		}
 		s.metrics.ConnOpened()
 		c := newConn(s, l, nc)
 		s.connsMu.Lock()

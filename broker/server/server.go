@@ -32,6 +32,7 @@ import (
 	"github.com/tributary/tributary/broker/groups"
 	"github.com/tributary/tributary/broker/metrics"
 	"github.com/tributary/tributary/broker/metrics/grouplag"
+	"github.com/tributary/tributary/broker/quota"
 	"github.com/tributary/tributary/broker/security/audit"
 	"github.com/tributary/tributary/broker/storage"
 	"github.com/tributary/tributary/broker/txn"
@@ -97,7 +98,8 @@ type Server struct {
 	coordEpoch     int32
 	notCoordinator *groups.Coordinator // closed: answers NOT_COORDINATOR
 
-	access *authorizer // who may do what (authorize.go)
+	access *authorizer    // who may do what (authorize.go)
+	quotas *quota.Manager // client quotas in force (quotas.go)
 	// The transaction coordinator (a shard per partition of
 	// __transaction_state this broker leads) and the client of other
 	// brokers' replication listeners it and the produce verification use.
@@ -226,6 +228,8 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	undo = append(undo, func() { s.node.Close() })
 	log.Info("joined the cluster", "voters", len(s.node.Controller.Voters()), "controller_addr", s.node.Controller.Addr(), "replication_addr", s.node.ReplicationAddr())
 	s.meta = s.node.Metadata
+	s.quotas = newQuotas(static)
+	s.quotas.Update(s.meta.ClientQuotas())
 	if file != nil {
 		if err := s.importFileMetadata(ctx, file); err != nil {
 			return nil, err

@@ -753,6 +753,7 @@ func TestOnlyLeasesDiffer(t *testing.T) {
 		CreateACLs{ACLs: []ACL{{ResourceType: kmsg.ACLResourceTypeTopic, ResourceName: "*", PatternType: kmsg.ACLResourcePatternTypeLiteral, Principal: "User:*", Host: "*", Operation: kmsg.ACLOperationAll, Permission: kmsg.ACLPermissionTypeAllow}}},
 		DeleteACLs{Filters: []ACLFilter{{ResourceType: kmsg.ACLResourceTypeAny, PatternType: kmsg.ACLResourcePatternTypeAny, Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny}}},
 		AlterScramCredentials{Users: []ScramUserAlteration{{User: "alice", Upsertions: []ScramRecord{scramRecord(t, scram.SHA512, "pw")}}}},
+		AlterClientQuotas{Entries: []QuotaAlteration{{Entity: QuotaEntity{{Type: QuotaEntityUser}}, Set: map[string]float64{QuotaProducerByteRate: 1024}}}},
 	} {
 		before := m.f.Current()
 		m.must(cmd)
@@ -763,7 +764,7 @@ func TestOnlyLeasesDiffer(t *testing.T) {
 	// Every state and broker field but the lease, the index and the clock
 	// matters; a field added later must be compared in OnlyLeasesDiffer
 	// (and listed here).
-	stateFields := map[string]bool{"ClusterID": true, "Index": false, "NowMs": false, "Brokers": true, "Topics": true, "BrokerConfigs": true, "NextProducerID": true, "ACLs": true, "Scram": true}
+	stateFields := map[string]bool{"ClusterID": true, "Index": false, "NowMs": false, "Brokers": true, "Topics": true, "BrokerConfigs": true, "NextProducerID": true, "ACLs": true, "Scram": true, "ClientQuotas": true}
 	st := reflect.TypeOf(State{})
 	for i := range st.NumField() {
 		if _, ok := stateFields[st.Field(i).Name]; !ok {

@@ -137,6 +137,8 @@ type State struct {
 	ACLs ACLSet `json:"acls,omitzero"`
 	// Scram holds the SCRAM credentials (scram.go).
 	Scram ScramCredentials `json:"scram,omitempty"`
+	// ClientQuotas are the client quotas (quotas.go).
+	ClientQuotas ClientQuotas `json:"client_quotas,omitempty"`
 }
 
 // Empty returns the state of a new cluster.
@@ -232,11 +234,11 @@ func (s *State) LeaderCount() map[int32]int {
 // leases (and the applied index and clock): the same topics (the same
 // *Topic values: a command copies a topic before it changes it), the same
 // brokers otherwise, the same dynamic broker configs, cluster id,
-// producer-id counter, ACLs (the same snapshot) and SCRAM credentials. Heartbeats, most of
+// producer-id counter, ACLs (the same snapshot), SCRAM credentials and client quotas. Heartbeats, most of
 // the metadata log, change only leases; whoever follows partition roles,
 // configs and the topic view has nothing to redo for them.
 func (s *State) OnlyLeasesDiffer(o *State) bool {
-	if s.ClusterID != o.ClusterID || s.NextProducerID != o.NextProducerID || len(s.BrokerConfigs) != len(o.BrokerConfigs) || s.ACLs != o.ACLs || !sameScram(s.Scram, o.Scram) {
+	if s.ClusterID != o.ClusterID || s.NextProducerID != o.NextProducerID || len(s.BrokerConfigs) != len(o.BrokerConfigs) || s.ACLs != o.ACLs || !sameScram(s.Scram, o.Scram) || !sameClientQuotas(s.ClientQuotas, o.ClientQuotas) {
 		return false
 	}
 	for id, c := range s.BrokerConfigs {

@@ -1,0 +1,537 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/cluster/metadata"
+	"github.com/tributary/tributary/broker/config"
+	"github.com/tributary/tributary/broker/quota"
+)
+
+func qname(s string) *string { return &s }
+
+func qentity(kv ...string) kadm.ClientQuotaEntity {
+	var e kadm.ClientQuotaEntity
+	for i := 0; i < len(kv); i += 2 {
+		c := kadm.ClientQuotaEntityComponent{Type: kv[i]}
+		if kv[i+1] != "<default>" {
+			c.Name = qname(kv[i+1])
+		}
+		e = append(e, c)
+	}
+	return e
+}
+
+func setQuota(e kadm.ClientQuotaEntity, kv ...any) kadm.AlterClientQuotaEntry {
+	a := kadm.AlterClientQuotaEntry{Entity: e}
+	for i := 0; i < len(kv); i += 2 {
+		a.Ops = append(a.Ops, kadm.AlterClientQuotaOp{Key: kv[i].(string), Value: kv[i+1].(float64)})
+	}
+	return a
+}
+
+// alterQuotas applies entries and fails the test on any error.
+func alterQuotas(t *testing.T, adm *kadm.Client, entries ...kadm.AlterClientQuotaEntry) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := adm.AlterClientQuotas(ctx, entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatalf("altering %s: %v: %s", r.Entity, r.Err, r.ErrMessage)
+		}
+	}
+}
+
+func describedString(d kadm.DescribedClientQuotas) string {
+	var out []string
+	for _, q := range d {
+		var vs []string
+		for _, v := range q.Values {
+			vs = append(vs, fmt.Sprintf("%s=%v", v.Key, v.Value))
+		}
+		out = append(out, q.Entity.String()+strings.Join(vs, ","))
+	}
+	return strings.Join(out, " ")
+}
+
+// TestClientQuotaAPIs: kafka-configs' quota operations through kadm: set,
+// describe by filter, validate only, refuse bad input with a reason,
+// remove.
+func TestClientQuotaAPIs(t *testing.T) {
+	s := startServer(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Addr().String()), kgo.RequestRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	alterQuotas(t, adm,
+		setQuota(qentity("user", "alice"), "producer_byte_rate", 1024.0, "consumer_byte_rate", 2048.0),
+		setQuota(qentity("user", "<default>", "client-id", "<default>"), "request_percentage", 50.5),
+		setQuota(qentity("client-id", "app"), "producer_byte_rate", 4096.0),
+		setQuota(qentity("ip", "127.0.0.9"), "connection_creation_rate", 10.0),
+	)
+	if !s.quotas.Limited(quota.Produce) || !s.quotas.Limited(quota.Request) {
+		t.Fatal("the broker that took the change does not enforce it yet")
+	}
+	for _, tc := range []struct {
+		name   string
+		strict bool
+		filter []kadm.DescribeClientQuotaComponent
+		want   string
+	}{
+		{"everything", false, nil, "{client-id=<default>, user=<default>}request_percentage=50.5 {client-id=app}producer_byte_rate=4096 {ip=127.0.0.9}connection_creation_rate=10 {user=alice}consumer_byte_rate=2048,producer_byte_rate=1024"},
+		{"alice strictly", true, []kadm.DescribeClientQuotaComponent{{Type: "user", MatchName: qname("alice")}}, "{user=alice}consumer_byte_rate=2048,producer_byte_rate=1024"},
+		{"default user", false, []kadm.DescribeClientQuotaComponent{{Type: "user", MatchType: 1}}, "{client-id=<default>, user=<default>}request_percentage=50.5"},
+		{"default user strictly", true, []kadm.DescribeClientQuotaComponent{{Type: "user", MatchType: 1}}, ""},
+		{"any named client", false, []kadm.DescribeClientQuotaComponent{{Type: "client-id", MatchType: 2}}, "{client-id=app}producer_byte_rate=4096"},
+	} {
+		d, err := adm.DescribeClientQuotas(ctx, tc.strict, tc.filter)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := describedString(d); got != tc.want {
+			t.Errorf("%s:\n got %s\nwant %s", tc.name, got, tc.want)
+		}
+	}
+	// A bad filter is refused with its reason.
+	_, err = adm.DescribeClientQuotas(ctx, false, []kadm.DescribeClientQuotaComponent{{Type: "ip", MatchType: 2}, {Type: "user", MatchType: 2}})
+	if !errors.Is(err, kerr.InvalidRequest) {
+		t.Errorf("describing ip and user together: %v", err)
+	}
+
+	before := s.node.Controller.State().ClientQuotas
+	bad := []struct {
+		entry kadm.AlterClientQuotaEntry
+		want  string
+	}{
+		{setQuota(qentity("user", "bob"), "producer_rate", 1.0), `unknown quota key "producer_rate"`},
+		{setQuota(qentity("user", "bob"), "connection_creation_rate", 1.0), "does not apply to entity user=bob"},
+		{setQuota(qentity("ip", "127.0.0.1"), "producer_byte_rate", 1.0), "does not apply to entity ip=127.0.0.1"},
+		{setQuota(qentity("user", "bob"), "producer_byte_rate", -5.0), "must be greater than 0"},
+		{setQuota(qentity("user", "bob"), "producer_byte_rate", 1.5), "must be a whole number"},
+		{setQuota(qentity("group", "g"), "producer_byte_rate", 1.0), `unknown quota entity type "group"`},
+		{setQuota(qentity("ip", "not-an-ip"), "connection_creation_rate", 1.0), "is not an IP address"},
+		{setQuota(qentity("ip", "127.0.0.1", "user", "bob"), "connection_creation_rate", 1.0), "cannot be combined"},
+		{setQuota(qentity("user", ""), "producer_byte_rate", 1.0), "must not be empty"},
+		{setQuota(qentity("user", "bob"), "producer_byte_rate", 1.0, "producer_byte_rate", 2.0), "named twice"},
+	}
+	for _, b := range bad {
+		res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{b.entry})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res) != 1 || !errors.Is(res[0].Err, kerr.InvalidRequest) || !strings.Contains(res[0].ErrMessage, b.want) {
+			t.Errorf("%s %+v: %+v, want INVALID_REQUEST with %q", b.entry.Entity, b.entry.Ops, res, b.want)
+		}
+	}
+	// One bad entry does not stop a good one beside it.
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
+		setQuota(qentity("user", "carol"), "producer_byte_rate", 0.0),
+		setQuota(qentity("user", "dave"), "request_percentage", 200.0),
+	})
+	if err != nil || len(res) != 2 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	for _, r := range res {
+		if (*r.Entity[0].Name == "carol") != (r.Err != nil) {
+			t.Errorf("%s: %v %s", r.Entity, r.Err, r.ErrMessage)
+		}
+	}
+	// Validate only changes nothing.
+	if res, err := adm.ValidateAlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{setQuota(qentity("user", "erin"), "producer_byte_rate", 100.0)}); err != nil || res[0].Err != nil {
+		t.Fatalf("validating: %+v %v", res, err)
+	}
+	if _, ok := s.node.Controller.State().ClientQuota(metadata.QuotaEntity{{Type: "user", Name: qname("erin")}}); ok {
+		t.Fatal("validate_only applied the change")
+	}
+	after := s.node.Controller.State().ClientQuotas
+	if len(after) != len(before)+1 {
+		t.Fatalf("refused alterations changed the quotas: %d entities before, %d after (only dave's is new)", len(before), len(after))
+	}
+	// Removing every key removes the entity.
+	alterQuotas(t, adm, kadm.AlterClientQuotaEntry{Entity: qentity("user", "alice"), Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Remove: true}, {Key: "consumer_byte_rate", Remove: true}}})
+	if d, err := adm.DescribeClientQuotas(ctx, false, []kadm.DescribeClientQuotaComponent{{Type: "user", MatchName: qname("alice")}}); err != nil || len(d) != 0 {
+		t.Fatalf("alice after removing her quotas: %s %v", describedString(d), err)
+	}
+}
+
+// TestClientQuotaAPIsRefused: without DESCRIBE_CONFIGS and ALTER_CONFIGS
+// on the cluster a principal may neither see nor change quotas.
+func TestClientQuotaAPIsRefused(t *testing.T) {
+	s, e, logs := startSCRAMServer(t, map[string]string{"super.users": "User:alice"})
+	bob, err := kgo.NewClient(kgo.SeedBrokers(s.ListenerAddr("CLIENT_SASL_SCRAM").String()), kgo.DialTLSConfig(clientTLS(t, e.ca, nil)),
+		kgo.SASL(scramMech("SCRAM-SHA-256", "bob", "bob-secret")), kgo.RequestRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	badm := kadm.NewClient(bob)
+	if _, err := badm.DescribeClientQuotas(ctx, false, nil); !errors.Is(err, kerr.ClusterAuthorizationFailed) {
+		t.Fatalf("bob describing quotas: %v", err)
+	}
+	res, err := badm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{setQuota(qentity("user", "bob"), "producer_byte_rate", 1e9)})
+	if err != nil || len(res) != 1 || !errors.Is(res[0].Err, kerr.ClusterAuthorizationFailed) {
+		t.Fatalf("bob raising his own quota: %+v %v", res, err)
+	}
+	if len(s.node.Controller.State().ClientQuotas) != 0 {
+		t.Fatal("a refused alteration applied")
+	}
+	waitLog(t, logs, `msg="authorization denied" log=audit principal=User:bob`)
+	// The super user may.
+	_, aadm := scramAdmin(t, s, e, "alice", "alice-secret")
+	alterQuotas(t, aadm, setQuota(qentity("user", "bob"), "producer_byte_rate", 1e6))
+}
+
+// throttles counts the throttles a kgo client was told about.
+type throttles struct {
+	mu    sync.Mutex
+	n     int
+	total time.Duration
+}
+
+func (h *throttles) OnBrokerThrottle(_ kgo.BrokerMetadata, d time.Duration, _ bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.n++
+	h.total += d
+}
+
+func (h *throttles) get() (int, time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n, h.total
+}
+
+// quotaWindows makes rates span 3 one-second samples, so that the first
+// burst a quota lets through (samples-1 windows' worth) is short.
+func quotaWindows(c *config.Config) {
+	c.QuotaWindowNum, c.QuotaWindowSizeSeconds = 3, 1
+}
+
+// rateMeter collects (time, bytes) points and measures a rate between two
+// offsets from its start.
+type rateMeter struct {
+	mu     sync.Mutex
+	start  time.Time
+	points []ratePoint
+}
+
+type ratePoint struct {
+	at    time.Duration
+	bytes int
+}
+
+func (m *rateMeter) add(n int) {
+	m.mu.Lock()
+	m.points = append(m.points, ratePoint{time.Since(m.start), n})
+	m.mu.Unlock()
+}
+
+func (m *rateMeter) rate(from, to time.Duration) float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sum := 0
+	for _, p := range m.points {
+		if p.at >= from && p.at < to {
+			sum += p.bytes
+		}
+	}
+	return float64(sum) / (to - from).Seconds()
+}
+
+const (
+	quotaRate      = 256 << 10 // bytes per second
+	quotaTolerance = 0.15
+	quotaWarmup    = 3 * time.Second
+	quotaMeasure   = 6 * time.Second
+)
+
+func checkRate(t *testing.T, what string, got float64, n int, total time.Duration) {
+	t.Helper()
+	t.Logf("%s: %.0f B/s against a quota of %d B/s (%.1f %%), %d throttles totalling %v", what, got, quotaRate, 100*got/quotaRate, n, total.Round(time.Millisecond))
+	if got < quotaRate*(1-quotaTolerance) || got > quotaRate*(1+quotaTolerance) {
+		t.Errorf("%s: measured %.0f B/s, want %d ± %.0f %%", what, got, quotaRate, quotaTolerance*100)
+	}
+	if n == 0 {
+		t.Errorf("%s: the client was never told of a throttle", what)
+	}
+}
+
+// TestProducerThrottledToQuota: a franz-go producer that could go much
+// faster is held to its client id's producer_byte_rate, and is told
+// throttle times; another client id on the same broker is not throttled.
+func TestProducerThrottledToQuota(t *testing.T) {
+	s := startServer(t, quotaWindows)
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(s.Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "q"); err != nil {
+		t.Fatal(err)
+	}
+	alterQuotas(t, adm, setQuota(qentity("client-id", "throttled"), "producer_byte_rate", float64(quotaRate)))
+
+	h := &throttles{}
+	p, err := kgo.NewClient(kgo.SeedBrokers(s.Addr().String()), kgo.ClientID("throttled"), kgo.DefaultProduceTopic("q"),
+		kgo.ProducerBatchMaxBytes(32<<10), kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.MaxBufferedRecords(64), kgo.WithHooks(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	value := incompressible(1024)
+	m := &rateMeter{start: time.Now()}
+	var failed error
+	var failMu sync.Mutex
+	for time.Since(m.start) < quotaWarmup+quotaMeasure {
+		p.Produce(ctx, &kgo.Record{Value: value}, func(r *kgo.Record, err error) {
+			if err != nil {
+				failMu.Lock()
+				failed = err
+				failMu.Unlock()
+				return
+			}
+			m.add(len(r.Value))
+		})
+	}
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	n, total := h.get()
+	checkRate(t, "producer", m.rate(quotaWarmup, quotaWarmup+quotaMeasure), n, total)
+
+	// Another client id has no quota: it goes faster than the quota
+	// with no throttle.
+	h2 := &throttles{}
+	free, err := kgo.NewClient(kgo.SeedBrokers(s.Addr().String()), kgo.ClientID("free"), kgo.DefaultProduceTopic("q"),
+		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.WithHooks(h2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer free.Close()
+	start := time.Now()
+	var recs []*kgo.Record
+	for range 4 * quotaRate / len(value) {
+		recs = append(recs, &kgo.Record{Value: value})
+	}
+	if err := free.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("an unthrottled client took %v for 4 s of the other's quota", took)
+	}
+	if n, _ := h2.get(); n != 0 {
+		t.Errorf("a client without a quota was throttled %d times", n)
+	}
+}
+
+// TestConsumerThrottledToQuota: a franz-go consumer reading a backlog is
+// held to its user's consumer_byte_rate (the default user's here: every
+// unauthenticated client is User:ANONYMOUS).
+func TestConsumerThrottledToQuota(t *testing.T) {
+	s := startServer(t, quotaWindows)
+	// Batches of 16 KiB, so that fetches of 32 KiB measure finely.
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(s.Addr().String()), kgo.DefaultProduceTopic("q"), kgo.ProducerBatchMaxBytes(16<<10), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "q"); err != nil {
+		t.Fatal(err)
+	}
+	value := incompressible(1024)
+	var recs []*kgo.Record
+	for range 12 * quotaRate / len(value) {
+		recs = append(recs, &kgo.Record{Value: value})
+	}
+	if err := admCl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	alterQuotas(t, adm, setQuota(qentity("user", "<default>"), "consumer_byte_rate", float64(quotaRate)))
+
+	h := &throttles{}
+	c, err := kgo.NewClient(kgo.SeedBrokers(s.Addr().String()), kgo.ConsumeTopics("q"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxBytes(32<<10), kgo.FetchMaxPartitionBytes(32<<10), kgo.WithHooks(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	m := &rateMeter{start: time.Now()}
+	for time.Since(m.start) < quotaWarmup+quotaMeasure {
+		pctx, pcancel := context.WithTimeout(ctx, time.Second)
+		fs := c.PollFetches(pctx)
+		pcancel()
+		fs.EachRecord(func(r *kgo.Record) { m.add(len(r.Value)) })
+	}
+	n, total := h.get()
+	checkRate(t, "consumer", m.rate(quotaWarmup, quotaWarmup+quotaMeasure), n, total)
+}
+
+// TestThrottledConnectionIsMuted: a client that ignores throttle times
+// gains nothing: after a throttled response the broker reads and answers
+// nothing of the connection until the throttle time has passed
+// (request_percentage here, on pipelined Metadata requests).
+func TestThrottledConnectionIsMuted(t *testing.T) {
+	s := startServer(t, quotaWindows)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	// The raw connection's client id is "test": 0.01 % of a thread is
+	// 10 µs of handling per second.
+	alterQuotas(t, kadm.NewClient(cl), setQuota(qentity("client-id", "test"), "request_percentage", 0.001))
+	c := dial(t, s)
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = 12
+	const n = 100
+	var corrs []int32
+	for range n {
+		corrs = append(corrs, c.send(req))
+	}
+	var throttled, checked int
+	var muteEnd time.Time
+	for _, corr := range corrs {
+		resp := req.ResponseKind().(*kmsg.MetadataResponse)
+		c.recv(resp, corr)
+		now := time.Now()
+		if !muteEnd.IsZero() {
+			// Timers never fire early; 2 ms for reading the frame.
+			if now.Before(muteEnd.Add(-2 * time.Millisecond)) {
+				t.Fatalf("a response came %v before the previous throttle ended", muteEnd.Sub(now))
+			}
+			checked++
+		}
+		muteEnd = time.Time{}
+		if resp.ThrottleMillis > 0 {
+			throttled++
+			muteEnd = now.Add(time.Duration(resp.ThrottleMillis) * time.Millisecond)
+		}
+		if throttled >= 3 && checked >= 3 {
+			break
+		}
+	}
+	if throttled < 3 || checked < 3 {
+		t.Fatalf("%d throttled responses, %d checked; want pipelined requests throttled", throttled, checked)
+	}
+}
+
+// TestConnectionCreationRate: connections from an IP past its
+// connection_creation_rate are closed unserved; the others are served.
+func TestConnectionCreationRate(t *testing.T) {
+	s := startServer(t, quotaWindows)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	// 3 samples: the rate spans at least 2 s, so 2/s lets 4 in at once.
+	alterQuotas(t, kadm.NewClient(cl), setQuota(qentity("ip", "127.0.0.1"), "connection_creation_rate", 2.0))
+	// All at once, so that the test's own pace does not matter.
+	var conns []*rawConn
+	for range 10 {
+		nc, err := net.DialTimeout("tcp", s.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &rawConn{t: t, nc: nc}
+		t.Cleanup(func() { nc.Close() })
+		c.send(kmsg.NewPtrApiVersionsRequest())
+		conns = append(conns, c)
+	}
+	served, refused := 0, 0
+	for i, c := range conns {
+		body, err := c.readFrame(10 * time.Second)
+		switch {
+		case err == nil && len(body) > 4:
+			served++
+		case err != nil && !isTimeout(err):
+			refused++
+		default:
+			t.Fatalf("connection %d: %v", i, err)
+		}
+	}
+	if served != 4 || refused != 6 {
+		t.Fatalf("%d served, %d refused; want 4 served at 2 connections/s over a 2 s span", served, refused)
+	}
+}
+
+// incompressible returns n random bytes. Quotas measure the bytes on the
+// wire, so the producers of these tests do not compress either.
+func incompressible(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// TestQuotaReachesEveryBroker: a quota set through one broker of three is
+// in force on the others within seconds, through the metadata log.
+func TestQuotaReachesEveryBroker(t *testing.T) {
+	c := startInProcessCluster(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.servers[1].Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	alterQuotas(t, kadm.NewClient(cl), setQuota(qentity("user", "zoe"), "producer_byte_rate", 1000.0))
+	start := time.Now()
+	for _, id := range []int32{2, 3} {
+		for !c.servers[id].quotas.Limited(quota.Produce) {
+			if time.Since(start) > 10*time.Second {
+				t.Fatalf("broker %d does not enforce the quota after %v", id, time.Since(start))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		// And describes it, from its own copy of the metadata.
+		one, err := kgo.NewClient(kgo.SeedBrokers(c.servers[id].Addr().String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := kmsg.NewPtrDescribeClientQuotasRequest()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		resp, err := req.RequestWith(ctx, one.Broker(int(id)))
+		cancel()
+		one.Close()
+		if err != nil || len(resp.Entries) != 1 || resp.Entries[0].Values[0].Value != 1000 {
+			t.Fatalf("broker %d describes %+v %v", id, resp, err)
+		}
+	}
+	t.Logf("in force on every broker %v after the change", time.Since(start).Round(time.Millisecond))
+}
