@@ -525,6 +525,22 @@ func authorizationCases(s *Server, txns map[string]producerEpoch) map[int16][]ap
 				}
 				return nil
 			}}},
+		48: {{req: func() kmsg.Request { return at(kmsg.NewPtrDescribeClientQuotasRequest()) },
+			grant: []metadata.ACL{clusterACL(kmsg.ACLOperationDescribeConfigs)}, deny: kerr.ClusterAuthorizationFailed.Code}},
+		49: {{req: func() kmsg.Request {
+			r := at(kmsg.NewPtrAlterClientQuotasRequest())
+			e := kmsg.NewAlterClientQuotasRequestEntry()
+			e.Entity = []kmsg.AlterClientQuotasRequestEntryEntity{{Type: "user", Name: kmsg.StringPtr("quota-user")}}
+			e.Ops = []kmsg.AlterClientQuotasRequestEntryOp{{Key: "producer_byte_rate", Value: 1 << 20}}
+			r.Entries = []kmsg.AlterClientQuotasRequestEntry{e}
+			return r
+		}, grant: []metadata.ACL{clusterACL(kmsg.ACLOperationAlterConfigs)}, deny: kerr.ClusterAuthorizationFailed.Code,
+			allowed: func(r kmsg.Response) error {
+				if res := r.(*kmsg.AlterClientQuotasResponse).Entries; len(res) != 1 || res[0].ErrorCode != 0 {
+					return fmt.Errorf("entries %+v, want quota-user's quota stored", res)
+				}
+				return nil
+			}}},
 		50: {{req: func() kmsg.Request { return at(kmsg.NewPtrDescribeUserSCRAMCredentialsRequest()) },
 			grant: []metadata.ACL{clusterACL(describe)}, deny: kerr.ClusterAuthorizationFailed.Code}},
 		51: {{req: func() kmsg.Request {
