@@ -831,8 +831,8 @@ const rf3Patience = 30 * time.Second
 // min.insync.replicas=2. A cluster that answers INVALID_REPLICATION_FACTOR
 // for longer than rf3Patience cannot replicate: that is an error, never a
 // reason to settle for fewer replicas.
-func createTopic(ctx context.Context, bootstrap, topic string) error {
-	cl, err := kafkaClient(bootstrap)
+func createTopic(ctx context.Context, bootstrap, topic string, opts ...kgo.Opt) error {
+	cl, err := kafkaClient(bootstrap, opts...)
 	if err != nil {
 		return err
 	}
@@ -876,8 +876,8 @@ func produce(ctx context.Context, bootstrap, topic string, from, n int) error {
 
 // consume reads the topic from the start until it has n records, and
 // returns the values seen.
-func consume(ctx context.Context, bootstrap, topic string, n int) (map[string]bool, error) {
-	cl, err := kafkaClient(bootstrap, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+func consume(ctx context.Context, bootstrap, topic string, n int, opts ...kgo.Opt) (map[string]bool, error) {
+	cl, err := kafkaClient(bootstrap, append(opts, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))...)
 	if err != nil {
 		return nil, err
 	}
@@ -919,7 +919,7 @@ func waitClusterFormed(s *terraform.State) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	chk := (&providerData{aws: accEnv.clients}).checker(o.ClusterID, o.Brokers, kafkaAccess{Port: plaintextPort})
+	chk := (&providerData{aws: accEnv.clients}).checker(o.ClusterID, o.Brokers, kafkaAccess{Port: plaintextPort}, nil)
 	chk.Log = nil
 	if err := chk.WaitReady(ctx, 30*time.Second); err != nil {
 		return fmt.Errorf("the brokers of cluster %s did not form one cluster: %w", o.ClusterID, err)
@@ -1071,14 +1071,20 @@ func testAccConsumeFrom(nodeID int32, topic string, n int) resource.TestCheckFun
 // backgroundProducer writes with acks=all while Terraform rolls the cluster
 // and remembers every record the brokers acknowledged.
 type backgroundProducer struct {
-	topic     string
-	cancel    context.CancelFunc
-	done      chan struct{}
-	mu        sync.Mutex
-	acked     []string
-	failures  []error
-	attempted atomic.Int64
-	bootstrap string
+	topic string
+	// bootstrapAttr is the cluster attribute to connect through
+	// (bootstrap_brokers when empty), and opts the client's options for
+	// it, from the state (TLS, SASL).
+	bootstrapAttr string
+	opts          func(s *terraform.State) []kgo.Opt
+	clientOpts    []kgo.Opt
+	cancel        context.CancelFunc
+	done          chan struct{}
+	mu            sync.Mutex
+	acked         []string
+	failures      []error
+	attempted     atomic.Int64
+	bootstrap     string
 }
 
 // testAccCheckReplicasSpread checks that the topics' replicas are spread
@@ -1148,16 +1154,23 @@ func (p *backgroundProducer) start() resource.TestCheckFunc {
 		if err != nil {
 			return err
 		}
-		if err := waitClusterFormed(s); err != nil {
-			return err
+		if p.bootstrapAttr == "" {
+			if err := waitClusterFormed(s); err != nil {
+				return err
+			}
+		} else {
+			bootstrap = s.RootModule().Resources[clusterResourceName].Primary.Attributes[p.bootstrapAttr]
+		}
+		if p.opts != nil {
+			p.clientOpts = p.opts(s)
 		}
 		p.bootstrap = bootstrap
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		if err := createTopic(ctx, bootstrap, p.topic); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		if err := createTopic(ctx, bootstrap, p.topic, p.clientOpts...); err != nil {
 			cancel()
 			return err
 		}
-		cl, err := kafkaClient(bootstrap)
+		cl, err := kafkaClient(bootstrap, p.clientOpts...)
 		if err != nil {
 			cancel()
 			return err
@@ -1208,7 +1221,7 @@ func (p *backgroundProducer) stopAndVerify(t *testing.T) resource.TestCheckFunc 
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		seen, err := consume(ctx, p.bootstrap, p.topic, len(acked))
+		seen, err := consume(ctx, p.bootstrap, p.topic, len(acked), p.clientOpts...)
 		if err != nil {
 			return err
 		}

@@ -27,6 +27,7 @@ type clusterModel struct {
 	BrokerVersion               types.String   `tfsdk:"broker_version"`
 	BrokersPerAZ                types.Int64    `tfsdk:"brokers_per_az"`
 	CertificateAuthorityPEM     types.String   `tfsdk:"certificate_authority_pem"`
+	CertificateValidity         types.String   `tfsdk:"certificate_validity"`
 	ClientAuthentication        types.Object   `tfsdk:"client_authentication"`
 	ClientCIDRBlocks            types.Set      `tfsdk:"client_cidr_blocks"`
 	ClusterID                   types.String   `tfsdk:"cluster_id"`

@@ -42,6 +42,9 @@ func (r *clusterResource) ValidateConfig(ctx context.Context, req resource.Valid
 	sec, d := m.security(ctx)
 	resp.Diagnostics.Append(d...)
 	resp.Diagnostics.Append(sec.validate(time.Now())...)
+	if _, err := m.certificateValidity(); err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("certificate_validity"), "Invalid certificate validity", err.Error())
+	}
 
 	resp.Diagnostics.Append(validateBrokerConfig(m)...)
 	resp.Diagnostics.Append(validateAutoscaling(ctx, m)...)
@@ -262,13 +265,15 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 			fmt.Sprintf("The volumes are %d GiB; EBS volumes only grow, so %d GiB would need the data copied to new, smaller volumes, "+
 				"which the provider does not do yet. Keep volume_size at %d or more.", stateStorage.SizeGiB, planStorage.SizeGiB, stateStorage.SizeGiB))
 	}
+	securityRolls, d := planSecurityChange(ctx, &plan, state)
+	resp.Diagnostics.Append(d...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
 
 	// What the update will change among the computed attributes.
 	countChanges := !plan.BrokersPerAZ.Equal(state.BrokersPerAZ)
-	rolls := !plan.ImageID.Equal(state.ImageID) || !plan.InstanceType.Equal(state.InstanceType) ||
+	rolls := securityRolls || !plan.ImageID.Equal(state.ImageID) || !plan.InstanceType.Equal(state.InstanceType) ||
 		staticConfigChanges(&plan, state) || !plan.EnhancedMonitoring.Equal(state.EnhancedMonitoring) ||
 		!plan.MetricsNamespace.Equal(state.MetricsNamespace) || loggingChanges(&plan, state) ||
 		(!config.InstanceProfile.IsNull() && !config.InstanceProfile.Equal(state.InstanceProfile))
@@ -293,6 +298,10 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		}
 		if p.Repair {
 			heals = true
+		}
+		if len(p.Renew) > 0 {
+			rolls = true
+			resp.Diagnostics.AddWarning(renewalWarning(p.Renew))
 		}
 	}
 	if heals {

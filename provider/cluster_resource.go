@@ -157,11 +157,11 @@ func (r *clusterResource) Create(ctx context.Context, req resource.CreateRequest
 	}
 	tflog.Info(ctx, "brokers running", map[string]any{"elapsed": time.Since(started).Round(time.Millisecond).String()})
 	if plan.WaitForBrokers.ValueBool() {
-		resp.Diagnostics.Append(r.waitReady(ctx, spec, observed)...)
+		resp.Diagnostics.Append(r.waitReady(ctx, spec, observed, r.data.checker(clusterID, observed.Brokers, spec.Access, nil))...)
 	}
 	if !resp.Diagnostics.HasError() && len(spec.DynamicConfig) > 0 {
 		reachable := plan.WaitForBrokers.ValueBool() && !hasWarning(resp.Diagnostics, warnUnreachable)
-		resp.Diagnostics.Append(applyDynamicConfig(ctx, r.data.checker(clusterID, observed.Brokers, spec.Access), reachable, spec.DynamicConfig, nil)...)
+		resp.Diagnostics.Append(applyDynamicConfig(ctx, r.data.checker(clusterID, observed.Brokers, spec.Access, nil), reachable, spec.DynamicConfig, nil)...)
 	}
 	if resp.Diagnostics.HasError() {
 		r.saveAfterFailure(ctx, &plan, &resp.State, &resp.Diagnostics)
@@ -258,10 +258,10 @@ const warnUnreachable = "Brokers not verified"
 
 // waitReady waits until every broker serves Kafka metadata that lists every
 // broker and a controller; brokers unreachable from here become a warning.
-func (r *clusterResource) waitReady(ctx context.Context, spec *clusterSpec, o *fleet.Observed) diag.Diagnostics {
+func (r *clusterResource) waitReady(ctx context.Context, spec *clusterSpec, o *fleet.Observed, checker *kafkacheck.Checker) diag.Diagnostics {
 	var diags diag.Diagnostics
 	tflog.Info(ctx, "waiting for the brokers to form one cluster", map[string]any{"brokers": len(o.Brokers)})
-	err := r.data.checker(o.ClusterID, o.Brokers, spec.Access).WaitReady(ctx, reachWindow)
+	err := checker.WaitReady(ctx, reachWindow)
 	switch {
 	case errors.Is(err, kafkacheck.ErrUnreachable):
 		diags.AddWarning(warnUnreachable,
@@ -325,6 +325,7 @@ func (r *clusterResource) Read(ctx context.Context, req resource.ReadRequest, re
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	state.CertificateValidity = certificateValidityValue(state.CertificateValidity)
 	if state.EstimatedWriteMiBps.IsNull() {
 		state.EstimatedWriteMiBps = types.Float64Value(defaultEstimatedWriteMiBps) // an imported cluster
 	}
@@ -333,8 +334,12 @@ func (r *clusterResource) Read(ctx context.Context, req resource.ReadRequest, re
 	// the configuration (a roll that stopped halfway, brokers of an earlier
 	// provider, groups changed outside Terraform) is remembered privately,
 	// so the next plan is not empty.
+	p := pendingWork(o)
+	if state.WaitForBrokers.ValueBool() {
+		p.Renew = r.certificatesDue(ctx, o)
+	}
 	var mark []byte
-	if p := pendingWork(o); p != (pending{}) {
+	if !p.empty() {
 		mark, _ = json.Marshal(p)
 	}
 	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateRollKey, mark)...)
@@ -354,7 +359,12 @@ type pending struct {
 	Legacy bool `json:"legacy,omitempty"`
 	// Repair: a broker's group is missing or no longer a group of one.
 	Repair bool `json:"repair,omitempty"`
+	// Renew: the brokers whose certificates have passed two thirds of
+	// their validity; the apply gives them new ones.
+	Renew []int32 `json:"renew,omitempty"`
 }
+
+func (p pending) empty() bool { return !p.Incomplete && !p.Legacy && !p.Repair && len(p.Renew) == 0 }
 
 func pendingWork(o *fleet.Observed) pending {
 	var p pending
@@ -627,7 +637,7 @@ func (r *clusterResource) readBootDocument(ctx context.Context, m *clusterModel,
 		a, err := r.data.accessFromDocument(doc)
 		var live map[string]string
 		if err == nil {
-			live, err = r.data.checker(m.ClusterID.ValueString(), brokers, a).DynamicClusterConfig(ctx)
+			live, err = r.data.checker(m.ClusterID.ValueString(), brokers, a, nil).DynamicClusterConfig(ctx)
 		}
 		if err != nil {
 			diags.AddWarning("broker_config read from the boot document only",
@@ -697,6 +707,17 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	// Brokers whose certificates the refresh found due get new ones.
+	if mark, d := req.Private.GetKey(ctx, privateRollKey); !d.HasError() && len(mark) > 0 {
+		var p pending
+		if json.Unmarshal(mark, &p) == nil && len(p.Renew) > 0 {
+			spec.Reissue = map[int32]bool{}
+			for _, id := range p.Renew {
+				spec.Reissue[id] = true
+			}
+			tflog.Info(ctx, "renewing broker certificates", map[string]any{"node_ids": p.Renew})
+		}
+	}
 	f := r.fleet()
 	o, err := f.Observe(ctx, clusterID)
 	if err != nil {
@@ -715,6 +736,24 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 	for _, b := range o.Brokers {
 		existed[b.NodeID] = true
 	}
+	// What each running broker serves now, which a change of listeners
+	// changes one broker at a time: the provider reaches each broker
+	// through its own listeners until the roll replaces it, and the
+	// security group keeps the client ports of both until every broker
+	// serves the new ones.
+	docs, err := r.data.liveDocuments(ctx, o.Brokers)
+	if err != nil {
+		tflog.Warn(ctx, "could not read every broker's boot document; those brokers are reached as planned", map[string]any{"error": err.Error()})
+	}
+	live := map[int32]kafkaAccess{}
+	plannedPorts, plannedIAM := spec.ClientPorts, spec.IAMAuthorization
+	for id, doc := range docs {
+		if a, err := r.data.accessFromDocument(doc); err == nil {
+			live[id] = a
+		}
+		spec.ClientPorts = unionPorts(spec.ClientPorts, clientPorts(doc.Listeners))
+		spec.IAMAuthorization = spec.IAMAuthorization || hasListener(doc.Listeners, listenerIAM)
+	}
 	resolved, err := f.Ensure(ctx, &spec.Spec, o)
 	if err != nil {
 		resp.Diagnostics.AddError("Updating Tributary cluster "+clusterID, err.Error())
@@ -727,10 +766,10 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 		}
 	}
 
-	checker := r.data.checker(clusterID, o.Brokers, spec.Access)
+	checker := r.data.checker(clusterID, o.Brokers, spec.Access, live)
 	waitForKafka := plan.WaitForBrokers.ValueBool()
 	if waitForKafka {
-		resp.Diagnostics.Append(r.waitReady(ctx, spec, o)...)
+		resp.Diagnostics.Append(r.waitReady(ctx, spec, o, checker)...)
 		if resp.Diagnostics.HasError() {
 			return
 		}
@@ -774,6 +813,10 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 			return nil
 		}
 		hooks.AfterStart = func(ctx context.Context, nodeID int32) error {
+			// The replaced broker serves the planned listeners now.
+			if b, ok := o.Broker(nodeID); ok {
+				checker.Conn.SetBroker(connBroker(nodeID, b.PrivateIP, spec.Access))
+			}
 			if err := checker.WaitBrokerReady(ctx, nodeID); err != nil {
 				return err
 			}
@@ -806,6 +849,22 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 		resp.Diagnostics.AddError("Reading Tributary cluster "+clusterID, err.Error())
 		return
 	}
+	// Every broker serves the planned listeners: the ports of the old
+	// ones close.
+	if !slices.Equal(spec.ClientPorts, plannedPorts) {
+		spec.ClientPorts = plannedPorts
+		if err := f.SyncIngress(ctx, &spec.Spec, o); err != nil {
+			resp.Diagnostics.AddError("Closing the client ports the brokers no longer serve", err.Error())
+			return
+		}
+	}
+	if spec.IAMAuthorization != plannedIAM {
+		spec.IAMAuthorization = plannedIAM
+		if err := f.SyncRolePolicy(ctx, &spec.Spec, resolved.KeyARN); err != nil {
+			resp.Diagnostics.AddError("Dropping the brokers' right to authorize IAM clients", err.Error())
+			return
+		}
+	}
 	resp.Diagnostics.Append(r.setObserved(ctx, &plan, spec, o, resolved)...)
 	estimateCost(ctx, &plan, r.data.aws.Region) // what the plan could not know yet is known now
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
@@ -828,7 +887,7 @@ func (r *clusterResource) rebalanceOnto(ctx context.Context, clusterID string, b
 		return diags
 	}
 	admin := &kafkatopic.Admin{
-		Conn: r.data.kafkaConnTo(clusterID, brokers, access),
+		Conn: r.data.kafkaConnTo(clusterID, brokers, access, nil),
 		Log:  func(ctx context.Context, msg string, attrs ...any) { tflog.Info(ctx, msg, fieldsOf(attrs)) },
 	}
 	start := time.Now()
@@ -843,6 +902,17 @@ func (r *clusterResource) rebalanceOnto(ctx context.Context, clusterID string, b
 		"brokers": added, "replicas_moved": res.Moved, "partitions": res.Partitions, "leaders_moved": res.Leaders, "seconds": time.Since(start).Seconds(),
 	})
 	return diags
+}
+
+// unionPorts adds the ports of more missing from ports, in order.
+func unionPorts(ports, more []int32) []int32 {
+	out := slices.Clone(ports)
+	for _, p := range more {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func hasWarning(diags diag.Diagnostics, summary string) bool {

@@ -50,6 +50,7 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				"what IAM policies for clients name (see the `tributary_iam_policy_document` data source). Empty when the provider skips asking for the account id."),
 			"bootstrap_brokers": computedString("Plaintext (port 9092) endpoints of every broker, `ip:port` joined with commas, in node-id order; " +
 				"empty unless `encryption_in_transit.client_broker` is `PLAINTEXT` or `TLS_PLAINTEXT`. Stable: it changes only when brokers are added."),
+			"certificate_validity": certificateValiditySchema(),
 			"certificate_authority_pem": computedString("The cluster CA's certificate (PEM), which signed every broker certificate: what clients " +
 				"trust (`ssl.truststore.location`, kcat's `ssl.ca.location`). The CA of `tls_certificate_authority`, or one the provider made " +
 				"(ECDSA P-256, valid ten years), whose private key is kept only in this resource's private Terraform state. Empty when nothing uses TLS."),

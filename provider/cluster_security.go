@@ -42,13 +42,6 @@ const (
 	clientBrokerPlaintext    = "PLAINTEXT"
 )
 
-// brokerCertificateValidity is how long a broker certificate is valid.
-// A certificate is issued whenever a broker's boot document is rendered,
-// that is for each new launch template version (the create, a roll); the
-// broker's Auto Scaling group launches every later instance with that
-// version's certificate, so a cluster must roll within the year.
-const brokerCertificateValidity = 365 * 24 * time.Hour
-
 // securitySettings is what encryption_in_transit, client_authentication and
 // tls_certificate_authority ask for, with MSK's defaults filled in.
 type securitySettings struct {

@@ -120,7 +120,7 @@ func TestBrokerDocumentHasNoClearKey(t *testing.T) {
 	cs.Security = securitySettings{ClientBroker: "TLS", InCluster: true, IAM: true}
 	cs.Listeners = cs.Security.listeners()
 	cs.CA = ca
-	cs.now = time.Now()
+	cs.now, cs.certificateValidity = time.Now(), 90*24*time.Hour
 	var sealed *bootconfig.Secrets
 	cs.seal = func(nodeID int32, s *bootconfig.Secrets) (*bootconfig.Envelope, error) {
 		sealed = s
@@ -140,6 +140,9 @@ func TestBrokerDocumentHasNoClearKey(t *testing.T) {
 	if err != nil || len(leaf) != 2 || len(leaf[0].IPAddresses) != 1 || leaf[0].IPAddresses[0].String() != nodes[1].PrivateIP ||
 		len(leaf[0].DNSNames) != 1 || leaf[0].DNSNames[0] != nodes[1].PrivateDNSName {
 		t.Fatalf("broker certificate: %v %v", leaf, err)
+	}
+	if _, validity := pki.IssuedFor(leaf[0]); validity != cs.certificateValidity {
+		t.Errorf("broker certificate issued for %s, want certificate_validity %s", validity, cs.certificateValidity)
 	}
 	doc, err := bootconfig.Decode(ud)
 	if err != nil {

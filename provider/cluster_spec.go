@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
+	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/types/basetypes"
 
 	"github.com/tributary/tributary/broker/config"
@@ -70,8 +71,10 @@ type clusterSpec struct {
 	seal func(nodeID int32, s *bootconfig.Secrets) (*bootconfig.Envelope, error)
 	// Access is how the provider reaches the brokers (kafkaAccessTo).
 	Access kafkaAccess
-	// now is when certificates issued for this apply start.
-	now time.Time
+	// now is when certificates issued for this apply start, and
+	// certificateValidity how long they are valid.
+	now                 time.Time
+	certificateValidity time.Duration
 }
 
 // bootDocument renders the boot document of one broker.
@@ -132,7 +135,7 @@ func (cs *clusterSpec) userData(node fleet.Node, controllers []fleet.Node) ([]by
 			Subject:   pki.BrokerSubject(cs.ClusterID),
 			Hosts:     brokerHosts(node),
 			NotBefore: cs.now,
-			Validity:  brokerCertificateValidity,
+			Validity:  cs.certificateValidity,
 			Server:    true,
 			Client:    true,
 		})
@@ -216,6 +219,12 @@ func (r *clusterResource) specFromModel(ctx context.Context, m *clusterModel, cl
 	cs.Subnets = subnets
 	cs.Security, d = m.security(ctx)
 	diags.Append(d...)
+	validity, err := m.certificateValidity()
+	if err != nil {
+		diags.AddAttributeError(path.Root("certificate_validity"), "Invalid certificate validity", err.Error())
+		return nil, diags
+	}
+	cs.certificateValidity = validity
 	cs.Listeners = cs.Security.listeners()
 	cs.ClientPorts = clientPorts(cs.Listeners)
 	cs.IAMAuthorization = cs.Security.IAM

@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,9 +31,10 @@ var errNoBrokers = errors.New("no brokers")
 // kafkaConn returns how to reach the brokers of a cluster through Kafka,
 // knowing only its id: the brokers come from the tags of their network
 // interfaces (the lookup the cluster resource's Observe starts with), and
-// their listeners and CA from a running broker's boot document, so a topic
-// needs no connection settings and works in the same apply that creates its
-// cluster. errNoBrokers when the cluster has none.
+// their listeners and CA from each running broker's boot document, so a
+// topic needs no connection settings and works in the same apply that
+// creates its cluster, and while a roll changes the listeners each broker
+// is reached through what it serves. errNoBrokers when the cluster has none.
 func (d *providerData) kafkaConn(ctx context.Context, clusterID string) (*kafkaconn.Conn, error) {
 	f := &fleet.Fleet{EC2: d.aws.EC2}
 	brokers, err := f.FindBrokers(ctx, clusterID)
@@ -41,52 +44,62 @@ func (d *providerData) kafkaConn(ctx context.Context, clusterID string) (*kafkac
 	if len(brokers) == 0 {
 		return nil, fmt.Errorf("cluster %s: %w in this account and region (tagged %s=%s)", clusterID, errNoBrokers, fleet.TagClusterID, clusterID)
 	}
-	doc, err := d.bootDocument(ctx, brokers)
+	docs, err := d.liveDocuments(ctx, brokers)
+	if len(docs) == 0 {
+		if err == nil {
+			err = errors.New("no broker has an instance to read its listeners from")
+		}
+		return nil, fmt.Errorf("cluster %s: %w", clusterID, err)
+	}
+	common, own, err := d.clusterAccess(docs)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", clusterID, err)
 	}
-	a, err := d.accessFromDocument(doc)
-	if err != nil {
-		return nil, fmt.Errorf("cluster %s: %w", clusterID, err)
-	}
-	return d.kafkaConnTo(clusterID, brokers, a), nil
+	return d.kafkaConnTo(clusterID, brokers, common, own), nil
 }
 
-// bootDocument reads the boot document of the first broker that has an
-// instance (every broker of a cluster has the same listeners and CA).
-func (d *providerData) bootDocument(ctx context.Context, brokers []fleet.Broker) (*bootconfig.Document, error) {
+// instanceDocument reads the boot document a broker's instance was
+// launched with, as EC2 returns its user data.
+func (d *providerData) instanceDocument(ctx context.Context, b fleet.Broker) (*bootconfig.Document, error) {
+	out, err := d.aws.EC2.DescribeInstanceAttribute(ctx, &ec2.DescribeInstanceAttributeInput{
+		InstanceId: aws.String(b.InstanceID), Attribute: ec2types.InstanceAttributeNameUserData,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the user data of broker %d (%s): %w", b.NodeID, b.InstanceID, err)
+	}
+	if out.UserData == nil {
+		return nil, fmt.Errorf("broker %d (%s) has no user data", b.NodeID, b.InstanceID)
+	}
+	raw, err := base64.StdEncoding.DecodeString(aws.ToString(out.UserData.Value))
+	if err != nil {
+		return nil, fmt.Errorf("the user data of broker %d (%s) is not base64: %w", b.NodeID, b.InstanceID, err)
+	}
+	doc, err := bootconfig.Decode(raw)
+	if err != nil {
+		return nil, fmt.Errorf("the boot document of broker %d (%s): %w", b.NodeID, b.InstanceID, err)
+	}
+	return doc, nil
+}
+
+// liveDocuments reads the boot document of every broker with a live
+// instance, by node id: what each broker serves now, which differs from
+// broker to broker while a roll changes the listeners. Brokers whose
+// document cannot be read are left out, and their errors returned.
+func (d *providerData) liveDocuments(ctx context.Context, brokers []fleet.Broker) (map[int32]*bootconfig.Document, error) {
+	out := map[int32]*bootconfig.Document{}
 	var errs []error
 	for _, b := range brokers {
-		if b.InstanceID == "" {
+		if b.InstanceID == "" || !b.HasLiveInstance() && b.InstanceState != "" {
 			continue
 		}
-		out, err := d.aws.EC2.DescribeInstanceAttribute(ctx, &ec2.DescribeInstanceAttributeInput{
-			InstanceId: aws.String(b.InstanceID), Attribute: ec2types.InstanceAttributeNameUserData,
-		})
+		doc, err := d.instanceDocument(ctx, b)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("reading the user data of broker %d (%s): %w", b.NodeID, b.InstanceID, err))
+			errs = append(errs, err)
 			continue
 		}
-		if out.UserData == nil {
-			errs = append(errs, fmt.Errorf("broker %d (%s) has no user data", b.NodeID, b.InstanceID))
-			continue
-		}
-		raw, err := base64.StdEncoding.DecodeString(aws.ToString(out.UserData.Value))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("the user data of broker %d (%s) is not base64: %w", b.NodeID, b.InstanceID, err))
-			continue
-		}
-		doc, err := bootconfig.Decode(raw)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("the boot document of broker %d (%s): %w", b.NodeID, b.InstanceID, err))
-			continue
-		}
-		return doc, nil
+		out[b.NodeID] = doc
 	}
-	if len(errs) == 0 {
-		return nil, errors.New("no broker has an instance to read its listeners from")
-	}
-	return nil, errors.Join(errs...)
+	return out, errors.Join(errs...)
 }
 
 // kafkaAccess is how the provider reaches a cluster's brokers: a client
@@ -96,15 +109,13 @@ type kafkaAccess struct {
 	Opts []kgo.Opt
 	// Listener names it, for errors.
 	Listener string
+	// listener is the boot document's listener it goes through.
+	listener bootconfig.Listener
 }
 
 // accessFromDocument is kafkaAccessTo for a broker's boot document.
 func (d *providerData) accessFromDocument(doc *bootconfig.Document) (kafkaAccess, error) {
-	ca := ""
-	if doc.TLS != nil {
-		ca = doc.TLS.CertificateAuthorityPEM
-	}
-	return d.kafkaAccessTo(doc.ClusterID, doc.Listeners, ca)
+	return d.kafkaAccessTo(doc.ClusterID, doc.Listeners, documentCA(doc))
 }
 
 // kafkaAccessTo is the one place that decides how the provider connects to
@@ -116,57 +127,148 @@ func (d *providerData) accessFromDocument(doc *bootconfig.Document) (kafkaAccess
 // without a client certificate (9094); plaintext (9092). TLS trusts only
 // the cluster CA and checks the broker's address against its certificate.
 func (d *providerData) kafkaAccessTo(clusterID string, listeners []bootconfig.Listener, caPEM string) (kafkaAccess, error) {
-	tlsOpt := func() (kgo.Opt, error) {
-		pool, err := parseCAPEM(caPEM)
-		if err != nil {
-			return nil, fmt.Errorf("the cluster CA: %w", err)
-		}
-		return kgo.DialTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}), nil
-	}
-	for _, l := range listeners {
-		if l.Name == listenerIAM {
-			t, err := tlsOpt()
-			if err != nil {
-				return kafkaAccess{}, err
-			}
-			return kafkaAccess{Port: l.Port, Listener: l.Name, Opts: []kgo.Opt{t, kgo.SASL(iamauth.FranzGoMechanism(d.aws.STSConfig, clusterID))}}, nil
+	var best *bootconfig.Listener
+	for i, l := range listeners {
+		if usableListener(l) && (best == nil || listenerRank(l) < listenerRank(*best)) {
+			best = &listeners[i]
 		}
 	}
-	for _, l := range listeners {
-		if l.Name == listenerTLS && l.ClientAuth != "required" {
-			t, err := tlsOpt()
-			if err != nil {
-				return kafkaAccess{}, err
-			}
-			return kafkaAccess{Port: l.Port, Listener: l.Name, Opts: []kgo.Opt{t}}, nil
+	if best == nil {
+		names := make([]string, 0, len(listeners))
+		for _, l := range listeners {
+			names = append(names, l.Name)
 		}
+		return kafkaAccess{}, fmt.Errorf("the provider has no way to authenticate to the brokers' listeners (%s): turn on client_authentication.sasl.iam", strings.Join(names, ", "))
 	}
-	for _, l := range listeners {
-		if l.SecurityProtocol == "PLAINTEXT" {
-			return kafkaAccess{Port: l.Port, Listener: l.Name}, nil
-		}
-	}
-	names := make([]string, 0, len(listeners))
-	for _, l := range listeners {
-		names = append(names, l.Name)
-	}
-	return kafkaAccess{}, fmt.Errorf("the provider has no way to authenticate to the brokers' listeners (%s): turn on client_authentication.sasl.iam", strings.Join(names, ", "))
+	return d.accessThrough(clusterID, *best, caPEM)
 }
 
-// kafkaConnTo is the Conn of a cluster's brokers through an access.
-func (d *providerData) kafkaConnTo(clusterID string, brokers []fleet.Broker, a kafkaAccess) *kafkaconn.Conn {
+// usableListener reports whether the provider can use a listener: IAM, TLS
+// without a required client certificate, plaintext.
+func usableListener(l bootconfig.Listener) bool {
+	switch {
+	case l.Name == listenerIAM:
+		return true
+	case l.Name == listenerTLS:
+		return l.ClientAuth != "required"
+	}
+	return l.SecurityProtocol == "PLAINTEXT"
+}
+
+// listenerRank orders the usable listeners as the provider prefers them.
+func listenerRank(l bootconfig.Listener) int {
+	switch {
+	case l.Name == listenerIAM:
+		return 0
+	case l.Name == listenerTLS:
+		return 1
+	}
+	return 2
+}
+
+// accessThrough is the access through one usable listener.
+func (d *providerData) accessThrough(clusterID string, l bootconfig.Listener, caPEM string) (kafkaAccess, error) {
+	a := kafkaAccess{Port: l.Port, Listener: l.Name, listener: l}
+	if l.SecurityProtocol == "PLAINTEXT" {
+		return a, nil
+	}
+	pool, err := parseCAPEM(caPEM)
+	if err != nil {
+		return kafkaAccess{}, fmt.Errorf("the cluster CA: %w", err)
+	}
+	a.Opts = []kgo.Opt{kgo.DialTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})}
+	if l.Name == listenerIAM {
+		a.Opts = append(a.Opts, kgo.SASL(iamauth.FranzGoMechanism(d.aws.STSConfig, clusterID)))
+	}
+	return a, nil
+}
+
+// clusterAccess is how the provider reaches a cluster whose brokers serve
+// the listeners of docs (by node id): through the usable listener the most
+// brokers serve (the best of equals), so that one client sees as much of
+// the cluster as one listener shows (a broker lists only the brokers that
+// serve the listener it is asked on), and each broker that does not serve
+// it through its own best. Every broker serves the same listeners unless a
+// roll that changes them is under way or stopped halfway.
+func (d *providerData) clusterAccess(docs map[int32]*bootconfig.Document) (kafkaAccess, map[int32]kafkaAccess, error) {
+	ids := slices.Sorted(maps.Keys(docs))
+	serves := func(l bootconfig.Listener) (n int) {
+		for _, id := range ids {
+			if slices.ContainsFunc(docs[id].Listeners, func(o bootconfig.Listener) bool { return listenerEqual(o, l) }) {
+				n++
+			}
+		}
+		return n
+	}
+	var common kafkaAccess
+	commonServed := 0
+	var errs []error
+	for _, id := range ids {
+		for _, l := range docs[id].Listeners {
+			if !usableListener(l) {
+				continue
+			}
+			n := serves(l)
+			if n < commonServed || (n == commonServed && listenerRank(l) >= listenerRank(common.listener)) {
+				continue
+			}
+			a, err := d.accessThrough(docs[id].ClusterID, l, documentCA(docs[id]))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("broker %d: %w", id, err))
+				continue
+			}
+			common, commonServed = a, n
+		}
+	}
+	if commonServed == 0 {
+		if len(errs) == 0 {
+			errs = append(errs, errors.New("no broker serves a listener the provider can use"))
+		}
+		return kafkaAccess{}, nil, errors.Join(errs...)
+	}
+	own := map[int32]kafkaAccess{}
+	for _, id := range ids {
+		if slices.ContainsFunc(docs[id].Listeners, func(o bootconfig.Listener) bool { return listenerEqual(o, common.listener) }) {
+			continue
+		}
+		if a, err := d.accessFromDocument(docs[id]); err == nil {
+			own[id] = a
+		}
+	}
+	return common, own, nil
+}
+
+// documentCA is the cluster CA of a boot document ("" without TLS).
+func documentCA(doc *bootconfig.Document) string {
+	if doc.TLS == nil {
+		return ""
+	}
+	return doc.TLS.CertificateAuthorityPEM
+}
+
+// kafkaConnTo is the Conn of a cluster's brokers through an access, except
+// for the brokers of live, which are reached as they serve now.
+func (d *providerData) kafkaConnTo(clusterID string, brokers []fleet.Broker, a kafkaAccess, live map[int32]kafkaAccess) *kafkaconn.Conn {
 	kb := make([]kafkaconn.Broker, 0, len(brokers))
 	for _, b := range brokers {
-		kb = append(kb, kafkaconn.Broker{NodeID: b.NodeID, Addr: endpoint(b.PrivateIP, a.Port)})
+		kb = append(kb, connBroker(b.NodeID, b.PrivateIP, a))
+		if la, ok := live[b.NodeID]; ok {
+			kb[len(kb)-1] = connBroker(b.NodeID, b.PrivateIP, la)
+		}
 	}
-	return kafkaconn.New(clusterID, kb, a.Opts...)
+	return kafkaconn.New(clusterID, kb, a.Opts...).WithListener(a.Listener)
+}
+
+// connBroker is a broker reached through an access.
+func connBroker(nodeID int32, ip string, a kafkaAccess) kafkaconn.Broker {
+	return kafkaconn.Broker{NodeID: nodeID, Addr: endpoint(ip, a.Port), Listener: a.Listener, Opts: a.Opts}
 }
 
 // checker returns the Kafka health checks of a cluster's brokers, logging
-// their progress to Terraform's log.
-func (d *providerData) checker(clusterID string, brokers []fleet.Broker, a kafkaAccess) *kafkacheck.Checker {
+// their progress to Terraform's log; live as for kafkaConnTo.
+func (d *providerData) checker(clusterID string, brokers []fleet.Broker, a kafkaAccess, live map[int32]kafkaAccess) *kafkacheck.Checker {
 	return &kafkacheck.Checker{
-		Conn: d.kafkaConnTo(clusterID, brokers, a),
+		Conn: d.kafkaConnTo(clusterID, brokers, a, live),
 		Log:  func(ctx context.Context, msg string, attrs ...any) { tflog.Info(ctx, msg, fieldsOf(attrs)) },
 	}
 }

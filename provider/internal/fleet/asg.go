@@ -185,7 +185,7 @@ func (s *Spec) templateData(b *Broker, userData []byte, profile, securityGroup s
 // group must launch.
 func (f *Fleet) ensureTemplate(ctx context.Context, s *Spec, b *Broker, nodes, controllers []Node, profile, securityGroup string) (string, error) {
 	hash := s.instanceLaunchHash(profile)
-	if b.TemplateID != "" && b.TemplateLatestHash == hash {
+	if b.TemplateID != "" && b.TemplateLatestHash == hash && !s.Reissue[b.NodeID] {
 		return strconv.FormatInt(b.TemplateLatest, 10), nil
 	}
 	self := Node{NodeID: b.NodeID, AvailabilityZone: b.AvailabilityZone, PrivateIP: b.PrivateIP, PrivateDNSName: b.PrivateDNSName, VolumeID: b.VolumeID}

@@ -137,6 +137,18 @@ func currentRules(perms []ec2types.IpPermission) map[rule]bool {
 	return have
 }
 
+// SyncIngress makes the cluster's security group rules exactly the spec's.
+// A change of listeners opens the union of the old and new client ports
+// while the brokers roll (through Ensure) and closes the old ones with this
+// once every broker serves the new listeners, so no client in between loses
+// the port it uses.
+func (f *Fleet) SyncIngress(ctx context.Context, s *Spec, o *Observed) error {
+	if o.SecurityGroupID == "" {
+		return fmt.Errorf("cluster %s has no security group", s.ClusterID)
+	}
+	return f.syncIngress(ctx, s, o.SecurityGroupID)
+}
+
 func (f *Fleet) syncIngress(ctx context.Context, s *Spec, groupID string) error {
 	out, err := f.EC2.DescribeSecurityGroups(ctx, &ec2.DescribeSecurityGroupsInput{GroupIds: []string{groupID}})
 	if err != nil {
@@ -350,14 +362,8 @@ func (f *Fleet) ensureRole(ctx context.Context, s *Spec, o *Observed, keyARN str
 		}
 		o.RoleName = name
 	}
-	policy, err := RolePolicy(s.ClusterID, keyARN, s.MetricsNamespace, s.LogGroup, s.IAMAuthorization)
-	if err != nil {
-		return "", fmt.Errorf("rendering the broker role policy: %w", err)
-	}
-	if _, err := f.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{
-		RoleName: aws.String(name), PolicyName: aws.String(rolePolicyName), PolicyDocument: aws.String(policy),
-	}); err != nil {
-		return "", fmt.Errorf("putting the inline policy of IAM role %s: %w", name, err)
+	if err := f.putRolePolicy(ctx, s, keyARN); err != nil {
+		return "", err
 	}
 	if o.ProfileName == "" {
 		f.log(ctx, "creating IAM instance profile", "profile", name)
@@ -386,6 +392,32 @@ func (f *Fleet) ensureRole(ctx context.Context, s *Spec, o *Observed, keyARN str
 		}
 	}
 	return name, nil
+}
+
+// putRolePolicy writes the created broker role's inline policy.
+func (f *Fleet) putRolePolicy(ctx context.Context, s *Spec, keyARN string) error {
+	name := roleName(s.ClusterID)
+	policy, err := RolePolicy(s.ClusterID, keyARN, s.MetricsNamespace, s.LogGroup, s.IAMAuthorization)
+	if err != nil {
+		return fmt.Errorf("rendering the broker role policy: %w", err)
+	}
+	if _, err := f.IAM.PutRolePolicy(ctx, &iam.PutRolePolicyInput{
+		RoleName: aws.String(name), PolicyName: aws.String(rolePolicyName), PolicyDocument: aws.String(policy),
+	}); err != nil {
+		return fmt.Errorf("putting the inline policy of IAM role %s: %w", name, err)
+	}
+	return nil
+}
+
+// SyncRolePolicy writes the created broker role's policy for the spec (no
+// role of a user's profile is touched). Turning IAM clients off keeps the
+// brokers' right to ask IAM about them through Ensure, while brokers not yet
+// rolled still authorize IAM clients, and drops it with this afterwards.
+func (f *Fleet) SyncRolePolicy(ctx context.Context, s *Spec, keyARN string) error {
+	if s.InstanceProfile != "" {
+		return nil
+	}
+	return f.putRolePolicy(ctx, s, keyARN)
 }
 
 // syncTags makes the user's tags on every object of the cluster equal to

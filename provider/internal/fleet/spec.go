@@ -118,6 +118,11 @@ type Spec struct {
 	// LogGroup is the CloudWatch Logs group the created role may create
 	// and write to; empty, the role may not write logs.
 	LogGroup string
+	// Reissue names brokers whose boot documents are rendered again, in a
+	// new launch template version that Roll then launches, although their
+	// launch settings are unchanged: what the documents carry besides the
+	// settings (the broker's certificate) is due for renewal.
+	Reissue map[int32]bool
 }
 
 // BrokerCount is the number of brokers the spec asks for.

@@ -306,6 +306,20 @@ func RenewalTime(issued time.Time, validity time.Duration) time.Time {
 	return issued.Add(validity / 3 * 2)
 }
 
+// CertificateRenewalTime is when a certificate Issue made is due for
+// renewal: two thirds into the life it was issued for (NotBefore is
+// backdated, which is not part of that life).
+func CertificateRenewalTime(c *x509.Certificate) time.Time {
+	return RenewalTime(IssuedFor(c))
+}
+
+// IssuedFor returns when a certificate Issue made was issued and the
+// validity it was issued for.
+func IssuedFor(c *x509.Certificate) (issued time.Time, validity time.Duration) {
+	issued = c.NotBefore.Add(backdate)
+	return issued, c.NotAfter.Sub(issued)
+}
+
 // ParseValidity reads a certificate validity: a Go duration ("8760h") or a
 // number of days ("395d"). It must be at least a minute, so that a renewal
 // at two thirds of it is still in the future when the apply ends.

@@ -240,3 +240,27 @@ func TestPrincipalIsWhatTheBrokerSees(t *testing.T) {
 		t.Fatalf("Principal = %q, %v; the broker names the certificate User:%s", got, err, want)
 	}
 }
+
+// TestCertificateRenewalTime reads back, from an issued certificate, when it
+// was issued, for how long, and when it is due: two thirds into that
+// validity, not counting the backdating.
+func TestCertificateRenewalTime(t *testing.T) {
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	ca, err := NewCA("test", "tc-renewal", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, validity := range []time.Duration{4 * time.Minute, 8760 * time.Hour} {
+		leaf, err := ca.Issue(Request{Subject: BrokerSubject("tc-renewal"), Hosts: []string{"127.0.0.1"}, NotBefore: now, Validity: validity, Server: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		issued, got := IssuedFor(leaf.Cert)
+		if !issued.Equal(now) || got != validity {
+			t.Errorf("IssuedFor: issued %s for %s, want %s for %s", issued, got, now, validity)
+		}
+		if want := now.Add(validity * 2 / 3); !CertificateRenewalTime(leaf.Cert).Equal(want) {
+			t.Errorf("validity %s: renewal at %s, want %s", validity, CertificateRenewalTime(leaf.Cert), want)
+		}
+	}
+}
