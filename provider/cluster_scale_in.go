@@ -140,7 +140,7 @@ func (r *clusterResource) scaleIn(ctx context.Context, spec *clusterSpec, all, r
 // leaving too).
 func (r *clusterResource) drainAdmin(brokers []fleet.Broker, spec *clusterSpec) *kafkatopic.Admin {
 	return &kafkatopic.Admin{
-		Conn: r.data.kafkaConnTo(spec.ClusterID, brokers, spec.Access),
+		Conn: r.data.kafkaConnTo(spec.ClusterID, brokers, spec.Access, nil),
 		Log:  func(ctx context.Context, msg string, attrs ...any) { tflog.Info(ctx, msg, fieldsOf(attrs)) },
 	}
 }
