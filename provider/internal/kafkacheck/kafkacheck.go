@@ -169,9 +169,8 @@ func (c *Checker) answers(ctx context.Context, b kafkaconn.Broker, wantNodes []i
 	for _, mb := range md.Brokers {
 		have = append(have, mb.NodeID)
 	}
-	peers := c.Conn.SameListener(b.Addr)
 	for _, n := range wantNodes {
-		if !slices.Contains(have, n) && slices.Contains(peers, n) {
+		if !slices.Contains(have, n) && c.mustList(b.Addr, n) {
 			return fmt.Sprintf("broker %d (%s) knows brokers %v, not yet %d", b.NodeID, b.Addr, have, n), false
 		}
 	}
@@ -179,6 +178,17 @@ func (c *Checker) answers(ctx context.Context, b kafkaconn.Broker, wantNodes []i
 		return fmt.Sprintf("broker %d (%s) reports no controller yet", b.NodeID, b.Addr), false
 	}
 	return "", true
+}
+
+// mustList reports whether the broker asked at addr must list nodeID in its
+// metadata: unless the provider reaches nodeID through another listener
+// (a roll changing the listeners is under way), which that broker need not
+// serve. A broker the provider does not know must always be listed.
+func (c *Checker) mustList(addr string, nodeID int32) bool {
+	if _, known := c.Conn.Broker(nodeID); !known {
+		return true
+	}
+	return slices.Contains(c.Conn.SameListener(addr), nodeID)
 }
 
 // metadataFrom sends one Metadata request to exactly this address.
@@ -397,7 +407,7 @@ func (c *Checker) rejoinedOnce(ctx context.Context, nodeID int32) (string, bool)
 	for _, v := range views {
 		// A broker reached through another listener than nodeID (while a
 		// roll changes the listeners) need not serve nodeID's.
-		if !slices.Contains(v.brokers, nodeID) && slices.Contains(c.Conn.SameListener(v.addr), nodeID) {
+		if !slices.Contains(v.brokers, nodeID) && c.mustList(v.addr, nodeID) {
 			return fmt.Sprintf("%s does not list broker %d yet", v.addr, nodeID), false
 		}
 		for _, p := range v.partitions {
