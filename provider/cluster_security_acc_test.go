@@ -258,7 +258,11 @@ func testAccCheckSecureTraffic(admin, reader iamUser, app *pki.Leaf) resource.Te
 			if err == nil {
 				break
 			}
-			if !errors.Is(err, kerr.TopicAuthorizationFailed) || time.Now().After(deadline) {
+			// Until a broker applied the ACLs, the idempotent producer's
+			// InitProducerId is refused too (Write on a topic is what
+			// allows IdempotentWrite on the cluster).
+			refused := errors.Is(err, kerr.TopicAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed)
+			if !refused || time.Now().After(deadline) {
 				return fmt.Errorf("mutual TLS (%s) after the ACLs: %w", tlsBootstrap, err)
 			}
 			time.Sleep(200 * time.Millisecond)
