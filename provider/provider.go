@@ -326,7 +326,7 @@ func (m providerModel) awsConfig(ctx context.Context) (awsconfig.Config, diag.Di
 }
 
 func (p *tributaryProvider) Resources(_ context.Context) []func() resource.Resource {
-	return []func() resource.Resource{NewClusterResource, NewTopicResource, NewACLResource, NewScramUserResource}
+	return []func() resource.Resource{NewClusterResource, NewTopicResource, NewACLResource, NewScramUserResource, NewQuotaResource}
 }
 
 func (p *tributaryProvider) DataSources(_ context.Context) []func() datasource.DataSource {
