@@ -299,6 +299,13 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		if p.Repair {
 			heals = true
 		}
+		if p.SharedRole {
+			rolls = true
+			resp.Diagnostics.AddWarning("Brokers will get roles of their own",
+				"The brokers share one IAM role, which may decrypt every broker's secrets. This apply gives each broker a role and instance "+
+					"profile of its own, which may decrypt only its own node's secrets, replaces the brokers one at a time through their Auto "+
+					"Scaling groups, gated on the cluster's health, and then deletes the shared role.")
+		}
 		if len(p.Renew) > 0 {
 			rolls = true
 			resp.Diagnostics.AddWarning(renewalWarning(p.Renew))

@@ -224,8 +224,8 @@ func (r *clusterResource) fillComputed(ctx context.Context, m *clusterModel, o *
 	case o.KeyARN != "":
 		m.KMSKeyARN = types.StringValue(o.KeyARN)
 	}
-	if m.InstanceProfile.IsUnknown() && o.ProfileName != "" {
-		m.InstanceProfile = types.StringValue(o.ProfileName)
+	if m.InstanceProfile.IsUnknown() && len(o.ProfileNames) > 0 {
+		m.InstanceProfile = types.StringValue(fleet.ProfileStem(o.ClusterID))
 	}
 	return diags
 }
@@ -238,7 +238,10 @@ func (r *clusterResource) setObserved(ctx context.Context, m *clusterModel, spec
 	if spec.CA != nil {
 		m.CertificateAuthorityPEM = types.StringValue(spec.CA.CertPEM)
 	}
-	m.InstanceProfile = types.StringValue(res.InstanceProfile)
+	m.InstanceProfile = types.StringValue(spec.InstanceProfile)
+	if spec.InstanceProfile == "" {
+		m.InstanceProfile = types.StringValue(fleet.ProfileStem(spec.ClusterID))
+	}
 	ids := make([]attr.Value, 0, len(spec.Subnets))
 	for _, s := range spec.Subnets {
 		ids = append(ids, types.StringValue(s.ID))
@@ -362,9 +365,15 @@ type pending struct {
 	// Renew: the brokers whose certificates have passed two thirds of
 	// their validity; the apply gives them new ones.
 	Renew []int32 `json:"renew,omitempty"`
+	// SharedRole: brokers launch with the one role all brokers of an older
+	// cluster shared, which may decrypt every broker's secrets; the apply
+	// gives each broker its own.
+	SharedRole bool `json:"shared_role,omitempty"`
 }
 
-func (p pending) empty() bool { return !p.Incomplete && !p.Legacy && !p.Repair && len(p.Renew) == 0 }
+func (p pending) empty() bool {
+	return !p.Incomplete && !p.Legacy && !p.Repair && len(p.Renew) == 0 && !p.SharedRole
+}
 
 func pendingWork(o *fleet.Observed) pending {
 	var p pending
@@ -378,6 +387,9 @@ func pendingWork(o *fleet.Observed) pending {
 			p.Repair = true
 		case b.NeedsRoll():
 			p.Incomplete = true
+		}
+		if b.Launch != nil && fleet.SharedProfile(o.ClusterID, b.Launch.InstanceProfile) {
+			p.SharedRole = true
 		}
 	}
 	return p
@@ -450,8 +462,13 @@ func (r *clusterResource) readInto(ctx context.Context, m *clusterModel, o *flee
 				m.BrokerVersion = types.StringValue(img.Version)
 			}
 		}
-		if profile != "" {
-			m.InstanceProfile = types.StringValue(profile[strings.LastIndex(profile, "/")+1:])
+		switch name := profile[strings.LastIndex(profile, "/")+1:]; {
+		case name == "":
+		case fleet.OwnsProfile(clusterID, name):
+			// The brokers' own profiles (or an older cluster's shared one).
+			m.InstanceProfile = types.StringValue(fleet.ProfileStem(clusterID))
+		default:
+			m.InstanceProfile = types.StringValue(name)
 		}
 		var userData []byte
 		if live.GroupName != "" && live.Launch != nil {
@@ -855,6 +872,12 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 		spec.ClientPorts = plannedPorts
 		if err := f.SyncIngress(ctx, &spec.Spec, o); err != nil {
 			resp.Diagnostics.AddError("Closing the client ports the brokers no longer serve", err.Error())
+			return
+		}
+	}
+	if spec.InstanceProfile == "" && slices.ContainsFunc(o.RoleNames, func(n string) bool { return fleet.SharedProfile(clusterID, n) }) {
+		if err := f.DeleteSharedRole(ctx, o); err != nil {
+			resp.Diagnostics.AddError("Deleting the role the brokers shared", err.Error())
 			return
 		}
 	}

@@ -132,6 +132,13 @@ func (r *clusterResource) scaleIn(ctx context.Context, spec *clusterSpec, all, r
 			fmt.Sprintf("Brokers %v were drained (they hold no partition), but removing them failed: %v. The next apply finishes the removal.", ids, err))
 		return diags
 	}
+	if spec.InstanceProfile == "" {
+		if err := r.fleet().DeleteBrokerRoles(ctx, spec.ClusterID, ids); err != nil {
+			diags.AddError("Removing brokers of cluster "+spec.ClusterID,
+				fmt.Sprintf("Brokers %v were removed, but deleting their own IAM roles failed: %v. Deleting the cluster removes them.", ids, err))
+			return diags
+		}
+	}
 	tflog.Info(ctx, "removed brokers", map[string]any{"brokers": ids, "seconds": time.Since(start).Seconds()})
 	return diags
 }

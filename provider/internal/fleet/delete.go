@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -180,29 +181,87 @@ func (f *Fleet) deleteENI(ctx context.Context, id string) error {
 }
 
 func (f *Fleet) deleteRole(ctx context.Context, o *Observed) error {
-	name := roleName(o.ClusterID)
-	notFound := func(err error) bool { return err == nil || errorCode(err) == "NoSuchEntity" }
-	if o.ProfileName != "" {
-		f.log(ctx, "deleting IAM instance profile", "profile", name)
-		if _, err := f.IAM.RemoveRoleFromInstanceProfile(ctx, &iam.RemoveRoleFromInstanceProfileInput{
-			InstanceProfileName: aws.String(name), RoleName: aws.String(name),
-		}); !notFound(err) {
-			return fmt.Errorf("removing role %s from instance profile: %w", name, err)
-		}
-		if _, err := f.IAM.DeleteInstanceProfile(ctx, &iam.DeleteInstanceProfileInput{InstanceProfileName: aws.String(name)}); !notFound(err) {
-			return fmt.Errorf("deleting instance profile %s: %w", name, err)
+	for _, name := range o.ProfileNames {
+		if err := f.deleteProfile(ctx, name); err != nil {
+			return err
 		}
 	}
-	if o.RoleName != "" {
-		f.log(ctx, "deleting IAM role", "role", name)
-		if _, err := f.IAM.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{
-			RoleName: aws.String(name), PolicyName: aws.String(rolePolicyName),
-		}); !notFound(err) {
-			return fmt.Errorf("deleting the inline policy of role %s: %w", name, err)
+	for _, name := range o.RoleNames {
+		if err := f.deleteOneRole(ctx, name); err != nil {
+			return err
 		}
-		if _, err := f.IAM.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(name)}); !notFound(err) {
-			return fmt.Errorf("deleting role %s: %w", name, err)
+	}
+	return nil
+}
+
+// DeleteSharedRole deletes the role and profile that every broker of a
+// cluster made before brokers had their own shared, once no broker
+// launches with it any more: it let each broker decrypt the others'
+// secrets.
+func (f *Fleet) DeleteSharedRole(ctx context.Context, o *Observed) error {
+	shared := roleName(o.ClusterID)
+	for _, b := range o.Brokers {
+		if b.HasLiveInstance() && SharedProfile(o.ClusterID, b.InstanceProfile) || b.Launch != nil && SharedProfile(o.ClusterID, b.Launch.InstanceProfile) {
+			return fmt.Errorf("broker %d still launches with the shared instance profile %s", b.NodeID, shared)
 		}
+	}
+	if slices.Contains(o.ProfileNames, shared) {
+		if err := f.deleteProfile(ctx, shared); err != nil {
+			return err
+		}
+	}
+	if slices.Contains(o.RoleNames, shared) {
+		if err := f.deleteOneRole(ctx, shared); err != nil {
+			return err
+		}
+	}
+	o.ProfileNames = slices.DeleteFunc(o.ProfileNames, func(n string) bool { return n == shared })
+	o.RoleNames = slices.DeleteFunc(o.RoleNames, func(n string) bool { return n == shared })
+	return nil
+}
+
+// DeleteBrokerRoles deletes the own roles and profiles of brokers that left
+// the cluster (a scale-in removed them).
+func (f *Fleet) DeleteBrokerRoles(ctx context.Context, clusterID string, ids []int32) error {
+	for _, id := range ids {
+		name := BrokerRoleName(clusterID, id)
+		if err := f.deleteProfile(ctx, name); err != nil {
+			return err
+		}
+		if err := f.deleteOneRole(ctx, name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteProfile deletes a created instance profile (its role of the same
+// name removed from it first).
+func (f *Fleet) deleteProfile(ctx context.Context, name string) error {
+	notFound := func(err error) bool { return err == nil || errorCode(err) == "NoSuchEntity" }
+	f.log(ctx, "deleting IAM instance profile", "profile", name)
+	if _, err := f.IAM.RemoveRoleFromInstanceProfile(ctx, &iam.RemoveRoleFromInstanceProfileInput{
+		InstanceProfileName: aws.String(name), RoleName: aws.String(name),
+	}); !notFound(err) {
+		return fmt.Errorf("removing role %s from instance profile: %w", name, err)
+	}
+	if _, err := f.IAM.DeleteInstanceProfile(ctx, &iam.DeleteInstanceProfileInput{InstanceProfileName: aws.String(name)}); !notFound(err) {
+		return fmt.Errorf("deleting instance profile %s: %w", name, err)
+	}
+	return nil
+}
+
+// deleteOneRole deletes a created role and its inline policy.
+func (f *Fleet) deleteOneRole(ctx context.Context, name string) error {
+	notFound := func(err error) bool { return err == nil || errorCode(err) == "NoSuchEntity" }
+	f.log(ctx, "deleting IAM role", "role", name)
+	if _, err := f.IAM.DeleteRolePolicy(ctx, &iam.DeleteRolePolicyInput{
+		RoleName: aws.String(name), PolicyName: aws.String(rolePolicyName),
+	}); !notFound(err) {
+		return fmt.Errorf("deleting the inline policy of role %s: %w", name, err)
+	}
+	if _, err := f.IAM.DeleteRole(ctx, &iam.DeleteRoleInput{RoleName: aws.String(name)}); !notFound(err) {
+		return fmt.Errorf("deleting role %s: %w", name, err)
 	}
 	return nil
 }

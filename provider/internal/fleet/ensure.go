@@ -19,8 +19,10 @@ import (
 
 // Resolved is what Ensure settled besides the brokers.
 type Resolved struct {
-	KeyARN          string
-	InstanceProfile string
+	KeyARN string
+	// Profiles is the instance profile each broker launches with, by node
+	// id: its own role's, or the one the spec names for all.
+	Profiles map[int32]string
 }
 
 // instanceLaunchHash covers everything an instance of the spec is launched
@@ -51,11 +53,11 @@ func (f *Fleet) Ensure(ctx context.Context, s *Spec, o *Observed) (*Resolved, er
 	if err != nil {
 		return nil, err
 	}
-	profile, err := f.ensureRole(ctx, s, o, keyARN)
+	profiles, err := f.ensureRoles(ctx, s, o, keyARN)
 	if err != nil {
 		return nil, err
 	}
-	res := &Resolved{KeyARN: keyARN, InstanceProfile: profile}
+	res := &Resolved{KeyARN: keyARN, Profiles: profiles}
 
 	// Orphan instances (a crash between launch and bookkeeping) go first, so
 	// they release the ENIs and volumes they may hold.
@@ -105,7 +107,7 @@ func (f *Fleet) Ensure(ctx context.Context, s *Spec, o *Observed) (*Resolved, er
 	controllers := nodes[:s.ControllerCount()]
 
 	err = forEach(brokers, func(b *Broker) error {
-		version, err := f.ensureTemplate(ctx, s, b, nodes, controllers, profile, o.SecurityGroupID)
+		version, err := f.ensureTemplate(ctx, s, b, nodes, controllers, profiles[b.NodeID], o.SecurityGroupID)
 		if err != nil {
 			return err
 		}

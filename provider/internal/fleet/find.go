@@ -391,21 +391,36 @@ func (f *Fleet) observeKey(ctx context.Context, o *Observed) error {
 	return nil
 }
 
-// observeRole finds the role and profile the cluster created, by name.
+// observeRole finds the roles and profiles the cluster created, by name
+// under the provider's IAM path: each broker's own, and the one shared by
+// every broker of a cluster made before brokers had their own.
 func (f *Fleet) observeRole(ctx context.Context, o *Observed) error {
-	name := roleName(o.ClusterID)
-	if _, err := f.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)}); err == nil {
-		o.RoleName = name
-	} else if errorCode(err) != "NoSuchEntity" {
-		return fmt.Errorf("reading IAM role %s: %w", name, err)
+	o.RoleNames, o.ProfileNames = nil, nil
+	roles := iam.NewListRolesPaginator(f.IAM, &iam.ListRolesInput{PathPrefix: aws.String(rolePath)})
+	for roles.HasMorePages() {
+		page, err := roles.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("listing the IAM roles of cluster %s: %w", o.ClusterID, err)
+		}
+		for _, r := range page.Roles {
+			if name := aws.ToString(r.RoleName); ownsRole(o.ClusterID, name) {
+				o.RoleNames = append(o.RoleNames, name)
+			}
+		}
 	}
-	out, err := f.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(name)})
-	switch {
-	case err == nil:
-		o.ProfileName = name
-		o.ProfileARN = aws.ToString(out.InstanceProfile.Arn)
-	case errorCode(err) != "NoSuchEntity":
-		return fmt.Errorf("reading IAM instance profile %s: %w", name, err)
+	profiles := iam.NewListInstanceProfilesPaginator(f.IAM, &iam.ListInstanceProfilesInput{PathPrefix: aws.String(rolePath)})
+	for profiles.HasMorePages() {
+		page, err := profiles.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("listing the IAM instance profiles of cluster %s: %w", o.ClusterID, err)
+		}
+		for _, p := range page.InstanceProfiles {
+			if name := aws.ToString(p.InstanceProfileName); ownsRole(o.ClusterID, name) {
+				o.ProfileNames = append(o.ProfileNames, name)
+			}
+		}
 	}
+	slices.Sort(o.RoleNames)
+	slices.Sort(o.ProfileNames)
 	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
+	"github.com/tributary/tributary/internal/bootconfig"
 	"github.com/tributary/tributary/internal/localcloud"
 	"github.com/tributary/tributary/internal/localcloud/awsapi"
 	lcec2 "github.com/tributary/tributary/internal/localcloud/ec2"
@@ -256,8 +257,10 @@ func TestEnsureBuildsAClusterObserveFindsAndDeleteRemoves(t *testing.T) {
 			t.Errorf("broker %d: volume %s encrypted %v with %s, %d GiB; want the cluster key %s, 10 GiB", b.NodeID, b.VolumeID, b.VolumeEncrypted, b.VolumeKMSKeyID, b.VolumeSizeGiB, res.KeyARN)
 		case b.GroupName != GroupName(s.ClusterID, b.NodeID) || b.GroupMin != 1 || b.GroupMax != 1 || b.GroupDesired != 1 || b.GroupSubnets != b.SubnetID:
 			t.Errorf("broker %d: group %q min %d max %d desired %d in %q; want a group of one in %s", b.NodeID, b.GroupName, b.GroupMin, b.GroupMax, b.GroupDesired, b.GroupSubnets, b.SubnetID)
-		case b.TemplateLatestHash != s.instanceLaunchHash(res.InstanceProfile) || b.Launch == nil || b.Launch.ImageID != s.ImageID:
-			t.Errorf("broker %d: template hash %q launch %+v; want %q and image %s", b.NodeID, b.TemplateLatestHash, b.Launch, s.instanceLaunchHash(res.InstanceProfile), s.ImageID)
+		case b.TemplateLatestHash != s.instanceLaunchHash(res.Profiles[b.NodeID]) || b.Launch == nil || b.Launch.ImageID != s.ImageID:
+			t.Errorf("broker %d: template hash %q launch %+v; want %q and image %s", b.NodeID, b.TemplateLatestHash, b.Launch, s.instanceLaunchHash(res.Profiles[b.NodeID]), s.ImageID)
+		case b.Launch.InstanceProfile != BrokerRoleName(s.ClusterID, b.NodeID):
+			t.Errorf("broker %d launches with profile %q, want its own %q", b.NodeID, b.Launch.InstanceProfile, BrokerRoleName(s.ClusterID, b.NodeID))
 		case b.NeedsRoll():
 			t.Errorf("broker %d needs a roll right after its launch", b.NodeID)
 		}
@@ -265,8 +268,9 @@ func TestEnsureBuildsAClusterObserveFindsAndDeleteRemoves(t *testing.T) {
 	if len(azs) != 3 {
 		t.Errorf("brokers in %d AZs, want 3", len(azs))
 	}
-	if o.SecurityGroupID == "" || o.KeyARN != res.KeyARN || o.RoleName == "" || o.ProfileName != res.InstanceProfile {
-		t.Errorf("shared objects: group %q, key %q (want %q), role %q, profile %q (want %q)", o.SecurityGroupID, o.KeyARN, res.KeyARN, o.RoleName, o.ProfileName, res.InstanceProfile)
+	wantRoles := []string{BrokerRoleName(s.ClusterID, 1), BrokerRoleName(s.ClusterID, 2), BrokerRoleName(s.ClusterID, 3)}
+	if o.SecurityGroupID == "" || o.KeyARN != res.KeyARN || !slices.Equal(o.RoleNames, wantRoles) || !slices.Equal(o.ProfileNames, wantRoles) {
+		t.Errorf("cluster objects: group %q, key %q (want %q), roles %q, profiles %q (want %q)", o.SecurityGroupID, o.KeyARN, res.KeyARN, o.RoleNames, o.ProfileNames, wantRoles)
 	}
 	if !maps.Equal(o.Tags, s.Tags) || !slices.Equal(o.ClientCIDRs, s.ClientCIDRs) {
 		t.Errorf("observed tags %v and client CIDRs %v, want %v and %v", o.Tags, o.ClientCIDRs, s.Tags, s.ClientCIDRs)
@@ -535,7 +539,7 @@ func TestRollReplacesOneBrokerAtATime(t *testing.T) {
 		if b.ENIID != was.ENIID || b.VolumeID != was.VolumeID || b.InstanceID == was.InstanceID || b.ImageID != next.ImageID {
 			t.Errorf("broker %d after the roll: %+v (before %+v); want the same ENI and volume on a new instance of %s", b.NodeID, b, was, next.ImageID)
 		}
-		if b.NeedsRoll() || b.TemplateLatestHash != next.instanceLaunchHash(res.InstanceProfile) {
+		if b.NeedsRoll() || b.TemplateLatestHash != next.instanceLaunchHash(res.Profiles[b.NodeID]) {
 			t.Errorf("broker %d still needs a roll", b.NodeID)
 		}
 	}
@@ -664,7 +668,7 @@ func TestRolePolicyKeepsBrokersToTheirCluster(t *testing.T) {
 	tc.ensure(t, other)
 	ctx := ctxFor(t)
 	o, ob := tc.observe(t, own.ClusterID), tc.observe(t, other.ClusterID)
-	role, err := tc.iam.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(o.RoleName)})
+	role, err := tc.iam.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(BrokerRoleName(o.ClusterID, 1))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -850,5 +854,66 @@ func TestRollGivesUpOnAnInterfaceNeverReleased(t *testing.T) {
 	if !strings.Contains(err.Error(), "replacing broker 1") || !strings.HasPrefix(we.Object, "network interface eni-") ||
 		we.Want != "be available" || !strings.Contains(we.State, "(terminated)") {
 		t.Errorf("Roll: %v (%+v); want broker 1's interface, attached to its terminated instance, waited on to be available", err, we)
+	}
+}
+
+// TestBrokerRoleDecryptsOnlyItsOwnSecrets seals secrets as the provider
+// does (the cluster key, each node's encryption context) and asks KMS to
+// open them with each broker's role credentials, as its instance gets them:
+// a broker opens its own node's envelope, never another broker's, another
+// cluster's or the provider's own. The local cloud's KMS evaluates the
+// roles' policies (the encryption-context conditions) as AWS does.
+func TestBrokerRoleDecryptsOnlyItsOwnSecrets(t *testing.T) {
+	tc := startTestCloud(t, 20*time.Millisecond)
+	s := tc.spec(t, "tc-unit-rolekeys")
+	_, res := tc.ensure(t, s)
+	ctx := ctxFor(t)
+	seal := func(encCtx map[string]string) []byte {
+		t.Helper()
+		out, err := tc.kms.Encrypt(ctx, &kms.EncryptInput{KeyId: aws.String(res.KeyARN), Plaintext: []byte("secret"), EncryptionContext: encCtx})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.CiphertextBlob
+	}
+	as := func(nodeID int32) *kms.Client {
+		t.Helper()
+		role, err := tc.iam.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(BrokerRoleName(s.ClusterID, nodeID))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cred, err := tc.cloud.Credentials().IssueSession(awsapi.AssumedRoleIdentity(awsapi.DefaultAccount, aws.ToString(role.Role.Arn),
+			aws.ToString(role.Role.RoleId), fmt.Sprintf("i-0000000000000000%d", nodeID)), time.Hour, "test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kms.NewFromConfig(aws.Config{
+			Region: tc.cloud.Region(), BaseEndpoint: aws.String(tc.cloud.Endpoint()),
+			Credentials: credentials.NewStaticCredentialsProvider(cred.AccessKeyID, cred.SecretAccessKey, cred.SessionToken),
+		})
+	}
+	for _, tt := range []struct {
+		name   string
+		broker int32
+		ctx    map[string]string
+		ok     bool
+	}{
+		{"broker 1, its own", 1, bootconfig.EncryptionContext(s.ClusterID, 1), true},
+		{"broker 2, its own", 2, bootconfig.EncryptionContext(s.ClusterID, 2), true},
+		{"broker 2, broker 1's", 2, bootconfig.EncryptionContext(s.ClusterID, 1), false},
+		{"broker 1, broker 3's", 1, bootconfig.EncryptionContext(s.ClusterID, 3), false},
+		{"broker 1, another cluster's broker 1", 1, bootconfig.EncryptionContext("tc-other", 1), false},
+		{"broker 1, no node", 1, map[string]string{"tributary:cluster-id": s.ClusterID}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			blob := seal(tt.ctx)
+			_, err := as(tt.broker).Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: blob, KeyId: aws.String(res.KeyARN), EncryptionContext: tt.ctx})
+			switch {
+			case tt.ok && err != nil:
+				t.Fatalf("broker %d could not decrypt its own secrets: %v", tt.broker, err)
+			case !tt.ok && errorCode(err) != "AccessDeniedException":
+				t.Fatalf("broker %d decrypting: %v, want AccessDeniedException", tt.broker, err)
+			}
+		})
 	}
 }

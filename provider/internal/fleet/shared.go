@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -229,9 +230,9 @@ func (f *Fleet) ensureKey(ctx context.Context, s *Spec, o *Observed) (string, er
 
 const ec2TrustPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`
 
-// RolePolicy is the least-privilege inline policy of the broker role:
-// decrypt only brokers' secrets of the cluster (an encryption context with
-// the cluster and a node; the provider's own sealed secrets name no node);
+// RolePolicy is the least-privilege inline policy of one broker's role:
+// decrypt only its own secrets (the encryption context of the cluster and
+// its node: not another broker's, nor the provider's, which name no node);
 // put metrics only into the cluster's namespace; attach to the cluster's
 // instances only the cluster's own network interfaces and volumes, and grow
 // only the cluster's volumes (each resource must carry the cluster's tag,
@@ -240,7 +241,7 @@ const ec2TrustPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","
 // ask IAM about them; when the brokers ship their logs, create and write to
 // the cluster's log group and its streams only. Describe calls cannot be
 // limited to resources in IAM.
-func RolePolicy(clusterID, keyARN, namespace, logGroup string, iamAuthorization bool) (string, error) {
+func RolePolicy(clusterID string, nodeID int32, keyARN, namespace, logGroup string, iamAuthorization bool) (string, error) {
 	ownCluster := map[string]any{
 		"StringEquals": map[string]string{"ec2:ResourceTag/" + TagClusterID: clusterID},
 	}
@@ -282,8 +283,10 @@ func RolePolicy(clusterID, keyARN, namespace, logGroup string, iamAuthorization 
 			"Action":   "kms:Decrypt",
 			"Resource": keyARN,
 			"Condition": map[string]any{
-				"StringEquals": map[string]string{"kms:EncryptionContext:tributary:cluster-id": clusterID},
-				"Null":         map[string]string{"kms:EncryptionContext:tributary:node-id": "false"},
+				"StringEquals": map[string]string{
+					"kms:EncryptionContext:tributary:cluster-id": clusterID,
+					"kms:EncryptionContext:tributary:node-id":    strconv.Itoa(int(nodeID)),
+				},
 			},
 		},
 		{
@@ -328,61 +331,81 @@ func RolePolicy(clusterID, keyARN, namespace, logGroup string, iamAuthorization 
 // rolePolicyName is the name of the broker role's inline policy.
 const rolePolicyName = "tributary-broker"
 
-// ensureRole creates the broker role and profile unless the spec names a
-// profile; it returns the profile name to launch instances with.
-func (f *Fleet) ensureRole(ctx context.Context, s *Spec, o *Observed, keyARN string) (string, error) {
+// rolePath is the IAM path of the roles and profiles the provider creates.
+const rolePath = "/tributary/"
+
+// ensureRoles creates each broker's own role and profile unless the spec
+// names a profile; it returns the profile each broker launches with, by
+// node id.
+func (f *Fleet) ensureRoles(ctx context.Context, s *Spec, o *Observed, keyARN string) (map[int32]string, error) {
+	out := map[int32]string{}
 	if s.InstanceProfile != "" {
 		// A user's profile must exist: without this check RunInstances
 		// would fail the same way as while a new profile propagates.
 		if _, err := f.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(s.InstanceProfile)}); err != nil {
 			if errorCode(err) == "NoSuchEntity" {
-				return "", fmt.Errorf("instance profile %q does not exist (instance_profile names an existing profile; omit it to let the provider create one)", s.InstanceProfile)
+				return nil, fmt.Errorf("instance profile %q does not exist (instance_profile names an existing profile; omit it to let the provider create one)", s.InstanceProfile)
 			}
-			return "", fmt.Errorf("reading instance profile %s: %w", s.InstanceProfile, err)
+			return nil, fmt.Errorf("reading instance profile %s: %w", s.InstanceProfile, err)
 		}
-		return s.InstanceProfile, nil
+		for i := range s.BrokerCount() {
+			out[int32(i+1)] = s.InstanceProfile
+		}
+		return out, nil
 	}
-	name := roleName(s.ClusterID)
+	for i := range s.BrokerCount() {
+		id := int32(i + 1)
+		name, err := f.ensureBrokerRole(ctx, s, o, keyARN, id)
+		if err != nil {
+			return nil, err
+		}
+		out[id] = name
+	}
+	return out, nil
+}
+
+// ensureBrokerRole creates one broker's role and profile, both named
+// BrokerRoleName, and puts the role's policy.
+func (f *Fleet) ensureBrokerRole(ctx context.Context, s *Spec, o *Observed, keyARN string, nodeID int32) (string, error) {
+	name := BrokerRoleName(s.ClusterID, nodeID)
 	var iamTags []iamtypes.Tag
-	all := s.allTags("broker-role", 0)
+	all := s.allTags("broker-role", nodeID)
 	for _, k := range slices.Sorted(maps.Keys(all)) {
 		iamTags = append(iamTags, iamtypes.Tag{Key: aws.String(k), Value: aws.String(all[k])})
 	}
-	if o.RoleName == "" {
+	if !slices.Contains(o.RoleNames, name) {
 		f.log(ctx, "creating IAM role", "role", name)
 		_, err := f.IAM.CreateRole(ctx, &iam.CreateRoleInput{
 			RoleName:                 aws.String(name),
-			Path:                     aws.String("/tributary/"),
+			Path:                     aws.String(rolePath),
 			AssumeRolePolicyDocument: aws.String(ec2TrustPolicy),
-			Description:              aws.String("Tributary brokers of cluster " + s.Name + " (" + s.ClusterID + ")"),
+			Description:              aws.String(fmt.Sprintf("Tributary broker %d of cluster %s (%s)", nodeID, s.Name, s.ClusterID)),
 			Tags:                     iamTags,
 		})
 		if err != nil && errorCode(err) != "EntityAlreadyExists" {
 			return "", fmt.Errorf("creating IAM role %s: %w", name, err)
 		}
-		o.RoleName = name
+		o.RoleNames = append(o.RoleNames, name)
+		slices.Sort(o.RoleNames)
 	}
-	if err := f.putRolePolicy(ctx, s, keyARN); err != nil {
+	if err := f.putBrokerRolePolicy(ctx, s, keyARN, nodeID); err != nil {
 		return "", err
 	}
-	if o.ProfileName == "" {
+	if !slices.Contains(o.ProfileNames, name) {
 		f.log(ctx, "creating IAM instance profile", "profile", name)
-		out, err := f.IAM.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{
-			InstanceProfileName: aws.String(name), Path: aws.String("/tributary/"), Tags: iamTags,
+		_, err := f.IAM.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{
+			InstanceProfileName: aws.String(name), Path: aws.String(rolePath), Tags: iamTags,
 		})
 		if err != nil && errorCode(err) != "EntityAlreadyExists" {
 			return "", fmt.Errorf("creating IAM instance profile %s: %w", name, err)
 		}
-		o.ProfileName = name
-		if out != nil && out.InstanceProfile != nil {
-			o.ProfileARN = aws.ToString(out.InstanceProfile.Arn)
-		}
+		o.ProfileNames = append(o.ProfileNames, name)
+		slices.Sort(o.ProfileNames)
 	}
 	prof, err := f.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(name)})
 	if err != nil {
 		return "", fmt.Errorf("reading IAM instance profile %s: %w", name, err)
 	}
-	o.ProfileARN = aws.ToString(prof.InstanceProfile.Arn)
 	hasRole := slices.ContainsFunc(prof.InstanceProfile.Roles, func(r iamtypes.Role) bool { return aws.ToString(r.RoleName) == name })
 	if !hasRole {
 		if _, err := f.IAM.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{
@@ -394,10 +417,10 @@ func (f *Fleet) ensureRole(ctx context.Context, s *Spec, o *Observed, keyARN str
 	return name, nil
 }
 
-// putRolePolicy writes the created broker role's inline policy.
-func (f *Fleet) putRolePolicy(ctx context.Context, s *Spec, keyARN string) error {
-	name := roleName(s.ClusterID)
-	policy, err := RolePolicy(s.ClusterID, keyARN, s.MetricsNamespace, s.LogGroup, s.IAMAuthorization)
+// putBrokerRolePolicy writes a broker's role's inline policy.
+func (f *Fleet) putBrokerRolePolicy(ctx context.Context, s *Spec, keyARN string, nodeID int32) error {
+	name := BrokerRoleName(s.ClusterID, nodeID)
+	policy, err := RolePolicy(s.ClusterID, nodeID, keyARN, s.MetricsNamespace, s.LogGroup, s.IAMAuthorization)
 	if err != nil {
 		return fmt.Errorf("rendering the broker role policy: %w", err)
 	}
@@ -409,15 +432,20 @@ func (f *Fleet) putRolePolicy(ctx context.Context, s *Spec, keyARN string) error
 	return nil
 }
 
-// SyncRolePolicy writes the created broker role's policy for the spec (no
-// role of a user's profile is touched). Turning IAM clients off keeps the
-// brokers' right to ask IAM about them through Ensure, while brokers not yet
-// rolled still authorize IAM clients, and drops it with this afterwards.
+// SyncRolePolicy writes the created broker roles' policies for the spec
+// (no role of a user's profile is touched). Turning IAM clients off keeps
+// the brokers' right to ask IAM about them through Ensure, while brokers not
+// yet rolled still authorize IAM clients, and drops it with this afterwards.
 func (f *Fleet) SyncRolePolicy(ctx context.Context, s *Spec, keyARN string) error {
 	if s.InstanceProfile != "" {
 		return nil
 	}
-	return f.putRolePolicy(ctx, s, keyARN)
+	for i := range s.BrokerCount() {
+		if err := f.putBrokerRolePolicy(ctx, s, keyARN, int32(i+1)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // syncTags makes the user's tags on every object of the cluster equal to
@@ -504,27 +532,27 @@ func (f *Fleet) syncTags(ctx context.Context, s *Spec, o *Observed) error {
 	for _, k := range slices.Sorted(maps.Keys(s.Tags)) {
 		it = append(it, iamtypes.Tag{Key: aws.String(k), Value: aws.String(s.Tags[k])})
 	}
-	if o.RoleName != "" {
+	for _, name := range o.RoleNames {
 		if len(it) > 0 {
-			if _, err := f.IAM.TagRole(ctx, &iam.TagRoleInput{RoleName: aws.String(o.RoleName), Tags: it}); err != nil {
-				return fmt.Errorf("tagging role %s: %w", o.RoleName, err)
+			if _, err := f.IAM.TagRole(ctx, &iam.TagRoleInput{RoleName: aws.String(name), Tags: it}); err != nil {
+				return fmt.Errorf("tagging role %s: %w", name, err)
 			}
 		}
 		if len(removed) > 0 {
-			if _, err := f.IAM.UntagRole(ctx, &iam.UntagRoleInput{RoleName: aws.String(o.RoleName), TagKeys: removed}); err != nil {
-				return fmt.Errorf("untagging role %s: %w", o.RoleName, err)
+			if _, err := f.IAM.UntagRole(ctx, &iam.UntagRoleInput{RoleName: aws.String(name), TagKeys: removed}); err != nil {
+				return fmt.Errorf("untagging role %s: %w", name, err)
 			}
 		}
 	}
-	if o.ProfileName != "" {
+	for _, name := range o.ProfileNames {
 		if len(it) > 0 {
-			if _, err := f.IAM.TagInstanceProfile(ctx, &iam.TagInstanceProfileInput{InstanceProfileName: aws.String(o.ProfileName), Tags: it}); err != nil {
-				return fmt.Errorf("tagging instance profile %s: %w", o.ProfileName, err)
+			if _, err := f.IAM.TagInstanceProfile(ctx, &iam.TagInstanceProfileInput{InstanceProfileName: aws.String(name), Tags: it}); err != nil {
+				return fmt.Errorf("tagging instance profile %s: %w", name, err)
 			}
 		}
 		if len(removed) > 0 {
-			if _, err := f.IAM.UntagInstanceProfile(ctx, &iam.UntagInstanceProfileInput{InstanceProfileName: aws.String(o.ProfileName), TagKeys: removed}); err != nil {
-				return fmt.Errorf("untagging instance profile %s: %w", o.ProfileName, err)
+			if _, err := f.IAM.UntagInstanceProfile(ctx, &iam.UntagInstanceProfileInput{InstanceProfileName: aws.String(name), TagKeys: removed}); err != nil {
+				return fmt.Errorf("untagging instance profile %s: %w", name, err)
 			}
 		}
 	}

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/tributary/tributary/internal/bootconfig"
 )
@@ -265,10 +266,11 @@ type Observed struct {
 	ClientCIDRs     []string
 	// KeyARN is the cluster-created KMS key, empty when none.
 	KeyARN string
-	// Role and profile the cluster created, empty when none.
-	RoleName    string
-	ProfileName string
-	ProfileARN  string
+	// RoleNames and ProfileNames are the roles and instance profiles the
+	// cluster created (each broker's own, and the one all brokers shared
+	// in clusters made before brokers had their own), sorted.
+	RoleNames    []string
+	ProfileNames []string
 	Brokers     []Broker // sorted by node id
 	// Orphans are objects tagged with the cluster but not part of a broker
 	// (e.g. a second instance for the same node after a crashed create).
@@ -291,14 +293,52 @@ func (o *Observed) Broker(nodeID int32) (*Broker, bool) {
 
 // Empty reports whether nothing of the cluster exists.
 func (o *Observed) Empty() bool {
-	return o.SecurityGroupID == "" && o.KeyARN == "" && o.RoleName == "" && o.ProfileName == "" &&
+	return o.SecurityGroupID == "" && o.KeyARN == "" && len(o.RoleNames) == 0 && len(o.ProfileNames) == 0 &&
 		len(o.Brokers) == 0 && len(o.OrphanInstanceIDs) == 0 && len(o.Groups) == 0 && len(o.Templates) == 0
 }
 
 func nodeIDTag(id int32) string { return strconv.Itoa(int(id)) }
 
-// roleName is the name of the role and instance profile a cluster creates.
+// roleName is the name stem of the roles and instance profiles a cluster
+// creates (ProfileStem), and the name of the one role and profile that all
+// brokers of a cluster made before brokers had their own shared.
 func roleName(clusterID string) string { return "tributary-" + clusterID }
+
+// ProfileStem is what the names of a cluster's created roles and profiles
+// start with.
+func ProfileStem(clusterID string) string { return roleName(clusterID) }
+
+// BrokerRoleName is the name of a broker's own role and instance profile:
+// its policy lets it decrypt only its own node's secrets.
+func BrokerRoleName(clusterID string, nodeID int32) string {
+	return fmt.Sprintf("%s-broker-%d", roleName(clusterID), nodeID)
+}
+
+// ownsRole reports whether a role or profile name is one the cluster
+// created: a broker's own, or the shared one of an older cluster.
+func ownsRole(clusterID, name string) bool {
+	rest, ok := strings.CutPrefix(name, roleName(clusterID))
+	if !ok {
+		return false
+	}
+	if rest == "" {
+		return true
+	}
+	n, ok := strings.CutPrefix(rest, "-broker-")
+	id, err := strconv.ParseInt(n, 10, 32)
+	return ok && err == nil && id > 0 && strconv.FormatInt(id, 10) == n
+}
+
+// OwnsProfile reports whether a role or profile name is one the provider
+// created for the cluster.
+func OwnsProfile(clusterID, name string) bool { return ownsRole(clusterID, name) }
+
+// SharedProfile reports whether a profile (name or ARN) is the one all
+// brokers of an older cluster shared, which let each decrypt the others'
+// secrets.
+func SharedProfile(clusterID, profile string) bool {
+	return profile[strings.LastIndex(profile, "/")+1:] == roleName(clusterID)
+}
 
 // GroupName is the name of a broker's Auto Scaling group and of its launch
 // template.

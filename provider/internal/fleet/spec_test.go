@@ -146,12 +146,12 @@ func TestIngressRulesDiff(t *testing.T) {
 
 func TestRolePolicyPinsEncryptionContext(t *testing.T) {
 	for _, iam := range []bool{false, true} {
-		p, err := RolePolicy("tc-1", "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "", iam)
+		p, err := RolePolicy("tc-1", 2, "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "", iam)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, want := range []string{`"kms:EncryptionContext:tributary:cluster-id":"tc-1"`, `"Resource":"arn:aws:kms:us-east-1:000000000000:key/k"`,
-			`"Null":{"kms:EncryptionContext:tributary:node-id":"false"}`, `"cloudwatch:namespace":"Tributary/Kafka"`, `"Action":"kms:Decrypt"`} {
+			`"kms:EncryptionContext:tributary:node-id":"2"`, `"cloudwatch:namespace":"Tributary/Kafka"`, `"Action":"kms:Decrypt"`} {
 			if !strings.Contains(p, want) {
 				t.Errorf("policy lacks %s: %s", want, p)
 			}
@@ -163,14 +163,14 @@ func TestRolePolicyPinsEncryptionContext(t *testing.T) {
 }
 
 func TestRolePolicyLogGroup(t *testing.T) {
-	without, err := RolePolicy("tc-1", "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "", false)
+	without, err := RolePolicy("tc-1", 1, "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(without, "logs:") {
 		t.Errorf("a cluster that ships no logs must not be allowed logs:*: %s", without)
 	}
-	with, err := RolePolicy("tc-1", "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "tributary/orders", false)
+	with, err := RolePolicy("tc-1", 1, "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "tributary/orders", false)
 	if err != nil {
 		t.Fatal(err)
 	}
