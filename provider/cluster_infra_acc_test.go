@@ -19,7 +19,6 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	"github.com/aws/smithy-go"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
@@ -279,7 +278,7 @@ func testAccCheckKeyAndRoleTags(want map[string]string) resource.TestCheckFunc {
 		}
 		ctx := context.Background()
 		c := accEnv.clients
-		name := "tributary-" + id
+		name := fleet.BrokerRoleName(id, 1)
 		user := func(k string) bool { return !strings.HasPrefix(k, "tributary:") && k != "Name" }
 		got := map[string]map[string]string{"KMS key": {}, "IAM role": {}, "IAM instance profile": {}}
 		keyARN := s.RootModule().Resources[clusterResourceName].Primary.Attributes["kms_key_arn"]
@@ -292,8 +291,9 @@ func testAccCheckKeyAndRoleTags(want map[string]string) resource.TestCheckFunc {
 				got["KMS key"][aws.ToString(t.TagKey)] = aws.ToString(t.TagValue)
 			}
 		}
-		// GetRole and GetInstanceProfile return the tags too; moto 5.2
-		// answers ListInstanceProfileTags with HTTP 500.
+		// Each broker's own role and profile carry the tags; broker 1's
+		// are read. GetRole and GetInstanceProfile return the tags too;
+		// moto 5.2 answers ListInstanceProfileTags with HTTP 500.
 		role, err := c.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)})
 		if err != nil {
 			return fmt.Errorf("reading role %s: %w", name, err)
@@ -421,16 +421,31 @@ func leftoversIn(ctx context.Context, c *awsconfig.Clients, clusterID string) ([
 		}
 	}
 
-	name := "tributary-" + clusterID
-	if _, err := c.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(name)}); err == nil {
-		left = append(left, "IAM role "+name)
-	} else if !isAPIError(err, "NoSuchEntity") {
-		return nil, fmt.Errorf("reading IAM role %s: %w", name, err)
+	// The brokers' own roles and profiles (and an older cluster's shared
+	// one), by name under the provider's path.
+	roles := iam.NewListRolesPaginator(c.IAM, &iam.ListRolesInput{PathPrefix: aws.String("/tributary/")})
+	for roles.HasMorePages() {
+		page, err := roles.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing IAM roles: %w", err)
+		}
+		for _, r := range page.Roles {
+			if name := aws.ToString(r.RoleName); fleet.OwnsProfile(clusterID, name) {
+				left = append(left, "IAM role "+name)
+			}
+		}
 	}
-	if _, err := c.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(name)}); err == nil {
-		left = append(left, "IAM instance profile "+name)
-	} else if !isAPIError(err, "NoSuchEntity") {
-		return nil, fmt.Errorf("reading IAM instance profile %s: %w", name, err)
+	profiles := iam.NewListInstanceProfilesPaginator(c.IAM, &iam.ListInstanceProfilesInput{PathPrefix: aws.String("/tributary/")})
+	for profiles.HasMorePages() {
+		page, err := profiles.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing IAM instance profiles: %w", err)
+		}
+		for _, p := range page.InstanceProfiles {
+			if name := aws.ToString(p.InstanceProfileName); fleet.OwnsProfile(clusterID, name) {
+				left = append(left, "IAM instance profile "+name)
+			}
+		}
 	}
 	alias := fleet.KeyAlias(clusterID)
 	aliases := kms.NewListAliasesPaginator(c.KMS, &kms.ListAliasesInput{})
@@ -446,11 +461,6 @@ func leftoversIn(ctx context.Context, c *awsconfig.Clients, clusterID string) ([
 		}
 	}
 	return left, nil
-}
-
-func isAPIError(err error, code string) bool {
-	var ae smithy.APIError
-	return errors.As(err, &ae) && ae.ErrorCode() == code
 }
 
 // testAccCheckCost compares the cost attributes with the price table's

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
 	"github.com/tributary/tributary/internal/testenv"
+	"github.com/tributary/tributary/provider/internal/fleet"
 )
 
 // loggingConfig is the test cluster with logging to group, or without a
@@ -187,7 +188,7 @@ func testAccCheckRoleMayLog(group string, may bool) resource.TestCheckFunc {
 		if !ok {
 			return fmt.Errorf("%s not in state", clusterResourceName)
 		}
-		role := "tributary-" + rs.Primary.Attributes["cluster_id"]
+		role := fleet.BrokerRoleName(rs.Primary.Attributes["cluster_id"], 1)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		out, err := accEnv.clients.IAM.GetRolePolicy(ctx, &iam.GetRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String("tributary-broker")})

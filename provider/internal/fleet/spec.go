@@ -271,7 +271,7 @@ type Observed struct {
 	// in clusters made before brokers had their own), sorted.
 	RoleNames    []string
 	ProfileNames []string
-	Brokers     []Broker // sorted by node id
+	Brokers      []Broker // sorted by node id
 	// Orphans are objects tagged with the cluster but not part of a broker
 	// (e.g. a second instance for the same node after a crashed create).
 	OrphanInstanceIDs []string
