@@ -158,9 +158,10 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				Validators:          []validator.String{stringvalidator.RegexMatches(regexp.MustCompile(`^ami-[0-9a-f]+$`), "must be an AMI id")},
 			},
 			"instance_profile": schema.StringAttribute{
-				MarkdownDescription: "Name of an existing instance profile for the brokers. Omitted: the provider creates a least-privilege role and " +
-					"profile named `tributary-<cluster_id>` (`kms:Decrypt` on the cluster key only under the cluster's encryption context, " +
-					"`cloudwatch:PutMetricData` only into `metrics_namespace`). Changing it rolls the brokers.",
+				MarkdownDescription: "Name of an existing instance profile for the brokers. Omitted: the provider creates, for each broker, a " +
+					"least-privilege role and profile named `tributary-<cluster_id>-broker-<node id>` (`kms:Decrypt` on the cluster key only under " +
+					"the cluster's and that broker's own encryption context, so a broker cannot read another's secrets; `cloudwatch:PutMetricData` " +
+					"only into `metrics_namespace`), and this attribute shows their common stem `tributary-<cluster_id>`. Changing it rolls the brokers.",
 				Optional:      true,
 				Computed:      true,
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},

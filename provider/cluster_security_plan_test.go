@@ -152,3 +152,25 @@ func testCAPEM(t *testing.T) string {
 	}
 	return ca.CertPEM
 }
+
+// TestPendingSharedRole: a broker whose group launches with the one profile
+// all brokers of an older cluster shared is remembered for the next apply,
+// which gives it its own; a broker's own profile, or a user's, is not.
+func TestPendingSharedRole(t *testing.T) {
+	for _, tt := range []struct {
+		profile string
+		want    bool
+	}{
+		{"arn:aws:iam::000000000000:instance-profile/tributary/tributary-tc-0123456789abcdef", true},
+		{"tributary-tc-0123456789abcdef", true},
+		{"tributary-tc-0123456789abcdef-broker-2", false},
+		{"my-brokers", false},
+	} {
+		o := &fleet.Observed{ClusterID: "tc-0123456789abcdef", Brokers: []fleet.Broker{{
+			NodeID: 2, GroupName: "g", GroupMin: 1, GroupMax: 1, GroupDesired: 1, Launch: &fleet.LaunchSettings{InstanceProfile: tt.profile},
+		}}}
+		if got := pendingWork(o).SharedRole; got != tt.want {
+			t.Errorf("launch profile %s: shared role pending %v, want %v", tt.profile, got, tt.want)
+		}
+	}
+}

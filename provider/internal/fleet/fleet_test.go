@@ -917,3 +917,44 @@ func TestBrokerRoleDecryptsOnlyItsOwnSecrets(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedRoleOfAnOlderCluster: the role and profile all brokers of a
+// cluster made before brokers had their own shared are found with the
+// cluster's, are not deleted while a broker still launches with them, and
+// DeleteSharedRole removes them once none does, leaving the brokers' own.
+func TestSharedRoleOfAnOlderCluster(t *testing.T) {
+	tc := startTestCloud(t, 20*time.Millisecond)
+	s := tc.spec(t, "tc-unit-shared")
+	tc.ensure(t, s)
+	ctx := ctxFor(t)
+	shared := roleName(s.ClusterID)
+	if _, err := tc.iam.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(shared), Path: aws.String(rolePath), AssumeRolePolicyDocument: aws.String(ec2TrustPolicy)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tc.iam.CreateInstanceProfile(ctx, &iam.CreateInstanceProfileInput{InstanceProfileName: aws.String(shared), Path: aws.String(rolePath)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tc.iam.AddRoleToInstanceProfile(ctx, &iam.AddRoleToInstanceProfileInput{InstanceProfileName: aws.String(shared), RoleName: aws.String(shared)}); err != nil {
+		t.Fatal(err)
+	}
+	o := tc.observe(t, s.ClusterID)
+	if !slices.Contains(o.RoleNames, shared) || !slices.Contains(o.ProfileNames, shared) || len(o.RoleNames) != 4 {
+		t.Fatalf("observed roles %v and profiles %v, want the three brokers' and the shared %s", o.RoleNames, o.ProfileNames, shared)
+	}
+	still := *o
+	still.Brokers = slices.Clone(o.Brokers)
+	launch := *still.Brokers[1].Launch
+	launch.InstanceProfile = shared
+	still.Brokers[1].Launch = &launch
+	if err := tc.fleet.DeleteSharedRole(ctx, &still); err == nil || !strings.Contains(err.Error(), "broker 2") {
+		t.Fatalf("DeleteSharedRole while broker 2 launches with it: %v, want a refusal naming broker 2", err)
+	}
+	if err := tc.fleet.DeleteSharedRole(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	after := tc.observe(t, s.ClusterID)
+	want := []string{BrokerRoleName(s.ClusterID, 1), BrokerRoleName(s.ClusterID, 2), BrokerRoleName(s.ClusterID, 3)}
+	if !slices.Equal(after.RoleNames, want) || !slices.Equal(after.ProfileNames, want) {
+		t.Errorf("after DeleteSharedRole: roles %v, profiles %v; want %v", after.RoleNames, after.ProfileNames, want)
+	}
+}
