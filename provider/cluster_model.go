@@ -42,6 +42,7 @@ type clusterModel struct {
 	KMSKeyARN                   types.String   `tfsdk:"kms_key_arn"`
 	Logging                     types.Object   `tfsdk:"logging"`
 	MetricsNamespace            types.String   `tfsdk:"metrics_namespace"`
+	Monitoring                  types.Object   `tfsdk:"monitoring"`
 	MSKEquivalentMonthlyCostUSD types.Float64  `tfsdk:"msk_equivalent_monthly_cost_usd"`
 	Name                        types.String   `tfsdk:"name"`
 	SecurityGroupID             types.String   `tfsdk:"security_group_id"`

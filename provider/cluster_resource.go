@@ -156,6 +156,11 @@ func (r *clusterResource) Create(ctx context.Context, req resource.CreateRequest
 		return
 	}
 	tflog.Info(ctx, "brokers running", map[string]any{"elapsed": time.Since(started).Round(time.Millisecond).String()})
+	resp.Diagnostics.Append(r.ensureMonitoring(ctx, &plan, false, clusterID, spec.BrokerCount())...)
+	if resp.Diagnostics.HasError() {
+		r.saveAfterFailure(ctx, &plan, &resp.State, &resp.Diagnostics)
+		return
+	}
 	if plan.WaitForBrokers.ValueBool() {
 		resp.Diagnostics.Append(r.waitReady(ctx, spec, observed, r.data.checker(clusterID, observed.Brokers, spec.Access, nil))...)
 	}
@@ -776,6 +781,10 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 		resp.Diagnostics.AddError("Updating Tributary cluster "+clusterID, err.Error())
 		return
 	}
+	resp.Diagnostics.Append(r.ensureMonitoring(ctx, &plan, !state.Monitoring.IsNull(), clusterID, spec.BrokerCount())...)
+	if resp.Diagnostics.HasError() {
+		return
+	}
 	var added []int32
 	for _, b := range o.Brokers {
 		if !existed[b.NodeID] {
@@ -1001,6 +1010,12 @@ func (r *clusterResource) Delete(ctx context.Context, req resource.DeleteRequest
 	}
 	ctx = tflog.SetField(ctx, "cluster_id", clusterID)
 	tflog.Info(ctx, "deleting Tributary cluster")
+	if !state.Monitoring.IsNull() {
+		if err := r.deleteMonitoring(ctx, state.Name.ValueString(), clusterID); err != nil {
+			resp.Diagnostics.AddError("Deleting the alarms and dashboard of Tributary cluster "+clusterID, err.Error())
+			return
+		}
+	}
 	if err := r.fleet().Delete(ctx, clusterID); err != nil {
 		resp.Diagnostics.AddError("Deleting Tributary cluster "+clusterID, err.Error())
 	}

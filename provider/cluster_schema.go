@@ -287,7 +287,8 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					},
 				},
 			},
-			"logging": loggingBlock(),
+			"logging":    loggingBlock(),
+			"monitoring": monitoringBlock(),
 			"storage": schema.SingleNestedBlock{
 				MarkdownDescription: "Each broker's data volume. Size, IOPS, throughput and type change in place (`ModifyVolume`, one change per " +
 					"volume every 6 hours on AWS); the brokers grow their filesystem online at once. `volume_size` is a floor: a volume grown " +
