@@ -25,11 +25,16 @@ import (
 	"github.com/tributary/tributary/internal/localcloud/iam"
 	"github.com/tributary/tributary/internal/localcloud/kms"
 	"github.com/tributary/tributary/internal/localcloud/logs"
+	"github.com/tributary/tributary/internal/localcloud/sns"
 	"github.com/tributary/tributary/internal/localcloud/sts"
 )
 
 // DefaultListen is where the command listens, as LocalStack does.
 const DefaultListen = "127.0.0.1:4566"
+
+// alarmEvaluationInterval is how often CloudWatch alarms are evaluated (and
+// their SNS actions run) without anyone describing them.
+const alarmEvaluationInterval = 10 * time.Second
 
 // Options configures a local cloud.
 type Options struct {
@@ -86,6 +91,7 @@ type Cloud struct {
 	sts      *sts.Service
 	cw       *cloudwatch.Service
 	logs     *logs.Service
+	sns      *sns.Service
 	asg      *autoscaling.Service
 	lockFile *os.File
 
@@ -176,6 +182,13 @@ func Start(ctx context.Context, opts Options) (*Cloud, error) {
 	if c.logs, err = logs.New(e); err != nil {
 		return nil, fmt.Errorf("localcloud: starting CloudWatch Logs: %w", err)
 	}
+	if e, err = env("sns"); err != nil {
+		return nil, err
+	}
+	if c.sns, err = sns.New(e); err != nil {
+		return nil, fmt.Errorf("localcloud: starting SNS: %w", err)
+	}
+	c.cw.SetNotifier(c.sns, alarmEvaluationInterval)
 	if e, err = env("ec2"); err != nil {
 		return nil, err
 	}
@@ -200,6 +213,7 @@ func Start(ctx context.Context, opts Options) (*Cloud, error) {
 	c.server.Register("sts", c.sts)
 	c.server.Register("monitoring", c.cw)
 	c.server.Register("logs", c.logs)
+	c.server.Register("sns", c.sns)
 	c.server.SetAuthorizer(c.iam)
 	c.server.HandleNonAWS(faultPrefix, c.faultAPI())
 	if opts.BrokerBinary != "" {

@@ -243,8 +243,8 @@ func nonNil(s []string) []string {
 }
 
 // evaluateLocked updates an alarm's state from its metric's last EvaluationPeriods periods
-// and reports whether the state changed. Alarm actions are not executed: the local cloud has
-// no SNS, Auto Scaling or EC2 actions.
+// and reports whether the state changed. A change publishes to the SNS topics of the alarm's
+// actions for the new state (notifyLocked); Auto Scaling and EC2 actions are not executed.
 func (s *Service) evaluateLocked(a *alarm, now time.Time) bool {
 	if now.Before(a.ManualUntil) {
 		return false
@@ -302,8 +302,10 @@ func (s *Service) evaluateLocked(a *alarm, now time.Time) bool {
 	if state == m.StateValue {
 		return false
 	}
+	old := m.StateValue
 	m.StateValue, m.StateReason = state, reason
 	m.StateUpdatedTimestamp, m.StateTransitionedTimestamp = now, now
+	s.notifyLocked(m, old)
 	return true
 }
 
@@ -526,12 +528,18 @@ func (s *Service) setAlarmState(c *call) (any, error) {
 		return nil, resourceNotFound("Alarm %s not found", in.AlarmName)
 	}
 	now := s.now().UTC()
+	old := a.StateValue
 	if a.StateValue != in.StateValue {
 		a.StateTransitionedTimestamp = now
 	}
 	a.StateValue, a.StateReason, a.StateUpdatedTimestamp = in.StateValue, in.StateReason, now
 	period := time.Duration(a.Period) * time.Second
 	a.ManualUntil = periodStart(now, period).Add(period)
+	if old != a.StateValue {
+		// As in CloudWatch, a state set by hand runs the alarm's actions:
+		// the way to try a notification.
+		s.notifyLocked(&a.MetricAlarm, old)
+	}
 	return nil, nil
 }
 

@@ -52,6 +52,8 @@ type Service struct {
 	metricsDirty bool        // metric data changed since the last save
 	saveTimer    *time.Timer // pending batched save of metric data, nil when none
 	closed       bool
+	notifier     Notifier      // executes SNS alarm actions; nil: none (SetNotifier)
+	evalStop     chan struct{} // stops the periodic alarm evaluation
 }
 
 var _ awsapi.Service = (*Service)(nil)
@@ -92,6 +94,10 @@ func (s *Service) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
+	if s.evalStop != nil {
+		close(s.evalStop)
+		s.evalStop = nil
+	}
 	if s.saveTimer != nil {
 		s.saveTimer.Stop()
 		s.saveTimer = nil
