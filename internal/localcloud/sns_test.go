@@ -161,7 +161,9 @@ func TestSNSAndAlarmActions(t *testing.T) {
 		StateValue: cwtypes.StateValueOk, StateReason: aws.String("testing the OK action")}); err != nil {
 		t.Fatal(err)
 	}
-	sub.wait(t, "the OK notification", func(m map[string]string) bool { return strings.HasPrefix(m["Subject"], `OK: "orders-offline-partitions"`) })
+	sub.wait(t, "the OK notification", func(m map[string]string) bool {
+		return strings.HasPrefix(m["Subject"], `OK: "orders-offline-partitions"`)
+	})
 }
 
 // TestSNSRefusesWithoutPermission: a user allowed to publish to one topic

@@ -101,9 +101,9 @@ func (s *Service) notifyLocked(m *MetricAlarm, oldState string) {
 	body, err := json.Marshal(map[string]any{
 		"AlarmName": m.AlarmName, "AlarmDescription": m.AlarmDescription, "AWSAccountId": s.account,
 		"AlarmConfigurationUpdatedTimestamp": m.AlarmConfigurationUpdatedTimestamp.UTC().Format("2006-01-02T15:04:05.000+0000"),
-		"NewStateValue": m.StateValue, "NewStateReason": m.StateReason,
+		"NewStateValue":                      m.StateValue, "NewStateReason": m.StateReason,
 		"StateChangeTime": m.StateUpdatedTimestamp.UTC().Format("2006-01-02T15:04:05.000+0000"),
-		"Region": s.region, "AlarmArn": m.AlarmArn, "OldStateValue": oldState, "Trigger": trigger,
+		"Region":          s.region, "AlarmArn": m.AlarmArn, "OldStateValue": oldState, "Trigger": trigger,
 	})
 	if err != nil {
 		s.log.Error("cloudwatch: rendering an alarm notification", "alarm", m.AlarmName, "err", err)
