@@ -101,7 +101,13 @@ const awsCLI = "/usr/bin/aws"
 // awsLogs runs `aws logs <args>` against the acceptance tests' endpoint
 // and decodes its JSON answer.
 func awsLogs(ctx context.Context, out any, args ...string) error {
-	full := []string{"logs"}
+	return awsJSON(ctx, out, "logs", args...)
+}
+
+// awsJSON runs Debian's `aws <service> <args>` against the acceptance
+// tests' endpoint and decodes its JSON answer.
+func awsJSON(ctx context.Context, out any, service string, args ...string) error {
+	full := []string{service}
 	full = append(full, args...)
 	full = append(full, "--region", accEnv.region, "--output", "json")
 	if accEnv.endpoint != "" {

@@ -51,8 +51,9 @@ func monitoringBlock() schema.SingleNestedBlock {
 		Blocks: map[string]schema.Block{
 			"alarms": schema.SingleNestedBlock{
 				MarkdownDescription: "CloudWatch alarms named `tributary-<name>-<cluster_id>-<kind>`, each evaluated every minute and " +
-					"notifying `sns_topic_arns` when it goes to ALARM and back to OK. Missing data keeps an alarm's state (a cluster whose " +
-					"brokers all stopped shipping is shown by the active-controller alarm, which treats missing data as breaching).",
+					"notifying `sns_topic_arns` when it goes to ALARM and back to OK. Missing data is missing (`INSUFFICIENT_DATA` when a " +
+					"whole evaluation has none); the active-controller alarm notifies that state too, so a cluster whose brokers all stopped " +
+					"shipping metrics is reported.",
 				Attributes: map[string]schema.Attribute{
 					"sns_topic_arns": schema.ListAttribute{
 						MarkdownDescription: "SNS topic ARNs every alarm notifies (`AlarmActions` and `OKActions`).",
@@ -252,7 +253,11 @@ func desiredAlarms(c clusterMetrics, s *monitoringSettings) []*cloudwatch.PutMet
 		// Each broker ships once a minute, so a minute may hold two of
 		// the controller's data or none: three minutes in a row say more.
 		in.EvaluationPeriods, in.DatapointsToAlarm = aws.Int32(3), aws.Int32(3)
-		in.TreatMissingData = aws.String("breaching")
+		// No data at all means no broker ships: the cluster is down or
+		// cut off. Treating that as breaching would also alarm a new
+		// cluster for its first minutes, so silence is its own state,
+		// which notifies too.
+		in.InsufficientDataActions = slices.Clone(s.Topics)
 		out = append(out, in)
 	}
 	if s.DiskPercent > 0 {

@@ -78,6 +78,13 @@ resource "tributary_cluster" "demo" {
     }
   }
 
+  # CloudWatch alarms on the brokers' metrics (offline partitions,
+  # under-min-ISR, active controller, data disk) and a dashboard. Add
+  # sns_topic_arns to be notified.
+  monitoring {
+    alarms {}
+  }
+
   broker_config = {
     "auto.create.topics.enable" = "true"
     "num.partitions"            = "3"

@@ -98,3 +98,32 @@ func (d *demo) showLogs(ctx context.Context, brokers int) error {
 	d.say("audit trail (%s): %s", audit[0][0], audit[0][1])
 	return nil
 }
+
+// showAlarms lists the cluster's CloudWatch alarms and their states with
+// the aws CLI.
+func (d *demo) showAlarms(ctx context.Context) error {
+	if _, err := os.Stat(awsCLI); err != nil {
+		return nil // showLogs said why
+	}
+	cmd := exec.CommandContext(ctx, awsCLI, "cloudwatch", "describe-alarms", "--alarm-name-prefix", "tributary-demo-",
+		"--endpoint-url", endpoint, "--region", "us-east-1", "--output", "json")
+	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_PROFILE=")
+	out, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("aws cloudwatch describe-alarms: %w", err)
+	}
+	var res struct {
+		MetricAlarms []struct{ AlarmName, StateValue string }
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		return fmt.Errorf("reading aws cloudwatch describe-alarms: %w", err)
+	}
+	if len(res.MetricAlarms) == 0 {
+		return fmt.Errorf("aws cloudwatch describe-alarms lists no alarm of the demo cluster")
+	}
+	d.say("CloudWatch alarms of the cluster (aws cloudwatch describe-alarms):")
+	for _, a := range res.MetricAlarms {
+		fmt.Printf("    %-60s %s\n", a.AlarmName, a.StateValue)
+	}
+	return nil
+}

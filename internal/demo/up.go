@@ -72,6 +72,9 @@ func (d *demo) up(ctx context.Context) error {
 	if err := d.showLogs(ctx, len(brokers)); err != nil {
 		return err
 	}
+	if err := d.showAlarms(ctx); err != nil {
+		return err
+	}
 
 	fmt.Println()
 	fmt.Println("Tributary demo cluster is up.")

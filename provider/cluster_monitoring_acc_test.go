@@ -1,0 +1,234 @@
+package provider
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/terraform"
+
+	"github.com/tributary/tributary/internal/testenv"
+)
+
+// monitoringConfig is a cluster the provider does not wait for, with the
+// given monitoring block (none when "").
+func monitoringConfig(name, monitoring string) string {
+	return testAccProviderConfig() + fmt.Sprintf(`
+resource "tributary_cluster" "test" {
+  name               = %[1]q
+  broker_version     = %[2]q
+  instance_type      = %[3]q
+  wait_for_brokers   = false
+  client_cidr_blocks = ["127.0.0.0/8"]
+`+plaintextCluster+`
+%[4]s
+
+  storage {
+    volume_size = 10
+  }
+
+  timeouts {
+    create = "4m"
+    update = "4m"
+    delete = "4m"
+  }
+}
+`, name, accEnv.version, accInstanceType(), monitoring)
+}
+
+// TestAccCluster_monitoring: the alarms and the dashboard are created with
+// the cluster, changed in place, and deleted with it. It needs no running
+// broker, so it runs against moto too.
+func TestAccCluster_monitoring(t *testing.T) {
+	if _, err := os.Stat(awsCLI); err != nil {
+		testenv.Missing(t, "Debian's aws CLI is not installed (%s): run make tools or apt-get install awscli", awsCLI)
+	}
+	testAccPreCheck(t)
+	name := accName(t)
+	topic := testAccSNSTopic(t, name+"-alarms")
+	full := func() string {
+		return fmt.Sprintf(`
+  monitoring {
+    alarms {
+      sns_topic_arns = [%q]
+      consumer_lag {
+        group     = "ledger"
+        topic     = "payments"
+        threshold = 1000
+      }
+    }
+  }`, topic)
+	}
+	changed := func() string {
+		return fmt.Sprintf(`
+  monitoring {
+    dashboard = false
+    alarms {
+      sns_topic_arns         = [%q]
+      under_min_isr          = false
+      data_disk_used_percent = 70
+    }
+  }`, topic)
+	}
+	resource.Test(t, resource.TestCase{
+		PreCheck:                 func() { testAccPreCheck(t) },
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy: resource.ComposeAggregateTestCheckFunc(
+			testAccCheckClusterDestroyed,
+			testAccCheckAlarms(name, nil, ""),
+		),
+		Steps: []resource.TestStep{
+			{
+				Config: monitoringConfig(name, full()),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					testAccCheckAlarms(name, map[string]float64{"offline-partitions": 0, "under-min-isr": 0, "active-controller": 0,
+						"data-disk": 85, "lag-ledger-payments": 1000}, topic),
+					testAccCheckDashboard(name, true),
+				),
+			},
+			{
+				Config:           monitoringConfig(name, changed()),
+				ConfigPlanChecks: expectInPlaceUpdate(),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					testAccCheckAlarms(name, map[string]float64{"offline-partitions": 0, "active-controller": 0, "data-disk": 70}, topic),
+					testAccCheckDashboard(name, false),
+				),
+			},
+		},
+	})
+}
+
+// testAccSNSTopic creates an SNS topic for the test and returns its ARN.
+func testAccSNSTopic(t *testing.T, name string) string {
+	t.Helper()
+	cfg := accEnv.clients.Config.Copy()
+	client := sns.NewFromConfig(cfg, func(o *sns.Options) {
+		if accEnv.endpoint != "" {
+			o.BaseEndpoint = aws.String(accEnv.endpoint)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := client.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String(name)})
+	if err != nil {
+		t.Fatalf("creating SNS topic %s: %v", name, err)
+	}
+	arn := aws.ToString(out.TopicArn)
+	t.Cleanup(func() {
+		_, _ = client.DeleteTopic(context.Background(), &sns.DeleteTopicInput{TopicArn: aws.String(arn)})
+	})
+	return arn
+}
+
+func clusterIDOf(s *terraform.State) (string, error) {
+	rs, ok := s.RootModule().Resources[clusterResourceName]
+	if !ok {
+		return "", fmt.Errorf("%s not in state", clusterResourceName)
+	}
+	return rs.Primary.Attributes["cluster_id"], nil
+}
+
+// testAccCheckAlarms checks with `aws cloudwatch describe-alarms` that the
+// cluster's alarms are exactly want (kind -> threshold), each notifying
+// topic on ALARM and OK. With want nil (after destroy), no alarm of a
+// cluster of that name is left.
+func testAccCheckAlarms(name string, want map[string]float64, topic string) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		prefix := "tributary-" + name + "-"
+		if want != nil {
+			id, err := clusterIDOf(s)
+			if err != nil {
+				return err
+			}
+			prefix = monitoringPrefix(name, id) + "-"
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		var out struct {
+			MetricAlarms []struct {
+				AlarmName    string
+				Threshold    float64
+				AlarmActions []string
+				OKActions    []string
+				Metrics      []json.RawMessage
+				MetricName   string
+			}
+		}
+		if err := awsJSON(ctx, &out, "cloudwatch", "describe-alarms", "--alarm-name-prefix", prefix); err != nil {
+			return err
+		}
+		got := map[string]float64{}
+		for _, a := range out.MetricAlarms {
+			kind := strings.TrimPrefix(a.AlarmName, prefix)
+			got[kind] = a.Threshold
+			if !slices.Equal(a.AlarmActions, []string{topic}) || !slices.Equal(a.OKActions, []string{topic}) {
+				return fmt.Errorf("alarm %s notifies %v / %v, want %s", a.AlarmName, a.AlarmActions, a.OKActions, topic)
+			}
+			if a.MetricName == "" && len(a.Metrics) == 0 {
+				return fmt.Errorf("alarm %s watches no metric", a.AlarmName)
+			}
+		}
+		if len(got) != len(want) {
+			return fmt.Errorf("alarms %v, want %v", got, want)
+		}
+		for k, v := range want {
+			if g, ok := got[k]; !ok || g != v {
+				return fmt.Errorf("alarms %v, want %v", got, want)
+			}
+		}
+		return nil
+	}
+}
+
+// testAccCheckDashboard checks the cluster's dashboard exists (with its
+// widgets) or not.
+func testAccCheckDashboard(name string, exists bool) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		id, err := clusterIDOf(s)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		var out struct {
+			DashboardEntries []struct{ DashboardName string }
+		}
+		if err := awsJSON(ctx, &out, "cloudwatch", "list-dashboards", "--dashboard-name-prefix", monitoringPrefix(name, id)); err != nil {
+			return err
+		}
+		if got := len(out.DashboardEntries) == 1; got != exists {
+			return fmt.Errorf("dashboard %s exists = %v, want %v", monitoringPrefix(name, id), got, exists)
+		}
+		if !exists {
+			return nil
+		}
+		var dash struct{ DashboardBody string }
+		if err := awsJSON(ctx, &dash, "cloudwatch", "get-dashboard", "--dashboard-name", monitoringPrefix(name, id)); err != nil {
+			return err
+		}
+		var body struct {
+			Widgets []struct{ Properties struct{ Title string } }
+		}
+		if err := json.Unmarshal([]byte(dash.DashboardBody), &body); err != nil {
+			return fmt.Errorf("dashboard body %q: %w", dash.DashboardBody, err)
+		}
+		titles := map[string]bool{}
+		for _, w := range body.Widgets {
+			titles[w.Properties.Title] = true
+		}
+		for _, want := range []string{"Active controllers", "Data disk used (%)", "Consumer lag (records)"} {
+			if !titles[want] {
+				return fmt.Errorf("dashboard lacks the widget %q: %v", want, titles)
+			}
+		}
+		return nil
+	}
+}
