@@ -3,7 +3,6 @@ package provider
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -12,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
-	"github.com/aws/smithy-go"
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/listvalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
@@ -21,6 +19,8 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
+
+	"github.com/tributary/tributary/provider/internal/cwquery"
 )
 
 // snsTopicARNPattern is an SNS topic's ARN.
@@ -349,19 +349,18 @@ func (r *clusterResource) ensureMonitoring(ctx context.Context, m *clusterModel,
 	for i := range brokers {
 		c.BrokerIDs = append(c.BrokerIDs, int32(i+1))
 	}
-	cw := r.data.aws.CloudWatch
-	want := desiredAlarms(c, s)
+	cw := cwquery.New(r.data.aws.CloudWatch)
 	wanted := map[string]bool{}
-	for _, in := range want {
+	for _, in := range desiredAlarms(c, s) {
 		tflog.Info(ctx, "putting CloudWatch alarm", map[string]any{"alarm": aws.ToString(in.AlarmName)})
-		if _, err := cw.PutMetricAlarm(ctx, in); err != nil {
+		if err := cw.PutMetricAlarm(ctx, in); err != nil {
 			diags.AddError("Creating CloudWatch alarm "+aws.ToString(in.AlarmName), err.Error())
 			return diags
 		}
 		wanted[aws.ToString(in.AlarmName)] = true
 	}
 	prefix := monitoringPrefix(c.Name, clusterID)
-	existing, err := clusterAlarms(ctx, cw, prefix)
+	existing, err := cw.AlarmNames(ctx, prefix+"-")
 	if err != nil {
 		diags.AddError("Listing the CloudWatch alarms of cluster "+clusterID, err.Error())
 		return diags
@@ -379,7 +378,7 @@ func (r *clusterResource) ensureMonitoring(ctx context.Context, m *clusterModel,
 	if s != nil && s.Dashboard {
 		body, err := dashboardBody(c, s, r.data.aws.Region)
 		if err == nil {
-			_, err = cw.PutDashboard(ctx, &cloudwatch.PutDashboardInput{DashboardName: aws.String(prefix), DashboardBody: aws.String(body)})
+			err = cw.PutDashboard(ctx, prefix, body)
 		}
 		if err != nil {
 			diags.AddError("Creating CloudWatch dashboard "+prefix, err.Error())
@@ -394,9 +393,9 @@ func (r *clusterResource) ensureMonitoring(ctx context.Context, m *clusterModel,
 
 // deleteMonitoring removes the cluster's alarms and dashboard.
 func (r *clusterResource) deleteMonitoring(ctx context.Context, name, clusterID string) error {
-	cw := r.data.aws.CloudWatch
+	cw := cwquery.New(r.data.aws.CloudWatch)
 	prefix := monitoringPrefix(name, clusterID)
-	names, err := clusterAlarms(ctx, cw, prefix)
+	names, err := cw.AlarmNames(ctx, prefix+"-")
 	if err != nil {
 		return fmt.Errorf("listing the CloudWatch alarms of cluster %s: %w", clusterID, err)
 	}
@@ -406,29 +405,12 @@ func (r *clusterResource) deleteMonitoring(ctx context.Context, name, clusterID 
 	return deleteDashboard(ctx, cw, prefix)
 }
 
-// clusterAlarms lists the metric alarms whose names start with prefix-.
-func clusterAlarms(ctx context.Context, cw *cloudwatch.Client, prefix string) ([]string, error) {
-	var names []string
-	p := cloudwatch.NewDescribeAlarmsPaginator(cw, &cloudwatch.DescribeAlarmsInput{AlarmNamePrefix: aws.String(prefix + "-"),
-		AlarmTypes: []cwtypes.AlarmType{cwtypes.AlarmTypeMetricAlarm}})
-	for p.HasMorePages() {
-		out, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, a := range out.MetricAlarms {
-			names = append(names, aws.ToString(a.AlarmName))
-		}
-	}
-	return names, nil
-}
-
 // deleteAlarms deletes alarms, at most 100 per call (CloudWatch's limit).
-func deleteAlarms(ctx context.Context, cw *cloudwatch.Client, names []string) error {
+func deleteAlarms(ctx context.Context, cw *cwquery.Client, names []string) error {
 	for len(names) > 0 {
 		n := min(len(names), 100)
 		tflog.Info(ctx, "deleting CloudWatch alarms", map[string]any{"alarms": names[:n]})
-		if _, err := cw.DeleteAlarms(ctx, &cloudwatch.DeleteAlarmsInput{AlarmNames: names[:n]}); err != nil && apiErrorCode(err) != "ResourceNotFound" {
+		if err := cw.DeleteAlarms(ctx, names[:n]); err != nil && cwquery.Code(err) != "ResourceNotFound" {
 			return fmt.Errorf("deleting CloudWatch alarms %v: %w", names[:n], err)
 		}
 		names = names[n:]
@@ -437,19 +419,14 @@ func deleteAlarms(ctx context.Context, cw *cloudwatch.Client, names []string) er
 }
 
 // deleteDashboard deletes a dashboard; one that does not exist is gone.
-func deleteDashboard(ctx context.Context, cw *cloudwatch.Client, name string) error {
-	_, err := cw.DeleteDashboards(ctx, &cloudwatch.DeleteDashboardsInput{DashboardNames: []string{name}})
-	switch apiErrorCode(err) {
-	case "", "ResourceNotFound", "DashboardNotFoundError", "ResourceNotFoundException":
+func deleteDashboard(ctx context.Context, cw *cwquery.Client, name string) error {
+	err := cw.DeleteDashboards(ctx, []string{name})
+	if err == nil {
+		return nil
+	}
+	switch cwquery.Code(err) {
+	case "ResourceNotFound", "DashboardNotFoundError", "ResourceNotFoundException":
 		return nil
 	}
 	return fmt.Errorf("deleting CloudWatch dashboard %s: %w", name, err)
-}
-
-func apiErrorCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
 }
