@@ -4,13 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
@@ -230,5 +234,156 @@ func testAccCheckDashboard(name string, exists bool) resource.TestCheckFunc {
 			}
 		}
 		return nil
+	}
+}
+
+// TestAccCluster_alarmFires: the offline-partitions alarm of a running
+// cluster goes to ALARM when the broker holding a partition is killed, with
+// a notification to its SNS topic, and back to OK when the broker heals.
+// Healing is held off (the broker's Auto Scaling group's Launch and
+// ReplaceUnhealthy processes suspended) until the alarm fired, so the test
+// does not race EC2 Auto Scaling.
+func TestAccCluster_alarmFires(t *testing.T) {
+	skipWithoutRunningBrokers(t)
+	testAccPreCheck(t)
+	name := accName(t)
+	topic := testAccSNSTopic(t, name+"-alarms")
+	sub := newAlarmSubscriber(t, topic)
+	config := monitoringConfig(name, fmt.Sprintf(`
+  monitoring {
+    dashboard = false
+    alarms {
+      sns_topic_arns = [%q]
+    }
+  }`, topic))
+	// wait_for_brokers = false in monitoringConfig: wait here instead.
+	resource.Test(t, resource.TestCase{
+		PreCheck:                 func() { testAccPreCheck(t) },
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy:             testAccCheckClusterDestroyed,
+		Steps: []resource.TestStep{{
+			Config: config,
+			Check: resource.ComposeTestCheckFunc(
+				waitClusterFormed,
+				testAccProduceOn(3, "on-broker-3", 10),
+				testAccHoldHealing(3, true),
+				testAccTerminateBroker(3),
+				testAccWaitAlarm(name, "offline-partitions", "ALARM", 5*time.Minute),
+				sub.waitFor(`ALARM: "tributary-`+name),
+				testAccHoldHealing(3, false),
+				testAccWaitAlarm(name, "offline-partitions", "OK", 6*time.Minute),
+				sub.waitFor(`OK: "tributary-`+name),
+			),
+		}},
+	})
+}
+
+// alarmSubscriber is an HTTP endpoint on loopback subscribed to an SNS
+// topic (the local cloud posts notifications to it).
+type alarmSubscriber struct {
+	mu       sync.Mutex
+	subjects []string
+}
+
+func newAlarmSubscriber(t *testing.T, topic string) *alarmSubscriber {
+	t.Helper()
+	a := &alarmSubscriber{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m struct{ Subject string }
+		if err := json.NewDecoder(r.Body).Decode(&m); err == nil {
+			a.mu.Lock()
+			a.subjects = append(a.subjects, m.Subject)
+			a.mu.Unlock()
+		}
+	}))
+	t.Cleanup(srv.Close)
+	client := sns.NewFromConfig(accEnv.clients.Config.Copy(), func(o *sns.Options) {
+		if accEnv.endpoint != "" {
+			o.BaseEndpoint = aws.String(accEnv.endpoint)
+		}
+	})
+	if _, err := client.Subscribe(context.Background(), &sns.SubscribeInput{TopicArn: aws.String(topic), Protocol: aws.String("http"), Endpoint: aws.String(srv.URL)}); err != nil {
+		t.Fatalf("subscribing to %s: %v", topic, err)
+	}
+	return a
+}
+
+// waitFor waits for a notification whose subject starts with prefix.
+func (a *alarmSubscriber) waitFor(prefix string) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		deadline := time.Now().Add(time.Minute)
+		for {
+			a.mu.Lock()
+			subjects := slices.Clone(a.subjects)
+			a.mu.Unlock()
+			for _, s := range subjects {
+				if strings.HasPrefix(s, prefix) {
+					return nil
+				}
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("no SNS notification %q within a minute; got %q", prefix, subjects)
+			}
+			time.Sleep(time.Second)
+		}
+	}
+}
+
+// testAccHoldHealing suspends (hold) or resumes the Launch and
+// ReplaceUnhealthy processes of a broker's Auto Scaling group.
+func testAccHoldHealing(nodeID int32, hold bool) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		id, _, err := clusterState(s)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		o, err := testFleet().Observe(ctx, id)
+		if err != nil {
+			return err
+		}
+		b, ok := o.Broker(nodeID)
+		if !ok || b.GroupName == "" {
+			return fmt.Errorf("broker %d has no Auto Scaling group", nodeID)
+		}
+		processes := []string{"Launch", "ReplaceUnhealthy", "HealthCheck"}
+		if hold {
+			_, err = accEnv.clients.AutoScaling.SuspendProcesses(ctx, &autoscaling.SuspendProcessesInput{AutoScalingGroupName: aws.String(b.GroupName), ScalingProcesses: processes})
+		} else {
+			_, err = accEnv.clients.AutoScaling.ResumeProcesses(ctx, &autoscaling.ResumeProcessesInput{AutoScalingGroupName: aws.String(b.GroupName), ScalingProcesses: processes})
+		}
+		return err
+	}
+}
+
+// testAccWaitAlarm waits until the cluster's alarm of kind is in state,
+// reading it with `aws cloudwatch describe-alarms`.
+func testAccWaitAlarm(name, kind, state string, patience time.Duration) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		id, err := clusterIDOf(s)
+		if err != nil {
+			return err
+		}
+		alarm := monitoringPrefix(name, id) + "-" + kind
+		ctx, cancel := context.WithTimeout(context.Background(), patience)
+		defer cancel()
+		last := ""
+		for {
+			var out struct {
+				MetricAlarms []struct{ StateValue, StateReason string }
+			}
+			if err := awsJSON(ctx, &out, "cloudwatch", "describe-alarms", "--alarm-names", alarm); err == nil && len(out.MetricAlarms) == 1 {
+				last = out.MetricAlarms[0].StateValue + " (" + out.MetricAlarms[0].StateReason + ")"
+				if out.MetricAlarms[0].StateValue == state {
+					return nil
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("alarm %s not %s within %v; last %s", alarm, state, patience, last)
+			case <-time.After(5 * time.Second):
+			}
+		}
 	}
 }

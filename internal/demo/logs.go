@@ -16,13 +16,29 @@ const awsCLI = "/usr/bin/aws"
 // logGroup is examples/local's logging.cloudwatch_logs.log_group.
 const logGroup = "tributary/demo"
 
+// cliEnv is the environment of the aws CLI against the local cloud: its
+// test credentials, and no profile (botocore refuses a profile it cannot
+// find, even an empty name).
+func cliEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch name {
+		case "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test")
+}
+
 // filterLogEvents runs `aws logs filter-log-events` against the local cloud
 // and returns the events' streams and messages.
 func filterLogEvents(ctx context.Context, args ...string) ([][2]string, error) {
 	full := append([]string{"logs", "filter-log-events", "--log-group-name", logGroup, "--endpoint-url", endpoint,
 		"--region", "us-east-1", "--output", "json"}, args...)
 	cmd := exec.CommandContext(ctx, awsCLI, full...)
-	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_PROFILE=")
+	cmd.Env = cliEnv()
 	out, err := cmd.Output()
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); ok {
@@ -107,7 +123,7 @@ func (d *demo) showAlarms(ctx context.Context) error {
 	}
 	cmd := exec.CommandContext(ctx, awsCLI, "cloudwatch", "describe-alarms", "--alarm-name-prefix", "tributary-demo-",
 		"--endpoint-url", endpoint, "--region", "us-east-1", "--output", "json")
-	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_PROFILE=")
+	cmd.Env = cliEnv()
 	out, err := cmd.Output()
 	if err != nil {
 		return fmt.Errorf("aws cloudwatch describe-alarms: %w", err)
