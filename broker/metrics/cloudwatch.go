@@ -107,6 +107,35 @@ func meanMs(prev, cur histogramSnapshot) (float64, bool) {
 	return float64(sum) / float64(n) / float64(time.Millisecond), true
 }
 
+// heapAfterGCPercent is MSK's HeapMemoryAfterGC for a Go broker: the live
+// heap after the last garbage collection as a share of what the heap may
+// use, the soft memory limit (GOMEMLIMIT) when set, else the host's memory.
+func heapAfterGCPercent(s *Snapshot) (float64, bool) {
+	limit := s.HeapLimit
+	if limit == 0 && s.MemoryErr == nil {
+		limit = s.Memory.Total
+	}
+	if limit == 0 || s.HeapLive == 0 {
+		return 0, false
+	}
+	return 100 * float64(s.HeapLive) / float64(limit), true
+}
+
+// allRequestsMeanMs is MSK's RequestTime for a broker without Kafka's
+// thread pools: the mean handling time of every request of the interval,
+// in milliseconds (a Fetch's long-poll wait included).
+func allRequestsMeanMs(prev, cur *Snapshot) (float64, bool) {
+	var n, sum int64
+	for k := range cur.RequestTimes {
+		n += delta(prev.RequestTimes[k].Count, cur.RequestTimes[k].Count)
+		sum += delta(int64(prev.RequestTimes[k].Sum), int64(cur.RequestTimes[k].Sum))
+	}
+	if n == 0 {
+		return 0, false
+	}
+	return float64(sum) / float64(n) / float64(time.Millisecond), true
+}
+
 // CloudWatchData turns two consecutive snapshots into the metric data of
 // one shipment at level: rates are the counters' growth divided by the
 // time between the snapshots, means are over the requests of that
@@ -155,6 +184,15 @@ func CloudWatchData(prev, cur *Snapshot, level Level, clusterName string, broker
 	}
 	if cur.RootDiskErr == nil {
 		b.add("RootDiskUsed", types.StandardUnitPercent, cur.RootDisk.UsedPercent(), b.broker)
+		// The broker's application log is its stderr, which the journal
+		// keeps on the root file system.
+		b.add("KafkaAppLogsDiskUsed", types.StandardUnitPercent, cur.RootDisk.UsedPercent(), b.broker)
+	}
+	if pct, ok := heapAfterGCPercent(cur); ok {
+		b.add("HeapMemoryAfterGC", types.StandardUnitPercent, pct, b.broker)
+	}
+	if ms, ok := allRequestsMeanMs(prev, cur); ok {
+		b.add("RequestTime", types.StandardUnitMilliseconds, ms, b.broker)
 	}
 	if st := cur.State; st != nil {
 		c := st.counts()

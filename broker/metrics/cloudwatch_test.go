@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"math"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -79,6 +80,7 @@ func busyRegistry(t *testing.T) (r *Registry, prev, cur *Snapshot) {
 // TestCloudWatchDimensionsPerLevel pins which metric ships with which
 // dimensions at each monitoring level, after MSK's metrics-details page.
 func TestCloudWatchDimensionsPerLevel(t *testing.T) {
+	runtime.GC() // HeapMemoryAfterGC needs a collection to have happened
 	r, prev, cur := busyRegistry(t)
 	const (
 		cluster = "{Cluster Name=orders}"
@@ -97,6 +99,7 @@ func TestCloudWatchDimensionsPerLevel(t *testing.T) {
 		"BytesInPerSec" + broker, "BytesOutPerSec" + broker, "MessagesInPerSec" + broker,
 		"NetworkRxPackets" + broker, "NetworkTxPackets" + broker, "NetworkRxErrors" + broker, "NetworkTxErrors" + broker,
 		"NetworkRxDropped" + broker, "NetworkTxDropped" + broker, "ProduceTotalTimeMsMean" + broker, "RequestBytesMean" + broker,
+		"KafkaAppLogsDiskUsed" + broker, "HeapMemoryAfterGC" + broker, "RequestTime" + broker,
 		"BytesInPerSec" + orders, "BytesOutPerSec" + orders,
 		"SumOffsetLag" + group, "MaxOffsetLag" + group, "EstimatedMaxTimeLag" + group,
 	}
@@ -335,5 +338,28 @@ func TestCloudWatchSkipsGroupsCloudWatchWouldRefuse(t *testing.T) {
 	}
 	if len(groups) != 1 || !groups["fine"] {
 		t.Errorf("groups shipped: %v, want only fine", groups)
+	}
+}
+
+func TestHeapAndRequestTime(t *testing.T) {
+	s := &Snapshot{HeapLive: 512 << 20, Memory: memInfo{Total: 4 << 30}}
+	if pct, ok := heapAfterGCPercent(s); !ok || pct != 12.5 {
+		t.Errorf("heap of 512 MiB on a 4 GiB host: %v %v, want 12.5", pct, ok)
+	}
+	s.HeapLimit = 1 << 30 // GOMEMLIMIT wins over the host's memory
+	if pct, _ := heapAfterGCPercent(s); pct != 50 {
+		t.Errorf("heap of 512 MiB under a 1 GiB limit: %v, want 50", pct)
+	}
+	if _, ok := heapAfterGCPercent(&Snapshot{Memory: memInfo{Total: 1 << 30}}); ok {
+		t.Error("no heap figure before the first collection, not 0 %")
+	}
+	var prev, cur Snapshot
+	cur.RequestTimes[RequestProduce] = histogramSnapshot{Count: 3, Sum: 3 * time.Millisecond}
+	cur.RequestTimes[RequestFetchConsumer] = histogramSnapshot{Count: 1, Sum: 9 * time.Millisecond}
+	if ms, ok := allRequestsMeanMs(&prev, &cur); !ok || ms != 3 {
+		t.Errorf("RequestTime %v %v, want 3 ms over four requests", ms, ok)
+	}
+	if _, ok := allRequestsMeanMs(&cur, &cur); ok {
+		t.Error("RequestTime over no request")
 	}
 }

@@ -2,6 +2,9 @@ package metrics
 
 import (
 	"cmp"
+	"math"
+	"runtime/debug"
+	"runtime/metrics"
 	"slices"
 	"time"
 )
@@ -37,6 +40,11 @@ type Snapshot struct {
 	DataDiskErr error
 	RootDisk    diskUsage
 	RootDiskErr error
+
+	// HeapLive is the Go heap's live bytes as of the last garbage
+	// collection (0 before the first), HeapLimit the runtime's soft memory
+	// limit (GOMEMLIMIT; 0 when none is set).
+	HeapLive, HeapLimit uint64
 
 	// Lag holds the groups' lag (nil without a lag source) and TimeLag the
 	// estimates, TimeLag[i][j] for Lag[i].Partitions[j].
@@ -93,5 +101,23 @@ func (r *Registry) Snapshot() *Snapshot {
 	s.Network, s.NetworkErr = readNetCounters(r.opts.ProcRoot)
 	s.DataDisk, s.DataDiskErr = readDiskUsage(r.opts.DataDir)
 	s.RootDisk, s.RootDiskErr = readDiskUsage(r.opts.RootDir)
+	s.HeapLive, s.HeapLimit = readHeap()
 	return s
+}
+
+// heapSample is the runtime metric of the live heap after the last GC.
+var heapSample = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+
+// readHeap reads the Go heap's live bytes after the last GC and the soft
+// memory limit (0 when unset, which the runtime reports as MaxInt64).
+func readHeap() (live, limit uint64) {
+	sample := slices.Clone(heapSample)
+	metrics.Read(sample)
+	if sample[0].Value.Kind() == metrics.KindUint64 {
+		live = sample[0].Value.Uint64()
+	}
+	if l := debug.SetMemoryLimit(-1); l > 0 && l < math.MaxInt64 {
+		limit = uint64(l)
+	}
+	return live, limit
 }
