@@ -14,12 +14,19 @@ import (
 // awsCLI runs Debian's aws CLI against the local cloud (testenv.Missing when it is not installed).
 func awsCLI(t *testing.T, endpoint string, args ...string) ([]byte, error) {
 	t.Helper()
+	return awsCLIAs(t, endpoint, []string{"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test"}, args...)
+}
+
+// awsCLIAs is awsCLI with other credentials (AWS_ACCESS_KEY_ID=..., AWS_SECRET_ACCESS_KEY=...,
+// AWS_SESSION_TOKEN=...).
+func awsCLIAs(t *testing.T, endpoint string, creds []string, args ...string) ([]byte, error) {
+	t.Helper()
 	const cli = "/usr/bin/aws"
 	if _, err := os.Stat(cli); err != nil {
 		testenv.Missing(t, "Debian's aws CLI is not installed (/usr/bin/aws): run make tools or apt-get install awscli")
 	}
 	cmd := exec.Command(cli, append([]string{"--endpoint-url", endpoint, "--output", "json"}, args...)...)
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir(), "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_DEFAULT_REGION=us-east-1", "AWS_PAGER="}
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir(), "AWS_DEFAULT_REGION=us-east-1", "AWS_PAGER="}, creds...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

@@ -25,6 +25,7 @@ import (
 	"github.com/tributary/tributary/internal/localcloud/iam"
 	"github.com/tributary/tributary/internal/localcloud/kms"
 	"github.com/tributary/tributary/internal/localcloud/logs"
+	"github.com/tributary/tributary/internal/localcloud/secretsmanager"
 	"github.com/tributary/tributary/internal/localcloud/sns"
 	"github.com/tributary/tributary/internal/localcloud/sts"
 )
@@ -92,6 +93,7 @@ type Cloud struct {
 	cw       *cloudwatch.Service
 	logs     *logs.Service
 	sns      *sns.Service
+	secrets  *secretsmanager.Service
 	asg      *autoscaling.Service
 	lockFile *os.File
 
@@ -189,6 +191,12 @@ func Start(ctx context.Context, opts Options) (*Cloud, error) {
 		return nil, fmt.Errorf("localcloud: starting SNS: %w", err)
 	}
 	c.cw.SetNotifier(c.sns, alarmEvaluationInterval)
+	if e, err = env("secretsmanager"); err != nil {
+		return nil, err
+	}
+	if c.secrets, err = secretsmanager.New(e); err != nil {
+		return nil, fmt.Errorf("localcloud: starting Secrets Manager: %w", err)
+	}
 	if e, err = env("ec2"); err != nil {
 		return nil, err
 	}
@@ -214,6 +222,7 @@ func Start(ctx context.Context, opts Options) (*Cloud, error) {
 	c.server.Register("monitoring", c.cw)
 	c.server.Register("logs", c.logs)
 	c.server.Register("sns", c.sns)
+	c.server.Register("secretsmanager", c.secrets)
 	c.server.SetAuthorizer(c.iam)
 	c.server.HandleNonAWS(faultPrefix, c.faultAPI())
 	if opts.BrokerBinary != "" {
@@ -394,6 +403,9 @@ func (c *Cloud) shutdown() error {
 	}
 	if c.logs != nil {
 		errs = append(errs, c.logs.Close())
+	}
+	if c.secrets != nil {
+		errs = append(errs, c.secrets.Close())
 	}
 	if c.lockFile != nil {
 		errs = append(errs, c.lockFile.Close())
