@@ -102,12 +102,13 @@ type defaultTagsModel struct {
 }
 
 type endpointsModel struct {
-	AutoScaling types.String `tfsdk:"autoscaling"`
-	CloudWatch  types.String `tfsdk:"cloudwatch"`
-	EC2         types.String `tfsdk:"ec2"`
-	IAM         types.String `tfsdk:"iam"`
-	KMS         types.String `tfsdk:"kms"`
-	STS         types.String `tfsdk:"sts"`
+	AutoScaling    types.String `tfsdk:"autoscaling"`
+	CloudWatch     types.String `tfsdk:"cloudwatch"`
+	EC2            types.String `tfsdk:"ec2"`
+	IAM            types.String `tfsdk:"iam"`
+	KMS            types.String `tfsdk:"kms"`
+	STS            types.String `tfsdk:"sts"`
+	SecretsManager types.String `tfsdk:"secretsmanager"`
 }
 
 func (p *tributaryProvider) Metadata(_ context.Context, _ provider.MetadataRequest, resp *provider.MetadataResponse) {
@@ -232,12 +233,13 @@ func (p *tributaryProvider) Schema(_ context.Context, _ provider.SchemaRequest, 
 				Validators: []validator.List{listvalidator.SizeAtMost(1)},
 				NestedObject: schema.NestedBlockObject{
 					Attributes: map[string]schema.Attribute{
-						"autoscaling": endpointAttr("EC2 Auto Scaling", "AUTO_SCALING"),
-						"cloudwatch":  endpointAttr("CloudWatch", "CLOUDWATCH"),
-						"ec2":         endpointAttr("EC2", "EC2"),
-						"iam":         endpointAttr("IAM", "IAM"),
-						"kms":         endpointAttr("KMS", "KMS"),
-						"sts":         endpointAttr("STS", "STS"),
+						"autoscaling":    endpointAttr("EC2 Auto Scaling", "AUTO_SCALING"),
+						"cloudwatch":     endpointAttr("CloudWatch", "CLOUDWATCH"),
+						"ec2":            endpointAttr("EC2", "EC2"),
+						"iam":            endpointAttr("IAM", "IAM"),
+						"kms":            endpointAttr("KMS", "KMS"),
+						"sts":            endpointAttr("STS", "STS"),
+						"secretsmanager": endpointAttr("Secrets Manager", "SECRETS_MANAGER"),
 					},
 				},
 			},
@@ -321,6 +323,7 @@ func (m providerModel) awsConfig(ctx context.Context) (awsconfig.Config, diag.Di
 		cfg.Endpoints[awsconfig.STS] = e.STS.ValueString()
 		cfg.Endpoints[awsconfig.CloudWatch] = e.CloudWatch.ValueString()
 		cfg.Endpoints[awsconfig.AutoScaling] = e.AutoScaling.ValueString()
+		cfg.Endpoints[awsconfig.SecretsManager] = e.SecretsManager.ValueString()
 	}
 	return cfg, diags
 }

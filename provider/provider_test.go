@@ -275,6 +275,7 @@ func testAccProviderConfig() string {
     sts        = %[2]q
     cloudwatch = %[2]q
     autoscaling = %[2]q
+    secretsmanager = %[2]q
   }
 }
 `, accEnv.region, accEnv.endpoint, creds)

@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
@@ -20,7 +23,7 @@ import (
 // scramOneApplyConfig is a cluster with SASL/SCRAM and IAM for clients
 // (the provider gets in with its IAM identity), two topics, a SCRAM user
 // and, with acl, an ACL that lets the user write one of the topics.
-func scramOneApplyConfig(admin iamUser, name string, acl bool) string {
+func scramOneApplyConfig(admin iamUser, name, secretARN string, acl bool) string {
 	cfg := providerConfigAs(admin) + fmt.Sprintf(`
 resource "tributary_cluster" "test" {
   name               = %[1]q
@@ -62,7 +65,13 @@ resource "tributary_scram_user" "app" {
   password_wo         = "app-secret-1"
   password_wo_version = 1
 }
-`, name, accEnv.version, accInstanceType())
+
+resource "tributary_scram_user" "vault" {
+  cluster_id          = tributary_cluster.test.cluster_id
+  name                = "vault"
+  password_secret_arn = %[4]q
+}
+`, name, accEnv.version, accInstanceType(), secretARN)
 	if acl {
 		cfg += `
 resource "tributary_acl" "app_write" {
@@ -81,29 +90,55 @@ resource "tributary_acl" "app_write" {
 // SASL/SCRAM and IAM, two topics, a SCRAM user and an ACL letting the user
 // write one topic; then produces AS the user with franz-go's SCRAM-SHA-512
 // through the cluster's SCRAM listener (9096, TLS): allowed on that topic,
-// TOPIC_AUTHORIZATION_FAILED on the other. With the ACL removed the user is
-// refused on the first topic too.
+// TOPIC_AUTHORIZATION_FAILED on the other. A second user takes its password
+// from a Secrets Manager secret (password_secret_arn) and logs in with it;
+// a rotation of the secret shows in the next plan and, applied, replaces
+// the password. With the ACL removed the first user is refused on the
+// first topic too.
 func TestAccCluster_scramOneApply(t *testing.T) {
 	testAccPreCheck(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
 	admin := createIAMUser(t, name+"-admin", adminPolicy)
+	secretARN := createSCRAMSecret(t, "AmazonMSK_"+name, "vault", "vault-secret-1")
+	const vaultUser = "tributary_scram_user.vault"
 	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
 		Steps: []resource.TestStep{
 			{
-				Config: scramOneApplyConfig(admin, name, true),
+				Config: scramOneApplyConfig(admin, name, secretARN, true),
 				Check: resource.ComposeTestCheckFunc(
 					resource.TestMatchResourceAttr(clusterResourceName, "bootstrap_brokers_sasl_scram", portList(9096)),
 					resource.TestCheckResourceAttr(clusterResourceName, "bootstrap_brokers", ""),
 					testAccCheckProduceAsScram("app", "app-secret-1", "orders", nil),
 					testAccCheckProduceAsScram("app", "app-secret-1", "other", kerr.TopicAuthorizationFailed),
+					// The secret's user logs in (then has no ACL).
+					testAccCheckProduceAsScram("vault", "vault-secret-1", "other", kerr.TopicAuthorizationFailed),
+					testAccCheckNoSecretInState("vault-secret-1"),
+					resource.TestCheckResourceAttrSet(vaultUser, "password_secret_version_id"),
 				),
 			},
 			{
-				Config: scramOneApplyConfig(admin, name, false),
+				// The secret is rotated outside Terraform: the next plan
+				// sets the new password.
+				Config:             scramOneApplyConfig(admin, name, secretARN, true),
+				Check:              testAccRotateSCRAMSecret(t, secretARN, "vault", "vault-secret-2"),
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				Config: scramOneApplyConfig(admin, name, secretARN, true),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(vaultUser, plancheck.ResourceActionUpdate),
+				}},
+				Check: resource.ComposeTestCheckFunc(
+					testAccCheckProduceAsScram("vault", "vault-secret-2", "other", kerr.TopicAuthorizationFailed),
+					testAccCheckProduceAsScram("vault", "vault-secret-1", "other", kerr.SaslAuthenticationFailed),
+				),
+			},
+			{
+				Config: scramOneApplyConfig(admin, name, secretARN, false),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction("tributary_acl.app_write", plancheck.ResourceActionDestroy),
 				}},
@@ -111,6 +146,32 @@ func TestAccCluster_scramOneApply(t *testing.T) {
 			},
 		},
 	})
+}
+
+// createSCRAMSecret stores a SCRAM user's password in Secrets Manager in
+// Amazon MSK's format, deleted when the test ends.
+func createSCRAMSecret(t *testing.T, name, user, password string) string {
+	t.Helper()
+	ctx := context.Background()
+	value, _ := json.Marshal(map[string]string{"username": user, "password": password})
+	out, err := accEnv.clients.SecretsManager.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(string(value))})
+	if err != nil {
+		t.Fatalf("creating secret %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_, _ = accEnv.clients.SecretsManager.DeleteSecret(context.Background(), &secretsmanager.DeleteSecretInput{SecretId: out.ARN, ForceDeleteWithoutRecovery: aws.Bool(true)})
+	})
+	return aws.ToString(out.ARN)
+}
+
+// testAccRotateSCRAMSecret puts a new password in the secret, as a
+// rotation would.
+func testAccRotateSCRAMSecret(t *testing.T, arn, user, password string) resource.TestCheckFunc {
+	return func(*terraform.State) error {
+		value, _ := json.Marshal(map[string]string{"username": user, "password": password})
+		_, err := accEnv.clients.SecretsManager.PutSecretValue(context.Background(), &secretsmanager.PutSecretValueInput{SecretId: aws.String(arn), SecretString: aws.String(string(value))})
+		return err
+	}
 }
 
 // testAccCheckProduceAsScram produces one record as a SCRAM-SHA-512 user

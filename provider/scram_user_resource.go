@@ -2,12 +2,17 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/hashicorp/terraform-plugin-framework-validators/int64validator"
+	"github.com/hashicorp/terraform-plugin-framework-validators/resourcevalidator"
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
@@ -27,8 +32,10 @@ import (
 )
 
 var (
-	_ resource.ResourceWithConfigure   = &scramUserResource{}
-	_ resource.ResourceWithImportState = &scramUserResource{}
+	_ resource.ResourceWithConfigure        = &scramUserResource{}
+	_ resource.ResourceWithImportState      = &scramUserResource{}
+	_ resource.ResourceWithConfigValidators = &scramUserResource{}
+	_ resource.ResourceWithModifyPlan       = &scramUserResource{}
 )
 
 // scramUserTimeout bounds each operation: one metadata-log write and its
@@ -51,6 +58,8 @@ type scramUserModel struct {
 	Iterations        types.Int64  `tfsdk:"iterations"`
 	Mechanism         types.String `tfsdk:"mechanism"`
 	Name              types.String `tfsdk:"name"`
+	PasswordSecretARN types.String `tfsdk:"password_secret_arn"`
+	PasswordSecretVer types.String `tfsdk:"password_secret_version_id"`
 	PasswordWO        types.String `tfsdk:"password_wo"`
 	PasswordWOVersion types.Int64  `tfsdk:"password_wo_version"`
 }
@@ -115,17 +124,30 @@ func (r *scramUserResource) Schema(_ context.Context, _ resource.SchemaRequest, 
 				PlanModifiers:       replace,
 				Validators:          []validator.String{scramNameValidator{}},
 			},
+			"password_secret_arn": schema.StringAttribute{
+				MarkdownDescription: "Instead of `password_wo`: the ARN of a Secrets Manager secret holding the password, as Amazon " +
+					"MSK reads SCRAM secrets: a `SecretString` of JSON `{\"username\": \"<name>\", \"password\": \"...\"}`. " +
+					"The provider reads it with its own credentials (`secretsmanager:GetSecretValue`, and `DescribeSecret` at plan " +
+					"time), salts it as it salts `password_wo`, and keeps only the version it applied " +
+					"(`password_secret_version_id`): a new version of the secret (a rotation) shows in the next plan as an update.",
+				Optional: true,
+			},
+			"password_secret_version_id": schema.StringAttribute{
+				MarkdownDescription: "The version of `password_secret_arn` whose password the brokers hold (never the password).",
+				Computed:            true,
+			},
 			"password_wo": schema.StringAttribute{
 				MarkdownDescription: "The password, write-only: never in plan or state. Read from the configuration on create and " +
-					"whenever `password_wo_version` or `iterations` changes (use an ephemeral resource or a variable, not a literal).",
-				Required:   true,
+					"whenever `password_wo_version` or `iterations` changes (use an ephemeral resource or a variable, not a literal). " +
+					"Exactly one of `password_wo` and `password_secret_arn` is set.",
+				Optional:   true,
 				WriteOnly:  true,
 				Sensitive:  true,
 				Validators: []validator.String{stringvalidator.LengthAtLeast(8)},
 			},
 			"password_wo_version": schema.Int64Attribute{
-				MarkdownDescription: "Any number; change it to apply a new `password_wo` (Terraform cannot see a change of a value it does not store).",
-				Required:            true,
+				MarkdownDescription: "Any number, with `password_wo`; change it to apply a new `password_wo` (Terraform cannot see a change of a value it does not store).",
+				Optional:            true,
 			},
 		},
 	}
@@ -140,19 +162,104 @@ func (r *scramUserResource) admin(ctx context.Context, clusterID string) (*kafka
 	return &kafkascram.Admin{Conn: conn, Log: func(ctx context.Context, msg string, attrs ...any) { tflog.Info(ctx, msg, fieldsOf(attrs)) }}, nil
 }
 
-// password reads the write-only password from the configuration.
-func password(ctx context.Context, config tfsdk.Config) (string, diag.Diagnostics) {
+// ConfigValidators: the password comes from exactly one place.
+func (r *scramUserResource) ConfigValidators(context.Context) []resource.ConfigValidator {
+	return []resource.ConfigValidator{
+		resourcevalidator.ExactlyOneOf(path.MatchRoot("password_wo"), path.MatchRoot("password_secret_arn")),
+		resourcevalidator.RequiredTogether(path.MatchRoot("password_wo"), path.MatchRoot("password_wo_version")),
+	}
+}
+
+// ModifyPlan plans an update when password_secret_arn's current version
+// is not the one applied (the secret was rotated): Terraform cannot see
+// that in the configuration.
+func (r *scramUserResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
+	if req.Plan.Raw.IsNull() || req.State.Raw.IsNull() || r.data == nil || r.data.aws == nil {
+		return
+	}
+	var plan, state scramUserModel
+	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
+	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
+	if resp.Diagnostics.HasError() || plan.PasswordSecretARN.IsNull() || plan.PasswordSecretARN.IsUnknown() {
+		return
+	}
+	if !plan.PasswordSecretARN.Equal(state.PasswordSecretARN) {
+		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("password_secret_version_id"), types.StringUnknown())...)
+		return
+	}
+	current, err := r.secretVersion(ctx, plan.PasswordSecretARN.ValueString())
+	if err != nil {
+		resp.Diagnostics.AddAttributeError(path.Root("password_secret_arn"), "Reading the password secret", err.Error())
+		return
+	}
+	if current != state.PasswordSecretVer.ValueString() {
+		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("password_secret_version_id"), types.StringUnknown())...)
+	}
+}
+
+// secretVersion is the AWSCURRENT version of a secret, asked without
+// reading its value.
+func (r *scramUserResource) secretVersion(ctx context.Context, arn string) (string, error) {
+	out, err := r.data.aws.SecretsManager.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(arn)})
+	if err != nil {
+		return "", fmt.Errorf("describing secret %s: %w", arn, err)
+	}
+	for id, stages := range out.VersionIdsToStages {
+		if slices.Contains(stages, "AWSCURRENT") {
+			return id, nil
+		}
+	}
+	return "", fmt.Errorf("secret %s has no current version (AWSCURRENT)", arn)
+}
+
+// secretPassword reads the password of user name from a secret in Amazon
+// MSK's format, and the version it came from.
+func (r *scramUserResource) secretPassword(ctx context.Context, arn, name string) (string, string, error) {
+	out, err := r.data.aws.SecretsManager.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+	if err != nil {
+		return "", "", fmt.Errorf("reading secret %s: %w", arn, err)
+	}
+	var v struct {
+		Username *string `json:"username"`
+		Password *string `json:"password"`
+	}
+	if out.SecretString == nil || json.Unmarshal([]byte(*out.SecretString), &v) != nil || v.Username == nil || v.Password == nil {
+		return "", "", fmt.Errorf(`secret %s is not a SCRAM secret: its SecretString must be JSON {"username": %q, "password": "..."}`, arn, name)
+	}
+	switch {
+	case *v.Username != name:
+		return "", "", fmt.Errorf("secret %s is for user %q, not %q", arn, *v.Username, name)
+	case len(*v.Password) < 8:
+		return "", "", fmt.Errorf("the password in secret %s is shorter than 8 characters", arn)
+	}
+	return *v.Password, aws.ToString(out.VersionId), nil
+}
+
+// password reads the password: the write-only one from the
+// configuration, or the secret's (then m records the secret's version).
+func (r *scramUserResource) password(ctx context.Context, config tfsdk.Config, m *scramUserModel) (string, diag.Diagnostics) {
+	var diags diag.Diagnostics
+	if arn := m.PasswordSecretARN; !arn.IsNull() && !arn.IsUnknown() {
+		pw, version, err := r.secretPassword(ctx, arn.ValueString(), m.Name.ValueString())
+		if err != nil {
+			diags.AddAttributeError(path.Root("password_secret_arn"), "Reading the password secret", err.Error())
+			return "", diags
+		}
+		m.PasswordSecretVer = types.StringValue(version)
+		return pw, diags
+	}
 	var pw types.String
-	diags := config.GetAttribute(ctx, path.Root("password_wo"), &pw)
+	diags = config.GetAttribute(ctx, path.Root("password_wo"), &pw)
 	if !diags.HasError() && (pw.IsNull() || pw.IsUnknown()) {
 		diags.AddAttributeError(path.Root("password_wo"), "Missing password", "password_wo must be known when the credential is set.")
 	}
+	m.PasswordSecretVer = types.StringNull()
 	return pw.ValueString(), diags
 }
 
 // set salts the configured password into the user's credential.
 func (r *scramUserResource) set(ctx context.Context, config tfsdk.Config, m *scramUserModel, summary string, diags *diag.Diagnostics) {
-	pw, d := password(ctx, config)
+	pw, d := r.password(ctx, config, m)
 	diags.Append(d...)
 	if diags.HasError() {
 		return

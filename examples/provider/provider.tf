@@ -19,12 +19,13 @@ provider "tributary" {
   secret_key = "test"
 
   endpoints {
-    ec2         = "http://127.0.0.1:4566"
-    kms         = "http://127.0.0.1:4566"
-    iam         = "http://127.0.0.1:4566"
-    sts         = "http://127.0.0.1:4566"
-    cloudwatch  = "http://127.0.0.1:4566"
-    autoscaling = "http://127.0.0.1:4566"
+    ec2            = "http://127.0.0.1:4566"
+    kms            = "http://127.0.0.1:4566"
+    iam            = "http://127.0.0.1:4566"
+    sts            = "http://127.0.0.1:4566"
+    cloudwatch     = "http://127.0.0.1:4566"
+    autoscaling    = "http://127.0.0.1:4566"
+    secretsmanager = "http://127.0.0.1:4566"
   }
 
   skip_metadata_api_check = true

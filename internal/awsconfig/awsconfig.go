@@ -33,6 +33,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
@@ -49,11 +50,13 @@ const (
 	CloudWatch Service = "cloudwatch"
 	// AutoScaling is EC2 Auto Scaling: each broker is a group of one.
 	AutoScaling Service = "autoscaling"
+	// SecretsManager holds SCRAM passwords a tributary_scram_user reads.
+	SecretsManager Service = "secretsmanager"
 )
 
 // Services lists every service that accepts an endpoint override, in the
 // order the provider documents them.
-var Services = []Service{EC2, KMS, IAM, STS, CloudWatch, AutoScaling}
+var Services = []Service{EC2, KMS, IAM, STS, CloudWatch, AutoScaling, SecretsManager}
 
 // AssumeRole describes a role to assume with the base credentials.
 type AssumeRole struct {
@@ -99,6 +102,9 @@ type Clients struct {
 	STS         *sts.Client
 	CloudWatch  *cloudwatch.Client
 	AutoScaling *autoscaling.Client
+	// SecretsManager reads the passwords of tributary_scram_user's
+	// password_secret_arn.
+	SecretsManager *secretsmanager.Client
 
 	Region string
 	// STSConfig is Config with the STS endpoint of the `endpoints {}`
@@ -187,8 +193,11 @@ func New(ctx context.Context, c Config) (*Clients, error) {
 		STS:         sts.NewFromConfig(cfg, stsEndpoint(c.Endpoints[STS])),
 		CloudWatch:  cloudwatch.NewFromConfig(cfg, cloudwatchEndpoint(c.Endpoints[CloudWatch])),
 		AutoScaling: autoscaling.NewFromConfig(cfg, autoscalingEndpoint(c.Endpoints[AutoScaling])),
-		Region:      cfg.Region,
-		STSConfig:   cfg.Copy(),
+		SecretsManager: secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) {
+			setBase(&o.BaseEndpoint, c.Endpoints[SecretsManager])
+		}),
+		Region:    cfg.Region,
+		STSConfig: cfg.Copy(),
 	}
 	setBase(&cl.STSConfig.BaseEndpoint, c.Endpoints[STS])
 
@@ -254,8 +263,11 @@ func setBase(dst **string, url string) {
 // SDK reads for s, for example AWS_ENDPOINT_URL_EC2: the service's SDK id in
 // upper case with spaces as underscores ("Auto Scaling": _AUTO_SCALING).
 func EnvVarName(s Service) string {
-	if s == AutoScaling {
+	switch s {
+	case AutoScaling:
 		return "AWS_ENDPOINT_URL_AUTO_SCALING"
+	case SecretsManager:
+		return "AWS_ENDPOINT_URL_SECRETS_MANAGER"
 	}
 	return "AWS_ENDPOINT_URL_" + strings.ToUpper(string(s))
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
@@ -86,6 +87,8 @@ func callService(t *testing.T, cl *Clients, rec *recordingHTTPClient, s Service)
 		_, err = cl.CloudWatch.ListMetrics(ctx, &cloudwatch.ListMetricsInput{})
 	case AutoScaling:
 		_, err = cl.AutoScaling.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{})
+	case SecretsManager:
+		_, err = cl.SecretsManager.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: new(string)})
 	default:
 		t.Fatalf("unknown service %q", s)
 	}
@@ -104,12 +107,13 @@ func TestEndpointPrecedence(t *testing.T) {
 		sharedAll  = "http://shared-global.example:5"
 	)
 	defaults := map[Service]string{
-		EC2:         "https://ec2.us-east-1.amazonaws.com",
-		KMS:         "https://kms.us-east-1.amazonaws.com",
-		IAM:         "https://iam.amazonaws.com",
-		STS:         "https://sts.us-east-1.amazonaws.com",
-		CloudWatch:  "https://monitoring.us-east-1.amazonaws.com",
-		AutoScaling: "https://autoscaling.us-east-1.amazonaws.com",
+		EC2:            "https://ec2.us-east-1.amazonaws.com",
+		KMS:            "https://kms.us-east-1.amazonaws.com",
+		IAM:            "https://iam.amazonaws.com",
+		STS:            "https://sts.us-east-1.amazonaws.com",
+		CloudWatch:     "https://monitoring.us-east-1.amazonaws.com",
+		AutoScaling:    "https://autoscaling.us-east-1.amazonaws.com",
+		SecretsManager: "https://secretsmanager.us-east-1.amazonaws.com",
 	}
 	tests := []struct {
 		name       string
