@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tributary/tributary/broker/security/tlsconf/tlstest"
 )
@@ -88,6 +89,9 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		return nil, fmt.Errorf("broker binary: %w", err)
 	}
 	c := &Cluster{cfg: cfg, procs: map[int32]*process{}}
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("cluster directory: %w", err)
+	}
 	if cfg.TLS {
 		var err error
 		if c.ca, err = tlstest.NewCA("tributary-chaos CA"); err != nil {
@@ -406,6 +410,48 @@ func (c *Cluster) WaitServing(ctx context.Context, id int32) error {
 		case <-ctx.Done():
 			return fmt.Errorf("node %d not serving on %s: %w", id, n.KafkaAddr(), ctx.Err())
 		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// WaitAnswering waits until every node answers a Kafka request (Metadata,
+// asked of that node alone), each within limit. A node whose process
+// exited (a restart that failed: a port taken, a refused config, a data
+// directory it cannot open) ends the wait at once, with the tail of its
+// log as the reason: clients would otherwise retry against it until their
+// own timeouts, and the cause would surface only at the end of the run.
+func (c *Cluster) WaitAnswering(ctx context.Context, limit time.Duration) error {
+	for _, n := range c.nodes {
+		if err := c.waitAnswering(ctx, n, limit); err != nil {
+			return fmt.Errorf("%w\n--- node %d's log:\n%s", err, n.ID, c.Log(n.ID, 4096))
+		}
+	}
+	return nil
+}
+
+func (c *Cluster) waitAnswering(ctx context.Context, n NodeSpec, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(n.KafkaAddr()), kgo.DialTimeout(time.Second)}, c.ClientOpts()...)...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var last error
+	for {
+		if !c.Running(n.ID) {
+			return fmt.Errorf("node %d exited (see %s)", n.ID, c.logPath(n.ID))
+		}
+		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+		_, last = cl.SeedBrokers()[0].Request(rctx, kmsg.NewPtrMetadataRequest())
+		rcancel()
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node %d does not answer Metadata within %v: %w (last error: %v)", n.ID, limit, ctx.Err(), last)
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

@@ -39,6 +39,10 @@ type NemesisConfig struct {
 	Seed     uint64
 	Topic    string
 	Logger   *slog.Logger
+	// ReturnWithin bounds how long each broker may take to answer again
+	// after a heal (30 s when zero); one that does not, or whose process
+	// exits, ends the run with the reason.
+	ReturnWithin time.Duration
 }
 
 // nemesis injects faults into a cluster and records them in the history.
@@ -78,6 +82,10 @@ func (n *nemesis) run(ctx context.Context) (int, error) {
 		case <-time.After(n.cfg.Duration):
 		}
 		if err := n.c.Heal(); err != nil {
+			return n.n, fmt.Errorf("healing after %s: %w", kind, err)
+		}
+		if err := n.c.WaitAnswering(ctx, n.cfg.ReturnWithin); err != nil && ctx.Err() == nil {
+			n.note("a broker did not come back after %s", kind)
 			return n.n, fmt.Errorf("healing after %s: %w", kind, err)
 		}
 		n.note("healed")

@@ -52,6 +52,9 @@ func Run(ctx context.Context, cfg RunConfig) (Outcome, error) {
 	if cfg.Settle <= 0 {
 		cfg.Settle = 2 * time.Second
 	}
+	if cfg.Nemesis.ReturnWithin <= 0 {
+		cfg.Nemesis.ReturnWithin = 30 * time.Second
+	}
 	rec := NewRecorder()
 	var out Outcome
 
@@ -86,17 +89,30 @@ func Run(ctx context.Context, cfg RunConfig) (Outcome, error) {
 	nem := &nemesis{cfg: cfg.Nemesis, c: cfg.Cluster, rec: rec, rnd: rand.New(rand.NewPCG(cfg.Nemesis.Seed, 0x7472696275746172))}
 	faults, nemErr := nem.run(faultCtx)
 	out.Faults = faults
+	if nemErr != nil {
+		// A broker that cannot come back fails the run now, with its
+		// reason: the clients would only wait for it.
+		stopClients()
+		wait()
+		out.Events = rec.Events()
+		return out, fmt.Errorf("fault injection: %w", nemErr)
+	}
 	healErr := cfg.Cluster.Heal()
+	if healErr == nil {
+		healErr = cfg.Cluster.WaitAnswering(ctx, cfg.Nemesis.ReturnWithin)
+	}
+	if healErr != nil {
+		stopClients()
+		wait()
+		out.Events = rec.Events()
+		return out, fmt.Errorf("healing after the faults: %w", healErr)
+	}
 	select {
 	case <-time.After(cfg.Settle):
 	case <-ctx.Done():
 	}
 	stopClients()
 	wait()
-	if nemErr != nil || healErr != nil {
-		out.Events = rec.Events()
-		return out, fmt.Errorf("fault injection: %v %v", nemErr, healErr)
-	}
 	dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	err = Drain(dctx, cfg.Workload, 999, rec)
 	cancel()

@@ -232,3 +232,53 @@ func TestClusterProcessControl(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRunFailsFastWhenABrokerCannotComeBack: a broker that the nemesis
+// killed cannot start again (its config file was broken meanwhile). The
+// run ends soon after the failed restart, naming the broker and with its
+// log's reason, instead of its clients waiting out the faulty phase and
+// the drain.
+func TestRunFailsFastWhenABrokerCannotComeBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker process; skipped with -short")
+	}
+	c, err := NewCluster(ClusterConfig{Binary: buildBroker(t), Dir: t.TempDir(), Nodes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	broken := make(chan error, 1)
+	go func() {
+		// Once the broker serves it has read its config: from now on a
+		// restart meets a listener it cannot parse.
+		for !c.Running(1) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err := c.WaitServing(ctx, 1); err != nil {
+			broken <- err
+			return
+		}
+		broken <- os.WriteFile(c.configPath(1), []byte("node.id=1\nlisteners=NOT A LISTENER\n"), 0o640)
+	}()
+	start := time.Now()
+	_, err = Run(ctx, RunConfig{
+		Cluster:  c,
+		Workload: WorkloadConfig{Partitions: 1, Producers: 1, Consumers: 1, OpTimeout: 5 * time.Second},
+		Nemesis:  NemesisConfig{Faults: []FaultKind{KillRandom}, Interval: time.Second, Duration: 200 * time.Millisecond, Seed: 1},
+		Duration: 2 * time.Minute,
+		Logger:   testLogger(),
+	})
+	took := time.Since(start)
+	if berr := <-broken; berr != nil {
+		t.Fatal(berr)
+	}
+	if err == nil || !strings.Contains(err.Error(), "node 1 exited") || !strings.Contains(err.Error(), "NOT A LISTENER") {
+		t.Fatalf("run with a broker that cannot restart: %v, want its exit and the reason from its log", err)
+	}
+	if took > 30*time.Second {
+		t.Fatalf("the run took %v to report a broker that could not restart", took)
+	}
+	t.Logf("failed after %v: %v", took.Round(time.Millisecond), err)
+}

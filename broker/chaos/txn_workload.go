@@ -121,7 +121,8 @@ func runTxn(cl *kgo.Client, cfg WorkloadConfig, process int, n int64, writes []W
 	}
 	// Transactions finish even when the run stops: their outcome must
 	// be known for the history.
-	ctx, cancel := context.WithTimeout(context.Background(), 3*cfg.OpTimeout)
+	deadline := time.Now().Add(3 * cfg.OpTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	if err := cl.BeginTransaction(); err != nil {
 		done(Fail, err)
@@ -131,7 +132,7 @@ func runTxn(cl *kgo.Client, cfg WorkloadConfig, process int, n int64, writes []W
 	for _, w := range writes {
 		p, _ := strconv.ParseInt(w.Key[len(cfg.TxnTopic)+1:], 10, 32)
 		r := &kgo.Record{Partition: int32(p), Value: []byte(strconv.FormatInt(w.Value, 10))}
-		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil && produceErr == nil {
+		if err := produceWithin(cl, r, time.Until(deadline)); err != nil && produceErr == nil {
 			produceErr = err
 		}
 	}

@@ -185,10 +185,8 @@ func RunProducer(ctx context.Context, cfg WorkloadConfig, process int, rec *Reco
 		p := int32(n % int64(cfg.Partitions))
 		k := key(cfg.Topic, p)
 		rec.Add(Event{Process: process, Status: Invoke, Func: Send, Key: k, Value: v})
-		octx, cancel := context.WithTimeout(context.Background(), cfg.OpTimeout)
 		r := &kgo.Record{Partition: p, Value: []byte(strconv.FormatInt(v, 10))}
-		err := cl.ProduceSync(octx, r).FirstErr()
-		cancel()
+		err := produceWithin(cl, r, cfg.OpTimeout)
 		e := Event{Process: process, Status: classify(err), Func: Send, Key: k, Value: v}
 		if err == nil {
 			e.Offset = r.Offset
@@ -198,6 +196,26 @@ func RunProducer(ctx context.Context, cfg WorkloadConfig, process int, rec *Reco
 		rec.Add(e)
 	}
 	return nil
+}
+
+// produceWithin sends one record and waits at most timeout for its
+// answer. franz-go's ProduceSync waits for the record's promise whatever
+// its context says once the record is buffered, and a record whose
+// brokers are all gone (a broker that did not come back) is retried
+// without end: the run must not wait for it. An abandoned record stays
+// indeterminate (it may still be written) and is failed by the client's
+// Close at the latest.
+func produceWithin(cl *kgo.Client, r *kgo.Record, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	done := make(chan error, 1)
+	cl.Produce(ctx, r, func(_ *kgo.Record, err error) { done <- err })
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("no answer to the produce within %v: %w", timeout, ctx.Err())
+	}
 }
 
 // RunConsumer reads every partition from the start until ctx ends. When
