@@ -121,8 +121,7 @@ func runTxn(cl *kgo.Client, cfg WorkloadConfig, process int, n int64, writes []W
 	}
 	// Transactions finish even when the run stops: their outcome must
 	// be known for the history.
-	deadline := time.Now().Add(3 * cfg.OpTimeout)
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*cfg.OpTimeout)
 	defer cancel()
 	if err := cl.BeginTransaction(); err != nil {
 		done(Fail, err)
@@ -132,7 +131,7 @@ func runTxn(cl *kgo.Client, cfg WorkloadConfig, process int, n int64, writes []W
 	for _, w := range writes {
 		p, _ := strconv.ParseInt(w.Key[len(cfg.TxnTopic)+1:], 10, 32)
 		r := &kgo.Record{Partition: int32(p), Value: []byte(strconv.FormatInt(w.Value, 10))}
-		if err := produceWithin(cl, r, time.Until(deadline)); err != nil && produceErr == nil {
+		if err := produceWithin(ctx, cl, r, cfg.OpTimeout); err != nil && produceErr == nil {
 			produceErr = err
 		}
 	}

@@ -186,7 +186,7 @@ func RunProducer(ctx context.Context, cfg WorkloadConfig, process int, rec *Reco
 		k := key(cfg.Topic, p)
 		rec.Add(Event{Process: process, Status: Invoke, Func: Send, Key: k, Value: v})
 		r := &kgo.Record{Partition: p, Value: []byte(strconv.FormatInt(v, 10))}
-		err := produceWithin(cl, r, cfg.OpTimeout)
+		err := produceWithin(ctx, cl, r, cfg.OpTimeout)
 		e := Event{Process: process, Status: classify(err), Func: Send, Key: k, Value: v}
 		if err == nil {
 			e.Offset = r.Offset
@@ -198,23 +198,27 @@ func RunProducer(ctx context.Context, cfg WorkloadConfig, process int, rec *Reco
 	return nil
 }
 
-// produceWithin sends one record and waits at most timeout for its
-// answer. franz-go's ProduceSync waits for the record's promise whatever
-// its context says once the record is buffered, and a record whose
-// brokers are all gone (a broker that did not come back) is retried
-// without end: the run must not wait for it. An abandoned record stays
-// indeterminate (it may still be written) and is failed by the client's
-// Close at the latest.
-func produceWithin(cl *kgo.Client, r *kgo.Record, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+// produceWithin sends one record with timeout as its delivery timeout
+// and waits for its answer until the answer comes, three timeouts pass,
+// or ctx ends. franz-go's ProduceSync waits for a buffered record's
+// promise whatever its context says, and a record whose brokers are all
+// gone (one that did not come back) is retried without end: the run must
+// not wait for it. A record given up on is indeterminate (it may still be
+// written), and the client's Close fails it at the latest.
+func produceWithin(ctx context.Context, cl *kgo.Client, r *kgo.Record, timeout time.Duration) error {
+	rctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	done := make(chan error, 1)
-	cl.Produce(ctx, r, func(_ *kgo.Record, err error) { done <- err })
+	cl.Produce(rctx, r, func(_ *kgo.Record, err error) { done <- err })
+	giveUp := time.NewTimer(3 * timeout)
+	defer giveUp.Stop()
 	select {
 	case err := <-done:
 		return err
+	case <-giveUp.C:
+		return fmt.Errorf("no answer to the produce within %v", 3*timeout)
 	case <-ctx.Done():
-		return fmt.Errorf("no answer to the produce within %v: %w", timeout, ctx.Err())
+		return fmt.Errorf("stopped waiting for the produce's answer: %w", ctx.Err())
 	}
 }
 

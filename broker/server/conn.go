@@ -541,7 +541,7 @@ func frameHint(size [4]byte) string {
 // frame encodes a response for the writer. A fetch response keeps its
 // record batches where storage put them (fetchwire.Encode): on plaintext
 // they go out with one vectored write, on TLS straight into the records
-// (see tlsWriter).
+// (fetchwire.Writer).
 func (c *conn) frame(corr int32, resp kmsg.Response) net.Buffers {
 	if fr, ok := resp.(*kmsg.FetchResponse); ok {
 		if pieces, ok := fetchwire.Encode(corr, fr); ok {
@@ -553,18 +553,12 @@ func (c *conn) frame(corr int32, resp kmsg.Response) net.Buffers {
 
 func (c *conn) writeLoop(out <-chan net.Buffers, done chan<- struct{}) {
 	defer close(done)
-	write := func(buf net.Buffers) error {
-		_, err := buf.WriteTo(c.rw)
-		return err
-	}
-	if _, plain := c.rw.(*net.TCPConn); !plain {
-		write = newTLSWriter(c.rw).writeResponse
-	}
+	w := fetchwire.NewWriter(c.rw)
 	for buf := range out {
 		if idle := c.s.Config().ConnectionsMaxIdle; idle > 0 {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(idle))
 		}
-		if err := write(buf); err != nil {
+		if err := w.Write(buf); err != nil {
 			level := slog.LevelInfo
 			if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
 				level = slog.LevelDebug // the client hung up first: routine

@@ -7,7 +7,12 @@ import (
 	"net"
 	"sync/atomic"
 	"testing"
+
+	"github.com/tributary/tributary/broker/internal/fetchwire"
 )
+
+// recordPayload is the most plaintext one TLS record carries.
+const recordPayload = 16 << 10
 
 // countingConn counts the writes crypto/tls makes below it: one per
 // record once the handshake is done.
@@ -22,7 +27,7 @@ func (c *countingConn) Write(p []byte) (int, error) {
 }
 
 // TestTLSWriterFullRecords writes fetch-shaped responses (small encoded
-// fields around large record batches) through tlsWriter on a connection
+// fields around large record batches) through fetchwire.Writer on a connection
 // of an SSL listener: the client reads
 // exactly the concatenated pieces, and the pieces cost no more records
 // than the bytes need plus one partial record per large piece, where
@@ -74,14 +79,14 @@ func TestTLSWriterFullRecords(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := counted.writes.Load()
-			if err := newTLSWriter(srv).writeResponse(pieces); err != nil {
+			if err := fetchwire.NewWriter(srv).Write(pieces); err != nil {
 				t.Fatal(err)
 			}
 			if b := <-got; !bytes.Equal(b, want) {
 				t.Fatalf("the client read %d bytes that differ from the %d written", len(b), len(want))
 			}
 			records := counted.writes.Load() - before
-			limit := int64((len(want)+tlsRecordPayload-1)/tlsRecordPayload + tt.large)
+			limit := int64((len(want)+recordPayload-1)/recordPayload + tt.large)
 			if records > limit {
 				t.Fatalf("%d bytes in %d pieces took %d TLS records, want at most %d", len(want), len(pieces), records, limit)
 			}

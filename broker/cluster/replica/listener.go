@@ -1,7 +1,6 @@
 package replica
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
@@ -127,8 +126,9 @@ func (s *ReplicationServer) accept() {
 				}
 				_ = tc.SetDeadline(time.Time{})
 			}
+			w := fetchwire.NewWriter(c)
 			for {
-				if err := s.serveOne(c); err != nil {
+				if err := s.serveOne(c, w); err != nil {
 					if !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
 						s.log.Debug("closing replication connection", "remote", c.RemoteAddr(), "err", err)
 					}
@@ -140,7 +140,7 @@ func (s *ReplicationServer) accept() {
 }
 
 // serveOne reads one request and writes its response.
-func (s *ReplicationServer) serveOne(c net.Conn) error {
+func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer) error {
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Minute)) // idle followers still fetch every few hundred ms
 	var size [4]byte
 	if _, err := io.ReadFull(c, size[:]); err != nil {
@@ -175,7 +175,7 @@ func (s *ReplicationServer) serveOne(c net.Conn) error {
 		r := kmsg.NewPtrApiVersionsResponse()
 		r.ErrorCode = kerr.UnsupportedVersion.Code
 		r.ApiKeys = s.apiKeys()
-		return writeResponse(c, corr, r)
+		return writeResponse(w, corr, r)
 	}
 	if version < span[0] || version > span[1] {
 		return fmt.Errorf("API key %d version %d not served (%d-%d)", key, version, span[0], span[1])
@@ -210,7 +210,7 @@ func (s *ReplicationServer) serveOne(c net.Conn) error {
 		}
 	}
 	_ = c.SetWriteDeadline(time.Now().Add(requestTimeout))
-	return writeResponse(c, corr, resp)
+	return writeResponse(w, corr, resp)
 }
 
 func (s *ReplicationServer) apiKeys() []kmsg.ApiVersionsResponseApiKey {
@@ -232,21 +232,14 @@ func (s *ReplicationServer) apiKeys() []kmsg.ApiVersionsResponseApiKey {
 	return out
 }
 
-func writeResponse(c net.Conn, corr uint32, resp kmsg.Response) error {
-	// A fetch response goes out from the record batches storage read,
-	// with one vectored write: a follower's fetch is most of the bytes a
-	// leader sends, and copying them into one buffer first cost a large
-	// allocation and a copy per fetch.
-	// Over TLS (in-cluster encryption) each piece would become its own
-	// TLS record and write, so they are joined first.
+func writeResponse(w *fetchwire.Writer, corr uint32, resp kmsg.Response) error {
+	// A fetch response goes out from the record batches storage read
+	// (fetchwire): a follower's fetch is most of the bytes a leader sends,
+	// and copying them into one buffer first cost a large allocation and
+	// a copy per fetch.
 	if fr, ok := resp.(*kmsg.FetchResponse); ok {
 		if pieces, ok := fetchwire.Encode(int32(corr), fr); ok {
-			if _, plain := c.(*net.TCPConn); plain || len(pieces) == 1 {
-				_, err := pieces.WriteTo(c)
-				return err
-			}
-			_, err := c.Write(bytes.Join(pieces, nil))
-			return err
+			return w.Write(pieces)
 		}
 	}
 	out := binary.BigEndian.AppendUint32(make([]byte, 4, responseSizeHint(resp)), corr)
@@ -256,8 +249,7 @@ func writeResponse(c net.Conn, corr uint32, resp kmsg.Response) error {
 	}
 	out = resp.AppendTo(out)
 	binary.BigEndian.PutUint32(out, uint32(len(out)-4))
-	_, err := c.Write(out)
-	return err
+	return w.Write(net.Buffers{out})
 }
 
 // responseSizeHint guesses the encoded size of a response that is not

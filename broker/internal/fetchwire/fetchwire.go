@@ -3,8 +3,9 @@
 // record batches themselves where storage read them. A fetch of 50 MiB
 // otherwise costs a 50 MiB allocation and a copy per response, a third of
 // a broker's CPU time when consuming, and a large share of a leader's when
-// its followers fetch. Client listeners and the replication listener use
-// it alike.
+// its followers fetch. Writer sends the pieces: with one vectored write on
+// TCP, in full records without joining them on TLS. Client listeners and
+// the replication listener use it alike.
 package fetchwire
 
 import (
