@@ -176,7 +176,7 @@ func TestAccCluster_basic(t *testing.T) {
 				ResourceName:            clusterResourceName,
 				ImportState:             true,
 				ImportStateVerify:       true,
-				ImportStateVerifyIgnore: []string{"timeouts"},
+				ImportStateVerifyIgnore: []string{"timeouts", "broker_load"},
 			},
 			{
 				// The data sources see the same cluster.
@@ -226,6 +226,7 @@ func TestAccCluster_update(t *testing.T) {
 	prod := &backgroundProducer{topic: "scaling-out"}
 	shrinking := &backgroundProducer{topic: "scaling-in"}
 	wide := &accTopic{name: "four-copies", replicationFactor: 4}
+	denied := &accDenyAlter{}
 	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
@@ -237,16 +238,33 @@ func TestAccCluster_update(t *testing.T) {
 					resource.TestCheckResourceAttr(clusterResourceName, "broker_nodes.#", "3"),
 					testAccRecordBrokers(&before),
 					testAccCheckServesKafka("before-growth", 50),
+					// Measured when the apply ended, before any topic.
+					testAccCheckBrokerLoad(3, false),
 					prod.start(),
+					// ALTER on the cluster denied (everything else allowed):
+					// the rebalance after the scale-out below fails.
+					denied.deny(),
 				),
 			},
 			{
-				// Storage grows in place and three brokers join; the first
-				// three keep their instances, addresses and volumes.
+				// Storage grows in place and three brokers join; moving
+				// partitions onto them is refused, which fails the apply
+				// with the brokers in state.
+				Config:           clusterConfig(name, accEnv.version, 2, 20),
+				ConfigPlanChecks: expectInPlaceUpdate(),
+				ExpectError:      wrappedText(`Brokers [4 5 6] joined the cluster and are in the state, but moving existing partitions onto them failed`),
+			},
+			{
+				// ALTER allowed again, the same configuration: the plan is
+				// not empty (a rebalance is pending) and the apply resumes
+				// it; the first three brokers kept their instances,
+				// addresses and volumes throughout.
+				PreConfig:        func() { denied.lift(t) },
 				Config:           clusterConfig(name, accEnv.version, 2, 20),
 				ConfigPlanChecks: expectInPlaceUpdate(),
 				Check: resource.ComposeAggregateTestCheckFunc(
 					resource.TestCheckResourceAttr(clusterResourceName, "broker_nodes.#", "6"),
+					testAccCheckBrokerLoad(6, true),
 					resource.TestCheckResourceAttr(clusterResourceName, "storage.volume_size", "20"),
 					testAccCheckClusterInfrastructure(6),
 					testAccCheckVolumeSizes(20),
@@ -343,6 +361,7 @@ func TestAccCluster_update(t *testing.T) {
 				Check: resource.ComposeAggregateTestCheckFunc(
 					resource.TestCheckResourceAttr(clusterResourceName, "brokers_per_az", "1"),
 					resource.TestCheckResourceAttr(clusterResourceName, "broker_nodes.#", "3"),
+					testAccCheckBrokerLoad(3, true),
 					testAccCheckClusterInfrastructure(3),
 					testAccCheckNothingLeftOfRemoved(3),
 					testAccCheckBootstrapIsEveryBroker(),
@@ -355,7 +374,7 @@ func TestAccCluster_update(t *testing.T) {
 				ResourceName:            clusterResourceName,
 				ImportState:             true,
 				ImportStateVerify:       true,
-				ImportStateVerifyIgnore: []string{"timeouts"},
+				ImportStateVerifyIgnore: []string{"timeouts", "broker_load"},
 			},
 		},
 	})

@@ -23,6 +23,7 @@ type clusterModel struct {
 	BootstrapBrokersSASLSCRAM   types.String   `tfsdk:"bootstrap_brokers_sasl_scram"`
 	BootstrapBrokersTLS         types.String   `tfsdk:"bootstrap_brokers_tls"`
 	BrokerConfig                types.Map      `tfsdk:"broker_config"`
+	BrokerLoad                  types.List     `tfsdk:"broker_load"`
 	BrokerNodes                 types.List     `tfsdk:"broker_nodes"`
 	BrokerVersion               types.String   `tfsdk:"broker_version"`
 	BrokersPerAZ                types.Int64    `tfsdk:"brokers_per_az"`

@@ -311,13 +311,25 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 			resp.Diagnostics.AddWarning(renewalWarning(p.Renew))
 		}
 	}
+	onto := pendingRebalance(ctx, req.Private)
+	if len(onto) > 0 {
+		resp.Diagnostics.AddWarning("A rebalance is pending",
+			fmt.Sprintf("An earlier apply added brokers %v but did not finish moving existing partitions onto them. This apply resumes the "+
+				"rebalance: it waits for the moves still running, then moves what is left until each broker holds its share.", onto))
+	}
 	if heals {
 		resp.Diagnostics.AddWarning("Brokers will be healed",
 			"At least one broker has no Auto Scaling group, or its group was changed outside Terraform (no longer a group of one in the broker's subnet). "+
 				"This apply makes it a group of one again, which launches an instance on the broker's old network interface and volume: same address, same data.")
 	}
-	if countChanges || rolls || heals || !storageEqual(planStorage, stateStorage) {
+	// A pending rebalance must show as an update, whose apply resumes it.
+	if countChanges || rolls || heals || len(onto) > 0 || !storageEqual(planStorage, stateStorage) {
 		plan.BrokerNodes = types.ListUnknown(brokerNodeObjectType)
+		// Every apply measures broker_load. In a plan that changes a
+		// setting the framework has made it unknown already; not in one
+		// only this function makes an update (a roll, heal or rebalance
+		// that is pending).
+		plan.BrokerLoad = types.ListUnknown(brokerLoadObjectType)
 	}
 	if countChanges {
 		for _, s := range []*types.String{&plan.BootstrapBrokers, &plan.BootstrapBrokersTLS, &plan.BootstrapBrokersSASLSCRAM, &plan.BootstrapBrokersSASLIAM} {

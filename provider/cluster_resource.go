@@ -174,6 +174,9 @@ func (r *clusterResource) Create(ctx context.Context, req resource.CreateRequest
 	}
 	tflog.Info(ctx, "Tributary cluster created", map[string]any{"elapsed": time.Since(started).Round(time.Millisecond).String()})
 	estimateCost(ctx, &plan, r.data.aws.Region) // what the plan could not know yet is known now
+	reachable := plan.WaitForBrokers.ValueBool() && !hasWarning(resp.Diagnostics, warnUnreachable)
+	plan.BrokerLoad, diags = r.brokerLoad(ctx, r.kafkaConnIf(reachable, clusterID, observed.Brokers, spec.Access))
+	resp.Diagnostics.Append(diags...)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
@@ -201,6 +204,9 @@ func nullUnknowns(m *clusterModel) {
 	}
 	if m.BrokerNodes.IsUnknown() {
 		m.BrokerNodes = types.ListNull(brokerNodeObjectType)
+	}
+	if m.BrokerLoad.IsUnknown() {
+		m.BrokerLoad = types.ListNull(brokerLoadObjectType)
 	}
 	if m.SubnetIDs.IsUnknown() {
 		m.SubnetIDs = types.ListNull(types.StringType)
@@ -329,11 +335,22 @@ func (r *clusterResource) Read(ctx context.Context, req resource.ReadRequest, re
 		resp.State.RemoveResource(ctx)
 		return
 	}
+	importing := state.Name.IsNull()
 	resp.Diagnostics.Append(r.readInto(ctx, &state, o)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}
 	state.CertificateValidity = certificateValidityValue(state.CertificateValidity)
+	// Not on import: whether the brokers are reachable from here is the
+	// configuration's to say (wait_for_brokers), which an import lacks.
+	state.BrokerLoad = types.ListNull(brokerLoadObjectType)
+	if !importing && state.WaitForBrokers.ValueBool() {
+		if conn, err := r.data.kafkaConn(ctx, clusterID); err == nil {
+			load, d := r.brokerLoad(ctx, conn)
+			resp.Diagnostics.Append(d...)
+			state.BrokerLoad = load
+		}
+	}
 	if state.EstimatedWriteMiBps.IsNull() {
 		state.EstimatedWriteMiBps = types.Float64Value(defaultEstimatedWriteMiBps) // an imported cluster
 	}
@@ -898,11 +915,30 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 		}
 	}
 	resp.Diagnostics.Append(r.setObserved(ctx, &plan, spec, o, resolved)...)
-	estimateCost(ctx, &plan, r.data.aws.Region) // what the plan could not know yet is known now
+	estimateCost(ctx, &plan, r.data.aws.Region)            // what the plan could not know yet is known now
+	plan.BrokerLoad = types.ListNull(brokerLoadObjectType) // measured once the partitions moved
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
-	if len(added) > 0 && !resp.Diagnostics.HasError() {
-		resp.Diagnostics.Append(r.rebalanceOnto(ctx, clusterID, o.Brokers, spec.Access, added, kafkaReachable)...)
+	if resp.Diagnostics.HasError() {
+		return
 	}
+	// A rebalance an earlier apply left unfinished is resumed, as is one
+	// onto brokers this apply added; it runs once they are in state, so a
+	// failure leaves them there, marked for the next apply.
+	onto := append(added, pendingRebalance(ctx, req.Private)...)
+	onto = slices.DeleteFunc(slices.Compact(slices.Sorted(slices.Values(onto))), func(id int32) bool { _, ok := o.Broker(id); return !ok })
+	if len(onto) > 0 {
+		rd := r.rebalanceOnto(ctx, clusterID, o.Brokers, spec.Access, onto, kafkaReachable)
+		resp.Diagnostics.Append(rd...)
+		var mark []int32
+		if rd.HasError() {
+			mark = onto
+		}
+		resp.Diagnostics.Append(setPendingRebalance(ctx, resp.Private, mark)...)
+	}
+	load, d := r.brokerLoad(ctx, r.kafkaConnIf(kafkaReachable, clusterID, o.Brokers, spec.Access))
+	resp.Diagnostics.Append(d...)
+	plan.BrokerLoad = load
+	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 
 // rebalanceOnto moves existing partitions' replicas onto the brokers a
@@ -927,7 +963,7 @@ func (r *clusterResource) rebalanceOnto(ctx context.Context, clusterID string, b
 	if err != nil {
 		diags.AddError("Rebalancing partitions onto the new brokers of cluster "+clusterID,
 			fmt.Sprintf("Brokers %v joined the cluster and are in the state, but moving existing partitions onto them failed: %v. "+
-				"The moves already accepted continue on the brokers; the next apply does not retry them.", added, err))
+				"The moves already accepted continue on the brokers; the next plan shows the rebalance as pending and the apply resumes it.", added, err))
 		return diags
 	}
 	tflog.Info(ctx, "rebalanced partitions onto the new brokers", map[string]any{

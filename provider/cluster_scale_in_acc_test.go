@@ -2,8 +2,12 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +15,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // accTopic is a topic a test creates and deletes itself, through the
@@ -117,4 +122,121 @@ func TestAccCluster_scaleInRefused(t *testing.T) {
 			},
 		},
 	})
+}
+
+// accDenyAlter denies ALTER on the cluster to User:ANONYMOUS (every client
+// of a plaintext cluster) connecting from 127.0.0.1, where the provider's
+// connections to the brokers' loopback addresses come from, and allows it
+// everything else: partition reassignments, leader elections and ACL
+// changes are refused to the provider while produce, topic creation and
+// configuration go on. The test lifts it from another loopback address.
+type accDenyAlter struct {
+	bootstrap string
+}
+
+// accDeniedHost is the source address of a connection to a loopback
+// address that does not bind one; accLiftHost is one it binds.
+const accDeniedHost, accLiftHost = "127.0.0.1", "127.0.0.2"
+
+func (a *accDenyAlter) acls() []*kadm.ACLBuilder {
+	return []*kadm.ACLBuilder{
+		kadm.NewACLs().Clusters().Allow("User:ANONYMOUS").AllowHosts("*").Operations(kadm.OpAll).ResourcePatternType(kadm.ACLPatternLiteral),
+		kadm.NewACLs().Clusters().Deny("User:ANONYMOUS").DenyHosts(accDeniedHost).Operations(kadm.OpAlter).ResourcePatternType(kadm.ACLPatternLiteral),
+	}
+}
+
+func (a *accDenyAlter) deny() resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		_, bootstrap, err := clusterState(s)
+		if err != nil {
+			return err
+		}
+		a.bootstrap = bootstrap
+		cl, err := kafkaClient(bootstrap)
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for _, b := range a.acls() {
+			res, err := kadm.NewClient(cl).CreateACLs(ctx, b)
+			if err != nil {
+				return fmt.Errorf("creating ACLs: %w", err)
+			}
+			for _, r := range res {
+				if r.Err != nil {
+					return fmt.Errorf("creating an ACL for %s: %w", r.Principal, r.Err)
+				}
+			}
+		}
+		return nil
+	}
+}
+
+func (a *accDenyAlter) lift(t *testing.T) {
+	t.Helper()
+	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(accLiftHost)}, Timeout: 10 * time.Second}
+	cl, err := kafkaClient(a.bootstrap, kgo.Dialer(dialer.DialContext))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// The denial first: with the allowance gone first, the denial alone
+	// would be an ACL on the cluster that allows nobody anything.
+	acls := a.acls()
+	slices.Reverse(acls)
+	for _, b := range acls {
+		res, err := kadm.NewClient(cl).DeleteACLs(ctx, b)
+		if err != nil {
+			t.Fatalf("deleting ACLs: %v", err)
+		}
+		for _, r := range res {
+			if r.Err != nil {
+				t.Fatalf("deleting an ACL: %v", r.Err)
+			}
+		}
+	}
+}
+
+// testAccCheckBrokerLoad checks broker_load in state: n brokers, node ids
+// 1..n, each with the endpoint and Availability Zone broker_nodes gives
+// it; with holding, each holds partitions and bytes on its disk, and some
+// broker leads something.
+func testAccCheckBrokerLoad(n int, holding bool) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		rs, ok := s.RootModule().Resources[clusterResourceName]
+		if !ok {
+			return errors.New("no cluster in state")
+		}
+		at := rs.Primary.Attributes
+		if got := at["broker_load.#"]; got != strconv.Itoa(n) {
+			return fmt.Errorf("broker_load lists %s brokers, want %d", got, n)
+		}
+		leaders := 0
+		for i := range n {
+			get := func(k string) string { return at[fmt.Sprintf("broker_load.%d.%s", i, k)] }
+			node := func(k string) string { return at[fmt.Sprintf("broker_nodes.%d.%s", i, k)] }
+			partitions, _ := strconv.Atoi(get("partitions"))
+			disk, _ := strconv.ParseInt(get("disk_used_bytes"), 10, 64)
+			l, _ := strconv.Atoi(get("leaders"))
+			leaders += l
+			switch {
+			case get("node_id") != strconv.Itoa(i+1):
+				return fmt.Errorf("broker_load.%d is node %s, want %d", i, get("node_id"), i+1)
+			case get("endpoint") != node("endpoint") || get("availability_zone") != node("availability_zone"):
+				return fmt.Errorf("broker_load.%d: %s in %s; broker_nodes says %s in %s", i, get("endpoint"), get("availability_zone"), node("endpoint"), node("availability_zone"))
+			case disk < 0:
+				return fmt.Errorf("broker_load.%d (node %d): disk use unknown (%d)", i, i+1, disk)
+			case holding && (partitions < 1 || disk <= 0):
+				return fmt.Errorf("broker_load.%d (node %d): %d partitions, %d bytes on disk; want some of each", i, i+1, partitions, disk)
+			}
+		}
+		if holding && leaders < 1 {
+			return errors.New("broker_load shows no broker leading anything")
+		}
+		return nil
+	}
 }

@@ -72,6 +72,22 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				Optional:    true,
 				ElementType: types.StringType,
 			},
+			"broker_load": schema.ListNestedAttribute{
+				MarkdownDescription: "What each live broker carries, as the cluster reports it, refreshed on every read: how a rebalance left the " +
+					"partitions spread. Read through the Kafka protocol (metadata, `DescribeLogDirs`), so null with `wait_for_brokers = false` or " +
+					"when no broker answers from where Terraform runs.",
+				Computed: true,
+				NestedObject: schema.NestedAttributeObject{
+					Attributes: map[string]schema.Attribute{
+						"availability_zone": schema.StringAttribute{MarkdownDescription: "Availability Zone (the broker's `broker.rack`).", Computed: true},
+						"disk_used_bytes":   schema.Int64Attribute{MarkdownDescription: "Bytes of partition data on the broker's volume (`DescribeLogDirs`); -1 when the broker did not say.", Computed: true},
+						"endpoint":          schema.StringAttribute{MarkdownDescription: "The broker's `host:port` on the listener the provider uses.", Computed: true},
+						"leaders":           schema.Int64Attribute{MarkdownDescription: "Partitions the broker leads.", Computed: true},
+						"node_id":           schema.Int64Attribute{MarkdownDescription: "Kafka node id.", Computed: true},
+						"partitions":        schema.Int64Attribute{MarkdownDescription: "Partition replicas the broker holds, internal topics included.", Computed: true},
+					},
+				},
+			},
 			"broker_nodes": schema.ListNestedAttribute{
 				MarkdownDescription: "Every broker, in node-id order: what `aws_msk_broker_nodes` gives for MSK.",
 				Computed:            true,

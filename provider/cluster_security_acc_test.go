@@ -162,7 +162,7 @@ data "tributary_iam_policy_document" "writer" {
 			ResourceName:            clusterResourceName,
 			ImportState:             true,
 			ImportStateVerify:       true,
-			ImportStateVerifyIgnore: []string{"timeouts"},
+			ImportStateVerifyIgnore: []string{"timeouts", "broker_load"},
 		}},
 	})
 }

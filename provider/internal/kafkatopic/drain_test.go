@@ -2,6 +2,7 @@ package kafkatopic
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -100,5 +101,42 @@ func TestPlanDrainOfAnEmptyBrokerIsNothing(t *testing.T) {
 	targets, err := planDrain(threeToSix(), []int32{4, 5, 6})
 	if err != nil || len(targets) != 0 {
 		t.Fatalf("planDrain = %v, %v; want nothing to move", targets, err)
+	}
+}
+
+// TestLoadFromMetadataAndLogDirs: replicas and leaderships are counted per
+// broker over every topic, disk use is the sum of the broker's partitions,
+// and a broker whose log directories did not answer says -1.
+func TestLoadFromMetadataAndLogDirs(t *testing.T) {
+	md := sixBrokers()
+	for i := range md.Brokers {
+		md.Brokers[i].Host, md.Brokers[i].Port = "127.0.0.1", 9092+md.Brokers[i].NodeID
+	}
+	dirs := kadm.DescribedAllLogDirs{
+		1: {"/data": {Broker: 1, Dir: "/data", Topics: kadm.DescribedLogDirTopics{"t": {
+			0: {Broker: 1, Dir: "/data", Topic: "t", Partition: 0, Size: 100},
+			3: {Broker: 1, Dir: "/data", Topic: "t", Partition: 3, Size: 50},
+		}}}},
+	}
+	load := loadFrom(md, dirs)
+	if len(load) != 6 {
+		t.Fatalf("%d brokers, want 6: %+v", len(load), load)
+	}
+	partitions, leaders := 0, 0
+	for i, l := range load {
+		if l.NodeID != int32(i+1) || l.Rack != string(rune('a'+i%3)) || l.Endpoint != fmt.Sprintf("127.0.0.1:%d", 9093+i) {
+			t.Errorf("broker %d: %+v", i+1, l)
+		}
+		if l.Partitions != 3 || l.Leaders != 1 {
+			t.Errorf("broker %d holds %d replicas and leads %d, want 3 and 1 (six partitions of three replicas over six brokers)", l.NodeID, l.Partitions, l.Leaders)
+		}
+		partitions += l.Partitions
+		leaders += l.Leaders
+	}
+	if partitions != 18 || leaders != 6 {
+		t.Errorf("%d replicas and %d leaders in all, want 18 and 6", partitions, leaders)
+	}
+	if load[0].DiskUsedBytes != 150 || load[1].DiskUsedBytes != -1 {
+		t.Errorf("disk used %d and %d, want 150 (broker 1's two partitions) and -1 (broker 2 did not answer)", load[0].DiskUsedBytes, load[1].DiskUsedBytes)
 	}
 }
