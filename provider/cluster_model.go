@@ -46,6 +46,7 @@ type clusterModel struct {
 	Monitoring                  types.Object   `tfsdk:"monitoring"`
 	MSKEquivalentMonthlyCostUSD types.Float64  `tfsdk:"msk_equivalent_monthly_cost_usd"`
 	Name                        types.String   `tfsdk:"name"`
+	Rebalance                   types.String   `tfsdk:"rebalance"`
 	SecurityGroupID             types.String   `tfsdk:"security_group_id"`
 	SecurityGroupIDs            types.Set      `tfsdk:"security_group_ids"`
 	Storage                     types.Object   `tfsdk:"storage"`

@@ -311,6 +311,9 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 			resp.Diagnostics.AddWarning(renewalWarning(p.Renew))
 		}
 	}
+	if m := getMoving(ctx, req.Private); m != nil {
+		resp.Diagnostics.AddWarning(movingWarning(m))
+	}
 	onto := pendingRebalance(ctx, req.Private)
 	if len(onto) > 0 {
 		resp.Diagnostics.AddWarning("A rebalance is pending",

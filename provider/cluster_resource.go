@@ -344,11 +344,16 @@ func (r *clusterResource) Read(ctx context.Context, req resource.ReadRequest, re
 	// Not on import: whether the brokers are reachable from here is the
 	// configuration's to say (wait_for_brokers), which an import lacks.
 	state.BrokerLoad = types.ListNull(brokerLoadObjectType)
+	running := getMoving(ctx, req.Private)
 	if !importing && state.WaitForBrokers.ValueBool() {
 		if conn, err := r.data.kafkaConn(ctx, clusterID); err == nil {
 			load, d := r.brokerLoad(ctx, conn)
 			resp.Diagnostics.Append(d...)
 			state.BrokerLoad = load
+			if running != nil {
+				admin := &kafkatopic.Admin{Conn: conn}
+				resp.Diagnostics.Append(setMoving(ctx, resp.Private, followMoving(ctx, admin, running))...)
+			}
 		}
 	}
 	if state.EstimatedWriteMiBps.IsNull() {
@@ -561,6 +566,9 @@ func (r *clusterResource) readInto(ctx context.Context, m *clusterModel, o *flee
 	m.TagsAll = all
 	if m.WaitForBrokers.IsNull() {
 		m.WaitForBrokers = types.BoolValue(true)
+	}
+	if m.Rebalance.IsNull() {
+		m.Rebalance = types.StringValue(rebalanceWait)
 	}
 	return diags
 }
@@ -927,49 +935,15 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 	onto := append(added, pendingRebalance(ctx, req.Private)...)
 	onto = slices.DeleteFunc(slices.Compact(slices.Sorted(slices.Values(onto))), func(id int32) bool { _, ok := o.Broker(id); return !ok })
 	if len(onto) > 0 {
-		rd := r.rebalanceOnto(ctx, clusterID, o.Brokers, spec.Access, onto, kafkaReachable)
+		rd, pending, started := r.rebalance(ctx, clusterID, o.Brokers, spec.Access, onto, kafkaReachable, plan.Rebalance.ValueString() == rebalanceAsync)
 		resp.Diagnostics.Append(rd...)
-		var mark []int32
-		if rd.HasError() {
-			mark = onto
-		}
-		resp.Diagnostics.Append(setPendingRebalance(ctx, resp.Private, mark)...)
+		resp.Diagnostics.Append(setPendingRebalance(ctx, resp.Private, pending)...)
+		resp.Diagnostics.Append(setMoving(ctx, resp.Private, started)...)
 	}
 	load, d := r.brokerLoad(ctx, r.kafkaConnIf(kafkaReachable, clusterID, o.Brokers, spec.Access))
 	resp.Diagnostics.Append(d...)
 	plan.BrokerLoad = load
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
-}
-
-// rebalanceOnto moves existing partitions' replicas onto the brokers a
-// scale-out added and waits until they are in sync. It runs once the new
-// brokers are in state, so a failure leaves them there, and says how the
-// rest of the cluster is spread.
-func (r *clusterResource) rebalanceOnto(ctx context.Context, clusterID string, brokers []fleet.Broker, access kafkaAccess, added []int32, reachable bool) diag.Diagnostics {
-	var diags diag.Diagnostics
-	if !reachable {
-		diags.AddWarning("Partitions not rebalanced",
-			fmt.Sprintf("Brokers %v joined, but no existing partition was moved onto them: the brokers are not reachable from here "+
-				"(or wait_for_brokers = false). New topics use them; move existing partitions with a reassignment tool, or apply again "+
-				"from where the brokers are reachable after adding more brokers.", added))
-		return diags
-	}
-	admin := &kafkatopic.Admin{
-		Conn: r.data.kafkaConnTo(clusterID, brokers, access, nil),
-		Log:  func(ctx context.Context, msg string, attrs ...any) { tflog.Info(ctx, msg, fieldsOf(attrs)) },
-	}
-	start := time.Now()
-	res, err := admin.RebalanceOnto(ctx, added)
-	if err != nil {
-		diags.AddError("Rebalancing partitions onto the new brokers of cluster "+clusterID,
-			fmt.Sprintf("Brokers %v joined the cluster and are in the state, but moving existing partitions onto them failed: %v. "+
-				"The moves already accepted continue on the brokers; the next plan shows the rebalance as pending and the apply resumes it.", added, err))
-		return diags
-	}
-	tflog.Info(ctx, "rebalanced partitions onto the new brokers", map[string]any{
-		"brokers": added, "replicas_moved": res.Moved, "partitions": res.Partitions, "leaders_moved": res.Leaders, "seconds": time.Since(start).Seconds(),
-	})
-	return diags
 }
 
 // unionPorts adds the ports of more missing from ports, in order.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -238,5 +239,94 @@ func testAccCheckBrokerLoad(n int, holding bool) resource.TestCheckFunc {
 			return errors.New("broker_load shows no broker leading anything")
 		}
 		return nil
+	}
+}
+
+// TestAccCluster_rebalanceAsync: with rebalance = "async", the apply that
+// adds three brokers returns once the brokers accepted the moves; the
+// cluster then finishes them on its own while a producer writes with
+// acks=all (every broker ends with its share, all in sync, nothing
+// acknowledged lost), and the plan after that is empty.
+func TestAccCluster_rebalanceAsync(t *testing.T) {
+	skipWithoutRunningBrokers(t)
+	name := accName(t)
+	prod := &backgroundProducer{topic: "async-scaling-out"}
+	config := func(perAZ int) string {
+		return strings.Replace(clusterConfig(name, accEnv.version, perAZ, 10), "  brokers_per_az     =", "  rebalance          = \"async\"\n  brokers_per_az     =", 1)
+	}
+	resource.Test(t, resource.TestCase{
+		PreCheck:                 func() { testAccPreCheck(t) },
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy:             testAccCheckClusterDestroyed,
+		Steps: []resource.TestStep{
+			{
+				Config: config(1),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttr(clusterResourceName, "rebalance", "async"),
+					testAccCheckServesKafka("before-async", 500),
+					prod.start(),
+				),
+			},
+			{
+				Config:           config(2),
+				ConfigPlanChecks: expectInPlaceUpdate(),
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttr(clusterResourceName, "broker_nodes.#", "6"),
+					testAccLogMoving(t),
+					testAccEventually(2*time.Minute, testAccCheckReplicasSpread(t, 6, "before-async", "async-scaling-out")),
+					prod.stopAndVerify(t),
+				),
+			},
+			{
+				// The moves are over: nothing to do, nothing to say.
+				Config: config(2),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectEmptyPlan(),
+				}},
+			},
+		},
+	})
+}
+
+// testAccLogMoving logs how many partitions the cluster is still moving
+// when the apply has returned.
+func testAccLogMoving(t *testing.T) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		_, bootstrap, err := clusterState(s)
+		if err != nil {
+			return err
+		}
+		cl, err := kafkaClient(bootstrap)
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		running, err := kadm.NewClient(cl).ListPartitionReassignments(ctx, nil)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, parts := range running {
+			n += len(parts)
+		}
+		t.Logf("rebalance = \"async\": %d partitions still moving when the apply returned", n)
+		return nil
+	}
+}
+
+// testAccEventually polls check until it passes or limit passes, and
+// returns its last error then.
+func testAccEventually(limit time.Duration, check resource.TestCheckFunc) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		deadline := time.Now().Add(limit)
+		for {
+			err := check(s)
+			if err == nil || time.Now().After(deadline) {
+				return err
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
 	}
 }

@@ -211,6 +211,16 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				PlanModifiers: []planmodifier.String{stringplanmodifier.RequiresReplace()},
 				Validators:    []validator.String{stringvalidator.RegexMatches(clusterNamePattern, "must be 1-64 letters, digits or hyphens, starting with a letter")},
 			},
+			"rebalance": schema.StringAttribute{
+				MarkdownDescription: "How an apply that adds brokers moves existing partitions onto them: `wait` (default) returns once every " +
+					"moved replica is in sync and leaders moved; `async` returns once the brokers accepted the moves, which then run in the " +
+					"cluster; a later plan warns how many partitions are still moving, and says nothing once none is. An apply that removes " +
+					"brokers always waits for their drain, which must end before they are deleted.",
+				Optional:   true,
+				Computed:   true,
+				Default:    stringdefault.StaticString(rebalanceWait),
+				Validators: []validator.String{stringvalidator.OneOf(rebalanceWait, rebalanceAsync)},
+			},
 			"security_group_id": computedString("The cluster's own security group (client ports from `client_cidr_blocks`, replication and quorum ports between brokers)."),
 			"security_group_ids": schema.SetAttribute{
 				MarkdownDescription: "More security groups for the brokers' network interfaces. Changed in place.",

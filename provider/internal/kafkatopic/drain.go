@@ -106,7 +106,7 @@ func (a *Admin) Drain(ctx context.Context, ids []int32) (DrainResult, error) {
 				}
 			}
 		}
-		res.Bytes += a.replicaBytes(ctx, adm, md, targets, ids)
+		res.Bytes += a.movedBytes(ctx, adm, md, targets, newReplicas)
 		a.log(ctx, "drain: moving replicas off the brokers to remove, unthrottled: "+NoThrottle,
 			"brokers", ids, "replicas", moved, "partitions", partitions, "round", round)
 		resps, err := adm.AlterPartitionAssignments(ctx, req)
@@ -199,11 +199,11 @@ func planDrain(md kadm.Metadata, ids []int32) (map[string]map[int32][]int32, err
 	return targets, nil
 }
 
-// replicaBytes sums the sizes, as each partition's leader reports them
-// with DescribeLogDirs, of the partitions of targets, once per replica
-// moved off ids. A broker that cannot say counts nothing: the figure is
-// reported, never acted on.
-func (a *Admin) replicaBytes(ctx context.Context, adm *kadm.Client, md kadm.Metadata, targets map[string]map[int32][]int32, ids []int32) int64 {
+// movedBytes sums the sizes, as each partition's leader reports them with
+// DescribeLogDirs, of the partitions of targets, each times copies(topic,
+// partition): the number of its replicas the moves create. A broker that
+// cannot say counts nothing: the figure is reported, never acted on.
+func (a *Admin) movedBytes(ctx context.Context, adm *kadm.Client, md kadm.Metadata, targets map[string]map[int32][]int32, copies func(before, after []int32) int) int64 {
 	set := kadm.TopicsSet{}
 	for topic, parts := range targets {
 		for p := range parts {
@@ -212,25 +212,29 @@ func (a *Admin) replicaBytes(ctx context.Context, adm *kadm.Client, md kadm.Meta
 	}
 	dirs, err := adm.DescribeAllLogDirs(ctx, set)
 	if err != nil {
-		a.log(ctx, "drain: could not read the partitions' sizes", "error", err.Error())
-		return 0
+		a.log(ctx, "could not read the moved partitions' sizes", "error", err.Error())
 	}
 	var total int64
 	for topic, parts := range targets {
-		for p := range parts {
+		for p, after := range parts {
 			pd := md.Topics[topic].Partitions[p]
-			var size int64
 			if lp, ok := dirs[pd.Leader].LookupPartition(topic, p); ok {
-				size = lp.Size
-			}
-			for _, r := range pd.Replicas {
-				if slices.Contains(ids, r) {
-					total += size
-				}
+				total += lp.Size * int64(copies(pd.Replicas, after))
 			}
 		}
 	}
 	return total
+}
+
+// newReplicas counts the replicas of after that before does not have.
+func newReplicas(before, after []int32) int {
+	n := 0
+	for _, r := range after {
+		if !slices.Contains(before, r) {
+			n++
+		}
+	}
+	return n
 }
 
 // electPreferred runs a preferred-leader election on the partitions of set

@@ -140,3 +140,21 @@ func TestLoadFromMetadataAndLogDirs(t *testing.T) {
 		t.Errorf("disk used %d and %d, want 150 (broker 1's two partitions) and -1 (broker 2 did not answer)", load[0].DiskUsedBytes, load[1].DiskUsedBytes)
 	}
 }
+
+// TestNewReplicas counts what a move copies: the replicas of the target
+// that the partition did not have.
+func TestNewReplicas(t *testing.T) {
+	for _, c := range []struct {
+		before, after []int32
+		want          int
+	}{
+		{[]int32{1, 2, 3}, []int32{1, 2, 3}, 0},
+		{[]int32{1, 2, 3}, []int32{4, 2, 3}, 1},
+		{[]int32{4, 5, 6}, []int32{1, 2, 3}, 3},
+		{[]int32{1, 2}, []int32{1, 2, 3}, 1},
+	} {
+		if got := newReplicas(c.before, c.after); got != c.want {
+			t.Errorf("newReplicas(%v, %v) = %d, want %d", c.before, c.after, got, c.want)
+		}
+	}
+}

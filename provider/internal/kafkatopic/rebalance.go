@@ -24,6 +24,10 @@ type RebalanceResult struct {
 	// Leaders is the number of partitions whose leadership moved to a new
 	// broker by the preferred-leader election that follows.
 	Leaders int
+	// Bytes is the size of the moved partitions as their leaders reported
+	// it before the move (DescribeLogDirs), once per new replica: what the
+	// new replicas copy.
+	Bytes int64
 }
 
 // RebalanceOnto moves replicas of the cluster's existing partitions onto the
@@ -39,6 +43,42 @@ type RebalanceResult struct {
 // (NoThrottle). A reassignment already running is waited for first: the
 // plan counts every replica where it ends up.
 func (a *Admin) RebalanceOnto(ctx context.Context, onto []int32) (RebalanceResult, error) {
+	return a.rebalanceOnto(ctx, onto, true)
+}
+
+// StartRebalanceOnto is RebalanceOnto that returns once the brokers
+// accepted the moves: the copy goes on in the cluster, which
+// MovingPartitions follows, and leadership follows the preferred replicas
+// by the brokers' own periodic preferred-leader elections. A reassignment
+// already running is still waited for first, as the plan needs to know
+// where every replica ends up.
+func (a *Admin) StartRebalanceOnto(ctx context.Context, onto []int32) (RebalanceResult, error) {
+	return a.rebalanceOnto(ctx, onto, false)
+}
+
+// MovingPartitions lists the partitions the cluster is reassigning, as
+// topic-partition names in order.
+func (a *Admin) MovingPartitions(ctx context.Context) ([]string, error) {
+	adm, err := a.admin()
+	if err != nil {
+		return nil, err
+	}
+	defer adm.Close()
+	running, err := adm.ListPartitionReassignments(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("listing the running reassignments of cluster %s: %w", a.Conn.ClusterID, err)
+	}
+	var names []string
+	for topic, parts := range running {
+		for p := range parts {
+			names = append(names, fmt.Sprintf("%s-%d", topic, p))
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+func (a *Admin) rebalanceOnto(ctx context.Context, onto []int32, wait bool) (RebalanceResult, error) {
 	var res RebalanceResult
 	adm, err := a.admin()
 	if err != nil {
@@ -76,6 +116,7 @@ func (a *Admin) RebalanceOnto(ctx context.Context, onto []int32) (RebalanceResul
 			}
 		}
 	}
+	res.Bytes = a.movedBytes(ctx, adm, md, targets, newReplicas)
 	a.log(ctx, "rebalance: moving replicas onto the new brokers, unthrottled: "+NoThrottle,
 		"brokers", onto, "replicas", res.Moved, "partitions", res.Partitions)
 	resps, err := adm.AlterPartitionAssignments(ctx, req)
@@ -91,6 +132,10 @@ func (a *Admin) RebalanceOnto(ctx context.Context, onto []int32) (RebalanceResul
 	if len(problems) > 0 {
 		slices.Sort(problems)
 		return res, fmt.Errorf("reassigning partitions onto brokers %v: %s", onto, strings.Join(problems, "; "))
+	}
+	if !wait {
+		a.log(ctx, "rebalance started; the brokers copy the moved replicas on their own", "brokers", onto, "replicas", res.Moved, "partitions", res.Partitions)
+		return res, nil
 	}
 	for _, topic := range slices.Sorted(maps.Keys(targets)) {
 		if err := a.waitReassigned(ctx, topic, targets[topic]); err != nil {
