@@ -775,10 +775,6 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 	// they cannot be drained. Ensure leaves them alone; they go last.
 	removed := o.Removed(&spec.Spec)
 	before := slices.Clone(o.Brokers)
-	resp.Diagnostics.Append(r.checkScaleIn(ctx, spec, o, removed, plan.WaitForBrokers.ValueBool())...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
 	existed := map[int32]bool{}
 	for _, b := range o.Brokers {
 		existed[b.NodeID] = true
@@ -800,6 +796,10 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 		}
 		spec.ClientPorts = unionPorts(spec.ClientPorts, clientPorts(doc.Listeners))
 		spec.IAMAuthorization = spec.IAMAuthorization || hasListener(doc.Listeners, listenerIAM)
+	}
+	resp.Diagnostics.Append(r.checkScaleIn(ctx, spec, o, removed, live, plan.WaitForBrokers.ValueBool())...)
+	if resp.Diagnostics.HasError() {
+		return
 	}
 	resolved, err := f.Ensure(ctx, &spec.Spec, o)
 	if err != nil {
@@ -892,7 +892,15 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 		return
 	}
 	resp.Diagnostics.Append(resp.Private.SetKey(ctx, privateRollKey, nil)...)
-	resp.Diagnostics.Append(r.scaleIn(ctx, spec, before, removed)...)
+	// The brokers that stay serve what the spec says now (the roll is
+	// over); the removed ones, which do not roll, what they served.
+	leaving := map[int32]kafkaAccess{}
+	for _, b := range removed {
+		if a, ok := live[b.NodeID]; ok {
+			leaving[b.NodeID] = a
+		}
+	}
+	resp.Diagnostics.Append(r.scaleIn(ctx, spec, before, removed, leaving)...)
 	if resp.Diagnostics.HasError() {
 		return
 	}

@@ -76,7 +76,7 @@ func (r *clusterResource) checkScaleInPlan(ctx context.Context, plan, state *clu
 // checkScaleIn runs at apply time before anything is touched: it refuses a
 // scale-in whose brokers cannot be drained (unreachable brokers, or too few
 // left for some topic's replicas).
-func (r *clusterResource) checkScaleIn(ctx context.Context, spec *clusterSpec, o *fleet.Observed, removed []fleet.Broker, waitForBrokers bool) diag.Diagnostics {
+func (r *clusterResource) checkScaleIn(ctx context.Context, spec *clusterSpec, o *fleet.Observed, removed []fleet.Broker, live map[int32]kafkaAccess, waitForBrokers bool) diag.Diagnostics {
 	var diags diag.Diagnostics
 	if len(removed) == 0 {
 		return nil
@@ -90,7 +90,7 @@ func (r *clusterResource) checkScaleIn(ctx context.Context, spec *clusterSpec, o
 	}
 	cctx, cancel := context.WithTimeout(ctx, reachWindow)
 	defer cancel()
-	if err := r.drainAdmin(o.Brokers, spec).CheckDrain(cctx, ids); err != nil {
+	if err := r.drainAdmin(o.Brokers, spec, live).CheckDrain(cctx, ids); err != nil {
 		diags.AddError(summary, fmt.Sprintf("Brokers %v would be removed, but: %v. Nothing was changed.", ids, err))
 	}
 	return diags
@@ -98,14 +98,15 @@ func (r *clusterResource) checkScaleIn(ctx context.Context, spec *clusterSpec, o
 
 // scaleIn drains the removed brokers and then removes them: AWS objects
 // and their registration in the cluster metadata. all is every broker
-// before the scale-in.
-func (r *clusterResource) scaleIn(ctx context.Context, spec *clusterSpec, all, removed []fleet.Broker) diag.Diagnostics {
+// before the scale-in; live, how the removed ones are reached (they do not
+// roll with the others).
+func (r *clusterResource) scaleIn(ctx context.Context, spec *clusterSpec, all, removed []fleet.Broker, live map[int32]kafkaAccess) diag.Diagnostics {
 	var diags diag.Diagnostics
 	if len(removed) == 0 {
 		return nil
 	}
 	ids := nodeIDs(removed)
-	admin := r.drainAdmin(all, spec)
+	admin := r.drainAdmin(all, spec, live)
 	start := time.Now()
 	res, err := admin.Drain(ctx, ids)
 	if err != nil {
@@ -126,7 +127,9 @@ func (r *clusterResource) scaleIn(ctx context.Context, spec *clusterSpec, all, r
 			kept = append(kept, b)
 		}
 	}
-	unregister := func(ctx context.Context, ids []int32) error { return r.drainAdmin(kept, spec).Unregister(ctx, ids) }
+	unregister := func(ctx context.Context, ids []int32) error {
+		return r.drainAdmin(kept, spec, nil).Unregister(ctx, ids)
+	}
 	if err := r.fleet().RemoveBrokers(ctx, removed, spec.ControllerCount(), unregister); err != nil {
 		diags.AddError("Removing brokers of cluster "+spec.ClusterID,
 			fmt.Sprintf("Brokers %v were drained (they hold no partition), but removing them failed: %v. The next apply finishes the removal.", ids, err))
@@ -144,10 +147,10 @@ func (r *clusterResource) scaleIn(ctx context.Context, spec *clusterSpec, all, r
 }
 
 // drainAdmin reaches the cluster through brokers (all of them: those
-// leaving too).
-func (r *clusterResource) drainAdmin(brokers []fleet.Broker, spec *clusterSpec) *kafkatopic.Admin {
+// leaving too), those of live as they serve now (kafkaConnTo).
+func (r *clusterResource) drainAdmin(brokers []fleet.Broker, spec *clusterSpec, live map[int32]kafkaAccess) *kafkatopic.Admin {
 	return &kafkatopic.Admin{
-		Conn: r.data.kafkaConnTo(spec.ClusterID, brokers, spec.Access, nil),
+		Conn: r.data.kafkaConnTo(spec.ClusterID, brokers, spec.Access, live),
 		Log:  func(ctx context.Context, msg string, attrs ...any) { tflog.Info(ctx, msg, fieldsOf(attrs)) },
 	}
 }
