@@ -1101,9 +1101,11 @@ type backgroundProducer struct {
 	done          chan struct{}
 	mu            sync.Mutex
 	acked         []string
-	failures      []error
-	attempted     atomic.Int64
-	bootstrap     string
+	// where each acknowledged record was written: partition and offset.
+	where     map[string][2]int64
+	failures  []error
+	attempted atomic.Int64
+	bootstrap string
 }
 
 // testAccCheckReplicasSpread checks that the topics' replicas are spread
@@ -1203,7 +1205,7 @@ func (p *backgroundProducer) start() resource.TestCheckFunc {
 				value := fmt.Sprintf("rolling-%d", i)
 				p.attempted.Add(1)
 				wg.Add(1)
-				cl.Produce(context.Background(), &kgo.Record{Topic: p.topic, Value: []byte(value)}, func(_ *kgo.Record, err error) {
+				cl.Produce(context.Background(), &kgo.Record{Topic: p.topic, Value: []byte(value)}, func(r *kgo.Record, err error) {
 					defer wg.Done()
 					p.mu.Lock()
 					defer p.mu.Unlock()
@@ -1212,6 +1214,10 @@ func (p *backgroundProducer) start() resource.TestCheckFunc {
 						return
 					}
 					p.acked = append(p.acked, value)
+					if p.where == nil {
+						p.where = map[string][2]int64{}
+					}
+					p.where[value] = [2]int64{int64(r.Partition), r.Offset}
 				})
 				select {
 				case <-ctx.Done():
@@ -1242,7 +1248,7 @@ func (p *backgroundProducer) stopAndVerify(t *testing.T) resource.TestCheckFunc 
 		defer cancel()
 		seen, err := consume(ctx, p.bootstrap, p.topic, len(acked), p.clientOpts...)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w; %s", err, p.describeMissing(acked, seen))
 		}
 		for _, v := range acked {
 			if !seen[v] {
@@ -1251,6 +1257,43 @@ func (p *backgroundProducer) stopAndVerify(t *testing.T) resource.TestCheckFunc 
 		}
 		return nil
 	}
+}
+
+// describeMissing says where the acknowledged records not read back were
+// written, and what the cluster says of those partitions now: replicas,
+// leader, ISR and high watermark, so a record lost is told from one not
+// yet readable.
+func (p *backgroundProducer) describeMissing(acked []string, seen map[string]bool) string {
+	p.mu.Lock()
+	where := maps.Clone(p.where)
+	p.mu.Unlock()
+	var missing []string
+	for _, v := range acked {
+		if !seen[v] {
+			w := where[v]
+			missing = append(missing, fmt.Sprintf("%s at %s-%d offset %d", v, p.topic, w[0], w[1]))
+		}
+	}
+	out := fmt.Sprintf("not read back: %s", strings.Join(missing, ", "))
+	cl, err := kafkaClient(p.bootstrap, p.clientOpts...)
+	if err != nil {
+		return out
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(cl)
+	if md, err := adm.Metadata(ctx, p.topic); err == nil {
+		for _, pd := range md.Topics[p.topic].Partitions.Sorted() {
+			out += fmt.Sprintf("; %s-%d replicas %v leader %d epoch %d ISR %v", p.topic, pd.Partition, pd.Replicas, pd.Leader, pd.LeaderEpoch, pd.ISR)
+		}
+	}
+	if ends, err := adm.ListEndOffsets(ctx, p.topic); err == nil {
+		ends.Each(func(o kadm.ListedOffset) {
+			out += fmt.Sprintf("; %s-%d high watermark %d (%v)", o.Topic, o.Partition, o.Offset, o.Err)
+		})
+	}
+	return out
 }
 
 // testAccCheckBrokerSetting asks every broker for its cluster-wide setting.
