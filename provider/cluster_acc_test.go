@@ -1293,6 +1293,32 @@ func (p *backgroundProducer) describeMissing(acked []string, seen map[string]boo
 			out += fmt.Sprintf("; %s-%d high watermark %d (%v)", o.Topic, o.Partition, o.Offset, o.Err)
 		})
 	}
+	// What each such offset holds now, read directly: the record (the
+	// consumer above skipped it), another one (it was overwritten), or
+	// nothing readable.
+	for _, v := range acked {
+		if seen[v] {
+			continue
+		}
+		w := where[v]
+		got := "nothing readable"
+		rc, err := kafkaClient(p.bootstrap, append(slices.Clone(p.clientOpts), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{
+			p.topic: {int32(w[0]): kgo.NewOffset().At(w[1])},
+		}))...)
+		if err != nil {
+			continue
+		}
+		fctx, fcancel := context.WithTimeout(ctx, 5*time.Second)
+		fetches := rc.PollFetches(fctx)
+		fcancel()
+		fetches.EachRecord(func(r *kgo.Record) {
+			if r.Offset == w[1] {
+				got = fmt.Sprintf("%q", r.Value)
+			}
+		})
+		rc.Close()
+		out += fmt.Sprintf("; offset %d of %s-%d holds %s", w[1], p.topic, w[0], got)
+	}
 	return out
 }
 
