@@ -23,7 +23,7 @@ func (o Outcome) String() string { return o.Resource + "=" + o.Error }
 
 // adminAPIs are the requests that change the cluster: topics, partitions,
 // records, configs, ACLs, SCRAM users, quotas, reassignments, leaders,
-// groups and their offsets. Their results are audited, whoever sent them.
+// groups and their offsets, and brokers unregistered. Their results are audited, whoever sent them.
 var adminAPIs = map[int16]bool{
 	19: true, // CreateTopics
 	20: true, // DeleteTopics
@@ -39,6 +39,7 @@ var adminAPIs = map[int16]bool{
 	47: true, // OffsetDelete
 	49: true, // AlterClientQuotas
 	51: true, // AlterUserScramCredentials
+	64: true, // UnregisterBroker
 }
 
 // AdminAPI reports whether requests of key are admin operations whose
@@ -229,6 +230,12 @@ func Outcomes(req kmsg.Request, resp kmsg.Response) []Outcome {
 			}
 			add("quota:"+strings.Join(parts, ","), e.ErrorCode)
 		}
+	case *kmsg.UnregisterBrokerResponse:
+		name := "broker"
+		if q, ok := req.(*kmsg.UnregisterBrokerRequest); ok {
+			name = fmt.Sprintf("broker:%d", q.BrokerID)
+		}
+		add(name, rs.ErrorCode)
 	case *kmsg.AlterUserSCRAMCredentialsResponse:
 		for _, u := range rs.Results {
 			add("user:"+u.User, u.ErrorCode)

@@ -36,6 +36,8 @@ func TestOutcomes(t *testing.T) {
 			[]Outcome{{"cluster", "CLUSTER_AUTHORIZATION_FAILED"}}},
 		{"scram users by name only", kmsg.NewPtrAlterUserSCRAMCredentialsRequest(), &kmsg.AlterUserSCRAMCredentialsResponse{Results: []kmsg.AlterUserSCRAMCredentialsResponseResult{{User: "alice"}}},
 			[]Outcome{{"user:alice", "NONE"}}},
+		{"unregister broker", &kmsg.UnregisterBrokerRequest{BrokerID: 4}, &kmsg.UnregisterBrokerResponse{ErrorCode: kerr.BrokerIDNotRegistered.Code},
+			[]Outcome{{"broker:4", "BROKER_ID_NOT_REGISTERED"}}},
 		{"offset delete", &kmsg.OffsetDeleteRequest{Group: "g"}, &kmsg.OffsetDeleteResponse{Topics: []kmsg.OffsetDeleteResponseTopic{{Topic: "t", Partitions: []kmsg.OffsetDeleteResponseTopicPartition{{Partition: 2}}}}},
 			[]Outcome{{"group:g offsets:t-2", "NONE"}}},
 	} {
