@@ -500,7 +500,9 @@ func expectInPlaceUpdate() resource.ConfigPlanChecks {
 	}}
 }
 
-func TestAccCluster_refusesUnmanageableSecurity(t *testing.T) {
+// TestAccCluster_refusesAuthenticationInClear refuses, at plan time, SCRAM
+// on a cluster whose clients connect in plaintext only.
+func TestAccCluster_refusesAuthenticationInClear(t *testing.T) {
 	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
@@ -511,7 +513,7 @@ resource "tributary_cluster" "test" {
   broker_version = "acc-1"
   instance_type  = "t3.medium"
   encryption_in_transit {
-    client_broker = "TLS"
+    client_broker = "PLAINTEXT"
   }
   client_authentication {
     sasl {
@@ -520,7 +522,7 @@ resource "tributary_cluster" "test" {
   }
 }
 `,
-			ExpectError: regexp.MustCompile(`The provider needs IAM to manage this cluster`),
+			ExpectError: regexp.MustCompile(`Authentication needs TLS`),
 		}},
 	})
 }

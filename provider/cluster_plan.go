@@ -299,6 +299,13 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		if p.Repair {
 			heals = true
 		}
+		if p.Login {
+			rolls = true
+			resp.Diagnostics.AddWarning("Brokers will learn the provider's own login",
+				"With SASL/SCRAM or mutual TLS on, the provider authenticates to the brokers with a SCRAM login or client certificate of its "+
+					"own, a super user, which the brokers of this cluster were not launched with. This apply rolls them, one at a time, "+
+					"gated on the cluster's health, with boot documents that carry it.")
+		}
 		if p.SharedRole {
 			rolls = true
 			resp.Diagnostics.AddWarning("Brokers will get roles of their own",

@@ -368,6 +368,9 @@ func (r *clusterResource) Read(ctx context.Context, req resource.ReadRequest, re
 	if state.WaitForBrokers.ValueBool() {
 		p.Renew = r.certificatesDue(ctx, o)
 	}
+	if sec, d := state.security(ctx); !d.HasError() && (sec.SCRAM || sec.mutualTLS()) {
+		p.Login = lacksLogin(o)
+	}
 	var mark []byte
 	if !p.empty() {
 		mark, _ = json.Marshal(p)
@@ -396,10 +399,14 @@ type pending struct {
 	// cluster shared, which may decrypt every broker's secrets; the apply
 	// gives each broker its own.
 	SharedRole bool `json:"shared_role,omitempty"`
+	// Login: the brokers' boot documents lack the provider's own login
+	// (SCRAM or client certificate) that the settings call for (a cluster
+	// of an earlier provider); the apply rolls them with it.
+	Login bool `json:"login,omitempty"`
 }
 
 func (p pending) empty() bool {
-	return !p.Incomplete && !p.Legacy && !p.Repair && len(p.Renew) == 0 && !p.SharedRole
+	return !p.Incomplete && !p.Legacy && !p.Repair && len(p.Renew) == 0 && !p.SharedRole && !p.Login
 }
 
 func pendingWork(o *fleet.Observed) pending {
@@ -681,7 +688,7 @@ func (r *clusterResource) readBootDocument(ctx context.Context, m *clusterModel,
 	// cluster-wide dynamic values the brokers hold.
 	if importing {
 		cfg := maps.Clone(doc.BrokerConfig)
-		a, err := r.data.accessFromDocument(doc)
+		a, err := r.data.accessFromDocument(ctx, doc)
 		var live map[string]string
 		if err == nil {
 			live, err = r.data.checker(m.ClusterID.ValueString(), brokers, a, nil).DynamicClusterConfig(ctx)
@@ -791,7 +798,7 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 	live := map[int32]kafkaAccess{}
 	plannedPorts, plannedIAM := spec.ClientPorts, spec.IAMAuthorization
 	for id, doc := range docs {
-		if a, err := r.data.accessFromDocument(doc); err == nil {
+		if a, err := r.data.accessFromDocument(ctx, doc); err == nil {
 			live[id] = a
 		}
 		spec.ClientPorts = unionPorts(spec.ClientPorts, clientPorts(doc.Listeners))

@@ -144,12 +144,6 @@ func (s securitySettings) validate(now time.Time) diag.Diagnostics {
 			"client_broker = \""+s.ClientBroker+"\" opens the plaintext port 9092, where clients are unauthenticated, while "+
 				"client_authentication.unauthenticated is false: use client_broker = \"TLS\", or allow unauthenticated clients.")
 	}
-	if (s.SCRAM || s.mutualTLS()) && !s.IAM {
-		diags.AddAttributeError(ca.AtName("sasl").AtName("iam"), "The provider needs IAM to manage this cluster",
-			"With SASL/SCRAM or mutual TLS the brokers deny unauthenticated clients everything, the provider included, and the "+
-				"provider's own SCRAM login and client certificate are not built yet: turn on sasl.iam as well (the provider then "+
-				"authenticates with its AWS credentials, which need kafka-cluster:* on the cluster).")
-	}
 	if len(s.ClientCAARNs) > 0 {
 		diags.AddAttributeError(ca.AtName("tls").AtName("certificate_authority_arns"), "ACM Private CA is not supported yet",
 			"Give the client CAs' certificates in certificate_authority_pems instead (for an ACM Private CA: "+
@@ -338,11 +332,22 @@ func (r *clusterResource) secure(ctx context.Context, cs *clusterSpec, from priv
 		}
 		cs.SuperUsers = append(cs.SuperUsers, p)
 	}
+	admin, principals, d := makeAdmin(ctx, cs, from, to)
+	diags.Append(d...)
+	if diags.HasError() {
+		return diags
+	}
+	cs.admin = admin
+	cs.SuperUsers = append(cs.SuperUsers, principals...)
 	caPEM := ""
 	if cs.CA != nil {
 		caPEM = cs.CA.CertPEM
 	}
-	a, err := r.data.kafkaAccessTo(cs.ClusterID, cs.Listeners, caPEM)
+	var login *bootconfig.ProviderSecrets
+	if admin != nil {
+		login = &admin.Provider
+	}
+	a, err := r.data.kafkaAccessTo(cs.ClusterID, cs.Listeners, caPEM, login)
 	if err != nil {
 		diags.AddAttributeError(path.Root("client_authentication"), "No way for the provider to reach the brokers", err.Error())
 		return diags
@@ -354,6 +359,19 @@ func (r *clusterResource) secure(ctx context.Context, cs *clusterSpec, from priv
 	}
 	cs.seal = func(nodeID int32, s *bootconfig.Secrets) (*bootconfig.Envelope, error) {
 		return sealSecrets(ctx, r.data.aws.KMS, keyRef, bootconfig.EncryptionContext(cs.ClusterID, nodeID), s)
+	}
+	// Sealed once, when the first document is rendered: the key may not
+	// exist before (a create makes it).
+	var provider *bootconfig.Envelope
+	cs.sealProvider = func() (*bootconfig.Envelope, error) {
+		if provider == nil && cs.admin != nil {
+			env, err := sealSecrets(ctx, r.data.aws.KMS, keyRef, bootconfig.ProviderEncryptionContext(cs.ClusterID), &cs.admin.Provider)
+			if err != nil {
+				return nil, fmt.Errorf("sealing the provider's login: %w", err)
+			}
+			provider = env
+		}
+		return provider, nil
 	}
 	cs.BootSettingsHash = cs.bootSettingsHash()
 	return diags

@@ -125,7 +125,7 @@ func TestClusterAccessFollowsTheBrokers(t *testing.T) {
 			want: listenerPlaintext, wantPort: 9092, wantOwn: map[int32]string{1: listenerTLS}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			common, own, err := d.clusterAccess(tt.docs)
+			common, own, err := d.clusterAccess(context.Background(), tt.docs)
 			if err != nil {
 				t.Fatal(err)
 			}

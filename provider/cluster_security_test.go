@@ -63,7 +63,7 @@ func TestSecurityValidate(t *testing.T) {
 		{"SASL over plaintext", securitySettings{ClientBroker: "PLAINTEXT", IAM: true}, "Authentication needs TLS"},
 		{"nobody can connect", securitySettings{ClientBroker: "TLS"}, "No way for clients to connect"},
 		{"plaintext beside authentication", securitySettings{ClientBroker: "TLS_PLAINTEXT", IAM: true}, "Plaintext clients cannot authenticate"},
-		{"SCRAM without IAM", securitySettings{ClientBroker: "TLS", SCRAM: true}, "The provider needs IAM"},
+		{"SCRAM over plaintext", securitySettings{ClientBroker: "PLAINTEXT", SCRAM: true}, "Authentication needs TLS"},
 		{"ACM PCA", securitySettings{ClientBroker: "TLS", IAM: true, ClientCAARNs: []string{"arn:aws:acm-pca:x"}}, "ACM Private CA is not supported yet"},
 		{"a client CA that is not PEM", securitySettings{ClientBroker: "TLS", IAM: true, ClientCAs: []string{"hello"}}, "Invalid client CA"},
 		{"a CA without its key", securitySettings{ClientBroker: "TLS", Unauthenticated: true, UserCACert: "x"}, "Incomplete CA"},

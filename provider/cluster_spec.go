@@ -67,8 +67,13 @@ type clusterSpec struct {
 	Security   securitySettings
 	CA         *pki.CA
 	SuperUsers []string
-	// seal encrypts a node's secrets with the cluster's key (sealSecrets).
-	seal func(nodeID int32, s *bootconfig.Secrets) (*bootconfig.Envelope, error)
+	// seal encrypts a node's secrets with the cluster's key (sealSecrets),
+	// sealProvider the provider's login (nil without one).
+	seal         func(nodeID int32, s *bootconfig.Secrets) (*bootconfig.Envelope, error)
+	sealProvider func() (*bootconfig.Envelope, error)
+	// admin is the provider's own identity (nil when IAM or no
+	// authentication lets it in).
+	admin *adminIdentity
 	// Access is how the provider reaches the brokers (kafkaAccessTo).
 	Access kafkaAccess
 	// now is when certificates issued for this apply start, and
@@ -142,11 +147,22 @@ func (cs *clusterSpec) userData(node fleet.Node, controllers []fleet.Node) ([]by
 		if err != nil {
 			return nil, fmt.Errorf("issuing the certificate of broker %d: %w", node.NodeID, err)
 		}
-		env, err := cs.seal(node.NodeID, &bootconfig.Secrets{TLSPrivateKeyPEM: leaf.KeyPEM, TLSCertificatePEM: leaf.CertPEM})
+		secrets := &bootconfig.Secrets{TLSPrivateKeyPEM: leaf.KeyPEM, TLSCertificatePEM: leaf.CertPEM}
+		if cs.admin != nil && cs.admin.SCRAM != nil {
+			secrets.SCRAMCredentials = []bootconfig.SCRAMCredential{*cs.admin.SCRAM}
+		}
+		env, err := cs.seal(node.NodeID, secrets)
 		if err != nil {
 			return nil, fmt.Errorf("sealing the secrets of broker %d: %w", node.NodeID, err)
 		}
 		doc.Secrets = env
+	}
+	if cs.admin != nil && cs.sealProvider != nil {
+		env, err := cs.sealProvider()
+		if err != nil {
+			return nil, err
+		}
+		doc.ProviderSecrets = env
 	}
 	return doc.Encode()
 }

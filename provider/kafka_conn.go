@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/twmb/franz-go/pkg/kgo"
+	fscram "github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
@@ -51,7 +52,7 @@ func (d *providerData) kafkaConn(ctx context.Context, clusterID string) (*kafkac
 		}
 		return nil, fmt.Errorf("cluster %s: %w", clusterID, err)
 	}
-	common, own, err := d.clusterAccess(docs)
+	common, own, err := d.clusterAccess(ctx, docs)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", clusterID, err)
 	}
@@ -113,9 +114,24 @@ type kafkaAccess struct {
 	listener bootconfig.Listener
 }
 
-// accessFromDocument is kafkaAccessTo for a broker's boot document.
-func (d *providerData) accessFromDocument(doc *bootconfig.Document) (kafkaAccess, error) {
-	return d.kafkaAccessTo(doc.ClusterID, doc.Listeners, documentCA(doc))
+// accessFromDocument is kafkaAccessTo for a broker's boot document, with
+// the provider's login the document carries sealed for it.
+func (d *providerData) accessFromDocument(ctx context.Context, doc *bootconfig.Document) (kafkaAccess, error) {
+	login, err := d.documentLogin(ctx, doc)
+	if err != nil {
+		return kafkaAccess{}, err
+	}
+	return d.kafkaAccessTo(doc.ClusterID, doc.Listeners, documentCA(doc), login)
+}
+
+// documentLogin opens the provider's login a boot document carries, when
+// the provider needs it: no IAM listener (which the provider prefers, with
+// no stored secret) is on.
+func (d *providerData) documentLogin(ctx context.Context, doc *bootconfig.Document) (*bootconfig.ProviderSecrets, error) {
+	if hasListener(doc.Listeners, listenerIAM) || doc.ProviderSecrets == nil {
+		return nil, nil
+	}
+	return openProviderSecrets(ctx, d.aws.KMS, doc)
 }
 
 // kafkaAccessTo is the one place that decides how the provider connects to
@@ -123,13 +139,15 @@ func (d *providerData) accessFromDocument(doc *bootconfig.Document) (kafkaAccess
 // everything that knows only the cluster id (from a boot document). In
 // order: IAM (9098) with the provider's own AWS credentials (signed for the
 // provider's STS endpoint, which must be the one the brokers use), which need
-// kafka-cluster:* on the cluster, as an MSK administrator's do; TLS
-// without a client certificate (9094); plaintext (9092). TLS trusts only
-// the cluster CA and checks the broker's address against its certificate.
-func (d *providerData) kafkaAccessTo(clusterID string, listeners []bootconfig.Listener, caPEM string) (kafkaAccess, error) {
+// kafka-cluster:* on the cluster, as an MSK administrator's do; SASL/SCRAM
+// (9096) and mutual TLS (9094) with the provider's own login (login, nil
+// without one); TLS without a client certificate (9094); plaintext (9092).
+// TLS trusts only the cluster CA and checks the broker's address against its
+// certificate.
+func (d *providerData) kafkaAccessTo(clusterID string, listeners []bootconfig.Listener, caPEM string, login *bootconfig.ProviderSecrets) (kafkaAccess, error) {
 	var best *bootconfig.Listener
 	for i, l := range listeners {
-		if usableListener(l) && (best == nil || listenerRank(l) < listenerRank(*best)) {
+		if usableListener(l, login) && (best == nil || listenerRank(l) < listenerRank(*best)) {
 			best = &listeners[i]
 		}
 	}
@@ -138,19 +156,22 @@ func (d *providerData) kafkaAccessTo(clusterID string, listeners []bootconfig.Li
 		for _, l := range listeners {
 			names = append(names, l.Name)
 		}
-		return kafkaAccess{}, fmt.Errorf("the provider has no way to authenticate to the brokers' listeners (%s): turn on client_authentication.sasl.iam", strings.Join(names, ", "))
+		return kafkaAccess{}, fmt.Errorf("the provider has no way to authenticate to the brokers' listeners (%s): turn on client_authentication.sasl.iam or sasl.scram", strings.Join(names, ", "))
 	}
-	return d.accessThrough(clusterID, *best, caPEM)
+	return d.accessThrough(clusterID, *best, caPEM, login)
 }
 
-// usableListener reports whether the provider can use a listener: IAM, TLS
-// without a required client certificate, plaintext.
-func usableListener(l bootconfig.Listener) bool {
+// usableListener reports whether the provider can use a listener: IAM,
+// SCRAM and mutual TLS with its own login, TLS without a required client
+// certificate, plaintext.
+func usableListener(l bootconfig.Listener, login *bootconfig.ProviderSecrets) bool {
 	switch {
 	case l.Name == listenerIAM:
 		return true
+	case l.Name == listenerSCRAM:
+		return login != nil && login.SCRAMPassword != ""
 	case l.Name == listenerTLS:
-		return l.ClientAuth != "required"
+		return l.ClientAuth != "required" || login != nil && login.ClientCertificatePEM != ""
 	}
 	return l.SecurityProtocol == "PLAINTEXT"
 }
@@ -160,14 +181,16 @@ func listenerRank(l bootconfig.Listener) int {
 	switch {
 	case l.Name == listenerIAM:
 		return 0
-	case l.Name == listenerTLS:
+	case l.Name == listenerSCRAM:
 		return 1
+	case l.Name == listenerTLS:
+		return 2
 	}
-	return 2
+	return 3
 }
 
 // accessThrough is the access through one usable listener.
-func (d *providerData) accessThrough(clusterID string, l bootconfig.Listener, caPEM string) (kafkaAccess, error) {
+func (d *providerData) accessThrough(clusterID string, l bootconfig.Listener, caPEM string, login *bootconfig.ProviderSecrets) (kafkaAccess, error) {
 	a := kafkaAccess{Port: l.Port, Listener: l.Name, listener: l}
 	if l.SecurityProtocol == "PLAINTEXT" {
 		return a, nil
@@ -176,10 +199,20 @@ func (d *providerData) accessThrough(clusterID string, l bootconfig.Listener, ca
 	if err != nil {
 		return kafkaAccess{}, fmt.Errorf("the cluster CA: %w", err)
 	}
-	a.Opts = []kgo.Opt{kgo.DialTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})}
-	if l.Name == listenerIAM {
+	cfg := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	switch {
+	case l.Name == listenerIAM:
 		a.Opts = append(a.Opts, kgo.SASL(iamauth.FranzGoMechanism(d.aws.STSConfig, clusterID)))
+	case l.Name == listenerSCRAM:
+		a.Opts = append(a.Opts, kgo.SASL(fscram.Auth{User: login.SCRAMUsername, Pass: login.SCRAMPassword}.AsSha512Mechanism()))
+	case l.ClientAuth != "" && login != nil && login.ClientCertificatePEM != "":
+		cert, err := tls.X509KeyPair([]byte(login.ClientCertificatePEM), []byte(login.ClientKeyPEM))
+		if err != nil {
+			return kafkaAccess{}, fmt.Errorf("the provider's client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
 	}
+	a.Opts = append([]kgo.Opt{kgo.DialTLSConfig(cfg)}, a.Opts...)
 	return a, nil
 }
 
@@ -190,7 +223,7 @@ func (d *providerData) accessThrough(clusterID string, l bootconfig.Listener, ca
 // serve the listener it is asked on), and each broker that does not serve
 // it through its own best. Every broker serves the same listeners unless a
 // roll that changes them is under way or stopped halfway.
-func (d *providerData) clusterAccess(docs map[int32]*bootconfig.Document) (kafkaAccess, map[int32]kafkaAccess, error) {
+func (d *providerData) clusterAccess(ctx context.Context, docs map[int32]*bootconfig.Document) (kafkaAccess, map[int32]kafkaAccess, error) {
 	ids := slices.Sorted(maps.Keys(docs))
 	serves := func(l bootconfig.Listener) (n int) {
 		for _, id := range ids {
@@ -200,19 +233,27 @@ func (d *providerData) clusterAccess(docs map[int32]*bootconfig.Document) (kafka
 		}
 		return n
 	}
+	var errs []error
+	logins := map[int32]*bootconfig.ProviderSecrets{}
+	for _, id := range ids {
+		login, err := d.documentLogin(ctx, docs[id])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("broker %d: %w", id, err))
+		}
+		logins[id] = login
+	}
 	var common kafkaAccess
 	commonServed := 0
-	var errs []error
 	for _, id := range ids {
 		for _, l := range docs[id].Listeners {
-			if !usableListener(l) {
+			if !usableListener(l, logins[id]) {
 				continue
 			}
 			n := serves(l)
 			if n < commonServed || (n == commonServed && listenerRank(l) >= listenerRank(common.listener)) {
 				continue
 			}
-			a, err := d.accessThrough(docs[id].ClusterID, l, documentCA(docs[id]))
+			a, err := d.accessThrough(docs[id].ClusterID, l, documentCA(docs[id]), logins[id])
 			if err != nil {
 				errs = append(errs, fmt.Errorf("broker %d: %w", id, err))
 				continue
@@ -231,7 +272,7 @@ func (d *providerData) clusterAccess(docs map[int32]*bootconfig.Document) (kafka
 		if slices.ContainsFunc(docs[id].Listeners, func(o bootconfig.Listener) bool { return listenerEqual(o, common.listener) }) {
 			continue
 		}
-		if a, err := d.accessFromDocument(docs[id]); err == nil {
+		if a, err := d.kafkaAccessTo(docs[id].ClusterID, docs[id].Listeners, documentCA(docs[id]), logins[id]); err == nil {
 			own[id] = a
 		}
 	}
