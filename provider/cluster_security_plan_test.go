@@ -174,3 +174,46 @@ func TestPendingSharedRole(t *testing.T) {
 		}
 	}
 }
+
+// TestAccessWithTheProvidersLogin: on a cluster without IAM, the provider
+// goes in with its own login, SCRAM before mutual TLS, and without a login
+// it has no way in.
+func TestAccessWithTheProvidersLogin(t *testing.T) {
+	ca, err := pki.NewCA("test", "tc-test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue(pki.Request{Subject: pki.AdminSubject("tc-test"), NotBefore: time.Now(), Validity: time.Hour, Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scramLogin := &bootconfig.ProviderSecrets{SCRAMUsername: "tributary-admin", SCRAMPassword: "p"}
+	certLogin := &bootconfig.ProviderSecrets{ClientCertificatePEM: leaf.CertPEM, ClientKeyPEM: leaf.KeyPEM}
+	both := &bootconfig.ProviderSecrets{SCRAMUsername: "tributary-admin", SCRAMPassword: "p", ClientCertificatePEM: leaf.CertPEM, ClientKeyPEM: leaf.KeyPEM}
+	scramOnly := securitySettings{ClientBroker: clientBrokerTLS, InCluster: true, SCRAM: true}
+	mtlsOnly := securitySettings{ClientBroker: clientBrokerTLS, InCluster: true, ClientCAs: []string{ca.CertPEM}}
+	scramAndMTLS := securitySettings{ClientBroker: clientBrokerTLS, InCluster: true, SCRAM: true, ClientCAs: []string{ca.CertPEM}}
+	d := &providerData{}
+	for _, tt := range []struct {
+		name  string
+		s     securitySettings
+		login *bootconfig.ProviderSecrets
+		want  string // listener, "" for no way in
+	}{
+		{"SCRAM only, with the login", scramOnly, scramLogin, listenerSCRAM},
+		{"SCRAM only, without", scramOnly, nil, ""},
+		{"mutual TLS only, with the certificate", mtlsOnly, certLogin, listenerTLS},
+		{"mutual TLS only, with a SCRAM login alone", mtlsOnly, scramLogin, ""},
+		{"both: SCRAM first", scramAndMTLS, both, listenerSCRAM},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			a, err := d.kafkaAccessTo("tc-test", tt.s.listeners(), ca.CertPEM, tt.login)
+			switch {
+			case tt.want == "" && err == nil:
+				t.Fatalf("access through %s, want none", a.Listener)
+			case tt.want != "" && (err != nil || a.Listener != tt.want):
+				t.Fatalf("access through %q (%v), want %s", a.Listener, err, tt.want)
+			}
+		})
+	}
+}
