@@ -118,13 +118,26 @@ func (m *Manager) Limited(kind Kind) bool { return m.table.Load().kinds[kind] }
 // percent-seconds: Percent) for a client and returns how long it must be
 // throttled: 0 while its entity's rate is within the quota.
 func (m *Manager) Record(kind Kind, user, clientID string, value float64) time.Duration {
+	d, _ := m.record(kind, user, clientID, value, false)
+	return d
+}
+
+// RecordUnlessThrottled is Record for what is only sent within the quota
+// (a Fetch response, as in Kafka): when value puts the client over, it is
+// taken back out of the rate, since the client is not sent it, and the
+// throttle time it would have caused is returned with sent false.
+func (m *Manager) RecordUnlessThrottled(kind Kind, user, clientID string, value float64) (throttle time.Duration, sent bool) {
+	return m.record(kind, user, clientID, value, true)
+}
+
+func (m *Manager) record(kind Kind, user, clientID string, value float64, unlessThrottled bool) (time.Duration, bool) {
 	t := m.table.Load()
 	if !t.kinds[kind] {
-		return 0
+		return 0, true
 	}
 	bound, hasUser, hasClient, ok := t.resolve(kind.Key(), user, clientID)
 	if !ok {
-		return 0
+		return 0, true
 	}
 	key := sensorKey{kind: kind}
 	if hasUser {
@@ -145,7 +158,29 @@ func (m *Manager) Record(kind Kind, user, clientID string, value float64) time.D
 		m.sensors[key] = r
 	}
 	r.record(m.cfg, value, now)
-	return m.throttle(r, bound, now)
+	d := m.throttle(r, bound, now)
+	if d > 0 && unlessThrottled {
+		r.record(m.cfg, -value, now)
+		return d, false
+	}
+	return d, true
+}
+
+// MaxInWindow is the most a client may be sent at once under its quota of
+// kind (Kafka's getMaxValueInQuotaWindow: the bound over all samples but
+// the current one), or ok false when no quota of kind applies to it. A
+// response larger than that would be throttled however long the client
+// waited.
+func (m *Manager) MaxInWindow(kind Kind, user, clientID string) (bytes float64, ok bool) {
+	t := m.table.Load()
+	if !t.kinds[kind] {
+		return 0, false
+	}
+	bound, _, _, ok := t.resolve(kind.Key(), user, clientID)
+	if !ok {
+		return 0, false
+	}
+	return bound * (m.cfg.Window * time.Duration(max(m.cfg.Samples-1, 1))).Seconds(), true
 }
 
 // throttle is Kafka's QuotaUtils.throttleTime: how long until the rate

@@ -67,10 +67,10 @@ import (
 
 var fetchAPI = api{key: 1, min: 4, max: 16,
 	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleFetch(ctx, s.authFor(c, 1), r.(*kmsg.FetchRequest)), nil
+		return s.handleFetch(ctx, s.authFor(c, 1), r.(*kmsg.FetchRequest), fetchQuota{s.quotas, c.quotaUser(), c.clientID}), nil
 	}}
 
-func (s *Server) handleFetch(ctx context.Context, az reqAuth, req *kmsg.FetchRequest) *kmsg.FetchResponse {
+func (s *Server) handleFetch(ctx context.Context, az reqAuth, req *kmsg.FetchRequest, fq fetchQuota) *kmsg.FetchResponse {
 	replicaID := req.ReplicaID
 	if req.Version >= 15 {
 		replicaID = req.ReplicaState.ID
@@ -105,12 +105,27 @@ func (s *Server) handleFetch(ctx context.Context, az reqAuth, req *kmsg.FetchReq
 			defer sess.mu.Unlock()
 		}
 	}
+	// No response larger than the client's consumer_byte_rate lets
+	// through in a quota window: it would never be sent.
+	if most, ok := fq.maxBytes(); ok && int64(req.MaxBytes) > most {
+		capped := *req
+		capped.MaxBytes = int32(max(most, 1))
+		req = &capped
+	}
 	finish := func(resp *kmsg.FetchResponse) *kmsg.FetchResponse {
+		if sess != nil && incremental {
+			sess.filter(req.Version, resp)
+		}
+		if d, sent := fq.record(resp); !sent {
+			// Over consumer_byte_rate: Kafka answers with the throttle
+			// time and no data, and counts none of it against the
+			// quota; the client fetches the same offsets again once
+			// the throttle has passed.
+			resp = req.ResponseKind().(*kmsg.FetchResponse)
+			resp.ThrottleMillis = int32(min(d.Milliseconds(), 1<<31-1))
+		}
 		if sess == nil {
 			return resp
-		}
-		if incremental {
-			sess.filter(req.Version, resp)
 		}
 		sess.sent(req.Version, resp, time.Now())
 		resp.SessionID = sess.id

@@ -79,14 +79,43 @@ func (s *Server) quotaThrottle(c *conn, req *request, resp kmsg.Response, handle
 			d = s.quotas.Record(quota.Produce, user, client, float64(size))
 		}
 	case fetchAPI.key:
-		if fr, ok := resp.(*kmsg.FetchResponse); ok && s.quotas.Limited(quota.Fetch) {
-			d = s.quotas.Record(quota.Fetch, user, client, float64(fetchResponseBytes(fr)))
+		// The fetch handler measured its response (fetchQuota): a
+		// throttled one carries its throttle time and no records.
+		if fr, ok := resp.(*kmsg.FetchResponse); ok {
+			d = time.Duration(fr.ThrottleMillis) * time.Millisecond
 		}
 	}
 	if s.quotas.Limited(quota.Request) && !quotaWaits(key) {
 		d = max(d, s.quotas.Record(quota.Request, user, client, quota.Percent(handled)))
 	}
 	return d
+}
+
+// fetchQuota measures a Fetch response against its client's
+// consumer_byte_rate before it is sent, so that a response over the quota
+// is sent without its records. A nil manager (a handler called outside a
+// connection) measures nothing.
+type fetchQuota struct {
+	m            *quota.Manager
+	user, client string
+}
+
+// maxBytes is the largest response the quota lets through at once.
+func (fq fetchQuota) maxBytes() (int64, bool) {
+	if fq.m == nil {
+		return 0, false
+	}
+	most, ok := fq.m.MaxInWindow(quota.Fetch, fq.user, fq.client)
+	return int64(min(most, 1<<31-1)), ok
+}
+
+// record counts resp against the quota; over it, resp is not to be sent
+// (sent false) and d is the throttle time.
+func (fq fetchQuota) record(resp *kmsg.FetchResponse) (d time.Duration, sent bool) {
+	if fq.m == nil || !fq.m.Limited(quota.Fetch) {
+		return 0, true
+	}
+	return fq.m.RecordUnlessThrottled(quota.Fetch, fq.user, fq.client, float64(fetchResponseBytes(resp)))
 }
 
 // fetchResponseBytes is the size of a fetch response: its record batches,

@@ -541,3 +541,92 @@ func TestQuotaReachesEveryBroker(t *testing.T) {
 	}
 	t.Logf("in force on every broker %v after the change", time.Since(start).Round(time.Millisecond))
 }
+
+// TestThrottledFetchCarriesNoRecords: as in Kafka, a Fetch response that
+// would put the client over its consumer_byte_rate is sent with the
+// throttle time and no records, and is not counted against the quota; the
+// client reads the same offsets once the throttle has passed, so every
+// record arrives, in order, none twice.
+func TestThrottledFetchCarriesNoRecords(t *testing.T) {
+	s := startServer(t, quotaWindows)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Addr().String()), kgo.DefaultProduceTopic("r"), kgo.ProducerBatchMaxBytes(16<<10), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "r"); err != nil {
+		t.Fatal(err)
+	}
+	const records = 64
+	value := incompressible(1024)
+	var recs []*kgo.Record
+	for range records {
+		recs = append(recs, &kgo.Record{Value: value})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	details, err := adm.ListTopics(ctx, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 16 KiB/s over 3 one-second samples: at most 32 KiB at once.
+	alterQuotas(t, adm, setQuota(qentity("user", "<default>"), "consumer_byte_rate", float64(16<<10)))
+
+	var next int64
+	throttled := 0
+	for i := 0; next < records && i < 200 && ctx.Err() == nil; i++ {
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID, req.MaxBytes, req.MaxWaitMillis, req.SessionEpoch = -1, 1<<20, 100, -1
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.TopicID = "r", details["r"].ID
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.FetchOffset, rp.PartitionMaxBytes = next, 1<<20
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		for _, tp := range resp.Topics {
+			for _, p := range tp.Partitions {
+				if p.ErrorCode != 0 {
+					t.Fatalf("fetch at %d: error %d", next, p.ErrorCode)
+				}
+				got = append(got, p.RecordBatches...)
+			}
+		}
+		if resp.ThrottleMillis > 0 {
+			throttled++
+			if len(got) > 0 {
+				t.Fatalf("a fetch throttled for %d ms carries %d bytes of records", resp.ThrottleMillis, len(got))
+			}
+			continue
+		}
+		if len(got) > 32<<10+1024 {
+			t.Errorf("a response of %d bytes, more than the quota lets through at once", len(got))
+		}
+		for len(got) > 0 {
+			var b kmsg.RecordBatch
+			if err := b.ReadFrom(got); err != nil {
+				t.Fatalf("batch at %d: %v", next, err)
+			}
+			if b.FirstOffset != next {
+				t.Fatalf("batch from %d, want %d", b.FirstOffset, next)
+			}
+			next = b.FirstOffset + int64(b.LastOffsetDelta) + 1
+			got = got[12+int(b.Length):]
+		}
+	}
+	if next != records {
+		t.Fatalf("read up to offset %d of %d", next, records)
+	}
+	if throttled == 0 {
+		t.Fatal("no fetch was throttled: the test measures nothing")
+	}
+	t.Logf("%d records read, %d throttled fetches sent without records", records, throttled)
+}
