@@ -51,6 +51,7 @@ const (
 	DimTopic         = "Topic"
 	DimConsumerGroup = "Consumer Group"
 	DimPartition     = "Partition"
+	DimClientAuth    = "Client Authentication"
 )
 
 // dataBuilder accumulates the metric data of one shipment.
@@ -171,6 +172,11 @@ func CloudWatchData(prev, cur *Snapshot, level Level, clusterName string, broker
 
 	// DEFAULT: per broker.
 	b.add("ConnectionCount", types.StandardUnitCount, float64(cur.Connections), b.broker)
+	// Every kind each time, a kind without connections as 0, so that an
+	// alarm on a kind sees it drop to none.
+	for a := range numClientAuths {
+		b.add("ClientConnectionCount", types.StandardUnitCount, float64(cur.ClientConnections[a]), dims(b.broker, DimClientAuth, a.String()))
+	}
 	if cur.CPUErr == nil && prev.CPUErr == nil {
 		if cpu, ok := cpuBetween(prev.CPU, cur.CPU); ok {
 			b.add("CpuIdle", types.StandardUnitPercent, cpu.Idle, b.broker)

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"maps"
 	"math"
 	"runtime"
 	"slices"
@@ -89,6 +90,9 @@ func TestCloudWatchDimensionsPerLevel(t *testing.T) {
 		group   = "{Cluster Name=orders,Consumer Group=billing,Topic=orders}"
 		part0   = "{Cluster Name=orders,Consumer Group=billing,Topic=orders,Partition=0}"
 	)
+	byAuth := func(kind string) string {
+		return "{Cluster Name=orders,Broker ID=2,Client Authentication=" + kind + "}"
+	}
 	defaultKeys := []string{
 		"ActiveControllerCount" + cluster, "GlobalPartitionCount" + cluster, "GlobalTopicCount" + cluster,
 		"OfflinePartitionsCount" + cluster, "KafkaDataLogsDiskUsed" + cluster,
@@ -100,6 +104,8 @@ func TestCloudWatchDimensionsPerLevel(t *testing.T) {
 		"NetworkRxPackets" + broker, "NetworkTxPackets" + broker, "NetworkRxErrors" + broker, "NetworkTxErrors" + broker,
 		"NetworkRxDropped" + broker, "NetworkTxDropped" + broker, "ProduceTotalTimeMsMean" + broker, "RequestBytesMean" + broker,
 		"KafkaAppLogsDiskUsed" + broker, "HeapMemoryAfterGC" + broker, "RequestTime" + broker,
+		"ClientConnectionCount" + byAuth("Unauthenticated"), "ClientConnectionCount" + byAuth("TLS"),
+		"ClientConnectionCount" + byAuth("SASL/SCRAM"), "ClientConnectionCount" + byAuth("IAM"),
 		"BytesInPerSec" + orders, "BytesOutPerSec" + orders,
 		"SumOffsetLag" + group, "MaxOffsetLag" + group, "EstimatedMaxTimeLag" + group,
 	}
@@ -361,5 +367,32 @@ func TestHeapAndRequestTime(t *testing.T) {
 	}
 	if _, ok := allRequestsMeanMs(&cur, &cur); ok {
 		t.Error("RequestTime over no request")
+	}
+}
+
+// TestClientConnectionCountByAuth: each connection counts under its kind
+// of authentication until it closes, and every kind is shipped, one
+// without connections as 0.
+func TestClientConnectionCountByAuth(t *testing.T) {
+	r := New(Options{BrokerID: 1})
+	for _, a := range []ClientAuth{AuthSCRAM, AuthSCRAM, AuthTLS, AuthNone} {
+		r.ClientAuthenticated(a)
+	}
+	r.ClientAuthClosed(AuthSCRAM)
+	s := r.Snapshot()
+	got := map[string]float64{}
+	for _, d := range CloudWatchData(s, s, LevelDefault, "c", 1) {
+		if *d.MetricName != "ClientConnectionCount" {
+			continue
+		}
+		for _, dim := range d.Dimensions {
+			if *dim.Name == DimClientAuth {
+				got[*dim.Value] = *d.Value
+			}
+		}
+	}
+	want := map[string]float64{"Unauthenticated": 1, "TLS": 1, "SASL/SCRAM": 1, "IAM": 0}
+	if !maps.Equal(got, want) {
+		t.Errorf("ClientConnectionCount by Client Authentication %v, want %v", got, want)
 	}
 }

@@ -33,6 +33,7 @@ var (
 	descRequestDuration     = desc("request_duration_seconds", "Time from the start of a request's handling to its response, by kind (MSK ProduceTotalTimeMsMean, FetchConsumerTotalTimeMsMean, FetchFollowerTotalTimeMsMean = sum/count).", "kind")
 	descRequestSize         = desc("request_size_bytes", "Size of requests received (MSK RequestBytesMean = sum/count).")
 	descConnections         = desc("connections", "Open client connections (MSK ConnectionCount).")
+	descClientConns         = desc("client_connections", "Open client connections that have authenticated, by how (MSK ClientConnectionCount).", "client_authentication")
 	descConnCreated         = desc("connections_created_total", "Client connections accepted (MSK ConnectionCreationRate = rate).")
 	descConnClosed          = desc("connections_closed_total", "Client connections closed (MSK ConnectionCloseRate = rate).")
 
@@ -66,7 +67,7 @@ var (
 	descCWDenied     = desc("cloudwatch_denied_total", "PutMetricData calls refused for lack of permission or credentials.")
 	descCWThrottled  = desc("cloudwatch_throttled_total", "PutMetricData calls throttled (each try counts).")
 	descCWLastOK     = desc("cloudwatch_last_success_timestamp_seconds", "Unix time of the last successful PutMetricData.")
-	allDescs         = []*prometheus.Desc{descInfo, descBytesIn, descBytesOut, descMessagesIn, descReplicationBytesIn, descReplicationBytesOut, descProduceConversions, descRequestDuration, descRequestSize, descConnections, descConnCreated, descConnClosed, descPartitions, descLeaders, descUnderReplicated, descUnderMinISR, descActive, descGlobalTopics, descGlobalParts, descOffline, descDataDiskUsed, descDataDiskAvail, descDataDiskSize, descRootDiskUsed, descCPU, descMemory, descSwap, descNetRx, descNetTx, descOffsetLag, descSumLag, descMaxLag, descTimeLag, descMaxTimeLag, descCWPuts, descCWShipped, descCWDropped, descCWDenied, descCWThrottled, descCWLastOK}
+	allDescs         = []*prometheus.Desc{descInfo, descBytesIn, descBytesOut, descMessagesIn, descReplicationBytesIn, descReplicationBytesOut, descProduceConversions, descRequestDuration, descRequestSize, descConnections, descClientConns, descConnCreated, descConnClosed, descPartitions, descLeaders, descUnderReplicated, descUnderMinISR, descActive, descGlobalTopics, descGlobalParts, descOffline, descDataDiskUsed, descDataDiskAvail, descDataDiskSize, descRootDiskUsed, descCPU, descMemory, descSwap, descNetRx, descNetTx, descOffsetLag, descSumLag, descMaxLag, descTimeLag, descMaxTimeLag, descCWPuts, descCWShipped, descCWDropped, descCWDenied, descCWThrottled, descCWLastOK}
 	latencyBoundsSec = func() []float64 {
 		b := make([]float64, len(latencyBuckets))
 		for i, d := range latencyBuckets {
@@ -128,6 +129,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	m, err := prometheus.NewConstSummary(descRequestSize, uint64(s.RequestCount), float64(s.RequestBytesSum), nil)
 	send(m, err, descRequestSize)
 	gauge(descConnections, float64(s.Connections))
+	for a, n := range s.ClientConnections {
+		gauge(descClientConns, float64(n), ClientAuth(a).String())
+	}
 	counter(descConnCreated, float64(s.ConnectionsCreated))
 	counter(descConnClosed, float64(s.ConnectionsClosed))
 

@@ -47,6 +47,7 @@ type Registry struct {
 	replicationBytesOut               atomic.Int64
 	produceConversions                atomic.Int64 // never incremented: records are stored as sent
 	connOpen, connCreated, connClosed atomic.Int64
+	clientConns                       [numClientAuths]atomic.Int64
 	requestBytes                      sizeSum
 	requests                          [numRequestKinds]histogram
 	topics                            atomic.Pointer[map[string]*topicCounters]
@@ -224,6 +225,54 @@ func (r *Registry) ConnOpened() {
 func (r *Registry) ConnClosed() {
 	r.connOpen.Add(-1)
 	r.connClosed.Add(1)
+}
+
+// ClientAuth is how an open client connection authenticated: the value of
+// MSK's Client Authentication dimension of ClientConnectionCount.
+type ClientAuth int
+
+const (
+	// AuthNone: a PLAINTEXT listener, or TLS without a client
+	// certificate (User:ANONYMOUS).
+	AuthNone ClientAuth = iota
+	// AuthTLS: a client certificate (mutual TLS).
+	AuthTLS
+	// AuthSCRAM: SASL SCRAM-SHA-256 or SCRAM-SHA-512.
+	AuthSCRAM
+	// AuthIAM: SASL OAUTHBEARER with an IAM identity token.
+	AuthIAM
+	numClientAuths
+)
+
+func (a ClientAuth) String() string {
+	switch a {
+	case AuthTLS:
+		return "TLS"
+	case AuthSCRAM:
+		return "SASL/SCRAM"
+	case AuthIAM:
+		return "IAM"
+	default:
+		return "Unauthenticated"
+	}
+}
+
+// ClientAuthenticated counts an open connection under how its client
+// authenticated (ClientConnectionCount), once it has: a connection still
+// in its TLS handshake or SASL exchange is in ConnectionCount only.
+func (r *Registry) ClientAuthenticated(a ClientAuth) {
+	if a >= 0 && a < numClientAuths {
+		r.clientConns[a].Add(1)
+	}
+}
+
+// ClientAuthClosed uncounts a connection counted by ClientAuthenticated
+// with the same kind, when it closes. Call it exactly once per
+// ClientAuthenticated.
+func (r *Registry) ClientAuthClosed(a ClientAuth) {
+	if a >= 0 && a < numClientAuths {
+		r.clientConns[a].Add(-1)
+	}
 }
 
 // RemoveTopic forgets a deleted topic's counters, so its series stop being

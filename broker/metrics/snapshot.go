@@ -20,6 +20,7 @@ type Snapshot struct {
 	ReplicationBytesIn, ReplicationBytesOut int64
 	ProduceConversions                      int64
 	Connections                             int64
+	ClientConnections                       [numClientAuths]int64 // by ClientAuth
 	ConnectionsCreated, ConnectionsClosed   int64
 	RequestBytesSum, RequestCount           int64
 	RequestTimes                            [numRequestKinds]histogramSnapshot
@@ -76,6 +77,9 @@ func (r *Registry) Snapshot() *Snapshot {
 		ConnectionsClosed:   r.connClosed.Load(),
 		RequestBytesSum:     r.requestBytes.sum.Load(),
 		RequestCount:        r.requestBytes.count.Load(),
+	}
+	for a := range r.clientConns {
+		s.ClientConnections[a] = r.clientConns[a].Load()
 	}
 	for k := range r.requests {
 		s.RequestTimes[k] = r.requests[k].snapshot()

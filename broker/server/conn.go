@@ -208,6 +208,21 @@ func newConn(s *Server, l *clientListener, nc net.Conn) *conn {
 	return c
 }
 
+// clientAuth is how the connection's client authenticated, once it has
+// (a re-authentication keeps the mechanism).
+func (c *conn) clientAuth() metrics.ClientAuth {
+	switch {
+	case c.listener.cfg.SASL() && c.iam:
+		return metrics.AuthIAM
+	case c.listener.cfg.SASL():
+		return metrics.AuthSCRAM
+	case c.listener.cfg.TLS() && c.principal != anonymous:
+		return metrics.AuthTLS
+	default:
+		return metrics.AuthNone
+	}
+}
+
 // stopReading makes the connection stop taking new requests; those already
 // read are processed and answered.
 // remoteHost is the client's address as Kafka shows it in group
@@ -238,6 +253,9 @@ func (c *conn) serve() {
 	if !c.authenticated && !c.authenticate(br) {
 		return
 	}
+	kind := c.clientAuth()
+	c.s.metrics.ClientAuthenticated(kind)
+	defer c.s.metrics.ClientAuthClosed(kind)
 	reqs := make(chan *request, pipelineDepth)
 	go c.readLoop(br, reqs)
 
