@@ -180,9 +180,9 @@ func TestAccCluster_authChangeInPlace(t *testing.T) {
 				withIAM.stopAndVerify(t),
 			),
 		}, {
-			ResourceName:            clusterResourceName,
-			ImportState:             true,
-			ImportStateVerify:       true,
+			ResourceName:      clusterResourceName,
+			ImportState:       true,
+			ImportStateVerify: true,
 			// broker_load is measured by a refresh, never by an import.
 			ImportStateVerifyIgnore: []string{"timeouts", "broker_load"},
 		}},
