@@ -137,6 +137,22 @@ func TestIAMPrincipalsAuthorizedByPolicies(t *testing.T) {
 	if code := produce("reader"); code != kerr.TopicAuthorizationFailed.Code {
 		t.Fatalf("reader (no WriteData): %v, want TOPIC_AUTHORIZATION_FAILED", kerr.ErrorForCode(code))
 	}
+	// The root user of the broker's own account may do everything, as IAM
+	// allows it; another account's root is asked about and refused.
+	for root, want := range map[string]int16{
+		"arn:aws:iam::" + awsapi.DefaultAccount + ":root": 0,
+		"arn:aws:iam::111122223333:root":                  kerr.TopicAuthorizationFailed.Code,
+	} {
+		auth := iamAuth(s, "writer", 0)
+		auth.rc.Principal = "User:" + root
+		resp, err := s.handleProduce(ctx, auth, produceReq("orders-eu", -1, batch(-1, -1, -1, 1, 10)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode; code != want {
+			t.Errorf("produce as %s: %v, want %v", root, kerr.ErrorForCode(code), kerr.ErrorForCode(want))
+		}
+	}
 	// Idempotent producers need kafka-cluster:WriteDataIdempotently.
 	for role, want := range map[string]int16{"writer": 0, "reader": kerr.ClusterAuthorizationFailed.Code} {
 		if got := s.handleInitProducerID(ctx, iamAuth(s, role, 22), kmsg.NewPtrInitProducerIDRequest()).ErrorCode; got != want {

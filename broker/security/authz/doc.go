@@ -38,7 +38,9 @@
 // and group/, transactional-id/, cluster/) and asks a PolicyEvaluator, the
 // SDK one being iam:SimulatePrincipalPolicy, caching each (principal,
 // action, resource) answer for a minute. When IAM cannot be asked, it
-// denies and logs (fail closed). Router sends IAM principals to it and
+// denies and logs (fail closed). The root user of the cluster's own
+// account is allowed every kafka-cluster action without asking, as IAM
+// allows it everything in its account and will not simulate it. Router sends IAM principals to it and
 // everyone else to the ACL authorizer.
 //
 // # How a server uses it

@@ -127,6 +127,7 @@ type IAMAuthorizer struct {
 	opts    IAMOptions
 	base    string // arn:<partition>:kafka:<region>:<account>:
 	cluster string // <name>/<uuid>
+	root    string // arn:<partition>:iam::<account>:root
 	answers *ttlcache.Cache[iamKey, bool]
 	batches *ttlcache.Cache[iamBatchKey, map[string]bool]
 
@@ -178,6 +179,7 @@ func NewIAMAuthorizer(opts IAMOptions) (*IAMAuthorizer, error) {
 		opts:    opts,
 		base:    "arn:" + opts.Partition + ":kafka:" + opts.Region + ":" + opts.Account + ":",
 		cluster: opts.ClusterName + "/" + opts.ClusterUUID,
+		root:    "arn:" + opts.Partition + ":iam::" + opts.Account + ":root",
 		answers: ttlcache.New[iamKey, bool](opts.CacheSize),
 		batches: ttlcache.New[iamBatchKey, map[string]bool](1024),
 	}, nil
@@ -208,6 +210,9 @@ func (a *IAMAuthorizer) ResourceARN(typ kmsg.ACLResourceType, name string) (stri
 // denied, as MSK refuses the connection.
 func (a *IAMAuthorizer) Connect(ctx context.Context, rc RequestContext) Decision {
 	principal := iamPrincipal(rc.Principal)
+	if a.isAccountRoot(rc) {
+		return a.rootDecision(ConnectAction, a.ClusterARN())
+	}
 	res := a.resolve(ctx, principal, []iamKey{{principal, ConnectAction, a.ClusterARN()}})
 	return a.compose(principal, []iamKey{{principal, ConnectAction, a.ClusterARN()}}, res)
 }
@@ -225,6 +230,10 @@ func (a *IAMAuthorizer) Authorize(ctx context.Context, rc RequestContext, action
 			continue
 		}
 		arn, _ := a.ResourceARN(typ, name)
+		if a.isAccountRoot(rc) {
+			out[i] = a.rootDecision(names[0], arn)
+			continue
+		}
 		for _, n := range names {
 			res := arn
 			if n == ConnectAction {
@@ -241,6 +250,21 @@ func (a *IAMAuthorizer) Authorize(ctx context.Context, rc RequestContext, action
 		}
 	}
 	return out
+}
+
+// isAccountRoot reports whether rc is the root user of the cluster's own
+// account, authenticated by an IAM token. IAM policies do not restrict an
+// account's root user: it may do every action on its account's resources,
+// and iam:SimulatePrincipalPolicy refuses to simulate it, so asking IAM
+// would deny the account owner what AWS allows it. Another account's root
+// is not special: it is asked about like any principal, and IAM, which
+// simulates only its own account's principals, allows it nothing.
+func (a *IAMAuthorizer) isAccountRoot(rc RequestContext) bool {
+	return rc.IAM && iamPrincipal(rc.Principal) == a.root
+}
+
+func (a *IAMAuthorizer) rootDecision(action, resource string) Decision {
+	return Decision{Allowed: true, reason: fmt.Sprintf("%s is the root user of the cluster's account, allowed %s on %s as IAM allows it every action of its account", a.root, action, resource)}
 }
 
 // answer is one (action, resource) outcome: allowed, or the error that

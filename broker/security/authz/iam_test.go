@@ -302,3 +302,49 @@ func TestNewIAMAuthorizerRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestIAMAuthorizerAccountRoot: the root user of the cluster's own account
+// is allowed every kafka-cluster action without asking IAM, which does not
+// restrict it and refuses to simulate it; another account's root, another
+// partition's, and the root's ARN from a login other than an IAM token are
+// asked about like anyone and allowed nothing. Operations MSK has no
+// action for stay denied to the root too.
+func TestIAMAuthorizerAccountRoot(t *testing.T) {
+	everything := []Action{
+		{opRead, rTopic, "orders"}, {opWrite, rTopic, "orders"}, {opCreate, rCluster, ClusterName},
+		{opDelete, rTopic, "orders"}, {opAlterConfigs, rCluster, ClusterName}, {opRead, rGroup, "g"},
+		{opIdempotentWrite, rCluster, ClusterName}, {opWrite, rTxn, "tx"},
+	}
+	tests := []struct {
+		name      string
+		rc        RequestContext
+		allowed   bool
+		evaluated bool // whether IAM was asked
+	}{
+		{"own account's root", RequestContext{Principal: "User:arn:aws:iam::123456789012:root", IAM: true}, true, false},
+		{"another account's root", RequestContext{Principal: "User:arn:aws:iam::999999999999:root", IAM: true}, false, true},
+		{"another partition's root", RequestContext{Principal: "User:arn:aws-cn:iam::123456789012:root", IAM: true}, false, true},
+		{"root's ARN not from an IAM token", RequestContext{Principal: "User:arn:aws:iam::123456789012:root"}, false, true},
+		{"a user named root", RequestContext{Principal: "User:arn:aws:iam::123456789012:user/root", IAM: true}, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := &policies{}
+			a, _ := newIAM(t, p, nil)
+			for i, d := range a.Authorize(context.Background(), tt.rc, everything) {
+				if d.Allowed != tt.allowed || d.Reason() == "" {
+					t.Errorf("%s: %+v, want allowed=%v", everything[i], d, tt.allowed)
+				}
+			}
+			if d := a.Connect(context.Background(), tt.rc); d.Allowed != tt.allowed {
+				t.Errorf("Connect: %+v, want allowed=%v", d, tt.allowed)
+			}
+			if d := a.Authorize(context.Background(), tt.rc, []Action{{opClusterAction, rCluster, ClusterName}})[0]; d.Allowed {
+				t.Errorf("CLUSTER_ACTION, which has no kafka-cluster action: %+v", d)
+			}
+			if got := p.calls > 0; got != tt.evaluated {
+				t.Errorf("IAM asked %d times, want asked=%v", p.calls, tt.evaluated)
+			}
+		})
+	}
+}
