@@ -62,8 +62,21 @@ resource "tributary_cluster" "demo" {
   # Omitted subnet_ids: the default VPC's subnets, one per AZ.
   client_cidr_blocks = ["127.0.0.0/8"]
 
-  # Omitted encryption_in_transit: clients use TLS (port 9094), trusting
-  # certificate_authority_pem, as with MSK's default.
+  # Omitted encryption_in_transit: TLS to clients and between brokers, as
+  # with MSK's default; clients trust certificate_authority_pem.
+
+  # Clients authenticate with their AWS IAM identity (SASL/OAUTHBEARER on
+  # port 9098) and are authorized by their IAM policies' kafka-cluster:*
+  # actions, as with MSK's IAM access control; no unauthenticated access.
+  # The provider reaches the brokers with its own IAM identity. The local
+  # cloud's test/test credentials are the account's root user, which IAM
+  # allows every action of its own account.
+  client_authentication {
+    unauthenticated = false
+    sasl {
+      iam = true
+    }
+  }
 
   storage {
     volume_size = 10
@@ -104,8 +117,8 @@ resource "tributary_topic" "demo" {
   }
 }
 
-output "bootstrap_brokers_tls" {
-  value = tributary_cluster.demo.bootstrap_brokers_tls
+output "bootstrap_brokers_sasl_iam" {
+  value = tributary_cluster.demo.bootstrap_brokers_sasl_iam
 }
 
 output "certificate_authority_pem" {

@@ -11,22 +11,40 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/iamauth"
 )
 
-// clientTLS is how the demo's clients reach the brokers: TLS, trusting
-// the cluster CA (trustCA).
-var clientTLS kgo.Opt
+// clientAuth is how the demo's clients reach the brokers: TLS, trusting
+// the cluster CA, and SASL/OAUTHBEARER with an IAM token of the local
+// cloud's test credentials (connectAs).
+var clientAuth []kgo.Opt
 
-// trustCA makes the clients trust the cluster CA and check the brokers'
-// addresses against their certificates.
-func trustCA(caPEM string) error {
+// connectAs makes the clients trust the cluster CA, check the brokers'
+// addresses against their certificates, and authenticate to cluster
+// clusterID with the IAM identity of the local cloud's test credentials:
+// a fresh token, presigned for the local cloud's STS, on every connection.
+func connectAs(caPEM, clusterID string) error {
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM([]byte(caPEM)) {
 		return errors.New("certificate_authority_pem holds no certificate")
 	}
-	clientTLS = kgo.DialTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})
+	if err := iamauth.ValidateClusterID(clusterID); err != nil {
+		return fmt.Errorf("the cluster_id output: %w", err)
+	}
+	awsCfg := aws.Config{
+		Region:       region,
+		Credentials:  credentials.NewStaticCredentialsProvider(accessKey, secretKey, ""),
+		BaseEndpoint: aws.String(endpoint),
+	}
+	clientAuth = []kgo.Opt{
+		kgo.DialTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}),
+		kgo.SASL(iamauth.FranzGoMechanism(awsCfg, clusterID)),
+	}
 	return nil
 }
 
@@ -48,7 +66,7 @@ func checkCluster(ctx context.Context, bootstrap []string) error {
 }
 
 func brokersKnownBy(ctx context.Context, addr string) (int, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), clientTLS)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr)}, clientAuth...)...)
 	if err != nil {
 		return 0, err
 	}
@@ -71,7 +89,7 @@ func brokersKnownBy(ctx context.Context, addr string) (int, error) {
 // produce writes the records with acks=all and returns when the first one
 // was acknowledged and when all were.
 func produce(ctx context.Context, seeds []string, runID string) (first time.Time, err error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), clientTLS, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(60*time.Second))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.RequiredAcks(kgo.AllISRAcks()), kgo.RecordDeliveryTimeout(60 * time.Second)}, clientAuth...)...)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -102,7 +120,7 @@ func produce(ctx context.Context, seeds []string, runID string) (first time.Time
 
 // consume reads the topic from the start until it saw every record of this run.
 func consume(ctx context.Context, seeds []string, runID string) (int, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), clientTLS, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, clientAuth...)...)
 	if err != nil {
 		return 0, err
 	}

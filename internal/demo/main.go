@@ -1,7 +1,9 @@
 // Command demo drives `make demo` and `make demo-down`: a three-AZ Tributary
 // cluster and a topic in the local cloud, built by Terraform in one apply with
 // the provider from ./bin, then 1,000 records produced to the topic and
-// consumed through the cluster's bootstrap brokers.
+// consumed through the cluster's IAM bootstrap brokers (TLS and an IAM
+// token of the local cloud's test credentials), and read once more with the
+// kcat command it prints.
 //
 //	go run ./internal/demo up     # start the local cloud, apply examples/local, produce and consume
 //	go run ./internal/demo down   # destroy the cluster and stop the local cloud
@@ -51,6 +53,11 @@ const (
 	topic         = "demo"
 	records       = 1000
 	providerAddr  = "registry.terraform.io/tributary/tributary"
+	// The local cloud's region and test credentials (examples/local's
+	// provider block): the account's root user.
+	region    = "us-east-1"
+	accessKey = "test"
+	secretKey = "test"
 )
 
 type demo struct {

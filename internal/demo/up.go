@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -35,19 +36,22 @@ func (d *demo) up(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var bootstrap, caPEM string
-	if err := json.Unmarshal(outs["bootstrap_brokers_tls"], &bootstrap); err != nil || bootstrap == "" {
-		return fmt.Errorf("no bootstrap_brokers_tls output (%v)", err)
+	var bootstrap, caPEM, clusterID string
+	if err := json.Unmarshal(outs["bootstrap_brokers_sasl_iam"], &bootstrap); err != nil || bootstrap == "" {
+		return fmt.Errorf("no bootstrap_brokers_sasl_iam output (%v)", err)
 	}
 	if err := json.Unmarshal(outs["certificate_authority_pem"], &caPEM); err != nil || caPEM == "" {
 		return fmt.Errorf("no certificate_authority_pem output (%v)", err)
+	}
+	if err := json.Unmarshal(outs["cluster_id"], &clusterID); err != nil || clusterID == "" {
+		return fmt.Errorf("no cluster_id output (%v)", err)
 	}
 	// Clients trust the cluster's CA, from a file as kcat reads it.
 	caFile := filepath.Join(d.cache, "ca.pem")
 	if err := os.WriteFile(caFile, []byte(caPEM), 0o644); err != nil {
 		return err
 	}
-	if err := trustCA(caPEM); err != nil {
+	if err := connectAs(caPEM, clusterID); err != nil {
 		return err
 	}
 	brokers := strings.Split(bootstrap, ",")
@@ -59,7 +63,7 @@ func (d *demo) up(ctx context.Context) error {
 		return err
 	}
 	runID := fmt.Sprintf("run%d", time.Now().Unix())
-	d.say("producing %d records with acks=all to topic %q, which the apply created", records, topic)
+	d.say("producing %d records with acks=all to topic %q, which the apply created, through the IAM listener (port 9098)", records, topic)
 	first, err := produce(ctx, brokers, runID)
 	if err != nil {
 		return fmt.Errorf("producing: %w", err)
@@ -69,6 +73,15 @@ func (d *demo) up(ctx context.Context) error {
 		return fmt.Errorf("consuming: %w", err)
 	}
 	d.say("consumed all %d records back", n)
+	kcat := d.kcatCommand(bootstrap, caFile, clusterID)
+	switch n, err := checkKcat(ctx, kcat, runID); {
+	case errors.Is(err, errKcatMissing):
+		d.say("skipping the kcat check: %v", err)
+	case err != nil:
+		return err
+	default:
+		d.say("kcat read all %d records back with an IAM token of tributary-broker iam-token", n)
+	}
 	if err := d.showLogs(ctx, len(brokers)); err != nil {
 		return err
 	}
@@ -78,8 +91,9 @@ func (d *demo) up(ctx context.Context) error {
 
 	fmt.Println()
 	fmt.Println("Tributary demo cluster is up.")
-	fmt.Printf("  bootstrap brokers:  %s\n", bootstrap)
-	fmt.Printf("  kcat:               kcat -b %s -X security.protocol=ssl -X ssl.ca.location=%s -t %s -C -o beginning -e\n", bootstrap, rel(d.root, caFile), topic)
+	fmt.Printf("  bootstrap brokers:  %s (SASL_SSL, IAM)\n", bootstrap)
+	fmt.Printf("  identity:           the local cloud's test/test credentials, its account's root user\n")
+	fmt.Printf("  kcat:               %s\n", kcat)
 	fmt.Printf("  broker logs:        AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test aws --endpoint-url %s --region us-east-1 logs filter-log-events --log-group-name %s --log-stream-names broker-1/audit\n", endpoint, logGroup)
 	fmt.Printf("  apply took:         %s\n", applied.Round(10*time.Millisecond))
 	fmt.Printf("  apply to 1st record: %s (target: under 20s)\n", first.Sub(applyStart).Round(10*time.Millisecond))
