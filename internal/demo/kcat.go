@@ -20,10 +20,10 @@ import (
 // credentials when the command runs, and is valid for 15 minutes.
 func (d *demo) kcatCommand(bootstrap, caFile, clusterID string) string {
 	token := fmt.Sprintf("$(AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s AWS_ENDPOINT_URL_STS=%s %s iam-token --region %s --cluster-id %s)",
-		accessKey, secretKey, endpoint, filepath.Join(d.bin, "tributary-broker"), region, clusterID)
+		accessKey, secretKey, endpoint, shellQuote(filepath.Join(d.bin, "tributary-broker")), region, clusterID)
 	return fmt.Sprintf(`kcat -b %s -X security.protocol=SASL_SSL -X ssl.ca.location=%s -X sasl.mechanisms=OAUTHBEARER `+
 		`-X enable.sasl.oauthbearer.unsecure.jwt=true -X sasl.oauthbearer.config="principal=kcat extension_tributaryIamToken=%s" -t %s -C -o beginning -e`,
-		bootstrap, caFile, token, topic)
+		bootstrap, shellQuote(caFile), token, topic)
 }
 
 // checkKcat runs the kcat command as a user would paste it, with bash, and
@@ -64,4 +64,14 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, " | ")
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but the
+// characters of plain paths, so that the printed command works from a
+// checkout whose path has spaces.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:,=+-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
