@@ -39,6 +39,10 @@ func storageErrorCode(err error) int16 {
 		return kerr.OffsetOutOfRange.Code
 	case errors.Is(err, storage.ErrStorage):
 		return kerr.KafkaStorageError.Code
+	case errors.Is(err, storage.ErrFencedLeaderEpoch):
+		// This broker stopped leading at the epoch the append was made
+		// under; the producer finds the new leader and resends.
+		return kerr.NotLeaderForPartition.Code
 	case errors.Is(err, storage.ErrClosed):
 		// Deleted or shutting down: the client refreshes its metadata.
 		return kerr.NotLeaderForPartition.Code

@@ -38,6 +38,10 @@ var (
 	// ErrStorage: the disk failed (full, I/O error). The log is left
 	// consistent; later writes may succeed (KAFKA_STORAGE_ERROR).
 	ErrStorage = errors.New("storage error")
+	// ErrFencedLeaderEpoch: a leader append at an epoch this replica has
+	// moved past (FenceLeaderEpoch): it no longer leads at that epoch
+	// (NOT_LEADER_OR_FOLLOWER; the producer refreshes its metadata).
+	ErrFencedLeaderEpoch = errors.New("fenced leader epoch")
 	// ErrClosed: the store or partition was closed or deleted (NOT_LEADER_OR_FOLLOWER
 	// or UNKNOWN_TOPIC_OR_PARTITION, as the caller sees fit).
 	ErrClosed = errors.New("partition closed")

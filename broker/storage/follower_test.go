@@ -197,3 +197,38 @@ func TestRecoverySkipsControllerDirectory(t *testing.T) {
 		t.Fatalf("the controller directory was touched: %v", err)
 	}
 }
+
+// A replica that has moved on to a newer leader epoch refuses leader
+// appends made under an older one (a produce that looked up the old
+// leadership just before it ended), data and transaction markers alike,
+// and writes nothing; appends at the fenced epoch or later go through, and
+// a lower fence does not undo a higher one.
+func TestFenceLeaderEpochRefusesOlderLeaderAppends(t *testing.T) {
+	st := openStore(t, t.TempDir(), Options{})
+	p := mustCreate(t, st, "t", 0, TopicConfig{})
+	ctx := context.Background()
+	if _, err := p.Append(ctx, makeBatch(t, batchSpec{records: 2}), AppendOptions{LeaderEpoch: 3}); err != nil {
+		t.Fatalf("append before any fence: %v", err)
+	}
+	p.FenceLeaderEpoch(5)
+	p.FenceLeaderEpoch(4)
+	end := p.LogEndOffset()
+	for _, epoch := range []int32{-1, 0, 3, 4} {
+		if _, err := p.Append(ctx, makeBatch(t, batchSpec{}), AppendOptions{LeaderEpoch: epoch}); !errors.Is(err, ErrFencedLeaderEpoch) {
+			t.Errorf("append at epoch %d after a fence at 5: %v, want %v", epoch, err, ErrFencedLeaderEpoch)
+		}
+	}
+	if _, err := p.AppendTxnMarker(ctx, TxnMarker{ProducerID: 7, ProducerEpoch: 0, Commit: true}, AppendOptions{LeaderEpoch: 4}); !errors.Is(err, ErrFencedLeaderEpoch) {
+		t.Errorf("marker at epoch 4 after a fence at 5: %v, want %v", err, ErrFencedLeaderEpoch)
+	}
+	if got := p.LogEndOffset(); got != end {
+		t.Fatalf("refused appends moved the log end from %d to %d", end, got)
+	}
+	res, err := p.Append(ctx, makeBatch(t, batchSpec{}), AppendOptions{LeaderEpoch: 5})
+	if err != nil || res.BaseOffset != end {
+		t.Fatalf("append at the fenced epoch: offset %d, %v; want offset %d", res.BaseOffset, err, end)
+	}
+	if e := p.LatestEpoch(); e != 5 {
+		t.Fatalf("newest epoch %d, want 5", e)
+	}
+}

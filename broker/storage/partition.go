@@ -77,6 +77,9 @@ type Partition struct {
 	recovery  recoveryPoint // last recovery point written
 	// epochsDirty: the leader-epoch checkpoint file is behind the cache.
 	epochsDirty bool
+	// fencedBelow refuses leader appends at an older epoch
+	// (FenceLeaderEpoch); 0, the zero value, fences nothing.
+	fencedBelow int32
 	closed      bool
 	// cleanedTo: offsets below it were compacted by a cleaner pass;
 	// nextHorizon: when the earliest kept tombstone may go (ms, 0 = none).
@@ -356,6 +359,9 @@ func (p *Partition) appendLocked(batches []byte, parsed []parsedBatch, opts Appe
 	defer p.mu.Unlock()
 	if p.closed {
 		return 0, 0, AppendResult{}, ErrClosed
+	}
+	if p.fencedBelow > 0 && opts.LeaderEpoch < p.fencedBelow {
+		return 0, 0, AppendResult{}, fmt.Errorf("%w: append at leader epoch %d, this replica has moved on to epoch %d", ErrFencedLeaderEpoch, opts.LeaderEpoch, p.fencedBelow)
 	}
 	now := p.store.opts.Now()
 	nowMs := now.UnixMilli()
@@ -807,6 +813,22 @@ func firstRecordAtOrAfter(s *segment, pos int64, h *recordbatch.Header, ts, logS
 		return max(h.BaseOffset, logStart), h.MaxTimestamp, nil
 	}
 	return found, foundTs, nil
+}
+
+// FenceLeaderEpoch refuses, from now on, every leader append (Append,
+// AppendTxnMarker) at a leader epoch below epoch with ErrFencedLeaderEpoch;
+// a lower epoch than already fenced changes nothing. The replication layer
+// calls it before this replica follows or leads at epoch: a produce that
+// looked up the old leadership just before it ended, and reaches the log
+// only after this replica started copying the new leader's log, would
+// otherwise land on top of the copied records, at offsets where the new
+// leader holds other records, and the new leader would count them as
+// replicated here when this replica fetches past them (Kafka holds the
+// partition's leader lock across the append for the same reason).
+func (p *Partition) FenceLeaderEpoch(epoch int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fencedBelow = max(p.fencedBelow, epoch)
 }
 
 // EndOffsetForLeaderEpoch answers OffsetForLeaderEpoch (KIP-101): the

@@ -105,6 +105,24 @@ func (t *trackedLog) WriteAsFollower(batches []byte) (func(context.Context) erro
 	return writeAsFollower(context.Background(), t.PartitionLog, batches)
 }
 
+// epochFence is a log that refuses leader appends made under an older
+// leader epoch (storage.Partition.FenceLeaderEpoch).
+type epochFence interface {
+	FenceLeaderEpoch(epoch int32)
+}
+
+// fenceOlderEpochs makes the log refuse leader appends below epoch, when
+// it can. A produce that took this broker's leadership at an older epoch
+// just before it ended may reach the log late, after this replica started
+// following the new leader and copied records from it: appended then, it
+// would sit where the new leader has other records, which the new leader
+// counts as replicated here once this replica fetches past them.
+func (t *trackedLog) fenceOlderEpochs(epoch int32) {
+	if f, ok := t.PartitionLog.(epochFence); ok {
+		f.FenceLeaderEpoch(epoch)
+	}
+}
+
 // knownHighWatermark is the high watermark to start leading from.
 func (t *trackedLog) knownHighWatermark() int64 {
 	if t.hwSet.Load() {
@@ -342,6 +360,10 @@ func (m *Manager) reconcile(st *metadata.State) (idle []*Fetcher, complete bool)
 				log = &trackedLog{PartitionLog: pl}
 				m.logs[tp] = log
 			}
+			// Before this replica acts at the partition's epoch (leads,
+			// follows or waits for a leader), appends made under an
+			// older leadership of its own can no longer reach the log.
+			log.fenceOlderEpochs(p.LeaderEpoch)
 			switch p.Leader {
 			case m.id:
 				m.lead(tp, t, p, log, m.minISR(st, t))

@@ -12,6 +12,11 @@ import (
 // leader side.
 var _ PartitionLog = (*storage.Partition)(nil)
 
+// The manager fences a storage log's old leader epochs (see
+// trackedLog.fenceOlderEpochs); a change of the method would otherwise
+// silently leave them open.
+var _ epochFence = (*storage.Partition)(nil)
+
 // StoreLogs opens partitions of a storage.Store for the Manager.
 type StoreLogs struct {
 	Store *storage.Store
