@@ -207,28 +207,44 @@ func testTxnFranzGoETLSurvivesKill9(t *testing.T, inClusterTLS bool) {
 
 	// The input, committed in transactions of 50 by its own producer
 	// while the workers run (so they work across the fault).
-	in := c.client(kgo.TransactionalID("etl-source"), kgo.DefaultProduceTopic("etl-in"), kgo.TransactionTimeout(30*time.Second),
-		kgo.RecordDeliveryTimeout(60*time.Second))
+	inputOpts := []kgo.Opt{kgo.SeedBrokers(c.bootstrap()...), kgo.TransactionalID("etl-source"), kgo.DefaultProduceTopic("etl-in"),
+		kgo.TransactionTimeout(30 * time.Second), kgo.RecordDeliveryTimeout(60 * time.Second)}
 	produced := make(chan error, 1)
 	go func() {
 		ctx := context.Background()
+		in, err := kgo.NewClient(inputOpts...)
+		if err != nil {
+			produced <- err
+			return
+		}
+		defer func() { in.Close() }()
 		for i := 0; i < n; i += 50 {
-			// A record refused during the fault (a client whose metadata
-			// trails the coordinator's answer fails it with "unknown
-			// broker") is what an application meets too: it aborts the
-			// transaction and writes the range again. The aborted records
-			// are invisible to the read_committed workers, so the
-			// exactly-once check below is unchanged.
+			// A record refused during the fault (kgo fails it with
+			// "unknown broker" when no Metadata it fetches lists the
+			// coordinator it was given) is what an application meets too:
+			// it aborts the transaction and writes the range again, with
+			// a new producer when kgo calls the producer id fatal (the new
+			// producer's InitProducerId fences the old one and aborts its
+			// transaction). Aborted records are invisible to the
+			// read_committed workers, so the exactly-once check below is
+			// unchanged.
 			var err error
-			for attempt := 1; attempt <= 5; attempt++ {
+			for attempt := 1; attempt <= 8; attempt++ {
 				if err = inputTransaction(ctx, in, i, i+50); err == nil {
 					break
 				}
 				t.Logf("input transaction at %d, attempt %d, aborted: %v", i, attempt, err)
 				if abortErr := in.EndTransaction(ctx, kgo.TryAbort); abortErr != nil {
-					err = fmt.Errorf("%w; then aborting: %w", err, abortErr)
-					break
+					t.Logf("input transaction at %d: aborting: %v; a new producer takes over", i, abortErr)
+					in.Close()
+					fresh, newErr := kgo.NewClient(inputOpts...)
+					if newErr != nil {
+						err = fmt.Errorf("%w; a new producer: %w", err, newErr)
+						break
+					}
+					in = fresh
 				}
+				time.Sleep(time.Duration(attempt) * 500 * time.Millisecond)
 			}
 			if err != nil {
 				produced <- fmt.Errorf("input transaction at %d: %w", i, err)
