@@ -187,14 +187,7 @@ func planDrain(md kadm.Metadata, ids []int32) (map[string]map[int32][]int32, err
 		if err != nil {
 			return nil, fmt.Errorf("planning the moves off broker %d: %w", id, err)
 		}
-		for _, r := range plan {
-			p := &st.Topics[r.Topic].Partitions[r.Partition]
-			p.Replicas = slices.Clone(r.Replicas)
-			if targets[r.Topic] == nil {
-				targets[r.Topic] = map[int32][]int32{}
-			}
-			targets[r.Topic][r.Partition] = p.Replicas
-		}
+		applyMoves(st, plan, targets)
 	}
 	return targets, nil
 }

@@ -262,14 +262,20 @@ func planOnto(st *metadata.State, onto []int32) (map[string]map[int32][]int32, e
 		if err != nil {
 			return nil, fmt.Errorf("planning the moves onto broker %d: %w", id, err)
 		}
-		for _, r := range plan {
-			p := &st.Topics[r.Topic].Partitions[r.Partition]
-			p.Replicas = slices.Clone(r.Replicas)
-			if targets[r.Topic] == nil {
-				targets[r.Topic] = map[int32][]int32{}
-			}
-			targets[r.Topic][r.Partition] = p.Replicas
-		}
+		applyMoves(st, plan, targets)
 	}
 	return targets, nil
+}
+
+// applyMoves records a plan's new replica lists in st, so the next broker's
+// plan starts from them, and in targets, the reassignments to ask for.
+func applyMoves(st *metadata.State, plan []metadata.Reassignment, targets map[string]map[int32][]int32) {
+	for _, r := range plan {
+		p := &st.Topics[r.Topic].Partitions[r.Partition]
+		p.Replicas = slices.Clone(r.Replicas)
+		if targets[r.Topic] == nil {
+			targets[r.Topic] = map[int32][]int32{}
+		}
+		targets[r.Topic][r.Partition] = p.Replicas
+	}
 }
