@@ -5,7 +5,8 @@ package server
 // Behaviour:
 //   - Sets and removes client quotas (KIP-546) in the metadata log, from
 //     which every broker enforces them within moments (package
-//     broker/quota); this broker reads the change back before it answers.
+//     broker/quota); this broker reads the change back and enforces it
+//     before it answers.
 //   - Entities: user, client-id, user and client-id, or ip, each named or
 //     the default (a null name, Kafka's <default>). Keys: producer_byte_rate,
 //     consumer_byte_rate and request_percentage for user and client-id
@@ -107,6 +108,11 @@ func (s *Server) handleAlterClientQuotas(ctx context.Context, az reqAuth, req *k
 		return resp
 	}
 	res, err := s.meta.AlterClientQuotas(cmd)
+	// In force here before the answer, not at the cluster follower's
+	// next pass: a client that sets a quota and goes on at once is
+	// measured against it on this broker (the others follow within
+	// moments).
+	s.quotas.Update(s.meta.ClientQuotas())
 	for j, a := range cmd.Entries {
 		e := err
 		if e == nil && j < len(res) {
