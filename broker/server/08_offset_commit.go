@@ -32,36 +32,54 @@ func (s *Server) handleOffsetCommit(ctx context.Context, az reqAuth, req *kmsg.O
 	if !az.allowed(ctx, kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, req.Group) {
 		return offsetCommitErrors(req, req.Topics, kerr.GroupAuthorizationFailed.Code)
 	}
-	names := make([]string, len(req.Topics))
-	for i, t := range req.Topics {
-		names[i] = t.Topic
-	}
-	denied := az.denied(ctx, kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, names)
+	denied := az.denied(ctx, kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, topicNames(req.Topics, offsetCommitTopic))
 	if denied == nil {
 		return s.coordinator().OffsetCommit(ctx, req)
 	}
-	// The allowed topics are committed; the others answer
-	// TOPIC_AUTHORIZATION_FAILED, in the request's order.
-	allowed := *req
-	allowed.Topics = nil
-	for _, t := range req.Topics {
-		if !denied[t.Topic] {
-			allowed.Topics = append(allowed.Topics, t)
+	resp := offsetCommitErrors(req, req.Topics, kerr.TopicAuthorizationFailed.Code)
+	resp.Topics = commitPermitted(req.Topics, offsetCommitTopic, denied, resp.Topics, func(allowed []kmsg.OffsetCommitRequestTopic) []kmsg.OffsetCommitResponseTopic {
+		only := *req
+		only.Topics = allowed
+		return s.coordinator().OffsetCommit(ctx, &only).Topics
+	})
+	return resp
+}
+
+func offsetCommitTopic(t kmsg.OffsetCommitRequestTopic) string { return t.Topic }
+
+// topicNames lists the topic of each entry of a request.
+func topicNames[T any](topics []T, name func(T) string) []string {
+	names := make([]string, len(topics))
+	for i, t := range topics {
+		names[i] = name(t)
+	}
+	return names
+}
+
+// commitPermitted commits the topics that are not denied, in one call, and
+// puts each one's result in place of its entry in failed (the answer for
+// every topic, TOPIC_AUTHORIZATION_FAILED), so the answer keeps the
+// request's order: a commit with some topics refused commits the others,
+// as in Kafka.
+func commitPermitted[T, R any](topics []T, name func(T) string, denied map[string]bool, failed []R, commit func([]T) []R) []R {
+	var allowed []T
+	for _, t := range topics {
+		if !denied[name(t)] {
+			allowed = append(allowed, t)
 		}
 	}
-	var committed *kmsg.OffsetCommitResponse
-	if len(allowed.Topics) > 0 {
-		committed = s.coordinator().OffsetCommit(ctx, &allowed)
+	if len(allowed) == 0 {
+		return failed
 	}
-	resp := offsetCommitErrors(req, req.Topics, kerr.TopicAuthorizationFailed.Code)
+	committed := commit(allowed)
 	j := 0
-	for i, t := range req.Topics {
-		if !denied[t.Topic] && committed != nil && j < len(committed.Topics) {
-			resp.Topics[i] = committed.Topics[j]
+	for i, t := range topics {
+		if !denied[name(t)] && j < len(committed) {
+			failed[i] = committed[j]
 			j++
 		}
 	}
-	return resp
+	return failed
 }
 
 // offsetCommitErrors answers every partition of topics with code.

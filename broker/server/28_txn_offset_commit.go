@@ -48,37 +48,20 @@ func (s *Server) handleTxnOffsetCommit(ctx context.Context, az reqAuth, req *kms
 	case !az.allowed(ctx, kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, req.Group):
 		return txnOffsetCommitErrors(req, req.Topics, kerr.GroupAuthorizationFailed.Code)
 	}
-	names := make([]string, len(req.Topics))
-	for i, t := range req.Topics {
-		names[i] = t.Topic
-	}
-	denied := az.denied(ctx, kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, names)
+	denied := az.denied(ctx, kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, topicNames(req.Topics, txnOffsetCommitTopic))
 	if denied == nil {
 		return s.coordinator().TxnOffsetCommit(ctx, req)
 	}
-	// The allowed topics are committed; the others answer
-	// TOPIC_AUTHORIZATION_FAILED, in the request's order.
-	allowed := *req
-	allowed.Topics = nil
-	for _, t := range req.Topics {
-		if !denied[t.Topic] {
-			allowed.Topics = append(allowed.Topics, t)
-		}
-	}
-	var committed *kmsg.TxnOffsetCommitResponse
-	if len(allowed.Topics) > 0 {
-		committed = s.coordinator().TxnOffsetCommit(ctx, &allowed)
-	}
 	resp := txnOffsetCommitErrors(req, req.Topics, kerr.TopicAuthorizationFailed.Code)
-	j := 0
-	for i, t := range req.Topics {
-		if !denied[t.Topic] && committed != nil && j < len(committed.Topics) {
-			resp.Topics[i] = committed.Topics[j]
-			j++
-		}
-	}
+	resp.Topics = commitPermitted(req.Topics, txnOffsetCommitTopic, denied, resp.Topics, func(allowed []kmsg.TxnOffsetCommitRequestTopic) []kmsg.TxnOffsetCommitResponseTopic {
+		only := *req
+		only.Topics = allowed
+		return s.coordinator().TxnOffsetCommit(ctx, &only).Topics
+	})
 	return resp
 }
+
+func txnOffsetCommitTopic(t kmsg.TxnOffsetCommitRequestTopic) string { return t.Topic }
 
 // txnOffsetCommitErrors answers every partition of topics with code.
 func txnOffsetCommitErrors(req *kmsg.TxnOffsetCommitRequest, topics []kmsg.TxnOffsetCommitRequestTopic, code int16) *kmsg.TxnOffsetCommitResponse {

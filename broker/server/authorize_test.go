@@ -799,3 +799,60 @@ func TestEveryAPIIsAuthorized(t *testing.T) {
 		}
 	}
 }
+
+// TestOffsetCommitCommitsPermittedTopics: a commit naming a topic the
+// principal may read and one it may not commits the first and answers
+// TOPIC_AUTHORIZATION_FAILED for the second, each in the request's place.
+func TestOffsetCommitCommitsPermittedTopics(t *testing.T) {
+	s := startServer(t, func(c *config.Config) {
+		if err := c.Set("allow.everyone.if.no.acl.found", "false"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	setACLs(t, s, topicACL("*", kmsg.ACLOperationAll), groupACL("*", kmsg.ACLOperationAll), clusterACL(kmsg.ACLOperationAll))
+	for _, name := range []string{"open", "closed"} {
+		if _, err := s.createTopic(name, 1, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	find := kmsg.NewPtrFindCoordinatorRequest()
+	find.Version, find.CoordinatorKeys = 4, []string{"g"}
+	exchange(t, s, find) // creates the offsets topic
+	setACLs(t, s, topicACL("open", kmsg.ACLOperationRead), groupACL("g", kmsg.ACLOperationRead))
+
+	part := []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 0, LeaderEpoch: -1}}
+	commit := kmsg.NewPtrOffsetCommitRequest()
+	commit.Version, commit.Group, commit.Generation = 8, "g", -1
+	commit.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "closed", Partitions: part}, {Topic: "open", Partitions: part}}
+	var resp *kmsg.OffsetCommitResponse
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		resp = exchange(t, s, commit).(*kmsg.OffsetCommitResponse)
+		if len(resp.Topics) == 2 && resp.Topics[1].Partitions[0].ErrorCode != kerr.CoordinatorLoadInProgress.Code &&
+			resp.Topics[1].Partitions[0].ErrorCode != kerr.CoordinatorNotAvailable.Code {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the offsets coordinator did not come up: %+v", resp.Topics)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	got := map[string]int16{}
+	for i, rt := range resp.Topics {
+		if want := commit.Topics[i].Topic; rt.Topic != want {
+			t.Fatalf("answer %d is for %q, want %q (the request's order)", i, rt.Topic, want)
+		}
+		got[rt.Topic] = rt.Partitions[0].ErrorCode
+	}
+	if got["closed"] != kerr.TopicAuthorizationFailed.Code || got["open"] != 0 {
+		t.Fatalf("codes closed=%v open=%v; want TOPIC_AUTHORIZATION_FAILED and none",
+			kerr.ErrorForCode(got["closed"]), kerr.ErrorForCode(got["open"]))
+	}
+
+	fetch := kmsg.NewPtrOffsetFetchRequest()
+	fetch.Version = 8
+	fetch.Groups = []kmsg.OffsetFetchRequestGroup{{Group: "g", Topics: []kmsg.OffsetFetchRequestGroupTopic{{Topic: "open", Partitions: []int32{0}}}}}
+	setACLs(t, s, topicACL("*", kmsg.ACLOperationAll), groupACL("*", kmsg.ACLOperationAll))
+	if p := exchange(t, s, fetch).(*kmsg.OffsetFetchResponse).Groups[0].Topics[0].Partitions[0]; p.ErrorCode != 0 || p.Offset != 0 {
+		t.Fatalf("open[0] committed offset %d (%v), want 0", p.Offset, kerr.ErrorForCode(p.ErrorCode))
+	}
+}
