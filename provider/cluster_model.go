@@ -44,8 +44,10 @@ type clusterModel struct {
 	Logging                     types.Object   `tfsdk:"logging"`
 	MetricsNamespace            types.String   `tfsdk:"metrics_namespace"`
 	Monitoring                  types.Object   `tfsdk:"monitoring"`
+	MonitoringCIDRBlocks        types.Set      `tfsdk:"monitoring_cidr_blocks"`
 	MSKEquivalentMonthlyCostUSD types.Float64  `tfsdk:"msk_equivalent_monthly_cost_usd"`
 	Name                        types.String   `tfsdk:"name"`
+	OpenMonitoring              types.Object   `tfsdk:"open_monitoring"`
 	Rebalance                   types.String   `tfsdk:"rebalance"`
 	SecurityGroupID             types.String   `tfsdk:"security_group_id"`
 	SecurityGroupIDs            types.Set      `tfsdk:"security_group_ids"`

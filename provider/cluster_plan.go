@@ -48,6 +48,7 @@ func (r *clusterResource) ValidateConfig(ctx context.Context, req resource.Valid
 
 	resp.Diagnostics.Append(validateBrokerConfig(m)...)
 	resp.Diagnostics.Append(validateAutoscaling(ctx, m)...)
+	resp.Diagnostics.Append(validateOpenMonitoring(ctx, m)...)
 }
 
 // validateAutoscaling requires both settings of a storage.autoscaling block
@@ -276,6 +277,7 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 	rolls := securityRolls || !plan.ImageID.Equal(state.ImageID) || !plan.InstanceType.Equal(state.InstanceType) ||
 		staticConfigChanges(&plan, state) || !plan.EnhancedMonitoring.Equal(state.EnhancedMonitoring) ||
 		!plan.MetricsNamespace.Equal(state.MetricsNamespace) || loggingChanges(&plan, state) ||
+		openMonitoringChanges(&plan, state) ||
 		(!config.InstanceProfile.IsNull() && !config.InstanceProfile.Equal(state.InstanceProfile))
 	heals := r.brokersMissing(ctx, state)
 	if mark, d := req.Private.GetKey(ctx, privateRollKey); !d.HasError() && len(mark) > 0 {

@@ -554,6 +554,13 @@ func (r *clusterResource) readInto(ctx context.Context, m *clusterModel, o *flee
 		m.ClientCIDRBlocks = s
 	}
 
+	// Monitoring CIDRs from the rules of the open monitoring ports.
+	if len(o.MonitoringCIDRs) > 0 || !m.MonitoringCIDRBlocks.IsNull() {
+		s, d := types.SetValueFrom(ctx, types.StringType, o.MonitoringCIDRs)
+		diags.Append(d...)
+		m.MonitoringCIDRBlocks = s
+	}
+
 	diags.Append(r.readStorage(ctx, m, o)...)
 
 	// Tags: the provider's default tags are not the resource's own.
@@ -721,6 +728,9 @@ func (r *clusterResource) readBootDocument(ctx context.Context, m *clusterModel,
 		lg, d := loggingFromDocument(doc)
 		diags.Append(d...)
 		m.Logging = lg
+		om, d := openMonitoringFromDocument(doc)
+		diags.Append(d...)
+		m.OpenMonitoring = om
 	}
 	if doc.Metrics.Namespace != "" {
 		m.MetricsNamespace = types.StringValue(doc.Metrics.Namespace)

@@ -138,7 +138,8 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					setvalidator.ValueStringsAre(stringvalidator.RegexMatches(cidrPattern, "must be a CIDR block such as 10.0.0.0/16")),
 				},
 			},
-			"cluster_id": computedString("Stable id of the cluster; every AWS object of the cluster is tagged `tributary:cluster-id` with it. The import id."),
+			"monitoring_cidr_blocks": monitoringCIDRBlocksAttribute(),
+			"cluster_id":             computedString("Stable id of the cluster; every AWS object of the cluster is tagged `tributary:cluster-id` with it. The import id."),
 			"enhanced_monitoring": schema.StringAttribute{
 				MarkdownDescription: "CloudWatch metrics level, as MSK: `DEFAULT`, `PER_BROKER`, `PER_TOPIC_PER_BROKER` or `PER_TOPIC_PER_PARTITION`. " +
 					"Changing it rolls the brokers.",
@@ -313,8 +314,9 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					},
 				},
 			},
-			"logging":    loggingBlock(),
-			"monitoring": monitoringBlock(),
+			"logging":         loggingBlock(),
+			"monitoring":      monitoringBlock(),
+			"open_monitoring": openMonitoringBlock(),
 			"storage": schema.SingleNestedBlock{
 				MarkdownDescription: "Each broker's data volume. Size, IOPS, throughput and type change in place (`ModifyVolume`, one change per " +
 					"volume every 6 hours on AWS); the brokers grow their filesystem online at once. `volume_size` is a floor: a volume grown " +

@@ -61,6 +61,8 @@ type clusterSpec struct {
 	EnhancedMonitoring string
 	// Logging is where the brokers ship their logs (nil: nowhere).
 	Logging *bootconfig.Logging
+	// OpenMonitoring is who may scrape which exporter (nil: none enabled).
+	OpenMonitoring *bootconfig.OpenMonitoring
 	// Security is what the security blocks ask for; CA signs the broker
 	// certificates (nil when nothing uses TLS); SuperUsers are the brokers'
 	// and the provider's principals.
@@ -114,6 +116,12 @@ func (cs *clusterSpec) bootDocument(node fleet.Node, controllers []fleet.Node) *
 	}
 	if cs.Logging != nil {
 		doc.Logging = &bootconfig.Logging{CloudWatchLogs: &bootconfig.CloudWatchLogs{Enabled: true, LogGroup: logGroupOf(cs.Logging)}}
+	}
+	if om := cs.OpenMonitoring; om != nil {
+		doc.OpenMonitoring = &bootconfig.OpenMonitoring{JMXExporter: om.JMXExporter, NodeExporter: om.NodeExporter, AllowedCIDRs: slices.Clone(om.AllowedCIDRs)}
+		if om.NodeExporter {
+			doc.Ports.NodeMetrics = bootconfig.DefaultNodeMetricsPort
+		}
 	}
 	if len(cs.StaticConfig) > 0 {
 		doc.BrokerConfig = maps.Clone(cs.StaticConfig)
@@ -183,9 +191,11 @@ func (cs *clusterSpec) bootSettingsHash() string {
 		CA         string
 		ClientCAs  string
 		SuperUsers []string
-		LogGroup   string `json:",omitempty"`
+		LogGroup   string                     `json:",omitempty"`
+		Open       *bootconfig.OpenMonitoring `json:",omitempty"`
 	}{cs.Listeners, cs.StaticConfig, cs.EnhancedMonitoring, cs.MetricsNamespace, cs.Name,
-		cs.Security.InCluster, certificateFingerprint(cs.CA), cs.Security.clientCABundle(), cs.SuperUsers, logGroupOf(cs.Logging)})
+		cs.Security.InCluster, certificateFingerprint(cs.CA), cs.Security.clientCABundle(), cs.SuperUsers, logGroupOf(cs.Logging),
+		cs.OpenMonitoring})
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:8])
 }
@@ -210,6 +220,8 @@ func (r *clusterResource) specFromModel(ctx context.Context, m *clusterModel, cl
 	cs.Logging, d = m.logging(ctx)
 	diags.Append(d...)
 	cs.LogGroup = logGroupOf(cs.Logging)
+	cs.OpenMonitoring, cs.MonitoringPorts, cs.MonitoringCIDRs, d = m.openMonitoring(ctx)
+	diags.Append(d...)
 	cs.Storage, d = m.storageSettings(ctx)
 	diags.Append(d...)
 	all, d := m.brokerConfig(ctx)

@@ -86,6 +86,20 @@ func TestBootDocumentRoundTrip(t *testing.T) {
 		doc.Controllers[2].Host != "127.1.2.10" || doc.BrokerConfig["num.partitions"] != "6" {
 		t.Errorf("decoded document = %+v", doc)
 	}
+	// Open monitoring rides in the document with the host metrics port.
+	cs.OpenMonitoring = &bootconfig.OpenMonitoring{JMXExporter: true, NodeExporter: true, AllowedCIDRs: []string{"10.0.0.0/16"}}
+	raw, err = cs.userData(nodes[0], nodes)
+	if err != nil {
+		t.Fatalf("userData: %v", err)
+	}
+	om, err := bootconfig.Decode(raw)
+	if err != nil {
+		t.Fatalf("Decode with open monitoring: %v", err)
+	}
+	if om.OpenMonitoring == nil || !om.OpenMonitoring.NodeExporter || om.Ports.NodeMetrics != bootconfig.DefaultNodeMetricsPort ||
+		len(om.OpenMonitoring.AllowedCIDRs) != 1 {
+		t.Errorf("open monitoring decoded as %+v, ports %+v", om.OpenMonitoring, om.Ports)
+	}
 	// Dynamic settings are applied live, never launched with: removing one
 	// must restore the default, not a value in the brokers' user data.
 	if _, ok := doc.BrokerConfig["min.insync.replicas"]; ok {
@@ -114,6 +128,9 @@ func TestBootSettingsHashSeesEveryBootSetting(t *testing.T) {
 		"broker config": func(c *clusterSpec) { c.StaticConfig["num.partitions"] = "2" },
 		"monitoring":    func(c *clusterSpec) { c.EnhancedMonitoring = "PER_BROKER" },
 		"namespace":     func(c *clusterSpec) { c.MetricsNamespace = "other" },
+		"open monitoring": func(c *clusterSpec) {
+			c.OpenMonitoring = &bootconfig.OpenMonitoring{NodeExporter: true, AllowedCIDRs: []string{"10.0.0.0/16"}}
+		},
 	} {
 		cs := base()
 		change(cs)

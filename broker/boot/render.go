@@ -251,6 +251,24 @@ func renderConfig(doc *bootconfig.Document, inst *Instance, dataDir string, secr
 
 	set("log.dirs", dataDir)
 	set("metrics.listen", hostPort(ip, doc.Ports.Metrics))
+	if om := doc.OpenMonitoring; om != nil {
+		// A port whose exporter is off still answers the host itself
+		// (AllowSources always lets the listening address in): the
+		// broker's own address is the narrowest list there is.
+		own := ip + "/32"
+		if strings.Contains(ip, ":") {
+			own = ip + "/128"
+		}
+		if om.JMXExporter {
+			set("metrics.allowed.cidrs", strings.Join(om.AllowedCIDRs, ","))
+		} else {
+			set("metrics.allowed.cidrs", own)
+		}
+		if om.NodeExporter {
+			set("metrics.node.listen", hostPort(ip, doc.Ports.NodeMetrics))
+			set("metrics.node.allowed.cidrs", strings.Join(om.AllowedCIDRs, ","))
+		}
+	}
 	set(keyCWEnable, strconv.FormatBool(doc.Metrics.CloudWatch))
 	if doc.Metrics.CloudWatch {
 		set(keyCWNamespace, doc.Metrics.Namespace)

@@ -3,6 +3,7 @@ package boot
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"os"
@@ -153,6 +154,70 @@ func documentedLayout(t *testing.T, r *strings.Replacer) map[string]string {
 // listeners and checks the listener, TLS, SASL and authorizer settings are
 // exactly the documented ones: every documented line is written with its
 // value, and no other such setting is.
+// TestRenderedOpenMonitoring: an enabled exporter answers the document's
+// CIDR blocks, a disabled one only the host, and no block changes nothing.
+func TestRenderedOpenMonitoring(t *testing.T) {
+	tests := []struct {
+		name string
+		om   *bootconfig.OpenMonitoring
+		want map[string]string // "" = not written
+	}{
+		{"none", nil, map[string]string{"metrics.allowed.cidrs": "", "metrics.node.listen": "", "metrics.node.allowed.cidrs": ""}},
+		{"both", &bootconfig.OpenMonitoring{JMXExporter: true, NodeExporter: true, AllowedCIDRs: []string{"10.0.0.0/16", "192.168.1.7/32"}},
+			map[string]string{"metrics.allowed.cidrs": "10.0.0.0/16,192.168.1.7/32", "metrics.node.listen": "10.0.1.5:11002",
+				"metrics.node.allowed.cidrs": "10.0.0.0/16,192.168.1.7/32"}},
+		{"node only", &bootconfig.OpenMonitoring{NodeExporter: true, AllowedCIDRs: []string{"10.0.0.0/16"}},
+			map[string]string{"metrics.allowed.cidrs": "10.0.1.5/32", "metrics.node.listen": "10.0.1.5:11002", "metrics.node.allowed.cidrs": "10.0.0.0/16"}},
+		{"broker metrics only", &bootconfig.OpenMonitoring{JMXExporter: true, AllowedCIDRs: []string{"10.0.0.0/16"}},
+			map[string]string{"metrics.allowed.cidrs": "10.0.0.0/16", "metrics.node.listen": "", "metrics.node.allowed.cidrs": ""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := &bootconfig.Document{
+				Version: bootconfig.CurrentVersion, ClusterID: "c-0123abcd", ClusterName: "orders", NodeID: 1, Rack: "us-east-1a",
+				Listeners:      []bootconfig.Listener{{Name: "PLAINTEXT", Port: 9092, SecurityProtocol: "PLAINTEXT"}},
+				Ports:          bootconfig.Ports{InterBroker: 9093, Controller: 9095, Metrics: 11001},
+				Controllers:    []bootconfig.Peer{{NodeID: 1, Host: "10.0.1.5", Port: 9095}},
+				DataVolume:     bootconfig.Volume{VolumeID: testVolumeID, MountPath: "/var/lib/tributary", Filesystem: "xfs"},
+				OpenMonitoring: tt.om,
+			}
+			if tt.om != nil && tt.om.NodeExporter {
+				doc.Ports.NodeMetrics = bootconfig.DefaultNodeMetricsPort
+			}
+			if err := doc.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			out := renderConfig(doc, &Instance{ID: testInstanceID, AvailabilityZone: "us-east-1a", PrivateIP: "10.0.1.5"}, filepath.Join(dir, "data"), secretFiles{})
+			props, err := config.ParseProperties(bytes.NewReader(out))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rendered := map[string]string{}
+			for _, p := range props {
+				rendered[p.Key] = p.Value
+			}
+			for k, v := range tt.want {
+				if got := rendered[k]; got != v {
+					t.Errorf("%s = %q, want %q", k, got, v)
+				}
+			}
+			// The broker loads what was written, with the CIDR blocks parsed.
+			file := filepath.Join(dir, "broker.properties")
+			if err := os.WriteFile(file, out, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := config.Load(file, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				t.Fatalf("the broker refuses the rendered config: %v", err)
+			}
+			if tt.om != nil && tt.om.JMXExporter && len(c.MetricsAllowedCIDRs) != len(tt.om.AllowedCIDRs) {
+				t.Errorf("metrics.allowed.cidrs loaded as %v", c.MetricsAllowedCIDRs)
+			}
+		})
+	}
+}
+
 func TestRenderedIsTheDocumentedContract(t *testing.T) {
 	doc := &bootconfig.Document{
 		Version: bootconfig.CurrentVersion, ClusterID: "c-0123abcd", ClusterName: "orders", NodeID: 1, Rack: "us-east-1a",

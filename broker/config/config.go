@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -56,6 +57,12 @@ type Config struct {
 	ControllerFetchTimeout    time.Duration // controller.quorum.fetch.timeout.ms
 	InterBrokerPort           int
 	MetricsListen             string
+	// MetricsAllowedCIDRs and MetricsNodeAllowedCIDRs are the sources the
+	// metrics listener and the host-metrics listener (MetricsNodeListen)
+	// answer; nil answers any (see metrics.AllowSources).
+	MetricsAllowedCIDRs     []netip.Prefix
+	MetricsNodeListen       string
+	MetricsNodeAllowedCIDRs []netip.Prefix
 
 	NumPartitions            int32
 	DefaultReplicationFactor int16

@@ -1,8 +1,10 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"net/netip"
 	"regexp"
 	"slices"
 	"sort"
@@ -373,6 +375,12 @@ var settings = withListenerForms(append([]Setting{
 		"Port of the replication listener on the advertised host, where followers fetch. A broker without controller.quorum.voters takes a free port unless this is set."),
 	agent(stringSetting("metrics.listen", "host:port", func(c *Config) *string { return &c.MetricsListen }),
 		"host:port of the Prometheus /metrics, /healthz, /readyz and /bootz endpoint (see docs/broker-metrics.md); unset serves none."),
+	agent(cidrListSetting("metrics.allowed.cidrs", func(c *Config) *[]netip.Prefix { return &c.MetricsAllowedCIDRs }),
+		"Source CIDR blocks metrics.listen answers (open monitoring's monitoring_cidr_blocks); a connection from elsewhere is closed unanswered, except from the listening address itself. Unset: any source."),
+	agent(stringSetting("metrics.node.listen", "host:port", func(c *Config) *string { return &c.MetricsNodeListen }),
+		"host:port of the host metrics endpoint (/metrics in node_exporter's names: CPU, memory, file systems, disks, network from /proc; port 11002 as MSK's node exporter); unset serves none."),
+	agent(cidrListSetting("metrics.node.allowed.cidrs", func(c *Config) *[]netip.Prefix { return &c.MetricsNodeAllowedCIDRs }),
+		"Source CIDR blocks metrics.node.listen answers, as metrics.allowed.cidrs. Unset: any source."),
 
 	// Written by the boot agent for the TLS and SASL listeners and their
 	// key material; package tlsconf reads them, a listener's own
@@ -721,6 +729,37 @@ func listSetting(name string, values []string) Setting {
 		return set(c, name, v)
 	}
 	return s
+}
+
+// cidrListSetting is a comma-separated list of CIDR blocks (IPv4 or IPv6).
+func cidrListSetting(name string, field func(*Config) *[]netip.Prefix) Setting {
+	return Setting{Name: name, Type: "list", Allowed: "CIDR blocks (a.b.c.d/n, comma-separated)", skipEmptyDefault: true,
+		set: func(c *Config, _, v string) error {
+			var out []netip.Prefix
+			for _, item := range strings.Split(v, ",") {
+				item = strings.TrimSpace(item)
+				if item == "" {
+					continue
+				}
+				p, err := netip.ParsePrefix(item)
+				if err != nil {
+					return fmt.Errorf("%q is not a CIDR block such as 10.0.0.0/16", item)
+				}
+				out = append(out, p.Masked())
+			}
+			if len(out) == 0 {
+				return errors.New("must list at least one CIDR block; leave it unset to answer any source")
+			}
+			*field(c) = out
+			return nil
+		},
+		get: func(c *Config, _ string) string {
+			var parts []string
+			for _, p := range *field(c) {
+				parts = append(parts, p.String())
+			}
+			return strings.Join(parts, ",")
+		}}
 }
 
 // stringSetting is free text; allowed describes it ("" for anything).

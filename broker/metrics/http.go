@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,8 +72,14 @@ type HTTPServer struct {
 }
 
 // ListenHTTP binds addr now (so a port in use fails the start) and serves
-// h on it in the background until Shutdown.
+// h on it in the background until Shutdown, to any source.
 func ListenHTTP(addr string, h http.Handler, log *slog.Logger) (*HTTPServer, error) {
+	return ListenHTTPFrom(addr, nil, h, log)
+}
+
+// ListenHTTPFrom is ListenHTTP answering only the sources AllowSources
+// lets in (allowed empty: any).
+func ListenHTTPFrom(addr string, allowed []netip.Prefix, h http.Handler, log *slog.Logger) (*HTTPServer, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -80,6 +87,7 @@ func ListenHTTP(addr string, h http.Handler, log *slog.Logger) (*HTTPServer, err
 	if err != nil {
 		return nil, fmt.Errorf("metrics endpoint: listening on %s: %w", addr, err)
 	}
+	ln = AllowSources(ln, allowed, log)
 	s := &HTTPServer{
 		ln:   ln,
 		done: make(chan struct{}),
@@ -98,7 +106,7 @@ func ListenHTTP(addr string, h http.Handler, log *slog.Logger) (*HTTPServer, err
 			log.Error("metrics endpoint stopped", "err", err)
 		}
 	}()
-	log.Info("serving metrics and health", "listen", ln.Addr().String())
+	log.Info("serving metrics", "listen", ln.Addr().String(), "allowed_sources", len(allowed))
 	return s, nil
 }
 

@@ -37,6 +37,7 @@ const (
 	DefaultInterBrokerPort = 9093
 	DefaultControllerPort  = 9095
 	DefaultMetricsPort     = 11001
+	DefaultNodeMetricsPort = 11002
 	DefaultMountPath       = "/var/lib/tributary"
 	DefaultFilesystem      = "xfs"
 )
@@ -99,6 +100,10 @@ type Document struct {
 	// (An image older than this field refuses a document that has it, by
 	// name: the decoder refuses unknown fields.)
 	Logging *Logging `json:"logging,omitempty"`
+	// OpenMonitoring is Amazon MSK's open monitoring with Prometheus: who
+	// may scrape the broker's endpoints. Absent, the metrics endpoint
+	// answers any source (the security group keeps it inside the host).
+	OpenMonitoring *OpenMonitoring `json:"open_monitoring,omitempty"`
 	// Secrets is the encrypted key material, absent when the cluster has none.
 	Secrets *Envelope `json:"secrets,omitempty"`
 	// ProviderSecrets is sealed for the provider, not for the broker: the
@@ -142,6 +147,9 @@ type Ports struct {
 	InterBroker int `json:"inter_broker"`
 	Controller  int `json:"controller"`
 	Metrics     int `json:"metrics"`
+	// NodeMetrics is the host metrics endpoint (MSK's node exporter
+	// port); required when OpenMonitoring.NodeExporter is on.
+	NodeMetrics int `json:"node_metrics,omitempty"`
 }
 
 // Peer is a controller voter.
@@ -180,6 +188,17 @@ type Metrics struct {
 	// PER_TOPIC_PER_BROKER or PER_TOPIC_PER_PARTITION.
 	Level           string `json:"level,omitempty"`
 	IntervalSeconds int    `json:"interval_seconds,omitempty"`
+}
+
+// OpenMonitoring opens the broker's Prometheus endpoints to AllowedCIDRs:
+// the broker metrics on ports.metrics when JMXExporter (MSK's name for
+// them), the host metrics on ports.node_metrics when NodeExporter. A port
+// not enabled answers only the host itself (the metrics port keeps
+// serving the health endpoints); the host metrics port is not served.
+type OpenMonitoring struct {
+	JMXExporter  bool     `json:"jmx_exporter"`
+	NodeExporter bool     `json:"node_exporter"`
+	AllowedCIDRs []string `json:"allowed_cidrs,omitempty"`
 }
 
 // Logging is Amazon MSK's logging_info: the destinations of the broker's

@@ -196,6 +196,14 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"listeners[0].client_auth", func(d *Document) { d.Listeners[0].ClientAuth = "required" }},
 		{"listeners[2].client_auth", func(d *Document) { d.Listeners[2].ClientAuth = "always" }},
 		{"tls", func(d *Document) { d.TLS = nil }},
+		{"open_monitoring.allowed_cidrs[1]", func(d *Document) {
+			d.OpenMonitoring = &OpenMonitoring{JMXExporter: true, AllowedCIDRs: []string{"10.0.0.0/16", "10.0.0.0"}}
+		}},
+		{"open_monitoring.allowed_cidrs", func(d *Document) { d.OpenMonitoring = &OpenMonitoring{JMXExporter: true} }},
+		{"ports.node_metrics", func(d *Document) {
+			d.OpenMonitoring = &OpenMonitoring{NodeExporter: true, AllowedCIDRs: []string{"10.0.0.0/16"}}
+		}},
+		{"ports.node_metrics", func(d *Document) { d.Ports.NodeMetrics = d.Ports.Metrics }},
 		{"tls.certificate_authority_pem", func(d *Document) {
 			d.TLS.CertificateAuthorityPEM = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
 		}},

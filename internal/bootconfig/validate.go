@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"path"
 	"regexp"
 	"slices"
@@ -129,6 +130,9 @@ func (d *Document) Validate() error {
 	usePort("ports.inter_broker", d.Ports.InterBroker)
 	usePort("ports.controller", d.Ports.Controller)
 	usePort("ports.metrics", d.Ports.Metrics)
+	if d.Ports.NodeMetrics != 0 || (d.OpenMonitoring != nil && d.OpenMonitoring.NodeExporter) {
+		usePort("ports.node_metrics", d.Ports.NodeMetrics)
+	}
 
 	if len(d.Controllers) == 0 {
 		bad("controllers", "must name at least one controller voter")
@@ -196,6 +200,17 @@ func (d *Document) Validate() error {
 	if l := d.Logging; l != nil && l.CloudWatchLogs != nil && l.CloudWatchLogs.Enabled {
 		if g := l.CloudWatchLogs.LogGroup; !logGroupName.MatchString(g) {
 			bad("logging.cloudwatch_logs.log_group", "must be a CloudWatch Logs group name (1-512 of a-z A-Z 0-9 . - _ / #), got %q", g)
+		}
+	}
+
+	if om := d.OpenMonitoring; om != nil {
+		for i, c := range om.AllowedCIDRs {
+			if _, err := netip.ParsePrefix(c); err != nil {
+				bad(fmt.Sprintf("open_monitoring.allowed_cidrs[%d]", i), "must be a CIDR block such as 10.0.0.0/16, got %q", c)
+			}
+		}
+		if (om.JMXExporter || om.NodeExporter) && len(om.AllowedCIDRs) == 0 {
+			bad("open_monitoring.allowed_cidrs", "must name at least one CIDR block when an exporter is enabled")
 		}
 	}
 

@@ -101,12 +101,25 @@ func runMain(args []string) int {
 	if cfg.MetricsListen != "" {
 		// Up before the log is recovered: /healthz answers and /readyz
 		// says 503 while the broker starts.
-		hs, err := metrics.ListenHTTP(cfg.MetricsListen, reg.Handler(os.Getenv(bootstatus.EnvPath)), log)
+		hs, err := metrics.ListenHTTPFrom(cfg.MetricsListen, cfg.MetricsAllowedCIDRs, reg.Handler(os.Getenv(bootstatus.EnvPath)), log)
 		if err != nil {
 			log.Error("cannot start", "err", err)
 			return 1
 		}
 		defer hs.Shutdown(context.Background())
+	}
+	if cfg.MetricsNodeListen != "" {
+		fs := []string{"/"}
+		if cfg.DataDir != "" {
+			fs = append(fs, cfg.DataDir)
+		}
+		ns, err := metrics.ListenHTTPFrom(cfg.MetricsNodeListen, cfg.MetricsNodeAllowedCIDRs,
+			metrics.NodeHandler(metrics.NodeOptions{FileSystems: fs, Logger: log}), log)
+		if err != nil {
+			log.Error("cannot start", "err", err)
+			return 1
+		}
+		defer ns.Shutdown(context.Background())
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)

@@ -119,7 +119,8 @@ func (f *Fleet) Observe(ctx context.Context, clusterID string) (*Observed, error
 		o.VPCID = aws.ToString(sg.VpcId)
 		o.Name = tagValue(sg.Tags, TagClusterName)
 		o.Tags = userTags(sg.Tags)
-		o.ClientCIDRs = clientCIDRs(sg.IpPermissions)
+		o.ClientCIDRs = cidrsOf(sg.IpPermissions, func(port int32) bool { return !isMonitoringPort(port) })
+		o.MonitoringCIDRs = cidrsOf(sg.IpPermissions, isMonitoringPort)
 	}
 
 	eniAttachedTo, err := f.observeInterfaces(ctx, clusterID, broker)
@@ -355,10 +356,19 @@ func instanceHoldsENI(in ec2types.Instance, eniID string) bool {
 	return false
 }
 
-// clientCIDRs lists the CIDRs allowed on the client ports, sorted.
-func clientCIDRs(perms []ec2types.IpPermission) []string {
+// isMonitoringPort tells the open monitoring ports from the client ports,
+// which the security group opens to CIDR blocks of their own.
+func isMonitoringPort(port int32) bool {
+	return port == MetricsPort || port == NodeMetricsPort
+}
+
+// cidrsOf lists the CIDRs allowed on the ports that match, sorted.
+func cidrsOf(perms []ec2types.IpPermission, match func(port int32) bool) []string {
 	var out []string
 	for _, p := range perms {
+		if !match(aws.ToInt32(p.FromPort)) {
+			continue
+		}
 		for _, r := range p.IpRanges {
 			c := aws.ToString(r.CidrIp)
 			if !slices.Contains(out, c) {

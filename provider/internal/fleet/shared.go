@@ -24,6 +24,10 @@ import (
 const (
 	InterBrokerPort = 9093
 	ControllerPort  = 9095
+	// MetricsPort and NodeMetricsPort are open monitoring's Prometheus
+	// endpoints (MSK's JMX exporter and node exporter ports).
+	MetricsPort     = 11001
+	NodeMetricsPort = 11002
 )
 
 // allTags returns the user's tags plus the provider's, as a sorted map.
@@ -107,6 +111,11 @@ func (s *Spec) desiredRules(groupID string) map[rule]bool {
 	for _, port := range s.ClientPorts {
 		want[rule{port: port, source: groupID}] = true
 		for _, c := range s.ClientCIDRs {
+			want[rule{port: port, cidr: c}] = true
+		}
+	}
+	for _, port := range s.MonitoringPorts {
+		for _, c := range s.MonitoringCIDRs {
 			want[rule{port: port, cidr: c}] = true
 		}
 	}

@@ -96,7 +96,11 @@ type Spec struct {
 	// ClientCIDRs may reach the client ports.
 	ClientCIDRs []string
 	ClientPorts []int32
-	Storage     Storage
+	// MonitoringCIDRs may reach MonitoringPorts (open monitoring's
+	// Prometheus endpoints).
+	MonitoringCIDRs []string
+	MonitoringPorts []int32
+	Storage         Storage
 	// InstanceProfile is the name of an existing profile; empty means the
 	// cluster creates a least-privilege role and profile.
 	InstanceProfile string
@@ -264,6 +268,8 @@ type Observed struct {
 	// SecurityGroupID is the cluster's own group; empty when not found.
 	SecurityGroupID string
 	ClientCIDRs     []string
+	// MonitoringCIDRs may reach the open monitoring ports.
+	MonitoringCIDRs []string
 	// KeyARN is the cluster-created KMS key, empty when none.
 	KeyARN string
 	// RoleNames and ProfileNames are the roles and instance profiles the

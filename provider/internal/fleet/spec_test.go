@@ -111,7 +111,13 @@ func TestIngressRulesDiff(t *testing.T) {
 	s := threeAZSpec()
 	s.ClientPorts = []int32{9092}
 	s.ClientCIDRs = []string{"10.0.0.0/16", "2001:db8::/32"}
+	s.MonitoringPorts = []int32{MetricsPort, NodeMetricsPort}
+	s.MonitoringCIDRs = []string{"192.168.7.0/24"}
 	want := s.desiredRules("sg-1")
+	if !want[rule{port: MetricsPort, cidr: "192.168.7.0/24"}] || !want[rule{port: NodeMetricsPort, cidr: "192.168.7.0/24"}] ||
+		want[rule{port: MetricsPort, cidr: "10.0.0.0/16"}] || want[rule{port: 9092, cidr: "192.168.7.0/24"}] {
+		t.Fatalf("monitoring rules must open only the monitoring ports to only the monitoring CIDRs: %v", want)
+	}
 	if !want[rule{port: 9092, cidr: "10.0.0.0/16"}] || !want[rule{port: 9092, cidr: "2001:db8::/32"}] ||
 		!want[rule{port: InterBrokerPort, source: "sg-1"}] || !want[rule{port: ControllerPort, source: "sg-1"}] ||
 		!want[rule{port: 9092, source: "sg-1"}] {
@@ -131,8 +137,12 @@ func TestIngressRulesDiff(t *testing.T) {
 			t.Errorf("rule %+v lost in the round trip", r)
 		}
 	}
-	if got := clientCIDRs(perms); len(got) != 2 || got[0] != "10.0.0.0/16" {
-		t.Errorf("clientCIDRs = %v", got)
+	// Client and monitoring CIDRs read back apart, each from its own ports.
+	if got := cidrsOf(perms, func(p int32) bool { return !isMonitoringPort(p) }); len(got) != 2 || got[0] != "10.0.0.0/16" {
+		t.Errorf("client CIDRs = %v", got)
+	}
+	if got := cidrsOf(perms, isMonitoringPort); len(got) != 1 || got[0] != "192.168.7.0/24" {
+		t.Errorf("monitoring CIDRs = %v", got)
 	}
 	// A rule this provider never writes (a port range) is reported for revocation.
 	odd := currentRules([]ec2types.IpPermission{{IpProtocol: aws.String("tcp"), FromPort: aws.Int32(1), ToPort: aws.Int32(100),
