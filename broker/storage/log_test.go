@@ -984,3 +984,52 @@ func (c *syncClock) advance(d time.Duration) {
 	c.now = c.now.Add(d)
 	c.mu.Unlock()
 }
+
+// TestLeaderEpochStartsOnBecomingLeader: a replica that becomes leader at
+// epoch 6 with a log written at epochs 0 and 4 records epoch 6 at its log
+// end before any append, so a follower whose latest epoch is 5 (records of
+// the previous leader this one never got) learns that the logs agree up
+// to that offset, not UNDEFINED_EPOCH (on which it would truncate to its
+// high watermark). The entry survives a clean restart and the first
+// append at epoch 6 keeps it.
+func TestLeaderEpochStartsOnBecomingLeader(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir, Options{})
+	p := mustCreate(t, st, "lead", 0, TopicConfig{})
+	for _, epoch := range []int32{0, 0, 4} {
+		if _, err := p.Append(context.Background(), makeBatch(t, batchSpec{records: 2}), AppendOptions{LeaderEpoch: epoch}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e, end := p.EndOffsetForLeaderEpoch(5); e != -1 || end != -1 {
+		t.Fatalf("before becoming leader, epoch 5 -> %d, %d; want -1, -1", e, end)
+	}
+	p.AssignLeaderEpochStart(6)
+	p.AssignLeaderEpochStart(3) // older: ignored
+	check := func(p *Partition, label string) {
+		t.Helper()
+		for _, tc := range []struct {
+			req       int32
+			wantEpoch int32
+			wantEnd   int64
+		}{{5, 4, 6}, {4, 4, 6}, {6, 6, p.LogEndOffset()}, {0, 0, 4}} {
+			if e, end := p.EndOffsetForLeaderEpoch(tc.req); e != tc.wantEpoch || end != tc.wantEnd {
+				t.Errorf("%s: EndOffsetForLeaderEpoch(%d) = %d, %d; want %d, %d", label, tc.req, e, end, tc.wantEpoch, tc.wantEnd)
+			}
+		}
+		if got := p.LatestEpoch(); got != 6 {
+			t.Errorf("%s: latest epoch %d, want 6", label, got)
+		}
+	}
+	check(p, "leading, nothing appended")
+	if res, err := p.Append(context.Background(), makeBatch(t, batchSpec{records: 2}), AppendOptions{LeaderEpoch: 6}); err != nil || res.BaseOffset != 6 {
+		t.Fatalf("append at epoch 6: %+v %v", res, err)
+	}
+	check(p, "after the first append")
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st2 := openStore(t, dir, Options{})
+	p2, _ := st2.Partition("lead", 0)
+	check(p2, "after a restart")
+}

@@ -831,6 +831,29 @@ func (p *Partition) FenceLeaderEpoch(epoch int32) {
 	p.fencedBelow = max(p.fencedBelow, epoch)
 }
 
+// AssignLeaderEpochStart records that leader epoch epoch starts at the log
+// end offset, before its first append; an epoch not newer than the latest
+// changes nothing. The replication layer calls it when this replica
+// becomes leader, as Kafka does: until the leader's own epoch is in its
+// cache, a follower whose latest epoch is newer than every epoch the
+// leader wrote (records of the old leader the new one never got) is
+// answered UNDEFINED_EPOCH and falls back to truncating at its high
+// watermark, which may cut records the cluster acknowledged while that
+// follower stays in the ISR, electable without them. The next checkpoint
+// writes the entry (no fsync on the path that takes a leadership); a
+// replica that restarts before then follows first and learns the epochs
+// again from the leader.
+func (p *Partition) AssignLeaderEpochStart(epoch int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	if p.epochs.assign(epoch, p.leo) {
+		p.epochsDirty = true
+	}
+}
+
 // EndOffsetForLeaderEpoch answers OffsetForLeaderEpoch (KIP-101): the
 // largest epoch <= epoch known here and the offset where the epoch after it
 // starts (the log end offset for the latest epoch); (-1, -1) when unknown.

@@ -123,6 +123,25 @@ func (t *trackedLog) fenceOlderEpochs(epoch int32) {
 	}
 }
 
+// epochStarter is a log with a leader-epoch cache that can record an
+// epoch before its first append (storage.Partition.AssignLeaderEpochStart).
+type epochStarter interface {
+	AssignLeaderEpochStart(epoch int32)
+}
+
+// startEpoch records, when the log can, that leader epoch epoch starts at
+// the log end: a follower asking OffsetForLeaderEpoch (or fetching with a
+// LastFetchedEpoch) for an epoch newer than any this replica wrote, which
+// it got from the previous leader, is then told where this leader's log
+// stops agreeing with it (the start of this epoch) instead of
+// UNDEFINED_EPOCH, on which it would truncate to its high watermark and
+// could drop acknowledged records while it stays in the ISR.
+func (t *trackedLog) startEpoch(epoch int32) {
+	if s, ok := t.PartitionLog.(epochStarter); ok {
+		s.AssignLeaderEpochStart(epoch)
+	}
+}
+
 // knownHighWatermark is the high watermark to start leading from.
 func (t *trackedLog) knownHighWatermark() int64 {
 	if t.hwSet.Load() {
@@ -448,6 +467,7 @@ func (m *Manager) lead(tp TopicPartition, t *metadata.Topic, p metadata.Partitio
 		m.stopLeading(tp) // a new leader epoch: start afresh
 	}
 	m.stopFollowing(tp)
+	log.startEpoch(p.LeaderEpoch)
 	setHW := log.SetHighWatermark
 	if on := m.cfg.OnHighWatermark; on != nil {
 		setHW = func(hw int64) {

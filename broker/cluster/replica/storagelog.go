@@ -17,6 +17,10 @@ var _ PartitionLog = (*storage.Partition)(nil)
 // silently leave them open.
 var _ epochFence = (*storage.Partition)(nil)
 
+// The manager records a new leadership's epoch in the storage log's epoch
+// cache (see trackedLog.startEpoch).
+var _ epochStarter = (*storage.Partition)(nil)
+
 // StoreLogs opens partitions of a storage.Store for the Manager.
 type StoreLogs struct {
 	Store *storage.Store
