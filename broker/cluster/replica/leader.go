@@ -83,8 +83,17 @@ type Leader struct {
 	hw        int64
 	epochFrom int64 // first offset of this leader epoch
 	followers map[int32]*followerState
-	pending   []int32 // proposed ISR in flight, nil when none
-	waiters   []*waiter
+	// pending is the proposed ISR of the change in flight, nil when none;
+	// change is that change. A change whose outcome is unknown (the
+	// request timed out or failed on the way) stays pending, counted in
+	// the maximal ISR, until the metadata shows a newer partition epoch:
+	// the controller may have committed it, and with it the completion of
+	// a reassignment that makes a just-added replica eligible to lead.
+	// resend marks such a change to be sent again as it was.
+	pending []int32
+	change  ISRChange
+	resend  bool
+	waiters []*waiter
 	// data is closed when the leader's log end moves (or it resigns), to
 	// wake follower fetches long-polling for new data.
 	data chan struct{}
@@ -160,7 +169,9 @@ func (l *Leader) Update(p metadata.Partition) error {
 		return ErrNotLeader
 	}
 	if p.PartitionEpoch != l.part.PartitionEpoch {
-		l.pending = nil // the change we proposed was committed or superseded
+		// The change we proposed was committed or superseded: the
+		// metadata has settled it.
+		l.pending, l.resend = nil, false
 	}
 	l.part = p.Clone()
 	now := l.cfg.Now()
@@ -393,14 +404,22 @@ type ISRChange struct {
 // ProposeISRChange returns the ISR change that is due, if any, and marks
 // it in flight: followers not caught up for LagTimeMax leave; replicas
 // that are eligible (per the metadata) and have reached both the high
-// watermark and the start of this leader epoch join. The caller sends it
-// with Controller.AlterPartition and reports back with Update (success)
-// or ISRChangeFailed.
+// watermark and the start of this leader epoch join. A change whose
+// outcome is unknown is returned again, unchanged, until the metadata
+// settles it. The caller sends it with Controller.AlterPartition and
+// reports back with Update (success) or ISRChangeFailed.
 func (l *Leader) ProposeISRChange(eligible func(int32) bool) (ISRChange, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.resigned || l.pending != nil {
+	if l.resigned {
 		return ISRChange{}, false
+	}
+	if l.pending != nil {
+		if !l.resend {
+			return ISRChange{}, false
+		}
+		l.resend = false
+		return l.change, true
 	}
 	now := l.cfg.Now()
 	var isr []int32
@@ -426,17 +445,38 @@ func (l *Leader) ProposeISRChange(eligible func(int32) bool) (ISRChange, bool) {
 		return ISRChange{}, false
 	}
 	l.pending = isr
+	l.change = ISRChange{LeaderEpoch: l.part.LeaderEpoch, PartitionEpoch: l.part.PartitionEpoch, NewISR: slices.Clone(isr)}
 	l.advanceLocked()
-	return ISRChange{LeaderEpoch: l.part.LeaderEpoch, PartitionEpoch: l.part.PartitionEpoch, NewISR: slices.Clone(isr)}, true
+	return l.change, true
 }
 
-// ISRChangeFailed clears the in-flight change after the controller refused
-// it or could not be reached; the next ProposeISRChange computes afresh.
-func (l *Leader) ISRChangeFailed() {
+// ISRChangeFailed reports that the change ProposeISRChange returned was not
+// confirmed, with the controller's error. Only a refusal that proves
+// nothing was committed (the controller checked the request against the
+// partition it was based on and refused it: an ineligible replica, an
+// invalid request) drops the in-flight members from the maximal ISR; the
+// next ProposeISRChange then computes afresh. After any other error the
+// change may have been committed (Kafka's "maximal ISR" is kept until the
+// metadata settles, KIP-497): a lost answer or a timeout sends the same
+// change again, and a refusal because the partition or its leadership
+// moved on waits for that newer metadata, which Update brings.
+func (l *Leader) ISRChangeFailed(err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.pending = nil
-	l.advanceLocked()
+	if l.pending == nil {
+		return // settled by Update meanwhile
+	}
+	switch {
+	case errors.Is(err, metadata.ErrIneligibleReplica), errors.Is(err, metadata.ErrInvalidRequest):
+		l.pending, l.resend = nil, false
+		l.advanceLocked()
+	case errors.Is(err, metadata.ErrInvalidUpdateVersion), errors.Is(err, metadata.ErrNotLeader),
+		errors.Is(err, metadata.ErrFencedLeaderEpoch), errors.Is(err, metadata.ErrStaleBrokerEpoch),
+		errors.Is(err, metadata.ErrUnknownTopicOrPartition), errors.Is(err, metadata.ErrUnknownBroker):
+		l.resend = false
+	default:
+		l.resend = true
+	}
 }
 
 // ErrorCode maps the replication errors of the produce path to Kafka error

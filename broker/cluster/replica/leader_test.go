@@ -233,9 +233,66 @@ func TestISRExpandsWhenFollowerCatchesUp(t *testing.T) {
 	if !ok || !slices.Equal(ch.NewISR, []int32{1, 2, 3}) {
 		t.Fatalf("expansion %+v %v", ch, ok)
 	}
-	f.ISRChangeFailed()
+	f.ISRChangeFailed(fmt.Errorf("refused: %w", metadata.ErrIneligibleReplica))
 	if _, ok := f.ProposeISRChange(func(int32) bool { return true }); !ok {
-		t.Fatal("no retry after a failed change")
+		t.Fatal("no retry after a refused change")
+	}
+}
+
+// TestISRExpansionOfUnknownOutcomeKeepsCounting: an expansion whose
+// outcome the leader does not know (the AlterPartition timed out, or the
+// controller refused a change because the partition moved on, possibly
+// by that very change) may be committed: the controller may then count
+// the new member as in sync (and complete a reassignment, making it
+// electable). Until the metadata settles it, the member keeps counting
+// for the high watermark, so acks=all never completes a write the new
+// member lacks; a timed-out change is sent again as it was. Only a
+// refusal that proves nothing was committed lets the high watermark
+// move without the member.
+func TestISRExpansionOfUnknownOutcomeKeepsCounting(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		err         error
+		resend      bool // the same change is proposed again
+		stillCounts bool // the joining member still holds the HW
+	}{
+		{"timeout", context.DeadlineExceeded, true, true},
+		{"controller unreachable", errors.New("dial tcp: connection refused"), true, true},
+		{"partition moved on", fmt.Errorf("retry: %w", metadata.ErrInvalidUpdateVersion), false, true},
+		{"leadership moved", metadata.ErrFencedLeaderEpoch, false, true},
+		{"ineligible replica", metadata.ErrIneligibleReplica, false, false},
+		{"invalid request", metadata.ErrInvalidRequest, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newLeaderFixture(t, []int32{1, 2}, 2, 20)
+			f.fetched(t, 2, 20)
+			f.fetched(t, 3, 20)
+			ch, ok := f.ProposeISRChange(func(int32) bool { return true })
+			if !ok || !slices.Equal(ch.NewISR, []int32{1, 2, 3}) {
+				t.Fatalf("expansion %+v %v", ch, ok)
+			}
+			f.ISRChangeFailed(tc.err)
+			// A write that follower 2 copies and the joining 3 does not.
+			f.Appended(30)
+			hw := f.fetched(t, 2, 30)
+			if want := map[bool]int64{true: 20, false: 30}[tc.stillCounts]; hw != want {
+				t.Fatalf("hw %d after the change failed with %v, want %d", hw, tc.err, want)
+			}
+			again, ok := f.ProposeISRChange(func(int32) bool { return true })
+			switch {
+			case tc.resend && (!ok || !slices.Equal(again.NewISR, ch.NewISR) || again.PartitionEpoch != ch.PartitionEpoch):
+				t.Fatalf("after %v: proposed %+v %v, want the same change %+v again", tc.err, again, ok, ch)
+			case !tc.resend && tc.stillCounts && ok:
+				t.Fatalf("after %v: proposed %+v while the metadata has not settled the change", tc.err, again)
+			}
+			// The metadata settles it: committed, with 3 in the ISR.
+			if err := f.Update(metadata.Partition{Replicas: []int32{1, 2, 3}, Leader: 1, LeaderEpoch: 4, ISR: []int32{1, 2, 3}, PartitionEpoch: 8}); err != nil {
+				t.Fatal(err)
+			}
+			if hw := f.fetched(t, 3, 30); hw != 30 {
+				t.Fatalf("hw %d once 3 has the data, want 30", hw)
+			}
+		})
 	}
 }
 

@@ -606,13 +606,14 @@ func (m *Manager) proposeISRChanges(st *metadata.State) {
 		np, err := m.cfg.Control.AlterPartition(ctx, p.tp.Topic, p.tp.Partition, p.change.LeaderEpoch, p.change.PartitionEpoch, p.change.NewISR)
 		cancel()
 		if err != nil {
-			m.log.Warn("ISR change refused", "partition", p.tp, "isr", p.change.NewISR, "err", err)
-			p.tracker.ISRChangeFailed()
+			m.log.Warn("ISR change not confirmed", "partition", p.tp, "isr", p.change.NewISR, "partition_epoch", p.change.PartitionEpoch, "err", err)
+			p.tracker.ISRChangeFailed(err)
 			continue
 		}
 		m.log.Info("ISR changed", "partition", p.tp, "isr", np.ISR, "partition_epoch", np.PartitionEpoch)
-		if err := p.tracker.Update(np); err != nil {
-			p.tracker.ISRChangeFailed()
-		}
+		// Update resigns the tracker when the committed state names
+		// another leader or epoch (a reassignment that completed without
+		// this broker): the resignation settles the pending change.
+		_ = p.tracker.Update(np)
 	}
 }
