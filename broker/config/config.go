@@ -80,6 +80,13 @@ type Config struct {
 	QuotaWindowNum         int           // quota.window.num: samples of a client quota's rate
 	QuotaWindowSizeSeconds int           // quota.window.size.seconds: one sample's length
 
+	// Replication throttle (KIP-73), bytes per second per broker; the
+	// metadata's dynamic values win over these.
+	LeaderReplicationThrottledRate    int64 // leader.replication.throttled.rate
+	FollowerReplicationThrottledRate  int64 // follower.replication.throttled.rate
+	ReplicationQuotaWindowNum         int   // replication.quota.window.num
+	ReplicationQuotaWindowSizeSeconds int   // replication.quota.window.size.seconds
+
 	LogRetention          time.Duration // negative: forever
 	LogRetentionBytes     int64         // negative: unlimited
 	LogSegmentBytes       int64

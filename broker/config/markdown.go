@@ -40,7 +40,11 @@ func TopicMarkdownTable() string {
 	b.WriteString("| topic config | inherits broker setting | allowed | meaning |\n")
 	b.WriteString("|---|---|---|---|\n")
 	for _, s := range TopicSettings() {
-		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s |\n", s.Name, s.BrokerSetting, escapeCell(s.Allowed()), escapeCell(s.Doc))
+		inherits := "none (default empty)"
+		if s.BrokerSetting != "" {
+			inherits = "`" + s.BrokerSetting + "`"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", s.Name, inherits, escapeCell(s.Allowed()), escapeCell(s.Doc))
 	}
 	return b.String()
 }

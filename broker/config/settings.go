@@ -487,6 +487,15 @@ var settings = withListenerForms(append([]Setting{
 	user(intSetting("quota.window.size.seconds", "int", "1", 1, 3600, func(c *Config) *int { return &c.QuotaWindowSizeSeconds }),
 		"Length of one client quota sample, in seconds. A throttle lasts at most quota.window.num of them."),
 
+	dynamic(user(intSetting("leader.replication.throttled.rate", "long", "9223372036854775807", 1, math.MaxInt64, func(c *Config) *int64 { return &c.LeaderReplicationThrottledRate }),
+		"Replication throttle (KIP-73): bytes per second this broker, as a leader, sends to followers of the replicas a topic's leader.replication.throttled.replicas names here. Replicas in the ISR are counted but never held back. Set per broker or cluster-wide with IncrementalAlterConfigs; the default is no limit. 0 (which Kafka accepts and which would stop a throttled reassignment for good) is refused.")),
+	dynamic(user(intSetting("follower.replication.throttled.rate", "long", "9223372036854775807", 1, math.MaxInt64, func(c *Config) *int64 { return &c.FollowerReplicationThrottledRate }),
+		"Replication throttle (KIP-73): bytes per second this broker, as a follower, fetches for the replicas a topic's follower.replication.throttled.replicas names here, while they are behind the leader's high watermark. Set per broker or cluster-wide with IncrementalAlterConfigs; the default is no limit; 0 is refused.")),
+	user(intSetting("replication.quota.window.num", "int", "11", 1, 1000, func(c *Config) *int { return &c.ReplicationQuotaWindowNum }),
+		"Samples the replication throttle's rate is measured over (the rate spans at least all but one of them, so a throttled copy may start with a burst of that many seconds' worth)."),
+	user(intSetting("replication.quota.window.size.seconds", "int", "1", 1, 3600, func(c *Config) *int { return &c.ReplicationQuotaWindowSizeSeconds }),
+		"Length of one replication throttle sample, in seconds."),
+
 	user(intSetting("max.incremental.fetch.session.cache.slots", "int", "1000", 0, 1<<20, func(c *Config) *int { return &c.FetchSessionCacheSlots }),
 		"Incremental fetch sessions (KIP-227) kept at once; when all are in use new ones are refused and those consumers send full fetches. 0 turns sessions off."),
 

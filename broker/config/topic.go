@@ -18,11 +18,18 @@ import (
 // validates them from it, and the Terraform provider checks a topic's
 // config against it at plan time.
 type TopicSetting struct {
-	Name          string
+	Name string
+	// BrokerSetting is the broker setting the topic inherits; "" for a
+	// topic-only config (Kafka has no broker synonym for it), which then
+	// has its own Default, OwnAllowed and canonical rule.
 	BrokerSetting string
 	// Type is Kafka's config type name, as for broker settings.
 	Type string
 	Doc  string
+
+	Default    string
+	OwnAllowed string
+	canonical  func(string) (string, error)
 }
 
 var topicSettings = []TopicSetting{
@@ -48,6 +55,10 @@ var topicSettings = []TopicSetting{
 		Doc: "Only producer: batches are stored exactly as the producer compressed them (re-compressing on the broker is not supported)."},
 	{Name: "min.insync.replicas", BrokerSetting: "min.insync.replicas", Type: "int",
 		Doc: "Replicas that must have a record before acks=all succeeds."},
+	{Name: LeaderThrottledReplicas, Type: "list", OwnAllowed: throttledReplicasAllowed, canonical: canonicalThrottledReplicas,
+		Doc: "Replicas whose leader throttles what it sends to followers outside the ISR to its leader.replication.throttled.rate: partition:broker pairs naming the leader's broker (a reassignment names the partition's current replicas), or * for every replica."},
+	{Name: FollowerThrottledReplicas, Type: "list", OwnAllowed: throttledReplicasAllowed, canonical: canonicalThrottledReplicas,
+		Doc: "Replicas that fetch at most their broker's follower.replication.throttled.rate while behind the leader: partition:broker pairs naming the follower's broker (a reassignment names the replicas it adds), or * for every replica."},
 }
 
 var topicSettingIndex = func() map[string]int {
@@ -77,6 +88,9 @@ func LookupTopic(name string) (TopicSetting, bool) {
 // Allowed says in words which values the topic config accepts: those of
 // its broker setting.
 func (s TopicSetting) Allowed() string {
+	if s.BrokerSetting == "" {
+		return s.OwnAllowed
+	}
 	if bs, ok := Lookup(s.BrokerSetting); ok {
 		return bs.Allowed
 	}
@@ -90,6 +104,13 @@ func CanonicalTopic(name, value string) (string, error) {
 	s, ok := LookupTopic(name)
 	if !ok {
 		return "", unknownTopicSetting(name)
+	}
+	if s.BrokerSetting == "" {
+		c, err := s.canonical(value)
+		if err != nil {
+			return "", &SettingError{Name: name, Problem: err.Error()}
+		}
+		return c, nil
 	}
 	c, err := Canonical(s.BrokerSetting, value)
 	var se *SettingError

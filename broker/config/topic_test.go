@@ -58,6 +58,15 @@ func TestValidateTopicConfigsReportsEveryProblem(t *testing.T) {
 // inherits a user-settable broker setting whose rules judge its values.
 func TestTopicSettingsInheritBrokerSettings(t *testing.T) {
 	for _, ts := range TopicSettings() {
+		if ts.BrokerSetting == "" {
+			// A topic-only config judges its values itself.
+			if ts.canonical == nil || ts.OwnAllowed == "" {
+				t.Errorf("topic-only config %s has no rule or allowed text of its own", ts.Name)
+			} else if _, err := CanonicalTopic(ts.Name, ts.Default); err != nil {
+				t.Errorf("topic config %s refuses its own default %q: %v", ts.Name, ts.Default, err)
+			}
+			continue
+		}
 		bs, ok := Lookup(ts.BrokerSetting)
 		if !ok || bs.Owner != OwnerUser {
 			t.Errorf("topic config %s inherits %s, which is not a user-settable broker setting", ts.Name, ts.BrokerSetting)

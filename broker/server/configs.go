@@ -40,6 +40,10 @@ func (s *Server) describeTopicConfigs(overrides map[string]string, names []strin
 		if ov, ok := overrides[name]; ok {
 			c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(name, ov, kmsg.ConfigSourceDynamicTopicConfig))
 		}
+		if ts.brokerName == "" {
+			out = append(out, c)
+			continue
+		}
 		if v, ok := dyn.node[ts.brokerName]; ok {
 			c.ConfigSynonyms = append(c.ConfigSynonyms, synonym(ts.brokerName, v, kmsg.ConfigSourceDynamicBrokerConfig))
 		}

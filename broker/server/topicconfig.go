@@ -17,7 +17,8 @@ import (
 // the log.
 type topicSetting struct {
 	name       string
-	brokerName string
+	brokerName string // "" for a topic-only config
+	def        string // a topic-only config's default
 	typ        kmsg.ConfigType
 	doc        string
 	// apply sets the (normalized) value on a storage config.
@@ -46,6 +47,10 @@ var topicApply = map[string]func(*storage.TopicConfig, string){
 	"compression.type": func(*storage.TopicConfig, string) {},
 	// Enforced by Produce, not the log.
 	"min.insync.replicas": func(*storage.TopicConfig, string) {},
+	// Enforced by replication (package replica reads them from the
+	// metadata), not the log.
+	config.LeaderThrottledReplicas:   func(*storage.TopicConfig, string) {},
+	config.FollowerThrottledReplicas: func(*storage.TopicConfig, string) {},
 }
 
 // topicSettings is broker/config's topic-config table with each config's
@@ -59,7 +64,7 @@ var topicSettings = func() []topicSetting {
 			// accepted and silently not honoured.
 			panic(fmt.Sprintf("topic config %s has no effect on the log defined", ts.Name))
 		}
-		out = append(out, topicSetting{name: ts.Name, brokerName: ts.BrokerSetting, typ: configType(ts.Type), doc: ts.Doc, apply: apply})
+		out = append(out, topicSetting{name: ts.Name, brokerName: ts.BrokerSetting, def: ts.Default, typ: configType(ts.Type), doc: ts.Doc, apply: apply})
 	}
 	return out
 }()
@@ -121,6 +126,9 @@ func brokerSource(cfg *config.Config, dyn dynamicLayers, name string) kmsg.Confi
 func topicConfigValue(cfg *config.Config, dyn dynamicLayers, overrides map[string]string, s topicSetting) effectiveTopicValue {
 	if v, ok := overrides[s.name]; ok {
 		return effectiveTopicValue{v, kmsg.ConfigSourceDynamicTopicConfig}
+	}
+	if s.brokerName == "" {
+		return effectiveTopicValue{s.def, kmsg.ConfigSourceDefaultConfig}
 	}
 	v, _ := cfg.Get(s.brokerName)
 	return effectiveTopicValue{v, brokerSource(cfg, dyn, s.brokerName)}

@@ -20,6 +20,7 @@ import (
 	"github.com/tributary/tributary/broker/cluster"
 	"github.com/tributary/tributary/broker/cluster/replica"
 	"github.com/tributary/tributary/broker/config"
+	"github.com/tributary/tributary/broker/quota"
 	"github.com/tributary/tributary/broker/security/tlsconf"
 	"github.com/tributary/tributary/broker/storage"
 )
@@ -123,11 +124,15 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 		Control: ctl, Logs: replica.StoreLogs{Store: o.Store, Config: o.TopicConfig},
 		LagTimeMax: o.LagTimeMax, DefaultMinISR: int(o.Config.MinInsyncReplicas), ISRInterval: o.ISRInterval,
 		Fetch: fetch, OnLeadership: o.OnLeadership, OnHighWatermark: o.OnHighWatermark, Logger: o.Logger,
+		Throttle: replica.ThrottleConfig{
+			LeaderRate: o.Config.LeaderReplicationThrottledRate, FollowerRate: o.Config.FollowerReplicationThrottledRate,
+			Windows: quota.Config{Samples: o.Config.ReplicationQuotaWindowNum, Window: time.Duration(o.Config.ReplicationQuotaWindowSizeSeconds) * time.Second},
+		},
 	})
 	n := &Node{
 		Controller: ctl, Replicas: mgr,
 		Metadata: &cluster.MetadataStore{Controller: ctl},
-		repl:     replica.ServeReplication(ln, mgr.Lookup, o.InterBrokerAPIs, o.Logger),
+		repl:     replica.ServeReplication(ln, mgr.Lookup, mgr.Throttle(), o.InterBrokerAPIs, o.Logger),
 		log:      o.Logger.With("component", "node"),
 	}
 	if err := n.waitReady(ctx); err != nil {

@@ -50,8 +50,11 @@ type FetcherConfig struct {
 	// TLS, when set, gives the client configuration to dial the leader's
 	// replication listener with (serverName is the leader's host): the
 	// follower presents its broker certificate and checks the leader's.
-	TLS    func(serverName string) *tls.Config
-	Logger *slog.Logger
+	TLS func(serverName string) *tls.Config
+	// Throttle, when set, is the broker's replication throttle: its
+	// follower side limits what is fetched for throttled replicas.
+	Throttle *Throttle
+	Logger   *slog.Logger
 }
 
 func (c *FetcherConfig) defaults() {
@@ -93,6 +96,10 @@ type fetchPartition struct {
 	// refusals counts the leader's refusals in a row; the backoff grows
 	// with it (see backoff).
 	refusals int
+	// caughtUp: the last answer left the log at or past the leader's high
+	// watermark. The follower throttle never holds back a caught-up
+	// replica (Kafka's PartitionFetchState.isReplicaInSync: no lag).
+	caughtUp bool
 }
 
 // Fetcher replicates partitions from one leader broker: one loop, one
@@ -306,6 +313,20 @@ func (f *Fetcher) backoff(tp TopicPartition, p *fetchPartition) {
 	}
 }
 
+func (f *Fetcher) isCaughtUp(p *fetchPartition) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return p.caughtUp
+}
+
+func (f *Fetcher) setCaughtUp(tp TopicPartition, p *fetchPartition, v bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.parts[tp] == p {
+		p.caughtUp = v
+	}
+}
+
 // accepted resets a partition's refusal count after a good answer.
 func (f *Fetcher) accepted(tp TopicPartition, p *fetchPartition) {
 	f.mu.Lock()
@@ -454,10 +475,20 @@ func (f *Fetcher) fetch(tps []TopicPartition) error {
 	sent := map[TopicPartition]*fetchPartition{}
 	sentOffset := map[TopicPartition]int64{}
 	idx := map[string]int{}
+	throttle := f.cfg.Throttle
+	var held time.Duration
 	for _, tp := range tps {
 		p, ok := f.part(tp)
 		if !ok {
 			continue
+		}
+		if throttle.FollowerThrottled(tp) && !f.isCaughtUp(p) {
+			// Over the follower rate, a throttled replica that is behind
+			// is left out of this fetch, as Kafka's replica fetcher does.
+			if d := throttle.Follower.Delay(); d > 0 {
+				held = d
+				continue
+			}
 		}
 		i, ok := idx[tp.Topic]
 		if !ok {
@@ -478,6 +509,11 @@ func (f *Fetcher) fetch(tps []TopicPartition) error {
 		sent[tp], sentOffset[tp] = p, rp.FetchOffset
 	}
 	if len(sent) == 0 {
+		if held > 0 {
+			// Everything due is held back: wait for the rate to come
+			// down (or for Add) instead of asking again at once.
+			f.sleep(min(held, f.cfg.Backoff))
+		}
 		return nil
 	}
 	f.fetching.Store(true)
@@ -508,6 +544,9 @@ func (f *Fetcher) fetch(tps []TopicPartition) error {
 			}
 			if cur, ok := f.part(tp); !ok || cur != p {
 				continue // removed or restarted meanwhile
+			}
+			if throttle.FollowerThrottled(tp) {
+				throttle.Follower.Record(len(rp.RecordBatches))
 			}
 			done, err := f.handlePartition(tp, p, sentOffset[tp], rp)
 			if err != nil {
@@ -555,7 +594,11 @@ func (f *Fetcher) handlePartition(tp TopicPartition, p *fetchPartition, fetchOff
 	if de := rp.DivergingEpoch; de.Epoch >= 0 && de.EndOffset >= 0 {
 		return nil, f.truncateDiverged(tp, p, de.Epoch, de.EndOffset)
 	}
-	setHW := func() { p.log.SetHighWatermark(min(rp.HighWatermark, p.log.LogEndOffset())) }
+	setHW := func() {
+		leo := p.log.LogEndOffset()
+		p.log.SetHighWatermark(min(rp.HighWatermark, leo))
+		f.setCaughtUp(tp, p, leo >= rp.HighWatermark)
+	}
 	if len(rp.RecordBatches) > 0 {
 		batches, straddle, err := trimToOffset(rp.RecordBatches, fetchOffset)
 		if err != nil {

@@ -50,8 +50,10 @@ type InterBrokerAPI struct {
 type ReplicationServer struct {
 	ln     net.Listener
 	lookup Lookup
-	extra  map[int16]InterBrokerAPI
-	log    *slog.Logger
+	// throttle is the leader side of the replication throttle (nil: none).
+	throttle *Throttle
+	extra    map[int16]InterBrokerAPI
+	log      *slog.Logger
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -61,12 +63,13 @@ type ReplicationServer struct {
 }
 
 // ServeReplication serves followers, and the extra inter-broker APIs by
-// key, on ln until Close.
-func ServeReplication(ln net.Listener, lookup Lookup, extra map[int16]InterBrokerAPI, logger *slog.Logger) *ReplicationServer {
+// key, on ln until Close; throttle (nil: none) holds back throttled
+// replicas' data (see HandleFetch).
+func ServeReplication(ln net.Listener, lookup Lookup, throttle *Throttle, extra map[int16]InterBrokerAPI, logger *slog.Logger) *ReplicationServer {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &ReplicationServer{ln: ln, lookup: lookup, extra: extra, log: logger.With("component", "replication-listener"), conns: map[net.Conn]struct{}{}}
+	s := &ReplicationServer{ln: ln, lookup: lookup, throttle: throttle, extra: extra, log: logger.With("component", "replication-listener"), conns: map[net.Conn]struct{}{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.accept()
@@ -200,7 +203,7 @@ func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer) error {
 		if r.ReplicaID < 0 {
 			return errors.New("consumer fetch on the replication listener")
 		}
-		resp = HandleFetch(s.ctx, r, s.lookup)
+		resp = HandleFetch(s.ctx, r, s.lookup, s.throttle)
 	case *kmsg.OffsetForLeaderEpochRequest:
 		resp = HandleOffsetForLeaderEpoch(r, s.lookup)
 	default:

@@ -67,7 +67,10 @@ type ManagerConfig struct {
 	// leads moves up; the server wakes the consumers long-polling for
 	// new data with it.
 	OnHighWatermark func(tp TopicPartition)
-	Logger          *slog.Logger
+	// Throttle is the replication throttle the broker starts with (see
+	// Throttle); the metadata's configs are put in force over it.
+	Throttle ThrottleConfig
+	Logger   *slog.Logger
 }
 
 type leading struct {
@@ -187,6 +190,8 @@ type Manager struct {
 	reconciled   int64
 	reconciledCh chan struct{}
 
+	throttle *Throttle
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -216,10 +221,19 @@ func StartManager(cfg ManagerConfig) *Manager {
 
 		reconciledCh: make(chan struct{}),
 	}
+	m.throttle = NewThrottle(m.id, cfg.Throttle, nil)
+	if st := cfg.Control.State(); st != nil {
+		m.throttle.Update(st)
+	}
+	m.cfg.Fetch.Throttle = m.throttle
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	go m.run()
 	return m
 }
+
+// Throttle is this broker's replication throttle; the replication
+// listener holds back throttled replicas' data with it.
+func (m *Manager) Throttle() *Throttle { return m.throttle }
 
 // Close stops fetching and resigns every leadership (waiting producers get
 // ErrNotLeader).
@@ -269,6 +283,7 @@ func (m *Manager) run() {
 		changed := m.cfg.Control.Changed()
 		st := m.cfg.Control.State()
 		if last == nil || !st.OnlyLeasesDiffer(last) {
+			m.throttle.Update(st)
 			idle, complete := m.reconcile(st)
 			for _, f := range idle {
 				f.Close() // outside the lock, see Close

@@ -20,7 +20,7 @@ func TestInterBrokerAPIsThroughPeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	calls := 0
-	srv := ServeReplication(ln, func(string, int32) (*Leader, LeaderLog, bool) { return nil, nil, false },
+	srv := ServeReplication(ln, func(string, int32) (*Leader, LeaderLog, bool) { return nil, nil, false }, nil,
 		map[int16]InterBrokerAPI{27: {Min: 0, Max: 1, Handle: func(_ context.Context, r kmsg.Request) kmsg.Response {
 			calls++
 			req := r.(*kmsg.WriteTxnMarkersRequest)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -39,15 +40,26 @@ type Lookup func(topic string, partition int32) (l *Leader, log LeaderLog, ok bo
 // the high watermark), and the fetch offset tells the leader how far the
 // follower got (ISR, high watermark). It long-polls up to MaxWaitMillis
 // for MinBytes, woken by appends.
-func HandleFetch(ctx context.Context, req *kmsg.FetchRequest, lookup Lookup) *kmsg.FetchResponse {
+//
+// throttle (nil: none) is the leader side of the replication throttle: a
+// partition whose leader side is throttled here, fetched by a replica
+// outside its ISR while the measured rate is over the bound, is answered
+// without data (its fetch offset still counts), and the long poll looks
+// again once the rate is back, as Kafka's DelayedFetch leaves such
+// partitions out of the bytes it waits for.
+func HandleFetch(ctx context.Context, req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle) *kmsg.FetchResponse {
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	for {
-		resp, bytes, waitOn := fetchOnce(req, lookup)
-		if bytes >= int(max(req.MinBytes, 1)) || len(waitOn) == 0 || !time.Now().Before(deadline) {
+		resp, bytes, waitOn, held := fetchOnce(req, lookup, throttle)
+		if bytes >= int(max(req.MinBytes, 1)) || (len(waitOn) == 0 && held == 0) || !time.Now().Before(deadline) {
 			return resp
 		}
-		if !waitAny(ctx, waitOn, time.Until(deadline)) {
-			resp, _, _ = fetchOnce(req, lookup)
+		d := time.Until(deadline)
+		if held > 0 && held < d {
+			d = held
+		}
+		if !waitAny(ctx, waitOn, d) && (ctx.Err() != nil || !time.Now().Before(deadline)) {
+			resp, _, _, _ = fetchOnce(req, lookup, throttle)
 			return resp
 		}
 	}
@@ -73,11 +85,16 @@ func waitAny(ctx context.Context, chs []<-chan struct{}, d time.Duration) bool {
 
 // fetchOnce builds the response from the current state; bytes counts
 // record bytes (and errors, which must be answered at once); waitOn are
-// the channels that signal new data for the partitions with none.
-func fetchOnce(req *kmsg.FetchRequest, lookup Lookup) (*kmsg.FetchResponse, int, []<-chan struct{}) {
+// the channels that signal new data for the partitions with none; held,
+// when not 0, is how long until the throttle lets the partitions it held
+// back through.
+func fetchOnce(req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle) (*kmsg.FetchResponse, int, []<-chan struct{}, time.Duration) {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	total := 0
-	var waitOn []<-chan struct{}
+	var (
+		waitOn []<-chan struct{}
+		held   time.Duration
+	)
 	for _, t := range req.Topics {
 		rt := kmsg.NewFetchResponseTopic()
 		rt.Topic, rt.TopicID = t.Topic, t.TopicID
@@ -89,9 +106,24 @@ func fetchOnce(req *kmsg.FetchRequest, lookup Lookup) (*kmsg.FetchResponse, int,
 			if !ok {
 				rp.ErrorCode = kerr.NotLeaderForPartition.Code
 			} else {
-				servePartition(req.ReplicaID, l, log, p, &rp)
-				if len(rp.RecordBatches) == 0 && rp.ErrorCode == 0 && rp.DivergingEpoch.Epoch < 0 {
+				throttled := throttle.LeaderThrottled(TopicPartition{t.Topic, p.Partition})
+				hold := time.Duration(0)
+				if throttled && !slices.Contains(l.ISR(), req.ReplicaID) {
+					hold = throttle.Leader.Delay()
+				}
+				servePartition(req.ReplicaID, l, log, p, &rp, hold > 0)
+				switch {
+				case hold > 0:
+					if held == 0 || hold < held {
+						held = hold
+					}
+				case len(rp.RecordBatches) == 0 && rp.ErrorCode == 0 && rp.DivergingEpoch.Epoch < 0:
 					waitOn = append(waitOn, l.DataAfter(p.FetchOffset))
+				}
+				if throttled {
+					// In-sync replicas' bytes count against the bound
+					// too: the copy gets what the ISR leaves of it.
+					throttle.Leader.Record(len(rp.RecordBatches))
 				}
 			}
 			total += len(rp.RecordBatches)
@@ -102,10 +134,12 @@ func fetchOnce(req *kmsg.FetchRequest, lookup Lookup) (*kmsg.FetchResponse, int,
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
-	return resp, total, waitOn
+	return resp, total, waitOn, held
 }
 
-func servePartition(replica int32, l *Leader, log LeaderLog, p *kmsg.FetchRequestTopicPartition, rp *kmsg.FetchResponseTopicPartition) {
+// servePartition answers one partition; hold leaves its data out (the
+// throttle's), everything else being answered as usual.
+func servePartition(replica int32, l *Leader, log LeaderLog, p *kmsg.FetchRequestTopicPartition, rp *kmsg.FetchResponseTopicPartition, hold bool) {
 	epoch := l.Epoch()
 	rp.LogStartOffset = log.LogStartOffset()
 	rp.HighWatermark = l.HighWatermark()
@@ -136,7 +170,7 @@ func servePartition(replica int32, l *Leader, log LeaderLog, p *kmsg.FetchReques
 		return
 	}
 	rp.HighWatermark, rp.LastStableOffset = hw, hw
-	if p.FetchOffset == leo {
+	if p.FetchOffset == leo || hold {
 		return
 	}
 	data, err := log.Read(p.FetchOffset, p.PartitionMaxBytes, leo)

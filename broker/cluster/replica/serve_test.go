@@ -55,7 +55,7 @@ func TestHandleFetch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rp := part(HandleFetch(context.Background(), tt.req, lookup))
+			rp := part(HandleFetch(context.Background(), tt.req, lookup, nil))
 			if rp.ErrorCode != tt.code || rp.DivergingEpoch.Epoch != tt.diverging || (len(rp.RecordBatches) > 0) != tt.records {
 				t.Fatalf("got code %d diverging %+v %d record bytes", rp.ErrorCode, rp.DivergingEpoch, len(rp.RecordBatches))
 			}
@@ -63,7 +63,7 @@ func TestHandleFetch(t *testing.T) {
 	}
 	other := fetchReq(5, 0, -1, 0)
 	other.Topics[0].Topic = "nope"
-	if rp := part(HandleFetch(context.Background(), other, lookup)); rp.ErrorCode != kerr.NotLeaderForPartition.Code {
+	if rp := part(HandleFetch(context.Background(), other, lookup, nil)); rp.ErrorCode != kerr.NotLeaderForPartition.Code {
 		t.Fatalf("unknown partition: code %d", rp.ErrorCode)
 	}
 
@@ -71,7 +71,7 @@ func TestHandleFetch(t *testing.T) {
 	// well before MaxWait.
 	done := make(chan kmsg.FetchResponseTopicPartition, 1)
 	start := time.Now()
-	go func() { done <- part(HandleFetch(context.Background(), fetchReq(5, 5, 3, 10*time.Second), lookup)) }()
+	go func() { done <- part(HandleFetch(context.Background(), fetchReq(5, 5, 3, 10*time.Second), lookup, nil)) }()
 	time.Sleep(50 * time.Millisecond)
 	log.appendLeader(t, 5, 2, "y")
 	tr.Appended(log.LogEndOffset())
