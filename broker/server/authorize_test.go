@@ -494,7 +494,24 @@ func authorizationCases(s *Server, txns map[string]producerEpoch) map[int16][]ap
 			r.Resources = []kmsg.IncrementalAlterConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: topic,
 				Configs: []kmsg.IncrementalAlterConfigsRequestResourceConfig{{Name: "retention.ms", Op: kmsg.IncrementalAlterConfigOpSet, Value: kmsg.StringPtr("60000")}}}}
 			return r
-		}, grant: []metadata.ACL{topicACL(topic, kmsg.ACLOperationAlterConfigs)}, deny: kerr.TopicAuthorizationFailed.Code}},
+		}, grant: []metadata.ACL{topicACL(topic, kmsg.ACLOperationAlterConfigs)}, deny: kerr.TopicAuthorizationFailed.Code},
+			// The replication throttle is set as any other config: its
+			// rates on the cluster, its replicas on the topic.
+			{name: "throttle rate", req: func() kmsg.Request {
+				r := at(kmsg.NewPtrIncrementalAlterConfigsRequest())
+				r.ValidateOnly = true
+				r.Resources = []kmsg.IncrementalAlterConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeBroker, ResourceName: "",
+					Configs: []kmsg.IncrementalAlterConfigsRequestResourceConfig{{Name: "leader.replication.throttled.rate", Op: kmsg.IncrementalAlterConfigOpSet, Value: kmsg.StringPtr("1048576")}}}}
+				return r
+			}, grant: []metadata.ACL{clusterACL(kmsg.ACLOperationAlterConfigs)}, deny: kerr.ClusterAuthorizationFailed.Code},
+			{name: "throttled replicas", req: func() kmsg.Request {
+				r := at(kmsg.NewPtrIncrementalAlterConfigsRequest())
+				r.ValidateOnly = true
+				r.Resources = []kmsg.IncrementalAlterConfigsRequestResource{{ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: topic,
+					Configs: []kmsg.IncrementalAlterConfigsRequestResourceConfig{{Name: "follower.replication.throttled.replicas", Op: kmsg.IncrementalAlterConfigOpSet, Value: kmsg.StringPtr("0:1")}}}}
+				return r
+			}, grant: []metadata.ACL{topicACL(topic, kmsg.ACLOperationAlterConfigs)}, deny: kerr.TopicAuthorizationFailed.Code},
+		},
 		45: {{req: func() kmsg.Request {
 			r := at(kmsg.NewPtrAlterPartitionAssignmentsRequest())
 			r.TimeoutMillis = 5000

@@ -28,6 +28,9 @@ func TestAlterBrokerConfigsUsesTheTable(t *testing.T) {
 		{"unclean.leader.election.enable", "maybe", kmsg.IncrementalAlterConfigOpSet, "must be true or false"},
 		{"num.partitions", "3", kmsg.IncrementalAlterConfigOpSet, "cannot be changed on a running broker"},
 		{"message.max.bytes", "2097152", kmsg.IncrementalAlterConfigOpSet, ""},
+		{"leader.replication.throttled.rate", "0", kmsg.IncrementalAlterConfigOpSet, "leader.replication.throttled.rate must be"},
+		{"follower.replication.throttled.rate", "fast", kmsg.IncrementalAlterConfigOpSet, "follower.replication.throttled.rate must be"},
+		{"follower.replication.throttled.rate", "1048576", kmsg.IncrementalAlterConfigOpSet, ""},
 		{"unclean.leader.election.enable", "TRUE", kmsg.IncrementalAlterConfigOpSet, ""},
 		{"message.max.bytes", "", kmsg.IncrementalAlterConfigOpDelete, ""},
 	}
@@ -66,6 +69,12 @@ func TestAlterBrokerConfigsUsesTheTable(t *testing.T) {
 	// Stored as the broker spells it: the controller compares it to "true".
 	if v := s.meta.BrokerConfigs(metastore.ClusterDefault)["unclean.leader.election.enable"]; v != "true" {
 		t.Errorf("unclean.leader.election.enable stored as %q, want true", v)
+	}
+	if v := describeBroker(t, s, "follower.replication.throttled.rate")["follower.replication.throttled.rate"]; v.Value == nil || *v.Value != "1048576" || v.Source != kmsg.ConfigSourceDynamicDefaultBrokerConfig || v.ReadOnly {
+		t.Errorf("follower.replication.throttled.rate described as %+v", v)
+	}
+	if v := describeBroker(t, s, "leader.replication.throttled.rate")["leader.replication.throttled.rate"]; v.Value == nil || *v.Value != "9223372036854775807" || v.Source != kmsg.ConfigSourceDefaultConfig {
+		t.Errorf("leader.replication.throttled.rate after a refused change described as %+v", v)
 	}
 	// The DELETE above restored the default, reported as such.
 	cfgs := describeBroker(t, s, "message.max.bytes")
@@ -139,6 +148,9 @@ func TestAlterTopicConfigsUsesTheTable(t *testing.T) {
 		{"cleanup.policy", "shred", `cleanup.policy`},
 		{"retention.ms", "3600000", ""},
 		{"cleanup.policy", "delete,compact", ""},
+		{"leader.replication.throttled.replicas", "0-1", `leader.replication.throttled.replicas must be`},
+		{"leader.replication.throttled.replicas", "*,0:1", `* alone`},
+		{"follower.replication.throttled.replicas", " 0:1, 1:2", ""},
 	}
 	for _, tt := range tests {
 		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
@@ -164,7 +176,25 @@ func TestAlterTopicConfigsUsesTheTable(t *testing.T) {
 		}
 	}
 	topic, _ := s.lookupTopic("judged")
-	if got := topic.configs; got["retention.ms"] != "3600000" || got["cleanup.policy"] != "compact,delete" || len(got) != 2 {
-		t.Errorf("topic configs after the changes: %v, want retention.ms=3600000 and cleanup.policy=compact,delete (canonical)", got)
+	if got := topic.configs; got["retention.ms"] != "3600000" || got["cleanup.policy"] != "compact,delete" || got["follower.replication.throttled.replicas"] != "0:1,1:2" || len(got) != 3 {
+		t.Errorf("topic configs after the changes: %v, want retention.ms=3600000, cleanup.policy=compact,delete and follower.replication.throttled.replicas=0:1,1:2 (canonical)", got)
+	}
+	// DescribeConfigs shows the throttled replicas set and the one left
+	// at its empty default.
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	req.Version = 4
+	rr := kmsg.NewDescribeConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, "judged"
+	rr.ConfigNames = []string{"leader.replication.throttled.replicas", "follower.replication.throttled.replicas"}
+	req.Resources = append(req.Resources, rr)
+	got := map[string]kmsg.DescribeConfigsResponseResourceConfig{}
+	for _, c := range roundTrip[*kmsg.DescribeConfigsResponse](t, s, req).Resources[0].Configs {
+		got[c.Name] = c
+	}
+	if c := got["follower.replication.throttled.replicas"]; c.Value == nil || *c.Value != "0:1,1:2" || c.Source != kmsg.ConfigSourceDynamicTopicConfig {
+		t.Errorf("follower.replication.throttled.replicas described as %+v", c)
+	}
+	if c := got["leader.replication.throttled.replicas"]; c.Value == nil || *c.Value != "" || c.Source != kmsg.ConfigSourceDefaultConfig {
+		t.Errorf("leader.replication.throttled.replicas described as %+v", c)
 	}
 }

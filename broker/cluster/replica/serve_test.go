@@ -71,7 +71,9 @@ func TestHandleFetch(t *testing.T) {
 	// well before MaxWait.
 	done := make(chan kmsg.FetchResponseTopicPartition, 1)
 	start := time.Now()
-	go func() { done <- part(HandleFetch(context.Background(), fetchReq(5, 5, 3, 10*time.Second), lookup, nil)) }()
+	go func() {
+		done <- part(HandleFetch(context.Background(), fetchReq(5, 5, 3, 10*time.Second), lookup, nil))
+	}()
 	time.Sleep(50 * time.Millisecond)
 	log.appendLeader(t, 5, 2, "y")
 	tr.Appended(log.LogEndOffset())

@@ -2,7 +2,10 @@ package replica
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"math"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,11 +41,11 @@ func TestThrottleUpdate(t *testing.T) {
 			topic:  map[string]string{"leader.replication.throttled.replicas": "0:1,1:2,2:1", "follower.replication.throttled.replicas": "1:1,0:3"},
 			leader: []int32{0, 2}, follower: []int32{1}, leaderRate: math.MaxInt64, followRate: math.MaxInt64},
 		{name: "wildcard",
-			topic:  map[string]string{"follower.replication.throttled.replicas": "*"},
+			topic:    map[string]string{"follower.replication.throttled.replicas": "*"},
 			follower: []int32{0, 1, 2}, leaderRate: math.MaxInt64, followRate: math.MaxInt64},
 		{name: "node rate over cluster default over static",
 			brokers: map[int32]map[string]string{
-				1:                      {"leader.replication.throttled.rate": "1000"},
+				1:                       {"leader.replication.throttled.rate": "1000"},
 				metadata.ClusterDefault: {"leader.replication.throttled.rate": "2000", "follower.replication.throttled.rate": "3000"},
 			},
 			static:     ThrottleConfig{LeaderRate: 5, FollowerRate: 6},
@@ -182,4 +185,72 @@ func TestLeaderThrottleLongPollWaitsForTheRate(t *testing.T) {
 	if took < 250*time.Millisecond {
 		t.Fatalf("a fetch with only held data answered after %v, before its 300 ms MaxWait", took)
 	}
+}
+
+// TestFollowerThrottleLeavesBehindReplicasOut checks the follower side:
+// over the follower rate, a throttled partition that is behind the
+// leader's high watermark is not fetched, an unthrottled one from the
+// same leader is, and the throttled one catches up once the rate is back.
+func TestFollowerThrottleLeavesBehindReplicasOut(t *testing.T) {
+	clk := &lockedClock{now: time.Unix(1000, 0)}
+	th := NewThrottle(2, ThrottleConfig{FollowerRate: 1000, Windows: quota.Config{Samples: 2, Window: time.Second}}, clk.Now)
+	th.Update(throttleState(map[string]string{"follower.replication.throttled.replicas": "0:2"}, nil))
+	th.Follower.Record(1 << 20) // far over 1000 B/s
+	// The topics, as the metadata names them, fetched from one leader.
+	throttled, free := TopicPartition{"t0", 0}, TopicPartition{"other", 0}
+
+	fl := newFakeLeader(t)
+	leaders := map[TopicPartition]*memLog{}
+	for _, tp := range []TopicPartition{throttled, free} {
+		log := &memLog{}
+		for i := range 3 {
+			log.appendLeader(t, 0, 2, fmt.Sprint(tp.Topic, i))
+		}
+		// The added replica is outside the ISR, so the leader's high
+		// watermark is its log end and the follower is behind it.
+		tr, err := NewLeader(LeaderConfig{LocalID: 1, MinISR: 1, SetHighWatermark: log.SetHighWatermark},
+			metadata.Partition{Replicas: []int32{1, 2}, Leader: 1, LeaderEpoch: 0, ISR: []int32{1}}, log.LogEndOffset(), log.LogEndOffset())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fl.set(tp, &leaderPart{log: log, tracker: tr})
+		leaders[tp] = log
+	}
+	f := StartFetcher(FetcherConfig{LocalID: 2, LeaderID: 1, Addr: fl.addr(), MaxWait: 50 * time.Millisecond, Backoff: 20 * time.Millisecond,
+		Throttle: th, Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(f.Close)
+	followers := map[TopicPartition]*memLog{throttled: {}, free: {}}
+	f.Add(throttled, 0, followers[throttled])
+	f.Add(free, 0, followers[free])
+
+	checkFor(t, 5*time.Second, sameLog(followers[free], leaders[free]))
+	// The unthrottled copy is done; the throttled one has had as long and
+	// more, and got nothing.
+	time.Sleep(200 * time.Millisecond)
+	if got := followers[throttled].LogEndOffset(); got != 0 {
+		t.Fatalf("the throttled replica fetched up to %d over the follower rate", got)
+	}
+	clk.advance(time.Minute)
+	checkFor(t, 5*time.Second, sameLog(followers[throttled], leaders[throttled]))
+	if r := th.Follower.Rate(); r == 0 {
+		t.Fatal("the throttled replica's bytes were not counted")
+	}
+}
+
+// lockedClock is a test clock read from the fetcher's goroutine.
+type lockedClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *lockedClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *lockedClock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
