@@ -1,8 +1,8 @@
 // Package localcloud runs the Tributary local cloud: an AWS API emulator for EC2, EC2 Auto
-// Scaling, KMS, STS, IAM, CloudWatch and CloudWatch Logs on one loopback endpoint, whose EC2
-// instances really run (as child processes with their own instance metadata service), with its
-// state in a directory that survives restarts. Start it in-process (tests, the provider's
-// acceptance tests) or with the tributary-localcloud command.
+// Scaling, KMS, STS, IAM, CloudWatch, CloudWatch Logs, SNS, Secrets Manager and Private CA on
+// one loopback endpoint, whose EC2 instances really run (as child processes with their own
+// instance metadata service), with its state in a directory that survives restarts. Start it
+// in-process (tests, the provider's acceptance tests) or with the tributary-localcloud command.
 package localcloud
 
 import (
@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tributary/tributary/internal/localcloud/acmpca"
 	"github.com/tributary/tributary/internal/localcloud/autoscaling"
 	"github.com/tributary/tributary/internal/localcloud/awsapi"
 	"github.com/tributary/tributary/internal/localcloud/cloudwatch"
@@ -94,6 +95,7 @@ type Cloud struct {
 	logs     *logs.Service
 	sns      *sns.Service
 	secrets  *secretsmanager.Service
+	pca      *acmpca.Service
 	asg      *autoscaling.Service
 	lockFile *os.File
 
@@ -197,6 +199,12 @@ func Start(ctx context.Context, opts Options) (*Cloud, error) {
 	if c.secrets, err = secretsmanager.New(e); err != nil {
 		return nil, fmt.Errorf("localcloud: starting Secrets Manager: %w", err)
 	}
+	if e, err = env("acm-pca"); err != nil {
+		return nil, err
+	}
+	if c.pca, err = acmpca.New(e); err != nil {
+		return nil, fmt.Errorf("localcloud: starting Private CA: %w", err)
+	}
 	if e, err = env("ec2"); err != nil {
 		return nil, err
 	}
@@ -223,6 +231,7 @@ func Start(ctx context.Context, opts Options) (*Cloud, error) {
 	c.server.Register("logs", c.logs)
 	c.server.Register("sns", c.sns)
 	c.server.Register("secretsmanager", c.secrets)
+	c.server.Register("acm-pca", c.pca)
 	c.server.SetAuthorizer(c.iam)
 	c.server.HandleNonAWS(faultPrefix, c.faultAPI())
 	if opts.BrokerBinary != "" {
@@ -403,6 +412,9 @@ func (c *Cloud) shutdown() error {
 	}
 	if c.logs != nil {
 		errs = append(errs, c.logs.Close())
+	}
+	if c.pca != nil {
+		errs = append(errs, c.pca.Close())
 	}
 	if c.secrets != nil {
 		errs = append(errs, c.secrets.Close())
