@@ -237,6 +237,24 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		}
 	}
 
+	// The client CAs of AWS Private CA must give their certificates now,
+	// rather than fail the apply halfway through a roll.
+	if sec, d := plan.security(ctx); !d.HasError() && len(sec.ClientCAARNs) > 0 {
+		var prior []string
+		if state != nil {
+			if ps, d := state.security(ctx); !d.HasError() {
+				prior = ps.ClientCAARNs
+			}
+		}
+		if !sameARNs(sec.ClientCAARNs, prior) {
+			if _, err := privateCACertificates(ctx, r.data.aws.ACMPCA, sec.ClientCAARNs, time.Now()); err != nil {
+				resp.Diagnostics.AddAttributeError(path.Root("client_authentication").AtName("tls").AtName("certificate_authority_arns"),
+					"Reading the client CAs from AWS Private CA", err.Error())
+				return
+			}
+		}
+	}
+
 	resp.Diagnostics.Append(checkDynamicApplicable(&plan, state)...)
 	if resp.Diagnostics.HasError() {
 		return

@@ -285,9 +285,13 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 							"the certificate's subject (`User:CN=app,OU=...`).",
 						Attributes: map[string]schema.Attribute{
 							"certificate_authority_arns": schema.SetAttribute{
-								MarkdownDescription: "ACM Private CA ARNs whose client certificates are accepted (not supported yet: use `certificate_authority_pems`).",
-								Optional:            true,
-								ElementType:         types.StringType,
+								MarkdownDescription: "ARNs of AWS Private CA (ACM PCA) certificate authorities whose client certificates are accepted, as " +
+									"with MSK. The provider reads each CA's certificate (`acm-pca:GetCertificateAuthorityCertificate`; the CA must be " +
+									"`ACTIVE`) at plan and apply time and gives it to the brokers with `certificate_authority_pems`; the brokers never " +
+									"call Private CA. Adding or removing an ARN rolls the brokers in place, one at a time. A CA whose own certificate " +
+									"changes later (renewed in Private CA) is picked up by the next apply that rolls the brokers.",
+								Optional:    true,
+								ElementType: types.StringType,
 							},
 							"certificate_authority_pems": schema.SetAttribute{
 								MarkdownDescription: "PEM certificates of the CAs whose client certificates are accepted, e.g. `[file(\"clients-ca.pem\")]`.",

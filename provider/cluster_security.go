@@ -52,7 +52,8 @@ type securitySettings struct {
 	// ClientCAs are the PEM certificates of client_authentication.tls:
 	// mutual TLS is on when there is one.
 	ClientCAs []string
-	// ClientCAARNs are ACM Private CA ARNs (refused at plan time).
+	// ClientCAARNs are AWS Private CA ARNs: their certificates join
+	// ClientCAs when a spec is built (withPrivateCAs).
 	ClientCAARNs []string
 	// UserCACert and UserCAKey are tls_certificate_authority, empty when
 	// the provider makes the CA.
@@ -144,10 +145,10 @@ func (s securitySettings) validate(now time.Time) diag.Diagnostics {
 			"client_broker = \""+s.ClientBroker+"\" opens the plaintext port 9092, where clients are unauthenticated, while "+
 				"client_authentication.unauthenticated is false: use client_broker = \"TLS\", or allow unauthenticated clients.")
 	}
-	if len(s.ClientCAARNs) > 0 {
-		diags.AddAttributeError(ca.AtName("tls").AtName("certificate_authority_arns"), "ACM Private CA is not supported yet",
-			"Give the client CAs' certificates in certificate_authority_pems instead (for an ACM Private CA: "+
-				"aws acm-pca get-certificate-authority-certificate --certificate-authority-arn ARN).")
+	for _, a := range s.ClientCAARNs {
+		if err := checkPrivateCAARN(a); err != nil {
+			diags.AddAttributeError(ca.AtName("tls").AtName("certificate_authority_arns"), "Invalid client CA ARN", err.Error()+".")
+		}
 	}
 	for i, text := range s.ClientCAs {
 		if _, err := pki.ParseTrustBundle(text, now); err != nil {

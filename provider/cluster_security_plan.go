@@ -44,7 +44,7 @@ func planSecurityChange(ctx context.Context, plan, state *clusterModel) (rolls b
 	}
 	listeners, before := want.listeners(), had.listeners()
 	rolls = !slices.EqualFunc(listeners, before, listenerEqual) ||
-		want.clientCABundle() != had.clientCABundle() ||
+		want.clientCABundle() != had.clientCABundle() || !sameARNs(want.ClientCAARNs, had.ClientCAARNs) ||
 		want.UserCACert != had.UserCACert || want.usesTLS() != had.usesTLS()
 	if !rolls {
 		return false, diags

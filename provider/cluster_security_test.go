@@ -64,7 +64,11 @@ func TestSecurityValidate(t *testing.T) {
 		{"nobody can connect", securitySettings{ClientBroker: "TLS"}, "No way for clients to connect"},
 		{"plaintext beside authentication", securitySettings{ClientBroker: "TLS_PLAINTEXT", IAM: true}, "Plaintext clients cannot authenticate"},
 		{"SCRAM over plaintext", securitySettings{ClientBroker: "PLAINTEXT", SCRAM: true}, "Authentication needs TLS"},
-		{"ACM PCA", securitySettings{ClientBroker: "TLS", IAM: true, ClientCAARNs: []string{"arn:aws:acm-pca:x"}}, "ACM Private CA is not supported yet"},
+		{"a Private CA ARN that is not one", securitySettings{ClientBroker: "TLS", IAM: true, ClientCAARNs: []string{"arn:aws:acm-pca:x"}}, "Invalid client CA ARN"},
+		{"a Private CA ARN of a certificate", securitySettings{ClientBroker: "TLS", ClientCAARNs: []string{
+			"arn:aws:acm-pca:us-east-1:000000000000:certificate-authority/0b1c/certificate/99"}}, "Invalid client CA ARN"},
+		{"an ACM certificate ARN", securitySettings{ClientBroker: "TLS", ClientCAARNs: []string{
+			"arn:aws:acm:us-east-1:000000000000:certificate/0b1c"}}, "Invalid client CA ARN"},
 		{"a client CA that is not PEM", securitySettings{ClientBroker: "TLS", IAM: true, ClientCAs: []string{"hello"}}, "Invalid client CA"},
 		{"a CA without its key", securitySettings{ClientBroker: "TLS", Unauthenticated: true, UserCACert: "x"}, "Incomplete CA"},
 		{"a CA that is not one", securitySettings{ClientBroker: "TLS", Unauthenticated: true, UserCACert: "x", UserCAKey: "y"}, "Invalid CA"},

@@ -247,6 +247,14 @@ func (r *clusterResource) specFromModel(ctx context.Context, m *clusterModel, cl
 	cs.Subnets = subnets
 	cs.Security, d = m.security(ctx)
 	diags.Append(d...)
+	if len(cs.Security.ClientCAARNs) > 0 {
+		pems, err := privateCACertificates(ctx, r.data.aws.ACMPCA, cs.Security.ClientCAARNs, time.Now())
+		if err != nil {
+			diags.AddAttributeError(path.Root("client_authentication").AtName("tls").AtName("certificate_authority_arns"), "Reading the client CAs from AWS Private CA", err.Error())
+			return nil, diags
+		}
+		cs.Security.ClientCAs = append(cs.Security.ClientCAs, pems...)
+	}
 	validity, err := m.certificateValidity()
 	if err != nil {
 		diags.AddAttributeError(path.Root("certificate_validity"), "Invalid certificate validity", err.Error())

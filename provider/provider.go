@@ -102,6 +102,7 @@ type defaultTagsModel struct {
 }
 
 type endpointsModel struct {
+	ACMPCA         types.String `tfsdk:"acmpca"`
 	AutoScaling    types.String `tfsdk:"autoscaling"`
 	CloudWatch     types.String `tfsdk:"cloudwatch"`
 	EC2            types.String `tfsdk:"ec2"`
@@ -233,6 +234,7 @@ func (p *tributaryProvider) Schema(_ context.Context, _ provider.SchemaRequest, 
 				Validators: []validator.List{listvalidator.SizeAtMost(1)},
 				NestedObject: schema.NestedBlockObject{
 					Attributes: map[string]schema.Attribute{
+						"acmpca":         endpointAttr("AWS Private CA", "ACM_PCA"),
 						"autoscaling":    endpointAttr("EC2 Auto Scaling", "AUTO_SCALING"),
 						"cloudwatch":     endpointAttr("CloudWatch", "CLOUDWATCH"),
 						"ec2":            endpointAttr("EC2", "EC2"),
@@ -324,6 +326,7 @@ func (m providerModel) awsConfig(ctx context.Context) (awsconfig.Config, diag.Di
 		cfg.Endpoints[awsconfig.CloudWatch] = e.CloudWatch.ValueString()
 		cfg.Endpoints[awsconfig.AutoScaling] = e.AutoScaling.ValueString()
 		cfg.Endpoints[awsconfig.SecretsManager] = e.SecretsManager.ValueString()
+		cfg.Endpoints[awsconfig.ACMPCA] = e.ACMPCA.ValueString()
 	}
 	return cfg, diags
 }

@@ -276,6 +276,7 @@ func testAccProviderConfig() string {
     cloudwatch = %[2]q
     autoscaling = %[2]q
     secretsmanager = %[2]q
+    acmpca = %[2]q
   }
 }
 `, accEnv.region, accEnv.endpoint, creds)

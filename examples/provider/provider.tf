@@ -26,6 +26,7 @@ provider "tributary" {
     cloudwatch     = "http://127.0.0.1:4566"
     autoscaling    = "http://127.0.0.1:4566"
     secretsmanager = "http://127.0.0.1:4566"
+    acmpca         = "http://127.0.0.1:4566"
   }
 
   skip_metadata_api_check = true

@@ -28,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -52,11 +53,14 @@ const (
 	AutoScaling Service = "autoscaling"
 	// SecretsManager holds SCRAM passwords a tributary_scram_user reads.
 	SecretsManager Service = "secretsmanager"
+	// ACMPCA gives the certificates of the client CAs that
+	// certificate_authority_arns names (AWS Private CA).
+	ACMPCA Service = "acmpca"
 )
 
 // Services lists every service that accepts an endpoint override, in the
 // order the provider documents them.
-var Services = []Service{EC2, KMS, IAM, STS, CloudWatch, AutoScaling, SecretsManager}
+var Services = []Service{EC2, KMS, IAM, STS, CloudWatch, AutoScaling, SecretsManager, ACMPCA}
 
 // AssumeRole describes a role to assume with the base credentials.
 type AssumeRole struct {
@@ -105,6 +109,9 @@ type Clients struct {
 	// SecretsManager reads the passwords of tributary_scram_user's
 	// password_secret_arn.
 	SecretsManager *secretsmanager.Client
+	// ACMPCA reads the certificates of client_authentication.tls's
+	// certificate_authority_arns.
+	ACMPCA *acmpca.Client
 
 	Region string
 	// STSConfig is Config with the STS endpoint of the `endpoints {}`
@@ -196,6 +203,9 @@ func New(ctx context.Context, c Config) (*Clients, error) {
 		SecretsManager: secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) {
 			setBase(&o.BaseEndpoint, c.Endpoints[SecretsManager])
 		}),
+		ACMPCA: acmpca.NewFromConfig(cfg, func(o *acmpca.Options) {
+			setBase(&o.BaseEndpoint, c.Endpoints[ACMPCA])
+		}),
 		Region:    cfg.Region,
 		STSConfig: cfg.Copy(),
 	}
@@ -268,6 +278,8 @@ func EnvVarName(s Service) string {
 		return "AWS_ENDPOINT_URL_AUTO_SCALING"
 	case SecretsManager:
 		return "AWS_ENDPOINT_URL_SECRETS_MANAGER"
+	case ACMPCA:
+		return "AWS_ENDPOINT_URL_ACM_PCA"
 	}
 	return "AWS_ENDPOINT_URL_" + strings.ToUpper(string(s))
 }

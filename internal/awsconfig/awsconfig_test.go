@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -89,6 +90,8 @@ func callService(t *testing.T, cl *Clients, rec *recordingHTTPClient, s Service)
 		_, err = cl.AutoScaling.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{})
 	case SecretsManager:
 		_, err = cl.SecretsManager.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: new(string)})
+	case ACMPCA:
+		_, err = cl.ACMPCA.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{})
 	default:
 		t.Fatalf("unknown service %q", s)
 	}
@@ -114,6 +117,7 @@ func TestEndpointPrecedence(t *testing.T) {
 		CloudWatch:     "https://monitoring.us-east-1.amazonaws.com",
 		AutoScaling:    "https://autoscaling.us-east-1.amazonaws.com",
 		SecretsManager: "https://secretsmanager.us-east-1.amazonaws.com",
+		ACMPCA:         "https://acm-pca.us-east-1.amazonaws.com",
 	}
 	tests := []struct {
 		name       string

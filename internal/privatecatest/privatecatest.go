@@ -129,12 +129,19 @@ func csrPEM(key crypto.Signer, commonName string) ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}), nil
 }
 
-// Delete disables the CA (AWS deletes only a CA that is not ACTIVE) and deletes it.
+// Delete deletes the CA, disabling it first when it is ACTIVE (AWS deletes only a CA that is
+// not).
 func Delete(ctx context.Context, client *acmpca.Client, arn string) error {
-	if _, err := client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{
-		CertificateAuthorityArn: aws.String(arn), Status: types.CertificateAuthorityStatusDisabled,
-	}); err != nil {
-		return fmt.Errorf("disabling %s: %w", arn, err)
+	d, err := client.DescribeCertificateAuthority(ctx, &acmpca.DescribeCertificateAuthorityInput{CertificateAuthorityArn: aws.String(arn)})
+	if err != nil {
+		return fmt.Errorf("describing %s: %w", arn, err)
+	}
+	if d.CertificateAuthority.Status == types.CertificateAuthorityStatusActive {
+		if _, err := client.UpdateCertificateAuthority(ctx, &acmpca.UpdateCertificateAuthorityInput{
+			CertificateAuthorityArn: aws.String(arn), Status: types.CertificateAuthorityStatusDisabled,
+		}); err != nil {
+			return fmt.Errorf("disabling %s: %w", arn, err)
+		}
 	}
 	if _, err := client.DeleteCertificateAuthority(ctx, &acmpca.DeleteCertificateAuthorityInput{
 		CertificateAuthorityArn: aws.String(arn), PermanentDeletionTimeInDays: aws.Int32(7),
@@ -142,4 +149,21 @@ func Delete(ctx context.Context, client *acmpca.Client, arn string) error {
 		return fmt.Errorf("deleting %s: %w", arn, err)
 	}
 	return nil
+}
+
+// CreatePending creates a root CA and leaves it waiting for its certificate (PENDING_CERTIFICATE,
+// as AWS leaves a new CA); it returns its ARN. Such a CA gives no certificate yet.
+func CreatePending(ctx context.Context, client *acmpca.Client, commonName string) (string, error) {
+	created, err := client.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+		CertificateAuthorityType: types.CertificateAuthorityTypeRoot,
+		CertificateAuthorityConfiguration: &types.CertificateAuthorityConfiguration{
+			KeyAlgorithm:     types.KeyAlgorithmRsa2048,
+			SigningAlgorithm: types.SigningAlgorithmSha256withrsa,
+			Subject:          &types.ASN1Subject{CommonName: aws.String(commonName)},
+		},
+	})
+	if err != nil {
+		return "", fmt.Errorf("creating CA %s: %w", commonName, err)
+	}
+	return aws.ToString(created.CertificateAuthorityArn), nil
 }
