@@ -257,11 +257,34 @@ func CloudWatchData(prev, cur *Snapshot, level Level, clusterName string, broker
 			}
 		}
 	}
+	// The log shipper's drops, while there is one: a gap in the broker's
+	// log in CloudWatch Logs shows as a non-zero sum.
+	if cur.LogShipping {
+		b.add("LogLinesDropped", types.StandardUnitCount, float64(delta(prev.LogLinesDropped, cur.LogLinesDropped)), b.broker)
+	}
 	if level < LevelPerBroker {
 		return b.out
 	}
 
 	// PER_BROKER.
+	// Client quotas: the mean throttle time of the interval's throttled
+	// responses (0 when none was), the bytes per second measured against
+	// the byte-rate quotas, and the throttles running at shipment time.
+	for k := range cur.Throttles {
+		kind, p, c := ThrottleKind(k), prev.Throttles[k], cur.Throttles[k]
+		mean := 0.0
+		if n := delta(p.Throttled, c.Throttled); n > 0 {
+			mean = float64(delta(p.TimeNanos, c.TimeNanos)) / float64(n) / 1e6
+		}
+		b.add(kind.msk()+"ThrottleTime", types.StandardUnitMilliseconds, mean, b.broker)
+		b.add(kind.msk()+"ThrottleQueueSize", types.StandardUnitCount, float64(c.Queue), b.broker)
+		if kind != ThrottleRequest {
+			b.add(kind.msk()+"ThrottleByteRate", types.StandardUnitBytesSecond, rate(p.Bytes, c.Bytes), b.broker)
+		}
+	}
+	if n := delta(prev.ExemptCount, cur.ExemptCount); n > 0 {
+		b.add("RequestExemptFromThrottleTime", types.StandardUnitMilliseconds, float64(delta(prev.ExemptNanos, cur.ExemptNanos))/float64(n)/1e6, b.broker)
+	}
 	b.add("ConnectionCloseRate", types.StandardUnitCountSecond, rate(prev.ConnectionsClosed, cur.ConnectionsClosed), b.broker)
 	b.add("ConnectionCreationRate", types.StandardUnitCountSecond, rate(prev.ConnectionsCreated, cur.ConnectionsCreated), b.broker)
 	if ms, ok := meanMs(prev.RequestTimes[RequestFetchConsumer], cur.RequestTimes[RequestFetchConsumer]); ok {

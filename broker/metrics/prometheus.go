@@ -36,6 +36,12 @@ var (
 	descClientConns         = desc("client_connections", "Open client connections that have authenticated, by how (MSK ClientConnectionCount).", "client_authentication")
 	descConnCreated         = desc("connections_created_total", "Client connections accepted (MSK ConnectionCreationRate = rate).")
 	descConnClosed          = desc("connections_closed_total", "Client connections closed (MSK ConnectionCloseRate = rate).")
+	descThrottled           = desc("quota_throttled_responses_total", "Responses throttled by a client quota (MSK <Quota>ThrottleTime = time / count).", "quota")
+	descThrottleTime        = desc("quota_throttle_seconds_total", "Throttle time of the throttled responses, summed.", "quota")
+	descThrottleBytes       = desc("quota_bytes_total", "Bytes measured against a byte-rate client quota (MSK <Quota>ThrottleByteRate = rate).", "quota")
+	descThrottleQueue       = desc("quota_throttle_queue", "Throttles still running: connections muted by a client quota (MSK <Quota>ThrottleQueueSize).", "quota")
+	descExempt              = desc("quota_exempt_request_duration_seconds", "Handling time of requests no client quota measures (MSK RequestExemptFromThrottleTime = sum / count).")
+	descLogDropped          = desc("log_lines_dropped_total", "Broker log lines the log shipper dropped because CloudWatch Logs could not take them (CloudWatch LogLinesDropped).")
 
 	descPartitions      = desc("partitions", "Partition replicas on this broker (MSK PartitionCount).")
 	descLeaders         = desc("leader_partitions", "Partitions this broker leads (MSK LeaderCount).")
@@ -67,7 +73,7 @@ var (
 	descCWDenied     = desc("cloudwatch_denied_total", "PutMetricData calls refused for lack of permission or credentials.")
 	descCWThrottled  = desc("cloudwatch_throttled_total", "PutMetricData calls throttled (each try counts).")
 	descCWLastOK     = desc("cloudwatch_last_success_timestamp_seconds", "Unix time of the last successful PutMetricData.")
-	allDescs         = []*prometheus.Desc{descInfo, descBytesIn, descBytesOut, descMessagesIn, descReplicationBytesIn, descReplicationBytesOut, descProduceConversions, descRequestDuration, descRequestSize, descConnections, descClientConns, descConnCreated, descConnClosed, descPartitions, descLeaders, descUnderReplicated, descUnderMinISR, descActive, descGlobalTopics, descGlobalParts, descOffline, descDataDiskUsed, descDataDiskAvail, descDataDiskSize, descRootDiskUsed, descCPU, descMemory, descSwap, descNetRx, descNetTx, descOffsetLag, descSumLag, descMaxLag, descTimeLag, descMaxTimeLag, descCWPuts, descCWShipped, descCWDropped, descCWDenied, descCWThrottled, descCWLastOK}
+	allDescs         = []*prometheus.Desc{descInfo, descBytesIn, descBytesOut, descMessagesIn, descReplicationBytesIn, descReplicationBytesOut, descProduceConversions, descRequestDuration, descRequestSize, descConnections, descClientConns, descConnCreated, descConnClosed, descThrottled, descThrottleTime, descThrottleBytes, descThrottleQueue, descExempt, descLogDropped, descPartitions, descLeaders, descUnderReplicated, descUnderMinISR, descActive, descGlobalTopics, descGlobalParts, descOffline, descDataDiskUsed, descDataDiskAvail, descDataDiskSize, descRootDiskUsed, descCPU, descMemory, descSwap, descNetRx, descNetTx, descOffsetLag, descSumLag, descMaxLag, descTimeLag, descMaxTimeLag, descCWPuts, descCWShipped, descCWDropped, descCWDenied, descCWThrottled, descCWLastOK}
 	latencyBoundsSec = func() []float64 {
 		b := make([]float64, len(latencyBuckets))
 		for i, d := range latencyBuckets {
@@ -134,6 +140,20 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(descConnCreated, float64(s.ConnectionsCreated))
 	counter(descConnClosed, float64(s.ConnectionsClosed))
+	for k, t := range s.Throttles {
+		kind := ThrottleKind(k).String()
+		counter(descThrottled, float64(t.Throttled), kind)
+		counter(descThrottleTime, float64(t.TimeNanos)/1e9, kind)
+		gauge(descThrottleQueue, float64(t.Queue), kind)
+		if ThrottleKind(k) != ThrottleRequest {
+			counter(descThrottleBytes, float64(t.Bytes), kind)
+		}
+	}
+	m, err = prometheus.NewConstSummary(descExempt, uint64(s.ExemptCount), float64(s.ExemptNanos)/1e9, nil)
+	send(m, err, descExempt)
+	if s.LogShipping {
+		counter(descLogDropped, float64(s.LogLinesDropped))
+	}
 
 	if st := s.State; st != nil {
 		n := st.counts()

@@ -58,6 +58,9 @@ type Registry struct {
 	ready                             func() error
 	timeLag                           timeLagEstimator
 	shipper                           atomic.Pointer[Shipper] // for its stats in /metrics; nil when not shipping
+	throttles                         [numThrottleKinds]throttleCounters
+	exempt                            sizeSum      // nanoseconds of requests exempt from quotas
+	logDropped                        func() int64 // under sourcesMu
 }
 
 // topicCounters are one topic's totals on this broker since start.

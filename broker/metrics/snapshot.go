@@ -25,6 +25,12 @@ type Snapshot struct {
 	RequestBytesSum, RequestCount           int64
 	RequestTimes                            [numRequestKinds]histogramSnapshot
 	Topics                                  []TopicTotals // sorted by name
+	Throttles                               [numThrottleKinds]ThrottleTotals
+	ExemptCount, ExemptNanos                int64
+	// LogLinesDropped is the log shipper's count; LogShipping says there
+	// is one.
+	LogLinesDropped int64
+	LogShipping     bool
 
 	// State is nil when no state source is registered.
 	State *BrokerState
@@ -90,6 +96,12 @@ func (r *Registry) Snapshot() *Snapshot {
 		s.Topics = append(s.Topics, TopicTotals{Topic: name, BytesIn: t.bytesIn.Load(), BytesOut: t.bytesOut.Load(), MessagesIn: t.messagesIn.Load()})
 	}
 	slices.SortFunc(s.Topics, func(a, b TopicTotals) int { return cmp.Compare(a.Topic, b.Topic) })
+
+	s.Throttles = r.throttleTotals(s.Time)
+	s.ExemptCount, s.ExemptNanos = r.exempt.count.Load(), r.exempt.sum.Load()
+	if f := r.logDroppedSource(); f != nil {
+		s.LogShipping, s.LogLinesDropped = true, f()
+	}
 
 	state, lag, _ := r.sources()
 	if state != nil {

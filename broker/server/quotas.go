@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tributary/tributary/broker/config"
+	"github.com/tributary/tributary/broker/metrics"
 	"github.com/tributary/tributary/broker/quota"
 )
 
@@ -69,6 +70,7 @@ func addParked(ctx context.Context, d time.Duration) {
 func (s *Server) quotaThrottle(c *conn, req *request, resp kmsg.Response, handled time.Duration) time.Duration {
 	key, size := req.key, req.size
 	if quotaExempt(key) {
+		s.metrics.RecordExemptRequest(handled)
 		return 0
 	}
 	user, client := c.quotaUser(), req.clientID
@@ -77,16 +79,24 @@ func (s *Server) quotaThrottle(c *conn, req *request, resp kmsg.Response, handle
 	case produceAPI.key:
 		if s.quotas.Limited(quota.Produce) {
 			d = s.quotas.Record(quota.Produce, user, client, float64(size))
+			s.metrics.RecordQuotaBytes(metrics.ThrottleProduce, size)
+			s.metrics.RecordThrottle(metrics.ThrottleProduce, d)
 		}
 	case fetchAPI.key:
 		// The fetch handler measured its response (fetchQuota): a
 		// throttled one carries its throttle time and no records.
 		if fr, ok := resp.(*kmsg.FetchResponse); ok {
 			d = time.Duration(fr.ThrottleMillis) * time.Millisecond
+			if s.quotas.Limited(quota.Fetch) {
+				s.metrics.RecordQuotaBytes(metrics.ThrottleFetch, fetchResponseBytes(fr))
+			}
+			s.metrics.RecordThrottle(metrics.ThrottleFetch, d)
 		}
 	}
 	if s.quotas.Limited(quota.Request) && !quotaWaits(key) {
-		d = max(d, s.quotas.Record(quota.Request, user, client, quota.Percent(handled)))
+		rd := s.quotas.Record(quota.Request, user, client, quota.Percent(handled))
+		s.metrics.RecordThrottle(metrics.ThrottleRequest, rd)
+		d = max(d, rd)
 	}
 	return d
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tributary/tributary/broker/cluster/metadata"
 	"github.com/tributary/tributary/broker/config"
+	"github.com/tributary/tributary/broker/metrics"
 	"github.com/tributary/tributary/broker/quota"
 )
 
@@ -328,6 +329,18 @@ func TestProducerThrottledToQuota(t *testing.T) {
 	}
 	n, total := h.get()
 	checkRate(t, "producer", m.rate(quotaWarmup, quotaWarmup+quotaMeasure), n, total)
+	// The broker's own account (MSK's ProduceThrottleTime and
+	// ProduceThrottleByteRate) counts throttled requests; the client
+	// counts throttled responses, and requests pipelined with a throttled
+	// one carry its throttle too, so the client may count more.
+	pt := s.metrics.Snapshot().Throttles[metrics.ThrottleProduce]
+	if pt.Throttled < 1 || pt.Throttled > int64(n) || time.Duration(pt.TimeNanos) > total+time.Millisecond {
+		t.Errorf("the broker counted %d produce throttles of %v in all, the client %d of %v", pt.Throttled, time.Duration(pt.TimeNanos), n, total)
+	}
+	// Record values only: the broker measures whole requests, framing too.
+	if produced := m.rate(0, time.Since(m.start)+time.Second) * (time.Since(m.start) + time.Second).Seconds(); float64(pt.Bytes) < produced {
+		t.Errorf("the broker measured %d bytes against producer_byte_rate, the client produced %.0f bytes of values", pt.Bytes, produced)
+	}
 
 	// Another client id has no quota: it goes faster than the quota
 	// with no throttle.
@@ -397,6 +410,10 @@ func TestConsumerThrottledToQuota(t *testing.T) {
 	}
 	n, total := h.get()
 	checkRate(t, "consumer", m.rate(quotaWarmup, quotaWarmup+quotaMeasure), n, total)
+	ft := s.metrics.Snapshot().Throttles[metrics.ThrottleFetch]
+	if ft.Throttled < 1 || ft.Throttled > int64(n) || ft.Bytes <= 0 {
+		t.Errorf("the broker counted %d fetch throttles and %d bytes against consumer_byte_rate; the client saw %d throttles", ft.Throttled, ft.Bytes, n)
+	}
 }
 
 // TestThrottledConnectionIsMuted: a client that ignores throttle times

@@ -126,6 +126,7 @@ func runMain(args []string) int {
 	defer stop()
 	shipper := startLogShipping(ctx, ship, logs, cfg.NodeID, slog.New(stderr))
 	if shipper != nil {
+		reg.SetLogDroppedSource(ship.Dropped)
 		// The last lines (the shutdown's) go out before the process ends,
 		// unless CloudWatch Logs takes longer than this to take them.
 		defer func() {
