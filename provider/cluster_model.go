@@ -49,6 +49,7 @@ type clusterModel struct {
 	Name                        types.String   `tfsdk:"name"`
 	OpenMonitoring              types.Object   `tfsdk:"open_monitoring"`
 	Rebalance                   types.String   `tfsdk:"rebalance"`
+	ReplicationThrottleBPS      types.Int64    `tfsdk:"replication_throttle_bytes_per_second"`
 	SecurityGroupID             types.String   `tfsdk:"security_group_id"`
 	SecurityGroupIDs            types.Set      `tfsdk:"security_group_ids"`
 	Storage                     types.Object   `tfsdk:"storage"`

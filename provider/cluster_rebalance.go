@@ -73,6 +73,11 @@ func followMoving(ctx context.Context, admin *kafkatopic.Admin, m *moving) *movi
 	}
 	if len(left) == 0 {
 		tflog.Info(ctx, "the rebalance started by an earlier apply has finished", map[string]any{"brokers": m.Onto, "started": m.Started})
+		// Its throttle stayed on while it copied; the next reassignment
+		// would remove it too, but none may come.
+		if err := admin.EndThrottle(cctx); err != nil {
+			tflog.Warn(ctx, "could not remove the finished rebalance's replication throttle", map[string]any{"error": err.Error()})
+		}
 		return nil
 	}
 	next := *m
@@ -98,7 +103,7 @@ func movingWarning(m *moving) (string, string) {
 // brokers are in state, so a failure leaves them there; what it returns
 // is what the private state should remember: a failed rebalance (pending)
 // or a running one (started).
-func (r *clusterResource) rebalance(ctx context.Context, clusterID string, brokers []fleet.Broker, access kafkaAccess, onto []int32, reachable, async bool) (diags diag.Diagnostics, pending []int32, started *moving) {
+func (r *clusterResource) rebalance(ctx context.Context, clusterID string, brokers []fleet.Broker, access kafkaAccess, onto []int32, reachable, async bool, throttle int64) (diags diag.Diagnostics, pending []int32, started *moving) {
 	if !reachable {
 		diags.AddWarning("Partitions not rebalanced",
 			fmt.Sprintf("Brokers %v joined, but no existing partition was moved onto them: the brokers are not reachable from here "+
@@ -107,8 +112,9 @@ func (r *clusterResource) rebalance(ctx context.Context, clusterID string, broke
 		return diags, nil, nil
 	}
 	admin := &kafkatopic.Admin{
-		Conn: r.data.kafkaConnTo(clusterID, brokers, access, nil),
-		Log:  func(ctx context.Context, msg string, attrs ...any) { tflog.Info(ctx, msg, fieldsOf(attrs)) },
+		Conn:     r.data.kafkaConnTo(clusterID, brokers, access, nil),
+		Log:      func(ctx context.Context, msg string, attrs ...any) { tflog.Info(ctx, msg, fieldsOf(attrs)) },
+		Throttle: throttle,
 	}
 	start := time.Now()
 	move := admin.RebalanceOnto

@@ -960,7 +960,7 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 	onto := append(added, pendingRebalance(ctx, req.Private)...)
 	onto = slices.DeleteFunc(slices.Compact(slices.Sorted(slices.Values(onto))), func(id int32) bool { _, ok := o.Broker(id); return !ok })
 	if len(onto) > 0 {
-		rd, pending, started := r.rebalance(ctx, clusterID, o.Brokers, spec.Access, onto, kafkaReachable, plan.Rebalance.ValueString() == rebalanceAsync)
+		rd, pending, started := r.rebalance(ctx, clusterID, o.Brokers, spec.Access, onto, kafkaReachable, plan.Rebalance.ValueString() == rebalanceAsync, spec.Throttle)
 		resp.Diagnostics.Append(rd...)
 		resp.Diagnostics.Append(setPendingRebalance(ctx, resp.Private, pending)...)
 		resp.Diagnostics.Append(setMoving(ctx, resp.Private, started)...)

@@ -150,8 +150,9 @@ func (r *clusterResource) scaleIn(ctx context.Context, spec *clusterSpec, all, r
 // leaving too), those of live as they serve now (kafkaConnTo).
 func (r *clusterResource) drainAdmin(brokers []fleet.Broker, spec *clusterSpec, live map[int32]kafkaAccess) *kafkatopic.Admin {
 	return &kafkatopic.Admin{
-		Conn: r.data.kafkaConnTo(spec.ClusterID, brokers, spec.Access, live),
-		Log:  func(ctx context.Context, msg string, attrs ...any) { tflog.Info(ctx, msg, fieldsOf(attrs)) },
+		Conn:     r.data.kafkaConnTo(spec.ClusterID, brokers, spec.Access, live),
+		Log:      func(ctx context.Context, msg string, attrs ...any) { tflog.Info(ctx, msg, fieldsOf(attrs)) },
+		Throttle: spec.Throttle,
 	}
 }
 

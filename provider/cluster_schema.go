@@ -222,6 +222,18 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				Default:    stringdefault.StaticString(rebalanceWait),
 				Validators: []validator.String{stringvalidator.OneOf(rebalanceWait, rebalanceAsync)},
 			},
+			"replication_throttle_bytes_per_second": schema.Int64Attribute{
+				MarkdownDescription: "Kafka's replication throttle for the partitions a `brokers_per_az` change moves (the rebalance onto " +
+					"new brokers, the drain of brokers being removed), in bytes per second per broker, as `kafka-reassign-partitions " +
+					"--throttle` sets it: the brokers get it as `leader.replication.throttled.rate` and `follower.replication.throttled.rate` " +
+					"and each moved topic lists its moving replicas in `leader.replication.throttled.replicas` and " +
+					"`follower.replication.throttled.replicas`, so in-sync replicas and partitions that do not move keep their speed; all " +
+					"are removed once the moves are done (with `rebalance = \"async\"`, by the refresh that sees them done; after a " +
+					"failed apply, by the next reassignment once nothing moves). Unset: 52428800 (50 MiB/s); `0` moves unthrottled. " +
+					"Changing it alone changes nothing on the brokers.",
+				Optional:   true,
+				Validators: []validator.Int64{int64validator.AtLeast(0)},
+			},
 			"security_group_id": computedString("The cluster's own security group (client ports from `client_cidr_blocks`, replication and quorum ports between brokers)."),
 			"security_group_ids": schema.SetAttribute{
 				MarkdownDescription: "More security groups for the brokers' network interfaces. Changed in place.",

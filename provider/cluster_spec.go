@@ -78,6 +78,9 @@ type clusterSpec struct {
 	admin *adminIdentity
 	// Access is how the provider reaches the brokers (kafkaAccessTo).
 	Access kafkaAccess
+	// Throttle is the replication throttle of the partitions a scale-out
+	// or scale-in moves (replication_throttle_bytes_per_second).
+	Throttle int64
 	// now is when certificates issued for this apply start, and
 	// certificateValidity how long they are valid.
 	now                 time.Time
@@ -204,7 +207,7 @@ func (cs *clusterSpec) bootSettingsHash() string {
 // must be known (ModifyPlan and Create resolve them).
 func (r *clusterResource) specFromModel(ctx context.Context, m *clusterModel, clusterID string) (*clusterSpec, diag.Diagnostics) {
 	var diags diag.Diagnostics
-	cs := &clusterSpec{}
+	cs := &clusterSpec{Throttle: throttleOf(m.ReplicationThrottleBPS)}
 	cs.ClusterID = clusterID
 	cs.Name = m.Name.ValueString()
 	cs.ImageID = m.ImageID.ValueString()

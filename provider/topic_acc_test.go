@@ -275,6 +275,8 @@ func TestAccTopic_invalid(t *testing.T) {
 		{topic("orders", 3, map[string]string{"log.retention.ms": "1000"}), `log.retention.ms is the broker setting; the topic config is "retention.ms"`},
 		{topic("orders", 3, map[string]string{"cleanup.policy": "shred"}), `cleanup.policy`},
 		{topic("orders", 2, map[string]string{"min.insync.replicas": "3"}), `min.insync.replicas (3) is above replication_factor (2)`},
+		{topic("orders", 3, map[string]string{"follower.replication.throttled.replicas": "*"}), `set the copy's rate with replication_throttle_bytes_per_second`},
+		{strings.Replace(topic("orders", 3, nil), "replication_factor =", "replication_throttle_bytes_per_second = -1\n  replication_factor =", 1), `must be at least 0`},
 		{topic("orders/eu", 3, nil), `may hold only letters, digits`},
 		{strings.Replace(topic("orders", 3, nil), "tc-0123456789abcdef", "my-cluster", 1), `must be a Tributary cluster id`},
 	}

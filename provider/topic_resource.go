@@ -70,6 +70,7 @@ type topicModel struct {
 	Name              types.String   `tfsdk:"name"`
 	Partitions        types.Int64    `tfsdk:"partitions"`
 	ReplicationFactor types.Int64    `tfsdk:"replication_factor"`
+	ThrottleBPS       types.Int64    `tfsdk:"replication_throttle_bytes_per_second"`
 	Timeouts          timeouts.Value `tfsdk:"timeouts"`
 }
 
@@ -136,9 +137,21 @@ func (r *topicResource) Schema(ctx context.Context, _ resource.SchemaRequest, re
 				MarkdownDescription: "Copies of each partition, at most the number of brokers. Changes in place by reassigning every " +
 					"partition (`AlterPartitionReassignments`): replicas kept stay, new ones go to the Availability Zones the partition " +
 					"does not use yet, then to the least loaded brokers; the apply waits until every new replica is in sync, logging " +
-					"progress. The brokers have no replication throttle, so the copy runs at full speed.",
+					"progress. New replicas copy under Kafka's replication throttle at `replication_throttle_bytes_per_second`.",
 				Required:   true,
 				Validators: []validator.Int64{int64validator.Between(1, 32767)},
+			},
+			"replication_throttle_bytes_per_second": schema.Int64Attribute{
+				MarkdownDescription: "Kafka's replication throttle for the copy a `replication_factor` increase makes, in bytes per second, " +
+					"as `kafka-reassign-partitions --throttle` sets it: for the apply's duration the brokers get it as " +
+					"`leader.replication.throttled.rate` and `follower.replication.throttled.rate` and the topic lists the moving replicas in " +
+					"`leader.replication.throttled.replicas` and `follower.replication.throttled.replicas`, so replicas already in sync and " +
+					"other topics are not slowed; all four are removed when the new replicas are in sync (after a failed or interrupted " +
+					"apply, by the next reassignment once nothing moves). Each broker's sending and receiving of the copy keeps to the rate " +
+					"(measured over 10-11 s, so a copy may start with a burst of about 10 s worth). Unset: 52428800 (50 MiB/s); `0` copies " +
+					"unthrottled. Changing it alone changes nothing on the brokers.",
+				Optional:   true,
+				Validators: []validator.Int64{int64validator.AtLeast(0)},
 			},
 		},
 		Blocks: map[string]schema.Block{
@@ -156,6 +169,15 @@ func (r *topicResource) ValidateConfig(ctx context.Context, req resource.Validat
 	cfg, _ := knownStrings(m.Config)
 	for _, e := range config.ValidateTopicConfigs(cfg) {
 		resp.Diagnostics.AddAttributeError(path.Root("config").AtMapKey(e.Name), "Invalid topic config", e.Error())
+	}
+	// The provider's reassignments set and remove these; a value here
+	// would be removed by the next one, and drift after it.
+	for _, k := range []string{config.LeaderThrottledReplicas, config.FollowerThrottledReplicas} {
+		if _, ok := cfg[k]; ok {
+			resp.Diagnostics.AddAttributeError(path.Root("config").AtMapKey(k), "Invalid topic config",
+				k+" is set by the provider for the duration of a replication_factor change and removed after it; "+
+					"set the copy's rate with replication_throttle_bytes_per_second.")
+		}
 	}
 	// min.insync.replicas above the replica count makes every acks=all
 	// write fail, which Kafka accepts silently.
@@ -247,6 +269,14 @@ func (r *topicResource) admin(ctx context.Context, clusterID string) (*kafkatopi
 		Conn: conn,
 		Log:  func(ctx context.Context, msg string, attrs ...any) { tflog.Info(ctx, msg, fieldsOf(attrs)) },
 	}, nil
+}
+
+// throttleOf is the replication throttle a configuration asks for.
+func throttleOf(v types.Int64) int64 {
+	if v.IsNull() || v.IsUnknown() {
+		return kafkatopic.DefaultThrottle
+	}
+	return v.ValueInt64()
 }
 
 // reachHint explains what to check when the brokers did not answer.
@@ -365,15 +395,21 @@ func readTopicInto(ctx context.Context, m *topicModel, t *kafkatopic.Topic) diag
 	m.Partitions = types.Int64Value(int64(len(t.Partitions)))
 	m.ReplicationFactor = types.Int64Value(int64(t.ReplicationFactor(int(m.ReplicationFactor.ValueInt64()))))
 	prior, _ := knownStrings(m.Config)
-	if len(t.Config) == 0 && m.Config.IsNull() {
-		return nil
-	}
 	cfg := make(map[string]string, len(t.Config))
 	for k, v := range t.Config {
+		if k == config.LeaderThrottledReplicas || k == config.FollowerThrottledReplicas {
+			// A reassignment's, while it runs (or until the next one
+			// removes what an interrupted apply left): not the topic's
+			// configuration.
+			continue
+		}
 		if pv, ok := prior[k]; ok && sameTopicValue(k, pv, v) {
 			v = pv
 		}
 		cfg[k] = v
+	}
+	if len(cfg) == 0 && m.Config.IsNull() {
+		return nil
 	}
 	mv, diags := types.MapValueFrom(ctx, types.StringType, cfg)
 	m.Config = mv
@@ -447,6 +483,7 @@ func (r *topicResource) Update(ctx context.Context, req resource.UpdateRequest, 
 
 	if rf := plan.ReplicationFactor.ValueInt64(); rf != state.ReplicationFactor.ValueInt64() {
 		tflog.Info(ctx, "changing the replication factor by reassignment", map[string]any{"from": state.ReplicationFactor.ValueInt64(), "to": rf})
+		a.Throttle = throttleOf(plan.ThrottleBPS)
 		if err := a.SetReplicationFactor(ctx, name, int(rf)); err != nil {
 			resp.Diagnostics.AddAttributeError(path.Root("replication_factor"), summary, err.Error()+reachHint(a))
 			return

@@ -54,6 +54,14 @@ func TestReadTopicInto(t *testing.T) {
 		{name: "partitions grown and one partition's replicas changed outside",
 			priorRF: 3, live: kafkatopic.Topic{Name: "t", Partitions: partitions(3, 3, 2, 3)},
 			wantParts: 4, wantRF: 2},
+		{name: "a reassignment's throttled-replicas configs are not the topic's",
+			priorRF: 3, live: kafkatopic.Topic{Name: "t", Partitions: partitions(3), Config: map[string]string{
+				"leader.replication.throttled.replicas": "0:1", "follower.replication.throttled.replicas": "0:2"}},
+			wantParts: 1, wantRF: 3},
+		{name: "a reassignment's throttled-replicas configs beside the topic's own",
+			priorRF: 3, priorCfg: map[string]string{"retention.ms": "1000"}, live: kafkatopic.Topic{Name: "t", Partitions: partitions(3), Config: map[string]string{
+				"retention.ms": "1000", "follower.replication.throttled.replicas": "0:2"}},
+			wantParts: 1, wantRF: 3, wantCfg: map[string]string{"retention.ms": "1000"}},
 		{name: "import: no prior replication factor",
 			priorRF: 0, live: kafkatopic.Topic{Name: "t", Partitions: partitions(2, 2)},
 			wantParts: 2, wantRF: 2},

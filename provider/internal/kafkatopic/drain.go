@@ -64,15 +64,16 @@ func (a *Admin) CheckDrain(ctx context.Context, ids []int32) error {
 // election where a drained broker was the preferred leader, and plans
 // again until nothing is left on ids. It refuses, before moving anything,
 // when the other brokers cannot hold some partition's replicas. The copy
-// is not throttled (NoThrottle). A reassignment already running is waited
-// for first.
-func (a *Admin) Drain(ctx context.Context, ids []int32) (DrainResult, error) {
-	var res DrainResult
+// runs under the replication throttle (Throttle), removed once it is done
+// or has failed with nothing left moving. A reassignment already running is
+// waited for first.
+func (a *Admin) Drain(ctx context.Context, ids []int32) (res DrainResult, err error) {
 	adm, err := a.admin()
 	if err != nil {
 		return res, err
 	}
 	defer adm.Close()
+	defer func() { err = errors.Join(err, a.endThrottle(ctx, adm)) }()
 	for round := 1; ; round++ {
 		if err := a.waitNoReassignment(ctx, adm); err != nil {
 			return res, err
@@ -107,8 +108,16 @@ func (a *Admin) Drain(ctx context.Context, ids []int32) (DrainResult, error) {
 			}
 		}
 		res.Bytes += a.movedBytes(ctx, adm, md, targets, newReplicas)
-		a.log(ctx, "drain: moving replicas off the brokers to remove, unthrottled: "+NoThrottle,
-			"brokers", ids, "replicas", moved, "partitions", partitions, "round", round)
+		// Each round's throttle replaces the last's (and one an
+		// interrupted apply left): it names this round's moves.
+		if err := a.endThrottle(ctx, adm); err != nil {
+			return res, err
+		}
+		if err := a.throttle(ctx, adm, md, targets); err != nil {
+			return res, err
+		}
+		a.log(ctx, "drain: moving replicas off the brokers to remove",
+			"brokers", ids, "replicas", moved, "partitions", partitions, "round", round, "throttle_bytes_per_second", a.Throttle)
 		resps, err := adm.AlterPartitionAssignments(ctx, req)
 		if err != nil {
 			return res, fmt.Errorf("reassigning partitions off brokers %v: %w", ids, err)

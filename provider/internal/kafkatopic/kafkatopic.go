@@ -83,6 +83,10 @@ type Admin struct {
 	// CreateRetry bounds how long Create retries a replication factor the
 	// cluster refuses although it has the brokers for it (default 1m).
 	CreateRetry time.Duration
+	// Throttle is the replication throttle of the reassignments it runs
+	// (replication-factor increases, rebalances, drains), bytes per
+	// second per broker and side (see throttle); 0 copies unthrottled.
+	Throttle int64
 }
 
 func (a *Admin) interval() time.Duration {

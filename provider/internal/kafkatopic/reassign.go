@@ -15,15 +15,6 @@ import (
 	"github.com/tributary/tributary/provider/internal/kafkaconn"
 )
 
-// NoThrottle explains why a replication-factor change is not throttled:
-// Kafka throttles the copy of new replicas with the dynamic settings
-// leader.replication.throttled.rate / follower.replication.throttled.rate
-// and the topic configs leader/follower.replication.throttled.replicas,
-// and the Tributary broker serves none of them (its settings table and
-// topic-config table do not list them, and it refuses unknown names).
-const NoThrottle = "the brokers have no replication throttle (Kafka's leader/follower.replication.throttled.* settings), " +
-	"so new replicas copy the partition at full speed"
-
 // SetReplicationFactor changes the replica count of every partition of a
 // topic to rf with AlterPartitionReassignments, and waits until the
 // reassignment is complete: every new replica in sync, removed replicas
@@ -31,8 +22,10 @@ const NoThrottle = "the brokers have no replication throttle (Kafka's leader/fol
 // broker/cluster/placement (Resize): existing replicas stay, new ones go to
 // the Availability Zones the partition does not use yet, then to the
 // brokers holding the fewest replicas. Progress is logged as partitions
-// complete.
-func (a *Admin) SetReplicationFactor(ctx context.Context, name string, rf int) error {
+// complete. New replicas copy under the replication throttle (Throttle),
+// removed afterwards (see endThrottle), and a throttle an interrupted
+// apply left behind is removed first when nothing moves.
+func (a *Admin) SetReplicationFactor(ctx context.Context, name string, rf int) (err error) {
 	adm, err := a.admin()
 	if err != nil {
 		return err
@@ -55,6 +48,9 @@ func (a *Admin) SetReplicationFactor(ctx context.Context, name string, rf int) e
 	if err != nil {
 		return fmt.Errorf("listing the reassignments of topic %s: %w", name, err)
 	}
+	if err := a.endThrottle(ctx, adm); err != nil {
+		return err
+	}
 	targets, err := plan(md, name, rf, running[name])
 	if err != nil {
 		return err
@@ -62,11 +58,9 @@ func (a *Admin) SetReplicationFactor(ctx context.Context, name string, rf int) e
 	if len(targets) == 0 {
 		return nil
 	}
-	for p, target := range targets {
-		if len(target) > len(td.Partitions[p].Replicas) {
-			a.log(ctx, "replicas are added unthrottled: "+NoThrottle, "topic", name)
-			break
-		}
+	defer func() { err = errors.Join(err, a.endThrottle(ctx, adm)) }()
+	if err := a.throttle(ctx, adm, md, map[string]map[int32][]int32{name: targets}); err != nil {
+		return err
 	}
 	var req kadm.AlterPartitionAssignmentsReq
 	for _, p := range slices.Sorted(maps.Keys(targets)) {

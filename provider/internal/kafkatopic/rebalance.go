@@ -2,6 +2,7 @@ package kafkatopic
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -39,9 +40,10 @@ type RebalanceResult struct {
 // moves go to the brokers as one AlterPartitionReassignments; it waits,
 // logging progress, until every live broker sees every moved partition on
 // its new replicas, all in sync, and then runs a preferred-leader election
-// on the moved partitions so leadership follows. Nothing throttles the copy
-// (NoThrottle). A reassignment already running is waited for first: the
-// plan counts every replica where it ends up.
+// on the moved partitions so leadership follows. The copy runs under the
+// replication throttle (Throttle), removed once it is done. A reassignment
+// already running is waited for first: the plan counts every replica where
+// it ends up.
 func (a *Admin) RebalanceOnto(ctx context.Context, onto []int32) (RebalanceResult, error) {
 	return a.rebalanceOnto(ctx, onto, true)
 }
@@ -49,9 +51,10 @@ func (a *Admin) RebalanceOnto(ctx context.Context, onto []int32) (RebalanceResul
 // StartRebalanceOnto is RebalanceOnto that returns once the brokers
 // accepted the moves: the copy goes on in the cluster, which
 // MovingPartitions follows, and leadership follows the preferred replicas
-// by the brokers' own periodic preferred-leader elections. A reassignment
-// already running is still waited for first, as the plan needs to know
-// where every replica ends up.
+// by the brokers' own periodic preferred-leader elections. The throttle
+// stays while the copy runs; EndThrottle removes it once nothing moves. A
+// reassignment already running is still waited for first, as the plan
+// needs to know where every replica ends up.
 func (a *Admin) StartRebalanceOnto(ctx context.Context, onto []int32) (RebalanceResult, error) {
 	return a.rebalanceOnto(ctx, onto, false)
 }
@@ -78,8 +81,7 @@ func (a *Admin) MovingPartitions(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-func (a *Admin) rebalanceOnto(ctx context.Context, onto []int32, wait bool) (RebalanceResult, error) {
-	var res RebalanceResult
+func (a *Admin) rebalanceOnto(ctx context.Context, onto []int32, wait bool) (res RebalanceResult, err error) {
 	adm, err := a.admin()
 	if err != nil {
 		return res, err
@@ -88,6 +90,12 @@ func (a *Admin) rebalanceOnto(ctx context.Context, onto []int32, wait bool) (Reb
 	if err := a.waitNoReassignment(ctx, adm); err != nil {
 		return res, err
 	}
+	// Ends a throttle an interrupted apply left, and this one's (unless
+	// the copy still runs: see endThrottle).
+	if err := a.endThrottle(ctx, adm); err != nil {
+		return res, err
+	}
+	defer func() { err = errors.Join(err, a.endThrottle(ctx, adm)) }()
 	md, err := a.metadataListing(ctx, adm, onto)
 	if err != nil {
 		return res, err
@@ -117,8 +125,11 @@ func (a *Admin) rebalanceOnto(ctx context.Context, onto []int32, wait bool) (Reb
 		}
 	}
 	res.Bytes = a.movedBytes(ctx, adm, md, targets, newReplicas)
-	a.log(ctx, "rebalance: moving replicas onto the new brokers, unthrottled: "+NoThrottle,
-		"brokers", onto, "replicas", res.Moved, "partitions", res.Partitions)
+	if err := a.throttle(ctx, adm, md, targets); err != nil {
+		return res, err
+	}
+	a.log(ctx, "rebalance: moving replicas onto the new brokers",
+		"brokers", onto, "replicas", res.Moved, "partitions", res.Partitions, "throttle_bytes_per_second", a.Throttle)
 	resps, err := adm.AlterPartitionAssignments(ctx, req)
 	if err != nil {
 		return res, fmt.Errorf("reassigning partitions onto brokers %v: %w", onto, err)
