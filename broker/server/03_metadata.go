@@ -9,8 +9,10 @@ package server
 //     partition the leader (LEADER_NOT_AVAILABLE and -1 when none), leader
 //     epoch, replicas, ISR and offline (fenced) replicas from this broker's
 //     copy of the Raft metadata; ControllerID is the active controller (-1
-//     during an election). A single broker is its own controller and leads
-//     every partition, with replicas and ISR [this node].
+//     during an election, and while the broker list leaves it out: every
+//     node id in an answer is one the answer lists). A single broker is its
+//     own controller and leads every partition, with replicas and ISR
+//     [this node].
 //   - All topics: v0 with an empty list, v1+ with a null list. An empty
 //     list at v1+ asks for brokers only.
 //   - A missing topic is created when auto.create.topics.enable is on and
@@ -67,7 +69,7 @@ func (s *Server) handleMetadata(ctx context.Context, az reqAuth, req *kmsg.Metad
 	}
 	clusterID := s.ClusterID()
 	resp.ClusterID = &clusterID
-	resp.ControllerID = s.controllerID()
+	resp.ControllerID = listedControllerID(s.controllerID(), brokers)
 	if req.IncludeClusterAuthorizedOperations {
 		resp.AuthorizedOperations = az.authorizedOperations(ctx, kmsg.ACLResourceTypeCluster, authz.ClusterName, clusterOperations)
 	}

@@ -440,6 +440,22 @@ func (s *Server) controllerID() int32 {
 	return -1
 }
 
+// listedControllerID is the controller id to give a client whose broker
+// list is brokers: the active controller when the list has it, else -1
+// (no controller known). The active controller (the Raft leader) can be a
+// broker the list leaves out: fenced because its lease ran out while it
+// still leads the quorum, restarted and elected before it registered
+// again, or without an endpoint for the client's listener. A client told
+// about a node that no Metadata lists cannot reach it (franz-go fetches
+// Metadata twice, then fails the request with "unknown broker"); with -1
+// it asks again until the controller is listed.
+func listedControllerID(active int32, brokers []brokerInfo) int32 {
+	if slices.ContainsFunc(brokers, func(b brokerInfo) bool { return b.id == active }) {
+		return active
+	}
+	return -1
+}
+
 // hasLiveBroker reports a registered, unfenced broker.
 func (s *Server) hasLiveBroker(id int32) bool {
 	b, ok := s.node.Controller.State().Brokers[id]
