@@ -50,6 +50,10 @@ func busyRegistry(t *testing.T) (r *Registry, prev, cur *Snapshot) {
 				{Topic: "orders", Partition: 2, Leader: false, Replicas: 3, InSync: 2, MinInsync: 2},
 				{Topic: "audit", Partition: 0, Leader: true, Replicas: 3, InSync: 2, MinInsync: 2}, // under-replicated only
 			},
+			ReplicationThrottle: []ThrottleState{
+				{Side: "leader", Rate: 1000, Bound: 2048, Limited: true},
+				{Side: "follower", Rate: 0, Bound: 9223372036854775807},
+			},
 		}
 	})
 	committed := int64(100)

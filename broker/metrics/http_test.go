@@ -185,12 +185,18 @@ func TestPrometheusExposition(t *testing.T) {
 		{"tributary_consumer_group_max_offset_lag", map[string]string{"group": "billing", "topic": "orders"}, 600},
 		{"tributary_cloudwatch_puts_total", nil, 1},
 		{"tributary_produce_message_conversions_total", nil, 0},
+		{"tributary_replication_throttled_bytes_per_second", map[string]string{"side": "leader"}, 1000},
+		{"tributary_replication_throttled_bytes_per_second", map[string]string{"side": "follower"}, 0},
+		{"tributary_replication_throttle_limit_bytes_per_second", map[string]string{"side": "leader"}, 2048},
 	}
 	for _, w := range want {
 		v, ok := value(fams, w.name, w.labels)
 		if !ok || v != w.v {
 			t.Errorf("%s%v = %v (present %v), want %v", w.name, w.labels, v, ok, w.v)
 		}
+	}
+	if v, ok := value(fams, "tributary_replication_throttle_limit_bytes_per_second", map[string]string{"side": "follower"}); ok {
+		t.Errorf("a follower throttle limit of %v is reported, and none is set", v)
 	}
 	for _, name := range []string{"tributary_data_disk_used_ratio", "tributary_root_disk_used_ratio", "tributary_data_disk_size_bytes", "go_goroutines", "process_cpu_seconds_total"} {
 		if _, ok := fams[name]; !ok {

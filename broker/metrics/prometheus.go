@@ -51,6 +51,8 @@ var (
 	descGlobalTopics    = desc("global_topics", "Topics in the cluster, reported by the active controller only (MSK GlobalTopicCount).")
 	descGlobalParts     = desc("global_partitions", "Partitions in the cluster, reported by the active controller only (MSK GlobalPartitionCount).")
 	descOffline         = desc("offline_partitions", "Partitions without a leader, reported by the active controller only (MSK OfflinePartitionsCount).")
+	descThrottleRate    = desc("replication_throttled_bytes_per_second", "Measured rate of the throttled replicas' replication bytes, over the replication quota windows, by side (leader: sent, follower: fetched).", "side")
+	descThrottleBound   = desc("replication_throttle_limit_bytes_per_second", "The replication throttle rate in force (leader/follower.replication.throttled.rate), by side; absent when none is set.", "side")
 
 	descDataDiskUsed  = desc("data_disk_used_ratio", "Used share of the data volume, as df's Use% / 100 (MSK KafkaDataLogsDiskUsed / 100).")
 	descDataDiskAvail = desc("data_disk_available_bytes", "Bytes still writable on the data volume.")
@@ -73,7 +75,7 @@ var (
 	descCWDenied     = desc("cloudwatch_denied_total", "PutMetricData calls refused for lack of permission or credentials.")
 	descCWThrottled  = desc("cloudwatch_throttled_total", "PutMetricData calls throttled (each try counts).")
 	descCWLastOK     = desc("cloudwatch_last_success_timestamp_seconds", "Unix time of the last successful PutMetricData.")
-	allDescs         = []*prometheus.Desc{descInfo, descBytesIn, descBytesOut, descMessagesIn, descReplicationBytesIn, descReplicationBytesOut, descProduceConversions, descRequestDuration, descRequestSize, descConnections, descClientConns, descConnCreated, descConnClosed, descThrottled, descThrottleTime, descThrottleBytes, descThrottleQueue, descExempt, descLogDropped, descPartitions, descLeaders, descUnderReplicated, descUnderMinISR, descActive, descGlobalTopics, descGlobalParts, descOffline, descDataDiskUsed, descDataDiskAvail, descDataDiskSize, descRootDiskUsed, descCPU, descMemory, descSwap, descNetRx, descNetTx, descOffsetLag, descSumLag, descMaxLag, descTimeLag, descMaxTimeLag, descCWPuts, descCWShipped, descCWDropped, descCWDenied, descCWThrottled, descCWLastOK}
+	allDescs         = []*prometheus.Desc{descInfo, descBytesIn, descBytesOut, descMessagesIn, descReplicationBytesIn, descReplicationBytesOut, descProduceConversions, descRequestDuration, descRequestSize, descConnections, descClientConns, descConnCreated, descConnClosed, descThrottled, descThrottleTime, descThrottleBytes, descThrottleQueue, descExempt, descLogDropped, descPartitions, descLeaders, descUnderReplicated, descUnderMinISR, descActive, descGlobalTopics, descGlobalParts, descOffline, descThrottleRate, descThrottleBound, descDataDiskUsed, descDataDiskAvail, descDataDiskSize, descRootDiskUsed, descCPU, descMemory, descSwap, descNetRx, descNetTx, descOffsetLag, descSumLag, descMaxLag, descTimeLag, descMaxTimeLag, descCWPuts, descCWShipped, descCWDropped, descCWDenied, descCWThrottled, descCWLastOK}
 	latencyBoundsSec = func() []float64 {
 		b := make([]float64, len(latencyBuckets))
 		for i, d := range latencyBuckets {
@@ -169,6 +171,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descGlobalTopics, float64(st.GlobalTopicCount))
 		gauge(descGlobalParts, float64(st.GlobalPartitionCount))
 		gauge(descOffline, float64(st.OfflinePartitionsCount))
+		for _, th := range st.ReplicationThrottle {
+			gauge(descThrottleRate, th.Rate, th.Side)
+			if th.Limited {
+				gauge(descThrottleBound, th.Bound, th.Side)
+			}
+		}
 	}
 
 	if s.DataDiskErr == nil {

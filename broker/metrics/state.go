@@ -21,6 +21,19 @@ type BrokerState struct {
 	OfflinePartitionsCount int
 	// Partitions are the partition replicas this broker hosts.
 	Partitions []PartitionState
+	// ReplicationThrottle is the replication throttle (KIP-73) of each
+	// side, leader and follower.
+	ReplicationThrottle []ThrottleState
+}
+
+// ThrottleState is one side of the replication throttle: the measured
+// rate of its throttled replicas' bytes and the bound it holds them to
+// (Limited false: no bound set).
+type ThrottleState struct {
+	Side    string // "leader" or "follower"
+	Rate    float64
+	Bound   float64
+	Limited bool
 }
 
 // PartitionState is one partition replica hosted on this broker.

@@ -323,6 +323,15 @@ func (s *Server) metricsState() metrics.BrokerState {
 			st.GlobalTopicCount++
 		}
 	}
+	if th := s.node.Replicas.Throttle(); th != nil {
+		for _, side := range []struct {
+			name string
+			q    *quota.Replication
+		}{{"leader", th.Leader}, {"follower", th.Follower}} {
+			st.ReplicationThrottle = append(st.ReplicationThrottle, metrics.ThrottleState{
+				Side: side.name, Rate: side.q.Rate(), Bound: float64(side.q.Bound()), Limited: side.q.Limited()})
+		}
+	}
 	return st
 }
 
