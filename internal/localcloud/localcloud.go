@@ -21,6 +21,7 @@ import (
 	"github.com/tributary/tributary/internal/localcloud/acmpca"
 	"github.com/tributary/tributary/internal/localcloud/autoscaling"
 	"github.com/tributary/tributary/internal/localcloud/awsapi"
+	"github.com/tributary/tributary/internal/localcloud/awsmetrics"
 	"github.com/tributary/tributary/internal/localcloud/cloudwatch"
 	"github.com/tributary/tributary/internal/localcloud/ec2"
 	"github.com/tributary/tributary/internal/localcloud/iam"
@@ -68,6 +69,10 @@ type Options struct {
 	// AutoScalingInterval is how often Auto Scaling groups are checked (health, capacity);
 	// default 10s.
 	AutoScalingInterval time.Duration
+	// AWSMetricsInterval is how often the metrics AWS keeps about instances
+	// and volumes (CPUCreditBalance, BurstBalance: package awsmetrics) are
+	// measured and put in CloudWatch; default one minute.
+	AWSMetricsInterval time.Duration
 	// VolumeModificationCooldown is the least time between two ModifyVolume calls on one
 	// volume (EBS: 6 hours, the default); tests shorten it.
 	VolumeModificationCooldown time.Duration
@@ -250,6 +255,11 @@ func Start(ctx context.Context, opts Options) (*Cloud, error) {
 	}()
 	c.ec2.Start() // boots the instances that were running before a restart
 	c.asg.Start()
+	interval := opts.AWSMetricsInterval
+	if interval <= 0 {
+		interval = time.Minute
+	}
+	go awsmetrics.New(awsmetrics.Options{Source: c.ec2, Sink: c.cw, Logger: c.log}).Run(interval, c.done)
 	go func() {
 		select {
 		case <-ctx.Done():
