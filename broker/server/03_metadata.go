@@ -6,11 +6,13 @@ package server
 //   - Every unfenced registered broker with an endpoint for the listener
 //     the request came in on, at that endpoint (Kafka's rule: a client is
 //     only sent to the kind of port it connected to), and its rack; per
-//     partition the leader (LEADER_NOT_AVAILABLE and -1 when none), leader
-//     epoch, replicas, ISR and offline (fenced) replicas from this broker's
-//     copy of the Raft metadata; ControllerID is the active controller (-1
-//     during an election, and while the broker list leaves it out: every
-//     node id in an answer is one the answer lists). A single broker is its
+//     partition the leader (LEADER_NOT_AVAILABLE and -1 when none; -1 and
+//     LISTENER_NOT_FOUND, before v6 LEADER_NOT_AVAILABLE, when the broker
+//     list leaves it out), leader epoch, replicas, ISR and offline (fenced)
+//     replicas from this broker's copy of the Raft metadata; ControllerID
+//     is the active controller (-1 during an election, and while the
+//     broker list leaves it out: a leader or controller named in an answer
+//     is one the answer lists). A single broker is its
 //     own controller and leads every partition, with replicas and ISR
 //     [this node].
 //   - All topics: v0 with an empty list, v1+ with a null list. An empty
@@ -205,11 +207,14 @@ func (s *Server) metadataTopic(ctx context.Context, az reqAuth, req *kmsg.Metada
 		case !slices.ContainsFunc(brokers, func(b brokerInfo) bool { return b.id == p.leader }):
 			// The leader is alive but has no endpoint for the client's
 			// listener (or was fenced since the topic view was built):
-			// Kafka's answer from v6, LEADER_NOT_AVAILABLE before.
+			// Kafka's answer from v6, LEADER_NOT_AVAILABLE before. The
+			// leader is -1, as in Kafka: a client is never given a node
+			// the broker list leaves out.
 			mp.ErrorCode = kerr.LeaderNotAvailable.Code
 			if req.Version >= 6 && s.hasLiveBroker(p.leader) {
 				mp.ErrorCode = kerr.ListenerNotFound.Code
 			}
+			mp.Leader = -1
 		}
 		mp.Replicas = nonNil(p.replicas)
 		mp.ISR = nonNil(p.isr)

@@ -1,0 +1,70 @@
+package server
+
+import (
+	"context"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TestListedControllerID: Metadata and DescribeCluster name as controller
+// only a broker their own broker list has (a client cannot reach one it
+// has no endpoint for), and -1 otherwise.
+func TestListedControllerID(t *testing.T) {
+	listed := []brokerInfo{{id: 1, host: "127.0.0.1", port: 9092}, {id: 2, host: "127.0.0.2", port: 9092}}
+	tests := []struct {
+		name    string
+		active  int32
+		brokers []brokerInfo
+		want    int32
+	}{
+		{"listed", 2, listed, 2},
+		{"fenced, or restarted and not registered yet", 3, listed, -1},
+		{"no endpoint for the client's listener", 1, listed[1:], -1},
+		{"election in progress", -1, listed, -1},
+		{"no broker listed", 1, nil, -1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := listedControllerID(tt.active, tt.brokers); got != tt.want {
+				t.Fatalf("listedControllerID(%d, %v) = %d, want %d", tt.active, tt.brokers, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestMetadataNamesNoUnlistedLeader: a partition whose leader the answer's
+// broker list leaves out (no endpoint for the client's listener, or fenced
+// since the topic view was built) is answered with leader -1 and the
+// error, as Kafka does, never with the unlisted node.
+func TestMetadataNamesNoUnlistedLeader(t *testing.T) {
+	s := startServer(t)
+	if _, err := s.createTopic("unlisted", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	tp, ok := s.lookupTopic("unlisted")
+	if !ok {
+		t.Fatal("topic missing after creation")
+	}
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = 12
+	self := s.brokers(s.listeners[0].name())
+	for _, tt := range []struct {
+		name       string
+		brokers    []brokerInfo
+		wantLeader int32
+		wantCode   int16
+	}{
+		{"leader listed", self, s.nodeID, 0},
+		{"leader left out", nil, -1, kerr.ListenerNotFound.Code},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			mt := s.metadataTopic(context.Background(), reqAuth{s: s}, req, tp, tt.brokers)
+			p := mt.Partitions[0]
+			if p.Leader != tt.wantLeader || p.ErrorCode != tt.wantCode {
+				t.Fatalf("partition leader %d, error %d; want leader %d, error %d", p.Leader, p.ErrorCode, tt.wantLeader, tt.wantCode)
+			}
+		})
+	}
+}
