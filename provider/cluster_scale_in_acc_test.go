@@ -278,11 +278,25 @@ func TestAccCluster_rebalanceAsync(t *testing.T) {
 				),
 			},
 			{
-				// The moves are over: nothing to do, nothing to say.
+				// The moves are over: nothing to do, nothing to say, and
+				// the refresh that saw them over removed their replication
+				// throttle.
 				Config: config(2),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectEmptyPlan(),
 				}},
+				Check: func(s *terraform.State) error {
+					_, bootstrap, err := clusterState(s)
+					if err != nil {
+						return err
+					}
+					for _, topic := range []string{"before-async", "async-scaling-out"} {
+						if err := checkThrottleRemoved(bootstrap, topic); err != nil {
+							return err
+						}
+					}
+					return nil
+				},
 			},
 		},
 	})
