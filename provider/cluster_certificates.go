@@ -31,9 +31,11 @@ func certificateValiditySchema() schema.StringAttribute {
 		MarkdownDescription: "How long each broker certificate the provider issues is valid: a duration (`8760h`, the default: a year) or a " +
 			"number of days (`395d`), at least a minute. A certificate is issued with each broker's boot document (the create, every roll). " +
 			"A refresh reads the certificate every broker serves; once one has passed two thirds of its validity, the plan shows an update " +
-			"that renews it: the brokers whose certificates are due are replaced one at a time, gated on the brokers' health like any roll, " +
-			"with new certificates from the cluster CA. So a cluster applied at least once in each third of the validity never serves an " +
-			"expired certificate. Changing the setting alone renews nothing: it applies to the certificates issued next.",
+			"that renews it in place: the provider puts a new key and certificate from the cluster CA, sealed with KMS for that broker alone, " +
+			"into the broker's Secrets Manager secret, the broker applies it without a restart, and the apply waits until the broker serves it. " +
+			"A broker that does not take it (an older image, an `instance_profile` that may not read the secret) is replaced instead, one at " +
+			"a time, gated on the brokers' health like any roll. So a cluster applied at least once in each third of the validity never serves " +
+			"an expired certificate. Changing the setting alone renews nothing: it applies to the certificates issued next.",
 		Optional: true,
 		Computed: true,
 		Default:  stringdefault.StaticString(defaultCertificateValidity),
@@ -160,8 +162,9 @@ func renewalWarning(due []int32) (summary, detail string) {
 		ids = append(ids, fmt.Sprint(id))
 	}
 	return "Broker certificates will be renewed",
-		fmt.Sprintf("The certificates of brokers %s have passed two thirds of their validity. This apply replaces those brokers one at a time, "+
-			"gated on the cluster's health, with new certificates from the cluster CA (valid for certificate_validity).", strings.Join(ids, ", "))
+		fmt.Sprintf("The certificates of brokers %s have passed two thirds of their validity. This apply gives those brokers new certificates "+
+			"from the cluster CA (valid for certificate_validity) in place, without restarting them; a broker that cannot take its certificate "+
+			"in place is replaced instead, one at a time, gated on the cluster's health.", strings.Join(ids, ", "))
 }
 
 // certificateValidityValue is certificate_validity for a model whose value

@@ -1,11 +1,15 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"maps"
 	"math/big"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,11 +33,13 @@ const rotationValidity = 4 * time.Minute
 // through bootstrap_brokers_tls, waits until the certificates the brokers
 // serve pass two thirds of their validity, and plans again with the same
 // configuration: the plan is an in-place update (the refresh read the
-// served certificates), and the apply replaces the brokers one at a time
-// with new certificates. Every broker then serves a certificate with
-// another serial number, from the same CA, whose renewal is in the future;
-// no produce failed and every acknowledged record reads back; the next plan
-// is empty.
+// served certificates), and the apply renews the certificates in place,
+// through each broker's sealed certificate secret and its certificate
+// companion. Every broker then serves a certificate with another serial
+// number, from the same CA, whose renewal is in the future, from the same
+// instance and the same broker process (pid and start time) as before; no
+// produce failed and every acknowledged record reads back; the next plan is
+// empty.
 func TestAccCluster_certRotation(t *testing.T) {
 	testAccPreCheck(t)
 	skipWithoutRunningBrokers(t)
@@ -54,6 +60,7 @@ resource "tributary_cluster" "test" {
 }
 `, name, accEnv.version, accInstanceType(), rotationValidity.String())
 	served := map[int32]*x509.Certificate{}
+	processes := map[string]string{}
 	prod := &backgroundProducer{topic: "rotation", bootstrapAttr: "bootstrap_brokers_tls", opts: func(s *terraform.State) []kgo.Opt {
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM([]byte(s.RootModule().Resources[clusterResourceName].Primary.Attributes["certificate_authority_pem"]))
@@ -68,6 +75,7 @@ resource "tributary_cluster" "test" {
 			Check: resource.ComposeTestCheckFunc(
 				resource.TestCheckResourceAttr(clusterResourceName, "certificate_validity", "4m0s"),
 				testAccCheckServedCertificates(served, nil),
+				testAccRecordBrokerProcesses(processes),
 				prod.start(),
 			),
 		}, {
@@ -89,6 +97,7 @@ resource "tributary_cluster" "test" {
 			}},
 			Check: resource.ComposeTestCheckFunc(
 				testAccCheckServedCertificates(map[int32]*x509.Certificate{}, served),
+				testAccCheckSameBrokerProcesses(processes),
 				prod.stopAndVerify(t),
 			),
 		}},
@@ -138,3 +147,68 @@ func testAccCheckServedCertificates(into, before map[int32]*x509.Certificate) re
 }
 
 func serial(n *big.Int) string { return n.Text(16) }
+
+// testAccRecordBrokerProcesses records, per instance of the cluster's
+// brokers, its broker process: pid and start time (from /proc) in the local
+// cloud, where an instance is a process; elsewhere only the instance ids.
+func testAccRecordBrokerProcesses(into map[string]string) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		got, err := brokerProcesses(s)
+		if err != nil {
+			return err
+		}
+		maps.Copy(into, got)
+		return nil
+	}
+}
+
+// testAccCheckSameBrokerProcesses checks that the brokers run on the same
+// instances, in the same processes, as recorded.
+func testAccCheckSameBrokerProcesses(before map[string]string) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		got, err := brokerProcesses(s)
+		if err != nil {
+			return err
+		}
+		if !maps.Equal(got, before) {
+			return fmt.Errorf("the brokers' instances and processes changed: %v, before %v", got, before)
+		}
+		return nil
+	}
+}
+
+func brokerProcesses(s *terraform.State) (map[string]string, error) {
+	o, err := observedCluster(s)
+	if err != nil {
+		return nil, err
+	}
+	pids := map[string]int{}
+	if accEnv.cloud != nil {
+		for _, i := range accEnv.cloud.EC2().Instances() {
+			pids[i.ID] = i.PID
+		}
+	}
+	out := map[string]string{}
+	for _, b := range o.Brokers {
+		if !b.HasLiveInstance() {
+			return nil, fmt.Errorf("broker %d has no live instance", b.NodeID)
+		}
+		out[b.InstanceID] = ""
+		if accEnv.cloud == nil {
+			continue
+		}
+		pid := pids[b.InstanceID]
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if pid == 0 || err != nil {
+			return nil, fmt.Errorf("broker %d (instance %s) has no running process (pid %d): %v", b.NodeID, b.InstanceID, pid, err)
+		}
+		// Field 22 is the start time; the command name (field 2) may hold
+		// spaces, so fields are counted after its closing parenthesis.
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(fields) < 20 {
+			return nil, fmt.Errorf("/proc/%d/stat: %q", pid, stat)
+		}
+		out[b.InstanceID] = fmt.Sprintf("pid %d started %s", pid, fields[19])
+	}
+	return out, nil
+}

@@ -814,6 +814,14 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 		spec.ClientPorts = unionPorts(spec.ClientPorts, clientPorts(doc.Listeners))
 		spec.IAMAuthorization = spec.IAMAuthorization || hasListener(doc.Listeners, listenerIAM)
 	}
+	// Certificates due are renewed in place where the brokers take them;
+	// the others stay in spec.Reissue, for the roll to replace.
+	if len(spec.Reissue) > 0 && plan.WaitForBrokers.ValueBool() {
+		resp.Diagnostics.Append(r.renewInPlace(ctx, spec, o, docs)...)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+	}
 	resp.Diagnostics.Append(r.checkScaleIn(ctx, spec, o, removed, live, plan.WaitForBrokers.ValueBool())...)
 	if resp.Diagnostics.HasError() {
 		return
@@ -1053,6 +1061,18 @@ func (r *clusterResource) Delete(ctx context.Context, req resource.DeleteRequest
 	}
 	if err := r.fleet().Delete(ctx, clusterID); err != nil {
 		resp.Diagnostics.AddError("Deleting Tributary cluster "+clusterID, err.Error())
+		return
+	}
+	var nodes []brokerNodeModel
+	if !state.BrokerNodes.IsNull() && !state.BrokerNodes.IsUnknown() {
+		resp.Diagnostics.Append(state.BrokerNodes.ElementsAs(ctx, &nodes, false)...)
+	}
+	ids := make([]int32, 0, len(nodes))
+	for _, n := range nodes {
+		ids = append(ids, int32(n.NodeID.ValueInt64()))
+	}
+	if err := deleteCertificateSecrets(ctx, r.data.aws.SecretsManager, clusterID, ids); err != nil {
+		resp.Diagnostics.AddError("Deleting the certificate secrets of Tributary cluster "+clusterID, err.Error())
 	}
 }
 

@@ -343,7 +343,13 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 				// The local cloud runs one process per instance: the
 				// volume companion, a unit of its own in the image, is
 				// started here and lives in the instance's process group.
-				startCompanion(exe, logger)
+				startCompanion(exe, logger, "volume-watch", "--exit-with-parent")
+			}
+			if secrets != nil && secrets.TLSPrivateKeyPEM != "" {
+				// The certificate companion runs as the broker's user
+				// (it writes only the broker's keystore), in the
+				// broker's service: started here on every host.
+				startCompanion(exe, logger, certWatchArgs(doc, runtimeDir, inst.Region)...)
 			}
 		}
 		// Record success first: after a successful exec nothing of the agent
@@ -488,18 +494,19 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// startCompanion starts `tributary-broker volume-watch` beside the broker, in
-// the same process group and environment, its output on the same console.
-// A companion that cannot start is logged: the broker serves without it,
-// only the volume does not grow by itself.
-func startCompanion(exe string, logger *slog.Logger) {
-	cmd := exec.Command(exe, "volume-watch", "--exit-with-parent")
+// startCompanion starts a companion subcommand of the broker binary
+// (volume-watch, cert-watch) beside the broker, in the same process group
+// and environment, its output on the same console. A companion that cannot
+// start is logged: the broker serves without it, only the volume does not
+// grow, or a delivered certificate is not applied, by itself.
+func startCompanion(exe string, logger *slog.Logger, args ...string) {
+	cmd := exec.Command(exe, args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
-		logger.Error("could not start the volume companion; the data volume will not grow by itself", "error", err)
+		logger.Error("could not start a companion of the broker", "companion", args[0], "error", err)
 		return
 	}
-	logger.Info("started the volume companion", "pid", cmd.Process.Pid)
+	logger.Info("started a companion of the broker", "companion", args[0], "pid", cmd.Process.Pid)
 	// Reaped by nobody once the agent becomes the broker; the instance's
 	// stop ends its process group, companion included.
 	_ = cmd.Process.Release()

@@ -272,6 +272,17 @@ const (
 	PurposeProvider = "provider"
 )
 
+// CertificateSecretName is the Secrets Manager secret through which the
+// provider delivers a renewed TLS key and certificate to a running broker:
+// its value is an Envelope (JSON) of Secrets holding only the TLS fields,
+// sealed under the node's EncryptionContext, so the secret store sees only
+// ciphertext and only that broker's role can open it. The broker's
+// companion applies a newer certificate from it without a restart
+// (docs/broker-security.md, "Certificate renewal in place").
+func CertificateSecretName(clusterID string, nodeID int32) string {
+	return fmt.Sprintf("tributary/%s/broker-%d/tls", clusterID, nodeID)
+}
+
 // EncryptionContext is the KMS encryption context of a node's secrets. IAM
 // policies pin kms:Decrypt to it (kms:EncryptionContext:tributary:cluster-id).
 func EncryptionContext(clusterID string, nodeID int32) map[string]string {

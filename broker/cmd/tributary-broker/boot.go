@@ -35,3 +35,16 @@ func volumeWatchMain(args []string) int {
 	}
 	return 0
 }
+
+// certWatchMain is `tributary-broker cert-watch`: the certificate companion
+// (boot.CertWatch), which the boot agent starts and runs until SIGTERM or
+// the broker's end.
+func certWatchMain(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := boot.CertWatchMain(ctx, args, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "tributary-broker cert-watch: %v\n", err)
+		return 1
+	}
+	return 0
+}

@@ -41,6 +41,8 @@ func main() {
 		os.Exit(bootMain(os.Args[2:]))
 	case "volume-watch":
 		os.Exit(volumeWatchMain(os.Args[2:]))
+	case "cert-watch":
+		os.Exit(certWatchMain(os.Args[2:]))
 	case "iam-token":
 		os.Exit(iamTokenMain(os.Args[2:]))
 	case "version", "--version", "-version":
@@ -61,6 +63,7 @@ commands:
   run           serve the Kafka protocol (flags: --listen --advertise --data-dir --node-id --config)
   boot          boot agent: read the instance's boot document, prepare the volume, exec run
   volume-watch  the data volume's companion: grow its filesystem online, storage autoscaling
+  cert-watch    the certificate companion: apply a renewed TLS certificate the provider delivered
   iam-token     print an IAM OAUTHBEARER token for a cluster (flags: --cluster-id --region --json)
   version       print the version`)
 }

@@ -18,6 +18,8 @@ import (
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+
+	"github.com/tributary/tributary/internal/bootconfig"
 )
 
 // Ports brokers use between themselves (ARCHITECTURE.md).
@@ -248,7 +250,8 @@ const ec2TrustPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","
 // ec2:ResourceTag); let EBS use the key for the volumes the instance
 // attaches; and, when the brokers authorize IAM clients by their policies,
 // ask IAM about them; when the brokers ship their logs, create and write to
-// the cluster's log group and its streams only. Describe calls cannot be
+// the cluster's log group and its streams only; read its own delivered
+// certificate's secret (and no other). Describe calls cannot be
 // limited to resources in IAM.
 func RolePolicy(clusterID string, nodeID int32, keyARN, namespace, logGroup string, iamAuthorization bool) (string, error) {
 	ownCluster := map[string]any{
@@ -297,6 +300,15 @@ func RolePolicy(clusterID string, nodeID int32, keyARN, namespace, logGroup stri
 					"kms:EncryptionContext:tributary:node-id":    strconv.Itoa(int(nodeID)),
 				},
 			},
+		},
+		{
+			// Renewed certificates arrive sealed in the broker's own
+			// secret (the random suffix Secrets Manager appends is six
+			// characters); another broker's stays out of reach.
+			"Sid":      "ReadOwnDeliveredCertificate",
+			"Effect":   "Allow",
+			"Action":   "secretsmanager:GetSecretValue",
+			"Resource": "arn:aws:secretsmanager:*:*:secret:" + bootconfig.CertificateSecretName(clusterID, nodeID) + "-??????",
 		},
 		{
 			"Sid":      "PutClusterMetrics",
