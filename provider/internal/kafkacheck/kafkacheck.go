@@ -133,6 +133,21 @@ func (c *Checker) waitReachable(ctx context.Context, window time.Duration) error
 	}
 }
 
+// cutShort reports whether ctx has ended, also when its deadline has passed
+// but its timer has not fired yet. A dial or read bounded by the same
+// deadline fails by the network poller's own timer ("i/o timeout"), which
+// can come first: on a loaded machine ctx.Err() is still nil for a while
+// after such a cut check returns.
+func cutShort(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
 // pollUntil calls check until it reports done or ctx ends, logging each new status.
 func (c *Checker) pollUntil(ctx context.Context, what string, check func() (status string, done bool)) error {
 	var last string
@@ -143,8 +158,8 @@ func (c *Checker) pollUntil(ctx context.Context, what string, check func() (stat
 		}
 		// A check cut short by ctx says only that the time ran out; the
 		// status before it says what was still missing, so it is kept.
-		if ctx.Err() != nil && last != "" {
-			return fmt.Errorf("waiting for %s: %w (last status: %s)", what, ctx.Err(), last)
+		if err := cutShort(ctx); err != nil && last != "" {
+			return fmt.Errorf("waiting for %s: %w (last status: %s)", what, err, last)
 		}
 		if status != last {
 			c.log(ctx, "waiting for "+what, "status", status)

@@ -280,3 +280,42 @@ func TestWaitReadyRefusesBrokersThatDoNotCluster(t *testing.T) {
 		t.Fatalf("err = %v, want it to say the brokers have not formed one cluster and name the missing broker", err)
 	}
 }
+
+// lateContext is a context whose deadline has passed while its Err is
+// still nil, as a context looks between its deadline and its timer
+// firing: a dial bounded by the same deadline can fail ("i/o timeout") in
+// that gap, on a loaded machine for a while.
+type lateContext struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c lateContext) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// TestPollUntilKeepsStatusBeforeCut: a check that returns after the
+// deadline, before the context's timer fired, is cut short like one that
+// returns after it: the error reports the status before it, not the cut
+// check's (TestWaitRejoined failed under load with the cut probe's "dial
+// tcp ...: i/o timeout" instead of "does not list broker 9").
+func TestPollUntilKeepsStatusBeforeCut(t *testing.T) {
+	parent, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ctx := lateContext{Context: parent, deadline: time.Now().Add(100 * time.Millisecond)}
+	c := &Checker{PollInterval: 10 * time.Millisecond}
+	calls := 0
+	err := c.pollUntil(ctx, "broker 9", func() (string, bool) {
+		calls++
+		if calls == 1 {
+			return "does not list broker 9", false
+		}
+		if calls == 2 {
+			// Returns past the deadline; the context ends a little later.
+			time.Sleep(time.Until(ctx.deadline) + 5*time.Millisecond)
+			time.AfterFunc(100*time.Millisecond, cancel)
+		}
+		return "unable to dial: dial tcp 127.0.0.1:9092: i/o timeout", false
+	})
+	if err == nil || !strings.Contains(err.Error(), "does not list broker 9") || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("pollUntil = %v, want the deadline and the status before the cut check", err)
+	}
+}
