@@ -55,7 +55,7 @@ func TestAccACL_basic(t *testing.T) {
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
 	base := clusterConfig(name, accEnv.version, 1, 10) + topicBlock("payments", 1, 3, nil) + aclAllowBlock
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -155,7 +155,7 @@ resource "tributary_acl" "test" {
 		ImportStateId: "tc-0123456789abcdef|TOPIC|orders",
 		ExpectError:   wrappedText("an ACL id is cluster_id|resource_type|pattern_type|resource_name|principal|host|operation|permission"),
 	})
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps:                    tsteps,

@@ -143,15 +143,23 @@ func accInstanceType() string {
 	return "t3.medium"
 }
 
+// accNames counts the names accName handed out in this test binary.
+var accNames atomic.Int64
+
+// accName is a cluster name no other test uses: the tests run in parallel
+// against one cloud, and the cluster's IAM role, log group, SNS topic and
+// alarms are named after it. The time part keeps names apart across runs
+// against an emulator or account that outlives the test binary; the
+// counter keeps them apart inside one run, whatever the clock's grain.
 func accName(t *testing.T) string {
 	t.Helper()
-	return fmt.Sprintf("acc-%d", time.Now().UnixNano()%1_000_000_000)
+	return fmt.Sprintf("acc-%d-%d", time.Now().UnixNano()%1_000_000_000, accNames.Add(1))
 }
 
 func TestAccCluster_basic(t *testing.T) {
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -227,7 +235,7 @@ func TestAccCluster_update(t *testing.T) {
 	shrinking := &backgroundProducer{topic: "scaling-in"}
 	wide := &accTopic{name: "four-copies", replicationFactor: 4}
 	denied := &accDenyAlter{}
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -385,7 +393,7 @@ func TestAccCluster_rolling(t *testing.T) {
 	name := accName(t)
 	var before []brokerIdentity
 	prod := &backgroundProducer{topic: "rolling"}
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -441,7 +449,7 @@ func TestAccCluster_failedCreate(t *testing.T) {
 	config := strings.Replace(clusterConfig(name, accEnv.version, 1, 10),
 		"brokers_per_az", `instance_profile   = "tributary-acc-missing-profile"
   brokers_per_az`, 1)
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -457,7 +465,7 @@ func TestAccCluster_missingKey(t *testing.T) {
 	missingKey := fmt.Sprintf("arn:aws:kms:%s:000000000000:key/00000000-0000-4000-8000-000000000000", accEnv.region)
 	config := strings.Replace(clusterConfig(accName(t), accEnv.version, 1, 10),
 		"volume_size = 10", fmt.Sprintf("volume_size = 10\n    kms_key_arn = %q", missingKey), 1)
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps: []resource.TestStep{{
@@ -483,7 +491,7 @@ resource "tributary_cluster" "test" {
   instance_type = %[3]q
 }
 `, accEnv.version, accName(t), other)
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps: []resource.TestStep{{
@@ -503,7 +511,7 @@ func expectInPlaceUpdate() resource.ConfigPlanChecks {
 // TestAccCluster_refusesAuthenticationInClear refuses, at plan time, SCRAM
 // on a cluster whose clients connect in plaintext only.
 func TestAccCluster_refusesAuthenticationInClear(t *testing.T) {
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps: []resource.TestStep{{

@@ -85,7 +85,7 @@ func TestAccCluster_scram(t *testing.T) {
 	config := lockedDownCluster(name, `    sasl {
       scram = true
     }`) + scramUserBlock("tributary_cluster.test.cluster_id", 1, 0, "alice-password-1")
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -129,7 +129,7 @@ func TestAccCluster_mtls(t *testing.T) {
 	config := lockedDownCluster(name, fmt.Sprintf(`    tls {
       certificate_authority_pems = [%q]
     }`, clientCA.CertPEM))
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,

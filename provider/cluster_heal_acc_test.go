@@ -38,7 +38,7 @@ func TestAccCluster_heal(t *testing.T) {
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
 	var before []brokerIdentity
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -145,7 +145,7 @@ func TestAccCluster_rollResumes(t *testing.T) {
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
 	var before []brokerIdentity
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -216,7 +216,7 @@ func TestAccCluster_movesIntoGroups(t *testing.T) {
 	name := accName(t)
 	var before []brokerIdentity
 	prod := &backgroundProducer{topic: "moving"}
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,

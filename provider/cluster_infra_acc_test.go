@@ -103,7 +103,7 @@ func TestAccCluster_infrastructure(t *testing.T) {
 		tags:             map[string]string{"test": "changed", "team": "streaming"},
 	}
 	var kept []brokerIdentity
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,

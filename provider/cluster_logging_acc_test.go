@@ -68,7 +68,7 @@ func TestAccCluster_logging(t *testing.T) {
 	}
 	name := accName(t)
 	group := "tributary/" + name
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,

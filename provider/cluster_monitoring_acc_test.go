@@ -82,7 +82,7 @@ func TestAccCluster_monitoring(t *testing.T) {
     }
   }`, topic)
 	}
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy: resource.ComposeAggregateTestCheckFunc(
@@ -257,7 +257,7 @@ func TestAccCluster_alarmFires(t *testing.T) {
     }
   }`, topic))
 	// wait_for_brokers = false in monitoringConfig: wait here instead.
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,

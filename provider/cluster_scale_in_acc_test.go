@@ -106,7 +106,7 @@ func TestAccCluster_scaleInRefused(t *testing.T) {
 		return strings.Replace(infraCluster{name: name, volumeSize: 10, clientCIDRs: []string{"127.0.0.0/8"}, tags: map[string]string{"test": name}}.config(),
 			"  wait_for_brokers   = false\n", fmt.Sprintf("  wait_for_brokers   = false\n  brokers_per_az     = %d\n", perAZ), 1)
 	}
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -254,7 +254,7 @@ func TestAccCluster_rebalanceAsync(t *testing.T) {
 	config := func(perAZ int) string {
 		return strings.Replace(clusterConfig(name, accEnv.version, perAZ, 10), "  brokers_per_az     =", "  rebalance          = \"async\"\n  brokers_per_az     =", 1)
 	}
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,

@@ -139,7 +139,7 @@ data "tributary_iam_policy_document" "writer" {
 }
 `, name, accEnv.version, accInstanceType(), clientCA.CertPEM) + topicBlock("orders", 3, 3, map[string]string{"min.insync.replicas": "2"})
 
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,

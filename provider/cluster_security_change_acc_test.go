@@ -121,7 +121,7 @@ func TestAccCluster_authChangeInPlace(t *testing.T) {
 	}}
 	step := func(a authSettings) string { return authChangeConfig(name, admin, a) }
 
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,

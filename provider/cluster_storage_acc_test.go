@@ -156,7 +156,7 @@ func TestAccCluster_storageAutoscaling(t *testing.T) {
 	name := accName(t)
 	st := &fillState{}
 	auto := "autoscaling {\n      target_utilization = 60\n      max_volume_size    = 2\n    }"
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy: func(s *terraform.State) error {
 			id := s.RootModule().Resources[clusterResourceName].Primary.Attributes["cluster_id"]

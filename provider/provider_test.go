@@ -2,11 +2,13 @@ package provider
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +82,10 @@ func runTests(m *testing.M) int {
 	if os.Getenv("TF_ACC") == "" {
 		return m.Run()
 	}
+	if err := raiseAccParallelism(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
 	accEnv.version = envOr(envAccBrokerVersion, "acc-1")
 	accEnv.versionNext = envOr(envAccBrokerVersionNext, "acc-2")
 	accEnv.region = envOr("AWS_REGION", "us-east-1")
@@ -121,6 +127,54 @@ func runTests(m *testing.M) int {
 		cancel()
 	}
 	return m.Run()
+}
+
+// envAccParallel bounds how many acceptance tests run at once.
+const envAccParallel = "TRIBUTARY_ACC_PARALLEL"
+
+// defaultAccParallel is how many acceptance tests run at once unless
+// -parallel or TRIBUTARY_ACC_PARALLEL says otherwise. Each test spends
+// most of its time waiting: on the brokers' polls, Auto Scaling's passes,
+// alarm periods, certificate lifetimes. Run one after another they kept a
+// 2-core machine at a load of 1 to 3 for about 21 minutes. go test's own
+// default, GOMAXPROCS (2 here), leaves that idle time unused. Four at once
+// is at most four clusters (12 broker processes beside the one local
+// cloud, about 1 GiB of memory) and four Terraform CLIs, which two cores
+// carry without stretching the tests' bounds (docs/testing.md has the
+// timings); more only lengthens each test, since the slowest test alone
+// sets the floor.
+const defaultAccParallel = 4
+
+// raiseAccParallelism sets go test's -parallel for this package's
+// acceptance run to defaultAccParallel (or TRIBUTARY_ACC_PARALLEL), unless
+// -parallel was given on the command line. Only this package's bound is
+// raised: a -parallel flag for `go test ./...` would also apply to the
+// CPU-bound tests of other packages.
+func raiseAccParallelism() error {
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	given := false
+	flag.Visit(func(f *flag.Flag) {
+		if f.Name == "test.parallel" {
+			given = true
+		}
+	})
+	if given {
+		return nil
+	}
+	n := defaultAccParallel
+	if v := os.Getenv(envAccParallel); v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 1 {
+			return fmt.Errorf("%s=%q: want a whole number of tests, 1 or more", envAccParallel, v)
+		}
+		n = p
+	}
+	if err := flag.Set("test.parallel", strconv.Itoa(n)); err != nil {
+		return fmt.Errorf("setting -test.parallel to %d: %w", n, err)
+	}
+	return nil
 }
 
 // skipWithoutRunningBrokers skips a test about running brokers, naming the

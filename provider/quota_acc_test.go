@@ -54,7 +54,7 @@ func TestAccQuota_basic(t *testing.T) {
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
 	base := quotaCluster(name) + topicBlock("metered", 1, 3, nil)
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -158,7 +158,7 @@ resource "tributary_quota" "test" {
 		ImportStateId: "tc-0123456789abcdef|group=g",
 		ExpectError:   wrappedText("a quota id is cluster_id|user=NAME|client-id=NAME"),
 	})
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps:                    tsteps,

@@ -102,7 +102,7 @@ func TestAccCluster_scramOneApply(t *testing.T) {
 	admin := createIAMUser(t, name+"-admin", adminPolicy)
 	secretARN := createSCRAMSecret(t, "AmazonMSK_"+name, "vault", "vault-secret-1")
 	const vaultUser = "tributary_scram_user.vault"
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,

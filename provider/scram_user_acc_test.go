@@ -43,7 +43,7 @@ func TestAccScramUser_basic(t *testing.T) {
 	name := accName(t)
 	cluster := clusterConfig(name, accEnv.version, 1, 10)
 	ref := "tributary_cluster.test.cluster_id"
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -118,7 +118,7 @@ func TestAccScramUser_invalid(t *testing.T) {
 		ImportStateId: "tc-0123456789abcdef/alice",
 		ExpectError:   wrappedText("A SCRAM user is imported as <cluster_id>/<name>/<mechanism>"),
 	})
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps:                    tsteps,

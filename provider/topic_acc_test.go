@@ -72,7 +72,7 @@ func TestAccTopic_basic(t *testing.T) {
 	name := accName(t)
 	cfg := map[string]string{"retention.ms": "86400000", "cleanup.policy": "compact,delete", "min.insync.replicas": "2"}
 	config := clusterConfig(name, accEnv.version, 1, 10) + topicBlock("orders", 3, 3, cfg)
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -149,7 +149,7 @@ func TestAccTopic_update(t *testing.T) {
 		plancheck.ExpectResourceAction(topicResourceName, plancheck.ResourceActionUpdate),
 		plancheck.ExpectResourceAction(clusterResourceName, plancheck.ResourceActionNoop),
 	}}
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -284,7 +284,7 @@ func TestAccTopic_invalid(t *testing.T) {
 	for _, s := range steps {
 		tsteps = append(tsteps, resource.TestStep{Config: s.config, PlanOnly: true, ExpectError: wrappedText(s.want)})
 	}
-	resource.Test(t, resource.TestCase{
+	resource.ParallelTest(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps:                    tsteps,
