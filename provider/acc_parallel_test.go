@@ -1,21 +1,25 @@
 package provider
 
 import (
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 	"unicode"
 )
 
 // TestEveryAccTestRunsInParallel keeps the acceptance run short: each
-// TestAcc test of this package runs with resource.ParallelTest (or calls
-// t.Parallel), so the tests share the one local cloud at once instead of
-// one after another (raiseAccParallelism bounds how many). A test that
-// cannot share the cloud with others would have to be listed here with
-// the reason; none is.
+// TestAcc test of this package begins with accParallel(t), so the tests
+// share the one local cloud at once instead of one after another, in the
+// order and number accSlots decides. (resource.ParallelTest or t.Parallel
+// would bypass it, and either after accParallel would panic.)
+// A test that cannot share the cloud with others would have to be listed
+// here with the reason; none is.
 func TestEveryAccTestRunsInParallel(t *testing.T) {
 	files, err := filepath.Glob("*_test.go")
 	if err != nil {
@@ -34,31 +38,16 @@ func TestEveryAccTestRunsInParallel(t *testing.T) {
 				continue
 			}
 			found++
-			parallel, serial := false, false
+			where := fmt.Sprintf("%s (%s)", fn.Name.Name, fset.Position(fn.Pos()))
+			if len(fn.Body.List) == 0 || !callsAt(fn.Body.List[0], "", "accParallel") {
+				t.Errorf("%s: an acceptance test begins with accParallel(t), and uses a cluster name of its own (accName)", where)
+			}
 			ast.Inspect(fn.Body, func(n ast.Node) bool {
-				call, ok := n.(*ast.CallExpr)
-				if !ok {
-					return true
-				}
-				sel, ok := call.Fun.(*ast.SelectorExpr)
-				if !ok {
-					return true
-				}
-				x, ok := sel.X.(*ast.Ident)
-				if !ok {
-					return true
-				}
-				switch {
-				case x.Name == "resource" && sel.Sel.Name == "ParallelTest", x.Name == "t" && sel.Sel.Name == "Parallel":
-					parallel = true
-				case x.Name == "resource" && sel.Sel.Name == "Test":
-					serial = true
+				if call, ok := n.(*ast.CallExpr); ok && (isCall(call, "resource", "ParallelTest") || isCall(call, "t", "Parallel")) {
+					t.Errorf("%s: %s; accParallel(t) already makes the test parallel", where, fset.Position(call.Pos()))
 				}
 				return true
 			})
-			if serial || !parallel {
-				t.Errorf("%s (%s): an acceptance test runs with resource.ParallelTest, with a name of its own (accName), so the run stays within its time", fn.Name.Name, fset.Position(fn.Pos()))
-			}
 		}
 	}
 	if found == 0 {
@@ -66,9 +55,60 @@ func TestEveryAccTestRunsInParallel(t *testing.T) {
 	}
 }
 
+// callsAt reports whether stmt is a call of pkg.name (of name when pkg is "").
+func callsAt(stmt ast.Stmt, pkg, name string) bool {
+	e, ok := stmt.(*ast.ExprStmt)
+	if !ok {
+		return false
+	}
+	call, ok := e.X.(*ast.CallExpr)
+	return ok && isCall(call, pkg, name)
+}
+
+func isCall(call *ast.CallExpr, pkg, name string) bool {
+	switch f := call.Fun.(type) {
+	case *ast.Ident:
+		return pkg == "" && f.Name == name
+	case *ast.SelectorExpr:
+		x, ok := f.X.(*ast.Ident)
+		return ok && x.Name == pkg && f.Sel.Name == name
+	}
+	return false
+}
+
 // isAccTest reports whether name is an acceptance test's: TestAcc and then
 // the resource, capitalised (TestAccCluster_basic; not TestAccessWith...).
 func isAccTest(name string) bool {
 	rest, ok := strings.CutPrefix(name, "TestAcc")
 	return ok && rest != "" && unicode.IsUpper(rune(rest[0]))
+}
+
+// TestSchedulerAdmitsSlowFirst: with one slot, the test named slow first runs
+// first, then the others in the order they were declared, one at a time.
+func TestSchedulerAdmitsSlowFirst(t *testing.T) {
+	s := newAccScheduler(1, []string{t.Name() + "/group/slow"})
+	var mu sync.Mutex
+	var order []string
+	running, most := 0, 0
+	t.Run("group", func(t *testing.T) {
+		for _, name := range []string{"a", "b", "slow", "c"} {
+			t.Run(name, func(t *testing.T) {
+				s.register(t)
+				t.Parallel()
+				s.admit(t)
+				mu.Lock()
+				order = append(order, name)
+				running++
+				most = max(most, running)
+				mu.Unlock()
+				time.Sleep(10 * time.Millisecond)
+				mu.Lock()
+				running--
+				mu.Unlock()
+			})
+		}
+	})
+	if got := strings.Join(order, ","); got != "slow,a,b,c" || most != 1 {
+		t.Fatalf("ran %s with up to %d at once, want slow,a,b,c one at a time", got, most)
+	}
 }

@@ -52,10 +52,11 @@ resource "tributary_acl" "test" {
 // outside Terraform and created again, then removed from the configuration,
 // after which the producer writes.
 func TestAccACL_basic(t *testing.T) {
+	accParallel(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
 	base := clusterConfig(name, accEnv.version, 1, 10) + topicBlock("payments", 1, 3, nil) + aclAllowBlock
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -112,6 +113,7 @@ func TestAccACL_basic(t *testing.T) {
 // TestAccACL_invalid refuses bad ACLs at plan time with the brokers' own
 // rules, before anything is created (no brokers needed).
 func TestAccACL_invalid(t *testing.T) {
+	accParallel(t)
 	acl := func(typ, name, op, principal, host string) string {
 		return testAccProviderConfig() + fmt.Sprintf(`
 resource "tributary_acl" "test" {
@@ -155,7 +157,7 @@ resource "tributary_acl" "test" {
 		ImportStateId: "tc-0123456789abcdef|TOPIC|orders",
 		ExpectError:   wrappedText("an ACL id is cluster_id|resource_type|pattern_type|resource_name|principal|host|operation|permission"),
 	})
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps:                    tsteps,

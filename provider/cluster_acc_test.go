@@ -157,9 +157,10 @@ func accName(t *testing.T) string {
 }
 
 func TestAccCluster_basic(t *testing.T) {
+	accParallel(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -228,6 +229,7 @@ data "tributary_broker_image" "test" {
 }
 
 func TestAccCluster_update(t *testing.T) {
+	accParallel(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
 	var before []brokerIdentity
@@ -235,7 +237,7 @@ func TestAccCluster_update(t *testing.T) {
 	shrinking := &backgroundProducer{topic: "scaling-in"}
 	wide := &accTopic{name: "four-copies", replicationFactor: 4}
 	denied := &accDenyAlter{}
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -389,11 +391,12 @@ func TestAccCluster_update(t *testing.T) {
 }
 
 func TestAccCluster_rolling(t *testing.T) {
+	accParallel(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
 	var before []brokerIdentity
 	prod := &backgroundProducer{topic: "rolling"}
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -445,11 +448,12 @@ func testAccCheckReplacedOnly(before *[]brokerIdentity, nodeID int32) resource.T
 // id, and the destroy at the end of the test removes everything
 // (CheckDestroy, which also sees the key scheduled for deletion).
 func TestAccCluster_failedCreate(t *testing.T) {
+	accParallel(t)
 	name := accName(t)
 	config := strings.Replace(clusterConfig(name, accEnv.version, 1, 10),
 		"brokers_per_az", `instance_profile   = "tributary-acc-missing-profile"
   brokers_per_az`, 1)
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -462,10 +466,11 @@ func TestAccCluster_failedCreate(t *testing.T) {
 
 // TestAccCluster_missingKey refuses, at plan time, a KMS key that does not exist.
 func TestAccCluster_missingKey(t *testing.T) {
+	accParallel(t)
 	missingKey := fmt.Sprintf("arn:aws:kms:%s:000000000000:key/00000000-0000-4000-8000-000000000000", accEnv.region)
 	config := strings.Replace(clusterConfig(accName(t), accEnv.version, 1, 10),
 		"volume_size = 10", fmt.Sprintf("volume_size = 10\n    kms_key_arn = %q", missingKey), 1)
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps: []resource.TestStep{{
@@ -478,6 +483,7 @@ func TestAccCluster_missingKey(t *testing.T) {
 // TestAccCluster_imageArchitecture refuses, at plan time, an image whose
 // architecture the instance type cannot run.
 func TestAccCluster_imageArchitecture(t *testing.T) {
+	accParallel(t)
 	arch := instanceArchitecture(accInstanceType())
 	other := map[string]string{"x86_64": "m7g.large", "arm64": "m7i.large"}[arch]
 	config := testAccProviderConfig() + fmt.Sprintf(`
@@ -491,7 +497,7 @@ resource "tributary_cluster" "test" {
   instance_type = %[3]q
 }
 `, accEnv.version, accName(t), other)
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps: []resource.TestStep{{
@@ -511,7 +517,8 @@ func expectInPlaceUpdate() resource.ConfigPlanChecks {
 // TestAccCluster_refusesAuthenticationInClear refuses, at plan time, SCRAM
 // on a cluster whose clients connect in plaintext only.
 func TestAccCluster_refusesAuthenticationInClear(t *testing.T) {
-	resource.ParallelTest(t, resource.TestCase{
+	accParallel(t)
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps: []resource.TestStep{{

@@ -79,13 +79,14 @@ resource "tributary_acl" "app" {
 // provider still manages the cluster (the next plan is empty, a refresh
 // reads the topic).
 func TestAccCluster_scram(t *testing.T) {
+	accParallel(t)
 	testAccPreCheck(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
 	config := lockedDownCluster(name, `    sasl {
       scram = true
     }`) + scramUserBlock("tributary_cluster.test.cluster_id", 1, 0, "alice-password-1")
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -112,6 +113,7 @@ func TestAccCluster_scram(t *testing.T) {
 // with acks=all through bootstrap_brokers_tls; a client without one is
 // refused; the provider still manages the cluster.
 func TestAccCluster_mtls(t *testing.T) {
+	accParallel(t)
 	testAccPreCheck(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
@@ -129,7 +131,7 @@ func TestAccCluster_mtls(t *testing.T) {
 	config := lockedDownCluster(name, fmt.Sprintf(`    tls {
       certificate_authority_pems = [%q]
     }`, clientCA.CertPEM))
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,

@@ -41,6 +41,7 @@ const rotationValidity = 4 * time.Minute
 // produce failed and every acknowledged record reads back; the next plan is
 // empty.
 func TestAccCluster_certRotation(t *testing.T) {
+	accParallel(t)
 	testAccPreCheck(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
@@ -66,7 +67,7 @@ resource "tributary_cluster" "test" {
 		pool.AppendCertsFromPEM([]byte(s.RootModule().Resources[clusterResourceName].Primary.Attributes["certificate_authority_pem"]))
 		return []kgo.Opt{kgo.DialTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12})}
 	}}
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,

@@ -35,10 +35,11 @@ const healBound = 3 * time.Minute
 // same address and volume, serves Kafka, and the 300 records written to
 // broker 2 alone are read back from it. The plans after that are empty.
 func TestAccCluster_heal(t *testing.T) {
+	accParallel(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
 	var before []brokerIdentity
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -142,10 +143,11 @@ func brokerServes(ctx context.Context, b *fleet.Broker) error {
 // instance was replaced: the next plan is not empty although the settings
 // match, and the apply replaces that broker alone.
 func TestAccCluster_rollResumes(t *testing.T) {
+	accParallel(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
 	var before []brokerIdentity
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -212,11 +214,12 @@ func testAccMarkHalfRolled(nodeID int32) resource.TestCheckFunc {
 // on the cluster's health, while a producer writes with acks=all: no failed
 // produce, no record lost, every broker keeps its address and volume.
 func TestAccCluster_movesIntoGroups(t *testing.T) {
+	accParallel(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
 	var before []brokerIdentity
 	prod := &backgroundProducer{topic: "moving"}
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,

@@ -89,6 +89,7 @@ resource "tributary_cluster" "test" {
 // directly for anything left behind. It is the test that runs against
 // emulators that run no instances (make test runs it against moto).
 func TestAccCluster_infrastructure(t *testing.T) {
+	accParallel(t)
 	name := accName(t)
 	extraSG := testAccSecurityGroup(t, name+"-extra")
 	before := infraCluster{
@@ -103,7 +104,7 @@ func TestAccCluster_infrastructure(t *testing.T) {
 		tags:             map[string]string{"test": "changed", "team": "streaming"},
 	}
 	var kept []brokerIdentity
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,

@@ -62,13 +62,14 @@ resource "tributary_cluster" "test" {
 // creates. Turning logging off is an in-place roll, after which the
 // instance role may no longer write logs.
 func TestAccCluster_logging(t *testing.T) {
+	accParallel(t)
 	skipWithoutRunningBrokers(t)
 	if _, err := os.Stat(awsCLI); err != nil {
 		testenv.Missing(t, "Debian's aws CLI is not installed (%s): run make tools or apt-get install awscli", awsCLI)
 	}
 	name := accName(t)
 	group := "tributary/" + name
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,

@@ -52,6 +52,7 @@ resource "tributary_cluster" "test" {
 // the cluster, changed in place, and deleted with it. It needs no running
 // broker, so it runs against moto too.
 func TestAccCluster_monitoring(t *testing.T) {
+	accParallel(t)
 	if _, err := os.Stat(awsCLI); err != nil {
 		testenv.Missing(t, "Debian's aws CLI is not installed (%s): run make tools or apt-get install awscli", awsCLI)
 	}
@@ -82,7 +83,7 @@ func TestAccCluster_monitoring(t *testing.T) {
     }
   }`, topic)
 	}
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy: resource.ComposeAggregateTestCheckFunc(
@@ -244,6 +245,7 @@ func testAccCheckDashboard(name string, exists bool) resource.TestCheckFunc {
 // ReplaceUnhealthy processes suspended) until the alarm fired, so the test
 // does not race EC2 Auto Scaling.
 func TestAccCluster_alarmFires(t *testing.T) {
+	accParallel(t)
 	skipWithoutRunningBrokers(t)
 	testAccPreCheck(t)
 	name := accName(t)
@@ -257,7 +259,7 @@ func TestAccCluster_alarmFires(t *testing.T) {
     }
   }`, topic))
 	// wait_for_brokers = false in monitoringConfig: wait here instead.
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,

@@ -101,12 +101,13 @@ func testAccCheckNothingLeftOfRemoved(n int) resource.TestCheckFunc {
 // that run no instances (moto) too; the scale-in itself, with data, is in
 // TestAccCluster_update.
 func TestAccCluster_scaleInRefused(t *testing.T) {
+	accParallel(t)
 	name := accName(t)
 	config := func(perAZ int) string {
 		return strings.Replace(infraCluster{name: name, volumeSize: 10, clientCIDRs: []string{"127.0.0.0/8"}, tags: map[string]string{"test": name}}.config(),
 			"  wait_for_brokers   = false\n", fmt.Sprintf("  wait_for_brokers   = false\n  brokers_per_az     = %d\n", perAZ), 1)
 	}
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -248,13 +249,14 @@ func testAccCheckBrokerLoad(n int, holding bool) resource.TestCheckFunc {
 // acks=all (every broker ends with its share, all in sync, nothing
 // acknowledged lost), and the plan after that is empty.
 func TestAccCluster_rebalanceAsync(t *testing.T) {
+	accParallel(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
 	prod := &backgroundProducer{topic: "async-scaling-out"}
 	config := func(perAZ int) string {
 		return strings.Replace(clusterConfig(name, accEnv.version, perAZ, 10), "  brokers_per_az     =", "  rebalance          = \"async\"\n  brokers_per_az     =", 1)
 	}
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,

@@ -93,6 +93,7 @@ const (
 // kafka-cluster:WriteData, are refused, and that no instance's user data
 // holds a private key; then imports the cluster.
 func TestAccCluster_tlsIAM(t *testing.T) {
+	accParallel(t)
 	testAccPreCheck(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
@@ -139,7 +140,7 @@ data "tributary_iam_policy_document" "writer" {
 }
 `, name, accEnv.version, accInstanceType(), clientCA.CertPEM) + topicBlock("orders", 3, 3, map[string]string{"min.insync.replicas": "2"})
 
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,

@@ -91,6 +91,7 @@ resource "tributary_cluster" "test" {
 // the brokers serve, and each roll reaches every broker through what it
 // serves while the others still serve the old listeners.
 func TestAccCluster_authChangeInPlace(t *testing.T) {
+	accParallel(t)
 	testAccPreCheck(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
@@ -121,7 +122,7 @@ func TestAccCluster_authChangeInPlace(t *testing.T) {
 	}}
 	step := func(a authSettings) string { return authChangeConfig(name, admin, a) }
 
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,

@@ -147,6 +147,7 @@ type fillState struct {
 // with sized volumes (root, loop devices); against other endpoints it would
 // fill a real EBS volume and is not run.
 func TestAccCluster_storageAutoscaling(t *testing.T) {
+	accParallel(t)
 	skipWithoutRunningBrokers(t)
 	if accEnv.cloud == nil {
 		t.Skip("fills a broker's volume: runs against the in-process local cloud with sized volumes, not against " + accEnv.endpoint)
@@ -156,7 +157,7 @@ func TestAccCluster_storageAutoscaling(t *testing.T) {
 	name := accName(t)
 	st := &fillState{}
 	auto := "autoscaling {\n      target_utilization = 60\n      max_volume_size    = 2\n    }"
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy: func(s *terraform.State) error {
 			id := s.RootModule().Resources[clusterResourceName].Primary.Attributes["cluster_id"]

@@ -8,8 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -79,12 +81,12 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
-	if os.Getenv("TF_ACC") == "" {
-		return m.Run()
-	}
 	if err := raiseAccParallelism(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
+	}
+	if os.Getenv("TF_ACC") == "" {
+		return m.Run()
 	}
 	accEnv.version = envOr(envAccBrokerVersion, "acc-1")
 	accEnv.versionNext = envOr(envAccBrokerVersionNext, "acc-2")
@@ -136,24 +138,107 @@ const envAccParallel = "TRIBUTARY_ACC_PARALLEL"
 // -parallel or TRIBUTARY_ACC_PARALLEL says otherwise. Each test spends
 // most of its time waiting: on the brokers' polls, Auto Scaling's passes,
 // alarm periods, certificate lifetimes. Run one after another they kept a
-// 2-core machine at a load of 1 to 3 for about 21 minutes. go test's own
-// default, GOMAXPROCS (2 here), leaves that idle time unused. Four at once
-// is at most four clusters (12 broker processes beside the one local
-// cloud, about 1 GiB of memory) and four Terraform CLIs, which two cores
-// carry without stretching the tests' bounds (docs/testing.md has the
-// timings); more only lengthens each test, since the slowest test alone
-// sets the floor.
+// 2-core machine at a load of 1 to 3 for about 21 minutes; go test's own
+// default, GOMAXPROCS (2 here), leaves most of that idle. Four at once is
+// at most four clusters (a dozen broker processes beside the one local
+// cloud, under 1 GiB of memory) and four Terraform CLIs, which two cores
+// carry without stretching the tests' bounds (docs/terraform-provider.md
+// has the timings).
 const defaultAccParallel = 4
 
-// raiseAccParallelism sets go test's -parallel for this package's
-// acceptance run to defaultAccParallel (or TRIBUTARY_ACC_PARALLEL), unless
-// -parallel was given on the command line. Only this package's bound is
-// raised: a -parallel flag for `go test ./...` would also apply to the
-// CPU-bound tests of other packages.
+// accSlowFirst names the acceptance tests that take minutes however
+// little else runs (a certificate's lifetime, an alarm's periods, six
+// rolls): they start first, so the run is not left waiting on one of them
+// after the others finished. Longest first.
+var accSlowFirst = []string{
+	"TestAccCluster_certRotation",
+	"TestAccCluster_alarmFires",
+	"TestAccCluster_authChangeInPlace",
+}
+
+// accSlots admits the parallel acceptance tests, limit at a time, the
+// slow ones first, then in the order the tests are declared. go test
+// resumes its parallel tests in no particular order; this does.
+var accSlots = newAccScheduler(defaultAccParallel, accSlowFirst)
+
+type accScheduler struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	limit   int
+	running int
+	waiting []*testing.T // registered, not yet admitted, in declaration order
+	rank    map[string]int
+}
+
+func newAccScheduler(limit int, first []string) *accScheduler {
+	s := &accScheduler{limit: limit, rank: map[string]int{}}
+	s.cond = sync.NewCond(&s.mu)
+	for i, name := range first {
+		s.rank[name] = len(first) - i
+	}
+	return s
+}
+
+// accParallel makes an acceptance test parallel and holds it until it
+// has one of the slots. It is the first thing each TestAcc test does
+// (TestEveryAccTestRunsInParallel checks): the registration happens while
+// go test runs its tests one by one, so every test is known before the
+// first one is admitted.
+func accParallel(t *testing.T) {
+	t.Helper()
+	accSlots.register(t)
+	t.Parallel()
+	accSlots.admit(t)
+}
+
+func (s *accScheduler) register(t *testing.T) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.waiting = append(s.waiting, t)
+}
+
+// admit blocks until t is the next test to run and a slot is free, and
+// frees the slot when t ends.
+func (s *accScheduler) admit(t *testing.T) {
+	s.mu.Lock()
+	for s.running >= s.limit || s.next() != t {
+		s.cond.Wait()
+	}
+	s.waiting = slices.DeleteFunc(s.waiting, func(w *testing.T) bool { return w == t })
+	s.running++
+	s.mu.Unlock()
+	s.cond.Broadcast()
+	t.Cleanup(func() {
+		s.mu.Lock()
+		s.running--
+		s.mu.Unlock()
+		s.cond.Broadcast()
+	})
+}
+
+// next is the waiting test to admit next: the slowest named in
+// accSlowFirst, else the first declared. Called with mu held.
+func (s *accScheduler) next() *testing.T {
+	var best *testing.T
+	for _, w := range s.waiting {
+		if best == nil || s.rank[w.Name()] > s.rank[best.Name()] {
+			best = w
+		}
+	}
+	return best
+}
+
+// raiseAccParallelism sets the number of acceptance tests that run at once
+// to -parallel when given on the command line, else to
+// TRIBUTARY_ACC_PARALLEL or defaultAccParallel, and lifts go test's own
+// bound for this package above it so that accSlots decides the order.
+// Only this package's bound changes: a -parallel for `go test ./...` would
+// also apply to the CPU-bound tests of other packages.
 func raiseAccParallelism() error {
 	if !flag.Parsed() {
 		flag.Parse()
 	}
+	n := defaultAccParallel
 	given := false
 	flag.Visit(func(f *flag.Flag) {
 		if f.Name == "test.parallel" {
@@ -161,18 +246,25 @@ func raiseAccParallelism() error {
 		}
 	})
 	if given {
-		return nil
-	}
-	n := defaultAccParallel
-	if v := os.Getenv(envAccParallel); v != "" {
+		p, err := strconv.Atoi(flag.Lookup("test.parallel").Value.String())
+		if err != nil || p < 1 {
+			return fmt.Errorf("-parallel %s: want a whole number of tests, 1 or more", flag.Lookup("test.parallel").Value)
+		}
+		n = p
+	} else if v := os.Getenv(envAccParallel); v != "" {
 		p, err := strconv.Atoi(v)
 		if err != nil || p < 1 {
 			return fmt.Errorf("%s=%q: want a whole number of tests, 1 or more", envAccParallel, v)
 		}
 		n = p
 	}
-	if err := flag.Set("test.parallel", strconv.Itoa(n)); err != nil {
-		return fmt.Errorf("setting -test.parallel to %d: %w", n, err)
+	accSlots.limit = n
+	// Every test may be resumed at once; accSlots admits n of them. go
+	// test's bound must not be lower: a test accSlots waits for that go
+	// test does not resume would hold the others forever. So it is raised
+	// also without TF_ACC, when the acceptance tests skip after accParallel.
+	if err := flag.Set("test.parallel", "1000"); err != nil {
+		return fmt.Errorf("setting -test.parallel: %w", err)
 	}
 	return nil
 }

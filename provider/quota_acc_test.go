@@ -51,10 +51,11 @@ func quotaCluster(name string) string {
 // imported, updated in place, found changed and deleted outside Terraform
 // and put back, then removed.
 func TestAccQuota_basic(t *testing.T) {
+	accParallel(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
 	base := quotaCluster(name) + topicBlock("metered", 1, 3, nil)
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -127,6 +128,7 @@ func TestAccQuota_basic(t *testing.T) {
 // TestAccQuota_invalid refuses bad quotas at plan time with the brokers'
 // own rules, before anything is created (no brokers needed).
 func TestAccQuota_invalid(t *testing.T) {
+	accParallel(t)
 	quota := func(body string) string {
 		return testAccProviderConfig() + `
 resource "tributary_quota" "test" {
@@ -158,7 +160,7 @@ resource "tributary_quota" "test" {
 		ImportStateId: "tc-0123456789abcdef|group=g",
 		ExpectError:   wrappedText("a quota id is cluster_id|user=NAME|client-id=NAME"),
 	})
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps:                    tsteps,

@@ -96,13 +96,14 @@ resource "tributary_acl" "app_write" {
 // the password. With the ACL removed the first user is refused on the
 // first topic too.
 func TestAccCluster_scramOneApply(t *testing.T) {
+	accParallel(t)
 	testAccPreCheck(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
 	admin := createIAMUser(t, name+"-admin", adminPolicy)
 	secretARN := createSCRAMSecret(t, "AmazonMSK_"+name, "vault", "vault-secret-1")
 	const vaultUser = "tributary_scram_user.vault"
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,

@@ -39,11 +39,12 @@ resource "tributary_scram_user" "test" {
 // the user needs the cluster's SASL/SCRAM listener; the provider package's
 // kafkascram tests log in against a broker serving one.)
 func TestAccScramUser_basic(t *testing.T) {
+	accParallel(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
 	cluster := clusterConfig(name, accEnv.version, 1, 10)
 	ref := "tributary_cluster.test.cluster_id"
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -97,6 +98,7 @@ func TestAccScramUser_basic(t *testing.T) {
 // TestAccScramUser_invalid refuses bad users at plan time (no brokers
 // needed).
 func TestAccScramUser_invalid(t *testing.T) {
+	accParallel(t)
 	id := `"tc-0123456789abcdef"`
 	steps := []struct {
 		config string
@@ -118,7 +120,7 @@ func TestAccScramUser_invalid(t *testing.T) {
 		ImportStateId: "tc-0123456789abcdef/alice",
 		ExpectError:   wrappedText("A SCRAM user is imported as <cluster_id>/<name>/<mechanism>"),
 	})
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps:                    tsteps,

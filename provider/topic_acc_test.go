@@ -68,11 +68,12 @@ data "tributary_topics" "test" {
 // that only exists once the cluster is created), produces to the topic and
 // reads it back, imports it, and reads it through both data sources.
 func TestAccTopic_basic(t *testing.T) {
+	accParallel(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
 	cfg := map[string]string{"retention.ms": "86400000", "cleanup.policy": "compact,delete", "min.insync.replicas": "2"}
 	config := clusterConfig(name, accEnv.version, 1, 10) + topicBlock("orders", 3, 3, cfg)
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -137,6 +138,7 @@ func TestAccTopic_basic(t *testing.T) {
 // apply; the topic deleted outside Terraform re-created; and finally the
 // topic removed from the configuration and gone from every broker.
 func TestAccTopic_update(t *testing.T) {
+	accParallel(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
 	cluster := clusterConfig(name, accEnv.version, 1, 10)
@@ -149,7 +151,7 @@ func TestAccTopic_update(t *testing.T) {
 		plancheck.ExpectResourceAction(topicResourceName, plancheck.ResourceActionUpdate),
 		plancheck.ExpectResourceAction(clusterResourceName, plancheck.ResourceActionNoop),
 	}}
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
@@ -261,6 +263,7 @@ func TestAccTopic_update(t *testing.T) {
 // terraform-plugin-testing destroys with the last step's configuration,
 // which could not be planned.
 func TestAccTopic_invalid(t *testing.T) {
+	accParallel(t)
 	topic := func(name string, rf int, cfg map[string]string) string {
 		return testAccProviderConfig() + strings.Replace(topicBlock(name, 3, rf, cfg),
 			"tributary_cluster.test.cluster_id", `"tc-0123456789abcdef"`, 1)
@@ -284,7 +287,7 @@ func TestAccTopic_invalid(t *testing.T) {
 	for _, s := range steps {
 		tsteps = append(tsteps, resource.TestStep{Config: s.config, PlanOnly: true, ExpectError: wrappedText(s.want)})
 	}
-	resource.ParallelTest(t, resource.TestCase{
+	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps:                    tsteps,
