@@ -72,6 +72,7 @@ const outsideSource = "127.254.254.254"
 // unmixed. Removing open monitoring, in place, closes the security group's
 // ports and stops 11002.
 func TestAccCluster_openMonitoring(t *testing.T) {
+	accParallel(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
 	resource.Test(t, resource.TestCase{

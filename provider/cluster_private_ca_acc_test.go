@@ -84,6 +84,7 @@ resource "tributary_cluster" "test" {
 // through 9094 without a failure; afterwards every broker accepts both CAs'
 // certificates.
 func TestAccCluster_mtlsPrivateCA(t *testing.T) {
+	accParallel(t)
 	testAccPreCheck(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
@@ -232,6 +233,7 @@ func testAccCheckClientCertificates(trust func(*terraform.State, ...tls.Certific
 // document as a client CA of the mutual TLS listener, which requires client
 // certificates.
 func TestAccCluster_privateCAPlan(t *testing.T) {
+	accParallel(t)
 	testAccPreCheck(t)
 	name := accName(t)
 	active := privateCA(t, name+"-active")

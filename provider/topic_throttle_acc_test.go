@@ -33,6 +33,7 @@ import (
 // follower (1 MiB) may pass just under it, so copying 2 x N bytes at R
 // takes at least (2N - 10R - 2 MiB) / R.
 func TestAccTopic_throttledReplicationFactor(t *testing.T) {
+	accParallel(t)
 	skipWithoutRunningBrokers(t)
 	const (
 		topic = "throttled"
