@@ -219,15 +219,27 @@ func testTxnFranzGoETLSurvivesKill9(t *testing.T, inClusterTLS bool) {
 		}
 		defer func() { in.Close() }()
 		for i := 0; i < n; i += 50 {
-			// A record refused during the fault (kgo fails it with
-			// "unknown broker" when no Metadata it fetches lists the
-			// coordinator it was given) is what an application meets too:
-			// it aborts the transaction and writes the range again, with
-			// a new producer when kgo calls the producer id fatal (the new
-			// producer's InitProducerId fences the old one and aborts its
-			// transaction). Aborted records are invisible to the
-			// read_committed workers, so the exactly-once check below is
-			// unchanged.
+			// A record refused during the fault is what an application
+			// meets too. franz-go v1.22 can fail it with "unknown broker"
+			// when the killed broker also coordinated this producer: while
+			// the coordinator is down, AddPartitionsToTxn retries in a
+			// tight loop, each round resolving the coordinator from kgo's
+			// cache (the killed broker, still in its broker list) and then
+			// looking that node up again to send; a metadata refresh that
+			// lands between the two (the first after the broker was
+			// fenced, which no longer lists it) makes the second lookup
+			// fetch Metadata twice, fail with the non-retryable "unknown
+			// broker", and the sink calls the producer id fatal. The
+			// coordinator was named while it was alive: a broker names
+			// only nodes its own Metadata lists (FindCoordinator resolves
+			// the endpoint from the same state; broker/server's
+			// named_nodes_test.go pins the partition leaders and the
+			// controller). The application aborts and writes the range
+			// again, with a new producer when kgo calls the producer id
+			// fatal (the new producer's InitProducerId fences the old one
+			// and aborts its transaction). Aborted records are invisible
+			// to the read_committed workers, so the exactly-once check
+			// below is unchanged.
 			var err error
 			for attempt := 1; attempt <= 8; attempt++ {
 				if err = inputTransaction(ctx, in, i, i+50); err == nil {
