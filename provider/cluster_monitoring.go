@@ -40,7 +40,8 @@ func monitoringBlock() schema.SingleNestedBlock {
 	return schema.SingleNestedBlock{
 		MarkdownDescription: "CloudWatch alarms and a dashboard on the brokers' metrics (in `metrics_namespace`, with MSK's names and " +
 			"dimensions). Omitted: none. Every change is in place (`PutMetricAlarm`, `PutDashboard`; alarms no longer asked for are " +
-			"deleted) and rolls nothing; the alarms and the dashboard are deleted with the cluster.",
+			"deleted) and rolls nothing; the alarms and the dashboard are deleted with the cluster. Alarms or the dashboard deleted " +
+			"outside Terraform show in the next plan as an in-place update, which puts them again.",
 		Attributes: map[string]schema.Attribute{
 			"dashboard": schema.BoolAttribute{
 				MarkdownDescription: "Create the CloudWatch dashboard `tributary-<name>-<cluster_id>` (throughput, partitions, disk, " +

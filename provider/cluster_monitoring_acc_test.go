@@ -17,9 +17,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 
 	"github.com/tributary/tributary/internal/testenv"
+	"github.com/tributary/tributary/provider/internal/cwquery"
 )
 
 // monitoringConfig is a cluster the provider does not wait for, with the
@@ -388,4 +390,75 @@ func testAccWaitAlarm(name, kind, state string, patience time.Duration) resource
 			}
 		}
 	}
+}
+
+// TestAccCluster_monitoringDeletedOutside: alarms and the dashboard deleted
+// outside Terraform show in the next plan as an in-place update, which
+// puts them again. It needs no running broker, so it runs against moto too.
+func TestAccCluster_monitoringDeletedOutside(t *testing.T) {
+	if _, err := os.Stat(awsCLI); err != nil {
+		testenv.Missing(t, "Debian's aws CLI is not installed (%s): run make tools or apt-get install awscli", awsCLI)
+	}
+	testAccPreCheck(t)
+	name := accName(t)
+	topic := testAccSNSTopic(t, name+"-alarms")
+	config := monitoringConfig(name, fmt.Sprintf(`
+  monitoring {
+    alarms {
+      sns_topic_arns = [%q]
+      consumer_lag {
+        group     = "ledger"
+        topic     = "payments"
+        threshold = 1000
+      }
+      consumer_lag {
+        group     = "audit"
+        topic     = "payments"
+        threshold = 10
+      }
+    }
+  }`, topic))
+	all := map[string]float64{"offline-partitions": 0, "under-min-isr": 0, "active-controller": 0, "data-disk": 85,
+		"lag-ledger-payments": 1000, "lag-audit-payments": 10}
+	var clusterID string
+	resource.Test(t, resource.TestCase{
+		PreCheck:                 func() { testAccPreCheck(t) },
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy:             resource.ComposeAggregateTestCheckFunc(testAccCheckClusterDestroyed, testAccCheckAlarms(name, nil, "")),
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+				Check: resource.ComposeAggregateTestCheckFunc(
+					testAccCheckAlarms(name, all, topic),
+					testAccCheckDashboard(name, true),
+					func(s *terraform.State) error {
+						var err error
+						clusterID, _, err = clusterState(s)
+						return err
+					},
+				),
+			},
+			{
+				PreConfig: func() {
+					cw := cwquery.New(accEnv.clients.CloudWatch)
+					prefix := monitoringPrefix(name, clusterID)
+					ctx := context.Background()
+					if err := cw.DeleteAlarms(ctx, []string{prefix + "-offline-partitions", prefix + "-lag-ledger-payments"}); err != nil {
+						t.Fatal(err)
+					}
+					if err := cw.DeleteDashboards(ctx, []string{prefix}); err != nil {
+						t.Fatal(err)
+					}
+				},
+				Config: config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(clusterResourceName, plancheck.ResourceActionUpdate),
+				}},
+				Check: resource.ComposeAggregateTestCheckFunc(
+					testAccCheckAlarms(name, all, topic),
+					testAccCheckDashboard(name, true),
+				),
+			},
+		},
+	})
 }

@@ -356,6 +356,9 @@ func (r *clusterResource) Read(ctx context.Context, req resource.ReadRequest, re
 			}
 		}
 	}
+	if !importing {
+		resp.Diagnostics.Append(r.readMonitoring(ctx, &state, clusterID, len(o.Brokers))...)
+	}
 	if state.EstimatedWriteMiBps.IsNull() {
 		state.EstimatedWriteMiBps = types.Float64Value(defaultEstimatedWriteMiBps) // an imported cluster
 	}

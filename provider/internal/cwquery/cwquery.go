@@ -273,6 +273,35 @@ func (c *Client) PutDashboard(ctx context.Context, name, body string) error {
 	return c.call(ctx, "PutDashboard", p, nil)
 }
 
+// DashboardNames lists the dashboards whose names start with prefix.
+func (c *Client) DashboardNames(ctx context.Context, prefix string) ([]string, error) {
+	var names []string
+	next := ""
+	for {
+		p := url.Values{}
+		p.Set("DashboardNamePrefix", prefix)
+		if next != "" {
+			p.Set("NextToken", next)
+		}
+		var out struct {
+			Entries []struct {
+				DashboardName string `xml:"DashboardName"`
+			} `xml:"DashboardEntries>member"`
+			NextToken string `xml:"NextToken"`
+		}
+		if err := c.call(ctx, "ListDashboards", p, &out); err != nil {
+			return nil, err
+		}
+		for _, e := range out.Entries {
+			names = append(names, e.DashboardName)
+		}
+		if out.NextToken == "" || out.NextToken == next {
+			return names, nil
+		}
+		next = out.NextToken
+	}
+}
+
 // DeleteDashboards deletes dashboards.
 func (c *Client) DeleteDashboards(ctx context.Context, names []string) error {
 	p := url.Values{}

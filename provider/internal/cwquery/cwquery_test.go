@@ -94,7 +94,16 @@ func TestAgainstLocalCloud(t *testing.T) {
 	if err := q.PutDashboard(ctx, "bad", `not json`); Code(err) == "" {
 		t.Fatalf("a bad dashboard body: %v, want a CloudWatch error code", err)
 	}
+	if err := q.PutDashboard(ctx, "other", `{"widgets":[]}`); err != nil {
+		t.Fatal(err)
+	}
+	if names, err := q.DashboardNames(ctx, "tributary-"); err != nil || !slices.Equal(names, []string{"tributary-orders"}) {
+		t.Fatalf("DashboardNames(tributary-) = %v, %v", names, err)
+	}
 	if err := q.DeleteDashboards(ctx, []string{"tributary-orders"}); err != nil {
 		t.Fatal(err)
+	}
+	if names, err := q.DashboardNames(ctx, "tributary-"); err != nil || len(names) != 0 {
+		t.Fatalf("after delete: DashboardNames = %v, %v", names, err)
 	}
 }
