@@ -396,6 +396,7 @@ func testAccWaitAlarm(name, kind, state string, patience time.Duration) resource
 // outside Terraform show in the next plan as an in-place update, which
 // puts them again. It needs no running broker, so it runs against moto too.
 func TestAccCluster_monitoringDeletedOutside(t *testing.T) {
+	accParallel(t)
 	if _, err := os.Stat(awsCLI); err != nil {
 		testenv.Missing(t, "Debian's aws CLI is not installed (%s): run make tools or apt-get install awscli", awsCLI)
 	}
