@@ -237,6 +237,33 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		}
 	}
 
+	// A user's instance profile must let each broker open its own secrets.
+	if !config.InstanceProfile.IsNull() && !config.InstanceProfile.IsUnknown() &&
+		(state == nil || !config.InstanceProfile.Equal(state.InstanceProfile) || !plan.BrokersPerAZ.Equal(state.BrokersPerAZ)) {
+		// The configuration's count: subnets the provider picks are
+		// unknown in the plan until apply, but always three AZs.
+		if n := plannedBrokers(config); n < math.MaxInt32 {
+			t := userProfileTarget{Profile: config.InstanceProfile.ValueString(), KeyARN: "*", ClusterID: placeholderClusterID,
+				Partition: r.data.aws.Partition, Region: r.data.aws.Region, Account: r.data.aws.AccountID}
+			if st, d := plan.storageSettings(ctx); !d.HasError() && st.KMSKeyARN != "" {
+				t.KeyARN = st.KMSKeyARN
+			}
+			if state != nil {
+				t.ClusterID = state.ClusterID.ValueString()
+				if k := state.KMSKeyARN.ValueString(); t.KeyARN == "*" && k != "" {
+					t.KeyARN = k
+				}
+			}
+			for id := 1; id <= n; id++ {
+				t.NodeIDs = append(t.NodeIDs, int32(id))
+			}
+			resp.Diagnostics.Append(checkUserProfile(ctx, r.data.aws.IAM, t)...)
+			if resp.Diagnostics.HasError() {
+				return
+			}
+		}
+	}
+
 	// The client CAs of AWS Private CA must give their certificates now,
 	// rather than fail the apply halfway through a roll.
 	if sec, d := plan.security(ctx); !d.HasError() && len(sec.ClientCAARNs) > 0 {

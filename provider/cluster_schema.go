@@ -178,7 +178,9 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				MarkdownDescription: "Name of an existing instance profile for the brokers. Omitted: the provider creates, for each broker, a " +
 					"least-privilege role and profile named `tributary-<cluster_id>-broker-<node id>` (`kms:Decrypt` on the cluster key only under " +
 					"the cluster's and that broker's own encryption context, so a broker cannot read another's secrets; `cloudwatch:PutMetricData` " +
-					"only into `metrics_namespace`), and this attribute shows their common stem `tributary-<cluster_id>`. Changing it rolls the brokers.",
+					"only into `metrics_namespace`), and this attribute shows their common stem `tributary-<cluster_id>`. Changing it rolls the brokers. " +
+					"A given profile's role must allow what the created roles do (docs/terraform-provider.md); the plan asks IAM " +
+					"(`iam:SimulatePrincipalPolicy`) whether it may `kms:Decrypt` every broker's secrets and refuses it if not.",
 				Optional:      true,
 				Computed:      true,
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
