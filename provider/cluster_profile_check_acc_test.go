@@ -57,6 +57,7 @@ func decryptPolicy(nodes string) string {
 // role that may decrypt every broker's plans a create. It needs IAM's
 // policy simulation (iam:SimulatePrincipalPolicy), which moto lacks.
 func TestAccCluster_instanceProfileChecked(t *testing.T) {
+	accParallel(t)
 	testAccPreCheck(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
