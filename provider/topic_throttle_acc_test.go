@@ -83,7 +83,6 @@ type throttleWatch struct {
 	bootstrap string
 
 	cancel context.CancelFunc
-	done   chan struct{}
 
 	mu                  sync.Mutex
 	acked               int
