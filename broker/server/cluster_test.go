@@ -212,7 +212,14 @@ func TestClusterMetadataAndLeaderChecks(t *testing.T) {
 		name := "orders"
 		rt.Topic = &name
 		req.Topics = []kmsg.MetadataRequestTopic{rt}
+		// A loaded machine can move the quorum's leadership (or let a
+		// lease lapse) after startup; the answer names no controller
+		// (-1) until it settles, so the broker is asked again for a while.
 		md := roundTrip[*kmsg.MetadataResponse](t, s, &req)
+		for deadline := time.Now().Add(10 * time.Second); md.ControllerID < 1 && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+			md = roundTrip[*kmsg.MetadataResponse](t, s, &req)
+		}
 		if len(md.Brokers) != 3 || md.ControllerID < 1 {
 			t.Fatalf("broker %d: brokers %+v controller %d", id, md.Brokers, md.ControllerID)
 		}
