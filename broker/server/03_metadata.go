@@ -10,11 +10,11 @@ package server
 //     LISTENER_NOT_FOUND, before v6 LEADER_NOT_AVAILABLE, when the broker
 //     list leaves it out), leader epoch, replicas, ISR and offline (fenced)
 //     replicas from this broker's copy of the Raft metadata; ControllerID
-//     is the active controller (-1 during an election, and while the
-//     broker list leaves it out: a leader or controller named in an answer
-//     is one the answer lists). A single broker is its
-//     own controller and leads every partition, with replicas and ISR
-//     [this node].
+//     is the active controller (-1 during an election; this broker while
+//     the broker list leaves the controller out, as a KRaft broker names
+//     an alive broker: a leader or controller named in an answer is one
+//     the answer lists). A single broker is its own controller and leads
+//     every partition, with replicas and ISR [this node].
 //   - All topics: v0 with an empty list, v1+ with a null list. An empty
 //     list at v1+ asks for brokers only.
 //   - A missing topic is created when auto.create.topics.enable is on and
@@ -71,7 +71,7 @@ func (s *Server) handleMetadata(ctx context.Context, az reqAuth, req *kmsg.Metad
 	}
 	clusterID := s.ClusterID()
 	resp.ClusterID = &clusterID
-	resp.ControllerID = listedControllerID(s.controllerID(), brokers)
+	resp.ControllerID = listedControllerID(s.controllerID(), s.nodeID, brokers)
 	if req.IncludeClusterAuthorizedOperations {
 		resp.AuthorizedOperations = az.authorizedOperations(ctx, kmsg.ACLResourceTypeCluster, authz.ClusterName, clusterOperations)
 	}

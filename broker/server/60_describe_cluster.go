@@ -5,8 +5,8 @@ package server
 // Behaviour:
 //   - Every unfenced broker with an endpoint for the listener the request
 //     came in on, at that endpoint, and the active controller (a single
-//     broker is its own; -1 when none is known or the list leaves it out,
-//     as in Metadata). The cluster id from the metadata. Open to every
+//     broker is its own; -1 when none is known, this broker when the list
+//     leaves the controller out, as in Metadata). The cluster id from the metadata. Open to every
 //     principal, as in Kafka; the authorized operations, when asked for,
 //     are the cluster operations the principal may do.
 //   - Endpoint type 2 (controllers, v1): the metadata quorum's voters with
@@ -45,7 +45,7 @@ func (s *Server) handleDescribeCluster(ctx context.Context, az reqAuth, req *kms
 	if req.Version >= 1 && req.EndpointType == 2 {
 		brokers = s.controllerEndpoints()
 	}
-	resp.ControllerID = listedControllerID(s.controllerID(), brokers)
+	resp.ControllerID = listedControllerID(s.controllerID(), s.nodeID, brokers)
 	for _, bi := range brokers {
 		b := kmsg.NewDescribeClusterResponseBroker()
 		b.NodeID, b.Host, b.Port = bi.id, bi.host, bi.port

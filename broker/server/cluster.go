@@ -441,17 +441,29 @@ func (s *Server) controllerID() int32 {
 }
 
 // listedControllerID is the controller id to give a client whose broker
-// list is brokers: the active controller when the list has it, else -1
+// list is brokers: the active controller when the list has it; else, while
+// a controller is active, this broker (self) when the list has it; else -1
 // (no controller known). The active controller (the Raft leader) can be a
 // broker the list leaves out: fenced because its lease ran out while it
 // still leads the quorum, restarted and elected before it registered
-// again, or without an endpoint for the client's listener. A client told
-// about a node that no Metadata lists cannot reach it (franz-go fetches
-// Metadata twice, then fails the request with "unknown broker"); with -1
-// it asks again until the controller is listed.
-func listedControllerID(active int32, brokers []brokerInfo) int32 {
-	if slices.ContainsFunc(brokers, func(b brokerInfo) bool { return b.id == active }) {
+// again, or without an endpoint for the client's listener (during a roll
+// that adds a listener, the first rolled broker is the only one with it).
+// A client told about a node that no Metadata lists cannot reach it
+// (franz-go fetches Metadata twice, then fails the request with "unknown
+// broker"). Naming this broker instead is what a KRaft broker does (its
+// Metadata names an alive broker, never the quorum's controller): every
+// broker takes admin requests and puts them to the quorum itself.
+func listedControllerID(active, self int32, brokers []brokerInfo) int32 {
+	listed := func(id int32) bool {
+		return slices.ContainsFunc(brokers, func(b brokerInfo) bool { return b.id == id })
+	}
+	switch {
+	case active < 0:
+		return -1
+	case listed(active):
 		return active
+	case listed(self):
+		return self
 	}
 	return -1
 }

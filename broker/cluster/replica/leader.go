@@ -459,7 +459,11 @@ func (l *Leader) ProposeISRChange(eligible func(int32) bool) (ISRChange, bool) {
 // change may have been committed (Kafka's "maximal ISR" is kept until the
 // metadata settles, KIP-497): a lost answer or a timeout sends the same
 // change again, and a refusal because the partition or its leadership
-// moved on waits for that newer metadata, which Update brings.
+// moved on waits for that newer metadata, which Update brings. A refusal of
+// this broker's own registration (its broker epoch is stale or unknown
+// while it registers again) changes no partition, so no Update would come:
+// the same change is sent again, with the new broker epoch once there is
+// one, and is then either taken or refused against the partition.
 func (l *Leader) ISRChangeFailed(err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -471,8 +475,7 @@ func (l *Leader) ISRChangeFailed(err error) {
 		l.pending, l.resend = nil, false
 		l.advanceLocked()
 	case errors.Is(err, metadata.ErrInvalidUpdateVersion), errors.Is(err, metadata.ErrNotLeader),
-		errors.Is(err, metadata.ErrFencedLeaderEpoch), errors.Is(err, metadata.ErrStaleBrokerEpoch),
-		errors.Is(err, metadata.ErrUnknownTopicOrPartition), errors.Is(err, metadata.ErrUnknownBroker):
+		errors.Is(err, metadata.ErrFencedLeaderEpoch), errors.Is(err, metadata.ErrUnknownTopicOrPartition):
 		l.resend = false
 	default:
 		l.resend = true

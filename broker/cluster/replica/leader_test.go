@@ -260,6 +260,10 @@ func TestISRExpansionOfUnknownOutcomeKeepsCounting(t *testing.T) {
 		{"controller unreachable", errors.New("dial tcp: connection refused"), true, true},
 		{"partition moved on", fmt.Errorf("retry: %w", metadata.ErrInvalidUpdateVersion), false, true},
 		{"leadership moved", metadata.ErrFencedLeaderEpoch, false, true},
+		// This broker's own registration was refused (it registers
+		// again): no partition changes, so nothing but a resend settles it.
+		{"own broker epoch stale", fmt.Errorf("alter: %w", metadata.ErrStaleBrokerEpoch), true, true},
+		{"own registration unknown", metadata.ErrUnknownBroker, true, true},
 		{"ineligible replica", metadata.ErrIneligibleReplica, false, false},
 		{"invalid request", metadata.ErrInvalidRequest, false, false},
 	} {
