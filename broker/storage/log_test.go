@@ -1033,3 +1033,30 @@ func TestLeaderEpochStartsOnBecomingLeader(t *testing.T) {
 	p2, _ := st2.Partition("lead", 0)
 	check(p2, "after a restart")
 }
+
+// TestTruncateAtLogEndDropsEpochsWithoutRecords: a replica that took
+// leaderships and wrote nothing in them (AssignLeaderEpochStart) and then
+// follows a leader that never had those epochs is told to truncate at its
+// log end; the truncation drops those epochs, so its last fetched epoch is
+// one the leader knows and the fetch goes on.
+func TestTruncateAtLogEndDropsEpochsWithoutRecords(t *testing.T) {
+	st := openStore(t, t.TempDir(), Options{})
+	p := mustCreate(t, st, "phantom", 0, TopicConfig{})
+	if _, err := p.Append(context.Background(), makeBatch(t, batchSpec{records: 3}), AppendOptions{LeaderEpoch: 2}); err != nil {
+		t.Fatal(err)
+	}
+	p.AssignLeaderEpochStart(7)
+	p.AssignLeaderEpochStart(9)
+	if got := p.LatestEpoch(); got != 9 {
+		t.Fatalf("latest epoch %d, want 9", got)
+	}
+	if err := p.TruncateTo(p.LogEndOffset()); err != nil {
+		t.Fatal(err)
+	}
+	if got, leo := p.LatestEpoch(), p.LogEndOffset(); got != 2 || leo != 3 {
+		t.Fatalf("after truncating at the log end: latest epoch %d, log end %d; want 2, 3", got, leo)
+	}
+	if e, end := p.EndOffsetForLeaderEpoch(2); e != 2 || end != 3 {
+		t.Fatalf("epoch 2 -> %d, %d; want 2, 3", e, end)
+	}
+}

@@ -936,6 +936,16 @@ func (p *Partition) TruncateTo(offset int64) error {
 		return ErrClosed
 	}
 	if offset >= p.leo {
+		// No record to cut, but a leader epoch recorded at or past offset
+		// (one this replica took a leadership in and wrote nothing:
+		// AssignLeaderEpochStart) is dropped, as Kafka's truncateTo does.
+		// Kept, it stays the follower's last fetched epoch, which the new
+		// leader answers with a diverging epoch ending at this same offset:
+		// the follower would fetch, be told to truncate here, and never
+		// advance.
+		if p.epochs.truncateFromEnd(offset) {
+			p.epochsDirty = true
+		}
 		return nil
 	}
 	if err := p.truncateLocked(offset); err != nil {

@@ -454,10 +454,12 @@ func (f *Fetcher) truncateDiverged(tp TopicPartition, p *fetchPartition, leaderE
 		}
 		to = min(endOffset, localEnd)
 	}
-	if to >= leo {
-		return nil
+	if to < leo {
+		f.log.Info("truncating a diverged log suffix", "partition", tp, "from", leo, "to", to, "leader_epoch", leaderEpoch)
 	}
-	f.log.Info("truncating a diverged log suffix", "partition", tp, "from", leo, "to", to, "leader_epoch", leaderEpoch)
+	// Also at the log end: the truncation drops the epochs recorded past
+	// the last record (a leadership this replica took and wrote nothing
+	// in), the last fetched epoch that the leader refused.
 	if err := p.log.TruncateTo(to); err != nil {
 		return fmt.Errorf("truncating %s to %d: %w", tp, to, err)
 	}
