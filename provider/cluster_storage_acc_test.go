@@ -103,12 +103,14 @@ func (sc *sizedCloud) config(name, autoscaling string) string {
   skip_metadata_api_check = true
   skip_region_validation  = true
   endpoints {
-    ec2         = %[2]q
-    kms         = %[2]q
-    iam         = %[2]q
-    sts         = %[2]q
-    cloudwatch  = %[2]q
-    autoscaling = %[2]q
+    ec2            = %[2]q
+    kms            = %[2]q
+    iam            = %[2]q
+    sts            = %[2]q
+    cloudwatch     = %[2]q
+    autoscaling    = %[2]q
+    secretsmanager = %[2]q
+    acmpca         = %[2]q
   }
 }
 

@@ -37,12 +37,14 @@ provider "tributary" {
   secret_key = "test"
 
   endpoints {
-    ec2         = var.endpoint
-    kms         = var.endpoint
-    iam         = var.endpoint
-    sts         = var.endpoint
-    cloudwatch  = var.endpoint
-    autoscaling = var.endpoint
+    ec2            = var.endpoint
+    kms            = var.endpoint
+    iam            = var.endpoint
+    sts            = var.endpoint
+    cloudwatch     = var.endpoint
+    autoscaling    = var.endpoint
+    secretsmanager = var.endpoint
+    acmpca         = var.endpoint
   }
 
   skip_metadata_api_check = true
