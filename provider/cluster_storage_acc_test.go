@@ -102,17 +102,7 @@ func (sc *sizedCloud) config(name, autoscaling string) string {
   secret_key              = "test"
   skip_metadata_api_check = true
   skip_region_validation  = true
-  endpoints {
-    ec2            = %[2]q
-    kms            = %[2]q
-    iam            = %[2]q
-    sts            = %[2]q
-    cloudwatch     = %[2]q
-    autoscaling    = %[2]q
-    secretsmanager = %[2]q
-    acmpca         = %[2]q
-  }
-}
+%[7]s}
 
 resource "tributary_cluster" "test" {
   name               = %[3]q
@@ -126,7 +116,7 @@ resource "tributary_cluster" "test" {
     %[6]s
   }
 }
-`, sc.cloud.Region(), sc.cloud.Endpoint(), name, accEnv.version, accInstanceType(), autoscaling)
+`, sc.cloud.Region(), sc.cloud.Endpoint(), name, accEnv.version, accInstanceType(), autoscaling, accEndpoints(sc.cloud.Endpoint()))
 }
 
 // fillState is what the full-disk test learned, step to step.

@@ -414,16 +414,18 @@ func testAccProviderConfig() string {
   region = %[1]q
 %[3]s  skip_metadata_api_check = true
   skip_region_validation  = true
-  endpoints {
-    ec2        = %[2]q
-    kms        = %[2]q
-    iam        = %[2]q
-    sts        = %[2]q
-    cloudwatch = %[2]q
-    autoscaling = %[2]q
-    secretsmanager = %[2]q
-    acmpca = %[2]q
-  }
+%[2]s}
+`, accEnv.region, accEndpoints(accEnv.endpoint), creds)
 }
-`, accEnv.region, accEnv.endpoint, creds)
+
+// accEndpoints is the provider's endpoints block sending every service the
+// provider calls to one emulator: a service left out would go to AWS.
+func accEndpoints(endpoint string) string {
+	var b strings.Builder
+	b.WriteString("  endpoints {\n")
+	for _, svc := range []string{"ec2", "kms", "iam", "sts", "cloudwatch", "autoscaling", "secretsmanager", "acmpca"} {
+		fmt.Fprintf(&b, "    %s = %q\n", svc, endpoint)
+	}
+	b.WriteString("  }\n")
+	return b.String()
 }
