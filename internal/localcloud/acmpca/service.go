@@ -295,6 +295,16 @@ func (s *Service) purgeLocked() {
 	}
 }
 
+// requestedLocked is the authority a request that names only its
+// CertificateAuthorityArn is about (findLocked's checks apply).
+func (s *Service) requestedLocked(c *call) (*authority, error) {
+	var in struct{ CertificateAuthorityArn string }
+	if err := c.req.DecodeJSON(&in); err != nil {
+		return nil, err
+	}
+	return s.findLocked(c, in.CertificateAuthorityArn)
+}
+
 // findLocked resolves a CertificateAuthorityArn, authorized.
 func (s *Service) findLocked(c *call, arn string) (*authority, error) {
 	if arn == "" {
@@ -434,11 +444,7 @@ func (s *Service) describe(a *authority) map[string]any {
 }
 
 func (s *Service) describeCertificateAuthority(c *call) (any, error) {
-	var in struct{ CertificateAuthorityArn string }
-	if err := c.req.DecodeJSON(&in); err != nil {
-		return nil, err
-	}
-	a, err := s.findLocked(c, in.CertificateAuthorityArn)
+	a, err := s.requestedLocked(c)
 	if err != nil {
 		return nil, err
 	}
@@ -457,11 +463,7 @@ func (s *Service) listCertificateAuthorities(c *call) (any, error) {
 }
 
 func (s *Service) getCertificateAuthorityCsr(c *call) (any, error) {
-	var in struct{ CertificateAuthorityArn string }
-	if err := c.req.DecodeJSON(&in); err != nil {
-		return nil, err
-	}
-	a, err := s.findLocked(c, in.CertificateAuthorityArn)
+	a, err := s.requestedLocked(c)
 	if err != nil {
 		return nil, err
 	}
@@ -671,11 +673,7 @@ func (s *Service) importCertificateAuthorityCertificate(c *call) (any, error) {
 }
 
 func (s *Service) getCertificateAuthorityCertificate(c *call) (any, error) {
-	var in struct{ CertificateAuthorityArn string }
-	if err := c.req.DecodeJSON(&in); err != nil {
-		return nil, err
-	}
-	a, err := s.findLocked(c, in.CertificateAuthorityArn)
+	a, err := s.requestedLocked(c)
 	if err != nil {
 		return nil, err
 	}
