@@ -33,7 +33,7 @@ var scramUsers = []bootstrapUser{
 // startSCRAMServer runs a broker with a PLAINTEXT listener and a SASL_SSL
 // listener offering both SCRAM mechanisms, with scramUsers imported at
 // start; extra settings go over those.
-func startSCRAMServer(t *testing.T, extra map[string]string) (*Server, *tlsEnv, *logBuffer) {
+func startSCRAMServer(t testing.TB, extra map[string]string) (*Server, *tlsEnv, *logBuffer) {
 	t.Helper()
 	e := newTLSEnv(t)
 	file := filepath.Join(t.TempDir(), "scram.json")
