@@ -198,30 +198,35 @@ func (s *Server) metadataTopic(ctx context.Context, az reqAuth, req *kmsg.Metada
 	for _, p := range t.partitions {
 		mp := kmsg.NewMetadataResponseTopicPartition()
 		mp.Partition = p.index
-		mp.Leader = p.leader
+		mp.Leader, mp.ErrorCode = s.listedLeader(p, brokers, req.Version >= 6)
 		mp.LeaderEpoch = p.leaderEpoch
-		switch {
-		case p.leader < 0:
-			// No in-sync replica is alive (unclean election is off).
-			mp.ErrorCode = kerr.LeaderNotAvailable.Code
-		case !slices.ContainsFunc(brokers, func(b brokerInfo) bool { return b.id == p.leader }):
-			// The leader is alive but has no endpoint for the client's
-			// listener (or was fenced since the topic view was built):
-			// Kafka's answer from v6, LEADER_NOT_AVAILABLE before. The
-			// leader is -1, as in Kafka: a client is never given a node
-			// the broker list leaves out.
-			mp.ErrorCode = kerr.LeaderNotAvailable.Code
-			if req.Version >= 6 && s.hasLiveBroker(p.leader) {
-				mp.ErrorCode = kerr.ListenerNotFound.Code
-			}
-			mp.Leader = -1
-		}
 		mp.Replicas = nonNil(p.replicas)
 		mp.ISR = nonNil(p.isr)
 		mp.OfflineReplicas = nonNil(p.offline)
 		mt.Partitions = append(mt.Partitions, mp)
 	}
 	return mt
+}
+
+// listedLeader is p's leader as an answer listing brokers may name it,
+// with the partition's error code. No leader elected (no in-sync replica
+// alive; unclean election is off) is -1 and LEADER_NOT_AVAILABLE. A leader
+// the list leaves out (no endpoint for the client's listener, or fenced
+// since the topic view was built) is -1 too, as in Kafka, so that a client
+// is never given a node it cannot find: LISTENER_NOT_FOUND when the leader
+// is alive and the answer's version has that code (Metadata v6+),
+// LEADER_NOT_AVAILABLE otherwise.
+func (s *Server) listedLeader(p *partition, brokers []brokerInfo, listenerNotFound bool) (leader int32, code int16) {
+	switch {
+	case p.leader < 0:
+		return -1, kerr.LeaderNotAvailable.Code
+	case !slices.ContainsFunc(brokers, func(b brokerInfo) bool { return b.id == p.leader }):
+		if listenerNotFound && s.hasLiveBroker(p.leader) {
+			return -1, kerr.ListenerNotFound.Code
+		}
+		return -1, kerr.LeaderNotAvailable.Code
+	}
+	return p.leader, 0
 }
 
 // isInternalTopic reports Kafka's internal topics.

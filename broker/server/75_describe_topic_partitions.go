@@ -5,9 +5,12 @@ package server
 // Behaviour (KIP-966; kafka-topics --describe in Kafka 3.8+ prefers it to
 // Metadata):
 //   - Topics named in the request, or every topic when the list is empty,
-//     in name order, with each partition's leader (this node), epoch,
-//     replicas and ISR ([this node]); eligible-leader-replica lists are
-//     empty (no replication yet).
+//     in name order, with each partition's leader, epoch, replicas, ISR
+//     and offline replicas. The leader is named as Metadata names it: -1
+//     with LEADER_NOT_AVAILABLE when none is elected, -1 with
+//     LISTENER_NOT_FOUND when it has no endpoint on the client's listener
+//     (Kafka's answer). Eligible-leader-replica lists are empty (KIP-966's
+//     ELR is not kept: elections are from the ISR only).
 //   - Paging: at most ResponsePartitionLimit partitions (capped at 2000,
 //     as Kafka does); when more remain, NextCursor names the topic and
 //     partition to continue from, and a request's Cursor starts there.
@@ -44,6 +47,9 @@ func (s *Server) handleDescribeTopicPartitions(ctx context.Context, az reqAuth, 
 	var (
 		names  []string
 		denied map[string]bool
+		// The answer lists no brokers, yet a client looks the leader
+		// up in its Metadata's list: the same rule names it.
+		brokers = s.brokers(az.rc.Listener)
 	)
 	if len(req.Topics) == 0 {
 		// Every topic the principal may describe; the others are left
@@ -110,11 +116,8 @@ func (s *Server) handleDescribeTopicPartitions(ctx context.Context, az reqAuth, 
 			p := t.partitions[i]
 			rp := kmsg.NewDescribeTopicPartitionsResponseTopicPartition()
 			rp.Partition = p.index
-			rp.LeaderID = p.leader
+			rp.LeaderID, rp.ErrorCode = s.listedLeader(p, brokers, true)
 			rp.LeaderEpoch = p.leaderEpoch
-			if p.leader < 0 {
-				rp.ErrorCode = kerr.LeaderNotAvailable.Code
-			}
 			rp.Replicas = nonNil(p.replicas)
 			rp.ISR = nonNil(p.isr)
 			rp.EligibleLeaderReplicas = []int32{}

@@ -70,3 +70,58 @@ func TestMetadataNamesNoUnlistedLeader(t *testing.T) {
 		})
 	}
 }
+
+// TestDescribeTopicPartitionsNamesNoUnlistedLeader: DescribeTopicPartitions
+// names a partition's leader by Metadata's rule (a client looks the id up
+// in its Metadata's broker list): a leader without an endpoint on the
+// client's listener is -1 with LISTENER_NOT_FOUND, as Kafka answers.
+func TestDescribeTopicPartitionsNamesNoUnlistedLeader(t *testing.T) {
+	s := startServer(t)
+	if _, err := s.createTopic("unlisted", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, listener string
+		wantLeader     int32
+		wantCode       int16
+	}{
+		{"the client's listener", s.listeners[0].name(), s.nodeID, 0},
+		{"a listener the leader has no endpoint on", "NOWHERE", -1, kerr.ListenerNotFound.Code},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req := kmsg.NewPtrDescribeTopicPartitionsRequest()
+			rt := kmsg.NewDescribeTopicPartitionsRequestTopic()
+			rt.Topic = "unlisted"
+			req.Topics = append(req.Topics, rt)
+			az := reqAuth{s: s, key: 75}
+			az.rc.Listener = tt.listener
+			resp := s.handleDescribeTopicPartitions(context.Background(), az, req)
+			if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+				t.Fatalf("answer %+v", resp.Topics)
+			}
+			p := resp.Topics[0].Partitions[0]
+			if p.LeaderID != tt.wantLeader || p.ErrorCode != tt.wantCode {
+				t.Fatalf("partition leader %d, error %d; want leader %d, error %d", p.LeaderID, p.ErrorCode, tt.wantLeader, tt.wantCode)
+			}
+		})
+	}
+}
+
+// TestListedLeaderBeforeV6: an answer version without LISTENER_NOT_FOUND
+// (Metadata before v6) says LEADER_NOT_AVAILABLE for an unlisted leader;
+// no elected leader is LEADER_NOT_AVAILABLE at every version.
+func TestListedLeaderBeforeV6(t *testing.T) {
+	s := startServer(t)
+	if _, err := s.createTopic("unlisted", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	tp, _ := s.lookupTopic("unlisted")
+	p := *tp.partitions[0]
+	if l, code := s.listedLeader(&p, nil, false); l != -1 || code != kerr.LeaderNotAvailable.Code {
+		t.Errorf("unlisted leader before v6: %d, %d", l, code)
+	}
+	p.leader = -1
+	if l, code := s.listedLeader(&p, s.brokers(s.listeners[0].name()), true); l != -1 || code != kerr.LeaderNotAvailable.Code {
+		t.Errorf("no leader: %d, %d", l, code)
+	}
+}
