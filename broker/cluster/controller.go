@@ -871,7 +871,7 @@ func (ctl *Controller) CreateTopic(ctx context.Context, name string, partitions 
 	if partitions < 1 {
 		return nil, fmt.Errorf("%w: %d partitions", metadata.ErrInvalidPartitions, partitions)
 	}
-	v, err := ctl.onLeader(ctx, rpcRequest{Op: opCreateTopic, Topic: &topicRequest{Name: name, Partitions: partitions, ReplicationFactor: rf, Configs: configs}})
+	v, err := ctl.onLeader(ctx, rpcRequest{Op: opCreateTopic, Topic: &topicRequest{Name: name, Partitions: partitions, ReplicationFactor: rf, Configs: configs, ID: newTopicID()}})
 	return decodeAs[*metadata.Topic](v, err)
 }
 
@@ -882,13 +882,19 @@ func (ctl *Controller) CreateTopicAssigned(ctx context.Context, name string, ass
 	if len(assignments) == 0 {
 		return nil, fmt.Errorf("%w: no partitions", metadata.ErrInvalidPartitions)
 	}
-	v, err := ctl.onLeader(ctx, rpcRequest{Op: opCreateTopic, Topic: &topicRequest{Name: name, Partitions: int32(len(assignments)), Configs: configs, Assignments: assignments}})
+	v, err := ctl.onLeader(ctx, rpcRequest{Op: opCreateTopic, Topic: &topicRequest{Name: name, Partitions: int32(len(assignments)), Configs: configs, Assignments: assignments, ID: newTopicID()}})
 	return decodeAs[*metadata.Topic](v, err)
 }
 
 func (ctl *Controller) createTopicLocal(r *topicRequest) (json.RawMessage, error) {
 	if r == nil {
 		return nil, metadata.ErrInvalidRequest
+	}
+	id := r.ID
+	if id == (metadata.TopicID{}) {
+		id = newTopicID() // asked by a node that draws none
+	} else if t, ok := ctl.fsm.Current().Topic(r.Name); ok && t.ID == id {
+		return encodeValue(t) // a retry of a request that created it
 	}
 	as := r.Assignments
 	if as == nil {
@@ -898,7 +904,7 @@ func (ctl *Controller) createTopicLocal(r *topicRequest) (json.RawMessage, error
 			return nil, err
 		}
 	}
-	b, err := metadata.Encode(metadata.CreateTopic{Name: r.Name, ID: newTopicID(), Configs: r.Configs, Assignments: as})
+	b, err := metadata.Encode(metadata.CreateTopic{Name: r.Name, ID: id, Configs: r.Configs, Assignments: as})
 	if err != nil {
 		return nil, err
 	}

@@ -241,6 +241,18 @@ func TestThreeVotersBootstrapRegisterAndCreateTopics(t *testing.T) {
 	if _, err := f.CreateTopic(ctxT(t), "big", 1, 4, nil); err == nil {
 		t.Fatal("rf 4 on 3 brokers accepted")
 	}
+	// A creation retried after an unknown outcome (the first try's answer
+	// lost) carries the id the asking node drew: it answers the topic the
+	// first try made, not TOPIC_ALREADY_EXISTS.
+	retried := rpcRequest{Op: opCreateTopic, Topic: &topicRequest{Name: "retried", Partitions: 2, ReplicationFactor: 3, ID: newTopicID()}}
+	first, err := decodeAs[*metadata.Topic](f.onLeader(ctxT(t), retried))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := decodeAs[*metadata.Topic](f.onLeader(ctxT(t), retried))
+	if err != nil || second.ID != first.ID || !slices.Equal(second.Partitions[1].Replicas, first.Partitions[1].Replicas) {
+		t.Fatalf("the retried creation: %+v, %v; the first made %+v", second, err, first)
+	}
 	tc.waitForState("topic replicated", func(st *metadata.State) error {
 		if _, ok := st.Topic("orders"); !ok {
 			return errors.New("no topic")

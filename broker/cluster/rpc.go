@@ -117,6 +117,11 @@ type topicRequest struct {
 	// Assignments, when set, are the replicas of each new partition,
 	// chosen by the client instead of placed by the controller.
 	Assignments [][]int32 `json:"assignments,omitempty"`
+	// ID, when set, is the new topic's id, drawn by the node that
+	// asked: a request retried after an unknown outcome (a lost
+	// response, a leadership lost before commit) carries the same id,
+	// so finding the topic with it means the first try created it.
+	ID metadata.TopicID `json:"id,omitzero"`
 }
 
 type rpcResponse struct {

@@ -361,7 +361,13 @@ func applyCreateTopic(c *applyCtx, cmd CreateTopic) (any, error) {
 	case len(cmd.Assignments) == 0:
 		return nil, fmt.Errorf("%w: topic %s with no partitions", ErrInvalidPartitions, cmd.Name)
 	}
-	if _, ok := c.st.Topics[cmd.Name]; ok {
+	if t, ok := c.st.Topics[cmd.Name]; ok {
+		if t.ID == cmd.ID {
+			// The same creation committed twice: a request retried
+			// after an unknown outcome, the first try applied
+			// already. Its answer is the topic it made.
+			return t, nil
+		}
 		return nil, fmt.Errorf("%w: %s", ErrTopicExists, cmd.Name)
 	}
 	if _, ok := c.st.TopicByID(cmd.ID); ok {

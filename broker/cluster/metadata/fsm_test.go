@@ -135,6 +135,35 @@ func TestCreateTopicPlacesLeadersAndISR(t *testing.T) {
 	}
 }
 
+// TestCreateTopicCommittedTwice: the same creation (same name, same id)
+// committed a second time, as a request retried after an unknown outcome
+// is, answers the topic the first made and changes nothing; another id
+// under the name is TOPIC_ALREADY_EXISTS.
+func TestCreateTopicCommittedTwice(t *testing.T) {
+	m := newMachine(t)
+	m.cluster(3)
+	cmd := CreateTopic{Name: "orders", ID: TopicID{7}, Assignments: [][]int32{{1, 2, 3}}}
+	m.must(cmd)
+	before := m.bytes()
+	again := cmd
+	again.Assignments = [][]int32{{2, 3, 1}} // placed again on the retry
+	r := m.apply(again)
+	if r.Err != nil {
+		t.Fatalf("the same creation again: %v", r.Err)
+	}
+	if top, ok := r.Value.(*Topic); !ok || top.ID != cmd.ID || top.Partitions[0].Leader != 1 {
+		t.Fatalf("answer %+v, want the first creation's topic", r.Value)
+	}
+	if !bytes.Equal(withoutIndex(t, before), withoutIndex(t, m.bytes())) {
+		t.Fatal("the repeated creation changed the state")
+	}
+	other := cmd
+	other.ID = TopicID{8}
+	if r := m.apply(other); !errors.Is(r.Err, ErrTopicExists) {
+		t.Fatalf("another id under the name: %v", r.Err)
+	}
+}
+
 // withoutIndex re-encodes a state with the index zeroed: refused commands
 // advance only the index.
 func withoutIndex(t *testing.T, b []byte) []byte {
