@@ -138,9 +138,13 @@ func startProcessArgs(t *testing.T, args ...string) *brokerProcess {
 	case p.addr = <-addrCh:
 		return p
 	case <-p.done:
-		t.Fatal("broker process exited before serving")
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		t.Fatalf("broker process exited before serving: %v\n%s", p.exitErr, strings.Join(p.logs, "\n"))
 	case <-time.After(30 * time.Second):
-		t.Fatal("broker process did not start serving within 30s")
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		t.Fatalf("broker process did not start serving within 30s; its log so far:\n%s", strings.Join(p.logs, "\n"))
 	}
 	return nil
 }
