@@ -1,5 +1,5 @@
 // Package localcloud runs the Tributary local cloud: an AWS API emulator for EC2, EC2 Auto
-// Scaling, KMS, STS, IAM, CloudWatch, CloudWatch Logs, SNS, Secrets Manager and Private CA on
+// Scaling, KMS, STS, IAM, CloudWatch, CloudWatch Logs, S3, SNS, Secrets Manager and Private CA on
 // one loopback endpoint, whose EC2 instances really run (as child processes with their own
 // instance metadata service), with its state in a directory that survives restarts. Start it
 // in-process (tests, the provider's acceptance tests) or with the tributary-localcloud command.
@@ -27,6 +27,7 @@ import (
 	"github.com/tributary/tributary/internal/localcloud/iam"
 	"github.com/tributary/tributary/internal/localcloud/kms"
 	"github.com/tributary/tributary/internal/localcloud/logs"
+	"github.com/tributary/tributary/internal/localcloud/s3"
 	"github.com/tributary/tributary/internal/localcloud/secretsmanager"
 	"github.com/tributary/tributary/internal/localcloud/sns"
 	"github.com/tributary/tributary/internal/localcloud/sts"
@@ -98,6 +99,7 @@ type Cloud struct {
 	sts      *sts.Service
 	cw       *cloudwatch.Service
 	logs     *logs.Service
+	s3       *s3.Service
 	sns      *sns.Service
 	secrets  *secretsmanager.Service
 	pca      *acmpca.Service
@@ -191,6 +193,12 @@ func Start(ctx context.Context, opts Options) (*Cloud, error) {
 	if c.logs, err = logs.New(e); err != nil {
 		return nil, fmt.Errorf("localcloud: starting CloudWatch Logs: %w", err)
 	}
+	if e, err = env("s3"); err != nil {
+		return nil, err
+	}
+	if c.s3, err = s3.New(e); err != nil {
+		return nil, fmt.Errorf("localcloud: starting S3: %w", err)
+	}
 	if e, err = env("sns"); err != nil {
 		return nil, err
 	}
@@ -234,6 +242,7 @@ func Start(ctx context.Context, opts Options) (*Cloud, error) {
 	c.server.Register("sts", c.sts)
 	c.server.Register("monitoring", c.cw)
 	c.server.Register("logs", c.logs)
+	c.server.Register("s3", c.s3)
 	c.server.Register("sns", c.sns)
 	c.server.Register("secretsmanager", c.secrets)
 	c.server.Register("acm-pca", c.pca)

@@ -13,7 +13,7 @@
 //	func (s *Service) Close() error               // optional (io.Closer): flush state
 //
 // The wiring registers it under its SigV4 scope name: "ec2", "autoscaling", "kms", "sts", "iam",
-// "monitoring" (CloudWatch), "logs" (CloudWatch Logs). Interfaces that services implement for each other, installed by the wiring:
+// "monitoring" (CloudWatch), "logs" (CloudWatch Logs), "s3". Interfaces that services implement for each other, installed by the wiring:
 //   - iam.Service implements Authorizer (installed with Server.SetAuthorizer) and
 //     InstanceProfileResolver (used by EC2 RunInstances and the instance metadata service).
 //   - kms.Service implements KeyResolver (used by EC2 CreateVolume / RunInstances encryption).
@@ -24,7 +24,9 @@
 // Inside Handle:
 //   - req.Action is the operation ("Decrypt"); req.Protocol says how to read req.Body:
 //     ProtocolJSON (X-Amz-Target; use req.DecodeJSON), ProtocolQuery / ProtocolEC2 (form or query
-//     string; read req.Params), ProtocolRPCv2CBOR (CloudWatch from newer SDKs, path
+//     string; read req.Params), ProtocolRESTXML (S3, path-style: the server names the operation
+//     from the method, path and sub-resource query, req.Params holds the query; S3's
+//     canonical URI is escaped once, not twice), ProtocolRPCv2CBOR (CloudWatch from newer SDKs, path
 //     /service/GraniteServiceVersion20100801/operation/<Op>; decode req.Body with
 //     github.com/aws/smithy-go/encoding/cbor and answer with CBORResponse).
 //   - req.Caller is the verified identity (account, ARN, principal); req.Region the scope's region.
@@ -35,7 +37,7 @@
 //     req.CheckExplicitDeny instead: an explicit Deny in an identity policy still refuses.
 //   - Answer with JSONResponse, QueryResponse (awsQuery envelope with <ActionResult> and
 //     <ResponseMetadata>) or CBORResponse; return an *Error (Errorf) for AWS errors. The server
-//     adds x-amzn-RequestId and renders errors: <ErrorResponse> for query, EC2's
+//     adds x-amzn-RequestId and renders errors: <ErrorResponse> for query, S3's <Error> (no body for HEAD), EC2's
 //     <Response><Errors>, JSON {"__type","message"}, CBOR with x-amzn-query-error. CloudWatch
 //     ("monitoring") is awsQueryCompatible: its JSON and CBOR errors carry the awsQuery code in
 //     x-amzn-query-error, and its authentication and access-denied errors use the query names

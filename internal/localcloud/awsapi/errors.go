@@ -66,6 +66,20 @@ const (
 func authError(kind authFailure, p Protocol, detail string) *Error {
 	json := p == ProtocolJSON
 	ec2 := p == ProtocolEC2
+	if p == ProtocolRESTXML {
+		switch kind {
+		case authMissing:
+			return &Error{Code: "AccessDenied", Message: "Access Denied", Status: http.StatusForbidden}
+		case authIncomplete:
+			return &Error{Code: "AuthorizationHeaderMalformed", Message: detail, Status: http.StatusBadRequest}
+		case authUnknownKey:
+			return &Error{Code: "InvalidAccessKeyId", Message: "The AWS Access Key Id you provided does not exist in our records.", Status: http.StatusForbidden}
+		case authExpiredToken:
+			return &Error{Code: "ExpiredToken", Message: "The provided token has expired.", Status: http.StatusBadRequest}
+		case authSkew:
+			return &Error{Code: "RequestTimeTooSkewed", Message: "The difference between the request time and the current time is too large. " + detail, Status: http.StatusForbidden}
+		}
+	}
 	switch kind {
 	case authMissing:
 		code := "MissingAuthenticationToken"

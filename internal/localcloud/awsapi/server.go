@@ -27,6 +27,7 @@ const (
 	ProtocolEC2       Protocol = "ec2"       // ec2Query: as query, but EC2's XML shapes and error envelope
 	ProtocolJSON      Protocol = "json"      // awsJson1_0/1_1: X-Amz-Target, JSON bodies (KMS)
 	ProtocolRPCv2CBOR Protocol = "rpcv2cbor" // smithy-rpcv2-cbor: /service/<S>/operation/<Op>, CBOR bodies (newer CloudWatch SDKs)
+	ProtocolRESTXML   Protocol = "restxml"   // S3: the operation is the method, path and query; XML bodies, S3's <Error> envelope
 )
 
 // MaxBodyBytes bounds a request body (PutMetricData's limit is 1 MB; user data 16 KiB).
@@ -246,8 +247,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sig, bad := parseSignature(r)
 	if sig != nil {
 		req.Service = sig.Service
-		if sig.Service == "ec2" {
+		switch sig.Service {
+		case "ec2":
 			req.Protocol = ProtocolEC2
+		case "s3":
+			req.Protocol = ProtocolRESTXML
 		}
 	}
 	if bad != nil {
@@ -255,6 +259,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sig == nil {
+		if req.Protocol == ProtocolQuery && !namesAction(r, body) {
+			// Without a signature the service is unknown; a request naming no
+			// Action is S3's REST shape (every other service names one), so it
+			// is refused the way S3 refuses anonymous callers.
+			req.Protocol = ProtocolRESTXML
+		}
 		s.writeError(w, req, authError(authMissing, errorStyle(req), ""))
 		return
 	}
@@ -293,6 +303,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header()[k] = v
 	}
 	w.Header().Set("X-Amzn-Requestid", req.RequestID)
+	if req.Protocol == ProtocolRESTXML {
+		w.Header().Set("X-Amz-Request-Id", req.RequestID)
+	}
 	if req.Protocol == ProtocolRPCv2CBOR {
 		w.Header().Set("Smithy-Protocol", "rpc-v2-cbor")
 	}
@@ -391,6 +404,16 @@ func detectProtocol(r *http.Request) Protocol {
 	}
 }
 
+// namesAction reports whether a query-protocol request names its Action in the query or a
+// form body.
+func namesAction(r *http.Request, body []byte) bool {
+	if r.URL.Query().Get("Action") != "" {
+		return true
+	}
+	form, err := url.ParseQuery(string(body))
+	return err == nil && form.Get("Action") != ""
+}
+
 // parseOperation finds the action name (and the parameters of query protocols).
 func parseOperation(req *Request) *Error {
 	r := req.HTTP
@@ -405,6 +428,9 @@ func parseOperation(req *Request) *Error {
 			return ErrorfStatus(http.StatusNotFound, "UnknownOperationException", "rpc-v2-cbor path %q is not /service/<service>/operation/<operation>", r.URL.Path)
 		}
 		req.Action = parts[len(parts)-1]
+	case ProtocolRESTXML:
+		req.Params = r.URL.Query()
+		req.Action = s3Operation(r.Method, r.URL.Path, req.Params)
 	default:
 		params := r.URL.Query()
 		ct := r.Header.Get("Content-Type")
@@ -446,6 +472,15 @@ type ec2ErrorXML struct {
 	RequestID string   `xml:"RequestID"`
 }
 
+// s3ErrorXML is S3's error document (no envelope, no Type).
+type s3ErrorXML struct {
+	XMLName   xml.Name `xml:"Error"`
+	Code      string   `xml:"Code"`
+	Message   string   `xml:"Message"`
+	Resource  string   `xml:"Resource,omitempty"`
+	RequestID string   `xml:"RequestId"`
+}
+
 func (s *Server) writeError(w http.ResponseWriter, req *Request, e *Error) {
 	h := w.Header()
 	h.Set("X-Amzn-Requestid", req.RequestID)
@@ -468,6 +503,13 @@ func (s *Server) writeError(w http.ResponseWriter, req *Request, e *Error) {
 		// CloudWatch is awsQueryCompatible: the SDK takes the query error code from this header.
 		h.Set("X-Amzn-Query-Error", e.Code+";"+fault)
 		body = cbor.Encode(cbor.Map{"__type": cbor.String(e.Code), "message": cbor.String(e.Message)})
+	case ProtocolRESTXML:
+		h.Set("X-Amz-Request-Id", req.RequestID)
+		if req.HTTP.Method != http.MethodHead { // HEAD answers carry no body, errors neither
+			h.Set("Content-Type", "application/xml")
+			body, _ = xml.Marshal(s3ErrorXML{Code: e.Code, Message: e.Message, Resource: req.HTTP.URL.Path, RequestID: req.RequestID})
+			body = append([]byte(xml.Header), body...)
+		}
 	case ProtocolEC2:
 		h.Set("Content-Type", "text/xml;charset=UTF-8")
 		body, _ = xml.Marshal(ec2ErrorXML{Code: e.Code, Message: e.Message, RequestID: req.RequestID})

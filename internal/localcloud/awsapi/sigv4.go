@@ -186,7 +186,11 @@ func (s *signature) canonicalRequest(r *http.Request, payloadHash string) string
 	var b strings.Builder
 	b.WriteString(r.Method)
 	b.WriteByte('\n')
-	b.WriteString(canonicalURI(r.URL))
+	if s.Service == "s3" {
+		b.WriteString(s3CanonicalURI(r.URL))
+	} else {
+		b.WriteString(canonicalURI(r.URL))
+	}
 	b.WriteByte('\n')
 	b.WriteString(canonicalQuery(r.URL.RawQuery, s.Presigned))
 	b.WriteByte('\n')
@@ -210,6 +214,15 @@ func canonicalURI(u *url.URL) string {
 		return "/"
 	}
 	return awsEscape(p, true)
+}
+
+// s3CanonicalURI escapes the decoded path once: S3 is the service whose signers do not
+// double-encode (the SDK's DisableURIPathEscaping, botocore's S3SigV4Auth).
+func s3CanonicalURI(u *url.URL) string {
+	if u.Path == "" {
+		return "/"
+	}
+	return awsEscape(u.Path, true)
 }
 
 func canonicalQuery(raw string, presigned bool) string {
