@@ -75,6 +75,12 @@ type Leader struct {
 	mu       sync.Mutex
 	part     metadata.Partition
 	resigned bool
+	// newest is the newest partition state this tracker was given (by
+	// leader epoch, then partition epoch): part, or the state that made
+	// it resign. The broker's own metadata can lag behind it, since the
+	// controller's answer to an ISR change comes before the broker applies
+	// the entries committed ahead of that change; see Superseded.
+	newest metadata.Partition
 	// leo is the leader's own log end offset: what followers can fetch.
 	leo int64
 	// ackEnd is the end of the leader's own durable data (per the flush
@@ -119,7 +125,7 @@ func NewLeader(cfg LeaderConfig, p metadata.Partition, leo, hw int64) (*Leader, 
 	if cfg.SetHighWatermark == nil {
 		cfg.SetHighWatermark = func(int64) {}
 	}
-	l := &Leader{cfg: cfg, part: p.Clone(), leo: leo, ackEnd: leo, hw: min(hw, leo), epochFrom: leo, followers: map[int32]*followerState{}, data: make(chan struct{})}
+	l := &Leader{cfg: cfg, part: p.Clone(), newest: p.Clone(), leo: leo, ackEnd: leo, hw: min(hw, leo), epochFrom: leo, followers: map[int32]*followerState{}, data: make(chan struct{})}
 	now := cfg.Now()
 	for _, r := range p.Replicas {
 		if r != cfg.LocalID {
@@ -158,9 +164,18 @@ func (l *Leader) ISR() []int32 {
 // Update takes a new partition state from the metadata log. If it no
 // longer names this broker as leader at the same leader epoch, the tracker
 // resigns: every waiting producer gets ErrNotLeader and Update returns it.
+// A state older than one the tracker was given (see Superseded) changes
+// nothing.
 func (l *Leader) Update(p metadata.Partition) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if olderPartition(p, l.newest) {
+		if l.resigned {
+			return ErrNotLeader
+		}
+		return nil
+	}
+	l.newest = p.Clone()
 	if l.resigned {
 		return ErrNotLeader
 	}
@@ -182,6 +197,32 @@ func (l *Leader) Update(p metadata.Partition) error {
 	}
 	l.advanceLocked()
 	return nil
+}
+
+// Superseded reports whether p is older than a partition state the
+// tracker was given: a lower leader epoch, or the same with a lower
+// partition epoch. The controller answers the leader's ISR change with the
+// partition it committed, which this broker's copy of the metadata reaches
+// only after the entries committed ahead of it; those still show the
+// partition as it was. Taken as news, they would undo a committed change:
+// drop a replica the controller counts in the ISR (and may elect) from the
+// high watermark, or, after a change that moved the leadership away (a
+// reassignment it completed), make this broker lead again at the old
+// epoch beside the new leader.
+func (l *Leader) Superseded(p metadata.Partition) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return olderPartition(p, l.newest)
+}
+
+// olderPartition orders two states of one partition by their epochs: each
+// leadership change bumps the leader epoch, every change the partition
+// epoch.
+func olderPartition(p, than metadata.Partition) bool {
+	if p.LeaderEpoch != than.LeaderEpoch {
+		return p.LeaderEpoch < than.LeaderEpoch
+	}
+	return p.PartitionEpoch < than.PartitionEpoch
 }
 
 // Resign stops leading: waiting producers get ErrNotLeader.

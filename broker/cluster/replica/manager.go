@@ -475,6 +475,13 @@ func containsID(ids []int32, id int32) bool {
 
 func (m *Manager) lead(tp TopicPartition, t *metadata.Topic, p metadata.Partition, log *trackedLog, minISR int) {
 	if l, ok := m.leaders[tp]; ok {
+		if l.tracker.Superseded(p) {
+			// This broker's metadata has not yet reached the change
+			// the controller answered the leader with (see
+			// Leader.Superseded): keep the tracker as it is, resigned
+			// or not, until it does.
+			return
+		}
 		if l.tracker.Update(p) == nil {
 			l.tracker.SetMinISR(minISR)
 			return
