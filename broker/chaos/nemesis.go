@@ -24,6 +24,13 @@ const (
 	PauseRandom    FaultKind = "pause"           // SIGSTOP a random broker
 	RestartRandom  FaultKind = "restart"         // SIGTERM (controlled shutdown) then start
 	LoseRack       FaultKind = "lose-az"         // kill -9 every broker of one rack
+	// Reassign moves a random partition's replicas to another set of
+	// brokers in another order, as a scale-in's drain or a rebalance does:
+	// replicas join the ISR, the reassignment completes with the last of
+	// them, and the leadership moves when the leader leaves or the
+	// preferred replica changes. Only with more brokers than replicas does
+	// the set change; with as many, the order does.
+	Reassign FaultKind = "reassign"
 )
 
 // AllFaults is every fault kind.
@@ -164,11 +171,63 @@ func (n *nemesis) inject(ctx context.Context, kind FaultKind) error {
 		killed, err := n.c.KillRack(rack)
 		n.note("lost AZ %s: killed brokers %v", rack, killed)
 		return err
+	case Reassign:
+		return n.reassign(ctx)
 	}
 	return fmt.Errorf("unknown fault %q", kind)
 }
 
-func (n *nemesis) metadata(ctx context.Context) (kadm.Metadata, error) {
+// reassign moves a random partition of the topic onto a random set of
+// running brokers (as many as it has replicas) in a random order other
+// than its current one.
+func (n *nemesis) reassign(ctx context.Context) error {
+	cl, err := n.client()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	mctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	md, err := adm.Metadata(mctx, n.cfg.Topic)
+	if err != nil {
+		return err
+	}
+	parts := md.Topics[n.cfg.Topic].Partitions.Sorted()
+	if len(parts) == 0 {
+		return fmt.Errorf("topic %s has no partitions", n.cfg.Topic)
+	}
+	p := parts[n.rnd.IntN(len(parts))]
+	var live []int32
+	for _, node := range n.c.Nodes() {
+		if n.c.Running(node.ID) && !n.c.Paused(node.ID) {
+			live = append(live, node.ID)
+		}
+	}
+	if len(live) < len(p.Replicas) {
+		return fmt.Errorf("%d brokers running, partition %d has %d replicas", len(live), p.Partition, len(p.Replicas))
+	}
+	var target []int32
+	for range 10 {
+		n.rnd.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
+		target = slices.Clone(live[:len(p.Replicas)])
+		if !slices.Equal(target, p.Replicas) {
+			break
+		}
+	}
+	var req kadm.AlterPartitionAssignmentsReq
+	req.Assign(n.cfg.Topic, p.Partition, target)
+	n.n++
+	n.note("reassign %s-%d from %v (leader %d) to %v", n.cfg.Topic, p.Partition, p.Replicas, p.Leader, target)
+	resp, err := adm.AlterPartitionAssignments(mctx, req)
+	if err != nil {
+		return err
+	}
+	return resp.Error()
+}
+
+// client is a Kafka client of the brokers serving now.
+func (n *nemesis) client() (*kgo.Client, error) {
 	var seeds []string
 	for _, node := range n.c.Nodes() {
 		if n.c.Running(node.ID) && !n.c.Paused(node.ID) {
@@ -176,9 +235,13 @@ func (n *nemesis) metadata(ctx context.Context) (kadm.Metadata, error) {
 		}
 	}
 	if len(seeds) == 0 {
-		return kadm.Metadata{}, errors.New("no broker is serving")
+		return nil, errors.New("no broker is serving")
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, n.c.ClientOpts()...)...)
+	return kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, n.c.ClientOpts()...)...)
+}
+
+func (n *nemesis) metadata(ctx context.Context) (kadm.Metadata, error) {
+	cl, err := n.client()
 	if err != nil {
 		return kadm.Metadata{}, err
 	}

@@ -166,8 +166,10 @@ func (f *Fetcher) Add(tp TopicPartition, leaderEpoch int32, log Log) {
 	}
 }
 
-// Remove stops following a partition. An append already in flight may
-// still complete.
+// Remove stops following a partition. Once it returns, nothing this
+// fetcher learnt from the leader (a truncation, records, a high watermark)
+// reaches the partition's log any more: the caller may make the replica
+// lead it (see applyToLog).
 func (f *Fetcher) Remove(tp TopicPartition) {
 	f.mu.Lock()
 	delete(f.parts, tp)
@@ -319,14 +321,6 @@ func (f *Fetcher) isCaughtUp(p *fetchPartition) bool {
 	return p.caughtUp
 }
 
-func (f *Fetcher) setCaughtUp(tp TopicPartition, p *fetchPartition, v bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.parts[tp] == p {
-		p.caughtUp = v
-	}
-}
-
 // accepted resets a partition's refusal count after a good answer.
 func (f *Fetcher) accepted(tp TopicPartition, p *fetchPartition) {
 	f.mu.Lock()
@@ -429,6 +423,25 @@ func (f *Fetcher) checkDivergence(tps []TopicPartition) error {
 	return nil
 }
 
+// applyToLog runs change, a change of tp's log decided on an answer of the
+// leader (a truncation, a write, a high watermark), only while tp is still
+// followed as p, and holds the fetcher's lock while it runs, so that Remove
+// waits for it. The manager stops following a partition before it makes
+// the replica lead it; an answer that arrives afterwards (a divergence
+// check or a fetch in flight on a loaded machine) would otherwise cut or
+// write the log of a leader: a truncation there removes records the
+// leader already counts (its log end, its followers' fetch offsets) and
+// may have served, and the high watermark it computes can then pass
+// offsets it appends anew, acknowledging them without any copy.
+func (f *Fetcher) applyToLog(tp TopicPartition, p *fetchPartition, change func() error) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.parts[tp] != p {
+		return nil
+	}
+	return change()
+}
+
 func (f *Fetcher) markChecked(tp TopicPartition, p *fetchPartition) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -443,6 +456,10 @@ func (f *Fetcher) markChecked(tp TopicPartition, p *fetchPartition) {
 // answer (the leader knows no epoch that old) means nothing we have above
 // our high watermark can be trusted.
 func (f *Fetcher) truncateDiverged(tp TopicPartition, p *fetchPartition, leaderEpoch int32, endOffset int64) error {
+	return f.applyToLog(tp, p, func() error { return f.truncateDivergedLocked(tp, p, leaderEpoch, endOffset) })
+}
+
+func (f *Fetcher) truncateDivergedLocked(tp TopicPartition, p *fetchPartition, leaderEpoch int32, endOffset int64) error {
 	leo := p.log.LogEndOffset()
 	var to int64
 	if leaderEpoch < 0 || endOffset < 0 {
@@ -578,8 +595,10 @@ func (f *Fetcher) handlePartition(tp TopicPartition, p *fetchPartition, fetchOff
 	case errors.Is(err, kerr.OffsetOutOfRange):
 		if rp.LogStartOffset > p.log.LogEndOffset() {
 			// The leader deleted everything we have and more.
-			f.log.Info("leader's log starts past ours; starting over", "partition", tp, "at", rp.LogStartOffset)
-			return nil, p.log.TruncateFullyAndStartAt(rp.LogStartOffset)
+			return nil, f.applyToLog(tp, p, func() error {
+				f.log.Info("leader's log starts past ours; starting over", "partition", tp, "at", rp.LogStartOffset)
+				return p.log.TruncateFullyAndStartAt(rp.LogStartOffset)
+			})
 		}
 		f.mu.Lock()
 		p.checkDivergence = true
@@ -596,10 +615,13 @@ func (f *Fetcher) handlePartition(tp TopicPartition, p *fetchPartition, fetchOff
 	if de := rp.DivergingEpoch; de.Epoch >= 0 && de.EndOffset >= 0 {
 		return nil, f.truncateDiverged(tp, p, de.Epoch, de.EndOffset)
 	}
-	setHW := func() {
-		leo := p.log.LogEndOffset()
-		p.log.SetHighWatermark(min(rp.HighWatermark, leo))
-		f.setCaughtUp(tp, p, leo >= rp.HighWatermark)
+	setHW := func() error {
+		return f.applyToLog(tp, p, func() error {
+			leo := p.log.LogEndOffset()
+			p.log.SetHighWatermark(min(rp.HighWatermark, leo))
+			p.caughtUp = leo >= rp.HighWatermark
+			return nil
+		})
 	}
 	if len(rp.RecordBatches) > 0 {
 		batches, straddle, err := trimToOffset(rp.RecordBatches, fetchOffset)
@@ -609,25 +631,33 @@ func (f *Fetcher) handlePartition(tp TopicPartition, p *fetchPartition, fetchOff
 		if straddle >= 0 {
 			// Our log ends inside one of the leader's batches, so our last
 			// batch is not the leader's: cut back to where its batch begins.
-			f.log.Info("truncating a batch that differs from the leader's", "partition", tp, "to", straddle)
-			return nil, p.log.TruncateTo(straddle)
+			return nil, f.applyToLog(tp, p, func() error {
+				f.log.Info("truncating a batch that differs from the leader's", "partition", tp, "to", straddle)
+				return p.log.TruncateTo(straddle)
+			})
 		}
 		if len(batches) > 0 {
-			wait, err := writeAsFollower(f.ctx, p.log, batches)
+			var wait func(context.Context) error
+			err := f.applyToLog(tp, p, func() error {
+				var err error
+				wait, err = writeAsFollower(f.ctx, p.log, batches)
+				return err
+			})
 			if err != nil {
 				return nil, fmt.Errorf("appending to %s: %w", tp, err)
+			}
+			if wait == nil {
+				return nil, nil // no longer followed: nothing written
 			}
 			return func() error {
 				if err := wait(f.ctx); err != nil {
 					return fmt.Errorf("appending to %s: %w", tp, err)
 				}
-				setHW()
-				return nil
+				return setHW()
 			}, nil
 		}
 	}
-	setHW()
-	return nil, nil
+	return nil, setHW()
 }
 
 // followerWriter is a log that can write a follower's batches and wait

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tributary/tributary/broker/cluster/metadata"
@@ -124,6 +125,9 @@ func TestFollowerTruncatesOnDivergingEpoch(t *testing.T) {
 	// A Fetch answered with DivergingEpoch (the path taken when the
 	// divergence check was skipped or raced a leader change).
 	p := &fetchPartition{log: follower, leaderEpoch: 2}
+	f.mu.Lock()
+	f.parts[tp0] = p
+	f.mu.Unlock()
 	rp := kmsg.NewFetchResponseTopicPartition()
 	rp.DivergingEpoch.Epoch, rp.DivergingEpoch.EndOffset = 0, 4
 	if _, err := f.handlePartition(tp0, p, follower.LogEndOffset(), &rp); err != nil {
@@ -131,6 +135,74 @@ func TestFollowerTruncatesOnDivergingEpoch(t *testing.T) {
 	}
 	if leo := follower.LogEndOffset(); leo != 4 {
 		t.Fatalf("follower truncated to %d, want 4", leo)
+	}
+}
+
+// TestRemovedPartitionKeepsItsLog: answers of the old leader that arrive
+// after the partition was removed from the fetcher (the manager removes
+// it before it makes the replica lead) change nothing in its log: not a
+// divergence (from OffsetForLeaderEpoch or a fetch), not a batch cut back,
+// not the leader's log start, not records, not a high watermark. The
+// replica may lead the partition by then, counting every record of its
+// log and serving them; a truncation there let its high watermark pass
+// offsets it then appended anew.
+func TestRemovedPartitionKeepsItsLog(t *testing.T) {
+	fl := newFakeLeader(t)
+	f := StartFetcher(FetcherConfig{LocalID: 2, LeaderID: 1, Addr: fl.addr(), Logger: slog.New(slog.DiscardHandler)})
+	defer f.Close()
+	newer := &memLog{}
+	newer.appendLeader(t, 0, 10, "common")
+	newer.appendLeader(t, 2, 2, "more")
+	more, err := newer.Read(10, 1<<20, newer.LogEndOffset())
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers := []struct {
+		name  string
+		apply func(p *fetchPartition) error
+	}{
+		{"divergence check", func(p *fetchPartition) error { return f.truncateDiverged(tp0, p, 0, 4) }},
+		{"diverging epoch", func(p *fetchPartition) error {
+			rp := kmsg.NewFetchResponseTopicPartition()
+			rp.DivergingEpoch.Epoch, rp.DivergingEpoch.EndOffset = 0, 4
+			_, err := f.handlePartition(tp0, p, 10, &rp)
+			return err
+		}},
+		{"log start past ours", func(p *fetchPartition) error {
+			rp := kmsg.NewFetchResponseTopicPartition()
+			rp.ErrorCode, rp.LogStartOffset = kerr.OffsetOutOfRange.Code, 50
+			_, err := f.handlePartition(tp0, p, 10, &rp)
+			return err
+		}},
+		{"records and high watermark", func(p *fetchPartition) error {
+			rp := kmsg.NewFetchResponseTopicPartition()
+			rp.HighWatermark, rp.RecordBatches = 12, more
+			done, err := f.handlePartition(tp0, p, 10, &rp)
+			if err == nil && done != nil {
+				err = done()
+			}
+			return err
+		}},
+	}
+	for _, a := range answers {
+		t.Run(a.name, func(t *testing.T) {
+			log := &memLog{}
+			log.appendLeader(t, 0, 10, "common")
+			log.SetHighWatermark(7)
+			f.Add(tp0, 3, log)
+			p, _ := f.part(tp0)
+			f.Remove(tp0)
+			before := log.contents()
+			if err := a.apply(p); err != nil {
+				t.Fatal(err)
+			}
+			if got := log.contents(); got != before {
+				t.Fatalf("the removed partition's log changed:\n%s\nwas\n%s", got, before)
+			}
+			if hw := log.HighWatermark(); hw != 7 {
+				t.Fatalf("the removed partition's high watermark moved to %d", hw)
+			}
+		})
 	}
 }
 

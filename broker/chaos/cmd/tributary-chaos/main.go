@@ -45,7 +45,7 @@ func run() int {
 		duration   = flag.Duration("duration", 2*time.Minute, "time under faults")
 		interval   = flag.Duration("interval", 5*time.Second, "time between fault starts")
 		faultLen   = flag.Duration("fault-duration", 2*time.Second, "how long each fault lasts before healing")
-		faults     = flag.String("faults", "kill,kill-leader,kill-controller,pause,restart,lose-az", "fault kinds, comma separated")
+		faults     = flag.String("faults", "kill,kill-leader,kill-controller,pause,restart,lose-az", "fault kinds, comma separated (also: reassign, best with more -nodes than replicas)")
 		seed       = flag.Uint64("seed", uint64(time.Now().UnixNano()), "random seed of the fault schedule")
 		minFaults  = flag.Int("min-faults", 0, "fail the run if fewer faults were injected")
 		history    = flag.String("history", "", "write the history here (JSON lines)")
