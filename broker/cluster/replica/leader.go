@@ -48,6 +48,9 @@ type LeaderConfig struct {
 }
 
 type followerState struct {
+	// incarnation is the follower broker's registration (broker epoch)
+	// its fetches came from; 0 while unknown.
+	incarnation        int64
 	leo                int64 // -1 until it fetches
 	lastCaughtUp       time.Time
 	lastFetch          time.Time
@@ -223,6 +226,29 @@ func olderPartition(p, than metadata.Partition) bool {
 		return p.LeaderEpoch < than.LeaderEpoch
 	}
 	return p.PartitionEpoch < than.PartitionEpoch
+}
+
+// Incarnations tells the tracker which registration (broker epoch) of
+// each replica's broker the metadata shows. A follower whose broker
+// registered again (it restarted) forgets the log end its previous
+// process fetched to, as Kafka's leader does with broker epochs (KIP-903):
+// the new process may hold less (an unflushed tail lost with the machine,
+// a volume replaced), and until it fetches, that stale offset would count
+// for the high watermark and let it join the ISR without the records. It
+// starts over as a follower that has not fetched yet.
+func (l *Leader) Incarnations(epochs map[int32]int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for id, f := range l.followers {
+		e, ok := epochs[id]
+		if !ok || e == f.incarnation {
+			continue
+		}
+		if f.incarnation != 0 {
+			f.leo, f.lastFetchLeaderLEO = -1, 0
+		}
+		f.incarnation = e
+	}
 }
 
 // Resign stops leading: waiting producers get ErrNotLeader.

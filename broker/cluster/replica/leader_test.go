@@ -371,3 +371,50 @@ func waitForWaiters(t *testing.T, l *Leader, n int) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestRestartedFollowerStartsOver: a follower whose broker registered
+// again (a new process, which may hold less than the old one fetched: a
+// tail lost with the machine, a replaced volume) no longer counts with
+// the log end its previous process fetched to: not for joining the ISR,
+// not for the high watermark, until the new process fetches (KIP-903).
+func TestRestartedFollowerStartsOver(t *testing.T) {
+	f := newLeaderFixture(t, []int32{1, 2}, 1, 0)
+	f.Incarnations(map[int32]int64{2: 10, 3: 11})
+	f.Appended(20)
+	f.fetched(t, 2, 20)
+	f.fetched(t, 3, 20)
+	// Broker 3 restarts (registration 40) before the leader proposes it.
+	f.Incarnations(map[int32]int64{2: 10, 3: 40})
+	if ch, ok := f.ProposeISRChange(func(int32) bool { return true }); ok {
+		t.Fatalf("proposed %+v on the log end broker 3's previous process fetched to", ch)
+	}
+	f.fetched(t, 3, 12) // what the new process has
+	if _, ok := f.ProposeISRChange(func(int32) bool { return true }); ok {
+		t.Fatal("broker 3 joined the ISR behind the high watermark")
+	}
+	f.fetched(t, 3, 20)
+	if ch, ok := f.ProposeISRChange(func(int32) bool { return true }); !ok || !slices.Equal(ch.NewISR, []int32{1, 2, 3}) {
+		t.Fatalf("expansion %+v %v once broker 3's new process caught up", ch, ok)
+	}
+
+	// An ISR member's broker restarts: its old log end does not move the
+	// high watermark.
+	g := newLeaderFixture(t, []int32{1, 2}, 1, 0)
+	g.Incarnations(map[int32]int64{2: 10})
+	g.Appended(20)
+	g.fetched(t, 2, 20)
+	g.Incarnations(map[int32]int64{2: 50})
+	g.Appended(30)
+	if hw := g.HighWatermark(); hw != 20 {
+		t.Fatalf("high watermark %d, want 20", hw)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := g.WaitReplicated(ctx, 25); err == nil {
+		t.Fatal("a write acknowledged with broker 2's restarted process not having fetched it")
+	}
+	g.fetched(t, 2, 30)
+	if hw := g.HighWatermark(); hw != 30 {
+		t.Fatalf("high watermark %d once broker 2's new process fetched, want 30", hw)
+	}
+}

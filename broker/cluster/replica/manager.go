@@ -401,6 +401,9 @@ func (m *Manager) reconcile(st *metadata.State) (idle []*Fetcher, complete bool)
 			switch p.Leader {
 			case m.id:
 				m.lead(tp, t, p, log, m.minISR(st, t))
+				if l, ok := m.leaders[tp]; ok {
+					l.tracker.Incarnations(replicaIncarnations(st, p))
+				}
 			case metadata.NoLeader:
 				m.stopLeading(tp)
 				m.stopFollowing(tp)
@@ -462,6 +465,18 @@ func (m *Manager) dropDeletedTopics(st *metadata.State) {
 		}
 		m.log.Info("deleted the logs of a deleted topic", "topic", name)
 	}
+}
+
+// replicaIncarnations is the registration (broker epoch) of each of p's
+// replicas' brokers that st holds.
+func replicaIncarnations(st *metadata.State, p metadata.Partition) map[int32]int64 {
+	out := make(map[int32]int64, len(p.Replicas))
+	for _, r := range p.Replicas {
+		if b, ok := st.Brokers[r]; ok {
+			out[r] = b.Epoch
+		}
+	}
+	return out
 }
 
 func containsID(ids []int32, id int32) bool {
