@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"fmt"
 	"regexp"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
@@ -22,8 +23,8 @@ var logGroupNamePattern = regexp.MustCompile(`^[.\-_/#A-Za-z0-9]{1,512}$`)
 // broker_logs in a flatter shape.
 func loggingBlock() schema.SingleNestedBlock {
 	return schema.SingleNestedBlock{
-		MarkdownDescription: "Where the brokers ship their logs, as MSK's `logging_info.broker_logs`. Omitted: the logs stay on the " +
-			"instances (the journal). Changing it rolls the brokers, one at a time.",
+		MarkdownDescription: "Where the brokers ship their logs, as MSK's `logging_info.broker_logs`: CloudWatch Logs, S3, or both. " +
+			"Omitted: the logs stay on the instances (the journal). Changing it rolls the brokers, one at a time.",
 		Blocks: map[string]schema.Block{
 			"cloudwatch_logs": schema.SingleNestedBlock{
 				MarkdownDescription: "Ship to CloudWatch Logs: each broker writes its structured log (JSON lines) to the stream " +
@@ -47,12 +48,102 @@ func loggingBlock() schema.SingleNestedBlock {
 					},
 				},
 			},
+			"s3": schema.SingleNestedBlock{
+				MarkdownDescription: "Deliver to S3: each broker writes its structured log (JSON lines) as gzip objects to `bucket`, in " +
+					"Amazon MSK's key layout: `<prefix>/AWSLogs/<account>/KafkaBrokerLogs/<region>/<name>-<cluster_id>/<yyyy-mm-dd-hh>/" +
+					"Broker-<node id>_<yyyy-mm-dd-hh-mm-ss>_<random>.log.gz`, its audit trail in objects named `Broker-<node id>-audit_...`. " +
+					"An object is written every minute, or once 4 MiB of lines are waiting, from a bounded buffer (8 MiB per broker): while " +
+					"S3 is unreachable or refuses, the broker keeps serving, retries with backoff and drops its oldest lines (counted in " +
+					"`LogLinesDropped`). The bucket must exist (the provider does not create or delete it). The created instance role may " +
+					"`s3:PutObject` under `<prefix>/` of this bucket only; with `instance_profile`, that profile's role needs the same.",
+				Attributes: map[string]schema.Attribute{
+					"enabled": schema.BoolAttribute{
+						MarkdownDescription: "Deliver the brokers' logs to `bucket`.",
+						Optional:            true,
+					},
+					"bucket": schema.StringAttribute{
+						MarkdownDescription: "S3 bucket name (3-63 of `a-z 0-9 . -`), required when `enabled`.",
+						Optional:            true,
+						Validators:          []validator.String{bucketNameValidator{}},
+					},
+					"prefix": schema.StringAttribute{
+						MarkdownDescription: "Key prefix of the log objects (at most 256 of `a-z A-Z 0-9 ! - _ . * ' ( ) /`, not beginning with `/`); " +
+							"omitted, the keys begin with `AWSLogs/`.",
+						Optional: true,
+						Validators: []validator.String{stringvalidator.LengthAtMost(256), stringvalidator.RegexMatches(s3LogPrefixPattern,
+							"must be at most 256 of the characters a-z A-Z 0-9 ! - _ . * ' ( ) / and not begin with /")},
+					},
+				},
+			},
+			"firehose": schema.SingleNestedBlock{
+				MarkdownDescription: "Amazon MSK's Kinesis Data Firehose destination. **Not supported**: `enabled = true` is refused at plan " +
+					"(Tributary's brokers deliver to CloudWatch Logs and S3 only; a Firehose stream can read from either). The block " +
+					"exists so configurations written for `aws_msk_cluster` get that reason instead of an unknown-block error.",
+				Attributes: map[string]schema.Attribute{
+					"enabled": schema.BoolAttribute{
+						MarkdownDescription: "Must be `false` or omitted.",
+						Optional:            true,
+					},
+					"delivery_stream": schema.StringAttribute{
+						MarkdownDescription: "Ignored: Firehose delivery is not supported.",
+						Optional:            true,
+					},
+				},
+			},
 		},
 	}
 }
 
+// s3LogPrefixPattern is the characters a log prefix may hold (S3's safe
+// key characters), not beginning with a slash; bootconfig.ValidS3LogPrefix
+// is the same rule, checked again in the boot document.
+var s3LogPrefixPattern = regexp.MustCompile(`^([A-Za-z0-9!_.*'()-][A-Za-z0-9!_.*'()/-]*)?$`)
+
+// bucketNameValidator checks an S3 bucket name with the boot document's rule.
+type bucketNameValidator struct{}
+
+func (bucketNameValidator) Description(context.Context) string {
+	return "must be an S3 bucket name: 3-63 of a-z 0-9 . -, beginning and ending with a letter or digit"
+}
+
+func (v bucketNameValidator) MarkdownDescription(ctx context.Context) string {
+	return v.Description(ctx)
+}
+
+func (v bucketNameValidator) ValidateString(ctx context.Context, req validator.StringRequest, resp *validator.StringResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() || bootconfig.ValidS3BucketName(req.ConfigValue.ValueString()) {
+		return
+	}
+	resp.Diagnostics.AddAttributeError(req.Path, "Invalid S3 bucket name",
+		fmt.Sprintf("%q %s (no \"..\", not an IP address).", req.ConfigValue.ValueString(), v.Description(ctx)))
+}
+
 type loggingModel struct {
 	CloudWatchLogs types.Object `tfsdk:"cloudwatch_logs"`
+	S3             types.Object `tfsdk:"s3"`
+	Firehose       types.Object `tfsdk:"firehose"`
+}
+
+type s3LogsModel struct {
+	Enabled types.Bool   `tfsdk:"enabled"`
+	Bucket  types.String `tfsdk:"bucket"`
+	Prefix  types.String `tfsdk:"prefix"`
+}
+
+type firehoseModel struct {
+	Enabled        types.Bool   `tfsdk:"enabled"`
+	DeliveryStream types.String `tfsdk:"delivery_stream"`
+}
+
+var s3LogsAttrTypes = map[string]attr.Type{
+	"enabled": types.BoolType,
+	"bucket":  types.StringType,
+	"prefix":  types.StringType,
+}
+
+var firehoseAttrTypes = map[string]attr.Type{
+	"enabled":         types.BoolType,
+	"delivery_stream": types.StringType,
 }
 
 type cloudWatchLogsModel struct {
@@ -67,6 +158,8 @@ var cloudWatchLogsAttrTypes = map[string]attr.Type{
 
 var loggingAttrTypes = map[string]attr.Type{
 	"cloudwatch_logs": types.ObjectType{AttrTypes: cloudWatchLogsAttrTypes},
+	"s3":              types.ObjectType{AttrTypes: s3LogsAttrTypes},
+	"firehose":        types.ObjectType{AttrTypes: firehoseAttrTypes},
 }
 
 // logging reads the logging block: nil when nothing is shipped.
@@ -77,37 +170,81 @@ func (m *clusterModel) logging(ctx context.Context) (*bootconfig.Logging, diag.D
 	}
 	var lm loggingModel
 	diags.Append(m.Logging.As(ctx, &lm, objectAsOptions)...)
-	if lm.CloudWatchLogs.IsNull() || lm.CloudWatchLogs.IsUnknown() {
+	var out bootconfig.Logging
+	if !lm.CloudWatchLogs.IsNull() && !lm.CloudWatchLogs.IsUnknown() {
+		var cw cloudWatchLogsModel
+		diags.Append(lm.CloudWatchLogs.As(ctx, &cw, objectAsOptions)...)
+		switch {
+		case !cw.Enabled.ValueBool():
+		case cw.LogGroup.IsUnknown(): // known at apply; ModifyPlan checks again then
+		case cw.LogGroup.ValueString() == "":
+			diags.AddAttributeError(path.Root("logging").AtName("cloudwatch_logs").AtName("log_group"), "Missing log group",
+				"logging.cloudwatch_logs.log_group is required when enabled = true.")
+		default:
+			out.CloudWatchLogs = &bootconfig.CloudWatchLogs{Enabled: true, LogGroup: cw.LogGroup.ValueString()}
+		}
+	}
+	if !lm.S3.IsNull() && !lm.S3.IsUnknown() {
+		var s3 s3LogsModel
+		diags.Append(lm.S3.As(ctx, &s3, objectAsOptions)...)
+		switch {
+		case !s3.Enabled.ValueBool():
+		case s3.Bucket.IsUnknown() || s3.Prefix.IsUnknown(): // known at apply; ModifyPlan checks again then
+		case s3.Bucket.ValueString() == "":
+			diags.AddAttributeError(path.Root("logging").AtName("s3").AtName("bucket"), "Missing S3 bucket",
+				"logging.s3.bucket is required when enabled = true.")
+		default:
+			out.S3 = &bootconfig.S3Logs{Enabled: true, Bucket: s3.Bucket.ValueString(), Prefix: s3.Prefix.ValueString()}
+		}
+	}
+	if !lm.Firehose.IsNull() && !lm.Firehose.IsUnknown() {
+		var fh firehoseModel
+		diags.Append(lm.Firehose.As(ctx, &fh, objectAsOptions)...)
+		if fh.Enabled.ValueBool() {
+			diags.AddAttributeError(path.Root("logging").AtName("firehose").AtName("enabled"), "Firehose log delivery is not supported",
+				"Tributary's brokers deliver their logs to CloudWatch Logs (logging.cloudwatch_logs) and S3 (logging.s3), not to Kinesis "+
+					"Data Firehose. Deliver to one of those (a Firehose stream can take its input from a CloudWatch Logs subscription "+
+					"filter) and set logging.firehose.enabled = false or remove the block.")
+		}
+	}
+	if out.CloudWatchLogs == nil && out.S3 == nil {
 		return nil, diags
 	}
-	var cw cloudWatchLogsModel
-	diags.Append(lm.CloudWatchLogs.As(ctx, &cw, objectAsOptions)...)
-	if !cw.Enabled.ValueBool() {
-		return nil, diags
-	}
-	if cw.LogGroup.IsUnknown() {
-		return nil, diags // known at apply; ModifyPlan checks again then
-	}
-	if cw.LogGroup.ValueString() == "" {
-		diags.AddAttributeError(path.Root("logging").AtName("cloudwatch_logs").AtName("log_group"), "Missing log group",
-			"logging.cloudwatch_logs.log_group is required when enabled = true.")
-		return nil, diags
-	}
-	return &bootconfig.Logging{CloudWatchLogs: &bootconfig.CloudWatchLogs{Enabled: true, LogGroup: cw.LogGroup.ValueString()}}, diags
+	return &out, diags
 }
 
 // loggingFromDocument is the logging block of an imported cluster: null
 // unless its brokers ship logs.
 func loggingFromDocument(doc *bootconfig.Document) (types.Object, diag.Diagnostics) {
 	l := doc.Logging
-	if l == nil || l.CloudWatchLogs == nil || !l.CloudWatchLogs.Enabled {
+	cwOn := l != nil && l.CloudWatchLogs != nil && l.CloudWatchLogs.Enabled
+	s3On := l != nil && l.S3 != nil && l.S3.Enabled
+	if !cwOn && !s3On {
 		return types.ObjectNull(loggingAttrTypes), nil
 	}
-	cw, diags := types.ObjectValue(cloudWatchLogsAttrTypes, map[string]attr.Value{
-		"enabled":   types.BoolValue(true),
-		"log_group": types.StringValue(l.CloudWatchLogs.LogGroup),
-	})
-	obj, d := types.ObjectValue(loggingAttrTypes, map[string]attr.Value{"cloudwatch_logs": cw})
+	var diags diag.Diagnostics
+	cw, s3 := types.ObjectNull(cloudWatchLogsAttrTypes), types.ObjectNull(s3LogsAttrTypes)
+	var d diag.Diagnostics
+	if cwOn {
+		cw, d = types.ObjectValue(cloudWatchLogsAttrTypes, map[string]attr.Value{
+			"enabled":   types.BoolValue(true),
+			"log_group": types.StringValue(l.CloudWatchLogs.LogGroup),
+		})
+		diags.Append(d...)
+	}
+	if s3On {
+		prefix := types.StringNull()
+		if l.S3.Prefix != "" {
+			prefix = types.StringValue(l.S3.Prefix)
+		}
+		s3, d = types.ObjectValue(s3LogsAttrTypes, map[string]attr.Value{
+			"enabled": types.BoolValue(true),
+			"bucket":  types.StringValue(l.S3.Bucket),
+			"prefix":  prefix,
+		})
+		diags.Append(d...)
+	}
+	obj, d := types.ObjectValue(loggingAttrTypes, map[string]attr.Value{"cloudwatch_logs": cw, "s3": s3, "firehose": types.ObjectNull(firehoseAttrTypes)})
 	diags.Append(d...)
 	return obj, diags
 }
@@ -118,6 +255,23 @@ func logGroupOf(l *bootconfig.Logging) string {
 		return ""
 	}
 	return l.CloudWatchLogs.LogGroup
+}
+
+// s3LogsOf is the S3 delivery the brokers make, nil when none.
+func s3LogsOf(l *bootconfig.Logging) *bootconfig.S3Logs {
+	if l == nil || l.S3 == nil || !l.S3.Enabled {
+		return nil
+	}
+	return l.S3
+}
+
+// logObjectsOf is the S3 object ARN pattern the brokers deliver under, ""
+// when none.
+func logObjectsOf(l *bootconfig.Logging) string {
+	if l == nil || l.S3 == nil || !l.S3.Enabled {
+		return ""
+	}
+	return bootconfig.S3LogObjectsARN(l.S3.Bucket, l.S3.Prefix)
 }
 
 // loggingChanges reports whether the logging block changes. A change of

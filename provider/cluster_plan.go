@@ -49,6 +49,10 @@ func (r *clusterResource) ValidateConfig(ctx context.Context, req resource.Valid
 	resp.Diagnostics.Append(validateBrokerConfig(m)...)
 	resp.Diagnostics.Append(validateAutoscaling(ctx, m)...)
 	resp.Diagnostics.Append(validateOpenMonitoring(ctx, m)...)
+	// The logging block's rules (a destination's name when enabled,
+	// Firehose refused) at plan, not halfway through an apply.
+	_, d = m.logging(ctx)
+	resp.Diagnostics.Append(d...)
 }
 
 // validateAutoscaling requires both settings of a storage.autoscaling block

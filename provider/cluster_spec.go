@@ -117,8 +117,15 @@ func (cs *clusterSpec) bootDocument(node fleet.Node, controllers []fleet.Node) *
 			IntervalSeconds: 60,
 		},
 	}
-	if cs.Logging != nil {
-		doc.Logging = &bootconfig.Logging{CloudWatchLogs: &bootconfig.CloudWatchLogs{Enabled: true, LogGroup: logGroupOf(cs.Logging)}}
+	if l := cs.Logging; l != nil {
+		doc.Logging = &bootconfig.Logging{}
+		if g := logGroupOf(l); g != "" {
+			doc.Logging.CloudWatchLogs = &bootconfig.CloudWatchLogs{Enabled: true, LogGroup: g}
+		}
+		if l.S3 != nil && l.S3.Enabled {
+			s3 := *l.S3
+			doc.Logging.S3 = &s3
+		}
 	}
 	if om := cs.OpenMonitoring; om != nil {
 		doc.OpenMonitoring = &bootconfig.OpenMonitoring{JMXExporter: om.JMXExporter, NodeExporter: om.NodeExporter, AllowedCIDRs: slices.Clone(om.AllowedCIDRs)}
@@ -196,9 +203,10 @@ func (cs *clusterSpec) bootSettingsHash() string {
 		SuperUsers []string
 		LogGroup   string                     `json:",omitempty"`
 		Open       *bootconfig.OpenMonitoring `json:",omitempty"`
+		LogS3      *bootconfig.S3Logs         `json:",omitempty"`
 	}{cs.Listeners, cs.StaticConfig, cs.EnhancedMonitoring, cs.MetricsNamespace, cs.Name,
 		cs.Security.InCluster, certificateFingerprint(cs.CA), cs.Security.clientCABundle(), cs.SuperUsers, logGroupOf(cs.Logging),
-		cs.OpenMonitoring})
+		cs.OpenMonitoring, s3LogsOf(cs.Logging)})
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:8])
 }
@@ -223,6 +231,7 @@ func (r *clusterResource) specFromModel(ctx context.Context, m *clusterModel, cl
 	cs.Logging, d = m.logging(ctx)
 	diags.Append(d...)
 	cs.LogGroup = logGroupOf(cs.Logging)
+	cs.LogObjects = logObjectsOf(cs.Logging)
 	cs.OpenMonitoring, cs.MonitoringPorts, cs.MonitoringCIDRs, d = m.openMonitoring(ctx)
 	diags.Append(d...)
 	cs.Storage, d = m.storageSettings(ctx)

@@ -100,6 +100,20 @@ func TestBootDocumentRoundTrip(t *testing.T) {
 		len(om.OpenMonitoring.AllowedCIDRs) != 1 {
 		t.Errorf("open monitoring decoded as %+v, ports %+v", om.OpenMonitoring, om.Ports)
 	}
+	// S3 log delivery rides in the document beside CloudWatch Logs.
+	cs.Logging = &bootconfig.Logging{CloudWatchLogs: &bootconfig.CloudWatchLogs{Enabled: true, LogGroup: "tributary/orders"},
+		S3: &bootconfig.S3Logs{Enabled: true, Bucket: "kafka-logs", Prefix: "prod"}}
+	raw, err = cs.userData(nodes[0], nodes)
+	if err != nil {
+		t.Fatalf("userData with logging: %v", err)
+	}
+	lg, err := bootconfig.Decode(raw)
+	if err != nil {
+		t.Fatalf("Decode with logging: %v", err)
+	}
+	if lg.Logging == nil || lg.Logging.S3 == nil || *lg.Logging.S3 != *cs.Logging.S3 || lg.Logging.CloudWatchLogs.LogGroup != "tributary/orders" {
+		t.Errorf("logging decoded as %+v", lg.Logging)
+	}
 	// Dynamic settings are applied live, never launched with: removing one
 	// must restore the default, not a value in the brokers' user data.
 	if _, ok := doc.BrokerConfig["min.insync.replicas"]; ok {
@@ -130,6 +144,12 @@ func TestBootSettingsHashSeesEveryBootSetting(t *testing.T) {
 		"namespace":     func(c *clusterSpec) { c.MetricsNamespace = "other" },
 		"open monitoring": func(c *clusterSpec) {
 			c.OpenMonitoring = &bootconfig.OpenMonitoring{NodeExporter: true, AllowedCIDRs: []string{"10.0.0.0/16"}}
+		},
+		"log group": func(c *clusterSpec) {
+			c.Logging = &bootconfig.Logging{CloudWatchLogs: &bootconfig.CloudWatchLogs{Enabled: true, LogGroup: "g"}}
+		},
+		"s3 logs": func(c *clusterSpec) {
+			c.Logging = &bootconfig.Logging{S3: &bootconfig.S3Logs{Enabled: true, Bucket: "kafka-logs", Prefix: "p"}}
 		},
 	} {
 		cs := base()

@@ -19,6 +19,7 @@ import (
 type Instance struct {
 	ID               string // i-0123...
 	Region           string
+	AccountID        string // the identity document's accountId: S3 log keys name it, as MSK's do
 	AvailabilityZone string
 	PrivateIP        string // local-ipv4: the primary ENI's address, which brokers listen and advertise on
 	InstanceType     string
@@ -79,6 +80,7 @@ func fetchInstanceOnce(ctx context.Context, client *imds.Client) (*Instance, err
 	inst := &Instance{
 		ID:               doc.InstanceID,
 		Region:           doc.Region,
+		AccountID:        doc.AccountID,
 		AvailabilityZone: doc.AvailabilityZone,
 		PrivateIP:        doc.PrivateIP,
 		InstanceType:     doc.InstanceType,

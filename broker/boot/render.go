@@ -55,6 +55,9 @@ const (
 	keyCWIntervalMS    = "tributary.metrics.cloudwatch.interval.ms"
 	keyLogsEnable      = "tributary.logs.cloudwatch.enable"
 	keyLogsGroup       = "tributary.logs.cloudwatch.log.group"
+	keyLogsS3Enable    = "tributary.logs.s3.enable"
+	keyLogsS3Bucket    = "tributary.logs.s3.bucket"
+	keyLogsS3KeyPrefix = "tributary.logs.s3.key.prefix"
 	listenerNamePrefix = "listener.name."
 )
 
@@ -278,6 +281,11 @@ func renderConfig(doc *bootconfig.Document, inst *Instance, dataDir string, secr
 	if l := doc.Logging; l != nil && l.CloudWatchLogs != nil && l.CloudWatchLogs.Enabled {
 		set(keyLogsEnable, "true")
 		set(keyLogsGroup, l.CloudWatchLogs.LogGroup)
+	}
+	if l := doc.Logging; l != nil && l.S3 != nil && l.S3.Enabled {
+		set(keyLogsS3Enable, "true")
+		set(keyLogsS3Bucket, l.S3.Bucket)
+		set(keyLogsS3KeyPrefix, bootconfig.S3LogKeyPrefix(l.S3.Prefix, inst.AccountID, inst.Region, doc.ClusterName, doc.ClusterID))
 	}
 
 	// A cluster never has more controller voters than brokers, so their

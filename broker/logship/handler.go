@@ -1,46 +1,71 @@
-// Package logship ships the broker's structured logs to CloudWatch Logs, as
-// Amazon MSK's logging_info does: one stream per broker (broker-<id>) in the
-// cluster's log group, and the audit trail (lines with log=audit, written by
-// broker/security/audit) in a stream of its own (broker-<id>/audit), so a
-// security team reads who changed what without the broker's chatter.
+// Package logship ships the broker's structured logs to Amazon MSK's
+// logging_info destinations: to CloudWatch Logs, one stream per broker
+// (broker-<id>) in the cluster's log group and the audit trail (lines with
+// log=audit, written by broker/security/audit) in a stream of its own
+// (broker-<id>/audit), so a security team reads who changed what without the
+// broker's chatter; and to S3, as gzip objects under the cluster's prefix in
+// MSK's key layout, the audit trail in objects of its own.
 //
 // The broker logs through a Handler, which passes every record to the
 // broker's own handler (stderr, the journal) and, while shipping is on, also
-// queues the record as one JSON line. A Shipper sends the queue in batches
-// from its own goroutine. The queue is bounded: when CloudWatch Logs is slow,
+// queues the record as one JSON line in one queue per destination. A Shipper
+// (CloudWatch Logs) and an S3Shipper send their queue in batches from their
+// own goroutines. Each queue is bounded: when its destination is slow,
 // refuses or is unreachable, the oldest lines are dropped and counted, so an
-// outage costs log lines, never memory or a stalled request. A failed batch is
-// retried with exponential backoff; lines that arrive meanwhile wait behind
-// it.
+// outage costs log lines, never memory or a stalled request, and one
+// destination's outage costs the other nothing. A failed batch is retried
+// with exponential backoff; lines that arrive meanwhile wait behind it.
 package logship
 
 import (
 	"bytes"
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 )
 
-// DefaultMaxBufferBytes bounds the queued lines (CloudWatch Logs' size:
-// message plus 26 bytes each): about a minute of a busy broker's INFO log.
+// DefaultMaxBufferBytes bounds each destination's queued lines (CloudWatch
+// Logs' size: message plus 26 bytes each): about a minute of a busy
+// broker's INFO log.
 const DefaultMaxBufferBytes = 8 << 20
+
+// Destination is where queued lines go.
+type Destination uint8
+
+const (
+	// DestCloudWatchLogs is CloudWatch Logs (Shipper).
+	DestCloudWatchLogs Destination = iota
+	// DestS3 is S3 (S3Shipper).
+	DestS3
+	destCount
+)
+
+func (d Destination) String() string {
+	if d == DestS3 {
+		return "S3"
+	}
+	return "CloudWatch Logs"
+}
 
 // HandlerOptions configure a Handler.
 type HandlerOptions struct {
 	// Level is the lowest level shipped (default INFO); the broker's own
 	// handler keeps its own level.
 	Level slog.Leveler
-	// MaxBufferBytes bounds the queue (default DefaultMaxBufferBytes).
+	// MaxBufferBytes bounds each destination's queue (default
+	// DefaultMaxBufferBytes).
 	MaxBufferBytes int
 }
 
 // shipState is what every Handler derived from one NewHandler shares.
 type shipState struct {
-	on  atomic.Bool
-	buf *buffer
-	now func() time.Time
+	on   atomic.Bool            // some destination is queued for
+	dest [destCount]atomic.Bool // which are
+	bufs [destCount]*buffer     // one queue per destination
+	now  func() time.Time
 }
 
 // Handler is a slog.Handler that passes records on to the broker's handler
@@ -71,7 +96,11 @@ func NewHandler(next slog.Handler, opts HandlerOptions) *Handler {
 	if opts.Level == nil {
 		opts.Level = slog.LevelInfo
 	}
-	st := &shipState{buf: newBuffer(opts.MaxBufferBytes), now: time.Now}
+	st := &shipState{now: time.Now}
+	for d := range destCount {
+		st.bufs[d] = newBuffer(opts.MaxBufferBytes)
+		st.dest[d].Store(true)
+	}
 	st.on.Store(true)
 	h := &Handler{next: next, state: st}
 	for s := range streamCount {
@@ -82,16 +111,35 @@ func NewHandler(next slog.Handler, opts HandlerOptions) *Handler {
 
 // Disable stops queueing and drops what is queued: the broker does not ship
 // its logs.
-func (h *Handler) Disable() {
-	h.state.on.Store(false)
-	h.state.buf.clear()
+func (h *Handler) Disable() { h.Keep() }
+
+// Keep keeps queueing for the destinations named only, and drops what the
+// others queued: the configuration ships to those. Keep() is Disable.
+func (h *Handler) Keep(dests ...Destination) {
+	kept := false
+	for d := range destCount {
+		keep := slices.Contains(dests, d)
+		kept = kept || keep
+		if !keep {
+			h.state.dest[d].Store(false)
+			h.state.bufs[d].clear()
+		}
+	}
+	h.state.on.Store(kept)
 }
 
 // Shipping reports whether records are being queued.
 func (h *Handler) Shipping() bool { return h.state.on.Load() }
 
-// Dropped is the number of lines dropped because the queue was full.
-func (h *Handler) Dropped() int64 { return h.state.buf.dropped.Load() }
+// Dropped is the number of lines dropped because a queue was full, over
+// every destination (the LogLinesDropped metric).
+func (h *Handler) Dropped() int64 {
+	var n int64
+	for _, b := range h.state.bufs {
+		n += b.dropped.Load()
+	}
+	return n
+}
 
 // Enabled implements slog.Handler.
 func (h *Handler) Enabled(ctx context.Context, l slog.Level) bool {
@@ -188,7 +236,12 @@ func (w streamWriter) Write(p []byte) (int, error) {
 	}
 	msg := strings.ToValidUTF8(string(line), "")
 	if msg != "" {
-		w.state.buf.add(Event{Stream: w.stream, UnixMs: w.state.now().UnixMilli(), Message: msg})
+		e := Event{Stream: w.stream, UnixMs: w.state.now().UnixMilli(), Message: msg}
+		for d, b := range w.state.bufs {
+			if w.state.dest[d].Load() {
+				b.add(e)
+			}
+		}
 	}
 	return len(p), nil
 }

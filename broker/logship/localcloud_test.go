@@ -31,6 +31,13 @@ func startLocalCloud(t *testing.T) *localcloud.Cloud {
 // client signing as a session of it, as a broker's instance role signs.
 func roleSession(t *testing.T, c *localcloud.Cloud, name, policy string) *cloudwatchlogs.Client {
 	t.Helper()
+	s := roleCredentials(t, c, name, policy)
+	return logsClient(c.Endpoint(), s.AccessKeyID, s.SecretAccessKey, s.SessionToken)
+}
+
+// roleCredentials creates a role with policy and returns a session of it.
+func roleCredentials(t *testing.T, c *localcloud.Cloud, name, policy string) awsapi.Credential {
+	t.Helper()
 	ctx := context.Background()
 	admin := iam.NewFromConfig(aws.Config{Region: c.Region(), BaseEndpoint: aws.String(c.Endpoint()),
 		Credentials: credentials.NewStaticCredentialsProvider(localcloud.AccessKeyID, localcloud.SecretAccessKey, "")})
@@ -46,7 +53,7 @@ func roleSession(t *testing.T, c *localcloud.Cloud, name, policy string) *cloudw
 	if err != nil {
 		t.Fatal(err)
 	}
-	return logsClient(c.Endpoint(), s.AccessKeyID, s.SecretAccessKey, s.SessionToken)
+	return s
 }
 
 // groupOnlyPolicy is the broker role's statement for logs (as

@@ -77,10 +77,15 @@ func TestBufferTakeRespectsLimits(t *testing.T) {
 
 // testLogger returns a logger through a shipping Handler, and what the
 // broker's own handler wrote.
-func testLogger(t *testing.T, opts HandlerOptions) (*slog.Logger, *Handler, *syncBuffer) {
+func testLogger(t *testing.T, opts HandlerOptions, dests ...Destination) (*slog.Logger, *Handler, *syncBuffer) {
 	t.Helper()
 	var out syncBuffer
 	h := NewHandler(slog.NewTextHandler(&out, nil), opts)
+	if len(dests) == 0 {
+		dests = []Destination{DestCloudWatchLogs}
+	}
+	// As the broker does once its configuration names the destinations.
+	h.Keep(dests...)
 	return slog.New(h), h, &out
 }
 
@@ -109,7 +114,7 @@ func TestHandlerRoutesAuditLines(t *testing.T) {
 	log.WithGroup("req").Info("nested", "log", "audit") // req.log is not the routing key
 	log.Debug("below the level")
 
-	events := h.state.buf.take(100, maxPutBytes)
+	events := h.state.bufs[DestCloudWatchLogs].take(100, maxPutBytes)
 	type line struct {
 		Msg       string `json:"msg"`
 		Principal string `json:"principal"`
@@ -145,7 +150,7 @@ func TestHandlerRoutesAuditLines(t *testing.T) {
 
 	h.Disable()
 	log.Info("after disable")
-	if n := h.state.buf.len(); n != 0 {
+	if n := h.state.bufs[DestCloudWatchLogs].len(); n != 0 {
 		t.Errorf("%d lines queued after Disable", n)
 	}
 	if !strings.Contains(out.String(), "after disable") {
@@ -222,7 +227,7 @@ func TestStalledEndpointNeverBlocksLogging(t *testing.T) {
 	if elapsed > 5*time.Second {
 		t.Errorf("logging took %v with a stalled endpoint: the shipper must never block the logger", elapsed)
 	}
-	if q := h.state.buf.queuedBytes(); q > bound {
+	if q := h.state.bufs[DestCloudWatchLogs].queuedBytes(); q > bound {
 		t.Errorf("queue holds %d bytes, over its bound of %d", q, bound)
 	}
 	if h.Dropped() == 0 {
@@ -284,8 +289,8 @@ func TestFailingEndpointBacksOff(t *testing.T) {
 	if n := calls.Load(); n < 2 || n > 10 {
 		t.Errorf("%d calls in 1.5 s: want a few retries with backoff", n)
 	}
-	if h.state.buf.len() != 1 {
-		t.Errorf("the line must stay queued while CloudWatch Logs fails, queue has %d", h.state.buf.len())
+	if h.state.bufs[DestCloudWatchLogs].len() != 1 {
+		t.Errorf("the line must stay queued while CloudWatch Logs fails, queue has %d", h.state.bufs[DestCloudWatchLogs].len())
 	}
 	if err := sh.Flush(context.Background()); err == nil {
 		t.Error("Flush against a failing endpoint returned no error")
@@ -300,8 +305,13 @@ func TestParseSettings(t *testing.T) {
 		err  string
 	}{
 		{"unset", nil, Settings{}, ""},
-		{"on", map[string]string{KeyCloudWatchEnable: "true", KeyCloudWatchLogGroup: "tributary/orders"}, Settings{true, "tributary/orders"}, ""},
-		{"off keeps the group", map[string]string{KeyCloudWatchEnable: "false", KeyCloudWatchLogGroup: "g"}, Settings{false, "g"}, ""},
+		{"on", map[string]string{KeyCloudWatchEnable: "true", KeyCloudWatchLogGroup: "tributary/orders"}, Settings{Enabled: true, LogGroup: "tributary/orders"}, ""},
+		{"off keeps the group", map[string]string{KeyCloudWatchEnable: "false", KeyCloudWatchLogGroup: "g"}, Settings{LogGroup: "g"}, ""},
+		{"s3", map[string]string{KeyS3Enable: "true", KeyS3Bucket: "kafka-logs", KeyS3KeyPrefix: "p/AWSLogs/1/KafkaBrokerLogs/r/c-i/"},
+			Settings{S3: S3Settings{Enabled: true, Bucket: "kafka-logs", KeyPrefix: "p/AWSLogs/1/KafkaBrokerLogs/r/c-i/"}}, ""},
+		{"s3 without a bucket", map[string]string{KeyS3Enable: "true"}, Settings{}, "S3 bucket name"},
+		{"s3 bad bucket", map[string]string{KeyS3Enable: "true", KeyS3Bucket: "Kafka_Logs"}, Settings{}, "S3 bucket name"},
+		{"s3 bad bool", map[string]string{KeyS3Enable: "si"}, Settings{}, "want true or false"},
 		{"no group", map[string]string{KeyCloudWatchEnable: "true"}, Settings{}, "is required"},
 		{"bad group", map[string]string{KeyCloudWatchEnable: "true", KeyCloudWatchLogGroup: "a:b"}, Settings{}, "a log group name"},
 		{"bad bool", map[string]string{KeyCloudWatchEnable: "yes please"}, Settings{}, "want true or false"},

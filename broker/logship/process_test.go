@@ -3,6 +3,7 @@ package logship
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -27,8 +29,8 @@ import (
 // group through endpoint (AWS_ENDPOINT_URL, static credentials, as the
 // SDK's default chain reads them), and returns its Kafka address, a stop
 // function (SIGTERM; it fails the test unless the broker exits cleanly
-// within limit) and its stderr.
-func runBroker(t *testing.T, endpoint, group string, limit time.Duration) (addr string, stop func(), out *syncBuffer) {
+// within limit) and its stderr. extra are more lines of its configuration.
+func runBroker(t *testing.T, endpoint, group string, limit time.Duration, extra ...string) (addr string, stop func(), out *syncBuffer) {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "tributary-broker")
@@ -38,6 +40,7 @@ func runBroker(t *testing.T, endpoint, group string, limit time.Duration) (addr 
 	addr = freeLoopbackAddr(t)
 	conf := fmt.Sprintf("node.id=7\nlisteners=PLAINTEXT://%s\nlog.dirs=%s\n%s=true\n%s=%s\n",
 		addr, filepath.Join(dir, "data"), KeyCloudWatchEnable, KeyCloudWatchLogGroup, group)
+	conf += strings.Join(extra, "\n") + "\n"
 	confPath := filepath.Join(dir, "broker.properties")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -161,15 +164,22 @@ func TestBrokerServesWhileCloudWatchLogsStalls(t *testing.T) {
 }
 
 // TestBrokerShipsToLocalCloud: the broker ships to the local cloud's
-// CloudWatch Logs, creating the group; its start line is in broker-7 and
-// the creation of a topic in broker-7/audit, with the principal and the
-// client address.
+// CloudWatch Logs, creating the group, and to its S3 bucket; its start line
+// is in broker-7 and the creation of a topic in broker-7/audit, with the
+// principal and the client address, and the same lines are in gzip objects
+// under the S3 key prefix, the audit trail in objects of its own.
 func TestBrokerShipsToLocalCloud(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a broker process")
 	}
 	c := startLocalCloud(t)
-	addr, stop, _ := runBroker(t, c.Endpoint(), "tributary/proc", 45*time.Second)
+	s3c := s3TestClient(c.Endpoint(), localcloud.AccessKeyID, localcloud.SecretAccessKey, "")
+	if _, err := s3c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String("proc-logs")}); err != nil {
+		t.Fatal(err)
+	}
+	const keyPrefix = "logs/AWSLogs/000000000000/KafkaBrokerLogs/us-east-1/proc-c1/"
+	addr, stop, _ := runBroker(t, c.Endpoint(), "tributary/proc", 45*time.Second,
+		KeyS3Enable+"=true", KeyS3Bucket+"=proc-logs", KeyS3KeyPrefix+"="+keyPrefix)
 	produceRecords(t, addr, "audited", 10)
 	stop() // the last flush ships what is queued
 
@@ -200,5 +210,35 @@ func TestBrokerShipsToLocalCloud(t *testing.T) {
 	}
 	if leaked := find("broker-7", `{ $.log = "audit" }`); len(leaked) != 0 {
 		t.Errorf("audit lines in the broker's stream: %v", leaked)
+	}
+
+	list, err := s3c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("proc-logs"), Prefix: aws.String(keyPrefix)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var brokerLines, auditLines string
+	for _, o := range list.Contents {
+		obj, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("proc-logs"), Key: o.Key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(obj.Body)
+		obj.Body.Close()
+		if strings.Contains(aws.ToString(o.Key), "/Broker-7-audit_") {
+			auditLines += gunzipString(t, data)
+		} else if strings.Contains(aws.ToString(o.Key), "/Broker-7_") {
+			brokerLines += gunzipString(t, data)
+		} else {
+			t.Errorf("object %s is neither the broker's nor its audit trail's", aws.ToString(o.Key))
+		}
+	}
+	t.Logf("%d objects under s3://proc-logs/%s", len(list.Contents), keyPrefix)
+	for _, want := range []string{`"msg":"starting tributary broker"`, `"msg":"signal received, shutting down"`} {
+		if !strings.Contains(brokerLines, want) {
+			t.Errorf("the broker's S3 objects lack %s", want)
+		}
+	}
+	if !strings.Contains(auditLines, `"audited"`) || strings.Contains(brokerLines, `"log":"audit"`) {
+		t.Errorf("the topic's audit entry is not (only) in the audit objects")
 	}
 }

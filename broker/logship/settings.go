@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/tributary/tributary/internal/bootconfig"
 )
 
 // Config keys of log shipping, as the boot agent renders them into the
@@ -13,12 +15,26 @@ import (
 const (
 	KeyCloudWatchEnable   = "tributary.logs.cloudwatch.enable"
 	KeyCloudWatchLogGroup = "tributary.logs.cloudwatch.log.group"
+	KeyS3Enable           = "tributary.logs.s3.enable"
+	KeyS3Bucket           = "tributary.logs.s3.bucket"
+	KeyS3KeyPrefix        = "tributary.logs.s3.key.prefix"
 )
 
-// Settings say whether and where the broker ships its logs.
+// Settings say whether and where the broker ships its logs: Enabled and
+// LogGroup for CloudWatch Logs, S3 for S3.
 type Settings struct {
 	Enabled  bool
 	LogGroup string
+	S3       S3Settings
+}
+
+// S3Settings say whether and where the broker delivers its logs to S3.
+type S3Settings struct {
+	Enabled bool
+	Bucket  string
+	// KeyPrefix leads every object's key (the boot agent writes MSK's
+	// layout: <prefix>/AWSLogs/<account>/KafkaBrokerLogs/<region>/<cluster>/).
+	KeyPrefix string
 }
 
 // logGroupName is CloudWatch Logs' rule for group names.
@@ -51,5 +67,38 @@ func ParseSettings(get func(key string) (string, bool)) (Settings, error) {
 			errs = append(errs, fmt.Errorf("%s=%q: a log group name is 1-512 of the characters a-z A-Z 0-9 . - _ / #", KeyCloudWatchLogGroup, s.LogGroup))
 		}
 	}
+	if v, ok := get(KeyS3Enable); ok && strings.TrimSpace(v) != "" {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: want true or false", KeyS3Enable, v))
+		}
+		s.S3.Enabled = b
+	}
+	if v, ok := get(KeyS3Bucket); ok {
+		s.S3.Bucket = strings.TrimSpace(v)
+	}
+	if v, ok := get(KeyS3KeyPrefix); ok {
+		s.S3.KeyPrefix = strings.TrimSpace(v)
+	}
+	if s.S3.Enabled {
+		if !bootconfig.ValidS3BucketName(s.S3.Bucket) {
+			errs = append(errs, fmt.Errorf("%s=%q: an S3 bucket name is 3-63 of a-z 0-9 . -, beginning and ending with a letter or digit (required when %s=true)", KeyS3Bucket, s.S3.Bucket, KeyS3Enable))
+		}
+		if len(s.S3.KeyPrefix) > 512 || strings.HasPrefix(s.S3.KeyPrefix, "/") {
+			errs = append(errs, fmt.Errorf("%s=%q: at most 512 characters, not beginning with /", KeyS3KeyPrefix, s.S3.KeyPrefix))
+		}
+	}
 	return s, errors.Join(errs...)
+}
+
+// Destinations are the destinations the settings ship to.
+func (s Settings) Destinations() []Destination {
+	var d []Destination
+	if s.Enabled {
+		d = append(d, DestCloudWatchLogs)
+	}
+	if s.S3.Enabled {
+		d = append(d, DestS3)
+	}
+	return d
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strconv"
@@ -82,7 +81,7 @@ type Shipper struct {
 
 	mu      sync.Mutex // one flush at a time
 	created [streamCount]bool
-	backoff time.Duration
+	backoff backoff
 	failing bool
 	// reportedDrops is the drop count last written into the broker's
 	// stream, so a reader of the stream sees where lines are missing.
@@ -134,7 +133,8 @@ func NewShipper(opts ShipperOptions) (*Shipper, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Shipper{opts: opts, buf: opts.Handler.state.buf, log: opts.Logger.With("log_group", opts.LogGroup)}
+	s := &Shipper{opts: opts, buf: opts.Handler.state.bufs[DestCloudWatchLogs], log: opts.Logger.With("log_group", opts.LogGroup),
+		backoff: backoff{base: opts.BaseBackoff, max: opts.MaxBackoff}}
 	s.streams[StreamBroker] = StreamName(opts.NodeID)
 	s.streams[StreamAudit] = AuditStreamName(opts.NodeID)
 	return s, nil
@@ -145,42 +145,13 @@ func NewShipper(opts ShipperOptions) (*Shipper, error) {
 // error the broker must act on: CloudWatch Logs being away is not the
 // broker's failure.
 func (s *Shipper) Run(ctx context.Context) {
-	tick := time.NewTicker(s.opts.FlushInterval)
-	defer tick.Stop()
-	var retry <-chan time.Time // set while a failure's backoff runs
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-retry:
-			retry = nil
-		case <-tick.C:
-			if retry != nil {
-				continue // the backoff decides when to try again
-			}
-		case <-s.buf.ready:
-			if retry != nil || s.buf.queuedBytes() < maxPutBytes/4 {
-				continue
-			}
-		}
-		if err := s.Flush(ctx); err != nil && ctx.Err() == nil {
-			retry = time.After(s.nextBackoff())
-		}
-	}
+	runFlushes(ctx, s.buf, s.opts.FlushInterval, maxPutBytes/4, s.Flush, s.nextBackoff)
 }
 
-// nextBackoff is the wait before the next try: the backoff doubles with
-// each failure, up to MaxBackoff, and half of it is random so brokers that
-// failed together do not retry together.
 func (s *Shipper) nextBackoff() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d := s.backoff
-	if d <= 0 {
-		d = s.opts.BaseBackoff
-	}
-	s.backoff = min(2*d, s.opts.MaxBackoff)
-	return d/2 + rand.N(d/2+1)
+	return s.backoff.next()
 }
 
 // Flush sends what is queued, until the queue is empty or a call fails;
@@ -380,7 +351,7 @@ func (s *Shipper) recovered() {
 		s.log.Info("shipping logs to CloudWatch Logs again", "dropped", s.buf.dropped.Load())
 	}
 	s.failing = false
-	s.backoff = 0
+	s.backoff.reset()
 	if d := s.buf.dropped.Load(); d > s.reportedDrops {
 		line, _ := json.Marshal(map[string]any{
 			"time": time.Now().UTC().Format(time.RFC3339Nano), "level": "WARN",

@@ -15,6 +15,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
+	"strings"
 )
 
 // CurrentVersion is the newest document version this code writes and reads.
@@ -205,7 +207,59 @@ type OpenMonitoring struct {
 // logs.
 type Logging struct {
 	CloudWatchLogs *CloudWatchLogs `json:"cloudwatch_logs,omitempty"`
+	S3             *S3Logs         `json:"s3,omitempty"`
 }
+
+// S3Logs delivers the broker's log to Bucket as gzip objects under Prefix,
+// in Amazon MSK's key layout (S3LogKeyPrefix).
+type S3Logs struct {
+	Enabled bool   `json:"enabled"`
+	Bucket  string `json:"bucket,omitempty"`
+	Prefix  string `json:"prefix,omitempty"`
+}
+
+// S3LogKeyPrefix is where a cluster's brokers put their log objects, as
+// Amazon MSK lays them out: <prefix>/AWSLogs/<account>/KafkaBrokerLogs/
+// <region>/<cluster name>-<cluster id>/ (no leading prefix when prefix is
+// empty). Slashes around prefix are not doubled.
+func S3LogKeyPrefix(prefix, account, region, clusterName, clusterID string) string {
+	p := strings.Trim(prefix, "/")
+	if p != "" {
+		p += "/"
+	}
+	return p + "AWSLogs/" + account + "/KafkaBrokerLogs/" + region + "/" + clusterName + "-" + clusterID + "/"
+}
+
+// S3LogObjectsARN is the ARN pattern of every object under prefix of
+// bucket: what a broker role may s3:PutObject.
+func S3LogObjectsARN(bucket, prefix string) string {
+	p := strings.Trim(prefix, "/")
+	if p != "" {
+		p += "/"
+	}
+	return "arn:aws:s3:::" + bucket + "/" + p + "*"
+}
+
+// ValidS3BucketName reports whether S3 accepts name for a general purpose
+// bucket: 3-63 of a-z 0-9 . -, beginning and ending with a letter or digit,
+// no "..", not an IP address, not xn--... or ...-s3alias.
+func ValidS3BucketName(name string) bool {
+	return s3BucketName.MatchString(name) && !strings.Contains(name, "..") && !ipv4Like.MatchString(name) &&
+		!strings.HasPrefix(name, "xn--") && !strings.HasSuffix(name, "-s3alias")
+}
+
+// ValidS3LogPrefix reports whether prefix may lead the brokers' log keys:
+// at most 256 of S3's safe key characters (a-z A-Z 0-9 ! - _ . * ' ( ) /),
+// not beginning with a slash.
+func ValidS3LogPrefix(prefix string) bool {
+	return s3LogPrefix.MatchString(prefix) && !strings.HasPrefix(prefix, "/")
+}
+
+var (
+	s3BucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	ipv4Like     = regexp.MustCompile(`^\d+\.\d+\.\d+\.\d+$`)
+	s3LogPrefix  = regexp.MustCompile(`^[A-Za-z0-9!_.*'()/-]{0,256}$`)
+)
 
 // CloudWatchLogs ships the broker's log to LogGroup, one stream per broker
 // (broker-<id>) and its audit trail to another (broker-<id>/audit).

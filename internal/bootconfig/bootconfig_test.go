@@ -196,6 +196,10 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"listeners[0].client_auth", func(d *Document) { d.Listeners[0].ClientAuth = "required" }},
 		{"listeners[2].client_auth", func(d *Document) { d.Listeners[2].ClientAuth = "always" }},
 		{"tls", func(d *Document) { d.TLS = nil }},
+		{"logging.s3.bucket", func(d *Document) { d.Logging = &Logging{S3: &S3Logs{Enabled: true, Bucket: "Logs_Bucket"}} }},
+		{"logging.s3.bucket", func(d *Document) { d.Logging = &Logging{S3: &S3Logs{Enabled: true, Bucket: "127.0.0.1"}} }},
+		{"logging.s3.prefix", func(d *Document) { d.Logging = &Logging{S3: &S3Logs{Enabled: true, Bucket: "logs", Prefix: "/abs"}} }},
+		{"logging.s3.prefix", func(d *Document) { d.Logging = &Logging{S3: &S3Logs{Enabled: true, Bucket: "logs", Prefix: "a b"}} }},
 		{"open_monitoring.allowed_cidrs[1]", func(d *Document) {
 			d.OpenMonitoring = &OpenMonitoring{JMXExporter: true, AllowedCIDRs: []string{"10.0.0.0/16", "10.0.0.0"}}
 		}},
@@ -364,5 +368,34 @@ func TestBrokerConfigJudgedByTheSettingsTable(t *testing.T) {
 	d.BrokerConfig = map[string]string{"min.insync.replicas": "2", "default.replication.factor": "3", "log.cleanup.policy": "compact,delete"}
 	if err := d.Validate(); err != nil {
 		t.Errorf("valid overrides refused: %v", err)
+	}
+}
+
+func TestS3LogKeys(t *testing.T) {
+	tests := []struct{ prefix, key, arn string }{
+		{"", "AWSLogs/111122223333/KafkaBrokerLogs/us-east-1/orders-tc-1/", "arn:aws:s3:::logs/*"},
+		{"kafka", "kafka/AWSLogs/111122223333/KafkaBrokerLogs/us-east-1/orders-tc-1/", "arn:aws:s3:::logs/kafka/*"},
+		{"kafka/prod/", "kafka/prod/AWSLogs/111122223333/KafkaBrokerLogs/us-east-1/orders-tc-1/", "arn:aws:s3:::logs/kafka/prod/*"},
+	}
+	for _, tt := range tests {
+		if got := S3LogKeyPrefix(tt.prefix, "111122223333", "us-east-1", "orders", "tc-1"); got != tt.key {
+			t.Errorf("S3LogKeyPrefix(%q) = %q, want %q", tt.prefix, got, tt.key)
+		}
+		if got := S3LogObjectsARN("logs", tt.prefix); got != tt.arn {
+			t.Errorf("S3LogObjectsARN(%q) = %q, want %q", tt.prefix, got, tt.arn)
+		}
+		if !strings.HasPrefix("arn:aws:s3:::logs/"+S3LogKeyPrefix(tt.prefix, "1", "r", "c", "i"), strings.TrimSuffix(tt.arn, "*")) {
+			t.Errorf("prefix %q: the keys fall outside %s", tt.prefix, tt.arn)
+		}
+	}
+	for _, ok := range []string{"logs", "my.logs-1", "abc"} {
+		if !ValidS3BucketName(ok) {
+			t.Errorf("%q refused", ok)
+		}
+	}
+	for _, bad := range []string{"ab", "Logs", "a..b", "-ab", "192.168.1.1", "xn--ab", "ab-s3alias", "a_b"} {
+		if ValidS3BucketName(bad) {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }

@@ -202,6 +202,14 @@ func (d *Document) Validate() error {
 			bad("logging.cloudwatch_logs.log_group", "must be a CloudWatch Logs group name (1-512 of a-z A-Z 0-9 . - _ / #), got %q", g)
 		}
 	}
+	if l := d.Logging; l != nil && l.S3 != nil && l.S3.Enabled {
+		if !ValidS3BucketName(l.S3.Bucket) {
+			bad("logging.s3.bucket", "must be an S3 bucket name (3-63 of a-z 0-9 . -, beginning and ending with a letter or digit), got %q", l.S3.Bucket)
+		}
+		if !ValidS3LogPrefix(l.S3.Prefix) {
+			bad("logging.s3.prefix", "must be at most 256 of a-z A-Z 0-9 ! - _ . * ' ( ) / and not begin with /, got %q", l.S3.Prefix)
+		}
+	}
 
 	if om := d.OpenMonitoring; om != nil {
 		for i, c := range om.AllowedCIDRs {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -127,15 +128,20 @@ func runMain(args []string) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	shipper := startLogShipping(ctx, ship, logs, cfg.NodeID, slog.New(stderr))
-	if shipper != nil {
+	shippers := startLogShipping(ctx, ship, logs, cfg.NodeID, slog.New(stderr))
+	if len(shippers) > 0 {
 		reg.SetLogDroppedSource(ship.Dropped)
 		// The last lines (the shutdown's) go out before the process ends,
-		// unless CloudWatch Logs takes longer than this to take them.
+		// unless a destination takes longer than this to take them.
 		defer func() {
 			fctx, cancel := context.WithTimeout(context.Background(), logFlushGrace)
 			defer cancel()
-			_ = shipper.Flush(fctx)
+			var wg sync.WaitGroup
+			for _, sh := range shippers {
+				wg.Add(1)
+				go func() { defer wg.Done(); _ = sh.Flush(fctx) }()
+			}
+			wg.Wait()
 		}()
 	}
 
@@ -190,33 +196,64 @@ func runMain(args []string) int {
 	return code
 }
 
-// logFlushGrace bounds the last flush of the log to CloudWatch Logs.
+// logFlushGrace bounds the last flush of the log to its destinations.
 const logFlushGrace = 5 * time.Second
 
-// startLogShipping starts shipping the log to CloudWatch Logs when the
-// settings say so, or stops queueing it. Never fatal: the broker serves
-// without shipped logs, and says so on its own log (own, the broker's
-// handler without the queue, so the shipper's failures are never queued).
-func startLogShipping(ctx context.Context, ship *logship.Handler, s logship.Settings, nodeID int32, own *slog.Logger) *logship.Shipper {
-	if !s.Enabled {
-		ship.Disable()
-		return nil
+// flusher is a log shipper: its last flush runs at shutdown.
+type flusher interface{ Flush(context.Context) error }
+
+// startLogShipping starts shipping the log to CloudWatch Logs and S3 as the
+// settings say, and stops queueing for the destinations that are off.
+// Never fatal: the broker serves without shipped logs, and says so on its
+// own log (own, the broker's handler without the queue, so the shippers'
+// failures are never queued).
+func startLogShipping(ctx context.Context, ship *logship.Handler, s logship.Settings, nodeID int32, own *slog.Logger) []flusher {
+	var shippers []flusher
+	var kept []logship.Destination
+	if s.Enabled {
+		if sh, err := startCloudWatchLogs(ctx, ship, s, nodeID, own); err != nil {
+			own.Error("shipping logs to CloudWatch Logs is off", "err", err)
+		} else {
+			shippers, kept = append(shippers, sh), append(kept, logship.DestCloudWatchLogs)
+		}
 	}
+	if s.S3.Enabled {
+		if sh, err := startS3Logs(ctx, ship, s.S3, nodeID, own); err != nil {
+			own.Error("delivering logs to S3 is off", "err", err)
+		} else {
+			shippers, kept = append(shippers, sh), append(kept, logship.DestS3)
+		}
+	}
+	ship.Keep(kept...)
+	return shippers
+}
+
+func startCloudWatchLogs(ctx context.Context, ship *logship.Handler, s logship.Settings, nodeID int32, own *slog.Logger) (*logship.Shipper, error) {
 	client, err := logship.NewClient(ctx) // default chain: IMDS role credentials, AWS_ENDPOINT_URL
 	if err != nil {
-		ship.Disable()
-		own.Error("shipping logs to CloudWatch Logs is off", "err", err)
-		return nil
+		return nil, err
 	}
 	sh, err := logship.NewShipper(logship.ShipperOptions{Handler: ship, Client: client, LogGroup: s.LogGroup, NodeID: nodeID, Logger: own})
 	if err != nil {
-		ship.Disable()
-		own.Error("shipping logs to CloudWatch Logs is off", "err", err)
-		return nil
+		return nil, err
 	}
 	own.Info("shipping logs to CloudWatch Logs", "log_group", s.LogGroup, "stream", logship.StreamName(nodeID), "audit_stream", logship.AuditStreamName(nodeID))
 	go sh.Run(ctx)
-	return sh
+	return sh, nil
+}
+
+func startS3Logs(ctx context.Context, ship *logship.Handler, s logship.S3Settings, nodeID int32, own *slog.Logger) (*logship.S3Shipper, error) {
+	client, err := logship.NewS3Client(ctx) // default chain: IMDS role credentials, AWS_ENDPOINT_URL
+	if err != nil {
+		return nil, err
+	}
+	sh, err := logship.NewS3Shipper(logship.S3ShipperOptions{Handler: ship, Client: client, Bucket: s.Bucket, KeyPrefix: s.KeyPrefix, NodeID: nodeID, Logger: own})
+	if err != nil {
+		return nil, err
+	}
+	own.Info("delivering logs to S3", "bucket", s.Bucket, "key_prefix", s.KeyPrefix)
+	go sh.Run(ctx)
+	return sh, nil
 }
 
 // logLevel reads TRIBUTARY_LOG_LEVEL (debug, info, warn, error); default info.

@@ -250,10 +250,11 @@ const ec2TrustPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","
 // ec2:ResourceTag); let EBS use the key for the volumes the instance
 // attaches; and, when the brokers authorize IAM clients by their policies,
 // ask IAM about them; when the brokers ship their logs, create and write to
-// the cluster's log group and its streams only; read its own delivered
+// the cluster's log group and its streams only, and put objects under the
+// cluster's S3 log prefix only (logObjects, an object ARN pattern); read its own delivered
 // certificate's secret (and no other). Describe calls cannot be
 // limited to resources in IAM.
-func RolePolicy(clusterID string, nodeID int32, keyARN, namespace, logGroup string, iamAuthorization bool) (string, error) {
+func RolePolicy(clusterID string, nodeID int32, keyARN, namespace, logGroup, logObjects string, iamAuthorization bool) (string, error) {
 	ownCluster := map[string]any{
 		"StringEquals": map[string]string{"ec2:ResourceTag/" + TagClusterID: clusterID},
 	}
@@ -331,6 +332,15 @@ func RolePolicy(clusterID string, nodeID int32, keyARN, namespace, logGroup stri
 				"arn:aws:logs:*:*:log-group:" + logGroup,
 				"arn:aws:logs:*:*:log-group:" + logGroup + ":*",
 			},
+		})
+	}
+	if logObjects != "" {
+		// Writing only: a broker never reads, lists or deletes log objects.
+		statements = append(statements, map[string]any{
+			"Sid":      "DeliverClusterLogs",
+			"Effect":   "Allow",
+			"Action":   "s3:PutObject",
+			"Resource": logObjects,
 		})
 	}
 	if iamAuthorization {
@@ -441,7 +451,7 @@ func (f *Fleet) ensureBrokerRole(ctx context.Context, s *Spec, o *Observed, keyA
 // putBrokerRolePolicy writes a broker's role's inline policy.
 func (f *Fleet) putBrokerRolePolicy(ctx context.Context, s *Spec, keyARN string, nodeID int32) error {
 	name := BrokerRoleName(s.ClusterID, nodeID)
-	policy, err := RolePolicy(s.ClusterID, nodeID, keyARN, s.MetricsNamespace, s.LogGroup, s.IAMAuthorization)
+	policy, err := RolePolicy(s.ClusterID, nodeID, keyARN, s.MetricsNamespace, s.LogGroup, s.LogObjects, s.IAMAuthorization)
 	if err != nil {
 		return fmt.Errorf("rendering the broker role policy: %w", err)
 	}

@@ -123,6 +123,9 @@ type Spec struct {
 	// LogGroup is the CloudWatch Logs group the created role may create
 	// and write to; empty, the role may not write logs.
 	LogGroup string
+	// LogObjects is the S3 object ARN pattern (arn:aws:s3:::<bucket>/<prefix>/*)
+	// the created role may put log objects under; empty, none.
+	LogObjects string
 	// Reissue names brokers whose boot documents are rendered again, in a
 	// new launch template version that Roll then launches, although their
 	// launch settings are unchanged: what the documents carry besides the

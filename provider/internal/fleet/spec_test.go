@@ -156,7 +156,7 @@ func TestIngressRulesDiff(t *testing.T) {
 
 func TestRolePolicyPinsEncryptionContext(t *testing.T) {
 	for _, iam := range []bool{false, true} {
-		p, err := RolePolicy("tc-1", 2, "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "", iam)
+		p, err := RolePolicy("tc-1", 2, "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "", "", iam)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,14 +173,14 @@ func TestRolePolicyPinsEncryptionContext(t *testing.T) {
 }
 
 func TestRolePolicyLogGroup(t *testing.T) {
-	without, err := RolePolicy("tc-1", 1, "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "", false)
+	without, err := RolePolicy("tc-1", 1, "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "", "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(without, "logs:") {
+	if strings.Contains(without, "logs:") || strings.Contains(without, "s3:") {
 		t.Errorf("a cluster that ships no logs must not be allowed logs:*: %s", without)
 	}
-	with, err := RolePolicy("tc-1", 1, "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "tributary/orders", false)
+	with, err := RolePolicy("tc-1", 1, "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "tributary/orders", "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,5 +191,18 @@ func TestRolePolicyLogGroup(t *testing.T) {
 	}
 	if strings.Contains(with, `log-group:*`) || strings.Contains(with, `"logs:*"`) {
 		t.Errorf("policy reaches beyond the cluster's group: %s", with)
+	}
+}
+
+func TestRolePolicyLogObjects(t *testing.T) {
+	p, err := RolePolicy("tc-1", 1, "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "", "arn:aws:s3:::kafka-logs/prod/*", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(p, `{"Action":"s3:PutObject","Effect":"Allow","Resource":"arn:aws:s3:::kafka-logs/prod/*","Sid":"DeliverClusterLogs"}`) {
+		t.Errorf("policy does not allow s3:PutObject under the prefix only: %s", p)
+	}
+	if strings.Contains(p, "logs:") || strings.Contains(p, "s3:GetObject") || strings.Contains(p, "s3:*") {
+		t.Errorf("policy allows more than putting log objects: %s", p)
 	}
 }
