@@ -112,24 +112,28 @@ func TestAccCluster_loggingS3(t *testing.T) {
 	if accEnv.noInstances == "" {
 		checks = append(checks, testAccCheckServesKafka("delivered", 20), testAccCheckLogObjects(t, bucket, "kafka/", name))
 	}
+	steps := []resource.TestStep{{
+		Config: s3LoggingConfig(name, bucket, "kafka/"),
+		Check:  resource.ComposeAggregateTestCheckFunc(checks...),
+	}}
+	// Turning delivery off rolls the brokers, which an emulator without
+	// instances cannot do (moto answers TerminateInstanceInAutoScalingGroup
+	// with HTTP 500).
+	if accEnv.noInstances == "" {
+		steps = append(steps, resource.TestStep{
+			Config:           s3LoggingConfig(name, "", ""),
+			ConfigPlanChecks: expectInPlaceUpdate(),
+			Check: resource.ComposeAggregateTestCheckFunc(
+				resource.TestCheckNoResourceAttr(clusterResourceName, "logging.s3.enabled"),
+				testAccCheckRoleMayDeliver(bucket, "kafka/", false),
+			),
+		})
+	}
 	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
-		Steps: []resource.TestStep{
-			{
-				Config: s3LoggingConfig(name, bucket, "kafka/"),
-				Check:  resource.ComposeAggregateTestCheckFunc(checks...),
-			},
-			{
-				Config:           s3LoggingConfig(name, "", ""),
-				ConfigPlanChecks: expectInPlaceUpdate(),
-				Check: resource.ComposeAggregateTestCheckFunc(
-					resource.TestCheckNoResourceAttr(clusterResourceName, "logging.s3.enabled"),
-					testAccCheckRoleMayDeliver(bucket, "kafka/", false),
-				),
-			},
-		},
+		Steps:                    steps,
 	})
 }
 
@@ -229,11 +233,12 @@ func testAccCheckRoleMayDeliver(bucket, prefix string, may bool) resource.TestCh
 		if err != nil {
 			return err
 		}
-		if has := strings.Contains(doc, "s3:"); has != may {
+		// An action is `"s3:...`; bucket ARNs hold s3: too.
+		if has := strings.Contains(doc, `"s3:`); has != may {
 			return fmt.Errorf("broker role may use S3 = %v, want %v: %s", has, may, doc)
 		}
 		want := `"Action":"s3:PutObject","Effect":"Allow","Resource":"arn:aws:s3:::` + bucket + `/` + strings.Trim(prefix, "/") + `/*"`
-		if may && (!strings.Contains(doc, want) || strings.Count(doc, "s3:") != 1) {
+		if may && (!strings.Contains(doc, want) || strings.Count(doc, `"s3:`) != 1) {
 			return fmt.Errorf("broker role's S3 permission is not s3:PutObject under s3://%s/%s only: %s", bucket, prefix, doc)
 		}
 		return nil
