@@ -33,7 +33,9 @@ func (p *Partition) AppendAsFollower(ctx context.Context, batches []byte) error 
 // WriteAsFollower is AppendAsFollower in two steps: it checks and writes
 // the batches, and returns wait, which returns once they are durable per
 // the flush policy. A follower writes every partition of a fetch response
-// first and then waits for them all: one sync round covers them.
+// first and then waits for them all: the write enrols its partition in the
+// next sync round without starting it, and the first wait starts it, so
+// one round covers them all.
 func (p *Partition) WriteAsFollower(batches []byte) (wait func(context.Context) error, err error) {
 	var headers []recordbatch.Header
 	prevEnd := int64(-1)
@@ -71,6 +73,7 @@ func (p *Partition) WriteAsFollower(batches []byte) (wait func(context.Context) 
 	}
 	p.observe(end)
 	if p.store.opts.FlushPolicy == FlushGroup {
+		p.store.sync.enrolQuietly(p)
 		return func(ctx context.Context) error { return p.waitDurable(ctx, end, gen) }, nil
 	}
 	p.wake()

@@ -60,6 +60,22 @@ func (s *syncer) enrol(p *Partition) {
 	}
 }
 
+// enrolQuietly puts p in the next round without starting one: a writer
+// about to write more partitions enrols each as it writes and starts the
+// round once, when it waits (waitDurable enrols again and kicks), so that
+// one round covers them all. Were each write to start a round, the first
+// would run alone and every other partition would wait for the round
+// after it, or, waited for one by one, for a round each. A partition
+// enrolled but never waited for is synced by the next round anyone
+// starts.
+func (s *syncer) enrolQuietly(p *Partition) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.stopped {
+		s.enroled[p] = struct{}{}
+	}
+}
+
 // loop runs rounds until the store stops; then it runs the rounds still
 // asked for, so that no waiter is left behind.
 func (s *syncer) loop() {
