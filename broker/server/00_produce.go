@@ -193,9 +193,19 @@ func finishProduce(req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) (kmsg.R
 }
 
 // runProduceJobs appends the jobs of one or more consecutive requests of a
-// connection (groups[i] are request i's jobs). Partitions run in parallel,
-// so their fsyncs overlap.
+// connection (groups[i] are request i's jobs) and waits until the acks=all
+// ones are replicated.
 func (s *Server) runProduceJobs(ctx context.Context, groups [][]produceJob) {
+	s.appendProduceJobs(ctx, groups)()
+}
+
+// appendProduceJobs writes the jobs of one or more consecutive requests
+// of a connection (groups[i] are request i's jobs) and returns wait, which
+// waits until they are durable per the flush policy and the acks=all ones
+// replicated, and sets the errors of those that are not. Partitions run
+// in parallel. The connection writes its next requests while these are
+// fsynced and copied by the ISR (see answers in conn.go).
+func (s *Server) appendProduceJobs(ctx context.Context, groups [][]produceJob) (wait func()) {
 	byPartition := map[*partition][]produceJob{}
 	var order []*partition
 	for _, jobs := range groups {
@@ -207,11 +217,15 @@ func (s *Server) runProduceJobs(ctx context.Context, groups [][]produceJob) {
 		}
 	}
 	if len(order) == 0 {
-		return
+		return func() {}
 	}
 	// Appends run until durable even if the broker starts shutting down:
 	// an acknowledged write must be on disk before the log closes.
 	appendCtx := context.WithoutCancel(ctx)
+	var (
+		mu    sync.Mutex
+		waits []func()
+	)
 	run := func(p *partition) {
 		jobs := byPartition[p]
 		defer func() {
@@ -224,18 +238,28 @@ func (s *Server) runProduceJobs(ctx context.Context, groups [][]produceJob) {
 				}
 			}
 		}()
-		s.producePartition(appendCtx, p, jobs)
+		w := s.producePartition(appendCtx, p, jobs)
+		mu.Lock()
+		waits = append(waits, w)
+		mu.Unlock()
 	}
 	if len(order) == 1 {
 		run(order[0])
-		return
+	} else {
+		var wg sync.WaitGroup
+		for _, p := range order {
+			wg.Add(1)
+			go func() { defer wg.Done(); run(p) }()
+		}
+		wg.Wait()
 	}
-	var wg sync.WaitGroup
-	for _, p := range order {
-		wg.Add(1)
-		go func() { defer wg.Done(); run(p) }()
+	return func() {
+		// One partition after another: the requests are answered when
+		// the last is done.
+		for _, w := range waits {
+			w()
+		}
 	}
-	wg.Wait()
 }
 
 // producePartition appends the jobs of one partition through its leader:
@@ -244,12 +268,13 @@ func (s *Server) runProduceJobs(ctx context.Context, groups [][]produceJob) {
 // one fsync instead of one per request, with exactly the order and offsets
 // one-by-one appends would give); the leader learns the new log end, which
 // moves the high watermark at once when the ISR is this broker alone; and
-// each acks=all job waits until the ISR has its own records. Storage checks
+// wait, returned, waits until the records are durable and each acks=all
+// job's records are in the ISR. Storage checks
 // every batch before writing any, so when the joint append is refused (a
 // bad batch, a sequence error, an idempotent duplicate) nothing was written
 // and the jobs are appended one by one, each getting its own answer, as
 // Kafka gives them.
-func (s *Server) producePartition(ctx context.Context, p *partition, jobs []produceJob) {
+func (s *Server) producePartition(ctx context.Context, p *partition, jobs []produceJob) (wait func()) {
 	l, ok := s.node.Leader(p.topic, p.index)
 	log := p.log
 	if ok && log == nil { // led since the last resync of the topic view
@@ -260,7 +285,7 @@ func (s *Server) producePartition(ctx context.Context, p *partition, jobs []prod
 		for _, j := range jobs {
 			s.setAppendError(j, err)
 		}
-		return
+		return func() {}
 	}
 	run := make([]produceJob, 0, len(jobs))
 	for _, j := range jobs {
@@ -273,53 +298,84 @@ func (s *Server) producePartition(ctx context.Context, p *partition, jobs []prod
 		run = append(run, j)
 	}
 	if len(run) == 0 {
-		return
+		return func() {}
 	}
 	epoch := l.Epoch()
-	// last[i] is the last offset of run[i]'s records, -1 when it failed.
-	var last []int64
+	// last[i] is the last offset of run[i]'s records, -1 when it failed;
+	// durable[k] waits for the write of the jobs in written[k].
+	var (
+		last    []int64
+		durable []func(context.Context) error
+		written [][]int
+	)
 	if len(run) > 1 {
-		last = s.appendJoint(ctx, log, epoch, run)
+		var wait func(context.Context) error
+		if last, wait = s.appendJoint(log, epoch, run); wait != nil {
+			all := make([]int, len(run))
+			for i := range all {
+				all[i] = i
+			}
+			durable, written = append(durable, wait), append(written, all)
+		}
 	}
 	if last == nil {
 		last = make([]int64, len(run))
 		for i, j := range run {
-			last[i] = s.appendOne(ctx, log, epoch, j)
+			var wait func(context.Context) error
+			if last[i], wait = s.appendOne(log, epoch, j); wait != nil {
+				durable, written = append(durable, wait), append(written, []int{i})
+			}
 		}
 	}
-	end := int64(-1)
-	for _, o := range last {
-		end = max(end, o)
-	}
-	if end >= 0 {
-		l.Appended(end + 1)
-	}
+	deadline := make([]time.Time, len(run))
 	for i, j := range run {
-		if j.acks != -1 || last[i] < 0 {
-			continue
-		}
 		timeout := time.Duration(j.timeoutMs) * time.Millisecond
 		if timeout <= 0 {
 			timeout = 30 * time.Second
 		}
-		wctx, cancel := context.WithTimeout(ctx, timeout)
-		err := l.WaitReplicated(wctx, last[i])
-		cancel()
-		if err != nil {
-			j.out.BaseOffset, j.out.LogAppendTime, j.out.LogStartOffset = -1, -1, -1
-			s.setAppendError(j, err)
+		deadline[i] = time.Now().Add(timeout)
+	}
+	return func() {
+		for k, wait := range durable {
+			if err := wait(ctx); err != nil {
+				for _, i := range written[k] {
+					run[i].out.BaseOffset, run[i].out.LogAppendTime, run[i].out.LogStartOffset = -1, -1, -1
+					s.setAppendError(run[i], err)
+					last[i] = -1
+				}
+			}
+		}
+		end := int64(-1)
+		for _, o := range last {
+			end = max(end, o)
+		}
+		if end >= 0 {
+			l.Appended(end + 1)
+		}
+		for i, j := range run {
+			if j.acks != -1 || last[i] < 0 {
+				continue
+			}
+			wctx, cancel := context.WithDeadline(ctx, deadline[i])
+			err := l.WaitReplicated(wctx, last[i])
+			cancel()
+			if err != nil {
+				j.out.BaseOffset, j.out.LogAppendTime, j.out.LogStartOffset = -1, -1, -1
+				s.setAppendError(j, err)
+			}
 		}
 	}
 }
 
-// appendOne appends one request's records to one partition and returns
+// appendOne writes one request's records to one partition and returns
 // the last offset they got (that of the original batch for an idempotent
-// duplicate), or -1 when the append failed.
-func (s *Server) appendOne(ctx context.Context, log *storage.Partition, epoch int32, j produceJob) int64 {
-	res, err := log.Append(ctx, j.record, storage.AppendOptions{LeaderEpoch: epoch, VerificationGuard: j.guard})
+// duplicate), or -1 when the write failed, and the wait for their
+// durability (nil when nothing was written).
+func (s *Server) appendOne(log *storage.Partition, epoch int32, j produceJob) (int64, func(context.Context) error) {
+	res, wait, err := log.Write(j.record, storage.AppendOptions{LeaderEpoch: epoch, VerificationGuard: j.guard})
 	if err != nil {
 		s.setAppendError(j, err)
-		return -1
+		return -1, nil
 	}
 	j.out.BaseOffset = res.BaseOffset
 	j.out.LogAppendTime = res.LogAppendTime
@@ -327,14 +383,15 @@ func (s *Server) appendOne(ctx context.Context, log *storage.Partition, epoch in
 	if !res.Duplicate { // a resent batch is not new traffic, as in Kafka
 		s.metrics.RecordProduce(j.p.topic, len(j.record), int(res.LastOffset-res.BaseOffset+1))
 	}
-	return res.LastOffset
+	return res.LastOffset, wait
 }
 
-// appendJoint appends the records of several requests to one partition in
+// appendJoint writes the records of several requests to one partition in
 // one call and returns the last offset of each request's records (-1 for
-// a request that failed). It returns nil, having written nothing, when the
+// a request that failed) and the wait for their durability (nil when
+// nothing was written). It returns nil, having written nothing, when the
 // requests must be appended one by one instead.
-func (s *Server) appendJoint(ctx context.Context, log *storage.Partition, epoch int32, jobs []produceJob) []int64 {
+func (s *Server) appendJoint(log *storage.Partition, epoch int32, jobs []produceJob) ([]int64, func(context.Context) error) {
 	total := 0
 	for _, j := range jobs {
 		total += len(j.record)
@@ -345,7 +402,7 @@ func (s *Server) appendJoint(ctx context.Context, log *storage.Partition, epoch 
 		starts[i] = len(joint)
 		joint = append(joint, j.record...)
 	}
-	res, err := log.Append(ctx, joint, storage.AppendOptions{LeaderEpoch: epoch, VerificationGuard: jobs[0].guard})
+	res, wait, err := log.Write(joint, storage.AppendOptions{LeaderEpoch: epoch, VerificationGuard: jobs[0].guard})
 	switch {
 	case err == nil && !res.Duplicate:
 		for i, j := range jobs {
@@ -374,9 +431,9 @@ func (s *Server) appendJoint(ctx context.Context, log *storage.Partition, epoch 
 				last[i] = -1
 			}
 		}
-		return last
+		return last, wait
 	case err == nil, errorBeforeWrite(err):
-		return nil // a duplicate or a refused batch: nothing written
+		return nil, nil // a duplicate or a refused batch: nothing written
 	default:
 		// The disk failed or the partition closed: every request gets
 		// the error; retrying one by one could write twice.
@@ -385,7 +442,7 @@ func (s *Server) appendJoint(ctx context.Context, log *storage.Partition, epoch 
 			s.setAppendError(j, err)
 			last[i] = -1
 		}
-		return last
+		return last, nil
 	}
 }
 
@@ -426,18 +483,22 @@ func mergeableProduce(req *request) (*kmsg.ProduceRequest, bool) {
 	return pr, true
 }
 
-// handleProduceGroup answers consecutive Produce requests of one
-// connection together (see runProduceJobs); responses are in request order.
-func (s *Server) handleProduceGroup(ctx context.Context, az reqAuth, reqs []*kmsg.ProduceRequest) []kmsg.Response {
+// handleProduceGroup appends consecutive Produce requests of one
+// connection together (see appendProduceJobs) and returns answer, which
+// waits for their replication and returns the responses in request order.
+func (s *Server) handleProduceGroup(ctx context.Context, az reqAuth, reqs []*kmsg.ProduceRequest) (answer func() []kmsg.Response) {
 	resps := make([]*kmsg.ProduceResponse, len(reqs))
 	groups := make([][]produceJob, len(reqs))
 	for i, req := range reqs {
 		resps[i], groups[i] = s.prepareProduce(ctx, az, req)
 	}
-	s.runProduceJobs(ctx, groups)
-	out := make([]kmsg.Response, len(reqs))
-	for i := range reqs {
-		out[i] = resps[i]
+	wait := s.appendProduceJobs(ctx, groups)
+	return func() []kmsg.Response {
+		wait()
+		out := make([]kmsg.Response, len(reqs))
+		for i := range reqs {
+			out[i] = resps[i]
+		}
+		return out
 	}
-	return out
 }

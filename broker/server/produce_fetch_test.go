@@ -351,7 +351,7 @@ func TestJointProduceAppends(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resps := s.handleProduceGroup(context.Background(), anonymousAuth(s, 0), tt.reqs)
+			resps := s.handleProduceGroup(context.Background(), anonymousAuth(s, 0), tt.reqs)()
 			for i, r := range resps {
 				p := r.(*kmsg.ProduceResponse).Topics[0].Partitions[0]
 				if p.ErrorCode != tt.want[i].code || p.BaseOffset != tt.want[i].offset {

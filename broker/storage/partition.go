@@ -328,16 +328,42 @@ func requireKeys(h *recordbatch.Header, data []byte) error {
 // in one write and returns when they are durable per the flush policy.
 // Append takes ownership of batches and modifies it.
 func (p *Partition) Append(ctx context.Context, batches []byte, opts AppendOptions) (AppendResult, error) {
-	cfg := p.Config()
-	parsed, err := parseProduced(batches, cfg, opts.FromCoordinator)
-	if err != nil {
-		return AppendResult{}, err
-	}
-	end, gen, res, err := p.appendLocked(batches, parsed, opts)
+	res, wait, err := p.Write(batches, opts)
 	if err != nil || res.Duplicate {
 		return res, err
 	}
-	return p.acknowledge(ctx, end, gen, res)
+	if err := wait(ctx); err != nil {
+		return AppendResult{}, err
+	}
+	return res, nil
+}
+
+// Write is Append in two steps: it checks and writes the batches, and
+// returns wait, which returns once they are durable per the flush policy
+// (at once for a duplicate). The write starts a sync round (group) at
+// once. A connection's pipelined produce requests are written one after
+// another, each without waiting for the previous one's fsync and
+// replication (server.answers).
+func (p *Partition) Write(batches []byte, opts AppendOptions) (res AppendResult, wait func(context.Context) error, err error) {
+	cfg := p.Config()
+	parsed, err := parseProduced(batches, cfg, opts.FromCoordinator)
+	if err != nil {
+		return AppendResult{}, nil, err
+	}
+	end, gen, res, err := p.appendLocked(batches, parsed, opts)
+	if err != nil {
+		return res, nil, err
+	}
+	if res.Duplicate {
+		return res, func(context.Context) error { return nil }, nil
+	}
+	p.observe(end)
+	if p.store.opts.FlushPolicy == FlushGroup {
+		p.store.sync.enrol(p)
+		return res, func(ctx context.Context) error { return p.waitDurable(ctx, end, gen) }, nil
+	}
+	p.wake()
+	return res, func(context.Context) error { return nil }, nil
 }
 
 // acknowledge returns res once the append that ended at end is durable per
