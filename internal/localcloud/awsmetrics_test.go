@@ -20,7 +20,8 @@ import (
 // CPUCreditBalance and CPUCreditUsage in AWS/EC2 by InstanceId, its gp2
 // volume BurstBalance in AWS/EBS by VolumeId, read back with the SDK's
 // ListMetrics and GetMetricData; a gp3 volume and an m-type instance have
-// none.
+// none; the gp3 volume, its instance's only one, has VolumeReadBytes and
+// VolumeWriteBytes.
 func TestAWSMetricsOfInstancesAndVolumes(t *testing.T) {
 	c, err := localcloud.Start(context.Background(), localcloud.Options{
 		StateDir: t.TempDir(), StopGracePeriod: 5 * time.Second, TransitionDelay: 20 * time.Millisecond, Logger: testLogger(),
@@ -76,6 +77,8 @@ func TestAWSMetricsOfInstancesAndVolumes(t *testing.T) {
 				query("burst", "AWS/EBS", "BurstBalance", "VolumeId", gp2),
 				query("mcredits", "AWS/EC2", "CPUCreditBalance", "InstanceId", mInst),
 				query("gp3burst", "AWS/EBS", "BurstBalance", "VolumeId", gp3),
+				query("gp3read", "AWS/EBS", "VolumeReadBytes", "VolumeId", gp3),
+				query("gp3write", "AWS/EBS", "VolumeWriteBytes", "VolumeId", gp3),
 			},
 		})
 		if err != nil {
@@ -100,6 +103,12 @@ func TestAWSMetricsOfInstancesAndVolumes(t *testing.T) {
 		}
 		if v := got["gp3burst"]; len(v) != 0 {
 			return fmt.Errorf("a gp3 volume has BurstBalance %v", v)
+		}
+		// Every volume type has its bytes (the instance has one volume).
+		for _, k := range []string{"gp3read", "gp3write"} {
+			if v := got[k]; len(v) != 1 || v[0] < 0 {
+				return fmt.Errorf("%s of %s: %v, want one value", k, gp3, v)
+			}
 		}
 		return nil
 	})

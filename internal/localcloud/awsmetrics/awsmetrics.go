@@ -24,6 +24,20 @@
 //     the largest I/O gp2 counts as one, so the drain is a lower bound. A
 //     volume of 5,334 GiB or more has a baseline of 16,000 IOPS and never
 //     bursts; AWS still reports 100 % for it, as here.
+//
+// VolumeReadBytes and VolumeWriteBytes (AWS/EBS, VolumeId) are the bytes
+// the instance's process read from and wrote to storage during the interval
+// (/proc/<pid>/io read_bytes and write_bytes: what reached the block layer,
+// page-cache hits excluded, as EBS sees them). The emulator cannot tell one
+// volume's I/O from another's: they are published for an instance with
+// exactly one volume besides its root volume (a broker's data volume, where
+// its log segments are), counting all the process's I/O, so an upper bound
+// of that volume's; an instance with more volumes gets none. Not on the
+// tick that first sees a volume (there is no interval yet).
+// EBS's other volume metrics (VolumeReadOps, VolumeWriteOps,
+// VolumeTotalRead/WriteTime, VolumeQueueLength, VolumeIdleTime) need
+// operation counts and latencies per device, which the emulator does not
+// have: they are not published.
 package awsmetrics
 
 import (
@@ -81,6 +95,7 @@ type Publisher struct {
 	mu   sync.Mutex
 	cpu  map[string]*cpuState // by instance id
 	vols map[string]*volState // by volume id
+	io   map[string]*ioState  // by volume id
 }
 
 type cpuState struct {
@@ -88,6 +103,13 @@ type cpuState struct {
 	ticks   uint64 // utime+stime+cutime+cstime at the last tick
 	at      time.Time
 	balance float64
+}
+
+// ioState is what a volume's byte counters were at the last tick.
+type ioState struct {
+	instance    string
+	pid         int
+	read, write uint64
 }
 
 type volState struct {
@@ -109,7 +131,7 @@ func New(opts Options) *Publisher {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Publisher{opts: opts, cpu: map[string]*cpuState{}, vols: map[string]*volState{}}
+	return &Publisher{opts: opts, cpu: map[string]*cpuState{}, vols: map[string]*volState{}, io: map[string]*ioState{}}
 }
 
 // Run ticks every interval until stop is closed.
@@ -136,7 +158,7 @@ func (p *Publisher) Tick() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.opts.Now()
-	seenCPU, seenVol := map[string]bool{}, map[string]bool{}
+	seenCPU, seenVol, seenIO := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, u := range p.opts.Source.RunningUsage() {
 		if u.PID == 0 {
 			continue
@@ -145,6 +167,12 @@ func (p *Publisher) Tick() {
 			seenCPU[u.InstanceID] = true
 			if err := p.tickCPU(u, now); err != nil {
 				p.opts.Logger.Debug("CPU credits not measured", "instance", u.InstanceID, "err", err)
+			}
+		}
+		if v, ok := onlyDataVolume(u.Volumes); ok {
+			seenIO[v.VolumeID] = true
+			if err := p.tickVolumeIO(u, v, now); err != nil {
+				p.opts.Logger.Debug("volume I/O not measured", "volume", v.VolumeID, "err", err)
 			}
 		}
 		for _, v := range u.Volumes {
@@ -167,6 +195,47 @@ func (p *Publisher) Tick() {
 			delete(p.vols, id)
 		}
 	}
+	for id := range p.io {
+		if !seenIO[id] {
+			delete(p.io, id)
+		}
+	}
+}
+
+// onlyDataVolume is an instance's one volume besides its root volume, when
+// it has exactly one.
+func onlyDataVolume(vols []ec2.VolumeUsage) (ec2.VolumeUsage, bool) {
+	var data []ec2.VolumeUsage
+	for _, v := range vols {
+		if !v.Root {
+			data = append(data, v)
+		}
+	}
+	if len(data) != 1 {
+		return ec2.VolumeUsage{}, false
+	}
+	return data[0], true
+}
+
+// tickVolumeIO publishes the bytes read and written since the last tick.
+func (p *Publisher) tickVolumeIO(u ec2.Usage, v ec2.VolumeUsage, now time.Time) error {
+	r, w, err := p.ioCounts(u.PID)
+	if err != nil {
+		return err
+	}
+	st, ok := p.io[v.VolumeID]
+	p.io[v.VolumeID] = &ioState{instance: u.InstanceID, pid: u.PID, read: r, write: w}
+	if !ok || st.instance != u.InstanceID {
+		return nil // no interval yet
+	}
+	dr, dw := r, w // a restarted program's I/O is all new
+	if st.pid == u.PID {
+		dr, dw = r-min(st.read, r), w-min(st.write, w)
+	}
+	dims := []cloudwatch.Dimension{{Name: "VolumeId", Value: v.VolumeID}}
+	p.opts.Sink.PutServiceMetric("AWS/EBS", "VolumeReadBytes", dims, float64(dr), "Bytes", now)
+	p.opts.Sink.PutServiceMetric("AWS/EBS", "VolumeWriteBytes", dims, float64(dw), "Bytes", now)
+	return nil
 }
 
 func (p *Publisher) tickCPU(u ec2.Usage, now time.Time) error {
@@ -204,10 +273,11 @@ func (p *Publisher) tickCPU(u ec2.Usage, now time.Time) error {
 }
 
 func (p *Publisher) tickVolume(u ec2.Usage, v ec2.VolumeUsage, now time.Time) error {
-	b, err := p.ioBytes(u.PID)
+	r, w, err := p.ioCounts(u.PID)
 	if err != nil {
 		return err
 	}
+	b := r + w
 	baseline := min(max(3*float64(v.SizeGiB), gp2MinBaseline), gp2MaxBaseline)
 	st, ok := p.vols[v.VolumeID]
 	if ok && st.instance == u.InstanceID {
@@ -260,13 +330,12 @@ func (p *Publisher) cpuTicks(pid int) (uint64, error) {
 	return sum, nil
 }
 
-// ioBytes is the bytes a process read from and wrote to storage.
-func (p *Publisher) ioBytes(pid int) (uint64, error) {
+// ioCounts is the bytes a process read from and wrote to storage.
+func (p *Publisher) ioCounts(pid int) (read, write uint64, err error) {
 	data, err := os.ReadFile(filepath.Join(p.opts.ProcRoot, strconv.Itoa(pid), "io"))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	var sum uint64
 	found := 0
 	for _, line := range strings.Split(string(data), "\n") {
 		k, v, ok := strings.Cut(line, ":")
@@ -275,13 +344,17 @@ func (p *Publisher) ioBytes(pid int) (uint64, error) {
 		}
 		n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("/proc/%d/io %s: %w", pid, k, err)
+			return 0, 0, fmt.Errorf("/proc/%d/io %s: %w", pid, k, err)
 		}
-		sum += n
+		if k == "read_bytes" {
+			read = n
+		} else {
+			write = n
+		}
 		found++
 	}
 	if found != 2 {
-		return 0, fmt.Errorf("/proc/%d/io lacks read_bytes or write_bytes", pid)
+		return 0, 0, fmt.Errorf("/proc/%d/io lacks read_bytes or write_bytes", pid)
 	}
-	return sum, nil
+	return read, write, nil
 }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,11 +126,64 @@ func TestCreditArithmetic(t *testing.T) {
 			t.Errorf("an m7i instance got %s", d.name)
 		case d.dim == "VolumeId=vol-gp3":
 			t.Errorf("a gp3 volume got %s", d.name)
-		case d.dim == "VolumeId=vol-big" && d.value != 100:
+		case d.dim == "VolumeId=vol-big" && d.name == "BurstBalance" && d.value != 100:
 			t.Errorf("a gp2 volume at its 16,000 IOPS ceiling reads %v %%, want 100", d.value)
 		}
-		if d.name == "BurstBalance" && d.ns != "AWS/EBS" || d.name != "BurstBalance" && d.ns != "AWS/EC2" {
+		if ebs := d.name == "BurstBalance" || strings.HasPrefix(d.name, "Volume"); ebs && d.ns != "AWS/EBS" || !ebs && d.ns != "AWS/EC2" {
 			t.Errorf("%s in %s", d.name, d.ns)
+		}
+	}
+}
+
+// TestVolumeBytes: an instance with one volume besides its root volume
+// gets VolumeReadBytes and VolumeWriteBytes on it, the bytes its process
+// read and wrote in the interval (nothing on the first tick, all of a
+// restarted process's I/O); one with two such volumes gets neither, since
+// its I/O cannot be split between them, and a root volume never does.
+func TestVolumeBytes(t *testing.T) {
+	root := t.TempDir()
+	now := time.Date(2026, 12, 5, 2, 0, 0, 0, time.UTC)
+	src := &fakeSource{usage: []ec2.Usage{
+		{InstanceID: "i-one", InstanceType: "m7i.large", VCPUs: 2, PID: 50,
+			Volumes: []ec2.VolumeUsage{{VolumeID: "vol-root", Type: "gp3", SizeGiB: 8, Root: true}, {VolumeID: "vol-data", Type: "gp3", SizeGiB: 100}}},
+		{InstanceID: "i-two", InstanceType: "m7i.large", VCPUs: 2, PID: 51,
+			Volumes: []ec2.VolumeUsage{{VolumeID: "vol-a", Type: "gp3", SizeGiB: 10}, {VolumeID: "vol-b", Type: "gp3", SizeGiB: 10}}},
+	}}
+	setIO := func(pid int, read, write uint64) {
+		t.Helper()
+		setProc(t, root, pid, 0, 0)
+		io := fmt.Sprintf("rchar: 1\nwchar: 2\nread_bytes: %d\nwrite_bytes: %d\ncancelled_write_bytes: 0\n", read, write)
+		if err := os.WriteFile(filepath.Join(root, fmt.Sprint(pid), "io"), []byte(io), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := &recorder{}
+	p := New(Options{Source: src, Sink: rec, ProcRoot: root, Now: func() time.Time { return now }})
+	setIO(50, 1000, 5000)
+	setIO(51, 1000, 5000)
+	p.Tick()
+	if _, ok := rec.last("VolumeReadBytes", "VolumeId=vol-data"); ok {
+		t.Error("VolumeReadBytes on the first tick, with no interval to count")
+	}
+	now = now.Add(time.Minute)
+	setIO(50, 4096+1000, 1<<20+5000)
+	p.Tick()
+	if v, _ := rec.last("VolumeReadBytes", "VolumeId=vol-data"); v != 4096 {
+		t.Errorf("VolumeReadBytes = %v, want 4096", v)
+	}
+	if v, _ := rec.last("VolumeWriteBytes", "VolumeId=vol-data"); v != 1<<20 {
+		t.Errorf("VolumeWriteBytes = %v, want 1 MiB", v)
+	}
+	src.usage[0].PID = 52 // restarted: its counters start again
+	setIO(52, 10, 20)
+	now = now.Add(time.Minute)
+	p.Tick()
+	if r, _ := rec.last("VolumeReadBytes", "VolumeId=vol-data"); r != 10 {
+		t.Errorf("VolumeReadBytes after a restart = %v, want 10", r)
+	}
+	for _, d := range rec.data {
+		if d.dim == "VolumeId=vol-a" || d.dim == "VolumeId=vol-b" || d.dim == "VolumeId=vol-root" {
+			t.Errorf("%s got %s", d.dim, d.name)
 		}
 	}
 }

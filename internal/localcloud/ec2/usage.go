@@ -18,6 +18,8 @@ type VolumeUsage struct {
 	VolumeID string
 	Type     string
 	SizeGiB  int
+	// Root is the instance's root volume (attached at its root device).
+	Root bool
 }
 
 // RunningUsage lists the running instances, sorted by id.
@@ -28,7 +30,11 @@ func (s *Service) RunningUsage() []Usage {
 	for _, id := range sortedKeys(s.st.Volumes) {
 		v := s.st.Volumes[id]
 		if v.Attachment != nil && v.Attachment.State == "attached" {
-			attached[v.Attachment.InstanceID] = append(attached[v.Attachment.InstanceID], VolumeUsage{VolumeID: v.ID, Type: v.Type, SizeGiB: v.Size})
+			root := false
+			if inst := s.st.Instances[v.Attachment.InstanceID]; inst != nil {
+				root = inst.RootDevice != "" && v.Attachment.Device == inst.RootDevice
+			}
+			attached[v.Attachment.InstanceID] = append(attached[v.Attachment.InstanceID], VolumeUsage{VolumeID: v.ID, Type: v.Type, SizeGiB: v.Size, Root: root})
 		}
 	}
 	var out []Usage
