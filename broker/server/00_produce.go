@@ -471,6 +471,16 @@ func (s *Server) setAppendError(j produceJob, err error) {
 	}
 }
 
+// answeredLater reports whether a request is written by the connection's
+// processing loop and answered by its second stage (see answers in
+// conn.go): Produce with acks=1 or all, transactional or not. acks=0
+// requests have no answer to wait for, and a failure closes their
+// connection, which must not cost the answers of the requests before them.
+func answeredLater(req *request) bool {
+	pr, ok := req.kreq.(*kmsg.ProduceRequest)
+	return ok && pr.Version >= produceFloor && (pr.Acks == 1 || pr.Acks == -1)
+}
+
 // mergeableProduce reports whether a request may be appended jointly with
 // the Produce requests around it on its connection. acks=0 requests are
 // left alone: a failure closes their connection, which must not cost the
@@ -486,11 +496,16 @@ func mergeableProduce(req *request) (*kmsg.ProduceRequest, bool) {
 // handleProduceGroup appends consecutive Produce requests of one
 // connection together (see appendProduceJobs) and returns answer, which
 // waits for their replication and returns the responses in request order.
+// A transactional request comes alone (mergeableProduce); its partitions
+// are verified first, as handleProduce does.
 func (s *Server) handleProduceGroup(ctx context.Context, az reqAuth, reqs []*kmsg.ProduceRequest) (answer func() []kmsg.Response) {
 	resps := make([]*kmsg.ProduceResponse, len(reqs))
 	groups := make([][]produceJob, len(reqs))
 	for i, req := range reqs {
 		resps[i], groups[i] = s.prepareProduce(ctx, az, req)
+		if req.TransactionID != nil {
+			groups[i] = s.verifyTxnProduce(ctx, *req.TransactionID, groups[i])
+		}
 	}
 	wait := s.appendProduceJobs(ctx, groups)
 	return func() []kmsg.Response {

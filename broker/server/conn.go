@@ -338,12 +338,14 @@ serving:
 		if !c.waitUnmuted() {
 			break
 		}
-		if _, mergeable := mergeableProduce(req); mergeable && c.authenticated && c.session == nil {
+		if answeredLater(req) && c.authenticated && c.session == nil {
 			// Produce requests the client pipelined and that are
-			// already here are appended together (one fsync).
+			// already here are appended together (one fsync); a
+			// transactional one goes alone.
 			group := []*request{req}
+			_, mergeable := mergeableProduce(req)
 		collect:
-			for len(group) < maxJointProduce && !closed && pending == nil {
+			for mergeable && len(group) < maxJointProduce && !closed && pending == nil {
 				select {
 				case r, ok := <-reqs:
 					if !ok {
