@@ -2,8 +2,16 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/hashicorp/terraform-plugin-framework-validators/stringvalidator"
 	"github.com/hashicorp/terraform-plugin-framework/attr"
@@ -280,4 +288,30 @@ func logObjectsOf(l *bootconfig.Logging) string {
 // only leaves broker_nodes unknown in the plan.
 func loggingChanges(plan, state *clusterModel) bool {
 	return !plan.Logging.Equal(state.Logging)
+}
+
+// checkLogBucket asks S3 whether bucket exists (HeadBucket, s3:ListBucket):
+// an error when S3 says it does not, a warning when the provider's
+// credentials may not ask or S3 cannot answer.
+func checkLogBucket(ctx context.Context, client *s3.Client, bucket, region string) diag.Diagnostics {
+	var diags diag.Diagnostics
+	at := path.Root("logging").AtName("s3").AtName("bucket")
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, err := client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(bucket)})
+	var notFound *s3types.NotFound
+	var re *awshttp.ResponseError
+	switch {
+	case err == nil:
+	case errors.As(err, &notFound) || errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound:
+		diags.AddAttributeError(at, "S3 bucket not found",
+			fmt.Sprintf("logging.s3.bucket %q does not exist. Create it first (in %s, the cluster's region); the brokers deliver their logs into it and do not create it.", bucket, region))
+	case errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden:
+		diags.AddAttributeWarning(at, "S3 bucket not checked",
+			fmt.Sprintf("The provider's credentials may not check that bucket %q exists (s3:ListBucket): if it does not, the brokers' log deliveries fail until it does. %v", bucket, err))
+	default:
+		diags.AddAttributeWarning(at, "S3 bucket not checked",
+			fmt.Sprintf("Checking that bucket %q exists failed (is it in %s, the cluster's region?): %v", bucket, region, err))
+	}
+	return diags
 }

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -86,7 +87,7 @@ func accBucket(t *testing.T, bucket string) {
 	})
 }
 
-// TestAccCluster_loggingS3: the brokers deliver their logs to S3 as gzip
+// TestAccCluster_loggingS3: a missing bucket is refused at plan; the brokers deliver their logs to S3 as gzip
 // objects under the prefix in MSK's key layout; each broker's start line is
 // in an object Debian's `aws s3 cp` fetches, and the instance role may put
 // objects under that prefix of that bucket only. Turning delivery off is an
@@ -113,6 +114,12 @@ func TestAccCluster_loggingS3(t *testing.T) {
 		checks = append(checks, testAccCheckServesKafka("delivered", 20), testAccCheckLogObjects(t, bucket, "kafka/", name))
 	}
 	steps := []resource.TestStep{{
+		// A bucket that does not exist is refused at plan, before
+		// anything is made.
+		Config:      s3LoggingConfig(name, bucket+"-missing", "kafka/"),
+		PlanOnly:    true,
+		ExpectError: regexp.MustCompile(`S3 bucket not found`),
+	}, {
 		Config: s3LoggingConfig(name, bucket, "kafka/"),
 		Check:  resource.ComposeAggregateTestCheckFunc(checks...),
 	}}

@@ -188,6 +188,15 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		plan.TagsAll = all
 	}
 
+	// The bucket of logging.s3 must exist, as MSK checks at create:
+	// brokers would otherwise retry into a missing bucket for ever.
+	if lg, d := plan.logging(ctx); !d.HasError() && lg != nil && lg.S3 != nil && (state == nil || loggingChanges(&plan, state)) {
+		resp.Diagnostics.Append(checkLogBucket(ctx, r.data.aws.S3, lg.S3.Bucket, r.data.aws.Region)...)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+	}
+
 	// The image: resolved from the version at plan time, so the plan shows
 	// which image the brokers will run (and a new image of the same version
 	// is a visible roll).

@@ -108,6 +108,7 @@ type endpointsModel struct {
 	EC2            types.String `tfsdk:"ec2"`
 	IAM            types.String `tfsdk:"iam"`
 	KMS            types.String `tfsdk:"kms"`
+	S3             types.String `tfsdk:"s3"`
 	STS            types.String `tfsdk:"sts"`
 	SecretsManager types.String `tfsdk:"secretsmanager"`
 }
@@ -240,6 +241,7 @@ func (p *tributaryProvider) Schema(_ context.Context, _ provider.SchemaRequest, 
 						"ec2":            endpointAttr("EC2", "EC2"),
 						"iam":            endpointAttr("IAM", "IAM"),
 						"kms":            endpointAttr("KMS", "KMS"),
+						"s3":             endpointAttr("S3 (the bucket of logging.s3)", "S3"),
 						"sts":            endpointAttr("STS", "STS"),
 						"secretsmanager": endpointAttr("Secrets Manager", "SECRETS_MANAGER"),
 					},
@@ -327,6 +329,7 @@ func (m providerModel) awsConfig(ctx context.Context) (awsconfig.Config, diag.Di
 		cfg.Endpoints[awsconfig.AutoScaling] = e.AutoScaling.ValueString()
 		cfg.Endpoints[awsconfig.SecretsManager] = e.SecretsManager.ValueString()
 		cfg.Endpoints[awsconfig.ACMPCA] = e.ACMPCA.ValueString()
+		cfg.Endpoints[awsconfig.S3] = e.S3.ValueString()
 	}
 	return cfg, diags
 }

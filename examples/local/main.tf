@@ -45,6 +45,7 @@ provider "tributary" {
     autoscaling    = var.endpoint
     secretsmanager = var.endpoint
     acmpca         = var.endpoint
+    s3             = var.endpoint
   }
 
   skip_metadata_api_check = true

@@ -34,6 +34,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
@@ -56,11 +57,13 @@ const (
 	// ACMPCA gives the certificates of the client CAs that
 	// certificate_authority_arns names (AWS Private CA).
 	ACMPCA Service = "acmpca"
+	// S3 holds the bucket of logging.s3, which a plan checks exists.
+	S3 Service = "s3"
 )
 
 // Services lists every service that accepts an endpoint override, in the
 // order the provider documents them.
-var Services = []Service{EC2, KMS, IAM, STS, CloudWatch, AutoScaling, SecretsManager, ACMPCA}
+var Services = []Service{EC2, KMS, IAM, STS, CloudWatch, AutoScaling, SecretsManager, ACMPCA, S3}
 
 // AssumeRole describes a role to assume with the base credentials.
 type AssumeRole struct {
@@ -112,6 +115,10 @@ type Clients struct {
 	// ACMPCA reads the certificates of client_authentication.tls's
 	// certificate_authority_arns.
 	ACMPCA *acmpca.Client
+	// S3 checks that the bucket of logging.s3 exists. With an endpoint
+	// override (the block, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL: an
+	// emulator) it addresses buckets path-style, as emulators serve them.
+	S3 *s3.Client
 
 	Region string
 	// STSConfig is Config with the STS endpoint of the `endpoints {}`
@@ -205,6 +212,10 @@ func New(ctx context.Context, c Config) (*Clients, error) {
 		}),
 		ACMPCA: acmpca.NewFromConfig(cfg, func(o *acmpca.Options) {
 			setBase(&o.BaseEndpoint, c.Endpoints[ACMPCA])
+		}),
+		S3: s3.NewFromConfig(cfg, func(o *s3.Options) {
+			setBase(&o.BaseEndpoint, c.Endpoints[S3])
+			o.UsePathStyle = o.BaseEndpoint != nil
 		}),
 		Region:    cfg.Region,
 		STSConfig: cfg.Copy(),

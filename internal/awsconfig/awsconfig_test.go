@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
@@ -92,6 +93,8 @@ func callService(t *testing.T, cl *Clients, rec *recordingHTTPClient, s Service)
 		_, err = cl.SecretsManager.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: new(string)})
 	case ACMPCA:
 		_, err = cl.ACMPCA.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{})
+	case S3:
+		_, err = cl.S3.ListBuckets(ctx, &s3.ListBucketsInput{})
 	default:
 		t.Fatalf("unknown service %q", s)
 	}
@@ -118,6 +121,7 @@ func TestEndpointPrecedence(t *testing.T) {
 		AutoScaling:    "https://autoscaling.us-east-1.amazonaws.com",
 		SecretsManager: "https://secretsmanager.us-east-1.amazonaws.com",
 		ACMPCA:         "https://acm-pca.us-east-1.amazonaws.com",
+		S3:             "https://s3.us-east-1.amazonaws.com",
 	}
 	tests := []struct {
 		name       string
