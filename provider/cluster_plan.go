@@ -252,7 +252,7 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 
 	// A user's instance profile must let each broker open its own secrets.
 	if !config.InstanceProfile.IsNull() && !config.InstanceProfile.IsUnknown() &&
-		(state == nil || !config.InstanceProfile.Equal(state.InstanceProfile) || !plan.BrokersPerAZ.Equal(state.BrokersPerAZ)) {
+		(state == nil || !config.InstanceProfile.Equal(state.InstanceProfile) || !plan.BrokersPerAZ.Equal(state.BrokersPerAZ) || loggingChanges(&plan, state)) {
 		// The configuration's count: subnets the provider picks are
 		// unknown in the plan until apply, but always three AZs.
 		if n := plannedBrokers(config); n < math.MaxInt32 {
@@ -260,6 +260,9 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 				Partition: r.data.aws.Partition, Region: r.data.aws.Region, Account: r.data.aws.AccountID}
 			if st, d := plan.storageSettings(ctx); !d.HasError() && st.KMSKeyARN != "" {
 				t.KeyARN = st.KMSKeyARN
+			}
+			if lg, d := plan.logging(ctx); !d.HasError() {
+				t.LogObjects = logObjectsOf(lg)
 			}
 			if state != nil {
 				t.ClusterID = state.ClusterID.ValueString()

@@ -25,7 +25,8 @@ import (
 // that fail at boot. Without secretsmanager:GetSecretValue on a broker's
 // certificate secret, certificates are renewed by replacement: the plan
 // warns. One profile for every broker cannot keep a broker from opening
-// another's secrets (docs/terraform-provider.md).
+// another's secrets (docs/terraform-provider.md). Without s3:PutObject under
+// logging.s3's prefix, the brokers' log objects are refused: the plan warns.
 
 // profileSimulator is what the check needs of IAM; *iam.Client has it.
 type profileSimulator interface {
@@ -44,6 +45,8 @@ type userProfileTarget struct {
 	Profile, KeyARN, ClusterID string
 	NodeIDs                    []int32
 	Partition, Region, Account string
+	// LogObjects is the object ARN pattern of logging.s3 ("" when off).
+	LogObjects string
 }
 
 // checkUserProfile returns an error at instance_profile for each broker
@@ -88,6 +91,14 @@ func checkUserProfile(ctx context.Context, client profileSimulator, t userProfil
 		secret := fmt.Sprintf("arn:%s:secretsmanager:%s:%s:secret:%s-AbCdEf", partition, t.Region, t.Account, bootconfig.CertificateSecretName(t.ClusterID, id))
 		if ok, err := simulateAllowed(ctx, client, role, "secretsmanager:GetSecretValue", secret, nil); err == nil && !ok {
 			noSecret = append(noSecret, node)
+		}
+	}
+	if t.LogObjects != "" {
+		object := strings.TrimSuffix(t.LogObjects, "*") + "AWSLogs/" + t.Account + "/KafkaBrokerLogs/Broker-1.log.gz"
+		if ok, err := simulateAllowed(ctx, client, role, "s3:PutObject", object, nil); err == nil && !ok {
+			diags.AddAttributeWarning(at, "The brokers' logs will not reach S3",
+				fmt.Sprintf("Role %s may not s3:PutObject on %s, where logging.s3 delivers the brokers' logs: every delivery would be "+
+					"refused (and its lines dropped once the brokers' buffers fill). Allow it, or leave instance_profile out.", role, t.LogObjects))
 		}
 	}
 	if len(denied) > 0 {

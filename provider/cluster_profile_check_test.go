@@ -17,6 +17,7 @@ type fakeSimulator struct {
 	profiles map[string]string // profile -> role ARN ("" = no role)
 	decrypt  map[string]bool   // node id -> allowed
 	secrets  bool
+	logs     bool // s3:PutObject
 	err      error
 }
 
@@ -46,6 +47,8 @@ func (f *fakeSimulator) SimulatePrincipalPolicy(_ context.Context, in *iam.Simul
 		}
 	case "secretsmanager:GetSecretValue":
 		allowed = f.secrets
+	case "s3:PutObject":
+		allowed = f.logs && strings.HasPrefix(in.ResourceArns[0], "arn:aws:s3:::kafka-logs/prod/")
 	}
 	d := iamtypes.PolicyEvaluationDecisionTypeImplicitDeny
 	if allowed {
@@ -62,6 +65,7 @@ func TestCheckUserProfile(t *testing.T) {
 		wantErr     string
 		wantWarning string
 		wantNoDiags bool
+		logObjects  string
 	}{
 		{name: "allowed everything", sim: &fakeSimulator{profiles: map[string]string{"p": "arn:aws:iam::1:role/r"}, decrypt: all, secrets: true}, wantNoDiags: true},
 		{name: "a profile IAM does not know is the apply's to report", sim: &fakeSimulator{}, wantNoDiags: true},
@@ -70,13 +74,17 @@ func TestCheckUserProfile(t *testing.T) {
 			wantErr: "brokers 2, 3"},
 		{name: "no certificate secrets", sim: &fakeSimulator{profiles: map[string]string{"p": "arn:aws:iam::1:role/r"}, decrypt: all},
 			wantWarning: "renewed by replacement"},
+		{name: "no S3 log delivery", sim: &fakeSimulator{profiles: map[string]string{"p": "arn:aws:iam::1:role/r"}, decrypt: all, secrets: true},
+			logObjects: "arn:aws:s3:::kafka-logs/prod/*", wantWarning: "The brokers' logs will not reach S3"},
+		{name: "S3 log delivery allowed", sim: &fakeSimulator{profiles: map[string]string{"p": "arn:aws:iam::1:role/r"}, decrypt: all, secrets: true, logs: true},
+			logObjects: "arn:aws:s3:::kafka-logs/prod/*", wantNoDiags: true},
 		{name: "IAM cannot simulate", sim: &fakeSimulator{profiles: map[string]string{"p": "arn:aws:iam::1:role/r"}, err: errors.New("NotImplemented")},
 			wantWarning: "Instance profile not checked"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			diags := checkUserProfile(context.Background(), tt.sim, userProfileTarget{Profile: "p", KeyARN: "*", ClusterID: placeholderClusterID,
-				NodeIDs: []int32{1, 2, 3}, Region: "us-east-1", Account: "000000000000"})
+				NodeIDs: []int32{1, 2, 3}, Region: "us-east-1", Account: "000000000000", LogObjects: tt.logObjects})
 			var errs, warns []string
 			for _, d := range diags.Errors() {
 				errs = append(errs, d.Summary()+": "+d.Detail())
