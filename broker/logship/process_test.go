@@ -158,7 +158,7 @@ func TestBrokerServesWhileCloudWatchLogsStalls(t *testing.T) {
 	}
 	produceRecords(t, addr, "served", 200)
 	stop()
-	if !strings.Contains(out.String(), "shipping logs to CloudWatch Logs failed") {
+	if !strings.Contains(out.String(), "delivering logs to CloudWatch Logs failed") {
 		t.Errorf("the broker did not say on its own log that shipping failed:\n%s", out.String())
 	}
 }

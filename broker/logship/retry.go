@@ -2,6 +2,8 @@ package logship
 
 import (
 	"context"
+	"encoding/json"
+	"log/slog"
 	"math/rand/v2"
 	"time"
 )
@@ -53,3 +55,46 @@ func (b *backoff) next() time.Duration {
 
 // reset starts the next failure over at base.
 func (b *backoff) reset() { b.cur = 0 }
+
+// failures is a shipper's account of its runs of failed deliveries, the
+// same for every destination: the first failure of a run is logged, the
+// next ones only counted, and the delivery that ends a run writes into the
+// broker's log how many lines were dropped meanwhile, so a reader of the
+// destination sees where lines are missing. The shipper's flush lock
+// guards it.
+type failures struct {
+	dest    string // the destination, as a log line names it
+	buf     *buffer
+	log     *slog.Logger
+	backoff backoff
+	failing bool
+	// reportedDrops is the drop count last written into the broker's
+	// log.
+	reportedDrops int64
+}
+
+// fail records a failed delivery.
+func (f *failures) fail(err error) {
+	if !f.failing {
+		f.log.Error("delivering logs to "+f.dest+" failed; retrying with backoff, the oldest lines are dropped once the buffer is full",
+			"err", err, "denied", isDenied(err), "queued", f.buf.len())
+	}
+	f.failing = true
+}
+
+// recovered records a delivery that went through.
+func (f *failures) recovered() {
+	if f.failing {
+		f.log.Info("delivering logs to "+f.dest+" again", "dropped", f.buf.dropped.Load())
+	}
+	f.failing = false
+	f.backoff.reset()
+	if d := f.buf.dropped.Load(); d > f.reportedDrops {
+		line, _ := json.Marshal(map[string]any{
+			"time": time.Now().UTC().Format(time.RFC3339Nano), "level": "WARN",
+			"msg": "log lines were dropped while " + f.dest + " could not take them", "dropped": d - f.reportedDrops, "dropped_total": d,
+		})
+		f.reportedDrops = d
+		f.buf.add(Event{Stream: StreamBroker, UnixMs: time.Now().UnixMilli(), Message: string(line)})
+	}
+}

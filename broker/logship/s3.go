@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -79,10 +78,8 @@ type S3Shipper struct {
 	buf  *buffer
 	log  *slog.Logger
 
-	mu            sync.Mutex // one flush at a time
-	backoff       backoff
-	failing       bool
-	reportedDrops int64
+	mu       sync.Mutex // one flush at a time
+	failures failures
 
 	stats struct{ puts, shipped, failed, denied atomic.Int64 }
 }
@@ -118,8 +115,9 @@ func NewS3Shipper(opts S3ShipperOptions) (*S3Shipper, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &S3Shipper{opts: opts, buf: opts.Handler.state.bufs[DestS3], log: opts.Logger.With("bucket", opts.Bucket, "key_prefix", opts.KeyPrefix),
-		backoff: backoff{base: opts.BaseBackoff, max: opts.MaxBackoff}}, nil
+	buf, log := opts.Handler.state.bufs[DestS3], opts.Logger.With("bucket", opts.Bucket, "key_prefix", opts.KeyPrefix)
+	return &S3Shipper{opts: opts, buf: buf, log: log,
+		failures: failures{dest: "S3", buf: buf, log: log, backoff: backoff{base: opts.BaseBackoff, max: opts.MaxBackoff}}}, nil
 }
 
 // Run delivers every FlushInterval, sooner when the queue holds an object's
@@ -129,7 +127,7 @@ func (s *S3Shipper) Run(ctx context.Context) {
 	runFlushes(ctx, s.buf, s.opts.FlushInterval, s.opts.ObjectBytes, s.Flush, func() time.Duration {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return s.backoff.next()
+		return s.failures.backoff.next()
 	})
 }
 
@@ -141,7 +139,7 @@ func (s *S3Shipper) Flush(ctx context.Context) error {
 	for {
 		batch := s.buf.take(1<<30, s.opts.ObjectBytes)
 		if len(batch) == 0 {
-			s.recovered()
+			s.failures.recovered()
 			return nil
 		}
 		var failed []Event
@@ -166,14 +164,10 @@ func (s *S3Shipper) Flush(ctx context.Context) error {
 		}
 		if firstErr != nil {
 			s.buf.putBack(failed)
-			if !s.failing {
-				s.log.Error("delivering logs to S3 failed; retrying with backoff, the oldest lines are dropped once the buffer is full",
-					"err", firstErr, "denied", isDenied(firstErr), "queued", s.buf.len())
-			}
-			s.failing = true
+			s.failures.fail(firstErr)
 			return firstErr
 		}
-		s.recovered()
+		s.failures.recovered()
 	}
 }
 
@@ -217,24 +211,6 @@ func (s *S3Shipper) put(ctx context.Context, st Stream, events []Event) error {
 	s.stats.puts.Add(1)
 	s.stats.shipped.Add(int64(len(events)))
 	return nil
-}
-
-// recovered ends a failing run, and writes into the broker's log how many
-// lines were dropped, so the gap is visible where the objects are read.
-func (s *S3Shipper) recovered() {
-	if s.failing {
-		s.log.Info("delivering logs to S3 again", "dropped", s.buf.dropped.Load())
-	}
-	s.failing = false
-	s.backoff.reset()
-	if d := s.buf.dropped.Load(); d > s.reportedDrops {
-		line, _ := json.Marshal(map[string]any{
-			"time": time.Now().UTC().Format(time.RFC3339Nano), "level": "WARN",
-			"msg": "log lines were dropped while S3 could not take them", "dropped": d - s.reportedDrops, "dropped_total": d,
-		})
-		s.reportedDrops = d
-		s.buf.add(Event{Stream: StreamBroker, UnixMs: time.Now().UnixMilli(), Message: string(line)})
-	}
 }
 
 // Stats returns the shipper's totals: Puts are objects written, Shipped

@@ -2,7 +2,6 @@ package logship
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -79,13 +78,9 @@ type Shipper struct {
 	log     *slog.Logger
 	streams [streamCount]string
 
-	mu      sync.Mutex // one flush at a time
-	created [streamCount]bool
-	backoff backoff
-	failing bool
-	// reportedDrops is the drop count last written into the broker's
-	// stream, so a reader of the stream sees where lines are missing.
-	reportedDrops int64
+	mu       sync.Mutex // one flush at a time
+	created  [streamCount]bool
+	failures failures
 
 	stats struct{ puts, shipped, rejected, failed, denied atomic.Int64 }
 }
@@ -133,8 +128,9 @@ func NewShipper(opts ShipperOptions) (*Shipper, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Shipper{opts: opts, buf: opts.Handler.state.bufs[DestCloudWatchLogs], log: opts.Logger.With("log_group", opts.LogGroup),
-		backoff: backoff{base: opts.BaseBackoff, max: opts.MaxBackoff}}
+	buf, log := opts.Handler.state.bufs[DestCloudWatchLogs], opts.Logger.With("log_group", opts.LogGroup)
+	s := &Shipper{opts: opts, buf: buf, log: log,
+		failures: failures{dest: "CloudWatch Logs", buf: buf, log: log, backoff: backoff{base: opts.BaseBackoff, max: opts.MaxBackoff}}}
 	s.streams[StreamBroker] = StreamName(opts.NodeID)
 	s.streams[StreamAudit] = AuditStreamName(opts.NodeID)
 	return s, nil
@@ -151,7 +147,7 @@ func (s *Shipper) Run(ctx context.Context) {
 func (s *Shipper) nextBackoff() time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.backoff.next()
+	return s.failures.backoff.next()
 }
 
 // Flush sends what is queued, until the queue is empty or a call fails;
@@ -162,7 +158,7 @@ func (s *Shipper) Flush(ctx context.Context) error {
 	for {
 		batch := s.buf.take(maxEventsPerPut, maxPutBytes)
 		if len(batch) == 0 {
-			s.recovered()
+			s.failures.recovered()
 			return nil
 		}
 		// One batch may mix both streams; each stream is one call.
@@ -183,10 +179,10 @@ func (s *Shipper) Flush(ctx context.Context) error {
 		if firstErr != nil {
 			slices.SortStableFunc(failed, func(a, b Event) int { return compareInt64(a.UnixMs, b.UnixMs) })
 			s.buf.putBack(failed)
-			s.fail(firstErr)
+			s.failures.fail(firstErr)
 			return firstErr
 		}
-		s.recovered()
+		s.failures.recovered()
 	}
 }
 
@@ -332,34 +328,6 @@ func (s *Shipper) call(ctx context.Context, f func(context.Context) (any, error)
 		}
 	}
 	return out, err
-}
-
-// fail records a failed flush: the first failure of a run is logged, the
-// next ones only count, until the shipper recovers.
-func (s *Shipper) fail(err error) {
-	if !s.failing {
-		s.log.Error("shipping logs to CloudWatch Logs failed; retrying with backoff, the oldest lines are dropped once the buffer is full",
-			"err", err, "denied", isDenied(err), "queued", s.buf.len())
-	}
-	s.failing = true
-}
-
-// recovered ends a failing run, and writes into the broker's stream how
-// many lines were dropped, so the gap is visible where the lines are read.
-func (s *Shipper) recovered() {
-	if s.failing {
-		s.log.Info("shipping logs to CloudWatch Logs again", "dropped", s.buf.dropped.Load())
-	}
-	s.failing = false
-	s.backoff.reset()
-	if d := s.buf.dropped.Load(); d > s.reportedDrops {
-		line, _ := json.Marshal(map[string]any{
-			"time": time.Now().UTC().Format(time.RFC3339Nano), "level": "WARN",
-			"msg": "log lines were dropped while CloudWatch Logs could not take them", "dropped": d - s.reportedDrops, "dropped_total": d,
-		})
-		s.reportedDrops = d
-		s.buf.add(Event{Stream: StreamBroker, UnixMs: time.Now().UnixMilli(), Message: string(line)})
-	}
 }
 
 // Stats returns the shipper's totals.
