@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 )
 
@@ -96,5 +97,40 @@ func (f *failures) recovered() {
 		})
 		f.reportedDrops = d
 		f.buf.add(Event{Stream: StreamBroker, UnixMs: time.Now().UnixMilli(), Message: string(line)})
+	}
+}
+
+// deliverAll is both shippers' flush: it takes batches until the queue is
+// empty or a delivery fails, and delivers each stream's events of a batch
+// in the parts split cuts them into, one put each. The events of a failed
+// put, and of the puts not tried after it, go back to the front of the
+// queue in time order.
+func (f *failures) deliverAll(ctx context.Context, take func() []Event, split func([]Event, Stream) [][]Event, put func(context.Context, Stream, []Event) error) error {
+	for {
+		batch := take()
+		if len(batch) == 0 {
+			f.recovered()
+			return nil
+		}
+		var failed []Event
+		var firstErr error
+		for st := range streamCount {
+			for _, part := range split(batch, st) {
+				if firstErr != nil {
+					failed = append(failed, part...)
+					continue
+				}
+				if err := put(ctx, st, part); err != nil {
+					failed, firstErr = append(failed, part...), err
+				}
+			}
+		}
+		if firstErr != nil {
+			slices.SortStableFunc(failed, func(a, b Event) int { return compareInt64(a.UnixMs, b.UnixMs) })
+			f.buf.putBack(failed)
+			f.fail(firstErr)
+			return firstErr
+		}
+		f.recovered()
 	}
 }

@@ -136,39 +136,21 @@ func (s *S3Shipper) Run(ctx context.Context) {
 func (s *S3Shipper) Flush(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for {
-		batch := s.buf.take(1<<30, s.opts.ObjectBytes)
-		if len(batch) == 0 {
-			s.failures.recovered()
-			return nil
+	return s.failures.deliverAll(ctx, func() []Event { return s.buf.take(1<<30, s.opts.ObjectBytes) }, streamEvents, s.put)
+}
+
+// streamEvents is stream st's events of batch, as one object's lines.
+func streamEvents(batch []Event, st Stream) [][]Event {
+	var mine []Event
+	for _, e := range batch {
+		if e.Stream == st {
+			mine = append(mine, e)
 		}
-		var failed []Event
-		var firstErr error
-		for st := range streamCount {
-			var mine []Event
-			for _, e := range batch {
-				if e.Stream == st {
-					mine = append(mine, e)
-				}
-			}
-			if len(mine) == 0 {
-				continue
-			}
-			if firstErr != nil {
-				failed = append(failed, mine...)
-				continue
-			}
-			if err := s.put(ctx, st, mine); err != nil {
-				failed, firstErr = append(failed, mine...), err
-			}
-		}
-		if firstErr != nil {
-			s.buf.putBack(failed)
-			s.failures.fail(firstErr)
-			return firstErr
-		}
-		s.failures.recovered()
 	}
+	if len(mine) == 0 {
+		return nil
+	}
+	return [][]Event{mine}
 }
 
 // ObjectKey is the key of an object of stream st whose first line is at t.

@@ -155,35 +155,7 @@ func (s *Shipper) nextBackoff() time.Duration {
 func (s *Shipper) Flush(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for {
-		batch := s.buf.take(maxEventsPerPut, maxPutBytes)
-		if len(batch) == 0 {
-			s.failures.recovered()
-			return nil
-		}
-		// One batch may mix both streams; each stream is one call.
-		var failed []Event
-		var firstErr error
-		for st := range streamCount {
-			events := splitSpan(batch, st)
-			for _, part := range events {
-				if failed != nil {
-					failed = append(failed, part...)
-					continue
-				}
-				if err := s.put(ctx, st, part); err != nil {
-					failed, firstErr = append(failed, part...), err
-				}
-			}
-		}
-		if firstErr != nil {
-			slices.SortStableFunc(failed, func(a, b Event) int { return compareInt64(a.UnixMs, b.UnixMs) })
-			s.buf.putBack(failed)
-			s.failures.fail(firstErr)
-			return firstErr
-		}
-		s.failures.recovered()
-	}
+	return s.failures.deliverAll(ctx, func() []Event { return s.buf.take(maxEventsPerPut, maxPutBytes) }, splitSpan, s.put)
 }
 
 // splitSpan returns the events of stream st in time order, in parts each
