@@ -86,13 +86,12 @@ type produceJob struct {
 	guard storage.VerificationGuard
 }
 
+// handleProduce handles one request outside a connection's pipeline (see
+// answers in conn.go; acks=0 requests, for one): a group of one, answered
+// once its appends are durable and, for acks=all, replicated.
 func (s *Server) handleProduce(ctx context.Context, az reqAuth, req *kmsg.ProduceRequest) (kmsg.Response, error) {
-	resp, jobs := s.prepareProduce(ctx, az, req)
-	if req.TransactionID != nil {
-		jobs = s.verifyTxnProduce(ctx, *req.TransactionID, jobs)
-	}
-	s.runProduceJobs(ctx, [][]produceJob{jobs})
-	return finishProduce(req, resp)
+	resps := s.handleProduceGroup(ctx, az, []*kmsg.ProduceRequest{req})()
+	return finishProduce(req, resps[0].(*kmsg.ProduceResponse))
 }
 
 // prepareProduce checks a request and returns its response skeleton (with
@@ -190,13 +189,6 @@ func finishProduce(req *kmsg.ProduceRequest, resp *kmsg.ProduceResponse) (kmsg.R
 		}
 	}
 	return nil, nil
-}
-
-// runProduceJobs appends the jobs of one or more consecutive requests of a
-// connection (groups[i] are request i's jobs) and waits until the acks=all
-// ones are replicated.
-func (s *Server) runProduceJobs(ctx context.Context, groups [][]produceJob) {
-	s.appendProduceJobs(ctx, groups)()
 }
 
 // appendProduceJobs writes the jobs of one or more consecutive requests
