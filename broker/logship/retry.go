@@ -74,6 +74,19 @@ type failures struct {
 	reportedDrops int64
 }
 
+// newFailures is the account of a shipper of buf to dest, whose backoff
+// starts at base (default 1 s) and doubles up to maxWait (default, and at
+// least, 1 min or base).
+func newFailures(dest string, buf *buffer, log *slog.Logger, base, maxWait time.Duration) failures {
+	if base <= 0 {
+		base = time.Second
+	}
+	if maxWait < base {
+		maxWait = max(time.Minute, base)
+	}
+	return failures{dest: dest, buf: buf, log: log, backoff: backoff{base: base, max: maxWait}}
+}
+
 // fail records a failed delivery.
 func (f *failures) fail(err error) {
 	if !f.failing {

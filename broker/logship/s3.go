@@ -100,12 +100,6 @@ func NewS3Shipper(opts S3ShipperOptions) (*S3Shipper, error) {
 	if opts.ObjectBytes <= 0 {
 		opts.ObjectBytes = DefaultS3ObjectBytes
 	}
-	if opts.BaseBackoff <= 0 {
-		opts.BaseBackoff = time.Second
-	}
-	if opts.MaxBackoff < opts.BaseBackoff {
-		opts.MaxBackoff = max(time.Minute, opts.BaseBackoff)
-	}
 	if opts.CallTimeout <= 0 {
 		opts.CallTimeout = 30 * time.Second
 	}
@@ -117,7 +111,7 @@ func NewS3Shipper(opts S3ShipperOptions) (*S3Shipper, error) {
 	}
 	buf, log := opts.Handler.state.bufs[DestS3], opts.Logger.With("bucket", opts.Bucket, "key_prefix", opts.KeyPrefix)
 	return &S3Shipper{opts: opts, buf: buf, log: log,
-		failures: failures{dest: "S3", buf: buf, log: log, backoff: backoff{base: opts.BaseBackoff, max: opts.MaxBackoff}}}, nil
+		failures: newFailures("S3", buf, log, opts.BaseBackoff, opts.MaxBackoff)}, nil
 }
 
 // Run delivers every FlushInterval, sooner when the queue holds an object's

@@ -116,12 +116,6 @@ func NewShipper(opts ShipperOptions) (*Shipper, error) {
 	if opts.FlushInterval <= 0 {
 		opts.FlushInterval = 5 * time.Second
 	}
-	if opts.BaseBackoff <= 0 {
-		opts.BaseBackoff = time.Second
-	}
-	if opts.MaxBackoff < opts.BaseBackoff {
-		opts.MaxBackoff = max(time.Minute, opts.BaseBackoff)
-	}
 	if opts.CallTimeout <= 0 {
 		opts.CallTimeout = 10 * time.Second
 	}
@@ -130,7 +124,7 @@ func NewShipper(opts ShipperOptions) (*Shipper, error) {
 	}
 	buf, log := opts.Handler.state.bufs[DestCloudWatchLogs], opts.Logger.With("log_group", opts.LogGroup)
 	s := &Shipper{opts: opts, buf: buf, log: log,
-		failures: failures{dest: "CloudWatch Logs", buf: buf, log: log, backoff: backoff{base: opts.BaseBackoff, max: opts.MaxBackoff}}}
+		failures: newFailures("CloudWatch Logs", buf, log, opts.BaseBackoff, opts.MaxBackoff)}
 	s.streams[StreamBroker] = StreamName(opts.NodeID)
 	s.streams[StreamAudit] = AuditStreamName(opts.NodeID)
 	return s, nil
