@@ -374,6 +374,7 @@ func (ctl *Controller) onLeader(ctx context.Context, req rpcRequest) (json.RawMe
 		if ctl.closed.Load() {
 			return nil, ErrShuttingDown
 		}
+		req.Retry = req.Retry || attempt > 0
 		var v json.RawMessage
 		var err error
 		target, known := ctl.leaderAddr()
@@ -415,19 +416,38 @@ func (ctl *Controller) onLeader(ctx context.Context, req rpcRequest) (json.RawMe
 func (ctl *Controller) handleLocal(req rpcRequest) (json.RawMessage, error) {
 	switch req.Op {
 	case opApply:
+		if req.Retry && ctl.appliedBefore(req.Command) {
+			return nil, nil
+		}
 		return ctl.applyLocal(req.Command)
 	case opJoin:
 		return nil, ctl.addNonvoter(req.NodeID, req.RaftAddr)
 	case opCreateTopic:
 		return ctl.createTopicLocal(req.Topic)
 	case opCreatePartitions:
-		return ctl.createPartitionsLocal(req.Topic)
+		return ctl.createPartitionsLocal(req.Topic, req.Retry)
 	case opUnreachable:
 		return encodeValue(ctl.probeAndFence(req.NodeID))
 	case opUnregister:
 		return nil, ctl.unregisterLocal(req.NodeID)
 	}
 	return nil, fmt.Errorf("unknown controller request %q", req.Op)
+}
+
+// appliedBefore reports whether a retried command's effect is in the state
+// already, so that its retry answers as the lost first answer would have.
+// Only a deletion is told apart this way: its command names the id of the
+// topic it deletes, so a topic of that name created since is not it.
+func (ctl *Controller) appliedBefore(b []byte) bool {
+	if len(b) == 0 || metadata.CommandType(b[0]) != metadata.TypeDeleteTopic {
+		return false
+	}
+	var c metadata.DeleteTopic
+	if err := json.Unmarshal(b[1:], &c); err != nil || c.ID == (metadata.TopicID{}) {
+		return false
+	}
+	_, exists := ctl.fsm.Current().TopicByID(c.ID)
+	return !exists
 }
 
 func proposeAs[T any](ctx context.Context, ctl *Controller, cmd metadata.Command) (T, error) {
@@ -919,7 +939,7 @@ func (ctl *Controller) CreatePartitions(ctx context.Context, name string, total 
 	return decodeAs[*metadata.Topic](v, err)
 }
 
-func (ctl *Controller) createPartitionsLocal(r *topicRequest) (json.RawMessage, error) {
+func (ctl *Controller) createPartitionsLocal(r *topicRequest, retry bool) (json.RawMessage, error) {
 	if r == nil {
 		return nil, metadata.ErrInvalidRequest
 	}
@@ -929,6 +949,11 @@ func (ctl *Controller) createPartitionsLocal(r *topicRequest) (json.RawMessage, 
 		return nil, fmt.Errorf("%w: %s", metadata.ErrUnknownTopicOrPartition, r.Name)
 	}
 	add := int(r.Partitions) - len(t.Partitions)
+	if add == 0 && retry {
+		// The lost first try grew it (or another request did: either
+		// way the topic has the partitions asked for).
+		return encodeValue(t)
+	}
 	if add <= 0 {
 		return nil, fmt.Errorf("%w: topic %s has %d partitions, cannot go to %d", metadata.ErrInvalidPartitions, r.Name, len(t.Partitions), r.Partitions)
 	}
@@ -959,9 +984,14 @@ func decodeAs[T any](v json.RawMessage, err error) (T, error) {
 	return out, nil
 }
 
-// DeleteTopic deletes a topic.
+// DeleteTopic deletes a topic: the one this node knows by that name, so
+// that a retry never deletes a topic created under the name since.
 func (ctl *Controller) DeleteTopic(ctx context.Context, name string) error {
-	_, err := ctl.propose(ctx, metadata.DeleteTopic{Name: name})
+	cmd := metadata.DeleteTopic{Name: name}
+	if t, ok := ctl.fsm.Current().Topic(name); ok {
+		cmd.ID = t.ID
+	}
+	_, err := ctl.propose(ctx, cmd)
 	return err
 }
 

@@ -253,6 +253,53 @@ func TestThreeVotersBootstrapRegisterAndCreateTopics(t *testing.T) {
 	if err != nil || second.ID != first.ID || !slices.Equal(second.Partitions[1].Replicas, first.Partitions[1].Replicas) {
 		t.Fatalf("the retried creation: %+v, %v; the first made %+v", second, err, first)
 	}
+	// Growing it and deleting it, retried the same way: the retry of a
+	// growth the state shows answers the topic, as the lost answer would
+	// have; a first try that asks for no growth is refused as Kafka does.
+	grow := rpcRequest{Op: opCreatePartitions, Topic: &topicRequest{Name: "retried", Partitions: 3}}
+	if _, err := decodeAs[*metadata.Topic](f.onLeader(ctxT(t), grow)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decodeAs[*metadata.Topic](f.onLeader(ctxT(t), grow)); !errors.Is(err, metadata.ErrInvalidPartitions) {
+		t.Fatalf("growing to the count it has, first try: %v", err)
+	}
+	grow.Retry = true
+	if grown, err := decodeAs[*metadata.Topic](f.onLeader(ctxT(t), grow)); err != nil || len(grown.Partitions) != 3 {
+		t.Fatalf("the retried growth: %+v, %v", grown, err)
+	}
+	deletion, err := metadata.Encode(metadata.DeleteTopic{Name: "retried", ID: first.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	del := rpcRequest{Op: opApply, Command: deletion}
+	if _, err := f.onLeader(ctxT(t), del); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.onLeader(ctxT(t), del); !errors.Is(err, metadata.ErrUnknownTopicOrPartition) {
+		t.Fatalf("deleting it again, first try: %v", err)
+	}
+	del.Retry = true
+	if _, err := f.onLeader(ctxT(t), del); err != nil {
+		t.Fatalf("the retried deletion: %v", err)
+	}
+	// The name reused: a retried deletion of the first topic leaves the
+	// new one alone.
+	reborn, err := f.CreateTopic(ctxT(t), "retried", 1, 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.onLeader(ctxT(t), del); err != nil {
+		t.Fatalf("the retried deletion after the name was reused: %v", err)
+	}
+	if _, err := f.onLeader(ctxT(t), rpcRequest{Op: opApply, Command: deletion}); !errors.Is(err, metadata.ErrUnknownTopicOrPartition) {
+		t.Fatalf("deleting the first topic by id once its name is reused: %v", err)
+	}
+	tc.waitForState("the reused name kept", func(st *metadata.State) error {
+		if t, ok := st.Topic("retried"); !ok || t.ID != reborn.ID {
+			return fmt.Errorf("topic %+v", t)
+		}
+		return nil
+	})
 	tc.waitForState("topic replicated", func(st *metadata.State) error {
 		if _, ok := st.Topic("orders"); !ok {
 			return errors.New("no topic")

@@ -106,6 +106,12 @@ type rpcRequest struct {
 	NodeID   int32         `json:"node_id,omitempty"`
 	RaftAddr string        `json:"raft_addr,omitempty"`
 	Topic    *topicRequest `json:"topic,omitempty"`
+	// Retry says an earlier try of this request failed, its outcome
+	// unknown (a lost answer, a leadership lost before commit): a
+	// request whose effect the state already shows is answered as
+	// done, not refused as a first try would be. An older controller
+	// ignores it.
+	Retry bool `json:"retry,omitempty"`
 }
 
 // topicRequest asks the active controller to place partitions.

@@ -383,8 +383,12 @@ func applyCreateTopic(c *applyCtx, cmd CreateTopic) (any, error) {
 }
 
 func applyDeleteTopic(c *applyCtx, cmd DeleteTopic) (any, error) {
-	if _, ok := c.st.Topics[cmd.Name]; !ok {
+	t, ok := c.st.Topics[cmd.Name]
+	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrUnknownTopicOrPartition, cmd.Name)
+	}
+	if cmd.ID != (TopicID{}) && t.ID != cmd.ID {
+		return nil, fmt.Errorf("%w: %s (id %s; the topic of that name now is another)", ErrUnknownTopicOrPartition, cmd.Name, cmd.ID)
 	}
 	delete(c.st.Topics, cmd.Name)
 	return nil, nil

@@ -160,6 +160,9 @@ type CreateTopic struct {
 // DeleteTopic removes a topic.
 type DeleteTopic struct {
 	Name string `json:"name"`
+	// ID, when set, is the id of the topic to delete: another topic of
+	// the name (the one asked for deleted, the name reused) is not.
+	ID TopicID `json:"id,omitzero"`
 }
 
 // CreatePartitions appends partitions with the given assignments. The
