@@ -287,6 +287,9 @@ func CloudWatchData(prev, cur *Snapshot, level Level, clusterName string, broker
 	}
 	b.add("ConnectionCloseRate", types.StandardUnitCountSecond, rate(prev.ConnectionsClosed, cur.ConnectionsClosed), b.broker)
 	b.add("ConnectionCreationRate", types.StandardUnitCountSecond, rate(prev.ConnectionsCreated, cur.ConnectionsCreated), b.broker)
+	// MSK's TrafficBytes is a byte count, not a rate: the bytes clients
+	// and this broker exchanged during the interval, both directions.
+	b.add("TrafficBytes", types.StandardUnitBytes, float64(delta(prev.TrafficIn, cur.TrafficIn)+delta(prev.TrafficOut, cur.TrafficOut)), b.broker)
 	if ms, ok := meanMs(prev.RequestTimes[RequestFetchConsumer], cur.RequestTimes[RequestFetchConsumer]); ok {
 		b.add("FetchConsumerTotalTimeMsMean", types.StandardUnitMilliseconds, ms, b.broker)
 	}

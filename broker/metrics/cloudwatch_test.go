@@ -64,6 +64,7 @@ func busyRegistry(t *testing.T) (r *Registry, prev, cur *Snapshot) {
 		}}}
 	})
 	r.RecordProduce("orders", 1000, 10)
+	r.RecordTrafficIn(1500) // before the interval: not in its TrafficBytes
 	prev = r.Snapshot()
 	clock.advance(time.Minute)
 	committed = 400 // 300 offsets a minute: 600 left take 2 minutes
@@ -78,6 +79,8 @@ func busyRegistry(t *testing.T) (r *Registry, prev, cur *Snapshot) {
 	r.ConnOpened()
 	r.ConnOpened()
 	r.ConnClosed()
+	r.RecordTrafficIn(700)
+	r.RecordTrafficOut(5000)
 	cur = r.Snapshot()
 	return r, prev, cur
 }
@@ -116,7 +119,7 @@ func TestCloudWatchDimensionsPerLevel(t *testing.T) {
 	perBrokerKeys := []string{
 		"ConnectionCreationRate" + broker, "ConnectionCloseRate" + broker, "FetchConsumerTotalTimeMsMean" + broker,
 		"ProduceMessageConversionsPerSec" + broker, "FetchMessageConversionsPerSec" + broker,
-		"ReplicationBytesInPerSec" + broker, "ReplicationBytesOutPerSec" + broker,
+		"ReplicationBytesInPerSec" + broker, "ReplicationBytesOutPerSec" + broker, "TrafficBytes" + broker,
 	}
 	perTopicKeys := []string{
 		"MessagesInPerSec" + orders, "ProduceMessageConversionsPerSec" + orders, "FetchMessageConversionsPerSec" + orders,
@@ -195,6 +198,7 @@ func TestCloudWatchValues(t *testing.T) {
 		{"ConnectionCount" + broker, 2, types.StandardUnitCount},
 		{"ConnectionCreationRate" + broker, 3.0 / 60, types.StandardUnitCountSecond},
 		{"ConnectionCloseRate" + broker, 1.0 / 60, types.StandardUnitCountSecond},
+		{"TrafficBytes" + broker, 700 + 5000, types.StandardUnitBytes},
 		{"PartitionCount" + broker, 4, types.StandardUnitCount},
 		{"LeaderCount" + broker, 3, types.StandardUnitCount},
 		{"UnderReplicatedPartitions" + broker, 2, types.StandardUnitCount},

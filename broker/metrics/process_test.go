@@ -2,12 +2,15 @@ package metrics
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tributary/tributary/internal/localcloud"
 )
@@ -52,9 +56,9 @@ func TestRunShipsToCloudWatch(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/tributary/tributary/broker/cmd/tributary-broker").CombinedOutput(); err != nil {
 		t.Fatalf("building the broker: %v\n%s", err, out)
 	}
-	metricsAddr := freeLoopbackAddr(t)
+	metricsAddr, kafkaAddr := freeLoopbackAddr(t), freeLoopbackAddr(t)
 	conf := fmt.Sprintf(`node.id=4
-listeners=PLAINTEXT://127.0.0.1:0
+listeners=PLAINTEXT://%s
 log.dirs=%s
 metrics.listen=%s
 tributary.cluster.name=proc-test
@@ -62,7 +66,7 @@ tributary.metrics.cloudwatch.enable=true
 tributary.metrics.cloudwatch.namespace=Tributary/ProcessTest
 tributary.metrics.cloudwatch.level=PER_BROKER
 tributary.metrics.cloudwatch.interval.ms=1000
-`, filepath.Join(dir, "data"), metricsAddr)
+`, kafkaAddr, filepath.Join(dir, "data"), metricsAddr)
 	confPath := filepath.Join(dir, "broker.properties")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -101,6 +105,11 @@ tributary.metrics.cloudwatch.interval.ms=1000
 		time.Sleep(50 * time.Millisecond)
 	}
 
+	// A client produces and consumes a payload: TrafficBytes (both
+	// directions, replication excluded) must cover it.
+	const payload = 256 << 10
+	clientTraffic(t, kafkaAddr, payload)
+
 	cw := cloudwatch.NewFromConfig(aws.Config{Region: c.Region(), BaseEndpoint: aws.String(c.Endpoint()),
 		Credentials: credentials.NewStaticCredentialsProvider(localcloud.AccessKeyID, localcloud.SecretAccessKey, "")})
 	want := []string{
@@ -133,6 +142,53 @@ tributary.metrics.cloudwatch.interval.ms=1000
 		time.Sleep(200 * time.Millisecond)
 	}
 
+	// The shipped TrafficBytes of every interval add up to the payload
+	// each way plus the protocol's framing; Prometheus has the same
+	// counter by direction.
+	var traffic float64
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		now := time.Now()
+		out, err := cw.GetMetricStatistics(ctx, &cloudwatch.GetMetricStatisticsInput{
+			Namespace: aws.String("Tributary/ProcessTest"), MetricName: aws.String("TrafficBytes"),
+			Dimensions: dims(nil, DimClusterName, "proc-test", DimBrokerID, "4"),
+			StartTime:  aws.Time(now.Add(-10 * time.Minute)), EndTime: aws.Time(now.Add(time.Minute)),
+			Period: aws.Int32(60), Statistics: []types.Statistic{types.StatisticSum},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		traffic = 0
+		for _, p := range out.Datapoints {
+			traffic += aws.ToFloat64(p.Sum)
+			if p.Unit != types.StandardUnitBytes {
+				t.Errorf("TrafficBytes in %s, want Bytes", p.Unit)
+			}
+		}
+		if traffic >= 2*payload || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("TrafficBytes sums to %.0f for %d bytes produced and consumed", traffic, payload)
+	if traffic < 2*payload || traffic > 2*payload+64<<10 {
+		t.Errorf("TrafficBytes sums to %.0f for %d bytes produced and consumed: want %d to %d", traffic, payload, 2*payload, 2*payload+64<<10)
+	}
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{"in", "out"} {
+		if v, ok := promValue(string(body), `tributary_client_traffic_bytes_total{direction="`+dir+`"}`); !ok || v < payload {
+			t.Errorf("tributary_client_traffic_bytes_total{direction=%q} = %v (found %v), want at least %d", dir, v, ok, payload)
+		}
+	}
+
 	stopped = true
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -147,6 +203,53 @@ tributary.metrics.cloudwatch.interval.ms=1000
 		<-exited
 		t.Fatal("the broker did not stop within 30 s of SIGTERM")
 	}
+}
+
+// clientTraffic produces payload bytes of incompressible values to the
+// broker at addr with a franz-go client and consumes them back with
+// another.
+func clientTraffic(t *testing.T, addr string, payload int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const size = 16 << 10
+	prod, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("traffic"), kgo.AllowAutoTopicCreation(), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	var recs []*kgo.Record
+	for range payload / size {
+		v := make([]byte, size)
+		_, _ = rand.Read(v)
+		recs = append(recs, &kgo.Record{Value: v})
+	}
+	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	cons, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("traffic"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	for got := 0; got < len(recs); {
+		fs := cons.PollFetches(ctx)
+		if err := fs.Err(); err != nil {
+			t.Fatalf("consume after %d records: %v", got, err)
+		}
+		got += fs.NumRecords()
+	}
+}
+
+// promValue finds a sample of the Prometheus text format by its series.
+func promValue(body, series string) (float64, bool) {
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
 }
 
 // freeLoopbackAddr returns a loopback address with a port free a moment ago.

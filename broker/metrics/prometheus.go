@@ -36,6 +36,7 @@ var (
 	descClientConns         = desc("client_connections", "Open client connections that have authenticated, by how (MSK ClientConnectionCount).", "client_authentication")
 	descConnCreated         = desc("connections_created_total", "Client connections accepted (MSK ConnectionCreationRate = rate).")
 	descConnClosed          = desc("connections_closed_total", "Client connections closed (MSK ConnectionCloseRate = rate).")
+	descTraffic             = desc("client_traffic_bytes_total", "Kafka protocol bytes read from (in) and written to (out) client connections; replication and quorum traffic excluded (MSK TrafficBytes = increase of in + out).", "direction")
 	descThrottled           = desc("quota_throttled_responses_total", "Responses throttled by a client quota (MSK <Quota>ThrottleTime = time / count).", "quota")
 	descThrottleTime        = desc("quota_throttle_seconds_total", "Throttle time of the throttled responses, summed.", "quota")
 	descThrottleBytes       = desc("quota_bytes_total", "Bytes measured against a byte-rate client quota (MSK <Quota>ThrottleByteRate = rate).", "quota")
@@ -142,6 +143,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(descConnCreated, float64(s.ConnectionsCreated))
 	counter(descConnClosed, float64(s.ConnectionsClosed))
+	counter(descTraffic, float64(s.TrafficIn), "in")
+	counter(descTraffic, float64(s.TrafficOut), "out")
 	for k, t := range s.Throttles {
 		kind := ThrottleKind(k).String()
 		counter(descThrottled, float64(t.Throttled), kind)

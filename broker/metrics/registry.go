@@ -47,6 +47,7 @@ type Registry struct {
 	replicationBytesOut               atomic.Int64
 	produceConversions                atomic.Int64 // never incremented: records are stored as sent
 	connOpen, connCreated, connClosed atomic.Int64
+	trafficIn, trafficOut             atomic.Int64 // client listeners' bytes (TrafficBytes)
 	clientConns                       [numClientAuths]atomic.Int64
 	requestBytes                      sizeSum
 	requests                          [numRequestKinds]histogram
@@ -229,6 +230,18 @@ func (r *Registry) ConnClosed() {
 	r.connOpen.Add(-1)
 	r.connClosed.Add(1)
 }
+
+// RecordTrafficIn counts bytes read from a client connection (TrafficBytes):
+// the Kafka protocol's bytes as the connection delivers them, request
+// frames and SASL tokens alike. Replication and quorum traffic go through
+// other listeners and are not counted, as MSK counts only the traffic
+// between clients and brokers.
+func (r *Registry) RecordTrafficIn(n int) { r.trafficIn.Add(int64(n)) }
+
+// RecordTrafficOut counts bytes written to a client connection
+// (TrafficBytes), as the writes report them: a response cut short by a
+// failed write counts the part that went out.
+func (r *Registry) RecordTrafficOut(n int64) { r.trafficOut.Add(n) }
 
 // ClientAuth is how an open client connection authenticated: the value of
 // MSK's Client Authentication dimension of ClientConnectionCount.

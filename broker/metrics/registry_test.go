@@ -49,6 +49,8 @@ func TestCountersUnderConcurrency(t *testing.T) {
 				r.RecordProduce(topic, 100, 3)
 				r.RecordFetch(topic, 50)
 				r.RecordRequest(RequestKind(i%int(numRequestKinds)), 200, time.Millisecond)
+				r.RecordTrafficIn(200)
+				r.RecordTrafficOut(60)
 				r.ConnClosed()
 			}
 		}()
@@ -73,6 +75,8 @@ func TestCountersUnderConcurrency(t *testing.T) {
 		{"Connections", s.Connections, 0},
 		{"ConnectionsCreated", s.ConnectionsCreated, total},
 		{"ConnectionsClosed", s.ConnectionsClosed, total},
+		{"TrafficIn", s.TrafficIn, 200 * total},
+		{"TrafficOut", s.TrafficOut, 60 * total},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -107,6 +111,7 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 		"RecordRequest": func() { r.RecordRequest(RequestProduce, 512, 3*time.Millisecond) },
 		"Conn":          func() { r.ConnOpened(); r.ConnClosed() },
 		"Replication":   func() { r.RecordReplicationIn(1); r.RecordReplicationOut(1) },
+		"Traffic":       func() { r.RecordTrafficIn(1); r.RecordTrafficOut(1) },
 	}
 	for name, f := range calls {
 		if n := testing.AllocsPerRun(1000, f); n != 0 {

@@ -22,6 +22,7 @@ type Snapshot struct {
 	Connections                             int64
 	ClientConnections                       [numClientAuths]int64 // by ClientAuth
 	ConnectionsCreated, ConnectionsClosed   int64
+	TrafficIn, TrafficOut                   int64 // bytes read from / written to client connections
 	RequestBytesSum, RequestCount           int64
 	RequestTimes                            [numRequestKinds]histogramSnapshot
 	Topics                                  []TopicTotals // sorted by name
@@ -81,6 +82,8 @@ func (r *Registry) Snapshot() *Snapshot {
 		Connections:         r.connOpen.Load(),
 		ConnectionsCreated:  r.connCreated.Load(),
 		ConnectionsClosed:   r.connClosed.Load(),
+		TrafficIn:           r.trafficIn.Load(),
+		TrafficOut:          r.trafficOut.Load(),
 		RequestBytesSum:     r.requestBytes.sum.Load(),
 		RequestCount:        r.requestBytes.count.Load(),
 	}

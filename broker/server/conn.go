@@ -249,7 +249,7 @@ func (c *conn) serve() {
 	if !c.startTLS() {
 		return
 	}
-	br := bufio.NewReaderSize(c.rw, 64<<10)
+	br := bufio.NewReaderSize(trafficReader{c.rw, c.s.metrics}, 64<<10)
 	if !c.authenticated && !c.authenticate(br) {
 		return
 	}
@@ -424,6 +424,21 @@ serving:
 	}
 }
 
+// trafficReader counts what a client connection delivers (TrafficBytes).
+// It sits under the connection's read buffer, so it counts once per read
+// from the socket, not per frame or field; the write side counts in
+// fetchwire.Writer, which keeps the vectored write of fetch responses.
+type trafficReader struct {
+	r io.Reader
+	m *metrics.Registry
+}
+
+func (t trafficReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	t.m.RecordTrafficIn(n)
+	return n, err
+}
+
 func (c *conn) readLoop(br *bufio.Reader, reqs chan<- *request) {
 	defer close(reqs)
 	defer func() {
@@ -580,7 +595,10 @@ func (c *conn) writeLoop(out <-chan net.Buffers, done chan<- struct{}) {
 		if idle := c.s.Config().ConnectionsMaxIdle; idle > 0 {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(idle))
 		}
-		if err := w.Write(buf); err != nil {
+		sent := w.Sent()
+		err := w.Write(buf)
+		c.s.metrics.RecordTrafficOut(w.Sent() - sent)
+		if err != nil {
 			level := slog.LevelInfo
 			if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
 				level = slog.LevelDebug // the client hung up first: routine

@@ -277,7 +277,9 @@ func hintSuffix(size [4]byte) string {
 // writer goroutine runs.
 func (c *conn) writeNow(b []byte) bool {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(saslAuthTimeout))
-	if _, err := c.rw.Write(b); err != nil {
+	n, err := c.rw.Write(b)
+	c.s.metrics.RecordTrafficOut(int64(n))
+	if err != nil {
 		c.log.Info("closing connection: writing response failed", "err", err)
 		return false
 	}

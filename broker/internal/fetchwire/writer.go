@@ -25,7 +25,15 @@ const tlsRecordPayload = 16 << 10
 type Writer struct {
 	conn net.Conn
 	bw   *bufio.Writer // nil on plain TCP
+	// sent counts the bytes the connection took, as its writes (writev on
+	// plain TCP) report them: a connection's traffic is measured here,
+	// without wrapping the connection and losing the vectored write.
+	sent int64
 }
+
+// Sent is how many response bytes the connection has taken so far,
+// including the part of a response whose write failed.
+func (w *Writer) Sent() int64 { return w.sent }
 
 // NewWriter returns the writer of responses to c (a *net.TCPConn, or a
 // *tls.Conn or any other stream, which get the buffered path). Use one per
@@ -41,7 +49,9 @@ func NewWriter(c net.Conn) *Writer {
 // and flushes them.
 func (w *Writer) Write(pieces net.Buffers) error {
 	if w.bw == nil {
-		if _, err := pieces.WriteTo(w.conn); err != nil {
+		n, err := pieces.WriteTo(w.conn)
+		w.sent += n
+		if err != nil {
 			return fmt.Errorf("writing a response: %w", err)
 		}
 		return nil
@@ -50,11 +60,18 @@ func (w *Writer) Write(pieces net.Buffers) error {
 		// bufio copies p into the buffer while it fits, fills the buffer
 		// and flushes it when p is larger, and hands whatever remains of
 		// a large p to the connection without copying it.
-		if _, err := w.bw.Write(p); err != nil {
+		n, err := w.bw.Write(p)
+		w.sent += int64(n)
+		if err != nil {
+			w.sent -= int64(w.bw.Buffered())
 			return fmt.Errorf("writing a response: %w", err)
 		}
 	}
+	// The buffered bytes counted as written are the connection's only
+	// once the flush hands them over; a failed flush keeps what it could
+	// not write.
 	if err := w.bw.Flush(); err != nil {
+		w.sent -= int64(w.bw.Buffered())
 		return fmt.Errorf("writing a response: %w", err)
 	}
 	return nil
