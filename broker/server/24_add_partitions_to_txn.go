@@ -11,8 +11,10 @@ package server
 //     OPERATION_NOT_ATTEMPTED, as Kafka does. A request for an id this
 //     broker does not coordinate answers NOT_COORDINATOR; a producer id or
 //     epoch that is not the id's current one INVALID_PRODUCER_ID_MAPPING or
-//     PRODUCER_FENCED; a transaction being committed or aborted
-//     CONCURRENT_TRANSACTIONS.
+//     PRODUCER_FENCED. A transaction being committed or aborted, or with
+//     another add being written, is waited for (up to 1 s, then
+//     CONCURRENT_TRANSACTIONS), so that a new transaction's first adds are
+//     not refused while the last one's markers are written.
 //   - v4 (brokers, KIP-890 part 1): several transactions per request, each
 //     either added as above or, with verify_only, checked without a write:
 //     a partition leader asks whether a partition is in the producer's

@@ -46,6 +46,14 @@ type Config struct {
 	// ExpiryInterval is how often idle ids are looked for
 	// (transaction.remove.expired.transaction.cleanup.interval.ms, 1 h).
 	ExpiryInterval time.Duration
+	// ConcurrentWait bounds how long an AddPartitionsToTxn waits for a
+	// change of its transaction in flight (another add's write, the last
+	// transaction's markers) before answering CONCURRENT_TRANSACTIONS
+	// (1 s). Clients back off 20 ms or more on that answer, which a
+	// transaction would otherwise pay several times: each of a producer's
+	// brokers adds its partitions at once, and the next transaction
+	// starts while the last one's markers are still being written.
+	ConcurrentWait time.Duration
 	// OnShardStopped is called when a shard stopped after a failed write;
 	// the server loads it again from its log.
 	OnShardStopped func(partition int32)
@@ -85,6 +93,9 @@ func New(cfg Config) (*Coordinator, error) {
 	}
 	if cfg.ExpiryInterval <= 0 {
 		cfg.ExpiryInterval = time.Hour
+	}
+	if cfg.ConcurrentWait <= 0 {
+		cfg.ConcurrentWait = time.Second
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

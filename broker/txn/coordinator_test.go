@@ -432,3 +432,99 @@ func TestRecordRoundTrip(t *testing.T) {
 		t.Fatal("a bad key decoded")
 	}
 }
+
+// TestAddWaitsForTheChangeInFlight: an AddPartitionsToTxn that arrives
+// while the last transaction's markers are being written, or while
+// another add of the same transaction is written, waits for it and is
+// answered then, instead of CONCURRENT_TRANSACTIONS (which clients back
+// off 20 ms or more on); past ConcurrentWait it is still that answer.
+func TestAddWaitsForTheChangeInFlight(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.markers.block = make(chan struct{})
+	f.markers.called = make(chan Markers, 1)
+	pid, e, _ := f.init("t", -1, -1)
+	wantCode(t, "add", f.c.AddPartitions(ctx, 0, "t", pid, e, []TopicPartition{tpA}), 0)
+	wantCode(t, "commit", f.c.EndTxn(ctx, 0, "t", pid, e, true), 0)
+	<-f.markers.called
+	added := make(chan int16, 1)
+	go func() { added <- f.c.AddPartitions(ctx, 0, "t", pid, e, []TopicPartition{tpB}) }()
+	select {
+	case code := <-added:
+		t.Fatalf("the next transaction's add answered %s while the last one's markers were unwritten", codeName(code))
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(f.markers.block)
+	select {
+	case code := <-added:
+		wantCode(t, "add once the markers are written", code, 0)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting add was not answered after the markers were written")
+	}
+	if d := f.waitState("t", Ongoing); len(d.Partitions) != 1 || d.Partitions[0] != tpB {
+		t.Fatalf("the next transaction holds %v, want [%v]", d.Partitions, tpB)
+	}
+
+	// A write of the same transaction in flight: the log stalls the
+	// first add; two more wait for it, and then one write adds both.
+	f.log.mu.Lock()
+	writes := len(f.log.records)
+	first := make(chan int16, 1)
+	go func() { first <- f.c.AddPartitions(ctx, 0, "t", pid, e, []TopicPartition{{"c", 1}}) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		f.c.mu.Lock()
+		sh := f.c.shards[0]
+		f.c.mu.Unlock()
+		sh.mu.Lock()
+		pending := sh.txns["t"].pending
+		sh.mu.Unlock()
+		if pending != noState {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first add's write never started")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	waiting := make(chan int16, 2)
+	go func() { waiting <- f.c.AddPartitions(ctx, 0, "t", pid, e, []TopicPartition{{"d", 2}}) }()
+	go func() { waiting <- f.c.AddPartitions(ctx, 0, "t", pid, e, []TopicPartition{{"e", 4}, tpB}) }()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		f.c.mu.Lock()
+		sh := f.c.shards[0]
+		f.c.mu.Unlock()
+		sh.mu.Lock()
+		queued := len(sh.txns["t"].queued)
+		sh.mu.Unlock()
+		if queued == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d partitions queued behind the first add, want 3", queued)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	f.log.mu.Unlock()
+	wantCode(t, "first add", <-first, 0)
+	wantCode(t, "add after waiting", <-waiting, 0)
+	wantCode(t, "add after waiting", <-waiting, 0)
+	if d, _ := f.c.Describe(0, "t"); len(d.Partitions) != 4 {
+		t.Fatalf("transaction holds %v, want b-3, c-1, d-2 and e-4", d.Partitions)
+	}
+	f.log.mu.Lock()
+	if n := len(f.log.records) - writes; n != 2 {
+		t.Errorf("three adds at once made %d writes, want 2", n)
+	}
+	f.log.mu.Unlock()
+
+	// Past the bound, the answer is CONCURRENT_TRANSACTIONS as before.
+	f.c.cfg.ConcurrentWait = 20 * time.Millisecond
+	f.markers.mu.Lock()
+	f.markers.block = make(chan struct{})
+	f.markers.mu.Unlock()
+	defer close(f.markers.block)
+	wantCode(t, "commit", f.c.EndTxn(ctx, 0, "t", pid, e, true), 0)
+	<-f.markers.called
+	wantCode(t, "add while markers stall", f.c.AddPartitions(ctx, 0, "t", pid, e, []TopicPartition{tpA}), kerr.ConcurrentTransactions.Code)
+}

@@ -27,8 +27,9 @@
 //
 // A shard's mutex guards its transactions. A change is decided under the
 // mutex, marked pending (other requests for the id answer
-// CONCURRENT_TRANSACTIONS meanwhile), written to the log without the mutex,
-// and applied under it again. Marker rounds run on their own goroutines,
+// CONCURRENT_TRANSACTIONS meanwhile, except AddPartitions, which waits for
+// the change to end, up to Config.ConcurrentWait), written to the log
+// without the mutex, and applied under it again. Marker rounds run on their own goroutines,
 // one per decided transaction, until every partition has its marker or the
 // shard is unloaded.
 package txn

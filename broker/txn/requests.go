@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 )
@@ -140,16 +141,38 @@ func (c *Coordinator) AddPartitions(ctx context.Context, partition int32, id str
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	m := sh.txns[id]
-	if code := checkProducer(m, producerID, epoch); code != 0 {
-		return code
-	}
-	if m.pending != noState {
-		return kerr.ConcurrentTransactions.Code
+	// A change of the transaction in flight (another broker's partitions
+	// being added, the last transaction's markers) is waited for, up to
+	// ConcurrentWait, rather than answered CONCURRENT_TRANSACTIONS at
+	// once: the client's backoff on that answer is longer than the wait.
+	deadline := time.Now().Add(c.cfg.ConcurrentWait)
+	var m *txnMeta
+	for {
+		m = sh.txns[id]
+		if code := checkProducer(m, producerID, epoch); code != 0 {
+			return code
+		}
+		if m.pending == noState && m.state != PrepareCommit && m.state != PrepareAbort {
+			break
+		}
+		if m.pending == Ongoing { // another add's write
+			if m.queued == nil {
+				m.queued = map[TopicPartition]struct{}{}
+			}
+			for _, tp := range tps {
+				m.queued[tp] = struct{}{}
+			}
+		}
+		if !sh.awaitSettled(ctx, deadline) {
+			if m := sh.txns[id]; m != nil {
+				for _, tp := range tps {
+					delete(m.queued, tp)
+				}
+			}
+			return kerr.ConcurrentTransactions.Code
+		}
 	}
 	switch m.state {
-	case PrepareCommit, PrepareAbort:
-		return kerr.ConcurrentTransactions.Code
 	case Dead, PrepareEpochFence:
 		return kerr.InvalidTxnState.Code
 	case Ongoing:
@@ -172,6 +195,10 @@ func (c *Coordinator) AddPartitions(ctx context.Context, partition int32, id str
 	for _, tp := range tps {
 		next.partitions[tp] = struct{}{}
 	}
+	for tp := range m.queued {
+		next.partitions[tp] = struct{}{}
+	}
+	m.queued = nil
 	next.state = Ongoing
 	next.lastUpdate = c.now()
 	return sh.commitChange(ctx, m, next)

@@ -35,10 +35,17 @@ type txnMeta struct {
 	// its log write, or for PrepareCommit/PrepareAbort the whole marker
 	// round until the Complete record is written.
 	pending State
+	// queued holds the partitions of adds waiting while another add of
+	// this transaction is written: the next add's write takes them too,
+	// so that a producer's brokers adding at once cost two writes, not
+	// one each. In memory only; each waiter still finds its partitions in
+	// the written set before it is answered.
+	queued map[TopicPartition]struct{}
 }
 
 func (m *txnMeta) clone() *txnMeta {
 	c := *m
+	c.queued = nil
 	c.partitions = maps.Clone(m.partitions)
 	if c.partitions == nil {
 		c.partitions = map[TopicPartition]struct{}{}
@@ -49,9 +56,9 @@ func (m *txnMeta) clone() *txnMeta {
 // apply copies a written change into m, keeping m's identity (requests
 // hold the pointer).
 func (m *txnMeta) apply(next *txnMeta) {
-	pending := m.pending
+	pending, queued := m.pending, m.queued
 	*m = *next.clone()
-	m.pending = pending
+	m.pending, m.queued = pending, queued
 }
 
 // epochExhausted: Kafka moves to a new producer id rather than use the
@@ -72,16 +79,46 @@ type shard struct {
 
 	mu   sync.Mutex
 	txns map[string]*txnMeta
+	// settled is closed, and replaced, each time a transaction's change
+	// in flight ends: requests waiting for one wake and look again.
+	settled chan struct{}
 }
 
 func newShard(c *Coordinator, partition, epoch int32, log Log) *shard {
-	sh := &shard{c: c, partition: partition, epoch: epoch, log: log, txns: map[string]*txnMeta{}}
+	sh := &shard{c: c, partition: partition, epoch: epoch, log: log, txns: map[string]*txnMeta{}, settled: make(chan struct{})}
 	sh.ctx, sh.cancel = context.WithCancel(c.ctx)
 	sh.state.Store(int32(ShardLoading))
 	return sh
 }
 
 func (sh *shard) status() ShardState { return ShardState(sh.state.Load()) }
+
+// settle ends m's change in flight and wakes the requests waiting for
+// one. The caller holds sh.mu.
+func (sh *shard) settle(m *txnMeta) {
+	m.pending = noState
+	close(sh.settled)
+	sh.settled = make(chan struct{})
+}
+
+// awaitSettled waits, without sh.mu (held on entry and on return), until
+// some change in flight ends, the deadline passes, ctx ends or the shard
+// stops; it reports whether a change ended.
+func (sh *shard) awaitSettled(ctx context.Context, deadline time.Time) bool {
+	ch := sh.settled
+	sh.mu.Unlock()
+	defer sh.mu.Lock()
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case <-ch:
+		return true
+	case <-timer.C:
+	case <-ctx.Done():
+	case <-sh.ctx.Done():
+	}
+	return false
+}
 
 // stop ends the shard and waits for its goroutines.
 func (sh *shard) stop() {
@@ -195,7 +232,7 @@ func (sh *shard) commitChange(ctx context.Context, m *txnMeta, next *txnMeta) in
 	sh.mu.Unlock()
 	err := sh.write(ctx, next)
 	sh.mu.Lock()
-	m.pending = noState
+	sh.settle(m)
 	if err != nil {
 		sh.c.log.Warn("transaction state change not written", "partition", sh.partition, "transactional_id", m.id, "to", next.state.String(), "err", err)
 		return writeErrorCode(err)
@@ -282,7 +319,7 @@ func (sh *shard) runMarkers(m *txnMeta, mk Markers) {
 		sh.mu.Lock()
 		if err == nil {
 			m.apply(next)
-			m.pending = noState
+			sh.settle(m)
 			sh.mu.Unlock()
 			return
 		}
@@ -374,7 +411,7 @@ func (sh *shard) expireIDs() {
 			sh.fail(err)
 		}
 		sh.mu.Lock()
-		m.pending = noState
+		sh.settle(m)
 		if err != nil {
 			sh.c.log.Warn("expiring a transactional id failed", "transactional_id", m.id, "err", err)
 			return
