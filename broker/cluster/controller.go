@@ -1032,6 +1032,15 @@ func (ctl *Controller) AlterPartition(ctx context.Context, topic string, partiti
 	})
 }
 
+// LeaderLogFailed reports that this broker's log of a partition it leads
+// at leaderEpoch failed (see metadata.LeaderLogFailed); the answer is the
+// partition as the controller left it, led at a new epoch.
+func (ctl *Controller) LeaderLogFailed(ctx context.Context, topic string, partition, leaderEpoch int32) (metadata.Partition, error) {
+	return proposeAs[metadata.Partition](ctx, ctl, metadata.LeaderLogFailed{
+		Topic: topic, Partition: partition, LeaderID: ctl.cfg.NodeID, BrokerEpoch: ctl.brokerEpoch.Load(), LeaderEpoch: leaderEpoch,
+	})
+}
+
 // ElectLeaders runs preferred or unclean elections (all partitions when
 // tps is empty).
 func (ctl *Controller) ElectLeaders(ctx context.Context, how metadata.ElectionType, tps []metadata.TopicPartition) ([]metadata.ElectionResult, error) {

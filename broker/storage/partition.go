@@ -80,13 +80,25 @@ type Partition struct {
 	// fencedBelow refuses leader appends at an older epoch
 	// (FenceLeaderEpoch); 0, the zero value, fences nothing.
 	fencedBelow int32
-	closed      bool
+	// cutAtEpoch refuses leader appends at this leader epoch and older
+	// (-1: none): a failed fsync cut off records a reader had read
+	// (discardUnsynced), so their offsets may be used again only under a
+	// newer epoch.
+	cutAtEpoch int32
+	closed     bool
 	// cleanedTo: offsets below it were compacted by a cleaner pass;
 	// nextHorizon: when the earliest kept tombstone may go (ms, 0 = none).
 	cleanedTo, nextHorizon int64
 
 	// durable is the offset below which all data is fsynced.
 	durable atomic.Int64
+	// readTo is the end of the data a reader may have been handed, when
+	// that is past the durable end (a follower's fetch, served up to the
+	// log end while the fsync runs); set under mu's read lock, so a cut
+	// under the write lock sees every read that could have reached it.
+	readTo atomic.Int64
+	// onCut is told of a failed fsync's cut (SetCutObserver).
+	onCut atomic.Pointer[func(Cut)]
 	// writeGen changes when written-but-unsynced data is discarded after a
 	// failed fsync, so appends waiting on it learn they failed.
 	writeGen atomic.Uint64
@@ -115,6 +127,7 @@ func newPartition(st *Store, topic string, partition int32, dir string, cfg Topi
 		store: st, topic: topic, partition: partition, dir: dir, cfg: cfg,
 		producers:  newProducerStates(),
 		snapOffset: -1,
+		cutAtEpoch: -1,
 		recovery:   recoveryPoint{offset: -1},
 		hwWritten:  -1,
 		notify:     make(chan struct{}),
@@ -389,6 +402,9 @@ func (p *Partition) appendLocked(batches []byte, parsed []parsedBatch, opts Appe
 	if p.fencedBelow > 0 && opts.LeaderEpoch < p.fencedBelow {
 		return 0, 0, AppendResult{}, fmt.Errorf("%w: append at leader epoch %d, this replica has moved on to epoch %d", ErrFencedLeaderEpoch, opts.LeaderEpoch, p.fencedBelow)
 	}
+	if opts.LeaderEpoch <= p.cutAtEpoch {
+		return 0, 0, AppendResult{}, fmt.Errorf("%w: append at leader epoch %d: a failed fsync cut off records a follower had read at epoch %d; this replica may write again only as leader at a newer epoch", ErrStorage, opts.LeaderEpoch, p.cutAtEpoch)
+	}
 	now := p.store.opts.Now()
 	nowMs := now.UnixMilli()
 	res = AppendResult{BaseOffset: p.leo, LogAppendTime: -1, LogStartOffset: p.logStart}
@@ -643,22 +659,80 @@ func advanceTo(v *atomic.Int64, to int64) {
 	}
 }
 
+// Cut describes a failed fsync's cut of the log (group policy).
+type Cut struct {
+	// From is the durable end the log was cut back to; To its end before.
+	From, To int64
+	// Read: a reader had been handed records past From (a follower's
+	// fetch); then leader appends at leader epoch Epoch and older are
+	// refused from now on, and this replica may lead again only at a newer
+	// epoch.
+	Read  bool
+	Epoch int32
+	Err   error
+}
+
+// SetCutObserver installs fn, or removes it when fn is nil. fn is called,
+// without the partition's locks, each time a failed fsync cut the log back
+// (discardUnsynced). The replication layer's leader uses it to give up the
+// leadership: a follower that copied the cut records holds them at offsets
+// this log no longer has.
+func (p *Partition) SetCutObserver(fn func(Cut)) {
+	if fn == nil {
+		p.onCut.Store(nil)
+		return
+	}
+	p.onCut.Store(&fn)
+}
+
 // discardUnsynced handles a failed fsync. After a failed fsync the kernel
 // may have dropped the dirty pages, so what was written since the last good
 // fsync cannot be trusted: it is cut off, and the appends waiting on it fail
 // with ErrStorage. Later appends start from the durable end again.
+//
+// Followers are woken at the write, before its fsync, and may have copied
+// the records cut. Were the leader to give their offsets to new records at
+// the same leader epoch, a follower would hold different records at the
+// same offsets and epoch, a divergence no epoch check finds, and its fetch
+// offset past the new records would count them as replicated. So when a
+// reader had been handed records past the durable end, leader appends at
+// the epochs written so far are refused from now on (ErrStorage): the
+// offsets are given again only under a newer epoch, whose start the
+// followers' epoch check (KIP-101) truncates them to. When nobody read
+// past the durable end (a partition without followers), nobody holds the
+// cut records and appends go on at the same epoch once fsync works.
 func (p *Partition) discardUnsynced(gen uint64, cause error) {
+	cut, ok := p.cutUnsynced(gen, cause)
+	if !ok {
+		return
+	}
+	if fn := p.onCut.Load(); fn != nil {
+		(*fn)(cut)
+	}
+}
+
+func (p *Partition) cutUnsynced(gen uint64, cause error) (Cut, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.writeGen.Load() != gen || p.closed {
-		return
+		return Cut{}, false
 	}
 	durable := p.durable.Load()
-	p.store.log.Error("fsync failed; discarding unacknowledged writes", "partition", p.dir, "from_offset", durable, "to_offset", p.leo, "err", cause)
+	cut := Cut{From: durable, To: p.leo, Read: p.readTo.Load() > durable, Epoch: -1, Err: cause}
+	if cut.Read {
+		cut.Epoch = 0
+		if e, ok := p.epochs.latest(); ok {
+			cut.Epoch = e.epoch
+		}
+		p.cutAtEpoch = max(p.cutAtEpoch, cut.Epoch)
+	}
+	p.store.log.Error("fsync failed; discarding unacknowledged writes", "partition", p.dir, "from_offset", durable, "to_offset", p.leo, "read_by_followers", cut.Read, "err", cause)
 	if err := p.truncateLocked(durable); err != nil {
 		p.store.log.Error("cutting the log back after a failed fsync", "partition", p.dir, "err", err)
 	}
+	p.readTo.Store(p.leo)
 	p.writeGen.Add(1)
+	return cut, true
 }
 
 // Read returns whole batches starting with the one that holds offset,
@@ -707,6 +781,9 @@ func (p *Partition) readChunk(offset, budget, upTo int64, first bool) (chunk []b
 		return nil, 0, false, nil // the log moved on meanwhile; return what we have
 	}
 	limit := min(upTo, p.leo)
+	if limit > p.durable.Load() {
+		advanceTo(&p.readTo, limit)
+	}
 	for i := p.segmentFor(offset); i < len(p.segments) && offset < limit; i++ {
 		s := p.segments[i]
 		pos, h, err := s.findPosition(offset)

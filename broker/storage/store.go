@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -42,12 +43,35 @@ type Store struct {
 	// syncData fsyncs segment data on the append path; tests replace it
 	// to inject fsync failures.
 	syncData func(*os.File) error
+	// syncFault, when set, is used instead of syncData (SetSyncFault).
+	syncFault atomic.Pointer[func(*os.File) error]
 	// sync runs the sync rounds of every partition (group commit).
 	sync *syncer
 
 	stop        chan struct{}
 	bg          sync.WaitGroup
 	cleanerOnce sync.Once
+}
+
+// SetSyncFault makes the fsyncs of segment data on the append path (the
+// sync rounds) call fn instead, from the next one on; nil restores them.
+// It injects a failing disk into a running broker: fn may fail some files
+// (f.Name() says which partition) as an EIO or a full disk at writeback
+// would, and call the real fsync (f.Sync) for the others.
+func (st *Store) SetSyncFault(fn func(f *os.File) error) {
+	if fn == nil {
+		st.syncFault.Store(nil)
+		return
+	}
+	st.syncFault.Store(&fn)
+}
+
+// syncFile fsyncs a segment's data in a sync round.
+func (st *Store) syncFile(f *os.File) error {
+	if fn := st.syncFault.Load(); fn != nil {
+		return (*fn)(f)
+	}
+	return st.syncData(f)
 }
 
 // Open opens (creating if needed) the data directory dir, takes an

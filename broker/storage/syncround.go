@@ -128,7 +128,7 @@ func (s *syncer) round(parts []*Partition) {
 			if f == nil {
 				continue
 			}
-			if err := s.st.syncData(f); err != nil && !errors.Is(err, os.ErrClosed) {
+			if err := s.st.syncFile(f); err != nil && !errors.Is(err, os.ErrClosed) {
 				j.err = fmt.Errorf("fsync %s: %w", j.segs[i].logPath(), err)
 				break
 			}

@@ -46,6 +46,7 @@ var handlers = map[CommandType]handler{
 	TypeCreateACLs:          decodeAnd(applyCreateACLs),
 	TypeDeleteACLs:          decodeAnd(applyDeleteACLs),
 	TypeFenceBroker:         decodeAnd(applyFenceBroker),
+	TypeLeaderLogFailed:     decodeAnd(applyLeaderLogFailed),
 }
 
 // decodeAnd adapts a typed apply function to the table. A body that does
@@ -475,6 +476,38 @@ func applyAlterPartition(c *applyCtx, cmd AlterPartition) (any, error) {
 	np := p.clone()
 	// Keep the ISR in assignment order so equal sets encode equally.
 	np.ISR = inReplicaOrder(p.Replicas, cmd.NewISR)
+	np.PartitionEpoch++
+	c.maybeCompleteReassignment(c.st.Topics[cmd.Topic], &np)
+	c.topicForWrite(cmd.Topic).Partitions[cmd.Partition] = np
+	return np, nil
+}
+
+func applyLeaderLogFailed(c *applyCtx, cmd LeaderLogFailed) (any, error) {
+	p, ok := c.st.Partition(cmd.Topic, cmd.Partition)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s-%d", ErrUnknownTopicOrPartition, cmd.Topic, cmd.Partition)
+	}
+	if err := c.checkBrokerEpoch(cmd.LeaderID, cmd.BrokerEpoch); err != nil {
+		return nil, err
+	}
+	switch {
+	case cmd.LeaderEpoch < p.LeaderEpoch:
+		return nil, fmt.Errorf("%w: %s-%d is at leader epoch %d, request has %d", ErrFencedLeaderEpoch, cmd.Topic, cmd.Partition, p.LeaderEpoch, cmd.LeaderEpoch)
+	case cmd.LeaderID != p.Leader || cmd.LeaderEpoch != p.LeaderEpoch:
+		return nil, fmt.Errorf("%w: %s-%d is led by %d at epoch %d", ErrNotLeader, cmd.Topic, cmd.Partition, p.Leader, p.LeaderEpoch)
+	}
+	np := p.clone()
+	// Only an ISR member may take over: electLeader's unclean fallback is
+	// for partitions whose ISR is gone, and this one's leader is alive with
+	// every acknowledged record.
+	next := slices.IndexFunc(p.Replicas, func(r int32) bool {
+		return r != cmd.LeaderID && slices.Contains(p.ISR, r) && c.st.EligibleBroker(r)
+	})
+	if next >= 0 {
+		np.Leader = p.Replicas[next]
+		np.ISR = without(p.ISR, []int32{cmd.LeaderID})
+	}
+	np.LeaderEpoch++
 	np.PartitionEpoch++
 	c.maybeCompleteReassignment(c.st.Topics[cmd.Topic], &np)
 	c.topicForWrite(cmd.Topic).Partitions[cmd.Partition] = np

@@ -36,6 +36,7 @@ const (
 	TypeCreateACLs          CommandType = 17
 	TypeDeleteACLs          CommandType = 18
 	TypeFenceBroker         CommandType = 19
+	TypeLeaderLogFailed     CommandType = 20
 )
 
 // Errors returned in Result.Err; the server maps them to Kafka error codes.
@@ -207,6 +208,22 @@ type AlterPartition struct {
 	NewISR         []int32 `json:"new_isr"`
 }
 
+// LeaderLogFailed is a partition leader's report that its log of the
+// partition failed: a failed fsync cut off records its followers may have
+// copied, so it must not write those offsets again at the same leader
+// epoch (Kafka takes such a log directory offline, KIP-112). Another ISR
+// member that is eligible leads at a new leader epoch and the broker
+// leaves the ISR; when no other ISR member can lead, the broker leads on
+// at a new leader epoch, whose start the followers' epoch check
+// truncates them to. The result is the new Partition.
+type LeaderLogFailed struct {
+	Topic       string `json:"topic"`
+	Partition   int32  `json:"partition"`
+	LeaderID    int32  `json:"leader_id"`
+	BrokerEpoch int64  `json:"broker_epoch"`
+	LeaderEpoch int32  `json:"leader_epoch"`
+}
+
 // ElectionType selects the rule of an ElectLeaders command (Kafka's
 // ElectLeaders election_type).
 type ElectionType int8
@@ -326,6 +343,9 @@ func (AllocateProducerIDs) Type() CommandType { return TypeAllocateProducerIDs }
 
 // Type implements Command.
 func (AlterPartition) Type() CommandType { return TypeAlterPartition }
+
+// Type implements Command.
+func (LeaderLogFailed) Type() CommandType { return TypeLeaderLogFailed }
 
 // Type implements Command.
 func (ElectLeaders) Type() CommandType { return TypeElectLeaders }

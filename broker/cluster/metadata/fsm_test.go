@@ -862,3 +862,59 @@ func TestFenceBroker(t *testing.T) {
 		t.Fatal("a heartbeat of the fenced incarnation did not unfence it")
 	}
 }
+
+// LeaderLogFailed moves the leadership to another eligible ISR member at a
+// new leader epoch and takes the reporting leader out of the ISR; with no
+// other ISR member able to lead, the leader leads on at a new epoch. A
+// report about an epoch the partition has left is refused.
+func TestLeaderLogFailed(t *testing.T) {
+	m := newMachine(t)
+	epochs := m.cluster(3)
+	m.topic("t", []int32{1, 2, 3})
+	m.topic("one", []int32{1})
+	before := m.partition("t", 0)
+	got := m.must(LeaderLogFailed{Topic: "t", Partition: 0, LeaderID: 1, BrokerEpoch: epochs[1], LeaderEpoch: before.LeaderEpoch}).(Partition)
+	if got.Leader != 2 || got.LeaderEpoch != before.LeaderEpoch+1 || got.PartitionEpoch != before.PartitionEpoch+1 || !slices.Equal(got.ISR, []int32{2, 3}) {
+		t.Fatalf("after the report: %+v, want broker 2 leading at epoch %d with ISR [2 3]", got, before.LeaderEpoch+1)
+	}
+	if p := m.partition("t", 0); !reflect.DeepEqual(p, got) {
+		t.Fatalf("state %+v, result %+v", p, got)
+	}
+
+	tests := []struct {
+		name string
+		cmd  LeaderLogFailed
+		want error
+	}{
+		{"old epoch", LeaderLogFailed{Topic: "t", Partition: 0, LeaderID: 1, BrokerEpoch: epochs[1], LeaderEpoch: before.LeaderEpoch}, ErrFencedLeaderEpoch},
+		{"not the leader", LeaderLogFailed{Topic: "t", Partition: 0, LeaderID: 3, BrokerEpoch: epochs[3], LeaderEpoch: got.LeaderEpoch}, ErrNotLeader},
+		{"stale broker epoch", LeaderLogFailed{Topic: "t", Partition: 0, LeaderID: 2, BrokerEpoch: epochs[2] - 1, LeaderEpoch: got.LeaderEpoch}, ErrStaleBrokerEpoch},
+		{"unknown partition", LeaderLogFailed{Topic: "t", Partition: 5, LeaderID: 2, BrokerEpoch: epochs[2], LeaderEpoch: got.LeaderEpoch}, ErrUnknownTopicOrPartition},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if r := m.apply(tc.cmd); !errors.Is(r.Err, tc.want) {
+				t.Fatalf("%+v: %v, want %v", tc.cmd, r.Err, tc.want)
+			}
+			if p := m.partition("t", 0); !reflect.DeepEqual(p, got) {
+				t.Fatalf("a refused report changed the partition: %+v", p)
+			}
+		})
+	}
+
+	// A single replica: nobody else can lead, so it leads on at a new epoch.
+	alone := m.partition("one", 0)
+	got = m.must(LeaderLogFailed{Topic: "one", Partition: 0, LeaderID: 1, BrokerEpoch: epochs[1], LeaderEpoch: alone.LeaderEpoch}).(Partition)
+	if got.Leader != 1 || got.LeaderEpoch != alone.LeaderEpoch+1 || !slices.Equal(got.ISR, []int32{1}) {
+		t.Fatalf("single replica after the report: %+v, want broker 1 at epoch %d", got, alone.LeaderEpoch+1)
+	}
+
+	// An ISR member that is fenced may not take over.
+	m.topic("u", []int32{2, 3})
+	m.must(FenceBroker{NodeID: 3, BrokerEpoch: epochs[3]})
+	u := m.partition("u", 0)
+	got = m.must(LeaderLogFailed{Topic: "u", Partition: 0, LeaderID: 2, BrokerEpoch: epochs[2], LeaderEpoch: u.LeaderEpoch}).(Partition)
+	if got.Leader != 2 || got.LeaderEpoch != u.LeaderEpoch+1 {
+		t.Fatalf("with the other replica fenced: %+v, want broker 2 at epoch %d", got, u.LeaderEpoch+1)
+	}
+}

@@ -103,6 +103,10 @@ type Leader struct {
 	change  ISRChange
 	resend  bool
 	waiters []*waiter
+	// logFailed: a failed fsync cut the leader's log back (LogCut) and the
+	// controller is to be told, so that the partition is led at a new
+	// epoch; logReport: the report is in flight or was taken.
+	logFailed, logReport bool
 	// data is closed when the leader's log end moves (or it resigns), to
 	// wake follower fetches long-polling for new data.
 	data chan struct{}
@@ -323,6 +327,54 @@ func (l *Leader) Truncated(leo int64) {
 	defer l.mu.Unlock()
 	l.leo = leo
 	l.ackEnd = min(l.ackEnd, leo)
+}
+
+// LogCut records that a failed fsync cut the leader's log back to end
+// (storage.Cut): what followers can fetch ends there again. read says a
+// follower had read records past end; storage then refuses this
+// leadership's appends, since the follower holds other records at those
+// offsets under this same epoch, and the leadership must move to a new
+// epoch (LogFailureDue). It must move too when another ISR member could
+// lead in its place: the disk under this one is failing. A partition
+// whose only replica lost nothing anyone read just refuses writes until
+// its disk works again, as storage does.
+func (l *Leader) LogCut(end int64, read bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.leo = min(l.leo, end)
+	l.ackEnd = min(l.ackEnd, end)
+	if read || len(l.part.ISR) > 1 {
+		l.logFailed = true
+	}
+}
+
+// LogFailureDue returns the leader epoch at which to report this leader's
+// failed log to the controller (Controller.LeaderLogFailed), once a cut
+// made it due and no report is in flight, and marks one in flight. The
+// caller reports back with LogFailureReported.
+func (l *Leader) LogFailureDue() (int32, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.resigned || !l.logFailed || l.logReport {
+		return 0, false
+	}
+	l.logReport = true
+	return l.part.LeaderEpoch, true
+}
+
+// LogFailureReported takes the outcome of a report: on success the
+// caller passes the partition it got to Update (a new epoch: the tracker
+// resigns). A refusal because the partition moved on needs no other
+// report, the metadata brings the change; after any other error the
+// report is due again.
+func (l *Leader) LogFailureReported(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil || errors.Is(err, metadata.ErrNotLeader) || errors.Is(err, metadata.ErrFencedLeaderEpoch) ||
+		errors.Is(err, metadata.ErrUnknownTopicOrPartition) {
+		return
+	}
+	l.logReport = false
 }
 
 // Fetched records a follower fetch at fetchOffset: the follower has every

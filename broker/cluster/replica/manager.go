@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tributary/tributary/broker/cluster/metadata"
+	"github.com/tributary/tributary/broker/storage"
 )
 
 // ControlPlane is what the manager needs from the cluster controller;
@@ -77,6 +78,13 @@ type leading struct {
 	tracker *Leader
 	log     PartitionLog
 	obs     observableLog // nil when the log does not report appends
+	cuts    cutObservableLog
+}
+
+// cutObservableLog is a log that reports the cuts a failed fsync makes
+// (storage.Partition.SetCutObserver).
+type cutObservableLog interface {
+	SetCutObserver(fn func(storage.Cut))
 }
 
 // observableLog is a log that reports its appends and fsyncs as they
@@ -524,6 +532,14 @@ func (m *Manager) lead(tp TopicPartition, t *metadata.Topic, p metadata.Partitio
 		l.obs = o
 		o.SetObserver(tracker.LogAdvanced)
 	}
+	if c, ok := log.PartitionLog.(cutObservableLog); ok {
+		l.cuts = c
+		c.SetCutObserver(func(cut storage.Cut) {
+			m.log.Error("a failed fsync cut the log of a partition this broker leads", "partition", tp, "leader_epoch", p.LeaderEpoch,
+				"from_offset", cut.From, "to_offset", cut.To, "read_by_followers", cut.Read, "err", cut.Err)
+			tracker.LogCut(cut.From, cut.Read)
+		})
+	}
 	m.leaders[tp] = l
 	if m.cfg.OnLeadership != nil {
 		m.cfg.OnLeadership(tp, true, p.LeaderEpoch)
@@ -535,6 +551,9 @@ func (m *Manager) stopLeading(tp TopicPartition) {
 	if l, ok := m.leaders[tp]; ok {
 		if l.obs != nil {
 			l.obs.SetObserver(nil)
+		}
+		if l.cuts != nil {
+			l.cuts.SetCutObserver(nil)
 		}
 		l.tracker.Resign()
 		delete(m.leaders, tp)
@@ -611,6 +630,26 @@ func (m *Manager) reportUnreachable(r unreachableReporter, id int32) {
 	}()
 }
 
+// reportLogFailure asks the controller to lead a partition whose log
+// failed here at a new epoch (see metadata.LeaderLogFailed).
+func (m *Manager) reportLogFailure(tp TopicPartition, tracker *Leader, epoch int32) {
+	r, ok := m.cfg.Control.(logFailureReporter)
+	if !ok {
+		m.log.Error("the control plane takes no report of a failed log; the partition refuses writes at this epoch", "partition", tp, "leader_epoch", epoch)
+		return
+	}
+	ctx, cancel := context.WithTimeout(m.ctx, 5*time.Second)
+	np, err := r.LeaderLogFailed(ctx, tp.Topic, tp.Partition, epoch)
+	cancel()
+	tracker.LogFailureReported(err)
+	if err != nil {
+		m.log.Warn("report of a failed log not confirmed", "partition", tp, "leader_epoch", epoch, "err", err)
+		return
+	}
+	m.log.Warn("a partition whose log failed here is led at a new epoch", "partition", tp, "leader", np.Leader, "leader_epoch", np.LeaderEpoch, "isr", np.ISR)
+	_ = tracker.Update(np)
+}
+
 func (m *Manager) stopFollowing(tp TopicPartition) {
 	cur, ok := m.following[tp]
 	if !ok {
@@ -622,8 +661,15 @@ func (m *Manager) stopFollowing(tp TopicPartition) {
 	delete(m.following, tp)
 }
 
+// logFailureReporter is a control plane that takes a leader's report of
+// its failed log (*cluster.Controller).
+type logFailureReporter interface {
+	LeaderLogFailed(ctx context.Context, topic string, partition, leaderEpoch int32) (metadata.Partition, error)
+}
+
 // proposeISRChanges sends the due ISR changes of the partitions this
-// broker leads to the controller.
+// broker leads to the controller, and the reports of leaders whose log
+// failed.
 func (m *Manager) proposeISRChanges(st *metadata.State) {
 	m.mu.Lock()
 	type proposal struct {
@@ -631,13 +677,26 @@ func (m *Manager) proposeISRChanges(st *metadata.State) {
 		tracker *Leader
 		change  ISRChange
 	}
+	type failure struct {
+		tp      TopicPartition
+		tracker *Leader
+		epoch   int32
+	}
 	var todo []proposal
+	var failed []failure
 	for tp, l := range m.leaders {
+		if epoch, ok := l.tracker.LogFailureDue(); ok {
+			failed = append(failed, failure{tp, l.tracker, epoch})
+			continue
+		}
 		if ch, ok := l.tracker.ProposeISRChange(st.EligibleBroker); ok {
 			todo = append(todo, proposal{tp, l.tracker, ch})
 		}
 	}
 	m.mu.Unlock()
+	for _, f := range failed {
+		m.reportLogFailure(f.tp, f.tracker, f.epoch)
+	}
 	for _, p := range todo {
 		ctx, cancel := context.WithTimeout(m.ctx, 5*time.Second)
 		np, err := m.cfg.Control.AlterPartition(ctx, p.tp.Topic, p.tp.Partition, p.change.LeaderEpoch, p.change.PartitionEpoch, p.change.NewISR)
