@@ -418,3 +418,55 @@ func TestRestartedFollowerStartsOver(t *testing.T) {
 		t.Fatalf("high watermark %d once broker 2's new process fetched, want 30", hw)
 	}
 }
+
+// A cut by a failed fsync makes the failed log due for a report when a
+// follower had read the records cut or another ISR member could lead; a
+// report in flight is not due again, a report refused because the
+// partition moved on needs no other, any other failure makes it due again.
+func TestLeaderLogCutReport(t *testing.T) {
+	tests := []struct {
+		name string
+		isr  []int32
+		read bool
+		due  bool
+	}{
+		{"read by a follower", []int32{1, 2, 3}, true, true},
+		{"read, leader alone in the ISR", []int32{1}, true, true},
+		{"not read, other ISR members", []int32{1, 2}, false, true},
+		{"not read, leader alone in the ISR", []int32{1}, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newLeaderFixture(t, tc.isr, 1, 0)
+			f.LogAdvanced(20, 10)
+			f.LogCut(10, tc.read)
+			if got := f.LogEndOffset(); got != 10 {
+				t.Fatalf("log end %d after the cut, want 10", got)
+			}
+			epoch, due := f.LogFailureDue()
+			if due != tc.due {
+				t.Fatalf("report due %v, want %v", due, tc.due)
+			}
+			if !due {
+				return
+			}
+			if epoch != 4 {
+				t.Fatalf("report at epoch %d, want 4", epoch)
+			}
+			if _, again := f.LogFailureDue(); again {
+				t.Fatal("due again while in flight")
+			}
+			f.LogFailureReported(context.DeadlineExceeded)
+			if _, again := f.LogFailureDue(); !again {
+				t.Fatal("not due again after a timeout")
+			}
+			f.LogFailureReported(fmt.Errorf("refused: %w", metadata.ErrNotLeader))
+			if _, again := f.LogFailureDue(); again {
+				t.Fatal("due again after the partition moved on")
+			}
+			if err := f.Update(metadata.Partition{Replicas: []int32{1, 2, 3}, Leader: 1, LeaderEpoch: 5, ISR: tc.isr, PartitionEpoch: 8}); !errors.Is(err, ErrNotLeader) {
+				t.Fatalf("update to a new epoch: %v, want ErrNotLeader (the tracker resigns)", err)
+			}
+		})
+	}
+}
