@@ -24,6 +24,7 @@ import (
 	"github.com/tributary/tributary/internal/localcloud/awsmetrics"
 	"github.com/tributary/tributary/internal/localcloud/cloudwatch"
 	"github.com/tributary/tributary/internal/localcloud/ec2"
+	"github.com/tributary/tributary/internal/localcloud/firehose"
 	"github.com/tributary/tributary/internal/localcloud/iam"
 	"github.com/tributary/tributary/internal/localcloud/kms"
 	"github.com/tributary/tributary/internal/localcloud/logs"
@@ -100,6 +101,7 @@ type Cloud struct {
 	cw       *cloudwatch.Service
 	logs     *logs.Service
 	s3       *s3.Service
+	firehose *firehose.Service
 	sns      *sns.Service
 	secrets  *secretsmanager.Service
 	pca      *acmpca.Service
@@ -199,6 +201,12 @@ func Start(ctx context.Context, opts Options) (*Cloud, error) {
 	if c.s3, err = s3.New(e); err != nil {
 		return nil, fmt.Errorf("localcloud: starting S3: %w", err)
 	}
+	if e, err = env("firehose"); err != nil {
+		return nil, err
+	}
+	if c.firehose, err = firehose.New(firehose.Options{Env: e, Objects: c.s3, Authorizer: c.iam}); err != nil {
+		return nil, fmt.Errorf("localcloud: starting Firehose: %w", err)
+	}
 	if e, err = env("sns"); err != nil {
 		return nil, err
 	}
@@ -243,6 +251,7 @@ func Start(ctx context.Context, opts Options) (*Cloud, error) {
 	c.server.Register("monitoring", c.cw)
 	c.server.Register("logs", c.logs)
 	c.server.Register("s3", c.s3)
+	c.server.Register("firehose", c.firehose)
 	c.server.Register("sns", c.sns)
 	c.server.Register("secretsmanager", c.secrets)
 	c.server.Register("acm-pca", c.pca)
@@ -431,6 +440,9 @@ func (c *Cloud) shutdown() error {
 	}
 	if c.logs != nil {
 		errs = append(errs, c.logs.Close())
+	}
+	if c.firehose != nil {
+		errs = append(errs, c.firehose.Close())
 	}
 	if c.pca != nil {
 		errs = append(errs, c.pca.Close())

@@ -13,9 +13,11 @@
 //	func (s *Service) Close() error               // optional (io.Closer): flush state
 //
 // The wiring registers it under its SigV4 scope name: "ec2", "autoscaling", "kms", "sts", "iam",
-// "monitoring" (CloudWatch), "logs" (CloudWatch Logs), "s3". Interfaces that services implement for each other, installed by the wiring:
+// "monitoring" (CloudWatch), "logs" (CloudWatch Logs), "s3", "firehose". Interfaces that services implement for each other, installed by the wiring:
 //   - iam.Service implements Authorizer (installed with Server.SetAuthorizer) and
 //     InstanceProfileResolver (used by EC2 RunInstances and the instance metadata service).
+//   - s3.Service implements ObjectStore (Firehose delivers its streams' objects through it,
+//     having authorized the write as the stream's role with the Authorizer).
 //   - kms.Service implements KeyResolver (used by EC2 CreateVolume / RunInstances encryption).
 //   - STS and the instance metadata service issue temporary credentials with
 //     Env.Credentials.IssueSession(AssumedRoleIdentity(...), ttl, source); the server accepts them

@@ -69,6 +69,15 @@ type InstanceProfileResolver interface {
 	ResolveInstanceProfile(ctx context.Context, account, nameOrARN string) (InstanceProfile, error)
 }
 
+// ObjectStore takes the objects another service delivers into a bucket on its own (Firehose
+// writing a delivery stream's buffered records). The S3 service implements it; the delivering
+// service authorizes the write for the identity it acts as before calling.
+type ObjectStore interface {
+	// DeliverObject stores body at key in bucket. It returns ErrNotFound (wrapped) when the
+	// bucket does not exist.
+	DeliverObject(ctx context.Context, bucket, key string, body []byte, contentType, contentEncoding string) error
+}
+
 // ErrNotFound is returned by resolvers when the thing asked for does not exist.
 var ErrNotFound = errNotFound{}
 

@@ -2,6 +2,7 @@ package s3
 
 import (
 	"bytes"
+	"context"
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/binary"
@@ -367,6 +368,28 @@ func (s *Service) putObject(c *call) (*awsapi.Response, error) {
 		out.Set("X-Amz-Checksum-Crc32", v)
 	}
 	return &awsapi.Response{Header: out}, nil
+}
+
+// DeliverObject implements awsapi.ObjectStore: an object another service delivers (Firehose),
+// which has authorized the write itself.
+func (s *Service) DeliverObject(ctx context.Context, bucketName, key string, body []byte, contentType, contentEncoding string) error {
+	if len(key) > maxKeyBytes {
+		return fmt.Errorf("s3://%s/%s: the key is longer than %d bytes", bucketName, key, maxKeyBytes)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.buckets[bucketName]
+	if b == nil {
+		return fmt.Errorf("bucket %s: %w", bucketName, awsapi.ErrNotFound)
+	}
+	sum := md5.Sum(body)
+	o := &object{Key: key, Size: int64(len(body)), ETag: `"` + hex.EncodeToString(sum[:]) + `"`,
+		ContentType: contentType, Encoding: contentEncoding, Modified: s.now().UTC().Truncate(time.Second)}
+	if err := s.writeObject(b, o, body); err != nil {
+		return err
+	}
+	b.objects[key] = o
+	return nil
 }
 
 // checkCRC32 verifies the CRC32 checksum newer SDKs send with a body (x-amz-checksum-crc32,
