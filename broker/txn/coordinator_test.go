@@ -454,6 +454,10 @@ func TestAddWaitsForTheChangeInFlight(t *testing.T) {
 		t.Fatalf("the next transaction's add answered %s while the last one's markers were unwritten", codeName(code))
 	case <-time.After(100 * time.Millisecond):
 	}
+	var appends [][]Record
+	f.log.mu.Lock()
+	f.log.appended = func(rs []Record) { appends = append(appends, rs) }
+	f.log.mu.Unlock()
 	close(f.markers.block)
 	select {
 	case code := <-added:
@@ -463,6 +467,24 @@ func TestAddWaitsForTheChangeInFlight(t *testing.T) {
 	}
 	if d := f.waitState("t", Ongoing); len(d.Partitions) != 1 || d.Partitions[0] != tpB {
 		t.Fatalf("the next transaction holds %v, want [%v]", d.Partitions, tpB)
+	}
+	// The Complete record and the next transaction's start are one write,
+	// in that order, and the log replays to the started transaction.
+	f.log.mu.Lock()
+	f.log.appended = nil
+	got := appends
+	f.log.mu.Unlock()
+	if len(got) != 1 || len(got[0]) != 2 {
+		t.Fatalf("writes after the markers: %d (%v), want one of two records", len(got), got)
+	}
+	for i, want := range []State{CompleteCommit, Ongoing} {
+		if _, m, err := decodeRecord(got[0][i]); err != nil || m.state != want {
+			t.Fatalf("record %d of the write: %+v, %v; want %v", i, m, err, want)
+		}
+	}
+	f.restart(6)
+	if d := f.waitState("t", Ongoing); len(d.Partitions) != 1 || d.Partitions[0] != tpB {
+		t.Fatalf("after a reload the next transaction holds %v, want [%v]", d.Partitions, tpB)
 	}
 
 	// A write of the same transaction in flight: the log stalls the

@@ -155,7 +155,9 @@ func (c *Coordinator) AddPartitions(ctx context.Context, partition int32, id str
 		if m.pending == noState && m.state != PrepareCommit && m.state != PrepareAbort {
 			break
 		}
-		if m.pending == Ongoing { // another add's write
+		// Another add's write, or the last transaction's markers (its
+		// Complete record then starts the next transaction).
+		if m.pending == Ongoing || m.pending == CompleteCommit || m.pending == CompleteAbort {
 			if m.queued == nil {
 				m.queued = map[TopicPartition]struct{}{}
 			}

@@ -36,10 +36,12 @@ type txnMeta struct {
 	// round until the Complete record is written.
 	pending State
 	// queued holds the partitions of adds waiting while another add of
-	// this transaction is written: the next add's write takes them too,
-	// so that a producer's brokers adding at once cost two writes, not
-	// one each. In memory only; each waiter still finds its partitions in
-	// the written set before it is answered.
+	// this transaction is written, or while the last transaction's
+	// markers are: the next write takes them too (the next add's, or the
+	// Complete record's, which then starts the next transaction), so that
+	// a producer's brokers adding at once cost one write, not one each.
+	// In memory only; each waiter still finds its partitions in the
+	// written set before it is answered.
 	queued map[TopicPartition]struct{}
 }
 
@@ -214,10 +216,15 @@ func completeOf(s State) State {
 // has marked the transaction pending. A failure that may have left the
 // record in the log stops the shard.
 func (sh *shard) write(ctx context.Context, next *txnMeta) error {
+	return sh.writeRecords(ctx, []Record{{Key: txnKey(next.id), Value: txnValue(next)}})
+}
+
+// writeRecords appends records in one write, as write does.
+func (sh *shard) writeRecords(ctx context.Context, records []Record) error {
 	if sh.ctx.Err() != nil {
 		return errStopped
 	}
-	err := sh.log.Append(context.WithoutCancel(ctx), []Record{{Key: txnKey(next.id), Value: txnValue(next)}})
+	err := sh.log.Append(context.WithoutCancel(ctx), records)
 	if err != nil {
 		sh.fail(err)
 	}
@@ -314,11 +321,29 @@ func (sh *shard) runMarkers(m *txnMeta, mk Markers) {
 		next.partitions = map[TopicPartition]struct{}{}
 		next.startTime = -1
 		next.lastUpdate = sh.c.now()
+		records := []Record{{Key: txnKey(next.id), Value: txnValue(next)}}
+		// The producer's next transaction, when its first adds are
+		// waiting already, starts in the same write: one replicated
+		// write less between two transactions.
+		var started *txnMeta
+		if len(m.queued) > 0 {
+			started = next.clone()
+			started.state = Ongoing
+			started.startTime = next.lastUpdate
+			started.partitions = maps.Clone(m.queued)
+			records = append(records, Record{Key: txnKey(started.id), Value: txnValue(started)})
+		}
 		sh.mu.Unlock()
-		err := sh.write(sh.ctx, next)
+		err := sh.writeRecords(sh.ctx, records)
 		sh.mu.Lock()
 		if err == nil {
 			m.apply(next)
+			if started != nil {
+				m.apply(started)
+				for tp := range started.partitions {
+					delete(m.queued, tp)
+				}
+			}
 			sh.settle(m)
 			sh.mu.Unlock()
 			return
