@@ -58,6 +58,8 @@ const (
 	keyLogsS3Enable    = "tributary.logs.s3.enable"
 	keyLogsS3Bucket    = "tributary.logs.s3.bucket"
 	keyLogsS3KeyPrefix = "tributary.logs.s3.key.prefix"
+	keyLogsFirehose    = "tributary.logs.firehose.enable"
+	keyLogsFHStream    = "tributary.logs.firehose.delivery.stream"
 	listenerNamePrefix = "listener.name."
 )
 
@@ -286,6 +288,10 @@ func renderConfig(doc *bootconfig.Document, inst *Instance, dataDir string, secr
 		set(keyLogsS3Enable, "true")
 		set(keyLogsS3Bucket, l.S3.Bucket)
 		set(keyLogsS3KeyPrefix, bootconfig.S3LogKeyPrefix(l.S3.Prefix, inst.AccountID, inst.Region, doc.ClusterName, doc.ClusterID))
+	}
+	if l := doc.Logging; l != nil && l.Firehose != nil && l.Firehose.Enabled {
+		set(keyLogsFirehose, "true")
+		set(keyLogsFHStream, l.Firehose.DeliveryStream)
 	}
 
 	// A cluster never has more controller voters than brokers, so their

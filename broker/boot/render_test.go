@@ -36,7 +36,8 @@ func TestRenderedKeysAreTheAgents(t *testing.T) {
 				BrokerConfig: map[string]string{"num.partitions": "6", "min.insync.replicas": "1"},
 				Metrics:      bootconfig.Metrics{CloudWatch: true, Namespace: "Tributary", Level: "PER_BROKER", IntervalSeconds: 60},
 				Logging: &bootconfig.Logging{CloudWatchLogs: &bootconfig.CloudWatchLogs{Enabled: true, LogGroup: "tributary/orders"},
-					S3: &bootconfig.S3Logs{Enabled: true, Bucket: "kafka-logs", Prefix: "prod/"}},
+					S3:       &bootconfig.S3Logs{Enabled: true, Bucket: "kafka-logs", Prefix: "prod/"},
+					Firehose: &bootconfig.FirehoseLogs{Enabled: true, DeliveryStream: "orders-broker-logs"}},
 			}
 			for i := 1; i <= voters; i++ {
 				doc.Controllers = append(doc.Controllers, bootconfig.Peer{NodeID: int32(i), Host: fmt.Sprintf("127.0.%d.5", i), Port: 9095})
@@ -53,7 +54,8 @@ func TestRenderedKeysAreTheAgents(t *testing.T) {
 			out := renderConfig(doc, inst, filepath.Join(dir, "data"), files)
 			for _, want := range []string{"\ntributary.logs.cloudwatch.enable=true\n", "\ntributary.logs.cloudwatch.log.group=tributary/orders\n",
 				"\ntributary.logs.s3.enable=true\n", "\ntributary.logs.s3.bucket=kafka-logs\n",
-				"\ntributary.logs.s3.key.prefix=prod/AWSLogs/111122223333/KafkaBrokerLogs/us-east-1/orders-c-0123abcd/\n"} {
+				"\ntributary.logs.s3.key.prefix=prod/AWSLogs/111122223333/KafkaBrokerLogs/us-east-1/orders-c-0123abcd/\n",
+				"\ntributary.logs.firehose.enable=true\n", "\ntributary.logs.firehose.delivery.stream=orders-broker-logs\n"} {
 				if !strings.Contains(string(out), want) {
 					t.Errorf("rendered config lacks %q", strings.TrimSpace(want))
 				}

@@ -458,6 +458,8 @@ var settings = withListenerForms(append([]Setting{
 	metricsSetting("tributary.logs.cloudwatch.log.group", "a log group name", "CloudWatch Logs group the logs go to (required when shipping); created when missing."),
 	metricsSetting("tributary.logs.s3.enable", "true, false", "Deliver the broker's log and audit trail to S3 as gzip objects (Broker-<id>_... and Broker-<id>-audit_...)."),
 	metricsSetting("tributary.logs.s3.bucket", "an S3 bucket name", "S3 bucket the log objects go to (required when delivering); it must exist."),
+	metricsSetting("tributary.logs.firehose.enable", "true, false", "Send the broker's log and audit trail to a Firehose delivery stream, a record per line (audit lines carry log=audit)."),
+	metricsSetting("tributary.logs.firehose.delivery.stream", "a delivery stream name", "Firehose delivery stream the log records go to (required when sending); it must exist."),
 	metricsSetting("tributary.logs.s3.key.prefix", "an S3 key prefix", "Key prefix of the log objects, MSK's <prefix>/AWSLogs/<account>/KafkaBrokerLogs/<region>/<cluster name>-<cluster id>/ as the boot agent writes it; the objects go under <key prefix><yyyy-mm-dd-hh>/."),
 
 	user(intSetting("num.partitions", "int", "1", 1, 1<<20, func(c *Config) *int32 { return &c.NumPartitions }),

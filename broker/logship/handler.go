@@ -3,14 +3,15 @@
 // (broker-<id>) in the cluster's log group and the audit trail (lines with
 // log=audit, written by broker/security/audit) in a stream of its own
 // (broker-<id>/audit), so a security team reads who changed what without the
-// broker's chatter; and to S3, as gzip objects under the cluster's prefix in
-// MSK's key layout, the audit trail in objects of its own.
+// broker's chatter; to S3, as gzip objects under the cluster's prefix in
+// MSK's key layout, the audit trail in objects of its own; and to a Firehose
+// delivery stream, a record per line.
 //
 // The broker logs through a Handler, which passes every record to the
 // broker's own handler (stderr, the journal) and, while shipping is on, also
 // queues the record as one JSON line in one queue per destination. A Shipper
-// (CloudWatch Logs) and an S3Shipper send their queue in batches from their
-// own goroutines. Each queue is bounded: when its destination is slow,
+// (CloudWatch Logs), an S3Shipper and a FirehoseShipper send their queue in
+// batches from their own goroutines. Each queue is bounded: when its destination is slow,
 // refuses or is unreachable, the oldest lines are dropped and counted, so an
 // outage costs log lines, never memory or a stalled request, and one
 // destination's outage costs the other nothing. A failed batch is retried
@@ -40,12 +41,17 @@ const (
 	DestCloudWatchLogs Destination = iota
 	// DestS3 is S3 (S3Shipper).
 	DestS3
+	// DestFirehose is a Firehose delivery stream (FirehoseShipper).
+	DestFirehose
 	destCount
 )
 
 func (d Destination) String() string {
-	if d == DestS3 {
+	switch d {
+	case DestS3:
 		return "S3"
+	case DestFirehose:
+		return "Firehose"
 	}
 	return "CloudWatch Logs"
 }

@@ -167,7 +167,8 @@ func TestBrokerServesWhileCloudWatchLogsStalls(t *testing.T) {
 // CloudWatch Logs, creating the group, and to its S3 bucket; its start line
 // is in broker-7 and the creation of a topic in broker-7/audit, with the
 // principal and the client address, and the same lines are in gzip objects
-// under the S3 key prefix, the audit trail in objects of its own.
+// under the S3 key prefix, the audit trail in objects of its own, and in
+// the objects a Firehose delivery stream wrote into its bucket.
 func TestBrokerShipsToLocalCloud(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a broker process")
@@ -178,8 +179,10 @@ func TestBrokerShipsToLocalCloud(t *testing.T) {
 		t.Fatal(err)
 	}
 	const keyPrefix = "logs/AWSLogs/000000000000/KafkaBrokerLogs/us-east-1/proc-c1/"
+	deliveryStream(t, c, "proc-broker-logs", "proc-fh", "firehose/")
 	addr, stop, _ := runBroker(t, c.Endpoint(), "tributary/proc", 45*time.Second,
-		KeyS3Enable+"=true", KeyS3Bucket+"=proc-logs", KeyS3KeyPrefix+"="+keyPrefix)
+		KeyS3Enable+"=true", KeyS3Bucket+"=proc-logs", KeyS3KeyPrefix+"="+keyPrefix,
+		KeyFirehoseEnable+"=true", KeyFirehoseStream+"=proc-broker-logs")
 	produceRecords(t, addr, "audited", 10)
 	stop() // the last flush ships what is queued
 
@@ -240,5 +243,12 @@ func TestBrokerShipsToLocalCloud(t *testing.T) {
 	}
 	if !strings.Contains(auditLines, `"audited"`) || strings.Contains(brokerLines, `"log":"audit"`) {
 		t.Errorf("the topic's audit entry is not (only) in the audit objects")
+	}
+
+	// The Firehose stream got every line, the audit trail's with
+	// log=audit, and wrote them into its bucket.
+	fh := bucketText(t, c, "proc-fh", "firehose/", `"msg":"starting tributary broker"`, `"msg":"signal received, shutting down"`, `"audited"`)
+	if !strings.Contains(fh, `"node_id":7`) || !strings.Contains(fh, `"log":"audit"`) {
+		t.Errorf("the Firehose stream's objects lack the start line's node id or the audit mark")
 	}
 }

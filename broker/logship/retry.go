@@ -3,13 +3,16 @@ package logship
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// runFlushes is both shippers' loop: flush every interval, sooner once buf
+// runFlushes is every shipper's loop: flush every interval, sooner once buf
 // holds early bytes, and after a failed flush wait out the backoff next
 // gives instead, until ctx is done.
 func runFlushes(ctx context.Context, buf *buffer, interval time.Duration, early int, flush func(context.Context) error, next func() time.Duration) {
@@ -34,6 +37,16 @@ func runFlushes(ctx context.Context, buf *buffer, interval time.Duration, early 
 		if err := flush(ctx); err != nil && ctx.Err() == nil {
 			retry = time.After(next())
 		}
+	}
+}
+
+// lockedBackoff is a shipper's next backoff for runFlushes, taken under
+// the shipper's flush lock, which guards its failures.
+func lockedBackoff(mu *sync.Mutex, f *failures) func() time.Duration {
+	return func() time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		return f.backoff.next()
 	}
 }
 
@@ -113,11 +126,42 @@ func (f *failures) recovered() {
 	}
 }
 
-// deliverAll is both shippers' flush: it takes batches until the queue is
+// counters are a shipper's totals since start, the same for every
+// destination (Stats).
+type counters struct{ puts, shipped, rejected, failed, denied atomic.Int64 }
+
+// callFailed counts a failed call to the destination.
+func (c *counters) callFailed(err error) {
+	c.failed.Add(1)
+	if isDenied(err) {
+		c.denied.Add(1)
+	}
+}
+
+// stats are the counters with buf's drops and queue.
+func (c *counters) stats(buf *buffer) Stats {
+	return Stats{
+		Puts: c.puts.Load(), Shipped: c.shipped.Load(), Rejected: c.rejected.Load(),
+		Dropped: buf.dropped.Load(), Failed: c.failed.Load(), Denied: c.denied.Load(), Queued: buf.len(),
+	}
+}
+
+// partialFailure is a put that delivered some of its events: only the
+// failed ones go back to the queue (Firehose's PutRecordBatch answers
+// record by record).
+type partialFailure struct {
+	failed []Event
+	err    error
+}
+
+func (p *partialFailure) Error() string { return p.err.Error() }
+func (p *partialFailure) Unwrap() error { return p.err }
+
+// deliverAll is every shipper's flush: it takes batches until the queue is
 // empty or a delivery fails, and delivers each stream's events of a batch
 // in the parts split cuts them into, one put each. The events of a failed
-// put, and of the puts not tried after it, go back to the front of the
-// queue in time order.
+// put (only its failed ones when it returns a *partialFailure), and of the
+// puts not tried after it, go back to the front of the queue in time order.
 func (f *failures) deliverAll(ctx context.Context, take func() []Event, split func([]Event, Stream) [][]Event, put func(context.Context, Stream, []Event) error) error {
 	for {
 		batch := take()
@@ -134,7 +178,13 @@ func (f *failures) deliverAll(ctx context.Context, take func() []Event, split fu
 					continue
 				}
 				if err := put(ctx, st, part); err != nil {
-					failed, firstErr = append(failed, part...), err
+					var pf *partialFailure
+					if errors.As(err, &pf) {
+						failed = append(failed, pf.failed...)
+					} else {
+						failed = append(failed, part...)
+					}
+					firstErr = err
 				}
 			}
 		}

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -81,7 +80,7 @@ type S3Shipper struct {
 	mu       sync.Mutex // one flush at a time
 	failures failures
 
-	stats struct{ puts, shipped, failed, denied atomic.Int64 }
+	stats counters
 }
 
 // NewS3Shipper checks the options.
@@ -118,11 +117,7 @@ func NewS3Shipper(opts S3ShipperOptions) (*S3Shipper, error) {
 // worth, and after a failure waits out the backoff, until ctx is done. S3
 // being away is never the broker's failure.
 func (s *S3Shipper) Run(ctx context.Context) {
-	runFlushes(ctx, s.buf, s.opts.FlushInterval, s.opts.ObjectBytes, s.Flush, func() time.Duration {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.failures.backoff.next()
-	})
+	runFlushes(ctx, s.buf, s.opts.FlushInterval, s.opts.ObjectBytes, s.Flush, lockedBackoff(&s.mu, &s.failures))
 }
 
 // Flush delivers what is queued, until the queue is empty or a put fails;
@@ -178,10 +173,7 @@ func (s *S3Shipper) put(ctx context.Context, st Stream, events []Event) error {
 		ContentType: aws.String("application/gzip"),
 	})
 	if err != nil {
-		s.stats.failed.Add(1)
-		if isDenied(err) {
-			s.stats.denied.Add(1)
-		}
+		s.stats.callFailed(err)
 		return fmt.Errorf("putting %d log lines to s3://%s/%s: %w", len(events), s.opts.Bucket, key, err)
 	}
 	s.stats.puts.Add(1)
@@ -192,8 +184,5 @@ func (s *S3Shipper) put(ctx context.Context, st Stream, events []Event) error {
 // Stats returns the shipper's totals: Puts are objects written, Shipped
 // the lines in them.
 func (s *S3Shipper) Stats() Stats {
-	return Stats{
-		Puts: s.stats.puts.Load(), Shipped: s.stats.shipped.Load(), Dropped: s.buf.dropped.Load(),
-		Failed: s.stats.failed.Load(), Denied: s.stats.denied.Load(), Queued: s.buf.len(),
-	}
+	return s.stats.stats(s.buf)
 }

@@ -18,15 +18,33 @@ const (
 	KeyS3Enable           = "tributary.logs.s3.enable"
 	KeyS3Bucket           = "tributary.logs.s3.bucket"
 	KeyS3KeyPrefix        = "tributary.logs.s3.key.prefix"
+	KeyFirehoseEnable     = "tributary.logs.firehose.enable"
+	KeyFirehoseStream     = "tributary.logs.firehose.delivery.stream"
 )
 
 // Settings say whether and where the broker ships its logs: Enabled and
-// LogGroup for CloudWatch Logs, S3 for S3.
+// LogGroup for CloudWatch Logs, S3 for S3, Firehose for a Firehose
+// delivery stream.
 type Settings struct {
 	Enabled  bool
 	LogGroup string
 	S3       S3Settings
+	Firehose FirehoseSettings
 }
+
+// FirehoseSettings say whether and to which delivery stream the broker
+// sends its logs.
+type FirehoseSettings struct {
+	Enabled        bool
+	DeliveryStream string
+}
+
+// deliveryStreamName is Firehose's rule for delivery stream names.
+var deliveryStreamName = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,64}$`)
+
+// ValidDeliveryStreamName reports whether Firehose accepts name as a
+// delivery stream's name.
+func ValidDeliveryStreamName(name string) bool { return deliveryStreamName.MatchString(name) }
 
 // S3Settings say whether and where the broker delivers its logs to S3.
 type S3Settings struct {
@@ -88,6 +106,19 @@ func ParseSettings(get func(key string) (string, bool)) (Settings, error) {
 			errs = append(errs, fmt.Errorf("%s=%q: at most 512 characters, not beginning with /", KeyS3KeyPrefix, s.S3.KeyPrefix))
 		}
 	}
+	if v, ok := get(KeyFirehoseEnable); ok && strings.TrimSpace(v) != "" {
+		b, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: want true or false", KeyFirehoseEnable, v))
+		}
+		s.Firehose.Enabled = b
+	}
+	if v, ok := get(KeyFirehoseStream); ok {
+		s.Firehose.DeliveryStream = strings.TrimSpace(v)
+	}
+	if s.Firehose.Enabled && !ValidDeliveryStreamName(s.Firehose.DeliveryStream) {
+		errs = append(errs, fmt.Errorf("%s=%q: a delivery stream name is 1-64 of the characters a-z A-Z 0-9 _ . - (required when %s=true)", KeyFirehoseStream, s.Firehose.DeliveryStream, KeyFirehoseEnable))
+	}
 	return s, errors.Join(errs...)
 }
 
@@ -99,6 +130,9 @@ func (s Settings) Destinations() []Destination {
 	}
 	if s.S3.Enabled {
 		d = append(d, DestS3)
+	}
+	if s.Firehose.Enabled {
+		d = append(d, DestFirehose)
 	}
 	return d
 }

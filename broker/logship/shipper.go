@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -82,7 +81,7 @@ type Shipper struct {
 	created  [streamCount]bool
 	failures failures
 
-	stats struct{ puts, shipped, rejected, failed, denied atomic.Int64 }
+	stats counters
 }
 
 // Stats are a shipper's totals since start.
@@ -135,13 +134,7 @@ func NewShipper(opts ShipperOptions) (*Shipper, error) {
 // error the broker must act on: CloudWatch Logs being away is not the
 // broker's failure.
 func (s *Shipper) Run(ctx context.Context) {
-	runFlushes(ctx, s.buf, s.opts.FlushInterval, maxPutBytes/4, s.Flush, s.nextBackoff)
-}
-
-func (s *Shipper) nextBackoff() time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.failures.backoff.next()
+	runFlushes(ctx, s.buf, s.opts.FlushInterval, maxPutBytes/4, s.Flush, lockedBackoff(&s.mu, &s.failures))
 }
 
 // Flush sends what is queued, until the queue is empty or a call fails;
@@ -288,21 +281,14 @@ func (s *Shipper) call(ctx context.Context, f func(context.Context) (any, error)
 	defer cancel()
 	out, err := f(cctx)
 	if err != nil {
-		s.stats.failed.Add(1)
-		if isDenied(err) {
-			s.stats.denied.Add(1)
-		}
+		s.stats.callFailed(err)
 	}
 	return out, err
 }
 
 // Stats returns the shipper's totals.
 func (s *Shipper) Stats() Stats {
-	return Stats{
-		Puts: s.stats.puts.Load(), Shipped: s.stats.shipped.Load(), Rejected: s.stats.rejected.Load(),
-		Dropped: s.buf.dropped.Load(), Failed: s.stats.failed.Load(), Denied: s.stats.denied.Load(),
-		Queued: s.buf.len(),
-	}
+	return s.stats.stats(s.buf)
 }
 
 func errorCode(err error) string {

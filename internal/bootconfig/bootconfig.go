@@ -208,7 +208,19 @@ type OpenMonitoring struct {
 type Logging struct {
 	CloudWatchLogs *CloudWatchLogs `json:"cloudwatch_logs,omitempty"`
 	S3             *S3Logs         `json:"s3,omitempty"`
+	Firehose       *FirehoseLogs   `json:"firehose,omitempty"`
 }
+
+// FirehoseLogs sends the broker's log to the Firehose delivery stream
+// DeliveryStream, a record per line.
+type FirehoseLogs struct {
+	Enabled        bool   `json:"enabled"`
+	DeliveryStream string `json:"delivery_stream,omitempty"`
+}
+
+// ValidDeliveryStreamName reports whether Firehose accepts name for a
+// delivery stream: 1-64 of a-z A-Z 0-9 _ . -.
+func ValidDeliveryStreamName(name string) bool { return deliveryStreamName.MatchString(name) }
 
 // S3Logs delivers the broker's log to Bucket as gzip objects under Prefix,
 // in Amazon MSK's key layout (S3LogKeyPrefix).
@@ -259,6 +271,8 @@ var (
 	s3BucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 	ipv4Like     = regexp.MustCompile(`^\d+\.\d+\.\d+\.\d+$`)
 	s3LogPrefix  = regexp.MustCompile(`^[A-Za-z0-9!_.*'()/-]{0,256}$`)
+	// deliveryStreamName is Firehose's rule for delivery stream names.
+	deliveryStreamName = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,64}$`)
 )
 
 // CloudWatchLogs ships the broker's log to LogGroup, one stream per broker

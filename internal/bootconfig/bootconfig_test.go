@@ -200,6 +200,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"logging.s3.bucket", func(d *Document) { d.Logging = &Logging{S3: &S3Logs{Enabled: true, Bucket: "127.0.0.1"}} }},
 		{"logging.s3.prefix", func(d *Document) { d.Logging = &Logging{S3: &S3Logs{Enabled: true, Bucket: "logs", Prefix: "/abs"}} }},
 		{"logging.s3.prefix", func(d *Document) { d.Logging = &Logging{S3: &S3Logs{Enabled: true, Bucket: "logs", Prefix: "a b"}} }},
+		{"logging.firehose.delivery_stream", func(d *Document) { d.Logging = &Logging{Firehose: &FirehoseLogs{Enabled: true}} }},
+		{"logging.firehose.delivery_stream", func(d *Document) { d.Logging = &Logging{Firehose: &FirehoseLogs{Enabled: true, DeliveryStream: "a/b"}} }},
 		{"open_monitoring.allowed_cidrs[1]", func(d *Document) {
 			d.OpenMonitoring = &OpenMonitoring{JMXExporter: true, AllowedCIDRs: []string{"10.0.0.0/16", "10.0.0.0"}}
 		}},

@@ -211,6 +211,10 @@ func (d *Document) Validate() error {
 		}
 	}
 
+	if l := d.Logging; l != nil && l.Firehose != nil && l.Firehose.Enabled && !ValidDeliveryStreamName(l.Firehose.DeliveryStream) {
+		bad("logging.firehose.delivery_stream", "must be a Firehose delivery stream name (1-64 of a-z A-Z 0-9 _ . -), got %q", l.Firehose.DeliveryStream)
+	}
+
 	if om := d.OpenMonitoring; om != nil {
 		for i, c := range om.AllowedCIDRs {
 			if _, err := netip.ParsePrefix(c); err != nil {

@@ -202,7 +202,7 @@ const logFlushGrace = 5 * time.Second
 // flusher is a log shipper: its last flush runs at shutdown.
 type flusher interface{ Flush(context.Context) error }
 
-// startLogShipping starts shipping the log to CloudWatch Logs and S3 as the
+// startLogShipping starts shipping the log to CloudWatch Logs, S3 and Firehose as the
 // settings say, and stops queueing for the destinations that are off.
 // Never fatal: the broker serves without shipped logs, and says so on its
 // own log (own, the broker's handler without the queue, so the shippers'
@@ -224,8 +224,29 @@ func startLogShipping(ctx context.Context, ship *logship.Handler, s logship.Sett
 			shippers, kept = append(shippers, sh), append(kept, logship.DestS3)
 		}
 	}
+	if s.Firehose.Enabled {
+		if sh, err := startFirehoseLogs(ctx, ship, s.Firehose, own); err != nil {
+			own.Error("sending logs to Firehose is off", "err", err)
+		} else {
+			shippers, kept = append(shippers, sh), append(kept, logship.DestFirehose)
+		}
+	}
 	ship.Keep(kept...)
 	return shippers
+}
+
+func startFirehoseLogs(ctx context.Context, ship *logship.Handler, s logship.FirehoseSettings, own *slog.Logger) (*logship.FirehoseShipper, error) {
+	client, err := logship.NewFirehoseClient(ctx) // default chain: IMDS role credentials, AWS_ENDPOINT_URL
+	if err != nil {
+		return nil, err
+	}
+	sh, err := logship.NewFirehoseShipper(logship.FirehoseShipperOptions{Handler: ship, Client: client, DeliveryStream: s.DeliveryStream, Logger: own})
+	if err != nil {
+		return nil, err
+	}
+	own.Info("sending logs to Firehose", "delivery_stream", s.DeliveryStream)
+	go sh.Run(ctx)
+	return sh, nil
 }
 
 func startCloudWatchLogs(ctx context.Context, ship *logship.Handler, s logship.Settings, nodeID int32, own *slog.Logger) (*logship.Shipper, error) {
