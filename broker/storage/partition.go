@@ -103,7 +103,8 @@ type Partition struct {
 	// failed fsync, so appends waiting on it learn they failed.
 	writeGen atomic.Uint64
 
-	// syncFailure is the error of the last sync round, nil after a good one.
+	// syncFailure is the error of the last sync round that had data to
+	// sync, nil after a good one.
 	syncFailure atomic.Pointer[syncFailure]
 	// synced is closed (and replaced) each time a sync round has synced
 	// this partition; waitDurable waits on it.
@@ -562,7 +563,12 @@ func (p *Partition) prepareSync() syncJob {
 // finishSync applies the outcome of a sync round to the partition.
 func (p *Partition) finishSync(j *syncJob) {
 	if j.err == nil {
-		p.syncFailure.Store(nil)
+		if j.segs != nil {
+			// A round with nothing to sync (the log was cut back to its
+			// durable end) proves nothing, and clearing the failure would
+			// leave the appends it discarded without their cause.
+			p.syncFailure.Store(nil)
+		}
 		advanceTo(&p.durable, j.target)
 		p.mu.Lock()
 		p.unsynced = dropSynced(p.unsynced, j.segs)
