@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/firehose"
+	fhtypes "github.com/aws/aws-sdk-go-v2/service/firehose/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
@@ -31,7 +34,7 @@ var logGroupNamePattern = regexp.MustCompile(`^[.\-_/#A-Za-z0-9]{1,512}$`)
 // broker_logs in a flatter shape.
 func loggingBlock() schema.SingleNestedBlock {
 	return schema.SingleNestedBlock{
-		MarkdownDescription: "Where the brokers ship their logs, as MSK's `logging_info.broker_logs`: CloudWatch Logs, S3, or both. " +
+		MarkdownDescription: "Where the brokers ship their logs, as MSK's `logging_info.broker_logs`: CloudWatch Logs, S3, Firehose, or several. " +
 			"Omitted: the logs stay on the instances (the journal). Changing it rolls the brokers, one at a time.",
 		Blocks: map[string]schema.Block{
 			"cloudwatch_logs": schema.SingleNestedBlock{
@@ -84,23 +87,36 @@ func loggingBlock() schema.SingleNestedBlock {
 				},
 			},
 			"firehose": schema.SingleNestedBlock{
-				MarkdownDescription: "Amazon MSK's Kinesis Data Firehose destination. **Not supported**: `enabled = true` is refused at plan " +
-					"(Tributary's brokers deliver to CloudWatch Logs and S3 only; a Firehose stream can read from either). The block " +
-					"exists so configurations written for `aws_msk_cluster` get that reason instead of an unknown-block error.",
+				MarkdownDescription: "Send to Amazon Data Firehose: each broker sends its structured log and its audit trail to the Direct PUT " +
+					"delivery stream `delivery_stream`, one record per line (JSON, newline-terminated; audit lines carry `\"log\":\"audit\"`), " +
+					"with `PutRecordBatch` calls of at most 500 records and 4 MiB every few seconds from a bounded buffer (8 MiB per broker): " +
+					"while Firehose is unreachable, throttles or refuses, the broker keeps serving, retries with backoff (the records a " +
+					"partly failed batch refused are sent again) and drops its oldest lines (counted in `LogLinesDropped`). The stream must " +
+					"exist, in the cluster's region (the provider does not create or delete it; a plan checks it with " +
+					"`DescribeDeliveryStream`); where it delivers is the stream's configuration. The created instance role may " +
+					"`firehose:PutRecord` and `firehose:PutRecordBatch` on this stream only; with `instance_profile`, that profile's role " +
+					"needs the same.",
 				Attributes: map[string]schema.Attribute{
 					"enabled": schema.BoolAttribute{
-						MarkdownDescription: "Must be `false` or omitted.",
+						MarkdownDescription: "Send the brokers' logs to `delivery_stream`.",
 						Optional:            true,
 					},
 					"delivery_stream": schema.StringAttribute{
-						MarkdownDescription: "Ignored: Firehose delivery is not supported.",
+						MarkdownDescription: "Name of the Firehose delivery stream (1-64 of `a-z A-Z 0-9 _ . -`), required when `enabled`.",
 						Optional:            true,
+						Validators: []validator.String{stringvalidator.RegexMatches(deliveryStreamNamePattern,
+							"must be a Firehose delivery stream name: 1-64 of the characters a-z A-Z 0-9 _ . -")},
 					},
 				},
 			},
 		},
 	}
 }
+
+// deliveryStreamNamePattern is Firehose's rule for delivery stream names;
+// bootconfig.ValidDeliveryStreamName is the same rule, checked again in the
+// boot document.
+var deliveryStreamNamePattern = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,64}$`)
 
 // s3LogPrefixPattern is the characters a log prefix may hold (S3's safe
 // key characters), not beginning with a slash; bootconfig.ValidS3LogPrefix
@@ -208,14 +224,17 @@ func (m *clusterModel) logging(ctx context.Context) (*bootconfig.Logging, diag.D
 	if !lm.Firehose.IsNull() && !lm.Firehose.IsUnknown() {
 		var fh firehoseModel
 		diags.Append(lm.Firehose.As(ctx, &fh, objectAsOptions)...)
-		if fh.Enabled.ValueBool() {
-			diags.AddAttributeError(path.Root("logging").AtName("firehose").AtName("enabled"), "Firehose log delivery is not supported",
-				"Tributary's brokers deliver their logs to CloudWatch Logs (logging.cloudwatch_logs) and S3 (logging.s3), not to Kinesis "+
-					"Data Firehose. Deliver to one of those (a Firehose stream can take its input from a CloudWatch Logs subscription "+
-					"filter) and set logging.firehose.enabled = false or remove the block.")
+		switch {
+		case !fh.Enabled.ValueBool():
+		case fh.DeliveryStream.IsUnknown(): // known at apply; ModifyPlan checks again then
+		case fh.DeliveryStream.ValueString() == "":
+			diags.AddAttributeError(path.Root("logging").AtName("firehose").AtName("delivery_stream"), "Missing delivery stream",
+				"logging.firehose.delivery_stream is required when enabled = true.")
+		default:
+			out.Firehose = &bootconfig.FirehoseLogs{Enabled: true, DeliveryStream: fh.DeliveryStream.ValueString()}
 		}
 	}
-	if out.CloudWatchLogs == nil && out.S3 == nil {
+	if out.CloudWatchLogs == nil && out.S3 == nil && out.Firehose == nil {
 		return nil, diags
 	}
 	return &out, diags
@@ -227,11 +246,12 @@ func loggingFromDocument(doc *bootconfig.Document) (types.Object, diag.Diagnosti
 	l := doc.Logging
 	cwOn := l != nil && l.CloudWatchLogs != nil && l.CloudWatchLogs.Enabled
 	s3On := l != nil && l.S3 != nil && l.S3.Enabled
-	if !cwOn && !s3On {
+	fhOn := l != nil && l.Firehose != nil && l.Firehose.Enabled
+	if !cwOn && !s3On && !fhOn {
 		return types.ObjectNull(loggingAttrTypes), nil
 	}
 	var diags diag.Diagnostics
-	cw, s3 := types.ObjectNull(cloudWatchLogsAttrTypes), types.ObjectNull(s3LogsAttrTypes)
+	cw, s3, fh := types.ObjectNull(cloudWatchLogsAttrTypes), types.ObjectNull(s3LogsAttrTypes), types.ObjectNull(firehoseAttrTypes)
 	var d diag.Diagnostics
 	if cwOn {
 		cw, d = types.ObjectValue(cloudWatchLogsAttrTypes, map[string]attr.Value{
@@ -252,7 +272,14 @@ func loggingFromDocument(doc *bootconfig.Document) (types.Object, diag.Diagnosti
 		})
 		diags.Append(d...)
 	}
-	obj, d := types.ObjectValue(loggingAttrTypes, map[string]attr.Value{"cloudwatch_logs": cw, "s3": s3, "firehose": types.ObjectNull(firehoseAttrTypes)})
+	if fhOn {
+		fh, d = types.ObjectValue(firehoseAttrTypes, map[string]attr.Value{
+			"enabled":         types.BoolValue(true),
+			"delivery_stream": types.StringValue(l.Firehose.DeliveryStream),
+		})
+		diags.Append(d...)
+	}
+	obj, d := types.ObjectValue(loggingAttrTypes, map[string]attr.Value{"cloudwatch_logs": cw, "s3": s3, "firehose": fh})
 	diags.Append(d...)
 	return obj, diags
 }
@@ -282,12 +309,64 @@ func logObjectsOf(l *bootconfig.Logging) string {
 	return bootconfig.S3LogObjectsARN(l.S3.Bucket, l.S3.Prefix)
 }
 
+// firehoseLogsOf is the Firehose delivery the brokers make, nil when none.
+func firehoseLogsOf(l *bootconfig.Logging) *bootconfig.FirehoseLogs {
+	if l == nil || l.Firehose == nil || !l.Firehose.Enabled {
+		return nil
+	}
+	return l.Firehose
+}
+
+// deliveryStreamARN is the ARN of the delivery stream of logging.firehose
+// in the cluster's region and account, "" when none: what a broker role may
+// put records to.
+func deliveryStreamARN(l *bootconfig.Logging, partition, region, account string) string {
+	fh := firehoseLogsOf(l)
+	if fh == nil {
+		return ""
+	}
+	if partition == "" {
+		partition = "aws"
+	}
+	if account == "" { // skip_requesting_account_id: the role's own account is the only one it can reach
+		account = "*"
+	}
+	return "arn:" + partition + ":firehose:" + region + ":" + account + ":deliverystream/" + fh.DeliveryStream
+}
+
 // loggingChanges reports whether the logging block changes. A change of
 // the destination rolls the brokers (it is in the boot document); one that
 // ships nothing either way (no block, enabled = false) rolls nothing, and
 // only leaves broker_nodes unknown in the plan.
 func loggingChanges(plan, state *clusterModel) bool {
 	return !plan.Logging.Equal(state.Logging)
+}
+
+// checkDeliveryStream asks Firehose whether the delivery stream exists
+// (DescribeDeliveryStream): an error when Firehose says it does not, a
+// warning when the provider's credentials may not ask or Firehose cannot
+// answer.
+func checkDeliveryStream(ctx context.Context, client *firehose.Client, stream, region string) diag.Diagnostics {
+	var diags diag.Diagnostics
+	at := path.Root("logging").AtName("firehose").AtName("delivery_stream")
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, err := client.DescribeDeliveryStream(ctx, &firehose.DescribeDeliveryStreamInput{DeliveryStreamName: aws.String(stream)})
+	var notFound *fhtypes.ResourceNotFoundException
+	var re *awshttp.ResponseError
+	switch {
+	case err == nil:
+	case errors.As(err, &notFound):
+		diags.AddAttributeError(at, "Firehose delivery stream not found",
+			fmt.Sprintf("logging.firehose.delivery_stream %q does not exist. Create it first (in %s, the cluster's region, a Direct PUT stream); the brokers send their logs to it and do not create it.", stream, region))
+	case errors.As(err, &re) && (re.HTTPStatusCode() == http.StatusForbidden || strings.Contains(err.Error(), "AccessDenied")):
+		diags.AddAttributeWarning(at, "Firehose delivery stream not checked",
+			fmt.Sprintf("The provider's credentials may not check that delivery stream %q exists (firehose:DescribeDeliveryStream): if it does not, the brokers' log deliveries fail until it does. %v", stream, err))
+	default:
+		diags.AddAttributeWarning(at, "Firehose delivery stream not checked",
+			fmt.Sprintf("Checking that delivery stream %q exists failed (is it in %s, the cluster's region?): %v", stream, region, err))
+	}
+	return diags
 }
 
 // checkLogBucket asks S3 whether bucket exists (HeadBucket, s3:ListBucket):

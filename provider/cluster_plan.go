@@ -49,8 +49,8 @@ func (r *clusterResource) ValidateConfig(ctx context.Context, req resource.Valid
 	resp.Diagnostics.Append(validateBrokerConfig(m)...)
 	resp.Diagnostics.Append(validateAutoscaling(ctx, m)...)
 	resp.Diagnostics.Append(validateOpenMonitoring(ctx, m)...)
-	// The logging block's rules (a destination's name when enabled,
-	// Firehose refused) at plan, not halfway through an apply.
+	// The logging block's rules (a destination's name when enabled) at
+	// plan, not halfway through an apply.
 	_, d = m.logging(ctx)
 	resp.Diagnostics.Append(d...)
 }
@@ -197,6 +197,14 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		}
 	}
 
+	// So must the delivery stream of logging.firehose, as MSK checks.
+	if lg, d := plan.logging(ctx); !d.HasError() && lg != nil && lg.Firehose != nil && (state == nil || loggingChanges(&plan, state)) {
+		resp.Diagnostics.Append(checkDeliveryStream(ctx, r.data.aws.Firehose, lg.Firehose.DeliveryStream, r.data.aws.Region)...)
+		if resp.Diagnostics.HasError() {
+			return
+		}
+	}
+
 	// The image: resolved from the version at plan time, so the plan shows
 	// which image the brokers will run (and a new image of the same version
 	// is a visible roll).
@@ -263,6 +271,7 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 			}
 			if lg, d := plan.logging(ctx); !d.HasError() {
 				t.LogObjects = logObjectsOf(lg)
+				t.LogStream = deliveryStreamARN(lg, r.data.aws.Partition, r.data.aws.Region, r.data.aws.AccountID)
 			}
 			if state != nil {
 				t.ClusterID = state.ClusterID.ValueString()

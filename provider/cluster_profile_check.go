@@ -47,6 +47,9 @@ type userProfileTarget struct {
 	Partition, Region, Account string
 	// LogObjects is the object ARN pattern of logging.s3 ("" when off).
 	LogObjects string
+	// LogStream is the ARN of logging.firehose's delivery stream ("" when
+	// off).
+	LogStream string
 }
 
 // checkUserProfile returns an error at instance_profile for each broker
@@ -99,6 +102,13 @@ func checkUserProfile(ctx context.Context, client profileSimulator, t userProfil
 			diags.AddAttributeWarning(at, "The brokers' logs will not reach S3",
 				fmt.Sprintf("Role %s may not s3:PutObject on %s, where logging.s3 delivers the brokers' logs: every delivery would be "+
 					"refused (and its lines dropped once the brokers' buffers fill). Allow it, or leave instance_profile out.", role, t.LogObjects))
+		}
+	}
+	if t.LogStream != "" {
+		if ok, err := simulateAllowed(ctx, client, role, "firehose:PutRecordBatch", t.LogStream, nil); err == nil && !ok {
+			diags.AddAttributeWarning(at, "The brokers' logs will not reach Firehose",
+				fmt.Sprintf("Role %s may not firehose:PutRecordBatch on %s, where logging.firehose sends the brokers' logs: every batch would be "+
+					"refused (and its lines dropped once the brokers' buffers fill). Allow it, or leave instance_profile out.", role, t.LogStream))
 		}
 	}
 	if len(denied) > 0 {

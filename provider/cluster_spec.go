@@ -126,6 +126,10 @@ func (cs *clusterSpec) bootDocument(node fleet.Node, controllers []fleet.Node) *
 			s3 := *l.S3
 			doc.Logging.S3 = &s3
 		}
+		if fh := firehoseLogsOf(l); fh != nil {
+			f := *fh
+			doc.Logging.Firehose = &f
+		}
 	}
 	if om := cs.OpenMonitoring; om != nil {
 		doc.OpenMonitoring = &bootconfig.OpenMonitoring{JMXExporter: om.JMXExporter, NodeExporter: om.NodeExporter, AllowedCIDRs: slices.Clone(om.AllowedCIDRs)}
@@ -204,9 +208,10 @@ func (cs *clusterSpec) bootSettingsHash() string {
 		LogGroup   string                     `json:",omitempty"`
 		Open       *bootconfig.OpenMonitoring `json:",omitempty"`
 		LogS3      *bootconfig.S3Logs         `json:",omitempty"`
+		LogFH      *bootconfig.FirehoseLogs   `json:",omitempty"`
 	}{cs.Listeners, cs.StaticConfig, cs.EnhancedMonitoring, cs.MetricsNamespace, cs.Name,
 		cs.Security.InCluster, certificateFingerprint(cs.CA), cs.Security.clientCABundle(), cs.SuperUsers, logGroupOf(cs.Logging),
-		cs.OpenMonitoring, s3LogsOf(cs.Logging)})
+		cs.OpenMonitoring, s3LogsOf(cs.Logging), firehoseLogsOf(cs.Logging)})
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:8])
 }
@@ -232,6 +237,7 @@ func (r *clusterResource) specFromModel(ctx context.Context, m *clusterModel, cl
 	diags.Append(d...)
 	cs.LogGroup = logGroupOf(cs.Logging)
 	cs.LogObjects = logObjectsOf(cs.Logging)
+	cs.LogStream = deliveryStreamARN(cs.Logging, r.data.aws.Partition, r.data.aws.Region, r.data.aws.AccountID)
 	cs.OpenMonitoring, cs.MonitoringPorts, cs.MonitoringCIDRs, d = m.openMonitoring(ctx)
 	diags.Append(d...)
 	cs.Storage, d = m.storageSettings(ctx)

@@ -106,6 +106,7 @@ type endpointsModel struct {
 	AutoScaling    types.String `tfsdk:"autoscaling"`
 	CloudWatch     types.String `tfsdk:"cloudwatch"`
 	EC2            types.String `tfsdk:"ec2"`
+	Firehose       types.String `tfsdk:"firehose"`
 	IAM            types.String `tfsdk:"iam"`
 	KMS            types.String `tfsdk:"kms"`
 	S3             types.String `tfsdk:"s3"`
@@ -239,6 +240,7 @@ func (p *tributaryProvider) Schema(_ context.Context, _ provider.SchemaRequest, 
 						"autoscaling":    endpointAttr("EC2 Auto Scaling", "AUTO_SCALING"),
 						"cloudwatch":     endpointAttr("CloudWatch", "CLOUDWATCH"),
 						"ec2":            endpointAttr("EC2", "EC2"),
+						"firehose":       endpointAttr("Firehose (the delivery stream of logging.firehose)", "FIREHOSE"),
 						"iam":            endpointAttr("IAM", "IAM"),
 						"kms":            endpointAttr("KMS", "KMS"),
 						"s3":             endpointAttr("S3 (the bucket of logging.s3)", "S3"),
@@ -330,6 +332,7 @@ func (m providerModel) awsConfig(ctx context.Context) (awsconfig.Config, diag.Di
 		cfg.Endpoints[awsconfig.SecretsManager] = e.SecretsManager.ValueString()
 		cfg.Endpoints[awsconfig.ACMPCA] = e.ACMPCA.ValueString()
 		cfg.Endpoints[awsconfig.S3] = e.S3.ValueString()
+		cfg.Endpoints[awsconfig.Firehose] = e.Firehose.ValueString()
 	}
 	return cfg, diags
 }

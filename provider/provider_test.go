@@ -423,7 +423,7 @@ func testAccProviderConfig() string {
 func accEndpoints(endpoint string) string {
 	var b strings.Builder
 	b.WriteString("  endpoints {\n")
-	for _, svc := range []string{"ec2", "kms", "iam", "sts", "cloudwatch", "autoscaling", "secretsmanager", "acmpca", "s3"} {
+	for _, svc := range []string{"ec2", "kms", "iam", "sts", "cloudwatch", "autoscaling", "secretsmanager", "acmpca", "s3", "firehose"} {
 		fmt.Fprintf(&b, "    %s = %q\n", svc, endpoint)
 	}
 	b.WriteString("  }\n")

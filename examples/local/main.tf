@@ -46,6 +46,7 @@ provider "tributary" {
     secretsmanager = var.endpoint
     acmpca         = var.endpoint
     s3             = var.endpoint
+    firehose       = var.endpoint
   }
 
   skip_metadata_api_check = true

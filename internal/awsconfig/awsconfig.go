@@ -32,6 +32,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/firehose"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -59,11 +60,14 @@ const (
 	ACMPCA Service = "acmpca"
 	// S3 holds the bucket of logging.s3, which a plan checks exists.
 	S3 Service = "s3"
+	// Firehose holds the delivery stream of logging.firehose, which a plan
+	// checks exists.
+	Firehose Service = "firehose"
 )
 
 // Services lists every service that accepts an endpoint override, in the
 // order the provider documents them.
-var Services = []Service{EC2, KMS, IAM, STS, CloudWatch, AutoScaling, SecretsManager, ACMPCA, S3}
+var Services = []Service{EC2, KMS, IAM, STS, CloudWatch, AutoScaling, SecretsManager, ACMPCA, S3, Firehose}
 
 // AssumeRole describes a role to assume with the base credentials.
 type AssumeRole struct {
@@ -119,6 +123,8 @@ type Clients struct {
 	// override (the block, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL: an
 	// emulator) it addresses buckets path-style, as emulators serve them.
 	S3 *s3.Client
+	// Firehose checks that the delivery stream of logging.firehose exists.
+	Firehose *firehose.Client
 
 	Region string
 	// STSConfig is Config with the STS endpoint of the `endpoints {}`
@@ -216,6 +222,9 @@ func New(ctx context.Context, c Config) (*Clients, error) {
 		S3: s3.NewFromConfig(cfg, func(o *s3.Options) {
 			setBase(&o.BaseEndpoint, c.Endpoints[S3])
 			o.UsePathStyle = o.BaseEndpoint != nil
+		}),
+		Firehose: firehose.NewFromConfig(cfg, func(o *firehose.Options) {
+			setBase(&o.BaseEndpoint, c.Endpoints[Firehose])
 		}),
 		Region:    cfg.Region,
 		STSConfig: cfg.Copy(),

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/firehose"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -95,6 +96,8 @@ func callService(t *testing.T, cl *Clients, rec *recordingHTTPClient, s Service)
 		_, err = cl.ACMPCA.ListCertificateAuthorities(ctx, &acmpca.ListCertificateAuthoritiesInput{})
 	case S3:
 		_, err = cl.S3.ListBuckets(ctx, &s3.ListBucketsInput{})
+	case Firehose:
+		_, err = cl.Firehose.ListDeliveryStreams(ctx, &firehose.ListDeliveryStreamsInput{})
 	default:
 		t.Fatalf("unknown service %q", s)
 	}
@@ -122,6 +125,7 @@ func TestEndpointPrecedence(t *testing.T) {
 		SecretsManager: "https://secretsmanager.us-east-1.amazonaws.com",
 		ACMPCA:         "https://acm-pca.us-east-1.amazonaws.com",
 		S3:             "https://s3.us-east-1.amazonaws.com",
+		Firehose:       "https://firehose.us-east-1.amazonaws.com",
 	}
 	tests := []struct {
 		name       string

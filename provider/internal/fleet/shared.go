@@ -254,7 +254,7 @@ const ec2TrustPolicy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","
 // cluster's S3 log prefix only (logObjects, an object ARN pattern); read its own delivered
 // certificate's secret (and no other). Describe calls cannot be
 // limited to resources in IAM.
-func RolePolicy(clusterID string, nodeID int32, keyARN, namespace, logGroup, logObjects string, iamAuthorization bool) (string, error) {
+func RolePolicy(clusterID string, nodeID int32, keyARN, namespace, logGroup, logObjects, logStream string, iamAuthorization bool) (string, error) {
 	ownCluster := map[string]any{
 		"StringEquals": map[string]string{"ec2:ResourceTag/" + TagClusterID: clusterID},
 	}
@@ -341,6 +341,16 @@ func RolePolicy(clusterID string, nodeID int32, keyARN, namespace, logGroup, log
 			"Effect":   "Allow",
 			"Action":   "s3:PutObject",
 			"Resource": logObjects,
+		})
+	}
+	if logStream != "" {
+		// Sending only, to the one stream: a broker never describes,
+		// creates or deletes streams.
+		statements = append(statements, map[string]any{
+			"Sid":      "SendClusterLogs",
+			"Effect":   "Allow",
+			"Action":   []string{"firehose:PutRecord", "firehose:PutRecordBatch"},
+			"Resource": logStream,
 		})
 	}
 	if iamAuthorization {
@@ -451,7 +461,7 @@ func (f *Fleet) ensureBrokerRole(ctx context.Context, s *Spec, o *Observed, keyA
 // putBrokerRolePolicy writes a broker's role's inline policy.
 func (f *Fleet) putBrokerRolePolicy(ctx context.Context, s *Spec, keyARN string, nodeID int32) error {
 	name := BrokerRoleName(s.ClusterID, nodeID)
-	policy, err := RolePolicy(s.ClusterID, nodeID, keyARN, s.MetricsNamespace, s.LogGroup, s.LogObjects, s.IAMAuthorization)
+	policy, err := RolePolicy(s.ClusterID, nodeID, keyARN, s.MetricsNamespace, s.LogGroup, s.LogObjects, s.LogStream, s.IAMAuthorization)
 	if err != nil {
 		return fmt.Errorf("rendering the broker role policy: %w", err)
 	}

@@ -126,6 +126,9 @@ type Spec struct {
 	// LogObjects is the S3 object ARN pattern (arn:aws:s3:::<bucket>/<prefix>/*)
 	// the created role may put log objects under; empty, none.
 	LogObjects string
+	// LogStream is the ARN of the Firehose delivery stream the created
+	// role may put log records to; empty, none.
+	LogStream string
 	// Reissue names brokers whose boot documents are rendered again, in a
 	// new launch template version that Roll then launches, although their
 	// launch settings are unchanged: what the documents carry besides the

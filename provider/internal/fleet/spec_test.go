@@ -156,7 +156,7 @@ func TestIngressRulesDiff(t *testing.T) {
 
 func TestRolePolicyPinsEncryptionContext(t *testing.T) {
 	for _, iam := range []bool{false, true} {
-		p, err := RolePolicy("tc-1", 2, "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "", "", iam)
+		p, err := RolePolicy("tc-1", 2, "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "", "", "", iam)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,14 +173,14 @@ func TestRolePolicyPinsEncryptionContext(t *testing.T) {
 }
 
 func TestRolePolicyLogGroup(t *testing.T) {
-	without, err := RolePolicy("tc-1", 1, "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "", "", false)
+	without, err := RolePolicy("tc-1", 1, "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "", "", "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Contains(without, "logs:") || strings.Contains(without, "s3:") {
 		t.Errorf("a cluster that ships no logs must not be allowed logs:*: %s", without)
 	}
-	with, err := RolePolicy("tc-1", 1, "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "tributary/orders", "", false)
+	with, err := RolePolicy("tc-1", 1, "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "tributary/orders", "", "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestRolePolicyLogGroup(t *testing.T) {
 }
 
 func TestRolePolicyLogObjects(t *testing.T) {
-	p, err := RolePolicy("tc-1", 1, "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "", "arn:aws:s3:::kafka-logs/prod/*", false)
+	p, err := RolePolicy("tc-1", 1, "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "", "arn:aws:s3:::kafka-logs/prod/*", "", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,5 +204,26 @@ func TestRolePolicyLogObjects(t *testing.T) {
 	}
 	if strings.Contains(p, "logs:") || strings.Contains(p, "s3:GetObject") || strings.Contains(p, "s3:*") {
 		t.Errorf("policy allows more than putting log objects: %s", p)
+	}
+}
+
+func TestRolePolicyLogStream(t *testing.T) {
+	const stream = "arn:aws:firehose:us-east-1:000000000000:deliverystream/orders-logs"
+	p, err := RolePolicy("tc-1", 1, "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "", "", stream, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(p, `{"Action":["firehose:PutRecord","firehose:PutRecordBatch"],"Effect":"Allow","Resource":"`+stream+`","Sid":"SendClusterLogs"}`) {
+		t.Errorf("policy does not allow putting records to the stream only: %s", p)
+	}
+	if strings.Contains(p, "firehose:*") || strings.Contains(p, "firehose:Describe") || strings.Contains(p, "deliverystream/*") {
+		t.Errorf("policy allows more than putting records to the stream: %s", p)
+	}
+	without, err := RolePolicy("tc-1", 1, "arn:aws:kms:us-east-1:000000000000:key/k", "Tributary/Kafka", "", "", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(without, "firehose") {
+		t.Errorf("policy without a stream mentions Firehose: %s", without)
 	}
 }
