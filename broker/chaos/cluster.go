@@ -5,12 +5,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -103,7 +105,7 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	}
 	for i := range cfg.Nodes {
 		host := fmt.Sprintf("127.0.0.%d", 10+i)
-		ports, err := freePorts(host, 3)
+		ports, err := FreePorts(host, 3)
 		if err != nil {
 			return nil, err
 		}
@@ -131,10 +133,16 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	return c, nil
 }
 
-// freePorts asks the kernel for unused ports on host. Another process
-// could take one before the broker binds it; on loopback in a test run
-// that is rare, and the broker then fails loudly.
-func freePorts(host string, n int) ([]int, error) {
+// FreePorts returns n ports free on host a moment ago, chosen below the
+// kernel's ephemeral range (net.ipv4.ip_local_port_range): the kernel gives
+// ports of that range to every socket bound to port 0 and to outgoing
+// connections, so a port found free there can be taken by anyone before
+// the broker binds it (seen in CI as "bind: address already in use" on a
+// broker started minutes after its ports were found). Below the range
+// only a process that picks the same port on purpose can.
+func FreePorts(host string, n int) ([]int, error) {
+	hi := ephemeralStart()
+	lo := max(hi-12000, 1024)
 	var lns []net.Listener
 	defer func() {
 		for _, ln := range lns {
@@ -142,15 +150,37 @@ func freePorts(host string, n int) ([]int, error) {
 		}
 	}()
 	var out []int
-	for range n {
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	for tries := 0; len(out) < n; tries++ {
+		if tries == 1000 {
+			return nil, fmt.Errorf("finding %d free ports on %s between %d and %d: %d found in 1000 tries", n, host, lo, hi, len(out))
+		}
+		port := lo + rand.IntN(hi-lo)
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 		if err != nil {
-			return nil, fmt.Errorf("finding a free port on %s: %w", host, err)
+			continue // taken
 		}
 		lns = append(lns, ln)
-		out = append(out, ln.Addr().(*net.TCPAddr).Port)
+		out = append(out, port)
 	}
 	return out, nil
+}
+
+// ephemeralStart is the first port of the kernel's ephemeral range
+// (32768 when it cannot be read, Linux's default).
+func ephemeralStart() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 32768
+	}
+	start, err := strconv.Atoi(f[0])
+	if err != nil || start < 2048 {
+		return 32768
+	}
+	return start
 }
 
 func (c *Cluster) configPath(id int32) string {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/tributary/tributary/broker/chaos"
 	"github.com/tributary/tributary/broker/iamauth"
 	"github.com/tributary/tributary/broker/security/tlsconf/tlstest"
 	"github.com/tributary/tributary/internal/localcloud"
@@ -75,7 +75,7 @@ func StartSecureBroker(ctx context.Context, bin, dir string) (*SecureBroker, err
 	if err := tlstest.WriteFile(keystore, leaf.Keystore()); err != nil {
 		return nil, err
 	}
-	ports, err := freePorts(2)
+	ports, err := chaos.FreePorts("127.0.0.1", 2)
 	if err != nil {
 		return nil, err
 	}
@@ -133,24 +133,4 @@ func (b *SecureBroker) Close() {
 		b.Stop(30 * time.Second)
 	}
 	_ = b.cloud.Close()
-}
-
-// freePorts are n loopback ports free a moment ago.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
