@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -230,5 +231,98 @@ func TestFenceLeaderEpochRefusesOlderLeaderAppends(t *testing.T) {
 	}
 	if e := p.LatestEpoch(); e != 5 {
 		t.Fatalf("newest epoch %d, want 5", e)
+	}
+}
+
+// A follower cut back to a new leader's log while its sync round runs,
+// and written again at the same offsets, does not count the new data as
+// durable on the strength of that round: the round's fsyncs may have run
+// before the new data was written.
+func TestSyncRoundAcrossTruncationCountsNothingRewritten(t *testing.T) {
+	old := openStore(t, t.TempDir(), Options{})
+	oldLeader := mustCreate(t, old, "t", 0, TopicConfig{})
+	for range 10 {
+		mustAppend(t, oldLeader, makeBatch(t, batchSpec{records: 1}))
+	}
+	newLeader := mustCreate(t, old, "t", 1, TopicConfig{})
+	for range 15 {
+		mustAppend(t, newLeader, makeBatch(t, batchSpec{records: 1, valueSize: 7}))
+	}
+	read := func(p *Partition, from int64) []byte {
+		b, err := p.Read(from, 1<<20, p.LogEndOffset())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Clone(b)
+	}
+
+	st := openStore(t, t.TempDir(), Options{})
+	// Each fsync waits until the test releases it; once the test ends
+	// they pass (the store's Close syncs too).
+	type call struct{ release chan struct{} }
+	calls := make(chan call, 16)
+	var ended atomic.Bool
+	st.syncData = func(f *os.File) error {
+		if !ended.Load() {
+			c := call{make(chan struct{})}
+			calls <- c
+			<-c.release
+		}
+		return fdatasync(f)
+	}
+	t.Cleanup(func() {
+		ended.Store(true)
+		for {
+			select {
+			case c := <-calls:
+				close(c.release)
+			case <-time.After(100 * time.Millisecond):
+				return
+			}
+		}
+	})
+	nextSync := func() call {
+		t.Helper()
+		select {
+		case c := <-calls:
+			return c
+		case <-time.After(10 * time.Second):
+			t.Fatal("no sync round started")
+			return call{}
+		}
+	}
+	follower := mustCreate(t, st, "t", 0, TopicConfig{})
+	wait1, err := follower.WriteAsFollower(read(oldLeader, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- wait1(context.Background()) }()
+	round1 := nextSync() // the round's target is 10; its fsync is under way
+	if err := follower.TruncateTo(5); err != nil {
+		t.Fatal(err)
+	}
+	wait2, err := follower.WriteAsFollowerAt(5, read(newLeader, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(round1.release)
+	if err := <-errc; !errors.Is(err, ErrStorage) {
+		t.Fatalf("the wait for the truncated write: %v, want ErrStorage (discarded)", err)
+	}
+	round2 := nextSync()
+	if d := follower.DurableEnd(); d > 5 {
+		t.Fatalf("durable end %d after the round that began before the truncation to 5", d)
+	}
+	close(round2.release)
+	if err := wait2(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d, end := follower.DurableEnd(), follower.LogEndOffset(); d != 15 || end != 15 {
+		t.Fatalf("durable end %d, log end %d, want 15", d, end)
+	}
+	// A write that expects the log to end elsewhere writes nothing.
+	if _, err := follower.WriteAsFollowerAt(12, read(newLeader, 14)); !errors.Is(err, ErrOffsetOutOfRange) {
+		t.Fatalf("write at 12 on a log ending at 15: %v, want ErrOffsetOutOfRange", err)
 	}
 }

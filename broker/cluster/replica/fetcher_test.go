@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"testing"
@@ -177,9 +178,9 @@ func TestRemovedPartitionKeepsItsLog(t *testing.T) {
 		{"records and high watermark", func(p *fetchPartition) error {
 			rp := kmsg.NewFetchResponseTopicPartition()
 			rp.HighWatermark, rp.RecordBatches = 12, more
-			done, err := f.handlePartition(tp0, p, 10, &rp)
-			if err == nil && done != nil {
-				err = done()
+			wait, err := f.handlePartition(tp0, p, 10, &rp)
+			if err == nil && wait != nil {
+				err = wait(context.Background())
 			}
 			return err
 		}},
