@@ -31,6 +31,12 @@ variable "instance_type" {
   default     = "m5.large"
 }
 
+variable "logs_delivery_stream" {
+  description = "A Firehose delivery stream the brokers also send their logs to (make demo makes one); null: none."
+  type        = string
+  default     = null
+}
+
 provider "tributary" {
   region     = "us-east-1"
   access_key = "test"
@@ -88,10 +94,16 @@ resource "tributary_cluster" "demo" {
 
   # Each broker ships its log to the stream broker-<id> and its audit trail
   # to broker-<id>/audit of this group (created when missing).
+  # With logs_delivery_stream, each broker also sends every log line as a
+  # record to that Firehose delivery stream, which must exist.
   logging {
     cloudwatch_logs {
       enabled   = true
       log_group = "tributary/demo"
+    }
+    firehose {
+      enabled         = var.logs_delivery_stream != null
+      delivery_stream = var.logs_delivery_stream
     }
   }
 

@@ -21,6 +21,9 @@ func (d *demo) up(ctx context.Context) error {
 	if err := d.startCloud(ctx); err != nil {
 		return err
 	}
+	if err := d.prepareFirehose(ctx); err != nil {
+		return err
+	}
 	if err := d.prepareTerraform(); err != nil {
 		return err
 	}
@@ -85,6 +88,9 @@ func (d *demo) up(ctx context.Context) error {
 	if err := d.showLogs(ctx, len(brokers)); err != nil {
 		return err
 	}
+	if err := d.showFirehose(ctx, len(brokers)); err != nil {
+		return err
+	}
 	if err := d.showAlarms(ctx); err != nil {
 		return err
 	}
@@ -133,5 +139,6 @@ func tfVars() []string {
 	if runtime.GOARCH == "arm64" {
 		instanceType = "m7g.large" // the local cloud registers images of this machine's architecture
 	}
-	return []string{"-var", "endpoint=" + endpoint, "-var", "broker_version=" + brokerVersion, "-var", "instance_type=" + instanceType}
+	return []string{"-var", "endpoint=" + endpoint, "-var", "broker_version=" + brokerVersion, "-var", "instance_type=" + instanceType,
+		"-var", "logs_delivery_stream=" + logsStream}
 }
