@@ -97,6 +97,7 @@ func TestLeaderLogFailureMovesLeadership(t *testing.T) {
 		return nil
 	})
 
+	faulted := time.Now()
 	failPartitionSyncs(c.servers[old], topic, 0, 20*time.Millisecond)
 	t.Logf("broker %d, leader at epoch %d, fails its fsyncs of %s-0 after %d acknowledged records", old, oldEpoch, topic, ackedCount())
 	var moved *partition
@@ -110,7 +111,7 @@ func TestLeaderLogFailureMovesLeadership(t *testing.T) {
 		}
 		return nil
 	})
-	t.Logf("broker %d leads at epoch %d, ISR %v", moved.leader, moved.leaderEpoch, moved.isr)
+	t.Logf("%v after the fault every broker sees broker %d leading at epoch %d, ISR %v", time.Since(faulted).Round(time.Millisecond), moved.leader, moved.leaderEpoch, moved.isr)
 	afterMove := ackedCount()
 	waitCluster(t, 20*time.Second, func() error {
 		if n := ackedCount(); n < afterMove+200 {
@@ -120,6 +121,7 @@ func TestLeaderLogFailureMovesLeadership(t *testing.T) {
 	})
 
 	c.servers[old].store.SetSyncFault(nil) // the disk works again
+	healed := time.Now()
 	waitCluster(t, 30*time.Second, func() error {
 		p, _ := c.servers[old].lookupPartition(topic, 0)
 		if len(p.isr) != 3 {
@@ -127,6 +129,7 @@ func TestLeaderLogFailureMovesLeadership(t *testing.T) {
 		}
 		return nil
 	})
+	t.Logf("broker %d back in the ISR %v after its fsyncs work again", old, time.Since(healed).Round(time.Millisecond))
 	stop()
 	<-done
 
