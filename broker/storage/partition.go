@@ -612,7 +612,8 @@ func (p *Partition) finishSync(j *syncJob) {
 	} else {
 		p.syncFailure.Store(&syncFailure{err: j.err})
 		if p.store.opts.FlushPolicy == FlushGroup {
-			// Nobody has been answered or has read past the durable offset yet.
+			// Nobody has been answered for the data past the durable end;
+			// a follower may have read it (see discardUnsynced).
 			p.discardUnsynced(j.gen, j.err)
 		} else {
 			// Under interval and none the data was acknowledged and may have
