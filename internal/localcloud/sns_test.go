@@ -131,9 +131,15 @@ func TestSNSAndAlarmActions(t *testing.T) {
 	}
 	put := func(v float64) {
 		t.Helper()
-		// In the last complete minute, the one the alarm evaluates.
+		// In the last complete minute, the one the alarm evaluates, and
+		// in this one, which it evaluates once the clock passes the next
+		// minute boundary (the first evaluation can come that late on a
+		// loaded machine: with one point it then found none, and stayed
+		// in INSUFFICIENT_DATA).
+		now := time.Now()
 		if _, err := cw.PutMetricData(ctx, &cloudwatch.PutMetricDataInput{Namespace: aws.String("Tributary/Kafka"), MetricData: []cwtypes.MetricDatum{
-			{MetricName: aws.String("OfflinePartitionsCount"), Dimensions: dims, Value: aws.Float64(v), Timestamp: aws.Time(time.Now().Add(-time.Minute))}}}); err != nil {
+			{MetricName: aws.String("OfflinePartitionsCount"), Dimensions: dims, Value: aws.Float64(v), Timestamp: aws.Time(now.Add(-time.Minute))},
+			{MetricName: aws.String("OfflinePartitionsCount"), Dimensions: dims, Value: aws.Float64(v), Timestamp: aws.Time(now)}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
