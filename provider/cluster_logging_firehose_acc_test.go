@@ -84,9 +84,10 @@ func accFirehose() *firehose.Client {
 // TestAccCluster_loggingFirehose: a missing delivery stream is refused at
 // plan; the brokers send their logs to the stream, and the created role may
 // put records to that stream only. In the local cloud each broker's start
-// line arrives in the objects the stream writes into its bucket. Against an
-// emulator that runs no instances (moto) it checks plan, apply, the role
-// policy and destroy.
+// line arrives in the objects the stream writes into its bucket, and
+// turning sending off is an in-place roll after which the role may no
+// longer put records. Against an emulator that runs no instances (moto) it
+// checks plan, apply, the role policy and destroy.
 func TestAccCluster_loggingFirehose(t *testing.T) {
 	accParallel(t)
 	testAccPreCheck(t)
@@ -98,25 +99,38 @@ func TestAccCluster_loggingFirehose(t *testing.T) {
 		resource.TestCheckResourceAttr(clusterResourceName, "logging.firehose.enabled", "true"),
 		resource.TestCheckResourceAttr(clusterResourceName, "logging.firehose.delivery_stream", stream),
 		resource.TestCheckNoResourceAttr(clusterResourceName, "logging.s3.enabled"),
-		testAccCheckRoleMaySend(arn),
+		testAccCheckRoleMaySend(arn, true),
 	}
 	if accEnv.noInstances == "" {
 		checks = append(checks, testAccCheckServesKafka("sent", 20), testAccCheckStreamObjects(bucket, "firehose/"))
+	}
+	steps := []resource.TestStep{{
+		// A stream that does not exist is refused at plan, before
+		// anything is made.
+		Config:      firehoseLoggingConfig(name, stream+"-missing"),
+		PlanOnly:    true,
+		ExpectError: regexp.MustCompile(`Firehose delivery stream not found`),
+	}, {
+		Config: firehoseLoggingConfig(name, stream),
+		Check:  resource.ComposeAggregateTestCheckFunc(checks...),
+	}}
+	// Turning sending off rolls the brokers, which an emulator without
+	// instances cannot do.
+	if accEnv.noInstances == "" {
+		steps = append(steps, resource.TestStep{
+			Config:           s3LoggingConfig(name, "", ""),
+			ConfigPlanChecks: expectInPlaceUpdate(),
+			Check: resource.ComposeAggregateTestCheckFunc(
+				resource.TestCheckNoResourceAttr(clusterResourceName, "logging.firehose.enabled"),
+				testAccCheckRoleMaySend(arn, false),
+			),
+		})
 	}
 	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
-		Steps: []resource.TestStep{{
-			// A stream that does not exist is refused at plan, before
-			// anything is made.
-			Config:      firehoseLoggingConfig(name, stream+"-missing"),
-			PlanOnly:    true,
-			ExpectError: regexp.MustCompile(`Firehose delivery stream not found`),
-		}, {
-			Config: firehoseLoggingConfig(name, stream),
-			Check:  resource.ComposeAggregateTestCheckFunc(checks...),
-		}},
+		Steps:                    steps,
 	})
 }
 
@@ -186,8 +200,8 @@ func bucketObjects(ctx context.Context, client *s3.Client, bucket, prefix string
 
 // testAccCheckRoleMaySend checks the created broker role's policy allows
 // firehose:PutRecord and firehose:PutRecordBatch on the stream and nothing
-// else of Firehose.
-func testAccCheckRoleMaySend(streamARN string) resource.TestCheckFunc {
+// else of Firehose, or nothing of Firehose at all.
+func testAccCheckRoleMaySend(streamARN string, may bool) resource.TestCheckFunc {
 	return func(s *terraform.State) error {
 		rs, ok := s.RootModule().Resources[clusterResourceName]
 		if !ok {
@@ -203,6 +217,12 @@ func testAccCheckRoleMaySend(streamARN string) resource.TestCheckFunc {
 		doc, err := url.QueryUnescape(aws.ToString(out.PolicyDocument))
 		if err != nil {
 			return err
+		}
+		if !may {
+			if strings.Contains(doc, "firehose") {
+				return fmt.Errorf("broker role may still use Firehose: %s", doc)
+			}
+			return nil
 		}
 		want := `"Action":["firehose:PutRecord","firehose:PutRecordBatch"],"Effect":"Allow","Resource":"` + streamARN + `"`
 		if !strings.Contains(doc, want) || strings.Count(doc, `"firehose:`) != 2 {

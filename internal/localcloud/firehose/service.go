@@ -40,16 +40,16 @@ import (
 
 // Firehose's limits (Amazon Data Firehose quotas).
 const (
-	maxRecordBytes    = 1000 << 10 // one record's data, before base64
-	maxBatchRecords   = 500
-	maxBatchBytes     = 4 << 20
-	defaultSizeMiB    = 5
-	defaultIntervalS  = 300
-	targetPrefix      = "Firehose_20150804."
-	deliverySession   = "AWSFirehoseToS3"
-	deliveryTick      = 200 * time.Millisecond
-	saveEvery         = time.Second
-	maxBufferedStream = 128 << 20 // past this a stream refuses records (ServiceUnavailableException)
+	maxRecordBytes     = 1000 << 10 // one record's data, before base64
+	maxBatchRecords    = 500
+	maxBatchBytes      = 4 << 20
+	defaultSizeMiB     = 5
+	defaultIntervalS   = 300
+	targetPrefix       = "Firehose_20150804."
+	deliverySession    = "AWSFirehoseToS3"
+	deliveryTick       = 200 * time.Millisecond
+	saveEvery          = time.Second
+	defaultMaxBuffered = 128 << 20 // past this a stream refuses records (ServiceUnavailableException)
 )
 
 // Options configure the service.
@@ -60,6 +60,9 @@ type Options struct {
 	// allowed.
 	Objects    awsapi.ObjectStore
 	Authorizer awsapi.Authorizer
+	// MaxBufferedBytes is how much a stream holds undelivered before it
+	// refuses records (default 128 MiB).
+	MaxBufferedBytes int
 }
 
 // Service is the emulated Firehose of one account. It is safe for concurrent use.
@@ -71,6 +74,7 @@ type Service struct {
 	now       func() time.Time
 	objects   awsapi.ObjectStore
 	authz     awsapi.Authorizer
+	maxBuffer int
 
 	mu      sync.Mutex
 	streams map[string]*stream // by name
@@ -138,7 +142,10 @@ func (d destination) bucket() string { return strings.TrimPrefix(d.BucketARN, "a
 func New(opts Options) (*Service, error) {
 	env := opts.Env.WithDefaults()
 	s := &Service{account: env.Account, region: env.Region, log: env.Logger, now: env.Now, objects: opts.Objects, authz: opts.Authorizer,
-		streams: map[string]*stream{}, stop: make(chan struct{}), done: make(chan struct{})}
+		maxBuffer: opts.MaxBufferedBytes, streams: map[string]*stream{}, stop: make(chan struct{}), done: make(chan struct{})}
+	if s.maxBuffer <= 0 {
+		s.maxBuffer = defaultMaxBuffered
+	}
 	if opts.Objects == nil {
 		return nil, errors.New("firehose: no object store to deliver to")
 	}
@@ -472,7 +479,7 @@ func (s *Service) putRecord(c *call) (any, error) {
 	if err := checkRecord(in.Record.Data); err != nil {
 		return nil, err
 	}
-	if st.pendingBytes+len(in.Record.Data) > maxBufferedStream {
+	if st.pendingBytes+len(in.Record.Data) > s.maxBuffer {
 		return nil, awsapi.Errorf("ServiceUnavailableException", "Slow down.")
 	}
 	s.bufferLocked(st, in.Record.Data)
@@ -509,7 +516,7 @@ func (s *Service) putRecordBatch(c *call) (any, error) {
 	failed := 0
 	responses := make([]map[string]string, len(in.Records))
 	for i, r := range in.Records {
-		if st.pendingBytes+len(r.Data) > maxBufferedStream {
+		if st.pendingBytes+len(r.Data) > s.maxBuffer {
 			failed++
 			responses[i] = map[string]string{"ErrorCode": "ServiceUnavailableException", "ErrorMessage": "Slow down."}
 			continue
