@@ -438,7 +438,9 @@ func TestConsumerThrottledToQuota(t *testing.T) {
 	n, total := h.get()
 	checkRateWithin(t, "consumer", m.rate(quotaWarmup, quotaWarmup+consumerMeasure), n, total, burst)
 	ft := s.metrics.Snapshot().Throttles[metrics.ThrottleFetch]
-	if ft.Throttled < 1 || ft.Throttled > int64(n) || ft.Bytes <= 0 {
+	// The client's fetch in flight when the hooks were read may have
+	// been counted by the broker already: at most one more.
+	if ft.Throttled < 1 || ft.Throttled > int64(n)+1 || ft.Bytes <= 0 {
 		t.Errorf("the broker counted %d fetch throttles and %d bytes against consumer_byte_rate; the client saw %d throttles", ft.Throttled, ft.Bytes, n)
 	}
 }
