@@ -61,6 +61,16 @@ func TestSyncRoundIsSharedAcrossPartitions(t *testing.T) {
 	}
 	g := newGatedSync()
 	st.syncData = g.sync
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(g.release)
+		}
+	}
+	// A failed check must not leave the round blocked: the store's Close
+	// would wait for it until the test binary's timeout.
+	t.Cleanup(release)
 	before := st.sync.rounds.Load()
 
 	var wg sync.WaitGroup
@@ -80,12 +90,19 @@ func TestSyncRoundIsSharedAcrossPartitions(t *testing.T) {
 		appendTo(p)
 	}
 	// The four others wait for the next round instead of fsyncing now.
+	// Partition 0 may be enrolled there too: its waiter enrols it again
+	// when it starts waiting, which can be after round 1 took it.
 	waitFor(t, "four partitions enrolled for the next round", func() bool {
 		st.sync.mu.Lock()
 		defer st.sync.mu.Unlock()
-		return len(st.sync.enroled) == 4
+		for _, p := range parts[1:] {
+			if _, ok := st.sync.enroled[p]; !ok {
+				return false
+			}
+		}
+		return true
 	})
-	close(g.release)
+	release()
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -94,9 +111,9 @@ func TestSyncRoundIsSharedAcrossPartitions(t *testing.T) {
 	if got := st.sync.rounds.Load() - before; got != 2 {
 		t.Errorf("%d sync rounds for five partitions, want 2", got)
 	}
-	for _, p := range parts {
-		if n := g.count(filepath.Base(p.Dir())); n != 1 {
-			t.Errorf("%s: %d fsyncs, want 1", p.Dir(), n)
+	for i, p := range parts {
+		if n := g.count(filepath.Base(p.Dir())); n != 1 && (i > 0 || n != 2) {
+			t.Errorf("%s: %d fsyncs, want 1 (partition 0: 1 or 2)", p.Dir(), n)
 		}
 		if p.HighWatermark() != 1 {
 			t.Errorf("%s: high watermark %d, want 1 (durable)", p.Dir(), p.HighWatermark())
