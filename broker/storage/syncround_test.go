@@ -108,7 +108,10 @@ func TestSyncRoundIsSharedAcrossPartitions(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if got := st.sync.rounds.Load() - before; got != 2 {
+	// Partition 0 enrolled again after round 2 began gets a round of its
+	// own: 3 then, never one per partition.
+	p0Again := g.count(filepath.Base(parts[0].Dir())) == 2
+	if got := st.sync.rounds.Load() - before; got != 2 && (!p0Again || got != 3) {
 		t.Errorf("%d sync rounds for five partitions, want 2", got)
 	}
 	for i, p := range parts {
