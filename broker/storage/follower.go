@@ -37,15 +37,6 @@ func (p *Partition) AppendAsFollower(ctx context.Context, batches []byte) error 
 // next sync round without starting it, and the first wait starts it, so
 // one round covers them all.
 func (p *Partition) WriteAsFollower(batches []byte) (wait func(context.Context) error, err error) {
-	return p.WriteAsFollowerAt(-1, batches)
-}
-
-// WriteAsFollowerAt is WriteAsFollower for a follower that decided what to
-// write from the log ending at at (when at >= 0): if the log end has moved
-// since (a failed fsync discarded the unsynced tail while the follower
-// fetched on), nothing is written and the error is ErrOffsetOutOfRange,
-// since batches after a gap would be taken for a compacted range.
-func (p *Partition) WriteAsFollowerAt(at int64, batches []byte) (wait func(context.Context) error, err error) {
 	var headers []recordbatch.Header
 	prevEnd := int64(-1)
 	for pos := 0; pos < len(batches); {
@@ -76,7 +67,7 @@ func (p *Partition) WriteAsFollowerAt(at int64, batches []byte) (wait func(conte
 	if len(headers) == 0 {
 		return func(context.Context) error { return nil }, nil
 	}
-	end, gen, err := p.appendFollowerLocked(at, batches, headers)
+	end, gen, err := p.appendFollowerLocked(batches, headers)
 	if err != nil {
 		return nil, err
 	}
@@ -89,14 +80,11 @@ func (p *Partition) WriteAsFollowerAt(at int64, batches []byte) (wait func(conte
 	return func(context.Context) error { return nil }, nil
 }
 
-func (p *Partition) appendFollowerLocked(at int64, batches []byte, headers []recordbatch.Header) (end int64, gen uint64, err error) {
+func (p *Partition) appendFollowerLocked(batches []byte, headers []recordbatch.Header) (end int64, gen uint64, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
 		return 0, 0, ErrClosed
-	}
-	if at >= 0 && p.leo != at {
-		return 0, 0, fmt.Errorf("%w: the log ends at %d, not at %d as the write expects", ErrOffsetOutOfRange, p.leo, at)
 	}
 	first, last := headers[0].BaseOffset, headers[len(headers)-1].LastOffset()
 	if first < p.leo {

@@ -181,27 +181,6 @@ func (p *Partition) LogEndOffset() int64 {
 	return p.leo
 }
 
-// DurableEnd is the end of the data that is durable per the flush policy
-// (fsynced under group; all of it under interval and none, which
-// acknowledge data once written): what a follower reports to its leader
-// as replicated.
-func (p *Partition) DurableEnd() int64 {
-	return p.ackEnd(p.LogEndOffset())
-}
-
-// WaitDurable returns once the log is durable per the flush policy up to
-// its end as of the call (it starts a sync round if one is needed), or
-// the data was discarded (ErrStorage), or ctx ends.
-func (p *Partition) WaitDurable(ctx context.Context) error {
-	if p.store.opts.FlushPolicy != FlushGroup {
-		return nil
-	}
-	p.mu.RLock()
-	end, gen := p.leo, p.writeGen.Load()
-	p.mu.RUnlock()
-	return p.waitDurable(ctx, end, gen)
-}
-
 // HighWatermark is the end of the data consumers may read. Until the
 // replication layer calls SetHighWatermark it is, under the group flush
 // policy, the durable end of the log (data that has been fsynced); under
@@ -592,8 +571,8 @@ func (p *Partition) finishSync(j *syncJob) {
 		}
 		p.mu.Lock()
 		if p.writeGen.Load() == j.gen {
-			// A truncation since the round was prepared (a follower cut
-			// back to a new leader's log while its round ran) may have
+			// A truncation since the round was prepared (a replica cut
+			// back to a new leader's log while a round ran) may have
 			// rewritten offsets below the target after the fsyncs: the
 			// durable end then moves with a later round, which the new
 			// data enrols for.

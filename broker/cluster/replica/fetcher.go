@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -124,15 +123,9 @@ type Fetcher struct {
 	connMu sync.Mutex // guards conn between the loop and Close
 	conn   *conn
 	// fetching is set while a Fetch is in flight; interrupted when Add
-	// cut it short (see Add): the connection is then unusable.
+	// cut it short (see Add).
 	fetching    atomic.Bool
 	interrupted atomic.Bool
-
-	// synced is poked by awaitDurable when a response's writes are
-	// durable; syncedParts (under mu) are their partitions.
-	synced      chan struct{}
-	syncedParts map[TopicPartition]struct{}
-	syncs       sync.WaitGroup // awaitDurable goroutines
 }
 
 // StartFetcher starts the loop; it fetches nothing until Add.
@@ -144,9 +137,6 @@ func StartFetcher(cfg FetcherConfig) *Fetcher {
 		parts: map[TopicPartition]*fetchPartition{},
 		wake:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
-
-		synced:      make(chan struct{}, 1),
-		syncedParts: map[TopicPartition]struct{}{},
 	}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	go f.run()
@@ -239,7 +229,6 @@ func (f *Fetcher) sleep(d time.Duration) bool {
 
 func (f *Fetcher) run() {
 	defer close(f.done)
-	defer f.syncs.Wait()
 	defer f.setConn(nil)
 	for f.ctx.Err() == nil {
 		if err := f.round(); err != nil {
@@ -355,7 +344,6 @@ func (f *Fetcher) round() error {
 		if err != nil {
 			return err
 		}
-		f.interrupted.Store(false) // a cut of the previous connection
 		f.setConn(c)
 	}
 	if len(check) > 0 {
@@ -495,99 +483,7 @@ func (f *Fetcher) truncateDivergedLocked(tp TopicPartition, p *fetchPartition, l
 	return nil
 }
 
-// sentFetch is a Fetch sent and not answered yet: per partition, the
-// state it was sent for, the position it reads from and the durable end
-// it reported.
-type sentFetch struct {
-	parts map[TopicPartition]sentPartition
-}
-
-type sentPartition struct {
-	p        *fetchPartition
-	position int64
-	durable  int64
-}
-
-// fetch fetches tps until no Fetch is in flight. Each response is written
-// to the logs and the wait for its durability runs on its own goroutine
-// (awaitDurable), so the next Fetch goes out while the sync round runs:
-// it reports the durable end as its fetch offset (what the leader's high
-// watermark counts) and reads from the log end (fetchPositionTag). When a
-// sync round ends while a Fetch is parked at the leader, a second Fetch is
-// sent behind it with the new durable end: the leader answers the parked
-// one at once (see readRequests) and learns the durable end from the
-// second, so the acks=all producers waiting for this replica are answered
-// then, not when new data or MaxWait ends the parked fetch.
 func (f *Fetcher) fetch(tps []TopicPartition) error {
-	first, held, err := f.sendFetch(tps)
-	if err != nil {
-		return err
-	}
-	if first == nil {
-		if held > 0 {
-			// Everything due is held back: wait for the rate to come
-			// down (or for Add) instead of asking again at once.
-			f.sleep(min(held, f.cfg.Backoff))
-		}
-		return nil
-	}
-	inflight := []*sentFetch{first}
-	f.fetching.Store(true)
-	defer f.fetching.Store(false)
-	timeout := f.cfg.MaxWait + 30*time.Second
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	var (
-		all []error
-		// synced: a sync round ended that no Fetch sent since reports.
-		synced bool
-	)
-	for len(inflight) > 0 {
-		if synced && len(inflight) == 1 {
-			synced = false
-			if f.durableMoved(inflight[0]) {
-				next, _, err := f.sendFetch(tps)
-				if err != nil {
-					return err
-				}
-				if next != nil {
-					inflight = append(inflight, next)
-				}
-			}
-		}
-		select {
-		case fr := <-f.conn.frames:
-			_, r, err := f.conn.decode(fr)
-			if err != nil {
-				return err
-			}
-			sf := inflight[0]
-			inflight = inflight[1:]
-			resp := r.(*kmsg.FetchResponse)
-			if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-				return fmt.Errorf("fetch refused: %w", err)
-			}
-			if err := f.handleResponse(sf, resp); err != nil {
-				all = append(all, err)
-			}
-			timer.Reset(timeout)
-		case <-f.synced:
-			// With two in flight, the second reports it once the first
-			// is answered, or a third does after that.
-			synced = true
-		case <-timer.C:
-			return fmt.Errorf("waiting for a fetch response: %w", os.ErrDeadlineExceeded)
-		case <-f.ctx.Done():
-			return f.ctx.Err()
-		}
-	}
-	return errors.Join(all...)
-}
-
-// sendFetch sends a Fetch for the partitions of tps still followed and
-// not held back by the throttle; nil when there are none (held, when not
-// 0, is how long the throttle holds them).
-func (f *Fetcher) sendFetch(tps []TopicPartition) (*sentFetch, time.Duration, error) {
 	req := kmsg.NewPtrFetchRequest()
 	req.SetVersion(fetchVersion)
 	req.ReplicaID = f.cfg.LocalID
@@ -595,7 +491,8 @@ func (f *Fetcher) sendFetch(tps []TopicPartition) (*sentFetch, time.Duration, er
 	req.MinBytes = f.cfg.MinBytes
 	req.MaxBytes = f.cfg.MaxBytes
 	req.SessionEpoch = -1 // no fetch session (KIP-227)
-	sf := &sentFetch{parts: map[TopicPartition]sentPartition{}}
+	sent := map[TopicPartition]*fetchPartition{}
+	sentOffset := map[TopicPartition]int64{}
 	idx := map[string]int{}
 	throttle := f.cfg.Throttle
 	var held time.Duration
@@ -620,146 +517,78 @@ func (f *Fetcher) sendFetch(tps []TopicPartition) (*sentFetch, time.Duration, er
 			i = len(req.Topics) - 1
 			idx[tp.Topic] = i
 		}
-		// The log end first: only this fetcher writes the log, but a
-		// failed fsync can cut it back to the durable end meanwhile,
-		// and the durable end must not pass the position.
-		leo := p.log.LogEndOffset()
-		durable := min(durableEnd(p.log), leo)
 		rp := kmsg.NewFetchRequestTopicPartition()
 		rp.Partition = tp.Partition
 		rp.CurrentLeaderEpoch = p.leaderEpoch
-		rp.FetchOffset = durable
-		setFetchPosition(&rp, leo)
+		rp.FetchOffset = p.log.LogEndOffset()
 		rp.LastFetchedEpoch = p.log.LatestEpoch()
 		rp.LogStartOffset = p.log.LogStartOffset()
 		rp.PartitionMaxBytes = f.cfg.PartitionMaxBytes
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
-		sf.parts[tp] = sentPartition{p: p, position: leo, durable: durable}
+		sent[tp], sentOffset[tp] = p, rp.FetchOffset
 	}
-	if len(sf.parts) == 0 {
-		return nil, held, nil
-	}
-	if err := f.conn.send(req, 30*time.Second); err != nil {
-		return nil, 0, err
-	}
-	return sf, 0, nil
-}
-
-// durableMoved reports whether a sync round has moved the durable end of
-// a partition of sf past what sf reported.
-func (f *Fetcher) durableMoved(sf *sentFetch) bool {
-	f.mu.Lock()
-	synced := f.syncedParts
-	f.syncedParts = map[TopicPartition]struct{}{}
-	f.mu.Unlock()
-	for tp := range synced {
-		if sp, ok := sf.parts[tp]; ok && durableEnd(sp.p.log) > sp.durable {
-			return true
+	if len(sent) == 0 {
+		if held > 0 {
+			// Everything due is held back: wait for the rate to come
+			// down (or for Add) instead of asking again at once.
+			f.sleep(min(held, f.cfg.Backoff))
 		}
+		return nil
 	}
-	return false
-}
-
-// handleResponse applies a fetch response: every partition is written
-// first, then one goroutine waits for their durability (one sync round of
-// the store makes them all durable) and reports it (f.synced).
-func (f *Fetcher) handleResponse(sf *sentFetch, resp *kmsg.FetchResponse) error {
+	f.fetching.Store(true)
+	r, err := f.conn.request(req, f.cfg.MaxWait+30*time.Second)
+	f.fetching.Store(false)
+	if err != nil {
+		return err
+	}
+	f.interrupted.Store(false) // answered before the cut took effect
+	resp := r.(*kmsg.FetchResponse)
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return fmt.Errorf("fetch refused: %w", err)
+	}
+	// Write every partition first, then wait for them all: the writes go
+	// to the page cache and one sync round of the store makes them all
+	// durable, instead of a goroutine and an fsync wait per partition.
 	var (
 		all   []error
-		waits []partitionWait
+		dones []func() error
 	)
-	throttle := f.cfg.Throttle
 	for _, t := range resp.Topics {
 		for i := range t.Partitions {
 			rp := &t.Partitions[i]
 			tp := TopicPartition{t.Topic, rp.Partition}
-			sp, ok := sf.parts[tp]
+			p, ok := sent[tp]
 			if !ok {
 				continue
 			}
-			if cur, ok := f.part(tp); !ok || cur != sp.p {
+			if cur, ok := f.part(tp); !ok || cur != p {
 				continue // removed or restarted meanwhile
 			}
 			if throttle.FollowerThrottled(tp) {
 				throttle.Follower.Record(len(rp.RecordBatches))
 			}
-			wait, err := f.handlePartition(tp, sp.p, sp.position, rp)
+			done, err := f.handlePartition(tp, p, sentOffset[tp], rp)
 			if err != nil {
 				all = append(all, err)
 			}
-			if wait != nil {
-				waits = append(waits, partitionWait{tp: tp, log: sp.p.log, wait: wait})
+			if done != nil {
+				dones = append(dones, done)
 			}
 		}
 	}
-	if len(waits) > 0 {
-		f.syncs.Add(1)
-		go f.awaitDurable(waits)
+	for _, done := range dones {
+		if err := done(); err != nil {
+			all = append(all, err)
+		}
 	}
 	return errors.Join(all...)
 }
 
-// partitionWait is the wait for the durability of a partition's write.
-type partitionWait struct {
-	tp   TopicPartition
-	log  Log
-	wait func(context.Context) error
-}
-
-// awaitDurable waits for the writes of one fetch response to be durable
-// and tells the fetch loop. A write can be discarded before its round
-// ends (the log was truncated to a new leader's, or a failed fsync cut it
-// back); what is left of the log is then synced by a round of its own, so
-// that its durable end does not stay behind with nothing written to
-// start another round.
-func (f *Fetcher) awaitDurable(waits []partitionWait) {
-	defer f.syncs.Done()
-	for _, w := range waits {
-		err := w.wait(f.ctx)
-		if err != nil && f.ctx.Err() == nil {
-			f.log.Debug("a replicated write was discarded before it was durable", "partition", w.tp, "err", err)
-			if d, ok := w.log.(durableLog); ok {
-				err = d.WaitDurable(f.ctx)
-			}
-		}
-		if err != nil && f.ctx.Err() == nil {
-			f.log.Warn("replicated data not made durable", "partition", w.tp, "err", err)
-		}
-	}
-	f.mu.Lock()
-	for _, w := range waits {
-		f.syncedParts[w.tp] = struct{}{}
-	}
-	f.mu.Unlock()
-	select {
-	case f.synced <- struct{}{}:
-	default:
-	}
-}
-
-// durableLog is a log whose writes become durable after they are written
-// (storage.Partition under the group flush policy).
-type durableLog interface {
-	// DurableEnd is the end of the durable data.
-	DurableEnd() int64
-	// WaitDurable returns once the log is durable up to its end.
-	WaitDurable(ctx context.Context) error
-}
-
-// durableEnd is the end of log's durable data: all of a log whose writes
-// are durable when they return.
-func durableEnd(log Log) int64 {
-	if d, ok := log.(durableLog); ok {
-		return d.DurableEnd()
-	}
-	return log.LogEndOffset()
-}
-
-// handlePartition applies one partition of a fetch response read from
-// position: errors, divergence, the leader's batches, written to the local
-// log, and the leader's high watermark. wait, when not nil, waits until
-// the batches are durable.
-func (f *Fetcher) handlePartition(tp TopicPartition, p *fetchPartition, position int64, rp *kmsg.FetchResponseTopicPartition) (wait func(context.Context) error, err error) {
+// handlePartition applies one partition of a fetch response: errors,
+// divergence, and the leader's batches, written to the local log. done,
+// when not nil, waits until the batches are durable and then takes the
+// leader's high watermark.
+func (f *Fetcher) handlePartition(tp TopicPartition, p *fetchPartition, fetchOffset int64, rp *kmsg.FetchResponseTopicPartition) (done func() error, err error) {
 	switch err := kerr.ErrorForCode(rp.ErrorCode); {
 	case err == nil:
 		f.accepted(tp, p)
@@ -786,70 +615,62 @@ func (f *Fetcher) handlePartition(tp TopicPartition, p *fetchPartition, position
 	if de := rp.DivergingEpoch; de.Epoch >= 0 && de.EndOffset >= 0 {
 		return nil, f.truncateDiverged(tp, p, de.Epoch, de.EndOffset)
 	}
-	err = f.applyToLog(tp, p, func() error {
-		if len(rp.RecordBatches) > 0 {
-			var err error
-			if wait, err = f.writeLocked(tp, p, position, rp.RecordBatches); err != nil {
-				return err
-			}
+	setHW := func() error {
+		return f.applyToLog(tp, p, func() error {
+			leo := p.log.LogEndOffset()
+			p.log.SetHighWatermark(min(rp.HighWatermark, leo))
+			p.caughtUp = leo >= rp.HighWatermark
+			return nil
+		})
+	}
+	if len(rp.RecordBatches) > 0 {
+		batches, straddle, err := trimToOffset(rp.RecordBatches, fetchOffset)
+		if err != nil {
+			return nil, fmt.Errorf("records from leader for %s: %w", tp, err)
 		}
-		// The high watermark no further than this replica's durable
-		// data, as when the follower waited for its fsync before taking
-		// it: a replica that is not in the ISR may be behind the leader's
-		// high watermark, and one that is has its durable end counted in
-		// it.
-		leo := p.log.LogEndOffset()
-		p.log.SetHighWatermark(min(rp.HighWatermark, durableEnd(p.log), leo))
-		p.caughtUp = leo >= rp.HighWatermark
-		return nil
-	})
-	return wait, err
-}
-
-// writeLocked writes the leader's batches read from position to the log,
-// under applyToLog. Other requests in flight may have written past
-// position already: whole batches below the log end are dropped (and an
-// older leader, which reads from the fetch offset, the durable end, sends
-// them too). A log cut back below position since (a failed fsync
-// discarded its unsynced tail) takes nothing: the data does not continue
-// it, and the next fetch asks from its new end.
-func (f *Fetcher) writeLocked(tp TopicPartition, p *fetchPartition, position int64, records []byte) (func(context.Context) error, error) {
-	leo := p.log.LogEndOffset()
-	if position > leo {
-		return nil, nil
+		if straddle >= 0 {
+			// Our log ends inside one of the leader's batches, so our last
+			// batch is not the leader's: cut back to where its batch begins.
+			return nil, f.applyToLog(tp, p, func() error {
+				f.log.Info("truncating a batch that differs from the leader's", "partition", tp, "to", straddle)
+				return p.log.TruncateTo(straddle)
+			})
+		}
+		if len(batches) > 0 {
+			var wait func(context.Context) error
+			err := f.applyToLog(tp, p, func() error {
+				var err error
+				wait, err = writeAsFollower(f.ctx, p.log, batches)
+				return err
+			})
+			if err != nil {
+				return nil, fmt.Errorf("appending to %s: %w", tp, err)
+			}
+			if wait == nil {
+				return nil, nil // no longer followed: nothing written
+			}
+			return func() error {
+				if err := wait(f.ctx); err != nil {
+					return fmt.Errorf("appending to %s: %w", tp, err)
+				}
+				return setHW()
+			}, nil
+		}
 	}
-	batches, straddle, err := trimToOffset(records, leo)
-	if err != nil {
-		return nil, fmt.Errorf("records from leader for %s: %w", tp, err)
-	}
-	if straddle >= 0 {
-		// Our log ends inside one of the leader's batches, so our last
-		// batch is not the leader's: cut back to where its batch begins.
-		f.log.Info("truncating a batch that differs from the leader's", "partition", tp, "to", straddle)
-		return nil, p.log.TruncateTo(straddle)
-	}
-	if len(batches) == 0 {
-		return nil, nil
-	}
-	wait, err := writeAsFollower(f.ctx, p.log, leo, batches)
-	if err != nil {
-		return nil, fmt.Errorf("appending to %s: %w", tp, err)
-	}
-	return wait, nil
+	return nil, setHW()
 }
 
 // followerWriter is a log that can write a follower's batches and wait
-// for their durability in two steps (storage.Partition.WriteAsFollowerAt).
+// for their durability in two steps (storage.Partition.WriteAsFollower).
 type followerWriter interface {
-	WriteAsFollowerAt(at int64, batches []byte) (wait func(context.Context) error, err error)
+	WriteAsFollower(batches []byte) (wait func(context.Context) error, err error)
 }
 
-// writeAsFollower writes batches to log, whose end must still be at, and
-// returns the wait for their durability; a log without the two steps
-// appends at once.
-func writeAsFollower(ctx context.Context, log Log, at int64, batches []byte) (func(context.Context) error, error) {
+// writeAsFollower writes batches to log and returns the wait for their
+// durability; a log without the two steps appends at once.
+func writeAsFollower(ctx context.Context, log Log, batches []byte) (func(context.Context) error, error) {
 	if w, ok := log.(followerWriter); ok {
-		return w.WriteAsFollowerAt(at, batches)
+		return w.WriteAsFollower(batches)
 	}
 	if err := log.AppendAsFollower(ctx, batches); err != nil {
 		return nil, err

@@ -1,7 +1,6 @@
 package replica
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"testing"
@@ -178,9 +177,9 @@ func TestRemovedPartitionKeepsItsLog(t *testing.T) {
 		{"records and high watermark", func(p *fetchPartition) error {
 			rp := kmsg.NewFetchResponseTopicPartition()
 			rp.HighWatermark, rp.RecordBatches = 12, more
-			wait, err := f.handlePartition(tp0, p, 10, &rp)
-			if err == nil && wait != nil {
-				err = wait(context.Background())
+			done, err := f.handlePartition(tp0, p, 10, &rp)
+			if err == nil && done != nil {
+				err = done()
 			}
 			return err
 		}},

@@ -50,29 +50,12 @@ type LeaderConfig struct {
 type followerState struct {
 	// incarnation is the follower broker's registration (broker epoch)
 	// its fetches came from; 0 while unknown.
-	incarnation int64
-	// leo is the end of the follower's durable data, its fetch offset:
-	// what the high watermark and joining the ISR count. -1 until it
-	// fetches.
-	leo          int64
-	lastCaughtUp time.Time
-	// seen holds the leader's log end at the follower's recent fetches
-	// that its durable end has not reached yet, oldest first (see
-	// Fetched).
-	seen []leoSample
+	incarnation        int64
+	leo                int64 // -1 until it fetches
+	lastCaughtUp       time.Time
+	lastFetch          time.Time
+	lastFetchLeaderLEO int64
 }
-
-// leoSample is the leader's log end at a follower's fetch.
-type leoSample struct {
-	at  time.Time
-	leo int64
-}
-
-// maxLEOSamples bounds followerState.seen. A follower's durable end
-// trails its fetches by one sync round, a few fetches at most; when more
-// pile up the newest sample is overwritten, which can only make the
-// follower look further behind than it is.
-const maxLEOSamples = 16
 
 type waiter struct {
 	offset int64 // done when the high watermark passes it
@@ -153,7 +136,7 @@ func NewLeader(cfg LeaderConfig, p metadata.Partition, leo, hw int64) (*Leader, 
 	now := cfg.Now()
 	for _, r := range p.Replicas {
 		if r != cfg.LocalID {
-			l.followers[r] = &followerState{leo: -1, lastCaughtUp: now}
+			l.followers[r] = &followerState{leo: -1, lastCaughtUp: now, lastFetch: now}
 		}
 	}
 	// Publish the starting high watermark at once: until the replication
@@ -216,7 +199,7 @@ func (l *Leader) Update(p metadata.Partition) error {
 	now := l.cfg.Now()
 	for _, r := range p.Replicas {
 		if _, ok := l.followers[r]; !ok && r != l.cfg.LocalID {
-			l.followers[r] = &followerState{leo: -1, lastCaughtUp: now}
+			l.followers[r] = &followerState{leo: -1, lastCaughtUp: now, lastFetch: now}
 		}
 	}
 	l.advanceLocked()
@@ -266,7 +249,7 @@ func (l *Leader) Incarnations(epochs map[int32]int64) {
 			continue
 		}
 		if f.incarnation != 0 {
-			f.leo, f.seen = -1, nil
+			f.leo, f.lastFetchLeaderLEO = -1, 0
 		}
 		f.incarnation = e
 	}
@@ -395,19 +378,11 @@ func (l *Leader) LogFailureReported(err error) {
 }
 
 // Fetched records a follower fetch at fetchOffset: the follower has every
-// offset below it durably (per its flush policy). It returns the high
-// watermark to put in the response. The follower may already hold more,
-// not yet synced, and read on from there (see servePartition); only what
-// it holds durably counts, for the high watermark as for the ISR.
+// offset below it. It returns the high watermark to put in the response.
 //
-// Caught-up tracking is Kafka's, on the durable end: a follower is caught
-// up at this fetch if it has the leader's log end, and was caught up at an
-// earlier fetch if it now has the log end the leader had then. Kafka
-// looks back one fetch; here a follower fetches again while its sync
-// round runs, so its durable end reaches the leader's log end of a fetch
-// or two before, and the leader keeps the log ends of the recent fetches
-// it has not reached. A follower whose fsyncs stall keeps fetching but
-// falls behind here, and leaves the ISR after replica.lag.time.max.ms.
+// Caught-up tracking is Kafka's: a follower is caught up at this fetch if
+// it asked for the leader's end offset, and was caught up at its previous
+// fetch time if it asked for at least the end offset the leader had then.
 func (l *Leader) Fetched(id int32, fetchOffset int64) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -419,30 +394,13 @@ func (l *Leader) Fetched(id int32, fetchOffset int64) (int64, error) {
 		return 0, fmt.Errorf("%w: broker %d", ErrNotReplica, id)
 	}
 	now := l.cfg.Now()
-	if fetchOffset >= l.leo {
+	switch {
+	case fetchOffset >= l.leo:
 		f.lastCaughtUp = now
-		f.seen = f.seen[:0]
-	} else {
-		reached := 0
-		for _, s := range f.seen {
-			if s.leo > fetchOffset {
-				break
-			}
-			f.lastCaughtUp = maxTime(f.lastCaughtUp, s.at)
-			reached++
-		}
-		f.seen = append(f.seen[:0], f.seen[reached:]...)
-		switch n := len(f.seen); {
-		case n > 0 && f.seen[n-1].leo == l.leo:
-			// The leader's log end has not moved since the last fetch:
-			// reaching it makes the follower caught up as of now.
-			f.seen[n-1].at = now
-		case n < maxLEOSamples:
-			f.seen = append(f.seen, leoSample{at: now, leo: l.leo})
-		default:
-			f.seen[n-1] = leoSample{at: now, leo: l.leo}
-		}
+	case fetchOffset >= f.lastFetchLeaderLEO:
+		f.lastCaughtUp = maxTime(f.lastCaughtUp, f.lastFetch)
 	}
+	f.lastFetch, f.lastFetchLeaderLEO = now, l.leo
 	f.leo = fetchOffset
 	l.advanceLocked()
 	return l.hw, nil

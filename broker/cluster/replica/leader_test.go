@@ -217,51 +217,6 @@ func TestSlowButFetchingFollowerStaysInSync(t *testing.T) {
 	}
 }
 
-// A follower that fetches on while its sync rounds run reports a durable
-// end that trails the leader's log end of its last few fetches, not of
-// the one before: it stays in the ISR as long as that lag stays short, and
-// leaves it when its durable end stops moving although it keeps fetching
-// (its fsyncs stall).
-func TestFollowerDurableEndTrailingSeveralFetches(t *testing.T) {
-	tests := []struct {
-		name    string
-		trail   int  // fetches the durable end trails by
-		stalled bool // the durable end stops moving after the first fetches
-		leaves  bool
-	}{
-		{name: "one fetch behind", trail: 1},
-		{name: "three fetches behind", trail: 3},
-		{name: "more fetches behind than samples kept", trail: maxLEOSamples + 4},
-		{name: "fsync stalled", trail: 1, stalled: true, leaves: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := newLeaderFixture(t, []int32{1, 2, 3}, 1, 0)
-			var ends []int64 // the leader's log end at each fetch
-			var leo int64
-			for i := range 400 {
-				leo += 10
-				f.Appended(leo)
-				f.clock.advance(100 * time.Millisecond) // 40 s in all, lag limit 10 s
-				ends = append(ends, leo)
-				durable := int64(0)
-				if j := len(ends) - 1 - tt.trail; j >= 0 {
-					durable = ends[j]
-				}
-				if tt.stalled && i >= 5 {
-					durable = min(durable, ends[5-tt.trail])
-				}
-				f.fetched(t, 2, durable)
-				f.fetched(t, 3, leo)
-			}
-			ch, ok := f.ProposeISRChange(func(int32) bool { return true })
-			if left := ok && !slices.Contains(ch.NewISR, 2); left != tt.leaves {
-				t.Fatalf("follower 2 left the ISR: %v, want %v (change %+v, %v)", left, tt.leaves, ch, ok)
-			}
-		})
-	}
-}
-
 func TestISRExpandsWhenFollowerCatchesUp(t *testing.T) {
 	f := newLeaderFixture(t, []int32{1, 2}, 1, 20) // epoch starts at 20
 	f.Appended(30)

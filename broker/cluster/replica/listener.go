@@ -130,19 +130,8 @@ func (s *ReplicationServer) accept() {
 				_ = tc.SetDeadline(time.Time{})
 			}
 			w := fetchwire.NewWriter(c)
-			reqs, done := make(chan request, 1), make(chan struct{})
-			defer close(done)
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				s.readRequests(c, reqs, done)
-			}()
-			for r := range reqs {
-				err := r.err
-				if err == nil {
-					err = s.serveOne(c, w, r)
-				}
-				if err != nil {
+			for {
+				if err := s.serveOne(c, w); err != nil {
 					if !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
 						s.log.Debug("closing replication connection", "remote", c.RemoteAddr(), "err", err)
 					}
@@ -153,71 +142,22 @@ func (s *ReplicationServer) accept() {
 	}
 }
 
-// request is one request frame read from a connection (after its size),
-// or the error that ended the reading. next is cancelled when the request
-// after it arrives.
-type request struct {
-	b    []byte
-	next context.Context
-	err  error
-}
-
-// readRequests reads a connection's requests into reqs until the
-// connection fails or done is closed, while serveOne answers them in
-// order. Reading ahead lets a request cut short the fetch parked before
-// it: a follower sends a Fetch behind its parked one when its sync round
-// has made more of its log durable, and the leader must hear of that at
-// once, since acks=all producers wait for it, not when the parked fetch
-// ends with data or at its MaxWait.
-func (s *ReplicationServer) readRequests(c net.Conn, reqs chan<- request, done <-chan struct{}) {
-	defer close(reqs)
-	var cancelPrev context.CancelFunc
-	defer func() {
-		if cancelPrev != nil {
-			cancelPrev()
-		}
-	}()
-	send := func(r request) bool {
-		select {
-		case reqs <- r:
-			return true
-		case <-done:
-			return false
-		}
+// serveOne reads one request and writes its response.
+func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer) error {
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Minute)) // idle followers still fetch every few hundred ms
+	var size [4]byte
+	if _, err := io.ReadFull(c, size[:]); err != nil {
+		return err
 	}
-	for {
-		_ = c.SetReadDeadline(time.Now().Add(10 * time.Minute)) // idle followers still fetch every few hundred ms
-		var size [4]byte
-		if _, err := io.ReadFull(c, size[:]); err != nil {
-			send(request{err: err})
-			return
-		}
-		n := int32(binary.BigEndian.Uint32(size[:]))
-		if n < 10 || n > maxRequestSize {
-			send(request{err: fmt.Errorf("request of impossible size %d", n)})
-			return
-		}
-		b := make([]byte, n)
-		_ = c.SetReadDeadline(time.Now().Add(requestTimeout))
-		if _, err := io.ReadFull(c, b); err != nil {
-			send(request{err: err})
-			return
-		}
-		if cancelPrev != nil {
-			cancelPrev()
-		}
-		next, cancel := context.WithCancel(s.ctx)
-		cancelPrev = cancel
-		if !send(request{b: b, next: next}) {
-			return
-		}
+	n := int32(binary.BigEndian.Uint32(size[:]))
+	if n < 10 || n > maxRequestSize {
+		return fmt.Errorf("request of impossible size %d", n)
 	}
-}
-
-// serveOne answers one request. A Fetch parked for data is answered when
-// the request after it arrives (r.next).
-func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer, r request) error {
-	b := r.b
+	b := make([]byte, n)
+	_ = c.SetReadDeadline(time.Now().Add(requestTimeout))
+	if _, err := io.ReadFull(c, b); err != nil {
+		return err
+	}
 	key, version := int16(binary.BigEndian.Uint16(b)), int16(binary.BigEndian.Uint16(b[2:]))
 	corr := binary.BigEndian.Uint32(b[4:])
 	idLen := int(int16(binary.BigEndian.Uint16(b[8:])))
@@ -254,7 +194,6 @@ func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer, r request)
 	if err := req.ReadFrom(body); err != nil {
 		return fmt.Errorf("decoding API key %d v%d: %w", key, version, err)
 	}
-	next := r.next
 	switch r := req.(type) {
 	case *kmsg.ApiVersionsRequest:
 		out := r.ResponseKind().(*kmsg.ApiVersionsResponse)
@@ -264,7 +203,7 @@ func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer, r request)
 		if r.ReplicaID < 0 {
 			return errors.New("consumer fetch on the replication listener")
 		}
-		resp = HandleFetch(next, r, s.lookup, s.throttle)
+		resp = HandleFetch(s.ctx, r, s.lookup, s.throttle)
 	case *kmsg.OffsetForLeaderEpochRequest:
 		resp = HandleOffsetForLeaderEpoch(r, s.lookup)
 	default:

@@ -110,22 +110,10 @@ func (t *trackedLog) SetHighWatermark(hw int64) {
 	t.PartitionLog.SetHighWatermark(hw)
 }
 
-// WriteAsFollowerAt writes a follower's batches without waiting for their
+// WriteAsFollower writes a follower's batches without waiting for their
 // durability when the log can (see followerWriter).
-func (t *trackedLog) WriteAsFollowerAt(at int64, batches []byte) (func(context.Context) error, error) {
-	return writeAsFollower(context.Background(), t.PartitionLog, at, batches)
-}
-
-// DurableEnd is the end of the log's durable data (see durableLog).
-func (t *trackedLog) DurableEnd() int64 { return durableEnd(t.PartitionLog) }
-
-// WaitDurable waits until the log is durable up to its end (see
-// durableLog).
-func (t *trackedLog) WaitDurable(ctx context.Context) error {
-	if d, ok := t.PartitionLog.(durableLog); ok {
-		return d.WaitDurable(ctx)
-	}
-	return nil
+func (t *trackedLog) WriteAsFollower(batches []byte) (func(context.Context) error, error) {
+	return writeAsFollower(context.Background(), t.PartitionLog, batches)
 }
 
 // epochFence is a log that refuses leader appends made under an older

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,10 +19,10 @@ func TestInterBrokerAPIsThroughPeers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var calls atomic.Int32 // the handler runs on the server's goroutine
+	calls := 0
 	srv := ServeReplication(ln, func(string, int32) (*Leader, LeaderLog, bool) { return nil, nil, false }, nil,
 		map[int16]InterBrokerAPI{27: {Min: 0, Max: 1, Handle: func(_ context.Context, r kmsg.Request) kmsg.Response {
-			calls.Add(1)
+			calls++
 			req := r.(*kmsg.WriteTxnMarkersRequest)
 			resp := req.ResponseKind().(*kmsg.WriteTxnMarkersResponse)
 			for _, m := range req.Markers {
@@ -83,8 +82,8 @@ func TestInterBrokerAPIsThroughPeers(t *testing.T) {
 			t.Fatalf("response %+v", got)
 		}
 	}
-	if n := calls.Load(); n != 3 {
-		t.Fatalf("handler called %d times, want 3", n)
+	if calls != 3 {
+		t.Fatalf("handler called %d times, want 3", calls)
 	}
 	if n := len(peers.idle[srv.Addr()]); n != 1 {
 		t.Fatalf("%d idle connections after sequential requests, want 1 reused", n)

@@ -2,7 +2,6 @@ package replica
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"reflect"
 	"slices"
@@ -38,12 +37,9 @@ type Lookup func(topic string, partition int32) (l *Leader, log LeaderLog, ok bo
 // CurrentLeaderEpoch; a DivergingEpoch when the follower's LastFetchedEpoch
 // ends before its fetch offset here (KIP-320/595); OFFSET_OUT_OF_RANGE
 // outside the log; else the data up to the log end (followers read past
-// the high watermark), read from the follower's log end when it sends one
-// (fetchPositionTag), and the fetch offset tells the leader how far the
-// follower holds the data durably (ISR, high watermark). It long-polls up
-// to MaxWaitMillis for MinBytes, woken by appends, and answers at once
-// when ctx ends (the replication listener ends it when the follower's next
-// request arrives).
+// the high watermark), and the fetch offset tells the leader how far the
+// follower got (ISR, high watermark). It long-polls up to MaxWaitMillis
+// for MinBytes, woken by appends.
 //
 // throttle (nil: none) is the leader side of the replication throttle: a
 // partition whose leader side is throttled here, fetched by a replica
@@ -55,7 +51,7 @@ func HandleFetch(ctx context.Context, req *kmsg.FetchRequest, lookup Lookup, thr
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	for {
 		resp, bytes, waitOn, held := fetchOnce(req, lookup, throttle)
-		if bytes >= int(max(req.MinBytes, 1)) || (len(waitOn) == 0 && held == 0) || !time.Now().Before(deadline) || ctx.Err() != nil {
+		if bytes >= int(max(req.MinBytes, 1)) || (len(waitOn) == 0 && held == 0) || !time.Now().Before(deadline) {
 			return resp
 		}
 		d := time.Until(deadline)
@@ -115,15 +111,14 @@ func fetchOnce(req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle) (*kmsg
 				if throttled && !slices.Contains(l.ISR(), req.ReplicaID) {
 					hold = throttle.Leader.Delay()
 				}
-				pos := fetchPosition(p)
-				servePartition(req.ReplicaID, l, log, p, pos, &rp, hold > 0)
+				servePartition(req.ReplicaID, l, log, p, &rp, hold > 0)
 				switch {
 				case hold > 0:
 					if held == 0 || hold < held {
 						held = hold
 					}
 				case len(rp.RecordBatches) == 0 && rp.ErrorCode == 0 && rp.DivergingEpoch.Epoch < 0:
-					waitOn = append(waitOn, l.DataAfter(pos))
+					waitOn = append(waitOn, l.DataAfter(p.FetchOffset))
 				}
 				if throttled {
 					// In-sync replicas' bytes count against the bound
@@ -142,44 +137,9 @@ func fetchOnce(req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle) (*kmsg
 	return resp, total, waitOn, held
 }
 
-// fetchPositionTag is the tagged field of a Fetch request partition
-// (flexible versions, v12+) in which a Tributary follower sends its log
-// end when it holds more than its durable end. FetchOffset then keeps its
-// meaning for the high watermark and the ISR, "durable up to here", and
-// the leader reads from the log end, so the follower fetches on while its
-// sync round runs. A leader that does not know the tag (Kafka's tags of
-// this struct are 0 and 1; this one is far past them) reads from
-// FetchOffset, and the follower drops what it already has.
-const fetchPositionTag = 10000
-
-// fetchPosition is where a follower fetch reads from: the follower's log
-// end from fetchPositionTag when it is sent and not below FetchOffset,
-// else FetchOffset.
-func fetchPosition(p *kmsg.FetchRequestTopicPartition) int64 {
-	pos := p.FetchOffset
-	if p.UnknownTags.Len() == 0 {
-		return pos
-	}
-	p.UnknownTags.Each(func(key uint32, val []byte) {
-		if key == fetchPositionTag && len(val) == 8 {
-			pos = max(pos, int64(binary.BigEndian.Uint64(val)))
-		}
-	})
-	return pos
-}
-
-// setFetchPosition sends pos as the fetch position of p when it is past
-// p's FetchOffset.
-func setFetchPosition(p *kmsg.FetchRequestTopicPartition, pos int64) {
-	if pos > p.FetchOffset {
-		p.UnknownTags.Set(fetchPositionTag, binary.BigEndian.AppendUint64(nil, uint64(pos)))
-	}
-}
-
-// servePartition answers one partition, reading from pos (see
-// fetchPosition); hold leaves its data out (the throttle's), everything
-// else being answered as usual.
-func servePartition(replica int32, l *Leader, log LeaderLog, p *kmsg.FetchRequestTopicPartition, pos int64, rp *kmsg.FetchResponseTopicPartition, hold bool) {
+// servePartition answers one partition; hold leaves its data out (the
+// throttle's), everything else being answered as usual.
+func servePartition(replica int32, l *Leader, log LeaderLog, p *kmsg.FetchRequestTopicPartition, rp *kmsg.FetchResponseTopicPartition, hold bool) {
 	epoch := l.Epoch()
 	rp.LogStartOffset = log.LogStartOffset()
 	rp.HighWatermark = l.HighWatermark()
@@ -193,16 +153,14 @@ func servePartition(replica int32, l *Leader, log LeaderLog, p *kmsg.FetchReques
 		return
 	}
 	if p.LastFetchedEpoch >= 0 {
-		// LastFetchedEpoch is the epoch of the follower's last batch,
-		// which ends at pos: where its log stops agreeing with ours.
 		e, end := log.EndOffsetForLeaderEpoch(p.LastFetchedEpoch)
-		if e < p.LastFetchedEpoch || end < pos {
+		if e < p.LastFetchedEpoch || end < p.FetchOffset {
 			rp.DivergingEpoch.Epoch, rp.DivergingEpoch.EndOffset = e, end
 			return
 		}
 	}
 	leo := log.LogEndOffset()
-	if pos < rp.LogStartOffset || pos > leo {
+	if p.FetchOffset < rp.LogStartOffset || p.FetchOffset > leo {
 		rp.ErrorCode = kerr.OffsetOutOfRange.Code
 		return
 	}
@@ -212,10 +170,10 @@ func servePartition(replica int32, l *Leader, log LeaderLog, p *kmsg.FetchReques
 		return
 	}
 	rp.HighWatermark, rp.LastStableOffset = hw, hw
-	if pos == leo || hold {
+	if p.FetchOffset == leo || hold {
 		return
 	}
-	data, err := log.Read(pos, p.PartitionMaxBytes, leo)
+	data, err := log.Read(p.FetchOffset, p.PartitionMaxBytes, leo)
 	switch {
 	case errors.Is(err, storage.ErrOffsetOutOfRange):
 		rp.ErrorCode = kerr.OffsetOutOfRange.Code
