@@ -23,6 +23,9 @@ var (
 	// ErrNotLeader: this broker no longer leads the partition at the
 	// epoch the request was taken under (NOT_LEADER_OR_FOLLOWER, 6).
 	ErrNotLeader = errors.New("not the leader of this partition")
+	// ErrSuperseded: Update was given a partition state older than one
+	// it had (see Update); nothing changed.
+	ErrSuperseded = errors.New("partition state older than the tracker's")
 	// ErrNotReplica: a follower fetch from a broker that is not a replica
 	// (NOT_LEADER_OR_FOLLOWER as Kafka answers it).
 	ErrNotReplica = errors.New("fetching broker is not a replica")
@@ -82,7 +85,7 @@ type Leader struct {
 	// leader epoch, then partition epoch): part, or the state that made
 	// it resign. The broker's own metadata can lag behind it, since the
 	// controller's answer to an ISR change comes before the broker applies
-	// the entries committed ahead of that change; see Superseded.
+	// the entries committed ahead of that change; see Update.
 	newest metadata.Partition
 	// leo is the leader's own log end offset: what followers can fetch.
 	leo int64
@@ -171,16 +174,22 @@ func (l *Leader) ISR() []int32 {
 // Update takes a new partition state from the metadata log. If it no
 // longer names this broker as leader at the same leader epoch, the tracker
 // resigns: every waiting producer gets ErrNotLeader and Update returns it.
-// A state older than one the tracker was given (see Superseded) changes
-// nothing.
+//
+// A state older than one the tracker was given (a lower leader epoch, or
+// the same with a lower partition epoch) changes nothing and returns
+// ErrSuperseded. The controller answers the leader's ISR change with the
+// partition it committed, which this broker's copy of the metadata reaches
+// only after the entries committed ahead of it; those still show the
+// partition as it was. Taken as news, they would undo a committed change:
+// drop a replica the controller counts in the ISR (and may elect) from the
+// high watermark, or, after a change that moved the leadership away (a
+// reassignment it completed), make this broker lead again at the old
+// epoch beside the new leader.
 func (l *Leader) Update(p metadata.Partition) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if olderPartition(p, l.newest) {
-		if l.resigned {
-			return ErrNotLeader
-		}
-		return nil
+		return ErrSuperseded
 	}
 	l.newest = p.Clone()
 	if l.resigned {
@@ -204,22 +213,6 @@ func (l *Leader) Update(p metadata.Partition) error {
 	}
 	l.advanceLocked()
 	return nil
-}
-
-// Superseded reports whether p is older than a partition state the
-// tracker was given: a lower leader epoch, or the same with a lower
-// partition epoch. The controller answers the leader's ISR change with the
-// partition it committed, which this broker's copy of the metadata reaches
-// only after the entries committed ahead of it; those still show the
-// partition as it was. Taken as news, they would undo a committed change:
-// drop a replica the controller counts in the ISR (and may elect) from the
-// high watermark, or, after a change that moved the leadership away (a
-// reassignment it completed), make this broker lead again at the old
-// epoch beside the new leader.
-func (l *Leader) Superseded(p metadata.Partition) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return olderPartition(p, l.newest)
 }
 
 // olderPartition orders two states of one partition by their epochs: each

@@ -498,15 +498,15 @@ func containsID(ids []int32, id int32) bool {
 
 func (m *Manager) lead(tp TopicPartition, t *metadata.Topic, p metadata.Partition, log *trackedLog, minISR int) {
 	if l, ok := m.leaders[tp]; ok {
-		if l.tracker.Superseded(p) {
+		switch err := l.tracker.Update(p); {
+		case err == nil:
+			l.tracker.SetMinISR(minISR)
+			return
+		case errors.Is(err, ErrSuperseded):
 			// This broker's metadata has not yet reached the change
 			// the controller answered the leader with (see
-			// Leader.Superseded): keep the tracker as it is, resigned
-			// or not, until it does.
-			return
-		}
-		if l.tracker.Update(p) == nil {
-			l.tracker.SetMinISR(minISR)
+			// Leader.Update): keep the tracker as it is, resigned or
+			// not, until it does.
 			return
 		}
 		m.stopLeading(tp) // a new leader epoch: start afresh
