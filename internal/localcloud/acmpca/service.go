@@ -35,8 +35,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math/big"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -195,28 +195,7 @@ func (s *Service) saveLocked() error {
 	if s.statePath == "" {
 		return nil
 	}
-	list := make([]*authority, 0, len(s.cas))
-	for _, arn := range slices.Sorted(mapKeys(s.cas)) {
-		list = append(list, s.cas[arn])
-	}
-	data, err := json.Marshal(list)
-	if err != nil {
-		return fmt.Errorf("encoding Private CA state: %w", err)
-	}
-	if err := awsapi.WriteFileAtomic(s.statePath, data, 0o600); err != nil {
-		return fmt.Errorf("saving Private CA state: %w", err)
-	}
-	return nil
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
+	return awsapi.SaveJSONState(s.statePath, "Private CA", awsapi.SortedValues(s.cas))
 }
 
 // operation serves one action; it runs with s.mu held.
@@ -242,21 +221,15 @@ type call struct {
 
 // Handle serves one Private CA request.
 func (s *Service) Handle(ctx context.Context, req *awsapi.Request) (*awsapi.Response, error) {
-	if req.Protocol != awsapi.ProtocolJSON {
-		return nil, awsapi.Errorf("UnrecognizedClientException", "Private CA speaks awsJson1_1 (X-Amz-Target: ACMPrivateCA.<Operation>)")
-	}
-	op, ok := operations[req.Action]
-	if !ok {
-		return nil, awsapi.ErrorfStatus(http.StatusBadRequest, "UnknownOperationException", "The local cloud does not implement Private CA operation %s", req.Action)
+	op, err := awsapi.JSONOperation(req, "Private CA", "ACMPrivateCA.", operations)
+	if err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	s.purgeLocked()
 	out, err := op(s, &call{ctx: ctx, req: req})
 	s.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	return awsapi.JSONResponse(req, out)
+	return awsapi.JSONResult(req, out, err)
 }
 
 func (c *call) authorize(resource string) error {
@@ -456,7 +429,7 @@ func (s *Service) listCertificateAuthorities(c *call) (any, error) {
 		return nil, err
 	}
 	list := []map[string]any{}
-	for _, arn := range slices.Sorted(mapKeys(s.cas)) {
+	for _, arn := range slices.Sorted(maps.Keys(s.cas)) {
 		list = append(list, s.describe(s.cas[arn]))
 	}
 	return map[string]any{"CertificateAuthorities": list}, nil

@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -190,24 +189,7 @@ func (s *Service) saveLocked() error {
 	if s.statePath == "" {
 		return nil
 	}
-	list := make([]*stream, 0, len(s.streams))
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for k := range s.streams {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
-		list = append(list, s.streams[name])
-	}
-	data, err := json.Marshal(list)
-	if err != nil {
-		return fmt.Errorf("encoding Firehose state: %w", err)
-	}
-	if err := awsapi.WriteFileAtomic(s.statePath, data, 0o600); err != nil {
-		return fmt.Errorf("saving Firehose state: %w", err)
-	}
-	return nil
+	return awsapi.SaveJSONState(s.statePath, "Firehose", awsapi.SortedValues(s.streams))
 }
 
 // operation serves one action; it runs with s.mu held.
@@ -229,20 +211,17 @@ type call struct {
 
 // Handle serves one Firehose request.
 func (s *Service) Handle(ctx context.Context, req *awsapi.Request) (*awsapi.Response, error) {
-	if req.Protocol != awsapi.ProtocolJSON || !strings.HasPrefix(req.HTTP.Header.Get("X-Amz-Target"), targetPrefix) {
+	if req.Protocol == awsapi.ProtocolJSON && !strings.HasPrefix(req.HTTP.Header.Get("X-Amz-Target"), targetPrefix) {
 		return nil, awsapi.Errorf("UnrecognizedClientException", "Firehose speaks awsJson1_1 (X-Amz-Target: %s<Operation>)", targetPrefix)
 	}
-	op, ok := operations[req.Action]
-	if !ok {
-		return nil, awsapi.ErrorfStatus(http.StatusBadRequest, "UnknownOperationException", "The local cloud does not implement Firehose operation %s", req.Action)
+	op, err := awsapi.JSONOperation(req, "Firehose", targetPrefix, operations)
+	if err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	out, err := op(s, &call{ctx: ctx, req: req})
 	s.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	return awsapi.JSONResponse(req, out)
+	return awsapi.JSONResult(req, out, err)
 }
 
 func (s *Service) streamARN(name string) string {

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -165,16 +164,8 @@ func (s *Service) saveLocked() error {
 	if s.statePath == "" {
 		return nil
 	}
-	snap := snapshot{NextSeq: s.nextSeq}
-	for _, name := range sortedKeys(s.groups) {
-		snap.Groups = append(snap.Groups, s.groups[name])
-	}
-	data, err := json.Marshal(snap)
-	if err != nil {
-		return fmt.Errorf("encoding CloudWatch Logs state: %w", err)
-	}
-	if err := awsapi.WriteFileAtomic(s.statePath, data, 0o600); err != nil {
-		return fmt.Errorf("saving CloudWatch Logs state: %w", err)
+	if err := awsapi.SaveJSONState(s.statePath, "CloudWatch Logs", snapshot{NextSeq: s.nextSeq, Groups: awsapi.SortedValues(s.groups)}); err != nil {
+		return err
 	}
 	s.dirty = false
 	return nil
@@ -213,23 +204,14 @@ func (c *call) decode(v any) error { return c.req.DecodeJSON(v) }
 
 // Handle serves one CloudWatch Logs request.
 func (s *Service) Handle(ctx context.Context, req *awsapi.Request) (*awsapi.Response, error) {
-	if req.Protocol != awsapi.ProtocolJSON {
-		return nil, awsapi.Errorf("UnrecognizedClientException", "CloudWatch Logs speaks awsJson1_1 (X-Amz-Target: Logs_20140328.<Operation>)")
-	}
-	op, ok := operations[req.Action]
-	if !ok {
-		return nil, awsapi.ErrorfStatus(http.StatusBadRequest, "UnknownOperationException", "The local cloud does not implement CloudWatch Logs operation %s", req.Action)
+	op, err := awsapi.JSONOperation(req, "CloudWatch Logs", "Logs_20140328.", operations)
+	if err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	out, err := op(s, &call{ctx: ctx, req: req})
 	s.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	if out == nil {
-		out = struct{}{}
-	}
-	return awsapi.JSONResponse(req, out)
+	return awsapi.JSONResult(req, out, err)
 }
 
 // ARNs, as IAM evaluates them: a log group is arn:aws:logs:<region>:<account>:log-group:<name>,

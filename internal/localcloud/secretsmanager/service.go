@@ -18,7 +18,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/http"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -136,28 +136,7 @@ func (s *Service) saveLocked() error {
 	if s.statePath == "" {
 		return nil
 	}
-	list := make([]*secret, 0, len(s.secrets))
-	for _, name := range slices.Sorted(mapsKeys(s.secrets)) {
-		list = append(list, s.secrets[name])
-	}
-	data, err := json.Marshal(list)
-	if err != nil {
-		return fmt.Errorf("encoding Secrets Manager state: %w", err)
-	}
-	if err := awsapi.WriteFileAtomic(s.statePath, data, 0o600); err != nil {
-		return fmt.Errorf("saving Secrets Manager state: %w", err)
-	}
-	return nil
-}
-
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
+	return awsapi.SaveJSONState(s.statePath, "Secrets Manager", awsapi.SortedValues(s.secrets))
 }
 
 // operation serves one action; it runs with s.mu held.
@@ -179,21 +158,15 @@ type call struct {
 
 // Handle serves one Secrets Manager request.
 func (s *Service) Handle(ctx context.Context, req *awsapi.Request) (*awsapi.Response, error) {
-	if req.Protocol != awsapi.ProtocolJSON {
-		return nil, awsapi.Errorf("UnrecognizedClientException", "Secrets Manager speaks awsJson1_1 (X-Amz-Target: secretsmanager.<Operation>)")
-	}
-	op, ok := operations[req.Action]
-	if !ok {
-		return nil, awsapi.ErrorfStatus(http.StatusBadRequest, "UnknownOperationException", "The local cloud does not implement Secrets Manager operation %s", req.Action)
+	op, err := awsapi.JSONOperation(req, "Secrets Manager", "secretsmanager.", operations)
+	if err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	s.purgeLocked()
 	out, err := op(s, &call{ctx: ctx, req: req})
 	s.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	return awsapi.JSONResponse(req, out)
+	return awsapi.JSONResult(req, out, err)
 }
 
 func (c *call) authorize(sec string) error {
@@ -475,7 +448,7 @@ func (s *Service) describeSecret(c *call) (any, error) {
 		out["DeletedDate"] = sec.Deleted
 	}
 	var tags []map[string]string
-	for _, k := range slices.Sorted(mapsKeys(sec.Tags)) {
+	for _, k := range slices.Sorted(maps.Keys(sec.Tags)) {
 		tags = append(tags, map[string]string{"Key": k, "Value": sec.Tags[k]})
 	}
 	if tags != nil {
