@@ -6,17 +6,20 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 )
 
 // JSONOperation finds the operation an awsJson1_1 request names in ops,
 // the table of a service that speaks only that protocol. A request in
-// another protocol is refused with UnrecognizedClientException, an action
-// the table lacks with UnknownOperationException, both naming the service
-// (e.g. "Secrets Manager") and its X-Amz-Target prefix (e.g.
-// "secretsmanager."), as the services' own errors do.
+// another protocol, or whose X-Amz-Target is not the service's (requests
+// reach a service by their signing scope, not their target), is refused
+// with UnrecognizedClientException, an action the table lacks with
+// UnknownOperationException, both naming the service (e.g. "Secrets
+// Manager") and its X-Amz-Target prefix (e.g. "secretsmanager."), as the
+// services' own errors do.
 func JSONOperation[Op any](req *Request, service, target string, ops map[string]Op) (Op, error) {
 	var none Op
-	if req.Protocol != ProtocolJSON {
+	if req.Protocol != ProtocolJSON || !strings.HasPrefix(req.HTTP.Header.Get("X-Amz-Target"), target) {
 		return none, Errorf("UnrecognizedClientException", "%s speaks awsJson1_1 (X-Amz-Target: %s<Operation>)", service, target)
 	}
 	op, ok := ops[req.Action]

@@ -2,21 +2,30 @@ package awsapi
 
 import (
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 )
 
 func TestJSONOperation(t *testing.T) {
 	ops := map[string]int{"CreateThing": 1}
-	if op, err := JSONOperation(&Request{Protocol: ProtocolJSON, Action: "CreateThing"}, "Things", "Things_1.", ops); err != nil || op != 1 {
+	request := func(p Protocol, target string) *Request {
+		r := httptest.NewRequest(http.MethodPost, "/", nil)
+		r.Header.Set("X-Amz-Target", target)
+		return &Request{Protocol: p, HTTP: r, Action: target[strings.LastIndex(target, ".")+1:]}
+	}
+	if op, err := JSONOperation(request(ProtocolJSON, "Things_1.CreateThing"), "Things", "Things_1.", ops); err != nil || op != 1 {
 		t.Fatalf("a known action: %d, %v", op, err)
 	}
 	for _, tc := range []struct {
 		req  *Request
 		code string
 	}{
-		{&Request{Protocol: ProtocolJSON, Action: "DeleteThing"}, "UnknownOperationException"},
-		{&Request{Protocol: ProtocolQuery, Action: "CreateThing"}, "UnrecognizedClientException"},
+		{request(ProtocolJSON, "Things_1.DeleteThing"), "UnknownOperationException"},
+		{request(ProtocolQuery, "Things_1.CreateThing"), "UnrecognizedClientException"},
+		{request(ProtocolJSON, "Other_2.CreateThing"), "UnrecognizedClientException"},
 	} {
 		_, err := JSONOperation(tc.req, "Things", "Things_1.", ops)
 		var e *Error

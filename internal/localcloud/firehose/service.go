@@ -211,9 +211,6 @@ type call struct {
 
 // Handle serves one Firehose request.
 func (s *Service) Handle(ctx context.Context, req *awsapi.Request) (*awsapi.Response, error) {
-	if req.Protocol == awsapi.ProtocolJSON && !strings.HasPrefix(req.HTTP.Header.Get("X-Amz-Target"), targetPrefix) {
-		return nil, awsapi.Errorf("UnrecognizedClientException", "Firehose speaks awsJson1_1 (X-Amz-Target: %s<Operation>)", targetPrefix)
-	}
 	op, err := awsapi.JSONOperation(req, "Firehose", targetPrefix, operations)
 	if err != nil {
 		return nil, err
