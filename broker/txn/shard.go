@@ -337,9 +337,10 @@ func (sh *shard) runMarkers(m *txnMeta, mk Markers) {
 		err := sh.writeRecords(sh.ctx, records)
 		sh.mu.Lock()
 		if err == nil {
-			m.apply(next)
-			if started != nil {
-				m.apply(started)
+			if started == nil {
+				m.apply(next)
+			} else {
+				m.apply(started) // next, with the new transaction begun
 				for tp := range started.partitions {
 					delete(m.queued, tp)
 				}
