@@ -39,6 +39,11 @@ type Store struct {
 	mu     sync.RWMutex
 	parts  map[partitionKey]*Partition
 	closed bool
+	// creating holds the partitions whose files CreatePartition is
+	// writing, without the store lock: each channel closes when its
+	// creation ends. creates counts them, for Close.
+	creating map[partitionKey]chan struct{}
+	creates  sync.WaitGroup
 
 	// syncData fsyncs segment data on the append path; tests replace it
 	// to inject fsync failures.
@@ -84,7 +89,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	opts.FlushPolicy = policy
-	st := &Store{dir: dir, opts: opts, log: opts.Logger, parts: make(map[partitionKey]*Partition),
+	st := &Store{dir: dir, opts: opts, log: opts.Logger, parts: make(map[partitionKey]*Partition), creating: map[partitionKey]chan struct{}{},
 		syncData: fdatasync, stop: make(chan struct{})}
 	st.sync = newSyncer(st)
 	if st.log == nil {
@@ -230,6 +235,12 @@ func (st *Store) Dir() string { return st.dir }
 
 // CreatePartition creates the log of a partition, or returns the existing
 // one with cfg applied (it is idempotent).
+//
+// The files are written and fsynced without the store lock, so that
+// partitions are created concurrently (a broker given a topic of thousands
+// of partitions opens them a few at a time) and lookups of other
+// partitions never wait for a creation's fsyncs. A second creation of the
+// same partition waits for the first one and returns its result.
 func (st *Store) CreatePartition(topic string, partition int32, cfg TopicConfig) (*Partition, error) {
 	if !ValidTopicName(topic) {
 		return nil, fmt.Errorf("invalid topic name %q", topic)
@@ -241,20 +252,42 @@ func (st *Store) CreatePartition(topic string, partition int32, cfg TopicConfig)
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.closed {
-		return nil, ErrClosed
-	}
 	key := partitionKey{topic, partition}
-	if p, ok := st.parts[key]; ok {
-		p.SetConfig(cfg)
-		return p, nil
+	st.mu.Lock()
+	for {
+		if st.closed {
+			st.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if p, ok := st.parts[key]; ok {
+			st.mu.Unlock()
+			p.SetConfig(cfg)
+			return p, nil
+		}
+		ch, ok := st.creating[key]
+		if !ok {
+			break
+		}
+		st.mu.Unlock()
+		<-ch
+		st.mu.Lock()
 	}
+	done := make(chan struct{})
+	st.creating[key] = done
+	st.creates.Add(1)
+	st.mu.Unlock()
+	defer st.creates.Done()
+
 	dir := filepath.Join(st.dir, partitionDirName(topic, partition))
 	p, err := st.createPartitionDir(dir, topic, partition, cfg)
 	if err != nil {
 		os.RemoveAll(dir)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.creating, key)
+	close(done)
+	if err != nil {
 		return nil, fmt.Errorf("%w: creating partition %s: %w", ErrStorage, dir, err)
 	}
 	st.parts[key] = p
@@ -318,6 +351,8 @@ func (st *Store) Partitions() []*Partition {
 func (st *Store) DeleteTopic(topic string) error {
 	// The renames happen under the store lock, so a CreatePartition of the
 	// same name right after cannot write into a directory about to vanish.
+	// (A creation under way is not in st.parts yet: it ends as if it had
+	// started after the deletion.)
 	st.mu.Lock()
 	var victims []*Partition
 	for k, p := range st.parts {
@@ -375,6 +410,9 @@ func (st *Store) Close() error {
 	close(st.stop)
 	st.mu.Unlock()
 	st.bg.Wait()
+	// A creation under way adds its partition when it ends; it must be
+	// closed (and its files complete) before the clean-shutdown marker.
+	st.creates.Wait()
 
 	err := st.closeAll()
 	if err == nil {

@@ -377,10 +377,23 @@ func replicationAddr(b *metadata.Broker) string {
 // lock is released, and whether every replica's log could be opened (if
 // not, the next round tries again).
 func (m *Manager) reconcile(st *metadata.State) (idle []*Fetcher, complete bool) {
-	complete = true
+	m.mu.Lock()
+	m.dropDeletedTopics(st)
+	missing := m.missingLogs(st)
+	m.mu.Unlock()
+	// Opening a log creates and fsyncs its files: a topic of thousands of
+	// partitions takes seconds to open. The lock is not held meanwhile:
+	// every produce and fetch looks its leader up under it
+	// (Manager.Leader), and a lock held across the opens stalled them for
+	// as long, until the leaders' followers, unable to fetch, dropped out
+	// of the ISRs.
+	opened := m.openLogs(missing)
+	complete = len(opened) == len(missing)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.dropDeletedTopics(st)
+	for tp, log := range opened {
+		m.logs[tp] = log
+	}
 	seen := map[TopicPartition]bool{}
 	for _, name := range st.TopicNames() {
 		t := st.Topics[name]
@@ -393,14 +406,7 @@ func (m *Manager) reconcile(st *metadata.State) (idle []*Fetcher, complete bool)
 			m.topics[name] = t.ID
 			log, ok := m.logs[tp]
 			if !ok {
-				pl, err := m.cfg.Logs.Open(name, int32(i), t.Configs)
-				if err != nil {
-					m.log.Error("opening a replica's log", "partition", tp, "err", err)
-					complete = false
-					continue
-				}
-				log = &trackedLog{PartitionLog: pl}
-				m.logs[tp] = log
+				continue // not opened (logged by openLogs): the next round tries again
 			}
 			// Before this replica acts at the partition's epoch (leads,
 			// follows or waits for a leader), appends made under an
@@ -448,6 +454,63 @@ func (m *Manager) reconcile(st *metadata.State) (idle []*Fetcher, complete bool)
 		}
 	}
 	return idle, complete
+}
+
+// logToOpen is a replica whose log this broker has not opened yet.
+type logToOpen struct {
+	tp      TopicPartition
+	configs map[string]string
+}
+
+// missingLogs lists the replicas of this broker in st whose logs are not
+// open. Only the run loop changes m.logs, so the list stays true until it
+// reconciles again.
+func (m *Manager) missingLogs(st *metadata.State) []logToOpen {
+	var out []logToOpen
+	for _, name := range st.TopicNames() {
+		t := st.Topics[name]
+		for i, p := range t.Partitions {
+			tp := TopicPartition{name, int32(i)}
+			if _, ok := m.logs[tp]; !ok && containsID(p.Replicas, m.id) {
+				out = append(out, logToOpen{tp, t.Configs})
+			}
+		}
+	}
+	return out
+}
+
+// logOpeners bounds how many logs are opened at once: enough to overlap
+// the fsyncs of creating them, few enough not to flood the disk queue.
+const logOpeners = 8
+
+// openLogs opens the logs of todo, a few at a time, and returns those that
+// opened; the others are logged.
+func (m *Manager) openLogs(todo []logToOpen) map[TopicPartition]*trackedLog {
+	opened := make(map[TopicPartition]*trackedLog, len(todo))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, logOpeners)
+	for _, o := range todo {
+		if m.ctx.Err() != nil {
+			break // closing: the logs opened so far are kept, the rest waits
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			pl, err := m.cfg.Logs.Open(o.tp.Topic, o.tp.Partition, o.configs)
+			if err != nil {
+				m.log.Error("opening a replica's log", "partition", o.tp, "err", err)
+				return
+			}
+			mu.Lock()
+			opened[o.tp] = &trackedLog{PartitionLog: pl}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return opened
 }
 
 // dropDeletedTopics deletes the local logs of topics this manager saw and
