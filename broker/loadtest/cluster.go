@@ -345,13 +345,26 @@ type ManyPartitionsResult struct {
 	// ReplicasPerBroker is how many partition replicas each broker holds.
 	ReplicasPerBroker int
 	// Ready is the time from the CreateTopics request to every partition
-	// having a leader and a full ISR.
+	// having a leader and a full ISR. The controller puts every replica in
+	// the ISR at creation, so this says the metadata is in place, not
+	// that the brokers act on it.
 	Ready time.Duration
+	// Open is the time from the CreateTopics request to every broker
+	// holding a log for each of its replicas (DescribeLogDirs): until
+	// then the brokers are still creating partitions, and memory and
+	// Metadata figures would be of a broker at work.
+	Open time.Duration
 	// RSS is each broker's resident memory once they settled.
 	RSS map[int32]int64
 	// Metadata is the latency of full Metadata requests (every topic), as
-	// a client that has connected measures it, over every broker.
+	// a client that has connected measures it, over every broker: from the
+	// request to its decoded response.
 	Metadata Latency
+	// MetadataWire is the same requests from the start of the request's
+	// write to the last byte of the response read (kgo's end-to-end
+	// broker hook): the broker's time and the transfer, without the
+	// client's decoding of the response.
+	MetadataWire Latency
 }
 
 // MaxRSS is the largest broker RSS.
@@ -378,6 +391,14 @@ func ManyPartitions(ctx context.Context, c *chaos.Cluster, topic string, partiti
 		return res, err
 	}
 	res.Ready = time.Since(start)
+	var ids []int32
+	for _, n := range c.Nodes() {
+		ids = append(ids, n.ID)
+	}
+	if err := waitReplicaLogs(ctx, seeds, ids, topic, partitions); err != nil {
+		return res, err
+	}
+	res.Open = time.Since(start)
 	if err := sleep(ctx, settle); err != nil {
 		return res, err
 	}
@@ -392,12 +413,13 @@ func ManyPartitions(ctx context.Context, c *chaos.Cluster, topic string, partiti
 		}
 		res.RSS[n.ID] = rss
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	wire := make(chan time.Duration, 1)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.WithHooks(metadataWireHook(wire)))
 	if err != nil {
 		return res, err
 	}
 	defer cl.Close()
-	var samples []time.Duration
+	var samples, wireSamples []time.Duration
 	for _, n := range c.Nodes() {
 		b := cl.Broker(int(n.ID))
 		// The first request dials; it is not a metadata figure.
@@ -417,12 +439,66 @@ func ManyPartitions(ctx context.Context, c *chaos.Cluster, topic string, partiti
 				return res, fmt.Errorf("metadata from broker %d lists %d partitions of %s, want %d", n.ID, got, topic, partitions)
 			}
 			samples = append(samples, took)
+			select {
+			case w := <-wire:
+				wireSamples = append(wireSamples, w)
+			default:
+				return res, fmt.Errorf("metadata from broker %d: the client reported no end-to-end time", n.ID)
+			}
 		}
 	}
 	res.Metadata = Summarize(samples)
+	res.MetadataWire = Summarize(wireSamples)
 	return res, nil
 }
 
+// metadataWireHook sends the end-to-end time of each Metadata request
+// (kgo.BrokerE2E: written, answered and read, before decoding) to wire.
+// The hook runs before Request returns the response, and requests are
+// issued one at a time, so wire holds at most one value.
+type metadataWireHook chan<- time.Duration
+
+func (h metadataWireHook) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
+	if key != kmsg.Metadata.Int16() || e2e.Err() != nil {
+		return
+	}
+	select {
+	case h <- e2e.DurationE2E():
+	default:
+	}
+}
+
+// waitReplicaLogs polls DescribeLogDirs on each of brokers until every
+// one lists a log for all partitions of topic (each holds a replica of
+// every partition), or ctx ends.
+func waitReplicaLogs(ctx context.Context, seeds []string, brokers []int32, topic string, partitions int32) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		return fmt.Errorf("creating a client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	var last string
+	for _, id := range brokers {
+		for {
+			dirs, err := adm.DescribeBrokerLogDirs(ctx, id, nil)
+			n := 0
+			dirs.EachPartition(func(d kadm.DescribedLogDirPartition) {
+				if d.Topic == topic {
+					n++
+				}
+			})
+			if err == nil && n >= int(partitions) {
+				break
+			}
+			last = fmt.Sprintf("broker %d holds logs for %d of %d partitions (err %v)", id, n, partitions, err)
+			if err := sleep(ctx, 200*time.Millisecond); err != nil {
+				return fmt.Errorf("waiting for every broker to open the logs of %s (last: %s): %w", topic, last, err)
+			}
+		}
+	}
+	return nil
+}
 func countPartitions(md *kmsg.MetadataResponse, topic string) int {
 	for _, t := range md.Topics {
 		if t.Topic != nil && *t.Topic == topic {

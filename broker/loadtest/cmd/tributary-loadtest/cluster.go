@@ -194,10 +194,13 @@ func printCluster(out io.Writer, o clusterOptions, r clusterResults) error {
 	}
 	if m := r.many; m != nil {
 		fmt.Fprintf(w, "%d partitions RF 3: created, all ISRs full\t%.1f s\t-\t\t\t\t\n", m.Partitions, m.Ready.Seconds())
+		fmt.Fprintf(w, "%d partitions RF 3: created, every replica's log open\t%.1f s\t-\t\t\t\t\n", m.Partitions, m.Open.Seconds())
 		fmt.Fprintf(w, "%d partitions RF 3: max broker RSS (%d replicas each)\t%.1f MiB\t-\t\t< 300 MiB\t%s\t\n",
 			m.Partitions, m.ReplicasPerBroker, mib(m.MaxRSS()), verdict(m.MaxRSS() < manyRSSTarget))
 		fmt.Fprintf(w, "%d partitions RF 3: Metadata (all topics) p50 / max\t%s / %s ms\t-\t\t< %v\t%s\t\n",
 			m.Partitions, msText(m.Metadata.P50), msText(m.Metadata.Max), metadataTarget, verdict(m.Metadata.Max < metadataTarget))
+		fmt.Fprintf(w, "%d partitions RF 3: Metadata p50 / max, response read, before the client decodes it\t%s / %s ms\t-\t\t\t\t\n",
+			m.Partitions, msText(m.MetadataWire.P50), msText(m.MetadataWire.Max))
 	}
 	return w.Flush()
 }
