@@ -67,10 +67,16 @@ import (
 
 var fetchAPI = api{key: 1, min: 4, max: 16,
 	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
-		return s.handleFetch(ctx, s.authFor(c, 1), r.(*kmsg.FetchRequest), fetchQuota{s.quotas, c.quotaUser(), c.clientID}), nil
+		// The records are read into memory the connection's writer
+		// releases once the response is written (conn.frame).
+		rb := new(storage.ReadBuffers)
+		c.readBufs = rb
+		return s.handleFetch(ctx, s.authFor(c, 1), r.(*kmsg.FetchRequest), fetchQuota{s.quotas, c.quotaUser(), c.clientID}, rb), nil
 	}}
 
-func (s *Server) handleFetch(ctx context.Context, az reqAuth, req *kmsg.FetchRequest, fq fetchQuota) *kmsg.FetchResponse {
+// handleFetch answers a consumer's Fetch. The records of the response are
+// in rb's memory (nil: memory of their own), valid until rb.Release.
+func (s *Server) handleFetch(ctx context.Context, az reqAuth, req *kmsg.FetchRequest, fq fetchQuota, rb *storage.ReadBuffers) *kmsg.FetchResponse {
 	replicaID := req.ReplicaID
 	if req.Version >= 15 {
 		replicaID = req.ReplicaState.ID
@@ -146,10 +152,13 @@ func (s *Server) handleFetch(ctx context.Context, az reqAuth, req *kmsg.FetchReq
 		// Take the wake-up channel before reading, so an append that
 		// lands between the read and the wait is not missed.
 		woken := s.data.wait()
-		resp, bytes, stop := s.fetchOnce(req, denied)
+		resp, bytes, stop := s.fetchOnce(req, denied, rb)
 		if stop || bytes >= int(req.MinBytes) || !time.Now().Before(deadline) || ctx.Err() != nil {
 			return s.countFetched(finish(resp))
 		}
+		// Too little to answer yet: this read is dropped, its memory
+		// serves the next one.
+		rb.Release()
 		if timer == nil {
 			timer = time.NewTimer(time.Until(deadline))
 			defer timer.Stop()
@@ -205,7 +214,7 @@ func (s *Server) fetchTopicNames(req *kmsg.FetchRequest) []string {
 // fetchOnce reads every requested partition once; topics in denied answer
 // TOPIC_AUTHORIZATION_FAILED, whether they exist or not. stop is true when
 // the response must go out now (an error in some partition).
-func (s *Server) fetchOnce(req *kmsg.FetchRequest, denied map[string]bool) (resp *kmsg.FetchResponse, bytes int, stop bool) {
+func (s *Server) fetchOnce(req *kmsg.FetchRequest, denied map[string]bool, rb *storage.ReadBuffers) (resp *kmsg.FetchResponse, bytes int, stop bool) {
 	resp = req.ResponseKind().(*kmsg.FetchResponse)
 	remaining := int(req.MaxBytes)
 	if req.MaxBytes <= 0 {
@@ -245,7 +254,7 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest, denied map[string]bool) (resp
 			case !ok:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:
-				n := s.fetchPartition(req, rp, p, &sp, remaining, bytes > 0)
+				n := s.fetchPartition(req, rp, p, &sp, remaining, bytes > 0, rb)
 				bytes += n
 				remaining -= n
 			}
@@ -261,7 +270,7 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest, denied map[string]bool) (resp
 
 // fetchPartition fills one partition of the response and returns the bytes
 // of records it added.
-func (s *Server) fetchPartition(req *kmsg.FetchRequest, rp kmsg.FetchRequestTopicPartition, p *partition, sp *kmsg.FetchResponseTopicPartition, remaining int, haveData bool) int {
+func (s *Server) fetchPartition(req *kmsg.FetchRequest, rp kmsg.FetchRequestTopicPartition, p *partition, sp *kmsg.FetchResponseTopicPartition, remaining int, haveData bool, rb *storage.ReadBuffers) int {
 	log, _, code := s.servingLog(p, rp.CurrentLeaderEpoch, req.Version >= 9)
 	if code != 0 {
 		sp.ErrorCode = code
@@ -296,7 +305,7 @@ func (s *Server) fetchPartition(req *kmsg.FetchRequest, rp kmsg.FetchRequestTopi
 	if limit <= 0 && haveData {
 		return 0
 	}
-	res, err := log.ReadIsolated(rp.FetchOffset, int32(max(limit, 1)), isolation)
+	res, err := log.ReadIsolatedInto(rp.FetchOffset, int32(max(limit, 1)), isolation, rb)
 	data := res.Records
 	if err != nil {
 		sp.ErrorCode = storageErrorCode(err)

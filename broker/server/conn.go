@@ -24,6 +24,7 @@ import (
 	"github.com/tributary/tributary/broker/metrics"
 	"github.com/tributary/tributary/broker/security/audit"
 	"github.com/tributary/tributary/broker/security/sasl"
+	"github.com/tributary/tributary/broker/storage"
 )
 
 // pipelineDepth is how many requests of one connection are read ahead of
@@ -198,6 +199,9 @@ type conn struct {
 	// closeAfterResponse closes the connection once the response to the
 	// request being handled is written (a failed authentication).
 	closeAfterResponse bool
+	// readBufs holds the records of the Fetch response being built; the
+	// writer releases it once the response is written.
+	readBufs *storage.ReadBuffers
 }
 
 func newConn(s *Server, l *clientListener, nc net.Conn) *conn {
@@ -259,7 +263,7 @@ func (c *conn) serve() {
 	reqs := make(chan *request, pipelineDepth)
 	go c.readLoop(br, reqs)
 
-	out := make(chan net.Buffers, pipelineDepth)
+	out := make(chan outgoing, pipelineDepth)
 	writeDone := make(chan struct{})
 	go c.writeLoop(out, writeDone)
 
@@ -295,18 +299,22 @@ func (c *conn) serve() {
 		c.nc.Close()
 		c.drain(reqs)
 	}
-	// write queues a response; false when the writer failed (it closed
-	// the connection).
-	write := func(req *request, resp kmsg.Response) bool {
+	// queue hands a response to the writer, with the read buffers its
+	// records are in; false when the writer failed (it closed the
+	// connection).
+	queue := func(req *request, resp kmsg.Response, bufs *storage.ReadBuffers) bool {
 		select {
-		case out <- c.frame(req.corr, resp):
+		case out <- outgoing{pieces: c.frame(req.corr, resp), bufs: bufs}:
 			return true
 		case <-writeDone:
 			return false
 		}
 	}
-	send := func(req *request, resp kmsg.Response) bool {
-		if !write(req, resp) {
+	write := func(req *request, resp kmsg.Response) bool { return queue(req, resp, nil) }
+	// send queues the response of the request just handled, with the read
+	// buffers its handler filled.
+	send := func(req *request, resp kmsg.Response, bufs *storage.ReadBuffers) bool {
+		if !queue(req, resp, bufs) {
 			c.drain(reqs)
 			return false
 		}
@@ -383,6 +391,10 @@ serving:
 		var parked atomic.Int64
 		start := time.Now()
 		resp, err := c.s.dispatch(withParked(c.ctx, &parked), c, req)
+		// A response not sent leaves its buffers to the garbage
+		// collector.
+		bufs := c.readBufs
+		c.readBufs = nil
 		c.inFlight.Add(-1)
 		if err != nil {
 			fail(req, err)
@@ -404,7 +416,7 @@ serving:
 		if !backsOff && !c.mute(throttle) {
 			break
 		}
-		if !send(req, resp) {
+		if !send(req, resp, bufs) {
 			break
 		}
 		if backsOff && !c.mute(throttle) {
@@ -588,15 +600,26 @@ func (c *conn) frame(corr int32, resp kmsg.Response) net.Buffers {
 	return net.Buffers{encodeResponse(make([]byte, 0, responseSizeHint(resp)), corr, resp)}
 }
 
-func (c *conn) writeLoop(out <-chan net.Buffers, done chan<- struct{}) {
+// outgoing is a response on its way to the writer: its encoded pieces,
+// and the read buffers its record batches are in (nil: none).
+type outgoing struct {
+	pieces net.Buffers
+	bufs   *storage.ReadBuffers
+}
+
+func (c *conn) writeLoop(out <-chan outgoing, done chan<- struct{}) {
 	defer close(done)
 	w := fetchwire.NewWriter(c.rw)
-	for buf := range out {
+	for o := range out {
 		if idle := c.s.Config().ConnectionsMaxIdle; idle > 0 {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(idle))
 		}
 		sent := w.Sent()
-		err := w.Write(buf)
+		err := w.Write(o.pieces)
+		// Written or failed, the connection holds no reference to the
+		// records any more (writev and crypto/tls copy what they send):
+		// their memory can serve the next read.
+		o.bufs.Release()
 		c.s.metrics.RecordTrafficOut(w.Sent() - sent)
 		if err != nil {
 			level := slog.LevelInfo

@@ -756,10 +756,15 @@ func (p *Partition) cutUnsynced(gen uint64, cause error) (Cut, bool) {
 // or past upTo gives no bytes. Offsets below the log start or past the log
 // end are ErrOffsetOutOfRange.
 func (p *Partition) Read(offset int64, maxBytes int32, upTo int64) ([]byte, error) {
+	return p.read(offset, maxBytes, upTo, nil)
+}
+
+// read is Read into rb's memory (nil: memory of its own).
+func (p *Partition) read(offset int64, maxBytes int32, upTo int64, rb *ReadBuffers) ([]byte, error) {
 	var out []byte
 	for {
 		budget := int64(maxBytes) - int64(len(out))
-		chunk, next, more, err := p.readChunk(offset, budget, upTo, len(out) == 0)
+		chunk, next, more, err := p.readChunk(offset, budget, upTo, len(out) == 0, rb)
 		if err != nil {
 			return nil, err
 		}
@@ -781,7 +786,7 @@ func (p *Partition) Read(offset int64, maxBytes int32, upTo int64) ([]byte, erro
 // truncation take before they close or cut the file. more says the chunk
 // ended at the segment's end with budget left, so the next segment follows
 // from next.
-func (p *Partition) readChunk(offset, budget, upTo int64, first bool) (chunk []byte, next int64, more bool, err error) {
+func (p *Partition) readChunk(offset, budget, upTo int64, first bool, rb *ReadBuffers) (chunk []byte, next int64, more bool, err error) {
 	p.mu.RLock()
 	if p.closed {
 		p.mu.RUnlock()
@@ -820,14 +825,14 @@ func (p *Partition) readChunk(offset, budget, upTo int64, first bool) (chunk []b
 		size, file, path := s.size, s.file, s.logPath()
 		s.io.RLock()
 		p.mu.RUnlock()
-		chunk = make([]byte, min(budget, size-pos))
+		chunk = rb.alloc(int(min(budget, size-pos)))
 		_, err = file.ReadAt(chunk, pos)
 		s.io.RUnlock()
 		if err != nil {
 			return nil, 0, false, fmt.Errorf("%w: reading %s at %d: %w", ErrStorage, path, pos, err)
 		}
 		n, lastOffset, complete := wholeBatches(chunk, limit)
-		return chunk[:n], lastOffset + 1, complete && pos+int64(n) == size && n > 0, nil
+		return chunk[:n:n], lastOffset + 1, complete && pos+int64(n) == size && n > 0, nil
 	}
 	p.mu.RUnlock()
 	return nil, 0, false, nil

@@ -179,6 +179,12 @@ type ReadResult struct {
 // for ReadCommitted lists the aborted transactions overlapping the records
 // returned. The watermarks are the ones the read was bounded by.
 func (p *Partition) ReadIsolated(offset int64, maxBytes int32, isolation Isolation) (ReadResult, error) {
+	return p.ReadIsolatedInto(offset, maxBytes, isolation, nil)
+}
+
+// ReadIsolatedInto is ReadIsolated with the records read into rb's
+// memory: they stay valid until rb.Release.
+func (p *Partition) ReadIsolatedInto(offset int64, maxBytes int32, isolation Isolation, rb *ReadBuffers) (ReadResult, error) {
 	p.mu.RLock()
 	res := ReadResult{HighWatermark: p.highWatermarkLocked(), LastStableOffset: p.lastStableOffsetLocked(), LogStartOffset: p.logStart}
 	p.mu.RUnlock()
@@ -186,7 +192,7 @@ func (p *Partition) ReadIsolated(offset int64, maxBytes int32, isolation Isolati
 	if isolation == ReadCommitted {
 		upTo = res.LastStableOffset
 	}
-	data, err := p.Read(offset, maxBytes, upTo)
+	data, err := p.read(offset, maxBytes, upTo, rb)
 	if err != nil {
 		return ReadResult{}, err
 	}
