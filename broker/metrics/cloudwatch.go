@@ -296,6 +296,10 @@ func CloudWatchData(prev, cur *Snapshot, level Level, clusterName string, broker
 	if ms, ok := meanMs(prev.RequestTimes[RequestFetchFollower], cur.RequestTimes[RequestFetchFollower]); ok {
 		b.add("FetchFollowerTotalTimeMsMean", types.StandardUnitMilliseconds, ms, b.broker)
 	}
+	if ms, ok := meanMs(prev.LogFlushTimes, cur.LogFlushTimes); ok {
+		b.add("LogFlushTimeMsMean", types.StandardUnitMilliseconds, ms, b.broker)
+	}
+	b.add("LogFlushRate", types.StandardUnitCountSecond, rate(prev.LogFlushTimes.Count, cur.LogFlushTimes.Count), b.broker)
 	// The broker stores and serves record batches as clients send them
 	// (magic 2 only): it never converts message formats, so these are
 	// measured zeros, not placeholders.

@@ -75,6 +75,9 @@ func busyRegistry(t *testing.T) (r *Registry, prev, cur *Snapshot) {
 	r.RecordRequest(RequestProduce, 300, 4*time.Millisecond)
 	r.RecordRequest(RequestProduce, 100, 2*time.Millisecond)
 	r.RecordRequest(RequestFetchConsumer, 100, 500*time.Millisecond)
+	r.RecordLogFlush(2*time.Millisecond, 3)
+	r.RecordLogFlush(4*time.Millisecond, 0)
+	r.RecordFollowerFetch(10*time.Millisecond, 3*time.Millisecond, 2048)
 	r.ConnOpened()
 	r.ConnOpened()
 	r.ConnOpened()
@@ -194,6 +197,9 @@ func TestCloudWatchValues(t *testing.T) {
 		{"MessagesInPerSec" + orders, 120.0 / 60, types.StandardUnitCountSecond},
 		{"ProduceTotalTimeMsMean" + broker, 3, types.StandardUnitMilliseconds},
 		{"FetchConsumerTotalTimeMsMean" + broker, 500, types.StandardUnitMilliseconds},
+		{"LogFlushTimeMsMean" + broker, 3, types.StandardUnitMilliseconds},
+		{"LogFlushRate" + broker, 2.0 / 60, types.StandardUnitCountSecond},
+		{"ReplicationBytesInPerSec" + broker, 2048.0 / 60, types.StandardUnitBytesSecond},
 		{"RequestBytesMean" + broker, 500.0 / 3, types.StandardUnitBytes},
 		{"ConnectionCount" + broker, 2, types.StandardUnitCount},
 		{"ConnectionCreationRate" + broker, 3.0 / 60, types.StandardUnitCountSecond},

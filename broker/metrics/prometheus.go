@@ -31,6 +31,9 @@ var (
 	descReplicationBytesOut = desc("replication_bytes_out_total", "Record bytes sent to followers (MSK ReplicationBytesOutPerSec = rate).")
 	descProduceConversions  = desc("produce_message_conversions_total", "Produced records converted between message formats: always 0, batches are stored as sent (MSK ProduceMessageConversionsPerSec = rate).")
 	descRequestDuration     = desc("request_duration_seconds", "Time from the start of a request's handling to its response, by kind (MSK ProduceTotalTimeMsMean, FetchConsumerTotalTimeMsMean, FetchFollowerTotalTimeMsMean = sum/count).", "kind")
+	descLogFlush            = desc("log_flush_duration_seconds", "Sync rounds of the log: the time to make the partitions written since the last round durable (Kafka LogFlushRateAndTimeMs; rate of _count = flushes per second).")
+	descLogFlushFiles       = desc("log_flush_files_total", "Segment files fsynced by the log's sync rounds (none when a round syncs the data volume's file system at once).")
+	descFollowerFetch       = desc("follower_fetch_duration_seconds", "This broker's follower fetch cycles, by phase: request (a Fetch's round trip to the leader, the time it was parked included), durable (writing the response's partitions and waiting until they are durable before the next Fetch).", "phase")
 	descRequestSize         = desc("request_size_bytes", "Size of requests received (MSK RequestBytesMean = sum/count).")
 	descConnections         = desc("connections", "Open client connections (MSK ConnectionCount).")
 	descClientConns         = desc("client_connections", "Open client connections that have authenticated, by how (MSK ClientConnectionCount).", "client_authentication")
@@ -76,7 +79,7 @@ var (
 	descCWDenied     = desc("cloudwatch_denied_total", "PutMetricData calls refused for lack of permission or credentials.")
 	descCWThrottled  = desc("cloudwatch_throttled_total", "PutMetricData calls throttled (each try counts).")
 	descCWLastOK     = desc("cloudwatch_last_success_timestamp_seconds", "Unix time of the last successful PutMetricData.")
-	allDescs         = []*prometheus.Desc{descInfo, descBytesIn, descBytesOut, descMessagesIn, descReplicationBytesIn, descReplicationBytesOut, descProduceConversions, descRequestDuration, descRequestSize, descConnections, descClientConns, descConnCreated, descConnClosed, descThrottled, descThrottleTime, descThrottleBytes, descThrottleQueue, descExempt, descLogDropped, descPartitions, descLeaders, descUnderReplicated, descUnderMinISR, descActive, descGlobalTopics, descGlobalParts, descOffline, descThrottleRate, descThrottleBound, descDataDiskUsed, descDataDiskAvail, descDataDiskSize, descRootDiskUsed, descCPU, descMemory, descSwap, descNetRx, descNetTx, descOffsetLag, descSumLag, descMaxLag, descTimeLag, descMaxTimeLag, descCWPuts, descCWShipped, descCWDropped, descCWDenied, descCWThrottled, descCWLastOK}
+	allDescs         = []*prometheus.Desc{descInfo, descBytesIn, descBytesOut, descMessagesIn, descReplicationBytesIn, descReplicationBytesOut, descProduceConversions, descRequestDuration, descLogFlush, descLogFlushFiles, descFollowerFetch, descRequestSize, descConnections, descClientConns, descConnCreated, descConnClosed, descThrottled, descThrottleTime, descThrottleBytes, descThrottleQueue, descExempt, descLogDropped, descPartitions, descLeaders, descUnderReplicated, descUnderMinISR, descActive, descGlobalTopics, descGlobalParts, descOffline, descThrottleRate, descThrottleBound, descDataDiskUsed, descDataDiskAvail, descDataDiskSize, descRootDiskUsed, descCPU, descMemory, descSwap, descNetRx, descNetTx, descOffsetLag, descSumLag, descMaxLag, descTimeLag, descMaxTimeLag, descCWPuts, descCWShipped, descCWDropped, descCWDenied, descCWThrottled, descCWLastOK}
 	latencyBoundsSec = func() []float64 {
 		b := make([]float64, len(latencyBuckets))
 		for i, d := range latencyBuckets {
@@ -126,15 +129,21 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descReplicationBytesIn, float64(s.ReplicationBytesIn))
 	counter(descReplicationBytesOut, float64(s.ReplicationBytesOut))
 	counter(descProduceConversions, float64(s.ProduceConversions))
-	for k := range s.RequestTimes {
-		h := s.RequestTimes[k]
+	histogram := func(d *prometheus.Desc, h histogramSnapshot, labels ...string) {
 		buckets := make(map[float64]uint64, len(latencyBoundsSec))
 		for i, b := range latencyBoundsSec {
 			buckets[b] = uint64(h.Buckets[i])
 		}
-		m, err := prometheus.NewConstHistogram(descRequestDuration, uint64(h.Count), h.Sum.Seconds(), buckets, RequestKind(k).String())
-		send(m, err, descRequestDuration)
+		m, err := prometheus.NewConstHistogram(d, uint64(h.Count), h.Sum.Seconds(), buckets, labels...)
+		send(m, err, d)
 	}
+	for k := range s.RequestTimes {
+		histogram(descRequestDuration, s.RequestTimes[k], RequestKind(k).String())
+	}
+	histogram(descLogFlush, s.LogFlushTimes)
+	counter(descLogFlushFiles, float64(s.LogFlushFiles))
+	histogram(descFollowerFetch, s.FollowerFetchTimes, "request")
+	histogram(descFollowerFetch, s.FollowerDurableTimes, "durable")
 	m, err := prometheus.NewConstSummary(descRequestSize, uint64(s.RequestCount), float64(s.RequestBytesSum), nil)
 	send(m, err, descRequestSize)
 	gauge(descConnections, float64(s.Connections))

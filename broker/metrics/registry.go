@@ -51,6 +51,10 @@ type Registry struct {
 	clientConns                       [numClientAuths]atomic.Int64
 	requestBytes                      sizeSum
 	requests                          [numRequestKinds]histogram
+	logFlush                          histogram    // one observation per sync round of the data directory
+	logFlushFiles                     atomic.Int64 // files those rounds synced
+	followerFetch                     histogram    // a follower's Fetch round trip, the leader's wait included
+	followerDurable                   histogram    // a follower writing a fetch response and waiting until it is durable
 	topics                            atomic.Pointer[map[string]*topicCounters]
 	topicsMu                          sync.Mutex // serializes copy-on-write updates of topics
 	sourcesMu                         sync.RWMutex
@@ -156,6 +160,27 @@ func (r *Registry) RecordReplicationIn(bytes int) { r.replicationBytesIn.Add(int
 // RecordReplicationOut counts record bytes a leader sent to followers
 // (ReplicationBytesOutPerSec).
 func (r *Registry) RecordReplicationOut(bytes int) { r.replicationBytesOut.Add(int64(bytes)) }
+
+// RecordLogFlush counts one sync round of the log (Kafka's
+// LogFlushRateAndTimeMs): how long it took to make the partitions enrolled
+// in it durable, and how many files it synced (0 when the round synced the
+// data directory's file system at once, or had nothing new to sync).
+func (r *Registry) RecordLogFlush(d time.Duration, files int) {
+	r.logFlush.observe(d)
+	r.logFlushFiles.Add(int64(files))
+}
+
+// RecordFollowerFetch counts one Fetch a follower of this broker sent to a
+// leader and got an answer to: request is its round trip, the time the
+// leader parked it included; durable is the time the follower then took to
+// write the partitions of the response and wait until they were durable
+// (the flush policy's wait), after which it fetches again; bytes are the
+// record bytes it appended (ReplicationBytesInPerSec).
+func (r *Registry) RecordFollowerFetch(request, durable time.Duration, bytes int) {
+	r.followerFetch.observe(request)
+	r.followerDurable.observe(durable)
+	r.replicationBytesIn.Add(int64(bytes))
+}
 
 // RequestKind is the class of a request for the request-time metrics.
 type RequestKind int

@@ -112,6 +112,8 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 		"Conn":          func() { r.ConnOpened(); r.ConnClosed() },
 		"Replication":   func() { r.RecordReplicationIn(1); r.RecordReplicationOut(1) },
 		"Traffic":       func() { r.RecordTrafficIn(1); r.RecordTrafficOut(1) },
+		"LogFlush":      func() { r.RecordLogFlush(time.Millisecond, 2) },
+		"FollowerFetch": func() { r.RecordFollowerFetch(2*time.Millisecond, time.Millisecond, 1024) },
 	}
 	for name, f := range calls {
 		if n := testing.AllocsPerRun(1000, f); n != 0 {

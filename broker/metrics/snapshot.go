@@ -25,9 +25,15 @@ type Snapshot struct {
 	TrafficIn, TrafficOut                   int64 // bytes read from / written to client connections
 	RequestBytesSum, RequestCount           int64
 	RequestTimes                            [numRequestKinds]histogramSnapshot
-	Topics                                  []TopicTotals // sorted by name
-	Throttles                               [numThrottleKinds]ThrottleTotals
-	ExemptCount, ExemptNanos                int64
+	// LogFlushTimes are the log's sync rounds, LogFlushFiles the files
+	// they synced; FollowerFetchTimes and FollowerDurableTimes the two
+	// halves of this broker's follower fetch cycles (RecordFollowerFetch).
+	LogFlushTimes                            histogramSnapshot
+	LogFlushFiles                            int64
+	FollowerFetchTimes, FollowerDurableTimes histogramSnapshot
+	Topics                                   []TopicTotals // sorted by name
+	Throttles                                [numThrottleKinds]ThrottleTotals
+	ExemptCount, ExemptNanos                 int64
 	// LogLinesDropped is the log shipper's count; LogShipping says there
 	// is one.
 	LogLinesDropped int64
@@ -93,6 +99,8 @@ func (r *Registry) Snapshot() *Snapshot {
 	for k := range r.requests {
 		s.RequestTimes[k] = r.requests[k].snapshot()
 	}
+	s.LogFlushTimes, s.LogFlushFiles = r.logFlush.snapshot(), r.logFlushFiles.Load()
+	s.FollowerFetchTimes, s.FollowerDurableTimes = r.followerFetch.snapshot(), r.followerDurable.snapshot()
 	topics := *r.topics.Load()
 	s.Topics = make([]TopicTotals, 0, len(topics))
 	for name, t := range topics {

@@ -171,7 +171,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	// The log first: it takes the data directory's lock, so a second
 	// broker on the same directory stops before touching the metadata.
 	start := time.Now()
-	if s.store, err = OpenStore(static, log); err != nil {
+	if s.store, err = OpenStore(static, log, s.metrics); err != nil {
 		return nil, err
 	}
 	undo = append(undo, func() { s.store.Close() })
@@ -218,6 +218,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		OnLeadership:    s.leadershipChanged,
 		OnHighWatermark: func(replica.TopicPartition) { s.data.notify() },
 		InterBrokerAPIs: s.interBrokerAPIs(),
+		Fetch:           replica.FetcherConfig{OnFetch: s.metrics.RecordFollowerFetch},
 	}
 	if opts.Node != nil {
 		opts.Node(&nopts)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tributary/tributary/broker/cluster/metadata"
 	"github.com/tributary/tributary/broker/config"
+	"github.com/tributary/tributary/broker/metrics"
 	"github.com/tributary/tributary/broker/storage"
 )
 
@@ -304,12 +305,17 @@ func applyDynamic(static *config.Config, clusterDefault, node map[string]string)
 	return cfg, nil
 }
 
-// OpenStore opens (recovering) the log in the configured data directory.
-func OpenStore(cfg *config.Config, log *slog.Logger) (*storage.Store, error) {
+// OpenStore opens (recovering) the log in the configured data directory;
+// its sync rounds are counted in reg when reg is not nil.
+func OpenStore(cfg *config.Config, log *slog.Logger, reg *metrics.Registry) (*storage.Store, error) {
 	if err := ensureDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	st, err := storage.Open(storageDir(cfg.DataDir), storageOptions(cfg, log))
+	opts := storageOptions(cfg, log)
+	if reg != nil {
+		opts.OnSyncRound = reg.RecordLogFlush
+	}
+	st, err := storage.Open(storageDir(cfg.DataDir), opts)
 	if err != nil {
 		return nil, fmt.Errorf("opening log: %w", err)
 	}

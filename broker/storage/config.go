@@ -155,6 +155,12 @@ type Options struct {
 	ProducerIDExpiration time.Duration
 	// Logger receives warnings (torn tails, I/O errors); default slog.Default().
 	Logger *slog.Logger
+	// OnSyncRound, when set, is told of every sync round (see syncer):
+	// how long it took, from its start until every partition in it was
+	// durable or had failed, and how many files it fsynced. It is called
+	// on the round's goroutine after the round's waiters were answered,
+	// so it must be quick (a metric's atomic adds).
+	OnSyncRound func(took time.Duration, files int)
 	// Now is the clock, for tests; default time.Now.
 	Now func() time.Time
 }

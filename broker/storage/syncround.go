@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -122,12 +123,18 @@ const maxConcurrentSyncs = 64
 // a slow file delays the next round, not the partitions already synced.
 func (s *syncer) round(parts []*Partition) {
 	s.rounds.Add(1)
+	var files atomic.Int64
+	if fn := s.st.opts.OnSyncRound; fn != nil {
+		start := time.Now()
+		defer func() { fn(time.Since(start), int(files.Load())) }()
+	}
 	run := func(p *Partition) {
 		j := p.prepareSync()
 		for i, f := range j.files {
 			if f == nil {
 				continue
 			}
+			files.Add(1)
 			if err := s.st.syncFile(f); err != nil && !errors.Is(err, os.ErrClosed) {
 				j.err = fmt.Errorf("fsync %s: %w", j.segs[i].logPath(), err)
 				break

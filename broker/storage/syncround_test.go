@@ -230,3 +230,48 @@ func TestObserverSeesWritesBeforeFsync(t *testing.T) {
 	default:
 	}
 }
+
+// OnSyncRound is told of every round with the files it fsynced: the
+// figures behind the broker's log flush metrics.
+func TestOnSyncRoundReportsEachRound(t *testing.T) {
+	type report struct {
+		took  time.Duration
+		files int
+	}
+	reports := make(chan report, 64)
+	st := openStore(t, t.TempDir(), Options{OnSyncRound: func(took time.Duration, files int) {
+		reports <- report{took, files}
+	}})
+	p := mustCreate(t, st, "r", 0, TopicConfig{})
+	next := func() report {
+		t.Helper()
+		select {
+		case r := <-reports:
+			return r
+		case <-time.After(10 * time.Second):
+			t.Fatal("no sync round reported")
+			return report{}
+		}
+	}
+	// Rounds before the append (a checkpoint's) have nothing to sync.
+	for len(reports) > 0 {
+		<-reports
+	}
+	mustAppend(t, p, makeBatch(t, batchSpec{records: 1}))
+	files := 0
+	for files == 0 {
+		r := next()
+		if r.took <= 0 {
+			t.Errorf("round reported a duration of %v", r.took)
+		}
+		files = r.files
+	}
+	if files != 1 {
+		t.Errorf("the round of one append to one segment reported %d files, want 1", files)
+	}
+	// A round with nothing new to sync reports no file.
+	st.sync.enrol(p)
+	if r := next(); r.files != 0 {
+		t.Errorf("a round with nothing to sync reported %d files", r.files)
+	}
+}

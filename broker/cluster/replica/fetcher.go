@@ -54,7 +54,13 @@ type FetcherConfig struct {
 	// Throttle, when set, is the broker's replication throttle: its
 	// follower side limits what is fetched for throttled replicas.
 	Throttle *Throttle
-	Logger   *slog.Logger
+	// OnFetch, when set, is called on the fetcher's goroutine after each
+	// Fetch that was answered and applied: request is the Fetch's round
+	// trip (the time the leader parked it included), durable the time
+	// spent writing the response's partitions and waiting until they were
+	// durable, bytes the record bytes written. It must be quick.
+	OnFetch func(request, durable time.Duration, bytes int)
+	Logger  *slog.Logger
 }
 
 func (c *FetcherConfig) defaults() {
@@ -536,6 +542,7 @@ func (f *Fetcher) fetch(tps []TopicPartition) error {
 		return nil
 	}
 	f.fetching.Store(true)
+	sentAt := time.Now()
 	r, err := f.conn.request(req, f.cfg.MaxWait+30*time.Second)
 	f.fetching.Store(false)
 	if err != nil {
@@ -550,9 +557,11 @@ func (f *Fetcher) fetch(tps []TopicPartition) error {
 	// to the page cache and one sync round of the store makes them all
 	// durable, instead of a goroutine and an fsync wait per partition.
 	var (
-		all   []error
-		dones []func() error
+		all     []error
+		dones   []func() error
+		written int
 	)
+	answeredAt := time.Now()
 	for _, t := range resp.Topics {
 		for i := range t.Partitions {
 			rp := &t.Partitions[i]
@@ -573,6 +582,7 @@ func (f *Fetcher) fetch(tps []TopicPartition) error {
 			}
 			if done != nil {
 				dones = append(dones, done)
+				written += len(rp.RecordBatches)
 			}
 		}
 	}
@@ -580,6 +590,9 @@ func (f *Fetcher) fetch(tps []TopicPartition) error {
 		if err := done(); err != nil {
 			all = append(all, err)
 		}
+	}
+	if fn := f.cfg.OnFetch; fn != nil {
+		fn(answeredAt.Sub(sentAt), time.Since(answeredAt), written)
 	}
 	return errors.Join(all...)
 }

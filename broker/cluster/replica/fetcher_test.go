@@ -3,6 +3,7 @@ package replica
 import (
 	"fmt"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -304,4 +305,55 @@ func TestAddCutsAParkedFetchShort(t *testing.T) {
 	f.Add(tp1, 0, follower)
 	// Far less than the parked fetch's 30 s.
 	checkFor(t, 10*time.Second, sameLog(follower, leader))
+}
+
+// OnFetch is told of every answered Fetch: its round trip, the write and
+// durability wait after it, and the record bytes written, which add up
+// to the leader's log (the broker's follower fetch and replication-in
+// metrics).
+func TestOnFetchReportsEachFetch(t *testing.T) {
+	fl := newFakeLeader(t)
+	leader := &memLog{}
+	for i := range 3 {
+		leader.appendLeader(t, 0, 2, fmt.Sprint("a", i))
+	}
+	want := 0
+	for _, b := range leader.batches {
+		want += len(b.data)
+	}
+	leaderOf(t, fl, leader, 0)
+	var (
+		mu      sync.Mutex
+		fetches int
+		bytes   int
+		bad     []string
+	)
+	f := StartFetcher(FetcherConfig{LocalID: 2, LeaderID: 1, Addr: fl.addr(), MaxWait: 50 * time.Millisecond, Backoff: 20 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler),
+		OnFetch: func(request, durable time.Duration, n int) {
+			mu.Lock()
+			defer mu.Unlock()
+			fetches++
+			bytes += n
+			if request <= 0 || durable < 0 {
+				bad = append(bad, fmt.Sprintf("request %v, durable %v", request, durable))
+			}
+		}})
+	t.Cleanup(f.Close)
+	follower := &memLog{}
+	f.Add(tp0, 0, follower)
+	checkFor(t, 5*time.Second, sameLog(follower, leader))
+	checkFor(t, 5*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if bytes != want || fetches < 2 {
+			return fmt.Errorf("%d fetches reported %d bytes, want at least 2 fetches (the data, then a parked one) and %d bytes", fetches, bytes, want)
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for _, b := range bad {
+		t.Error(b)
+	}
 }
