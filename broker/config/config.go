@@ -96,6 +96,7 @@ type Config struct {
 	LogIndexIntervalBytes int32
 	LogTimestampType      string
 	LogFlushPolicy        string
+	LogFlushSync          string
 	LogFlushInterval      time.Duration
 	LogRetentionCheck     time.Duration
 

@@ -540,6 +540,8 @@ var settings = withListenerForms(append([]Setting{
 		"CreateTime or LogAppendTime. Topic override: message.timestamp.type.")),
 	user(enumSetting("log.flush.policy", FlushGroup, []string{FlushGroup, FlushInterval, FlushNone}, func(c *Config) *string { return &c.LogFlushPolicy }),
 		"Tributary: when data reaches the disk. group: fsync before acknowledging, concurrent produces share one fsync (default). interval: acknowledge first, fsync every log.flush.interval.ms. none: leave it to the OS."),
+	user(enumSetting("log.flush.sync", "auto", []string{"auto", "fdatasync", "syncfs"}, func(c *Config) *string { return &c.LogFlushSync }),
+		"Tributary: how a sync round makes data durable. fdatasync: each file written since the last round, concurrently. syncfs: the data directory's whole file system in one call, one journal commit and device flush instead of one per file; right only where nothing else writes to that file system (the data volume), and needs Linux 5.8+. auto: syncfs when the data directory is on a file system other than the root one and the kernel is 5.8+, else fdatasync. Either way an acknowledged write is on disk; after a failed syncfs the broker uses fdatasync until it restarts."),
 	user(msSetting("log.flush.interval.ms", "long", "1000", 1, maxMillis, func(c *Config) *time.Duration { return &c.LogFlushInterval }),
 		"fsync period with log.flush.policy=interval."),
 	user(msSetting("log.retention.check.interval.ms", "long", "300000", 1, maxMillis, func(c *Config) *time.Duration { return &c.LogRetentionCheck }),

@@ -326,6 +326,7 @@ func OpenStore(cfg *config.Config, log *slog.Logger, reg *metrics.Registry) (*st
 func storageOptions(cfg *config.Config, log *slog.Logger) storage.Options {
 	return storage.Options{
 		FlushPolicy:            storage.FlushPolicy(cfg.LogFlushPolicy),
+		SyncMethod:             storage.SyncMethod(cfg.LogFlushSync),
 		FlushInterval:          cfg.LogFlushInterval,
 		RetentionCheckInterval: cfg.LogRetentionCheck,
 		Logger:                 log,

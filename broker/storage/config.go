@@ -141,6 +141,9 @@ func ParseFlushPolicy(s string) (FlushPolicy, error) {
 type Options struct {
 	// FlushPolicy: group (default), interval or none.
 	FlushPolicy FlushPolicy
+	// SyncMethod is how a sync round makes data durable: SyncAuto
+	// (default), SyncFdatasync or SyncFS (log.flush.sync).
+	SyncMethod SyncMethod
 	// FlushInterval is the fsync period of FlushInterval (log.flush.interval.ms); default 200ms.
 	FlushInterval time.Duration
 	// CheckpointInterval is how often recovery points, index files and

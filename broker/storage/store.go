@@ -52,6 +52,15 @@ type Store struct {
 	syncFault atomic.Pointer[func(*os.File) error]
 	// sync runs the sync rounds of every partition (group commit).
 	sync *syncer
+	// method is the resolved Options.SyncMethod. Under SyncFS, fsDir is
+	// the data directory, open for syncfs (one descriptor for the store's
+	// life: syncfs reports the writeback errors since the descriptor's
+	// last call), syncFS the call (tests replace it), and fsFailed is set
+	// once a syncfs failed: rounds fdatasync each file from then on.
+	method   SyncMethod
+	fsDir    *os.File
+	syncFS   func(*os.File) error
+	fsFailed atomic.Bool
 
 	stop        chan struct{}
 	bg          sync.WaitGroup
@@ -60,6 +69,8 @@ type Store struct {
 
 // SetSyncFault makes the fsyncs of segment data on the append path (the
 // sync rounds) call fn instead, from the next one on; nil restores them.
+// While it is set, rounds sync each file, also under SyncFS, so that fn
+// sees every file a round covers.
 // It injects a failing disk into a running broker: fn may fail some files
 // (f.Name() says which partition) as an EIO or a full disk at writeback
 // would, and call the real fsync (f.Sync) for the others.
@@ -69,6 +80,25 @@ func (st *Store) SetSyncFault(fn func(f *os.File) error) {
 		return
 	}
 	st.syncFault.Store(&fn)
+}
+
+// wholeFileSystem is the descriptor to syncfs for a round, or nil when the
+// round syncs each file.
+func (st *Store) wholeFileSystem() *os.File {
+	if st.fsDir == nil || st.fsFailed.Load() || st.syncFault.Load() != nil {
+		return nil
+	}
+	return st.fsDir
+}
+
+// SyncMethod is how sync rounds make data durable: SyncFS or SyncFdatasync
+// (Options.SyncMethod resolved for the data directory), SyncFdatasync once
+// a syncfs has failed.
+func (st *Store) SyncMethod() SyncMethod {
+	if st.method == SyncFS && !st.fsFailed.Load() {
+		return SyncFS
+	}
+	return SyncFdatasync
 }
 
 // syncFile fsyncs a segment's data in a sync round.
@@ -89,8 +119,11 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	opts.FlushPolicy = policy
+	if opts.SyncMethod, err = ParseSyncMethod(string(opts.SyncMethod)); err != nil {
+		return nil, err
+	}
 	st := &Store{dir: dir, opts: opts, log: opts.Logger, parts: make(map[partitionKey]*Partition), creating: map[partitionKey]chan struct{}{},
-		syncData: fdatasync, stop: make(chan struct{})}
+		syncData: fdatasync, syncFS: syncfs, stop: make(chan struct{})}
 	st.sync = newSyncer(st)
 	if st.log == nil {
 		st.log = slog.Default()
@@ -108,6 +141,16 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("data directory %s is in use by another process: %w", dir, err)
 	}
 	st.lock = lock
+	if st.method, err = chooseSyncMethod(opts.SyncMethod, dir); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	if st.method == SyncFS {
+		if st.fsDir, err = os.Open(dir); err != nil {
+			lock.Close()
+			return nil, fmt.Errorf("opening data directory %s for syncfs: %w", dir, err)
+		}
+	}
 
 	markerPath := filepath.Join(dir, cleanShutdownMarker)
 	_, statErr := os.Stat(markerPath)
@@ -132,7 +175,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		}
 	}
 	st.log.Info("storage opened", "dir", dir, "partitions", len(st.parts), "clean_shutdown", clean,
-		"flush_policy", string(opts.FlushPolicy), "took", time.Since(start).Round(time.Millisecond))
+		"flush_policy", string(opts.FlushPolicy), "sync_method", string(st.method), "took", time.Since(start).Round(time.Millisecond))
 
 	st.bg.Add(2)
 	go st.sync.loop()
@@ -434,6 +477,9 @@ func (st *Store) closeAll() error {
 			mu.Unlock()
 		}
 	})
+	if st.fsDir != nil {
+		_ = st.fsDir.Close() // a directory opened read-only: nothing to flush
+	}
 	return errors.Join(errs...)
 }
 

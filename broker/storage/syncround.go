@@ -118,7 +118,9 @@ func (s *syncer) runPending() {
 const maxConcurrentSyncs = 64
 
 // round makes the data of parts durable up to their log ends as seen when
-// the round starts. The partitions' files are synced concurrently, and each
+// the round starts. With one syncfs per round (Options.SyncMethod), every
+// partition is prepared, the file system synced once, and all answered.
+// Otherwise the partitions' files are synced concurrently, and each
 // partition is done (its waiters answered) as soon as its own files are:
 // a slow file delays the next round, not the partitions already synced.
 func (s *syncer) round(parts []*Partition) {
@@ -128,21 +130,13 @@ func (s *syncer) round(parts []*Partition) {
 		start := time.Now()
 		defer func() { fn(time.Since(start), int(files.Load())) }()
 	}
+	if fs := s.st.wholeFileSystem(); fs != nil {
+		s.roundFS(fs, parts, &files)
+		return
+	}
 	run := func(p *Partition) {
 		j := p.prepareSync()
-		for i, f := range j.files {
-			if f == nil {
-				continue
-			}
-			files.Add(1)
-			if err := s.st.syncFile(f); err != nil && !errors.Is(err, os.ErrClosed) {
-				j.err = fmt.Errorf("fsync %s: %w", j.segs[i].logPath(), err)
-				break
-			}
-		}
-		if j.err == nil {
-			j.err = syncTxnIndexes(j.txns)
-		}
+		s.syncFiles(&j, &files)
 		p.finishSync(&j)
 	}
 	if len(parts) == 1 {
@@ -161,6 +155,67 @@ func (s *syncer) round(parts []*Partition) {
 		}()
 	}
 	wg.Wait()
+}
+
+// syncFiles fsyncs the files of one partition's job, counting them in
+// files, and records the first failure in j.err.
+func (s *syncer) syncFiles(j *syncJob, files *atomic.Int64) {
+	for i, f := range j.files {
+		if f == nil {
+			continue
+		}
+		files.Add(1)
+		if err := s.st.syncFile(f); err != nil && !errors.Is(err, os.ErrClosed) {
+			j.err = fmt.Errorf("fsync %s: %w", j.segs[i].logPath(), err)
+			break
+		}
+	}
+	if j.err == nil {
+		j.err = syncTxnIndexes(j.txns)
+	}
+}
+
+// roundFS is a round of one syncfs on the data directory's file system:
+// it covers every file the partitions wrote before it started (segments,
+// their transaction indexes, the directories), so all of them are
+// prepared first and answered after it.
+//
+// syncfs cannot say which file a writeback error hit, and it reports each
+// error once (to the first syncfs on the descriptor after it). So a
+// failed syncfs fails every partition of the round, and rounds fdatasync
+// each file from then on: a file whose error this syncfs took still has
+// it pending for its own descriptor, and its partition's next fdatasync
+// reports it, instead of a later syncfs acknowledging data the disk
+// refused.
+func (s *syncer) roundFS(fs *os.File, parts []*Partition, files *atomic.Int64) {
+	jobs := make([]syncJob, len(parts))
+	need := false
+	for i, p := range parts {
+		jobs[i] = p.prepareSync()
+		need = need || jobs[i].segs != nil
+	}
+	if need {
+		if err := s.st.syncFS(fs); errors.Is(err, os.ErrClosed) {
+			// The store closed its descriptor under a late round (see
+			// enrol): sync the files one by one instead.
+			for i := range jobs {
+				s.syncFiles(&jobs[i], files)
+			}
+		} else if err != nil {
+			err = fmt.Errorf("syncfs of the file system of %s: %w", s.st.dir, err)
+			if s.st.fsFailed.CompareAndSwap(false, true) {
+				s.st.log.Error("sync round failed; its partitions discard what it did not make durable, and rounds fdatasync each file from now on", "err", err)
+			}
+			for i := range jobs {
+				if jobs[i].segs != nil {
+					jobs[i].err = err
+				}
+			}
+		}
+	}
+	for i, p := range parts {
+		p.finishSync(&jobs[i])
+	}
 }
 
 // waitDurable returns once the log is fsynced up to end, or the write was
