@@ -22,7 +22,7 @@ import (
 
 func benchPartition(b *testing.B, policy FlushPolicy, partitions int) []*Partition {
 	b.Helper()
-	st, err := Open(b.TempDir(), Options{Logger: quietLogger(), FlushPolicy: policy})
+	st, err := Open(b.TempDir(), Options{Logger: quietLogger(), FlushPolicy: policy, SyncMethod: SyncFdatasync})
 	if err != nil {
 		b.Fatal(err)
 	}

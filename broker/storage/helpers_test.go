@@ -101,6 +101,12 @@ func openStore(t testing.TB, dir string, opts Options) *Store {
 	if opts.Logger == nil {
 		opts.Logger = quietLogger()
 	}
+	if opts.SyncMethod == "" {
+		// Tests replace syncData, the per-file fsync, to count or fail
+		// fsyncs; auto would syncfs instead where dir is not on the root
+		// file system (/dev/shm, a tmpfs /tmp). syncfs_test.go tests that.
+		opts.SyncMethod = SyncFdatasync
+	}
 	st, err := Open(dir, opts)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", dir, err)
