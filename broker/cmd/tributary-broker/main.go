@@ -85,7 +85,9 @@ func runMain(args []string) int {
 		fmt.Fprintf(os.Stderr, "tributary-broker run: %v\n", err)
 		return 2
 	}
-	log.Info("starting tributary broker", "version", version, "node_id", cfg.NodeID, "data_dir", cfg.DataDir)
+	gcPercent, gcFromEnv := configureGC()
+	log.Info("starting tributary broker", "version", version, "node_id", cfg.NodeID, "data_dir", cfg.DataDir,
+		"gogc", gcPercent, "gogc_from_env", gcFromEnv)
 
 	cw, err := metrics.ParseCloudWatchSettings(cfg.Get)
 	if err != nil {
