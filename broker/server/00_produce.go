@@ -384,27 +384,24 @@ func (s *Server) appendOne(log *storage.Partition, epoch int32, j produceJob) (i
 // nothing was written). It returns nil, having written nothing, when the
 // requests must be appended one by one instead.
 func (s *Server) appendJoint(log *storage.Partition, epoch int32, jobs []produceJob) ([]int64, func(context.Context) error) {
-	total := 0
-	for _, j := range jobs {
-		total += len(j.record)
-	}
-	joint := make([]byte, 0, total)
-	starts := make([]int, len(jobs))
+	// One buffer per request, written with one pwritev: joining them
+	// into one buffer first was a copy of every record (2 % of the
+	// three brokers' CPU producing flat out).
+	bufs := make([][]byte, len(jobs))
 	for i, j := range jobs {
-		starts[i] = len(joint)
-		joint = append(joint, j.record...)
+		bufs[i] = j.record
 	}
-	res, wait, err := log.Write(joint, storage.AppendOptions{LeaderEpoch: epoch, VerificationGuard: jobs[0].guard})
+	res, wait, err := log.WriteVec(bufs, storage.AppendOptions{LeaderEpoch: epoch, VerificationGuard: jobs[0].guard})
 	switch {
 	case err == nil && !res.Duplicate:
-		for i, j := range jobs {
+		for _, j := range jobs {
 			// Storage stamped each batch's base offset in place; the
 			// first batch of each request gives its base offset.
-			if starts[i]+8 > len(joint) {
+			if len(j.record) < 8 {
 				j.out.ErrorCode = kerr.UnknownServerError.Code
 				continue
 			}
-			j.out.BaseOffset = int64(binary.BigEndian.Uint64(joint[starts[i]:]))
+			j.out.BaseOffset = int64(binary.BigEndian.Uint64(j.record))
 			j.out.LogAppendTime = res.LogAppendTime
 			j.out.LogStartOffset = res.LogStartOffset
 		}

@@ -359,12 +359,31 @@ func (p *Partition) Append(ctx context.Context, batches []byte, opts AppendOptio
 // another, each without waiting for the previous one's fsync and
 // replication (server.answers).
 func (p *Partition) Write(batches []byte, opts AppendOptions) (res AppendResult, wait func(context.Context) error, err error) {
+	return p.WriteVec([][]byte{batches}, opts)
+}
+
+// WriteVec is Write for batches held in several buffers, appended as if
+// they were one: the batches of a connection's pipelined produce requests
+// to one partition are checked together, get consecutive offsets and go to
+// the segment in one pwritev, without first being copied into one buffer.
+// Each buffer holds whole batches; offsets and epochs are stamped in
+// place in the buffers, whose ownership WriteVec takes.
+func (p *Partition) WriteVec(bufs [][]byte, opts AppendOptions) (res AppendResult, wait func(context.Context) error, err error) {
 	cfg := p.Config()
-	parsed, err := parseProduced(batches, cfg, opts.FromCoordinator)
-	if err != nil {
-		return AppendResult{}, nil, err
+	var parsed []parsedBatch
+	total := 0
+	for _, b := range bufs {
+		pb, err := parseProduced(b, cfg, opts.FromCoordinator)
+		if err != nil {
+			return AppendResult{}, nil, err
+		}
+		for i := range pb {
+			pb[i].start += total // the position as if the buffers were one
+		}
+		parsed = append(parsed, pb...)
+		total += len(b)
 	}
-	end, gen, res, err := p.appendLocked(batches, parsed, opts)
+	end, gen, res, err := p.appendLocked(bufs, total, parsed, opts)
 	if err != nil {
 		return res, nil, err
 	}
@@ -394,7 +413,7 @@ func (p *Partition) acknowledge(ctx context.Context, end int64, gen uint64, res 
 	return res, nil
 }
 
-func (p *Partition) appendLocked(batches []byte, parsed []parsedBatch, opts AppendOptions) (end int64, gen uint64, res AppendResult, err error) {
+func (p *Partition) appendLocked(bufs [][]byte, total int, parsed []parsedBatch, opts AppendOptions) (end int64, gen uint64, res AppendResult, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -446,12 +465,12 @@ func (p *Partition) appendLocked(batches []byte, parsed []parsedBatch, opts Appe
 		next = pb.h.LastOffset() + 1
 	}
 	last := next - 1
-	if err := p.maybeRollLocked(int64(len(batches)), last, now); err != nil {
+	if err := p.maybeRollLocked(int64(total), last, now); err != nil {
 		return 0, 0, AppendResult{}, err
 	}
 	s := p.active()
 	pos := s.size
-	if err := s.write(batches); err != nil {
+	if err := s.writev(bufs, total); err != nil {
 		p.store.log.Error("append failed; log left at its previous end", "partition", p.dir, "segment", s.logPath(), "err", err)
 		return 0, 0, AppendResult{}, fmt.Errorf("%w: %w", ErrStorage, err)
 	}

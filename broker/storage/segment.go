@@ -8,10 +8,13 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tributary/tributary/broker/storage/recordbatch"
 )
@@ -122,15 +125,69 @@ func (s *segment) fitsOffset(lastOffset int64) bool {
 // write appends b (whole batches) at the end of the file. On failure the
 // file is cut back so the segment stays as it was.
 func (s *segment) write(b []byte) error {
-	n, err := s.file.WriteAt(b, s.size)
-	if err == nil && n != len(b) {
-		err = io.ErrShortWrite
+	return s.writev([][]byte{b}, len(b))
+}
+
+// maxIovecs is the most buffers one pwritev takes (Linux's IOV_MAX).
+const maxIovecs = 1024
+
+// writev writes bufs, total bytes together, at the segment's end: one
+// pwrite for one buffer, else pwritev (a connection's pipelined produce
+// requests to one partition are written together without first being
+// copied into one buffer). A failed or short write is cut back off.
+func (s *segment) writev(bufs [][]byte, total int) error {
+	var err error
+	if len(bufs) == 1 {
+		var n int
+		n, err = s.file.WriteAt(bufs[0], s.size)
+		if err == nil && n != len(bufs[0]) {
+			err = io.ErrShortWrite
+		}
+	} else {
+		err = pwritevAll(s.file, bufs, s.size)
 	}
 	if err != nil {
 		if terr := s.file.Truncate(s.size); terr != nil {
 			err = errors.Join(err, fmt.Errorf("cutting back %s to %d: %w", s.logPath(), s.size, terr))
 		}
-		return fmt.Errorf("writing %d bytes to %s: %w", len(b), s.logPath(), err)
+		return fmt.Errorf("writing %d bytes to %s: %w", total, s.logPath(), err)
+	}
+	return nil
+}
+
+// pwritevAll writes every byte of bufs at off, in as many pwritev calls
+// as short writes and IOV_MAX make it take.
+func pwritevAll(f *os.File, bufs [][]byte, off int64) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	bufs = slices.Clone(bufs) // advanced in place below
+	for len(bufs) > 0 {
+		var n int
+		var werr error
+		if cerr := rc.Write(func(fd uintptr) bool {
+			n, werr = unix.Pwritev(int(fd), bufs[:min(len(bufs), maxIovecs)], off)
+			return true
+		}); cerr != nil {
+			return cerr
+		}
+		if werr != nil {
+			return werr
+		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
+		off += int64(n)
+		for n > 0 && len(bufs) > 0 {
+			if n < len(bufs[0]) {
+				bufs[0] = bufs[0][n:]
+				n = 0
+				break
+			}
+			n -= len(bufs[0])
+			bufs = bufs[1:]
+		}
 	}
 	return nil
 }

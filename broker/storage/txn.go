@@ -62,7 +62,7 @@ func (p *Partition) AppendTxnMarker(ctx context.Context, m TxnMarker, opts Appen
 		return AppendResult{}, fmt.Errorf("%w: %w", ErrInvalidRecord, err)
 	}
 	parsed := []parsedBatch{{h: h, data: batch, marker: &marker}}
-	end, gen, res, err := p.appendLocked(batch, parsed, opts)
+	end, gen, res, err := p.appendLocked([][]byte{batch}, len(batch), parsed, opts)
 	if err != nil {
 		return res, err
 	}
