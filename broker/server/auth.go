@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/tributary/tributary/broker/internal/fetchwire"
 	"github.com/tributary/tributary/broker/security/audit"
 	"github.com/tributary/tributary/broker/security/authz"
 	"github.com/tributary/tributary/broker/security/tlsconf"
@@ -57,7 +58,10 @@ func (c *conn) startTLS() bool {
 	if l.tlsConfig == nil {
 		return true
 	}
-	tc := tls.Server(c.nc, l.tlsConfig)
+	// The writer has a response's records reach the socket in large
+	// writes rather than one per record (fetchwire.Coalescer).
+	c.co = fetchwire.NewCoalescer(c.nc)
+	tc := tls.Server(c.co, l.tlsConfig)
 	c.rw = tc
 	_ = tc.SetDeadline(time.Now().Add(tlsHandshakeTimeout))
 	ctx, cancel := context.WithTimeout(c.ctx, tlsHandshakeTimeout)

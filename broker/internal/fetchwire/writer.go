@@ -21,7 +21,9 @@ const tlsRecordPayload = 16 << 10
 // gather in a buffer of one record's payload, which a large piece fills
 // before the buffer goes out as one full record, and the rest of the
 // large piece goes to crypto/tls directly: every byte is copied once, by
-// crypto/tls as it encrypts, and records stay full.
+// crypto/tls as it encrypts, and records stay full. With a Coalescer under
+// the TLS connection (NewTLSWriter), the records of one response reach the
+// socket in large writes.
 type Writer struct {
 	conn net.Conn
 	bw   *bufio.Writer // nil on plain TCP
@@ -29,6 +31,7 @@ type Writer struct {
 	// plain TCP) report them: a connection's traffic is measured here,
 	// without wrapping the connection and losing the vectored write.
 	sent int64
+	co   *Coalescer // nil: crypto/tls writes each record itself
 }
 
 // Sent is how many response bytes the connection has taken so far,
@@ -45,9 +48,17 @@ func NewWriter(c net.Conn) *Writer {
 	return &Writer{conn: c, bw: bufio.NewWriterSize(c, tlsRecordPayload)}
 }
 
+// NewTLSWriter returns the writer of responses to the TLS connection c,
+// which runs over co.
+func NewTLSWriter(c net.Conn, co *Coalescer) *Writer {
+	w := NewWriter(c)
+	w.co = co
+	return w
+}
+
 // Write writes one response's pieces (Encode's, or one encoded response)
 // and flushes them.
-func (w *Writer) Write(pieces net.Buffers) error {
+func (w *Writer) Write(pieces net.Buffers) (err error) {
 	if w.bw == nil {
 		n, err := pieces.WriteTo(w.conn)
 		w.sent += n
@@ -55,6 +66,18 @@ func (w *Writer) Write(pieces net.Buffers) error {
 			return fmt.Errorf("writing a response: %w", err)
 		}
 		return nil
+	}
+	if w.co != nil {
+		// The records of this response gather under crypto/tls and go
+		// out with the response's last byte. What Sent counted of a
+		// response whose last write failed may then include records
+		// the socket did not take.
+		w.co.hold()
+		defer func() {
+			if rerr := w.co.release(); rerr != nil && err == nil {
+				err = fmt.Errorf("writing a response: %w", rerr)
+			}
+		}()
 	}
 	for _, p := range pieces {
 		// bufio copies p into the buffer while it fits, fills the buffer
