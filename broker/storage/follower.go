@@ -35,7 +35,9 @@ func (p *Partition) AppendAsFollower(ctx context.Context, batches []byte) error 
 // the flush policy. A follower writes every partition of a fetch response
 // first and then waits for them all: the write enrols its partition in the
 // next sync round without starting it, and the first wait starts it, so
-// one round covers them all.
+// one round covers them all. Neither keeps a reference to batches once
+// it returns (TestWriteAsFollowerKeepsNoReferenceToBatches): a follower
+// reads its next fetch response into the same memory.
 func (p *Partition) WriteAsFollower(batches []byte) (wait func(context.Context) error, err error) {
 	var headers []recordbatch.Header
 	prevEnd := int64(-1)

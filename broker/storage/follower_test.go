@@ -322,3 +322,90 @@ func TestSyncRoundAcrossTruncationCountsNothingRewritten(t *testing.T) {
 		t.Fatalf("durable end %d, log end %d, want 15", d, end)
 	}
 }
+
+// TestWriteAsFollowerKeepsNoReferenceToBatches: once WriteAsFollower
+// returns, the follower's log, producer state, transactions and epochs
+// are what the leader's batches said, whatever then happens to the
+// buffer they came in: a follower reads every fetch response into the
+// same buffer. One copy of the leader's log (transactional batches, a
+// commit marker, several epochs) is written from a buffer that is
+// scribbled over right after each write, before its durability wait; it
+// ends up as the leader's log, as does a copy written from untouched
+// buffers.
+func TestWriteAsFollowerKeepsNoReferenceToBatches(t *testing.T) {
+	ctx := context.Background()
+	leader := mustCreate(t, openStore(t, t.TempDir(), Options{}), "reuse", 0, TopicConfig{SegmentBytes: 2000})
+	txnAppend := func(pid int64, seq int32, n int, epoch int32) {
+		t.Helper()
+		guard := leader.StartTxnVerification(pid, 0, seq)
+		spec := batchSpec{records: n, valueSize: 150, producerID: pid, producerEpoch: 0, baseSequence: seq, transactional: true}
+		if _, err := leader.Append(ctx, makeBatch(t, spec), AppendOptions{LeaderEpoch: epoch, VerificationGuard: guard}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, epoch := range []int32{0, 0, 2, 2, 5} {
+		txnAppend(21, int32(3*i), 3, epoch)
+	}
+	if _, err := leader.AppendTxnMarker(ctx, TxnMarker{ProducerID: 21, ProducerEpoch: 0, Commit: true}, AppendOptions{LeaderEpoch: 5}); err != nil {
+		t.Fatal(err)
+	}
+	txnAppend(22, 0, 2, 5) // left open: the last stable offset stops before it
+	leader.SetHighWatermark(leader.LogEndOffset())
+	want, err := leader.Read(0, 1<<20, leader.LogEndOffset())
+	if err != nil {
+		t.Fatal(err)
+	}
+	followerStore := openStore(t, t.TempDir(), Options{})
+	reused := mustCreate(t, followerStore, "reused", 0, TopicConfig{SegmentBytes: 2000})
+	fresh := mustCreate(t, followerStore, "fresh", 0, TopicConfig{SegmentBytes: 2000})
+	buf := make([]byte, 0, 1<<20)
+	for reused.LogEndOffset() < leader.LogEndOffset() {
+		b, err := leader.Read(reused.LogEndOffset(), 600, leader.LogEndOffset())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fresh.AppendAsFollower(ctx, bytes.Clone(b)); err != nil {
+			t.Fatal(err)
+		}
+		buf = append(buf[:0], b...)
+		wait, err := reused.WriteAsFollower(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range buf {
+			buf[i] = 0xA5
+		}
+		if err := wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []*Partition{reused, fresh} {
+		p.SetHighWatermark(p.LogEndOffset())
+		got, err := p.Read(0, 1<<20, p.LogEndOffset())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%s: %d bytes differ from the leader's %d", p.Topic(), len(got), len(want))
+		}
+		if p.LastStableOffset() != leader.LastStableOffset() {
+			t.Fatalf("%s: last stable offset %d, the leader's %d", p.Topic(), p.LastStableOffset(), leader.LastStableOffset())
+		}
+		for epoch := int32(0); epoch <= 6; epoch++ {
+			le, lo := leader.EndOffsetForLeaderEpoch(epoch)
+			fe, fo := p.EndOffsetForLeaderEpoch(epoch)
+			if le != fe || lo != fo {
+				t.Fatalf("%s, epoch %d: leader says (%d, %d), follower (%d, %d)", p.Topic(), epoch, le, lo, fe, fo)
+			}
+		}
+		lp, fp := leader.Producers(), p.Producers()
+		if len(lp) != len(fp) {
+			t.Fatalf("%s: %d producers, the leader %d", p.Topic(), len(fp), len(lp))
+		}
+		for i := range lp {
+			if lp[i].ProducerID != fp[i].ProducerID || lp[i].LastSequence != fp[i].LastSequence || lp[i].CurrentTxnStartOffset != fp[i].CurrentTxnStartOffset {
+				t.Fatalf("%s: producer %+v, the leader's %+v", p.Topic(), fp[i], lp[i])
+			}
+		}
+	}
+}

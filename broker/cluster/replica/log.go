@@ -28,5 +28,7 @@ type Log interface {
 	// the leader-epoch cache learns each batch's epoch and the producer
 	// state each batch's producer sequence (so this replica can lead
 	// later). It returns when the data is durable per the flush policy.
+	// It keeps no reference to batches: the fetcher reads the next
+	// response into the same memory.
 	AppendAsFollower(ctx context.Context, batches []byte) error
 }
