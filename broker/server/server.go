@@ -219,6 +219,10 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		OnHighWatermark: func(replica.TopicPartition) { s.data.notify() },
 		InterBrokerAPIs: s.interBrokerAPIs(),
 		Fetch:           replica.FetcherConfig{OnFetch: s.metrics.RecordFollowerFetch},
+		OnFetchServed: func(took time.Duration, requestBytes, recordBytes int) {
+			s.metrics.RecordRequest(metrics.RequestFetchFollower, requestBytes, took)
+			s.metrics.RecordReplicationOut(recordBytes)
+		},
 	}
 	if opts.Node != nil {
 		opts.Node(&nopts)

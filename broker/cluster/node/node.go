@@ -55,6 +55,9 @@ type Options struct {
 	// OnHighWatermark is called when the high watermark of a partition
 	// this broker leads moves up (see replica.ManagerConfig).
 	OnHighWatermark func(tp replica.TopicPartition)
+	// OnFetchServed, when set, is told of every follower Fetch the
+	// replication listener answers (replica.ReplicationServer.OnFetch).
+	OnFetchServed func(took time.Duration, requestBytes, recordBytes int)
 	// InterBrokerAPIs are served on the replication listener besides
 	// replication (the transaction coordinator's requests between brokers).
 	InterBrokerAPIs map[int16]replica.InterBrokerAPI
@@ -132,7 +135,7 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	n := &Node{
 		Controller: ctl, Replicas: mgr,
 		Metadata: &cluster.MetadataStore{Controller: ctl},
-		repl:     replica.ServeReplication(ln, mgr.Lookup, mgr.Throttle(), o.InterBrokerAPIs, o.Logger),
+		repl:     serveReplication(ln, mgr, o),
 		log:      o.Logger.With("component", "node"),
 	}
 	if err := n.waitReady(ctx); err != nil {
@@ -300,4 +303,15 @@ func (n *Node) Close() error {
 	n.repl.Close()
 	n.Replicas.Close()
 	return n.Controller.Close()
+}
+
+// serveReplication starts the replication listener and sets its fetch
+// observer (a fetch answered in the instant between the two, before the
+// broker is even registered, goes uncounted).
+func serveReplication(ln net.Listener, mgr *replica.Manager, o Options) *replica.ReplicationServer {
+	srv := replica.ServeReplication(ln, mgr.Lookup, mgr.Throttle(), o.InterBrokerAPIs, o.Logger)
+	if o.OnFetchServed != nil {
+		srv.OnFetch(o.OnFetchServed)
+	}
+	return srv
 }

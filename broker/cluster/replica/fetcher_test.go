@@ -310,7 +310,8 @@ func TestAddCutsAParkedFetchShort(t *testing.T) {
 // OnFetch is told of every answered Fetch: its round trip, the write and
 // durability wait after it, and the record bytes written, which add up
 // to the leader's log (the broker's follower fetch and replication-in
-// metrics).
+// metrics); the leader's listener reports the same bytes sent
+// (FetchFollowerTotalTimeMsMean, replication-out).
 func TestOnFetchReportsEachFetch(t *testing.T) {
 	fl := newFakeLeader(t)
 	leader := &memLog{}
@@ -327,7 +328,18 @@ func TestOnFetchReportsEachFetch(t *testing.T) {
 		fetches int
 		bytes   int
 		bad     []string
+		served  int // fetches the leader's listener reported
+		sent    int // record bytes it reported sending
 	)
+	fl.srv.OnFetch(func(took time.Duration, requestBytes, recordBytes int) {
+		mu.Lock()
+		defer mu.Unlock()
+		served++
+		sent += recordBytes
+		if took <= 0 || requestBytes <= 0 {
+			bad = append(bad, fmt.Sprintf("served: took %v, request of %d bytes", took, requestBytes))
+		}
+	})
 	f := StartFetcher(FetcherConfig{LocalID: 2, LeaderID: 1, Addr: fl.addr(), MaxWait: 50 * time.Millisecond, Backoff: 20 * time.Millisecond,
 		Logger: slog.New(slog.DiscardHandler),
 		OnFetch: func(request, durable time.Duration, n int) {
@@ -348,6 +360,9 @@ func TestOnFetchReportsEachFetch(t *testing.T) {
 		defer mu.Unlock()
 		if bytes != want || fetches < 2 {
 			return fmt.Errorf("%d fetches reported %d bytes, want at least 2 fetches (the data, then a parked one) and %d bytes", fetches, bytes, want)
+		}
+		if sent != want || served < 2 {
+			return fmt.Errorf("the leader served %d fetches of %d record bytes, want at least 2 and %d bytes", served, sent, want)
 		}
 		return nil
 	})

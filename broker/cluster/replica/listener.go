@@ -11,6 +11,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -54,6 +55,8 @@ type ReplicationServer struct {
 	throttle *Throttle
 	extra    map[int16]InterBrokerAPI
 	log      *slog.Logger
+	// onFetch, when set, is told of every follower Fetch served (OnFetch).
+	onFetch atomic.Pointer[func(took time.Duration, requestBytes, recordBytes int)]
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -74,6 +77,19 @@ func ServeReplication(ln net.Listener, lookup Lookup, throttle *Throttle, extra 
 	s.wg.Add(1)
 	go s.accept()
 	return s
+}
+
+// OnFetch sets fn to be told of every follower Fetch this listener
+// answers: the time from the request read to its response written (a
+// parked fetch's wait included, as Kafka's FetchFollower request time),
+// the request's size, and the record bytes sent. fn runs on the
+// connection's goroutine and must be quick; nil removes it.
+func (s *ReplicationServer) OnFetch(fn func(took time.Duration, requestBytes, recordBytes int)) {
+	if fn == nil {
+		s.onFetch.Store(nil)
+		return
+	}
+	s.onFetch.Store(&fn)
 }
 
 // Addr is the listening address.
@@ -158,6 +174,7 @@ func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer) error {
 	if _, err := io.ReadFull(c, b); err != nil {
 		return err
 	}
+	read := time.Now()
 	key, version := int16(binary.BigEndian.Uint16(b)), int16(binary.BigEndian.Uint16(b[2:]))
 	corr := binary.BigEndian.Uint32(b[4:])
 	idLen := int(int16(binary.BigEndian.Uint16(b[8:])))
@@ -203,7 +220,19 @@ func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer) error {
 		if r.ReplicaID < 0 {
 			return errors.New("consumer fetch on the replication listener")
 		}
-		resp = HandleFetch(s.ctx, r, s.lookup, s.throttle)
+		fr := HandleFetch(s.ctx, r, s.lookup, s.throttle)
+		_ = c.SetWriteDeadline(time.Now().Add(requestTimeout))
+		err := writeResponse(w, corr, fr)
+		if fn := s.onFetch.Load(); fn != nil && err == nil {
+			records := 0
+			for i := range fr.Topics {
+				for j := range fr.Topics[i].Partitions {
+					records += len(fr.Topics[i].Partitions[j].RecordBatches)
+				}
+			}
+			(*fn)(time.Since(read), len(b), records)
+		}
+		return err
 	case *kmsg.OffsetForLeaderEpochRequest:
 		resp = HandleOffsetForLeaderEpoch(r, s.lookup)
 	default:
