@@ -29,6 +29,9 @@ type Options struct {
 	// Duration bounds the produce phase; MaxRecords (if > 0) ends it early.
 	Duration   time.Duration
 	MaxRecords int
+	// Warmup is ProduceOptions.Warmup of the produce phase; the consumer
+	// reads as many records as the timed phase produced.
+	Warmup time.Duration
 	// Linger is the producer's linger (ThroughputLinger in the benchmark).
 	Linger time.Duration
 	// Client are more options of every client (TLS, SASL).
@@ -82,7 +85,7 @@ func ClusterThroughput(ctx context.Context, seeds []string, replicationFactor in
 }
 
 func throughput(ctx context.Context, seeds []string, o Options) (Result, error) {
-	pr, err := Produce(ctx, seeds, ProduceOptions{Topic: o.Topic, RecordBytes: o.RecordBytes, Duration: o.Duration, MaxRecords: o.MaxRecords, Linger: o.Linger, Client: o.Client})
+	pr, err := Produce(ctx, seeds, ProduceOptions{Topic: o.Topic, RecordBytes: o.RecordBytes, Duration: o.Duration, MaxRecords: o.MaxRecords, Warmup: o.Warmup, Linger: o.Linger, Client: o.Client})
 	if err != nil {
 		return Result{}, err
 	}

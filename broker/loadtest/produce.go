@@ -38,6 +38,12 @@ type ProduceOptions struct {
 	Linger time.Duration
 	// Client are more options of the producer (TLS, SASL).
 	Client []kgo.Opt
+	// Warmup, if > 0, runs the same load for that long before the timed
+	// phase, untimed, with the same producer: its connections, producer
+	// id and the partitions' first batches are then behind it, as in
+	// kafka-producer-perf-test's --warmup-records (KIP-1052). Its records
+	// stay in the topic.
+	Warmup time.Duration
 }
 
 // Latency summarises per-record produce latencies.
@@ -56,6 +62,10 @@ type ProduceResult struct {
 	// Produce call to the last acknowledgement.
 	MiBps   float64
 	Latency Latency
+	// FirstAck is the time from a new producer's first Produce call to
+	// its first acknowledgement (metadata, producer id, connections and
+	// the first requests): that of the warm-up when there is one.
+	FirstAck time.Duration
 }
 
 // Summarize computes the latency figures of a set of samples (sorted in
@@ -101,7 +111,9 @@ func newProducer(seeds []string, topic string, linger time.Duration, extra ...kg
 // one producer for o.Duration, flat out or paced at o.RateBytes, and
 // measures acknowledged throughput and the latency of every record from
 // the Produce call to its acknowledgement (time queued in the client
-// included: that is what an application sees).
+// included: that is what an application sees). With o.Warmup, the same
+// producer first runs the same load for that long, untimed, and waits for
+// all of it (res.FirstAck is the new producer's first acknowledgement).
 func Produce(ctx context.Context, seeds []string, o ProduceOptions) (ProduceResult, error) {
 	var res ProduceResult
 	prod, err := newProducer(seeds, o.Topic, o.Linger, o.Client...)
@@ -112,17 +124,50 @@ func Produce(ctx context.Context, seeds []string, o ProduceOptions) (ProduceResu
 
 	value := make([]byte, o.RecordBytes)
 	_, _ = rand.Read(value)
+	if o.Warmup > 0 {
+		warm, err := producePhase(ctx, prod, value, o, o.Warmup, 0)
+		if err != nil {
+			return res, fmt.Errorf("warm-up: %w", err)
+		}
+		res.FirstAck = warm.firstAck
+	}
+	ph, err := producePhase(ctx, prod, value, o, o.Duration, o.MaxRecords)
+	if err != nil {
+		return res, err
+	}
+	if o.Warmup == 0 {
+		res.FirstAck = ph.firstAck
+	}
+	res.Records = int64(len(ph.latencies))
+	res.Bytes = res.Records * int64(o.RecordBytes)
+	if res.Records > 0 {
+		res.MiBps = mib(res.Bytes) / ph.lastAck.Sub(ph.start).Seconds()
+	}
+	res.Latency = Summarize(ph.latencies)
+	return res, nil
+}
+
+// phase is what one run of the produce loop saw.
+type phase struct {
+	start, lastAck time.Time
+	firstAck       time.Duration // from start to the first acknowledgement
+	latencies      []time.Duration
+}
+
+// producePhase runs o's load through prod for d (or until maxRecords, if
+// > 0) and waits until every record is acknowledged.
+func producePhase(ctx context.Context, prod *kgo.Client, value []byte, o ProduceOptions, d time.Duration, maxRecords int) (phase, error) {
 	var (
-		mu        sync.Mutex
-		latencies = make([]time.Duration, 0, 1<<20)
-		lastAck   time.Time
-		firstErr  error
+		mu       sync.Mutex
+		ph       = phase{latencies: make([]time.Duration, 0, 1<<20)}
+		firstErr error
 	)
-	start := time.Now()
+	ph.start = time.Now()
+	start := ph.start
 	// The phase ends by the clock, not only by pctx: a context's deadline
 	// is delivered by a timer goroutine, which a loaded machine runs late,
 	// and a paced producer must not release records past its schedule.
-	end := start.Add(o.Duration)
+	end := start.Add(d)
 	pctx, cancel := context.WithDeadline(ctx, end)
 	defer cancel()
 	// A pacer releases records in 1 ms steps: sleeping per 1 KiB record
@@ -132,7 +177,7 @@ func Produce(ctx context.Context, seeds []string, o ProduceOptions) (ProduceResu
 		perRecord = time.Duration(float64(time.Second) * float64(o.RecordBytes) / o.RateBytes)
 	}
 	var sent int
-	for pctx.Err() == nil && time.Now().Before(end) && (o.MaxRecords == 0 || sent < o.MaxRecords) {
+	for pctx.Err() == nil && time.Now().Before(end) && (maxRecords == 0 || sent < maxRecords) {
 		if perRecord > 0 {
 			due := start.Add(time.Duration(sent) * perRecord)
 			if !due.Before(end) {
@@ -157,30 +202,27 @@ func Produce(ctx context.Context, seeds []string, o ProduceOptions) (ProduceResu
 				}
 				return
 			}
-			lastAck = now
-			latencies = append(latencies, now.Sub(begin))
+			if ph.lastAck.IsZero() {
+				ph.firstAck = now.Sub(start)
+			}
+			ph.lastAck = now
+			ph.latencies = append(ph.latencies, now.Sub(begin))
 		})
 		sent++
 	}
 	// Stopped by the caller (Ctrl-C), not by the phase's end: no figures.
 	if err := ctx.Err(); err != nil {
-		return res, fmt.Errorf("producing: %w", err)
+		return ph, fmt.Errorf("producing: %w", err)
 	}
 	fctx, fcancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer fcancel()
 	if err := prod.Flush(fctx); err != nil {
-		return res, fmt.Errorf("flushing: %w", err)
+		return ph, fmt.Errorf("flushing: %w", err)
 	}
 	mu.Lock()
 	defer mu.Unlock()
 	if firstErr != nil {
-		return res, fmt.Errorf("producing: %w", firstErr)
+		return ph, fmt.Errorf("producing: %w", firstErr)
 	}
-	res.Records = int64(len(latencies))
-	res.Bytes = res.Records * int64(o.RecordBytes)
-	if res.Records > 0 {
-		res.MiBps = mib(res.Bytes) / lastAck.Sub(start).Seconds()
-	}
-	res.Latency = Summarize(latencies)
-	return res, nil
+	return ph, nil
 }

@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TestMain lets this test binary be the kfake child process that
@@ -46,6 +48,40 @@ func TestProduceCountsEveryAcknowledgedRecord(t *testing.T) {
 	}
 	if l := res.Latency; l.P50 <= 0 || l.P50 > l.P99 || l.P99 > l.P999 || l.P999 > l.Max || res.MiBps <= 0 {
 		t.Errorf("implausible figures: %+v", res)
+	}
+}
+
+// A warm-up runs the load untimed first: its records reach the topic but
+// not the figures, and the new producer's first acknowledgement is timed
+// there.
+func TestProduceWarmupIsNotCounted(t *testing.T) {
+	seeds := startKfake(t, "t")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const rate = 64 << 10 // 64 records of 1 KiB a second
+	res, err := Produce(ctx, seeds, ProduceOptions{Topic: "t", RecordBytes: 1024, Duration: 500 * time.Millisecond, RateBytes: rate, Warmup: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Records != 32 {
+		t.Errorf("records = %d, want the timed phase's 32", res.Records)
+	}
+	if res.FirstAck <= 0 {
+		t.Errorf("first acknowledgement %v, want it timed", res.FirstAck)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+	if total != 64 {
+		t.Errorf("the topic holds %d records, want 32 of the warm-up and 32 timed", total)
 	}
 }
 

@@ -20,7 +20,8 @@ type clusterOptions struct {
 	partitions      int32
 	recordBytes     int
 	duration        time.Duration
-	latencyRate     float64 // bytes per second offered in the latency phase
+	warmup          time.Duration // before each produce phase (ProduceOptions.Warmup)
+	latencyRate     float64       // bytes per second offered in the latency phase
 	latencyDuration time.Duration
 	failovers       int
 	many            int32 // partitions of the memory and metadata phase
@@ -77,8 +78,8 @@ func runCluster(ctx context.Context, o clusterOptions) (clusterResults, error) {
 		return res, fmt.Errorf("creating the benchmark topic: %w", err)
 	}
 
-	full := loadtest.ProduceOptions{Topic: "bench", RecordBytes: o.recordBytes, Duration: o.duration, Linger: loadtest.ThroughputLinger}
-	paced := loadtest.ProduceOptions{Topic: "bench", RecordBytes: o.recordBytes, Duration: o.latencyDuration, RateBytes: o.latencyRate, Linger: 0}
+	full := loadtest.ProduceOptions{Topic: "bench", RecordBytes: o.recordBytes, Duration: o.duration, Warmup: o.warmup, Linger: loadtest.ThroughputLinger}
+	paced := loadtest.ProduceOptions{Topic: "bench", RecordBytes: o.recordBytes, Duration: o.latencyDuration, Warmup: o.warmup, RateBytes: o.latencyRate, Linger: 0}
 	fmt.Fprintf(os.Stderr, "cluster: produce flat out (linger %v), %v ...\n", full.Linger, o.duration)
 	if res.full, err = loadtest.Produce(ctx, seeds, full); err != nil {
 		return res, fmt.Errorf("cluster produce: %w", err)
@@ -147,6 +148,7 @@ func printCluster(out io.Writer, o clusterOptions, r clusterResults) error {
 	t := table{w: w, skipKfake: o.skipKfake}
 	t.throughput(fmt.Sprintf("produce throughput (linger %v)", loadtest.ThroughputLinger), r.full.MiBps, r.kfakeFull.MiBps, 1)
 	t.latency("flat out", r.full, r.kfakeFull, "", "")
+	t.firstAck("flat out", r.full, r.kfakeFull)
 	rate := mibps(o.latencyRate)
 	t.achieved(rate, r.paced, r.kfakePaced)
 	// The latency targets hold only at the offered rate: a cluster that

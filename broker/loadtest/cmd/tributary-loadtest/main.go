@@ -60,6 +60,7 @@ func main() {
 		txnRecords       = flag.Int("txn-records", 100, "cluster: records per transaction of the transactional phase (0 skips it)")
 		txnProducers     = flag.Int("txn-producers", 4, "cluster: transactional producers of the transactional phase, each running transactions one after another")
 		tlsRounds        = flag.Int("tls-rounds", 2, "single broker: rounds of the throughput workload through the PLAINTEXT, SSL and SASL_SSL IAM listeners, in turn (0 skips the TLS table)")
+		warmup           = flag.Duration("warmup", time.Second, "untimed run of the same load before each throughput and latency phase, by the same producer (0: time the new producer from its first record)")
 		tlsClusterRounds = flag.Int("tls-cluster-rounds", 2, "rounds of the throughput workload on a plaintext and a TLS-everywhere three-broker RF 3 cluster, in turn (0 skips the three-broker TLS table)")
 	)
 	settings := settingsFlag{}
@@ -81,6 +82,7 @@ func main() {
 	so := singleOptions{
 		duration: *duration, recordBytes: *recordBytes, partitions: int32(*partitions), idle: *idle,
 		recoverySize: *recoverySize, skipKfake: *skipKfake, latencyRate: rate, self: self, tlsRounds: *tlsRounds, tlsClusterRounds: *tlsClusterRounds,
+		warmup: *warmup,
 	}
 	co := clusterOptions{
 		latencyRate: rate, latencyDuration: *latencyDuration, failovers: *failovers, many: int32(*many),
@@ -100,6 +102,7 @@ type singleOptions struct {
 	bin, dir     string
 	self         string // this executable, which serves kfake
 	duration     time.Duration
+	warmup       time.Duration // before each produce phase (ProduceOptions.Warmup)
 	recordBytes  int
 	partitions   int32
 	idle         int
@@ -168,7 +171,7 @@ func run(ctx context.Context, bin, dataDir string, single bool, so singleOptions
 		return nil
 	}
 	co.bin, co.dir = bin, filepath.Join(dataDir, "cluster")
-	co.partitions, co.recordBytes, co.duration, co.skipKfake = so.partitions, so.recordBytes, so.duration, so.skipKfake
+	co.partitions, co.recordBytes, co.duration, co.warmup, co.skipKfake = so.partitions, so.recordBytes, so.duration, so.warmup, so.skipKfake
 	res, err := runCluster(ctx, co)
 	if err != nil {
 		return err
@@ -188,8 +191,8 @@ type singleResults struct {
 // runSingle measures one broker process beside a one-broker kfake process.
 func runSingle(ctx context.Context, o singleOptions, recSize int64) (singleResults, error) {
 	var res singleResults
-	opts := loadtest.Options{Topic: "bench", Partitions: o.partitions, RecordBytes: o.recordBytes, Duration: o.duration, Linger: loadtest.ThroughputLinger}
-	paced := loadtest.ProduceOptions{Topic: "paced", RecordBytes: o.recordBytes, Duration: o.duration, RateBytes: o.latencyRate, Linger: 0}
+	opts := loadtest.Options{Topic: "bench", Partitions: o.partitions, RecordBytes: o.recordBytes, Duration: o.duration, Warmup: o.warmup, Linger: loadtest.ThroughputLinger}
+	paced := loadtest.ProduceOptions{Topic: "paced", RecordBytes: o.recordBytes, Duration: o.duration, Warmup: o.warmup, RateBytes: o.latencyRate, Linger: 0}
 
 	fmt.Fprintf(os.Stderr, "tributary: %d-partition topic, %d-byte records, %v produce phase, then %v at %.0f MiB/s ...\n",
 		o.partitions, o.recordBytes, o.duration, o.duration, mibps(o.latencyRate))
@@ -247,6 +250,7 @@ func printSingle(out io.Writer, o singleOptions, r singleResults) error {
 	t.throughput(fmt.Sprintf("produce throughput (linger %v)", loadtest.ThroughputLinger), r.trib.Produce.MiBps, r.kfake.Produce.MiBps, 2)
 	t.throughput("consume throughput", r.trib.ConsumeMiBps, r.kfake.ConsumeMiBps, 2)
 	t.latency("flat out", r.trib.Produce, r.kfake.Produce, "", "")
+	t.firstAck("flat out", r.trib.Produce, r.kfake.Produce)
 	rate := mibps(o.latencyRate)
 	t.achieved(rate, r.tribPaced, r.kfakePaced)
 	t.latency(fmt.Sprintf("at %.0f MiB/s, linger 0", rate), r.tribPaced, r.kfakePaced, "", "")
@@ -301,6 +305,13 @@ func (t table) latency(phase string, trib, kfake loadtest.ProduceResult, p99Targ
 		return fmt.Sprintf("%d of %d", r.Latency.Stalls, r.Records)
 	}
 	fmt.Fprintf(t.w, "produces over %v, %s\t%s\t%s\t\t\t\t\n", loadtest.StallThreshold, phase, stalls(trib), t.kf(stalls(kfake)))
+}
+
+// firstAck writes how long a new producer took to its first
+// acknowledgement (metadata, producer id, connections, the first full
+// requests): the warm-up's, which the timed phase does not count.
+func (t table) firstAck(phase string, trib, kfake loadtest.ProduceResult) {
+	fmt.Fprintf(t.w, "new producer's first acknowledgement, %s\t%s ms\t%s\t\t\t\t\n", phase, msText(trib.FirstAck), t.kf(msText(kfake.FirstAck)+" ms"))
 }
 
 // transactions writes the rows of a transactional phase: committed
