@@ -19,7 +19,6 @@ import (
 
 	"github.com/tributary/tributary/broker/cluster"
 	"github.com/tributary/tributary/broker/cluster/node"
-	"github.com/tributary/tributary/broker/cluster/replica"
 	"github.com/tributary/tributary/broker/config"
 )
 
@@ -114,7 +113,7 @@ func startClusterMember(t *testing.T, id int32, voters string, ctlLn, clientLn n
 	defer cancel()
 	srv, err := New(ctx, Options{Config: cfg, Logger: testLogger(id), Listener: clientLn, Node: func(o *node.Options) {
 		o.ReplicationListener, o.LagTimeMax, o.ISRInterval = replLn, 2*time.Second, 50*time.Millisecond
-		o.Fetch = replica.FetcherConfig{MaxWait: 200 * time.Millisecond, Backoff: 50 * time.Millisecond}
+		o.Fetch.MaxWait, o.Fetch.Backoff = 200*time.Millisecond, 50*time.Millisecond
 		o.Tune = func(c *cluster.Config) {
 			c.Listener = ctlLn
 			c.HeartbeatInterval, c.Lease, c.RebalanceInterval = 200*time.Millisecond, 3*time.Second, 500*time.Millisecond
