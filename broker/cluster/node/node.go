@@ -9,7 +9,6 @@ package node
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +19,7 @@ import (
 	"github.com/tributary/tributary/broker/cluster"
 	"github.com/tributary/tributary/broker/cluster/replica"
 	"github.com/tributary/tributary/broker/config"
+	"github.com/tributary/tributary/broker/internal/fetchwire"
 	"github.com/tributary/tributary/broker/quota"
 	"github.com/tributary/tributary/broker/security/tlsconf"
 	"github.com/tributary/tributary/broker/storage"
@@ -112,7 +112,9 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	}
 	fetch := o.Fetch
 	if replTLS != nil {
-		ln = tls.NewListener(ln, replTLS.Peers().ServerConfig())
+		// A follower's fetch responses reach the socket in large writes,
+		// not one per TLS record (fetchwire.Coalescer).
+		ln = fetchwire.NewTLSListener(ln, replTLS.Peers().ServerConfig())
 		fetch.TLS = replTLS.Peers().ClientConfig
 	}
 	if o.Tune != nil {

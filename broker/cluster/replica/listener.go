@@ -2,7 +2,6 @@ package replica
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -131,7 +130,10 @@ func (s *ReplicationServer) accept() {
 				s.mu.Unlock()
 				c.Close()
 			}()
-			if tc, ok := c.(*tls.Conn); ok {
+			if tc, ok := c.(interface {
+				HandshakeContext(context.Context) error
+				SetDeadline(time.Time) error
+			}); ok {
 				// Over TLS (in-cluster encryption) the peer proves it is a
 				// broker of the cluster with its certificate first.
 				_ = tc.SetDeadline(time.Now().Add(handshakeTimeout))

@@ -1,6 +1,7 @@
 package fetchwire
 
 import (
+	"crypto/tls"
 	"net"
 	"sync"
 )
@@ -79,4 +80,38 @@ func (c *Coalescer) release() error {
 	defer c.mu.Unlock()
 	c.held = false
 	return c.flushLocked()
+}
+
+// TLSConn is the server side of a TLS connection whose records go through
+// a Coalescer: NewWriter gives it the gathered path of NewTLSWriter.
+type TLSConn struct {
+	*tls.Conn
+	co *Coalescer
+}
+
+// NewTLSServer starts the server side of TLS over raw through a Coalescer
+// (the handshake runs on first use, as with tls.Server).
+func NewTLSServer(raw net.Conn, cfg *tls.Config) *TLSConn {
+	co := NewCoalescer(raw)
+	return &TLSConn{Conn: tls.Server(co, cfg), co: co}
+}
+
+// tlsListener accepts TLSConns.
+type tlsListener struct {
+	net.Listener
+	cfg *tls.Config
+}
+
+// NewTLSListener is tls.NewListener whose connections are TLSConns, for a
+// listener whose responses are written with NewWriter.
+func NewTLSListener(ln net.Listener, cfg *tls.Config) net.Listener {
+	return &tlsListener{Listener: ln, cfg: cfg}
+}
+
+func (l *tlsListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return NewTLSServer(c, l.cfg), nil
 }

@@ -38,12 +38,16 @@ type Writer struct {
 // including the part of a response whose write failed.
 func (w *Writer) Sent() int64 { return w.sent }
 
-// NewWriter returns the writer of responses to c (a *net.TCPConn, or a
+// NewWriter returns the writer of responses to c (a *net.TCPConn; a
+// TLSConn, whose records gather under crypto/tls as with NewTLSWriter; or a
 // *tls.Conn or any other stream, which get the buffered path). Use one per
 // connection, from one goroutine.
 func NewWriter(c net.Conn) *Writer {
-	if _, plain := c.(*net.TCPConn); plain {
+	switch c := c.(type) {
+	case *net.TCPConn:
 		return &Writer{conn: c}
+	case *TLSConn:
+		return &Writer{conn: c, bw: bufio.NewWriterSize(c, tlsRecordPayload), co: c.co}
 	}
 	return &Writer{conn: c, bw: bufio.NewWriterSize(c, tlsRecordPayload)}
 }
