@@ -31,6 +31,7 @@ type clusterOptions struct {
 	txnProducers int
 	skipKfake    bool
 	skip         bool
+	keep         bool              // keep the data directory (-data-dir)
 	settings     map[string]string // broker settings for every cluster broker
 }
 

@@ -51,7 +51,7 @@ func main() {
 		idle             = flag.Int("idle-partitions", 1000, "partitions for the idle-memory measurement (0 skips it)")
 		recoverySize     = flag.String("recovery-size", "1GiB", "log size for the kill -9 recovery measurement (the target run uses 5GiB; 0 skips it)")
 		skipKfake        = flag.Bool("skip-kfake", false, "do not run the kfake comparison")
-		dataDir          = flag.String("data-dir", "", "parent of the broker data directories (default: a temporary directory, removed at the end)")
+		dataDir          = flag.String("data-dir", "", "parent of the broker data directories, kept after the run (default: a temporary directory; each phase's part is removed when the phase ends)")
 		single           = flag.Bool("single", true, "run the single-broker benchmark (false: only the cluster one)")
 		cluster          = flag.Bool("cluster", true, "run the three-broker cluster benchmark (false skips it)")
 		latencyRate      = flag.String("latency-rate", "20MiB", "offered produce rate per second of the latency phases")
@@ -112,6 +112,15 @@ type singleOptions struct {
 	// tlsClusterRounds are the rounds of the three-broker TLS table.
 	tlsClusterRounds int
 	skipKfake        bool
+	keep             bool // keep each phase's data directory (-data-dir)
+}
+
+// discard removes a finished phase's data directory unless the run keeps
+// them.
+func discard(keep bool, dir string) {
+	if !keep {
+		_ = os.RemoveAll(dir)
+	}
 }
 
 func run(ctx context.Context, bin, dataDir string, single bool, so singleOptions, co clusterOptions) error {
@@ -119,6 +128,9 @@ func run(ctx context.Context, bin, dataDir string, single bool, so singleOptions
 	if err != nil {
 		return fmt.Errorf("-recovery-size: %w", err)
 	}
+	// Each phase's logs are removed when it ends (the whole run writes tens
+	// of GiB), unless -data-dir asked to keep them for a look.
+	so.keep, co.keep = dataDir != "", dataDir != ""
 	if dataDir == "" {
 		dir, err := os.MkdirTemp("", "tributary-loadtest-")
 		if err != nil {
@@ -146,6 +158,7 @@ func run(ctx context.Context, bin, dataDir string, single bool, so singleOptions
 		}
 		if so.tlsRounds > 0 {
 			sres, err := runSecure(ctx, so, so.tlsRounds)
+			discard(so.keep, filepath.Join(so.dir, "secure"))
 			if err != nil {
 				return fmt.Errorf("TLS: %w", err)
 			}
@@ -157,6 +170,9 @@ func run(ctx context.Context, bin, dataDir string, single bool, so singleOptions
 		}
 		if so.tlsClusterRounds > 0 {
 			cres, err := runSecureCluster(ctx, so, so.tlsClusterRounds)
+			for _, t := range secureClusters {
+				discard(so.keep, filepath.Join(so.dir, "cluster-"+t.name))
+			}
 			if err != nil {
 				return fmt.Errorf("TLS cluster: %w", err)
 			}
@@ -173,6 +189,7 @@ func run(ctx context.Context, bin, dataDir string, single bool, so singleOptions
 	co.bin, co.dir = bin, filepath.Join(dataDir, "cluster")
 	co.partitions, co.recordBytes, co.duration, co.warmup, co.skipKfake = so.partitions, so.recordBytes, so.duration, so.warmup, so.skipKfake
 	res, err := runCluster(ctx, co)
+	discard(co.keep, co.dir)
 	if err != nil {
 		return err
 	}
@@ -198,6 +215,7 @@ func runSingle(ctx context.Context, o singleOptions, recSize int64) (singleResul
 		o.partitions, o.recordBytes, o.duration, o.duration, mibps(o.latencyRate))
 	var err error
 	res.trib, res.tribPaced, res.rss, err = tributarySingle(ctx, o.bin, filepath.Join(o.dir, "throughput"), opts, paced, o.partitions)
+	discard(o.keep, filepath.Join(o.dir, "throughput"))
 	if err != nil {
 		return res, fmt.Errorf("tributary: %w", err)
 	}
@@ -222,13 +240,17 @@ func runSingle(ctx context.Context, o singleOptions, recSize int64) (singleResul
 
 	if o.idle > 0 {
 		fmt.Fprintf(os.Stderr, "tributary: RSS with %d idle partitions ...\n", o.idle)
-		if res.idleRSS, err = idleMemory(ctx, o.bin, filepath.Join(o.dir, "idle"), int32(o.idle)); err != nil {
+		res.idleRSS, err = idleMemory(ctx, o.bin, filepath.Join(o.dir, "idle"), int32(o.idle))
+		discard(o.keep, filepath.Join(o.dir, "idle"))
+		if err != nil {
 			return res, fmt.Errorf("idle memory: %w", err)
 		}
 	}
 	if recSize > 0 {
 		fmt.Fprintf(os.Stderr, "tributary: fill %s, kill -9, restart ...\n", o.recoverySize)
-		if res.recovery, err = recoveryTime(ctx, o.bin, filepath.Join(o.dir, "recovery"), recSize, o.recordBytes); err != nil {
+		res.recovery, err = recoveryTime(ctx, o.bin, filepath.Join(o.dir, "recovery"), recSize, o.recordBytes)
+		discard(o.keep, filepath.Join(o.dir, "recovery"))
+		if err != nil {
 			return res, fmt.Errorf("recovery: %w", err)
 		}
 	}
