@@ -115,24 +115,4 @@ func chooseSyncMethod(m SyncMethod, dir string) (SyncMethod, error) {
 
 // syncfs makes the file system holding f durable and reports the
 // writeback errors it saw since the last call on f's descriptor.
-func syncfs(f *os.File) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		for {
-			serr = unix.Syncfs(int(fd))
-			if serr != unix.EINTR {
-				return
-			}
-		}
-	}); err != nil {
-		return fmt.Errorf("%w: %w", os.ErrClosed, err)
-	}
-	if serr != nil {
-		return &os.PathError{Op: "syncfs", Path: f.Name(), Err: serr}
-	}
-	return nil
-}
+func syncfs(f *os.File) error { return syncCall(f, "syncfs", unix.Syncfs) }

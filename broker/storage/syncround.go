@@ -253,10 +253,14 @@ func (p *Partition) waitDurable(ctx context.Context, end int64, gen uint64) erro
 }
 
 // fdatasync flushes a file's data and the metadata needed to read it back
-// (its size), not its timestamps. The file's descriptor is used under
-// its reference count, so a concurrent Close makes this report
-// os.ErrClosed instead of syncing whatever file reuses the number.
-func fdatasync(f *os.File) error {
+// (its size), not its timestamps.
+func fdatasync(f *os.File) error { return syncCall(f, "fdatasync", unix.Fdatasync) }
+
+// syncCall runs a sync system call on f's descriptor, again after EINTR.
+// The descriptor is used under its reference count, so a concurrent Close
+// makes this report os.ErrClosed instead of syncing whatever file reuses
+// the number.
+func syncCall(f *os.File, op string, call func(fd int) error) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
@@ -264,7 +268,7 @@ func fdatasync(f *os.File) error {
 	var serr error
 	if err := rc.Control(func(fd uintptr) {
 		for {
-			serr = unix.Fdatasync(int(fd))
+			serr = call(int(fd))
 			if serr != unix.EINTR {
 				return
 			}
@@ -274,7 +278,7 @@ func fdatasync(f *os.File) error {
 		return fmt.Errorf("%w: %w", os.ErrClosed, err)
 	}
 	if serr != nil {
-		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: serr}
+		return &os.PathError{Op: op, Path: f.Name(), Err: serr}
 	}
 	return nil
 }

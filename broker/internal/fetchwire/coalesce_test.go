@@ -2,41 +2,33 @@ package fetchwire
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
-	"math/big"
 	"net"
 	"sync/atomic"
 	"testing"
-	"time"
+
+	"github.com/tributary/tributary/broker/security/tlsconf/tlstest"
 )
 
-// selfSigned is a server certificate for 127.0.0.1.
-func selfSigned(t *testing.T) tls.Certificate {
+// serverCert is a certificate for 127.0.0.1 from a test CA, and that CA.
+func serverCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca, err := tlstest.NewCA("fetchwire test CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	leaf, err := ca.Issue("127.0.0.1", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	cert, err := leaf.TLSCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, ca.Pool()
 }
 
 // writeCounter counts the writes to the connections a listener accepts.
@@ -72,14 +64,15 @@ func TestTLSListenerGathersRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	writes := &atomic.Int64{}
-	ln := NewTLSListener(writeCounter{Listener: raw, writes: writes}, &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}})
+	cert, roots := serverCert(t)
+	ln := NewTLSListener(writeCounter{Listener: raw, writes: writes}, &tls.Config{Certificates: []tls.Certificate{cert}})
 	defer ln.Close()
 
 	want := make([]byte, 1<<20)
 	_, _ = rand.Read(want)
 	got := make(chan []byte, 1)
 	go func() {
-		c, err := tls.Dial("tcp", raw.Addr().String(), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // a test's own self-signed server
+		c, err := tls.Dial("tcp", raw.Addr().String(), &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
 		if err != nil {
 			t.Error(err)
 			got <- nil
