@@ -180,3 +180,61 @@ func TestSyncFaultUnderSyncFS(t *testing.T) {
 		t.Error("no syncfs once the fault was removed")
 	}
 }
+
+// An append is failed only by a round that covered it. A failure an
+// earlier round recorded stays on the partition until a round syncs data
+// of it again; a round prepared before the append (here one that found
+// nothing of the partition to sync, held in its syncfs) wakes the
+// append's wait when it ends, and must not hand it that old failure.
+func TestOldSyncFailureDoesNotFailALaterAppend(t *testing.T) {
+	st, _, _, _ := syncfsStore(t)
+	p := mustCreate(t, st, "fs", 0, TopicConfig{})
+	q := mustCreate(t, st, "fs", 1, TopicConfig{})
+	injected := errors.New("injected EIO")
+	st.SetSyncFault(func(*os.File) error { return injected })
+	if _, err := p.Append(context.Background(), makeBatch(t, batchSpec{records: 1}), AppendOptions{}); !errors.Is(err, injected) {
+		t.Fatalf("append under a sync fault: %v, want the injected error", err)
+	}
+	st.SetSyncFault(nil)
+
+	// A round of p (nothing to sync) and q (one append), held in syncfs.
+	entered, release := make(chan struct{}), make(chan struct{})
+	var held atomic.Bool
+	st.syncFS = func(f *os.File) error {
+		if held.CompareAndSwap(false, true) {
+			close(entered)
+			<-release
+		}
+		return syncfs(f)
+	}
+	st.sync.enrolQuietly(p)
+	qDone := make(chan error, 1)
+	go func() {
+		_, err := q.Append(context.Background(), makeBatch(t, batchSpec{records: 1}), AppendOptions{})
+		qDone <- err
+	}()
+	<-entered
+
+	// p's append waits on the round under way and is enrolled for the next.
+	pDone := make(chan error, 1)
+	go func() {
+		_, err := p.Append(context.Background(), makeBatch(t, batchSpec{records: 1}), AppendOptions{})
+		pDone <- err
+	}()
+	waitFor(t, "p enrolled for the next round", func() bool {
+		st.sync.mu.Lock()
+		defer st.sync.mu.Unlock()
+		_, ok := st.sync.enroled[p]
+		return ok
+	})
+	close(release)
+	if err := <-qDone; err != nil {
+		t.Fatalf("q's append: %v", err)
+	}
+	if err := <-pDone; err != nil {
+		t.Fatalf("an append after the failure, synced by a later round: %v", err)
+	}
+	if hw := p.HighWatermark(); hw != 1 {
+		t.Errorf("high watermark %d, want 1", hw)
+	}
+}

@@ -236,6 +236,11 @@ func (p *Partition) waitDurable(ctx context.Context, end int64, gen uint64) erro
 		p.syncMu.Lock()
 		synced := p.synced
 		p.syncMu.Unlock()
+		// A failure recorded before we enrol is an earlier round's: the
+		// round that wakes us may have been prepared before our write
+		// (and found nothing of this partition to sync, which clears no
+		// failure), so only a failure recorded since then can be ours.
+		before := p.syncFailure.Load()
 		p.store.sync.enrol(p)
 		select {
 		case <-synced:
@@ -245,7 +250,7 @@ func (p *Partition) waitDurable(ctx context.Context, end int64, gen uint64) erro
 		// The round covered everything written before we enrolled; if
 		// the data is still not durable, that round failed.
 		if p.durable.Load() < end && p.writeGen.Load() == gen {
-			if f := p.syncFailure.Load(); f != nil {
+			if f := p.syncFailure.Load(); f != nil && f != before {
 				return fmt.Errorf("%w: %w", ErrStorage, f.err)
 			}
 		}
