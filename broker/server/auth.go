@@ -8,7 +8,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"net"
 	"net/netip"
@@ -58,10 +57,9 @@ func (c *conn) startTLS() bool {
 	if l.tlsConfig == nil {
 		return true
 	}
-	// The writer has a response's records reach the socket in large
-	// writes rather than one per record (fetchwire.Coalescer).
-	c.co = fetchwire.NewCoalescer(c.nc)
-	tc := tls.Server(c.co, l.tlsConfig)
+	// A TLSConn, so that the writer has a response's records reach the
+	// socket in large writes rather than one per record.
+	tc := fetchwire.NewTLSServer(c.nc, l.tlsConfig)
 	c.rw = tc
 	_ = tc.SetDeadline(time.Now().Add(tlsHandshakeTimeout))
 	ctx, cancel := context.WithTimeout(c.ctx, tlsHandshakeTimeout)

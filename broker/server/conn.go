@@ -202,9 +202,6 @@ type conn struct {
 	// readBufs holds the records of the Fetch response being built; the
 	// writer releases it once the response is written.
 	readBufs *storage.ReadBuffers
-	// co gathers a TLS connection's records of one response into large
-	// socket writes (nil on plaintext).
-	co *fetchwire.Coalescer
 }
 
 func newConn(s *Server, l *clientListener, nc net.Conn) *conn {
@@ -613,9 +610,6 @@ type outgoing struct {
 func (c *conn) writeLoop(out <-chan outgoing, done chan<- struct{}) {
 	defer close(done)
 	w := fetchwire.NewWriter(c.rw)
-	if c.co != nil {
-		w = fetchwire.NewTLSWriter(c.rw, c.co)
-	}
 	for o := range out {
 		if idle := c.s.Config().ConnectionsMaxIdle; idle > 0 {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(idle))

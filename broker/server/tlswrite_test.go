@@ -84,13 +84,13 @@ func TestTLSWriterFullRecords(t *testing.T) {
 			t.Run(fmt.Sprintf("%s, coalesced %t", tt.name, coalesced), func(t *testing.T) {
 				client, server := net.Pipe()
 				counted := &countingConn{Conn: server}
-				var co *fetchwire.Coalescer
-				var under net.Conn = counted
+				// What the listeners use (a TLSConn), or crypto/tls alone.
+				srv := tls.Server(counted, serverConfig)
+				var conn net.Conn = srv
 				if coalesced {
-					co = fetchwire.NewCoalescer(counted)
-					under = co
+					tc := fetchwire.NewTLSServer(counted, serverConfig)
+					srv, conn = tc.Conn, tc
 				}
-				srv := tls.Server(under, serverConfig)
 				cl := tls.Client(client, clientTLS(t, e.ca, nil))
 				var pieces net.Buffers
 				var want []byte
@@ -111,10 +111,7 @@ func TestTLSWriterFullRecords(t *testing.T) {
 					t.Fatal(err)
 				}
 				before, recordsBefore := counted.writes.Load(), counted.records.Load()
-				w := fetchwire.NewWriter(srv)
-				if coalesced {
-					w = fetchwire.NewTLSWriter(srv, co)
-				}
+				w := fetchwire.NewWriter(conn)
 				if err := w.Write(pieces); err != nil {
 					t.Fatal(err)
 				}

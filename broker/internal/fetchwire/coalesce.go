@@ -30,9 +30,8 @@ type Coalescer struct {
 	held bool
 }
 
-// NewCoalescer wraps the TCP connection c; give it to tls.Server and the
-// Coalescer to NewTLSWriter.
-func NewCoalescer(c net.Conn) *Coalescer { return &Coalescer{Conn: c} }
+// newCoalescer wraps the TCP connection c, for tls.Server (NewTLSServer).
+func newCoalescer(c net.Conn) *Coalescer { return &Coalescer{Conn: c} }
 
 // Write writes p, or keeps a copy of it to write with the next records
 // while a response is being written. An error of a gathered write is
@@ -83,7 +82,7 @@ func (c *Coalescer) release() error {
 }
 
 // TLSConn is the server side of a TLS connection whose records go through
-// a Coalescer: NewWriter gives it the gathered path of NewTLSWriter.
+// a Coalescer: NewWriter gathers a response's records there.
 type TLSConn struct {
 	*tls.Conn
 	co *Coalescer
@@ -92,7 +91,7 @@ type TLSConn struct {
 // NewTLSServer starts the server side of TLS over raw through a Coalescer
 // (the handshake runs on first use, as with tls.Server).
 func NewTLSServer(raw net.Conn, cfg *tls.Config) *TLSConn {
-	co := NewCoalescer(raw)
+	co := newCoalescer(raw)
 	return &TLSConn{Conn: tls.Server(co, cfg), co: co}
 }
 

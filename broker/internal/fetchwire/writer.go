@@ -21,9 +21,9 @@ const tlsRecordPayload = 16 << 10
 // gather in a buffer of one record's payload, which a large piece fills
 // before the buffer goes out as one full record, and the rest of the
 // large piece goes to crypto/tls directly: every byte is copied once, by
-// crypto/tls as it encrypts, and records stay full. With a Coalescer under
-// the TLS connection (NewTLSWriter), the records of one response reach the
-// socket in large writes.
+// crypto/tls as it encrypts, and records stay full. On a TLSConn (a
+// Coalescer under the TLS connection), the records of one response reach
+// the socket in large writes.
 type Writer struct {
 	conn net.Conn
 	bw   *bufio.Writer // nil on plain TCP
@@ -39,7 +39,7 @@ type Writer struct {
 func (w *Writer) Sent() int64 { return w.sent }
 
 // NewWriter returns the writer of responses to c (a *net.TCPConn; a
-// TLSConn, whose records gather under crypto/tls as with NewTLSWriter; or a
+// TLSConn, whose records gather in its Coalescer; or a
 // *tls.Conn or any other stream, which get the buffered path). Use one per
 // connection, from one goroutine.
 func NewWriter(c net.Conn) *Writer {
@@ -50,14 +50,6 @@ func NewWriter(c net.Conn) *Writer {
 		return &Writer{conn: c, bw: bufio.NewWriterSize(c, tlsRecordPayload), co: c.co}
 	}
 	return &Writer{conn: c, bw: bufio.NewWriterSize(c, tlsRecordPayload)}
-}
-
-// NewTLSWriter returns the writer of responses to the TLS connection c,
-// which runs over co.
-func NewTLSWriter(c net.Conn, co *Coalescer) *Writer {
-	w := NewWriter(c)
-	w.co = co
-	return w
 }
 
 // Write writes one response's pieces (Encode's, or one encoded response)
