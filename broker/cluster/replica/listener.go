@@ -222,19 +222,7 @@ func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer) error {
 		if r.ReplicaID < 0 {
 			return errors.New("consumer fetch on the replication listener")
 		}
-		fr := HandleFetch(s.ctx, r, s.lookup, s.throttle)
-		_ = c.SetWriteDeadline(time.Now().Add(requestTimeout))
-		err := writeResponse(w, corr, fr)
-		if fn := s.onFetch.Load(); fn != nil && err == nil {
-			records := 0
-			for i := range fr.Topics {
-				for j := range fr.Topics[i].Partitions {
-					records += len(fr.Topics[i].Partitions[j].RecordBatches)
-				}
-			}
-			(*fn)(time.Since(read), len(b), records)
-		}
-		return err
+		resp = HandleFetch(s.ctx, r, s.lookup, s.throttle)
 	case *kmsg.OffsetForLeaderEpochRequest:
 		resp = HandleOffsetForLeaderEpoch(r, s.lookup)
 	default:
@@ -244,7 +232,19 @@ func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer) error {
 		}
 	}
 	_ = c.SetWriteDeadline(time.Now().Add(requestTimeout))
-	return writeResponse(w, corr, resp)
+	err := writeResponse(w, corr, resp)
+	if fr, isFetch := resp.(*kmsg.FetchResponse); isFetch && err == nil {
+		if fn := s.onFetch.Load(); fn != nil {
+			records := 0
+			for i := range fr.Topics {
+				for j := range fr.Topics[i].Partitions {
+					records += len(fr.Topics[i].Partitions[j].RecordBatches)
+				}
+			}
+			(*fn)(time.Since(read), len(b), records)
+		}
+	}
+	return err
 }
 
 func (s *ReplicationServer) apiKeys() []kmsg.ApiVersionsResponseApiKey {
