@@ -499,6 +499,7 @@ func waitReplicaLogs(ctx context.Context, seeds []string, brokers []int32, topic
 	}
 	return nil
 }
+
 func countPartitions(md *kmsg.MetadataResponse, topic string) int {
 	for _, t := range md.Topics {
 		if t.Topic != nil && *t.Topic == topic {

@@ -90,13 +90,14 @@ func ownFileSystem(dir, root string) (bool, error) {
 // SyncFS or SyncFdatasync, and SyncFS is refused on a kernel whose syncfs
 // does not report writeback errors.
 func chooseSyncMethod(m SyncMethod, dir string) (SyncMethod, error) {
+	if m == SyncFdatasync {
+		return SyncFdatasync, nil
+	}
 	reports, err := syncfsReportsErrors()
 	if err != nil {
 		return "", err
 	}
 	switch m {
-	case SyncFdatasync:
-		return SyncFdatasync, nil
 	case SyncFS:
 		if !reports {
 			return "", fmt.Errorf("log.flush.sync=syncfs needs Linux 5.8 or later, whose syncfs reports writeback errors; use fdatasync")
