@@ -53,6 +53,10 @@ type request struct {
 	// kreq is nil only for an ApiVersions request newer than we serve,
 	// whose body we must not try to parse (KIP-511).
 	kreq kmsg.Request
+	// frame is the pooled memory a Produce request was read into
+	// (frames.go), given back by releaseFrame once its records are
+	// appended; nil for other requests.
+	frame *frameBlock
 }
 
 // errMalformed marks a frame we could not decode; the connection is closed.
@@ -372,6 +376,13 @@ serving:
 			}
 			start := time.Now()
 			answer, err := c.s.dispatchProduceGroup(c.ctx, c, group)
+			if err == nil {
+				// Appended (or refused): storage holds no reference
+				// to the records, and answering reads none.
+				for _, r := range group {
+					r.releaseFrame()
+				}
+			}
 			if err != nil {
 				answers.wait()
 				c.inFlight.Add(-int32(len(group)))
@@ -391,6 +402,11 @@ serving:
 		var parked atomic.Int64
 		start := time.Now()
 		resp, err := c.s.dispatch(withParked(c.ctx, &parked), c, req)
+		if err == nil {
+			// A Produce handled here (acks=0, or in the middle of a
+			// SASL exchange) is appended before dispatch returns.
+			req.releaseFrame()
+		}
 		// A response not sent leaves its buffers to the garbage
 		// collector.
 		bufs := c.readBufs
@@ -487,7 +503,7 @@ func (c *conn) readLoop(br *bufio.Reader, reqs chan<- *request) {
 			c.nc.Close()
 			return
 		}
-		frame := make([]byte, n)
+		frame, blk := c.allocFrame(br, int(n))
 		if _, err := io.ReadFull(br, frame); err != nil {
 			c.logReadEnd(err, "reading a request body")
 			return
@@ -499,12 +515,25 @@ func (c *conn) readLoop(br *bufio.Reader, reqs chan<- *request) {
 			return
 		}
 		req.size = len(frame)
+		if req.key == produceAPI.key {
+			req.frame = blk
+		}
 		if !c.reserve(req.size) {
 			return
 		}
 		c.inFlight.Add(1)
 		reqs <- req
 	}
+}
+
+// allocFrame returns the memory for the next frame, of n bytes: pooled
+// for a Produce request (its API key, the frame's first two bytes, is
+// peeked from the read buffer), allocated for any other.
+func (c *conn) allocFrame(br *bufio.Reader, n int) ([]byte, *frameBlock) {
+	if key, err := br.Peek(2); err == nil && n >= 2 && int16(binary.BigEndian.Uint16(key)) == produceAPI.key {
+		return allocFrame(n)
+	}
+	return make([]byte, n), nil
 }
 
 // drain discards the requests still queued until the reader ends (the
