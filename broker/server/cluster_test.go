@@ -360,7 +360,11 @@ func TestClusterOperations(t *testing.T) {
 			return kerr.ErrorForCode(code)
 		}
 		coordinator = resp.Coordinators[0].NodeID
-		if !c.servers[coordinator].coordLoaded {
+		cs := c.servers[coordinator]
+		cs.coordMu.Lock() // syncCoordinator sets it under the lock
+		loaded := cs.coordLoaded
+		cs.coordMu.Unlock()
+		if !loaded {
 			return fmt.Errorf("broker %d has not loaded the coordinator yet", coordinator)
 		}
 		return nil
