@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -51,6 +52,10 @@ type segment struct {
 	// io is held shared by readers while they read the file without the
 	// partition lock, and exclusively by close and truncate.
 	io sync.RWMutex
+	// cuts counts truncations of the file (changed under io held
+	// exclusively): a FileSlice made before one may name bytes that are
+	// no longer the batches it was made of.
+	cuts atomic.Uint64
 	// bytesSinceIndex counts bytes appended since the last offset index entry.
 	bytesSinceIndex int64
 }
@@ -335,6 +340,7 @@ func (s *segment) findPosition(offset int64) (int64, recordbatch.Header, error) 
 func (s *segment) truncate(pos int64) error {
 	s.io.Lock()
 	defer s.io.Unlock()
+	s.cuts.Add(1)
 	if err := s.file.Truncate(pos); err != nil {
 		return fmt.Errorf("truncating %s to %d: %w", s.logPath(), pos, err)
 	}

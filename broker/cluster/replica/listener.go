@@ -191,7 +191,10 @@ func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer) error {
 	if !ok {
 		return fmt.Errorf("API key %d is not served on the replication listener", key)
 	}
-	var resp kmsg.Response
+	var (
+		resp  kmsg.Response
+		files fileBatches
+	)
 	if key == 18 && version > span[1] {
 		// KIP-511: answer a too-new ApiVersions with a v0 body.
 		r := kmsg.NewPtrApiVersionsResponse()
@@ -222,7 +225,9 @@ func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer) error {
 		if r.ReplicaID < 0 {
 			return errors.New("consumer fetch on the replication listener")
 		}
-		resp = HandleFetch(s.ctx, r, s.lookup, s.throttle)
+		// On plain TCP the batches go from the segment files to the
+		// socket by sendfile; over TLS they must be read to be encrypted.
+		resp, files = handleFetch(s.ctx, r, s.lookup, s.throttle, w.CanSendFiles())
 	case *kmsg.OffsetForLeaderEpochRequest:
 		resp = HandleOffsetForLeaderEpoch(r, s.lookup)
 	default:
@@ -232,13 +237,18 @@ func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer) error {
 		}
 	}
 	_ = c.SetWriteDeadline(time.Now().Add(requestTimeout))
-	err := writeResponse(w, corr, resp)
+	var err error
+	if files != nil {
+		err = writeFetchFiles(w, corr, resp.(*kmsg.FetchResponse), files)
+	} else {
+		err = writeResponse(w, corr, resp)
+	}
 	if fr, isFetch := resp.(*kmsg.FetchResponse); isFetch && err == nil {
 		if fn := s.onFetch.Load(); fn != nil {
 			records := 0
 			for i := range fr.Topics {
 				for j := range fr.Topics[i].Partitions {
-					records += len(fr.Topics[i].Partitions[j].RecordBatches)
+					records += len(fr.Topics[i].Partitions[j].RecordBatches) + files.bytes(i, j)
 				}
 			}
 			(*fn)(time.Since(read), len(b), records)
@@ -284,6 +294,18 @@ func writeResponse(w *fetchwire.Writer, corr uint32, resp kmsg.Response) error {
 	out = resp.AppendTo(out)
 	binary.BigEndian.PutUint32(out, uint32(len(out)-4))
 	return w.Write(net.Buffers{out})
+}
+
+// writeFetchFiles writes a Fetch response whose record batches are partly
+// in segment files (files), which go to the socket by sendfile.
+func writeFetchFiles(w *fetchwire.Writer, corr uint32, fr *kmsg.FetchResponse, files fileBatches) error {
+	pieces, ok := fetchwire.EncodeFiles(int32(corr), fr, files.records)
+	if !ok {
+		// Fields the encoder leaves to kmsg, which the brokers never set:
+		// an error, not a response without its batches.
+		return errors.New("fetch response with record batches in files cannot be encoded in pieces")
+	}
+	return w.WritePieces(pieces)
 }
 
 // responseSizeHint guesses the encoded size of a response that is not

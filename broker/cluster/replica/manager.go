@@ -116,6 +116,15 @@ func (t *trackedLog) WriteAsFollower(batches []byte) (func(context.Context) erro
 	return writeAsFollower(context.Background(), t.PartitionLog, batches)
 }
 
+// ReadSlices locates batches in the log's files when the log can (see
+// sliceReader); ok is false otherwise, and the caller reads them.
+func (t *trackedLog) ReadSlices(offset int64, maxBytes int32, upTo int64) ([]storage.FileSlice, bool, error) {
+	if sr, ok := t.PartitionLog.(sliceReader); ok {
+		return sr.ReadSlices(offset, maxBytes, upTo)
+	}
+	return nil, false, nil
+}
+
 // epochFence is a log that refuses leader appends made under an older
 // leader epoch (storage.Partition.FenceLeaderEpoch).
 type epochFence interface {

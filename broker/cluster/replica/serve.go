@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/tributary/tributary/broker/internal/fetchwire"
 	"github.com/tributary/tributary/broker/storage"
 )
 
@@ -48,21 +49,63 @@ type Lookup func(topic string, partition int32) (l *Leader, log LeaderLog, ok bo
 // again once the rate is back, as Kafka's DelayedFetch leaves such
 // partitions out of the bytes it waits for.
 func HandleFetch(ctx context.Context, req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle) *kmsg.FetchResponse {
+	resp, _ := handleFetch(ctx, req, lookup, throttle, false)
+	return resp
+}
+
+// fileBatches are the record batches of a response left in their segment
+// files, by topic and partition index in the response: the replication
+// listener sends them with sendfile.
+type fileBatches map[[2]int][]storage.FileSlice
+
+// records returns the batches of resp.Topics[t].Partitions[p] in files.
+func (fb fileBatches) records(t, p int) []fetchwire.FileRecords {
+	slices := fb[[2]int{t, p}]
+	if len(slices) == 0 {
+		return nil
+	}
+	out := make([]fetchwire.FileRecords, len(slices))
+	for i := range slices {
+		out[i] = &slices[i]
+	}
+	return out
+}
+
+// bytes is the size of the batches of resp.Topics[t].Partitions[p] in
+// files.
+func (fb fileBatches) bytes(t, p int) int {
+	n := 0
+	for _, s := range fb[[2]int{t, p}] {
+		n += s.Len()
+	}
+	return n
+}
+
+// handleFetch is HandleFetch; with files, the record batches of partitions
+// whose log can locate them (sliceReader) are left in their files and
+// returned beside the response, whose RecordBatches stay nil for them.
+func handleFetch(ctx context.Context, req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle, files bool) (*kmsg.FetchResponse, fileBatches) {
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	for {
-		resp, bytes, waitOn, held := fetchOnce(req, lookup, throttle)
+		resp, fb, bytes, waitOn, held := fetchOnce(req, lookup, throttle, files)
 		if bytes >= int(max(req.MinBytes, 1)) || (len(waitOn) == 0 && held == 0) || !time.Now().Before(deadline) {
-			return resp
+			return resp, fb
 		}
 		d := time.Until(deadline)
 		if held > 0 && held < d {
 			d = held
 		}
 		if !waitAny(ctx, waitOn, d) && (ctx.Err() != nil || !time.Now().Before(deadline)) {
-			resp, _, _, _ = fetchOnce(req, lookup, throttle)
-			return resp
+			resp, fb, _, _, _ = fetchOnce(req, lookup, throttle, files)
+			return resp, fb
 		}
 	}
+}
+
+// sliceReader is a LeaderLog that can locate batches in its files instead
+// of reading them (*storage.Partition, storage.Partition.ReadSlices).
+type sliceReader interface {
+	ReadSlices(offset int64, maxBytes int32, upTo int64) ([]storage.FileSlice, bool, error)
 }
 
 // waitAny waits for one of chs, the timeout or ctx; false on timeout/ctx.
@@ -88,14 +131,15 @@ func waitAny(ctx context.Context, chs []<-chan struct{}, d time.Duration) bool {
 // the channels that signal new data for the partitions with none; held,
 // when not 0, is how long until the throttle lets the partitions it held
 // back through.
-func fetchOnce(req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle) (*kmsg.FetchResponse, int, []<-chan struct{}, time.Duration) {
+func fetchOnce(req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle, files bool) (*kmsg.FetchResponse, fileBatches, int, []<-chan struct{}, time.Duration) {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	total := 0
 	var (
 		waitOn []<-chan struct{}
 		held   time.Duration
+		fb     fileBatches
 	)
-	for _, t := range req.Topics {
+	for ti, t := range req.Topics {
 		rt := kmsg.NewFetchResponseTopic()
 		rt.Topic, rt.TopicID = t.Topic, t.TopicID
 		for i := range t.Partitions {
@@ -111,22 +155,35 @@ func fetchOnce(req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle) (*kmsg
 				if throttled && !slices.Contains(l.ISR(), req.ReplicaID) {
 					hold = throttle.Leader.Delay()
 				}
-				servePartition(req.ReplicaID, l, log, p, &rp, hold > 0)
+				var slices *[]storage.FileSlice
+				if files {
+					slices = new([]storage.FileSlice)
+				}
+				servePartition(req.ReplicaID, l, log, p, &rp, hold > 0, slices)
+				n := len(rp.RecordBatches)
+				if slices != nil && len(*slices) > 0 {
+					if fb == nil {
+						fb = fileBatches{}
+					}
+					key := [2]int{ti, len(rt.Partitions)}
+					fb[key] = *slices
+					n += fb.bytes(key[0], key[1])
+				}
 				switch {
 				case hold > 0:
 					if held == 0 || hold < held {
 						held = hold
 					}
-				case len(rp.RecordBatches) == 0 && rp.ErrorCode == 0 && rp.DivergingEpoch.Epoch < 0:
+				case n == 0 && rp.ErrorCode == 0 && rp.DivergingEpoch.Epoch < 0:
 					waitOn = append(waitOn, l.DataAfter(p.FetchOffset))
 				}
 				if throttled {
 					// In-sync replicas' bytes count against the bound
 					// too: the copy gets what the ISR leaves of it.
-					throttle.Leader.Record(len(rp.RecordBatches))
+					throttle.Leader.Record(n)
 				}
+				total += n
 			}
-			total += len(rp.RecordBatches)
 			if rp.ErrorCode != 0 || rp.DivergingEpoch.Epoch >= 0 {
 				total += 1 << 30 // answer now
 			}
@@ -134,12 +191,14 @@ func fetchOnce(req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle) (*kmsg
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
-	return resp, total, waitOn, held
+	return resp, fb, total, waitOn, held
 }
 
 // servePartition answers one partition; hold leaves its data out (the
-// throttle's), everything else being answered as usual.
-func servePartition(replica int32, l *Leader, log LeaderLog, p *kmsg.FetchRequestTopicPartition, rp *kmsg.FetchResponseTopicPartition, hold bool) {
+// throttle's), everything else being answered as usual. With slices not
+// nil and a log that can locate its batches (sliceReader), the batches are
+// left in their files: *slices says where, rp.RecordBatches stays nil.
+func servePartition(replica int32, l *Leader, log LeaderLog, p *kmsg.FetchRequestTopicPartition, rp *kmsg.FetchResponseTopicPartition, hold bool, slices *[]storage.FileSlice) {
 	epoch := l.Epoch()
 	rp.LogStartOffset = log.LogStartOffset()
 	rp.HighWatermark = l.HighWatermark()
@@ -172,6 +231,21 @@ func servePartition(replica int32, l *Leader, log LeaderLog, p *kmsg.FetchReques
 	rp.HighWatermark, rp.LastStableOffset = hw, hw
 	if p.FetchOffset == leo || hold {
 		return
+	}
+	if sr, ok := log.(sliceReader); ok && slices != nil {
+		found, ok, err := sr.ReadSlices(p.FetchOffset, p.PartitionMaxBytes, leo)
+		switch {
+		case errors.Is(err, storage.ErrOffsetOutOfRange):
+			rp.ErrorCode = kerr.OffsetOutOfRange.Code
+			return
+		case err != nil:
+			rp.ErrorCode = kerr.KafkaStorageError.Code
+			return
+		case ok:
+			*slices = found
+			return
+		}
+		// Not located without reading: read them below.
 	}
 	data, err := log.Read(p.FetchOffset, p.PartitionMaxBytes, leo)
 	switch {

@@ -21,6 +21,11 @@ var _ epochFence = (*storage.Partition)(nil)
 // cache (see trackedLog.startEpoch).
 var _ epochStarter = (*storage.Partition)(nil)
 
+// The replication listener sends a storage log's batches to followers from
+// its segment files (sliceReader); a change of the method would otherwise
+// silently read them into memory again.
+var _ sliceReader = (*storage.Partition)(nil)
+
 // StoreLogs opens partitions of a storage.Store for the Manager.
 type StoreLogs struct {
 	Store *storage.Store

@@ -11,6 +11,7 @@ package fetchwire
 import (
 	"encoding/binary"
 	"net"
+	"syscall"
 
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -24,6 +25,45 @@ import (
 // response with fields this encoder leaves to kmsg (unknown tags, which
 // the brokers never set): the caller encodes it whole.
 func Encode(corr int32, resp *kmsg.FetchResponse) (pieces net.Buffers, ok bool) {
+	parts, ok := encode(corr, resp, nil)
+	if !ok {
+		return nil, false
+	}
+	pieces = make(net.Buffers, len(parts))
+	for i := range parts {
+		pieces[i] = parts[i].Mem
+	}
+	return pieces, true
+}
+
+// FileRecords are record batches that the kernel sends from a file to the
+// socket (sendfile) without their bytes passing through user memory:
+// storage.FileSlice.
+type FileRecords interface {
+	// Len is the size of the batches in bytes.
+	Len() int
+	// SendTo sends what is left of them to the socket behind c and
+	// returns the bytes it sent; an error leaves the response cut short.
+	SendTo(c syscall.RawConn) (int64, error)
+}
+
+// Piece is a part of an encoded response: bytes in memory, or record
+// batches in a file (File set, Mem nil).
+type Piece struct {
+	Mem  []byte
+	File FileRecords
+}
+
+// EncodeFiles is Encode for a response some of whose partitions' record
+// batches are in files: files(t, p) returns those of
+// resp.Topics[t].Partitions[p] (nil: its RecordBatches, as Encode), whose
+// RecordBatches must then be nil. Writer.WritePieces sends the result on
+// plain TCP (Writer.CanSendFiles).
+func EncodeFiles(corr int32, resp *kmsg.FetchResponse, files func(t, p int) []FileRecords) (pieces []Piece, ok bool) {
+	return encode(corr, resp, files)
+}
+
+func encode(corr int32, resp *kmsg.FetchResponse, files func(t, p int) []FileRecords) (pieces []Piece, ok bool) {
 	version := resp.Version
 	if version < 4 || version > 16 || resp.UnknownTags.Len() > 0 {
 		return nil, false
@@ -37,14 +77,20 @@ func Encode(corr int32, resp *kmsg.FetchResponse) (pieces net.Buffers, ok bool) 
 		cur = append(cur, 0)
 	}
 	size := 0
-	flush := func(records []byte) {
+	flush := func(records []byte, inFiles []FileRecords) {
 		if len(cur) > 0 {
-			pieces = append(pieces, cur)
+			pieces = append(pieces, Piece{Mem: cur})
 			size += len(cur)
 		}
 		if len(records) > 0 {
-			pieces = append(pieces, records)
+			pieces = append(pieces, Piece{Mem: records})
 			size += len(records)
+		}
+		for _, f := range inFiles {
+			if n := f.Len(); n > 0 {
+				pieces = append(pieces, Piece{File: f})
+				size += n
+			}
 		}
 		cur = make([]byte, 0, 256)
 	}
@@ -97,18 +143,26 @@ func Encode(corr int32, resp *kmsg.FetchResponse) (pieces net.Buffers, ok bool) 
 			if version >= 11 {
 				cur = kbin.AppendInt32(cur, p.PreferredReadReplica)
 			}
+			var inFiles []FileRecords
+			if files != nil {
+				inFiles = files(i, j)
+			}
+			n := len(p.RecordBatches)
+			for _, f := range inFiles {
+				n += f.Len()
+			}
 			switch {
-			case p.RecordBatches == nil && flexible:
+			case p.RecordBatches == nil && inFiles == nil && flexible:
 				cur = append(cur, 0)
-			case p.RecordBatches == nil:
+			case p.RecordBatches == nil && inFiles == nil:
 				cur = kbin.AppendInt32(cur, -1)
 			case flexible:
-				cur = kbin.AppendUvarint(cur, 1+uint32(len(p.RecordBatches)))
+				cur = kbin.AppendUvarint(cur, 1+uint32(n))
 			default:
-				cur = kbin.AppendInt32(cur, int32(len(p.RecordBatches)))
+				cur = kbin.AppendInt32(cur, int32(n))
 			}
-			if len(p.RecordBatches) > 0 {
-				flush(p.RecordBatches)
+			if n > 0 {
+				flush(p.RecordBatches, inFiles)
 			}
 			if flexible {
 				cur = appendPartitionTags(cur, p)
@@ -145,8 +199,8 @@ func Encode(corr int32, resp *kmsg.FetchResponse) (pieces net.Buffers, ok bool) 
 			cur = append(cur, body...)
 		}
 	}
-	flush(nil)
-	binary.BigEndian.PutUint32(pieces[0][:4], uint32(size-4))
+	flush(nil, nil)
+	binary.BigEndian.PutUint32(pieces[0].Mem[:4], uint32(size-4))
 	return pieces, true
 }
 

@@ -2,8 +2,12 @@ package fetchwire
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // tlsRecordPayload is the most plaintext one TLS record carries (RFC 8446
@@ -32,6 +36,9 @@ type Writer struct {
 	// without wrapping the connection and losing the vectored write.
 	sent int64
 	co   *Coalescer // nil: crypto/tls writes each record itself
+	// raw is the TCP socket's descriptor access (nil over TLS), for
+	// WritePieces.
+	raw syscall.RawConn
 }
 
 // Sent is how many response bytes the connection has taken so far,
@@ -45,7 +52,11 @@ func (w *Writer) Sent() int64 { return w.sent }
 func NewWriter(c net.Conn) *Writer {
 	switch c := c.(type) {
 	case *net.TCPConn:
-		return &Writer{conn: c}
+		w := &Writer{conn: c}
+		if raw, err := c.SyscallConn(); err == nil {
+			w.raw = raw
+		}
+		return w
 	case *TLSConn:
 		return &Writer{conn: c, bw: bufio.NewWriterSize(c, tlsRecordPayload), co: c.co}
 	}
@@ -94,4 +105,83 @@ func (w *Writer) Write(pieces net.Buffers) (err error) {
 		return fmt.Errorf("writing a response: %w", err)
 	}
 	return nil
+}
+
+// CanSendFiles says whether WritePieces can send record batches from
+// files: on a plain TCP connection, where the kernel moves them from the
+// page cache to the socket itself. Over TLS the bytes must pass through
+// crypto/tls, so they are read into memory (Encode and Write).
+func (w *Writer) CanSendFiles() bool { return w.raw != nil }
+
+// WritePieces writes one response encoded by EncodeFiles on a connection
+// that CanSendFiles: the bytes in memory up to each file piece with one
+// sendmsg flagged MSG_MORE, so that they wait in the socket for the
+// batches that follow (the connection has TCP_NODELAY, and each would
+// otherwise go out as a small packet of its own, a wake-up of the reader
+// each), the file pieces with sendfile, and the bytes after the last file
+// piece with a plain vectored write that pushes the whole response out.
+// An error leaves the response cut short: close the connection.
+func (w *Writer) WritePieces(pieces []Piece) error {
+	if w.raw == nil {
+		return errors.New("writing a response with record batches in files: not a plain TCP connection")
+	}
+	var mem net.Buffers
+	for _, p := range pieces {
+		if p.File == nil {
+			mem = append(mem, p.Mem)
+			continue
+		}
+		if len(mem) > 0 {
+			n, err := sendMore(w.raw, mem)
+			w.sent += n
+			if err != nil {
+				return fmt.Errorf("writing a response: %w", err)
+			}
+			mem = mem[:0]
+		}
+		n, err := p.File.SendTo(w.raw)
+		w.sent += n
+		if err != nil {
+			return fmt.Errorf("writing a response: %w", err)
+		}
+	}
+	if len(mem) > 0 {
+		return w.Write(mem)
+	}
+	return nil
+}
+
+// sendMore writes every byte of bufs with sendmsg(MSG_MORE), waiting for
+// the socket when it is full (bounded by the connection's write deadline).
+func sendMore(raw syscall.RawConn, bufs net.Buffers) (int64, error) {
+	var sent int64
+	var serr error
+	err := raw.Write(func(fd uintptr) bool {
+		for len(bufs) > 0 {
+			n, err := unix.SendmsgBuffers(int(fd), bufs, nil, nil, unix.MSG_MORE)
+			if n > 0 {
+				sent += int64(n)
+				for n > 0 && len(bufs) > 0 {
+					k := min(n, len(bufs[0]))
+					bufs[0], n = bufs[0][k:], n-k
+					if len(bufs[0]) == 0 {
+						bufs = bufs[1:]
+					}
+				}
+			}
+			switch {
+			case errors.Is(err, unix.EAGAIN):
+				return false
+			case errors.Is(err, unix.EINTR):
+			case err != nil:
+				serr = err
+				return true
+			}
+		}
+		return true
+	})
+	if serr == nil {
+		serr = err
+	}
+	return sent, serr
 }

@@ -1,0 +1,132 @@
+package replica
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/cluster/metadata"
+	"github.com/tributary/tributary/broker/security/tlsconf/tlstest"
+	"github.com/tributary/tributary/broker/storage"
+)
+
+// countingLog is a storage partition that counts the reads of its batches
+// into memory.
+type countingLog struct {
+	*storage.Partition
+	reads atomic.Int32
+}
+
+func (c *countingLog) Read(offset int64, maxBytes int32, upTo int64) ([]byte, error) {
+	c.reads.Add(1)
+	return c.Partition.Read(offset, maxBytes, upTo)
+}
+
+// TestReplicationListenerSendsBatchesFromFiles: on a plaintext
+// replication listener a follower's fetch gets its batches from the
+// segment files by sendfile, not read into the leader's memory, and they
+// are the leader's bytes; over TLS they are read, as they must be to be
+// encrypted.
+func TestReplicationListenerSendsBatchesFromFiles(t *testing.T) {
+	ctx := context.Background()
+	part, err := openStore(t).CreatePartition(tp0.Topic, 0, storage.TopicConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &countingLog{Partition: part}
+	for i := range 20 {
+		if _, err := part.Append(ctx, produced(t, 50, -1, 0, fmt.Sprint("v", i)), storage.AppendOptions{LeaderEpoch: 5}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := part.Read(0, 1<<20, part.LogEndOffset())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := NewLeader(LeaderConfig{LocalID: 1}, metadata.Partition{Replicas: []int32{1, 2}, Leader: 1, LeaderEpoch: 5, ISR: []int32{1, 2}}, part.LogEndOffset(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookup := func(topic string, partition int32) (*Leader, LeaderLog, bool) {
+		if topic != tp0.Topic || partition != 0 {
+			return nil, nil, false
+		}
+		return tr, log, true
+	}
+	ca, err := tlstest.NewCA("replica test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Issue("127.0.0.1", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := leaf.TLSCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		listen func() net.Listener
+		dial   func(serverName string) *tls.Config
+		reads  int32
+	}{
+		{"plaintext", func() net.Listener {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ln
+		}, nil, 0},
+		{"tls", func() net.Listener {
+			ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ln
+		}, func(string) *tls.Config { return &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"} }, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := ServeReplication(tc.listen(), lookup, nil, nil, slog.New(slog.DiscardHandler))
+			defer srv.Close()
+			var served atomic.Int64
+			srv.OnFetch(func(_ time.Duration, _, records int) { served.Add(int64(records)) })
+			c, err := dialLeader(ctx, srv.Addr(), "test", tc.dial)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.close()
+			before := log.reads.Load()
+			r, err := c.request(fetchReq(5, 0, -1, 0), 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rp := r.(*kmsg.FetchResponse).Topics[0].Partitions[0]
+			if rp.ErrorCode != 0 || !bytes.Equal(rp.RecordBatches, want) {
+				t.Fatalf("code %d, %d record bytes, want the leader's %d", rp.ErrorCode, len(rp.RecordBatches), len(want))
+			}
+			if n := log.reads.Load() - before; n != tc.reads {
+				t.Fatalf("the batches were read into memory %d times, want %d", n, tc.reads)
+			}
+			if n := served.Load(); n != int64(len(want)) {
+				t.Fatalf("the fetch observer was told of %d record bytes, sent %d", n, len(want))
+			}
+			// The connection goes on: a second fetch, from the middle.
+			r, err = c.request(fetchReq(5, 500, -1, 0), 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rp := r.(*kmsg.FetchResponse).Topics[0].Partitions[0]; rp.ErrorCode != 0 || !bytes.HasSuffix(want, rp.RecordBatches) || len(rp.RecordBatches) == 0 {
+				t.Fatalf("second fetch: code %d, %d record bytes, not the end of the leader's log", rp.ErrorCode, len(rp.RecordBatches))
+			}
+		})
+	}
+}
