@@ -116,6 +116,11 @@ func TestReplicationListenerSendsBatchesFromFiles(t *testing.T) {
 			if n := log.reads.Load() - before; n != tc.reads {
 				t.Fatalf("the batches were read into memory %d times, want %d", n, tc.reads)
 			}
+			// The observer is told after the response is written, so
+			// possibly after the follower has read it.
+			for deadline := time.Now().Add(5 * time.Second); served.Load() != int64(len(want)) && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
 			if n := served.Load(); n != int64(len(want)) {
 				t.Fatalf("the fetch observer was told of %d record bytes, sent %d", n, len(want))
 			}
