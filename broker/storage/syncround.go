@@ -38,6 +38,13 @@ type syncer struct {
 	stopped bool
 	// rounds counts the rounds run, for tests and diagnostics.
 	rounds atomic.Int64
+	// running is held by the round under way. The loop runs one round at a
+	// time by itself; once the store is stopping, appends run their rounds
+	// themselves and would otherwise overlap each other and the loop's
+	// last one. Two rounds fsyncing one file at once must not happen: a
+	// write-back error is reported once per open file, so one of them could
+	// be told of it and the other count the same data durable.
+	running sync.Mutex
 }
 
 func newSyncer(st *Store) *syncer {
@@ -124,6 +131,8 @@ const maxConcurrentSyncs = 64
 // partition is done (its waiters answered) as soon as its own files are:
 // a slow file delays the next round, not the partitions already synced.
 func (s *syncer) round(parts []*Partition) {
+	s.running.Lock()
+	defer s.running.Unlock()
 	s.rounds.Add(1)
 	var files atomic.Int64
 	if fn := s.st.opts.OnSyncRound; fn != nil {

@@ -275,3 +275,44 @@ func TestOnSyncRoundReportsEachRound(t *testing.T) {
 		t.Errorf("a round with nothing to sync reported %d files", r.files)
 	}
 }
+
+// Once the store is stopping, an append runs its sync round itself (the
+// loop is ending); those rounds still run one at a time, as the loop's do:
+// two rounds fsyncing one file at once could be told of one write-back
+// error only once between them, and the other would count the data
+// durable.
+func TestRoundsRunOneAtATimeOnceStopping(t *testing.T) {
+	st := openStore(t, t.TempDir(), Options{})
+	p := mustCreate(t, st, "s", 0, TopicConfig{})
+	g := newGatedSync()
+	st.syncData = g.sync
+	var once sync.Once
+	release := func() { once.Do(func() { close(g.release) }) }
+	t.Cleanup(release)
+	st.sync.mu.Lock()
+	st.sync.stopped = true // what the loop sets when the store stops
+	st.sync.mu.Unlock()
+
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := p.Append(context.Background(), makeBatch(t, batchSpec{records: 1}), AppendOptions{})
+			errs <- err
+		}()
+	}
+	<-g.entered // a round is fsyncing the partition's segment
+	select {
+	case name := <-g.entered:
+		t.Fatalf("a second sync round fsynced %s while the first was under way", name)
+	case <-time.After(300 * time.Millisecond):
+	}
+	release()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hw := p.HighWatermark(); hw != 2 {
+		t.Errorf("high watermark %d, want 2 (both appends durable)", hw)
+	}
+}
