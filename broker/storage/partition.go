@@ -778,6 +778,13 @@ func (p *Partition) Read(offset int64, maxBytes int32, upTo int64) ([]byte, erro
 	return p.read(offset, maxBytes, upTo, nil)
 }
 
+// ReadInto is Read into rb's memory (nil: memory of its own), valid until
+// rb.Release: a leader's reads for a follower whose response is written
+// through crypto/tls, which cannot send the batches from the file.
+func (p *Partition) ReadInto(offset int64, maxBytes int32, upTo int64, rb *ReadBuffers) ([]byte, error) {
+	return p.read(offset, maxBytes, upTo, rb)
+}
+
 // read is Read into rb's memory (nil: memory of its own).
 func (p *Partition) read(offset int64, maxBytes int32, upTo int64, rb *ReadBuffers) ([]byte, error) {
 	var out []byte

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tributary/tributary/broker/internal/fetchwire"
+	"github.com/tributary/tributary/broker/storage"
 )
 
 // Limits of the replication listener.
@@ -148,8 +149,9 @@ func (s *ReplicationServer) accept() {
 				_ = tc.SetDeadline(time.Time{})
 			}
 			w := fetchwire.NewWriter(c)
+			var rb storage.ReadBuffers
 			for {
-				if err := s.serveOne(c, w); err != nil {
+				if err := s.serveOne(c, w, &rb); err != nil {
 					if !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
 						s.log.Debug("closing replication connection", "remote", c.RemoteAddr(), "err", err)
 					}
@@ -160,8 +162,11 @@ func (s *ReplicationServer) accept() {
 	}
 }
 
-// serveOne reads one request and writes its response.
-func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer) error {
+// serveOne reads one request and writes its response. Batches a Fetch
+// reads into memory go into rb (over TLS), released once the response is
+// written.
+func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer, rb *storage.ReadBuffers) error {
+	defer rb.Release()
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Minute)) // idle followers still fetch every few hundred ms
 	var size [4]byte
 	if _, err := io.ReadFull(c, size[:]); err != nil {
@@ -227,7 +232,7 @@ func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer) error {
 		}
 		// On plain TCP the batches go from the segment files to the
 		// socket by sendfile; over TLS they must be read to be encrypted.
-		resp, files = handleFetch(s.ctx, r, s.lookup, s.throttle, w.CanSendFiles())
+		resp, files = handleFetch(s.ctx, r, s.lookup, s.throttle, readVia{files: w.CanSendFiles(), rb: rb})
 	case *kmsg.OffsetForLeaderEpochRequest:
 		resp = HandleOffsetForLeaderEpoch(r, s.lookup)
 	default:

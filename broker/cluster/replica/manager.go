@@ -125,6 +125,15 @@ func (t *trackedLog) ReadSlices(offset int64, maxBytes int32, upTo int64) ([]sto
 	return nil, false, nil
 }
 
+// ReadInto reads batches into rb's memory when the log can (see
+// bufferedReader), else into memory of their own.
+func (t *trackedLog) ReadInto(offset int64, maxBytes int32, upTo int64, rb *storage.ReadBuffers) ([]byte, error) {
+	if br, ok := t.PartitionLog.(bufferedReader); ok {
+		return br.ReadInto(offset, maxBytes, upTo, rb)
+	}
+	return t.PartitionLog.Read(offset, maxBytes, upTo)
+}
+
 // epochFence is a log that refuses leader appends made under an older
 // leader epoch (storage.Partition.FenceLeaderEpoch).
 type epochFence interface {

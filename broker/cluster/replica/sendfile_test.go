@@ -19,10 +19,10 @@ import (
 )
 
 // countingLog is a storage partition that counts the reads of its batches
-// into memory.
+// into memory of their own and into pooled memory.
 type countingLog struct {
 	*storage.Partition
-	reads atomic.Int32
+	reads, pooled atomic.Int32
 }
 
 func (c *countingLog) Read(offset int64, maxBytes int32, upTo int64) ([]byte, error) {
@@ -30,11 +30,16 @@ func (c *countingLog) Read(offset int64, maxBytes int32, upTo int64) ([]byte, er
 	return c.Partition.Read(offset, maxBytes, upTo)
 }
 
+func (c *countingLog) ReadInto(offset int64, maxBytes int32, upTo int64, rb *storage.ReadBuffers) ([]byte, error) {
+	c.pooled.Add(1)
+	return c.Partition.ReadInto(offset, maxBytes, upTo, rb)
+}
+
 // TestReplicationListenerSendsBatchesFromFiles: on a plaintext
 // replication listener a follower's fetch gets its batches from the
 // segment files by sendfile, not read into the leader's memory, and they
 // are the leader's bytes; over TLS they are read, as they must be to be
-// encrypted.
+// encrypted, into the connection's pooled memory.
 func TestReplicationListenerSendsBatchesFromFiles(t *testing.T) {
 	ctx := context.Background()
 	part, err := openStore(t).CreatePartition(tp0.Topic, 0, storage.TopicConfig{})
@@ -77,7 +82,8 @@ func TestReplicationListenerSendsBatchesFromFiles(t *testing.T) {
 		name   string
 		listen func() net.Listener
 		dial   func(serverName string) *tls.Config
-		reads  int32
+		reads  int32 // into memory of their own
+		pooled int32
 	}{
 		{"plaintext", func() net.Listener {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -85,14 +91,14 @@ func TestReplicationListenerSendsBatchesFromFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			return ln
-		}, nil, 0},
+		}, nil, 0, 0},
 		{"tls", func() net.Listener {
 			ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			return ln
-		}, func(string) *tls.Config { return &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"} }, 1},
+		}, func(string) *tls.Config { return &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"} }, 0, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := ServeReplication(tc.listen(), lookup, nil, nil, slog.New(slog.DiscardHandler))
@@ -104,7 +110,7 @@ func TestReplicationListenerSendsBatchesFromFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.close()
-			before := log.reads.Load()
+			before, pooledBefore := log.reads.Load(), log.pooled.Load()
 			r, err := c.request(fetchReq(5, 0, -1, 0), 10*time.Second)
 			if err != nil {
 				t.Fatal(err)
@@ -113,8 +119,8 @@ func TestReplicationListenerSendsBatchesFromFiles(t *testing.T) {
 			if rp.ErrorCode != 0 || !bytes.Equal(rp.RecordBatches, want) {
 				t.Fatalf("code %d, %d record bytes, want the leader's %d", rp.ErrorCode, len(rp.RecordBatches), len(want))
 			}
-			if n := log.reads.Load() - before; n != tc.reads {
-				t.Fatalf("the batches were read into memory %d times, want %d", n, tc.reads)
+			if n, p := log.reads.Load()-before, log.pooled.Load()-pooledBefore; n != tc.reads || p != tc.pooled {
+				t.Fatalf("the batches were read into memory of their own %d times and into pooled memory %d times, want %d and %d", n, p, tc.reads, tc.pooled)
 			}
 			// The observer is told after the response is written, so
 			// possibly after the follower has read it.

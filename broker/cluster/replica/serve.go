@@ -49,7 +49,7 @@ type Lookup func(topic string, partition int32) (l *Leader, log LeaderLog, ok bo
 // again once the rate is back, as Kafka's DelayedFetch leaves such
 // partitions out of the bytes it waits for.
 func HandleFetch(ctx context.Context, req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle) *kmsg.FetchResponse {
-	resp, _ := handleFetch(ctx, req, lookup, throttle, false)
+	resp, _ := handleFetch(ctx, req, lookup, throttle, readVia{})
 	return resp
 }
 
@@ -81,13 +81,23 @@ func (fb fileBatches) bytes(t, p int) int {
 	return n
 }
 
-// handleFetch is HandleFetch; with files, the record batches of partitions
-// whose log can locate them (sliceReader) are left in their files and
-// returned beside the response, whose RecordBatches stay nil for them.
-func handleFetch(ctx context.Context, req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle, files bool) (*kmsg.FetchResponse, fileBatches) {
+// readVia says how a response's record batches are read. With files, those
+// of partitions whose log can locate them (sliceReader) are left in their
+// files and returned beside the response, whose RecordBatches stay nil for
+// them. Else, with rb, they are read into rb's pooled memory where the log
+// can (bufferedReader), which the caller releases once the response is
+// written: a follower's fetch otherwise allocates (and the runtime clears)
+// a buffer as large as the data.
+type readVia struct {
+	files bool
+	rb    *storage.ReadBuffers
+}
+
+// handleFetch is HandleFetch, reading the batches as via says.
+func handleFetch(ctx context.Context, req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle, via readVia) (*kmsg.FetchResponse, fileBatches) {
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	for {
-		resp, fb, bytes, waitOn, held := fetchOnce(req, lookup, throttle, files)
+		resp, fb, bytes, waitOn, held := fetchOnce(req, lookup, throttle, via)
 		if bytes >= int(max(req.MinBytes, 1)) || (len(waitOn) == 0 && held == 0) || !time.Now().Before(deadline) {
 			return resp, fb
 		}
@@ -95,8 +105,11 @@ func handleFetch(ctx context.Context, req *kmsg.FetchRequest, lookup Lookup, thr
 		if held > 0 && held < d {
 			d = held
 		}
+		// This response is dropped unsent: its reads' memory can serve
+		// the next.
+		via.rb.Release()
 		if !waitAny(ctx, waitOn, d) && (ctx.Err() != nil || !time.Now().Before(deadline)) {
-			resp, fb, _, _, _ = fetchOnce(req, lookup, throttle, files)
+			resp, fb, _, _, _ = fetchOnce(req, lookup, throttle, via)
 			return resp, fb
 		}
 	}
@@ -106,6 +119,12 @@ func handleFetch(ctx context.Context, req *kmsg.FetchRequest, lookup Lookup, thr
 // of reading them (*storage.Partition, storage.Partition.ReadSlices).
 type sliceReader interface {
 	ReadSlices(offset int64, maxBytes int32, upTo int64) ([]storage.FileSlice, bool, error)
+}
+
+// bufferedReader is a LeaderLog that reads into pooled memory
+// (*storage.Partition, storage.Partition.ReadInto).
+type bufferedReader interface {
+	ReadInto(offset int64, maxBytes int32, upTo int64, rb *storage.ReadBuffers) ([]byte, error)
 }
 
 // waitAny waits for one of chs, the timeout or ctx; false on timeout/ctx.
@@ -131,7 +150,7 @@ func waitAny(ctx context.Context, chs []<-chan struct{}, d time.Duration) bool {
 // the channels that signal new data for the partitions with none; held,
 // when not 0, is how long until the throttle lets the partitions it held
 // back through.
-func fetchOnce(req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle, files bool) (*kmsg.FetchResponse, fileBatches, int, []<-chan struct{}, time.Duration) {
+func fetchOnce(req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle, via readVia) (*kmsg.FetchResponse, fileBatches, int, []<-chan struct{}, time.Duration) {
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	total := 0
 	var (
@@ -156,10 +175,10 @@ func fetchOnce(req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle, files 
 					hold = throttle.Leader.Delay()
 				}
 				var slices *[]storage.FileSlice
-				if files {
+				if via.files {
 					slices = new([]storage.FileSlice)
 				}
-				servePartition(req.ReplicaID, l, log, p, &rp, hold > 0, slices)
+				servePartition(req.ReplicaID, l, log, p, &rp, hold > 0, slices, via.rb)
 				n := len(rp.RecordBatches)
 				if slices != nil && len(*slices) > 0 {
 					if fb == nil {
@@ -198,7 +217,9 @@ func fetchOnce(req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle, files 
 // throttle's), everything else being answered as usual. With slices not
 // nil and a log that can locate its batches (sliceReader), the batches are
 // left in their files: *slices says where, rp.RecordBatches stays nil.
-func servePartition(replica int32, l *Leader, log LeaderLog, p *kmsg.FetchRequestTopicPartition, rp *kmsg.FetchResponseTopicPartition, hold bool, slices *[]storage.FileSlice) {
+// Else, with rb not nil and a log that can (bufferedReader), they are read
+// into rb's memory.
+func servePartition(replica int32, l *Leader, log LeaderLog, p *kmsg.FetchRequestTopicPartition, rp *kmsg.FetchResponseTopicPartition, hold bool, slices *[]storage.FileSlice, rb *storage.ReadBuffers) {
 	epoch := l.Epoch()
 	rp.LogStartOffset = log.LogStartOffset()
 	rp.HighWatermark = l.HighWatermark()
@@ -247,7 +268,12 @@ func servePartition(replica int32, l *Leader, log LeaderLog, p *kmsg.FetchReques
 		}
 		// Not located without reading: read them below.
 	}
-	data, err := log.Read(p.FetchOffset, p.PartitionMaxBytes, leo)
+	var data []byte
+	if br, ok := log.(bufferedReader); ok && rb != nil {
+		data, err = br.ReadInto(p.FetchOffset, p.PartitionMaxBytes, leo, rb)
+	} else {
+		data, err = log.Read(p.FetchOffset, p.PartitionMaxBytes, leo)
+	}
 	switch {
 	case errors.Is(err, storage.ErrOffsetOutOfRange):
 		rp.ErrorCode = kerr.OffsetOutOfRange.Code

@@ -26,6 +26,10 @@ var _ epochStarter = (*storage.Partition)(nil)
 // silently read them into memory again.
 var _ sliceReader = (*storage.Partition)(nil)
 
+// Over TLS the replication listener reads a storage log's batches into
+// pooled memory (bufferedReader).
+var _ bufferedReader = (*storage.Partition)(nil)
+
 // StoreLogs opens partitions of a storage.Store for the Manager.
 type StoreLogs struct {
 	Store *storage.Store
