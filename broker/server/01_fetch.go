@@ -62,21 +62,83 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/tributary/tributary/broker/internal/fetchwire"
 	"github.com/tributary/tributary/broker/storage"
 )
 
 var fetchAPI = api{key: 1, min: 4, max: 16,
 	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
-		// The records are read into memory the connection's writer
-		// releases once the response is written (conn.frame).
-		rb := new(storage.ReadBuffers)
-		c.readBufs = rb
-		return s.handleFetch(ctx, s.authFor(c, 1), r.(*kmsg.FetchRequest), fetchQuota{s.quotas, c.quotaUser(), c.clientID}, rb), nil
+		// On plain TCP the record batches stay in the segment files and
+		// the writer sends them with sendfile; over TLS they are read
+		// into memory the connection's writer releases once the response
+		// is written (conn.frame).
+		rd := fetchRead{rb: new(storage.ReadBuffers)}
+		if c.sendsFiles() {
+			rd.files = fetchFiles{}
+		}
+		c.readBufs, c.readFiles = rd.rb, rd.files
+		return s.handleFetch(ctx, s.authFor(c, 1), r.(*kmsg.FetchRequest), fetchQuota{s.quotas, c.quotaUser(), c.clientID}, rd), nil
 	}}
 
+// fetchRead says where a Fetch puts the record batches it returns: left in
+// their segment files, in files (nil: none are), or read into rb's memory
+// (nil: memory of their own).
+type fetchRead struct {
+	rb    *storage.ReadBuffers
+	files fetchFiles
+}
+
+// fetchFiles are the record batches of a response left in their segment
+// files, by partition, for the connection to send with sendfile: a
+// consumer's fetch then costs no memory for its records, however large
+// fetch.max.bytes is and however many consumers fetch at once, and no
+// copy through user space. A partition's RecordBatches is empty when its
+// batches are here.
+type fetchFiles map[fetchFileKey][]storage.FileSlice
+
+// fetchFileKey names a partition of a response (by topic name below v13,
+// by id from v13 on).
+type fetchFileKey struct {
+	topic     string
+	id        [16]byte
+	partition int32
+}
+
+func fileKeyOf(t *kmsg.FetchResponseTopic, p int32) fetchFileKey {
+	return fetchFileKey{t.Topic, t.TopicID, p}
+}
+
+// bytes is the size of a partition's batches: in memory and in files.
+func (ff fetchFiles) bytes(t *kmsg.FetchResponseTopic, p *kmsg.FetchResponseTopicPartition) int {
+	n := len(p.RecordBatches)
+	if ff == nil {
+		return n
+	}
+	for _, s := range ff[fileKeyOf(t, p.Partition)] {
+		n += s.Len()
+	}
+	return n
+}
+
+// records returns the batches of resp.Topics[t].Partitions[p] in files,
+// for fetchwire.EncodeFiles.
+func (ff fetchFiles) records(resp *kmsg.FetchResponse) func(t, p int) []fetchwire.FileRecords {
+	return func(t, p int) []fetchwire.FileRecords {
+		slices := ff[fileKeyOf(&resp.Topics[t], resp.Topics[t].Partitions[p].Partition)]
+		if len(slices) == 0 {
+			return nil
+		}
+		out := make([]fetchwire.FileRecords, len(slices))
+		for i := range slices {
+			out[i] = &slices[i]
+		}
+		return out
+	}
+}
+
 // handleFetch answers a consumer's Fetch. The records of the response are
-// in rb's memory (nil: memory of their own), valid until rb.Release.
-func (s *Server) handleFetch(ctx context.Context, az reqAuth, req *kmsg.FetchRequest, fq fetchQuota, rb *storage.ReadBuffers) *kmsg.FetchResponse {
+// where rd says, valid until rd.rb.Release.
+func (s *Server) handleFetch(ctx context.Context, az reqAuth, req *kmsg.FetchRequest, fq fetchQuota, rd fetchRead) *kmsg.FetchResponse {
 	replicaID := req.ReplicaID
 	if req.Version >= 15 {
 		replicaID = req.ReplicaState.ID
@@ -120,9 +182,9 @@ func (s *Server) handleFetch(ctx context.Context, az reqAuth, req *kmsg.FetchReq
 	}
 	finish := func(resp *kmsg.FetchResponse) *kmsg.FetchResponse {
 		if sess != nil && incremental {
-			sess.filter(req.Version, resp)
+			sess.filter(req.Version, resp, rd.files)
 		}
-		if d, sent := fq.record(resp); !sent {
+		if d, sent := fq.record(resp, rd.files); !sent {
 			// Over consumer_byte_rate: Kafka answers with the throttle
 			// time and no data, and counts none of it against the
 			// quota; the client fetches the same offsets again once
@@ -133,7 +195,7 @@ func (s *Server) handleFetch(ctx context.Context, az reqAuth, req *kmsg.FetchReq
 		if sess == nil {
 			return resp
 		}
-		sess.sent(req.Version, resp, time.Now())
+		sess.sent(req.Version, resp, rd.files, time.Now())
 		resp.SessionID = sess.id
 		return resp
 	}
@@ -152,13 +214,14 @@ func (s *Server) handleFetch(ctx context.Context, az reqAuth, req *kmsg.FetchReq
 		// Take the wake-up channel before reading, so an append that
 		// lands between the read and the wait is not missed.
 		woken := s.data.wait()
-		resp, bytes, stop := s.fetchOnce(req, denied, rb)
+		resp, bytes, stop := s.fetchOnce(req, denied, rd)
 		if stop || bytes >= int(req.MinBytes) || !time.Now().Before(deadline) || ctx.Err() != nil {
-			return s.countFetched(finish(resp))
+			return s.countFetched(finish(resp), rd.files)
 		}
 		// Too little to answer yet: this read is dropped, its memory
 		// serves the next one.
-		rb.Release()
+		rd.rb.Release()
+		clear(rd.files)
 		if timer == nil {
 			timer = time.NewTimer(time.Until(deadline))
 			defer timer.Stop()
@@ -178,8 +241,9 @@ func (s *Server) handleFetch(ctx context.Context, az reqAuth, req *kmsg.FetchReq
 
 // countFetched counts the records of the response that is sent (not the
 // intermediate reads of a long poll) for the metrics.
-func (s *Server) countFetched(resp *kmsg.FetchResponse) *kmsg.FetchResponse {
-	for _, t := range resp.Topics {
+func (s *Server) countFetched(resp *kmsg.FetchResponse, files fetchFiles) *kmsg.FetchResponse {
+	for i := range resp.Topics {
+		t := &resp.Topics[i]
 		name := t.Topic
 		if name == "" { // v13+: topics by id
 			tp, ok := s.lookupTopicID(t.TopicID)
@@ -188,9 +252,9 @@ func (s *Server) countFetched(resp *kmsg.FetchResponse) *kmsg.FetchResponse {
 			}
 			name = tp.name
 		}
-		for _, p := range t.Partitions {
-			if len(p.RecordBatches) > 0 {
-				s.metrics.RecordFetch(name, len(p.RecordBatches))
+		for j := range t.Partitions {
+			if n := files.bytes(t, &t.Partitions[j]); n > 0 {
+				s.metrics.RecordFetch(name, n)
 			}
 		}
 	}
@@ -214,7 +278,7 @@ func (s *Server) fetchTopicNames(req *kmsg.FetchRequest) []string {
 // fetchOnce reads every requested partition once; topics in denied answer
 // TOPIC_AUTHORIZATION_FAILED, whether they exist or not. stop is true when
 // the response must go out now (an error in some partition).
-func (s *Server) fetchOnce(req *kmsg.FetchRequest, denied map[string]bool, rb *storage.ReadBuffers) (resp *kmsg.FetchResponse, bytes int, stop bool) {
+func (s *Server) fetchOnce(req *kmsg.FetchRequest, denied map[string]bool, rd fetchRead) (resp *kmsg.FetchResponse, bytes int, stop bool) {
 	resp = req.ResponseKind().(*kmsg.FetchResponse)
 	remaining := int(req.MaxBytes)
 	if req.MaxBytes <= 0 {
@@ -254,7 +318,7 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest, denied map[string]bool, rb *s
 			case !ok:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			default:
-				n := s.fetchPartition(req, rp, p, &sp, remaining, bytes > 0, rb)
+				n := s.fetchPartition(req, fileKeyOf(&st, rp.Partition), rp, p, &sp, remaining, bytes > 0, rd)
 				bytes += n
 				remaining -= n
 			}
@@ -270,7 +334,7 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest, denied map[string]bool, rb *s
 
 // fetchPartition fills one partition of the response and returns the bytes
 // of records it added.
-func (s *Server) fetchPartition(req *kmsg.FetchRequest, rp kmsg.FetchRequestTopicPartition, p *partition, sp *kmsg.FetchResponseTopicPartition, remaining int, haveData bool, rb *storage.ReadBuffers) int {
+func (s *Server) fetchPartition(req *kmsg.FetchRequest, key fetchFileKey, rp kmsg.FetchRequestTopicPartition, p *partition, sp *kmsg.FetchResponseTopicPartition, remaining int, haveData bool, rd fetchRead) int {
 	log, _, code := s.servingLog(p, rp.CurrentLeaderEpoch, req.Version >= 9)
 	if code != 0 {
 		sp.ErrorCode = code
@@ -305,14 +369,34 @@ func (s *Server) fetchPartition(req *kmsg.FetchRequest, rp kmsg.FetchRequestTopi
 	if limit <= 0 && haveData {
 		return 0
 	}
-	res, err := log.ReadIsolatedInto(rp.FetchOffset, int32(max(limit, 1)), isolation, rb)
-	data := res.Records
-	if err != nil {
+	readFailed := func(err error) int {
 		sp.ErrorCode = storageErrorCode(err)
 		if sp.ErrorCode != kerr.OffsetOutOfRange.Code {
 			s.log.Error("read failed", "topic", p.topic, "partition", p.index, "offset", rp.FetchOffset, "err", err)
 		}
 		return 0
+	}
+	// A partition named twice in one request (possible without fetch
+	// sessions) has its second batches read: files holds one entry a
+	// partition.
+	if _, twice := rd.files[key]; rd.files != nil && !twice {
+		res, err := log.ReadIsolatedSlices(rp.FetchOffset, int32(max(limit, 1)), isolation)
+		if err != nil {
+			return readFailed(err)
+		}
+		n := res.Len()
+		if n == 0 || haveData && n > limit {
+			return 0
+		}
+		rd.files[key] = res.Slices
+		sp.HighWatermark, sp.LastStableOffset = res.HighWatermark, res.LastStableOffset
+		sp.AbortedTransactions = abortedForResponse(res.AbortedTransactions)
+		return n
+	}
+	res, err := log.ReadIsolatedInto(rp.FetchOffset, int32(max(limit, 1)), isolation, rd.rb)
+	data := res.Records
+	if err != nil {
+		return readFailed(err)
 	}
 	// Storage returns at least one whole batch; only the first data of
 	// the response may exceed the limits (KIP-74).
@@ -325,12 +409,20 @@ func (s *Server) fetchPartition(req *kmsg.FetchRequest, rp kmsg.FetchRequestTopi
 		// since the first look).
 		sp.HighWatermark, sp.LastStableOffset = res.HighWatermark, res.LastStableOffset
 	}
-	for _, a := range res.AbortedTransactions {
+	sp.AbortedTransactions = abortedForResponse(res.AbortedTransactions)
+	return len(data)
+}
+
+// abortedForResponse lists aborted transactions as a Fetch response does
+// (nil for none).
+func abortedForResponse(aborted []storage.AbortedTxn) []kmsg.FetchResponseTopicPartitionAbortedTransaction {
+	var out []kmsg.FetchResponseTopicPartitionAbortedTransaction
+	for _, a := range aborted {
 		at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
 		at.ProducerID, at.FirstOffset = a.ProducerID, a.FirstOffset
-		sp.AbortedTransactions = append(sp.AbortedTransactions, at)
+		out = append(out, at)
 	}
-	return len(data)
+	return out
 }
 
 // fetchAllErrors answers every partition with one error code.

@@ -121,7 +121,7 @@ func BenchmarkFetchAuthorized(b *testing.B) {
 				}
 			}
 		}
-		p := s.handleFetch(ctx, anonymousAuth(s, 1), f, fetchQuota{}, nil).Topics[0].Partitions[0]
+		p := s.handleFetch(ctx, anonymousAuth(s, 1), f, fetchQuota{}, fetchRead{}).Topics[0].Partitions[0]
 		if p.ErrorCode != 0 || len(p.RecordBatches) == 0 {
 			b.Fatalf("fetch: %v, %d bytes", kerr.ErrorForCode(p.ErrorCode), len(p.RecordBatches))
 		}

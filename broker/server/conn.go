@@ -204,8 +204,19 @@ type conn struct {
 	// request being handled is written (a failed authentication).
 	closeAfterResponse bool
 	// readBufs holds the records of the Fetch response being built; the
-	// writer releases it once the response is written.
-	readBufs *storage.ReadBuffers
+	// writer releases it once the response is written. readFiles are its
+	// records left in their segment files (plain TCP), which the writer
+	// sends with sendfile.
+	readBufs  *storage.ReadBuffers
+	readFiles fetchFiles
+}
+
+// sendsFiles says whether the connection's writer sends record batches
+// from their segment files (fetchwire.Writer.CanSendFiles): on plain TCP,
+// SASL_PLAINTEXT included; over TLS they must be read to be encrypted.
+func (c *conn) sendsFiles() bool {
+	_, plain := c.rw.(*net.TCPConn)
+	return plain
 }
 
 func newConn(s *Server, l *clientListener, nc net.Conn) *conn {
@@ -306,19 +317,21 @@ func (c *conn) serve() {
 	// queue hands a response to the writer, with the read buffers its
 	// records are in; false when the writer failed (it closed the
 	// connection).
-	queue := func(req *request, resp kmsg.Response, bufs *storage.ReadBuffers) bool {
+	queue := func(req *request, resp kmsg.Response, rd fetchRead) bool {
+		o := outgoing{bufs: rd.rb}
+		o.pieces, o.filePieces = c.frame(req.corr, resp, rd.files)
 		select {
-		case out <- outgoing{pieces: c.frame(req.corr, resp), bufs: bufs}:
+		case out <- o:
 			return true
 		case <-writeDone:
 			return false
 		}
 	}
-	write := func(req *request, resp kmsg.Response) bool { return queue(req, resp, nil) }
+	write := func(req *request, resp kmsg.Response) bool { return queue(req, resp, fetchRead{}) }
 	// send queues the response of the request just handled, with the read
 	// buffers its handler filled.
-	send := func(req *request, resp kmsg.Response, bufs *storage.ReadBuffers) bool {
-		if !queue(req, resp, bufs) {
+	send := func(req *request, resp kmsg.Response, rd fetchRead) bool {
+		if !queue(req, resp, rd) {
 			c.drain(reqs)
 			return false
 		}
@@ -409,14 +422,14 @@ serving:
 		}
 		// A response not sent leaves its buffers to the garbage
 		// collector.
-		bufs := c.readBufs
-		c.readBufs = nil
+		rd := fetchRead{rb: c.readBufs, files: c.readFiles}
+		c.readBufs, c.readFiles = nil, nil
 		c.inFlight.Add(-1)
 		if err != nil {
 			fail(req, err)
 			break
 		}
-		throttle := c.s.quotaThrottle(c, req, resp, time.Since(start)-time.Duration(parked.Load()))
+		throttle := c.s.quotaThrottle(c, req, resp, rd.files, time.Since(start)-time.Duration(parked.Load()))
 		if resp == nil {
 			// acks=0 produce: no response to carry the throttle;
 			// the muted connection is all the client sees.
@@ -432,7 +445,7 @@ serving:
 		if !backsOff && !c.mute(throttle) {
 			break
 		}
-		if !send(req, resp, bufs) {
+		if !send(req, resp, rd) {
 			break
 		}
 		if backsOff && !c.mute(throttle) {
@@ -617,23 +630,35 @@ func frameHint(size [4]byte) string {
 }
 
 // frame encodes a response for the writer. A fetch response keeps its
-// record batches where storage put them (fetchwire.Encode): on plaintext
-// they go out with one vectored write, on TLS straight into the records
-// (fetchwire.Writer).
-func (c *conn) frame(corr int32, resp kmsg.Response) net.Buffers {
+// record batches where storage put them: left in their segment files
+// (files, plain TCP only), they are encoded as file pieces
+// (fetchwire.EncodeFiles) that the writer sends with sendfile; in memory
+// (fetchwire.Encode), they go out with one vectored write on plaintext,
+// straight into the records on TLS (fetchwire.Writer).
+func (c *conn) frame(corr int32, resp kmsg.Response, files fetchFiles) (net.Buffers, []fetchwire.Piece) {
 	if fr, ok := resp.(*kmsg.FetchResponse); ok {
+		if len(files) > 0 {
+			if pieces, ok := fetchwire.EncodeFiles(corr, fr, files.records(fr)); ok {
+				return nil, pieces
+			}
+			// kmsg fields the encoder leaves to kmsg, which this
+			// broker never sets: not sent without its batches.
+			c.log.Error("fetch response with record batches in files cannot be encoded in pieces")
+		}
 		if pieces, ok := fetchwire.Encode(corr, fr); ok {
-			return pieces
+			return pieces, nil
 		}
 	}
-	return net.Buffers{encodeResponse(make([]byte, 0, responseSizeHint(resp)), corr, resp)}
+	return net.Buffers{encodeResponse(make([]byte, 0, responseSizeHint(resp)), corr, resp)}, nil
 }
 
-// outgoing is a response on its way to the writer: its encoded pieces,
-// and the read buffers its record batches are in (nil: none).
+// outgoing is a response on its way to the writer: its encoded pieces (or
+// filePieces, when some of its record batches are in segment files), and
+// the read buffers its record batches are in (nil: none).
 type outgoing struct {
-	pieces net.Buffers
-	bufs   *storage.ReadBuffers
+	pieces     net.Buffers
+	filePieces []fetchwire.Piece
+	bufs       *storage.ReadBuffers
 }
 
 func (c *conn) writeLoop(out <-chan outgoing, done chan<- struct{}) {
@@ -644,7 +669,12 @@ func (c *conn) writeLoop(out <-chan outgoing, done chan<- struct{}) {
 			_ = c.nc.SetWriteDeadline(time.Now().Add(idle))
 		}
 		sent := w.Sent()
-		err := w.Write(o.pieces)
+		var err error
+		if o.filePieces != nil {
+			err = w.WritePieces(o.filePieces)
+		} else {
+			err = w.Write(o.pieces)
+		}
 		// Written or failed, the connection holds no reference to the
 		// records any more (writev and crypto/tls copy what they send):
 		// their memory can serve the next read.
@@ -772,7 +802,7 @@ func (a *answers) answer(j answerJob) bool {
 	var throttle time.Duration
 	each := time.Since(j.start) / time.Duration(len(group))
 	for i, r := range group {
-		throttle = max(throttle, c.s.quotaThrottle(c, r, resps[i], each))
+		throttle = max(throttle, c.s.quotaThrottle(c, r, resps[i], nil, each))
 	}
 	backsOff := true
 	for i := range group {

@@ -165,22 +165,22 @@ func (s *fetchSession) topics() []kmsg.FetchRequestTopic {
 // mustRespond reports whether an incremental response has to include a
 // partition: it has records or an error, or the client's view of its
 // offsets is out of date.
-func (sp *sessionPartition) mustRespond(p *kmsg.FetchResponseTopicPartition) bool {
-	return len(p.RecordBatches) > 0 || p.ErrorCode != 0 || !sp.sent ||
+func (sp *sessionPartition) mustRespond(p *kmsg.FetchResponseTopicPartition, records int) bool {
+	return records > 0 || p.ErrorCode != 0 || !sp.sent ||
 		p.HighWatermark != sp.sentHW || p.LastStableOffset != sp.sentLSO || p.LogStartOffset != sp.sentLogStart ||
 		p.DivergingEpoch.Epoch != -1
 }
 
 // filter drops the partitions an incremental response need not carry. It
 // does not change the session.
-func (s *fetchSession) filter(version int16, resp *kmsg.FetchResponse) {
+func (s *fetchSession) filter(version int16, resp *kmsg.FetchResponse, files fetchFiles) {
 	topics := resp.Topics[:0]
 	for _, t := range resp.Topics {
 		parts := t.Partitions[:0]
 		for i := range t.Partitions {
 			p := &t.Partitions[i]
 			sp, ok := s.parts[sessionKeyOf(version, t.Topic, t.TopicID, p.Partition)]
-			if !ok || sp.mustRespond(p) {
+			if !ok || sp.mustRespond(p, files.bytes(&t, p)) {
 				parts = append(parts, *p)
 			}
 		}
@@ -195,10 +195,12 @@ func (s *fetchSession) filter(version int16, resp *kmsg.FetchResponse) {
 // sent records what a response told the client, moves partitions that
 // returned records to the back of the order (so a response size limit
 // does not starve the others, as KIP-227 suggests) and advances the epoch.
-func (s *fetchSession) sent(version int16, resp *kmsg.FetchResponse, now time.Time) {
+func (s *fetchSession) sent(version int16, resp *kmsg.FetchResponse, files fetchFiles, now time.Time) {
 	var served []sessionKey
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
+	for i := range resp.Topics {
+		t := &resp.Topics[i]
+		for j := range t.Partitions {
+			p := &t.Partitions[j]
 			k := sessionKeyOf(version, t.Topic, t.TopicID, p.Partition)
 			sp, ok := s.parts[k]
 			if !ok {
@@ -206,7 +208,7 @@ func (s *fetchSession) sent(version int16, resp *kmsg.FetchResponse, now time.Ti
 			}
 			sp.sent = true
 			sp.sentHW, sp.sentLSO, sp.sentLogStart = p.HighWatermark, p.LastStableOffset, p.LogStartOffset
-			if len(p.RecordBatches) > 0 {
+			if files.bytes(t, p) > 0 {
 				served = append(served, k)
 			}
 		}

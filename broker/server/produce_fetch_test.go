@@ -296,13 +296,13 @@ func TestLeaderEpochBumpedOnRestartAndFenced(t *testing.T) {
 	div := fetchReq("epochs", 4, 1<<20, 1<<20)
 	div.Topics[0].Partitions[0].CurrentLeaderEpoch = p2.leaderEpoch
 	div.Topics[0].Partitions[0].LastFetchedEpoch = p1.leaderEpoch
-	if got := s2.handleFetch(context.Background(), anonymousAuth(s2, 1), div, fetchQuota{}, nil).Topics[0].Partitions[0]; got.DivergingEpoch.Epoch != p1.leaderEpoch || got.DivergingEpoch.EndOffset != 3 || len(got.RecordBatches) != 0 {
+	if got := s2.handleFetch(context.Background(), anonymousAuth(s2, 1), div, fetchQuota{}, fetchRead{}).Topics[0].Partitions[0]; got.DivergingEpoch.Epoch != p1.leaderEpoch || got.DivergingEpoch.EndOffset != 3 || len(got.RecordBatches) != 0 {
 		t.Fatalf("diverging fetch: %+v", got.DivergingEpoch)
 	}
 	// A fetch naming the old epoch is fenced.
 	f := fetchReq("epochs", 0, 1<<20, 1<<20)
 	f.Topics[0].Partitions[0].CurrentLeaderEpoch = p1.leaderEpoch
-	resp := s2.handleFetch(context.Background(), anonymousAuth(s2, 1), f, fetchQuota{}, nil)
+	resp := s2.handleFetch(context.Background(), anonymousAuth(s2, 1), f, fetchQuota{}, fetchRead{})
 	if got := resp.Topics[0].Partitions[0].ErrorCode; got != kerr.FencedLeaderEpoch.Code {
 		t.Fatalf("old epoch: %v", kerr.ErrorForCode(got))
 	}

@@ -67,7 +67,7 @@ func addParked(ctx context.Context, d time.Duration) {
 // quotaThrottle measures one answered request against the client's quotas
 // and returns its throttle time (0 within every quota). resp is nil for a
 // Produce with acks=0; handled is the request-handling time.
-func (s *Server) quotaThrottle(c *conn, req *request, resp kmsg.Response, handled time.Duration) time.Duration {
+func (s *Server) quotaThrottle(c *conn, req *request, resp kmsg.Response, files fetchFiles, handled time.Duration) time.Duration {
 	key, size := req.key, req.size
 	if quotaExempt(key) {
 		s.metrics.RecordExemptRequest(handled)
@@ -88,7 +88,7 @@ func (s *Server) quotaThrottle(c *conn, req *request, resp kmsg.Response, handle
 		if fr, ok := resp.(*kmsg.FetchResponse); ok {
 			d = time.Duration(fr.ThrottleMillis) * time.Millisecond
 			if s.quotas.Limited(quota.Fetch) {
-				s.metrics.RecordQuotaBytes(metrics.ThrottleFetch, fetchResponseBytes(fr))
+				s.metrics.RecordQuotaBytes(metrics.ThrottleFetch, fetchResponseBytes(fr, files))
 			}
 			s.metrics.RecordThrottle(metrics.ThrottleFetch, d)
 		}
@@ -121,21 +121,23 @@ func (fq fetchQuota) maxBytes() (int64, bool) {
 
 // record counts resp against the quota; over it, resp is not to be sent
 // (sent false) and d is the throttle time.
-func (fq fetchQuota) record(resp *kmsg.FetchResponse) (d time.Duration, sent bool) {
+func (fq fetchQuota) record(resp *kmsg.FetchResponse, files fetchFiles) (d time.Duration, sent bool) {
 	if fq.m == nil || !fq.m.Limited(quota.Fetch) {
 		return 0, true
 	}
-	return fq.m.RecordUnlessThrottled(quota.Fetch, fq.user, fq.client, float64(fetchResponseBytes(resp)))
+	return fq.m.RecordUnlessThrottled(quota.Fetch, fq.user, fq.client, float64(fetchResponseBytes(resp, files)))
 }
 
 // fetchResponseBytes is the size of a fetch response: its record batches,
-// which are nearly all of it, and the framing of each topic and partition.
-func fetchResponseBytes(fr *kmsg.FetchResponse) int {
+// which are nearly all of it (in memory or in files), and the framing of
+// each topic and partition.
+func fetchResponseBytes(fr *kmsg.FetchResponse, files fetchFiles) int {
 	n := 16
-	for _, t := range fr.Topics {
+	for i := range fr.Topics {
+		t := &fr.Topics[i]
 		n += len(t.Topic) + 24
-		for _, p := range t.Partitions {
-			n += len(p.RecordBatches) + 48
+		for j := range t.Partitions {
+			n += files.bytes(t, &t.Partitions[j]) + 48
 		}
 	}
 	return n

@@ -61,7 +61,7 @@ func TestConcurrentAdminAndData(t *testing.T) {
 		f := fetchReq(topics[i%len(topics)], 0, 1<<20, 1<<20)
 		f.MaxWaitMillis = 5
 		f.SessionEpoch = int32(-1)
-		for _, p := range s.handleFetch(ctx, anonymousAuth(s, 1), f, fetchQuota{}, nil).Topics[0].Partitions {
+		for _, p := range s.handleFetch(ctx, anonymousAuth(s, 1), f, fetchQuota{}, fetchRead{}).Topics[0].Partitions {
 			if !allowed[p.ErrorCode] {
 				return fmt.Errorf("error %v", kerr.ErrorForCode(p.ErrorCode))
 			}

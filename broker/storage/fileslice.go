@@ -7,6 +7,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tributary/tributary/broker/storage/recordbatch"
 )
 
 // FileSlice is whole record batches of one segment file, located but not
@@ -20,6 +22,9 @@ type FileSlice struct {
 	pos  int64
 	n    int64
 	sent int64
+	// next is the offset after the slice's last batch: a consumer's
+	// read_committed fetch lists the aborted transactions up to it.
+	next int64
 }
 
 // Len is the slice's size in bytes.
@@ -85,12 +90,12 @@ func (fs *FileSlice) SendTo(dst syscall.RawConn) (int64, error) {
 
 // ReadSlices is Read for a reader that sends the batches to a socket
 // itself (SendTo) instead of reading them: the same batches, located in
-// their segment files, one slice per segment. It may return fewer bytes
-// than Read when maxBytes ends inside a segment (it stops at the last
-// batch the offset index locates within maxBytes, the first batch whole
-// as KIP-74 asks), never more. ok is false, with no slices, when a batch
-// boundary it needs is not known without reading the file (upTo falls
-// inside a segment's batches): the caller uses Read then.
+// their segment files, one slice per segment, within maxBytes (the first
+// batch whole, as KIP-74 asks) and below upTo. Where maxBytes or upTo
+// ends inside a segment, the offset index and the batch headers after
+// its last entry before that point locate the end. ok is always true for
+// a Partition; it is there for readers whose logs may not be in files
+// (replica's sliceReader).
 func (p *Partition) ReadSlices(offset int64, maxBytes int32, upTo int64) (slices []FileSlice, ok bool, err error) {
 	total := int64(0)
 	for {
@@ -136,40 +141,108 @@ func (p *Partition) sliceChunk(offset, budget, upTo int64, first bool) (fs FileS
 		if h.LastOffset() >= limit {
 			break
 		}
-		if s.next > limit {
-			// limit cuts this segment's batches somewhere only reading
-			// their headers finds.
-			return FileSlice{}, 0, false, false, nil
-		}
 		if first {
 			budget = max(budget, int64(h.Size())) // KIP-74: the first batch whole
 		}
 		if budget < int64(h.Size()) {
 			break
 		}
-		end, more := s.size, true
-		if s.size-pos > budget {
-			end, more = s.batchEndWithin(pos, h.Size(), pos+budget), false
+		// The slice ends at the segment's end, or before the first
+		// batch that would pass the budget or reach limit.
+		end, nextOffset, more := s.size, s.next, true
+		bound := s.size
+		if s.next > limit {
+			// limit falls inside this segment (a high watermark or a
+			// last stable offset below the log end): every batch
+			// before the first whose last offset is at or past it.
+			if bound, _, err = s.findPosition(limit); err != nil {
+				return FileSlice{}, 0, false, true, fmt.Errorf("%w: reading %s: %w", ErrStorage, p.dir, err)
+			}
+		}
+		bound = min(bound, pos+budget)
+		if bound < s.size {
+			if end, nextOffset, err = s.batchEndWithin(pos, h, bound); err != nil {
+				return FileSlice{}, 0, false, true, fmt.Errorf("%w: reading %s: %w", ErrStorage, p.dir, err)
+			}
+			more = false
 		}
 		if limit > p.durable.Load() {
 			advanceTo(&p.readTo, limit) // as readChunk: a follower is handed bytes not yet durable
 		}
 		// cuts is read under the partition lock, which every truncation
 		// holds too: the slice's bytes are the batches located above.
-		fs := FileSlice{seg: s, cuts: s.cuts.Load(), pos: pos, n: end - pos}
+		fs := FileSlice{seg: s, cuts: s.cuts.Load(), pos: pos, n: end - pos, next: nextOffset}
 		return fs, s.next, more, true, nil
 	}
 	return FileSlice{}, 0, false, true, nil
 }
 
 // batchEndWithin returns the end of the last whole batch from pos that
-// ends at or before max, as far as the offset index tells without reading:
-// an indexed batch's start, or the end of the batch at pos (size first).
-func (s *segment) batchEndWithin(pos int64, first int, upTo int64) int64 {
+// ends at or before upTo (at least the batch at pos, whose header is
+// first: KIP-74), and the offset after that batch: the bytes Read would
+// return. The offset index takes it to the last indexed batch before upTo
+// without reading; the headers of the batches after that one (at most
+// index.interval.bytes of them) are read.
+func (s *segment) batchEndWithin(pos int64, first recordbatch.Header, upTo int64) (end, next int64, err error) {
+	end, next = pos+int64(first.Size()), first.LastOffset()+1
 	offs := s.index.offsets
 	i := sort.Search(len(offs), func(i int) bool { return int64(offs[i].position) > upTo })
-	if i > 0 && int64(offs[i-1].position) > pos+int64(first) {
-		return int64(offs[i-1].position)
+	if i > 0 && int64(offs[i-1].position) > end {
+		end, next = int64(offs[i-1].position), s.base+int64(offs[i-1].relOffset)
 	}
-	return pos + int64(first)
+	for end < s.size {
+		h, err := s.readHeaderAt(end)
+		if err != nil {
+			return 0, 0, err
+		}
+		if end+int64(h.Size()) > upTo {
+			break
+		}
+		end, next = end+int64(h.Size()), h.LastOffset()+1
+	}
+	return end, next, nil
+}
+
+// SliceResult is ReadResult for a reader that sends the batches from
+// their files (ReadIsolatedSlices).
+type SliceResult struct {
+	Slices           []FileSlice
+	HighWatermark    int64
+	LastStableOffset int64
+	LogStartOffset   int64
+	// AbortedTransactions: as ReadResult's, for the batches of Slices.
+	AbortedTransactions []AbortedTxn
+}
+
+// Len is the size of the result's batches in bytes.
+func (r *SliceResult) Len() int {
+	n := 0
+	for i := range r.Slices {
+		n += r.Slices[i].Len()
+	}
+	return n
+}
+
+// ReadIsolatedSlices is ReadIsolated for a consumer whose connection sends
+// the batches with sendfile (FileSlice.SendTo): the same batches, bounds
+// (the high watermark or the last stable offset) and aborted
+// transactions, the batches located by ReadSlices instead of read.
+func (p *Partition) ReadIsolatedSlices(offset int64, maxBytes int32, isolation Isolation) (SliceResult, error) {
+	p.mu.RLock()
+	res := SliceResult{HighWatermark: p.highWatermarkLocked(), LastStableOffset: p.lastStableOffsetLocked(), LogStartOffset: p.logStart}
+	p.mu.RUnlock()
+	upTo := res.HighWatermark
+	if isolation == ReadCommitted {
+		upTo = res.LastStableOffset
+	}
+	slices, _, err := p.ReadSlices(offset, maxBytes, upTo)
+	if err != nil {
+		return SliceResult{}, err
+	}
+	res.Slices = slices
+	if isolation != ReadCommitted || len(slices) == 0 {
+		return res, nil
+	}
+	res.AbortedTransactions = p.AbortedTransactions(offset, slices[len(slices)-1].next)
+	return res, nil
 }
