@@ -319,7 +319,11 @@ func (c *conn) serve() {
 	// connection).
 	queue := func(req *request, resp kmsg.Response, rd fetchRead) bool {
 		o := outgoing{bufs: rd.rb}
-		o.pieces, o.filePieces = c.frame(req.corr, resp, rd.files)
+		var ok bool
+		if o.pieces, o.filePieces, ok = c.frame(req.corr, resp, rd.files); !ok {
+			c.nc.Close()
+			return false
+		}
 		select {
 		case out <- o:
 			return true
@@ -635,21 +639,26 @@ func frameHint(size [4]byte) string {
 // (fetchwire.EncodeFiles) that the writer sends with sendfile; in memory
 // (fetchwire.Encode), they go out with one vectored write on plaintext,
 // straight into the records on TLS (fetchwire.Writer).
-func (c *conn) frame(corr int32, resp kmsg.Response, files fetchFiles) (net.Buffers, []fetchwire.Piece) {
+//
+// ok is false when a response whose batches are in files cannot be encoded
+// in pieces (a kmsg field the piece encoder leaves to kmsg, which this
+// broker never sets): encoded by kmsg instead it would go out without
+// those batches, an empty answer the consumer would take for "nothing
+// new" and ask again forever, so the connection is closed instead.
+func (c *conn) frame(corr int32, resp kmsg.Response, files fetchFiles) (_ net.Buffers, _ []fetchwire.Piece, ok bool) {
 	if fr, ok := resp.(*kmsg.FetchResponse); ok {
 		if len(files) > 0 {
 			if pieces, ok := fetchwire.EncodeFiles(corr, fr, files.records(fr)); ok {
-				return nil, pieces
+				return nil, pieces, true
 			}
-			// kmsg fields the encoder leaves to kmsg, which this
-			// broker never sets: not sent without its batches.
-			c.log.Error("fetch response with record batches in files cannot be encoded in pieces")
+			c.log.Error("closing connection: a fetch response with record batches in files cannot be encoded in pieces")
+			return nil, nil, false
 		}
 		if pieces, ok := fetchwire.Encode(corr, fr); ok {
-			return pieces, nil
+			return pieces, nil, true
 		}
 	}
-	return net.Buffers{encodeResponse(make([]byte, 0, responseSizeHint(resp)), corr, resp)}, nil
+	return net.Buffers{encodeResponse(make([]byte, 0, responseSizeHint(resp)), corr, resp)}, nil, true
 }
 
 // outgoing is a response on its way to the writer: its encoded pieces (or
