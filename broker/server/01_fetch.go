@@ -124,15 +124,7 @@ func (ff fetchFiles) bytes(t *kmsg.FetchResponseTopic, p *kmsg.FetchResponseTopi
 // for fetchwire.EncodeFiles.
 func (ff fetchFiles) records(resp *kmsg.FetchResponse) func(t, p int) []fetchwire.FileRecords {
 	return func(t, p int) []fetchwire.FileRecords {
-		slices := ff[fileKeyOf(&resp.Topics[t], resp.Topics[t].Partitions[p].Partition)]
-		if len(slices) == 0 {
-			return nil
-		}
-		out := make([]fetchwire.FileRecords, len(slices))
-		for i := range slices {
-			out[i] = &slices[i]
-		}
-		return out
+		return fetchwire.FileRecordsOf(ff[fileKeyOf(&resp.Topics[t], resp.Topics[t].Partitions[p].Partition)])
 	}
 }
 

@@ -60,15 +60,7 @@ type fileBatches map[[2]int][]storage.FileSlice
 
 // records returns the batches of resp.Topics[t].Partitions[p] in files.
 func (fb fileBatches) records(t, p int) []fetchwire.FileRecords {
-	slices := fb[[2]int{t, p}]
-	if len(slices) == 0 {
-		return nil
-	}
-	out := make([]fetchwire.FileRecords, len(slices))
-	for i := range slices {
-		out[i] = &slices[i]
-	}
-	return out
+	return fetchwire.FileRecordsOf(fb[[2]int{t, p}])
 }
 
 // bytes is the size of the batches of resp.Topics[t].Partitions[p] in

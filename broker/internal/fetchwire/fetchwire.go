@@ -47,6 +47,22 @@ type FileRecords interface {
 	SendTo(c syscall.RawConn) (int64, error)
 }
 
+// FileRecordsOf is slices as the FileRecords EncodeFiles takes (pointers
+// into slices, which SendTo advances), nil when there are none.
+func FileRecordsOf[T any, P interface {
+	*T
+	FileRecords
+}](slices []T) []FileRecords {
+	if len(slices) == 0 {
+		return nil
+	}
+	out := make([]FileRecords, len(slices))
+	for i := range slices {
+		out[i] = P(&slices[i])
+	}
+	return out
+}
+
 // Piece is a part of an encoded response: bytes in memory, or record
 // batches in a file (File set, Mem nil).
 type Piece struct {
