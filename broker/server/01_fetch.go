@@ -110,14 +110,7 @@ func fileKeyOf(t *kmsg.FetchResponseTopic, p int32) fetchFileKey {
 
 // bytes is the size of a partition's batches: in memory and in files.
 func (ff fetchFiles) bytes(t *kmsg.FetchResponseTopic, p *kmsg.FetchResponseTopicPartition) int {
-	n := len(p.RecordBatches)
-	if ff == nil {
-		return n
-	}
-	for _, s := range ff[fileKeyOf(t, p.Partition)] {
-		n += s.Len()
-	}
-	return n
+	return len(p.RecordBatches) + storage.SlicesLen(ff[fileKeyOf(t, p.Partition)])
 }
 
 // records returns the batches of resp.Topics[t].Partitions[p] in files,

@@ -119,62 +119,40 @@ func (p *Partition) ReadSlices(offset int64, maxBytes int32, upTo int64) (slices
 func (p *Partition) sliceChunk(offset, budget, upTo int64, first bool) (fs FileSlice, next int64, more, ok bool, err error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	if p.closed {
-		return FileSlice{}, 0, false, true, ErrClosed
+	limit, done, err := p.readLimitFor(offset, upTo, first)
+	if done {
+		return FileSlice{}, 0, false, true, err
 	}
-	if start, end := p.logStart, p.leo; offset < start || offset > end {
-		if first {
-			return FileSlice{}, 0, false, true, fmt.Errorf("%w: offset %d, log is [%d, %d)", ErrOffsetOutOfRange, offset, start, end)
-		}
-		return FileSlice{}, 0, false, true, nil
+	s, pos, h, budget, err := p.locateFirstBatch(offset, budget, limit, first)
+	if s == nil {
+		return FileSlice{}, 0, false, true, err
 	}
-	limit := min(upTo, p.leo)
-	for i := p.segmentFor(offset); i < len(p.segments) && offset < limit; i++ {
-		s := p.segments[i]
-		pos, h, err := s.findPosition(offset)
-		if err != nil {
+	// The slice ends at the segment's end, or before the first batch that
+	// would pass the budget or reach limit.
+	end, nextOffset, more := s.size, s.next, true
+	bound := s.size
+	if s.next > limit {
+		// limit falls inside this segment (a high watermark or a last
+		// stable offset below the log end): every batch before the
+		// first whose last offset is at or past it.
+		if bound, _, err = s.findPosition(limit); err != nil {
 			return FileSlice{}, 0, false, true, fmt.Errorf("%w: reading %s: %w", ErrStorage, p.dir, err)
 		}
-		if pos >= s.size {
-			continue // offset fell in a gap left by compaction at the segment end
-		}
-		if h.LastOffset() >= limit {
-			break
-		}
-		if first {
-			budget = max(budget, int64(h.Size())) // KIP-74: the first batch whole
-		}
-		if budget < int64(h.Size()) {
-			break
-		}
-		// The slice ends at the segment's end, or before the first
-		// batch that would pass the budget or reach limit.
-		end, nextOffset, more := s.size, s.next, true
-		bound := s.size
-		if s.next > limit {
-			// limit falls inside this segment (a high watermark or a
-			// last stable offset below the log end): every batch
-			// before the first whose last offset is at or past it.
-			if bound, _, err = s.findPosition(limit); err != nil {
-				return FileSlice{}, 0, false, true, fmt.Errorf("%w: reading %s: %w", ErrStorage, p.dir, err)
-			}
-		}
-		bound = min(bound, pos+budget)
-		if bound < s.size {
-			if end, nextOffset, err = s.batchEndWithin(pos, h, bound); err != nil {
-				return FileSlice{}, 0, false, true, fmt.Errorf("%w: reading %s: %w", ErrStorage, p.dir, err)
-			}
-			more = false
-		}
-		if limit > p.durable.Load() {
-			advanceTo(&p.readTo, limit) // as readChunk: a follower is handed bytes not yet durable
-		}
-		// cuts is read under the partition lock, which every truncation
-		// holds too: the slice's bytes are the batches located above.
-		fs := FileSlice{seg: s, cuts: s.cuts.Load(), pos: pos, n: end - pos, next: nextOffset}
-		return fs, s.next, more, true, nil
 	}
-	return FileSlice{}, 0, false, true, nil
+	bound = min(bound, pos+budget)
+	if bound < s.size {
+		if end, nextOffset, err = s.batchEndWithin(pos, h, bound); err != nil {
+			return FileSlice{}, 0, false, true, fmt.Errorf("%w: reading %s: %w", ErrStorage, p.dir, err)
+		}
+		more = false
+	}
+	if limit > p.durable.Load() {
+		advanceTo(&p.readTo, limit) // as readChunk: a follower is handed bytes not yet durable
+	}
+	// cuts is read under the partition lock, which every truncation holds
+	// too: the slice's bytes are the batches located above.
+	fs = FileSlice{seg: s, cuts: s.cuts.Load(), pos: pos, n: end - pos, next: nextOffset}
+	return fs, s.next, more, true, nil
 }
 
 // batchEndWithin returns the end of the last whole batch from pos that
@@ -215,10 +193,13 @@ type SliceResult struct {
 }
 
 // Len is the size of the result's batches in bytes.
-func (r *SliceResult) Len() int {
+func (r *SliceResult) Len() int { return SlicesLen(r.Slices) }
+
+// SlicesLen is the size of the batches of slices in bytes.
+func SlicesLen(slices []FileSlice) int {
 	n := 0
-	for i := range r.Slices {
-		n += r.Slices[i].Len()
+	for i := range slices {
+		n += slices[i].Len()
 	}
 	return n
 }
@@ -228,13 +209,9 @@ func (r *SliceResult) Len() int {
 // (the high watermark or the last stable offset) and aborted
 // transactions, the batches located by ReadSlices instead of read.
 func (p *Partition) ReadIsolatedSlices(offset int64, maxBytes int32, isolation Isolation) (SliceResult, error) {
-	p.mu.RLock()
-	res := SliceResult{HighWatermark: p.highWatermarkLocked(), LastStableOffset: p.lastStableOffsetLocked(), LogStartOffset: p.logStart}
-	p.mu.RUnlock()
-	upTo := res.HighWatermark
-	if isolation == ReadCommitted {
-		upTo = res.LastStableOffset
-	}
+	var res SliceResult
+	var upTo int64
+	res.HighWatermark, res.LastStableOffset, res.LogStartOffset, upTo = p.isolatedBounds(isolation)
 	slices, _, err := p.ReadSlices(offset, maxBytes, upTo)
 	if err != nil {
 		return SliceResult{}, err

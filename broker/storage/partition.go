@@ -814,27 +814,63 @@ func (p *Partition) read(offset int64, maxBytes int32, upTo int64, rb *ReadBuffe
 // from next.
 func (p *Partition) readChunk(offset, budget, upTo int64, first bool, rb *ReadBuffers) (chunk []byte, next int64, more bool, err error) {
 	p.mu.RLock()
-	if p.closed {
+	limit, done, err := p.readLimitFor(offset, upTo, first)
+	if done {
 		p.mu.RUnlock()
-		return nil, 0, false, ErrClosed
+		return nil, 0, false, err // err nil: the log moved on meanwhile; return what we have
 	}
-	if start, end := p.logStart, p.leo; offset < start || offset > end {
-		p.mu.RUnlock()
-		if first {
-			return nil, 0, false, fmt.Errorf("%w: offset %d, log is [%d, %d)", ErrOffsetOutOfRange, offset, start, end)
-		}
-		return nil, 0, false, nil // the log moved on meanwhile; return what we have
-	}
-	limit := min(upTo, p.leo)
 	if limit > p.durable.Load() {
 		advanceTo(&p.readTo, limit)
 	}
+	s, pos, _, budget, err := p.locateFirstBatch(offset, budget, limit, first)
+	if s == nil {
+		p.mu.RUnlock()
+		return nil, 0, false, err
+	}
+	size, file, path := s.size, s.file, s.logPath()
+	s.io.RLock()
+	p.mu.RUnlock()
+	chunk = rb.alloc(int(min(budget, size-pos)))
+	_, err = file.ReadAt(chunk, pos)
+	s.io.RUnlock()
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("%w: reading %s at %d: %w", ErrStorage, path, pos, err)
+	}
+	n, lastOffset, complete := wholeBatches(chunk, limit)
+	return chunk[:n:n], lastOffset + 1, complete && pos+int64(n) == size && n > 0, nil
+}
+
+// readLimitFor is where a chunk read from offset must stop (upTo, or the
+// log end), under p.mu. done, with err, ends the read first: the
+// partition is closed, or offset is outside the log, which is
+// ErrOffsetOutOfRange for the first chunk of a read and, for a later one,
+// the log having moved on meanwhile (err nil: the read returns what it
+// has).
+func (p *Partition) readLimitFor(offset, upTo int64, first bool) (limit int64, done bool, err error) {
+	if p.closed {
+		return 0, true, ErrClosed
+	}
+	if start, end := p.logStart, p.leo; offset < start || offset > end {
+		if first {
+			return 0, true, fmt.Errorf("%w: offset %d, log is [%d, %d)", ErrOffsetOutOfRange, offset, start, end)
+		}
+		return 0, true, nil
+	}
+	return min(upTo, p.leo), false, nil
+}
+
+// locateFirstBatch finds, under p.mu, the batch a chunk read from offset
+// starts with: its segment, position and header, and the budget the chunk has,
+// raised to that batch's size for the first chunk of a read (KIP-74: the
+// first batch whole). s is nil when the chunk is empty: offset is at
+// limit, the batch reaches limit or passes the budget, or (with err) its
+// position could not be read.
+func (p *Partition) locateFirstBatch(offset, budget, limit int64, first bool) (s *segment, pos int64, h recordbatch.Header, budgetOut int64, err error) {
 	for i := p.segmentFor(offset); i < len(p.segments) && offset < limit; i++ {
 		s := p.segments[i]
 		pos, h, err := s.findPosition(offset)
 		if err != nil {
-			p.mu.RUnlock()
-			return nil, 0, false, fmt.Errorf("%w: reading %s: %w", ErrStorage, p.dir, err)
+			return nil, 0, recordbatch.Header{}, 0, fmt.Errorf("%w: reading %s: %w", ErrStorage, p.dir, err)
 		}
 		if pos >= s.size {
 			continue // offset fell in a gap left by compaction at the segment end
@@ -843,25 +879,14 @@ func (p *Partition) readChunk(offset, budget, upTo int64, first bool, rb *ReadBu
 			break
 		}
 		if first {
-			budget = max(budget, int64(h.Size())) // KIP-74: the first batch whole
+			budget = max(budget, int64(h.Size()))
 		}
 		if budget < int64(h.Size()) {
 			break
 		}
-		size, file, path := s.size, s.file, s.logPath()
-		s.io.RLock()
-		p.mu.RUnlock()
-		chunk = rb.alloc(int(min(budget, size-pos)))
-		_, err = file.ReadAt(chunk, pos)
-		s.io.RUnlock()
-		if err != nil {
-			return nil, 0, false, fmt.Errorf("%w: reading %s at %d: %w", ErrStorage, path, pos, err)
-		}
-		n, lastOffset, complete := wholeBatches(chunk, limit)
-		return chunk[:n:n], lastOffset + 1, complete && pos+int64(n) == size && n > 0, nil
+		return s, pos, h, budget, nil
 	}
-	p.mu.RUnlock()
-	return nil, 0, false, nil
+	return nil, 0, recordbatch.Header{}, 0, nil
 }
 
 // wholeBatches returns the length of the prefix of b made of complete

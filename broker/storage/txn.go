@@ -185,13 +185,9 @@ func (p *Partition) ReadIsolated(offset int64, maxBytes int32, isolation Isolati
 // ReadIsolatedInto is ReadIsolated with the records read into rb's
 // memory: they stay valid until rb.Release.
 func (p *Partition) ReadIsolatedInto(offset int64, maxBytes int32, isolation Isolation, rb *ReadBuffers) (ReadResult, error) {
-	p.mu.RLock()
-	res := ReadResult{HighWatermark: p.highWatermarkLocked(), LastStableOffset: p.lastStableOffsetLocked(), LogStartOffset: p.logStart}
-	p.mu.RUnlock()
-	upTo := res.HighWatermark
-	if isolation == ReadCommitted {
-		upTo = res.LastStableOffset
-	}
+	var res ReadResult
+	var upTo int64
+	res.HighWatermark, res.LastStableOffset, res.LogStartOffset, upTo = p.isolatedBounds(isolation)
 	data, err := p.read(offset, maxBytes, upTo, rb)
 	if err != nil {
 		return ReadResult{}, err
@@ -203,6 +199,19 @@ func (p *Partition) ReadIsolatedInto(offset int64, maxBytes int32, isolation Iso
 	_, last, _ := wholeBatches(data, upTo)
 	res.AbortedTransactions = p.AbortedTransactions(offset, last+1)
 	return res, nil
+}
+
+// isolatedBounds returns the watermarks a read at isolation is bounded by,
+// taken together, and where it stops: the high watermark, or the last
+// stable offset for read_committed.
+func (p *Partition) isolatedBounds(isolation Isolation) (hw, lso, logStart, upTo int64) {
+	p.mu.RLock()
+	hw, lso, logStart = p.highWatermarkLocked(), p.lastStableOffsetLocked(), p.logStart
+	p.mu.RUnlock()
+	if isolation == ReadCommitted {
+		return hw, lso, logStart, lso
+	}
+	return hw, lso, logStart, hw
 }
 
 // AbortedTransactions lists the aborted transactions with data in [from,

@@ -65,13 +65,7 @@ func (fb fileBatches) records(t, p int) []fetchwire.FileRecords {
 
 // bytes is the size of the batches of resp.Topics[t].Partitions[p] in
 // files.
-func (fb fileBatches) bytes(t, p int) int {
-	n := 0
-	for _, s := range fb[[2]int{t, p}] {
-		n += s.Len()
-	}
-	return n
-}
+func (fb fileBatches) bytes(t, p int) int { return storage.SlicesLen(fb[[2]int{t, p}]) }
 
 // readVia says how a response's record batches are read. With files, those
 // of partitions whose log can locate them (sliceReader) are left in their
