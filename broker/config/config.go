@@ -93,6 +93,7 @@ type Config struct {
 	LogRoll               time.Duration
 	LogCleanupPolicy      string
 	LogDeleteRetention    time.Duration
+	LogSegmentDeleteDelay time.Duration
 	LogIndexIntervalBytes int32
 	LogTimestampType      string
 	LogFlushPolicy        string

@@ -45,6 +45,8 @@ var topicSettings = []TopicSetting{
 		Doc: "Roll to a new segment at this age."},
 	{Name: "delete.retention.ms", BrokerSetting: "log.cleaner.delete.retention.ms", Type: "long",
 		Doc: "How long tombstones stay after compaction."},
+	{Name: "file.delete.delay.ms", BrokerSetting: "log.segment.delete.delay.ms", Type: "long",
+		Doc: "How long a segment taken out of the log stays on disk before its files are removed, so that fetches reading it finish; 0 deletes at once."},
 	{Name: "max.message.bytes", BrokerSetting: "message.max.bytes", Type: "int",
 		Doc: "Largest record batch accepted."},
 	{Name: "index.interval.bytes", BrokerSetting: "log.index.interval.bytes", Type: "int",

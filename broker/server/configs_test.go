@@ -4,12 +4,14 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tributary/tributary/broker/config"
 	"github.com/tributary/tributary/broker/server/metastore"
+	"github.com/tributary/tributary/broker/storage"
 )
 
 // TestAlterBrokerConfigsUsesTheTable checks that a live change is judged by
@@ -196,5 +198,86 @@ func TestAlterTopicConfigsUsesTheTable(t *testing.T) {
 	}
 	if c := got["leader.replication.throttled.replicas"]; c.Value == nil || *c.Value != "" || c.Source != kmsg.ConfigSourceDefaultConfig {
 		t.Errorf("leader.replication.throttled.replicas described as %+v", c)
+	}
+}
+
+// TestFileDeleteDelayReachesTheLog: file.delete.delay.ms inherits
+// log.segment.delete.delay.ms, a topic's own value (CreateTopics,
+// IncrementalAlterConfigs) reaches its partitions' logs, and 0 means
+// "at once" there (storage's zero value is "the default", a minute).
+func TestFileDeleteDelayReachesTheLog(t *testing.T) {
+	s := startServer(t, func(c *config.Config) { c.LogSegmentDeleteDelay = 5 * time.Second })
+	if _, err := s.createTopic("inherits", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.createTopic("own", 1, map[string]string{"file.delete.delay.ms": "0"}); err != nil {
+		t.Fatal(err)
+	}
+	logDelay := func(topic string) time.Duration {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if p, ok := s.store.Partition(topic, 0); ok {
+				return p.Config().FileDeleteDelay
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no log for %s-0", topic)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if got := logDelay("inherits"); got != 5*time.Second {
+		t.Errorf("a topic without its own value: the log waits %v, want the broker's 5s", got)
+	}
+	if got := logDelay("own"); got != storage.NoFileDeleteDelay {
+		t.Errorf("file.delete.delay.ms=0: the log waits %v, want NoFileDeleteDelay", got)
+	}
+
+	alter := func(value string) (int16, string) {
+		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, "own"
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name, c.Op, c.Value = "file.delete.delay.ms", kmsg.IncrementalAlterConfigOpSet, kmsg.StringPtr(value)
+		rr.Configs = append(rr.Configs, c)
+		req.Resources = append(req.Resources, rr)
+		r := roundTrip[*kmsg.IncrementalAlterConfigsResponse](t, s, req).Resources[0]
+		msg := ""
+		if r.ErrorMessage != nil {
+			msg = *r.ErrorMessage
+		}
+		return r.ErrorCode, msg
+	}
+	if code, msg := alter("-1"); code != kerr.InvalidConfig.Code || !strings.Contains(msg, "file.delete.delay.ms") {
+		t.Errorf("file.delete.delay.ms=-1: %v %q, want INVALID_CONFIG naming it", kerr.ErrorForCode(code), msg)
+	}
+	if code, msg := alter("250"); code != 0 {
+		t.Fatalf("file.delete.delay.ms=250: %v %s", kerr.ErrorForCode(code), msg)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for logDelay("own") != 250*time.Millisecond {
+		if time.Now().After(deadline) {
+			t.Fatalf("after file.delete.delay.ms=250 the log waits %v", logDelay("own"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	req.Version = 4
+	for _, name := range []string{"inherits", "own"} {
+		rr := kmsg.NewDescribeConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, name
+		rr.ConfigNames = []string{"file.delete.delay.ms"}
+		req.Resources = append(req.Resources, rr)
+	}
+	resp := roundTrip[*kmsg.DescribeConfigsResponse](t, s, req)
+	for i, want := range []struct {
+		value string
+		own   bool
+	}{{"5000", false}, {"250", true}} {
+		cs := resp.Resources[i].Configs
+		if len(cs) != 1 || cs[0].Value == nil || *cs[0].Value != want.value || (cs[0].Source == kmsg.ConfigSourceDynamicTopicConfig) != want.own {
+			t.Errorf("%s: file.delete.delay.ms described as %+v, want %s (the topic's own: %v)", resp.Resources[i].ResourceName, cs, want.value, want.own)
+		}
 	}
 }

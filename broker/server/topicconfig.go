@@ -34,6 +34,12 @@ var topicApply = map[string]func(*storage.TopicConfig, string){
 	"segment.bytes":       func(c *storage.TopicConfig, v string) { c.SegmentBytes, _ = strconv.ParseInt(v, 10, 64) },
 	"segment.ms":          func(c *storage.TopicConfig, v string) { c.SegmentMs = parseMillis(v) },
 	"delete.retention.ms": func(c *storage.TopicConfig, v string) { c.DeleteRetentionMs = parseMillis(v) },
+	"file.delete.delay.ms": func(c *storage.TopicConfig, v string) {
+		// 0 is storage's "default"; file.delete.delay.ms=0 deletes at once.
+		if c.FileDeleteDelay = parseMillis(v); c.FileDeleteDelay == 0 {
+			c.FileDeleteDelay = storage.NoFileDeleteDelay
+		}
+	},
 	"max.message.bytes": func(c *storage.TopicConfig, v string) {
 		n, _ := strconv.ParseInt(v, 10, 32)
 		c.MaxMessageBytes = int32(n)

@@ -601,9 +601,7 @@ func (p *Partition) swapCleaned(c cleanerCandidate, out *cleanedSegment) error {
 		// inside the gap reads on from the next record, as in Kafka).
 		out.discard()
 		p.segments = append(p.segments[:idx], p.segments[idx+1:]...)
-		if err := old.remove(); err != nil {
-			p.store.log.Warn("deleting emptied segment", "segment", logPath, "err", err)
-		}
+		p.deleteSegmentLocked(old, "compacted to nothing")
 		return nil
 	}
 	// The aborted-transaction index is replaced first, in one rename: the
@@ -638,9 +636,7 @@ func (p *Partition) swapCleaned(c cleanerCandidate, out *cleanedSegment) error {
 	if err := syncDir(p.dir); err != nil {
 		p.store.log.Warn("syncing directory after compaction", "partition", p.dir, "err", err)
 	}
-	if err := old.close(); err != nil {
-		p.store.log.Warn("closing the replaced segment", "segment", logPath, "err", err)
-	}
+	p.closeReplacedSegmentLocked(old)
 	p.segments[idx] = cleaned
 	p.store.log.Debug("compacted segment", "segment", logPath, "bytes_before", c.size, "bytes_after", cleaned.size)
 	return nil

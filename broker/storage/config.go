@@ -30,7 +30,14 @@ const (
 	DefaultMaxMessageBytes    = 1048588
 	DefaultIndexIntervalBytes = 4096
 	DefaultMinCleanableRatio  = 0.5
+	// DefaultFileDeleteDelay is Kafka's file.delete.delay.ms.
+	DefaultFileDeleteDelay = time.Minute
 )
+
+// NoFileDeleteDelay is TopicConfig.FileDeleteDelay for file.delete.delay.ms=0:
+// a segment leaving the log is deleted at once (the zero value means the
+// default).
+const NoFileDeleteDelay time.Duration = -1
 
 // TopicConfig holds the per-topic log settings, under their Kafka names. A
 // zero field means "Kafka's default" (see WithDefaults); use -1 for
@@ -49,6 +56,13 @@ type TopicConfig struct {
 	// share of the cleanable log written since the last compaction pass
 	// that triggers the next one.
 	MinCleanableDirtyRatio float64
+	// FileDeleteDelay: file.delete.delay.ms (default 1 minute;
+	// NoFileDeleteDelay deletes at once). A segment that retention,
+	// DeleteRecords or compaction takes out of the log, and the files of
+	// a deleted partition, are renamed and kept this long before they are
+	// closed and removed, so that a fetch sending them from the files
+	// (FileSlice) completes.
+	FileDeleteDelay time.Duration
 }
 
 // WithDefaults returns c with zero fields replaced by Kafka's defaults and
@@ -82,6 +96,12 @@ func (c TopicConfig) WithDefaults() TopicConfig {
 	}
 	if c.MessageTimestampType == "" {
 		c.MessageTimestampType = CreateTime
+	}
+	if c.FileDeleteDelay == 0 {
+		c.FileDeleteDelay = DefaultFileDeleteDelay
+	}
+	if c.FileDeleteDelay < 0 {
+		c.FileDeleteDelay = NoFileDeleteDelay
 	}
 	if c.MinCleanableDirtyRatio <= 0 || c.MinCleanableDirtyRatio > 1 {
 		c.MinCleanableDirtyRatio = DefaultMinCleanableRatio

@@ -174,10 +174,11 @@ func TestReadSlicesStopsAtAnUpToInsideASegment(t *testing.T) {
 // TestFileSliceRefusesATruncatedSegment: bytes located before a
 // truncation are not sent after it, where the file may hold other batches
 // (a new leader's, after an unclean cut), and a segment deleted meanwhile
-// is not read through a closed descriptor.
+// without a delay (file.delete.delay.ms=0) is not read through a closed
+// descriptor. (With the delay it is sent: segdelete_test.go.)
 func TestFileSliceRefusesATruncatedSegment(t *testing.T) {
 	st := openStore(t, t.TempDir(), Options{})
-	p := mustCreate(t, st, "t", 0, TopicConfig{})
+	p := mustCreate(t, st, "t", 0, TopicConfig{FileDeleteDelay: NoFileDeleteDelay})
 	for range 10 {
 		mustAppend(t, p, makeBatch(t, batchSpec{records: 1, valueSize: 200}))
 	}

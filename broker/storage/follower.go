@@ -111,6 +111,7 @@ func (p *Partition) appendFollowerLocked(batches []byte, headers []recordbatch.H
 	}
 	pos := s.size
 	if err := s.write(batches); err != nil {
+		p.store.del.noteWriteError(err)
 		p.store.log.Error("follower append failed; log left at its previous end", "partition", p.dir, "segment", s.logPath(), "err", err)
 		return 0, 0, fmt.Errorf("%w: %w", ErrStorage, err)
 	}

@@ -492,10 +492,12 @@ func latestByKey(t *testing.T, p *Partition) map[string]keyInfo {
 	return out
 }
 
+// TestDeleteTopicFreesDisk: with file.delete.delay.ms=0 the directories go
+// at once. (With a delay: TestDeleteTopicWaitsForTheDelay.)
 func TestDeleteTopicFreesDisk(t *testing.T) {
 	st := openStore(t, t.TempDir(), Options{})
 	for i := int32(0); i < 3; i++ {
-		p := mustCreate(t, st, "gone", i, TopicConfig{})
+		p := mustCreate(t, st, "gone", i, TopicConfig{FileDeleteDelay: NoFileDeleteDelay})
 		mustAppend(t, p, makeBatch(t, batchSpec{records: 10, valueSize: 100}))
 	}
 	keep := mustCreate(t, st, "kept", 0, TopicConfig{})

@@ -471,6 +471,7 @@ func (p *Partition) appendLocked(bufs [][]byte, total int, parsed []parsedBatch,
 	s := p.active()
 	pos := s.size
 	if err := s.writev(bufs, total); err != nil {
+		p.store.del.noteWriteError(err)
 		p.store.log.Error("append failed; log left at its previous end", "partition", p.dir, "segment", s.logPath(), "err", err)
 		return 0, 0, AppendResult{}, fmt.Errorf("%w: %w", ErrStorage, err)
 	}
@@ -519,6 +520,7 @@ func (p *Partition) rollLocked(now time.Time, base int64) error {
 	}
 	s, err := createSegment(p.dir, base, now)
 	if err != nil {
+		p.store.del.noteWriteError(err)
 		return fmt.Errorf("%w: rolling: %w", ErrStorage, err)
 	}
 	if err := syncDir(p.dir); err != nil {
@@ -1088,12 +1090,7 @@ func (p *Partition) deleteSegmentsBelowStartLocked() {
 func (p *Partition) removeFirstSegmentLocked(reason string) {
 	s := p.segments[0]
 	p.segments = p.segments[1:]
-	p.unsynced = dropSynced(p.unsynced, []*segment{s})
-	if err := s.remove(); err != nil {
-		p.store.log.Warn("deleting segment", "segment", s.logPath(), "err", err)
-	} else {
-		p.store.log.Debug("deleted segment", "segment", s.logPath(), "reason", reason)
-	}
+	p.deleteSegmentLocked(s, reason)
 	p.logStart = max(p.logStart, p.segments[0].base)
 }
 

@@ -78,6 +78,12 @@ func (st *Store) recoverPartition(dir, topic string, partition int32, clean bool
 			if err := os.Remove(filepath.Join(dir, name)); err != nil {
 				return nil, fmt.Errorf("removing leftover %s: %w", name, err)
 			}
+		case strings.HasSuffix(name, deletedFileSuffix):
+			// A segment out of the log, waiting for file.delete.delay.ms
+			// when the broker stopped without closing the store.
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				return nil, fmt.Errorf("removing %s, deleted before a crash: %w", name, err)
+			}
 		default:
 			if base, ok := parseSegmentName(name); ok {
 				bases = append(bases, base)

@@ -52,6 +52,8 @@ type Store struct {
 	syncFault atomic.Pointer[func(*os.File) error]
 	// sync runs the sync rounds of every partition (group commit).
 	sync *syncer
+	// del deletes segments after file.delete.delay.ms (segdelete.go).
+	del *deleter
 	// method is the resolved Options.SyncMethod. Under SyncFS, fsDir is
 	// the data directory, open for syncfs (one descriptor for the store's
 	// life: syncfs reports the writeback errors since the descriptor's
@@ -125,6 +127,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	st := &Store{dir: dir, opts: opts, log: opts.Logger, parts: make(map[partitionKey]*Partition), creating: map[partitionKey]chan struct{}{},
 		syncData: fdatasync, syncFS: syncfs, stop: make(chan struct{})}
 	st.sync = newSyncer(st)
+	st.del = newDeleter(st)
 	if st.log == nil {
 		st.log = slog.Default()
 	}
@@ -177,9 +180,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	st.log.Info("storage opened", "dir", dir, "partitions", len(st.parts), "clean_shutdown", clean,
 		"flush_policy", string(opts.FlushPolicy), "sync_method", string(st.method), "took", time.Since(start).Round(time.Millisecond))
 
-	st.bg.Add(2)
+	st.bg.Add(3)
 	go st.sync.loop()
 	go st.checkpointLoop()
+	go st.del.loop()
 	if opts.FlushPolicy == FlushInterval {
 		st.bg.Add(1)
 		go st.flushLoop()
@@ -388,9 +392,10 @@ func (st *Store) Partitions() []*Partition {
 	return out
 }
 
-// DeleteTopic closes and deletes every partition of topic and frees their
-// disk space. Each directory is first renamed to "*-delete", so a crash
-// midway finishes the deletion at the next Open.
+// DeleteTopic closes and deletes every partition of topic. Each directory
+// is renamed to "*-delete" at once, so a crash midway finishes the deletion
+// at the next Open; its files are closed and removed after the topic's
+// file.delete.delay.ms (see deleter), so fetches sending from them finish.
 func (st *Store) DeleteTopic(topic string) error {
 	// The renames happen under the store lock, so a CreatePartition of the
 	// same name right after cannot write into a directory about to vanish.
@@ -409,30 +414,35 @@ func (st *Store) DeleteTopic(topic string) error {
 		return fmt.Errorf("%w: topic %q", ErrUnknownTopicOrPartition, topic)
 	}
 	var errs []error
-	var doomed []string
+	var doomed []*Partition
+	var dirs []string
 	for _, p := range victims {
 		p.mu.Lock()
 		p.closed = true
-		p.closeFiles()
-		p.mu.Unlock()
-		p.wake()
 		var suffix [6]byte
 		_, _ = rand.Read(suffix[:])
 		to := p.dir + "." + hex.EncodeToString(suffix[:]) + deletedSuffix
 		if err := os.Rename(p.dir, to); err != nil {
+			p.closeFiles()
+			p.mu.Unlock()
+			p.wake()
 			errs = append(errs, fmt.Errorf("renaming %s for deletion: %w", p.dir, err))
 			continue
 		}
-		doomed = append(doomed, to)
+		p.mu.Unlock()
+		p.wake()
+		doomed, dirs = append(doomed, p), append(dirs, to)
 	}
 	if err := syncDir(st.dir); err != nil {
 		errs = append(errs, err)
 	}
 	st.mu.Unlock()
-	for _, dir := range doomed {
-		if err := os.RemoveAll(dir); err != nil {
-			errs = append(errs, fmt.Errorf("deleting %s: %w", dir, err))
-		}
+	// Outside the store lock: a deletion that does not wait removes the
+	// directories now.
+	for i, p := range doomed {
+		p.mu.Lock()
+		p.scheduleDeletedPartition(dirs[i])
+		p.mu.Unlock()
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrStorage, err)
@@ -458,6 +468,8 @@ func (st *Store) Close() error {
 	st.creates.Wait()
 
 	err := st.closeAll()
+	// No partition reads now: what waits for file.delete.delay.ms goes.
+	st.del.finish()
 	if err == nil {
 		err = writeFileAtomic(filepath.Join(st.dir, cleanShutdownMarker), nil)
 	}
