@@ -54,6 +54,7 @@ func busyRegistry(t *testing.T) (r *Registry, prev, cur *Snapshot) {
 				{Side: "leader", Rate: 1000, Bound: 2048, Limited: true},
 				{Side: "follower", Rate: 0, Bound: 9223372036854775807},
 			},
+			PendingDeletionSegments: 2, PendingDeletionBytes: 3 << 20,
 		}
 	})
 	committed := int64(100)

@@ -193,6 +193,8 @@ func TestPrometheusExposition(t *testing.T) {
 		{"tributary_replication_throttled_bytes_per_second", map[string]string{"side": "leader"}, 1000},
 		{"tributary_replication_throttled_bytes_per_second", map[string]string{"side": "follower"}, 0},
 		{"tributary_replication_throttle_limit_bytes_per_second", map[string]string{"side": "leader"}, 2048},
+		{"tributary_log_pending_deletion_bytes", nil, 3 << 20},
+		{"tributary_log_pending_deletion_segments", nil, 2},
 	}
 	for _, w := range want {
 		v, ok := value(fams, w.name, w.labels)

@@ -61,6 +61,8 @@ var (
 	descDataDiskUsed  = desc("data_disk_used_ratio", "Used share of the data volume, as df's Use% / 100 (MSK KafkaDataLogsDiskUsed / 100).")
 	descDataDiskAvail = desc("data_disk_available_bytes", "Bytes still writable on the data volume.")
 	descDataDiskSize  = desc("data_disk_size_bytes", "Size of the data volume's file system.")
+	descPendingBytes  = desc("log_pending_deletion_bytes", "Bytes of segments out of every log (retention, DeleteRecords, compaction, deleted topics) still on the data volume, waiting for file.delete.delay.ms.")
+	descPendingSegs   = desc("log_pending_deletion_segments", "Segments out of every log still on the data volume, waiting for file.delete.delay.ms.")
 	descRootDiskUsed  = desc("root_disk_used_ratio", "Used share of the root file system (MSK RootDiskUsed / 100).")
 	descCPU           = desc("host_cpu_seconds_total", "Host CPU time by mode, all CPUs (MSK CpuUser = user+nice, CpuSystem, CpuIdle, CpuIoWait as shares of the total).", "mode")
 	descMemory        = desc("host_memory_bytes", "Host memory from /proc/meminfo (MSK MemoryUsed = used, MemoryFree = free, MemoryBuffered, MemoryCached).", "kind")
@@ -79,7 +81,7 @@ var (
 	descCWDenied     = desc("cloudwatch_denied_total", "PutMetricData calls refused for lack of permission or credentials.")
 	descCWThrottled  = desc("cloudwatch_throttled_total", "PutMetricData calls throttled (each try counts).")
 	descCWLastOK     = desc("cloudwatch_last_success_timestamp_seconds", "Unix time of the last successful PutMetricData.")
-	allDescs         = []*prometheus.Desc{descInfo, descBytesIn, descBytesOut, descMessagesIn, descReplicationBytesIn, descReplicationBytesOut, descProduceConversions, descRequestDuration, descLogFlush, descLogFlushFiles, descFollowerFetch, descRequestSize, descConnections, descClientConns, descConnCreated, descConnClosed, descThrottled, descThrottleTime, descThrottleBytes, descThrottleQueue, descExempt, descLogDropped, descPartitions, descLeaders, descUnderReplicated, descUnderMinISR, descActive, descGlobalTopics, descGlobalParts, descOffline, descThrottleRate, descThrottleBound, descDataDiskUsed, descDataDiskAvail, descDataDiskSize, descRootDiskUsed, descCPU, descMemory, descSwap, descNetRx, descNetTx, descOffsetLag, descSumLag, descMaxLag, descTimeLag, descMaxTimeLag, descCWPuts, descCWShipped, descCWDropped, descCWDenied, descCWThrottled, descCWLastOK}
+	allDescs         = []*prometheus.Desc{descInfo, descBytesIn, descBytesOut, descMessagesIn, descReplicationBytesIn, descReplicationBytesOut, descProduceConversions, descRequestDuration, descLogFlush, descLogFlushFiles, descFollowerFetch, descRequestSize, descConnections, descClientConns, descConnCreated, descConnClosed, descThrottled, descThrottleTime, descThrottleBytes, descThrottleQueue, descExempt, descLogDropped, descPartitions, descLeaders, descUnderReplicated, descUnderMinISR, descActive, descGlobalTopics, descGlobalParts, descOffline, descThrottleRate, descThrottleBound, descDataDiskUsed, descDataDiskAvail, descDataDiskSize, descPendingBytes, descPendingSegs, descRootDiskUsed, descCPU, descMemory, descSwap, descNetRx, descNetTx, descOffsetLag, descSumLag, descMaxLag, descTimeLag, descMaxTimeLag, descCWPuts, descCWShipped, descCWDropped, descCWDenied, descCWThrottled, descCWLastOK}
 	latencyBoundsSec = func() []float64 {
 		b := make([]float64, len(latencyBuckets))
 		for i, d := range latencyBuckets {
@@ -189,6 +191,8 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 				gauge(descThrottleBound, th.Bound, th.Side)
 			}
 		}
+		gauge(descPendingBytes, float64(st.PendingDeletionBytes))
+		gauge(descPendingSegs, float64(st.PendingDeletionSegments))
 	}
 
 	if s.DataDiskErr == nil {

@@ -24,6 +24,12 @@ type BrokerState struct {
 	// ReplicationThrottle is the replication throttle (KIP-73) of each
 	// side, leader and follower.
 	ReplicationThrottle []ThrottleState
+	// PendingDeletionSegments and PendingDeletionBytes are the segments
+	// out of every log still on disk, waiting for file.delete.delay.ms
+	// (storage.Store.PendingDeletion): the data volume counts their bytes
+	// as used until they go.
+	PendingDeletionSegments int
+	PendingDeletionBytes    int64
 }
 
 // ThrottleState is one side of the replication throttle: the measured

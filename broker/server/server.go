@@ -328,6 +328,7 @@ func (s *Server) metricsState() metrics.BrokerState {
 			st.GlobalTopicCount++
 		}
 	}
+	st.PendingDeletionSegments, st.PendingDeletionBytes = s.store.PendingDeletion()
 	if th := s.node.Replicas.Throttle(); th != nil {
 		for _, side := range []struct {
 			name string
