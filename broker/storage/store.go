@@ -44,6 +44,9 @@ type Store struct {
 	// creation ends. creates counts them, for Close.
 	creating map[partitionKey]chan struct{}
 	creates  sync.WaitGroup
+	// entries makes the data directory's new partition directories
+	// durable, one fsync for the creations under way together.
+	entries *dirSyncer
 
 	// syncData fsyncs segment data on the append path; tests replace it
 	// to inject fsync failures.
@@ -128,6 +131,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		syncData: fdatasync, syncFS: syncfs, stop: make(chan struct{})}
 	st.sync = newSyncer(st)
 	st.del = newDeleter(st)
+	st.entries = newDirSyncer(dir, syncDir)
 	if st.log == nil {
 		st.log = slog.Default()
 	}
@@ -341,29 +345,43 @@ func (st *Store) CreatePartition(topic string, partition int32, cfg TopicConfig)
 	return p, nil
 }
 
+// createPartitionDir writes a new partition's directory: its empty first
+// segment and partition.metadata, then one fsync of the directory for both
+// entries, then the data directory's fsync for the directory itself,
+// shared with the creations under way (st.entries). The partition is
+// returned, and so acknowledged to the replication layer that will append
+// to it, only once both are durable: an fdatasync of a segment on the
+// append path makes its data durable, not the directory entries that lead
+// to it.
+//
+// No checkpoint files are written: for an empty log they would say what
+// their absence says at recovery (no recovery point: the log is checked
+// from its start, which here is empty; no producer-state snapshot: the
+// producers are rebuilt from that same empty log), so the partition starts
+// with the state those files would have given it, and its first checkpoint
+// writes them when something changes. Three fsyncs fewer per partition:
+// with 5,000 partitions on each of three brokers, 45,000 fewer.
 func (st *Store) createPartitionDir(dir, topic string, partition int32, cfg TopicConfig) (*Partition, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
-	}
-	if err := writePartitionMeta(dir, topic, partition, cfg); err != nil {
 		return nil, err
 	}
 	s, err := createSegment(dir, 0, st.opts.Now())
 	if err != nil {
 		return nil, err
 	}
+	// writePartitionMeta's fsync of dir covers the segment's entry too.
+	if err := writePartitionMeta(dir, topic, partition, cfg); err != nil {
+		_ = s.close()
+		return nil, err
+	}
+	if err := st.entries.syncEntries(); err != nil {
+		_ = s.close()
+		return nil, err
+	}
 	p := newPartition(st, topic, partition, dir, cfg)
 	p.segments = []*segment{s}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if err := p.checkpointLocked(); err != nil {
-		_ = s.close()
-		return nil, err
-	}
-	if err := syncDir(st.dir); err != nil {
-		_ = s.close()
-		return nil, err
-	}
+	p.recovery = recoveryPoint{offset: 0, segment: s.base, position: 0}
+	p.snapOffset = 0
 	return p, nil
 }
 
