@@ -24,13 +24,14 @@ import (
 	"github.com/tributary/tributary/broker/security/tlsconf/tlstest"
 )
 
-// NodeSpec is one broker process of a test cluster. Every address is on
-// loopback: each node gets its own 127.0.0.x so that it looks like its own
-// machine, as in the local cloud.
+// NodeSpec is one broker process of a test cluster. Each node gets its
+// own address so that it looks like its own machine: a 127.0.0.x on
+// loopback, as in the local cloud, or with ClusterConfig.Netns its
+// namespace's address on the run's bridge.
 type NodeSpec struct {
 	ID              int32
 	Rack            string
-	Host            string // 127.0.0.x
+	Host            string // 127.0.0.x, or the node's address in its namespace
 	KafkaPort       int
 	ControllerPort  int
 	ReplicationPort int // inter.broker.listener.port: followers fetch here
@@ -61,6 +62,10 @@ type ClusterConfig struct {
 	// broker certificates both ways. Each node gets its own certificate
 	// for its address from a CA made for the run.
 	TLS bool
+	// Netns runs each broker in its own network namespace (Network), so
+	// that the network between brokers can be cut: the partition faults
+	// need it. It needs root and ip(8).
+	Netns bool
 }
 
 // Cluster runs broker processes and injects process faults: kill -9,
@@ -69,6 +74,7 @@ type Cluster struct {
 	cfg   ClusterConfig
 	nodes []NodeSpec
 	ca    *tlstest.CA // with TLS
+	net   *Network    // with Netns
 
 	mu    sync.Mutex
 	procs map[int32]*process
@@ -94,43 +100,74 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("cluster directory: %w", err)
 	}
+	if cfg.Netns {
+		var ids []int32
+		for i := range cfg.Nodes {
+			ids = append(ids, int32(i+1))
+		}
+		var err error
+		if c.net, err = NewNetwork(ids); err != nil {
+			return nil, fmt.Errorf("the run's network: %w", err)
+		}
+	}
+	if err := c.layOut(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// layOut makes the CA, the nodes' addresses, ports, directories and
+// config files.
+func (c *Cluster) layOut() error {
+	cfg := c.cfg
 	if cfg.TLS {
 		var err error
 		if c.ca, err = tlstest.NewCA("tributary-chaos CA"); err != nil {
-			return nil, err
+			return err
 		}
 		if err := tlstest.WriteFile(c.caPath(), c.ca.PEM); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	for i := range cfg.Nodes {
 		host := fmt.Sprintf("127.0.0.%d", 10+i)
-		ports, err := FreePorts(host, 3)
-		if err != nil {
-			return nil, err
+		var ports []int
+		if c.net != nil {
+			// The namespace is the node's alone: the MSK ports are free.
+			var err error
+			if host, err = c.net.Addr(int32(i + 1)); err != nil {
+				return err
+			}
+			ports = []int{9092, 9095, 9093}
+		} else {
+			var err error
+			if ports, err = FreePorts(host, 3); err != nil {
+				return err
+			}
 		}
 		n := NodeSpec{ID: int32(i + 1), Rack: string(rune('a' + i%3)), Host: host, KafkaPort: ports[0], ControllerPort: ports[1], ReplicationPort: ports[2],
 			DataDir: filepath.Join(cfg.Dir, fmt.Sprintf("node-%d", i+1), "data")}
 		if err := os.MkdirAll(n.DataDir, 0o750); err != nil {
-			return nil, err
+			return err
 		}
 		if c.ca != nil {
 			cert, err := c.ca.Issue(fmt.Sprintf("broker-%d", n.ID), n.Host)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			if err := tlstest.WriteFile(c.keystorePath(n.ID), cert.Keystore()); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		c.nodes = append(c.nodes, n)
 	}
 	for _, n := range c.nodes {
 		if err := os.WriteFile(c.configPath(n.ID), []byte(c.configFile(n)), 0o640); err != nil {
-			return nil, fmt.Errorf("writing config of node %d: %w", n.ID, err)
+			return fmt.Errorf("writing config of node %d: %w", n.ID, err)
 		}
 	}
-	return c, nil
+	return nil
 }
 
 // FreePorts returns n ports free on host a moment ago, chosen below the
@@ -290,6 +327,9 @@ func (c *Cluster) Start(id int32) error {
 		return err
 	}
 	cmd := exec.Command(c.cfg.Binary, "run", "--config", c.configPath(n.ID))
+	if c.net != nil {
+		cmd = c.net.Command(n.ID, c.cfg.Binary, "run", "--config", c.configPath(n.ID))
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group, so a kill reaches nothing else of ours.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -486,9 +526,16 @@ func (c *Cluster) waitAnswering(ctx context.Context, n NodeSpec, limit time.Dura
 	}
 }
 
-// Heal resumes paused nodes and starts dead ones.
+// Network is the run's network (nil without ClusterConfig.Netns).
+func (c *Cluster) Network() *Network { return c.net }
+
+// Heal removes every network cut, resumes paused nodes and starts dead
+// ones.
 func (c *Cluster) Heal() error {
 	var errs []error
+	if c.net != nil {
+		errs = append(errs, c.net.HealAll())
+	}
 	for _, n := range c.nodes {
 		if c.Paused(n.ID) {
 			errs = append(errs, c.Resume(n.ID))
@@ -500,7 +547,7 @@ func (c *Cluster) Heal() error {
 	return errors.Join(errs...)
 }
 
-// Close kills every process.
+// Close kills every process and removes the run's network.
 func (c *Cluster) Close() {
 	for _, n := range c.nodes {
 		if c.Paused(n.ID) {
@@ -509,6 +556,9 @@ func (c *Cluster) Close() {
 		if c.Running(n.ID) {
 			_ = c.Kill(n.ID)
 		}
+	}
+	if c.net != nil {
+		_ = c.net.Close()
 	}
 }
 

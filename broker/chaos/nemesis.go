@@ -31,10 +31,55 @@ const (
 	// preferred replica changes. Only with more brokers than replicas does
 	// the set change; with as many, the order does.
 	Reassign FaultKind = "reassign"
+
+	// The network partitions (ClusterConfig.Netns): packets between the
+	// two sides are dropped, both ways, established connections
+	// included; the run's clients still reach every broker. They heal
+	// after the fault's duration.
+
+	// PartitionIsolate cuts a random broker from every other broker: a
+	// leader on it keeps its clients (the stale-leader case).
+	PartitionIsolate FaultKind = "partition-isolate"
+	// PartitionHalves splits the brokers into a random minority and the
+	// majority (with three brokers, one against two).
+	PartitionHalves FaultKind = "partition-halves"
+	// PartitionLeader cuts the active controller, or the leader of a
+	// random partition of the topic, from every other broker.
+	PartitionLeader FaultKind = "partition-leader"
+	// PartitionBridge is Jepsen's bridge: two halves that cannot reach
+	// each other, and one broker that reaches both (three or more
+	// brokers).
+	PartitionBridge FaultKind = "partition-bridge"
 )
 
-// AllFaults is every fault kind.
+// AllFaults is every process fault kind.
 var AllFaults = []FaultKind{KillRandom, KillLeader, KillController, PauseRandom, RestartRandom, LoseRack}
+
+// PartitionFaults is every network partition kind; they need the brokers
+// in network namespaces (ClusterConfig.Netns).
+var PartitionFaults = []FaultKind{PartitionIsolate, PartitionHalves, PartitionLeader, PartitionBridge}
+
+// IsPartition reports whether the fault cuts the network.
+func (k FaultKind) IsPartition() bool { return slices.Contains(PartitionFaults, k) }
+
+// CheckFaults refuses an empty list, a kind nobody knows, and a partition
+// without the network namespaces that make it.
+func CheckFaults(kinds []FaultKind, netns bool) error {
+	if len(kinds) == 0 {
+		return errors.New("no fault kind")
+	}
+	known := append(append(slices.Clone(AllFaults), Reassign), PartitionFaults...)
+	var errs []error
+	for _, k := range kinds {
+		switch {
+		case !slices.Contains(known, k):
+			errs = append(errs, fmt.Errorf("unknown fault kind %q (known: %v)", k, known))
+		case k.IsPartition() && !netns:
+			errs = append(errs, fmt.Errorf("fault %s cuts the network between brokers: it needs each broker in its own network namespace (root, ip(8))", k))
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // NemesisConfig schedules faults.
 type NemesisConfig struct {
@@ -62,6 +107,9 @@ type nemesis struct {
 }
 
 const nemesisProcess = -1
+
+// newRand is the nemesis's source of choices: one seed, one schedule.
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x7472696275746172)) }
 
 func (n *nemesis) note(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
@@ -173,8 +221,68 @@ func (n *nemesis) inject(ctx context.Context, kind FaultKind) error {
 		return err
 	case Reassign:
 		return n.reassign(ctx)
+	case PartitionIsolate, PartitionHalves, PartitionLeader, PartitionBridge:
+		return n.partition(ctx, kind)
 	}
 	return fmt.Errorf("unknown fault %q", kind)
+}
+
+// partition cuts the network between two sides of the brokers.
+func (n *nemesis) partition(ctx context.Context, kind FaultKind) error {
+	nw := n.c.Network()
+	if nw == nil {
+		return fmt.Errorf("%s: the brokers are not in network namespaces", kind)
+	}
+	var ids []int32
+	for _, node := range n.c.Nodes() {
+		ids = append(ids, node.ID)
+	}
+	if len(ids) < 2 || (kind == PartitionBridge && len(ids) < 3) {
+		return fmt.Errorf("%s: %d brokers are too few", kind, len(ids))
+	}
+	others := func(id int32) []int32 {
+		return slices.DeleteFunc(slices.Clone(ids), func(x int32) bool { return x == id })
+	}
+	n.rnd.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	var side1, side2 []int32
+	var what string
+	switch kind {
+	case PartitionIsolate:
+		side1, side2 = ids[:1], ids[1:]
+		what = fmt.Sprintf("broker %d", side1[0])
+	case PartitionHalves:
+		// A minority of one to floor((n-1)/2) brokers.
+		m := 1 + n.rnd.IntN(max(1, (len(ids)-1)/2))
+		side1, side2 = ids[:m], ids[m:]
+		what = fmt.Sprintf("minority %v", side1)
+	case PartitionLeader:
+		md, err := n.metadata(ctx)
+		if err != nil {
+			return err
+		}
+		id, role := md.Controller, "the active controller"
+		var leaders []int32
+		for _, p := range md.Topics[n.cfg.Topic].Partitions.Sorted() {
+			if p.Leader >= 0 {
+				leaders = append(leaders, p.Leader)
+			}
+		}
+		if len(leaders) > 0 && n.rnd.IntN(2) == 0 {
+			id, role = leaders[n.rnd.IntN(len(leaders))], "a partition leader"
+		}
+		if _, ok := n.c.Node(id); !ok {
+			return fmt.Errorf("%s: %s %d is not one of ours", kind, role, id)
+		}
+		side1, side2 = []int32{id}, others(id)
+		what = fmt.Sprintf("%s, broker %d", role, id)
+	case PartitionBridge:
+		bridge, rest := ids[0], ids[1:]
+		side1, side2 = rest[:len(rest)/2], rest[len(rest)/2:]
+		what = fmt.Sprintf("bridge broker %d reaching both", bridge)
+	}
+	n.n++
+	n.note("%s: cut %v from %v (%s)", kind, side1, side2, what)
+	return nw.Partition(side1, side2)
 }
 
 // reassign moves a random partition of the topic onto a random set of

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 )
 
@@ -42,6 +41,9 @@ func Run(ctx context.Context, cfg RunConfig) (Outcome, error) {
 	cfg.Nemesis.Topic = cfg.Workload.Topic
 	if len(cfg.Nemesis.Faults) == 0 {
 		cfg.Nemesis.Faults = []FaultKind{KillRandom}
+	}
+	if err := CheckFaults(cfg.Nemesis.Faults, cfg.Cluster.Network() != nil); err != nil {
+		return Outcome{}, err
 	}
 	if cfg.Nemesis.Interval <= 0 {
 		cfg.Nemesis.Interval = 2 * time.Second
@@ -86,7 +88,7 @@ func Run(ctx context.Context, cfg RunConfig) (Outcome, error) {
 	defer stopFaults()
 	clientCtx, stopClients := context.WithCancel(ctx)
 	wait := runClients(clientCtx, cfg.Workload, rec)
-	nem := &nemesis{cfg: cfg.Nemesis, c: cfg.Cluster, rec: rec, rnd: rand.New(rand.NewPCG(cfg.Nemesis.Seed, 0x7472696275746172))}
+	nem := &nemesis{cfg: cfg.Nemesis, c: cfg.Cluster, rec: rec, rnd: newRand(cfg.Nemesis.Seed)}
 	faults, nemErr := nem.run(faultCtx)
 	out.Faults = faults
 	if nemErr != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -92,10 +93,14 @@ func singleBrokerUnderProcessFaults(t *testing.T, bin string, useTLS bool) {
 
 // TestThreeBrokersUnderFaults is the CI run: three broker processes
 // (racks a, b, c), replication factor 3, min.insync.replicas 2, every
-// fault kind, at least 10 faults; once in plaintext and once with every
-// connection over TLS. It takes minutes, so it runs only
+// process fault kind and, with each broker in its own network namespace,
+// every network partition kind, at least 10 faults; once in plaintext and
+// once with every connection over TLS. It takes minutes, so it runs only
 // when TRIBUTARY_CHAOS is set to its duration (e.g. TRIBUTARY_CHAOS=2m);
-// `make chaos`-length runs use the tributary-chaos command.
+// `make chaos`-length runs use the tributary-chaos command. On a machine
+// that cannot make namespaces (not root, no ip) the runs have no
+// partitions and the subtest "partitions" says so: it skips, or fails
+// in CI.
 func TestThreeBrokersUnderFaults(t *testing.T) {
 	env := os.Getenv("TRIBUTARY_CHAOS")
 	if env == "" {
@@ -106,6 +111,7 @@ func TestThreeBrokersUnderFaults(t *testing.T) {
 		t.Fatalf("TRIBUTARY_CHAOS=%q: %v", env, err)
 	}
 	bin := buildBroker(t)
+	netnsErr := NetnsSupport()
 	for _, useTLS := range []bool{false, true} {
 		name := "plaintext"
 		if useTLS {
@@ -113,12 +119,21 @@ func TestThreeBrokersUnderFaults(t *testing.T) {
 			// quorum with broker certificates both ways.
 			name = "TLS"
 		}
-		t.Run(name, func(t *testing.T) { threeBrokersUnderFaults(t, bin, d, useTLS) })
+		t.Run(name, func(t *testing.T) { threeBrokersUnderFaults(t, bin, d, useTLS, netnsErr == nil) })
 	}
+	t.Run("partitions", func(t *testing.T) {
+		if netnsErr != nil {
+			testenv.Missing(t, "the runs above injected no network partition: %v", netnsErr)
+		}
+	})
 }
 
-func threeBrokersUnderFaults(t *testing.T, bin string, d time.Duration, useTLS bool) {
-	c, err := NewCluster(ClusterConfig{Binary: bin, Dir: t.TempDir(), Nodes: 3, TLS: useTLS,
+func threeBrokersUnderFaults(t *testing.T, bin string, d time.Duration, useTLS, netns bool) {
+	faults := AllFaults
+	if netns {
+		faults = append(slices.Clone(AllFaults), PartitionFaults...)
+	}
+	c, err := NewCluster(ClusterConfig{Binary: bin, Dir: t.TempDir(), Nodes: 3, TLS: useTLS, Netns: netns,
 		Settings: map[string]string{"min.insync.replicas": "2", "default.replication.factor": "3"}})
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +145,7 @@ func threeBrokersUnderFaults(t *testing.T, bin string, d time.Duration, useTLS b
 	out, err := Run(ctx, RunConfig{
 		Cluster:  c,
 		Workload: WorkloadConfig{Partitions: 6, ReplicationFactor: 3, Producers: 3, Consumers: 2, Rate: 200, TxnProducers: 2, TxnConsumers: 1},
-		Nemesis:  NemesisConfig{Faults: AllFaults, Interval: 5 * time.Second, Duration: 2 * time.Second, Seed: seed},
+		Nemesis:  NemesisConfig{Faults: faults, Interval: 5 * time.Second, Duration: 2 * time.Second, Seed: seed},
 		Duration: d,
 		Logger:   testLogger(),
 	})

@@ -2,7 +2,8 @@
 // tributary-broker processes on loopback: it starts the brokers, runs
 // idempotent acks=all producers and consumers, transactional producers
 // with read_committed consumers, injects faults (kill -9,
-// SIGSTOP/SIGCONT, SIGTERM restarts, the loss of a rack), heals, reads
+// SIGSTOP/SIGCONT, SIGTERM restarts, the loss of a rack, and with the
+// brokers in network namespaces network partitions), heals, reads
 // everything back and checks the history. It exits 1 when the history
 // shows an anomaly, printing the events that show it, and 2 when the run
 // itself failed.
@@ -45,12 +46,13 @@ func run() int {
 		duration   = flag.Duration("duration", 2*time.Minute, "time under faults")
 		interval   = flag.Duration("interval", 5*time.Second, "time between fault starts")
 		faultLen   = flag.Duration("fault-duration", 2*time.Second, "how long each fault lasts before healing")
-		faults     = flag.String("faults", "kill,kill-leader,kill-controller,pause,restart,lose-az", "fault kinds, comma separated (also: reassign, best with more -nodes than replicas)")
+		faults     = flag.String("faults", "kill,kill-leader,kill-controller,pause,restart,lose-az", "fault kinds, comma separated (also: reassign, best with more -nodes than replicas; the network partitions partition-isolate, partition-halves, partition-leader, partition-bridge)")
 		seed       = flag.Uint64("seed", uint64(time.Now().UnixNano()), "random seed of the fault schedule")
 		minFaults  = flag.Int("min-faults", 0, "fail the run if fewer faults were injected")
 		history    = flag.String("history", "", "write the history here (JSON lines)")
 		check      = flag.String("check", "", "only check an existing history file")
 		useTLS     = flag.Bool("tls", false, "run every connection over TLS: clients on SSL listeners, replication and the metadata quorum with broker certificates both ways")
+		netns      = flag.Bool("netns", false, "run each broker in its own network namespace on a bridge the run creates and removes (root, ip(8)); on whenever -faults has a partition-* kind")
 	)
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -94,9 +96,21 @@ func run() int {
 	}
 	var kinds []chaos.FaultKind
 	for _, k := range strings.Split(*faults, ",") {
-		kinds = append(kinds, chaos.FaultKind(strings.TrimSpace(k)))
+		kind := chaos.FaultKind(strings.TrimSpace(k))
+		kinds = append(kinds, kind)
+		*netns = *netns || kind.IsPartition()
 	}
-	c, err := chaos.NewCluster(chaos.ClusterConfig{Binary: *binary, Dir: *dir, Nodes: *nodes, TLS: *useTLS, Settings: map[string]string{
+	if err := chaos.CheckFaults(kinds, *netns); err != nil {
+		fmt.Fprintf(os.Stderr, "-faults: %v\n", err)
+		return 2
+	}
+	if *netns {
+		if err := chaos.NetnsSupport(); err != nil {
+			fmt.Fprintf(os.Stderr, "-netns: %v (leave the partition-* kinds out of -faults to run without)\n", err)
+			return 2
+		}
+	}
+	c, err := chaos.NewCluster(chaos.ClusterConfig{Binary: *binary, Dir: *dir, Nodes: *nodes, TLS: *useTLS, Netns: *netns, Settings: map[string]string{
 		"min.insync.replicas":        fmt.Sprint(*minISR),
 		"default.replication.factor": fmt.Sprint(*rf),
 	}})
@@ -107,7 +121,7 @@ func run() int {
 	defer c.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	log.Info("chaos run", "dir", *dir, "nodes", *nodes, "seed", *seed, "duration", *duration, "tls", *useTLS)
+	log.Info("chaos run", "dir", *dir, "nodes", *nodes, "seed", *seed, "duration", *duration, "tls", *useTLS, "netns", *netns)
 	out, err := chaos.Run(ctx, chaos.RunConfig{
 		Cluster: c,
 		Workload: chaos.WorkloadConfig{Partitions: int32(*partitions), ReplicationFactor: int16(*rf), Producers: *producers, Consumers: *consumers, Rate: *rate,
