@@ -282,6 +282,17 @@ func consumeCommitted(ctx context.Context, cfg WorkloadConfig, process int, rec 
 
 // RunOffsetObserver reads the transactional producers' group offsets
 // until ctx ends; final marks the last round, after the faults.
+//
+// The final round asks for stable offsets (KIP-447 require_stable) and
+// asks again while a group has offsets of an undecided transaction
+// pending: EndTxn answers once the decision is durable and the markers
+// follow, so a plain read just after a commit may rightly still show the
+// group's previous offset (seen after a kill -9 of the leader of
+// __consumer_offsets: the final read came 41 ms after the commit's
+// answer, while the coordinator was still retrying that marker). The
+// check holds the final read to the last committed transaction, which
+// only a stable read must show. A group still pending when ctx ends
+// fails the run.
 func RunOffsetObserver(ctx context.Context, cfg WorkloadConfig, producers []int, rec *Recorder, final bool) error {
 	cfg.defaults()
 	cfg.txnDefaults()
@@ -293,21 +304,37 @@ func RunOffsetObserver(ctx context.Context, cfg WorkloadConfig, producers []int,
 	adm := kadm.NewClient(cl)
 	for {
 		for _, p := range producers {
-			rctx, cancel := context.WithTimeout(ctx, cfg.OpTimeout)
-			rec.Add(Event{Process: offsetObserver, Status: Invoke, Func: OffsetRead, Key: groupOf(p), Txn: int64(p)})
-			offs, err := adm.FetchOffsets(rctx, groupOf(p))
-			cancel()
-			e := Event{Process: offsetObserver, Func: OffsetRead, Key: groupOf(p), Txn: int64(p), Final: final}
-			o, ok := offs.Lookup(cfg.TxnTopic, 0)
-			switch {
-			case err != nil:
-				e.Status, e.Error = Info, err.Error()
-			case !ok || o.Err != nil || o.At < 0:
-				e.Status, e.Error = Fail, "no committed offset"
-			default:
-				e.Status, e.Value = OK, o.At
+			for {
+				rctx, cancel := context.WithTimeout(ctx, cfg.OpTimeout)
+				if final {
+					rctx = kadm.RequireStable(rctx)
+				}
+				rec.Add(Event{Process: offsetObserver, Status: Invoke, Func: OffsetRead, Key: groupOf(p), Txn: int64(p)})
+				offs, err := adm.FetchOffsets(rctx, groupOf(p))
+				cancel()
+				e := Event{Process: offsetObserver, Func: OffsetRead, Key: groupOf(p), Txn: int64(p), Final: final}
+				o, ok := offs.Lookup(cfg.TxnTopic, 0)
+				pending := err == nil && ok && errors.Is(o.Err, kerr.UnstableOffsetCommit)
+				switch {
+				case err != nil:
+					e.Status, e.Error = Info, err.Error()
+				case pending:
+					e.Status, e.Error = Info, o.Err.Error()
+				case !ok || o.Err != nil || o.At < 0:
+					e.Status, e.Error = Fail, "no committed offset"
+				default:
+					e.Status, e.Value = OK, o.At
+				}
+				rec.Add(e)
+				if !final || !pending {
+					break
+				}
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("group %s still has offsets of an undecided transaction: %w", groupOf(p), ctx.Err())
+				case <-time.After(100 * time.Millisecond):
+				}
 			}
-			rec.Add(e)
 		}
 		if final {
 			return nil
