@@ -316,11 +316,14 @@ func (c *conn) serve() {
 	}
 	// queue hands a response to the writer, with the read buffers its
 	// records are in; false when the writer failed (it closed the
-	// connection).
+	// connection). The buffers of a response that is not queued are
+	// released here: nothing else would give them back to the read
+	// budget.
 	queue := func(req *request, resp kmsg.Response, rd fetchRead) bool {
 		o := outgoing{bufs: rd.rb}
 		var ok bool
 		if o.pieces, o.filePieces, ok = c.frame(req.corr, resp, rd.files); !ok {
+			rd.rb.Release()
 			c.nc.Close()
 			return false
 		}
@@ -328,6 +331,7 @@ func (c *conn) serve() {
 		case out <- o:
 			return true
 		case <-writeDone:
+			rd.rb.Release()
 			return false
 		}
 	}
@@ -424,12 +428,14 @@ serving:
 			// SASL exchange) is appended before dispatch returns.
 			req.releaseFrame()
 		}
-		// A response not sent leaves its buffers to the garbage
-		// collector.
+		// From here every path that does not queue the response
+		// releases its buffers (rd.rb): their charge to the read
+		// budget would otherwise stay for good.
 		rd := fetchRead{rb: c.readBufs, files: c.readFiles}
 		c.readBufs, c.readFiles = nil, nil
 		c.inFlight.Add(-1)
 		if err != nil {
+			rd.rb.Release()
 			fail(req, err)
 			break
 		}
@@ -437,6 +443,7 @@ serving:
 		if resp == nil {
 			// acks=0 produce: no response to carry the throttle;
 			// the muted connection is all the client sees.
+			rd.rb.Release()
 			if !c.mute(throttle) {
 				break
 			}
@@ -447,6 +454,7 @@ serving:
 		// once, and the connection is muted after it.
 		backsOff := throttle <= 0 || setThrottle(resp, throttle)
 		if !backsOff && !c.mute(throttle) {
+			rd.rb.Release()
 			break
 		}
 		if !send(req, resp, rd) {
@@ -463,6 +471,10 @@ serving:
 	answers.close()
 	close(out)
 	<-writeDone
+	// A writer that failed left the responses queued after it unsent.
+	for o := range out {
+		o.bufs.Release()
+	}
 	if graceful {
 		c.nc.Close()
 		c.drain(reqs)

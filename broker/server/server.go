@@ -113,6 +113,14 @@ type Server struct {
 	producerIDs   producerIDAllocator
 	data          dataNotifier
 	fetchSessions fetchSessionCache
+	// readBudget bounds the memory of the record batches fetches read
+	// into memory (TLS listeners, the TLS replication listener) until
+	// their responses are written (fetch.buffer.memory.max.bytes).
+	readBudget *storage.ReadBudget
+	// afterFetchRead, when set (tests), runs once a Fetch has read its
+	// records, before the response is sent: a panic there is a handler
+	// that fails holding read buffers.
+	afterFetchRead atomic.Pointer[func()]
 
 	listeners []*clientListener
 	connsMu   sync.Mutex
@@ -149,6 +157,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		topics:      map[string]*topic{},
 		byID:        map[metadata.TopicID]*topic{},
 		conns:       map[*conn]struct{}{},
+		readBudget:  storage.NewReadBudget(0),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.audit = audit.New(log)

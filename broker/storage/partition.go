@@ -796,9 +796,20 @@ func (p *Partition) read(offset int64, maxBytes int32, upTo int64, rb *ReadBuffe
 		if err != nil {
 			return nil, err
 		}
-		if len(out) == 0 {
+		switch {
+		case len(out) == 0:
 			out = chunk
-		} else {
+		case len(chunk) == 0:
+		case rb != nil:
+			// The chunks of a read across segments are joined in
+			// rb's memory too, so that the budget counts them.
+			joined := rb.alloc(len(out)+len(chunk), 0)
+			if len(joined) < len(out)+len(chunk) {
+				return out, nil // the budget has no room: what we have
+			}
+			copy(joined[copy(joined, out):], chunk)
+			out = joined
+		default:
 			out = append(out, chunk...)
 		}
 		if !more {
@@ -824,7 +835,7 @@ func (p *Partition) readChunk(offset, budget, upTo int64, first bool, rb *ReadBu
 	if limit > p.durable.Load() {
 		advanceTo(&p.readTo, limit)
 	}
-	s, pos, _, budget, err := p.locateFirstBatch(offset, budget, limit, first)
+	s, pos, h, budget, err := p.locateFirstBatch(offset, budget, limit, first)
 	if s == nil {
 		p.mu.RUnlock()
 		return nil, 0, false, err
@@ -832,7 +843,17 @@ func (p *Partition) readChunk(offset, budget, upTo int64, first bool, rb *ReadBu
 	size, file, path := s.size, s.file, s.logPath()
 	s.io.RLock()
 	p.mu.RUnlock()
-	chunk = rb.alloc(int(min(budget, size-pos)))
+	// The first chunk of a read returns its first batch whole (KIP-74),
+	// budget or not; a later chunk may return nothing.
+	need := 0
+	if first {
+		need = h.Size()
+	}
+	chunk = rb.alloc(int(min(budget, size-pos)), need)
+	if chunk == nil {
+		s.io.RUnlock()
+		return nil, 0, false, nil // rb's budget is spent
+	}
 	_, err = file.ReadAt(chunk, pos)
 	s.io.RUnlock()
 	if err != nil {

@@ -2,6 +2,9 @@ package storage
 
 import (
 	"bytes"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"unsafe"
 )
@@ -74,7 +77,7 @@ func TestReadBuffersDoNotOverlap(t *testing.T) {
 	type span struct{ from, to uintptr }
 	var spans []span
 	for _, n := range sizes {
-		b := rb.alloc(n)
+		b := rb.alloc(n, n)
 		if len(b) != n || cap(b) != n {
 			t.Fatalf("alloc(%d): len %d, cap %d", n, len(b), cap(b))
 		}
@@ -91,8 +94,187 @@ func TestReadBuffersDoNotOverlap(t *testing.T) {
 		t.Fatalf("%d reads took %d blocks: small reads do not share", len(sizes), len(rb.blocks))
 	}
 	var nilRB *ReadBuffers
-	if b := nilRB.alloc(10); len(b) != 10 {
+	if b := nilRB.alloc(10, 10); len(b) != 10 {
 		t.Fatalf("a nil ReadBuffers allocated %d bytes for 10", len(b))
 	}
 	nilRB.Release()
+}
+
+// TestReadBudgetBoundsReads: reads charged to a budget get what is left
+// of it, whole batches that are a prefix of what an unbounded read
+// returns; a read that finds it spent still gets its first batch whole,
+// once per ReadBuffers (KIP-74, so every fetch progresses), also a batch
+// larger than the whole budget; a later read of the same ReadBuffers gets
+// nothing; Release gives every byte back.
+func TestReadBudgetBoundsReads(t *testing.T) {
+	st := openStore(t, t.TempDir(), Options{})
+	p := mustCreate(t, st, "budget", 0, TopicConfig{SegmentBytes: 1 << 20})
+	for range 60 {
+		mustAppend(t, p, makeBatch(t, batchSpec{records: 4, valueSize: 5000})) // ~20 KiB
+	}
+	big := mustCreate(t, st, "budget-big", 0, TopicConfig{})
+	mustAppend(t, big, makeBatch(t, batchSpec{records: 1, valueSize: 300 << 10}))
+	p.SetHighWatermark(p.LogEndOffset())
+	big.SetHighWatermark(big.LogEndOffset())
+	all, err := p.Read(0, 1<<30, p.HighWatermark())
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstBatch, err := p.Read(0, 1, p.HighWatermark())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const limit = 256 << 10
+	b := NewReadBudget(limit)
+	rb1 := b.Buffers()
+	got, err := p.ReadInto(0, 1<<30, p.HighWatermark(), rb1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) == 0 || len(got) > limit || !bytes.Equal(got, all[:len(got)]) || len(got) == len(all) {
+		t.Fatalf("a read of %d bytes under a budget of %d returned %d bytes (prefix of the log: %v)", len(all), limit, len(got), bytes.Equal(got, all[:min(len(got), len(all))]))
+	}
+	if b.Held() > limit || b.Cut() != 1 {
+		t.Fatalf("held %d of a %d budget, %d reads cut (want 1)", b.Held(), limit, b.Cut())
+	}
+
+	// Spent: the next fetch gets its first batch whole, past the budget.
+	rb2 := b.Buffers()
+	got2, err := p.ReadInto(0, 1<<30, p.HighWatermark(), rb2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got2, firstBatch) {
+		t.Fatalf("a read that found the budget spent returned %d bytes, want its first batch (%d)", len(got2), len(firstBatch))
+	}
+	if over := b.Held() - limit; over > int64(len(firstBatch)) {
+		t.Fatalf("the budget is exceeded by %d bytes, more than the one batch of %d", over, len(firstBatch))
+	}
+	// Its second read gets nothing: one batch past the budget per
+	// ReadBuffers.
+	if got3, err := big.ReadInto(0, 1<<30, big.HighWatermark(), rb2); err != nil || len(got3) != 0 {
+		t.Fatalf("a second read past the budget returned %d bytes, %v", len(got3), err)
+	}
+	rb1.Release()
+	rb2.Release()
+	rb2.Release()
+	if b.Held() != 0 {
+		t.Fatalf("%d bytes held once every ReadBuffers is released", b.Held())
+	}
+
+	// A batch larger than the whole budget still comes whole.
+	small := NewReadBudget(64 << 10)
+	rb := small.Buffers()
+	whole, err := big.ReadInto(0, 1, big.HighWatermark(), rb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := big.Read(0, 1, big.HighWatermark())
+	if !bytes.Equal(whole, want) || len(whole) < 300<<10 {
+		t.Fatalf("a batch of %d bytes under a budget of 64 KiB: read %d bytes", len(want), len(whole))
+	}
+	rb.Release()
+	if small.Held() != 0 {
+		t.Fatalf("%d bytes held after Release", small.Held())
+	}
+
+	// Unbounded, a budget only counts.
+	count := NewReadBudget(0)
+	rb = count.Buffers()
+	if got, err := p.ReadInto(0, 1<<30, p.HighWatermark(), rb); err != nil || !bytes.Equal(got, all) {
+		t.Fatalf("an unbounded budget's read returned %d of %d bytes, %v", len(got), len(all), err)
+	}
+	if count.Held() < int64(len(all)) {
+		t.Fatalf("an unbounded budget counts %d bytes held for a read of %d", count.Held(), len(all))
+	}
+	rb.Release()
+	// A read that ends at its segment's end takes one block, the
+	// smallest that holds it.
+	if _, err := big.ReadInto(0, 1<<30, big.HighWatermark(), rb); err != nil || count.Held() != 512<<10 {
+		t.Fatalf("a read of %d bytes holds %d bytes (want one block of 512 KiB), %v", big.LogEndOffset(), count.Held(), err)
+	}
+	rb.Release()
+	if count.Held() != 0 || count.Cut() != 0 {
+		t.Fatalf("an unbounded budget: %d held after Release, %d reads cut", count.Held(), count.Cut())
+	}
+}
+
+// TestReadBudgetUnderConcurrentReads: readers sharing a small budget never
+// hold more than the budget and one batch each, every read returns whole
+// batches from its offset, and every byte comes back.
+func TestReadBudgetUnderConcurrentReads(t *testing.T) {
+	st := openStore(t, t.TempDir(), Options{})
+	p := mustCreate(t, st, "budget-concurrent", 0, TopicConfig{SegmentBytes: 256 << 10})
+	const batch = 9 << 10
+	for range 200 {
+		mustAppend(t, p, makeBatch(t, batchSpec{records: 1, valueSize: batch - 100}))
+	}
+	p.SetHighWatermark(p.LogEndOffset())
+	all, err := p.Read(0, 1<<30, p.HighWatermark())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		readers = 12
+		limit   = 512 << 10
+	)
+	b := NewReadBudget(limit)
+	var (
+		wg      sync.WaitGroup
+		maxHeld atomic.Int64
+		errs    = make(chan error, readers)
+	)
+	for r := range readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rb := b.Buffers()
+			defer rb.Release()
+			for i := range 60 {
+				off := int64((r*7 + i*13) % 200)
+				got, err := p.ReadInto(off, int32(64<<10+i*(32<<10)), p.HighWatermark(), rb)
+				if err != nil {
+					errs <- err
+					return
+				}
+				for {
+					h := b.Held()
+					if h <= maxHeld.Load() || maxHeld.CompareAndSwap(maxHeld.Load(), h) {
+						break
+					}
+				}
+				if len(got) == 0 {
+					// Spent, and this ReadBuffers went past it
+					// already: a fetch answers with what it has.
+					rb.Release()
+					continue
+				}
+				want, _ := p.Read(off, 1, p.HighWatermark())
+				if !bytes.HasPrefix(got, want) || !bytes.Contains(all, got) {
+					errs <- fmt.Errorf("a read from %d returned %d bytes that are not whole batches of the log from there", off, len(got))
+					return
+				}
+				if i%3 == 0 {
+					rb.Release()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// Past the budget by at most one batch per reader (the one read
+	// past it per ReadBuffers).
+	if bound := int64(limit + readers*batch); maxHeld.Load() > bound {
+		t.Fatalf("readers held up to %d bytes, over the budget of %d and a batch each (%d)", maxHeld.Load(), limit, bound)
+	}
+	if b.Held() != 0 {
+		t.Fatalf("%d bytes held once every reader released", b.Held())
+	}
+	if b.Cut() == 0 {
+		t.Fatal("no read was cut short: the budget was never spent, the test tests nothing")
+	}
 }

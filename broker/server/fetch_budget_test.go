@@ -1,0 +1,201 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// TestFetchBuffersReleasedOnEveryPath: every way a TLS connection can end
+// with a fetch response read into memory and not written gives that
+// memory back to the broker's read budget. Each case ends a connection on
+// one such path, then finds nothing held; a buffer left unreleased would
+// hold its charge for good, and enough of them starve every consumer.
+func TestFetchBuffersReleasedOnEveryPath(t *testing.T) {
+	e := newTLSEnv(t)
+	s, _ := startListeners(t, threeListeners(e))
+	const size = 3 << 20
+	produceTopic(t, s, "released", size)
+	budget := s.readBudget
+
+	cases := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"responses queued behind a write that failed", func(t *testing.T) {
+			// One response is being written (the client reads
+			// nothing), four wait in the writer's queue; the write
+			// fails when the client resets the connection.
+			c := dialRaw(t, s, e, "CLIENT_SECURE")
+			for i := range 5 {
+				sendFetch(t, c, fetchOpts{corr: int32(i), topic: "released"})
+			}
+			waitSteady(t, budget.Held, 5*size)
+			reset(t, c)
+		}},
+		{"a response queued after the write failed", func(t *testing.T) {
+			// One written, eight queued, a tenth built and waiting
+			// for room in the queue when the write fails.
+			c := dialRaw(t, s, e, "CLIENT_SECURE")
+			for i := range 14 {
+				sendFetch(t, c, fetchOpts{corr: int32(i), topic: "released"})
+			}
+			waitSteady(t, budget.Held, 10*size)
+			reset(t, c)
+		}},
+		{"a handler that fails after its read", func(t *testing.T) {
+			fail := func() { panic("injected failure after the read") }
+			s.afterFetchRead.Store(&fail)
+			defer s.afterFetchRead.Store(nil)
+			c := dialRaw(t, s, e, "CLIENT_SECURE")
+			sendFetch(t, c, fetchOpts{corr: 1, topic: "released"})
+			// The connection is closed for the failure.
+			if _, err := c.Read(make([]byte, 1)); err == nil {
+				t.Fatal("a fetch whose handler failed was answered")
+			}
+		}},
+		{"a long poll dropped by its client", func(t *testing.T) {
+			// The data is there, but less than MinBytes: the poll
+			// reads, drops the read and waits, until the client
+			// goes.
+			c := dialRaw(t, s, e, "CLIENT_SECURE")
+			sendFetch(t, c, fetchOpts{corr: 1, topic: "released", minBytes: 1 << 30, maxWaitMs: 20_000})
+			time.Sleep(200 * time.Millisecond)
+			reset(t, c)
+		}},
+		{"a response held for its throttle when the client goes", func(t *testing.T) {
+			// A client from before KIP-219 (Fetch v7) does not back
+			// off by itself: its throttled response is held for the
+			// throttle time, the connection muted. The client goes
+			// meanwhile.
+			admin, err := kgo.NewClient(kgo.SeedBrokers(s.ListenerAddr("CLIENT").String()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer admin.Close()
+			alterQuotas(t, kadm.NewClient(admin), setQuota(qentity("client-id", "muted"), "request_percentage", 0.001))
+			c := dialRaw(t, s, e, "CLIENT_SECURE")
+			sendFetch(t, c, fetchOpts{corr: 1, topic: "released", version: 7, clientID: "muted"})
+			waitSteady(t, budget.Held, size)
+			reset(t, c)
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if h := budget.Held(); h != 0 {
+				t.Fatalf("%d bytes held before the case", h)
+			}
+			tc.run(t)
+			// Well within the shortest throttle or long poll above.
+			deadline := time.Now().Add(4 * time.Second)
+			for budget.Held() != 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d bytes of read buffers still held after the connection ended", budget.Held())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// produceTopic writes about size bytes of records to partition 0 of a new
+// topic.
+func produceTopic(t *testing.T, s *Server, topic string, size int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	prod, err := kgo.NewClient(kgo.SeedBrokers(s.ListenerAddr("CLIENT").String()), kgo.DefaultProduceTopic(topic),
+		kgo.AllowAutoTopicCreation(), kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerLinger(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	v := bytes.Repeat([]byte(topic), 1000/len(topic)+1)[:1000]
+	for range size / len(v) {
+		prod.Produce(ctx, &kgo.Record{Value: v}, nil)
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fetchOpts is a raw Fetch of partition 0 of topic from offset 0 (v11 and
+// MinBytes 1 unless set).
+type fetchOpts struct {
+	corr                int32
+	topic, clientID     string
+	version             int16
+	minBytes, maxWaitMs int32
+}
+
+// sendFetch writes a Fetch request for up to 64 MiB.
+func sendFetch(t *testing.T, c net.Conn, o fetchOpts) {
+	t.Helper()
+	req := kmsg.NewPtrFetchRequest()
+	req.SetVersion(11)
+	if o.version != 0 {
+		req.SetVersion(o.version)
+	}
+	req.ReplicaID, req.MaxBytes, req.MinBytes, req.MaxWaitMillis = -1, 64<<20, max(o.minBytes, 1), max(o.maxWaitMs, 100)
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = o.topic
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.PartitionMaxBytes = 64 << 20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	b := []byte{0, 0, 0, 0}
+	b = kbin.AppendInt16(b, req.Key())
+	b = kbin.AppendInt16(b, req.GetVersion())
+	b = kbin.AppendInt32(b, o.corr)
+	var id *string
+	if o.clientID != "" {
+		id = &o.clientID
+	}
+	b = kbin.AppendNullableString(b, id)
+	b = req.AppendTo(b)
+	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
+	if _, err := c.Write(b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitSteady waits until f reaches at least least and then stops growing
+// for a while: the broker has built every response it will while its
+// client reads nothing.
+func waitSteady(t *testing.T, f func() int64, least int64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	last, since := f(), time.Now()
+	for f() < least || time.Since(since) < 300*time.Millisecond {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes held, waiting for at least %d and for it to settle", f(), least)
+		}
+		if v := f(); v != last {
+			last, since = v, time.Now()
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// reset ends a raw connection with a TCP reset, so that the broker's
+// pending write fails at once.
+func reset(t *testing.T, c net.Conn) {
+	t.Helper()
+	nc := c
+	if tc, ok := c.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	if err := nc.(*net.TCPConn).SetLinger(0); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+}
