@@ -4,7 +4,8 @@
 #     the Go module proxy into .cache/tools/bin/tofu;
 #   - Debian packages the tests use (real Kafka clients, the AWS CLI, Packer,
 #     ShellCheck, systemd-analyze, and the loop device, mount and mkfs tools of
-#     the block-device tests), with apt-get when missing and when running as root;
+#     the block-device tests, ip for the chaos test's network namespaces), with
+#     apt-get when missing and when running as root;
 #   - Go tools (staticcheck) into .cache/tools/bin.
 # It writes .cache/tools/env.mk, which the GNUmakefile includes, so later make
 # runs know which Terraform CLI to hand terraform-plugin-testing.
@@ -32,6 +33,7 @@ DEBIAN_PACKAGES=(
 	"e2fsprogs=1.47.0-2"
 	"util-linux=2.38.1-5+deb12u3"
 	"mount=2.38.1-5+deb12u3"
+	"iproute2=6.1.0-3"
 )
 
 log() { printf 'tools: %s\n' "$*" >&2; }
