@@ -486,6 +486,8 @@ var settings = withListenerForms(append([]Setting{
 		"A connection that sends nothing for this long is closed."),
 	user(msSetting("fetch.max.wait.cap.ms", "long", "30000", 0, maxMillis, func(c *Config) *time.Duration { return &c.FetchMaxWaitCap }),
 		"Tributary: the longest a Fetch long poll is held, whatever max wait the client asks for."),
+	user(intSetting("fetch.memory.max.bytes", "long", "0", 0, math.MaxInt64, func(c *Config) *int64 { return &c.FetchMemoryMaxBytes }),
+		"Tributary: the most memory, broker-wide, that fetch responses read into memory hold until written: consumers' on TLS listeners (SSL, SASL_SSL) and followers' over TLS replication; plaintext ones are sent from the segment files and hold none. A fetch that finds it spent gets what is left, or only its first batch when it has nothing yet (KIP-74), so the bound may be passed by one batch (max.message.bytes) per fetch in progress. 0: a quarter of GOMEMLIMIT when set, else of the memory the process may use (its cgroup's limit, or the host's), at least 64 MiB."),
 
 	user(intSetting("quota.window.num", "int", "11", 1, 1000, func(c *Config) *int { return &c.QuotaWindowNum }),
 		"Samples a client quota's rate is measured over (the rate spans at least all but one of them)."),

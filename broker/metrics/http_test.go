@@ -195,6 +195,9 @@ func TestPrometheusExposition(t *testing.T) {
 		{"tributary_replication_throttle_limit_bytes_per_second", map[string]string{"side": "leader"}, 2048},
 		{"tributary_log_pending_deletion_bytes", nil, 3 << 20},
 		{"tributary_log_pending_deletion_segments", nil, 2},
+		{"tributary_fetch_memory_bytes", nil, 3 << 20},
+		{"tributary_fetch_memory_limit_bytes", nil, 64 << 20},
+		{"tributary_fetch_memory_cut_total", nil, 5},
 	}
 	for _, w := range want {
 		v, ok := value(fams, w.name, w.labels)

@@ -45,6 +45,9 @@ var (
 	descThrottleBytes       = desc("quota_bytes_total", "Bytes measured against a byte-rate client quota (MSK <Quota>ThrottleByteRate = rate).", "quota")
 	descThrottleQueue       = desc("quota_throttle_queue", "Throttles still running: connections muted by a client quota (MSK <Quota>ThrottleQueueSize).", "quota")
 	descExempt              = desc("quota_exempt_request_duration_seconds", "Handling time of requests no client quota measures (MSK RequestExemptFromThrottleTime = sum / count).")
+	descFetchMemory         = desc("fetch_memory_bytes", "Memory held by fetch responses read into memory (TLS listeners, TLS replication) until written, in bytes (whole pooled blocks).")
+	descFetchMemoryLimit    = desc("fetch_memory_limit_bytes", "The bound on tributary_fetch_memory_bytes (fetch.memory.max.bytes, resolved); a fetch may pass it by its first batch.")
+	descFetchMemoryCut      = desc("fetch_memory_cut_total", "Fetches (or long-poll reads) that got less than they asked, or only their first batch, because the fetch memory bound was reached.")
 	descLogDropped          = desc("log_lines_dropped_total", "Broker log lines the log shipper dropped because CloudWatch Logs could not take them (CloudWatch LogLinesDropped).")
 
 	descPartitions      = desc("partitions", "Partition replicas on this broker (MSK PartitionCount).")
@@ -81,7 +84,7 @@ var (
 	descCWDenied     = desc("cloudwatch_denied_total", "PutMetricData calls refused for lack of permission or credentials.")
 	descCWThrottled  = desc("cloudwatch_throttled_total", "PutMetricData calls throttled (each try counts).")
 	descCWLastOK     = desc("cloudwatch_last_success_timestamp_seconds", "Unix time of the last successful PutMetricData.")
-	allDescs         = []*prometheus.Desc{descInfo, descBytesIn, descBytesOut, descMessagesIn, descReplicationBytesIn, descReplicationBytesOut, descProduceConversions, descRequestDuration, descLogFlush, descLogFlushFiles, descFollowerFetch, descRequestSize, descConnections, descClientConns, descConnCreated, descConnClosed, descThrottled, descThrottleTime, descThrottleBytes, descThrottleQueue, descExempt, descLogDropped, descPartitions, descLeaders, descUnderReplicated, descUnderMinISR, descActive, descGlobalTopics, descGlobalParts, descOffline, descThrottleRate, descThrottleBound, descDataDiskUsed, descDataDiskAvail, descDataDiskSize, descPendingBytes, descPendingSegs, descRootDiskUsed, descCPU, descMemory, descSwap, descNetRx, descNetTx, descOffsetLag, descSumLag, descMaxLag, descTimeLag, descMaxTimeLag, descCWPuts, descCWShipped, descCWDropped, descCWDenied, descCWThrottled, descCWLastOK}
+	allDescs         = []*prometheus.Desc{descInfo, descBytesIn, descBytesOut, descMessagesIn, descReplicationBytesIn, descReplicationBytesOut, descProduceConversions, descRequestDuration, descLogFlush, descLogFlushFiles, descFollowerFetch, descRequestSize, descConnections, descClientConns, descConnCreated, descConnClosed, descThrottled, descThrottleTime, descThrottleBytes, descThrottleQueue, descExempt, descFetchMemory, descFetchMemoryLimit, descFetchMemoryCut, descLogDropped, descPartitions, descLeaders, descUnderReplicated, descUnderMinISR, descActive, descGlobalTopics, descGlobalParts, descOffline, descThrottleRate, descThrottleBound, descDataDiskUsed, descDataDiskAvail, descDataDiskSize, descPendingBytes, descPendingSegs, descRootDiskUsed, descCPU, descMemory, descSwap, descNetRx, descNetTx, descOffsetLag, descSumLag, descMaxLag, descTimeLag, descMaxTimeLag, descCWPuts, descCWShipped, descCWDropped, descCWDenied, descCWThrottled, descCWLastOK}
 	latencyBoundsSec = func() []float64 {
 		b := make([]float64, len(latencyBuckets))
 		for i, d := range latencyBuckets {
@@ -169,6 +172,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	send(m, err, descExempt)
 	if s.LogShipping {
 		counter(descLogDropped, float64(s.LogLinesDropped))
+	}
+	if fm := s.FetchMemory; s.FetchMemoryKnown {
+		gauge(descFetchMemory, float64(fm.Held))
+		if fm.Limit > 0 {
+			gauge(descFetchMemoryLimit, float64(fm.Limit))
+		}
+		counter(descFetchMemoryCut, float64(fm.Cut))
 	}
 
 	if st := s.State; st != nil {

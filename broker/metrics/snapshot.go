@@ -38,6 +38,10 @@ type Snapshot struct {
 	// is one.
 	LogLinesDropped int64
 	LogShipping     bool
+	// FetchMemory is the broker's read budget (SetFetchMemorySource);
+	// FetchMemoryKnown says there is one.
+	FetchMemory      FetchMemory
+	FetchMemoryKnown bool
 
 	// State is nil when no state source is registered.
 	State *BrokerState
@@ -112,6 +116,9 @@ func (r *Registry) Snapshot() *Snapshot {
 	s.ExemptCount, s.ExemptNanos = r.exempt.count.Load(), r.exempt.sum.Load()
 	if f := r.logDroppedSource(); f != nil {
 		s.LogShipping, s.LogLinesDropped = true, f()
+	}
+	if f := r.fetchMemorySource(); f != nil {
+		s.FetchMemory, s.FetchMemoryKnown = f(), true
 	}
 
 	state, lag, _ := r.sources()

@@ -204,3 +204,10 @@ func readDiskUsage(path string) (diskUsage, error) {
 		Avail: st.Bavail * bs,
 	}, nil
 }
+
+// ReadMemTotal is the host's memory (MemTotal of /proc/meminfo under
+// procRoot), in bytes.
+func ReadMemTotal(procRoot string) (uint64, error) {
+	m, err := readMemInfo(procRoot)
+	return m.Total, err
+}

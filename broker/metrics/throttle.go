@@ -130,6 +130,28 @@ func (r *Registry) SetLogDroppedSource(f func() int64) {
 	r.sourcesMu.Unlock()
 }
 
+// FetchMemory is the memory fetch responses read into (TLS listeners, the
+// TLS replication listener) hold until written, against its bound
+// (fetch.memory.max.bytes): Held bytes now, Limit the bound, Cut the
+// fetches that got less than they asked because it was spent.
+type FetchMemory struct {
+	Held, Limit, Cut int64
+}
+
+// SetFetchMemorySource registers the broker's read budget, read at each
+// snapshot.
+func (r *Registry) SetFetchMemorySource(f func() FetchMemory) {
+	r.sourcesMu.Lock()
+	r.fetchMemory = f
+	r.sourcesMu.Unlock()
+}
+
+func (r *Registry) fetchMemorySource() func() FetchMemory {
+	r.sourcesMu.RLock()
+	defer r.sourcesMu.RUnlock()
+	return r.fetchMemory
+}
+
 func (r *Registry) logDroppedSource() func() int64 {
 	r.sourcesMu.RLock()
 	defer r.sourcesMu.RUnlock()

@@ -358,6 +358,14 @@ func (s *Server) fetchPartition(req *kmsg.FetchRequest, key fetchFileKey, rp kms
 	if limit <= 0 && haveData {
 		return 0
 	}
+	if room, bounded := rd.rb.Room(); bounded && room <= 0 && haveData && rd.files == nil {
+		// The broker's fetch memory is spent: the response goes with
+		// what it has (its first batch at least; storage gives the
+		// reads of a response that has nothing yet that batch past the
+		// bound, so that every consumer progresses).
+		rd.rb.MarkCut()
+		return 0
+	}
 	readFailed := func(err error) int {
 		sp.ErrorCode = storageErrorCode(err)
 		if sp.ErrorCode != kerr.OffsetOutOfRange.Code {

@@ -5,7 +5,11 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"fmt"
 	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -198,4 +202,164 @@ func reset(t *testing.T, c net.Conn) {
 		t.Fatal(err)
 	}
 	c.Close()
+}
+
+// TestFetchMemoryBoundUnderManyTLSConsumers: many TLS consumers, each
+// asking for far more than the broker's fetch memory bound, read a topic
+// at once. The memory their responses hold (the budget's count, sampled
+// throughout) stays under the bound plus a batch per fetch in progress,
+// every consumer reads every record with the bytes it was produced with,
+// a record larger than the whole bound still arrives, the fetches the
+// bound cut short are counted in the metrics, and nothing is held once
+// the consumers are gone.
+func TestFetchMemoryBoundUnderManyTLSConsumers(t *testing.T) {
+	e := newTLSEnv(t)
+	const (
+		limit     = 4 << 20
+		consumers = 10
+		batch     = 64 << 10 // the producer's largest batch
+		records   = 6000
+	)
+	props := threeListeners(e)
+	props["fetch.memory.max.bytes"] = strconv.Itoa(limit)
+	props["message.max.bytes"] = strconv.Itoa(8 << 20)
+	s, _ := startListeners(t, props)
+	if got := s.readBudget.Limit(); got != limit {
+		t.Fatalf("fetch.memory.max.bytes %d gives a bound of %d", limit, got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const topic = "bounded"
+	value := func(i int) []byte {
+		v := make([]byte, 1000+i%500)
+		for j := 0; j+8 <= len(v); j += 8 {
+			binary.BigEndian.PutUint64(v[j:], uint64(i)<<32|uint64(j))
+		}
+		return v
+	}
+	prod, err := kgo.NewClient(kgo.SeedBrokers(s.ListenerAddr("CLIENT").String()), kgo.DefaultProduceTopic(topic),
+		kgo.AllowAutoTopicCreation(), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
+		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(batch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	for i := range records {
+		prod.Produce(ctx, &kgo.Record{Key: []byte(strconv.Itoa(i)), Value: value(i)}, nil)
+	}
+	if err := prod.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// One record larger than the whole bound.
+	big := bytes.Repeat([]byte("big"), (6<<20)/3)
+	bigProd, err := kgo.NewClient(kgo.SeedBrokers(s.ListenerAddr("CLIENT").String()), kgo.DefaultProduceTopic(topic+"-big"),
+		kgo.AllowAutoTopicCreation(), kgo.ProducerBatchMaxBytes(8<<20), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bigProd.Close()
+	if err := bigProd.ProduceSync(ctx, &kgo.Record{Value: big}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	budget := s.readBudget
+	var maxHeld atomic.Int64
+	sampled := make(chan struct{})
+	stopSampling := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			if h := budget.Held(); h > maxHeld.Load() {
+				maxHeld.Store(h)
+			}
+			select {
+			case <-stopSampling:
+				return
+			case <-time.After(200 * time.Microsecond):
+			}
+		}
+	}()
+	consume := func(topic string, want int, check func(*kgo.Record) error) error {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(s.ListenerAddr("CLIENT_SECURE").String()),
+			kgo.DialTLSConfig(clientTLS(t, e.ca, nil)),
+			kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.FetchMaxBytes(50<<20), kgo.FetchMaxPartitionBytes(50<<20), kgo.BrokerMaxReadBytes(100<<20))
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		seen := 0
+		for seen < want {
+			fs := cl.PollFetches(ctx)
+			if err := fs.Err0(); err != nil {
+				return fmt.Errorf("after %d records of %s: %w", seen, topic, err)
+			}
+			var bad error
+			fs.EachRecord(func(r *kgo.Record) {
+				if err := check(r); err != nil && bad == nil {
+					bad = err
+				}
+				seen++
+			})
+			if bad != nil {
+				return bad
+			}
+		}
+		return nil
+	}
+	var (
+		wg   sync.WaitGroup
+		errs = make(chan error, consumers+1)
+	)
+	for range consumers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- consume(topic, records, func(r *kgo.Record) error {
+				i, err := strconv.Atoi(string(r.Key))
+				if err != nil || !bytes.Equal(r.Value, value(i)) {
+					return fmt.Errorf("record %s at %d/%d has bytes it was not produced with", r.Key, r.Partition, r.Offset)
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		errs <- consume(topic+"-big", 1, func(r *kgo.Record) error {
+			if !bytes.Equal(r.Value, big) {
+				return fmt.Errorf("the record larger than the bound arrived with %d bytes, want %d", len(r.Value), len(big))
+			}
+			return nil
+		})
+	}()
+	wg.Wait()
+	close(stopSampling)
+	<-sampled
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	// Each consumer has at most two fetches in progress (one written,
+	// the next read), each past the bound by at most one batch; the
+	// big record's consumer by its one record.
+	bound := int64(limit + 2*consumers*(batch+4<<10) + len(big) + 64<<10)
+	t.Logf("held at most %d bytes of a %d bound (allowed %d); %d fetches cut short", maxHeld.Load(), limit, bound, budget.Cut())
+	if maxHeld.Load() > bound {
+		t.Errorf("fetch responses held up to %d bytes, over the bound of %d and a batch per fetch in progress (%d)", maxHeld.Load(), limit, bound)
+	}
+	if budget.Cut() == 0 {
+		t.Error("no fetch was cut short by the bound: the consumers never reached it, the test tests nothing")
+	}
+	if got := s.metrics.Snapshot().FetchMemory; got.Limit != limit || got.Cut != budget.Cut() {
+		t.Errorf("the metrics report a bound of %d and %d fetches cut short; the budget %d and %d", got.Limit, got.Cut, limit, budget.Cut())
+	}
+	for deadline := time.Now().Add(10 * time.Second); budget.Held() != 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes still held once every consumer is gone", budget.Held())
+		}
+	}
 }

@@ -157,15 +157,18 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		topics:      map[string]*topic{},
 		byID:        map[metadata.TopicID]*topic{},
 		conns:       map[*conn]struct{}{},
-		readBudget:  storage.NewReadBudget(0),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	fetchLimit, fetchLimitFrom := fetchMemoryLimit(static.FetchMemoryMaxBytes, "/proc", "/sys/fs/cgroup")
+	s.readBudget = storage.NewReadBudget(fetchLimit)
+	log.Info("fetch memory bound", "fetch_memory_max_bytes", fetchLimit, "from", fetchLimitFrom)
 	s.audit = audit.New(log)
 	s.data.init()
 	s.metrics = opts.Metrics
 	if s.metrics == nil {
 		s.metrics = metrics.New(metrics.Options{BrokerID: static.NodeID, DataDir: static.DataDir, Logger: log})
 	}
+	s.metrics.SetFetchMemorySource(fetchMemory(s.readBudget))
 	// Undo what was started when a later step fails.
 	var undo []func()
 	defer func() {
@@ -227,6 +230,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		OnLeadership:    s.leadershipChanged,
 		OnHighWatermark: func(replica.TopicPartition) { s.data.notify() },
 		InterBrokerAPIs: s.interBrokerAPIs(),
+		ReadBudget:      s.readBudget,
 		Fetch:           replica.FetcherConfig{OnFetch: s.metrics.RecordFollowerFetch},
 		OnFetchServed: func(took time.Duration, requestBytes, recordBytes int) {
 			s.metrics.RecordRequest(metrics.RequestFetchFollower, requestBytes, took)

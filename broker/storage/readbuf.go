@@ -123,19 +123,16 @@ func (b *ReadBudget) left() int64 {
 	return 0
 }
 
-// Room is what a read into rb may still take without going past its
-// budget: the unused rest of its current block and what the budget has
-// left. It is a hint (other readers take from the same budget); ok is
+// Room is the largest read rb may still take without going past its
+// budget: the unused rest of its current block, or the largest block the
+// budget has room for (0 when what it has left is less than the smallest
+// block). It is a hint (other readers take from the same budget); ok is
 // false when rb has no bounded budget.
 func (rb *ReadBuffers) Room() (n int64, ok bool) {
 	if rb == nil || rb.budget == nil || rb.budget.Limit() == 0 {
 		return 0, false
 	}
-	n = rb.budget.left()
-	if rb.cur != nil {
-		n += int64(len(rb.cur.b) - rb.used)
-	}
-	return n, true
+	return int64(rb.largestFit()), true
 }
 
 // MarkCut records that the response rb's reads are for was cut short by

@@ -61,6 +61,10 @@ type Options struct {
 	// InterBrokerAPIs are served on the replication listener besides
 	// replication (the transaction coordinator's requests between brokers).
 	InterBrokerAPIs map[int16]replica.InterBrokerAPI
+	// ReadBudget is charged for the batches the replication listener
+	// reads into memory for followers over TLS (nil: unbounded), the
+	// budget of the client listeners' TLS fetches.
+	ReadBudget *storage.ReadBudget
 }
 
 // Node is a running cluster member.
@@ -311,7 +315,7 @@ func (n *Node) Close() error {
 // observer (a fetch answered in the instant between the two, before the
 // broker is even registered, goes uncounted).
 func serveReplication(ln net.Listener, mgr *replica.Manager, o Options) *replica.ReplicationServer {
-	srv := replica.ServeReplication(ln, mgr.Lookup, mgr.Throttle(), o.InterBrokerAPIs, o.Logger)
+	srv := replica.ServeReplication(ln, mgr.Lookup, mgr.Throttle(), o.InterBrokerAPIs, o.ReadBudget, o.Logger)
 	if o.OnFetchServed != nil {
 		srv.OnFetch(o.OnFetchServed)
 	}

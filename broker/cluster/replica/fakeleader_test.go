@@ -31,7 +31,7 @@ func newFakeLeader(t *testing.T) *fakeLeader {
 		t.Fatal(err)
 	}
 	fl := &fakeLeader{parts: map[TopicPartition]*leaderPart{}}
-	fl.srv = ServeReplication(ln, fl.find, nil, nil, slog.New(slog.DiscardHandler))
+	fl.srv = ServeReplication(ln, fl.find, nil, nil, nil, slog.New(slog.DiscardHandler))
 	t.Cleanup(fl.close)
 	return fl
 }

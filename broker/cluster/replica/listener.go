@@ -54,7 +54,10 @@ type ReplicationServer struct {
 	// throttle is the leader side of the replication throttle (nil: none).
 	throttle *Throttle
 	extra    map[int16]InterBrokerAPI
-	log      *slog.Logger
+	// budget bounds the memory of the batches read for followers over
+	// TLS, with the client listeners' (nil: unbounded).
+	budget *storage.ReadBudget
+	log    *slog.Logger
 	// onFetch, when set, is told of every follower Fetch served (OnFetch).
 	onFetch atomic.Pointer[func(took time.Duration, requestBytes, recordBytes int)]
 
@@ -67,12 +70,13 @@ type ReplicationServer struct {
 
 // ServeReplication serves followers, and the extra inter-broker APIs by
 // key, on ln until Close; throttle (nil: none) holds back throttled
-// replicas' data (see HandleFetch).
-func ServeReplication(ln net.Listener, lookup Lookup, throttle *Throttle, extra map[int16]InterBrokerAPI, logger *slog.Logger) *ReplicationServer {
+// replicas' data (see HandleFetch). Over TLS, the batches a Fetch reads
+// into memory are charged to budget (nil: to none) until written.
+func ServeReplication(ln net.Listener, lookup Lookup, throttle *Throttle, extra map[int16]InterBrokerAPI, budget *storage.ReadBudget, logger *slog.Logger) *ReplicationServer {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &ReplicationServer{ln: ln, lookup: lookup, throttle: throttle, extra: extra, log: logger.With("component", "replication-listener"), conns: map[net.Conn]struct{}{}}
+	s := &ReplicationServer{ln: ln, lookup: lookup, throttle: throttle, extra: extra, budget: budget, log: logger.With("component", "replication-listener"), conns: map[net.Conn]struct{}{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.accept()
@@ -149,9 +153,9 @@ func (s *ReplicationServer) accept() {
 				_ = tc.SetDeadline(time.Time{})
 			}
 			w := fetchwire.NewWriter(c)
-			var rb storage.ReadBuffers
+			rb := s.budget.Buffers()
 			for {
-				if err := s.serveOne(c, w, &rb); err != nil {
+				if err := s.serveOne(c, w, rb); err != nil {
 					if !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
 						s.log.Debug("closing replication connection", "remote", c.RemoteAddr(), "err", err)
 					}

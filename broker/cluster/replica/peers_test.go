@@ -42,7 +42,7 @@ func TestInterBrokerAPIsThroughPeers(t *testing.T) {
 				resp.Markers = append(resp.Markers, rm)
 			}
 			return resp
-		}}}, slog.New(slog.DiscardHandler))
+		}}}, nil, slog.New(slog.DiscardHandler))
 	t.Cleanup(srv.Close)
 	peers := NewPeers("test", nil)
 	t.Cleanup(peers.Close)

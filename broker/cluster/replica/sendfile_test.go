@@ -101,7 +101,7 @@ func TestReplicationListenerSendsBatchesFromFiles(t *testing.T) {
 		}, func(string) *tls.Config { return &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"} }, 0, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := ServeReplication(tc.listen(), lookup, nil, nil, slog.New(slog.DiscardHandler))
+			srv := ServeReplication(tc.listen(), lookup, nil, nil, nil, slog.New(slog.DiscardHandler))
 			defer srv.Close()
 			var served atomic.Int64
 			srv.OnFetch(func(_ time.Duration, _, records int) { served.Add(int64(records)) })
