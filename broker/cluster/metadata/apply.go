@@ -74,7 +74,9 @@ func (c *applyCtx) advanceClock(nowMs int64) {
 }
 
 // topicForWrite returns a private copy of the topic that this command may
-// change; the published State keeps the old one.
+// change; the published State keeps the old one. A partition of the copy
+// is changed by storing a new value (a clone) at its index, never through
+// the slices it shares with the published one (see Topic.copyForWrite).
 func (c *applyCtx) topicForWrite(name string) *Topic {
 	t := c.st.Topics[name]
 	if c.written[name] {
@@ -83,7 +85,7 @@ func (c *applyCtx) topicForWrite(name string) *Topic {
 	if c.written == nil {
 		c.written = map[string]bool{}
 	}
-	t = t.clone()
+	t = t.copyForWrite()
 	c.st.Topics[name] = t
 	c.written[name] = true
 	return t

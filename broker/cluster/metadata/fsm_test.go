@@ -918,3 +918,49 @@ func TestLeaderLogFailed(t *testing.T) {
 		t.Fatalf("with the other replica fenced: %+v, want broker 2 at epoch %d", got, u.LeaderEpoch+1)
 	}
 }
+
+// TestAlterPartitionCopiesNoOtherPartition checks that an ISR change of one
+// partition of a large topic leaves the State published before it as it
+// was and does not copy the other partitions' replica lists and ISRs: a
+// broker rejoining a cluster makes one such change per partition, and a
+// deep copy of the topic for each made that quadratic (10,000 allocations
+// per change of a 5,000-partition topic).
+func TestAlterPartitionCopiesNoOtherPartition(t *testing.T) {
+	m := newMachine(t)
+	epochs := m.cluster(3)
+	const partitions = 2000
+	assignments := make([][]int32, partitions)
+	for i := range assignments {
+		assignments[i] = []int32{1, 2, 3}
+	}
+	m.topic("t", assignments...)
+	before := m.f.Current()
+	isr := []int32{1, 2}
+	allocs := testing.AllocsPerRun(10, func() {
+		p := m.partition("t", 7)
+		m.must(AlterPartition{Topic: "t", Partition: 7, LeaderID: 1, BrokerEpoch: epochs[1], LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, NewISR: isr})
+		if len(isr) == 2 {
+			isr = []int32{1, 2, 3}
+		} else {
+			isr = []int32{1, 2}
+		}
+	})
+	if allocs > partitions/4 {
+		t.Fatalf("an ISR change of one partition of a %d-partition topic made %.0f allocations", partitions, allocs)
+	}
+	if p, _ := before.Partition("t", 7); !slices.Equal(p.ISR, []int32{1, 2, 3}) || p.PartitionEpoch != 0 {
+		t.Fatalf("the State published before the changes now has ISR %v at partition epoch %d", p.ISR, p.PartitionEpoch)
+	}
+	last := []int32{1, 2, 3} // the ISR of the last change made
+	if len(isr) == 3 {
+		last = []int32{1, 2}
+	}
+	if p := m.partition("t", 7); !slices.Equal(p.ISR, last) || p.PartitionEpoch != 11 {
+		t.Fatalf("after 11 changes partition 7 has ISR %v at partition epoch %d, want %v at 11", p.ISR, p.PartitionEpoch, last)
+	}
+	for _, i := range []int32{0, 8, partitions - 1} {
+		if p, q := m.partition("t", i), assignments[i]; !slices.Equal(p.ISR, q) || !slices.Equal(p.Replicas, q) {
+			t.Fatalf("partition %d changed: %+v", i, p)
+		}
+	}
+}

@@ -107,12 +107,17 @@ type Topic struct {
 	Partitions []Partition       `json:"partitions"`
 }
 
-func (t *Topic) clone() *Topic {
-	c := &Topic{Name: t.Name, ID: t.ID, Configs: maps.Clone(t.Configs), Partitions: make([]Partition, len(t.Partitions))}
-	for i, p := range t.Partitions {
-		c.Partitions[i] = p.clone()
-	}
-	return c
+// copyForWrite returns a copy of the topic that one command may change: a
+// new Partitions slice whose elements share their Replicas, ISR and
+// reassignment slices with t's. That is safe because a published State is
+// never changed: a command changes a partition only by storing a new
+// element (its own clone) in the copy, never by writing through the slices
+// of one. A deep copy cost an ISR change of one partition of a
+// 5,000-partition topic 10,000 allocations (each partition's replicas and
+// ISR) on every broker, and a broker rejoining such a cluster makes one
+// ISR change per partition; this copies 5,000 small structs at once.
+func (t *Topic) copyForWrite() *Topic {
+	return &Topic{Name: t.Name, ID: t.ID, Configs: maps.Clone(t.Configs), Partitions: slices.Clone(t.Partitions)}
 }
 
 // State is the whole cluster metadata at one Raft index. A State is never
