@@ -243,6 +243,26 @@ func (s *State) LeaderCount() map[int32]int {
 // the metadata log, change only leases; whoever follows partition roles,
 // configs and the topic view has nothing to redo for them.
 func (s *State) OnlyLeasesDiffer(o *State) bool {
+	return s.differOnlyIn(o, func(t, ot *Topic) bool { return t == ot })
+}
+
+// OnlyPartitionStatesDiffer reports whether s and o differ at most in the
+// brokers' leases and in the leaders, leader epochs, ISRs and replicas of
+// partitions: the same topics by name and id with the same configs and
+// partition counts, and everything OnlyLeasesDiffer compares besides. A
+// partition's changes show in its PartitionEpoch. Most metadata changes of
+// a cluster with many partitions are of this kind (an ISR change, a
+// leader election), and whoever follows the partitions' roles then has only
+// the partitions that changed to look at.
+func (s *State) OnlyPartitionStatesDiffer(o *State) bool {
+	return s.differOnlyIn(o, func(t, ot *Topic) bool {
+		return t == ot || (t.ID == ot.ID && len(t.Partitions) == len(ot.Partitions) && maps.Equal(t.Configs, ot.Configs))
+	})
+}
+
+// differOnlyIn is OnlyLeasesDiffer with sameTopic deciding whether a topic
+// of s counts as the same as o's of the same name.
+func (s *State) differOnlyIn(o *State, sameTopic func(t, ot *Topic) bool) bool {
 	if s.ClusterID != o.ClusterID || s.NextProducerID != o.NextProducerID || len(s.BrokerConfigs) != len(o.BrokerConfigs) || s.ACLs != o.ACLs || !sameScram(s.Scram, o.Scram) || !sameClientQuotas(s.ClientQuotas, o.ClientQuotas) {
 		return false
 	}
@@ -255,7 +275,7 @@ func (s *State) OnlyLeasesDiffer(o *State) bool {
 		return false
 	}
 	for name, t := range s.Topics {
-		if o.Topics[name] != t {
+		if ot, ok := o.Topics[name]; !ok || !sameTopic(t, ot) {
 			return false
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -310,7 +311,7 @@ func (m *Manager) run() {
 		st := m.cfg.Control.State()
 		if last == nil || !st.OnlyLeasesDiffer(last) {
 			m.throttle.Update(st)
-			idle, complete := m.reconcile(st)
+			idle, complete := m.reconcile(st, last)
 			for _, f := range idle {
 				f.Close() // outside the lock, see Close
 			}
@@ -394,7 +395,26 @@ func replicationAddr(b *metadata.Broker) string {
 // the fetchers left with nothing to do, for the caller to close once the
 // lock is released, and whether every replica's log could be opened (if
 // not, the next round tries again).
-func (m *Manager) reconcile(st *metadata.State) (idle []*Fetcher, complete bool) {
+//
+// prev, when not nil, is the last state reconciled completely. When st
+// differs from it only in partitions' states (see
+// metadata.State.OnlyPartitionStatesDiffer), only the partitions that
+// changed, and those whose role here is not what their state says (a
+// leadership that could not start, a leader with no address), are looked
+// at: a broker rejoining a cluster of thousands of partitions brings one
+// ISR change per partition, and a whole pass over every partition for each
+// made the rejoin quadratic.
+func (m *Manager) reconcile(st, prev *metadata.State) (idle []*Fetcher, complete bool) {
+	if prev != nil && st.OnlyPartitionStatesDiffer(prev) {
+		if idle, ok := m.reconcileChanged(st, prev); ok {
+			return idle, true
+		}
+	}
+	return m.reconcileAll(st)
+}
+
+// reconcileAll is reconcile's pass over every partition of st.
+func (m *Manager) reconcileAll(st *metadata.State) (idle []*Fetcher, complete bool) {
 	m.mu.Lock()
 	m.dropDeletedTopics(st)
 	missing := m.missingLogs(st)
@@ -426,28 +446,7 @@ func (m *Manager) reconcile(st *metadata.State) (idle []*Fetcher, complete bool)
 			if !ok {
 				continue // not opened (logged by openLogs): the next round tries again
 			}
-			// Before this replica acts at the partition's epoch (leads,
-			// follows or waits for a leader), appends made under an
-			// older leadership of its own can no longer reach the log.
-			log.fenceOlderEpochs(p.LeaderEpoch)
-			switch p.Leader {
-			case m.id:
-				m.lead(tp, t, p, log, m.minISR(st, t))
-				if l, ok := m.leaders[tp]; ok {
-					l.tracker.Incarnations(replicaIncarnations(st, p))
-				}
-			case metadata.NoLeader:
-				m.stopLeading(tp)
-				m.stopFollowing(tp)
-			default:
-				m.stopLeading(tp)
-				b, ok := st.Brokers[p.Leader]
-				if !ok {
-					m.stopFollowing(tp)
-					continue
-				}
-				m.follow(tp, p, replicationAddr(b), log)
-			}
+			m.reconcilePartition(st, t, tp, p, log)
 		}
 	}
 	for tp := range m.leaders {
@@ -472,6 +471,95 @@ func (m *Manager) reconcile(st *metadata.State) (idle []*Fetcher, complete bool)
 		}
 	}
 	return idle, complete
+}
+
+// reconcilePartition brings the role of this broker's replica of tp in
+// line with p, its state in st.
+func (m *Manager) reconcilePartition(st *metadata.State, t *metadata.Topic, tp TopicPartition, p metadata.Partition, log *trackedLog) {
+	// Before this replica acts at the partition's epoch (leads,
+	// follows or waits for a leader), appends made under an
+	// older leadership of its own can no longer reach the log.
+	log.fenceOlderEpochs(p.LeaderEpoch)
+	switch p.Leader {
+	case m.id:
+		m.lead(tp, t, p, log, m.minISR(st, t))
+		if l, ok := m.leaders[tp]; ok {
+			l.tracker.Incarnations(replicaIncarnations(st, p))
+		}
+	case metadata.NoLeader:
+		m.stopLeading(tp)
+		m.stopFollowing(tp)
+	default:
+		m.stopLeading(tp)
+		b, ok := st.Brokers[p.Leader]
+		if !ok {
+			m.stopFollowing(tp)
+			return
+		}
+		m.follow(tp, p, replicationAddr(b), log)
+	}
+}
+
+// reconcileChanged is reconcile for a state st that differs from prev, the
+// last one reconciled completely, only in partitions' states: the same
+// topics with the same configs and partition counts, the same brokers and
+// broker configs. Every replica's log is open (prev was reconciled
+// completely, with the same partitions), and nothing was deleted. ok is
+// false, and the caller must make a full pass, when a partition gained or
+// lost this broker as a replica (a reassignment: logs to open or drop).
+func (m *Manager) reconcileChanged(st, prev *metadata.State) (idle []*Fetcher, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, t := range st.Topics {
+		pt := prev.Topics[name]
+		for i, p := range t.Partitions {
+			if !containsID(p.Replicas, m.id) && !containsID(pt.Partitions[i].Replicas, m.id) {
+				continue
+			}
+			tp := TopicPartition{name, int32(i)}
+			if samePartitionState(p, pt.Partitions[i]) && m.inRole(tp, p) {
+				continue
+			}
+			log, ok := m.logs[tp]
+			if !ok || !containsID(p.Replicas, m.id) {
+				return nil, false
+			}
+			m.reconcilePartition(st, t, tp, p, log)
+		}
+	}
+	for k, f := range m.fetchers {
+		if f.Len() == 0 {
+			idle = append(idle, f)
+			delete(m.fetchers, k)
+		}
+	}
+	return idle, true
+}
+
+// samePartitionState reports whether a and b are the same state of one
+// partition: every change of a partition's leader, ISR or replicas
+// changes its partition epoch, and the rest is compared for safety.
+func samePartitionState(a, b metadata.Partition) bool {
+	return a.PartitionEpoch == b.PartitionEpoch && a.Leader == b.Leader && a.LeaderEpoch == b.LeaderEpoch &&
+		slices.Equal(a.Replicas, b.Replicas) && slices.Equal(a.ISR, b.ISR)
+}
+
+// inRole reports whether this broker's role for tp is the one p gives it:
+// leading it when p names this broker, following p's leader at p's epoch
+// when another leads it, neither when none does. A role that could not be
+// taken (a tracker that did not start, a leader without an address) is
+// not: the next reconciliation tries again, as a full pass does.
+func (m *Manager) inRole(tp TopicPartition, p metadata.Partition) bool {
+	_, leading := m.leaders[tp]
+	f, following := m.following[tp]
+	switch p.Leader {
+	case m.id:
+		return leading && !following
+	case metadata.NoLeader:
+		return !leading && !following
+	default:
+		return !leading && following && f.leader == p.Leader && f.epoch == p.LeaderEpoch
+	}
 }
 
 // logToOpen is a replica whose log this broker has not opened yet.
