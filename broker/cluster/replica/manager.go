@@ -866,19 +866,36 @@ func (m *Manager) proposeISRChanges(st *metadata.State) {
 	for _, f := range failed {
 		m.reportLogFailure(f.tp, f.tracker, f.epoch)
 	}
+	// The changes, each of its own partition, are proposed isrProposers
+	// at a time: one after the other, each waited for a Raft commit (the
+	// controller's and a quorum's log fsyncs), and a broker rejoining a
+	// cluster of 5,000 partitions waited for 5,000 commits in series;
+	// proposed together, the quorum commits them in batches.
+	sem := make(chan struct{}, isrProposers)
+	var wg sync.WaitGroup
 	for _, p := range todo {
-		ctx, cancel := context.WithTimeout(m.ctx, 5*time.Second)
-		np, err := m.cfg.Control.AlterPartition(ctx, p.tp.Topic, p.tp.Partition, p.change.LeaderEpoch, p.change.PartitionEpoch, p.change.NewISR)
-		cancel()
-		if err != nil {
-			m.log.Warn("ISR change not confirmed", "partition", p.tp, "isr", p.change.NewISR, "partition_epoch", p.change.PartitionEpoch, "err", err)
-			p.tracker.ISRChangeFailed(err)
-			continue
-		}
-		m.log.Info("ISR changed", "partition", p.tp, "isr", np.ISR, "partition_epoch", np.PartitionEpoch)
-		// Update resigns the tracker when the committed state names
-		// another leader or epoch (a reassignment that completed without
-		// this broker): the resignation settles the pending change.
-		_ = p.tracker.Update(np)
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			ctx, cancel := context.WithTimeout(m.ctx, 5*time.Second)
+			np, err := m.cfg.Control.AlterPartition(ctx, p.tp.Topic, p.tp.Partition, p.change.LeaderEpoch, p.change.PartitionEpoch, p.change.NewISR)
+			cancel()
+			if err != nil {
+				m.log.Warn("ISR change not confirmed", "partition", p.tp, "isr", p.change.NewISR, "partition_epoch", p.change.PartitionEpoch, "err", err)
+				p.tracker.ISRChangeFailed(err)
+				return
+			}
+			m.log.Info("ISR changed", "partition", p.tp, "isr", np.ISR, "partition_epoch", np.PartitionEpoch)
+			// Update resigns the tracker when the committed state names
+			// another leader or epoch (a reassignment that completed without
+			// this broker): the resignation settles the pending change.
+			_ = p.tracker.Update(np)
+		}()
 	}
+	wg.Wait()
 }
+
+// isrProposers bounds the ISR changes a broker has in flight at the
+// controller at once.
+const isrProposers = 32

@@ -169,3 +169,59 @@ func TestReconcileLooksOnlyAtChangedPartitions(t *testing.T) {
 		}
 	}
 }
+
+// concurrencyControl is a stateControl whose AlterPartition takes a while
+// and records how many calls were in flight at once.
+type concurrencyControl struct {
+	*stateControl
+	inFlight, most atomic.Int32
+	calls          atomic.Int32
+}
+
+func (c *concurrencyControl) AlterPartition(context.Context, string, int32, int32, int32, []int32) (metadata.Partition, error) {
+	n := c.inFlight.Add(1)
+	defer c.inFlight.Add(-1)
+	for {
+		m := c.most.Load()
+		if n <= m || c.most.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	c.calls.Add(1)
+	time.Sleep(20 * time.Millisecond)
+	return metadata.Partition{}, errors.New("not committed in this test")
+}
+
+// TestISRChangesAreProposedTogether checks that the ISR changes due at
+// once on many partitions are proposed to the controller concurrently, not
+// one commit after the other: a broker rejoining a cluster of thousands of
+// partitions waited for thousands of commits in series.
+func TestISRChangesAreProposedTogether(t *testing.T) {
+	sc := newStateControl(t)
+	ctl := &concurrencyControl{stateControl: sc}
+	sc.apply(metadata.InitCluster{ClusterID: "c"})
+	for _, id := range []int32{1, 2} {
+		sc.apply(metadata.RegisterBroker{NodeID: id, Rack: fmt.Sprint(id), ReplicationAddr: "127.0.0.1:1",
+			Listeners: []metadata.Listener{{Name: "PLAINTEXT", Host: "127.0.0.1", Port: 1}}, NowMs: 1000, LeaseMs: 3_600_000})
+	}
+	const partitions = 16
+	assignments := make([][]int32, partitions)
+	for i := range assignments {
+		assignments[i] = []int32{1, 2}
+	}
+	sc.apply(metadata.CreateTopic{Name: "t", ID: metadata.TopicID{1}, Assignments: assignments})
+	// Broker 2 never fetches (its address refuses): once the lag time
+	// passes, every partition's leader proposes to drop it.
+	mgr := StartManager(ManagerConfig{Control: ctl, Logs: &fenceCountingLogs{logs: map[TopicPartition]*fenceCountingLog{}},
+		DefaultMinISR: 1, ISRInterval: 50 * time.Millisecond, LagTimeMax: 100 * time.Millisecond, Logger: logger(t)})
+	t.Cleanup(mgr.Close)
+	checkFor(t, 10*time.Second, func() error {
+		if n := ctl.calls.Load(); n < partitions {
+			return fmt.Errorf("%d ISR changes proposed", n)
+		}
+		return nil
+	})
+	if most := ctl.most.Load(); most < 2 {
+		t.Fatalf("at most %d ISR change in flight at once for %d partitions due together", most, partitions)
+	}
+}
