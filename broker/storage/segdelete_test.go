@@ -398,3 +398,47 @@ func TestFullDiskGetsSpaceBackFromDeletedSegments(t *testing.T) {
 		t.Fatalf("%d deleted segments still wait on a full volume", segs)
 	}
 }
+
+// TestCloseLeavesWhatItCannotRemoveInTime: a shutdown does not wait for
+// the removal of thousands of files; past its budget it closes every
+// descriptor and leaves the files, which the next start removes before
+// opening the log.
+func TestCloseLeavesWhatItCannotRemoveInTime(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir, Options{})
+	p := mustCreate(t, st, "t", 0, TopicConfig{SegmentBytes: 1000, FileDeleteDelay: time.Hour})
+	for i := range 30 {
+		mustAppend(t, p, makeBatch(t, batchSpec{records: 2, valueSize: 100 + i}))
+	}
+	slices, ok, err := p.ReadSlices(0, 1<<20, p.LogEndOffset())
+	if err != nil || !ok || len(slices) == 0 {
+		t.Fatalf("%d slices, ok %v, %v", len(slices), ok, err)
+	}
+	if _, err := p.DeleteRecordsBefore(40); err != nil {
+		t.Fatal(err)
+	}
+	start, end := p.LogStartOffset(), p.LogEndOffset()
+	want, err := p.Read(start, 1<<20, end)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.del.closeBudget = -1 // no time to remove anything
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(deletedFiles(t, dir)) == 0 {
+		t.Fatal("Close removed the files it had no time for")
+	}
+	w, _ := tcpPair(t)
+	if _, err := slices[0].SendTo(rawConn(t, w)); !errors.Is(err, ErrSliceGone) {
+		t.Fatalf("a slice of a deleted segment after Close: %v, want ErrSliceGone (its descriptor closed)", err)
+	}
+	st2 := openStore(t, dir, Options{})
+	if left := deletedFiles(t, dir); len(left) > 0 {
+		t.Fatalf("left after the next start: %v", left)
+	}
+	p2, _ := st2.Partition("t", 0)
+	if got, err := p2.Read(start, 1<<20, end); err != nil || !bytes.Equal(got, want) || p2.LogStartOffset() != start {
+		t.Fatalf("after the start: log start %d (was %d), %d bytes (%v), was %d", p2.LogStartOffset(), start, len(got), err, len(want))
+	}
+}

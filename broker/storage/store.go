@@ -486,7 +486,8 @@ func (st *Store) Close() error {
 	st.creates.Wait()
 
 	err := st.closeAll()
-	// No partition reads now: what waits for file.delete.delay.ms goes.
+	// No partition reads now: what waits for file.delete.delay.ms goes
+	// (or, past a second, waits for the next start).
 	st.del.finish()
 	if err == nil {
 		err = writeFileAtomic(filepath.Join(st.dir, cleanShutdownMarker), nil)
