@@ -290,10 +290,12 @@ func (p *Partition) closeReplacedSegmentLocked(s *segment) {
 	p.store.del.schedule(doomedFiles{segs: []*segment{s}, bytes: s.size}, p.cfg.FileDeleteDelay)
 }
 
-// scheduleDeletedPartition closes the segments of a partition whose
-// directory DeleteTopic renamed to dir and removes dir, after the
-// partition's file.delete.delay.ms. Called with p.mu held, p closed.
-func (p *Partition) scheduleDeletedPartition(dir string) {
+// deletedPartitionLocked is the deletion of a partition whose directory
+// DeleteTopic renamed to dir: its segments' descriptors and dir, to
+// schedule (without p.mu: a deletion that does not wait removes dir at
+// once) with the partition's file.delete.delay.ms. Called with p.mu held,
+// p closed.
+func (p *Partition) deletedPartitionLocked(dir string) (doomedFiles, time.Duration) {
 	segs := slices.Clone(p.segments)
 	for _, s := range p.unsynced {
 		if !slices.Contains(segs, s) {
@@ -308,5 +310,5 @@ func (p *Partition) scheduleDeletedPartition(dir string) {
 	for _, s := range p.segments {
 		size += s.size
 	}
-	p.store.del.schedule(doomedFiles{segs: segs, dirs: []string{dir}, bytes: size}, p.cfg.FileDeleteDelay)
+	return doomedFiles{segs: segs, dirs: []string{dir}, bytes: size}, p.cfg.FileDeleteDelay
 }

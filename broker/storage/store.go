@@ -459,8 +459,9 @@ func (st *Store) DeleteTopic(topic string) error {
 	// directories now.
 	for i, p := range doomed {
 		p.mu.Lock()
-		p.scheduleDeletedPartition(dirs[i])
+		f, delay := p.deletedPartitionLocked(dirs[i])
 		p.mu.Unlock()
+		st.del.schedule(f, delay)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrStorage, err)
