@@ -189,9 +189,7 @@ func (ctl *Controller) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("raft snapshot store: %w", err)
 	}
-	ctl.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: streamLayer{ctl.mux}, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog,
-	})
+	ctl.trans = newRaftTransport(streamLayer{ctl.mux}, hlog)
 	hasState, err := raft.HasExistingState(ctl.store, ctl.store, snaps)
 	if err != nil {
 		return fmt.Errorf("reading raft state: %w", err)
@@ -215,6 +213,27 @@ func (ctl *Controller) startRaft() error {
 }
 
 func serverID(id int32) raft.ServerID { return raft.ServerID(strconv.Itoa(int(id))) }
+
+// newRaftTransport is the metadata quorum's Raft transport. It does not
+// pipeline AppendEntries (MaxRPCsInFlight 1): hashicorp/raft's pipeline
+// can deadlock when a follower's answer ends it (a newer term once a
+// partition heals, a log mismatch). pipelineDecode returns and leaves the
+// pipeline's done channel without a reader, the send loop may still issue
+// one more AppendEntries, which waits for room forever while the decoder
+// waits on the done channel, and pipeline.Close runs only after that send
+// returns. The replication goroutine never ends: that follower gets no
+// more entries from this leader, and Raft.Shutdown waits for it. Seen in
+// the chaos run's partitions: a broker that had been the active
+// controller, cut off and healed, then sent SIGTERM, stayed in Shutdown
+// until killed, its goroutines in netPipeline.AppendEntries and
+// decodeResponses. Unpipelined, each AppendEntries waits for its answer
+// (still up to MaxAppendEntries entries each), which the metadata log's
+// rate does not notice.
+func newRaftTransport(stream raft.StreamLayer, hlog hclog.Logger) *raft.NetworkTransport {
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: hlog, MaxRPCsInFlight: 1,
+	})
+}
 
 // Close stops the loops and Raft and releases the port and files. It does
 // not move leadership first: call ControlledShutdown before for that.
