@@ -260,15 +260,15 @@ func (n *nemesis) partition(ctx context.Context, kind FaultKind) error {
 		if err != nil {
 			return err
 		}
-		id, role := md.Controller, "the active controller"
 		var leaders []int32
 		for _, p := range md.Topics[n.cfg.Topic].Partitions.Sorted() {
 			if p.Leader >= 0 {
 				leaders = append(leaders, p.Leader)
 			}
 		}
-		if len(leaders) > 0 && n.rnd.IntN(2) == 0 {
-			id, role = leaders[n.rnd.IntN(len(leaders))], "a partition leader"
+		id, role, err := leaderTarget(md.Controller, leaders, n.rnd)
+		if err != nil {
+			return fmt.Errorf("%s: %w", kind, err)
 		}
 		if _, ok := n.c.Node(id); !ok {
 			return fmt.Errorf("%s: %s %d is not one of ours", kind, role, id)
@@ -283,6 +283,20 @@ func (n *nemesis) partition(ctx context.Context, kind FaultKind) error {
 	n.n++
 	n.note("%s: cut %v from %v (%s)", kind, side1, side2, what)
 	return nw.Partition(side1, side2)
+}
+
+// leaderTarget picks what partition-leader cuts off: the active
+// controller or a random partition leader, half the time each. Between two
+// controllers the brokers' Metadata names none (-1): a partition leader
+// then.
+func leaderTarget(controller int32, leaders []int32, rnd *rand.Rand) (int32, string, error) {
+	switch {
+	case len(leaders) > 0 && (controller < 0 || rnd.IntN(2) == 0):
+		return leaders[rnd.IntN(len(leaders))], "a partition leader", nil
+	case controller >= 0:
+		return controller, "the active controller", nil
+	}
+	return -1, "", errors.New("no active controller and no partition leader")
 }
 
 // reassign moves a random partition of the topic onto a random set of

@@ -463,3 +463,32 @@ func TestCheckFaults(t *testing.T) {
 		}
 	}
 }
+
+// TestLeaderTarget: partition-leader cuts the controller or a partition
+// leader; with no controller named (between two), a partition leader;
+// with neither, it says so.
+func TestLeaderTarget(t *testing.T) {
+	rnd := newRand(1)
+	seen := map[string]bool{}
+	for range 50 {
+		id, role, err := leaderTarget(2, []int32{1, 3}, rnd)
+		if err != nil || (role == "the active controller") != (id == 2) || (id != 1 && id != 2 && id != 3) {
+			t.Fatalf("controller 2, leaders [1 3]: %d %q %v", id, role, err)
+		}
+		seen[role] = true
+	}
+	if len(seen) != 2 {
+		t.Fatalf("50 picks chose only %v", seen)
+	}
+	for range 50 {
+		if id, role, err := leaderTarget(-1, []int32{3}, rnd); err != nil || id != 3 || role != "a partition leader" {
+			t.Fatalf("no controller, leader 3: %d %q %v", id, role, err)
+		}
+	}
+	if id, _, err := leaderTarget(-1, nil, rnd); err == nil {
+		t.Fatalf("no controller, no leader: picked %d", id)
+	}
+	if id, _, err := leaderTarget(1, nil, rnd); err != nil || id != 1 {
+		t.Fatalf("controller 1, no leader: %d %v", id, err)
+	}
+}
