@@ -442,3 +442,30 @@ func TestCloseLeavesWhatItCannotRemoveInTime(t *testing.T) {
 		t.Fatalf("after the start: log start %d (was %d), %d bytes (%v), was %d", p2.LogStartOffset(), start, len(got), err, len(want))
 	}
 }
+
+// TestFsyncOutOfSpaceRunsWaitingDeletions: a full disk may fail the
+// writeback (an fsync) rather than the write; that too runs the deletions
+// waiting for their delay.
+func TestFsyncOutOfSpaceRunsWaitingDeletions(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir, Options{})
+	p := mustCreate(t, st, "t", 0, TopicConfig{SegmentBytes: 1000, FileDeleteDelay: time.Hour})
+	for range 30 {
+		mustAppend(t, p, makeBatch(t, batchSpec{records: 2, valueSize: 100}))
+	}
+	if _, err := p.DeleteRecordsBefore(30); err != nil {
+		t.Fatal(err)
+	}
+	if len(deletedFiles(t, dir)) == 0 {
+		t.Fatal("no file waits for its deletion")
+	}
+	st.SetSyncFault(func(*os.File) error { return unix.ENOSPC })
+	if _, err := p.Append(context.Background(), makeBatch(t, batchSpec{records: 2}), AppendOptions{}); !errors.Is(err, ErrStorage) {
+		t.Fatalf("an append whose fsync fails with ENOSPC: %v, want ErrStorage", err)
+	}
+	st.SetSyncFault(nil)
+	waitUntil(t, "the waiting files to go after an fsync's ENOSPC", 10*time.Second, func() bool {
+		segs, _ := st.PendingDeletion()
+		return len(deletedFiles(t, dir)) == 0 && segs == 0
+	})
+}

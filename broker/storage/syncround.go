@@ -175,6 +175,9 @@ func (s *syncer) syncFiles(j *syncJob, files *atomic.Int64) {
 		}
 		files.Add(1)
 		if err := s.st.syncFile(f); err != nil && !errors.Is(err, os.ErrClosed) {
+			// A full disk can fail the writeback, not the write (delayed
+			// allocation): deleting is how it gets space back.
+			s.st.del.noteWriteError(err)
 			j.err = fmt.Errorf("fsync %s: %w", j.segs[i].logPath(), err)
 			break
 		}
@@ -211,6 +214,7 @@ func (s *syncer) roundFS(fs *os.File, parts []*Partition, files *atomic.Int64) {
 				s.syncFiles(&jobs[i], files)
 			}
 		} else if err != nil {
+			s.st.del.noteWriteError(err)
 			err = fmt.Errorf("syncfs of the file system of %s: %w", s.st.dir, err)
 			if s.st.fsFailed.CompareAndSwap(false, true) {
 				s.st.log.Error("sync round failed; its partitions discard what it did not make durable, and rounds fdatasync each file from now on", "err", err)
