@@ -14,7 +14,7 @@
 //	st.StartCleaner(ctx)                  // retention and compaction in the background
 //	p, err := st.CreatePartition("orders", 0, storage.TopicConfig{}) // idempotent; zero = Kafka defaults
 //	p, ok := st.Partition("orders", 0)
-//	st.DeleteTopic("orders")              // closes and removes the files
+//	st.DeleteTopic("orders")              // renames; closes and removes the files after file.delete.delay.ms
 //
 //	res, err := p.Append(ctx, recordsField, storage.AppendOptions{LeaderEpoch: 0})
 //	// res.BaseOffset/LastOffset/LogAppendTime/LogStartOffset, res.Duplicate for resent idempotent batches.
