@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -210,4 +211,42 @@ func readDiskUsage(path string) (diskUsage, error) {
 func ReadMemTotal(procRoot string) (uint64, error) {
 	m, err := readMemInfo(procRoot)
 	return m.Total, err
+}
+
+// ProcessMemory is the memory the process may use: its cgroup's
+// memory.max (cgroup v2, the cgroup /proc/self/cgroup names, under
+// cgroupRoot) or the host's MemTotal (under procRoot), whichever is lower;
+// from says which, and ok is false when neither can be read.
+func ProcessMemory(procRoot, cgroupRoot string) (total int64, from string, ok bool) {
+	if m, err := ReadMemTotal(procRoot); err == nil && m > 0 && m < math.MaxInt64 {
+		total, from = int64(m), "host memory"
+	}
+	if c, ok := cgroupMemoryMax(cgroupRoot); ok && (total == 0 || c < total) {
+		total, from = c, "cgroup memory.max"
+	}
+	return total, from, total > 0
+}
+
+// cgroupMemoryMax reads the cgroup v2 memory limit of the process; false
+// when there is none ("max") or it cannot be read.
+func cgroupMemoryMax(cgroupRoot string) (int64, bool) {
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return 0, false
+	}
+	sc := bufio.NewScanner(bytes.NewReader(self))
+	for sc.Scan() {
+		// cgroup v2: "0::/path".
+		path, ok := strings.CutPrefix(sc.Text(), "0::")
+		if !ok {
+			continue
+		}
+		b, err := os.ReadFile(cgroupRoot + path + "/memory.max")
+		if err != nil {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		return n, err == nil && n > 0
+	}
+	return 0, false
 }

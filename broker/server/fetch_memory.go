@@ -1,13 +1,8 @@
 package server
 
 import (
-	"bufio"
-	"bytes"
 	"math"
-	"os"
 	"runtime/debug"
-	"strconv"
-	"strings"
 
 	"github.com/tributary/tributary/broker/metrics"
 	"github.com/tributary/tributary/broker/storage"
@@ -34,53 +29,23 @@ const (
 
 // fetchMemoryLimit resolves fetch.memory.max.bytes: the setting when it is
 // not 0, else a quarter of what the process may use (the soft memory
-// limit GOMEMLIMIT when set, else its cgroup's memory limit or the host's
-// memory, whichever is lower), at least minFetchMemory. from says which.
+// limit GOMEMLIMIT when set, as `run` does by default, else its cgroup's
+// memory limit or the host's memory, whichever is lower), at least
+// minFetchMemory. from says which.
 func fetchMemoryLimit(setting int64, procRoot, cgroupRoot string) (limit int64, from string) {
 	if setting > 0 {
 		return setting, "fetch.memory.max.bytes"
 	}
 	var total int64
-	switch l := debug.SetMemoryLimit(-1); {
-	case l > 0 && l < math.MaxInt64:
+	if l := debug.SetMemoryLimit(-1); l > 0 && l < math.MaxInt64 {
 		total, from = l, "GOMEMLIMIT"
-	default:
-		if m, err := metrics.ReadMemTotal(procRoot); err == nil && m > 0 && m < math.MaxInt64 {
-			total, from = int64(m), "host memory"
-		}
-		if c, ok := cgroupMemoryMax(cgroupRoot); ok && (total == 0 || c < total) {
-			total, from = c, "cgroup memory.max"
-		}
+	} else if m, f, ok := metrics.ProcessMemory(procRoot, cgroupRoot); ok {
+		total, from = m, f
 	}
 	if total == 0 {
 		return minFetchMemory, "the floor (no memory size found)"
 	}
 	return max(total/fetchMemoryShare, minFetchMemory), "a quarter of " + from
-}
-
-// cgroupMemoryMax reads the cgroup v2 memory limit of the process
-// (memory.max of the cgroup /proc/self/cgroup names, under cgroupRoot);
-// false when there is none ("max") or it cannot be read.
-func cgroupMemoryMax(cgroupRoot string) (int64, bool) {
-	self, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		return 0, false
-	}
-	sc := bufio.NewScanner(bytes.NewReader(self))
-	for sc.Scan() {
-		// cgroup v2: "0::/path".
-		path, ok := strings.CutPrefix(sc.Text(), "0::")
-		if !ok {
-			continue
-		}
-		b, err := os.ReadFile(cgroupRoot + path + "/memory.max")
-		if err != nil {
-			return 0, false
-		}
-		n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-		return n, err == nil && n > 0
-	}
-	return 0, false
 }
 
 // fetchMemory reports the read budget to the metrics.

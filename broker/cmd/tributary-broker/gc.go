@@ -1,8 +1,11 @@
 package main
 
 import (
+	"math"
 	"os"
 	"runtime/debug"
+
+	"github.com/tributary/tributary/broker/metrics"
 )
 
 // brokerGCPercent is the broker's GOGC when the environment sets none.
@@ -30,4 +33,39 @@ func configureGC() (percent int, fromEnv bool) {
 	}
 	debug.SetGCPercent(brokerGCPercent)
 	return brokerGCPercent, false
+}
+
+// brokerMemoryShare is the part of the memory the process may use that
+// `run` sets as the runtime's soft memory limit when GOMEMLIMIT is unset.
+//
+// At GOGC=200 the heap may grow to three times what is live before a
+// collection, and memory given back to pools (read buffers, request
+// frames) stays until two collections pass: a broker whose TLS consumers
+// hold 256 MiB of fetch responses reached 1.9 GiB of RSS without a limit
+// and 1.0 GiB under GOMEMLIMIT=1GiB (docs/benchmarks.md). Near the limit
+// the collector runs more often instead of the heap growing into an OOM
+// kill; far from it, which is where a broker lives, nothing changes. The
+// quarter left over is for the page cache the log reads are served from
+// and for what the runtime does not count (the binary, thread stacks).
+const brokerMemoryShare = 0.75
+
+// configureMemoryLimit sets the runtime's soft memory limit to
+// brokerMemoryShare of the memory the process may use (its cgroup's limit
+// or the host's memory, read under procRoot and cgroupRoot) unless
+// GOMEMLIMIT is set, which the runtime has already applied. It returns
+// the limit in force (0: none) and where it came from.
+func configureMemoryLimit(procRoot, cgroupRoot string) (limit int64, from string) {
+	if v, ok := os.LookupEnv("GOMEMLIMIT"); ok && v != "" {
+		if l := debug.SetMemoryLimit(-1); l < math.MaxInt64 {
+			return l, "GOMEMLIMIT"
+		}
+		return 0, "GOMEMLIMIT"
+	}
+	total, from, ok := metrics.ProcessMemory(procRoot, cgroupRoot)
+	if !ok {
+		return 0, "no memory size found"
+	}
+	limit = int64(float64(total) * brokerMemoryShare)
+	debug.SetMemoryLimit(limit)
+	return limit, "three quarters of " + from
 }

@@ -86,8 +86,9 @@ func runMain(args []string) int {
 		return 2
 	}
 	gcPercent, gcFromEnv := configureGC()
+	memLimit, memLimitFrom := configureMemoryLimit("/proc", "/sys/fs/cgroup")
 	log.Info("starting tributary broker", "version", version, "node_id", cfg.NodeID, "data_dir", cfg.DataDir,
-		"gogc", gcPercent, "gogc_from_env", gcFromEnv)
+		"gogc", gcPercent, "gogc_from_env", gcFromEnv, "gomemlimit", memLimit, "gomemlimit_from", memLimitFrom)
 
 	cw, err := metrics.ParseCloudWatchSettings(cfg.Get)
 	if err != nil {
