@@ -291,7 +291,7 @@ func (p *Partition) closeReplacedSegmentLocked(s *segment) {
 }
 
 // deletedPartitionLocked is the deletion of a partition whose directory
-// DeleteTopic renamed to dir: its segments' descriptors and dir, to
+// DeleteTopic or DeletePartition renamed to dir: its segments' descriptors and dir, to
 // schedule (without p.mu: a deletion that does not wait removes dir at
 // once) with the partition's file.delete.delay.ms. Called with p.mu held,
 // p closed.

@@ -415,6 +415,26 @@ func (st *Store) Partitions() []*Partition {
 // at the next Open; its files are closed and removed after the topic's
 // file.delete.delay.ms (see deleter), so fetches sending from them finish.
 func (st *Store) DeleteTopic(topic string) error {
+	return st.deletePartitions(func(k partitionKey) bool { return k.topic == topic },
+		fmt.Sprintf("topic %q", topic))
+}
+
+// DeletePartition closes and deletes one partition's log, as DeleteTopic
+// does for each of a topic's: the replica manager calls it when the
+// metadata moves the partition off this broker. Reads and follower writes
+// in flight or arriving later get ErrClosed, a fetch already sending from
+// the files finishes (file.delete.delay.ms), and a partition the store does
+// not hold (deleted already) is ErrUnknownTopicOrPartition. A partition
+// created again afterwards starts from an empty log.
+func (st *Store) DeletePartition(topic string, partition int32) error {
+	key := partitionKey{topic, partition}
+	return st.deletePartitions(func(k partitionKey) bool { return k == key },
+		fmt.Sprintf("partition %s", partitionDirName(topic, partition)))
+}
+
+// deletePartitions deletes the partitions whose keys match; what names
+// them in the not-found error.
+func (st *Store) deletePartitions(match func(partitionKey) bool, what string) error {
 	// The renames happen under the store lock, so a CreatePartition of the
 	// same name right after cannot write into a directory about to vanish.
 	// (A creation under way is not in st.parts yet: it ends as if it had
@@ -422,14 +442,14 @@ func (st *Store) DeleteTopic(topic string) error {
 	st.mu.Lock()
 	var victims []*Partition
 	for k, p := range st.parts {
-		if k.topic == topic {
+		if match(k) {
 			victims = append(victims, p)
 			delete(st.parts, k)
 		}
 	}
 	if len(victims) == 0 {
 		st.mu.Unlock()
-		return fmt.Errorf("%w: topic %q", ErrUnknownTopicOrPartition, topic)
+		return fmt.Errorf("%w: %s", ErrUnknownTopicOrPartition, what)
 	}
 	var errs []error
 	var doomed []*Partition
