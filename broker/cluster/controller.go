@@ -294,6 +294,19 @@ func (ctl *Controller) leaderAddr() (string, bool) {
 // BrokerEpoch is this broker's registration epoch (0 until registered).
 func (ctl *Controller) BrokerEpoch() int64 { return ctl.brokerEpoch.Load() }
 
+// CaughtUp reports whether st, a state of this node's metadata, holds
+// this process's first registration. The quorum committed that
+// registration after every change this broker could have missed while it
+// was down, so such a state is at least as new as the assignments this
+// broker's logs were written under: a partition st does not give this
+// broker is really not its own any more. A state replayed before that
+// point (a restart reads the metadata from its snapshot and log first)
+// can be older than the logs, and says nothing about them.
+func (ctl *Controller) CaughtUp(st *metadata.State) bool {
+	first := ctl.firstEpoch.Load()
+	return first > 0 && st != nil && st.Index >= first
+}
+
 // WaitRegistered waits until the broker has registered with the cluster
 // and this node's metadata has caught up to its registration: after it
 // returns, State holds every change committed before this broker joined

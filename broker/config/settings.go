@@ -537,7 +537,7 @@ var settings = withListenerForms(append([]Setting{
 	dynamic(user(msSetting("log.cleaner.delete.retention.ms", "long", "86400000", 1, maxMillis, func(c *Config) *time.Duration { return &c.LogDeleteRetention }),
 		"How long tombstones stay after compaction. Topic override: delete.retention.ms.")),
 	dynamic(user(msSetting("log.segment.delete.delay.ms", "long", "60000", 0, maxMillis, func(c *Config) *time.Duration { return &c.LogSegmentDeleteDelay }),
-		"How long a segment that retention, DeleteRecords or compaction took out of the log (or a deleted topic's partition) stays on disk, renamed, before its files are closed and removed, so that fetches sending from it finish instead of closing their connections. 0 deletes at once; so does a data volume under 5 % free or a write or fsync that failed for lack of space in the last minute. Topic override: file.delete.delay.ms.")),
+		"How long a segment that retention, DeleteRecords or compaction took out of the log (or a deleted topic's partition, or a partition moved off this broker) stays on disk, renamed, before its files are closed and removed, so that fetches sending from it finish instead of closing their connections. 0 deletes at once; so does a data volume under 5 % free or a write or fsync that failed for lack of space in the last minute. Topic override: file.delete.delay.ms.")),
 	dynamic(user(intSetting("log.index.interval.bytes", "int", "4096", 1, math.MaxInt32, func(c *Config) *int32 { return &c.LogIndexIntervalBytes }),
 		"Bytes between offset index entries. Topic override: index.interval.bytes.")),
 	dynamic(user(enumSetting("log.message.timestamp.type", "CreateTime", []string{"CreateTime", "LogAppendTime"}, func(c *Config) *string { return &c.LogTimestampType }),

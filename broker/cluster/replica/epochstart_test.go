@@ -20,6 +20,9 @@ type staticControl struct {
 func (c staticControl) NodeID() int32            { return c.id }
 func (c staticControl) State() *metadata.State   { return c.st }
 func (c staticControl) Changed() <-chan struct{} { return make(chan struct{}) }
+
+// CaughtUp: the one state is the newest there is.
+func (c staticControl) CaughtUp(*metadata.State) bool { return true }
 func (c staticControl) AlterPartition(context.Context, string, int32, int32, int32, []int32) (metadata.Partition, error) {
 	return metadata.Partition{}, context.DeadlineExceeded
 }

@@ -23,6 +23,10 @@ type ControlPlane interface {
 	State() *metadata.State
 	Changed() <-chan struct{}
 	AlterPartition(ctx context.Context, topic string, partition, leaderEpoch, partitionEpoch int32, newISR []int32) (metadata.Partition, error)
+	// CaughtUp reports whether st is new enough to delete logs by: it
+	// holds this process's registration with the metadata quorum (see
+	// cluster.Controller.CaughtUp).
+	CaughtUp(st *metadata.State) bool
 }
 
 // PartitionLog is a local partition log as both sides use it.
@@ -37,6 +41,11 @@ type Logs interface {
 	Open(topic string, partition int32, configs map[string]string) (PartitionLog, error)
 	// Delete removes a deleted topic's local logs.
 	Delete(topic string) error
+	// DeletePartition removes one partition's local log (the metadata
+	// moved it off this broker); a log already gone is not an error.
+	DeletePartition(tp TopicPartition) error
+	// Held lists the partitions whose logs are on this broker's disk.
+	Held() []TopicPartition
 }
 
 // MinISRConfig is the topic config (and broker default) of acks=all's
@@ -210,6 +219,9 @@ type Manager struct {
 	// seen in the metadata: a topic that disappears (or comes back with a
 	// new id) was deleted, and its local logs go.
 	topics map[string]metadata.TopicID
+	// strayChecked: the logs on disk were compared with a caught-up
+	// state once (deleteStrayLogs).
+	strayChecked bool
 
 	// reconciled is the index of the last metadata state the roles were
 	// brought in line with; reconciledCh closes when it moves.
@@ -459,11 +471,14 @@ func (m *Manager) reconcileAll(st *metadata.State) (idle []*Fetcher, complete bo
 			m.stopFollowing(tp)
 		}
 	}
+	var movedAway []TopicPartition
 	for tp := range m.logs {
 		if !seen[tp] {
 			delete(m.logs, tp)
+			movedAway = append(movedAway, tp)
 		}
 	}
+	m.deleteMovedLogs(st, movedAway)
 	for k, f := range m.fetchers {
 		if f.Len() == 0 {
 			idle = append(idle, f)
@@ -471,6 +486,53 @@ func (m *Manager) reconcileAll(st *metadata.State) (idle []*Fetcher, complete bo
 		}
 	}
 	return idle, complete
+}
+
+// deleteMovedLogs deletes the logs of partitions this broker no longer
+// holds a replica of: movedAway, the logs it had open and st took away
+// (a reassignment's last step drops the removed replicas from
+// Partition.Replicas; while it is in progress they are still there), and
+// once per process, at the first caught-up state, every log on disk st
+// does not give it (moved away while this broker was down, or while it
+// replayed an old metadata state). Nothing is deleted before st is caught
+// up (ControlPlane.CaughtUp): a restarting broker replays metadata older
+// than its logs, in which a partition it holds may not be its own yet,
+// and deleting then would lose acknowledged records of a replica the
+// current metadata counts in the ISR. Logs of topics st does not have are
+// left to dropDeletedTopics and the server's start-up (DeleteTopic). A
+// partition that comes back later starts from an empty log and fetches
+// from its leader. Called with m.mu held, after the roles were stopped.
+func (m *Manager) deleteMovedLogs(st *metadata.State, movedAway []TopicPartition) {
+	if !m.cfg.Control.CaughtUp(st) {
+		return
+	}
+	if !m.strayChecked {
+		m.strayChecked = true
+		for _, tp := range m.cfg.Logs.Held() {
+			if _, open := m.logs[tp]; open || slices.Contains(movedAway, tp) {
+				continue
+			}
+			t, ok := st.Topics[tp.Topic]
+			if !ok || (int(tp.Partition) < len(t.Partitions) && containsID(t.Partitions[tp.Partition].Replicas, m.id)) {
+				continue // the topic's deletion, or a replica whose log did not open yet
+			}
+			m.deleteLog(tp, "deleted a stray log: the metadata does not assign this partition to this broker")
+		}
+	}
+	for _, tp := range movedAway {
+		if _, ok := st.Topics[tp.Topic]; !ok {
+			continue // dropDeletedTopics
+		}
+		m.deleteLog(tp, "deleted the log of a partition moved off this broker")
+	}
+}
+
+func (m *Manager) deleteLog(tp TopicPartition, msg string) {
+	if err := m.cfg.Logs.DeletePartition(tp); err != nil {
+		m.log.Error("deleting the log of a partition this broker is no longer a replica of", "partition", tp, "err", err)
+		return
+	}
+	m.log.Info(msg, "partition", tp)
 }
 
 // reconcilePartition brings the role of this broker's replica of tp in

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,9 @@ func newStateControl(t *testing.T) *stateControl {
 func (c *stateControl) NodeID() int32            { return 1 }
 func (c *stateControl) State() *metadata.State   { return c.f.Current() }
 func (c *stateControl) Changed() <-chan struct{} { c.mu.Lock(); defer c.mu.Unlock(); return c.ch }
+
+// CaughtUp: the test applies every command itself, so each state is the newest.
+func (c *stateControl) CaughtUp(*metadata.State) bool { return true }
 
 func (c *stateControl) AlterPartition(context.Context, string, int32, int32, int32, []int32) (metadata.Partition, error) {
 	return metadata.Partition{}, errors.New("no ISR changes in this test")
@@ -83,6 +87,19 @@ func (m *fenceCountingLogs) Open(topic string, partition int32, _ map[string]str
 }
 
 func (m *fenceCountingLogs) Delete(string) error { return nil }
+
+func (m *fenceCountingLogs) DeletePartition(tp TopicPartition) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.logs, tp)
+	return nil
+}
+
+func (m *fenceCountingLogs) Held() []TopicPartition {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Collect(maps.Keys(m.logs))
+}
 
 func (m *fenceCountingLogs) counts() map[TopicPartition]int32 {
 	m.mu.Lock()

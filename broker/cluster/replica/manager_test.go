@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -38,6 +39,19 @@ func (m *memLogs) Delete(topic string) error {
 		}
 	}
 	return nil
+}
+
+func (m *memLogs) DeletePartition(tp TopicPartition) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.logs, tp)
+	return nil
+}
+
+func (m *memLogs) Held() []TopicPartition {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Collect(maps.Keys(m.logs))
 }
 
 func (m *memLogs) has(tp TopicPartition) bool {

@@ -62,3 +62,21 @@ func (s StoreLogs) Delete(topic string) error {
 	}
 	return nil
 }
+
+// DeletePartition implements Logs.
+func (s StoreLogs) DeletePartition(tp TopicPartition) error {
+	if err := s.Store.DeletePartition(tp.Topic, tp.Partition); err != nil && !errors.Is(err, storage.ErrUnknownTopicOrPartition) {
+		return err
+	}
+	return nil
+}
+
+// Held implements Logs.
+func (s StoreLogs) Held() []TopicPartition {
+	parts := s.Store.Partitions()
+	out := make([]TopicPartition, len(parts))
+	for i, p := range parts {
+		out[i] = TopicPartition{p.Topic(), p.PartitionIndex()}
+	}
+	return out
+}
