@@ -110,25 +110,9 @@ func (s *Server) syncClusterTopics() {
 	old := s.topics
 	s.topicsMu.RUnlock()
 	for name, mt := range st.Topics {
-		t := &topic{name: name, id: mt.ID, configs: maps.Clone(mt.Configs)}
-		for i, mp := range mt.Partitions {
-			p := &partition{
-				topic: name, index: int32(i), leaderEpoch: mp.LeaderEpoch, leader: mp.Leader,
-				replicas: slices.Clone(mp.Replicas), isr: slices.Clone(mp.ISR),
-			}
-			for _, r := range mp.Replicas {
-				if b, ok := st.Brokers[r]; !ok || b.Fenced {
-					p.offline = append(p.offline, r)
-				}
-			}
-			if slices.Contains(mp.Replicas, s.nodeID) {
-				if lp, ok := s.store.Partition(name, int32(i)); ok {
-					p.log = lp
-				}
-			}
-			t.partitions = append(t.partitions, p)
-		}
-		if o, ok := old[name]; ok && o.id == t.id && !maps.Equal(o.configs, t.configs) {
+		o := old[name]
+		t := topicView(name, mt, o, st.Brokers, s.nodeID, s.store.Partition)
+		if o != nil && o.id == t.id && !maps.Equal(o.configs, t.configs) {
 			reconfigure = append(reconfigure, t)
 		}
 		topics[name], byID[t.id] = t, t
@@ -144,6 +128,63 @@ func (s *Server) syncClusterTopics() {
 			}
 		}
 	}
+}
+
+// topicView is the view of topic name, whose metadata is mt: its partitions' leaders, ISRs,
+// replicas whose broker is gone or fenced, and for those this broker holds
+// a replica of, the log (from logOf, once opened). A partition of old, the
+// view of the same topic built before, is kept as it is when mt says the
+// same of it and it has its log: the views are never changed once built,
+// and with thousands of partitions most metadata changes (an ISR change,
+// an election) leave all but one alone, so a new view for each made every
+// change cost every broker thousands of allocations and log lookups.
+func topicView(name string, mt *metadata.Topic, old *topic, brokers map[int32]*metadata.Broker, nodeID int32, logOf func(string, int32) (*storage.Partition, bool)) *topic {
+	t := &topic{name: name, id: mt.ID, configs: maps.Clone(mt.Configs), partitions: make([]*partition, 0, len(mt.Partitions))}
+	if old != nil && old.id != mt.ID {
+		old = nil // deleted and created again: nothing to keep
+	}
+	for i, mp := range mt.Partitions {
+		mine := slices.Contains(mp.Replicas, nodeID)
+		if old != nil && i < len(old.partitions) {
+			if op := old.partitions[i]; op.leader == mp.Leader && op.leaderEpoch == mp.LeaderEpoch &&
+				slices.Equal(op.replicas, mp.Replicas) && slices.Equal(op.isr, mp.ISR) &&
+				sameOffline(op.offline, mp.Replicas, brokers) && (op.log != nil || !mine) {
+				t.partitions = append(t.partitions, op)
+				continue
+			}
+		}
+		p := &partition{
+			topic: name, index: int32(i), leaderEpoch: mp.LeaderEpoch, leader: mp.Leader,
+			replicas: slices.Clone(mp.Replicas), isr: slices.Clone(mp.ISR),
+		}
+		for _, r := range mp.Replicas {
+			if b, ok := brokers[r]; !ok || b.Fenced {
+				p.offline = append(p.offline, r)
+			}
+		}
+		if mine {
+			if lp, ok := logOf(name, int32(i)); ok {
+				p.log = lp
+			}
+		}
+		t.partitions = append(t.partitions, p)
+	}
+	return t
+}
+
+// sameOffline reports whether offline lists exactly the replicas whose
+// broker brokers lacks or has fenced, in replica order.
+func sameOffline(offline, replicas []int32, brokers map[int32]*metadata.Broker) bool {
+	n := 0
+	for _, r := range replicas {
+		if b, ok := brokers[r]; !ok || b.Fenced {
+			if n >= len(offline) || offline[n] != r {
+				return false
+			}
+			n++
+		}
+	}
+	return n == len(offline)
 }
 
 // syncDynamicConfigs applies dynamic broker configs changed through another
