@@ -246,7 +246,17 @@ func (ctl *Controller) Close() error {
 	}
 	ctl.cancel()
 	ctl.wg.Wait()
-	err := ctl.raft.Shutdown().Error()
+	err, ended := waitShutdown(ctl.raft.Shutdown(), raftShutdownWait, func() {
+		ctl.log.Error("the metadata quorum's Raft did not stop in time: closing its transport under it", "waited", raftShutdownWait)
+		ctl.mux.close()
+		_ = ctl.trans.Close()
+	})
+	if !ended {
+		// Raft's goroutines may still use the store: leave it to the
+		// process's exit rather than close it under them.
+		ctl.log.Error("the metadata quorum's Raft did not stop: its log store is left open", "waited", 2*raftShutdownWait)
+		return fmt.Errorf("metadata quorum: raft did not stop within %s", 2*raftShutdownWait)
+	}
 	ctl.mux.close()
 	if cerr := ctl.trans.Close(); err == nil {
 		err = cerr
@@ -255,6 +265,36 @@ func (ctl *Controller) Close() error {
 		err = cerr
 	}
 	return err
+}
+
+// raftShutdownWait bounds each of Close's two waits for Raft.Shutdown.
+// Shutdown waits for every replication goroutine, and one stuck in the
+// transport (see newRaftTransport: a pipeline that deadlocked) would hold
+// the broker's shutdown past its grace, until systemd kills it without
+// the clean-shutdown marker the log's recovery saves time with.
+const raftShutdownWait = 10 * time.Second
+
+// waitShutdown waits up to wait for f; if it has not ended, calls unstick
+// (closing the connections a stuck goroutine waits on) and waits once
+// more. ended is false when f did not end either time.
+func waitShutdown(f raft.Future, wait time.Duration, unstick func()) (err error, ended bool) {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case err := <-done:
+		return err, true
+	case <-timer.C:
+	}
+	unstick()
+	timer.Reset(wait)
+	select {
+	case err := <-done:
+		return err, true
+	case <-timer.C:
+		return nil, false
+	}
 }
 
 // Addr is the controller port's advertised address.
