@@ -134,8 +134,10 @@ func (s *Server) syncClusterTopics() {
 // replicas whose broker is gone or fenced, and for those this broker holds
 // a replica of, the log (from logOf, once opened). A partition of old, the
 // view of the same topic built before, is kept as it is when mt says the
-// same of it and it has its log: the views are never changed once built,
-// and with thousands of partitions most metadata changes (an ISR change,
+// same of it and it has its log, still open (a partition moved off this
+// broker and straight back, its log deleted in between, has a new log
+// while its metadata may read the same): the views are never changed once
+// built, and with thousands of partitions most metadata changes (an ISR change,
 // an election) leave all but one alone, so a new view for each made every
 // change cost every broker thousands of allocations and log lookups.
 func topicView(name string, mt *metadata.Topic, old *topic, brokers map[int32]*metadata.Broker, nodeID int32, logOf func(string, int32) (*storage.Partition, bool)) *topic {
@@ -148,7 +150,7 @@ func topicView(name string, mt *metadata.Topic, old *topic, brokers map[int32]*m
 		if old != nil && i < len(old.partitions) {
 			if op := old.partitions[i]; op.leader == mp.Leader && op.leaderEpoch == mp.LeaderEpoch &&
 				slices.Equal(op.replicas, mp.Replicas) && slices.Equal(op.isr, mp.ISR) &&
-				sameOffline(op.offline, mp.Replicas, brokers) && (op.log != nil || !mine) {
+				sameOffline(op.offline, mp.Replicas, brokers) && (!mine || op.log != nil && !op.log.Closed()) {
 				t.partitions = append(t.partitions, op)
 				continue
 			}

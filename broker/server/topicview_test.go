@@ -86,6 +86,21 @@ func TestTopicViewKeepsUnchangedPartitions(t *testing.T) {
 		t.Fatalf("partition 0's log: %v before it opened, %v after", v4.partitions[0].log, v5.partitions[0].log)
 	}
 
+	// A log deleted since the view was built (the partition moved off
+	// this broker and straight back, the server seeing neither change) is
+	// looked up again: the kept view would answer from a closed log.
+	if err := st.DeletePartition("t", 2); err != nil {
+		t.Fatal(err)
+	}
+	v5b := topicView("t", mt2, v5, brokers, 1, logOf)
+	if v5b.partitions[0] != v5.partitions[0] {
+		t.Fatal("partition 0, its log open, was built anew")
+	}
+	if l := v5b.partitions[2].log; l == nil || l == v5.partitions[2].log || l.Closed() {
+		t.Fatalf("partition 2 kept its deleted log: %p (was %p)", l, v5.partitions[2].log)
+	}
+	v5 = v5b
+
 	// The same name with another id (deleted and created again) keeps
 	// nothing.
 	mt3 := &metadata.Topic{Name: "t", ID: metadata.TopicID{2}, Partitions: mt2.Partitions}

@@ -145,6 +145,15 @@ func (p *Partition) PartitionIndex() int32 { return p.partition }
 // Dir is the partition's directory.
 func (p *Partition) Dir() string { return p.dir }
 
+// Closed reports whether the partition was closed or deleted: a view that
+// kept it must look the log up again (a partition deleted and then
+// assigned back to this broker has a new one).
+func (p *Partition) Closed() bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.closed
+}
+
 // Config returns the partition's topic settings, defaults applied.
 func (p *Partition) Config() TopicConfig {
 	p.mu.RLock()
