@@ -236,12 +236,7 @@ func TestNetworkCutDropsTrafficBothWays(t *testing.T) {
 // and not a wrapper.
 func TestNetworkProcessIsTheCommand(t *testing.T) {
 	needNetns(t)
-	sleep := testenv.Tool(t, "sleep", "coreutils")
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "fake-broker")
-	if err := os.WriteFile(bin, []byte("#!/bin/sh\nexec "+sleep+" 60\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir, bin := fakeBroker(t)
 	c, err := NewCluster(ClusterConfig{Binary: bin, Dir: dir, Nodes: 3, Netns: true})
 	if err != nil {
 		t.Fatal(err)
@@ -310,12 +305,7 @@ func TestNetworkProcessIsTheCommand(t *testing.T) {
 // heal removes it all.
 func TestPartitionFaultsCut(t *testing.T) {
 	needNetns(t)
-	sleep := testenv.Tool(t, "sleep", "coreutils")
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "fake-broker")
-	if err := os.WriteFile(bin, []byte("#!/bin/sh\nexec "+sleep+" 60\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	_, bin := fakeBroker(t)
 	for _, tc := range []struct {
 		kind  FaultKind
 		nodes int

@@ -199,15 +199,7 @@ func TestClusterProcessControl(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes; skipped with -short")
 	}
-	// /bin/sleep stands in for the broker: the process control does not
-	// care what runs.
-	sleep := testenv.Tool(t, "sleep", "coreutils")
-	dir := t.TempDir()
-	// A wrapper so that "sleep run --config FILE" sleeps.
-	bin := filepath.Join(dir, "fake-broker")
-	if err := os.WriteFile(bin, []byte("#!/bin/sh\nexec "+sleep+" 60\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir, bin := fakeBroker(t)
 	c, err := NewCluster(ClusterConfig{Binary: bin, Dir: dir, Nodes: 3, Settings: map[string]string{"min.insync.replicas": "2"}})
 	if err != nil {
 		t.Fatal(err)
@@ -296,4 +288,20 @@ func TestRunFailsFastWhenABrokerCannotComeBack(t *testing.T) {
 		t.Fatalf("the run took %v to report a broker that could not restart", took)
 	}
 	t.Logf("failed after %v: %v", took.Round(time.Millisecond), err)
+}
+
+// fakeBroker writes a stand-in for the broker binary into a new temporary
+// directory and returns both: a script that execs /bin/sleep, so that
+// "fake-broker run --config FILE" sleeps a minute as that very process
+// (the process control, kill -9 and SIGSTOP included, does not care what
+// runs).
+func fakeBroker(t *testing.T) (dir, bin string) {
+	t.Helper()
+	sleep := testenv.Tool(t, "sleep", "coreutils")
+	dir = t.TempDir()
+	bin = filepath.Join(dir, "fake-broker")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\nexec "+sleep+" 60\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir, bin
 }
