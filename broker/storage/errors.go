@@ -45,4 +45,8 @@ var (
 	// ErrClosed: the store or partition was closed or deleted (NOT_LEADER_OR_FOLLOWER
 	// or UNKNOWN_TOPIC_OR_PARTITION, as the caller sees fit).
 	ErrClosed = errors.New("partition closed")
+	// ErrTopicIDMismatch: the log on disk was created for another topic
+	// of the same name (deleted and created again): it is not this
+	// topic's replica (UNKNOWN_TOPIC_ID; the replica manager deletes it).
+	ErrTopicIDMismatch = errors.New("log belongs to another topic id")
 )

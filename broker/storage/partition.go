@@ -59,6 +59,7 @@ type Partition struct {
 
 	mu        sync.RWMutex
 	cfg       TopicConfig
+	topicID   TopicID    // zero: unknown (see partitionMeta)
 	segments  []*segment // by base offset; the last is the active one
 	logStart  int64
 	leo       int64 // log end offset: the next offset to assign
@@ -171,7 +172,7 @@ func (p *Partition) SetConfig(cfg TopicConfig) {
 		return
 	}
 	p.cfg = cfg
-	if err := writePartitionMeta(p.dir, p.topic, p.partition, cfg); err != nil {
+	if err := writePartitionMeta(p.dir, p.topic, p.partition, p.topicID, cfg); err != nil {
 		p.store.log.Warn("saving topic config", "partition", p.dir, "err", err)
 	}
 }

@@ -15,15 +15,26 @@ import (
 
 // partitionMeta is the partition.metadata file: which topic partition the
 // directory holds and its topic settings, so a restart needs nobody else.
+// TopicID is the id of the topic the log was created for (Kafka keeps it
+// in its own partition.metadata): directories are named by topic name, so
+// a topic deleted and created again under the same name while this broker
+// was down finds the old topic's directory, and only the id tells them
+// apart. It is absent (unknown) in files written before it was stored and
+// in partitions created without one.
 type partitionMeta struct {
 	Version   int         `json:"version"`
 	Topic     string      `json:"topic"`
+	TopicID   *TopicID    `json:"topic_id,omitempty"`
 	Partition int32       `json:"partition"`
 	Config    TopicConfig `json:"config"`
 }
 
-func writePartitionMeta(dir, topic string, partition int32, cfg TopicConfig) error {
-	b, err := json.MarshalIndent(partitionMeta{Topic: topic, Partition: partition, Config: cfg}, "", "  ")
+func writePartitionMeta(dir, topic string, partition int32, id TopicID, cfg TopicConfig) error {
+	m := partitionMeta{Topic: topic, Partition: partition, Config: cfg}
+	if !id.IsZero() {
+		m.TopicID = &id
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding partition metadata: %w", err)
 	}
@@ -58,12 +69,17 @@ func readPartitionMeta(dir string) (partitionMeta, error) {
 // last checkpoint, not to the size of the log.
 func (st *Store) recoverPartition(dir, topic string, partition int32, clean bool) (*Partition, error) {
 	cfg := TopicConfig{}
+	var id TopicID
 	if m, err := readPartitionMeta(dir); err == nil {
 		cfg = m.Config
+		if m.TopicID != nil {
+			id = *m.TopicID
+		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		st.log.Warn("ignoring unreadable partition metadata; using default topic settings", "partition", dir, "err", err)
 	}
 	p := newPartition(st, topic, partition, dir, cfg.WithDefaults())
+	p.topicID = id
 
 	entries, err := os.ReadDir(dir)
 	if err != nil {

@@ -285,14 +285,27 @@ func parsePartitionDir(name string) (string, int32, bool) {
 func (st *Store) Dir() string { return st.dir }
 
 // CreatePartition creates the log of a partition, or returns the existing
-// one with cfg applied (it is idempotent).
+// one with cfg applied (it is idempotent). The log's topic id stays
+// unknown; see CreatePartitionWithID.
+func (st *Store) CreatePartition(topic string, partition int32, cfg TopicConfig) (*Partition, error) {
+	return st.CreatePartitionWithID(topic, partition, TopicID{}, cfg)
+}
+
+// CreatePartitionWithID creates the log of a partition of the topic whose
+// id is id, recording the id in partition.metadata, or returns the
+// existing one with cfg applied (it is idempotent). An existing log whose
+// id is unknown (created without one, or before ids were stored) takes
+// id; one that holds another id belongs to an earlier topic of the same
+// name and is refused with ErrTopicIDMismatch, for the caller to delete
+// (DeletePartition) once it knows the current topic. A zero id checks
+// nothing.
 //
 // The files are written and fsynced without the store lock, so that
 // partitions are created concurrently (a broker given a topic of thousands
 // of partitions opens them a few at a time) and lookups of other
 // partitions never wait for a creation's fsyncs. A second creation of the
 // same partition waits for the first one and returns its result.
-func (st *Store) CreatePartition(topic string, partition int32, cfg TopicConfig) (*Partition, error) {
+func (st *Store) CreatePartitionWithID(topic string, partition int32, id TopicID, cfg TopicConfig) (*Partition, error) {
 	if !ValidTopicName(topic) {
 		return nil, fmt.Errorf("invalid topic name %q", topic)
 	}
@@ -312,6 +325,9 @@ func (st *Store) CreatePartition(topic string, partition int32, cfg TopicConfig)
 		}
 		if p, ok := st.parts[key]; ok {
 			st.mu.Unlock()
+			if err := p.claimTopicID(id); err != nil {
+				return nil, err
+			}
 			p.SetConfig(cfg)
 			return p, nil
 		}
@@ -330,7 +346,7 @@ func (st *Store) CreatePartition(topic string, partition int32, cfg TopicConfig)
 	defer st.creates.Done()
 
 	dir := filepath.Join(st.dir, partitionDirName(topic, partition))
-	p, err := st.createPartitionDir(dir, topic, partition, cfg)
+	p, err := st.createPartitionDir(dir, topic, partition, id, cfg)
 	if err != nil {
 		os.RemoveAll(dir)
 	}
@@ -361,7 +377,7 @@ func (st *Store) CreatePartition(topic string, partition int32, cfg TopicConfig)
 // with the state those files would have given it, and its first checkpoint
 // writes them when something changes. Three fsyncs fewer per partition:
 // with 5,000 partitions on each of three brokers, 45,000 fewer.
-func (st *Store) createPartitionDir(dir, topic string, partition int32, cfg TopicConfig) (*Partition, error) {
+func (st *Store) createPartitionDir(dir, topic string, partition int32, id TopicID, cfg TopicConfig) (*Partition, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -370,7 +386,7 @@ func (st *Store) createPartitionDir(dir, topic string, partition int32, cfg Topi
 		return nil, err
 	}
 	// writePartitionMeta's fsync of dir covers the segment's entry too.
-	if err := writePartitionMeta(dir, topic, partition, cfg); err != nil {
+	if err := writePartitionMeta(dir, topic, partition, id, cfg); err != nil {
 		_ = s.close()
 		return nil, err
 	}
@@ -379,6 +395,7 @@ func (st *Store) createPartitionDir(dir, topic string, partition int32, cfg Topi
 		return nil, err
 	}
 	p := newPartition(st, topic, partition, dir, cfg)
+	p.topicID = id
 	p.segments = []*segment{s}
 	p.recovery = recoveryPoint{offset: 0, segment: s.base, position: 0}
 	p.snapOffset = 0

@@ -1,0 +1,64 @@
+package storage
+
+import (
+	"encoding/base64"
+	"fmt"
+)
+
+// TopicID is the id of the topic a partition's log was created for: the
+// 16-byte topic id of the cluster metadata (KIP-516). The zero value is
+// "unknown": a log created without one, or before ids were stored.
+type TopicID [16]byte
+
+// IsZero reports whether the id is unknown.
+func (id TopicID) IsZero() bool { return id == TopicID{} }
+
+// String formats the id as Kafka prints topic ids (URL-safe base64).
+func (id TopicID) String() string { return base64.RawURLEncoding.EncodeToString(id[:]) }
+
+// MarshalText writes the id as String does, in partition.metadata.
+func (id TopicID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalText reads an id written by MarshalText.
+func (id *TopicID) UnmarshalText(b []byte) error {
+	raw, err := base64.RawURLEncoding.DecodeString(string(b))
+	if err != nil || len(raw) != len(id) {
+		return fmt.Errorf("bad topic id %q", b)
+	}
+	copy(id[:], raw)
+	return nil
+}
+
+// TopicID is the id of the topic the log belongs to, zero when unknown
+// (see partitionMeta).
+func (p *Partition) TopicID() TopicID {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.topicID
+}
+
+// claimTopicID records id as the log's topic id when it has none yet, and
+// refuses a log that belongs to another topic of the same name
+// (ErrTopicIDMismatch). A zero id claims nothing.
+func (p *Partition) claimTopicID(id TopicID) error {
+	if id.IsZero() {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.topicID == id:
+		return nil
+	case !p.topicID.IsZero():
+		return fmt.Errorf("%w: %s holds topic id %s, not %s", ErrTopicIDMismatch, p.dir, p.topicID, id)
+	case p.closed:
+		return ErrClosed
+	}
+	// Written before it is believed: a failed write leaves the id
+	// unknown, to be claimed again at the next open.
+	if err := writePartitionMeta(p.dir, p.topic, p.partition, id, p.cfg); err != nil {
+		return fmt.Errorf("%w: recording the topic id of %s: %w", ErrStorage, p.dir, err)
+	}
+	p.topicID = id
+	return nil
+}
