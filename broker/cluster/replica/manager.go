@@ -23,9 +23,9 @@ type ControlPlane interface {
 	State() *metadata.State
 	Changed() <-chan struct{}
 	AlterPartition(ctx context.Context, topic string, partition, leaderEpoch, partitionEpoch int32, newISR []int32) (metadata.Partition, error)
-	// CaughtUp reports whether st is new enough to delete logs by: it
-	// holds this process's registration with the metadata quorum (see
-	// cluster.Controller.CaughtUp).
+	// CaughtUp reports whether st is new enough to act on (open, lead,
+	// follow, delete logs by): it holds this process's registration with
+	// the metadata quorum (see cluster.Controller.CaughtUp).
 	CaughtUp(st *metadata.State) bool
 }
 
@@ -228,6 +228,9 @@ type Manager struct {
 	reconciledMu sync.Mutex
 	reconciled   int64
 	reconciledCh chan struct{}
+	// seen is the index of the newest metadata state the run loop has
+	// looked at, acted on or not (tests wait for it).
+	seen atomic.Int64
 
 	throttle *Throttle
 
@@ -318,30 +321,65 @@ func (m *Manager) run() {
 	t := time.NewTicker(m.cfg.ISRInterval)
 	defer t.Stop()
 	var last *metadata.State // reconciled completely
+	caughtUp := false
 	for {
 		changed := m.cfg.Control.Changed()
 		st := m.cfg.Control.State()
-		if last == nil || !st.OnlyLeasesDiffer(last) {
-			m.throttle.Update(st)
-			idle, complete := m.reconcile(st, last)
-			for _, f := range idle {
-				f.Close() // outside the lock, see Close
+		var retry <-chan time.Time
+		switch {
+		case !caughtUp && !m.cfg.Control.CaughtUp(st):
+			// A restarting broker replays metadata older than its
+			// logs; acting on it created (and fsynced) empty logs
+			// for partitions that were this broker's in an old state
+			// and are not any more, deleted again as strays once
+			// caught up, and would open a log on disk for a topic the
+			// state names under an id older than the log's. Nothing
+			// is led or followed, opened or deleted, until the
+			// metadata holds this process's registration. Nothing
+			// waits for it meanwhile: the server serves no client
+			// before the node has caught up (node.Start waits for
+			// WaitReconciled at a caught-up index), so a partition
+			// whose only replica is this broker (a cluster of one
+			// too) takes no produce yet; a follower fetching from
+			// this broker as a leader the metadata still names gets
+			// NOT_LEADER_OR_FOLLOWER and retries, as it does while
+			// the broker is down. The registration may be committed
+			// before the controller records it (CaughtUp), with no
+			// metadata change after it: look again shortly.
+			retry = time.After(caughtUpPoll)
+		default:
+			if !caughtUp {
+				caughtUp = true
+				m.log.Info("metadata caught up with this broker's registration: its replicas follow it from here", "index", st.Index)
 			}
-			last = nil
-			if complete {
-				last = st
+			if last == nil || !st.OnlyLeasesDiffer(last) {
+				m.throttle.Update(st)
+				idle, complete := m.reconcile(st, last)
+				for _, f := range idle {
+					f.Close() // outside the lock, see Close
+				}
+				last = nil
+				if complete {
+					last = st
+				}
 			}
+			m.markReconciled(st.Index)
 		}
-		m.markReconciled(st.Index)
+		m.seen.Store(st.Index)
 		select {
 		case <-m.ctx.Done():
 			return
 		case <-changed:
+		case <-retry:
 		case <-t.C:
 			m.proposeISRChanges(st)
 		}
 	}
 }
+
+// caughtUpPoll is how often a manager whose metadata has not caught up
+// looks at it again when no change wakes it.
+const caughtUpPoll = 50 * time.Millisecond
 
 func (m *Manager) markReconciled(index int64) {
 	m.reconciledMu.Lock()

@@ -112,7 +112,7 @@ func TestMovedAwayLogsAreDeleted(t *testing.T) {
 	ctl.caughtUp.Store(false)
 	idx = ctl.moveOff(t, epochs, strayed, []int32{2, 3})
 	mgr = start()
-	waitReconciled(idx)
+	waitSeen(t, mgr, idx)
 	if !disk.has(strayed) {
 		t.Fatalf("%s's log was deleted before the metadata caught up", strayed)
 	}
