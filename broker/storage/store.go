@@ -325,7 +325,7 @@ func (st *Store) CreatePartitionWithID(topic string, partition int32, id TopicID
 		}
 		if p, ok := st.parts[key]; ok {
 			st.mu.Unlock()
-			if err := p.claimTopicID(id); err != nil {
+			if err := p.ClaimTopicID(id); err != nil {
 				return nil, err
 			}
 			p.SetConfig(cfg)

@@ -37,10 +37,12 @@ func (p *Partition) TopicID() TopicID {
 	return p.topicID
 }
 
-// claimTopicID records id as the log's topic id when it has none yet, and
-// refuses a log that belongs to another topic of the same name
-// (ErrTopicIDMismatch). A zero id claims nothing.
-func (p *Partition) claimTopicID(id TopicID) error {
+// ClaimTopicID records id (in partition.metadata) as the log's topic id
+// when it has none yet, and refuses a log that belongs to another topic
+// of the same name with ErrTopicIDMismatch. A zero id claims nothing. The
+// caller must know id is the current topic of the name: an unknown id is
+// taken as this one's for good.
+func (p *Partition) ClaimTopicID(id TopicID) error {
 	if id.IsZero() {
 		return nil
 	}

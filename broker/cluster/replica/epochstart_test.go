@@ -37,7 +37,7 @@ func (c staticControl) AlterPartition(context.Context, string, int32, int32, int
 func TestBecomingLeaderRecordsEpochStart(t *testing.T) {
 	store := openStore(t)
 	logs := StoreLogs{Store: store}
-	pl, err := logs.Open("t", 0, nil)
+	pl, err := logs.Open("t", 0, metadata.TopicID{1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

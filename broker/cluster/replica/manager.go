@@ -38,7 +38,11 @@ type PartitionLog interface {
 // Logs opens local partition logs; the server backs it with its
 // storage.Store (CreatePartition is idempotent).
 type Logs interface {
-	Open(topic string, partition int32, configs map[string]string) (PartitionLog, error)
+	// Open opens (creating it if needed) the log of a partition of the
+	// topic whose id is id. A log on disk created for another id (an
+	// earlier topic of the same name) is refused with an error wrapping
+	// storage.ErrTopicIDMismatch; one whose id is unknown takes id.
+	Open(topic string, partition int32, id metadata.TopicID, configs map[string]string) (PartitionLog, error)
 	// Delete removes a deleted topic's local logs.
 	Delete(topic string) error
 	// DeletePartition removes one partition's local log (the metadata
@@ -665,6 +669,7 @@ func (m *Manager) inRole(tp TopicPartition, p metadata.Partition) bool {
 // logToOpen is a replica whose log this broker has not opened yet.
 type logToOpen struct {
 	tp      TopicPartition
+	id      metadata.TopicID
 	configs map[string]string
 }
 
@@ -678,7 +683,7 @@ func (m *Manager) missingLogs(st *metadata.State) []logToOpen {
 		for i, p := range t.Partitions {
 			tp := TopicPartition{name, int32(i)}
 			if _, ok := m.logs[tp]; !ok && containsID(p.Replicas, m.id) {
-				out = append(out, logToOpen{tp, t.Configs})
+				out = append(out, logToOpen{tp, t.ID, t.Configs})
 			}
 		}
 	}
@@ -705,7 +710,7 @@ func (m *Manager) openLogs(todo []logToOpen) map[TopicPartition]*trackedLog {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			pl, err := m.cfg.Logs.Open(o.tp.Topic, o.tp.Partition, o.configs)
+			pl, err := m.openLog(o)
 			if err != nil {
 				m.log.Error("opening a replica's log", "partition", o.tp, "err", err)
 				return
@@ -717,6 +722,29 @@ func (m *Manager) openLogs(todo []logToOpen) map[TopicPartition]*trackedLog {
 	}
 	wg.Wait()
 	return opened
+}
+
+// openLog opens o's log. A log on disk of an earlier topic of the same
+// name (its partition.metadata holds another topic id: the topic was
+// deleted and created again while this broker was down, or before the
+// deletion reached it) is deleted and created again, empty, for the
+// follower to fetch: kept, it would follow the new topic's leader, be cut
+// back by leader epochs that start again with the new topic, and keep the
+// old topic's records under the new topic's offsets, in the ISR. Deleting
+// it is safe because logs are opened only from caught-up metadata (see
+// run): every topic this broker's logs were created for was created
+// before such a state, so a name whose topic there has another id than
+// the log's was deleted.
+func (m *Manager) openLog(o logToOpen) (PartitionLog, error) {
+	pl, err := m.cfg.Logs.Open(o.tp.Topic, o.tp.Partition, o.id, o.configs)
+	if !errors.Is(err, storage.ErrTopicIDMismatch) {
+		return pl, err
+	}
+	if derr := m.cfg.Logs.DeletePartition(o.tp); derr != nil {
+		return nil, fmt.Errorf("deleting the log of an earlier topic of the same name (%w): %w", err, derr)
+	}
+	m.log.Warn("deleted a stray log: it belongs to an earlier topic of the same name", "partition", o.tp, "topic_id", o.id.String(), "err", err)
+	return m.cfg.Logs.Open(o.tp.Topic, o.tp.Partition, o.id, o.configs)
 }
 
 // dropDeletedTopics deletes the local logs of topics this manager saw and

@@ -51,14 +51,14 @@ type countingLogs struct {
 	opens map[TopicPartition]int
 }
 
-func (c *countingLogs) Open(topic string, partition int32, configs map[string]string) (PartitionLog, error) {
+func (c *countingLogs) Open(topic string, partition int32, id metadata.TopicID, configs map[string]string) (PartitionLog, error) {
 	c.mu.Lock()
 	if c.opens == nil {
 		c.opens = map[TopicPartition]int{}
 	}
 	c.opens[TopicPartition{topic, partition}]++
 	c.mu.Unlock()
-	return c.memLogs.Open(topic, partition, configs)
+	return c.memLogs.Open(topic, partition, id, configs)
 }
 
 func (c *countingLogs) openCount(tp TopicPartition) int {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tributary/tributary/broker/cluster"
+	"github.com/tributary/tributary/broker/cluster/metadata"
 )
 
 // gatedLogs is a disk whose opens of one topic's logs hang until the test
@@ -19,12 +20,12 @@ type gatedLogs struct {
 	release chan struct{} // closed: opens of topic go through
 }
 
-func (g *gatedLogs) Open(topic string, partition int32, configs map[string]string) (PartitionLog, error) {
+func (g *gatedLogs) Open(topic string, partition int32, id metadata.TopicID, configs map[string]string) (PartitionLog, error) {
 	if topic == g.topic {
 		g.opening <- struct{}{}
 		<-g.release
 	}
-	return g.memLogs.Open(topic, partition, configs)
+	return g.memLogs.Open(topic, partition, id, configs)
 }
 
 // TestLeaderLookupWhileLogsOpen checks that the lookup every produce and

@@ -74,7 +74,7 @@ type fenceCountingLogs struct {
 	logs map[TopicPartition]*fenceCountingLog
 }
 
-func (m *fenceCountingLogs) Open(topic string, partition int32, _ map[string]string) (PartitionLog, error) {
+func (m *fenceCountingLogs) Open(topic string, partition int32, _ metadata.TopicID, _ map[string]string) (PartitionLog, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	tp := TopicPartition{topic, partition}

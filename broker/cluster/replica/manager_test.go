@@ -26,7 +26,7 @@ type memLogs struct {
 	logs map[TopicPartition]*memLog
 }
 
-func (m *memLogs) Open(topic string, partition int32, _ map[string]string) (PartitionLog, error) {
+func (m *memLogs) Open(topic string, partition int32, _ metadata.TopicID, _ map[string]string) (PartitionLog, error) {
 	return m.get(TopicPartition{topic, partition}), nil
 }
 

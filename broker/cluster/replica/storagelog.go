@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tributary/tributary/broker/cluster/metadata"
 	"github.com/tributary/tributary/broker/storage"
 )
 
@@ -39,15 +40,18 @@ type StoreLogs struct {
 }
 
 // Open implements Logs.
-func (s StoreLogs) Open(topic string, partition int32, configs map[string]string) (PartitionLog, error) {
+func (s StoreLogs) Open(topic string, partition int32, id metadata.TopicID, configs map[string]string) (PartitionLog, error) {
 	if p, ok := s.Store.Partition(topic, partition); ok {
+		if err := p.ClaimTopicID(storage.TopicID(id)); err != nil {
+			return nil, fmt.Errorf("opening replica %s-%d: %w", topic, partition, err)
+		}
 		return p, nil
 	}
 	var cfg storage.TopicConfig
 	if s.Config != nil {
 		cfg = s.Config(configs)
 	}
-	p, err := s.Store.CreatePartition(topic, partition, cfg)
+	p, err := s.Store.CreatePartitionWithID(topic, partition, storage.TopicID(id), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("creating replica %s-%d: %w", topic, partition, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/tributary/tributary/broker/cluster/metadata"
 	"github.com/tributary/tributary/broker/storage"
 	"github.com/tributary/tributary/broker/storage/recordbatch"
 )
@@ -53,7 +54,7 @@ func TestStoragePartitionReplicatesExactly(t *testing.T) {
 	logs := StoreLogs{Store: followerStore, Config: func(map[string]string) storage.TopicConfig {
 		return storage.TopicConfig{MessageTimestampType: storage.LogAppendTime}
 	}}
-	fl, err := logs.Open("t", 0, nil)
+	fl, err := logs.Open("t", 0, metadata.TopicID{1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +90,7 @@ func TestStoragePartitionReplicatesExactly(t *testing.T) {
 		}
 	}
 	// Same handle from the second Open.
-	again, _ := logs.Open("t", 0, nil)
+	again, _ := logs.Open("t", 0, metadata.TopicID{1}, nil)
 	if again.LogEndOffset() != 15 {
 		t.Fatalf("reopened log ends at %d", again.LogEndOffset())
 	}
