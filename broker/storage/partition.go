@@ -202,6 +202,20 @@ func (p *Partition) HighWatermark() int64 {
 	return p.highWatermarkLocked()
 }
 
+// KnownHighWatermark is the high watermark the replication layer set, in
+// this process or (restored from its checkpoint) in an earlier one,
+// clamped to the log end; ok is false when none was ever set or restored,
+// and HighWatermark then reports storage's own default (the durable end),
+// which may include records that were never replicated.
+func (p *Partition) KnownHighWatermark() (hw int64, ok bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if !p.hwSet {
+		return 0, false
+	}
+	return min(p.hw, p.leo), true
+}
+
 func (p *Partition) highWatermarkLocked() int64 {
 	if p.hwSet {
 		return min(p.hw, p.leo)

@@ -112,8 +112,9 @@ type observableLog interface {
 // trackedLog remembers whether this process has set the log's high
 // watermark. Until it has, storage reports its durable end as the high
 // watermark, which after a restart may include records that were never
-// replicated; a broker that becomes leader then starts from the log start
-// instead and lets the followers' fetches move the watermark up.
+// replicated; a broker that becomes leader then starts from the watermark
+// the log restored from its checkpoint (knownHighWatermark), else from the
+// log start, and lets the followers' fetches move the watermark up.
 type trackedLog struct {
 	PartitionLog
 	hwSet atomic.Bool
@@ -185,10 +186,32 @@ func (t *trackedLog) startEpoch(epoch int32) {
 	}
 }
 
-// knownHighWatermark is the high watermark to start leading from.
+// highWatermarkKeeper is a log that says whether its high watermark was
+// set by the replication layer, in this process or restored from a
+// checkpoint (storage.Partition.KnownHighWatermark).
+type highWatermarkKeeper interface {
+	KnownHighWatermark() (int64, bool)
+}
+
+// knownHighWatermark is the high watermark to start leading from: the one
+// this process set, else the one the log restored from its checkpoint,
+// else the log start. A restored watermark is one this broker had as
+// leader or had from its leader as follower, so every record below it was
+// in the whole ISR of its time: a leader elected from the ISR has them
+// all, and they are committed whatever happened since (a truncation moves
+// the saved watermark down with the log end, and it is clamped to the log
+// end). Starting there, instead of at the log start, the watermark of a
+// restarted broker that leads before its followers fetch does not go
+// back to the log start (consumers answered with no data, ListOffsets
+// latest moving backwards) for a fetch round; the Leader only moves it up.
 func (t *trackedLog) knownHighWatermark() int64 {
 	if t.hwSet.Load() {
 		return t.HighWatermark()
+	}
+	if k, ok := t.PartitionLog.(highWatermarkKeeper); ok {
+		if hw, ok := k.KnownHighWatermark(); ok {
+			return max(hw, t.LogStartOffset())
+		}
 	}
 	return t.LogStartOffset()
 }

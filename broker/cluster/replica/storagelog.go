@@ -31,6 +31,10 @@ var _ sliceReader = (*storage.Partition)(nil)
 // pooled memory (bufferedReader).
 var _ bufferedReader = (*storage.Partition)(nil)
 
+// A restarted leader starts from the high watermark storage restored
+// (trackedLog.knownHighWatermark).
+var _ highWatermarkKeeper = (*storage.Partition)(nil)
+
 // StoreLogs opens partitions of a storage.Store for the Manager.
 type StoreLogs struct {
 	Store *storage.Store
