@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"sort"
 	"sync"
@@ -132,17 +133,43 @@ type Fetcher struct {
 	// cut it short (see Add).
 	fetching    atomic.Bool
 	interrupted atomic.Bool
+
+	// The fetch session with the leader (session.go), used by the loop
+	// only: its id and the epoch of the next fetch (0: the next is a full
+	// fetch that opens one), and what the leader holds for each partition
+	// of it: the state last sent, which it fetches at until told another.
+	// It lives as long as the connection: any failure starts over with a
+	// full fetch.
+	sessionID    int32
+	sessionEpoch int32
+	session      map[TopicPartition]sentPartition
+}
+
+// sentPartition is a partition's fetch state as the leader's session holds
+// it, and which following of it (p) sent it.
+type sentPartition struct {
+	p                               *fetchPartition
+	currentLeaderEpoch, lastFetched int32
+	fetchOffset, logStart           int64
+	maxBytes                        int32
+}
+
+// resetSession forgets the fetch session: the next fetch is a full one.
+func (f *Fetcher) resetSession() {
+	f.sessionID, f.sessionEpoch = 0, 0
+	clear(f.session)
 }
 
 // StartFetcher starts the loop; it fetches nothing until Add.
 func StartFetcher(cfg FetcherConfig) *Fetcher {
 	cfg.defaults()
 	f := &Fetcher{
-		cfg:   cfg,
-		log:   cfg.Logger.With("component", "fetcher", "leader", cfg.LeaderID),
-		parts: map[TopicPartition]*fetchPartition{},
-		wake:  make(chan struct{}, 1),
-		done:  make(chan struct{}),
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "fetcher", "leader", cfg.LeaderID),
+		parts:   map[TopicPartition]*fetchPartition{},
+		wake:    make(chan struct{}, 1),
+		session: map[TopicPartition]sentPartition{},
+		done:    make(chan struct{}),
 	}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	go f.run()
@@ -202,6 +229,7 @@ func (f *Fetcher) Close() {
 }
 
 func (f *Fetcher) setConn(c *conn) {
+	f.resetSession()
 	f.connMu.Lock()
 	defer f.connMu.Unlock()
 	if f.conn != nil {
@@ -496,9 +524,16 @@ func (f *Fetcher) fetch(tps []TopicPartition) error {
 	req.MaxWaitMillis = int32(f.cfg.MaxWait.Milliseconds())
 	req.MinBytes = f.cfg.MinBytes
 	req.MaxBytes = f.cfg.MaxBytes
-	req.SessionEpoch = -1 // no fetch session (KIP-227)
+	// In a session, only what changed is named (session.go); a full
+	// fetch names everything and opens one.
+	incremental := f.sessionEpoch > 0
+	req.SessionID, req.SessionEpoch = f.sessionID, f.sessionEpoch
+	if !incremental {
+		req.SessionID, req.SessionEpoch = 0, sessionEpochFull
+	}
 	sent := map[TopicPartition]*fetchPartition{}
 	sentOffset := map[TopicPartition]int64{}
+	named := map[TopicPartition]sentPartition{}
 	idx := map[string]int{}
 	throttle := f.cfg.Throttle
 	var held time.Duration
@@ -509,12 +544,26 @@ func (f *Fetcher) fetch(tps []TopicPartition) error {
 		}
 		if throttle.FollowerThrottled(tp) && !f.isCaughtUp(p) {
 			// Over the follower rate, a throttled replica that is behind
-			// is left out of this fetch, as Kafka's replica fetcher does.
+			// is left out of this fetch, as Kafka's replica fetcher does
+			// (and out of the session, which would fetch it still).
 			if d := throttle.Follower.Delay(); d > 0 {
 				held = d
 				continue
 			}
 		}
+		st := sentPartition{
+			p:                  p,
+			currentLeaderEpoch: p.leaderEpoch,
+			fetchOffset:        p.log.LogEndOffset(),
+			lastFetched:        p.log.LatestEpoch(),
+			logStart:           p.log.LogStartOffset(),
+			maxBytes:           f.cfg.PartitionMaxBytes,
+		}
+		sent[tp], sentOffset[tp] = p, st.fetchOffset
+		if incremental && f.session[tp] == st {
+			continue // the leader's session fetches it at this state
+		}
+		named[tp] = st
 		i, ok := idx[tp.Topic]
 		if !ok {
 			t := kmsg.NewFetchRequestTopic()
@@ -525,13 +574,12 @@ func (f *Fetcher) fetch(tps []TopicPartition) error {
 		}
 		rp := kmsg.NewFetchRequestTopicPartition()
 		rp.Partition = tp.Partition
-		rp.CurrentLeaderEpoch = p.leaderEpoch
-		rp.FetchOffset = p.log.LogEndOffset()
-		rp.LastFetchedEpoch = p.log.LatestEpoch()
-		rp.LogStartOffset = p.log.LogStartOffset()
-		rp.PartitionMaxBytes = f.cfg.PartitionMaxBytes
+		rp.CurrentLeaderEpoch = st.currentLeaderEpoch
+		rp.FetchOffset = st.fetchOffset
+		rp.LastFetchedEpoch = st.lastFetched
+		rp.LogStartOffset = st.logStart
+		rp.PartitionMaxBytes = st.maxBytes
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
-		sent[tp], sentOffset[tp] = p, rp.FetchOffset
 	}
 	if len(sent) == 0 {
 		if held > 0 {
@@ -540,6 +588,28 @@ func (f *Fetcher) fetch(tps []TopicPartition) error {
 			f.sleep(min(held, f.cfg.Backoff))
 		}
 		return nil
+	}
+	// What the session holds but this fetch does not want (removed, in
+	// backoff, being checked, held back) is forgotten: the leader would
+	// otherwise go on fetching it at its old state.
+	var forgotten []TopicPartition
+	if incremental {
+		fidx := map[string]int{}
+		for tp := range f.session {
+			if _, ok := sent[tp]; ok {
+				continue
+			}
+			forgotten = append(forgotten, tp)
+			i, ok := fidx[tp.Topic]
+			if !ok {
+				t := kmsg.NewFetchRequestForgottenTopic()
+				t.Topic = tp.Topic
+				req.ForgottenTopics = append(req.ForgottenTopics, t)
+				i = len(req.ForgottenTopics) - 1
+				fidx[tp.Topic] = i
+			}
+			req.ForgottenTopics[i].Partitions = append(req.ForgottenTopics[i].Partitions, tp.Partition)
+		}
 	}
 	f.fetching.Store(true)
 	sentAt := time.Now()
@@ -550,8 +620,33 @@ func (f *Fetcher) fetch(tps []TopicPartition) error {
 	}
 	f.interrupted.Store(false) // answered before the cut took effect
 	resp := r.(*kmsg.FetchResponse)
-	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+	switch err := kerr.ErrorForCode(resp.ErrorCode); {
+	case errors.Is(err, kerr.FetchSessionIDNotFound) || errors.Is(err, kerr.InvalidFetchSessionEpoch):
+		// The leader evicted the session (or lost count): start over
+		// with a full fetch, at once.
+		f.log.Debug("fetch session ended by the leader; opening another", "session", f.sessionID, "err", err)
+		f.resetSession()
+		return nil
+	case err != nil:
 		return fmt.Errorf("fetch refused: %w", err)
+	}
+	// The leader now holds what this fetch named (and forgot). If a
+	// partition below fails, the caller drops the connection and the
+	// session with it, so no partition is left with a state the leader
+	// thinks told and this side did not apply.
+	switch {
+	case resp.SessionID == 0:
+		f.resetSession() // the leader keeps no session: full fetches
+	case !incremental:
+		f.sessionID, f.sessionEpoch = resp.SessionID, 1
+		clear(f.session)
+		maps.Copy(f.session, named)
+	default:
+		f.sessionEpoch = nextSessionEpoch(f.sessionEpoch)
+		for _, tp := range forgotten {
+			delete(f.session, tp)
+		}
+		maps.Copy(f.session, named)
 	}
 	// Write every partition first, then wait for them all: the writes go
 	// to the page cache and one sync round of the store makes them all

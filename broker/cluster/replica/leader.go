@@ -113,6 +113,10 @@ type Leader struct {
 	// data is closed when the leader's log end moves (or it resigns), to
 	// wake follower fetches long-polling for new data.
 	data chan struct{}
+	// wake holds, by follower, the channel its parked fetch waits on
+	// (NotifyAfter): signalled, without blocking, when the log end moves
+	// or the leader resigns, then cleared.
+	wake map[int32]chan<- struct{}
 }
 
 // NewLeader starts leading p (which must name LocalID as leader) with the
@@ -258,6 +262,7 @@ func (l *Leader) Resign() {
 func (l *Leader) resignLocked() {
 	if !l.resigned {
 		close(l.data)
+		l.wakeLocked()
 	}
 	l.resigned = true
 	for _, w := range l.waiters {
@@ -285,6 +290,7 @@ func (l *Leader) LogAdvanced(logEnd, ackEnd int64) {
 		l.leo = logEnd
 		close(l.data)
 		l.data = make(chan struct{})
+		l.wakeLocked()
 	}
 	if ackEnd > l.ackEnd {
 		l.ackEnd = ackEnd
@@ -311,6 +317,39 @@ func (l *Leader) DataAfter(offset int64) <-chan struct{} {
 		return c
 	}
 	return l.data
+}
+
+// NotifyAfter arranges for ch to be signalled (a send that does not block:
+// give it a buffer of one) once the leader's log end passes offset or the
+// leader resigns, and reports true instead when that is already so.
+// replica is the fetching follower: a follower's registration replaces its
+// previous one (a follower has one fetch parked here at a time, and a
+// registration left by a fetch that ended is only a wasted signal), which
+// keeps this at one entry per follower without removing any. A parked
+// fetch over thousands of partitions waits on one channel so, where a
+// select over a channel per partition costs it a lock and a queue entry
+// on each of them every time it parks.
+func (l *Leader) NotifyAfter(offset int64, replica int32, ch chan<- struct{}) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.leo > offset || l.resigned {
+		return true
+	}
+	if l.wake == nil {
+		l.wake = map[int32]chan<- struct{}{}
+	}
+	l.wake[replica] = ch
+	return false
+}
+
+func (l *Leader) wakeLocked() {
+	for _, ch := range l.wake {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	clear(l.wake)
 }
 
 // Truncated records that the leader's log was cut back (only before it

@@ -58,6 +58,8 @@ type ReplicationServer struct {
 	// TLS, with the client listeners' (nil: unbounded).
 	budget *storage.ReadBudget
 	log    *slog.Logger
+	// sessions are the followers' fetch sessions (session.go).
+	sessions *sessionCache
 	// onFetch, when set, is told of every follower Fetch served (OnFetch).
 	onFetch atomic.Pointer[func(took time.Duration, requestBytes, recordBytes int)]
 
@@ -76,7 +78,7 @@ func ServeReplication(ln net.Listener, lookup Lookup, throttle *Throttle, extra 
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &ReplicationServer{ln: ln, lookup: lookup, throttle: throttle, extra: extra, budget: budget, log: logger.With("component", "replication-listener"), conns: map[net.Conn]struct{}{}}
+	s := &ReplicationServer{ln: ln, lookup: lookup, throttle: throttle, extra: extra, budget: budget, log: logger.With("component", "replication-listener"), sessions: newSessionCache(defaultMaxFetchSessions), conns: map[net.Conn]struct{}{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.accept()
@@ -236,7 +238,7 @@ func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer, rb *storag
 		}
 		// On plain TCP the batches go from the segment files to the
 		// socket by sendfile; over TLS they must be read to be encrypted.
-		resp, files = handleFetch(s.ctx, r, s.lookup, s.throttle, readVia{files: w.CanSendFiles(), rb: rb})
+		resp, files = s.serveFetch(r, readVia{files: w.CanSendFiles(), rb: rb})
 	case *kmsg.OffsetForLeaderEpochRequest:
 		resp = HandleOffsetForLeaderEpoch(r, s.lookup)
 	default:
@@ -264,6 +266,22 @@ func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer, rb *storag
 		}
 	}
 	return err
+}
+
+// serveFetch answers a follower's Fetch, in its fetch session if it has
+// one (session.go).
+func (s *ReplicationServer) serveFetch(req *kmsg.FetchRequest, via readVia) (*kmsg.FetchResponse, fileBatches) {
+	sess, all, code := s.sessions.begin(req, time.Now())
+	if code != 0 {
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		resp.ErrorCode = code
+		return resp, nil
+	}
+	resp, files := handleFetch(s.ctx, all, s.lookup, s.throttle, via)
+	if sess != nil {
+		files = sess.finish(req, resp, files)
+	}
+	return resp, files
 }
 
 func (s *ReplicationServer) apiKeys() []kmsg.ApiVersionsResponseApiKey {

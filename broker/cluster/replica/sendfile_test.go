@@ -141,3 +141,86 @@ func TestReplicationListenerSendsBatchesFromFiles(t *testing.T) {
 		})
 	}
 }
+
+// In a fetch session the partitions without news are left out of the
+// response: the batches of those after them, sent from their files, must
+// follow them to their new places.
+func TestSessionResponseKeepsFileBatchesInPlace(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t)
+	logs := map[int32]*storage.Partition{}
+	trackers := map[int32]*Leader{}
+	for _, i := range []int32{0, 1} {
+		part, err := store.CreatePartition(tp0.Topic, i, storage.TopicConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range 5 {
+			if _, err := part.Append(ctx, produced(t, 10, -1, 0, fmt.Sprint("p", i, "v", j)), storage.AppendOptions{LeaderEpoch: 5}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tr, err := NewLeader(LeaderConfig{LocalID: 1}, metadata.Partition{Replicas: []int32{1, 2}, Leader: 1, LeaderEpoch: 5, ISR: []int32{1, 2}}, part.LogEndOffset(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs[i], trackers[i] = part, tr
+	}
+	want, err := logs[1].Read(0, 1<<20, logs[1].LogEndOffset())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookup := func(topic string, partition int32) (*Leader, LeaderLog, bool) {
+		if topic != tp0.Topic || logs[partition] == nil {
+			return nil, nil, false
+		}
+		return trackers[partition], logs[partition], true
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := ServeReplication(ln, lookup, nil, nil, nil, slog.New(slog.DiscardHandler))
+	defer srv.Close()
+	c, err := dialLeader(ctx, srv.Addr(), "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	fetch := func(id, epoch int32, offsets ...int64) *kmsg.FetchResponse {
+		t.Helper()
+		req := fetchReq(5, offsets[0], -1, 0)
+		req.SessionID, req.SessionEpoch = id, epoch
+		req.Topics[0].Partitions = req.Topics[0].Partitions[:0]
+		for i, off := range offsets {
+			if off < 0 {
+				continue
+			}
+			p := kmsg.NewFetchRequestTopicPartition()
+			p.Partition, p.CurrentLeaderEpoch, p.FetchOffset, p.LastFetchedEpoch, p.PartitionMaxBytes = int32(i), 5, off, -1, 1<<20
+			req.Topics[0].Partitions = append(req.Topics[0].Partitions, p)
+		}
+		if len(req.Topics[0].Partitions) == 0 {
+			req.Topics = nil
+		}
+		r, err := c.request(req, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.(*kmsg.FetchResponse)
+	}
+	end0, end1 := logs[0].LogEndOffset(), logs[1].LogEndOffset()
+	id := fetch(0, 0, end0, end1).SessionID
+	if id == 0 {
+		t.Fatal("no session")
+	}
+	// Partition 1 fetched again from 0 (a follower that started over):
+	// partition 0, before it in the session, has no news.
+	resp := fetch(id, 1, -1, 0)
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		t.Fatalf("answered %q, want partition 1 alone", answered(resp))
+	}
+	if rp := resp.Topics[0].Partitions[0]; rp.Partition != 1 || rp.ErrorCode != 0 || !bytes.Equal(rp.RecordBatches, want) {
+		t.Fatalf("partition %d: code %d, %d record bytes, want partition 1's %d", rp.Partition, rp.ErrorCode, len(rp.RecordBatches), len(want))
+	}
+}

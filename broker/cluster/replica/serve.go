@@ -3,7 +3,6 @@ package replica
 import (
 	"context"
 	"errors"
-	"reflect"
 	"slices"
 	"time"
 
@@ -82,20 +81,26 @@ type readVia struct {
 // handleFetch is HandleFetch, reading the batches as via says.
 func handleFetch(ctx context.Context, req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle, via readVia) (*kmsg.FetchResponse, fileBatches) {
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+	// One channel for the whole long poll: every partition without data
+	// registers it with its leader (Leader.NotifyAfter).
+	wake := make(chan struct{}, 1)
 	for {
-		resp, fb, bytes, waitOn, held := fetchOnce(req, lookup, throttle, via)
-		if bytes >= int(max(req.MinBytes, 1)) || (len(waitOn) == 0 && held == 0) || !time.Now().Before(deadline) {
+		resp, fb, bytes, w, held := fetchOnce(req, lookup, throttle, via, wake)
+		if bytes >= int(max(req.MinBytes, 1)) || (w == waitNone && held == 0) || !time.Now().Before(deadline) {
 			return resp, fb
+		}
+		// This response is dropped unsent: its reads' memory can serve
+		// the next.
+		via.rb.Release()
+		if w == waitReady {
+			continue // data came between a partition's read and its registration
 		}
 		d := time.Until(deadline)
 		if held > 0 && held < d {
 			d = held
 		}
-		// This response is dropped unsent: its reads' memory can serve
-		// the next.
-		via.rb.Release()
-		if !waitAny(ctx, waitOn, d) && (ctx.Err() != nil || !time.Now().Before(deadline)) {
-			resp, fb, _, _, _ = fetchOnce(req, lookup, throttle, via)
+		if !waitWake(ctx, wake, d) && (ctx.Err() != nil || !time.Now().Before(deadline)) {
+			resp, fb, _, _, _ = fetchOnce(req, lookup, throttle, via, nil)
 			return resp, fb
 		}
 	}
@@ -113,37 +118,36 @@ type bufferedReader interface {
 	ReadInto(offset int64, maxBytes int32, upTo int64, rb *storage.ReadBuffers) ([]byte, error)
 }
 
-// waitAny waits for one of chs, the timeout or ctx; false on timeout/ctx.
-// One select over all of them: a follower fetch covers every partition
-// it follows from this broker, and a goroutine per partition for every
-// parked fetch would cost more scheduling than the fetch itself.
-func waitAny(ctx context.Context, chs []<-chan struct{}, d time.Duration) bool {
+// waitWake waits for wake, the timeout or ctx; false on timeout/ctx.
+func waitWake(ctx context.Context, wake <-chan struct{}, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
-	cases := make([]reflect.SelectCase, 0, len(chs)+2)
-	cases = append(cases,
-		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(t.C)},
-		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})
-	for _, ch := range chs {
-		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+	select {
+	case <-wake:
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
 	}
-	chosen, _, _ := reflect.Select(cases)
-	return chosen >= 2
 }
 
+// What a fetch without enough data can wait for (fetchOnce).
+const (
+	waitNone       = iota // nothing: answer now
+	waitRegistered        // wake is registered with a partition without data
+	waitReady             // a partition's data came after it was read: look again
+)
+
 // fetchOnce builds the response from the current state; bytes counts
-// record bytes (and errors, which must be answered at once); waitOn are
-// the channels that signal new data for the partitions with none; held,
-// when not 0, is how long until the throttle lets the partitions it held
-// back through.
-func fetchOnce(req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle, via readVia) (*kmsg.FetchResponse, fileBatches, int, []<-chan struct{}, time.Duration) {
-	resp := req.ResponseKind().(*kmsg.FetchResponse)
+// record bytes (and errors, which must be answered at once); with wake
+// not nil, the partitions with no data register it with their leader
+// (NotifyAfter) and wait says whether any did (waitRegistered) or found
+// data had come meanwhile (waitReady); held, when not 0, is how long
+// until the throttle lets the partitions it held back through.
+func fetchOnce(req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle, via readVia, wake chan<- struct{}) (resp *kmsg.FetchResponse, fb fileBatches, bytes, wait int, held time.Duration) {
+	resp = req.ResponseKind().(*kmsg.FetchResponse)
 	total := 0
-	var (
-		waitOn []<-chan struct{}
-		held   time.Duration
-		fb     fileBatches
-	)
 	for ti, t := range req.Topics {
 		rt := kmsg.NewFetchResponseTopic()
 		rt.Topic, rt.TopicID = t.Topic, t.TopicID
@@ -179,8 +183,12 @@ func fetchOnce(req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle, via re
 					if held == 0 || hold < held {
 						held = hold
 					}
-				case n == 0 && rp.ErrorCode == 0 && rp.DivergingEpoch.Epoch < 0:
-					waitOn = append(waitOn, l.DataAfter(p.FetchOffset))
+				case n == 0 && rp.ErrorCode == 0 && rp.DivergingEpoch.Epoch < 0 && wake != nil && wait != waitReady:
+					if l.NotifyAfter(p.FetchOffset, req.ReplicaID, wake) {
+						wait = waitReady
+					} else {
+						wait = waitRegistered
+					}
 				}
 				if throttled {
 					// In-sync replicas' bytes count against the bound
@@ -196,7 +204,7 @@ func fetchOnce(req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle, via re
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
-	return resp, fb, total, waitOn, held
+	return resp, fb, total, wait, held
 }
 
 // servePartition answers one partition; hold leaves its data out (the
