@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Anomaly kinds.
@@ -87,6 +88,14 @@ type Options struct {
 	// RequireAllSeen makes every acknowledged send that nobody read an
 	// anomaly; set it when the history ends with a drain (Final polls).
 	RequireAllSeen bool
+	// Retention is the workload topic's retention.ms (0: records are never
+	// removed). A record missing from a read is excused when a LogStart
+	// event above its offset was observed at least Retention after its
+	// send was invoked: retention removed it (a segment goes only once
+	// its newest record is older than retention.ms, and a record's
+	// timestamp is taken after its send's invocation). A log start that
+	// passed it sooner excuses nothing: the record went before its time.
+	Retention time.Duration
 }
 
 // Stats summarise a history.
@@ -97,6 +106,9 @@ type Stats struct {
 	// Transactions: committed, definitely not committed, unknown.
 	Txns, TxnCommitted, TxnAborted, TxnIndeterminate int
 	OffsetReads                                      int
+	// Removed counts acknowledged sends missing from the reads that
+	// retention had removed (Options.Retention).
+	Removed int
 }
 
 // Result is the checker's verdict.
@@ -113,7 +125,15 @@ type sendOp struct {
 	status   Status // "" until completed (a crash mid-op)
 	offset   int64
 	invoke   int
+	invoked  time.Time
 	complete int
+}
+
+// logStart is one observation of a partition's log start offset.
+type logStart struct {
+	offset int64
+	at     time.Time
+	event  int
 }
 
 type readAt struct {
@@ -138,8 +158,13 @@ func Check(events []Event, opts Options) Result {
 	keys := map[string]bool{}
 
 	txns := newTxnIndex()
+	starts := map[string][]logStart{}
 	for _, e := range events {
 		switch e.Func {
+		case LogStart:
+			if e.Status == OK {
+				starts[e.Key] = append(starts[e.Key], logStart{offset: e.Offset, at: e.Time, event: e.Index})
+			}
 		case Txn, TxnEnd, Fence, OffsetRead:
 			txns.note(e, &res)
 		case Send:
@@ -150,7 +175,7 @@ func Check(events []Event, opts Options) Result {
 					res.add(Anomaly{Kind: Duplicate, Key: e.Key, Value: e.Value, Detail: "value sent twice (the workload must use unique values)", Events: []int{s.invoke, e.Index}})
 					continue
 				}
-				s = &sendOp{key: e.Key, value: e.Value, process: e.Process, invoke: e.Index, complete: -1}
+				s = &sendOp{key: e.Key, value: e.Value, process: e.Process, invoke: e.Index, invoked: e.Time, complete: -1}
 				sends[e.Value] = s
 				sendOrder = append(sendOrder, s)
 				res.Stats.Sends++
@@ -240,6 +265,29 @@ func Check(events []Event, opts Options) Result {
 		return true, fmt.Sprintf("the final drain, which read %s to offset %d, does not have it", key, fm), []int{finalEvent[key]}
 	}
 
+	// removed says whether retention removed the record at key/offset,
+	// sent at invoked: the first log start observed above it was observed
+	// at least Options.Retention after the send. It cites that
+	// observation, and explains one that passed the record too soon.
+	removed := func(key string, offset int64, invoked time.Time) (ok bool, why string, events []int) {
+		if opts.Retention <= 0 {
+			return false, "", nil
+		}
+		var first *logStart
+		for i, ls := range starts[key] {
+			if ls.offset > offset && (first == nil || ls.at.Before(first.at)) {
+				first = &starts[key][i]
+			}
+		}
+		switch {
+		case first == nil:
+			return false, "", nil
+		case first.at.Before(invoked.Add(opts.Retention)):
+			return false, fmt.Sprintf("; the log started at %d %v after the send, before its retention of %v", first.offset, first.at.Sub(invoked).Round(time.Millisecond), opts.Retention), []int{first.event}
+		}
+		return true, "", []int{first.event}
+	}
+
 	for _, p := range sortedPositions(at) {
 		if vals := at[p]; len(vals) > 1 {
 			var evs []int
@@ -274,16 +322,27 @@ func Check(events []Event, opts Options) Result {
 		}
 		if ev, read := firstRead[s.value]; read {
 			if missing, drain, drainEvents := missingFromDrain(s.value, s.key, s.offset); missing {
-				res.add(Anomaly{Kind: LostWrite, Key: s.key, Offset: s.offset, Value: s.value, Detail: "acknowledged and read, but " + drain, Events: append([]int{s.invoke, s.complete, ev}, drainEvents...)})
+				gone, why, lsEvents := removed(s.key, s.offset, s.invoked)
+				if gone {
+					res.Stats.Removed++
+					continue
+				}
+				res.add(Anomaly{Kind: LostWrite, Key: s.key, Offset: s.offset, Value: s.value, Detail: "acknowledged and read, but " + drain + why, Events: append(append([]int{s.invoke, s.complete, ev}, drainEvents...), lsEvents...)})
 			}
 			continue
 		}
 		m, ok := maxRead[s.key]
+		if !(ok && s.offset <= m) && !opts.RequireAllSeen {
+			continue
+		}
+		gone, why, lsEvents := removed(s.key, s.offset, s.invoked)
 		switch {
+		case gone:
+			res.Stats.Removed++
 		case ok && s.offset <= m:
-			res.add(Anomaly{Kind: LostWrite, Key: s.key, Offset: s.offset, Value: s.value, Detail: fmt.Sprintf("acknowledged, never read, though offsets up to %d were read", m), Events: []int{s.invoke, s.complete}})
-		case opts.RequireAllSeen:
-			res.add(Anomaly{Kind: Unseen, Key: s.key, Offset: s.offset, Value: s.value, Detail: "acknowledged, never read by the final drain", Events: []int{s.invoke, s.complete}})
+			res.add(Anomaly{Kind: LostWrite, Key: s.key, Offset: s.offset, Value: s.value, Detail: fmt.Sprintf("acknowledged, never read, though offsets up to %d were read", m) + why, Events: append([]int{s.invoke, s.complete}, lsEvents...)})
+		default:
+			res.add(Anomaly{Kind: Unseen, Key: s.key, Offset: s.offset, Value: s.value, Detail: "acknowledged, never read by the final drain" + why, Events: append([]int{s.invoke, s.complete}, lsEvents...)})
 		}
 	}
 	for _, r := range reads {
@@ -298,7 +357,10 @@ func Check(events []Event, opts Options) Result {
 			res.add(Anomaly{Kind: AbortedRead, Key: r.Key, Offset: r.Offset, Value: r.Value, Detail: "read a value whose send failed", Events: []int{s.invoke, s.complete, r.event}})
 		case s.status != OK && !r.final:
 			if missing, drain, drainEvents := missingFromDrain(r.Value, r.Key, r.Offset); missing {
-				res.add(Anomaly{Kind: VanishedRead, Key: r.Key, Offset: r.Offset, Value: r.Value, Detail: "read an unacknowledged value, but " + drain, Events: append([]int{s.invoke, r.event}, drainEvents...)})
+				gone, why, lsEvents := removed(r.Key, r.Offset, s.invoked)
+				if !gone {
+					res.add(Anomaly{Kind: VanishedRead, Key: r.Key, Offset: r.Offset, Value: r.Value, Detail: "read an unacknowledged value, but " + drain + why, Events: append(append([]int{s.invoke, r.event}, drainEvents...), lsEvents...)})
+				}
 			}
 		}
 	}
@@ -380,6 +442,9 @@ func (res Result) Report(events []Event, limit int) string {
 	st := res.Stats
 	fmt.Fprintf(&b, "%d sends (%d acknowledged, %d failed, %d indeterminate), %d polls reading %d records on %d keys\n",
 		st.Sends, st.Acknowledged, st.Failed, st.Indeterminate, st.Polls, st.Records, st.Keys)
+	if st.Removed > 0 {
+		fmt.Fprintf(&b, "%d acknowledged sends missing from the reads, removed by retention\n", st.Removed)
+	}
 	if st.Txns > 0 {
 		fmt.Fprintf(&b, "%d transactions (%d committed, %d not committed, %d indeterminate), %d group offset reads\n",
 			st.Txns, st.TxnCommitted, st.TxnAborted, st.TxnIndeterminate, st.OffsetReads)

@@ -66,6 +66,10 @@ type ClusterConfig struct {
 	// that the network between brokers can be cut: the partition faults
 	// need it. It needs root and ip(8).
 	Netns bool
+	// DiskSize, when positive, gives each broker a disk of its own of that
+	// many bytes (a tmpfs mounted on the node's directory, holding its data
+	// directory) that the disk-full fault fills. It needs root.
+	DiskSize int64
 }
 
 // Cluster runs broker processes and injects process faults: kill -9,
@@ -78,6 +82,8 @@ type Cluster struct {
 
 	mu    sync.Mutex
 	procs map[int32]*process
+	disks []string       // mounted disks, unmounted by Close
+	full  map[int32]bool // disks filled by FillDisk until FreeDisks
 }
 
 type process struct {
@@ -96,9 +102,15 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	if _, err := os.Stat(cfg.Binary); err != nil {
 		return nil, fmt.Errorf("broker binary: %w", err)
 	}
-	c := &Cluster{cfg: cfg, procs: map[int32]*process{}}
+	c := &Cluster{cfg: cfg, procs: map[int32]*process{}, full: map[int32]bool{}}
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("cluster directory: %w", err)
+	}
+	if cfg.DiskSize > 0 {
+		if err := DiskSupport(); err != nil {
+			return nil, err
+		}
+		RemoveStaleDisks()
 	}
 	if cfg.Netns {
 		var ids []int32
@@ -148,6 +160,14 @@ func (c *Cluster) layOut() error {
 		}
 		n := NodeSpec{ID: int32(i + 1), Rack: string(rune('a' + i%3)), Host: host, KafkaPort: ports[0], ControllerPort: ports[1], ReplicationPort: ports[2],
 			DataDir: filepath.Join(cfg.Dir, fmt.Sprintf("node-%d", i+1), "data")}
+		if cfg.DiskSize > 0 {
+			disk := c.diskPath(n.ID)
+			if err := mountDisk(disk, n.ID, cfg.DiskSize); err != nil {
+				return err
+			}
+			c.disks = append(c.disks, disk)
+			n.DataDir = filepath.Join(disk, "data")
+		}
 		if err := os.MkdirAll(n.DataDir, 0o750); err != nil {
 			return err
 		}
@@ -222,6 +242,11 @@ func ephemeralStart() int {
 
 func (c *Cluster) configPath(id int32) string {
 	return filepath.Join(c.cfg.Dir, fmt.Sprintf("node-%d", id), "broker.properties")
+}
+
+// diskPath is where a node's own disk is mounted (ClusterConfig.DiskSize).
+func (c *Cluster) diskPath(id int32) string {
+	return filepath.Join(c.cfg.Dir, fmt.Sprintf("node-%d", id), "disk")
 }
 
 func (c *Cluster) caPath() string { return filepath.Join(c.cfg.Dir, "ca.pem") }
@@ -529,13 +554,50 @@ func (c *Cluster) waitAnswering(ctx context.Context, n NodeSpec, limit time.Dura
 // Network is the run's network (nil without ClusterConfig.Netns).
 func (c *Cluster) Network() *Network { return c.net }
 
-// Heal removes every network cut, resumes paused nodes and starts dead
-// ones.
+// FillDisk fills a node's disk until it has no space left (ENOSPC for
+// the broker's next write) and returns how many bytes that took. It
+// needs ClusterConfig.DiskSize.
+func (c *Cluster) FillDisk(id int32) (int64, error) {
+	if c.cfg.DiskSize <= 0 {
+		return 0, errors.New("the nodes have no disks of their own (ClusterConfig.DiskSize)")
+	}
+	if _, ok := c.Node(id); !ok {
+		return 0, fmt.Errorf("no node %d", id)
+	}
+	c.mu.Lock()
+	c.full[id] = true // before: a half-filled disk is freed too
+	c.mu.Unlock()
+	return fillDisk(c.diskPath(id))
+}
+
+// FreeDisks removes what FillDisk wrote.
+func (c *Cluster) FreeDisks() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for id := range c.full {
+		errs = append(errs, freeDisk(c.diskPath(id)))
+		delete(c.full, id)
+	}
+	return errors.Join(errs...)
+}
+
+// DiskFree is the space left on a node's own disk.
+func (c *Cluster) DiskFree(id int32) (int64, error) {
+	if c.cfg.DiskSize <= 0 {
+		return 0, errors.New("the nodes have no disks of their own (ClusterConfig.DiskSize)")
+	}
+	return diskFree(c.diskPath(id))
+}
+
+// Heal removes every network cut, frees filled disks, resumes paused
+// nodes and starts dead ones.
 func (c *Cluster) Heal() error {
 	var errs []error
 	if c.net != nil {
 		errs = append(errs, c.net.HealAll())
 	}
+	errs = append(errs, c.FreeDisks())
 	for _, n := range c.nodes {
 		if c.Paused(n.ID) {
 			errs = append(errs, c.Resume(n.ID))
@@ -547,7 +609,8 @@ func (c *Cluster) Heal() error {
 	return errors.Join(errs...)
 }
 
-// Close kills every process and removes the run's network.
+// Close kills every process, unmounts the nodes' disks and removes the
+// run's network.
 func (c *Cluster) Close() {
 	for _, n := range c.nodes {
 		if c.Paused(n.ID) {
@@ -557,6 +620,10 @@ func (c *Cluster) Close() {
 			_ = c.Kill(n.ID)
 		}
 	}
+	for _, d := range c.disks {
+		_ = unmountDisk(d)
+	}
+	c.disks = nil
 	if c.net != nil {
 		_ = c.net.Close()
 	}

@@ -71,6 +71,11 @@ const (
 	// the transactional producer Txn's process commits in each
 	// transaction: the offset is the transaction's number.
 	OffsetRead Func = "offset-read"
+	// LogStart observed the log start offset (Offset) of partition Key,
+	// as ListOffsets for the earliest offset answered it: retention had
+	// removed every record below it. Consumers record it when they start
+	// reading from the start, the drain before and after it reads.
+	LogStart Func = "log-start"
 )
 
 // Write is one send of a transaction.
@@ -124,6 +129,8 @@ func (e Event) String() string {
 		s += fmt.Sprintf(" #%d", e.Txn)
 	case e.Func == OffsetRead:
 		s += fmt.Sprintf(" %s=%d", e.Key, e.Value)
+	case e.Func == LogStart:
+		s += fmt.Sprintf(" %s starts @%d", e.Key, e.Offset)
 	case e.Func == Poll && len(e.Reads) > 0:
 		first, last := e.Reads[0], e.Reads[len(e.Reads)-1]
 		s += fmt.Sprintf(" %d records, %s@%d..%s@%d", len(e.Reads), first.Key, first.Offset, last.Key, last.Offset)

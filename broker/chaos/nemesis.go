@@ -50,6 +50,23 @@ const (
 	// each other, and one broker that reaches both (three or more
 	// brokers).
 	PartitionBridge FaultKind = "partition-bridge"
+	// PartitionOneWay drops one direction only (Network.Drop) between a
+	// random broker and one other broker, or every other broker (the
+	// quorum), half the time each; which direction is random too. Over TCP
+	// the side whose packets are dropped still receives and acts on what
+	// the other sends (a follower's fetches, a Raft leader's appends), but
+	// its answers are lost.
+	PartitionOneWay FaultKind = "partition-oneway"
+	// PartitionClients cuts a random broker from the run's clients (its
+	// packets to them are dropped) but not from the other brokers: the
+	// cluster sees a healthy broker, leader of its partitions, that no
+	// producer or consumer reaches.
+	PartitionClients FaultKind = "partition-clients"
+
+	// DiskFull fills a random running broker's disk
+	// (ClusterConfig.DiskSize) until writes fail with ENOSPC, for the
+	// fault's duration; the heal frees it.
+	DiskFull FaultKind = "disk-full"
 )
 
 // AllFaults is every process fault kind.
@@ -57,18 +74,23 @@ var AllFaults = []FaultKind{KillRandom, KillLeader, KillController, PauseRandom,
 
 // PartitionFaults is every network partition kind; they need the brokers
 // in network namespaces (ClusterConfig.Netns).
-var PartitionFaults = []FaultKind{PartitionIsolate, PartitionHalves, PartitionLeader, PartitionBridge}
+var PartitionFaults = []FaultKind{PartitionIsolate, PartitionHalves, PartitionLeader, PartitionBridge, PartitionOneWay, PartitionClients}
 
 // IsPartition reports whether the fault cuts the network.
 func (k FaultKind) IsPartition() bool { return slices.Contains(PartitionFaults, k) }
 
-// CheckFaults refuses an empty list, a kind nobody knows, and a partition
-// without the network namespaces that make it.
-func CheckFaults(kinds []FaultKind, netns bool) error {
+// NeedsDisks reports whether the fault needs the brokers on disks of their
+// own (ClusterConfig.DiskSize).
+func (k FaultKind) NeedsDisks() bool { return k == DiskFull }
+
+// CheckFaults refuses an empty list, a kind nobody knows, a partition
+// without the network namespaces that make it, and a full disk without
+// the brokers' own disks.
+func CheckFaults(kinds []FaultKind, netns, disks bool) error {
 	if len(kinds) == 0 {
 		return errors.New("no fault kind")
 	}
-	known := append(append(slices.Clone(AllFaults), Reassign), PartitionFaults...)
+	known := append(append(slices.Clone(AllFaults), Reassign, DiskFull), PartitionFaults...)
 	var errs []error
 	for _, k := range kinds {
 		switch {
@@ -76,6 +98,8 @@ func CheckFaults(kinds []FaultKind, netns bool) error {
 			errs = append(errs, fmt.Errorf("unknown fault kind %q (known: %v)", k, known))
 		case k.IsPartition() && !netns:
 			errs = append(errs, fmt.Errorf("fault %s cuts the network between brokers: it needs each broker in its own network namespace (root, ip(8))", k))
+		case k.NeedsDisks() && !disks:
+			errs = append(errs, fmt.Errorf("fault %s fills a broker's disk: it needs each broker on a disk of its own (a tmpfs of -disk-size; root)", k))
 		}
 	}
 	return errors.Join(errs...)
@@ -223,6 +247,28 @@ func (n *nemesis) inject(ctx context.Context, kind FaultKind) error {
 		return n.reassign(ctx)
 	case PartitionIsolate, PartitionHalves, PartitionLeader, PartitionBridge:
 		return n.partition(ctx, kind)
+	case PartitionOneWay:
+		return n.oneWay()
+	case PartitionClients:
+		nw := n.c.Network()
+		if nw == nil {
+			return fmt.Errorf("%s: the brokers are not in network namespaces", kind)
+		}
+		nodes := n.c.Nodes()
+		id := nodes[n.rnd.IntN(len(nodes))].ID
+		n.n++
+		n.note("%s: broker %d's packets to the clients dropped", kind, id)
+		return nw.Drop(id, Clients)
+	case DiskFull:
+		id, ok := n.randomRunning()
+		if !ok {
+			return errors.New("no running broker")
+		}
+		n.n++
+		wrote, err := n.c.FillDisk(id)
+		free, ferr := n.c.DiskFree(id)
+		n.note("%s: filled broker %d's disk with %d bytes (%d bytes left)", kind, id, wrote, free)
+		return errors.Join(err, ferr)
 	}
 	return fmt.Errorf("unknown fault %q", kind)
 }
@@ -283,6 +329,43 @@ func (n *nemesis) partition(ctx context.Context, kind FaultKind) error {
 	n.n++
 	n.note("%s: cut %v from %v (%s)", kind, side1, side2, what)
 	return nw.Partition(side1, side2)
+}
+
+// oneWay drops one direction between a random broker and one other
+// broker or all of them.
+func (n *nemesis) oneWay() error {
+	nw := n.c.Network()
+	if nw == nil {
+		return fmt.Errorf("%s: the brokers are not in network namespaces", PartitionOneWay)
+	}
+	var ids []int32
+	for _, node := range n.c.Nodes() {
+		ids = append(ids, node.ID)
+	}
+	if len(ids) < 2 {
+		return fmt.Errorf("%s: %d brokers are too few", PartitionOneWay, len(ids))
+	}
+	n.rnd.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
+	id, others := ids[0], ids[1:]
+	if n.rnd.IntN(2) == 0 {
+		others = others[:1]
+	}
+	outgoing := n.rnd.IntN(2) == 0
+	n.n++
+	if outgoing {
+		n.note("%s: broker %d's packets to %v dropped (theirs to it delivered)", PartitionOneWay, id, others)
+	} else {
+		n.note("%s: packets of %v to broker %d dropped (its to them delivered)", PartitionOneWay, others, id)
+	}
+	var errs []error
+	for _, o := range others {
+		if outgoing {
+			errs = append(errs, nw.Drop(id, o))
+		} else {
+			errs = append(errs, nw.Drop(o, id))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // leaderTarget picks what partition-leader cuts off: the active

@@ -36,6 +36,13 @@ import (
 // Blackhole or prohibit routes would be simpler but are not a network
 // fault: the sender's own kernel fails the send at once (connect returns
 // EINVAL or EACCES), which a broker can tell from a partition.
+//
+// Each of the two entries drops one direction only (Drop): with one of
+// them the cut is asymmetric, which over TCP means that one side still
+// receives what the other sends and acts on it, while its answers and
+// acknowledgements are lost. The clients' side is the root namespace's
+// address on the bridge: an entry for it in a broker's namespace cuts that
+// broker from the run's clients and from nothing else.
 type Network struct {
 	prefix string // namespaces: prefix + "-<node>"
 	link   string // links: link + "b" (bridge) and link + "v<node>"
@@ -43,7 +50,7 @@ type Network struct {
 	nodes  []int32
 
 	mu   sync.Mutex
-	cuts map[[2]int32]bool // a < b
+	cuts map[[2]int32]bool // [from, to]: from's packets to to are dropped
 }
 
 // Names of what runs create, and the pattern that finds a run's pid in
@@ -252,25 +259,50 @@ func (n *Network) Command(id int32, name string, args ...string) *exec.Cmd {
 	return exec.Command("ip", append([]string{"netns", "exec", n.Namespace(id), name}, args...)...)
 }
 
-// Cut drops every packet between nodes a and b, both ways.
-func (n *Network) Cut(a, b int32) error {
-	if a == b {
-		return fmt.Errorf("cannot cut node %d from itself", a)
+// Clients stands for the run's clients, in the root namespace, where a
+// node id is expected: Drop(id, Clients) cuts a broker from the clients.
+const Clients int32 = 0
+
+// side is where a node's (or the clients') neighbour entries live: the
+// ip(8) arguments that name its namespace, its device on the run's
+// network, and its address.
+func (n *Network) side(id int32) (nsArgs []string, dev, addr string, err error) {
+	if id == Clients {
+		return nil, n.link + "b", n.Gateway(), nil
 	}
-	addrA, err := n.Addr(a)
+	addr, err = n.Addr(id)
+	return []string{"-n", n.Namespace(id)}, "eth0", addr, err
+}
+
+// Drop drops every packet from node from to node to, in that direction
+// only: a permanent neighbour entry in from's namespace gives to's address
+// a hardware address nobody has. Packets from to to from still arrive,
+// so over TCP to's data reaches from and from's acknowledgements and
+// answers are lost: from reads what to sends and acts on it, to never
+// hears back (an asymmetric partition). Clients (0) as to cuts a broker's
+// packets to the run's clients; as from, the clients' packets to it.
+func (n *Network) Drop(from, to int32) error {
+	if from == to {
+		return fmt.Errorf("cannot cut node %d from itself", from)
+	}
+	nsArgs, dev, _, err := n.side(from)
 	if err != nil {
 		return err
 	}
-	addrB, err := n.Addr(b)
+	_, _, toAddr, err := n.side(to)
 	if err != nil {
 		return err
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	n.cuts[pair(a, b)] = true // before: a half-made cut is healed too
-	_, errA := ip("-n", n.Namespace(a), "neigh", "replace", addrB, "dev", "eth0", "lladdr", unreachableMAC, "nud", "permanent")
-	_, errB := ip("-n", n.Namespace(b), "neigh", "replace", addrA, "dev", "eth0", "lladdr", unreachableMAC, "nud", "permanent")
-	return errors.Join(errA, errB)
+	n.cuts[[2]int32{from, to}] = true // before: a half-made cut is healed too
+	_, err = ip(append(nsArgs, "neigh", "replace", toAddr, "dev", dev, "lladdr", unreachableMAC, "nud", "permanent")...)
+	return err
+}
+
+// Cut drops every packet between nodes a and b, both ways.
+func (n *Network) Cut(a, b int32) error {
+	return errors.Join(n.Drop(a, b), n.Drop(b, a))
 }
 
 // Partition cuts every node of one side from every node of the other.
@@ -284,7 +316,8 @@ func (n *Network) Partition(side1, side2 []int32) error {
 	return errors.Join(errs...)
 }
 
-// Cuts lists the pairs of nodes cut now.
+// Cuts lists the directions cut now, [from, to] (a cut both ways is two
+// entries), sorted.
 func (n *Network) Cuts() [][2]int32 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -308,21 +341,24 @@ func (n *Network) HealAll() error {
 	defer n.mu.Unlock()
 	var errs []error
 	for p := range n.cuts {
-		addr0, _ := n.Addr(p[0])
-		addr1, _ := n.Addr(p[1])
-		errs = append(errs, unneigh(n.Namespace(p[0]), addr1), unneigh(n.Namespace(p[1]), addr0))
+		nsArgs, dev, _, err := n.side(p[0])
+		_, _, toAddr, err2 := n.side(p[1])
+		if err = errors.Join(err, err2); err == nil {
+			err = unneigh(nsArgs, dev, toAddr)
+		}
+		errs = append(errs, err)
 		delete(n.cuts, p)
 	}
 	return errors.Join(errs...)
 }
 
 // unneigh removes a cut's neighbour entry; one already gone is fine.
-func unneigh(ns, addr string) error {
-	out, err := ip("-n", ns, "neigh", "show", "to", addr, "dev", "eth0", "nud", "permanent")
+func unneigh(nsArgs []string, dev, addr string) error {
+	out, err := ip(append(slices.Clone(nsArgs), "neigh", "show", "to", addr, "dev", dev, "nud", "permanent")...)
 	if err != nil || !strings.Contains(out, unreachableMAC) {
 		return err
 	}
-	_, err = ip("-n", ns, "neigh", "del", addr, "dev", "eth0")
+	_, err = ip(append(slices.Clone(nsArgs), "neigh", "del", addr, "dev", dev)...)
 	return err
 }
 
@@ -361,11 +397,4 @@ func linkExists(name string) bool {
 func nsExists(name string) bool {
 	_, err := os.Stat(filepath.Join("/run/netns", name))
 	return err == nil
-}
-
-func pair(a, b int32) [2]int32 {
-	if a > b {
-		a, b = b, a
-	}
-	return [2]int32{a, b}
 }

@@ -160,8 +160,8 @@ func TestNetworkCutDropsTrafficBothWays(t *testing.T) {
 	if err := nw.Cut(1, 2); err != nil {
 		t.Fatal(err)
 	}
-	if got := nw.Cuts(); !slices.Equal(got, [][2]int32{{1, 2}}) {
-		t.Fatalf("cuts %v, want [[1 2]]", got)
+	if got := nw.Cuts(); !slices.Equal(got, [][2]int32{{1, 2}, {2, 1}}) {
+		t.Fatalf("cuts %v, want [[1 2] [2 1]]", got)
 	}
 	if err := echoes(established, time.Second); !isTimeout(err) {
 		t.Fatalf("established connection across the cut: %v, want a timeout", err)
@@ -228,6 +228,117 @@ func TestNetworkCutDropsTrafficBothWays(t *testing.T) {
 	}
 	if linkExists(nw.link + "b") {
 		t.Fatal("the bridge is left after Close")
+	}
+}
+
+// TestNetworkDropIsOneWay: Drop cuts one direction only. Over an
+// established connection from node 2 to node 1, with node 1's packets to
+// node 2 dropped, what node 2 sends still reaches node 1's server, and
+// the server's answer is lost; new connections between them time out
+// (the handshake needs both ways); node 3 and the clients still reach
+// node 1. Dropping node 1's packets to the clients cuts the clients off
+// and leaves node 3. The heal removes both.
+func TestNetworkDropIsOneWay(t *testing.T) {
+	needNetns(t)
+	nw := newTestNetwork(t, 1, 2, 3)
+	host, err := nw.Addr(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to1 := net.JoinHostPort(host, "9092")
+	var ln net.Listener
+	inNamespace(t, nw.Namespace(1), func() { ln, err = net.Listen("tcp", to1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	received := make(chan byte, 16) // what node 1's server read, from anyone
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				b := make([]byte, 1)
+				for {
+					if _, err := c.Read(b); err != nil {
+						return
+					}
+					received <- b[0]
+					_, _ = c.Write(b)
+				}
+			}()
+		}
+	}()
+	from2, err := dialFrom(t, nw, 2, to1, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer from2.Close()
+	if err := echoes(from2, 2*time.Second); err != nil {
+		t.Fatalf("echo before the cut: %v", err)
+	}
+	<-received
+
+	if err := nw.Drop(1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := nw.Cuts(); !slices.Equal(got, [][2]int32{{1, 2}}) {
+		t.Fatalf("cuts %v, want [[1 2]]", got)
+	}
+	if err := echoes(from2, time.Second); !isTimeout(err) {
+		t.Fatalf("node 2's echo with node 1's packets to it dropped: %v, want a timeout", err)
+	}
+	select {
+	case <-received: // node 2's byte arrived: its direction is open
+	case <-time.After(5 * time.Second):
+		t.Fatal("node 2's byte did not reach node 1: the other direction is cut too")
+	}
+	for _, d := range []struct {
+		from int32
+		ok   bool
+	}{{2, false}, {3, true}, {Clients, true}} {
+		c, err := dialFrom(t, nw, d.from, to1, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		if d.ok != (err == nil) || (err != nil && !isTimeout(err)) {
+			t.Fatalf("node %d (0: the clients) dialling node 1 with node 1's packets to node 2 dropped: %v", d.from, err)
+		}
+	}
+
+	if err := nw.Drop(1, Clients); err != nil {
+		t.Fatal(err)
+	}
+	if got := nw.Cuts(); !slices.Equal(got, [][2]int32{{1, Clients}, {1, 2}}) {
+		t.Fatalf("cuts %v, want [[1 0] [1 2]]", got)
+	}
+	if c, err := dialFrom(t, nw, Clients, to1, time.Second); err == nil || !isTimeout(err) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("the clients dialling node 1 cut from them: %v, want a timeout", err)
+	}
+	c, err := dialFrom(t, nw, 3, to1, 2*time.Second)
+	if err != nil {
+		t.Fatalf("node 3 dialling node 1, cut from the clients only: %v", err)
+	}
+	c.Close()
+
+	if err := nw.HealAll(); err != nil {
+		t.Fatal(err)
+	}
+	if got := nw.Cuts(); len(got) != 0 {
+		t.Fatalf("cuts after the heal: %v", got)
+	}
+	for _, from := range []int32{Clients, 2} {
+		c, err := dialFrom(t, nw, from, to1, 2*time.Second)
+		if err != nil {
+			t.Fatalf("node %d dialling node 1 after the heal: %v", from, err)
+		}
+		c.Close()
 	}
 }
 
@@ -309,7 +420,8 @@ func TestPartitionFaultsCut(t *testing.T) {
 	for _, tc := range []struct {
 		kind  FaultKind
 		nodes int
-		// check gets the cut pairs.
+		// check gets the cut pairs, each cut both ways; for the one-way
+		// kinds the directions cut, [from, to].
 		check func(cuts [][2]int32) error
 	}{
 		{PartitionIsolate, 3, oneAgainstTheRest(3)},
@@ -324,6 +436,27 @@ func TestPartitionFaultsCut(t *testing.T) {
 		{PartitionBridge, 3, func(cuts [][2]int32) error {
 			if len(cuts) != 1 {
 				return fmt.Errorf("%d pairs cut, want 1: the bridge reaches both others", len(cuts))
+			}
+			return nil
+		}},
+		{PartitionOneWay, 3, func(cuts [][2]int32) error {
+			// One broker and one or both others, one direction.
+			if len(cuts) != 1 && len(cuts) != 2 {
+				return fmt.Errorf("%d directions cut, want 1 or 2", len(cuts))
+			}
+			if len(cuts) == 2 && cuts[0][0] != cuts[1][0] && cuts[0][1] != cuts[1][1] {
+				return errors.New("the two directions cut do not share their broker on one side")
+			}
+			for _, p := range cuts {
+				if p[0] == Clients || p[1] == Clients || slices.Contains(cuts, [2]int32{p[1], p[0]}) {
+					return fmt.Errorf("%v: a cut both ways, or of the clients", p)
+				}
+			}
+			return nil
+		}},
+		{PartitionClients, 3, func(cuts [][2]int32) error {
+			if len(cuts) != 1 || cuts[0][1] != Clients || cuts[0][0] == Clients {
+				return fmt.Errorf("cuts %v, want one broker's packets to the clients (0)", cuts)
 			}
 			return nil
 		}},
@@ -353,7 +486,13 @@ func TestPartitionFaultsCut(t *testing.T) {
 				if err := n.inject(t.Context(), tc.kind); err != nil {
 					t.Fatal(err)
 				}
-				if err := tc.check(c.Network().Cuts()); err != nil {
+				cuts := c.Network().Cuts()
+				if tc.kind != PartitionOneWay && tc.kind != PartitionClients {
+					if cuts, err = bothWays(cuts); err != nil {
+						t.Fatalf("seed %d: %v", seed, err)
+					}
+				}
+				if err := tc.check(cuts); err != nil {
 					t.Fatalf("seed %d: %v (cuts %v)", seed, err, c.Network().Cuts())
 				}
 				if err := c.Network().HealAll(); err != nil {
@@ -365,6 +504,21 @@ func TestPartitionFaultsCut(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bothWays turns the directions cut into the pairs cut both ways, a < b;
+// a direction cut without its reverse is an error.
+func bothWays(cuts [][2]int32) ([][2]int32, error) {
+	var out [][2]int32
+	for _, p := range cuts {
+		if !slices.Contains(cuts, [2]int32{p[1], p[0]}) {
+			return nil, fmt.Errorf("%d to %d is cut, %d to %d is not", p[0], p[1], p[1], p[0])
+		}
+		if p[0] < p[1] {
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 // oneAgainstTheRest checks that one node is cut from each of the others
@@ -435,21 +589,24 @@ func deadPID(t *testing.T) int {
 
 func TestCheckFaults(t *testing.T) {
 	for _, tc := range []struct {
-		kinds []FaultKind
-		netns bool
-		want  string // "" for no error
+		kinds        []FaultKind
+		netns, disks bool
+		want         string // "" for no error
 	}{
-		{AllFaults, false, ""},
-		{append(slices.Clone(AllFaults), PartitionFaults...), true, ""},
-		{[]FaultKind{Reassign}, false, ""},
-		{nil, true, "no fault kind"},
-		{[]FaultKind{KillRandom, "partition"}, true, `unknown fault kind "partition"`},
-		{[]FaultKind{KillRandom, PartitionIsolate}, false, "partition-isolate cuts the network"},
-		{[]FaultKind{PartitionBridge, PartitionLeader}, false, "partition-leader cuts the network"},
+		{AllFaults, false, false, ""},
+		{append(slices.Clone(AllFaults), PartitionFaults...), true, false, ""},
+		{[]FaultKind{Reassign}, false, false, ""},
+		{nil, true, true, "no fault kind"},
+		{[]FaultKind{KillRandom, "partition"}, true, true, `unknown fault kind "partition"`},
+		{[]FaultKind{KillRandom, PartitionIsolate}, false, true, "partition-isolate cuts the network"},
+		{[]FaultKind{PartitionBridge, PartitionLeader}, false, false, "partition-leader cuts the network"},
+		{[]FaultKind{PartitionOneWay, PartitionClients}, false, false, "partition-clients cuts the network"},
+		{[]FaultKind{KillRandom, DiskFull}, true, true, ""},
+		{[]FaultKind{KillRandom, DiskFull}, true, false, "disk-full fills a broker's disk"},
 	} {
-		err := CheckFaults(tc.kinds, tc.netns)
+		err := CheckFaults(tc.kinds, tc.netns, tc.disks)
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
-			t.Errorf("CheckFaults(%v, netns %v) = %v, want %q", tc.kinds, tc.netns, err, tc.want)
+			t.Errorf("CheckFaults(%v, netns %v, disks %v) = %v, want %q", tc.kinds, tc.netns, tc.disks, err, tc.want)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 )
 
@@ -18,7 +19,25 @@ type RunConfig struct {
 	// Settle is how long to wait after healing before the drain, for
 	// leaders to be elected and followers to catch up.
 	Settle time.Duration
-	Logger *slog.Logger
+	// Retention is the workload topic's retention.ms when it sets one
+	// (Workload.TopicConfigs, RetentionConfigs): the checker excuses what
+	// retention removed (Options.Retention).
+	Retention time.Duration
+	Logger    *slog.Logger
+}
+
+// RetentionConfigs are the workload topic's configs that make retention
+// run under the faults: retention.ms, segments of segmentBytes (rolled
+// often, so whole segments age out), and file.delete.delay.ms, so that
+// deleted segments wait renamed on disk before their files go. The
+// brokers' log.retention.check.interval.ms must be short too (seconds).
+func RetentionConfigs(retention time.Duration, segmentBytes int, deleteDelay time.Duration) map[string]*string {
+	s := func(v int64) *string { x := strconv.FormatInt(v, 10); return &x }
+	return map[string]*string{
+		"retention.ms":         s(retention.Milliseconds()),
+		"segment.bytes":        s(int64(segmentBytes)),
+		"file.delete.delay.ms": s(deleteDelay.Milliseconds()),
+	}
 }
 
 // Outcome is what a run produced.
@@ -42,7 +61,7 @@ func Run(ctx context.Context, cfg RunConfig) (Outcome, error) {
 	if len(cfg.Nemesis.Faults) == 0 {
 		cfg.Nemesis.Faults = []FaultKind{KillRandom}
 	}
-	if err := CheckFaults(cfg.Nemesis.Faults, cfg.Cluster.Network() != nil); err != nil {
+	if err := CheckFaults(cfg.Nemesis.Faults, cfg.Cluster.Network() != nil, cfg.Cluster.cfg.DiskSize > 0); err != nil {
 		return Outcome{}, err
 	}
 	if cfg.Nemesis.Interval <= 0 {
@@ -129,6 +148,6 @@ func Run(ctx context.Context, cfg RunConfig) (Outcome, error) {
 	if err != nil {
 		return out, err
 	}
-	out.Result = Check(out.Events, Options{RequireAllSeen: true})
+	out.Result = Check(out.Events, Options{RequireAllSeen: true, Retention: cfg.Retention})
 	return out, nil
 }

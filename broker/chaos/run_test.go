@@ -93,14 +93,17 @@ func singleBrokerUnderProcessFaults(t *testing.T, bin string, useTLS bool) {
 
 // TestThreeBrokersUnderFaults is the CI run: three broker processes
 // (racks a, b, c), replication factor 3, min.insync.replicas 2, every
-// process fault kind and, with each broker in its own network namespace,
-// every network partition kind, at least 10 faults; once in plaintext and
-// once with every connection over TLS. It takes minutes, so it runs only
-// when TRIBUTARY_CHAOS is set to its duration (e.g. TRIBUTARY_CHAOS=2m);
-// `make chaos`-length runs use the tributary-chaos command. On a machine
-// that cannot make namespaces (not root, no ip) the runs have no
-// partitions and the subtest "partitions" says so: it skips, or fails
-// in CI.
+// process fault kind, with each broker in its own network namespace every
+// network partition kind (one-way and client-side ones included), and
+// with each broker on a small disk of its own the full disk; at least 10
+// faults; once in plaintext with a topic whose segments retention deletes
+// (and delays deleting) under the faults, and once with every connection
+// over TLS. It takes minutes, so it runs only when TRIBUTARY_CHAOS is set
+// to its duration (e.g. TRIBUTARY_CHAOS=2m); `make chaos`-length runs use
+// the tributary-chaos command. On a machine that cannot make namespaces or
+// mount a tmpfs (not root, no ip) the runs go without those faults and
+// the subtests "partitions" and "disk-full" say so: they skip, or fail in
+// CI.
 func TestThreeBrokersUnderFaults(t *testing.T) {
 	env := os.Getenv("TRIBUTARY_CHAOS")
 	if env == "" {
@@ -111,7 +114,7 @@ func TestThreeBrokersUnderFaults(t *testing.T) {
 		t.Fatalf("TRIBUTARY_CHAOS=%q: %v", env, err)
 	}
 	bin := buildBroker(t)
-	netnsErr := NetnsSupport()
+	netnsErr, diskErr := NetnsSupport(), DiskSupport()
 	for _, useTLS := range []bool{false, true} {
 		name := "plaintext"
 		if useTLS {
@@ -119,22 +122,45 @@ func TestThreeBrokersUnderFaults(t *testing.T) {
 			// quorum with broker certificates both ways.
 			name = "TLS"
 		}
-		t.Run(name, func(t *testing.T) { threeBrokersUnderFaults(t, bin, d, useTLS, netnsErr == nil) })
+		t.Run(name, func(t *testing.T) { threeBrokersUnderFaults(t, bin, d, useTLS, netnsErr == nil, diskErr == nil) })
 	}
 	t.Run("partitions", func(t *testing.T) {
 		if netnsErr != nil {
 			testenv.Missing(t, "the runs above injected no network partition: %v", netnsErr)
 		}
 	})
+	t.Run("disk-full", func(t *testing.T) {
+		if diskErr != nil {
+			testenv.Missing(t, "the runs above filled no disk: %v", diskErr)
+		}
+	})
 }
 
-func threeBrokersUnderFaults(t *testing.T, bin string, d time.Duration, useTLS, netns bool) {
-	faults := AllFaults
+// chaosRetention is the plaintext CI run's retention.ms: short enough
+// that segments of 16 KiB (a few seconds of the workload) are deleted
+// many times in a run, long enough that consumers keep up.
+const chaosRetention = 10 * time.Second
+
+func threeBrokersUnderFaults(t *testing.T, bin string, d time.Duration, useTLS, netns, disks bool) {
+	faults := slices.Clone(AllFaults)
 	if netns {
-		faults = append(slices.Clone(AllFaults), PartitionFaults...)
+		faults = append(faults, PartitionFaults...)
 	}
-	c, err := NewCluster(ClusterConfig{Binary: bin, Dir: t.TempDir(), Nodes: 3, TLS: useTLS, Netns: netns,
-		Settings: map[string]string{"min.insync.replicas": "2", "default.replication.factor": "3"}})
+	settings := map[string]string{"min.insync.replicas": "2", "default.replication.factor": "3"}
+	cc := ClusterConfig{Binary: bin, Dir: t.TempDir(), Nodes: 3, TLS: useTLS, Netns: netns, Settings: settings}
+	if disks {
+		faults = append(faults, DiskFull)
+		cc.DiskSize = 256 << 20
+	}
+	workload := WorkloadConfig{Partitions: 6, ReplicationFactor: 3, Producers: 3, Consumers: 2, Rate: 200, TxnProducers: 2, TxnConsumers: 1}
+	var retention time.Duration
+	if !useTLS {
+		retention = chaosRetention
+		settings["log.retention.check.interval.ms"] = "1000"
+		workload.TopicConfigs = RetentionConfigs(retention, 16<<10, 2*time.Second)
+		workload.RereadEvery = retention / 2
+	}
+	c, err := NewCluster(cc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,11 +169,12 @@ func threeBrokersUnderFaults(t *testing.T, bin string, d time.Duration, useTLS, 
 	defer cancel()
 	seed := uint64(time.Now().UnixNano())
 	out, err := Run(ctx, RunConfig{
-		Cluster:  c,
-		Workload: WorkloadConfig{Partitions: 6, ReplicationFactor: 3, Producers: 3, Consumers: 2, Rate: 200, TxnProducers: 2, TxnConsumers: 1},
-		Nemesis:  NemesisConfig{Faults: faults, Interval: 5 * time.Second, Duration: 2 * time.Second, Seed: seed},
-		Duration: d,
-		Logger:   testLogger(),
+		Cluster:   c,
+		Workload:  workload,
+		Nemesis:   NemesisConfig{Faults: faults, Interval: 5 * time.Second, Duration: 2 * time.Second, Seed: seed},
+		Duration:  d,
+		Retention: retention,
+		Logger:    testLogger(),
 	})
 	if err != nil {
 		t.Fatalf("run: %v", err)
@@ -161,6 +188,9 @@ func threeBrokersUnderFaults(t *testing.T, bin string, d time.Duration, useTLS, 
 	}
 	if out.Result.Stats.TxnCommitted == 0 {
 		t.Fatal("no transaction committed: the transactional workload made no progress")
+	}
+	if retention > 0 && out.Result.Stats.Removed == 0 {
+		t.Fatalf("retention of %v removed no acknowledged send in %v: the run did not test it", retention, d)
 	}
 	if !out.Result.Valid {
 		t.Fatalf("anomalies:\n%s", out.Result.Report(out.Events, 50))

@@ -27,11 +27,18 @@ type WorkloadConfig struct {
 	Producers int
 	// Consumers read every partition from the start, continuously.
 	Consumers int
+	// RereadEvery makes the consumers start over from the log start this
+	// often (0: only when what they read is gone): with retention, reads
+	// then begin where segments are being deleted.
+	RereadEvery time.Duration
 	// OpTimeout bounds one send; a send that runs out is indeterminate.
 	OpTimeout time.Duration
 	// Rate caps each producer's sends per second (0: as fast as acks
 	// come), which keeps long runs' histories to a reasonable size.
 	Rate float64
+	// TopicConfigs are the topic's configs at creation (e.g. retention.ms
+	// and segment.bytes: Retention).
+	TopicConfigs map[string]*string
 
 	// The transactional workload (txn_workload.go), on its own topic
 	// with Partitions partitions, runs when TxnProducers > 0.
@@ -120,7 +127,7 @@ func CreateTopic(ctx context.Context, cfg WorkloadConfig) error {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	for {
-		resp, err := adm.CreateTopic(ctx, cfg.Partitions, cfg.ReplicationFactor, nil, cfg.Topic)
+		resp, err := adm.CreateTopic(ctx, cfg.Partitions, cfg.ReplicationFactor, cfg.TopicConfigs, cfg.Topic)
 		if err == nil {
 			err = resp.Err
 		}
@@ -228,7 +235,13 @@ func produceWithin(ctx context.Context, cl *kgo.Client, r *kgo.Record, timeout t
 func RunConsumer(ctx context.Context, cfg WorkloadConfig, process int, rec *Recorder) error {
 	cfg.defaults()
 	for ctx.Err() == nil {
-		if err := consumeOnce(ctx, cfg, process, rec, nil); err != nil && ctx.Err() == nil {
+		cctx, cancel := ctx, context.CancelFunc(func() {})
+		if cfg.RereadEvery > 0 {
+			cctx, cancel = context.WithTimeout(ctx, cfg.RereadEvery)
+		}
+		err := consumeOnce(cctx, cfg, process, rec, nil)
+		cancel()
+		if err != nil && cctx.Err() == nil {
 			cfg.Logger.Warn("consumer restarting", "process", process, "err", err)
 		}
 	}
@@ -253,7 +266,11 @@ func consumeOnce(ctx context.Context, cfg WorkloadConfig, process int, rec *Reco
 		return err
 	}
 	defer cl.Close()
+	// Where the log starts now: what retention removed before this read
+	// began is not missing from it (Options.Retention).
+	recordLogStarts(ctx, cl, cfg, process, rec)
 	next := map[int32]int64{}
+	var lastErr string
 	for ctx.Err() == nil {
 		if ends != nil && reached(next, ends) {
 			return nil
@@ -280,9 +297,17 @@ func consumeOnce(ctx context.Context, cfg WorkloadConfig, process int, rec *Reco
 			rec.Add(Event{Process: process, Status: Invoke, Func: Poll})
 			rec.Add(Event{Process: process, Status: OK, Func: Poll, Reads: reads, Final: ends != nil})
 		}
+		if ends != nil && fetchErr != nil && fetchErr.Error() != lastErr {
+			// The drain must reach every end: say what holds it up.
+			cfg.Logger.Warn("drain fetch failed", "process", process, "err", fetchErr)
+			lastErr = fetchErr.Error()
+		}
 		if errors.Is(fetchErr, kerr.OffsetOutOfRange) {
 			return fetchErr
 		}
+	}
+	if ends != nil {
+		return fmt.Errorf("read up to %v: %w", next, ctx.Err())
 	}
 	return ctx.Err()
 }
@@ -294,6 +319,37 @@ func reached(next, ends map[int32]int64) bool {
 		}
 	}
 	return true
+}
+
+// recordLogStarts records the log start offset of every partition of the
+// topic (ListOffsets earliest), trying for up to 5 s; partitions it cannot
+// learn it for get no event (so nothing missing from them is excused).
+func recordLogStarts(ctx context.Context, cl *kgo.Client, cfg WorkloadConfig, process int, rec *Recorder) {
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	todo := map[int32]bool{}
+	for p := range cfg.Partitions {
+		todo[p] = true
+	}
+	for len(todo) > 0 {
+		listed, err := kadm.NewClient(cl).ListStartOffsets(lctx, cfg.Topic)
+		if err == nil {
+			for p := range todo {
+				if o, ok := listed.Lookup(cfg.Topic, p); ok && o.Err == nil {
+					rec.Add(Event{Process: process, Status: OK, Func: LogStart, Key: key(cfg.Topic, p), Offset: o.Offset})
+					delete(todo, p)
+				}
+			}
+		}
+		if len(todo) == 0 {
+			return
+		}
+		select {
+		case <-lctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // Drain reads every partition from its start to its current end after the
@@ -330,10 +386,14 @@ func Drain(ctx context.Context, cfg WorkloadConfig, process int, rec *Recorder) 
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	cl.Close()
 	if err := consumeOnce(ctx, cfg, process, rec, ends); err != nil {
+		cl.Close()
 		return fmt.Errorf("draining to %v: %w", ends, err)
 	}
+	// Retention goes on during the drain: a record it removed under the
+	// drain's feet is excused by the log start after it.
+	recordLogStarts(ctx, cl, cfg, process, rec)
+	cl.Close()
 	return nil
 }
 

@@ -2,9 +2,11 @@
 // tributary-broker processes on loopback: it starts the brokers, runs
 // idempotent acks=all producers and consumers, transactional producers
 // with read_committed consumers, injects faults (kill -9,
-// SIGSTOP/SIGCONT, SIGTERM restarts, the loss of a rack, and with the
-// brokers in network namespaces network partitions), heals, reads
-// everything back and checks the history. It exits 1 when the history
+// SIGSTOP/SIGCONT, SIGTERM restarts, the loss of a rack, with the brokers
+// in network namespaces network partitions, with each broker on a disk of
+// its own a full disk), heals, reads everything back and checks the
+// history; with -retention, retention deletes the topic's segments all
+// along. It exits 1 when the history
 // shows an anomaly, printing the events that show it, and 2 when the run
 // itself failed.
 //
@@ -46,13 +48,17 @@ func run() int {
 		duration   = flag.Duration("duration", 2*time.Minute, "time under faults")
 		interval   = flag.Duration("interval", 5*time.Second, "time between fault starts")
 		faultLen   = flag.Duration("fault-duration", 2*time.Second, "how long each fault lasts before healing")
-		faults     = flag.String("faults", "kill,kill-leader,kill-controller,pause,restart,lose-az", "fault kinds, comma separated (also: reassign, best with more -nodes than replicas; the network partitions partition-isolate, partition-halves, partition-leader, partition-bridge)")
+		faults     = flag.String("faults", "kill,kill-leader,kill-controller,pause,restart,lose-az", "fault kinds, comma separated (also: reassign, best with more -nodes than replicas; the network partitions partition-isolate, partition-halves, partition-leader, partition-bridge, partition-oneway, partition-clients; disk-full)")
 		seed       = flag.Uint64("seed", uint64(time.Now().UnixNano()), "random seed of the fault schedule")
 		minFaults  = flag.Int("min-faults", 0, "fail the run if fewer faults were injected")
 		history    = flag.String("history", "", "write the history here (JSON lines)")
 		check      = flag.String("check", "", "only check an existing history file")
 		useTLS     = flag.Bool("tls", false, "run every connection over TLS: clients on SSL listeners, replication and the metadata quorum with broker certificates both ways")
 		netns      = flag.Bool("netns", false, "run each broker in its own network namespace on a bridge the run creates and removes (root, ip(8)); on whenever -faults has a partition-* kind")
+		diskMiB    = flag.Int("disk-mib", 0, "give each broker a disk of its own of this many MiB (a tmpfs the run mounts and unmounts; root); 256 whenever -faults has disk-full")
+		retention  = flag.Duration("retention", 0, "retention.ms of the test topic (0: the default 7 days); with it, small segments (-segment-bytes), a 1 s retention check and a 2 s file.delete.delay.ms, so that segments are deleted, and delayed-deleted, under the faults")
+		segBytes   = flag.Int("segment-bytes", 16384, "segment.bytes of the test topic with -retention")
+		reread     = flag.Duration("reread", 0, "consumers start over from the log start this often (default: half of -retention with it, else only when what they read is gone)")
 	)
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -69,7 +75,7 @@ func run() int {
 			fmt.Fprintln(os.Stderr, err)
 			return 2
 		}
-		res := chaos.Check(events, chaos.Options{RequireAllSeen: true})
+		res := chaos.Check(events, chaos.Options{RequireAllSeen: true, Retention: *retention})
 		fmt.Print(res.Report(events, 50))
 		if !res.Valid {
 			return 1
@@ -99,8 +105,11 @@ func run() int {
 		kind := chaos.FaultKind(strings.TrimSpace(k))
 		kinds = append(kinds, kind)
 		*netns = *netns || kind.IsPartition()
+		if kind.NeedsDisks() && *diskMiB <= 0 {
+			*diskMiB = 256
+		}
 	}
-	if err := chaos.CheckFaults(kinds, *netns); err != nil {
+	if err := chaos.CheckFaults(kinds, *netns, *diskMiB > 0); err != nil {
 		fmt.Fprintf(os.Stderr, "-faults: %v\n", err)
 		return 2
 	}
@@ -110,10 +119,29 @@ func run() int {
 			return 2
 		}
 	}
-	c, err := chaos.NewCluster(chaos.ClusterConfig{Binary: *binary, Dir: *dir, Nodes: *nodes, TLS: *useTLS, Netns: *netns, Settings: map[string]string{
+	if *diskMiB > 0 {
+		if err := chaos.DiskSupport(); err != nil {
+			fmt.Fprintf(os.Stderr, "-disk-mib: %v (leave disk-full out of -faults to run without)\n", err)
+			return 2
+		}
+	}
+	settings := map[string]string{
 		"min.insync.replicas":        fmt.Sprint(*minISR),
 		"default.replication.factor": fmt.Sprint(*rf),
-	}})
+	}
+	var topicConfigs map[string]*string
+	if *retention < 0 || *segBytes < 14 {
+		fmt.Fprintf(os.Stderr, "-retention must not be negative and -segment-bytes must be at least 14\n")
+		return 2
+	}
+	if *retention > 0 {
+		if *reread == 0 {
+			*reread = *retention / 2
+		}
+		settings["log.retention.check.interval.ms"] = "1000"
+		topicConfigs = chaos.RetentionConfigs(*retention, *segBytes, 2*time.Second)
+	}
+	c, err := chaos.NewCluster(chaos.ClusterConfig{Binary: *binary, Dir: *dir, Nodes: *nodes, TLS: *useTLS, Netns: *netns, DiskSize: int64(*diskMiB) << 20, Settings: settings})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -121,14 +149,15 @@ func run() int {
 	defer c.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	log.Info("chaos run", "dir", *dir, "nodes", *nodes, "seed", *seed, "duration", *duration, "tls", *useTLS, "netns", *netns)
+	log.Info("chaos run", "dir", *dir, "nodes", *nodes, "seed", *seed, "duration", *duration, "tls", *useTLS, "netns", *netns, "disk_mib", *diskMiB, "retention", *retention)
 	out, err := chaos.Run(ctx, chaos.RunConfig{
 		Cluster: c,
 		Workload: chaos.WorkloadConfig{Partitions: int32(*partitions), ReplicationFactor: int16(*rf), Producers: *producers, Consumers: *consumers, Rate: *rate,
-			TxnProducers: *txnProds, TxnConsumers: *txnCons, TxnRate: *txnRate},
-		Nemesis:  chaos.NemesisConfig{Faults: kinds, Interval: *interval, Duration: *faultLen, Seed: *seed},
-		Duration: *duration,
-		Logger:   log,
+			TxnProducers: *txnProds, TxnConsumers: *txnCons, TxnRate: *txnRate, TopicConfigs: topicConfigs, RereadEvery: *reread},
+		Retention: *retention,
+		Nemesis:   chaos.NemesisConfig{Faults: kinds, Interval: *interval, Duration: *faultLen, Seed: *seed},
+		Duration:  *duration,
+		Logger:    log,
 	})
 	if *history != "" && len(out.Events) > 0 {
 		if f, ferr := os.Create(*history); ferr == nil {
