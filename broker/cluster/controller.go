@@ -50,6 +50,9 @@ type Controller struct {
 	probing   map[int32]bool
 	// hastening is set while hastenElection waits for an election.
 	hastening atomic.Bool
+	// leases holds the lease renewals this node received as the active
+	// controller (leases.go).
+	leases leaseTable
 
 	brokerEpoch atomic.Int64 // 0 until registered
 	firstEpoch  atomic.Int64 // the first registration's epoch (its Raft index)
@@ -502,8 +505,10 @@ func (ctl *Controller) handleLocal(req rpcRequest) (json.RawMessage, error) {
 		return encodeValue(ctl.probeAndFence(req.NodeID))
 	case opUnregister:
 		return nil, ctl.unregisterLocal(req.NodeID)
+	case opHeartbeat:
+		return ctl.heartbeatLocal(req.NodeID, req.BrokerEpoch, req.LeaseMs)
 	}
-	return nil, fmt.Errorf("unknown controller request %q", req.Op)
+	return nil, fmt.Errorf("%w %q", ErrUnknownRequest, req.Op)
 }
 
 // appliedBefore reports whether a retried command's effect is in the state
@@ -626,9 +631,7 @@ func (ctl *Controller) brokerLoop() {
 			// retried soon enough to renew with its successor within the
 			// successor's failoverGrace.
 			ctx, cancel := context.WithTimeout(ctl.ctx, min(2*ctl.cfg.HeartbeatInterval, ctl.cfg.Lease))
-			_, err := ctl.propose(ctx, metadata.BrokerHeartbeat{
-				NodeID: ctl.cfg.NodeID, BrokerEpoch: ctl.brokerEpoch.Load(), LeaseMs: ctl.cfg.Lease.Milliseconds(),
-			})
+			err := ctl.heartbeat(ctx)
 			cancel()
 			switch {
 			case errors.Is(err, metadata.ErrStaleBrokerEpoch) || errors.Is(err, metadata.ErrUnknownBroker):
@@ -727,8 +730,9 @@ func (ctl *Controller) retryCap() time.Duration {
 }
 
 // failoverGrace is how long a new active controller waits before fencing:
-// while there was no leader, live brokers' heartbeats failed and their
-// leases may have lapsed through no fault of theirs. Three heartbeat
+// it has received no lease renewal yet (they are kept in the active
+// controller's memory, leases.go), and while there was no leader live
+// brokers' heartbeats failed through no fault of theirs. Three heartbeat
 // intervals plus one retry backoff let every live broker renew, without
 // adding a whole lease to the failover of a broker that was also the
 // active controller (1.2 s with the default 300 ms heartbeat).
@@ -744,17 +748,7 @@ func (ctl *Controller) leaderDuties(ctx context.Context, now, leaderSince time.T
 		}
 	}
 	if now.Sub(leaderSince) >= ctl.failoverGrace() {
-		for _, id := range st.BrokerIDs() {
-			if b := st.Brokers[id]; !b.Fenced && b.LeaseExpiryMs < now.UnixMilli() {
-				v, err := ctl.propose(ctx, metadata.ExpireLeases{})
-				if err != nil {
-					ctl.log.Warn("expiring leases", "err", err)
-				} else {
-					ctl.log.Warn("fenced brokers whose lease ended", "brokers", string(v))
-				}
-				break
-			}
-		}
+		ctl.fenceLapsed(ctx, st, now)
 	}
 	if ctl.cfg.RebalanceInterval > 0 && now.Sub(*lastRebalance) >= ctl.cfg.RebalanceInterval {
 		*lastRebalance = now

@@ -523,7 +523,13 @@ func TestRestartKeepsMetadata(t *testing.T) {
 		}
 		return nil
 	})
-	// Heartbeats fill the log; snapshots keep it bounded.
+	// Fill the log past the snapshot threshold (heartbeats are not
+	// logged); snapshots keep it bounded.
+	for range 2 * tc.nodes[1].cfg.SnapshotThreshold {
+		if _, err := tc.nodes[1].AllocateProducerIDs(ctxT(t), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
 	checkFor(t, 20*time.Second, func() error {
 		for id, c := range tc.nodes {
 			first, err := c.store.FirstIndex()

@@ -12,12 +12,16 @@
 // the same log, and never votes.
 //
 // One TCP port carries Raft traffic and this package's small JSON
-// request/response protocol (a proposal forwarded to the leader, a join),
+// request/response protocol (a proposal forwarded to the leader, a join, a
+// heartbeat),
 // told apart by the first byte of each connection.
 //
 // Every change goes through the leader as a metadata command (package
-// metadata); time-dependent commands (registrations, heartbeats, lease
-// expiry) carry the leader's clock, stamped when the leader receives them.
+// metadata); time-dependent commands (registrations, the heartbeat that
+// unfences a broker) carry the leader's clock, stamped when the leader
+// receives them. Lease renewals are not commands: the active controller
+// keeps them in memory (leases.go) and logs only a broker's fencing and
+// unfencing.
 //
 // Subpackages: metadata (the state machine), placement (replica placement
 // and reassignment plans), raftstore (the Raft log on disk), replica (the

@@ -20,6 +20,10 @@ var ErrNotController = errors.New("not the active controller")
 // ErrShuttingDown means the controller is closing.
 var ErrShuttingDown = errors.New("controller shutting down")
 
+// ErrUnknownRequest means the active controller does not know the request
+// op: it runs an older version (see Controller.heartbeat).
+var ErrUnknownRequest = errors.New("unknown controller request")
+
 // rpcTimeout bounds one request/response exchange.
 const rpcTimeout = 10 * time.Second
 
@@ -49,6 +53,7 @@ var wireErrors = []error{
 	metadata.ErrNoReassignmentInProgress,
 	placement.ErrNotEnoughBrokers,
 	metadata.ErrResourceNotFound,
+	ErrUnknownRequest,
 }
 
 // wireError is an error as it travels: the index of its sentinel (0 for
@@ -98,6 +103,7 @@ const (
 	opCreateTopic      rpcOp = "create-topic"      // place and create a topic
 	opCreatePartitions rpcOp = "create-partitions" // place and add partitions
 	opUnreachable      rpcOp = "unreachable"       // a broker's connection to NodeID failed
+	opHeartbeat        rpcOp = "heartbeat"         // broker NodeID at BrokerEpoch renews its lease for LeaseMs
 )
 
 type rpcRequest struct {
@@ -106,6 +112,9 @@ type rpcRequest struct {
 	NodeID   int32         `json:"node_id,omitempty"`
 	RaftAddr string        `json:"raft_addr,omitempty"`
 	Topic    *topicRequest `json:"topic,omitempty"`
+	// BrokerEpoch and LeaseMs are a heartbeat's incarnation and lease.
+	BrokerEpoch int64 `json:"broker_epoch,omitempty"`
+	LeaseMs     int64 `json:"lease_ms,omitempty"`
 	// Retry says an earlier try of this request failed, its outcome
 	// unknown (a lost answer, a leadership lost before commit): a
 	// request whose effect the state already shows is answered as

@@ -98,7 +98,11 @@ type RegisterBroker struct {
 }
 
 // BrokerHeartbeat renews a broker's lease, and unfences it if a missed
-// lease had fenced it. The result is a HeartbeatResult.
+// lease had fenced it. The result is a HeartbeatResult. The active
+// controller now keeps renewals in memory and proposes this command only
+// to unfence a broker; it is also what a broker sends to an active
+// controller of an older version, and what older logs hold for every
+// renewal.
 type BrokerHeartbeat struct {
 	NodeID      int32 `json:"node_id"`
 	BrokerEpoch int64 `json:"broker_epoch"`
@@ -114,6 +118,9 @@ type HeartbeatResult struct {
 
 // ExpireLeases fences every unfenced broker whose lease ended before NowMs
 // and moves its leaderships. The result is the fenced ids ([]int32, sorted).
+// Older versions' active controllers proposed it; this one fences a lapsed
+// lease with FenceBroker (the leases it reads are in its memory), and
+// applies ExpireLeases only from older logs.
 type ExpireLeases struct {
 	NowMs int64 `json:"now_ms"`
 }
