@@ -268,12 +268,22 @@ func consumeOnce(ctx context.Context, cfg WorkloadConfig, process int, rec *Reco
 	defer cl.Close()
 	// Where the log starts now: what retention removed before this read
 	// began is not missing from it (Options.Retention).
-	recordLogStarts(ctx, cl, cfg, process, rec)
+	starts, startsAt := recordLogStarts(ctx, cl, cfg, process, rec), time.Now()
 	next := map[int32]int64{}
 	var lastErr string
 	for ctx.Err() == nil {
-		if ends != nil && reached(next, ends) {
-			return nil
+		if ends != nil {
+			// A partition retention emptied up to its end (or past
+			// what is left to read of it) has nothing more to give: the
+			// drain would wait for it for ever.
+			for p, s := range starts {
+				if s >= ends[p] && next[p] < s {
+					next[p] = s
+				}
+			}
+			if reached(next, ends) {
+				return nil
+			}
 		}
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		fetches := cl.PollFetches(pctx)
@@ -305,6 +315,9 @@ func consumeOnce(ctx context.Context, cfg WorkloadConfig, process int, rec *Reco
 		if errors.Is(fetchErr, kerr.OffsetOutOfRange) {
 			return fetchErr
 		}
+		if ends != nil && time.Since(startsAt) > 2*time.Second {
+			starts, startsAt = recordLogStarts(ctx, cl, cfg, process, rec), time.Now()
+		}
 	}
 	if ends != nil {
 		return fmt.Errorf("read up to %v: %w", next, ctx.Err())
@@ -324,9 +337,10 @@ func reached(next, ends map[int32]int64) bool {
 // recordLogStarts records the log start offset of every partition of the
 // topic (ListOffsets earliest), trying for up to 5 s; partitions it cannot
 // learn it for get no event (so nothing missing from them is excused).
-func recordLogStarts(ctx context.Context, cl *kgo.Client, cfg WorkloadConfig, process int, rec *Recorder) {
+func recordLogStarts(ctx context.Context, cl *kgo.Client, cfg WorkloadConfig, process int, rec *Recorder) map[int32]int64 {
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	starts := map[int32]int64{}
 	todo := map[int32]bool{}
 	for p := range cfg.Partitions {
 		todo[p] = true
@@ -337,19 +351,21 @@ func recordLogStarts(ctx context.Context, cl *kgo.Client, cfg WorkloadConfig, pr
 			for p := range todo {
 				if o, ok := listed.Lookup(cfg.Topic, p); ok && o.Err == nil {
 					rec.Add(Event{Process: process, Status: OK, Func: LogStart, Key: key(cfg.Topic, p), Offset: o.Offset})
+					starts[p] = o.Offset
 					delete(todo, p)
 				}
 			}
 		}
 		if len(todo) == 0 {
-			return
+			return starts
 		}
 		select {
 		case <-lctx.Done():
-			return
+			return starts
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+	return starts
 }
 
 // Drain reads every partition from its start to its current end after the
@@ -386,9 +402,18 @@ func Drain(ctx context.Context, cfg WorkloadConfig, process int, rec *Recorder) 
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	if err := consumeOnce(ctx, cfg, process, rec, ends); err != nil {
-		cl.Close()
-		return fmt.Errorf("draining to %v: %w", ends, err)
+	// Retention can move a partition's log start past the drain's
+	// position (OFFSET_OUT_OF_RANGE): it starts over from the log start.
+	for try := 1; ; try++ {
+		err := consumeOnce(ctx, cfg, process, rec, ends)
+		if err == nil {
+			break
+		}
+		if try == 3 || !errors.Is(err, kerr.OffsetOutOfRange) {
+			cl.Close()
+			return fmt.Errorf("draining to %v: %w", ends, err)
+		}
+		cfg.Logger.Warn("the drain starts over", "err", err)
 	}
 	// Retention goes on during the drain: a record it removed under the
 	// drain's feet is excused by the log start after it.
