@@ -186,7 +186,7 @@ func New(ctx context.Context, c Config) (*Clients, error) {
 	}
 
 	if ar := c.AssumeRole; ar != nil && ar.RoleARN != "" {
-		base := sts.NewFromConfig(cfg, stsEndpoint(c.Endpoints[STS]))
+		base := sts.NewFromConfig(cfg, stsOptions(c.Endpoints[STS]))
 		provider := stscreds.NewAssumeRoleProvider(base, ar.RoleARN, func(o *stscreds.AssumeRoleOptions) {
 			o.RoleSessionName = ar.SessionName
 			if o.RoleSessionName == "" {
@@ -207,24 +207,28 @@ func New(ctx context.Context, c Config) (*Clients, error) {
 
 	cl := &Clients{
 		Config:      cfg,
-		EC2:         ec2.NewFromConfig(cfg, ec2Endpoint(c.Endpoints[EC2])),
-		KMS:         kms.NewFromConfig(cfg, kmsEndpoint(c.Endpoints[KMS])),
-		IAM:         iam.NewFromConfig(cfg, iamEndpoint(c.Endpoints[IAM])),
-		STS:         sts.NewFromConfig(cfg, stsEndpoint(c.Endpoints[STS])),
-		CloudWatch:  cloudwatch.NewFromConfig(cfg, cloudwatchEndpoint(c.Endpoints[CloudWatch])),
-		AutoScaling: autoscaling.NewFromConfig(cfg, autoscalingEndpoint(c.Endpoints[AutoScaling])),
+		EC2:         ec2.NewFromConfig(cfg, ec2Options(c.Endpoints[EC2])),
+		KMS:         kms.NewFromConfig(cfg, kmsOptions(c.Endpoints[KMS])),
+		IAM:         iam.NewFromConfig(cfg, iamOptions(c.Endpoints[IAM])),
+		STS:         sts.NewFromConfig(cfg, stsOptions(c.Endpoints[STS])),
+		CloudWatch:  cloudwatch.NewFromConfig(cfg, cloudwatchOptions(c.Endpoints[CloudWatch])),
+		AutoScaling: autoscaling.NewFromConfig(cfg, autoscalingOptions(c.Endpoints[AutoScaling])),
 		SecretsManager: secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) {
 			setBase(&o.BaseEndpoint, c.Endpoints[SecretsManager])
+			o.HTTPClient = plainBodies(o.HTTPClient)
 		}),
 		ACMPCA: acmpca.NewFromConfig(cfg, func(o *acmpca.Options) {
 			setBase(&o.BaseEndpoint, c.Endpoints[ACMPCA])
+			o.HTTPClient = plainBodies(o.HTTPClient)
 		}),
 		S3: s3.NewFromConfig(cfg, func(o *s3.Options) {
 			setBase(&o.BaseEndpoint, c.Endpoints[S3])
 			o.UsePathStyle = o.BaseEndpoint != nil
+			o.HTTPClient = plainBodies(o.HTTPClient)
 		}),
 		Firehose: firehose.NewFromConfig(cfg, func(o *firehose.Options) {
 			setBase(&o.BaseEndpoint, c.Endpoints[Firehose])
+			o.HTTPClient = plainBodies(o.HTTPClient)
 		}),
 		Region:    cfg.Region,
 		STSConfig: cfg.Copy(),
@@ -257,30 +261,49 @@ func New(ctx context.Context, c Config) (*Clients, error) {
 
 // Each client gets BaseEndpoint from the `endpoints {}` block when set.
 // BaseEndpoint outranks every environment and shared-config setting in the
-// SDK, which is what gives the block its priority.
+// SDK, which is what gives the block its priority. Each also sends its
+// request bodies as plain readers (plainBodies).
 
-func ec2Endpoint(url string) func(*ec2.Options) {
-	return func(o *ec2.Options) { setBase(&o.BaseEndpoint, url) }
+func ec2Options(url string) func(*ec2.Options) {
+	return func(o *ec2.Options) {
+		setBase(&o.BaseEndpoint, url)
+		o.HTTPClient = plainBodies(o.HTTPClient)
+	}
 }
 
-func kmsEndpoint(url string) func(*kms.Options) {
-	return func(o *kms.Options) { setBase(&o.BaseEndpoint, url) }
+func kmsOptions(url string) func(*kms.Options) {
+	return func(o *kms.Options) {
+		setBase(&o.BaseEndpoint, url)
+		o.HTTPClient = plainBodies(o.HTTPClient)
+	}
 }
 
-func iamEndpoint(url string) func(*iam.Options) {
-	return func(o *iam.Options) { setBase(&o.BaseEndpoint, url) }
+func iamOptions(url string) func(*iam.Options) {
+	return func(o *iam.Options) {
+		setBase(&o.BaseEndpoint, url)
+		o.HTTPClient = plainBodies(o.HTTPClient)
+	}
 }
 
-func stsEndpoint(url string) func(*sts.Options) {
-	return func(o *sts.Options) { setBase(&o.BaseEndpoint, url) }
+func stsOptions(url string) func(*sts.Options) {
+	return func(o *sts.Options) {
+		setBase(&o.BaseEndpoint, url)
+		o.HTTPClient = plainBodies(o.HTTPClient)
+	}
 }
 
-func cloudwatchEndpoint(url string) func(*cloudwatch.Options) {
-	return func(o *cloudwatch.Options) { setBase(&o.BaseEndpoint, url) }
+func cloudwatchOptions(url string) func(*cloudwatch.Options) {
+	return func(o *cloudwatch.Options) {
+		setBase(&o.BaseEndpoint, url)
+		o.HTTPClient = plainBodies(o.HTTPClient)
+	}
 }
 
-func autoscalingEndpoint(url string) func(*autoscaling.Options) {
-	return func(o *autoscaling.Options) { setBase(&o.BaseEndpoint, url) }
+func autoscalingOptions(url string) func(*autoscaling.Options) {
+	return func(o *autoscaling.Options) {
+		setBase(&o.BaseEndpoint, url)
+		o.HTTPClient = plainBodies(o.HTTPClient)
+	}
 }
 
 func setBase(dst **string, url string) {
