@@ -211,6 +211,9 @@ func TestAutoScalingGroupHealsAndScales(t *testing.T) {
 	_, err := asg.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{AutoScalingGroupName: aws.String("c1-broker-1"), LaunchTemplate: tmpl,
 		MinSize: aws.Int32(1), MaxSize: aws.Int32(1), VPCZoneIdentifier: sn.SubnetId})
 	wantCode(t, err, "AlreadyExists")
+	if strings.Contains(err.Error(), "pending delete") {
+		t.Fatalf("a live group's name refused as pending delete: %v", err)
+	}
 
 	first := groupInstances(t, asg, "c1-broker-1", 1)[0]
 	inst := describeInstance(t, client, aws.ToString(first.InstanceId))
@@ -342,6 +345,15 @@ func TestAutoScalingGroupHealsAndScales(t *testing.T) {
 	if _, err := asg.DeleteAutoScalingGroup(ctx, &autoscaling.DeleteAutoScalingGroupInput{AutoScalingGroupName: aws.String("c1-broker-1"), ForceDelete: aws.Bool(true)}); err != nil {
 		t.Fatal(err)
 	}
+	// Until its instances are terminated the group keeps its name, as in AWS,
+	// which says so: a new group of that name must wait.
+	again := &autoscaling.CreateAutoScalingGroupInput{AutoScalingGroupName: aws.String("c1-broker-1"), LaunchTemplate: tmpl,
+		MinSize: aws.Int32(0), MaxSize: aws.Int32(1), VPCZoneIdentifier: sn.SubnetId}
+	_, err = asg.CreateAutoScalingGroup(ctx, again)
+	wantCode(t, err, "AlreadyExists")
+	if !strings.Contains(err.Error(), "is pending delete") {
+		t.Fatalf("creating a group whose name a group pending delete holds: %v, want AWS's \"is pending delete\"", err)
+	}
 	eventually(t, "the group gone", 30*time.Second, func() error {
 		g, err := asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{"c1-broker-1"}})
 		if err != nil {
@@ -354,6 +366,12 @@ func TestAutoScalingGroupHealsAndScales(t *testing.T) {
 	})
 	for _, i := range last {
 		waitInstanceState(t, client, aws.ToString(i.InstanceId), ec2types.InstanceStateNameTerminated)
+	}
+	if _, err := asg.CreateAutoScalingGroup(ctx, again); err != nil {
+		t.Fatalf("creating a group of a deleted group's name: %v", err)
+	}
+	if _, err := asg.DeleteAutoScalingGroup(ctx, &autoscaling.DeleteAutoScalingGroupInput{AutoScalingGroupName: aws.String("c1-broker-1")}); err != nil {
+		t.Fatal(err)
 	}
 }
 

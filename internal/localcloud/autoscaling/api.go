@@ -250,8 +250,14 @@ func (s *Service) createGroup(c *call) (any, error) {
 	if err := c.authorize(s.groupARN(g)); err != nil {
 		return nil, err
 	}
-	if _, ok := s.groups[name]; ok {
-		return nil, &awsapi.Error{Code: "AlreadyExists", Message: "AutoScalingGroup by this name already exists - A group with the name " + name + " already exists", Status: http.StatusBadRequest}
+	if old, ok := s.groups[name]; ok {
+		msg := "AutoScalingGroup by this name already exists - A group with the name " + name + " already exists"
+		if old.Deleting {
+			// AWS's words for a name still held by a group deleted with ForceDelete
+			// whose instances are not all terminated yet.
+			msg += " and is pending delete.  Please wait until Autoscaling completes the deletion process before creating another group with the same name."
+		}
+		return nil, &awsapi.Error{Code: "AlreadyExists", Message: msg, Status: http.StatusBadRequest}
 	}
 	if err := s.configure(c, g, true); err != nil {
 		return nil, err

@@ -258,7 +258,7 @@ func (f *Fleet) ensureGroup(ctx context.Context, s *Spec, b *Broker, version str
 	lt := &astypes.LaunchTemplateSpecification{LaunchTemplateId: aws.String(b.TemplateID), Version: aws.String(version)}
 	if b.GroupName == "" {
 		f.log(ctx, "creating Auto Scaling group of one", "node_id", b.NodeID, "name", name, "subnet_id", b.SubnetID, "launch_template_version", version)
-		_, err := f.AutoScaling.CreateAutoScalingGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{
+		if err := f.createGroup(ctx, &autoscaling.CreateAutoScalingGroupInput{
 			AutoScalingGroupName:   aws.String(name),
 			LaunchTemplate:         lt,
 			MinSize:                aws.Int32(1),
@@ -268,9 +268,8 @@ func (f *Fleet) ensureGroup(ctx context.Context, s *Spec, b *Broker, version str
 			HealthCheckType:        aws.String("EC2"),
 			HealthCheckGracePeriod: aws.Int32(int32(f.gracePeriod() / time.Second)),
 			Tags:                   groupTags(name, s.allTags("broker", b.NodeID)),
-		})
-		if err != nil && errorCode(err) != "AlreadyExists" {
-			return fmt.Errorf("creating Auto Scaling group %s: %w", name, err)
+		}); err != nil {
+			return err
 		}
 		b.GroupName, b.GroupVersion, b.GroupSubnets = name, version, b.SubnetID
 		b.GroupMin, b.GroupMax, b.GroupDesired = 1, 1, 1
@@ -289,6 +288,47 @@ func (f *Fleet) ensureGroup(ctx context.Context, s *Spec, b *Broker, version str
 	b.GroupVersion, b.GroupSubnets = version, b.SubnetID
 	b.GroupMin, b.GroupMax, b.GroupDesired = 1, 1, 1
 	return nil
+}
+
+// createGroup creates a broker's group. EC2 Auto Scaling keeps a deleted
+// group's name until the group's instances are terminated (ForceDelete) and
+// refuses it meanwhile with AlreadyExists ("... already exists and is
+// pending delete. Please wait until Autoscaling completes the deletion
+// process before creating another group with the same name."), as it does
+// when a cluster is moved into its groups soon after its groups were deleted.
+// Such a group is waited for until it is gone, and the create asked again:
+// taking its AlreadyExists for the broker's group left the broker with none
+// once the old one went ("the Auto Scaling group ... is gone"). A group of
+// the name that is not being deleted is the broker's, from an earlier try.
+func (f *Fleet) createGroup(ctx context.Context, in *autoscaling.CreateAutoScalingGroupInput) error {
+	name := aws.ToString(in.AutoScalingGroupName)
+	logged := false
+	return f.poll(ctx, waitFor{"Auto Scaling group " + name, "be created (a deleted group of that name must be gone first)", f.waits().InstanceTerminated}, func() (string, error) {
+		_, err := f.AutoScaling.CreateAutoScalingGroup(ctx, in)
+		if err == nil {
+			return "created", nil
+		}
+		if errorCode(err) != "AlreadyExists" {
+			return "", fmt.Errorf("creating Auto Scaling group %s: %w", name, err)
+		}
+		out, err := f.AutoScaling.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{name}})
+		if err != nil {
+			return "", fmt.Errorf("describing Auto Scaling group %s: %w", name, err)
+		}
+		if len(out.AutoScalingGroups) == 0 {
+			return "gone since the create was refused", errNotYet
+		}
+		g := out.AutoScalingGroups[0]
+		status := aws.ToString(g.Status)
+		if status == "" {
+			return "created", nil
+		}
+		if !logged {
+			f.log(ctx, "waiting for a deleted Auto Scaling group of the same name to be gone", "name", name, "status", status, "instances", len(g.Instances))
+			logged = true
+		}
+		return fmt.Sprintf("held by a group %q with %d instances", status, len(g.Instances)), errNotYet
+	})
 }
 
 // waitGroupInstance waits until the broker's group has an instance other

@@ -47,9 +47,16 @@ type testCloud struct {
 
 func startTestCloud(t *testing.T, transitionDelay time.Duration) *testCloud {
 	t.Helper()
+	return startTestCloudChecking(t, transitionDelay, 100*time.Millisecond)
+}
+
+// startTestCloudChecking is startTestCloud with Auto Scaling checking its
+// groups every asgInterval.
+func startTestCloudChecking(t *testing.T, transitionDelay, asgInterval time.Duration) *testCloud {
+	t.Helper()
 	c, err := localcloud.Start(context.Background(), localcloud.Options{
 		StateDir: t.TempDir(), StopGracePeriod: time.Second, TransitionDelay: transitionDelay,
-		AutoScalingInterval: 100 * time.Millisecond,
+		AutoScalingInterval: asgInterval,
 		Logger:              slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -655,6 +662,55 @@ func TestRollMovesEarlierBrokersIntoGroups(t *testing.T) {
 		if b.GroupName == "" || b.Legacy() || b.NeedsRoll() || b.ENIID != was.ENIID || b.PrivateIP != was.PrivateIP || b.VolumeID != was.VolumeID || b.InstanceID == was.InstanceID {
 			t.Errorf("broker %d after the move: %+v (before %+v)", b.NodeID, b, was)
 		}
+	}
+}
+
+// TestCreateGroupWaitsForAGroupPendingDelete: a broker's group deleted with
+// ForceDelete keeps its name until its instance is terminated (in AWS as in
+// the local cloud, whose Auto Scaling here checks every second, so the old
+// group lives a second or more). Moving the broker into a new group of that
+// name meanwhile waits until the old one is gone and creates the broker's
+// own, which launches its instance; taking the old group's AlreadyExists for
+// the broker's group found no group once the old one went.
+func TestCreateGroupWaitsForAGroupPendingDelete(t *testing.T) {
+	tc := startTestCloudChecking(t, 20*time.Millisecond, time.Second)
+	var mu sync.Mutex
+	waited := false
+	logf := tc.fleet.Log
+	tc.fleet.Log = func(ctx context.Context, msg string, attrs ...any) {
+		if strings.HasPrefix(msg, "waiting for a deleted Auto Scaling group") {
+			mu.Lock()
+			waited = true
+			mu.Unlock()
+		}
+		logf(ctx, msg, attrs...)
+	}
+	s := tc.spec(t, "tc-unit-pending")
+	tc.runAgents(t, s.ClusterID)
+	tc.ensure(t, s)
+	before := tc.waitAllAttached(t, s.ClusterID)
+	was, _ := before.Broker(1)
+	ctx := ctxFor(t)
+	if _, err := tc.asg.DeleteAutoScalingGroup(ctx, &autoscaling.DeleteAutoScalingGroupInput{AutoScalingGroupName: aws.String(was.GroupName), ForceDelete: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := tc.observe(t, s.ClusterID).Broker(1)
+	if b.GroupName != "" {
+		t.Fatalf("Observe gives broker 1 the group %s, which is being deleted", b.GroupName)
+	}
+	if err := tc.fleet.ensureGroup(ctx, s, b, was.GroupVersion); err != nil {
+		t.Fatalf("creating broker 1's group while the deleted one is pending delete: %v", err)
+	}
+	if err := tc.fleet.waitGroupInstance(ctx, b, was.InstanceID); err != nil {
+		t.Fatalf("broker 1's new group: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !waited {
+		t.Fatal("the create never met the group pending delete (it was gone already): nothing was tested")
+	}
+	if b.GroupName != was.GroupName || b.InstanceID == "" || b.InstanceID == was.InstanceID {
+		t.Fatalf("broker 1 after the create: group %q instance %s (was %q, %s)", b.GroupName, b.InstanceID, was.GroupName, was.InstanceID)
 	}
 }
 
