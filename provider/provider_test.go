@@ -2,8 +2,10 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -88,6 +90,16 @@ func runTests(m *testing.M) int {
 	if os.Getenv("TF_ACC") == "" {
 		return m.Run()
 	}
+	cliDir, err := os.MkdirTemp("", "tributary-acc-cli-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer os.RemoveAll(cliDir)
+	if err := quietCLIConfig(cliDir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
 	accEnv.version = envOr(envAccBrokerVersion, "acc-1")
 	accEnv.versionNext = envOr(envAccBrokerVersionNext, "acc-2")
 	accEnv.region = envOr("AWS_REGION", "us-east-1")
@@ -129,6 +141,32 @@ func runTests(m *testing.M) int {
 		cancel()
 	}
 	return m.Run()
+}
+
+// envCLIConfig is the Terraform CLI's configuration file variable.
+const envCLIConfig = "TF_CLI_CONFIG_FILE"
+
+// quietCLIConfig points TF_CLI_CONFIG_FILE at an empty file it writes in dir
+// when the variable names a file that does not exist (CI's environment sets
+// /root/.terraformrc, which is not there): Terraform otherwise warns "Unable
+// to open CLI configuration file" in every step of every acceptance test, a
+// dozen lines of noise around each real error. An empty file configures what
+// a missing one does. A file that exists is the user's configuration and is
+// kept; without the variable Terraform looks for ~/.terraformrc itself and
+// says nothing when it is missing.
+func quietCLIConfig(dir string) error {
+	path := os.Getenv(envCLIConfig)
+	if path == "" {
+		return nil
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	empty := filepath.Join(dir, "terraformrc")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		return fmt.Errorf("writing an empty Terraform CLI configuration for %s=%s, which does not exist: %w", envCLIConfig, path, err)
+	}
+	return os.Setenv(envCLIConfig, empty)
 }
 
 // envAccParallel bounds how many acceptance tests run at once.
