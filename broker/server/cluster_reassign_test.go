@@ -2,10 +2,8 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,15 +95,10 @@ func TestClusterRestartedBrokerDeletesItsStrayLog(t *testing.T) {
 	c.createReplicated("kept", 1)
 	c.produceAcked("strayed", 4)
 	c.produceAcked("kept", 6)
-	cfg1 := c.servers[1].Config()
-	dir1 := cfg1.DataDir
+	dir1 := c.servers[1].Config().DataDir
 	keptIno := inode(t, filepath.Join(dir1, "kept-0"))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c.servers[1].node.Close()
-	_ = c.servers[1].Shutdown(ctx)
-	delete(c.servers, 1)
+	cfg1 := c.stopMember(1)
 	c.reassign(2, "strayed", []int32{2, 3})
 	waitCluster(t, 20*time.Second, func() error {
 		p, _ := c.servers[2].lookupPartition("strayed", 0)
@@ -118,24 +111,7 @@ func TestClusterRestartedBrokerDeletesItsStrayLog(t *testing.T) {
 		t.Fatalf("broker 1, down, holds %v for strayed-0", got)
 	}
 
-	var voter1 string
-	for _, v := range strings.Split(cfg1.ControllerQuorumVoters, ",") {
-		if strings.HasPrefix(v, "1@") {
-			voter1 = strings.TrimPrefix(v, "1@")
-		}
-	}
-	var ctlLn net.Listener
-	waitCluster(t, 5*time.Second, func() error {
-		var err error
-		ctlLn, err = net.Listen("tcp", voter1)
-		return err
-	})
-	srv, _, err := startClusterMember(t, 1, cfg1.ControllerQuorumVoters, ctlLn, listenLoopback(t), edit,
-		func(cfg *config.Config) { cfg.DataDir = dir1 })
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.servers[1] = srv
+	srv := c.restartMember(1, cfg1, edit)
 	waitCluster(t, 20*time.Second, func() error {
 		if got := partitionDirs(t, dir1, "strayed"); len(got) != 0 {
 			return fmt.Errorf("restarted broker 1 still holds %v", got)
