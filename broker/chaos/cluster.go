@@ -82,8 +82,8 @@ type Cluster struct {
 
 	mu    sync.Mutex
 	procs map[int32]*process
-	disks []string       // mounted disks, unmounted by Close
-	full  map[int32]bool // disks filled by FillDisk until FreeDisks
+	disks []string         // mounted disks, unmounted by Close
+	full  map[int32]func() // disks FillDisk keeps full: stops that, until FreeDisks
 }
 
 type process struct {
@@ -102,7 +102,7 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	if _, err := os.Stat(cfg.Binary); err != nil {
 		return nil, fmt.Errorf("broker binary: %w", err)
 	}
-	c := &Cluster{cfg: cfg, procs: map[int32]*process{}, full: map[int32]bool{}}
+	c := &Cluster{cfg: cfg, procs: map[int32]*process{}, full: map[int32]func(){}}
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("cluster directory: %w", err)
 	}
@@ -555,8 +555,11 @@ func (c *Cluster) waitAnswering(ctx context.Context, n NodeSpec, limit time.Dura
 func (c *Cluster) Network() *Network { return c.net }
 
 // FillDisk fills a node's disk until it has no space left (ENOSPC for
-// the broker's next write) and returns how many bytes that took. It
-// needs ClusterConfig.DiskSize.
+// the broker's next write) and keeps it full until FreeDisks: every 50 ms
+// the filler takes back whatever space was freed meanwhile (a failed
+// checkpoint's temporary file, a deleted segment), as a disk that another
+// writer keeps filling would. It returns how many bytes the first fill
+// took. It needs ClusterConfig.DiskSize.
 func (c *Cluster) FillDisk(id int32) (int64, error) {
 	if c.cfg.DiskSize <= 0 {
 		return 0, errors.New("the nodes have no disks of their own (ClusterConfig.DiskSize)")
@@ -565,19 +568,49 @@ func (c *Cluster) FillDisk(id int32) (int64, error) {
 		return 0, fmt.Errorf("no node %d", id)
 	}
 	c.mu.Lock()
-	c.full[id] = true // before: a half-filled disk is freed too
+	if stop, ok := c.full[id]; ok {
+		c.mu.Unlock()
+		stop()
+		c.mu.Lock()
+	}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	var once sync.Once
+	// Registered before filling: a half-filled disk is freed too.
+	c.full[id] = func() {
+		once.Do(func() { close(done) })
+		<-stopped
+	}
 	c.mu.Unlock()
-	return fillDisk(c.diskPath(id))
+	dir := c.diskPath(id)
+	wrote, err := fillDisk(dir)
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_, _ = fillDisk(dir)
+			}
+		}
+	}()
+	return wrote, err
 }
 
-// FreeDisks removes what FillDisk wrote.
+// FreeDisks stops keeping the disks FillDisk filled full and removes
+// what it wrote.
 func (c *Cluster) FreeDisks() error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	full := c.full
+	c.full = map[int32]func(){}
+	c.mu.Unlock()
 	var errs []error
-	for id := range c.full {
+	for id, stop := range full {
+		stop()
 		errs = append(errs, freeDisk(c.diskPath(id)))
-		delete(c.full, id)
 	}
 	return errors.Join(errs...)
 }
@@ -620,6 +653,7 @@ func (c *Cluster) Close() {
 			_ = c.Kill(n.ID)
 		}
 	}
+	_ = c.FreeDisks()
 	for _, d := range c.disks {
 		_ = unmountDisk(d)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -38,9 +39,9 @@ func mounted(t *testing.T, dir string) bool {
 }
 
 // TestNodeDisksFillAndFree: each node's data directory is on its own
-// tmpfs; FillDisk fills one node's until a write there fails with ENOSPC
-// and leaves the other's alone; FreeDisks gives the space back; Close
-// unmounts them.
+// tmpfs; FillDisk fills one node's until a write there fails with ENOSPC,
+// keeps it full when space is freed (a file removed), and leaves the
+// other's alone; FreeDisks gives the space back; Close unmounts them.
 func TestNodeDisksFillAndFree(t *testing.T) {
 	needDisks(t)
 	dir, bin := fakeBroker(t)
@@ -63,6 +64,11 @@ func TestNodeDisksFillAndFree(t *testing.T) {
 			t.Fatalf("node %d's data directory %s is not on its own disk %s", n.ID, n.DataDir, c.diskPath(n.ID))
 		}
 	}
+	n1, _ := c.Node(1)
+	ballast := filepath.Join(n1.DataDir, "ballast") // removed once the disk is full
+	if err := os.WriteFile(ballast, make([]byte, 64<<10), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	wrote, err := c.FillDisk(1)
 	if err != nil {
 		t.Fatal(err)
@@ -75,6 +81,19 @@ func TestNodeDisksFillAndFree(t *testing.T) {
 	}
 	if err := write(2); err != nil {
 		t.Fatalf("writing to node 2's disk, not filled: %v", err)
+	}
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for free, err := c.DiskFree(1); free != 0; free, err = c.DiskFree(1) {
+		if err != nil || time.Now().After(deadline) {
+			t.Fatalf("node 1's disk has %d bytes free 2 s after a file was removed (%v): not kept full", free, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := write(1); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("writing to node 1's disk, kept full: %v, want ENOSPC", err)
 	}
 	if err := c.FreeDisks(); err != nil {
 		t.Fatal(err)
