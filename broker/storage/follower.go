@@ -139,6 +139,7 @@ func (p *Partition) appendFollowerLocked(batches []byte, headers []recordbatch.H
 	if epochsChanged {
 		p.epochsDirty = true
 		if err := p.epochs.write(p.dir); err != nil {
+			p.store.del.noteWriteError(err)
 			p.store.log.Warn("writing leader-epoch checkpoint", "partition", p.dir, "err", err)
 		} else {
 			p.epochsDirty = false

@@ -508,6 +508,7 @@ func (p *Partition) appendLocked(bufs [][]byte, total int, parsed []parsedBatch,
 		p.epochsDirty = true
 		if err := p.epochs.write(p.dir); err != nil {
 			// The next checkpoint writes it again; the data itself is fine.
+			p.store.del.noteWriteError(err)
 			p.store.log.Warn("writing leader-epoch checkpoint", "partition", p.dir, "err", err)
 		} else {
 			p.epochsDirty = false
@@ -534,7 +535,17 @@ func (p *Partition) maybeRollLocked(incoming, lastOffset int64, now time.Time) e
 // base (the log end offset, or past it for a follower's batches after a
 // gap). The old segment's indexes are made durable now; its data by the
 // next fsync round.
-func (p *Partition) rollLocked(now time.Time, base int64) error {
+func (p *Partition) rollLocked(now time.Time, base int64) (err error) {
+	// Every write of a roll can meet a full disk, not only the new
+	// segment's: the old segment's index files, written here for the
+	// first time when no checkpoint wrote them yet, need new blocks too.
+	// An unnoted ENOSPC would leave the deletions waiting for their delay
+	// while every append fails at the same roll.
+	defer func() {
+		if err != nil {
+			p.store.del.noteWriteError(err)
+		}
+	}()
 	old := p.active()
 	if err := old.writeIndexes(true); err != nil {
 		return fmt.Errorf("%w: rolling %s: %w", ErrStorage, old.logPath(), err)
@@ -544,7 +555,6 @@ func (p *Partition) rollLocked(now time.Time, base int64) error {
 	}
 	s, err := createSegment(p.dir, base, now)
 	if err != nil {
-		p.store.del.noteWriteError(err)
 		return fmt.Errorf("%w: rolling: %w", ErrStorage, err)
 	}
 	if err := syncDir(p.dir); err != nil {

@@ -469,3 +469,55 @@ func TestFsyncOutOfSpaceRunsWaitingDeletions(t *testing.T) {
 		return len(deletedFiles(t, dir)) == 0 && segs == 0
 	})
 }
+
+// TestFullDiskAtARollGetsSpaceBack: the first write to meet the full
+// volume is a roll's (the old segment's index files, written for the
+// first time since no checkpoint has run), not an append's. That failure
+// too must run the deletions waiting for their delay; before, it did not,
+// and every later append failed at the same roll until the delay ran out.
+func TestFullDiskAtARollGetsSpaceBack(t *testing.T) {
+	mnt := mountSmallTmpfs(t)
+	st, err := Open(filepath.Join(mnt, "data"), Options{Logger: quietLogger(), CheckpointInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() }) // before the umount
+	old := mustCreate(t, st, "old", 0, TopicConfig{SegmentBytes: 64 << 10, FileDeleteDelay: time.Hour})
+	for range 160 { // 640 KiB
+		mustAppend(t, old, makeBatch(t, batchSpec{records: 4, valueSize: 1000}))
+	}
+	if _, err := old.DeleteRecordsBefore(old.LogEndOffset() - 40); err != nil {
+		t.Fatal(err)
+	}
+	if _, bytes := st.PendingDeletion(); bytes < 400<<10 {
+		t.Fatalf("%d bytes wait for their deletion, want the deleted segments' 500 KiB or so", bytes)
+	}
+	// Two batches fill a segment of the rolling partition exactly, each
+	// with index entries kept in memory only: the third append rolls, and
+	// the roll writes the index files first.
+	batch := makeBatch(t, batchSpec{records: 1, valueSize: 100})
+	rolling := mustCreate(t, st, "rolling", 0, TopicConfig{SegmentBytes: int64(2 * len(batch)), IndexIntervalBytes: 1, FileDeleteDelay: time.Hour})
+	mustAppend(t, rolling, makeBatch(t, batchSpec{records: 1, valueSize: 100}))
+	mustAppend(t, rolling, makeBatch(t, batchSpec{records: 1, valueSize: 100}))
+	if n := len(rolling.segments); n != 1 {
+		t.Fatalf("%d segments before the roll, want 1", n)
+	}
+	ballast := filepath.Join(mnt, "ballast")
+	if err := os.WriteFile(ballast, make([]byte, 4<<20), 0o644); !errors.Is(err, errNoSpace()) {
+		t.Fatalf("filling the volume: %v, want ENOSPC", err)
+	}
+	_, err = rolling.Append(context.Background(), makeBatch(t, batchSpec{records: 1, valueSize: 100}), AppendOptions{})
+	if !errors.Is(err, ErrStorage) || !strings.Contains(err.Error(), "rolling") {
+		t.Fatalf("the first append on the full volume: %v, want a storage error of its roll", err)
+	}
+	waitUntil(t, "appends to work again on the full volume", 10*time.Second, func() bool {
+		_, err := rolling.Append(context.Background(), makeBatch(t, batchSpec{records: 1, valueSize: 100}), AppendOptions{})
+		if err != nil && !errors.Is(err, ErrStorage) {
+			t.Fatalf("append on a full volume: %v", err)
+		}
+		return err == nil
+	})
+	if segs, _ := st.PendingDeletion(); segs != 0 {
+		t.Fatalf("%d deleted segments still wait on a full volume", segs)
+	}
+}

@@ -585,6 +585,9 @@ func (st *Store) checkpointLoop() {
 		case <-t.C:
 			st.forEachPartition(func(p *Partition) {
 				if err := p.checkpoint(); err != nil {
+					// A checkpoint failing for space runs the waiting
+					// deletions as a failed append does.
+					st.del.noteWriteError(err)
 					st.log.Warn("checkpoint failed", "partition", p.dir, "err", err)
 				}
 			})
