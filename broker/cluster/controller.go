@@ -628,8 +628,8 @@ func (ctl *Controller) brokerLoop() {
 		} else {
 			// Two intervals, not a lease: a heartbeat stuck on a controller
 			// that stopped answering (paused, partitioned) is abandoned and
-			// retried soon enough to renew with its successor within the
-			// successor's failoverGrace.
+			// retried soon enough to renew with its successor well within
+			// the lease the successor gives every broker at its election.
 			ctx, cancel := context.WithTimeout(ctl.ctx, min(2*ctl.cfg.HeartbeatInterval, ctl.cfg.Lease))
 			err := ctl.heartbeat(ctx)
 			cancel()
@@ -656,10 +656,11 @@ func (ctl *Controller) brokerLoop() {
 
 // activeControllerLoop does the leader's periodic work: set the cluster
 // id, fence brokers whose lease ended, and restore preferred leaders.
-// After winning an election it waits failoverGrace before fencing anyone,
-// and again after this process stalled (SIGSTOP, a long GC or VM pause)
-// while it stayed the leader: during the stall no broker could renew its
-// lease, so leases that lapsed then say nothing about the brokers.
+// After winning an election it gives every broker a whole lease from
+// then before fencing it (leaseLapsed), and again after this process
+// stalled (SIGSTOP, a long GC or VM pause) while it stayed the leader:
+// during the stall no broker could renew its lease, so leases that lapsed
+// then say nothing about the brokers.
 func (ctl *Controller) activeControllerLoop() {
 	var leaderSince, lastRebalance time.Time
 	tick := max(ctl.cfg.HeartbeatInterval/2, 10*time.Millisecond)
@@ -729,17 +730,6 @@ func (ctl *Controller) retryCap() time.Duration {
 	return min(ctl.cfg.HeartbeatInterval, 500*time.Millisecond)
 }
 
-// failoverGrace is how long a new active controller waits before fencing:
-// it has received no lease renewal yet (they are kept in the active
-// controller's memory, leases.go), and while there was no leader live
-// brokers' heartbeats failed through no fault of theirs. Three heartbeat
-// intervals plus one retry backoff let every live broker renew, without
-// adding a whole lease to the failover of a broker that was also the
-// active controller (1.2 s with the default 300 ms heartbeat).
-func (ctl *Controller) failoverGrace() time.Duration {
-	return min(ctl.cfg.Lease, 3*ctl.cfg.HeartbeatInterval+ctl.retryCap())
-}
-
 func (ctl *Controller) leaderDuties(ctx context.Context, now, leaderSince time.Time, lastRebalance *time.Time) {
 	st := ctl.fsm.Current()
 	if st.ClusterID == "" && ctl.cfg.ClusterID != "" {
@@ -747,9 +737,7 @@ func (ctl *Controller) leaderDuties(ctx context.Context, now, leaderSince time.T
 			ctl.log.Error("setting the cluster id", "err", err)
 		}
 	}
-	if now.Sub(leaderSince) >= ctl.failoverGrace() {
-		ctl.fenceLapsed(ctx, st, now)
-	}
+	ctl.fenceLapsed(ctx, st, now, leaderSince)
 	if ctl.cfg.RebalanceInterval > 0 && now.Sub(*lastRebalance) >= ctl.cfg.RebalanceInterval {
 		*lastRebalance = now
 		if tps := placement.PreferredElections(st); len(tps) > 0 {
@@ -855,8 +843,8 @@ const probeTimeout = 500 * time.Millisecond
 // incarnation of broker id if its replication listener refuses
 // connections. A refusal means no process listens on the port: a paused
 // or overloaded broker still has its listening socket, whose backlog the
-// kernel fills, so it is never fenced this way. This skips the grace a new
-// controller gives live brokers (failoverGrace): a broker proven gone
+// kernel fills, so it is never fenced this way. This skips the lease a new
+// controller gives every broker at its election: a broker proven gone
 // needs none, and a broker that was also the active controller is then
 // fenced as soon as a successor is elected.
 func (ctl *Controller) probeAndFence(id int32) bool {

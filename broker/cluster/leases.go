@@ -23,11 +23,14 @@ import (
 // fsync ten times a second and a snapshot every few minutes, for a value
 // only the active controller reads.
 //
-// A new active controller knows no renewal: it gives every broker until
-// failoverGrace after its election (the brokers renew with it well within
-// that), and after that a broker's lease is the later of the one in the
-// metadata (its registration's, or a renewal an older version logged)
-// and the last one renewed here.
+// A new active controller knows no renewal: it gives every broker a whole
+// lease from its election (the brokers renew with it well within that;
+// while there was no leader their heartbeats failed through no fault of
+// theirs), as it does after its own process stalled. A broker's lease is
+// the latest of that, the one in the metadata (its registration's, or a
+// renewal an older version logged) and the last one renewed here. A
+// broker proven gone (its port refuses a probe) is fenced without
+// waiting for any of them (probeAndFence).
 
 // leaseTable is the active controller's record of lease renewals, per
 // broker incarnation (node id and broker epoch).
@@ -67,10 +70,14 @@ func (l *leaseTable) expiry(id int32, epoch int64) (time.Time, bool) {
 }
 
 // leaseLapsed reports whether broker b's current incarnation holds no
-// lease at now: neither the one the metadata carries nor one renewed with
-// this controller runs past now.
-func (ctl *Controller) leaseLapsed(b *metadata.Broker, now time.Time) bool {
-	end := time.UnixMilli(b.LeaseExpiryMs)
+// lease at now: neither the one given at leaderSince (this node's
+// election, or the end of its stall), nor the one the metadata carries,
+// nor one renewed with this controller runs past now.
+func (ctl *Controller) leaseLapsed(b *metadata.Broker, now, leaderSince time.Time) bool {
+	end := leaderSince.Add(ctl.cfg.Lease)
+	if e := time.UnixMilli(b.LeaseExpiryMs); e.After(end) {
+		end = e
+	}
 	if e, ok := ctl.leases.expiry(b.NodeID, b.Epoch); ok && e.After(end) {
 		end = e
 	}
@@ -80,10 +87,10 @@ func (ctl *Controller) leaseLapsed(b *metadata.Broker, now time.Time) bool {
 // fenceLapsed fences, on the active controller, every unfenced broker
 // whose lease lapsed, one FenceBroker command each (naming the
 // incarnation, so that one registered since is left alone).
-func (ctl *Controller) fenceLapsed(ctx context.Context, st *metadata.State, now time.Time) {
+func (ctl *Controller) fenceLapsed(ctx context.Context, st *metadata.State, now, leaderSince time.Time) {
 	for _, id := range st.BrokerIDs() {
 		b := st.Brokers[id]
-		if b.Fenced || !ctl.leaseLapsed(b, now) {
+		if b.Fenced || !ctl.leaseLapsed(b, now, leaderSince) {
 			continue
 		}
 		fenced, err := proposeAs[bool](ctx, ctl, metadata.FenceBroker{NodeID: id, BrokerEpoch: b.Epoch})
