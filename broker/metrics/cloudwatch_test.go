@@ -41,7 +41,7 @@ func byKey(t *testing.T, data []types.MetricDatum) map[string]types.MetricDatum 
 func busyRegistry(t *testing.T) (r *Registry, prev, cur *Snapshot) {
 	t.Helper()
 	r, clock := newTestRegistry(t)
-	r.SetFetchMemorySource(func() FetchMemory { return FetchMemory{Held: 3 << 20, Limit: 64 << 20, Cut: 5} })
+	r.SetFetchMemorySource(func() FetchMemory { return FetchMemory{Held: 3 << 20, Limit: 64 << 20, Cut: 5, Leaked: 1} })
 	r.SetStateSource(func() BrokerState {
 		return BrokerState{
 			ActiveController: true, GlobalTopicCount: 2, GlobalPartitionCount: 4,

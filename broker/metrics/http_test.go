@@ -198,6 +198,7 @@ func TestPrometheusExposition(t *testing.T) {
 		{"tributary_fetch_memory_bytes", nil, 3 << 20},
 		{"tributary_fetch_memory_limit_bytes", nil, 64 << 20},
 		{"tributary_fetch_memory_cut_total", nil, 5},
+		{"tributary_fetch_memory_leaked_releases_total", nil, 1},
 	}
 	for _, w := range want {
 		v, ok := value(fams, w.name, w.labels)

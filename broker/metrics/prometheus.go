@@ -48,6 +48,7 @@ var (
 	descFetchMemory         = desc("fetch_memory_bytes", "Memory held by fetch responses read into memory (TLS listeners, TLS replication) until written, in bytes (whole pooled blocks).")
 	descFetchMemoryLimit    = desc("fetch_memory_limit_bytes", "The bound on tributary_fetch_memory_bytes (fetch.memory.max.bytes, resolved); a fetch may pass it by its first batch.")
 	descFetchMemoryCut      = desc("fetch_memory_cut_total", "Fetches (or long-poll reads) that got less than they asked, or only their first batch, because the fetch memory bound was reached.")
+	descFetchMemoryLeaked   = desc("fetch_memory_leaked_releases_total", "Fetch read buffers released only when their connection ended, not by the path that dropped their response: a bug in the broker; should stay 0.")
 	descLogDropped          = desc("log_lines_dropped_total", "Broker log lines the log shipper dropped because CloudWatch Logs could not take them (CloudWatch LogLinesDropped).")
 
 	descPartitions      = desc("partitions", "Partition replicas on this broker (MSK PartitionCount).")
@@ -84,7 +85,7 @@ var (
 	descCWDenied     = desc("cloudwatch_denied_total", "PutMetricData calls refused for lack of permission or credentials.")
 	descCWThrottled  = desc("cloudwatch_throttled_total", "PutMetricData calls throttled (each try counts).")
 	descCWLastOK     = desc("cloudwatch_last_success_timestamp_seconds", "Unix time of the last successful PutMetricData.")
-	allDescs         = []*prometheus.Desc{descInfo, descBytesIn, descBytesOut, descMessagesIn, descReplicationBytesIn, descReplicationBytesOut, descProduceConversions, descRequestDuration, descLogFlush, descLogFlushFiles, descFollowerFetch, descRequestSize, descConnections, descClientConns, descConnCreated, descConnClosed, descThrottled, descThrottleTime, descThrottleBytes, descThrottleQueue, descExempt, descFetchMemory, descFetchMemoryLimit, descFetchMemoryCut, descLogDropped, descPartitions, descLeaders, descUnderReplicated, descUnderMinISR, descActive, descGlobalTopics, descGlobalParts, descOffline, descThrottleRate, descThrottleBound, descDataDiskUsed, descDataDiskAvail, descDataDiskSize, descPendingBytes, descPendingSegs, descRootDiskUsed, descCPU, descMemory, descSwap, descNetRx, descNetTx, descOffsetLag, descSumLag, descMaxLag, descTimeLag, descMaxTimeLag, descCWPuts, descCWShipped, descCWDropped, descCWDenied, descCWThrottled, descCWLastOK}
+	allDescs         = []*prometheus.Desc{descInfo, descBytesIn, descBytesOut, descMessagesIn, descReplicationBytesIn, descReplicationBytesOut, descProduceConversions, descRequestDuration, descLogFlush, descLogFlushFiles, descFollowerFetch, descRequestSize, descConnections, descClientConns, descConnCreated, descConnClosed, descThrottled, descThrottleTime, descThrottleBytes, descThrottleQueue, descExempt, descFetchMemory, descFetchMemoryLimit, descFetchMemoryCut, descFetchMemoryLeaked, descLogDropped, descPartitions, descLeaders, descUnderReplicated, descUnderMinISR, descActive, descGlobalTopics, descGlobalParts, descOffline, descThrottleRate, descThrottleBound, descDataDiskUsed, descDataDiskAvail, descDataDiskSize, descPendingBytes, descPendingSegs, descRootDiskUsed, descCPU, descMemory, descSwap, descNetRx, descNetTx, descOffsetLag, descSumLag, descMaxLag, descTimeLag, descMaxTimeLag, descCWPuts, descCWShipped, descCWDropped, descCWDenied, descCWThrottled, descCWLastOK}
 	latencyBoundsSec = func() []float64 {
 		b := make([]float64, len(latencyBuckets))
 		for i, d := range latencyBuckets {
@@ -179,6 +180,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descFetchMemoryLimit, float64(fm.Limit))
 		}
 		counter(descFetchMemoryCut, float64(fm.Cut))
+		counter(descFetchMemoryLeaked, float64(fm.Leaked))
 	}
 
 	if st := s.State; st != nil {

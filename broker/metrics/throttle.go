@@ -133,9 +133,11 @@ func (r *Registry) SetLogDroppedSource(f func() int64) {
 // FetchMemory is the memory fetch responses read into (TLS listeners, the
 // TLS replication listener) hold until written, against its bound
 // (fetch.memory.max.bytes): Held bytes now, Limit the bound, Cut the
-// fetches that got less than they asked because it was spent.
+// fetches that got less than they asked because it was spent, Leaked the
+// read buffers released only when their connection ended (a path that
+// dropped a response without releasing them: a bug, should stay 0).
 type FetchMemory struct {
-	Held, Limit, Cut int64
+	Held, Limit, Cut, Leaked int64
 }
 
 // SetFetchMemorySource registers the broker's read budget, read at each

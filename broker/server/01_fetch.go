@@ -72,14 +72,14 @@ var fetchAPI = api{key: 1, min: 4, max: 16,
 		// the writer sends them with sendfile; over TLS they are read
 		// into memory the connection's writer releases once the response
 		// is written (conn.frame).
-		rd := fetchRead{rb: s.readBudget.Buffers()}
+		rd := fetchRead{rb: c.reads.Buffers("Fetch")}
 		if c.sendsFiles() {
 			rd.files = fetchFiles{}
 		}
 		c.readBufs, c.readFiles = rd.rb, rd.files
 		resp := s.handleFetch(ctx, s.authFor(c, 1), r.(*kmsg.FetchRequest), fetchQuota{s.quotas, c.quotaUser(), c.clientID}, rd)
 		if f := s.afterFetchRead.Load(); f != nil {
-			(*f)()
+			(*f)(c)
 		}
 		return resp, nil
 	}}

@@ -209,6 +209,10 @@ type conn struct {
 	// sends with sendfile.
 	readBufs  *storage.ReadBuffers
 	readFiles fetchFiles
+	// reads lists the connection's read buffers that hold memory and
+	// were not released: when the connection ends, serve releases what a
+	// path that dropped a response forgot to (releaseLeaked).
+	reads *storage.ReadTracker
 }
 
 // sendsFiles says whether the connection's writer sends record batches
@@ -221,7 +225,7 @@ func (c *conn) sendsFiles() bool {
 
 func newConn(s *Server, l *clientListener, nc net.Conn) *conn {
 	c := &conn{s: s, listener: l, nc: nc, rw: nc, addr: remoteAddrPort(nc), principal: anonymous, authenticated: !l.cfg.SASL(),
-		log: s.log.With("remote", nc.RemoteAddr().String(), "listener", l.name()), processing: true}
+		log: s.log.With("remote", nc.RemoteAddr().String(), "listener", l.name()), processing: true, reads: s.readBudget.Tracker()}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	c.queuedCond = sync.NewCond(&c.queuedMu)
 	return c
@@ -475,9 +479,24 @@ serving:
 	for o := range out {
 		o.bufs.Release()
 	}
+	c.releaseLeaked()
 	if graceful {
 		c.nc.Close()
 		c.drain(reqs)
+	}
+}
+
+// releaseLeaked is the backstop behind the release paths of serve: once
+// the handlers have returned and the writer has stopped, every read
+// buffer of the connection was released, or a path that dropped a
+// response forgot to. What such a path holds would otherwise stay charged
+// to the fetch memory bound for good, which then cuts every fetch short
+// as such leaks add up; released here, it is counted
+// (tributary_fetch_memory_leaked_releases_total) and logged, once per
+// connection, as the bug it is.
+func (c *conn) releaseLeaked() {
+	if leak := c.reads.ReleaseAll(); leak.Buffers > 0 {
+		c.log.Error("released fetch read buffers a dropped response left held (a bug: a path that drops a response without releasing them)", "api", leak.Tags, "buffers", leak.Buffers, "bytes", leak.Bytes)
 	}
 }
 

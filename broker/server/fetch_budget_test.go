@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -57,7 +58,7 @@ func TestFetchBuffersReleasedOnEveryPath(t *testing.T) {
 			reset(t, c)
 		}},
 		{"a handler that fails after its read", func(t *testing.T) {
-			fail := func() { panic("injected failure after the read") }
+			fail := func(*conn) { panic("injected failure after the read") }
 			s.afterFetchRead.Store(&fail)
 			defer s.afterFetchRead.Store(nil)
 			c := dialRaw(t, s, e, "CLIENT_SECURE")
@@ -371,4 +372,62 @@ func TestFetchMemoryBoundUnderManyTLSConsumers(t *testing.T) {
 			t.Fatalf("%d bytes still held once every consumer is gone", budget.Held())
 		}
 	}
+}
+
+// TestFetchBuffersLeakedByAPathReleasedWhenTheConnectionEnds: a path that
+// drops a fetch's read buffers without releasing them (injected: the
+// handler loses them, so that neither the writer nor any drop path sees
+// them) holds their charge while the connection lives; when it ends, the
+// connection's backstop releases them, counts the leak in the metrics and
+// logs it, so the bound does not shrink for good.
+func TestFetchBuffersLeakedByAPathReleasedWhenTheConnectionEnds(t *testing.T) {
+	e := newTLSEnv(t)
+	s, logs := startListeners(t, threeListeners(e))
+	const size = 1 << 20
+	produceTopic(t, s, "leaky", size)
+	budget := s.readBudget
+
+	forget := func(c *conn) { c.readBufs = nil }
+	s.afterFetchRead.Store(&forget)
+	c := dialRaw(t, s, e, "CLIENT_SECURE")
+	sendFetch(t, c, fetchOpts{corr: 1, topic: "leaky"})
+	records, err := readFetch(c, nil)
+	s.afterFetchRead.Store(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(records) < size/2 {
+		t.Fatalf("the fetch returned %d bytes of records, want about %d", len(records), size)
+	}
+	// Written, and still charged: nothing released the lost buffers.
+	if budget.Held() < int64(len(records)) {
+		t.Fatalf("%d bytes held with the response's %d bytes of buffers lost: the injected leak leaks nothing", budget.Held(), len(records))
+	}
+	if got := budget.Leaked(); got != 0 {
+		t.Fatalf("%d leaked releases counted while the connection is open", got)
+	}
+	c.Close()
+	waitReleased(t, budget.Held, "after the connection ended")
+	// The line is logged once the leak is counted.
+	for deadline := time.Now().Add(4 * time.Second); !strings.Contains(logs.String(), "released fetch read buffers"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no log line for the leak")
+		}
+	}
+	if got := s.metrics.Snapshot().FetchMemory.Leaked; got != 1 {
+		t.Errorf("the metrics count %d leaked releases, want 1", got)
+	}
+	if line := logLine(logs.String(), "released fetch read buffers"); !strings.Contains(line, "level=ERROR") || !strings.Contains(line, "api=[Fetch]") {
+		t.Errorf("the leak is logged as %q, want an error naming the Fetch API", line)
+	}
+}
+
+// logLine is the first line of logs that contains s.
+func logLine(logs, s string) string {
+	for line := range strings.Lines(logs) {
+		if strings.Contains(line, s) {
+			return line
+		}
+	}
+	return ""
 }

@@ -51,6 +51,6 @@ func fetchMemoryLimit(setting int64, procRoot, cgroupRoot string) (limit int64, 
 // fetchMemory reports the read budget to the metrics.
 func fetchMemory(b *storage.ReadBudget) func() metrics.FetchMemory {
 	return func() metrics.FetchMemory {
-		return metrics.FetchMemory{Held: b.Held(), Limit: b.Limit(), Cut: b.Cut()}
+		return metrics.FetchMemory{Held: b.Held(), Limit: b.Limit(), Cut: b.Cut(), Leaked: b.Leaked()}
 	}
 }

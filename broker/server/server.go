@@ -119,8 +119,9 @@ type Server struct {
 	readBudget *storage.ReadBudget
 	// afterFetchRead, when set (tests), runs once a Fetch has read its
 	// records, before the response is sent: a panic there is a handler
-	// that fails holding read buffers.
-	afterFetchRead atomic.Pointer[func()]
+	// that fails holding read buffers, and one that drops c.readBufs a
+	// path that forgets to release them.
+	afterFetchRead atomic.Pointer[func(*conn)]
 
 	listeners []*clientListener
 	connsMu   sync.Mutex

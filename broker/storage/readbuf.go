@@ -2,6 +2,7 @@ package storage
 
 import (
 	"math/bits"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -19,7 +20,9 @@ import (
 // the memory it holds (whole blocks) until Release; a read that finds the
 // budget spent gets what is left of it, or nothing (see alloc). Every
 // ReadBuffers of a budget must be released, also when its response is
-// dropped unsent: the charge of one that is not stays forever.
+// dropped unsent: the charge of one that is not stays until its
+// ReadTracker (if it was made by one) releases it when its owner ends,
+// and counts it as a leak; without a tracker, forever.
 //
 // The zero value is ready to use, charged to no budget. A ReadBuffers is
 // used by one goroutine at a time. A nil *ReadBuffers allocates every read
@@ -34,6 +37,11 @@ type ReadBuffers struct {
 	// the largest block, or the one read past the budget), charged to the
 	// budget and left to the garbage collector on Release.
 	loose int64
+	// tracker lists rb while it holds memory (nil: no owner keeps a
+	// list); listed says it is on the list, tag what it reads for.
+	tracker *ReadTracker
+	listed  bool
+	tag     string
 	// over: a read has gone past the budget since the last Release (at
 	// most one does); cut: a read got less than it asked because of the
 	// budget (counted once per Release in the budget's Cut).
@@ -76,9 +84,10 @@ var readPools [maxReadBlockShift - minReadBlockShift + 1]sync.Pool
 // The zero value counts what is held and bounds nothing. A ReadBudget is
 // safe for concurrent use.
 type ReadBudget struct {
-	limit atomic.Int64 // 0: no bound
-	held  atomic.Int64
-	cut   atomic.Int64
+	limit  atomic.Int64 // 0: no bound
+	held   atomic.Int64
+	cut    atomic.Int64
+	leaked atomic.Int64
 }
 
 // NewReadBudget returns a budget of limit bytes (0: count, bound nothing).
@@ -101,6 +110,11 @@ func (b *ReadBudget) Held() int64 { return b.held.Load() }
 // Cut counts the ReadBuffers (between two Releases) of which a read got
 // less than it asked, or nothing, because the budget was spent.
 func (b *ReadBudget) Cut() int64 { return b.cut.Load() }
+
+// Leaked counts the ReadBuffers a ReadTracker released for an owner that
+// ended without releasing them itself (ReadTracker.ReleaseAll): a path
+// that drops a response and forgets its Release. It should stay 0.
+func (b *ReadBudget) Leaked() int64 { return b.leaked.Load() }
 
 // take charges n bytes if they fit under the limit (or there is none).
 func (b *ReadBudget) take(n int64) bool {
@@ -185,6 +199,7 @@ func (rb *ReadBuffers) alloc(want, need int) []byte {
 	rb.over = true
 	rb.budget.held.Add(int64(need))
 	rb.loose += int64(need)
+	rb.holds()
 	return make([]byte, need)
 }
 
@@ -209,6 +224,7 @@ func (rb *ReadBuffers) newBlock(n int) ([]byte, bool) {
 		}
 		if rb.budget != nil {
 			rb.loose += int64(n)
+			rb.holds()
 		}
 		return make([]byte, n), true
 	}
@@ -221,6 +237,7 @@ func (rb *ReadBuffers) newBlock(n int) ([]byte, bool) {
 		blk = &readBlock{b: make([]byte, 1<<shift)}
 	}
 	rb.blocks = append(rb.blocks, blk)
+	rb.holds()
 	// The block whose free rest is the larger serves the next small
 	// reads.
 	if rb.cur == nil || len(blk.b)-n > len(rb.cur.b)-rb.used {
@@ -247,20 +264,112 @@ func (rb *ReadBuffers) largestFit() int {
 // budget. Every slice a read returned into rb is invalid afterwards: call
 // it only when nothing reads them any more (the response is written, or
 // was dropped unsent). rb can be used again after it; a second Release
-// gives nothing back twice.
+// gives nothing back twice, also when the second is its tracker's
+// ReleaseAll: Release takes rb off its tracker's list under the list's
+// lock, and only what is on the list is released there.
 func (rb *ReadBuffers) Release() {
 	if rb == nil {
 		return
 	}
+	if t := rb.tracker; t != nil {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if rb.listed {
+			delete(t.held, rb)
+			rb.listed = false
+		}
+	}
+	rb.release()
+}
+
+// release gives rb's memory back and returns how much it held.
+func (rb *ReadBuffers) release() int64 {
 	var held int64
 	for i, blk := range rb.blocks {
 		held += int64(len(blk.b))
 		readPools[bits.Len(uint(len(blk.b)))-1-minReadBlockShift].Put(blk)
 		rb.blocks[i] = nil
 	}
+	held += rb.loose
 	if rb.budget != nil {
-		rb.budget.held.Add(-(held + rb.loose))
+		rb.budget.held.Add(-held)
 	}
 	rb.blocks = rb.blocks[:0]
 	rb.cur, rb.used, rb.loose, rb.over, rb.cut = nil, 0, 0, false, false
+	return held
+}
+
+// holds puts rb on its tracker's list once it holds memory (a block, or
+// memory charged to the budget): until its Release, the tracker's
+// ReleaseAll gives that memory back if rb's owner forgets to. Only the
+// first charge after a Release takes the lock.
+func (rb *ReadBuffers) holds() {
+	if t := rb.tracker; t != nil && !rb.listed {
+		t.mu.Lock()
+		t.held[rb] = struct{}{}
+		rb.listed = true
+		t.mu.Unlock()
+	}
+}
+
+// ReadTracker is the backstop of one owner of ReadBuffers (a connection):
+// it lists those of its ReadBuffers that hold memory and were not
+// released, so that when the owner ends, ReleaseAll gives back what a path
+// that dropped a response forgot to. Without it, one such path costs the
+// budget its charge for good, and enough of them cut every fetch short.
+//
+// A ReadTracker is safe for concurrent use: its ReadBuffers may be
+// released by another goroutine (a connection's writer) than the one that
+// read into them.
+type ReadTracker struct {
+	budget *ReadBudget
+	mu     sync.Mutex
+	held   map[*ReadBuffers]struct{}
+}
+
+// Tracker returns an empty ReadTracker whose Buffers are charged to b (nil:
+// to no budget).
+func (b *ReadBudget) Tracker() *ReadTracker {
+	return &ReadTracker{budget: b, held: make(map[*ReadBuffers]struct{})}
+}
+
+// Buffers returns an empty ReadBuffers charged to t's budget and listed in
+// t while it holds memory. tag names what it reads for (an API), for the
+// report of ReleaseAll.
+func (t *ReadTracker) Buffers(tag string) *ReadBuffers {
+	return &ReadBuffers{budget: t.budget, tracker: t, tag: tag}
+}
+
+// Leak is what ReleaseAll found unreleased: the ReadBuffers, the bytes they
+// held, and their tags (each once, in no particular order).
+type Leak struct {
+	Buffers int
+	Bytes   int64
+	Tags    []string
+}
+
+// ReleaseAll releases the ReadBuffers of t that hold memory and were not
+// released, and counts them in the budget's Leaked. Call it once the
+// owner has ended: when nothing reads into t's ReadBuffers or reads what
+// they hold any more (a connection's handlers have returned and its writer
+// has stopped), every one of them should have been released, so what is
+// left is a leak. A ReadBuffers released afterwards gives nothing back a
+// second time.
+func (t *ReadTracker) ReleaseAll() Leak {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var leak Leak
+	for rb := range t.held {
+		delete(t.held, rb)
+		rb.listed = false
+		leak.Buffers++
+		leak.Bytes += rb.release()
+		if !slices.Contains(leak.Tags, rb.tag) {
+			leak.Tags = append(leak.Tags, rb.tag)
+		}
+	}
+	if leak.Buffers > 0 && t.budget != nil {
+		t.budget.leaked.Add(int64(leak.Buffers))
+	}
+	return leak
 }

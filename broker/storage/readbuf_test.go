@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -276,5 +277,92 @@ func TestReadBudgetUnderConcurrentReads(t *testing.T) {
 	}
 	if b.Cut() == 0 {
 		t.Fatal("no read was cut short: the budget was never spent, the test tests nothing")
+	}
+}
+
+// TestReadTrackerReleasesWhatItsOwnerForgot: the ReadBuffers a tracker's
+// owner forgot to release are released by ReleaseAll (the budget holds
+// nothing after it) and counted as leaked; those released by their owner
+// are not, and a ReadBuffers used again after its Release is listed again.
+func TestReadTrackerReleasesWhatItsOwnerForgot(t *testing.T) {
+	budget := NewReadBudget(0)
+	tr := budget.Tracker()
+	released := tr.Buffers("Fetch")
+	released.alloc(100<<10, 0)
+	released.Release()
+	reused := tr.Buffers("Fetch")
+	reused.alloc(10, 0)
+	reused.Release()
+	reused.alloc(70<<10, 0) // a long poll's next read
+	forgotten := tr.Buffers("Other")
+	forgotten.alloc(200<<10, 0)
+	tr.Buffers("Fetch") // never read into: holds nothing
+	if budget.Held() == 0 {
+		t.Fatal("the reads charged nothing")
+	}
+	leak := tr.ReleaseAll()
+	if held := budget.Held(); held != 0 {
+		t.Errorf("%d bytes held after ReleaseAll", held)
+	}
+	slices.Sort(leak.Tags)
+	if want := (Leak{Buffers: 2, Bytes: 128<<10 + 256<<10, Tags: []string{"Fetch", "Other"}}); leak.Buffers != want.Buffers || leak.Bytes != want.Bytes || !slices.Equal(leak.Tags, want.Tags) {
+		t.Errorf("ReleaseAll found %+v, want %+v", leak, want)
+	}
+	if got := budget.Leaked(); got != 2 {
+		t.Errorf("budget counts %d leaked releases, want 2", got)
+	}
+	if again := tr.ReleaseAll(); again.Buffers != 0 || budget.Leaked() != 2 {
+		t.Errorf("a second ReleaseAll found %+v (leaked count %d)", again, budget.Leaked())
+	}
+}
+
+// TestReadTrackerNeverReleasesTwice: a ReadBuffers released by its owner
+// and by the tracker's ReleaseAll, in either order and at once, gives its
+// charge back once: the budget never goes below what the others hold.
+func TestReadTrackerNeverReleasesTwice(t *testing.T) {
+	budget := NewReadBudget(0)
+	other := budget.Buffers() // another connection's, held throughout
+	other.alloc(64<<10, 0)
+	const held = 64 << 10
+	tr := budget.Tracker()
+
+	// The owner first, then the backstop.
+	rb := tr.Buffers("Fetch")
+	rb.alloc(1000, 0)
+	rb.Release()
+	if leak := tr.ReleaseAll(); leak.Buffers != 0 {
+		t.Errorf("ReleaseAll after the owner's Release found %+v", leak)
+	}
+	if got := budget.Held(); got != held {
+		t.Fatalf("owner then backstop: budget holds %d, want %d", got, held)
+	}
+	// The backstop first, then a late Release by the owner.
+	rb = tr.Buffers("Fetch")
+	rb.alloc(1000, 0)
+	if leak := tr.ReleaseAll(); leak.Buffers != 1 {
+		t.Errorf("ReleaseAll found %+v, want the one buffer", leak)
+	}
+	rb.Release()
+	if got := budget.Held(); got != held {
+		t.Fatalf("backstop then owner: budget holds %d, want %d", got, held)
+	}
+	// Both at once, many times (run with -race).
+	for range 200 {
+		rb := tr.Buffers("Fetch")
+		rb.alloc(1000, 0)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); <-start; rb.Release() }()
+		go func() { defer wg.Done(); <-start; tr.ReleaseAll() }()
+		close(start)
+		wg.Wait()
+		if got := budget.Held(); got != held {
+			t.Fatalf("owner and backstop at once: budget holds %d, want %d", got, held)
+		}
+	}
+	other.Release()
+	if got := budget.Held(); got != 0 {
+		t.Fatalf("budget holds %d once everything is released", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"testing"
 	"time"
 
@@ -123,5 +124,63 @@ func TestReplicationListenerChargesTLSReadsToTheBudget(t *testing.T) {
 	waitReleased()
 	if budget.Cut() < 2 {
 		t.Fatalf("%d reads counted as cut short, want both fetches", budget.Cut())
+	}
+}
+
+// TestReplicationListenerReleasesWhatAPathForgot: read buffers a follower
+// Fetch's path reads into and drops without releasing (injected) hold
+// their charge while the connection lives; when it ends, the listener's
+// backstop releases them and counts the leak, so the broker's fetch memory
+// bound does not shrink for good.
+func TestReplicationListenerReleasesWhatAPathForgot(t *testing.T) {
+	ctx := context.Background()
+	part, err := openStore(t).CreatePartition(tp0.Topic, 0, storage.TopicConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if _, err := part.Append(ctx, produced(t, 3000, -1, 0, fmt.Sprint("value-", i)), storage.AppendOptions{LeaderEpoch: 5}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tr, err := NewLeader(LeaderConfig{LocalID: 1}, metadata.Partition{Replicas: []int32{1, 2}, Leader: 1, LeaderEpoch: 5, ISR: []int32{1, 2}}, part.LogEndOffset(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookup := func(topic string, partition int32) (*Leader, LeaderLog, bool) {
+		return tr, part, topic == tp0.Topic && partition == 0
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	budget := storage.NewReadBudget(0)
+	srv := ServeReplication(ln, lookup, nil, nil, budget, slog.New(slog.DiscardHandler))
+	defer srv.Close()
+	forget := func(reads *storage.ReadTracker) {
+		if _, err := part.ReadInto(0, 1<<20, part.LogEndOffset(), reads.Buffers("Fetch")); err != nil {
+			t.Error(err)
+		}
+	}
+	srv.afterFetchRead.Store(&forget)
+	c, err := dialLeader(ctx, srv.Addr(), "test", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.request(fetchReq(5, 0, -1, 0), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	srv.afterFetchRead.Store(nil)
+	if budget.Held() == 0 {
+		t.Fatal("the injected read charged nothing: the test tests nothing")
+	}
+	c.close()
+	for deadline := time.Now().Add(5 * time.Second); budget.Held() != 0 || budget.Leaked() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes still charged, %d leaked releases counted, after the connection ended", budget.Held(), budget.Leaked())
+		}
+	}
+	if got := budget.Leaked(); got != 1 {
+		t.Errorf("%d leaked releases counted, want 1", got)
 	}
 }

@@ -62,6 +62,10 @@ type ReplicationServer struct {
 	sessions *sessionCache
 	// onFetch, when set, is told of every follower Fetch served (OnFetch).
 	onFetch atomic.Pointer[func(took time.Duration, requestBytes, recordBytes int)]
+	// afterFetchRead, when set (tests), runs once a follower Fetch has
+	// read its batches, with the connection's read tracker: buffers it
+	// reads into and drops are a path that forgets to release them.
+	afterFetchRead atomic.Pointer[func(*storage.ReadTracker)]
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -155,9 +159,11 @@ func (s *ReplicationServer) accept() {
 				_ = tc.SetDeadline(time.Time{})
 			}
 			w := fetchwire.NewWriter(c)
-			rb := s.budget.Buffers()
+			reads := s.budget.Tracker()
+			defer s.releaseLeaked(c, reads)
+			rb := reads.Buffers("Fetch")
 			for {
-				if err := s.serveOne(c, w, rb); err != nil {
+				if err := s.serveOne(c, w, rb, reads); err != nil {
 					if !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
 						s.log.Debug("closing replication connection", "remote", c.RemoteAddr(), "err", err)
 					}
@@ -168,10 +174,21 @@ func (s *ReplicationServer) accept() {
 	}
 }
 
+// releaseLeaked is the backstop behind serveOne's release of rb: once a
+// connection's requests are all served, its read buffers were all
+// released, or a path forgot to; what it holds would stay charged to the
+// broker's fetch memory bound for good. Released here, it is counted
+// (the budget's Leaked) and logged as the bug it is.
+func (s *ReplicationServer) releaseLeaked(c net.Conn, reads *storage.ReadTracker) {
+	if leak := reads.ReleaseAll(); leak.Buffers > 0 {
+		s.log.Error("released follower fetch read buffers a response left held (a bug: a path that drops a response without releasing them)", "remote", c.RemoteAddr(), "api", leak.Tags, "buffers", leak.Buffers, "bytes", leak.Bytes)
+	}
+}
+
 // serveOne reads one request and writes its response. Batches a Fetch
-// reads into memory go into rb (over TLS), released once the response is
-// written.
-func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer, rb *storage.ReadBuffers) error {
+// reads into memory go into rb (over TLS; reads tracks it), released once
+// the response is written.
+func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer, rb *storage.ReadBuffers, reads *storage.ReadTracker) error {
 	defer rb.Release()
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Minute)) // idle followers still fetch every few hundred ms
 	var size [4]byte
@@ -239,6 +256,9 @@ func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer, rb *storag
 		// On plain TCP the batches go from the segment files to the
 		// socket by sendfile; over TLS they must be read to be encrypted.
 		resp, files = s.serveFetch(r, readVia{files: w.CanSendFiles(), rb: rb})
+		if f := s.afterFetchRead.Load(); f != nil {
+			(*f)(reads)
+		}
 	case *kmsg.OffsetForLeaderEpochRequest:
 		resp = HandleOffsetForLeaderEpoch(r, s.lookup)
 	default:
