@@ -80,10 +80,11 @@ type Cluster struct {
 	ca    *tlstest.CA // with TLS
 	net   *Network    // with Netns
 
-	mu    sync.Mutex
-	procs map[int32]*process
-	disks []string         // mounted disks, unmounted by Close
-	full  map[int32]func() // disks FillDisk keeps full: stops that, until FreeDisks
+	mu      sync.Mutex
+	procs   map[int32]*process
+	crashes []Crash
+	disks   []string         // mounted disks, unmounted by Close
+	full    map[int32]func() // disks FillDisk keeps full: stops that, until FreeDisks
 }
 
 type process struct {
@@ -91,6 +92,16 @@ type process struct {
 	done   chan struct{} // closed when the process exited
 	paused bool
 	log    *os.File
+	// stopped is set when the run sent SIGKILL or SIGTERM: an exit
+	// without it is the broker's own (Crashes).
+	stopped bool
+}
+
+// Crash is a broker process that exited without the run stopping it.
+type Crash struct {
+	Node  int32
+	At    time.Time
+	State string // how it ended (exit status or signal)
 }
 
 // NewCluster lays out the nodes (addresses, ports, directories, config
@@ -366,6 +377,13 @@ func (c *Cluster) Start(id int32) error {
 	go func() {
 		_ = cmd.Wait()
 		logf.Close()
+		c.mu.Lock()
+		if !p.stopped {
+			// A heal starts it again like a killed one; the run
+			// reports it (a crash under a fault is a bug, not a fault).
+			c.crashes = append(c.crashes, Crash{Node: id, At: time.Now(), State: cmd.ProcessState.String()})
+		}
+		c.mu.Unlock()
 		close(p.done)
 	}()
 	c.procs[id] = p
@@ -415,6 +433,9 @@ func (c *Cluster) signal(id int32, sig syscall.Signal) (*process, error) {
 	if !ok || p.exited() {
 		return nil, fmt.Errorf("node %d is not running", id)
 	}
+	if sig == syscall.SIGKILL || sig == syscall.SIGTERM {
+		p.stopped = true
+	}
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		return nil, fmt.Errorf("signalling node %d: %w", id, err)
 	}
@@ -434,6 +455,14 @@ func waitExit(p *process, timeout time.Duration) error {
 	case <-time.After(timeout):
 		return fmt.Errorf("process %d did not exit within %v", p.cmd.Process.Pid, timeout)
 	}
+}
+
+// Crashes lists the broker processes that exited without the run
+// stopping them, oldest first.
+func (c *Cluster) Crashes() []Crash {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.crashes)
 }
 
 // Kill sends SIGKILL (kill -9) and waits for the process to be gone.

@@ -134,6 +134,14 @@ func Run(ctx context.Context, cfg RunConfig) (Outcome, error) {
 	}
 	stopClients()
 	wait()
+	if crashes := cfg.Cluster.Crashes(); len(crashes) > 0 {
+		// The heals started them again, so the history may well be
+		// valid: the exit is the finding.
+		out.Events = rec.Events()
+		cr := crashes[0]
+		return out, fmt.Errorf("%d broker exits the run did not cause; the first: node %d at %s (%s)\n--- node %d's log:\n%s",
+			len(crashes), cr.Node, cr.At.Format("15:04:05.000"), cr.State, cr.Node, cfg.Cluster.Log(cr.Node, 4096))
+	}
 	dctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	err = Drain(dctx, cfg.Workload, 999, rec)
 	cancel()

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -267,6 +268,24 @@ func TestClusterProcessControl(t *testing.T) {
 	}
 	if err := c.Terminate(1, 5*time.Second); err != nil {
 		t.Fatal(err)
+	}
+	if cr := c.Crashes(); len(cr) != 0 {
+		t.Fatalf("exits the cluster caused reported as crashes: %+v", cr)
+	}
+	// Node 2 dies of something the run did not do.
+	pid, ok := c.PID(2)
+	if !ok {
+		t.Fatal("node 2 not running")
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for c.Running(2) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if cr := c.Crashes(); len(cr) != 1 || cr[0].Node != 2 || !strings.Contains(cr[0].State, "killed") {
+		t.Fatalf("crashes %+v, want node 2 killed", cr)
 	}
 }
 
