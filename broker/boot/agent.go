@@ -35,7 +35,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/smithy-go"
@@ -43,6 +42,7 @@ import (
 	"github.com/tributary/tributary/broker/boot/bootstatus"
 	"github.com/tributary/tributary/broker/boot/netif"
 	"github.com/tributary/tributary/broker/boot/volume"
+	"github.com/tributary/tributary/internal/awsbody"
 	"github.com/tributary/tributary/internal/bootconfig"
 )
 
@@ -394,7 +394,7 @@ func decodeUserData(userData []byte) (*bootconfig.Document, error) {
 // instance role through IMDS, the region from AWS_REGION or else the
 // instance's own.
 func newKMSClient(ctx context.Context, region string) (*kms.Client, error) {
-	cfg, err := config.LoadDefaultConfig(ctx)
+	cfg, err := awsbody.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("loading the AWS SDK configuration: %w", err)
 	}

@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/tributary/tributary/internal/awsbody"
 	"github.com/tributary/tributary/internal/bootconfig"
 )
 
@@ -42,7 +42,7 @@ const attachPoll = 500 * time.Millisecond
 // newEC2Client builds an EC2 client from the SDK's default chain, as
 // newKMSClient does.
 func newEC2Client(ctx context.Context, region string) (*ec2.Client, error) {
-	cfg, err := config.LoadDefaultConfig(ctx)
+	cfg, err := awsbody.LoadDefaultConfig(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("loading the AWS SDK configuration: %w", err)
 	}

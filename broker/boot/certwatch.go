@@ -19,10 +19,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
+	"github.com/tributary/tributary/internal/awsbody"
 	"github.com/tributary/tributary/internal/bootconfig"
 )
 
@@ -252,7 +252,7 @@ func CertWatchMain(ctx context.Context, args []string, stderr io.Writer) error {
 	if *clusterID == "" || *nodeID <= 0 || *runtimeDir == "" {
 		return errors.New("--cluster-id, --node-id and --runtime-dir are required")
 	}
-	cfg, err := config.LoadDefaultConfig(ctx)
+	cfg, err := awsbody.LoadDefaultConfig(ctx)
 	if err != nil {
 		return fmt.Errorf("loading the AWS SDK configuration: %w", err)
 	}

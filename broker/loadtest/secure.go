@@ -17,6 +17,7 @@ import (
 	"github.com/tributary/tributary/broker/chaos"
 	"github.com/tributary/tributary/broker/iamauth"
 	"github.com/tributary/tributary/broker/security/tlsconf/tlstest"
+	"github.com/tributary/tributary/internal/awsbody"
 	"github.com/tributary/tributary/internal/localcloud"
 )
 
@@ -57,6 +58,7 @@ func StartSecureBroker(ctx context.Context, bin, dir string) (*SecureBroker, err
 		Region:       cloud.Region(),
 		BaseEndpoint: aws.String(cloud.Endpoint()),
 		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+		HTTPClient:   awsbody.NewClient(),
 	}}
 	ok := false
 	defer func() {

@@ -12,6 +12,8 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/firehose"
 	fhtypes "github.com/aws/aws-sdk-go-v2/service/firehose/types"
+
+	"github.com/tributary/tributary/internal/awsbody"
 )
 
 // PutRecordBatch limits (Amazon Data Firehose quotas): at most 500 records
@@ -35,7 +37,7 @@ type FirehoseAPI interface {
 // AWS_REGION or the instance's own). The SDK's retries are off: the shipper
 // retries itself.
 func NewFirehoseClient(ctx context.Context) (*firehose.Client, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithEC2IMDSRegion())
+	cfg, err := awsbody.LoadDefaultConfig(ctx, awsconfig.WithEC2IMDSRegion())
 	if err != nil {
 		return nil, fmt.Errorf("loading the AWS SDK configuration: %w", err)
 	}

@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/tributary/tributary/internal/awsbody"
 )
 
 // DefaultS3ObjectBytes is how many bytes of lines (plus 26 per line, the
@@ -35,7 +37,7 @@ type S3API interface {
 // path-style, which those serve; against AWS they are virtual-hosted. The
 // SDK's retries are off: the shipper retries itself.
 func NewS3Client(ctx context.Context) (*s3.Client, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithEC2IMDSRegion())
+	cfg, err := awsbody.LoadDefaultConfig(ctx, awsconfig.WithEC2IMDSRegion())
 	if err != nil {
 		return nil, fmt.Errorf("loading the AWS SDK configuration: %w", err)
 	}

@@ -17,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/tributary/tributary/internal/awsbody"
 )
 
 // PutLogEvents limits (CloudWatch Logs API reference): at most 10,000
@@ -41,7 +43,7 @@ type LogsAPI interface {
 // AWS_REGION or else the instance's own. The SDK's retries are off: the
 // shipper retries itself, with a backoff that outlasts an outage.
 func NewClient(ctx context.Context) (*cloudwatchlogs.Client, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithEC2IMDSRegion())
+	cfg, err := awsbody.LoadDefaultConfig(ctx, awsconfig.WithEC2IMDSRegion())
 	if err != nil {
 		return nil, fmt.Errorf("loading the AWS SDK configuration: %w", err)
 	}

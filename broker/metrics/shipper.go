@@ -18,6 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/tributary/tributary/internal/awsbody"
 )
 
 // PutMetricData limits (CloudWatch API reference): at most 1,000 metric
@@ -41,7 +43,7 @@ type CloudWatchAPI interface {
 // region from AWS_REGION or else the instance's own. The SDK's retries are
 // off: the shipper retries itself, bounded by its interval.
 func NewCloudWatchClient(ctx context.Context) (*cloudwatch.Client, error) {
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithEC2IMDSRegion())
+	cfg, err := awsbody.LoadDefaultConfig(ctx, awsconfig.WithEC2IMDSRegion())
 	if err != nil {
 		return nil, fmt.Errorf("loading the AWS SDK configuration: %w", err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/tributary/tributary/broker/config"
 	"github.com/tributary/tributary/broker/security/audit"
 	"github.com/tributary/tributary/broker/security/authz"
+	"github.com/tributary/tributary/internal/awsbody"
 )
 
 // authorizer is the broker's authorization: the ACL authorizer, and the
@@ -62,7 +63,7 @@ func (s *Server) newAuthorizer(ctx context.Context, cfg *config.Config, awsCfg *
 	}
 	if awsCfg == nil {
 		// The region from the environment, else the instance's own.
-		c, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithEC2IMDSRegion())
+		c, err := awsbody.LoadDefaultConfig(ctx, awsconfig.WithEC2IMDSRegion())
 		if err != nil {
 			return nil, fmt.Errorf("IAM authorization (tributary.iam.authorization=policies, listener %s): loading the AWS SDK configuration: %w", strings.Join(iamListeners, ", "), err)
 		}

@@ -30,6 +30,7 @@ import (
 	"github.com/tributary/tributary/broker/security/oauthbearer"
 	"github.com/tributary/tributary/broker/security/sasl"
 	"github.com/tributary/tributary/broker/security/scram"
+	"github.com/tributary/tributary/internal/awsbody"
 )
 
 const (
@@ -104,7 +105,7 @@ func (s *Server) iamVerifier(ctx context.Context, awsCfg *aws.Config) (*iamauth.
 	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if awsCfg == nil {
-		c, err := awsconfig.LoadDefaultConfig(lctx, awsconfig.WithEC2IMDSRegion())
+		c, err := awsbody.LoadDefaultConfig(lctx, awsconfig.WithEC2IMDSRegion())
 		if err != nil {
 			return nil, fmt.Errorf("loading the AWS configuration: %w", err)
 		}

@@ -181,8 +181,8 @@ func TestEveryClientSendsPlainBodies(t *testing.T) {
 			t.Errorf("%s client sends through %T, not plainBodyClient", name, c)
 			continue
 		}
-		if _, ok := p.next.(*awshttp.BuildableClient); !ok {
-			t.Errorf("%s client: plainBodyClient wraps %T, not the SDK's own client", name, p.next)
+		if _, ok := p.Next.(*awshttp.BuildableClient); !ok {
+			t.Errorf("%s client: plainBodyClient wraps %T, not the SDK's own client", name, p.Next)
 		}
 	}
 }

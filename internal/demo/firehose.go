@@ -18,6 +18,8 @@ import (
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+
+	"github.com/tributary/tributary/internal/awsbody"
 )
 
 // The demo's Firehose delivery (examples/local's logs_delivery_stream): a
@@ -33,7 +35,7 @@ const (
 // demo cluster sends its logs to; what a previous run made is kept. As with
 // MSK, the stream must exist before the cluster names it.
 func (d *demo) prepareFirehose(ctx context.Context) error {
-	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(endpoint), Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}
+	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(endpoint), Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""), HTTPClient: awsbody.NewClient()}
 	exists := func(err error, codes ...string) bool {
 		var ae smithy.APIError
 		return err == nil || errors.As(err, &ae) && func() bool {

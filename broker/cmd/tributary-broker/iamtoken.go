@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/tributary/tributary/broker/iamauth"
+	"github.com/tributary/tributary/internal/awsbody"
 )
 
 // iamTokenMain is `tributary-broker iam-token`: it prints a fresh IAM
@@ -55,7 +56,7 @@ instance role, ...).`)
 	if *region != "" {
 		opts = append(opts, config.WithRegion(*region))
 	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	cfg, err := awsbody.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "tributary-broker iam-token: loading the AWS configuration: %v\n", err)
 		return 1
