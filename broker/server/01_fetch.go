@@ -390,15 +390,20 @@ func (s *Server) fetchPartition(req *kmsg.FetchRequest, key fetchFileKey, rp kms
 		sp.AbortedTransactions = abortedForResponse(res.AbortedTransactions)
 		return n
 	}
-	res, err := log.ReadIsolatedInto(rp.FetchOffset, int32(max(limit, 1)), isolation, rd.rb)
+	// Only the first data of the response may pass the limits (KIP-74):
+	// storage returns its first batch whole. A later partition's read
+	// returns only batches within what is left, and reads (and charges
+	// to the fetch memory bound) nothing when its first batch does not
+	// fit: read to be dropped, it would hold memory until the response is
+	// written, and could cut the partitions after it short.
+	read := log.ReadIsolatedInto
+	if haveData {
+		read = log.ReadIsolatedIntoWithin
+	}
+	res, err := read(rp.FetchOffset, int32(max(limit, 1)), isolation, rd.rb)
 	data := res.Records
 	if err != nil {
 		return readFailed(err)
-	}
-	// Storage returns at least one whole batch; only the first data of
-	// the response may exceed the limits (KIP-74).
-	if haveData && len(data) > limit {
-		return 0
 	}
 	if data != nil {
 		sp.RecordBatches = data

@@ -431,3 +431,87 @@ func logLine(logs, s string) string {
 	}
 	return ""
 }
+
+// TestFetchDoesNotChargeAReadItDrops: over TLS, a partition whose first
+// batch is larger than what the response has left after an earlier
+// partition's data is not read at all, so it takes none of the fetch
+// memory bound; and the next fetch, which has no earlier data, still
+// returns that batch whole (KIP-74).
+func TestFetchDoesNotChargeAReadItDrops(t *testing.T) {
+	e := newTLSEnv(t)
+	s, _ := startListeners(t, threeListeners(e))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const (
+		topic    = "dropped"
+		small    = 10 << 10
+		large    = 200 << 10
+		maxBytes = 100 << 10 // small fits, large does not
+	)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.ListenerAddr("CLIENT_SECURE").String()), kgo.DialTLSConfig(clientTLS(t, e.ca, nil)),
+		kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	created, err := kadm.NewClient(cl).CreateTopic(ctx, 2, 1, nil, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, size := range []int{small, large} {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Partition: int32(p), Value: bytes.Repeat([]byte{'x'}, size)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// held is what the fetch memory bound holds once the handler has read
+	// (before the response is written); nothing else fetches over TLS.
+	var held atomic.Int64
+	measure := func(*conn) { held.Store(s.readBudget.Held()) }
+	s.afterFetchRead.Store(&measure)
+	defer s.afterFetchRead.Store(nil)
+	fetch := func(partitions ...int32) *kmsg.FetchResponse {
+		t.Helper()
+		req := kmsg.NewPtrFetchRequest()
+		req.SetVersion(11)
+		req.ReplicaID, req.MaxBytes, req.MinBytes, req.MaxWaitMillis = -1, maxBytes, 1, 100
+		rt := kmsg.NewFetchRequestTopic()
+		// The client asks the version it negotiated: by id from v13.
+		rt.Topic, rt.TopicID = topic, created.ID
+		for _, p := range partitions {
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.Partition, rp.PartitionMaxBytes = p, 1<<20
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != len(partitions) {
+			t.Fatalf("a fetch of %d partitions answered %+v", len(partitions), resp.Topics)
+		}
+		for _, p := range resp.Topics[0].Partitions {
+			if p.ErrorCode != 0 {
+				t.Fatalf("partition %d: error %d", p.Partition, p.ErrorCode)
+			}
+		}
+		return resp
+	}
+	fetch(0)
+	alone := held.Load()
+	resp := fetch(0, 1)
+	both := held.Load()
+	got := resp.Topics[0].Partitions
+	if len(got[0].RecordBatches) < small || len(got[1].RecordBatches) != 0 {
+		t.Fatalf("the response carries %d and %d bytes of records, want partition 0's batch and nothing of partition 1's (over what is left)", len(got[0].RecordBatches), len(got[1].RecordBatches))
+	}
+	if alone == 0 || both != alone {
+		t.Errorf("the fetch memory bound holds %d bytes for partition 0 alone and %d with partition 1 dropped: the dropped read was charged", alone, both)
+	}
+	// The next fetch has no data before partition 1: its batch comes
+	// whole, past MaxBytes.
+	next := fetch(1).Topics[0].Partitions[0]
+	if len(next.RecordBatches) < large {
+		t.Errorf("the next fetch of partition 1 returned %d bytes of records, want its %d-byte batch whole", len(next.RecordBatches), large)
+	}
+}

@@ -811,22 +811,24 @@ func (p *Partition) cutUnsynced(gen uint64, cause error) (Cut, bool) {
 // or past upTo gives no bytes. Offsets below the log start or past the log
 // end are ErrOffsetOutOfRange.
 func (p *Partition) Read(offset int64, maxBytes int32, upTo int64) ([]byte, error) {
-	return p.read(offset, maxBytes, upTo, nil)
+	return p.read(offset, maxBytes, upTo, true, nil)
 }
 
 // ReadInto is Read into rb's memory (nil: memory of its own), valid until
 // rb.Release: a leader's reads for a follower whose response is written
 // through crypto/tls, which cannot send the batches from the file.
 func (p *Partition) ReadInto(offset int64, maxBytes int32, upTo int64, rb *ReadBuffers) ([]byte, error) {
-	return p.read(offset, maxBytes, upTo, rb)
+	return p.read(offset, maxBytes, upTo, true, rb)
 }
 
-// read is Read into rb's memory (nil: memory of its own).
-func (p *Partition) read(offset int64, maxBytes int32, upTo int64, rb *ReadBuffers) ([]byte, error) {
+// read is Read into rb's memory (nil: memory of its own). Without
+// firstWhole, the first batch too must fit maxBytes: one that does not
+// gives no bytes, and is not read.
+func (p *Partition) read(offset int64, maxBytes int32, upTo int64, firstWhole bool, rb *ReadBuffers) ([]byte, error) {
 	var out []byte
 	for {
 		budget := int64(maxBytes) - int64(len(out))
-		chunk, next, more, err := p.readChunk(offset, budget, upTo, len(out) == 0, rb)
+		chunk, next, more, err := p.readChunk(offset, budget, upTo, len(out) == 0, firstWhole, rb)
 		if err != nil {
 			return nil, err
 		}
@@ -858,8 +860,9 @@ func (p *Partition) read(offset int64, maxBytes int32, upTo int64, rb *ReadBuffe
 // reads) but under the segment's read lock, which retention, compaction and
 // truncation take before they close or cut the file. more says the chunk
 // ended at the segment's end with budget left, so the next segment follows
-// from next.
-func (p *Partition) readChunk(offset, budget, upTo int64, first bool, rb *ReadBuffers) (chunk []byte, next int64, more bool, err error) {
+// from next. The first chunk of a read (first) returns its first batch
+// whole past budget when firstWhole (KIP-74), and nothing otherwise.
+func (p *Partition) readChunk(offset, budget, upTo int64, first, firstWhole bool, rb *ReadBuffers) (chunk []byte, next int64, more bool, err error) {
 	p.mu.RLock()
 	limit, done, err := p.readLimitFor(offset, upTo, first)
 	if done {
@@ -869,7 +872,10 @@ func (p *Partition) readChunk(offset, budget, upTo int64, first bool, rb *ReadBu
 	if limit > p.durable.Load() {
 		advanceTo(&p.readTo, limit)
 	}
-	s, pos, h, budget, err := p.locateFirstBatch(offset, budget, limit, first)
+	// The first batch's size is known from its header before it is read:
+	// a read that may not return it past budget reads nothing, and
+	// charges nothing to rb's budget, when it does not fit.
+	s, pos, h, budget, err := p.locateFirstBatch(offset, budget, limit, first && firstWhole)
 	if s == nil {
 		p.mu.RUnlock()
 		return nil, 0, false, err

@@ -366,3 +366,72 @@ func TestReadTrackerNeverReleasesTwice(t *testing.T) {
 		t.Fatalf("budget holds %d once everything is released", got)
 	}
 }
+
+// TestReadWithinReadsNothingThatDoesNotFit: a read that may not pass its
+// limit (not the first data of its response) returns the batches that fit
+// it, as a read into fresh memory does, and when its first batch does not
+// fit returns nothing without reading it: nothing is charged to its
+// budget. A read that may (KIP-74) still returns that batch whole.
+func TestReadWithinReadsNothingThatDoesNotFit(t *testing.T) {
+	st := openStore(t, t.TempDir(), Options{})
+	p := mustCreate(t, st, "within", 0, TopicConfig{SegmentBytes: 256 << 10})
+	for i := range 12 {
+		mustAppend(t, p, makeBatch(t, batchSpec{records: 1, valueSize: 1000 + 30_000*(i%3)}))
+	}
+	whole, err := p.ReadIsolated(0, 1<<30, ReadUncommitted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batchAt := func(offset int64) int { // the size of the batch at offset
+		b, err := p.Read(offset, 1, p.HighWatermark())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(b)
+	}
+	big := batchAt(2) // 61 KB
+	budget := NewReadBudget(0)
+	rb := budget.Buffers()
+
+	res, err := p.ReadIsolatedIntoWithin(2, int32(big-1), ReadUncommitted, rb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Records) != 0 || budget.Held() != 0 {
+		t.Fatalf("a read within %d bytes of a %d-byte batch returned %d bytes and charged %d", big-1, big, len(res.Records), budget.Held())
+	}
+	if res.HighWatermark != p.HighWatermark() {
+		t.Errorf("the read that returned nothing reports a high watermark of %d, want %d", res.HighWatermark, p.HighWatermark())
+	}
+	res, err = p.ReadIsolatedInto(2, int32(big-1), ReadUncommitted, rb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Records) != big {
+		t.Fatalf("the first data of a response got %d bytes, want its first batch whole (%d)", len(res.Records), big)
+	}
+	rb.Release()
+	for _, c := range []struct {
+		offset   int64
+		maxBytes int
+	}{{0, 1 << 30}, {0, 40_000}, {3, 150_000}, {1, big + batchAt(1)}, {5, 1 << 20}} {
+		want, err := p.ReadIsolated(c.offset, int32(c.maxBytes), ReadUncommitted)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := p.ReadIsolatedIntoWithin(c.offset, int32(c.maxBytes), ReadUncommitted, rb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got.Records, want.Records) || len(got.Records) > c.maxBytes {
+			t.Errorf("from %d within %d bytes: %d bytes, a read into fresh memory %d", c.offset, c.maxBytes, len(got.Records), len(want.Records))
+		}
+		rb.Release()
+	}
+	if len(whole.Records) < 256<<10 {
+		t.Fatalf("the log holds %d bytes: no read crosses a segment", len(whole.Records))
+	}
+	if budget.Held() != 0 {
+		t.Fatalf("%d bytes held once released", budget.Held())
+	}
+}

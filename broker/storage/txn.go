@@ -185,10 +185,25 @@ func (p *Partition) ReadIsolated(offset int64, maxBytes int32, isolation Isolati
 // ReadIsolatedInto is ReadIsolated with the records read into rb's
 // memory: they stay valid until rb.Release.
 func (p *Partition) ReadIsolatedInto(offset int64, maxBytes int32, isolation Isolation, rb *ReadBuffers) (ReadResult, error) {
+	return p.readIsolated(offset, maxBytes, isolation, true, rb)
+}
+
+// ReadIsolatedIntoWithin is ReadIsolatedInto for a read that is not the
+// first data of its response, whose batches must all fit maxBytes (KIP-74
+// lets only a response's first batch pass the limits): a first batch
+// larger than maxBytes gives no records, and is neither read nor charged
+// to rb's budget. Reading it only for the caller to drop it took memory
+// from the fetch memory bound until the response was written, which could
+// cut the response's later partitions short.
+func (p *Partition) ReadIsolatedIntoWithin(offset int64, maxBytes int32, isolation Isolation, rb *ReadBuffers) (ReadResult, error) {
+	return p.readIsolated(offset, maxBytes, isolation, false, rb)
+}
+
+func (p *Partition) readIsolated(offset int64, maxBytes int32, isolation Isolation, firstWhole bool, rb *ReadBuffers) (ReadResult, error) {
 	var res ReadResult
 	var upTo int64
 	res.HighWatermark, res.LastStableOffset, res.LogStartOffset, upTo = p.isolatedBounds(isolation)
-	data, err := p.read(offset, maxBytes, upTo, rb)
+	data, err := p.read(offset, maxBytes, upTo, firstWhole, rb)
 	if err != nil {
 		return ReadResult{}, err
 	}
