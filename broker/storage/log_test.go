@@ -899,10 +899,16 @@ func TestCleanerConcurrentWithAppendsAndReads(t *testing.T) {
 	bg.Add(2)
 	go func() { // cleaner and checkpoints
 		defer bg.Done()
+		// A few passes more once the appends are done: on a loaded machine
+		// the appends can all finish before a pass found a segment to
+		// clean ("compaction never ran" below, seen once in CI).
+		after := 0
 		for {
 			select {
 			case <-appendsDone:
-				return
+				if after++; after > 3 {
+					return
+				}
 			default:
 			}
 			clock.advance(time.Millisecond)
