@@ -1,33 +1,15 @@
 package storage
 
 import (
-	"encoding/base64"
 	"fmt"
+
+	"github.com/tributary/tributary/broker/internal/topicid"
 )
 
 // TopicID is the id of the topic a partition's log was created for: the
 // 16-byte topic id of the cluster metadata (KIP-516). The zero value is
 // "unknown": a log created without one, or before ids were stored.
-type TopicID [16]byte
-
-// IsZero reports whether the id is unknown.
-func (id TopicID) IsZero() bool { return id == TopicID{} }
-
-// String formats the id as Kafka prints topic ids (URL-safe base64).
-func (id TopicID) String() string { return base64.RawURLEncoding.EncodeToString(id[:]) }
-
-// MarshalText writes the id as String does, in partition.metadata.
-func (id TopicID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
-
-// UnmarshalText reads an id written by MarshalText.
-func (id *TopicID) UnmarshalText(b []byte) error {
-	raw, err := base64.RawURLEncoding.DecodeString(string(b))
-	if err != nil || len(raw) != len(id) {
-		return fmt.Errorf("bad topic id %q", b)
-	}
-	copy(id[:], raw)
-	return nil
-}
+type TopicID = topicid.ID
 
 // TopicID is the id of the topic the log belongs to, zero when unknown
 // (see partitionMeta).

@@ -1,11 +1,11 @@
 package metadata
 
 import (
-	"encoding/base64"
-	"fmt"
 	"maps"
 	"slices"
 	"sort"
+
+	"github.com/tributary/tributary/broker/internal/topicid"
 )
 
 // NoLeader is the leader id of a partition that has no leader (every ISR
@@ -16,24 +16,9 @@ const NoLeader int32 = -1
 // defaults; per-broker overrides use the broker's node id.
 const ClusterDefault int32 = -1
 
-// TopicID is Kafka's 16-byte topic id (KIP-516).
-type TopicID [16]byte
-
-// String formats the id as Kafka prints topic ids (URL-safe base64).
-func (id TopicID) String() string { return base64.RawURLEncoding.EncodeToString(id[:]) }
-
-// MarshalText keeps snapshots and commands readable.
-func (id TopicID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
-
-// UnmarshalText reads an id written by MarshalText.
-func (id *TopicID) UnmarshalText(b []byte) error {
-	raw, err := base64.RawURLEncoding.DecodeString(string(b))
-	if err != nil || len(raw) != len(id) {
-		return fmt.Errorf("bad topic id %q", b)
-	}
-	copy(id[:], raw)
-	return nil
-}
+// TopicID is Kafka's 16-byte topic id (KIP-516), written as text in
+// snapshots and commands.
+type TopicID = topicid.ID
 
 // Listener is one advertised client endpoint of a broker.
 type Listener struct {

@@ -10,12 +10,13 @@ package metastore
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/tributary/tributary/broker/internal/topicid"
 )
 
 // FileName is the metadata file inside the data directory.
@@ -34,17 +35,7 @@ const ClusterDefault int32 = -1
 
 // TopicID is Kafka's 16-byte topic id (KIP-516), written in URL-safe
 // base64 without padding.
-type TopicID [16]byte
-
-// UnmarshalText reads an id as the file holds it.
-func (id *TopicID) UnmarshalText(b []byte) error {
-	raw, err := base64.RawURLEncoding.DecodeString(string(b))
-	if err != nil || len(raw) != len(id) {
-		return fmt.Errorf("bad topic id %q", b)
-	}
-	copy(id[:], raw)
-	return nil
-}
+type TopicID = topicid.ID
 
 // Topic is one topic of the file.
 type Topic struct {
