@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tributary/tributary/broker/internal/mountpath"
 )
 
 // A node's disk (ClusterConfig.DiskSize) is a tmpfs of that size mounted
@@ -105,26 +107,10 @@ func staleMounts(mountinfo io.Reader, self int) []string {
 			continue
 		}
 		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); errors.Is(err, os.ErrNotExist) {
-			out = append(out, unescapeMountPath(pf[4]))
+			out = append(out, mountpath.Unescape(pf[4]))
 		}
 	}
 	return out
-}
-
-// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMountPath(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // fillDisk writes a filler file in dir until the file system has no

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tributary/tributary/broker/internal/mountpath"
 	"github.com/tributary/tributary/internal/testenv"
 )
 
@@ -31,7 +32,7 @@ func mounted(t *testing.T, dir string) bool {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && unescapeMountPath(f[4]) == dir {
+		if f := strings.Fields(line); len(f) > 4 && mountpath.Unescape(f[4]) == dir {
 			return true
 		}
 	}

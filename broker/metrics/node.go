@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sys/unix"
+
+	"github.com/tributary/tributary/broker/internal/mountpath"
 )
 
 // NodeOptions configure NodeHandler.
@@ -249,7 +251,7 @@ func (c nodeCollector) filesystems(ch chan<- prometheus.Metric) error {
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)
 		if len(f) >= 3 {
-			mounts = append(mounts, mount{device: f[0], point: unescapeMount(f[1]), fstype: f[2]})
+			mounts = append(mounts, mount{device: f[0], point: mountpath.Unescape(f[1]), fstype: f[2]})
 		}
 	}
 	seen := map[string]bool{}
@@ -285,25 +287,6 @@ func mountOf(mounts []mount, path string) mount {
 		}
 	}
 	return best
-}
-
-// unescapeMount undoes /proc/mounts' octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // diskstats reports whole block devices (not loop or RAM disks); sectors

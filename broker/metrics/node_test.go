@@ -149,11 +149,3 @@ func TestNodeHandlerReportsFailedCollector(t *testing.T) {
 		}
 	}
 }
-
-func TestUnescapeMount(t *testing.T) {
-	for in, want := range map[string]string{`/data`: "/data", `/my\040disk`: "/my disk", `/odd\04`: `/odd\04`} {
-		if got := unescapeMount(in); got != want {
-			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tributary/tributary/broker/internal/mountpath"
 )
 
 // Block is an EBS volume seen as a block device.
@@ -229,7 +231,7 @@ func (b *Block) mountedHere(dev string) (bool, error) {
 	for sc.Scan() {
 		// mountinfo: id parent major:minor root mountpoint options ... - fstype source superopts
 		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 || unescapeMountInfo(fields[4]) != target {
+		if len(fields) < 5 || mountpath.Unescape(fields[4]) != target {
 			continue
 		}
 		found = fields[2] // the last mount on top wins, as the kernel shows it
@@ -246,25 +248,6 @@ func (b *Block) mountedHere(dev string) (bool, error) {
 		return false, fmt.Errorf("%s already has another filesystem mounted (device %s, expected %s = %s); refusing to use it",
 			b.MountPath, found, dev, want)
 	}
-}
-
-// unescapeMountInfo undoes the octal escapes (\040 for a space) in mountinfo paths.
-func unescapeMountInfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var out strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				out.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		out.WriteByte(s[i])
-	}
-	return out.String()
 }
 
 // Probe is what blkid found on a device.

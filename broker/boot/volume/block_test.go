@@ -319,20 +319,6 @@ func TestBlockRefusesAnotherFilesystemOnTheMountPath(t *testing.T) {
 	}
 }
 
-func TestUnescapeMountInfo(t *testing.T) {
-	tests := map[string]string{
-		`/var/lib/tributary`: "/var/lib/tributary",
-		`/mnt/my\040data`:    "/mnt/my data",
-		`/a\134b`:            `/a\b`,
-		`/trailing\04`:       `/trailing\04`,
-	}
-	for in, want := range tests {
-		if got := unescapeMountInfo(in); got != want {
-			t.Errorf("unescapeMountInfo(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestDirectoryWaitsForTheVolume(t *testing.T) {
 	root := t.TempDir()
 	const volumeID = "vol-0123456789abcdef0"
