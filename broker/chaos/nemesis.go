@@ -171,13 +171,37 @@ func (n *nemesis) run(ctx context.Context) (int, error) {
 	}
 }
 
-func (n *nemesis) randomRunning() (int32, bool) {
+// network is the run's network of namespaces, for a partition fault of kind.
+func (n *nemesis) network(kind FaultKind) (*Network, error) {
+	nw := n.c.Network()
+	if nw == nil {
+		return nil, fmt.Errorf("%s: the brokers are not in network namespaces", kind)
+	}
+	return nw, nil
+}
+
+// nodeIDs are the ids of every broker of the run, serving or not.
+func (n *nemesis) nodeIDs() []int32 {
+	var ids []int32
+	for _, node := range n.c.Nodes() {
+		ids = append(ids, node.ID)
+	}
+	return ids
+}
+
+// serving are the ids of the brokers running and not paused.
+func (n *nemesis) serving() []int32 {
 	var ids []int32
 	for _, node := range n.c.Nodes() {
 		if n.c.Running(node.ID) && !n.c.Paused(node.ID) {
 			ids = append(ids, node.ID)
 		}
 	}
+	return ids
+}
+
+func (n *nemesis) randomRunning() (int32, bool) {
+	ids := n.serving()
 	if len(ids) == 0 {
 		return 0, false
 	}
@@ -250,9 +274,9 @@ func (n *nemesis) inject(ctx context.Context, kind FaultKind) error {
 	case PartitionOneWay:
 		return n.oneWay()
 	case PartitionClients:
-		nw := n.c.Network()
-		if nw == nil {
-			return fmt.Errorf("%s: the brokers are not in network namespaces", kind)
+		nw, err := n.network(kind)
+		if err != nil {
+			return err
 		}
 		nodes := n.c.Nodes()
 		id := nodes[n.rnd.IntN(len(nodes))].ID
@@ -275,14 +299,11 @@ func (n *nemesis) inject(ctx context.Context, kind FaultKind) error {
 
 // partition cuts the network between two sides of the brokers.
 func (n *nemesis) partition(ctx context.Context, kind FaultKind) error {
-	nw := n.c.Network()
-	if nw == nil {
-		return fmt.Errorf("%s: the brokers are not in network namespaces", kind)
+	nw, err := n.network(kind)
+	if err != nil {
+		return err
 	}
-	var ids []int32
-	for _, node := range n.c.Nodes() {
-		ids = append(ids, node.ID)
-	}
+	ids := n.nodeIDs()
 	if len(ids) < 2 || (kind == PartitionBridge && len(ids) < 3) {
 		return fmt.Errorf("%s: %d brokers are too few", kind, len(ids))
 	}
@@ -334,14 +355,11 @@ func (n *nemesis) partition(ctx context.Context, kind FaultKind) error {
 // oneWay drops one direction between a random broker and one other
 // broker or all of them.
 func (n *nemesis) oneWay() error {
-	nw := n.c.Network()
-	if nw == nil {
-		return fmt.Errorf("%s: the brokers are not in network namespaces", PartitionOneWay)
+	nw, err := n.network(PartitionOneWay)
+	if err != nil {
+		return err
 	}
-	var ids []int32
-	for _, node := range n.c.Nodes() {
-		ids = append(ids, node.ID)
-	}
+	ids := n.nodeIDs()
 	if len(ids) < 2 {
 		return fmt.Errorf("%s: %d brokers are too few", PartitionOneWay, len(ids))
 	}
@@ -403,12 +421,7 @@ func (n *nemesis) reassign(ctx context.Context) error {
 		return fmt.Errorf("topic %s has no partitions", n.cfg.Topic)
 	}
 	p := parts[n.rnd.IntN(len(parts))]
-	var live []int32
-	for _, node := range n.c.Nodes() {
-		if n.c.Running(node.ID) && !n.c.Paused(node.ID) {
-			live = append(live, node.ID)
-		}
-	}
+	live := n.serving()
 	if len(live) < len(p.Replicas) {
 		return fmt.Errorf("%d brokers running, partition %d has %d replicas", len(live), p.Partition, len(p.Replicas))
 	}
