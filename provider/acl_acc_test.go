@@ -142,6 +142,16 @@ resource "tributary_acl" "test" {
 	for _, s := range steps {
 		tsteps = append(tsteps, resource.TestStep{Config: s.config, PlanOnly: true, ExpectError: wrappedText(s.want)})
 	}
+	// Every mistake in one plan, each shown at its own argument's line
+	// (the error's source snippet, then its message).
+	multi := acl("GROUP", "app", "WRITE", "user:alice", "app.internal")
+	for _, want := range []string{
+		`operation = "WRITE" operation "WRITE": a GROUP ACL may name`,
+		`principal = "user:alice" "user:alice" is written User:alice`,
+		`host = "app.internal" host "app.internal" is not an IP address`,
+	} {
+		tsteps = append(tsteps, resource.TestStep{Config: multi, PlanOnly: true, ExpectError: wrappedText(want)})
+	}
 	tsteps = append(tsteps, resource.TestStep{
 		Config: testAccProviderConfig() + `
 resource "tributary_acl" "test" {

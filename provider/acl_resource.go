@@ -160,13 +160,18 @@ func (r *aclResource) ValidateConfig(ctx context.Context, req resource.ValidateC
 			*v = types.StringValue(fallback[name])
 		}
 	}
-	for _, v := range []types.String{m.ResourceType, m.ResourceName, m.PatternType, m.Principal, m.Host, m.Operation, m.Permission} {
-		if v.IsUnknown() {
-			return
-		}
+	// Every mistake at once, each at its argument. An argument not known
+	// yet (from another resource) is checked at apply; an unknown value
+	// reads as "", which only its own checks see (an unknown resource_type
+	// also leaves the operation's and the name's checks for it out).
+	unknown := map[string]bool{
+		"resource_type": m.ResourceType.IsUnknown(), "resource_name": m.ResourceName.IsUnknown(), "pattern_type": m.PatternType.IsUnknown(),
+		"principal": m.Principal.IsUnknown(), "host": m.Host.IsUnknown(), "operation": m.Operation.IsUnknown(), "permission": m.Permission.IsUnknown(),
 	}
-	if _, err := m.acl().Binding(); err != nil {
-		resp.Diagnostics.AddError("Invalid ACL", err.Error())
+	for _, p := range m.acl().Problems() {
+		if !unknown[p.Field] {
+			resp.Diagnostics.AddAttributeError(path.Root(p.Field), "Invalid ACL", p.Error())
+		}
 	}
 }
 

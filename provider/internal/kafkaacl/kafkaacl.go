@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -74,38 +75,101 @@ func OperationNames() []string {
 	return out
 }
 
-// Binding returns the ACL as the broker's authorizer holds it, after the
-// broker's own checks (authz.Binding.Validate) and the operations the
-// resource type supports. Names must be spelled as Kafka prints them, so
-// that what Terraform stores is what the brokers report.
-func (a ACL) Binding() (authz.Binding, error) {
-	var b authz.Binding
-	typ, err := kmsg.ParseACLResourceType(a.ResourceType)
-	if err != nil || ResourceTypes[typ] == nil {
-		return b, fmt.Errorf("resource type %q: one of %s", a.ResourceType, strings.Join(ResourceTypeNames(), ", "))
+// Problem is one thing wrong with an ACL, naming the argument it is in
+// (the tributary_acl attribute), so a plan can point at it.
+type Problem struct {
+	Field string // resource_type, pattern_type, resource_name, principal, host, operation or permission
+	Err   error
+}
+
+func (p Problem) Error() string { return p.Err.Error() }
+func (p Problem) Unwrap() error { return p.Err }
+
+// Problems returns every check Binding applies that the ACL fails, each
+// naming its argument: all of them at once, so one plan lists every
+// mistake. The checks are the broker's (authz.Binding.Validate) plus the
+// operations the resource type supports and Kafka's spelling of names.
+func (a ACL) Problems() []Problem {
+	var ps []Problem
+	add := func(field, format string, args ...any) {
+		ps = append(ps, Problem{Field: field, Err: fmt.Errorf(format, args...)})
 	}
-	pat, err := kmsg.ParseACLResourcePatternType(a.PatternType)
-	if err != nil || (pat != kmsg.ACLResourcePatternTypeLiteral && pat != kmsg.ACLResourcePatternTypePrefixed) {
-		return b, fmt.Errorf("pattern type %q: LITERAL or PREFIXED", a.PatternType)
+	// spelled checks that a name parsed case-insensitively is written as
+	// Kafka prints it, which is what the brokers report on a refresh.
+	spelled := func(field, got, want string) bool {
+		if got != want {
+			add(field, "%q is written %s, as Kafka names it", got, want)
+			return false
+		}
+		return true
+	}
+	typ, err := kmsg.ParseACLResourceType(a.ResourceType)
+	typeOK := err == nil && ResourceTypes[typ] != nil
+	if !typeOK {
+		add("resource_type", "resource type %q: one of %s", a.ResourceType, strings.Join(ResourceTypeNames(), ", "))
+	} else {
+		typeOK = spelled("resource_type", a.ResourceType, typ.String())
+	}
+	if pat, err := kmsg.ParseACLResourcePatternType(a.PatternType); err != nil || (pat != kmsg.ACLResourcePatternTypeLiteral && pat != kmsg.ACLResourcePatternTypePrefixed) {
+		add("pattern_type", "pattern type %q: LITERAL or PREFIXED", a.PatternType)
+	} else {
+		spelled("pattern_type", a.PatternType, pat.String())
 	}
 	op, err := kmsg.ParseACLOperation(a.Operation)
-	if err != nil || !slices.Contains(ResourceTypes[typ], op) {
+	switch {
+	case typeOK && (err != nil || !slices.Contains(ResourceTypes[typ], op)):
 		var names []string
 		for _, o := range ResourceTypes[typ] {
 			names = append(names, o.String())
 		}
-		return b, fmt.Errorf("operation %q: a %s ACL may name %s", a.Operation, typ, strings.Join(names, ", "))
+		add("operation", "operation %q: a %s ACL may name %s", a.Operation, typ, strings.Join(names, ", "))
+	case err != nil || !slices.Contains(OperationNames(), op.String()):
+		add("operation", "operation %q: one of %s", a.Operation, strings.Join(OperationNames(), ", "))
+	default:
+		spelled("operation", a.Operation, op.String())
 	}
-	perm, err := kmsg.ParseACLPermissionType(a.Permission)
-	if err != nil || (perm != kmsg.ACLPermissionTypeAllow && perm != kmsg.ACLPermissionTypeDeny) {
-		return b, fmt.Errorf("permission %q: ALLOW or DENY", a.Permission)
+	if perm, err := kmsg.ParseACLPermissionType(a.Permission); err != nil || (perm != kmsg.ACLPermissionTypeAllow && perm != kmsg.ACLPermissionTypeDeny) {
+		add("permission", "permission %q: ALLOW or DENY", a.Permission)
+	} else {
+		spelled("permission", a.Permission, perm.String())
 	}
-	for _, spelled := range []struct{ got, want string }{{a.ResourceType, typ.String()}, {a.PatternType, pat.String()}, {a.Operation, op.String()}, {a.Permission, perm.String()}} {
-		if spelled.got != spelled.want {
-			return b, fmt.Errorf("%q is written %s, as Kafka names it", spelled.got, spelled.want)
+	switch {
+	case a.ResourceName == "":
+		add("resource_name", "empty resource name")
+	case typeOK && typ == kmsg.ACLResourceTypeCluster && a.ResourceName != authz.ClusterName:
+		add("resource_name", "the only valid name for the CLUSTER resource is %s, got %q", authz.ClusterName, a.ResourceName)
+	}
+	// The brokers name every client User:<name> (SCRAM, mTLS, IAM,
+	// ANONYMOUS) and compare principals as written, so "user:alice" would
+	// be accepted and never match a client.
+	switch ptype, name, ok := strings.Cut(a.Principal, ":"); {
+	case !ok || ptype == "" || name == "":
+		add("principal", "principal %q is not Type:name (no colon separates the principal type from its name), e.g. User:alice", a.Principal)
+	case ptype != "User" && strings.EqualFold(ptype, "User"):
+		add("principal", "%q is written User:%s, as the brokers name clients: an ACL for %s would match no client", a.Principal, name, a.Principal)
+	}
+	if a.Host != authz.WildcardHost {
+		if _, err := netip.ParseAddr(a.Host); err != nil {
+			add("host", "host %q is not an IP address or *", a.Host)
 		}
 	}
-	b = authz.Binding{
+	return ps
+}
+
+// Binding returns the ACL as the broker's authorizer holds it, after the
+// broker's own checks (authz.Binding.Validate) and the operations the
+// resource type supports. Names must be spelled as Kafka prints them, so
+// that what Terraform stores is what the brokers report. The error is the
+// first of Problems.
+func (a ACL) Binding() (authz.Binding, error) {
+	if ps := a.Problems(); len(ps) > 0 {
+		return authz.Binding{}, ps[0]
+	}
+	typ, _ := kmsg.ParseACLResourceType(a.ResourceType)
+	pat, _ := kmsg.ParseACLResourcePatternType(a.PatternType)
+	op, _ := kmsg.ParseACLOperation(a.Operation)
+	perm, _ := kmsg.ParseACLPermissionType(a.Permission)
+	b := authz.Binding{
 		Pattern: authz.Pattern{Type: typ, Name: a.ResourceName, PatternType: pat},
 		Entry:   authz.Entry{Principal: a.Principal, Host: a.Host, Operation: op, Permission: perm},
 	}

@@ -36,6 +36,7 @@ func TestBindingChecksAsKafka(t *testing.T) {
 		{"host name instead of an address", func(a *ACL) { a.Host = "app.internal" }, "not an IP address"},
 		{"permission", func(a *ACL) { a.Permission = "MAYBE" }, "ALLOW or DENY"},
 		{"empty name", func(a *ACL) { a.ResourceName = "" }, "empty resource name"},
+		{"principal type in lower case", func(a *ACL) { a.Principal = "user:alice" }, `"user:alice" is written User:alice`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,6 +47,50 @@ func TestBindingChecksAsKafka(t *testing.T) {
 				t.Fatalf("Binding() = %v, want an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestProblemsListsEveryMistake: a plan names every argument that is
+// wrong, each with its own message, not only the first one found.
+func TestProblemsListsEveryMistake(t *testing.T) {
+	a := ACL{ResourceType: "CLUSTER", ResourceName: "prod", PatternType: "literal", Principal: "user:alice", Host: "app.internal", Operation: "READ", Permission: "MAYBE"}
+	want := map[string]string{
+		"resource_name": "kafka-cluster",
+		"pattern_type":  `"literal" is written LITERAL`,
+		"principal":     `"user:alice" is written User:alice`,
+		"host":          "not an IP address",
+		"operation":     "a CLUSTER ACL may name",
+		"permission":    "ALLOW or DENY",
+	}
+	got := map[string]string{}
+	for _, p := range a.Problems() {
+		if _, dup := got[p.Field]; dup {
+			t.Errorf("two problems for %s: %q and %q", p.Field, got[p.Field], p.Error())
+		}
+		got[p.Field] = p.Error()
+	}
+	for field, w := range want {
+		if !strings.Contains(got[field], w) {
+			t.Errorf("problem for %s = %q, want one containing %q", field, got[field], w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("problems for %d fields (%v), want %d", len(got), got, len(want))
+	}
+	if _, err := a.Binding(); err == nil {
+		t.Error("Binding accepted an ACL with problems")
+	}
+	// With the resource type wrong too, the operation is checked against
+	// every type's.
+	bad := ACL{ResourceType: "SCHEMA", ResourceName: "x", PatternType: "LITERAL", Principal: "User:a", Host: "*", Operation: "FLY", Permission: "ALLOW"}
+	if ps := bad.Problems(); len(ps) != 2 || ps[0].Field != "resource_type" || ps[1].Field != "operation" || !strings.Contains(ps[1].Error(), `operation "FLY": one of ALL, ALTER`) {
+		t.Errorf("Problems(%+v) = %v, want the resource type's and the operation's", bad, ps)
+	}
+	// A principal type the brokers never produce but spelled otherwise
+	// than User stays allowed (Kafka allows custom principal types).
+	ok := ACL{ResourceType: "TOPIC", ResourceName: "orders", PatternType: "LITERAL", Principal: "Group:ops", Host: "::1", Operation: "READ", Permission: "DENY"}
+	if ps := ok.Problems(); len(ps) != 0 {
+		t.Errorf("Problems(%+v) = %v, want none", ok, ps)
 	}
 }
 
