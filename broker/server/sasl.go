@@ -262,8 +262,14 @@ func readFrame(br *bufio.Reader, limit int32) ([]byte, error) {
 	if n < 0 || n > limit {
 		return nil, fmt.Errorf("frame of %d bytes before authentication (at most %d)%s", uint32(n), limit, hintSuffix(size))
 	}
-	frame := make([]byte, n)
-	_, err := io.ReadFull(br, frame)
+	// The frame grows with the bytes that arrive, not to the size its
+	// header announces: otherwise four bytes from anyone who can connect
+	// pin saslMaxFrame of memory until the authentication deadline, and
+	// max.connections such connections pin max.connections times that.
+	frame, err := io.ReadAll(io.LimitReader(br, int64(n)))
+	if err == nil && len(frame) < int(n) {
+		err = io.ErrUnexpectedEOF
+	}
 	return frame, err
 }
 
