@@ -148,6 +148,12 @@ resource "tributary_quota" "test" {
 		{quota("client_id = \"app\"\nproducer_byte_rate = 0\n"), "quota producer_byte_rate must be greater than 0"},
 		{quota("client_id = \"app\"\nrequest_percentage = -1\n"), "quota request_percentage must be greater than 0"},
 		{quota("user = \"\"\nproducer_byte_rate = 1\n"), "string length must be at least 1"},
+		// Names the brokers take and never match: each at its argument.
+		{quota("user = \"User:alice\"\nproducer_byte_rate = 1\n"), `user = "User:alice" user "User:alice": the user is the principal's name without User:, "alice"`},
+		{quota("ip = \"::FFFF:10.0.0.1\"\nconnection_creation_rate = 5\n"), `ip = "::FFFF:10.0.0.1" ip "::FFFF:10.0.0.1" is written 10.0.0.1`},
+		// Every mistake at once, each under its own argument's line.
+		{quota("client_id = \"app\"\nproducer_byte_rate = -1\nconnection_creation_rate = 5\n"), `producer_byte_rate = -1 quota producer_byte_rate must be greater than 0`},
+		{quota("client_id = \"app\"\nproducer_byte_rate = -1\nconnection_creation_rate = 5\n"), `connection_creation_rate = 5 quota key connection_creation_rate does not apply to entity client-id=app`},
 	}
 	var tsteps []resource.TestStep
 	for _, s := range steps {

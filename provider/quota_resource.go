@@ -192,14 +192,27 @@ func (r *quotaResource) ValidateConfig(ctx context.Context, req resource.Validat
 		}
 	}
 	e := m.entity()
+	// Values not known yet are left to the apply; the entity is checked
+	// with the known ones.
+	valuesKnown := true
+	for _, v := range []interface{ IsUnknown() bool }{m.ProducerByteRate, m.ConsumerByteRate, m.ConnectionCreationRate, m.RequestPercentage} {
+		valuesKnown = valuesKnown && !v.IsUnknown()
+	}
+	// Every mistake tied to an argument at once, each at its argument;
+	// then the brokers' whole-entity checks, which name no one argument.
+	ps := e.Problems(m.values())
+	for _, p := range ps {
+		resp.Diagnostics.AddAttributeError(path.Root(p.Field), "Invalid quota", p.Error())
+	}
+	if len(ps) > 0 {
+		return
+	}
 	if err := e.Validate(); err != nil {
 		resp.Diagnostics.AddError("Invalid quota entity", err.Error()+". Set user, client_id (each a name or <default>), both, or ip alone.")
 		return
 	}
-	for _, v := range []interface{ IsUnknown() bool }{m.ProducerByteRate, m.ConsumerByteRate, m.ConnectionCreationRate, m.RequestPercentage} {
-		if v.IsUnknown() {
-			return
-		}
+	if !valuesKnown {
+		return
 	}
 	if err := e.ValidateValues(m.values()); err != nil {
 		resp.Diagnostics.AddError("Invalid quota", err.Error())

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -67,6 +68,56 @@ func (e Entity) String() string {
 // Validate checks the entity with the brokers' rules.
 func (e Entity) Validate() error {
 	return trim(metadata.ValidateQuotaEntity(e.Parts()))
+}
+
+// Problem is one thing wrong with a quota, naming the tributary_quota
+// argument it is in, so a plan can point at it.
+type Problem struct {
+	Field string // user, client_id, ip, or a quota key (producer_byte_rate, ...)
+	Err   error
+}
+
+func (p Problem) Error() string { return p.Err.Error() }
+func (p Problem) Unwrap() error { return p.Err }
+
+// Problems returns every mistake in the entity and values that can be
+// tied to one argument, all at once: the brokers' checks (Validate,
+// ValidateValues) plus names the brokers accept but never match. Validate
+// and ValidateValues still apply after these (an entity with no part,
+// values with no key).
+func (e Entity) Problems(values map[string]float64) []Problem {
+	var ps []Problem
+	add := func(field, format string, args ...any) {
+		ps = append(ps, Problem{Field: field, Err: fmt.Errorf(format, args...)})
+	}
+	// The brokers find a client's quotas by its principal's name, without
+	// the principal type: user = "User:alice" would throttle no client.
+	if typ, name, ok := strings.Cut(e.User, ":"); ok && strings.EqualFold(typ, "User") && name != "" {
+		add("user", "user %q: the user is the principal's name without User:, %q (the brokers match quotas on the name, so this quota would apply to no client)", e.User, name)
+	}
+	if e.IP != "" && e.IP != Default {
+		addr, err := netip.ParseAddr(e.IP)
+		switch {
+		case err != nil:
+			add("ip", "quota entity ip %q is not an IP address", e.IP)
+		case addr.Unmap().String() != e.IP:
+			// The brokers look a connection's quota up by its address
+			// as Go prints it (lower case, zeros compressed, an
+			// IPv4-mapped address as IPv4): any other spelling is
+			// stored and matches no connection.
+			add("ip", "ip %q is written %s: the brokers match a connection's address in that form, so this quota would apply to no connection", e.IP, addr.Unmap())
+		}
+		if e.User != "" || e.ClientID != "" {
+			add("ip", "an ip quota entity cannot be combined with user or client-id")
+		}
+	}
+	parts := e.Parts()
+	for _, k := range slices.Sorted(maps.Keys(values)) {
+		if err := metadata.ValidateQuotaValue(parts, k, values[k]); err != nil {
+			add(k, "%s", trim(err))
+		}
+	}
+	return ps
 }
 
 // Keys are the quota keys the entity takes.

@@ -46,6 +46,44 @@ func TestValidateAsTheBrokers(t *testing.T) {
 	}
 }
 
+// TestProblemsAtTheirArgument: every mistake that belongs to one argument
+// is listed with it, all at once, including names the brokers store but
+// never match.
+func TestProblemsAtTheirArgument(t *testing.T) {
+	tests := []struct {
+		e      Entity
+		values map[string]float64
+		want   map[string]string // field -> part of its message
+	}{
+		{Entity{User: "alice"}, map[string]float64{"producer_byte_rate": 1}, nil},
+		{Entity{User: "CN=app,OU=User:x"}, map[string]float64{"producer_byte_rate": 1}, nil},
+		{Entity{IP: "2001:db8::1"}, map[string]float64{"connection_creation_rate": 1}, nil},
+		{Entity{IP: Default}, map[string]float64{"connection_creation_rate": 1}, nil},
+		{Entity{User: "User:alice"}, nil, map[string]string{"user": `without User:, "alice"`}},
+		{Entity{User: "user:alice"}, nil, map[string]string{"user": `without User:, "alice"`}},
+		{Entity{IP: "2001:DB8::1"}, nil, map[string]string{"ip": "is written 2001:db8::1"}},
+		{Entity{IP: "::ffff:10.0.0.1"}, nil, map[string]string{"ip": "is written 10.0.0.1"}},
+		{Entity{IP: "app.internal"}, nil, map[string]string{"ip": "not an IP address"}},
+		{Entity{ClientID: "app"}, map[string]float64{"producer_byte_rate": -1, "connection_creation_rate": 5, "request_percentage": 50},
+			map[string]string{"producer_byte_rate": "greater than 0", "connection_creation_rate": "does not apply to entity client-id=app"}},
+	}
+	for _, tt := range tests {
+		got := map[string]string{}
+		for _, p := range tt.e.Problems(tt.values) {
+			got[p.Field] += p.Error()
+		}
+		if len(got) != len(tt.want) {
+			t.Errorf("%s %v: problems %v, want %v", tt.e, tt.values, got, tt.want)
+			continue
+		}
+		for f, w := range tt.want {
+			if !strings.Contains(got[f], w) {
+				t.Errorf("%s %v: problem for %s = %q, want one containing %q", tt.e, tt.values, f, got[f], w)
+			}
+		}
+	}
+}
+
 func TestIDRoundTrip(t *testing.T) {
 	for _, e := range []Entity{{User: "CN=app,OU=payments"}, {User: Default, ClientID: "a=b"}, {ClientID: Default}, {IP: "::1"}} {
 		cid, got, err := ParseID(e.ID("tc-0123456789abcdef"))
