@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 
 	"github.com/tributary/tributary/provider/internal/kafkascram"
 )
@@ -63,6 +65,8 @@ func TestAccScramUser_basic(t *testing.T) {
 				Config: cluster + scramUserBlock(ref, 2, 4096, "second password"),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(scramUserResourceName, plancheck.ResourceActionUpdate),
+					// A password_wo user has no secret version to learn.
+					plancheck.ExpectKnownValue(scramUserResourceName, tfjsonpath.New("password_secret_version_id"), knownvalue.Null()),
 				}},
 				Check: resource.ComposeAggregateTestCheckFunc(
 					testAccCheckNoSecretInState("second password"),

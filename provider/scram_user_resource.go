@@ -174,13 +174,23 @@ func (r *scramUserResource) ConfigValidators(context.Context) []resource.ConfigV
 // is not the one applied (the secret was rotated): Terraform cannot see
 // that in the configuration.
 func (r *scramUserResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanRequest, resp *resource.ModifyPlanResponse) {
-	if req.Plan.Raw.IsNull() || req.State.Raw.IsNull() || r.data == nil || r.data.aws == nil {
+	if req.Plan.Raw.IsNull() || req.State.Raw.IsNull() {
 		return
 	}
 	var plan, state scramUserModel
 	resp.Diagnostics.Append(req.Plan.Get(ctx, &plan)...)
 	resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
-	if resp.Diagnostics.HasError() || plan.PasswordSecretARN.IsNull() || plan.PasswordSecretARN.IsUnknown() {
+	if resp.Diagnostics.HasError() {
+		return
+	}
+	if plan.PasswordSecretARN.IsNull() {
+		// A password_wo user has no secret version, before and after an
+		// update (set writes null): not "(known after apply)" in every
+		// password or iterations change.
+		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("password_secret_version_id"), types.StringNull())...)
+		return
+	}
+	if plan.PasswordSecretARN.IsUnknown() || r.data == nil || r.data.aws == nil {
 		return
 	}
 	if !plan.PasswordSecretARN.Equal(state.PasswordSecretARN) {
