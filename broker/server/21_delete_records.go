@@ -9,6 +9,11 @@ package server
 //   - An offset past the high watermark answers OFFSET_OUT_OF_RANGE.
 //   - Needs DELETE on each topic (else TOPIC_AUTHORIZATION_FAILED on its
 //     partitions, whether it exists or not).
+//   - The internal topics (__consumer_offsets, __transaction_state) answer
+//     INVALID_TOPIC_EXCEPTION, as Kafka's ReplicaManager does: their
+//     records are the groups' committed offsets and the transactions'
+//     state, which a coordinator loading the partition again would not
+//     find, whatever ACL allowed DELETE on every topic.
 //
 // Version notes:
 //   - v1: same as v0; v2: flexible.
@@ -42,6 +47,11 @@ func (s *Server) handleDeleteRecords(ctx context.Context, az reqAuth, req *kmsg.
 			sp.LowWatermark = -1
 			if denied[rt.Topic] {
 				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			if isInternalTopic(rt.Topic) {
+				sp.ErrorCode = kerr.InvalidTopicException.Code
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
