@@ -291,8 +291,10 @@ func connFailure(err error) bool {
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
-// snapshot returns the partitions due now, sorted for stable requests.
-func (f *Fetcher) snapshot() (check, fetch []TopicPartition, next time.Duration) {
+// snapshot returns the partitions due now, sorted for stable requests,
+// and how long until the next one in backoff is due (at most Backoff);
+// backedOff says whether any is.
+func (f *Fetcher) snapshot() (check, fetch []TopicPartition, next time.Duration, backedOff bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := time.Now()
@@ -301,6 +303,7 @@ func (f *Fetcher) snapshot() (check, fetch []TopicPartition, next time.Duration)
 		switch {
 		case now.Before(p.retryAt):
 			next = min(next, p.retryAt.Sub(now))
+			backedOff = true
 		case p.checkDivergence:
 			check = append(check, tp)
 		default:
@@ -317,7 +320,7 @@ func (f *Fetcher) snapshot() (check, fetch []TopicPartition, next time.Duration)
 	}
 	sort.Slice(check, less(check))
 	sort.Slice(fetch, less(fetch))
-	return check, fetch, next
+	return check, fetch, next, backedOff
 }
 
 func (f *Fetcher) part(tp TopicPartition) (*fetchPartition, bool) {
@@ -366,7 +369,7 @@ func (f *Fetcher) accepted(tp TopicPartition, p *fetchPartition) {
 
 // round does one divergence check and one fetch.
 func (f *Fetcher) round() error {
-	check, fetch, next := f.snapshot()
+	check, fetch, next, backedOff := f.snapshot()
 	if len(check) == 0 && len(fetch) == 0 {
 		f.sleep(next)
 		return nil
@@ -386,12 +389,29 @@ func (f *Fetcher) round() error {
 		}
 		// The partitions just checked are fetched in this round, not
 		// after the next one, which may park at the leader for MaxWait.
-		_, fetch, _ = f.snapshot()
+		_, fetch, next, backedOff = f.snapshot()
 	}
 	if len(fetch) > 0 {
-		return f.fetch(fetch)
+		return f.fetch(fetch, parkFor(f.cfg.MaxWait, next, backedOff))
 	}
 	return nil
+}
+
+// parkFor is how long a fetch may park at the leader: MaxWait, or less
+// when a partition left out of it is in backoff. A partition the leader
+// refused (typically one whose leadership the follower learnt of first,
+// see backoff) is due again after a few milliseconds; parked for MaxWait
+// with the partitions that have nothing new, the fetch held its retry,
+// and every acks=all produce of the new leader, that long: a fresh
+// topic's first requests were answered after 350-480 ms instead of
+// 40-60 (docs/benchmarks.md, "A fresh producer's first
+// acknowledgement"). Rounded up to a millisecond, the request's unit, so
+// that the wait is never cut to nothing.
+func parkFor(maxWait, next time.Duration, backedOff bool) time.Duration {
+	if !backedOff || next >= maxWait {
+		return maxWait
+	}
+	return max((next + time.Millisecond - 1).Truncate(time.Millisecond), time.Millisecond)
 }
 
 func (f *Fetcher) checkDivergence(tps []TopicPartition) error {
@@ -517,11 +537,11 @@ func (f *Fetcher) truncateDivergedLocked(tp TopicPartition, p *fetchPartition, l
 	return nil
 }
 
-func (f *Fetcher) fetch(tps []TopicPartition) error {
+func (f *Fetcher) fetch(tps []TopicPartition, maxWait time.Duration) error {
 	req := kmsg.NewPtrFetchRequest()
 	req.SetVersion(fetchVersion)
 	req.ReplicaID = f.cfg.LocalID
-	req.MaxWaitMillis = int32(f.cfg.MaxWait.Milliseconds())
+	req.MaxWaitMillis = int32(maxWait.Milliseconds())
 	req.MinBytes = f.cfg.MinBytes
 	req.MaxBytes = f.cfg.MaxBytes
 	// In a session, only what changed is named (session.go); a full

@@ -372,3 +372,87 @@ func TestOnFetchReportsEachFetch(t *testing.T) {
 		t.Error(b)
 	}
 }
+
+// A partition the leader refuses while the fetcher's other partitions
+// have nothing new is retried after its backoff, not after the fetch
+// parked at the leader for MaxWait: the usual refusal is a new leader
+// that has not yet learnt it leads (the follower applied the metadata
+// first), and the partition's acks=all producers wait for this follower.
+func TestRefusedPartitionRetriedWhileOthersPark(t *testing.T) {
+	fl := newFakeLeader(t)
+	idle := &memLog{}
+	idle.appendLeader(t, 0, 1, "idle")
+	leaderOf(t, fl, idle, 0)
+	var (
+		mu      sync.Mutex
+		fetches int
+	)
+	fl.srv.OnFetch(func(time.Duration, int, int) {
+		mu.Lock()
+		fetches++
+		mu.Unlock()
+	})
+	f := StartFetcher(FetcherConfig{LocalID: 2, LeaderID: 1, Addr: fl.addr(), MaxWait: 30 * time.Second, Backoff: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(f.Close)
+	idleCopy := &memLog{}
+	f.Add(tp0, 0, idleCopy)
+	checkFor(t, 5*time.Second, sameLog(idleCopy, idle))
+
+	// tp1 is added while the leader does not lead it yet: refused, it
+	// goes into backoff, and tp0's fetch parks at the leader.
+	tp1 := TopicPartition{"orders", 1}
+	follower := &memLog{}
+	mu.Lock()
+	before := fetches
+	mu.Unlock()
+	f.Add(tp1, 0, follower)
+	checkFor(t, 5*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if fetches < before+1 {
+			return fmt.Errorf("no fetch answered since the Add")
+		}
+		return nil
+	})
+	checkFor(t, 5*time.Second, func() error {
+		if !f.fetching.Load() {
+			return fmt.Errorf("no fetch in flight")
+		}
+		return nil
+	})
+	if follower.LogEndOffset() != 0 {
+		t.Fatal("fetched a partition the leader does not lead")
+	}
+
+	// The leader learns it leads tp1.
+	leader := &memLog{}
+	leader.appendLeader(t, 0, 3, "new")
+	tr, err := NewLeader(LeaderConfig{LocalID: 1, MinISR: 2, SetHighWatermark: leader.SetHighWatermark},
+		metadata.Partition{Replicas: []int32{1, 2}, Leader: 1, ISR: []int32{1, 2}}, leader.LogEndOffset(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl.set(tp1, &leaderPart{log: leader, tracker: tr})
+	// Far less than the parked fetch's 30 s.
+	checkFor(t, 10*time.Second, sameLog(follower, leader))
+}
+
+func TestParkFor(t *testing.T) {
+	for _, tt := range []struct {
+		next      time.Duration
+		backedOff bool
+		want      time.Duration
+	}{
+		{500 * time.Millisecond, false, 500 * time.Millisecond},
+		{20 * time.Millisecond, false, 500 * time.Millisecond},
+		{20 * time.Millisecond, true, 20 * time.Millisecond},
+		{19*time.Millisecond + time.Microsecond, true, 20 * time.Millisecond},
+		{time.Microsecond, true, time.Millisecond},
+		{0, true, time.Millisecond},
+		{2 * time.Second, true, 500 * time.Millisecond},
+	} {
+		if got := parkFor(500*time.Millisecond, tt.next, tt.backedOff); got != tt.want {
+			t.Errorf("parkFor(500ms, %v, %v) = %v, want %v", tt.next, tt.backedOff, got, tt.want)
+		}
+	}
+}
