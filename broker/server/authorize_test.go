@@ -524,7 +524,10 @@ func authorizationCases(s *Server, txns map[string]producerEpoch) map[int16][]ap
 			r.Group = group
 			r.Topics = []kmsg.OffsetDeleteRequestTopic{{Topic: "other", Partitions: []kmsg.OffsetDeleteRequestTopicPartition{{Partition: 0}}}}
 			return r
-		}, grant: []metadata.ACL{groupACL(group, kmsg.ACLOperationDelete), topicACL("other", read)}, deny: kerr.GroupAuthorizationFailed.Code}},
+		}, grant: []metadata.ACL{groupACL(group, kmsg.ACLOperationDelete), topicACL("other", read)}, deny: kerr.GroupAuthorizationFailed.Code,
+			// DELETE on the group alone: READ on each topic is the
+			// second check.
+			partial: []metadata.ACL{groupACL(group, kmsg.ACLOperationDelete)}, partialDeny: kerr.TopicAuthorizationFailed.Code}},
 		60: {{req: func() kmsg.Request {
 			r := at(kmsg.NewPtrDescribeClusterRequest())
 			r.IncludeClusterAuthorizedOperations, r.EndpointType = true, 1
