@@ -111,6 +111,14 @@ func (s *Server) prepareProduce(ctx context.Context, az reqAuth, req *kmsg.Produ
 	case req.TransactionID != nil && !az.allowed(ctx, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, *req.TransactionID):
 		topLevel = kerr.TransactionalIDAuthorizationFailed.Code
 		message = "not authorized to write with transactional id " + *req.TransactionID
+	case req.TransactionID == nil && transactionalRecords(req):
+		// Kafka's rule: transactional records need WRITE on a
+		// transactional id, so a request that names none is refused.
+		// Without it any principal that may write the topic appended
+		// into another producer's open transaction with that
+		// producer's id and epoch.
+		topLevel = kerr.TransactionalIDAuthorizationFailed.Code
+		message = "transactional records need the request's transactional id"
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		topLevel = kerr.InvalidRequiredAcks.Code
 		message = fmt.Sprintf("acks=%d: must be -1, 0 or 1", req.Acks)

@@ -26,6 +26,7 @@ import (
 	"github.com/tributary/tributary/broker/config"
 	"github.com/tributary/tributary/broker/security/audit"
 	"github.com/tributary/tributary/broker/security/authz"
+	"github.com/tributary/tributary/broker/storage/recordbatch"
 	"github.com/tributary/tributary/internal/awsbody"
 )
 
@@ -310,4 +311,29 @@ func (a reqAuth) configResourceAllowed(ctx context.Context, op kmsg.ACLOperation
 		return kerr.GroupAuthorizationFailed.Code, a.allowed(ctx, op, kmsg.ACLResourceTypeGroup, name)
 	}
 	return 0, true
+}
+
+// transactionalRecords reports whether a Produce request holds a
+// transactional record batch (Kafka's ProduceRequest.hasTransactionalRecords).
+// A batch too short, malformed or of an older format to tell is left to
+// the append, which refuses it.
+func transactionalRecords(req *kmsg.ProduceRequest) bool {
+	for i := range req.Topics {
+		for j := range req.Topics[i].Partitions {
+			for b := req.Topics[i].Partitions[j].Records; len(b) > 0; {
+				h, err := recordbatch.ParseHeader(b)
+				if err != nil || h.Magic != 2 {
+					break
+				}
+				if h.IsTransactional() {
+					return true
+				}
+				if h.Size() > len(b) {
+					break
+				}
+				b = b[h.Size():]
+			}
+		}
+	}
+	return false
 }

@@ -244,7 +244,16 @@ func authorizationCases(s *Server, txns map[string]producerEpoch) map[int16][]ap
 	}
 	return map[int16][]apiCase{
 		0: {{req: func() kmsg.Request { return at(produceReq(topic, -1, batch(-1, -1, -1, 1, 10))) },
-			grant: []metadata.ACL{topicACL(topic, kmsg.ACLOperationWrite)}, deny: kerr.TopicAuthorizationFailed.Code}},
+			grant: []metadata.ACL{topicACL(topic, kmsg.ACLOperationWrite)}, deny: kerr.TopicAuthorizationFailed.Code},
+			{name: "transactional", req: func() kmsg.Request {
+				r := at(produceReq(topic, -1, txnRecords(etl.id, etl.epoch)))
+				r.TransactionID = kmsg.StringPtr("etl")
+				return r
+			}, grant: []metadata.ACL{txnACL("etl", write), topicACL(topic, write)}, deny: kerr.TransactionalIDAuthorizationFailed.Code,
+				partial: []metadata.ACL{topicACL(topic, write)}},
+			{name: "transactional records, no transactional id", req: func() kmsg.Request { return at(produceReq(topic, -1, txnRecords(etl.id, etl.epoch))) },
+				deny: kerr.TransactionalIDAuthorizationFailed.Code, partial: []metadata.ACL{topicACL(topic, write), txnACL("*", write)}},
+		},
 		1: {
 			{name: "consumer", req: fetch(-1), grant: []metadata.ACL{topicACL(topic, read)}, deny: kerr.TopicAuthorizationFailed.Code},
 			{name: "follower", req: fetch(2), grant: []metadata.ACL{clusterACL(kmsg.ACLOperationClusterAction)}, deny: kerr.TopicAuthorizationFailed.Code,
