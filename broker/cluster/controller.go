@@ -1002,19 +1002,19 @@ func (ctl *Controller) createPartitionsLocal(r *topicRequest, retry bool) (json.
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", metadata.ErrUnknownTopicOrPartition, r.Name)
 	}
-	add := int(r.Partitions) - len(t.Partitions)
+	add := int(r.Partitions) - t.NumPartitions()
 	if add == 0 && retry {
 		// The lost first try grew it (or another request did: either
 		// way the topic has the partitions asked for).
 		return encodeValue(t)
 	}
 	if add <= 0 {
-		return nil, fmt.Errorf("%w: topic %s has %d partitions, cannot go to %d", metadata.ErrInvalidPartitions, r.Name, len(t.Partitions), r.Partitions)
+		return nil, fmt.Errorf("%w: topic %s has %d partitions, cannot go to %d", metadata.ErrInvalidPartitions, r.Name, t.NumPartitions(), r.Partitions)
 	}
 	as := r.Assignments
 	if as == nil {
 		var err error
-		if as, err = placement.Assign(placement.EligibleBrokers(st), add, len(t.Partitions[0].Replicas), placement.LoadOf(st)); err != nil {
+		if as, err = placement.Assign(placement.EligibleBrokers(st), add, len(t.Partition(0).Replicas), placement.LoadOf(st)); err != nil {
 			return nil, err
 		}
 	} else if len(as) != add {

@@ -222,7 +222,7 @@ func TestThreeVotersBootstrapRegisterAndCreateTopics(t *testing.T) {
 		t.Fatal(err)
 	}
 	leaders := map[int32]int{}
-	for i, p := range top.Partitions {
+	for i, p := range top.Partitions() {
 		racks := map[string]bool{}
 		for _, r := range p.Replicas {
 			racks[tc.racks[r]] = true
@@ -250,7 +250,7 @@ func TestThreeVotersBootstrapRegisterAndCreateTopics(t *testing.T) {
 		t.Fatal(err)
 	}
 	second, err := decodeAs[*metadata.Topic](f.onLeader(ctxT(t), retried))
-	if err != nil || second.ID != first.ID || !slices.Equal(second.Partitions[1].Replicas, first.Partitions[1].Replicas) {
+	if err != nil || second.ID != first.ID || !slices.Equal(second.Partition(1).Replicas, first.Partition(1).Replicas) {
 		t.Fatalf("the retried creation: %+v, %v; the first made %+v", second, err, first)
 	}
 	// Growing it and deleting it, retried the same way: the retry of a
@@ -264,7 +264,7 @@ func TestThreeVotersBootstrapRegisterAndCreateTopics(t *testing.T) {
 		t.Fatalf("growing to the count it has, first try: %v", err)
 	}
 	grow.Retry = true
-	if grown, err := decodeAs[*metadata.Topic](f.onLeader(ctxT(t), grow)); err != nil || len(grown.Partitions) != 3 {
+	if grown, err := decodeAs[*metadata.Topic](f.onLeader(ctxT(t), grow)); err != nil || grown.NumPartitions() != 3 {
 		t.Fatalf("the retried growth: %+v, %v", grown, err)
 	}
 	deletion, err := metadata.Encode(metadata.DeleteTopic{Name: "retried", ID: first.ID})
@@ -344,7 +344,7 @@ func TestThreeVotersBootstrapRegisterAndCreateTopics(t *testing.T) {
 	}
 
 	// AlterPartition epoch checks survive the RPC.
-	p := top.Partitions[0]
+	p := top.Partition(0)
 	leader := tc.nodes[p.Leader]
 	newISR := []int32{p.Leader}
 	got, err := leader.AlterPartition(ctxT(t), "orders", 0, p.LeaderEpoch, p.PartitionEpoch, newISR)
@@ -365,14 +365,14 @@ func TestKillActiveControllerFencesAndMovesLeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	oldID := old.NodeID()
-	var led []int
-	for i, p := range top.Partitions {
+	var led []int32
+	for i, p := range top.Partitions() {
 		if p.Leader == oldID {
 			led = append(led, i)
 		}
 	}
 	if len(led) == 0 {
-		t.Fatalf("node %d leads nothing: %+v", oldID, top.Partitions)
+		t.Fatalf("node %d leads none of %d partitions", oldID, top.NumPartitions())
 	}
 	tc.kill(oldID)
 	start := time.Now()
@@ -386,7 +386,7 @@ func TestKillActiveControllerFencesAndMovesLeaders(t *testing.T) {
 			return fmt.Errorf("broker %d not fenced", oldID)
 		}
 		for _, i := range led {
-			p := st.Topics["t"].Partitions[i]
+			p := st.Topics["t"].Partition(i)
 			if p.Leader == oldID || p.Leader == metadata.NoLeader || p.LeaderEpoch != 1 || slices.Contains(p.ISR, oldID) {
 				return fmt.Errorf("partition %d: %+v", i, p)
 			}
@@ -416,7 +416,7 @@ func TestKillActiveControllerFencesAndMovesLeaders(t *testing.T) {
 			// Read a node that stayed up: the returning node replays the
 			// log and shows old states (this partition in sync) for a while.
 			st := next.State()
-			p := st.Topics["t"].Partitions[i]
+			p := st.Topics["t"].Partition(i)
 			if slices.Contains(p.ISR, oldID) {
 				return nil
 			}
@@ -426,7 +426,7 @@ func TestKillActiveControllerFencesAndMovesLeaders(t *testing.T) {
 	}
 	tc.waitForState("preferred leaders restored", func(st *metadata.State) error {
 		for _, i := range led {
-			if p := st.Topics["t"].Partitions[i]; p.Leader != oldID {
+			if p := st.Topics["t"].Partition(i); p.Leader != oldID {
 				return fmt.Errorf("partition %d: %+v; broker %d: %+v", i, p, oldID, *st.Brokers[oldID])
 			}
 		}
@@ -450,12 +450,12 @@ func TestNonVoterFollowsTheMetadataLog(t *testing.T) {
 		if !ok {
 			return errors.New("non-voter has not seen the topic")
 		}
-		for _, p := range top.Partitions {
+		for _, p := range top.Partitions() {
 			if p.Leader == 4 {
 				return nil
 			}
 		}
-		return fmt.Errorf("no partition placed on the non-voter: %+v", top.Partitions)
+		return fmt.Errorf("no partition of %d placed on the non-voter", top.NumPartitions())
 	})
 	if four.IsActive() {
 		t.Fatal("a non-voter became the active controller")
@@ -489,7 +489,7 @@ func TestControlledShutdownMovesLeadership(t *testing.T) {
 	})
 	st := c.State()
 	singles := 0
-	for _, p := range st.Topics["single"].Partitions {
+	for _, p := range st.Topics["single"].Partitions() {
 		if slices.Equal(p.Replicas, []int32{2}) {
 			singles++
 			if p.Leader != 2 {
@@ -500,7 +500,7 @@ func TestControlledShutdownMovesLeadership(t *testing.T) {
 	if singles != 1 {
 		t.Fatalf("%d partitions of single placed on broker 2, want 1", singles)
 	}
-	for i, p := range st.Topics["t"].Partitions {
+	for i, p := range st.Topics["t"].Partitions() {
 		if p.Leader == 2 || slices.Contains(p.ISR, 2) {
 			t.Fatalf("t-%d still on broker 2: %+v", i, p)
 		}

@@ -96,8 +96,8 @@ func TestBrokerThatStopsHeartbeatingIsFencedWithinItsLease(t *testing.T) {
 	lease, interval := four.cfg.Lease, four.cfg.HeartbeatInterval
 	// Past the registration's own lease: only renewals hold it now.
 	time.Sleep(lease + interval)
-	if st := leader.State(); st.Brokers[4].Fenced || st.Topics["t"].Partitions[0].Leader != 4 {
-		t.Fatalf("broker 4 fenced or not leading while it heartbeats: %+v %+v", *st.Brokers[4], st.Topics["t"].Partitions[0])
+	if st := leader.State(); st.Brokers[4].Fenced || st.Topics["t"].Partition(0).Leader != 4 {
+		t.Fatalf("broker 4 fenced or not leading while it heartbeats: %+v %+v", *st.Brokers[4], st.Topics["t"].Partition(0))
 	}
 	stopped := time.Now() // before Close, which stops the heartbeats first
 	tc.kill(4)
@@ -105,7 +105,7 @@ func TestBrokerThatStopsHeartbeatingIsFencedWithinItsLease(t *testing.T) {
 	checkFor(t, lease+10*time.Second, func() error {
 		for _, c := range tc.nodes {
 			st := c.State()
-			p := st.Topics["t"].Partitions[0]
+			p := st.Topics["t"].Partition(0)
 			if !st.Brokers[4].Fenced || p.Leader == 4 || slices.Contains(p.ISR, 4) {
 				return fmt.Errorf("node %d: broker 4 %+v, partition %+v", c.NodeID(), *st.Brokers[4], p)
 			}

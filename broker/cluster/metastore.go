@@ -116,7 +116,7 @@ func (m *MetadataStore) AddPartitions(name string, count int32, assignments [][]
 	if err != nil {
 		return nil, err
 	}
-	err = m.waitLocal(ctx, func(st *metadata.State) bool { lt, ok := st.Topic(name); return ok && len(lt.Partitions) >= int(count) })
+	err = m.waitLocal(ctx, func(st *metadata.State) bool { lt, ok := st.Topic(name); return ok && lt.NumPartitions() >= int(count) })
 	return t, err
 }
 

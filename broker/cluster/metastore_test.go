@@ -22,14 +22,14 @@ func TestMetadataStoreForTheServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(top.Partitions) != 3 || top.ID == (metadata.TopicID{}) || len(top.Partitions[0].Replicas) != 3 {
+	if top.NumPartitions() != 3 || top.ID == (metadata.TopicID{}) || len(top.Partition(0).Replicas) != 3 {
 		t.Fatalf("topic %+v", top)
 	}
 	if _, err := m.CreateTopic("events", 1, 3, nil); !errors.Is(err, metadata.ErrTopicExists) {
 		t.Fatalf("duplicate: %v", err)
 	}
 	pinned, err := m.CreateTopicAssigned("pinned", [][]int32{{2}, {3}}, nil)
-	if err != nil || !slices.Equal(pinned.Partitions[1].Replicas, []int32{3}) || pinned.Partitions[1].Leader != 3 {
+	if err != nil || !slices.Equal(pinned.Partition(1).Replicas, []int32{3}) || pinned.Partition(1).Leader != 3 {
 		t.Fatalf("topic with an assignment: %+v %v", pinned, err)
 	}
 	if _, err := m.CreateTopicAssigned("nowhere", [][]int32{{2}, {9}}, nil); !errors.Is(err, metadata.ErrInvalidReplicaAssignment) {
@@ -44,7 +44,7 @@ func TestMetadataStoreForTheServer(t *testing.T) {
 	if topics := m.Topics(); len(topics) != 1 || topics[0].Name != "events" || topics[0].Configs["retention.ms"] != "60000" {
 		t.Fatalf("topics %+v", topics)
 	}
-	if top, err = m.AddPartitions("events", 5, nil); err != nil || len(top.Partitions) != 5 {
+	if top, err = m.AddPartitions("events", 5, nil); err != nil || top.NumPartitions() != 5 {
 		t.Fatalf("add partitions: %+v %v", top, err)
 	}
 	if _, err := m.AddPartitions("events", 2, nil); !errors.Is(err, metadata.ErrInvalidPartitions) {
@@ -52,7 +52,7 @@ func TestMetadataStoreForTheServer(t *testing.T) {
 	}
 	// Explicit replicas for the new partition: as asked, or refused when
 	// they do not fit the topic.
-	if top, err = m.AddPartitions("events", 6, [][]int32{{3, 1, 2}}); err != nil || !slices.Equal(top.Partitions[5].Replicas, []int32{3, 1, 2}) {
+	if top, err = m.AddPartitions("events", 6, [][]int32{{3, 1, 2}}); err != nil || !slices.Equal(top.Partition(5).Replicas, []int32{3, 1, 2}) {
 		t.Fatalf("add a partition with an assignment: %+v %v", top, err)
 	}
 	for _, bad := range [][][]int32{{{1, 2}}, {{1, 2, 9}}, {{1, 2, 3}, {1, 2, 3}}} {

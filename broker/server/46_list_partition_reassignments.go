@@ -54,7 +54,7 @@ func (s *Server) handleListPartitionReassignments(ctx context.Context, az reqAut
 		}
 		rt := kmsg.NewListPartitionReassignmentsResponseTopic()
 		rt.Topic = name
-		for i, p := range t.Partitions {
+		for i, p := range t.Partitions() {
 			if len(p.AddingReplicas) == 0 && len(p.RemovingReplicas) == 0 || !want(name, int32(i)) {
 				continue
 			}

@@ -141,13 +141,13 @@ func (s *Server) syncClusterTopics() {
 // an election) leave all but one alone, so a new view for each made every
 // change cost every broker thousands of allocations and log lookups.
 func topicView(name string, mt *metadata.Topic, old *topic, brokers map[int32]*metadata.Broker, nodeID int32, logOf func(string, int32) (*storage.Partition, bool)) *topic {
-	t := &topic{name: name, id: mt.ID, configs: maps.Clone(mt.Configs), partitions: make([]*partition, 0, len(mt.Partitions))}
+	t := &topic{name: name, id: mt.ID, configs: maps.Clone(mt.Configs), partitions: make([]*partition, 0, mt.NumPartitions())}
 	if old != nil && old.id != mt.ID {
 		old = nil // deleted and created again: nothing to keep
 	}
-	for i, mp := range mt.Partitions {
+	for i, mp := range mt.Partitions() {
 		mine := slices.Contains(mp.Replicas, nodeID)
-		if old != nil && i < len(old.partitions) {
+		if old != nil && int(i) < len(old.partitions) {
 			if op := old.partitions[i]; op.leader == mp.Leader && op.leaderEpoch == mp.LeaderEpoch &&
 				slices.Equal(op.replicas, mp.Replicas) && slices.Equal(op.isr, mp.ISR) &&
 				sameOffline(op.offline, mp.Replicas, brokers) && (!mine || op.log != nil && !op.log.Closed()) {
@@ -156,7 +156,7 @@ func topicView(name string, mt *metadata.Topic, old *topic, brokers map[int32]*m
 			}
 		}
 		p := &partition{
-			topic: name, index: int32(i), leaderEpoch: mp.LeaderEpoch, leader: mp.Leader,
+			topic: name, index: i, leaderEpoch: mp.LeaderEpoch, leader: mp.Leader,
 			replicas: slices.Clone(mp.Replicas), isr: slices.Clone(mp.ISR),
 		}
 		for _, r := range mp.Replicas {

@@ -35,21 +35,22 @@ func TestTopicViewKeepsUnchangedPartitions(t *testing.T) {
 		return p, true
 	}
 	brokers := map[int32]*metadata.Broker{1: {NodeID: 1}, 2: {NodeID: 2}, 3: {NodeID: 3}}
-	mt := &metadata.Topic{Name: "t", ID: metadata.TopicID{1}, Partitions: []metadata.Partition{
-		{Replicas: []int32{1, 2}, Leader: 1, LeaderEpoch: 1, ISR: []int32{1, 2}},
-		{Replicas: []int32{2, 1}, Leader: 2, LeaderEpoch: 1, ISR: []int32{2, 1}},
-		{Replicas: []int32{1, 3}, Leader: 1, LeaderEpoch: 1, ISR: []int32{1, 3}},
-		{Replicas: []int32{2, 3}, Leader: 2, LeaderEpoch: 1, ISR: []int32{2, 3}},
-	}}
+	mt := metadata.NewTopic("t", metadata.TopicID{1}, nil,
+		metadata.Partition{Replicas: []int32{1, 2}, Leader: 1, LeaderEpoch: 1, ISR: []int32{1, 2}},
+		metadata.Partition{Replicas: []int32{2, 1}, Leader: 2, LeaderEpoch: 1, ISR: []int32{2, 1}},
+		metadata.Partition{Replicas: []int32{1, 3}, Leader: 1, LeaderEpoch: 1, ISR: []int32{1, 3}},
+		metadata.Partition{Replicas: []int32{2, 3}, Leader: 2, LeaderEpoch: 1, ISR: []int32{2, 3}},
+	)
 	v1 := topicView("t", mt, nil, brokers, 1, logOf)
 	if lookups != 3 {
 		t.Fatalf("first view looked up %d logs, want 3 (the replicas of broker 1)", lookups)
 	}
 
 	// Partition 1's ISR changes.
-	mt2 := &metadata.Topic{Name: "t", ID: mt.ID, Partitions: slices.Clone(mt.Partitions)}
-	mt2.Partitions[1].ISR = []int32{2}
-	mt2.Partitions[1].PartitionEpoch++
+	p1 := mt.Partition(1)
+	p1.ISR = []int32{2}
+	p1.PartitionEpoch++
+	mt2 := mt.WithPartition(1, p1)
 	lookups = 0
 	v2 := topicView("t", mt2, v1, brokers, 1, logOf)
 	for _, i := range []int{0, 2, 3} {
@@ -103,7 +104,11 @@ func TestTopicViewKeepsUnchangedPartitions(t *testing.T) {
 
 	// The same name with another id (deleted and created again) keeps
 	// nothing.
-	mt3 := &metadata.Topic{Name: "t", ID: metadata.TopicID{2}, Partitions: mt2.Partitions}
+	var parts []metadata.Partition
+	for _, p := range mt2.Partitions() {
+		parts = append(parts, p)
+	}
+	mt3 := metadata.NewTopic("t", metadata.TopicID{2}, nil, parts...)
 	v6 := topicView("t", mt3, v5, brokers, 1, logOf)
 	for i := range v6.partitions {
 		if v6.partitions[i] == v5.partitions[i] {

@@ -141,9 +141,9 @@ func setLeader(p *Partition, leader int32, isr []int32) {
 func (c *applyCtx) forEachPartition(fn func(t *Topic, i int32, p Partition) (Partition, bool)) {
 	for _, name := range c.st.TopicNames() {
 		t := c.st.Topics[name]
-		for i, p := range t.Partitions {
-			if np, changed := fn(t, int32(i), p); changed {
-				c.topicForWrite(name).Partitions[i] = np
+		for i, p := range t.Partitions() {
+			if np, changed := fn(t, i, p); changed {
+				c.topicForWrite(name).setPartition(i, np)
 			}
 		}
 	}
@@ -329,8 +329,8 @@ func applyUnregisterBroker(c *applyCtx, cmd UnregisterBroker) (any, error) {
 
 // newPartitions validates assignments and builds partitions led by their
 // first eligible replica, with every eligible replica in the ISR.
-func (c *applyCtx) newPartitions(assignments [][]int32, rf int) ([]Partition, error) {
-	out := make([]Partition, 0, len(assignments))
+func (c *applyCtx) newPartitions(assignments [][]int32, rf int) ([]*Partition, error) {
+	out := make([]*Partition, 0, len(assignments))
 	for i, replicas := range assignments {
 		if len(replicas) == 0 || (rf > 0 && len(replicas) != rf) {
 			return nil, fmt.Errorf("%w: partition %d has %d replicas, want %d", ErrInvalidReplicaAssignment, i, len(replicas), rf)
@@ -350,7 +350,7 @@ func (c *applyCtx) newPartitions(assignments [][]int32, rf int) ([]Partition, er
 		if len(isr) == 0 {
 			return nil, fmt.Errorf("%w: partition %d has no live replica", ErrInvalidReplicaAssignment, i)
 		}
-		out = append(out, Partition{Replicas: slices.Clone(replicas), Leader: isr[0], ISR: isr})
+		out = append(out, &Partition{Replicas: slices.Clone(replicas), Leader: isr[0], ISR: isr})
 	}
 	return out, nil
 }
@@ -380,7 +380,7 @@ func applyCreateTopic(c *applyCtx, cmd CreateTopic) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("topic %s: %w", cmd.Name, err)
 	}
-	t := &Topic{Name: cmd.Name, ID: cmd.ID, Configs: maps.Clone(cmd.Configs), Partitions: parts}
+	t := &Topic{Name: cmd.Name, ID: cmd.ID, Configs: maps.Clone(cmd.Configs), parts: parts}
 	c.st.Topics[cmd.Name] = t
 	return t, nil
 }
@@ -405,12 +405,12 @@ func applyCreatePartitions(c *applyCtx, cmd CreatePartitions) (any, error) {
 	if len(cmd.Assignments) == 0 {
 		return nil, fmt.Errorf("%w: no partitions to add to %s", ErrInvalidPartitions, cmd.Name)
 	}
-	parts, err := c.newPartitions(cmd.Assignments, len(t.Partitions[0].Replicas))
+	parts, err := c.newPartitions(cmd.Assignments, len(t.parts[0].Replicas))
 	if err != nil {
 		return nil, fmt.Errorf("topic %s: %w", cmd.Name, err)
 	}
 	w := c.topicForWrite(cmd.Name)
-	w.Partitions = append(w.Partitions, parts...)
+	w.parts = append(w.parts, parts...)
 	return w, nil
 }
 
@@ -480,7 +480,7 @@ func applyAlterPartition(c *applyCtx, cmd AlterPartition) (any, error) {
 	np.ISR = inReplicaOrder(p.Replicas, cmd.NewISR)
 	np.PartitionEpoch++
 	c.maybeCompleteReassignment(c.st.Topics[cmd.Topic], &np)
-	c.topicForWrite(cmd.Topic).Partitions[cmd.Partition] = np
+	c.topicForWrite(cmd.Topic).setPartition(cmd.Partition, np)
 	return np, nil
 }
 
@@ -512,7 +512,7 @@ func applyLeaderLogFailed(c *applyCtx, cmd LeaderLogFailed) (any, error) {
 	np.LeaderEpoch++
 	np.PartitionEpoch++
 	c.maybeCompleteReassignment(c.st.Topics[cmd.Topic], &np)
-	c.topicForWrite(cmd.Topic).Partitions[cmd.Partition] = np
+	c.topicForWrite(cmd.Topic).setPartition(cmd.Partition, np)
 	return np, nil
 }
 
@@ -531,7 +531,7 @@ func applyElectLeaders(c *applyCtx, cmd ElectLeaders) (any, error) {
 	all := len(targets) == 0
 	if all {
 		for _, name := range c.st.TopicNames() {
-			for i := range c.st.Topics[name].Partitions {
+			for i := range c.st.Topics[name].NumPartitions() {
 				targets = append(targets, TopicPartition{Topic: name, Partition: int32(i)})
 			}
 		}
@@ -585,7 +585,7 @@ func (c *applyCtx) elect(tp TopicPartition, how ElectionType) (int32, error) {
 	default:
 		return p.Leader, fmt.Errorf("%w: election type %d", ErrInvalidRequest, how)
 	}
-	c.topicForWrite(tp.Topic).Partitions[tp.Partition] = np
+	c.topicForWrite(tp.Topic).setPartition(tp.Partition, np)
 	return np.Leader, nil
 }
 
@@ -620,7 +620,7 @@ func (c *applyCtx) reassign(r Reassignment) error {
 			leader, isr := c.electLeader(t, np, NoLeader)
 			setLeader(&np, leader, isr)
 		}
-		c.topicForWrite(r.Topic).Partitions[r.Partition] = np
+		c.topicForWrite(r.Topic).setPartition(r.Partition, np)
 		return nil
 	}
 	if len(r.Replicas) == 0 {
@@ -641,7 +641,7 @@ func (c *applyCtx) reassign(r Reassignment) error {
 	np.ISR = inReplicaOrder(np.Replicas, np.ISR)
 	np.PartitionEpoch++
 	c.maybeCompleteReassignment(t, &np)
-	c.topicForWrite(r.Topic).Partitions[r.Partition] = np
+	c.topicForWrite(r.Topic).setPartition(r.Partition, np)
 	return nil
 }
 
@@ -723,7 +723,7 @@ func applyImportFileMetadata(c *applyCtx, cmd ImportFileMetadata) (any, error) {
 	}
 
 	for _, t := range add {
-		nt := &Topic{Name: t.Name, ID: t.ID, Configs: maps.Clone(t.Configs), Partitions: make([]Partition, len(t.LeaderEpochs))}
+		nt := &Topic{Name: t.Name, ID: t.ID, Configs: maps.Clone(t.Configs), parts: make([]*Partition, len(t.LeaderEpochs))}
 		for i, epoch := range t.LeaderEpochs {
 			// Leaderless at the old epoch; a leader, now or when the
 			// broker registers, bumps it.
@@ -731,7 +731,7 @@ func applyImportFileMetadata(c *applyCtx, cmd ImportFileMetadata) (any, error) {
 			if leader, isr := c.electLeader(nt, p, NoLeader); leader != NoLeader {
 				setLeader(&p, leader, isr)
 			}
-			nt.Partitions[i] = p
+			nt.setPartition(int32(i), p)
 		}
 		c.st.Topics[t.Name] = nt
 	}

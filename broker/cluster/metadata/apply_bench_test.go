@@ -5,22 +5,22 @@ import (
 	"testing"
 )
 
-// BenchmarkAlterPartitionOf5000 applies one ISR change of one partition of
-// a 5,000-partition RF 3 topic per op, as a broker rejoining such a
-// cluster makes one per partition: what each costs the state machine on
-// every broker (copying the topic's partition list, docs/benchmarks.md).
-func BenchmarkAlterPartitionOf5000(b *testing.B) {
-	f := New(slog.New(slog.DiscardHandler))
+// alterPartitionOf5000 creates a 5,000-partition RF 3 topic in f and
+// returns the next ISR change of one of its partitions (each partition in
+// turn, its third replica leaving or coming back) and a function applying
+// a command that must succeed.
+func alterPartitionOf5000(tb testing.TB, f *FSM) (next func() Command, apply func(Command) any) {
+	tb.Helper()
 	index := int64(0)
-	apply := func(c Command) any {
+	apply = func(c Command) any {
 		raw, err := Encode(c)
 		if err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		index++
 		r := f.ApplyEntry(index, raw)
 		if r.Err != nil {
-			b.Fatalf("%T: %v", c, r.Err)
+			tb.Fatalf("%T: %v", c, r.Err)
 		}
 		return r.Value
 	}
@@ -34,16 +34,28 @@ func BenchmarkAlterPartitionOf5000(b *testing.B) {
 		as[i] = []int32{int32(i%3 + 1), int32((i+1)%3 + 1), int32((i+2)%3 + 1)}
 	}
 	apply(CreateTopic{Name: "t", ID: TopicID{1}, Assignments: as})
-	b.ReportAllocs()
 	i := 0
-	for b.Loop() {
+	next = func() Command {
 		part := int32(i % n)
+		i++
 		p, _ := f.Current().Partition("t", part)
 		isr := p.Replicas // full again
 		if len(p.ISR) == 3 {
 			isr = p.Replicas[:2] // the third replica leaves
 		}
-		apply(AlterPartition{Topic: "t", Partition: part, LeaderID: p.Leader, BrokerEpoch: epochs[p.Leader], LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, NewISR: isr})
-		i++
+		return AlterPartition{Topic: "t", Partition: part, LeaderID: p.Leader, BrokerEpoch: epochs[p.Leader], LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, NewISR: isr}
+	}
+	return next, apply
+}
+
+// BenchmarkAlterPartitionOf5000 applies one ISR change of one partition of
+// a 5,000-partition RF 3 topic per op, as a broker rejoining such a
+// cluster makes one per partition: what each costs the state machine on
+// every broker (copying the topic's partition list, docs/benchmarks.md).
+func BenchmarkAlterPartitionOf5000(b *testing.B) {
+	next, apply := alterPartitionOf5000(b, New(slog.New(slog.DiscardHandler)))
+	b.ReportAllocs()
+	for b.Loop() {
+		apply(next())
 	}
 }

@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -105,7 +106,7 @@ func TestCreateTopicPlacesLeadersAndISR(t *testing.T) {
 	m := newMachine(t)
 	m.cluster(3)
 	top := m.topic("orders", []int32{1, 2, 3}, []int32{2, 3, 1})
-	if len(top.Partitions) != 2 || top.Partitions[1].Leader != 2 || !slices.Equal(top.Partitions[1].ISR, []int32{2, 3, 1}) {
+	if top.NumPartitions() != 2 || top.Partition(1).Leader != 2 || !slices.Equal(top.Partition(1).ISR, []int32{2, 3, 1}) {
 		t.Fatalf("topic %+v", top)
 	}
 	tests := []struct {
@@ -151,7 +152,7 @@ func TestCreateTopicCommittedTwice(t *testing.T) {
 	if r.Err != nil {
 		t.Fatalf("the same creation again: %v", r.Err)
 	}
-	if top, ok := r.Value.(*Topic); !ok || top.ID != cmd.ID || top.Partitions[0].Leader != 1 {
+	if top, ok := r.Value.(*Topic); !ok || top.ID != cmd.ID || top.Partition(0).Leader != 1 {
 		t.Fatalf("answer %+v, want the first creation's topic", r.Value)
 	}
 	if !bytes.Equal(withoutIndex(t, before), withoutIndex(t, m.bytes())) {
@@ -185,8 +186,9 @@ func TestTopicLifecycle(t *testing.T) {
 	m.cluster(3)
 	m.topic("t", []int32{1, 2})
 	top := m.must(CreatePartitions{Name: "t", Assignments: [][]int32{{2, 3}, {3, 1}}}).(*Topic)
-	if len(top.Partitions) != 3 || top.Partitions[2].Leader != 3 {
-		t.Fatalf("after CreatePartitions: %+v", top.Partitions)
+	if top.NumPartitions() != 3 || top.Partition(2).Leader != 3 {
+		b, _ := json.Marshal(top)
+		t.Fatalf("after CreatePartitions: %s", b)
 	}
 	if r := m.apply(CreatePartitions{Name: "t", Assignments: [][]int32{{1}}}); !errors.Is(r.Err, ErrInvalidReplicaAssignment) {
 		t.Fatalf("rf mismatch: %v", r.Err)

@@ -1,6 +1,10 @@
 package metadata
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"iter"
 	"maps"
 	"slices"
 	"sort"
@@ -84,25 +88,107 @@ func (p Partition) clone() Partition {
 	return p
 }
 
-// Topic is one topic's metadata.
+// Topic is one topic's metadata. Its partitions are reached through
+// NumPartitions, Partition and Partitions, which hand out values: a reader
+// cannot get a pointer into a published state, so it cannot change one
+// (the slices inside a Partition are still shared and read-only).
 type Topic struct {
+	Name    string            `json:"name"`
+	ID      TopicID           `json:"id"`
+	Configs map[string]string `json:"configs,omitempty"` // explicit overrides only
+	// parts holds one pointer per partition so that a command copies 8
+	// bytes a partition, not the partitions: an ISR change of one
+	// partition of a 5,000-partition topic copied the whole 680 KB list
+	// on every broker, once per partition while a broker rejoined. A
+	// *Partition reachable from a published State is never written:
+	// a command stores a fresh clone (setPartition). It is unexported so
+	// that nothing outside this package can write through one.
+	parts []*Partition
+}
+
+// NewTopic returns a topic with the given partitions (copied: the caller
+// keeps its slice), for tests and tools that build a State by hand.
+func NewTopic(name string, id TopicID, configs map[string]string, partitions ...Partition) *Topic {
+	t := &Topic{Name: name, ID: id, Configs: configs, parts: make([]*Partition, len(partitions))}
+	for i := range partitions {
+		p := partitions[i]
+		t.parts[i] = &p
+	}
+	return t
+}
+
+// NumPartitions returns the topic's partition count.
+func (t *Topic) NumPartitions() int { return len(t.parts) }
+
+// Partition returns partition i, which must be in [0, NumPartitions()).
+func (t *Topic) Partition(i int32) Partition { return *t.parts[i] }
+
+// Partitions yields the partitions in index order.
+func (t *Topic) Partitions() iter.Seq2[int32, Partition] {
+	return func(yield func(int32, Partition) bool) {
+		for i, p := range t.parts {
+			if !yield(int32(i), *p) {
+				return
+			}
+		}
+	}
+}
+
+// WithPartition returns a copy of the topic with partition i (which must be
+// in [0, NumPartitions())) replaced by p; t is left as it was.
+func (t *Topic) WithPartition(i int32, p Partition) *Topic {
+	w := t.copyForWrite()
+	w.setPartition(i, p)
+	return w
+}
+
+// setPartition stores p as partition i of a topic being written by a
+// command (one from copyForWrite or a new one), never of a published one.
+func (t *Topic) setPartition(i int32, p Partition) { t.parts[i] = &p }
+
+// topicJSON is a Topic's encoding in snapshots and command results: the
+// partitions as a list of objects, as when they were an exported []Partition.
+type topicJSON struct {
 	Name       string            `json:"name"`
 	ID         TopicID           `json:"id"`
-	Configs    map[string]string `json:"configs,omitempty"` // explicit overrides only
-	Partitions []Partition       `json:"partitions"`
+	Configs    map[string]string `json:"configs,omitempty"`
+	Partitions []*Partition      `json:"partitions"`
+}
+
+// MarshalJSON encodes the topic with its partitions.
+func (t *Topic) MarshalJSON() ([]byte, error) {
+	return json.Marshal(topicJSON{Name: t.Name, ID: t.ID, Configs: t.Configs, Partitions: t.parts})
+}
+
+// UnmarshalJSON decodes what MarshalJSON wrote (and what the exported
+// []Partition field wrote before it). A field it does not know is an
+// error, in a topic or one of its partitions: a newer version wrote it,
+// and a snapshot's decoder refuses what it cannot represent
+// (UnmarshalState), which its DisallowUnknownFields no longer reaches past
+// this method.
+func (t *Topic) UnmarshalJSON(b []byte) error {
+	var j topicJSON
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&j); err != nil {
+		return fmt.Errorf("topic: %w", err)
+	}
+	for i, p := range j.Partitions {
+		if p == nil {
+			return fmt.Errorf("topic %s: partition %d is null", j.Name, i)
+		}
+	}
+	*t = Topic{Name: j.Name, ID: j.ID, Configs: j.Configs, parts: j.Partitions}
+	return nil
 }
 
 // copyForWrite returns a copy of the topic that one command may change: a
-// new Partitions slice whose elements share their Replicas, ISR and
-// reassignment slices with t's. That is safe because a published State is
-// never changed: a command changes a partition only by storing a new
-// element (its own clone) in the copy, never by writing through the slices
-// of one. A deep copy cost an ISR change of one partition of a
-// 5,000-partition topic 10,000 allocations (each partition's replicas and
-// ISR) on every broker, and a broker rejoining such a cluster makes one
-// ISR change per partition; this copies 5,000 small structs at once.
+// new list of pointers to t's partitions. That is safe because a published
+// State is never changed: a command changes a partition only by storing a
+// new one (its own clone) in the copy, never by writing through a pointer
+// or a slice of one.
 func (t *Topic) copyForWrite() *Topic {
-	return &Topic{Name: t.Name, ID: t.ID, Configs: maps.Clone(t.Configs), Partitions: slices.Clone(t.Partitions)}
+	return &Topic{Name: t.Name, ID: t.ID, Configs: maps.Clone(t.Configs), parts: slices.Clone(t.parts)}
 }
 
 // State is the whole cluster metadata at one Raft index. A State is never
@@ -194,10 +280,10 @@ func (s *State) BrokerIDs() []int32 {
 // Partition returns one partition.
 func (s *State) Partition(topic string, partition int32) (Partition, bool) {
 	t, ok := s.Topics[topic]
-	if !ok || partition < 0 || int(partition) >= len(t.Partitions) {
+	if !ok || partition < 0 || int(partition) >= len(t.parts) {
 		return Partition{}, false
 	}
-	return t.Partitions[partition], true
+	return *t.parts[partition], true
 }
 
 // EligibleBroker reports whether id is registered, unfenced and not
@@ -211,7 +297,7 @@ func (s *State) EligibleBroker(id int32) bool {
 func (s *State) LeaderCount() map[int32]int {
 	n := map[int32]int{}
 	for _, t := range s.Topics {
-		for _, p := range t.Partitions {
+		for _, p := range t.parts {
 			if p.Leader != NoLeader {
 				n[p.Leader]++
 			}
@@ -241,7 +327,7 @@ func (s *State) OnlyLeasesDiffer(o *State) bool {
 // the partitions that changed to look at.
 func (s *State) OnlyPartitionStatesDiffer(o *State) bool {
 	return s.differOnlyIn(o, func(t, ot *Topic) bool {
-		return t == ot || (t.ID == ot.ID && len(t.Partitions) == len(ot.Partitions) && maps.Equal(t.Configs, ot.Configs))
+		return t == ot || (t.ID == ot.ID && len(t.parts) == len(ot.parts) && maps.Equal(t.Configs, ot.Configs))
 	})
 }
 

@@ -40,7 +40,7 @@ func BenchmarkAcksAllReplicated(b *testing.B) {
 	// Wait for every partition to have a leader with a full ISR.
 	deadline := time.Now().Add(20 * time.Second)
 	for p := int32(0); p < partitions; {
-		if n, _, ok := live.leader("bench", p); ok && len(n.Controller.State().Topics["bench"].Partitions[p].ISR) == 3 {
+		if n, _, ok := live.leader("bench", p); ok && len(n.Controller.State().Topics["bench"].Partition(p).ISR) == 3 {
 			p++
 			continue
 		}

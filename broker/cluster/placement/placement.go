@@ -40,7 +40,7 @@ type Load struct {
 func LoadOf(st *metadata.State) Load {
 	l := Load{Replicas: map[int32]int{}, Leaders: map[int32]int{}}
 	for _, t := range st.Topics {
-		for _, p := range t.Partitions {
+		for _, p := range t.Partitions() {
 			for i, r := range p.Replicas {
 				l.Replicas[r]++
 				if i == 0 {
@@ -173,7 +173,7 @@ func rackAlternated(brokers []Broker) []Broker {
 func PreferredElections(st *metadata.State) []metadata.TopicPartition {
 	var out []metadata.TopicPartition
 	for _, name := range st.TopicNames() {
-		for i, p := range st.Topics[name].Partitions {
+		for i, p := range st.Topics[name].Partitions() {
 			pref := p.Replicas[0]
 			if p.Leader != pref && slices.Contains(p.ISR, pref) && st.EligibleBroker(pref) {
 				out = append(out, metadata.TopicPartition{Topic: name, Partition: int32(i)})
@@ -216,7 +216,7 @@ func PlanDrain(st *metadata.State, id int32) ([]metadata.Reassignment, error) {
 	}
 	var plan []metadata.Reassignment
 	for _, name := range st.TopicNames() {
-		for i, p := range st.Topics[name].Partitions {
+		for i, p := range st.Topics[name].Partitions() {
 			pos := slices.Index(p.Replicas, id)
 			if pos < 0 {
 				continue
@@ -304,7 +304,7 @@ func PlanAddBroker(st *metadata.State, id int32) ([]metadata.Reassignment, error
 // replica can be replaced by id without losing a rack.
 func movable(st *metadata.State, donor, id int32, newRack string, rack map[int32]string, moved map[metadata.TopicPartition]bool) (metadata.TopicPartition, []int32, bool) {
 	for _, name := range st.TopicNames() {
-		for i, p := range st.Topics[name].Partitions {
+		for i, p := range st.Topics[name].Partitions() {
 			tp := metadata.TopicPartition{Topic: name, Partition: int32(i)}
 			pos := slices.Index(p.Replicas, donor)
 			if moved[tp] || pos < 0 || slices.Contains(p.Replicas, id) {

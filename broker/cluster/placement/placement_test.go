@@ -167,13 +167,13 @@ func TestPreferredElectionsAfterBrokerReturns(t *testing.T) {
 	_ = newEpoch
 	st := s.f.Current()
 	for _, name := range st.TopicNames() {
-		for i, p := range st.Topics[name].Partitions {
+		for i, p := range st.Topics[name].Partitions() {
 			leader := st.Brokers[p.Leader]
 			s.must(metadata.AlterPartition{Topic: name, Partition: int32(i), LeaderID: p.Leader, BrokerEpoch: leader.Epoch, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, NewISR: p.Replicas})
 		}
 	}
 	want := 0
-	for _, p := range s.f.Current().Topics["t"].Partitions {
+	for _, p := range s.f.Current().Topics["t"].Partitions() {
 		if p.Replicas[0] == 2 {
 			want++
 		}
@@ -197,7 +197,7 @@ func TestPlanDrain(t *testing.T) {
 	}
 	st := s.f.Current()
 	n := 0
-	for _, p := range st.Topics["t"].Partitions {
+	for _, p := range st.Topics["t"].Partitions() {
 		if slices.Contains(p.Replicas, 4) {
 			n++
 		}

@@ -51,9 +51,9 @@ func TestBecomingLeaderRecordsEpochStart(t *testing.T) {
 	st.Index = 1
 	st.Brokers[1] = &metadata.Broker{NodeID: 1, ReplicationAddr: "127.0.0.1:1"}
 	st.Brokers[2] = &metadata.Broker{NodeID: 2, ReplicationAddr: "127.0.0.1:2"}
-	st.Topics["t"] = &metadata.Topic{Name: "t", Partitions: []metadata.Partition{
-		{Replicas: []int32{1, 2}, Leader: 1, LeaderEpoch: 6, ISR: []int32{1, 2}, PartitionEpoch: 9},
-	}}
+	st.Topics["t"] = metadata.NewTopic("t", metadata.TopicID{}, nil,
+		metadata.Partition{Replicas: []int32{1, 2}, Leader: 1, LeaderEpoch: 6, ISR: []int32{1, 2}, PartitionEpoch: 9},
+	)
 	mgr := StartManager(ManagerConfig{Control: staticControl{id: 1, st: st}, Logs: logs, ISRInterval: time.Hour, Logger: logger(t)})
 	t.Cleanup(mgr.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -512,7 +512,7 @@ func (m *Manager) reconcileAll(st *metadata.State) (idle []*Fetcher, complete bo
 	seen := map[TopicPartition]bool{}
 	for _, name := range st.TopicNames() {
 		t := st.Topics[name]
-		for i, p := range t.Partitions {
+		for i, p := range t.Partitions() {
 			if !containsID(p.Replicas, m.id) {
 				continue
 			}
@@ -578,7 +578,7 @@ func (m *Manager) deleteMovedLogs(st *metadata.State, movedAway []TopicPartition
 				continue
 			}
 			t, ok := st.Topics[tp.Topic]
-			if !ok || (int(tp.Partition) < len(t.Partitions) && containsID(t.Partitions[tp.Partition].Replicas, m.id)) {
+			if !ok || (int(tp.Partition) < t.NumPartitions() && containsID(t.Partition(tp.Partition).Replicas, m.id)) {
 				continue // the topic's deletion, or a replica whose log did not open yet
 			}
 			m.deleteLog(tp, "deleted a stray log: the metadata does not assign this partition to this broker")
@@ -639,12 +639,12 @@ func (m *Manager) reconcileChanged(st, prev *metadata.State) (idle []*Fetcher, o
 	defer m.mu.Unlock()
 	for name, t := range st.Topics {
 		pt := prev.Topics[name]
-		for i, p := range t.Partitions {
-			if !containsID(p.Replicas, m.id) && !containsID(pt.Partitions[i].Replicas, m.id) {
+		for i, p := range t.Partitions() {
+			if !containsID(p.Replicas, m.id) && !containsID(pt.Partition(i).Replicas, m.id) {
 				continue
 			}
 			tp := TopicPartition{name, int32(i)}
-			if samePartitionState(p, pt.Partitions[i]) && m.inRole(tp, p) {
+			if samePartitionState(p, pt.Partition(i)) && m.inRole(tp, p) {
 				continue
 			}
 			log, ok := m.logs[tp]
@@ -703,7 +703,7 @@ func (m *Manager) missingLogs(st *metadata.State) []logToOpen {
 	var out []logToOpen
 	for _, name := range st.TopicNames() {
 		t := st.Topics[name]
-		for i, p := range t.Partitions {
+		for i, p := range t.Partitions() {
 			tp := TopicPartition{name, int32(i)}
 			if _, ok := m.logs[tp]; !ok && containsID(p.Replicas, m.id) {
 				out = append(out, logToOpen{tp, t.ID, t.Configs})

@@ -75,7 +75,7 @@ func laggingState(index int64, p metadata.Partition, producerIDs int64) *metadat
 	for id := int32(1); id <= 4; id++ {
 		st.Brokers[id] = &metadata.Broker{NodeID: id, ReplicationAddr: "127.0.0.1:1"}
 	}
-	st.Topics["t"] = &metadata.Topic{Name: "t", Partitions: []metadata.Partition{p}}
+	st.Topics["t"] = metadata.NewTopic("t", metadata.TopicID{}, nil, p)
 	return st
 }
 

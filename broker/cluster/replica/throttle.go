@@ -91,7 +91,7 @@ func (t *Throttle) Update(st *metadata.State) {
 			if err != nil {
 				continue
 			}
-			for i := range topic.Partitions {
+			for i := range topic.Partitions() {
 				if tr.Has(int32(i), t.id) {
 					if *side == nil {
 						*side = map[TopicPartition]bool{}

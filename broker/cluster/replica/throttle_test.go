@@ -19,8 +19,8 @@ import (
 // given throttle configs.
 func throttleState(topicConfigs map[string]string, brokerConfigs map[int32]map[string]string) *metadata.State {
 	st := metadata.Empty()
-	st.Topics["t0"] = &metadata.Topic{Name: "t0", Configs: topicConfigs, Partitions: make([]metadata.Partition, 3)}
-	st.Topics["other"] = &metadata.Topic{Name: "other", Partitions: make([]metadata.Partition, 3)}
+	st.Topics["t0"] = metadata.NewTopic("t0", metadata.TopicID{}, topicConfigs, make([]metadata.Partition, 3)...)
+	st.Topics["other"] = metadata.NewTopic("other", metadata.TopicID{}, nil, make([]metadata.Partition, 3)...)
 	for id, c := range brokerConfigs {
 		st.BrokerConfigs[id] = c
 	}

@@ -176,7 +176,7 @@ func planDrain(md kadm.Metadata, ids []int32) (map[string]map[int32][]int32, err
 	}
 	var short []string
 	for _, name := range st.TopicNames() {
-		for i, p := range st.Topics[name].Partitions {
+		for i, p := range st.Topics[name].Partitions() {
 			if !slices.ContainsFunc(p.Replicas, func(r int32) bool { return slices.Contains(ids, r) }) {
 				continue
 			}

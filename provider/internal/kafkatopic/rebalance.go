@@ -248,14 +248,14 @@ func placementState(md kadm.Metadata) (*metadata.State, error) {
 		if td.Err != nil {
 			return nil, fmt.Errorf("topic %s: %w", name, td.Err)
 		}
-		t := &metadata.Topic{Name: name, Partitions: make([]metadata.Partition, len(td.Partitions))}
+		parts := make([]metadata.Partition, len(td.Partitions))
 		for _, p := range td.Partitions.Sorted() {
-			if int(p.Partition) >= len(t.Partitions) {
+			if int(p.Partition) >= len(parts) {
 				return nil, fmt.Errorf("topic %s lists partition %d of %d", name, p.Partition, len(td.Partitions))
 			}
-			t.Partitions[p.Partition].Replicas = slices.Clone(p.Replicas)
+			parts[p.Partition].Replicas = slices.Clone(p.Replicas)
 		}
-		st.Topics[name] = t
+		st.Topics[name] = metadata.NewTopic(name, metadata.TopicID{}, nil, parts...)
 	}
 	return st, nil
 }
@@ -282,8 +282,10 @@ func planOnto(st *metadata.State, onto []int32) (map[string]map[int32][]int32, e
 // plan starts from them, and in targets, the reassignments to ask for.
 func applyMoves(st *metadata.State, plan []metadata.Reassignment, targets map[string]map[int32][]int32) {
 	for _, r := range plan {
-		p := &st.Topics[r.Topic].Partitions[r.Partition]
+		t := st.Topics[r.Topic]
+		p := t.Partition(r.Partition)
 		p.Replicas = slices.Clone(r.Replicas)
+		st.Topics[r.Topic] = t.WithPartition(r.Partition, p)
 		if targets[r.Topic] == nil {
 			targets[r.Topic] = map[int32][]int32{}
 		}
