@@ -26,6 +26,34 @@ func allow(typ kmsg.ACLResourceType, name string, op kmsg.ACLOperation) metadata
 		Principal: authz.WildcardPrincipal, Host: authz.WildcardHost, Operation: op, Permission: kmsg.ACLPermissionTypeAllow}
 }
 
+// denyACL is allow's DENY.
+func denyACL(typ kmsg.ACLResourceType, name string, op kmsg.ACLOperation) metadata.ACL {
+	a := allow(typ, name, op)
+	a.Permission = kmsg.ACLPermissionTypeDeny
+	return a
+}
+
+// offsetFetchLists checks whether an OffsetFetch answer for every topic
+// of a group (any version) lists topic.
+func offsetFetchLists(topic string, want bool) func(kmsg.Response) error {
+	return func(r kmsg.Response) error {
+		resp := r.(*kmsg.OffsetFetchResponse)
+		var names []string
+		for _, t := range resp.Topics {
+			names = append(names, t.Topic)
+		}
+		for _, g := range resp.Groups {
+			for _, t := range g.Topics {
+				names = append(names, t.Topic)
+			}
+		}
+		if slices.Contains(names, topic) != want {
+			return fmt.Errorf("topics listed %v; want %s listed: %v", names, topic, want)
+		}
+		return nil
+	}
+}
+
 func topicACL(name string, op kmsg.ACLOperation) metadata.ACL {
 	return allow(kmsg.ACLResourceTypeTopic, name, op)
 }
@@ -84,9 +112,12 @@ type apiCase struct {
 	// 0 for requests whose denial leaves things out instead (check denied
 	// then).
 	deny int16
-	// partial is not enough: the request gets partialDeny (deny when 0).
-	partial     []metadata.ACL
-	partialDeny int16
+	// partial is not enough: the request gets partialDeny (deny when 0),
+	// or, when partialLists is set, an answer it accepts (a listing that
+	// leaves out what partial does not allow).
+	partial      []metadata.ACL
+	partialDeny  int16
+	partialLists func(kmsg.Response) error
 	// denied and allowed check more of each answer, when set.
 	denied, allowed func(kmsg.Response) error
 }
@@ -300,12 +331,34 @@ func authorizationCases(s *Server, txns map[string]producerEpoch) map[int16][]ap
 			r.Groups = []kmsg.OffsetFetchRequestGroup{{Group: group, Topics: []kmsg.OffsetFetchRequestGroupTopic{{Topic: topic, Partitions: []int32{0}}}}}
 			return r
 		}, grant: []metadata.ACL{groupACL(group, describe), topicACL(topic, describe)}, deny: kerr.GroupAuthorizationFailed.Code,
+			partial: []metadata.ACL{groupACL(group, describe)}, partialDeny: kerr.TopicAuthorizationFailed.Code,
 			allowed: func(r kmsg.Response) error {
 				if p := r.(*kmsg.OffsetFetchResponse).Groups[0].Topics[0].Partitions[0]; p.Offset != 1 {
 					return fmt.Errorf("committed offset %d, want 1", p.Offset)
 				}
 				return nil
-			}}},
+			}},
+			{name: "all topics", req: func() kmsg.Request {
+				r := at(kmsg.NewPtrOffsetFetchRequest())
+				r.Groups = []kmsg.OffsetFetchRequestGroup{{Group: group}}
+				return r
+			}, grant: []metadata.ACL{groupACL(group, describe), topicACL(topic, describe)}, deny: kerr.GroupAuthorizationFailed.Code,
+				allowed: offsetFetchLists(topic, true), partialLists: offsetFetchLists(topic, false), partial: []metadata.ACL{groupACL(group, describe)}},
+			// v7 and before: one group, its own code paths.
+			{name: "v7", req: func() kmsg.Request {
+				r := kmsg.NewPtrOffsetFetchRequest()
+				r.Version, r.Group = 7, group
+				r.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: topic, Partitions: []int32{0}}}
+				return r
+			}, grant: []metadata.ACL{groupACL(group, describe), topicACL(topic, describe)}, deny: kerr.GroupAuthorizationFailed.Code,
+				partial: []metadata.ACL{groupACL(group, describe)}, partialDeny: kerr.TopicAuthorizationFailed.Code},
+			{name: "v7, all topics", req: func() kmsg.Request {
+				r := kmsg.NewPtrOffsetFetchRequest()
+				r.Version, r.Group = 7, group
+				return r
+			}, grant: []metadata.ACL{groupACL(group, describe), topicACL(topic, describe)}, deny: kerr.GroupAuthorizationFailed.Code,
+				allowed: offsetFetchLists(topic, true), partialLists: offsetFetchLists(topic, false), partial: []metadata.ACL{groupACL(group, describe)}},
+		},
 		10: {
 			{name: "group", req: func() kmsg.Request {
 				r := at(kmsg.NewPtrFindCoordinatorRequest())
@@ -361,11 +414,31 @@ func authorizationCases(s *Server, txns map[string]producerEpoch) map[int16][]ap
 					return nil
 				}},
 		},
-		20: {{req: func() kmsg.Request {
-			r := at(kmsg.NewPtrDeleteTopicsRequest())
-			r.Topics = []kmsg.DeleteTopicsRequestTopic{{Topic: kmsg.StringPtr("doomed")}}
-			return r
-		}, grant: []metadata.ACL{topicACL("doomed", kmsg.ACLOperationDelete)}, deny: kerr.TopicAuthorizationFailed.Code}},
+		20: {
+			// By id, DELETE is not enough where DESCRIBE is denied: the
+			// name is not the principal's to learn. No grant: the case
+			// after it deletes the topic.
+			{name: "by id", req: func() kmsg.Request {
+				r := at(kmsg.NewPtrDeleteTopicsRequest())
+				dt := kmsg.NewDeleteTopicsRequestTopic()
+				if t, ok := s.lookupTopic("doomed"); ok {
+					dt.TopicID = t.id
+				}
+				r.Topics = []kmsg.DeleteTopicsRequestTopic{dt}
+				return r
+			}, deny: kerr.TopicAuthorizationFailed.Code, partial: []metadata.ACL{topicACL("doomed", kmsg.ACLOperationDelete), denyACL(kmsg.ACLResourceTypeTopic, "doomed", describe)},
+				denied: func(r kmsg.Response) error {
+					if t := r.(*kmsg.DeleteTopicsResponse).Topics[0]; t.Topic != nil {
+						return fmt.Errorf("the refusal names the topic %q", *t.Topic)
+					}
+					return nil
+				}},
+			{req: func() kmsg.Request {
+				r := at(kmsg.NewPtrDeleteTopicsRequest())
+				r.Topics = []kmsg.DeleteTopicsRequestTopic{{Topic: kmsg.StringPtr("doomed")}}
+				return r
+			}, grant: []metadata.ACL{topicACL("doomed", kmsg.ACLOperationDelete)}, deny: kerr.TopicAuthorizationFailed.Code},
+		},
 		21: {{req: func() kmsg.Request {
 			r := at(kmsg.NewPtrDeleteRecordsRequest())
 			r.Topics = []kmsg.DeleteRecordsRequestTopic{{Topic: topic, Partitions: []kmsg.DeleteRecordsRequestTopicPartition{{Partition: 0, Offset: -1}}}}
@@ -800,7 +873,12 @@ func TestEveryAPIIsAuthorized(t *testing.T) {
 				if tc.partial != nil {
 					want := cmp.Or(tc.partialDeny, tc.deny)
 					setACLs(t, s, tc.partial...)
-					if codes := errorCodes(exchange(t, s, tc.req())); !slices.Contains(codes, want) {
+					resp := exchange(t, s, tc.req())
+					if tc.partialLists != nil {
+						if err := tc.partialLists(resp); err != nil {
+							t.Errorf("with only %+v: %v", tc.partial, err)
+						}
+					} else if codes := errorCodes(resp); !slices.Contains(codes, want) {
 						t.Errorf("with only %+v: codes %v, want %v", tc.partial, codes, kerr.ErrorForCode(want))
 					}
 				}
