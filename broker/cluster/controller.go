@@ -66,6 +66,9 @@ type Controller struct {
 	// bgMu orders the start of a background goroutine outside goLoop
 	// (hastenElection) with Close: it starts before Close waits, or not.
 	bgMu sync.Mutex
+	// rpcConns and rpcRequests count the RPC connections this node's
+	// port accepted and the requests it read on them.
+	rpcConns, rpcRequests atomic.Int64
 }
 
 // Start opens the Raft state in cfg.Dir, listens on cfg.Bind, bootstraps

@@ -1,13 +1,21 @@
 package cluster
 
 import (
+	"bufio"
+	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
+	"golang.org/x/sys/unix"
 
 	"github.com/tributary/tributary/broker/cluster/metadata"
 	"github.com/tributary/tributary/broker/cluster/placement"
@@ -143,6 +151,10 @@ type rpcResponse struct {
 	Value  json.RawMessage `json:"value,omitempty"`
 	Err    *wireError      `json:"err,omitempty"`
 	Leader string          `json:"leader,omitempty"` // with ErrNotController
+	// KeepOpen says the server reads further requests on this
+	// connection; a server of a version without it answers one and
+	// closes.
+	KeepOpen bool `json:"keep_open,omitempty"`
 }
 
 // wireElection and the error list are how results holding errors travel.
@@ -195,39 +207,314 @@ func decodeErrors(b json.RawMessage) ([]error, error) {
 	return out, nil
 }
 
-// call sends one request to addr and reads the response.
-func (m *mux) call(addr string, req rpcRequest, timeout time.Duration) (*rpcResponse, error) {
-	c, err := m.dial(addr, connRPC, timeout)
-	if err != nil {
-		return nil, err
+// The controller RPC is one JSON request per line and one JSON response per
+// line (json.Encoder's framing, which every version has used). A server of
+// this version serves many requests on a connection and says so in each
+// answer (rpcResponse.KeepOpen); a client keeps a connection for the next
+// request only when the answer said so. Older servers answer one request
+// and close: their connections are never reused, so a client never sends a
+// request to a server that will not read it. Older clients send one request
+// and close: the server's next read ends at EOF.
+const (
+	// rpcServerIdle is how long a server waits for the next request on
+	// a connection before closing it.
+	rpcServerIdle = 60 * time.Second
+	// rpcClientIdle is how long a client keeps an unused connection:
+	// well inside rpcServerIdle, so that the client drops an idle
+	// connection before the server closes it under a request.
+	rpcClientIdle = 30 * time.Second
+	// rpcMaxIdlePerAddr bounds the idle connections kept per node: a
+	// broker has a heartbeat and a few proposals in flight at most.
+	rpcMaxIdlePerAddr = 4
+	// maxRPCMessage bounds one request or response line. The largest are
+	// metadata commands carried whole (an imported metadata file, a topic
+	// created with explicit assignments): tens of bytes per partition. A
+	// line grows as its bytes arrive, so a peer that sends garbage makes
+	// the server allocate at most this much per connection.
+	maxRPCMessage = 64 << 20
+)
+
+// errRPCTooLarge is a request or response line over maxRPCMessage.
+var errRPCTooLarge = fmt.Errorf("controller RPC message over %d bytes", maxRPCMessage)
+
+// readLine reads one newline-terminated message of at most limit bytes
+// (the newline included).
+func readLine(r *bufio.Reader, limit int) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if len(line)+len(chunk) > limit {
+			return nil, errRPCTooLarge
+		}
+		line = append(line, chunk...)
+		switch {
+		case err == nil:
+			return line, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF) && len(line) > 0:
+			return nil, io.ErrUnexpectedEOF
+		default:
+			return nil, err
+		}
 	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(timeout))
-	if err := json.NewEncoder(c).Encode(req); err != nil {
-		return nil, fmt.Errorf("sending %s to %s: %w", req.Op, addr, err)
-	}
-	var resp rpcResponse
-	if err := json.NewDecoder(c).Decode(&resp); err != nil {
-		return nil, fmt.Errorf("reading %s response from %s: %w", req.Op, addr, err)
-	}
-	return &resp, nil
 }
 
-// serveRPC answers one request on c.
+// idempotent reports whether running op twice has the effect of running
+// it once, so that a request whose outcome is unknown may be sent again at
+// once: a heartbeat renews a lease (and unfences through the log only a
+// fenced broker), a join adds a non-voter already added as a no-op, a
+// report of an unreachable broker probes it again. The others are retried
+// only by onLeader, with Retry set, which lets the controller tell a
+// first try that took effect from one that did not.
+func (op rpcOp) idempotent() bool {
+	switch op {
+	case opHeartbeat, opJoin, opUnreachable:
+		return true
+	}
+	return false
+}
+
+// rpcConn is a client's connection to a node's controller port.
+type rpcConn struct {
+	net.Conn
+	r        *bufio.Reader
+	lastUsed time.Time
+}
+
+// rpcPool keeps the idle RPC connections of a client, per address.
+type rpcPool struct {
+	mu     sync.Mutex
+	idle   map[string][]*rpcConn
+	closed bool
+	// dials counts the connections opened (each a TLS handshake when
+	// the port runs TLS).
+	dials atomic.Int64
+}
+
+// get returns an idle connection to addr that is still open, or nil.
+func (p *rpcPool) get(addr string, now time.Time) *rpcConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		conns := p.idle[addr]
+		if len(conns) == 0 {
+			return nil
+		}
+		c := conns[len(conns)-1]
+		p.idle[addr] = conns[:len(conns)-1]
+		if now.Sub(c.lastUsed) < rpcClientIdle && c.r.Buffered() == 0 && connOpen(c.Conn) {
+			return c
+		}
+		c.Close()
+	}
+}
+
+// put keeps c for the next request to addr, or closes it when the pool
+// is full or closed. It also closes connections idle too long, to any
+// address.
+func (p *rpcPool) put(addr string, c *rpcConn, now time.Time) {
+	c.lastUsed = now
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || len(p.idle[addr]) >= rpcMaxIdlePerAddr {
+		c.Close()
+		return
+	}
+	if p.idle == nil {
+		p.idle = map[string][]*rpcConn{}
+	}
+	for a, conns := range p.idle {
+		kept := conns[:0]
+		for _, ic := range conns {
+			if now.Sub(ic.lastUsed) < rpcClientIdle {
+				kept = append(kept, ic)
+			} else {
+				ic.Close()
+			}
+		}
+		p.idle[a] = kept
+	}
+	p.idle[addr] = append(p.idle[addr], c)
+}
+
+// drop closes every idle connection to addr: after an error on one of
+// them, or an answer saying the node is not the active controller, none
+// of them is trusted for the next request.
+func (p *rpcPool) drop(addr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.idle[addr] {
+		c.Close()
+	}
+	delete(p.idle, addr)
+}
+
+// close closes every idle connection; connections in use are closed when
+// their request ends.
+func (p *rpcPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for _, conns := range p.idle {
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+	p.idle = nil
+}
+
+// connOpen reports whether an idle connection is still open: its peer has
+// neither closed it nor sent anything (an idle connection receives nothing;
+// a TLS close_notify is data here too). It peeks at the socket without
+// blocking, so that a connection the server closed (its process restarted,
+// its idle timeout) is redialed before a request is written to it rather
+// than after, when the request's outcome would be unknown.
+func connOpen(c net.Conn) bool {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var rerr error
+	var buf [1]byte
+	err = raw.Read(func(fd uintptr) bool {
+		// Nothing to read is the one answer that means open: a byte
+		// (n 1) and the peer's FIN (n 0) both come with no error.
+		_, _, rerr = unix.Recvfrom(int(fd), buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		return true
+	})
+	return err == nil && errors.Is(rerr, unix.EAGAIN)
+}
+
+// call sends one request to addr and reads the response, on an idle
+// connection to addr when there is one. A reused connection that fails is
+// redialed once, when that cannot apply the request twice: the request was
+// not written whole (the server acts only on a complete line), or its op is
+// idempotent. Any error, and an ErrNotController answer, drops the
+// connections to addr.
+func (m *mux) call(addr string, req rpcRequest, timeout time.Duration) (*rpcResponse, error) {
+	line, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s request: %w", req.Op, err)
+	}
+	line = append(line, '\n')
+	if len(line) > maxRPCMessage {
+		return nil, fmt.Errorf("%w: %s request to %s is %d bytes", errRPCTooLarge, req.Op, addr, len(line))
+	}
+	deadline := time.Now().Add(timeout)
+	for redialed := false; ; redialed = true {
+		c := m.pool.get(addr, time.Now())
+		reused := c != nil
+		if !reused {
+			nc, err := m.dial(addr, connRPC, time.Until(deadline))
+			if err != nil {
+				return nil, err
+			}
+			m.pool.dials.Add(1)
+			c = &rpcConn{Conn: nc, r: bufio.NewReader(nc)}
+		}
+		resp, written, err := c.exchange(line, deadline)
+		if err == nil {
+			if resp.KeepOpen && !errors.Is(resp.Err.err(), ErrNotController) {
+				m.pool.put(addr, c, time.Now())
+			} else {
+				c.Close()
+				if resp.KeepOpen {
+					m.pool.drop(addr)
+				}
+			}
+			return resp, nil
+		}
+		c.Close()
+		m.pool.drop(addr)
+		if reused && !redialed && (!written || req.Op.idempotent()) && time.Now().Before(deadline) {
+			continue
+		}
+		return nil, fmt.Errorf("%s on controller %s: %w", req.Op, addr, err)
+	}
+}
+
+// exchange writes one request line and reads its response. written says
+// whether the whole line went out.
+func (c *rpcConn) exchange(line []byte, deadline time.Time) (resp *rpcResponse, written bool, err error) {
+	_ = c.SetDeadline(deadline)
+	if _, err := c.Write(line); err != nil {
+		return nil, false, fmt.Errorf("sending: %w", err)
+	}
+	b, err := readLine(c.r, maxRPCMessage)
+	if err != nil {
+		return nil, true, fmt.Errorf("reading the response: %w", err)
+	}
+	resp = new(rpcResponse)
+	if err := json.Unmarshal(b, resp); err != nil {
+		return nil, true, fmt.Errorf("decoding the response: %w", err)
+	}
+	return resp, true, nil
+}
+
+// serveRPC answers requests on c, one at a time, until the client closes
+// it, it stays idle for rpcServerIdle, a request is malformed or over
+// maxRPCMessage, or the controller closes.
 func (ctl *Controller) serveRPC(c net.Conn) {
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(rpcTimeout))
-	var req rpcRequest
-	if err := json.NewDecoder(c).Decode(&req); err != nil {
-		ctl.log.Debug("bad controller request", "remote", c.RemoteAddr(), "err", err)
-		return
+	ctl.rpcConns.Add(1)
+	// Closing: wake a read waiting for the next request. A request being
+	// handled still gets its answer.
+	stop := context.AfterFunc(ctl.ctx, func() { _ = c.SetReadDeadline(time.Now()) })
+	defer stop()
+	r := bufio.NewReader(c)
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(rpcServerIdle))
+		if ctl.ctx.Err() != nil {
+			return
+		}
+		line, err := readLine(r, maxRPCMessage)
+		switch {
+		case errors.Is(err, errRPCTooLarge):
+			ctl.log.Warn("refused a controller request", "remote", c.RemoteAddr(), "err", err)
+			return
+		case err != nil:
+			if !errors.Is(err, io.EOF) {
+				ctl.log.Debug("controller connection closed", "remote", c.RemoteAddr(), "err", err)
+			}
+			return
+		}
+		var req rpcRequest
+		if err := json.Unmarshal(line, &req); err != nil {
+			ctl.log.Warn("refused a malformed controller request", "remote", c.RemoteAddr(), "err", err)
+			return
+		}
+		ctl.rpcRequests.Add(1)
+		select {
+		case <-ctl.ready:
+		case <-ctl.ctx.Done():
+			return
+		}
+		resp := ctl.answerRPC(req)
+		resp.KeepOpen = true
+		out, err := json.Marshal(&resp)
+		if err != nil {
+			ctl.log.Warn("encoding a controller response", "op", req.Op, "err", err)
+			return
+		}
+		_ = c.SetWriteDeadline(time.Now().Add(rpcTimeout))
+		if _, err := c.Write(append(out, '\n')); err != nil {
+			return
+		}
 	}
+}
+
+// answerRPC runs one request on this node, the active controller, or
+// refuses it naming the leader.
+func (ctl *Controller) answerRPC(req rpcRequest) rpcResponse {
 	var resp rpcResponse
-	select {
-	case <-ctl.ready:
-	case <-ctl.ctx.Done():
-		return
-	}
 	if ctl.raft.State() != raft.Leader {
 		resp.Err = toWire(ErrNotController)
 	} else {
@@ -237,5 +524,5 @@ func (ctl *Controller) serveRPC(c net.Conn) {
 	if errors.Is(resp.Err.err(), ErrNotController) {
 		resp.Leader, _ = ctl.leaderAddr()
 	}
-	_ = json.NewEncoder(c).Encode(&resp)
+	return resp
 }

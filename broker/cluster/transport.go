@@ -43,6 +43,7 @@ type mux struct {
 	log       *slog.Logger
 	raftConns chan net.Conn
 	rpc       func(net.Conn)
+	pool      rpcPool // idle RPC connections to other nodes
 	done      chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -107,6 +108,7 @@ func (m *mux) close() {
 	m.closeOnce.Do(func() {
 		close(m.done)
 		m.ln.Close()
+		m.pool.close()
 	})
 	m.wg.Wait()
 }
