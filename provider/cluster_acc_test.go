@@ -31,6 +31,7 @@ import (
 
 	"github.com/tributary/tributary/internal/bootconfig"
 	"github.com/tributary/tributary/provider/internal/fleet"
+	"github.com/tributary/tributary/provider/internal/kafkacheck"
 )
 
 const clusterResourceName = "tributary_cluster.test"
@@ -186,6 +187,24 @@ func TestAccCluster_basic(t *testing.T) {
 				ImportState:             true,
 				ImportStateVerify:       true,
 				ImportStateVerifyIgnore: []string{"timeouts", "broker_load"},
+			},
+			{
+				// Dynamic settings changed and added with kafka-configs
+				// outside Terraform: the refresh sees both.
+				Config: clusterConfig(name, accEnv.version, 1, 10),
+				Check: testAccSetBrokerConfigOutside(map[string]string{
+					"log.retention.ms": "3600000", "log.retention.bytes": "1073741824",
+				}),
+				ExpectNonEmptyPlan: true,
+			},
+			{
+				// The apply puts broker_config back: the changed value, and
+				// the added one removed.
+				Config: clusterConfig(name, accEnv.version, 1, 10),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectResourceAction(clusterResourceName, plancheck.ResourceActionUpdate),
+				}},
+				Check: testAccCheckDynamicBrokerConfig(map[string]string{"log.retention.ms": "604800000"}),
 			},
 			{
 				// The data sources see the same cluster.
@@ -1488,6 +1507,49 @@ func testAccCheckTagEverywhere(key, want string) resource.TestCheckFunc {
 			if have[o] != want {
 				return fmt.Errorf("%s has tag %s=%q, want %q", o, key, have[o], want)
 			}
+		}
+		return nil
+	}
+}
+
+// testAccSetBrokerConfigOutside sets cluster-wide dynamic broker settings
+// with IncrementalAlterConfigs, as kafka-configs --entity-default would.
+func testAccSetBrokerConfigOutside(set map[string]string) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		id, _, err := clusterState(s)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		conn, err := (&providerData{aws: accEnv.clients}).kafkaConn(ctx, id)
+		if err != nil {
+			return err
+		}
+		return (&kafkacheck.Checker{Conn: conn}).SetClusterConfig(ctx, set, nil)
+	}
+}
+
+// testAccCheckDynamicBrokerConfig checks the cluster-wide dynamic broker
+// settings the brokers hold are exactly want.
+func testAccCheckDynamicBrokerConfig(want map[string]string) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		id, _, err := clusterState(s)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		conn, err := (&providerData{aws: accEnv.clients}).kafkaConn(ctx, id)
+		if err != nil {
+			return err
+		}
+		got, err := (&kafkacheck.Checker{Conn: conn}).DynamicClusterConfig(ctx)
+		if err != nil {
+			return err
+		}
+		if !maps.Equal(got, want) {
+			return fmt.Errorf("cluster-wide dynamic broker settings %v, want %v", got, want)
 		}
 		return nil
 	}

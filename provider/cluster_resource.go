@@ -350,6 +350,14 @@ func (r *clusterResource) Read(ctx context.Context, req resource.ReadRequest, re
 			load, d := r.brokerLoad(ctx, conn)
 			resp.Diagnostics.Append(d...)
 			state.BrokerLoad = load
+			// Dynamic settings changed with kafka-configs outside
+			// Terraform show in the plan (static ones are in the boot
+			// documents, which only the provider writes).
+			if live, err := (&kafkacheck.Checker{Conn: conn}).DynamicClusterConfig(ctx); err != nil {
+				tflog.Warn(ctx, "could not read the brokers' dynamic settings; broker_config keeps its last known values", map[string]any{"error": err.Error()})
+			} else {
+				resp.Diagnostics.Append(readDynamicConfig(ctx, &state, live)...)
+			}
 			if running != nil {
 				admin := &kafkatopic.Admin{Conn: conn}
 				resp.Diagnostics.Append(setMoving(ctx, resp.Private, followMoving(ctx, admin, running))...)
@@ -682,6 +690,58 @@ func autoscalingFromTags(tags map[string]string) (types.Object, diag.Diagnostics
 		"max_volume_size":    types.Int64Value(int64(maxSize)),
 		"target_utilization": types.Int64Value(int64(target)),
 	})
+}
+
+// readDynamicConfig refreshes broker_config's dynamic settings from the
+// cluster-wide values the brokers hold (live): one changed or removed
+// outside Terraform takes the brokers' value, one set outside is added, so
+// the plan shows the update that puts the configuration back. A value the
+// brokers spell otherwise but that means the same keeps the configuration's
+// spelling. The brokers hold every dynamic setting of broker_config as a
+// cluster-wide value once an apply set it (applyDynamicConfig).
+func readDynamicConfig(ctx context.Context, m *clusterModel, live map[string]string) diag.Diagnostics {
+	cfg, diags := m.brokerConfig(ctx)
+	if diags.HasError() || m.BrokerConfig.IsUnknown() {
+		return diags
+	}
+	changed := false
+	for k, v := range cfg {
+		if s, ok := config.Lookup(k); !ok || !s.Dynamic {
+			continue
+		}
+		switch lv, ok := live[k]; {
+		case !ok:
+			delete(cfg, k)
+			changed = true
+		case !sameBrokerValue(k, v, lv):
+			cfg[k] = lv
+			changed = true
+		}
+	}
+	for k, v := range live {
+		if _, ok := cfg[k]; ok {
+			continue
+		}
+		if s, ok := config.Lookup(k); ok && s.Dynamic && s.Owner == config.OwnerUser {
+			cfg[k] = v
+			changed = true
+		}
+	}
+	if !changed {
+		return diags
+	}
+	mv, d := types.MapValueFrom(ctx, types.StringType, cfg)
+	diags.Append(d...)
+	m.BrokerConfig = mv
+	return diags
+}
+
+// sameBrokerValue reports whether two values of a broker setting mean the
+// same to the broker.
+func sameBrokerValue(name, a, b string) bool {
+	ca, err1 := config.Canonical(name, a)
+	cb, err2 := config.Canonical(name, b)
+	return a == b || (err1 == nil && err2 == nil && ca == cb)
 }
 
 // readBootDocument refreshes broker_config, monitoring and the listener

@@ -66,7 +66,9 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					"unknown names (with the closest known one suggested), settings that fix a broker's identity (`node.id`, `listeners`, " +
 					"`log.dirs`, ...), values the broker would refuse and combinations the cluster cannot satisfy fail the plan. " +
 					"Dynamic settings are applied to the running brokers with `IncrementalAlterConfigs`, which needs the brokers reachable " +
-					"(`wait_for_brokers`); removing one restores the broker's default at once. Any other change rolls the brokers one at a time. " +
+					"(`wait_for_brokers`); removing one restores the broker's default at once. With `wait_for_brokers`, a refresh reads the dynamic " +
+					"settings back from the brokers, so one changed, added or removed outside Terraform (`kafka-configs --entity-default`) shows " +
+					"as an update that puts the configuration back. Any other change rolls the brokers one at a time. " +
 					"Where nothing is set the cluster runs with Amazon MSK's defaults: `default.replication.factor = 3`, `min.insync.replicas = 2`, " +
 					"`auto.create.topics.enable = false`, `unclean.leader.election.enable = false`.",
 				Optional:    true,
