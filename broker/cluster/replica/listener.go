@@ -199,9 +199,9 @@ func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer, rb *storag
 	if n < 10 || n > maxRequestSize {
 		return fmt.Errorf("request of impossible size %d", n)
 	}
-	b := make([]byte, n)
 	_ = c.SetReadDeadline(time.Now().Add(requestTimeout))
-	if _, err := io.ReadFull(c, b); err != nil {
+	b, err := readRequest(c, int(n))
+	if err != nil {
 		return err
 	}
 	read := time.Now()
@@ -268,7 +268,6 @@ func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer, rb *storag
 		}
 	}
 	_ = c.SetWriteDeadline(time.Now().Add(requestTimeout))
-	var err error
 	if files != nil {
 		err = writeFetchFiles(w, corr, resp.(*kmsg.FetchResponse), files)
 	} else {
@@ -286,6 +285,34 @@ func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer, rb *storag
 		}
 	}
 	return err
+}
+
+// firstRead is the memory a request's body starts with; it doubles as the
+// bytes arrive, up to the size the request's header announced.
+const firstRead = 64 << 10
+
+// readRequest reads a request body of n bytes (at most maxRequestSize),
+// its memory growing with the bytes that arrive rather than allocated at
+// once: on a plaintext replication listener anyone who reaches the port
+// could otherwise make the broker allocate maxRequestSize per connection
+// with four bytes, held for requestTimeout. Follower requests are far
+// smaller than firstRead, so they are read as before, in one buffer.
+func readRequest(r io.Reader, n int) ([]byte, error) {
+	b := make([]byte, 0, min(n, firstRead))
+	for len(b) < n {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, min(n, 2*cap(b))-len(b))
+		}
+		m, err := r.Read(b[len(b):min(cap(b), n)])
+		b = b[:len(b)+m]
+		if err != nil && len(b) < n {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return b, nil
 }
 
 // serveFetch answers a follower's Fetch, in its fetch session if it has
