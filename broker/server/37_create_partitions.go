@@ -11,6 +11,8 @@ package server
 //   - ValidateOnly checks and changes nothing.
 //   - Needs ALTER on each topic (else TOPIC_AUTHORIZATION_FAILED for it,
 //     whether it exists or not).
+//   - The internal topics keep their partition count (INVALID_REQUEST):
+//     transactional ids are placed by __transaction_state's count.
 //
 // Version notes:
 //   - v1: same as v0 (throttle on quota violation); v2: flexible; v3: same as v2.
@@ -50,6 +52,12 @@ func (s *Server) handleCreatePartitions(ctx context.Context, az reqAuth, req *km
 			fail(kerr.TopicAuthorizationFailed.Code, "not authorized to alter topic "+rt.Topic)
 		case !ok:
 			fail(kerr.UnknownTopicOrPartition.Code, fmt.Sprintf("topic %s does not exist", rt.Topic))
+		case isInternalTopic(rt.Topic):
+			// A transactional id's coordinator is the partition its
+			// hash picks among __transaction_state's partitions as
+			// they are now: more of them would move every open
+			// transaction to a coordinator that never heard of it.
+			fail(kerr.InvalidRequest.Code, fmt.Sprintf("the partition count of internal topic %s cannot change", rt.Topic))
 		case rt.Count <= int32(len(t.partitions)):
 			fail(kerr.InvalidPartitions.Code, fmt.Sprintf("topic %s has %d partitions; the new count %d must be larger", rt.Topic, len(t.partitions), rt.Count))
 		case rt.Assignment != nil && len(rt.Assignment) != int(rt.Count)-len(t.partitions):

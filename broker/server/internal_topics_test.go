@@ -68,3 +68,28 @@ func TestDeleteRecordsRefusesInternalTopics(t *testing.T) {
 		}
 	}
 }
+
+// TestCreatePartitionsRefusesInternalTopics: __transaction_state keeps its
+// partition count (INVALID_REQUEST), whatever the ACLs: a transactional
+// id's coordinator is picked among its partitions as they are, so more of
+// them would hand every open transaction to a coordinator that never heard
+// of it.
+func TestCreatePartitionsRefusesInternalTopics(t *testing.T) {
+	s := startServer(t)
+	initTransactionalID(t, s, "etl") // creates the transaction log
+	before, ok := s.lookupTopic(txnTopic)
+	if !ok {
+		t.Fatalf("%s was not created", txnTopic)
+	}
+	n := len(before.partitions)
+	req := kmsg.NewPtrCreatePartitionsRequest()
+	req.Version, req.TimeoutMillis = 3, 5000
+	req.Topics = []kmsg.CreatePartitionsRequestTopic{{Topic: txnTopic, Count: int32(n + 1)}}
+	resp := exchange(t, s, req).(*kmsg.CreatePartitionsResponse)
+	if len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != kerr.InvalidRequest.Code {
+		t.Errorf("CreatePartitions on %s: %+v, want INVALID_REQUEST", txnTopic, resp.Topics)
+	}
+	if after, _ := s.lookupTopic(txnTopic); len(after.partitions) != n {
+		t.Errorf("%s grew from %d to %d partitions", txnTopic, n, len(after.partitions))
+	}
+}
