@@ -61,12 +61,22 @@ func FuzzDecodeRequest(f *testing.F) {
 }
 
 // FuzzConnection writes arbitrary bytes on a live connection; whatever they
-// are, the broker must keep answering other connections.
+// are, the broker must keep answering other connections. The seeds hold a
+// request of every served API at its oldest and newest version, so that
+// mutations reach each handler with malformed but decodable input, not
+// only the decoder.
 func FuzzConnection(f *testing.F) {
 	formatter := kmsg.NewRequestFormatter(kmsg.FormatterClientID("fuzz"))
 	meta := kmsg.NewPtrMetadataRequest()
 	meta.Version = 1
 	f.Add(formatter.AppendRequest(nil, meta, 1))
+	for _, a := range SupportedAPIs() {
+		for _, v := range []int16{a.MinVersion, a.MaxVersion} {
+			req := kmsg.RequestForKey(a.ApiKey)
+			req.SetVersion(v)
+			f.Add(formatter.AppendRequest(nil, req, 1))
+		}
+	}
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
 	f.Add([]byte{0, 0, 0, 8, 0, 18, 0, 3, 0, 0, 0, 1})
 	f.Add(binary.BigEndian.AppendUint32(nil, 0x7fffffff))
