@@ -1098,6 +1098,23 @@ func (ctl *Controller) LeaderLogFailed(ctx context.Context, topic string, partit
 	})
 }
 
+// ReplicaDiskFull reports that this broker cannot write its log of a
+// partition, which it leads or follows at leaderEpoch, for lack of space
+// (see metadata.ReplicaDiskFull); the answer is the partition as the
+// controller left it, this broker out of its ISR.
+func (ctl *Controller) ReplicaDiskFull(ctx context.Context, topic string, partition, leaderEpoch int32) (metadata.Partition, error) {
+	return proposeAs[metadata.Partition](ctx, ctl, metadata.ReplicaDiskFull{
+		Topic: topic, Partition: partition, BrokerID: ctl.cfg.NodeID, BrokerEpoch: ctl.brokerEpoch.Load(), LeaderEpoch: leaderEpoch,
+	})
+}
+
+// BrokerDiskWritable reports that this broker's disk takes writes again
+// after a ReplicaDiskFull (see metadata.BrokerDiskWritable); the answer
+// is whether the broker was marked full.
+func (ctl *Controller) BrokerDiskWritable(ctx context.Context) (bool, error) {
+	return proposeAs[bool](ctx, ctl, metadata.BrokerDiskWritable{NodeID: ctl.cfg.NodeID, BrokerEpoch: ctl.brokerEpoch.Load()})
+}
+
 // ElectLeaders runs preferred or unclean elections (all partitions when
 // tps is empty).
 func (ctl *Controller) ElectLeaders(ctx context.Context, how metadata.ElectionType, tps []metadata.TopicPartition) ([]metadata.ElectionResult, error) {

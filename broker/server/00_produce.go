@@ -310,7 +310,7 @@ func (s *Server) producePartition(ctx context.Context, p *partition, jobs []prod
 	)
 	if len(run) > 1 {
 		var wait func(context.Context) error
-		if last, wait = s.appendJoint(log, epoch, run); wait != nil {
+		if last, wait = s.appendJoint(l, log, epoch, run); wait != nil {
 			all := make([]int, len(run))
 			for i := range all {
 				all[i] = i
@@ -322,7 +322,7 @@ func (s *Server) producePartition(ctx context.Context, p *partition, jobs []prod
 		last = make([]int64, len(run))
 		for i, j := range run {
 			var wait func(context.Context) error
-			if last[i], wait = s.appendOne(log, epoch, j); wait != nil {
+			if last[i], wait = s.appendOne(l, log, epoch, j); wait != nil {
 				durable, written = append(durable, wait), append(written, []int{i})
 			}
 		}
@@ -371,9 +371,10 @@ func (s *Server) producePartition(ctx context.Context, p *partition, jobs []prod
 // the last offset they got (that of the original batch for an idempotent
 // duplicate), or -1 when the write failed, and the wait for their
 // durability (nil when nothing was written).
-func (s *Server) appendOne(log *storage.Partition, epoch int32, j produceJob) (int64, func(context.Context) error) {
+func (s *Server) appendOne(l *replica.Leader, log *storage.Partition, epoch int32, j produceJob) (int64, func(context.Context) error) {
 	res, wait, err := log.Write(j.record, storage.AppendOptions{LeaderEpoch: epoch, VerificationGuard: j.guard})
 	if err != nil {
+		l.WriteFailed(err) // a full disk hands the partition over
 		s.setAppendError(j, err)
 		return -1, nil
 	}
@@ -391,7 +392,7 @@ func (s *Server) appendOne(log *storage.Partition, epoch int32, j produceJob) (i
 // a request that failed) and the wait for their durability (nil when
 // nothing was written). It returns nil, having written nothing, when the
 // requests must be appended one by one instead.
-func (s *Server) appendJoint(log *storage.Partition, epoch int32, jobs []produceJob) ([]int64, func(context.Context) error) {
+func (s *Server) appendJoint(l *replica.Leader, log *storage.Partition, epoch int32, jobs []produceJob) ([]int64, func(context.Context) error) {
 	// One buffer per request, written with one pwritev: joining them
 	// into one buffer first was a copy of every record (2 % of the
 	// three brokers' CPU producing flat out).
@@ -434,6 +435,7 @@ func (s *Server) appendJoint(log *storage.Partition, epoch int32, jobs []produce
 	default:
 		// The disk failed or the partition closed: every request gets
 		// the error; retrying one by one could write twice.
+		l.WriteFailed(err)
 		last := make([]int64, len(jobs))
 		for i, j := range jobs {
 			s.setAppendError(j, err)

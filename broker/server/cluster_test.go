@@ -48,6 +48,13 @@ func listenLoopback(t *testing.T) net.Listener {
 
 func startInProcessCluster(t *testing.T, edit ...func(*config.Config)) *inProcessCluster {
 	t.Helper()
+	return startInProcessClusterTuned(t, nil, edit...)
+}
+
+// startInProcessClusterTuned is startInProcessCluster with tune, when not
+// nil, changing each node's options after the short timings are set.
+func startInProcessClusterTuned(t *testing.T, tune func(*node.Options), edit ...func(*config.Config)) *inProcessCluster {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("three in-process brokers")
 	}
@@ -66,7 +73,7 @@ func startInProcessCluster(t *testing.T, edit ...func(*config.Config)) *inProces
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			srv, nd, err := startClusterMember(t, id, strings.Join(voters, ","), ctlLns[id], clientLns[id], edit...)
+			srv, nd, err := startClusterMember(t, id, strings.Join(voters, ","), ctlLns[id], clientLns[id], tune, edit...)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -94,8 +101,8 @@ func startInProcessCluster(t *testing.T, edit ...func(*config.Config)) *inProces
 }
 
 // startClusterMember starts one broker whose node has short timings; edit
-// changes its configuration first.
-func startClusterMember(t *testing.T, id int32, voters string, ctlLn, clientLn net.Listener, edit ...func(*config.Config)) (*Server, *node.Node, error) {
+// changes its configuration first, tune (when not nil) its node options.
+func startClusterMember(t *testing.T, id int32, voters string, ctlLn, clientLn net.Listener, tune func(*node.Options), edit ...func(*config.Config)) (*Server, *node.Node, error) {
 	cfg := config.Default()
 	cfg.NodeID, cfg.Rack, cfg.DataDir = id, string(rune('a'+id-1)), t.TempDir()
 	cfg.ListenersSpec = "PLAINTEXT://" + clientLn.Addr().String()
@@ -118,6 +125,9 @@ func startClusterMember(t *testing.T, id int32, voters string, ctlLn, clientLn n
 			c.Listener = ctlLn
 			c.HeartbeatInterval, c.Lease, c.RebalanceInterval = 200*time.Millisecond, 3*time.Second, 500*time.Millisecond
 			c.RaftHeartbeatTimeout, c.RaftElectionTimeout, c.RaftLeaderLease = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
+		}
+		if tune != nil {
+			tune(o)
 		}
 	}})
 	if err != nil {

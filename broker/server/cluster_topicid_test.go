@@ -49,7 +49,7 @@ func (c *inProcessCluster) restartMember(id int32, cfg *config.Config, edit ...f
 	})
 	dir := cfg.DataDir
 	edit = append(edit, func(cfg *config.Config) { cfg.DataDir = dir })
-	srv, _, err := startClusterMember(c.t, id, cfg.ControllerQuorumVoters, ctlLn, listenLoopback(c.t), edit...)
+	srv, _, err := startClusterMember(c.t, id, cfg.ControllerQuorumVoters, ctlLn, listenLoopback(c.t), nil, edit...)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -138,25 +138,7 @@ func TestLeaderLogFailureMovesLeadership(t *testing.T) {
 	hw := c.servers[leader].store
 	lp, _ := hw.Partition(topic, 0)
 	end := lp.HighWatermark()
-	consumer, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer consumer.Close()
-	seen := map[string]int{}
-	var next int64
-	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for next < end {
-		fs := consumer.PollFetches(cctx)
-		if cctx.Err() != nil {
-			t.Fatalf("consumed up to offset %d of %d: %v", next, end, cctx.Err())
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			seen[string(r.Value)]++
-			next = r.Offset + 1
-		})
-	}
+	seen := consumeValues(t, seeds, topic, end)
 	mu.Lock()
 	var lost, twice []string
 	for v := range acked {
@@ -196,6 +178,32 @@ func TestLeaderLogFailureMovesLeadership(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// consumeValues reads partition 0 of topic from the start up to end and
+// counts each record value it holds.
+func consumeValues(t *testing.T, seeds []string, topic string, end int64) map[string]int {
+	t.Helper()
+	consumer, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	seen := map[string]int{}
+	var next int64
+	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for next < end {
+		fs := consumer.PollFetches(cctx)
+		if cctx.Err() != nil {
+			t.Fatalf("consumed up to offset %d of %d: %v", next, end, cctx.Err())
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			seen[string(r.Value)]++
+			next = r.Offset + 1
+		})
+	}
+	return seen
 }
 
 func head(s []string) []string {

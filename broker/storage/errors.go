@@ -1,6 +1,9 @@
 package storage
 
-import "errors"
+import (
+	"errors"
+	"syscall"
+)
 
 // Errors returned by the storage API. They are wrapped with detail; test with
 // errors.Is. Each maps to one Kafka error code, noted in the comment.
@@ -50,3 +53,12 @@ var (
 	// topic's replica (UNKNOWN_TOPIC_ID; the replica manager deletes it).
 	ErrTopicIDMismatch = errors.New("log belongs to another topic id")
 )
+
+// NoSpace reports whether err is a write the file system refused for lack
+// of space: ENOSPC, or EDQUOT (a disk quota on the data directory). Such
+// a write failed before the log end moved, so the log is whole (unlike
+// after a failed fsync, see Cut), and a later one succeeds once space is
+// freed.
+func NoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}

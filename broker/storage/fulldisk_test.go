@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,6 +60,9 @@ func TestFullDiskReturnsStorageErrorAndRecovers(t *testing.T) {
 		t.Fatal("the disk never filled up")
 	}
 	t.Logf("after %d acknowledged records: %v", acked, storageErr)
+	if !NoSpace(storageErr) {
+		t.Fatalf("the full disk's error %v is not classified as lack of space", storageErr)
+	}
 	if p.LogEndOffset() != acked {
 		t.Fatalf("after ENOSPC the log end is %d, want the last acknowledged end %d", p.LogEndOffset(), acked)
 	}
@@ -88,3 +92,52 @@ func TestFullDiskReturnsStorageErrorAndRecovers(t *testing.T) {
 }
 
 func errNoSpace() error { return syscall.ENOSPC }
+
+// NoSpace tells a write refused for lack of space (whose log is whole)
+// from other storage failures, through the wrapping storage adds.
+func TestNoSpace(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("%w: %w", ErrStorage, &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}), true},
+		{fmt.Errorf("%w: rolling: %w", ErrStorage, &os.PathError{Op: "open", Path: "x", Err: syscall.EDQUOT}), true},
+		{fmt.Errorf("%w: %w", ErrStorage, &os.PathError{Op: "write", Path: "x", Err: syscall.EIO}), false},
+		{ErrStorage, false},
+		{nil, false},
+	} {
+		if got := NoSpace(tc.err); got != tc.want {
+			t.Errorf("NoSpace(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+// ProbeSpace fails with a NoSpace error while the file system is full and
+// passes, leaving nothing behind, once space is freed.
+func TestProbeSpace(t *testing.T) {
+	dir := mountSmallTmpfs(t)
+	st, err := Open(filepath.Join(dir, "data"), Options{Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	if err := st.ProbeSpace(); err != nil {
+		t.Fatalf("probe with the disk empty: %v", err)
+	}
+	ballast := filepath.Join(dir, "ballast")
+	if err := os.WriteFile(ballast, make([]byte, 3<<20), 0o644); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("filling the disk: %v, want ENOSPC", err)
+	}
+	if err := st.ProbeSpace(); !NoSpace(err) || !errors.Is(err, ErrStorage) {
+		t.Fatalf("probe with the disk full: %v, want a storage error for lack of space", err)
+	}
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.ProbeSpace(); err != nil {
+		t.Fatalf("probe once space is freed: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(st.Dir(), probeName)); !os.IsNotExist(err) {
+		t.Fatalf("the probe left its file: %v", err)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -92,7 +91,7 @@ func (st *Store) PendingDeletion() (segments int, bytes int64) {
 // deletions waiting for their delay run now, and later ones do not wait
 // (diskShort), since deleting is how a full disk gets space back.
 func (d *deleter) noteWriteError(err error) {
-	if !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EDQUOT) {
+	if !NoSpace(err) {
 		return
 	}
 	d.noSpaceAt.Store(time.Now().UnixNano())

@@ -47,6 +47,8 @@ var handlers = map[CommandType]handler{
 	TypeDeleteACLs:          decodeAnd(applyDeleteACLs),
 	TypeFenceBroker:         decodeAnd(applyFenceBroker),
 	TypeLeaderLogFailed:     decodeAnd(applyLeaderLogFailed),
+	TypeReplicaDiskFull:     decodeAnd(applyReplicaDiskFull),
+	TypeBrokerDiskWritable:  decodeAnd(applyBrokerDiskWritable),
 }
 
 // decodeAnd adapts a typed apply function to the table. A body that does
@@ -514,6 +516,59 @@ func applyLeaderLogFailed(c *applyCtx, cmd LeaderLogFailed) (any, error) {
 	c.maybeCompleteReassignment(c.st.Topics[cmd.Topic], &np)
 	c.topicForWrite(cmd.Topic).setPartition(cmd.Partition, np)
 	return np, nil
+}
+
+func applyReplicaDiskFull(c *applyCtx, cmd ReplicaDiskFull) (any, error) {
+	p, ok := c.st.Partition(cmd.Topic, cmd.Partition)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s-%d", ErrUnknownTopicOrPartition, cmd.Topic, cmd.Partition)
+	}
+	if err := c.checkBrokerEpoch(cmd.BrokerID, cmd.BrokerEpoch); err != nil {
+		return nil, err
+	}
+	if cmd.LeaderEpoch != p.LeaderEpoch {
+		// The reporter acts on a leadership that is gone; what it would
+		// change may no longer hold (it may have been elected since).
+		return nil, fmt.Errorf("%w: %s-%d is at leader epoch %d, report has %d", ErrFencedLeaderEpoch, cmd.Topic, cmd.Partition, p.LeaderEpoch, cmd.LeaderEpoch)
+	}
+	if !slices.Contains(p.ISR, cmd.BrokerID) {
+		c.markDiskFull(cmd.BrokerID)
+		return p, nil
+	}
+	np := p.clone()
+	if cmd.BrokerID == p.Leader {
+		next := slices.IndexFunc(p.Replicas, func(r int32) bool {
+			return r != cmd.BrokerID && slices.Contains(p.ISR, r) && c.st.EligibleBroker(r)
+		})
+		if next < 0 {
+			return nil, fmt.Errorf("%w: %s-%d: no other in-sync replica can lead in place of %d, whose disk is full", ErrEligibleLeadersNotAvailable, cmd.Topic, cmd.Partition, cmd.BrokerID)
+		}
+		np.Leader = p.Replicas[next]
+		np.LeaderEpoch++
+	}
+	np.ISR = without(p.ISR, []int32{cmd.BrokerID})
+	np.PartitionEpoch++
+	c.maybeCompleteReassignment(c.st.Topics[cmd.Topic], &np)
+	c.topicForWrite(cmd.Topic).setPartition(cmd.Partition, np)
+	c.markDiskFull(cmd.BrokerID)
+	return np, nil
+}
+
+func (c *applyCtx) markDiskFull(id int32) {
+	if !c.st.Brokers[id].DiskFull {
+		c.brokerForWrite(id).DiskFull = true
+	}
+}
+
+func applyBrokerDiskWritable(c *applyCtx, cmd BrokerDiskWritable) (any, error) {
+	if err := c.checkBrokerEpoch(cmd.NodeID, cmd.BrokerEpoch); err != nil {
+		return nil, err
+	}
+	if !c.st.Brokers[cmd.NodeID].DiskFull {
+		return false, nil
+	}
+	c.brokerForWrite(cmd.NodeID).DiskFull = false
+	return true, nil
 }
 
 func inReplicaOrder(replicas, set []int32) []int32 {

@@ -37,6 +37,8 @@ const (
 	TypeDeleteACLs          CommandType = 18
 	TypeFenceBroker         CommandType = 19
 	TypeLeaderLogFailed     CommandType = 20
+	TypeReplicaDiskFull     CommandType = 21
+	TypeBrokerDiskWritable  CommandType = 22
 )
 
 // Errors returned in Result.Err; the server maps them to Kafka error codes.
@@ -231,6 +233,40 @@ type LeaderLogFailed struct {
 	LeaderEpoch int32  `json:"leader_epoch"`
 }
 
+// ReplicaDiskFull is a replica's report that it cannot write its log of
+// the partition for lack of space (ENOSPC or EDQUOT on write(2)): the
+// write failed before the log end moved, so unlike LeaderLogFailed
+// nothing anyone read is in doubt and no epoch needs bumping for the
+// log's sake. The reporter, a leader or a follower in the ISR at
+// LeaderEpoch, leaves the ISR, as Kafka's does when its log directory
+// goes offline (KIP-112): a full follower no longer holds acks=all
+// produces until replica.lag.time.max.ms. The broker is marked DiskFull
+// (no leadership, no ISR join) until BrokerDiskWritable. A leader
+// hands over to the first other eligible ISR member at a new leader
+// epoch; when there is none it is refused with
+// ErrEligibleLeadersNotAvailable and nothing changes (no epoch bump per
+// retry; the leader keeps refusing appends until the space returns). A
+// follower's report shrinks the ISR even below min.insync.replicas,
+// which then fails acks=all produces at once (NOT_ENOUGH_REPLICAS)
+// instead of holding them. A reporter not in the ISR changes nothing.
+// The result is the Partition as left.
+type ReplicaDiskFull struct {
+	Topic       string `json:"topic"`
+	Partition   int32  `json:"partition"`
+	BrokerID    int32  `json:"broker_id"`
+	BrokerEpoch int64  `json:"broker_epoch"`
+	LeaderEpoch int32  `json:"leader_epoch"`
+}
+
+// BrokerDiskWritable is a broker's report that its disk takes writes
+// again (a probe write succeeded) after a ReplicaDiskFull: it may lead and
+// join ISRs again (it rejoins each by catching up). The result is whether
+// the broker was marked full.
+type BrokerDiskWritable struct {
+	NodeID      int32 `json:"node_id"`
+	BrokerEpoch int64 `json:"broker_epoch"`
+}
+
 // ElectionType selects the rule of an ElectLeaders command (Kafka's
 // ElectLeaders election_type).
 type ElectionType int8
@@ -353,6 +389,12 @@ func (AlterPartition) Type() CommandType { return TypeAlterPartition }
 
 // Type implements Command.
 func (LeaderLogFailed) Type() CommandType { return TypeLeaderLogFailed }
+
+// Type implements Command.
+func (ReplicaDiskFull) Type() CommandType { return TypeReplicaDiskFull }
+
+// Type implements Command.
+func (BrokerDiskWritable) Type() CommandType { return TypeBrokerDiskWritable }
 
 // Type implements Command.
 func (ElectLeaders) Type() CommandType { return TypeElectLeaders }

@@ -811,6 +811,7 @@ func TestOnlyLeasesDiffer(t *testing.T) {
 		"Epoch":           func(b *Broker) { b.Epoch++ },
 		"Fenced":          func(b *Broker) { b.Fenced = !b.Fenced },
 		"ShuttingDown":    func(b *Broker) { b.ShuttingDown = !b.ShuttingDown },
+		"DiskFull":        func(b *Broker) { b.DiskFull = !b.DiskFull },
 	}
 	typ := reflect.TypeOf(Broker{})
 	for i := range typ.NumField() {
@@ -918,6 +919,97 @@ func TestLeaderLogFailed(t *testing.T) {
 	got = m.must(LeaderLogFailed{Topic: "u", Partition: 0, LeaderID: 2, BrokerEpoch: epochs[2], LeaderEpoch: u.LeaderEpoch}).(Partition)
 	if got.Leader != 2 || got.LeaderEpoch != u.LeaderEpoch+1 {
 		t.Fatalf("with the other replica fenced: %+v, want broker 2 at epoch %d", got, u.LeaderEpoch+1)
+	}
+}
+
+// ReplicaDiskFull takes a full replica out of the ISR: a leader hands over
+// to the next eligible ISR member at a new leader epoch, a follower only
+// leaves the ISR (below min.insync.replicas too: the leader then refuses
+// acks=all at once). A leader nobody can replace is refused and nothing
+// changes, so its retries bump no epochs; a reporter outside the ISR
+// changes nothing, and a stale report is refused.
+func TestReplicaDiskFull(t *testing.T) {
+	m := newMachine(t)
+	epochs := m.cluster(3)
+	m.topic("t", []int32{1, 2, 3})
+	before := m.partition("t", 0)
+	got := m.must(ReplicaDiskFull{Topic: "t", Partition: 0, BrokerID: 1, BrokerEpoch: epochs[1], LeaderEpoch: before.LeaderEpoch}).(Partition)
+	if got.Leader != 2 || got.LeaderEpoch != before.LeaderEpoch+1 || got.PartitionEpoch != before.PartitionEpoch+1 || !slices.Equal(got.ISR, []int32{2, 3}) {
+		t.Fatalf("after the leader's report: %+v, want broker 2 leading at epoch %d with ISR [2 3]", got, before.LeaderEpoch+1)
+	}
+	if p := m.partition("t", 0); !reflect.DeepEqual(p, got) {
+		t.Fatalf("state %+v, result %+v", p, got)
+	}
+	// The full broker is marked so: it may neither lead (the preferred
+	// election included) nor join an ISR, so it cannot flap back.
+	if st := m.f.Current(); !st.Brokers[1].DiskFull || st.EligibleBroker(1) {
+		t.Fatalf("broker 1 after its report: %+v, want marked full and ineligible", st.Brokers[1])
+	}
+	if r := m.must(ElectLeaders{Election: ElectPreferred, Partitions: []TopicPartition{{Topic: "t", Partition: 0}}}).([]ElectionResult); !errors.Is(r[0].Err, ErrPreferredLeaderNotAvailable) {
+		t.Fatalf("preferred election with the full broker out of the ISR: %+v", r)
+	}
+	if r := m.apply(AlterPartition{Topic: "t", Partition: 0, LeaderID: 2, BrokerEpoch: epochs[2], LeaderEpoch: got.LeaderEpoch, PartitionEpoch: got.PartitionEpoch, NewISR: []int32{1, 2, 3}}); !errors.Is(r.Err, ErrIneligibleReplica) {
+		t.Fatalf("the full broker rejoining the ISR: %v, want %v", r.Err, ErrIneligibleReplica)
+	}
+	// Writable again: eligible, and it rejoins the ISR as any replica does.
+	before1 := m.f.Current()
+	if r := m.apply(BrokerDiskWritable{NodeID: 1, BrokerEpoch: epochs[1] - 1}); !errors.Is(r.Err, ErrStaleBrokerEpoch) {
+		t.Fatalf("a stale incarnation's report: %v", r.Err)
+	}
+	if cleared := m.must(BrokerDiskWritable{NodeID: 1, BrokerEpoch: epochs[1]}); cleared != true {
+		t.Fatalf("clearing the mark: %v", cleared)
+	}
+	if st := m.f.Current(); st.Brokers[1].DiskFull || !st.EligibleBroker(1) || st.OnlyLeasesDiffer(before1) {
+		t.Fatalf("broker 1 after reporting its disk writable: %+v (a change followers must see)", st.Brokers[1])
+	}
+	if cleared := m.must(BrokerDiskWritable{NodeID: 1, BrokerEpoch: epochs[1]}); cleared != false {
+		t.Fatalf("clearing twice: %v", cleared)
+	}
+	m.must(AlterPartition{Topic: "t", Partition: 0, LeaderID: 2, BrokerEpoch: epochs[2], LeaderEpoch: got.LeaderEpoch, PartitionEpoch: got.PartitionEpoch, NewISR: []int32{1, 2, 3}})
+	got = m.partition("t", 0)
+
+	// A follower leaves the ISR; the leader and its epoch stay.
+	m.must(ReplicaDiskFull{Topic: "t", Partition: 0, BrokerID: 1, BrokerEpoch: epochs[1], LeaderEpoch: got.LeaderEpoch})
+	got = m.must(ReplicaDiskFull{Topic: "t", Partition: 0, BrokerID: 3, BrokerEpoch: epochs[3], LeaderEpoch: got.LeaderEpoch}).(Partition)
+	if got.Leader != 2 || got.LeaderEpoch != before.LeaderEpoch+1 || got.PartitionEpoch != before.PartitionEpoch+4 || !slices.Equal(got.ISR, []int32{2}) {
+		t.Fatalf("after the followers' reports: %+v, want broker 2 at epoch %d with ISR [2]", got, before.LeaderEpoch+1)
+	}
+
+	// Not in the ISR any more: nothing changes, no epoch moves.
+	if again := m.must(ReplicaDiskFull{Topic: "t", Partition: 0, BrokerID: 3, BrokerEpoch: epochs[3], LeaderEpoch: got.LeaderEpoch}).(Partition); !reflect.DeepEqual(again, got) {
+		t.Fatalf("a report from outside the ISR changed %+v into %+v", got, again)
+	}
+
+	tests := []struct {
+		name string
+		cmd  ReplicaDiskFull
+		want error
+	}{
+		{"the only ISR member leads", ReplicaDiskFull{Topic: "t", Partition: 0, BrokerID: 2, BrokerEpoch: epochs[2], LeaderEpoch: got.LeaderEpoch}, ErrEligibleLeadersNotAvailable},
+		{"old epoch", ReplicaDiskFull{Topic: "t", Partition: 0, BrokerID: 2, BrokerEpoch: epochs[2], LeaderEpoch: before.LeaderEpoch}, ErrFencedLeaderEpoch},
+		{"stale broker epoch", ReplicaDiskFull{Topic: "t", Partition: 0, BrokerID: 2, BrokerEpoch: epochs[2] - 1, LeaderEpoch: got.LeaderEpoch}, ErrStaleBrokerEpoch},
+		{"unknown partition", ReplicaDiskFull{Topic: "t", Partition: 5, BrokerID: 2, BrokerEpoch: epochs[2], LeaderEpoch: got.LeaderEpoch}, ErrUnknownTopicOrPartition},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if r := m.apply(tc.cmd); !errors.Is(r.Err, tc.want) {
+				t.Fatalf("%+v: %v, want %v", tc.cmd, r.Err, tc.want)
+			}
+			if p := m.partition("t", 0); !reflect.DeepEqual(p, got) {
+				t.Fatalf("a refused report changed the partition: %+v", p)
+			}
+		})
+	}
+
+	// An ISR member that is fenced may not take over either.
+	m.topic("u", []int32{2, 3})
+	m.must(FenceBroker{NodeID: 3, BrokerEpoch: epochs[3]})
+	u := m.partition("u", 0)
+	if r := m.apply(ReplicaDiskFull{Topic: "u", Partition: 0, BrokerID: 2, BrokerEpoch: epochs[2], LeaderEpoch: u.LeaderEpoch}); !errors.Is(r.Err, ErrEligibleLeadersNotAvailable) {
+		t.Fatalf("with the other replica fenced: %v", r.Err)
+	}
+	if p := m.partition("u", 0); !reflect.DeepEqual(p, u) {
+		t.Fatalf("a refused report changed %+v into %+v", u, p)
 	}
 }
 

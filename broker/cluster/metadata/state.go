@@ -53,10 +53,19 @@ type Broker struct {
 	// ShuttingDown is set by a controlled shutdown: the broker is leaving,
 	// so it is given no new leaderships.
 	ShuttingDown bool `json:"shutting_down,omitempty"`
+	// DiskFull is set when the broker reported that it cannot write a
+	// log for lack of space (ReplicaDiskFull) and cleared when it reports
+	// its disk writable again (BrokerDiskWritable) or registers anew.
+	// Meanwhile it is given no leadership and joins no ISR: caught up
+	// with a leader that has nothing new, it would rejoin at once and be
+	// made leader again by the preferred-leader rebalance, only to refuse
+	// the next append (Kafka keeps such a log directory offline until the
+	// broker restarts).
+	DiskFull bool `json:"disk_full,omitempty"`
 }
 
 // Eligible reports whether the broker may lead or be in an ISR.
-func (b *Broker) Eligible() bool { return !b.Fenced && !b.ShuttingDown }
+func (b *Broker) Eligible() bool { return !b.Fenced && !b.ShuttingDown && !b.DiskFull }
 
 // Partition is one partition's replication state.
 type Partition struct {
@@ -359,7 +368,7 @@ func (s *State) differOnlyIn(o *State, sameTopic func(t, ot *Topic) bool) bool {
 			continue
 		}
 		if b.Rack != ob.Rack || b.ReplicationAddr != ob.ReplicationAddr || b.Epoch != ob.Epoch ||
-			b.Fenced != ob.Fenced || b.ShuttingDown != ob.ShuttingDown || !slices.Equal(b.Listeners, ob.Listeners) {
+			b.Fenced != ob.Fenced || b.ShuttingDown != ob.ShuttingDown || b.DiskFull != ob.DiskFull || !slices.Equal(b.Listeners, ob.Listeners) {
 			return false
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/tributary/tributary/broker/storage"
 	"github.com/tributary/tributary/broker/storage/recordbatch"
 )
 
@@ -48,6 +49,12 @@ type FetcherConfig struct {
 	// cannot be made: the controller may then find the leader's process
 	// gone and fence it without waiting for its lease.
 	OnConnFailure func(leaderID int32)
+	// OnDiskFull, when set, is called (on the fetcher's goroutine: it must
+	// not block) each time the leader's batches for a partition, fetched
+	// at leaderEpoch, could not be written for lack of space
+	// (storage.NoSpace): the replica manager then takes this broker out
+	// of the ISR instead of letting it hold acks=all produces.
+	OnDiskFull func(tp TopicPartition, leaderEpoch int32)
 	// TLS, when set, gives the client configuration to dial the leader's
 	// replication listener with (serverName is the leader's host): the
 	// follower presents its broker certificate and checks the leader's.
@@ -772,6 +779,9 @@ func (f *Fetcher) handlePartition(tp TopicPartition, p *fetchPartition, fetchOff
 				return err
 			})
 			if err != nil {
+				if f.cfg.OnDiskFull != nil && storage.NoSpace(err) {
+					f.cfg.OnDiskFull(tp, p.leaderEpoch)
+				}
 				return nil, fmt.Errorf("appending to %s: %w", tp, err)
 			}
 			if wait == nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tributary/tributary/broker/cluster/metadata"
+	"github.com/tributary/tributary/broker/storage"
 )
 
 // Errors of the leader side, with the Kafka codes the server answers.
@@ -110,6 +111,12 @@ type Leader struct {
 	// controller is to be told, so that the partition is led at a new
 	// epoch; logReport: the report is in flight or was taken.
 	logFailed, logReport bool
+	// diskFull: an append failed for lack of space (WriteFailed) and the
+	// controller is to be told (ReplicaDiskFull), so that another ISR
+	// member leads; diskReport: that report is in flight; diskReportAt:
+	// when the last one was sent (see DiskFullDue).
+	diskFull, diskReport bool
+	diskReportAt         time.Time
 	// data is closed when the leader's log end moves (or it resigns), to
 	// wake follower fetches long-polling for new data.
 	data chan struct{}
@@ -407,6 +414,51 @@ func (l *Leader) LogFailureReported(err error) {
 		return
 	}
 	l.logReport = false
+}
+
+// diskFullRetry is the least time between two reports of a full disk for
+// one partition. A report that no other replica can take over
+// (metadata.ErrEligibleLeadersNotAvailable) changes nothing; sent again
+// on each of the producers' retries, it would fill the metadata log.
+const diskFullRetry = 500 * time.Millisecond
+
+// WriteFailed takes an append this leader's log refused. One refused for
+// lack of space (storage.NoSpace) makes a report due (DiskFullDue): the
+// partition is better led by a replica that can write. Any other error
+// changes nothing here.
+func (l *Leader) WriteFailed(err error) {
+	if !storage.NoSpace(err) {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.diskFull = true
+}
+
+// DiskFullDue returns the leader epoch at which to report that this
+// leader's disk is full (Controller.ReplicaDiskFull), when an append
+// failed for lack of space since the last report, none is in flight and
+// the last was sent at least diskFullRetry ago; it marks one in flight.
+// The caller reports back with DiskFullReported.
+func (l *Leader) DiskFullDue() (int32, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.cfg.Now()
+	if l.resigned || !l.diskFull || l.diskReport || now.Sub(l.diskReportAt) < diskFullRetry {
+		return 0, false
+	}
+	l.diskFull, l.diskReport, l.diskReportAt = false, true, now
+	return l.part.LeaderEpoch, true
+}
+
+// DiskFullReported ends a report of DiskFullDue. Whatever its outcome,
+// the next is due only after another append fails for lack of space: a
+// report refused because no other replica can lead waits for the
+// producers' next retry to find the disk still full.
+func (l *Leader) DiskFullReported() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.diskReport = false
 }
 
 // Fetched records a follower fetch at fetchOffset: the follower has every

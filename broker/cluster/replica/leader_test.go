@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tributary/tributary/broker/cluster/metadata"
+	"github.com/tributary/tributary/broker/storage"
 )
 
 type clock struct{ now time.Time }
@@ -468,5 +471,44 @@ func TestLeaderLogCutReport(t *testing.T) {
 				t.Fatalf("update to a new epoch: %v, want ErrNotLeader (the tracker resigns)", err)
 			}
 		})
+	}
+}
+
+// An append refused for lack of space makes a report of the full disk
+// due, once per failure and at most once per diskFullRetry; other storage
+// errors make none, and a resigned leader reports nothing.
+func TestLeaderDiskFullReport(t *testing.T) {
+	f := newLeaderFixture(t, []int32{1, 2, 3}, 1, 0)
+	f.WriteFailed(fmt.Errorf("%w: %w", storage.ErrStorage, &os.PathError{Op: "write", Path: "x", Err: syscall.EIO}))
+	if _, due := f.DiskFullDue(); due {
+		t.Fatal("an I/O error made a full-disk report due")
+	}
+	noSpace := fmt.Errorf("%w: %w", storage.ErrStorage, &os.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC})
+	f.WriteFailed(noSpace)
+	epoch, due := f.DiskFullDue()
+	if !due || epoch != 4 {
+		t.Fatalf("after ENOSPC: report due %v at epoch %d, want due at 4", due, epoch)
+	}
+	f.WriteFailed(noSpace)
+	if _, again := f.DiskFullDue(); again {
+		t.Fatal("due again while in flight")
+	}
+	f.DiskFullReported()
+	if _, again := f.DiskFullDue(); again {
+		t.Fatal("due again within diskFullRetry of the last report")
+	}
+	f.clock.advance(diskFullRetry)
+	if _, again := f.DiskFullDue(); !again {
+		t.Fatal("not due after another ENOSPC and diskFullRetry")
+	}
+	f.DiskFullReported()
+	f.clock.advance(diskFullRetry)
+	if _, again := f.DiskFullDue(); again {
+		t.Fatal("due again with no append failed since the last report")
+	}
+	f.WriteFailed(noSpace)
+	f.Resign()
+	if _, again := f.DiskFullDue(); again {
+		t.Fatal("a resigned leader's report due")
 	}
 }

@@ -241,6 +241,14 @@ type Manager struct {
 	// to the controller (one report in flight per broker).
 	reportingMu sync.Mutex
 	reporting   map[int32]bool
+	// diskReports holds, by partition, when this broker last reported
+	// that it cannot write what it follows for lack of space (zero while
+	// a report is in flight); see reportFollowerDiskFull.
+	diskReports map[TopicPartition]time.Time
+	// probing: a probe of a full disk is under way; probedAt: when the
+	// last one started (see probeDisk).
+	probing  bool
+	probedAt time.Time
 
 	// topics are the ids of the topics this broker holds replicas of, as
 	// seen in the metadata: a topic that disappears (or comes back with a
@@ -286,7 +294,9 @@ func StartManager(cfg ManagerConfig) *Manager {
 		logs:      map[TopicPartition]*trackedLog{},
 		topics:    map[string]metadata.TopicID{},
 		reporting: map[int32]bool{},
-		done:      make(chan struct{}),
+
+		diskReports: map[TopicPartition]time.Time{},
+		done:        make(chan struct{}),
 
 		reconciledCh: make(chan struct{}),
 	}
@@ -400,6 +410,7 @@ func (m *Manager) run() {
 		case <-retry:
 		case <-t.C:
 			m.proposeISRChanges(st)
+			m.probeDisk(st)
 		}
 	}
 }
@@ -908,6 +919,7 @@ func (m *Manager) follow(tp TopicPartition, p metadata.Partition, addr string, l
 		if r, ok := m.cfg.Control.(unreachableReporter); ok {
 			fc.OnConnFailure = func(id int32) { m.reportUnreachable(r, id) }
 		}
+		fc.OnDiskFull = m.reportFollowerDiskFull
 		f = StartFetcher(fc)
 		m.fetchers[k] = f
 	}
@@ -970,6 +982,141 @@ func (m *Manager) reportLogFailure(tp TopicPartition, tracker *Leader, epoch int
 	_ = tracker.Update(np)
 }
 
+// diskProbeInterval is how often a broker the metadata marks full probes
+// its disk for space (see probeDisk).
+const diskProbeInterval = time.Second
+
+// spaceProber is a store of logs that can tell whether its disk takes
+// writes again (StoreLogs, storage.Store.ProbeSpace).
+type spaceProber interface{ ProbeSpace() error }
+
+// diskWritableReporter is a control plane that takes a broker's report
+// that its disk is writable again (*cluster.Controller).
+type diskWritableReporter interface {
+	BrokerDiskWritable(ctx context.Context) (bool, error)
+}
+
+// probeDisk, while the metadata marks this broker's disk full (after a
+// ReplicaDiskFull), writes a probe to it every diskProbeInterval, in the
+// background, and reports the disk writable once one passes: the broker
+// may then lead and join ISRs again, and rejoins them by catching up.
+// Kafka keeps a failed log directory offline until the broker restarts.
+func (m *Manager) probeDisk(st *metadata.State) {
+	b, ok := st.Brokers[m.id]
+	if !ok || !b.DiskFull {
+		return
+	}
+	prober, ok := m.cfg.Logs.(spaceProber)
+	if !ok {
+		return
+	}
+	r, ok := m.cfg.Control.(diskWritableReporter)
+	if !ok {
+		return
+	}
+	m.reportingMu.Lock()
+	if m.probing || time.Since(m.probedAt) < diskProbeInterval {
+		m.reportingMu.Unlock()
+		return
+	}
+	m.probing, m.probedAt = true, time.Now()
+	m.reportingMu.Unlock()
+	go func() {
+		defer func() {
+			m.reportingMu.Lock()
+			m.probing = false
+			m.reportingMu.Unlock()
+		}()
+		if err := prober.ProbeSpace(); err != nil {
+			m.log.Debug("disk still full", "err", err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(m.ctx, reportTimeout)
+		defer cancel()
+		if _, err := r.BrokerDiskWritable(ctx); err != nil {
+			if m.ctx.Err() == nil {
+				m.log.Warn("report of a disk writable again not confirmed", "err", err)
+			}
+			return
+		}
+		m.log.Info("the disk takes writes again: this broker may lead and join ISRs again")
+	}()
+}
+
+// diskFullReporter is a control plane that takes a replica's report that
+// its disk is full (*cluster.Controller).
+type diskFullReporter interface {
+	ReplicaDiskFull(ctx context.Context, topic string, partition, leaderEpoch int32) (metadata.Partition, error)
+}
+
+// reportLeaderDiskFull asks the controller to hand a partition whose
+// appends fail here for lack of space to another ISR member (see
+// metadata.ReplicaDiskFull). When none can take it the partition stays
+// here, refusing appends with KAFKA_STORAGE_ERROR (producers retry) until
+// space returns, and nothing in the metadata changes.
+func (m *Manager) reportLeaderDiskFull(tp TopicPartition, tracker *Leader, epoch int32) {
+	defer tracker.DiskFullReported()
+	r, ok := m.cfg.Control.(diskFullReporter)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(m.ctx, 5*time.Second)
+	np, err := r.ReplicaDiskFull(ctx, tp.Topic, tp.Partition, epoch)
+	cancel()
+	if err != nil {
+		m.log.Warn("a full disk refuses the appends of a partition led here; it stays here", "partition", tp, "leader_epoch", epoch, "err", err)
+		return
+	}
+	m.log.Warn("a partition whose appends fail here for lack of space is led elsewhere", "partition", tp, "leader", np.Leader, "leader_epoch", np.LeaderEpoch, "isr", np.ISR)
+	_ = tracker.Update(np)
+}
+
+// reportFollowerDiskFull tells the controller, in the background, that
+// this broker could not write what it fetched for tp at leaderEpoch for
+// lack of space, so that it leaves the ISR now: in it, it would hold the
+// partition's acks=all produces until the leader drops it after
+// replica.lag.time.max.ms. Nothing is sent when the metadata already has
+// it out of the ISR (it rejoins by catching up, which takes writes that
+// succeed) or at another epoch, nor more often than diskFullRetry per
+// partition.
+func (m *Manager) reportFollowerDiskFull(tp TopicPartition, leaderEpoch int32) {
+	r, ok := m.cfg.Control.(diskFullReporter)
+	if !ok {
+		return
+	}
+	st := m.cfg.Control.State()
+	if st == nil {
+		return
+	}
+	if p, ok := st.Partition(tp.Topic, tp.Partition); !ok || p.LeaderEpoch != leaderEpoch || p.Leader == m.id || !slices.Contains(p.ISR, m.id) {
+		return
+	}
+	m.reportingMu.Lock()
+	if at, ok := m.diskReports[tp]; ok && (at.IsZero() || time.Since(at) < diskFullRetry) {
+		m.reportingMu.Unlock()
+		return
+	}
+	m.diskReports[tp] = time.Time{} // in flight
+	m.reportingMu.Unlock()
+	go func() {
+		defer func() {
+			m.reportingMu.Lock()
+			m.diskReports[tp] = time.Now()
+			m.reportingMu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(m.ctx, reportTimeout)
+		defer cancel()
+		np, err := r.ReplicaDiskFull(ctx, tp.Topic, tp.Partition, leaderEpoch)
+		if err != nil {
+			if m.ctx.Err() == nil {
+				m.log.Warn("report of a full disk under a followed partition not confirmed", "partition", tp, "leader_epoch", leaderEpoch, "err", err)
+			}
+			return
+		}
+		m.log.Warn("a followed partition whose writes fail here for lack of space left the ISR", "partition", tp, "leader", np.Leader, "isr", np.ISR)
+	}()
+}
+
 func (m *Manager) stopFollowing(tp TopicPartition) {
 	cur, ok := m.following[tp]
 	if !ok {
@@ -1003,10 +1150,14 @@ func (m *Manager) proposeISRChanges(st *metadata.State) {
 		epoch   int32
 	}
 	var todo []proposal
-	var failed []failure
+	var failed, full []failure
 	for tp, l := range m.leaders {
 		if epoch, ok := l.tracker.LogFailureDue(); ok {
 			failed = append(failed, failure{tp, l.tracker, epoch})
+			continue
+		}
+		if epoch, ok := l.tracker.DiskFullDue(); ok {
+			full = append(full, failure{tp, l.tracker, epoch})
 			continue
 		}
 		if ch, ok := l.tracker.ProposeISRChange(st.EligibleBroker); ok {
@@ -1024,6 +1175,16 @@ func (m *Manager) proposeISRChanges(st *metadata.State) {
 	// proposed together, the quorum commits them in batches.
 	sem := make(chan struct{}, isrProposers)
 	var wg sync.WaitGroup
+	// A full disk fails the appends of every partition the broker leads
+	// at once: their reports go together, as the ISR changes do.
+	for _, f := range full {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			m.reportLeaderDiskFull(f.tp, f.tracker, f.epoch)
+		}()
+	}
 	for _, p := range todo {
 		sem <- struct{}{}
 		wg.Add(1)

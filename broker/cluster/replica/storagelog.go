@@ -43,6 +43,10 @@ type StoreLogs struct {
 	Config func(configs map[string]string) storage.TopicConfig
 }
 
+// ProbeSpace tells whether the store's disk takes writes again after a
+// write failed for lack of space (storage.Store.ProbeSpace).
+func (s StoreLogs) ProbeSpace() error { return s.Store.ProbeSpace() }
+
 // Open implements Logs.
 func (s StoreLogs) Open(topic string, partition int32, id metadata.TopicID, configs map[string]string) (PartitionLog, error) {
 	if p, ok := s.Store.Partition(topic, partition); ok {
