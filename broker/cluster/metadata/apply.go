@@ -554,10 +554,20 @@ func applyReplicaDiskFull(c *applyCtx, cmd ReplicaDiskFull) (any, error) {
 	return np, nil
 }
 
+// markDiskFull marks a broker whose disk is full and, the first time,
+// takes it out of every ISR and hands every partition it leads to another
+// eligible ISR member, as Kafka does for every partition of a log
+// directory that goes offline (KIP-112): its other partitions' writes
+// fail too once what is left of their files' last blocks is used up
+// (tmpfs and ext4 allocate by the page or block, so a few small appends
+// still fit), and until then each would hold acks=all produces behind a
+// follower that backs off after every failed write.
 func (c *applyCtx) markDiskFull(id int32) {
-	if !c.st.Brokers[id].DiskFull {
-		c.brokerForWrite(id).DiskFull = true
+	if c.st.Brokers[id].DiskFull {
+		return
 	}
+	c.brokerForWrite(id).DiskFull = true
+	c.removeFromISRsAndLeaderships(id, true)
 }
 
 func applyBrokerDiskWritable(c *applyCtx, cmd BrokerDiskWritable) (any, error) {

@@ -241,7 +241,10 @@ type LeaderLogFailed struct {
 // LeaderEpoch, leaves the ISR, as Kafka's does when its log directory
 // goes offline (KIP-112): a full follower no longer holds acks=all
 // produces until replica.lag.time.max.ms. The broker is marked DiskFull
-// (no leadership, no ISR join) until BrokerDiskWritable. A leader
+// (no leadership, no ISR join) until BrokerDiskWritable, and the first
+// report also takes it out of every other ISR and moves every leadership
+// it holds that another eligible ISR member can take (a log directory
+// goes offline as a whole). A leader
 // hands over to the first other eligible ISR member at a new leader
 // epoch; when there is none it is refused with
 // ErrEligibleLeadersNotAvailable and nothing changes (no epoch bump per

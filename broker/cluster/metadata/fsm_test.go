@@ -932,6 +932,8 @@ func TestReplicaDiskFull(t *testing.T) {
 	m := newMachine(t)
 	epochs := m.cluster(3)
 	m.topic("t", []int32{1, 2, 3})
+	m.topic("others", []int32{1, 2, 3}, []int32{2, 1, 3})
+	m.topic("alone", []int32{1})
 	before := m.partition("t", 0)
 	got := m.must(ReplicaDiskFull{Topic: "t", Partition: 0, BrokerID: 1, BrokerEpoch: epochs[1], LeaderEpoch: before.LeaderEpoch}).(Partition)
 	if got.Leader != 2 || got.LeaderEpoch != before.LeaderEpoch+1 || got.PartitionEpoch != before.PartitionEpoch+1 || !slices.Equal(got.ISR, []int32{2, 3}) {
@@ -939,6 +941,17 @@ func TestReplicaDiskFull(t *testing.T) {
 	}
 	if p := m.partition("t", 0); !reflect.DeepEqual(p, got) {
 		t.Fatalf("state %+v, result %+v", p, got)
+	}
+	// Its whole disk is full: it leaves every other ISR and hands over
+	// every leadership another ISR member can take; alone, it keeps it.
+	if p := m.partition("others", 0); p.Leader != 2 || !slices.Equal(p.ISR, []int32{2, 3}) {
+		t.Fatalf("a partition the full broker led: %+v, want broker 2 leading with ISR [2 3]", p)
+	}
+	if p := m.partition("others", 1); p.Leader != 2 || !slices.Equal(p.ISR, []int32{2, 3}) {
+		t.Fatalf("a partition the full broker followed: %+v, want ISR [2 3]", p)
+	}
+	if p := m.partition("alone", 0); p.Leader != 1 || !slices.Equal(p.ISR, []int32{1}) {
+		t.Fatalf("a partition only the full broker holds: %+v, want it kept", p)
 	}
 	// The full broker is marked so: it may neither lead (the preferred
 	// election included) nor join an ISR, so it cannot flap back.

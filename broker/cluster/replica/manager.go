@@ -241,10 +241,10 @@ type Manager struct {
 	// to the controller (one report in flight per broker).
 	reportingMu sync.Mutex
 	reporting   map[int32]bool
-	// diskReports holds, by partition, when this broker last reported
-	// that it cannot write what it follows for lack of space (zero while
-	// a report is in flight); see reportFollowerDiskFull.
-	diskReports map[TopicPartition]time.Time
+	// diskReports holds, by partition, this broker's last report that it
+	// cannot write what it follows for lack of space (see
+	// reportFollowerDiskFull).
+	diskReports map[TopicPartition]diskReport
 	// probing: a probe of a full disk is under way; probedAt: when the
 	// last one started (see probeDisk).
 	probing  bool
@@ -295,7 +295,7 @@ func StartManager(cfg ManagerConfig) *Manager {
 		topics:    map[string]metadata.TopicID{},
 		reporting: map[int32]bool{},
 
-		diskReports: map[TopicPartition]time.Time{},
+		diskReports: map[TopicPartition]diskReport{},
 		done:        make(chan struct{}),
 
 		reconciledCh: make(chan struct{}),
@@ -1071,6 +1071,15 @@ func (m *Manager) reportLeaderDiskFull(tp TopicPartition, tracker *Leader, epoch
 	_ = tracker.Update(np)
 }
 
+// diskReport is a follower's last report of a full disk for a partition:
+// in flight, or when it ended and the partition epoch the controller
+// answered with (-1 when it was refused or not answered).
+type diskReport struct {
+	inFlight bool
+	at       time.Time
+	answered int32
+}
+
 // reportFollowerDiskFull tells the controller, in the background, that
 // this broker could not write what it fetched for tp at leaderEpoch for
 // lack of space, so that it leaves the ISR now: in it, it would hold the
@@ -1088,25 +1097,34 @@ func (m *Manager) reportFollowerDiskFull(tp TopicPartition, leaderEpoch int32) {
 	if st == nil {
 		return
 	}
-	if p, ok := st.Partition(tp.Topic, tp.Partition); !ok || p.LeaderEpoch != leaderEpoch || p.Leader == m.id || !slices.Contains(p.ISR, m.id) {
+	p, ok := st.Partition(tp.Topic, tp.Partition)
+	if !ok || p.LeaderEpoch != leaderEpoch || p.Leader == m.id || !slices.Contains(p.ISR, m.id) {
 		return
 	}
 	m.reportingMu.Lock()
-	if at, ok := m.diskReports[tp]; ok && (at.IsZero() || time.Since(at) < diskFullRetry) {
+	// A full disk stops this broker's own copy of the metadata too (its
+	// Raft store cannot append), so the state above can still show it in
+	// the ISR long after a report took it out: the answer's partition
+	// epoch says which states are that old.
+	if last, ok := m.diskReports[tp]; ok && (last.inFlight || time.Since(last.at) < diskFullRetry || p.PartitionEpoch <= last.answered) {
 		m.reportingMu.Unlock()
 		return
 	}
-	m.diskReports[tp] = time.Time{} // in flight
+	m.diskReports[tp] = diskReport{inFlight: true, answered: -1}
 	m.reportingMu.Unlock()
 	go func() {
+		answered := int32(-1)
 		defer func() {
 			m.reportingMu.Lock()
-			m.diskReports[tp] = time.Now()
+			m.diskReports[tp] = diskReport{at: time.Now(), answered: answered}
 			m.reportingMu.Unlock()
 		}()
 		ctx, cancel := context.WithTimeout(m.ctx, reportTimeout)
 		defer cancel()
 		np, err := r.ReplicaDiskFull(ctx, tp.Topic, tp.Partition, leaderEpoch)
+		if err == nil {
+			answered = np.PartitionEpoch
+		}
 		if err != nil {
 			if m.ctx.Err() == nil {
 				m.log.Warn("report of a full disk under a followed partition not confirmed", "partition", tp, "leader_epoch", leaderEpoch, "err", err)
