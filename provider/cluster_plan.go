@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"math/big"
 	"slices"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-go/tftypes"
 
 	"github.com/tributary/tributary/broker/config"
 	"github.com/tributary/tributary/internal/bootconfig"
@@ -423,6 +425,37 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 			fmt.Sprintf("Changing %v replaces the whole cluster: new brokers, new volumes and a new cluster id. The data on the old brokers is destroyed with them.", resp.RequiresReplace))
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
+	if state != nil && len(resp.RequiresReplace) == 0 && !resp.Diagnostics.HasError() && planChanges(req.State.Raw, resp.Plan.Raw) {
+		resp.Diagnostics.Append(refuseUpdateWithoutCA(ctx, &plan, state, req.Private)...)
+	}
+}
+
+// refuseUpdateWithoutCA refuses at plan an update of a cluster whose
+// brokers hold certificates of the CA the provider made, when this state
+// lacks that CA (an imported cluster: its private key lives only in the
+// private state of the state the cluster was created in). The update would
+// make a new CA and roll the brokers one at a time onto it; the first one
+// rolled would trust only the new CA and the others only the old, so it
+// could not rejoin the cluster's quorum and the roll would wait for it
+// until the update timeout, with a broker out of the cluster.
+func refuseUpdateWithoutCA(ctx context.Context, plan, state *clusterModel, private privateState) diag.Diagnostics {
+	sec, diags := plan.security(ctx)
+	if diags.HasError() || !sec.usesTLS() || sec.UserCACert != "" || state.CertificateAuthorityPEM.ValueString() == "" {
+		return diags
+	}
+	raw, d := private.GetKey(ctx, privateCAKey)
+	diags.Append(d...)
+	if len(raw) > 0 || diags.HasError() {
+		return diags
+	}
+	diags.AddError("The cluster's CA is not in this state",
+		fmt.Sprintf("The certificates of cluster %s's brokers are signed by a CA the provider made when it created the cluster, and the "+
+			"CA's private key is kept only in the Terraform state the cluster was created in; this state has none (the cluster was "+
+			"imported). This change would make a new CA and roll the brokers onto it one at a time, and a rolled broker could not "+
+			"rejoin the brokers that trust the old CA. Apply from the state the cluster was created in (terraform state pull there, "+
+			"terraform state push here), or set tls_certificate_authority to that CA (certificate_authority_pem) and its private key.",
+			state.ClusterID.ValueString()))
+	return diags
 }
 
 // storageEqual compares two storage settings, autoscaling by value.
@@ -529,4 +562,28 @@ func checkKey(ctx context.Context, client *kms.Client, arn string) diag.Diagnost
 		diags.AddAttributeError(at, "KMS key not usable", fmt.Sprintf("%s is a %s key for %s; EBS needs a symmetric ENCRYPT_DECRYPT key.", arn, out.KeyMetadata.KeySpec, out.KeyMetadata.KeyUsage))
 	}
 	return diags
+}
+
+// planChanges reports whether a plan changes the state, as Terraform sees
+// it: numbers are compared by value (a computed float such as
+// estimated_monthly_cost_usd may come back from the state with another
+// precision and the same value).
+func planChanges(state, plan tftypes.Value) bool {
+	diffs, err := state.Diff(plan)
+	if err != nil {
+		return true
+	}
+	for _, d := range diffs {
+		var a, b *big.Float
+		if d.Value1 != nil && d.Value2 != nil && d.Value1.Type().Is(tftypes.Number) && d.Value2.Type().Is(tftypes.Number) &&
+			d.Value1.As(&a) == nil && d.Value2.As(&b) == nil && a != nil && b != nil {
+			fa, _ := a.Float64()
+			fb, _ := b.Float64()
+			if fa == fb {
+				continue
+			}
+		}
+		return true
+	}
+	return false
 }

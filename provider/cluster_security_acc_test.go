@@ -140,6 +140,12 @@ data "tributary_iam_policy_document" "writer" {
 }
 `, name, accEnv.version, accInstanceType(), clientCA.CertPEM) + topicBlock("orders", 3, 3, map[string]string{"min.insync.replicas": "2"})
 
+	// The same cluster block at a second address, for the import.
+	block := config[strings.Index(config, `resource "tributary_cluster" "test" {`):strings.Index(config, `data "tributary_iam_policy_document"`)]
+	// Without timeouts, which an import cannot read: they would be a diff.
+	block = strings.Replace(block, "  timeouts {\n    create = \"4m\"\n    update = \"6m\"\n    delete = \"4m\"\n  }\n", "", 1)
+	imported := "\n" + strings.Replace(block, `"test"`, `"imported"`, 1)
+
 	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
@@ -164,6 +170,32 @@ data "tributary_iam_policy_document" "writer" {
 			ImportState:             true,
 			ImportStateVerify:       true,
 			ImportStateVerifyIgnore: []string{"timeouts", "broker_load"},
+		}, {
+			// terraform import of the cluster in another configuration,
+			// here a second address: its state has none of the private
+			// state the creating apply kept (the CA's private key).
+			Config:             config + imported,
+			ResourceName:       "tributary_cluster.imported",
+			ImportState:        true,
+			ImportStatePersist: true,
+			ImportStateIdFunc: func(s *terraform.State) (string, error) {
+				id, _, err := clusterState(s)
+				return id, err
+			},
+		}, {
+			// Nothing to change after the import.
+			Config:   config + imported,
+			PlanOnly: true,
+		}, {
+			// A change that would roll the brokers onto a new CA is
+			// refused at plan, before any broker stops.
+			Config:      config + strings.Replace(imported, "  client_cidr_blocks", "  tags = {\n    after = \"import\"\n  }\n  client_cidr_blocks", 1),
+			PlanOnly:    true,
+			ExpectError: wrappedText("The cluster's CA is not in this state"),
+		}, {
+			// The second address forgets the cluster, so that only the
+			// first destroys it.
+			Config: config + "\nremoved {\n  from = tributary_cluster.imported\n\n  lifecycle {\n    destroy = false\n  }\n}\n",
 		}},
 	})
 }
