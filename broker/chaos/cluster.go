@@ -367,8 +367,11 @@ func (c *Cluster) Start(id int32) error {
 		cmd = c.net.Command(n.ID, c.cfg.Binary, "run", "--config", c.configPath(n.ID))
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// Its own process group, so a kill reaches nothing else of ours.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group, so a kill reaches nothing else of ours; and
+	// killed by the kernel when the harness dies without stopping it (a
+	// run killed from outside left its brokers running, holding their
+	// ports and, under flock, the bench lock's descriptor).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("starting node %d: %w", id, err)
