@@ -61,6 +61,9 @@ type Options struct {
 	// InterBrokerAPIs are served on the replication listener besides
 	// replication (the transaction coordinator's requests between brokers).
 	InterBrokerAPIs map[int16]replica.InterBrokerAPI
+	// Logs, when set, wraps the replica manager's access to the logs
+	// (tests hold a log's opening to see what a broker does meanwhile).
+	Logs func(replica.Logs) replica.Logs
 	// ReadBudget is charged for the batches the replication listener
 	// reads into memory for followers over TLS (nil: unbounded), the
 	// budget of the client listeners' TLS fetches.
@@ -129,8 +132,12 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 		ln.Close()
 		return nil, err
 	}
+	var logs replica.Logs = replica.StoreLogs{Store: o.Store, Config: o.TopicConfig}
+	if o.Logs != nil {
+		logs = o.Logs(logs)
+	}
 	mgr := replica.StartManager(replica.ManagerConfig{
-		Control: ctl, Logs: replica.StoreLogs{Store: o.Store, Config: o.TopicConfig},
+		Control: ctl, Logs: logs,
 		LagTimeMax: o.LagTimeMax, DefaultMinISR: int(o.Config.MinInsyncReplicas), ISRInterval: o.ISRInterval,
 		Fetch: fetch, OnLeadership: o.OnLeadership, OnHighWatermark: o.OnHighWatermark, Logger: o.Logger,
 		Throttle: replica.ThrottleConfig{
