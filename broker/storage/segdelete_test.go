@@ -351,6 +351,21 @@ func TestShortDiskDeletesAtOnce(t *testing.T) {
 	}
 }
 
+// deleterLearnsOnlyFromWrites makes the deleter see plenty of free space,
+// so that only a write's ENOSPC (noteWriteError) makes it delete early.
+// The full-volume tests need that: when the deleter looked at the free
+// space itself while their ballast was being written, it deleted the
+// waiting segments there and then and the ballast took the space they
+// freed (TestFullDiskAtARollGetsSpaceBack failed so about 1 run in 60
+// with -cpu 1,2 under load, or found its first append succeeding).
+func deleterLearnsOnlyFromWrites(st *Store) {
+	plenty := func(_ string, fs *unix.Statfs_t) error {
+		fs.Blocks, fs.Bavail = 1000, 900
+		return nil
+	}
+	st.del.statfs.Store(&plenty)
+}
+
 // TestFullDiskGetsSpaceBackFromDeletedSegments: on a real full volume
 // (a small tmpfs), segments deleted while space was plenty wait for their
 // delay; once appends fail for lack of space they are removed, and the
@@ -363,6 +378,7 @@ func TestFullDiskGetsSpaceBackFromDeletedSegments(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() }) // before the umount
+	deleterLearnsOnlyFromWrites(st)
 	p := mustCreate(t, st, "full", 0, TopicConfig{SegmentBytes: 64 << 10, FileDeleteDelay: time.Hour})
 	for range 160 { // 640 KiB
 		mustAppend(t, p, makeBatch(t, batchSpec{records: 4, valueSize: 1000}))
@@ -482,6 +498,7 @@ func TestFullDiskAtARollGetsSpaceBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() }) // before the umount
+	deleterLearnsOnlyFromWrites(st)
 	old := mustCreate(t, st, "old", 0, TopicConfig{SegmentBytes: 64 << 10, FileDeleteDelay: time.Hour})
 	for range 160 { // 640 KiB
 		mustAppend(t, old, makeBatch(t, batchSpec{records: 4, valueSize: 1000}))
