@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -54,7 +56,13 @@ func produceTxn(ctx context.Context, t *testing.T, cl *kgo.Client, p int32, pref
 
 // readValues consumes partitions of topic from the start at an isolation
 // level until it has seen offsets up to end, and returns the values.
-func readValues(ctx context.Context, t *testing.T, addr, topic string, committed bool, end int64) []string {
+// readValues reads topic from the start until each partition named in
+// ends has shown a high watermark and a last stable offset at or past its
+// end, and returns the values, partition by partition in offset order.
+// Each partition is waited for on its own: a fetch that answers one
+// partition says nothing of the others (the last read once returned
+// when partition 0, far past partition 1's end, came back first).
+func readValues(ctx context.Context, t *testing.T, addr, topic string, committed bool, ends map[int32]int64) []string {
 	t.Helper()
 	iso := kgo.ReadUncommitted()
 	if committed {
@@ -66,27 +74,29 @@ func readValues(ctx context.Context, t *testing.T, addr, topic string, committed
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	var out []string
-	for {
+	byPartition := map[int32][]string{}
+	reached := map[int32]bool{}
+	for len(reached) < len(ends) {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			t.Fatalf("reading %s (committed %v) up to %d: %v; got %v", topic, committed, end, err, out)
+			t.Fatalf("reading %s (committed %v) up to %v: %v; got %v", topic, committed, ends, err, byPartition)
 		}
 		fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("fetch: %v", err) })
-		done := false
 		fs.EachRecord(func(r *kgo.Record) {
-			out = append(out, string(r.Value))
+			byPartition[r.Partition] = append(byPartition[r.Partition], string(r.Value))
 		})
 		// Markers are invisible; the fetch positions pass them.
 		fs.EachPartition(func(p kgo.FetchTopicPartition) {
-			if p.HighWatermark >= end && p.LastStableOffset >= end {
-				done = true
+			if end, ok := ends[p.Partition]; ok && p.HighWatermark >= end && p.LastStableOffset >= end {
+				reached[p.Partition] = true
 			}
 		})
-		if done {
-			return out
-		}
 	}
+	var out []string
+	for _, p := range slices.Sorted(maps.Keys(byPartition)) {
+		out = append(out, byPartition[p]...)
+	}
+	return out
 }
 
 func TestTransactionsSingleBroker(t *testing.T) {
@@ -150,12 +160,12 @@ func TestTransactionsSingleBroker(t *testing.T) {
 	}
 
 	end := waitStable(ctx, t, admin, "txn", 0)
-	committed := readValues(ctx, t, addr, "txn", true, end)
+	committed := readValues(ctx, t, addr, "txn", true, map[int32]int64{0: end})
 	want := []string{"c1-0", "c1-1", "c1-2", "c2-0"}
 	if fmt.Sprint(committed) != fmt.Sprint(want) {
 		t.Fatalf("read_committed: %v, want %v", committed, want)
 	}
-	all := readValues(ctx, t, addr, "txn", false, end)
+	all := readValues(ctx, t, addr, "txn", false, map[int32]int64{0: end})
 	if len(all) != 7 {
 		t.Fatalf("read_uncommitted: %v, want all 7 records", all)
 	}
@@ -176,7 +186,7 @@ func TestTransactionsSingleBroker(t *testing.T) {
 		t.Fatalf("zombie producer: %v, want fenced", err)
 	}
 	end1 := waitStable(ctx, t, admin, "txn", 1)
-	if got := readValues(ctx, t, addr, "txn", true, end1); fmt.Sprint(got) != fmt.Sprint(append(want, "fresh-0")) {
+	if got := readValues(ctx, t, addr, "txn", true, map[int32]int64{0: end, 1: end1}); fmt.Sprint(got) != fmt.Sprint(append(want, "fresh-0")) {
 		t.Fatalf("after fencing, read_committed: %v", got)
 	}
 }
