@@ -199,11 +199,23 @@ func (s *Server) handleFetch(ctx context.Context, az reqAuth, req *kmsg.FetchReq
 	}
 	deadline := time.Now().Add(wait)
 	var timer *time.Timer
+	awaited := false
 	for {
 		// Take the wake-up channel before reading, so an append that
 		// lands between the read and the wait is not missed.
 		woken := s.data.wait()
-		resp, bytes, stop := s.fetchOnce(req, denied, rd)
+		resp, bytes, stop, takingUp := s.fetchOnce(req, denied, rd)
+		if takingUp && !awaited && time.Now().Before(deadline) && ctx.Err() == nil {
+			// A partition this broker's metadata makes it lead is
+			// still being taken up by its replica manager: wait for
+			// it (once, within the fetch's own wait) and read again,
+			// instead of answering NOT_LEADER_OR_FOLLOWER.
+			awaited = true
+			rd.rb.Release()
+			clear(rd.files)
+			s.awaitLeadershipsUntil(ctx, deadline)
+			continue
+		}
 		if stop || bytes >= int(req.MinBytes) || !time.Now().Before(deadline) || ctx.Err() != nil {
 			return s.countFetched(finish(resp), rd.files)
 		}
@@ -266,8 +278,11 @@ func (s *Server) fetchTopicNames(req *kmsg.FetchRequest) []string {
 
 // fetchOnce reads every requested partition once; topics in denied answer
 // TOPIC_AUTHORIZATION_FAILED, whether they exist or not. stop is true when
-// the response must go out now (an error in some partition).
-func (s *Server) fetchOnce(req *kmsg.FetchRequest, denied map[string]bool, rd fetchRead) (resp *kmsg.FetchResponse, bytes int, stop bool) {
+// the response must go out now (an error in some partition); takingUp is
+// true when some partition answered NOT_LEADER_OR_FOLLOWER although this
+// broker's metadata makes it the leader: its replica manager has not taken
+// the leadership up yet (awaitLeadershipsUntil).
+func (s *Server) fetchOnce(req *kmsg.FetchRequest, denied map[string]bool, rd fetchRead) (resp *kmsg.FetchResponse, bytes int, stop, takingUp bool) {
 	resp = req.ResponseKind().(*kmsg.FetchResponse)
 	remaining := int(req.MaxBytes)
 	if req.MaxBytes <= 0 {
@@ -310,6 +325,9 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest, denied map[string]bool, rd fe
 				n := s.fetchPartition(req, fileKeyOf(&st, rp.Partition), rp, p, &sp, remaining, bytes > 0, rd)
 				bytes += n
 				remaining -= n
+				if sp.ErrorCode == kerr.NotLeaderForPartition.Code && p.leader == s.nodeID {
+					takingUp = true
+				}
 			}
 			if sp.ErrorCode != 0 {
 				stop = true
@@ -318,7 +336,24 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest, denied map[string]bool, rd fe
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	return resp, bytes, stop
+	return resp, bytes, stop, takingUp
+}
+
+// awaitLeadershipsUntil waits until this broker's replica manager has
+// caught up with the controller's metadata, at most until deadline (the
+// fetch's own MaxWait, so a fetch is never held longer than it asked).
+//
+// The replica manager takes up a leadership after the metadata reached
+// this broker's topic view: it first opens (for a new partition, creates
+// and fsyncs) the log. A consumer that fetched in that window, typically
+// from a fresh topic or from the new leader after a failover, was answered
+// NOT_LEADER_OR_FOLLOWER and backed off for a metadata refresh (franz-go:
+// up to its 5 s metadata.min.age), as a producer was before
+// awaitLeadership.
+func (s *Server) awaitLeadershipsUntil(ctx context.Context, deadline time.Time) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	_ = s.node.WaitCaughtUp(ctx) // past the deadline, the read answers what it finds
 }
 
 // fetchPartition fills one partition of the response and returns the bytes
