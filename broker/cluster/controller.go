@@ -510,6 +510,8 @@ func (ctl *Controller) handleLocal(req rpcRequest) (json.RawMessage, error) {
 		return nil, ctl.unregisterLocal(req.NodeID)
 	case opHeartbeat:
 		return ctl.heartbeatLocal(req.NodeID, req.BrokerEpoch, req.LeaseMs)
+	case opAppliedIndex:
+		return ctl.appliedIndexLocal()
 	}
 	return nil, fmt.Errorf("%w %q", ErrUnknownRequest, req.Op)
 }
