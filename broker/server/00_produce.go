@@ -123,7 +123,9 @@ func (s *Server) prepareProduce(ctx context.Context, az reqAuth, req *kmsg.Produ
 		topLevel = kerr.InvalidRequiredAcks.Code
 		message = fmt.Sprintf("acks=%d: must be -1, 0 or 1", req.Acks)
 	default:
-		denied = az.denied(ctx, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic, produceTopics(req))
+		names := produceTopics(req)
+		denied = az.denied(ctx, kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic, names)
+		s.awaitUnknownTopics(ctx, names, denied)
 	}
 
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))

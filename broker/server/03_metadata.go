@@ -31,6 +31,12 @@ package server
 //     principal. The authorized-operations fields (v8+) hold the
 //     operations the principal may do.
 //   - Topics asked for by id (v12) that do not exist answer UNKNOWN_TOPIC_ID.
+//   - A topic asked for by name that this broker does not know is looked
+//     for again once its metadata has caught up with the active
+//     controller's (at most 500 ms, a round trip to the controller when
+//     it is really unknown): a topic just created through another broker
+//     is answered, not refused UNKNOWN_TOPIC_OR_PARTITION. Produce does
+//     the same.
 //
 // Version notes:
 //   - v1: rack, controller, IsInternal, null = all topics
@@ -44,6 +50,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -105,6 +112,7 @@ func (s *Server) handleMetadata(ctx context.Context, az reqAuth, req *kmsg.Metad
 		}
 	}
 	denied := az.denied(ctx, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, names)
+	s.awaitUnknownTopics(ctx, names, denied)
 	autoCreate := cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
 	// Creating a missing topic needs CREATE on the cluster, else on the
 	// topic; a principal allowed neither gets TOPIC_AUTHORIZATION_FAILED.
@@ -268,5 +276,58 @@ func topicCreateErrorCode(err error) int16 {
 		return kerr.RequestTimedOut.Code // no metadata quorum reachable
 	default:
 		return kerr.KafkaStorageError.Code
+	}
+}
+
+// unknownTopicWait bounds how long a request naming a topic this broker
+// does not know waits for its metadata to catch up with the active
+// controller's (awaitUnknownTopics).
+const unknownTopicWait = 500 * time.Millisecond
+
+// awaitUnknownTopics, when one of names (those in denied aside) is a valid
+// topic name this broker does not know, catches this broker's metadata up
+// with the active controller's (bounded by unknownTopicWait) and brings
+// the topic view in line, so that the request's lookups that follow find
+// a topic created just before it.
+//
+// A topic is created by the active controller and reaches each broker's
+// metadata in its own time: a client that created one (or learnt of it)
+// through another broker and asked this one first was answered
+// UNKNOWN_TOPIC_OR_PARTITION, and franz-go then waited 250 ms, or its
+// 5 s metadata.min.age when a metadata reload was already pending (1 of 30
+// fresh topics at load 10, docs/benchmarks.md "A fresh producer's first
+// acknowledgement"). Kafka answers the same refusal and leaves it to the
+// client's retries. The catch-up is a read index: the controller answers
+// the index it has applied (every creation it answered is at or below
+// it), so a topic that does not exist costs one round trip to it, not the
+// whole bound, and a broker whose metadata is current costs nothing else.
+func (s *Server) awaitUnknownTopics(ctx context.Context, names []string, denied map[string]bool) {
+	unknown := func(name string) bool {
+		if denied[name] || validTopicName(name) != nil {
+			return false
+		}
+		_, ok := s.lookupTopic(name)
+		return !ok
+	}
+	if !slices.ContainsFunc(names, unknown) {
+		return
+	}
+	wait := unknownTopicWait
+	if ns := s.unknownTopicWaitNs.Load(); ns != 0 {
+		wait = time.Duration(ns)
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if err := s.node.Controller.WaitCaughtUpWithController(ctx); err != nil {
+		s.log.Debug("answering with the metadata this broker has", "err", err)
+	}
+	// The topic view follows the metadata in followCluster's own time:
+	// rebuilt here when the metadata has a topic the view lacks.
+	st := s.node.Controller.State()
+	if slices.ContainsFunc(names, func(name string) bool {
+		_, inState := st.Topic(name)
+		return inState && unknown(name)
+	}) {
+		s.syncClusterTopics()
 	}
 }

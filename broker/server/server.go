@@ -122,6 +122,8 @@ type Server struct {
 	// that fails holding read buffers, and one that drops c.readBufs a
 	// path that forgets to release them.
 	afterFetchRead atomic.Pointer[func(*conn)]
+	// unknownTopicWaitNs, when not 0 (tests), replaces unknownTopicWait.
+	unknownTopicWaitNs atomic.Int64
 
 	listeners []*clientListener
 	connsMu   sync.Mutex

@@ -1,0 +1,168 @@
+package server
+
+import (
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/cluster"
+	"github.com/tributary/tributary/broker/cluster/node"
+)
+
+// pausableListener holds, while paused, every byte its connections read
+// from then on: on a controller listener, the metadata log stops reaching
+// the broker behind it.
+type pausableListener struct {
+	net.Listener
+	mu     sync.Mutex
+	resume chan struct{} // nil while running
+}
+
+func (l *pausableListener) pause() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.resume == nil {
+		l.resume = make(chan struct{})
+	}
+}
+
+func (l *pausableListener) unpause() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.resume != nil {
+		close(l.resume)
+		l.resume = nil
+	}
+}
+
+func (l *pausableListener) gate() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.resume
+}
+
+func (l *pausableListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return pausableConn{Conn: c, l: l}, nil
+}
+
+type pausableConn struct {
+	net.Conn
+	l *pausableListener
+}
+
+// Read holds what it read while the listener is paused (a read already
+// waiting when the pause began must not deliver it either).
+func (c pausableConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if g := c.l.gate(); g != nil {
+		<-g
+	}
+	return n, err
+}
+
+func metadataFor(topic string) *kmsg.MetadataRequest {
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = 9
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
+// A broker asked about a topic its metadata does not have yet, created
+// through another broker just before, catches up with the active
+// controller and answers with the topic instead of
+// UNKNOWN_TOPIC_OR_PARTITION (franz-go then waits 250 ms, or its 5 s
+// metadata.min.age); a topic that does not exist is answered after a round
+// trip to the controller, not the whole bound.
+func TestMetadataCatchesUpWithATopicJustCreated(t *testing.T) {
+	var (
+		mu  sync.Mutex
+		lns = map[int32]*pausableListener{}
+	)
+	c := startInProcessClusterTuned(t, func(o *node.Options) {
+		id, tune := o.Config.NodeID, o.Tune
+		o.Tune = func(cc *cluster.Config) {
+			tune(cc)
+			ln := &pausableListener{Listener: cc.Listener}
+			cc.Listener = ln
+			mu.Lock()
+			lns[id] = ln
+			mu.Unlock()
+		}
+	})
+	t.Cleanup(func() { // before the brokers stop
+		for _, ln := range lns {
+			ln.unpause()
+		}
+	})
+	// The lagging broker is not the active controller: its listener
+	// takes the other brokers' controller requests.
+	var lag int32
+	for id, s := range c.servers {
+		if !s.node.Controller.IsActive() {
+			lag = id
+			break
+		}
+	}
+	s, other := c.servers[lag], c.servers[lag%3+1]
+	s.unknownTopicWaitNs.Store(int64(10 * time.Second))
+	conn := dial(t, s)
+
+	start := time.Now()
+	corr := conn.send(metadataFor("nowhere"))
+	resp := kmsg.NewPtrMetadataResponse()
+	resp.Version = 9
+	conn.recv(resp, corr)
+	if code := resp.Topics[0].ErrorCode; code != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("a topic that does not exist: %v, want UNKNOWN_TOPIC_OR_PARTITION", kerr.ErrorForCode(code))
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("a topic that does not exist was answered after %v (the bound is 10 s)", took)
+	}
+
+	lns[lag].pause()
+	if _, err := other.createTopic("fresh", 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.node.Controller.State().Topic("fresh"); ok {
+		t.Fatalf("broker %d applied the topic while the metadata log could not reach it", lag)
+	}
+	corr = conn.send(metadataFor("fresh"))
+	if body, err := conn.readFrame(300 * time.Millisecond); err == nil {
+		t.Fatalf("answered before the metadata caught up (%d-byte response)", len(body))
+	}
+	lns[lag].unpause()
+	resp = kmsg.NewPtrMetadataResponse()
+	resp.Version = 9
+	conn.recv(resp, corr)
+	mt := resp.Topics[0]
+	if mt.ErrorCode != 0 || len(mt.Partitions) != 2 {
+		t.Fatalf("broker %d, once caught up: %v, %d partitions", lag, kerr.ErrorForCode(mt.ErrorCode), len(mt.Partitions))
+	}
+
+	// A produce to a topic just created, which the lagging broker leads.
+	lns[lag].pause()
+	if _, err := other.createTopicAssigned("led", [][]int32{{lag, lag%3 + 1, (lag+1)%3 + 1}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	corr = conn.send(produceReq("led", -1, batch(-1, -1, -1, 3, 10)))
+	if body, err := conn.readFrame(300 * time.Millisecond); err == nil {
+		t.Fatalf("produce answered before the metadata caught up (%d-byte response)", len(body))
+	}
+	lns[lag].unpause()
+	presp := kmsg.NewPtrProduceResponse()
+	presp.Version = 9
+	conn.recv(presp, corr)
+	if p := presp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.BaseOffset != 0 {
+		t.Fatalf("produce once caught up: %v, base offset %d", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+	}
+}
