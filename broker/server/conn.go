@@ -551,8 +551,8 @@ func (c *conn) readLoop(br *bufio.Reader, reqs chan<- *request) {
 			c.nc.Close()
 			return
 		}
-		frame, blk := c.allocFrame(br, int(n))
-		if _, err := io.ReadFull(br, frame); err != nil {
+		frame, blk, err := readFrameBody(br, int(n), isProduceFrame(br, int(n)))
+		if err != nil {
 			c.logReadEnd(err, "reading a request body")
 			return
 		}
@@ -574,14 +574,12 @@ func (c *conn) readLoop(br *bufio.Reader, reqs chan<- *request) {
 	}
 }
 
-// allocFrame returns the memory for the next frame, of n bytes: pooled
-// for a Produce request (its API key, the frame's first two bytes, is
-// peeked from the read buffer), allocated for any other.
-func (c *conn) allocFrame(br *bufio.Reader, n int) ([]byte, *frameBlock) {
-	if key, err := br.Peek(2); err == nil && n >= 2 && int16(binary.BigEndian.Uint16(key)) == produceAPI.key {
-		return allocFrame(n)
-	}
-	return make([]byte, n), nil
+// isProduceFrame says whether the next frame, of n bytes, is a Produce
+// request, whose frame is pooled: its API key, the frame's first two
+// bytes, is peeked from the read buffer.
+func isProduceFrame(br *bufio.Reader, n int) bool {
+	key, err := br.Peek(2)
+	return err == nil && n >= 2 && int16(binary.BigEndian.Uint16(key)) == produceAPI.key
 }
 
 // drain discards the requests still queued until the reader ends (the
