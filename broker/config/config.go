@@ -71,15 +71,20 @@ type Config struct {
 	MinInsyncReplicas        int32
 	UncleanLeaderElection    bool // the cluster's controller reads the dynamic value
 
-	MessageMaxBytes        int32
-	SocketRequestMaxBytes  int32
-	MaxConnections         int
-	ConnectionsMaxIdle     time.Duration
-	FetchMaxWaitCap        time.Duration // upper bound on a Fetch long poll, whatever the client asks
-	FetchMemoryMaxBytes    int64         // fetch.memory.max.bytes; 0: derived from the memory the process may use
-	FetchSessionCacheSlots int           // KIP-227 incremental fetch sessions kept; 0 turns them off
-	QuotaWindowNum         int           // quota.window.num: samples of a client quota's rate
-	QuotaWindowSizeSeconds int           // quota.window.size.seconds: one sample's length
+	MessageMaxBytes       int32
+	SocketRequestMaxBytes int32
+	MaxConnections        int
+	// MaxConnectionsPerIP bounds the client connections one source
+	// address holds at once, MaxConnectionsPerIPOverrides per address
+	// (max.connections.per.ip, max.connections.per.ip.overrides).
+	MaxConnectionsPerIP          int
+	MaxConnectionsPerIPOverrides map[netip.Addr]int
+	ConnectionsMaxIdle           time.Duration
+	FetchMaxWaitCap              time.Duration // upper bound on a Fetch long poll, whatever the client asks
+	FetchMemoryMaxBytes          int64         // fetch.memory.max.bytes; 0: derived from the memory the process may use
+	FetchSessionCacheSlots       int           // KIP-227 incremental fetch sessions kept; 0 turns them off
+	QuotaWindowNum               int           // quota.window.num: samples of a client quota's rate
+	QuotaWindowSizeSeconds       int           // quota.window.size.seconds: one sample's length
 
 	// Replication throttle (KIP-73), bytes per second per broker; the
 	// metadata's dynamic values win over these.

@@ -482,6 +482,10 @@ var settings = withListenerForms(append([]Setting{
 		"Largest request frame; a bigger one closes the connection."),
 	dynamic(user(intSetting("max.connections", "int", "10000", 1, 1<<30, func(c *Config) *int { return &c.MaxConnections }),
 		"Connections served at once; further ones are closed on accept.")),
+	dynamic(user(intSetting("max.connections.per.ip", "int", "2147483647", 1, math.MaxInt32, func(c *Config) *int { return &c.MaxConnectionsPerIP }),
+		"Client connections one source address may hold at once, on all client listeners together; further ones from it are closed on accept (tributary_connections_refused_total{reason=\"per_ip\"}). The default, Kafka's and MSK's, is no limit: one address can then hold all of max.connections. 0 (Kafka: only the overrides' addresses may connect) is refused.")),
+	dynamic(user(connectionOverridesSetting("max.connections.per.ip.overrides", func(c *Config) *map[netip.Addr]int { return &c.MaxConnectionsPerIPOverrides }),
+		"max.connections.per.ip for given addresses, ip:count comma-separated (10.0.0.7:500,fd00::1:20); 0 refuses every connection from that address. Kafka also takes host names, resolved when set: here only IP addresses.")),
 	user(msSetting("connections.max.idle.ms", "long", "600000", 1, maxMillis, func(c *Config) *time.Duration { return &c.ConnectionsMaxIdle }),
 		"A connection that sends nothing for this long is closed."),
 	user(msSetting("fetch.max.wait.cap.ms", "long", "30000", 0, maxMillis, func(c *Config) *time.Duration { return &c.FetchMaxWaitCap }),
@@ -777,6 +781,55 @@ func cidrListSetting(name string, field func(*Config) *[]netip.Prefix) Setting {
 			var parts []string
 			for _, p := range *field(c) {
 				parts = append(parts, p.String())
+			}
+			return strings.Join(parts, ",")
+		}}
+}
+
+// connectionOverridesSetting is a comma-separated list of ip:count, a
+// count in [0, 2^31-1] per IP address (IPv6 without brackets, the count
+// after the last colon).
+func connectionOverridesSetting(name string, field func(*Config) *map[netip.Addr]int) Setting {
+	return Setting{Name: name, Type: "string", Allowed: "ip:count, comma-separated", skipEmptyDefault: true,
+		set: func(c *Config, _, v string) error {
+			out := map[netip.Addr]int{}
+			for _, item := range strings.Split(v, ",") {
+				item = strings.TrimSpace(item)
+				if item == "" {
+					continue
+				}
+				i := strings.LastIndexByte(item, ':')
+				if i < 0 {
+					return fmt.Errorf("%q is not ip:count, such as 10.0.0.7:100", item)
+				}
+				host, count := strings.TrimSpace(item[:i]), strings.TrimSpace(item[i+1:])
+				addr, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+				if err != nil {
+					return fmt.Errorf("%q: %q is not an IP address (host names are not resolved; give the address)", item, host)
+				}
+				n, err := strconv.ParseInt(count, 10, 32)
+				if err != nil || n < 0 {
+					return fmt.Errorf("%q: the count %q is not a whole number in 0 .. 2147483647", item, count)
+				}
+				addr = addr.Unmap()
+				if _, dup := out[addr]; dup {
+					return fmt.Errorf("%s is listed twice", addr)
+				}
+				out[addr] = int(n)
+			}
+			*field(c) = out
+			return nil
+		},
+		get: func(c *Config, _ string) string {
+			m := *field(c)
+			addrs := make([]netip.Addr, 0, len(m))
+			for a := range m {
+				addrs = append(addrs, a)
+			}
+			slices.SortFunc(addrs, netip.Addr.Compare)
+			parts := make([]string, 0, len(addrs))
+			for _, a := range addrs {
+				parts = append(parts, a.String()+":"+strconv.Itoa(m[a]))
 			}
 			return strings.Join(parts, ",")
 		}}

@@ -39,6 +39,7 @@ var (
 	descClientConns         = desc("client_connections", "Open client connections that have authenticated, by how (MSK ClientConnectionCount).", "client_authentication")
 	descConnCreated         = desc("connections_created_total", "Client connections accepted (MSK ConnectionCreationRate = rate).")
 	descConnClosed          = desc("connections_closed_total", "Client connections closed (MSK ConnectionCloseRate = rate).")
+	descConnRefused         = desc("connections_refused_total", "Client connections closed at accept, unserved, by reason: max_connections, per_ip (max.connections.per.ip or its override), creation_rate (a connection_creation_rate quota).", "reason")
 	descTraffic             = desc("client_traffic_bytes_total", "Kafka protocol bytes read from (in) and written to (out) client connections; replication and quorum traffic excluded (MSK TrafficBytes = increase of in + out).", "direction")
 	descThrottled           = desc("quota_throttled_responses_total", "Responses throttled by a client quota (MSK <Quota>ThrottleTime = time / count).", "quota")
 	descThrottleTime        = desc("quota_throttle_seconds_total", "Throttle time of the throttled responses, summed.", "quota")
@@ -158,6 +159,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(descConnCreated, float64(s.ConnectionsCreated))
 	counter(descConnClosed, float64(s.ConnectionsClosed))
+	for why, n := range s.ConnectionsRefused {
+		counter(descConnRefused, float64(n), Refusal(why).String())
+	}
 	counter(descTraffic, float64(s.TrafficIn), "in")
 	counter(descTraffic, float64(s.TrafficOut), "out")
 	for k, t := range s.Throttles {

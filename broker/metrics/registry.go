@@ -49,6 +49,7 @@ type Registry struct {
 	connOpen, connCreated, connClosed atomic.Int64
 	trafficIn, trafficOut             atomic.Int64 // client listeners' bytes (TrafficBytes)
 	clientConns                       [numClientAuths]atomic.Int64
+	connRefused                       [numRefusals]atomic.Int64
 	requestBytes                      sizeSum
 	requests                          [numRequestKinds]histogram
 	logFlush                          histogram    // one observation per sync round of the data directory
@@ -268,6 +269,40 @@ func (r *Registry) RecordTrafficIn(n int) { r.trafficIn.Add(int64(n)) }
 // (TrafficBytes), as the writes report them: a response cut short by a
 // failed write counts the part that went out.
 func (r *Registry) RecordTrafficOut(n int64) { r.trafficOut.Add(n) }
+
+// Refusal is why a client connection was closed at accept, unserved.
+type Refusal int
+
+const (
+	// RefusedMaxConnections: max.connections were open.
+	RefusedMaxConnections Refusal = iota
+	// RefusedPerIP: its source address held max.connections.per.ip (or
+	// its override) already.
+	RefusedPerIP
+	// RefusedCreationRate: its address was over its
+	// connection_creation_rate quota (held for the throttle time, then
+	// closed).
+	RefusedCreationRate
+	numRefusals
+)
+
+func (r Refusal) String() string {
+	switch r {
+	case RefusedPerIP:
+		return "per_ip"
+	case RefusedCreationRate:
+		return "creation_rate"
+	default:
+		return "max_connections"
+	}
+}
+
+// ConnRefused counts a connection closed at accept, unserved.
+func (r *Registry) ConnRefused(why Refusal) {
+	if why >= 0 && why < numRefusals {
+		r.connRefused[why].Add(1)
+	}
+}
 
 // ClientAuth is how an open client connection authenticated: the value of
 // MSK's Client Authentication dimension of ClientConnectionCount.

@@ -22,7 +22,8 @@ type Snapshot struct {
 	Connections                             int64
 	ClientConnections                       [numClientAuths]int64 // by ClientAuth
 	ConnectionsCreated, ConnectionsClosed   int64
-	TrafficIn, TrafficOut                   int64 // bytes read from / written to client connections
+	ConnectionsRefused                      [numRefusals]int64 // by Refusal
+	TrafficIn, TrafficOut                   int64              // bytes read from / written to client connections
 	RequestBytesSum, RequestCount           int64
 	RequestTimes                            [numRequestKinds]histogramSnapshot
 	// LogFlushTimes are the log's sync rounds, LogFlushFiles the files
@@ -96,6 +97,9 @@ func (r *Registry) Snapshot() *Snapshot {
 		TrafficOut:          r.trafficOut.Load(),
 		RequestBytesSum:     r.requestBytes.sum.Load(),
 		RequestCount:        r.requestBytes.count.Load(),
+	}
+	for why := range r.connRefused {
+		s.ConnectionsRefused[why] = r.connRefused[why].Load()
 	}
 	for a := range r.clientConns {
 		s.ClientConnections[a] = r.clientConns[a].Load()

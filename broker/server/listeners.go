@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tributary/tributary/broker/config"
+	"github.com/tributary/tributary/broker/metrics"
 	"github.com/tributary/tributary/broker/security/sasl"
 	"github.com/tributary/tributary/broker/security/tlsconf"
 )
@@ -145,21 +146,35 @@ func (s *Server) acceptLoop(l *clientListener) error {
 			return fmt.Errorf("accepting connections on %s: %w", l.name(), err)
 		}
 		backoff = 0
-		if n := s.openConns.Add(1); n > int64(s.Config().MaxConnections) {
-			s.openConns.Add(-1)
-			s.log.Warn("closing connection: max.connections reached", "listener", l.name(), "remote", nc.RemoteAddr().String(), "max_connections", s.Config().MaxConnections)
+		cfg := s.Config()
+		addr := remoteAddrPort(nc).Addr()
+		if n, limit, ok := s.ipConns.acquire(addr, cfg); !ok {
+			s.metrics.ConnRefused(metrics.RefusedPerIP)
+			if s.ipConns.shouldLog(addr, time.Now()) {
+				s.log.Warn("closing connection: max.connections.per.ip reached for its address (logged at most once a second per address)", "listener", l.name(), "remote", nc.RemoteAddr().String(), "open", n, "max_connections_per_ip", limit)
+			}
 			nc.Close()
 			continue
 		}
-		if d := s.quotas.RecordConnection(remoteAddrPort(nc).Addr()); d > 0 {
+		if n := s.openConns.Add(1); n > int64(cfg.MaxConnections) {
+			s.openConns.Add(-1)
+			s.ipConns.release(addr)
+			s.metrics.ConnRefused(metrics.RefusedMaxConnections)
+			s.log.Warn("closing connection: max.connections reached", "listener", l.name(), "remote", nc.RemoteAddr().String(), "max_connections", cfg.MaxConnections)
+			nc.Close()
+			continue
+		}
+		if d := s.quotas.RecordConnection(addr); d > 0 {
 			// Over its IP's connection_creation_rate: held unserved
 			// for the throttle time, then closed, as Kafka does, so
 			// that a client reconnecting in a loop is slowed down.
+			s.metrics.ConnRefused(metrics.RefusedCreationRate)
 			s.log.Info("closing connection: connection_creation_rate exceeded", "listener", l.name(), "remote", nc.RemoteAddr().String(), "throttle", d)
 			s.connWG.Add(1)
 			go func() {
 				defer s.connWG.Done()
 				defer s.openConns.Add(-1)
+				defer s.ipConns.release(addr)
 				defer nc.Close()
 				t := time.NewTimer(d)
 				defer t.Stop()
@@ -179,6 +194,7 @@ func (s *Server) acceptLoop(l *clientListener) error {
 		go func() {
 			defer s.connWG.Done()
 			defer s.openConns.Add(-1)
+			defer s.ipConns.release(addr)
 			defer s.metrics.ConnClosed()
 			c.serve()
 			s.connsMu.Lock()

@@ -130,6 +130,7 @@ type Server struct {
 	conns     map[*conn]struct{}
 	connWG    sync.WaitGroup
 	openConns atomic.Int64
+	ipConns   ipConnections
 
 	ctx      context.Context // canceled when shutdown starts: wakes long polls
 	cancel   context.CancelFunc
