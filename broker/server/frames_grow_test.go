@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
@@ -129,5 +130,40 @@ func TestProduceOf20MiB(t *testing.T) {
 	p := resp.Topics[0].Partitions[0]
 	if p.ErrorCode != 0 || len(p.RecordBatches) < 61 || !bytes.Equal(p.RecordBatches[12:], batch[12:]) {
 		t.Fatalf("fetch: %v, %d bytes back, want the %d-byte batch sent", kerr.ErrorForCode(p.ErrorCode), len(p.RecordBatches), len(batch))
+	}
+}
+
+// BenchmarkReadFrameBody reads pooled Produce frames of a given size from
+// memory: "whole" allocates the size announced and reads it (the read
+// before growFrameAbove), "grow" is readFrameBody. Up to growFrameAbove
+// both are the same code; above it the growth adds its copies.
+func BenchmarkReadFrameBody(b *testing.B) {
+	for _, size := range []int{1 << 20, 3 << 20, 16 << 20} {
+		src := make([]byte, size)
+		for _, mode := range []string{"whole", "grow"} {
+			b.Run(mode+"/"+strconv.Itoa(size>>20)+"MiB", func(b *testing.B) {
+				b.SetBytes(int64(size))
+				r := bytes.NewReader(src)
+				br := bufio.NewReaderSize(r, 64<<10)
+				for b.Loop() {
+					r.Reset(src)
+					br.Reset(r)
+					var blk *frameBlock
+					if mode == "whole" {
+						var frame []byte
+						frame, blk = allocFrame(size)
+						if _, err := io.ReadFull(br, frame); err != nil {
+							b.Fatal(err)
+						}
+					} else {
+						var err error
+						if _, blk, err = readFrameBody(br, size, true); err != nil {
+							b.Fatal(err)
+						}
+					}
+					putFrameBlock(blk)
+				}
+			})
+		}
 	}
 }
