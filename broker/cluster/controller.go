@@ -56,8 +56,11 @@ type Controller struct {
 
 	brokerEpoch atomic.Int64 // 0 until registered
 	firstEpoch  atomic.Int64 // the first registration's epoch (its Raft index)
-	registered  chan struct{}
-	regOnce     sync.Once
+	// versionReported is the broker epoch whose metadata version the
+	// cluster took (reportMetadataVersion).
+	versionReported atomic.Int64
+	registered      chan struct{}
+	regOnce         sync.Once
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -386,6 +389,12 @@ func (ctl *Controller) applyLocal(cmd []byte) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A broker proposing through this node checked its own metadata,
+	// which may be older than ours: a broker of an older version may
+	// have registered since.
+	if err := ctl.fsm.Current().CheckProposable(metadata.CommandType(cmd[0])); err != nil {
+		return nil, err
+	}
 	f := ctl.raft.Apply(cmd, rpcTimeout)
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
@@ -435,7 +444,14 @@ func stampTime(b []byte, nowMs int64) ([]byte, error) {
 // propose sends a command to the active controller, wherever it is, and
 // retries (with the leader hint, then every voter) while there is no
 // leader or the leader moves, until ctx ends.
+//
+// A command type some registered broker does not know is refused here
+// with metadata.ErrMetadataVersion (and again by the active controller,
+// whose metadata may be newer): applying it would halt that broker.
 func (ctl *Controller) propose(ctx context.Context, cmd metadata.Command) (json.RawMessage, error) {
+	if err := ctl.fsm.Current().CheckProposable(cmd.Type()); err != nil {
+		return nil, err
+	}
 	b, err := metadata.Encode(cmd)
 	if err != nil {
 		return nil, err
@@ -622,6 +638,9 @@ func (ctl *Controller) brokerLoop() {
 			cancel()
 			if err == nil {
 				ctl.brokerEpoch.Store(epoch)
+				// Before WaitRegistered returns: a broker just started
+				// reports a full disk with the cluster's newer commands.
+				ctl.reportMetadataVersion(epoch)
 				ctl.regOnce.Do(func() {
 					ctl.firstEpoch.Store(epoch)
 					close(ctl.registered)
@@ -631,6 +650,9 @@ func (ctl *Controller) brokerLoop() {
 				ctl.log.Debug("registering broker", "err", err)
 			}
 		} else {
+			if epoch := ctl.brokerEpoch.Load(); ctl.versionReported.Load() != epoch {
+				ctl.reportMetadataVersion(epoch) // the last try failed
+			}
 			// Two intervals, not a lease: a heartbeat stuck on a controller
 			// that stopped answering (paused, partitioned) is abandoned and
 			// retried soon enough to renew with its successor well within
@@ -657,6 +679,24 @@ func (ctl *Controller) brokerLoop() {
 			return
 		}
 	}
+}
+
+// reportMetadataVersion tells the cluster which metadata version this
+// incarnation applies (metadata.BrokerMetadataVersion): until it does, it
+// counts as a broker of an older version and holds newer commands back.
+// A failed report is tried again at the next heartbeat; it is bounded as
+// a heartbeat is, so that the heartbeat after it comes within the lease.
+func (ctl *Controller) reportMetadataVersion(epoch int64) {
+	ctx, cancel := context.WithTimeout(ctl.ctx, min(2*ctl.cfg.HeartbeatInterval, ctl.cfg.Lease))
+	defer cancel()
+	_, err := ctl.propose(ctx, metadata.BrokerMetadataVersion{NodeID: ctl.cfg.NodeID, BrokerEpoch: epoch, MetadataVersion: metadata.CurrentMetadataVersion})
+	if err != nil {
+		if ctl.ctx.Err() == nil {
+			ctl.log.Warn("reporting this broker's metadata version", "epoch", epoch, "err", err)
+		}
+		return
+	}
+	ctl.versionReported.Store(epoch)
 }
 
 // activeControllerLoop does the leader's periodic work: set the cluster
@@ -868,7 +908,11 @@ func (ctl *Controller) probeAndFence(id int32) bool {
 		delete(ctl.probing, id)
 		ctl.probingMu.Unlock()
 	}()
-	b, ok := ctl.fsm.Current().Brokers[id]
+	st := ctl.fsm.Current()
+	if st.CheckProposable(metadata.TypeFenceBroker) != nil {
+		return false // an older broker would halt on FenceBroker: its lease decides
+	}
+	b, ok := st.Brokers[id]
 	if !ok || b.Fenced {
 		return false
 	}

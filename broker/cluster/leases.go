@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -88,6 +89,10 @@ func (ctl *Controller) leaseLapsed(b *metadata.Broker, now, leaderSince time.Tim
 // whose lease lapsed, one FenceBroker command each (naming the
 // incarnation, so that one registered since is left alone).
 func (ctl *Controller) fenceLapsed(ctx context.Context, st *metadata.State, now, leaderSince time.Time) {
+	if st.CheckProposable(metadata.TypeFenceBroker) != nil {
+		ctl.expireLapsed(ctx, st, now, leaderSince)
+		return
+	}
 	for _, id := range st.BrokerIDs() {
 		b := st.Brokers[id]
 		if b.Fenced || !ctl.leaseLapsed(b, now, leaderSince) {
@@ -100,6 +105,51 @@ func (ctl *Controller) fenceLapsed(ctx context.Context, st *metadata.State, now,
 		case fenced:
 			ctl.log.Warn("fenced a broker whose lease ended", "broker", id, "broker_epoch", b.Epoch)
 		}
+	}
+}
+
+// expireLapsed is fenceLapsed while a registered broker of an older
+// version would halt on FenceBroker: lapsed leases are fenced as before
+// FenceBroker existed, by ExpireLeases, which fences every broker whose
+// lease in the metadata ended. This controller keeps renewals in memory,
+// so a live broker's lease in the metadata may have ended long ago:
+// before the ExpireLeases, each such broker whose lease runs here gets
+// it written to the log (a BrokerHeartbeat, as older versions logged
+// every renewal). Only a mixed-version cluster with a lapsed lease pays
+// for these entries.
+func (ctl *Controller) expireLapsed(ctx context.Context, st *metadata.State, now, leaderSince time.Time) {
+	lapsed := func(b *metadata.Broker) bool { return !b.Fenced && ctl.leaseLapsed(b, now, leaderSince) }
+	if !slices.ContainsFunc(st.BrokerIDs(), func(id int32) bool { return lapsed(st.Brokers[id]) }) {
+		return
+	}
+	for _, id := range st.BrokerIDs() {
+		b := st.Brokers[id]
+		if b.Fenced || lapsed(b) {
+			continue
+		}
+		// The ExpireLeases is stamped a little after now: a lease in the
+		// metadata ending within a heartbeat interval is renewed too.
+		if time.UnixMilli(b.LeaseExpiryMs).After(now.Add(ctl.cfg.HeartbeatInterval)) {
+			continue
+		}
+		end := leaderSince.Add(ctl.cfg.Lease)
+		if e, ok := ctl.leases.expiry(id, b.Epoch); ok && e.After(end) {
+			end = e
+		}
+		leaseMs := max(end.Sub(now).Milliseconds(), ctl.cfg.HeartbeatInterval.Milliseconds())
+		if _, err := ctl.propose(ctx, metadata.BrokerHeartbeat{NodeID: id, BrokerEpoch: b.Epoch, LeaseMs: leaseMs}); err != nil {
+			// Fencing now could fence this live broker: wait for the
+			// next round.
+			ctl.log.Warn("logging a live broker's lease before expiring lapsed ones", "broker", id, "err", err)
+			return
+		}
+	}
+	fenced, err := proposeAs[[]int32](ctx, ctl, metadata.ExpireLeases{})
+	switch {
+	case err != nil:
+		ctl.log.Warn("expiring lapsed leases", "err", err)
+	case len(fenced) > 0:
+		ctl.log.Warn("fenced brokers whose lease ended (ExpireLeases: a registered broker does not know FenceBroker)", "brokers", fenced)
 	}
 }
 

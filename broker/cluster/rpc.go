@@ -62,6 +62,7 @@ var wireErrors = []error{
 	placement.ErrNotEnoughBrokers,
 	metadata.ErrResourceNotFound,
 	ErrUnknownRequest,
+	metadata.ErrMetadataVersion,
 }
 
 // wireError is an error as it travels: the index of its sentinel (0 for

@@ -49,6 +49,8 @@ var handlers = map[CommandType]handler{
 	TypeLeaderLogFailed:     decodeAnd(applyLeaderLogFailed),
 	TypeReplicaDiskFull:     decodeAnd(applyReplicaDiskFull),
 	TypeBrokerDiskWritable:  decodeAnd(applyBrokerDiskWritable),
+	// Entries carry it with IgnorableFlag; ApplyEntry finds it without.
+	TypeBrokerMetadataVersion: decodeAnd(applyBrokerMetadataVersion),
 }
 
 // decodeAnd adapts a typed apply function to the table. A body that does

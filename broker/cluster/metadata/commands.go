@@ -39,6 +39,9 @@ const (
 	TypeLeaderLogFailed     CommandType = 20
 	TypeReplicaDiskFull     CommandType = 21
 	TypeBrokerDiskWritable  CommandType = 22
+	// TypeBrokerMetadataVersion is always written with IgnorableFlag
+	// (BrokerMetadataVersion.Type): older versions skip it.
+	TypeBrokerMetadataVersion CommandType = 23
 )
 
 // Errors returned in Result.Err; the server maps them to Kafka error codes.

@@ -812,6 +812,7 @@ func TestOnlyLeasesDiffer(t *testing.T) {
 		"Fenced":          func(b *Broker) { b.Fenced = !b.Fenced },
 		"ShuttingDown":    func(b *Broker) { b.ShuttingDown = !b.ShuttingDown },
 		"DiskFull":        func(b *Broker) { b.DiskFull = !b.DiskFull },
+		"MetadataVersion": func(b *Broker) { b.MetadataVersion++ },
 	}
 	typ := reflect.TypeOf(Broker{})
 	for i := range typ.NumField() {

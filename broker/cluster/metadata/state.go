@@ -62,6 +62,11 @@ type Broker struct {
 	// the next append (Kafka keeps such a log directory offline until the
 	// broker restarts).
 	DiskFull bool `json:"disk_full,omitempty"`
+	// MetadataVersion is the highest metadata version the incarnation's
+	// binary applies (BrokerMetadataVersion); 0 (a registration not yet
+	// followed by one, or a snapshot of an older version) means
+	// MetadataVersionBaseline (SupportedMetadataVersion).
+	MetadataVersion MetadataVersion `json:"metadata_version,omitempty"`
 }
 
 // Eligible reports whether the broker may lead or be in an ISR.
@@ -368,7 +373,7 @@ func (s *State) differOnlyIn(o *State, sameTopic func(t, ot *Topic) bool) bool {
 			continue
 		}
 		if b.Rack != ob.Rack || b.ReplicationAddr != ob.ReplicationAddr || b.Epoch != ob.Epoch ||
-			b.Fenced != ob.Fenced || b.ShuttingDown != ob.ShuttingDown || b.DiskFull != ob.DiskFull || !slices.Equal(b.Listeners, ob.Listeners) {
+			b.Fenced != ob.Fenced || b.ShuttingDown != ob.ShuttingDown || b.DiskFull != ob.DiskFull || b.MetadataVersion != ob.MetadataVersion || !slices.Equal(b.Listeners, ob.Listeners) {
 			return false
 		}
 	}

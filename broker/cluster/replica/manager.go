@@ -245,6 +245,9 @@ type Manager struct {
 	// cannot write what it follows for lack of space (see
 	// reportFollowerDiskFull).
 	diskReports map[TopicPartition]diskReport
+	// heldBackLogged holds the command types heldBack logged as held
+	// back, until they are not.
+	heldBackLogged map[metadata.CommandType]bool
 	// probing: a probe of a full disk is under way; probedAt: when the
 	// last one started (see probeDisk).
 	probing  bool
@@ -295,8 +298,9 @@ func StartManager(cfg ManagerConfig) *Manager {
 		topics:    map[string]metadata.TopicID{},
 		reporting: map[int32]bool{},
 
-		diskReports: map[TopicPartition]diskReport{},
-		done:        make(chan struct{}),
+		diskReports:    map[TopicPartition]diskReport{},
+		heldBackLogged: map[metadata.CommandType]bool{},
+		done:           make(chan struct{}),
 
 		reconciledCh: make(chan struct{}),
 	}
@@ -1011,7 +1015,7 @@ func (m *Manager) probeDisk(st *metadata.State) {
 		return
 	}
 	r, ok := m.cfg.Control.(diskWritableReporter)
-	if !ok {
+	if !ok || m.heldBack(st, metadata.TypeBrokerDiskWritable) {
 		return
 	}
 	m.reportingMu.Lock()
@@ -1041,6 +1045,27 @@ func (m *Manager) probeDisk(st *metadata.State) {
 		}
 		m.log.Info("the disk takes writes again: this broker may lead and join ISRs again")
 	}()
+}
+
+// heldBack reports whether a command of type t cannot be proposed with
+// the metadata st (metadata.State.CheckProposable: a registered broker
+// runs an older version and would halt on it); the caller then does what
+// it did before the command existed. It logs once per type while held
+// back, not at every report due: a full disk is due at every producer
+// retry.
+func (m *Manager) heldBack(st *metadata.State, t metadata.CommandType) bool {
+	err := st.CheckProposable(t)
+	m.reportingMu.Lock()
+	defer m.reportingMu.Unlock()
+	if err == nil {
+		delete(m.heldBackLogged, t)
+		return false
+	}
+	if !m.heldBackLogged[t] {
+		m.heldBackLogged[t] = true
+		m.log.Warn("a metadata report is held back until every broker is upgraded; the broker behaves as older versions did", "err", err)
+	}
+	return true
 }
 
 // diskFullReporter is a control plane that takes a replica's report that
@@ -1094,7 +1119,7 @@ func (m *Manager) reportFollowerDiskFull(tp TopicPartition, leaderEpoch int32) {
 		return
 	}
 	st := m.cfg.Control.State()
-	if st == nil {
+	if st == nil || m.heldBack(st, metadata.TypeReplicaDiskFull) {
 		return
 	}
 	p, ok := st.Partition(tp.Topic, tp.Partition)
@@ -1169,14 +1194,27 @@ func (m *Manager) proposeISRChanges(st *metadata.State) {
 	}
 	var todo []proposal
 	var failed, full []failure
+	// While a registered broker runs an older version, a failed log
+	// stays due and unreported (the partition refuses appends at its
+	// epoch, as before LeaderLogFailed existed) and a full disk is not
+	// reported (the leader refuses appends until space returns, as
+	// before ReplicaDiskFull existed).
+	logFailedHeld := m.heldBack(st, metadata.TypeLeaderLogFailed)
+	diskFullHeld := m.heldBack(st, metadata.TypeReplicaDiskFull)
 	for tp, l := range m.leaders {
-		if epoch, ok := l.tracker.LogFailureDue(); ok {
-			failed = append(failed, failure{tp, l.tracker, epoch})
-			continue
+		if !logFailedHeld {
+			if epoch, ok := l.tracker.LogFailureDue(); ok {
+				failed = append(failed, failure{tp, l.tracker, epoch})
+				continue
+			}
 		}
 		if epoch, ok := l.tracker.DiskFullDue(); ok {
-			full = append(full, failure{tp, l.tracker, epoch})
-			continue
+			if diskFullHeld {
+				l.tracker.DiskFullReported()
+			} else {
+				full = append(full, failure{tp, l.tracker, epoch})
+				continue
+			}
 		}
 		if ch, ok := l.tracker.ProposeISRChange(st.EligibleBroker); ok {
 			todo = append(todo, proposal{tp, l.tracker, ch})

@@ -1,0 +1,147 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tributary/tributary/broker/cluster/metadata"
+)
+
+// versionsReported waits until every broker of the cluster's nodes has
+// reported this binary's metadata version.
+func versionsReported(st *metadata.State) error {
+	if v := st.UsableMetadataVersion(); v != metadata.CurrentMetadataVersion {
+		return fmt.Errorf("usable metadata version %d", v)
+	}
+	return nil
+}
+
+// registerOlderBroker registers broker id as a binary without metadata
+// versions does: a RegisterBroker and no BrokerMetadataVersion. Its lease
+// is long, so that it is not what lapses.
+func registerOlderBroker(t *testing.T, leader *Controller, id int32) int64 {
+	t.Helper()
+	epoch, err := proposeAs[int64](ctxT(t), leader, metadata.RegisterBroker{NodeID: id, LeaseMs: time.Hour.Milliseconds()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return epoch
+}
+
+// TestNewerCommandsWaitForEveryBrokersVersion: while a broker that
+// reported no metadata version is registered, a ReplicaDiskFull is
+// refused by the proposer and by the active controller (for a proposer
+// whose metadata is older) with ErrMetadataVersion, and nothing reaches
+// the log; once that broker reports the version, the same report
+// applies.
+func TestNewerCommandsWaitForEveryBrokersVersion(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	leader := tc.waitForLeader()
+	tc.waitForState("brokers registered", registered(1, 2, 3))
+	tc.waitForState("versions reported", versionsReported)
+	f := tc.follower()
+	if _, err := leader.CreateTopicAssigned(ctxT(t), "t", [][]int32{{leader.NodeID(), f.NodeID()}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	from := leader.raft.LastIndex()
+	epoch9 := registerOlderBroker(t, leader, 9)
+	tc.waitForState("older broker 9 registered", func(st *metadata.State) error {
+		if _, ok := st.Brokers[9]; !ok {
+			return errors.New("no broker 9")
+		}
+		return nil
+	})
+	p := leader.State().Topics["t"].Partition(0)
+	_, err := f.ReplicaDiskFull(ctxT(t), "t", 0, p.LeaderEpoch)
+	if !errors.Is(err, metadata.ErrMetadataVersion) {
+		t.Fatalf("ReplicaDiskFull with an older broker registered: %v, want ErrMetadataVersion", err)
+	}
+	// Refused by the proposer: an active controller of an older version
+	// would not refuse it.
+	if re := (*remoteError)(nil); errors.As(err, &re) {
+		t.Fatalf("refused by the active controller, not by the proposer: %v", err)
+	}
+	// As forwarded by a broker that had not applied broker 9's
+	// registration yet.
+	cmd, err := metadata.Encode(metadata.ReplicaDiskFull{Topic: "t", Partition: 0, BrokerID: f.NodeID(), BrokerEpoch: f.BrokerEpoch(), LeaderEpoch: p.LeaderEpoch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leader.handleLocal(rpcRequest{Op: opApply, Command: cmd}); !errors.Is(err, metadata.ErrMetadataVersion) {
+		t.Fatalf("forwarded ReplicaDiskFull with an older broker registered: %v, want ErrMetadataVersion", err)
+	}
+	types, _, _ := commandsSince(t, leader, from)
+	if slices.Contains(types, metadata.TypeReplicaDiskFull) {
+		t.Fatalf("a ReplicaDiskFull reached the log: %v", types)
+	}
+
+	// Broker 9 upgraded (as its new incarnation would report).
+	if _, err := leader.propose(ctxT(t), metadata.BrokerMetadataVersion{NodeID: 9, BrokerEpoch: epoch9, MetadataVersion: metadata.CurrentMetadataVersion}); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitForState("versions reported", versionsReported)
+	np, err := f.ReplicaDiskFull(ctxT(t), "t", 0, p.LeaderEpoch)
+	if err != nil {
+		t.Fatalf("ReplicaDiskFull once every broker is new: %v", err)
+	}
+	if slices.Contains(np.ISR, f.NodeID()) {
+		t.Fatalf("the full follower is still in the ISR: %+v", np)
+	}
+}
+
+// TestLapsedLeaseWithAnOlderBrokerIsExpired: while a broker that knows no
+// FenceBroker is registered, a broker whose heartbeats stop is fenced by
+// ExpireLeases, as before FenceBroker existed, and no live broker is
+// fenced with it, although their leases in the metadata (their
+// registrations': renewals stay in the controller's memory) ran out long
+// before: the controller logs them first.
+func TestLapsedLeaseWithAnOlderBrokerIsExpired(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	leader := tc.waitForLeader()
+	tc.addNonVoter(4)
+	tc.waitForState("brokers registered", registered(1, 2, 3, 4))
+	tc.waitForState("versions reported", versionsReported)
+	registerOlderBroker(t, leader, 9)
+	lease, interval := leader.cfg.Lease, leader.cfg.HeartbeatInterval
+	// Past the registrations' own leases: only renewals hold them now.
+	time.Sleep(lease + interval)
+	tc.waitForState("brokers unfenced", registered(1, 2, 3, 4))
+	from := leader.raft.LastIndex()
+	tc.kill(4)
+	checkFor(t, lease+10*time.Second, func() error {
+		for _, c := range tc.nodes {
+			if b := c.State().Brokers[4]; !b.Fenced {
+				return fmt.Errorf("node %d: broker 4 not fenced", c.NodeID())
+			}
+		}
+		return nil
+	})
+	// A live broker fenced with 4 would be unfenced by its next
+	// heartbeat: a BrokerHeartbeat after the ExpireLeases.
+	time.Sleep(5 * interval)
+	if leader.IsActive() {
+		types, fences, missing := commandsSince(t, leader, from)
+		if missing > 0 {
+			t.Fatalf("%d entries compacted away in the window", missing)
+		}
+		if len(fences) > 0 {
+			t.Fatalf("FenceBroker logged with an older broker registered: %+v", fences)
+		}
+		i := slices.Index(types, metadata.TypeExpireLeases)
+		if i < 0 {
+			t.Fatalf("no ExpireLeases logged: %v", types)
+		}
+		if i >= 0 && slices.Contains(types[i+1:], metadata.TypeBrokerHeartbeat) {
+			t.Fatalf("a broker was unfenced after the expiry (a live broker fenced with 4): %v", types)
+		}
+	}
+	tc.waitForState("live brokers unfenced", registered(1, 2, 3))
+	for id, c := range tc.nodes {
+		if st := c.State(); st.Brokers[9].Fenced {
+			t.Errorf("node %d: broker 9, whose lease runs, fenced", id)
+		}
+	}
+}
