@@ -15,7 +15,10 @@ package server
 //   - Reads stop at the high watermark: the end every in-sync replica has
 //     (the durable end when the ISR is this broker alone).
 //   - Only the partition's leader serves consumers; other brokers answer
-//     NOT_LEADER_OR_FOLLOWER so the client refreshes its metadata.
+//     NOT_LEADER_OR_FOLLOWER so the client refreshes its metadata. A
+//     broker whose metadata makes it the leader while its replica manager
+//     is still taking the leadership up (opening the log) waits for it
+//     within MaxWait instead (awaitLeadershipsUntil).
 //     Follower fetches come to the inter-broker listener, where they read
 //     everything up to the log end, transactions open or not.
 //   - isolation_level read_committed (KIP-98) reads up to the last stable
