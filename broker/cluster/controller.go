@@ -1088,10 +1088,14 @@ func decodeAs[T any](v json.RawMessage, err error) (T, error) {
 }
 
 // DeleteTopic deletes a topic: the one this node knows by that name, so
-// that a retry never deletes a topic created under the name since.
+// that a retry never deletes a topic created under the name since. While
+// a registered broker is older than metadata.DeleteTopicIDVersion, the
+// deletion names the topic only (the id would halt that broker), and a
+// retry after a lost answer is refused as before.
 func (ctl *Controller) DeleteTopic(ctx context.Context, name string) error {
 	cmd := metadata.DeleteTopic{Name: name}
-	if t, ok := ctl.fsm.Current().Topic(name); ok {
+	st := ctl.fsm.Current()
+	if t, ok := st.Topic(name); ok && st.UsableMetadataVersion() >= metadata.DeleteTopicIDVersion {
 		cmd.ID = t.ID
 	}
 	_, err := ctl.propose(ctx, cmd)

@@ -1,11 +1,14 @@
 package cluster
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 
 	"github.com/tributary/tributary/broker/cluster/metadata"
 )
@@ -143,5 +146,46 @@ func TestLapsedLeaseWithAnOlderBrokerIsExpired(t *testing.T) {
 		if st := c.State(); st.Brokers[9].Fenced {
 			t.Errorf("node %d: broker 9, whose lease runs, fenced", id)
 		}
+	}
+}
+
+// TestDeleteTopicNamesNoIDToAnOlderCluster: while a broker that reported
+// no metadata version is registered, a deletion names the topic without
+// its id (a field that broker does not know, which would halt it); once
+// every broker is new it names the id again.
+func TestDeleteTopicNamesNoIDToAnOlderCluster(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	leader := tc.waitForLeader()
+	tc.waitForState("brokers registered", registered(1, 2, 3))
+	tc.waitForState("versions reported", versionsReported)
+	for _, name := range []string{"a", "b"} {
+		if _, err := leader.CreateTopicAssigned(ctxT(t), name, [][]int32{{leader.NodeID()}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	epoch9 := registerOlderBroker(t, leader, 9)
+	deletion := func(name string) []byte {
+		t.Helper()
+		from := leader.raft.LastIndex()
+		if err := leader.DeleteTopic(ctxT(t), name); err != nil {
+			t.Fatal(err)
+		}
+		for i := from + 1; i <= leader.raft.LastIndex(); i++ {
+			var l raft.Log
+			if err := leader.store.GetLog(i, &l); err == nil && len(l.Data) > 0 && metadata.CommandType(l.Data[0]) == metadata.TypeDeleteTopic {
+				return l.Data[1:]
+			}
+		}
+		t.Fatalf("no DeleteTopic of %s in the log", name)
+		return nil
+	}
+	if d := deletion("a"); bytes.Contains(d, []byte(`"id"`)) {
+		t.Fatalf("deletion with an older broker registered names the id: %s", d)
+	}
+	if _, err := leader.propose(ctxT(t), metadata.BrokerMetadataVersion{NodeID: 9, BrokerEpoch: epoch9, MetadataVersion: metadata.CurrentMetadataVersion}); err != nil {
+		t.Fatal(err)
+	}
+	if d := deletion("b"); !bytes.Contains(d, []byte(`"id"`)) {
+		t.Fatalf("deletion once every broker is new names no id: %s", d)
 	}
 }

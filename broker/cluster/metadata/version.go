@@ -31,6 +31,12 @@ const (
 	CurrentMetadataVersion MetadataVersion = 2
 )
 
+// DeleteTopicIDVersion is the metadata version that DeleteTopic.ID needs
+// (51a8f37, 5 December 07:51): a broker of an older binary halts on the
+// field (decodeAnd refuses fields it does not know), so below it a
+// deletion names the topic only, as before.
+const DeleteTopicIDVersion MetadataVersion = 2
+
 // commandVersions is the metadata version a command type needs, for the
 // types newer than MetadataVersionBaseline. Never lower an entry: a log
 // written under it would halt the brokers it admitted.
