@@ -71,7 +71,7 @@ func TestAccTopic_basic(t *testing.T) {
 	accParallel(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
-	cfg := map[string]string{"retention.ms": "86400000", "cleanup.policy": "compact,delete", "min.insync.replicas": "2"}
+	cfg := map[string]string{"retention.ms": "86400000", "cleanup.policy": "compact,delete", "min.insync.replicas": "2", "compression.type": "zstd"}
 	config := clusterConfig(name, accEnv.version, 1, 10) + topicBlock("orders", 3, 3, cfg)
 	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
@@ -277,6 +277,7 @@ func TestAccTopic_invalid(t *testing.T) {
 		{topic("orders", 3, map[string]string{"retention.mss": "1000"}), `retention.mss is not a topic config (did you mean "retention.ms"?)`},
 		{topic("orders", 3, map[string]string{"log.retention.ms": "1000"}), `log.retention.ms is the broker setting; the topic config is "retention.ms"`},
 		{topic("orders", 3, map[string]string{"cleanup.policy": "shred"}), `cleanup.policy`},
+		{topic("orders", 3, map[string]string{"compression.type": "brotli"}), `compression.type must be one of producer, uncompressed, gzip, snappy, lz4, zstd, got "brotli"`},
 		{topic("orders", 2, map[string]string{"min.insync.replicas": "3"}), `min.insync.replicas (3) is above replication_factor (2)`},
 		{topic("orders", 3, map[string]string{"follower.replication.throttled.replicas": "*"}), `set the copy's rate with replication_throttle_bytes_per_second`},
 		{strings.Replace(topic("orders", 3, nil), "replication_factor =", "replication_throttle_bytes_per_second = -1\n  replication_factor =", 1), `must be at least 0`},

@@ -107,6 +107,10 @@ type Config struct {
 	LogFlushInterval      time.Duration
 	LogRetentionCheck     time.Duration
 
+	// CompressionType is compression.type, the codec batches are stored
+	// in: producer (as sent), uncompressed, gzip, snappy, lz4 or zstd.
+	CompressionType string
+
 	// ConnectionsMaxReauth bounds a SASL session (KIP-368); 0: the
 	// mechanism's own lifetime only.
 	ConnectionsMaxReauth time.Duration

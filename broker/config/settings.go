@@ -510,8 +510,8 @@ var settings = withListenerForms(append([]Setting{
 	user(intSetting("max.incremental.fetch.session.cache.slots", "int", "1000", 0, 1<<20, func(c *Config) *int { return &c.FetchSessionCacheSlots }),
 		"Incremental fetch sessions (KIP-227) kept at once; when all are in use new ones are refused and those consumers send full fetches. 0 turns sessions off."),
 
-	user(enumSetting("compression.type", "producer", []string{"producer"}, func(*Config) *string { s := "producer"; return &s }),
-		"Only producer: batches are stored as the producer compressed them."),
+	dynamic(user(enumSetting("compression.type", "producer", []string{"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"}, func(c *Config) *string { return &c.CompressionType }),
+		"The codec record batches are stored in; topics override it with compression.type. producer keeps each batch as the producer compressed it; any other value makes the leader rewrite a batch in another codec (uncompressed: none) before storing it, keeping its offsets, timestamps and producer id, epoch and sequence, as Kafka does. A rewritten batch larger than max.message.bytes is refused (MESSAGE_TOO_LARGE).")),
 
 	dynamic(user(unitSetting("log.retention.hours", "168", time.Hour, maxHours, func(c *Config) *time.Duration { return &c.LogRetention }),
 		"Retention by time, in hours; -1 keeps data forever (log.retention.minutes and log.retention.ms win).")),

@@ -54,7 +54,7 @@ var topicSettings = []TopicSetting{
 	{Name: "message.timestamp.type", BrokerSetting: "log.message.timestamp.type", Type: "string",
 		Doc: "CreateTime or LogAppendTime."},
 	{Name: "compression.type", BrokerSetting: "compression.type", Type: "string",
-		Doc: "Only producer: batches are stored exactly as the producer compressed them (re-compressing on the broker is not supported)."},
+		Doc: "The codec batches are stored in: producer keeps the producer's; uncompressed, gzip, snappy, lz4 or zstd makes the leader re-compress a batch sent in another codec before storing it."},
 	{Name: "min.insync.replicas", BrokerSetting: "min.insync.replicas", Type: "int",
 		Doc: "Replicas that must have a record before acks=all succeeds."},
 	{Name: LeaderThrottledReplicas, Type: "list", OwnAllowed: throttledReplicasAllowed, canonical: canonicalThrottledReplicas,

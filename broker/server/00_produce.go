@@ -7,8 +7,12 @@ package server
 //     they are advertised only because librdkafka disables compression
 //     when Produce does not start at v0 (KAFKA-18659) and answered with
 //     UNSUPPORTED_VERSION on every partition, as Kafka 4 does.
-//   - The records of each partition go to storage as sent (any codec: the
-//     broker never decompresses); storage checks sizes against
+//   - The records of each partition go to storage as sent (any codec)
+//     when the topic's compression.type is producer or already the
+//     batch's codec; otherwise the leader re-compresses the batch in the
+//     topic's codec first (uncompressed: none), keeping its header fields
+//     (Kafka's LogValidator; CORRUPT_MESSAGE when its records do not
+//     inflate). Storage checks sizes against
 //     max.message.bytes, the CRC-32C, magic 2, and idempotent sequences,
 //     and assigns offsets. A duplicate idempotent batch answers with its
 //     original offsets.
@@ -64,6 +68,7 @@ import (
 
 	"github.com/tributary/tributary/broker/cluster/replica"
 	"github.com/tributary/tributary/broker/storage"
+	"github.com/tributary/tributary/broker/storage/recordbatch"
 )
 
 var produceAPI = api{key: 0, min: 0, max: 11,
@@ -292,6 +297,7 @@ func (s *Server) producePartition(ctx context.Context, p *partition, jobs []prod
 		}
 		return func() {}
 	}
+	codec := log.StoredCodec()
 	run := make([]produceJob, 0, len(jobs))
 	for _, j := range jobs {
 		if j.acks == -1 {
@@ -300,6 +306,19 @@ func (s *Server) producePartition(ctx context.Context, p *partition, jobs []prod
 				continue
 			}
 		}
+		// A topic whose compression.type names a codec stores its
+		// batches in it (Kafka's LogValidator): the leader rewrites a
+		// batch sent in another codec before the append, so that storage
+		// checks (max.message.bytes included, MESSAGE_TOO_LARGE) and
+		// writes the bytes the followers then copy. Batches already in
+		// the codec, and every batch of a producer topic, are kept as
+		// sent after reading their headers.
+		rec, err := recordbatch.Recompress(j.record, codec)
+		if err != nil {
+			s.setAppendError(j, recompressError(codec, err))
+			continue
+		}
+		j.record = rec
 		run = append(run, j)
 	}
 	if len(run) == 0 {
@@ -482,6 +501,18 @@ func (s *Server) appendJoint(l *replica.Leader, log *storage.Partition, epoch in
 		}
 		return last, nil
 	}
+}
+
+// recompressError is the storage error a batch that could not be
+// re-compressed for compression.type is refused with: INVALID_RECORD when
+// its inflated records do not match its header, CORRUPT_MESSAGE when they
+// do not inflate.
+func recompressError(codec int, err error) error {
+	kind := storage.ErrCorruptMessage
+	if errors.Is(err, recordbatch.ErrInvalid) {
+		kind = storage.ErrInvalidRecord
+	}
+	return fmt.Errorf("%w: re-compressing a batch in the topic's compression.type (codec %d): %w", kind, codec, err)
 }
 
 // errorBeforeWrite reports storage errors raised while checking batches,

@@ -49,8 +49,8 @@ var topicApply = map[string]func(*storage.TopicConfig, string){
 		c.IndexIntervalBytes = int32(n)
 	},
 	"message.timestamp.type": func(c *storage.TopicConfig, v string) { c.MessageTimestampType = v },
-	// Batches are stored as the producer compressed them.
-	"compression.type": func(*storage.TopicConfig, string) {},
+	// Read by Produce, which re-compresses batches before the append.
+	"compression.type": func(c *storage.TopicConfig, v string) { c.CompressionType = v },
 	// Enforced by Produce, not the log.
 	"min.insync.replicas": func(*storage.TopicConfig, string) {},
 	// Enforced by replication (package replica reads them from the

@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/tributary/tributary/broker/storage/recordbatch"
 )
 
 // Timestamp types (message.timestamp.type).
@@ -52,6 +54,11 @@ type TopicConfig struct {
 	MaxMessageBytes      int32         // max.message.bytes (largest batch; default 1048588)
 	IndexIntervalBytes   int32         // index.interval.bytes (default 4096)
 	MessageTimestampType string        // message.timestamp.type: CreateTime (default) | LogAppendTime
+	// CompressionType: compression.type, the codec the leader stores
+	// produced batches in ("" or producer: as sent). Storage writes what
+	// it is given; the produce path re-compresses before the append
+	// (recordbatch.Recompress), and followers copy the leader's bytes.
+	CompressionType string
 	// MinCleanableDirtyRatio: min.cleanable.dirty.ratio (default 0.5), the
 	// share of the cleanable log written since the last compaction pass
 	// that triggers the next one.
@@ -120,6 +127,9 @@ func (c TopicConfig) Validate() error {
 	case "", CreateTime, LogAppendTime:
 	default:
 		return fmt.Errorf("message.timestamp.type %q: want CreateTime or LogAppendTime", c.MessageTimestampType)
+	}
+	if _, err := recordbatch.CodecForCompressionType(c.CompressionType); err != nil {
+		return err
 	}
 	return nil
 }
