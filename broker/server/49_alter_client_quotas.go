@@ -121,13 +121,28 @@ func (s *Server) handleAlterClientQuotas(ctx context.Context, az reqAuth, req *k
 		switch {
 		case e == nil:
 			s.log.Info("client quotas changed", "entity", a.Entity.String(), "set", a.Set, "removed", a.Remove, "by", az.rc.Principal)
-		case errors.Is(e, metadata.ErrInvalidRequest):
-			fail(index[j], kerr.InvalidRequest.Code, "%s", trimInvalid(e))
 		default:
-			fail(index[j], kerr.RequestTimedOut.Code, "the metadata quorum did not take the change: %v", e)
+			code, msg := alterQuotaFailure(e)
+			fail(index[j], code, "%s", msg)
 		}
 	}
 	return resp
+}
+
+// alterQuotaFailure is the error code and message of a quota change the
+// metadata quorum did not take. A cluster that still has a broker of an
+// older binary registered (a rolling upgrade) cannot take one at all:
+// UNSUPPORTED_VERSION says so and is not retried, where REQUEST_TIMED_OUT
+// made clients retry a change that cannot succeed until the upgrade ends.
+func alterQuotaFailure(err error) (int16, string) {
+	switch {
+	case errors.Is(err, metadata.ErrInvalidRequest):
+		return kerr.InvalidRequest.Code, trimInvalid(err)
+	case errors.Is(err, metadata.ErrMetadataVersion):
+		return kerr.UnsupportedVersion.Code, fmt.Sprintf("client quotas need every broker upgraded: %v", err)
+	default:
+		return kerr.RequestTimedOut.Code, fmt.Sprintf("the metadata quorum did not take the change: %v", err)
+	}
 }
 
 // trimInvalid drops the "invalid request: " the metadata package's errors

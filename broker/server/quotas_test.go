@@ -676,3 +676,20 @@ func TestThrottledFetchCarriesNoRecords(t *testing.T) {
 	}
 	t.Logf("%d records read, %d throttled fetches sent without records", records, throttled)
 }
+
+// A quota change refused because a broker of an older binary is still
+// registered answers UNSUPPORTED_VERSION, which clients do not retry.
+func TestAlterQuotaFailureCodes(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		code int16
+	}{
+		{fmt.Errorf("%w: bad", metadata.ErrInvalidRequest), kerr.InvalidRequest.Code},
+		{fmt.Errorf("%w: command type 41 needs metadata version 2", metadata.ErrMetadataVersion), kerr.UnsupportedVersion.Code},
+		{errors.New("no leader"), kerr.RequestTimedOut.Code},
+	} {
+		if code, msg := alterQuotaFailure(c.err); code != c.code || msg == "" {
+			t.Errorf("%v: code %d (%q), want %d", c.err, code, msg, c.code)
+		}
+	}
+}
