@@ -13,6 +13,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -31,6 +32,42 @@ var errKeyNotFound = errors.New("not found")
 // Store is a bbolt-backed raft.LogStore and raft.StableStore.
 type Store struct {
 	db *bolt.DB
+	// mu is held shared by every operation and exclusively by Close,
+	// which so waits for the operations under way. Raft.Shutdown does not
+	// wait for a heartbeat its transport is handling (hashicorp/raft's
+	// processHeartbeat runs on the connection's goroutine); one that
+	// saved a newer term after the controller closed the store got
+	// bbolt's "database not open", and Raft panics on a failed save
+	// ("failed to save current term", seen in a -race run of
+	// broker/cluster). An operation that comes after Close never returns:
+	// Raft has stopped, and an error would crash the process, while
+	// answering as saved what was not is what Raft must never do.
+	mu     sync.RWMutex
+	closed bool
+}
+
+// enter holds the store for one operation, or blocks for good once it
+// is closed (see mu). The caller runs leave when the operation ends.
+func (s *Store) enter() {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		select {}
+	}
+}
+
+func (s *Store) leave() { s.mu.RUnlock() }
+
+func (s *Store) view(fn func(*bolt.Tx) error) error {
+	s.enter()
+	defer s.leave()
+	return s.db.View(fn)
+}
+
+func (s *Store) update(fn func(*bolt.Tx) error) error {
+	s.enter()
+	defer s.leave()
+	return s.db.Update(fn)
 }
 
 var (
@@ -59,8 +96,17 @@ func Open(path string) (*Store, error) {
 	return &Store{db: db}, nil
 }
 
-// Close closes the file.
-func (s *Store) Close() error { return s.db.Close() }
+// Close waits for the operations under way and closes the file; later
+// operations block for good (see Store.mu).
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.db.Close()
+}
 
 func key(i uint64) []byte {
 	var k [8]byte
@@ -71,7 +117,7 @@ func key(i uint64) []byte {
 // FirstIndex implements raft.LogStore; 0 when empty.
 func (s *Store) FirstIndex() (uint64, error) {
 	var idx uint64
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if k, _ := tx.Bucket(logsBucket).Cursor().First(); k != nil {
 			idx = binary.BigEndian.Uint64(k)
 		}
@@ -83,7 +129,7 @@ func (s *Store) FirstIndex() (uint64, error) {
 // LastIndex implements raft.LogStore; 0 when empty.
 func (s *Store) LastIndex() (uint64, error) {
 	var idx uint64
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if k, _ := tx.Bucket(logsBucket).Cursor().Last(); k != nil {
 			idx = binary.BigEndian.Uint64(k)
 		}
@@ -94,7 +140,7 @@ func (s *Store) LastIndex() (uint64, error) {
 
 // GetLog implements raft.LogStore.
 func (s *Store) GetLog(index uint64, out *raft.Log) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(logsBucket).Get(key(index))
 		if v == nil {
 			return raft.ErrLogNotFound
@@ -111,7 +157,7 @@ func (s *Store) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l})
 
 // StoreLogs implements raft.LogStore: all entries in one transaction.
 func (s *Store) StoreLogs(logs []*raft.Log) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(logsBucket)
 		for _, l := range logs {
 			if err := b.Put(key(l.Index), encodeLog(l)); err != nil {
@@ -124,7 +170,7 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 
 // DeleteRange implements raft.LogStore (inclusive bounds).
 func (s *Store) DeleteRange(lo, hi uint64) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		c := tx.Bucket(logsBucket).Cursor()
 		for k, _ := c.Seek(key(lo)); k != nil && binary.BigEndian.Uint64(k) <= hi; k, _ = c.Next() {
 			if err := c.Delete(); err != nil {
@@ -137,13 +183,13 @@ func (s *Store) DeleteRange(lo, hi uint64) error {
 
 // Set implements raft.StableStore.
 func (s *Store) Set(k, v []byte) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(stableBucket).Put(k, v) })
+	return s.update(func(tx *bolt.Tx) error { return tx.Bucket(stableBucket).Put(k, v) })
 }
 
 // Get implements raft.StableStore.
 func (s *Store) Get(k []byte) ([]byte, error) {
 	var out []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(stableBucket).Get(k)
 		if v == nil {
 			return errKeyNotFound

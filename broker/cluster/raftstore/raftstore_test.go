@@ -98,3 +98,37 @@ func TestDecodeRejectsTruncated(t *testing.T) {
 		}
 	}
 }
+
+// Raft panics when a save of its term or vote fails, and Raft.Shutdown
+// does not wait for a heartbeat its transport is handling: a save that
+// races Close must not fail (before, bbolt's "database not open"), and
+// one after Close must not return as if the value were saved.
+func TestSavesRacingCloseNeverFail(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "raft.db"))
+	failed := make(chan error, 4)
+	saved := make(chan struct{}, 4)
+	for range 4 {
+		go func() {
+			for term := uint64(1); ; term++ {
+				if err := s.SetUint64([]byte("CurrentTerm"), term); err != nil {
+					failed <- err
+					return
+				}
+				select {
+				case saved <- struct{}{}:
+				default:
+				}
+			}
+		}()
+	}
+	<-saved
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-failed:
+		t.Fatalf("a save racing Close failed: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	// The savers are blocked for good now, as Raft's would be.
+}
