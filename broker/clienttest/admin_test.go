@@ -30,7 +30,8 @@ func TestAdminTopicsAndConfigs(t *testing.T) {
 	}{
 		{"bad-config", 1, map[string]*string{"retention.ms": ptr("soon")}, kerr.InvalidConfig},
 		{"unknown-config", 1, map[string]*string{"no.such.config": ptr("1")}, kerr.InvalidConfig},
-		{"broker-compression", 1, map[string]*string{"compression.type": ptr("gzip")}, kerr.InvalidConfig},
+		{"broker-compression", 1, map[string]*string{"compression.type": ptr("gzip")}, nil},
+		{"unknown-compression", 1, map[string]*string{"compression.type": ptr("brotli")}, kerr.InvalidConfig},
 		{"producer-compression", 1, map[string]*string{"compression.type": ptr("producer")}, nil},
 		{"rf3", 3, nil, kerr.InvalidReplicationFactor},
 		{"bad/name", 1, nil, kerr.InvalidTopicException},
