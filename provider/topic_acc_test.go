@@ -90,7 +90,8 @@ func TestAccTopic_basic(t *testing.T) {
 					resource.TestCheckResourceAttr(topicResourceName, "name", "orders"),
 					resource.TestCheckResourceAttr(topicResourceName, "partitions", "3"),
 					resource.TestCheckResourceAttr(topicResourceName, "replication_factor", "3"),
-					resource.TestCheckResourceAttr(topicResourceName, "config.%", "3"),
+					resource.TestCheckResourceAttr(topicResourceName, "config.%", "4"),
+					resource.TestCheckResourceAttr(topicResourceName, "config.compression.type", "zstd"),
 					resource.TestCheckResourceAttr(topicResourceName, "config.retention.ms", "86400000"),
 					testAccCheckTopicID(),
 					testAccCheckTopicOnEveryBroker("orders", 3, 3, cfg, nil),
@@ -111,7 +112,7 @@ func TestAccTopic_basic(t *testing.T) {
 				Check: resource.ComposeAggregateTestCheckFunc(
 					resource.TestCheckResourceAttr("data.tributary_topic.test", "partitions", "3"),
 					resource.TestCheckResourceAttr("data.tributary_topic.test", "replication_factor", "3"),
-					resource.TestCheckResourceAttr("data.tributary_topic.test", "config.%", "3"),
+					resource.TestCheckResourceAttr("data.tributary_topic.test", "config.%", "4"),
 					resource.TestCheckResourceAttr("data.tributary_topic.test", "config.cleanup.policy", "compact,delete"),
 					resource.TestCheckResourceAttr("data.tributary_topic.test", "effective_config.retention.ms", "86400000"),
 					// Inherited from the cluster's broker_config / MSK's defaults.
