@@ -115,10 +115,8 @@ func (c *applyCtx) uncleanAllowed(t *Topic) bool {
 // unclean election is allowed, the first eligible replica, whose log becomes
 // the truth (ISR = just it). NoLeader when there is none.
 func (c *applyCtx) electLeader(t *Topic, p Partition, exclude int32) (leader int32, isr []int32) {
-	for _, r := range p.Replicas {
-		if r != exclude && slices.Contains(p.ISR, r) && c.st.EligibleBroker(r) {
-			return r, p.ISR
-		}
+	if r, ok := c.inSyncLeader(p, exclude); ok {
+		return r, p.ISR
 	}
 	if c.uncleanAllowed(t) {
 		for _, r := range p.Replicas {
@@ -128,6 +126,18 @@ func (c *applyCtx) electLeader(t *Topic, p Partition, exclude int32) (leader int
 		}
 	}
 	return NoLeader, p.ISR
+}
+
+// inSyncLeader is the replica that leads p in place of exclude without
+// losing an acknowledged record: the first in assignment order that is in
+// the ISR and eligible. ok is false when there is none.
+func (c *applyCtx) inSyncLeader(p Partition, exclude int32) (leader int32, ok bool) {
+	for _, r := range p.Replicas {
+		if r != exclude && slices.Contains(p.ISR, r) && c.st.EligibleBroker(r) {
+			return r, true
+		}
+	}
+	return NoLeader, false
 }
 
 // setLeader changes the leader and bumps the epochs when it changed.
@@ -506,11 +516,8 @@ func applyLeaderLogFailed(c *applyCtx, cmd LeaderLogFailed) (any, error) {
 	// Only an ISR member may take over: electLeader's unclean fallback is
 	// for partitions whose ISR is gone, and this one's leader is alive with
 	// every acknowledged record.
-	next := slices.IndexFunc(p.Replicas, func(r int32) bool {
-		return r != cmd.LeaderID && slices.Contains(p.ISR, r) && c.st.EligibleBroker(r)
-	})
-	if next >= 0 {
-		np.Leader = p.Replicas[next]
+	if next, ok := c.inSyncLeader(p, cmd.LeaderID); ok {
+		np.Leader = next
 		np.ISR = without(p.ISR, []int32{cmd.LeaderID})
 	}
 	np.LeaderEpoch++
@@ -539,13 +546,11 @@ func applyReplicaDiskFull(c *applyCtx, cmd ReplicaDiskFull) (any, error) {
 	}
 	np := p.clone()
 	if cmd.BrokerID == p.Leader {
-		next := slices.IndexFunc(p.Replicas, func(r int32) bool {
-			return r != cmd.BrokerID && slices.Contains(p.ISR, r) && c.st.EligibleBroker(r)
-		})
-		if next < 0 {
+		next, ok := c.inSyncLeader(p, cmd.BrokerID)
+		if !ok {
 			return nil, fmt.Errorf("%w: %s-%d: no other in-sync replica can lead in place of %d, whose disk is full", ErrEligibleLeadersNotAvailable, cmd.Topic, cmd.Partition, cmd.BrokerID)
 		}
-		np.Leader = p.Replicas[next]
+		np.Leader = next
 		np.LeaderEpoch++
 	}
 	np.ISR = without(p.ISR, []int32{cmd.BrokerID})
