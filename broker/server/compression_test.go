@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -204,8 +205,23 @@ func TestCompressionTypeTransactionalGzip(t *testing.T) {
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatal(err)
 	}
+	// EndTxn answers before the markers are written: wait for the
+	// commit marker to be stored before counting (it failed CI once,
+	// counting 0 markers right after the commit).
+	var stored []recordbatch.Header
+	for {
+		stored = storedBatches(t, s, "txn-gzip")
+		if slices.ContainsFunc(stored, func(h recordbatch.Header) bool { return h.IsControl() }) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no commit marker stored: %d batches", len(stored))
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 	var data, markers int
-	for _, h := range storedBatches(t, s, "txn-gzip") {
+	for _, h := range stored {
 		switch {
 		case h.IsControl():
 			markers++
