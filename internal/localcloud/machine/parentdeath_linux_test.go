@@ -25,8 +25,12 @@ const helperDirEnv = "TRIBUTARY_MACHINE_HELPER_DIR"
 func TestInstanceDiesWithTheEmulator(t *testing.T) {
 	if dir := os.Getenv(helperDirEnv); dir != "" {
 		m, _ := newManager(t)
-		spec := shellSpec(t, "i-helper", `echo $$ > "$DIR/leader.tmp" && mv "$DIR/leader.tmp" "$DIR/leader"; exec sleep 600`)
-		spec.Env = []string{"PATH=/usr/bin:/bin", "DIR=" + dir}
+		// Not shellSpec: this process is killed, so a t.TempDir of its own
+		// would never be removed; the instance works in the parent's.
+		spec := Spec{InstanceID: "i-helper", Binary: "/bin/sh",
+			Args: []string{"-c", `echo $$ > "$DIR/leader.tmp" && mv "$DIR/leader.tmp" "$DIR/leader"; exec sleep 600`},
+			Env:  []string{"PATH=/usr/bin:/bin", "DIR=" + dir},
+			Dir:  dir, ConsoleLog: filepath.Join(dir, "console.log"), IMDSEnvVar: "IMDS"}
 		if _, err := m.Boot(spec); err != nil {
 			t.Fatal(err)
 		}
