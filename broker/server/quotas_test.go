@@ -427,7 +427,12 @@ func TestConsumerThrottledToQuota(t *testing.T) {
 	// any interval of length L a consumer may get the quota times
 	// L + (samples-1) windows, plus the one response that crossed it:
 	// the consumer is measured over a longer interval, against that.
-	burst := float64(quotaBurstWindows*time.Second+consumerMeasure)/float64(consumerMeasure) + float64(32<<10)/(quotaRate*consumerMeasure.Seconds())
+	// The meter counts records when they are polled, not when the broker
+	// sent them: the response franz-go buffered before the interval
+	// opened is polled inside it, one more response (118.2 % against a
+	// bound of 117.7 % once, at load 10, with one response allowed).
+	const responses = 2
+	burst := float64(quotaBurstWindows*time.Second+consumerMeasure)/float64(consumerMeasure) + responses*float64(32<<10)/(quotaRate*consumerMeasure.Seconds())
 	m := &rateMeter{start: time.Now()}
 	for time.Since(m.start) < quotaWarmup+consumerMeasure {
 		pctx, pcancel := context.WithTimeout(ctx, time.Second)
