@@ -28,7 +28,8 @@ var errTooLarge = errors.New("decompressed batch exceeds limit")
 var xerialMagic = []byte{0x82, 'S', 'N', 'A', 'P', 'P', 'Y', 0}
 
 // Decompress returns the records section of a batch, inflated with codec.
-// For CodecNone it returns src itself.
+// For CodecNone it returns src itself. The result is the caller's own: it
+// shares no memory with src or with the pooled decoders.
 func Decompress(codec int, src []byte) ([]byte, error) {
 	var out []byte
 	var err error
@@ -36,22 +37,13 @@ func Decompress(codec int, src []byte) ([]byte, error) {
 	case CodecNone:
 		return src, nil
 	case CodecGzip:
-		var zr *gzip.Reader
-		if zr, err = gzip.NewReader(bytes.NewReader(src)); err == nil {
-			out, err = readLimited(zr)
-		}
+		out, err = decompressGzip(src)
 	case CodecSnappy:
 		out, err = decompressSnappy(src)
 	case CodecLz4:
-		out, err = readLimited(lz4.NewReader(bytes.NewReader(src)))
+		out, err = decompressLz4(src)
 	case CodecZstd:
-		var zr *zstd.Decoder
-		zr, err = zstd.NewReader(bytes.NewReader(src), zstd.WithDecoderConcurrency(1),
-			zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(uint64(decompressLimit)))
-		if err == nil {
-			out, err = readLimited(zr)
-			zr.Close()
-		}
+		out, err = decompressZstd(src)
 	default:
 		return nil, fmt.Errorf("%w: unknown compression codec %d", ErrInvalid, codec)
 	}
@@ -61,15 +53,107 @@ func Decompress(codec int, src []byte) ([]byte, error) {
 	return out, nil
 }
 
-func readLimited(r io.Reader) ([]byte, error) {
-	out, err := io.ReadAll(io.LimitReader(r, int64(decompressLimit)+1))
+// The decoders are kept between batches. Making one per batch cost more
+// than the decoding itself: a zstd decoder allocates its tables and
+// history, a gzip reader its flate window, an lz4 reader its block
+// buffers (7.5 MB, 3.0 MB and 2.5 MB allocated per MiB of records,
+// docs/benchmarks.md). sync.Pool rather than one shared decoder, so that
+// one large batch never makes another caller wait for a decoder; a
+// pooled decoder holds no goroutine (zstd with concurrency 1 decoding
+// with DecodeAll starts none), so the pool may drop one at any GC.
+var (
+	zstdDecoders sync.Pool // *zstd.Decoder
+	gzipReaders  sync.Pool // *gzipReader
+	lz4Readers   sync.Pool // *lz4Reader
+	// inflated holds the buffers gzip and lz4 stream into: the records
+	// are copied out once, at their final size, instead of io.ReadAll's
+	// doublings.
+	inflated = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+)
+
+// maxPooledInflated is the largest buffer put back in inflated; a rare
+// huge batch's buffer is left to the garbage collector instead of being
+// kept by the pool.
+const maxPooledInflated = 8 << 20
+
+type gzipReader struct {
+	src bytes.Reader
+	zr  gzip.Reader
+}
+
+type lz4Reader struct {
+	src bytes.Reader
+	zr  *lz4.Reader
+}
+
+func decompressZstd(src []byte) ([]byte, error) {
+	d, ok := zstdDecoders.Get().(*zstd.Decoder)
+	if !ok {
+		var err error
+		// WithDecoderMaxMemory bounds what DecodeAll inflates, every
+		// frame of src counted, and refuses a frame whose declared
+		// content size is over it before allocating.
+		d, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxMemory(MaxDecompressedBytes))
+		if err != nil {
+			return nil, err
+		}
+	}
+	out, err := d.DecodeAll(src, nil)
+	zstdDecoders.Put(d)
 	if err != nil {
+		if errors.Is(err, zstd.ErrDecoderSizeExceeded) {
+			return nil, errTooLarge
+		}
 		return nil, err
 	}
 	if len(out) > decompressLimit {
 		return nil, errTooLarge
 	}
 	return out, nil
+}
+
+func decompressGzip(src []byte) ([]byte, error) {
+	g, ok := gzipReaders.Get().(*gzipReader)
+	if !ok {
+		g = new(gzipReader)
+	}
+	defer gzipReaders.Put(g)
+	g.src.Reset(src)
+	if err := g.zr.Reset(&g.src); err != nil {
+		return nil, err
+	}
+	return readLimited(&g.zr)
+}
+
+func decompressLz4(src []byte) ([]byte, error) {
+	l, ok := lz4Readers.Get().(*lz4Reader)
+	if !ok {
+		l = &lz4Reader{zr: lz4.NewReader(nil)}
+	}
+	defer lz4Readers.Put(l)
+	l.src.Reset(src)
+	l.zr.Reset(&l.src)
+	return readLimited(l.zr)
+}
+
+// readLimited reads r to its end into a pooled buffer, refusing more than
+// decompressLimit bytes, and returns a copy of what it read.
+func readLimited(r io.Reader) ([]byte, error) {
+	buf := inflated.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= maxPooledInflated {
+			inflated.Put(buf)
+		}
+	}()
+	if _, err := buf.ReadFrom(io.LimitReader(r, int64(decompressLimit)+1)); err != nil {
+		return nil, err
+	}
+	if buf.Len() > decompressLimit {
+		return nil, errTooLarge
+	}
+	return bytes.Clone(buf.Bytes()), nil
 }
 
 // decompressSnappy handles both raw snappy blocks (what most non-Java
