@@ -18,7 +18,11 @@ package server
 //     NOT_LEADER_OR_FOLLOWER so the client refreshes its metadata. A
 //     broker whose metadata makes it the leader while its replica manager
 //     is still taking the leadership up (opening the log) waits for it
-//     within MaxWait instead (awaitLeadershipsUntil).
+//     within MaxWait instead (awaitLeadershipsUntil). A topic or
+//     partition it does not know is looked for once more after catching
+//     up with the active controller's metadata, within MaxWait and at most
+//     500 ms (catchUpWithController), before UNKNOWN_TOPIC_OR_PARTITION
+//     or UNKNOWN_TOPIC_ID.
 //     Follower fetches come to the inter-broker listener, where they read
 //     everything up to the log end, transactions open or not.
 //   - isolation_level read_committed (KIP-98) reads up to the last stable
@@ -65,6 +69,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/tributary/tributary/broker/cluster/metadata"
 	"github.com/tributary/tributary/broker/internal/fetchwire"
 	"github.com/tributary/tributary/broker/storage"
 )
@@ -202,12 +207,27 @@ func (s *Server) handleFetch(ctx context.Context, az reqAuth, req *kmsg.FetchReq
 	}
 	deadline := time.Now().Add(wait)
 	var timer *time.Timer
-	awaited := false
+	awaited, caughtUp := false, false
 	for {
 		// Take the wake-up channel before reading, so an append that
 		// lands between the read and the wait is not missed.
 		woken := s.data.wait()
-		resp, bytes, stop, takingUp := s.fetchOnce(req, denied, rd)
+		resp, bytes, stop, takingUp, unknown := s.fetchOnce(req, denied, rd)
+		if unknown && !caughtUp && time.Now().Before(deadline) && ctx.Err() == nil {
+			// A topic or partition this broker does not know may have
+			// been created at the controller and not reached this
+			// broker yet (a consumer that learnt of it from another
+			// broker): catch up once, within the fetch's own wait,
+			// instead of answering UNKNOWN_TOPIC_OR_PARTITION, after
+			// which franz-go waits for a metadata refresh.
+			caughtUp = true
+			rd.rb.Release()
+			clear(rd.files)
+			s.catchUpWithController(ctx, min(s.unknownTopicBound(), time.Until(deadline)), func(st *metadata.State) bool {
+				return s.fetchViewLacks(req, st)
+			})
+			continue
+		}
 		if takingUp && !awaited && time.Now().Before(deadline) && ctx.Err() == nil {
 			// A partition this broker's metadata makes it lead is
 			// still being taken up by its replica manager: wait for
@@ -284,8 +304,10 @@ func (s *Server) fetchTopicNames(req *kmsg.FetchRequest) []string {
 // the response must go out now (an error in some partition); takingUp is
 // true when some partition answered NOT_LEADER_OR_FOLLOWER although this
 // broker's metadata makes it the leader: its replica manager has not taken
-// the leadership up yet (awaitLeadershipsUntil).
-func (s *Server) fetchOnce(req *kmsg.FetchRequest, denied map[string]bool, rd fetchRead) (resp *kmsg.FetchResponse, bytes int, stop, takingUp bool) {
+// the leadership up yet (awaitLeadershipsUntil); unknown is true when some
+// partition the client may read answered UNKNOWN_TOPIC_OR_PARTITION or
+// UNKNOWN_TOPIC_ID (catchUpWithController).
+func (s *Server) fetchOnce(req *kmsg.FetchRequest, denied map[string]bool, rd fetchRead) (resp *kmsg.FetchResponse, bytes int, stop, takingUp, unknown bool) {
 	resp = req.ResponseKind().(*kmsg.FetchResponse)
 	remaining := int(req.MaxBytes)
 	if req.MaxBytes <= 0 {
@@ -322,8 +344,10 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest, denied map[string]bool, rd fe
 				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			case !ok && req.Version >= 13:
 				sp.ErrorCode = kerr.UnknownTopicID.Code
+				unknown = true
 			case !ok:
 				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				unknown = true
 			default:
 				n := s.fetchPartition(req, fileKeyOf(&st, rp.Partition), rp, p, &sp, remaining, bytes > 0, rd)
 				bytes += n
@@ -339,7 +363,31 @@ func (s *Server) fetchOnce(req *kmsg.FetchRequest, denied map[string]bool, rd fe
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	return resp, bytes, stop, takingUp
+	return resp, bytes, stop, takingUp, unknown
+}
+
+// fetchViewLacks reports whether st holds a topic req names (by id from
+// v13, else by name) that the topic view lacks, or with more partitions
+// than the view has.
+func (s *Server) fetchViewLacks(req *kmsg.FetchRequest, st *metadata.State) bool {
+	for _, rt := range req.Topics {
+		var (
+			mt     *metadata.Topic
+			inView *topic
+			ok     bool
+		)
+		if req.Version >= 13 {
+			mt, ok = st.TopicByID(metadata.TopicID(rt.TopicID))
+			inView, _ = s.lookupTopicID(rt.TopicID)
+		} else {
+			mt, ok = st.Topic(rt.Topic)
+			inView, _ = s.lookupTopic(rt.Topic)
+		}
+		if ok && (inView == nil || len(inView.partitions) < mt.NumPartitions()) {
+			return true
+		}
+	}
+	return false
 }
 
 // awaitLeadershipsUntil waits until this broker's replica manager has

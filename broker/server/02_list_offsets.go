@@ -14,6 +14,14 @@ package server
 //     partitions, whether it exists or not).
 //   - The returned LeaderEpoch is the current epoch for latest and -1
 //     (unknown, so clients skip epoch validation) otherwise.
+//   - A topic this broker does not know, or a partition it leads by its
+//     metadata but has not taken up yet (the log still opening), is
+//     looked for again after catching up (with the active controller's
+//     metadata, resp. the replica manager with this broker's), at most
+//     500 ms, before UNKNOWN_TOPIC_OR_PARTITION or NOT_LEADER_OR_FOLLOWER:
+//     ListOffsets has no wait of its own to bound it, and franz-go answers
+//     either refusal by waiting for a metadata refresh (up to its 5 s
+//     metadata.min.age), as it does for Produce and Fetch.
 //   - Max timestamp (-3, v7, KIP-734) and earliest-local (-4, v8, tiered
 //     storage) are not served, so v7+ are not advertised.
 //
@@ -23,6 +31,7 @@ package server
 
 import (
 	"context"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -41,12 +50,25 @@ const (
 )
 
 func (s *Server) handleListOffsets(ctx context.Context, az reqAuth, req *kmsg.ListOffsetsRequest) *kmsg.ListOffsetsResponse {
-	resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
 	names := make([]string, len(req.Topics))
 	for i, rt := range req.Topics {
 		names[i] = rt.Topic
 	}
 	denied := az.denied(ctx, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, names)
+	s.awaitUnknownTopics(ctx, names, denied)
+	resp, takingUp := s.listOffsetsOnce(req, denied)
+	if takingUp {
+		s.awaitLeadershipsUntil(ctx, time.Now().Add(s.unknownTopicBound()))
+		resp, _ = s.listOffsetsOnce(req, denied)
+	}
+	return resp
+}
+
+// listOffsetsOnce answers req from what this broker has now; takingUp is
+// true when some partition answered NOT_LEADER_OR_FOLLOWER although this
+// broker's metadata makes it the leader (awaitLeadershipsUntil).
+func (s *Server) listOffsetsOnce(req *kmsg.ListOffsetsRequest, denied map[string]bool) (resp *kmsg.ListOffsetsResponse, takingUp bool) {
+	resp = req.ResponseKind().(*kmsg.ListOffsetsResponse)
 	for _, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
@@ -72,6 +94,7 @@ func (s *Server) handleListOffsets(ctx context.Context, az reqAuth, req *kmsg.Li
 			}
 			log, epoch, code := s.servingLog(p, rp.CurrentLeaderEpoch, req.Version >= 4)
 			if code != 0 {
+				takingUp = takingUp || code == kerr.NotLeaderForPartition.Code && p.leader == s.nodeID
 				sp.ErrorCode = code
 				st.Partitions = append(st.Partitions, sp)
 				continue
@@ -105,5 +128,5 @@ func (s *Server) handleListOffsets(ctx context.Context, az reqAuth, req *kmsg.Li
 		}
 		resp.Topics = append(resp.Topics, st)
 	}
-	return resp
+	return resp, takingUp
 }

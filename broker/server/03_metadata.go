@@ -55,6 +55,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/tributary/tributary/broker/cluster/metadata"
 	"github.com/tributary/tributary/broker/security/authz"
 )
 
@@ -312,22 +313,34 @@ func (s *Server) awaitUnknownTopics(ctx context.Context, names []string, denied 
 	if !slices.ContainsFunc(names, unknown) {
 		return
 	}
-	wait := unknownTopicWait
+	s.catchUpWithController(ctx, s.unknownTopicBound(), func(st *metadata.State) bool {
+		return slices.ContainsFunc(names, func(name string) bool {
+			_, inState := st.Topic(name)
+			return inState && unknown(name)
+		})
+	})
+}
+
+// unknownTopicBound is unknownTopicWait, or the tests' replacement.
+func (s *Server) unknownTopicBound() time.Duration {
 	if ns := s.unknownTopicWaitNs.Load(); ns != 0 {
-		wait = time.Duration(ns)
+		return time.Duration(ns)
 	}
-	ctx, cancel := context.WithTimeout(ctx, wait)
+	return unknownTopicWait
+}
+
+// catchUpWithController waits, at most bound, until this broker's metadata
+// has reached the active controller's applied index, then rebuilds the
+// topic view if viewLacks reports that the metadata now holds something
+// the view does not (the view follows the metadata in followCluster's own
+// time).
+func (s *Server) catchUpWithController(ctx context.Context, bound time.Duration, viewLacks func(*metadata.State) bool) {
+	ctx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	if err := s.node.Controller.WaitCaughtUpWithController(ctx); err != nil {
 		s.log.Debug("answering with the metadata this broker has", "err", err)
 	}
-	// The topic view follows the metadata in followCluster's own time:
-	// rebuilt here when the metadata has a topic the view lacks.
-	st := s.node.Controller.State()
-	if slices.ContainsFunc(names, func(name string) bool {
-		_, inState := st.Topic(name)
-		return inState && unknown(name)
-	}) {
+	if viewLacks(s.node.Controller.State()) {
 		s.syncClusterTopics()
 	}
 }

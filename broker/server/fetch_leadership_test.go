@@ -20,7 +20,7 @@ import (
 // up (still opening the log) waits for it, within the fetch's MaxWait,
 // instead of being refused NOT_LEADER_OR_FOLLOWER and backing off for a
 // metadata refresh; a fetch whose MaxWait passes first is answered then,
-// not held longer than it asked.
+// not held longer than it asked. ListOffsets waits the same way.
 func TestFetchWaitsForALeadershipBeingTakenUp(t *testing.T) {
 	gate := make(chan struct{})
 	var once sync.Once
@@ -79,11 +79,33 @@ func TestFetchWaitsForALeadershipBeingTakenUp(t *testing.T) {
 	}
 
 	// A long MaxWait: nothing until the log is open, then the read.
+	// ListOffsets, which has no wait of its own, waits the same way
+	// within the server's bound (10 s here).
+	s.unknownTopicWaitNs.Store(int64(10 * time.Second))
 	corr = c.send(fetch(10000))
+	list := kmsg.NewPtrListOffsetsRequest()
+	list.Version = 6
+	lt := kmsg.NewListOffsetsRequestTopic()
+	lt.Topic = "opening"
+	lp := kmsg.NewListOffsetsRequestTopicPartition()
+	lp.Timestamp, lp.CurrentLeaderEpoch = timestampEarliest, -1
+	lt.Partitions = append(lt.Partitions, lp)
+	list.Topics = append(list.Topics, lt)
+	lc := dial(t, s)
+	listCorr := lc.send(list)
 	if body, err := c.readFrame(300 * time.Millisecond); err == nil {
 		t.Fatalf("answered while the leadership was being taken up (%d-byte response)", len(body))
 	}
+	if body, err := lc.readFrame(50 * time.Millisecond); err == nil {
+		t.Fatalf("ListOffsets answered while the leadership was being taken up (%d-byte response)", len(body))
+	}
 	release()
+	lresp := kmsg.NewPtrListOffsetsResponse()
+	lresp.Version = list.Version
+	lc.recv(lresp, listCorr)
+	if p := lresp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.Offset != 0 {
+		t.Fatalf("ListOffsets once the log opened: %v, offset %d", kerr.ErrorForCode(p.ErrorCode), p.Offset)
+	}
 	resp = kmsg.NewPtrFetchResponse()
 	resp.Version = 12
 	c.recv(resp, corr)

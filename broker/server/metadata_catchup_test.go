@@ -82,7 +82,8 @@ func metadataFor(topic string) *kmsg.MetadataRequest {
 // controller and answers with the topic instead of
 // UNKNOWN_TOPIC_OR_PARTITION (franz-go then waits 250 ms, or its 5 s
 // metadata.min.age); a topic that does not exist is answered after a round
-// trip to the controller, not the whole bound.
+// trip to the controller, not the whole bound. Produce, Fetch and
+// ListOffsets naming such a topic wait the same way.
 func TestMetadataCatchesUpWithATopicJustCreated(t *testing.T) {
 	var (
 		mu  sync.Mutex
@@ -164,5 +165,46 @@ func TestMetadataCatchesUpWithATopicJustCreated(t *testing.T) {
 	conn.recv(presp, corr)
 	if p := presp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.BaseOffset != 0 {
 		t.Fatalf("produce once caught up: %v, base offset %d", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset)
+	}
+
+	// A consumer's Fetch and ListOffsets for a topic just created, which
+	// the lagging broker leads (a consumer that learnt of it through
+	// another broker): held until the metadata caught up and the log is
+	// open, then answered, within the fetch's MaxWait.
+	lns[lag].pause()
+	if _, err := other.createTopicAssigned("read", [][]int32{{lag, lag%3 + 1, (lag+1)%3 + 1}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f := fetchReq("read", 0, 1<<20, 1<<20)
+	f.MaxWaitMillis, f.MinBytes = 10000, 0
+	corr = conn.send(f)
+	list := kmsg.NewPtrListOffsetsRequest()
+	list.Version = 6
+	lt := kmsg.NewListOffsetsRequestTopic()
+	lt.Topic = "read"
+	lp := kmsg.NewListOffsetsRequestTopicPartition()
+	lp.Timestamp, lp.CurrentLeaderEpoch = timestampLatest, -1
+	lt.Partitions = append(lt.Partitions, lp)
+	list.Topics = append(list.Topics, lt)
+	listConn := dial(t, s)
+	listCorr := listConn.send(list)
+	if body, err := conn.readFrame(300 * time.Millisecond); err == nil {
+		t.Fatalf("fetch answered before the metadata caught up (%d-byte response)", len(body))
+	}
+	if body, err := listConn.readFrame(50 * time.Millisecond); err == nil {
+		t.Fatalf("ListOffsets answered before the metadata caught up (%d-byte response)", len(body))
+	}
+	lns[lag].unpause()
+	fresp := kmsg.NewPtrFetchResponse()
+	fresp.Version = f.Version
+	conn.recv(fresp, corr)
+	if p := fresp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.HighWatermark != 0 {
+		t.Fatalf("fetch once caught up: %v, high watermark %d", kerr.ErrorForCode(p.ErrorCode), p.HighWatermark)
+	}
+	lresp := kmsg.NewPtrListOffsetsResponse()
+	lresp.Version = list.Version
+	listConn.recv(lresp, listCorr)
+	if p := lresp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.Offset != 0 {
+		t.Fatalf("ListOffsets once caught up: %v, offset %d", kerr.ErrorForCode(p.ErrorCode), p.Offset)
 	}
 }
