@@ -425,7 +425,8 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 			fmt.Sprintf("Changing %v replaces the whole cluster: new brokers, new volumes and a new cluster id. The data on the old brokers is destroyed with them.", resp.RequiresReplace))
 	}
 	resp.Diagnostics.Append(resp.Plan.Set(ctx, &plan)...)
-	if state != nil && len(resp.RequiresReplace) == 0 && !resp.Diagnostics.HasError() && planChanges(req.State.Raw, resp.Plan.Raw) {
+	if state != nil && len(resp.RequiresReplace) == 0 && !resp.Diagnostics.HasError() && planChanges(req.State.Raw, resp.Plan.Raw) &&
+		!updatesOnlyState(ctx, req.State.Raw, resp.Plan.Raw, state, &plan) {
 		resp.Diagnostics.Append(refuseUpdateWithoutCA(ctx, &plan, state, req.Private)...)
 	}
 }
