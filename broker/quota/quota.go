@@ -97,7 +97,14 @@ func NewManager(cfg Config, now func() time.Time) *Manager {
 func (m *Manager) Update(qs metadata.ClientQuotas) {
 	t := &table{byKey: make(map[string]map[string]float64, len(qs))}
 	for _, q := range qs {
-		t.byKey[q.Entity.Key()] = q.Values
+		// An ip entity stored before AlterClientQuotas canonicalized
+		// its name ("::0001") throttles the address it names, unless
+		// the canonical entity has quotas of its own.
+		key := metadata.CanonicalQuotaEntity(q.Entity).Key()
+		if _, taken := t.byKey[key]; taken && key != q.Entity.Key() {
+			continue
+		}
+		t.byKey[key] = q.Values
 		for k := range numKinds {
 			if _, ok := q.Values[k.Key()]; ok {
 				t.kinds[k] = true

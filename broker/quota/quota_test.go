@@ -141,3 +141,43 @@ func TestConnectionRate(t *testing.T) {
 		t.Fatalf("default ip quota 100/s accepted %d of 20", other)
 	}
 }
+
+// TestConnectionRateStoredSpelling: ip entities stored as written before
+// AlterClientQuotas canonicalized them ("::0001", "::ffff:127.0.0.2")
+// throttle the address they name; where the canonical entity has quotas
+// of its own, they win, whatever the order.
+func TestConnectionRateStoredSpelling(t *testing.T) {
+	ipQuota := func(n string, rate float64) metadata.ClientQuota {
+		return metadata.ClientQuota{Entity: ent(metadata.QuotaEntityPart{Type: metadata.QuotaEntityIP, Name: name(n)}),
+			Values: map[string]float64{"connection_creation_rate": rate}}
+	}
+	accepted := func(qs metadata.ClientQuotas, ip string) int {
+		c := &clock{t: time.Unix(1000, 0)}
+		m := NewManager(Config{Samples: 2, Window: time.Second}, c.now)
+		m.Update(qs)
+		n := 0
+		for range 20 {
+			if m.RecordConnection(netip.MustParseAddr(ip)) == 0 {
+				n++
+			}
+		}
+		return n
+	}
+	for _, tc := range []struct {
+		name string
+		qs   metadata.ClientQuotas
+		ip   string
+		want int
+	}{
+		{"IPv6 with leading zeros", metadata.ClientQuotas{ipQuota("::0001", 3)}, "::1", 3},
+		{"IPv4-mapped", metadata.ClientQuotas{ipQuota("::ffff:127.0.0.2", 4)}, "127.0.0.2", 4},
+		{"upper case", metadata.ClientQuotas{ipQuota("2001:DB8::1", 2)}, "2001:db8::1", 2},
+		{"canonical after", metadata.ClientQuotas{ipQuota("::0001", 3), ipQuota("::1", 6)}, "::1", 6},
+		{"canonical before", metadata.ClientQuotas{ipQuota("::1", 6), ipQuota("::0001", 3)}, "::1", 6},
+		{"another address", metadata.ClientQuotas{ipQuota("::0001", 3)}, "::2", 20},
+	} {
+		if got := accepted(tc.qs, tc.ip); got != tc.want {
+			t.Errorf("%s: %d of 20 connections from %s accepted at once, want %d", tc.name, got, tc.ip, tc.want)
+		}
+	}
+}

@@ -6,7 +6,7 @@ package server
 //   - The client quotas (KIP-546) of the metadata log, as this broker's
 //     copy has them, for the entities a filter matches: each component
 //     names an entity type (user, client-id, ip) and matches one name
-//     (EXACT), the type's default entity (DEFAULT, Kafka's <default>) or
+//     (EXACT; ip names compared as addresses), the type's default entity (DEFAULT, Kafka's <default>) or
 //     any named entity (SPECIFIED); an entity matches when it has every
 //     component, and, with strict, no other type. No components and not
 //     strict: every entity.
@@ -111,7 +111,7 @@ func quotaFilterMatches(cs []kmsg.DescribeClientQuotasRequestComponent, strict b
 		}
 		switch c.MatchType {
 		case kmsg.QuotasMatchTypeExact:
-			if p.Name == nil || *p.Name != *c.Match {
+			if p.Name == nil || !sameQuotaName(c.EntityType, *p.Name, *c.Match) {
 				return false
 			}
 		case kmsg.QuotasMatchTypeDefault:
@@ -125,4 +125,18 @@ func quotaFilterMatches(cs []kmsg.DescribeClientQuotasRequestComponent, strict b
 		}
 	}
 	return true
+}
+
+// sameQuotaName reports whether a filter's name matches an entity's: ip
+// names as addresses ("::0001" finds "::1", as AlterClientQuotas stores
+// it), others as written.
+func sameQuotaName(entityType, stored, match string) bool {
+	if entityType == metadata.QuotaEntityIP {
+		a, okA := metadata.CanonicalQuotaIP(stored)
+		b, okB := metadata.CanonicalQuotaIP(match)
+		if okA && okB {
+			return a == b
+		}
+	}
+	return stored == match
 }

@@ -8,7 +8,11 @@ package server
 //     broker/quota); this broker reads the change back and enforces it
 //     before it answers.
 //   - Entities: user, client-id, user and client-id, or ip, each named or
-//     the default (a null name, Kafka's <default>). Keys: producer_byte_rate,
+//     the default (a null name, Kafka's <default>). An ip name is stored in
+//     canonical form ("::0001" as "::1", "::ffff:10.0.0.1" as "10.0.0.1"),
+//     as Kafka compares ip entities as addresses; a name that is not an
+//     address (or an IPv4 address with a leading zero, which Go's parser
+//     refuses as ambiguous) is INVALID_REQUEST. Keys: producer_byte_rate,
 //     consumer_byte_rate and request_percentage for user and client-id
 //     entities, connection_creation_rate for ip entities, as in Kafka.
 //     Values are positive and finite, whole numbers but for
@@ -72,6 +76,11 @@ func (s *Server) handleAlterClientQuotas(ctx context.Context, az reqAuth, req *k
 	for i, e := range req.Entries {
 		a := metadata.QuotaAlteration{Entity: entities[i], Set: map[string]float64{}}
 		err := metadata.ValidateQuotaEntity(a.Entity)
+		if err == nil {
+			// Stored as the brokers look clients up; the answer names
+			// the entity as the request did, as Kafka's does.
+			a.Entity = metadata.CanonicalQuotaEntity(a.Entity)
+		}
 		if err == nil && seen[a.Entity.Key()] {
 			err = fmt.Errorf("entity %s is altered by an earlier entry of this request", a.Entity)
 		}

@@ -698,3 +698,104 @@ func TestAlterQuotaFailureCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestClientQuotaIPCanonical: an ip entity is stored as the brokers look a
+// client's address up, whatever the spelling an admin client sends, as
+// Kafka compares ip entities as addresses. Before, "::ffff:127.0.0.1" was
+// stored as written and throttled no client. An IPv4 address with a
+// leading zero is refused (Go's parser does: octal or decimal?).
+func TestClientQuotaIPCanonical(t *testing.T) {
+	s := startServer(t, quotaWindows)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Addr().String()), kgo.RequestRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
+		setQuota(qentity("ip", "::0001"), "connection_creation_rate", 7.0),
+		setQuota(qentity("ip", "2001:DB8::A"), "connection_creation_rate", 8.0),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"::0001", "2001:DB8::A"} {
+		if r := res[i]; r.Err != nil || len(r.Entity) != 1 || r.Entity[0].Name == nil || *r.Entity[0].Name != want {
+			t.Errorf("result %d: %+v, want success naming the entity as sent (%s)", i, r, want)
+		}
+	}
+	d, err := adm.DescribeClientQuotas(ctx, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := describedString(d), "{ip=2001:db8::a}connection_creation_rate=8 {ip=::1}connection_creation_rate=7"; got != want {
+		t.Errorf("described\n got %s\nwant %s", got, want)
+	}
+	// An exact filter finds the entity by any spelling of its address.
+	for _, spelling := range []string{"::1", "0:0:0:0:0:0:0:1"} {
+		d, err := adm.DescribeClientQuotas(ctx, true, []kadm.DescribeClientQuotaComponent{{Type: "ip", MatchName: qname(spelling)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := describedString(d); got != "{ip=::1}connection_creation_rate=7" {
+			t.Errorf("described by %s: %q", spelling, got)
+		}
+	}
+	// Two spellings of one address in one request: the second is refused
+	// as altering the same entity, as two identical names are.
+	res, err = adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
+		setQuota(qentity("ip", "10.0.0.1"), "connection_creation_rate", 1.0),
+		setQuota(qentity("ip", "::ffff:10.0.0.1"), "connection_creation_rate", 2.0),
+		setQuota(qentity("ip", "10.0.0.01"), "connection_creation_rate", 3.0),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Err != nil {
+		t.Errorf("10.0.0.1: %v %s", res[0].Err, res[0].ErrMessage)
+	}
+	for i, want := range map[int]string{1: "altered by an earlier entry", 2: `"10.0.0.01" is not an IP address`} {
+		if !errors.Is(res[i].Err, kerr.InvalidRequest) || !strings.Contains(res[i].ErrMessage, want) {
+			t.Errorf("result %d: %v %q, want INVALID_REQUEST with %q", i, res[i].Err, res[i].ErrMessage, want)
+		}
+	}
+	// Removed by another spelling.
+	alterQuotas(t, adm, kadm.AlterClientQuotaEntry{Entity: qentity("ip", "0::1"), Ops: []kadm.AlterClientQuotaOp{{Key: "connection_creation_rate", Remove: true}}})
+	if _, ok := s.node.Controller.State().ClientQuota(metadata.QuotaEntity{{Type: "ip", Name: qname("::1")}}); ok {
+		t.Error("the quota of ::1 is still there after removing 0::1's")
+	}
+
+	// Enforced: a quota set for the IPv4-mapped spelling of the loopback
+	// address throttles the test's connections (as in
+	// TestConnectionCreationRate, 2/s lets 4 in at once).
+	alterQuotas(t, adm, setQuota(qentity("ip", "::ffff:127.0.0.1"), "connection_creation_rate", 2.0))
+	var conns []*rawConn
+	for range 10 {
+		nc, err := net.DialTimeout("tcp", s.Addr().String(), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &rawConn{t: t, nc: nc}
+		t.Cleanup(func() { nc.Close() })
+		c.send(kmsg.NewPtrApiVersionsRequest())
+		conns = append(conns, c)
+	}
+	served, refused := 0, 0
+	for i, c := range conns {
+		body, err := c.readFrame(10 * time.Second)
+		switch {
+		case err == nil && len(body) > 4:
+			served++
+		case err != nil && !isTimeout(err):
+			refused++
+		default:
+			t.Fatalf("connection %d: %v", i, err)
+		}
+	}
+	if served != 4 || refused != 6 {
+		t.Fatalf("%d served, %d refused; want 4 served under the quota of ::ffff:127.0.0.1 (127.0.0.1)", served, refused)
+	}
+}

@@ -189,7 +189,7 @@ func ValidateQuotaEntity(e QuotaEntity) error {
 		}
 		if p.Type == QuotaEntityIP {
 			if _, err := netip.ParseAddr(*p.Name); err != nil {
-				return fmt.Errorf("%w: quota entity ip %q is not an IP address", ErrInvalidRequest, *p.Name)
+				return fmt.Errorf("%w: quota entity ip %q is not an IP address (%v)", ErrInvalidRequest, *p.Name, err)
 			}
 		}
 	}
@@ -197,6 +197,37 @@ func ValidateQuotaEntity(e QuotaEntity) error {
 		return fmt.Errorf("%w: an ip quota entity cannot be combined with user or client-id", ErrInvalidRequest)
 	}
 	return nil
+}
+
+// CanonicalQuotaEntity is e with its ip name, if any, in the one form the
+// brokers look a client's address up by (netip's, IPv4-mapped addresses as
+// IPv4): "::0001" is "::1", "2001:DB8::1" is "2001:db8::1",
+// "::ffff:10.0.0.1" is "10.0.0.1". Kafka compares ip quota entities as
+// InetAddress values, so each of these spellings throttles the client it
+// names; stored as written they matched no client here. A name that is not
+// an address (which ValidateQuotaEntity refuses) is left as it is. e is
+// not changed.
+func CanonicalQuotaEntity(e QuotaEntity) QuotaEntity {
+	out := slices.Clone(e)
+	for i, p := range out {
+		if p.Type != QuotaEntityIP || p.Name == nil {
+			continue
+		}
+		if name, ok := CanonicalQuotaIP(*p.Name); ok {
+			out[i].Name = &name
+		}
+	}
+	return out
+}
+
+// CanonicalQuotaIP is the canonical form of an ip entity name (see
+// CanonicalQuotaEntity), ok false when name is not an IP address.
+func CanonicalQuotaIP(name string) (string, bool) {
+	a, err := netip.ParseAddr(name)
+	if err != nil {
+		return "", false
+	}
+	return a.Unmap().String(), true
 }
 
 // QuotaKeys are the keys an entity takes.

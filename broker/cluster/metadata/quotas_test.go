@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -54,5 +55,40 @@ func TestAlterClientQuotas(t *testing.T) {
 	}
 	if m.f.Current().OnlyLeasesDiffer(before) {
 		t.Error("a quota change looks like a lease change to the state's followers")
+	}
+}
+
+func TestCanonicalQuotaEntity(t *testing.T) {
+	n := func(s string) *string { return &s }
+	for _, tc := range []struct {
+		in   QuotaEntity
+		want string
+	}{
+		{QuotaEntity{{Type: QuotaEntityIP, Name: n("::0001")}}, "::1"},
+		{QuotaEntity{{Type: QuotaEntityIP, Name: n("0:0:0:0:0:0:0:1")}}, "::1"},
+		{QuotaEntity{{Type: QuotaEntityIP, Name: n("2001:DB8::A")}}, "2001:db8::a"},
+		{QuotaEntity{{Type: QuotaEntityIP, Name: n("::ffff:10.0.0.1")}}, "10.0.0.1"},
+		{QuotaEntity{{Type: QuotaEntityIP, Name: n("10.0.0.1")}}, "10.0.0.1"},
+		// Not addresses: left as written (ValidateQuotaEntity refuses them).
+		{QuotaEntity{{Type: QuotaEntityIP, Name: n("10.0.0.01")}}, "10.0.0.01"},
+		{QuotaEntity{{Type: QuotaEntityIP, Name: n("broker-1")}}, "broker-1"},
+		// Other types are names, not addresses.
+		{QuotaEntity{{Type: QuotaEntityUser, Name: n("::0001")}}, "::0001"},
+	} {
+		written := *tc.in[0].Name
+		got := CanonicalQuotaEntity(tc.in)
+		if *got[0].Name != tc.want {
+			t.Errorf("%s: canonical name %q, want %q", written, *got[0].Name, tc.want)
+		}
+		if *tc.in[0].Name != written {
+			t.Errorf("%s: the argument was changed to %s", written, *tc.in[0].Name)
+		}
+	}
+	def := CanonicalQuotaEntity(QuotaEntity{{Type: QuotaEntityIP}})
+	if len(def) != 1 || def[0].Name != nil {
+		t.Errorf("the default ip entity became %s", def)
+	}
+	if err := ValidateQuotaEntity(QuotaEntity{{Type: QuotaEntityIP, Name: n("10.0.0.01")}}); !errors.Is(err, ErrInvalidRequest) || !strings.Contains(err.Error(), "leading zero") {
+		t.Errorf("10.0.0.01: %v, want an invalid request naming the leading zero", err)
 	}
 }
