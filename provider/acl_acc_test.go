@@ -45,6 +45,37 @@ resource "tributary_acl" "test" {
 }
 `
 
+// TestAccACL_lockOut: an ACL on the CLUSTER resource for another principal
+// takes the provider's own access away (it connects as User:ANONYMOUS, and
+// a resource with ACLs allows only what they allow, as in Kafka). The
+// apply fails at once, saying why and how to take the ACL over, where it
+// polled CLUSTER_AUTHORIZATION_FAILED for the two minutes of the ACL
+// timeout. The ACL is not in the state, so the destroy needs no Kafka.
+func TestAccACL_lockOut(t *testing.T) {
+	accParallel(t)
+	skipWithoutRunningBrokers(t)
+	name := accName(t)
+	config := clusterConfig(name, accEnv.version, 1, 10) + `
+resource "tributary_acl" "lock" {
+  cluster_id    = tributary_cluster.test.cluster_id
+  resource_type = "CLUSTER"
+  resource_name = "kafka-cluster"
+  principal     = "User:CN=app"
+  operation     = "DESCRIBE"
+  permission    = "DENY"
+}
+`
+	resource.Test(t, resource.TestCase{
+		PreCheck:                 func() { testAccPreCheck(t) },
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy:             testAccCheckClusterDestroyed,
+		Steps: []resource.TestStep{{
+			Config:      config,
+			ExpectError: wrappedText("allow the provider's principal first (an ALLOW ACL this one depends on). The ACL is on the cluster; once the provider may describe the cluster's ACLs again, import it: terraform import <resource address>"),
+		}},
+	})
+}
+
 // TestAccACL_basic creates a cluster, a topic and two ACLs in one apply:
 // the plaintext clients may do everything on the topic but WRITE. A real
 // producer is refused with TOPIC_AUTHORIZATION_FAILED while the provider

@@ -213,6 +213,13 @@ func (r *aclResource) Create(ctx context.Context, req resource.CreateRequest, re
 	if err == nil {
 		err = a.Create(ctx, acl)
 	}
+	if errors.Is(err, kafkaacl.ErrUnconfirmed) {
+		// The ACL exists, and the next apply would refuse to create it
+		// again: say how to take it over.
+		resp.Diagnostics.AddError(summary, fmt.Sprintf("%v. The ACL is on the cluster; once the provider may describe the "+
+			"cluster's ACLs again, import it: terraform import <resource address> '%s'", err, acl.ID(clusterID)))
+		return
+	}
 	if err != nil {
 		resp.Diagnostics.AddError(summary, err.Error())
 		return

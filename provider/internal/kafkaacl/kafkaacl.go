@@ -244,8 +244,33 @@ func (ad *Admin) Create(ctx context.Context, a ACL) error {
 	if err := kerr.ErrorForCode(resp.Results[0].ErrorCode); err != nil {
 		return fmt.Errorf("creating ACL %s: %w%s", b, err, kafkaconn.ErrMessage(resp.Results[0].ErrorMessage))
 	}
-	return ad.waitEachBroker(ctx, "ACL "+b.String()+" on every broker", b, true)
+	err = ad.Conn.WaitEachBrokerOrFail(ctx, "ACL "+b.String()+" on every broker", ad.PollInterval, ad.Log, func(ctx context.Context, br *kgo.Broker, id int32) (string, bool, error) {
+		has, err := describe(ctx, br, b)
+		switch {
+		case errors.Is(err, kerr.ClusterAuthorizationFailed):
+			// The resource describes the ACLs (Exists) just before it
+			// creates one, as the same principal: waiting will not
+			// give back what this ACL took.
+			return "", false, fmt.Errorf("broker %d: %w; the ACL may have taken the provider's own access away: once a resource "+
+				"has ACLs, Kafka allows a principal only what they allow, so allow the provider's principal first (an ALLOW ACL "+
+				"this one depends on)", id, err)
+		case err != nil:
+			return fmt.Sprintf("broker %d: %v", id, err), false, nil
+		case !has:
+			return fmt.Sprintf("broker %d does not hold it yet", id), false, nil
+		}
+		return "", true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%w %s, but %w", ErrUnconfirmed, b, err)
+	}
+	return nil
 }
+
+// ErrUnconfirmed starts the error of a Create whose ACL the cluster took
+// (CreateAcls answered without an error) and which then could not be seen
+// on every broker: the ACL exists.
+var ErrUnconfirmed = errors.New("the cluster took ACL")
 
 // Exists reports whether the cluster holds the ACL.
 func (ad *Admin) Exists(ctx context.Context, a ACL) (bool, error) {

@@ -192,3 +192,46 @@ func produce(ctx context.Context, addr, topic string) error {
 	defer cancel()
 	return cl.ProduceSync(pctx, &kgo.Record{Topic: topic, Value: []byte("v")}).FirstErr()
 }
+
+// TestCreateThatLocksTheCallerOut: an ACL on the CLUSTER resource for
+// another principal takes the unauthenticated caller's access away (a
+// resource with ACLs allows only what they allow). Create says so at once,
+// as a change the cluster took, instead of polling
+// CLUSTER_AUTHORIZATION_FAILED until its context ends (2 minutes in the
+// resource).
+func TestCreateThatLocksTheCallerOut(t *testing.T) {
+	c, err := chaos.NewCluster(chaos.ClusterConfig{Binary: testenv.BrokerBinary(t), Dir: t.TempDir(), Nodes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if err := c.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	n := c.Nodes()[0]
+	if err := c.WaitServing(ctx, n.ID); err != nil {
+		t.Fatalf("broker %d: %v\n%s", n.ID, err, c.Log(n.ID, 2000))
+	}
+	ad := &Admin{Conn: kafkaconn.New("test", []kafkaconn.Broker{{NodeID: n.ID, Addr: n.KafkaAddr()}}), PollInterval: 100 * time.Millisecond}
+	lock := ACL{ResourceType: "CLUSTER", ResourceName: "kafka-cluster", PatternType: "LITERAL", Principal: "User:CN=app", Host: "*", Operation: "DESCRIBE", Permission: "DENY"}
+	if has, err := ad.Exists(ctx, lock); err != nil || has {
+		t.Fatalf("Exists before Create = %v, %v", has, err)
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+	defer wcancel()
+	start := time.Now()
+	err = ad.Create(wctx, lock)
+	took := time.Since(start)
+	if !errors.Is(err, ErrUnconfirmed) || !errors.Is(err, kerr.ClusterAuthorizationFailed) || !strings.Contains(err.Error(), "allow the provider's principal first") {
+		t.Fatalf("Create after %v: %v; want the ACL taken and CLUSTER_AUTHORIZATION_FAILED with the reason", took, err)
+	}
+	if took > 20*time.Second {
+		t.Errorf("Create took %v to give up; an authorization failure does not pass by waiting", took)
+	}
+	// The ACL is there: the caller is locked out of what it did before.
+	if _, err := ad.Exists(ctx, lock); !errors.Is(err, kerr.ClusterAuthorizationFailed) {
+		t.Errorf("describing the ACLs after the lock-out: %v, want CLUSTER_AUTHORIZATION_FAILED", err)
+	}
+}

@@ -19,12 +19,24 @@ const DefaultPollInterval = 500 * time.Millisecond
 // Poll calls check until it reports done or ctx ends, logging each new
 // status, and ends with the last status in the error.
 func Poll(ctx context.Context, what string, interval time.Duration, log LogFunc, check func() (status string, done bool)) error {
+	return PollOrFail(ctx, what, interval, log, func() (string, bool, error) {
+		status, done := check()
+		return status, done, nil
+	})
+}
+
+// PollOrFail is Poll whose check may also end the wait at once with an
+// error: a state that waiting cannot change.
+func PollOrFail(ctx context.Context, what string, interval time.Duration, log LogFunc, check func() (status string, done bool, err error)) error {
 	if interval <= 0 {
 		interval = DefaultPollInterval
 	}
 	var last string
 	for {
-		status, done := check()
+		status, done, err := check()
+		if err != nil {
+			return fmt.Errorf("waiting for %s: %w", what, err)
+		}
 		if done {
 			return nil
 		}
@@ -49,25 +61,34 @@ func Poll(ctx context.Context, what string, interval time.Duration, log LogFunc,
 // means that whatever a client asks next, any broker answers with the
 // change. Each new status is logged.
 func (c *Conn) WaitEachBroker(ctx context.Context, what string, interval time.Duration, log LogFunc, check func(ctx context.Context, b *kgo.Broker, id int32) (string, bool)) error {
+	return c.WaitEachBrokerOrFail(ctx, what, interval, log, func(ctx context.Context, b *kgo.Broker, id int32) (string, bool, error) {
+		status, ok := check(ctx, b, id)
+		return status, ok, nil
+	})
+}
+
+// WaitEachBrokerOrFail is WaitEachBroker whose check may also end the
+// wait at once with an error.
+func (c *Conn) WaitEachBrokerOrFail(ctx context.Context, what string, interval time.Duration, log LogFunc, check func(ctx context.Context, b *kgo.Broker, id int32) (string, bool, error)) error {
 	cl, err := c.Client()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	return Poll(ctx, what, interval, log, func() (string, bool) {
+	return PollOrFail(ctx, what, interval, log, func() (string, bool, error) {
 		ids, err := LiveBrokers(ctx, cl)
 		if err != nil {
-			return err.Error(), false
+			return err.Error(), false, nil
 		}
 		for _, id := range ids {
 			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			status, ok := check(rctx, cl.Broker(int(id)), id)
+			status, ok, err := check(rctx, cl.Broker(int(id)), id)
 			cancel()
-			if !ok {
-				return status, false
+			if err != nil || !ok {
+				return status, false, err
 			}
 		}
-		return "", true
+		return "", true, nil
 	})
 }
 
