@@ -476,7 +476,8 @@ func (f *Fetcher) checkDivergence(tps []TopicPartition) error {
 				continue
 			}
 			if err := f.truncateDiverged(tp, p, rp.LeaderEpoch, rp.EndOffset); err != nil {
-				return err
+				f.failed(tp, p, err) // checked again after its backoff
+				continue
 			}
 			f.markChecked(tp, p)
 		}
@@ -657,10 +658,11 @@ func (f *Fetcher) fetch(tps []TopicPartition, maxWait time.Duration) error {
 	case err != nil:
 		return fmt.Errorf("fetch refused: %w", err)
 	}
-	// The leader now holds what this fetch named (and forgot). If a
-	// partition below fails, the caller drops the connection and the
-	// session with it, so no partition is left with a state the leader
-	// thinks told and this side did not apply.
+	// The leader now holds what this fetch named (and forgot). A
+	// partition below that fails goes into backoff (failed): the next
+	// fetch forgets it, and names it again, at what its log then holds,
+	// when it is due; the session never holds a state for it that this
+	// side did not apply.
 	switch {
 	case resp.SessionID == 0:
 		f.resetSession() // the leader keeps no session: full fetches
@@ -678,9 +680,22 @@ func (f *Fetcher) fetch(tps []TopicPartition, maxWait time.Duration) error {
 	// Write every partition first, then wait for them all: the writes go
 	// to the page cache and one sync round of the store makes them all
 	// durable, instead of a goroutine and an fsync wait per partition.
+	//
+	// A partition whose answer cannot be applied (its write or
+	// truncation refused by the local disk, the leader's records for it
+	// unreadable) fails alone: it is backed off and the others are
+	// written and reported as usual, as Kafka's fetcher delays only the
+	// partitions with errors. Failing the round instead held every
+	// partition of this leader, and the acks=all produces waiting for
+	// this follower, for a Backoff after each fetch while one log could
+	// not be written.
+	type pending struct {
+		tp   TopicPartition
+		p    *fetchPartition
+		done func() error
+	}
 	var (
-		all     []error
-		dones   []func() error
+		dones   []pending
 		written int
 	)
 	answeredAt := time.Now()
@@ -700,23 +715,45 @@ func (f *Fetcher) fetch(tps []TopicPartition, maxWait time.Duration) error {
 			}
 			done, err := f.handlePartition(tp, p, sentOffset[tp], rp)
 			if err != nil {
-				all = append(all, err)
+				if f.ctx.Err() != nil {
+					return err
+				}
+				f.failed(tp, p, err)
 			}
 			if done != nil {
-				dones = append(dones, done)
+				dones = append(dones, pending{tp, p, done})
 				written += len(rp.RecordBatches)
 			}
 		}
 	}
-	for _, done := range dones {
-		if err := done(); err != nil {
-			all = append(all, err)
+	for _, d := range dones {
+		if err := d.done(); err != nil {
+			if f.ctx.Err() != nil {
+				return err
+			}
+			f.failed(d.tp, d.p, err)
 		}
 	}
 	if fn := f.cfg.OnFetch; fn != nil {
 		fn(answeredAt.Sub(sentAt), time.Since(answeredAt), written)
 	}
-	return errors.Join(all...)
+	return nil
+}
+
+// failed backs off one partition whose leader's answer could not be
+// applied to its log, for the whole Backoff (Kafka delays a partition
+// with a storage error by replica.fetch.backoff.ms): the usual cause is
+// the local disk (full, failing), which a quick retry does not cure, and
+// a full disk is reported at once by OnDiskFull. The other partitions of
+// the fetch are not held.
+func (f *Fetcher) failed(tp TopicPartition, p *fetchPartition, err error) {
+	f.log.Warn("replica fetch failed for a partition; it is retried after the backoff, the others go on",
+		"partition", tp, "backoff", f.cfg.Backoff, "err", err)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.parts[tp] == p {
+		p.retryAt = time.Now().Add(f.cfg.Backoff)
+	}
 }
 
 // handlePartition applies one partition of a fetch response: errors,
