@@ -166,8 +166,20 @@ func (c *applyCtx) forEachPartition(fn func(t *Topic, i int32, p Partition) (Par
 // removeFromISRsAndLeaderships takes broker id out of every ISR that has
 // another member and moves its leaderships to other ISR members. A partition
 // whose only ISR member is id keeps it in the ISR (its log is the only one
-// known complete) and is left leaderless, or still led by id when
-// keepIfAlone (a controlled shutdown that cannot move it).
+// known complete) and is left leaderless (or given to an out-of-sync
+// replica where unclean election is allowed), or, when keepIfAlone (a
+// controlled shutdown, a full disk: the broker is alive and its log holds
+// every acknowledged record), still led by id.
+//
+// When keepIfAlone only an in-sync replica may take over, whatever
+// unclean.leader.election.enable says: unclean election trades the
+// records only the ISR had for availability when no ISR member is left,
+// and here one is, serving reads and waiting to stop or for space.
+// Electing an out-of-sync replica would drop acknowledged records for
+// no gain (Kafka's controlled shutdown elects from the ISR only, and a
+// full broker's partitions come back when the space does). Below
+// CleanHandOverVersion the unclean fallback applies as it did before,
+// so that every binary of a rolling upgrade applies the same.
 func (c *applyCtx) removeFromISRsAndLeaderships(id int32, keepIfAlone bool) {
 	c.forEachPartition(func(t *Topic, _ int32, p Partition) (Partition, bool) {
 		if !slices.Contains(p.Replicas, id) {
@@ -180,6 +192,14 @@ func (c *applyCtx) removeFromISRsAndLeaderships(id int32, keepIfAlone bool) {
 			changed = true
 		}
 		if np.Leader == id {
+			if keepIfAlone && c.st.UsableMetadataVersion() >= CleanHandOverVersion {
+				next, ok := c.inSyncLeader(p, id)
+				if !ok {
+					return p, false // nobody else can take it; keep it, in its ISR
+				}
+				setLeader(&np, next, np.ISR)
+				return np, true
+			}
 			leader, isr := c.electLeader(t, np, id)
 			if leader == NoLeader && keepIfAlone {
 				leader = id // nobody else can take it; keep it

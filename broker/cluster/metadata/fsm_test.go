@@ -1072,3 +1072,66 @@ func TestAlterPartitionCopiesNoOtherPartition(t *testing.T) {
 		}
 	}
 }
+
+// A broker that is alive with every acknowledged record (its disk full, or
+// shutting down) hands its leaderships to in-sync replicas only, even
+// where unclean election is allowed: an out-of-sync replica elected in its
+// place would drop the records only it has, while it still serves them.
+// Once its lease lapses (the process gone), unclean election applies as
+// for any lost leader.
+//
+// Below CleanHandOverVersion (a broker of an older binary registered) the
+// hand-over is as older binaries apply it, unclean, so that the brokers of
+// a rolling upgrade agree on the leader.
+func TestLiveLeaderNeverHandsOverUnclean(t *testing.T) {
+	for _, tc := range []struct {
+		how   string
+		older bool // broker 3 runs a binary of metadata version 2
+	}{{"disk full", false}, {"controlled shutdown", false}, {"disk full", true}, {"controlled shutdown", true}} {
+		how := tc.how
+		name := how
+		if tc.older {
+			name += " with a version 2 broker"
+		}
+		t.Run(name, func(t *testing.T) {
+			m := newMachine(t)
+			epochs := m.cluster(3)
+			m.reportVersion(1, epochs[1], CurrentMetadataVersion)
+			m.reportVersion(2, epochs[2], CurrentMetadataVersion)
+			m.reportVersion(3, epochs[3], map[bool]MetadataVersion{false: CurrentMetadataVersion, true: 2}[tc.older])
+			m.topic("t", []int32{1, 2})
+			m.topic("u", []int32{2, 1})
+			m.must(SetTopicConfigs{Name: "t", Configs: map[string]string{UncleanElectionConfig: "true"}})
+			p := m.partition("t", 0)
+			// Broker 2 falls behind: broker 1 alone holds t-0's records.
+			p = m.must(AlterPartition{Topic: "t", LeaderID: 1, BrokerEpoch: epochs[1], LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch, NewISR: []int32{1}}).(Partition)
+			switch how {
+			case "disk full":
+				// Broker 1's write of u-0, which it follows, is refused:
+				// its whole disk is taken offline.
+				u := m.partition("u", 0)
+				m.must(ReplicaDiskFull{Topic: "u", Partition: 0, BrokerID: 1, BrokerEpoch: epochs[1], LeaderEpoch: u.LeaderEpoch})
+				if st := m.f.Current(); !st.Brokers[1].DiskFull {
+					t.Fatalf("broker 1 not marked full: %+v", st.Brokers[1])
+				}
+			case "controlled shutdown":
+				m.must(ControlledShutdown{NodeID: 1, BrokerEpoch: epochs[1]})
+			}
+			if tc.older {
+				if got := m.partition("t", 0); got.Leader != 2 || !slices.Equal(got.ISR, []int32{2}) || got.LeaderEpoch != p.LeaderEpoch+1 {
+					t.Fatalf("t-0 at metadata version 2: %+v, want broker 2 elected unclean at epoch %d, as version 2 binaries apply it", got, p.LeaderEpoch+1)
+				}
+				return
+			}
+			if got := m.partition("t", 0); !reflect.DeepEqual(got, p) {
+				t.Fatalf("t-0 with unclean election on, led by its only in-sync replica: %+v, want it unchanged (%+v)", got, p)
+			}
+			m.must(BrokerHeartbeat{NodeID: 2, BrokerEpoch: epochs[2], NowMs: 5000, LeaseMs: lease})
+			m.must(BrokerHeartbeat{NodeID: 3, BrokerEpoch: epochs[3], NowMs: 5000, LeaseMs: lease})
+			m.must(ExpireLeases{NowMs: 8000}) // broker 1 missed its lease
+			if got := m.partition("t", 0); got.Leader != 2 || !slices.Equal(got.ISR, []int32{2}) || got.LeaderEpoch != p.LeaderEpoch+1 {
+				t.Fatalf("t-0 after broker 1's lease lapsed: %+v, want broker 2 elected unclean at epoch %d", got, p.LeaderEpoch+1)
+			}
+		})
+	}
+}

@@ -28,8 +28,20 @@ const (
 	// CurrentMetadataVersion is the highest version this binary applies.
 	// A new command type gets the next version here and in
 	// commandVersions, in the same change.
-	CurrentMetadataVersion MetadataVersion = 2
+	CurrentMetadataVersion MetadataVersion = 3
 )
+
+// CleanHandOverVersion is the metadata version from which a live broker
+// that gives up its leaderships (a controlled shutdown, a full disk)
+// hands them to in-sync replicas only, unclean election allowed or not
+// (applyCtx.removeFromISRsAndLeaderships). It changes what
+// ControlledShutdown (5) and ReplicaDiskFull (21) apply, not which
+// commands exist: below it every broker applies them as the binaries
+// before it did, so that the brokers of a rolling upgrade compute the
+// same leaders from the same log. A broker's new registration counts as
+// MetadataVersionBaseline until its report, so the old rule applies for
+// that moment too.
+const CleanHandOverVersion MetadataVersion = 3
 
 // DeleteTopicIDVersion is the metadata version that DeleteTopic.ID needs
 // (51a8f37, 5 December 07:51): a broker of an older binary halts on the
