@@ -3,6 +3,7 @@ package provider
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -18,12 +19,15 @@ import (
 // cannot read, the plan updates only the state: it used to be refused as a
 // change that would roll the brokers onto a new CA, so such a
 // configuration could never be applied. The apply then leaves every
-// broker instance and the CA alone, and the next plan is empty.
+// broker instance and the CA alone, and the next plan is empty. With both
+// broker_version and image_id, as terraform plan -generate-config-out
+// writes them for an imported cluster, the plan is empty when they name
+// the same image and refused when they do not.
 func TestAccCluster_importTimeouts(t *testing.T) {
 	accParallel(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
-	block := func(address string, spelledOut bool) string {
+	block := func(address string, spelledOut bool, more ...string) string {
 		extra := ""
 		if spelledOut {
 			extra = `
@@ -42,6 +46,7 @@ func TestAccCluster_importTimeouts(t *testing.T) {
 		if spelledOut {
 			inCluster = "    in_cluster    = true\n"
 		}
+		extra += strings.Join(more, "")
 		return fmt.Sprintf(`
 resource "tributary_cluster" %[1]q {
   name               = %[2]q
@@ -130,6 +135,20 @@ resource "tributary_cluster" %[1]q {
 			ConfigPlanChecks: resource.ConfigPlanChecks{
 				PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
 			},
+		}, {
+			// broker_version and image_id both, as terraform plan
+			// -generate-config-out writes them for an imported cluster:
+			// taken when they name the same image.
+			Config: config + block("imported", true, "  image_id = tributary_cluster.test.image_id\n"),
+			ConfigPlanChecks: resource.ConfigPlanChecks{
+				PreApply: []plancheck.PlanCheck{plancheck.ExpectEmptyPlan()},
+			},
+		}, {
+			// And refused at plan when they do not.
+			Config: config + fmt.Sprintf("\ndata \"tributary_broker_image\" \"next\" {\n  version = %q\n}\n", accEnv.versionNext) +
+				block("imported", true, "  image_id = data.tributary_broker_image.next.id\n"),
+			PlanOnly:    true,
+			ExpectError: wrappedText("broker_version and image_id name different images"),
 		}, {
 			// The second address forgets the cluster, so that only the
 			// first destroys it.

@@ -209,7 +209,15 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 
 	// The image: resolved from the version at plan time, so the plan shows
 	// which image the brokers will run (and a new image of the same version
-	// is a visible roll).
+	// is a visible roll). Both are taken when they name the same image: a
+	// configuration terraform plan -generate-config-out writes for an
+	// imported cluster sets both (they are optional and computed).
+	both := !config.BrokerVersion.IsNull() && !config.ImageID.IsNull()
+	if both && (config.BrokerVersion.IsUnknown() || config.ImageID.IsUnknown()) {
+		resp.Diagnostics.AddAttributeError(path.Root("image_id"), "Both broker_version and image_id",
+			"With broker_version and image_id both set, both must be known at plan time, to check that they name the same image. Set one of them.")
+		return
+	}
 	switch {
 	case !config.BrokerVersion.IsNull() && !config.BrokerVersion.IsUnknown() && !plan.InstanceType.IsUnknown():
 		img, err := resolveImage(ctx, r.data.aws.EC2, config.BrokerVersion.ValueString(), plan.InstanceType.ValueString())
@@ -217,7 +225,15 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 			resp.Diagnostics.AddAttributeError(path.Root("broker_version"), "Finding the broker image", err.Error())
 			return
 		}
+		if both && config.ImageID.ValueString() != img.ID {
+			resp.Diagnostics.AddAttributeError(path.Root("image_id"), "broker_version and image_id name different images",
+				fmt.Sprintf("broker_version %q is image %s (the newest of that version for %s), not %s. Set one of them.",
+					config.BrokerVersion.ValueString(), img.ID, plan.InstanceType.ValueString(), config.ImageID.ValueString()))
+			return
+		}
 		plan.ImageID = types.StringValue(img.ID)
+	case both:
+		plan.ImageID = config.ImageID // the instance type is not known yet
 	case !config.BrokerVersion.IsNull():
 		plan.ImageID = types.StringUnknown()
 	case !config.ImageID.IsNull() && !config.ImageID.IsUnknown():

@@ -112,12 +112,13 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			},
 			"broker_version": schema.StringAttribute{
 				MarkdownDescription: "Broker image version: the provider uses the newest image tagged `tributary:version` = this version " +
-					"(owned by the account, for the instance type's architecture). Conflicts with `image_id`; when `image_id` is set, this shows the image's version. " +
+					"(owned by the account, for the instance type's architecture). Set this or `image_id` (both only when they name the same image, as in a " +
+					"configuration `terraform plan -generate-config-out` writes for an imported cluster); when only `image_id` is set, this shows the image's version. " +
 					"Changing it rolls the brokers.",
 				Optional: true,
 				Computed: true,
 				Validators: []validator.String{
-					stringvalidator.ExactlyOneOf(path.MatchRoot("broker_version"), path.MatchRoot("image_id")),
+					stringvalidator.AtLeastOneOf(path.MatchRoot("broker_version"), path.MatchRoot("image_id")),
 					stringvalidator.LengthBetween(1, 64),
 				},
 			},
@@ -171,7 +172,7 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			},
 			"id": computedString("Same as `cluster_id`."),
 			"image_id": schema.StringAttribute{
-				MarkdownDescription: "Broker image (AMI) id, instead of `broker_version`. Changing it rolls the brokers.",
+				MarkdownDescription: "Broker image (AMI) id, instead of `broker_version` (or beside it, naming the same image). Changing it rolls the brokers.",
 				Optional:            true,
 				Computed:            true,
 				Validators:          []validator.String{stringvalidator.RegexMatches(regexp.MustCompile(`^ami-[0-9a-f]+$`), "must be an AMI id")},
