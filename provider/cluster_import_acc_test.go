@@ -14,11 +14,11 @@ import (
 // TestAccCluster_importTimeouts imports a TLS cluster (its CA's key stays
 // in the creating state) at a second address, as terraform import in
 // another configuration would. With the block as an import reads it back
-// the plan is empty. With a timeouts block and the security defaults
-// spelled out (in_cluster = true, unauthenticated = true), which an import
-// cannot read, the plan updates only the state: it used to be refused as a
-// change that would roll the brokers onto a new CA, so such a
-// configuration could never be applied. The apply then leaves every
+// the plan is empty. With a timeouts block and the defaults spelled out
+// (in_cluster = true, unauthenticated = true, volume_type = "gp3"), which
+// an import cannot read, the plan updates only the state: it used to be
+// refused as a change that would roll the brokers onto a new CA, so such
+// a configuration could never be applied. The apply then leaves every
 // broker instance and the CA alone, and the next plan is empty. With both
 // broker_version and image_id, as terraform plan -generate-config-out
 // writes them for an imported cluster, the plan is empty when they name
@@ -33,6 +33,10 @@ func TestAccCluster_importTimeouts(t *testing.T) {
 			extra = `
   client_authentication {
     unauthenticated = true
+  }
+
+  storage {
+    volume_type = "gp3"
   }
 
   timeouts {
@@ -89,7 +93,7 @@ resource "tributary_cluster" %[1]q {
 			ImportState:       true,
 			ImportStateVerify: true,
 			ImportStateVerifyIgnore: []string{
-				"timeouts", "broker_load", "encryption_in_transit.in_cluster", "client_authentication",
+				"timeouts", "broker_load", "encryption_in_transit.in_cluster", "client_authentication", "storage",
 			},
 		}, {
 			Config:             config + block("imported", false),

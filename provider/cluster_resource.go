@@ -817,9 +817,10 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 	// The first apply after an import, when only Terraform's own record
 	// changes (updatesOnlyState says which, and why nothing more may run).
 	if updatesOnlyState(ctx, req.State.Raw, req.Plan.Raw, &state, &plan) {
-		tflog.Info(ctx, "only the state changes (timeouts, or security blocks that mean the same); the brokers are left alone",
+		tflog.Info(ctx, "only the state changes (timeouts, or security or storage blocks that mean the same); the brokers are left alone",
 			map[string]any{"cluster_id": state.ClusterID.ValueString()})
 		state.Timeouts, state.EncryptionInTransit, state.ClientAuthentication = plan.Timeouts, plan.EncryptionInTransit, plan.ClientAuthentication
+		state.Storage = plan.Storage
 		resp.Diagnostics.Append(resp.State.Set(ctx, &state)...)
 		return
 	}

@@ -15,11 +15,12 @@ import (
 //     configuration, so the imported state's timeouts are null, as with
 //     every resource built on terraform-plugin-framework-timeouts, and
 //     Terraform plans an update in place that sets them.
-//   - encryption_in_transit or client_authentication written with their
-//     defaults (in_cluster = true, unauthenticated = true). An import sets
-//     only what differs from the defaults (securityFromDocument), so that a
-//     configuration that leaves them out plans nothing; one that spells the
-//     defaults out plans an update to the same settings.
+//   - encryption_in_transit, client_authentication or storage written
+//     with their defaults (in_cluster = true, unauthenticated = true,
+//     volume_type = "gp3"). An import sets only what differs from the
+//     defaults (securityFromDocument), so that a configuration that leaves
+//     them out plans nothing; one that spells the defaults out plans an
+//     update to the same settings.
 //
 // broker_load, which the framework plans unknown in any update, may be
 // unknown too. Anything else that differs, or is unknown (broker_nodes: a
@@ -40,6 +41,12 @@ func updatesOnlyState(ctx context.Context, stateRaw, planRaw tftypes.Value, stat
 	}
 	sameSecurity := sameSecuritySettings(ctx, state, plan) &&
 		planAttrs["encryption_in_transit"].IsFullyKnown() && planAttrs["client_authentication"].IsFullyKnown()
+	sameStorage := false
+	if planAttrs["storage"].IsFullyKnown() {
+		a, da := state.storageSettings(ctx)
+		b, db := plan.storageSettings(ctx)
+		sameStorage = !da.HasError() && !db.HasError() && storageEqual(a, b)
+	}
 	kept, err := tftypes.Transform(planRaw, func(p *tftypes.AttributePath, v tftypes.Value) (tftypes.Value, error) {
 		steps := p.Steps()
 		if len(steps) != 1 {
@@ -56,7 +63,8 @@ func updatesOnlyState(ctx context.Context, stateRaw, planRaw tftypes.Value, stat
 		switch {
 		case name == "timeouts",
 			name == "broker_load" && !v.IsKnown(),
-			sameSecurity && (name == "encryption_in_transit" || name == "client_authentication"):
+			sameSecurity && (name == "encryption_in_transit" || name == "client_authentication"),
+			sameStorage && name == "storage":
 			return prior, nil
 		}
 		return v, nil

@@ -24,13 +24,23 @@ func TestUpdatesOnlyState(t *testing.T) {
 	}
 	s := sr.Schema
 	typ := s.Type().TerraformType(ctx)
+	storage := func(volumeType string) attr.Value {
+		vt := types.StringNull()
+		if volumeType != "" {
+			vt = types.StringValue(volumeType)
+		}
+		return types.ObjectValueMust(storageAttrTypes, map[string]attr.Value{
+			"autoscaling": types.ObjectNull(storageAutoscalingAttrTypes), "iops": types.Int64Null(), "kms_key_arn": types.StringNull(),
+			"throughput": types.Int64Null(), "volume_size": types.Int64Value(10), "volume_type": vt,
+		})
+	}
 	// build is an object of the schema with the given attributes set; a
 	// nil value sets the attribute unknown.
 	build := func(t *testing.T, set map[string]any) (tftypes.Value, *clusterModel) {
 		t.Helper()
 		st := tfsdk.State{Schema: s, Raw: tftypes.NewValue(typ, nil)}
 		base := map[string]any{
-			"id": "tc-0123456789abcdef", "cluster_id": "tc-0123456789abcdef", "name": "imported",
+			"id": "tc-0123456789abcdef", "cluster_id": "tc-0123456789abcdef", "name": "imported", "storage": storage(""),
 			"broker_version": "1.0.0", "instance_type": "t3.medium", "brokers_per_az": int64(1),
 			"tags": map[string]string{"team": "a"}, "estimated_monthly_cost_usd": 197.16,
 		}
@@ -68,7 +78,7 @@ func TestUpdatesOnlyState(t *testing.T) {
 			"sasl": sasl, "tls": types.ObjectNull(tlsAuthAttrTypes), "unauthenticated": types.BoolValue(unauthenticated),
 		})
 	}
-	stateRaw, state := build(t, nil)
+	stateRaw, state := build(t, map[string]any{"storage": storage("")})
 	for _, tc := range []struct {
 		name    string
 		plan    map[string]any
@@ -81,6 +91,8 @@ func TestUpdatesOnlyState(t *testing.T) {
 		{"timeouts set, the same cost", map[string]any{"timeouts": timeouts, "estimated_monthly_cost_usd": 197.160}, nil, true},
 		{"in_cluster = true spelled out", map[string]any{"encryption_in_transit": encryption(true)}, []string{"broker_load"}, true},
 		{"unauthenticated = true spelled out", map[string]any{"client_authentication": authentication(true, false)}, nil, true},
+		{"volume_type = gp3 spelled out", map[string]any{"storage": storage("gp3"), "timeouts": timeouts}, nil, true},
+		{"volume_type = io2", map[string]any{"storage": storage("io2")}, nil, false},
 		{"in_cluster = false", map[string]any{"encryption_in_transit": encryption(false)}, nil, false},
 		{"SCRAM on", map[string]any{"client_authentication": authentication(false, true)}, nil, false},
 		{"timeouts and a tag", map[string]any{"timeouts": timeouts, "tags": map[string]string{"team": "b"}}, nil, false},
