@@ -449,8 +449,10 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 
 // refuseUpdateWithoutCA refuses at plan an update of a cluster whose
 // brokers hold certificates of the CA the provider made, when this state
-// lacks that CA (an imported cluster: its private key lives only in the
-// private state of the state the cluster was created in). The update would
+// lacks that CA: an imported cluster whose boot documents do not carry the
+// CA sealed for the provider (brokers launched by a provider older than
+// that; restoreProviderSecrets reads it where they do), or whose sealed CA
+// could not be opened. The update would
 // make a new CA and roll the brokers one at a time onto it; the first one
 // rolled would trust only the new CA and the others only the old, so it
 // could not rejoin the cluster's quorum and the roll would wait for it
@@ -470,7 +472,10 @@ func refuseUpdateWithoutCA(ctx context.Context, plan, state *clusterModel, priva
 			"CA's private key is kept only in the Terraform state the cluster was created in; this state has none (the cluster was "+
 			"imported). This change would make a new CA and roll the brokers onto it one at a time, and a rolled broker could not "+
 			"rejoin the brokers that trust the old CA. Apply from the state the cluster was created in (terraform state pull there, "+
-			"terraform state push here), or set tls_certificate_authority to that CA (certificate_authority_pem) and its private key.",
+			"terraform state push here), or set tls_certificate_authority to that CA (certificate_authority_pem) and its private key. "+
+			"Brokers launched by this provider carry the CA sealed for it with the cluster's KMS key, which a refresh reads; these were "+
+			"launched earlier, or the provider may not kms:Decrypt it (see the refresh's warning). An apply from the state the cluster "+
+			"was created in that rolls or adds brokers seals it into their boot documents.",
 			state.ClusterID.ValueString()))
 	return diags
 }

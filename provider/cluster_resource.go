@@ -375,6 +375,7 @@ func (r *clusterResource) Read(ctx context.Context, req resource.ReadRequest, re
 	// the configuration (a roll that stopped halfway, brokers of an earlier
 	// provider, groups changed outside Terraform) is remembered privately,
 	// so the next plan is not empty.
+	resp.Diagnostics.Append(restoreProviderSecrets(ctx, r.data.aws.KMS, &state, o, resp.Private)...)
 	p := pendingWork(o)
 	if state.WaitForBrokers.ValueBool() {
 		p.Renew = r.certificatesDue(ctx, o)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -240,6 +241,12 @@ type privateStateWriter interface {
 	SetKey(ctx context.Context, key string, value []byte) diag.Diagnostics
 }
 
+// privateStore is a private state read and written (resp.Private of Read).
+type privateStore interface {
+	privateState
+	privateStateWriter
+}
+
 // clusterCA returns the CA that signs the broker certificates: the user's,
 // else the one made earlier (private state), else a new one, which is
 // written to the private state.
@@ -282,6 +289,143 @@ func clusterCA(ctx context.Context, s securitySettings, name, clusterID string, 
 	}
 	diags.Append(to.SetKey(ctx, privateCAKey, raw)...)
 	return ca, diags
+}
+
+// restoreProviderSecrets puts what the brokers' boot documents carry
+// sealed for the provider (ProviderSecrets) into the private state where
+// it lacks them: the CA the provider made, and its SCRAM password. That is
+// a state that imported the cluster (the private state of the one that
+// created it holds both), so that its updates sign the brokers'
+// certificates with the cluster's own CA and keep the login the brokers
+// know, rather than make new ones. A document of an earlier provider holds
+// no CA: the state stays without one, and refuseUpdateWithoutCA refuses an
+// update that would need it. Failing to open the envelope is a warning: a
+// refresh must not fail for it, and the plan says what it then cannot do.
+func restoreProviderSecrets(ctx context.Context, client kmsDecrypter, state *clusterModel, o *fleet.Observed, private privateStore) diag.Diagnostics {
+	var diags diag.Diagnostics
+	sec, d := state.security(ctx)
+	if d.HasError() {
+		return nil
+	}
+	caPEM := state.CertificateAuthorityPEM.ValueString()
+	has := func(key string) bool {
+		raw, d := private.GetKey(ctx, key)
+		return !d.HasError() && len(raw) > 0
+	}
+	needCA := caPEM != "" && state.TLSCertificateAuthority.IsNull() && !has(privateCAKey)
+	needLogin := sec.SCRAM && !has(privateAdminKey)
+	if !needCA && !needLogin {
+		return nil
+	}
+	var docs []*bootconfig.Document
+	for _, b := range o.Brokers {
+		if b.Launch == nil || len(b.Launch.UserData) == 0 {
+			continue
+		}
+		if doc, err := bootconfig.Decode(b.Launch.UserData); err == nil {
+			docs = append(docs, doc)
+		}
+	}
+	found, err := sealedProviderSecrets(ctx, client, docs, caPEM, needCA)
+	if err != nil {
+		diags.AddWarning("The provider's sealed secrets could not be read",
+			fmt.Sprintf("The brokers' boot documents carry the cluster's CA or the provider's login sealed with the cluster's KMS key, "+
+				"and this state lacks them (the cluster was imported), but they could not be opened: %v. An update that must "+
+				"sign broker certificates will be refused at plan.", err))
+		return diags
+	}
+	if found == nil {
+		return nil
+	}
+	if needCA && found.CACertificatePEM != "" {
+		ca, err := pki.ParseCA(found.CACertificatePEM, found.CAPrivateKeyPEM, time.Now())
+		switch {
+		case err != nil:
+			diags.AddWarning("The cluster's sealed CA is not usable", err.Error())
+		case !sameCertificate(ca.CertPEM, caPEM):
+			// The brokers' documents name another CA than the one sealed
+			// (cannot happen with documents this provider writes: both
+			// come from one spec); signing with it would split the cluster.
+			diags.AddWarning("The cluster's sealed CA is not the brokers' CA", "The CA sealed in the boot documents did not sign the brokers' certificates; it is not used.")
+		default:
+			raw, err := json.Marshal(storedCA{CertificatePEM: found.CACertificatePEM, PrivateKeyPEM: found.CAPrivateKeyPEM})
+			if err != nil {
+				diags.AddError("Keeping the cluster CA in the state", err.Error())
+				return diags
+			}
+			diags.Append(private.SetKey(ctx, privateCAKey, raw)...)
+		}
+	}
+	if needLogin && found.SCRAMPassword != "" {
+		raw, err := json.Marshal(storedAdmin{Password: found.SCRAMPassword})
+		if err != nil {
+			diags.AddError("Keeping the provider's SCRAM login in the state", err.Error())
+			return diags
+		}
+		diags.Append(private.SetKey(ctx, privateAdminKey, raw)...)
+	}
+	return diags
+}
+
+// sealedProviderSecrets opens the ProviderSecrets of docs whose cluster CA
+// is caPEM, each distinct envelope once, in order: the first that holds a
+// CA when wantCA (brokers launched by an earlier provider carry an envelope
+// without one), else the first opened. Nil, nil when no document carries
+// one; an error only when none could be opened.
+func sealedProviderSecrets(ctx context.Context, client kmsDecrypter, docs []*bootconfig.Document, caPEM string, wantCA bool) (*bootconfig.ProviderSecrets, error) {
+	var first *bootconfig.ProviderSecrets
+	var errs []error
+	tried := map[string]bool{}
+	for _, doc := range docs {
+		env := doc.ProviderSecrets
+		if env == nil || documentCA(doc) != caPEM || tried[string(env.Ciphertext)] {
+			continue
+		}
+		tried[string(env.Ciphertext)] = true
+		s, err := openProviderSecrets(ctx, client, doc)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !wantCA || s.CACertificatePEM != "" {
+			return s, nil
+		}
+		if first == nil {
+			first = s
+		}
+	}
+	if first == nil && len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return first, nil
+}
+
+// sameCertificate reports whether two PEM texts begin with the same
+// certificate.
+func sameCertificate(a, b string) bool {
+	ca, err1 := pki.ParseCertificates(a)
+	cb, err2 := pki.ParseCertificates(b)
+	return err1 == nil && err2 == nil && len(ca) > 0 && len(cb) > 0 && ca[0].Equal(cb[0])
+}
+
+// providerSecrets is the plaintext of every boot document's
+// ProviderSecrets: the provider's login (when it has one) and the CA when
+// the provider made it, so that any state that can read the cluster, and
+// is allowed kms:Decrypt under the provider's encryption context, signs
+// with that CA (restoreProviderSecrets). A user's CA is not sealed: its
+// key is in the user's configuration. Nil when there is nothing to seal.
+func (cs *clusterSpec) providerSecrets() *bootconfig.ProviderSecrets {
+	var s bootconfig.ProviderSecrets
+	if cs.admin != nil {
+		s = cs.admin.Provider
+	}
+	if cs.CA != nil && cs.Security.UserCACert == "" {
+		s.CACertificatePEM, s.CAPrivateKeyPEM = cs.CA.CertPEM, cs.CA.KeyPEM
+	}
+	if s == (bootconfig.ProviderSecrets{}) {
+		return nil
+	}
+	return &s
 }
 
 // brokerPrincipal is the principal every broker's certificate gives it on
@@ -363,16 +507,18 @@ func (r *clusterResource) secure(ctx context.Context, cs *clusterSpec, from priv
 	}
 	// Sealed once, when the first document is rendered: the key may not
 	// exist before (a create makes it).
-	var provider *bootconfig.Envelope
-	cs.sealProvider = func() (*bootconfig.Envelope, error) {
-		if provider == nil && cs.admin != nil {
-			env, err := sealSecrets(ctx, r.data.aws.KMS, keyRef, bootconfig.ProviderEncryptionContext(cs.ClusterID), &cs.admin.Provider)
-			if err != nil {
-				return nil, fmt.Errorf("sealing the provider's login: %w", err)
+	if plain := cs.providerSecrets(); plain != nil {
+		var provider *bootconfig.Envelope
+		cs.sealProvider = func() (*bootconfig.Envelope, error) {
+			if provider == nil {
+				env, err := sealSecrets(ctx, r.data.aws.KMS, keyRef, bootconfig.ProviderEncryptionContext(cs.ClusterID), plain)
+				if err != nil {
+					return nil, fmt.Errorf("sealing the provider's secrets: %w", err)
+				}
+				provider = env
 			}
-			provider = env
+			return provider, nil
 		}
-		return provider, nil
 	}
 	cs.BootSettingsHash = cs.bootSettingsHash()
 	return diags

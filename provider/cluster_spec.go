@@ -70,7 +70,8 @@ type clusterSpec struct {
 	CA         *pki.CA
 	SuperUsers []string
 	// seal encrypts a node's secrets with the cluster's key (sealSecrets),
-	// sealProvider the provider's login (nil without one).
+	// sealProvider the provider's secrets (providerSecrets; nil when there
+	// are none).
 	seal         func(nodeID int32, s *bootconfig.Secrets) (*bootconfig.Envelope, error)
 	sealProvider func() (*bootconfig.Envelope, error)
 	// admin is the provider's own identity (nil when IAM or no
@@ -179,7 +180,7 @@ func (cs *clusterSpec) userData(node fleet.Node, controllers []fleet.Node) ([]by
 		}
 		doc.Secrets = env
 	}
-	if cs.admin != nil && cs.sealProvider != nil {
+	if cs.sealProvider != nil {
 		env, err := cs.sealProvider()
 		if err != nil {
 			return nil, err

@@ -126,12 +126,22 @@ func (d *providerData) accessFromDocument(ctx context.Context, doc *bootconfig.D
 
 // documentLogin opens the provider's login a boot document carries, when
 // the provider needs it: no IAM listener (which the provider prefers, with
-// no stored secret) is on.
+// no stored secret) is on, and a listener asks for a login (SCRAM, or a
+// client certificate). The envelope of a cluster whose clients need no
+// login holds only the CA, which connecting does not need: no KMS call.
 func (d *providerData) documentLogin(ctx context.Context, doc *bootconfig.Document) (*bootconfig.ProviderSecrets, error) {
-	if hasListener(doc.Listeners, listenerIAM) || doc.ProviderSecrets == nil {
+	if hasListener(doc.Listeners, listenerIAM) || doc.ProviderSecrets == nil || !needsLogin(doc.Listeners) {
 		return nil, nil
 	}
 	return openProviderSecrets(ctx, d.aws.KMS, doc)
+}
+
+// needsLogin reports whether a listener takes the provider's login: SCRAM,
+// or TLS asking for client certificates.
+func needsLogin(ls []bootconfig.Listener) bool {
+	return slices.ContainsFunc(ls, func(l bootconfig.Listener) bool {
+		return l.Name == listenerSCRAM || l.Name == listenerTLS && l.ClientAuth != ""
+	})
 }
 
 // kafkaAccessTo is the one place that decides how the provider connects to

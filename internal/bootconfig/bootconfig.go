@@ -317,9 +317,11 @@ type SCRAMCredential struct {
 	ServerKey  []byte `json:"server_key"`
 }
 
-// ProviderSecrets is the plaintext of a document's ProviderSecrets: how the
-// provider authenticates to the brokers when clients must authenticate and
-// IAM is off.
+// ProviderSecrets is the plaintext of a document's ProviderSecrets: what
+// the provider needs of a cluster that only its Terraform state would
+// otherwise hold. Its login, when clients must authenticate and IAM is
+// off; and the cluster CA the provider made, so that a state that imported
+// the cluster signs new broker certificates with the same CA.
 type ProviderSecrets struct {
 	// SCRAMUsername and SCRAMPassword are the administrator's SCRAM login.
 	SCRAMUsername string `json:"scram_username,omitempty"`
@@ -328,6 +330,16 @@ type ProviderSecrets struct {
 	// certificate (signed by the cluster CA) for mutual TLS.
 	ClientCertificatePEM string `json:"client_certificate_pem,omitempty"`
 	ClientKeyPEM         string `json:"client_key_pem,omitempty"`
+	// CACertificatePEM and CAPrivateKeyPEM are the cluster CA when the
+	// provider made it (empty when the user gives tls_certificate_authority,
+	// whose key is the user's to keep, and in documents of providers older
+	// than these fields). They ride in this envelope rather than in one of
+	// their own: its encryption context already names no node, so no
+	// broker role may open it, the provider's role already may, and the
+	// boot agent, which never opens it, needs no new document field (an
+	// older image refuses unknown fields).
+	CACertificatePEM string `json:"ca_certificate_pem,omitempty"`
+	CAPrivateKeyPEM  string `json:"ca_private_key_pem,omitempty"`
 }
 
 // Encryption-context keys of the Secrets envelope.

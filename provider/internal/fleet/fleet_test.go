@@ -960,6 +960,9 @@ func TestBrokerRoleDecryptsOnlyItsOwnSecrets(t *testing.T) {
 		{"broker 1, broker 3's", 1, bootconfig.EncryptionContext(s.ClusterID, 3), false},
 		{"broker 1, another cluster's broker 1", 1, bootconfig.EncryptionContext("tc-other", 1), false},
 		{"broker 1, no node", 1, map[string]string{"tributary:cluster-id": s.ClusterID}, false},
+		// The provider's envelope: its login and the cluster CA's key.
+		{"broker 1, the provider's", 1, bootconfig.ProviderEncryptionContext(s.ClusterID), false},
+		{"broker 3, the provider's", 3, bootconfig.ProviderEncryptionContext(s.ClusterID), false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			blob := seal(tt.ctx)
