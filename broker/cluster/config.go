@@ -115,6 +115,11 @@ type Config struct {
 	// often Raft checks (zero: hashicorp/raft's 120 s).
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
+	// MetadataLogReserve is how many bytes the Raft store keeps allocated
+	// on its disk past its data, so that a volume the partitions filled
+	// does not stop the metadata log (raftstore.Options.Reserve); zero is
+	// DefaultMetadataLogReserve, a negative value none.
+	MetadataLogReserve int64
 
 	Logger *slog.Logger
 }
@@ -132,6 +137,11 @@ const (
 	DefaultRaftElectionTimeout  = 500 * time.Millisecond
 	DefaultRebalanceInterval    = 10 * time.Second
 	DefaultSnapshotThreshold    = 2048
+	// DefaultMetadataLogReserve: 16 MiB, against a Raft store of a few
+	// MiB (2,048 trailing entries and the pages bbolt keeps free): room
+	// for thousands of metadata entries while the volume stays full and
+	// no snapshot can be written to compact them.
+	DefaultMetadataLogReserve = 16 << 20
 )
 
 // raftDefaultLeaderLease is hashicorp/raft's default LeaderLeaseTimeout.
@@ -170,6 +180,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.SnapshotThreshold == 0 {
 		cfg.SnapshotThreshold = DefaultSnapshotThreshold
+	}
+	if cfg.MetadataLogReserve == 0 {
+		cfg.MetadataLogReserve = DefaultMetadataLogReserve
 	}
 	if cfg.ClusterID == "" {
 		cfg.ClusterID = NewClusterID()

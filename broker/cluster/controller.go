@@ -191,7 +191,7 @@ func (ctl *Controller) startRaft() error {
 		return fmt.Errorf("raft timings (controller.quorum.fetch.timeout.ms, controller.quorum.election.timeout.ms): %w", err)
 	}
 	var err error
-	if ctl.store, err = raftstore.Open(filepath.Join(cfg.Dir, "raft.db")); err != nil {
+	if ctl.store, err = raftstore.Open(filepath.Join(cfg.Dir, "raft.db"), raftstore.Options{Reserve: max(cfg.MetadataLogReserve, 0), Logger: ctl.log}); err != nil {
 		return err
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hlog)

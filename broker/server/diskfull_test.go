@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/tributary/tributary/broker/cluster/metadata"
 	"github.com/tributary/tributary/broker/cluster/node"
 	"github.com/tributary/tributary/broker/config"
 	"github.com/tributary/tributary/internal/testenv"
@@ -290,4 +292,36 @@ func TestFullDiskFollowerLeavesISR(t *testing.T) {
 		return nil
 	})
 	prod.checkAckedOnce(t, c, seeds, topic)
+}
+
+// TestFullBrokerFollowsMetadata: a broker's disk fills up. Its Raft store,
+// on the same disk as in production, writes the metadata log into the
+// space it keeps reserved (cluster.Config.MetadataLogReserve), so the
+// broker goes on applying what the others do: here 300 ACL changes made
+// through another broker, a Raft entry each. Without the reserve its
+// store failed its appends with ENOSPC and its metadata stayed as it was
+// until the space returned, so it answered Metadata with stale leaders.
+func TestFullBrokerFollowsMetadata(t *testing.T) {
+	dirs, onTmpfs := tmpfsDataDirs(t)
+	c := startInProcessCluster(t, onTmpfs)
+	const full, via = 3, 1
+	free := fillDisk(t, dirs[full])
+	defer free()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const n = 300
+	for i := range n {
+		acl := metadata.ACL{ResourceType: kmsg.ACLResourceTypeTopic, ResourceName: fmt.Sprintf("orders-%d", i), PatternType: kmsg.ACLResourcePatternTypeLiteral,
+			Principal: "User:alice", Host: "*", Operation: kmsg.ACLOperationRead, Permission: kmsg.ACLPermissionTypeAllow}
+		if _, err := c.nodes[via].Controller.CreateACLs(ctx, []metadata.ACL{acl}); err != nil {
+			t.Fatalf("ACL %d: %v", i, err)
+		}
+	}
+	want := c.nodes[via].Controller.State().Index
+	waitCluster(t, 15*time.Second, func() error {
+		if st := c.nodes[full].Controller.State(); st.Index < want || st.ACLs.Len() != n {
+			return fmt.Errorf("broker %d, its disk full, applied the metadata log to index %d with %d ACLs; broker %d is at %d with %d", full, st.Index, st.ACLs.Len(), via, want, n)
+		}
+		return nil
+	})
 }

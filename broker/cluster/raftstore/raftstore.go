@@ -7,17 +7,24 @@
 // Unix nanoseconds i64, data length u32, data, extensions length u32,
 // extensions. Keys of the log bucket are the 8-byte big-endian index, so
 // bbolt's order is log order.
+//
+// The store keeps space of its own on the disk (Options.Reserve): the
+// metadata log shares the data volume with the partitions' logs, and
+// without it a full volume froze the broker's metadata (see reserve).
 package raftstore
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -44,6 +51,126 @@ type Store struct {
 	// answering as saved what was not is what Raft must never do.
 	mu     sync.RWMutex
 	closed bool
+
+	res reserve
+}
+
+// Options configure a Store.
+type Options struct {
+	// Reserve is how many bytes the store keeps allocated on its disk
+	// past the data it holds (0: none); see reserve.
+	Reserve int64
+	// Logger, when set, is told when the reserve cannot be kept.
+	Logger *slog.Logger
+}
+
+// reserve keeps the store's file allocated Options.Reserve bytes past the
+// data in it, with fallocate(FALLOC_FL_KEEP_SIZE): blocks of the file
+// itself, past its end, that no other file can take.
+//
+// Why. The Raft store is on the data volume with the partitions' logs
+// (one EBS volume per broker). When the partitions fill it, bbolt's
+// writes into new pages of its file (its file grows by truncate, which
+// allocates nothing on tmpfs, ext4 or xfs) fail with ENOSPC: Raft cannot
+// store the entries it is sent, the broker applies no metadata and
+// answers Metadata with the leaders it knew before its disk filled, so
+// its clients are sent back to it (docs/benchmarks.md, "A full disk
+// hands its broker's partitions over"). With the reserve, those writes
+// land on blocks the file already owns, so the metadata log goes on
+// while the partitions' appends are refused, until the reserve is used
+// up (Options.Reserve of new log entries not compacted by a snapshot,
+// which also cannot be written while the disk is full). It is topped up
+// after each write that brought the data past half of it, and again once
+// space returns.
+//
+// Why not a separate reserve file released on ENOSPC: the space it
+// gives back is free to everything on the volume, and the follower
+// fetches, the producers' retries and the disk probe (storage.Store.ProbeSpace,
+// which would then report the disk writable and bring the broker back
+// into the ISRs) would take it before Raft does.
+type reserve struct {
+	size int64 // set at Open, then read only
+	log  *slog.Logger
+
+	mu     sync.Mutex
+	f      *os.File // the store's file, for fallocate; nil: no reserve
+	to     int64    // allocated up to here
+	failed bool     // the last top-up failed (logged once)
+}
+
+// keep tops the reservation up to size bytes past dataEnd when less than
+// half of it is left. A failure leaves what was allocated: the store
+// goes on in what is left of it.
+func (r *reserve) keep(dataEnd int64) {
+	if r.size <= 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.f == nil || dataEnd+r.size/2 <= r.to {
+		return
+	}
+	end := dataEnd + r.size
+	err := fallocate(r.f, end)
+	switch {
+	case err == nil:
+		r.to = end
+		if r.failed {
+			r.failed = false
+			r.log.Info("raft store: space reserved again", "file", r.f.Name(), "allocated_to", end)
+		}
+	case errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS):
+		r.log.Warn("raft store: the file system cannot reserve space (fallocate); a full disk will stop this broker's metadata", "file", r.f.Name(), "err", err)
+		r.f.Close()
+		r.f = nil
+	case !r.failed:
+		r.failed = true
+		r.log.Warn("raft store: cannot keep its space reserved; it goes on in what is left", "file", r.f.Name(), "data_end", dataEnd, "allocated_to", r.to, "err", err)
+	}
+}
+
+// fallocate allocates f's blocks up to end without changing its size
+// (so bbolt, which sizes its file itself, sees nothing).
+func fallocate(f *os.File, end int64) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			ferr = unix.Fallocate(int(fd), unix.FALLOC_FL_KEEP_SIZE, 0, end)
+			if ferr != unix.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	if ferr != nil {
+		return &os.PathError{Op: "fallocate", Path: f.Name(), Err: ferr}
+	}
+	return nil
+}
+
+func (r *reserve) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.f != nil {
+		r.f.Close()
+		r.f = nil
+	}
+}
+
+// keepReserve tops the reserve up after a write.
+func (s *Store) keepReserve() {
+	if s.res.size <= 0 {
+		return
+	}
+	var end int64
+	if err := s.db.View(func(tx *bolt.Tx) error { end = tx.Size(); return nil }); err == nil {
+		s.res.keep(end)
+	}
 }
 
 // enter holds the store for one operation, or blocks for good once it
@@ -67,7 +194,9 @@ func (s *Store) view(fn func(*bolt.Tx) error) error {
 func (s *Store) update(fn func(*bolt.Tx) error) error {
 	s.enter()
 	defer s.leave()
-	return s.db.Update(fn)
+	err := s.db.Update(fn)
+	s.keepReserve()
+	return err
 }
 
 var (
@@ -75,8 +204,8 @@ var (
 	_ raft.StableStore = (*Store)(nil)
 )
 
-// Open opens or creates the store file at path.
-func Open(path string) (*Store, error) {
+// Open opens or creates the store file at path and reserves its space.
+func Open(path string, opts Options) (*Store, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("opening raft store %s: %w", path, err)
@@ -93,7 +222,22 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialising raft store %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db, res: reserve{size: opts.Reserve, log: opts.Logger}}
+	if s.res.log == nil {
+		s.res.log = slog.Default()
+	}
+	if s.res.size > 0 {
+		// bbolt keeps its descriptor to itself; fallocate works on any
+		// descriptor of the file.
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("opening raft store %s to reserve its space: %w", path, err)
+		}
+		s.res.f = f
+		s.keepReserve()
+	}
+	return s, nil
 }
 
 // Close waits for the operations under way and closes the file; later
@@ -105,6 +249,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.res.close()
 	return s.db.Close()
 }
 

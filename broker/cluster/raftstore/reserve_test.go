@@ -1,0 +1,151 @@
+package raftstore
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/hashicorp/raft"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/tributary/tributary/internal/testenv"
+)
+
+// smallTmpfs mounts a tmpfs of mib MiB on a new directory.
+func smallTmpfs(t *testing.T, mib int) string {
+	t.Helper()
+	testenv.Root(t, "mounting a tmpfs for the full-disk tests of the raft store")
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm", mib), "tmpfs", dir).CombinedOutput(); err != nil {
+		testenv.Missing(t, "cannot mount a tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// fill writes a ballast file into dir until ENOSPC, taking every byte;
+// removing it gives the space back.
+func fill(t *testing.T, dir string) (free func()) {
+	t.Helper()
+	path := filepath.Join(dir, "ballast")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for _, n := range []int{len(chunk), 4096, 512, 1} {
+		for {
+			if _, err := f.Write(chunk[:n]); err != nil {
+				if !errors.Is(err, syscall.ENOSPC) {
+					t.Fatalf("filling %s: %v", dir, err)
+				}
+				break
+			}
+		}
+	}
+	return func() {
+		if err := os.Remove(path); err != nil {
+			t.Errorf("freeing %s: %v", dir, err)
+		}
+	}
+}
+
+// appendEntries stores n entries of 256 bytes from index first, 50 to a
+// transaction as Raft batches them.
+func appendEntries(s *Store, first uint64, n int) error {
+	for i := 0; i < n; i += 50 {
+		var logs []*raft.Log
+		for j := i; j < min(i+50, n); j++ {
+			logs = append(logs, &raft.Log{Index: first + uint64(j), Term: 1, Type: raft.LogCommand, Data: make([]byte, 256)})
+		}
+		if err := s.StoreLogs(logs); err != nil {
+			return fmt.Errorf("entries %d-%d: %w", first+uint64(i), logs[len(logs)-1].Index, err)
+		}
+	}
+	return nil
+}
+
+// allocated is how many bytes of the file's blocks are allocated.
+func allocated(t *testing.T, path string) int64 {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Blocks * 512
+}
+
+// A disk the partitions' logs filled does not stop the metadata log: the
+// store writes into the space it reserved (1 MiB here) and goes on
+// taking entries (600 of 256 bytes here; bbolt used the whole MiB after
+// about 1,300), where a store without a reserve fails at once with
+// ENOSPC. Once the space returns, the next
+// write reserves again.
+func TestReserveKeepsTheLogGoingOnAFullDisk(t *testing.T) {
+	const reserve = 1 << 20
+	for _, tc := range []struct {
+		name    string
+		reserve int64
+	}{{"no reserve", 0}, {"reserve", reserve}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := smallTmpfs(t, 8)
+			path := filepath.Join(dir, "raft.db")
+			s, err := Open(path, Options{Reserve: tc.reserve, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			if err := appendEntries(s, 1, 200); err != nil {
+				t.Fatal(err)
+			}
+			free := fill(t, dir)
+			err = appendEntries(s, 201, 600)
+			if tc.reserve == 0 {
+				if err == nil {
+					t.Fatal("600 entries stored on a full disk without a reserve: the test shows nothing")
+				}
+				t.Logf("without a reserve: %v", err)
+				free()
+				return
+			}
+			if err != nil {
+				t.Fatalf("on a full disk with a %d byte reserve: %v", tc.reserve, err)
+			}
+			var got raft.Log
+			if err := s.GetLog(800, &got); err != nil || got.Index != 800 || len(got.Data) != 256 {
+				t.Fatalf("entry 800 read back: %+v, %v", got, err)
+			}
+			// Full and the reserve partly used: it could not be topped up.
+			if s.res.to >= s.dataEnd(t)+reserve/2 {
+				t.Fatalf("reserve allocated to %d on a full disk, data ends at %d", s.res.to, s.dataEnd(t))
+			}
+			free()
+			if err := appendEntries(s, 801, 50); err != nil {
+				t.Fatal(err)
+			}
+			end := s.dataEnd(t)
+			if a := allocated(t, path); s.res.to != end+reserve || a < end+reserve {
+				t.Fatalf("after the space returned: reserved to %d, %d bytes allocated; want %d (data end %d + reserve)", s.res.to, a, end+reserve, end)
+			}
+		})
+	}
+}
+
+func (s *Store) dataEnd(t *testing.T) int64 {
+	t.Helper()
+	var end int64
+	if err := s.view(func(tx *bolt.Tx) error { end = tx.Size(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return end
+}
