@@ -110,6 +110,9 @@ type fetchPartition struct {
 	// refusals counts the leader's refusals in a row; the backoff grows
 	// with it (see backoff).
 	refusals int
+	// failures counts the answers in a row that could not be applied to
+	// the log (see failed); an applied one resets it.
+	failures int
 	// caughtUp: the last answer left the log at or past the leader's high
 	// watermark. The follower throttle never holds back a caught-up
 	// replica (Kafka's PartitionFetchState.isReplicaInSync: no lag).
@@ -746,15 +749,31 @@ func (f *Fetcher) fetch(tps []TopicPartition, maxWait time.Duration) error {
 // the local disk (full, failing), which a quick retry does not cure, and
 // a full disk is reported at once by OnDiskFull. The other partitions of
 // the fetch are not held.
+//
+// The first failure in a row is logged as a warning, then every
+// failureLogEvery-th: a full disk fails every partition the broker
+// follows once per Backoff, a warning a second each (over 1,000 in the
+// four 20 s faults of a chaos run), which would bury everything else.
 func (f *Fetcher) failed(tp TopicPartition, p *fetchPartition, err error) {
-	f.log.Warn("replica fetch failed for a partition; it is retried after the backoff, the others go on",
-		"partition", tp, "backoff", f.cfg.Backoff, "err", err)
+	n := 0
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.parts[tp] == p {
 		p.retryAt = time.Now().Add(f.cfg.Backoff)
+		p.failures++
+		n = p.failures
 	}
+	f.mu.Unlock()
+	level := slog.LevelDebug
+	if n == 1 || n%failureLogEvery == 0 {
+		level = slog.LevelWarn
+	}
+	f.log.Log(f.ctx, level, "replica fetch failed for a partition; it is retried after the backoff, the others go on",
+		"partition", tp, "backoff", f.cfg.Backoff, "failures_in_a_row", n, "err", err)
 }
+
+// failureLogEvery: a partition that keeps failing is logged as a warning
+// once per this many failures in a row (a minute at the default backoff).
+const failureLogEvery = 60
 
 // handlePartition applies one partition of a fetch response: errors,
 // divergence, and the leader's batches, written to the local log. done,
@@ -792,6 +811,7 @@ func (f *Fetcher) handlePartition(tp TopicPartition, p *fetchPartition, fetchOff
 			leo := p.log.LogEndOffset()
 			p.log.SetHighWatermark(min(rp.HighWatermark, leo))
 			p.caughtUp = leo >= rp.HighWatermark
+			p.failures = 0
 			return nil
 		})
 	}

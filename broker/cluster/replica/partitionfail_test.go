@@ -113,25 +113,66 @@ func TestFailedPartitionWriteDoesNotStallOthers(t *testing.T) {
 }
 
 // A partition backed off after a failed write is fetched again once its
-// backoff has passed, and catches up when its log can be written.
+// backoff has passed, and catches up when its log can be written. Its
+// failures in a row are logged as one warning, and the first of the
+// next run of failures as another.
 func TestFailedPartitionRetriedAfterBackoff(t *testing.T) {
 	fl := newFakeLeader(t)
 	leader := &memLog{}
 	leader.appendLeader(t, 0, 4, "a")
-	leaderOf(t, fl, leader, 0)
-	f := StartFetcher(FetcherConfig{LocalID: 2, LeaderID: 1, Addr: fl.addr(), MaxWait: 50 * time.Millisecond, Backoff: 200 * time.Millisecond,
-		Logger: slog.New(slog.DiscardHandler)})
+	lp := leaderOf(t, fl, leader, 0)
+	warnings := &countingHandler{level: slog.LevelWarn}
+	f := StartFetcher(FetcherConfig{LocalID: 2, LeaderID: 1, Addr: fl.addr(), MaxWait: 50 * time.Millisecond, Backoff: 100 * time.Millisecond,
+		Logger: slog.New(warnings)})
 	t.Cleanup(f.Close)
 	full := &fullLog{memLog: &memLog{}, full: true}
-	f.Add(tp0, 0, full)
-	checkFor(t, 10*time.Second, func() error {
-		if full.writes() < 2 {
-			return fmt.Errorf("write tried %d times", full.writes())
+	setFull := func(v bool) {
+		full.mu.Lock()
+		full.full = v
+		full.mu.Unlock()
+	}
+	tries := func(n int) func() error {
+		want := full.writes() + n
+		return func() error {
+			if got := full.writes(); got < want {
+				return fmt.Errorf("write tried %d times, want %d", got, want)
+			}
+			return nil
 		}
-		return nil
-	})
-	full.mu.Lock()
-	full.full = false
-	full.mu.Unlock()
+	}
+	f.Add(tp0, 0, full)
+	checkFor(t, 10*time.Second, tries(3))
+	if n := warnings.count(); n != 1 {
+		t.Fatalf("%d warnings for 3 failures in a row, want 1", n)
+	}
+	setFull(false)
+	checkFor(t, 10*time.Second, sameLog(full.memLog, leader))
+
+	setFull(true)
+	leader.appendLeader(t, 0, 1, "b")
+	lp.tracker.Appended(leader.LogEndOffset())
+	checkFor(t, 10*time.Second, tries(2))
+	if n := warnings.count(); n != 2 {
+		t.Fatalf("%d warnings after a second run of failures, want 2", n)
+	}
+	setFull(false)
 	checkFor(t, 10*time.Second, sameLog(full.memLog, leader))
 }
+
+// countingHandler counts the records at level or above.
+type countingHandler struct {
+	level slog.Level
+	mu    sync.Mutex
+	n     int
+}
+
+func (h *countingHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
+func (h *countingHandler) Handle(context.Context, slog.Record) error {
+	h.mu.Lock()
+	h.n++
+	h.mu.Unlock()
+	return nil
+}
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
+func (h *countingHandler) count() int                         { h.mu.Lock(); defer h.mu.Unlock(); return h.n }
