@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 )
 
 // TestWriteVec checks that batches in several buffers are appended as one
@@ -88,5 +89,53 @@ func TestWriteVec(t *testing.T) {
 				t.Fatalf("log end moved from %d to %d on a refused append", leo, p.LogEndOffset())
 			}
 		})
+	}
+}
+
+// TestWriteVecChecksWithoutThePartitionLock: WriteVec reads the topic's
+// settings and checks the batches before it takes the partition's lock, so
+// a produce refused by max.message.bytes is answered while another append
+// holds the lock through its write, and a SetConfig applies to the next
+// WriteVec. Reading the settings under the lock queued every produce
+// behind the append in progress.
+func TestWriteVecChecksWithoutThePartitionLock(t *testing.T) {
+	st := openStore(t, t.TempDir(), Options{})
+	p := mustCreate(t, st, "t", 0, TopicConfig{MaxMessageBytes: 200})
+	big := makeBatch(t, batchSpec{records: 2, valueSize: 300})
+
+	p.mu.Lock() // an append writing
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := p.WriteVec([][]byte{big}, AppendOptions{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrRecordTooLarge) {
+			t.Errorf("WriteVec of a %d-byte batch, max.message.bytes 200: err %v, want ErrRecordTooLarge", len(big), err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("WriteVec waited for the partition's lock to check max.message.bytes")
+		p.mu.Unlock()
+		<-done
+		p.mu.Lock()
+	}
+	p.mu.Unlock()
+
+	if got := p.Config().MaxMessageBytes; got != 200 {
+		t.Fatalf("Config().MaxMessageBytes = %d, want 200", got)
+	}
+	cfg := p.Config()
+	cfg.MaxMessageBytes = 1 << 20
+	p.SetConfig(cfg)
+	if got := p.Config().MaxMessageBytes; got != 1<<20 {
+		t.Fatalf("after SetConfig, Config().MaxMessageBytes = %d, want %d", got, 1<<20)
+	}
+	_, wait, err := p.WriteVec([][]byte{big}, AppendOptions{})
+	if err != nil {
+		t.Fatalf("WriteVec after raising max.message.bytes: %v", err)
+	}
+	if err := wait(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }
