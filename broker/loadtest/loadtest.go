@@ -36,6 +36,11 @@ type Options struct {
 	Linger time.Duration
 	// Client are more options of every client (TLS, SASL).
 	Client []kgo.Opt
+	// Compression is the producer's codec (ProduceOptions.Compression).
+	Compression string
+	// TopicConfigs are the topic's configs at creation (e.g.
+	// compression.type); nil leaves every one at the broker's default.
+	TopicConfigs map[string]*string
 	// BrokerPIDs, when set, are the broker processes whose CPU time the
 	// consume phase measures (ConsumeCPU).
 	BrokerPIDs []int
@@ -67,7 +72,7 @@ type Result struct {
 // one consumer. Latency is per record, from Produce to acknowledgement,
 // under that full load.
 func Throughput(ctx context.Context, addr string, o Options) (Result, error) {
-	if err := createTopic(ctx, []string{addr}, o.Topic, o.Partitions, 1, o.Client...); err != nil {
+	if err := createTopicConfigs(ctx, []string{addr}, o.Topic, o.Partitions, 1, o.TopicConfigs, o.Client...); err != nil {
 		return Result{}, err
 	}
 	return throughput(ctx, []string{addr}, o)
@@ -85,7 +90,7 @@ func ClusterThroughput(ctx context.Context, seeds []string, replicationFactor in
 }
 
 func throughput(ctx context.Context, seeds []string, o Options) (Result, error) {
-	pr, err := Produce(ctx, seeds, ProduceOptions{Topic: o.Topic, RecordBytes: o.RecordBytes, Duration: o.Duration, MaxRecords: o.MaxRecords, Warmup: o.Warmup, Linger: o.Linger, Client: o.Client})
+	pr, err := Produce(ctx, seeds, ProduceOptions{Topic: o.Topic, RecordBytes: o.RecordBytes, Duration: o.Duration, MaxRecords: o.MaxRecords, Warmup: o.Warmup, Linger: o.Linger, Compression: o.Compression, Client: o.Client})
 	if err != nil {
 		return Result{}, err
 	}
@@ -151,13 +156,23 @@ func CreateTopic(ctx context.Context, addr, topic string, partitions int32) erro
 	return createTopic(ctx, []string{addr}, topic, partitions, 1)
 }
 
+// CreateTopicWithConfigs creates a topic with replication factor 1 and the
+// given configs.
+func CreateTopicWithConfigs(ctx context.Context, addr, topic string, partitions int32, configs map[string]*string) error {
+	return createTopicConfigs(ctx, []string{addr}, topic, partitions, 1, configs)
+}
+
 func createTopic(ctx context.Context, seeds []string, topic string, partitions int32, replicationFactor int16, client ...kgo.Opt) error {
+	return createTopicConfigs(ctx, seeds, topic, partitions, replicationFactor, nil, client...)
+}
+
+func createTopicConfigs(ctx context.Context, seeds []string, topic string, partitions int32, replicationFactor int16, configs map[string]*string, client ...kgo.Opt) error {
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, client...)...)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, replicationFactor, nil, topic)
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, replicationFactor, configs, topic)
 	if err != nil {
 		return fmt.Errorf("creating topic %s: %w", topic, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +39,9 @@ type ProduceOptions struct {
 	Linger time.Duration
 	// Client are more options of the producer (TLS, SASL).
 	Client []kgo.Opt
+	// Compression is the producer's codec: "" or "none" (uncompressed,
+	// the benchmark's default), "gzip", "snappy", "lz4" or "zstd".
+	Compression string
 	// Warmup, if > 0, runs the same load for that long before the timed
 	// phase, untimed, with the same producer: its connections, producer
 	// id and the partitions' first batches are then behind it, as in
@@ -85,6 +89,27 @@ func Summarize(samples []time.Duration) Latency {
 	return l
 }
 
+// ProducerCodecs are the names ProducerCodec takes, "" aside.
+var ProducerCodecs = []string{"none", "gzip", "snappy", "lz4", "zstd"}
+
+// ProducerCodec is the franz-go codec of a producer compression name
+// (ProducerCodecs; "" is "none").
+func ProducerCodec(name string) (kgo.CompressionCodec, error) {
+	switch name {
+	case "", "none":
+		return kgo.NoCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("producer compression %q: want one of %s", name, strings.Join(ProducerCodecs, ", "))
+}
+
 // newProducer is the benchmark's franz-go producer: idempotent, acks=all
 // (both franz-go defaults, spelled out), uncompressed, round robin over the
 // partitions, with the given linger; up to five requests in flight per
@@ -116,7 +141,12 @@ func newProducer(seeds []string, topic string, linger time.Duration, extra ...kg
 // all of it (res.FirstAck is the new producer's first acknowledgement).
 func Produce(ctx context.Context, seeds []string, o ProduceOptions) (ProduceResult, error) {
 	var res ProduceResult
-	prod, err := newProducer(seeds, o.Topic, o.Linger, o.Client...)
+	codec, err := ProducerCodec(o.Compression)
+	if err != nil {
+		return res, err
+	}
+	// The codec given last wins over newProducer's uncompressed one.
+	prod, err := newProducer(seeds, o.Topic, o.Linger, append(slices.Clone(o.Client), kgo.ProducerBatchCompression(codec))...)
 	if err != nil {
 		return res, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,5 +157,74 @@ func TestKfakeInItsOwnProcess(t *testing.T) {
 	k.Close()
 	if err := k.cmd.ProcessState; err == nil || !err.Exited() {
 		t.Errorf("kfake process %d still running after Close", pid)
+	}
+}
+
+// TestThroughputWithCompression: Options.Compression is the codec of the
+// batches the producer sends, and Options.TopicConfigs the topic's
+// configs, so a run can measure a broker re-compressing what it is sent.
+// An unknown codec is refused before anything is produced.
+func TestThroughputWithCompression(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	addr := c.ListenAddrs()[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ct := "lz4"
+	res, err := Throughput(ctx, addr, Options{Topic: "z", Partitions: 2, RecordBytes: 100, Duration: 20 * time.Second, MaxRecords: 200,
+		Compression: "zstd", TopicConfigs: map[string]*string{"compression.type": &ct}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Produce.Records != 200 {
+		t.Fatalf("produced %d records, want 200", res.Produce.Records)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	rc, err := adm.DescribeTopicConfigs(ctx, "z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := rc.On("z", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ""
+	for _, c := range cfg.Configs {
+		if c.Key == "compression.type" && c.Value != nil {
+			got = *c.Value
+		}
+	}
+	if got != "lz4" {
+		t.Errorf("topic compression.type %q, want lz4", got)
+	}
+	// kfake stores batches as sent: each record's attributes say what
+	// the producer used.
+	cons, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("z"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	for read := 0; read < 200; {
+		fs := cons.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read %d of 200 records: %v", read, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if codec := r.Attrs.CompressionType(); codec != 4 {
+				t.Fatalf("record at %d[%d] sent in codec %d, want zstd (4)", r.Partition, r.Offset, codec)
+			}
+			read++
+		})
+	}
+	if _, err := Produce(ctx, []string{addr}, ProduceOptions{Topic: "z", RecordBytes: 100, Duration: time.Second, MaxRecords: 1, Compression: "brotli"}); err == nil || !strings.Contains(err.Error(), "brotli") {
+		t.Errorf("producer compression brotli: err %v, want one naming it", err)
 	}
 }

@@ -162,3 +162,29 @@ func TestPrintClusterTransactions(t *testing.T) {
 		t.Errorf("transactional rows without the phase:\n%s", out.String())
 	}
 }
+
+// TestSingleTableStatesCodecs: a run with a producer codec or a topic
+// compression.type says so in the single-broker table's header, and the
+// topics get the compression.type; the default run's header is as before.
+func TestSingleTableStatesCodecs(t *testing.T) {
+	tests := []struct {
+		ct, pc, want string
+		configs      bool
+	}{
+		{"", "none", "", false},
+		{"", "", "", false},
+		{"zstd", "snappy", ", producer codec snappy, topic compression.type zstd", true},
+		{"", "lz4", ", producer codec lz4, topic compression.type not set", false},
+		{"gzip", "none", ", producer codec none, topic compression.type gzip", true},
+	}
+	for _, tt := range tests {
+		o := singleOptions{compressionType: tt.ct, producerCodec: tt.pc}
+		if got := o.codecs(); got != tt.want {
+			t.Errorf("codecs(%q, %q) = %q, want %q", tt.ct, tt.pc, got, tt.want)
+		}
+		cfg := o.topicConfigs()
+		if (cfg != nil) != tt.configs || (cfg != nil && *cfg["compression.type"] != tt.ct) {
+			t.Errorf("topicConfigs(%q) = %v", tt.ct, cfg)
+		}
+	}
+}

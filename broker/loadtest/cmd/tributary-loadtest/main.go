@@ -61,6 +61,8 @@ func main() {
 		txnProducers     = flag.Int("txn-producers", 4, "cluster: transactional producers of the transactional phase, each running transactions one after another")
 		tlsRounds        = flag.Int("tls-rounds", 2, "single broker: rounds of the throughput workload through the PLAINTEXT, SSL and SASL_SSL IAM listeners, in turn (0 skips the TLS table)")
 		warmup           = flag.Duration("warmup", time.Second, "untimed run of the same load before each throughput and latency phase, by the same producer (0: time the new producer from its first record)")
+		compressionType  = flag.String("compression-type", "", "single broker: compression.type of the throughput and latency topics (producer, uncompressed, gzip, snappy, lz4, zstd; default: not set, the broker's producer), to measure a leader re-compressing what the producer sends")
+		producerCodec    = flag.String("producer-compression", "none", "single broker: the producer's codec in the throughput and latency phases (none, gzip, snappy, lz4, zstd); the record values are random, so codecs barely shrink them")
 		tlsClusterRounds = flag.Int("tls-cluster-rounds", 2, "rounds of the throughput workload on a plaintext and a TLS-everywhere three-broker RF 3 cluster, in turn (0 skips the three-broker TLS table)")
 	)
 	settings := settingsFlag{}
@@ -69,6 +71,10 @@ func main() {
 	rate, err := parseRate(*latencyRate)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tributary-loadtest: -latency-rate:", err)
+		os.Exit(2)
+	}
+	if _, err := loadtest.ProducerCodec(*producerCodec); err != nil {
+		fmt.Fprintln(os.Stderr, "tributary-loadtest: -producer-compression:", err)
 		os.Exit(2)
 	}
 	self, err := os.Executable()
@@ -82,7 +88,7 @@ func main() {
 	so := singleOptions{
 		duration: *duration, recordBytes: *recordBytes, partitions: int32(*partitions), idle: *idle,
 		recoverySize: *recoverySize, skipKfake: *skipKfake, latencyRate: rate, self: self, tlsRounds: *tlsRounds, tlsClusterRounds: *tlsClusterRounds,
-		warmup: *warmup,
+		warmup: *warmup, compressionType: *compressionType, producerCodec: *producerCodec,
 	}
 	co := clusterOptions{
 		latencyRate: rate, latencyDuration: *latencyDuration, failovers: *failovers, many: int32(*many),
@@ -113,6 +119,18 @@ type singleOptions struct {
 	tlsClusterRounds int
 	skipKfake        bool
 	keep             bool // keep each phase's data directory (-data-dir)
+	// compressionType is the throughput and latency topics'
+	// compression.type ("": not set); producerCodec the producer's codec.
+	compressionType, producerCodec string
+}
+
+// topicConfigs are the configs the single-broker phases create their
+// topics with.
+func (o singleOptions) topicConfigs() map[string]*string {
+	if o.compressionType == "" {
+		return nil
+	}
+	return map[string]*string{"compression.type": &o.compressionType}
 }
 
 // discard removes a finished phase's data directory unless the run keeps
@@ -208,8 +226,10 @@ type singleResults struct {
 // runSingle measures one broker process beside a one-broker kfake process.
 func runSingle(ctx context.Context, o singleOptions, recSize int64) (singleResults, error) {
 	var res singleResults
-	opts := loadtest.Options{Topic: "bench", Partitions: o.partitions, RecordBytes: o.recordBytes, Duration: o.duration, Warmup: o.warmup, Linger: loadtest.ThroughputLinger}
-	paced := loadtest.ProduceOptions{Topic: "paced", RecordBytes: o.recordBytes, Duration: o.duration, Warmup: o.warmup, RateBytes: o.latencyRate, Linger: 0}
+	opts := loadtest.Options{Topic: "bench", Partitions: o.partitions, RecordBytes: o.recordBytes, Duration: o.duration, Warmup: o.warmup, Linger: loadtest.ThroughputLinger,
+		Compression: o.producerCodec, TopicConfigs: o.topicConfigs()}
+	paced := loadtest.ProduceOptions{Topic: "paced", RecordBytes: o.recordBytes, Duration: o.duration, Warmup: o.warmup, RateBytes: o.latencyRate, Linger: 0,
+		Compression: o.producerCodec}
 
 	fmt.Fprintf(os.Stderr, "tributary: %d-partition topic, %d-byte records, %v produce phase, then %v at %.0f MiB/s ...\n",
 		o.partitions, o.recordBytes, o.duration, o.duration, mibps(o.latencyRate))
@@ -230,7 +250,7 @@ func runSingle(ctx context.Context, o singleOptions, recSize int64) (singleResul
 		}
 		res.kfake, err = loadtest.Throughput(ctx, k.Addrs[0], opts)
 		if err == nil {
-			res.kfakePaced, err = pacedOn(ctx, k.Addrs, paced, o.partitions)
+			res.kfakePaced, err = pacedOn(ctx, k.Addrs, paced, o.partitions, opts.TopicConfigs)
 		}
 		k.Close()
 		if err != nil {
@@ -258,8 +278,8 @@ func runSingle(ctx context.Context, o singleOptions, recSize int64) (singleResul
 }
 
 // pacedOn creates the paced phase's topic and runs the phase.
-func pacedOn(ctx context.Context, seeds []string, o loadtest.ProduceOptions, partitions int32) (loadtest.ProduceResult, error) {
-	if err := loadtest.CreateTopic(ctx, seeds[0], o.Topic, partitions); err != nil {
+func pacedOn(ctx context.Context, seeds []string, o loadtest.ProduceOptions, partitions int32, configs map[string]*string) (loadtest.ProduceResult, error) {
+	if err := loadtest.CreateTopicWithConfigs(ctx, seeds[0], o.Topic, partitions, configs); err != nil {
 		return loadtest.ProduceResult{}, err
 	}
 	return loadtest.Produce(ctx, seeds, o)
@@ -267,7 +287,7 @@ func pacedOn(ctx context.Context, seeds []string, o loadtest.ProduceOptions, par
 
 func printSingle(out io.Writer, o singleOptions, r singleResults) error {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(w, "1 broker, %d partitions, acks=all\ttributary\tkfake\ttributary/kfake\ttarget\tresult\t\n", o.partitions)
+	fmt.Fprintf(w, "1 broker, %d partitions, acks=all%s\ttributary\tkfake\ttributary/kfake\ttarget\tresult\t\n", o.partitions, o.codecs())
 	t := table{w: w, skipKfake: o.skipKfake}
 	t.throughput(fmt.Sprintf("produce throughput (linger %v)", loadtest.ThroughputLinger), r.trib.Produce.MiBps, r.kfake.Produce.MiBps, 2)
 	t.throughput("consume throughput", r.trib.ConsumeMiBps, r.kfake.ConsumeMiBps, 2)
@@ -284,6 +304,23 @@ func printSingle(out io.Writer, o singleOptions, r singleResults) error {
 		fmt.Fprintf(w, "serving again after kill -9, %s log\t%.2f s\t-\t\t<= 3 s (5 GiB)\t%s\t\n", o.recoverySize, r.recovery.Seconds(), verdict(r.recovery <= 3*time.Second))
 	}
 	return w.Flush()
+}
+
+// codecs states the producer's codec and the topics' compression.type
+// when either is not the benchmark's default (uncompressed, not set).
+func (o singleOptions) codecs() string {
+	if o.compressionType == "" && (o.producerCodec == "" || o.producerCodec == "none") {
+		return ""
+	}
+	ct := o.compressionType
+	if ct == "" {
+		ct = "not set"
+	}
+	pc := o.producerCodec
+	if pc == "" {
+		pc = "none"
+	}
+	return fmt.Sprintf(", producer codec %s, topic compression.type %s", pc, ct)
 }
 
 // table writes the rows both tables share.
@@ -367,7 +404,7 @@ func tributarySingle(ctx context.Context, bin, dir string, opts loadtest.Options
 	if err != nil {
 		return res, loadtest.ProduceResult{}, 0, err
 	}
-	pr, err := pacedOn(ctx, []string{p.Addr}, paced, partitions)
+	pr, err := pacedOn(ctx, []string{p.Addr}, paced, partitions, opts.TopicConfigs)
 	if err != nil {
 		return res, pr, 0, err
 	}
