@@ -75,7 +75,7 @@ func TestBecomingLeaderRecordsEpochStart(t *testing.T) {
 	req := kmsg.NewFetchRequestTopicPartition()
 	req.FetchOffset, req.LastFetchedEpoch, req.CurrentLeaderEpoch = leo+3, 5, 6
 	rp := kmsg.NewFetchResponseTopicPartition()
-	servePartition(2, l, log, &req, &rp, false, nil, nil)
+	servePartition(2, l, log, &req, &rp, l.cfg.Now(), false, nil, nil)
 	if rp.ErrorCode != 0 || rp.DivergingEpoch.Epoch != 4 || rp.DivergingEpoch.EndOffset != leo {
 		t.Fatalf("fetch at %d with last fetched epoch 5: error %d, diverging epoch (%d, %d), want (4, %d)",
 			leo+3, rp.ErrorCode, rp.DivergingEpoch.Epoch, rp.DivergingEpoch.EndOffset, leo)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tributary/tributary/broker/cluster/metadata"
@@ -124,6 +125,11 @@ type Leader struct {
 	// (NotifyAfter): signalled, without blocking, when the log end moves
 	// or the leader resigns, then cleared.
 	wake map[int32]chan<- struct{}
+	// quietUntil (Unix nanoseconds, 0: none) is a time before which
+	// nothing the broker's periodic check looks at can be due: no ISR
+	// change, no log failure or full disk to report (see ISRCheckDue).
+	// Written under mu, read without it.
+	quietUntil atomic.Int64
 }
 
 // NewLeader starts leading p (which must name LocalID as leader) with the
@@ -175,6 +181,13 @@ func (l *Leader) HighWatermark() int64 {
 	return l.hw
 }
 
+// epochAndHighWatermark is Epoch and HighWatermark under one lock.
+func (l *Leader) epochAndHighWatermark() (int32, int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.part.LeaderEpoch, l.hw
+}
+
 // ISR is the committed ISR.
 func (l *Leader) ISR() []int32 {
 	l.mu.Lock()
@@ -216,6 +229,8 @@ func (l *Leader) Update(p metadata.Partition) error {
 		l.pending, l.resend = nil, false
 	}
 	l.part = p.Clone()
+	// Replicas or the ISR may have changed: the next check looks.
+	l.quietUntil.Store(0)
 	now := l.cfg.Now()
 	for _, r := range p.Replicas {
 		if _, ok := l.followers[r]; !ok && r != l.cfg.LocalID {
@@ -384,6 +399,7 @@ func (l *Leader) LogCut(end int64, read bool) {
 	l.ackEnd = min(l.ackEnd, end)
 	if read || len(l.part.ISR) > 1 {
 		l.logFailed = true
+		l.quietUntil.Store(0)
 	}
 }
 
@@ -433,6 +449,7 @@ func (l *Leader) WriteFailed(err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.diskFull = true
+	l.quietUntil.Store(0)
 }
 
 // DiskFullDue returns the leader epoch at which to report that this
@@ -468,6 +485,13 @@ func (l *Leader) DiskFullReported() {
 // it asked for the leader's end offset, and was caught up at its previous
 // fetch time if it asked for at least the end offset the leader had then.
 func (l *Leader) Fetched(id int32, fetchOffset int64) (int64, error) {
+	return l.FetchedAt(id, fetchOffset, l.cfg.Now())
+}
+
+// FetchedAt is Fetched at now, a time the caller read from this leader's
+// clock (LeaderConfig.Now): a pass over thousands of partitions reads it
+// once, not once per partition.
+func (l *Leader) FetchedAt(id int32, fetchOffset int64, now time.Time) (int64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.resigned {
@@ -477,10 +501,12 @@ func (l *Leader) Fetched(id int32, fetchOffset int64) (int64, error) {
 	if !ok || !slices.Contains(l.part.Replicas, id) {
 		return 0, fmt.Errorf("%w: broker %d", ErrNotReplica, id)
 	}
-	now := l.cfg.Now()
+	// lastCaughtUp never moves back, even when two fetches of one
+	// follower (without a session) pass each other with their times:
+	// setQuietLocked counts on it.
 	switch {
 	case fetchOffset >= l.leo:
-		f.lastCaughtUp = now
+		f.lastCaughtUp = maxTime(f.lastCaughtUp, now)
 	case fetchOffset >= f.lastFetchLeaderLEO:
 		f.lastCaughtUp = maxTime(f.lastCaughtUp, f.lastFetch)
 	}
@@ -497,32 +523,23 @@ func maxTime(a, b time.Time) time.Time {
 	return b
 }
 
-func (l *Leader) maximalISR() []int32 {
-	isr := slices.Clone(l.part.ISR)
-	for _, r := range l.pending {
-		if !slices.Contains(isr, r) {
-			isr = append(isr, r)
-		}
-	}
-	return isr
-}
-
 // advanceLocked recomputes the high watermark and completes the producers
 // it satisfies.
 func (l *Leader) advanceLocked() {
 	if l.resigned {
 		return
 	}
+	// Over the maximal ISR, the committed ISR and the members of the
+	// change in flight, without building it as one slice (which
+	// allocated on every follower fetch of every partition); a member in
+	// both counts twice, which changes no minimum.
 	hw := min(l.ackEnd, l.leo)
-	for _, r := range l.maximalISR() {
-		if r == l.cfg.LocalID {
-			continue
+	for _, isr := range [2][]int32{l.part.ISR, l.pending} {
+		for _, r := range isr {
+			if f, ok := l.followers[r]; ok && r != l.cfg.LocalID {
+				hw = min(hw, max(f.leo, 0))
+			}
 		}
-		f, ok := l.followers[r]
-		if !ok {
-			continue
-		}
-		hw = min(hw, max(f.leo, 0))
 	}
 	if hw > l.hw {
 		l.hw = hw
@@ -612,6 +629,13 @@ type ISRChange struct {
 // settles it. The caller sends it with Controller.AlterPartition and
 // reports back with Update (success) or ISRChangeFailed.
 func (l *Leader) ProposeISRChange(eligible func(int32) bool) (ISRChange, bool) {
+	return l.ProposeISRChangeAt(l.cfg.Now(), eligible)
+}
+
+// ProposeISRChangeAt is ProposeISRChange at now, read from this leader's
+// clock (LeaderConfig.Now) by a caller that checks many partitions in one
+// pass.
+func (l *Leader) ProposeISRChangeAt(now time.Time, eligible func(int32) bool) (ISRChange, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.resigned {
@@ -624,7 +648,6 @@ func (l *Leader) ProposeISRChange(eligible func(int32) bool) (ISRChange, bool) {
 		l.resend = false
 		return l.change, true
 	}
-	now := l.cfg.Now()
 	var isr []int32
 	changed := false
 	for _, r := range l.part.Replicas {
@@ -645,12 +668,69 @@ func (l *Leader) ProposeISRChange(eligible func(int32) bool) (ISRChange, bool) {
 		}
 	}
 	if !changed {
+		l.setQuietLocked()
 		return ISRChange{}, false
 	}
+	l.quietUntil.Store(0)
 	l.pending = isr
 	l.change = ISRChange{LeaderEpoch: l.part.LeaderEpoch, PartitionEpoch: l.part.PartitionEpoch, NewISR: slices.Clone(isr)}
 	l.advanceLocked()
 	return l.change, true
+}
+
+// setQuietLocked, after a check that found no ISR change due, records
+// until when none can be (quietUntil), if that can be told from the
+// followers' caught-up times alone:
+//
+//   - Every replica is in the committed ISR and no change is in flight:
+//     nothing can join, and the only change that can come is a shrink.
+//   - A member leaves once now - lastCaughtUp > LagTimeMax, and
+//     lastCaughtUp only ever moves forward (Fetched sets it to now or to
+//     the later of itself and the previous fetch time; a replica's state
+//     is made anew only when Update adds it, which clears quietUntil). So
+//     no member can be due to leave before the oldest caught-up time of
+//     the members plus LagTimeMax, whatever they fetch meanwhile: a
+//     follower that stops fetching keeps its last caught-up time and is
+//     due exactly when it was before.
+//   - No failed log or full disk is waiting to be reported: LogCut and
+//     WriteFailed clear quietUntil when they make one due.
+//
+// Everything else that changes what a check would find goes through
+// Update (the replicas, the ISR, a settled change), which clears it.
+func (l *Leader) setQuietLocked() {
+	if l.pending != nil || l.logFailed || l.diskFull {
+		l.quietUntil.Store(0)
+		return
+	}
+	var oldest time.Time
+	for _, r := range l.part.Replicas {
+		if r == l.cfg.LocalID {
+			continue
+		}
+		f, ok := l.followers[r]
+		if !ok || !slices.Contains(l.part.ISR, r) {
+			l.quietUntil.Store(0)
+			return
+		}
+		if oldest.IsZero() || f.lastCaughtUp.Before(oldest) {
+			oldest = f.lastCaughtUp
+		}
+	}
+	if oldest.IsZero() {
+		l.quietUntil.Store(0) // no follower: nothing to wait for, and nothing cheap to skip
+		return
+	}
+	l.quietUntil.Store(oldest.Add(l.cfg.LagTimeMax).UnixNano())
+}
+
+// ISRCheckDue says whether the periodic check (ProposeISRChangeAt,
+// LogFailureDue, DiskFullDue) can find anything due at now; false only
+// when the last check proved that none of them can before a later time
+// (setQuietLocked). It takes no lock: the broker's ISR check walks every
+// partition it leads twice a second, and with thousands of them, idle,
+// that walk was a tenth of an idle broker's CPU.
+func (l *Leader) ISRCheckDue(now time.Time) bool {
+	return now.UnixNano() >= l.quietUntil.Load()
 }
 
 // ISRChangeFailed reports that the change ProposeISRChange returned was not

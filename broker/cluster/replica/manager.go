@@ -1201,7 +1201,13 @@ func (m *Manager) proposeISRChanges(st *metadata.State) {
 	// before ReplicaDiskFull existed).
 	logFailedHeld := m.heldBack(st, metadata.TypeLeaderLogFailed)
 	diskFullHeld := m.heldBack(st, metadata.TypeReplicaDiskFull)
+	// One clock read for the pass: the trackers run on time.Now too (lead
+	// gives them no other clock).
+	now := time.Now()
 	for tp, l := range m.leaders {
+		if !l.tracker.ISRCheckDue(now) {
+			continue // nothing can be due yet (Leader.setQuietLocked)
+		}
 		if !logFailedHeld {
 			if epoch, ok := l.tracker.LogFailureDue(); ok {
 				failed = append(failed, failure{tp, l.tracker, epoch})
@@ -1216,7 +1222,7 @@ func (m *Manager) proposeISRChanges(st *metadata.State) {
 				continue
 			}
 		}
-		if ch, ok := l.tracker.ProposeISRChange(st.EligibleBroker); ok {
+		if ch, ok := l.tracker.ProposeISRChangeAt(now, st.EligibleBroker); ok {
 			todo = append(todo, proposal{tp, l.tracker, ch})
 		}
 	}

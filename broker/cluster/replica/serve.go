@@ -148,6 +148,11 @@ const (
 func fetchOnce(req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle, via readVia, wake chan<- struct{}) (resp *kmsg.FetchResponse, fb fileBatches, bytes, wait int, held time.Duration) {
 	resp = req.ResponseKind().(*kmsg.FetchResponse)
 	total := 0
+	// One clock read for the pass, from the first leader's clock: the
+	// leaders of a broker share one (the manager gives them time.Now, a
+	// test its fake clock), and a session's pass over thousands of idle
+	// partitions read it once per partition.
+	var now time.Time
 	for ti, t := range req.Topics {
 		rt := kmsg.NewFetchResponseTopic()
 		rt.Topic, rt.TopicID = t.Topic, t.TopicID
@@ -168,7 +173,10 @@ func fetchOnce(req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle, via re
 				if via.files {
 					slices = new([]storage.FileSlice)
 				}
-				servePartition(req.ReplicaID, l, log, p, &rp, hold > 0, slices, via.rb)
+				if now.IsZero() {
+					now = l.cfg.Now()
+				}
+				servePartition(req.ReplicaID, l, log, p, &rp, now, hold > 0, slices, via.rb)
 				n := len(rp.RecordBatches)
 				if slices != nil && len(*slices) > 0 {
 					if fb == nil {
@@ -207,16 +215,17 @@ func fetchOnce(req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle, via re
 	return resp, fb, total, wait, held
 }
 
-// servePartition answers one partition; hold leaves its data out (the
+// servePartition answers one partition, at now (the follower's fetch
+// time, Leader.FetchedAt); hold leaves its data out (the
 // throttle's), everything else being answered as usual. With slices not
 // nil and a log that can locate its batches (sliceReader), the batches are
 // left in their files: *slices says where, rp.RecordBatches stays nil.
 // Else, with rb not nil and a log that can (bufferedReader), they are read
 // into rb's memory.
-func servePartition(replica int32, l *Leader, log LeaderLog, p *kmsg.FetchRequestTopicPartition, rp *kmsg.FetchResponseTopicPartition, hold bool, slices *[]storage.FileSlice, rb *storage.ReadBuffers) {
-	epoch := l.Epoch()
+func servePartition(replica int32, l *Leader, log LeaderLog, p *kmsg.FetchRequestTopicPartition, rp *kmsg.FetchResponseTopicPartition, now time.Time, hold bool, slices *[]storage.FileSlice, rb *storage.ReadBuffers) {
+	epoch, hw := l.epochAndHighWatermark()
 	rp.LogStartOffset = log.LogStartOffset()
-	rp.HighWatermark = l.HighWatermark()
+	rp.HighWatermark = hw
 	rp.LastStableOffset = rp.HighWatermark
 	switch {
 	case p.CurrentLeaderEpoch >= 0 && p.CurrentLeaderEpoch < epoch:
@@ -238,7 +247,7 @@ func servePartition(replica int32, l *Leader, log LeaderLog, p *kmsg.FetchReques
 		rp.ErrorCode = kerr.OffsetOutOfRange.Code
 		return
 	}
-	hw, err := l.Fetched(replica, p.FetchOffset)
+	hw, err := l.FetchedAt(replica, p.FetchOffset, now)
 	if err != nil {
 		rp.ErrorCode = kerr.NotLeaderForPartition.Code
 		return
