@@ -153,9 +153,14 @@ func fetchOnce(req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle, via re
 	// test its fake clock), and a session's pass over thousands of idle
 	// partitions read it once per partition.
 	var now time.Time
+	// Sized up front: a session's pass answers its thousands of
+	// partitions (most dropped again by fetchSession.finish), and growing
+	// the list by appends allocated and cleared it several times over.
+	resp.Topics = make([]kmsg.FetchResponseTopic, 0, len(req.Topics))
 	for ti, t := range req.Topics {
 		rt := kmsg.NewFetchResponseTopic()
 		rt.Topic, rt.TopicID = t.Topic, t.TopicID
+		rt.Partitions = make([]kmsg.FetchResponseTopicPartition, 0, len(t.Partitions))
 		for i := range t.Partitions {
 			p := &t.Partitions[i]
 			rp := kmsg.NewFetchResponseTopicPartition()
