@@ -83,6 +83,8 @@ type Leader struct {
 	mu       sync.Mutex
 	part     metadata.Partition
 	resigned bool
+	// gone is resigned, read without mu (Resigned).
+	gone atomic.Bool
 	// newest is the newest partition state this tracker was given (by
 	// leader epoch, then partition epoch): part, or the state that made
 	// it resign. The broker's own metadata can lag behind it, since the
@@ -274,6 +276,10 @@ func (l *Leader) Incarnations(epochs map[int32]int64) {
 	}
 }
 
+// Resigned says whether the tracker has resigned (for good: a tracker
+// never leads again), without its lock.
+func (l *Leader) Resigned() bool { return l.gone.Load() }
+
 // Resign stops leading: waiting producers get ErrNotLeader.
 func (l *Leader) Resign() {
 	l.mu.Lock()
@@ -287,6 +293,7 @@ func (l *Leader) resignLocked() {
 		l.wakeLocked()
 	}
 	l.resigned = true
+	l.gone.Store(true)
 	for _, w := range l.waiters {
 		w.done <- ErrNotLeader
 	}

@@ -324,7 +324,11 @@ func (s *ReplicationServer) serveFetch(req *kmsg.FetchRequest, via readVia) (*km
 		resp.ErrorCode = code
 		return resp, nil
 	}
-	resp, files := handleFetch(s.ctx, all, s.lookup, s.throttle, via)
+	var refs [][]leaderRef
+	if sess != nil {
+		refs = sess.leaders
+	}
+	resp, files := handleFetch(s.ctx, all, s.lookup, refs, s.throttle, via)
 	if sess != nil {
 		files = sess.finish(req, resp, files)
 	}

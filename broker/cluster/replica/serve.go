@@ -25,8 +25,36 @@ type LeaderLog interface {
 }
 
 // Lookup finds the leader state and log of a partition this broker leads;
-// ok is false when it does not lead it.
+// ok is false when it does not lead it. A Leader it returned, until it
+// resigns, is the partition's with that log: whatever moves the partition
+// (another leader or epoch, its deletion) resigns the tracker first, as
+// Manager does. A fetch session keeps what it returned on that promise
+// (leaderRef).
 type Lookup func(topic string, partition int32) (l *Leader, log LeaderLog, ok bool)
+
+// leaderRef is a fetch session's lookup of one of its partitions, kept
+// between fetches: a session's pass over thousands of partitions looked
+// each up in the manager's map, under its lock, twice per long poll.
+type leaderRef struct {
+	leader *Leader
+	log    LeaderLog
+}
+
+// get is lookup(topic, partition), from r while the tracker r holds has
+// not resigned (see Lookup); r nil looks up every time.
+func (r *leaderRef) get(lookup Lookup, topic string, partition int32) (*Leader, LeaderLog, bool) {
+	if r != nil && r.leader != nil && !r.leader.Resigned() {
+		return r.leader, r.log, true
+	}
+	l, log, ok := lookup(topic, partition)
+	if r != nil {
+		*r = leaderRef{}
+		if ok {
+			r.leader, r.log = l, log
+		}
+	}
+	return l, log, ok
+}
 
 // HandleFetch answers a follower's Fetch (ReplicaID >= 0) as a Kafka
 // leader does. The server calls it from its Fetch handler for replica
@@ -48,7 +76,7 @@ type Lookup func(topic string, partition int32) (l *Leader, log LeaderLog, ok bo
 // again once the rate is back, as Kafka's DelayedFetch leaves such
 // partitions out of the bytes it waits for.
 func HandleFetch(ctx context.Context, req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle) *kmsg.FetchResponse {
-	resp, _ := handleFetch(ctx, req, lookup, throttle, readVia{})
+	resp, _ := handleFetch(ctx, req, lookup, nil, throttle, readVia{})
 	return resp
 }
 
@@ -78,14 +106,16 @@ type readVia struct {
 	rb    *storage.ReadBuffers
 }
 
-// handleFetch is HandleFetch, reading the batches as via says.
-func handleFetch(ctx context.Context, req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle, via readVia) (*kmsg.FetchResponse, fileBatches) {
+// handleFetch is HandleFetch, reading the batches as via says. refs, when
+// not nil, holds a leaderRef for each partition of req (refs[t][p] for
+// req.Topics[t].Partitions[p]): a session's, kept from fetch to fetch.
+func handleFetch(ctx context.Context, req *kmsg.FetchRequest, lookup Lookup, refs [][]leaderRef, throttle *Throttle, via readVia) (*kmsg.FetchResponse, fileBatches) {
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	// One channel for the whole long poll: every partition without data
 	// registers it with its leader (Leader.NotifyAfter).
 	wake := make(chan struct{}, 1)
 	for {
-		resp, fb, bytes, w, held := fetchOnce(req, lookup, throttle, via, wake)
+		resp, fb, bytes, w, held := fetchOnce(req, lookup, refs, throttle, via, wake)
 		if bytes >= int(max(req.MinBytes, 1)) || (w == waitNone && held == 0) || !time.Now().Before(deadline) {
 			return resp, fb
 		}
@@ -100,7 +130,7 @@ func handleFetch(ctx context.Context, req *kmsg.FetchRequest, lookup Lookup, thr
 			d = held
 		}
 		if !waitWake(ctx, wake, d) && (ctx.Err() != nil || !time.Now().Before(deadline)) {
-			resp, fb, _, _, _ = fetchOnce(req, lookup, throttle, via, nil)
+			resp, fb, _, _, _ = fetchOnce(req, lookup, refs, throttle, via, nil)
 			return resp, fb
 		}
 	}
@@ -145,7 +175,7 @@ const (
 // (NotifyAfter) and wait says whether any did (waitRegistered) or found
 // data had come meanwhile (waitReady); held, when not 0, is how long
 // until the throttle lets the partitions it held back through.
-func fetchOnce(req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle, via readVia, wake chan<- struct{}) (resp *kmsg.FetchResponse, fb fileBatches, bytes, wait int, held time.Duration) {
+func fetchOnce(req *kmsg.FetchRequest, lookup Lookup, refs [][]leaderRef, throttle *Throttle, via readVia, wake chan<- struct{}) (resp *kmsg.FetchResponse, fb fileBatches, bytes, wait int, held time.Duration) {
 	resp = req.ResponseKind().(*kmsg.FetchResponse)
 	total := 0
 	// One clock read for the pass, from the first leader's clock: the
@@ -165,7 +195,11 @@ func fetchOnce(req *kmsg.FetchRequest, lookup Lookup, throttle *Throttle, via re
 			p := &t.Partitions[i]
 			rp := kmsg.NewFetchResponseTopicPartition()
 			rp.Partition = p.Partition
-			l, log, ok := lookup(t.Topic, p.Partition)
+			var ref *leaderRef
+			if refs != nil {
+				ref = &refs[ti][i]
+			}
+			l, log, ok := ref.get(lookup, t.Topic, p.Partition)
 			if !ok {
 				rp.ErrorCode = kerr.NotLeaderForPartition.Code
 			} else {

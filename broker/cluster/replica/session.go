@@ -70,6 +70,9 @@ type fetchSession struct {
 	req  *kmsg.FetchRequest
 	sent [][]sessionSent
 	at   map[TopicPartition][2]int
+	// leaders[t][p] is the lookup of req.Topics[t].Partitions[p], kept
+	// in step with sent.
+	leaders [][]leaderRef
 	// lastUsed is under the cache's lock.
 	lastUsed time.Time
 }
@@ -238,10 +241,12 @@ func (s *fetchSession) update(req *kmsg.FetchRequest) {
 				rt.Topic = t.Topic
 				s.req.Topics = append(s.req.Topics, rt)
 				s.sent = append(s.sent, nil)
+				s.leaders = append(s.leaders, nil)
 				ti = len(s.req.Topics) - 1
 			}
 			s.req.Topics[ti].Partitions = append(s.req.Topics[ti].Partitions, p)
 			s.sent[ti] = append(s.sent[ti], sessionSent{hw: neverSentHW})
+			s.leaders[ti] = append(s.leaders[ti], leaderRef{})
 			s.at[tp] = [2]int{ti, len(s.sent[ti]) - 1}
 		}
 	}
@@ -256,24 +261,26 @@ const (
 
 // compact drops the partitions marked forgotten and re-indexes the rest.
 func (s *fetchSession) compact() {
-	topics, sent := s.req.Topics[:0], s.sent[:0]
+	topics, sent, leaders := s.req.Topics[:0], s.sent[:0], s.leaders[:0]
 	clear(s.at)
 	for ti, t := range s.req.Topics {
-		parts, ps := t.Partitions[:0], s.sent[ti][:0]
+		parts, ps, ls := t.Partitions[:0], s.sent[ti][:0], s.leaders[ti][:0]
 		for pi, p := range t.Partitions {
 			if s.sent[ti][pi].hw == forgottenHW {
 				continue
 			}
 			s.at[TopicPartition{t.Topic, p.Partition}] = [2]int{len(topics), len(parts)}
-			parts, ps = append(parts, p), append(ps, s.sent[ti][pi])
+			parts, ps, ls = append(parts, p), append(ps, s.sent[ti][pi]), append(ls, s.leaders[ti][pi])
 		}
+		clear(s.leaders[ti][len(ls):])
 		if len(parts) > 0 {
 			t.Partitions = parts
-			topics, sent = append(topics, t), append(sent, ps)
+			topics, sent, leaders = append(topics, t), append(sent, ps), append(leaders, ls)
 		}
 	}
 	clear(s.req.Topics[len(topics):])
-	s.req.Topics, s.sent = topics, sent
+	clear(s.leaders[len(leaders):])
+	s.req.Topics, s.sent, s.leaders = topics, sent, leaders
 }
 
 // request is the fetch of every partition of the session, shaped by req

@@ -131,11 +131,21 @@ func TestFetchSessionEpochsAndEviction(t *testing.T) {
 	}
 	sl.fetch(t, sessionFetch(2, id, 4, nil), ok, "orders-0 records=false hw=7 err=0")
 	sl.fetch(t, sessionFetch(2, id, 5, nil), ok)
-	// An error is news: a's leadership moves away.
+	// An error is news: a's leadership moves away (its tracker resigns
+	// first, as the manager's does, see Lookup).
 	lp := sl.parts[a]
+	lp.tracker.Resign()
 	delete(sl.parts, a)
 	sl.fetch(t, sessionFetch(2, id, 6, nil), ok, fmt.Sprintf("orders-0 records=false hw=0 err=%d", kerr.NotLeaderForPartition.Code))
-	sl.parts[a] = lp
+	// It comes back, with a tracker of its own: the session serves that
+	// one, not the resigned tracker it looked up before.
+	tr, err := NewLeader(LeaderConfig{LocalID: 1, LagTimeMax: 30 * time.Second, Now: sl.clock.Now, SetHighWatermark: lp.log.SetHighWatermark},
+		metadata.Partition{Replicas: []int32{1, 2, 3}, Leader: 1, ISR: []int32{1, 2, 3}}, lp.log.LogEndOffset(), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl.parts[a] = &leaderPart{log: lp.log, tracker: tr}
+	sl.fetch(t, sessionFetch(2, id, 7, nil), ok, "orders-0 records=false hw=7 err=0")
 
 	// An unknown session.
 	sl.fetch(t, sessionFetch(2, id+100, 1, nil), kerr.FetchSessionIDNotFound.Code)
@@ -372,4 +382,51 @@ func TestParkedSessionFetchWakesOnAppend(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A session looks each of its partitions up once, not on every fetch,
+// keeps those lookups with their partitions when others are forgotten,
+// and looks a partition up again once its tracker resigned.
+func TestSessionKeepsLookups(t *testing.T) {
+	a, b, c := TopicPartition{"orders", 0}, TopicPartition{"orders", 1}, TopicPartition{"orders", 2}
+	sl := newSessionLeader(t, 10, a, b, c)
+	lookups := map[TopicPartition]int{}
+	inner := sl.srv.lookup
+	sl.srv.lookup = func(topic string, partition int32) (*Leader, LeaderLog, bool) {
+		lookups[TopicPartition{topic, partition}]++
+		return inner(topic, partition)
+	}
+	want := func(wa, wb, wc int) {
+		t.Helper()
+		if lookups[a] != wa || lookups[b] != wb || lookups[c] != wc {
+			t.Fatalf("lookups %v, want %s %d, %s %d, %s %d", lookups, a, wa, b, wb, c, wc)
+		}
+	}
+	id := sl.fetch(t, sessionFetch(2, 0, 0, map[TopicPartition]int64{a: 5, b: 5, c: 5}), 0,
+		"orders-0 records=false hw=0 err=0", "orders-1 records=false hw=0 err=0", "orders-2 records=false hw=0 err=0").SessionID
+	for epoch := int32(1); epoch <= 3; epoch++ {
+		sl.fetch(t, sessionFetch(2, id, epoch, nil), 0)
+	}
+	want(1, 1, 1)
+	// b forgotten: a and c keep their own trackers and logs.
+	sl.fetch(t, sessionFetch(2, id, 4, nil, b), 0)
+	sl.parts[c].log.appendLeader(t, 0, 2, "new")
+	sl.parts[c].tracker.Appended(7)
+	sl.fetch(t, sessionFetch(2, id, 5, nil), 0, "orders-2 records=true hw=0 err=0")
+	sl.parts[a].log.appendLeader(t, 0, 1, "new")
+	sl.parts[a].tracker.Appended(6)
+	sl.fetch(t, sessionFetch(2, id, 6, map[TopicPartition]int64{c: 7}), 0, "orders-0 records=true hw=0 err=0", "orders-2 records=false hw=0 err=0")
+	want(1, 1, 1)
+	// c's leadership moves on: a new tracker, at a high watermark of 7.
+	old := sl.parts[c]
+	old.tracker.Resign()
+	tr, err := NewLeader(LeaderConfig{LocalID: 1, LagTimeMax: 30 * time.Second, Now: sl.clock.Now, SetHighWatermark: old.log.SetHighWatermark},
+		metadata.Partition{Replicas: []int32{1, 2, 3}, Leader: 1, ISR: []int32{1, 2, 3}}, old.log.LogEndOffset(), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sl.parts[c] = &leaderPart{log: old.log, tracker: tr}
+	sl.fetch(t, sessionFetch(2, id, 7, map[TopicPartition]int64{a: 6, c: 7}), 0, "orders-0 records=false hw=0 err=0", "orders-2 records=false hw=7 err=0")
+	sl.fetch(t, sessionFetch(2, id, 8, nil), 0)
+	want(1, 1, 2)
 }
