@@ -53,7 +53,8 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"certificate_validity": certificateValiditySchema(),
 			"certificate_authority_pem": computedString("The cluster CA's certificate (PEM), which signed every broker certificate: what clients " +
 				"trust (`ssl.truststore.location`, kcat's `ssl.ca.location`). The CA of `tls_certificate_authority`, or one the provider made " +
-				"(ECDSA P-256, valid ten years), whose private key is kept only in this resource's private Terraform state. Empty when nothing uses TLS."),
+				"(ECDSA P-256, valid ten years), whose private key is kept in this resource's private Terraform state and, sealed with the cluster's KMS key for the provider " +
+				"alone, in every broker's boot document, so that a state that imports the cluster signs with the same CA. Empty when nothing uses TLS."),
 			"bootstrap_brokers_sasl_iam": computedString("SASL/IAM (port 9098, over TLS) endpoints of every broker, in node-id order; empty unless " +
 				"`client_authentication.sasl.iam` is on."),
 			"bootstrap_brokers_sasl_scram": computedString("SASL/SCRAM (port 9096, over TLS) endpoints of every broker, in node-id order; empty unless " +
