@@ -22,8 +22,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/knownvalue"
 	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
+	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -199,10 +201,12 @@ func TestAccCluster_basic(t *testing.T) {
 			},
 			{
 				// The apply puts broker_config back: the changed value, and
-				// the added one removed.
+				// the added one removed. It touches no broker, so the plan
+				// keeps broker_load as the refresh measured it.
 				Config: clusterConfig(name, accEnv.version, 1, 10),
 				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
 					plancheck.ExpectResourceAction(clusterResourceName, plancheck.ResourceActionUpdate),
+					plancheck.ExpectKnownValue(clusterResourceName, tfjsonpath.New("broker_load"), knownvalue.ListSizeExact(3)),
 				}},
 				Check: testAccCheckDynamicBrokerConfig(map[string]string{"log.retention.ms": "604800000"}),
 			},

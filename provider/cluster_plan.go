@@ -423,14 +423,11 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 				"This apply makes it a group of one again, which launches an instance on the broker's old network interface and volume: same address, same data.")
 	}
 	// A pending rebalance must show as an update, whose apply resumes it.
-	if countChanges || rolls || heals || len(onto) > 0 || !storageEqual(planStorage, stateStorage) {
+	changesBrokers := countChanges || rolls || heals || len(onto) > 0 || !storageEqual(planStorage, stateStorage)
+	if changesBrokers {
 		plan.BrokerNodes = types.ListUnknown(brokerNodeObjectType)
-		// Every apply measures broker_load. In a plan that changes a
-		// setting the framework has made it unknown already; not in one
-		// only this function makes an update (a roll, heal or rebalance
-		// that is pending).
-		plan.BrokerLoad = types.ListUnknown(brokerLoadObjectType)
 	}
+	plan.BrokerLoad = plannedBrokerLoad(&plan, state, changesBrokers)
 	if countChanges {
 		for _, s := range []*types.String{&plan.BootstrapBrokers, &plan.BootstrapBrokersTLS, &plan.BootstrapBrokersSASLSCRAM, &plan.BootstrapBrokersSASLIAM} {
 			*s = types.StringUnknown()
@@ -445,6 +442,24 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		!updatesOnlyState(ctx, req.State.Raw, resp.Plan.Raw, state, &plan) {
 		resp.Diagnostics.Append(refuseUpdateWithoutCA(ctx, &plan, state, req.Private)...)
 	}
+}
+
+// plannedBrokerLoad is broker_load in the plan of an update. An update that
+// adds, removes, replaces, heals or resizes no broker and moves no
+// partition (tags, dynamic settings, monitoring, client CIDRs) leaves the
+// load as the refresh just measured it: the plan keeps that value and the
+// apply keeps it too (Update measures only when it is unknown), so the
+// plan does not show every broker's load as "known after apply". Any other
+// update measures it again once done; so does one that turns
+// wait_for_brokers on or off, which decides whether it is measured at all.
+// The framework plans it unknown in any update that changes a setting;
+// this function also makes it unknown in one that only it makes an update
+// (a roll, heal or rebalance that is pending).
+func plannedBrokerLoad(plan, state *clusterModel, changesBrokers bool) types.List {
+	if changesBrokers || !plan.WaitForBrokers.Equal(state.WaitForBrokers) {
+		return types.ListUnknown(brokerLoadObjectType)
+	}
+	return state.BrokerLoad
 }
 
 // refuseUpdateWithoutCA refuses at plan an update of a cluster whose

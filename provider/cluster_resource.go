@@ -1030,8 +1030,14 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 		}
 	}
 	resp.Diagnostics.Append(r.setObserved(ctx, &plan, spec, o, resolved)...)
-	estimateCost(ctx, &plan, r.data.aws.Region)            // what the plan could not know yet is known now
-	plan.BrokerLoad = types.ListNull(brokerLoadObjectType) // measured once the partitions moved
+	estimateCost(ctx, &plan, r.data.aws.Region) // what the plan could not know yet is known now
+	// Known in the plan when the update touches no broker
+	// (plannedBrokerLoad): the refresh's measure stands. Otherwise it is
+	// measured once the partitions moved.
+	measureLoad := plan.BrokerLoad.IsUnknown()
+	if measureLoad {
+		plan.BrokerLoad = types.ListNull(brokerLoadObjectType)
+	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 	if resp.Diagnostics.HasError() {
 		return
@@ -1047,9 +1053,11 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 		resp.Diagnostics.Append(setPendingRebalance(ctx, resp.Private, pending)...)
 		resp.Diagnostics.Append(setMoving(ctx, resp.Private, started)...)
 	}
-	load, d := r.brokerLoad(ctx, r.kafkaConnIf(kafkaReachable, clusterID, o.Brokers, spec.Access))
-	resp.Diagnostics.Append(d...)
-	plan.BrokerLoad = load
+	if measureLoad {
+		load, d := r.brokerLoad(ctx, r.kafkaConnIf(kafkaReachable, clusterID, o.Brokers, spec.Access))
+		resp.Diagnostics.Append(d...)
+		plan.BrokerLoad = load
+	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }
 

@@ -78,7 +78,8 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"broker_load": schema.ListNestedAttribute{
 				MarkdownDescription: "What each live broker carries, as the cluster reports it, refreshed on every read: how a rebalance left the " +
 					"partitions spread. Read through the Kafka protocol (metadata, `DescribeLogDirs`), so null with `wait_for_brokers = false` or " +
-					"when no broker answers from where Terraform runs.",
+					"when no broker answers from where Terraform runs. An update that adds, removes, replaces, heals or resizes no broker keeps it in the " +
+					"plan as the refresh measured it; any other update measures it again.",
 				Computed: true,
 				NestedObject: schema.NestedAttributeObject{
 					Attributes: map[string]schema.Attribute{
