@@ -132,7 +132,9 @@ func (r *Registry) topic(name string) *topicCounters {
 
 // RecordProduce counts records appended to a topic's partition by a
 // client's Produce (BytesInPerSec, MessagesInPerSec): bytes is the size of
-// the record batches as sent, records the number of records they hold.
+// the record batches as the client sent them (before the leader
+// re-compresses them for the topic's compression.type, as Kafka counts),
+// records the number of records they hold.
 // Call it once per partition that was appended, not for duplicates of
 // idempotent batches nor for failed appends (Kafka counts accepted data).
 func (r *Registry) RecordProduce(topic string, bytes, records int) {

@@ -81,9 +81,14 @@ const produceFloor = 3
 
 // produceJob is one partition of one Produce request.
 type produceJob struct {
-	p         *partition
-	out       *kmsg.ProduceResponseTopicPartition
-	record    []byte
+	p      *partition
+	out    *kmsg.ProduceResponseTopicPartition
+	record []byte
+	// sent is the size of the record batches as the client sent them,
+	// what BytesInPerSec counts: Kafka marks bytesInRate with the
+	// request's records, not with what LogValidator re-compressed them
+	// into for the topic's compression.type.
+	sent      int
 	acks      int16
 	timeoutMs int32
 	// guard is the verification of a transactional batch that opens its
@@ -174,7 +179,7 @@ func (s *Server) prepareProduce(ctx context.Context, az reqAuth, req *kmsg.Produ
 				sp.ErrorMessage = &msg
 				continue
 			}
-			jobs = append(jobs, produceJob{p: p, out: sp, record: rp.Records, acks: req.Acks, timeoutMs: req.TimeoutMillis})
+			jobs = append(jobs, produceJob{p: p, out: sp, record: rp.Records, sent: len(rp.Records), acks: req.Acks, timeoutMs: req.TimeoutMillis})
 		}
 	}
 	return resp, jobs
@@ -440,7 +445,7 @@ func (s *Server) appendOne(l *replica.Leader, log *storage.Partition, epoch int3
 	j.out.LogAppendTime = res.LogAppendTime
 	j.out.LogStartOffset = res.LogStartOffset
 	if !res.Duplicate { // a resent batch is not new traffic, as in Kafka
-		s.metrics.RecordProduce(j.p.topic, len(j.record), int(res.LastOffset-res.BaseOffset+1))
+		s.metrics.RecordProduce(j.p.topic, j.sent, int(res.LastOffset-res.BaseOffset+1))
 	}
 	return res.LastOffset, wait
 }
@@ -482,7 +487,7 @@ func (s *Server) appendJoint(l *replica.Leader, log *storage.Partition, epoch in
 			}
 			last[i] = end - 1
 			if j.out.ErrorCode == 0 {
-				s.metrics.RecordProduce(j.p.topic, len(j.record), int(end-j.out.BaseOffset))
+				s.metrics.RecordProduce(j.p.topic, j.sent, int(end-j.out.BaseOffset))
 			} else {
 				last[i] = -1
 			}

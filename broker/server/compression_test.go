@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tributary/tributary/broker/config"
+	"github.com/tributary/tributary/broker/metrics"
 	"github.com/tributary/tributary/broker/storage/recordbatch"
 )
 
@@ -360,5 +361,67 @@ func TestCompressionTypeBrokerDefault(t *testing.T) {
 		if h.Codec() != recordbatch.CodecZstd {
 			t.Fatalf("batch at %d has codec %d under the broker's compression.type=zstd", h.BaseOffset, h.Codec())
 		}
+	}
+}
+
+// TestCompressionTypeBytesInCountsWhatWasSent: BytesInPerSec counts a
+// produced batch at the size the client sent, as Kafka marks bytesInRate
+// with the request's records, also when the leader stores it re-compressed
+// (here snappy sent to an uncompressed topic, stored larger).
+func TestCompressionTypeBytesInCountsWhatWasSent(t *testing.T) {
+	s := startServer(t)
+	ctx := testCtxFor(t, 30*time.Second)
+	const topic, n = "bytes-in-as-sent", 50
+	if _, err := s.createTopic(topic, 1, map[string]string{"compression.type": "uncompressed"}); err != nil {
+		t.Fatal(err)
+	}
+	var recs []byte
+	for i := range n {
+		recs = recordbatch.AppendNewRecord(recs, recordbatch.NewRecord{OffsetDelta: int32(i), Key: fmt.Appendf(nil, "k%d", i), Value: compressibleValue(i)})
+	}
+	batch, err := recordbatch.Encode(recordbatch.Header{PartitionLeaderEpoch: -1, Attributes: recordbatch.CodecSnappy, LastOffsetDelta: n - 1,
+		BaseTimestamp: 1_700_000_000_000, MaxTimestamp: 1_700_000_000_000, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, RecordCount: n}, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(s.Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks = -1
+	req.TimeoutMillis = 10_000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Records = batch
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("produce: %v", kerr.ErrorForCode(code))
+	}
+	stored := 0
+	for _, h := range storedBatches(t, s, topic) {
+		if h.Codec() != recordbatch.CodecNone {
+			t.Fatalf("stored in codec %d, want uncompressed", h.Codec())
+		}
+		stored += h.Size()
+	}
+	if stored <= len(batch) {
+		t.Fatalf("stored %d bytes for a %d-byte snappy batch: the test needs a batch the topic stores larger", stored, len(batch))
+	}
+	var got metrics.TopicTotals
+	for _, tt := range s.metrics.Snapshot().Topics {
+		if tt.Topic == topic {
+			got = tt
+		}
+	}
+	if got.BytesIn != int64(len(batch)) || got.MessagesIn != n {
+		t.Fatalf("topic BytesIn %d, MessagesIn %d; want %d (as sent; %d as stored), %d", got.BytesIn, got.MessagesIn, len(batch), stored, n)
 	}
 }
