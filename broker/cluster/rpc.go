@@ -265,12 +265,15 @@ func readLine(r *bufio.Reader, limit int) ([]byte, error) {
 // it once, so that a request whose outcome is unknown may be sent again at
 // once: a heartbeat renews a lease (and unfences through the log only a
 // fenced broker), a join adds a non-voter already added as a no-op, a
-// report of an unreachable broker probes it again. The others are retried
+// report of an unreachable broker probes it again, and the applied-index
+// read changes nothing (a second answer may be a later index, which a
+// read index may always be: waiting for it still covers every creation
+// answered before the first send). The others are retried
 // only by onLeader, with Retry set, which lets the controller tell a
 // first try that took effect from one that did not.
 func (op rpcOp) idempotent() bool {
 	switch op {
-	case opHeartbeat, opJoin, opUnreachable:
+	case opHeartbeat, opJoin, opUnreachable, opAppliedIndex:
 		return true
 	}
 	return false

@@ -391,3 +391,32 @@ func TestRPCClusterKeepsConnections(t *testing.T) {
 		t.Fatalf("a heartbeat after the oversized request: %v", err)
 	}
 }
+
+// TestRPCAppliedIndexSentAgainOnLostConnection: the applied-index read,
+// lost with a pooled connection after it was written (a controller that
+// closed it), is sent again on a new connection and answered, as a
+// heartbeat is: a broker asked about a topic it does not know otherwise
+// waited for nothing and answered from stale metadata.
+func TestRPCAppliedIndexSentAgainOnLostConnection(t *testing.T) {
+	var perConn sync.Map
+	f := newFakeController(t, func(conn int, req rpcRequest) (rpcResponse, fakeAction) {
+		v, _ := perConn.LoadOrStore(conn, new(atomic.Int64))
+		if v.(*atomic.Int64).Add(1) == 2 {
+			return rpcResponse{}, closeSilent
+		}
+		return rpcResponse{Value: json.RawMessage("42")}, answerKeep
+	})
+	m := clientMux(t)
+	callOK(t, m, f.addr(), rpcRequest{Op: opHeartbeat}) // leaves connection 1 pooled
+	resp := callOK(t, m, f.addr(), rpcRequest{Op: opAppliedIndex})
+	if string(resp.Value) != "42" {
+		t.Fatalf("applied-index answered %q, want 42", resp.Value)
+	}
+	reqs := f.requests()
+	if len(reqs) != 3 || reqs[1].Op != opAppliedIndex || reqs[2].Op != opAppliedIndex {
+		t.Fatalf("server read %v, want heartbeat then applied-index twice", reqs)
+	}
+	if got := f.accepted.Load(); got != 2 {
+		t.Fatalf("%d connections, want 2", got)
+	}
+}
