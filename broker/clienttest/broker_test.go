@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/tributary/tributary/broker/config"
+	"github.com/tributary/tributary/broker/metrics"
 	"github.com/tributary/tributary/broker/server"
 )
 
@@ -24,6 +25,8 @@ type testBroker struct {
 	srv  *server.Server
 	addr string
 	done chan error
+	// reg is the registry the broker reports to (nil: its own).
+	reg *metrics.Registry
 }
 
 // startBroker starts a broker on 127.0.0.1:0 with a fresh data directory.
@@ -61,7 +64,7 @@ func testLogger() *slog.Logger {
 
 func (b *testBroker) start() {
 	b.t.Helper()
-	srv, err := server.New(context.Background(), server.Options{Config: b.cfg, Logger: b.log})
+	srv, err := server.New(context.Background(), server.Options{Config: b.cfg, Logger: b.log, Metrics: b.reg})
 	if err != nil {
 		b.t.Fatalf("starting broker: %v", err)
 	}

@@ -82,6 +82,7 @@ type Config struct {
 	ConnectionsMaxIdle           time.Duration
 	FetchMaxWaitCap              time.Duration // upper bound on a Fetch long poll, whatever the client asks
 	FetchMemoryMaxBytes          int64         // fetch.memory.max.bytes; 0: derived from the memory the process may use
+	QueuedMaxRequestBytes        int64         // queued.max.request.bytes; 0: derived from the memory the process may use, -1: no bound
 	FetchSessionCacheSlots       int           // KIP-227 incremental fetch sessions kept; 0 turns them off
 	QuotaWindowNum               int           // quota.window.num: samples of a client quota's rate
 	QuotaWindowSizeSeconds       int           // quota.window.size.seconds: one sample's length

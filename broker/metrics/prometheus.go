@@ -24,33 +24,39 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 var (
 	descInfo = desc("broker_info", "Constant 1, labelled with the broker's CloudWatch dimensions.", "cluster_name", "broker_id")
 
-	descBytesIn             = desc("bytes_in_total", "Record bytes received from producers per topic (MSK BytesInPerSec = rate).", "topic")
-	descBytesOut            = desc("bytes_out_total", "Record bytes sent to consumers per topic, without replication (MSK BytesOutPerSec = rate).", "topic")
-	descMessagesIn          = desc("messages_in_total", "Records received from producers per topic (MSK MessagesInPerSec = rate).", "topic")
-	descReplicationBytesIn  = desc("replication_bytes_in_total", "Record bytes appended from leaders as a follower (MSK ReplicationBytesInPerSec = rate).")
-	descReplicationBytesOut = desc("replication_bytes_out_total", "Record bytes sent to followers (MSK ReplicationBytesOutPerSec = rate).")
-	descProduceConversions  = desc("produce_message_conversions_total", "Produced records converted between message formats: always 0, batches are stored as sent (MSK ProduceMessageConversionsPerSec = rate).")
-	descRequestDuration     = desc("request_duration_seconds", "Time from the start of a request's handling to its response, by kind (MSK ProduceTotalTimeMsMean, FetchConsumerTotalTimeMsMean, FetchFollowerTotalTimeMsMean = sum/count).", "kind")
-	descLogFlush            = desc("log_flush_duration_seconds", "Sync rounds of the log: the time to make the partitions written since the last round durable (Kafka LogFlushRateAndTimeMs; rate of _count = flushes per second).")
-	descLogFlushFiles       = desc("log_flush_files_total", "Segment files fsynced by the log's sync rounds (none when a round syncs the data volume's file system at once).")
-	descFollowerFetch       = desc("follower_fetch_duration_seconds", "This broker's follower fetch cycles, by phase: request (a Fetch's round trip to the leader, the time it was parked included), durable (writing the response's partitions and waiting until they are durable before the next Fetch).", "phase")
-	descRequestSize         = desc("request_size_bytes", "Size of requests received (MSK RequestBytesMean = sum/count).")
-	descConnections         = desc("connections", "Open client connections (MSK ConnectionCount).")
-	descClientConns         = desc("client_connections", "Open client connections that have authenticated, by how (MSK ClientConnectionCount).", "client_authentication")
-	descConnCreated         = desc("connections_created_total", "Client connections accepted (MSK ConnectionCreationRate = rate).")
-	descConnClosed          = desc("connections_closed_total", "Client connections closed (MSK ConnectionCloseRate = rate).")
-	descConnRefused         = desc("connections_refused_total", "Client connections closed at accept, unserved, by reason: max_connections, per_ip (max.connections.per.ip or its override), creation_rate (a connection_creation_rate quota).", "reason")
-	descTraffic             = desc("client_traffic_bytes_total", "Kafka protocol bytes read from (in) and written to (out) client connections; replication and quorum traffic excluded (MSK TrafficBytes = increase of in + out).", "direction")
-	descThrottled           = desc("quota_throttled_responses_total", "Responses throttled by a client quota (MSK <Quota>ThrottleTime = time / count).", "quota")
-	descThrottleTime        = desc("quota_throttle_seconds_total", "Throttle time of the throttled responses, summed.", "quota")
-	descThrottleBytes       = desc("quota_bytes_total", "Bytes measured against a byte-rate client quota (MSK <Quota>ThrottleByteRate = rate).", "quota")
-	descThrottleQueue       = desc("quota_throttle_queue", "Throttles still running: connections muted by a client quota (MSK <Quota>ThrottleQueueSize).", "quota")
-	descExempt              = desc("quota_exempt_request_duration_seconds", "Handling time of requests no client quota measures (MSK RequestExemptFromThrottleTime = sum / count).")
-	descFetchMemory         = desc("fetch_memory_bytes", "Memory held by fetch responses read into memory (TLS listeners, TLS replication) until written, in bytes (whole pooled blocks).")
-	descFetchMemoryLimit    = desc("fetch_memory_limit_bytes", "The bound on tributary_fetch_memory_bytes (fetch.memory.max.bytes, resolved); a fetch may pass it by its first batch.")
-	descFetchMemoryCut      = desc("fetch_memory_cut_total", "Fetches (or long-poll reads) that got less than they asked, or only their first batch, because the fetch memory bound was reached.")
-	descFetchMemoryLeaked   = desc("fetch_memory_leaked_releases_total", "Fetch read buffers released only when their connection ended, not by the path that dropped their response: a bug in the broker; should stay 0.")
-	descLogDropped          = desc("log_lines_dropped_total", "Broker log lines the log shipper dropped because CloudWatch Logs could not take them (CloudWatch LogLinesDropped).")
+	descBytesIn              = desc("bytes_in_total", "Record bytes received from producers per topic (MSK BytesInPerSec = rate).", "topic")
+	descBytesOut             = desc("bytes_out_total", "Record bytes sent to consumers per topic, without replication (MSK BytesOutPerSec = rate).", "topic")
+	descMessagesIn           = desc("messages_in_total", "Records received from producers per topic (MSK MessagesInPerSec = rate).", "topic")
+	descReplicationBytesIn   = desc("replication_bytes_in_total", "Record bytes appended from leaders as a follower (MSK ReplicationBytesInPerSec = rate).")
+	descReplicationBytesOut  = desc("replication_bytes_out_total", "Record bytes sent to followers (MSK ReplicationBytesOutPerSec = rate).")
+	descProduceConversions   = desc("produce_message_conversions_total", "Produced records converted between message formats: always 0, batches are stored as sent (MSK ProduceMessageConversionsPerSec = rate).")
+	descRequestDuration      = desc("request_duration_seconds", "Time from the start of a request's handling to its response, by kind (MSK ProduceTotalTimeMsMean, FetchConsumerTotalTimeMsMean, FetchFollowerTotalTimeMsMean = sum/count).", "kind")
+	descLogFlush             = desc("log_flush_duration_seconds", "Sync rounds of the log: the time to make the partitions written since the last round durable (Kafka LogFlushRateAndTimeMs; rate of _count = flushes per second).")
+	descLogFlushFiles        = desc("log_flush_files_total", "Segment files fsynced by the log's sync rounds (none when a round syncs the data volume's file system at once).")
+	descFollowerFetch        = desc("follower_fetch_duration_seconds", "This broker's follower fetch cycles, by phase: request (a Fetch's round trip to the leader, the time it was parked included), durable (writing the response's partitions and waiting until they are durable before the next Fetch).", "phase")
+	descRequestSize          = desc("request_size_bytes", "Size of requests received (MSK RequestBytesMean = sum/count).")
+	descConnections          = desc("connections", "Open client connections (MSK ConnectionCount).")
+	descClientConns          = desc("client_connections", "Open client connections that have authenticated, by how (MSK ClientConnectionCount).", "client_authentication")
+	descConnCreated          = desc("connections_created_total", "Client connections accepted (MSK ConnectionCreationRate = rate).")
+	descConnClosed           = desc("connections_closed_total", "Client connections closed (MSK ConnectionCloseRate = rate).")
+	descConnRefused          = desc("connections_refused_total", "Client connections closed at accept, unserved, by reason: max_connections, per_ip (max.connections.per.ip or its override), creation_rate (a connection_creation_rate quota).", "reason")
+	descTraffic              = desc("client_traffic_bytes_total", "Kafka protocol bytes read from (in) and written to (out) client connections; replication and quorum traffic excluded (MSK TrafficBytes = increase of in + out).", "direction")
+	descThrottled            = desc("quota_throttled_responses_total", "Responses throttled by a client quota (MSK <Quota>ThrottleTime = time / count).", "quota")
+	descThrottleTime         = desc("quota_throttle_seconds_total", "Throttle time of the throttled responses, summed.", "quota")
+	descThrottleBytes        = desc("quota_bytes_total", "Bytes measured against a byte-rate client quota (MSK <Quota>ThrottleByteRate = rate).", "quota")
+	descThrottleQueue        = desc("quota_throttle_queue", "Throttles still running: connections muted by a client quota (MSK <Quota>ThrottleQueueSize).", "quota")
+	descExempt               = desc("quota_exempt_request_duration_seconds", "Handling time of requests no client quota measures (MSK RequestExemptFromThrottleTime = sum / count).")
+	descFetchMemory          = desc("fetch_memory_bytes", "Memory held by fetch responses read into memory (TLS listeners, TLS replication) until written, in bytes (whole pooled blocks).")
+	descFetchMemoryLimit     = desc("fetch_memory_limit_bytes", "The bound on tributary_fetch_memory_bytes (fetch.memory.max.bytes, resolved); a fetch may pass it by its first batch.")
+	descFetchMemoryCut       = desc("fetch_memory_cut_total", "Fetches (or long-poll reads) that got less than they asked, or only their first batch, because the fetch memory bound was reached.")
+	descRequestMemory        = desc("request_memory_bytes", "Request bytes held read from the sockets of the listener kind (client, replication): a request is charged its size when its size header is read, a Produce request until its records are appended, any other until decoded.", "listener")
+	descRequestMemoryLimit   = desc("request_memory_limit_bytes", "The bound on tributary_request_memory_bytes (client: queued.max.request.bytes, resolved; replication: 64 MiB); absent when there is none.", "listener")
+	descRequestMemoryWaiting = desc("request_memory_waiting_connections", "Connections waiting now for request memory (not reading their sockets).", "listener")
+	descRequestMemoryWaits   = desc("request_memory_waits_total", "Requests that waited for request memory before being read, counted when the wait ends.", "listener")
+	descRequestMemoryWait    = desc("request_memory_wait_seconds_total", "Time requests waited for request memory before being read, in all, counted when each wait ends.", "listener")
+	descRequestMemoryRefused = desc("request_memory_refused_total", "Requests refused (their connection closed) as larger than the whole request memory bound.", "listener")
+	descFetchMemoryLeaked    = desc("fetch_memory_leaked_releases_total", "Fetch read buffers released only when their connection ended, not by the path that dropped their response: a bug in the broker; should stay 0.")
+	descLogDropped           = desc("log_lines_dropped_total", "Broker log lines the log shipper dropped because CloudWatch Logs could not take them (CloudWatch LogLinesDropped).")
 
 	descPartitions      = desc("partitions", "Partition replicas on this broker (MSK PartitionCount).")
 	descLeaders         = desc("leader_partitions", "Partitions this broker leads (MSK LeaderCount).")
@@ -86,7 +92,7 @@ var (
 	descCWDenied     = desc("cloudwatch_denied_total", "PutMetricData calls refused for lack of permission or credentials.")
 	descCWThrottled  = desc("cloudwatch_throttled_total", "PutMetricData calls throttled (each try counts).")
 	descCWLastOK     = desc("cloudwatch_last_success_timestamp_seconds", "Unix time of the last successful PutMetricData.")
-	allDescs         = []*prometheus.Desc{descInfo, descBytesIn, descBytesOut, descMessagesIn, descReplicationBytesIn, descReplicationBytesOut, descProduceConversions, descRequestDuration, descLogFlush, descLogFlushFiles, descFollowerFetch, descRequestSize, descConnections, descClientConns, descConnCreated, descConnClosed, descThrottled, descThrottleTime, descThrottleBytes, descThrottleQueue, descExempt, descFetchMemory, descFetchMemoryLimit, descFetchMemoryCut, descFetchMemoryLeaked, descLogDropped, descPartitions, descLeaders, descUnderReplicated, descUnderMinISR, descActive, descGlobalTopics, descGlobalParts, descOffline, descThrottleRate, descThrottleBound, descDataDiskUsed, descDataDiskAvail, descDataDiskSize, descPendingBytes, descPendingSegs, descRootDiskUsed, descCPU, descMemory, descSwap, descNetRx, descNetTx, descOffsetLag, descSumLag, descMaxLag, descTimeLag, descMaxTimeLag, descCWPuts, descCWShipped, descCWDropped, descCWDenied, descCWThrottled, descCWLastOK}
+	allDescs         = []*prometheus.Desc{descInfo, descBytesIn, descBytesOut, descMessagesIn, descReplicationBytesIn, descReplicationBytesOut, descProduceConversions, descRequestDuration, descLogFlush, descLogFlushFiles, descFollowerFetch, descRequestSize, descConnections, descClientConns, descConnCreated, descConnClosed, descThrottled, descThrottleTime, descThrottleBytes, descThrottleQueue, descExempt, descFetchMemory, descFetchMemoryLimit, descFetchMemoryCut, descFetchMemoryLeaked, descRequestMemory, descRequestMemoryLimit, descRequestMemoryWaiting, descRequestMemoryWaits, descRequestMemoryWait, descRequestMemoryRefused, descLogDropped, descPartitions, descLeaders, descUnderReplicated, descUnderMinISR, descActive, descGlobalTopics, descGlobalParts, descOffline, descThrottleRate, descThrottleBound, descDataDiskUsed, descDataDiskAvail, descDataDiskSize, descPendingBytes, descPendingSegs, descRootDiskUsed, descCPU, descMemory, descSwap, descNetRx, descNetTx, descOffsetLag, descSumLag, descMaxLag, descTimeLag, descMaxTimeLag, descCWPuts, descCWShipped, descCWDropped, descCWDenied, descCWThrottled, descCWLastOK}
 	latencyBoundsSec = func() []float64 {
 		b := make([]float64, len(latencyBuckets))
 		for i, d := range latencyBuckets {
@@ -185,6 +191,16 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		counter(descFetchMemoryCut, float64(fm.Cut))
 		counter(descFetchMemoryLeaked, float64(fm.Leaked))
+	}
+	for _, rm := range s.RequestMemory {
+		gauge(descRequestMemory, float64(rm.Held), rm.Listener)
+		if rm.Limit > 0 {
+			gauge(descRequestMemoryLimit, float64(rm.Limit), rm.Listener)
+		}
+		gauge(descRequestMemoryWaiting, float64(rm.Waiting), rm.Listener)
+		counter(descRequestMemoryWaits, float64(rm.Waits), rm.Listener)
+		counter(descRequestMemoryWait, rm.WaitSeconds, rm.Listener)
+		counter(descRequestMemoryRefused, float64(rm.Refused), rm.Listener)
 	}
 
 	if st := s.State; st != nil {

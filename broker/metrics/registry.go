@@ -65,9 +65,10 @@ type Registry struct {
 	timeLag                           timeLagEstimator
 	shipper                           atomic.Pointer[Shipper] // for its stats in /metrics; nil when not shipping
 	throttles                         [numThrottleKinds]throttleCounters
-	exempt                            sizeSum            // nanoseconds of requests exempt from quotas
-	logDropped                        func() int64       // under sourcesMu
-	fetchMemory                       func() FetchMemory // under sourcesMu
+	exempt                            sizeSum                // nanoseconds of requests exempt from quotas
+	logDropped                        func() int64           // under sourcesMu
+	fetchMemory                       func() FetchMemory     // under sourcesMu
+	requestMemory                     func() []RequestMemory // under sourcesMu
 }
 
 // topicCounters are one topic's totals on this broker since start.

@@ -43,6 +43,9 @@ type Snapshot struct {
 	// FetchMemoryKnown says there is one.
 	FetchMemory      FetchMemory
 	FetchMemoryKnown bool
+	// RequestMemory are the request memory budgets by listener kind
+	// (SetRequestMemorySource); nil when none is registered.
+	RequestMemory []RequestMemory
 
 	// State is nil when no state source is registered.
 	State *BrokerState
@@ -120,6 +123,9 @@ func (r *Registry) Snapshot() *Snapshot {
 	s.ExemptCount, s.ExemptNanos = r.exempt.count.Load(), r.exempt.sum.Load()
 	if f := r.logDroppedSource(); f != nil {
 		s.LogShipping, s.LogLinesDropped = true, f()
+	}
+	if f := r.requestMemorySource(); f != nil {
+		s.RequestMemory = f()
 	}
 	if f := r.fetchMemorySource(); f != nil {
 		s.FetchMemory, s.FetchMemoryKnown = f(), true

@@ -154,6 +154,33 @@ func (r *Registry) fetchMemorySource() func() FetchMemory {
 	return r.fetchMemory
 }
 
+// RequestMemory is the request bytes a listener kind ("client",
+// "replication") holds read from its sockets against its bound
+// (queued.max.request.bytes for the client listeners): Held bytes now,
+// Limit the bound (0: none), Waiting the connections waiting for memory
+// now, Waits and WaitSeconds the waits ended since the start and their
+// time, Refused the requests refused as larger than the whole bound.
+type RequestMemory struct {
+	Listener                    string
+	Held, Limit, Waiting, Waits int64
+	WaitSeconds                 float64
+	Refused                     int64
+}
+
+// SetRequestMemorySource registers the broker's request memory budgets,
+// read at each snapshot.
+func (r *Registry) SetRequestMemorySource(f func() []RequestMemory) {
+	r.sourcesMu.Lock()
+	r.requestMemory = f
+	r.sourcesMu.Unlock()
+}
+
+func (r *Registry) requestMemorySource() func() []RequestMemory {
+	r.sourcesMu.RLock()
+	defer r.sourcesMu.RUnlock()
+	return r.requestMemory
+}
+
 func (r *Registry) logDroppedSource() func() int64 {
 	r.sourcesMu.RLock()
 	defer r.sourcesMu.RUnlock()

@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tributary/tributary/broker/internal/fetchwire"
+	"github.com/tributary/tributary/broker/internal/reqmem"
 	"github.com/tributary/tributary/broker/metrics"
 	"github.com/tributary/tributary/broker/security/audit"
 	"github.com/tributary/tributary/broker/security/sasl"
@@ -53,10 +54,11 @@ type request struct {
 	// kreq is nil only for an ApiVersions request newer than we serve,
 	// whose body we must not try to parse (KIP-511).
 	kreq kmsg.Request
-	// frame is the pooled memory a Produce request was read into
-	// (frames.go), given back by releaseFrame once its records are
-	// appended; nil for other requests.
-	frame *frameBlock
+	// mem is the frame a Produce request was read into (pooled) and its
+	// charge to the request memory, given back by releaseFrame once its
+	// records are appended; empty for other requests, whose frames are
+	// uncharged once decoded.
+	mem reqmem.Frame
 }
 
 // errMalformed marks a frame we could not decode; the connection is closed.
@@ -213,7 +215,18 @@ type conn struct {
 	// were not released: when the connection ends, serve releases what a
 	// path that dropped a response forgot to (releaseLeaked).
 	reads *storage.ReadTracker
+	// reqMem is the connection's account with the broker's request
+	// memory: what its frames hold, all given back when serve ends.
+	// readsEnded is closed when the connection stops reading (a wait
+	// for request memory then ends).
+	reqMem         *reqmem.Tracker
+	readsEnded     chan struct{}
+	readsEndedOnce sync.Once
 }
+
+// endReads ends a wait for request memory: the connection is stopping or
+// has ended.
+func (c *conn) endReads() { c.readsEndedOnce.Do(func() { close(c.readsEnded) }) }
 
 // sendsFiles says whether the connection's writer sends record batches
 // from their segment files (fetchwire.Writer.CanSendFiles): on plain TCP,
@@ -225,8 +238,10 @@ func (c *conn) sendsFiles() bool {
 
 func newConn(s *Server, l *clientListener, nc net.Conn) *conn {
 	c := &conn{s: s, listener: l, nc: nc, rw: nc, addr: remoteAddrPort(nc), principal: anonymous, authenticated: !l.cfg.SASL(),
-		log: s.log.With("remote", nc.RemoteAddr().String(), "listener", l.name()), processing: true, reads: s.readBudget.Tracker()}
+		log: s.log.With("remote", nc.RemoteAddr().String(), "listener", l.name()), processing: true, reads: s.readBudget.Tracker(),
+		reqMem: s.reqMem.Tracker(), readsEnded: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	context.AfterFunc(c.ctx, c.endReads)
 	c.queuedCond = sync.NewCond(&c.queuedMu)
 	return c
 }
@@ -260,6 +275,7 @@ func (c *conn) remoteHost() string {
 
 func (c *conn) stopReading() {
 	c.stopping.Store(true)
+	c.endReads()
 	_ = c.nc.SetReadDeadline(time.Now())
 }
 
@@ -269,6 +285,10 @@ func (c *conn) stopReading() {
 func (c *conn) serve() {
 	defer c.nc.Close()
 	defer c.cancel()
+	// Last: the frames of requests read and never processed (a
+	// connection that failed with requests queued) give back their
+	// charge. A reader still running then finds its account closed.
+	defer c.reqMem.ReleaseAll()
 	if !c.startTLS() {
 		return
 	}
@@ -551,22 +571,31 @@ func (c *conn) readLoop(br *bufio.Reader, reqs chan<- *request) {
 			c.nc.Close()
 			return
 		}
-		frame, blk, err := readFrameBody(br, int(n), isProduceFrame(br, int(n)))
+		mem, err := reqmem.ReadFrame(br, int(n), c.reqMem, reqmem.Options{Pooled: isProduceFrame(br, int(n)), Done: c.readsEnded})
+		if tooLarge := (*reqmem.TooLargeError)(nil); errors.As(err, &tooLarge) {
+			c.log.Warn("closing connection: request larger than the broker's whole request memory", "size", tooLarge.Size, "queued_max_request_bytes", tooLarge.Limit, "hint", "raise queued.max.request.bytes, or send smaller requests")
+			c.nc.Close()
+			return
+		}
 		if err != nil {
 			c.logReadEnd(err, "reading a request body")
 			return
 		}
-		req, err := decodeRequest(frame)
+		req, err := decodeRequest(mem.B)
 		if err != nil {
+			mem.Release()
 			c.log.Warn("closing connection", "reason", err)
 			c.nc.Close()
 			return
 		}
-		req.size = len(frame)
+		req.size = len(mem.B)
 		if req.key == produceAPI.key {
-			req.frame = blk
+			req.mem = mem
+		} else {
+			mem.Uncharge()
 		}
 		if !c.reserve(req.size) {
+			req.mem.Release()
 			return
 		}
 		c.inFlight.Add(1)
@@ -588,6 +617,7 @@ func isProduceFrame(br *bufio.Reader, n int) bool {
 func (c *conn) drain(reqs <-chan *request) {
 	for r := range reqs {
 		c.release(r.size)
+		r.mem.Uncharge()
 	}
 }
 
@@ -641,6 +671,8 @@ func (c *conn) logReadEnd(err error, during string) {
 	case c.stopping.Load():
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		c.log.Debug("connection closed by client")
+	case errors.Is(err, reqmem.ErrClosed):
+		c.log.Debug("connection ended while waiting for request memory")
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.log.Info("closing idle connection", "connections_max_idle", c.s.Config().ConnectionsMaxIdle)
 	case errors.Is(err, io.ErrUnexpectedEOF):

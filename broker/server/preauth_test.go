@@ -21,7 +21,7 @@ func TestReadFrameAllocatesWhatArrives(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	_, err := readFrame(br, saslMaxFrame)
+	_, err := readFrame(br, saslMaxFrame, nil, nil)
 	runtime.ReadMemStats(&after)
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("a frame cut short: %v, want %v", err, io.ErrUnexpectedEOF)
@@ -39,13 +39,13 @@ func TestReadFrame(t *testing.T) {
 	}
 	full := bytes.Repeat([]byte{7}, saslMaxFrame)
 	for _, body := range [][]byte{{}, []byte("x"), full[:100_000], full} {
-		got, err := readFrame(frame(uint32(len(body)), append(body, "next frame"...)), saslMaxFrame)
-		if err != nil || !bytes.Equal(got, body) {
-			t.Errorf("a %d-byte frame: %d bytes, %v", len(body), len(got), err)
+		got, err := readFrame(frame(uint32(len(body)), append(body, "next frame"...)), saslMaxFrame, nil, nil)
+		if err != nil || !bytes.Equal(got.B, body) {
+			t.Errorf("a %d-byte frame: %d bytes, %v", len(body), len(got.B), err)
 		}
 	}
 	for _, size := range []uint32{saslMaxFrame + 1, 1 << 31, 1<<32 - 1} {
-		if _, err := readFrame(frame(size, nil), saslMaxFrame); err == nil || errors.Is(err, io.ErrUnexpectedEOF) {
+		if _, err := readFrame(frame(size, nil), saslMaxFrame, nil, nil); err == nil || errors.Is(err, io.ErrUnexpectedEOF) {
 			t.Errorf("a %d-byte size header: %v, want a refusal", size, err)
 		}
 	}

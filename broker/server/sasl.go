@@ -26,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tributary/tributary/broker/iamauth"
+	"github.com/tributary/tributary/broker/internal/reqmem"
 	"github.com/tributary/tributary/broker/security/authz"
 	"github.com/tributary/tributary/broker/security/oauthbearer"
 	"github.com/tributary/tributary/broker/security/sasl"
@@ -211,7 +212,7 @@ func (c *conn) authenticate(br *bufio.Reader) bool {
 		if c.stopping.Load() { // see the comment in readLoop
 			return false
 		}
-		frame, err := readFrame(br, saslMaxFrame)
+		mem, err := c.readFrame(br, saslMaxFrame)
 		if err != nil {
 			switch {
 			case c.stopping.Load():
@@ -224,19 +225,26 @@ func (c *conn) authenticate(br *bufio.Reader) bool {
 			}
 			return false
 		}
+		// The frame is held only while this loop handles it; its
+		// charge to the request memory goes back before the next read.
+		frame := mem.B
 		if c.saslRaw {
-			if !c.rawSASLStep(frame) {
+			ok := c.rawSASLStep(frame)
+			mem.Uncharge()
+			if !ok {
 				return false
 			}
 			continue
 		}
 		req, err := decodeRequest(frame)
 		if err != nil {
+			mem.Uncharge()
 			c.log.Warn("closing connection", "reason", err)
 			return false
 		}
 		req.size = len(frame)
 		resp, err := c.s.dispatch(c.ctx, c, req)
+		mem.Uncharge()
 		if err != nil {
 			c.log.Warn("closing connection", "api", kmsg.NameForKey(req.key), "version", req.version, "reason", err)
 			return false
@@ -252,26 +260,37 @@ func (c *conn) authenticate(br *bufio.Reader) bool {
 	return true
 }
 
-// readFrame reads one size-prefixed frame of at most limit bytes.
-func readFrame(br *bufio.Reader, limit int32) ([]byte, error) {
+// readFrame reads one size-prefixed frame of at most limit bytes, charged
+// to the request memory (reqmem.ReadFrame) until the caller uncharges it.
+func (c *conn) readFrame(br *bufio.Reader, limit int32) (reqmem.Frame, error) {
+	return readFrame(br, limit, c.reqMem, c.readsEnded)
+}
+
+func readFrame(br *bufio.Reader, limit int32, t *reqmem.Tracker, done <-chan struct{}) (reqmem.Frame, error) {
 	var size [4]byte
 	if _, err := io.ReadFull(br, size[:]); err != nil {
-		return nil, err
+		return reqmem.Frame{}, err
 	}
 	n := int32(binary.BigEndian.Uint32(size[:]))
 	if n < 0 || n > limit {
-		return nil, fmt.Errorf("frame of %d bytes before authentication (at most %d)%s", uint32(n), limit, hintSuffix(size))
+		return reqmem.Frame{}, fmt.Errorf("frame of %d bytes before authentication (at most %d)%s", uint32(n), limit, hintSuffix(size))
 	}
 	// The frame grows with the bytes that arrive, not to the size its
 	// header announces: otherwise four bytes from anyone who can connect
 	// pin saslMaxFrame of memory until the authentication deadline, and
 	// max.connections such connections pin max.connections times that.
-	frame, err := io.ReadAll(io.LimitReader(br, int64(n)))
-	if err == nil && len(frame) < int(n) {
+	// Its charge to the request memory is the size announced (what it
+	// may grow to), which bounds all such connections together.
+	f, err := reqmem.ReadFrame(br, int(n), t, reqmem.Options{First: preAuthFirstRead, Done: done})
+	if err == io.EOF && n > 0 {
 		err = io.ErrUnexpectedEOF
 	}
-	return frame, err
+	return f, err
 }
+
+// preAuthFirstRead is the memory a frame before authentication is first
+// read into (SASL tokens are far smaller).
+const preAuthFirstRead = 16 << 10
 
 func hintSuffix(size [4]byte) string {
 	if h := frameHint(size); h != "" {

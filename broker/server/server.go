@@ -30,6 +30,7 @@ import (
 	"github.com/tributary/tributary/broker/cluster/replica"
 	"github.com/tributary/tributary/broker/config"
 	"github.com/tributary/tributary/broker/groups"
+	"github.com/tributary/tributary/broker/internal/reqmem"
 	"github.com/tributary/tributary/broker/metrics"
 	"github.com/tributary/tributary/broker/metrics/grouplag"
 	"github.com/tributary/tributary/broker/quota"
@@ -117,6 +118,11 @@ type Server struct {
 	// into memory (TLS listeners, the TLS replication listener) until
 	// their responses are written (fetch.buffer.memory.max.bytes).
 	readBudget *storage.ReadBudget
+	// reqMem bounds the request bytes the client listeners hold
+	// (queued.max.request.bytes, request_memory.go); replReqMem is the
+	// replication listener's own bound, so that clients filling theirs
+	// never hold a follower's fetch back.
+	reqMem, replReqMem *reqmem.Budget
 	// afterFetchRead, when set (tests), runs once a Fetch has read its
 	// records, before the response is sent: a panic there is a handler
 	// that fails holding read buffers, and one that drops c.readBufs a
@@ -173,6 +179,10 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		s.metrics = metrics.New(metrics.Options{BrokerID: static.NodeID, DataDir: static.DataDir, Logger: log})
 	}
 	s.metrics.SetFetchMemorySource(fetchMemory(s.readBudget))
+	s.reqMem = reqmem.NewBudget(0)
+	s.applyRequestMemory(static)
+	s.replReqMem = reqmem.NewBudget(replica.RequestMemory)
+	s.metrics.SetRequestMemorySource(requestMemory(s.reqMem, s.replReqMem))
 	// Undo what was started when a later step fails.
 	var undo []func()
 	defer func() {
@@ -235,6 +245,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		OnHighWatermark: func(replica.TopicPartition) { s.data.notify() },
 		InterBrokerAPIs: s.interBrokerAPIs(),
 		ReadBudget:      s.readBudget,
+		RequestMemory:   s.replReqMem,
 		Fetch:           replica.FetcherConfig{OnFetch: s.metrics.RecordFollowerFetch},
 		OnFetchServed: func(took time.Duration, requestBytes, recordBytes int) {
 			s.metrics.RecordRequest(metrics.RequestFetchFollower, requestBytes, took)

@@ -281,6 +281,7 @@ func (s *Server) setTopicConfigs(name string, configs map[string]string) error {
 // changed.
 func (s *Server) reconfigureAll() {
 	cfg := s.Config()
+	s.applyRequestMemory(cfg)
 	for _, t := range s.sortedTopics() {
 		tc := resolveTopicConfig(cfg, t.configs)
 		for _, p := range t.partitions {

@@ -20,6 +20,7 @@ import (
 	"github.com/tributary/tributary/broker/cluster/replica"
 	"github.com/tributary/tributary/broker/config"
 	"github.com/tributary/tributary/broker/internal/fetchwire"
+	"github.com/tributary/tributary/broker/internal/reqmem"
 	"github.com/tributary/tributary/broker/quota"
 	"github.com/tributary/tributary/broker/security/tlsconf"
 	"github.com/tributary/tributary/broker/storage"
@@ -68,6 +69,9 @@ type Options struct {
 	// reads into memory for followers over TLS (nil: unbounded), the
 	// budget of the client listeners' TLS fetches.
 	ReadBudget *storage.ReadBudget
+	// RequestMemory bounds the request bytes the replication listener
+	// holds (nil: a bound of replica.RequestMemory of its own).
+	RequestMemory *reqmem.Budget
 }
 
 // Node is a running cluster member.
@@ -323,6 +327,9 @@ func (n *Node) Close() error {
 // broker is even registered, goes uncounted).
 func serveReplication(ln net.Listener, mgr *replica.Manager, o Options) *replica.ReplicationServer {
 	srv := replica.ServeReplication(ln, mgr.Lookup, mgr.Throttle(), o.InterBrokerAPIs, o.ReadBudget, o.Logger)
+	if o.RequestMemory != nil {
+		srv.UseRequestMemory(o.RequestMemory)
+	}
 	if o.OnFetchServed != nil {
 		srv.OnFetch(o.OnFetchServed)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tributary/tributary/broker/internal/fetchwire"
+	"github.com/tributary/tributary/broker/internal/reqmem"
 	"github.com/tributary/tributary/broker/storage"
 )
 
@@ -57,6 +58,9 @@ type ReplicationServer struct {
 	// budget bounds the memory of the batches read for followers over
 	// TLS, with the client listeners' (nil: unbounded).
 	budget *storage.ReadBudget
+	// reqMem bounds the request bytes the listener holds read from its
+	// sockets (RequestMemory by default; UseRequestMemory).
+	reqMem atomic.Pointer[reqmem.Budget]
 	log    *slog.Logger
 	// sessions are the followers' fetch sessions (session.go).
 	sessions *sessionCache
@@ -83,11 +87,25 @@ func ServeReplication(ln net.Listener, lookup Lookup, throttle *Throttle, extra 
 		logger = slog.Default()
 	}
 	s := &ReplicationServer{ln: ln, lookup: lookup, throttle: throttle, extra: extra, budget: budget, log: logger.With("component", "replication-listener"), sessions: newSessionCache(defaultMaxFetchSessions), conns: map[net.Conn]struct{}{}}
+	s.reqMem.Store(reqmem.NewBudget(RequestMemory))
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.accept()
 	return s
 }
+
+// RequestMemory is the default bound on the request bytes the replication
+// listener holds read from its sockets, its own and not the client
+// listeners' (queued.max.request.bytes): followers' fetches must not wait
+// behind clients' Produce requests, or a client flood would shrink the
+// ISRs and stall every acks=all produce. Follower requests are a few KiB
+// (at most maxRequestSize), so 64 such requests at their largest fit: a
+// follower waits only when something else floods the port.
+const RequestMemory = 64 << 20
+
+// UseRequestMemory charges the requests of connections accepted from now
+// on to b (one the broker reports in its metrics).
+func (s *ReplicationServer) UseRequestMemory(b *reqmem.Budget) { s.reqMem.Store(b) }
 
 // OnFetch sets fn to be told of every follower Fetch this listener
 // answers: the time from the request read to its response written (a
@@ -162,8 +180,10 @@ func (s *ReplicationServer) accept() {
 			reads := s.budget.Tracker()
 			defer s.releaseLeaked(c, reads)
 			rb := reads.Buffers("Fetch")
+			mem := s.reqMem.Load().Tracker()
+			defer mem.ReleaseAll()
 			for {
-				if err := s.serveOne(c, w, rb, reads); err != nil {
+				if err := s.serveOne(c, w, rb, reads, mem); err != nil {
 					if !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
 						s.log.Debug("closing replication connection", "remote", c.RemoteAddr(), "err", err)
 					}
@@ -188,7 +208,7 @@ func (s *ReplicationServer) releaseLeaked(c net.Conn, reads *storage.ReadTracker
 // serveOne reads one request and writes its response. Batches a Fetch
 // reads into memory go into rb (over TLS; reads tracks it), released once
 // the response is written.
-func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer, rb *storage.ReadBuffers, reads *storage.ReadTracker) error {
+func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer, rb *storage.ReadBuffers, reads *storage.ReadTracker, mem *reqmem.Tracker) error {
 	defer rb.Release()
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Minute)) // idle followers still fetch every few hundred ms
 	var size [4]byte
@@ -200,10 +220,15 @@ func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer, rb *storag
 		return fmt.Errorf("request of impossible size %d", n)
 	}
 	_ = c.SetReadDeadline(time.Now().Add(requestTimeout))
-	b, err := readRequest(c, int(n))
+	f, err := reqmem.ReadFrame(c, int(n), mem, reqmem.Options{First: firstRead, Done: s.ctx.Done()})
+	if errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
 	if err != nil {
 		return err
 	}
+	b := f.B
+	defer f.Uncharge() // the paths that return before the decoding
 	read := time.Now()
 	key, version := int16(binary.BigEndian.Uint16(b)), int16(binary.BigEndian.Uint16(b[2:]))
 	corr := binary.BigEndian.Uint32(b[4:])
@@ -244,6 +269,10 @@ func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer, rb *storag
 	if err := req.ReadFrom(body); err != nil {
 		return fmt.Errorf("decoding API key %d v%d: %w", key, version, err)
 	}
+	// Decoded: the frame's charge goes back before the request is
+	// handled (a parked fetch would otherwise hold it while it waits);
+	// its bytes are the garbage collector's.
+	f.Uncharge()
 	switch r := req.(type) {
 	case *kmsg.ApiVersionsRequest:
 		out := r.ResponseKind().(*kmsg.ApiVersionsResponse)
@@ -287,33 +316,13 @@ func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer, rb *storag
 	return err
 }
 
-// firstRead is the memory a request's body starts with; it doubles as the
-// bytes arrive, up to the size the request's header announced.
+// firstRead is the memory a request's body is first read into
+// (reqmem.ReadFrame); it grows as the bytes arrive, up to the size the
+// request's header announced: on a plaintext replication listener anyone
+// who reaches the port could otherwise make the broker allocate
+// maxRequestSize per connection with four bytes, held for requestTimeout.
+// Follower requests are far smaller, so they are read in one buffer.
 const firstRead = 64 << 10
-
-// readRequest reads a request body of n bytes (at most maxRequestSize),
-// its memory growing with the bytes that arrive rather than allocated at
-// once: on a plaintext replication listener anyone who reaches the port
-// could otherwise make the broker allocate maxRequestSize per connection
-// with four bytes, held for requestTimeout. Follower requests are far
-// smaller than firstRead, so they are read as before, in one buffer.
-func readRequest(r io.Reader, n int) ([]byte, error) {
-	b := make([]byte, 0, min(n, firstRead))
-	for len(b) < n {
-		if len(b) == cap(b) {
-			b = slices.Grow(b, min(n, 2*cap(b))-len(b))
-		}
-		m, err := r.Read(b[len(b):min(cap(b), n)])
-		b = b[:len(b)+m]
-		if err != nil && len(b) < n {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, err
-		}
-	}
-	return b, nil
-}
 
 // serveFetch answers a follower's Fetch, in its fetch session if it has
 // one (session.go).
