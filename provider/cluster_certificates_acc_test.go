@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/tributary/tributary/broker/security/tlsconf"
 	"github.com/tributary/tributary/provider/internal/pki"
 )
 
@@ -134,6 +135,11 @@ func testAccCheckServedCertificates(into, before map[int32]*x509.Certificate) re
 			}
 			if _, validity := pki.IssuedFor(c); validity != rotationValidity {
 				return fmt.Errorf("broker %d serves a certificate issued for %s, want certificate_validity %s", b.NodeID, validity, rotationValidity)
+			}
+			// Issued at launch or renewed in place, it names its node:
+			// the other brokers bind its in-cluster requests to it.
+			if id, ok, err := tlsconf.CertificateNodeID(c); err != nil || !ok || id != b.NodeID {
+				return fmt.Errorf("broker %d serves a certificate naming node %d (named %v, %v; URIs %v)", b.NodeID, id, ok, err, c.URIs)
 			}
 			if old, ok := before[b.NodeID]; ok && old.SerialNumber.Cmp(c.SerialNumber) == 0 {
 				return fmt.Errorf("broker %d still serves certificate %s", b.NodeID, serial(c.SerialNumber))

@@ -107,6 +107,7 @@ func (r *clusterResource) deliverCertificate(ctx context.Context, cs *clusterSpe
 	leaf, err := cs.CA.Issue(pki.Request{
 		Subject:   pki.BrokerSubject(cs.ClusterID),
 		Hosts:     brokerHosts(fleet.Node{PrivateIP: b.PrivateIP, PrivateDNSName: b.PrivateDNSName}),
+		URIs:      brokerURIs(b.NodeID),
 		NotBefore: cs.now,
 		Validity:  cs.certificateValidity,
 		Server:    true,

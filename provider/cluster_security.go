@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/tributary/tributary/broker/security/tlsconf"
 	"github.com/tributary/tributary/internal/bootconfig"
 	"github.com/tributary/tributary/provider/internal/fleet"
 	"github.com/tributary/tributary/provider/internal/pki"
@@ -555,6 +557,12 @@ func brokerHosts(n fleet.Node) []string {
 	}
 	return hosts
 }
+
+// brokerURIs are the URI names of node id's certificate: the node id
+// (tlsconf.NodeURI), to which its peers bind the replica and node ids of
+// its requests on the replication and controller listeners, so that a
+// broker's key lets it act only as itself there.
+func brokerURIs(id int32) []*url.URL { return []*url.URL{tlsconf.NodeURI(id)} }
 
 // setBootstrap sets the bootstrap strings of the listeners that are on, and
 // empty ones for the others.

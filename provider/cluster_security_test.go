@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/attr"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/tributary/tributary/broker/security/tlsconf"
 	"github.com/tributary/tributary/internal/bootconfig"
 	"github.com/tributary/tributary/provider/internal/fleet"
 	"github.com/tributary/tributary/provider/internal/pki"
@@ -144,6 +145,11 @@ func TestBrokerDocumentHasNoClearKey(t *testing.T) {
 	if err != nil || len(leaf) != 2 || len(leaf[0].IPAddresses) != 1 || leaf[0].IPAddresses[0].String() != nodes[1].PrivateIP ||
 		len(leaf[0].DNSNames) != 1 || leaf[0].DNSNames[0] != nodes[1].PrivateDNSName {
 		t.Fatalf("broker certificate: %v %v", leaf, err)
+	}
+	// It names its node, to which its peers bind its replica and node
+	// ids on the in-cluster ports.
+	if id, ok, err := tlsconf.CertificateNodeID(leaf[0]); !ok || err != nil || id != nodes[1].NodeID {
+		t.Errorf("broker certificate of node %d names node %d (%v, %v), URIs %v", nodes[1].NodeID, id, ok, err, leaf[0].URIs)
 	}
 	if _, validity := pki.IssuedFor(leaf[0]); validity != cs.certificateValidity {
 		t.Errorf("broker certificate issued for %s, want certificate_validity %s", validity, cs.certificateValidity)

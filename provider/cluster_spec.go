@@ -162,6 +162,7 @@ func (cs *clusterSpec) userData(node fleet.Node, controllers []fleet.Node) ([]by
 		leaf, err := cs.CA.Issue(pki.Request{
 			Subject:   pki.BrokerSubject(cs.ClusterID),
 			Hosts:     brokerHosts(node),
+			URIs:      brokerURIs(node.NodeID),
 			NotBefore: cs.now,
 			Validity:  cs.certificateValidity,
 			Server:    true,

@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -152,6 +153,9 @@ type Request struct {
 	Subject pkix.Name
 	// Hosts become subject alternative names: IP addresses and DNS names.
 	Hosts []string
+	// URIs become URI subject alternative names: a broker's node id
+	// (tlsconf.NodeURI), which its peers bind its requests to.
+	URIs []*url.URL
 	// NotBefore and Validity place it in time; NotAfter never passes the
 	// CA's.
 	NotBefore time.Time
@@ -199,6 +203,7 @@ func (ca *CA) Issue(req Request) (*Leaf, error) {
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
+	tmpl.URIs = req.URIs
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
 		return nil, fmt.Errorf("signing a certificate for %q: %w", req.Subject.String(), err)

@@ -15,10 +15,13 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync/atomic"
 	"time"
+
+	"github.com/tributary/tributary/broker/security/tlsconf"
 )
 
 // CA is a certificate authority.
@@ -87,8 +90,18 @@ func (ca *CA) Issue(cn string, hosts ...string) (Leaf, error) {
 	return ca.IssueSubject(pkix.Name{CommonName: cn, Organization: []string{"Tributary tests"}}, hosts...)
 }
 
+// IssueNode is Issue for broker node id: its certificate names the node
+// (tlsconf.NodeURI), as the provider's broker certificates do.
+func (ca *CA) IssueNode(cn string, id int32, hosts ...string) (Leaf, error) {
+	return ca.issue(pkix.Name{CommonName: cn, Organization: []string{"Tributary tests"}}, []*url.URL{tlsconf.NodeURI(id)}, hosts)
+}
+
 // IssueSubject is Issue with a whole subject.
 func (ca *CA) IssueSubject(subject pkix.Name, hosts ...string) (Leaf, error) {
+	return ca.issue(subject, nil, hosts)
+}
+
+func (ca *CA) issue(subject pkix.Name, uris []*url.URL, hosts []string) (Leaf, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return Leaf{}, err
@@ -100,6 +113,7 @@ func (ca *CA) IssueSubject(subject pkix.Name, hosts ...string) (Leaf, error) {
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		URIs:         uris,
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
