@@ -183,7 +183,7 @@ func (c *Cluster) layOut() error {
 			return err
 		}
 		if c.ca != nil {
-			cert, err := c.ca.Issue(fmt.Sprintf("broker-%d", n.ID), n.Host)
+			cert, err := c.ca.IssueNode(fmt.Sprintf("broker-%d", n.ID), n.ID, n.Host)
 			if err != nil {
 				return err
 			}

@@ -94,7 +94,9 @@ func startClusterTLS(t *testing.T, n int, inCluster bool) *testCluster {
 		host, _, _ := net.SplitHostPort(c.addrs[id])
 		listeners := fmt.Sprintf("listeners=PLAINTEXT://%s\nadvertised.listeners=PLAINTEXT://%s\ninter.broker.listener.port=%s\n", c.addrs[id], c.addrs[id], replPort)
 		if inCluster {
-			cert, err := c.ca.Issue(fmt.Sprintf("broker-%d", id), host)
+			// Each broker's certificate names its node, as the
+			// provider's do: its peers bind its replica and node ids.
+			cert, err := c.ca.IssueNode(fmt.Sprintf("broker-%d", id), id, host)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,6 +1,8 @@
 package clienttest
 
 import (
+	"bufio"
+	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -10,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tributary/tributary/broker/security/tlsconf/tlstest"
@@ -25,6 +29,14 @@ import (
 func TestClusterInClusterTLSRefusesPlaintextPeers(t *testing.T) {
 	c := startClusterTLS(t, 3, true)
 	host, _, _ := net.SplitHostPort(c.addrs[1])
+	// The brokers' certificates name their nodes: they replicate and
+	// heartbeat as before (every replica in sync, acks=all answered).
+	c.createTopic("bound", 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.client(kgo.RequiredAcks(kgo.AllISRAcks())).ProduceSync(ctx, &kgo.Record{Topic: "bound", Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatalf("acks=all produce on a cluster of node certificates: %v", err)
+	}
 	apiVersions := kmsg.NewRequestFormatter(kmsg.FormatterClientID("peer")).AppendRequest(nil, kmsg.NewPtrApiVersionsRequest(), 1)
 	// What a peer sends first on each port: a Kafka request on 9093, the
 	// kind byte of a controller request then its JSON on 9095.
@@ -109,9 +121,65 @@ func TestClusterInClusterTLSRefusesPlaintextPeers(t *testing.T) {
 			t.Fatalf("no ApiVersions answer over TLS with a cluster certificate: %v", err)
 		}
 	})
+	// A certificate of the cluster's CA naming node 2 acts only as node 2.
+	node2, err := c.ca.IssueNode("broker-2", 2, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node2Pair, _ := node2.TLSCertificate()
+	dialAs := func(t *testing.T, port string, cert tls.Certificate) *tls.Conn {
+		t.Helper()
+		nc, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", net.JoinHostPort(host, port),
+			&tls.Config{RootCAs: c.ca.Pool(), ServerName: host, Certificates: []tls.Certificate{cert}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+		return nc
+	}
+	t.Run("9093 fetch as replica 3 with node 2's certificate", func(t *testing.T) {
+		for replica, want := range map[int32]int16{3: kerr.ClusterAuthorizationFailed.Code, 2: 0} {
+			req := kmsg.NewPtrFetchRequest()
+			req.Version, req.ReplicaID, req.MaxWaitMillis, req.MaxBytes = 12, replica, 1, 1<<20
+			nc := dialAs(t, "9093", node2Pair)
+			if _, err := nc.Write(kmsg.NewRequestFormatter(kmsg.FormatterClientID("peer")).AppendRequest(nil, req, 7)); err != nil {
+				t.Fatal(err)
+			}
+			var size [4]byte
+			if _, err := io.ReadFull(nc, size[:]); err != nil {
+				t.Fatalf("Fetch as replica %d: %v", replica, err)
+			}
+			body := make([]byte, binary.BigEndian.Uint32(size[:]))
+			if _, err := io.ReadFull(nc, body); err != nil || len(body) < 5 {
+				t.Fatalf("Fetch as replica %d: %v", replica, err)
+			}
+			resp := req.ResponseKind().(*kmsg.FetchResponse)
+			// Correlation id, then the flexible header's empty tags.
+			if err := resp.ReadFrom(body[5:]); err != nil {
+				t.Fatal(err)
+			}
+			if resp.ErrorCode != want {
+				t.Errorf("Fetch as replica %d with node 2's certificate: error %d, want %d", replica, resp.ErrorCode, want)
+			}
+		}
+	})
+	t.Run("9095 join as node 9 with node 2's certificate", func(t *testing.T) {
+		nc := dialAs(t, "9095", node2Pair)
+		if _, err := nc.Write(first["9095"]); err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(nc).ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(line, "join for node 9 on a connection whose certificate names node 2") {
+			t.Fatalf("answer %q, want a refusal naming both nodes", line)
+		}
+	})
 	p := c.proc(1)
 	for _, want := range []string{"refused a replication connection: TLS handshake failed", "refused a controller connection: TLS handshake failed",
-		"is not from the CA of this broker's certificate"} {
+		"is not from the CA of this broker's certificate", "refused a follower fetch", "refused a controller request"} {
 		waitFor(t, want, 5*time.Second, func() bool { return p.logged(want) })
 	}
 }

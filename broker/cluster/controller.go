@@ -72,6 +72,10 @@ type Controller struct {
 	// rpcConns and rpcRequests count the RPC connections this node's
 	// port accepted and the requests it read on them.
 	rpcConns, rpcRequests atomic.Int64
+	// unboundPeers counts the RPC connections whose certificate names no
+	// node; refusedPeerRequests the requests refused for speaking for a
+	// node other than their certificate's (rpcPeer).
+	unboundPeers, refusedPeerRequests atomic.Int64
 }
 
 // Start opens the Raft state in cfg.Dir, listens on cfg.Bind, bootstraps

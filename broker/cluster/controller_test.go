@@ -23,6 +23,8 @@ type testCluster struct {
 	dirs   map[int32]string
 	racks  map[int32]string
 	nodes  map[int32]*Controller
+	// peerTLS, when set, runs each node's controller port over TLS.
+	peerTLS map[int32]PeerTLS
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -44,7 +46,14 @@ func listen(t *testing.T, addr string) net.Listener {
 // newTestCluster starts voters 1..n (racks a, b, c, ...).
 func newTestCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
-	tc := &testCluster{t: t, dirs: map[int32]string{}, racks: map[int32]string{}, nodes: map[int32]*Controller{}}
+	return newTestClusterTLS(t, n, nil)
+}
+
+// newTestClusterTLS is newTestCluster with each node's controller port
+// over TLS with peerTLS[id] (none for a node it leaves out).
+func newTestClusterTLS(t *testing.T, n int, peerTLS map[int32]PeerTLS) *testCluster {
+	t.Helper()
+	tc := &testCluster{t: t, dirs: map[int32]string{}, racks: map[int32]string{}, nodes: map[int32]*Controller{}, peerTLS: peerTLS}
 	lns := map[int32]net.Listener{}
 	for i := int32(1); i <= int32(n); i++ {
 		lns[i] = listen(t, "127.0.0.1:0")
@@ -78,6 +87,7 @@ func (tc *testCluster) config(id int32, ln net.Listener) Config {
 		SnapshotThreshold:    64,
 		SnapshotInterval:     200 * time.Millisecond,
 		Logger:               testLogger(tc.t).With("node", id),
+		TLS:                  tc.peerTLS[id],
 	}
 }
 

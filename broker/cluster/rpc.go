@@ -19,6 +19,7 @@ import (
 
 	"github.com/tributary/tributary/broker/cluster/metadata"
 	"github.com/tributary/tributary/broker/cluster/placement"
+	"github.com/tributary/tributary/broker/security/tlsconf"
 )
 
 // ErrNotController means the node asked is not the active controller (the
@@ -34,6 +35,10 @@ var ErrUnknownRequest = errors.New("unknown controller request")
 
 // rpcTimeout bounds one request/response exchange.
 const rpcTimeout = 10 * time.Second
+
+// ErrNodeIDMismatch means a request speaks for a node other than the one
+// the certificate of its connection names (rpcPeer).
+var ErrNodeIDMismatch = errors.New("request for a node other than the one the certificate names")
 
 // wireErrors are the errors that keep their identity across the RPC: the
 // response carries the index, the client rebuilds an error that errors.Is
@@ -63,6 +68,7 @@ var wireErrors = []error{
 	metadata.ErrResourceNotFound,
 	ErrUnknownRequest,
 	metadata.ErrMetadataVersion,
+	ErrNodeIDMismatch,
 }
 
 // wireError is an error as it travels: the index of its sentinel (0 for
@@ -473,6 +479,11 @@ func (ctl *Controller) serveRPC(c net.Conn) {
 	// handled still gets its answer.
 	stop := context.AfterFunc(ctl.ctx, func() { _ = c.SetReadDeadline(time.Now()) })
 	defer stop()
+	peer, err := ctl.rpcPeerOf(c)
+	if err != nil {
+		ctl.log.Warn("refused a controller connection", "remote", c.RemoteAddr(), "err", err)
+		return
+	}
 	r := bufio.NewReader(c)
 	for {
 		_ = c.SetReadDeadline(time.Now().Add(rpcServerIdle))
@@ -501,7 +512,7 @@ func (ctl *Controller) serveRPC(c net.Conn) {
 		case <-ctl.ctx.Done():
 			return
 		}
-		resp := ctl.answerRPC(req)
+		resp := ctl.answerRPC(req, peer)
 		resp.KeepOpen = true
 		out, err := json.Marshal(&resp)
 		if err != nil {
@@ -515,10 +526,74 @@ func (ctl *Controller) serveRPC(c net.Conn) {
 	}
 }
 
+// rpcPeer is the node the certificate of an RPC connection names, if
+// any: a broker's own requests on that connection (heartbeat, join, and
+// the commands metadata.SelfReport names) must be for that node.
+type rpcPeer struct {
+	id    int32
+	named bool
+}
+
+// rpcPeerOf reads the node id of a controller connection's certificate.
+// A plaintext port has no certificate: finding 8 of
+// docs/broker-security.md. A certificate that names no node is one issued
+// before broker certificates named their node (a cluster whose brokers
+// have not been renewed since): its requests are served unbound, as
+// before, and logged, so that such a cluster keeps its quorum through
+// the upgrade and the operator sees what is left to renew. A certificate
+// naming a node in a form this version does not read is refused.
+func (ctl *Controller) rpcPeerOf(c net.Conn) (rpcPeer, error) {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return rpcPeer{}, nil
+	}
+	id, named, err := tlsconf.PeerNodeID(tc.ConnectionState())
+	if err != nil {
+		return rpcPeer{}, err
+	}
+	if !named {
+		ctl.unboundPeers.Add(1)
+		ctl.log.Warn("a controller connection's certificate names no node id; its requests are not bound to a node (renew the broker certificates)", "remote", c.RemoteAddr())
+	}
+	return rpcPeer{id: id, named: named}, nil
+}
+
+// check refuses a request that speaks for a node other than the peer's.
+// Other requests (proposals made for clients: topics, ACLs, credentials;
+// a report that another node is unreachable) are any broker's to send.
+func (p rpcPeer) check(req rpcRequest) error {
+	if !p.named {
+		return nil
+	}
+	var claimed int32
+	switch req.Op {
+	case opHeartbeat, opJoin:
+		claimed = req.NodeID
+	case opApply:
+		id, ok := metadata.SelfReport(req.Command)
+		if !ok {
+			return nil
+		}
+		claimed = id
+	default:
+		return nil
+	}
+	if claimed != p.id {
+		return fmt.Errorf("%w: %s for node %d on a connection whose certificate names node %d", ErrNodeIDMismatch, req.Op, claimed, p.id)
+	}
+	return nil
+}
+
 // answerRPC runs one request on this node, the active controller, or
 // refuses it naming the leader.
-func (ctl *Controller) answerRPC(req rpcRequest) rpcResponse {
+func (ctl *Controller) answerRPC(req rpcRequest, peer rpcPeer) rpcResponse {
 	var resp rpcResponse
+	if err := peer.check(req); err != nil {
+		ctl.refusedPeerRequests.Add(1)
+		ctl.log.Warn("refused a controller request", "err", err)
+		resp.Err = toWire(err)
+		return resp
+	}
 	if ctl.raft.State() != raft.Leader {
 		resp.Err = toWire(ErrNotController)
 	} else {

@@ -1,6 +1,7 @@
 package metadata
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -410,3 +411,47 @@ func (ReassignPartitions) Type() CommandType { return TypeReassignPartitions }
 
 // Type implements Command.
 func (ImportFileMetadata) Type() CommandType { return TypeImportFileMetadata }
+
+// SelfReport is the node a command speaks for when only that node sends
+// it: its registration, lease, shutdown, metadata version and disk state,
+// and, as leader, its partitions' ISR changes and failed logs (ok false
+// for any other command, and for one that does not decode, which applying
+// refuses anyway). The controller binds these to the node id of the
+// proposer's certificate, so a broker's key lets it report only on itself.
+func SelfReport(b []byte) (node int32, ok bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	body := b[1:]
+	switch CommandType(b[0]) {
+	case TypeRegisterBroker:
+		return reporter(body, func(c RegisterBroker) int32 { return c.NodeID })
+	case TypeBrokerHeartbeat:
+		return reporter(body, func(c BrokerHeartbeat) int32 { return c.NodeID })
+	case TypeControlledShutdown:
+		return reporter(body, func(c ControlledShutdown) int32 { return c.NodeID })
+	case TypeBrokerDiskWritable:
+		return reporter(body, func(c BrokerDiskWritable) int32 { return c.NodeID })
+	case TypeBrokerMetadataVersion:
+		return reporter(body, func(c BrokerMetadataVersion) int32 { return c.NodeID })
+	case TypeAlterPartition:
+		return reporter(body, func(c AlterPartition) int32 { return c.LeaderID })
+	case TypeLeaderLogFailed:
+		return reporter(body, func(c LeaderLogFailed) int32 { return c.LeaderID })
+	case TypeReplicaDiskFull:
+		return reporter(body, func(c ReplicaDiskFull) int32 { return c.BrokerID })
+	}
+	return 0, false
+}
+
+// reporter decodes body as applying does (decodeAnd) and returns the node
+// it names.
+func reporter[C any](body []byte, node func(C) int32) (int32, bool) {
+	var c C
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil || dec.More() {
+		return 0, false
+	}
+	return node(c), true
+}

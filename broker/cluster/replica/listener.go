@@ -2,6 +2,7 @@ package replica
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/tributary/tributary/broker/internal/fetchwire"
 	"github.com/tributary/tributary/broker/internal/reqmem"
+	"github.com/tributary/tributary/broker/security/tlsconf"
 	"github.com/tributary/tributary/broker/storage"
 )
 
@@ -66,6 +68,10 @@ type ReplicationServer struct {
 	sessions *sessionCache
 	// onFetch, when set, is told of every follower Fetch served (OnFetch).
 	onFetch atomic.Pointer[func(took time.Duration, requestBytes, recordBytes int)]
+	// unboundPeers counts the TLS connections whose certificate names no
+	// node; refusedReplicaIDs the requests refused for a replica id other
+	// than their certificate's (replicaPeer).
+	unboundPeers, refusedReplicaIDs atomic.Int64
 	// afterFetchRead, when set (tests), runs once a follower Fetch has
 	// read its batches, with the connection's read tracker: buffers it
 	// reads into and drops are a path that forgets to release them.
@@ -176,6 +182,11 @@ func (s *ReplicationServer) accept() {
 				}
 				_ = tc.SetDeadline(time.Time{})
 			}
+			peer, err := s.peerOf(c)
+			if err != nil {
+				s.log.Warn("refused a replication connection", "remote", c.RemoteAddr(), "err", err)
+				return
+			}
 			w := fetchwire.NewWriter(c)
 			reads := s.budget.Tracker()
 			defer s.releaseLeaked(c, reads)
@@ -183,7 +194,7 @@ func (s *ReplicationServer) accept() {
 			mem := s.reqMem.Load().Tracker()
 			defer mem.ReleaseAll()
 			for {
-				if err := s.serveOne(c, w, rb, reads, mem); err != nil {
+				if err := s.serveOne(c, peer, w, rb, reads, mem); err != nil {
 					if !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
 						s.log.Debug("closing replication connection", "remote", c.RemoteAddr(), "err", err)
 					}
@@ -192,6 +203,49 @@ func (s *ReplicationServer) accept() {
 			}
 		}()
 	}
+}
+
+// replicaPeer is the node the certificate of a replication connection
+// names, if any: the replica id of its Fetch and OffsetForLeaderEpoch
+// requests must be that node's, so that a broker's key lets it fetch only
+// as itself. A replica id is what the leader acts on: the offsets a
+// follower fetches at move the high watermark and the ISR, and a fetch
+// session is keyed by session id and replica id.
+type replicaPeer struct {
+	id    int32
+	named bool
+}
+
+// peerOf reads the node id of a replication connection's certificate. A
+// plaintext listener has no certificate (finding 8 of
+// docs/broker-security.md). A certificate that names no node was issued
+// before broker certificates named theirs: its requests are served
+// unbound, as before, and logged, so that a cluster keeps replicating
+// through the upgrade until its certificates are renewed. A certificate
+// naming a node in a form this version does not read is refused.
+func (s *ReplicationServer) peerOf(c net.Conn) (replicaPeer, error) {
+	tc, ok := c.(interface{ ConnectionState() tls.ConnectionState })
+	if !ok {
+		return replicaPeer{}, nil
+	}
+	id, named, err := tlsconf.PeerNodeID(tc.ConnectionState())
+	if err != nil {
+		return replicaPeer{}, err
+	}
+	if !named {
+		s.unboundPeers.Add(1)
+		s.log.Warn("a replication connection's certificate names no node id; its replica ids are not bound to a node (renew the broker certificates)", "remote", c.RemoteAddr())
+	}
+	return replicaPeer{id: id, named: named}, nil
+}
+
+// check refuses a request of api whose replica id is not the peer's. A
+// negative replica id (a consumer's) is refused elsewhere.
+func (p replicaPeer) check(api string, replicaID int32) error {
+	if !p.named || replicaID < 0 || replicaID == p.id {
+		return nil
+	}
+	return fmt.Errorf("%s as replica %d on a connection whose certificate names node %d", api, replicaID, p.id)
 }
 
 // releaseLeaked is the backstop behind serveOne's release of rb: once a
@@ -208,7 +262,7 @@ func (s *ReplicationServer) releaseLeaked(c net.Conn, reads *storage.ReadTracker
 // serveOne reads one request and writes its response. Batches a Fetch
 // reads into memory go into rb (over TLS; reads tracks it), released once
 // the response is written.
-func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer, rb *storage.ReadBuffers, reads *storage.ReadTracker, mem *reqmem.Tracker) error {
+func (s *ReplicationServer) serveOne(c net.Conn, peer replicaPeer, w *fetchwire.Writer, rb *storage.ReadBuffers, reads *storage.ReadTracker, mem *reqmem.Tracker) error {
 	defer rb.Release()
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Minute)) // idle followers still fetch every few hundred ms
 	var size [4]byte
@@ -282,6 +336,16 @@ func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer, rb *storag
 		if r.ReplicaID < 0 {
 			return errors.New("consumer fetch on the replication listener")
 		}
+		if err := peer.check("Fetch", r.ReplicaID); err != nil {
+			s.refusedReplicaIDs.Add(1)
+			s.log.Warn("refused a follower fetch", "remote", c.RemoteAddr(), "err", err)
+			if version < 7 {
+				return err // no error code at the top of the response before v7
+			}
+			out := r.ResponseKind().(*kmsg.FetchResponse)
+			out.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+			return writeResponse(w, corr, out)
+		}
 		// On plain TCP the batches go from the segment files to the
 		// socket by sendfile; over TLS they must be read to be encrypted.
 		resp, files = s.serveFetch(r, readVia{files: w.CanSendFiles(), rb: rb})
@@ -289,6 +353,13 @@ func (s *ReplicationServer) serveOne(c net.Conn, w *fetchwire.Writer, rb *storag
 			(*f)(reads)
 		}
 	case *kmsg.OffsetForLeaderEpochRequest:
+		// Its replica id (v3+) names the follower asking; only a
+		// follower's own truncation point is for it to learn.
+		if err := peer.check("OffsetForLeaderEpoch", r.ReplicaID); err != nil {
+			s.refusedReplicaIDs.Add(1)
+			s.log.Warn("refused an OffsetForLeaderEpoch", "remote", c.RemoteAddr(), "err", err)
+			return err
+		}
 		resp = HandleOffsetForLeaderEpoch(r, s.lookup)
 	default:
 		resp = s.extra[key].Handle(s.ctx, req)
