@@ -196,7 +196,8 @@ func (n *Node) WaitCaughtUp(ctx context.Context) error {
 // when its protocol is SSL (nil for PLAINTEXT or no such listener). Its
 // peers are the certificates of the CA of this broker's own (Peers): a
 // broker whose certificate does not chain to the listener's truststore
-// could accept no other, and does not start.
+// could accept no other, and does not start; nor does one whose
+// certificate names another node (Peers.CheckNode).
 func PeerTLS(c *config.Config, role config.ListenerRole, log *slog.Logger) (*tlsconf.TLS, error) {
 	l, ok := c.RoleListener(role)
 	if !ok || l.Protocol != config.ProtocolSSL {
@@ -211,6 +212,9 @@ func PeerTLS(c *config.Config, role config.ListenerRole, log *slog.Logger) (*tls
 		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 	}
 	if err := t.Peers().Check(); err != nil {
+		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
+	}
+	if err := t.Peers().CheckNode(c.NodeID); err != nil {
 		return nil, fmt.Errorf("listener %s: %w", l.Name, err)
 	}
 	return t, nil

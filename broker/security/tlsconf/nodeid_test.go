@@ -1,8 +1,12 @@
 package tlsconf
 
 import (
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -52,4 +56,60 @@ func TestCertificateNodeID(t *testing.T) {
 	if id, ok, err := CertificateNodeID(uris(NodeURI(7).String())); id != 7 || !ok || err != nil {
 		t.Fatalf("NodeURI(7) = %s reads back as %d, %v, %v", NodeURI(7), id, ok, err)
 	}
+}
+
+// TestPeersCheckNode: a broker whose own certificate names another node
+// does not start (its peers would refuse all it sends); one naming its
+// node, or none, does.
+func TestPeersCheckNode(t *testing.T) {
+	ca := newCA(t, "cluster")
+	withURIs := func(uris ...string) *TLS {
+		t.Helper()
+		l := ca.issue(t, int64(10+len(uris)), pkix.Name{CommonName: "broker"}, nil)
+		cert, key := parseLeaf(t, l)
+		for _, s := range uris {
+			u, _ := url.Parse(s)
+			cert.URIs = append(cert.URIs, u)
+		}
+		der, err := x509.CreateCertificate(rand.Reader, cert, ca.cert, cert.PublicKey, ca.key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := Load(MapGetter(map[string]string{
+			"ssl.keystore.certificate.chain": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})) + ca.pem,
+			"ssl.keystore.key":               key, "ssl.truststore.certificates": ca.pem, "ssl.client.auth": "required",
+		}), "CONTROLLER")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tl, err := New(s, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tl
+	}
+	if err := withURIs(NodeURI(2).String()).Peers().CheckNode(2); err != nil {
+		t.Errorf("node 2's certificate on node 2: %v", err)
+	}
+	if err := withURIs().Peers().CheckNode(2); err != nil {
+		t.Errorf("a certificate naming no node on node 2: %v", err)
+	}
+	if err := withURIs(NodeURI(3).String()).Peers().CheckNode(2); err == nil || !strings.Contains(err.Error(), "names node 3, and this is node 2") {
+		t.Errorf("node 3's certificate on node 2: %v", err)
+	}
+	if err := withURIs("tributary://node/x").Peers().CheckNode(2); err == nil {
+		t.Error("a certificate with a malformed node name was accepted")
+	}
+}
+
+// parseLeaf returns l's certificate as a template to sign again, and its
+// key in PEM.
+func parseLeaf(t *testing.T, l leaf) (*x509.Certificate, string) {
+	t.Helper()
+	b, _ := pem.Decode([]byte(l.certPEM))
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, l.keyPEM
 }

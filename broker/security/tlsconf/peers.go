@@ -62,6 +62,30 @@ func (p Peers) Check() error {
 	return err
 }
 
+// CheckNode says whether this broker's own certificate may serve node id:
+// one that names another node (tlsconf.NodeURI) would have every request
+// it sends refused by its peers, which bind the ids of in-cluster requests
+// to the certificate's node. One that names none is accepted (issued
+// before certificates named their node).
+func (p Peers) CheckNode(id int32) error {
+	own := p.t.cert.current()
+	leaf := own.Leaf
+	if leaf == nil {
+		var err error
+		if leaf, err = x509.ParseCertificate(own.Certificate[0]); err != nil {
+			return fmt.Errorf("this broker's certificate: %w", err)
+		}
+	}
+	named, ok, err := CertificateNodeID(leaf)
+	switch {
+	case err != nil:
+		return fmt.Errorf("this broker's certificate: %w", err)
+	case ok && named != id:
+		return fmt.Errorf("this broker's certificate names node %d, and this is node %d (node.id): its peers would refuse every request it sends", named, id)
+	}
+	return nil
+}
+
 // verify checks, after crypto/tls verified the peer against the
 // truststore, that the peer's certificate chains to one of the trust
 // anchors of this broker's current certificate.
