@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -9,7 +10,8 @@ import (
 	"log/slog"
 	"maps"
 	"net"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -131,7 +133,13 @@ type Fetcher struct {
 
 	mu    sync.Mutex
 	parts map[TopicPartition]*fetchPartition
-	wake  chan struct{}
+	// order is parts sorted by (topic, partition), rebuilt by snapshot
+	// after an Add or a Remove: requests list partitions in a stable
+	// order, and sorting every partition each round was 6 % of an idle
+	// broker's samples with 5,000 partitions (docs/benchmarks.md).
+	order      []orderedPartition
+	orderStale bool
+	wake       chan struct{}
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -197,6 +205,7 @@ func StartFetcher(cfg FetcherConfig) *Fetcher {
 func (f *Fetcher) Add(tp TopicPartition, leaderEpoch int32, log Log) {
 	f.mu.Lock()
 	f.parts[tp] = &fetchPartition{log: log, leaderEpoch: leaderEpoch, checkDivergence: true}
+	f.orderStale = true
 	f.mu.Unlock()
 	f.poke()
 	if f.fetching.Load() {
@@ -216,6 +225,7 @@ func (f *Fetcher) Add(tp TopicPartition, leaderEpoch int32, log Log) {
 func (f *Fetcher) Remove(tp TopicPartition) {
 	f.mu.Lock()
 	delete(f.parts, tp)
+	f.orderStale = true
 	f.mu.Unlock()
 }
 
@@ -307,9 +317,23 @@ func connFailure(err error) bool {
 func (f *Fetcher) snapshot() (check, fetch []TopicPartition, next time.Duration, backedOff bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.orderStale {
+		f.order = f.order[:0]
+		for tp, p := range f.parts {
+			f.order = append(f.order, orderedPartition{tp, p})
+		}
+		slices.SortFunc(f.order, func(a, b orderedPartition) int {
+			return cmp.Or(strings.Compare(a.tp.Topic, b.tp.Topic), cmp.Compare(a.tp.Partition, b.tp.Partition))
+		})
+		f.orderStale = false
+	}
 	now := time.Now()
 	next = f.cfg.Backoff
-	for tp, p := range f.parts {
+	// Sized once: grown by appends, the list of 3,334 partitions
+	// allocated three times its size each round.
+	fetch = make([]TopicPartition, 0, len(f.order))
+	for _, o := range f.order {
+		tp, p := o.tp, o.p
 		switch {
 		case now.Before(p.retryAt):
 			next = min(next, p.retryAt.Sub(now))
@@ -320,17 +344,13 @@ func (f *Fetcher) snapshot() (check, fetch []TopicPartition, next time.Duration,
 			fetch = append(fetch, tp)
 		}
 	}
-	less := func(s []TopicPartition) func(i, j int) bool {
-		return func(i, j int) bool {
-			if s[i].Topic != s[j].Topic {
-				return s[i].Topic < s[j].Topic
-			}
-			return s[i].Partition < s[j].Partition
-		}
-	}
-	sort.Slice(check, less(check))
-	sort.Slice(fetch, less(fetch))
 	return check, fetch, next, backedOff
+}
+
+// orderedPartition is an entry of Fetcher.order.
+type orderedPartition struct {
+	tp TopicPartition
+	p  *fetchPartition
 }
 
 func (f *Fetcher) part(tp TopicPartition) (*fetchPartition, bool) {
