@@ -393,6 +393,12 @@ func (ctl *Controller) applyLocal(cmd []byte) (json.RawMessage, error) {
 	if err != nil {
 		return nil, err
 	}
+	// What a replica would halt on never reaches the log. (stampTime
+	// re-encodes the few types it stamps, as it always has: a field of
+	// theirs this binary does not know is dropped there, not refused.)
+	if err := metadata.CheckDecodes(cmd); err != nil {
+		return nil, err
+	}
 	// A broker proposing through this node checked its own metadata,
 	// which may be older than ours: a broker of an older version may
 	// have registered since.

@@ -21,6 +21,8 @@ type applyCtx struct {
 	st      *State
 	index   int64
 	written map[string]bool // topics already copied for writing by this command
+	// decodeOnly stops a handler once its command decoded (CheckDecodes).
+	decodeOnly bool
 }
 
 type handler func(c *applyCtx, body []byte) (any, error)
@@ -69,8 +71,36 @@ func decodeAnd[C any](fn func(*applyCtx, C) (any, error)) handler {
 		if dec.More() {
 			return nil, fmt.Errorf("%w: data after the command", ErrBadCommand)
 		}
+		if c.decodeOnly {
+			return nil, nil
+		}
 		return fn(c, cmd)
 	}
+}
+
+// CheckDecodes reports, with ErrBadCommand or ErrUnknownCommand, a command
+// that this binary's state machine would halt on (ApplyEntry): an empty
+// one, an unknown type that is not ignorable, a body that does not decode
+// exactly. The active controller checks what it is asked to propose: an
+// entry that halts one replica halts every replica of this binary, and the
+// whole cluster's metadata with them, for good (a malformed request from a
+// peer, or a newer broker's command forwarded to an older controller).
+func CheckDecodes(cmd []byte) error {
+	if len(cmd) == 0 {
+		return fmt.Errorf("%w: empty command", ErrBadCommand)
+	}
+	typ := CommandType(cmd[0])
+	h, ok := handlers[typ]
+	if !ok && typ&IgnorableFlag != 0 {
+		if h, ok = handlers[typ&^IgnorableFlag]; !ok {
+			return nil // skipped by every replica
+		}
+	}
+	if !ok {
+		return fmt.Errorf("%w %d", ErrUnknownCommand, typ)
+	}
+	_, err := h(&applyCtx{decodeOnly: true}, cmd[1:])
+	return err
 }
 
 func (c *applyCtx) advanceClock(nowMs int64) {
