@@ -86,7 +86,15 @@ type lz4Reader struct {
 	zr  *lz4.Reader
 }
 
+// zstdMaxRatio bounds how many bytes one byte of a zstd frame can inflate
+// to: the densest block is an RLE block, a 3-byte header and the byte it
+// repeats, for at most 128 KiB (RFC 8878, 3.1.1.2).
+const zstdMaxRatio = (128 << 10) / 4
+
 func decompressZstd(src []byte) ([]byte, error) {
+	if err := checkZstdDeclaredSizes(src); err != nil {
+		return nil, err
+	}
 	d, ok := zstdDecoders.Get().(*zstd.Decoder)
 	if !ok {
 		var err error
@@ -111,6 +119,62 @@ func decompressZstd(src []byte) ([]byte, error) {
 		return nil, errTooLarge
 	}
 	return out, nil
+}
+
+// checkZstdDeclaredSizes refuses src if one of its frames declares more
+// content than that frame's own bytes can hold, walking the frames by
+// their block headers (no decoding). DecodeAll allocates a frame's
+// DECLARED content size before decoding a byte of it, so without this a
+// 20-byte frame declaring 256 MiB made the broker allocate 256 MiB
+// (zbomb15). With it, what DecodeAll allocates for a frame is at most what
+// the frame can really inflate to; what it can inflate to is still up to
+// 256 MiB for a few KB (a real bomb), which only decompressLimit bounds.
+// A malformed walk is left to DecodeAll to report.
+func checkZstdDeclaredSizes(src []byte) error {
+	total := uint64(0)
+	for len(src) > 0 {
+		var h zstd.Header
+		if h.Decode(src) != nil || h.HeaderSize > len(src) {
+			return nil
+		}
+		if h.Skippable {
+			n := h.HeaderSize + int(h.SkippableSize)
+			if n > len(src) {
+				return nil
+			}
+			src = src[n:]
+			continue
+		}
+		pos := h.HeaderSize
+		for last := false; !last; {
+			if pos+3 > len(src) {
+				return nil
+			}
+			bh := uint32(src[pos]) | uint32(src[pos+1])<<8 | uint32(src[pos+2])<<16
+			last = bh&1 != 0
+			size := int(bh >> 3)
+			if (bh>>1)&3 == 1 { // RLE: one byte stored
+				size = 1
+			}
+			pos += 3 + size
+		}
+		if h.HasCheckSum {
+			pos += 4
+		}
+		if pos > len(src) {
+			return nil
+		}
+		if h.HasFCS {
+			if h.FrameContentSize > uint64(pos)*zstdMaxRatio {
+				return fmt.Errorf("zstd frame of %d bytes declares %d bytes of content, more than it can hold", pos, h.FrameContentSize)
+			}
+			if total += h.FrameContentSize; total > uint64(decompressLimit) {
+				return errTooLarge
+			}
+		}
+		src = src[pos:]
+	}
+	return nil
 }
 
 func decompressGzip(src []byte) ([]byte, error) {

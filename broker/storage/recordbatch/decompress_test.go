@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // TestDecompressReusesDecoders: inflating a batch allocates its output and
@@ -118,5 +120,83 @@ func TestZstdDeclaredSizeOverLimitRefusedBeforeAllocating(t *testing.T) {
 	}
 	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20 {
 		t.Fatalf("allocated %d bytes for a frame declaring 1 GiB", n)
+	}
+}
+
+// zstdFrame is a frame of an 8-byte declared content size followed by
+// blocks; single segment, so the window is the declared size.
+func zstdFrame(declared uint64, blocks ...byte) []byte {
+	frame := binary.LittleEndian.AppendUint32(nil, 0xFD2FB528)
+	frame = append(frame, 0xE0)
+	frame = binary.LittleEndian.AppendUint64(frame, declared)
+	return append(frame, blocks...)
+}
+
+// TestZstdDeclaredSizeNotTrusted: a frame of a few bytes that declares
+// 200 MiB, under the 256 MiB limit, is refused without the 200 MiB being
+// allocated. DecodeAll allocated the declared size before decoding
+// (TotalAlloc grew by 200 MiB per batch, zbomb15).
+func TestZstdDeclaredSizeNotTrusted(t *testing.T) {
+	for _, declared := range []uint64{200 << 20, 4 << 20} {
+		frame := zstdFrame(declared, 0x01, 0x00, 0x00) // last block, raw, empty
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := Decompress(CodecZstd, frame)
+		runtime.ReadMemStats(&after)
+		if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("declared %d: err %v, want ErrCorrupt", declared, err)
+		}
+		if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+			t.Errorf("allocated %d bytes for a %d-byte frame declaring %d", n, len(frame), declared)
+		}
+	}
+}
+
+// TestZstdAllocatesWhatDecodes: every frame's declared size is checked,
+// not only the first: an honest RLE frame (128 KiB from 4 bytes of block)
+// followed by a frame that declares 8 MiB and holds 100 bytes is refused
+// without the 8 MiB being allocated. Frames that tell the truth, with and
+// without a checksum, with and without a declared size, one or several,
+// inflate exactly.
+func TestZstdAllocatesWhatDecodes(t *testing.T) {
+	rle := []byte{0x03, 0x00, 0x10, 'x'} // last block, RLE, 128 KiB of 'x'
+	honest := zstdFrame(128<<10, rle...)
+	out, err := Decompress(CodecZstd, honest)
+	if err != nil || !bytes.Equal(out, bytes.Repeat([]byte{'x'}, 128<<10)) {
+		t.Fatalf("honest RLE frame: %d bytes, %v", len(out), err)
+	}
+	// last block, raw, 80 bytes
+	liar := zstdFrame(8<<20, append([]byte{0x81, 0x02, 0x00}, make([]byte, 80)...)...)
+	both := append(bytes.Clone(honest), liar...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = Decompress(CodecZstd, both)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("lying second frame: err %v, want ErrCorrupt", err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 2<<20 {
+		t.Errorf("lying second frame: allocated %d bytes", n)
+	}
+
+	recs := records(2000, true)
+	var framed []byte
+	for range 3 {
+		var buf bytes.Buffer
+		w, err := zstd.NewWriter(&buf, zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(recs)
+		w.Close()
+		var h zstd.Header
+		if err := h.Decode(buf.Bytes()); err != nil || h.HasFCS {
+			t.Fatalf("streamed frame declares its size (%v)", err)
+		}
+		framed = append(framed, buf.Bytes()...)
+		out, err := Decompress(CodecZstd, framed)
+		if err != nil || !bytes.Equal(out, bytes.Repeat(recs, len(framed)/buf.Len())) {
+			t.Fatalf("%d frames without a size: %d bytes, %v", len(framed)/buf.Len(), len(out), err)
+		}
 	}
 }
