@@ -1139,6 +1139,22 @@ func (p *Partition) LatestEpoch() int32 {
 	return -1
 }
 
+// FetchState is LogEndOffset, LatestEpoch and LogStartOffset read under one
+// lock acquisition, as a follower names them in each fetch: with thousands
+// of followed partitions three acquisitions (three cache misses on the
+// lock) per partition per round were most of an idle follower's fetch
+// loop. The three are also consistent with each other, which the separate
+// reads were not across a concurrent append or truncation.
+func (p *Partition) FetchState() (logEnd int64, latestEpoch int32, logStart int64) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	latestEpoch = -1
+	if e, ok := p.epochs.latest(); ok {
+		latestEpoch = e.epoch
+	}
+	return p.leo, latestEpoch, p.logStart
+}
+
 // DeleteRecordsBefore moves the log start offset up to offset (DeleteRecords):
 // records below it are no longer readable, whole segments below it are
 // deleted, and the new start survives restarts. offset -1 means the high

@@ -568,7 +568,23 @@ func (f *Fetcher) truncateDivergedLocked(tp TopicPartition, p *fetchPartition, l
 	return nil
 }
 
-func (f *Fetcher) fetch(tps []TopicPartition, maxWait time.Duration) error {
+// fetchPlan is one fetch's request and what the answer is matched with.
+// sent is empty when there is nothing to fetch; held is then the throttle's
+// delay of what it held back, if any.
+type fetchPlan struct {
+	req         *kmsg.FetchRequest
+	incremental bool
+	sent        map[TopicPartition]*fetchPartition
+	sentOffset  map[TopicPartition]int64
+	named       map[TopicPartition]sentPartition
+	forgotten   []TopicPartition
+	held        time.Duration
+}
+
+// plan builds the fetch of tps: every partition in a full fetch, in a
+// session only those whose state the leader does not hold, and the
+// session's others forgotten.
+func (f *Fetcher) plan(tps []TopicPartition, maxWait time.Duration) fetchPlan {
 	req := kmsg.NewPtrFetchRequest()
 	req.SetVersion(fetchVersion)
 	req.ReplicaID = f.cfg.LocalID
@@ -633,12 +649,7 @@ func (f *Fetcher) fetch(tps []TopicPartition, maxWait time.Duration) error {
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
 	}
 	if len(sent) == 0 {
-		if held > 0 {
-			// Everything due is held back: wait for the rate to come
-			// down (or for Add) instead of asking again at once.
-			f.sleep(min(held, f.cfg.Backoff))
-		}
-		return nil
+		return fetchPlan{held: held}
 	}
 	// What the session holds but this fetch does not want (removed, in
 	// backoff, being checked, held back) is forgotten: the leader would
@@ -662,6 +673,21 @@ func (f *Fetcher) fetch(tps []TopicPartition, maxWait time.Duration) error {
 			req.ForgottenTopics[i].Partitions = append(req.ForgottenTopics[i].Partitions, tp.Partition)
 		}
 	}
+	return fetchPlan{req: req, incremental: incremental, sent: sent, sentOffset: sentOffset, named: named, forgotten: forgotten, held: held}
+}
+
+func (f *Fetcher) fetch(tps []TopicPartition, maxWait time.Duration) error {
+	pl := f.plan(tps, maxWait)
+	if len(pl.sent) == 0 {
+		if pl.held > 0 {
+			// Everything due is held back: wait for the rate to come
+			// down (or for Add) instead of asking again at once.
+			f.sleep(min(pl.held, f.cfg.Backoff))
+		}
+		return nil
+	}
+	req, incremental, sent, sentOffset, named, forgotten := pl.req, pl.incremental, pl.sent, pl.sentOffset, pl.named, pl.forgotten
+	throttle := f.cfg.Throttle
 	f.fetching.Store(true)
 	sentAt := time.Now()
 	r, err := f.conn.request(req, f.cfg.MaxWait+30*time.Second)

@@ -13,6 +13,10 @@ type Log interface {
 	SetHighWatermark(int64)
 	// LatestEpoch is the newest leader epoch in the log, -1 if none.
 	LatestEpoch() int32
+	// FetchState is LogEndOffset, LatestEpoch and LogStartOffset read
+	// together (one lock acquisition): what a follower's fetch names of
+	// the partition each round.
+	FetchState() (logEnd int64, latestEpoch int32, logStart int64)
 	// EndOffsetForLeaderEpoch is the largest epoch <= epoch in the log and
 	// its end offset (the next epoch's start, or the log end), as
 	// OffsetForLeaderEpoch answers; (-1, -1) when there is none.

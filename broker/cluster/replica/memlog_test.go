@@ -50,6 +50,16 @@ func (l *memLog) LatestEpoch() int32 {
 	return l.batches[len(l.batches)-1].epoch
 }
 
+func (l *memLog) FetchState() (int64, int32, int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	epoch := int32(-1)
+	if len(l.batches) > 0 {
+		epoch = l.batches[len(l.batches)-1].epoch
+	}
+	return l.leoLocked(), epoch, l.start
+}
+
 func (l *memLog) EndOffsetForLeaderEpoch(epoch int32) (int32, int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
