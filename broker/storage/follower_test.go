@@ -409,3 +409,43 @@ func TestWriteAsFollowerKeepsNoReferenceToBatches(t *testing.T) {
 		}
 	}
 }
+
+// FetchState reads what the three separate reads do, through appends at
+// two epochs, a DeleteRecords, a truncation and a full reset.
+func TestFetchStateIsTheThreeReads(t *testing.T) {
+	st := openStore(t, memTempDir(t), Options{})
+	p := mustCreate(t, st, "fs", 0, TopicConfig{SegmentBytes: 300})
+	check := func(step string, wantEnd int64, wantEpoch int32, wantStart int64) {
+		t.Helper()
+		end, epoch, start := p.FetchState()
+		if end != p.LogEndOffset() || epoch != p.LatestEpoch() || start != p.LogStartOffset() {
+			t.Fatalf("%s: FetchState (%d, %d, %d), the three reads (%d, %d, %d)", step, end, epoch, start, p.LogEndOffset(), p.LatestEpoch(), p.LogStartOffset())
+		}
+		if end != wantEnd || epoch != wantEpoch || start != wantStart {
+			t.Fatalf("%s: FetchState (%d, %d, %d), want (%d, %d, %d)", step, end, epoch, start, wantEnd, wantEpoch, wantStart)
+		}
+	}
+	check("empty", 0, -1, 0)
+	for i, epoch := range []int32{2, 2, 5, 5} {
+		b := makeBatch(t, batchSpec{records: 2, valueSize: 80})
+		recordbatch.SetBaseOffset(b, int64(2*i))
+		recordbatch.SetPartitionLeaderEpoch(b, epoch)
+		if err := p.AppendAsFollower(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("appended", 8, 5, 0)
+	p.SetHighWatermark(8)
+	if _, err := p.DeleteRecordsBefore(3); err != nil {
+		t.Fatal(err)
+	}
+	check("records deleted", 8, 5, 3)
+	if err := p.TruncateTo(4); err != nil {
+		t.Fatal(err)
+	}
+	check("truncated", 4, 2, 3)
+	if err := p.TruncateFullyAndStartAt(50); err != nil {
+		t.Fatal(err)
+	}
+	check("reset", 50, -1, 50)
+}

@@ -161,6 +161,9 @@ type Fetcher struct {
 	sessionID    int32
 	sessionEpoch int32
 	session      map[TopicPartition]sentPartition
+	// sent is the partitions of the fetch in flight (plan), reused
+	// from round to round.
+	sent map[TopicPartition]sentFetch
 }
 
 // sentPartition is a partition's fetch state as the leader's session holds
@@ -314,7 +317,7 @@ func connFailure(err error) bool {
 // snapshot returns the partitions due now, sorted for stable requests,
 // and how long until the next one in backoff is due (at most Backoff);
 // backedOff says whether any is.
-func (f *Fetcher) snapshot() (check, fetch []TopicPartition, next time.Duration, backedOff bool) {
+func (f *Fetcher) snapshot() (check []TopicPartition, fetch []orderedPartition, next time.Duration, backedOff bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.orderStale {
@@ -331,7 +334,7 @@ func (f *Fetcher) snapshot() (check, fetch []TopicPartition, next time.Duration,
 	next = f.cfg.Backoff
 	// Sized once: grown by appends, the list of 3,334 partitions
 	// allocated three times its size each round.
-	fetch = make([]TopicPartition, 0, len(f.order))
+	fetch = make([]orderedPartition, 0, len(f.order))
 	for _, o := range f.order {
 		tp, p := o.tp, o.p
 		switch {
@@ -341,13 +344,15 @@ func (f *Fetcher) snapshot() (check, fetch []TopicPartition, next time.Duration,
 		case p.checkDivergence:
 			check = append(check, tp)
 		default:
-			fetch = append(fetch, tp)
+			fetch = append(fetch, o)
 		}
 	}
 	return check, fetch, next, backedOff
 }
 
-// orderedPartition is an entry of Fetcher.order.
+// orderedPartition is an entry of Fetcher.order, and of a round's fetch:
+// the following (p) the round saw, which the answer is matched against
+// (Fetcher.fetch skips a partition removed or restarted meanwhile).
 type orderedPartition struct {
 	tp TopicPartition
 	p  *fetchPartition
@@ -568,14 +573,20 @@ func (f *Fetcher) truncateDivergedLocked(tp TopicPartition, p *fetchPartition, l
 	return nil
 }
 
+// sentFetch is a partition in a fetch: the following that sent it and the
+// fetch offset it named (or the session held).
+type sentFetch struct {
+	p      *fetchPartition
+	offset int64
+}
+
 // fetchPlan is one fetch's request and what the answer is matched with.
 // sent is empty when there is nothing to fetch; held is then the throttle's
 // delay of what it held back, if any.
 type fetchPlan struct {
 	req         *kmsg.FetchRequest
 	incremental bool
-	sent        map[TopicPartition]*fetchPartition
-	sentOffset  map[TopicPartition]int64
+	sent        map[TopicPartition]sentFetch
 	named       map[TopicPartition]sentPartition
 	forgotten   []TopicPartition
 	held        time.Duration
@@ -584,7 +595,19 @@ type fetchPlan struct {
 // plan builds the fetch of tps: every partition in a full fetch, in a
 // session only those whose state the leader does not hold, and the
 // session's others forgotten.
-func (f *Fetcher) plan(tps []TopicPartition, maxWait time.Duration) fetchPlan {
+//
+// What it reads of a partition that nothing changed, in the thousands
+// each round on an idle follower, is kept to one lock of its log
+// (FetchState) and two map operations: the following comes with the
+// snapshot (no lookup under the fetcher's lock; a partition removed or
+// restarted after it is skipped when the answer comes, as one removed
+// during the fetch always was), and the session's partitions are walked
+// for forgotten ones only when some of them were not in this fetch.
+// What the fetch names is read from the log as it is, as before: the log
+// end a follower reports is what AppendAsFollower returned for, i.e. was
+// written and synced (the previous round waited for every write before
+// this one started).
+func (f *Fetcher) plan(tps []orderedPartition, maxWait time.Duration) fetchPlan {
 	req := kmsg.NewPtrFetchRequest()
 	req.SetVersion(fetchVersion)
 	req.ReplicaID = f.cfg.LocalID
@@ -598,17 +621,20 @@ func (f *Fetcher) plan(tps []TopicPartition, maxWait time.Duration) fetchPlan {
 	if !incremental {
 		req.SessionID, req.SessionEpoch = 0, sessionEpochFull
 	}
-	sent := map[TopicPartition]*fetchPartition{}
-	sentOffset := map[TopicPartition]int64{}
+	// sent is the loop's own map, cleared each round: only the loop
+	// plans and fetches, one round at a time.
+	if f.sent == nil {
+		f.sent = make(map[TopicPartition]sentFetch, len(tps))
+	}
+	sent := f.sent
+	clear(sent)
+	inSession := 0
 	named := map[TopicPartition]sentPartition{}
 	idx := map[string]int{}
 	throttle := f.cfg.Throttle
 	var held time.Duration
-	for _, tp := range tps {
-		p, ok := f.part(tp)
-		if !ok {
-			continue
-		}
+	for _, o := range tps {
+		tp, p := o.tp, o.p
 		if throttle.FollowerThrottled(tp) && !f.isCaughtUp(p) {
 			// Over the follower rate, a throttled replica that is behind
 			// is left out of this fetch, as Kafka's replica fetcher does
@@ -618,17 +644,24 @@ func (f *Fetcher) plan(tps []TopicPartition, maxWait time.Duration) fetchPlan {
 				continue
 			}
 		}
+		leo, epoch, logStart := p.log.FetchState()
 		st := sentPartition{
 			p:                  p,
 			currentLeaderEpoch: p.leaderEpoch,
-			fetchOffset:        p.log.LogEndOffset(),
-			lastFetched:        p.log.LatestEpoch(),
-			logStart:           p.log.LogStartOffset(),
+			fetchOffset:        leo,
+			lastFetched:        epoch,
+			logStart:           logStart,
 			maxBytes:           f.cfg.PartitionMaxBytes,
 		}
-		sent[tp], sentOffset[tp] = p, st.fetchOffset
-		if incremental && f.session[tp] == st {
-			continue // the leader's session fetches it at this state
+		sent[tp] = sentFetch{p, st.fetchOffset}
+		if incremental {
+			had, ok := f.session[tp]
+			if ok {
+				inSession++
+			}
+			if ok && had == st {
+				continue // the leader's session fetches it at this state
+			}
 		}
 		named[tp] = st
 		i, ok := idx[tp.Topic]
@@ -655,7 +688,8 @@ func (f *Fetcher) plan(tps []TopicPartition, maxWait time.Duration) fetchPlan {
 	// backoff, being checked, held back) is forgotten: the leader would
 	// otherwise go on fetching it at its old state.
 	var forgotten []TopicPartition
-	if incremental {
+	// Every partition of the session seen in this fetch: none to forget.
+	if incremental && inSession < len(f.session) {
 		fidx := map[string]int{}
 		for tp := range f.session {
 			if _, ok := sent[tp]; ok {
@@ -673,10 +707,10 @@ func (f *Fetcher) plan(tps []TopicPartition, maxWait time.Duration) fetchPlan {
 			req.ForgottenTopics[i].Partitions = append(req.ForgottenTopics[i].Partitions, tp.Partition)
 		}
 	}
-	return fetchPlan{req: req, incremental: incremental, sent: sent, sentOffset: sentOffset, named: named, forgotten: forgotten, held: held}
+	return fetchPlan{req: req, incremental: incremental, sent: sent, named: named, forgotten: forgotten, held: held}
 }
 
-func (f *Fetcher) fetch(tps []TopicPartition, maxWait time.Duration) error {
+func (f *Fetcher) fetch(tps []orderedPartition, maxWait time.Duration) error {
 	pl := f.plan(tps, maxWait)
 	if len(pl.sent) == 0 {
 		if pl.held > 0 {
@@ -686,7 +720,7 @@ func (f *Fetcher) fetch(tps []TopicPartition, maxWait time.Duration) error {
 		}
 		return nil
 	}
-	req, incremental, sent, sentOffset, named, forgotten := pl.req, pl.incremental, pl.sent, pl.sentOffset, pl.named, pl.forgotten
+	req, incremental, sent, named, forgotten := pl.req, pl.incremental, pl.sent, pl.named, pl.forgotten
 	throttle := f.cfg.Throttle
 	f.fetching.Store(true)
 	sentAt := time.Now()
@@ -752,17 +786,18 @@ func (f *Fetcher) fetch(tps []TopicPartition, maxWait time.Duration) error {
 		for i := range t.Partitions {
 			rp := &t.Partitions[i]
 			tp := TopicPartition{t.Topic, rp.Partition}
-			p, ok := sent[tp]
+			sf, ok := sent[tp]
 			if !ok {
 				continue
 			}
+			p := sf.p
 			if cur, ok := f.part(tp); !ok || cur != p {
 				continue // removed or restarted meanwhile
 			}
 			if throttle.FollowerThrottled(tp) {
 				throttle.Follower.Record(len(rp.RecordBatches))
 			}
-			done, err := f.handlePartition(tp, p, sentOffset[tp], rp)
+			done, err := f.handlePartition(tp, p, sf.offset, rp)
 			if err != nil {
 				if f.ctx.Err() != nil {
 					return err

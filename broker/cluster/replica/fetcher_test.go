@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -473,16 +474,16 @@ func TestSnapshotOrderFollowsAddAndRemove(t *testing.T) {
 		p.checkDivergence = false
 	}
 	want := []TopicPartition{{"a", 2}, {"a", 10}, {"b", 0}, {"b", 1}, {"c", 0}}
-	if _, fetch, _, _ := f.snapshot(); !slices.Equal(fetch, want) {
+	if _, fetch, _, _ := snapshotTPs(t, f); !slices.Equal(fetch, want) {
 		t.Fatalf("fetched %v, want %v", fetch, want)
 	}
 	f.Remove(TopicPartition{"b", 0})
-	if _, fetch, _, _ := f.snapshot(); !slices.Equal(fetch, slices.Delete(slices.Clone(want), 2, 3)) {
+	if _, fetch, _, _ := snapshotTPs(t, f); !slices.Equal(fetch, slices.Delete(slices.Clone(want), 2, 3)) {
 		t.Fatalf("fetched %v after removing b-0", fetch)
 	}
 	f.Add(TopicPartition{"a", 3}, 2, nil)
 	f.Add(TopicPartition{"c", 0}, 2, nil) // restarted: checked first
-	check, fetch, _, _ := f.snapshot()
+	check, fetch, _, _ := snapshotTPs(t, f)
 	if want := []TopicPartition{{"a", 3}, {"c", 0}}; !slices.Equal(check, want) {
 		t.Errorf("checked %v, want %v", check, want)
 	}
@@ -491,10 +492,24 @@ func TestSnapshotOrderFollowsAddAndRemove(t *testing.T) {
 	}
 	// A partition in backoff is neither, and the round learns when it is due.
 	f.parts[TopicPartition{"a", 10}].retryAt = time.Now().Add(300 * time.Millisecond)
-	_, fetch, next, backedOff := f.snapshot()
+	_, fetch, next, backedOff := snapshotTPs(t, f)
 	if want := []TopicPartition{{"a", 2}, {"b", 1}}; !slices.Equal(fetch, want) || !backedOff || next > 300*time.Millisecond {
 		t.Errorf("fetched %v (want %v), backed off %v, next due in %v", fetch, want, backedOff, next)
 	}
+}
+
+// snapshotTPs is f.snapshot with the fetched partitions' names, each
+// checked to come with the following the fetcher holds for it.
+func snapshotTPs(t *testing.T, f *Fetcher) (check, fetch []TopicPartition, next time.Duration, backedOff bool) {
+	t.Helper()
+	check, parts, next, backedOff := f.snapshot()
+	for _, o := range parts {
+		if f.parts[o.tp] != o.p {
+			t.Errorf("%v comes with a following the fetcher does not hold", o.tp)
+		}
+		fetch = append(fetch, o.tp)
+	}
+	return check, fetch, next, backedOff
 }
 
 // BenchmarkSnapshot is a round's look at the partitions of a follower
@@ -537,5 +552,78 @@ func BenchmarkIdleRound(b *testing.B) {
 		if pl := f.plan(fetch, time.Second); len(pl.sent) != 3334 || len(pl.named) != 0 || len(pl.forgotten) != 0 {
 			b.Fatalf("sent %d, named %d, forgotten %d", len(pl.sent), len(pl.named), len(pl.forgotten))
 		}
+	}
+}
+
+// In a session, a round names only the partitions whose state the leader
+// does not hold, with what their logs hold, and forgets those it leaves
+// out (in backoff, removed); when it leaves none out it forgets nothing.
+func TestPlanNamesAndForgetsOnlyWhatChanged(t *testing.T) {
+	f := &Fetcher{cfg: FetcherConfig{Backoff: time.Second}, parts: map[TopicPartition]*fetchPartition{},
+		session: map[TopicPartition]sentPartition{}, wake: make(chan struct{}, 1)}
+	logs := map[TopicPartition]*memLog{}
+	for i := range 6 {
+		tp := TopicPartition{"t", int32(i)}
+		logs[tp] = &memLog{start: 4}
+		f.Add(tp, 1, logs[tp])
+	}
+	for _, p := range f.parts {
+		p.checkDivergence = false
+	}
+	round := func() fetchPlan {
+		t.Helper()
+		_, fetch, _, _ := f.snapshot()
+		pl := f.plan(fetch, time.Second)
+		if pl.incremental {
+			f.sessionEpoch++
+			for _, tp := range pl.forgotten {
+				delete(f.session, tp)
+			}
+		} else {
+			f.sessionID, f.sessionEpoch = 1, 1
+			clear(f.session)
+		}
+		maps.Copy(f.session, pl.named)
+		for tp, s := range pl.sent {
+			if end := logs[tp].LogEndOffset(); s.offset != end || s.p != f.parts[tp] {
+				t.Errorf("%v sent at %d by %p, log end %d, following %p", tp, s.offset, s.p, end, f.parts[tp])
+			}
+		}
+		return pl
+	}
+	names := func(pl fetchPlan) (named, forgotten []TopicPartition) {
+		named = slices.Collect(maps.Keys(pl.named))
+		slices.SortFunc(named, func(a, b TopicPartition) int { return cmp.Compare(a.Partition, b.Partition) })
+		forgotten = slices.Clone(pl.forgotten)
+		slices.SortFunc(forgotten, func(a, b TopicPartition) int { return cmp.Compare(a.Partition, b.Partition) })
+		return named, forgotten
+	}
+	tp := func(i int32) TopicPartition { return TopicPartition{"t", i} }
+	if pl := round(); pl.incremental || len(pl.named) != 6 || len(pl.sent) != 6 {
+		t.Fatalf("first round: incremental %v, named %d, sent %d; want a full fetch of 6", pl.incremental, len(pl.named), len(pl.sent))
+	}
+	if named, forgotten := names(round()); len(named) != 0 || len(forgotten) != 0 {
+		t.Fatalf("idle round named %v, forgot %v", named, forgotten)
+	}
+	logs[tp(2)].appendLeader(t, 1, 3, "x")
+	if named, forgotten := names(round()); !slices.Equal(named, []TopicPartition{tp(2)}) || len(forgotten) != 0 {
+		t.Fatalf("after an append to t-2: named %v, forgot %v", named, forgotten)
+	}
+	if st := f.session[tp(2)]; st.fetchOffset != 7 || st.lastFetched != 1 || st.logStart != 4 {
+		t.Fatalf("session holds t-2 at %+v, want offset 7, epoch 1, start 4", st)
+	}
+	f.parts[tp(4)].retryAt = time.Now().Add(time.Hour)
+	f.Remove(tp(5))
+	if named, forgotten := names(round()); len(named) != 0 || !slices.Equal(forgotten, []TopicPartition{tp(4), tp(5)}) {
+		t.Fatalf("t-4 in backoff, t-5 removed: named %v, forgot %v", named, forgotten)
+	}
+	f.Add(tp(0), 2, logs[tp(0)]) // restarted at a new epoch
+	f.parts[tp(0)].checkDivergence = false
+	f.parts[tp(4)].retryAt = time.Time{}
+	if named, forgotten := names(round()); !slices.Equal(named, []TopicPartition{tp(0), tp(4)}) || len(forgotten) != 0 {
+		t.Fatalf("t-0 restarted, t-4 due again: named %v, forgot %v", named, forgotten)
+	}
+	if named, forgotten := names(round()); len(named) != 0 || len(forgotten) != 0 {
+		t.Fatalf("idle round named %v, forgot %v", named, forgotten)
 	}
 }
