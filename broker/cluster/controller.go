@@ -316,6 +316,16 @@ func (ctl *Controller) Addr() string { return ctl.cfg.Advertise }
 // NodeID is this node's id.
 func (ctl *Controller) NodeID() int32 { return ctl.cfg.NodeID }
 
+// RaftStoreReserve is the space the Raft store has set aside on the data
+// volume past its data (raftstore.Store.Reserve); ok is false when it
+// keeps none.
+func (ctl *Controller) RaftStoreReserve() (bytes int64, ok bool) {
+	if ctl.store == nil {
+		return 0, false
+	}
+	return ctl.store.Reserve()
+}
+
 // State is this node's latest applied metadata (it may lag the leader by
 // the Raft replication delay). Do not modify it.
 func (ctl *Controller) State() *metadata.State { return ctl.fsm.Current() }

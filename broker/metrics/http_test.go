@@ -195,6 +195,7 @@ func TestPrometheusExposition(t *testing.T) {
 		{"tributary_replication_throttle_limit_bytes_per_second", map[string]string{"side": "leader"}, 2048},
 		{"tributary_log_pending_deletion_bytes", nil, 3 << 20},
 		{"tributary_log_pending_deletion_segments", nil, 2},
+		{"tributary_raft_store_reserve_bytes", nil, 12 << 20},
 		{"tributary_fetch_memory_bytes", nil, 3 << 20},
 		{"tributary_fetch_memory_limit_bytes", nil, 64 << 20},
 		{"tributary_fetch_memory_cut_total", nil, 5},
@@ -271,5 +272,18 @@ func TestScrapeSurvivesBadLabelValues(t *testing.T) {
 	}
 	if n := len(fams["tributary_consumer_group_offset_lag"].GetMetric()); n != 1 {
 		t.Errorf("%d lag series, want 1", n)
+	}
+}
+
+// A broker whose Raft store keeps no reserve (a file system without
+// fallocate, or none configured) reports no reserve, not a reserve of 0,
+// which would read as one used up.
+func TestRaftStoreReserveAbsentWhenNoneIsKept(t *testing.T) {
+	r, _ := newTestRegistry(t)
+	r.SetStateSource(func() BrokerState { return BrokerState{RaftStoreReserveBytes: 5} })
+	srv := httptest.NewServer(r.Handler(""))
+	t.Cleanup(srv.Close)
+	if v, ok := value(scrape(t, srv.URL), "tributary_raft_store_reserve_bytes", nil); ok {
+		t.Errorf("tributary_raft_store_reserve_bytes = %v, and the store keeps no reserve", v)
 	}
 }

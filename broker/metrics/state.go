@@ -30,6 +30,13 @@ type BrokerState struct {
 	// as used until they go.
 	PendingDeletionSegments int
 	PendingDeletionBytes    int64
+	// RaftStoreReserveBytes is the space the Raft store keeps allocated
+	// on the data volume past its data (raftstore.Store.Reserve): what
+	// the metadata log can still take once the volume is full. Reported
+	// only when RaftStoreReserveKept (a clustered broker whose store
+	// keeps a reserve).
+	RaftStoreReserveBytes int64
+	RaftStoreReserveKept  bool
 }
 
 // ThrottleState is one side of the replication throttle: the measured

@@ -95,6 +95,7 @@ type reserve struct {
 	mu     sync.Mutex
 	f      *os.File // the store's file, for fallocate; nil: no reserve
 	to     int64    // allocated up to here
+	end    int64    // the data's end at the last keep
 	failed bool     // the last top-up failed (logged once)
 }
 
@@ -107,7 +108,11 @@ func (r *reserve) keep(dataEnd int64) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.f == nil || dataEnd+r.size/2 <= r.to {
+	if r.f == nil {
+		return
+	}
+	r.end = dataEnd
+	if dataEnd+r.size/2 <= r.to {
 		return
 	}
 	end := dataEnd + r.size
@@ -151,6 +156,26 @@ func fallocate(f *os.File, end int64) error {
 		return &os.PathError{Op: "fallocate", Path: f.Name(), Err: ferr}
 	}
 	return nil
+}
+
+// Reserve is how many bytes the store has allocated past its data, as of
+// its last write: what the metadata log can still take on a full disk.
+// ok is false when the store keeps no reserve (Options.Reserve 0, or a
+// file system without fallocate): then nothing is set aside. The figure
+// is below Options.Reserve by what was written since the last top-up
+// (at most half of it) or, while top-ups fail (a full disk), by all that
+// was written since; at 0 the next write into a new page fails.
+func (s *Store) Reserve() (bytes int64, ok bool) {
+	r := &s.res
+	if r.size <= 0 {
+		return 0, false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.f == nil {
+		return 0, false
+	}
+	return max(r.to-r.end, 0), true
 }
 
 func (r *reserve) close() {

@@ -108,6 +108,9 @@ func TestReserveKeepsTheLogGoingOnAFullDisk(t *testing.T) {
 			if err := appendEntries(s, 1, 200); err != nil {
 				t.Fatal(err)
 			}
+			if got, ok := s.Reserve(); tc.reserve == 0 && (got != 0 || ok) || tc.reserve > 0 && (got < reserve/2 || got > reserve || !ok) {
+				t.Fatalf("Reserve() = %d, %v with a reserve of %d", got, ok, tc.reserve)
+			}
 			free := fill(t, dir)
 			err = appendEntries(s, 201, 600)
 			if tc.reserve == 0 {
@@ -129,6 +132,9 @@ func TestReserveKeepsTheLogGoingOnAFullDisk(t *testing.T) {
 			if s.res.to >= s.dataEnd(t)+reserve/2 {
 				t.Fatalf("reserve allocated to %d on a full disk, data ends at %d", s.res.to, s.dataEnd(t))
 			}
+			if got, ok := s.Reserve(); !ok || got != s.res.to-s.dataEnd(t) {
+				t.Fatalf("Reserve() = %d, %v on a full disk; allocated to %d, data ends at %d", got, ok, s.res.to, s.dataEnd(t))
+			}
 			free()
 			if err := appendEntries(s, 801, 50); err != nil {
 				t.Fatal(err)
@@ -136,6 +142,9 @@ func TestReserveKeepsTheLogGoingOnAFullDisk(t *testing.T) {
 			end := s.dataEnd(t)
 			if a := allocated(t, path); s.res.to != end+reserve || a < end+reserve {
 				t.Fatalf("after the space returned: reserved to %d, %d bytes allocated; want %d (data end %d + reserve)", s.res.to, a, end+reserve, end)
+			}
+			if got, ok := s.Reserve(); got != reserve || !ok {
+				t.Fatalf("Reserve() = %d, %v after the space returned, want %d", got, ok, reserve)
 			}
 		})
 	}
