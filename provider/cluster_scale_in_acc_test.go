@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // accTopic is a topic a test creates and deletes itself, through the
@@ -67,6 +68,35 @@ func (a *accTopic) delete(t *testing.T) {
 	}
 	if err != nil {
 		t.Fatalf("deleting topic %s: %v", a.name, err)
+	}
+	// The deletion is answered once the controller committed it; each
+	// broker applies it in its own time, and the plan that follows asks
+	// one of them (CI of c96033c: a plan right after the deletion was
+	// still refused for the deleted topic's replicas). Wait until no
+	// broker lists it.
+	meta, err := kadm.NewClient(cl).BrokerMetadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		listed := []int32{}
+		for _, b := range meta.Brokers {
+			req := kmsg.NewPtrMetadataRequest()
+			rt := kmsg.NewMetadataRequestTopic()
+			rt.Topic = kmsg.StringPtr(a.name)
+			req.Topics = append(req.Topics, rt)
+			resp, err := req.RequestWith(ctx, cl.Broker(int(b.NodeID)))
+			if err != nil || len(resp.Topics) == 0 || resp.Topics[0].ErrorCode == 0 {
+				listed = append(listed, b.NodeID)
+			}
+		}
+		if len(listed) == 0 {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("topic %s deleted, yet brokers %v still list it after a minute", a.name, listed)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
