@@ -83,14 +83,7 @@ func TestFetchWaitsForALeadershipBeingTakenUp(t *testing.T) {
 	// within the server's bound (10 s here).
 	s.unknownTopicWaitNs.Store(int64(10 * time.Second))
 	corr = c.send(fetch(10000))
-	list := kmsg.NewPtrListOffsetsRequest()
-	list.Version = 6
-	lt := kmsg.NewListOffsetsRequestTopic()
-	lt.Topic = "opening"
-	lp := kmsg.NewListOffsetsRequestTopicPartition()
-	lp.Timestamp, lp.CurrentLeaderEpoch = timestampEarliest, -1
-	lt.Partitions = append(lt.Partitions, lp)
-	list.Topics = append(list.Topics, lt)
+	list := listOffsetsReq("opening", 0, timestampEarliest)
 	lc := dial(t, s)
 	listCorr := lc.send(list)
 	if body, err := c.readFrame(300 * time.Millisecond); err == nil {

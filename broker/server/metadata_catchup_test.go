@@ -178,14 +178,7 @@ func TestMetadataCatchesUpWithATopicJustCreated(t *testing.T) {
 	f := fetchReq("read", 0, 1<<20, 1<<20)
 	f.MaxWaitMillis, f.MinBytes = 10000, 0
 	corr = conn.send(f)
-	list := kmsg.NewPtrListOffsetsRequest()
-	list.Version = 6
-	lt := kmsg.NewListOffsetsRequestTopic()
-	lt.Topic = "read"
-	lp := kmsg.NewListOffsetsRequestTopicPartition()
-	lp.Timestamp, lp.CurrentLeaderEpoch = timestampLatest, -1
-	lt.Partitions = append(lt.Partitions, lp)
-	list.Topics = append(list.Topics, lt)
+	list := listOffsetsReq("read", 0, timestampLatest)
 	listConn := dial(t, s)
 	listCorr := listConn.send(list)
 	if body, err := conn.readFrame(300 * time.Millisecond); err == nil {

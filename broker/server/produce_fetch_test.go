@@ -61,6 +61,20 @@ func produceReq(topic string, acks int16, records []byte) *kmsg.ProduceRequest {
 	return req
 }
 
+// listOffsetsReq is a ListOffsets (v6) of one partition at a timestamp
+// (timestampLatest, timestampEarliest, or a time), with no leader epoch.
+func listOffsetsReq(topic string, partition int32, timestamp int64) *kmsg.ListOffsetsRequest {
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.Version = 6
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = partition, timestamp, -1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	return req
+}
+
 func fetchReq(topic string, offset int64, maxBytes, partMax int32) *kmsg.FetchRequest {
 	f := kmsg.NewPtrFetchRequest()
 	f.Version = 12

@@ -231,15 +231,9 @@ func waitTxnState(ctx context.Context, t *testing.T, cl *kgo.Client, id, state s
 // listOffset answers ListOffsets latest at an isolation level.
 func listOffset(ctx context.Context, t *testing.T, cl *kgo.Client, topic string, p int32, isolation int8) int64 {
 	t.Helper()
-	req := kmsg.NewPtrListOffsetsRequest()
+	req := listOffsetsReq(topic, p, timestampLatest)
 	req.Version = 5
 	req.IsolationLevel = isolation
-	rt := kmsg.NewListOffsetsRequestTopic()
-	rt.Topic = topic
-	rp := kmsg.NewListOffsetsRequestTopicPartition()
-	rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = p, -1, -1
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
 		t.Fatal(err)
