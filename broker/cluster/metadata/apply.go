@@ -90,17 +90,29 @@ func CheckDecodes(cmd []byte) error {
 		return fmt.Errorf("%w: empty command", ErrBadCommand)
 	}
 	typ := CommandType(cmd[0])
-	h, ok := handlers[typ]
-	if !ok && typ&IgnorableFlag != 0 {
-		if h, ok = handlers[typ&^IgnorableFlag]; !ok {
-			return nil // skipped by every replica
-		}
-	}
-	if !ok {
+	h, ok := handlerOf(typ)
+	switch {
+	case !ok && typ&IgnorableFlag != 0:
+		return nil // skipped by every replica
+	case !ok:
 		return fmt.Errorf("%w %d", ErrUnknownCommand, typ)
 	}
 	_, err := h(&applyCtx{decodeOnly: true}, cmd[1:])
 	return err
+}
+
+// handlerOf finds the handler of a command type, with or without
+// IgnorableFlag; ApplyEntry and CheckDecodes both look it up here, so
+// that the controller's check and the replicas agree on what is known.
+func handlerOf(typ CommandType) (handler, bool) {
+	if h, ok := handlers[typ]; ok {
+		return h, true
+	}
+	if typ&IgnorableFlag != 0 {
+		h, ok := handlers[typ&^IgnorableFlag]
+		return h, ok
+	}
+	return nil, false
 }
 
 func (c *applyCtx) advanceClock(nowMs int64) {

@@ -89,10 +89,7 @@ func (f *FSM) ApplyEntry(index int64, data []byte) *Result {
 		return f.halt(index, fmt.Errorf("%w: empty entry at index %d", ErrBadCommand, index))
 	}
 	typ := CommandType(data[0])
-	h, ok := handlers[typ]
-	if !ok && typ&IgnorableFlag != 0 {
-		h, ok = handlers[typ&^IgnorableFlag]
-	}
+	h, ok := handlerOf(typ)
 	if !ok {
 		if typ&IgnorableFlag != 0 {
 			f.log.Warn("skipping unknown ignorable metadata command", "type", uint8(typ), "index", index)
