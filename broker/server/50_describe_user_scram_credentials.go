@@ -5,7 +5,11 @@ package server
 // Behaviour:
 //   - The mechanisms and iteration counts of users' SCRAM credentials
 //     (never a salt or a key), from this broker's copy of the metadata
-//     (KIP-554). A null user list describes every user with a credential;
+//     (KIP-554), once it has caught up with the active controller (at most
+//     describeScramCatchUp; then from what it has): a password change that
+//     keeps the iterations describes the same, so an administrator who
+//     waits until every broker describes a change (the provider does) must
+//     know the describing broker applied it. A null user list describes every user with a credential;
 //     a named user without one is RESOURCE_NOT_FOUND, a user named twice
 //     DUPLICATE_RESOURCE, both per user.
 //   - Needs DESCRIBE on the cluster (CLUSTER_AUTHORIZATION_FAILED for the
@@ -18,12 +22,17 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tributary/tributary/broker/security/scram"
 )
+
+// describeScramCatchUp bounds the wait to catch up with the active
+// controller before a describe (a round trip when nothing is behind).
+const describeScramCatchUp = 5 * time.Second
 
 var describeUserScramCredentialsAPI = api{key: 50, min: 0, max: 0,
 	handle: func(ctx context.Context, s *Server, c *conn, r kmsg.Request) (kmsg.Response, error) {
@@ -36,6 +45,11 @@ func (s *Server) handleDescribeUserScramCredentials(ctx context.Context, az reqA
 		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 		return resp
 	}
+	cctx, cancel := context.WithTimeout(ctx, describeScramCatchUp)
+	if err := s.node.Controller.WaitCaughtUpWithController(cctx); err != nil {
+		s.log.Debug("describing SCRAM credentials from the metadata this broker has", "err", err)
+	}
+	cancel()
 	st := s.node.Controller.State()
 	var users []string
 	if req.Users == nil {

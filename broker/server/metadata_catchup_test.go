@@ -1,12 +1,15 @@
 package server
 
 import (
+	"context"
 	"net"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tributary/tributary/broker/cluster"
@@ -199,5 +202,75 @@ func TestMetadataCatchesUpWithATopicJustCreated(t *testing.T) {
 	listConn.recv(lresp, listCorr)
 	if p := lresp.Topics[0].Partitions[0]; p.ErrorCode != 0 || p.Offset != 0 {
 		t.Fatalf("ListOffsets once caught up: %v, offset %d", kerr.ErrorForCode(p.ErrorCode), p.Offset)
+	}
+}
+
+// A broker asked to describe SCRAM credentials catches up with the active
+// controller first: a password change keeps the iterations, so the
+// provider's wait for "every broker describes the change" passed on a
+// broker that had not applied it, and the old password still logged in
+// there (TestAccCluster_scramOneApply failed so in CI). Here a user is
+// created through another broker while the lagging one's metadata log is
+// held: its describe waits, and once caught up describes the user.
+func TestDescribeScramCatchesUpWithController(t *testing.T) {
+	var (
+		mu  sync.Mutex
+		lns = map[int32]*pausableListener{}
+	)
+	c := startInProcessClusterTuned(t, func(o *node.Options) {
+		id, tune := o.Config.NodeID, o.Tune
+		o.Tune = func(cc *cluster.Config) {
+			tune(cc)
+			ln := &pausableListener{Listener: cc.Listener}
+			cc.Listener = ln
+			mu.Lock()
+			lns[id] = ln
+			mu.Unlock()
+		}
+	})
+	t.Cleanup(func() {
+		for _, ln := range lns {
+			ln.unpause()
+		}
+	})
+	var lag int32
+	for id, s := range c.servers {
+		if !s.node.Controller.IsActive() {
+			lag = id
+			break
+		}
+	}
+	s, other := c.servers[lag], c.servers[lag%3+1]
+	cl, err := kgo.NewClient(kgo.SeedBrokers(other.Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+
+	lns[lag].pause()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := kadm.NewClient(cl).AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{User: "zoe", Mechanism: kadm.ScramSha512, Iterations: 4096, Password: "zoe-secret"}})
+	if err != nil || res["zoe"].Err != nil {
+		t.Fatalf("creating zoe through broker %d: %+v %v", lag%3+1, res, err)
+	}
+	if _, ok := s.node.Controller.State().ScramCredential("zoe", "SCRAM-SHA-512"); ok {
+		t.Fatalf("broker %d applied the credential while the metadata log could not reach it", lag)
+	}
+	conn := dial(t, s)
+	req := kmsg.NewPtrDescribeUserSCRAMCredentialsRequest()
+	u := kmsg.NewDescribeUserSCRAMCredentialsRequestUser()
+	u.Name = "zoe"
+	req.Users = append(req.Users, u)
+	corr := conn.send(req)
+	if body, err := conn.readFrame(300 * time.Millisecond); err == nil {
+		t.Fatalf("described before the metadata caught up (%d-byte response)", len(body))
+	}
+	lns[lag].unpause()
+	resp := kmsg.NewPtrDescribeUserSCRAMCredentialsResponse()
+	conn.recv(resp, corr)
+	if len(resp.Results) != 1 || resp.Results[0].ErrorCode != 0 || len(resp.Results[0].CredentialInfos) != 1 ||
+		resp.Results[0].CredentialInfos[0].Iterations != 4096 {
+		t.Fatalf("broker %d, once caught up: %+v", lag, resp.Results)
 	}
 }

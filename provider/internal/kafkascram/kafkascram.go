@@ -58,9 +58,9 @@ type Admin struct {
 // Set creates or replaces the user's credential for the mechanism with a
 // new salt, and waits until every live broker describes it with those
 // iterations. (A password change that keeps the iterations looks the same
-// to DescribeUserScramCredentials; the brokers apply it from the metadata
-// log within a Raft round trip, and the broker that took the change has it
-// before it answers.)
+// to DescribeUserScramCredentials, but a broker catches up with the active
+// controller before it describes, so a broker that answers has applied
+// the change: the old password is refused there.)
 func (a *Admin) Set(ctx context.Context, user, mech string, iterations int, password string) error {
 	m, err := mechanism(mech)
 	if err != nil {
