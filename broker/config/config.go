@@ -321,6 +321,13 @@ func (c *Config) settingErrors() []*SettingError {
 		bad("broker.heartbeat.interval.ms", "(%d) must be less than half of broker.session.timeout.ms (%d), so that a lease survives a missed heartbeat",
 			c.BrokerHeartbeatInterval.Milliseconds(), c.BrokerSessionTimeout.Milliseconds())
 	}
+	// A request the broker accepts must fit in its request memory, or it
+	// would be refused after its size passed socket.request.max.bytes'
+	// check (Kafka refuses the same configuration at start).
+	if c.QueuedMaxRequestBytes > 0 && c.QueuedMaxRequestBytes < int64(c.SocketRequestMaxBytes) {
+		bad("queued.max.request.bytes", "(%d) must be -1 (no bound), 0 (derived) or at least socket.request.max.bytes (%d), so that every request the broker accepts fits",
+			c.QueuedMaxRequestBytes, c.SocketRequestMaxBytes)
+	}
 	return errs
 }
 
