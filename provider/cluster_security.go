@@ -63,6 +63,15 @@ type securitySettings struct {
 	UserCACert, UserCAKey string
 }
 
+// equal reports whether s and o ask for the same settings, every field
+// compared (TestSecuritySettingsEqualComparesEveryField fails for a field
+// added to the struct and not here). A nil list equals an empty one.
+func (s securitySettings) equal(o securitySettings) bool {
+	return s.ClientBroker == o.ClientBroker && s.InCluster == o.InCluster && s.Unauthenticated == o.Unauthenticated &&
+		s.IAM == o.IAM && s.SCRAM == o.SCRAM && slices.Equal(s.ClientCAs, o.ClientCAs) &&
+		slices.Equal(s.ClientCAARNs, o.ClientCAARNs) && s.UserCACert == o.UserCACert && s.UserCAKey == o.UserCAKey
+}
+
 // security reads the security blocks of a configuration or plan. Unknown
 // values read as their defaults; ValidateConfig checks again once known.
 func (m *clusterModel) security(ctx context.Context) (securitySettings, diag.Diagnostics) {

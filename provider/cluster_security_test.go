@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -160,5 +161,38 @@ func TestBrokerDocumentHasNoClearKey(t *testing.T) {
 	}
 	if !doc.InClusterTLS || doc.TLS == nil || doc.TLS.CertificateAuthorityPEM != ca.CertPEM || len(doc.Listeners) != 1 || doc.Listeners[0].Port != 9098 {
 		t.Fatalf("document: %+v", doc)
+	}
+}
+
+// TestSecuritySettingsEqualComparesEveryField sets each field of
+// securitySettings in turn, by reflection, and wants equal to see the
+// difference: a field added to the struct and left out of equal fails
+// here (and would have made updatesOnlyState take a changed security
+// block for the same one).
+func TestSecuritySettingsEqualComparesEveryField(t *testing.T) {
+	typ := reflect.TypeFor[securitySettings]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		var changed securitySettings
+		v := reflect.ValueOf(&changed).Elem().Field(i)
+		switch {
+		case f.Type.Kind() == reflect.String:
+			v.SetString("x")
+		case f.Type.Kind() == reflect.Bool:
+			v.SetBool(true)
+		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.String:
+			v.Set(reflect.ValueOf([]string{"x"}))
+		default:
+			t.Fatalf("field %s has type %s, which this test cannot set: teach it, and equal, that type", f.Name, f.Type)
+		}
+		if (securitySettings{}).equal(changed) || changed.equal(securitySettings{}) {
+			t.Errorf("equal does not compare field %s", f.Name)
+		}
+		if !changed.equal(changed) {
+			t.Errorf("a setting with %s set is not equal to itself", f.Name)
+		}
+	}
+	if !(securitySettings{ClientCAs: []string{}}).equal(securitySettings{}) {
+		t.Error("an empty list of client CAs differs from none")
 	}
 }

@@ -2,7 +2,6 @@ package provider
 
 import (
 	"context"
-	"slices"
 
 	"github.com/hashicorp/terraform-plugin-go/tftypes"
 )
@@ -22,9 +21,12 @@ import (
 //     them out plans nothing; one that spells the defaults out plans an
 //     update to the same settings.
 //
-// broker_load, which the framework plans unknown in any update, may be
-// unknown too. Anything else that differs, or is unknown (broker_nodes: a
-// roll, heal or rebalance is pending), makes it a real update.
+// broker_load is planned as the refresh measured it when the update
+// touches no broker (plannedBrokerLoad), so in these plans it is known and
+// unchanged; planned unknown it is still accepted here, since what decides
+// is the rest of the plan: a roll, heal or rebalance that is pending makes
+// broker_nodes unknown too. Anything else that differs, or is unknown,
+// makes it a real update.
 //
 // Running the whole update for these would not be harmless: for an
 // imported TLS cluster it makes a new CA (the old one's key is only in the
@@ -86,7 +88,5 @@ func sameSecuritySettings(ctx context.Context, a, b *clusterModel) bool {
 	if d.HasError() {
 		return false
 	}
-	return sa.ClientBroker == sb.ClientBroker && sa.InCluster == sb.InCluster && sa.Unauthenticated == sb.Unauthenticated &&
-		sa.IAM == sb.IAM && sa.SCRAM == sb.SCRAM && slices.Equal(sa.ClientCAs, sb.ClientCAs) &&
-		slices.Equal(sa.ClientCAARNs, sb.ClientCAARNs) && sa.UserCACert == sb.UserCACert && sa.UserCAKey == sb.UserCAKey
+	return sa.equal(sb)
 }
