@@ -84,6 +84,9 @@ func StartKfake(ctx context.Context, bin string, brokers int, topic string, part
 	}
 }
 
+// PID is the kfake process's id.
+func (k *KfakeProcess) PID() int { return k.cmd.Process.Pid }
+
 // Close stops the kfake process and waits for it.
 func (k *KfakeProcess) Close() {
 	_ = k.stdin.Close()

@@ -41,8 +41,9 @@ type Options struct {
 	// TopicConfigs are the topic's configs at creation (e.g.
 	// compression.type); nil leaves every one at the broker's default.
 	TopicConfigs map[string]*string
-	// BrokerPIDs, when set, are the broker processes whose CPU time the
-	// consume phase measures (ConsumeCPU).
+	// BrokerPIDs are the server processes (brokers, kfake) whose CPU
+	// time the produce and consume phases count (Produce.Cost,
+	// ConsumeCost, ConsumeCPU) beside this process's.
 	BrokerPIDs []int
 }
 
@@ -60,8 +61,10 @@ type Result struct {
 	// ConsumeMiBps is MiB of record values read per second by one
 	// consumer reading the whole topic from the start.
 	ConsumeMiBps float64
-	// ConsumeCPU is set when Options.BrokerPIDs are.
+	// ConsumeCPU is ConsumeCost's client and broker time.
 	ConsumeCPU ConsumeCPU
+	// ConsumeCost is the consume phase's CPU accounting.
+	ConsumeCost CPU
 	// ConsumeBytes is the size of the record values read.
 	ConsumeBytes int64
 }
@@ -90,7 +93,7 @@ func ClusterThroughput(ctx context.Context, seeds []string, replicationFactor in
 }
 
 func throughput(ctx context.Context, seeds []string, o Options) (Result, error) {
-	pr, err := Produce(ctx, seeds, ProduceOptions{Topic: o.Topic, RecordBytes: o.RecordBytes, Duration: o.Duration, MaxRecords: o.MaxRecords, Warmup: o.Warmup, Linger: o.Linger, Compression: o.Compression, Client: o.Client})
+	pr, err := Produce(ctx, seeds, ProduceOptions{Topic: o.Topic, RecordBytes: o.RecordBytes, Duration: o.Duration, MaxRecords: o.MaxRecords, Warmup: o.Warmup, Linger: o.Linger, Compression: o.Compression, Client: o.Client, ServerPIDs: o.BrokerPIDs})
 	if err != nil {
 		return Result{}, err
 	}
@@ -109,21 +112,7 @@ func throughput(ctx context.Context, seeds []string, o Options) (Result, error) 
 	defer cons.Close()
 	cctx, ccancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer ccancel()
-	cpu := func() (broker, client time.Duration, err error) {
-		if len(o.BrokerPIDs) == 0 {
-			return 0, 0, nil
-		}
-		for _, pid := range o.BrokerPIDs {
-			t, err := ProcessCPU(pid)
-			if err != nil {
-				return 0, 0, err
-			}
-			broker += t
-		}
-		client, err = selfCPU()
-		return broker, client, err
-	}
-	broker0, client0, err := cpu()
+	meter, err := startCPU(o.BrokerPIDs)
 	if err != nil {
 		return res, err
 	}
@@ -143,11 +132,10 @@ func throughput(ctx context.Context, seeds []string, o Options) (Result, error) 
 	}
 	res.ConsumeMiBps = mib(pr.Bytes) / time.Since(start).Seconds()
 	res.ConsumeBytes = pr.Bytes
-	broker1, client1, err := cpu()
-	if err != nil {
+	if res.ConsumeCost, err = meter.stop(pr.Bytes); err != nil {
 		return res, err
 	}
-	res.ConsumeCPU = ConsumeCPU{Broker: broker1 - broker0, Client: client1 - client0}
+	res.ConsumeCPU = ConsumeCPU{Broker: res.ConsumeCost.Server, Client: res.ConsumeCost.Client}
 	return res, nil
 }
 

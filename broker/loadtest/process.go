@@ -137,21 +137,30 @@ func ProcessCPU(pid int) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	// The command name (field 2) is in parentheses and may hold spaces:
-	// the fields counted from 3 start after the last ')'.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, fmt.Errorf("parsing /proc/%d/stat: no command name", pid)
+	t, err := parsePIDStat(string(b))
+	if err != nil {
+		return 0, fmt.Errorf("parsing /proc/%d/stat: %w", pid, err)
 	}
-	f := strings.Fields(string(b[i+1:]))
+	return t, nil
+}
+
+// parsePIDStat reads utime and stime from a /proc/<pid>/stat line.
+func parsePIDStat(s string) (time.Duration, error) {
+	// The command name (field 2) is in parentheses and may hold spaces
+	// and parentheses: the fields counted from 3 start after the last ')'.
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("no command name in %q", s)
+	}
+	f := strings.Fields(s[i+1:])
 	if len(f) < 13 {
-		return 0, fmt.Errorf("parsing /proc/%d/stat: %d fields", pid, len(f)+2)
+		return 0, fmt.Errorf("%d fields, want at least 15", len(f)+2)
 	}
 	var ticks int64
-	for _, s := range f[11:13] { // fields 14 and 15: utime, stime
-		n, err := strconv.ParseInt(s, 10, 64)
+	for _, v := range f[11:13] { // fields 14 and 15: utime, stime
+		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("parsing /proc/%d/stat: %w", pid, err)
+			return 0, err
 		}
 		ticks += n
 	}

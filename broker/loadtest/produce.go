@@ -48,6 +48,9 @@ type ProduceOptions struct {
 	// kafka-producer-perf-test's --warmup-records (KIP-1052). Its records
 	// stay in the topic.
 	Warmup time.Duration
+	// ServerPIDs are the processes serving the phase (brokers, kfake)
+	// whose CPU time Cost counts beside this process's.
+	ServerPIDs []int
 }
 
 // Latency summarises per-record produce latencies.
@@ -70,6 +73,9 @@ type ProduceResult struct {
 	// its first acknowledgement (metadata, producer id, connections and
 	// the first requests): that of the warm-up when there is one.
 	FirstAck time.Duration
+	// Cost is the timed phase's CPU: this process's (the producer) and
+	// ProduceOptions.ServerPIDs'.
+	Cost CPU
 }
 
 // Summarize computes the latency figures of a set of samples (sorted in
@@ -161,6 +167,10 @@ func Produce(ctx context.Context, seeds []string, o ProduceOptions) (ProduceResu
 		}
 		res.FirstAck = warm.firstAck
 	}
+	meter, err := startCPU(o.ServerPIDs)
+	if err != nil {
+		return res, err
+	}
 	ph, err := producePhase(ctx, prod, value, o, o.Duration, o.MaxRecords)
 	if err != nil {
 		return res, err
@@ -170,6 +180,9 @@ func Produce(ctx context.Context, seeds []string, o ProduceOptions) (ProduceResu
 	}
 	res.Records = int64(len(ph.latencies))
 	res.Bytes = res.Records * int64(o.RecordBytes)
+	if res.Cost, err = meter.stop(res.Bytes); err != nil {
+		return res, err
+	}
 	if res.Records > 0 {
 		res.MiBps = mib(res.Bytes) / ph.lastAck.Sub(ph.start).Seconds()
 	}

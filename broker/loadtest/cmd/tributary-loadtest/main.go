@@ -77,6 +77,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "tributary-loadtest: -producer-compression:", err)
 		os.Exit(2)
 	}
+	cores, err := loadtest.MachineCores()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tributary-loadtest: the machine's cores:", err)
+		os.Exit(1)
+	}
 	self, err := os.Executable()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tributary-loadtest: finding this executable to run kfake:", err)
@@ -88,12 +93,12 @@ func main() {
 	so := singleOptions{
 		duration: *duration, recordBytes: *recordBytes, partitions: int32(*partitions), idle: *idle,
 		recoverySize: *recoverySize, skipKfake: *skipKfake, latencyRate: rate, self: self, tlsRounds: *tlsRounds, tlsClusterRounds: *tlsClusterRounds,
-		warmup: *warmup, compressionType: *compressionType, producerCodec: *producerCodec,
+		warmup: *warmup, compressionType: *compressionType, producerCodec: *producerCodec, cores: cores,
 	}
 	co := clusterOptions{
 		latencyRate: rate, latencyDuration: *latencyDuration, failovers: *failovers, many: int32(*many),
 		txnRecords: *txnRecords, txnProducers: *txnProducers,
-		skip: !*cluster, settings: settings, self: self,
+		skip: !*cluster, settings: settings, self: self, cores: cores,
 	}
 	err = run(ctx, *bin, *dataDir, *single, so, co)
 	stop()
@@ -105,10 +110,13 @@ func main() {
 
 // singleOptions shape the single-broker benchmark.
 type singleOptions struct {
-	bin, dir     string
-	self         string // this executable, which serves kfake
-	duration     time.Duration
-	warmup       time.Duration // before each produce phase (ProduceOptions.Warmup)
+	bin, dir string
+	self     string // this executable, which serves kfake
+	duration time.Duration
+	warmup   time.Duration // before each produce phase (ProduceOptions.Warmup)
+	// cores are the machine's cores (loadtest.MachineCores), which the
+	// CPU rows judge the phases' use against.
+	cores        float64
 	recordBytes  int
 	partitions   int32
 	idle         int
@@ -185,6 +193,9 @@ func run(ctx context.Context, bin, dataDir string, single bool, so singleOptions
 			if err := printSecure(os.Stdout, title, secureListeners, sres); err != nil {
 				return err
 			}
+			if err := printSecureCPU(os.Stdout, "1 broker", so.cores, secureListeners, sres); err != nil {
+				return err
+			}
 		}
 		if so.tlsClusterRounds > 0 {
 			cres, err := runSecureCluster(ctx, so, so.tlsClusterRounds)
@@ -197,6 +208,9 @@ func run(ctx context.Context, bin, dataDir string, single bool, so singleOptions
 			fmt.Println()
 			title := fmt.Sprintf("%d brokers, RF 3, %d partitions, acks=all, min.insync.replicas=2", loadtest.ClusterSize, so.partitions)
 			if err := printSecure(os.Stdout, title, secureClusters, cres); err != nil {
+				return err
+			}
+			if err := printSecureCPU(os.Stdout, fmt.Sprintf("%d brokers", loadtest.ClusterSize), so.cores, secureClusters, cres); err != nil {
 				return err
 			}
 		}
@@ -248,7 +262,9 @@ func runSingle(ctx context.Context, o singleOptions, recSize int64) (singleResul
 		if err != nil {
 			return res, err
 		}
-		res.kfake, err = loadtest.Throughput(ctx, k.Addrs[0], opts)
+		kopts := opts
+		kopts.BrokerPIDs = []int{k.PID()}
+		res.kfake, err = loadtest.Throughput(ctx, k.Addrs[0], kopts)
 		if err == nil {
 			res.kfakePaced, err = pacedOn(ctx, k.Addrs, paced, o.partitions, opts.TopicConfigs)
 		}
@@ -288,9 +304,11 @@ func pacedOn(ctx context.Context, seeds []string, o loadtest.ProduceOptions, par
 func printSingle(out io.Writer, o singleOptions, r singleResults) error {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(w, "1 broker, %d partitions, acks=all%s\ttributary\tkfake\ttributary/kfake\ttarget\tresult\t\n", o.partitions, o.codecs())
-	t := table{w: w, skipKfake: o.skipKfake}
+	t := table{w: w, skipKfake: o.skipKfake, cores: o.cores, brokers: 1}
 	t.throughput(fmt.Sprintf("produce throughput (linger %v)", loadtest.ThroughputLinger), r.trib.Produce.MiBps, r.kfake.Produce.MiBps, 2)
 	t.throughput("consume throughput", r.trib.ConsumeMiBps, r.kfake.ConsumeMiBps, 2)
+	t.cpu("produce:", r.trib.Produce.Cost, r.kfake.Produce.Cost, ratio(r.trib.Produce.MiBps, r.kfake.Produce.MiBps), 2)
+	t.cpu("consume:", r.trib.ConsumeCost, r.kfake.ConsumeCost, ratio(r.trib.ConsumeMiBps, r.kfake.ConsumeMiBps), 2)
 	t.latency("flat out", r.trib.Produce, r.kfake.Produce, "", "")
 	t.firstAck("flat out", r.trib.Produce, r.kfake.Produce)
 	rate := mibps(o.latencyRate)
@@ -327,6 +345,10 @@ func (o singleOptions) codecs() string {
 type table struct {
 	w         io.Writer
 	skipKfake bool
+	// cores are the machine's; brokers the tributary processes the CPU
+	// rows count.
+	cores   float64
+	brokers int
 }
 
 func (t table) kf(s string) string {
@@ -385,6 +407,14 @@ func (t table) transactions(phase string, trib, kfake loadtest.TxnResult) {
 		t.kf(fmt.Sprintf("%s / %s ms", msText(kfake.TxnP50), msText(kfake.TxnP99))))
 }
 
+// ratio is a/b, 0 when b is not positive.
+func ratio(a, b float64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return a / b
+}
+
 func ratioText(a, b float64) string {
 	if b <= 0 {
 		return "-"
@@ -400,6 +430,7 @@ func tributarySingle(ctx context.Context, bin, dir string, opts loadtest.Options
 		return loadtest.Result{}, loadtest.ProduceResult{}, 0, err
 	}
 	defer p.Stop(30 * time.Second)
+	opts.BrokerPIDs = []int{p.PID()}
 	res, err := loadtest.Throughput(ctx, p.Addr, opts)
 	if err != nil {
 		return res, loadtest.ProduceResult{}, 0, err
