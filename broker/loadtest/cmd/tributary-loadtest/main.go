@@ -64,6 +64,7 @@ func main() {
 		compressionType  = flag.String("compression-type", "", "single broker: compression.type of the throughput and latency topics (producer, uncompressed, gzip, snappy, lz4, zstd; default: not set, the broker's producer), to measure a leader re-compressing what the producer sends")
 		producerCodec    = flag.String("producer-compression", "none", "single broker: the producer's codec in the throughput and latency phases (none, gzip, snappy, lz4, zstd); the record values are random, so codecs barely shrink them")
 		tlsClusterRounds = flag.Int("tls-cluster-rounds", 2, "rounds of the throughput workload on a plaintext and a TLS-everywhere three-broker RF 3 cluster, in turn (0 skips the three-broker TLS table)")
+		skipDiskCheck    = flag.Bool("skip-disk-check", false, "run even when the scratch directory's file system has less free space than the run's estimated need")
 	)
 	settings := settingsFlag{}
 	flag.Var(settings, "cluster-setting", "a broker setting for every cluster broker, key=value (repeatable), e.g. log.flush.policy=interval")
@@ -100,7 +101,7 @@ func main() {
 		txnRecords: *txnRecords, txnProducers: *txnProducers,
 		skip: !*cluster, settings: settings, self: self, cores: cores,
 	}
-	err = run(ctx, *bin, *dataDir, *single, so, co)
+	err = run(ctx, *bin, *dataDir, *single, *skipDiskCheck, so, co)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tributary-loadtest:", err)
@@ -149,11 +150,13 @@ func discard(keep bool, dir string) {
 	}
 }
 
-func run(ctx context.Context, bin, dataDir string, single bool, so singleOptions, co clusterOptions) error {
+func run(ctx context.Context, bin, dataDir string, single, skipDiskCheck bool, so singleOptions, co clusterOptions) error {
 	recSize, err := parseSize(so.recoverySize)
 	if err != nil {
 		return fmt.Errorf("-recovery-size: %w", err)
 	}
+	keep := dataDir != ""
+	need, phases := diskNeed(single, so, co, recSize, keep, bin == "")
 	// Each phase's logs are removed when it ends (the whole run writes tens
 	// of GiB), unless -data-dir asked to keep them for a look.
 	so.keep, co.keep = dataDir != "", dataDir != ""
@@ -164,6 +167,18 @@ func run(ctx context.Context, bin, dataDir string, single bool, so singleOptions
 		}
 		defer os.RemoveAll(dir)
 		dataDir = dir
+	} else if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return err
+	}
+	held := "the largest phase"
+	if keep {
+		held = "every phase, kept"
+	}
+	fmt.Fprintf(os.Stderr, "disk: the run needs about %s in %s (%s, at the fastest rates measured here)\n", gibText(need), dataDir, held)
+	if !skipDiskCheck {
+		if err := checkDisk(dataDir, need, phases); err != nil {
+			return err
+		}
 	}
 	if bin == "" {
 		bin = filepath.Join(dataDir, "tributary-broker")
@@ -184,7 +199,7 @@ func run(ctx context.Context, bin, dataDir string, single bool, so singleOptions
 		}
 		if so.tlsRounds > 0 {
 			sres, err := runSecure(ctx, so, so.tlsRounds)
-			discard(so.keep, filepath.Join(so.dir, "secure"))
+			discardMeasured(so.keep, "one broker: TLS listeners", filepath.Join(so.dir, "secure"))
 			if err != nil {
 				return fmt.Errorf("TLS: %w", err)
 			}
@@ -200,7 +215,7 @@ func run(ctx context.Context, bin, dataDir string, single bool, so singleOptions
 		if so.tlsClusterRounds > 0 {
 			cres, err := runSecureCluster(ctx, so, so.tlsClusterRounds)
 			for _, t := range secureClusters {
-				discard(so.keep, filepath.Join(so.dir, "cluster-"+t.name))
+				discardMeasured(so.keep, "three brokers: TLS table's "+t.name+" cluster", filepath.Join(so.dir, "cluster-"+t.name))
 			}
 			if err != nil {
 				return fmt.Errorf("TLS cluster: %w", err)
@@ -221,7 +236,7 @@ func run(ctx context.Context, bin, dataDir string, single bool, so singleOptions
 	co.bin, co.dir = bin, filepath.Join(dataDir, "cluster")
 	co.partitions, co.recordBytes, co.duration, co.warmup, co.skipKfake = so.partitions, so.recordBytes, so.duration, so.warmup, so.skipKfake
 	res, err := runCluster(ctx, co)
-	discard(co.keep, co.dir)
+	discardMeasured(co.keep, "three brokers", co.dir)
 	if err != nil {
 		return err
 	}
@@ -249,7 +264,7 @@ func runSingle(ctx context.Context, o singleOptions, recSize int64) (singleResul
 		o.partitions, o.recordBytes, o.duration, o.duration, mibps(o.latencyRate))
 	var err error
 	res.trib, res.tribPaced, res.rss, err = tributarySingle(ctx, o.bin, filepath.Join(o.dir, "throughput"), opts, paced, o.partitions)
-	discard(o.keep, filepath.Join(o.dir, "throughput"))
+	discardMeasured(o.keep, "one broker: throughput and latency", filepath.Join(o.dir, "throughput"))
 	if err != nil {
 		return res, fmt.Errorf("tributary: %w", err)
 	}
@@ -277,7 +292,7 @@ func runSingle(ctx context.Context, o singleOptions, recSize int64) (singleResul
 	if o.idle > 0 {
 		fmt.Fprintf(os.Stderr, "tributary: RSS with %d idle partitions ...\n", o.idle)
 		res.idleRSS, err = idleMemory(ctx, o.bin, filepath.Join(o.dir, "idle"), int32(o.idle))
-		discard(o.keep, filepath.Join(o.dir, "idle"))
+		discardMeasured(o.keep, "one broker: idle partitions", filepath.Join(o.dir, "idle"))
 		if err != nil {
 			return res, fmt.Errorf("idle memory: %w", err)
 		}
@@ -285,7 +300,7 @@ func runSingle(ctx context.Context, o singleOptions, recSize int64) (singleResul
 	if recSize > 0 {
 		fmt.Fprintf(os.Stderr, "tributary: fill %s, kill -9, restart ...\n", o.recoverySize)
 		res.recovery, err = recoveryTime(ctx, o.bin, filepath.Join(o.dir, "recovery"), recSize, o.recordBytes)
-		discard(o.keep, filepath.Join(o.dir, "recovery"))
+		discardMeasured(o.keep, "one broker: recovery", filepath.Join(o.dir, "recovery"))
 		if err != nil {
 			return res, fmt.Errorf("recovery: %w", err)
 		}
