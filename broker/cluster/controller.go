@@ -76,6 +76,9 @@ type Controller struct {
 	// node; refusedPeerRequests the requests refused for speaking for a
 	// node other than their certificate's (rpcPeer).
 	unboundPeers, refusedPeerRequests atomic.Int64
+	// refusedRaftRPCs counts the Raft RPCs refused for a sender other
+	// than their certificate's node (guardRaftConn).
+	refusedRaftRPCs atomic.Int64
 }
 
 // Start opens the Raft state in cfg.Dir, listens on cfg.Bind, bootstraps
@@ -129,7 +132,7 @@ func Start(c Config) (*Controller, error) {
 		probing:    map[int32]bool{},
 	}
 	ctl.ctx, ctl.cancel = context.WithCancel(context.Background())
-	ctl.mux = newMux(ln, advertise, cfg.TLS, ctl.log, ctl.serveRPC)
+	ctl.mux = newMux(ln, advertise, cfg.TLS, ctl.log, ctl.serveRPC, ctl.guardRaftConn)
 	if err := ctl.startRaft(); err != nil {
 		ctl.cancel()
 		ctl.mux.close()

@@ -42,6 +42,9 @@ type mux struct {
 	clientTLS func(serverName string) *tls.Config
 	log       *slog.Logger
 	raftConns chan net.Conn
+	// raftConn, when set, checks an accepted Raft connection before
+	// the transport gets it, and may wrap it (Controller.guardRaftConn).
+	raftConn  func(net.Conn) (net.Conn, error)
 	rpc       func(net.Conn)
 	pool      rpcPool // idle RPC connections to other nodes
 	done      chan struct{}
@@ -50,9 +53,10 @@ type mux struct {
 }
 
 // newMux serves ln, over TLS when peerTLS is set: every node, dialing or
-// dialed, presents its broker certificate and checks the other's.
-func newMux(ln net.Listener, advertise net.Addr, peerTLS PeerTLS, log *slog.Logger, rpc func(net.Conn)) *mux {
-	m := &mux{ln: ln, advertise: advertise, raftConns: make(chan net.Conn), rpc: rpc, done: make(chan struct{}), log: log}
+// dialed, presents its broker certificate and checks the other's. rpc
+// serves an RPC connection; raftConn, when not nil, checks a Raft one.
+func newMux(ln net.Listener, advertise net.Addr, peerTLS PeerTLS, log *slog.Logger, rpc func(net.Conn), raftConn func(net.Conn) (net.Conn, error)) *mux {
+	m := &mux{ln: ln, advertise: advertise, raftConns: make(chan net.Conn), rpc: rpc, raftConn: raftConn, done: make(chan struct{}), log: log}
 	if peerTLS != nil {
 		m.ln = tls.NewListener(ln, peerTLS.ServerConfig())
 		m.clientTLS = peerTLS.ClientConfig
@@ -92,6 +96,15 @@ func (m *mux) route(c net.Conn) {
 	_ = c.SetReadDeadline(time.Time{})
 	switch kind[0] {
 	case connRaft:
+		if m.raftConn != nil {
+			gc, err := m.raftConn(c)
+			if err != nil {
+				m.log.Warn("refused a Raft connection", "remote", c.RemoteAddr().String(), "err", err)
+				c.Close()
+				return
+			}
+			c = gc
+		}
 		select {
 		case m.raftConns <- c:
 		case <-m.done:
