@@ -550,3 +550,74 @@ func TestAddWaitsForTheChangeInFlight(t *testing.T) {
 	<-f.markers.called
 	wantCode(t, "add while markers stall", f.c.AddPartitions(ctx, 0, "t", pid, e, []TopicPartition{tpA}), kerr.ConcurrentTransactions.Code)
 }
+
+// TestAnsweredAddLeavesNothingQueued: an add that waited behind another
+// add's write and is answered because a later write took its partitions
+// leaves nothing in the queue. A partition left there rode into the next
+// transaction: the Complete record of this one started a transaction the
+// producer never began, with partitions it never added to it.
+func TestAnsweredAddLeavesNothingQueued(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	pid, e, _ := f.init("t", -1, -1)
+	wantCode(t, "add", f.c.AddPartitions(ctx, 0, "t", pid, e, []TopicPartition{tpA}), 0)
+	f.c.mu.Lock()
+	sh := f.c.shards[0]
+	f.c.mu.Unlock()
+	txnOf := func(look func(m *txnMeta) bool) bool {
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+		return look(sh.txns["t"])
+	}
+	waitFor := func(what string, cond func(m *txnMeta) bool) {
+		t.Helper()
+		for deadline := time.Now().Add(eventually); !txnOf(cond); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within %v", what, eventually)
+			}
+		}
+	}
+
+	// The first add's write stalls; two more queue behind it.
+	f.log.mu.Lock()
+	first := make(chan int16, 1)
+	go func() { first <- f.c.AddPartitions(ctx, 0, "t", pid, e, []TopicPartition{{"c", 1}}) }()
+	waitFor("the first add's write started", func(m *txnMeta) bool { return m.pending == Ongoing })
+	waiting := make(chan int16, 2)
+	go func() { waiting <- f.c.AddPartitions(ctx, 0, "t", pid, e, []TopicPartition{{"d", 2}}) }()
+	go func() { waiting <- f.c.AddPartitions(ctx, 0, "t", pid, e, []TopicPartition{{"e", 4}}) }()
+	waitFor("two adds queued", func(m *txnMeta) bool { return len(m.queued) == 2 })
+	// Both waiters wake when the first write ends; one writes both
+	// partitions, and that write is held until the other has looked
+	// and found a write in flight (it queues its partition again).
+	var writes atomic.Int32
+	f.log.appended = func([]Record) {
+		if writes.Add(1) != 2 {
+			return
+		}
+		for deadline := time.Now().Add(eventually); !txnOf(func(m *txnMeta) bool { return len(m.queued) > 0 }); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Errorf("the second waiter did not queue again within %v", eventually)
+				return
+			}
+		}
+	}
+	f.log.mu.Unlock()
+	wantCode(t, "first add", <-first, 0)
+	wantCode(t, "add after waiting", <-waiting, 0)
+	wantCode(t, "add after waiting", <-waiting, 0)
+	f.log.mu.Lock()
+	f.log.appended = nil
+	f.log.mu.Unlock()
+	if txnOf(func(m *txnMeta) bool { return len(m.queued) != 0 }) {
+		t.Errorf("partitions still queued after every add was answered")
+	}
+
+	// The commit completes the transaction, and starts none.
+	wantCode(t, "commit", f.c.EndTxn(ctx, 0, "t", pid, e, true), 0)
+	waitFor("the commit's markers written", func(m *txnMeta) bool { return m.pending == noState })
+	d, _ := f.c.Describe(0, "t")
+	if d.State != CompleteCommit || len(d.Partitions) != 0 {
+		t.Fatalf("after the commit: %v holding %v, want CompleteCommit holding none", d.State, d.Partitions)
+	}
+}

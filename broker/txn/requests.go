@@ -141,6 +141,18 @@ func (c *Coordinator) AddPartitions(ctx context.Context, partition int32, id str
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	// However it is answered, this add's partitions leave the queue: the
+	// answer says whether they are in the transaction. One left there
+	// (queued again behind a write that then took it, or by an add of a
+	// fenced epoch) would ride into the producer's next transaction, which
+	// the Complete record would start with partitions never added to it.
+	defer func() {
+		if m := sh.txns[id]; m != nil {
+			for _, tp := range tps {
+				delete(m.queued, tp)
+			}
+		}
+	}()
 	// A change of the transaction in flight (another broker's partitions
 	// being added, the last transaction's markers) is waited for, up to
 	// ConcurrentWait, rather than answered CONCURRENT_TRANSACTIONS at
@@ -166,11 +178,6 @@ func (c *Coordinator) AddPartitions(ctx context.Context, partition int32, id str
 			}
 		}
 		if !sh.awaitSettled(ctx, deadline) {
-			if m := sh.txns[id]; m != nil {
-				for _, tp := range tps {
-					delete(m.queued, tp)
-				}
-			}
 			return kerr.ConcurrentTransactions.Code
 		}
 	}
