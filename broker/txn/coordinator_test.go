@@ -2,6 +2,7 @@ package txn
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -81,17 +82,26 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func (f *fixture) start() {
-	f.t.Helper()
-	c, err := New(Config{
+func (f *fixture) config() Config {
+	return Config{
 		AllocateProducerID: func() (int64, error) { return f.nextPID.Add(1), nil },
 		Markers:            f.markers,
 		MaxTimeout:         time.Minute,
 		IDExpiration:       time.Hour,
 		AbortInterval:      time.Hour, // tests call AbortTimedOut themselves
 		ExpiryInterval:     time.Hour,
-		Now:                func() time.Time { return time.UnixMilli(f.now.Load()) },
-	})
+		// An add waiting for a change in flight is answered when the
+		// change ends, however late a loaded machine runs the test (the
+		// 1 s default was not always enough); the test of the bound sets
+		// a short one itself.
+		ConcurrentWait: eventually,
+		Now:            func() time.Time { return time.UnixMilli(f.now.Load()) },
+	}
+}
+
+func (f *fixture) start() {
+	f.t.Helper()
+	c, err := New(f.config())
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -103,13 +113,13 @@ func (f *fixture) start() {
 
 func (f *fixture) waitReady() {
 	f.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(eventually)
 	for {
 		if st, _ := f.c.Status(0); st == ShardReady {
 			return
 		}
 		if time.Now().After(deadline) {
-			f.t.Fatal("shard not ready within 5s")
+			f.t.Fatalf("shard not ready within %v", eventually)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -119,12 +129,7 @@ func (f *fixture) waitReady() {
 func (f *fixture) restart(epoch int32) {
 	f.t.Helper()
 	f.c.Close()
-	c, err := New(Config{
-		AllocateProducerID: func() (int64, error) { return f.nextPID.Add(1), nil },
-		Markers:            f.markers, MaxTimeout: time.Minute, IDExpiration: time.Hour,
-		AbortInterval: time.Hour, ExpiryInterval: time.Hour,
-		Now: func() time.Time { return time.UnixMilli(f.now.Load()) },
-	})
+	c, err := New(f.config())
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -141,7 +146,7 @@ func (f *fixture) init(id string, pid int64, epoch int16) (int64, int16, int16) 
 // waitState polls until id reaches state.
 func (f *fixture) waitState(id string, want State) Description {
 	f.t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(eventually)
 	for {
 		d, code := f.c.Describe(0, id)
 		if code == 0 && d.State == want {
@@ -250,7 +255,7 @@ func TestTimeoutAbortsAndMarkersRetry(t *testing.T) {
 	f.now.Add(10_001)
 	f.c.AbortTimedOut()
 	// tpB's leader refuses: the round retries it until it succeeds.
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(eventually)
 	for len(f.markers.all()) < 3 {
 		if time.Now().After(deadline) {
 			t.Fatal("markers not retried")
@@ -281,8 +286,10 @@ func TestDecidedTransactionResumesAfterFailover(t *testing.T) {
 	wantCode(t, "commit", f.c.EndTxn(ctx, 0, "t", pid, e, true), 0)
 	<-f.markers.called
 	// The coordinator dies with the markers unsent; its successor (a new
-	// leader epoch) finds PrepareCommit in the log and finishes.
-	close(f.markers.block)
+	// leader epoch) finds PrepareCommit in the log and finishes. The
+	// blocked call ends unanswered with the old shard's context: answered
+	// (the block closed), the old round could write CompleteCommit before
+	// the restart and leave the successor nothing to resume.
 	f.markers.mu.Lock()
 	f.markers.block = nil
 	f.markers.mu.Unlock()
@@ -298,7 +305,9 @@ func TestFailedWriteStopsShardAndReloads(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	pid, e, _ := f.init("t", -1, -1)
-	f.log.FailAppends(context.DeadlineExceeded)
+	// Wrapped so that the warning it logs reads as the fault injected
+	// here, not as a write that timed out.
+	f.log.FailAppends(fmt.Errorf("injected log fault: %w", context.DeadlineExceeded))
 	wantCode(t, "add with a failing log", f.c.AddPartitions(ctx, 0, "t", pid, e, []TopicPartition{tpA}), kerr.CoordinatorNotAvailable.Code)
 	if st, _ := f.c.Status(0); st != ShardStopped {
 		t.Fatalf("shard %v after a failed write, want stopped", st)
@@ -462,7 +471,7 @@ func TestAddWaitsForTheChangeInFlight(t *testing.T) {
 	select {
 	case code := <-added:
 		wantCode(t, "add once the markers are written", code, 0)
-	case <-time.After(5 * time.Second):
+	case <-time.After(eventually):
 		t.Fatal("the waiting add was not answered after the markers were written")
 	}
 	if d := f.waitState("t", Ongoing); len(d.Partitions) != 1 || d.Partitions[0] != tpB {
@@ -493,7 +502,7 @@ func TestAddWaitsForTheChangeInFlight(t *testing.T) {
 	writes := len(f.log.records)
 	first := make(chan int16, 1)
 	go func() { first <- f.c.AddPartitions(ctx, 0, "t", pid, e, []TopicPartition{{"c", 1}}) }()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(eventually)
 	for {
 		f.c.mu.Lock()
 		sh := f.c.shards[0]
@@ -512,7 +521,7 @@ func TestAddWaitsForTheChangeInFlight(t *testing.T) {
 	waiting := make(chan int16, 2)
 	go func() { waiting <- f.c.AddPartitions(ctx, 0, "t", pid, e, []TopicPartition{{"d", 2}}) }()
 	go func() { waiting <- f.c.AddPartitions(ctx, 0, "t", pid, e, []TopicPartition{{"e", 4}, tpB}) }()
-	for deadline := time.Now().Add(5 * time.Second); ; {
+	for deadline := time.Now().Add(eventually); ; {
 		f.c.mu.Lock()
 		sh := f.c.shards[0]
 		f.c.mu.Unlock()
