@@ -24,14 +24,19 @@ func costText(c loadtest.CPU) string {
 }
 
 // coresText is the cores client and server used, those every process
-// used, and whether the phase was CPU-bound.
+// used, and whether the phase was CPU-bound, or the machine was with
+// other processes taking part of it (then the phase's throughput is the
+// share it got, and only its CPU per GiB says what it costs).
 func coresText(c loadtest.CPU, machine float64) string {
 	if !c.Measured() {
 		return "-"
 	}
 	s := fmt.Sprintf("%.2f (all %.2f)", c.Cores(), c.MachineCores())
-	if c.CPUBound(machine) {
+	switch {
+	case c.CPUBound(machine):
 		s += " CPU-bound"
+	case c.MachineCores() >= loadtest.CPUBoundShare*machine:
+		s += " shared"
 	}
 	return s
 }

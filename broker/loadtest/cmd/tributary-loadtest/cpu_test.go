@@ -23,9 +23,10 @@ func cost(client, server, machine, wall float64) loadtest.CPU {
 func TestPrintSingleCPURows(t *testing.T) {
 	res := singleResults{
 		// tributary: 2.1 + 1.2 = 3.3 s/GiB in 1.7 s, 1.94 cores of 2;
-		// kfake: 2.0 + 0.8 = 2.8 s/GiB in 2 s, 1.4 cores.
+		// kfake: 2.0 + 0.8 = 2.8 s/GiB in 2 s, 1.4 cores of the 1.9
+		// every process kept busy: the machine was, shared.
 		trib:  loadtest.Result{Produce: loadtest.ProduceResult{MiBps: 390, Cost: cost(2.1, 1.2, 1.98, 1.7)}, ConsumeMiBps: 1000, ConsumeCost: cost(0.9, 0.2, 1.2, 1)},
-		kfake: loadtest.Result{Produce: loadtest.ProduceResult{MiBps: 350, Cost: cost(2.0, 0.8, 1.9, 2)}, ConsumeMiBps: 400, ConsumeCost: cost(1.5, 1.0, 1.3, 1.25)},
+		kfake: loadtest.Result{Produce: loadtest.ProduceResult{MiBps: 350, Cost: cost(2.0, 0.8, 3.8, 2)}, ConsumeMiBps: 400, ConsumeCost: cost(1.5, 1.0, 1.3, 1.25)},
 	}
 	var out bytes.Buffer
 	if err := printSingle(&out, singleOptions{partitions: 16, cores: 2}, res); err != nil {
@@ -34,7 +35,7 @@ func TestPrintSingleCPURows(t *testing.T) {
 	for label, want := range map[string]string{
 		"produce throughput (linger":              "390.0 MiB/s 350.0 MiB/s 1.11x >= 2x kfake not met",
 		"produce: CPU s/GiB, client + broker":     "2.10 + 1.20 = 3.30 2.00 + 0.80 = 2.80",
-		"produce: cores busy of 2":                "1.94 (all 1.16) CPU-bound 1.40 (all 0.95)",
+		"produce: cores busy of 2":                "1.94 (all 1.16) CPU-bound 1.40 (all 1.90) shared",
 		"produce: CPU ceiling, 2 cores / s/GiB":   "620.6 MiB/s 731.4 MiB/s",
 		"produce: tributary/kfake measured":       "<= 1.40 s/GiB, broker <= -0.70 1.11x / 0.85x >= 2x kfake out of reach with this client",
 		"consume: CPU s/GiB, client + broker":     "0.90 + 0.20 = 1.10 1.50 + 1.00 = 2.50",
@@ -111,7 +112,7 @@ func TestPrintSecureCPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	for label, want := range map[string]string{
-		"PLAINTEXT clients": "1.00 + 1.00 = 2.00 2.00 (all 2.00) CPU-bound 0.50 + 0.30 = 0.80 1.60 (all 2.00)",
+		"PLAINTEXT clients": "1.00 + 1.00 = 2.00 2.00 (all 2.00) CPU-bound 0.50 + 0.30 = 0.80 1.60 (all 2.00) shared",
 		"SSL clients":       "1.50 + 1.50 = 3.00 2.00 (all 1.33) CPU-bound 1.00 + 1.00 = 2.00 2.00 (all 2.00) CPU-bound 0.75x / 0.67x 0.40x / 0.40x <= 2.35 s/GiB, brokers <= 0.85 / <= 0.94 s/GiB, brokers <= -0.06",
 	} {
 		if line := rowWith(out.String(), label); !strings.HasSuffix(line, want) {
