@@ -55,8 +55,8 @@ func TestRunChecksTheDisk(t *testing.T) {
 	so := singleOptions{duration: time.Second, recoverySize: "1000000TiB", latencyRate: 1 << 20}
 	co := clusterOptions{skip: true}
 	err := run(context.Background(), missing, dir, true, false, so, co)
-	if err == nil || !strings.Contains(err.Error(), "needs about 1054720000") || !strings.Contains(err.Error(), "GiB free") ||
-		!strings.Contains(err.Error(), "one broker: recovery: 1054720000") || !strings.Contains(err.Error(), "-skip-disk-check") {
+	if err == nil || !strings.Contains(err.Error(), "needs about 1075200000") || !strings.Contains(err.Error(), "GiB free") ||
+		!strings.Contains(err.Error(), "one broker: recovery: 1075200000") || !strings.Contains(err.Error(), "-skip-disk-check") {
 		t.Fatalf("run with a 1,000,000 TiB log: %v, want the disk check's refusal", err)
 	}
 	err = run(context.Background(), missing, dir, true, true, so, co)
