@@ -41,7 +41,9 @@ func (p testPeerTLS) ClientConfig(serverName string) *tls.Config {
 // a partition as its leader node 3 (ErrNodeIDMismatch, the metadata
 // unchanged), and goes on serving node 2's own heartbeat. A certificate
 // naming no node (issued before certificates named theirs) is served
-// unbound, as before.
+// unbound, as before. The commands only the active controller proposes
+// (fencing a broker, expiring leases, the cluster id) are refused from
+// any peer (ErrControllerDuty).
 func TestControllerBindsNodeIDToCertificate(t *testing.T) {
 	ca, err := tlstest.NewCA("controller test CA")
 	if err != nil {
@@ -119,6 +121,21 @@ func TestControllerBindsNodeIDToCertificate(t *testing.T) {
 			t.Errorf("%s for node %d with node %d's certificate: %v, want ErrNodeIDMismatch", name, other, f.NodeID(), err)
 		}
 	}
+	// The active controller's own duties are refused from every peer,
+	// whatever its certificate names: a broker's key does not let it fence
+	// another broker.
+	unnamed := peer(ca.Issue("broker-old", "127.0.0.1"))
+	for name, cmd := range map[string]metadata.Command{
+		"fence":         metadata.FenceBroker{NodeID: other, BrokerEpoch: epochOf(other)},
+		"expire leases": metadata.ExpireLeases{},
+		"cluster id":    metadata.InitCluster{ClusterID: "another-cluster"},
+	} {
+		for certName, cert := range map[string]PeerTLS{fmt.Sprint("node ", f.NodeID(), "'s certificate"): mine, "a certificate naming no node": unnamed} {
+			if err := ask(cert, rpcRequest{Op: opApply, Command: command(cmd)}); !errors.Is(err, ErrControllerDuty) {
+				t.Errorf("%s proposed with %s: %v, want ErrControllerDuty", name, certName, err)
+			}
+		}
+	}
 	if after := leader.State().Brokers[other]; after.Epoch != before.Epoch || after.Fenced != before.Fenced || after.ShuttingDown != before.ShuttingDown || after.DiskFull != before.DiskFull {
 		t.Errorf("node %d changed after the refused requests: %+v, was %+v", other, after, before)
 	}
@@ -127,12 +144,11 @@ func TestControllerBindsNodeIDToCertificate(t *testing.T) {
 		t.Errorf("node %d's own heartbeat: %v", f.NodeID(), err)
 	}
 	// A certificate naming no node: served unbound (upgrade).
-	unnamed := peer(ca.Issue("broker-old", "127.0.0.1"))
 	if err := ask(unnamed, rpcRequest{Op: opHeartbeat, NodeID: other, BrokerEpoch: epochOf(other), LeaseMs: tc.nodes[other].cfg.Lease.Milliseconds()}); err != nil {
 		t.Errorf("a heartbeat for node %d with a certificate naming no node: %v, want served", other, err)
 	}
-	if leader.refusedPeerRequests.Load() != 7 || leader.unboundPeers.Load() != 1 {
-		t.Errorf("counted %d refused requests and %d unbound connections, want 7 and 1", leader.refusedPeerRequests.Load(), leader.unboundPeers.Load())
+	if leader.refusedPeerRequests.Load() != 13 || leader.unboundPeers.Load() != 4 {
+		t.Errorf("counted %d refused requests and %d unbound connections, want 13 and 4", leader.refusedPeerRequests.Load(), leader.unboundPeers.Load())
 	}
 }
 

@@ -40,6 +40,10 @@ const rpcTimeout = 10 * time.Second
 // the certificate of its connection names (rpcPeer).
 var ErrNodeIDMismatch = errors.New("request for a node other than the one the certificate names")
 
+// ErrControllerDuty means a peer asked the active controller to propose a
+// command it proposes only of its own accord (metadata.ControllerDuty).
+var ErrControllerDuty = errors.New("a command only the active controller proposes")
+
 // wireErrors are the errors that keep their identity across the RPC: the
 // response carries the index, the client rebuilds an error that errors.Is
 // matches. Append only.
@@ -69,6 +73,7 @@ var wireErrors = []error{
 	ErrUnknownRequest,
 	metadata.ErrMetadataVersion,
 	ErrNodeIDMismatch,
+	ErrControllerDuty,
 }
 
 // wireError is an error as it travels: the index of its sentinel (0 for
@@ -558,10 +563,16 @@ func (ctl *Controller) rpcPeerOf(c net.Conn) (rpcPeer, error) {
 	return rpcPeer{id: id, named: named}, nil
 }
 
-// check refuses a request that speaks for a node other than the peer's.
-// Other requests (proposals made for clients: topics, ACLs, credentials;
-// a report that another node is unreachable) are any broker's to send.
+// check refuses a command only the active controller proposes, from any
+// peer, and a request that speaks for a node other than the peer's. Other
+// requests (proposals a broker forwards for clients: topics, ACLs,
+// credentials, quotas, configs, elections, reassignments; a report that
+// another node is unreachable, which the controller probes itself) are
+// any broker's to send.
 func (p rpcPeer) check(req rpcRequest) error {
+	if req.Op == opApply && metadata.ControllerDuty(req.Command) {
+		return fmt.Errorf("%w: command type %d from a peer", ErrControllerDuty, req.Command[0])
+	}
 	if !p.named {
 		return nil
 	}

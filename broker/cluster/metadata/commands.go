@@ -412,6 +412,24 @@ func (ReassignPartitions) Type() CommandType { return TypeReassignPartitions }
 // Type implements Command.
 func (ImportFileMetadata) Type() CommandType { return TypeImportFileMetadata }
 
+// ControllerDuty reports whether b is a command the active controller
+// proposes only of its own accord, never for a broker or a client: setting
+// the cluster id, expiring lapsed leases, and fencing a broker whose lease
+// lapsed or whose process is gone (both decided on the controller's own
+// lease table and probes). No broker has one to forward, so the controller
+// refuses them from its peers: a broker's key must not let it fence
+// another broker.
+func ControllerDuty(b []byte) bool {
+	if len(b) == 0 {
+		return false
+	}
+	switch CommandType(b[0]) &^ IgnorableFlag {
+	case TypeInitCluster, TypeExpireLeases, TypeFenceBroker:
+		return true
+	}
+	return false
+}
+
 // SelfReport is the node a command speaks for when only that node sends
 // it: its registration, lease, shutdown, metadata version and disk state,
 // and, as leader, its partitions' ISR changes and failed logs (ok false
