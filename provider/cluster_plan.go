@@ -466,8 +466,9 @@ func plannedBrokerLoad(plan, state *clusterModel, changesBrokers bool) types.Lis
 // brokers hold certificates of the CA the provider made, when this state
 // lacks that CA: an imported cluster whose boot documents do not carry the
 // CA sealed for the provider (brokers launched by a provider older than
-// that; restoreProviderSecrets reads it where they do), or whose sealed CA
-// could not be opened. The update would
+// that, until an update from the creating state reseals their templates:
+// lackingSealedCA; restoreProviderSecrets reads it where they do), or
+// whose sealed CA could not be opened. The update would
 // make a new CA and roll the brokers one at a time onto it; the first one
 // rolled would trust only the new CA and the others only the old, so it
 // could not rejoin the cluster's quorum and the roll would wait for it
@@ -490,7 +491,7 @@ func refuseUpdateWithoutCA(ctx context.Context, plan, state *clusterModel, priva
 			"terraform state push here), or set tls_certificate_authority to that CA (certificate_authority_pem) and its private key. "+
 			"Brokers launched by this provider carry the CA sealed for it with the cluster's KMS key, which a refresh reads; these were "+
 			"launched earlier, or the provider may not kms:Decrypt it (see the refresh's warning). An apply from the state the cluster "+
-			"was created in that rolls or adds brokers seals it into their boot documents.",
+			"was created in (any change, a tag will do) seals it into their launch templates without replacing them.",
 			state.ClusterID.ValueString()))
 	return diags
 }

@@ -900,6 +900,12 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 	if resp.Diagnostics.HasError() {
 		return
 	}
+	// Brokers an earlier provider launched without the CA sealed for the
+	// provider get it in their templates now, without a roll, so that an
+	// import of the cluster can change it.
+	if spec.Reseal = lackingSealedCA(ctx, r.data.aws.KMS, spec, o); len(spec.Reseal) > 0 {
+		tflog.Info(ctx, "sealing the cluster CA for the provider into the brokers' launch templates", map[string]any{"node_ids": slices.Sorted(maps.Keys(spec.Reseal))})
+	}
 	resolved, err := f.Ensure(ctx, &spec.Spec, o)
 	if err != nil {
 		resp.Diagnostics.AddError("Updating Tributary cluster "+clusterID, err.Error())

@@ -260,6 +260,59 @@ func TestClusterOfAnEarlierProviderStaysRefused(t *testing.T) {
 	}
 }
 
+// TestLackingSealedCAFindsEarlierProvidersDocuments: of brokers launched
+// with the CA sealed for the provider (1), with an envelope holding only
+// the login (2, an earlier provider's) and with no envelope (3, one older
+// still), Update reseals 2 and 3; each envelope is opened once. Once they
+// launch documents rendered again, an imported state restores the CA from
+// them and its update is no longer refused. A broker whose envelope cannot
+// be opened is left alone; a user's CA is never resealed.
+func TestLackingSealedCAFindsEarlierProvidersDocuments(t *testing.T) {
+	ctx := context.Background()
+	c := newSealedCluster(t, securitySettings{ClientBroker: clientBrokerTLS, InCluster: true, SCRAM: true})
+	ud := c.render(t, 1)
+	c.seal(t, &c.cs.admin.Provider)
+	maps.Copy(ud, c.render(t, 2))
+	c.seal(t, nil)
+	maps.Copy(ud, c.render(t, 3))
+	c.seal(t, c.cs.providerSecrets())
+	o := c.observed(t, ud)
+	if got := lackingSealedCA(ctx, c.kms, c.cs, o); !maps.Equal(got, map[int32]bool{2: true, 3: true}) {
+		t.Fatalf("lackingSealedCA = %v, want brokers 2 and 3", got)
+	}
+	if c.kms.decrypts != 2 {
+		t.Errorf("%d decrypts for two envelopes", c.kms.decrypts)
+	}
+	c.kms.refuse = true
+	if got := lackingSealedCA(ctx, c.kms, c.cs, o); !maps.Equal(got, map[int32]bool{3: true}) {
+		t.Errorf("lackingSealedCA with kms:Decrypt refused = %v, want broker 3 only (its document has no envelope)", got)
+	}
+	c.kms.refuse = false
+
+	// Updated: brokers 2 and 3 launch their documents rendered again.
+	maps.Copy(ud, c.render(t, 2, 3))
+	if got := lackingSealedCA(ctx, c.kms, c.cs, c.observed(t, ud)); len(got) != 0 {
+		t.Fatalf("lackingSealedCA after the reseal = %v, want none", got)
+	}
+	state := importedState(t, ud[3])
+	private := mapPrivate{}
+	if d := restoreProviderSecrets(ctx, c.kms, state, c.observed(t, map[int32][]byte{3: ud[3]}), private); d.HasError() || d.WarningsCount() > 0 {
+		t.Fatalf("restoring from a resealed document: %v", d)
+	}
+	if d := refuseUpdateWithoutCA(ctx, state, state, private); d.HasError() {
+		t.Fatalf("an imported state's update is refused after the reseal: %v", d)
+	}
+
+	own, err := pki.NewCA("mine", "x", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := newSealedCluster(t, securitySettings{ClientBroker: clientBrokerTLS, InCluster: true, Unauthenticated: true, UserCACert: own.CertPEM, UserCAKey: own.KeyPEM})
+	if got := lackingSealedCA(ctx, u.kms, u.cs, u.observed(t, u.render(t, 1, 2, 3))); got != nil {
+		t.Errorf("lackingSealedCA with a user's CA = %v, want none", got)
+	}
+}
+
 // TestSealedCAUnreadable: a refused kms:Decrypt is a warning of the
 // refresh, the state stays without the CA and the update refused; a user's
 // own CA (tls_certificate_authority) is never sealed.

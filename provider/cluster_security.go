@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
 
 	"github.com/tributary/tributary/broker/security/tlsconf"
 	"github.com/tributary/tributary/internal/bootconfig"
@@ -409,6 +410,54 @@ func sealedProviderSecrets(ctx context.Context, client kmsDecrypter, docs []*boo
 		return nil, errors.Join(errs...)
 	}
 	return first, nil
+}
+
+// lackingSealedCA returns the brokers whose groups launch a boot document
+// of cs's CA without that CA sealed for the provider, when cs seals it
+// (the provider made the CA): brokers launched by a provider older than the
+// sealing, from whose documents an import cannot restore the CA
+// (restoreProviderSecrets), so that the imported cluster's first change
+// would be refused (refuseUpdateWithoutCA). Update gives them template
+// versions with it (fleet.Spec.Reseal), which their running instances need
+// not roll for: a broker reads its ProviderSecrets never. A document whose
+// envelope cannot be opened is left as it is, with a log line: its
+// envelope may hold the CA.
+func lackingSealedCA(ctx context.Context, client kmsDecrypter, cs *clusterSpec, o *fleet.Observed) map[int32]bool {
+	plain := cs.providerSecrets()
+	if plain == nil || plain.CACertificatePEM == "" {
+		return nil
+	}
+	opened := map[string]bool{} // envelope ciphertext -> holds a CA
+	var out map[int32]bool
+	for _, b := range o.Brokers {
+		if b.Launch == nil || len(b.Launch.UserData) == 0 {
+			continue
+		}
+		doc, err := bootconfig.Decode(b.Launch.UserData)
+		if err != nil || !sameCertificate(documentCA(doc), plain.CACertificatePEM) {
+			continue // another CA's document is rolled anyway (the launch hash names the CA)
+		}
+		has := false
+		if env := doc.ProviderSecrets; env != nil {
+			var seen bool
+			if has, seen = opened[string(env.Ciphertext)]; !seen {
+				s, err := openProviderSecrets(ctx, client, doc)
+				if err != nil {
+					tflog.Warn(ctx, "could not open the provider's sealed secrets of a broker's boot document; it is not resealed", map[string]any{"node_id": b.NodeID, "error": err.Error()})
+					continue
+				}
+				has = s != nil && s.CACertificatePEM != ""
+				opened[string(env.Ciphertext)] = has
+			}
+		}
+		if !has {
+			if out == nil {
+				out = map[int32]bool{}
+			}
+			out[b.NodeID] = true
+		}
+	}
+	return out
 }
 
 // sameCertificate reports whether two PEM texts begin with the same

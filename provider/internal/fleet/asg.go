@@ -26,8 +26,27 @@ import (
 // terminated, stopped or failing instance by itself.
 
 // launchHashPrefix starts the description of every template version the
-// provider writes; the rest is the version's launch hash.
-const launchHashPrefix = "tributary launch "
+// provider writes; the rest is the version's launch hash, and for a version
+// that reseals another (Spec.Reseal) resealsMark and that version's number.
+const (
+	launchHashPrefix = "tributary launch "
+	resealsMark      = " reseals version "
+)
+
+// versionDescription is the description of a template version of the
+// launch hash that reseals version reseals ("": an ordinary version).
+func versionDescription(hash, reseals string) string {
+	if reseals == "" {
+		return launchHashPrefix + hash
+	}
+	return launchHashPrefix + hash + resealsMark + reseals
+}
+
+// parseVersionDescription reads versionDescription's hash and reseals.
+func parseVersionDescription(desc string) (hash, reseals string) {
+	hash, reseals, _ = strings.Cut(strings.TrimPrefix(desc, launchHashPrefix), resealsMark)
+	return hash, reseals
+}
 
 // DefaultHealthCheckGracePeriod is how long a new instance's failed health
 // checks are not held against it (Fleet.HealthCheckGracePeriod). A
@@ -134,11 +153,15 @@ func (f *Fleet) observeTemplates(ctx context.Context, o *Observed, broker func(i
 			}
 			for _, v := range out.LaunchTemplateVersions {
 				n := strconv.FormatInt(aws.ToInt64(v.VersionNumber), 10)
+				hash, reseals := parseVersionDescription(aws.ToString(v.VersionDescription))
 				if n == versions[0] {
-					b.TemplateLatestHash = strings.TrimPrefix(aws.ToString(v.VersionDescription), launchHashPrefix)
+					b.TemplateLatestHash, b.TemplateLatestReseals = hash, reseals
 				}
-				if n == b.GroupVersion && v.LaunchTemplateData != nil {
-					b.Launch = launchSettings(v.LaunchTemplateData)
+				if n == b.GroupVersion {
+					b.GroupReseals = reseals
+					if v.LaunchTemplateData != nil {
+						b.Launch = launchSettings(v.LaunchTemplateData)
+					}
 				}
 			}
 		}
@@ -185,8 +208,18 @@ func (s *Spec) templateData(b *Broker, userData []byte, profile, securityGroup s
 // group must launch.
 func (f *Fleet) ensureTemplate(ctx context.Context, s *Spec, b *Broker, nodes, controllers []Node, profile, securityGroup string) (string, error) {
 	hash := s.instanceLaunchHash(profile)
+	latest := strconv.FormatInt(b.TemplateLatest, 10)
+	reseals := ""
 	if b.TemplateID != "" && b.TemplateLatestHash == hash && !s.Reissue[b.NodeID] {
-		return strconv.FormatInt(b.TemplateLatest, 10), nil
+		if !s.Reseal[b.NodeID] {
+			return latest, nil
+		}
+		// The same launch, the document rendered again: the instance its
+		// group launched from what it launches now stays. One that rolls
+		// anyway, or that no group runs, gets an ordinary version.
+		if b.GroupName != "" && b.GroupVersion == latest && !b.NeedsRoll() {
+			reseals = b.InstanceVersion
+		}
 	}
 	self := Node{NodeID: b.NodeID, AvailabilityZone: b.AvailabilityZone, PrivateIP: b.PrivateIP, PrivateDNSName: b.PrivateDNSName, VolumeID: b.VolumeID}
 	userData, err := s.UserData(self, controllers)
@@ -199,7 +232,7 @@ func (f *Fleet) ensureTemplate(ctx context.Context, s *Spec, b *Broker, nodes, c
 		f.log(ctx, "creating launch template", "node_id", b.NodeID, "name", name, "image_id", s.ImageID, "instance_type", s.InstanceType)
 		out, err := f.EC2.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{
 			LaunchTemplateName: aws.String(name),
-			VersionDescription: aws.String(launchHashPrefix + hash),
+			VersionDescription: aws.String(versionDescription(hash, "")),
 			LaunchTemplateData: data,
 			// Only the provider's own tags: a template is found by them,
 			// and the group carries (and propagates) the user's.
@@ -209,11 +242,13 @@ func (f *Fleet) ensureTemplate(ctx context.Context, s *Spec, b *Broker, nodes, c
 			return "", fmt.Errorf("creating launch template %s: %w", name, err)
 		}
 		b.TemplateID, b.TemplateLatest, b.TemplateLatestHash = aws.ToString(out.LaunchTemplate.LaunchTemplateId), aws.ToInt64(out.LaunchTemplate.LatestVersionNumber), hash
+		b.TemplateLatestReseals = ""
 		return strconv.FormatInt(b.TemplateLatest, 10), nil
 	}
-	f.log(ctx, "new launch template version", "node_id", b.NodeID, "launch_template_id", b.TemplateID, "image_id", s.ImageID, "instance_type", s.InstanceType)
+	f.log(ctx, "new launch template version", "node_id", b.NodeID, "launch_template_id", b.TemplateID, "image_id", s.ImageID, "instance_type", s.InstanceType,
+		"reseals_version", reseals)
 	out, err := f.EC2.CreateLaunchTemplateVersion(ctx, &ec2.CreateLaunchTemplateVersionInput{
-		LaunchTemplateId: aws.String(b.TemplateID), VersionDescription: aws.String(launchHashPrefix + hash), LaunchTemplateData: data,
+		LaunchTemplateId: aws.String(b.TemplateID), VersionDescription: aws.String(versionDescription(hash, reseals)), LaunchTemplateData: data,
 	})
 	if err != nil {
 		return "", fmt.Errorf("creating a version of launch template %s: %w", b.TemplateID, err)
@@ -224,7 +259,7 @@ func (f *Fleet) ensureTemplate(ctx context.Context, s *Spec, b *Broker, nodes, c
 	if _, err := f.EC2.ModifyLaunchTemplate(ctx, &ec2.ModifyLaunchTemplateInput{LaunchTemplateId: aws.String(b.TemplateID), DefaultVersion: aws.String(version)}); err != nil {
 		return "", fmt.Errorf("making version %s the default of launch template %s: %w", version, b.TemplateID, err)
 	}
-	b.TemplateLatest, b.TemplateLatestHash = aws.ToInt64(out.LaunchTemplateVersion.VersionNumber), hash
+	b.TemplateLatest, b.TemplateLatestHash, b.TemplateLatestReseals = aws.ToInt64(out.LaunchTemplateVersion.VersionNumber), hash, reseals
 	return version, nil
 }
 
@@ -272,6 +307,7 @@ func (f *Fleet) ensureGroup(ctx context.Context, s *Spec, b *Broker, version str
 			return err
 		}
 		b.GroupName, b.GroupVersion, b.GroupSubnets = name, version, b.SubnetID
+		b.GroupReseals = b.reseals(version)
 		b.GroupMin, b.GroupMax, b.GroupDesired = 1, 1, 1
 		return nil
 	}
@@ -286,8 +322,18 @@ func (f *Fleet) ensureGroup(ctx context.Context, s *Spec, b *Broker, version str
 		return fmt.Errorf("updating Auto Scaling group %s: %w", name, err)
 	}
 	b.GroupVersion, b.GroupSubnets = version, b.SubnetID
+	b.GroupReseals = b.reseals(version)
 	b.GroupMin, b.GroupMax, b.GroupDesired = 1, 1, 1
 	return nil
+}
+
+// reseals is the version that version of the broker's template reseals,
+// as far as this broker knows (its latest version's).
+func (b *Broker) reseals(version string) string {
+	if version == strconv.FormatInt(b.TemplateLatest, 10) {
+		return b.TemplateLatestReseals
+	}
+	return ""
 }
 
 // createGroup creates a broker's group. EC2 Auto Scaling keeps a deleted

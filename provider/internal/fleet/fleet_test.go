@@ -577,6 +577,82 @@ func TestRollReplacesOneBrokerAtATime(t *testing.T) {
 	}
 }
 
+// TestResealKeepsTheRunningInstances: Spec.Reseal gives each broker a new
+// template version with its document rendered again, which its group
+// launches from then on, and no broker needs a roll for it, as Ensure left
+// them or observed again; an Ensure without Reseal writes no version more.
+// A broker whose group launches another version than its instance's (a
+// roll pending) gets an ordinary version, and stays to be rolled; Reissue
+// still rolls a broker whose group launches a resealed version.
+func TestResealKeepsTheRunningInstances(t *testing.T) {
+	tc := startTestCloud(t, 20*time.Millisecond)
+	s := tc.spec(t, "tc-unit-reseal")
+	tc.runAgents(t, s.ClusterID)
+	tc.ensure(t, s)
+	before := tc.waitAllAttached(t, s.ClusterID)
+
+	resealed := *s
+	const doc = `{"version":1,"resealed":true}`
+	resealed.UserData = func(Node, []Node) ([]byte, error) { return []byte(doc), nil }
+	resealed.Reseal = map[int32]bool{1: true, 2: true, 3: true}
+	o := tc.observe(t, s.ClusterID)
+	if _, err := tc.fleet.Ensure(ctxFor(t), &resealed, o); err != nil {
+		t.Fatalf("Ensure with Reseal: %v", err)
+	}
+	check := func(when string, o *Observed) {
+		t.Helper()
+		for _, b := range o.Brokers {
+			was, _ := before.Broker(b.NodeID)
+			if b.InstanceID != was.InstanceID || b.GroupVersion != "2" || b.GroupReseals != "1" || b.InstanceVersion != "1" || b.NeedsRoll() {
+				t.Errorf("broker %d %s: instance %s (was %s), group version %s reseals %q, instance version %s, needs roll %v; want the same instance, version 2 resealing 1, no roll",
+					b.NodeID, when, b.InstanceID, was.InstanceID, b.GroupVersion, b.GroupReseals, b.InstanceVersion, b.NeedsRoll())
+			}
+		}
+	}
+	check("after Ensure", o)
+	o = tc.observe(t, s.ClusterID)
+	check("observed again", o)
+	for _, b := range o.Brokers {
+		if b.Launch == nil || string(b.Launch.UserData) != doc {
+			t.Errorf("broker %d's group launches %+v, want the document rendered again", b.NodeID, b.Launch)
+		}
+	}
+	rec := &rollRecorder{}
+	if err := tc.fleet.Roll(ctxFor(t), &resealed, o, rec.hooks(tc, t, s.ClusterID)); err != nil || len(rec.events) > 0 {
+		t.Fatalf("Roll after a reseal: %v, hooks ran %v; want nothing to roll", err, rec.events)
+	}
+
+	plain := resealed
+	plain.Reseal = nil
+	if _, err := tc.fleet.Ensure(ctxFor(t), &plain, o); err != nil {
+		t.Fatal(err)
+	}
+	check("after an Ensure without Reseal", tc.observe(t, s.ClusterID))
+
+	// Broker 1's certificate is reissued: an ordinary version 3, a roll.
+	reissued := plain
+	reissued.Reissue = map[int32]bool{1: true}
+	o = tc.observe(t, s.ClusterID)
+	if _, err := tc.fleet.Ensure(ctxFor(t), &reissued, o); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := o.Broker(1); b.GroupVersion != "3" || b.GroupReseals != "" || !b.NeedsRoll() {
+		t.Fatalf("broker 1 after a reissue: group version %s reseals %q, needs roll %v; want an ordinary version 3 and a roll", b.GroupVersion, b.GroupReseals, b.NeedsRoll())
+	}
+	// Resealed while that roll is pending: an ordinary version 4, still a roll.
+	again := plain
+	again.Reseal = map[int32]bool{1: true}
+	o = tc.observe(t, s.ClusterID)
+	if _, err := tc.fleet.Ensure(ctxFor(t), &again, o); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []*Observed{o, tc.observe(t, s.ClusterID)} {
+		if b, _ := o.Broker(1); b.GroupVersion != "4" || b.GroupReseals != "" || !b.NeedsRoll() {
+			t.Fatalf("broker 1 resealed with a roll pending: group version %s reseals %q, needs roll %v; want an ordinary version 4 and a roll", b.GroupVersion, b.GroupReseals, b.NeedsRoll())
+		}
+	}
+}
+
 // legacyCluster turns the cluster Ensure built into what an earlier
 // provider built: no groups or launch templates, each broker an instance
 // launched on its ENI (device 0) with its volume attached by the provider

@@ -134,6 +134,17 @@ type Spec struct {
 	// launch settings are unchanged: what the documents carry besides the
 	// settings (the broker's certificate) is due for renewal.
 	Reissue map[int32]bool
+	// Reseal names brokers whose boot documents are rendered again, in a
+	// new launch template version their groups launch from then on,
+	// although their launch settings are unchanged, without replacing the
+	// instance that runs: what changes is only what a running broker never
+	// reads again after its boot (the secrets sealed for the provider,
+	// which a refresh reads from the version a group launches). The
+	// version names the one it reseals (Broker.GroupReseals), so NeedsRoll
+	// does not count the instance launched from that one as out of date. A
+	// broker that rolls anyway (or has no running instance of its group)
+	// gets an ordinary new version.
+	Reseal map[int32]bool
 }
 
 // BrokerCount is the number of brokers the spec asks for.
@@ -229,6 +240,9 @@ type Broker struct {
 	TemplateID         string
 	TemplateLatest     int64
 	TemplateLatestHash string
+	// TemplateLatestReseals is the version the latest version reseals
+	// (Spec.Reseal), "" when it is an ordinary version.
+	TemplateLatestReseals string
 	// The broker's Auto Scaling group ("" when it has none: an instance
 	// launched by an earlier provider, or a broker whose group is gone).
 	GroupName    string
@@ -240,6 +254,10 @@ type Broker struct {
 	// what that version holds.
 	GroupVersion string
 	Launch       *LaunchSettings
+	// GroupReseals is the version GroupVersion reseals: the same launch
+	// with the boot document rendered again (Spec.Reseal); "" when it is
+	// an ordinary version.
+	GroupReseals string
 	// InstanceVersion is the template version the group launched the
 	// instance from ("" for an instance of no group).
 	InstanceVersion string
@@ -247,9 +265,11 @@ type Broker struct {
 
 // NeedsRoll reports whether the broker's live instance must be replaced: it
 // is of no group (launched by an earlier provider: it moves into its
-// group), or its group launches another template version now.
+// group), or its group launches another template version now, other than
+// one that only reseals the instance's version (Spec.Reseal).
 func (b *Broker) NeedsRoll() bool {
-	return b.HasLiveInstance() && (b.GroupName == "" || b.InstanceVersion != b.GroupVersion)
+	return b.HasLiveInstance() && (b.GroupName == "" ||
+		b.InstanceVersion != b.GroupVersion && (b.GroupReseals == "" || b.GroupReseals != b.InstanceVersion))
 }
 
 // Legacy reports whether the broker runs on an instance of no Auto Scaling
