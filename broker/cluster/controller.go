@@ -1096,7 +1096,7 @@ func (ctl *Controller) createPartitionsLocal(r *topicRequest, retry bool) (json.
 	as := r.Assignments
 	if as == nil {
 		var err error
-		if as, err = placement.Assign(placement.EligibleBrokers(st), add, len(t.Partition(0).Replicas), placement.LoadOf(st)); err != nil {
+		if as, err = placement.Assign(placement.EligibleBrokers(st), add, st.NewPartitionsReplicationFactor(t), placement.LoadOf(st)); err != nil {
 			return nil, err
 		}
 	} else if len(as) != add {

@@ -481,7 +481,7 @@ func applyCreatePartitions(c *applyCtx, cmd CreatePartitions) (any, error) {
 	if len(cmd.Assignments) == 0 {
 		return nil, fmt.Errorf("%w: no partitions to add to %s", ErrInvalidPartitions, cmd.Name)
 	}
-	parts, err := c.newPartitions(cmd.Assignments, len(t.parts[0].Replicas))
+	parts, err := c.newPartitions(cmd.Assignments, c.st.NewPartitionsReplicationFactor(t))
 	if err != nil {
 		return nil, fmt.Errorf("topic %s: %w", cmd.Name, err)
 	}

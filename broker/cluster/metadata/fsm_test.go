@@ -1135,3 +1135,68 @@ func TestLiveLeaderNeverHandsOverUnclean(t *testing.T) {
 		})
 	}
 }
+
+// While partition 0 is being reassigned, Replicas holds its original
+// replicas and the added ones; CreatePartitions wants the target's count
+// for the new partitions, not that sum (the move of t-0 from brokers 1-3
+// to 4-6 made it want six). Below TargetReplicationFactorVersion (a
+// broker of an older binary registered) it wants the sum, as those
+// binaries apply it, so that every broker accepts and refuses the same
+// command.
+func TestCreatePartitionsDuringAReassignmentOfPartitionZero(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		target []int32 // t-0's reassignment
+		older  bool    // broker 6 runs a binary of metadata version 3
+		want   int     // replicas a new partition must have
+	}{
+		{"moved to three others", []int32{4, 5, 6}, false, 3},
+		{"one replica added", []int32{1, 2, 3, 4}, false, 4},
+		{"moved to two others", []int32{4, 5}, false, 2},
+		{"moved with a version 3 broker", []int32{4, 5, 6}, true, 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMachine(t)
+			epochs := m.cluster(6)
+			for id, e := range epochs {
+				v := CurrentMetadataVersion
+				if tc.older && id == 6 {
+					v = TargetReplicationFactorVersion - 1
+				}
+				m.reportVersion(id, e, v)
+			}
+			m.topic("t", []int32{1, 2, 3})
+			errs := m.must(ReassignPartitions{Reassignments: []Reassignment{{Topic: "t", Partition: 0, Replicas: tc.target}}}).([]error)
+			if errs[0] != nil {
+				t.Fatal(errs[0])
+			}
+			st := m.f.Current()
+			top, _ := st.Topic("t")
+			if p := top.Partition(0); p.TargetReplicas == nil {
+				t.Fatalf("t-0 not being reassigned: %+v", p)
+			}
+			if got := st.NewPartitionsReplicationFactor(top); got != tc.want {
+				t.Fatalf("NewPartitionsReplicationFactor = %d, want %d", got, tc.want)
+			}
+			if got := top.ReplicationFactor(); got != len(tc.target) {
+				t.Fatalf("ReplicationFactor = %d during the move to %v", got, tc.target)
+			}
+			// One replica more or fewer than wanted is refused and
+			// changes nothing.
+			for _, n := range []int{tc.want - 1, tc.want + 1} {
+				if n > 6 {
+					continue
+				}
+				as := []int32{1, 2, 3, 4, 5, 6}[:n]
+				if r := m.apply(CreatePartitions{Name: "t", Assignments: [][]int32{as}}); !errors.Is(r.Err, ErrInvalidReplicaAssignment) {
+					t.Fatalf("a new partition on %v: %v, want %v", as, r.Err, ErrInvalidReplicaAssignment)
+				}
+			}
+			as := []int32{6, 5, 4, 3, 2, 1}[:tc.want]
+			top = m.must(CreatePartitions{Name: "t", Assignments: [][]int32{as}}).(*Topic)
+			if top.NumPartitions() != 2 || !slices.Equal(top.Partition(1).Replicas, as) {
+				t.Fatalf("after CreatePartitions on %v: %d partitions, t-1 %+v", as, top.NumPartitions(), top.Partition(1))
+			}
+		})
+	}
+}

@@ -137,6 +137,21 @@ func (t *Topic) NumPartitions() int { return len(t.parts) }
 // Partition returns partition i, which must be in [0, NumPartitions()).
 func (t *Topic) Partition(i int32) Partition { return *t.parts[i] }
 
+// ReplicationFactor is the topic's replication factor, taken from
+// partition 0: its replica count or, while it is being reassigned, its
+// target's (Replicas then holds the original replicas followed by the
+// added ones until the move completes). 0 for a topic without
+// partitions.
+func (t *Topic) ReplicationFactor() int {
+	if len(t.parts) == 0 {
+		return 0
+	}
+	if p := t.parts[0]; p.TargetReplicas != nil {
+		return len(p.TargetReplicas)
+	}
+	return len(t.parts[0].Replicas)
+}
+
 // Partitions yields the partitions in index order.
 func (t *Topic) Partitions() iter.Seq2[int32, Partition] {
 	return func(yield func(int32, Partition) bool) {

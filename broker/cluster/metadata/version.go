@@ -28,7 +28,7 @@ const (
 	// CurrentMetadataVersion is the highest version this binary applies.
 	// A new command type gets the next version here and in
 	// commandVersions, in the same change.
-	CurrentMetadataVersion MetadataVersion = 3
+	CurrentMetadataVersion MetadataVersion = 4
 )
 
 // CleanHandOverVersion is the metadata version from which a live broker
@@ -42,6 +42,28 @@ const (
 // MetadataVersionBaseline until its report, so the old rule applies for
 // that moment too.
 const CleanHandOverVersion MetadataVersion = 3
+
+// TargetReplicationFactorVersion is the metadata version from which
+// CreatePartitions gives the new partitions the topic's target
+// replication factor (Topic.ReplicationFactor) where partition 0 is being
+// reassigned; below it, partition 0's replica count, adding replicas
+// included, as the binaries before it applied it (a reassignment of
+// partition 0 from three replicas to three others made CreatePartitions
+// want six). Like CleanHandOverVersion it changes what an existing
+// command applies, so that the brokers of a rolling upgrade accept and
+// refuse the same CreatePartitions.
+const TargetReplicationFactorVersion MetadataVersion = 4
+
+// NewPartitionsReplicationFactor is how many replicas CreatePartitions
+// wants for each new partition of t at this state's metadata version
+// (see TargetReplicationFactorVersion). The active controller places new
+// partitions with it, and applyCreatePartitions checks them against it.
+func (s *State) NewPartitionsReplicationFactor(t *Topic) int {
+	if s.UsableMetadataVersion() < TargetReplicationFactorVersion && t.NumPartitions() > 0 {
+		return len(t.parts[0].Replicas)
+	}
+	return t.ReplicationFactor()
+}
 
 // DeleteTopicIDVersion is the metadata version that DeleteTopic.ID needs
 // (51a8f37, 5 December 07:51): a broker of an older binary halts on the
