@@ -214,6 +214,15 @@ func renderConfig(doc *bootconfig.Document, inst *Instance, dataDir string, secr
 		set("controller.listener.names", controllerListener)
 	} else {
 		set("inter.broker.listener.port", strconv.Itoa(doc.Ports.InterBroker))
+		// The cluster was made without in-cluster encryption
+		// (encryption_in_transit.in_cluster = false): that is the
+		// operator's explicit choice, which the broker otherwise refuses
+		// next to a TLS client listener.
+		if slices.ContainsFunc(doc.Listeners, func(l bootconfig.Listener) bool {
+			return l.SecurityProtocol == "SSL" || l.SecurityProtocol == "SASL_SSL"
+		}) {
+			set("tributary.allow.plaintext.inter.broker", "true")
+		}
 	}
 	voters := make([]string, 0, len(doc.Controllers))
 	for _, p := range doc.Controllers {

@@ -22,12 +22,16 @@ import (
 // cluster's size and the document's broker_config; the broker loads the
 // file without a warning or an error.
 func TestRenderedKeysAreTheAgents(t *testing.T) {
-	for _, voters := range []int{1, 2, 3} {
-		t.Run(fmt.Sprintf("%d controllers", voters), func(t *testing.T) {
+	for _, tc := range []struct {
+		voters    int
+		inCluster bool
+	}{{1, true}, {2, true}, {3, true}, {1, false}, {3, false}} {
+		voters := tc.voters
+		t.Run(fmt.Sprintf("%d controllers, in-cluster TLS %v", voters, tc.inCluster), func(t *testing.T) {
 			doc := &bootconfig.Document{
 				Version: bootconfig.CurrentVersion, ClusterID: "c-0123abcd", ClusterName: "orders", NodeID: 1, Rack: "us-east-1a",
 				Listeners:    mskListeners(),
-				InClusterTLS: true,
+				InClusterTLS: tc.inCluster,
 				TLS:          &bootconfig.TLS{CertificateAuthorityPEM: testCAPEM, ClientCertificateAuthoritiesPEM: testClientCAPEM},
 				SuperUsers:   []string{"User:tributary-admin"},
 				Secrets:      &bootconfig.Envelope{Ciphertext: []byte{1}, KeyID: "k", EncryptionContext: bootconfig.EncryptionContext("c-0123abcd", 1)},
@@ -59,6 +63,12 @@ func TestRenderedKeysAreTheAgents(t *testing.T) {
 				if !strings.Contains(string(out), want) {
 					t.Errorf("rendered config lacks %q", strings.TrimSpace(want))
 				}
+			}
+
+			// Without in-cluster TLS, next to TLS client listeners, the
+			// broker starts only with the opt-in the cluster's choice is.
+			if optIn := strings.Contains(string(out), "\ntributary.allow.plaintext.inter.broker=true\n"); optIn == tc.inCluster {
+				t.Errorf("tributary.allow.plaintext.inter.broker=true written %v with in-cluster TLS %v", optIn, tc.inCluster)
 			}
 
 			props, err := config.ParseProperties(bytes.NewReader(out))

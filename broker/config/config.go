@@ -46,6 +46,10 @@ type Config struct {
 	ProtocolMap             string // listener.security.protocol.map
 	InterBrokerListenerName string // inter.broker.listener.name
 	ControllerListenerNames string // controller.listener.names
+	// AllowPlaintextInCluster is tributary.allow.plaintext.inter.broker:
+	// accept a plaintext replication or controller listener next to a TLS
+	// client listener (plaintextInClusterErrors).
+	AllowPlaintextInCluster bool
 	DataDir                 string
 	ClusterID               string
 	ControllerQuorumVoters  string // controller.quorum.voters: set = run in a cluster
@@ -304,8 +308,11 @@ func (c *Config) settingErrors() []*SettingError {
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, &SettingError{Name: name, Problem: fmt.Sprintf(format, args...)})
 	}
-	_, lerrs := c.resolveListeners()
+	ls, lerrs := c.resolveListeners()
 	errs = append(errs, lerrs...)
+	if len(lerrs) == 0 {
+		errs = append(errs, c.plaintextInClusterErrors(ls)...)
+	}
 	if v, ok := c.Configured("super.users"); ok {
 		if _, err := authz.ParseSuperUsers(v); err != nil {
 			bad("super.users", "%v", err)

@@ -366,6 +366,57 @@ func (c *Config) resolveListeners() ([]Listener, []*SettingError) {
 	return out, errs
 }
 
+// plaintextInClusterErrors refuses a plaintext replication or controller
+// listener that other brokers dial when a client listener is SSL or
+// SASL_SSL, unless tributary.allow.plaintext.inter.broker says so
+// (finding 8 of docs/broker-security.md). A plaintext in-cluster listener
+// authenticates nobody: anyone reaching 9093 reads every partition and,
+// fetching as a follower, makes the leader acknowledge acks=all writes one
+// broker holds; anyone reaching 9095 proposes metadata (ACLs, SCRAM
+// credentials) or reads it. Kafka allows it, but an operator who made the
+// client listeners secure expects no such back door. The listeners
+// checked are the ones named as PLAINTEXT, and, in a cluster
+// (controller.quorum.voters set), the plaintext ones the broker opens when
+// none is named. A cluster of one with no in-cluster listener named binds
+// them on a port the kernel picks, dialed only by its own process.
+func (c *Config) plaintextInClusterErrors(ls []Listener) []*SettingError {
+	if c.AllowPlaintextInCluster {
+		return nil
+	}
+	i := slices.IndexFunc(ls, func(l Listener) bool { return l.Role == RoleClient && l.TLS() })
+	if i < 0 {
+		return nil
+	}
+	secure := ls[i]
+	const fix = "tributary.allow.plaintext.inter.broker=true"
+	var errs []*SettingError
+	for _, r := range []struct {
+		role     ListenerRole
+		setting  string
+		what     string
+		implicit string
+		exposure string
+	}{
+		{RoleInterBroker, "inter.broker.listener.name", "replication", fmt.Sprintf("inter.broker.listener.port %d", c.InterBrokerPort),
+			"anyone reaching it reads every partition and, fetching as a follower, makes leaders acknowledge acks=all writes one broker holds"},
+		{RoleController, "controller.listener.names", "the metadata quorum", "its controller.quorum.voters port",
+			"anyone reaching it proposes metadata (ACLs, SCRAM credentials, topics) and reads it"},
+	} {
+		j := slices.IndexFunc(ls, func(l Listener) bool { return l.Role == r.role })
+		switch {
+		case j >= 0 && ls[j].Protocol == ProtocolPlaintext:
+			errs = append(errs, &SettingError{Name: "listener.security.protocol.map", Problem: fmt.Sprintf(
+				"%s (%s, %s) is PLAINTEXT while the client listener %s is %s: it authenticates nobody, so %s; map %s to SSL (with listener.name.%s.ssl.client.auth=required), or set %s to accept it",
+				ls[j].Name, r.setting, r.what, secure.Name, secure.Protocol, r.exposure, ls[j].Name, strings.ToLower(ls[j].Name), fix)})
+		case j < 0 && c.ControllerQuorumVoters != "":
+			errs = append(errs, &SettingError{Name: r.setting, Problem: fmt.Sprintf(
+				"is not set, so %s listens in plaintext on %s while the client listener %s is %s: it authenticates nobody, so %s; name an SSL listener here (with ssl.client.auth=required), or set %s to accept it",
+				r.what, r.implicit, secure.Name, secure.Protocol, r.exposure, fix)})
+		}
+	}
+	return errs
+}
+
 // isWildcard reports an unspecified listen host ("", 0.0.0.0, ::).
 func isWildcard(host string) bool {
 	ip := net.ParseIP(host)

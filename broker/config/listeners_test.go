@@ -232,3 +232,89 @@ func TestPasswordSettingsAreSecret(t *testing.T) {
 		}
 	}
 }
+
+// TestPlaintextInClusterListenerRefused: a broker whose client listeners
+// include an SSL or SASL_SSL one does not start with a plaintext
+// replication or controller listener that other brokers dial (named as
+// PLAINTEXT, or left unnamed in a cluster), each problem naming the
+// listener and the opt-in, unless tributary.allow.plaintext.inter.broker
+// is set (finding 8 of docs/broker-security.md).
+func TestPlaintextInClusterListenerRefused(t *testing.T) {
+	edit := func(base map[string]string, set map[string]string, del ...string) map[string]string {
+		out := map[string]string{}
+		for k, v := range base {
+			out[k] = v
+		}
+		for k, v := range set {
+			out[k] = v
+		}
+		for _, k := range del {
+			delete(out, k)
+		}
+		return out
+	}
+	msk := mskLayout(t)
+	// What the boot agent renders without in-cluster encryption: the
+	// client listeners only, replication and the quorum in plaintext on
+	// their default ports.
+	const clientListeners = "CLIENT://10.0.1.5:9092,CLIENT_SECURE://10.0.1.5:9094,CLIENT_SASL_SCRAM://10.0.1.5:9096,CLIENT_IAM://10.0.1.5:9098"
+	noInCluster := edit(msk, map[string]string{
+		"listeners":                      clientListeners,
+		"advertised.listeners":           clientListeners,
+		"listener.security.protocol.map": "CLIENT:PLAINTEXT,CLIENT_SECURE:SSL,CLIENT_SASL_SCRAM:SASL_SSL,CLIENT_IAM:SASL_SSL",
+		"inter.broker.listener.port":     "9093",
+	}, "inter.broker.listener.name", "controller.listener.names", "listener.name.replication.ssl.client.auth", "listener.name.controller.ssl.client.auth")
+	const plaintextOnly = "CLIENT://10.0.1.5:9092"
+	allow := map[string]string{"tributary.allow.plaintext.inter.broker": "true"}
+	refused := []struct {
+		name  string
+		props map[string]string
+		want  []string // every one in the error
+	}{
+		{"replication mapped to PLAINTEXT", edit(msk, map[string]string{"listener.security.protocol.map": strings.Replace(msk["listener.security.protocol.map"], "REPLICATION:SSL", "REPLICATION:PLAINTEXT", 1)}, "listener.name.replication.ssl.client.auth"),
+			[]string{"listener.security.protocol.map", "REPLICATION (inter.broker.listener.name, replication) is PLAINTEXT while the client listener CLIENT_SECURE is SSL", "tributary.allow.plaintext.inter.broker=true"}},
+		{"controller mapped to PLAINTEXT", edit(msk, map[string]string{"listener.security.protocol.map": strings.Replace(msk["listener.security.protocol.map"], "CONTROLLER:SSL", "CONTROLLER:PLAINTEXT", 1)}, "listener.name.controller.ssl.client.auth"),
+			[]string{"listener.security.protocol.map", "CONTROLLER (controller.listener.names, the metadata quorum) is PLAINTEXT", "tributary.allow.plaintext.inter.broker=true"}},
+		{"neither named, in a cluster", noInCluster,
+			[]string{"inter.broker.listener.name is not set, so replication listens in plaintext on inter.broker.listener.port 9093 while the client listener CLIENT_SECURE is SSL",
+				"controller.listener.names is not set, so the metadata quorum listens in plaintext", "tributary.allow.plaintext.inter.broker=true"}},
+		{"only a SASL_SSL client listener", edit(noInCluster, map[string]string{
+			"listeners": "CLIENT_SASL_SCRAM://10.0.1.5:9096", "advertised.listeners": "CLIENT_SASL_SCRAM://10.0.1.5:9096", "listener.security.protocol.map": "CLIENT_SASL_SCRAM:SASL_SSL"},
+			"listener.name.client_secure.ssl.client.auth", "listener.name.client_secure.ssl.truststore.location", "listener.name.client_iam.sasl.enabled.mechanisms"),
+			[]string{"the client listener CLIENT_SASL_SCRAM is SASL_SSL"}},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := configWith(t, tt.props)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if _, err := configWith(t, edit(tt.props, allow)); err != nil {
+				t.Errorf("with tributary.allow.plaintext.inter.broker=true: %v", err)
+			}
+		})
+	}
+	accepted := []struct {
+		name  string
+		props map[string]string
+	}{
+		{"in-cluster TLS", msk},
+		{"plaintext clients only", edit(noInCluster, map[string]string{"listeners": plaintextOnly, "advertised.listeners": plaintextOnly, "listener.security.protocol.map": "CLIENT:PLAINTEXT"},
+			"listener.name.client_secure.ssl.client.auth", "listener.name.client_secure.ssl.truststore.location", "listener.name.client_sasl_scram.sasl.enabled.mechanisms", "listener.name.client_iam.sasl.enabled.mechanisms")},
+		// A cluster of one binds its unnamed in-cluster listeners on a
+		// kernel-picked port that only its own process dials.
+		{"a cluster of one", edit(noInCluster, nil, "controller.quorum.voters", "inter.broker.listener.port")},
+	}
+	for _, tt := range accepted {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := configWith(t, tt.props); err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+		})
+	}
+}

@@ -371,6 +371,8 @@ var settings = withListenerForms(append([]Setting{
 		"How long a Raft candidate waits for votes before it starts a new election (hashicorp/raft ElectionTimeout). The only voter of a cluster of one uses 50 ms unless this is set."),
 	user(msSetting("controller.quorum.fetch.timeout.ms", "int", "500", MinClusterTiming.Milliseconds(), math.MaxInt32, func(c *Config) *time.Duration { return &c.ControllerFetchTimeout }),
 		"How long a voter goes without hearing from the active controller before it starts an election (hashicorp/raft HeartbeatTimeout). With the election timeout, it bounds how long the cluster has no active controller after that controller dies. The only voter of a cluster of one uses 50 ms unless this is set."),
+	agent(boolSetting("tributary.allow.plaintext.inter.broker", "false", func(c *Config) *bool { return &c.AllowPlaintextInCluster }),
+		"Accept a plaintext replication or controller listener (named as PLAINTEXT, or left unnamed in a cluster) while a client listener is SSL or SASL_SSL. Without it such a broker does not start: a plaintext in-cluster listener authenticates nobody (finding 8 of docs/broker-security.md). The boot agent sets it for a cluster without in-cluster encryption."),
 	agent(intSetting("inter.broker.listener.port", "int", "9093", 1, 65535, func(c *Config) *int { return &c.InterBrokerPort }),
 		"Port of the replication listener on the advertised host, where followers fetch. A broker without controller.quorum.voters takes a free port unless this is set."),
 	agent(stringSetting("metrics.listen", "host:port", func(c *Config) *string { return &c.MetricsListen }),

@@ -88,6 +88,8 @@ listeners=%s://127.0.0.1:0,%s://127.0.0.1:0,%s://127.0.0.1:0
 listener.security.protocol.map=%[3]s:PLAINTEXT,%[4]s:SSL,%[5]s:SASL_SSL
 controller.quorum.voters=1@127.0.0.1:%d
 inter.broker.listener.port=%d
+# one broker on loopback: its plaintext replication and quorum ports have no peer
+tributary.allow.plaintext.inter.broker=true
 ssl.keystore.type=PEM
 ssl.keystore.location=%s
 listener.name.client_iam.sasl.enabled.mechanisms=OAUTHBEARER
