@@ -272,7 +272,18 @@ func (ad *Admin) Create(ctx context.Context, a ACL) error {
 // on every broker: the ACL exists.
 var ErrUnconfirmed = errors.New("the cluster took ACL")
 
-// Exists reports whether the cluster holds the ACL.
+// agreeWait bounds Exists's wait for the brokers to agree: the metadata
+// log reaches a live broker within a second or so, and one that lags
+// longer is named in the error.
+const agreeWait = 30 * time.Second
+
+// Exists reports whether the cluster holds the ACL. One broker answers
+// first; when it holds the ACL, every live broker is asked until they
+// agree: each applies the metadata log in its own time, so a broker that
+// has not applied a deletion a moment ago (outside Terraform, or by the
+// apply before) still holds the ACL, and taking its word would refuse to
+// create the ACL again ("already holds") or keep a deleted one in the
+// state.
 func (ad *Admin) Exists(ctx context.Context, a ACL) (bool, error) {
 	b, err := a.Binding()
 	if err != nil {
@@ -283,7 +294,15 @@ func (ad *Admin) Exists(ctx context.Context, a ACL) (bool, error) {
 		return false, err
 	}
 	defer cl.Close()
-	return describe(ctx, cl, b)
+	has, err := describe(ctx, cl, b)
+	if err != nil || !has {
+		return has, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, agreeWait)
+	defer cancel()
+	return kafkaconn.AgreedAnswer(ctx, cl, "whether ACL "+b.String()+" exists", ad.PollInterval, ad.Log,
+		func(ctx context.Context, br *kgo.Broker, _ int32) (bool, error) { return describe(ctx, br, b) },
+		func(a, b bool) bool { return a == b })
 }
 
 // Delete removes the ACL and waits until no live broker holds it;

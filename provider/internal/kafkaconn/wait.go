@@ -109,3 +109,40 @@ func LiveBrokers(ctx context.Context, cl *kgo.Client) ([]int32, error) {
 	slices.Sort(ids)
 	return ids, nil
 }
+
+// AgreedAnswer asks every live broker through cl (ask, each bounded by 5
+// s) until they all give the same answer (same), and returns it; ctx
+// bounds the wait, whose error names the last disagreement. It is for a
+// read that must not take one broker's word: each broker applies the
+// metadata log in its own time, so one that has not applied a deletion
+// made a moment ago (outside Terraform, or by the apply before) still
+// answers as before it.
+func AgreedAnswer[T any](ctx context.Context, cl *kgo.Client, what string, interval time.Duration, log LogFunc,
+	ask func(ctx context.Context, b *kgo.Broker, id int32) (T, error), same func(a, b T) bool) (T, error) {
+	var agreed T
+	err := PollOrFail(ctx, "every broker to agree on "+what, interval, log, func() (string, bool, error) {
+		ids, err := LiveBrokers(ctx, cl)
+		if err != nil {
+			return err.Error(), false, nil
+		}
+		answers := make([]T, 0, len(ids))
+		for _, id := range ids {
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			a, err := ask(rctx, cl.Broker(int(id)), id)
+			cancel()
+			if err != nil {
+				return fmt.Sprintf("broker %d: %v", id, err), false, nil
+			}
+			if len(answers) > 0 && !same(answers[0], a) {
+				return fmt.Sprintf("brokers %d and %d answer differently", ids[0], id), false, nil
+			}
+			answers = append(answers, a)
+		}
+		if len(answers) == 0 {
+			return "no live broker", false, nil
+		}
+		agreed = answers[0]
+		return "", true, nil
+	})
+	return agreed, err
+}

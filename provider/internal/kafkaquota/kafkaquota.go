@@ -205,14 +205,49 @@ type Admin struct {
 	PollInterval time.Duration
 }
 
+// agreeWait bounds Describe's wait for the brokers to agree: the metadata
+// log reaches a live broker within a second or so, and one that lags
+// longer is named in the error.
+const agreeWait = 30 * time.Second
+
 // Describe returns the entity's quotas (ErrNotFound when it has none).
+// One broker answers first; when it holds quotas for the entity, every
+// live broker is asked until they agree, so that a broker that has not
+// applied their removal yet (outside Terraform a moment ago, or by the
+// apply before) does not refuse their creation ("already holds") or keep
+// removed quotas in the state.
 func (ad *Admin) Describe(ctx context.Context, e Entity) (map[string]float64, error) {
 	cl, err := ad.Conn.Client()
 	if err != nil {
 		return nil, err
 	}
 	defer cl.Close()
-	return describe(ctx, cl, e)
+	values, err := describe(ctx, cl, e)
+	if err != nil {
+		return nil, err
+	}
+	type answer struct {
+		values map[string]float64
+		found  bool
+	}
+	ctx, cancel := context.WithTimeout(ctx, agreeWait)
+	defer cancel()
+	a, err := kafkaconn.AgreedAnswer(ctx, cl, "the quotas of "+e.String(), ad.PollInterval, ad.Log,
+		func(ctx context.Context, br *kgo.Broker, _ int32) (answer, error) {
+			v, err := describe(ctx, br, e)
+			if errors.Is(err, ErrNotFound) {
+				return answer{}, nil
+			}
+			return answer{v, true}, err
+		},
+		func(a, b answer) bool { return a.found == b.found && maps.Equal(a.values, b.values) })
+	switch {
+	case err != nil:
+		return nil, err
+	case !a.found:
+		return nil, fmt.Errorf("%w: %s (removed; a broker still held %v)", ErrNotFound, e, values)
+	}
+	return a.values, nil
 }
 
 // Set makes the entity's quotas exactly values: keys in values are set,

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -48,8 +49,74 @@ func (a *Admin) CheckDrain(ctx context.Context, ids []int32) error {
 	if err != nil {
 		return fmt.Errorf("reading the metadata of cluster %s: %w", a.Conn.ClusterID, err)
 	}
-	_, err = planDrain(md, ids)
+	_, err = a.planDrainConfirmed(ctx, md, ids)
 	return err
+}
+
+// planDrainConfirmed is planDrain, whose refusal is confirmed with every
+// live broker first. md is one broker's answer, and each broker applies
+// the metadata log in its own time: one that has not applied a topic's
+// deletion yet (outside Terraform a moment ago, or by the apply before)
+// still lists the topic, and its replicas would refuse the drain. A broker
+// asked for a topic by name that it does not know catches up with the
+// controller before it answers that the topic does not exist, so that
+// answer is the cluster's: the topics any live broker does not know are
+// left out, and the drain planned again without them.
+func (a *Admin) planDrainConfirmed(ctx context.Context, md kadm.Metadata, ids []int32) (map[string]map[int32][]int32, error) {
+	targets, err := planDrain(md, ids)
+	if !errors.Is(err, placement.ErrNotEnoughBrokers) {
+		return targets, err
+	}
+	gone, gerr := a.unknownTopics(ctx, slices.Sorted(maps.Keys(md.Topics)))
+	if gerr != nil {
+		a.log(ctx, "drain: could not ask every broker whether the topics still exist; refused on one broker's metadata", "error", gerr.Error())
+		return targets, err
+	}
+	if len(gone) == 0 {
+		return targets, err
+	}
+	a.log(ctx, "drain: topics a broker still listed are deleted", "topics", gone)
+	md.Topics = maps.Clone(md.Topics)
+	for _, name := range gone {
+		delete(md.Topics, name)
+	}
+	return planDrain(md, ids)
+}
+
+// unknownTopics asks every live broker for the topics by name and returns
+// those some broker answers it does not know.
+func (a *Admin) unknownTopics(ctx context.Context, names []string) ([]string, error) {
+	cl, err := a.Conn.Client()
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ids, err := kafkaconn.LiveBrokers(ctx, cl)
+	if err != nil {
+		return nil, err
+	}
+	gone := map[string]bool{}
+	for _, id := range ids {
+		req := kmsg.NewPtrMetadataRequest()
+		req.AllowAutoTopicCreation = false
+		for _, name := range names {
+			t := kmsg.NewMetadataRequestTopic()
+			t.Topic = kmsg.StringPtr(name)
+			req.Topics = append(req.Topics, t)
+		}
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		resp, err := req.RequestWith(rctx, cl.Broker(int(id)))
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("asking broker %d for the topics: %w", id, err)
+		}
+		for _, t := range resp.Topics {
+			if t.Topic != nil && t.ErrorCode == kerr.UnknownTopicOrPartition.Code {
+				gone[*t.Topic] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(gone)), nil
 }
 
 // Drain moves every replica off the brokers ids (brokers about to be
@@ -82,7 +149,7 @@ func (a *Admin) Drain(ctx context.Context, ids []int32) (res DrainResult, err er
 		if err != nil {
 			return res, fmt.Errorf("reading the metadata of cluster %s: %w", a.Conn.ClusterID, err)
 		}
-		targets, err := planDrain(md, ids)
+		targets, err := a.planDrainConfirmed(ctx, md, ids)
 		if err != nil {
 			return res, err
 		}

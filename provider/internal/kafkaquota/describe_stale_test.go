@@ -1,0 +1,81 @@
+package kafkaquota
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/provider/internal/kafkaconn"
+)
+
+// TestDescribeWaitsForTheBrokersToAgree: quotas set and removed on three
+// brokers; then the first broker asked, and broker 0 for its next two
+// answers, answer as before the removal (kfake replays a
+// DescribeClientQuotas answer that holds them), as brokers that have not
+// applied it yet do. Describe asks every live broker until they agree, and
+// reports no quota.
+func TestDescribeWaitsForTheBrokersToAgree(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	var brokers []kafkaconn.Broker
+	for i, addr := range c.ListenAddrs() {
+		brokers = append(brokers, kafkaconn.Broker{NodeID: int32(i), Addr: addr})
+	}
+	ad := &Admin{Conn: kafkaconn.New("test", brokers), PollInterval: 10 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := Entity{User: Default}
+	want := map[string]float64{"producer_byte_rate": 64 << 10}
+	if err := ad.Set(ctx, e, want); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ad.Describe(ctx, e); err != nil || !maps.Equal(got, want) {
+		t.Fatalf("Describe after Set: %v, %v", got, err)
+	}
+	cl, err := ad.Conn.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrDescribeClientQuotasRequest()
+	req.Strict = true
+	comp := kmsg.NewDescribeClientQuotasRequestComponent()
+	comp.EntityType, comp.MatchType = "user", 1 // the default user
+	req.Components = append(req.Components, comp)
+	before, err := req.RequestWith(ctx, cl)
+	if err != nil || len(before.Entries) != 1 {
+		t.Fatalf("describing the quotas: %v, %+v", err, before)
+	}
+	if err := ad.Set(ctx, e, nil); err != nil {
+		t.Fatal(err)
+	}
+	asked, staleOn0 := 0, 0
+	c.ControlKey(int16(kmsg.DescribeClientQuotas), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		asked++
+		switch {
+		case asked == 1: // the first answer, whichever broker gives it
+		case c.CurrentNode() == 0 && staleOn0 < 2:
+			staleOn0++
+		default:
+			return nil, nil, false
+		}
+		resp := *before
+		resp.SetVersion(kreq.GetVersion())
+		return &resp, nil, true
+	})
+	if got, err := ad.Describe(ctx, e); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Describe of removed quotas some brokers still answer for: %v, %v; want ErrNotFound", got, err)
+	}
+	if staleOn0 != 2 {
+		t.Errorf("broker 0 answered as before the removal %d times, want 2 (Describe asked each broker until they agreed)", staleOn0)
+	}
+}

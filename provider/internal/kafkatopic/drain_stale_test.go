@@ -1,0 +1,83 @@
+package kafkatopic
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/cluster/placement"
+	"github.com/tributary/tributary/provider/internal/kafkaconn"
+)
+
+// TestCheckDrainConfirmsDeletedTopics: a topic with three replicas on three
+// brokers refuses the drain of one. Once it is deleted, a broker that has
+// not applied the deletion yet (kfake answers its Metadata with the answer
+// from before) still lists it; that refusal is not the cluster's, since
+// the other brokers, asked for the topic by name, do not know it, and the
+// drain is allowed. While every broker still lists it, the refusal stands.
+func TestCheckDrainConfirmsDeletedTopics(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	var brokers []kafkaconn.Broker
+	for i, addr := range c.ListenAddrs() {
+		brokers = append(brokers, kafkaconn.Broker{NodeID: int32(i), Addr: addr})
+	}
+	a := &Admin{Conn: kafkaconn.New("test", brokers)}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	adm, err := a.Conn.Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	if _, err := adm.CreateTopic(ctx, 1, 3, nil, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CheckDrain(ctx, []int32{2}); !errors.Is(err, placement.ErrNotEnoughBrokers) {
+		t.Fatalf("CheckDrain with the topic on every broker: %v, want ErrNotEnoughBrokers", err)
+	}
+	cl, err := a.Conn.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	before, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.DeleteTopics(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	// stale makes nodes answer what they answered before the deletion when
+	// asked for the topic by name, and every broker when asked for all
+	// topics (so the first read, whichever broker it reaches, lists it).
+	stale := func(nodes ...int32) {
+		c.ControlKey(int16(kmsg.Metadata), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+			c.KeepControl()
+			req := kreq.(*kmsg.MetadataRequest)
+			if req.Topics != nil && (!slices.Contains(nodes, c.CurrentNode()) ||
+				!slices.ContainsFunc(req.Topics, func(t kmsg.MetadataRequestTopic) bool { return t.Topic != nil && *t.Topic == "gone" })) {
+				return nil, nil, false
+			}
+			resp := *before
+			resp.SetVersion(req.GetVersion())
+			return &resp, nil, true
+		})
+	}
+	stale(0)
+	if err := a.CheckDrain(ctx, []int32{2}); err != nil {
+		t.Fatalf("CheckDrain refused on a deleted topic only broker 0 still lists: %v", err)
+	}
+	stale(0, 1, 2)
+	if err := a.CheckDrain(ctx, []int32{2}); !errors.Is(err, placement.ErrNotEnoughBrokers) {
+		t.Fatalf("CheckDrain with every broker listing the topic: %v, want ErrNotEnoughBrokers", err)
+	}
+}
