@@ -303,6 +303,7 @@ func (s *Server) producePartition(ctx context.Context, p *partition, jobs []prod
 		return func() {}
 	}
 	codec := log.StoredCodec()
+	maxBytes := int(log.Config().MaxMessageBytes)
 	run := make([]produceJob, 0, len(jobs))
 	for _, j := range jobs {
 		if j.acks == -1 {
@@ -317,8 +318,11 @@ func (s *Server) producePartition(ctx context.Context, p *partition, jobs []prod
 		// checks (max.message.bytes included, MESSAGE_TOO_LARGE) and
 		// writes the bytes the followers then copy. Batches already in
 		// the codec, and every batch of a producer topic, are kept as
-		// sent after reading their headers.
-		rec, err := recordbatch.Recompress(j.record, codec)
+		// sent after reading their headers. The rewritten batch is
+		// bounded by max.message.bytes as it is encoded, so that a batch
+		// inflating to far more (a compression bomb) is refused before
+		// the broker holds it (MESSAGE_TOO_LARGE, as Kafka).
+		rec, err := recordbatch.Recompress(j.record, codec, maxBytes)
 		if err != nil {
 			s.setAppendError(j, recompressError(codec, err))
 			continue
@@ -514,7 +518,10 @@ func (s *Server) appendJoint(l *replica.Leader, log *storage.Partition, epoch in
 // do not inflate.
 func recompressError(codec int, err error) error {
 	kind := storage.ErrCorruptMessage
-	if errors.Is(err, recordbatch.ErrInvalid) {
+	switch {
+	case errors.Is(err, recordbatch.ErrTooLarge):
+		kind = storage.ErrRecordTooLarge
+	case errors.Is(err, recordbatch.ErrInvalid):
 		kind = storage.ErrInvalidRecord
 	}
 	return fmt.Errorf("%w: re-compressing a batch in the topic's compression.type (codec %d): %w", kind, codec, err)

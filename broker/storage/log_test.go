@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -1066,5 +1067,59 @@ func TestTruncateAtLogEndDropsEpochsWithoutRecords(t *testing.T) {
 	}
 	if e, end := p.EndOffsetForLeaderEpoch(2); e != 2 || end != 3 {
 		t.Fatalf("epoch 2 -> %d, %d; want 2, 3", e, end)
+	}
+}
+
+// bombBatch is a batch of one record (key, nil for none) whose value is
+// size zero bytes, gzip-compressed: about a thousandth of size as sent.
+func bombBatch(t *testing.T, key []byte, size int) []byte {
+	t.Helper()
+	b, err := recordbatch.Encode(recordbatch.Header{Attributes: recordbatch.CodecGzip, BaseTimestamp: 1_700_000_000_000,
+		MaxTimestamp: 1_700_000_000_000, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, RecordCount: 1},
+		recordbatch.AppendNewRecord(nil, recordbatch.NewRecord{Key: key, Value: make([]byte, size)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestCompressionBombsAreStreamed: a compacted topic's key check and a
+// lookup by timestamp walk a batch inflating to 64 MiB without holding
+// it: each allocates a few MiB (Decompress allocated the 64 MiB, and more
+// for each batch of a request). The key check still refuses a keyless one.
+func TestCompressionBombsAreStreamed(t *testing.T) {
+	const size = 64 << 20
+	st := openStore(t, t.TempDir(), Options{})
+	p := mustCreate(t, st, "bombs", 0, TopicConfig{CleanupPolicy: CleanupCompact, MaxMessageBytes: 1 << 20})
+	keyed, keyless := bombBatch(t, []byte("k"), size), bombBatch(t, nil, size)
+	measure := func(what string, fn func() error) error {
+		t.Helper()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		err := fn()
+		runtime.ReadMemStats(&after)
+		if n := after.TotalAlloc - before.TotalAlloc; n > 8<<20 {
+			t.Errorf("%s: %d bytes allocated for a %d-byte batch inflating to %d", what, n, len(keyed), size)
+		}
+		return err
+	}
+	if err := measure("keyed bomb", func() error {
+		_, err := p.Append(context.Background(), bytes.Clone(keyed), AppendOptions{})
+		return err
+	}); err != nil {
+		t.Fatalf("keyed bomb: %v", err)
+	}
+	if err := measure("keyless bomb", func() error {
+		_, err := p.Append(context.Background(), bytes.Clone(keyless), AppendOptions{})
+		return err
+	}); !errors.Is(err, ErrInvalidRecord) {
+		t.Fatalf("keyless bomb: err %v, want ErrInvalidRecord", err)
+	}
+	var off, ts int64
+	if err := measure("lookup by timestamp", func() (err error) {
+		off, ts, err = p.OffsetForTimestamp(1_700_000_000_000)
+		return err
+	}); err != nil || off != 0 || ts != 1_700_000_000_000 {
+		t.Fatalf("OffsetForTimestamp: %d %d %v", off, ts, err)
 	}
 }

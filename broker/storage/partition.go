@@ -371,22 +371,24 @@ func parseProduced(b []byte, cfg TopicConfig, fromCoordinator bool) ([]parsedBat
 }
 
 // requireKeys enforces that compacted topics only take keyed records, as
-// Kafka does: a record without a key could never be compacted away.
+// Kafka does: a record without a key could never be compacted away. The
+// records are streamed from the batch's decoder (ScanRecords), never held
+// inflated: a few KB of a compressed batch can inflate to 256 MiB.
 func requireKeys(h *recordbatch.Header, data []byte) error {
-	records, err := recordbatch.Decompress(h.Codec(), data[recordbatch.HeaderSize:])
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrCorruptMessage, err)
-	}
-	err = recordbatch.ForEachRecord(records, func(r *recordbatch.Record) error {
-		if r.Key == nil {
+	err := recordbatch.ScanRecords(h, data, func(r *recordbatch.RecordInfo) error {
+		if r.NullKey {
 			return fmt.Errorf("%w: compacted topic cannot accept a record without a key", ErrInvalidRecord)
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, ErrInvalidRecord) {
-		err = fmt.Errorf("%w: %w", ErrInvalidRecord, err)
+	switch {
+	case err == nil || errors.Is(err, ErrInvalidRecord):
+		return err
+	case errors.Is(err, recordbatch.ErrCorrupt):
+		return fmt.Errorf("%w: %w", ErrCorruptMessage, err)
+	default:
+		return fmt.Errorf("%w: %w", ErrInvalidRecord, err)
 	}
-	return err
 }
 
 // Append writes one or more RecordBatch v2 (the records field of a Produce
@@ -1052,6 +1054,9 @@ func (p *Partition) OffsetForTimestamp(ts int64) (offset int64, timestamp int64,
 // firstRecordAtOrAfter looks inside a batch for the first record at or
 // after ts (and not below logStart). When the records cannot be decoded it
 // falls back to the batch as a whole, as a scan by batch timestamps would.
+// The records are streamed from the batch's decoder: a batch of a topic
+// that keeps the producer's codec is stored as sent, and a few KB of it
+// can inflate to 256 MiB.
 func firstRecordAtOrAfter(s *segment, pos int64, h *recordbatch.Header, ts, logStart int64) (int64, int64, error) {
 	if h.IsLogAppendTime() {
 		return max(h.BaseOffset, logStart), h.MaxTimestamp, nil
@@ -1060,13 +1065,9 @@ func firstRecordAtOrAfter(s *segment, pos int64, h *recordbatch.Header, ts, logS
 	if _, err := s.file.ReadAt(b, pos); err != nil {
 		return -1, -1, fmt.Errorf("%w: reading %s at %d: %w", ErrStorage, s.logPath(), pos, err)
 	}
-	records, err := recordbatch.Decompress(h.Codec(), b[recordbatch.HeaderSize:])
-	if err != nil {
-		return max(h.BaseOffset, logStart), h.MaxTimestamp, nil
-	}
 	found, foundTs := int64(-1), int64(-1)
 	errFound := errors.New("found")
-	err = recordbatch.ForEachRecord(records, func(r *recordbatch.Record) error {
+	err := recordbatch.ScanRecords(h, b, func(r *recordbatch.RecordInfo) error {
 		off := h.BaseOffset + int64(r.OffsetDelta)
 		rts := h.BaseTimestamp + r.TimestampDelta
 		if rts >= ts && off >= logStart {

@@ -20,6 +20,15 @@ func Encode(h Header, records []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: batch of %d bytes too large", ErrInvalid, size)
 	}
 	b := make([]byte, size)
+	copy(b[HeaderSize:], body)
+	putHeader(b, h)
+	return b, nil
+}
+
+// putHeader writes h's fields into b, a whole batch whose records section
+// is in place, with BatchLength from len(b) and the CRC computed anew.
+func putHeader(b []byte, h Header) {
+	size := len(b)
 	binary.BigEndian.PutUint64(b[offBaseOffset:], uint64(h.BaseOffset))
 	binary.BigEndian.PutUint32(b[offBatchLength:], uint32(size-LogOverhead))
 	binary.BigEndian.PutUint32(b[offLeaderEpoch:], uint32(h.PartitionLeaderEpoch))
@@ -32,7 +41,5 @@ func Encode(h Header, records []byte) ([]byte, error) {
 	binary.BigEndian.PutUint16(b[offProducerEpoch:], uint16(h.ProducerEpoch))
 	binary.BigEndian.PutUint32(b[offBaseSequence:], uint32(h.BaseSequence))
 	binary.BigEndian.PutUint32(b[offRecordCount:], uint32(h.RecordCount))
-	copy(b[HeaderSize:], body)
 	binary.BigEndian.PutUint32(b[offCRC:], ComputeCRC(b))
-	return b, nil
 }

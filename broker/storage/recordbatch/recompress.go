@@ -1,7 +1,9 @@
 package recordbatch
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -29,23 +31,28 @@ func CodecForCompressionType(t string) (int, error) {
 // Recompress returns the batches of a produce request's partition (b,
 // whole batches back to back) with each batch whose codec is not codec
 // rewritten in codec, as Kafka's LogValidator does for a topic whose
-// compression.type is not producer: the records are inflated and
-// compressed again, and every header field (offset deltas, timestamps,
-// producer id, epoch and base sequence, the transactional flag) stays as
-// the producer sent it; attributes change only in their codec bits, and
-// the CRC is computed anew. Control batches are never compressed.
+// compression.type is not producer: the records are streamed from the
+// batch's decoder into codec's encoder (never held inflated), and every
+// header field (offset deltas, timestamps, producer id, epoch and base
+// sequence, the transactional flag) stays as the producer sent it;
+// attributes change only in their codec bits, and the CRC is computed
+// anew. Control batches are never compressed. maxBytes is the topic's
+// max.message.bytes: a rewritten batch that would be larger is refused
+// with ErrTooLarge as soon as the encoder's output passes it.
 //
 // When every batch already has the codec (or codec is CodecProducer) it
 // returns b itself after reading only the headers: that is the path of a
 // topic whose producers compress as it asks, and it must stay free.
 //
 // A batch that does not pass the checks storage makes before writing
-// (framing, magic, CRC, ValidateProduced) is not rewritten: Recompress
-// then returns b unchanged so that storage refuses it with its usual
-// error; a CRC computed over corrupt records would make them look sound.
-// A batch whose records cannot be inflated is refused with ErrCorrupt, one
-// whose inflated records do not match its header with ErrInvalid.
-func Recompress(b []byte, codec int) ([]byte, error) {
+// (framing, magic, CRC, ValidateProduced, its size as sent against
+// maxBytes, as Kafka checks it before validating) is not rewritten:
+// Recompress then returns b unchanged so that storage refuses it with its
+// usual error; a CRC computed over corrupt records would make them look
+// sound. A batch whose records cannot be inflated is refused with
+// ErrCorrupt, one whose inflated records do not match its header with
+// ErrInvalid.
+func Recompress(b []byte, codec, maxBytes int) ([]byte, error) {
 	if codec == CodecProducer || !needsRecompress(b, codec) {
 		return b, nil
 	}
@@ -61,10 +68,10 @@ func Recompress(b []byte, codec int) ([]byte, error) {
 			out = append(out, data...)
 			continue
 		}
-		if Check(&h, data) != nil || ValidateProduced(&h, data) != nil {
+		if len(data) > maxBytes || Check(&h, data) != nil || ValidateProduced(&h, data) != nil {
 			return b, nil
 		}
-		nb, err := RecompressBatch(&h, data, codec)
+		nb, err := RecompressBatch(&h, data, codec, maxBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -96,31 +103,43 @@ func needsRecompress(b []byte, codec int) bool {
 }
 
 // RecompressBatch rewrites one checked batch (h parsed from data) with its
-// records compressed in codec, keeping every other header field.
-func RecompressBatch(h *Header, data []byte, codec int) ([]byte, error) {
-	records, err := Decompress(h.Codec(), data[HeaderSize:])
+// records compressed in codec, keeping every other header field. The
+// records go from the decoder through a 32 KiB buffer into the encoder,
+// checked on the way as ForEachRecord checks them (offset deltas 0, 1, ...
+// and as many as the header says), so that a batch the broker writes anew
+// never carries records that do not parse; the encoder's output is refused
+// with ErrTooLarge once the batch would pass maxBytes.
+func RecompressBatch(h *Header, data []byte, codec, maxBytes int) ([]byte, error) {
+	acquireStream()
+	defer releaseStream()
+	out := &boundedBuffer{b: make([]byte, HeaderSize, HeaderSize+min(len(data), maxBytes)), max: maxBytes}
+	enc, release, err := newEncoder(codec, out)
 	if err != nil {
 		return nil, err
 	}
-	// The inflated records are re-framed by the new codec's encoder as
-	// they are; check they are what the header says first, as
-	// ValidateProduced does for uncompressed batches, so that a batch the
-	// broker writes anew never carries records that do not parse.
-	n := 0
-	err = ForEachRecord(records, func(r *Record) error {
-		if r.OffsetDelta != int32(n) {
+	defer release()
+	n := int32(0)
+	err = scan(h, data, enc, func(r *RecordInfo) error {
+		if r.OffsetDelta != n {
 			return fmt.Errorf("%w: record %d has offset delta %d", ErrInvalid, n, r.OffsetDelta)
 		}
 		n++
 		return nil
 	})
+	if err == nil {
+		err = enc.Close()
+	}
+	if errors.Is(err, ErrTooLarge) {
+		return nil, fmt.Errorf("%w: a batch of %d bytes as sent passes %d bytes in codec %d", ErrTooLarge, len(data), maxBytes, codec)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if n != int(h.RecordCount) {
-		return nil, fmt.Errorf("%w: header says %d records, found %d", ErrInvalid, h.RecordCount, n)
+	if len(out.b)-LogOverhead > math.MaxInt32 {
+		return nil, fmt.Errorf("%w: batch of %d bytes too large", ErrInvalid, len(out.b))
 	}
 	nh := *h
 	nh.Attributes = h.Attributes&^CompressionMask | int16(codec)
-	return Encode(nh, records)
+	putHeader(out.b, nh)
+	return out.b, nil
 }

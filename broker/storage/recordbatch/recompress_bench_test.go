@@ -2,6 +2,7 @@ package recordbatch
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -56,7 +57,7 @@ func BenchmarkRecompress(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
-				if _, err := Recompress(in, c.to); err != nil {
+				if _, err := Recompress(in, c.to, math.MaxInt32); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"testing"
 )
 
@@ -28,7 +29,7 @@ func TestRecompressEveryCodecPair(t *testing.T) {
 			t.Run(fmt.Sprintf("%d-to-%d", from, to), func(t *testing.T) {
 				in := append(producerBatch(t, from, 20), producerBatch(t, from, 3)...)
 				orig := bytes.Clone(in)
-				out, err := Recompress(in, to)
+				out, err := Recompress(in, to, math.MaxInt32)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -90,7 +91,7 @@ func splitBatches(t *testing.T, b []byte) [][]byte {
 
 func TestRecompressProducerKeepsEveryCodec(t *testing.T) {
 	in := append(batch(t, CodecSnappy, 2), batch(t, CodecGzip, 2)...)
-	out, err := Recompress(in, CodecProducer)
+	out, err := Recompress(in, CodecProducer, math.MaxInt32)
 	if err != nil || &out[0] != &in[0] || len(out) != len(in) {
 		t.Fatalf("producer rewrote the batches (err %v)", err)
 	}
@@ -101,7 +102,7 @@ func TestRecompressKeepsControlBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := Recompress(marker, CodecZstd)
+	out, err := Recompress(marker, CodecZstd, math.MaxInt32)
 	if err != nil || !bytes.Equal(out, marker) {
 		t.Fatalf("a control batch was rewritten (err %v)", err)
 	}
@@ -112,7 +113,7 @@ func TestRecompressLeavesBadBatchesToStorage(t *testing.T) {
 	crc[len(crc)-1] ^= 0xff // the CRC no longer matches
 	short := batch(t, CodecSnappy, 3)[:40]
 	for name, in := range map[string][]byte{"crc": crc, "truncated": short} {
-		out, err := Recompress(in, CodecZstd)
+		out, err := Recompress(in, CodecZstd, math.MaxInt32)
 		if err != nil || !bytes.Equal(out, in) {
 			t.Fatalf("%s: got %d bytes, err %v; want the input back for storage to refuse", name, len(out), err)
 		}
@@ -129,7 +130,7 @@ func TestRecompressRefusesRecordsThatDoNotInflate(t *testing.T) {
 	b[offCRC], b[offCRC+1], b[offCRC+2], b[offCRC+3] = 0, 0, 0, 0
 	crc := ComputeCRC(b)
 	b[offCRC], b[offCRC+1], b[offCRC+2], b[offCRC+3] = byte(crc>>24), byte(crc>>16), byte(crc>>8), byte(crc)
-	if _, err := Recompress(b, CodecZstd); !errors.Is(err, ErrCorrupt) {
+	if _, err := Recompress(b, CodecZstd, math.MaxInt32); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("got %v, want ErrCorrupt", err)
 	}
 	// Records that inflate but are fewer than the header says.
@@ -137,7 +138,7 @@ func TestRecompressRefusesRecordsThatDoNotInflate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Recompress(c, CodecZstd); !errors.Is(err, ErrInvalid) {
+	if _, err := Recompress(c, CodecZstd, math.MaxInt32); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("got %v, want ErrInvalid", err)
 	}
 }

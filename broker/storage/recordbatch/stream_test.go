@@ -1,0 +1,336 @@
+package recordbatch
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// bombBatch is a batch of one keyed record whose value is size zero bytes,
+// compressed with codec: a compression bomb, a few KB that inflate to size.
+// zstdWindow, when not 0, is the window the zstd frame declares (an
+// attacker picks the largest the broker takes); snappy is framed as the
+// Java producer frames it.
+func bombBatch(t testing.TB, codec, size, zstdWindow int) []byte {
+	t.Helper()
+	recs := AppendNewRecord(nil, NewRecord{Key: []byte("k"), Value: make([]byte, size)})
+	h := Header{PartitionLeaderEpoch: -1, Attributes: int16(codec), BaseTimestamp: 1000, MaxTimestamp: 1000,
+		ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, RecordCount: 1}
+	var body []byte
+	switch {
+	case codec == CodecZstd && zstdWindow != 0:
+		var buf bytes.Buffer
+		w, err := zstd.NewWriter(&buf, zstd.WithWindowSize(zstdWindow), zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(recs)
+		w.Close()
+		body = buf.Bytes()
+	case codec == CodecSnappy:
+		var buf bytes.Buffer
+		x := &xerialWriter{dst: &buf}
+		x.Write(recs)
+		x.Close()
+		body = buf.Bytes()
+	default:
+		var err error
+		if body, err = Compress(codec, recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := make([]byte, HeaderSize+len(body))
+	copy(b[HeaderSize:], body)
+	putHeader(b, h)
+	return b
+}
+
+// allocated is what fn allocates (TotalAlloc), with what it returned.
+func allocated(fn func() error) (uint64, error) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	err := fn()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc, err
+}
+
+var bombCodecs = []struct {
+	name   string
+	codec  int
+	window int
+}{{"gzip", CodecGzip, 0}, {"lz4", CodecLz4, 0}, {"snappy-xerial", CodecSnappy, 0}, {"zstd", CodecZstd, 0}, {"zstd-8MiB-window", CodecZstd, maxStreamWindow}}
+
+// TestScanRecordsStreamsABomb: the key check of a compacted topic walks a
+// batch inflating to 64 MiB allocating a few MiB (a zstd frame's window,
+// lz4's block, a xerial block), not the 64 MiB Decompress allocated for it.
+func TestScanRecordsStreamsABomb(t *testing.T) {
+	const size = 64 << 20
+	for _, c := range bombCodecs {
+		t.Run(c.name, func(t *testing.T) {
+			b := bombBatch(t, c.codec, size, c.window)
+			h, err := ParseHeader(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var seen int
+			n, err := allocated(func() error {
+				return ScanRecords(&h, b, func(r *RecordInfo) error {
+					if r.NullKey || r.OffsetDelta != 0 {
+						return fmt.Errorf("record %+v", r)
+					}
+					seen++
+					return nil
+				})
+			})
+			if err != nil || seen != 1 {
+				t.Fatalf("%d records, %v", seen, err)
+			}
+			limit := uint64(6 << 20)
+			if c.window != 0 {
+				limit = 2*uint64(c.window) + 2<<20
+			}
+			t.Logf("%d-byte batch inflating to %d: %d bytes allocated", len(b), size, n)
+			if n > limit {
+				t.Fatalf("%d-byte batch inflating to %d bytes: %d bytes allocated, want at most %d", len(b), size, n, limit)
+			}
+		})
+	}
+}
+
+// TestRecompressBoundsABomb: re-compressing a bomb into a codec that
+// shrinks it again allocates what the codecs hold, not the inflated
+// records; into one where it stays large (uncompressed) it is refused with
+// ErrTooLarge once the output passes max.message.bytes, having allocated
+// about that much.
+func TestRecompressBoundsABomb(t *testing.T) {
+	const size = 64 << 20
+	for _, c := range bombCodecs {
+		t.Run(c.name, func(t *testing.T) {
+			b := bombBatch(t, c.codec, size, c.window)
+			h, _ := ParseHeader(b)
+			to := CodecZstd
+			if c.codec == CodecZstd {
+				to = CodecGzip
+			}
+			var out []byte
+			n, err := allocated(func() (err error) {
+				out, err = RecompressBatch(&h, b, to, 1<<20)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// lz4's reader holds a frame's blocks, up to 4 MiB each,
+			// a zstd frame its window.
+			limit := uint64(8 << 20)
+			if c.codec == CodecLz4 {
+				limit = 16 << 20
+			}
+			if c.window != 0 {
+				limit = 2*uint64(c.window) + 4<<20
+			}
+			t.Logf("%d-byte batch inflating to %d, to codec %d: %d bytes allocated", len(b), size, to, n)
+			if n > limit {
+				t.Fatalf("re-compressing to %d: %d bytes allocated, want at most %d", to, n, limit)
+			}
+			oh, err := ParseHeader(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := Check(&oh, out); err != nil {
+				t.Fatal(err)
+			}
+			recs, err := Decompress(oh.Codec(), out[HeaderSize:])
+			if err != nil || len(recs) < size {
+				t.Fatalf("re-compressed records: %d bytes, %v", len(recs), err)
+			}
+
+			n, err = allocated(func() error {
+				_, err := RecompressBatch(&h, b, CodecNone, 1<<20)
+				return err
+			})
+			if !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("inflating to %d bytes, uncompressed: err %v, want ErrTooLarge", size, err)
+			}
+			t.Logf("refused uncompressed after %d bytes allocated", n)
+			if n > limit+4<<20 {
+				t.Fatalf("refused after %d bytes allocated, want at most %d", n, limit+4<<20)
+			}
+		})
+	}
+}
+
+// TestStreamsShareTheSlots: bombs streamed at once never hold more than
+// streamSlots streams, and together allocate less than one of them
+// inflated did.
+func TestStreamsShareTheSlots(t *testing.T) {
+	const size, bombs = 32 << 20, 16
+	b := bombBatch(t, CodecGzip, size, 0)
+	h, _ := ParseHeader(b)
+	var inUse, most atomic.Int32
+	streamHook = func(delta int) {
+		n := inUse.Add(int32(delta))
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+	}
+	t.Cleanup(func() { streamHook = nil })
+	n, err := allocated(func() error {
+		var wg sync.WaitGroup
+		errs := make(chan error, bombs)
+		for i := range bombs {
+			wg.Go(func() {
+				if i%2 == 0 {
+					errs <- ScanRecords(&h, b, nil)
+				} else {
+					_, err := RecompressBatch(&h, b, CodecZstd, 1<<20)
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		var all []error
+		for err := range errs {
+			all = append(all, err)
+		}
+		return errors.Join(all...)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := most.Load(); m > int32(cap(streamSlots)) || m < 1 {
+		t.Fatalf("%d streams at once, %d slots", m, cap(streamSlots))
+	}
+	if inUse.Load() != 0 {
+		t.Fatalf("%d slots still held", inUse.Load())
+	}
+	if n > size {
+		t.Fatalf("%d bombs of %d bytes allocated %d bytes", bombs, size, n)
+	}
+}
+
+// TestStreamRefusals: what the streams refuse, and as what.
+func TestStreamRefusals(t *testing.T) {
+	t.Run("inflated past the limit", func(t *testing.T) {
+		old := decompressLimit
+		decompressLimit = 1 << 20
+		t.Cleanup(func() { decompressLimit = old })
+		for _, c := range bombCodecs {
+			b := bombBatch(t, c.codec, 4<<20, c.window)
+			h, _ := ParseHeader(b)
+			if err := ScanRecords(&h, b, nil); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("%s: err %v, want ErrCorrupt", c.name, err)
+			}
+		}
+	})
+	t.Run("zstd window over maxStreamWindow", func(t *testing.T) {
+		b := bombBatch(t, CodecZstd, 32<<20, 2*maxStreamWindow)
+		h, _ := ParseHeader(b)
+		if err := ScanRecords(&h, b, nil); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("err %v, want ErrCorrupt", err)
+		}
+	})
+	t.Run("snappy block declaring more than it holds", func(t *testing.T) {
+		// A raw block: varint length 16 MiB, then one literal byte.
+		body := []byte{0x80, 0x80, 0x80, 0x08, 0x00, 'x'}
+		b := make([]byte, HeaderSize+len(body))
+		copy(b[HeaderSize:], body)
+		putHeader(b, Header{Attributes: CodecSnappy, RecordCount: 1, ProducerID: -1, BaseSequence: -1})
+		h, _ := ParseHeader(b)
+		n, err := allocated(func() error { return ScanRecords(&h, b, nil) })
+		if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("err %v, want ErrCorrupt", err)
+		}
+		if n > 1<<20 {
+			t.Fatalf("allocated %d bytes", n)
+		}
+	})
+	t.Run("more records than the header says", func(t *testing.T) {
+		b := producerBatch(t, CodecLz4, 5)
+		h, _ := ParseHeader(b)
+		h.RecordCount = 4
+		if err := ScanRecords(&h, b, nil); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("err %v, want ErrInvalid", err)
+		}
+		h.RecordCount = 6
+		if err := ScanRecords(&h, b, nil); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("err %v, want ErrInvalid", err)
+		}
+	})
+}
+
+// scanAgrees checks that ScanRecords (uncompressed and zstd) accepts
+// exactly the record sections ForEachRecord accepts, and reports the same
+// records.
+func scanAgrees(t *testing.T, recs []byte) {
+	var want []RecordInfo
+	werr := ForEachRecord(recs, func(r *Record) error {
+		want = append(want, RecordInfo{Attributes: r.Attributes, TimestampDelta: r.TimestampDelta, OffsetDelta: r.OffsetDelta, NullKey: r.Key == nil})
+		return nil
+	})
+	for _, codec := range []int{CodecNone, CodecZstd} {
+		body, err := Compress(codec, recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, HeaderSize+len(body))
+		copy(b[HeaderSize:], body)
+		putHeader(b, Header{Attributes: int16(codec), RecordCount: int32(len(want)), ProducerID: -1, BaseSequence: -1})
+		h, _ := ParseHeader(b)
+		var got []RecordInfo
+		gerr := ScanRecords(&h, b, func(r *RecordInfo) error { got = append(got, *r); return nil })
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("codec %d on %x: ForEachRecord %v, ScanRecords %v", codec, recs, werr, gerr)
+		}
+		if werr == nil && fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("codec %d: scanned %v, want %v", codec, got, want)
+		}
+		if gerr != nil && !errors.Is(gerr, ErrInvalid) {
+			t.Fatalf("codec %d on %x: %v, want ErrInvalid", codec, recs, gerr)
+		}
+	}
+}
+
+func FuzzScanRecordsMatchesForEachRecord(f *testing.F) {
+	good := records(3, true)
+	f.Add(good)
+	f.Add(good[:len(good)-1])
+	f.Add(append(bytes.Clone(good), 0))
+	f.Add(AppendNewRecord(nil, NewRecord{Headers: []RecordHeader{{Key: "", Value: nil}}}))
+	f.Add([]byte{0x02, 0x00})
+	f.Add([]byte{0x0c, 0x00, 0x00, 0x00, 0x01, 0x01, 0x00})
+	f.Add([]byte{0x7f})
+	f.Add([]byte{0x14, 0x00, 0x00, 0x00, 0x01, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01})
+	f.Fuzz(func(t *testing.T, recs []byte) {
+		if len(recs) > 1<<16 {
+			return
+		}
+		scanAgrees(t, recs)
+	})
+}
+
+// TestRecompressSnappyIsXerial: a re-compressed snappy batch is framed as
+// the Java producer frames it, in blocks of at most 32 KiB, and decodes to
+// the records it was given.
+func TestRecompressSnappyIsXerial(t *testing.T) {
+	in := producerBatch(t, CodecGzip, 2000)
+	h, _ := ParseHeader(in)
+	out, err := RecompressBatch(&h, in, CodecSnappy, math.MaxInt32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(out[HeaderSize:], xerialMagic) {
+		t.Fatal("not xerial framed")
+	}
+	got, err := Decompress(CodecSnappy, out[HeaderSize:])
+	if err != nil || !bytes.Equal(got, records(2000, true)) {
+		t.Fatalf("%d bytes, %v", len(got), err)
+	}
+}
