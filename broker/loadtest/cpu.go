@@ -137,7 +137,9 @@ func (m *cpuMeter) sample() (client, server, machine time.Duration, err error) {
 	for _, pid := range m.pids {
 		t, err := ProcessCPU(pid)
 		if err != nil {
-			return 0, 0, 0, err
+			// A server that exited during the phase has no figure: its
+			// phase is not one to report.
+			return 0, 0, 0, fmt.Errorf("CPU time of server process %d: %w", pid, err)
 		}
 		server += t
 	}
