@@ -543,6 +543,13 @@ func (c *conn) readLoop(br *bufio.Reader, reqs chan<- *request) {
 		}
 	}()
 	var size [4]byte
+	// arrived: the body bytes already received, for a frame's first
+	// block (reqmem.Options.Arrived). Over TLS the socket holds records
+	// not yet decrypted, which are not counted: only what br holds.
+	arrived := br.Buffered
+	if c.rw == c.nc {
+		arrived = func() int { return br.Buffered() + socketUnread(c.nc) }
+	}
 	for {
 		cfg := c.s.Config()
 		if c.stopping.Load() {
@@ -571,7 +578,7 @@ func (c *conn) readLoop(br *bufio.Reader, reqs chan<- *request) {
 			c.nc.Close()
 			return
 		}
-		mem, err := reqmem.ReadFrame(br, int(n), c.reqMem, reqmem.Options{Pooled: isProduceFrame(br, int(n)), Done: c.readsEnded})
+		mem, err := reqmem.ReadFrame(br, int(n), c.reqMem, reqmem.Options{Pooled: isProduceFrame(br, int(n)), Done: c.readsEnded, Arrived: arrived})
 		if tooLarge := (*reqmem.TooLargeError)(nil); errors.As(err, &tooLarge) {
 			c.log.Warn("closing connection: request larger than the broker's whole request memory", "size", tooLarge.Size, "queued_max_request_bytes", tooLarge.Limit, "hint", "raise queued.max.request.bytes, or send smaller requests")
 			c.nc.Close()

@@ -88,6 +88,51 @@ func TestReadFrame(t *testing.T) {
 	}
 }
 
+// TestReadFrameArrivedTakesOneBlock: a frame above the first read whose
+// bytes have arrived (Options.Arrived) is read into one block, without
+// the growth's copies: unpooled, a 3 MiB frame allocates its 3 MiB, where
+// growing allocates 1 MiB and then the 3 MiB (and copies the first).
+// What the block may be stays within growStep times what arrived: with
+// 300 KiB there, the first block is 1.2 MiB, and with 14 bytes there it
+// is GrowAbove, as without Arrived.
+func TestReadFrameArrivedTakesOneBlock(t *testing.T) {
+	const n = 3 << 20
+	full := make([]byte, n+10)
+	for i := range full {
+		full[i] = byte(i * 13)
+	}
+	for _, tc := range []struct {
+		name     string
+		arrived  int
+		min, max uint64 // bytes allocated by ReadFrame
+	}{
+		{"all there", n, n, n + 64<<10},
+		{"nothing told", -1, n + GrowAbove, 2 * n},
+		{"a quarter there", n / 4, n, n + 64<<10},
+		{"300 KiB there", 300 << 10, n + 1200<<10, n + 1300<<10},
+		{"a header's worth", 14, n + GrowAbove, 2 * n},
+	} {
+		var opts Options
+		if tc.arrived >= 0 {
+			arrived := tc.arrived
+			opts.Arrived = func() int { return arrived }
+		}
+		br := bufio.NewReaderSize(bytes.NewReader(full), 4096)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		f, err := ReadFrame(br, n, nil, opts)
+		runtime.ReadMemStats(&after)
+		if err != nil || !bytes.Equal(f.B, full[:n]) {
+			t.Fatalf("%s: %d bytes, %v", tc.name, len(f.B), err)
+		}
+		if got := after.TotalAlloc - before.TotalAlloc; got < tc.min || got > tc.max {
+			t.Errorf("%s: a %d-byte frame allocated %d bytes, want %d to %d", tc.name, n, got, tc.min, tc.max)
+		}
+		f.Release()
+	}
+}
+
 // chunked returns at most step bytes per Read.
 type chunked struct {
 	b    []byte
@@ -119,11 +164,12 @@ func (e *eofWithLast) Read(p []byte) (int, error) {
 // memory: "whole" allocates the size announced and reads it (the read
 // before GrowAbove), "grow" is ReadFrame, charged to a budget. Up to
 // GrowAbove both allocate the same; above it the growth adds its copies.
+// "arrived" is ReadFrame told the whole frame is there (Options.Arrived).
 func BenchmarkReadFrame(b *testing.B) {
 	tr := NewBudget(1 << 30).Tracker()
 	for _, size := range []int{1 << 20, 3 << 20, 16 << 20} {
 		src := make([]byte, size)
-		for _, mode := range []string{"whole", "grow"} {
+		for _, mode := range []string{"whole", "grow", "arrived"} {
 			b.Run(mode+"/"+strconv.Itoa(size>>20)+"MiB", func(b *testing.B) {
 				b.SetBytes(int64(size))
 				r := bytes.NewReader(src)
@@ -139,7 +185,11 @@ func BenchmarkReadFrame(b *testing.B) {
 						putBlock(blk)
 						continue
 					}
-					f, err := ReadFrame(br, size, tr, Options{Pooled: true})
+					opts := Options{Pooled: true}
+					if mode == "arrived" {
+						opts.Arrived = func() int { return br.Buffered() + r.Len() }
+					}
+					f, err := ReadFrame(br, size, tr, opts)
 					if err != nil {
 						b.Fatal(err)
 					}
