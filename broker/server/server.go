@@ -130,6 +130,11 @@ type Server struct {
 	afterFetchRead atomic.Pointer[func(*conn)]
 	// unknownTopicWaitNs, when not 0 (tests), replaces unknownTopicWait.
 	unknownTopicWaitNs atomic.Int64
+	// beforeTxnWrite, when set (tests), runs before a transaction
+	// coordinator's write to its partition of __transaction_state is
+	// handed to the replica manager: a test holds it there to make the
+	// log slow, or to move the partition's leadership mid-write.
+	beforeTxnWrite atomic.Pointer[func(partition int32)]
 
 	listeners []*clientListener
 	connsMu   sync.Mutex

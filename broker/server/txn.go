@@ -178,6 +178,9 @@ func (s *Server) syncTxnCoordinator() {
 // loaded with: a shard whose leadership moved on writes nothing.
 func (s *Server) replicatedTxnWrite(partition, epoch int32, log *storage.Partition) func(context.Context, []byte) error {
 	return func(ctx context.Context, batch []byte) error {
+		if f := s.beforeTxnWrite.Load(); f != nil {
+			(*f)(partition)
+		}
 		ctx, cancel := context.WithTimeout(ctx, offsetsWriteTimeout)
 		defer cancel()
 		_, err := s.node.Produce(ctx, txnTopic, partition, -1, func(leaderEpoch int32) (storage.AppendResult, error) {

@@ -4,11 +4,15 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/txn"
 )
 
 // txnCoordinatorOf asks broker via for the coordinator of a transactional
@@ -132,6 +136,272 @@ func TestClusterTransactionSurvivesCoordinatorCrash(t *testing.T) {
 	fs := rc.PollFetches(extra)
 	cancelExtra()
 	fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("read_committed: %v, want %v", got, want)
+	}
+}
+
+// moveLeadership makes another replica of topic-index its leader, with no
+// broker stopped: the replicas are reordered so that one first becomes
+// preferred, and a preferred election is asked for until it leads.
+func (c *inProcessCluster) moveLeadership(topic string, index int32) (from, to int32) {
+	c.t.Helper()
+	p, ok := c.servers[1].lookupPartition(topic, index)
+	if !ok {
+		c.t.Fatalf("%s-%d unknown to broker 1", topic, index)
+	}
+	from = p.leader
+	replicas := slices.DeleteFunc(slices.Clone(p.replicas), func(id int32) bool { return id == from })
+	to = replicas[0]
+	replicas = append(replicas, from)
+	areq := kmsg.NewAlterPartitionAssignmentsRequest()
+	at := kmsg.NewAlterPartitionAssignmentsRequestTopic()
+	at.Topic = topic
+	ap := kmsg.NewAlterPartitionAssignmentsRequestTopicPartition()
+	ap.Partition, ap.Replicas = index, replicas
+	at.Partitions = []kmsg.AlterPartitionAssignmentsRequestTopicPartition{ap}
+	areq.Topics = []kmsg.AlterPartitionAssignmentsRequestTopic{at}
+	aresp := roundTrip[*kmsg.AlterPartitionAssignmentsResponse](c.t, c.servers[1], &areq)
+	if aresp.ErrorCode != 0 || aresp.Topics[0].Partitions[0].ErrorCode != 0 {
+		c.t.Fatalf("reordering %s-%d's replicas to %v refused: %v / %v", topic, index, replicas,
+			kerr.ErrorForCode(aresp.ErrorCode), kerr.ErrorForCode(aresp.Topics[0].Partitions[0].ErrorCode))
+	}
+	waitCluster(c.t, 30*time.Second, func() error {
+		if l, _ := c.leader(topic, index); l == to {
+			return nil
+		}
+		ereq := kmsg.NewElectLeadersRequest()
+		ereq.Version = 2
+		et := kmsg.NewElectLeadersRequestTopic()
+		et.Topic, et.Partitions = topic, []int32{index}
+		ereq.Topics = []kmsg.ElectLeadersRequestTopic{et}
+		eresp := roundTrip[*kmsg.ElectLeadersResponse](c.t, c.servers[1], &ereq)
+		l, _ := c.leader(topic, index)
+		return fmt.Errorf("%s-%d led by %d, want %d (ElectLeaders: %v %+v)", topic, index, l, to, kerr.ErrorForCode(eresp.ErrorCode), eresp.Topics)
+	})
+	return from, to
+}
+
+// holdNextTxnWrite holds the next write to partition of
+// __transaction_state, on whichever broker coordinates it then (its
+// leadership may have moved since the test looked), before it reaches the
+// replica manager: held receives that broker's id when it is held, release
+// lets it go on (after a minute it goes on by itself).
+func (c *inProcessCluster) holdNextTxnWrite(partition int32) (held <-chan int32, release func()) {
+	c.t.Helper()
+	heldCh, releaseCh := make(chan int32, 1), make(chan struct{})
+	var once atomic.Bool
+	for id, s := range c.servers {
+		hold := func(p int32) {
+			if p != partition || !once.CompareAndSwap(false, true) {
+				return
+			}
+			heldCh <- id
+			select {
+			case <-releaseCh:
+			case <-time.After(time.Minute):
+			}
+		}
+		s.beforeTxnWrite.Store(&hold)
+	}
+	var released atomic.Bool
+	release = func() {
+		if released.CompareAndSwap(false, true) {
+			close(releaseCh)
+			for _, s := range c.servers {
+				s.beforeTxnWrite.Store(nil)
+			}
+		}
+	}
+	c.t.Cleanup(release)
+	return heldCh, release
+}
+
+// TestClusterCommitSurvivesCoordinatorMovingMidCommit: the coordinator's
+// write of a commit decision (PrepareCommit) is held before it reaches the
+// log while the leadership of the transactional id's partition of
+// __transaction_state moves to another broker, no broker stopped. The held
+// write is then refused (the leader epoch moved on), the EndTxn answered
+// NOT_COORDINATOR, and franz-go's producer finds the new coordinator and
+// commits there: EndTransaction returns no error, the new coordinator
+// completes the commit, read_committed consumers see the records, and the
+// producer's next transaction commits through the new coordinator.
+func TestClusterCommitSurvivesCoordinatorMovingMidCommit(t *testing.T) {
+	c := startInProcessCluster(t)
+	c.createReplicated("tx", 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	const id = "moving-coordinator"
+	c.txnCoordinatorOf(1, id) // creates __transaction_state
+	txnPartition, _ := c.servers[1].txnPartitionFor(id)
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.TransactionalID(id), kgo.DefaultProduceTopic("tx"),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionTimeout(60*time.Second),
+		kgo.RetryTimeout(60*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var want []string
+	produce := func(prefix string) {
+		t.Helper()
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for p := range int32(3) {
+			r := &kgo.Record{Partition: p, Value: fmt.Appendf(nil, "%s-%d", prefix, p)}
+			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatalf("producing %s: %v", r.Value, err)
+			}
+			want = append(want, string(r.Value))
+		}
+	}
+	produce("first")
+
+	// The next write of the id's partition on the coordinator, the
+	// EndTxn's PrepareCommit, waits until the leadership has moved.
+	held, release := c.holdNextTxnWrite(txnPartition)
+	ended := make(chan error, 1)
+	go func() { ended <- cl.EndTransaction(ctx, kgo.TryCommit) }()
+	var holder int32
+	select {
+	case holder = <-held:
+	case err := <-ended:
+		t.Fatalf("EndTransaction returned (%v) before the coordinator wrote its decision", err)
+	case <-ctx.Done():
+		t.Fatal("the coordinator never wrote the commit decision")
+	}
+	from, to := c.moveLeadership(txn.StateTopic, txnPartition)
+	if from != holder {
+		t.Fatalf("broker %d held the write, broker %d led %s-%d", holder, from, txn.StateTopic, txnPartition)
+	}
+	t.Logf("%s-%d moved from broker %d to %d with the PrepareCommit write held", txn.StateTopic, txnPartition, from, to)
+	release()
+	if err := <-ended; err != nil {
+		t.Fatalf("EndTransaction across the move: %v", err)
+	}
+	waitCluster(t, 30*time.Second, func() error {
+		now := c.txnCoordinatorOf(1, id)
+		d, code := c.servers[now].txn.Describe(txnPartition, id)
+		if code != 0 || d.State != txn.CompleteCommit {
+			return fmt.Errorf("coordinator %d: %+v (code %d), want CompleteCommit", now, d, code)
+		}
+		return nil
+	})
+	produce("second")
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatalf("committing the next transaction: %v", err)
+	}
+
+	rc, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.ConsumeTopics("tx"),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var got []string
+	for len(got) < len(want) {
+		fs := rc.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read_committed got %v, want %v", got, want)
+		}
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("read_committed: %v, want %v", got, want)
+	}
+}
+
+// TestClusterSlowTransactionLogCommitCompletes: the coordinator's write of
+// a commit decision is held 3 s, three times the producer's request
+// timeout (franz-go with a 1 s RequestTimeoutOverhead), as a
+// __transaction_state leader too slow to replicate would. franz-go gives
+// up reading, sends the EndTxn again, and is answered
+// CONCURRENT_TRANSACTIONS (retriable) while the write is in flight and
+// the markers are written; then the retry of a completed commit, 0. The
+// commit completes, read_committed consumers see the records, and the
+// producer's next transaction commits.
+func TestClusterSlowTransactionLogCommitCompletes(t *testing.T) {
+	c := startInProcessCluster(t)
+	c.createReplicated("tx", 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	const id = "slow-log"
+	c.txnCoordinatorOf(1, id) // creates __transaction_state
+	txnPartition, _ := c.servers[1].txnPartitionFor(id)
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.TransactionalID(id), kgo.DefaultProduceTopic("tx"),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionTimeout(60*time.Second),
+		kgo.RetryTimeout(60*time.Second), kgo.RequestTimeoutOverhead(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var want []string
+	produce := func(prefix string) {
+		t.Helper()
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for p := range int32(3) {
+			r := &kgo.Record{Partition: p, Value: fmt.Appendf(nil, "%s-%d", prefix, p)}
+			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatalf("producing %s: %v", r.Value, err)
+			}
+			want = append(want, string(r.Value))
+		}
+	}
+	produce("slow")
+	held, release := c.holdNextTxnWrite(txnPartition)
+	ended := make(chan error, 1)
+	go func() { ended <- cl.EndTransaction(ctx, kgo.TryCommit) }()
+	var coord int32
+	select {
+	case coord = <-held:
+	case err := <-ended:
+		t.Fatalf("EndTransaction returned (%v) before the coordinator wrote its decision", err)
+	case <-ctx.Done():
+		t.Fatal("the coordinator never wrote the commit decision")
+	}
+	// The write is slower than the producer's request timeout: three
+	// times it.
+	time.Sleep(3 * time.Second)
+	release()
+	if err := <-ended; err != nil {
+		t.Fatalf("EndTransaction with the decision's write held 3 s: %v", err)
+	}
+	t.Logf("broker %d held the commit decision's write 3 s", coord)
+	waitCluster(t, 30*time.Second, func() error {
+		now := c.txnCoordinatorOf(1, id)
+		d, code := c.servers[now].txn.Describe(txnPartition, id)
+		if code != 0 || d.State != txn.CompleteCommit {
+			return fmt.Errorf("coordinator %d: %+v (code %d), want CompleteCommit", now, d, code)
+		}
+		return nil
+	})
+	produce("next")
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatalf("committing the next transaction: %v", err)
+	}
+
+	rc, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.ConsumeTopics("tx"),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var got []string
+	for len(got) < len(want) {
+		fs := rc.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read_committed got %v, want %v", got, want)
+		}
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
