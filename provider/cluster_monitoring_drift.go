@@ -123,3 +123,111 @@ func monitoringWithout(ctx context.Context, mon types.Object, missing []string, 
 	diags.Append(d...)
 	return obj, diags
 }
+
+// importMonitoring reads an imported cluster's monitoring block back from
+// CloudWatch, as a configuration that asks for what is there would hold
+// it: an import has no configuration, and the block left null made the
+// first plan after it an update that only puts the same alarms and
+// dashboard again. The alarms named monitoringPrefix-<kind> give the
+// alarms block (none: no block), each default left null: an alarm that is
+// there reads null (on by default) and one that is not reads false;
+// data_disk_used_percent is the data-disk alarm's threshold (null when the
+// default, 0 without the alarm); sns_topic_arns are the alarms' actions;
+// consumer_lag comes from the lag alarms' dimensions and thresholds, in
+// the alarms' name order (a configuration listing them in another order
+// plans that order). The dashboard reads null when it is there, false
+// when alarms are and it is not. CloudWatch unreachable leaves the block
+// null, with a warning.
+func (r *clusterResource) importMonitoring(ctx context.Context, m *clusterModel, clusterID string) diag.Diagnostics {
+	var diags diag.Diagnostics
+	cw := cwquery.New(r.data.aws.CloudWatch)
+	prefix := monitoringPrefix(m.Name.ValueString(), clusterID)
+	alarms, err := cw.Alarms(ctx, prefix+"-")
+	var dashboards []string
+	if err == nil {
+		dashboards, err = cw.DashboardNames(ctx, prefix)
+	}
+	if err != nil {
+		diags.AddWarning("Could not read the cluster's CloudWatch alarms and dashboard", "The imported state has no monitoring block: "+err.Error())
+		return diags
+	}
+	hasDashboard := slices.Contains(dashboards, prefix)
+	if len(alarms) == 0 && !hasDashboard {
+		return diags
+	}
+	monType, ok := monitoringBlock().Type().(types.ObjectType)
+	if !ok {
+		diags.AddError("Reading the monitoring block", "the block's type is not an object")
+		return diags
+	}
+	alarmsType := monType.AttrTypes["alarms"].(types.ObjectType)
+	lagType := alarmsType.AttrTypes["consumer_lag"].(types.ListType).ElemType.(types.ObjectType)
+	byKind := map[string]cwquery.Alarm{}
+	var kinds []string
+	for _, a := range alarms {
+		kind := strings.TrimPrefix(a.Name, prefix+"-")
+		byKind[kind] = a
+		kinds = append(kinds, kind)
+	}
+	slices.Sort(kinds)
+	dashboard := types.BoolNull()
+	if !hasDashboard {
+		dashboard = types.BoolValue(false)
+	}
+	alarmsObj := types.ObjectNull(alarmsType.AttrTypes)
+	if len(alarms) > 0 {
+		on := func(kind string) types.Bool {
+			if _, ok := byKind[kind]; ok {
+				return types.BoolNull()
+			}
+			return types.BoolValue(false)
+		}
+		disk := types.Int64Value(0)
+		if a, ok := byKind["data-disk"]; ok {
+			disk = types.Int64Null()
+			if int64(a.Threshold) != defaultDiskAlarmPercent {
+				disk = types.Int64Value(int64(a.Threshold))
+			}
+		}
+		topics := types.ListNull(types.StringType)
+		if actions := byKind[kinds[0]].AlarmActions; len(actions) > 0 {
+			l, d := types.ListValueFrom(ctx, types.StringType, actions)
+			diags.Append(d...)
+			topics = l
+		}
+		var lags []attr.Value
+		for _, kind := range kinds {
+			a := byKind[kind]
+			if !strings.HasPrefix(kind, "lag-") {
+				continue
+			}
+			o, d := types.ObjectValue(lagType.AttrTypes, map[string]attr.Value{
+				"group": types.StringValue(a.Dimensions["Consumer Group"]), "topic": types.StringValue(a.Dimensions["Topic"]),
+				"threshold": types.Int64Value(int64(a.Threshold)),
+			})
+			diags.Append(d...)
+			lags = append(lags, o)
+		}
+		lagList := types.ListNull(lagType)
+		if len(lags) > 0 {
+			l, d := types.ListValue(lagType, lags)
+			diags.Append(d...)
+			lagList = l
+		}
+		o, d := types.ObjectValue(alarmsType.AttrTypes, map[string]attr.Value{
+			"active_controller": on("active-controller"), "offline_partitions": on("offline-partitions"), "under_min_isr": on("under-min-isr"),
+			"data_disk_used_percent": disk, "sns_topic_arns": topics, "consumer_lag": lagList,
+		})
+		diags.Append(d...)
+		alarmsObj = o
+	}
+	if diags.HasError() {
+		return diags
+	}
+	obj, d := types.ObjectValue(monType.AttrTypes, map[string]attr.Value{"alarms": alarmsObj, "dashboard": dashboard})
+	diags.Append(d...)
+	if !d.HasError() {
+		m.Monitoring = obj
+	}
+	return diags
+}

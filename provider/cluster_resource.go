@@ -364,7 +364,9 @@ func (r *clusterResource) Read(ctx context.Context, req resource.ReadRequest, re
 			}
 		}
 	}
-	if !importing {
+	if importing {
+		resp.Diagnostics.Append(r.importMonitoring(ctx, &state, clusterID)...)
+	} else {
 		resp.Diagnostics.Append(r.readMonitoring(ctx, &state, clusterID, len(o.Brokers))...)
 	}
 	if state.EstimatedWriteMiBps.IsNull() {

@@ -230,7 +230,30 @@ func (c *Client) PutMetricAlarm(ctx context.Context, in *cloudwatch.PutMetricAla
 
 // AlarmNames lists the metric alarms whose names start with prefix.
 func (c *Client) AlarmNames(ctx context.Context, prefix string) ([]string, error) {
-	var names []string
+	alarms, err := c.Alarms(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(alarms))
+	for i, a := range alarms {
+		names[i] = a.Name
+	}
+	return names, nil
+}
+
+// Alarm is what DescribeAlarms says of a metric alarm, as far as the
+// provider reads it back.
+type Alarm struct {
+	Name         string
+	Threshold    float64
+	AlarmActions []string
+	// Dimensions are those of a single-metric alarm (none for metric math).
+	Dimensions map[string]string
+}
+
+// Alarms lists the metric alarms whose names start with prefix.
+func (c *Client) Alarms(ctx context.Context, prefix string) ([]Alarm, error) {
+	var alarms []Alarm
 	next := ""
 	for {
 		p := url.Values{}
@@ -241,7 +264,13 @@ func (c *Client) AlarmNames(ctx context.Context, prefix string) ([]string, error
 		}
 		var out struct {
 			MetricAlarms []struct {
-				AlarmName string `xml:"AlarmName"`
+				AlarmName    string   `xml:"AlarmName"`
+				Threshold    float64  `xml:"Threshold"`
+				AlarmActions []string `xml:"AlarmActions>member"`
+				Dimensions   []struct {
+					Name  string `xml:"Name"`
+					Value string `xml:"Value"`
+				} `xml:"Dimensions>member"`
 			} `xml:"MetricAlarms>member"`
 			NextToken string `xml:"NextToken"`
 		}
@@ -249,10 +278,17 @@ func (c *Client) AlarmNames(ctx context.Context, prefix string) ([]string, error
 			return nil, err
 		}
 		for _, a := range out.MetricAlarms {
-			names = append(names, a.AlarmName)
+			al := Alarm{Name: a.AlarmName, Threshold: a.Threshold, AlarmActions: a.AlarmActions}
+			for _, d := range a.Dimensions {
+				if al.Dimensions == nil {
+					al.Dimensions = map[string]string{}
+				}
+				al.Dimensions[d.Name] = d.Value
+			}
+			alarms = append(alarms, al)
 		}
 		if out.NextToken == "" || out.NextToken == next {
-			return names, nil
+			return alarms, nil
 		}
 		next = out.NextToken
 	}
