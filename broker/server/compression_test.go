@@ -147,7 +147,9 @@ func TestCompressionTypeStoresTheTopicsCodec(t *testing.T) {
 }
 
 // TestCompressionTypeReadByKcat reads a zstd topic that got snappy
-// batches with kcat (librdkafka), a client other than the producer's.
+// batches, and a snappy topic that got zstd batches (re-compressed in the
+// Java producer's xerial framing), with kcat (librdkafka), a client other
+// than the producer's, and the second with franz-go too.
 func TestCompressionTypeReadByKcat(t *testing.T) {
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
@@ -156,28 +158,42 @@ func TestCompressionTypeReadByKcat(t *testing.T) {
 	s := startServer(t)
 	addr := s.Addr().String()
 	ctx := testCtxFor(t, 60*time.Second)
-	if _, err := s.createTopic("kcat-zstd", 1, map[string]string{"compression.type": "zstd"}); err != nil {
-		t.Fatal(err)
-	}
 	const n = 50
-	produceSnappy(ctx, t, addr, "kcat-zstd", n)
-	for _, h := range storedBatches(t, s, "kcat-zstd") {
-		if h.Codec() != recordbatch.CodecZstd {
-			t.Fatalf("batch at %d has codec %d", h.BaseOffset, h.Codec())
+	for _, tt := range []struct {
+		topic, compressionType string
+		codec                  int
+		producer               kgo.CompressionCodec
+	}{
+		{"kcat-zstd", "zstd", recordbatch.CodecZstd, kgo.SnappyCompression()},
+		{"kcat-snappy", "snappy", recordbatch.CodecSnappy, kgo.ZstdCompression()},
+	} {
+		if _, err := s.createTopic(tt.topic, 1, map[string]string{"compression.type": tt.compressionType}); err != nil {
+			t.Fatal(err)
 		}
-	}
-	out, err := exec.CommandContext(ctx, kcat, "-b", addr, "-C", "-t", "kcat-zstd", "-p", "0", "-o", "beginning", "-e", "-q",
-		"-f", "%k=%s\n").CombinedOutput()
-	if err != nil {
-		t.Fatalf("kcat: %v\n%s", err, out)
-	}
-	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
-	if len(lines) != n {
-		t.Fatalf("kcat read %d records, want %d:\n%s", len(lines), n, out)
-	}
-	for i, l := range lines {
-		if want := fmt.Sprintf("k%d=%s", i, compressibleValue(i)); l != want {
-			t.Fatalf("kcat record %d: %q, want %q", i, l, want)
+		produceSnappy(ctx, t, addr, tt.topic, n, kgo.ProducerBatchCompression(tt.producer))
+		for _, h := range storedBatches(t, s, tt.topic) {
+			if h.Codec() != tt.codec {
+				t.Fatalf("%s: batch at %d has codec %d", tt.topic, h.BaseOffset, h.Codec())
+			}
+		}
+		out, err := exec.CommandContext(ctx, kcat, "-b", addr, "-C", "-t", tt.topic, "-p", "0", "-o", "beginning", "-e", "-q",
+			"-f", "%k=%s\n").CombinedOutput()
+		if err != nil {
+			t.Fatalf("kcat: %v\n%s", err, out)
+		}
+		lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+		if len(lines) != n {
+			t.Fatalf("%s: kcat read %d records, want %d:\n%s", tt.topic, len(lines), n, out)
+		}
+		for i, l := range lines {
+			if want := fmt.Sprintf("k%d=%s", i, compressibleValue(i)); l != want {
+				t.Fatalf("%s: kcat record %d: %q, want %q", tt.topic, i, l, want)
+			}
+		}
+		for i, r := range consumeAll(ctx, t, addr, tt.topic, n) {
+			if string(r.Key) != fmt.Sprintf("k%d", i) || !bytes.Equal(r.Value, compressibleValue(i)) {
+				t.Fatalf("%s: franz-go record %d: key %q", tt.topic, i, r.Key)
+			}
 		}
 	}
 }
