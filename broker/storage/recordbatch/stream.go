@@ -234,10 +234,40 @@ type RecordInfo struct {
 // header's, without holding the inflated records. It fails with ErrCorrupt
 // when the records do not inflate (or inflate past MaxDecompressedBytes)
 // and with ErrInvalid when they do not parse or do not match the header.
+//
+// An uncompressed batch is walked in place (ForEachRecord), without a
+// stream slot: nothing is inflated, and a compacted topic's uncompressed
+// produce must not wait behind other requests' compressed batches.
 func ScanRecords(h *Header, data []byte, fn func(*RecordInfo) error) error {
+	if h.Codec() == CodecNone {
+		return scanInPlace(h, data, fn)
+	}
 	acquireStream()
 	defer releaseStream()
 	return scan(h, data, nil, fn)
+}
+
+func scanInPlace(h *Header, data []byte, fn func(*RecordInfo) error) error {
+	n := 0
+	var info RecordInfo
+	err := ForEachRecord(data[HeaderSize:], func(r *Record) error {
+		if n == int(h.RecordCount) {
+			return fmt.Errorf("%w: header says %d records, found more", ErrInvalid, h.RecordCount)
+		}
+		n++
+		if fn == nil {
+			return nil
+		}
+		info = RecordInfo{Attributes: r.Attributes, TimestampDelta: r.TimestampDelta, OffsetDelta: r.OffsetDelta, NullKey: r.Key == nil}
+		return fn(&info)
+	})
+	if err != nil {
+		return err
+	}
+	if n != int(h.RecordCount) {
+		return fmt.Errorf("%w: header says %d records, found %d", ErrInvalid, h.RecordCount, n)
+	}
+	return nil
 }
 
 // scan is ScanRecords writing every inflated byte to w as well (when not

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -332,5 +333,43 @@ func TestRecompressSnappyIsXerial(t *testing.T) {
 	got, err := Decompress(CodecSnappy, out[HeaderSize:])
 	if err != nil || !bytes.Equal(got, records(2000, true)) {
 		t.Fatalf("%d bytes, %v", len(got), err)
+	}
+}
+
+// TestUncompressedScanTakesNoSlot: with every stream slot taken (bombs
+// being streamed), a compacted topic's key check of an uncompressed batch
+// still goes through at once: it inflates nothing.
+func TestUncompressedScanTakesNoSlot(t *testing.T) {
+	for range cap(streamSlots) {
+		acquireStream()
+	}
+	t.Cleanup(func() {
+		for range cap(streamSlots) {
+			releaseStream()
+		}
+	})
+	b := producerBatch(t, CodecNone, 5)
+	h, _ := ParseHeader(b)
+	done := make(chan error, 1)
+	go func() {
+		keys := 0
+		err := ScanRecords(&h, b, func(r *RecordInfo) error {
+			if !r.NullKey {
+				keys++
+			}
+			return nil
+		})
+		if err == nil && keys != 5 {
+			err = fmt.Errorf("%d keyed records, want 5", keys)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("an uncompressed key check waited for a stream slot")
 	}
 }
