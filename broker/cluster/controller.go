@@ -36,6 +36,7 @@ type Controller struct {
 	fsm   *metadata.FSM
 	raft  *raft.Raft
 	store *raftstore.Store
+	snaps *snapshotStore
 	trans *raft.NetworkTransport
 	mux   *mux
 
@@ -144,6 +145,7 @@ func Start(c Config) (*Controller, error) {
 	close(ctl.ready)
 	ctl.goLoop(ctl.brokerLoop)
 	ctl.goLoop(ctl.activeControllerLoop)
+	ctl.goLoop(ctl.storeSpaceLoop)
 	if !cfg.isVoter() {
 		ctl.goLoop(ctl.joinLoop)
 	}
@@ -201,10 +203,10 @@ func (ctl *Controller) startRaft() error {
 	if ctl.store, err = raftstore.Open(filepath.Join(cfg.Dir, "raft.db"), raftstore.Options{Reserve: max(cfg.MetadataLogReserve, 0), Logger: ctl.log}); err != nil {
 		return err
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 2, hlog)
-	if err != nil {
+	if ctl.snaps, err = newSnapshotStore(cfg.Dir, ctl.log, hlog); err != nil {
 		return fmt.Errorf("raft snapshot store: %w", err)
 	}
+	snaps := ctl.snaps
 	ctl.trans = newRaftTransport(streamLayer{ctl.mux}, hlog)
 	hasState, err := raft.HasExistingState(ctl.store, ctl.store, snaps)
 	if err != nil {

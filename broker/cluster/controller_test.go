@@ -25,6 +25,8 @@ type testCluster struct {
 	nodes  map[int32]*Controller
 	// peerTLS, when set, runs each node's controller port over TLS.
 	peerTLS map[int32]PeerTLS
+	// edit, when set, changes each node's configuration.
+	edit func(*Config)
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -53,12 +55,21 @@ func newTestCluster(t *testing.T, n int) *testCluster {
 // over TLS with peerTLS[id] (none for a node it leaves out).
 func newTestClusterTLS(t *testing.T, n int, peerTLS map[int32]PeerTLS) *testCluster {
 	t.Helper()
-	tc := &testCluster{t: t, dirs: map[int32]string{}, racks: map[int32]string{}, nodes: map[int32]*Controller{}, peerTLS: peerTLS}
+	return startTestCluster(t, &testCluster{t: t, dirs: map[int32]string{}, peerTLS: peerTLS}, n)
+}
+
+// startTestCluster starts voters 1..n of tc, in tc.dirs where it names a
+// node's directory and in a new temporary one where not.
+func startTestCluster(t *testing.T, tc *testCluster, n int) *testCluster {
+	t.Helper()
+	tc.racks, tc.nodes = map[int32]string{}, map[int32]*Controller{}
 	lns := map[int32]net.Listener{}
 	for i := int32(1); i <= int32(n); i++ {
 		lns[i] = listen(t, "127.0.0.1:0")
 		tc.voters = append(tc.voters, Voter{ID: i, Addr: lns[i].Addr().String()})
-		tc.dirs[i] = t.TempDir()
+		if tc.dirs[i] == "" {
+			tc.dirs[i] = t.TempDir()
+		}
 		tc.racks[i] = string(rune('a' + (i-1)%3))
 	}
 	for i := int32(1); i <= int32(n); i++ {
@@ -73,6 +84,14 @@ func newTestClusterTLS(t *testing.T, n int, peerTLS map[int32]PeerTLS) *testClus
 }
 
 func (tc *testCluster) config(id int32, ln net.Listener) Config {
+	cfg := tc.baseConfig(id, ln)
+	if tc.edit != nil {
+		tc.edit(&cfg)
+	}
+	return cfg
+}
+
+func (tc *testCluster) baseConfig(id int32, ln net.Listener) Config {
 	return Config{
 		NodeID: id, Rack: tc.racks[id], Voters: tc.voters, Listener: ln, Dir: tc.dirs[id], ClusterID: "test-cluster",
 		Listeners: []metadata.Listener{{Name: "PLAINTEXT", Host: "127.0.0.1", Port: 9000 + id}},

@@ -97,6 +97,9 @@ type reserve struct {
 	to     int64    // allocated up to here
 	end    int64    // the data's end at the last keep
 	failed bool     // the last top-up failed (logged once)
+	// exhausted: a write failed with ENOSPC since the last top-up that
+	// passed (logged once).
+	exhausted bool
 }
 
 // keep tops the reservation up to size bytes past dataEnd when less than
@@ -112,7 +115,7 @@ func (r *reserve) keep(dataEnd int64) {
 		return
 	}
 	r.end = dataEnd
-	if dataEnd+r.size/2 <= r.to {
+	if dataEnd+r.size/2 <= r.to && !r.failed {
 		return
 	}
 	end := dataEnd + r.size
@@ -120,9 +123,10 @@ func (r *reserve) keep(dataEnd int64) {
 	switch {
 	case err == nil:
 		r.to = end
+		r.exhausted = false
 		if r.failed {
 			r.failed = false
-			r.log.Info("raft store: space reserved again", "file", r.f.Name(), "allocated_to", end)
+			r.log.Info("raft store: space reserved again; the metadata log is off its reserve", "file", r.f.Name(), "allocated_to", end)
 		}
 	case errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS):
 		r.log.Warn("raft store: the file system cannot reserve space (fallocate); a full disk will stop this broker's metadata", "file", r.f.Name(), "err", err)
@@ -130,8 +134,30 @@ func (r *reserve) keep(dataEnd int64) {
 		r.f = nil
 	case !r.failed:
 		r.failed = true
-		r.log.Warn("raft store: cannot keep its space reserved; it goes on in what is left", "file", r.f.Name(), "data_end", dataEnd, "allocated_to", r.to, "err", err)
+		r.log.Warn("raft store: the data volume is full; the metadata log is living on its reserve until space frees", "file", r.f.Name(), "reserve_left", max(r.to-dataEnd, 0), "data_end", dataEnd, "allocated_to", r.to, "err", err)
 	}
+}
+
+// OnReserve reports whether the store is living on its reserve: the
+// last top-up failed (the volume is full), so every new page of the log
+// comes out of what is left of it (Reserve) until a top-up passes.
+func (s *Store) OnReserve() bool {
+	r := &s.res
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failed
+}
+
+// KeepReserve tries to top the reserve up now, without a write, and
+// reports whether the store is still on its reserve. A store on its
+// reserve tops up at each write; on a metadata log with no writes (a
+// quiet cluster, or a broker whose log is stuck because the reserve is
+// used up) only this call notices that the space came back.
+func (s *Store) KeepReserve() (onReserve bool) {
+	s.enter()
+	defer s.leave()
+	s.keepReserve()
+	return s.OnReserve()
 }
 
 // fallocate allocates f's blocks up to end without changing its size
@@ -221,7 +247,24 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 	defer s.leave()
 	err := s.db.Update(fn)
 	s.keepReserve()
+	if errors.Is(err, unix.ENOSPC) {
+		s.res.usedUp(err)
+	}
 	return err
+}
+
+// usedUp logs, once until the next top-up passes, that a write failed
+// for want of space: past its reserve, the store takes no entry, so the
+// broker applies no metadata (and, as the active controller, commits
+// none) until space frees.
+func (r *reserve) usedUp(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.exhausted {
+		return
+	}
+	r.exhausted = true
+	r.log.Error("raft store: the data volume is full and the metadata log's reserve is used up: this broker stores and applies no metadata until space frees", "reserve", r.size, "err", err)
 }
 
 var (

@@ -158,3 +158,82 @@ func (s *Store) dataEnd(t *testing.T) int64 {
 	}
 	return end
 }
+
+// A full volume that outlasts the reserve: the store refuses the entries
+// past it with ENOSPC and keeps every entry it took (read back after a
+// reopen too), says it is on its reserve, and once the space returns
+// KeepReserve, with no write, reserves the whole amount again; the next
+// entries are stored after the last one taken.
+func TestFullVolumeOutlastsTheReserve(t *testing.T) {
+	const reserve = 256 << 10
+	dir := smallTmpfs(t, 8)
+	path := filepath.Join(dir, "raft.db")
+	s, err := Open(path, Options{Reserve: reserve, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.Close() }()
+	if err := appendEntries(s, 1, 100); err != nil {
+		t.Fatal(err)
+	}
+	if s.OnReserve() {
+		t.Fatal("on its reserve with room on the volume")
+	}
+	free := fill(t, dir)
+	last := uint64(100)
+	for ; last < 100_000; last += 50 {
+		if err := appendEntries(s, last+1, 50); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("past the reserve: %v, want ENOSPC", err)
+			}
+			break
+		}
+	}
+	if last >= 100_000 {
+		t.Fatal("100,000 entries stored on a full volume: the test shows nothing")
+	}
+	if !s.OnReserve() {
+		t.Fatal("the reserve is used up, OnReserve says false")
+	}
+	if !s.KeepReserve() {
+		t.Fatal("KeepReserve reported the reserve kept on a full volume")
+	}
+	t.Logf("%d entries stored, 100 before the volume filled", last)
+	checkLog := func(s *Store, want uint64) {
+		t.Helper()
+		if first, err := s.FirstIndex(); err != nil || first != 1 {
+			t.Fatalf("FirstIndex = %d, %v", first, err)
+		}
+		if got, err := s.LastIndex(); err != nil || got != want {
+			t.Fatalf("LastIndex = %d, %v; want %d", got, err, want)
+		}
+		for i := uint64(1); i <= want; i++ {
+			var l raft.Log
+			if err := s.GetLog(i, &l); err != nil || l.Index != i || len(l.Data) != 256 {
+				t.Fatalf("entry %d: %+v, %v", i, l, err)
+			}
+		}
+	}
+	checkLog(s, last)
+	// Reopened while still full: nothing lost, nothing half-written.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(path, Options{Reserve: reserve, Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		t.Fatalf("reopening on the full volume: %v", err)
+	}
+	checkLog(s, last)
+
+	free()
+	if s.KeepReserve() {
+		t.Fatal("KeepReserve after the space returned: still on the reserve")
+	}
+	end := s.dataEnd(t)
+	if got, ok := s.Reserve(); !ok || got != reserve || allocated(t, path) < end+reserve {
+		t.Fatalf("after the space returned, with no write: Reserve() = %d, %v, %d bytes allocated; want %d past the data end %d", got, ok, allocated(t, path), reserve, end)
+	}
+	if err := appendEntries(s, last+1, 50); err != nil {
+		t.Fatal(err)
+	}
+	checkLog(s, last+50)
+}

@@ -1,0 +1,162 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tributary/tributary/internal/testenv"
+)
+
+// mountTmpfs mounts a tmpfs of mib MiB on a new directory, unmounted
+// after the test's other cleanups (registered before the cluster's).
+func mountTmpfs(t *testing.T, mib int) string {
+	t.Helper()
+	testenv.Root(t, "mounting a tmpfs for the full-disk tests of the metadata log")
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm", mib), "tmpfs", dir).CombinedOutput(); err != nil {
+		testenv.Missing(t, "cannot mount a tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// fillVolume writes a ballast file into dir until ENOSPC; free removes it.
+func fillVolume(t *testing.T, dir string) (free func()) {
+	t.Helper()
+	path := filepath.Join(dir, "ballast")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for _, n := range []int{len(chunk), 4096, 512, 1} {
+		for range 1 << 16 {
+			if _, err := f.Write(chunk[:n]); err != nil {
+				if !errors.Is(err, syscall.ENOSPC) {
+					t.Fatalf("filling %s: %v", dir, err)
+				}
+				break
+			}
+		}
+	}
+	return func() {
+		if err := os.Remove(path); err != nil {
+			t.Errorf("freeing %s: %v", dir, err)
+		}
+	}
+}
+
+// unfinishedSnapshots lists the .tmp directories under dir's snapshots.
+func unfinishedSnapshots(t *testing.T, dir string) []string {
+	t.Helper()
+	left, err := filepath.Glob(filepath.Join(dir, "snapshots", "*.tmp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return left
+}
+
+// TestMetadataLogOutlastsItsReserve: broker 3's volume fills and the
+// metadata log outgrows its Raft store's reserve (128 KiB here, some 700
+// entries). What happens: the broker does not crash; its store refuses
+// the entries past the reserve, so it stops applying metadata (as the
+// active controller it commits nothing and loses the leadership), and a
+// snapshot cannot be written to compact the log. Once the space frees,
+// the broker stores the entries it missed and applies them, its reserve is
+// whole again, and the snapshot that failed is taken at once (Raft's own
+// tries are an hour apart here), compacting the log; no half-written
+// snapshot is left on the volume, neither while it is full nor after.
+func TestMetadataLogOutlastsItsReserve(t *testing.T) {
+	const reserve = 128 << 10
+	tc := &testCluster{t: t, dirs: map[int32]string{3: mountTmpfs(t, 8)}}
+	tc.edit = func(c *Config) {
+		c.MetadataLogReserve = reserve
+		// Raft's own snapshots only every hour, so that broker 3's log
+		// is compacted by the snapshot it retries once space frees,
+		// neither by Raft's next try nor by one the leader sends.
+		c.SnapshotInterval = time.Hour
+	}
+	startTestCluster(t, tc, 3)
+	tc.waitForLeader()
+	tc.waitForState("brokers registered", registered(1, 2, 3))
+	full := tc.nodes[3]
+	free := fillVolume(t, tc.dirs[3])
+	freed := false
+	defer func() {
+		if !freed {
+			free()
+		}
+	}()
+
+	// Proposed through broker 1; broker 3 may be the active controller
+	// and fail them until it loses the leadership.
+	proposed, refused := 0, 0
+	deadline := time.Now().Add(2 * time.Minute)
+	for proposed < 1500 && time.Now().Before(deadline) {
+		if _, err := tc.nodes[1].AllocateProducerIDs(ctxT(t), 1); err != nil {
+			refused++
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		proposed++
+	}
+	if proposed < 1500 {
+		t.Fatalf("%d entries committed in 2 minutes (%d proposals failed)", proposed, refused)
+	}
+	last, err := tc.nodes[1].store.LastIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuck, err := full.store.LastIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stuck >= last || !full.store.OnReserve() {
+		t.Fatalf("broker 3's log ends at %d, broker 1's at %d, on its reserve: %v; the test did not use the reserve up", stuck, last, full.store.OnReserve())
+	}
+	t.Logf("broker 3 stored the log to %d of %d and applied it to %d; %d proposals failed", stuck, last, full.State().Index, refused)
+	// A snapshot cannot be written, and leaves nothing behind.
+	if err := full.raft.Snapshot().Error(); err == nil {
+		t.Fatal("a snapshot was written on a full volume: the test shows nothing")
+	}
+	if left := unfinishedSnapshots(t, tc.dirs[3]); len(left) > 0 {
+		t.Fatalf("failed snapshots left on the full volume: %v", left)
+	}
+
+	free()
+	freed = true
+	start := time.Now()
+	checkFor(t, 30*time.Second, func() error {
+		if got, want := full.State().Index, tc.nodes[1].State().Index; got < want {
+			return fmt.Errorf("broker 3 applied the log to %d, broker 1 to %d", got, want)
+		}
+		// Topped up to the whole reserve, less what was written since
+		// (at most half).
+		if r, _ := full.RaftStoreReserve(); full.store.OnReserve() || r < reserve/2 {
+			return fmt.Errorf("broker 3's reserve: %d bytes, on it: %v", r, full.store.OnReserve())
+		}
+		first, err := full.store.FirstIndex()
+		if err != nil {
+			return err
+		}
+		if first <= stuck-uint64(full.cfg.SnapshotThreshold) {
+			return fmt.Errorf("broker 3's log starts at %d: not compacted since it stopped at %d", first, stuck)
+		}
+		return nil
+	})
+	t.Logf("%v after the space returned broker 3 caught up, its reserve whole and its log compacted", time.Since(start).Round(time.Millisecond))
+	if left := unfinishedSnapshots(t, tc.dirs[3]); len(left) > 0 {
+		t.Fatalf("failed snapshots left on the volume: %v", left)
+	}
+}
