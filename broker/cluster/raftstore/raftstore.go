@@ -97,7 +97,7 @@ type reserve struct {
 	to     int64    // allocated up to here
 	end    int64    // the data's end at the last keep
 	failed bool     // the last top-up failed (logged once)
-	// exhausted: a write failed with ENOSPC since the last top-up that
+	// exhausted: a write failed with ENOSPC since the last one that
 	// passed (logged once).
 	exhausted bool
 }
@@ -123,7 +123,6 @@ func (r *reserve) keep(dataEnd int64) {
 	switch {
 	case err == nil:
 		r.to = end
-		r.exhausted = false
 		if r.failed {
 			r.failed = false
 			r.log.Info("raft store: space reserved again; the metadata log is off its reserve", "file", r.f.Name(), "allocated_to", end)
@@ -247,13 +246,16 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 	defer s.leave()
 	err := s.db.Update(fn)
 	s.keepReserve()
-	if errors.Is(err, unix.ENOSPC) {
+	switch {
+	case errors.Is(err, unix.ENOSPC):
 		s.res.usedUp(err)
+	case err == nil:
+		s.res.wrote()
 	}
 	return err
 }
 
-// usedUp logs, once until the next top-up passes, that a write failed
+// usedUp logs, once until a write passes again, that a write failed
 // for want of space: past its reserve, the store takes no entry, so the
 // broker applies no metadata (and, as the active controller, commits
 // none) until space frees.
@@ -264,7 +266,18 @@ func (r *reserve) usedUp(err error) {
 		return
 	}
 	r.exhausted = true
+	if r.size <= 0 {
+		r.log.Error("raft store: the data volume is full and the store keeps no reserve: this broker stores and applies no metadata until space frees", "err", err)
+		return
+	}
 	r.log.Error("raft store: the data volume is full and the metadata log's reserve is used up: this broker stores and applies no metadata until space frees", "reserve", r.size, "err", err)
+}
+
+// wrote notes a write that passed: the next ENOSPC is logged again.
+func (r *reserve) wrote() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.exhausted = false
 }
 
 var (

@@ -1,12 +1,14 @@
 package raftstore
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -168,7 +170,8 @@ func TestFullVolumeOutlastsTheReserve(t *testing.T) {
 	const reserve = 256 << 10
 	dir := smallTmpfs(t, 8)
 	path := filepath.Join(dir, "raft.db")
-	s, err := Open(path, Options{Reserve: reserve, Logger: slog.New(slog.DiscardHandler)})
+	var logged bytes.Buffer
+	s, err := Open(path, Options{Reserve: reserve, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,6 +197,15 @@ func TestFullVolumeOutlastsTheReserve(t *testing.T) {
 	}
 	if !s.OnReserve() {
 		t.Fatal("the reserve is used up, OnReserve says false")
+	}
+	// Refused again: said once, not per refused write.
+	if err := appendEntries(s, last+1, 50); err == nil {
+		t.Fatal("50 entries stored past the reserve")
+	}
+	for _, line := range []string{"living on its reserve", "reserve is used up"} {
+		if n := strings.Count(logged.String(), line); n != 1 {
+			t.Fatalf("%q logged %d times, want once:\n%s", line, n, logged.String())
+		}
 	}
 	if !s.KeepReserve() {
 		t.Fatal("KeepReserve reported the reserve kept on a full volume")
