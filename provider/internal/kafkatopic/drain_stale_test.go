@@ -81,3 +81,87 @@ func TestCheckDrainConfirmsDeletedTopics(t *testing.T) {
 		t.Fatalf("CheckDrain with every broker listing the topic: %v, want ErrNotEnoughBrokers", err)
 	}
 }
+
+// TestDescribeConfirmsADeletedTopic: a topic is deleted; the first broker
+// asked, and broker 0 whenever asked, answer as before the deletion (kfake
+// replays the topic's Metadata, and its configs). Describe asks every live broker for it by
+// name, and the others do not know it: ErrNotFound, so a refresh drops the
+// topic from the state now rather than one refresh later.
+func TestDescribeConfirmsADeletedTopic(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	var brokers []kafkaconn.Broker
+	for i, addr := range c.ListenAddrs() {
+		brokers = append(brokers, kafkaconn.Broker{NodeID: int32(i), Addr: addr})
+	}
+	a := &Admin{Conn: kafkaconn.New("test", brokers)}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	adm, err := a.Conn.Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	if _, err := adm.CreateTopic(ctx, 2, 3, nil, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	if tp, err := a.Describe(ctx, "gone"); err != nil || len(tp.Partitions) != 2 {
+		t.Fatalf("Describe of the topic: %+v, %v", tp, err)
+	}
+	cl, err := a.Conn.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr("gone")
+	req.Topics = append(req.Topics, rt)
+	before, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dreq := kmsg.NewPtrDescribeConfigsRequest()
+	res := kmsg.NewDescribeConfigsRequestResource()
+	res.ResourceType, res.ResourceName = kmsg.ConfigResourceTypeTopic, "gone"
+	dreq.Resources = append(dreq.Resources, res)
+	configs, err := dreq.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.DeleteTopics(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	// The topic's configs are read from a broker as stale.
+	c.ControlKey(int16(kmsg.DescribeConfigs), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := kreq.(*kmsg.DescribeConfigsRequest)
+		if !slices.ContainsFunc(req.Resources, func(r kmsg.DescribeConfigsRequestResource) bool { return r.ResourceName == "gone" }) {
+			return nil, nil, false
+		}
+		resp := *configs
+		resp.SetVersion(req.GetVersion())
+		return &resp, nil, true
+	})
+	asked := 0
+	c.ControlKey(int16(kmsg.Metadata), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := kreq.(*kmsg.MetadataRequest)
+		if !slices.ContainsFunc(req.Topics, func(t kmsg.MetadataRequestTopic) bool { return t.Topic != nil && *t.Topic == "gone" }) {
+			return nil, nil, false
+		}
+		asked++
+		if asked > 1 && c.CurrentNode() != 0 {
+			return nil, nil, false
+		}
+		resp := *before
+		resp.SetVersion(req.GetVersion())
+		return &resp, nil, true
+	})
+	if tp, err := a.Describe(ctx, "gone"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Describe of a deleted topic the first broker still lists: %+v, %v; want ErrNotFound", tp, err)
+	}
+}

@@ -108,7 +108,8 @@ func (a *Admin) admin() (*kadm.Client, error) {
 }
 
 // Describe reads one topic: its partitions from Metadata, its configs from
-// DescribeConfigs. ErrNotFound when the topic does not exist.
+// DescribeConfigs. ErrNotFound when the topic does not exist, or when some
+// live broker, asked for it by name, does not know it.
 func (a *Admin) Describe(ctx context.Context, name string) (*Topic, error) {
 	adm, err := a.admin()
 	if err != nil {
@@ -125,6 +126,17 @@ func (a *Admin) Describe(ctx context.Context, name string) (*Topic, error) {
 	}
 	if td.Err != nil {
 		return nil, fmt.Errorf("reading the metadata of topic %s: %w", name, td.Err)
+	}
+	// The broker that answered may not have applied the topic's deletion
+	// yet (each applies the metadata log in its own time); one that says
+	// it does not know the topic has caught up with the controller first,
+	// so that answer from any live broker is the cluster's.
+	gone, err := a.unknownTopics(ctx, []string{name})
+	switch {
+	case err != nil:
+		a.log(ctx, "could not ask every broker whether the topic still exists; read from one broker", "topic", name, "error", err.Error())
+	case len(gone) > 0:
+		return nil, fmt.Errorf("%s (deleted; a broker still listed it): %w", name, ErrNotFound)
 	}
 	t := topicFrom(td)
 	if err := a.describeConfigs(ctx, adm, map[string]*Topic{name: &t}); err != nil {
