@@ -331,6 +331,12 @@ func (ctl *Controller) RaftStoreReserve() (bytes int64, ok bool) {
 	return ctl.store.Reserve()
 }
 
+// RaftStoreOnReserve reports whether the Raft store lives on its reserve:
+// the data volume is full (raftstore.Store.OnReserve).
+func (ctl *Controller) RaftStoreOnReserve() bool {
+	return ctl.store != nil && ctl.store.OnReserve()
+}
+
 // State is this node's latest applied metadata (it may lag the leader by
 // the Raft replication delay). Do not modify it.
 func (ctl *Controller) State() *metadata.State { return ctl.fsm.Current() }

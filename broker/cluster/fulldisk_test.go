@@ -122,8 +122,8 @@ func TestMetadataLogOutlastsItsReserve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stuck >= last || !full.store.OnReserve() {
-		t.Fatalf("broker 3's log ends at %d, broker 1's at %d, on its reserve: %v; the test did not use the reserve up", stuck, last, full.store.OnReserve())
+	if stuck >= last || !full.RaftStoreOnReserve() {
+		t.Fatalf("broker 3's log ends at %d, broker 1's at %d, on its reserve: %v; the test did not use the reserve up", stuck, last, full.RaftStoreOnReserve())
 	}
 	t.Logf("broker 3 stored the log to %d of %d and applied it to %d; %d proposals failed", stuck, last, full.State().Index, refused)
 	// A snapshot cannot be written, and leaves nothing behind.
@@ -143,8 +143,8 @@ func TestMetadataLogOutlastsItsReserve(t *testing.T) {
 		}
 		// Topped up to the whole reserve, less what was written since
 		// (at most half).
-		if r, _ := full.RaftStoreReserve(); full.store.OnReserve() || r < reserve/2 {
-			return fmt.Errorf("broker 3's reserve: %d bytes, on it: %v", r, full.store.OnReserve())
+		if r, _ := full.RaftStoreReserve(); full.RaftStoreOnReserve() || r < reserve/2 {
+			return fmt.Errorf("broker 3's reserve: %d bytes, on it: %v", r, full.RaftStoreOnReserve())
 		}
 		first, err := full.store.FirstIndex()
 		if err != nil {

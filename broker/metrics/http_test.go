@@ -196,6 +196,7 @@ func TestPrometheusExposition(t *testing.T) {
 		{"tributary_log_pending_deletion_bytes", nil, 3 << 20},
 		{"tributary_log_pending_deletion_segments", nil, 2},
 		{"tributary_raft_store_reserve_bytes", nil, 12 << 20},
+		{"tributary_raft_store_on_reserve", nil, 1},
 		{"tributary_fetch_memory_bytes", nil, 3 << 20},
 		{"tributary_fetch_memory_limit_bytes", nil, 64 << 20},
 		{"tributary_fetch_memory_cut_total", nil, 5},
@@ -280,10 +281,13 @@ func TestScrapeSurvivesBadLabelValues(t *testing.T) {
 // which would read as one used up.
 func TestRaftStoreReserveAbsentWhenNoneIsKept(t *testing.T) {
 	r, _ := newTestRegistry(t)
-	r.SetStateSource(func() BrokerState { return BrokerState{RaftStoreReserveBytes: 5} })
+	r.SetStateSource(func() BrokerState { return BrokerState{RaftStoreReserveBytes: 5, RaftStoreOnReserve: true} })
 	srv := httptest.NewServer(r.Handler(""))
 	t.Cleanup(srv.Close)
-	if v, ok := value(scrape(t, srv.URL), "tributary_raft_store_reserve_bytes", nil); ok {
-		t.Errorf("tributary_raft_store_reserve_bytes = %v, and the store keeps no reserve", v)
+	fams := scrape(t, srv.URL)
+	for _, name := range []string{"tributary_raft_store_reserve_bytes", "tributary_raft_store_on_reserve"} {
+		if v, ok := value(fams, name, nil); ok {
+			t.Errorf("%s = %v, and the store keeps no reserve", name, v)
+		}
 	}
 }

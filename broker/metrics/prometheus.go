@@ -74,6 +74,7 @@ var (
 	descDataDiskSize  = desc("data_disk_size_bytes", "Size of the data volume's file system.")
 	descPendingBytes  = desc("log_pending_deletion_bytes", "Bytes of segments out of every log (retention, DeleteRecords, compaction, deleted topics) still on the data volume, waiting for file.delete.delay.ms.")
 	descPendingSegs   = desc("log_pending_deletion_segments", "Segments out of every log still on the data volume, waiting for file.delete.delay.ms.")
+	descRaftOnReserve = desc("raft_store_on_reserve", "1 while the data volume is full and the metadata log lives on the Raft store's reserve (its top-up failed), else 0; absent when the store keeps no reserve.")
 	descRaftReserve   = desc("raft_store_reserve_bytes", "Space the Raft store keeps allocated on the data volume past its data (16 MiB, topped up at half): what the metadata log can still take once the volume is full; absent when it keeps none.")
 	descRootDiskUsed  = desc("root_disk_used_ratio", "Used share of the root file system (MSK RootDiskUsed / 100).")
 	descCPU           = desc("host_cpu_seconds_total", "Host CPU time by mode, all CPUs (MSK CpuUser = user+nice, CpuSystem, CpuIdle, CpuIoWait as shares of the total).", "mode")
@@ -93,7 +94,7 @@ var (
 	descCWDenied     = desc("cloudwatch_denied_total", "PutMetricData calls refused for lack of permission or credentials.")
 	descCWThrottled  = desc("cloudwatch_throttled_total", "PutMetricData calls throttled (each try counts).")
 	descCWLastOK     = desc("cloudwatch_last_success_timestamp_seconds", "Unix time of the last successful PutMetricData.")
-	allDescs         = []*prometheus.Desc{descInfo, descBytesIn, descBytesOut, descMessagesIn, descReplicationBytesIn, descReplicationBytesOut, descProduceConversions, descRequestDuration, descLogFlush, descLogFlushFiles, descFollowerFetch, descRequestSize, descConnections, descClientConns, descConnCreated, descConnClosed, descConnRefused, descThrottled, descThrottleTime, descThrottleBytes, descThrottleQueue, descExempt, descFetchMemory, descFetchMemoryLimit, descFetchMemoryCut, descFetchMemoryLeaked, descRequestMemory, descRequestMemoryLimit, descRequestMemoryWaiting, descRequestMemoryWaits, descRequestMemoryWait, descRequestMemoryRefused, descLogDropped, descPartitions, descLeaders, descUnderReplicated, descUnderMinISR, descActive, descGlobalTopics, descGlobalParts, descOffline, descThrottleRate, descThrottleBound, descDataDiskUsed, descDataDiskAvail, descDataDiskSize, descPendingBytes, descPendingSegs, descRaftReserve, descRootDiskUsed, descCPU, descMemory, descSwap, descNetRx, descNetTx, descOffsetLag, descSumLag, descMaxLag, descTimeLag, descMaxTimeLag, descCWPuts, descCWShipped, descCWDropped, descCWDenied, descCWThrottled, descCWLastOK}
+	allDescs         = []*prometheus.Desc{descInfo, descBytesIn, descBytesOut, descMessagesIn, descReplicationBytesIn, descReplicationBytesOut, descProduceConversions, descRequestDuration, descLogFlush, descLogFlushFiles, descFollowerFetch, descRequestSize, descConnections, descClientConns, descConnCreated, descConnClosed, descConnRefused, descThrottled, descThrottleTime, descThrottleBytes, descThrottleQueue, descExempt, descFetchMemory, descFetchMemoryLimit, descFetchMemoryCut, descFetchMemoryLeaked, descRequestMemory, descRequestMemoryLimit, descRequestMemoryWaiting, descRequestMemoryWaits, descRequestMemoryWait, descRequestMemoryRefused, descLogDropped, descPartitions, descLeaders, descUnderReplicated, descUnderMinISR, descActive, descGlobalTopics, descGlobalParts, descOffline, descThrottleRate, descThrottleBound, descDataDiskUsed, descDataDiskAvail, descDataDiskSize, descPendingBytes, descPendingSegs, descRaftReserve, descRaftOnReserve, descRootDiskUsed, descCPU, descMemory, descSwap, descNetRx, descNetTx, descOffsetLag, descSumLag, descMaxLag, descTimeLag, descMaxTimeLag, descCWPuts, descCWShipped, descCWDropped, descCWDenied, descCWThrottled, descCWLastOK}
 	latencyBoundsSec = func() []float64 {
 		b := make([]float64, len(latencyBuckets))
 		for i, d := range latencyBuckets {
@@ -228,6 +229,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descPendingSegs, float64(st.PendingDeletionSegments))
 		if st.RaftStoreReserveKept {
 			gauge(descRaftReserve, float64(st.RaftStoreReserveBytes))
+			onReserve := 0.0
+			if st.RaftStoreOnReserve {
+				onReserve = 1
+			}
+			gauge(descRaftOnReserve, onReserve)
 		}
 	}
 

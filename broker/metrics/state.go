@@ -37,6 +37,10 @@ type BrokerState struct {
 	// keeps a reserve).
 	RaftStoreReserveBytes int64
 	RaftStoreReserveKept  bool
+	// RaftStoreOnReserve: the volume is full and the metadata log lives
+	// on the reserve (raftstore.Store.OnReserve: its last top-up failed).
+	// Reported with RaftStoreReserveBytes.
+	RaftStoreOnReserve bool
 }
 
 // ThrottleState is one side of the replication throttle: the measured

@@ -363,6 +363,7 @@ func (s *Server) metricsState() metrics.BrokerState {
 	}
 	st.PendingDeletionSegments, st.PendingDeletionBytes = s.store.PendingDeletion()
 	st.RaftStoreReserveBytes, st.RaftStoreReserveKept = s.node.Controller.RaftStoreReserve()
+	st.RaftStoreOnReserve = s.node.Controller.RaftStoreOnReserve()
 	if th := s.node.Replicas.Throttle(); th != nil {
 		for _, side := range []struct {
 			name string
