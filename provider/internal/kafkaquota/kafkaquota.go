@@ -226,28 +226,30 @@ func (ad *Admin) Describe(ctx context.Context, e Entity) (map[string]float64, er
 	if err != nil {
 		return nil, err
 	}
-	type answer struct {
-		values map[string]float64
-		found  bool
-	}
-	ctx, cancel := context.WithTimeout(ctx, agreeWait)
-	defer cancel()
-	a, err := kafkaconn.AgreedAnswer(ctx, cl, "the quotas of "+e.String(), ad.PollInterval, ad.Log,
-		func(ctx context.Context, br *kgo.Broker, _ int32) (answer, error) {
-			v, err := describe(ctx, br, e)
-			if errors.Is(err, ErrNotFound) {
-				return answer{}, nil
-			}
-			return answer{v, true}, err
-		},
-		func(a, b answer) bool { return a.found == b.found && maps.Equal(a.values, b.values) })
+	agreed, err := ad.agreedQuotas(ctx, cl, e)
 	switch {
 	case err != nil:
 		return nil, err
-	case !a.found:
+	case agreed == nil:
 		return nil, fmt.Errorf("%w: %s (removed; a broker still held %v)", ErrNotFound, e, values)
 	}
-	return a.values, nil
+	return agreed, nil
+}
+
+// agreedQuotas asks every live broker for the entity's quotas until they
+// agree (agreeWait at most); nil when none holds any.
+func (ad *Admin) agreedQuotas(ctx context.Context, cl *kgo.Client, e Entity) (map[string]float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, agreeWait)
+	defer cancel()
+	return kafkaconn.AgreedAnswer(ctx, cl, "the quotas of "+e.String(), ad.PollInterval, ad.Log,
+		func(ctx context.Context, br *kgo.Broker, _ int32) (map[string]float64, error) {
+			v, err := describe(ctx, br, e)
+			if errors.Is(err, ErrNotFound) {
+				return nil, nil
+			}
+			return v, err
+		},
+		func(a, b map[string]float64) bool { return (a == nil) == (b == nil) && maps.Equal(a, b) })
 }
 
 // Set makes the entity's quotas exactly values: keys in values are set,
@@ -267,8 +269,11 @@ func (ad *Admin) Set(ctx context.Context, e Entity, values map[string]float64) e
 		return err
 	}
 	defer cl.Close()
-	current, err := describe(ctx, cl, e)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	// What to remove is read from every live broker, once they agree: a
+	// key one broker has not applied yet (set a moment ago outside
+	// Terraform) would be left, and the wait below never end.
+	current, err := ad.agreedQuotas(ctx, cl, e)
+	if err != nil {
 		return err
 	}
 	entry := kmsg.NewAlterClientQuotasRequestEntry()
