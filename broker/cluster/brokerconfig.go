@@ -142,8 +142,13 @@ func isWildcard(host string) bool {
 const SingleVoterRaftTimeout = 50 * time.Millisecond
 
 // LocalHost is where a cluster of one binds its controller and replication
-// listeners: the client listener's host, or loopback when the client
-// listener is a wildcard (only this process dials them).
+// listeners: a loopback address, since only this process dials them. The
+// client listener's host when that is a loopback address (tests give each
+// broker its own), else 127.0.0.1, or ::1 beside an IPv6 client listener.
+// Not the client listener's own host: those listeners are plaintext when
+// none is named, and on a routable address anyone reaching the machine
+// could fetch or propose metadata through them (finding 8 of
+// docs/broker-security.md), whatever the client listener demands.
 func LocalHost(c *config.Config) (string, error) {
 	ls := c.ClientListeners()
 	if len(ls) == 0 {
@@ -153,8 +158,12 @@ func LocalHost(c *config.Config) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("listener %s: %w", ls[0].Name, err)
 	}
-	if isWildcard(host) {
-		return "127.0.0.1", nil
+	ip := net.ParseIP(host)
+	switch {
+	case ip != nil && ip.IsLoopback():
+		return host, nil
+	case ip != nil && ip.To4() == nil && !ip.IsUnspecified():
+		return "::1", nil
 	}
-	return host, nil
+	return "127.0.0.1", nil
 }

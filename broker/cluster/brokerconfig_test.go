@@ -27,9 +27,12 @@ func brokerConfig(t *testing.T, props map[string]string) config.Config {
 
 func TestConfigFromBroker(t *testing.T) {
 	base := brokerConfig(t, map[string]string{"listeners": "PLAINTEXT://127.0.0.12:9092"})
-	// Without voters: a cluster of one, bound on the client listener's
-	// host (loopback for a wildcard) on a port the kernel picks.
-	for listen, bind := range map[string]string{"127.0.0.12:9092": "127.0.0.12:0", "0.0.0.0:9092": "127.0.0.1:0", ":9092": "127.0.0.1:0", "[::]:9092": "127.0.0.1:0"} {
+	// Without voters: a cluster of one, bound on loopback (the client
+	// listener's host when that is loopback) on a port the kernel picks,
+	// never on a routable address where its plaintext in-cluster
+	// listeners would be reachable.
+	for listen, bind := range map[string]string{"127.0.0.12:9092": "127.0.0.12:0", "0.0.0.0:9092": "127.0.0.1:0", ":9092": "127.0.0.1:0", "[::]:9092": "127.0.0.1:0",
+		"10.1.2.3:9092": "127.0.0.1:0", "[fd00::5]:9092": "[::1]:0", "[::1]:9092": "[::1]:0", "broker.example:9092": "127.0.0.1:0"} {
 		c := brokerConfig(t, map[string]string{"listeners": "PLAINTEXT://" + listen, "advertised.listeners": "PLAINTEXT://127.0.0.12:9092"})
 		got, err := ConfigFromBroker(&c, nil)
 		if err != nil {

@@ -378,7 +378,8 @@ func (c *Config) resolveListeners() ([]Listener, []*SettingError) {
 // checked are the ones named as PLAINTEXT, and, in a cluster
 // (controller.quorum.voters set), the plaintext ones the broker opens when
 // none is named. A cluster of one with no in-cluster listener named binds
-// them on a port the kernel picks, dialed only by its own process.
+// them on loopback (cluster.LocalHost) on a port the kernel picks, dialed
+// only by its own process.
 func (c *Config) plaintextInClusterErrors(ls []Listener) []*SettingError {
 	if c.AllowPlaintextInCluster {
 		return nil
