@@ -71,6 +71,41 @@ func (c pausableConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// laggingCluster starts three brokers whose controller listeners can be
+// held, and picks one that is not the active controller (its listener
+// takes the other brokers' controller requests): held's pause stops the
+// metadata log reaching broker lag until unpause.
+func laggingCluster(t *testing.T) (c *inProcessCluster, lag int32, held *pausableListener) {
+	t.Helper()
+	var (
+		mu  sync.Mutex
+		lns = map[int32]*pausableListener{}
+	)
+	c = startInProcessClusterTuned(t, func(o *node.Options) {
+		id, tune := o.Config.NodeID, o.Tune
+		o.Tune = func(cc *cluster.Config) {
+			tune(cc)
+			ln := &pausableListener{Listener: cc.Listener}
+			cc.Listener = ln
+			mu.Lock()
+			lns[id] = ln
+			mu.Unlock()
+		}
+	})
+	t.Cleanup(func() { // before the brokers stop
+		for _, ln := range lns {
+			ln.unpause()
+		}
+	})
+	for id, s := range c.servers {
+		if !s.node.Controller.IsActive() {
+			return c, id, lns[id]
+		}
+	}
+	t.Fatal("every broker is the active controller")
+	return nil, 0, nil
+}
+
 func metadataFor(topic string) *kmsg.MetadataRequest {
 	req := kmsg.NewPtrMetadataRequest()
 	req.Version = 9
@@ -88,35 +123,7 @@ func metadataFor(topic string) *kmsg.MetadataRequest {
 // trip to the controller, not the whole bound. Produce, Fetch and
 // ListOffsets naming such a topic wait the same way.
 func TestMetadataCatchesUpWithATopicJustCreated(t *testing.T) {
-	var (
-		mu  sync.Mutex
-		lns = map[int32]*pausableListener{}
-	)
-	c := startInProcessClusterTuned(t, func(o *node.Options) {
-		id, tune := o.Config.NodeID, o.Tune
-		o.Tune = func(cc *cluster.Config) {
-			tune(cc)
-			ln := &pausableListener{Listener: cc.Listener}
-			cc.Listener = ln
-			mu.Lock()
-			lns[id] = ln
-			mu.Unlock()
-		}
-	})
-	t.Cleanup(func() { // before the brokers stop
-		for _, ln := range lns {
-			ln.unpause()
-		}
-	})
-	// The lagging broker is not the active controller: its listener
-	// takes the other brokers' controller requests.
-	var lag int32
-	for id, s := range c.servers {
-		if !s.node.Controller.IsActive() {
-			lag = id
-			break
-		}
-	}
+	c, lag, held := laggingCluster(t)
 	s, other := c.servers[lag], c.servers[lag%3+1]
 	s.unknownTopicWaitNs.Store(int64(10 * time.Second))
 	conn := dial(t, s)
@@ -133,7 +140,7 @@ func TestMetadataCatchesUpWithATopicJustCreated(t *testing.T) {
 		t.Fatalf("a topic that does not exist was answered after %v (the bound is 10 s)", took)
 	}
 
-	lns[lag].pause()
+	held.pause()
 	if _, err := other.createTopic("fresh", 2, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +151,7 @@ func TestMetadataCatchesUpWithATopicJustCreated(t *testing.T) {
 	if body, err := conn.readFrame(300 * time.Millisecond); err == nil {
 		t.Fatalf("answered before the metadata caught up (%d-byte response)", len(body))
 	}
-	lns[lag].unpause()
+	held.unpause()
 	resp = kmsg.NewPtrMetadataResponse()
 	resp.Version = 9
 	conn.recv(resp, corr)
@@ -154,7 +161,7 @@ func TestMetadataCatchesUpWithATopicJustCreated(t *testing.T) {
 	}
 
 	// A produce to a topic just created, which the lagging broker leads.
-	lns[lag].pause()
+	held.pause()
 	if _, err := other.createTopicAssigned("led", [][]int32{{lag, lag%3 + 1, (lag+1)%3 + 1}}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +169,7 @@ func TestMetadataCatchesUpWithATopicJustCreated(t *testing.T) {
 	if body, err := conn.readFrame(300 * time.Millisecond); err == nil {
 		t.Fatalf("produce answered before the metadata caught up (%d-byte response)", len(body))
 	}
-	lns[lag].unpause()
+	held.unpause()
 	presp := kmsg.NewPtrProduceResponse()
 	presp.Version = 9
 	conn.recv(presp, corr)
@@ -174,7 +181,7 @@ func TestMetadataCatchesUpWithATopicJustCreated(t *testing.T) {
 	// the lagging broker leads (a consumer that learnt of it through
 	// another broker): held until the metadata caught up and the log is
 	// open, then answered, within the fetch's MaxWait.
-	lns[lag].pause()
+	held.pause()
 	if _, err := other.createTopicAssigned("read", [][]int32{{lag, lag%3 + 1, (lag+1)%3 + 1}}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +197,7 @@ func TestMetadataCatchesUpWithATopicJustCreated(t *testing.T) {
 	if body, err := listConn.readFrame(50 * time.Millisecond); err == nil {
 		t.Fatalf("ListOffsets answered before the metadata caught up (%d-byte response)", len(body))
 	}
-	lns[lag].unpause()
+	held.unpause()
 	fresp := kmsg.NewPtrFetchResponse()
 	fresp.Version = f.Version
 	conn.recv(fresp, corr)
@@ -213,33 +220,7 @@ func TestMetadataCatchesUpWithATopicJustCreated(t *testing.T) {
 // created through another broker while the lagging one's metadata log is
 // held: its describe waits, and once caught up describes the user.
 func TestDescribeScramCatchesUpWithController(t *testing.T) {
-	var (
-		mu  sync.Mutex
-		lns = map[int32]*pausableListener{}
-	)
-	c := startInProcessClusterTuned(t, func(o *node.Options) {
-		id, tune := o.Config.NodeID, o.Tune
-		o.Tune = func(cc *cluster.Config) {
-			tune(cc)
-			ln := &pausableListener{Listener: cc.Listener}
-			cc.Listener = ln
-			mu.Lock()
-			lns[id] = ln
-			mu.Unlock()
-		}
-	})
-	t.Cleanup(func() {
-		for _, ln := range lns {
-			ln.unpause()
-		}
-	})
-	var lag int32
-	for id, s := range c.servers {
-		if !s.node.Controller.IsActive() {
-			lag = id
-			break
-		}
-	}
+	c, lag, held := laggingCluster(t)
 	s, other := c.servers[lag], c.servers[lag%3+1]
 	cl, err := kgo.NewClient(kgo.SeedBrokers(other.Addr().String()))
 	if err != nil {
@@ -247,7 +228,7 @@ func TestDescribeScramCatchesUpWithController(t *testing.T) {
 	}
 	defer cl.Close()
 
-	lns[lag].pause()
+	held.pause()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	res, err := kadm.NewClient(cl).AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{User: "zoe", Mechanism: kadm.ScramSha512, Iterations: 4096, Password: "zoe-secret"}})
@@ -266,7 +247,7 @@ func TestDescribeScramCatchesUpWithController(t *testing.T) {
 	if body, err := conn.readFrame(300 * time.Millisecond); err == nil {
 		t.Fatalf("described before the metadata caught up (%d-byte response)", len(body))
 	}
-	lns[lag].unpause()
+	held.unpause()
 	resp := kmsg.NewPtrDescribeUserSCRAMCredentialsResponse()
 	conn.recv(resp, corr)
 	if len(resp.Results) != 1 || resp.Results[0].ErrorCode != 0 || len(resp.Results[0].CredentialInfos) != 1 ||

@@ -5,10 +5,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/tributary/tributary/provider/internal/kafkaconn"
+	"github.com/tributary/tributary/provider/internal/kafkaconn/kafkaconntest"
 )
 
 // TestExistsWaitsForTheBrokersToAgree: an ACL is created and deleted on
@@ -18,16 +17,8 @@ import (
 // do. Exists does not take the first answer: it asks every live broker
 // until they agree, and reports the ACL gone.
 func TestExistsWaitsForTheBrokersToAgree(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	var brokers []kafkaconn.Broker
-	for i, addr := range c.ListenAddrs() {
-		brokers = append(brokers, kafkaconn.Broker{NodeID: int32(i), Addr: addr})
-	}
-	ad := &Admin{Conn: kafkaconn.New("test", brokers), PollInterval: 10 * time.Millisecond}
+	c, conn := kafkaconntest.Kfake(t, 3)
+	ad := &Admin{Conn: conn, PollInterval: 10 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	acl := ACL{ResourceType: "TOPIC", ResourceName: "orders", PatternType: "LITERAL", Principal: "User:alice", Host: "*", Operation: "WRITE", Permission: "ALLOW"}

@@ -7,10 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/tributary/tributary/provider/internal/kafkaconn"
+	"github.com/tributary/tributary/provider/internal/kafkaconn/kafkaconntest"
 )
 
 // TestDescribeWaitsForTheBrokersToAgree: quotas set and removed on three
@@ -20,16 +19,8 @@ import (
 // applied it yet do. Describe asks every live broker until they agree, and
 // reports no quota.
 func TestDescribeWaitsForTheBrokersToAgree(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	var brokers []kafkaconn.Broker
-	for i, addr := range c.ListenAddrs() {
-		brokers = append(brokers, kafkaconn.Broker{NodeID: int32(i), Addr: addr})
-	}
-	ad := &Admin{Conn: kafkaconn.New("test", brokers), PollInterval: 10 * time.Millisecond}
+	c, conn := kafkaconntest.Kfake(t, 3)
+	ad := &Admin{Conn: conn, PollInterval: 10 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	e := Entity{User: Default}
@@ -87,16 +78,8 @@ func TestDescribeWaitsForTheBrokersToAgree(t *testing.T) {
 // agrees, not from the first answer (which left the key, and Set returned
 // with nothing to change).
 func TestSetRemovesAKeyOneBrokerHasNotApplied(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	var brokers []kafkaconn.Broker
-	for i, addr := range c.ListenAddrs() {
-		brokers = append(brokers, kafkaconn.Broker{NodeID: int32(i), Addr: addr})
-	}
-	ad := &Admin{Conn: kafkaconn.New("test", brokers), PollInterval: 10 * time.Millisecond}
+	c, conn := kafkaconntest.Kfake(t, 3)
+	ad := &Admin{Conn: conn, PollInterval: 10 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	e := Entity{User: Default}

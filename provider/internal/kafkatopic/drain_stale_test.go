@@ -7,11 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tributary/tributary/broker/cluster/placement"
-	"github.com/tributary/tributary/provider/internal/kafkaconn"
+	"github.com/tributary/tributary/provider/internal/kafkaconn/kafkaconntest"
 )
 
 // TestCheckDrainConfirmsDeletedTopics: a topic with three replicas on three
@@ -21,16 +20,8 @@ import (
 // the other brokers, asked for the topic by name, do not know it, and the
 // drain is allowed. While every broker still lists it, the refusal stands.
 func TestCheckDrainConfirmsDeletedTopics(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	var brokers []kafkaconn.Broker
-	for i, addr := range c.ListenAddrs() {
-		brokers = append(brokers, kafkaconn.Broker{NodeID: int32(i), Addr: addr})
-	}
-	a := &Admin{Conn: kafkaconn.New("test", brokers)}
+	c, conn := kafkaconntest.Kfake(t, 3)
+	a := &Admin{Conn: conn}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	adm, err := a.Conn.Admin()
@@ -88,16 +79,8 @@ func TestCheckDrainConfirmsDeletedTopics(t *testing.T) {
 // name, and the others do not know it: ErrNotFound, so a refresh drops the
 // topic from the state now rather than one refresh later.
 func TestDescribeConfirmsADeletedTopic(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	var brokers []kafkaconn.Broker
-	for i, addr := range c.ListenAddrs() {
-		brokers = append(brokers, kafkaconn.Broker{NodeID: int32(i), Addr: addr})
-	}
-	a := &Admin{Conn: kafkaconn.New("test", brokers)}
+	c, conn := kafkaconntest.Kfake(t, 3)
+	a := &Admin{Conn: conn}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	adm, err := a.Conn.Admin()
