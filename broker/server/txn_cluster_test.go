@@ -117,20 +117,7 @@ func TestClusterTransactionSurvivesCoordinatorCrash(t *testing.T) {
 		})
 	})
 
-	rc, err := kgo.NewClient(kgo.SeedBrokers(c.seeds(coord)...), kgo.ConsumeTopics("tx"),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	var got []string
-	for len(got) < len(want) {
-		fs := rc.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read_committed got %v, want %v", got, want)
-		}
-		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
-	}
+	rc, got := readCommitted(ctx, t, c.seeds(coord), "tx", len(want))
 	// Nothing more arrives (the aborted records stay hidden).
 	extra, cancelExtra := context.WithTimeout(ctx, time.Second)
 	fs := rc.PollFetches(extra)
@@ -141,6 +128,42 @@ func TestClusterTransactionSurvivesCoordinatorCrash(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("read_committed: %v, want %v", got, want)
 	}
+}
+
+// readCommitted reads topic from its start with read_committed through
+// seeds until it has n records (failing when ctx ends first), and returns
+// their values and the client, closed when the test ends.
+func readCommitted(ctx context.Context, t *testing.T, seeds []string, topic string, n int) (*kgo.Client, []string) {
+	t.Helper()
+	rc, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rc.Close)
+	var got []string
+	for len(got) < n {
+		fs := rc.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read_committed got %v, want %d records", got, n)
+		}
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	return rc, got
+}
+
+// waitCommitted waits until the coordinator of transactional id id (in
+// its partition of __transaction_state) holds its transaction complete.
+func (c *inProcessCluster) waitCommitted(t *testing.T, id string, txnPartition int32) {
+	t.Helper()
+	waitCluster(t, 30*time.Second, func() error {
+		now := c.txnCoordinatorOf(1, id)
+		d, code := c.servers[now].txn.Describe(txnPartition, id)
+		if code != 0 || d.State != txn.CompleteCommit {
+			return fmt.Errorf("coordinator %d: %+v (code %d), want CompleteCommit", now, d, code)
+		}
+		return nil
+	})
 }
 
 // moveLeadership makes another replica of topic-index its leader, with no
@@ -282,33 +305,13 @@ func TestClusterCommitSurvivesCoordinatorMovingMidCommit(t *testing.T) {
 	if err := <-ended; err != nil {
 		t.Fatalf("EndTransaction across the move: %v", err)
 	}
-	waitCluster(t, 30*time.Second, func() error {
-		now := c.txnCoordinatorOf(1, id)
-		d, code := c.servers[now].txn.Describe(txnPartition, id)
-		if code != 0 || d.State != txn.CompleteCommit {
-			return fmt.Errorf("coordinator %d: %+v (code %d), want CompleteCommit", now, d, code)
-		}
-		return nil
-	})
+	c.waitCommitted(t, id, txnPartition)
 	produce("second")
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatalf("committing the next transaction: %v", err)
 	}
 
-	rc, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.ConsumeTopics("tx"),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	var got []string
-	for len(got) < len(want) {
-		fs := rc.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read_committed got %v, want %v", got, want)
-		}
-		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
-	}
+	_, got := readCommitted(ctx, t, c.seeds(), "tx", len(want))
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
@@ -375,33 +378,13 @@ func TestClusterSlowTransactionLogCommitCompletes(t *testing.T) {
 		t.Fatalf("EndTransaction with the decision's write held 3 s: %v", err)
 	}
 	t.Logf("broker %d held the commit decision's write 3 s", coord)
-	waitCluster(t, 30*time.Second, func() error {
-		now := c.txnCoordinatorOf(1, id)
-		d, code := c.servers[now].txn.Describe(txnPartition, id)
-		if code != 0 || d.State != txn.CompleteCommit {
-			return fmt.Errorf("coordinator %d: %+v (code %d), want CompleteCommit", now, d, code)
-		}
-		return nil
-	})
+	c.waitCommitted(t, id, txnPartition)
 	produce("next")
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatalf("committing the next transaction: %v", err)
 	}
 
-	rc, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.ConsumeTopics("tx"),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	var got []string
-	for len(got) < len(want) {
-		fs := rc.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("read_committed got %v, want %v", got, want)
-		}
-		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
-	}
+	_, got := readCommitted(ctx, t, c.seeds(), "tx", len(want))
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
