@@ -404,10 +404,12 @@ func applyUnregisterBroker(c *applyCtx, cmd UnregisterBroker) (any, error) {
 }
 
 // newPartitions validates assignments and builds partitions led by their
-// first eligible replica, with every eligible replica in the ISR.
-func (c *applyCtx) newPartitions(assignments [][]int32, rf int) ([]*Partition, error) {
+// first eligible replica, with every eligible replica in the ISR. first is
+// the index the first of them takes in its topic, which errors name.
+func (c *applyCtx) newPartitions(assignments [][]int32, rf, first int) ([]*Partition, error) {
 	out := make([]*Partition, 0, len(assignments))
-	for i, replicas := range assignments {
+	for k, replicas := range assignments {
+		i := first + k
 		if len(replicas) == 0 || (rf > 0 && len(replicas) != rf) {
 			return nil, fmt.Errorf("%w: partition %d has %d replicas, want %d", ErrInvalidReplicaAssignment, i, len(replicas), rf)
 		}
@@ -452,7 +454,7 @@ func applyCreateTopic(c *applyCtx, cmd CreateTopic) (any, error) {
 	if _, ok := c.st.TopicByID(cmd.ID); ok {
 		return nil, fmt.Errorf("%w: topic id %s already used", ErrInvalidRequest, cmd.ID)
 	}
-	parts, err := c.newPartitions(cmd.Assignments, len(cmd.Assignments[0]))
+	parts, err := c.newPartitions(cmd.Assignments, len(cmd.Assignments[0]), 0)
 	if err != nil {
 		return nil, fmt.Errorf("topic %s: %w", cmd.Name, err)
 	}
@@ -481,7 +483,7 @@ func applyCreatePartitions(c *applyCtx, cmd CreatePartitions) (any, error) {
 	if len(cmd.Assignments) == 0 {
 		return nil, fmt.Errorf("%w: no partitions to add to %s", ErrInvalidPartitions, cmd.Name)
 	}
-	parts, err := c.newPartitions(cmd.Assignments, c.st.NewPartitionsReplicationFactor(t))
+	parts, err := c.newPartitions(cmd.Assignments, c.st.NewPartitionsReplicationFactor(t), t.NumPartitions())
 	if err != nil {
 		return nil, fmt.Errorf("topic %s: %w", cmd.Name, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -1198,5 +1199,31 @@ func TestCreatePartitionsDuringAReassignmentOfPartitionZero(t *testing.T) {
 				t.Fatalf("after CreatePartitions on %v: %d partitions, t-1 %+v", as, top.NumPartitions(), top.Partition(1))
 			}
 		})
+	}
+}
+
+// TestCreatePartitionsErrorsNameThePartition: a refused assignment of
+// CreatePartitions names the partition by its index in the topic (t-2 and
+// t-3 for the first and second new ones of a two-partition topic), not by
+// its place in the request.
+func TestCreatePartitionsErrorsNameThePartition(t *testing.T) {
+	m := newMachine(t)
+	m.cluster(3)
+	m.topic("t", []int32{1, 2, 3}, []int32{2, 3, 1})
+	for _, tc := range []struct {
+		assignments [][]int32
+		want        string
+	}{
+		{[][]int32{{1, 2}}, "partition 2 has 2 replicas, want 3"},
+		{[][]int32{{1, 2, 3}, {1, 2, 9}}, "partition 3 names unknown broker 9"},
+		{[][]int32{{1, 2, 3}, {3, 3, 1}}, "partition 3 names broker 3 twice"},
+	} {
+		r := m.apply(CreatePartitions{Name: "t", Assignments: tc.assignments})
+		if !errors.Is(r.Err, ErrInvalidReplicaAssignment) || !strings.Contains(r.Err.Error(), tc.want) {
+			t.Errorf("CreatePartitions %v: %v, want %q", tc.assignments, r.Err, tc.want)
+		}
+	}
+	if r := m.apply(CreateTopic{Name: "u", ID: TopicID{42}, Assignments: [][]int32{{1, 2, 3}, {1, 2}}}); r.Err == nil || !strings.Contains(r.Err.Error(), "partition 1 has 2 replicas") {
+		t.Errorf("CreateTopic with a short second partition: %v", r.Err)
 	}
 }
