@@ -75,6 +75,12 @@ type Coordinator struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// afterSettledWake, when set (tests, before any request), runs in a
+	// request that woke from a waiting change ending, before it takes the
+	// shard's lock again: a test holds it there to let another change
+	// (a timeout abort) take the lock first, as a slow scheduler may.
+	afterSettledWake func()
 }
 
 // New starts a coordinator with no shard loaded; Close stops it.

@@ -630,3 +630,101 @@ func TestAnsweredAddLeavesNothingQueued(t *testing.T) {
 		t.Fatalf("after the commit: %v holding %v, want CompleteCommit holding none", d.State, d.Partitions)
 	}
 }
+
+// TestAbortDropsAddsQueuedAtTheFencedEpoch: an add queued behind another
+// add's write, whose waiter has not run again when a timeout abort (or an
+// InitProducerId) aborts the transaction with an epoch bump. The queued
+// partitions belong to the fenced epoch: the abort's Complete record must
+// not start a transaction with them (one the producer never began, at an
+// epoch it does not hold), and the waiter is answered PRODUCER_FENCED.
+func TestAbortDropsAddsQueuedAtTheFencedEpoch(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		abort func(f *fixture)
+	}{
+		{"timeout", func(f *fixture) { f.c.AbortTimedOut() }},
+		{"init", func(f *fixture) {
+			_, _, code := f.init("t", -1, -1)
+			wantCode(f.t, "init during the transaction", code, kerr.ConcurrentTransactions.Code)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			ctx := context.Background()
+			// The waiter is held after it woke, before it takes the
+			// shard's lock again.
+			woke, hold := make(chan struct{}, 1), make(chan struct{})
+			f.c.afterSettledWake = func() {
+				select {
+				case woke <- struct{}{}:
+				default:
+				}
+				<-hold
+			}
+			released := false
+			release := func() {
+				if !released {
+					released = true
+					close(hold)
+				}
+			}
+			t.Cleanup(release)
+			pid, e, _ := f.init("t", -1, -1)
+			wantCode(t, "add", f.c.AddPartitions(ctx, 0, "t", pid, e, []TopicPartition{tpA}), 0)
+			f.c.mu.Lock()
+			sh := f.c.shards[0]
+			f.c.mu.Unlock()
+			waitFor := func(what string, cond func(m *txnMeta) bool) {
+				t.Helper()
+				for deadline := time.Now().Add(eventually); ; time.Sleep(time.Millisecond) {
+					sh.mu.Lock()
+					ok := cond(sh.txns["t"])
+					sh.mu.Unlock()
+					if ok {
+						return
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("%s: not within %v", what, eventually)
+					}
+				}
+			}
+
+			// The first add's write stalls; a second add queues behind it.
+			f.log.mu.Lock()
+			first := make(chan int16, 1)
+			go func() { first <- f.c.AddPartitions(ctx, 0, "t", pid, e, []TopicPartition{{"c", 1}}) }()
+			waitFor("the first add's write started", func(m *txnMeta) bool { return m.pending == Ongoing })
+			queued := make(chan int16, 1)
+			go func() { queued <- f.c.AddPartitions(ctx, 0, "t", pid, e, []TopicPartition{{"d", 2}}) }()
+			waitFor("the second add queued", func(m *txnMeta) bool { return len(m.queued) == 1 })
+			f.now.Add(10_001) // past the transaction's timeout
+			f.log.mu.Unlock()
+			wantCode(t, "first add", <-first, 0)
+			select {
+			case <-woke:
+			case <-time.After(eventually):
+				t.Fatal("the queued add did not wake when the first write ended")
+			}
+
+			tc.abort(f)
+			waitFor("the abort's markers written", func(m *txnMeta) bool { return m.pending == noState })
+			d, _ := f.c.Describe(0, "t")
+			if d.State != CompleteAbort || len(d.Partitions) != 0 || d.ProducerEpoch != e+1 {
+				t.Fatalf("after the abort: %v holding %v at epoch %d, want CompleteAbort holding none at epoch %d",
+					d.State, d.Partitions, d.ProducerEpoch, e+1)
+			}
+			release()
+			wantCode(t, "the queued add, at the fenced epoch", <-queued, kerr.ProducerFenced.Code)
+			sh.mu.Lock()
+			left := len(sh.txns["t"].queued)
+			sh.mu.Unlock()
+			if left != 0 {
+				t.Errorf("%d partitions still queued after every add was answered", left)
+			}
+			f.restart(6)
+			if d := f.waitState("t", CompleteAbort); len(d.Partitions) != 0 || d.ProducerEpoch != e+1 {
+				t.Fatalf("after a reload: %v holding %v at epoch %d", d.State, d.Partitions, d.ProducerEpoch)
+			}
+		})
+	}
+}

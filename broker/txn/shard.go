@@ -114,6 +114,9 @@ func (sh *shard) awaitSettled(ctx context.Context, deadline time.Time) bool {
 	defer timer.Stop()
 	select {
 	case <-ch:
+		if f := sh.c.afterSettledWake; f != nil {
+			f()
+		}
 		return true
 	case <-timer.C:
 	case <-ctx.Done():
@@ -377,6 +380,13 @@ func (sh *shard) prepareAbort(ctx context.Context, m *txnMeta) int16 {
 	if code := sh.commitChange(ctx, m, next); code != 0 {
 		return code
 	}
+	// Partitions queued by adds still waiting belong to the transaction
+	// just aborted: left there, the Complete record would start a new
+	// transaction with them, at an epoch the producer may not hold (after
+	// the bump its adds are fenced), that it never began. A waiter whose
+	// epoch is still current finds PrepareAbort when it wakes (the write
+	// above woke it) and queues its partitions again itself.
+	m.queued = nil
 	m.pending = CompleteAbort
 	sh.startMarkers(m)
 	return 0
