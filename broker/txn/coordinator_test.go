@@ -728,3 +728,67 @@ func TestAbortDropsAddsQueuedAtTheFencedEpoch(t *testing.T) {
 		})
 	}
 }
+
+// stallingLog is a MemoryLog whose appends wait for release, or for
+// their context to end (reported on cut).
+type stallingLog struct {
+	*MemoryLog
+	started chan struct{}
+	release chan struct{}
+	cut     chan error
+}
+
+func (l *stallingLog) Append(ctx context.Context, records []Record) error {
+	select {
+	case l.started <- struct{}{}:
+	default:
+	}
+	select {
+	case <-l.release:
+	case <-ctx.Done():
+		l.cut <- ctx.Err()
+		return ctx.Err()
+	}
+	return l.MemoryLog.Append(ctx, records)
+}
+
+// TestExpiryWriteIsNotCutByStop: an id's tombstone goes through the
+// shard's one write path, as its other writes do: a write in flight when
+// the shard stops (its leadership moved) is waited for, not cancelled
+// half-way, which would leave it unknown whether it was appended.
+func TestExpiryWriteIsNotCutByStop(t *testing.T) {
+	f := newFixture(t)
+	_, _, code := f.init("idle", -1, -1)
+	wantCode(t, "init", code, 0)
+	log := &stallingLog{MemoryLog: f.log, started: make(chan struct{}, 1), release: make(chan struct{}), cut: make(chan error, 1)}
+	f.c.Load(0, 6, log)
+	f.waitReady()
+	f.now.Add(time.Hour.Milliseconds())
+	expired := make(chan struct{})
+	go func() {
+		defer close(expired)
+		f.c.ExpireIDs()
+	}()
+	select {
+	case <-log.started:
+	case <-time.After(eventually):
+		t.Fatal("the tombstone's write did not start")
+	}
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		f.c.Unload(0)
+	}()
+	<-stopped
+	select {
+	case err := <-log.cut:
+		t.Fatalf("the tombstone's write was cancelled by the stop: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(log.release)
+	<-expired
+	recs := f.log.Records()
+	if last := recs[len(recs)-1]; last.Value != nil {
+		t.Fatalf("last record %v, want the tombstone of the idle id", last)
+	}
+}

@@ -442,10 +442,7 @@ func (sh *shard) expireIDs() {
 		}
 		m.pending = Dead
 		sh.mu.Unlock()
-		err := sh.log.Append(sh.ctx, []Record{{Key: txnKey(m.id)}})
-		if err != nil {
-			sh.fail(err)
-		}
+		err := sh.writeRecords(sh.ctx, []Record{{Key: txnKey(m.id)}})
 		sh.mu.Lock()
 		sh.settle(m)
 		if err != nil {
