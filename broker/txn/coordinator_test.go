@@ -730,7 +730,7 @@ func TestAbortDropsAddsQueuedAtTheFencedEpoch(t *testing.T) {
 }
 
 // stallingLog is a MemoryLog whose appends wait for release, or for
-// their context to end (reported on cut).
+// their context to end; one whose context ended is reported on cut.
 type stallingLog struct {
 	*MemoryLog
 	started chan struct{}
@@ -746,8 +746,12 @@ func (l *stallingLog) Append(ctx context.Context, records []Record) error {
 	select {
 	case <-l.release:
 	case <-ctx.Done():
-		l.cut <- ctx.Err()
-		return ctx.Err()
+	}
+	// Looked at once released, so a cancellation before the release is
+	// seen whichever case the select took.
+	if err := ctx.Err(); err != nil {
+		l.cut <- err
+		return err
 	}
 	return l.MemoryLog.Append(ctx, records)
 }
@@ -780,13 +784,13 @@ func TestExpiryWriteIsNotCutByStop(t *testing.T) {
 		f.c.Unload(0)
 	}()
 	<-stopped
+	close(log.release)
+	<-expired
 	select {
 	case err := <-log.cut:
 		t.Fatalf("the tombstone's write was cancelled by the stop: %v", err)
-	case <-time.After(50 * time.Millisecond):
+	default:
 	}
-	close(log.release)
-	<-expired
 	recs := f.log.Records()
 	if last := recs[len(recs)-1]; last.Value != nil {
 		t.Fatalf("last record %v, want the tombstone of the idle id", last)
