@@ -114,6 +114,8 @@ ssl.keystore.location=%[2]s
 ssl.truststore.location=%[3]s
 listener.name.replication.ssl.client.auth=required
 listener.name.controller.ssl.client.auth=required
+metrics.listen=%[1]s:11001
+tributary.metrics.cloudwatch.enable=false
 `, host, keystore, filepath.Join(dir, "ca.pem"))
 		}
 		conf := fmt.Sprintf(`node.id=%d

@@ -182,6 +182,23 @@ func TestClusterInClusterTLSRefusesPlaintextPeers(t *testing.T) {
 		"is not from the CA of this broker's certificate", "refused a follower fetch", "refused a controller request"} {
 		waitFor(t, want, 5*time.Second, func() bool { return p.logged(want) })
 	}
+	// The refusals are counted in broker 1's metrics, for an operator to
+	// alarm on: the Fetch as replica 3 and the join as node 9 with node
+	// 2's certificate, and the connection to 9093 with a certificate
+	// naming no node. Handshakes refused are not peers' requests.
+	body := httpGet(t, "http://"+net.JoinHostPort(host, "11001")+"/metrics")
+	for _, want := range []string{
+		`tributary_peer_refusals_total{listener="replication",reason="node_mismatch"} 1`,
+		`tributary_peer_refusals_total{listener="controller",reason="node_mismatch"} 1`,
+		`tributary_peer_refusals_total{listener="controller",reason="controller_duty"} 0`,
+		`tributary_peer_refusals_total{listener="controller",reason="raft_rpc"} 0`,
+		`tributary_peer_unbound_connections_total{listener="replication"} 1`,
+		`tributary_peer_unbound_connections_total{listener="controller"} 0`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("broker 1's metrics have no line %q", want)
+		}
+	}
 }
 
 // startOtherCA makes a certificate for host from a CA the cluster does not

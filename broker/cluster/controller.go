@@ -73,13 +73,40 @@ type Controller struct {
 	// rpcConns and rpcRequests count the RPC connections this node's
 	// port accepted and the requests it read on them.
 	rpcConns, rpcRequests atomic.Int64
-	// unboundPeers counts the RPC connections whose certificate names no
-	// node; refusedPeerRequests the requests refused for speaking for a
-	// node other than their certificate's (rpcPeer).
-	unboundPeers, refusedPeerRequests atomic.Int64
+	// unboundPeers counts the RPC and Raft connections whose certificate
+	// names no node; refusedNodeIDs the requests refused for speaking for
+	// a node other than their certificate's (ErrNodeIDMismatch),
+	// refusedDuty those refused as the active controller's own commands
+	// (ErrControllerDuty) (rpcPeer.check).
+	unboundPeers, refusedNodeIDs, refusedDuty atomic.Int64
 	// refusedRaftRPCs counts the Raft RPCs refused for a sender other
 	// than their certificate's node (guardRaftConn).
 	refusedRaftRPCs atomic.Int64
+}
+
+// PeerRefusals are the controller listener's refusals of peers that speak
+// for another node, counted since the start: the broker exports them as
+// tributary_peer_refusals_total and tributary_peer_unbound_connections_total
+// (docs/broker-metrics.md), for an operator to alarm on.
+type PeerRefusals struct {
+	// NodeMismatch: controller requests refused with ErrNodeIDMismatch;
+	// ControllerDuty: those refused with ErrControllerDuty; RaftRPC: Raft
+	// RPCs refused (their connection closed) for a sender other than the
+	// certificate's node.
+	NodeMismatch, ControllerDuty, RaftRPC int64
+	// Unbound: RPC and Raft connections served unbound because their
+	// certificate names no node.
+	Unbound int64
+}
+
+// PeerRefusals reads the refusal counters.
+func (ctl *Controller) PeerRefusals() PeerRefusals {
+	return PeerRefusals{
+		NodeMismatch:   ctl.refusedNodeIDs.Load(),
+		ControllerDuty: ctl.refusedDuty.Load(),
+		RaftRPC:        ctl.refusedRaftRPCs.Load(),
+		Unbound:        ctl.unboundPeers.Load(),
+	}
 }
 
 // Start opens the Raft state in cfg.Dir, listens on cfg.Bind, bootstraps

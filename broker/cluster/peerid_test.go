@@ -147,8 +147,13 @@ func TestControllerBindsNodeIDToCertificate(t *testing.T) {
 	if err := ask(unnamed, rpcRequest{Op: opHeartbeat, NodeID: other, BrokerEpoch: epochOf(other), LeaseMs: tc.nodes[other].cfg.Lease.Milliseconds()}); err != nil {
 		t.Errorf("a heartbeat for node %d with a certificate naming no node: %v, want served", other, err)
 	}
-	if leader.refusedPeerRequests.Load() != 13 || leader.unboundPeers.Load() != 4 {
-		t.Errorf("counted %d refused requests and %d unbound connections, want 13 and 4", leader.refusedPeerRequests.Load(), leader.unboundPeers.Load())
+	// Each refusal is counted under its reason (the broker exports these
+	// as tributary_peer_refusals_total and
+	// tributary_peer_unbound_connections_total): the seven requests for
+	// node other, the three duties with each of two certificates, and the
+	// four connections with the certificate naming no node.
+	if got, want := leader.PeerRefusals(), (PeerRefusals{NodeMismatch: 7, ControllerDuty: 6, Unbound: 4}); got != want {
+		t.Errorf("counted %+v, want %+v", got, want)
 	}
 }
 
@@ -258,7 +263,7 @@ func TestRaftRPCsBoundToCertificate(t *testing.T) {
 			refused++
 		}
 	}
-	if got := target.refusedRaftRPCs.Load(); got != int64(refused) {
+	if got := target.PeerRefusals().RaftRPC; got != int64(refused) {
 		t.Errorf("node %d counted %d refused Raft RPCs, want %d", target.NodeID(), got, refused)
 	}
 	// Refused before Raft read them: the term 100 ahead never reached
@@ -273,15 +278,13 @@ func TestRaftRPCsBoundToCertificate(t *testing.T) {
 		}
 	}
 	// A certificate naming no node: served unbound (upgrade).
-	unbound := target.unboundPeers.Load()
+	unbound := target.PeerRefusals().Unbound
 	if err := send(raftClient(t, peer(ca.Issue("broker-old", "127.0.0.1"))), "RequestVote", asLeader); err != nil {
 		t.Errorf("RequestVote as the leader with a certificate naming no node: %v, want answered", err)
 	}
-	if got := target.unboundPeers.Load(); got != unbound+1 {
-		t.Errorf("unbound connections %d, want %d", got, unbound+1)
-	}
-	if got := target.refusedRaftRPCs.Load(); got != int64(refused) {
-		t.Errorf("node %d counted %d refused Raft RPCs after the valid ones, want %d", target.NodeID(), got, refused)
+	// Only Raft RPCs were refused: no controller request is counted.
+	if got, want := target.PeerRefusals(), (PeerRefusals{RaftRPC: int64(refused), Unbound: unbound + 1}); got != want {
+		t.Errorf("node %d counted %+v after the valid RPCs, want %+v", target.NodeID(), got, want)
 	}
 }
 

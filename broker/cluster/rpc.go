@@ -600,7 +600,11 @@ func (p rpcPeer) check(req rpcRequest) error {
 func (ctl *Controller) answerRPC(req rpcRequest, peer rpcPeer) rpcResponse {
 	var resp rpcResponse
 	if err := peer.check(req); err != nil {
-		ctl.refusedPeerRequests.Add(1)
+		if errors.Is(err, ErrControllerDuty) {
+			ctl.refusedDuty.Add(1)
+		} else {
+			ctl.refusedNodeIDs.Add(1)
+		}
 		ctl.log.Warn("refused a controller request", "err", err)
 		resp.Err = toWire(err)
 		return resp

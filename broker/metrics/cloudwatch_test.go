@@ -57,6 +57,13 @@ func busyRegistry(t *testing.T) (r *Registry, prev, cur *Snapshot) {
 			},
 			PendingDeletionSegments: 2, PendingDeletionBytes: 3 << 20,
 			RaftStoreReserveBytes: 12 << 20, RaftStoreReserveKept: true, RaftStoreOnReserve: true,
+			PeerRefusals: []PeerRefusal{
+				{Listener: "controller", Reason: "node_mismatch", Count: 7},
+				{Listener: "controller", Reason: "controller_duty", Count: 0},
+				{Listener: "controller", Reason: "raft_rpc", Count: 3},
+				{Listener: "replication", Reason: "node_mismatch", Count: 2},
+			},
+			PeerUnbound: []PeerUnbound{{Listener: "controller", Count: 4}, {Listener: "replication", Count: 1}},
 		}
 	})
 	committed := int64(100)

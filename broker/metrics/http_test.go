@@ -201,6 +201,12 @@ func TestPrometheusExposition(t *testing.T) {
 		{"tributary_fetch_memory_limit_bytes", nil, 64 << 20},
 		{"tributary_fetch_memory_cut_total", nil, 5},
 		{"tributary_fetch_memory_leaked_releases_total", nil, 1},
+		{"tributary_peer_refusals_total", map[string]string{"listener": "controller", "reason": "node_mismatch"}, 7},
+		{"tributary_peer_refusals_total", map[string]string{"listener": "controller", "reason": "controller_duty"}, 0},
+		{"tributary_peer_refusals_total", map[string]string{"listener": "controller", "reason": "raft_rpc"}, 3},
+		{"tributary_peer_refusals_total", map[string]string{"listener": "replication", "reason": "node_mismatch"}, 2},
+		{"tributary_peer_unbound_connections_total", map[string]string{"listener": "controller"}, 4},
+		{"tributary_peer_unbound_connections_total", map[string]string{"listener": "replication"}, 1},
 	}
 	for _, w := range want {
 		v, ok := value(fams, w.name, w.labels)
@@ -214,6 +220,11 @@ func TestPrometheusExposition(t *testing.T) {
 	for _, name := range []string{"tributary_data_disk_used_ratio", "tributary_root_disk_used_ratio", "tributary_data_disk_size_bytes", "go_goroutines", "process_cpu_seconds_total"} {
 		if _, ok := fams[name]; !ok {
 			t.Errorf("no %s", name)
+		}
+	}
+	for _, name := range []string{"tributary_peer_refusals_total", "tributary_peer_unbound_connections_total"} {
+		if typ := fams[name].GetType(); typ != dto.MetricType_COUNTER {
+			t.Errorf("%s is a %v, want a counter", name, typ)
 		}
 	}
 	h := fams["tributary_request_duration_seconds"]

@@ -41,6 +41,28 @@ type BrokerState struct {
 	// on the reserve (raftstore.Store.OnReserve: its last top-up failed).
 	// Reported with RaftStoreReserveBytes.
 	RaftStoreOnReserve bool
+	// PeerRefusals are the requests of peers (other brokers, by their
+	// certificates) refused on the controller and replication listeners
+	// for speaking for another node or for the active controller,
+	// counted since the start, by listener and reason; PeerUnbound the
+	// connections served unbound because their certificate names no node
+	// (docs/broker-security.md, finding 9). Every series is listed, zero
+	// or not, so that an alarm on its increase sees it from the start.
+	PeerRefusals []PeerRefusal
+	PeerUnbound  []PeerUnbound
+}
+
+// PeerRefusal is one series of tributary_peer_refusals_total.
+type PeerRefusal struct {
+	Listener string // "controller" or "replication"
+	Reason   string // "node_mismatch", "controller_duty" or "raft_rpc"
+	Count    int64
+}
+
+// PeerUnbound is one series of tributary_peer_unbound_connections_total.
+type PeerUnbound struct {
+	Listener string // "controller" or "replication"
+	Count    int64
 }
 
 // ThrottleState is one side of the replication throttle: the measured

@@ -364,6 +364,7 @@ func (s *Server) metricsState() metrics.BrokerState {
 	st.PendingDeletionSegments, st.PendingDeletionBytes = s.store.PendingDeletion()
 	st.RaftStoreReserveBytes, st.RaftStoreReserveKept = s.node.Controller.RaftStoreReserve()
 	st.RaftStoreOnReserve = s.node.Controller.RaftStoreOnReserve()
+	st.PeerRefusals, st.PeerUnbound = peerRefusals(s.node.Controller.PeerRefusals(), s.node.ReplicationPeerRefusals())
 	if th := s.node.Replicas.Throttle(); th != nil {
 		for _, side := range []struct {
 			name string
@@ -374,6 +375,21 @@ func (s *Server) metricsState() metrics.BrokerState {
 		}
 	}
 	return st
+}
+
+// peerRefusals are the controller's and the replication listener's
+// refusals of peers as the series of tributary_peer_refusals_total and
+// tributary_peer_unbound_connections_total.
+func peerRefusals(ctl cluster.PeerRefusals, repl replica.PeerRefusals) ([]metrics.PeerRefusal, []metrics.PeerUnbound) {
+	return []metrics.PeerRefusal{
+			{Listener: "controller", Reason: "node_mismatch", Count: ctl.NodeMismatch},
+			{Listener: "controller", Reason: "controller_duty", Count: ctl.ControllerDuty},
+			{Listener: "controller", Reason: "raft_rpc", Count: ctl.RaftRPC},
+			{Listener: "replication", Reason: "node_mismatch", Count: repl.ReplicaID},
+		}, []metrics.PeerUnbound{
+			{Listener: "controller", Count: ctl.Unbound},
+			{Listener: "replication", Count: repl.Unbound},
+		}
 }
 
 // offsetsTopic is Kafka's internal topic of committed offsets and group

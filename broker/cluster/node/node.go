@@ -326,6 +326,10 @@ func (n *Node) Close() error {
 	return n.Controller.Close()
 }
 
+// ReplicationPeerRefusals reads the replication listener's refusals of
+// peers (the controller's are Controller.PeerRefusals).
+func (n *Node) ReplicationPeerRefusals() replica.PeerRefusals { return n.repl.PeerRefusals() }
+
 // serveReplication starts the replication listener and sets its fetch
 // observer (a fetch answered in the instant between the two, before the
 // broker is even registered, goes uncounted).

@@ -126,6 +126,24 @@ func (s *ReplicationServer) OnFetch(fn func(took time.Duration, requestBytes, re
 	s.onFetch.Store(&fn)
 }
 
+// PeerRefusals are the replication listener's refusals of peers that
+// speak for another node, counted since the start: the broker exports
+// them as tributary_peer_refusals_total{listener="replication"} and
+// tributary_peer_unbound_connections_total (docs/broker-metrics.md).
+type PeerRefusals struct {
+	// ReplicaID: Fetch and OffsetForLeaderEpoch requests refused for a
+	// replica id other than their certificate's node.
+	ReplicaID int64
+	// Unbound: TLS connections served unbound because their certificate
+	// names no node.
+	Unbound int64
+}
+
+// PeerRefusals reads the refusal counters.
+func (s *ReplicationServer) PeerRefusals() PeerRefusals {
+	return PeerRefusals{ReplicaID: s.refusedReplicaIDs.Load(), Unbound: s.unboundPeers.Load()}
+}
+
 // Addr is the listening address.
 func (s *ReplicationServer) Addr() string { return s.ln.Addr().String() }
 

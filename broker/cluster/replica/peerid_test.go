@@ -92,8 +92,8 @@ func TestReplicationListenerBindsReplicaIDToCertificate(t *testing.T) {
 	if r := fetchAs(c2, 2); r.ErrorCode != 0 || r.Topics[0].Partitions[0].ErrorCode != 0 || len(r.Topics[0].Partitions[0].RecordBatches) == 0 {
 		t.Fatalf("node 2 fetching as itself: code %d, %+v", r.ErrorCode, r.Topics)
 	}
-	if got := srv.refusedReplicaIDs.Load(); got != 1 {
-		t.Fatalf("%d requests counted as refused, want 1", got)
+	if got := srv.PeerRefusals(); got != (PeerRefusals{ReplicaID: 1}) {
+		t.Fatalf("counted %+v after the refused Fetch, want one replica id refused", got)
 	}
 
 	oe := kmsg.NewPtrOffsetForLeaderEpochRequest()
@@ -117,7 +117,8 @@ func TestReplicationListenerBindsReplicaIDToCertificate(t *testing.T) {
 	if r := fetchAs(cu, 3); r.ErrorCode != 0 || r.Topics[0].Partitions[0].ErrorCode != 0 {
 		t.Fatalf("a certificate naming no node, fetching as replica 3: code %d, %+v; want served (upgrade)", r.ErrorCode, r.Topics)
 	}
-	if got := srv.unboundPeers.Load(); got != 1 {
-		t.Fatalf("%d connections counted as unbound, want 1", got)
+	// The refused OffsetForLeaderEpoch is counted beside the Fetch.
+	if got, want := srv.PeerRefusals(), (PeerRefusals{ReplicaID: 2, Unbound: 1}); got != want {
+		t.Fatalf("counted %+v, want %+v", got, want)
 	}
 }
