@@ -7,7 +7,9 @@
 //  3. attach:   on an Auto Scaling group's instance, attach the broker's own
 //     network interface (its address) and data volume, found by their tags,
 //     and route the interface's traffic through it.
-//  4. secrets:  decrypt the secrets envelope with KMS under its encryption context.
+//  4. secrets:  decrypt the secrets envelope with KMS under its encryption context;
+//     take a renewed certificate from the broker's certificate secret when it
+//     outlives the document's (preferDelivered).
 //  5. volume:   find the data volume, format it on first boot only, mount, grow.
 //  6. config:   write the broker config and the secret files.
 //  7. exec:     replace itself with `tributary-broker run --config <file>`.
@@ -37,6 +39,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/smithy-go"
 
 	"github.com/tributary/tributary/broker/boot/bootstatus"
@@ -99,7 +102,10 @@ type Options struct {
 
 	IMDS *imds.Client // nil: from the environment (AWS_EC2_METADATA_SERVICE_ENDPOINT)
 	KMS  KMSDecrypter // nil: the SDK's default chain (AWS_ENDPOINT_URL, role credentials from IMDS)
-	EC2  EC2API       // nil: the SDK's default chain, as KMS
+	// Secrets reads the broker's certificate secret, where a renewal in
+	// place puts its renewed certificate. nil: the SDK's default chain, as KMS.
+	Secrets SecretsReader
+	EC2     EC2API // nil: the SDK's default chain, as KMS
 	// ConfigureNetwork makes the attached interface carry the broker's
 	// address in the operating system. nil: on EC2 the privileged step runs
 	// netif (iproute2); in the local cloud (VolumeDir set) nothing, since
@@ -263,8 +269,22 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 				return "", err
 			}
 			secrets = s
-			return fmt.Sprintf("decrypted with KMS key %s under context %s: TLS key %t, %d bootstrap SCRAM users",
-				doc.Secrets.KeyID, formatContext(doc.Secrets.EncryptionContext), s.TLSPrivateKeyPEM != "", len(s.SCRAMCredentials)), nil
+			detail := fmt.Sprintf("decrypted with KMS key %s under context %s: TLS key %t, %d bootstrap SCRAM users",
+				doc.Secrets.KeyID, formatContext(doc.Secrets.EncryptionContext), s.TLSPrivateKeyPEM != "", len(s.SCRAMCredentials))
+			if s.TLSCertificatePEM != "" && doc.TLS != nil {
+				sm := opts.Secrets
+				if sm == nil {
+					c, err := newSecretsClient(ctx, inst.Region)
+					if err != nil {
+						return "", err
+					}
+					sm = c
+				}
+				if used := preferDelivered(ctx, sm, client, doc, s, time.Now()); used != "" {
+					detail += "; TLS: " + used
+				}
+			}
+			return detail, nil
 		})
 		if err != nil {
 			return nil, err
@@ -402,6 +422,19 @@ func newKMSClient(ctx context.Context, region string) (*kms.Client, error) {
 		cfg.Region = region
 	}
 	return kms.NewFromConfig(cfg), nil
+}
+
+// newSecretsClient builds a Secrets Manager client the way newKMSClient
+// builds KMS's.
+func newSecretsClient(ctx context.Context, region string) (*secretsmanager.Client, error) {
+	cfg, err := awsbody.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("loading the AWS SDK configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = region
+	}
+	return secretsmanager.NewFromConfig(cfg), nil
 }
 
 // decryptWithRetry retries the two failures that heal by themselves after

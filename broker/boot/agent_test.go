@@ -645,3 +645,63 @@ func TestImageUnitFlags(t *testing.T) {
 		t.Errorf("found %d boot command lines in the unit, want 2 (ExecStartPre and ExecStart)", found)
 	}
 }
+
+// TestBootWritesTheRenewedCertificate: the boot of an instance launched
+// from a template that still holds an expired certificate writes the
+// renewed one of the broker's secret as the keystore, so the broker serves
+// it from its first connection, and the secrets step says which it took.
+func TestBootWritesTheRenewedCertificate(t *testing.T) {
+	e := newBootEnv(t)
+	ca, err := tlstest.NewCA("cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	old, err := ca.IssueValid("broker", now.Add(-90*24*time.Hour), now.Add(-time.Hour), "127.0.2.7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := ca.IssueValid("broker", now.Add(-time.Minute), now.Add(60*24*time.Hour), "127.0.2.7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seal := func(s bootconfig.Secrets) *bootconfig.Envelope {
+		plaintext, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := bootconfig.EncryptionContext(e.doc.ClusterID, e.doc.NodeID)
+		return &bootconfig.Envelope{Ciphertext: e.kms.encrypt(testKeyARN, ctx, plaintext), KeyID: testKeyARN, EncryptionContext: ctx}
+	}
+	inDoc := testSecrets
+	inDoc.TLSPrivateKeyPEM, inDoc.TLSCertificatePEM = old.KeyPEM, old.CertPEM
+	e.doc.TLS.CertificateAuthorityPEM = ca.PEM
+	e.doc.Secrets = seal(inDoc)
+	e.reencode(t)
+	delivered, err := json.Marshal(seal(bootconfig.Secrets{TLSPrivateKeyPEM: renewed.KeyPEM, TLSCertificatePEM: renewed.CertPEM}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := e.options()
+	opts.Secrets = &oneSecret{name: bootconfig.CertificateSecretName(e.doc.ClusterID, e.doc.NodeID), value: string(delivered), version: "v2"}
+	_, st, err := e.run(t, opts)
+	if err != nil {
+		t.Fatalf("boot failed: %v\nlogs:\n%s", err, e.logs.String())
+	}
+	keystore, err := os.ReadFile(filepath.Join(e.runtimeDir, "secrets", "tls-keystore.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(keystore) != renewed.KeyPEM+renewed.CertPEM {
+		t.Fatal("the keystore is not the renewed key and certificate")
+	}
+	var detail string
+	for _, s := range st.Steps {
+		if s.Step == bootstatus.StepSecrets {
+			detail = s.Detail
+		}
+	}
+	if !strings.Contains(detail, "renewed certificate of secret") {
+		t.Errorf("the secrets step says %q, not that it took the renewed certificate", detail)
+	}
+}

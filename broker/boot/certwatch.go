@@ -147,39 +147,13 @@ func (w *certWatcher) check(ctx context.Context) error {
 // keystore when they pass the checks; it returns the new certificate's
 // serial, or "" when the broker already serves it or a later one.
 func (w *certWatcher) apply(ctx context.Context, value []byte) (string, error) {
-	var env bootconfig.Envelope
-	if err := json.Unmarshal(value, &env); err != nil {
-		return "", fmt.Errorf("the value is not a sealed envelope: %w", jsonErrorWithoutValue(err))
-	}
-	want := bootconfig.EncryptionContext(w.opts.ClusterID, w.opts.NodeID)
-	if !maps.Equal(env.EncryptionContext, want) {
-		return "", fmt.Errorf("the envelope is sealed for %s, not this broker (%s)", formatContext(env.EncryptionContext), formatContext(want))
-	}
-	s, err := decryptSecrets(ctx, w.opts.KMS, &env)
-	if err != nil {
-		return "", err
-	}
-	if s.TLSPrivateKeyPEM == "" || s.TLSCertificatePEM == "" {
-		return "", errors.New("the envelope holds no TLS key and certificate")
-	}
-	pair, err := tls.X509KeyPair([]byte(s.TLSCertificatePEM), []byte(s.TLSPrivateKeyPEM))
-	if err != nil {
-		return "", fmt.Errorf("the delivered key and certificate do not make a pair: %w", jsonErrorWithoutValue(err))
-	}
-	leaf, err := x509.ParseCertificate(pair.Certificate[0])
-	if err != nil {
-		return "", fmt.Errorf("reading the delivered certificate: %w", err)
-	}
-	now := w.opts.Now()
-	if now.Before(leaf.NotBefore) || !now.Before(leaf.NotAfter) {
-		return "", fmt.Errorf("the delivered certificate is valid from %s to %s, not now", leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
-	}
 	ca, err := firstCertificate(filepath.Join(w.opts.SecretsDir, CAFileName))
 	if err != nil {
 		return "", fmt.Errorf("reading the cluster CA: %w", err)
 	}
-	if err := leaf.CheckSignatureFrom(ca); err != nil {
-		return "", fmt.Errorf("the cluster CA did not sign the delivered certificate: %w", err)
+	s, leaf, err := openDelivered(ctx, w.opts.KMS, w.opts.ClusterID, w.opts.NodeID, ca, w.opts.Now(), value)
+	if err != nil {
+		return "", err
 	}
 	keystore := filepath.Join(w.opts.SecretsDir, TLSKeystoreFileName)
 	current, err := firstCertificate(keystore) // after the key: the broker's own
@@ -198,6 +172,99 @@ func (w *certWatcher) apply(ctx context.Context, value []byte) (string, error) {
 		return "", err
 	}
 	return leaf.SerialNumber.Text(16), nil
+}
+
+// openDelivered opens a delivered secret value and checks what it holds:
+// sealed for this broker's node, a key and certificate that make a pair,
+// the certificate signed by the cluster CA and valid at now. It returns the
+// key and certificate and the parsed certificate.
+func openDelivered(ctx context.Context, client KMSDecrypter, clusterID string, nodeID int32, ca *x509.Certificate, now time.Time, value []byte) (*bootconfig.Secrets, *x509.Certificate, error) {
+	var env bootconfig.Envelope
+	if err := json.Unmarshal(value, &env); err != nil {
+		return nil, nil, fmt.Errorf("the value is not a sealed envelope: %w", jsonErrorWithoutValue(err))
+	}
+	want := bootconfig.EncryptionContext(clusterID, nodeID)
+	if !maps.Equal(env.EncryptionContext, want) {
+		return nil, nil, fmt.Errorf("the envelope is sealed for %s, not this broker (%s)", formatContext(env.EncryptionContext), formatContext(want))
+	}
+	s, err := decryptSecrets(ctx, client, &env)
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.TLSPrivateKeyPEM == "" || s.TLSCertificatePEM == "" {
+		return nil, nil, errors.New("the envelope holds no TLS key and certificate")
+	}
+	pair, err := tls.X509KeyPair([]byte(s.TLSCertificatePEM), []byte(s.TLSPrivateKeyPEM))
+	if err != nil {
+		return nil, nil, fmt.Errorf("the delivered key and certificate do not make a pair: %w", jsonErrorWithoutValue(err))
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the delivered certificate: %w", err)
+	}
+	if now.Before(leaf.NotBefore) || !now.Before(leaf.NotAfter) {
+		return nil, nil, fmt.Errorf("the delivered certificate is valid from %s to %s, not now", leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if err := leaf.CheckSignatureFrom(ca); err != nil {
+		return nil, nil, fmt.Errorf("the cluster CA did not sign the delivered certificate: %w", err)
+	}
+	return s, leaf, nil
+}
+
+// preferDelivered is the boot agent's read of the broker's certificate
+// secret. A renewal in place (the provider's) writes the renewed key and
+// certificate only there: the launch template keeps the boot document's
+// first certificate, so an instance its group launches again after a
+// renewal would serve that one (expired, once it is past its NotAfter)
+// until the companion's first read. When the secret holds a certificate
+// for this broker that passes the companion's checks and expires later
+// than the document's (or the document's is no longer valid), the broker
+// starts with it instead. Anything else keeps the document's pair: the
+// secret is absent until a first renewal, and a role made by an earlier
+// provider may not read it; the boot goes on, and the detail says why.
+func preferDelivered(ctx context.Context, sm SecretsReader, client KMSDecrypter, doc *bootconfig.Document, s *bootconfig.Secrets, now time.Time) string {
+	if s == nil || s.TLSCertificatePEM == "" || doc.TLS == nil {
+		return ""
+	}
+	name := bootconfig.CertificateSecretName(doc.ClusterID, doc.NodeID)
+	block, _ := pem.Decode([]byte(doc.TLS.CertificateAuthorityPEM))
+	if block == nil {
+		return "" // validation refuses such a document before this step
+	}
+	ca, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return ""
+	}
+	docPair, err := tls.X509KeyPair([]byte(s.TLSCertificatePEM), []byte(s.TLSPrivateKeyPEM))
+	if err != nil {
+		return "" // the config step reports it
+	}
+	docLeaf, err := x509.ParseCertificate(docPair.Certificate[0])
+	if err != nil {
+		return ""
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	out, err := sm.GetSecretValue(cctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(name)})
+	var notFound *smtypes.ResourceNotFoundException
+	switch {
+	case errors.As(err, &notFound):
+		return "no renewed certificate in secret " + name
+	case err != nil:
+		return fmt.Sprintf("the document's certificate (could not read secret %s: %v)", name, err)
+	}
+	delivered, leaf, err := openDelivered(cctx, client, doc.ClusterID, doc.NodeID, ca, now, []byte(aws.ToString(out.SecretString)))
+	if err != nil {
+		return fmt.Sprintf("the document's certificate (secret %s version %s not used: %v)", name, aws.ToString(out.VersionId), err)
+	}
+	docValid := !now.Before(docLeaf.NotBefore) && now.Before(docLeaf.NotAfter)
+	if docValid && !leaf.NotAfter.After(docLeaf.NotAfter) {
+		return fmt.Sprintf("the document's certificate (serial %s) expires no earlier than the one of secret %s", docLeaf.SerialNumber.Text(16), name)
+	}
+	s.TLSPrivateKeyPEM, s.TLSCertificatePEM = delivered.TLSPrivateKeyPEM, delivered.TLSCertificatePEM
+	return fmt.Sprintf("the renewed certificate of secret %s version %s (serial %s, expires %s) in place of the document's (serial %s, expires %s)",
+		name, aws.ToString(out.VersionId), leaf.SerialNumber.Text(16), leaf.NotAfter.UTC().Format(time.RFC3339),
+		docLeaf.SerialNumber.Text(16), docLeaf.NotAfter.UTC().Format(time.RFC3339))
 }
 
 // firstCertificate reads the first certificate of a PEM file.

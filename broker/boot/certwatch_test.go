@@ -158,3 +158,92 @@ func TestCertWatchAppliesOnlyItsOwnGoodCertificate(t *testing.T) {
 	}
 	serves(first)
 }
+
+// TestBootPrefersTheRenewedCertificate: a renewal in place leaves the launch
+// template's boot document with the first certificate, so an instance its
+// group launches again decrypts that one. The agent starts the broker with
+// the secret's renewed certificate instead when it outlives the document's
+// (or the document's has expired), and keeps the document's otherwise: no
+// secret, a secret it may not read, a renewed certificate of another CA,
+// one sealed for another node, one that expires first, one not valid yet.
+// Without the agent's read of the secret the expired and the older
+// document certificates are written to the keystore and the first cases fail.
+func TestBootPrefersTheRenewedCertificate(t *testing.T) {
+	ca, err := tlstest.NewCA("cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := tlstest.NewCA("other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	issue := func(ca *tlstest.CA, from, to time.Duration) tlstest.Leaf {
+		t.Helper()
+		l, err := ca.IssueValid("broker", now.Add(from), now.Add(to), "127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	const day = 24 * time.Hour
+	expired := issue(ca, -90*day, -time.Hour)
+	current := issue(ca, -60*day, 30*day)
+	renewed := issue(ca, -time.Minute, 90*day)
+	own := bootconfig.EncryptionContext("tc-1", 2)
+	secretName := bootconfig.CertificateSecretName("tc-1", 2)
+	pair := func(l tlstest.Leaf) *bootconfig.Secrets {
+		return &bootconfig.Secrets{TLSPrivateKeyPEM: l.KeyPEM, TLSCertificatePEM: l.CertPEM}
+	}
+	tests := []struct {
+		name      string
+		doc       tlstest.Leaf
+		delivered *bootconfig.Secrets // nil: no secret
+		context   map[string]string
+		readErr   bool
+		want      tlstest.Leaf
+		detail    string
+	}{
+		{"renewed outlives the document's", current, pair(renewed), own, false, renewed, "renewed certificate of secret"},
+		{"document's expired", expired, pair(renewed), own, false, renewed, "renewed certificate of secret"},
+		{"no secret", expired, nil, own, false, expired, "no renewed certificate"},
+		{"secret unreadable", current, pair(renewed), own, true, current, "could not read secret"},
+		{"of another CA", current, pair(issue(other, -time.Minute, 90*day)), own, false, current, "did not sign"},
+		{"sealed for another node", current, pair(renewed), bootconfig.EncryptionContext("tc-1", 3), false, current, "not this broker"},
+		{"expires first", current, pair(issue(ca, -time.Minute, 10*day)), own, false, current, "expires no earlier"},
+		{"not valid yet", expired, pair(issue(ca, time.Hour, 90*day)), own, false, expired, "not now"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			kmsFake := &sealingKMS{sealed: map[string]sealedValue{}}
+			var sm SecretsReader = &oneSecret{name: secretName}
+			if tt.delivered != nil {
+				sm = &oneSecret{name: secretName, value: kmsFake.seal(t, tt.context, tt.delivered), version: "v2"}
+			}
+			if tt.readErr {
+				sm = deniedSecret{}
+			}
+			doc := &bootconfig.Document{ClusterID: "tc-1", NodeID: 2, TLS: &bootconfig.TLS{CertificateAuthorityPEM: ca.PEM}}
+			s := pair(tt.doc)
+			s.SCRAMCredentials = testSecrets.SCRAMCredentials
+			detail := preferDelivered(context.Background(), sm, kmsFake, doc, s, now)
+			if s.TLSPrivateKeyPEM != tt.want.KeyPEM || s.TLSCertificatePEM != tt.want.CertPEM {
+				t.Errorf("the broker starts with another key and certificate than expected (detail %q)", detail)
+			}
+			if len(s.SCRAMCredentials) != len(testSecrets.SCRAMCredentials) {
+				t.Error("the document's other secrets were dropped")
+			}
+			if !strings.Contains(detail, tt.detail) {
+				t.Errorf("detail %q, want one saying %q", detail, tt.detail)
+			}
+		})
+	}
+}
+
+// deniedSecret answers every read as Secrets Manager answers a role that
+// may not read the secret.
+type deniedSecret struct{}
+
+func (deniedSecret) GetSecretValue(context.Context, *secretsmanager.GetSecretValueInput, ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
+	return nil, errors.New("AccessDeniedException: not authorized to perform secretsmanager:GetSecretValue")
+}

@@ -101,7 +101,18 @@ func (ca *CA) IssueSubject(subject pkix.Name, hosts ...string) (Leaf, error) {
 	return ca.issue(subject, nil, hosts)
 }
 
+// IssueValid issues a certificate valid from notBefore to notAfter (the
+// others are valid from an hour ago for a day), for tests of expiry and of
+// which of two certificates outlives the other.
+func (ca *CA) IssueValid(cn string, notBefore, notAfter time.Time, hosts ...string) (Leaf, error) {
+	return ca.issueValid(pkix.Name{CommonName: cn}, nil, hosts, notBefore, notAfter)
+}
+
 func (ca *CA) issue(subject pkix.Name, uris []*url.URL, hosts []string) (Leaf, error) {
+	return ca.issueValid(subject, uris, hosts, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+}
+
+func (ca *CA) issueValid(subject pkix.Name, uris []*url.URL, hosts []string, notBefore, notAfter time.Time) (Leaf, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return Leaf{}, err
@@ -109,8 +120,8 @@ func (ca *CA) issue(subject pkix.Name, uris []*url.URL, hosts []string) (Leaf, e
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial.Add(1)),
 		Subject:      subject,
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		URIs:         uris,
