@@ -5,9 +5,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math/big"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -19,7 +22,9 @@ import (
 	"github.com/hashicorp/terraform-plugin-testing/tfjsonpath"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/tributary/tributary/broker/boot/bootstatus"
 	"github.com/tributary/tributary/broker/security/tlsconf"
+	"github.com/tributary/tributary/provider/internal/fleet"
 	"github.com/tributary/tributary/provider/internal/pki"
 )
 
@@ -218,4 +223,138 @@ func brokerProcesses(s *terraform.State) (map[string]string, error) {
 		out[b.InstanceID] = fmt.Sprintf("pid %d started %s", pid, fields[19])
 	}
 	return out, nil
+}
+
+// TestAccCluster_certRenewedThenHealed: a renewal in place leaves the launch
+// templates with the certificates of the create. Once the renewal is applied,
+// broker 2's instance is terminated and its Auto Scaling group launches
+// another from the same template version; the boot agent of that instance
+// takes the renewed certificate of the broker's secret (its boot status says
+// so), so the broker serves it from its first connection: the same serial
+// as the renewal's, not the template's. The plan after that is empty (no
+// roll to bring the template's certificate up to date).
+func TestAccCluster_certRenewedThenHealed(t *testing.T) {
+	accParallel(t)
+	testAccPreCheck(t)
+	skipWithoutRunningBrokers(t)
+	name := accName(t)
+	config := testAccProviderConfig() + fmt.Sprintf(`
+resource "tributary_cluster" "test" {
+  name                 = %[1]q
+  broker_version       = %[2]q
+  instance_type        = %[3]q
+  client_cidr_blocks   = ["127.0.0.0/8"]
+  certificate_validity = %[4]q
+
+  timeouts {
+    create = "3m"
+    update = "6m"
+    delete = "4m"
+  }
+}
+`, name, accEnv.version, accInstanceType(), rotationValidity.String())
+	first := map[int32]*x509.Certificate{}
+	renewed := map[int32]*x509.Certificate{}
+	var before []brokerIdentity
+	resource.Test(t, resource.TestCase{
+		PreCheck:                 func() { testAccPreCheck(t) },
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy:             testAccCheckClusterDestroyed,
+		Steps: []resource.TestStep{{
+			Config: config,
+			Check: resource.ComposeTestCheckFunc(
+				testAccCheckServedCertificates(first, nil),
+			),
+		}, {
+			PreConfig: func() {
+				var due time.Time
+				for _, c := range first {
+					if at := pki.CertificateRenewalTime(c); at.After(due) {
+						due = at
+					}
+				}
+				t.Logf("waiting %s for the broker certificates to pass two thirds of their validity", time.Until(due).Round(time.Second))
+				time.Sleep(time.Until(due) + time.Second)
+			},
+			Config: config,
+			Check: resource.ComposeTestCheckFunc(
+				testAccCheckServedCertificates(renewed, first),
+				testAccRecordBrokers(&before),
+				testAccTerminateBroker(2),
+				testAccCheckBootTookRenewed(2, &before, renewed),
+			),
+		}},
+	})
+}
+
+// testAccCheckBootTookRenewed waits (healBound at most) until the broker
+// runs on another instance than before and completes a TLS handshake on
+// its listener, then checks that the first certificate it served is the
+// renewed one, and that its boot status's secrets step says it took the
+// secret's certificate.
+func testAccCheckBootTookRenewed(nodeID int32, before *[]brokerIdentity, renewed map[int32]*x509.Certificate) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		id, _, err := clusterState(s)
+		if err != nil {
+			return err
+		}
+		var was string
+		for _, b := range *before {
+			if b.NodeID == nodeID {
+				was = b.InstanceID
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), healBound)
+		defer cancel()
+		var b *fleet.Broker
+		var first *x509.Certificate
+		for first == nil {
+			o, err := testFleet().Observe(ctx, id)
+			if err != nil {
+				return err
+			}
+			got, ok := o.Broker(nodeID)
+			if ok && got.InstanceID != was && got.InstanceState == "running" {
+				hctx, hcancel := context.WithTimeout(ctx, 3*time.Second)
+				if c, err := servedCertificate(hctx, endpoint(got.PrivateIP, tlsPort)); err == nil {
+					b, first = got, c
+				}
+				hcancel()
+			}
+			if first != nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("broker %d did not serve TLS on a new instance within %s", nodeID, healBound)
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+		if first.SerialNumber.Cmp(renewed[nodeID].SerialNumber) != 0 {
+			return fmt.Errorf("broker %d's new instance %s served certificate %s (expires %s) first, not the renewed %s",
+				nodeID, b.InstanceID, serial(first.SerialNumber), first.NotAfter.Format(time.RFC3339), serial(renewed[nodeID].SerialNumber))
+		}
+		resp, err := http.Get("http://" + net.JoinHostPort(b.PrivateIP, "11001") + "/bootz")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var st bootstatus.Status
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			return fmt.Errorf("broker %d's /bootz: %w", nodeID, err)
+		}
+		if st.InstanceID != b.InstanceID {
+			return fmt.Errorf("broker %d's boot status is instance %s's, not %s's", nodeID, st.InstanceID, b.InstanceID)
+		}
+		var detail string
+		for _, step := range st.Steps {
+			if step.Step == bootstatus.StepSecrets {
+				detail = step.Detail
+			}
+		}
+		if !strings.Contains(detail, "renewed certificate of secret") {
+			return fmt.Errorf("broker %d's instance %s booted without the renewed certificate: secrets step %q", nodeID, b.InstanceID, detail)
+		}
+		return nil
+	}
 }
