@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
@@ -156,7 +157,51 @@ var accNames atomic.Int64
 // counter keeps them apart inside one run, whatever the clock's grain.
 func accName(t *testing.T) string {
 	t.Helper()
-	return fmt.Sprintf("acc-%d-%d", time.Now().UnixNano()%1_000_000_000, accNames.Add(1))
+	name := fmt.Sprintf("acc-%d-%d", time.Now().UnixNano()%1_000_000_000, accNames.Add(1))
+	t.Cleanup(func() {
+		if t.Failed() {
+			logClusterConsoles(t, name)
+		}
+	})
+	return name
+}
+
+// logClusterConsoles prints the end of the console log of every instance
+// the local cloud ran for cluster name, when a test of it failed: the
+// local cloud's directory is gone by the time CI keeps a failing run's
+// output, and a broker that never joined says why only there.
+func logClusterConsoles(t *testing.T, name string) {
+	if accEnv.localCloudDir == "" || accEnv.clients == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := accEnv.clients.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{
+		Filters: []ec2types.Filter{{Name: aws.String("tag:" + fleet.TagClusterName), Values: []string{name}}},
+	})
+	if err != nil {
+		t.Logf("listing the instances of %s for their console logs: %v", name, err)
+		return
+	}
+	const lines, width = 30, 400
+	for _, r := range out.Reservations {
+		for _, in := range r.Instances {
+			id := aws.ToString(in.InstanceId)
+			b, err := os.ReadFile(filepath.Join(accEnv.localCloudDir, "ec2", "instances", id, "console.log"))
+			if err != nil {
+				t.Logf("console log of %s (%s): %v", id, in.State.Name, err)
+				continue
+			}
+			tail := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+			tail = tail[max(0, len(tail)-lines):]
+			for i, l := range tail {
+				if len(l) > width {
+					tail[i] = l[:width] + " ..."
+				}
+			}
+			t.Logf("last %d lines of the console log of %s (%s, %s):\n%s", len(tail), id, in.State.Name, aws.ToString(in.PrivateIpAddress), strings.Join(tail, "\n"))
+		}
+	}
 }
 
 func TestAccCluster_basic(t *testing.T) {

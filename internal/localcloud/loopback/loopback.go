@@ -5,10 +5,12 @@
 package loopback
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 )
 
@@ -21,6 +23,13 @@ const (
 
 // ErrTaken means another live process holds the block.
 var ErrTaken = errors.New("loopback block already claimed by another process")
+
+// ErrOccupied means sockets are bound in the block by processes that hold
+// no claim of it: the instances of an emulator that was killed, whose
+// broker processes outlived it (the claim died with the emulator, the
+// grandchildren did not). Handing out the block again would give new
+// instances addresses those processes still listen on.
+var ErrOccupied = errors.New("loopback block has sockets of processes that hold no claim (an emulator's leftover instances?)")
 
 // Claim is a held block; Release gives it back.
 type Claim struct {
@@ -68,17 +77,51 @@ func ClaimOctet(octet int) (*Claim, error) {
 		}
 		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}
+	if busy, err := occupied(octet); err == nil && busy {
+		f.Close()
+		return nil, fmt.Errorf("127.%d.0.0/16: %w; see `ss -tanp | grep 127.%d.`", octet, ErrOccupied, octet)
+	}
 	return &Claim{Octet: octet, f: f}, nil
 }
 
-// ClaimFree claims the first free block from FirstOctet on.
+// occupied reports a TCP socket of this network namespace listening on an
+// address of 127.<octet>.0.0/16, from /proc/net/tcp (whose addresses are
+// hex in host byte order: little endian on the machines this runs on).
+// Only listening sockets: they are what a new instance's bind would
+// collide with, and a closed connection's TIME_WAIT entry (no process, up
+// to a minute after an emulator's clean exit) must not hold the block.
+// An unreadable table says nothing.
+func occupied(octet int) (bool, error) {
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		return false, err
+	}
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 4 || f[3] != "0A" { // st: 0A is LISTEN
+			continue
+		}
+		host, _, ok := strings.Cut(f[1], ":")
+		a, err := hex.DecodeString(host)
+		if !ok || err != nil || len(a) != 4 {
+			continue
+		}
+		if a[3] == 127 && int(a[2]) == octet {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// ClaimFree claims the first free block from FirstOctet on (neither claimed
+// nor occupied).
 func ClaimFree() (*Claim, error) {
 	for o := FirstOctet; o <= LastOctet; o++ {
 		c, err := ClaimOctet(o)
 		if err == nil {
 			return c, nil
 		}
-		if !errors.Is(err, ErrTaken) {
+		if !errors.Is(err, ErrTaken) && !errors.Is(err, ErrOccupied) {
 			return nil, err
 		}
 	}
