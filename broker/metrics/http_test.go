@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -300,5 +301,20 @@ func TestRaftStoreReserveAbsentWhenNoneIsKept(t *testing.T) {
 		if v, ok := value(fams, name, nil); ok {
 			t.Errorf("%s = %v, and the store keeps no reserve", name, v)
 		}
+	}
+}
+
+// TestCollectorDescribesEveryMetric: every metric the collector emits from
+// a busy registry has its descriptor in Describe (allDescs), as a pedantic
+// client_golang registry demands; descConnRefused and descTraffic were
+// each left out once.
+func TestCollectorDescribesEveryMetric(t *testing.T) {
+	r, _, _ := busyRegistry(t)
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(collector{r}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Gather(); err != nil {
+		t.Fatalf("a pedantic registry refuses what the collector emits: %v", err)
 	}
 }
