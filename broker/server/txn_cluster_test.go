@@ -253,70 +253,24 @@ func (c *inProcessCluster) holdNextTxnWrite(partition int32) (held <-chan int32,
 // producer's next transaction commits through the new coordinator.
 func TestClusterCommitSurvivesCoordinatorMovingMidCommit(t *testing.T) {
 	c := startInProcessCluster(t)
-	c.createReplicated("tx", 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	const id = "moving-coordinator"
-	c.txnCoordinatorOf(1, id) // creates __transaction_state
-	txnPartition, _ := c.servers[1].txnPartitionFor(id)
-
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.TransactionalID(id), kgo.DefaultProduceTopic("tx"),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionTimeout(60*time.Second),
-		kgo.RetryTimeout(60*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var want []string
-	produce := func(prefix string) {
-		t.Helper()
-		if err := cl.BeginTransaction(); err != nil {
-			t.Fatal(err)
-		}
-		for p := range int32(3) {
-			r := &kgo.Record{Partition: p, Value: fmt.Appendf(nil, "%s-%d", prefix, p)}
-			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
-				t.Fatalf("producing %s: %v", r.Value, err)
-			}
-			want = append(want, string(r.Value))
-		}
-	}
-	produce("first")
+	p := newHeldCommitProducer(ctx, t, c, "moving-coordinator")
+	p.produce("first")
 
 	// The next write of the id's partition on the coordinator, the
 	// EndTxn's PrepareCommit, waits until the leadership has moved.
-	held, release := c.holdNextTxnWrite(txnPartition)
-	ended := make(chan error, 1)
-	go func() { ended <- cl.EndTransaction(ctx, kgo.TryCommit) }()
-	var holder int32
-	select {
-	case holder = <-held:
-	case err := <-ended:
-		t.Fatalf("EndTransaction returned (%v) before the coordinator wrote its decision", err)
-	case <-ctx.Done():
-		t.Fatal("the coordinator never wrote the commit decision")
-	}
-	from, to := c.moveLeadership(txn.StateTopic, txnPartition)
+	holder, ended, release := p.commitHeld()
+	from, to := c.moveLeadership(txn.StateTopic, p.txnPartition)
 	if from != holder {
-		t.Fatalf("broker %d held the write, broker %d led %s-%d", holder, from, txn.StateTopic, txnPartition)
+		t.Fatalf("broker %d held the write, broker %d led %s-%d", holder, from, txn.StateTopic, p.txnPartition)
 	}
-	t.Logf("%s-%d moved from broker %d to %d with the PrepareCommit write held", txn.StateTopic, txnPartition, from, to)
+	t.Logf("%s-%d moved from broker %d to %d with the PrepareCommit write held", txn.StateTopic, p.txnPartition, from, to)
 	release()
 	if err := <-ended; err != nil {
 		t.Fatalf("EndTransaction across the move: %v", err)
 	}
-	c.waitCommitted(t, id, txnPartition)
-	produce("second")
-	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		t.Fatalf("committing the next transaction: %v", err)
-	}
-
-	_, got := readCommitted(ctx, t, c.seeds(), "tx", len(want))
-	slices.Sort(got)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		t.Fatalf("read_committed: %v, want %v", got, want)
-	}
+	p.commitNextAndRead("second")
 }
 
 // TestClusterSlowTransactionLogCommitCompletes: the coordinator's write of
@@ -330,46 +284,11 @@ func TestClusterCommitSurvivesCoordinatorMovingMidCommit(t *testing.T) {
 // producer's next transaction commits.
 func TestClusterSlowTransactionLogCommitCompletes(t *testing.T) {
 	c := startInProcessCluster(t)
-	c.createReplicated("tx", 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	const id = "slow-log"
-	c.txnCoordinatorOf(1, id) // creates __transaction_state
-	txnPartition, _ := c.servers[1].txnPartitionFor(id)
-
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.TransactionalID(id), kgo.DefaultProduceTopic("tx"),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionTimeout(60*time.Second),
-		kgo.RetryTimeout(60*time.Second), kgo.RequestTimeoutOverhead(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var want []string
-	produce := func(prefix string) {
-		t.Helper()
-		if err := cl.BeginTransaction(); err != nil {
-			t.Fatal(err)
-		}
-		for p := range int32(3) {
-			r := &kgo.Record{Partition: p, Value: fmt.Appendf(nil, "%s-%d", prefix, p)}
-			if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
-				t.Fatalf("producing %s: %v", r.Value, err)
-			}
-			want = append(want, string(r.Value))
-		}
-	}
-	produce("slow")
-	held, release := c.holdNextTxnWrite(txnPartition)
-	ended := make(chan error, 1)
-	go func() { ended <- cl.EndTransaction(ctx, kgo.TryCommit) }()
-	var coord int32
-	select {
-	case coord = <-held:
-	case err := <-ended:
-		t.Fatalf("EndTransaction returned (%v) before the coordinator wrote its decision", err)
-	case <-ctx.Done():
-		t.Fatal("the coordinator never wrote the commit decision")
-	}
+	p := newHeldCommitProducer(ctx, t, c, "slow-log", kgo.RequestTimeoutOverhead(time.Second))
+	p.produce("slow")
+	coord, ended, release := p.commitHeld()
 	// The write is slower than the producer's request timeout: three
 	// times it.
 	time.Sleep(3 * time.Second)
@@ -378,16 +297,84 @@ func TestClusterSlowTransactionLogCommitCompletes(t *testing.T) {
 		t.Fatalf("EndTransaction with the decision's write held 3 s: %v", err)
 	}
 	t.Logf("broker %d held the commit decision's write 3 s", coord)
-	c.waitCommitted(t, id, txnPartition)
-	produce("next")
-	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		t.Fatalf("committing the next transaction: %v", err)
-	}
+	p.commitNextAndRead("next")
+}
 
-	_, got := readCommitted(ctx, t, c.seeds(), "tx", len(want))
+// heldCommitProducer is a transactional franz-go producer to the three
+// partitions of topic tx (created here), whose commit decisions a test
+// holds at the coordinator's write (holdNextTxnWrite).
+type heldCommitProducer struct {
+	ctx          context.Context
+	t            *testing.T
+	c            *inProcessCluster
+	id           string
+	txnPartition int32 // the id's partition of __transaction_state
+	cl           *kgo.Client
+	want         []string // every record of a committed transaction
+}
+
+func newHeldCommitProducer(ctx context.Context, t *testing.T, c *inProcessCluster, id string, opts ...kgo.Opt) *heldCommitProducer {
+	t.Helper()
+	c.createReplicated("tx", 3)
+	c.txnCoordinatorOf(1, id) // creates __transaction_state
+	txnPartition, _ := c.servers[1].txnPartitionFor(id)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.seeds()...), kgo.TransactionalID(id), kgo.DefaultProduceTopic("tx"),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionTimeout(60 * time.Second),
+		kgo.RetryTimeout(60 * time.Second)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return &heldCommitProducer{ctx: ctx, t: t, c: c, id: id, txnPartition: txnPartition, cl: cl}
+}
+
+// produce begins a transaction and writes prefix-0..2, one per partition.
+func (p *heldCommitProducer) produce(prefix string) {
+	p.t.Helper()
+	if err := p.cl.BeginTransaction(); err != nil {
+		p.t.Fatal(err)
+	}
+	for i := range int32(3) {
+		r := &kgo.Record{Partition: i, Value: fmt.Appendf(nil, "%s-%d", prefix, i)}
+		if err := p.cl.ProduceSync(p.ctx, r).FirstErr(); err != nil {
+			p.t.Fatalf("producing %s: %v", r.Value, err)
+		}
+		p.want = append(p.want, string(r.Value))
+	}
+}
+
+// commitHeld commits in the background with the coordinator's next write
+// of the id's partition held, and returns once it is held: the broker
+// holding it, the commit's result to come, and the release of the write.
+func (p *heldCommitProducer) commitHeld() (holder int32, ended <-chan error, release func()) {
+	p.t.Helper()
+	held, release := p.c.holdNextTxnWrite(p.txnPartition)
+	done := make(chan error, 1)
+	go func() { done <- p.cl.EndTransaction(p.ctx, kgo.TryCommit) }()
+	select {
+	case holder = <-held:
+	case err := <-done:
+		p.t.Fatalf("EndTransaction returned (%v) before the coordinator wrote its decision", err)
+	case <-p.ctx.Done():
+		p.t.Fatal("the coordinator never wrote the commit decision")
+	}
+	return holder, done, release
+}
+
+// commitNextAndRead waits until the coordinator completed the commit, then
+// commits one more transaction (prefix) and checks that read_committed
+// consumers read every committed record.
+func (p *heldCommitProducer) commitNextAndRead(prefix string) {
+	p.t.Helper()
+	p.c.waitCommitted(p.t, p.id, p.txnPartition)
+	p.produce(prefix)
+	if err := p.cl.EndTransaction(p.ctx, kgo.TryCommit); err != nil {
+		p.t.Fatalf("committing the next transaction: %v", err)
+	}
+	_, got := readCommitted(p.ctx, p.t, p.c.seeds(), "tx", len(p.want))
 	slices.Sort(got)
-	slices.Sort(want)
+	want := slices.Sorted(slices.Values(p.want))
 	if !slices.Equal(got, want) {
-		t.Fatalf("read_committed: %v, want %v", got, want)
+		p.t.Fatalf("read_committed: %v, want %v", got, want)
 	}
 }
