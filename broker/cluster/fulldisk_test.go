@@ -1,61 +1,13 @@
 package cluster
 
 import (
-	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tributary/tributary/internal/testenv"
 )
-
-// mountTmpfs mounts a tmpfs of mib MiB on a new directory, unmounted
-// after the test's other cleanups (registered before the cluster's).
-func mountTmpfs(t *testing.T, mib int) string {
-	t.Helper()
-	testenv.Root(t, "mounting a tmpfs for the full-disk tests of the metadata log")
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm", mib), "tmpfs", dir).CombinedOutput(); err != nil {
-		testenv.Missing(t, "cannot mount a tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fillVolume writes a ballast file into dir until ENOSPC; free removes it.
-func fillVolume(t *testing.T, dir string) (free func()) {
-	t.Helper()
-	path := filepath.Join(dir, "ballast")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 64<<10)
-	for _, n := range []int{len(chunk), 4096, 512, 1} {
-		for range 1 << 16 {
-			if _, err := f.Write(chunk[:n]); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatalf("filling %s: %v", dir, err)
-				}
-				break
-			}
-		}
-	}
-	return func() {
-		if err := os.Remove(path); err != nil {
-			t.Errorf("freeing %s: %v", dir, err)
-		}
-	}
-}
 
 // unfinishedSnapshots lists the .tmp directories under dir's snapshots.
 func unfinishedSnapshots(t *testing.T, dir string) []string {
@@ -79,7 +31,7 @@ func unfinishedSnapshots(t *testing.T, dir string) []string {
 // snapshot is left on the volume, neither while it is full nor after.
 func TestMetadataLogOutlastsItsReserve(t *testing.T) {
 	const reserve = 128 << 10
-	tc := &testCluster{t: t, dirs: map[int32]string{3: mountTmpfs(t, 8)}}
+	tc := &testCluster{t: t, dirs: map[int32]string{3: testenv.Tmpfs(t, 8, "the full-disk tests of the metadata log")}}
 	tc.edit = func(c *Config) {
 		c.MetadataLogReserve = reserve
 		// Raft's own snapshots only every hour, so that broker 3's log
@@ -91,7 +43,7 @@ func TestMetadataLogOutlastsItsReserve(t *testing.T) {
 	tc.waitForLeader()
 	tc.waitForState("brokers registered", registered(1, 2, 3))
 	full := tc.nodes[3]
-	free := fillVolume(t, tc.dirs[3])
+	free := testenv.FillVolume(t, tc.dirs[3])
 	freed := false
 	defer func() {
 		if !freed {

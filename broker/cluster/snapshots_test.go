@@ -8,6 +8,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+
+	"github.com/tributary/tributary/internal/testenv"
 )
 
 func openSnapshots(t *testing.T, dir string) *snapshotStore {
@@ -30,7 +32,7 @@ func createSnapshot(s *snapshotStore, index uint64) (raft.SnapshotSink, error) {
 // and the last case. Each failure marks a snapshot pending; one that is
 // written clears it.
 func TestFailedSnapshotsLeaveNothing(t *testing.T) {
-	dir := mountTmpfs(t, 1)
+	dir := testenv.Tmpfs(t, 1, "the full-disk tests of the metadata log")
 	s := openSnapshots(t, dir)
 	state := bytes.Repeat([]byte("metadata"), 64<<10) // 512 KiB
 
@@ -39,7 +41,7 @@ func TestFailedSnapshotsLeaveNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	free := fillVolume(t, dir)
+	free := testenv.FillVolume(t, dir)
 	if _, err := sink.Write(state); err == nil {
 		t.Fatal("512 KiB written on a full volume: the test shows nothing")
 	}

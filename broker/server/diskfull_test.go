@@ -2,14 +2,10 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,58 +24,14 @@ import (
 // test can fill one broker's disk and get real ENOSPC from write(2).
 func tmpfsDataDirs(t *testing.T) (dirs map[int32]string, edit func(*config.Config)) {
 	t.Helper()
-	testenv.Root(t, "mounting a tmpfs per broker for the full-disk tests")
 	dirs = map[int32]string{}
 	for id := int32(1); id <= 3; id++ {
-		dir := t.TempDir()
-		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", dir).CombinedOutput(); err != nil {
-			testenv.Missing(t, "cannot mount a tmpfs for the full-disk tests: %v: %s", err, out)
-		}
-		// Registered before the cluster starts, so it runs after the
-		// brokers' cleanups have closed their files.
-		t.Cleanup(func() {
-			if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-				t.Errorf("umount %s: %v: %s", dir, err, out)
-			}
-		})
+		// Mounted before the cluster starts, so the unmount runs after
+		// the brokers' cleanups have closed their files.
+		dir := testenv.Tmpfs(t, 48, "the full-disk tests")
 		dirs[id] = dir
 	}
 	return dirs, func(c *config.Config) { c.DataDir = filepath.Join(dirs[c.NodeID], "data") }
-}
-
-// fillDisk writes a ballast file into dir until the file system refuses
-// with ENOSPC; removing the file gives the space back.
-func fillDisk(t *testing.T, dir string) (free func()) {
-	t.Helper()
-	path := filepath.Join(dir, "ballast")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 64<<10)
-	for i := 0; i < 1<<14; i++ { // 1 GiB at most: the tmpfs is 48 MiB
-		if _, err := f.Write(chunk); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("filling %s: %v", dir, err)
-			}
-			// What is left is smaller than a chunk: take it too.
-			for _, n := range []int{4096, 512, 1} {
-				for {
-					if _, err := f.Write(chunk[:n]); err != nil {
-						break
-					}
-				}
-			}
-			return func() {
-				if err := os.Remove(path); err != nil {
-					t.Errorf("freeing %s: %v", dir, err)
-				}
-			}
-		}
-	}
-	t.Fatalf("%s never filled", dir)
-	return nil
 }
 
 // ackedProducer sends acks=all records to partition 0 of topic in a loop
@@ -207,7 +159,7 @@ func TestFullDiskLeaderHandsOver(t *testing.T) {
 	prod.waitAcked(t, 200, 20*time.Second)
 
 	filled := time.Now()
-	free := fillDisk(t, dirs[old])
+	free := testenv.FillVolume(t, dirs[old])
 	t.Logf("broker %d, leader at epoch %d, has a full disk after %d acknowledged records", old, oldEpoch, prod.count())
 	var moved *partition
 	waitCluster(t, 15*time.Second, func() error {
@@ -267,7 +219,7 @@ func TestFullDiskFollowerLeavesISR(t *testing.T) {
 	prod.waitAcked(t, 200, 20*time.Second)
 
 	filled := time.Now()
-	free := fillDisk(t, dirs[follower])
+	free := testenv.FillVolume(t, dirs[follower])
 	waitCluster(t, 10*time.Second, func() error {
 		for id, s := range c.servers {
 			if p, _ := s.lookupPartition(topic, 0); slices.Contains(p.isr, follower) {
@@ -305,7 +257,7 @@ func TestFullBrokerFollowsMetadata(t *testing.T) {
 	dirs, onTmpfs := tmpfsDataDirs(t)
 	c := startInProcessCluster(t, onTmpfs)
 	const full, via = 3, 1
-	free := fillDisk(t, dirs[full])
+	free := testenv.FillVolume(t, dirs[full])
 	defer free()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -13,24 +12,8 @@ import (
 	"github.com/tributary/tributary/internal/testenv"
 )
 
-// mountSmallTmpfs mounts a 2 MiB tmpfs, so writes really fail with ENOSPC.
-func mountSmallTmpfs(t *testing.T) string {
-	t.Helper()
-	testenv.Root(t, "mounting a small tmpfs for the full-disk test")
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", dir).CombinedOutput(); err != nil {
-		testenv.Missing(t, "cannot mount a tmpfs for the full-disk test: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
 func TestFullDiskReturnsStorageErrorAndRecovers(t *testing.T) {
-	dir := mountSmallTmpfs(t)
+	dir := testenv.Tmpfs(t, 2, "the full-disk test")
 	data := filepath.Join(dir, "data")
 	st, err := Open(data, Options{Logger: quietLogger()})
 	if err != nil {
@@ -115,7 +98,7 @@ func TestNoSpace(t *testing.T) {
 // ProbeSpace fails with a NoSpace error while the file system is full and
 // passes, leaving nothing behind, once space is freed.
 func TestProbeSpace(t *testing.T) {
-	dir := mountSmallTmpfs(t)
+	dir := testenv.Tmpfs(t, 2, "the full-disk test")
 	st, err := Open(filepath.Join(dir, "data"), Options{Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)

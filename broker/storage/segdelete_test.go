@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tributary/tributary/internal/testenv"
 )
 
 // deletedFiles lists the files under dir (at any depth) waiting for their
@@ -371,7 +373,7 @@ func deleterLearnsOnlyFromWrites(st *Store) {
 // delay; once appends fail for lack of space they are removed, and the
 // appends succeed again without waiting an hour.
 func TestFullDiskGetsSpaceBackFromDeletedSegments(t *testing.T) {
-	mnt := mountSmallTmpfs(t)
+	mnt := testenv.Tmpfs(t, 2, "the full-disk test")
 	data := filepath.Join(mnt, "data")
 	st, err := Open(data, Options{Logger: quietLogger()})
 	if err != nil {
@@ -492,7 +494,7 @@ func TestFsyncOutOfSpaceRunsWaitingDeletions(t *testing.T) {
 // too must run the deletions waiting for their delay; before, it did not,
 // and every later append failed at the same roll until the delay ran out.
 func TestFullDiskAtARollGetsSpaceBack(t *testing.T) {
-	mnt := mountSmallTmpfs(t)
+	mnt := testenv.Tmpfs(t, 2, "the full-disk test")
 	st, err := Open(filepath.Join(mnt, "data"), Options{Logger: quietLogger(), CheckpointInterval: time.Hour})
 	if err != nil {
 		t.Fatal(err)

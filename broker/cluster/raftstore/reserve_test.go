@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -17,50 +15,6 @@ import (
 
 	"github.com/tributary/tributary/internal/testenv"
 )
-
-// smallTmpfs mounts a tmpfs of mib MiB on a new directory.
-func smallTmpfs(t *testing.T, mib int) string {
-	t.Helper()
-	testenv.Root(t, "mounting a tmpfs for the full-disk tests of the raft store")
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%dm", mib), "tmpfs", dir).CombinedOutput(); err != nil {
-		testenv.Missing(t, "cannot mount a tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fill writes a ballast file into dir until ENOSPC, taking every byte;
-// removing it gives the space back.
-func fill(t *testing.T, dir string) (free func()) {
-	t.Helper()
-	path := filepath.Join(dir, "ballast")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 64<<10)
-	for _, n := range []int{len(chunk), 4096, 512, 1} {
-		for {
-			if _, err := f.Write(chunk[:n]); err != nil {
-				if !errors.Is(err, syscall.ENOSPC) {
-					t.Fatalf("filling %s: %v", dir, err)
-				}
-				break
-			}
-		}
-	}
-	return func() {
-		if err := os.Remove(path); err != nil {
-			t.Errorf("freeing %s: %v", dir, err)
-		}
-	}
-}
 
 // appendEntries stores n entries of 256 bytes from index first, 50 to a
 // transaction as Raft batches them.
@@ -100,7 +54,7 @@ func TestReserveKeepsTheLogGoingOnAFullDisk(t *testing.T) {
 		reserve int64
 	}{{"no reserve", 0}, {"reserve", reserve}} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := smallTmpfs(t, 8)
+			dir := testenv.Tmpfs(t, 8, "the full-disk tests of the raft store")
 			path := filepath.Join(dir, "raft.db")
 			s, err := Open(path, Options{Reserve: tc.reserve, Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
@@ -113,7 +67,7 @@ func TestReserveKeepsTheLogGoingOnAFullDisk(t *testing.T) {
 			if got, ok := s.Reserve(); tc.reserve == 0 && (got != 0 || ok) || tc.reserve > 0 && (got < reserve/2 || got > reserve || !ok) {
 				t.Fatalf("Reserve() = %d, %v with a reserve of %d", got, ok, tc.reserve)
 			}
-			free := fill(t, dir)
+			free := testenv.FillVolume(t, dir)
 			err = appendEntries(s, 201, 600)
 			if tc.reserve == 0 {
 				if err == nil {
@@ -168,7 +122,7 @@ func (s *Store) dataEnd(t *testing.T) int64 {
 // entries are stored after the last one taken.
 func TestFullVolumeOutlastsTheReserve(t *testing.T) {
 	const reserve = 256 << 10
-	dir := smallTmpfs(t, 8)
+	dir := testenv.Tmpfs(t, 8, "the full-disk tests of the raft store")
 	path := filepath.Join(dir, "raft.db")
 	var logged bytes.Buffer
 	s, err := Open(path, Options{Reserve: reserve, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
@@ -182,7 +136,7 @@ func TestFullVolumeOutlastsTheReserve(t *testing.T) {
 	if s.OnReserve() {
 		t.Fatal("on its reserve with room on the volume")
 	}
-	free := fill(t, dir)
+	free := testenv.FillVolume(t, dir)
 	last := uint64(100)
 	for ; last < 100_000; last += 50 {
 		if err := appendEntries(s, last+1, 50); err != nil {
