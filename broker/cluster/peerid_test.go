@@ -45,26 +45,7 @@ func (p testPeerTLS) ClientConfig(serverName string) *tls.Config {
 // (fencing a broker, expiring leases, the cluster id) are refused from
 // any peer (ErrControllerDuty).
 func TestControllerBindsNodeIDToCertificate(t *testing.T) {
-	ca, err := tlstest.NewCA("controller test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := func(l tlstest.Leaf, err error) testPeerTLS {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := l.TLSCertificate()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return testPeerTLS{cert: c, pool: ca.Pool()}
-	}
-	peers := map[int32]PeerTLS{}
-	for id := int32(1); id <= 3; id++ {
-		peers[id] = peer(ca.IssueNode(fmt.Sprint("broker-", id), id, "127.0.0.1"))
-	}
-	tc := newTestClusterTLS(t, 3, peers)
+	tc, ca, peers, peer := nodeCertCluster(t)
 	leader := tc.waitForLeader()
 	tc.waitForState("brokers registered", registered(1, 2, 3))
 	var f *Controller
@@ -179,26 +160,7 @@ func raftClient(t *testing.T, cert PeerTLS) *raft.NetworkTransport {
 // address, are answered, and a certificate naming no node is served
 // unbound, as before.
 func TestRaftRPCsBoundToCertificate(t *testing.T) {
-	ca, err := tlstest.NewCA("controller test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := func(l tlstest.Leaf, err error) testPeerTLS {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := l.TLSCertificate()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return testPeerTLS{cert: c, pool: ca.Pool()}
-	}
-	peers := map[int32]PeerTLS{}
-	for id := int32(1); id <= 3; id++ {
-		peers[id] = peer(ca.IssueNode(fmt.Sprint("broker-", id), id, "127.0.0.1"))
-	}
-	tc := newTestClusterTLS(t, 3, peers)
+	tc, ca, peers, peer := nodeCertCluster(t)
 	leader := tc.waitForLeader()
 	tc.waitForState("brokers registered", registered(1, 2, 3))
 	// f sends to target, the third node.
@@ -351,4 +313,31 @@ func TestRaftSnapshotThroughCertificateCheck(t *testing.T) {
 			t.Errorf("node %d refused %d Raft RPCs of its peers", c.NodeID(), n)
 		}
 	}
+}
+
+// nodeCertCluster starts three controllers over TLS whose certificates,
+// from ca, name their node (peers, by node id), and returns peer, which
+// makes a test peer of another certificate of ca.
+func nodeCertCluster(t *testing.T) (tc *testCluster, ca *tlstest.CA, peers map[int32]PeerTLS, peer func(tlstest.Leaf, error) testPeerTLS) {
+	t.Helper()
+	ca, err := tlstest.NewCA("controller test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer = func(l tlstest.Leaf, err error) testPeerTLS {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := l.TLSCertificate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return testPeerTLS{cert: c, pool: ca.Pool()}
+	}
+	peers = map[int32]PeerTLS{}
+	for id := int32(1); id <= 3; id++ {
+		peers[id] = peer(ca.IssueNode(fmt.Sprint("broker-", id), id, "127.0.0.1"))
+	}
+	return newTestClusterTLS(t, 3, peers), ca, peers, peer
 }
