@@ -51,21 +51,7 @@ func TestAccCluster_certRotation(t *testing.T) {
 	testAccPreCheck(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
-	config := testAccProviderConfig() + fmt.Sprintf(`
-resource "tributary_cluster" "test" {
-  name                 = %[1]q
-  broker_version       = %[2]q
-  instance_type        = %[3]q
-  client_cidr_blocks   = ["127.0.0.0/8"]
-  certificate_validity = %[4]q
-
-  timeouts {
-    create = "3m"
-    update = "6m"
-    delete = "4m"
-  }
-}
-`, name, accEnv.version, accInstanceType(), rotationValidity.String())
+	config := rotationClusterConfig(name)
 	served := map[int32]*x509.Certificate{}
 	processes := map[string]string{}
 	prod := &backgroundProducer{topic: "rotation", bootstrapAttr: "bootstrap_brokers_tls", opts: func(s *terraform.State) []kgo.Opt {
@@ -238,21 +224,7 @@ func TestAccCluster_certRenewedThenHealed(t *testing.T) {
 	testAccPreCheck(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
-	config := testAccProviderConfig() + fmt.Sprintf(`
-resource "tributary_cluster" "test" {
-  name                 = %[1]q
-  broker_version       = %[2]q
-  instance_type        = %[3]q
-  client_cidr_blocks   = ["127.0.0.0/8"]
-  certificate_validity = %[4]q
-
-  timeouts {
-    create = "3m"
-    update = "6m"
-    delete = "4m"
-  }
-}
-`, name, accEnv.version, accInstanceType(), rotationValidity.String())
+	config := rotationClusterConfig(name)
 	first := map[int32]*x509.Certificate{}
 	renewed := map[int32]*x509.Certificate{}
 	var before []brokerIdentity
@@ -357,4 +329,24 @@ func testAccCheckBootTookRenewed(nodeID int32, before *[]brokerIdentity, renewed
 		}
 		return nil
 	}
+}
+
+// rotationClusterConfig is a TLS cluster whose certificates last
+// rotationValidity, so that the tests see them come due for renewal.
+func rotationClusterConfig(name string) string {
+	return testAccProviderConfig() + fmt.Sprintf(`
+resource "tributary_cluster" "test" {
+  name                 = %[1]q
+  broker_version       = %[2]q
+  instance_type        = %[3]q
+  client_cidr_blocks   = ["127.0.0.0/8"]
+  certificate_validity = %[4]q
+
+  timeouts {
+    create = "3m"
+    update = "6m"
+    delete = "4m"
+  }
+}
+`, name, accEnv.version, accInstanceType(), rotationValidity.String())
 }

@@ -44,22 +44,7 @@ func TestAccCluster_importedTLSRoll(t *testing.T) {
 	testAccPreCheck(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
-	block := func(address, extra string) string {
-		return fmt.Sprintf(`
-resource "tributary_cluster" %[1]q {
-  name               = %[2]q
-  broker_version     = %[3]q
-  instance_type      = %[4]q
-  client_cidr_blocks = ["127.0.0.0/8"]
-%[5]s
-  timeouts {
-    create = "4m"
-    update = "6m"
-    delete = "4m"
-  }
-}
-`, address, name, accEnv.version, accInstanceType(), extra)
-	}
+	block := func(address, extra string) string { return importedClusterBlock(address, name, extra) }
 	created := testAccProviderConfig() + block("test", "")
 	const importedName = "tributary_cluster.imported"
 	var (
@@ -182,22 +167,7 @@ func TestAccCluster_importedEarlierTLSCluster(t *testing.T) {
 	testAccPreCheck(t)
 	skipWithoutRunningBrokers(t)
 	name := accName(t)
-	block := func(address, extra string) string {
-		return fmt.Sprintf(`
-resource "tributary_cluster" %[1]q {
-  name               = %[2]q
-  broker_version     = %[3]q
-  instance_type      = %[4]q
-  client_cidr_blocks = ["127.0.0.0/8"]
-%[5]s
-  timeouts {
-    create = "4m"
-    update = "6m"
-    delete = "4m"
-  }
-}
-`, address, name, accEnv.version, accInstanceType(), extra)
-	}
+	block := func(address, extra string) string { return importedClusterBlock(address, name, extra) }
 	const (
 		importedName = "tributary_cluster.imported"
 		tagged       = "  tags = {\n    sealed = \"yes\"\n  }\n"
@@ -346,4 +316,23 @@ func stripSealedSecrets(clusterID string) error {
 		}
 	}
 	return nil
+}
+
+// importedClusterBlock is a TLS cluster named name at address (the tests
+// import it at a second one), with extra written into the block.
+func importedClusterBlock(address, name, extra string) string {
+	return fmt.Sprintf(`
+resource "tributary_cluster" %[1]q {
+  name               = %[2]q
+  broker_version     = %[3]q
+  instance_type      = %[4]q
+  client_cidr_blocks = ["127.0.0.0/8"]
+%[5]s
+  timeouts {
+    create = "4m"
+    update = "6m"
+    delete = "4m"
+  }
+}
+`, address, name, accEnv.version, accInstanceType(), extra)
 }
