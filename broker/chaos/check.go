@@ -88,13 +88,15 @@ type Options struct {
 	// RequireAllSeen makes every acknowledged send that nobody read an
 	// anomaly; set it when the history ends with a drain (Final polls).
 	RequireAllSeen bool
-	// Retention is the workload topic's retention.ms (0: records are never
-	// removed). A record missing from a read is excused when a LogStart
-	// event above its offset was observed at least Retention after its
-	// send was invoked: retention removed it (a segment goes only once
-	// its newest record is older than retention.ms, and a record's
-	// timestamp is taken after its send's invocation). A log start that
-	// passed it sooner excuses nothing: the record went before its time.
+	// Retention is the workload topics' retention.ms, the transactional
+	// topic's too (0: records are never removed). A record missing from
+	// a read (a transaction's: from the final drain) is excused when a
+	// LogStart event above its offset was observed at least Retention
+	// after its send (its transaction) was invoked: retention removed it
+	// (a segment goes only once its newest record is older than
+	// retention.ms, and a record's timestamp is taken after that
+	// invocation). A log start that passed it sooner excuses nothing: the
+	// record went before its time.
 	Retention time.Duration
 }
 
@@ -109,6 +111,9 @@ type Stats struct {
 	// Removed counts acknowledged sends missing from the reads that
 	// retention had removed (Options.Retention).
 	Removed int
+	// TxnRemoved counts the values of committed transactions missing
+	// from the final drain that retention had removed.
+	TxnRemoved int
 }
 
 // Result is the checker's verdict.
@@ -136,6 +141,35 @@ type logStart struct {
 	event  int
 }
 
+// logStarts are the log start offsets observed, by key.
+type logStarts map[string][]logStart
+
+// removed says whether retention removed the record at key/offset, sent
+// at invoked: the first log start observed above it was observed at
+// least retention after the send (retention deletes a segment only once
+// its newest record is older than retention.ms, and a record's timestamp
+// is taken after its send's invocation). It cites that observation, and
+// explains one that passed the record too soon. With no retention
+// nothing is removed.
+func (ls logStarts) removed(key string, offset int64, invoked time.Time, retention time.Duration) (ok bool, why string, events []int) {
+	if retention <= 0 {
+		return false, "", nil
+	}
+	var first *logStart
+	for i, s := range ls[key] {
+		if s.offset > offset && (first == nil || s.at.Before(first.at)) {
+			first = &ls[key][i]
+		}
+	}
+	switch {
+	case first == nil:
+		return false, "", nil
+	case first.at.Before(invoked.Add(retention)):
+		return false, fmt.Sprintf("; the log started at %d %v after the send, before its retention of %v", first.offset, first.at.Sub(invoked).Round(time.Millisecond), retention), []int{first.event}
+	}
+	return true, "", []int{first.event}
+}
+
 type readAt struct {
 	Read
 	event     int
@@ -158,7 +192,7 @@ func Check(events []Event, opts Options) Result {
 	keys := map[string]bool{}
 
 	txns := newTxnIndex()
-	starts := map[string][]logStart{}
+	starts := logStarts{}
 	for _, e := range events {
 		switch e.Func {
 		case LogStart:
@@ -265,27 +299,8 @@ func Check(events []Event, opts Options) Result {
 		return true, fmt.Sprintf("the final drain, which read %s to offset %d, does not have it", key, fm), []int{finalEvent[key]}
 	}
 
-	// removed says whether retention removed the record at key/offset,
-	// sent at invoked: the first log start observed above it was observed
-	// at least Options.Retention after the send. It cites that
-	// observation, and explains one that passed the record too soon.
-	removed := func(key string, offset int64, invoked time.Time) (ok bool, why string, events []int) {
-		if opts.Retention <= 0 {
-			return false, "", nil
-		}
-		var first *logStart
-		for i, ls := range starts[key] {
-			if ls.offset > offset && (first == nil || ls.at.Before(first.at)) {
-				first = &starts[key][i]
-			}
-		}
-		switch {
-		case first == nil:
-			return false, "", nil
-		case first.at.Before(invoked.Add(opts.Retention)):
-			return false, fmt.Sprintf("; the log started at %d %v after the send, before its retention of %v", first.offset, first.at.Sub(invoked).Round(time.Millisecond), opts.Retention), []int{first.event}
-		}
-		return true, "", []int{first.event}
+	removed := func(key string, offset int64, invoked time.Time) (bool, string, []int) {
+		return starts.removed(key, offset, invoked, opts.Retention)
 	}
 
 	for _, p := range sortedPositions(at) {
@@ -364,7 +379,7 @@ func Check(events []Event, opts Options) Result {
 			}
 		}
 	}
-	txns.check(&res, reads, opts)
+	txns.check(&res, reads, starts, opts)
 	res.checkConsumerOrder(events)
 	res.checkSendOrder(sendOrder)
 	res.Valid = len(res.Anomalies) == 0
@@ -448,6 +463,9 @@ func (res Result) Report(events []Event, limit int) string {
 	if st.Txns > 0 {
 		fmt.Fprintf(&b, "%d transactions (%d committed, %d not committed, %d indeterminate), %d group offset reads\n",
 			st.Txns, st.TxnCommitted, st.TxnAborted, st.TxnIndeterminate, st.OffsetReads)
+	}
+	if st.TxnRemoved > 0 {
+		fmt.Fprintf(&b, "%d values of committed transactions missing from the final drain, removed by retention\n", st.TxnRemoved)
 	}
 	if res.Valid {
 		b.WriteString("valid: no anomalies\n")

@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 )
@@ -58,7 +59,8 @@ const (
 	// in its process: invoke carries its Writes and whether it means to
 	// Commit; ok means it committed, fail that it definitely did not
 	// (aborted, or refused before a commit was asked for), info that the
-	// commit's outcome is unknown.
+	// commit's outcome is unknown. A completion carries the Writes with
+	// their offsets when every send was acknowledged.
 	Txn Func = "txn"
 	// TxnEnd is invoked right before the commit of transaction Txn is
 	// asked for (EndTxn): nothing of it may be visible to read_committed
@@ -78,10 +80,14 @@ const (
 	LogStart Func = "log-start"
 )
 
-// Write is one send of a transaction.
+// Write is one send of a transaction. Offset is where it went: the
+// completion of a transaction whose sends were all acknowledged carries
+// its writes again with their offsets (the invocation's have none), so
+// that the checker can tell a value retention removed from a lost one.
 type Write struct {
-	Key   string `json:"key"`
-	Value int64  `json:"value"`
+	Key    string `json:"key"`
+	Value  int64  `json:"value"`
+	Offset int64  `json:"offset,omitempty"`
 }
 
 // Read is one record a poll returned.
@@ -124,7 +130,10 @@ func (e Event) String() string {
 	case e.Func == Send || e.Func == Seek:
 		s += fmt.Sprintf(" %s=%d", e.Key, e.Value)
 	case e.Func == Txn && e.Status == Invoke:
-		s += fmt.Sprintf(" #%d commit=%v %v", e.Txn, e.Commit, e.Writes)
+		s += fmt.Sprintf(" #%d commit=%v %s", e.Txn, e.Commit, writes(e.Writes, false))
+	case e.Func == Txn && len(e.Writes) > 0:
+		// A completion with the offsets its writes went to.
+		s += fmt.Sprintf(" #%d %s", e.Txn, writes(e.Writes, true))
 	case e.Func == Txn || e.Func == TxnEnd:
 		s += fmt.Sprintf(" #%d", e.Txn)
 	case e.Func == OffsetRead:
@@ -139,6 +148,19 @@ func (e Event) String() string {
 		s += " error: " + e.Error
 	}
 	return s
+}
+
+// writes describes a transaction's writes, with their offsets when the
+// event carries them (an invocation's are not known yet).
+func writes(ws []Write, offsets bool) string {
+	parts := make([]string, len(ws))
+	for i, w := range ws {
+		parts[i] = fmt.Sprintf("%s=%d", w.Key, w.Value)
+		if offsets {
+			parts[i] += fmt.Sprintf("@%d", w.Offset)
+		}
+	}
+	return "[" + strings.Join(parts, " ") + "]"
 }
 
 // Recorder collects a history from concurrent clients.

@@ -97,8 +97,9 @@ func singleBrokerUnderProcessFaults(t *testing.T, bin string, useTLS bool) {
 // process fault kind, with each broker in its own network namespace every
 // network partition kind (one-way and client-side ones included), and
 // with each broker on a small disk of its own the full disk; at least 10
-// faults; once in plaintext with a topic whose segments retention deletes
-// (and delays deleting) under the faults, and once with every connection
+// faults; once in plaintext with topics (the idempotent and the
+// transactional one) whose segments retention deletes (and delays
+// deleting) under the faults, and once with every connection
 // over TLS. It takes minutes, so it runs only when TRIBUTARY_CHAOS is set
 // to its duration (e.g. TRIBUTARY_CHAOS=2m); `make chaos`-length runs use
 // the tributary-chaos command. On a machine that cannot make namespaces or
@@ -192,6 +193,9 @@ func threeBrokersUnderFaults(t *testing.T, bin string, d time.Duration, useTLS, 
 	}
 	if retention > 0 && out.Result.Stats.Removed == 0 {
 		t.Fatalf("retention of %v removed no acknowledged send in %v: the run did not test it", retention, d)
+	}
+	if retention > 0 && out.Result.Stats.TxnRemoved == 0 {
+		t.Fatalf("retention of %v removed no committed transactional value in %v: the run did not test it", retention, d)
 	}
 	if !out.Result.Valid {
 		t.Fatalf("anomalies:\n%s", out.Result.Report(out.Events, 50))

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"fmt"
+	"time"
 )
 
 // txnOp is one transaction of the history.
@@ -12,6 +13,11 @@ type txnOp struct {
 	commit  bool   // meant to commit
 	status  Status // "" until completed
 	invoke  int
+	invoked time.Time
+	// offsets are where its writes went, by value, as its completion
+	// recorded them (nil when it did not: a value retention may have
+	// removed cannot then be told from a lost one).
+	offsets map[int64]int64
 	// endInvoke is the TxnEnd event (the commit asked for), -1 if none.
 	endInvoke int
 	complete  int
@@ -55,7 +61,7 @@ func (x *txnIndex) note(e Event, res *Result) {
 				res.add(Anomaly{Kind: Duplicate, Detail: fmt.Sprintf("process %d ran transaction %d twice (the workload must number them uniquely)", e.Process, e.Txn), Events: []int{prev.invoke, e.Index}})
 				return
 			}
-			t := &txnOp{process: e.Process, n: e.Txn, writes: e.Writes, commit: e.Commit, invoke: e.Index, endInvoke: -1, complete: -1}
+			t := &txnOp{process: e.Process, n: e.Txn, writes: e.Writes, commit: e.Commit, invoke: e.Index, invoked: e.Time, endInvoke: -1, complete: -1}
 			x.ops[k] = t
 			x.order = append(x.order, t)
 			for _, w := range e.Writes {
@@ -73,6 +79,12 @@ func (x *txnIndex) note(e Event, res *Result) {
 			return
 		}
 		t.status, t.complete = e.Status, e.Index
+		for _, w := range e.Writes {
+			if t.offsets == nil {
+				t.offsets = map[int64]int64{}
+			}
+			t.offsets[w.Value] = w.Offset
+		}
 		switch e.Status {
 		case OK:
 			res.Stats.TxnCommitted++
@@ -112,8 +124,11 @@ func (t *txnOp) events() []int {
 // check finds the transactional anomalies: reads of transactions that did
 // not commit or had not asked to yet, committed values missing from the
 // final drain, transactions only partly there, and the same for the group
-// offsets committed in transactions.
-func (x *txnIndex) check(res *Result, reads []readAt, opts Options) {
+// offsets committed in transactions. A value missing from the drain that
+// retention removed (below a log start observed at least
+// Options.Retention after its transaction began, at the offset its
+// completion recorded) is neither lost nor makes its transaction partial.
+func (x *txnIndex) check(res *Result, reads []readAt, starts logStarts, opts Options) {
 	finalSeen := map[int64]bool{}
 	drained := false
 	for _, r := range reads {
@@ -135,25 +150,50 @@ func (x *txnIndex) check(res *Result, reads []readAt, opts Options) {
 				Events: []int{t.invoke, r.event, t.endInvoke}})
 		}
 	}
-	if drained || opts.RequireAllSeen {
-		for _, t := range x.order {
-			var have, missing []Write
-			for _, w := range t.writes {
-				if finalSeen[w.Value] {
-					have = append(have, w)
-				} else {
-					missing = append(missing, w)
+	if !drained && !opts.RequireAllSeen {
+		// Without a drain nothing is known missing.
+		x.checkOffsets(res)
+		return
+	}
+	for _, t := range x.order {
+		var have, missing, gone []Write
+		var why string
+		var lsEvents []int
+		for _, w := range t.writes {
+			if finalSeen[w.Value] {
+				have = append(have, w)
+				continue
+			}
+			if off, ok := t.offsets[w.Value]; ok {
+				removed, whyNot, evs := starts.removed(w.Key, off, t.invoked, opts.Retention)
+				if removed {
+					gone = append(gone, w)
+					continue
+				}
+				if why == "" {
+					why, lsEvents = whyNot, evs
 				}
 			}
-			switch {
-			case len(have) > 0 && len(missing) > 0:
-				res.add(Anomaly{Kind: PartialTransaction, Value: missing[0].Value,
-					Detail: fmt.Sprintf("the final drain has %v of transaction %d of process %d but not %v", have, t.n, t.process, missing), Events: t.events()})
-			case t.status == OK && len(missing) > 0 && opts.RequireAllSeen:
-				for _, w := range missing {
-					res.add(Anomaly{Kind: LostWrite, Key: w.Key, Value: w.Value,
-						Detail: fmt.Sprintf("transaction %d of process %d committed, but the final drain does not have its value", t.n, t.process), Events: t.events()})
-				}
+			missing = append(missing, w)
+		}
+		if t.status == OK {
+			res.Stats.TxnRemoved += len(gone)
+		}
+		switch {
+		case len(missing) == 0:
+		case len(have) > 0:
+			// Part of it is there, so it committed: what is missing
+			// is lost, unless retention removed it.
+			desc := writes(have, false)
+			if len(gone) > 0 {
+				desc += fmt.Sprintf(" (retention removed %s)", writes(gone, false))
+			}
+			res.add(Anomaly{Kind: PartialTransaction, Value: missing[0].Value,
+				Detail: fmt.Sprintf("the final drain has %s of transaction %d of process %d but not %s%s", desc, t.n, t.process, writes(missing, t.offsets != nil), why), Events: append(t.events(), lsEvents...)})
+		case t.status == OK && opts.RequireAllSeen:
+			for _, w := range missing {
+				res.add(Anomaly{Kind: LostWrite, Key: w.Key, Offset: t.offsets[w.Value], Value: w.Value,
+					Detail: fmt.Sprintf("transaction %d of process %d committed, but the final drain does not have its value%s", t.n, t.process, why), Events: append(t.events(), lsEvents...)})
 			}
 		}
 	}

@@ -47,13 +47,11 @@ func (c *WorkloadConfig) txnDefaults() {
 }
 
 // createTxnTopic creates the transactional topic as CreateTopic does the
-// plain one, without the plain one's configs: the transactional checker
-// takes nothing missing for removed by retention, so the topic keeps its
-// records.
+// plain one, with its configs: with retention, the transactional checker
+// excuses what retention removed as the plain one does.
 func createTxnTopic(ctx context.Context, cfg WorkloadConfig) error {
 	tc := cfg
 	tc.Topic = cfg.TxnTopic
-	tc.TopicConfigs = nil
 	return CreateTopic(ctx, tc)
 }
 
@@ -115,8 +113,11 @@ func RunTxnProducer(ctx context.Context, cfg WorkloadConfig, process int, rec *R
 // state is unclear and a new incarnation should take over.
 func runTxn(cl *kgo.Client, cfg WorkloadConfig, process int, n int64, writes []Write, commit bool, rec *Recorder) bool {
 	rec.Add(Event{Process: process, Status: Invoke, Func: Txn, Txn: n, Writes: writes, Commit: commit})
+	// sent are the writes with the offsets their sends were acknowledged
+	// at, nil unless every send was: the completion carries them.
+	var sent []Write
 	done := func(st Status, err error) {
-		e := Event{Process: process, Status: st, Func: Txn, Txn: n}
+		e := Event{Process: process, Status: st, Func: Txn, Txn: n, Writes: sent}
 		if err != nil {
 			e.Error = err.Error()
 		}
@@ -131,12 +132,21 @@ func runTxn(cl *kgo.Client, cfg WorkloadConfig, process int, n int64, writes []W
 		return false
 	}
 	var produceErr error
+	acked := make([]Write, 0, len(writes))
 	for _, w := range writes {
 		p, _ := strconv.ParseInt(w.Key[len(cfg.TxnTopic)+1:], 10, 32)
 		r := &kgo.Record{Partition: int32(p), Value: []byte(strconv.FormatInt(w.Value, 10))}
-		if err := produceWithin(ctx, cl, r, cfg.OpTimeout); err != nil && produceErr == nil {
-			produceErr = err
+		if err := produceWithin(ctx, cl, r, cfg.OpTimeout); err != nil {
+			if produceErr == nil {
+				produceErr = err
+			}
+			continue
 		}
+		w.Offset = r.Offset
+		acked = append(acked, w)
+	}
+	if produceErr == nil {
+		sent = acked
 	}
 	if commit && produceErr == nil {
 		produceErr = commitTxnOffset(ctx, cl, cfg, process, n)
@@ -212,14 +222,22 @@ func commitTxnOffset(ctx context.Context, cl *kgo.Client, cfg WorkloadConfig, pr
 }
 
 // RunTxnConsumer reads the transactional topic in read_committed until
-// ctx ends, starting over when it cannot continue.
+// ctx ends, starting over when it cannot continue, and every RereadEvery
+// as RunConsumer does: with retention, its reads then begin where
+// segments, and the aborted transactions they held, are being deleted.
 func RunTxnConsumer(ctx context.Context, cfg WorkloadConfig, process int, rec *Recorder) error {
 	cfg.defaults()
 	cfg.txnDefaults()
 	tc := cfg
 	tc.Topic = cfg.TxnTopic
 	for ctx.Err() == nil {
-		if err := consumeCommitted(ctx, tc, process, rec, nil); err != nil && ctx.Err() == nil {
+		cctx, cancel := ctx, context.CancelFunc(func() {})
+		if cfg.RereadEvery > 0 {
+			cctx, cancel = context.WithTimeout(ctx, cfg.RereadEvery)
+		}
+		err := consumeCommitted(cctx, tc, process, rec, nil)
+		cancel()
+		if err != nil && cctx.Err() == nil {
 			cfg.Logger.Warn("read_committed consumer restarting", "process", process, "err", err)
 		}
 	}
@@ -246,11 +264,23 @@ func consumeCommitted(ctx context.Context, cfg WorkloadConfig, process int, rec 
 		return err
 	}
 	defer cl.Close()
+	// Where the log starts now, as consumeOnce records it: the checker
+	// excuses what retention removed below it.
+	starts, startsAt := recordLogStarts(ctx, cl, cfg, process, rec), time.Now()
 	next := map[int32]int64{}
 	var lastErr string
 	for ctx.Err() == nil {
-		if ends != nil && reached(next, ends) {
-			return nil
+		if ends != nil {
+			// A partition retention emptied up to the drain's end
+			// has nothing more to give.
+			for p, s := range starts {
+				if s >= ends[p] && next[p] < s {
+					next[p] = s
+				}
+			}
+			if reached(next, ends) {
+				return nil
+			}
 		}
 		pctx, cancel := context.WithTimeout(ctx, time.Second)
 		fetches := cl.PollFetches(pctx)
@@ -284,6 +314,9 @@ func consumeCommitted(ctx context.Context, cfg WorkloadConfig, process int, rec 
 		}
 		if errors.Is(fetchErr, kerr.OffsetOutOfRange) {
 			return fetchErr
+		}
+		if ends != nil && time.Since(startsAt) > 2*time.Second {
+			starts, startsAt = recordLogStarts(ctx, cl, cfg, process, rec), time.Now()
 		}
 	}
 	if ends != nil {
@@ -407,11 +440,25 @@ func DrainTxn(ctx context.Context, cfg WorkloadConfig, producers []int, rec *Rec
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	cl.Close()
 	tc := cfg
 	tc.Topic = cfg.TxnTopic
-	if err := consumeCommitted(ctx, tc, txnDrainProcess, rec, ends); err != nil {
-		return fmt.Errorf("draining %s to %v: %w", cfg.TxnTopic, ends, err)
+	// Retention can move a partition's log start past the drain's
+	// position (OFFSET_OUT_OF_RANGE): it starts over from the log start,
+	// as Drain does.
+	for try := 1; ; try++ {
+		err := consumeCommitted(ctx, tc, txnDrainProcess, rec, ends)
+		if err == nil {
+			break
+		}
+		if try == 3 || !errors.Is(err, kerr.OffsetOutOfRange) {
+			cl.Close()
+			return fmt.Errorf("draining %s to %v: %w", cfg.TxnTopic, ends, err)
+		}
+		cfg.Logger.Warn("the transactional drain starts over", "err", err)
 	}
+	// A record retention removed under the drain's feet is excused by
+	// the log start after it.
+	recordLogStarts(ctx, cl, tc, txnDrainProcess, rec)
+	cl.Close()
 	return RunOffsetObserver(ctx, cfg, producers, rec, true)
 }

@@ -5,7 +5,7 @@
 // SIGSTOP/SIGCONT, SIGTERM restarts, the loss of a rack, with the brokers
 // in network namespaces network partitions, with each broker on a disk of
 // its own a full disk), heals, reads everything back and checks the
-// history; with -retention, retention deletes the topic's segments all
+// history; with -retention, retention deletes the topics' segments all
 // along. It exits 1 when the history
 // shows an anomaly, printing the events that show it, and 2 when the run
 // itself failed.
@@ -56,8 +56,8 @@ func run() int {
 		useTLS     = flag.Bool("tls", false, "run every connection over TLS: clients on SSL listeners, replication and the metadata quorum with broker certificates both ways")
 		netns      = flag.Bool("netns", false, "run each broker in its own network namespace on a bridge the run creates and removes (root, ip(8)); on whenever -faults has a partition-* kind")
 		diskMiB    = flag.Int("disk-mib", 0, "give each broker a disk of its own of this many MiB (a tmpfs the run mounts and unmounts; root); 256 whenever -faults has disk-full")
-		retention  = flag.Duration("retention", 0, "retention.ms of the test topic (0: the default 7 days); with it, small segments (-segment-bytes), a 1 s retention check and a 2 s file.delete.delay.ms, so that segments are deleted, and delayed-deleted, under the faults")
-		segBytes   = flag.Int("segment-bytes", 16384, "segment.bytes of the test topic with -retention")
+		retention  = flag.Duration("retention", 0, "retention.ms of the test topics, the transactional one's too (0: the default 7 days); with it, small segments (-segment-bytes), a 1 s retention check and a 2 s file.delete.delay.ms, so that segments are deleted, and delayed-deleted, under the faults")
+		segBytes   = flag.Int("segment-bytes", 16384, "segment.bytes of the test topics with -retention")
 		reread     = flag.Duration("reread", 0, "consumers start over from the log start this often (default: half of -retention with it, else only when what they read is gone)")
 	)
 	flag.Parse()
