@@ -53,23 +53,38 @@ func (a *Admin) CheckDrain(ctx context.Context, ids []int32) error {
 	return err
 }
 
-// planDrainConfirmed is planDrain, whose refusal is confirmed with every
-// live broker first. md is one broker's answer, and each broker applies
-// the metadata log in its own time: one that has not applied a topic's
+// planDrainConfirmed is planDrain whose topics are confirmed with every
+// live broker: md is one broker's answer, and each broker applies the
+// metadata log in its own time. One that has not applied a topic's
 // deletion yet (outside Terraform a moment ago, or by the apply before)
-// still lists the topic, and its replicas would refuse the drain. A broker
-// asked for a topic by name that it does not know catches up with the
-// controller before it answers that the topic does not exist, so that
-// answer is the cluster's: the topics any live broker does not know are
-// left out, and the drain planned again without them.
+// still lists the topic: its replicas would refuse the drain when the
+// brokers left are too few for them, and otherwise be planned as moves
+// that the brokers refuse (UNKNOWN_TOPIC_OR_PARTITION), failing the
+// drain, or that take a place a live topic's replica should have had. A
+// broker asked for a topic by name that it does not know catches up with
+// the controller before it answers that the topic does not exist, so that
+// answer is the cluster's: the topics with a replica on ids that some live
+// broker does not know are left out, and the drain planned again without
+// them. When the brokers cannot all be asked, a refusal stands and moves
+// go ahead as planned (the brokers refuse a deleted topic's moves, and the
+// next apply drains again).
 func (a *Admin) planDrainConfirmed(ctx context.Context, md kadm.Metadata, ids []int32) (map[string]map[int32][]int32, error) {
 	targets, err := planDrain(md, ids)
-	if !errors.Is(err, placement.ErrNotEnoughBrokers) {
+	refused := errors.Is(err, placement.ErrNotEnoughBrokers)
+	if err != nil && !refused {
 		return targets, err
 	}
-	gone, gerr := a.unknownTopics(ctx, slices.Sorted(maps.Keys(md.Topics)))
+	names := topicsOn(md, ids)
+	if len(names) == 0 {
+		return targets, err
+	}
+	gone, gerr := a.unknownTopics(ctx, names)
 	if gerr != nil {
-		a.log(ctx, "drain: could not ask every broker whether the topics still exist; refused on one broker's metadata", "error", gerr.Error())
+		if refused {
+			a.log(ctx, "drain: could not ask every broker whether the topics still exist; refused on one broker's metadata", "error", gerr.Error())
+		} else {
+			a.log(ctx, "drain: could not ask every broker whether the topics to move still exist; moving them as one broker listed them", "error", gerr.Error())
+		}
 		return targets, err
 	}
 	if len(gone) == 0 {
@@ -81,6 +96,20 @@ func (a *Admin) planDrainConfirmed(ctx context.Context, md kadm.Metadata, ids []
 		delete(md.Topics, name)
 	}
 	return planDrain(md, ids)
+}
+
+// topicsOn lists, in order, the topics of md with a replica on one of ids.
+func topicsOn(md kadm.Metadata, ids []int32) []string {
+	var names []string
+	for name, td := range md.Topics {
+		if slices.ContainsFunc(td.Partitions.Sorted(), func(p kadm.PartitionDetail) bool {
+			return slices.ContainsFunc(p.Replicas, func(r int32) bool { return slices.Contains(ids, r) })
+		}) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 // unknownTopics asks every live broker for the topics by name and returns

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tributary/tributary/broker/cluster/placement"
@@ -47,29 +48,110 @@ func TestCheckDrainConfirmsDeletedTopics(t *testing.T) {
 	if _, err := adm.DeleteTopics(ctx, "gone"); err != nil {
 		t.Fatal(err)
 	}
-	// stale makes nodes answer what they answered before the deletion when
-	// asked for the topic by name, and every broker when asked for all
-	// topics (so the first read, whichever broker it reaches, lists it).
-	stale := func(nodes ...int32) {
-		c.ControlKey(int16(kmsg.Metadata), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-			c.KeepControl()
-			req := kreq.(*kmsg.MetadataRequest)
-			if req.Topics != nil && (!slices.Contains(nodes, c.CurrentNode()) ||
-				!slices.ContainsFunc(req.Topics, func(t kmsg.MetadataRequestTopic) bool { return t.Topic != nil && *t.Topic == "gone" })) {
-				return nil, nil, false
-			}
-			resp := *before
-			resp.SetVersion(req.GetVersion())
-			return &resp, nil, true
-		})
-	}
-	stale(0)
+	staleMetadata(c, before, "gone", 0)
 	if err := a.CheckDrain(ctx, []int32{2}); err != nil {
 		t.Fatalf("CheckDrain refused on a deleted topic only broker 0 still lists: %v", err)
 	}
-	stale(0, 1, 2)
+	staleMetadata(c, before, "gone", 0, 1, 2)
 	if err := a.CheckDrain(ctx, []int32{2}); !errors.Is(err, placement.ErrNotEnoughBrokers) {
 		t.Fatalf("CheckDrain with every broker listing the topic: %v, want ErrNotEnoughBrokers", err)
+	}
+}
+
+// staleMetadata makes nodes answer what they answered before the deletion
+// of topic (before) when asked for it by name, and every broker when asked
+// for all topics (so the first read, whichever broker it reaches, lists
+// it), as brokers that have not applied the deletion yet do.
+func staleMetadata(c *kfake.Cluster, before *kmsg.MetadataResponse, topic string, nodes ...int32) {
+	c.ControlKey(int16(kmsg.Metadata), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		req := kreq.(*kmsg.MetadataRequest)
+		if req.Topics != nil && (!slices.Contains(nodes, c.CurrentNode()) ||
+			!slices.ContainsFunc(req.Topics, func(t kmsg.MetadataRequestTopic) bool { return t.Topic != nil && *t.Topic == topic })) {
+			return nil, nil, false
+		}
+		resp := *before
+		resp.SetVersion(req.GetVersion())
+		return &resp, nil, true
+	})
+}
+
+// TestDrainLeavesOutTheMovesOfDeletedTopics: two topics of one replica per
+// partition over three brokers, each with a partition on broker 2, so a
+// drain of broker 2 is allowed and moves a partition of each. Once "gone" is deleted, a broker
+// that has not applied the deletion yet still lists it; the moves planned
+// from its answer are confirmed with every live broker, and the others do
+// not know "gone": the round moves only "kept"'s partitions (before, it
+// also asked to reassign "gone"'s, which the brokers refuse as an unknown
+// topic and which failed the drain). While every broker still lists it,
+// its moves stand.
+func TestDrainLeavesOutTheMovesOfDeletedTopics(t *testing.T) {
+	c, conn := kafkaconntest.Kfake(t, 3)
+	a := &Admin{Conn: conn}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	adm, err := a.Conn.Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	// kfake places each partition's one replica on a broker of its
+	// choosing: partition 0 of each topic is put on the broker drained.
+	const drained = 2
+	for _, name := range []string{"gone", "kept"} {
+		if _, err := adm.CreateTopic(ctx, 3, 1, nil, name); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.MoveTopicPartition(name, 0, drained); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cl, err := a.Conn.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	before, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := adm.Metadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets, err := a.planDrainConfirmed(ctx, md, []int32{drained})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(targets["gone"]) == 0 || len(targets["kept"]) == 0 {
+		t.Fatalf("draining broker %d before the deletion moves %v, want partitions of both topics", drained, targets)
+	}
+	if _, err := adm.DeleteTopics(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	staleMetadata(c, before, "gone", 0)
+	md, err = adm.Metadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := md.Topics["gone"]; !ok {
+		t.Fatal("the stale broker's metadata does not list the deleted topic: the test replays nothing")
+	}
+	targets, err = a.planDrainConfirmed(ctx, md, []int32{drained})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := targets["gone"]; ok || len(targets["kept"]) == 0 {
+		t.Fatalf("draining broker %d with the deleted topic listed by broker 0 only moves %v, want only kept's partitions", drained, targets)
+	}
+	for p, replicas := range targets["kept"] {
+		if slices.Contains(replicas, drained) {
+			t.Errorf("kept-%d moves to %v, still on the drained broker %d", p, replicas, drained)
+		}
+	}
+	staleMetadata(c, before, "gone", 0, 1, 2)
+	if targets, err = a.planDrainConfirmed(ctx, md, []int32{drained}); err != nil || len(targets["gone"]) == 0 {
+		t.Fatalf("draining broker %d with every broker listing the topic: %v, %v; want its moves", drained, targets, err)
 	}
 }
 
