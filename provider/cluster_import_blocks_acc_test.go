@@ -16,7 +16,10 @@ import (
 // state (terraform import, then plan, with the Terraform CLI). Then the
 // same with monitoring's defaults turned off (no dashboard, two alarms
 // off, SNS topics, two consumer-lag alarms). Before importMonitoring the
-// first plan added the whole monitoring block.
+// first plan added the whole monitoring block. The first configuration
+// lists its two consumer-lag alarms in another order than their names
+// (ledger before audit): while consumer_lag was a list, read back in the
+// alarms' name order, the plan after the import reordered it.
 func TestAccCluster_importOptionalBlocks(t *testing.T) {
 	accParallel(t)
 	testAccPreCheck(t)
@@ -30,6 +33,11 @@ func TestAccCluster_importOptionalBlocks(t *testing.T) {
         group     = "ledger"
         topic     = "payments"
         threshold = 1000
+      }
+      consumer_lag {
+        group     = "audit"
+        topic     = "payments"
+        threshold = 10
       }
     }
   }`

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -85,9 +86,11 @@ func monitoringBlock() schema.SingleNestedBlock {
 					},
 				},
 				Blocks: map[string]schema.Block{
-					"consumer_lag": schema.ListNestedBlock{
+					"consumer_lag": schema.SetNestedBlock{
 						MarkdownDescription: "`lag-<group>-<topic>`: a consumer group's `SumOffsetLag` on a topic over `threshold` records " +
-							"for five minutes.",
+							"for five minutes. A set: the alarms are named by group and topic, so their order means nothing (the dashboard " +
+							"lists them by group, then topic), and each group and topic may be named once.",
+						Validators: []validator.Set{uniqueLagAlarms{}},
 						NestedObject: schema.NestedBlockObject{
 							Attributes: map[string]schema.Attribute{
 								"group":     schema.StringAttribute{MarkdownDescription: "Consumer group id.", Required: true},
@@ -109,7 +112,7 @@ type monitoringModel struct {
 
 type alarmsModel struct {
 	ActiveController    types.Bool  `tfsdk:"active_controller"`
-	ConsumerLag         types.List  `tfsdk:"consumer_lag"`
+	ConsumerLag         types.Set   `tfsdk:"consumer_lag"`
 	DataDiskUsedPercent types.Int64 `tfsdk:"data_disk_used_percent"`
 	OfflinePartitions   types.Bool  `tfsdk:"offline_partitions"`
 	SNSTopicARNs        types.List  `tfsdk:"sns_topic_arns"`
@@ -167,8 +170,49 @@ func (m *clusterModel) monitoring(ctx context.Context) (*monitoringSettings, dia
 		for _, l := range lags {
 			s.Lag = append(s.Lag, lagAlarm{Group: l.Group.ValueString(), Topic: l.Topic.ValueString(), Threshold: l.Threshold.ValueInt64()})
 		}
+		// A set's elements come in no order the user chose: the
+		// dashboard's lines go by group, then topic.
+		slices.SortFunc(s.Lag, func(a, b lagAlarm) int {
+			return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Topic, b.Topic))
+		})
 	}
 	return s, diags
+}
+
+// uniqueLagAlarms refuses two consumer_lag entries of one group and topic:
+// they would be one alarm (lag-<group>-<topic>), and which threshold it
+// got would depend on the set's order.
+type uniqueLagAlarms struct{}
+
+func (uniqueLagAlarms) Description(context.Context) string {
+	return "each group and topic at most once"
+}
+
+func (v uniqueLagAlarms) MarkdownDescription(ctx context.Context) string { return v.Description(ctx) }
+
+func (uniqueLagAlarms) ValidateSet(ctx context.Context, req validator.SetRequest, resp *validator.SetResponse) {
+	if req.ConfigValue.IsNull() || req.ConfigValue.IsUnknown() {
+		return
+	}
+	seen := map[[2]string]bool{}
+	for _, e := range req.ConfigValue.Elements() {
+		o, ok := e.(types.Object)
+		if !ok || o.IsUnknown() {
+			continue
+		}
+		g, _ := o.Attributes()["group"].(types.String)
+		t, _ := o.Attributes()["topic"].(types.String)
+		if g.IsUnknown() || t.IsUnknown() {
+			continue
+		}
+		key := [2]string{g.ValueString(), t.ValueString()}
+		if seen[key] {
+			resp.Diagnostics.AddAttributeError(req.Path, "Consumer group and topic named twice",
+				fmt.Sprintf("consumer_lag names group %q and topic %q more than once; they are one alarm (lag-%s-%s): keep one entry with the threshold you want.",
+					key[0], key[1], key[0], key[1]))
+		}
+		seen[key] = true
+	}
 }
 
 // monitoringPrefix starts the name of every alarm of the cluster, and is

@@ -18,7 +18,7 @@ import (
 // asks for that are gone from CloudWatch (deleted outside Terraform) and
 // takes them out of the state's block: an alarm's switch reads false
 // (data_disk_used_percent 0), a consumer-lag alarm's entry leaves the
-// list, the dashboard reads false. The configuration still asks for them,
+// set, the dashboard reads false. The configuration still asks for them,
 // so the plan shows exactly those as an in-place update, and the apply puts
 // them again. CloudWatch unreachable leaves the state as it was, with a
 // warning: a refresh should not fail over the alarms.
@@ -97,7 +97,7 @@ func monitoringWithout(ctx context.Context, mon types.Object, missing []string, 
 				aa["data_disk_used_percent"] = types.Int64Value(0)
 			}
 		}
-		if lags, ok := aa["consumer_lag"].(types.List); ok && !lags.IsNull() && !lags.IsUnknown() {
+		if lags, ok := aa["consumer_lag"].(types.Set); ok && !lags.IsNull() && !lags.IsUnknown() {
 			var kept []attr.Value
 			for _, e := range lags.Elements() {
 				o, ok := e.(types.Object)
@@ -111,7 +111,7 @@ func monitoringWithout(ctx context.Context, mon types.Object, missing []string, 
 					kept = append(kept, e)
 				}
 			}
-			l, d := types.ListValue(lags.ElementType(ctx), kept)
+			l, d := types.SetValue(lags.ElementType(ctx), kept)
 			diags.Append(d...)
 			aa["consumer_lag"] = l
 		}
@@ -133,9 +133,8 @@ func monitoringWithout(ctx context.Context, mon types.Object, missing []string, 
 // there reads null (on by default) and one that is not reads false;
 // data_disk_used_percent is the data-disk alarm's threshold (null when the
 // default, 0 without the alarm); sns_topic_arns are the alarms' actions;
-// consumer_lag comes from the lag alarms' dimensions and thresholds, in
-// the alarms' name order (a configuration listing them in another order
-// plans that order). The dashboard reads null when it is there, false
+// consumer_lag comes from the lag alarms' dimensions and thresholds (a
+// set: a configuration in any order plans nothing). The dashboard reads null when it is there, false
 // when alarms are and it is not. CloudWatch unreachable leaves the block
 // null, with a warning.
 func (r *clusterResource) importMonitoring(ctx context.Context, m *clusterModel, clusterID string) diag.Diagnostics {
@@ -161,7 +160,7 @@ func (r *clusterResource) importMonitoring(ctx context.Context, m *clusterModel,
 		return diags
 	}
 	alarmsType := monType.AttrTypes["alarms"].(types.ObjectType)
-	lagType := alarmsType.AttrTypes["consumer_lag"].(types.ListType).ElemType.(types.ObjectType)
+	lagType := alarmsType.AttrTypes["consumer_lag"].(types.SetType).ElemType.(types.ObjectType)
 	byKind := map[string]cwquery.Alarm{}
 	var kinds []string
 	for _, a := range alarms {
@@ -208,9 +207,9 @@ func (r *clusterResource) importMonitoring(ctx context.Context, m *clusterModel,
 			diags.Append(d...)
 			lags = append(lags, o)
 		}
-		lagList := types.ListNull(lagType)
+		lagList := types.SetNull(lagType)
 		if len(lags) > 0 {
-			l, d := types.ListValue(lagType, lags)
+			l, d := types.SetValue(lagType, lags)
 			diags.Append(d...)
 			lagList = l
 		}

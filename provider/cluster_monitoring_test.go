@@ -1,13 +1,23 @@
 package provider
 
 import (
+	"context"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+	"github.com/hashicorp/terraform-plugin-framework/attr"
+	"github.com/hashicorp/terraform-plugin-framework/path"
+	"github.com/hashicorp/terraform-plugin-framework/providerserver"
+	"github.com/hashicorp/terraform-plugin-framework/resource"
+	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
+	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-go/tfprotov6"
 )
 
 func TestDesiredAlarms(t *testing.T) {
@@ -99,5 +109,83 @@ func TestDashboardBody(t *testing.T) {
 	}
 	if m := byTitle["Consumer lag (records)"]; len(m) != 1 || m[0][5] != "ledger" || m[0][7] != "payments" {
 		t.Errorf("lag widget metrics %v", m)
+	}
+}
+
+// TestConsumerLagStateFromAList: consumer_lag was a list, and a state
+// written then holds it as a JSON array. The set that replaced it decodes
+// that state as Terraform hands it over (UpgradeResourceState at the same
+// schema version), with the same entries, in place of failing the refresh.
+func TestConsumerLagStateFromAList(t *testing.T) {
+	ctx := context.Background()
+	srv, err := providerserver.NewProtocol6WithError(New("test")())()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const prior = `{"name":"orders","monitoring":{"dashboard":null,"alarms":{"active_controller":null,"data_disk_used_percent":70,` +
+		`"offline_partitions":null,"sns_topic_arns":null,"under_min_isr":null,"consumer_lag":[` +
+		`{"group":"ledger","topic":"payments","threshold":1000},{"group":"audit","topic":"payments","threshold":10}]}}}`
+	resp, err := srv.UpgradeResourceState(ctx, &tfprotov6.UpgradeResourceStateRequest{
+		TypeName: "tributary_cluster", Version: 0, RawState: &tfprotov6.RawState{JSON: []byte(prior)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range resp.Diagnostics {
+		t.Errorf("%s: %s: %s", d.Severity, d.Summary, d.Detail)
+	}
+	if resp.UpgradedState == nil {
+		t.Fatal("no upgraded state")
+	}
+	var sr resource.SchemaResponse
+	(&clusterResource{}).Schema(ctx, resource.SchemaRequest{}, &sr)
+	raw, err := resp.UpgradedState.Unmarshal(sr.Schema.Type().TerraformType(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := tfsdk.State{Schema: sr.Schema, Raw: raw}
+	var m clusterModel
+	if d := state.Get(ctx, &m); d.HasError() {
+		t.Fatal(d)
+	}
+	s, d := m.monitoring(ctx)
+	if d.HasError() || s == nil {
+		t.Fatalf("monitoring of the upgraded state: %+v, %v", s, d)
+	}
+	want := []lagAlarm{{Group: "audit", Topic: "payments", Threshold: 10}, {Group: "ledger", Topic: "payments", Threshold: 1000}}
+	if !slices.Equal(s.Lag, want) || s.DiskPercent != 70 {
+		t.Errorf("lag alarms %+v, disk %d; want %+v (by group, then topic), 70", s.Lag, s.DiskPercent, want)
+	}
+}
+
+// TestConsumerLagNamesAGroupAndTopicOnce: two entries of one group and
+// topic would be one alarm whose threshold depended on the set's order;
+// the configuration is refused, naming them. Distinct pairs pass.
+func TestConsumerLagNamesAGroupAndTopicOnce(t *testing.T) {
+	ctx := context.Background()
+	lagType := types.ObjectType{AttrTypes: map[string]attr.Type{"group": types.StringType, "topic": types.StringType, "threshold": types.Int64Type}}
+	entry := func(group, topic string, threshold int64) attr.Value {
+		return types.ObjectValueMust(lagType.AttrTypes, map[string]attr.Value{
+			"group": types.StringValue(group), "topic": types.StringValue(topic), "threshold": types.Int64Value(threshold)})
+	}
+	for _, tc := range []struct {
+		name    string
+		entries []attr.Value
+		refused bool
+	}{
+		{"distinct", []attr.Value{entry("ledger", "payments", 1000), entry("audit", "payments", 10), entry("ledger", "refunds", 10)}, false},
+		{"twice", []attr.Value{entry("ledger", "payments", 1000), entry("ledger", "payments", 10)}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := validator.SetRequest{Path: path.Root("monitoring").AtName("alarms").AtName("consumer_lag"), ConfigValue: types.SetValueMust(lagType, tc.entries)}
+			var resp validator.SetResponse
+			uniqueLagAlarms{}.ValidateSet(ctx, req, &resp)
+			if got := resp.Diagnostics.HasError(); got != tc.refused {
+				t.Fatalf("refused %v, want %v: %v", got, tc.refused, resp.Diagnostics)
+			}
+			if tc.refused && !strings.Contains(resp.Diagnostics.Errors()[0].Detail(), `group "ledger" and topic "payments"`) {
+				t.Errorf("the error does not name the pair: %v", resp.Diagnostics)
+			}
+		})
 	}
 }
