@@ -358,7 +358,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		env := append(os.Environ(), bootstatus.EnvPath+"="+res.StatusPath)
 		do := opts.Exec
 		if do == nil {
-			do = syscall.Exec
+			do = execKeepingDeathSignal
 			if opts.VolumeDir != "" {
 				// The local cloud runs one process per instance: the
 				// volume companion, a unit of its own in the image, is

@@ -32,6 +32,17 @@ type fakeIMDS struct {
 	requests  atomic.Int32
 	tokenPuts atomic.Int32
 	URL       string
+	// mu orders a test's changes of the fields above before the requests
+	// of a broker process: the race detector sees the sockets of this
+	// process as synchronisation, not another process's (published).
+	mu sync.Mutex
+}
+
+// published makes the fields set so far visible to the requests that
+// follow, for a test whose requests come from another process.
+func (f *fakeIMDS) published() {
+	f.mu.Lock()
+	f.mu.Unlock() //lint:ignore SA2001 the empty critical section is the ordering
 }
 
 func startFakeIMDS(t *testing.T, f *fakeIMDS) *fakeIMDS {
@@ -55,6 +66,8 @@ func listenLoopback(t *testing.T) net.Listener {
 }
 
 func (f *fakeIMDS) serve(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if n := f.requests.Add(1); n <= f.FailFirst {
 		http.Error(w, "not ready", http.StatusServiceUnavailable)
 		return

@@ -39,12 +39,19 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// TestBootProcessBecomesTheBroker runs `tributary-broker boot` as the local
-// cloud does (its own IMDS, the local KMS, a volume directory, no
-// credentials in the environment) and checks that the process execs the
-// broker, which then serves Kafka on the instance's private IP with the
-// rendered config, and stops on SIGTERM.
-func TestBootProcessBecomesTheBroker(t *testing.T) {
+// bootProcess is what `tributary-broker boot` needs to run as the local
+// cloud runs it: the binary, its whole environment (its own IMDS, the local
+// KMS, a volume directory, no credentials), and the listeners' ports.
+type bootProcess struct {
+	binary     string
+	env        []string
+	e          *bootEnv
+	ca         *tlstest.CA
+	plain, tls int
+}
+
+func newBootProcess(t *testing.T) bootProcess {
+	t.Helper()
 	binary := testenv.Binary(t, EnvBrokerBinary, "a built tributary-broker (go build -o /tmp/tributary-broker ./broker/cmd/tributary-broker)")
 	e := newBootEnv(t)
 	l := startLocalKMS(t, e.doc.ClusterID)
@@ -82,8 +89,7 @@ func TestBootProcessBecomesTheBroker(t *testing.T) {
 		Salt: admin.Salt, Iterations: admin.Iterations, StoredKey: admin.StoredKey, ServerKey: admin.ServerKey}}
 	e.useLocalKMS(t, l, bootconfig.EncryptionContext(e.doc.ClusterID, e.doc.NodeID), secrets)
 
-	cmd := exec.Command(binary, "boot")
-	cmd.Env = []string{
+	env := []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + t.TempDir(),
 		"AWS_REGION=us-east-1",
@@ -92,6 +98,19 @@ func TestBootProcessBecomesTheBroker(t *testing.T) {
 		EnvVolumeDir + "=" + e.volumeDir,
 		EnvRuntimeDir + "=" + e.runtimeDir,
 	}
+	e.imds.published()
+	return bootProcess{binary: binary, env: env, e: e, ca: ca, plain: plain, tls: tls}
+}
+
+// TestBootProcessBecomesTheBroker runs `tributary-broker boot` as the local
+// cloud does (its own IMDS, the local KMS, a volume directory, no
+// credentials in the environment) and checks that the process execs the
+// broker, which then serves Kafka on the instance's private IP with the
+// rendered config, and stops on SIGTERM.
+func TestBootProcessBecomesTheBroker(t *testing.T) {
+	p := newBootProcess(t)
+	cmd := exec.Command(p.binary, "boot")
+	cmd.Env = p.env
 	var console strings.Builder
 	cmd.Stdout, cmd.Stderr = &console, &console
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -107,51 +126,26 @@ func TestBootProcessBecomesTheBroker(t *testing.T) {
 		<-exited
 	})
 
-	// Serving Kafka, not only listening: the broker accepts connections
-	// on its client port before it has joined its cluster and answers
-	// them once it has.
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(plain))
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
-		err := cl.Ping(ctx)
-		cancel()
-		if err == nil {
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("the process ended (%v) before serving Kafka on %s; console:\n%s", waitErr, addr, console.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no Kafka answer (ApiVersions) on %s after 30s: %v; console:\n%s", addr, err, console.String())
-		}
-	}
+	waitServing(t, p.plain, exited, console.String)
 
 	// The TLS listener serves the document's certificate.
-	tcl, err := kgo.NewClient(kgo.SeedBrokers(net.JoinHostPort("127.0.0.1", strconv.Itoa(tls))),
-		kgo.DialTLSConfig(&cryptotls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"}))
+	tcl, err := kgo.NewClient(kgo.SeedBrokers(net.JoinHostPort("127.0.0.1", strconv.Itoa(p.tls))),
+		kgo.DialTLSConfig(&cryptotls.Config{RootCAs: p.ca.Pool(), ServerName: "127.0.0.1"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tcl.Close()
 	pctx, pcancel := context.WithTimeout(t.Context(), 10*time.Second)
 	if err := tcl.Ping(pctx); err != nil {
-		t.Errorf("no Kafka answer over TLS on port %d: %v", tls, err)
+		t.Errorf("no Kafka answer over TLS on port %d: %v", p.tls, err)
 	}
 	pcancel()
 
-	st, err := bootstatus.Read(filepath.Join(e.runtimeDir, bootstatus.FileName))
+	st, err := bootstatus.Read(filepath.Join(p.e.runtimeDir, bootstatus.FileName))
 	if err != nil || st.Step != bootstatus.StepExec || st.State != bootstatus.StateDone {
 		t.Errorf("status = %+v, %v; want exec/done", st, err)
 	}
-	if _, err := os.Stat(filepath.Join(e.volumeDir, testVolumeID, DataDirName)); err != nil {
+	if _, err := os.Stat(filepath.Join(p.e.volumeDir, testVolumeID, DataDirName)); err != nil {
 		t.Errorf("the broker's data directory is not on the volume: %v", err)
 	}
 
@@ -167,4 +161,36 @@ func TestBootProcessBecomesTheBroker(t *testing.T) {
 		t.Fatalf("the broker did not stop within 30s of SIGTERM; console:\n%s", console.String())
 	}
 	t.Logf("console:\n%s", console.String())
+}
+
+// waitServing waits until the broker answers Kafka (ApiVersions) on its
+// plaintext port, for 30 s at most, failing at once when exited closes.
+// Serving Kafka, not only listening: the broker accepts connections on its
+// client port before it has joined its cluster and answers them once it
+// has.
+func waitServing(t *testing.T, port int, exited <-chan struct{}, console func() string) {
+	t.Helper()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		err := cl.Ping(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case <-exited:
+			t.Fatalf("the process ended before serving Kafka on %s; console:\n%s", addr, console())
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no Kafka answer (ApiVersions) on %s after 30s: %v; console:\n%s", addr, err, console())
+		}
+	}
 }
