@@ -387,3 +387,60 @@ func BenchmarkAppendPipelined(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAppendWriteback: the shape of a lingering producer's requests
+// on one broker: each request appends a 256 KiB batch (256 x 1 KiB records)
+// to each of 16 partitions and waits until all are durable; four requests
+// are in flight at once. "off" never starts write-back before the sync
+// round; "256KiB" starts it as each segment passes another writebackChunk
+// (segment.startWriteback). Reports the requests' p50 and p99 latency.
+func BenchmarkAppendWriteback(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		chunk int64
+	}{{"off", 1 << 62}, {"256KiB", 256 << 10}} {
+		b.Run(tc.name, func(b *testing.B) {
+			defer func(c int64) { writebackChunk = c }(writebackChunk)
+			writebackChunk = tc.chunk
+			ps := benchPartition(b, FlushGroup, 16)
+			batch := makeBatch(b, batchSpec{records: 256, valueSize: 1024})
+			var mu sync.Mutex
+			var lat []time.Duration
+			b.SetBytes(int64(len(ps)) * 256 * 1024)
+			b.SetParallelism(2) // 2 x GOMAXPROCS requests in flight: 4 here
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				bufs := make([][]byte, len(ps))
+				for i := range bufs {
+					bufs[i] = make([]byte, len(batch))
+				}
+				var mine []time.Duration
+				for pb.Next() {
+					t := time.Now()
+					var wg sync.WaitGroup
+					for i, p := range ps {
+						copy(bufs[i], batch)
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							if _, err := p.Append(context.Background(), bufs[i], AppendOptions{}); err != nil {
+								b.Error(err)
+							}
+						}()
+					}
+					wg.Wait()
+					mine = append(mine, time.Since(t))
+				}
+				mu.Lock()
+				lat = append(lat, mine...)
+				mu.Unlock()
+			})
+			b.StopTimer()
+			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+			if len(lat) > 0 {
+				b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+				b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+			}
+		})
+	}
+}
