@@ -53,7 +53,7 @@ func TestWritebackStartsOnWholePagesInChunks(t *testing.T) {
 	s.size = 100_000
 	write(300 << 10)
 	// From the page the truncation cut into, to the last whole page.
-	expect("300 KiB after a truncation to 100000", span{98304, (100_000 + 300<<10) &^ 4095 - 98304})
+	expect("300 KiB after a truncation to 100000", span{98304, (100_000+300<<10)&^4095 - 98304})
 	if err := s.close(); err != nil {
 		t.Fatal(err)
 	}
@@ -65,5 +65,5 @@ func TestWritebackStartsOnWholePagesInChunks(t *testing.T) {
 	defer s.close()
 	end := s.size
 	write(256 << 10)
-	expect("256 KiB after a reopen", span{end &^ 4095, (end + 256<<10) &^ 4095 - end&^4095})
+	expect("256 KiB after a reopen", span{end &^ 4095, (end+256<<10)&^4095 - end&^4095})
 }
