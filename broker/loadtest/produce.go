@@ -22,6 +22,20 @@ const StallThreshold = 100 * time.Millisecond
 // client upgrade cannot change the benchmark. Latency phases use no linger.
 const ThroughputLinger = 10 * time.Millisecond
 
+// BufferedRecords is how many records the benchmark's producer holds
+// unacknowledged (kgo.MaxBufferedRecords; 20,000 x 1 KiB, about 20 MiB,
+// under the Java producer's 32 MiB buffer.memory). With fsync before the
+// acknowledgement that window, not CPU, bounds one broker's flat-out
+// produce: the throughput phases also run with WideBufferedRecords.
+const BufferedRecords = 20000
+
+// WideBufferedRecords is the window of the single-broker "wide window"
+// phase (kgo.MaxBufferedRecords(WideBufferedRecords), about 80 MiB of
+// 1 KiB records): wide enough that neither side waits on the client's
+// buffer (40,000 records still raised both on 6 December; 160,000 did
+// not), so the ratio is that of two servers near their CPU bound.
+const WideBufferedRecords = 80000
+
 // ProduceOptions shape one produce phase.
 type ProduceOptions struct {
 	Topic       string
@@ -119,7 +133,8 @@ func ProducerCodec(name string) (kgo.CompressionCodec, error) {
 // newProducer is the benchmark's franz-go producer: idempotent, acks=all
 // (both franz-go defaults, spelled out), uncompressed, round robin over the
 // partitions, with the given linger; up to five requests in flight per
-// broker (franz-go's default).
+// broker (franz-go's default), BufferedRecords buffered unless extra says
+// otherwise (options given later win in kgo).
 func newProducer(seeds []string, topic string, linger time.Duration, extra ...kgo.Opt) (*kgo.Client, error) {
 	opts := append([]kgo.Opt{
 		kgo.SeedBrokers(seeds...),
@@ -128,7 +143,7 @@ func newProducer(seeds []string, topic string, linger time.Duration, extra ...kg
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
 		kgo.ProducerBatchMaxBytes(1 << 20),
-		kgo.MaxBufferedRecords(20000),
+		kgo.MaxBufferedRecords(BufferedRecords),
 		kgo.ProducerLinger(linger),
 	}, extra...)
 	cl, err := kgo.NewClient(opts...)

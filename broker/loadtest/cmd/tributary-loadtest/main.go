@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/tributary/tributary/broker/loadtest"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func main() {
@@ -248,8 +249,10 @@ func run(ctx context.Context, bin, dataDir string, single, skipDiskCheck bool, s
 type singleResults struct {
 	trib, kfake           loadtest.Result
 	tribPaced, kfakePaced loadtest.ProduceResult
-	rss, idleRSS          int64
-	recovery              time.Duration
+	// tribWide and kfakeWide: flat out with loadtest.WideBufferedRecords.
+	tribWide, kfakeWide loadtest.ProduceResult
+	rss, idleRSS        int64
+	recovery            time.Duration
 }
 
 // runSingle measures one broker process beside a one-broker kfake process.
@@ -259,11 +262,13 @@ func runSingle(ctx context.Context, o singleOptions, recSize int64) (singleResul
 		Compression: o.producerCodec, TopicConfigs: o.topicConfigs()}
 	paced := loadtest.ProduceOptions{Topic: "paced", RecordBytes: o.recordBytes, Duration: o.duration, Warmup: o.warmup, RateBytes: o.latencyRate, Linger: 0,
 		Compression: o.producerCodec}
+	wide := loadtest.ProduceOptions{Topic: "wide", RecordBytes: o.recordBytes, Duration: o.duration, Warmup: o.warmup, Linger: loadtest.ThroughputLinger,
+		Compression: o.producerCodec, Client: []kgo.Opt{kgo.MaxBufferedRecords(loadtest.WideBufferedRecords)}}
 
-	fmt.Fprintf(os.Stderr, "tributary: %d-partition topic, %d-byte records, %v produce phase, then %v at %.0f MiB/s ...\n",
-		o.partitions, o.recordBytes, o.duration, o.duration, mibps(o.latencyRate))
+	fmt.Fprintf(os.Stderr, "tributary: %d-partition topic, %d-byte records, %v produce phase, then %v at %.0f MiB/s, then %v flat out with %d records buffered ...\n",
+		o.partitions, o.recordBytes, o.duration, o.duration, mibps(o.latencyRate), o.duration, loadtest.WideBufferedRecords)
 	var err error
-	res.trib, res.tribPaced, res.rss, err = tributarySingle(ctx, o.bin, filepath.Join(o.dir, "throughput"), opts, paced, o.partitions)
+	res.trib, res.tribPaced, res.tribWide, res.rss, err = tributarySingle(ctx, o.bin, filepath.Join(o.dir, "throughput"), opts, paced, wide, o.partitions)
 	discardMeasured(o.keep, "one broker: throughput and latency", filepath.Join(o.dir, "throughput"))
 	if err != nil {
 		return res, fmt.Errorf("tributary: %w", err)
@@ -282,6 +287,10 @@ func runSingle(ctx context.Context, o singleOptions, recSize int64) (singleResul
 		res.kfake, err = loadtest.Throughput(ctx, k.Addrs[0], kopts)
 		if err == nil {
 			res.kfakePaced, err = pacedOn(ctx, k.Addrs, paced, o.partitions, opts.TopicConfigs)
+		}
+		if err == nil {
+			wide.ServerPIDs = kopts.BrokerPIDs
+			res.kfakeWide, err = pacedOn(ctx, k.Addrs, wide, o.partitions, opts.TopicConfigs)
 		}
 		k.Close()
 		if err != nil {
@@ -308,7 +317,8 @@ func runSingle(ctx context.Context, o singleOptions, recSize int64) (singleResul
 	return res, nil
 }
 
-// pacedOn creates the paced phase's topic and runs the phase.
+// pacedOn creates a produce-only phase's topic (the paced one, the wide
+// window one) and runs the phase.
 func pacedOn(ctx context.Context, seeds []string, o loadtest.ProduceOptions, partitions int32, configs map[string]*string) (loadtest.ProduceResult, error) {
 	if err := loadtest.CreateTopicWithConfigs(ctx, seeds[0], o.Topic, partitions, configs); err != nil {
 		return loadtest.ProduceResult{}, err
@@ -324,6 +334,11 @@ func printSingle(out io.Writer, o singleOptions, r singleResults) error {
 	t.throughput("consume throughput", r.trib.ConsumeMiBps, r.kfake.ConsumeMiBps, 2)
 	t.cpu("produce:", r.trib.Produce.Cost, r.kfake.Produce.Cost, ratio(r.trib.Produce.MiBps, r.kfake.Produce.MiBps), 2)
 	t.cpu("consume:", r.trib.ConsumeCost, r.kfake.ConsumeCost, ratio(r.trib.ConsumeMiBps, r.kfake.ConsumeMiBps), 2)
+	if r.tribWide.Records > 0 {
+		wide := fmt.Sprintf("%d buffered", loadtest.WideBufferedRecords)
+		t.throughput(fmt.Sprintf("produce throughput, %s (linger %v)", wide, loadtest.ThroughputLinger), r.tribWide.MiBps, r.kfakeWide.MiBps, 2)
+		t.cpu("produce, "+wide+":", r.tribWide.Cost, r.kfakeWide.Cost, ratio(r.tribWide.MiBps, r.kfakeWide.MiBps), 2)
+	}
 	t.latency("flat out", r.trib.Produce, r.kfake.Produce, "", "")
 	t.firstAck("flat out", r.trib.Produce, r.kfake.Produce)
 	rate := mibps(o.latencyRate)
@@ -437,25 +452,29 @@ func ratioText(a, b float64) string {
 	return fmt.Sprintf("%.2fx", a/b)
 }
 
-func tributarySingle(ctx context.Context, bin, dir string, opts loadtest.Options, paced loadtest.ProduceOptions, partitions int32) (loadtest.Result, loadtest.ProduceResult, int64, error) {
+func tributarySingle(ctx context.Context, bin, dir string, opts loadtest.Options, paced, wide loadtest.ProduceOptions, partitions int32) (res loadtest.Result, pr, wr loadtest.ProduceResult, rss int64, err error) {
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	p, err := loadtest.StartBroker(sctx, bin, dir, "")
 	if err != nil {
-		return loadtest.Result{}, loadtest.ProduceResult{}, 0, err
+		return res, pr, wr, 0, err
 	}
 	defer p.Stop(30 * time.Second)
 	opts.BrokerPIDs = []int{p.PID()}
-	res, err := loadtest.Throughput(ctx, p.Addr, opts)
-	if err != nil {
-		return res, loadtest.ProduceResult{}, 0, err
+	if res, err = loadtest.Throughput(ctx, p.Addr, opts); err != nil {
+		return res, pr, wr, 0, err
 	}
-	pr, err := pacedOn(ctx, []string{p.Addr}, paced, partitions, opts.TopicConfigs)
-	if err != nil {
-		return res, pr, 0, err
+	if pr, err = pacedOn(ctx, []string{p.Addr}, paced, partitions, opts.TopicConfigs); err != nil {
+		return res, pr, wr, 0, err
 	}
-	rss, err := loadtest.RSS(p.PID())
-	return res, pr, rss, err
+	// RSS before the wide window: the row says what the throughput and
+	// latency phases left, as before that phase was added.
+	if rss, err = loadtest.RSS(p.PID()); err != nil {
+		return res, pr, wr, 0, err
+	}
+	wide.ServerPIDs = opts.BrokerPIDs
+	wr, err = pacedOn(ctx, []string{p.Addr}, wide, partitions, opts.TopicConfigs)
+	return res, pr, wr, rss, err
 }
 
 func idleMemory(ctx context.Context, bin, dir string, partitions int32) (int64, error) {
