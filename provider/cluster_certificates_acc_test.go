@@ -211,14 +211,16 @@ func brokerProcesses(s *terraform.State) (map[string]string, error) {
 	return out, nil
 }
 
-// TestAccCluster_certRenewedThenHealed: a renewal in place leaves the launch
-// templates with the certificates of the create. Once the renewal is applied,
-// broker 2's instance is terminated and its Auto Scaling group launches
-// another from the same template version; the boot agent of that instance
-// takes the renewed certificate of the broker's secret (its boot status says
-// so), so the broker serves it from its first connection: the same serial
-// as the renewal's, not the template's. The plan after that is empty (no
-// roll to bring the template's certificate up to date).
+// TestAccCluster_certRenewedThenHealed: a renewal in place reseals the
+// brokers' launch templates with the pairs it delivered, without a roll.
+// Once the renewal is applied, broker 2's instance is terminated and its
+// Auto Scaling group launches another from the resealed version; that
+// instance's boot document holds the renewed certificate (its boot status
+// names the document's certificate by the renewal's serial: the secret's
+// expires no later), so the broker serves it from its first connection. The
+// plan after that is empty. Before the reseal the template kept the
+// certificate of the create and the boot agent took the secret's instead
+// (broker/boot's TestBootPrefersTheRenewedCertificate covers that path).
 func TestAccCluster_certRenewedThenHealed(t *testing.T) {
 	accParallel(t)
 	testAccPreCheck(t)
@@ -262,8 +264,8 @@ func TestAccCluster_certRenewedThenHealed(t *testing.T) {
 // testAccCheckBootTookRenewed waits (healBound at most) until the broker
 // runs on another instance than before and completes a TLS handshake on
 // its listener, then checks that the first certificate it served is the
-// renewed one, and that its boot status's secrets step says it took the
-// secret's certificate.
+// renewed one, and that its boot status's secrets step says its boot
+// document held it (the template was resealed with the renewed pair).
 func testAccCheckBootTookRenewed(nodeID int32, before *[]brokerIdentity, renewed map[int32]*x509.Certificate) resource.TestCheckFunc {
 	return func(s *terraform.State) error {
 		id, _, err := clusterState(s)
@@ -324,8 +326,9 @@ func testAccCheckBootTookRenewed(nodeID int32, before *[]brokerIdentity, renewed
 				detail = step.Detail
 			}
 		}
-		if !strings.Contains(detail, "renewed certificate of secret") {
-			return fmt.Errorf("broker %d's instance %s booted without the renewed certificate: secrets step %q", nodeID, b.InstanceID, detail)
+		if want := fmt.Sprintf("the document's certificate (serial %s)", renewed[nodeID].SerialNumber.Text(16)); !strings.Contains(detail, want) {
+			return fmt.Errorf("broker %d's instance %s booted from a document without the renewed certificate: secrets step %q, want %q",
+				nodeID, b.InstanceID, detail, want)
 		}
 		return nil
 	}

@@ -44,8 +44,10 @@ type secretsWriter interface {
 
 // renewInPlace delivers new certificates to the brokers of cs.Reissue that
 // run, waits until they serve them, and removes those from cs.Reissue; the
-// others stay there, for the roll to replace. docs are the brokers' live
-// boot documents (the port each serves its certificate on).
+// others stay there, for the roll to replace. The pairs served go to
+// cs.renewed, for Update to reseal those brokers' launch templates with.
+// docs are the brokers' live boot documents (the port each serves its
+// certificate on).
 func (r *clusterResource) renewInPlace(ctx context.Context, cs *clusterSpec, o *fleet.Observed, docs map[int32]*bootconfig.Document) diag.Diagnostics {
 	var diags diag.Diagnostics
 	if cs.CA == nil || cs.seal == nil || len(cs.Reissue) == 0 {
@@ -62,6 +64,7 @@ func (r *clusterResource) renewInPlace(ctx context.Context, cs *clusterSpec, o *
 		return diags
 	}
 	want := map[int32]string{} // node id -> serial of the delivered certificate
+	delivered := map[int32]*pki.Leaf{}
 	addr := map[int32]string{}
 	var failed []string
 	for _, b := range o.Brokers {
@@ -73,17 +76,22 @@ func (r *clusterResource) renewInPlace(ctx context.Context, cs *clusterSpec, o *
 		if port == 0 {
 			continue
 		}
-		serial, err := r.deliverCertificate(ctx, cs, b)
+		leaf, err := r.deliverCertificate(ctx, cs, b)
 		if err != nil {
 			failed = append(failed, fmt.Sprintf("broker %d: %v", b.NodeID, err))
 			continue
 		}
-		want[b.NodeID], addr[b.NodeID] = serial, endpoint(b.PrivateIP, port)
+		serial := leaf.Cert.SerialNumber.Text(16)
+		want[b.NodeID], addr[b.NodeID], delivered[b.NodeID] = serial, endpoint(b.PrivateIP, port), leaf
 		tflog.Info(ctx, "delivered a renewed certificate", map[string]any{"node_id": b.NodeID, "serial": serial})
 	}
 	served := waitServed(ctx, want, addr, deliveryWait)
 	for id := range served {
 		delete(cs.Reissue, id)
+		if cs.renewed == nil {
+			cs.renewed = map[int32]*pki.Leaf{}
+		}
+		cs.renewed[id] = delivered[id]
 	}
 	for _, id := range slices.Sorted(maps.Keys(want)) {
 		if !served[id] {
@@ -102,8 +110,8 @@ func (r *clusterResource) renewInPlace(ctx context.Context, cs *clusterSpec, o *
 }
 
 // deliverCertificate issues a broker a new certificate and puts it, sealed,
-// into its secret; it returns the certificate's serial.
-func (r *clusterResource) deliverCertificate(ctx context.Context, cs *clusterSpec, b fleet.Broker) (string, error) {
+// into its secret; it returns the certificate and its key.
+func (r *clusterResource) deliverCertificate(ctx context.Context, cs *clusterSpec, b fleet.Broker) (*pki.Leaf, error) {
 	leaf, err := cs.CA.Issue(pki.Request{
 		Subject:   pki.BrokerSubject(cs.ClusterID),
 		Hosts:     brokerHosts(fleet.Node{PrivateIP: b.PrivateIP, PrivateDNSName: b.PrivateDNSName}),
@@ -114,20 +122,20 @@ func (r *clusterResource) deliverCertificate(ctx context.Context, cs *clusterSpe
 		Client:    true,
 	})
 	if err != nil {
-		return "", fmt.Errorf("issuing a certificate: %w", err)
+		return nil, fmt.Errorf("issuing a certificate: %w", err)
 	}
 	env, err := cs.seal(b.NodeID, &bootconfig.Secrets{TLSPrivateKeyPEM: leaf.KeyPEM, TLSCertificatePEM: leaf.CertPEM})
 	if err != nil {
-		return "", fmt.Errorf("sealing the certificate: %w", err)
+		return nil, fmt.Errorf("sealing the certificate: %w", err)
 	}
 	value, err := json.Marshal(env)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if err := putCertificateSecret(ctx, r.data.aws.SecretsManager, cs.ClusterID, b.NodeID, string(value)); err != nil {
-		return "", err
+		return nil, err
 	}
-	return leaf.Cert.SerialNumber.Text(16), nil
+	return leaf, nil
 }
 
 // putCertificateSecret writes a broker's secret, creating it the first time.

@@ -908,6 +908,20 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 	if spec.Reseal = lackingSealedCA(ctx, r.data.aws.KMS, spec, o); len(spec.Reseal) > 0 {
 		tflog.Info(ctx, "sealing the cluster CA for the provider into the brokers' launch templates", map[string]any{"node_ids": slices.Sorted(maps.Keys(spec.Reseal))})
 	}
+	// Brokers renewed in place run a certificate their templates do not
+	// hold: an instance their groups launch again would boot on the older
+	// one (an expired one too) unless its boot agent takes the secret's.
+	// Their templates are resealed with the pair they serve, without a
+	// roll, so the boot document is right by itself.
+	if len(spec.renewed) > 0 {
+		if spec.Reseal == nil {
+			spec.Reseal = map[int32]bool{}
+		}
+		for id := range spec.renewed {
+			spec.Reseal[id] = true
+		}
+		tflog.Info(ctx, "sealing the renewed certificates into the brokers' launch templates", map[string]any{"node_ids": slices.Sorted(maps.Keys(spec.renewed))})
+	}
 	resolved, err := f.Ensure(ctx, &spec.Spec, o)
 	if err != nil {
 		resp.Diagnostics.AddError("Updating Tributary cluster "+clusterID, err.Error())

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -363,5 +364,47 @@ func TestDocumentLoginOnlyWhenAListenerTakesIt(t *testing.T) {
 		if got := needsLogin(tt.sec.listeners()); got != tt.want {
 			t.Errorf("%s: needsLogin = %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestRenderUsesTheRenewedPair: a broker renewed in place (clusterSpec.renewed)
+// has its boot document rendered with the pair it was delivered and serves,
+// so the template resealed after the renewal holds that certificate and
+// key; a broker not renewed gets a certificate issued for the render.
+func TestRenderUsesTheRenewedPair(t *testing.T) {
+	c := newSealedCluster(t, securitySettings{ClientBroker: clientBrokerTLS, InCluster: true, Unauthenticated: true})
+	delivered, err := c.cs.CA.Issue(pki.Request{
+		Subject: pki.BrokerSubject(c.cs.ClusterID), Hosts: brokerHosts(c.nodes[1]), URIs: brokerURIs(2),
+		NotBefore: c.cs.now, Validity: c.cs.certificateValidity, Server: true, Client: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.cs.renewed = map[int32]*pki.Leaf{2: delivered}
+	ud := c.render(t, 1, 2)
+	secrets := func(id int32) *bootconfig.Secrets {
+		t.Helper()
+		doc, err := bootconfig.Decode(ud[id])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if doc.Secrets == nil {
+			t.Fatalf("broker %d's document has no sealed secrets", id)
+		}
+		out, err := c.kms.Decrypt(context.Background(), &kms.DecryptInput{CiphertextBlob: doc.Secrets.Ciphertext, EncryptionContext: doc.Secrets.EncryptionContext})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s bootconfig.Secrets
+		if err := json.Unmarshal(out.Plaintext, &s); err != nil {
+			t.Fatal(err)
+		}
+		return &s
+	}
+	if s := secrets(2); s.TLSCertificatePEM != delivered.CertPEM || s.TLSPrivateKeyPEM != delivered.KeyPEM {
+		t.Error("broker 2's document does not hold the pair it was delivered")
+	}
+	if s := secrets(1); s.TLSCertificatePEM == "" || s.TLSCertificatePEM == delivered.CertPEM {
+		t.Error("broker 1's document does not hold a certificate of its own")
 	}
 }

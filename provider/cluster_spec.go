@@ -86,6 +86,12 @@ type clusterSpec struct {
 	// certificateValidity how long they are valid.
 	now                 time.Time
 	certificateValidity time.Duration
+	// renewed are the certificates renewInPlace delivered that the brokers
+	// serve, by node id. A broker's boot document is rendered with its
+	// renewed pair rather than a certificate issued for the render, so
+	// that the template version resealed after the renewal holds the pair
+	// the broker runs, not a third one.
+	renewed map[int32]*pki.Leaf
 }
 
 // bootDocument renders the boot document of one broker.
@@ -159,17 +165,21 @@ func (cs *clusterSpec) bootDocument(node fleet.Node, controllers []fleet.Node) *
 func (cs *clusterSpec) userData(node fleet.Node, controllers []fleet.Node) ([]byte, error) {
 	doc := cs.bootDocument(node, controllers)
 	if cs.CA != nil {
-		leaf, err := cs.CA.Issue(pki.Request{
-			Subject:   pki.BrokerSubject(cs.ClusterID),
-			Hosts:     brokerHosts(node),
-			URIs:      brokerURIs(node.NodeID),
-			NotBefore: cs.now,
-			Validity:  cs.certificateValidity,
-			Server:    true,
-			Client:    true,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("issuing the certificate of broker %d: %w", node.NodeID, err)
+		leaf := cs.renewed[node.NodeID]
+		if leaf == nil {
+			var err error
+			leaf, err = cs.CA.Issue(pki.Request{
+				Subject:   pki.BrokerSubject(cs.ClusterID),
+				Hosts:     brokerHosts(node),
+				URIs:      brokerURIs(node.NodeID),
+				NotBefore: cs.now,
+				Validity:  cs.certificateValidity,
+				Server:    true,
+				Client:    true,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("issuing the certificate of broker %d: %w", node.NodeID, err)
+			}
 		}
 		secrets := &bootconfig.Secrets{TLSPrivateKeyPEM: leaf.KeyPEM, TLSCertificatePEM: leaf.CertPEM}
 		if cs.admin != nil && cs.admin.SCRAM != nil {

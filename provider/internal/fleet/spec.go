@@ -139,7 +139,9 @@ type Spec struct {
 	// although their launch settings are unchanged, without replacing the
 	// instance that runs: what changes is only what a running broker never
 	// reads again after its boot (the secrets sealed for the provider,
-	// which a refresh reads from the version a group launches). The
+	// which a refresh reads from the version a group launches; the
+	// certificate a renewal in place delivered, which the broker serves
+	// already). The
 	// version names the one it reseals (Broker.GroupReseals), so NeedsRoll
 	// does not count the instance launched from that one as out of date. A
 	// broker that rolls anyway (or has no running instance of its group)
