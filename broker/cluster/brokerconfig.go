@@ -77,6 +77,7 @@ func ConfigFromBroker(c *config.Config, logger *slog.Logger) (Config, error) {
 		Lease:                c.BrokerSessionTimeout,
 		RaftHeartbeatTimeout: c.ControllerFetchTimeout,
 		RaftElectionTimeout:  c.ControllerElectionTimeout,
+		MaxBrokerPartitions:  c.MaxBrokerPartitions,
 	}
 	ctl, named := c.RoleListener(config.RoleController)
 	self := slices.IndexFunc(voters, func(v Voter) bool { return v.ID == c.NodeID })

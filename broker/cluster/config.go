@@ -100,6 +100,11 @@ type Config struct {
 	// leadership back to preferred leaders (0 disables).
 	RebalanceInterval time.Duration
 
+	// MaxBrokerPartitions is max.broker.partitions: the partition
+	// replicas the active controller lets a client's CreateTopics,
+	// CreatePartitions or reassignment put on one broker (0: no limit).
+	MaxBrokerPartitions int
+
 	// Raft timings (controller.quorum.fetch.timeout.ms and
 	// controller.quorum.election.timeout.ms); zero picks the defaults
 	// below. RaftLeaderLease, when zero, is the smaller of hashicorp/raft's

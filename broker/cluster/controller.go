@@ -39,6 +39,9 @@ type Controller struct {
 	snaps *snapshotStore
 	trans *raft.NetworkTransport
 	mux   *mux
+	// userOpMu orders the check and the application of the commands
+	// userOpType names (applyLocal).
+	userOpMu sync.Mutex
 
 	// ready is closed once raft is set: the port accepts connections
 	// before that, and RPCs wait for it.
@@ -452,6 +455,17 @@ func (ctl *Controller) applyLocal(cmd []byte) (json.RawMessage, error) {
 	// have registered since.
 	if err := ctl.fsm.Current().CheckProposable(metadata.CommandType(cmd[0])); err != nil {
 		return nil, err
+	}
+	// The bounds on a client's request (limits.go) are checked on the
+	// state this command will apply to: commands that add partition
+	// replicas are checked and applied one at a time, so that two
+	// requests cannot both pass max.broker.partitions on the same count.
+	if userOpType(metadata.CommandType(cmd[0])) {
+		ctl.userOpMu.Lock()
+		defer ctl.userOpMu.Unlock()
+		if err := ctl.checkUserOp(ctl.fsm.Current(), cmd); err != nil {
+			return nil, err
+		}
 	}
 	f := ctl.raft.Apply(cmd, rpcTimeout)
 	if err := f.Error(); err != nil {
@@ -1087,6 +1101,9 @@ func (ctl *Controller) createTopicLocal(r *topicRequest) (json.RawMessage, error
 	} else if t, ok := ctl.fsm.Current().Topic(r.Name); ok && t.ID == id {
 		return encodeValue(t) // a retry of a request that created it
 	}
+	if err := checkPartitionCount(r.Name, int64(r.Partitions), len(r.Configs)); err != nil {
+		return nil, err // before placing them
+	}
 	as := r.Assignments
 	if as == nil {
 		st := ctl.fsm.Current()
@@ -1127,6 +1144,9 @@ func (ctl *Controller) createPartitionsLocal(r *topicRequest, retry bool) (json.
 	}
 	if add <= 0 {
 		return nil, fmt.Errorf("%w: topic %s has %d partitions, cannot go to %d", metadata.ErrInvalidPartitions, r.Name, t.NumPartitions(), r.Partitions)
+	}
+	if add > MaxRecordsPerUserOp {
+		return nil, errTooLarge(fmt.Sprintf("adding %d partitions to topic %s", add, r.Name), add) // before placing them
 	}
 	as := r.Assignments
 	if as == nil {

@@ -74,6 +74,7 @@ var wireErrors = []error{
 	metadata.ErrMetadataVersion,
 	ErrNodeIDMismatch,
 	ErrControllerDuty,
+	metadata.ErrPolicyViolation,
 }
 
 // wireError is an error as it travels: the index of its sentinel (0 for

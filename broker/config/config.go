@@ -69,6 +69,7 @@ type Config struct {
 	MetricsNodeAllowedCIDRs []netip.Prefix
 
 	NumPartitions            int32
+	MaxBrokerPartitions      int // max.broker.partitions
 	DefaultReplicationFactor int16
 	AutoCreateTopics         bool
 	DeleteTopicEnable        bool

@@ -466,6 +466,8 @@ var settings = withListenerForms(append([]Setting{
 
 	user(intSetting("num.partitions", "int", "1", 1, 1<<20, func(c *Config) *int32 { return &c.NumPartitions }),
 		"Partitions of an auto-created topic, and of CreateTopics with -1 partitions."),
+	user(intSetting("max.broker.partitions", "int", "10000", 1, math.MaxInt32, func(c *Config) *int { return &c.MaxBrokerPartitions }),
+		"Partition replicas one broker may hold (Amazon MSK's partitions-per-broker limit, replicas included; as KIP-578's name). The active controller refuses, with POLICY_VIOLATION, a CreateTopics, CreatePartitions or AlterPartitionReassignments that would put more on a broker; a broker over it (the limit lowered since) refuses only more. The active controller's value applies: give every broker the same. MSK allows 300 (t3.small) to 4,000 (m5.4xlarge and larger). Apart from it, one request creates at most 9,999 partitions of a topic (Kafka's 10,000 metadata records per request)."),
 	sizedBy(user(intSetting("default.replication.factor", "int", "1", 1, math.MaxInt16, func(c *Config) *int16 { return &c.DefaultReplicationFactor }),
 		"Replication factor of auto-created topics and of CreateTopics with -1. Must not exceed the number of brokers."),
 		"3", func(n int) string { return strconv.Itoa(clusterReplicationFactor(n)) }),

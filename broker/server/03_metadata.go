@@ -273,6 +273,8 @@ func topicCreateErrorCode(err error) int16 {
 		return kerr.InvalidReplicationFactor.Code
 	case errors.Is(err, errReplicaAssignment):
 		return kerr.InvalidReplicaAssignment.Code
+	case errors.Is(err, errPolicyViolation):
+		return kerr.PolicyViolation.Code
 	case errors.Is(err, context.DeadlineExceeded):
 		return kerr.RequestTimedOut.Code // no metadata quorum reachable
 	default:

@@ -10,6 +10,9 @@ package server
 //     assignment must name registered brokers, each once per partition,
 //     with the same count for every partition (INVALID_REPLICA_ASSIGNMENT
 //     otherwise).
+//   - At most 9,999 partitions per topic (Kafka's 10,000 metadata records
+//     per request: one for the topic, one per partition), and no broker
+//     above max.broker.partitions replicas: POLICY_VIOLATION.
 //   - Configs are validated against the topic configs we serve
 //     (broker/config's topic-config table); an unknown name or bad value
 //     answers INVALID_CONFIG.
@@ -36,6 +39,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/tributary/tributary/broker/cluster"
 	"github.com/tributary/tributary/broker/security/authz"
 )
 
@@ -154,6 +158,11 @@ func (s *Server) validateCreateTopic(rt kmsg.CreateTopicsRequestTopic) (map[stri
 		rf         int16
 		assignment [][]int32
 	)
+	// The controller would place, and every broker apply, whatever count
+	// is asked (up to 2^31-1): refused before anything is computed.
+	if n := max(int64(rt.NumPartitions), int64(len(rt.ReplicaAssignment))); n >= cluster.MaxRecordsPerUserOp {
+		return nil, 0, 0, nil, fmt.Errorf("%w: unable to perform excessively large batch operation: topic %s with %d partitions, at most %d per request", errPolicyViolation, rt.Topic, n, cluster.MaxRecordsPerUserOp-1)
+	}
 	if len(rt.ReplicaAssignment) > 0 {
 		if rt.NumPartitions != -1 || rt.ReplicationFactor != -1 {
 			return nil, 0, 0, nil, fmt.Errorf("%w: give either an assignment or partitions and replication factor", errReplicaAssignment)

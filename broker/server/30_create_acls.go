@@ -86,6 +86,8 @@ func aclChangeErrorCode(err error) int16 {
 	switch {
 	case errors.Is(err, metadata.ErrInvalidRequest):
 		return kerr.InvalidRequest.Code
+	case errors.Is(err, metadata.ErrPolicyViolation): // over cluster.MaxRecordsPerUserOp
+		return kerr.PolicyViolation.Code
 	case errors.Is(err, context.DeadlineExceeded):
 		return kerr.RequestTimedOut.Code
 	}

@@ -11,6 +11,9 @@ package server
 //   - ValidateOnly checks and changes nothing.
 //   - Needs ALTER on each topic (else TOPIC_AUTHORIZATION_FAILED for it,
 //     whether it exists or not).
+//   - At most cluster.MaxRecordsPerUserOp (10,000) new partitions per
+//     topic and request, and no broker above max.broker.partitions
+//     replicas (POLICY_VIOLATION, as Kafka's "excessively large batch").
 //   - The internal topics keep their partition count (INVALID_REQUEST):
 //     transactional ids are placed by __transaction_state's count.
 //
@@ -25,6 +28,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/cluster"
 )
 
 var createPartitionsAPI = api{key: 37, min: 0, max: 3,
@@ -60,6 +65,10 @@ func (s *Server) handleCreatePartitions(ctx context.Context, az reqAuth, req *km
 			fail(kerr.InvalidRequest.Code, fmt.Sprintf("the partition count of internal topic %s cannot change", rt.Topic))
 		case rt.Count <= int32(len(t.partitions)):
 			fail(kerr.InvalidPartitions.Code, fmt.Sprintf("topic %s has %d partitions; the new count %d must be larger", rt.Topic, len(t.partitions), rt.Count))
+		case int(rt.Count)-len(t.partitions) > cluster.MaxRecordsPerUserOp:
+			// Refused before anything is placed: the controller would
+			// compute and replicate a placement of that size.
+			fail(kerr.PolicyViolation.Code, fmt.Sprintf("unable to perform excessively large batch operation: adding %d partitions to topic %s, at most %d per request", int(rt.Count)-len(t.partitions), rt.Topic, cluster.MaxRecordsPerUserOp))
 		case rt.Assignment != nil && len(rt.Assignment) != int(rt.Count)-len(t.partitions):
 			fail(kerr.InvalidReplicaAssignment.Code, fmt.Sprintf("%d assignments for %d new partitions", len(rt.Assignment), int(rt.Count)-len(t.partitions)))
 		default:
@@ -83,6 +92,8 @@ func (s *Server) handleCreatePartitions(ctx context.Context, az reqAuth, req *km
 					fail(kerr.InvalidReplicaAssignment.Code, err.Error())
 				case errors.Is(err, errReplicationFactor):
 					fail(kerr.InvalidReplicationFactor.Code, err.Error())
+				case errors.Is(err, errPolicyViolation):
+					fail(kerr.PolicyViolation.Code, err.Error())
 				default:
 					s.log.Error("adding partitions", "topic", rt.Topic, "err", err)
 					fail(kerr.KafkaStorageError.Code, err.Error())

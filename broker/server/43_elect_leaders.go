@@ -129,6 +129,7 @@ func clusterErrorCode(err error) int16 {
 		{metadata.ErrNoReassignmentInProgress, kerr.NoReassignmentInProgress.Code},
 		{metadata.ErrInvalidRequest, kerr.InvalidRequest.Code},
 		{metadata.ErrInvalidPartitions, kerr.InvalidPartitions.Code},
+		{metadata.ErrPolicyViolation, kerr.PolicyViolation.Code},
 		{context.DeadlineExceeded, kerr.RequestTimedOut.Code},
 	} {
 		if errors.Is(err, m.err) {

@@ -147,6 +147,8 @@ func alterQuotaFailure(err error) (int16, string) {
 	switch {
 	case errors.Is(err, metadata.ErrInvalidRequest):
 		return kerr.InvalidRequest.Code, trimInvalid(err)
+	case errors.Is(err, metadata.ErrPolicyViolation): // over cluster.MaxRecordsPerUserOp
+		return kerr.PolicyViolation.Code, err.Error()
 	case errors.Is(err, metadata.ErrMetadataVersion):
 		return kerr.UnsupportedVersion.Code, fmt.Sprintf("client quotas need every broker upgraded: %v", err)
 	default:

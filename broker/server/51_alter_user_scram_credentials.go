@@ -148,6 +148,8 @@ func (s *Server) handleAlterUserScramCredentials(ctx context.Context, az reqAuth
 				fail(ua.User, kerr.ResourceNotFound.Code, "%v", e)
 			case errors.Is(e, metadata.ErrInvalidRequest):
 				fail(ua.User, kerr.UnacceptableCredential.Code, "%v", e)
+			case errors.Is(e, metadata.ErrPolicyViolation): // over cluster.MaxRecordsPerUserOp
+				fail(ua.User, kerr.PolicyViolation.Code, "%v", e)
 			default:
 				fail(ua.User, kerr.RequestTimedOut.Code, "the metadata quorum did not take the change: %v", e)
 			}

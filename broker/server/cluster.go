@@ -260,6 +260,7 @@ var (
 	errUnknownTopic      = errors.New("unknown topic")
 	errReplicationFactor = errors.New("invalid replication factor")
 	errReplicaAssignment = errors.New("invalid replica assignment")
+	errPolicyViolation   = errors.New("policy violation")
 )
 
 // clusterAdminError maps metadata errors to the ones the handlers test.
@@ -275,6 +276,8 @@ func clusterAdminError(err error) error {
 		return fmt.Errorf("%w: %w", errInvalidPartitions, err)
 	case errors.Is(err, metadata.ErrInvalidReplicaAssignment):
 		return fmt.Errorf("%w: %w", errReplicaAssignment, err)
+	case errors.Is(err, metadata.ErrPolicyViolation):
+		return fmt.Errorf("%w: %w", errPolicyViolation, err)
 	case errors.Is(err, placement.ErrNotEnoughBrokers):
 		return fmt.Errorf("%w: %w", errReplicationFactor, err)
 	}

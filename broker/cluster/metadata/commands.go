@@ -66,6 +66,7 @@ var (
 	ErrPreferredLeaderNotAvailable = errors.New("preferred leader not available") // PREFERRED_LEADER_NOT_AVAILABLE
 	ErrEligibleLeadersNotAvailable = errors.New("eligible leaders not available") // ELIGIBLE_LEADERS_NOT_AVAILABLE
 	ErrNoReassignmentInProgress    = errors.New("no reassignment in progress")    // NO_REASSIGNMENT_IN_PROGRESS
+	ErrPolicyViolation             = errors.New("policy violation")               // POLICY_VIOLATION
 )
 
 // Command is a metadata change, proposed through the Raft leader.

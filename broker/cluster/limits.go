@@ -1,0 +1,213 @@
+package cluster
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/tributary/tributary/broker/cluster/metadata"
+	"github.com/tributary/tributary/broker/cluster/placement"
+)
+
+// MaxRecordsPerUserOp bounds what one metadata command made for a client
+// request may carry, counted as Kafka's KRaft controller counts records
+// (QuorumController.MAX_RECORDS_PER_USER_OP, 10,000): a new topic is one
+// record plus one per partition and per config, new partitions one each,
+// and one per reassignment, ACL, ACL filter, quota entity or SCRAM user. Without it a principal with CREATE asked
+// for 2^31-1 partitions and the active controller computed their placement
+// (about 400 bytes a partition: 800 GiB) before anything refused it, and
+// every broker would have applied the result.
+const MaxRecordsPerUserOp = 10000
+
+// userOpRecords counts the records of a command a client request made, as
+// MaxRecordsPerUserOp does; 0 for the commands the brokers and the active
+// controller make of their own accord, which are not bounded here.
+func userOpRecords(cmd metadata.Command) int {
+	switch c := cmd.(type) {
+	case metadata.CreateTopic:
+		return 1 + len(c.Assignments) + len(c.Configs)
+	case metadata.CreatePartitions:
+		return len(c.Assignments)
+	case metadata.ReassignPartitions:
+		return len(c.Reassignments)
+	case metadata.CreateACLs:
+		return len(c.ACLs)
+	case metadata.DeleteACLs:
+		return len(c.Filters)
+	case metadata.AlterClientQuotas:
+		return len(c.Entries)
+	case metadata.AlterScramCredentials:
+		return len(c.Users)
+	}
+	return 0
+}
+
+// userOpType reports whether userOpRecords counts a command type. Not
+// ElectLeaders: the active controller proposes the preferred elections of
+// every partition of the cluster itself, and a client's election of every
+// partition (no partitions named, as in Kafka) is bounded by the
+// cluster's partitions, which max.broker.partitions bounds.
+func userOpType(t metadata.CommandType) bool {
+	switch t {
+	case metadata.TypeCreateTopic, metadata.TypeCreatePartitions, metadata.TypeReassignPartitions,
+		metadata.TypeCreateACLs, metadata.TypeDeleteACLs, metadata.TypeAlterClientQuotas, metadata.TypeAlterScramCredentials:
+		return true
+	}
+	return false
+}
+
+// errTooLarge is Kafka's answer to an operation over MaxRecordsPerUserOp
+// (PolicyViolationException "Unable to perform excessively large batch
+// operation."), naming what was asked.
+func errTooLarge(what string, records int) error {
+	return fmt.Errorf("%w: unable to perform excessively large batch operation: %s makes %d metadata records, at most %d per request", metadata.ErrPolicyViolation, what, records, MaxRecordsPerUserOp)
+}
+
+// checkPartitionCount refuses, before anything is placed, a topic of more
+// partitions than one request may create (records counted as
+// userOpRecords does).
+func checkPartitionCount(name string, partitions int64, configs int) error {
+	if n := 1 + partitions + int64(configs); n > MaxRecordsPerUserOp {
+		return errTooLarge(fmt.Sprintf("topic %s with %d partitions", name, partitions), int(min(n, 1<<31-1)))
+	}
+	return nil
+}
+
+// decodeUserOp decodes the commands userOpRecords counts; nil for others
+// (which need no decoding here).
+func decodeUserOp(b []byte) (metadata.Command, error) {
+	var cmd metadata.Command
+	switch metadata.CommandType(b[0]) {
+	case metadata.TypeCreateTopic:
+		var c metadata.CreateTopic
+		cmd, b = &c, b[1:]
+	case metadata.TypeCreatePartitions:
+		var c metadata.CreatePartitions
+		cmd, b = &c, b[1:]
+	case metadata.TypeReassignPartitions:
+		var c metadata.ReassignPartitions
+		cmd, b = &c, b[1:]
+	case metadata.TypeCreateACLs:
+		var c metadata.CreateACLs
+		cmd, b = &c, b[1:]
+	case metadata.TypeDeleteACLs:
+		var c metadata.DeleteACLs
+		cmd, b = &c, b[1:]
+	case metadata.TypeAlterClientQuotas:
+		var c metadata.AlterClientQuotas
+		cmd, b = &c, b[1:]
+	case metadata.TypeAlterScramCredentials:
+		var c metadata.AlterScramCredentials
+		cmd, b = &c, b[1:]
+	default:
+		return nil, nil
+	}
+	if err := json.Unmarshal(b, cmd); err != nil {
+		return nil, fmt.Errorf("%w: %v", metadata.ErrBadCommand, err)
+	}
+	return deref(cmd), nil
+}
+
+func deref(cmd metadata.Command) metadata.Command {
+	switch c := cmd.(type) {
+	case *metadata.CreateTopic:
+		return *c
+	case *metadata.CreatePartitions:
+		return *c
+	case *metadata.ReassignPartitions:
+		return *c
+	case *metadata.CreateACLs:
+		return *c
+	case *metadata.DeleteACLs:
+		return *c
+	case *metadata.AlterClientQuotas:
+		return *c
+	case *metadata.AlterScramCredentials:
+		return *c
+	}
+	return cmd
+}
+
+// addedReplicas counts, per broker, the partition replicas a command would
+// add to what st holds: every replica of a new topic or new partition, and
+// each replica a reassignment names that the partition does not hold yet
+// (a partition holds its old and new replicas until the move ends).
+func addedReplicas(st *metadata.State, cmd metadata.Command) map[int32]int {
+	add := map[int32]int{}
+	switch c := cmd.(type) {
+	case metadata.CreateTopic:
+		for _, rs := range c.Assignments {
+			for _, r := range rs {
+				add[r]++
+			}
+		}
+	case metadata.CreatePartitions:
+		for _, rs := range c.Assignments {
+			for _, r := range rs {
+				add[r]++
+			}
+		}
+	case metadata.ReassignPartitions:
+		for _, ra := range c.Reassignments {
+			p, ok := st.Partition(ra.Topic, ra.Partition)
+			if !ok {
+				continue // the state machine answers it per item
+			}
+			for _, r := range ra.Replicas {
+				if !containsReplica(p.Replicas, r) {
+					add[r]++
+				}
+			}
+		}
+	}
+	return add
+}
+
+func containsReplica(rs []int32, r int32) bool {
+	for _, x := range rs {
+		if x == r {
+			return true
+		}
+	}
+	return false
+}
+
+// checkBrokerPartitions refuses a command that would put more than limit
+// partition replicas on a broker (max.broker.partitions, as Amazon MSK's
+// partitions-per-broker limit, replicas included). A broker over the limit
+// already (the limit lowered since) refuses only more.
+func checkBrokerPartitions(st *metadata.State, cmd metadata.Command, limit int) error {
+	if limit <= 0 {
+		return nil
+	}
+	add := addedReplicas(st, cmd)
+	if len(add) == 0 {
+		return nil
+	}
+	held := placement.LoadOf(st).Replicas
+	ids := make([]int32, 0, len(add))
+	for id := range add {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, id := range ids {
+		if n := held[id] + add[id]; n > limit {
+			return fmt.Errorf("%w: broker %d holds %d partition replicas and this would add %d, over max.broker.partitions (%d)", metadata.ErrPolicyViolation, id, held[id], add[id], limit)
+		}
+	}
+	return nil
+}
+
+// checkUserOp applies both bounds to an encoded command about to be
+// proposed by the active controller.
+func (ctl *Controller) checkUserOp(st *metadata.State, b []byte) error {
+	cmd, err := decodeUserOp(b)
+	if err != nil || cmd == nil {
+		return err
+	}
+	if n := userOpRecords(cmd); n > MaxRecordsPerUserOp {
+		return errTooLarge(strings.TrimPrefix(fmt.Sprintf("%T", cmd), "metadata."), n)
+	}
+	return checkBrokerPartitions(st, cmd, ctl.cfg.MaxBrokerPartitions)
+}

@@ -1,0 +1,101 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/cluster/metadata"
+	"github.com/tributary/tributary/broker/cluster/placement"
+)
+
+// TestMaxBrokerPartitionsOnTheController: the active controller refuses,
+// with ErrPolicyViolation, a topic, new partitions or a reassignment that
+// would put more than MaxBrokerPartitions replicas on a broker, whichever
+// node the request came through; a reassignment that adds no replica to a
+// full broker passes.
+func TestMaxBrokerPartitionsOnTheController(t *testing.T) {
+	const limit = 6
+	tc := startTestCluster(t, &testCluster{t: t, dirs: map[int32]string{}, edit: func(c *Config) { c.MaxBrokerPartitions = limit }}, 3)
+	tc.waitForLeader()
+	tc.waitForState("brokers registered", registered(1, 2, 3))
+	f := tc.follower()
+	ctx := ctxT(t)
+	if _, err := f.CreateTopicAssigned(ctx, "a", [][]int32{{1, 2}, {2, 1}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.CreateTopic(ctx, "b", 5, 3, nil); !errors.Is(err, metadata.ErrPolicyViolation) || !strings.Contains(err.Error(), "broker 1 holds 2 partition replicas and this would add 5, over max.broker.partitions (6)") {
+		t.Fatalf("5 more replicas on brokers holding 2 under a limit of %d: %v, want ErrPolicyViolation naming broker 1 and the limit", limit, err)
+	}
+	if _, err := f.CreateTopic(ctx, "b", 4, 3, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.CreateTopicAssigned(ctx, "c", [][]int32{{3}, {3}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	full := func(st *metadata.State) error {
+		if held := placement.LoadOf(st).Replicas; held[1] != limit || held[2] != limit || held[3] != limit {
+			return fmt.Errorf("replicas per broker %v, want %d each", held, limit)
+		}
+		return nil
+	}
+	tc.waitForState("every broker full", full)
+	if _, err := f.CreatePartitions(ctx, "b", 5, nil); !errors.Is(err, metadata.ErrPolicyViolation) {
+		t.Fatalf("a partition more on full brokers: %v, want ErrPolicyViolation", err)
+	}
+	if _, err := f.CreateTopicAssigned(ctx, "d", [][]int32{{1}}, nil); !errors.Is(err, metadata.ErrPolicyViolation) {
+		t.Fatalf("an assigned partition on a full broker: %v, want ErrPolicyViolation", err)
+	}
+	grow := []metadata.Reassignment{{Topic: "a", Partition: 0, Replicas: []int32{3, 1, 2}}}
+	if _, err := f.Reassign(ctx, grow); !errors.Is(err, metadata.ErrPolicyViolation) || !strings.Contains(err.Error(), "broker 3 holds 6") {
+		t.Fatalf("reassigning a-0 from [1 2] to [3 1 2]: %v, want ErrPolicyViolation naming broker 3", err)
+	}
+	swap := []metadata.Reassignment{{Topic: "a", Partition: 0, Replicas: []int32{2, 1}}}
+	if errs, err := f.Reassign(ctx, swap); err != nil || len(errs) != 1 || errs[0] != nil {
+		t.Fatalf("reordering a-0's replicas (none added): %v %v", err, errs)
+	}
+	if err := full(tc.waitForLeader().State()); err != nil {
+		t.Errorf("after the refusals: %v", err)
+	}
+}
+
+// TestUserOpRecordsBounded: one command a client's request makes carries
+// at most MaxRecordsPerUserOp records, as Kafka's KRaft controller: a topic
+// of 10,000 partitions (10,001 records) and 10,001 ACLs are refused with
+// ErrPolicyViolation before anything is placed or proposed; 10,000 ACLs
+// pass.
+func TestUserOpRecordsBounded(t *testing.T) {
+	tc := newTestCluster(t, 1)
+	ctl := tc.waitForLeader()
+	tc.waitForState("broker registered", registered(1))
+	ctx := ctxT(t)
+	if _, err := ctl.CreateTopic(ctx, "huge", MaxRecordsPerUserOp, 1, nil); !errors.Is(err, metadata.ErrPolicyViolation) || !strings.Contains(err.Error(), "excessively large") {
+		t.Fatalf("a topic of %d partitions: %v, want ErrPolicyViolation", MaxRecordsPerUserOp, err)
+	}
+	if _, err := ctl.CreateTopic(ctx, "huge", 1<<31-1, 1, nil); !errors.Is(err, metadata.ErrPolicyViolation) {
+		t.Fatalf("a topic of 2^31-1 partitions: %v, want ErrPolicyViolation", err)
+	}
+	if _, ok := ctl.State().Topic("huge"); ok {
+		t.Fatal("huge was created")
+	}
+	acls := func(n int) []metadata.ACL {
+		out := make([]metadata.ACL, n)
+		for i := range out {
+			out[i] = metadata.ACL{ResourceType: kmsg.ACLResourceTypeTopic, ResourceName: fmt.Sprintf("t%d", i), PatternType: kmsg.ACLResourcePatternTypeLiteral,
+				Principal: "User:alice", Host: "*", Operation: kmsg.ACLOperationRead, Permission: kmsg.ACLPermissionTypeAllow}
+		}
+		return out
+	}
+	if _, err := ctl.CreateACLs(ctx, acls(MaxRecordsPerUserOp+1)); !errors.Is(err, metadata.ErrPolicyViolation) {
+		t.Fatalf("%d ACLs in one request: %v, want ErrPolicyViolation", MaxRecordsPerUserOp+1, err)
+	}
+	if n := ctl.State().ACLs.Len(); n != 0 {
+		t.Fatalf("%d ACLs after the refusal", n)
+	}
+	if _, err := ctl.CreateACLs(ctx, acls(MaxRecordsPerUserOp)); err != nil {
+		t.Fatalf("%d ACLs in one request: %v", MaxRecordsPerUserOp, err)
+	}
+}

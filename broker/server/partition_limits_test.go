@@ -1,0 +1,181 @@
+package server
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/cluster/placement"
+	"github.com/tributary/tributary/broker/config"
+)
+
+func createTopicsBatch(validateOnly bool, topics ...kmsg.CreateTopicsRequestTopic) *kmsg.CreateTopicsRequest {
+	req := kmsg.NewPtrCreateTopicsRequest()
+	req.Version, req.TimeoutMillis, req.ValidateOnly = 7, 30000, validateOnly
+	req.Topics = topics
+	return req
+}
+
+func newTopicReq(name string, partitions int32) kmsg.CreateTopicsRequestTopic {
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, partitions, 1
+	return rt
+}
+
+func createPartitionsReq(topic string, count int32) *kmsg.CreatePartitionsRequest {
+	req := kmsg.NewPtrCreatePartitionsRequest()
+	req.Version, req.TimeoutMillis = 3, 30000
+	req.Topics = []kmsg.CreatePartitionsRequestTopic{{Topic: topic, Count: count}}
+	return req
+}
+
+// TestCreateTopicsPartitionCountBounded: a principal with CREATE and ALTER
+// on its topics (no right on the cluster) asked for up to 2^31-1
+// partitions, and the active controller computed a placement of that
+// size (1e6 partitions of 3 replicas: 4.2 s and 402 MiB allocated) before
+// every broker applied it. At most 9,999 partitions of a topic per request
+// now, as Kafka's 10,000 records per user operation, with its
+// POLICY_VIOLATION; ValidateOnly answers the same; a topic the principal
+// may not create is still TOPIC_AUTHORIZATION_FAILED first.
+func TestCreateTopicsPartitionCountBounded(t *testing.T) {
+	s := startServer(t, func(c *config.Config) {
+		for k, v := range map[string]string{"allow.everyone.if.no.acl.found": "false", "max.broker.partitions": "2147483647"} {
+			if err := c.Set(k, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	setACLs(t, s, allow(kmsg.ACLResourceTypeTopic, "huge", kmsg.ACLOperationCreate), allow(kmsg.ACLResourceTypeTopic, "huge", kmsg.ACLOperationAlter),
+		allow(kmsg.ACLResourceTypeTopic, "huge", kmsg.ACLOperationDescribeConfigs))
+	policy := func(what string, codes []int16, msg *string) {
+		t.Helper()
+		if len(codes) != 1 || codes[0] != kerr.PolicyViolation.Code || msg == nil || !strings.Contains(*msg, "excessively large") {
+			// Fatal: a broker without the bound would go on to the
+			// unbounded requests below.
+			t.Fatalf("%s: codes %v (%v), want POLICY_VIOLATION naming an excessively large batch", what, codes, msg)
+		}
+		if _, ok := s.lookupTopic("huge"); ok && !strings.HasPrefix(what, "CreatePartitions") {
+			t.Fatalf("%s: topic created", what)
+		}
+	}
+	// 10,000 first: a broker without the bound creates them in seconds
+	// (and fails here) rather than trying 2^31-1.
+	for _, n := range []int32{10000, 1 << 20, 1<<31 - 1} {
+		for _, validate := range []bool{false, true} {
+			resp := exchange(t, s, createTopicsBatch(validate, newTopicReq("huge", n))).(*kmsg.CreateTopicsResponse)
+			policy("CreateTopics of "+strconv.Itoa(int(n))+" partitions", []int16{resp.Topics[0].ErrorCode}, resp.Topics[0].ErrorMessage)
+		}
+	}
+	// An explicit assignment of 10,000 partitions, as large a request.
+	assigned := kmsg.NewCreateTopicsRequestTopic()
+	assigned.Topic, assigned.NumPartitions, assigned.ReplicationFactor = "huge", -1, -1
+	for p := range int32(10000) {
+		assigned.ReplicaAssignment = append(assigned.ReplicaAssignment, kmsg.CreateTopicsRequestTopicReplicaAssignment{Partition: p, Replicas: []int32{s.Config().NodeID}})
+	}
+	resp := exchange(t, s, createTopicsBatch(false, assigned)).(*kmsg.CreateTopicsResponse)
+	policy("CreateTopics of 10,000 assigned partitions", []int16{resp.Topics[0].ErrorCode}, resp.Topics[0].ErrorMessage)
+
+	// Authorization comes first: a topic the principal may not create.
+	resp = exchange(t, s, createTopicsBatch(false, newTopicReq("other", 1<<31-1))).(*kmsg.CreateTopicsResponse)
+	if resp.Topics[0].ErrorCode != kerr.TopicAuthorizationFailed.Code {
+		t.Errorf("CreateTopics of a topic without CREATE: %v, want TOPIC_AUTHORIZATION_FAILED", kerr.ErrorForCode(resp.Topics[0].ErrorCode))
+	}
+
+	// CreatePartitions: at most 10,000 new partitions per request (one
+	// record each).
+	resp = exchange(t, s, createTopicsBatch(false, newTopicReq("huge", 2))).(*kmsg.CreateTopicsResponse)
+	if resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("CreateTopics of 2 partitions: %v", kerr.ErrorForCode(resp.Topics[0].ErrorCode))
+	}
+	for _, n := range []int32{10003, 1<<31 - 1} {
+		pr := exchange(t, s, createPartitionsReq("huge", n)).(*kmsg.CreatePartitionsResponse)
+		policy("CreatePartitions to "+strconv.Itoa(int(n)), []int16{pr.Topics[0].ErrorCode}, pr.Topics[0].ErrorMessage)
+	}
+	if got, _ := s.lookupTopic("huge"); len(got.partitions) != 2 {
+		t.Errorf("huge has %d partitions, want 2", len(got.partitions))
+	}
+}
+
+// TestMaxBrokerPartitions: max.broker.partitions bounds the partition
+// replicas the controller puts on a broker, as Amazon MSK's
+// partitions-per-broker limit: CreateTopics and CreatePartitions that
+// would pass it answer POLICY_VIOLATION naming the broker and the limit,
+// and create nothing; up to the limit they succeed.
+func TestMaxBrokerPartitions(t *testing.T) {
+	const limit = 8
+	s := startServer(t, func(c *config.Config) {
+		for k, v := range map[string]string{"allow.everyone.if.no.acl.found": "false", "max.broker.partitions": strconv.Itoa(limit)} {
+			if err := c.Set(k, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	setACLs(t, s, allow(kmsg.ACLResourceTypeTopic, "*", kmsg.ACLOperationCreate), allow(kmsg.ACLResourceTypeTopic, "*", kmsg.ACLOperationAlter))
+	if held := placement.LoadOf(s.node.Controller.State()).Replicas[s.Config().NodeID]; held != 0 {
+		t.Fatalf("the broker holds %d replicas before the test", held)
+	}
+	create := func(name string, n int32) (int16, string) {
+		t.Helper()
+		r := exchange(t, s, createTopicsBatch(false, newTopicReq(name, n))).(*kmsg.CreateTopicsResponse).Topics[0]
+		msg := ""
+		if r.ErrorMessage != nil {
+			msg = *r.ErrorMessage
+		}
+		return r.ErrorCode, msg
+	}
+	if code, msg := create("a", 5); code != 0 {
+		t.Fatalf("5 partitions under a limit of %d: %v %s", limit, kerr.ErrorForCode(code), msg)
+	}
+	code, msg := create("b", 4)
+	if code != kerr.PolicyViolation.Code || !strings.Contains(msg, "max.broker.partitions (8)") || !strings.Contains(msg, "holds 5") {
+		t.Fatalf("5 + 4 partitions under a limit of %d: %v %q, want POLICY_VIOLATION naming the limit", limit, kerr.ErrorForCode(code), msg)
+	}
+	if _, ok := s.lookupTopic("b"); ok {
+		t.Fatal("b was created over the limit")
+	}
+	pr := exchange(t, s, createPartitionsReq("a", 9)).(*kmsg.CreatePartitionsResponse).Topics[0]
+	if pr.ErrorCode != kerr.PolicyViolation.Code {
+		t.Fatalf("growing a to 9 partitions under a limit of %d: %v, want POLICY_VIOLATION", limit, kerr.ErrorForCode(pr.ErrorCode))
+	}
+	if code, msg := create("b", 3); code != 0 {
+		t.Fatalf("5 + 3 partitions under a limit of %d: %v %s", limit, kerr.ErrorForCode(code), msg)
+	}
+	if code, _ := create("c", 1); code != kerr.PolicyViolation.Code {
+		t.Fatalf("one partition past a full broker: %v, want POLICY_VIOLATION", kerr.ErrorForCode(code))
+	}
+	if got := placement.LoadOf(s.node.Controller.State()).Replicas[s.Config().NodeID]; got != limit {
+		t.Errorf("the broker holds %d replicas, want %d", got, limit)
+	}
+}
+
+// TestCreateACLsBounded: a principal with ALTER on the cluster grew the
+// replicated ACLs by as many as one request holds (socket.request.max.bytes:
+// about two million). At most 10,000 per request now (Kafka's records per
+// user operation): POLICY_VIOLATION for each, none created. Kafka bounds
+// the ACLs of a cluster no more than that, nor does Tributary.
+func TestCreateACLsBounded(t *testing.T) {
+	s := startServer(t, func(c *config.Config) {
+		if err := c.Set("allow.everyone.if.no.acl.found", "false"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	setACLs(t, s, clusterACL(kmsg.ACLOperationAlter))
+	req := kmsg.NewPtrCreateACLsRequest()
+	req.Version = 3
+	for i := range 10001 {
+		c := kmsg.NewCreateACLsRequestCreation()
+		c.ResourceType, c.ResourceName, c.ResourcePatternType = kmsg.ACLResourceTypeTopic, "t"+strconv.Itoa(i), kmsg.ACLResourcePatternTypeLiteral
+		c.Principal, c.Host, c.Operation, c.PermissionType = "User:alice", "*", kmsg.ACLOperationRead, kmsg.ACLPermissionTypeAllow
+		req.Creations = append(req.Creations, c)
+	}
+	resp := exchange(t, s, req).(*kmsg.CreateACLsResponse)
+	if len(resp.Results) != 10001 || resp.Results[0].ErrorCode != kerr.PolicyViolation.Code || resp.Results[10000].ErrorCode != kerr.PolicyViolation.Code {
+		t.Fatalf("10,001 ACLs in one request: %d results, first %v, want POLICY_VIOLATION", len(resp.Results), kerr.ErrorForCode(resp.Results[0].ErrorCode))
+	}
+	if n := s.node.Controller.State().ACLs.Len(); n != 1 {
+		t.Fatalf("%d ACLs after the refusal, want the 1 the test set", n)
+	}
+}
