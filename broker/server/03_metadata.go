@@ -31,6 +31,8 @@ package server
 //     principal. The authorized-operations fields (v8+) hold the
 //     operations the principal may do.
 //   - Topics asked for by id (v12) that do not exist answer UNKNOWN_TOPIC_ID.
+//   - A topic named twice (or asked for twice by id) is answered once, as
+//     Kafka does.
 //   - A topic asked for by name that this broker does not know is looked
 //     for again once its metadata has caught up with the active
 //     controller's (at most 500 ms, a round trip to the controller when
@@ -102,10 +104,15 @@ func (s *Server) handleMetadata(ctx context.Context, az reqAuth, req *kmsg.Metad
 		return resp
 	}
 
+	// Each topic once, as Kafka (which reads the names into a set): a
+	// name of a few bytes asked for the whole partition list of a topic
+	// each time it was repeated.
+	asked := uniqueMetadataTopics(req.Topics)
+
 	// The topics asked for, by name or (v12) by id, and which of them the
 	// principal may describe.
-	names := make([]string, 0, len(req.Topics))
-	for _, rt := range req.Topics {
+	names := make([]string, 0, len(asked))
+	for _, rt := range asked {
 		if rt.Topic != nil {
 			names = append(names, *rt.Topic)
 		} else if t, ok := s.lookupTopicID(rt.TopicID); ok {
@@ -120,7 +127,7 @@ func (s *Server) handleMetadata(ctx context.Context, az reqAuth, req *kmsg.Metad
 	var createDenied map[string]bool
 	if autoCreate {
 		var missing []string
-		for _, rt := range req.Topics {
+		for _, rt := range asked {
 			if rt.Topic == nil || denied[*rt.Topic] {
 				continue
 			}
@@ -132,7 +139,7 @@ func (s *Server) handleMetadata(ctx context.Context, az reqAuth, req *kmsg.Metad
 			createDenied = az.denied(ctx, kmsg.ACLOperationCreate, kmsg.ACLResourceTypeTopic, missing)
 		}
 	}
-	for _, rt := range req.Topics {
+	for _, rt := range asked {
 		if rt.Topic == nil {
 			t, ok := s.lookupTopicID(rt.TopicID)
 			mt := kmsg.NewMetadataResponseTopic()
@@ -191,6 +198,29 @@ func (s *Server) handleMetadata(ctx context.Context, az reqAuth, req *kmsg.Metad
 		resp.Topics = append(resp.Topics, s.metadataTopic(ctx, az, req, t, brokers))
 	}
 	return resp
+}
+
+// uniqueMetadataTopics drops the topics a request names again, by name or
+// (named by id only) by id, keeping the first.
+func uniqueMetadataTopics(ts []kmsg.MetadataRequestTopic) []kmsg.MetadataRequestTopic {
+	names := make(map[string]bool, len(ts))
+	ids := map[[16]byte]bool{}
+	out := make([]kmsg.MetadataRequestTopic, 0, len(ts))
+	for _, rt := range ts {
+		if rt.Topic != nil {
+			if names[*rt.Topic] {
+				continue
+			}
+			names[*rt.Topic] = true
+		} else {
+			if ids[rt.TopicID] {
+				continue
+			}
+			ids[rt.TopicID] = true
+		}
+		out = append(out, rt)
+	}
+	return out
 }
 
 // metadataTopic describes a topic to a client given brokers, the brokers

@@ -9,6 +9,8 @@ package server
 //     asked for (else TOPIC_AUTHORIZATION_FAILED on its partitions); when
 //     all topics are asked for, those the principal may not describe are
 //     left out.
+//   - v8+: a group named again in the request answers INVALID_REQUEST
+//     (its offsets are fetched the first time only).
 //
 // Version notes:
 //   - v1 is kafka-go's version and Kafka 4's floor (KIP-896).
@@ -103,7 +105,18 @@ func (s *Server) offsetFetchGroups(ctx context.Context, az reqAuth, req *kmsg.Of
 		names[i] = g.Group
 	}
 	deniedGroups := az.denied(ctx, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeGroup, names)
+	// A group named again is answered INVALID_REQUEST, not fetched again:
+	// a few bytes of request asked for every offset the group committed
+	// each time.
+	seen := make(map[string]bool, len(req.Groups))
 	for _, rg := range req.Groups {
+		if seen[rg.Group] {
+			g := kmsg.NewOffsetFetchResponseGroup()
+			g.Group, g.ErrorCode = rg.Group, kerr.InvalidRequest.Code
+			resp.Groups = append(resp.Groups, g)
+			continue
+		}
+		seen[rg.Group] = true
 		if deniedGroups[rg.Group] {
 			g := kmsg.NewOffsetFetchResponseGroup()
 			g.Group, g.ErrorCode = rg.Group, kerr.GroupAuthorizationFailed.Code

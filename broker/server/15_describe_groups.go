@@ -8,6 +8,8 @@ package server
 //   - Needs DESCRIBE on each group (else GROUP_AUTHORIZATION_FAILED for
 //     it). Authorized operations (v3+), when asked for, are the group
 //     operations the principal may do.
+//   - A group named again in the request answers INVALID_REQUEST (it is
+//     described the first time only).
 //
 // Version notes:
 //   - v3: authorized operations (KIP-430); v4: group.instance.id;
@@ -27,9 +29,18 @@ var describeGroupsAPI = api{key: 15, min: 0, max: 6,
 
 func (s *Server) handleDescribeGroups(ctx context.Context, az reqAuth, req *kmsg.DescribeGroupsRequest) *kmsg.DescribeGroupsResponse {
 	denied := az.denied(ctx, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeGroup, req.Groups)
+	// A group named again is answered INVALID_REQUEST, not described
+	// again: a few bytes of request asked for every member's metadata and
+	// assignment each time.
+	repeated := make([]bool, len(req.Groups))
+	seen := make(map[string]bool, len(req.Groups))
 	allowed := *req
 	allowed.Groups = nil
-	for _, g := range req.Groups {
+	for i, g := range req.Groups {
+		if repeated[i] = seen[g]; repeated[i] {
+			continue
+		}
+		seen[g] = true
 		if !denied[g] {
 			allowed.Groups = append(allowed.Groups, g)
 		}
@@ -40,7 +51,13 @@ func (s *Server) handleDescribeGroups(ctx context.Context, az reqAuth, req *kmsg
 		described = s.coordinator().DescribeGroups(&allowed)
 	}
 	j := 0
-	for _, name := range req.Groups {
+	for i, name := range req.Groups {
+		if repeated[i] {
+			g := kmsg.NewDescribeGroupsResponseGroup()
+			g.Group, g.ErrorCode = name, kerr.InvalidRequest.Code
+			resp.Groups = append(resp.Groups, g)
+			continue
+		}
 		if denied[name] || described == nil || j >= len(described.Groups) {
 			g := kmsg.NewDescribeGroupsResponseGroup()
 			g.Group, g.ErrorCode = name, kerr.GroupAuthorizationFailed.Code

@@ -15,7 +15,9 @@ package server
 //     cluster-default resource ("") lists the dynamic defaults that are set,
 //     as Kafka does.
 //   - ConfigNames limits the answer; unknown names are left out, as Kafka does.
-//   - Other resource types answer INVALID_REQUEST.
+//   - Other resource types answer INVALID_REQUEST, and so does a resource
+//     named again in the same request (answered the first time only: a
+//     few bytes of request asked for a few KB of answer each time).
 //   - Needs DESCRIBE_CONFIGS on the topic (else TOPIC_AUTHORIZATION_FAILED)
 //     or, for broker resources, on the cluster (else
 //     CLUSTER_AUTHORIZATION_FAILED), resource by resource.
@@ -40,6 +42,11 @@ var describeConfigsAPI = api{key: 32, min: 1, max: 4,
 
 func (s *Server) handleDescribeConfigs(ctx context.Context, az reqAuth, req *kmsg.DescribeConfigsRequest) *kmsg.DescribeConfigsResponse {
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
+	type resource struct {
+		typ  kmsg.ConfigResourceType
+		name string
+	}
+	seen := make(map[resource]bool, len(req.Resources))
 	for _, rr := range req.Resources {
 		sr := kmsg.NewDescribeConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
@@ -47,6 +54,16 @@ func (s *Server) handleDescribeConfigs(ctx context.Context, az reqAuth, req *kms
 			sr.ErrorCode = code
 			sr.ErrorMessage = &msg
 		}
+		// A few bytes of request name a resource whose answer is a few
+		// KB (every config, synonyms, documentation): answered once per
+		// request, a response is bounded by the resources that exist.
+		k := resource{rr.ResourceType, rr.ResourceName}
+		if seen[k] {
+			fail(kerr.InvalidRequest.Code, "resource named more than once in the request")
+			resp.Resources = append(resp.Resources, sr)
+			continue
+		}
+		seen[k] = true
 		if code, ok := az.configResourceAllowed(ctx, kmsg.ACLOperationDescribeConfigs, rr.ResourceType, rr.ResourceName); !ok {
 			fail(code, "not authorized to describe the configs of this resource")
 			resp.Resources = append(resp.Resources, sr)

@@ -1,0 +1,136 @@
+package server
+
+import (
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/config"
+)
+
+// TestDescribeConfigsNamesEachResourceOnce: a principal with
+// DESCRIBE_CONFIGS on one topic named it over and over in one request and
+// was answered every config, synonyms and documentation included, each
+// time: 5 bytes of request for 2,075 bytes of answer (a 1 MiB request
+// held about 435 MB of response, a 100 MiB one 43 GB). A resource named more
+// than once is now answered once, each repetition INVALID_REQUEST (as
+// Kafka's AlterConfigs answers a resource named twice), so a response is
+// bounded by the resources that exist.
+func TestDescribeConfigsNamesEachResourceOnce(t *testing.T) {
+	s := startServer(t, func(c *config.Config) {
+		if err := c.Set("allow.everyone.if.no.acl.found", "false"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if _, err := s.createTopic("t", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	setACLs(t, s, allow(kmsg.ACLResourceTypeTopic, "t", kmsg.ACLOperationDescribeConfigs))
+	describe := func(n int) (*kmsg.DescribeConfigsResponse, int) {
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		req.Version, req.IncludeSynonyms, req.IncludeDocumentation = 4, true, true
+		for range n {
+			r := kmsg.NewDescribeConfigsRequestResource()
+			r.ResourceType, r.ResourceName = kmsg.ConfigResourceTypeTopic, "t"
+			req.Resources = append(req.Resources, r)
+		}
+		if n > 1 {
+			t.Logf("request naming t %d times: %d bytes", n, len(req.AppendTo(nil)))
+		}
+		resp := exchange(t, s, req).(*kmsg.DescribeConfigsResponse)
+		return resp, len(resp.AppendTo(nil))
+	}
+	one, oneSize := describe(1)
+	if one.Resources[0].ErrorCode != 0 || len(one.Resources[0].Configs) == 0 {
+		t.Fatalf("describing t: %v, %d configs", kerr.ErrorForCode(one.Resources[0].ErrorCode), len(one.Resources[0].Configs))
+	}
+	const n = 1000
+	many, manySize := describe(n)
+	t.Logf("one resource: %d bytes; named %d times: %d bytes", oneSize, n, manySize)
+	if len(many.Resources) != n {
+		t.Fatalf("%d resources answered, want %d", len(many.Resources), n)
+	}
+	if r := many.Resources[0]; r.ErrorCode != 0 || len(r.Configs) != len(one.Resources[0].Configs) {
+		t.Errorf("first naming: %v, %d configs, want the %d of one", kerr.ErrorForCode(r.ErrorCode), len(r.Configs), len(one.Resources[0].Configs))
+	}
+	for i, r := range many.Resources[1:] {
+		if r.ErrorCode != kerr.InvalidRequest.Code || len(r.Configs) != 0 {
+			t.Fatalf("naming %d: %v, %d configs, want INVALID_REQUEST and none", i+2, kerr.ErrorForCode(r.ErrorCode), len(r.Configs))
+		}
+	}
+	if manySize > 2*oneSize+n*100 {
+		t.Errorf("named %d times: %d bytes, want at most one answer (%d) and a short error each", n, manySize, oneSize)
+	}
+}
+
+// TestGroupsAnsweredOnceARequest: OffsetFetch (v8+) and DescribeGroups
+// naming a group again answered it again in full: every offset the group
+// committed (200 partitions here: 4 KB for each 9 bytes of request, a
+// 9 KB request answered with 4 MB) or
+// every member's metadata and assignment. A repetition answers
+// INVALID_REQUEST now; the first naming is answered as before.
+func TestGroupsAnsweredOnceARequest(t *testing.T) {
+	s := startServer(t, func(c *config.Config) {
+		if err := c.Set("allow.everyone.if.no.acl.found", "false"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	const partitions = 200
+	if _, err := s.createTopic("wide", partitions, nil); err != nil {
+		t.Fatal(err)
+	}
+	setACLs(t, s, allow(kmsg.ACLResourceTypeTopic, "wide", kmsg.ACLOperationAll), allow(kmsg.ACLResourceTypeGroup, "g", kmsg.ACLOperationAll))
+	find := kmsg.NewPtrFindCoordinatorRequest()
+	find.Version, find.CoordinatorKeys = 4, []string{"g"}
+	exchange(t, s, find) // creates the offsets topic
+	commit := kmsg.NewPtrOffsetCommitRequest()
+	commit.Version, commit.Group, commit.Generation = 8, "g", -1
+	ct := kmsg.OffsetCommitRequestTopic{Topic: "wide"}
+	for p := range int32(partitions) {
+		ct.Partitions = append(ct.Partitions, kmsg.OffsetCommitRequestTopicPartition{Partition: p, Offset: 0, LeaderEpoch: -1})
+	}
+	commit.Topics = []kmsg.OffsetCommitRequestTopic{ct}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if c := errorCodes(exchange(t, s, commit)); c[0] == 0 {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("committing: %v", kerr.ErrorForCode(c[0]))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	const n = 1000
+	fetch := kmsg.NewPtrOffsetFetchRequest()
+	fetch.Version = 9
+	for range n {
+		g := kmsg.NewOffsetFetchRequestGroup()
+		g.Group = "g"
+		fetch.Groups = append(fetch.Groups, g) // null topics: all
+	}
+	fr := exchange(t, s, fetch).(*kmsg.OffsetFetchResponse)
+	size := len(fr.AppendTo(nil))
+	t.Logf("OffsetFetch naming g %d times: request %d bytes, response %d bytes", n, len(fetch.AppendTo(nil)), size)
+	if len(fr.Groups) != n || fr.Groups[0].ErrorCode != 0 || len(fr.Groups[0].Topics) != 1 || len(fr.Groups[0].Topics[0].Partitions) != partitions {
+		t.Fatalf("OffsetFetch: %d groups, first %+v", len(fr.Groups), fr.Groups[0].ErrorCode)
+	}
+	for i, g := range fr.Groups[1:] {
+		if g.ErrorCode != kerr.InvalidRequest.Code || len(g.Topics) != 0 {
+			t.Fatalf("OffsetFetch naming %d: %v with %d topics, want INVALID_REQUEST and none", i+2, kerr.ErrorForCode(g.ErrorCode), len(g.Topics))
+		}
+	}
+	describe := kmsg.NewPtrDescribeGroupsRequest()
+	describe.Version = 5
+	for range n {
+		describe.Groups = append(describe.Groups, "g")
+	}
+	dr := exchange(t, s, describe).(*kmsg.DescribeGroupsResponse)
+	if len(dr.Groups) != n || dr.Groups[0].ErrorCode != 0 {
+		t.Fatalf("DescribeGroups: %d groups, first %v", len(dr.Groups), kerr.ErrorForCode(dr.Groups[0].ErrorCode))
+	}
+	for i, g := range dr.Groups[1:] {
+		if g.ErrorCode != kerr.InvalidRequest.Code {
+			t.Fatalf("DescribeGroups naming %d: %v, want INVALID_REQUEST", i+2, kerr.ErrorForCode(g.ErrorCode))
+		}
+	}
+}
