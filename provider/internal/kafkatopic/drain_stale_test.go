@@ -230,3 +230,64 @@ func TestDescribeConfirmsADeletedTopic(t *testing.T) {
 		t.Fatalf("Describe of a deleted topic the first broker still lists: %+v, %v; want ErrNotFound", tp, err)
 	}
 }
+
+// TestRebalanceLeavesOutTheMovesOfDeletedTopics: broker 2 holds nothing,
+// "gone" has six partitions on broker 0 and "kept" three on broker 1, one
+// replica each. Once "gone" is deleted, broker 0 still lists it (kfake
+// replays the metadata from before); planned from that answer, broker 2's
+// fair share comes from broker 0, all of it gone's partitions, which the
+// brokers would refuse to move. Confirmed with every live broker, "gone" is
+// left out and the share is planned from "kept" alone.
+func TestRebalanceLeavesOutTheMovesOfDeletedTopics(t *testing.T) {
+	c, conn := kafkaconntest.Kfake(t, 3)
+	a := &Admin{Conn: conn}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	adm, err := a.Conn.Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	for name, at := range map[string]struct{ partitions, broker int32 }{"gone": {6, 0}, "kept": {3, 1}} {
+		if _, err := adm.CreateTopic(ctx, at.partitions, 1, nil, name); err != nil {
+			t.Fatal(err)
+		}
+		for p := range at.partitions {
+			if err := c.MoveTopicPartition(name, p, at.broker); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cl, err := a.Conn.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	before, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.DeleteTopics(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	staleMetadata(c, before, "gone", 0)
+	md, err := adm.Metadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := md.Topics["gone"]; !ok {
+		t.Fatal("the stale broker's metadata does not list the deleted topic: the test replays nothing")
+	}
+	targets, err := a.planOntoConfirmed(ctx, md, []int32{2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := targets["gone"]; ok || len(targets["kept"]) != 1 {
+		t.Fatalf("rebalancing onto broker 2 with the deleted topic listed by broker 0 moves %v, want one partition of kept", targets)
+	}
+	for p, replicas := range targets["kept"] {
+		if !slices.Equal(replicas, []int32{2}) {
+			t.Errorf("kept-%d moves to %v, want [2]", p, replicas)
+		}
+	}
+}

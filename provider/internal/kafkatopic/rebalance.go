@@ -100,11 +100,7 @@ func (a *Admin) rebalanceOnto(ctx context.Context, onto []int32, wait bool) (res
 	if err != nil {
 		return res, err
 	}
-	st, err := placementState(md)
-	if err != nil {
-		return res, err
-	}
-	targets, err := planOnto(st, onto)
+	targets, err := a.planOntoConfirmed(ctx, md, onto)
 	if err != nil {
 		return res, err
 	}
@@ -166,6 +162,41 @@ func (a *Admin) rebalanceOnto(ctx context.Context, onto []int32, wait bool) (res
 	}
 	a.log(ctx, "rebalance done", "brokers", onto, "replicas", res.Moved, "partitions", res.Partitions, "leaders", res.Leaders)
 	return res, nil
+}
+
+// planOntoConfirmed plans the moves onto the brokers onto from md, one
+// broker's answer, and confirms the topics it would move with every live
+// broker, as planDrainConfirmed does: a topic deleted a moment ago that
+// this broker still lists would be asked to move (the brokers refuse it as
+// unknown, failing the rebalance) and would count in the fair shares. The
+// topics some live broker does not know are left out and the moves planned
+// again without them; when not every broker can be asked, the plan stands.
+func (a *Admin) planOntoConfirmed(ctx context.Context, md kadm.Metadata, onto []int32) (map[string]map[int32][]int32, error) {
+	plan := func(md kadm.Metadata) (map[string]map[int32][]int32, error) {
+		st, err := placementState(md)
+		if err != nil {
+			return nil, err
+		}
+		return planOnto(st, onto)
+	}
+	targets, err := plan(md)
+	if err != nil || len(targets) == 0 {
+		return targets, err
+	}
+	gone, gerr := a.unknownTopics(ctx, slices.Sorted(maps.Keys(targets)))
+	if gerr != nil {
+		a.log(ctx, "rebalance: could not ask every broker whether the topics to move still exist; moving them as one broker listed them", "error", gerr.Error())
+		return targets, nil
+	}
+	if len(gone) == 0 {
+		return targets, nil
+	}
+	a.log(ctx, "rebalance: topics a broker still listed are deleted", "topics", gone)
+	md.Topics = maps.Clone(md.Topics)
+	for _, name := range gone {
+		delete(md.Topics, name)
+	}
+	return plan(md)
 }
 
 // joinPatience bounds the wait for every broker asked to list the new
