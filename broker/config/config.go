@@ -133,6 +133,7 @@ type Config struct {
 	TransactionStatePartitions int32         // transaction.state.log.num.partitions
 	TransactionMaxTimeout      time.Duration // transaction.max.timeout.ms
 	TransactionalIDExpiration  time.Duration // transactional.id.expiration.ms
+	ProducerIDExpiration       time.Duration // producer.id.expiration.ms
 	TransactionAbortCheck      time.Duration // transaction.abort.timed.out.transaction.cleanup.interval.ms
 	TransactionalIDExpiryCheck time.Duration // transaction.remove.expired.transaction.cleanup.interval.ms
 

@@ -575,6 +575,8 @@ var settings = withListenerForms(append([]Setting{
 		"Partitions of __transaction_state, created with the cluster's default.replication.factor at the first transaction-coordinator lookup; a transactional id is coordinated by the leader of the partition its hash selects. Fixed once the topic exists."),
 	user(msSetting("transaction.max.timeout.ms", "int", "900000", 1, math.MaxInt32, func(c *Config) *time.Duration { return &c.TransactionMaxTimeout }),
 		"Largest transaction.timeout.ms a producer may ask for (INVALID_TRANSACTION_TIMEOUT above it)."),
+	user(msSetting("producer.id.expiration.ms", "int", "86400000", 1, math.MaxInt32, func(c *Config) *time.Duration { return &c.ProducerIDExpiration }),
+		"How long a partition keeps the state (id, epoch, last sequences) of an idempotent producer that no longer writes to it; dropped at the partition's next checkpoint after that. Any principal with WRITE on a topic can write with producer ids of its choosing, each kept this long (about 124 bytes of memory a partition and producer id): a lower value bounds what such a loop holds. Kafka's setting and default; not dynamic here."),
 	user(msSetting("transactional.id.expiration.ms", "int", "604800000", 1, math.MaxInt32, func(c *Config) *time.Duration { return &c.TransactionalIDExpiration }),
 		"A transactional id with no transaction open and no request for this long is forgotten (its producer id is no longer fenced by it)."),
 	user(msSetting("transaction.abort.timed.out.transaction.cleanup.interval.ms", "int", "10000", 1, math.MaxInt32, func(c *Config) *time.Duration { return &c.TransactionAbortCheck }),

@@ -330,6 +330,7 @@ func storageOptions(cfg *config.Config, log *slog.Logger) storage.Options {
 		SyncMethod:             storage.SyncMethod(cfg.LogFlushSync),
 		FlushInterval:          cfg.LogFlushInterval,
 		RetentionCheckInterval: cfg.LogRetentionCheck,
+		ProducerIDExpiration:   cfg.ProducerIDExpiration,
 		Logger:                 log,
 	}
 }
