@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
+	"github.com/hashicorp/terraform-plugin-testing/plancheck"
 	"github.com/hashicorp/terraform-plugin-testing/terraform"
 )
 
@@ -126,5 +127,65 @@ resource "tributary_cluster" %[1]q {
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		CheckDestroy:             testAccCheckClusterDestroyed,
 		Steps:                    steps,
+	})
+}
+
+// TestAccCluster_importMonitoringAskingNothing pins what the import cannot
+// read back (docs/terraform-provider.md): `monitoring { dashboard = false }`
+// creates nothing in CloudWatch, so an import reads no block and the plan of
+// the creating configuration after it is an in-place update adding the
+// block. Applying it creates nothing either (no alarm, no dashboard of the
+// cluster), and the plan after it is empty.
+func TestAccCluster_importMonitoringAskingNothing(t *testing.T) {
+	accParallel(t)
+	testAccPreCheck(t)
+	skipWithoutRunningBrokers(t)
+	name := accName(t)
+	block := func(address string) string {
+		return fmt.Sprintf(`
+resource "tributary_cluster" %[1]q {
+  name               = %[2]q
+  broker_version     = %[3]q
+  instance_type      = %[4]q
+  brokers_per_az     = 1
+  client_cidr_blocks = ["127.0.0.0/8"]
+`+plaintextCluster+`
+
+  monitoring {
+    dashboard = false
+  }
+}
+`, address, name, accEnv.version, accInstanceType())
+	}
+	var clusterID string
+	nothing := resource.ComposeTestCheckFunc(testAccCheckAlarms(name, map[string]float64{}, ""), testAccCheckDashboard(name, false))
+	both := testAccProviderConfig() + block("test") + block("imported")
+	forget := "\nremoved {\n  from = tributary_cluster.imported\n\n  lifecycle {\n    destroy = false\n  }\n}\n"
+	resource.Test(t, resource.TestCase{
+		PreCheck:                 func() { testAccPreCheck(t) },
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy:             testAccCheckClusterDestroyed,
+		Steps: []resource.TestStep{{
+			Config: testAccProviderConfig() + block("test"),
+			Check: resource.ComposeTestCheckFunc(nothing, func(s *terraform.State) error {
+				clusterID = s.RootModule().Resources[clusterResourceName].Primary.Attributes["cluster_id"]
+				return nil
+			}),
+		}, {
+			Config:             both,
+			ResourceName:       "tributary_cluster.imported",
+			ImportState:        true,
+			ImportStatePersist: true,
+			ImportStateIdFunc:  func(*terraform.State) (string, error) { return clusterID, nil },
+		}, {
+			Config: both,
+			ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+				plancheck.ExpectResourceAction("tributary_cluster.imported", plancheck.ResourceActionUpdate),
+				plancheck.ExpectResourceAction(clusterResourceName, plancheck.ResourceActionNoop),
+			}},
+			Check: nothing,
+		}, {
+			Config: testAccProviderConfig() + block("test") + forget,
+		}},
 	})
 }
