@@ -226,6 +226,7 @@ type RecordInfo struct {
 	TimestampDelta int64
 	OffsetDelta    int32
 	NullKey        bool
+	NullValue      bool // a tombstone
 }
 
 // ScanRecords streams the records of the checked batch data (h parsed from
@@ -258,7 +259,7 @@ func scanInPlace(h *Header, data []byte, fn func(*RecordInfo) error) error {
 		if fn == nil {
 			return nil
 		}
-		info = RecordInfo{Attributes: r.Attributes, TimestampDelta: r.TimestampDelta, OffsetDelta: r.OffsetDelta, NullKey: r.Key == nil}
+		info = RecordInfo{Attributes: r.Attributes, TimestampDelta: r.TimestampDelta, OffsetDelta: r.OffsetDelta, NullKey: r.Key == nil, NullValue: r.Value == nil}
 		return fn(&info)
 	})
 	if err != nil {
@@ -325,10 +326,44 @@ type scanner struct {
 	inflated   int64
 	left       int64 // bytes of the current record not yet read
 	eof        bool
+
+	// The log cleaner's use (ScanKeys, RewriteRecords): keys receives
+	// each record's key bytes; head, called once a record's attributes,
+	// timestamp delta and offset delta are read, decides whether the
+	// record is copied to out with a new timestamp delta.
+	keys io.Writer
+	head func(*RecordInfo) (bool, int64, error)
+	out  io.Writer
+	// sink receives the bytes skip passes over (the key, for keys);
+	// copying, the bytes of the record being copied from buf[copied:].
+	sink    io.Writer
+	copying bool
+	copied  int
 }
 
 func (s *scanner) reset(r io.Reader, w io.Writer) {
 	s.r, s.w, s.start, s.end, s.inflated, s.left, s.eof = r, w, 0, 0, 0, 0, false
+	s.keys, s.head, s.out, s.sink, s.copying, s.copied = nil, nil, nil, nil, false, 0
+}
+
+// errEncode marks an error of the cleaner's output (as opposed to the
+// records' framing) inside the scanner.
+type errEncode struct{ err error }
+
+func (e errEncode) Error() string { return e.err.Error() }
+func (e errEncode) Unwrap() error { return e.err }
+
+// flushCopy passes the bytes of the record being copied read so far on to
+// out.
+func (s *scanner) flushCopy() error {
+	if !s.copying || s.copied == s.start {
+		return nil
+	}
+	if _, err := s.out.Write(s.buf[s.copied:s.start]); err != nil {
+		return errEncode{err}
+	}
+	s.copied = s.start
+	return nil
 }
 
 func (s *scanner) wrap(n int, err error) error {
@@ -341,6 +376,8 @@ func (s *scanner) wrap(n int, err error) error {
 		return fmt.Errorf("%w: decompressing: %w", ErrCorrupt, d.err)
 	case errors.Is(err, ErrTooLarge):
 		return err
+	case errors.As(err, new(errEncode)):
+		return fmt.Errorf("re-encoding: %w", err)
 	default:
 		return fmt.Errorf("%w: record %d at inflated byte %d: %w", ErrInvalid, n, s.inflated-int64(s.end-s.start), err)
 	}
@@ -352,7 +389,10 @@ func (s *scanner) fill() (bool, error) {
 		return false, nil
 	}
 	if s.start == s.end {
-		s.start, s.end = 0, 0
+		if err := s.flushCopy(); err != nil {
+			return false, err
+		}
+		s.start, s.end, s.copied = 0, 0, 0
 	}
 	for {
 		n, err := s.r.Read(s.buf[s.end:])
@@ -416,6 +456,11 @@ func (s *scanner) skip(n int64) error {
 			}
 		}
 		k := min(n, int64(s.end-s.start))
+		if s.sink != nil {
+			if _, err := s.sink.Write(s.buf[s.start : s.start+int(k)]); err != nil {
+				return errEncode{err}
+			}
+		}
 		s.start += int(k)
 		s.left -= k
 		n -= k
@@ -491,14 +536,39 @@ func (s *scanner) record(info *RecordInfo) (bool, error) {
 		return false, fmt.Errorf("bad offset delta %d", od)
 	}
 	info.OffsetDelta = int32(od)
+	if s.head != nil {
+		copyIt, tsDelta, err := s.head(info)
+		if err != nil {
+			return false, errEncode{err}
+		}
+		if copyIt {
+			// The record's length changes with its timestamp delta's
+			// varint; what follows the offset delta is copied as it is.
+			var tmp [4*binary.MaxVarintLen64 + 1]byte
+			body := append(tmp[binary.MaxVarintLen64:binary.MaxVarintLen64], byte(info.Attributes))
+			body = binary.AppendVarint(body, tsDelta)
+			body = binary.AppendVarint(body, od)
+			if _, err := s.out.Write(binary.AppendVarint(tmp[:0], int64(len(body))+s.left)); err != nil {
+				return false, errEncode{err}
+			}
+			if _, err := s.out.Write(body); err != nil {
+				return false, errEncode{err}
+			}
+			s.copying, s.copied = true, s.start
+		}
+	}
+	s.sink = s.keys
 	k, err := s.varBytes("key")
+	s.sink = nil
 	if err != nil {
 		return false, err
 	}
 	info.NullKey = k == -1
-	if _, err := s.varBytes("value"); err != nil {
+	v, err := s.varBytes("value")
+	if err != nil {
 		return false, err
 	}
+	info.NullValue = v == -1
 	headers, err := s.varint("header count")
 	if err != nil {
 		return false, err
@@ -521,6 +591,10 @@ func (s *scanner) record(info *RecordInfo) (bool, error) {
 	if s.left != 0 {
 		return false, fmt.Errorf("%d bytes after the headers", s.left)
 	}
+	if err := s.flushCopy(); err != nil {
+		return false, err
+	}
+	s.copying = false
 	return true, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"runtime"
 	"sync"
@@ -269,11 +270,20 @@ func TestStreamRefusals(t *testing.T) {
 
 // scanAgrees checks that ScanRecords (uncompressed and zstd) accepts
 // exactly the record sections ForEachRecord accepts, and reports the same
-// records.
+// records; and that the log cleaner's streams agree with what it did on
+// the inflated records: ScanKeys reports the same records and keys, and
+// RewriteRecords keeping every other record with its timestamp delta plus
+// one writes what AppendRecord wrote.
 func scanAgrees(t *testing.T, recs []byte) {
 	var want []RecordInfo
+	var wantKeys [][]byte
+	var rewritten []byte
 	werr := ForEachRecord(recs, func(r *Record) error {
-		want = append(want, RecordInfo{Attributes: r.Attributes, TimestampDelta: r.TimestampDelta, OffsetDelta: r.OffsetDelta, NullKey: r.Key == nil})
+		if len(want)%2 == 0 {
+			rewritten = AppendRecord(rewritten, r, r.TimestampDelta+1)
+		}
+		want = append(want, RecordInfo{Attributes: r.Attributes, TimestampDelta: r.TimestampDelta, OffsetDelta: r.OffsetDelta, NullKey: r.Key == nil, NullValue: r.Value == nil})
+		wantKeys = append(wantKeys, bytes.Clone(r.Key))
 		return nil
 	})
 	for _, codec := range []int{CodecNone, CodecZstd} {
@@ -295,6 +305,76 @@ func scanAgrees(t *testing.T, recs []byte) {
 		}
 		if gerr != nil && !errors.Is(gerr, ErrInvalid) {
 			t.Fatalf("codec %d on %x: %v, want ErrInvalid", codec, recs, gerr)
+		}
+		cleanerAgrees(t, &h, b, want, wantKeys, werr, rewritten)
+	}
+}
+
+func cleanerAgrees(t *testing.T, h *Header, b []byte, want []RecordInfo, wantKeys [][]byte, werr error, rewritten []byte) {
+	t.Helper()
+	var got []RecordInfo
+	var gotKeys [][]byte
+	var key, tee bytes.Buffer
+	err := ScanKeys(h, b, &key, &tee, func(r *RecordInfo) error {
+		got = append(got, *r)
+		k := bytes.Clone(key.Bytes())
+		if r.NullKey {
+			if key.Len() > 0 {
+				t.Fatalf("null key given %d key bytes", key.Len())
+			}
+			k = nil
+		} else if k == nil {
+			k = []byte{}
+		}
+		gotKeys = append(gotKeys, k)
+		key.Reset()
+		return nil
+	})
+	if (werr == nil) != (err == nil) {
+		t.Fatalf("codec %d: ForEachRecord %v, ScanKeys %v", h.Codec(), werr, err)
+	}
+	if werr != nil {
+		if !errors.Is(err, ErrInvalid) {
+			t.Fatalf("codec %d: ScanKeys %v, want ErrInvalid", h.Codec(), err)
+		}
+		return
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || fmt.Sprintf("%q", gotKeys) != fmt.Sprintf("%q", wantKeys) {
+		t.Fatalf("codec %d: ScanKeys read %v %q, want %v %q", h.Codec(), got, gotKeys, want, wantKeys)
+	}
+	// The tee gets a compressed batch's inflated records, and nothing of
+	// an uncompressed one (its records are read in place).
+	var inflated []byte
+	if h.Codec() != CodecNone {
+		if want, _ := Decompress(h.Codec(), b[HeaderSize:]); !bytes.Equal(tee.Bytes(), want) {
+			t.Fatalf("codec %d: tee got %d bytes, want the %d inflated", h.Codec(), tee.Len(), len(want))
+		}
+		inflated = bytes.Clone(tee.Bytes())
+		if inflated == nil {
+			inflated = []byte{}
+		}
+	} else if tee.Len() > 0 {
+		t.Fatalf("uncompressed batch: tee got %d bytes", tee.Len())
+	}
+	for _, from := range [][]byte{nil, inflated} {
+		nh := *h
+		nh.RecordCount = int32((len(want) + 1) / 2)
+		i := 0
+		nb, err := RewriteRecords(h, b, from, nh, func(r *RecordInfo) (bool, int64, error) {
+			i++
+			return i%2 == 1, r.TimestampDelta + 1, nil
+		})
+		if err != nil {
+			t.Fatalf("codec %d: RewriteRecords: %v", h.Codec(), err)
+		}
+		rh, err := ParseHeader(nb)
+		cmp := rh
+		cmp.BatchLength, cmp.CRC = nh.BatchLength, nh.CRC // computed anew
+		if err != nil || cmp != nh || Check(&rh, nb) != nil {
+			t.Fatalf("codec %d: rewritten header %+v (%v), want %+v", h.Codec(), rh, err, nh)
+		}
+		if out, err := Decompress(rh.Codec(), nb[HeaderSize:]); err != nil || !bytes.Equal(out, rewritten) {
+			t.Fatalf("codec %d (from kept records: %t): rewritten records %x (%v), want %x", h.Codec(), from != nil, out, err, rewritten)
 		}
 	}
 }
@@ -371,5 +451,103 @@ func TestUncompressedScanTakesNoSlot(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("an uncompressed key check waited for a stream slot")
+	}
+}
+
+// TestCleanerStreamsAcrossBuffers: the log cleaner's streams read keys
+// and copy records that straddle the 32 KiB buffer (keys and values of up
+// to 100 KB, null keys, tombstones, headers), in every codec, exactly as
+// ForEachRecord and AppendRecord over the inflated records did.
+func TestCleanerStreamsAcrossBuffers(t *testing.T) {
+	var recs []byte
+	for i := 0; i < 40; i++ {
+		key := bytes.Repeat([]byte{byte('a' + i%26)}, (i*7919)%(40<<10))
+		if i%9 == 4 {
+			key = nil
+		}
+		value := bytes.Repeat([]byte{byte(i)}, (i*15013)%(100<<10))
+		if i%7 == 3 {
+			value = nil
+		}
+		recs = AppendNewRecord(recs, NewRecord{OffsetDelta: int32(i), TimestampDelta: int64(i) * 1000, Key: key, Value: value,
+			Headers: []RecordHeader{{Key: "h", Value: bytes.Repeat([]byte("v"), i*300)}}})
+	}
+	var want []RecordInfo
+	var wantKeys [][]byte
+	var rewritten []byte
+	if err := ForEachRecord(recs, func(r *Record) error {
+		if len(want)%2 == 0 {
+			rewritten = AppendRecord(rewritten, r, r.TimestampDelta+1)
+		}
+		want = append(want, RecordInfo{Attributes: r.Attributes, TimestampDelta: r.TimestampDelta, OffsetDelta: r.OffsetDelta, NullKey: r.Key == nil, NullValue: r.Value == nil})
+		wantKeys = append(wantKeys, bytes.Clone(r.Key))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, codec := range []int{CodecNone, CodecGzip, CodecSnappy, CodecLz4, CodecZstd} {
+		b, err := Encode(Header{Attributes: int16(codec), LastOffsetDelta: 39, RecordCount: 40, ProducerID: -1, BaseSequence: -1}, recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, _ := ParseHeader(b)
+		cleanerAgrees(t, &h, b, want, wantKeys, nil, rewritten)
+	}
+}
+
+// TestRewriteRecordsStreamsABomb: the cleaner's two reads of a batch
+// inflating to 64 MiB (its keys, then the copy of its one record into a
+// new batch of the same codec) allocate what the codecs hold and the
+// rewritten batch, not the inflated records.
+func TestRewriteRecordsStreamsABomb(t *testing.T) {
+	const size = 64 << 20
+	for _, c := range bombCodecs {
+		t.Run(c.name, func(t *testing.T) {
+			b := bombBatch(t, c.codec, size, c.window)
+			h, err := ParseHeader(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var nb []byte
+			n, err := allocated(func() error {
+				if err := ScanKeys(&h, b, io.Discard, nil, func(r *RecordInfo) error {
+					if r.NullKey || r.NullValue {
+						return fmt.Errorf("record %+v", r)
+					}
+					return nil
+				}); err != nil {
+					return err
+				}
+				var err error
+				nb, err = RewriteRecords(&h, b, nil, h, func(r *RecordInfo) (bool, int64, error) { return true, r.TimestampDelta, nil })
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// lz4 holds a 4 MiB block in its decoder and in its encoder.
+			limit := uint64(10 << 20)
+			if c.window != 0 {
+				limit = 2*uint64(c.window) + 4<<20
+			}
+			if raceEnabled {
+				// sync.Pool drops pooled codecs, and s2's encoder
+				// allocates per block (37 MB for this batch, 3.6 MB
+				// without the race detector): still less than the
+				// records inflated whole.
+				limit = size
+			}
+			t.Logf("%d-byte batch inflating to %d: %d bytes allocated, rewritten in %d bytes", len(b), size, n, len(nb))
+			if n > limit {
+				t.Fatalf("%d-byte batch inflating to %d bytes: %d bytes allocated, want at most %d", len(b), size, n, limit)
+			}
+			nh, err := ParseHeader(nb)
+			if err != nil || nh.Codec() != c.codec || nh.RecordCount != 1 || Check(&nh, nb) != nil {
+				t.Fatalf("rewritten header %+v, %v", nh, err)
+			}
+			if err := ScanRecords(&nh, nb, nil); err != nil {
+				t.Fatalf("rewritten batch: %v", err)
+			}
+		})
 	}
 }
