@@ -39,6 +39,13 @@ func startBroker(t *testing.T, edit ...func(*config.Config)) *testBroker {
 // startBrokerLogging is startBroker with the broker logging to log.
 func startBrokerLogging(t *testing.T, log *slog.Logger, edit ...func(*config.Config)) *testBroker {
 	t.Helper()
+	return startBrokerReporting(t, log, nil, edit...)
+}
+
+// startBrokerReporting is startBrokerLogging with the broker reporting to
+// reg (nil: its own registry).
+func startBrokerReporting(t *testing.T, log *slog.Logger, reg *metrics.Registry, edit ...func(*config.Config)) *testBroker {
+	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	if err := cfg.Set("listeners", "PLAINTEXT://127.0.0.1:0"); err != nil {
@@ -49,7 +56,7 @@ func startBrokerLogging(t *testing.T, log *slog.Logger, edit ...func(*config.Con
 	for _, e := range edit {
 		e(cfg)
 	}
-	b := &testBroker{t: t, dir: cfg.DataDir, cfg: cfg, log: log}
+	b := &testBroker{t: t, dir: cfg.DataDir, cfg: cfg, log: log, reg: reg}
 	b.start()
 	t.Cleanup(func() { b.stop() })
 	return b

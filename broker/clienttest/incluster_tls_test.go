@@ -194,9 +194,38 @@ func TestClusterInClusterTLSRefusesPlaintextPeers(t *testing.T) {
 		`tributary_peer_refusals_total{listener="controller",reason="raft_rpc"} 0`,
 		`tributary_peer_unbound_connections_total{listener="replication"} 1`,
 		`tributary_peer_unbound_connections_total{listener="controller"} 0`,
+		// The refused handshakes, on each port: the plaintext peer, the
+		// one without a certificate, and the two with a certificate of a
+		// CA other than the brokers' (another CA; the truststore's client
+		// CA, refused by the peer check).
+		`tributary_authentication_failures_total{listener="controller",mechanism="TLS",reason="not_tls"} 1`,
+		`tributary_authentication_failures_total{listener="controller",mechanism="TLS",reason="no_certificate"} 1`,
+		`tributary_authentication_failures_total{listener="controller",mechanism="TLS",reason="unknown_ca"} 2`,
+		`tributary_authentication_failures_total{listener="controller",mechanism="TLS",reason="other"} 0`,
+		`tributary_authentications_total{listener="controller",mechanism="TLS",result="failure"} 4`,
+		`tributary_authentication_failures_total{listener="replication",mechanism="TLS",reason="not_tls"} 1`,
+		`tributary_authentication_failures_total{listener="replication",mechanism="TLS",reason="no_certificate"} 1`,
+		`tributary_authentication_failures_total{listener="replication",mechanism="TLS",reason="unknown_ca"} 2`,
+		`tributary_authentications_total{listener="replication",mechanism="TLS",result="failure"} 4`,
 	} {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("broker 1's metrics have no line %q", want)
+		}
+	}
+	// The other brokers' handshakes, and this test's with broker
+	// certificates, succeeded.
+	for _, l := range []string{"controller", "replication"} {
+		prefix := `tributary_authentications_total{listener="` + l + `",mechanism="TLS",result="success"} `
+		i := strings.Index(body, prefix)
+		if i < 0 || strings.HasPrefix(body[i+len(prefix):], "0\n") {
+			t.Errorf("broker 1's metrics count no successful TLS authentication on the %s listener", l)
+		}
+	}
+	if t.Failed() {
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, "tributary_authentication") {
+				t.Log(line)
+			}
 		}
 	}
 }

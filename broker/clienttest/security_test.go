@@ -33,6 +33,7 @@ import (
 	"github.com/tributary/tributary/broker/config"
 	"github.com/tributary/tributary/broker/iamauth"
 	"github.com/tributary/tributary/broker/iamauth/saramaauth"
+	"github.com/tributary/tributary/broker/metrics"
 	"github.com/tributary/tributary/broker/security/tlsconf/tlstest"
 	"github.com/tributary/tributary/broker/server"
 	"github.com/tributary/tributary/internal/localcloud/awsapitest"
@@ -72,6 +73,9 @@ type secureBroker struct {
 	creds   aws.Credentials
 	stsURL  string
 	stsDown atomic.Bool
+	// metricsURL is the broker's Prometheus endpoint (its registry's
+	// handler, as the broker serves it).
+	metricsURL string
 }
 
 func startSecureBroker(t *testing.T) *secureBroker {
@@ -150,15 +154,21 @@ func startSecureBroker(t *testing.T) *secureBroker {
 	if os.Getenv("TRIBUTARY_TEST_LOG") != "" {
 		w = io.MultiWriter(sb.logs, os.Stderr)
 	}
-	sb.testBroker = startBrokerLogging(t, slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})), func(c *config.Config) {
+	logger := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	reg := metrics.New(metrics.Options{BrokerID: 1, DataDir: t.TempDir(), Logger: logger})
+	metricsSrv := httptest.NewServer(reg.Handler(""))
+	t.Cleanup(metricsSrv.Close)
+	sb.metricsURL = metricsSrv.URL + "/metrics"
+	sb.testBroker = startBrokerReporting(t, logger, reg, func(c *config.Config) {
 		props := map[string]string{
-			"cluster.id":                                  secureClusterID,
-			"listeners":                                   "CLIENT://127.0.0.1:0,CLIENT_SECURE://127.0.0.1:0,CLIENT_SASL_SCRAM://127.0.0.1:0,CLIENT_IAM://127.0.0.1:0",
-			"listener.security.protocol.map":              "CLIENT:PLAINTEXT,CLIENT_SECURE:SSL,CLIENT_SASL_SCRAM:SASL_SSL,CLIENT_IAM:SASL_SSL",
-			"ssl.keystore.type":                           "PEM",
-			"ssl.keystore.location":                       keystore,
-			"ssl.truststore.location":                     sb.caFile,
-			"listener.name.client_secure.ssl.client.auth": "requested",
+			"cluster.id":                                              secureClusterID,
+			"listeners":                                               "CLIENT://127.0.0.1:0,CLIENT_SECURE://127.0.0.1:0,CLIENT_MTLS://127.0.0.1:0,CLIENT_SASL_SCRAM://127.0.0.1:0,CLIENT_IAM://127.0.0.1:0",
+			"listener.security.protocol.map":                          "CLIENT:PLAINTEXT,CLIENT_SECURE:SSL,CLIENT_MTLS:SSL,CLIENT_SASL_SCRAM:SASL_SSL,CLIENT_IAM:SASL_SSL",
+			"ssl.keystore.type":                                       "PEM",
+			"ssl.keystore.location":                                   keystore,
+			"ssl.truststore.location":                                 sb.caFile,
+			"listener.name.client_secure.ssl.client.auth":             "requested",
+			"listener.name.client_mtls.ssl.client.auth":               "required",
 			"listener.name.client_sasl_scram.sasl.enabled.mechanisms": "SCRAM-SHA-512,SCRAM-SHA-256",
 			"listener.name.client_iam.sasl.enabled.mechanisms":        "OAUTHBEARER",
 			"tributary.scram.bootstrap.file":                          bootstrap,

@@ -24,6 +24,7 @@ import (
 	"github.com/tributary/tributary/broker/cluster/metadata"
 	"github.com/tributary/tributary/broker/cluster/placement"
 	"github.com/tributary/tributary/broker/cluster/raftstore"
+	"github.com/tributary/tributary/broker/security/authstats"
 )
 
 // Controller is one node's part of the cluster control plane: a member of
@@ -100,6 +101,15 @@ type PeerRefusals struct {
 	// Unbound: RPC and Raft connections served unbound because their
 	// certificate names no node.
 	Unbound int64
+}
+
+// Authentications are the controller port's counts of TLS handshakes
+// (nil when the port runs without TLS).
+func (ctl *Controller) Authentications() *authstats.Listener {
+	if ctl.mux == nil {
+		return nil
+	}
+	return ctl.mux.auth
 }
 
 // PeerRefusals reads the refusal counters.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/tributary/tributary/broker/security/authstats"
 )
 
 // One controller port carries two kinds of connection, told apart by their
@@ -44,9 +46,12 @@ type mux struct {
 	raftConns chan net.Conn
 	// raftConn, when set, checks an accepted Raft connection before
 	// the transport gets it, and may wrap it (Controller.guardRaftConn).
-	raftConn  func(net.Conn) (net.Conn, error)
-	rpc       func(net.Conn)
-	pool      rpcPool // idle RPC connections to other nodes
+	raftConn func(net.Conn) (net.Conn, error)
+	rpc      func(net.Conn)
+	pool     rpcPool // idle RPC connections to other nodes
+	// auth counts the TLS handshakes of accepted connections (nil
+	// without TLS): tributary_authentications_total{listener="controller"}.
+	auth      *authstats.Listener
 	done      chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -58,6 +63,7 @@ type mux struct {
 func newMux(ln net.Listener, advertise net.Addr, peerTLS PeerTLS, log *slog.Logger, rpc func(net.Conn), raftConn func(net.Conn) (net.Conn, error)) *mux {
 	m := &mux{ln: ln, advertise: advertise, raftConns: make(chan net.Conn), rpc: rpc, raftConn: raftConn, done: make(chan struct{}), log: log}
 	if peerTLS != nil {
+		m.auth = authstats.NewListener("controller", true)
 		m.ln = tls.NewListener(ln, peerTLS.ServerConfig())
 		m.clientTLS = peerTLS.ClientConfig
 	}
@@ -84,12 +90,20 @@ func (m *mux) serve() {
 func (m *mux) route(c net.Conn) {
 	var kind [1]byte
 	_ = c.SetReadDeadline(time.Now().Add(routeTimeout))
-	if _, err := io.ReadFull(c, kind[:]); err != nil {
-		if _, isTLS := c.(*tls.Conn); isTLS && !errors.Is(err, io.EOF) {
+	_, err := io.ReadFull(c, kind[:])
+	// The first read runs the TLS handshake (tls.NewListener's
+	// connections shake hands lazily).
+	if tc, isTLS := c.(*tls.Conn); isTLS {
+		if tc.ConnectionState().HandshakeComplete {
+			m.auth.Success(authstats.TLS)
+		} else if reason, ok := authstats.HandshakeFailure(err); ok {
 			// A plaintext peer, or one without a certificate of the
-			// cluster's CA.
+			// cluster's CA (a closed connection is the liveness probe).
+			m.auth.Failure(authstats.TLS, reason)
 			m.log.Warn("refused a controller connection: TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
 		}
+	}
+	if err != nil {
 		c.Close()
 		return
 	}

@@ -57,6 +57,8 @@ var (
 	descRequestMemoryRefused = desc("request_memory_refused_total", "Requests refused (their connection closed) as larger than the whole request memory bound.", "listener")
 	descFetchMemoryLeaked    = desc("fetch_memory_leaked_releases_total", "Fetch read buffers released only when their connection ended, not by the path that dropped their response: a bug in the broker; should stay 0.")
 	descPeerRefusals         = desc("peer_refusals_total", "Requests of other brokers refused on the controller and replication listeners, by listener and reason: node_mismatch (a request speaking for a node other than the one its certificate names: controller requests, or replication Fetch and OffsetForLeaderEpoch as another replica id), controller_duty (a command only the active controller proposes), raft_rpc (a Raft RPC sent as another server; its connection closed). Any increase is a misconfigured or compromised broker.", "listener", "reason")
+	descAuthentications      = desc("authentications_total", "Authentications of connections, by listener, mechanism (TLS: the TLS handshake, which authenticates SSL and in-cluster listeners and precedes SASL on SASL_SSL ones, where only its failures count; a SASL mechanism; unsupported: a SaslHandshake naming a mechanism the listener does not offer) and result (success, failure). Kafka's successful-authentication-total and failed-authentication-total.", "listener", "mechanism", "result")
+	descAuthFailures         = desc("authentication_failures_total", "Failed authentications by listener, mechanism and reason: no_certificate, unknown_ca, expired_certificate, protocol_version, not_tls, no_principal (TLS); unknown_user, bad_password (SCRAM); token_expired, token_wrong_cluster, token_wrong_endpoint, token_refused, sts_unavailable, not_authorized (IAM); malformed, principal_changed, unsupported_mechanism, other.", "listener", "mechanism", "reason")
 	descPeerUnbound          = desc("peer_unbound_connections_total", "Connections of other brokers on the controller and replication listeners served unbound, because their certificate names no node (issued before certificates named their node): what is left to renew.", "listener")
 	descLogDropped           = desc("log_lines_dropped_total", "Broker log lines the log shipper dropped because CloudWatch Logs could not take them (CloudWatch LogLinesDropped).")
 
@@ -96,7 +98,7 @@ var (
 	descCWDenied     = desc("cloudwatch_denied_total", "PutMetricData calls refused for lack of permission or credentials.")
 	descCWThrottled  = desc("cloudwatch_throttled_total", "PutMetricData calls throttled (each try counts).")
 	descCWLastOK     = desc("cloudwatch_last_success_timestamp_seconds", "Unix time of the last successful PutMetricData.")
-	allDescs         = []*prometheus.Desc{descInfo, descTraffic, descBytesIn, descBytesOut, descMessagesIn, descReplicationBytesIn, descReplicationBytesOut, descProduceConversions, descRequestDuration, descLogFlush, descLogFlushFiles, descFollowerFetch, descRequestSize, descConnections, descClientConns, descConnCreated, descConnClosed, descConnRefused, descThrottled, descThrottleTime, descThrottleBytes, descThrottleQueue, descExempt, descFetchMemory, descFetchMemoryLimit, descFetchMemoryCut, descFetchMemoryLeaked, descRequestMemory, descRequestMemoryLimit, descRequestMemoryWaiting, descRequestMemoryWaits, descRequestMemoryWait, descRequestMemoryRefused, descPeerRefusals, descPeerUnbound, descLogDropped, descPartitions, descLeaders, descUnderReplicated, descUnderMinISR, descActive, descGlobalTopics, descGlobalParts, descOffline, descThrottleRate, descThrottleBound, descDataDiskUsed, descDataDiskAvail, descDataDiskSize, descPendingBytes, descPendingSegs, descRaftReserve, descRaftOnReserve, descRootDiskUsed, descCPU, descMemory, descSwap, descNetRx, descNetTx, descOffsetLag, descSumLag, descMaxLag, descTimeLag, descMaxTimeLag, descCWPuts, descCWShipped, descCWDropped, descCWDenied, descCWThrottled, descCWLastOK}
+	allDescs         = []*prometheus.Desc{descInfo, descTraffic, descBytesIn, descBytesOut, descMessagesIn, descReplicationBytesIn, descReplicationBytesOut, descProduceConversions, descRequestDuration, descLogFlush, descLogFlushFiles, descFollowerFetch, descRequestSize, descConnections, descClientConns, descConnCreated, descConnClosed, descConnRefused, descThrottled, descThrottleTime, descThrottleBytes, descThrottleQueue, descExempt, descFetchMemory, descFetchMemoryLimit, descFetchMemoryCut, descFetchMemoryLeaked, descRequestMemory, descRequestMemoryLimit, descRequestMemoryWaiting, descRequestMemoryWaits, descRequestMemoryWait, descRequestMemoryRefused, descPeerRefusals, descPeerUnbound, descAuthentications, descAuthFailures, descLogDropped, descPartitions, descLeaders, descUnderReplicated, descUnderMinISR, descActive, descGlobalTopics, descGlobalParts, descOffline, descThrottleRate, descThrottleBound, descDataDiskUsed, descDataDiskAvail, descDataDiskSize, descPendingBytes, descPendingSegs, descRaftReserve, descRaftOnReserve, descRootDiskUsed, descCPU, descMemory, descSwap, descNetRx, descNetTx, descOffsetLag, descSumLag, descMaxLag, descTimeLag, descMaxTimeLag, descCWPuts, descCWShipped, descCWDropped, descCWDenied, descCWThrottled, descCWLastOK}
 	latencyBoundsSec = func() []float64 {
 		b := make([]float64, len(latencyBuckets))
 		for i, d := range latencyBuckets {
@@ -242,6 +244,12 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for _, p := range st.PeerUnbound {
 			counter(descPeerUnbound, float64(p.Count), p.Listener)
+		}
+		for _, a := range st.Authentications {
+			counter(descAuthentications, float64(a.Count), a.Listener, a.Mechanism, a.Result)
+		}
+		for _, f := range st.AuthenticationFailures {
+			counter(descAuthFailures, float64(f.Count), f.Listener, f.Mechanism, f.Reason)
 		}
 	}
 

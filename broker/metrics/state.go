@@ -50,6 +50,28 @@ type BrokerState struct {
 	// or not, so that an alarm on its increase sees it from the start.
 	PeerRefusals []PeerRefusal
 	PeerUnbound  []PeerUnbound
+	// Authentications are the outcomes of authentications on every
+	// listener that authenticates (TLS client listeners and in-cluster
+	// listeners over TLS), counted since the start; AuthenticationFailures
+	// the failures by reason. Every series is listed, zero or not.
+	Authentications        []Authentication
+	AuthenticationFailures []AuthenticationFailure
+}
+
+// Authentication is one series of tributary_authentications_total.
+type Authentication struct {
+	Listener  string // a client listener's name, "controller" or "replication"
+	Mechanism string // "TLS", a SASL mechanism, or "unsupported"
+	Result    string // "success" or "failure"
+	Count     int64
+}
+
+// AuthenticationFailure is one series of
+// tributary_authentication_failures_total.
+type AuthenticationFailure struct {
+	Listener, Mechanism string
+	Reason              string // one of broker/security/authstats' reasons
+	Count               int64
 }
 
 // PeerRefusal is one series of tributary_peer_refusals_total.

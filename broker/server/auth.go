@@ -15,6 +15,7 @@ import (
 
 	"github.com/tributary/tributary/broker/internal/fetchwire"
 	"github.com/tributary/tributary/broker/security/audit"
+	"github.com/tributary/tributary/broker/security/authstats"
 	"github.com/tributary/tributary/broker/security/authz"
 	"github.com/tributary/tributary/broker/security/tlsconf"
 )
@@ -70,6 +71,9 @@ func (c *conn) startTLS() bool {
 			// A failed handshake proves nothing about who knocked: an
 			// INFO line, not an audit line.
 			c.log.Info("closing connection: TLS handshake failed", "listener", l.name(), "err", err)
+			if reason, ok := authstats.HandshakeFailure(err); ok {
+				l.auth.Failure(authstats.TLS, reason)
+			}
 		}
 		return false
 	}
@@ -80,8 +84,10 @@ func (c *conn) startTLS() bool {
 	p, err := l.tls.Principal(tc.ConnectionState())
 	if err != nil {
 		c.s.audit.Refused(c.ctx, c.auditRequest(-1), "TLS client certificate", err.Error())
+		l.auth.Failure(authstats.TLS, authstats.NoPrincipal)
 		return false
 	}
+	l.auth.Success(authstats.TLS)
 	c.principal = p
 	c.log.Debug("client authenticated", "principal", p, "by", "TLS client certificate")
 	return true

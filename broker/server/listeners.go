@@ -17,6 +17,7 @@ import (
 
 	"github.com/tributary/tributary/broker/config"
 	"github.com/tributary/tributary/broker/metrics"
+	"github.com/tributary/tributary/broker/security/authstats"
 	"github.com/tributary/tributary/broker/security/sasl"
 	"github.com/tributary/tributary/broker/security/tlsconf"
 )
@@ -36,6 +37,9 @@ type clientListener struct {
 	// mechs are the SASL mechanisms of a SASL_SSL listener, in the order
 	// of its sasl.enabled.mechanisms (SaslHandshake lists them so).
 	mechs []sasl.Mechanism
+	// auth counts the listener's authentications (nil for PLAINTEXT,
+	// which authenticates nobody).
+	auth *authstats.Listener
 }
 
 func (l *clientListener) name() string { return l.cfg.Name }
@@ -91,6 +95,11 @@ func openListeners(cfg *config.Config, given map[string]net.Listener, first net.
 				return nil, nil, fmt.Errorf("listener %s: %w", lc.Name, err)
 			}
 			l.tlsConfig = l.tls.ServerConfig()
+			var mechs []string
+			if lc.SASL() {
+				mechs = cfg.SASLMechanisms(lc.Name)
+			}
+			l.auth = authstats.NewListener(lc.Name, !lc.SASL(), mechs...)
 		}
 		switch {
 		case given[lc.Name] != nil:

@@ -27,6 +27,7 @@ import (
 
 	"github.com/tributary/tributary/broker/iamauth"
 	"github.com/tributary/tributary/broker/internal/reqmem"
+	"github.com/tributary/tributary/broker/security/authstats"
 	"github.com/tributary/tributary/broker/security/authz"
 	"github.com/tributary/tributary/broker/security/oauthbearer"
 	"github.com/tributary/tributary/broker/security/sasl"
@@ -345,15 +346,17 @@ func (c *conn) rawSASLStep(token []byte) bool {
 // the client.
 func (c *conn) completeAuth(key int16, res sasl.Result) error {
 	if c.authenticated && res.Principal != c.principal {
-		err := fmt.Errorf("re-authentication as %s on a connection of %s", res.Principal, c.principal)
+		err := fmt.Errorf("re-authentication as %s on a connection of %s: %w", res.Principal, c.principal, errPrincipalChanged)
 		c.refused(key, err)
 		return refusal("re-authentication must keep the connection's principal")
 	}
 	rc := c.requestContext()
 	rc.Principal, rc.IAM = res.Principal, c.mechanism == sasl.OAuthBearer
 	if err := c.s.authorizeConnect(c.ctx, c, rc); err != nil {
+		c.listener.auth.Failure(c.mechanism, authstats.NotAuthorized) // audited by authorizeConnect
 		return refusal(err.Error())
 	}
+	c.listener.auth.Success(c.mechanism)
 	lifetime := res.SessionLifetime
 	if max := c.s.Config().ConnectionsMaxReauth; max > 0 && (lifetime == 0 || lifetime > max) {
 		lifetime = max
@@ -376,6 +379,36 @@ func (c *conn) completeAuth(key int16, res sasl.Result) error {
 // token); the client got sasl.ClientMessage(err).
 func (c *conn) refused(key int16, err error) {
 	c.s.audit.Refused(c.ctx, c.auditRequest(key), "SASL "+c.mechanism, err.Error())
+	c.listener.auth.Failure(c.mechanism, saslFailure(err))
+}
+
+// errPrincipalChanged marks a re-authentication as another principal.
+var errPrincipalChanged = errors.New("the principal changed")
+
+// saslFailure is the reason a SASL exchange failed, for
+// tributary_authentication_failures_total.
+func saslFailure(err error) authstats.Reason {
+	for _, r := range []struct {
+		kind   error
+		reason authstats.Reason
+	}{
+		{scram.ErrUnknownUser, authstats.UnknownUser},
+		{scram.ErrBadProof, authstats.BadPassword},
+		{iamauth.ErrExpired, authstats.TokenExpired},
+		{iamauth.ErrWrongCluster, authstats.TokenWrongCluster},
+		{iamauth.ErrWrongEndpoint, authstats.TokenWrongEndpoint},
+		{iamauth.ErrSignatureRefused, authstats.TokenRefused},
+		{iamauth.ErrSTSUnavailable, authstats.STSUnavailable},
+		{iamauth.ErrMalformed, authstats.Malformed},
+		{scram.ErrMalformed, authstats.Malformed},
+		{oauthbearer.ErrMalformed, authstats.Malformed},
+		{errPrincipalChanged, authstats.PrincipalChanged},
+	} {
+		if errors.Is(err, r.kind) {
+			return r.reason
+		}
+	}
+	return authstats.Other
 }
 
 // sessionExpired reports a KIP-368 session that ended without a
@@ -416,6 +449,9 @@ func (c *conn) handleSaslHandshake(req *kmsg.SASLHandshakeRequest) *kmsg.SASLHan
 	}
 	m, ok := c.listener.mechanism(req.Mechanism)
 	if !ok {
+		// Counted under "unsupported", not the name the client sent:
+		// label values stay the listener's own.
+		c.listener.auth.Failure(authstats.Unsupported, authstats.UnsupportedMechanism)
 		return fail(kerr.UnsupportedSaslMechanism.Code, "not enabled on this listener")
 	}
 	c.session, c.mechanism, c.saslRaw = m.NewSession(), req.Mechanism, req.Version == 0

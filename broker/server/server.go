@@ -35,6 +35,7 @@ import (
 	"github.com/tributary/tributary/broker/metrics/grouplag"
 	"github.com/tributary/tributary/broker/quota"
 	"github.com/tributary/tributary/broker/security/audit"
+	"github.com/tributary/tributary/broker/security/authstats"
 	"github.com/tributary/tributary/broker/storage"
 	"github.com/tributary/tributary/broker/txn"
 )
@@ -365,6 +366,7 @@ func (s *Server) metricsState() metrics.BrokerState {
 	st.RaftStoreReserveBytes, st.RaftStoreReserveKept = s.node.Controller.RaftStoreReserve()
 	st.RaftStoreOnReserve = s.node.Controller.RaftStoreOnReserve()
 	st.PeerRefusals, st.PeerUnbound = peerRefusals(s.node.Controller.PeerRefusals(), s.node.ReplicationPeerRefusals())
+	st.Authentications, st.AuthenticationFailures = s.authentications()
 	if th := s.node.Replicas.Throttle(); th != nil {
 		for _, side := range []struct {
 			name string
@@ -390,6 +392,32 @@ func peerRefusals(ctl cluster.PeerRefusals, repl replica.PeerRefusals) ([]metric
 			{Listener: "controller", Count: ctl.Unbound},
 			{Listener: "replication", Count: repl.Unbound},
 		}
+}
+
+// authentications are the series of tributary_authentications_total and
+// tributary_authentication_failures_total: the client listeners' in the
+// order of the configuration, then the controller's and the replication
+// listener's (when they run over TLS).
+func (s *Server) authentications() ([]metrics.Authentication, []metrics.AuthenticationFailure) {
+	var (
+		counts   []metrics.Authentication
+		failures []metrics.AuthenticationFailure
+	)
+	ls := make([]*authstats.Listener, 0, len(s.listeners)+2)
+	for _, l := range s.listeners {
+		ls = append(ls, l.auth)
+	}
+	ls = append(ls, s.node.Controller.Authentications(), s.node.ReplicationAuthentications())
+	for _, l := range ls {
+		cs, fs := l.Series()
+		for _, c := range cs {
+			counts = append(counts, metrics.Authentication{Listener: c.Listener, Mechanism: c.Mechanism, Result: c.Result, Count: c.Count})
+		}
+		for _, f := range fs {
+			failures = append(failures, metrics.AuthenticationFailure{Listener: f.Listener, Mechanism: f.Mechanism, Reason: string(f.Reason), Count: f.Count})
+		}
+	}
+	return counts, failures
 }
 
 // offsetsTopic is Kafka's internal topic of committed offsets and group

@@ -22,6 +22,7 @@ import (
 	"github.com/tributary/tributary/broker/internal/fetchwire"
 	"github.com/tributary/tributary/broker/internal/reqmem"
 	"github.com/tributary/tributary/broker/quota"
+	"github.com/tributary/tributary/broker/security/authstats"
 	"github.com/tributary/tributary/broker/security/tlsconf"
 	"github.com/tributary/tributary/broker/storage"
 )
@@ -152,7 +153,7 @@ func Start(ctx context.Context, o Options) (*Node, error) {
 	n := &Node{
 		Controller: ctl, Replicas: mgr,
 		Metadata: &cluster.MetadataStore{Controller: ctl},
-		repl:     serveReplication(ln, mgr, o),
+		repl:     serveReplication(ln, mgr, o, replTLS != nil),
 		log:      o.Logger.With("component", "node"),
 	}
 	if err := n.waitReady(ctx); err != nil {
@@ -326,6 +327,11 @@ func (n *Node) Close() error {
 	return n.Controller.Close()
 }
 
+// ReplicationAuthentications are the replication listener's counts of
+// TLS handshakes (nil without TLS; the controller's are
+// Controller.Authentications).
+func (n *Node) ReplicationAuthentications() *authstats.Listener { return n.repl.Authentications() }
+
 // ReplicationPeerRefusals reads the replication listener's refusals of
 // peers (the controller's are Controller.PeerRefusals).
 func (n *Node) ReplicationPeerRefusals() replica.PeerRefusals { return n.repl.PeerRefusals() }
@@ -333,8 +339,11 @@ func (n *Node) ReplicationPeerRefusals() replica.PeerRefusals { return n.repl.Pe
 // serveReplication starts the replication listener and sets its fetch
 // observer (a fetch answered in the instant between the two, before the
 // broker is even registered, goes uncounted).
-func serveReplication(ln net.Listener, mgr *replica.Manager, o Options) *replica.ReplicationServer {
+func serveReplication(ln net.Listener, mgr *replica.Manager, o Options, overTLS bool) *replica.ReplicationServer {
 	srv := replica.ServeReplication(ln, mgr.Lookup, mgr.Throttle(), o.InterBrokerAPIs, o.ReadBudget, o.Logger)
+	if overTLS {
+		srv.CountAuthentications(authstats.NewListener("replication", true))
+	}
 	if o.RequestMemory != nil {
 		srv.UseRequestMemory(o.RequestMemory)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tributary/tributary/broker/internal/fetchwire"
 	"github.com/tributary/tributary/broker/internal/reqmem"
+	"github.com/tributary/tributary/broker/security/authstats"
 	"github.com/tributary/tributary/broker/security/tlsconf"
 	"github.com/tributary/tributary/broker/storage"
 )
@@ -72,6 +73,9 @@ type ReplicationServer struct {
 	// node; refusedReplicaIDs the requests refused for a replica id other
 	// than their certificate's (replicaPeer).
 	unboundPeers, refusedReplicaIDs atomic.Int64
+	// auth counts the TLS handshakes of accepted connections (unset
+	// without TLS).
+	auth atomic.Pointer[authstats.Listener]
 	// afterFetchRead, when set (tests), runs once a follower Fetch has
 	// read its batches, with the connection's read tracker: buffers it
 	// reads into and drops are a path that forgets to release them.
@@ -139,6 +143,13 @@ type PeerRefusals struct {
 	Unbound int64
 }
 
+// CountAuthentications counts the TLS handshakes of the connections
+// accepted from now on in l.
+func (s *ReplicationServer) CountAuthentications(l *authstats.Listener) { s.auth.Store(l) }
+
+// Authentications are the counts CountAuthentications set (nil: none).
+func (s *ReplicationServer) Authentications() *authstats.Listener { return s.auth.Load() }
+
 // PeerRefusals reads the refusal counters.
 func (s *ReplicationServer) PeerRefusals() PeerRefusals {
 	return PeerRefusals{ReplicaID: s.refusedReplicaIDs.Load(), Unbound: s.unboundPeers.Load()}
@@ -193,11 +204,13 @@ func (s *ReplicationServer) accept() {
 				if err := tc.HandshakeContext(s.ctx); err != nil {
 					// A connection closed without a word is the
 					// controller's liveness probe, not a refusal.
-					if !errors.Is(err, io.EOF) {
+					if reason, ok := authstats.HandshakeFailure(err); ok && s.ctx.Err() == nil {
+						s.auth.Load().Failure(authstats.TLS, reason)
 						s.log.Warn("refused a replication connection: TLS handshake failed", "remote", c.RemoteAddr(), "err", err)
 					}
 					return
 				}
+				s.auth.Load().Success(authstats.TLS)
 				_ = tc.SetDeadline(time.Time{})
 			}
 			peer, err := s.peerOf(c)

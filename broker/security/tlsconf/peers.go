@@ -86,12 +86,16 @@ func (p Peers) CheckNode(id int32) error {
 	return nil
 }
 
+// ErrNoPeerCertificate is the refusal of a peer that sent no certificate
+// on an in-cluster listener.
+var ErrNoPeerCertificate = errors.New("the peer sent no certificate: brokers present theirs")
+
 // verify checks, after crypto/tls verified the peer against the
 // truststore, that the peer's certificate chains to one of the trust
 // anchors of this broker's current certificate.
 func (p Peers) verify(cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {
-		return errors.New("the peer sent no certificate: brokers present theirs")
+		return ErrNoPeerCertificate
 	}
 	anchors, err := p.anchors()
 	if err != nil {
