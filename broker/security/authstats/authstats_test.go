@@ -158,3 +158,16 @@ func TestListenerSeries(t *testing.T) {
 		t.Error("a TLS success series on a SASL_SSL listener")
 	}
 }
+
+// BenchmarkCount is the per-connection cost of counting: a success or a
+// failure on a SASL_SSL listener with two mechanisms, found by name.
+func BenchmarkCount(b *testing.B) {
+	l := NewListener("CLIENT_SASL", false, "SCRAM-SHA-512", "SCRAM-SHA-256")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			l.Success("SCRAM-SHA-256")
+			l.Failure("SCRAM-SHA-256", BadPassword)
+		}
+	})
+}
