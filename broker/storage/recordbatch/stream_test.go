@@ -551,3 +551,76 @@ func TestRewriteRecordsStreamsABomb(t *testing.T) {
 		})
 	}
 }
+
+// TestCleanerStreamsTakeTheSlots: the cleaner's reads hold one of the
+// produce path's stream slots while they inflate or compress, and none
+// when they do neither (an uncompressed batch, or kept inflated records
+// rewritten uncompressed), so the broker never runs more than streamSlots
+// codecs for produce requests and the cleaner together.
+func TestCleanerStreamsTakeTheSlots(t *testing.T) {
+	var inUse, taken atomic.Int32
+	streamHook = func(delta int) {
+		inUse.Add(int32(delta))
+		if delta > 0 {
+			taken.Add(1)
+		}
+	}
+	t.Cleanup(func() { streamHook = nil })
+	for _, tc := range []struct {
+		name     string
+		codec    int // the batch's and its rewrite's
+		inflated bool
+		want     int32 // slots held while reading a record
+	}{
+		{"gzip", CodecGzip, false, 1},
+		{"gzip from kept records", CodecGzip, true, 1},
+		{"zstd", CodecZstd, false, 1},
+		{"uncompressed", CodecNone, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := producerBatch(t, tc.codec, 5)
+			h, _ := ParseHeader(b)
+			taken.Store(0)
+			var held []int32
+			if err := ScanKeys(&h, b, io.Discard, nil, func(*RecordInfo) error { held = append(held, inUse.Load()); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			var inflated []byte
+			if tc.inflated {
+				inflated, _ = Decompress(tc.codec, b[HeaderSize:])
+			}
+			nh := h
+			nh.RecordCount = 5
+			if _, err := RewriteRecords(&h, b, inflated, nh, func(r *RecordInfo) (bool, int64, error) {
+				held = append(held, inUse.Load())
+				return true, r.TimestampDelta, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			for i, n := range held {
+				if n != tc.want {
+					t.Fatalf("record read %d: %d slots held, want %d", i, n, tc.want)
+				}
+			}
+			if n := inUse.Load(); n != 0 {
+				t.Fatalf("%d slots still held", n)
+			}
+			if want := 2 * tc.want; taken.Load() != want {
+				t.Fatalf("%d slots taken, want %d", taken.Load(), want)
+			}
+		})
+	}
+	// Kept records rewritten uncompressed inflate and compress nothing.
+	b := producerBatch(t, CodecGzip, 5)
+	h, _ := ParseHeader(b)
+	inflated, _ := Decompress(CodecGzip, b[HeaderSize:])
+	nh := h
+	nh.Attributes &^= CompressionMask
+	taken.Store(0)
+	if _, err := RewriteRecords(&h, b, inflated, nh, func(r *RecordInfo) (bool, int64, error) { return true, r.TimestampDelta, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if taken.Load() != 0 {
+		t.Fatalf("kept records rewritten uncompressed took %d slots", taken.Load())
+	}
+}
