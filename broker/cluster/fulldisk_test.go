@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,4 +113,125 @@ func TestMetadataLogOutlastsItsReserve(t *testing.T) {
 	if left := unfinishedSnapshots(t, tc.dirs[3]); len(left) > 0 {
 		t.Fatalf("failed snapshots left on the volume: %v", left)
 	}
+}
+
+// TestVoterPastItsReserveSavesTermAndVote: broker 3's volume fills and
+// the metadata log uses its Raft store's reserve up (512 KiB here), then
+// the leadership moves between brokers 1 and 2 again and again (Raft's
+// leadership transfer, each an election at a new term). Raft panics
+// when it cannot save its current term ("failed to save current term"),
+// and refuses its vote when it cannot save that: past its reserve
+// broker 3 must still save each new term and its vote, from the part of
+// the reserve that log entries may not take. Without that part the log
+// took the whole reserve and broker 3 panicked within the first 50
+// elections in each of 4 runs ("failed to save current term: write
+// .../raft.db: no space left on device", from requestVote).
+func TestVoterPastItsReserveSavesTermAndVote(t *testing.T) {
+	const reserve = 512 << 10
+	tc := &testCluster{t: t, dirs: map[int32]string{3: testenv.Tmpfs(t, 8, "the full-disk tests of the metadata log")}}
+	tc.edit = func(c *Config) { c.MetadataLogReserve = reserve }
+	startTestCluster(t, tc, 3)
+	tc.waitForLeader()
+	tc.waitForState("brokers registered", registered(1, 2, 3))
+	full := tc.nodes[3]
+	free := testenv.FillVolume(t, tc.dirs[3])
+	defer free()
+
+	// Entries until broker 3's store refuses them: its log stops while
+	// broker 1's goes on.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if time.Now().After(deadline) {
+			t.Fatal("broker 3's log did not stop in 2 minutes on a full volume")
+		}
+		for i := 0; i < 50; i++ {
+			if _, err := tc.nodes[1].AllocateProducerIDs(ctxT(t), 1); err != nil {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		last, err := tc.nodes[1].store.LastIndex()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stuck, err := full.store.LastIndex()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if full.RaftStoreOnReserve() && stuck+100 < last {
+			t.Logf("broker 3's log stopped at %d, broker 1's at %d", stuck, last)
+			break
+		}
+	}
+
+	// Readers of broker 3's store beside Raft's writes, as Raft's own
+	// reads of its log and the reserve's top-up are: a read open across a
+	// write keeps the pages that write freed from the next one, which
+	// takes new pages instead, past the reserve.
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	defer func() { close(stop); readers.Wait() }()
+	for range 4 {
+		readers.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := full.store.LastIndex(); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+
+	for i := 0; i < 50; i++ {
+		leader := tc.waitForLeader()
+		term := leader.raft.CurrentTerm()
+		if leader == full {
+			// Broker 3 cannot commit; it loses the leadership by itself.
+			checkFor(t, 30*time.Second, func() error {
+				if full.IsActive() {
+					return errors.New("broker 3 still the active controller")
+				}
+				return nil
+			})
+			continue
+		}
+		if err := leader.raft.LeadershipTransfer().Error(); err != nil {
+			t.Logf("transfer %d: %v", i, err)
+		}
+		var newTerm uint64
+		checkFor(t, 30*time.Second, func() error {
+			for _, id := range []int32{1, 2} {
+				c := tc.nodes[id]
+				if c.IsActive() && c.raft.CurrentTerm() > term {
+					newTerm = c.raft.CurrentTerm()
+					return nil
+				}
+			}
+			return fmt.Errorf("no new leader past term %d", term)
+		})
+		// Broker 3 was asked for its vote (a transfer's candidate asks
+		// every voter, and a voter with a leader votes for it): it saved
+		// the new term and a vote in it.
+		checkFor(t, 30*time.Second, func() error {
+			cur, err := full.store.GetUint64([]byte("CurrentTerm"))
+			if err != nil || cur < newTerm {
+				return fmt.Errorf("broker 3's saved term: %d, %v; the leader's is %d", cur, err, newTerm)
+			}
+			voted, err := full.store.GetUint64([]byte("LastVoteTerm"))
+			if err != nil || voted < newTerm {
+				return fmt.Errorf("broker 3's last vote saved in term %d, %v; the leader's is %d", voted, err, newTerm)
+			}
+			return nil
+		})
+	}
+	cur, _ := full.store.GetUint64([]byte("CurrentTerm"))
+	left, _ := full.RaftStoreReserve()
+	if !full.RaftStoreOnReserve() || !full.RaftStoreLogStopped() {
+		t.Fatalf("broker 3 on its reserve: %v, its log stopped: %v; the volume is still full", full.RaftStoreOnReserve(), full.RaftStoreLogStopped())
+	}
+	t.Logf("broker 3 saved term %d and its vote in it; %d bytes of the reserve left (%d kept from the log)", cur, left, reserve/8)
 }

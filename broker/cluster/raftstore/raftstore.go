@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -51,8 +52,12 @@ type Store struct {
 	// answering as saved what was not is what Raft must never do.
 	mu     sync.RWMutex
 	closed bool
+	// logMu holds a log write from the reserve's check to its commit, so
+	// that two log writes cannot both pass the check on the same space.
+	logMu sync.Mutex
 
-	res reserve
+	pageSize int64
+	res      reserve
 }
 
 // Options configure a Store.
@@ -88,9 +93,24 @@ type Options struct {
 // fetches, the producers' retries and the disk probe (storage.Store.ProbeSpace,
 // which would then report the disk writable and bring the broker back
 // into the ISRs) would take it before Raft does.
+//
+// The last eighth of it (termVoteShare) is kept for the StableStore's
+// writes: log entries may not take it (admit). hashicorp/raft panics
+// when it cannot save its current term ("failed to save current term",
+// at every new term it hears of: an election, a heartbeat of a new
+// leader) and refuses its vote when it cannot save that, so a voter
+// whose log used the whole reserve would crash at the next election
+// instead of waiting for space. Those writes are small and rare (a few
+// pages each: bbolt rewrites the page holding the stable bucket, its
+// freelist and the meta page, mostly on pages the previous write
+// freed), and a voter that can save them still votes (docs/broker.md,
+// "Data directory").
 type reserve struct {
 	size int64 // set at Open, then read only
-	log  *slog.Logger
+	// termVote is the part of the reserve log entries may not take; set
+	// at Open, then read only.
+	termVote int64
+	log      *slog.Logger
 
 	mu     sync.Mutex
 	f      *os.File // the store's file, for fallocate; nil: no reserve
@@ -100,6 +120,64 @@ type reserve struct {
 	// exhausted: a write failed with ENOSPC since the last one that
 	// passed (logged once).
 	exhausted bool
+	// logStopped: a log write was refused to keep termVote; the log
+	// takes nothing more until a top-up passes (logged once).
+	logStopped bool
+}
+
+// termVoteShare: termVote is Options.Reserve / termVoteShare (2 MiB of
+// the 16 MiB default). Hundreds of terms and votes even if bbolt reused
+// no page, and room for an admit estimate that fell short by far.
+const termVoteShare = 8
+
+// admit lets a log write that may take need bytes past the data's end
+// go on while it leaves termVote of the reserve to the term and vote. A
+// write that would cut into that part first tries to top the reserve up
+// to need + size past the data (a volume with room, a large write); if
+// that fails too (the volume is full) it is refused with ENOSPC, as past
+// the reserve: Raft answers the leader that it could not store the
+// entries, or, as the leader, steps down. Once one is refused the log
+// stays stopped until a top-up passes, smaller writes included: the
+// broker is behind from then on anyway, and a log that took a small
+// entry here and there would say it is going and stopped by turns.
+func (r *reserve) admit(need int64) error {
+	if r.size <= 0 {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.f == nil {
+		return nil
+	}
+	if !r.logStopped && r.to-r.end-need >= r.termVote {
+		return nil
+	}
+	end := r.end + need + r.size
+	err := fallocate(r.f, end)
+	if err == nil {
+		r.to = end
+		r.reservedAgain()
+		return nil
+	}
+	if !r.failed {
+		r.failed = true
+		r.log.Warn("raft store: the data volume is full; the metadata log is living on its reserve until space frees", "file", r.f.Name(), "reserve_left", max(r.to-r.end, 0), "data_end", r.end, "allocated_to", r.to, "err", err)
+	}
+	if !r.logStopped {
+		r.logStopped = true
+		r.log.Error("raft store: the data volume is full and the metadata log has used its reserve up to the part kept for the term and vote: this broker stores and applies no metadata until space frees", "file", r.f.Name(), "reserve_left", max(r.to-r.end, 0), "kept_for_term_and_vote", r.termVote, "err", err)
+	}
+	return fmt.Errorf("raft store %s: the volume is full and the %d bytes left of the reserve are kept for the term and vote: %w", r.f.Name(), max(r.to-r.end, 0), unix.ENOSPC)
+}
+
+// reservedAgain notes a top-up that passed (r.mu held): the volume has
+// room again, and a stopped log goes on.
+func (r *reserve) reservedAgain() {
+	r.logStopped = false
+	if r.failed {
+		r.failed = false
+		r.log.Info("raft store: space reserved again; the metadata log is off its reserve", "file", r.f.Name(), "allocated_to", r.to)
+	}
 }
 
 // keep tops the reservation up to size bytes past dataEnd when less than
@@ -123,10 +201,7 @@ func (r *reserve) keep(dataEnd int64) {
 	switch {
 	case err == nil:
 		r.to = end
-		if r.failed {
-			r.failed = false
-			r.log.Info("raft store: space reserved again; the metadata log is off its reserve", "file", r.f.Name(), "allocated_to", end)
-		}
+		r.reservedAgain()
 	case errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS):
 		r.log.Warn("raft store: the file system cannot reserve space (fallocate); a full disk will stop this broker's metadata", "file", r.f.Name(), "err", err)
 		r.f.Close()
@@ -145,6 +220,18 @@ func (s *Store) OnReserve() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.failed
+}
+
+// LogStopped reports whether the store refuses log entries to keep the
+// rest of its reserve for the term and vote: the volume is full and the
+// log has used the reserve up to that part, so the broker stores and
+// applies no metadata until space frees. Cleared by the next top-up that
+// passes (at a write, or KeepReserve's).
+func (s *Store) LogStopped() bool {
+	r := &s.res
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.logStopped
 }
 
 // KeepReserve tries to top the reserve up now, without a write, and
@@ -189,7 +276,9 @@ func fallocate(f *os.File, end int64) error {
 // file system without fallocate): then nothing is set aside. The figure
 // is below Options.Reserve by what was written since the last top-up
 // (at most half of it) or, while top-ups fail (a full disk), by all that
-// was written since; at 0 the next write into a new page fails.
+// was written since. Near Options.Reserve / termVoteShare the log stops
+// (LogStopped); what the term and vote take comes out of the rest, and at
+// 0 their next write into a new page fails.
 func (s *Store) Reserve() (bytes int64, ok bool) {
 	r := &s.res
 	if r.size <= 0 {
@@ -244,6 +333,24 @@ func (s *Store) view(fn func(*bolt.Tx) error) error {
 func (s *Store) update(fn func(*bolt.Tx) error) error {
 	s.enter()
 	defer s.leave()
+	return s.commit(fn)
+}
+
+// updateLog is update for a write of the log, which may take need bytes
+// of new pages: refused while it would cut into the term and vote's part
+// of the reserve (reserve.admit).
+func (s *Store) updateLog(need int64, fn func(*bolt.Tx) error) error {
+	s.enter()
+	defer s.leave()
+	s.logMu.Lock()
+	defer s.logMu.Unlock()
+	if err := s.res.admit(need); err != nil {
+		return err
+	}
+	return s.commit(fn)
+}
+
+func (s *Store) commit(fn func(*bolt.Tx) error) error {
 	err := s.db.Update(fn)
 	s.keepReserve()
 	switch {
@@ -303,7 +410,7 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialising raft store %s: %w", path, err)
 	}
-	s := &Store{db: db, res: reserve{size: opts.Reserve, log: opts.Logger}}
+	s := &Store{db: db, pageSize: int64(db.Info().PageSize), res: reserve{size: opts.Reserve, termVote: opts.Reserve / termVoteShare, log: opts.Logger}}
 	if s.res.log == nil {
 		s.res.log = slog.Default()
 	}
@@ -316,6 +423,15 @@ func Open(path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("opening raft store %s to reserve its space: %w", path, err)
 		}
 		s.res.f = f
+		// What an earlier run reserved is still the file's: fallocate
+		// filled every block from 0, so the blocks allocated are the
+		// extent. Without it a store reopened on a full volume counted
+		// no reserve, and would refuse its log at once.
+		if fi, err := f.Stat(); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				s.res.to = st.Blocks * 512
+			}
+		}
 		s.keepReserve()
 	}
 	return s, nil
@@ -383,10 +499,20 @@ func (s *Store) StoreLog(l *raft.Log) error { return s.StoreLogs([]*raft.Log{l})
 
 // StoreLogs implements raft.LogStore: all entries in one transaction.
 func (s *Store) StoreLogs(logs []*raft.Log) error {
-	return s.update(func(tx *bolt.Tx) error {
+	enc := make([][]byte, len(logs))
+	var bytes int64
+	for i, l := range logs {
+		enc[i] = encodeLog(l)
+		bytes += int64(len(enc[i])) + 8 + 16 // key, bbolt's element header
+	}
+	// bbolt's copy-on-write takes new pages for the entries (leaves
+	// split half full: twice their bytes), and rewrites the last leaf,
+	// the branches above it, the root's leaf and the freelist: 8 pages.
+	need := 2*bytes + 8*s.pageSize
+	return s.updateLog(need, func(tx *bolt.Tx) error {
 		b := tx.Bucket(logsBucket)
-		for _, l := range logs {
-			if err := b.Put(key(l.Index), encodeLog(l)); err != nil {
+		for i, l := range logs {
+			if err := b.Put(key(l.Index), enc[i]); err != nil {
 				return fmt.Errorf("storing raft log entry %d: %w", l.Index, err)
 			}
 		}
@@ -396,7 +522,19 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 
 // DeleteRange implements raft.LogStore (inclusive bounds).
 func (s *Store) DeleteRange(lo, hi uint64) error {
-	return s.update(func(tx *bolt.Tx) error {
+	// The pages it frees are listed in the freelist (8 bytes each: some
+	// two per entry, never more than the file has pages), written to new
+	// pages with the rewritten branches and leaves at the range's ends.
+	var entries uint64
+	if hi >= lo {
+		entries = min(hi-lo, 1<<32) + 1
+	}
+	var size int64
+	if err := s.view(func(tx *bolt.Tx) error { size = tx.Size(); return nil }); err != nil {
+		return err
+	}
+	need := min(16*int64(entries), 8*(size/s.pageSize)) + 8*s.pageSize
+	return s.updateLog(need, func(tx *bolt.Tx) error {
 		c := tx.Bucket(logsBucket).Cursor()
 		for k, _ := c.Seek(key(lo)); k != nil && binary.BigEndian.Uint64(k) <= hi; k, _ = c.Next() {
 			if err := c.Delete(); err != nil {

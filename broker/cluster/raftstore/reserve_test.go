@@ -7,8 +7,10 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
@@ -116,7 +118,8 @@ func (s *Store) dataEnd(t *testing.T) int64 {
 }
 
 // A full volume that outlasts the reserve: the store refuses the entries
-// past it with ENOSPC and keeps every entry it took (read back after a
+// past its log's part with ENOSPC (the rest kept for the term and vote,
+// TestTermAndVoteOutlastTheLog) and keeps every entry it took (read back after a
 // reopen too), says it is on its reserve, and once the space returns
 // KeepReserve, with no write, reserves the whole amount again; the next
 // entries are stored after the last one taken.
@@ -156,7 +159,10 @@ func TestFullVolumeOutlastsTheReserve(t *testing.T) {
 	if err := appendEntries(s, last+1, 50); err == nil {
 		t.Fatal("50 entries stored past the reserve")
 	}
-	for _, line := range []string{"living on its reserve", "reserve is used up"} {
+	if left, _ := s.Reserve(); !s.LogStopped() || left < reserve/termVoteShare {
+		t.Fatalf("the log refused with %d bytes of the reserve left, LogStopped %v; want at least %d kept for the term and vote", left, s.LogStopped(), reserve/termVoteShare)
+	}
+	for _, line := range []string{"living on its reserve", "up to the part kept for the term and vote"} {
 		if n := strings.Count(logged.String(), line); n != 1 {
 			t.Fatalf("%q logged %d times, want once:\n%s", line, n, logged.String())
 		}
@@ -181,7 +187,9 @@ func TestFullVolumeOutlastsTheReserve(t *testing.T) {
 		}
 	}
 	checkLog(s, last)
-	// Reopened while still full: nothing lost, nothing half-written.
+	// Reopened while still full: nothing lost, nothing half-written, and
+	// what is left of the reserve is still counted.
+	left, _ := s.Reserve()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -189,10 +197,13 @@ func TestFullVolumeOutlastsTheReserve(t *testing.T) {
 		t.Fatalf("reopening on the full volume: %v", err)
 	}
 	checkLog(s, last)
+	if got, _ := s.Reserve(); got != left || !s.OnReserve() {
+		t.Fatalf("reopened on the full volume: Reserve() = %d, on it %v; %d left before", got, s.OnReserve(), left)
+	}
 
 	free()
-	if s.KeepReserve() {
-		t.Fatal("KeepReserve after the space returned: still on the reserve")
+	if s.KeepReserve() || s.LogStopped() {
+		t.Fatalf("KeepReserve after the space returned: still on the reserve (%v) or the log stopped (%v)", s.OnReserve(), s.LogStopped())
 	}
 	end := s.dataEnd(t)
 	if got, ok := s.Reserve(); !ok || got != reserve || allocated(t, path) < end+reserve {
@@ -202,4 +213,110 @@ func TestFullVolumeOutlastsTheReserve(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkLog(s, last+50)
+}
+
+// heldRead opens a read transaction on s, as Raft's reads of its log
+// and the reserve's top-up open them, and keeps it open until release
+// (or 5 s, so that a write waiting for bbolt to remap its file, which
+// waits for the readers, is not held for good). While it is open, the
+// pages each write frees are kept for it: the next write takes others,
+// new ones when bbolt's freelist has none.
+func heldRead(t *testing.T, s *Store) (release func()) {
+	t.Helper()
+	tx, err := s.db.Begin(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	rollback := func() { once.Do(func() { tx.Rollback() }) }
+	timer := time.AfterFunc(5*time.Second, rollback)
+	return func() { timer.Stop(); rollback() }
+}
+
+// Past the part of its reserve that log entries may take, the store
+// still saves Raft's term and vote (hashicorp/raft panics when it cannot
+// save its current term): the log is refused with ENOSPC while terms and
+// votes are saved 300 times, three elections' worth at a time under a
+// read held open across them. Without the part kept back, the first
+// elections failed with ENOSPC: the log had taken the whole reserve, and
+// the saves' new pages had none left.
+func TestTermAndVoteOutlastTheLog(t *testing.T) {
+	const reserve = 1 << 20
+	dir := testenv.Tmpfs(t, 8, "the full-disk tests of the raft store")
+	var logged bytes.Buffer
+	s, err := Open(filepath.Join(dir, "raft.db"), Options{Reserve: reserve, Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := appendEntries(s, 1, 100); err != nil {
+		t.Fatal(err)
+	}
+	free := testenv.FillVolume(t, dir)
+	freed := false
+	defer func() {
+		if !freed {
+			free()
+		}
+	}()
+	last := uint64(100)
+	// In batches of 50, then one at a time: as far as the log may go.
+	for _, batch := range []int{50, 1} {
+		for ; last < 100_000; last += uint64(batch) {
+			if err := appendEntries(s, last+1, batch); err != nil {
+				if !errors.Is(err, syscall.ENOSPC) {
+					t.Fatalf("past the reserve: %v, want ENOSPC", err)
+				}
+				break
+			}
+		}
+	}
+	if last >= 100_000 {
+		t.Fatal("100,000 entries stored on a full volume: the test shows nothing")
+	}
+	left, _ := s.Reserve()
+	if !s.LogStopped() || left < reserve/termVoteShare {
+		t.Fatalf("the log refused with %d bytes of the reserve left, LogStopped %v; want at least %d left, and true", left, s.LogStopped(), reserve/termVoteShare)
+	}
+	t.Logf("%d entries stored, %d bytes of the reserve left", last, left)
+
+	cand := []byte("127.0.0.1:9093")
+	for term := uint64(2); term < 300; {
+		release := heldRead(t, s)
+		for end := term + 3; term < end; term++ {
+			if err := s.SetUint64([]byte("CurrentTerm"), term); err != nil {
+				t.Fatalf("saving term %d: %v", term, err)
+			}
+			if err := s.SetUint64([]byte("LastVoteTerm"), term); err != nil {
+				t.Fatalf("saving the vote's term %d: %v", term, err)
+			}
+			if err := s.Set([]byte("LastVoteCand"), cand); err != nil {
+				t.Fatalf("saving the vote of term %d: %v", term, err)
+			}
+		}
+		release()
+		if got, err := s.GetUint64([]byte("CurrentTerm")); err != nil || got != term-1 {
+			t.Fatalf("term read back: %d, %v; want %d", got, err, term-1)
+		}
+	}
+	after, _ := s.Reserve()
+	t.Logf("298 terms and votes saved; %d bytes of the reserve left", after)
+	if err := appendEntries(s, last+1, 1); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("an entry past the log's part of the reserve: %v, want ENOSPC", err)
+	}
+	if n := strings.Count(logged.String(), "up to the part kept for the term and vote"); n != 1 {
+		t.Fatalf("the log's stop logged %d times, want once:\n%s", n, logged.String())
+	}
+
+	free()
+	freed = true
+	if s.KeepReserve() {
+		t.Fatal("still on the reserve after the space returned")
+	}
+	if err := appendEntries(s, last+1, 50); err != nil {
+		t.Fatalf("after the space returned: %v", err)
+	}
+	if s.LogStopped() {
+		t.Fatal("LogStopped after the log took entries again")
+	}
 }
