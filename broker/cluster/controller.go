@@ -377,6 +377,14 @@ func (ctl *Controller) RaftStoreOnReserve() bool {
 	return ctl.store != nil && ctl.store.OnReserve()
 }
 
+// RaftStoreLogStopped reports whether the Raft store refuses log entries
+// to keep the rest of its reserve for the term and vote: the broker
+// stores and applies no metadata until space frees
+// (raftstore.Store.LogStopped).
+func (ctl *Controller) RaftStoreLogStopped() bool {
+	return ctl.store != nil && ctl.store.LogStopped()
+}
+
 // State is this node's latest applied metadata (it may lag the leader by
 // the Raft replication delay). Do not modify it.
 func (ctl *Controller) State() *metadata.State { return ctl.fsm.Current() }

@@ -56,7 +56,7 @@ func busyRegistry(t *testing.T) (r *Registry, prev, cur *Snapshot) {
 				{Side: "follower", Rate: 0, Bound: 9223372036854775807},
 			},
 			PendingDeletionSegments: 2, PendingDeletionBytes: 3 << 20,
-			RaftStoreReserveBytes: 12 << 20, RaftStoreReserveKept: true, RaftStoreOnReserve: true,
+			RaftStoreReserveBytes: 12 << 20, RaftStoreReserveKept: true, RaftStoreOnReserve: true, RaftStoreLogStopped: true,
 			PeerRefusals: []PeerRefusal{
 				{Listener: "controller", Reason: "node_mismatch", Count: 7},
 				{Listener: "controller", Reason: "controller_duty", Count: 0},

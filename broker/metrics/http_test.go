@@ -198,6 +198,7 @@ func TestPrometheusExposition(t *testing.T) {
 		{"tributary_log_pending_deletion_segments", nil, 2},
 		{"tributary_raft_store_reserve_bytes", nil, 12 << 20},
 		{"tributary_raft_store_on_reserve", nil, 1},
+		{"tributary_raft_store_log_stopped", nil, 1},
 		{"tributary_fetch_memory_bytes", nil, 3 << 20},
 		{"tributary_fetch_memory_limit_bytes", nil, 64 << 20},
 		{"tributary_fetch_memory_cut_total", nil, 5},
@@ -293,11 +294,13 @@ func TestScrapeSurvivesBadLabelValues(t *testing.T) {
 // which would read as one used up.
 func TestRaftStoreReserveAbsentWhenNoneIsKept(t *testing.T) {
 	r, _ := newTestRegistry(t)
-	r.SetStateSource(func() BrokerState { return BrokerState{RaftStoreReserveBytes: 5, RaftStoreOnReserve: true} })
+	r.SetStateSource(func() BrokerState {
+		return BrokerState{RaftStoreReserveBytes: 5, RaftStoreOnReserve: true, RaftStoreLogStopped: true}
+	})
 	srv := httptest.NewServer(r.Handler(""))
 	t.Cleanup(srv.Close)
 	fams := scrape(t, srv.URL)
-	for _, name := range []string{"tributary_raft_store_reserve_bytes", "tributary_raft_store_on_reserve"} {
+	for _, name := range []string{"tributary_raft_store_reserve_bytes", "tributary_raft_store_on_reserve", "tributary_raft_store_log_stopped"} {
 		if v, ok := value(fams, name, nil); ok {
 			t.Errorf("%s = %v, and the store keeps no reserve", name, v)
 		}

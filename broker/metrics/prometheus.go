@@ -73,19 +73,20 @@ var (
 	descThrottleRate    = desc("replication_throttled_bytes_per_second", "Measured rate of the throttled replicas' replication bytes, over the replication quota windows, by side (leader: sent, follower: fetched).", "side")
 	descThrottleBound   = desc("replication_throttle_limit_bytes_per_second", "The replication throttle rate in force (leader/follower.replication.throttled.rate), by side; absent when none is set.", "side")
 
-	descDataDiskUsed  = desc("data_disk_used_ratio", "Used share of the data volume, as df's Use% / 100 (MSK KafkaDataLogsDiskUsed / 100).")
-	descDataDiskAvail = desc("data_disk_available_bytes", "Bytes still writable on the data volume.")
-	descDataDiskSize  = desc("data_disk_size_bytes", "Size of the data volume's file system.")
-	descPendingBytes  = desc("log_pending_deletion_bytes", "Bytes of segments out of every log (retention, DeleteRecords, compaction, deleted topics) still on the data volume, waiting for file.delete.delay.ms.")
-	descPendingSegs   = desc("log_pending_deletion_segments", "Segments out of every log still on the data volume, waiting for file.delete.delay.ms.")
-	descRaftOnReserve = desc("raft_store_on_reserve", "1 while the data volume is full and the metadata log lives on the Raft store's reserve (its top-up failed), else 0; absent when the store keeps no reserve.")
-	descRaftReserve   = desc("raft_store_reserve_bytes", "Space the Raft store keeps allocated on the data volume past its data (16 MiB, topped up at half): what the metadata log can still take once the volume is full; absent when it keeps none.")
-	descRootDiskUsed  = desc("root_disk_used_ratio", "Used share of the root file system (MSK RootDiskUsed / 100).")
-	descCPU           = desc("host_cpu_seconds_total", "Host CPU time by mode, all CPUs (MSK CpuUser = user+nice, CpuSystem, CpuIdle, CpuIoWait as shares of the total).", "mode")
-	descMemory        = desc("host_memory_bytes", "Host memory from /proc/meminfo (MSK MemoryUsed = used, MemoryFree = free, MemoryBuffered, MemoryCached).", "kind")
-	descSwap          = desc("host_swap_bytes", "Host swap (MSK SwapUsed, SwapFree).", "kind")
-	descNetRx         = desc("host_network_receive_total", "Packets received on every interface but loopback, by outcome (MSK NetworkRxPackets, NetworkRxErrors, NetworkRxDropped).", "kind")
-	descNetTx         = desc("host_network_transmit_total", "Packets sent on every interface but loopback, by outcome (MSK NetworkTxPackets, NetworkTxErrors, NetworkTxDropped).", "kind")
+	descDataDiskUsed   = desc("data_disk_used_ratio", "Used share of the data volume, as df's Use% / 100 (MSK KafkaDataLogsDiskUsed / 100).")
+	descDataDiskAvail  = desc("data_disk_available_bytes", "Bytes still writable on the data volume.")
+	descDataDiskSize   = desc("data_disk_size_bytes", "Size of the data volume's file system.")
+	descPendingBytes   = desc("log_pending_deletion_bytes", "Bytes of segments out of every log (retention, DeleteRecords, compaction, deleted topics) still on the data volume, waiting for file.delete.delay.ms.")
+	descPendingSegs    = desc("log_pending_deletion_segments", "Segments out of every log still on the data volume, waiting for file.delete.delay.ms.")
+	descRaftOnReserve  = desc("raft_store_on_reserve", "1 while the data volume is full and the metadata log lives on the Raft store's reserve (its top-up failed), else 0; absent when the store keeps no reserve.")
+	descRaftLogStopped = desc("raft_store_log_stopped", "1 while the data volume is full and the metadata log has used the Raft store's reserve up to the part kept for Raft's term and vote: the broker stores and applies no metadata until space frees, else 0; absent when the store keeps no reserve.")
+	descRaftReserve    = desc("raft_store_reserve_bytes", "Space the Raft store keeps allocated on the data volume past its data (16 MiB, topped up at half): what the metadata log can still take once the volume is full; absent when it keeps none.")
+	descRootDiskUsed   = desc("root_disk_used_ratio", "Used share of the root file system (MSK RootDiskUsed / 100).")
+	descCPU            = desc("host_cpu_seconds_total", "Host CPU time by mode, all CPUs (MSK CpuUser = user+nice, CpuSystem, CpuIdle, CpuIoWait as shares of the total).", "mode")
+	descMemory         = desc("host_memory_bytes", "Host memory from /proc/meminfo (MSK MemoryUsed = used, MemoryFree = free, MemoryBuffered, MemoryCached).", "kind")
+	descSwap           = desc("host_swap_bytes", "Host swap (MSK SwapUsed, SwapFree).", "kind")
+	descNetRx          = desc("host_network_receive_total", "Packets received on every interface but loopback, by outcome (MSK NetworkRxPackets, NetworkRxErrors, NetworkRxDropped).", "kind")
+	descNetTx          = desc("host_network_transmit_total", "Packets sent on every interface but loopback, by outcome (MSK NetworkTxPackets, NetworkTxErrors, NetworkTxDropped).", "kind")
 
 	descOffsetLag    = desc("consumer_group_offset_lag", "Offsets a group's committed position trails the partition's high watermark (MSK OffsetLag).", "group", "topic", "partition")
 	descSumLag       = desc("consumer_group_sum_offset_lag", "A group's lag summed over a topic's partitions (MSK SumOffsetLag).", "group", "topic")
@@ -98,7 +99,7 @@ var (
 	descCWDenied     = desc("cloudwatch_denied_total", "PutMetricData calls refused for lack of permission or credentials.")
 	descCWThrottled  = desc("cloudwatch_throttled_total", "PutMetricData calls throttled (each try counts).")
 	descCWLastOK     = desc("cloudwatch_last_success_timestamp_seconds", "Unix time of the last successful PutMetricData.")
-	allDescs         = []*prometheus.Desc{descInfo, descTraffic, descBytesIn, descBytesOut, descMessagesIn, descReplicationBytesIn, descReplicationBytesOut, descProduceConversions, descRequestDuration, descLogFlush, descLogFlushFiles, descFollowerFetch, descRequestSize, descConnections, descClientConns, descConnCreated, descConnClosed, descConnRefused, descThrottled, descThrottleTime, descThrottleBytes, descThrottleQueue, descExempt, descFetchMemory, descFetchMemoryLimit, descFetchMemoryCut, descFetchMemoryLeaked, descRequestMemory, descRequestMemoryLimit, descRequestMemoryWaiting, descRequestMemoryWaits, descRequestMemoryWait, descRequestMemoryRefused, descPeerRefusals, descPeerUnbound, descAuthentications, descAuthFailures, descLogDropped, descPartitions, descLeaders, descUnderReplicated, descUnderMinISR, descActive, descGlobalTopics, descGlobalParts, descOffline, descThrottleRate, descThrottleBound, descDataDiskUsed, descDataDiskAvail, descDataDiskSize, descPendingBytes, descPendingSegs, descRaftReserve, descRaftOnReserve, descRootDiskUsed, descCPU, descMemory, descSwap, descNetRx, descNetTx, descOffsetLag, descSumLag, descMaxLag, descTimeLag, descMaxTimeLag, descCWPuts, descCWShipped, descCWDropped, descCWDenied, descCWThrottled, descCWLastOK}
+	allDescs         = []*prometheus.Desc{descInfo, descTraffic, descBytesIn, descBytesOut, descMessagesIn, descReplicationBytesIn, descReplicationBytesOut, descProduceConversions, descRequestDuration, descLogFlush, descLogFlushFiles, descFollowerFetch, descRequestSize, descConnections, descClientConns, descConnCreated, descConnClosed, descConnRefused, descThrottled, descThrottleTime, descThrottleBytes, descThrottleQueue, descExempt, descFetchMemory, descFetchMemoryLimit, descFetchMemoryCut, descFetchMemoryLeaked, descRequestMemory, descRequestMemoryLimit, descRequestMemoryWaiting, descRequestMemoryWaits, descRequestMemoryWait, descRequestMemoryRefused, descPeerRefusals, descPeerUnbound, descAuthentications, descAuthFailures, descLogDropped, descPartitions, descLeaders, descUnderReplicated, descUnderMinISR, descActive, descGlobalTopics, descGlobalParts, descOffline, descThrottleRate, descThrottleBound, descDataDiskUsed, descDataDiskAvail, descDataDiskSize, descPendingBytes, descPendingSegs, descRaftReserve, descRaftOnReserve, descRaftLogStopped, descRootDiskUsed, descCPU, descMemory, descSwap, descNetRx, descNetTx, descOffsetLag, descSumLag, descMaxLag, descTimeLag, descMaxTimeLag, descCWPuts, descCWShipped, descCWDropped, descCWDenied, descCWThrottled, descCWLastOK}
 	latencyBoundsSec = func() []float64 {
 		b := make([]float64, len(latencyBuckets))
 		for i, d := range latencyBuckets {
@@ -238,6 +239,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 				onReserve = 1
 			}
 			gauge(descRaftOnReserve, onReserve)
+			logStopped := 0.0
+			if st.RaftStoreLogStopped {
+				logStopped = 1
+			}
+			gauge(descRaftLogStopped, logStopped)
 		}
 		for _, p := range st.PeerRefusals {
 			counter(descPeerRefusals, float64(p.Count), p.Listener, p.Reason)

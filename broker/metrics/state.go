@@ -41,6 +41,11 @@ type BrokerState struct {
 	// on the reserve (raftstore.Store.OnReserve: its last top-up failed).
 	// Reported with RaftStoreReserveBytes.
 	RaftStoreOnReserve bool
+	// RaftStoreLogStopped: the volume is full and the metadata log has
+	// used the reserve up to the part kept for Raft's term and vote, so
+	// the store takes no entry (raftstore.Store.LogStopped). Reported
+	// with RaftStoreReserveBytes.
+	RaftStoreLogStopped bool
 	// PeerRefusals are the requests of peers (other brokers, by their
 	// certificates) refused on the controller and replication listeners
 	// for speaking for another node or for the active controller,

@@ -365,6 +365,7 @@ func (s *Server) metricsState() metrics.BrokerState {
 	st.PendingDeletionSegments, st.PendingDeletionBytes = s.store.PendingDeletion()
 	st.RaftStoreReserveBytes, st.RaftStoreReserveKept = s.node.Controller.RaftStoreReserve()
 	st.RaftStoreOnReserve = s.node.Controller.RaftStoreOnReserve()
+	st.RaftStoreLogStopped = s.node.Controller.RaftStoreLogStopped()
 	st.PeerRefusals, st.PeerUnbound = peerRefusals(s.node.Controller.PeerRefusals(), s.node.ReplicationPeerRefusals())
 	st.Authentications, st.AuthenticationFailures = s.authentications()
 	if th := s.node.Replicas.Throttle(); th != nil {
