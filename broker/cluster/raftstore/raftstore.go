@@ -133,13 +133,15 @@ const termVoteShare = 8
 // admit lets a log write that may take need bytes past the data's end
 // go on while it leaves termVote of the reserve to the term and vote. A
 // write that would cut into that part first tries to top the reserve up
-// to need + size past the data (a volume with room, a large write); if
-// that fails too (the volume is full) it is refused with ENOSPC, as past
-// the reserve: Raft answers the leader that it could not store the
-// entries, or, as the leader, steps down. Once one is refused the log
-// stays stopped until a top-up passes, smaller writes included: the
-// broker is behind from then on anyway, and a log that took a small
-// entry here and there would say it is going and stopped by turns.
+// to need + size past the data (a volume with room, a large write), then
+// to need + termVote past it (a volume with less room than the whole
+// reserve: a small one, or one filling); if both fail (the volume is
+// full) it is refused with ENOSPC, as past the reserve: Raft answers the
+// leader that it could not store the entries, or, as the leader, steps
+// down. Once one is refused the log stays stopped until the volume gives
+// space again, smaller writes included: the broker is behind from then
+// on anyway, and a log that took a small entry here and there out of
+// what it already has would say it is going and stopped by turns.
 func (r *reserve) admit(need int64) error {
 	if r.size <= 0 {
 		return nil
@@ -157,6 +159,14 @@ func (r *reserve) admit(need int64) error {
 	if err == nil {
 		r.to = end
 		r.reservedAgain()
+		return nil
+	}
+	if least := r.end + need + r.termVote; least > r.to && fallocate(r.f, least) == nil {
+		r.to = least
+		if r.logStopped {
+			r.logStopped = false
+			r.log.Info("raft store: the volume has room again for the metadata log and the term and vote's part of the reserve", "file", r.f.Name(), "allocated_to", r.to)
+		}
 		return nil
 	}
 	if !r.failed {

@@ -320,3 +320,47 @@ func TestTermAndVoteOutlastTheLog(t *testing.T) {
 		t.Fatal("LogStopped after the log took entries again")
 	}
 }
+
+// A volume with room for the log but not for the whole reserve (a small
+// one, or one that is filling) takes the log's writes with the term and
+// vote's part allocated past them, and stops the log only once it is
+// full, the term and vote's part still whole.
+func TestVolumeSmallerThanTheReserveTakesTheLog(t *testing.T) {
+	const reserve = 16 << 20
+	dir := testenv.Tmpfs(t, 8, "the full-disk tests of the raft store")
+	path := filepath.Join(dir, "raft.db")
+	s, err := Open(path, Options{Reserve: reserve, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !s.OnReserve() {
+		t.Fatal("a 16 MiB reserve kept on an 8 MiB volume")
+	}
+	if err := appendEntries(s, 1, 500); err != nil {
+		t.Fatalf("on a volume with room, less than the reserve: %v", err)
+	}
+	if s.LogStopped() {
+		t.Fatal("the log stopped on a volume with room")
+	}
+	if a, end := allocated(t, path), s.dataEnd(t); a < end+reserve/termVoteShare {
+		t.Fatalf("%d bytes allocated, data ends at %d: the term and vote's part is not", a, end)
+	}
+	free := testenv.FillVolume(t, dir)
+	defer free()
+	last := uint64(500)
+	for ; last < 100_000; last += 50 {
+		if err := appendEntries(s, last+1, 50); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("on the full volume: %v, want ENOSPC", err)
+			}
+			break
+		}
+	}
+	if left, _ := s.Reserve(); !s.LogStopped() || left < reserve/termVoteShare {
+		t.Fatalf("the log refused with %d bytes of the reserve left, LogStopped %v; want at least %d kept", left, s.LogStopped(), reserve/termVoteShare)
+	}
+	if err := s.SetUint64([]byte("CurrentTerm"), 7); err != nil {
+		t.Fatalf("saving a term on the full volume: %v", err)
+	}
+}
