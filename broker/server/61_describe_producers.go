@@ -12,6 +12,8 @@ package server
 //     and the coordinator epoch to abort one with WriteTxnMarkers.
 //   - Needs READ on each topic (else TOPIC_AUTHORIZATION_FAILED on its
 //     partitions), as in Kafka.
+//   - A partition named again in the request answers INVALID_REQUEST (it
+//     is described the first time only).
 
 import (
 	"context"
@@ -32,12 +34,29 @@ func (s *Server) handleDescribeProducers(ctx context.Context, az reqAuth, req *k
 		names[i] = t.Topic
 	}
 	denied := az.denied(ctx, kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, names)
+	type partition struct {
+		topic string
+		index int32
+	}
+	seen := map[partition]bool{}
 	for _, rt := range req.Topics {
 		st := kmsg.NewDescribeProducersResponseTopic()
 		st.Topic = rt.Topic
 		for _, idx := range rt.Partitions {
 			sp := kmsg.NewDescribeProducersResponseTopicPartition()
 			sp.Partition = idx
+			// A partition named again is not described again: 4 bytes of
+			// request asked for every producer it keeps (any number, see
+			// producer.id.expiration.ms) each time.
+			k := partition{rt.Topic, idx}
+			if seen[k] {
+				sp.ErrorCode = kerr.InvalidRequest.Code
+				msg := "partition named more than once in the request"
+				sp.ErrorMessage = &msg
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			seen[k] = true
 			if denied[rt.Topic] {
 				// Before the existence check: a principal that may not
 				// read a topic learns nothing of it.
