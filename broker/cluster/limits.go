@@ -199,6 +199,14 @@ func checkBrokerPartitions(st *metadata.State, cmd metadata.Command, limit int) 
 	return nil
 }
 
+// CheckNewReplicas is checkBrokerPartitions for new partitions placed on
+// assignments, for a broker to answer a ValidateOnly request as the
+// active controller would answer the request itself (on this broker's
+// state and limit, which may be behind or differ).
+func CheckNewReplicas(st *metadata.State, assignments [][]int32, limit int) error {
+	return checkBrokerPartitions(st, metadata.CreatePartitions{Assignments: assignments}, limit)
+}
+
 // checkUserOp applies both bounds to an encoded command about to be
 // proposed by the active controller.
 func (ctl *Controller) checkUserOp(st *metadata.State, b []byte) error {

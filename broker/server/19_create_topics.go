@@ -40,6 +40,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tributary/tributary/broker/cluster"
+	"github.com/tributary/tributary/broker/cluster/placement"
 	"github.com/tributary/tributary/broker/security/authz"
 )
 
@@ -104,6 +105,8 @@ func (s *Server) handleCreateTopics(ctx context.Context, az reqAuth, req *kmsg.C
 				fail(kerr.InvalidTopicException.Code, err.Error())
 			} else if other := s.collidingTopic(rt.Topic); other != "" {
 				fail(kerr.InvalidTopicException.Code, fmt.Sprintf("topic %s collides with existing topic %s", rt.Topic, other))
+			} else if err := s.checkBrokerPartitions(partitions, rf, assignment); err != nil {
+				fail(kerr.PolicyViolation.Code, err.Error())
 			} else {
 				st.NumPartitions, st.ReplicationFactor = partitions, rf
 				showConfigs(configs)
@@ -212,6 +215,21 @@ func (s *Server) validateCreateTopic(rt kmsg.CreateTopicsRequestTopic) (map[stri
 		return nil, 0, 0, nil, fmt.Errorf("%w: %v", errInvalidConfig, err)
 	}
 	return configs, partitions, rf, assignment, nil
+}
+
+// checkBrokerPartitions answers for a ValidateOnly request whether the
+// active controller would refuse new partitions (placed on assignment, or
+// as the controller places them) over max.broker.partitions, judged on
+// this broker's metadata and setting.
+func (s *Server) checkBrokerPartitions(partitions int32, rf int16, assignment [][]int32) error {
+	st := s.node.Controller.State()
+	if assignment == nil {
+		var err error
+		if assignment, err = placement.Assign(placement.EligibleBrokers(st), int(partitions), int(rf), placement.LoadOf(st)); err != nil {
+			return nil // the request itself answers this
+		}
+	}
+	return cluster.CheckNewReplicas(st, assignment, s.Config().MaxBrokerPartitions)
 }
 
 func (s *Server) createTopicsResponseConfigs(overrides map[string]string) []kmsg.CreateTopicsResponseTopicConfig {

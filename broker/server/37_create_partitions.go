@@ -79,6 +79,8 @@ func (s *Server) handleCreatePartitions(ctx context.Context, az reqAuth, req *km
 			if req.ValidateOnly {
 				if err := s.validAssignments(t, assignments); err != nil {
 					fail(kerr.InvalidReplicaAssignment.Code, err.Error())
+				} else if err := s.checkBrokerPartitions(rt.Count-int32(len(t.partitions)), int16(len(t.partitions[0].replicas)), assignments); err != nil {
+					fail(kerr.PolicyViolation.Code, err.Error())
 				}
 				break
 			}

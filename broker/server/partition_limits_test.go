@@ -104,7 +104,7 @@ func TestCreateTopicsPartitionCountBounded(t *testing.T) {
 // replicas the controller puts on a broker, as Amazon MSK's
 // partitions-per-broker limit: CreateTopics and CreatePartitions that
 // would pass it answer POLICY_VIOLATION naming the broker and the limit,
-// and create nothing; up to the limit they succeed.
+// and create nothing, with ValidateOnly too; up to the limit they succeed.
 func TestMaxBrokerPartitions(t *testing.T) {
 	const limit = 8
 	s := startServer(t, func(c *config.Config) {
@@ -140,6 +140,23 @@ func TestMaxBrokerPartitions(t *testing.T) {
 	pr := exchange(t, s, createPartitionsReq("a", 9)).(*kmsg.CreatePartitionsResponse).Topics[0]
 	if pr.ErrorCode != kerr.PolicyViolation.Code {
 		t.Fatalf("growing a to 9 partitions under a limit of %d: %v, want POLICY_VIOLATION", limit, kerr.ErrorForCode(pr.ErrorCode))
+	}
+	// ValidateOnly answers as the request would, and creates nothing.
+	for n, want := range map[int32]int16{4: kerr.PolicyViolation.Code, 3: 0} {
+		r := exchange(t, s, createTopicsBatch(true, newTopicReq("b", n))).(*kmsg.CreateTopicsResponse).Topics[0]
+		if r.ErrorCode != want {
+			t.Errorf("ValidateOnly of b with %d partitions: %v, want %v", n, kerr.ErrorForCode(r.ErrorCode), kerr.ErrorForCode(want))
+		}
+	}
+	for n, want := range map[int32]int16{9: kerr.PolicyViolation.Code, 8: 0} {
+		vr := createPartitionsReq("a", n)
+		vr.ValidateOnly = true
+		if r := exchange(t, s, vr).(*kmsg.CreatePartitionsResponse).Topics[0]; r.ErrorCode != want {
+			t.Errorf("ValidateOnly of a to %d partitions: %v, want %v", n, kerr.ErrorForCode(r.ErrorCode), kerr.ErrorForCode(want))
+		}
+	}
+	if _, ok := s.lookupTopic("b"); ok {
+		t.Fatal("ValidateOnly created b")
 	}
 	if code, msg := create("b", 3); code != 0 {
 		t.Fatalf("5 + 3 partitions under a limit of %d: %v %s", limit, kerr.ErrorForCode(code), msg)
