@@ -22,15 +22,17 @@ func unfinishedSnapshots(t *testing.T, dir string) []string {
 }
 
 // TestMetadataLogOutlastsItsReserve: broker 3's volume fills and the
-// metadata log outgrows its Raft store's reserve (128 KiB here, some 700
-// entries). What happens: the broker does not crash; its store refuses
-// the entries past the reserve, so it stops applying metadata (as the
-// active controller it commits nothing and loses the leadership), and a
-// snapshot cannot be written to compact the log. Once the space frees,
-// the broker stores the entries it missed and applies them, its reserve is
-// whole again, and the snapshot that failed is taken at once (Raft's own
-// tries are an hour apart here), compacting the log; no half-written
-// snapshot is left on the volume, neither while it is full nor after.
+// metadata log outgrows its Raft store's reserve (128 KiB here: some 400
+// entries, the log stopping with the term and vote's 16 KiB and one
+// write's estimate left). What happens: the broker does not crash; its
+// store refuses the entries past the reserve, so it stops applying
+// metadata (as the active controller it commits nothing and loses the
+// leadership), and a snapshot cannot be written to compact the log. Once
+// the space frees, the broker stores the entries it missed and applies
+// them, its reserve is whole again, and the snapshot that failed is
+// taken at once (Raft's own tries are an hour apart here), compacting
+// the log; no half-written snapshot is left on the volume, neither while
+// it is full nor after.
 func TestMetadataLogOutlastsItsReserve(t *testing.T) {
 	const reserve = 128 << 10
 	tc := &testCluster{t: t, dirs: map[int32]string{3: testenv.Tmpfs(t, 8, "the full-disk tests of the metadata log")}}
