@@ -74,59 +74,34 @@ func checkPartitionCount(name string, partitions int64, configs int) error {
 	return nil
 }
 
+// userOpDecoders decode the commands userOpRecords counts.
+var userOpDecoders = map[metadata.CommandType]func([]byte) (metadata.Command, error){
+	metadata.TypeCreateTopic:           decodeCommand[metadata.CreateTopic],
+	metadata.TypeCreatePartitions:      decodeCommand[metadata.CreatePartitions],
+	metadata.TypeReassignPartitions:    decodeCommand[metadata.ReassignPartitions],
+	metadata.TypeCreateACLs:            decodeCommand[metadata.CreateACLs],
+	metadata.TypeDeleteACLs:            decodeCommand[metadata.DeleteACLs],
+	metadata.TypeAlterClientQuotas:     decodeCommand[metadata.AlterClientQuotas],
+	metadata.TypeAlterScramCredentials: decodeCommand[metadata.AlterScramCredentials],
+}
+
 // decodeUserOp decodes the commands userOpRecords counts; nil for others
 // (which need no decoding here).
 func decodeUserOp(b []byte) (metadata.Command, error) {
-	var cmd metadata.Command
-	switch metadata.CommandType(b[0]) {
-	case metadata.TypeCreateTopic:
-		var c metadata.CreateTopic
-		cmd, b = &c, b[1:]
-	case metadata.TypeCreatePartitions:
-		var c metadata.CreatePartitions
-		cmd, b = &c, b[1:]
-	case metadata.TypeReassignPartitions:
-		var c metadata.ReassignPartitions
-		cmd, b = &c, b[1:]
-	case metadata.TypeCreateACLs:
-		var c metadata.CreateACLs
-		cmd, b = &c, b[1:]
-	case metadata.TypeDeleteACLs:
-		var c metadata.DeleteACLs
-		cmd, b = &c, b[1:]
-	case metadata.TypeAlterClientQuotas:
-		var c metadata.AlterClientQuotas
-		cmd, b = &c, b[1:]
-	case metadata.TypeAlterScramCredentials:
-		var c metadata.AlterScramCredentials
-		cmd, b = &c, b[1:]
-	default:
+	decode, ok := userOpDecoders[metadata.CommandType(b[0])]
+	if !ok {
 		return nil, nil
 	}
-	if err := json.Unmarshal(b, cmd); err != nil {
-		return nil, fmt.Errorf("%w: %v", metadata.ErrBadCommand, err)
-	}
-	return deref(cmd), nil
+	return decode(b[1:])
 }
 
-func deref(cmd metadata.Command) metadata.Command {
-	switch c := cmd.(type) {
-	case *metadata.CreateTopic:
-		return *c
-	case *metadata.CreatePartitions:
-		return *c
-	case *metadata.ReassignPartitions:
-		return *c
-	case *metadata.CreateACLs:
-		return *c
-	case *metadata.DeleteACLs:
-		return *c
-	case *metadata.AlterClientQuotas:
-		return *c
-	case *metadata.AlterScramCredentials:
-		return *c
+// decodeCommand decodes a command's body as C.
+func decodeCommand[C metadata.Command](body []byte) (metadata.Command, error) {
+	var c C
+	if err := json.Unmarshal(body, &c); err != nil {
+		return nil, fmt.Errorf("%w: %v", metadata.ErrBadCommand, err)
 	}
-	return cmd
+	return c, nil
 }
 
 // addedReplicas counts, per broker, the partition replicas a command would
