@@ -284,6 +284,8 @@ func TestAccTopic_invalid(t *testing.T) {
 		{strings.Replace(topic("orders", 3, nil), "replication_factor =", "replication_throttle_bytes_per_second = -1\n  replication_factor =", 1), `must be at least 0`},
 		{topic("orders/eu", 3, nil), `may hold only letters, digits`},
 		{strings.Replace(topic("orders", 3, nil), "tc-0123456789abcdef", "my-cluster", 1), `must be a Tributary cluster id`},
+		{strings.Replace(topic("orders", 3, nil), "partitions         = 3", "partitions         = 10000", 1),
+			`one request creates at most 9999 partitions of a topic`},
 	}
 	var tsteps []resource.TestStep
 	for _, s := range steps {
@@ -293,6 +295,54 @@ func TestAccTopic_invalid(t *testing.T) {
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
 		Steps:                    tsteps,
+	})
+}
+
+// TestAccTopic_partitionLimits refuses at plan time what one request to
+// the brokers cannot carry, with nothing changed on the cluster: a topic
+// grown by more than 10,000 partitions in one apply, and a topic created
+// with more than 9,999 (the creation case without brokers is in
+// TestAccTopic_invalid; here the plan of a cluster that exists). The
+// topic keeps its partitions and the refused one is on no broker.
+func TestAccTopic_partitionLimits(t *testing.T) {
+	accParallel(t)
+	skipWithoutRunningBrokers(t)
+	name := accName(t)
+	cluster := clusterConfig(name, accEnv.version, 1, 10)
+	config := cluster + topicBlock("events", 6, 3, nil)
+	big := strings.Replace(topicBlock("bulk", 10000, 3, nil), `"tributary_topic" "test"`, `"tributary_topic" "bulk"`, 1)
+	resource.Test(t, resource.TestCase{
+		PreCheck:                 func() { testAccPreCheck(t) },
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy:             testAccCheckClusterDestroyed,
+		Steps: []resource.TestStep{
+			{
+				Config: config,
+				Check:  testAccCheckTopicOnEveryBroker("events", 6, 3, nil, nil),
+			},
+			{
+				Config:      cluster + topicBlock("events", 10007, 3, nil),
+				PlanOnly:    true,
+				ExpectError: wrappedText("Topic events has 6 partitions and the configuration asks for 10007: 10001 more, and one request adds at most 10000"),
+			},
+			{
+				Config:      config + big,
+				PlanOnly:    true,
+				ExpectError: wrappedText("Topic bulk would be created with 10000 partitions, and one request creates at most 9999 partitions"),
+			},
+			{
+				// Nothing changed: the plan is empty and the brokers
+				// have the topic as it was and no other.
+				Config: config,
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectEmptyPlan(),
+				}},
+				Check: resource.ComposeAggregateTestCheckFunc(
+					testAccCheckTopicOnEveryBroker("events", 6, 3, nil, nil),
+					testAccCheckTopicGone("bulk"),
+				),
+			},
+		},
 	})
 }
 

@@ -129,7 +129,11 @@ func (r *topicResource) Schema(ctx context.Context, _ resource.SchemaRequest, re
 			},
 			"partitions": schema.Int64Attribute{
 				MarkdownDescription: "Number of partitions. Grows in place (`CreatePartitions`; keys then map to other partitions than before). " +
-					"Kafka cannot remove partitions, so a smaller number fails the plan.",
+					"Kafka cannot remove partitions, so a smaller number fails the plan. As in Kafka, one request creates a topic with at most " +
+					"9999 partitions, one fewer per `config` key, and adds at most 10000 to a topic (10,000 metadata records per request): " +
+					"the plan refuses more and lists the applies that get there in steps. The brokers also refuse partitions that would put " +
+					"more replicas on a broker than the cluster's `max.broker.partitions` (`broker_config`, default 10000, replicas counted): " +
+					"the create or update then fails with POLICY_VIOLATION naming the broker, what it holds and the limit, nothing created.",
 				Required:   true,
 				Validators: []validator.Int64{int64validator.Between(1, 1_000_000)},
 			},
@@ -221,12 +225,25 @@ func (r *topicResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 		plan.ID = types.StringValue(topicID(plan.ClusterID.ValueString(), plan.Name.ValueString()))
 		resp.Diagnostics.Append(resp.Plan.SetAttribute(ctx, path.Root("id"), plan.ID)...)
 	}
+	var state topicModel
 	if !req.State.Raw.IsNull() {
-		var state topicModel
 		resp.Diagnostics.Append(req.State.Get(ctx, &state)...)
 		if resp.Diagnostics.HasError() {
 			return
 		}
+	}
+	if !plan.Partitions.IsUnknown() && !plan.Partitions.IsNull() {
+		created := req.State.Raw.IsNull() || !state.ClusterID.Equal(plan.ClusterID) || !state.Name.Equal(plan.Name)
+		have := int64(0)
+		if !created && !state.Partitions.IsNull() && !state.Partitions.IsUnknown() {
+			have = state.Partitions.ValueInt64()
+		}
+		cfg, _ := knownStrings(plan.Config)
+		if summary, detail := partitionStepRefusal(plan.Name.ValueString(), created, have, plan.Partitions.ValueInt64(), len(cfg)); summary != "" {
+			resp.Diagnostics.AddAttributeError(path.Root("partitions"), summary, detail)
+		}
+	}
+	if !req.State.Raw.IsNull() {
 		if have, want := state.Partitions, plan.Partitions; !have.IsNull() && !have.IsUnknown() && !want.IsUnknown() && want.ValueInt64() < have.ValueInt64() &&
 			state.ClusterID.Equal(plan.ClusterID) && state.Name.Equal(plan.Name) {
 			resp.Diagnostics.AddAttributeError(path.Root("partitions"), "Partitions cannot be removed",
@@ -257,6 +274,57 @@ func (r *topicResource) ModifyPlan(ctx context.Context, req resource.ModifyPlanR
 }
 
 func topicID(clusterID, name string) string { return clusterID + "/" + name }
+
+// maxRecordsPerRequest is the brokers' broker/cluster.MaxRecordsPerUserOp
+// (Kafka's MAX_RECORDS_PER_USER_OP): the metadata records one request may
+// make. A new topic is one record, one per partition and one per config;
+// new partitions of a topic one each. Over it the brokers answer
+// POLICY_VIOLATION ("unable to perform excessively large batch
+// operation"), which the plan says first, with the way there.
+// TestTopicLimitsAreTheBrokers keeps the two equal.
+const maxRecordsPerRequest = 10000
+
+// partitionStepRefusal returns the plan's refusal (summary and detail) of
+// a topic created with more partitions than one CreateTopics may carry
+// (configs count against it) or grown from have to want by more than one
+// CreatePartitions may add; "" when the brokers would take it.
+func partitionStepRefusal(name string, created bool, have, want int64, configs int) (string, string) {
+	if created {
+		first := int64(maxRecordsPerRequest - 1 - configs)
+		if want <= first {
+			return "", ""
+		}
+		return "Too many partitions for one request",
+			fmt.Sprintf("Topic %s would be created with %d partitions, and one request creates at most %d partitions of a topic "+
+				"(%d, less one per config key: %d here; Kafka's %d metadata records per request, one for the topic and one per partition "+
+				"and config): the brokers would refuse it with POLICY_VIOLATION. Create it with %d partitions or fewer, then raise "+
+				"partitions in later applies, at most %d more each: %s.",
+				name, want, first, maxRecordsPerRequest-1, configs, maxRecordsPerRequest, first, maxRecordsPerRequest, partitionSteps(first, want))
+	}
+	if want-have <= maxRecordsPerRequest {
+		return "", ""
+	}
+	return "Too many partitions added in one request",
+		fmt.Sprintf("Topic %s has %d partitions and the configuration asks for %d: %d more, and one request adds at most %d partitions to "+
+			"a topic (Kafka's %d metadata records per request): the brokers would refuse it with POLICY_VIOLATION. Grow it in steps of "+
+			"at most %d, one apply each: %s.",
+			name, have, want, want-have, maxRecordsPerRequest, maxRecordsPerRequest, maxRecordsPerRequest, partitionSteps(have, want))
+}
+
+// partitionSteps lists the partition counts of the applies that grow a
+// topic from have to want, each at most maxRecordsPerRequest more: "10000,
+// then 20000, then 25000".
+func partitionSteps(have, want int64) string {
+	var steps []string
+	if have <= 0 {
+		have = 0
+	}
+	for n := have; n < want; {
+		n = min(n+maxRecordsPerRequest, want)
+		steps = append(steps, strconv.FormatInt(n, 10))
+	}
+	return strings.Join(steps, ", then ")
+}
 
 // admin returns the topic operations on a cluster's brokers, logging to
 // Terraform's log.

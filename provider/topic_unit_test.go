@@ -3,10 +3,12 @@ package provider
 import (
 	"context"
 	"maps"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/tributary/tributary/broker/cluster"
 	"github.com/tributary/tributary/provider/internal/kafkatopic"
 )
 
@@ -88,6 +90,65 @@ func TestReadTopicInto(t *testing.T) {
 			got, _ := knownStrings(m.Config)
 			if m.Config.IsNull() || !maps.Equal(got, tt.wantCfg) {
 				t.Errorf("config %v, want %v", m.Config, tt.wantCfg)
+			}
+		})
+	}
+}
+
+// TestTopicLimitsAreTheBrokers keeps the plan's per-request bound equal to
+// the one the brokers enforce.
+func TestTopicLimitsAreTheBrokers(t *testing.T) {
+	if maxRecordsPerRequest != cluster.MaxRecordsPerUserOp {
+		t.Fatalf("maxRecordsPerRequest is %d, the brokers' MaxRecordsPerUserOp %d", maxRecordsPerRequest, cluster.MaxRecordsPerUserOp)
+	}
+}
+
+// TestPartitionStepRefusal checks the plan's refusal of a topic created or
+// grown by more partitions than one request carries: the bounds are the
+// brokers' (9,999 created less one per config, 10,000 added), one past
+// them is refused, and the message names the limit and the steps.
+func TestPartitionStepRefusal(t *testing.T) {
+	tests := []struct {
+		name       string
+		created    bool
+		have, want int64
+		configs    int
+		refused    []string // substrings of the detail; nil: accepted
+	}{
+		{name: "create at the limit", created: true, want: 9999},
+		{name: "create one past the limit", created: true, want: 10000,
+			refused: []string{"Topic t would be created with 10000 partitions", "at most 9999 partitions", "POLICY_VIOLATION",
+				"Create it with 9999 partitions or fewer", "at most 10000 more each: 10000."}},
+		{name: "configs count against a creation", created: true, want: 9998, configs: 2,
+			refused: []string{"at most 9997 partitions", "one per config key: 2 here", "Create it with 9997 partitions or fewer", ": 9998."}},
+		{name: "a creation with configs under the limit", created: true, want: 9997, configs: 2},
+		{name: "a large creation in steps", created: true, want: 25000,
+			refused: []string{"Create it with 9999 partitions or fewer", "19999, then 25000."}},
+		{name: "growth by exactly the limit", have: 6, want: 10006},
+		{name: "growth one past the limit", have: 6, want: 10007,
+			refused: []string{"Topic t has 6 partitions and the configuration asks for 10007: 10001 more", "adds at most 10000 partitions",
+				"POLICY_VIOLATION", "one apply each: 10006, then 10007."}},
+		{name: "growth in three steps", have: 10000, want: 35000,
+			refused: []string{"20000, then 30000, then 35000."}},
+		{name: "configs do not count against growth", have: 1, want: 10001, configs: 5},
+		{name: "a shrink is not this refusal", have: 20000, want: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			summary, detail := partitionStepRefusal("t", tt.created, tt.have, tt.want, tt.configs)
+			if tt.refused == nil {
+				if summary != "" {
+					t.Fatalf("refused: %s: %s", summary, detail)
+				}
+				return
+			}
+			if summary == "" {
+				t.Fatal("accepted")
+			}
+			for _, w := range tt.refused {
+				if !strings.Contains(detail, w) {
+					t.Errorf("detail %q lacks %q", detail, w)
+				}
 			}
 		})
 	}
