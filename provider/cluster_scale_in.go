@@ -2,14 +2,18 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
+	"github.com/tributary/tributary/broker/config"
 	"github.com/tributary/tributary/provider/internal/fleet"
 	"github.com/tributary/tributary/provider/internal/kafkatopic"
 )
@@ -51,14 +55,22 @@ func (r *clusterResource) checkScaleInPlan(ctx context.Context, plan, state *clu
 		return nil
 	}
 	clusterID := state.ClusterID.ValueString()
+	// The plan's broker_config is what the drain meets: the setting is
+	// static, and the brokers that stay roll before the drain.
+	limit, known := 0, !plan.BrokerConfig.IsUnknown()
+	if known {
+		cfg, d := plan.brokerConfig(ctx)
+		diags.Append(d...)
+		limit = maxBrokerPartitions(cfg)
+	}
 	cctx, cancel := context.WithTimeout(ctx, planCheckPatience)
 	defer cancel()
 	conn, err := r.data.kafkaConn(cctx, clusterID)
 	if err == nil {
 		admin := &kafkatopic.Admin{Conn: conn}
-		err = admin.CheckDrain(cctx, removed)
+		err = admin.CheckDrain(cctx, removed, limit)
 		if err != nil && cctx.Err() == nil {
-			diags.AddAttributeError(at, "The brokers left cannot hold the topics", fmt.Sprintf("Removing brokers %v: %v.", removed, err))
+			diags.AddAttributeError(at, "The brokers left cannot hold the topics", fmt.Sprintf("Removing brokers %v: %v%s.", removed, err, limitSource(err, known, plan)))
 			return diags
 		}
 	}
@@ -90,10 +102,38 @@ func (r *clusterResource) checkScaleIn(ctx context.Context, spec *clusterSpec, o
 	}
 	cctx, cancel := context.WithTimeout(ctx, reachWindow)
 	defer cancel()
-	if err := r.drainAdmin(o.Brokers, spec, live).CheckDrain(cctx, ids); err != nil {
+	if err := r.drainAdmin(o.Brokers, spec, live).CheckDrain(cctx, ids, maxBrokerPartitions(spec.StaticConfig)); err != nil {
 		diags.AddError(summary, fmt.Sprintf("Brokers %v would be removed, but: %v. Nothing was changed.", ids, err))
 	}
 	return diags
+}
+
+// maxBrokerPartitions is max.broker.partitions as broker_config sets it,
+// or the brokers' default; 0 (not checked) for a value the brokers would
+// not take, which broker_config's own validation reports.
+func maxBrokerPartitions(brokerConfig map[string]string) int {
+	const name = "max.broker.partitions"
+	v, ok := brokerConfig[name]
+	if !ok {
+		s, _ := config.Lookup(name)
+		v = s.Default
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 1 {
+		return 0
+	}
+	return n
+}
+
+// limitSource names where a refusal's max.broker.partitions came from.
+func limitSource(err error, known bool, plan *clusterModel) string {
+	if !errors.Is(err, kafkatopic.ErrBrokerPartitions) || !known {
+		return ""
+	}
+	if _, ok := plan.BrokerConfig.Elements()["max.broker.partitions"]; ok {
+		return " (max.broker.partitions from the cluster's broker_config)"
+	}
+	return " (max.broker.partitions unset in broker_config: the brokers' default)"
 }
 
 // scaleIn drains the removed brokers and then removes them: AWS objects

@@ -156,6 +156,62 @@ func TestAccCluster_scaleInRefused(t *testing.T) {
 	})
 }
 
+// TestAccCluster_scaleInOverBrokerPartitions: a scale-in whose drain would
+// put more partition replicas on a broker left than max.broker.partitions
+// (from broker_config) is refused at plan time with the counts, since the
+// brokers would refuse the moves at apply. A topic of 12 partitions of 3
+// replicas holds about 6 on each of 6 brokers, under a limit of 10; on
+// the 3 left each would hold 12. Growing the topic to 24 partitions (12
+// on each broker) is refused by the brokers at apply, with the numbers.
+// Nothing changes: the next plan is empty.
+func TestAccCluster_scaleInOverBrokerPartitions(t *testing.T) {
+	accParallel(t)
+	skipWithoutRunningBrokers(t)
+	name := accName(t)
+	configWith := func(perAZ, partitions int) string {
+		return clusterConfigSettings(name, perAZ, 10, map[string]string{"auto.create.topics.enable": "false", "max.broker.partitions": "10"}) +
+			topicBlock("wide", partitions, 3, nil)
+	}
+	config := func(perAZ int) string { return configWith(perAZ, 12) }
+	resource.Test(t, resource.TestCase{
+		PreCheck:                 func() { testAccPreCheck(t) },
+		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,
+		CheckDestroy:             testAccCheckClusterDestroyed,
+		Steps: []resource.TestStep{
+			{
+				Config: config(2),
+				Check:  resource.TestCheckResourceAttr(clusterResourceName, "broker_nodes.#", "6"),
+			},
+			{
+				Config:   config(1),
+				PlanOnly: true,
+				ExpectError: regexp.MustCompile(`(?s)The brokers left cannot hold the topics.*` +
+					wrappedText("36 partition replicas on the 3 brokers left: broker 1 would hold 12").String() + `.*` +
+					wrappedText("over max.broker.partitions (10)").String() + `.*` +
+					wrappedText("(max.broker.partitions from the cluster's broker_config)").String()),
+			},
+			{
+				// A topic's growth is not checked at plan (the topic
+				// resource does not read the cluster's broker_config):
+				// the brokers refuse it at apply, naming a broker.
+				Config: configWith(2, 24),
+				ExpectError: regexp.MustCompile(`(?s)growing topic wide to 24 partitions:.*POLICY_VIOLATION.*` +
+					`holds\s+\d+\s+partition\s+replicas\s+and\s+this\s+would\s+add\s+\d+,\s+over\s+max\.broker\.partitions\s+\(10\)`),
+			},
+			{
+				Config: config(2),
+				ConfigPlanChecks: resource.ConfigPlanChecks{PreApply: []plancheck.PlanCheck{
+					plancheck.ExpectEmptyPlan(),
+				}},
+				Check: resource.ComposeAggregateTestCheckFunc(
+					resource.TestCheckResourceAttr(clusterResourceName, "broker_nodes.#", "6"),
+					testAccCheckTopicOnEveryBroker("wide", 12, 3, nil, nil),
+				),
+			},
+		},
+	})
+}
+
 // accDenyAlter denies ALTER on the cluster to User:ANONYMOUS (every client
 // of a plaintext cluster) connecting from 127.0.0.1, where the provider's
 // connections to the brokers' loopback addresses come from, and allows it

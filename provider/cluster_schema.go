@@ -129,7 +129,9 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					"existing partitions onto them. Shrinking removes the brokers with the highest node ids (never the metadata quorum's voters, " +
 					"the first broker of each AZ): their partitions are moved to the brokers left first (rack-aware; every ISR full again), then " +
 					"their instances, volumes and network interfaces are deleted and they are unregistered. Shrinking needs the brokers reachable " +
-					"(`wait_for_brokers = true`) and is refused when the brokers left are fewer than some topic's replication factor.",
+					"(`wait_for_brokers = true`) and is refused (at plan time when the brokers are reachable) when the brokers left are fewer than " +
+					"some topic's replication factor, or when the moves would put more partition replicas on one of them than `max.broker.partitions` " +
+					"(`broker_config`, default 10000), naming each such broker with its count.",
 				Optional:   true,
 				Computed:   true,
 				Default:    int64default.StaticInt64(1),

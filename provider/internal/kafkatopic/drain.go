@@ -36,10 +36,18 @@ type DrainResult struct {
 // brokers do not know it is leaving), and the next round moves it too.
 const drainRounds = 5
 
+// ErrBrokerPartitions says a plan would put more partition replicas on a
+// broker than max.broker.partitions, which the active controller refuses
+// (POLICY_VIOLATION).
+var ErrBrokerPartitions = errors.New("over max.broker.partitions")
+
 // CheckDrain reports whether brokers ids can be drained: every partition
 // of every topic (internal ones too) needs as many live brokers outside ids
-// as it has replicas. It reads the cluster and changes nothing.
-func (a *Admin) CheckDrain(ctx context.Context, ids []int32) error {
+// as it has replicas, and, when maxBrokerPartitions is above 0, the moves
+// planned may put no broker left over that many partition replicas (the
+// brokers' max.broker.partitions, which refuses the reassignment). It
+// reads the cluster and changes nothing.
+func (a *Admin) CheckDrain(ctx context.Context, ids []int32, maxBrokerPartitions int) error {
 	adm, err := a.admin()
 	if err != nil {
 		return err
@@ -49,8 +57,54 @@ func (a *Admin) CheckDrain(ctx context.Context, ids []int32) error {
 	if err != nil {
 		return fmt.Errorf("reading the metadata of cluster %s: %w", a.Conn.ClusterID, err)
 	}
-	_, err = a.planDrainConfirmed(ctx, md, ids)
-	return err
+	targets, err := a.planDrainConfirmed(ctx, md, ids)
+	if err != nil || maxBrokerPartitions <= 0 {
+		return err
+	}
+	return checkBrokerPartitions(md, targets, ids, maxBrokerPartitions)
+}
+
+// checkBrokerPartitions refuses targets (new replica lists by topic and
+// partition, the others staying as md has them) when they leave a broker
+// outside ids with more than limit partition replicas, and more than it
+// holds now: the active controller refuses a reassignment that passes
+// max.broker.partitions on a broker, and one over it already (the limit
+// lowered since) only when it would get more.
+func checkBrokerPartitions(md kadm.Metadata, targets map[string]map[int32][]int32, ids []int32, limit int) error {
+	before, after := map[int32]int{}, map[int32]int{}
+	for name, td := range md.Topics {
+		for _, p := range td.Partitions {
+			for _, r := range p.Replicas {
+				before[r]++
+			}
+			replicas := p.Replicas
+			if t, ok := targets[name][p.Partition]; ok {
+				replicas = t
+			}
+			for _, r := range replicas {
+				after[r]++
+			}
+		}
+	}
+	var over []string
+	for _, id := range slices.Sorted(maps.Keys(after)) {
+		if slices.Contains(ids, id) || after[id] <= limit || after[id] <= before[id] {
+			continue
+		}
+		over = append(over, fmt.Sprintf("broker %d would hold %d (%d now)", id, after[id], before[id]))
+	}
+	if len(over) == 0 {
+		return nil
+	}
+	total := 0
+	for _, n := range before {
+		total += n
+	}
+	left := len(md.Brokers) - len(ids)
+	return fmt.Errorf("%w: the cluster's %d partition replicas on the %d brokers left: %s, over max.broker.partitions (%d), "+
+		"and the brokers would refuse the moves with POLICY_VIOLATION; raise max.broker.partitions in broker_config to at least %d "+
+		"(it may change in the same apply: the brokers that stay roll before the drain), delete topics or lower their "+
+		"replication_factor, or keep more brokers", ErrBrokerPartitions, total, left, strings.Join(over, ", "), limit, slices.Max(slices.Collect(maps.Values(after))))
 }
 
 // planDrainConfirmed is planDrain whose topics are confirmed with every

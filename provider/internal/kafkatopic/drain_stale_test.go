@@ -33,7 +33,7 @@ func TestCheckDrainConfirmsDeletedTopics(t *testing.T) {
 	if _, err := adm.CreateTopic(ctx, 1, 3, nil, "gone"); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.CheckDrain(ctx, []int32{2}); !errors.Is(err, placement.ErrNotEnoughBrokers) {
+	if err := a.CheckDrain(ctx, []int32{2}, 0); !errors.Is(err, placement.ErrNotEnoughBrokers) {
 		t.Fatalf("CheckDrain with the topic on every broker: %v, want ErrNotEnoughBrokers", err)
 	}
 	cl, err := a.Conn.Client()
@@ -49,11 +49,11 @@ func TestCheckDrainConfirmsDeletedTopics(t *testing.T) {
 		t.Fatal(err)
 	}
 	staleMetadata(c, before, "gone", 0)
-	if err := a.CheckDrain(ctx, []int32{2}); err != nil {
+	if err := a.CheckDrain(ctx, []int32{2}, 0); err != nil {
 		t.Fatalf("CheckDrain refused on a deleted topic only broker 0 still lists: %v", err)
 	}
 	staleMetadata(c, before, "gone", 0, 1, 2)
-	if err := a.CheckDrain(ctx, []int32{2}); !errors.Is(err, placement.ErrNotEnoughBrokers) {
+	if err := a.CheckDrain(ctx, []int32{2}, 0); !errors.Is(err, placement.ErrNotEnoughBrokers) {
 		t.Fatalf("CheckDrain with every broker listing the topic: %v, want ErrNotEnoughBrokers", err)
 	}
 }

@@ -158,3 +158,47 @@ func TestNewReplicas(t *testing.T) {
 		}
 	}
 }
+
+// TestDrainRespectsMaxBrokerPartitions: draining brokers 4-6 of sixBrokers
+// (18 replicas, 3 on each broker) leaves 6 on each of brokers 1-3, which a
+// max.broker.partitions of 6 takes and one of 5 refuses, naming the
+// brokers with their counts; a broker over the limit already that the
+// moves give nothing more is not refused (as the controller does).
+func TestDrainRespectsMaxBrokerPartitions(t *testing.T) {
+	md := sixBrokers()
+	ids := []int32{4, 5, 6}
+	targets, err := planDrain(md, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkBrokerPartitions(md, targets, ids, 6); err != nil {
+		t.Fatalf("limit 6: %v", err)
+	}
+	err = checkBrokerPartitions(md, targets, ids, 5)
+	if !errors.Is(err, ErrBrokerPartitions) {
+		t.Fatalf("limit 5: %v, want ErrBrokerPartitions", err)
+	}
+	for _, want := range []string{"18 partition replicas on the 3 brokers left", "broker 1 would hold 6 (3 now), broker 2 would hold 6 (3 now), broker 3 would hold 6 (3 now)",
+		"over max.broker.partitions (5)", "POLICY_VIOLATION", "to at least 6"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q lacks %q", err, want)
+		}
+	}
+	if err := checkBrokerPartitions(md, nil, nil, 2); err != nil {
+		t.Fatalf("brokers over the limit given nothing more: %v", err)
+	}
+	// Draining broker 6 alone keeps each partition's Availability Zones:
+	// its 3 replicas all go to broker 3, the other broker of its rack, so
+	// broker 3 alone passes a limit of 5.
+	one, err := planDrain(md, []int32{6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = checkBrokerPartitions(md, one, []int32{6}, 5)
+	if !errors.Is(err, ErrBrokerPartitions) || !strings.Contains(err.Error(), "5 brokers left: broker 3 would hold 6 (3 now), over") {
+		t.Fatalf("draining broker 6 with limit 5: %v, want broker 3 alone refused", err)
+	}
+	if err := checkBrokerPartitions(md, one, []int32{6}, 6); err != nil {
+		t.Fatalf("draining broker 6 with limit 6: %v", err)
+	}
+}
