@@ -12,6 +12,9 @@ package server
 //   - CurrentLeaderEpoch (v4+) is checked as in Fetch (KIP-320).
 //   - Needs DESCRIBE on each topic (else TOPIC_AUTHORIZATION_FAILED on its
 //     partitions, whether it exists or not).
+//   - A partition named more than once in the request answers
+//     INVALID_REQUEST at each naming, the first included, as Kafka (its
+//     ListOffsetsRequest.duplicatePartitions); authorization comes first.
 //   - The returned LeaderEpoch is the current epoch for latest and -1
 //     (unknown, so clients skip epoch validation) otherwise.
 //   - A topic this broker does not know, or a partition it leads by its
@@ -69,6 +72,7 @@ func (s *Server) handleListOffsets(ctx context.Context, az reqAuth, req *kmsg.Li
 // broker's metadata makes it the leader (awaitLeadershipsUntil).
 func (s *Server) listOffsetsOnce(req *kmsg.ListOffsetsRequest, denied map[string]bool) (resp *kmsg.ListOffsetsResponse, takingUp bool) {
 	resp = req.ResponseKind().(*kmsg.ListOffsetsResponse)
+	dups := duplicateListOffsetsPartitions(req)
 	for _, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
@@ -79,6 +83,13 @@ func (s *Server) listOffsetsOnce(req *kmsg.ListOffsetsRequest, denied map[string
 			sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
 			if denied[rt.Topic] {
 				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
+			if dups[topicPartition{rt.Topic, rp.Partition}] {
+				// Which of the namings would be the answer is not
+				// defined, and each costs a log lookup: none is.
+				sp.ErrorCode = kerr.InvalidRequest.Code
 				st.Partitions = append(st.Partitions, sp)
 				continue
 			}
@@ -129,4 +140,32 @@ func (s *Server) listOffsetsOnce(req *kmsg.ListOffsetsRequest, denied map[string
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, takingUp
+}
+
+type topicPartition struct {
+	topic string
+	index int32
+}
+
+// duplicateListOffsetsPartitions returns the partitions req names more
+// than once, across all its topic entries (a topic may be listed twice).
+func duplicateListOffsetsPartitions(req *kmsg.ListOffsetsRequest) map[topicPartition]bool {
+	var seen, dups map[topicPartition]bool
+	for _, rt := range req.Topics {
+		for _, rp := range rt.Partitions {
+			k := topicPartition{rt.Topic, rp.Partition}
+			if seen[k] {
+				if dups == nil {
+					dups = map[topicPartition]bool{}
+				}
+				dups[k] = true
+				continue
+			}
+			if seen == nil {
+				seen = map[topicPartition]bool{}
+			}
+			seen[k] = true
+		}
+	}
+	return dups
 }

@@ -184,3 +184,80 @@ func TestDescribeProducersNamesEachPartitionOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestListOffsetsRefusesARepeatedPartition: a partition named more than
+// once in ListOffsets was looked up and answered at each naming. Kafka
+// answers INVALID_REQUEST at every naming of a repeated partition, the
+// first included, also when the repetition is in a second entry of the
+// same topic; a topic the principal may not describe answers
+// TOPIC_AUTHORIZATION_FAILED however often it is named.
+func TestListOffsetsRefusesARepeatedPartition(t *testing.T) {
+	s := startServer(t, func(c *config.Config) {
+		if err := c.Set("allow.everyone.if.no.acl.found", "false"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for _, name := range []string{"lo", "lo2", "secret"} {
+		if _, err := s.createTopic(name, 2, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setACLs(t, s, allow(kmsg.ACLResourceTypeTopic, "lo", kmsg.ACLOperationAll))
+	c := dial(t, s)
+	for range 3 {
+		req := produceReq("lo", 1, batch(-1, -1, -1, 1, 10))
+		req.Topics[0].Partitions[0].Partition = 1
+		corr := c.send(req)
+		resp := req.ResponseKind()
+		c.recv(resp, corr)
+		if codes := errorCodes(resp); codes[0] != 0 {
+			t.Fatalf("producing: %v", kerr.ErrorForCode(codes[0]))
+		}
+	}
+	setACLs(t, s, allow(kmsg.ACLResourceTypeTopic, "lo", kmsg.ACLOperationDescribe),
+		allow(kmsg.ACLResourceTypeTopic, "lo2", kmsg.ACLOperationDescribe))
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.Version = 6
+	entry := func(topic string, partitions ...int32) {
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = topic
+		for _, p := range partitions {
+			rp := kmsg.NewListOffsetsRequestTopicPartition()
+			rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = p, timestampLatest, -1
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+	entry("lo", 0, 1, 0)
+	entry("lo2", 0)
+	entry("lo2", 0, 1)
+	entry("secret", 0, 0)
+	resp := exchange(t, s, req).(*kmsg.ListOffsetsResponse)
+	type answer struct {
+		topic     string
+		partition int32
+		code      int16
+		offset    int64
+	}
+	var got []answer
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			got = append(got, answer{rt.Topic, rp.Partition, rp.ErrorCode, rp.Offset})
+		}
+	}
+	invalid, denied := kerr.InvalidRequest.Code, kerr.TopicAuthorizationFailed.Code
+	want := []answer{
+		{"lo", 0, invalid, -1}, {"lo", 1, 0, 3}, {"lo", 0, invalid, -1},
+		{"lo2", 0, invalid, -1},
+		{"lo2", 0, invalid, -1}, {"lo2", 1, 0, 0},
+		{"secret", 0, denied, -1}, {"secret", 0, denied, -1},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("answers %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("answer %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
