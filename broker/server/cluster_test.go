@@ -257,18 +257,21 @@ func TestClusterMetadataAndLeaderChecks(t *testing.T) {
 	// Only the leader serves consumers, and it checks the leader epoch.
 	leader, epoch := c.leader("orders", 0)
 	for id, s := range c.servers {
-		req := kmsg.NewListOffsetsRequest()
-		req.Version = 6
-		rt := kmsg.NewListOffsetsRequestTopic()
-		rt.Topic = "orders"
+		// One request per epoch: a partition named twice in one request
+		// answers INVALID_REQUEST.
+		var got []int16
 		for _, cur := range []int32{-1, epoch + 1} {
+			req := kmsg.NewListOffsetsRequest()
+			req.Version = 6
+			rt := kmsg.NewListOffsetsRequestTopic()
+			rt.Topic = "orders"
 			rp := kmsg.NewListOffsetsRequestTopicPartition()
 			rp.Partition, rp.Timestamp, rp.CurrentLeaderEpoch = 0, -1, cur
 			rt.Partitions = append(rt.Partitions, rp)
+			req.Topics = []kmsg.ListOffsetsRequestTopic{rt}
+			resp := roundTrip[*kmsg.ListOffsetsResponse](t, s, &req)
+			got = append(got, resp.Topics[0].Partitions[0].ErrorCode)
 		}
-		req.Topics = []kmsg.ListOffsetsRequestTopic{rt}
-		resp := roundTrip[*kmsg.ListOffsetsResponse](t, s, &req)
-		got := []int16{resp.Topics[0].Partitions[0].ErrorCode, resp.Topics[0].Partitions[1].ErrorCode}
 		want := []int16{0, kerr.UnknownLeaderEpoch.Code}
 		if id != leader {
 			want = []int16{kerr.NotLeaderForPartition.Code, kerr.NotLeaderForPartition.Code}
