@@ -103,7 +103,8 @@ func (p *Partition) compact(ctx context.Context) error {
 	// producer's last data batch and last marker in the whole cleanable
 	// range.
 	latest := make(map[keyHash]int64)
-	keys := newKeyHasher()
+	keys := p.store.takeKeyHasher()
+	defer p.store.putKeyHasher(keys)
 	last := lastBatches{data: make(map[int64]int64), marker: make(map[int64]int64)}
 	txns := newTxnCleaner(aborted)
 	mapped := 0
@@ -234,6 +235,30 @@ func newKeyHasher() *keyHasher {
 	return &keyHasher{h: sha256.New(), inflated: cappedBuffer{max: cleanerKeptInflated}}
 }
 
+// takeKeyHasher returns the key hasher a finished pass left, else a new
+// one. Passes run one partition at a time (RunCleaner), so one is kept:
+// its keep-buffer, grown to cleanerKeptInflated once, is not grown again
+// from empty on every pass of a compressed batch (5 MB of the 7.3 MB a
+// bomb's pass allocated, docs/benchmarks.md). A pass running beside
+// another (tests, admin tools) makes its own.
+func (st *Store) takeKeyHasher() *keyHasher {
+	select {
+	case k := <-st.cleanerKeys:
+		return k
+	default:
+		return newKeyHasher()
+	}
+}
+
+// putKeyHasher keeps k for the next pass, or drops it when one is kept.
+func (st *Store) putKeyHasher(k *keyHasher) {
+	k.inflated.reset()
+	select {
+	case st.cleanerKeys <- k:
+	default:
+	}
+}
+
 // cappedBuffer collects what is written to it until it would pass max,
 // then drops it all and reports overflow; writes never fail.
 type cappedBuffer struct {
@@ -246,6 +271,12 @@ func (c *cappedBuffer) reset() { c.b, c.overflow = c.b[:0], false }
 
 func (c *cappedBuffer) Write(p []byte) (int, error) {
 	if !c.overflow && len(c.b)+len(p) <= c.max {
+		if c.b == nil {
+			// All of max at once: appending from empty allocated each
+			// doubling up to it (about twice max) and often ended short of
+			// it, to grow again on the next pass's larger batch.
+			c.b = make([]byte, 0, c.max)
+		}
 		c.b = append(c.b, p...)
 	} else {
 		c.b, c.overflow = c.b[:0], true

@@ -57,6 +57,9 @@ type Store struct {
 	sync *syncer
 	// del deletes segments after file.delete.delay.ms (segdelete.go).
 	del *deleter
+	// cleanerKeys holds the key hasher of the last finished cleaner pass,
+	// its 1 MiB keep-buffer included, for the next pass (takeKeyHasher).
+	cleanerKeys chan *keyHasher
 	// method is the resolved Options.SyncMethod. Under SyncFS, fsDir is
 	// the data directory, open for syncfs (one descriptor for the store's
 	// life: syncfs reports the writeback errors since the descriptor's
@@ -127,7 +130,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.SyncMethod, err = ParseSyncMethod(string(opts.SyncMethod)); err != nil {
 		return nil, err
 	}
-	st := &Store{dir: dir, opts: opts, log: opts.Logger, parts: make(map[partitionKey]*Partition), creating: map[partitionKey]chan struct{}{},
+	st := &Store{dir: dir, opts: opts, log: opts.Logger, parts: make(map[partitionKey]*Partition), creating: map[partitionKey]chan struct{}{}, cleanerKeys: make(chan *keyHasher, 1),
 		syncData: fdatasync, syncFS: syncfs, stop: make(chan struct{})}
 	st.sync = newSyncer(st)
 	st.del = newDeleter(st)
