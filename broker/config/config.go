@@ -77,6 +77,7 @@ type Config struct {
 	UncleanLeaderElection    bool // the cluster's controller reads the dynamic value
 
 	MessageMaxBytes       int32
+	ZstdMaxWindowBytes    int64 // tributary.zstd.max.window.bytes
 	SocketRequestMaxBytes int32
 	MaxConnections        int
 	// MaxConnectionsPerIP bounds the client connections one source

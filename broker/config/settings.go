@@ -482,6 +482,11 @@ var settings = withListenerForms(append([]Setting{
 
 	dynamic(user(intSetting("message.max.bytes", "int", "1048588", 1, math.MaxInt32, func(c *Config) *int32 { return &c.MessageMaxBytes }),
 		"Largest record batch accepted (after compression); topics override it with max.message.bytes.")),
+	// The bounds are recordbatch.MinZstdMaxWindow and MaxZstdMaxWindow
+	// (zstd's smallest window; the largest its reference decoder, and so
+	// Kafka's zstd-jni, accepts by default).
+	user(intSetting("tributary.zstd.max.window.bytes", "long", "8388608", 1<<10, 128<<20, func(c *Config) *int64 { return &c.ZstdMaxWindowBytes }),
+		"Largest window a zstd frame may declare where the broker decodes it as a stream: the produce path (a compacted topic's keys, re-compression to the topic's compression.type), ListOffsets by timestamp and the log cleaner. A frame asking for more is refused as corrupt (CORRUPT_MESSAGE on produce); a topic that stores batches as sent (compression.type producer, not compacted) takes it without decoding it, and its lookups by timestamp and, once compacted, its cleaning fail on that batch until the bound allows it. The default, 8 MiB, is zstd's window up to level 19; levels 20-22 and --long ask for 16 to 128 MiB, which Kafka accepts. Each of the broker's max(4, GOMAXPROCS) decoding streams may hold a window of history, so the broker holds at most max(4, GOMAXPROCS) x this of zstd history at once (32 MiB at the default on up to 4 cores, 512 MiB at 128 MiB). Static: read at start."),
 	user(intSetting("socket.request.max.bytes", "int", "104857600", 1024, math.MaxInt32, func(c *Config) *int32 { return &c.SocketRequestMaxBytes }),
 		"Largest request frame; a bigger one closes the connection."),
 	dynamic(user(intSetting("max.connections", "int", "10000", 1, 1<<30, func(c *Config) *int { return &c.MaxConnections }),

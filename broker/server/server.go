@@ -37,6 +37,7 @@ import (
 	"github.com/tributary/tributary/broker/security/audit"
 	"github.com/tributary/tributary/broker/security/authstats"
 	"github.com/tributary/tributary/broker/storage"
+	"github.com/tributary/tributary/broker/storage/recordbatch"
 	"github.com/tributary/tributary/broker/txn"
 )
 
@@ -173,6 +174,11 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		topics:      map[string]*topic{},
 		byID:        map[metadata.TopicID]*topic{},
 		conns:       map[*conn]struct{}{},
+	}
+	// Process wide, as the decoding streams it bounds (recordbatch's
+	// streamSlots) are.
+	if err := recordbatch.SetZstdMaxWindow(static.ZstdMaxWindowBytes); err != nil {
+		return nil, fmt.Errorf("tributary.zstd.max.window.bytes: %w", err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	fetchLimit, fetchLimitFrom := fetchMemoryLimit(static.FetchMemoryMaxBytes, "/proc", "/sys/fs/cgroup")

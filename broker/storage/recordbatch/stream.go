@@ -9,6 +9,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/s2"
@@ -23,7 +24,7 @@ import (
 // inflate to MaxDecompressedBytes, and holding that per batch, for several
 // batches, requests and connections at once, was an OOM in the hands of any
 // principal with WRITE (docs/broker-security.md, finding 15). What a stream
-// holds is the codec's window (at most maxStreamWindow for zstd, 32 KiB for
+// holds is the codec's window (at most ZstdMaxWindow for zstd, 32 KiB for
 // gzip, a 4 MiB block for lz4, one snappy block) and a 32 KiB read buffer;
 // no record is ever held whole. streamSlots bounds how many streams run at
 // once, so the broker as a whole holds at most streamSlots of those.
@@ -33,12 +34,44 @@ import (
 // MESSAGE_TOO_LARGE).
 var ErrTooLarge = errors.New("re-compressed batch exceeds max.message.bytes")
 
-// maxStreamWindow bounds the window a streamed zstd frame may declare: the
-// decoder keeps that much history. 8 MiB is zstd's window at level 19 and
-// klauspost's default encoder's; producers at levels 1-19 (Java, librdkafka
-// and franz-go default to 3 or less) stay under it. A frame asking for more
-// (levels 20-22, --long) is refused as corrupt.
-const maxStreamWindow = 8 << 20
+// DefaultZstdMaxWindow is the largest window a streamed zstd frame may
+// declare unless SetZstdMaxWindow (tributary.zstd.max.window.bytes) says
+// otherwise: the decoder keeps that much history. 8 MiB is zstd's window at
+// level 19 and klauspost's default encoder's; producers at levels 1-19
+// (Java, librdkafka and franz-go default to 3 or less) stay under it. A
+// frame asking for more (levels 20-22, --long) is refused as corrupt.
+const DefaultZstdMaxWindow = 8 << 20
+
+// MinZstdMaxWindow and MaxZstdMaxWindow bound SetZstdMaxWindow: zstd's
+// smallest window (RFC 8878, 1 KiB) and the largest its reference decoder
+// accepts by default (ZSTD_WINDOWLOG_LIMIT_DEFAULT, windowLog 27, 128 MiB;
+// Kafka's zstd-jni decodes with that default, so Kafka accepts no more).
+const (
+	MinZstdMaxWindow = 1 << 10
+	MaxZstdMaxWindow = 128 << 20
+)
+
+// zstdMaxWindow is the window the streaming zstd decoders accept now.
+var zstdMaxWindow atomic.Int64
+
+func init() { zstdMaxWindow.Store(DefaultZstdMaxWindow) }
+
+// SetZstdMaxWindow sets the largest window a streamed zstd frame (the
+// produce path's, the log cleaner's) may declare, broker wide. Each of the
+// streamSlots streams may hold that much history, so the broker holds at
+// most max(4, GOMAXPROCS) times it of zstd history at once. A decoder made
+// under another bound is not reused: the bound holds from the next stream
+// on.
+func SetZstdMaxWindow(n int64) error {
+	if n < MinZstdMaxWindow || n > MaxZstdMaxWindow {
+		return fmt.Errorf("zstd max window %d out of range [%d, %d]", n, MinZstdMaxWindow, MaxZstdMaxWindow)
+	}
+	zstdMaxWindow.Store(n)
+	return nil
+}
+
+// ZstdMaxWindow returns the bound SetZstdMaxWindow set.
+func ZstdMaxWindow() int64 { return zstdMaxWindow.Load() }
 
 // snappyMaxRatio bounds how many bytes one byte of a snappy block can
 // decode to: the densest element is a copy with a 2-byte offset, 3 bytes
@@ -76,8 +109,9 @@ func releaseStream() {
 }
 
 type zstdStream struct {
-	src bytes.Reader
-	d   *zstd.Decoder
+	src    bytes.Reader
+	d      *zstd.Decoder
+	window int64 // the decoder's WithDecoderMaxWindow
 }
 
 type snappyStream struct {
@@ -124,17 +158,21 @@ func openStream(codec int, src []byte) (io.Reader, func(), error) {
 		if err := checkZstdDeclaredSizes(src); err != nil {
 			return nil, nil, err
 		}
+		window := zstdMaxWindow.Load()
 		z, ok := zstdStreams.Get().(*zstdStream)
-		if !ok {
+		if !ok || z.window != window {
 			// Concurrency 1 decodes in the reader's calls, with no
 			// goroutine; low memory grows the history as the frame
 			// fills it rather than at the window's size at once.
 			d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-				zstd.WithDecoderMaxWindow(maxStreamWindow), zstd.WithDecoderMaxMemory(MaxDecompressedBytes))
+				zstd.WithDecoderMaxWindow(uint64(window)), zstd.WithDecoderMaxMemory(MaxDecompressedBytes))
 			if err != nil {
 				return nil, nil, err
 			}
-			z = &zstdStream{d: d}
+			if ok {
+				z.d.Close()
+			}
+			z = &zstdStream{d: d, window: window}
 		}
 		// A bytes.Reader, not a bytes.Buffer: given a Buffer, Reset
 		// decodes the whole input at once (DecodeAll).

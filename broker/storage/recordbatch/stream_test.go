@@ -67,7 +67,7 @@ var bombCodecs = []struct {
 	name   string
 	codec  int
 	window int
-}{{"gzip", CodecGzip, 0}, {"lz4", CodecLz4, 0}, {"snappy-xerial", CodecSnappy, 0}, {"zstd", CodecZstd, 0}, {"zstd-8MiB-window", CodecZstd, maxStreamWindow}}
+}{{"gzip", CodecGzip, 0}, {"lz4", CodecLz4, 0}, {"snappy-xerial", CodecSnappy, 0}, {"zstd", CodecZstd, 0}, {"zstd-8MiB-window", CodecZstd, DefaultZstdMaxWindow}}
 
 // TestScanRecordsStreamsABomb: the key check of a compacted topic walks a
 // batch inflating to 64 MiB allocating a few MiB (a zstd frame's window,
@@ -232,8 +232,8 @@ func TestStreamRefusals(t *testing.T) {
 			}
 		}
 	})
-	t.Run("zstd window over maxStreamWindow", func(t *testing.T) {
-		b := bombBatch(t, CodecZstd, 32<<20, 2*maxStreamWindow)
+	t.Run("zstd window over DefaultZstdMaxWindow", func(t *testing.T) {
+		b := bombBatch(t, CodecZstd, 32<<20, 2*DefaultZstdMaxWindow)
 		h, _ := ParseHeader(b)
 		if err := ScanRecords(&h, b, nil); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("err %v, want ErrCorrupt", err)
@@ -622,5 +622,45 @@ func TestCleanerStreamsTakeTheSlots(t *testing.T) {
 	}
 	if taken.Load() != 0 {
 		t.Fatalf("kept records rewritten uncompressed took %d slots", taken.Load())
+	}
+}
+
+// TestZstdMaxWindowIsASetting: a zstd frame declaring a 16 MiB window
+// (levels 20-22, --long), which Kafka decodes, is refused as corrupt at
+// the default bound, by the produce path's read (ScanRecords) and the log
+// cleaner's (ScanKeys) alike, and read by both once SetZstdMaxWindow
+// allows 16 MiB. Out-of-range bounds are refused.
+func TestZstdMaxWindowIsASetting(t *testing.T) {
+	t.Cleanup(func() { _ = SetZstdMaxWindow(DefaultZstdMaxWindow) })
+	const window = 16 << 20
+	b := bombBatch(t, CodecZstd, 24<<20, window)
+	h, _ := ParseHeader(b)
+	read := func() (produce, cleaner error) {
+		produce = ScanRecords(&h, b, nil)
+		cleaner = ScanKeys(&h, b, io.Discard, nil, func(*RecordInfo) error { return nil })
+		return
+	}
+	if p, c := read(); !errors.Is(p, ErrCorrupt) || !errors.Is(c, ErrCorrupt) {
+		t.Fatalf("default bound: produce path %v, cleaner %v, want ErrCorrupt", p, c)
+	}
+	if err := SetZstdMaxWindow(window); err != nil {
+		t.Fatal(err)
+	}
+	if p, c := read(); p != nil || c != nil {
+		t.Fatalf("bound %d: produce path %v, cleaner %v", window, p, c)
+	}
+	if err := SetZstdMaxWindow(DefaultZstdMaxWindow); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := read(); !errors.Is(p, ErrCorrupt) {
+		t.Fatalf("bound set back: produce path %v, want ErrCorrupt (a pooled decoder kept the larger bound)", p)
+	}
+	for _, n := range []int64{0, MinZstdMaxWindow - 1, MaxZstdMaxWindow + 1} {
+		if err := SetZstdMaxWindow(n); err == nil {
+			t.Errorf("SetZstdMaxWindow(%d) accepted", n)
+		}
+	}
+	if got := ZstdMaxWindow(); got != DefaultZstdMaxWindow {
+		t.Fatalf("bound %d after refused settings, want %d", got, DefaultZstdMaxWindow)
 	}
 }
