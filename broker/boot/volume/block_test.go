@@ -72,8 +72,57 @@ func unmountOnCleanup(t *testing.T, path string) {
 func unmountIfMounted(t *testing.T, path string) {
 	t.Helper()
 	if err := unix.Unmount(path, 0); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-		t.Errorf("unmounting %s: %v", path, err)
+		t.Errorf("unmounting %s: %v\n%s", path, err, holders(path))
 	}
+}
+
+// deviceState describes, for a failure message, what the machine says
+// about dev and mountPath: the loop device's backing file and what is
+// mounted at either. A test that failed once under load and not on rerun
+// can then say whether its device or mount point was shared.
+func deviceState(dev, mountPath string) string {
+	var b strings.Builder
+	out, err := exec.Command("losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE,AUTOCLEAR", dev).CombinedOutput()
+	fmt.Fprintf(&b, "losetup %s: %s (%v)\n", dev, strings.TrimSpace(string(out)), err)
+	var st unix.Stat_t
+	devNum := "?"
+	if unix.Stat(dev, &st) == nil {
+		devNum = fmt.Sprintf("%d:%d", unix.Major(st.Rdev), unix.Minor(st.Rdev))
+	}
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		fmt.Fprintf(&b, "mountinfo: %v\n", err)
+	}
+	for line := range strings.Lines(string(info)) {
+		if f := strings.Fields(line); len(f) >= 5 && (f[2] == devNum || strings.HasPrefix(f[4], mountPath)) {
+			fmt.Fprintf(&b, "mounted (%s): %s", devNum, line)
+		}
+	}
+	b.WriteString(holders(mountPath))
+	return b.String()
+}
+
+// holders names the processes whose working directory, root or open
+// files are under path: what makes an unmount fail with EBUSY.
+func holders(path string) string {
+	var b strings.Builder
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, proc := range procs {
+		links := []string{filepath.Join(proc, "cwd"), filepath.Join(proc, "root")}
+		fds, _ := filepath.Glob(filepath.Join(proc, "fd", "*"))
+		for _, l := range append(links, fds...) {
+			target, err := os.Readlink(l)
+			if err != nil || (target != path && !strings.HasPrefix(target, path+"/")) {
+				continue
+			}
+			comm, _ := os.ReadFile(filepath.Join(proc, "comm"))
+			fmt.Fprintf(&b, "held by pid %s (%s): %s -> %s\n", filepath.Base(proc), strings.TrimSpace(string(comm)), l, target)
+		}
+	}
+	if b.Len() == 0 {
+		return "no process has a directory or file open under " + path + "\n"
+	}
+	return b.String()
 }
 
 // fakeByID makes a /dev stand-in whose disk/by-id has the Nitro link for
@@ -108,14 +157,14 @@ func TestBlockFormatsOnceMountsAndGrows(t *testing.T) {
 	// First boot: blank device -> formatted and mounted.
 	got, err := vol.Prepare(ctx)
 	if err != nil {
-		t.Fatalf("first boot: %v", err)
+		t.Fatalf("first boot: %v\n%s", err, deviceState(dev, mountPath))
 	}
 	if got != mountPath {
 		t.Fatalf("mount path = %q, want %q", got, mountPath)
 	}
 	probe, err := ProbeDevice(ctx, dev)
 	if err != nil || probe.Type != "xfs" {
-		t.Fatalf("after first boot the device holds %+v (%v), want xfs", probe, err)
+		t.Fatalf("after first boot the device holds %+v (%v), want xfs\n%s", probe, err, deviceState(dev, mountPath))
 	}
 	uuid := fsUUID(t, dev)
 	var st unix.Statfs_t
@@ -137,16 +186,16 @@ func TestBlockFormatsOnceMountsAndGrows(t *testing.T) {
 
 	// Same boot again (service restart): already mounted, nothing changes.
 	if _, err := vol.Prepare(ctx); err != nil {
-		t.Fatalf("second Prepare while mounted: %v", err)
+		t.Fatalf("second Prepare while mounted: %v\n%s", err, deviceState(dev, mountPath))
 	}
 
 	// Reboot: unmounted, then Prepare must mount WITHOUT formatting.
 	unmountIfMounted(t, mountPath)
 	if _, err := vol.Prepare(ctx); err != nil {
-		t.Fatalf("second boot: %v", err)
+		t.Fatalf("second boot: %v\n%s", err, deviceState(dev, mountPath))
 	}
 	if got := fsUUID(t, dev); got != uuid {
-		t.Fatalf("filesystem UUID changed from %s to %s: the volume was reformatted", uuid, got)
+		t.Fatalf("filesystem UUID changed from %s to %s: the volume was reformatted\n%s", uuid, got, deviceState(dev, mountPath))
 	}
 	if data, err := os.ReadFile(marker); err != nil || string(data) != "kept" {
 		t.Fatalf("data after second boot = %q, %v; want %q", data, err, "kept")
@@ -162,10 +211,10 @@ func TestBlockFormatsOnceMountsAndGrows(t *testing.T) {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command("losetup", "-c", dev).CombinedOutput(); err != nil {
-		t.Fatalf("losetup -c: %v: %s", err, out)
+		t.Fatalf("losetup -c: %v: %s\n%s", err, out, deviceState(dev, mountPath))
 	}
 	if _, err := vol.Prepare(ctx); err != nil {
-		t.Fatalf("boot after growth: %v", err)
+		t.Fatalf("boot after growth: %v\n%s", err, deviceState(dev, mountPath))
 	}
 	after, err := FilesystemSize(ctx, mountPath)
 	if err != nil {
@@ -547,5 +596,24 @@ func TestDirectoryGrows(t *testing.T) {
 	g, err := d.Grow(t.Context())
 	if err != nil || g.GrewFrom != before || g.FilesystemBytes < before+300<<20 {
 		t.Fatalf("Grow of a sized directory volume: %+v, %v; want it grown from %d bytes", g, err, before)
+	}
+}
+
+// TestHoldersNamesTheOpenFile: the EBUSY diagnosis of an unmount names
+// this process holding a file open under the path, and nothing for a
+// path nothing holds.
+func TestHoldersNamesTheOpenFile(t *testing.T) {
+	dir := t.TempDir()
+	f, err := os.Create(filepath.Join(dir, "open"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	got := holders(dir)
+	if want := fmt.Sprintf("held by pid %d ", os.Getpid()); !strings.Contains(got, want) || !strings.Contains(got, filepath.Join(dir, "open")) {
+		t.Fatalf("holders(%s) = %q, want it to name pid %d and the open file", dir, got, os.Getpid())
+	}
+	if got := holders(dir + "-other"); !strings.HasPrefix(got, "no process") {
+		t.Fatalf("holders of a path nothing holds = %q", got)
 	}
 }
