@@ -96,13 +96,51 @@ func TestBrokerThatStopsHeartbeatingIsFencedWithinItsLease(t *testing.T) {
 	lease, interval := four.cfg.Lease, four.cfg.HeartbeatInterval
 	// Past the registration's own lease: only renewals hold it now.
 	time.Sleep(lease + interval)
-	if st := leader.State(); st.Brokers[4].Fenced || st.Topics["t"].Partition(0).Leader != 4 {
-		t.Fatalf("broker 4 fenced or not leading while it heartbeats: %+v %+v", *st.Brokers[4], st.Topics["t"].Partition(0))
-	}
+	// Polled, not read once: a renewal that misses a whole lease (a
+	// starved -race run at load 20 and more) fences a live broker until its
+	// next heartbeat unfences it and the preferred-leader election gives
+	// the partition back, which the product allows; what this test is
+	// about is the fence after the heartbeats stop, below.
+	checkFor(t, 2*lease, func() error {
+		if st := leader.State(); st.Brokers[4].Fenced || st.Topics["t"].Partition(0).Leader != 4 {
+			return fmt.Errorf("broker 4 fenced or not leading while it heartbeats: %+v %+v", *st.Brokers[4], st.Topics["t"].Partition(0))
+		}
+		return nil
+	})
+	epoch := leader.State().Brokers[4].Epoch
 	stopped := time.Now() // before Close, which stops the heartbeats first
 	tc.kill(4)
+	// The lease the active controller holds for broker 4 once its
+	// heartbeats stopped: no fence may come before it ends. Measured from
+	// the renewal the controller recorded, not from the kill: under load
+	// the last renewal can come well before the kill (a failed or slow
+	// heartbeat), and the lease then rightly ends sooner after it.
+	var leaseEnd time.Time
+	checkFor(t, 10*time.Second, func() error {
+		for _, c := range tc.nodes {
+			if !c.IsActive() {
+				continue
+			}
+			if end, ok := c.leases.expiry(4, epoch); ok {
+				leaseEnd = end
+			} else {
+				// A controller elected after the last renewal reached its
+				// predecessor holds none: its lease runs from its
+				// election, about the stop or later. The bound is then
+				// half a lease after the stop.
+				leaseEnd = stopped.Add(lease / 2)
+			}
+			return nil
+		}
+		return errors.New("no active controller")
+	})
 	var fencedAfter time.Duration
-	checkFor(t, lease+10*time.Second, func() error {
+	var fencedSeen time.Time
+	// 30 s, not a lease and a few: each election gives every broker a
+	// whole lease from it (see TestControllerFailoverFencesNoLiveBroker),
+	// and under load the voters can trade leadership a few times before
+	// one holds it. A fence that never comes still fails.
+	checkFor(t, 30*time.Second, func() error {
 		for _, c := range tc.nodes {
 			st := c.State()
 			p := st.Topics["t"].Partition(0)
@@ -110,14 +148,17 @@ func TestBrokerThatStopsHeartbeatingIsFencedWithinItsLease(t *testing.T) {
 				return fmt.Errorf("node %d: broker 4 %+v, partition %+v", c.NodeID(), *st.Brokers[4], p)
 			}
 		}
-		fencedAfter = time.Since(stopped)
+		fencedSeen = time.Now()
+		fencedAfter = fencedSeen.Sub(stopped)
 		return nil
 	})
-	t.Logf("broker 4 fenced and its leadership moved %v after its last heartbeat could be sent", fencedAfter)
-	// Its last renewal came shortly before it stopped (an interval, more
-	// on a loaded machine): fenced at once would be under half a lease.
-	if fencedAfter < lease/2 {
-		t.Fatalf("broker 4 fenced %v after it stopped, before its lease of %v could have run out", fencedAfter, lease)
+	t.Logf("broker 4 fenced and its leadership moved %v after its last heartbeat could be sent, %v after the lease the controller held ended",
+		fencedAfter, fencedSeen.Sub(leaseEnd))
+	// The fence is seen at or after it happened, so one seen before the
+	// lease ended came before it ended.
+	if fencedSeen.Before(leaseEnd) {
+		t.Fatalf("broker 4 fenced %v after it stopped, %v before the lease the active controller held for it (%v) ended",
+			fencedAfter, leaseEnd.Sub(fencedSeen), lease)
 	}
 }
 
