@@ -268,7 +268,7 @@ func (a *Admin) Drain(ctx context.Context, ids []int32) (res DrainResult, err er
 		}
 		a.log(ctx, "drain: moving replicas off the brokers to remove",
 			"brokers", ids, "replicas", moved, "partitions", partitions, "round", round, "throttle_bytes_per_second", a.Throttle)
-		resps, err := adm.AlterPartitionAssignments(ctx, req)
+		resps, err := alterAssignments(ctx, adm, req)
 		if err != nil {
 			return res, fmt.Errorf("reassigning partitions off brokers %v: %w", ids, err)
 		}

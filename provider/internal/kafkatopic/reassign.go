@@ -67,7 +67,7 @@ func (a *Admin) SetReplicationFactor(ctx context.Context, name string, rf int) (
 		req.Assign(name, p, targets[p])
 	}
 	a.log(ctx, "reassigning partitions", "topic", name, "replication_factor", rf, "partitions", len(targets), "targets", describeTargets(name, targets))
-	resps, err := adm.AlterPartitionAssignments(ctx, req)
+	resps, err := alterAssignments(ctx, adm, req)
 	if err != nil {
 		return fmt.Errorf("reassigning topic %s to replication factor %d: %w", name, rf, err)
 	}
@@ -210,4 +210,51 @@ func sameMembers(a, b []int32) bool {
 		}
 	}
 	return true
+}
+
+// maxReassignmentsPerRequest is the brokers' bound on the reassignments one
+// AlterPartitionAssignments carries (broker/cluster.MaxRecordsPerUserOp,
+// Kafka's MAX_RECORDS_PER_USER_OP, since f518156): past it every partition
+// of the request is answered POLICY_VIOLATION. A variable for the test.
+var maxReassignmentsPerRequest = 10000
+
+// alterAssignments sends req in requests of at most
+// maxReassignmentsPerRequest partitions, in topic and partition order,
+// and returns every partition's answer. A drain of more than 10,000
+// partitions, or a replication factor change of a topic of more, would
+// otherwise be refused whole. The requests go one after the other: when
+// one fails, those before it stand (their moves run on the brokers), as a
+// refused partition's do within one request; the callers' next apply
+// plans again from what the brokers hold.
+func alterAssignments(ctx context.Context, adm *kadm.Client, req kadm.AlterPartitionAssignmentsReq) (kadm.AlterPartitionAssignmentsResponses, error) {
+	all := kadm.AlterPartitionAssignmentsResponses{}
+	batch, n := kadm.AlterPartitionAssignmentsReq{}, 0
+	send := func() error {
+		if n == 0 {
+			return nil
+		}
+		resps, err := adm.AlterPartitionAssignments(ctx, batch)
+		if err != nil {
+			return err
+		}
+		for topic, parts := range resps {
+			if all[topic] == nil {
+				all[topic] = map[int32]kadm.AlterPartitionAssignmentsResponse{}
+			}
+			maps.Copy(all[topic], parts)
+		}
+		batch, n = kadm.AlterPartitionAssignmentsReq{}, 0
+		return nil
+	}
+	for _, topic := range slices.Sorted(maps.Keys(req)) {
+		for _, p := range slices.Sorted(maps.Keys(req[topic])) {
+			batch.Assign(topic, p, req[topic][p])
+			if n++; n == maxReassignmentsPerRequest {
+				if err := send(); err != nil {
+					return all, err
+				}
+			}
+		}
+	}
+	return all, send()
 }

@@ -126,7 +126,7 @@ func (a *Admin) rebalanceOnto(ctx context.Context, onto []int32, wait bool) (res
 	}
 	a.log(ctx, "rebalance: moving replicas onto the new brokers",
 		"brokers", onto, "replicas", res.Moved, "partitions", res.Partitions, "throttle_bytes_per_second", a.Throttle)
-	resps, err := adm.AlterPartitionAssignments(ctx, req)
+	resps, err := alterAssignments(ctx, adm, req)
 	if err != nil {
 		return res, fmt.Errorf("reassigning partitions onto brokers %v: %w", onto, err)
 	}
