@@ -175,11 +175,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 		byID:        map[metadata.TopicID]*topic{},
 		conns:       map[*conn]struct{}{},
 	}
-	// Process wide, as the decoding streams it bounds (recordbatch's
-	// streamSlots) are.
-	if err := recordbatch.SetZstdMaxWindow(static.ZstdMaxWindowBytes); err != nil {
-		return nil, fmt.Errorf("tributary.zstd.max.window.bytes: %w", err)
-	}
+	s.applyZstdMaxWindow(static)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	fetchLimit, fetchLimitFrom := fetchMemoryLimit(static.FetchMemoryMaxBytes, "/proc", "/sys/fs/cgroup")
 	s.readBudget = storage.NewReadBudget(fetchLimit)
@@ -645,4 +641,15 @@ func (a *producerIDAllocator) allocate() (int64, error) {
 	id := a.next
 	a.next++
 	return id, nil
+}
+
+// applyZstdMaxWindow sets tributary.zstd.max.window.bytes, at start and on
+// every change of the dynamic broker configs. Process wide, as the
+// decoding streams it bounds (recordbatch's streamSlots) are: brokers of
+// one process (tests) share the last value set.
+func (s *Server) applyZstdMaxWindow(cfg *config.Config) {
+	if err := recordbatch.SetZstdMaxWindow(cfg.ZstdMaxWindowBytes); err != nil {
+		// The setting's range is recordbatch's: refused before here.
+		s.log.Error("tributary.zstd.max.window.bytes not applied", "err", err)
+	}
 }

@@ -282,6 +282,7 @@ func (s *Server) setTopicConfigs(name string, configs map[string]string) error {
 func (s *Server) reconfigureAll() {
 	cfg := s.Config()
 	s.applyRequestMemory(cfg)
+	s.applyZstdMaxWindow(cfg)
 	for _, t := range s.sortedTopics() {
 		tc := resolveTopicConfig(cfg, t.configs)
 		for _, p := range t.partitions {

@@ -98,3 +98,35 @@ func TestZstdMaxWindowSettingBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestZstdMaxWindowIsDynamic: IncrementalAlterConfigs of
+// tributary.zstd.max.window.bytes on the broker resource applies to the
+// next Produce, up and back down (the pooled decoders made under the
+// larger bound are not reused).
+func TestZstdMaxWindowIsDynamic(t *testing.T) {
+	const window = 16 << 20
+	t.Cleanup(func() { _ = recordbatch.SetZstdMaxWindow(recordbatch.DefaultZstdMaxWindow) })
+	s := startServer(t)
+	if _, err := s.createTopic("z", 1, map[string]string{"cleanup.policy": "compact"}); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, s)
+	produce := func() int16 {
+		t.Helper()
+		req := produceReq("z", 1, zstdWindowBatch(t, window))
+		resp := req.ResponseKind()
+		c.recv(resp, c.send(req))
+		return errorCodes(resp)[0]
+	}
+	for _, step := range []struct {
+		value string
+		want  int16
+	}{{"", kerr.CorruptMessage.Code}, {strconv.Itoa(window), 0}, {strconv.Itoa(recordbatch.DefaultZstdMaxWindow), kerr.CorruptMessage.Code}} {
+		if step.value != "" {
+			alterBrokerConfig(t, c, "tributary.zstd.max.window.bytes", step.value)
+		}
+		if code := produce(); code != step.want {
+			t.Fatalf("bound %q: %v, want %v", step.value, kerr.ErrorForCode(code), kerr.ErrorForCode(step.want))
+		}
+	}
+}
