@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -36,6 +37,21 @@ func TestCheckDrainConfirmsDeletedTopics(t *testing.T) {
 	if err := a.CheckDrain(ctx, []int32{2}, 0); !errors.Is(err, placement.ErrNotEnoughBrokers) {
 		t.Fatalf("CheckDrain with the topic on every broker: %v, want ErrNotEnoughBrokers", err)
 	}
+	before := deleteBehindBroker0(ctx, t, c, a, adm, "gone")
+	if err := a.CheckDrain(ctx, []int32{2}, 0); err != nil {
+		t.Fatalf("CheckDrain refused on a deleted topic only broker 0 still lists: %v", err)
+	}
+	staleMetadata(c, before, "gone", 0, 1, 2)
+	if err := a.CheckDrain(ctx, []int32{2}, 0); !errors.Is(err, placement.ErrNotEnoughBrokers) {
+		t.Fatalf("CheckDrain with every broker listing the topic: %v, want ErrNotEnoughBrokers", err)
+	}
+}
+
+// deleteBehindBroker0 deletes topic and has broker 0 answer Metadata as
+// before the deletion (staleMetadata), as a broker that has not applied it
+// yet; it returns that answer, for a test that makes more brokers stale.
+func deleteBehindBroker0(ctx context.Context, t *testing.T, c *kfake.Cluster, a *Admin, adm *kadm.Client, topic string) *kmsg.MetadataResponse {
+	t.Helper()
 	cl, err := a.Conn.Client()
 	if err != nil {
 		t.Fatal(err)
@@ -45,17 +61,11 @@ func TestCheckDrainConfirmsDeletedTopics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := adm.DeleteTopics(ctx, "gone"); err != nil {
+	if _, err := adm.DeleteTopics(ctx, topic); err != nil {
 		t.Fatal(err)
 	}
-	staleMetadata(c, before, "gone", 0)
-	if err := a.CheckDrain(ctx, []int32{2}, 0); err != nil {
-		t.Fatalf("CheckDrain refused on a deleted topic only broker 0 still lists: %v", err)
-	}
-	staleMetadata(c, before, "gone", 0, 1, 2)
-	if err := a.CheckDrain(ctx, []int32{2}, 0); !errors.Is(err, placement.ErrNotEnoughBrokers) {
-		t.Fatalf("CheckDrain with every broker listing the topic: %v, want ErrNotEnoughBrokers", err)
-	}
+	staleMetadata(c, before, topic, 0)
+	return before
 }
 
 // staleMetadata makes nodes answer what they answered before the deletion
@@ -106,15 +116,6 @@ func TestDrainLeavesOutTheMovesOfDeletedTopics(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cl, err := a.Conn.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	before, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatal(err)
-	}
 	md, err := adm.Metadata(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -126,10 +127,7 @@ func TestDrainLeavesOutTheMovesOfDeletedTopics(t *testing.T) {
 	if len(targets["gone"]) == 0 || len(targets["kept"]) == 0 {
 		t.Fatalf("draining broker %d before the deletion moves %v, want partitions of both topics", drained, targets)
 	}
-	if _, err := adm.DeleteTopics(ctx, "gone"); err != nil {
-		t.Fatal(err)
-	}
-	staleMetadata(c, before, "gone", 0)
+	before := deleteBehindBroker0(ctx, t, c, a, adm, "gone")
 	md, err = adm.Metadata(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -258,19 +256,7 @@ func TestRebalanceLeavesOutTheMovesOfDeletedTopics(t *testing.T) {
 			}
 		}
 	}
-	cl, err := a.Conn.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	before, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := adm.DeleteTopics(ctx, "gone"); err != nil {
-		t.Fatal(err)
-	}
-	staleMetadata(c, before, "gone", 0)
+	deleteBehindBroker0(ctx, t, c, a, adm, "gone")
 	md, err := adm.Metadata(ctx)
 	if err != nil {
 		t.Fatal(err)
