@@ -230,99 +230,8 @@ func RunTxnConsumer(ctx context.Context, cfg WorkloadConfig, process int, rec *R
 	cfg.txnDefaults()
 	tc := cfg
 	tc.Topic = cfg.TxnTopic
-	for ctx.Err() == nil {
-		cctx, cancel := ctx, context.CancelFunc(func() {})
-		if cfg.RereadEvery > 0 {
-			cctx, cancel = context.WithTimeout(ctx, cfg.RereadEvery)
-		}
-		err := consumeCommitted(cctx, tc, process, rec, nil)
-		cancel()
-		if err != nil && cctx.Err() == nil {
-			cfg.Logger.Warn("read_committed consumer restarting", "process", process, "err", err)
-		}
-	}
+	consumeUntilDone(ctx, tc, process, rec, true)
 	return nil
-}
-
-// consumeCommitted is consumeOnce at read_committed. Markers are kept (not
-// reported) so that the drain knows when it passed the end.
-func consumeCommitted(ctx context.Context, cfg WorkloadConfig, process int, rec *Recorder, ends map[int32]int64) error {
-	offsets := map[int32]kgo.Offset{}
-	for p := range cfg.Partitions {
-		offsets[p] = kgo.NewOffset().AtStart()
-		rec.Add(Event{Process: process, Func: Seek, Key: key(cfg.Topic, p)})
-	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: offsets}),
-		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
-		kgo.FetchMaxWait(500 * time.Millisecond),
-	}, cfg.ClientOpts...)...)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	// Where the log starts now, as consumeOnce records it: the checker
-	// excuses what retention removed below it.
-	starts, startsAt := recordLogStarts(ctx, cl, cfg, process, rec), time.Now()
-	next := map[int32]int64{}
-	var lastErr string
-	for ctx.Err() == nil {
-		if ends != nil {
-			// A partition retention emptied up to the drain's end
-			// has nothing more to give.
-			for p, s := range starts {
-				if s >= ends[p] && next[p] < s {
-					next[p] = s
-				}
-			}
-			if reached(next, ends) {
-				return nil
-			}
-		}
-		pctx, cancel := context.WithTimeout(ctx, time.Second)
-		fetches := cl.PollFetches(pctx)
-		cancel()
-		var fetchErr error
-		fetches.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-				fetchErr = fmt.Errorf("%s-%d: %w", t, p, err)
-			}
-		})
-		var reads []Read
-		fetches.EachRecord(func(r *kgo.Record) {
-			next[r.Partition] = r.Offset + 1
-			if r.Attrs.IsControl() {
-				return
-			}
-			v, err := strconv.ParseInt(string(r.Value), 10, 64)
-			if err != nil {
-				v = -1
-			}
-			reads = append(reads, Read{Key: key(r.Topic, r.Partition), Offset: r.Offset, Value: v})
-		})
-		if len(reads) > 0 {
-			rec.Add(Event{Process: process, Status: Invoke, Func: Poll})
-			rec.Add(Event{Process: process, Status: OK, Func: Poll, Reads: reads, Final: ends != nil, ReadCommitted: true})
-		}
-		if ends != nil && fetchErr != nil && fetchErr.Error() != lastErr {
-			// The drain must reach every end: say what holds it up.
-			cfg.Logger.Warn("drain fetch failed", "process", process, "err", fetchErr)
-			lastErr = fetchErr.Error()
-		}
-		if errors.Is(fetchErr, kerr.OffsetOutOfRange) {
-			return fetchErr
-		}
-		if ends != nil && time.Since(startsAt) > 2*time.Second {
-			starts, startsAt = recordLogStarts(ctx, cl, cfg, process, rec), time.Now()
-		}
-	}
-	if ends != nil {
-		return fmt.Errorf("read up to %v: %w", next, ctx.Err())
-	}
-	return ctx.Err()
 }
 
 // RunOffsetObserver reads the transactional producers' group offsets
@@ -446,7 +355,7 @@ func DrainTxn(ctx context.Context, cfg WorkloadConfig, producers []int, rec *Rec
 	// position (OFFSET_OUT_OF_RANGE): it starts over from the log start,
 	// as Drain does.
 	for try := 1; ; try++ {
-		err := consumeCommitted(ctx, tc, txnDrainProcess, rec, ends)
+		err := consumeOnce(ctx, tc, txnDrainProcess, rec, ends, true)
 		if err == nil {
 			break
 		}

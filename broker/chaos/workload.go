@@ -234,40 +234,53 @@ func produceWithin(ctx context.Context, cl *kgo.Client, r *kgo.Record, timeout t
 // is gone), it starts over from the start and records seeks.
 func RunConsumer(ctx context.Context, cfg WorkloadConfig, process int, rec *Recorder) error {
 	cfg.defaults()
+	consumeUntilDone(ctx, cfg, process, rec, false)
+	return nil
+}
+
+// consumeUntilDone runs consumeOnce until ctx ends, starting over when it
+// cannot continue and every RereadEvery.
+func consumeUntilDone(ctx context.Context, cfg WorkloadConfig, process int, rec *Recorder, readCommitted bool) {
 	for ctx.Err() == nil {
 		cctx, cancel := ctx, context.CancelFunc(func() {})
 		if cfg.RereadEvery > 0 {
 			cctx, cancel = context.WithTimeout(ctx, cfg.RereadEvery)
 		}
-		err := consumeOnce(cctx, cfg, process, rec, nil)
+		err := consumeOnce(cctx, cfg, process, rec, nil, readCommitted)
 		cancel()
 		if err != nil && cctx.Err() == nil {
-			cfg.Logger.Warn("consumer restarting", "process", process, "err", err)
+			cfg.Logger.Warn("consumer restarting", "process", process, "read_committed", readCommitted, "err", err)
 		}
 	}
-	return nil
 }
 
 // consumeOnce reads from the start of every partition; with ends set it
 // stops once it reached them (the final drain), marking its polls final.
-func consumeOnce(ctx context.Context, cfg WorkloadConfig, process int, rec *Recorder, ends map[int32]int64) error {
+// With readCommitted it reads at read_committed and keeps the markers (not
+// reported) so that the drain knows when it passed the end.
+func consumeOnce(ctx context.Context, cfg WorkloadConfig, process int, rec *Recorder, ends map[int32]int64, readCommitted bool) error {
 	offsets := map[int32]kgo.Offset{}
 	for p := range cfg.Partitions {
 		offsets[p] = kgo.NewOffset().AtStart()
 		rec.Add(Event{Process: process, Func: Seek, Key: key(cfg.Topic, p)})
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: offsets}),
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.FetchMaxWait(500 * time.Millisecond),
-	}, cfg.ClientOpts...)...)
+	}
+	if readCommitted {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	}
+	cl, err := kgo.NewClient(append(opts, cfg.ClientOpts...)...)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	// Where the log starts now: what retention removed before this read
-	// began is not missing from it (Options.Retention).
+	// began is not missing from it (Options.Retention); the checkers
+	// excuse what retention removed below it.
 	starts, startsAt := recordLogStarts(ctx, cl, cfg, process, rec), time.Now()
 	next := map[int32]int64{}
 	var lastErr string
@@ -296,16 +309,19 @@ func consumeOnce(ctx context.Context, cfg WorkloadConfig, process int, rec *Reco
 		})
 		var reads []Read
 		fetches.EachRecord(func(r *kgo.Record) {
+			next[r.Partition] = r.Offset + 1
+			if r.Attrs.IsControl() {
+				return // kept only at read_committed, for next
+			}
 			v, err := strconv.ParseInt(string(r.Value), 10, 64)
 			if err != nil {
 				v = -1 // a value nobody sent: reported as a phantom read
 			}
 			reads = append(reads, Read{Key: key(r.Topic, r.Partition), Offset: r.Offset, Value: v})
-			next[r.Partition] = r.Offset + 1
 		})
 		if len(reads) > 0 {
 			rec.Add(Event{Process: process, Status: Invoke, Func: Poll})
-			rec.Add(Event{Process: process, Status: OK, Func: Poll, Reads: reads, Final: ends != nil})
+			rec.Add(Event{Process: process, Status: OK, Func: Poll, Reads: reads, Final: ends != nil, ReadCommitted: readCommitted})
 		}
 		if ends != nil && fetchErr != nil && fetchErr.Error() != lastErr {
 			// The drain must reach every end: say what holds it up.
@@ -405,7 +421,7 @@ func Drain(ctx context.Context, cfg WorkloadConfig, process int, rec *Recorder) 
 	// Retention can move a partition's log start past the drain's
 	// position (OFFSET_OUT_OF_RANGE): it starts over from the log start.
 	for try := 1; ; try++ {
-		err := consumeOnce(ctx, cfg, process, rec, ends)
+		err := consumeOnce(ctx, cfg, process, rec, ends, false)
 		if err == nil {
 			break
 		}
