@@ -212,6 +212,10 @@ type phase struct {
 	latencies      []time.Duration
 }
 
+// flushTimeout bounds how long a produce phase waits for its records'
+// acknowledgements after its end.
+var flushTimeout = 2 * time.Minute // a variable for TestProduceEndsWhenTheServerDies
+
 // producePhase runs o's load through prod for d (or until maxRecords, if
 // > 0) and waits until every record is acknowledged.
 func producePhase(ctx context.Context, prod *kgo.Client, value []byte, o ProduceOptions, d time.Duration, maxRecords int) (phase, error) {
@@ -234,6 +238,12 @@ func producePhase(ctx context.Context, prod *kgo.Client, value []byte, o Produce
 	if o.RateBytes > 0 {
 		perRecord = time.Duration(float64(time.Second) * float64(o.RecordBytes) / o.RateBytes)
 	}
+	// Records handed over up to the end are still produced after it, so
+	// Produce is not given pctx; but a server that died (kfake killed for
+	// memory, once) would block a full buffer's Produce and the flush for
+	// ever: their context ends flushTimeout after the phase.
+	bctx, bcancel := context.WithDeadline(ctx, end.Add(flushTimeout))
+	defer bcancel()
 	var sent int
 	for pctx.Err() == nil && time.Now().Before(end) && (maxRecords == 0 || sent < maxRecords) {
 		if perRecord > 0 {
@@ -250,7 +260,7 @@ func producePhase(ctx context.Context, prod *kgo.Client, value []byte, o Produce
 			}
 		}
 		begin := time.Now()
-		prod.Produce(ctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
+		prod.Produce(bctx, &kgo.Record{Value: value}, func(_ *kgo.Record, err error) {
 			now := time.Now()
 			mu.Lock()
 			defer mu.Unlock()
@@ -272,9 +282,7 @@ func producePhase(ctx context.Context, prod *kgo.Client, value []byte, o Produce
 	if err := ctx.Err(); err != nil {
 		return ph, fmt.Errorf("producing: %w", err)
 	}
-	fctx, fcancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer fcancel()
-	if err := prod.Flush(fctx); err != nil {
+	if err := prod.Flush(bctx); err != nil {
 		return ph, fmt.Errorf("flushing: %w", err)
 	}
 	mu.Lock()

@@ -236,3 +236,28 @@ func TestThroughputWithCompression(t *testing.T) {
 		t.Errorf("producer compression brotli: err %v, want one naming it", err)
 	}
 }
+
+// A server that dies mid-phase (kfake once killed for memory) fails the
+// phase within flushTimeout of its end: before, the producer's full
+// buffer blocked Produce for as long as the whole run's context.
+func TestProduceEndsWhenTheServerDies(t *testing.T) {
+	defer func(d time.Duration) { flushTimeout = d }(flushTimeout)
+	flushTimeout = 2 * time.Second
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.AfterFunc(300*time.Millisecond, c.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	_, err = Produce(ctx, c.ListenAddrs(), ProduceOptions{Topic: "t", RecordBytes: 1000, Duration: time.Second, Linger: ThroughputLinger})
+	if err == nil {
+		t.Fatal("a phase whose server died passed")
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Fatalf("the phase took %v to fail (%v), want about its second and the 2 s flush bound", took, err)
+	}
+	t.Logf("failed after %v: %v", time.Since(start), err)
+}
