@@ -22,15 +22,7 @@ import (
 // the other brokers, asked for the topic by name, do not know it, and the
 // drain is allowed. While every broker still lists it, the refusal stands.
 func TestCheckDrainConfirmsDeletedTopics(t *testing.T) {
-	c, conn := kafkaconntest.Kfake(t, 3)
-	a := &Admin{Conn: conn}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	adm, err := a.Conn.Admin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
+	c, a, adm, ctx := kfakeAdmin(t)
 	if _, err := adm.CreateTopic(ctx, 1, 3, nil, "gone"); err != nil {
 		t.Fatal(err)
 	}
@@ -45,6 +37,22 @@ func TestCheckDrainConfirmsDeletedTopics(t *testing.T) {
 	if err := a.CheckDrain(ctx, []int32{2}, 0); !errors.Is(err, placement.ErrNotEnoughBrokers) {
 		t.Fatalf("CheckDrain with every broker listing the topic: %v, want ErrNotEnoughBrokers", err)
 	}
+}
+
+// kfakeAdmin is an Admin on a three-broker kfake cluster, with an admin
+// client of it and a minute's context, all closed when the test ends.
+func kfakeAdmin(t *testing.T) (*kfake.Cluster, *Admin, *kadm.Client, context.Context) {
+	t.Helper()
+	c, conn := kafkaconntest.Kfake(t, 3)
+	a := &Admin{Conn: conn}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	adm, err := a.Conn.Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(adm.Close)
+	return c, a, adm, ctx
 }
 
 // deleteBehindBroker0 deletes topic and has broker 0 answer Metadata as
@@ -96,15 +104,7 @@ func staleMetadata(c *kfake.Cluster, before *kmsg.MetadataResponse, topic string
 // topic and which failed the drain). While every broker still lists it,
 // its moves stand.
 func TestDrainLeavesOutTheMovesOfDeletedTopics(t *testing.T) {
-	c, conn := kafkaconntest.Kfake(t, 3)
-	a := &Admin{Conn: conn}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	adm, err := a.Conn.Admin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
+	c, a, adm, ctx := kfakeAdmin(t)
 	// kfake places each partition's one replica on a broker of its
 	// choosing: partition 0 of each topic is put on the broker drained.
 	const drained = 2
@@ -159,15 +159,7 @@ func TestDrainLeavesOutTheMovesOfDeletedTopics(t *testing.T) {
 // name, and the others do not know it: ErrNotFound, so a refresh drops the
 // topic from the state now rather than one refresh later.
 func TestDescribeConfirmsADeletedTopic(t *testing.T) {
-	c, conn := kafkaconntest.Kfake(t, 3)
-	a := &Admin{Conn: conn}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	adm, err := a.Conn.Admin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
+	c, a, adm, ctx := kfakeAdmin(t)
 	if _, err := adm.CreateTopic(ctx, 2, 3, nil, "gone"); err != nil {
 		t.Fatal(err)
 	}
@@ -237,15 +229,7 @@ func TestDescribeConfirmsADeletedTopic(t *testing.T) {
 // brokers would refuse to move. Confirmed with every live broker, "gone" is
 // left out and the share is planned from "kept" alone.
 func TestRebalanceLeavesOutTheMovesOfDeletedTopics(t *testing.T) {
-	c, conn := kafkaconntest.Kfake(t, 3)
-	a := &Admin{Conn: conn}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	adm, err := a.Conn.Admin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
+	c, a, adm, ctx := kfakeAdmin(t)
 	for name, at := range map[string]struct{ partitions, broker int32 }{"gone": {6, 0}, "kept": {3, 1}} {
 		if _, err := adm.CreateTopic(ctx, at.partitions, 1, nil, name); err != nil {
 			t.Fatal(err)

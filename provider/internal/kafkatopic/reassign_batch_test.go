@@ -1,18 +1,15 @@
 package kafkatopic
 
 import (
-	"context"
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/tributary/tributary/broker/cluster"
-	"github.com/tributary/tributary/provider/internal/kafkaconn/kafkaconntest"
 )
 
 // TestReassignmentBoundIsTheBrokers keeps the provider's bound on the
@@ -31,15 +28,7 @@ func TestReassignmentBoundIsTheBrokers(t *testing.T) {
 func TestAlterAssignmentsKeepsToTheBound(t *testing.T) {
 	defer func(n int) { maxReassignmentsPerRequest = n }(maxReassignmentsPerRequest)
 	maxReassignmentsPerRequest = 2
-	c, conn := kafkaconntest.Kfake(t, 3)
-	a := &Admin{Conn: conn}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	adm, err := a.Conn.Admin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
+	c, _, adm, ctx := kfakeAdmin(t)
 	for name, partitions := range map[string]int32{"a": 3, "b": 2} {
 		if _, err := adm.CreateTopic(ctx, partitions, 1, nil, name); err != nil {
 			t.Fatal(err)
