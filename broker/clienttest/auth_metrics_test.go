@@ -1,14 +1,12 @@
 package clienttest
 
 import (
-	"context"
 	"crypto/tls"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 	fsasl "github.com/twmb/franz-go/pkg/sasl"
 
 	"github.com/tributary/tributary/broker/iamauth"
@@ -45,18 +43,7 @@ func TestSecureAuthenticationMetrics(t *testing.T) {
 	}
 
 	// One connection per attempt: no retries, so each is counted once.
-	request := func(opts ...kgo.Opt) error {
-		t.Helper()
-		cl, err := kgo.NewClient(append(opts, kgo.RequestRetries(0), kgo.RetryTimeout(time.Second))...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cl.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, err = cl.Request(ctx, kmsg.NewPtrMetadataRequest())
-		return err
-	}
+	request := func(opts ...kgo.Opt) error { t.Helper(); return metadataOnce(t, opts...) }
 	scram := func(m, user, pass string) error {
 		return request(kgo.SeedBrokers(sb.addr("CLIENT_SASL_SCRAM")), kgo.DialTLSConfig(sb.tlsConfig(nil)), kgo.SASL(scramMechanism(m, user, pass)))
 	}

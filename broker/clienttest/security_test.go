@@ -471,22 +471,26 @@ func (fixedSession) Challenge(b []byte) (bool, []byte, error) {
 	return true, nil, nil
 }
 
+// metadataOnce sends one Metadata request from a new client that does not
+// retry, so that each call is one connection and one authentication.
+func metadataOnce(t *testing.T, opts ...kgo.Opt) error {
+	t.Helper()
+	cl, err := kgo.NewClient(append(opts, kgo.RequestRetries(0), kgo.RetryTimeout(time.Second))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = cl.Request(ctx, kmsg.NewPtrMetadataRequest())
+	return err
+}
+
 // TestSecureRefusals: what the broker refuses, each with the error the
 // client sees.
 func TestSecureRefusals(t *testing.T) {
 	sb := startSecureBroker(t)
-	request := func(opts ...kgo.Opt) error {
-		t.Helper()
-		cl, err := kgo.NewClient(append(opts, kgo.RequestRetries(0), kgo.RetryTimeout(time.Second))...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer cl.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_, err = cl.Request(ctx, kmsg.NewPtrMetadataRequest())
-		return err
-	}
+	request := func(opts ...kgo.Opt) error { t.Helper(); return metadataOnce(t, opts...) }
 	scram := func(m, user, pass string) error {
 		return request(kgo.SeedBrokers(sb.addr("CLIENT_SASL_SCRAM")), kgo.DialTLSConfig(sb.tlsConfig(nil)), kgo.SASL(scramMechanism(m, user, pass)))
 	}
