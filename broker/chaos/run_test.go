@@ -31,6 +31,26 @@ func buildBroker(t *testing.T) string {
 	return bin
 }
 
+// servingBroker starts a one-broker cluster with settings and waits until
+// it serves; the context it returns ends wait after the start.
+func servingBroker(t *testing.T, settings map[string]string, wait time.Duration) (*Cluster, context.Context) {
+	t.Helper()
+	c, err := NewCluster(ClusterConfig{Binary: buildBroker(t), Dir: t.TempDir(), Nodes: 1, Settings: settings})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if err := c.StartAll(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	t.Cleanup(cancel)
+	if err := c.WaitServing(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	return c, ctx
+}
+
 func testLogger() *slog.Logger {
 	if os.Getenv("TRIBUTARY_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -206,19 +226,7 @@ func TestWaitClusterNoticesMissingBrokers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a broker process; skipped with -short")
 	}
-	c, err := NewCluster(ClusterConfig{Binary: buildBroker(t), Dir: t.TempDir(), Nodes: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	if err := c.StartAll(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := c.WaitServing(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := servingBroker(t, nil, 20*time.Second)
 	cfg := WorkloadConfig{Brokers: c.Bootstrap()}
 	if err := WaitCluster(ctx, cfg, 1); err != nil {
 		t.Fatalf("one broker, one expected: %v", err)

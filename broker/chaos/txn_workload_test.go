@@ -19,19 +19,7 @@ func TestFinalOffsetReadWaitsForUndecidedTransaction(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a broker process; skipped with -short")
 	}
-	c, err := NewCluster(ClusterConfig{Binary: buildBroker(t), Dir: t.TempDir(), Nodes: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	if err := c.StartAll(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	if err := c.WaitServing(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := servingBroker(t, nil, 90*time.Second)
 	cfg := WorkloadConfig{Brokers: c.Bootstrap(), Partitions: 1, OpTimeout: 5 * time.Second, Logger: testLogger()}
 	cfg.defaults()
 	cfg.txnDefaults()
@@ -39,16 +27,7 @@ func TestFinalOffsetReadWaitsForUndecidedTransaction(t *testing.T) {
 		t.Fatal(err)
 	}
 	const process = txnProducerBase
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.TransactionalID(fmt.Sprintf("chaos-txn-producer-%d", process)),
-		kgo.DefaultProduceTopic(cfg.TxnTopic),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := txnTestProducer(t, cfg, process)
 	// Transaction n commits offset n to the process's group.
 	txn := func(n int64, end bool) {
 		t.Helper()
@@ -111,20 +90,7 @@ func TestDrainTxnEndsOnALogRetentionEmptied(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a broker process; skipped with -short")
 	}
-	c, err := NewCluster(ClusterConfig{Binary: buildBroker(t), Dir: t.TempDir(), Nodes: 1,
-		Settings: map[string]string{"log.retention.check.interval.ms": "200"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	if err := c.StartAll(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	if err := c.WaitServing(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := servingBroker(t, map[string]string{"log.retention.check.interval.ms": "200"}, 90*time.Second)
 	const retention = time.Second
 	cfg := WorkloadConfig{Brokers: c.Bootstrap(), Partitions: 2, OpTimeout: 5 * time.Second, Logger: testLogger(),
 		TopicConfigs: RetentionConfigs(retention, 1024, 0)}
@@ -133,16 +99,7 @@ func TestDrainTxnEndsOnALogRetentionEmptied(t *testing.T) {
 		t.Fatal(err)
 	}
 	const process = txnProducerBase
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.TransactionalID(fmt.Sprintf("chaos-txn-producer-%d", process)),
-		kgo.DefaultProduceTopic(cfg.TxnTopic),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := txnTestProducer(t, cfg, process)
 	rec := NewRecorder()
 	var n, v int64
 	txn := func(p int32, commit bool) {
@@ -200,4 +157,22 @@ func TestDrainTxnEndsOnALogRetentionEmptied(t *testing.T) {
 	if res := Check(cut, Options{RequireAllSeen: true, Retention: retention}); res.Valid {
 		t.Fatalf("a drain without partition 1's committed values passed:\n%s", res.Report(cut, 0))
 	}
+}
+
+// txnTestProducer is a transactional producer with the id the workload's
+// producer process would use, to the transactional topic, writing to the
+// partition each record names; closed when the test ends.
+func txnTestProducer(t *testing.T, cfg WorkloadConfig, process int) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.TransactionalID(fmt.Sprintf("chaos-txn-producer-%d", process)),
+		kgo.DefaultProduceTopic(cfg.TxnTopic),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
 }

@@ -18,21 +18,7 @@ func TestDrainEndsOnALogRetentionEmptied(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a broker process; skipped with -short")
 	}
-	bin := buildBroker(t)
-	c, err := NewCluster(ClusterConfig{Binary: bin, Dir: t.TempDir(), Nodes: 1,
-		Settings: map[string]string{"log.retention.check.interval.ms": "200"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	if err := c.StartAll(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if err := c.WaitServing(ctx, 1); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := servingBroker(t, map[string]string{"log.retention.check.interval.ms": "200"}, 60*time.Second)
 	cfg := WorkloadConfig{Brokers: c.Bootstrap(), Topic: "emptied", Partitions: 2, Logger: testLogger(),
 		TopicConfigs: RetentionConfigs(time.Second, 1024, 0)}
 	if err := CreateTopic(ctx, cfg); err != nil {
