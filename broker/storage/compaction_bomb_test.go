@@ -22,28 +22,9 @@ func TestCleanerStreamsABomb(t *testing.T) {
 	for _, codec := range []int{recordbatch.CodecGzip, recordbatch.CodecLz4, recordbatch.CodecZstd} {
 		t.Run(fmtCodec(codec), func(t *testing.T) {
 			clock := &fakeClock{now: time.UnixMilli(1_700_000_000_000)}
-			st := openStore(t, t.TempDir(), Options{Now: clock.Now})
-			p := mustCreate(t, st, "bombs", 0, TopicConfig{CleanupPolicy: CleanupCompact, SegmentBytes: 4096, DeleteRetentionMs: time.Hour})
-			var recs []byte
-			for i, r := range []struct {
-				key   string
-				value []byte
-			}{{"a", make([]byte, size)}, {"b", []byte("old")}, {"c", []byte("kept")}, {"t", nil}} {
-				recs = recordbatch.AppendNewRecord(recs, recordbatch.NewRecord{OffsetDelta: int32(i), TimestampDelta: int64(i), Key: []byte(r.key), Value: r.value})
-			}
 			ts := clock.now.UnixMilli()
-			bomb, err := recordbatch.Encode(recordbatch.Header{Attributes: int16(codec), LastOffsetDelta: 3, BaseTimestamp: ts, MaxTimestamp: ts + 3,
-				ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, RecordCount: 4}, recs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			mustAppend(t, p, bomb)                                                                                   // 0-3
-			mustAppend(t, p, makeBatch(t, batchSpec{records: 1, keys: []string{"b"}, valueSize: 10, timestamp: ts})) // 4
-			mustAppend(t, p, makeBatch(t, batchSpec{records: 1, keys: []string{"roll"}, valueSize: 5000}))           // 5, rolls
-			mustAppend(t, p, makeBatch(t, batchSpec{records: 1, keys: []string{"y"}, valueSize: 5000}))              // 6, rolls
-			if err := p.checkpoint(); err != nil {
-				t.Fatal(err)
-			}
+			// Offsets 0-3 the bomb, 4 "b" again, 5 and 6 roll.
+			_, p, bomb, recs := compactedBomb(t, clock, codec, []keyValue{{"a", make([]byte, size)}, {"b", []byte("old")}, {"c", []byte("kept")}, {"t", nil}})
 			pass := func(what string) {
 				t.Helper()
 				runtime.GC()
@@ -123,4 +104,38 @@ func TestCleanerStreamsABomb(t *testing.T) {
 
 func fmtCodec(codec int) string {
 	return [...]string{"none", "gzip", "snappy", "lz4", "zstd"}[codec]
+}
+
+type keyValue struct {
+	key   string
+	value []byte // nil: a tombstone
+}
+
+// compactedBomb opens a store on clock with a compacted partition, appends
+// records as one batch of codec at the clock's time, then key "b" again
+// and two batches that each roll the segment, and checkpoints, so that
+// the first segment can be cleaned. It returns the store, the partition,
+// the batch and its records inflated.
+func compactedBomb(t *testing.T, clock *fakeClock, codec int, records []keyValue) (*Store, *Partition, []byte, []byte) {
+	t.Helper()
+	st := openStore(t, t.TempDir(), Options{Now: clock.Now})
+	p := mustCreate(t, st, "bombs", 0, TopicConfig{CleanupPolicy: CleanupCompact, SegmentBytes: 4096, DeleteRetentionMs: time.Hour})
+	var recs []byte
+	for i, r := range records {
+		recs = recordbatch.AppendNewRecord(recs, recordbatch.NewRecord{OffsetDelta: int32(i), TimestampDelta: int64(i), Key: []byte(r.key), Value: r.value})
+	}
+	ts, last := clock.now.UnixMilli(), int32(len(records)-1)
+	bomb, err := recordbatch.Encode(recordbatch.Header{Attributes: int16(codec), LastOffsetDelta: last, BaseTimestamp: ts, MaxTimestamp: ts + int64(last),
+		ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, RecordCount: int32(len(records))}, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, p, bomb)
+	mustAppend(t, p, makeBatch(t, batchSpec{records: 1, keys: []string{"b"}, valueSize: 10, timestamp: ts}))
+	mustAppend(t, p, makeBatch(t, batchSpec{records: 1, keys: []string{"roll"}, valueSize: 5000})) // rolls
+	mustAppend(t, p, makeBatch(t, batchSpec{records: 1, keys: []string{"y"}, valueSize: 5000}))    // rolls
+	if err := p.checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	return st, p, bomb, recs
 }

@@ -18,28 +18,8 @@ import (
 // allocates about 5 MB, under the 7 MiB this test allows (10 MB before).
 func TestCleanerKeepsItsKeepBufferBetweenPasses(t *testing.T) {
 	clock := &fakeClock{now: time.UnixMilli(1_700_000_000_000)}
-	st := openStore(t, t.TempDir(), Options{Now: clock.Now})
-	p := mustCreate(t, st, "bombs", 0, TopicConfig{CleanupPolicy: CleanupCompact, SegmentBytes: 4096, DeleteRetentionMs: time.Hour})
-	var recs []byte
-	for i, r := range []struct {
-		key   string
-		value []byte
-	}{{"a", make([]byte, 64<<20)}, {"b", []byte("old")}, {"t", nil}} {
-		recs = recordbatch.AppendNewRecord(recs, recordbatch.NewRecord{OffsetDelta: int32(i), TimestampDelta: int64(i), Key: []byte(r.key), Value: r.value})
-	}
-	ts := clock.now.UnixMilli()
-	bomb, err := recordbatch.Encode(recordbatch.Header{Attributes: int16(recordbatch.CodecGzip), LastOffsetDelta: 2, BaseTimestamp: ts, MaxTimestamp: ts + 2,
-		ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, RecordCount: 3}, recs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mustAppend(t, p, bomb)                                                                                   // 0-2
-	mustAppend(t, p, makeBatch(t, batchSpec{records: 1, keys: []string{"b"}, valueSize: 10, timestamp: ts})) // 3
-	mustAppend(t, p, makeBatch(t, batchSpec{records: 1, keys: []string{"roll"}, valueSize: 5000}))           // 4, rolls
-	mustAppend(t, p, makeBatch(t, batchSpec{records: 1, keys: []string{"y"}, valueSize: 5000}))              // 5, rolls
-	if err := p.checkpoint(); err != nil {
-		t.Fatal(err)
-	}
+	// Offsets 0-2 the bomb, 3 "b" again, 4 and 5 roll.
+	st, p, bomb, recs := compactedBomb(t, clock, recordbatch.CodecGzip, []keyValue{{"a", make([]byte, 64<<20)}, {"b", []byte("old")}, {"t", nil}})
 	// kept returns the keep-buffer the store holds for the next pass.
 	kept := func() []byte {
 		t.Helper()
