@@ -38,3 +38,27 @@ func TestKcatCommandShell(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditCommandShell runs the printed audit trail command through bash
+// with aws replaced by a function that prints its arguments: it must read
+// the audit stream of every broker, not of one, since the broker that
+// audits the demo topic's creation is whichever served the request.
+func TestAuditCommandShell(t *testing.T) {
+	out, err := exec.Command("bash", "-c", `aws() { printf '<%s>' "$AWS_ACCESS_KEY_ID" "$@"; }; `+auditCommand()).Output()
+	if err != nil {
+		t.Fatalf("%s: %v", auditCommand(), err)
+	}
+	for _, want := range []string{
+		"<test><--endpoint-url><" + endpoint + ">",
+		"<--log-group-name><" + logGroup + ">",
+		"<--log-stream-name-prefix><broker->",
+		`<--filter-pattern><{ $.log = "audit" }>`,
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("aws's arguments %s\nlack %s", out, want)
+		}
+	}
+	if strings.Contains(string(out), "<--log-stream-names>") {
+		t.Errorf("aws's arguments %s name streams: the audit entry may be in another broker's", out)
+	}
+}

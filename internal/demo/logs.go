@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -112,7 +113,44 @@ func (d *demo) showLogs(ctx context.Context, brokers int) error {
 		return err
 	}
 	d.say("audit trail (%s): %s", audit[0][0], audit[0][1])
+	if err := checkAuditCommand(ctx, auditCommand()); err != nil {
+		return err
+	}
 	return nil
+}
+
+// auditCommand is an aws CLI command that prints the demo cluster's audit
+// trail, to paste into a shell. It reads every broker's audit stream: an
+// admin request is audited by the broker that served it, which may be any
+// of them, so a command naming one broker's stream can print nothing.
+func auditCommand() string {
+	return fmt.Sprintf(`AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s aws --endpoint-url %s --region %s logs filter-log-events `+
+		`--log-group-name %s --log-stream-name-prefix broker- --filter-pattern '{ $.log = "audit" }' `+
+		`--query 'events[].[logStreamName,message]' --output text`,
+		accessKey, secretKey, endpoint, region, logGroup)
+}
+
+// checkAuditCommand runs the audit command as a user would paste it, with
+// bash, and fails unless it prints the demo topic's creation: the command
+// the demo prints is one that works.
+func checkAuditCommand(ctx context.Context, command string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-c", command)
+	cmd.Env = cliEnv()
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("the audit trail command: %w: %s", err, lastLines(stderr.String(), 5))
+	}
+	object := fmt.Sprintf(`"object":%q`, topic)
+	for _, line := range strings.Split(stdout.String(), "\n") {
+		if strings.HasPrefix(line, "broker-") && strings.Contains(line, `"what":"topic created"`) && strings.Contains(line, object) {
+			return nil
+		}
+	}
+	return fmt.Errorf("the audit trail command printed no creation of topic %q: %s", topic, lastLines(stdout.String(), 5))
 }
 
 // showAlarms lists the cluster's CloudWatch alarms and their states with

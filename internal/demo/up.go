@@ -100,7 +100,7 @@ func (d *demo) up(ctx context.Context) error {
 	fmt.Printf("  bootstrap brokers:  %s (SASL_SSL, IAM)\n", bootstrap)
 	fmt.Printf("  identity:           the local cloud's test/test credentials, its account's root user\n")
 	fmt.Printf("  kcat:               %s\n", kcat)
-	fmt.Printf("  broker logs:        AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test aws --endpoint-url %s --region us-east-1 logs filter-log-events --log-group-name %s --log-stream-names broker-1/audit\n", endpoint, logGroup)
+	fmt.Printf("  audit trail:        %s\n", auditCommand())
 	fmt.Printf("  apply took:         %s\n", applied.Round(10*time.Millisecond))
 	fmt.Printf("  apply to 1st record: %s (target: under 20s)\n", first.Sub(applyStart).Round(10*time.Millisecond))
 	fmt.Printf("  state:              %s (make demo-down removes it all)\n", rel(d.root, d.cache))
