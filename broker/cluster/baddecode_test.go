@@ -31,7 +31,7 @@ func TestMalformedCommandNeverReachesTheLog(t *testing.T) {
 		"unknown type":  {0x7e, '{', '}'},
 		"empty":         {},
 	} {
-		_, err := leader.handleLocal(rpcRequest{Op: opApply, Command: cmd})
+		_, err := leader.handleLocal(ctxT(t), rpcRequest{Op: opApply, Command: cmd})
 		if !errors.Is(err, metadata.ErrBadCommand) && !errors.Is(err, metadata.ErrUnknownCommand) {
 			t.Errorf("%s: %v, want ErrBadCommand or ErrUnknownCommand", name, err)
 		}
@@ -39,7 +39,7 @@ func TestMalformedCommandNeverReachesTheLog(t *testing.T) {
 	if types, _, _ := commandsSince(t, leader, from); len(types) != 0 {
 		t.Fatalf("refused commands reached the log: %v", types)
 	}
-	if _, err := leader.handleLocal(rpcRequest{Op: opApply, Command: []byte{0x7e | byte(metadata.IgnorableFlag), '{', '}'}}); err != nil {
+	if _, err := leader.handleLocal(ctxT(t), rpcRequest{Op: opApply, Command: []byte{0x7e | byte(metadata.IgnorableFlag), '{', '}'}}); err != nil {
 		t.Fatalf("an unknown ignorable command: %v", err)
 	}
 	if _, err := leader.CreateTopic(ctxT(t), "after", 1, 3, nil); err != nil {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/tributary/tributary/broker/cluster/metadata"
 )
 
@@ -127,6 +129,10 @@ type Config struct {
 	MetadataLogReserve int64
 
 	Logger *slog.Logger
+
+	// wrapLogStore, when set, stands between Raft and its log store:
+	// tests use it to stall a node's disk.
+	wrapLogStore func(raft.LogStore) raft.LogStore
 }
 
 // Defaults, chosen so that a killed broker's partitions fail over in

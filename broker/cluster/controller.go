@@ -40,9 +40,11 @@ type Controller struct {
 	snaps *snapshotStore
 	trans *raft.NetworkTransport
 	mux   *mux
-	// userOpMu orders the check and the application of the commands
-	// userOpType names (applyLocal).
-	userOpMu sync.Mutex
+	// userOpTurn orders the check and the application of the commands
+	// userOpType names (applyLocal): a one-slot channel, taken before the
+	// check and given back when the command's Raft future resolves, so
+	// that a caller waiting for its turn gives up at its own deadline.
+	userOpTurn chan struct{}
 
 	// ready is closed once raft is set: the port accepts connections
 	// before that, and RPCs wait for it.
@@ -170,6 +172,7 @@ func Start(c Config) (*Controller, error) {
 		fsm:        metadata.New(cfg.Logger.With("component", "metadata")),
 		registered: make(chan struct{}),
 		ready:      make(chan struct{}),
+		userOpTurn: make(chan struct{}, 1),
 		probing:    map[int32]bool{},
 	}
 	ctl.ctx, ctl.cancel = context.WithCancel(context.Background())
@@ -248,11 +251,15 @@ func (ctl *Controller) startRaft() error {
 	}
 	snaps := ctl.snaps
 	ctl.trans = newRaftTransport(streamLayer{ctl.mux}, hlog)
-	hasState, err := raft.HasExistingState(ctl.store, ctl.store, snaps)
+	var logs raft.LogStore = ctl.store
+	if cfg.wrapLogStore != nil {
+		logs = cfg.wrapLogStore(logs)
+	}
+	hasState, err := raft.HasExistingState(logs, ctl.store, snaps)
 	if err != nil {
 		return fmt.Errorf("reading raft state: %w", err)
 	}
-	if ctl.raft, err = raft.NewRaft(rc, ctl.fsm, ctl.store, ctl.store, snaps, ctl.trans); err != nil {
+	if ctl.raft, err = raft.NewRaft(rc, ctl.fsm, logs, ctl.store, snaps, ctl.trans); err != nil {
 		return fmt.Errorf("starting raft: %w", err)
 	}
 	if !hasState && cfg.isVoter() {
@@ -452,9 +459,48 @@ func (ctl *Controller) WaitRegistered(ctx context.Context) error {
 	}
 }
 
+// ErrCommitTimeout means the active controller did not commit a command
+// before the caller's deadline (its request's timeout, or rpcTimeout for
+// a request from a broker of an older version). The outcome is unknown:
+// the command may still commit, so a caller that retries must be able to
+// tell a first try that took effect (rpcRequest.Retry). It matches
+// context.DeadlineExceeded, which the server answers REQUEST_TIMED_OUT,
+// a retriable code.
+var ErrCommitTimeout error = deadlineError("the metadata quorum did not commit the change in time")
+
+// ErrUserOpTurn means a user operation's deadline passed while it waited
+// for the one before it to commit (applyLocal): it was never proposed.
+var ErrUserOpTurn error = deadlineError("the metadata change before this one did not commit in time")
+
+// deadlineError is an error that matches context.DeadlineExceeded, so
+// that callers that answer a timeout for it do so for these too, here and
+// once they crossed the controller RPC (a remoteError unwraps to them).
+type deadlineError string
+
+func (e deadlineError) Error() string { return string(e) }
+func (e deadlineError) Unwrap() error { return context.DeadlineExceeded }
+
+// unlessDeadline says why ctx ended when that is not its deadline (the
+// controller closing): the errors above say the deadline themselves.
+func unlessDeadline(ctx context.Context) string {
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.DeadlineExceeded) {
+		return ": " + cause.Error()
+	}
+	return ""
+}
+
 // applyLocal applies an encoded command through this node's Raft, which
-// must be the leader. Time-carrying commands get the leader's clock.
-func (ctl *Controller) applyLocal(cmd []byte) (json.RawMessage, error) {
+// must be the leader, and waits for it until ctx ends. Time-carrying
+// commands get the leader's clock.
+//
+// Raft's Apply only bounds the enqueue: its future resolves when the
+// entry commits or the leadership is lost, and a leader that keeps its
+// lease without committing (followers that answer its heartbeats but
+// cannot store entries: a stalled or full disk) keeps it unresolved for
+// minutes (3 min 20 s seen, docs/benchmarks.md raftres18). So the wait
+// ends at ctx too, with ErrCommitTimeout; the future is still waited for
+// in the background, since the entry may yet commit.
+func (ctl *Controller) applyLocal(ctx context.Context, cmd []byte) (json.RawMessage, error) {
 	if ctl.raft.State() != raft.Leader {
 		return nil, ErrNotController
 	}
@@ -478,17 +524,55 @@ func (ctl *Controller) applyLocal(cmd []byte) (json.RawMessage, error) {
 	// state this command will apply to: commands that add partition
 	// replicas are checked and applied one at a time, so that two
 	// requests cannot both pass max.broker.partitions on the same count.
-	if userOpType(metadata.CommandType(cmd[0])) {
-		ctl.userOpMu.Lock()
-		defer ctl.userOpMu.Unlock()
+	// The turn is given back only once the command's future resolves,
+	// not when this caller stops waiting: until then the command may
+	// still commit, and the next check must count it.
+	userOp := userOpType(metadata.CommandType(cmd[0]))
+	if userOp {
+		select {
+		case ctl.userOpTurn <- struct{}{}:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (command type %d, not proposed)%s", ErrUserOpTurn, cmd[0], unlessDeadline(ctx))
+		}
 		if err := ctl.checkUserOp(ctl.fsm.Current(), cmd); err != nil {
+			<-ctl.userOpTurn
 			return nil, err
 		}
 	}
-	f := ctl.raft.Apply(cmd, rpcTimeout)
+	// Apply's timeout bounds only the enqueue; past it nothing was
+	// proposed.
+	enqueue := rpcTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		enqueue = min(enqueue, time.Until(dl))
+	}
+	if enqueue <= 0 || ctx.Err() != nil {
+		if userOp {
+			<-ctl.userOpTurn
+		}
+		return nil, fmt.Errorf("%w (command type %d, not proposed)%s", ErrCommitTimeout, cmd[0], unlessDeadline(ctx))
+	}
+	start := time.Now()
+	f := ctl.raft.Apply(cmd, enqueue)
+	resolved := make(chan struct{})
+	go func() {
+		defer close(resolved)
+		_ = f.Error()
+		if userOp {
+			<-ctl.userOpTurn
+		}
+	}()
+	select {
+	case <-resolved:
+	case <-ctx.Done():
+		ctl.log.Warn("the metadata quorum did not commit a change by its deadline; it may still commit", "command_type", cmd[0], "waited", time.Since(start).Round(time.Millisecond))
+		return nil, fmt.Errorf("%w (command type %d, waited %s; it may still commit)%s", ErrCommitTimeout, cmd[0], time.Since(start).Round(time.Millisecond), unlessDeadline(ctx))
+	}
 	if err := f.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress):
 			return nil, fmt.Errorf("%w: %v", ErrNotController, err)
+		case errors.Is(err, raft.ErrEnqueueTimeout):
+			return nil, fmt.Errorf("%w (command type %d, not proposed): %v", ErrCommitTimeout, cmd[0], err)
 		}
 		return nil, fmt.Errorf("applying metadata command: %w", err)
 	}
@@ -574,7 +658,7 @@ func (ctl *Controller) onLeader(ctx context.Context, req rpcRequest) (json.RawMe
 		target, known := ctl.leaderAddr()
 		switch {
 		case ctl.raft.State() == raft.Leader:
-			v, err = ctl.handleLocal(req)
+			v, err = ctl.handleLocal(ctx, req)
 		default:
 			if !known {
 				target = ctl.cfg.Voters[attempt%len(ctl.cfg.Voters)].Addr
@@ -584,6 +668,10 @@ func (ctl *Controller) onLeader(ctx context.Context, req rpcRequest) (json.RawMe
 			if dl, ok := ctx.Deadline(); ok {
 				timeout = min(timeout, time.Until(dl))
 			}
+			// The controller stops waiting for the commit a little
+			// before this node stops waiting for its answer, so that the
+			// answer (a timeout: the outcome unknown) arrives.
+			req.TimeoutMs = max((timeout - timeout/10).Milliseconds(), 1)
 			resp, err = ctl.mux.call(target, req, timeout)
 			if err == nil {
 				v, err = resp.Value, resp.Err.err()
@@ -606,26 +694,27 @@ func (ctl *Controller) onLeader(ctx context.Context, req rpcRequest) (json.RawMe
 	}
 }
 
-// handleLocal runs a forwarded request on this node, the active controller.
-func (ctl *Controller) handleLocal(req rpcRequest) (json.RawMessage, error) {
+// handleLocal runs a request on this node, the active controller, waiting
+// for what it proposes until ctx ends.
+func (ctl *Controller) handleLocal(ctx context.Context, req rpcRequest) (json.RawMessage, error) {
 	switch req.Op {
 	case opApply:
 		if req.Retry && ctl.appliedBefore(req.Command) {
 			return nil, nil
 		}
-		return ctl.applyLocal(req.Command)
+		return ctl.applyLocal(ctx, req.Command)
 	case opJoin:
 		return nil, ctl.addNonvoter(req.NodeID, req.RaftAddr)
 	case opCreateTopic:
-		return ctl.createTopicLocal(req.Topic)
+		return ctl.createTopicLocal(ctx, req.Topic)
 	case opCreatePartitions:
-		return ctl.createPartitionsLocal(req.Topic, req.Retry)
+		return ctl.createPartitionsLocal(ctx, req.Topic, req.Retry)
 	case opUnreachable:
 		return encodeValue(ctl.probeAndFence(req.NodeID))
 	case opUnregister:
-		return nil, ctl.unregisterLocal(req.NodeID)
+		return nil, ctl.unregisterLocal(ctx, req.NodeID)
 	case opHeartbeat:
-		return ctl.heartbeatLocal(req.NodeID, req.BrokerEpoch, req.LeaseMs)
+		return ctl.heartbeatLocal(ctx, req.NodeID, req.BrokerEpoch, req.LeaseMs)
 	case opAppliedIndex:
 		return ctl.appliedIndexLocal()
 	}
@@ -1109,7 +1198,7 @@ func (ctl *Controller) CreateTopicAssigned(ctx context.Context, name string, ass
 	return decodeAs[*metadata.Topic](v, err)
 }
 
-func (ctl *Controller) createTopicLocal(r *topicRequest) (json.RawMessage, error) {
+func (ctl *Controller) createTopicLocal(ctx context.Context, r *topicRequest) (json.RawMessage, error) {
 	if r == nil {
 		return nil, metadata.ErrInvalidRequest
 	}
@@ -1134,7 +1223,7 @@ func (ctl *Controller) createTopicLocal(r *topicRequest) (json.RawMessage, error
 	if err != nil {
 		return nil, err
 	}
-	return ctl.applyLocal(b)
+	return ctl.applyLocal(ctx, b)
 }
 
 // CreatePartitions grows a topic to total partitions, placed by the active
@@ -1145,7 +1234,7 @@ func (ctl *Controller) CreatePartitions(ctx context.Context, name string, total 
 	return decodeAs[*metadata.Topic](v, err)
 }
 
-func (ctl *Controller) createPartitionsLocal(r *topicRequest, retry bool) (json.RawMessage, error) {
+func (ctl *Controller) createPartitionsLocal(ctx context.Context, r *topicRequest, retry bool) (json.RawMessage, error) {
 	if r == nil {
 		return nil, metadata.ErrInvalidRequest
 	}
@@ -1179,7 +1268,7 @@ func (ctl *Controller) createPartitionsLocal(r *topicRequest, retry bool) (json.
 	if err != nil {
 		return nil, err
 	}
-	return ctl.applyLocal(b)
+	return ctl.applyLocal(ctx, b)
 }
 
 func decodeAs[T any](v json.RawMessage, err error) (T, error) {

@@ -160,7 +160,7 @@ func (ctl *Controller) caughtUpWait() time.Duration { return ctl.cfg.HeartbeatIn
 // heartbeatLocal renews a broker's lease on this node, the active
 // controller. A stale or unknown incarnation is refused (the broker
 // registers again); a fenced one is unfenced through the log.
-func (ctl *Controller) heartbeatLocal(id int32, epoch, leaseMs int64) (json.RawMessage, error) {
+func (ctl *Controller) heartbeatLocal(ctx context.Context, id int32, epoch, leaseMs int64) (json.RawMessage, error) {
 	if leaseMs <= 0 {
 		return nil, fmt.Errorf("%w: heartbeat of broker %d with a lease of %dms", metadata.ErrInvalidRequest, id, leaseMs)
 	}
@@ -186,7 +186,7 @@ func (ctl *Controller) heartbeatLocal(id int32, epoch, leaseMs int64) (json.RawM
 	if err != nil {
 		return nil, err
 	}
-	return ctl.applyLocal(cmd)
+	return ctl.applyLocal(ctx, cmd)
 }
 
 // stateAt returns this node's metadata once it has applied index (a

@@ -273,7 +273,7 @@ func TestHeartbeatToAnOlderControllerFallsBackToTheLog(t *testing.T) {
 		t.Fatalf("%v: not recognised as an older controller's refusal", older)
 	}
 	ctl := &Controller{}
-	if _, err := ctl.handleLocal(rpcRequest{Op: "no-such-op"}); !isUnknownRequest(toWire(err).err()) {
+	if _, err := ctl.handleLocal(ctxT(t), rpcRequest{Op: "no-such-op"}); !isUnknownRequest(toWire(err).err()) {
 		t.Fatalf("this version's refusal of an unknown op (%v) is not recognised across the wire", err)
 	}
 	for _, err := range []error{nil, errors.New("unknown controller request"), toWire(metadata.ErrStaleBrokerEpoch).err(), (&wireError{Msg: "fenced"}).err()} {

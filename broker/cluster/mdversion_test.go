@@ -73,7 +73,7 @@ func TestNewerCommandsWaitForEveryBrokersVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := leader.handleLocal(rpcRequest{Op: opApply, Command: cmd}); !errors.Is(err, metadata.ErrMetadataVersion) {
+	if _, err := leader.handleLocal(ctxT(t), rpcRequest{Op: opApply, Command: cmd}); !errors.Is(err, metadata.ErrMetadataVersion) {
 		t.Fatalf("forwarded ReplicaDiskFull with an older broker registered: %v, want ErrMetadataVersion", err)
 	}
 	types, _, _ := commandsSince(t, leader, from)

@@ -75,6 +75,8 @@ var wireErrors = []error{
 	ErrNodeIDMismatch,
 	ErrControllerDuty,
 	metadata.ErrPolicyViolation,
+	ErrCommitTimeout,
+	ErrUserOpTurn,
 }
 
 // wireError is an error as it travels: the index of its sentinel (0 for
@@ -136,6 +138,10 @@ type rpcRequest struct {
 	// BrokerEpoch and LeaseMs are a heartbeat's incarnation and lease.
 	BrokerEpoch int64 `json:"broker_epoch,omitempty"`
 	LeaseMs     int64 `json:"lease_ms,omitempty"`
+	// TimeoutMs is how long the active controller may wait for what the
+	// request proposes to commit: a little less than the sender waits
+	// for the answer. Zero (a sender of an older version): rpcTimeout.
+	TimeoutMs int64 `json:"timeout_ms,omitempty"`
 	// Retry says an earlier try of this request failed, its outcome
 	// unknown (a lost answer, a leadership lost before commit): a
 	// request whose effect the state already shows is answered as
@@ -613,11 +619,25 @@ func (ctl *Controller) answerRPC(req rpcRequest, peer rpcPeer) rpcResponse {
 	if ctl.raft.State() != raft.Leader {
 		resp.Err = toWire(ErrNotController)
 	} else {
-		v, err := ctl.handleLocal(req)
+		ctx, cancel := ctl.requestContext(req)
+		v, err := ctl.handleLocal(ctx, req)
+		cancel()
 		resp.Value, resp.Err = v, toWire(err)
 	}
 	if errors.Is(resp.Err.err(), ErrNotController) {
 		resp.Leader, _ = ctl.leaderAddr()
 	}
 	return resp
+}
+
+// requestContext bounds the handling of a request from another node: by
+// the time the sender gives it (TimeoutMs), at most rpcTimeout, after
+// which the sender has stopped reading anyway; and by this controller's
+// closing.
+func (ctl *Controller) requestContext(req rpcRequest) (context.Context, context.CancelFunc) {
+	timeout := rpcTimeout
+	if req.TimeoutMs > 0 {
+		timeout = min(timeout, time.Duration(req.TimeoutMs)*time.Millisecond)
+	}
+	return context.WithTimeout(ctl.ctx, timeout)
 }

@@ -49,7 +49,7 @@ func (ctl *Controller) voterError(id int32) error {
 // broker, its metadata would no longer be replicated to it, and a broker
 // whose registration outlived that could not follow the cluster. A failure
 // between the two steps is finished by a repeated call.
-func (ctl *Controller) unregisterLocal(id int32) error {
+func (ctl *Controller) unregisterLocal(ctx context.Context, id int32) error {
 	if ctl.raft.State() != raft.Leader {
 		return ErrNotController
 	}
@@ -62,7 +62,7 @@ func (ctl *Controller) unregisterLocal(id int32) error {
 		if err != nil {
 			return err
 		}
-		if _, err := ctl.applyLocal(b); err != nil {
+		if _, err := ctl.applyLocal(ctx, b); err != nil {
 			return fmt.Errorf("unregistering broker %d: %w", id, err)
 		}
 	}
