@@ -55,8 +55,8 @@ func (r *clusterResource) checkScaleInPlan(ctx context.Context, plan, state *clu
 		return nil
 	}
 	clusterID := state.ClusterID.ValueString()
-	// The plan's broker_config is what the drain meets: the setting is
-	// static, and the brokers that stay roll before the drain.
+	// The plan's broker_config is what the drain meets: the apply sets
+	// the cluster-wide dynamic value before it drains.
 	limit, known := 0, !plan.BrokerConfig.IsUnknown()
 	if known {
 		cfg, d := plan.brokerConfig(ctx)
@@ -102,7 +102,8 @@ func (r *clusterResource) checkScaleIn(ctx context.Context, spec *clusterSpec, o
 	}
 	cctx, cancel := context.WithTimeout(ctx, reachWindow)
 	defer cancel()
-	if err := r.drainAdmin(o.Brokers, spec, live).CheckDrain(cctx, ids, maxBrokerPartitions(spec.StaticConfig)); err != nil {
+	// max.broker.partitions is dynamic, so in DynamicConfig when set.
+	if err := r.drainAdmin(o.Brokers, spec, live).CheckDrain(cctx, ids, maxBrokerPartitions(spec.DynamicConfig)); err != nil {
 		diags.AddError(summary, fmt.Sprintf("Brokers %v would be removed, but: %v. Nothing was changed.", ids, err))
 	}
 	return diags

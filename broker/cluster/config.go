@@ -102,9 +102,11 @@ type Config struct {
 	// leadership back to preferred leaders (0 disables).
 	RebalanceInterval time.Duration
 
-	// MaxBrokerPartitions is max.broker.partitions: the partition
-	// replicas the active controller lets a client's CreateTopics,
-	// CreatePartitions or reassignment put on one broker (0: no limit).
+	// MaxBrokerPartitions is max.broker.partitions as this broker was
+	// started with it: the partition replicas the active controller lets
+	// a client's CreateTopics, CreatePartitions or reassignment put on
+	// one broker (0: no limit) until a cluster-wide dynamic value is set
+	// (BrokerPartitionLimit).
 	MaxBrokerPartitions int
 
 	// Raft timings (controller.quorum.fetch.timeout.ms and

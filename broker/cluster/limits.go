@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/tributary/tributary/broker/cluster/metadata"
@@ -174,10 +175,29 @@ func checkBrokerPartitions(st *metadata.State, cmd metadata.Command, limit int) 
 	return nil
 }
 
+// MaxBrokerPartitionsConfig is the dynamic broker config, set at the
+// cluster default, that holds the cluster's max.broker.partitions.
+const MaxBrokerPartitionsConfig = "max.broker.partitions"
+
+// BrokerPartitionLimit is max.broker.partitions as it applies on st: the
+// cluster-wide dynamic value once one is set, so that every active
+// controller answers alike while brokers roll to another broker_config,
+// else static, the value this broker was started with. The brokers store
+// the value as validated (1 .. 2^31-1); one that does not parse falls back
+// to static rather than lifting the limit.
+func BrokerPartitionLimit(st *metadata.State, static int) int {
+	if v, ok := st.BrokerConfigs[metadata.ClusterDefault][MaxBrokerPartitionsConfig]; ok {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			return n
+		}
+	}
+	return static
+}
+
 // CheckNewReplicas is checkBrokerPartitions for new partitions placed on
 // assignments, for a broker to answer a ValidateOnly request as the
 // active controller would answer the request itself (on this broker's
-// state and limit, which may be behind or differ).
+// state, which may be behind, and limit: BrokerPartitionLimit).
 func CheckNewReplicas(st *metadata.State, assignments [][]int32, limit int) error {
 	return checkBrokerPartitions(st, metadata.CreatePartitions{Assignments: assignments}, limit)
 }
@@ -192,5 +212,5 @@ func (ctl *Controller) checkUserOp(st *metadata.State, b []byte) error {
 	if n := userOpRecords(cmd); n > MaxRecordsPerUserOp {
 		return errTooLarge(strings.TrimPrefix(fmt.Sprintf("%T", cmd), "metadata."), n)
 	}
-	return checkBrokerPartitions(st, cmd, ctl.cfg.MaxBrokerPartitions)
+	return checkBrokerPartitions(st, cmd, BrokerPartitionLimit(st, ctl.cfg.MaxBrokerPartitions))
 }

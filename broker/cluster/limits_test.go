@@ -3,6 +3,8 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -98,4 +100,93 @@ func TestUserOpRecordsBounded(t *testing.T) {
 	if _, err := ctl.CreateACLs(ctx, acls(MaxRecordsPerUserOp)); err != nil {
 		t.Fatalf("%d ACLs in one request: %v", MaxRecordsPerUserOp, err)
 	}
+}
+
+// TestMaxBrokerPartitionsIsClusterWide: brokers started with different
+// max.broker.partitions (a rolling change of broker_config) answer alike
+// once the cluster-wide dynamic value is set: whichever node is the active
+// controller, before and after a failover, applies it, not its own static
+// value. Lowering it below what the brokers hold is taken (they keep
+// their replicas and refuse more), and raising it again lets them grow.
+func TestMaxBrokerPartitionsIsClusterWide(t *testing.T) {
+	tc := startTestCluster(t, &testCluster{t: t, dirs: map[int32]string{}, edit: func(c *Config) { c.MaxBrokerPartitions = 100 * int(c.NodeID) }}, 3)
+	tc.waitForLeader()
+	tc.waitForState("brokers registered", registered(1, 2, 3))
+	ctx := ctxT(t)
+	set := func(limit string) {
+		t.Helper()
+		if err := tc.follower().SetBrokerConfigs(ctx, metadata.ClusterDefault, map[string]string{MaxBrokerPartitionsConfig: limit}); err != nil {
+			t.Fatal(err)
+		}
+		tc.waitForState("the cluster-wide limit", func(st *metadata.State) error {
+			if got := BrokerPartitionLimit(st, 0); got != mustAtoi(t, limit) {
+				return fmt.Errorf("limit %d, want %s", got, limit)
+			}
+			return nil
+		})
+	}
+	set("6")
+	if _, err := tc.follower().CreateTopic(ctx, "a", 4, 3, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Every node applied a: the one elected after the kill judges on
+	// its own state.
+	tc.waitForState("a on every node", func(st *metadata.State) error {
+		if held := placement.LoadOf(st).Replicas; held[1] != 4 || held[2] != 4 || held[3] != 4 {
+			return fmt.Errorf("replicas per broker %v, want 4 each", held)
+		}
+		return nil
+	})
+	// Placed on running nodes only: a killed one is fenced after its
+	// lease, and placement would skip it.
+	onRunning := func(partitions int) [][]int32 {
+		var ids []int32
+		for id := range tc.nodes {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		out := make([][]int32, partitions)
+		for i := range out {
+			out[i] = ids
+		}
+		return out
+	}
+	refused := func(who string) {
+		t.Helper()
+		_, err := tc.follower().CreateTopicAssigned(ctx, "b", onRunning(3), nil)
+		if !errors.Is(err, metadata.ErrPolicyViolation) || !strings.Contains(err.Error(), "holds 4 partition replicas and this would add 3, over max.broker.partitions (6)") {
+			t.Fatalf("%s: 3 more replicas on brokers holding 4 under a cluster-wide limit of 6: %v, want ErrPolicyViolation naming the limit", who, err)
+		}
+	}
+	first := tc.waitForLeader()
+	refused(fmt.Sprintf("active controller %d (static %d)", first.cfg.NodeID, first.cfg.MaxBrokerPartitions))
+	tc.kill(first.cfg.NodeID)
+	second := tc.waitForLeader()
+	refused(fmt.Sprintf("active controller %d (static %d) after a failover", second.cfg.NodeID, second.cfg.MaxBrokerPartitions))
+
+	// Lowered below the 4 each broker holds: taken; the brokers keep
+	// their replicas, refuse one more, and take a reordering.
+	set("2")
+	if _, err := tc.follower().CreateTopicAssigned(ctx, "c", onRunning(1), nil); !errors.Is(err, metadata.ErrPolicyViolation) {
+		t.Fatalf("a replica more on brokers over a lowered limit: %v, want ErrPolicyViolation", err)
+	}
+	st := second.State()
+	p, _ := st.Partition("a", 0)
+	swap := []metadata.Reassignment{{Topic: "a", Partition: 0, Replicas: append(p.Replicas[1:], p.Replicas[0])}}
+	if errs, err := tc.follower().Reassign(ctx, swap); err != nil || len(errs) != 1 || errs[0] != nil {
+		t.Fatalf("reordering a-0's replicas under a lowered limit (none added): %v %v", err, errs)
+	}
+	set("7")
+	if _, err := tc.follower().CreateTopicAssigned(ctx, "b", onRunning(3), nil); err != nil {
+		t.Fatalf("3 more replicas on brokers holding 4 under a raised limit of 7: %v", err)
+	}
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

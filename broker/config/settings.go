@@ -58,8 +58,13 @@ type Setting struct {
 	// IncrementalAlterConfigs / AlterConfigs on the broker resource; they
 	// are stored in the metadata and survive restarts.
 	Dynamic bool
-	Owner   Owner
-	Doc     string
+	// ClusterWide dynamic settings take a dynamic value only at the
+	// cluster-wide default (broker resource ""), never one broker's own:
+	// the active controller applies them to every broker, so a value
+	// per broker would make its answer depend on which broker leads.
+	ClusterWide bool
+	Owner       Owner
+	Doc         string
 
 	skipEmptyDefault bool
 	perListener      bool // also settable as listener.name.<listener>.<name>
@@ -466,8 +471,8 @@ var settings = withListenerForms(append([]Setting{
 
 	user(intSetting("num.partitions", "int", "1", 1, 1<<20, func(c *Config) *int32 { return &c.NumPartitions }),
 		"Partitions of an auto-created topic, and of CreateTopics with -1 partitions."),
-	user(intSetting("max.broker.partitions", "int", "10000", 1, math.MaxInt32, func(c *Config) *int { return &c.MaxBrokerPartitions }),
-		"Partition replicas one broker may hold (Amazon MSK's partitions-per-broker limit, replicas included; as KIP-578's name). The active controller refuses, with POLICY_VIOLATION, a CreateTopics, CreatePartitions or AlterPartitionReassignments that would put more on a broker; a broker over it (the limit lowered since) refuses only more. The active controller's value applies: give every broker the same. MSK allows 300 (t3.small) to 4,000 (m5.4xlarge and larger). Apart from it, one request creates at most 9,999 partitions of a topic (Kafka's 10,000 metadata records per request)."),
+	clusterWide(user(intSetting("max.broker.partitions", "int", "10000", 1, math.MaxInt32, func(c *Config) *int { return &c.MaxBrokerPartitions }),
+		"Partition replicas one broker may hold (Amazon MSK's partitions-per-broker limit, replicas included; as KIP-578's name). The active controller refuses, with POLICY_VIOLATION, a CreateTopics, CreatePartitions or AlterPartitionReassignments that would put more on a broker. Cluster-wide and dynamic: set it with IncrementalAlterConfigs on the cluster default (broker resource \"\", ALTER_CONFIGS on the cluster), as the Terraform provider does; a broker's own dynamic value is refused. Until a cluster-wide value is set, the active controller's static value applies (give every broker the same). Lowering it below what a broker already holds is allowed, as in Kafka: that broker keeps its partitions and refuses only more. MSK allows 300 (t3.small) to 4,000 (m5.4xlarge and larger), which the provider sets by instance type. Apart from it, one request creates at most 9,999 partitions of a topic (Kafka's 10,000 metadata records per request).")),
 	sizedBy(user(intSetting("default.replication.factor", "int", "1", 1, math.MaxInt16, func(c *Config) *int16 { return &c.DefaultReplicationFactor }),
 		"Replication factor of auto-created topics and of CreateTopics with -1. Must not exceed the number of brokers."),
 		"3", func(n int) string { return strconv.Itoa(clusterReplicationFactor(n)) }),
@@ -593,6 +598,7 @@ var settings = withListenerForms(append([]Setting{
 func agent(s Setting, doc string) Setting { s.Owner, s.Doc = OwnerAgent, doc; return s }
 func user(s Setting, doc string) Setting  { s.Owner, s.Doc = OwnerUser, doc; return s }
 func dynamic(s Setting) Setting           { s.Dynamic = true; return s }
+func clusterWide(s Setting) Setting       { s.Dynamic, s.ClusterWide = true, true; return s }
 
 func clusterDefault(s Setting, v string) Setting { s.ClusterDefault = v; return s }
 

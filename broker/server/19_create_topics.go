@@ -220,7 +220,7 @@ func (s *Server) validateCreateTopic(rt kmsg.CreateTopicsRequestTopic) (map[stri
 // checkBrokerPartitions answers for a ValidateOnly request whether the
 // active controller would refuse new partitions (placed on assignment, or
 // as the controller places them) over max.broker.partitions, judged on
-// this broker's metadata and setting.
+// this broker's metadata and setting as the controller judges them.
 func (s *Server) checkBrokerPartitions(partitions int32, rf int16, assignment [][]int32) error {
 	st := s.node.Controller.State()
 	if assignment == nil {
@@ -229,7 +229,7 @@ func (s *Server) checkBrokerPartitions(partitions int32, rf int16, assignment []
 			return nil // the request itself answers this
 		}
 	}
-	return cluster.CheckNewReplicas(st, assignment, s.Config().MaxBrokerPartitions)
+	return cluster.CheckNewReplicas(st, assignment, cluster.BrokerPartitionLimit(st, s.static.MaxBrokerPartitions))
 }
 
 func (s *Server) createTopicsResponseConfigs(overrides map[string]string) []kmsg.CreateTopicsResponseTopicConfig {

@@ -232,6 +232,11 @@ func (s *Server) alterBrokerConfigs(node int32, changes []configChange, replace,
 		if !st.Dynamic {
 			return kerr.InvalidConfig.Code, fmt.Sprintf("%s cannot be changed on a running broker; set it in the config file", ch.name)
 		}
+		// DELETE stays allowed: it sets nothing, and clients clearing a
+		// setting everywhere send it to every broker's resource.
+		if st.ClusterWide && node != metadata.ClusterDefault && ch.op != kmsg.IncrementalAlterConfigOpDelete && ch.value != nil {
+			return kerr.InvalidConfig.Code, fmt.Sprintf("%s is cluster-wide: set it on the cluster default (broker resource \"\"), not on broker %d", ch.name, node)
+		}
 		cur, _ := s.Config().Get(ch.name)
 		if err := applyChange(next, ch, cur, st.Type == "list"); err != nil {
 			return kerr.InvalidConfig.Code, err.Error()

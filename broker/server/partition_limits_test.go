@@ -9,6 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/tributary/tributary/broker/cluster"
+	"github.com/tributary/tributary/broker/cluster/metadata"
 	"github.com/tributary/tributary/broker/cluster/placement"
 	"github.com/tributary/tributary/broker/config"
 )
@@ -240,5 +242,89 @@ func TestProducerIDExpiration(t *testing.T) {
 			t.Fatalf("producers %v 20 s after 1000 went idle with producer.id.expiration.ms of 2 s, want 2000 only", got)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// alterBrokerResource sends IncrementalAlterConfigs SET name=value on one
+// broker resource ("" for the cluster default) and returns its answer.
+func alterBrokerResource(t *testing.T, s *Server, resource, name, value string, validateOnly bool) (int16, string) {
+	t.Helper()
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	req.ValidateOnly = validateOnly
+	rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeBroker, resource
+	cfg := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	cfg.Name, cfg.Value = name, kmsg.StringPtr(value)
+	rr.Configs = append(rr.Configs, cfg)
+	req.Resources = append(req.Resources, rr)
+	r := exchange(t, s, req).(*kmsg.IncrementalAlterConfigsResponse).Resources[0]
+	msg := ""
+	if r.ErrorMessage != nil {
+		msg = *r.ErrorMessage
+	}
+	return r.ErrorCode, msg
+}
+
+// TestMaxBrokerPartitionsIsDynamic: max.broker.partitions is set for the
+// whole cluster with IncrementalAlterConfigs on the cluster default, which
+// needs ALTER_CONFIGS on the cluster (a principal without it is refused
+// and changes nothing), and not on one broker's resource. The controller
+// and ValidateOnly apply the dynamic value over the static one; lowering
+// it below what the broker holds is taken, and only more is refused.
+func TestMaxBrokerPartitionsIsDynamic(t *testing.T) {
+	s := startServer(t, func(c *config.Config) {
+		if err := c.Set("allow.everyone.if.no.acl.found", "false"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	topics := []metadata.ACL{allow(kmsg.ACLResourceTypeTopic, "*", kmsg.ACLOperationCreate), allow(kmsg.ACLResourceTypeTopic, "*", kmsg.ACLOperationAlter)}
+	setACLs(t, s, topics...)
+	limit := func() int {
+		return cluster.BrokerPartitionLimit(s.node.Controller.State(), s.static.MaxBrokerPartitions)
+	}
+	if code, _ := alterBrokerResource(t, s, "", "max.broker.partitions", "3", false); code != kerr.ClusterAuthorizationFailed.Code {
+		t.Fatalf("setting max.broker.partitions without ALTER_CONFIGS on the cluster: %v, want CLUSTER_AUTHORIZATION_FAILED", kerr.ErrorForCode(code))
+	}
+	if got := limit(); got != 10000 {
+		t.Fatalf("after the refused change the limit is %d, want the static 10000", got)
+	}
+	setACLs(t, s, append(topics, clusterACL(kmsg.ACLOperationAlterConfigs))...)
+	node := strconv.Itoa(int(s.Config().NodeID))
+	if code, msg := alterBrokerResource(t, s, node, "max.broker.partitions", "3", false); code != kerr.InvalidConfig.Code || !strings.Contains(msg, "cluster-wide") {
+		t.Fatalf("setting max.broker.partitions on broker %s: %v %q, want INVALID_CONFIG saying it is cluster-wide", node, kerr.ErrorForCode(code), msg)
+	}
+	for _, bad := range []string{"0", "x"} {
+		if code, _ := alterBrokerResource(t, s, "", "max.broker.partitions", bad, false); code != kerr.InvalidConfig.Code {
+			t.Fatalf("max.broker.partitions=%s: %v, want INVALID_CONFIG", bad, kerr.ErrorForCode(code))
+		}
+	}
+	if code, msg := alterBrokerResource(t, s, "", "max.broker.partitions", "3", false); code != 0 {
+		t.Fatalf("setting max.broker.partitions on the cluster default: %v %s", kerr.ErrorForCode(code), msg)
+	}
+	create := func(name string, n int32, validateOnly bool) (int16, string) {
+		t.Helper()
+		r := exchange(t, s, createTopicsBatch(validateOnly, newTopicReq(name, n))).(*kmsg.CreateTopicsResponse).Topics[0]
+		msg := ""
+		if r.ErrorMessage != nil {
+			msg = *r.ErrorMessage
+		}
+		return r.ErrorCode, msg
+	}
+	for _, validateOnly := range []bool{true, false} {
+		if code, msg := create("a", 4, validateOnly); code != kerr.PolicyViolation.Code || !strings.Contains(msg, "over max.broker.partitions (3)") {
+			t.Fatalf("4 partitions under a cluster-wide limit of 3 (ValidateOnly %v): %v %q, want POLICY_VIOLATION naming the limit", validateOnly, kerr.ErrorForCode(code), msg)
+		}
+	}
+	if code, msg := create("a", 3, false); code != 0 {
+		t.Fatalf("3 partitions under a limit of 3: %v %s", kerr.ErrorForCode(code), msg)
+	}
+	if code, msg := alterBrokerResource(t, s, "", "max.broker.partitions", "1", false); code != 0 {
+		t.Fatalf("lowering max.broker.partitions below the 3 the broker holds: %v %s, want it taken", kerr.ErrorForCode(code), msg)
+	}
+	if code, msg := create("b", 1, false); code != kerr.PolicyViolation.Code || !strings.Contains(msg, "holds 3") || !strings.Contains(msg, "(1)") {
+		t.Fatalf("a partition more on a broker over the lowered limit: %v %q, want POLICY_VIOLATION", kerr.ErrorForCode(code), msg)
+	}
+	if got, _ := s.lookupTopic("a"); len(got.partitions) != 3 {
+		t.Fatalf("a has %d partitions after the limit was lowered, want 3", len(got.partitions))
 	}
 }
