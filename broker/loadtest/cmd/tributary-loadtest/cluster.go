@@ -31,6 +31,9 @@ type clusterOptions struct {
 	txnProducers int
 	skipKfake    bool
 	skip         bool
+	// noThroughput skips the flat-out phase (tributary's and kfake's),
+	// for a run of the latency phase alone.
+	noThroughput bool
 	cores        float64           // the machine's (loadtest.MachineCores)
 	keep         bool              // keep the data directory (-data-dir)
 	settings     map[string]string // broker settings for every cluster broker
@@ -82,11 +85,13 @@ func runCluster(ctx context.Context, o clusterOptions) (clusterResults, error) {
 
 	full := loadtest.ProduceOptions{Topic: "bench", RecordBytes: o.recordBytes, Duration: o.duration, Warmup: o.warmup, Linger: loadtest.ThroughputLinger}
 	paced := loadtest.ProduceOptions{Topic: "bench", RecordBytes: o.recordBytes, Duration: o.latencyDuration, Warmup: o.warmup, RateBytes: o.latencyRate, Linger: 0}
-	fmt.Fprintf(os.Stderr, "cluster: produce flat out (linger %v), %v ...\n", full.Linger, o.duration)
-	tfull := full
-	tfull.ServerPIDs = loadtest.PIDs(c)
-	if res.full, err = loadtest.Produce(ctx, seeds, tfull); err != nil {
-		return res, fmt.Errorf("cluster produce: %w", err)
+	if !o.noThroughput {
+		fmt.Fprintf(os.Stderr, "cluster: produce flat out (linger %v), %v ...\n", full.Linger, o.duration)
+		tfull := full
+		tfull.ServerPIDs = loadtest.PIDs(c)
+		if res.full, err = loadtest.Produce(ctx, seeds, tfull); err != nil {
+			return res, fmt.Errorf("cluster produce: %w", err)
+		}
 	}
 	fmt.Fprintf(os.Stderr, "cluster: produce at %.0f MiB/s offered (linger 0), %v ...\n", mibps(o.latencyRate), o.latencyDuration)
 	if res.paced, err = loadtest.Produce(ctx, seeds, paced); err != nil {
@@ -132,10 +137,12 @@ func runCluster(ctx context.Context, o clusterOptions) (clusterResults, error) {
 		return res, err
 	}
 	defer kf.Close()
-	kfull := full
-	kfull.ServerPIDs = []int{kf.PID()}
-	if res.kfakeFull, err = loadtest.Produce(ctx, kf.Addrs, kfull); err != nil {
-		return res, fmt.Errorf("kfake produce: %w", err)
+	if !o.noThroughput {
+		kfull := full
+		kfull.ServerPIDs = []int{kf.PID()}
+		if res.kfakeFull, err = loadtest.Produce(ctx, kf.Addrs, kfull); err != nil {
+			return res, fmt.Errorf("kfake produce: %w", err)
+		}
 	}
 	if res.kfakePaced, err = loadtest.Produce(ctx, kf.Addrs, paced); err != nil {
 		return res, fmt.Errorf("kfake produce at a fixed rate: %w", err)
@@ -152,10 +159,12 @@ func printCluster(out io.Writer, o clusterOptions, r clusterResults) error {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(w, "3 brokers, RF 3, acks=all, min.insync.replicas=2\ttributary\tkfake (1 copy)\ttributary/kfake\ttarget\tresult\t\n")
 	t := table{w: w, skipKfake: o.skipKfake, cores: o.cores, brokers: loadtest.ClusterSize}
-	t.throughput(fmt.Sprintf("produce throughput (linger %v)", loadtest.ThroughputLinger), r.full.MiBps, r.kfakeFull.MiBps, 1)
-	t.cpu("produce:", r.full.Cost, r.kfakeFull.Cost, ratio(r.full.MiBps, r.kfakeFull.MiBps), 1)
-	t.latency("flat out", r.full, r.kfakeFull, "", "")
-	t.firstAck("flat out", r.full, r.kfakeFull)
+	if !o.noThroughput {
+		t.throughput(fmt.Sprintf("produce throughput (linger %v)", loadtest.ThroughputLinger), r.full.MiBps, r.kfakeFull.MiBps, 1)
+		t.cpu("produce:", r.full.Cost, r.kfakeFull.Cost, ratio(r.full.MiBps, r.kfakeFull.MiBps), 1)
+		t.latency("flat out", r.full, r.kfakeFull, "", "")
+		t.firstAck("flat out", r.full, r.kfakeFull)
+	}
 	rate := mibps(o.latencyRate)
 	t.achieved(rate, r.paced, r.kfakePaced)
 	// The latency targets hold only at the offered rate: a cluster that

@@ -120,6 +120,26 @@ func TestPrintClusterVerdicts(t *testing.T) {
 	}
 }
 
+// Without the flat-out phase (-cluster-throughput=false) the table has
+// none of its rows, where zeros would read as a cluster that produced
+// nothing, and keeps the latency phase's.
+func TestPrintClusterWithoutThroughput(t *testing.T) {
+	paced := loadtest.ProduceResult{MiBps: 20, Latency: loadtest.Latency{P50: time.Millisecond, P99: 5 * time.Millisecond, Max: 40 * time.Millisecond}}
+	var out bytes.Buffer
+	o := clusterOptions{latencyRate: 20 << 20, latencyDuration: time.Minute, noThroughput: true}
+	if err := printCluster(&out, o, clusterResults{paced: paced, kfakePaced: paced}); err != nil {
+		t.Fatal(err)
+	}
+	for _, label := range []string{"produce throughput", "CPU s/GiB", "flat out"} {
+		if line := rowWith(out.String(), label); line != "" {
+			t.Errorf("row %q printed without the flat-out phase: %q", label, line)
+		}
+	}
+	if line := rowWith(out.String(), "p50 / p99 / p99.9 / max, at 20 MiB/s"); !strings.HasSuffix(line, "p99 < 10ms met") {
+		t.Errorf("latency row = %q, want it judged", line)
+	}
+}
+
 // rowWith returns the table row holding label, its cells separated by
 // one space.
 func rowWith(table, label string) string {

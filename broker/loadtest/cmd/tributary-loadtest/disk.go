@@ -69,7 +69,11 @@ func diskNeed(single bool, so singleOptions, co clusterOptions, recSize int64, k
 		add("three brokers: TLS table's two clusters", bytes(float64(so.tlsClusterRounds*3)*secs(so.duration)*(clusterDiskRate+clusterTLSDiskRate)))
 	}
 	if !co.skip {
-		per := secs(so.warmup+so.duration)*clusterDiskRate + secs(so.warmup+co.latencyDuration)*co.latencyRate +
+		flatOut := secs(so.warmup+so.duration) * clusterDiskRate
+		if co.noThroughput {
+			flatOut = 0
+		}
+		per := flatOut + secs(so.warmup+co.latencyDuration)*co.latencyRate +
 			float64(co.failovers)*failoverDiskBytes + float64(co.many)*partitionDiskBytes
 		if co.txnRecords > 0 {
 			per += secs(so.duration) * txnDiskRate

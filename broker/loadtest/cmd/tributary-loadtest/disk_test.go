@@ -38,6 +38,13 @@ func TestDiskNeed(t *testing.T) {
 	if need != want {
 		t.Errorf("three brokers: %d, want %d", need, want)
 	}
+	co.noThroughput = true
+	need, _ = diskNeed(false, so, co, 0, false, false)
+	want = int64(3 * (61*20*mib + 3*failoverDiskBytes + 5000*partitionDiskBytes + 10*txnDiskRate) * diskOverhead)
+	if need != want {
+		t.Errorf("three brokers without the flat-out phase: %d, want %d", need, want)
+	}
+	co.noThroughput = false
 	// What make bench runs by default: the TLS table's clusters dominate.
 	def := singleOptions{duration: 10 * time.Second, warmup: time.Second, latencyRate: 20 << 20, idle: 1000, tlsRounds: 2, tlsClusterRounds: 2}
 	need, _ = diskNeed(true, def, co, 1<<30, false, false)

@@ -55,6 +55,7 @@ func main() {
 		dataDir          = flag.String("data-dir", "", "parent of the broker data directories, kept after the run (default: a temporary directory; each phase's part is removed when the phase ends)")
 		single           = flag.Bool("single", true, "run the single-broker benchmark (false: only the cluster one)")
 		cluster          = flag.Bool("cluster", true, "run the three-broker cluster benchmark (false skips it)")
+		clusterFlatOut   = flag.Bool("cluster-throughput", true, "run the three-broker flat-out produce phase, tributary's and kfake's (false: the cluster's latency phase and the phases after it only)")
 		latencyRate      = flag.String("latency-rate", "20MiB", "offered produce rate per second of the latency phases")
 		failovers        = flag.Int("failovers", 3, "leader kills of the cluster failover measurement (0 skips it)")
 		many             = flag.Int("many-partitions", 5000, "cluster: partitions of the RF 3 topic for the memory and metadata measurement (0 skips it)")
@@ -100,7 +101,7 @@ func main() {
 	co := clusterOptions{
 		latencyRate: rate, latencyDuration: *latencyDuration, failovers: *failovers, many: int32(*many),
 		txnRecords: *txnRecords, txnProducers: *txnProducers,
-		skip: !*cluster, settings: settings, self: self, cores: cores,
+		skip: !*cluster, noThroughput: !*clusterFlatOut, settings: settings, self: self, cores: cores,
 	}
 	err = run(ctx, *bin, *dataDir, *single, *skipDiskCheck, so, co)
 	stop()
