@@ -1056,7 +1056,9 @@ func (p *Partition) OffsetForTimestamp(ts int64) (offset int64, timestamp int64,
 // falls back to the batch as a whole, as a scan by batch timestamps would.
 // The records are streamed from the batch's decoder: a batch of a topic
 // that keeps the producer's codec is stored as sent, and a few KB of it
-// can inflate to 256 MiB.
+// can inflate to 256 MiB. A zstd frame over tributary.zstd.max.window.bytes
+// is read all the same (up to 128 MiB, ScanStoredRecords): it was stored
+// under a higher bound, or never decoded.
 func firstRecordAtOrAfter(s *segment, pos int64, h *recordbatch.Header, ts, logStart int64) (int64, int64, error) {
 	if h.IsLogAppendTime() {
 		return max(h.BaseOffset, logStart), h.MaxTimestamp, nil
@@ -1067,7 +1069,7 @@ func firstRecordAtOrAfter(s *segment, pos int64, h *recordbatch.Header, ts, logS
 	}
 	found, foundTs := int64(-1), int64(-1)
 	errFound := errors.New("found")
-	err := recordbatch.ScanRecords(h, b, func(r *recordbatch.RecordInfo) error {
+	err := recordbatch.ScanStoredRecords(h, b, func(r *recordbatch.RecordInfo) error {
 		off := h.BaseOffset + int64(r.OffsetDelta)
 		rts := h.BaseTimestamp + r.TimestampDelta
 		if rts >= ts && off >= logStart {

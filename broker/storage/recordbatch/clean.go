@@ -36,13 +36,15 @@ import (
 // It fails with ErrCorrupt when the records do not inflate and with
 // ErrInvalid when they do not parse.
 func ScanKeys(h *Header, data []byte, keys, tee io.Writer, fn func(*RecordInfo) error) error {
+	window := int64(0)
 	if h.Codec() != CodecNone {
-		acquireStream()
-		defer releaseStream()
+		g := acquireStoredStream(h.Codec(), data[HeaderSize:])
+		defer g.release()
+		window = g.window
 	} else {
 		tee = nil
 	}
-	return cleanerScan(h, data, nil, func(sc *scanner) { sc.keys, sc.w = keys, tee }, fn)
+	return cleanerScan(h, data, nil, window, func(sc *scanner) { sc.keys, sc.w = keys, tee }, fn)
 }
 
 // encodeBuffers collect the small pieces of a rewritten batch (a record's
@@ -62,9 +64,15 @@ var encodeBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 
 // inflated, when not nil, is data's records section already inflated
 // (ScanKeys's tee): it is read instead of inflating data again.
 func RewriteRecords(h *Header, data, inflated []byte, nh Header, head func(*RecordInfo) (keep bool, tsDelta int64, err error)) ([]byte, error) {
-	if (h.Codec() != CodecNone && inflated == nil) || nh.Codec() != CodecNone {
-		acquireStream()
-		defer releaseStream()
+	window := int64(0)
+	switch {
+	case h.Codec() != CodecNone && inflated == nil:
+		g := acquireStoredStream(h.Codec(), data[HeaderSize:])
+		defer g.release()
+		window = g.window
+	case nh.Codec() != CodecNone:
+		g := acquireStream()
+		defer g.release()
 	}
 	out := &boundedBuffer{b: make([]byte, HeaderSize, HeaderSize+len(data)), max: math.MaxInt32 - LogOverhead}
 	enc, release, err := newEncoder(nh.Codec(), out)
@@ -81,7 +89,7 @@ func RewriteRecords(h *Header, data, inflated []byte, nh Header, head func(*Reco
 		w = bw
 	}
 	kept := int32(0)
-	err = cleanerScan(h, data, inflated, func(sc *scanner) {
+	err = cleanerScan(h, data, inflated, window, func(sc *scanner) {
 		sc.out = w
 		sc.head = func(r *RecordInfo) (bool, int64, error) {
 			keep, tsDelta, err := head(r)
@@ -112,16 +120,16 @@ func RewriteRecords(h *Header, data, inflated []byte, nh Header, head func(*Reco
 
 // cleanerScan walks data's records through a stream (an uncompressed one,
 // or inflated when not nil, is read in place through the same buffer),
-// the scanner set up by setup; the caller holds a stream slot when it
-// inflates.
-func cleanerScan(h *Header, data, inflated []byte, setup func(*scanner), fn func(*RecordInfo) error) error {
+// the scanner set up by setup; the caller holds a stream slot granting
+// window when it inflates.
+func cleanerScan(h *Header, data, inflated []byte, window int64, setup func(*scanner), fn func(*RecordInfo) error) error {
 	var r io.Reader
 	if inflated != nil {
 		r = bytes.NewReader(inflated)
 	} else {
 		var release func()
 		var err error
-		r, release, err = openStream(h.Codec(), data[HeaderSize:])
+		r, release, err = openStream(h.Codec(), data[HeaderSize:], window)
 		if err != nil {
 			return fmt.Errorf("%w: decompressing codec %d: %w", ErrCorrupt, h.Codec(), err)
 		}

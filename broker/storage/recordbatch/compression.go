@@ -92,7 +92,7 @@ type lz4Reader struct {
 const zstdMaxRatio = (128 << 10) / 4
 
 func decompressZstd(src []byte) ([]byte, error) {
-	if err := checkZstdDeclaredSizes(src); err != nil {
+	if _, err := zstdFrames(src); err != nil {
 		return nil, err
 	}
 	d, ok := zstdDecoders.Get().(*zstd.Decoder)
@@ -121,26 +121,32 @@ func decompressZstd(src []byte) ([]byte, error) {
 	return out, nil
 }
 
-// checkZstdDeclaredSizes refuses src if one of its frames declares more
-// content than that frame's own bytes can hold, walking the frames by
-// their block headers (no decoding). DecodeAll allocates a frame's
-// DECLARED content size before decoding a byte of it, so without this a
-// 20-byte frame declaring 256 MiB made the broker allocate 256 MiB
-// (zbomb15). With it, what DecodeAll allocates for a frame is at most what
-// the frame can really inflate to; what it can inflate to is still up to
-// 256 MiB for a few KB (a real bomb), which only decompressLimit bounds.
-// A malformed walk is left to DecodeAll to report.
-func checkZstdDeclaredSizes(src []byte) error {
+// zstdFrames walks src's frames by their block headers (no decoding) and
+// returns the largest window a frame declares in its window descriptor
+// (what a decoder's WithDecoderMaxWindow is checked against; a
+// single-segment frame declares none), refusing src if one of its frames
+// declares more content than that frame's own bytes can hold. DecodeAll
+// allocates a frame's DECLARED content size before decoding a byte of it,
+// so without this a 20-byte frame declaring 256 MiB made the broker
+// allocate 256 MiB (zbomb15). With it, what DecodeAll allocates for a
+// frame is at most what the frame can really inflate to; what it can
+// inflate to is still up to 256 MiB for a few KB (a real bomb), which only
+// decompressLimit bounds. A malformed walk is left to the decoder to
+// report (the window is then what the walk saw before it).
+func zstdFrames(src []byte) (window uint64, err error) {
 	total := uint64(0)
 	for len(src) > 0 {
 		var h zstd.Header
 		if h.Decode(src) != nil || h.HeaderSize > len(src) {
-			return nil
+			return window, nil
+		}
+		if !h.Skippable && !h.SingleSegment {
+			window = max(window, h.WindowSize)
 		}
 		if h.Skippable {
 			n := h.HeaderSize + int(h.SkippableSize)
 			if n > len(src) {
-				return nil
+				return window, nil
 			}
 			src = src[n:]
 			continue
@@ -148,7 +154,7 @@ func checkZstdDeclaredSizes(src []byte) error {
 		pos := h.HeaderSize
 		for last := false; !last; {
 			if pos+3 > len(src) {
-				return nil
+				return window, nil
 			}
 			bh := uint32(src[pos]) | uint32(src[pos+1])<<8 | uint32(src[pos+2])<<16
 			last = bh&1 != 0
@@ -162,19 +168,19 @@ func checkZstdDeclaredSizes(src []byte) error {
 			pos += 4
 		}
 		if pos > len(src) {
-			return nil
+			return window, nil
 		}
 		if h.HasFCS {
 			if h.FrameContentSize > uint64(pos)*zstdMaxRatio {
-				return fmt.Errorf("zstd frame of %d bytes declares %d bytes of content, more than it can hold", pos, h.FrameContentSize)
+				return window, fmt.Errorf("zstd frame of %d bytes declares %d bytes of content, more than it can hold", pos, h.FrameContentSize)
 			}
 			if total += h.FrameContentSize; total > uint64(decompressLimit) {
-				return errTooLarge
+				return window, errTooLarge
 			}
 		}
 		src = src[pos:]
 	}
-	return nil
+	return window, nil
 }
 
 func decompressGzip(src []byte) ([]byte, error) {

@@ -110,8 +110,8 @@ func needsRecompress(b []byte, codec int) bool {
 // never carries records that do not parse; the encoder's output is refused
 // with ErrTooLarge once the batch would pass maxBytes.
 func RecompressBatch(h *Header, data []byte, codec, maxBytes int) ([]byte, error) {
-	acquireStream()
-	defer releaseStream()
+	g := acquireStream()
+	defer g.release()
 	out := &boundedBuffer{b: make([]byte, HeaderSize, HeaderSize+min(len(data), maxBytes)), max: maxBytes}
 	enc, release, err := newEncoder(codec, out)
 	if err != nil {
@@ -119,7 +119,7 @@ func RecompressBatch(h *Header, data []byte, codec, maxBytes int) ([]byte, error
 	}
 	defer release()
 	n := int32(0)
-	err = scan(h, data, enc, func(r *RecordInfo) error {
+	err = scan(h, data, g.window, enc, func(r *RecordInfo) error {
 		if r.OffsetDelta != n {
 			return fmt.Errorf("%w: record %d has offset delta %d", ErrInvalid, n, r.OffsetDelta)
 		}

@@ -94,18 +94,66 @@ var streamSlots = make(chan struct{}, max(4, runtime.GOMAXPROCS(0)))
 // slot and -1 when it gives it back.
 var streamHook func(delta int)
 
-func acquireStream() {
+// Stored data (ListOffsets by timestamp, the log cleaner) may hold zstd
+// frames over the current bound: stored while the bound was higher, copied
+// by a follower (replication does not decode), or produced to a topic that
+// keeps the producer's codec and is not compacted (stored as sent, never
+// decoded) and made compacted later. Refusing such a frame made the
+// cleaner of its partition stop on it at every pass, for ever, and
+// ListOffsets answer with the batch's first offset instead of the
+// record's. So a reader of stored data accepts any window up to
+// MaxZstdMaxWindow, the largest the setting can ever have allowed, and a
+// frame over the current bound is read by one stream at a time, broker
+// wide (wideSlot), taken before the stream slot, so that waiting for it
+// holds no slot the produce path needs. The broker then holds at most
+// streamSlots-1 windows of the current bound plus one of MaxZstdMaxWindow
+// (32 MiB at the default on up to 4 cores, 152 MiB with the wide stream).
+// A frame over MaxZstdMaxWindow is refused on every path, as before.
+var wideSlot = make(chan struct{}, 1)
+
+// streamGrant is a stream slot held, and the window its zstd decoder may
+// accept.
+type streamGrant struct {
+	window int64
+	wide   bool // holds wideSlot as well
+}
+
+// acquireStream takes a stream slot for the produce path: its zstd frames
+// are held to the current bound.
+func acquireStream() streamGrant {
 	streamSlots <- struct{}{}
 	if streamHook != nil {
 		streamHook(1)
 	}
+	return streamGrant{window: zstdMaxWindow.Load()}
 }
 
-func releaseStream() {
+// acquireStoredStream takes a stream slot for reading a stored batch's
+// records section src in codec: for a zstd frame declaring a window over
+// the current bound and not over MaxZstdMaxWindow, the wide slot first.
+func acquireStoredStream(codec int, src []byte) streamGrant {
+	window := zstdMaxWindow.Load()
+	var declared uint64
+	if codec == CodecZstd {
+		declared, _ = zstdFrames(src)
+	}
+	if declared <= uint64(window) || declared > MaxZstdMaxWindow {
+		return acquireStream()
+	}
+	wideSlot <- struct{}{}
+	g := acquireStream()
+	g.window, g.wide = int64(declared), true
+	return g
+}
+
+func (g streamGrant) release() {
 	if streamHook != nil {
 		streamHook(-1)
 	}
 	<-streamSlots
+	if g.wide {
+		<-wideSlot
+	}
 }
 
 type zstdStream struct {
@@ -129,9 +177,10 @@ var (
 	scanners      = sync.Pool{New: func() any { return &scanner{buf: make([]byte, streamChunk)} }}
 )
 
-// openStream returns a reader of src's inflated records, and the function
-// that returns the decoder to its pool.
-func openStream(codec int, src []byte) (io.Reader, func(), error) {
+// openStream returns a reader of src's inflated records, whose zstd
+// decoder accepts frames of up to window, and the function that returns
+// the decoder to its pool.
+func openStream(codec int, src []byte, window int64) (io.Reader, func(), error) {
 	switch codec {
 	case CodecNone:
 		return bytes.NewReader(src), func() {}, nil
@@ -155,12 +204,19 @@ func openStream(codec int, src []byte) (io.Reader, func(), error) {
 		l.zr.Reset(&l.src)
 		return l.zr, func() { l.zr.Reset(nil); lz4Readers.Put(l) }, nil
 	case CodecZstd:
-		if err := checkZstdDeclaredSizes(src); err != nil {
+		if _, err := zstdFrames(src); err != nil {
 			return nil, nil, err
 		}
-		window := zstdMaxWindow.Load()
-		z, ok := zstdStreams.Get().(*zstdStream)
-		if !ok || z.window != window {
+		// The pool keeps decoders of the current bound; a stored frame's
+		// wider one (acquireStoredStream) is made for it and closed
+		// after, so that no pooled decoder keeps a history of up to
+		// MaxZstdMaxWindow.
+		pooled := window == zstdMaxWindow.Load()
+		var z *zstdStream
+		if pooled {
+			z, _ = zstdStreams.Get().(*zstdStream)
+		}
+		if z == nil || z.window != window {
 			// Concurrency 1 decodes in the reader's calls, with no
 			// goroutine; low memory grows the history as the frame
 			// fills it rather than at the window's size at once.
@@ -169,7 +225,7 @@ func openStream(codec int, src []byte) (io.Reader, func(), error) {
 			if err != nil {
 				return nil, nil, err
 			}
-			if ok {
+			if z != nil {
 				z.d.Close()
 			}
 			z = &zstdStream{d: d, window: window}
@@ -178,7 +234,13 @@ func openStream(codec int, src []byte) (io.Reader, func(), error) {
 		// decodes the whole input at once (DecodeAll).
 		z.src.Reset(src)
 		if err := z.d.Reset(&z.src); err != nil {
+			if !pooled {
+				z.d.Close()
+			}
 			return nil, nil, err
+		}
+		if !pooled {
+			return z.d, z.d.Close, nil
 		}
 		return z.d, func() { _ = z.d.Reset(nil); zstdStreams.Put(z) }, nil
 	case CodecSnappy:
@@ -281,9 +343,21 @@ func ScanRecords(h *Header, data []byte, fn func(*RecordInfo) error) error {
 	if h.Codec() == CodecNone {
 		return scanInPlace(h, data, fn)
 	}
-	acquireStream()
-	defer releaseStream()
-	return scan(h, data, nil, fn)
+	g := acquireStream()
+	defer g.release()
+	return scan(h, data, g.window, nil, fn)
+}
+
+// ScanStoredRecords is ScanRecords for a batch the log already holds
+// (ListOffsets by timestamp): its zstd frames may declare a window up to
+// MaxZstdMaxWindow, whatever the bound is now (acquireStoredStream).
+func ScanStoredRecords(h *Header, data []byte, fn func(*RecordInfo) error) error {
+	if h.Codec() == CodecNone {
+		return scanInPlace(h, data, fn)
+	}
+	g := acquireStoredStream(h.Codec(), data[HeaderSize:])
+	defer g.release()
+	return scan(h, data, g.window, nil, fn)
 }
 
 func scanInPlace(h *Header, data []byte, fn func(*RecordInfo) error) error {
@@ -310,9 +384,9 @@ func scanInPlace(h *Header, data []byte, fn func(*RecordInfo) error) error {
 }
 
 // scan is ScanRecords writing every inflated byte to w as well (when not
-// nil); the caller holds a stream slot.
-func scan(h *Header, data []byte, w io.Writer, fn func(*RecordInfo) error) error {
-	r, release, err := openStream(h.Codec(), data[HeaderSize:])
+// nil); the caller holds a stream slot, granting window.
+func scan(h *Header, data []byte, window int64, w io.Writer, fn func(*RecordInfo) error) error {
+	r, release, err := openStream(h.Codec(), data[HeaderSize:], window)
 	if err != nil {
 		return fmt.Errorf("%w: decompressing codec %d: %w", ErrCorrupt, h.Codec(), err)
 	}
