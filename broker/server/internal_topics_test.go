@@ -6,6 +6,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/tributary/tributary/broker/cluster/metadata"
+	"github.com/tributary/tributary/broker/config"
 )
 
 // TestDeleteRecordsRefusesInternalTopics: DeleteRecords on
@@ -91,5 +94,74 @@ func TestCreatePartitionsRefusesInternalTopics(t *testing.T) {
 	}
 	if after, _ := s.lookupTopic(txnTopic); len(after.partitions) != n {
 		t.Errorf("%s grew from %d to %d partitions", txnTopic, n, len(after.partitions))
+	}
+}
+
+// TestProduceRefusesInternalTopics: Produce to __consumer_offsets or
+// __transaction_state answers INVALID_TOPIC_EXCEPTION and appends nothing,
+// for a principal allowed ALL on every topic (the internal ones named
+// too), group, transactional id and the cluster, for a compressed batch
+// (a zstd frame inflating to 1 MiB), with acks 1 and all, and for a
+// transactional batch under the principal's own transactional id; a
+// principal without WRITE gets TOPIC_AUTHORIZATION_FAILED. The group
+// coordinator's and transaction coordinator's loaders inflate whole
+// batches (recordbatch.Decompress), which is safe only because every batch
+// of those topics is one the broker encoded, uncompressed: this refusal is
+// what keeps a client's batch out (docs/broker-security.md, finding 26).
+func TestProduceRefusesInternalTopics(t *testing.T) {
+	s := startServer(t, func(c *config.Config) {
+		if err := c.Set("allow.everyone.if.no.acl.found", "false"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	everything := []metadata.ACL{allow(kmsg.ACLResourceTypeTopic, "*", kmsg.ACLOperationAll),
+		topicACL(offsetsTopic, kmsg.ACLOperationAll), topicACL(txnTopic, kmsg.ACLOperationAll),
+		allow(kmsg.ACLResourceTypeGroup, "*", kmsg.ACLOperationAll), allow(kmsg.ACLResourceTypeTransactionalId, "*", kmsg.ACLOperationAll),
+		clusterACL(kmsg.ACLOperationAll)}
+	setACLs(t, s, everything...)
+	find := kmsg.NewPtrFindCoordinatorRequest()
+	find.Version, find.CoordinatorKeys = 4, []string{"g"}
+	exchange(t, s, find) // creates the offsets topic
+	id := "etl"
+	v := initTransactionalID(t, s, id) // creates the transaction log
+	for _, topic := range []string{offsetsTopic, txnTopic} {
+		if _, ok := s.lookupTopic(topic); !ok {
+			t.Fatalf("%s was not created", topic)
+		}
+	}
+	latest := func(topic string) int64 {
+		t.Helper()
+		p := exchange(t, s, listOffsetsReq(topic, 0, timestampLatest)).(*kmsg.ListOffsetsResponse).Topics[0].Partitions[0]
+		if p.ErrorCode != 0 {
+			t.Fatalf("latest offset of %s[0]: %v", topic, kerr.ErrorForCode(p.ErrorCode))
+		}
+		return p.Offset
+	}
+	produce := func(topic string, acks int16, txnID *string, batch []byte) int16 {
+		t.Helper()
+		req := produceReq(topic, acks, batch)
+		req.TransactionID = txnID
+		return exchange(t, s, req).(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
+	}
+	compressed := zstdWindowBatch(t, 1<<20)
+	for _, topic := range []string{offsetsTopic, txnTopic} {
+		before := latest(topic)
+		for _, acks := range []int16{-1, 1} {
+			if code := produce(topic, acks, nil, compressed); code != kerr.InvalidTopicException.Code {
+				t.Errorf("zstd batch to %s, acks %d, ALL allowed: %v, want INVALID_TOPIC_EXCEPTION", topic, acks, kerr.ErrorForCode(code))
+			}
+		}
+		if code := produce(topic, -1, &id, txnBatch(t, v.id, v.epoch, 0, true)); code != kerr.InvalidTopicException.Code {
+			t.Errorf("transactional batch to %s, ALL allowed: %v, want INVALID_TOPIC_EXCEPTION", topic, kerr.ErrorForCode(code))
+		}
+		if after := latest(topic); after != before {
+			t.Errorf("%s[0]: the refused produces moved the latest offset from %d to %d", topic, before, after)
+		}
+	}
+	setACLs(t, s, everything[3:]...) // no topic ACL left
+	for _, topic := range []string{offsetsTopic, txnTopic} {
+		if code := produce(topic, -1, nil, compressed); code != kerr.TopicAuthorizationFailed.Code {
+			t.Errorf("zstd batch to %s without WRITE: %v, want TOPIC_AUTHORIZATION_FAILED", topic, kerr.ErrorForCode(code))
+		}
 	}
 }
