@@ -123,13 +123,31 @@ func TestMetadataLogOutlastsItsReserve(t *testing.T) {
 // leadership transfer, each an election at a new term). Raft panics
 // when it cannot save its current term ("failed to save current term"),
 // and refuses its vote when it cannot save that: past its reserve
-// broker 3 must still save each new term and its vote, from the part of
-// the reserve that log entries may not take. Without that part the log
-// took the whole reserve and broker 3 panicked within the first 50
-// elections in each of 4 runs ("failed to save current term: write
-// .../raft.db: no space left on device", from requestVote).
+// broker 3 must still save each new term and its vote. Before the part
+// of the reserve kept back from the log, the log took the whole reserve
+// and broker 3 panicked within the first 50 elections in each of 4 runs
+// ("failed to save current term: write .../raft.db: no space left on
+// device", from requestVote), when the term and vote were bbolt writes.
 func TestVoterPastItsReserveSavesTermAndVote(t *testing.T) {
-	const reserve = 512 << 10
+	voterOnAFullVolumeVotes(t, 512<<10)
+}
+
+// TestVoterWithoutAReserveSavesTermAndVote is the same with no reserve
+// at all (a file system without fallocate): no space kept for anything,
+// while reads of broker 3's store run beside its writes. When the term
+// and vote were bbolt writes, a save after a read had kept the pages the
+// previous save freed needed a new page, and broker 3 panicked ("failed
+// to save current term: ... no space left on device"). In their own
+// file, written in place, they need none.
+func TestVoterWithoutAReserveSavesTermAndVote(t *testing.T) {
+	voterOnAFullVolumeVotes(t, -1)
+}
+
+// voterOnAFullVolumeVotes fills broker 3's volume (its Raft store keeps
+// reserve bytes; negative: none) until its log stops, then checks that it
+// saves the term and its vote of each of 50 elections while readers of
+// its store run.
+func voterOnAFullVolumeVotes(t *testing.T, reserve int64) {
 	tc := &testCluster{t: t, dirs: map[int32]string{3: testenv.Tmpfs(t, 8, "the full-disk tests of the metadata log")}}
 	tc.edit = func(c *Config) { c.MetadataLogReserve = reserve }
 	startTestCluster(t, tc, 3)
@@ -159,7 +177,7 @@ func TestVoterPastItsReserveSavesTermAndVote(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if full.RaftStoreOnReserve() && stuck+100 < last {
+		if (full.RaftStoreOnReserve() || reserve < 0) && stuck+100 < last {
 			t.Logf("broker 3's log stopped at %d, broker 1's at %d", stuck, last)
 			break
 		}
@@ -231,9 +249,16 @@ func TestVoterPastItsReserveSavesTermAndVote(t *testing.T) {
 		})
 	}
 	cur, _ := full.store.GetUint64([]byte("CurrentTerm"))
+	if reserve < 0 {
+		if last, err := full.store.LastIndex(); err != nil || last+100 > tc.nodes[1].raft.LastIndex() {
+			t.Fatalf("broker 3's log at %d (%v), broker 1's at %d: the volume is no longer full", last, err, tc.nodes[1].raft.LastIndex())
+		}
+		t.Logf("broker 3, without a reserve, saved term %d and its vote in it", cur)
+		return
+	}
 	left, _ := full.RaftStoreReserve()
 	if !full.RaftStoreOnReserve() || !full.RaftStoreLogStopped() {
 		t.Fatalf("broker 3 on its reserve: %v, its log stopped: %v; the volume is still full", full.RaftStoreOnReserve(), full.RaftStoreLogStopped())
 	}
-	t.Logf("broker 3 saved term %d and its vote in it; %d bytes of the reserve left (%d kept from the log)", cur, left, reserve/8)
+	t.Logf("broker 3 saved term %d and its vote in it; %d bytes of the reserve left (%d kept back from the log)", cur, left, reserve/8)
 }

@@ -1,7 +1,8 @@
-// Package raftstore keeps the Raft log and the Raft stable state (current
-// term, vote) of a controller in one bbolt file: hashicorp/raft's LogStore
-// and StableStore. Every write is a bbolt transaction, fsynced on commit,
-// so an entry Raft was told is stored survives a crash.
+// Package raftstore keeps the Raft log of a controller in a bbolt file and
+// its stable state (current term, vote) in a small file of fixed size
+// beside it (termVoteFile): hashicorp/raft's LogStore and StableStore.
+// Every write is fsynced before it returns (a bbolt transaction on
+// commit), so what Raft was told is stored survives a crash.
 //
 // Entry layout (big-endian): index u64, term u64, type u8, appended-at
 // Unix nanoseconds i64, data length u32, data, extensions length u32,
@@ -14,6 +15,7 @@
 package raftstore
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -37,9 +39,11 @@ var (
 // (it checks err.Error() == "not found" for a missing term or vote).
 var errKeyNotFound = errors.New("not found")
 
-// Store is a bbolt-backed raft.LogStore and raft.StableStore.
+// Store is a bbolt-backed raft.LogStore and a raft.StableStore kept in
+// a file of its own.
 type Store struct {
 	db *bolt.DB
+	tv *termVoteFile
 	// mu is held shared by every operation and exclusively by Close,
 	// which so waits for the operations under way. Raft.Shutdown does not
 	// wait for a heartbeat its transport is handling (hashicorp/raft's
@@ -94,17 +98,15 @@ type Options struct {
 // which would then report the disk writable and bring the broker back
 // into the ISRs) would take it before Raft does.
 //
-// The last eighth of it (termVoteShare) is kept for the StableStore's
-// writes: log entries may not take it (admit). hashicorp/raft panics
-// when it cannot save its current term ("failed to save current term",
-// at every new term it hears of: an election, a heartbeat of a new
-// leader) and refuses its vote when it cannot save that, so a voter
-// whose log used the whole reserve would crash at the next election
-// instead of waiting for space. Those writes are small and rare (a few
-// pages each: bbolt rewrites the page holding the stable bucket, its
-// freelist and the meta page, mostly on pages the previous write
-// freed), and a voter that can save them still votes (docs/broker.md,
-// "Data directory").
+// The last eighth of it (termVoteShare) is kept back from log entries
+// (admit). It was kept for the StableStore's writes, when they were bbolt
+// writes: hashicorp/raft panics when it cannot save its current term
+// ("failed to save current term", at every new term it hears of: an
+// election, a heartbeat of a new leader) and refuses its vote when it
+// cannot save that. Those writes now overwrite a file of their own
+// (termVoteFile), which a full volume does not stop; the kept part still
+// leaves DeleteRange (which a snapshot's compaction runs) and an admit
+// estimate that fell short room to write.
 type reserve struct {
 	size int64 // set at Open, then read only
 	// termVote is the part of the reserve log entries may not take; set
@@ -340,15 +342,9 @@ func (s *Store) view(fn func(*bolt.Tx) error) error {
 	return s.db.View(fn)
 }
 
-func (s *Store) update(fn func(*bolt.Tx) error) error {
-	s.enter()
-	defer s.leave()
-	return s.commit(fn)
-}
-
-// updateLog is update for a write of the log, which may take need bytes
-// of new pages: refused while it would cut into the term and vote's part
-// of the reserve (reserve.admit).
+// updateLog runs a write of the log, which may take need bytes of new
+// pages: refused while it would cut into the part of the reserve kept
+// back from the log (reserve.admit).
 func (s *Store) updateLog(need int64, fn func(*bolt.Tx) error) error {
 	s.enter()
 	defer s.leave()
@@ -420,7 +416,24 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialising raft store %s: %w", path, err)
 	}
-	s := &Store{db: db, pageSize: int64(db.Info().PageSize), res: reserve{size: opts.Reserve, termVote: opts.Reserve / termVoteShare, log: opts.Logger}}
+	// The term and vote bbolt held before they had a file of their own
+	// go into the file when it is created, so that an upgraded voter
+	// keeps what it saved (the bucket is not read or written after).
+	tv, err := openTermVote(termVotePath(path), func() (map[string][]byte, error) {
+		state := map[string][]byte{}
+		err := db.View(func(tx *bolt.Tx) error {
+			return tx.Bucket(stableBucket).ForEach(func(k, v []byte) error {
+				state[string(k)] = bytes.Clone(v)
+				return nil
+			})
+		})
+		return state, err
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s := &Store{db: db, tv: tv, pageSize: int64(db.Info().PageSize), res: reserve{size: opts.Reserve, termVote: opts.Reserve / termVoteShare, log: opts.Logger}}
 	if s.res.log == nil {
 		s.res.log = slog.Default()
 	}
@@ -430,6 +443,7 @@ func Open(path string, opts Options) (*Store, error) {
 		f, err := os.OpenFile(path, os.O_RDWR, 0)
 		if err != nil {
 			db.Close()
+			tv.close()
 			return nil, fmt.Errorf("opening raft store %s to reserve its space: %w", path, err)
 		}
 		s.res.f = f
@@ -457,7 +471,11 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.res.close()
-	return s.db.Close()
+	err := s.db.Close()
+	if cerr := s.tv.close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func key(i uint64) []byte {
@@ -555,23 +573,22 @@ func (s *Store) DeleteRange(lo, hi uint64) error {
 	})
 }
 
-// Set implements raft.StableStore.
+// Set implements raft.StableStore: saved in the term and vote file.
 func (s *Store) Set(k, v []byte) error {
-	return s.update(func(tx *bolt.Tx) error { return tx.Bucket(stableBucket).Put(k, v) })
+	s.enter()
+	defer s.leave()
+	return s.tv.set(k, v)
 }
 
 // Get implements raft.StableStore.
 func (s *Store) Get(k []byte) ([]byte, error) {
-	var out []byte
-	err := s.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(stableBucket).Get(k)
-		if v == nil {
-			return errKeyNotFound
-		}
-		out = append([]byte(nil), v...)
-		return nil
-	})
-	return out, err
+	s.enter()
+	defer s.leave()
+	v, ok := s.tv.get(k)
+	if !ok {
+		return nil, errKeyNotFound
+	}
+	return v, nil
 }
 
 // SetUint64 implements raft.StableStore.
