@@ -207,6 +207,22 @@ func (r *clusterResource) ModifyPlan(ctx context.Context, req resource.ModifyPla
 		}
 	}
 
+	// A mistyped instance type or subnet fails the plan, before the create
+	// makes anything.
+	if !plan.InstanceType.IsUnknown() && (state == nil || !state.InstanceType.Equal(plan.InstanceType)) {
+		resp.Diagnostics.Append(checkInstanceType(ctx, r.data.aws.EC2, plan.InstanceType.ValueString(), r.data.aws.Region)...)
+	}
+	if !config.SubnetIDs.IsUnknown() && (state == nil || !config.SubnetIDs.IsNull() && !state.SubnetIDs.Equal(config.SubnetIDs)) {
+		ids, d := stringList(ctx, config.SubnetIDs)
+		resp.Diagnostics.Append(d...)
+		if !d.HasError() {
+			resp.Diagnostics.Append(checkSubnets(ctx, r.data.aws.EC2, ids, r.data.aws.Region)...)
+		}
+	}
+	if resp.Diagnostics.HasError() {
+		return
+	}
+
 	// The image: resolved from the version at plan time, so the plan shows
 	// which image the brokers will run (and a new image of the same version
 	// is a visible roll). Both are taken when they name the same image: a

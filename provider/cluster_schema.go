@@ -193,7 +193,7 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"instance_type": schema.StringAttribute{
-				MarkdownDescription: "EC2 instance type of the brokers, e.g. `m7g.large` (Graviton images) or `m7i.large`. Changing it rolls the brokers.",
+				MarkdownDescription: "EC2 instance type of the brokers, e.g. `m7g.large` (Graviton images) or `m7i.large`. The plan asks EC2 (`ec2:DescribeInstanceTypes`) and refuses a type the region does not offer. Changing it rolls the brokers.",
 				Required:            true,
 				Validators:          []validator.String{stringvalidator.RegexMatches(regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`), "must be an EC2 instance type such as m7g.large")},
 			},
@@ -252,7 +252,8 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			},
 			"subnet_ids": schema.ListAttribute{
 				MarkdownDescription: "One subnet in each of at least three Availability Zones. Broker *i* (node id *i+1*) lives in subnet *i mod n*. " +
-					"Omitted: the default VPC's default subnets of the first three Availability Zones (by name). Changing the list replaces the cluster, because a broker's volume cannot leave its AZ.",
+					"Omitted: the default VPC's default subnets of the first three Availability Zones (by name). The plan looks them up and refuses subnets that do not exist or span fewer than three zones. " +
+					"Changing the list replaces the cluster, because a broker's volume cannot leave its AZ.",
 				Optional:    true,
 				Computed:    true,
 				ElementType: types.StringType,
