@@ -122,9 +122,9 @@ func decompressZstd(src []byte) ([]byte, error) {
 }
 
 // zstdFrames walks src's frames by their block headers (no decoding) and
-// returns the largest window a frame declares in its window descriptor
-// (what a decoder's WithDecoderMaxWindow is checked against; a
-// single-segment frame declares none), refusing src if one of its frames
+// returns the largest window a frame declares (what a streaming decoder's
+// WithDecoderMaxWindow is checked against: the window descriptor, or the
+// content size of a single-segment frame), refusing src if one of its frames
 // declares more content than that frame's own bytes can hold. DecodeAll
 // allocates a frame's DECLARED content size before decoding a byte of it,
 // so without this a 20-byte frame declaring 256 MiB made the broker
@@ -140,7 +140,12 @@ func zstdFrames(src []byte) (window uint64, err error) {
 		if h.Decode(src) != nil || h.HeaderSize > len(src) {
 			return window, nil
 		}
-		if !h.Skippable && !h.SingleSegment {
+		switch {
+		case h.SingleSegment:
+			// The decoder's window is then the content size (RFC
+			// 8878, 3.1.1.1.2), and a stream checks it as a window.
+			window = max(window, h.FrameContentSize, zstd.MinWindowSize)
+		case !h.Skippable:
 			window = max(window, h.WindowSize)
 		}
 		if h.Skippable {

@@ -3,9 +3,12 @@ package recordbatch
 import (
 	"errors"
 	"io"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // zstdRawFrame is a zstd frame holding src in raw blocks, whose window
@@ -63,8 +66,8 @@ func TestStoredFramesOverTheBoundAreRead(t *testing.T) {
 	if err := Check(&h, b); err != nil {
 		t.Fatal(err)
 	}
-	if err := ScanRecords(&h, b, nil); !errors.Is(err, ErrCorrupt) {
-		t.Fatalf("produce path: %v, want ErrCorrupt", err)
+	if err := ScanRecords(&h, b, nil); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "16777216-byte window, over the 8388608 bytes tributary.zstd.max.window.bytes allows") {
+		t.Fatalf("produce path: %v, want ErrCorrupt naming the window and the setting", err)
 	}
 	var deltas []int64
 	if err := ScanStoredRecords(&h, b, func(r *RecordInfo) error {
@@ -153,5 +156,41 @@ func TestWideStoredStreamsGoOneAtATime(t *testing.T) {
 	}
 	if n := inUse.Load(); n != 0 || len(wideSlot) != 0 {
 		t.Fatalf("%d stream slots, %d wide slots held after the reads", n, len(wideSlot))
+	}
+}
+
+// TestStoredSingleSegmentFrameOverTheBoundIsRead: a single-segment zstd
+// frame (what a producer compressing a batch in one call, librdkafka's
+// way, writes) has no window descriptor: its window is its content size,
+// which the streaming decoder checks against the bound. One of 16 MiB is
+// refused by the produce path at the default bound and read by the
+// readers of stored data.
+func TestStoredSingleSegmentFrameOverTheBoundIsRead(t *testing.T) {
+	if ZstdMaxWindow() != DefaultZstdMaxWindow {
+		t.Fatalf("bound %d, want the default", ZstdMaxWindow())
+	}
+	recs := AppendNewRecord(nil, NewRecord{Key: []byte("k"), Value: make([]byte, 16<<20)})
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithSingleSegment(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := enc.EncodeAll(recs, nil)
+	var fh zstd.Header
+	if err := fh.Decode(body); err != nil || !fh.SingleSegment || fh.FrameContentSize != uint64(len(recs)) {
+		t.Fatalf("frame header %+v (%v), want a single segment of %d bytes", fh, err, len(recs))
+	}
+	b := make([]byte, HeaderSize+len(body))
+	copy(b[HeaderSize:], body)
+	h := Header{PartitionLeaderEpoch: -1, Attributes: CodecZstd, BaseTimestamp: 1000, MaxTimestamp: 1000, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1, RecordCount: 1}
+	putHeader(b, h)
+	if err := ScanRecords(&h, b, nil); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "tributary.zstd.max.window.bytes") {
+		t.Fatalf("produce path: %v, want ErrCorrupt naming the setting", err)
+	}
+	n := 0
+	if err := ScanStoredRecords(&h, b, func(*RecordInfo) error { n++; return nil }); err != nil || n != 1 {
+		t.Fatalf("ListOffsets' read: %v, %d records", err, n)
+	}
+	if err := ScanKeys(&h, b, io.Discard, nil, nil); err != nil {
+		t.Fatalf("cleaner's key scan: %v", err)
 	}
 }

@@ -204,8 +204,15 @@ func openStream(codec int, src []byte, window int64) (io.Reader, func(), error) 
 		l.zr.Reset(&l.src)
 		return l.zr, func() { l.zr.Reset(nil); lz4Readers.Put(l) }, nil
 	case CodecZstd:
-		if _, err := zstdFrames(src); err != nil {
+		declared, err := zstdFrames(src)
+		if err != nil {
 			return nil, nil, err
+		}
+		if declared > uint64(window) {
+			// The decoder would refuse it too, as "window size
+			// exceeded" or, for a single-segment frame, as too large;
+			// the producer is told which setting refused it.
+			return nil, nil, fmt.Errorf("zstd frame declares a %d-byte window, over the %d bytes tributary.zstd.max.window.bytes allows", declared, window)
 		}
 		// The pool keeps decoders of the current bound; a stored frame's
 		// wider one (acquireStoredStream) is made for it and closed
