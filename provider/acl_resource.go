@@ -198,6 +198,17 @@ func (r *aclResource) Create(ctx context.Context, req resource.CreateRequest, re
 	clusterID, acl := plan.ClusterID.ValueString(), plan.acl()
 	ctx = tflog.SetField(ctx, "cluster_id", clusterID)
 	summary := fmt.Sprintf("Creating an ACL in cluster %s", clusterID)
+	release, ok := r.data.creates.claim(acl.ID(clusterID))
+	if !ok {
+		resp.Diagnostics.AddError(summary, duplicateDeclaration("ACL", acl.ID(clusterID)))
+		return
+	}
+	created := false
+	defer func() {
+		if !created {
+			release()
+		}
+	}()
 	a, err := r.admin(ctx, clusterID)
 	var exists bool
 	if err == nil {
@@ -224,6 +235,7 @@ func (r *aclResource) Create(ctx context.Context, req resource.CreateRequest, re
 		resp.Diagnostics.AddError(summary, err.Error())
 		return
 	}
+	created = true
 	plan.ID = types.StringValue(acl.ID(clusterID))
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }

@@ -44,6 +44,7 @@ type providerData struct {
 	aws         *awsconfig.Clients
 	defaultTags map[string]string
 	version     string
+	creates     createClaims
 }
 
 // providerDataFrom is the Configure step shared by resources and data

@@ -242,6 +242,17 @@ func (r *quotaResource) Create(ctx context.Context, req resource.CreateRequest, 
 	clusterID, e := plan.ClusterID.ValueString(), plan.entity()
 	ctx = tflog.SetField(ctx, "cluster_id", clusterID)
 	summary := fmt.Sprintf("Creating the quotas of %s in cluster %s", e, clusterID)
+	release, ok := r.data.creates.claim(e.ID(clusterID))
+	if !ok {
+		resp.Diagnostics.AddError(summary, duplicateDeclaration("quota entity", e.ID(clusterID)))
+		return
+	}
+	created := false
+	defer func() {
+		if !created {
+			release()
+		}
+	}()
 	a, err := r.admin(ctx, clusterID)
 	if err == nil {
 		_, err = a.Describe(ctx, e)
@@ -259,6 +270,7 @@ func (r *quotaResource) Create(ctx context.Context, req resource.CreateRequest, 
 		resp.Diagnostics.AddError(summary, err.Error())
 		return
 	}
+	created = true
 	plan.ID = types.StringValue(e.ID(clusterID))
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
 }

@@ -300,18 +300,25 @@ func (r *scramUserResource) Create(ctx context.Context, req resource.CreateReque
 		return
 	}
 	summary := fmt.Sprintf("Creating SCRAM user %s in cluster %s", plan.Name.ValueString(), plan.ClusterID.ValueString())
+	id := scramUserID(plan.ClusterID.ValueString(), plan.Name.ValueString(), plan.Mechanism.ValueString())
+	release, ok := r.data.creates.claim(id)
+	if !ok {
+		resp.Diagnostics.AddError(summary, duplicateDeclaration("SCRAM credential", id))
+		return
+	}
 	// A credential already there belongs to someone else: refuse rather
 	// than replace its password.
 	if a, err := r.admin(ctx, plan.ClusterID.ValueString()); err == nil {
 		if _, err := a.Iterations(ctx, plan.Name.ValueString(), plan.Mechanism.ValueString()); err == nil {
 			resp.Diagnostics.AddError(summary, fmt.Sprintf("The user already has a %s credential. To manage it with Terraform, import it: "+
-				"terraform import <resource address> %s", plan.Mechanism.ValueString(),
-				scramUserID(plan.ClusterID.ValueString(), plan.Name.ValueString(), plan.Mechanism.ValueString())))
+				"terraform import <resource address> %s", plan.Mechanism.ValueString(), id))
+			release()
 			return
 		}
 	}
 	r.set(ctx, req.Config, &plan, summary, &resp.Diagnostics)
 	if resp.Diagnostics.HasError() {
+		release()
 		return
 	}
 	resp.Diagnostics.Append(resp.State.Set(ctx, &plan)...)
