@@ -21,16 +21,21 @@ const ProducerIDBlockSize = 1000
 // ...), which the server maps to Kafka codes.
 type MetadataStore struct {
 	Controller *Controller
-	// Timeout bounds each change; default 15 s.
+	// Timeout bounds each change; default 15 s. A change given a
+	// context ends at the earlier of its deadline and this.
 	Timeout time.Duration
 }
 
 func (m *MetadataStore) ctx() (context.Context, context.CancelFunc) {
+	return m.ctxWithin(context.Background())
+}
+
+func (m *MetadataStore) ctxWithin(parent context.Context) (context.Context, context.CancelFunc) {
 	t := m.Timeout
 	if t <= 0 {
 		t = 15 * time.Second
 	}
-	return context.WithTimeout(context.Background(), t)
+	return context.WithTimeout(parent, t)
 }
 
 // waitLocal waits until this node's state satisfies ok (the change was
@@ -69,9 +74,11 @@ func (m *MetadataStore) Topics() []*metadata.Topic {
 }
 
 // CreateTopic creates a topic with rf replicas per partition, placed by the
-// active controller.
-func (m *MetadataStore) CreateTopic(name string, partitions int32, rf int16, configs map[string]string) (*metadata.Topic, error) {
-	ctx, cancel := m.ctx()
+// active controller, within ctx (a client's timeout_ms): past it the
+// error matches context.DeadlineExceeded and the creation may still
+// happen.
+func (m *MetadataStore) CreateTopic(ctx context.Context, name string, partitions int32, rf int16, configs map[string]string) (*metadata.Topic, error) {
+	ctx, cancel := m.ctxWithin(ctx)
 	defer cancel()
 	t, err := m.Controller.CreateTopic(ctx, name, partitions, rf, configs)
 	if err != nil {
@@ -81,9 +88,9 @@ func (m *MetadataStore) CreateTopic(name string, partitions int32, rf int16, con
 }
 
 // CreateTopicAssigned creates a topic on the given replicas, one list per
-// partition.
-func (m *MetadataStore) CreateTopicAssigned(name string, assignments [][]int32, configs map[string]string) (*metadata.Topic, error) {
-	ctx, cancel := m.ctx()
+// partition, within ctx as CreateTopic.
+func (m *MetadataStore) CreateTopicAssigned(ctx context.Context, name string, assignments [][]int32, configs map[string]string) (*metadata.Topic, error) {
+	ctx, cancel := m.ctxWithin(ctx)
 	defer cancel()
 	t, err := m.Controller.CreateTopicAssigned(ctx, name, assignments, configs)
 	if err != nil {

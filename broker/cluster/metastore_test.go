@@ -18,21 +18,21 @@ func TestMetadataStoreForTheServer(t *testing.T) {
 	if m.ClusterID() != "test-cluster" {
 		t.Fatalf("cluster id %q", m.ClusterID())
 	}
-	top, err := m.CreateTopic("events", 3, 3, map[string]string{"retention.ms": "60000"})
+	top, err := m.CreateTopic(ctxT(t), "events", 3, 3, map[string]string{"retention.ms": "60000"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if top.NumPartitions() != 3 || top.ID == (metadata.TopicID{}) || len(top.Partition(0).Replicas) != 3 {
 		t.Fatalf("topic %+v", top)
 	}
-	if _, err := m.CreateTopic("events", 1, 3, nil); !errors.Is(err, metadata.ErrTopicExists) {
+	if _, err := m.CreateTopic(ctxT(t), "events", 1, 3, nil); !errors.Is(err, metadata.ErrTopicExists) {
 		t.Fatalf("duplicate: %v", err)
 	}
-	pinned, err := m.CreateTopicAssigned("pinned", [][]int32{{2}, {3}}, nil)
+	pinned, err := m.CreateTopicAssigned(ctxT(t), "pinned", [][]int32{{2}, {3}}, nil)
 	if err != nil || !slices.Equal(pinned.Partition(1).Replicas, []int32{3}) || pinned.Partition(1).Leader != 3 {
 		t.Fatalf("topic with an assignment: %+v %v", pinned, err)
 	}
-	if _, err := m.CreateTopicAssigned("nowhere", [][]int32{{2}, {9}}, nil); !errors.Is(err, metadata.ErrInvalidReplicaAssignment) {
+	if _, err := m.CreateTopicAssigned(ctxT(t), "nowhere", [][]int32{{2}, {9}}, nil); !errors.Is(err, metadata.ErrInvalidReplicaAssignment) {
 		t.Fatalf("assignment to an unknown broker: %v", err)
 	}
 	if _, ok := m.Controller.State().Topic("nowhere"); ok {

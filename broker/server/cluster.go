@@ -384,7 +384,7 @@ func (s *Server) ensureOffsetsTopic() error {
 	if rf < 1 {
 		return errors.New("no live broker")
 	}
-	_, err := s.createTopicRF(offsetsTopic, 1, rf, offsetsTopicConfigs())
+	_, err := s.createTopicRF(context.Background(), offsetsTopic, 1, rf, offsetsTopicConfigs())
 	if errors.Is(err, errTopicExists) {
 		return nil
 	}

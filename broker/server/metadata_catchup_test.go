@@ -162,7 +162,7 @@ func TestMetadataCatchesUpWithATopicJustCreated(t *testing.T) {
 
 	// A produce to a topic just created, which the lagging broker leads.
 	held.pause()
-	if _, err := other.createTopicAssigned("led", [][]int32{{lag, lag%3 + 1, (lag+1)%3 + 1}}, nil); err != nil {
+	if _, err := other.createTopicAssigned(context.Background(), "led", [][]int32{{lag, lag%3 + 1, (lag+1)%3 + 1}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	corr = conn.send(produceReq("led", -1, batch(-1, -1, -1, 3, 10)))
@@ -182,7 +182,7 @@ func TestMetadataCatchesUpWithATopicJustCreated(t *testing.T) {
 	// another broker): held until the metadata caught up and the log is
 	// open, then answered, within the fetch's MaxWait.
 	held.pause()
-	if _, err := other.createTopicAssigned("read", [][]int32{{lag, lag%3 + 1, (lag+1)%3 + 1}}, nil); err != nil {
+	if _, err := other.createTopicAssigned(context.Background(), "read", [][]int32{{lag, lag%3 + 1, (lag+1)%3 + 1}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	f := fetchReq("read", 0, 1<<20, 1<<20)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -142,29 +143,31 @@ func validTopicName(name string) error {
 
 // createTopic creates a topic with the default replication factor.
 func (s *Server) createTopic(name string, partitions int32, configs map[string]string) (*topic, error) {
-	return s.createTopicRF(name, partitions, -1, configs)
+	return s.createTopicRF(context.Background(), name, partitions, -1, configs)
 }
 
 // createTopicRF creates a topic with a replication factor (-1: the default)
 // through the controller, which places the replicas; the replica manager
-// of each broker holding one opens its log.
-func (s *Server) createTopicRF(name string, partitions int32, rf int16, configs map[string]string) (*topic, error) {
+// of each broker holding one opens its log. ctx bounds the wait for the
+// controller (a client's timeout_ms), as well as the metadata store's own
+// bound.
+func (s *Server) createTopicRF(ctx context.Context, name string, partitions int32, rf int16, configs map[string]string) (*topic, error) {
 	if rf == -1 {
 		rf = s.Config().DefaultReplicationFactor
 	}
-	return s.newTopic(name, partitions, rf, nil, configs)
+	return s.newTopic(ctx, name, partitions, rf, nil, configs)
 }
 
 // createTopicAssigned creates a topic on explicitly chosen replicas, one
 // list per partition.
-func (s *Server) createTopicAssigned(name string, assignments [][]int32, configs map[string]string) (*topic, error) {
+func (s *Server) createTopicAssigned(ctx context.Context, name string, assignments [][]int32, configs map[string]string) (*topic, error) {
 	if len(assignments) == 0 {
 		return nil, fmt.Errorf("%w: no partitions", errInvalidPartitions)
 	}
-	return s.newTopic(name, int32(len(assignments)), int16(len(assignments[0])), assignments, configs)
+	return s.newTopic(ctx, name, int32(len(assignments)), int16(len(assignments[0])), assignments, configs)
 }
 
-func (s *Server) newTopic(name string, partitions int32, rf int16, assignments [][]int32, configs map[string]string) (*topic, error) {
+func (s *Server) newTopic(ctx context.Context, name string, partitions int32, rf int16, assignments [][]int32, configs map[string]string) (*topic, error) {
 	if err := validTopicName(name); err != nil {
 		return nil, err
 	}
@@ -181,12 +184,12 @@ func (s *Server) newTopic(name string, partitions int32, rf int16, assignments [
 	}
 	var err error
 	if assignments != nil {
-		_, err = s.meta.CreateTopicAssigned(name, assignments, configs)
+		_, err = s.meta.CreateTopicAssigned(ctx, name, assignments, configs)
 	} else {
 		if live := s.liveBrokerCount(); int(rf) > live || rf < 1 {
 			return nil, fmt.Errorf("%w: replication factor %d, %d live brokers", errReplicationFactor, rf, live)
 		}
-		_, err = s.meta.CreateTopic(name, partitions, rf, configs)
+		_, err = s.meta.CreateTopic(ctx, name, partitions, rf, configs)
 	}
 	if err != nil {
 		return nil, clusterAdminError(err)

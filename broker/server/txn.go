@@ -103,7 +103,7 @@ func (s *Server) ensureTxnTopic() error {
 		return nil
 	}
 	cfg := s.Config()
-	_, err := s.createTopicRF(txnTopic, cfg.TransactionStatePartitions, cfg.DefaultReplicationFactor, txnTopicConfigs())
+	_, err := s.createTopicRF(context.Background(), txnTopic, cfg.TransactionStatePartitions, cfg.DefaultReplicationFactor, txnTopicConfigs())
 	if errors.Is(err, errTopicExists) {
 		return nil
 	}

@@ -22,7 +22,7 @@ func BenchmarkAcksAllReplicated(b *testing.B) {
 	const partitions, producers, perBatch = 16, 16, 16
 	br := newBrokers(b, 3)
 	for _, n := range br.nodes {
-		if _, err := n.Metadata.CreateTopic("bench", partitions, 3, nil); err != nil {
+		if _, err := n.Metadata.CreateTopic(context.Background(), "bench", partitions, 3, nil); err != nil {
 			b.Fatal(err)
 		}
 		break

@@ -136,7 +136,7 @@ func TestNoAcknowledgedWriteLostUnderBrokerFaults(t *testing.T) {
 	b := newBrokers(t, 3)
 	live := &liveBrokers{b: b}
 	for _, n := range b.nodes {
-		if _, err := n.Metadata.CreateTopic(topic, partitions, 3, nil); err != nil {
+		if _, err := n.Metadata.CreateTopic(context.Background(), topic, partitions, 3, nil); err != nil {
 			t.Fatal(err)
 		}
 		break

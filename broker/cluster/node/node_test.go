@@ -232,7 +232,7 @@ func TestAcksAllFailoverAndRejoinOnRealStorage(t *testing.T) {
 	for _, n := range b.nodes {
 		any = n
 	}
-	if _, err := any.Metadata.CreateTopic("orders", 1, 3, nil); err != nil {
+	if _, err := any.Metadata.CreateTopic(context.Background(), "orders", 1, 3, nil); err != nil {
 		t.Fatal(err)
 	}
 	first := b.produceEventually("orders", "a")
@@ -291,7 +291,7 @@ func TestControlledShutdownKeepsProducing(t *testing.T) {
 	for _, n := range b.nodes {
 		any = n
 	}
-	if _, err := any.Metadata.CreateTopic("t", 1, 3, nil); err != nil {
+	if _, err := any.Metadata.CreateTopic(context.Background(), "t", 1, 3, nil); err != nil {
 		t.Fatal(err)
 	}
 	leader := b.produceEventually("t", "a")

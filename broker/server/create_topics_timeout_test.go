@@ -1,0 +1,72 @@
+package server
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// A CreateTopics whose metadata quorum is gone (the active controller's
+// two followers stopped) is answered by its timeout_ms with
+// REQUEST_TIMED_OUT, a retriable code, and so is a second one sent
+// meanwhile. Before, the server waited its own 15 s bound on metadata
+// changes whatever the request's timeout, and the second waited behind
+// the first.
+func TestCreateTopicsAnsweredWithinItsTimeoutWithoutAQuorum(t *testing.T) {
+	c := startInProcessCluster(t)
+	var ctl *Server
+	waitCluster(t, 10*time.Second, func() error {
+		for _, s := range c.servers {
+			if s.node.Controller.IsActive() {
+				ctl = s
+				return nil
+			}
+		}
+		return errors.New("no active controller")
+	})
+	for _, s := range c.servers {
+		if s != ctl {
+			s.node.Close()
+		}
+	}
+
+	const timeout = 2 * time.Second
+	type answer struct {
+		code int16
+		took time.Duration
+	}
+	create := func(name string) <-chan answer {
+		out := make(chan answer, 1)
+		go func() {
+			req := kmsg.NewPtrCreateTopicsRequest()
+			req.Version, req.TimeoutMillis = 7, int32(timeout.Milliseconds())
+			rt := kmsg.NewCreateTopicsRequestTopic()
+			rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, 1, 3
+			req.Topics = append(req.Topics, rt)
+			start := time.Now()
+			resp := roundTrip[*kmsg.CreateTopicsResponse](t, ctl, req)
+			out <- answer{resp.Topics[0].ErrorCode, time.Since(start)}
+		}()
+		return out
+	}
+	first := create("first")
+	time.Sleep(300 * time.Millisecond)
+	second := create("second")
+	for name, ch := range map[string]<-chan answer{"first": first, "second": second} {
+		select {
+		case a := <-ch:
+			if a.code != kerr.RequestTimedOut.Code {
+				t.Errorf("creating %s: %v, want REQUEST_TIMED_OUT", name, kerr.ErrorForCode(a.code))
+			}
+			if a.took > timeout+1500*time.Millisecond {
+				t.Errorf("creating %s answered after %v, its timeout_ms %v", name, a.took, timeout)
+			}
+			t.Logf("%s: %v after %v", name, kerr.ErrorForCode(a.code), a.took.Round(time.Millisecond))
+		case <-time.After(30 * time.Second):
+			t.Fatalf("creating %s: no answer within 30 s", name)
+		}
+	}
+}
