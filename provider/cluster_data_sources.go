@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,7 +16,9 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-framework/schema/validator"
 	"github.com/hashicorp/terraform-plugin-framework/types"
+	"github.com/hashicorp/terraform-plugin-log/tflog"
 
+	"github.com/tributary/tributary/internal/bootconfig"
 	"github.com/tributary/tributary/provider/internal/fleet"
 )
 
@@ -105,11 +108,37 @@ var brokerNodesDataAttr = schema.ListNestedAttribute{
 
 func bootstrapAttrs() map[string]schema.Attribute {
 	return map[string]schema.Attribute{
-		"bootstrap_brokers":            schema.StringAttribute{MarkdownDescription: "Plaintext (9092) endpoints of every broker, in node-id order.", Computed: true},
-		"bootstrap_brokers_sasl_iam":   schema.StringAttribute{MarkdownDescription: "SASL/IAM (9098) endpoints; empty while IAM is off.", Computed: true},
-		"bootstrap_brokers_sasl_scram": schema.StringAttribute{MarkdownDescription: "SASL/SCRAM (9096) endpoints; empty while SCRAM is off.", Computed: true},
-		"bootstrap_brokers_tls":        schema.StringAttribute{MarkdownDescription: "TLS (9094) endpoints; empty while TLS is off.", Computed: true},
+		"bootstrap_brokers": schema.StringAttribute{MarkdownDescription: "Plaintext (9092) endpoints of every broker, in node-id order; empty unless the brokers serve plaintext " +
+			"(`encryption_in_transit.client_broker` `PLAINTEXT` or `TLS_PLAINTEXT`). Each bootstrap string is read from the brokers' boot documents, and is empty " +
+			"unless every running broker serves its listener (during a roll that turns one on or off, the brokers differ).", Computed: true},
+		"bootstrap_brokers_sasl_iam":   schema.StringAttribute{MarkdownDescription: "SASL/IAM (9098, over TLS) endpoints; empty while IAM is off.", Computed: true},
+		"bootstrap_brokers_sasl_scram": schema.StringAttribute{MarkdownDescription: "SASL/SCRAM (9096, over TLS) endpoints; empty while SCRAM is off.", Computed: true},
+		"bootstrap_brokers_tls": schema.StringAttribute{MarkdownDescription: "TLS (9094) endpoints; empty unless clients may use TLS without SASL: " +
+			"unauthenticated, or with client certificates.", Computed: true},
 	}
+}
+
+// bootstrapStrings are the bootstrap strings of the client listeners every
+// running broker serves, in the resource's form (plaintext, TLS, SCRAM,
+// IAM). What a broker serves is in its boot document; a bootstrap string
+// lists every broker, so a listener some broker lacks gets an empty one, as
+// does every listener of a cluster without a running broker.
+func (d *dataSourceBase) bootstrapStrings(ctx context.Context, o *fleet.Observed) (plaintext, tls, scram, iam types.String) {
+	docs, err := d.data.liveDocuments(ctx, o.Brokers)
+	if err != nil {
+		tflog.Warn(ctx, "could not read every broker's boot document; its listeners are not counted", map[string]any{"error": err.Error()})
+	}
+	var served []bootconfig.Listener
+	for _, id := range slices.Sorted(maps.Keys(docs)) {
+		if served == nil {
+			served = slices.Clone(docs[id].Listeners)
+			continue
+		}
+		served = slices.DeleteFunc(served, func(l bootconfig.Listener) bool { return !hasListener(docs[id].Listeners, l.Name) })
+	}
+	var m clusterModel
+	m.setBootstrap(served, o.Brokers)
+	return m.BootstrapBrokers, m.BootstrapBrokersTLS, m.BootstrapBrokersSASLSCRAM, m.BootstrapBrokersSASLIAM
 }
 
 // --- tributary_cluster ---
@@ -185,8 +214,7 @@ func (d *clusterDataSource) Read(ctx context.Context, req datasource.ReadRequest
 	}
 	m.ClusterID = types.StringValue(clusterID)
 	m.Name = types.StringValue(o.Name)
-	m.BootstrapBrokers = types.StringValue(bootstrapString(o.Brokers, plaintextPort))
-	m.BootstrapBrokersTLS, m.BootstrapBrokersSASLSCRAM, m.BootstrapBrokersSASLIAM = types.StringValue(""), types.StringValue(""), types.StringValue("")
+	m.BootstrapBrokers, m.BootstrapBrokersTLS, m.BootstrapBrokersSASLSCRAM, m.BootstrapBrokersSASLIAM = d.bootstrapStrings(ctx, o)
 	nodes, diags := brokerNodesValue(o.Brokers)
 	resp.Diagnostics.Append(diags...)
 	m.BrokerNodes = nodes
@@ -250,8 +278,7 @@ func (d *bootstrapBrokersDataSource) Read(ctx context.Context, req datasource.Re
 		resp.Diagnostics.AddError("Reading Tributary cluster", err.Error())
 		return
 	}
-	m.BootstrapBrokers = types.StringValue(bootstrapString(o.Brokers, plaintextPort))
-	m.BootstrapBrokersTLS, m.BootstrapBrokersSASLSCRAM, m.BootstrapBrokersSASLIAM = types.StringValue(""), types.StringValue(""), types.StringValue("")
+	m.BootstrapBrokers, m.BootstrapBrokersTLS, m.BootstrapBrokersSASLSCRAM, m.BootstrapBrokersSASLIAM = d.bootstrapStrings(ctx, o)
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
 }
 

@@ -106,8 +106,14 @@ resource "tributary_cluster" "example" {
   }
 }
 
-output "bootstrap_brokers" {
-  value = tributary_cluster.example.bootstrap_brokers
+# TLS to clients (MSK's default; plaintext bootstrap_brokers stays empty):
+# clients trust certificate_authority_pem.
+output "bootstrap_brokers_tls" {
+  value = tributary_cluster.example.bootstrap_brokers_tls
+}
+
+output "certificate_authority_pem" {
+  value = tributary_cluster.example.certificate_authority_pem
 }
 
 output "broker_nodes" {

@@ -27,6 +27,8 @@ provider "tributary" {
     autoscaling    = "http://127.0.0.1:4566"
     secretsmanager = "http://127.0.0.1:4566"
     acmpca         = "http://127.0.0.1:4566"
+    s3             = "http://127.0.0.1:4566"
+    firehose       = "http://127.0.0.1:4566"
   }
 
   skip_metadata_api_check = true

@@ -2,6 +2,8 @@ data "tributary_bootstrap_brokers" "orders" {
   cluster_id = "tc-0123456789abcdef"
 }
 
-output "bootstrap_brokers" {
-  value = data.tributary_bootstrap_brokers.orders.bootstrap_brokers
+# Each string lists the brokers of one listener, and is empty when the
+# cluster does not serve it (plaintext is off by default, as on MSK).
+output "bootstrap_brokers_tls" {
+  value = data.tributary_bootstrap_brokers.orders.bootstrap_brokers_tls
 }

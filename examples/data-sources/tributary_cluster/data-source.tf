@@ -2,6 +2,6 @@ data "tributary_cluster" "orders" {
   name = "orders"
 }
 
-output "orders_bootstrap_brokers" {
-  value = data.tributary_cluster.orders.bootstrap_brokers
+output "orders_bootstrap_brokers_tls" {
+  value = data.tributary_cluster.orders.bootstrap_brokers_tls
 }

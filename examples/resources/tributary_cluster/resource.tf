@@ -26,6 +26,9 @@ resource "tributary_cluster" "orders" {
   }
 }
 
-output "bootstrap_brokers" {
-  value = tributary_cluster.orders.bootstrap_brokers
+# Omitted encryption_in_transit and client_authentication: clients connect
+# with TLS (port 9094), trusting certificate_authority_pem, as with MSK's
+# defaults; bootstrap_brokers (plaintext) stays empty.
+output "bootstrap_brokers_tls" {
+  value = tributary_cluster.orders.bootstrap_brokers_tls
 }
