@@ -115,9 +115,10 @@ func (m *MetadataStore) DeleteTopic(name string) error {
 }
 
 // AddPartitions grows a topic to count partitions: placed by the active
-// controller, or on the given replicas (one list per new partition).
-func (m *MetadataStore) AddPartitions(name string, count int32, assignments [][]int32) (*metadata.Topic, error) {
-	ctx, cancel := m.ctx()
+// controller, or on the given replicas (one list per new partition),
+// within ctx as CreateTopic.
+func (m *MetadataStore) AddPartitions(ctx context.Context, name string, count int32, assignments [][]int32) (*metadata.Topic, error) {
+	ctx, cancel := m.ctxWithin(ctx)
 	defer cancel()
 	t, err := m.Controller.CreatePartitions(ctx, name, count, assignments)
 	if err != nil {

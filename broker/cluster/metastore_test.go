@@ -44,19 +44,19 @@ func TestMetadataStoreForTheServer(t *testing.T) {
 	if topics := m.Topics(); len(topics) != 1 || topics[0].Name != "events" || topics[0].Configs["retention.ms"] != "60000" {
 		t.Fatalf("topics %+v", topics)
 	}
-	if top, err = m.AddPartitions("events", 5, nil); err != nil || top.NumPartitions() != 5 {
+	if top, err = m.AddPartitions(ctxT(t), "events", 5, nil); err != nil || top.NumPartitions() != 5 {
 		t.Fatalf("add partitions: %+v %v", top, err)
 	}
-	if _, err := m.AddPartitions("events", 2, nil); !errors.Is(err, metadata.ErrInvalidPartitions) {
+	if _, err := m.AddPartitions(ctxT(t), "events", 2, nil); !errors.Is(err, metadata.ErrInvalidPartitions) {
 		t.Fatalf("shrinking: %v", err)
 	}
 	// Explicit replicas for the new partition: as asked, or refused when
 	// they do not fit the topic.
-	if top, err = m.AddPartitions("events", 6, [][]int32{{3, 1, 2}}); err != nil || !slices.Equal(top.Partition(5).Replicas, []int32{3, 1, 2}) {
+	if top, err = m.AddPartitions(ctxT(t), "events", 6, [][]int32{{3, 1, 2}}); err != nil || !slices.Equal(top.Partition(5).Replicas, []int32{3, 1, 2}) {
 		t.Fatalf("add a partition with an assignment: %+v %v", top, err)
 	}
 	for _, bad := range [][][]int32{{{1, 2}}, {{1, 2, 9}}, {{1, 2, 3}, {1, 2, 3}}} {
-		if _, err := m.AddPartitions("events", 7, bad); !errors.Is(err, metadata.ErrInvalidReplicaAssignment) {
+		if _, err := m.AddPartitions(ctxT(t), "events", 7, bad); !errors.Is(err, metadata.ErrInvalidReplicaAssignment) {
 			t.Fatalf("assignment %v: %v", bad, err)
 		}
 	}

@@ -9,6 +9,10 @@ package server
 //     new partition, each naming registered brokers once, as many as the
 //     topic's replication factor (INVALID_REPLICA_ASSIGNMENT otherwise).
 //   - ValidateOnly checks and changes nothing.
+//   - TimeoutMillis (when positive; else 15 s) bounds the wait for the
+//     metadata quorum: past it the topic answers REQUEST_TIMED_OUT
+//     (retriable; before, KAFKA_STORAGE_ERROR) and its partitions may
+//     still be added. Topics of one request share it.
 //   - Needs ALTER on each topic (else TOPIC_AUTHORIZATION_FAILED for it,
 //     whether it exists or not).
 //   - At most cluster.MaxRecordsPerUserOp (10,000) new partitions per
@@ -25,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -44,6 +49,12 @@ func (s *Server) handleCreatePartitions(ctx context.Context, az reqAuth, req *km
 		names[i] = rt.Topic
 	}
 	denied := az.denied(ctx, kmsg.ACLOperationAlter, kmsg.ACLResourceTypeTopic, names)
+	cctx := ctx
+	if req.TimeoutMillis > 0 {
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMillis)*time.Millisecond)
+		defer cancel()
+	}
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
@@ -84,8 +95,10 @@ func (s *Server) handleCreatePartitions(ctx context.Context, az reqAuth, req *km
 				}
 				break
 			}
-			if err := s.addPartitions(rt.Topic, rt.Count, assignments); err != nil {
+			if err := s.addPartitions(cctx, rt.Topic, rt.Count, assignments); err != nil {
 				switch {
+				case errors.Is(err, context.DeadlineExceeded):
+					fail(kerr.RequestTimedOut.Code, err.Error())
 				case errors.Is(err, errUnknownTopic):
 					fail(kerr.UnknownTopicOrPartition.Code, err.Error())
 				case errors.Is(err, errInvalidPartitions):

@@ -70,3 +70,43 @@ func TestCreateTopicsAnsweredWithinItsTimeoutWithoutAQuorum(t *testing.T) {
 		}
 	}
 }
+
+// The same for CreatePartitions: answered by its timeout_ms with
+// REQUEST_TIMED_OUT. Before, it waited the broker's 15 s and answered
+// KAFKA_STORAGE_ERROR.
+func TestCreatePartitionsAnsweredWithinItsTimeoutWithoutAQuorum(t *testing.T) {
+	c := startInProcessCluster(t)
+	c.createReplicated("grow", 1)
+	var ctl *Server
+	waitCluster(t, 10*time.Second, func() error {
+		for _, s := range c.servers {
+			if s.node.Controller.IsActive() {
+				ctl = s
+				return nil
+			}
+		}
+		return errors.New("no active controller")
+	})
+	for _, s := range c.servers {
+		if s != ctl {
+			s.node.Close()
+		}
+	}
+
+	const timeout = 2 * time.Second
+	req := kmsg.NewPtrCreatePartitionsRequest()
+	req.Version, req.TimeoutMillis = 3, int32(timeout.Milliseconds())
+	rt := kmsg.NewCreatePartitionsRequestTopic()
+	rt.Topic, rt.Count = "grow", 2
+	req.Topics = append(req.Topics, rt)
+	start := time.Now()
+	resp := roundTrip[*kmsg.CreatePartitionsResponse](t, ctl, req)
+	took := time.Since(start)
+	if code := resp.Topics[0].ErrorCode; code != kerr.RequestTimedOut.Code {
+		t.Errorf("adding a partition: %v, want REQUEST_TIMED_OUT", kerr.ErrorForCode(code))
+	}
+	if took > timeout+1500*time.Millisecond {
+		t.Errorf("adding a partition answered after %v, its timeout_ms %v", took, timeout)
+	}
+	t.Logf("answered after %v", took.Round(time.Millisecond))
+}

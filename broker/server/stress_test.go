@@ -82,7 +82,7 @@ func TestConcurrentAdminAndData(t *testing.T) {
 		case 1:
 			_, _ = s.createTopic(name, 2, nil)
 		case 2:
-			_ = s.addPartitions(name, int32(3+i%5), nil)
+			_ = s.addPartitions(context.Background(), name, int32(3+i%5), nil)
 		case 3:
 			_ = s.setTopicConfigs(name, map[string]string{"retention.ms": fmt.Sprint(60000 + i)})
 			node := metadata.ClusterDefault

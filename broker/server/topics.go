@@ -251,14 +251,15 @@ func (s *Server) deleteTopic(name string) error {
 }
 
 // addPartitions grows a topic to count partitions: placed by the
-// controller, or on the given replicas (one list per new partition).
-func (s *Server) addPartitions(name string, count int32, assignments [][]int32) error {
+// controller, or on the given replicas (one list per new partition),
+// waiting for the controller within ctx (a client's timeout_ms).
+func (s *Server) addPartitions(ctx context.Context, name string, count int32, assignments [][]int32) error {
 	s.adminMu.Lock()
 	defer s.adminMu.Unlock()
 	if _, ok := s.lookupTopic(name); !ok {
 		return fmt.Errorf("%w: %s", errUnknownTopic, name)
 	}
-	if _, err := s.meta.AddPartitions(name, count, assignments); err != nil {
+	if _, err := s.meta.AddPartitions(ctx, name, count, assignments); err != nil {
 		return clusterAdminError(err)
 	}
 	s.syncAfterChange()
