@@ -253,7 +253,10 @@ func TestAccCluster_basic(t *testing.T) {
 					plancheck.ExpectResourceAction(clusterResourceName, plancheck.ResourceActionUpdate),
 					plancheck.ExpectKnownValue(clusterResourceName, tfjsonpath.New("broker_load"), knownvalue.ListSizeExact(3)),
 				}},
-				Check: testAccCheckDynamicBrokerConfig(map[string]string{"log.retention.ms": "604800000"}),
+				// And max.broker.partitions, which the provider sets by
+				// instance type (t3.medium and t4g.medium: 600).
+				Check: testAccCheckDynamicBrokerConfig(map[string]string{"log.retention.ms": "604800000",
+					"max.broker.partitions": sizedBrokerConfig(nil, accInstanceType())["max.broker.partitions"]}),
 			},
 			{
 				// The data sources see the same cluster.

@@ -164,9 +164,9 @@ func (r *clusterResource) Create(ctx context.Context, req resource.CreateRequest
 	if plan.WaitForBrokers.ValueBool() {
 		resp.Diagnostics.Append(r.waitReady(ctx, spec, observed, r.data.checker(clusterID, observed.Brokers, spec.Access, nil))...)
 	}
-	if !resp.Diagnostics.HasError() && len(spec.DynamicConfig) > 0 {
+	if !resp.Diagnostics.HasError() {
 		reachable := plan.WaitForBrokers.ValueBool() && !hasWarning(resp.Diagnostics, warnUnreachable)
-		resp.Diagnostics.Append(applyDynamicConfig(ctx, r.data.checker(clusterID, observed.Brokers, spec.Access, nil), reachable, spec.DynamicConfig, nil)...)
+		resp.Diagnostics.Append(applyClusterConfig(ctx, r.data.checker(clusterID, observed.Brokers, spec.Access, nil), reachable, spec, nil)...)
 	}
 	if resp.Diagnostics.HasError() {
 		r.saveAfterFailure(ctx, &plan, &resp.State, &resp.Diagnostics)
@@ -722,11 +722,21 @@ func readDynamicConfig(ctx context.Context, m *clusterModel, live map[string]str
 		}
 	}
 	for k, v := range live {
-		if _, ok := cfg[k]; ok {
+		if _, ok := cfg[k]; ok || providerSized(k, v, m.InstanceType.ValueString()) {
 			continue
 		}
 		if s, ok := config.Lookup(k); ok && s.Dynamic && s.Owner == config.OwnerUser {
 			cfg[k] = v
+			changed = true
+		}
+	}
+	// Brokers without the value the provider sets (a cluster created
+	// before it did, or by an apply that could not reach them) apply
+	// their static default: shown so, the plan sets it.
+	if _, named := cfg[maxBrokerPartitionsSetting]; !named {
+		if _, set := live[maxBrokerPartitionsSetting]; !set {
+			s, _ := config.Lookup(maxBrokerPartitionsSetting)
+			cfg[maxBrokerPartitionsSetting] = s.Default
 			changed = true
 		}
 	}
@@ -771,6 +781,9 @@ func (r *clusterResource) readBootDocument(ctx context.Context, m *clusterModel,
 				"The brokers' dynamic settings could not be read, so broker_config holds only the settings the brokers were launched with: "+err.Error())
 		}
 		for k, v := range live {
+			if providerSized(k, v, m.InstanceType.ValueString()) {
+				continue
+			}
 			if s, ok := config.Lookup(k); ok && s.Dynamic && s.Owner == config.OwnerUser {
 				if cfg == nil {
 					cfg = map[string]string{}
@@ -957,19 +970,13 @@ func (r *clusterResource) Update(ctx context.Context, req resource.UpdateRequest
 	if resp.Diagnostics.HasError() {
 		return
 	}
-	_, oldDynamic := splitBrokerConfig(stateConfig)
-	var remove []string
-	for k := range oldDynamic {
-		if _, ok := spec.DynamicConfig[k]; !ok {
-			remove = append(remove, k)
-		}
-	}
+	changed, remove := clusterWideChange(stateConfig, state.InstanceType.ValueString(), spec)
 	rolls := slices.ContainsFunc(o.Brokers, func(b fleet.Broker) bool { return b.NeedsRoll() })
 	switch {
-	case !maps.Equal(oldDynamic, spec.DynamicConfig):
-		resp.Diagnostics.Append(applyDynamicConfig(ctx, checker, kafkaReachable, spec.DynamicConfig, remove)...)
-	case rolls && len(spec.DynamicConfig) > 0 && kafkaReachable:
-		resp.Diagnostics.Append(applyDynamicConfig(ctx, checker, kafkaReachable, spec.DynamicConfig, nil)...)
+	case changed:
+		resp.Diagnostics.Append(applyClusterConfig(ctx, checker, kafkaReachable, spec, remove)...)
+	case rolls && kafkaReachable:
+		resp.Diagnostics.Append(applyClusterConfig(ctx, checker, kafkaReachable, spec, nil)...)
 	}
 	if resp.Diagnostics.HasError() {
 		return
@@ -1101,6 +1108,55 @@ func hasWarning(diags diag.Diagnostics, summary string) bool {
 		}
 	}
 	return false
+}
+
+// clusterWideChange compares the cluster-wide settings the last apply
+// left (the state's broker_config and instance type) with spec's: whether
+// they changed, and the keys to delete. What the provider sets itself
+// counts too, so a new instance_type changes max.broker.partitions where
+// broker_config does not name it, and a name removed from broker_config
+// gives the instance type's value back rather than deleting it.
+func clusterWideChange(stateConfig map[string]string, stateInstanceType string, spec *clusterSpec) (changed bool, remove []string) {
+	_, old := splitBrokerConfig(stateConfig)
+	if old == nil {
+		old = map[string]string{}
+	}
+	maps.Copy(old, sizedBrokerConfig(stateConfig, stateInstanceType))
+	next := spec.clusterWideConfig()
+	for k := range old {
+		if _, ok := next[k]; !ok {
+			remove = append(remove, k)
+		}
+	}
+	slices.Sort(remove)
+	return !maps.Equal(old, next), remove
+}
+
+// applyClusterConfig makes spec's cluster-wide settings (broker_config's
+// dynamic ones and SizedConfig) the brokers' and deletes the removed ones.
+// Unreachable brokers fail it when broker_config names dynamic settings,
+// as before; when only the provider's own sizing is left to set, they get
+// a warning: nothing the configuration asked for is missing, and the
+// brokers keep their static value until an apply reaches them.
+func applyClusterConfig(ctx context.Context, checker *kafkacheck.Checker, reachable bool, spec *clusterSpec, remove []string) diag.Diagnostics {
+	if reachable || len(spec.DynamicConfig) > 0 || len(remove) > 0 {
+		set := spec.DynamicConfig
+		if reachable {
+			set = spec.clusterWideConfig()
+		}
+		if len(set) == 0 && len(remove) == 0 {
+			return nil
+		}
+		return applyDynamicConfig(ctx, checker, reachable, set, remove)
+	}
+	var diags diag.Diagnostics
+	if v, ok := spec.SizedConfig[maxBrokerPartitionsSetting]; ok {
+		diags.AddWarning("max.broker.partitions not set",
+			fmt.Sprintf("The provider sets the cluster's max.broker.partitions to %s for instance type %s through the Kafka protocol, and no broker "+
+				"is reachable from here (or wait_for_brokers = false): the brokers apply their static value (10000) until an apply that reaches them "+
+				"sets it.", v, spec.InstanceType))
+	}
+	return diags
 }
 
 // applyDynamicConfig makes broker_config's dynamic settings (set) the

@@ -5,15 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/path"
 	"github.com/hashicorp/terraform-plugin-log/tflog"
 
-	"github.com/tributary/tributary/broker/config"
 	"github.com/tributary/tributary/provider/internal/fleet"
 	"github.com/tributary/tributary/provider/internal/kafkatopic"
 )
@@ -57,11 +54,11 @@ func (r *clusterResource) checkScaleInPlan(ctx context.Context, plan, state *clu
 	clusterID := state.ClusterID.ValueString()
 	// The plan's broker_config is what the drain meets: the apply sets
 	// the cluster-wide dynamic value before it drains.
-	limit, known := 0, !plan.BrokerConfig.IsUnknown()
+	limit, from, known := 0, "", !plan.BrokerConfig.IsUnknown() && !plan.InstanceType.IsUnknown()
 	if known {
 		cfg, d := plan.brokerConfig(ctx)
 		diags.Append(d...)
-		limit = maxBrokerPartitions(cfg)
+		limit, from = clusterBrokerPartitions(cfg, plan.InstanceType.ValueString())
 	}
 	cctx, cancel := context.WithTimeout(ctx, planCheckPatience)
 	defer cancel()
@@ -70,7 +67,7 @@ func (r *clusterResource) checkScaleInPlan(ctx context.Context, plan, state *clu
 		admin := &kafkatopic.Admin{Conn: conn}
 		err = admin.CheckDrain(cctx, removed, limit)
 		if err != nil && cctx.Err() == nil {
-			diags.AddAttributeError(at, "The brokers left cannot hold the topics", fmt.Sprintf("Removing brokers %v: %v%s.", removed, err, limitSource(err, known, plan)))
+			diags.AddAttributeError(at, "The brokers left cannot hold the topics", fmt.Sprintf("Removing brokers %v: %v%s.", removed, err, limitSource(err, from)))
 			return diags
 		}
 	}
@@ -102,39 +99,19 @@ func (r *clusterResource) checkScaleIn(ctx context.Context, spec *clusterSpec, o
 	}
 	cctx, cancel := context.WithTimeout(ctx, reachWindow)
 	defer cancel()
-	// max.broker.partitions is dynamic, so in DynamicConfig when set.
-	if err := r.drainAdmin(o.Brokers, spec, live).CheckDrain(cctx, ids, maxBrokerPartitions(spec.DynamicConfig)); err != nil {
+	limit, _ := clusterBrokerPartitions(spec.clusterWideConfig(), spec.InstanceType)
+	if err := r.drainAdmin(o.Brokers, spec, live).CheckDrain(cctx, ids, limit); err != nil {
 		diags.AddError(summary, fmt.Sprintf("Brokers %v would be removed, but: %v. Nothing was changed.", ids, err))
 	}
 	return diags
 }
 
-// maxBrokerPartitions is max.broker.partitions as broker_config sets it,
-// or the brokers' default; 0 (not checked) for a value the brokers would
-// not take, which broker_config's own validation reports.
-func maxBrokerPartitions(brokerConfig map[string]string) int {
-	const name = "max.broker.partitions"
-	v, ok := brokerConfig[name]
-	if !ok {
-		s, _ := config.Lookup(name)
-		v = s.Default
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || n < 1 {
-		return 0
-	}
-	return n
-}
-
 // limitSource names where a refusal's max.broker.partitions came from.
-func limitSource(err error, known bool, plan *clusterModel) string {
-	if !errors.Is(err, kafkatopic.ErrBrokerPartitions) || !known {
+func limitSource(err error, from string) string {
+	if !errors.Is(err, kafkatopic.ErrBrokerPartitions) || from == "" {
 		return ""
 	}
-	if _, ok := plan.BrokerConfig.Elements()["max.broker.partitions"]; ok {
-		return " (max.broker.partitions from the cluster's broker_config)"
-	}
-	return " (max.broker.partitions unset in broker_config: the brokers' default)"
+	return " (" + from + ")"
 }
 
 // scaleIn drains the removed brokers and then removes them: AWS objects

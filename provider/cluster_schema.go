@@ -44,7 +44,8 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 			"instance that uses both; the instance is replaceable, the broker's address and data are not. Instance type, image and " +
 			"broker version change by a rolling replacement, one broker at a time, gated on the brokers' own health; storage, " +
 			"security groups, client CIDRs, broker count (upward) and broker settings change in place. Every AWS object carries the " +
-			"tag `tributary:cluster-id`, so a failed create leaves nothing that `terraform destroy` cannot find.",
+			"tag `tributary:cluster-id`, so a failed create leaves nothing that `terraform destroy` cannot find.\n\n" +
+			partitionsPerBrokerDoc(),
 		Attributes: map[string]schema.Attribute{
 			"arn": computedString("The cluster's ARN in Amazon MSK's format, `arn:<partition>:kafka:<region>:<account>:cluster/<name>/<cluster_id>`: " +
 				"what IAM policies for clients name (see the `tributary_iam_policy_document` data source). Empty when the provider skips asking for the account id."),
@@ -71,7 +72,8 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					"settings back from the brokers, so one changed, added or removed outside Terraform (`kafka-configs --entity-default`) shows " +
 					"as an update that puts the configuration back. Any other change rolls the brokers one at a time. " +
 					"Where nothing is set the cluster runs with Amazon MSK's defaults: `default.replication.factor = 3`, `min.insync.replicas = 2`, " +
-					"`auto.create.topics.enable = false`, `unclean.leader.election.enable = false`.",
+					"`auto.create.topics.enable = false`, `unclean.leader.election.enable = false`, and `max.broker.partitions` by `instance_type` " +
+					"(Partitions per broker, above); naming `max.broker.partitions` here sets the cluster's value instead.",
 				Optional:    true,
 				ElementType: types.StringType,
 			},
@@ -131,7 +133,7 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 					"their instances, volumes and network interfaces are deleted and they are unregistered. Shrinking needs the brokers reachable " +
 					"(`wait_for_brokers = true`) and is refused (at plan time when the brokers are reachable) when the brokers left are fewer than " +
 					"some topic's replication factor, or when the moves would put more partition replicas on one of them than `max.broker.partitions` " +
-					"(`broker_config`, default 10000), naming each such broker with its count.",
+					"(`broker_config`, else by `instance_type`: Partitions per broker, above), naming each such broker with its count.",
 				Optional:   true,
 				Computed:   true,
 				Default:    int64default.StaticInt64(1),
@@ -193,9 +195,11 @@ func (r *clusterResource) Schema(ctx context.Context, _ resource.SchemaRequest, 
 				PlanModifiers: []planmodifier.String{stringplanmodifier.UseStateForUnknown()},
 			},
 			"instance_type": schema.StringAttribute{
-				MarkdownDescription: "EC2 instance type of the brokers, e.g. `m7g.large` (Graviton images) or `m7i.large`. The plan asks EC2 (`ec2:DescribeInstanceTypes`) and refuses a type the region does not offer. Changing it rolls the brokers.",
-				Required:            true,
-				Validators:          []validator.String{stringvalidator.RegexMatches(regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`), "must be an EC2 instance type such as m7g.large")},
+				MarkdownDescription: "EC2 instance type of the brokers, e.g. `m7g.large` (Graviton images) or `m7i.large`. The plan asks EC2 (`ec2:DescribeInstanceTypes`) " +
+					"and refuses a type the region does not offer. Changing it rolls the brokers, in place, and sets the cluster's `max.broker.partitions` for the " +
+					"new type before the roll unless `broker_config` names it (Partitions per broker, above).",
+				Required:   true,
+				Validators: []validator.String{stringvalidator.RegexMatches(regexp.MustCompile(`^[a-z][a-z0-9-]*\.[a-z0-9]+$`), "must be an EC2 instance type such as m7g.large")},
 			},
 			"kms_key_arn": computedString("KMS key that encrypts the volumes and the brokers' secrets: `storage.kms_key_arn`, or the key the provider created."),
 			"msk_equivalent_monthly_cost_usd": schema.Float64Attribute{

@@ -49,14 +49,30 @@ func splitBrokerConfig(all map[string]string) (static, dynamic map[string]string
 	return static, dynamic
 }
 
+// clusterWideConfig is what the brokers hold as cluster-wide dynamic
+// settings after an apply: broker_config's dynamic settings and the
+// provider's SizedConfig.
+func (cs *clusterSpec) clusterWideConfig() map[string]string {
+	out := maps.Clone(cs.DynamicConfig)
+	if out == nil {
+		out = map[string]string{}
+	}
+	maps.Copy(out, cs.SizedConfig)
+	return out
+}
+
 // clusterSpec is everything needed to build a cluster's fleet spec and boot
 // documents, read from a plan.
 type clusterSpec struct {
 	fleet.Spec
 	// StaticConfig is broker_config's static settings (boot document),
 	// DynamicConfig its dynamic ones (applied live); see splitBrokerConfig.
-	StaticConfig       map[string]string
-	DynamicConfig      map[string]string
+	StaticConfig  map[string]string
+	DynamicConfig map[string]string
+	// SizedConfig is the cluster-wide dynamic settings the provider sets
+	// where broker_config does not name them (sizedBrokerConfig):
+	// max.broker.partitions by instance type.
+	SizedConfig        map[string]string
 	Listeners          []bootconfig.Listener
 	EnhancedMonitoring string
 	// Logging is where the brokers ship their logs (nil: nowhere).
@@ -257,6 +273,7 @@ func (r *clusterResource) specFromModel(ctx context.Context, m *clusterModel, cl
 	all, d := m.brokerConfig(ctx)
 	diags.Append(d...)
 	cs.StaticConfig, cs.DynamicConfig = splitBrokerConfig(all)
+	cs.SizedConfig = sizedBrokerConfig(all, cs.InstanceType)
 	cs.SecurityGroupIDs, d = stringSet(ctx, m.SecurityGroupIDs)
 	diags.Append(d...)
 	cs.ClientCIDRs, d = stringSet(ctx, m.ClientCIDRBlocks)

@@ -132,7 +132,7 @@ func (r *topicResource) Schema(ctx context.Context, _ resource.SchemaRequest, re
 					"Kafka cannot remove partitions, so a smaller number fails the plan. As in Kafka, one request creates a topic with at most " +
 					"9999 partitions, one fewer per `config` key, and adds at most 10000 to a topic (10,000 metadata records per request): " +
 					"the plan refuses more and lists the applies that get there in steps. The brokers also refuse partitions that would put " +
-					"more replicas on a broker than the cluster's `max.broker.partitions` (`broker_config`, default 10000, replicas counted): " +
+					"more replicas on a broker than the cluster's `max.broker.partitions` (`broker_config`, else by instance type, 300 on t3.small to 4000; replicas counted): " +
 					"the create or update then fails with POLICY_VIOLATION naming the broker, what it holds and the limit, nothing created.",
 				Required:   true,
 				Validators: []validator.Int64{int64validator.Between(1, 1_000_000)},
