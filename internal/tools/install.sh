@@ -25,6 +25,11 @@ DEBIAN_PACKAGES=(
 	"kcat=1.7.1-2"
 	"python3-kafka=2.0.2-3"
 	"python3-confluent-kafka=1.7.0-4"
+	# kafka-python reads snappy, lz4 and zstd batches only with these
+	# (franz-go, the demo's producer, compresses with snappy by default).
+	"python3-snappy=0.5.3-1.2+b1"
+	"python3-lz4=4.0.2+dfsg-1+b2"
+	"python3-zstandard=0.20.0-3"
 	"awscli=2.9.19-1"
 	"packer=1.6.6+ds2-1+b1"
 	"shellcheck=0.9.0-1"
