@@ -48,7 +48,8 @@ func (ctl *Controller) WaitCaughtUpWithController(ctx context.Context) error {
 // appliedIndexLocal answers opAppliedIndex on the active controller. Its
 // applied index, not Raft's commit index: a topic's creation is answered
 // once the controller applied it, so every creation answered so far is at
-// or below it.
+// or below it (by a previous controller too: handleLocal first waits for
+// this one to apply what was committed before its election).
 func (ctl *Controller) appliedIndexLocal() (json.RawMessage, error) {
 	if ctl.raft.State() != raft.Leader {
 		return nil, ErrNotController

@@ -135,6 +135,9 @@ type Config struct {
 	// wrapLogStore, when set, stands between Raft and its log store:
 	// tests use it to stall a node's disk.
 	wrapLogStore func(raft.LogStore) raft.LogStore
+	// wrapFSM, when set, stands between Raft and the metadata state
+	// machine: tests use it to hold a node's applying of entries.
+	wrapFSM func(raft.FSM) raft.FSM
 }
 
 // Defaults, chosen so that a killed broker's partitions fail over in

@@ -45,6 +45,9 @@ type Controller struct {
 	// check and given back when the command's Raft future resolves, so
 	// that a caller waiting for its turn gives up at its own deadline.
 	userOpTurn chan struct{}
+	// catchUp records this node's catch-up as a newly elected active
+	// controller (catchup.go).
+	catchUp leaderCatchUp
 
 	// ready is closed once raft is set: the port accepts connections
 	// before that, and RPCs wait for it.
@@ -259,7 +262,11 @@ func (ctl *Controller) startRaft() error {
 	if err != nil {
 		return fmt.Errorf("reading raft state: %w", err)
 	}
-	if ctl.raft, err = raft.NewRaft(rc, ctl.fsm, logs, ctl.store, snaps, ctl.trans); err != nil {
+	var fsm raft.FSM = ctl.fsm
+	if cfg.wrapFSM != nil {
+		fsm = cfg.wrapFSM(fsm)
+	}
+	if ctl.raft, err = raft.NewRaft(rc, fsm, logs, ctl.store, snaps, ctl.trans); err != nil {
 		return fmt.Errorf("starting raft: %w", err)
 	}
 	if !hasState && cfg.isVoter() {
@@ -504,6 +511,11 @@ func (ctl *Controller) applyLocal(ctx context.Context, cmd []byte) (json.RawMess
 	if ctl.raft.State() != raft.Leader {
 		return nil, ErrNotController
 	}
+	// Every check below reads this node's state: it must hold what the
+	// previous controller committed (catchup.go).
+	if err := ctl.caughtUpAsLeader(ctx); err != nil {
+		return nil, err
+	}
 	cmd, err := stampTime(cmd, time.Now().UnixMilli())
 	if err != nil {
 		return nil, err
@@ -697,6 +709,19 @@ func (ctl *Controller) onLeader(ctx context.Context, req rpcRequest) (json.RawMe
 // handleLocal runs a request on this node, the active controller, waiting
 // for what it proposes until ctx ends.
 func (ctl *Controller) handleLocal(ctx context.Context, req rpcRequest) (json.RawMessage, error) {
+	switch req.Op {
+	case opApply, opCreateTopic, opCreatePartitions, opUnregister, opAppliedIndex:
+		// These answer or decide on this node's state (a retry's
+		// outcome, the partitions a topic has, whether a broker is
+		// registered, the applied index), which must hold what the
+		// previous controller committed (catchup.go). A heartbeat's
+		// renewal does not wait: a lease must not depend on a commit, and
+		// a state that lags only delays an unfencing (which waits, in
+		// applyLocal) to the next heartbeat.
+		if err := ctl.caughtUpAsLeader(ctx); err != nil {
+			return nil, err
+		}
+	}
 	switch req.Op {
 	case opApply:
 		if req.Retry && ctl.appliedBefore(req.Command) {

@@ -77,6 +77,7 @@ var wireErrors = []error{
 	metadata.ErrPolicyViolation,
 	ErrCommitTimeout,
 	ErrUserOpTurn,
+	ErrCatchingUp,
 }
 
 // wireError is an error as it travels: the index of its sentinel (0 for
