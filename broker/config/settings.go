@@ -482,8 +482,8 @@ var settings = withListenerForms(append([]Setting{
 	sizedBy(dynamic(user(intSetting("min.insync.replicas", "int", "1", 1, math.MaxInt16, func(c *Config) *int32 { return &c.MinInsyncReplicas }),
 		"Replicas that must have a record before acks=all succeeds. A single broker is its own ISR: acks=all needs 1 there.")),
 		"2", func(n int) string { return strconv.Itoa(max(1, min(2, clusterReplicationFactor(n)-1))) }),
-	clusterDefault(dynamic(user(boolSetting("unclean.leader.election.enable", "false", func(c *Config) *bool { return &c.UncleanLeaderElection }),
-		"Whether a replica outside the ISR may become leader when no ISR member can, losing the writes only the ISR had. Only when the ISR's members are gone (fenced): a leader that is alive but gives its partitions up (a controlled shutdown, a full disk) hands them to ISR members only, and keeps those it alone holds in sync. The cluster's controller reads the cluster-wide dynamic value (IncrementalAlterConfigs on the cluster default, as the Terraform provider sets it); a config file's value is reported but not used.")), "false"),
+	clusterDefault(clusterWide(user(boolSetting("unclean.leader.election.enable", "false", func(c *Config) *bool { return &c.UncleanLeaderElection }),
+		"Whether a replica outside the ISR may become leader when no ISR member can, losing the writes only the ISR had. Only when the ISR's members are gone (fenced): a leader that is alive but gives its partitions up (a controlled shutdown, a full disk) hands them to ISR members only, and keeps those it alone holds in sync. The cluster's controller reads the topic's value, else the cluster-wide dynamic value (IncrementalAlterConfigs on the cluster default, as the Terraform provider sets it); a broker's own dynamic value, which it would ignore, is refused, and a config file's value is reported but not used.")), "false"),
 
 	dynamic(user(intSetting("message.max.bytes", "int", "1048588", 1, math.MaxInt32, func(c *Config) *int32 { return &c.MessageMaxBytes }),
 		"Largest record batch accepted (after compression); topics override it with max.message.bytes.")),

@@ -281,3 +281,38 @@ func TestFileDeleteDelayReachesTheLog(t *testing.T) {
 		}
 	}
 }
+
+// TestUncleanLeaderElectionIsClusterWide: the active controller reads
+// unclean.leader.election.enable from the topic and the cluster default
+// only, so a broker's own dynamic value would be taken and then ignored:
+// it is refused (INVALID_CONFIG naming the cluster default), and nothing
+// is stored for the broker. DELETE on the broker's resource stays allowed
+// (clients clearing a setting send it to every broker), and the cluster
+// default takes the value.
+func TestUncleanLeaderElectionIsClusterWide(t *testing.T) {
+	s := startServer(t)
+	node := s.Config().NodeID
+	resource := strconv.Itoa(int(node))
+	if code, msg := alterBrokerResource(t, s, resource, "unclean.leader.election.enable", "true", false); code != kerr.InvalidConfig.Code || !strings.Contains(msg, "cluster-wide") {
+		t.Fatalf("setting unclean.leader.election.enable on broker %s: %v %q, want INVALID_CONFIG saying it is cluster-wide", resource, kerr.ErrorForCode(code), msg)
+	}
+	if v, ok := s.meta.BrokerConfigs(node)["unclean.leader.election.enable"]; ok {
+		t.Fatalf("broker %s stores unclean.leader.election.enable=%s after the refusal", resource, v)
+	}
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeBroker, resource
+	del := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+	del.Name, del.Op = "unclean.leader.election.enable", kmsg.IncrementalAlterConfigOpDelete
+	rr.Configs = append(rr.Configs, del)
+	req.Resources = append(req.Resources, rr)
+	if r := exchange(t, s, req).(*kmsg.IncrementalAlterConfigsResponse).Resources[0]; r.ErrorCode != 0 {
+		t.Fatalf("deleting unclean.leader.election.enable on broker %s: %v", resource, kerr.ErrorForCode(r.ErrorCode))
+	}
+	if code, msg := alterBrokerResource(t, s, "", "unclean.leader.election.enable", "true", false); code != 0 {
+		t.Fatalf("setting unclean.leader.election.enable on the cluster default: %v %s", kerr.ErrorForCode(code), msg)
+	}
+	if v := s.meta.BrokerConfigs(metastore.ClusterDefault)["unclean.leader.election.enable"]; v != "true" {
+		t.Errorf("the cluster default's unclean.leader.election.enable is %q, want true", v)
+	}
+}
