@@ -325,3 +325,52 @@ func TestNewControllerUnregistersTheBrokerItsPredecessorRegistered(t *testing.T)
 		return nil
 	})
 }
+
+// A request to a controller just elected whose state machine does not
+// catch up waits for it only until its own deadline, then answers
+// ErrCatchingUp, a timeout (REQUEST_TIMED_OUT), having proposed nothing:
+// the topic is not there once the state machine went on and a later
+// topic was applied.
+func TestNewControllerThatCannotCatchUpAnswersByTheDeadline(t *testing.T) {
+	ls := newLaggingSuccessorCluster(t, 0)
+	next := ls.follower()
+	const timeout = time.Second
+	var took time.Duration
+	err := ls.failOverTo(next, func(ctx context.Context, leader *Controller) {
+		if _, err := leader.CreateTopicAssigned(ctx, "a", fill3(1), nil); err != nil {
+			t.Fatal(err)
+		}
+	}, func(*raft.Log) bool { return false }, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		start := time.Now()
+		_, err := next.CreateTopicAssigned(ctx, "b", fill3(1), nil)
+		took = time.Since(start)
+		return err
+	})
+	if !errors.Is(err, ErrCatchingUp) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("creating a topic on a controller that cannot catch up: %v, want ErrCatchingUp", err)
+	}
+	if took > timeout+time.Second {
+		t.Errorf("answered after %v, its deadline %v", took, timeout)
+	}
+	// c comes after anything proposed for b in the log.
+	checkFor(t, 10*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := ls.tc.waitForLeaderQuiet().CreateTopicAssigned(ctx, "c", fill3(1), nil)
+		if errors.Is(err, metadata.ErrTopicExists) {
+			return nil
+		}
+		return err
+	})
+	ls.tc.waitForState("a and c, and no b", func(st *metadata.State) error {
+		if _, ok := st.Topic("c"); !ok {
+			return errors.New("no topic c")
+		}
+		if _, ok := st.Topic("b"); ok {
+			return errors.New("topic b, refused before it was proposed, was created")
+		}
+		return nil
+	})
+}
