@@ -17,21 +17,7 @@ import (
 // the first.
 func TestCreateTopicsAnsweredWithinItsTimeoutWithoutAQuorum(t *testing.T) {
 	c := startInProcessCluster(t)
-	var ctl *Server
-	waitCluster(t, 10*time.Second, func() error {
-		for _, s := range c.servers {
-			if s.node.Controller.IsActive() {
-				ctl = s
-				return nil
-			}
-		}
-		return errors.New("no active controller")
-	})
-	for _, s := range c.servers {
-		if s != ctl {
-			s.node.Close()
-		}
-	}
+	ctl := activeControllerAlone(t, c)
 
 	const timeout = 2 * time.Second
 	type answer struct {
@@ -77,21 +63,7 @@ func TestCreateTopicsAnsweredWithinItsTimeoutWithoutAQuorum(t *testing.T) {
 func TestCreatePartitionsAnsweredWithinItsTimeoutWithoutAQuorum(t *testing.T) {
 	c := startInProcessCluster(t)
 	c.createReplicated("grow", 1)
-	var ctl *Server
-	waitCluster(t, 10*time.Second, func() error {
-		for _, s := range c.servers {
-			if s.node.Controller.IsActive() {
-				ctl = s
-				return nil
-			}
-		}
-		return errors.New("no active controller")
-	})
-	for _, s := range c.servers {
-		if s != ctl {
-			s.node.Close()
-		}
-	}
+	ctl := activeControllerAlone(t, c)
 
 	const timeout = 2 * time.Second
 	req := kmsg.NewPtrCreatePartitionsRequest()
@@ -109,4 +81,26 @@ func TestCreatePartitionsAnsweredWithinItsTimeoutWithoutAQuorum(t *testing.T) {
 		t.Errorf("adding a partition answered after %v, its timeout_ms %v", took, timeout)
 	}
 	t.Logf("answered after %v", took.Round(time.Millisecond))
+}
+
+// activeControllerAlone waits for c's active controller and stops the
+// other two nodes, leaving it without a quorum.
+func activeControllerAlone(t *testing.T, c *inProcessCluster) *Server {
+	t.Helper()
+	var ctl *Server
+	waitCluster(t, 10*time.Second, func() error {
+		for _, s := range c.servers {
+			if s.node.Controller.IsActive() {
+				ctl = s
+				return nil
+			}
+		}
+		return errors.New("no active controller")
+	})
+	for _, s := range c.servers {
+		if s != ctl {
+			s.node.Close()
+		}
+	}
+	return ctl
 }
