@@ -33,29 +33,40 @@ func checkKcat(ctx context.Context, command, runID string) (int, error) {
 	if _, err := exec.LookPath("kcat"); err != nil {
 		return 0, errKcatMissing
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "-c", command)
-	cmd.Env = cliEnv()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("the kcat command: %w: %s", err, lastLines(stderr.String(), 5))
+	stdout, stderr, err := runPasted(ctx, "the kcat command", command)
+	if err != nil {
+		return 0, err
 	}
 	seen := map[string]bool{}
-	for _, line := range strings.Split(stdout.String(), "\n") {
+	for _, line := range strings.Split(stdout, "\n") {
 		if strings.HasPrefix(line, runID+"-") {
 			seen[line] = true
 		}
 	}
 	if len(seen) != records {
-		return len(seen), fmt.Errorf("the kcat command read %d of the %d records of this run: %s", len(seen), records, lastLines(stderr.String(), 5))
+		return len(seen), fmt.Errorf("the kcat command read %d of the %d records of this run: %s", len(seen), records, lastLines(stderr, 5))
 	}
 	return len(seen), nil
 }
 
 var errKcatMissing = errors.New("kcat is not installed (make tools)")
+
+// runPasted runs a command the demo prints as a user would paste it, with
+// bash and the CLI environment, for at most a minute; what names it in an
+// error.
+func runPasted(ctx context.Context, what, command string) (stdout, stderr string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-c", command)
+	cmd.Env = cliEnv()
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Run(); err != nil {
+		return "", "", fmt.Errorf("%s: %w: %s", what, err, lastLines(errOut.String(), 5))
+	}
+	return out.String(), errOut.String(), nil
+}
 
 // lastLines is the last n lines of s, for an error message.
 func lastLines(s string, n int) string {

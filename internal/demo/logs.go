@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -134,23 +133,17 @@ func auditCommand() string {
 // bash, and fails unless it prints the demo topic's creation: the command
 // the demo prints is one that works.
 func checkAuditCommand(ctx context.Context, command string) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "-c", command)
-	cmd.Env = cliEnv()
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 5 * time.Second
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("the audit trail command: %w: %s", err, lastLines(stderr.String(), 5))
+	stdout, _, err := runPasted(ctx, "the audit trail command", command)
+	if err != nil {
+		return err
 	}
 	object := fmt.Sprintf(`"object":%q`, topic)
-	for _, line := range strings.Split(stdout.String(), "\n") {
+	for _, line := range strings.Split(stdout, "\n") {
 		if strings.HasPrefix(line, "broker-") && strings.Contains(line, `"what":"topic created"`) && strings.Contains(line, object) {
 			return nil
 		}
 	}
-	return fmt.Errorf("the audit trail command printed no creation of topic %q: %s", topic, lastLines(stdout.String(), 5))
+	return fmt.Errorf("the audit trail command printed no creation of topic %q: %s", topic, lastLines(stdout, 5))
 }
 
 // showAlarms lists the cluster's CloudWatch alarms and their states with
