@@ -118,7 +118,7 @@ func barrierError(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress):
+	case lostLeadership(err):
 		return fmt.Errorf("%w: %v", ErrNotController, err)
 	case errors.Is(err, raft.ErrEnqueueTimeout):
 		return fmt.Errorf("%w: %v", ErrCatchingUp, err)

@@ -581,7 +581,7 @@ func (ctl *Controller) applyLocal(ctx context.Context, cmd []byte) (json.RawMess
 	}
 	if err := f.Error(); err != nil {
 		switch {
-		case errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		case lostLeadership(err):
 			return nil, fmt.Errorf("%w: %v", ErrNotController, err)
 		case errors.Is(err, raft.ErrEnqueueTimeout):
 			return nil, fmt.Errorf("%w (command type %d, not proposed): %v", ErrCommitTimeout, cmd[0], err)
@@ -596,6 +596,13 @@ func (ctl *Controller) applyLocal(ctx context.Context, cmd []byte) (json.RawMess
 		return nil, res.Err
 	}
 	return encodeValue(res.Value)
+}
+
+// lostLeadership reports a Raft future's error that means this node is
+// not, or no longer, the leader: the request belongs to the next active
+// controller (ErrNotController).
+func lostLeadership(err error) bool {
+	return errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress)
 }
 
 // stampTime sets NowMs of the commands that carry the leader's clock.
