@@ -529,7 +529,7 @@ func (ctl *Controller) applyLocal(ctx context.Context, cmd []byte) (json.RawMess
 	// A broker proposing through this node checked its own metadata,
 	// which may be older than ours: a broker of an older version may
 	// have registered since.
-	if err := ctl.fsm.Current().CheckProposable(metadata.CommandType(cmd[0])); err != nil {
+	if err := ctl.awaitProposable(ctx, metadata.CommandType(cmd[0])); err != nil {
 		return nil, err
 	}
 	// The bounds on a client's request (limits.go) are checked on the
@@ -651,7 +651,7 @@ func (ctl *Controller) propose(ctx context.Context, cmd metadata.Command) (json.
 		if werr := ctl.WaitCaughtUpWithController(ctx); werr != nil {
 			return nil, err
 		}
-		if err := ctl.fsm.Current().CheckProposable(cmd.Type()); err != nil {
+		if err := ctl.awaitProposable(ctx, cmd.Type()); err != nil {
 			return nil, err
 		}
 	}
@@ -660,6 +660,46 @@ func (ctl *Controller) propose(ctx context.Context, cmd metadata.Command) (json.
 		return nil, err
 	}
 	return ctl.onLeader(ctx, rpcRequest{Op: opApply, Command: b})
+}
+
+// awaitProposable is CheckProposable on this node's metadata, except that
+// a refusal only for brokers that registered and have not reported their
+// metadata version yet (metadata.State.AwaitsVersionReport) waits for
+// those reports, until ctx ends or versionReportGrace passes. A broker
+// registers and then reports, in two commits: without the wait, every
+// restart of a broker refused the newer commands of every other broker's
+// clients for a moment (client quotas on a cluster just started, in CI).
+// A broker of an older version never reports; its refusal comes after
+// the grace.
+func (ctl *Controller) awaitProposable(ctx context.Context, t metadata.CommandType) error {
+	var grace <-chan time.Time
+	for {
+		// Changed before Current: a report applied in between closes it.
+		changed := ctl.fsm.Changed()
+		st := ctl.fsm.Current()
+		err := st.CheckProposable(t)
+		if err == nil || !st.AwaitsVersionReport(t) {
+			return err
+		}
+		if grace == nil {
+			grace = time.After(ctl.versionReportGrace()) // collected once unreferenced (Go 1.23)
+		}
+		select {
+		case <-changed:
+		case <-grace:
+			return err
+		case <-ctx.Done():
+			return err
+		}
+	}
+}
+
+// versionReportGrace is how long a command waits for a registered
+// broker's metadata version report: two of its report's attempts (the
+// first right after the registration, the next at the heartbeat after a
+// failure), each bounded as reportMetadataVersion bounds it.
+func (ctl *Controller) versionReportGrace() time.Duration {
+	return 2*min(2*ctl.cfg.HeartbeatInterval, ctl.cfg.Lease) + ctl.cfg.HeartbeatInterval
 }
 
 // onLeader runs a request on the active controller: here if this node is

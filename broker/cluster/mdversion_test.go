@@ -189,3 +189,67 @@ func TestDeleteTopicNamesNoIDToAnOlderCluster(t *testing.T) {
 		t.Fatalf("deletion once every broker is new names no id: %s", d)
 	}
 }
+
+// TestNewerCommandWaitsForAJustRegisteredBrokersReport: a client quota
+// change proposed while a broker has registered and not yet reported its
+// metadata version (a broker just started does so at once, in a second
+// commit) waits for the report and applies; CI refused the first quota
+// of a cluster just started so. A broker that never reports (an older
+// binary) gets it refused, after the grace and not before.
+func TestNewerCommandWaitsForAJustRegisteredBrokersReport(t *testing.T) {
+	tc := newTestCluster(t, 3)
+	leader := tc.waitForLeader()
+	tc.waitForState("brokers registered", registered(1, 2, 3))
+	tc.waitForState("versions reported", versionsReported)
+	f := tc.follower()
+	grace := f.versionReportGrace()
+	joined := func(id int32) func(*metadata.State) error {
+		return func(st *metadata.State) error {
+			if _, ok := st.Brokers[id]; !ok {
+				return fmt.Errorf("no broker %d", id)
+			}
+			return nil
+		}
+	}
+	user := "alice"
+	quota := metadata.AlterClientQuotas{Entries: []metadata.QuotaAlteration{{
+		Entity: metadata.QuotaEntity{{Type: "user", Name: &user}},
+		Set:    map[string]float64{"producer_byte_rate": 1024},
+	}}}
+
+	epoch9 := registerOlderBroker(t, leader, 9)
+	tc.waitForState("broker 9 registered", joined(9))
+	done := make(chan error, 1)
+	go func() {
+		res, err := f.AlterClientQuotas(ctxT(t), quota)
+		if err == nil && len(res) == 1 {
+			err = res[0]
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("answered before broker 9 reported its version: %v", err)
+	case <-time.After(grace / 3):
+	}
+	if _, err := leader.propose(ctxT(t), metadata.BrokerMetadataVersion{NodeID: 9, BrokerEpoch: epoch9, MetadataVersion: metadata.CurrentMetadataVersion}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("quota change while broker 9 reported: %v", err)
+	}
+	if _, ok := leader.State().ClientQuota(quota.Entries[0].Entity); !ok {
+		t.Fatal("the quota change did not apply")
+	}
+
+	registerOlderBroker(t, leader, 10)
+	tc.waitForState("broker 10 registered", joined(10))
+	start := time.Now()
+	_, err := f.AlterClientQuotas(ctxT(t), quota)
+	if !errors.Is(err, metadata.ErrMetadataVersion) {
+		t.Fatalf("quota change with broker 10 never reporting: %v, want ErrMetadataVersion", err)
+	}
+	if took := time.Since(start); took < grace || took > grace+5*time.Second {
+		t.Fatalf("refused after %v, want after the grace (%v)", took, grace)
+	}
+}

@@ -182,3 +182,22 @@ func (s *State) CheckProposable(t CommandType) error {
 	}
 	return fmt.Errorf("%w: command type %d needs metadata version %d, brokers %v support %d at most (upgrade them)", ErrMetadataVersion, t, need, old, usable)
 }
+
+// AwaitsVersionReport reports whether a command of type t is refused
+// (CheckProposable) only for brokers whose current incarnation has not
+// reported a metadata version yet. A broker of this version reports right
+// after its registration commits, so such a refusal is usually a window
+// of a few milliseconds after a broker starts, not an older binary: the
+// caller may wait for the report, briefly (Controller.awaitProposable).
+func (s *State) AwaitsVersionReport(t CommandType) bool {
+	need := CommandVersion(t)
+	if need > CurrentMetadataVersion || need <= s.UsableMetadataVersion() {
+		return false
+	}
+	for _, b := range s.Brokers {
+		if b.SupportedMetadataVersion() < need && b.MetadataVersion != 0 {
+			return false
+		}
+	}
+	return true
+}
