@@ -208,3 +208,23 @@ func TestSingleTableStatesCodecs(t *testing.T) {
 		}
 	}
 }
+
+// Without the single broker's flat-out phases (-single-throughput=false)
+// its table has none of their rows, where zeros would read as a broker
+// that produced nothing, and keeps the latency phase's.
+func TestPrintSingleWithoutThroughput(t *testing.T) {
+	paced := loadtest.ProduceResult{MiBps: 20, Records: 20480, Latency: loadtest.Latency{P50: time.Millisecond, P99: 5 * time.Millisecond, Max: 40 * time.Millisecond}}
+	var out bytes.Buffer
+	o := singleOptions{partitions: 16, cores: 2, latencyRate: 20 << 20, noThroughput: true}
+	if err := printSingle(&out, o, singleResults{tribPaced: paced, kfakePaced: paced}); err != nil {
+		t.Fatal(err)
+	}
+	for _, label := range []string{"produce throughput", "consume throughput", "CPU s/GiB", "flat out", "RSS after the throughput runs"} {
+		if line := rowWith(out.String(), label); line != "" {
+			t.Errorf("row %q printed without the flat-out phases: %q", label, line)
+		}
+	}
+	if line := rowWith(out.String(), "p50 / p99 / p99.9 / max, at 20 MiB/s"); !strings.Contains(line, "1.00 / 5.00") {
+		t.Errorf("latency row = %q, want the paced phase's figures", line)
+	}
+}

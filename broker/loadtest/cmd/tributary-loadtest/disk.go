@@ -61,7 +61,11 @@ func diskNeed(single bool, so singleOptions, co clusterOptions, recSize int64, k
 		}
 	}
 	if single {
-		add("one broker: throughput and latency", bytes(secs(so.warmup+so.duration)*(singleDiskRate+so.latencyRate+singleWideDiskRate)))
+		flatOut := float64(singleDiskRate + singleWideDiskRate)
+		if so.noThroughput {
+			flatOut = 0
+		}
+		add("one broker: throughput and latency", bytes(secs(so.warmup+so.duration)*(flatOut+so.latencyRate)))
 		add("one broker: idle partitions", bytes(float64(so.idle)*partitionDiskBytes))
 		add("one broker: recovery", bytes(float64(recSize)))
 		add("one broker: TLS listeners", bytes(float64(so.tlsRounds*len(secureListeners))*secs(so.duration)*singleDiskRate))

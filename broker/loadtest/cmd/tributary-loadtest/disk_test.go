@@ -19,6 +19,11 @@ func TestDiskNeed(t *testing.T) {
 	if want := int64(11 * (640 + 20 + 1200) * mib * diskOverhead); need != want || len(phases) != 1 {
 		t.Errorf("one broker's throughput only: %d bytes in %v, want %d", need, phases, want)
 	}
+	so.noThroughput = true
+	if need, _ = diskNeed(true, so, co, 0, false, false); need != int64(11*20*mib*diskOverhead) {
+		t.Errorf("one broker's latency phase alone: %d bytes, want %d", need, int64(11*20*mib*diskOverhead))
+	}
+	so.noThroughput = false
 	so.tlsClusterRounds, so.idle = 2, 1000
 	need, _ = diskNeed(true, so, co, 5<<30, false, false)
 	if want := int64(2 * 3 * 10 * (460 + 370) * mib * diskOverhead); need != want {

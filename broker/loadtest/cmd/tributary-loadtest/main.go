@@ -55,6 +55,7 @@ func main() {
 		dataDir          = flag.String("data-dir", "", "parent of the broker data directories, kept after the run (default: a temporary directory; each phase's part is removed when the phase ends)")
 		single           = flag.Bool("single", true, "run the single-broker benchmark (false: only the cluster one)")
 		cluster          = flag.Bool("cluster", true, "run the three-broker cluster benchmark (false skips it)")
+		singleFlatOut    = flag.Bool("single-throughput", true, "run the single-broker flat-out phases (produce and consume, the wide window), tributary's and kfake's (false: the single broker's latency phase and the phases after it only)")
 		clusterFlatOut   = flag.Bool("cluster-throughput", true, "run the three-broker flat-out produce phase, tributary's and kfake's (false: the cluster's latency phase and the phases after it only)")
 		latencyRate      = flag.String("latency-rate", "20MiB", "offered produce rate per second of the latency phases")
 		failovers        = flag.Int("failovers", 3, "leader kills of the cluster failover measurement (0 skips it)")
@@ -97,6 +98,7 @@ func main() {
 		duration: *duration, recordBytes: *recordBytes, partitions: int32(*partitions), idle: *idle,
 		recoverySize: *recoverySize, skipKfake: *skipKfake, latencyRate: rate, self: self, tlsRounds: *tlsRounds, tlsClusterRounds: *tlsClusterRounds,
 		warmup: *warmup, compressionType: *compressionType, producerCodec: *producerCodec, cores: cores,
+		noThroughput: !*singleFlatOut,
 	}
 	co := clusterOptions{
 		latencyRate: rate, latencyDuration: *latencyDuration, failovers: *failovers, many: int32(*many),
@@ -130,6 +132,9 @@ type singleOptions struct {
 	tlsClusterRounds int
 	skipKfake        bool
 	keep             bool // keep each phase's data directory (-data-dir)
+	// noThroughput skips the flat-out phases (tributary's and kfake's),
+	// for a run of the latency phase alone on a fresh broker.
+	noThroughput bool
 	// compressionType is the throughput and latency topics'
 	// compression.type ("": not set); producerCodec the producer's codec.
 	compressionType, producerCodec string
@@ -266,10 +271,15 @@ func runSingle(ctx context.Context, o singleOptions, recSize int64) (singleResul
 	wide := loadtest.ProduceOptions{Topic: "wide", RecordBytes: o.recordBytes, Duration: o.duration, Warmup: o.warmup, Linger: loadtest.ThroughputLinger,
 		Compression: o.producerCodec, Client: []kgo.Opt{kgo.MaxBufferedRecords(loadtest.WideBufferedRecords)}}
 
-	fmt.Fprintf(os.Stderr, "tributary: %d-partition topic, %d-byte records, %v produce phase, then %v at %.0f MiB/s, then %v flat out with %d records buffered ...\n",
-		o.partitions, o.recordBytes, o.duration, o.duration, mibps(o.latencyRate), o.duration, loadtest.WideBufferedRecords)
+	if o.noThroughput {
+		fmt.Fprintf(os.Stderr, "tributary: %d-partition topic, %d-byte records, %v at %.0f MiB/s (no flat-out phase) ...\n",
+			o.partitions, o.recordBytes, o.duration, mibps(o.latencyRate))
+	} else {
+		fmt.Fprintf(os.Stderr, "tributary: %d-partition topic, %d-byte records, %v produce phase, then %v at %.0f MiB/s, then %v flat out with %d records buffered ...\n",
+			o.partitions, o.recordBytes, o.duration, o.duration, mibps(o.latencyRate), o.duration, loadtest.WideBufferedRecords)
+	}
 	var err error
-	res.trib, res.tribPaced, res.tribWide, res.rss, err = tributarySingle(ctx, o.bin, filepath.Join(o.dir, "throughput"), opts, paced, wide, o.partitions)
+	res.trib, res.tribPaced, res.tribWide, res.rss, err = tributarySingle(ctx, o.bin, filepath.Join(o.dir, "throughput"), opts, paced, wide, o.partitions, !o.noThroughput)
 	discardMeasured(o.keep, "one broker: throughput and latency", filepath.Join(o.dir, "throughput"))
 	if err != nil {
 		return res, fmt.Errorf("tributary: %w", err)
@@ -285,7 +295,9 @@ func runSingle(ctx context.Context, o singleOptions, recSize int64) (singleResul
 		}
 		kopts := opts
 		kopts.BrokerPIDs = []int{k.PID()}
-		res.kfake, err = loadtest.Throughput(ctx, k.Addrs[0], kopts)
+		if !o.noThroughput {
+			res.kfake, err = loadtest.Throughput(ctx, k.Addrs[0], kopts)
+		}
 		if err == nil {
 			res.kfakePaced, err = pacedOn(ctx, k.Addrs, paced, o.partitions, opts.TopicConfigs)
 		}
@@ -293,11 +305,13 @@ func runSingle(ctx context.Context, o singleOptions, recSize int64) (singleResul
 		if err != nil {
 			return res, fmt.Errorf("kfake: %w", err)
 		}
+	}
+	if !o.skipKfake && !o.noThroughput {
 		// The wide window on a kfake of its own: kfake keeps every record
 		// in memory, about 1.6x their size, and the phases before held
 		// 24 GiB with this one on a 24 GiB machine (killed for memory).
-		sctx, cancel = context.WithTimeout(ctx, 30*time.Second)
-		k, err = loadtest.StartKfake(sctx, o.self, 1, "", 0)
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		k, err := loadtest.StartKfake(sctx, o.self, 1, "", 0)
 		cancel()
 		if err != nil {
 			return res, err
@@ -342,21 +356,27 @@ func printSingle(out io.Writer, o singleOptions, r singleResults) error {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(w, "1 broker, %d partitions, acks=all%s\ttributary\tkfake\ttributary/kfake\ttarget\tresult\t\n", o.partitions, o.codecs())
 	t := table{w: w, skipKfake: o.skipKfake, cores: o.cores, brokers: 1}
-	t.throughput(fmt.Sprintf("produce throughput (linger %v)", loadtest.ThroughputLinger), r.trib.Produce.MiBps, r.kfake.Produce.MiBps, 2)
-	t.throughput("consume throughput", r.trib.ConsumeMiBps, r.kfake.ConsumeMiBps, 2)
-	t.cpu("produce:", r.trib.Produce.Cost, r.kfake.Produce.Cost, ratio(r.trib.Produce.MiBps, r.kfake.Produce.MiBps), 2)
-	t.cpu("consume:", r.trib.ConsumeCost, r.kfake.ConsumeCost, ratio(r.trib.ConsumeMiBps, r.kfake.ConsumeMiBps), 2)
+	if !o.noThroughput {
+		t.throughput(fmt.Sprintf("produce throughput (linger %v)", loadtest.ThroughputLinger), r.trib.Produce.MiBps, r.kfake.Produce.MiBps, 2)
+		t.throughput("consume throughput", r.trib.ConsumeMiBps, r.kfake.ConsumeMiBps, 2)
+		t.cpu("produce:", r.trib.Produce.Cost, r.kfake.Produce.Cost, ratio(r.trib.Produce.MiBps, r.kfake.Produce.MiBps), 2)
+		t.cpu("consume:", r.trib.ConsumeCost, r.kfake.ConsumeCost, ratio(r.trib.ConsumeMiBps, r.kfake.ConsumeMiBps), 2)
+	}
 	if r.tribWide.Records > 0 {
 		wide := fmt.Sprintf("%d buffered", loadtest.WideBufferedRecords)
 		t.throughput(fmt.Sprintf("produce throughput, %s (linger %v)", wide, loadtest.ThroughputLinger), r.tribWide.MiBps, r.kfakeWide.MiBps, 2)
 		t.cpu("produce, "+wide+":", r.tribWide.Cost, r.kfakeWide.Cost, ratio(r.tribWide.MiBps, r.kfakeWide.MiBps), 2)
 	}
-	t.latency("flat out", r.trib.Produce, r.kfake.Produce, "", "")
-	t.firstAck("flat out", r.trib.Produce, r.kfake.Produce)
+	if !o.noThroughput {
+		t.latency("flat out", r.trib.Produce, r.kfake.Produce, "", "")
+		t.firstAck("flat out", r.trib.Produce, r.kfake.Produce)
+	}
 	rate := mibps(o.latencyRate)
 	t.achieved(rate, r.tribPaced, r.kfakePaced)
 	t.latency(fmt.Sprintf("at %.0f MiB/s, linger 0", rate), r.tribPaced, r.kfakePaced, "", "")
-	fmt.Fprintf(w, "broker RSS after the throughput runs\t%.1f MiB\t-\t\t\t\t\n", mib(r.rss))
+	if !o.noThroughput {
+		fmt.Fprintf(w, "broker RSS after the throughput runs\t%.1f MiB\t-\t\t\t\t\n", mib(r.rss))
+	}
 	if o.idle > 0 {
 		fmt.Fprintf(w, "broker RSS, %d idle partitions\t%.1f MiB\t-\t\t<= 100 MiB\t%s\t\n", o.idle, mib(r.idleRSS), verdict(r.idleRSS <= 100<<20))
 	}
@@ -464,7 +484,10 @@ func ratioText(a, b float64) string {
 	return fmt.Sprintf("%.2fx", a/b)
 }
 
-func tributarySingle(ctx context.Context, bin, dir string, opts loadtest.Options, paced, wide loadtest.ProduceOptions, partitions int32) (res loadtest.Result, pr, wr loadtest.ProduceResult, rss int64, err error) {
+// tributarySingle runs one broker's phases: flat out, at the paced rate,
+// and flat out with the wide window; flatOut false runs the paced phase
+// alone, on a broker that has written nothing before it.
+func tributarySingle(ctx context.Context, bin, dir string, opts loadtest.Options, paced, wide loadtest.ProduceOptions, partitions int32, flatOut bool) (res loadtest.Result, pr, wr loadtest.ProduceResult, rss int64, err error) {
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	p, err := loadtest.StartBroker(sctx, bin, dir, "")
@@ -473,11 +496,16 @@ func tributarySingle(ctx context.Context, bin, dir string, opts loadtest.Options
 	}
 	defer p.Stop(30 * time.Second)
 	opts.BrokerPIDs = []int{p.PID()}
-	if res, err = loadtest.Throughput(ctx, p.Addr, opts); err != nil {
-		return res, pr, wr, 0, err
+	if flatOut {
+		if res, err = loadtest.Throughput(ctx, p.Addr, opts); err != nil {
+			return res, pr, wr, 0, err
+		}
 	}
 	if pr, err = pacedOn(ctx, []string{p.Addr}, paced, partitions, opts.TopicConfigs); err != nil {
 		return res, pr, wr, 0, err
+	}
+	if !flatOut {
+		return res, pr, wr, 0, nil
 	}
 	// RSS before the wide window: the row says what the throughput and
 	// latency phases left, as before that phase was added.
