@@ -93,7 +93,8 @@ var brokerNodesDataAttr = schema.ListNestedAttribute{
 		Attributes: map[string]schema.Attribute{
 			"auto_scaling_group": schema.StringAttribute{MarkdownDescription: "The broker's Auto Scaling group of one, which replaces its instance when it fails; empty for a broker still on an instance of no group.", Computed: true},
 			"availability_zone":  schema.StringAttribute{MarkdownDescription: "Availability Zone.", Computed: true},
-			"endpoint":           schema.StringAttribute{MarkdownDescription: "Plaintext endpoint `ip:9092`.", Computed: true},
+			"endpoint":           schema.StringAttribute{MarkdownDescription: "The broker's `ip:port` on its client listener of the lowest port (9092 plaintext, 9094 TLS, 9096 SASL/SCRAM, 9098 SASL/IAM); empty when it serves none.", Computed: true},
+			"endpoints":          schema.ListAttribute{MarkdownDescription: "The broker's `ip:port` on every client listener it serves, by port: the per-broker form of the bootstrap strings.", ElementType: types.StringType, Computed: true},
 			"eni_id":             schema.StringAttribute{MarkdownDescription: "Persistent network interface.", Computed: true},
 			"instance_id":        schema.StringAttribute{MarkdownDescription: "Current instance; empty while the broker has none.", Computed: true},
 			"instance_state":     schema.StringAttribute{MarkdownDescription: "EC2 state of the instance (`running`, `stopped`, ...); empty without one.", Computed: true},
@@ -124,6 +125,19 @@ func bootstrapAttrs() map[string]schema.Attribute {
 // lists every broker, so a listener some broker lacks gets an empty one, as
 // does every listener of a cluster without a running broker.
 func (d *dataSourceBase) bootstrapStrings(ctx context.Context, o *fleet.Observed) (plaintext, tls, scram, iam types.String) {
+	return bootstrapOf(d.servedListeners(ctx, o), o.Brokers)
+}
+
+// bootstrapOf is setBootstrap's four strings, for the data sources.
+func bootstrapOf(served []bootconfig.Listener, brokers []fleet.Broker) (plaintext, tls, scram, iam types.String) {
+	var m clusterModel
+	m.setBootstrap(served, brokers)
+	return m.BootstrapBrokers, m.BootstrapBrokersTLS, m.BootstrapBrokersSASLSCRAM, m.BootstrapBrokersSASLIAM
+}
+
+// servedListeners are the client listeners every running broker serves,
+// by their boot documents; none when no broker's document could be read.
+func (d *dataSourceBase) servedListeners(ctx context.Context, o *fleet.Observed) []bootconfig.Listener {
 	docs, err := d.data.liveDocuments(ctx, o.Brokers)
 	if err != nil {
 		tflog.Warn(ctx, "could not read every broker's boot document; its listeners are not counted", map[string]any{"error": err.Error()})
@@ -136,9 +150,7 @@ func (d *dataSourceBase) bootstrapStrings(ctx context.Context, o *fleet.Observed
 		}
 		served = slices.DeleteFunc(served, func(l bootconfig.Listener) bool { return !hasListener(docs[id].Listeners, l.Name) })
 	}
-	var m clusterModel
-	m.setBootstrap(served, o.Brokers)
-	return m.BootstrapBrokers, m.BootstrapBrokersTLS, m.BootstrapBrokersSASLSCRAM, m.BootstrapBrokersSASLIAM
+	return served
 }
 
 // --- tributary_cluster ---
@@ -214,8 +226,9 @@ func (d *clusterDataSource) Read(ctx context.Context, req datasource.ReadRequest
 	}
 	m.ClusterID = types.StringValue(clusterID)
 	m.Name = types.StringValue(o.Name)
-	m.BootstrapBrokers, m.BootstrapBrokersTLS, m.BootstrapBrokersSASLSCRAM, m.BootstrapBrokersSASLIAM = d.bootstrapStrings(ctx, o)
-	nodes, diags := brokerNodesValue(o.Brokers)
+	served := d.servedListeners(ctx, o)
+	m.BootstrapBrokers, m.BootstrapBrokersTLS, m.BootstrapBrokersSASLSCRAM, m.BootstrapBrokersSASLIAM = bootstrapOf(served, o.Brokers)
+	nodes, diags := brokerNodesValue(o.Brokers, served)
 	resp.Diagnostics.Append(diags...)
 	m.BrokerNodes = nodes
 	m.NumberOfBrokerNodes = types.Int64Value(int64(len(o.Brokers)))
@@ -322,7 +335,7 @@ func (d *brokerNodesDataSource) Read(ctx context.Context, req datasource.ReadReq
 		resp.Diagnostics.AddError("Reading Tributary cluster", err.Error())
 		return
 	}
-	nodes, diags := brokerNodesValue(o.Brokers)
+	nodes, diags := brokerNodesValue(o.Brokers, d.servedListeners(ctx, o))
 	resp.Diagnostics.Append(diags...)
 	m.NodeInfo = nodes
 	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)

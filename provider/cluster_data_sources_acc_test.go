@@ -2,6 +2,7 @@ package provider
 
 import (
 	"fmt"
+	"regexp"
 	"testing"
 
 	"github.com/hashicorp/terraform-plugin-testing/helper/resource"
@@ -45,7 +46,19 @@ resource "tributary_cluster" "test" {
 	checks = append(checks,
 		resource.TestCheckResourceAttr("data.tributary_bootstrap_brokers.test", "bootstrap_brokers", ""),
 		resource.TestMatchResourceAttr("data.tributary_bootstrap_brokers.test", "bootstrap_brokers_sasl_iam", portList(9098)),
+		// Each broker's endpoint is on the listener it serves (IAM only
+		// here), not plaintext 9092, in the resource and both data sources.
+		resource.TestMatchResourceAttr(clusterResourceName, "broker_nodes.0.endpoint", regexp.MustCompile(`^[0-9.]+:9098$`)),
+		resource.TestCheckResourceAttr(clusterResourceName, "broker_nodes.0.endpoints.#", "1"),
 	)
+	for i := range 3 {
+		for _, k := range []string{"endpoint", "endpoints.0"} {
+			at := fmt.Sprintf("broker_nodes.%d.%s", i, k)
+			checks = append(checks,
+				resource.TestCheckResourceAttrPair("data.tributary_cluster.by_name", at, clusterResourceName, at),
+				resource.TestCheckResourceAttrPair("data.tributary_broker_nodes.test", fmt.Sprintf("node_info_list.%d.%s", i, k), clusterResourceName, at))
+		}
+	}
 	resource.Test(t, resource.TestCase{
 		PreCheck:                 func() { testAccPreCheck(t) },
 		ProtoV6ProviderFactories: testAccProtoV6ProviderFactories,

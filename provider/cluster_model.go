@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 
+	"github.com/tributary/tributary/internal/bootconfig"
 	"github.com/tributary/tributary/provider/internal/fleet"
 )
 
@@ -120,6 +121,7 @@ type brokerNodeModel struct {
 	AutoScalingGroup types.String `tfsdk:"auto_scaling_group"`
 	AvailabilityZone types.String `tfsdk:"availability_zone"`
 	Endpoint         types.String `tfsdk:"endpoint"`
+	Endpoints        types.List   `tfsdk:"endpoints"`
 	ENIID            types.String `tfsdk:"eni_id"`
 	InstanceID       types.String `tfsdk:"instance_id"`
 	InstanceState    types.String `tfsdk:"instance_state"`
@@ -134,6 +136,7 @@ var brokerNodeAttrTypes = map[string]attr.Type{
 	"auto_scaling_group": types.StringType,
 	"availability_zone":  types.StringType,
 	"endpoint":           types.StringType,
+	"endpoints":          types.ListType{ElemType: types.StringType},
 	"eni_id":             types.StringType,
 	"instance_id":        types.StringType,
 	"instance_state":     types.StringType,
@@ -231,15 +234,34 @@ func mergeTags(defaults, own map[string]string) map[string]string {
 	return out
 }
 
-// brokerNodesValue converts observed brokers to the broker_nodes list.
-func brokerNodesValue(brokers []fleet.Broker) (types.List, diag.Diagnostics) {
+// brokerNodesValue converts observed brokers to the broker_nodes list;
+// listeners are the client listeners the brokers serve, which give each
+// broker's endpoints.
+func brokerNodesValue(brokers []fleet.Broker, listeners []bootconfig.Listener) (types.List, diag.Diagnostics) {
 	elems := make([]attr.Value, 0, len(brokers))
 	var diags diag.Diagnostics
+	ports := make([]int, 0, len(listeners))
+	for _, l := range listeners {
+		ports = append(ports, l.Port)
+	}
+	slices.Sort(ports)
 	for _, b := range brokers {
+		var first string
+		addrs := make([]attr.Value, 0, len(ports))
+		for i, port := range ports {
+			e := endpoint(b.PrivateIP, port)
+			if i == 0 {
+				first = e
+			}
+			addrs = append(addrs, types.StringValue(e))
+		}
+		endpoints, d := types.ListValue(types.StringType, addrs)
+		diags.Append(d...)
 		obj, d := types.ObjectValue(brokerNodeAttrTypes, map[string]attr.Value{
 			"auto_scaling_group": types.StringValue(b.GroupName),
 			"availability_zone":  types.StringValue(b.AvailabilityZone),
-			"endpoint":           types.StringValue(endpoint(b.PrivateIP, plaintextPort)),
+			"endpoint":           types.StringValue(first),
+			"endpoints":          endpoints,
 			"eni_id":             types.StringValue(b.ENIID),
 			"instance_id":        types.StringValue(b.InstanceID),
 			"instance_state":     types.StringValue(b.InstanceState),

@@ -219,11 +219,11 @@ func nullUnknowns(m *clusterModel) {
 // fillComputed sets the computed attributes from what exists in AWS.
 func (r *clusterResource) fillComputed(ctx context.Context, m *clusterModel, o *fleet.Observed, keyARN string) diag.Diagnostics {
 	var diags diag.Diagnostics
-	nodes, d := brokerNodesValue(o.Brokers)
-	diags.Append(d...)
-	m.BrokerNodes = nodes
 	sec, d := m.security(ctx)
 	diags.Append(d...)
+	nodes, d := brokerNodesValue(o.Brokers, sec.listeners())
+	diags.Append(d...)
+	m.BrokerNodes = nodes
 	m.setBootstrap(sec.listeners(), o.Brokers)
 	m.ARN = types.StringValue(r.clusterARN(m.Name.ValueString(), o.ClusterID))
 	if o.SecurityGroupID != "" {
@@ -804,6 +804,10 @@ func (r *clusterResource) readBootDocument(ctx context.Context, m *clusterModel,
 	if importing {
 		diags.Append(securityFromDocument(doc, m)...)
 		m.setBootstrap(doc.Listeners, brokers)
+		// fillComputed ran before the security blocks were known.
+		nodes, d := brokerNodesValue(brokers, doc.Listeners)
+		diags.Append(d...)
+		m.BrokerNodes = nodes
 		lg, d := loggingFromDocument(doc)
 		diags.Append(d...)
 		m.Logging = lg

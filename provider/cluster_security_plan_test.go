@@ -22,7 +22,7 @@ func securityModel(t *testing.T, s securitySettings) *clusterModel {
 	}
 	nodes, d := brokerNodesValue([]fleet.Broker{
 		{NodeID: 1, PrivateIP: "127.1.0.10"}, {NodeID: 2, PrivateIP: "127.1.1.10"}, {NodeID: 3, PrivateIP: "127.1.2.10"},
-	})
+	}, s.listeners())
 	if d.HasError() {
 		t.Fatal(d)
 	}
