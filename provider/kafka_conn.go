@@ -37,26 +37,36 @@ var errNoBrokers = errors.New("no brokers")
 // creates its cluster, and while a roll changes the listeners each broker
 // is reached through what it serves. errNoBrokers when the cluster has none.
 func (d *providerData) kafkaConn(ctx context.Context, clusterID string) (*kafkaconn.Conn, error) {
-	f := &fleet.Fleet{EC2: d.aws.EC2}
-	brokers, err := f.FindBrokers(ctx, clusterID)
+	brokers, docs, err := d.clusterDocuments(ctx, clusterID)
 	if err != nil {
-		return nil, fmt.Errorf("finding the brokers of cluster %s: %w", clusterID, err)
-	}
-	if len(brokers) == 0 {
-		return nil, fmt.Errorf("cluster %s: %w in this account and region (tagged %s=%s)", clusterID, errNoBrokers, fleet.TagClusterID, clusterID)
-	}
-	docs, err := d.liveDocuments(ctx, brokers)
-	if len(docs) == 0 {
-		if err == nil {
-			err = errors.New("no broker has an instance to read its listeners from")
-		}
-		return nil, fmt.Errorf("cluster %s: %w", clusterID, err)
+		return nil, err
 	}
 	common, own, err := d.clusterAccess(ctx, docs)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", clusterID, err)
 	}
 	return d.kafkaConnTo(clusterID, brokers, common, own), nil
+}
+
+// clusterDocuments finds a cluster's brokers and the boot documents of
+// those with a live instance: at least one, or an error.
+func (d *providerData) clusterDocuments(ctx context.Context, clusterID string) ([]fleet.Broker, map[int32]*bootconfig.Document, error) {
+	f := &fleet.Fleet{EC2: d.aws.EC2}
+	brokers, err := f.FindBrokers(ctx, clusterID)
+	if err != nil {
+		return nil, nil, fmt.Errorf("finding the brokers of cluster %s: %w", clusterID, err)
+	}
+	if len(brokers) == 0 {
+		return nil, nil, fmt.Errorf("cluster %s: %w in this account and region (tagged %s=%s)", clusterID, errNoBrokers, fleet.TagClusterID, clusterID)
+	}
+	docs, err := d.liveDocuments(ctx, brokers)
+	if len(docs) == 0 {
+		if err == nil {
+			err = errors.New("no broker has an instance to read its listeners from")
+		}
+		return nil, nil, fmt.Errorf("cluster %s: %w", clusterID, err)
+	}
+	return brokers, docs, nil
 }
 
 // instanceDocument reads the boot document a broker's instance was

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tributary/tributary/provider/internal/kafkascram"
 	"testing"
 	"time"
 
@@ -119,6 +120,8 @@ func TestAccCluster_scramOneApply(t *testing.T) {
 					testAccCheckProduceAsScram("vault", "vault-secret-1", "other", kerr.TopicAuthorizationFailed),
 					testAccCheckNoSecretInState("vault-secret-1"),
 					resource.TestCheckResourceAttrSet(vaultUser, "password_secret_version_id"),
+					testAccCheckMechanismServed(kafkascram.SHA512, true),
+					testAccCheckMechanismServed(kafkascram.SHA256, true),
 				),
 			},
 			{

@@ -59,6 +59,9 @@ func TestAccScramUser_basic(t *testing.T) {
 					resource.TestCheckNoResourceAttr(scramUserResourceName, "password_wo"),
 					testAccCheckNoSecretInState("first password"),
 					testAccCheckScramIterations(t, kafkascram.DefaultIterations),
+					// This cluster serves no SASL/SCRAM listener: the
+					// create warned that nobody can log in with it.
+					testAccCheckMechanismServed(kafkascram.SHA512, false),
 				),
 			},
 			{
@@ -190,6 +193,22 @@ func testAccDeleteScramOutside(t *testing.T) resource.TestCheckFunc {
 		defer cancel()
 		if err := a.Delete(ctx, "alice", kafkascram.SHA512); err != nil && !errors.Is(err, kafkascram.ErrNotFound) {
 			return err
+		}
+		return nil
+	}
+}
+
+// testAccCheckMechanismServed checks what the SCRAM user resource's
+// warning decides: whether some broker of the cluster in state serves a
+// listener that accepts mechanism.
+func testAccCheckMechanismServed(mechanism string, served bool) resource.TestCheckFunc {
+	return func(s *terraform.State) error {
+		id := s.RootModule().Resources[clusterResourceName].Primary.Attributes["cluster_id"]
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		w := (&scramUserResource{data: &providerData{aws: accEnv.clients}}).unservedMechanism(ctx, id, mechanism)
+		if (w == "") != served {
+			return fmt.Errorf("%s served by cluster %s: warning %q, want served=%v", mechanism, id, w, served)
 		}
 		return nil
 	}

@@ -88,7 +88,9 @@ func (r *scramUserResource) Schema(_ context.Context, _ resource.SchemaRequest, 
 			"them in the cluster's metadata log; no broker, log or state ever holds the password.\n\n" +
 			"Because Terraform cannot compare a password it does not store, a new password is applied when " +
 			"`password_wo_version` changes. Like `tributary_topic`, the user is found from `cluster_id` alone, so it is " +
-			"created in the same apply as its cluster.",
+			"created in the same apply as its cluster. On a cluster that serves no SASL/SCRAM listener " +
+			"(`client_authentication.sasl.scram` off) the credential is stored all the same, so that SCRAM can be turned on later, and " +
+			"the apply warns that no client can log in with it yet.",
 		Attributes: map[string]schema.Attribute{
 			"cluster_id": schema.StringAttribute{
 				MarkdownDescription: "The cluster: `tributary_cluster.<name>.cluster_id`.",
@@ -288,6 +290,34 @@ func (r *scramUserResource) set(ctx context.Context, config tfsdk.Config, m *scr
 	}
 	m.ID = types.StringValue(scramUserID(clusterID, m.Name.ValueString(), m.Mechanism.ValueString()))
 	m.PasswordWO = types.StringNull()
+	if w := r.unservedMechanism(ctx, clusterID, m.Mechanism.ValueString()); w != "" {
+		diags.AddAttributeWarning(path.Root("mechanism"), "No listener accepts this credential", w)
+	}
+}
+
+// unservedMechanism explains, when no broker of the cluster serves a
+// listener that accepts mechanism, that the credential is stored but
+// nobody can log in with it (MSK refuses SCRAM secrets on a cluster
+// without SASL/SCRAM; the brokers keep credentials whatever their
+// listeners, so the cluster may turn SCRAM on later). Empty when one
+// does, or when the listeners cannot be read (the stored credential is
+// not in doubt then).
+func (r *scramUserResource) unservedMechanism(ctx context.Context, clusterID, mechanism string) string {
+	_, docs, err := r.data.clusterDocuments(ctx, clusterID)
+	if err != nil {
+		tflog.Warn(ctx, "could not read the brokers' listeners to check the SCRAM mechanism is served", map[string]any{"error": err.Error()})
+		return ""
+	}
+	for _, doc := range docs {
+		for _, l := range doc.Listeners {
+			if slices.Contains(l.SASLMechanisms, mechanism) {
+				return ""
+			}
+		}
+	}
+	return fmt.Sprintf("The %s credential is stored in cluster %s, but no broker serves a listener that accepts %s, so no client can "+
+		"authenticate with it. Set client_authentication { sasl { scram = true } } on the cluster (TLS to clients) to serve SASL/SCRAM on port 9096.",
+		mechanism, clusterID, mechanism)
 }
 
 func (r *scramUserResource) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
