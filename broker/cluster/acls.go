@@ -36,9 +36,10 @@ func (ctl *Controller) DeleteACLs(ctx context.Context, filters []metadata.ACLFil
 // authorizer decides with.
 func (m *MetadataStore) ACLs() *authz.ACLs { return m.Controller.State().ACLs.Snapshot() }
 
-// CreateACLs stores ACLs and returns once this node authorizes with them.
-func (m *MetadataStore) CreateACLs(acls []metadata.ACL) error {
-	ctx, cancel := m.ctx()
+// CreateACLs stores ACLs and returns once this node authorizes with them,
+// within ctx as CreateTopic.
+func (m *MetadataStore) CreateACLs(ctx context.Context, acls []metadata.ACL) error {
+	ctx, cancel := m.ctxWithin(ctx)
 	defer cancel()
 	ch, err := m.Controller.CreateACLs(ctx, acls)
 	if err != nil {
@@ -48,9 +49,10 @@ func (m *MetadataStore) CreateACLs(acls []metadata.ACL) error {
 }
 
 // DeleteACLs removes the ACLs the filters match, returns once this node
-// no longer authorizes with them, and says which ACLs each filter matched.
-func (m *MetadataStore) DeleteACLs(filters []metadata.ACLFilter) ([][]metadata.ACL, error) {
-	ctx, cancel := m.ctx()
+// no longer authorizes with them, and says which ACLs each filter matched;
+// within ctx as CreateTopic.
+func (m *MetadataStore) DeleteACLs(ctx context.Context, filters []metadata.ACLFilter) ([][]metadata.ACL, error) {
+	ctx, cancel := m.ctxWithin(ctx)
 	defer cancel()
 	ch, err := m.Controller.DeleteACLs(ctx, filters)
 	if err != nil {

@@ -30,7 +30,7 @@ func TestACLsReachEveryNode(t *testing.T) {
 
 	acl := metadata.ACL{ResourceType: kmsg.ACLResourceTypeTopic, ResourceName: "orders-", PatternType: kmsg.ACLResourcePatternTypePrefixed,
 		Principal: "User:alice", Host: "*", Operation: kmsg.ACLOperationRead, Permission: kmsg.ACLPermissionTypeAllow}
-	if err := m.CreateACLs([]metadata.ACL{acl}); err != nil {
+	if err := m.CreateACLs(ctxT(t), []metadata.ACL{acl}); err != nil {
 		t.Fatal(err)
 	}
 	if !az.Authorize(context.Background(), alice, read)[0].Allowed {
@@ -45,16 +45,16 @@ func TestACLsReachEveryNode(t *testing.T) {
 
 	bad := acl
 	bad.Host = "somewhere"
-	if err := m.CreateACLs([]metadata.ACL{bad}); !errors.Is(err, metadata.ErrInvalidRequest) {
+	if err := m.CreateACLs(ctxT(t), []metadata.ACL{bad}); !errors.Is(err, metadata.ErrInvalidRequest) {
 		t.Fatalf("an ACL with a host that is no address: %v", err)
 	}
 	unknown := metadata.ACLFilter{ResourceType: kmsg.ACLResourceTypeUnknown, PatternType: kmsg.ACLResourcePatternTypeAny, Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny}
-	if _, err := m.DeleteACLs([]metadata.ACLFilter{unknown}); !errors.Is(err, metadata.ErrInvalidRequest) {
+	if _, err := m.DeleteACLs(ctxT(t), []metadata.ACLFilter{unknown}); !errors.Is(err, metadata.ErrInvalidRequest) {
 		t.Fatalf("a filter with an UNKNOWN part: %v", err)
 	}
 
 	principal := "User:alice"
-	matched, err := m.DeleteACLs([]metadata.ACLFilter{{ResourceType: kmsg.ACLResourceTypeAny, PatternType: kmsg.ACLResourcePatternTypeAny,
+	matched, err := m.DeleteACLs(ctxT(t), []metadata.ACLFilter{{ResourceType: kmsg.ACLResourceTypeAny, PatternType: kmsg.ACLResourcePatternTypeAny,
 		Principal: &principal, Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny}})
 	if err != nil || len(matched) != 1 || len(matched[0]) != 1 || matched[0][0] != acl {
 		t.Fatalf("deleting: %+v %v", matched, err)

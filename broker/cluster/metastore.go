@@ -104,9 +104,9 @@ func (m *MetadataStore) waitTopic(ctx context.Context, t *metadata.Topic) error 
 	return m.waitLocal(ctx, func(st *metadata.State) bool { lt, ok := st.Topic(t.Name); return ok && lt.ID == t.ID })
 }
 
-// DeleteTopic deletes a topic.
-func (m *MetadataStore) DeleteTopic(name string) error {
-	ctx, cancel := m.ctx()
+// DeleteTopic deletes a topic, within ctx as CreateTopic.
+func (m *MetadataStore) DeleteTopic(ctx context.Context, name string) error {
+	ctx, cancel := m.ctxWithin(ctx)
 	defer cancel()
 	if err := m.Controller.DeleteTopic(ctx, name); err != nil {
 		return err
@@ -128,9 +128,10 @@ func (m *MetadataStore) AddPartitions(ctx context.Context, name string, count in
 	return t, err
 }
 
-// SetTopicConfigs replaces a topic's explicit config overrides.
-func (m *MetadataStore) SetTopicConfigs(name string, configs map[string]string) (*metadata.Topic, error) {
-	ctx, cancel := m.ctx()
+// SetTopicConfigs replaces a topic's explicit config overrides, within
+// ctx as CreateTopic.
+func (m *MetadataStore) SetTopicConfigs(ctx context.Context, name string, configs map[string]string) (*metadata.Topic, error) {
+	ctx, cancel := m.ctxWithin(ctx)
 	defer cancel()
 	t, err := m.Controller.SetTopicConfigs(ctx, name, configs)
 	if err != nil {
@@ -150,9 +151,10 @@ func (m *MetadataStore) BrokerConfigs(node int32) map[string]string {
 }
 
 // SetBrokerConfigs replaces the dynamic configs of one broker, or the
-// cluster-wide defaults for metadata.ClusterDefault.
-func (m *MetadataStore) SetBrokerConfigs(node int32, configs map[string]string) error {
-	ctx, cancel := m.ctx()
+// cluster-wide defaults for metadata.ClusterDefault, within ctx as
+// CreateTopic.
+func (m *MetadataStore) SetBrokerConfigs(ctx context.Context, node int32, configs map[string]string) error {
+	ctx, cancel := m.ctxWithin(ctx)
 	defer cancel()
 	if err := m.Controller.SetBrokerConfigs(ctx, node, configs); err != nil {
 		return err

@@ -38,7 +38,7 @@ func TestMetadataStoreForTheServer(t *testing.T) {
 	if _, ok := m.Controller.State().Topic("nowhere"); ok {
 		t.Fatal("a refused assignment created the topic")
 	}
-	if err := m.DeleteTopic("pinned"); err != nil {
+	if err := m.DeleteTopic(ctxT(t), "pinned"); err != nil {
 		t.Fatal(err)
 	}
 	if topics := m.Topics(); len(topics) != 1 || topics[0].Name != "events" || topics[0].Configs["retention.ms"] != "60000" {
@@ -60,16 +60,16 @@ func TestMetadataStoreForTheServer(t *testing.T) {
 			t.Fatalf("assignment %v: %v", bad, err)
 		}
 	}
-	if _, err := m.SetTopicConfigs("events", map[string]string{"cleanup.policy": "compact"}); err != nil {
+	if _, err := m.SetTopicConfigs(ctxT(t), "events", map[string]string{"cleanup.policy": "compact"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := m.Topics()[0].Configs; got["cleanup.policy"] != "compact" || len(got) != 1 {
 		t.Fatalf("configs %v", got)
 	}
-	if err := m.SetBrokerConfigs(metadata.ClusterDefault, map[string]string{"log.retention.ms": "1000"}); err != nil {
+	if err := m.SetBrokerConfigs(ctxT(t), metadata.ClusterDefault, map[string]string{"log.retention.ms": "1000"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.SetBrokerConfigs(2, map[string]string{"log.retention.ms": "5"}); err != nil {
+	if err := m.SetBrokerConfigs(ctxT(t), 2, map[string]string{"log.retention.ms": "5"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := m.BrokerConfigs(metadata.ClusterDefault); got["log.retention.ms"] != "1000" {
@@ -78,7 +78,7 @@ func TestMetadataStoreForTheServer(t *testing.T) {
 	if got := m.BrokerConfigs(2); got["log.retention.ms"] != "5" {
 		t.Fatalf("broker 2 configs %v", got)
 	}
-	if err := m.SetBrokerConfigs(2, nil); err != nil {
+	if err := m.SetBrokerConfigs(ctxT(t), 2, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := m.BrokerConfigs(2); len(got) != 0 {
@@ -92,10 +92,10 @@ func TestMetadataStoreForTheServer(t *testing.T) {
 	if err != nil || b == a || (b > a && b < a+ProducerIDBlockSize) || (a > b && a < b+ProducerIDBlockSize) {
 		t.Fatalf("blocks %d and %d overlap (%v)", a, b, err)
 	}
-	if err := m.DeleteTopic("events"); err != nil {
+	if err := m.DeleteTopic(ctxT(t), "events"); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.DeleteTopic("events"); !errors.Is(err, metadata.ErrUnknownTopicOrPartition) {
+	if err := m.DeleteTopic(ctxT(t), "events"); !errors.Is(err, metadata.ErrUnknownTopicOrPartition) {
 		t.Fatalf("deleting twice: %v", err)
 	}
 	if len(m.Topics()) != 0 {

@@ -18,9 +18,10 @@ func (ctl *Controller) AlterClientQuotas(ctx context.Context, cmd metadata.Alter
 
 // AlterClientQuotas applies client quota changes and returns once this
 // node's metadata has them, so that the broker that made a change
-// describes and enforces it at once; one error per entry.
-func (m *MetadataStore) AlterClientQuotas(cmd metadata.AlterClientQuotas) ([]error, error) {
-	ctx, cancel := m.ctx()
+// describes and enforces it at once; one error per entry. Within ctx as
+// CreateTopic.
+func (m *MetadataStore) AlterClientQuotas(ctx context.Context, cmd metadata.AlterClientQuotas) ([]error, error) {
+	ctx, cancel := m.ctxWithin(ctx)
 	defer cancel()
 	res, err := m.Controller.AlterClientQuotas(ctx, cmd)
 	if err != nil {

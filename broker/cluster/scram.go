@@ -19,9 +19,9 @@ func (ctl *Controller) AlterScramCredentials(ctx context.Context, cmd metadata.A
 
 // AlterScramCredentials applies SCRAM credential changes and returns once
 // this node's metadata has them, so that the broker that made a change
-// reads it back at once; one error per user.
-func (m *MetadataStore) AlterScramCredentials(cmd metadata.AlterScramCredentials) ([]error, error) {
-	ctx, cancel := m.ctx()
+// reads it back at once; one error per user. Within ctx as CreateTopic.
+func (m *MetadataStore) AlterScramCredentials(ctx context.Context, cmd metadata.AlterScramCredentials) ([]error, error) {
+	ctx, cancel := m.ctxWithin(ctx)
 	defer cancel()
 	res, err := m.Controller.AlterScramCredentials(ctx, cmd)
 	if err != nil {

@@ -18,10 +18,10 @@ package server
 //     answers INVALID_CONFIG.
 //     Only explicitly given configs are stored; the rest follow the broker.
 //   - ValidateOnly checks everything and creates nothing.
-//   - TimeoutMillis (when positive; else 15 s) bounds the wait for the
-//     metadata quorum: past it the topic answers REQUEST_TIMED_OUT
-//     (retriable) and may still be created, as in Kafka. Topics of one
-//     request share it.
+//   - TimeoutMillis (when positive, at most 15 s; else 8 s) bounds the
+//     wait for this broker's previous topic change and for the metadata
+//     quorum: past it the topic answers REQUEST_TIMED_OUT (retriable) and
+//     may still be created, as in Kafka. Topics of one request share it.
 //   - A name given twice in one request answers INVALID_REQUEST for it.
 //   - Needs CREATE on the cluster or on the topic (else
 //     TOPIC_AUTHORIZATION_FAILED for it). The v5+ configs need
@@ -39,7 +39,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -72,15 +71,11 @@ func (s *Server) handleCreateTopics(ctx context.Context, az reqAuth, req *kmsg.C
 	if req.Version >= 5 {
 		configsDenied = az.denied(ctx, kmsg.ACLOperationDescribeConfigs, kmsg.ACLResourceTypeTopic, names)
 	}
-	// timeout_ms bounds the wait for the metadata quorum (past it the
-	// topic answers REQUEST_TIMED_OUT; it may still be created). Zero or
-	// less: the broker's own bound on metadata changes.
-	cctx := ctx
-	if req.TimeoutMillis > 0 {
-		var cancel context.CancelFunc
-		cctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMillis)*time.Millisecond)
-		defer cancel()
-	}
+	// timeout_ms bounds the wait for this broker's previous topic change
+	// and for the metadata quorum (past it the topic answers
+	// REQUEST_TIMED_OUT; it may still be created).
+	cctx, cancel := context.WithTimeout(ctx, requestTimeout(req.TimeoutMillis))
+	defer cancel()
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreateTopicsResponseTopic()
 		st.Topic = rt.Topic

@@ -12,6 +12,10 @@ package server
 //   - Needs DELETE on each topic, and DESCRIBE on one named by id (else
 //     TOPIC_AUTHORIZATION_FAILED for it, the name left out), checked
 //     before its existence.
+//   - TimeoutMillis (when positive, at most 15 s; else 8 s) bounds the
+//     wait for this broker's previous topic change and for the metadata
+//     quorum: past it the topic answers REQUEST_TIMED_OUT (retriable) and
+//     may still be deleted, as in Kafka. Topics of one request share it.
 //
 // Version notes:
 //   - v1: throttle (floor in Kafka 4, KIP-896); v4: flexible;
@@ -58,6 +62,8 @@ func (s *Server) handleDeleteTopics(ctx context.Context, az reqAuth, req *kmsg.D
 	describeDenied := az.denied(ctx, kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, byID)
 	deleteDenied := az.denied(ctx, kmsg.ACLOperationDelete, kmsg.ACLResourceTypeTopic, names)
 	enabled := s.Config().DeleteTopicEnable
+	cctx, cancel := context.WithTimeout(ctx, requestTimeout(req.TimeoutMillis))
+	defer cancel()
 	for _, rt := range targets {
 		st := kmsg.NewDeleteTopicsResponseTopic()
 		st.Topic, st.TopicID = rt.Topic, rt.TopicID
@@ -102,10 +108,13 @@ func (s *Server) handleDeleteTopics(ctx context.Context, az reqAuth, req *kmsg.D
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}
-		if err := s.deleteTopic(name); err != nil {
-			if errors.Is(err, errUnknownTopic) {
+		if err := s.deleteTopic(cctx, name); err != nil {
+			switch {
+			case errors.Is(err, errUnknownTopic):
 				fail(kerr.UnknownTopicOrPartition.Code, err.Error())
-			} else {
+			case errors.Is(err, context.DeadlineExceeded):
+				fail(kerr.RequestTimedOut.Code, err.Error())
+			default:
 				s.log.Error("deleting topic", "topic", name, "err", err)
 				fail(kerr.KafkaStorageError.Code, err.Error())
 			}

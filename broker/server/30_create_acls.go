@@ -15,6 +15,10 @@ package server
 //     response is sent once this broker authorizes with them, and every
 //     other broker does within its metadata lag. Creating an ACL that
 //     exists is a success that changes nothing.
+//   - The request carries no timeout: past 8 s without the metadata
+//     quorum's commit every creation answers REQUEST_TIMED_OUT
+//     (retriable; the ACLs may still be created), before franz-go's 10 s
+//     read deadline.
 //
 // Version notes:
 //   - v0 (no pattern type) was removed by Kafka 4 (KIP-896).
@@ -66,7 +70,11 @@ func (s *Server) handleCreateACLs(ctx context.Context, az reqAuth, req *kmsg.Cre
 	if len(acls) == 0 {
 		return resp
 	}
-	if err := s.meta.CreateACLs(acls); err != nil {
+	// The request carries no timeout: the broker's bound for such
+	// requests (untimedAdminTimeout).
+	cctx, cancel := context.WithTimeout(ctx, requestTimeout(0))
+	defer cancel()
+	if err := s.meta.CreateACLs(cctx, acls); err != nil {
 		code := aclChangeErrorCode(err)
 		for _, i := range idx {
 			setACLError(&resp.Results[i].ErrorCode, &resp.Results[i].ErrorMessage, code, err)

@@ -62,7 +62,11 @@ func (s *Server) handleDeleteACLs(ctx context.Context, az reqAuth, req *kmsg.Del
 	if len(filters) == 0 {
 		return resp
 	}
-	matched, err := s.meta.DeleteACLs(filters)
+	// The request carries no timeout: the broker's bound for such
+	// requests (untimedAdminTimeout).
+	cctx, cancel := context.WithTimeout(ctx, requestTimeout(0))
+	defer cancel()
+	matched, err := s.meta.DeleteACLs(cctx, filters)
 	if err != nil {
 		code := aclChangeErrorCode(err)
 		for _, i := range idx {

@@ -31,6 +31,10 @@ var alterConfigsAPI = api{key: 33, min: 0, max: 2,
 	}}
 
 func (s *Server) handleAlterConfigs(ctx context.Context, az reqAuth, req *kmsg.AlterConfigsRequest) *kmsg.AlterConfigsResponse {
+	// The request carries no timeout: its changes share the broker's
+	// bound for such requests (untimedAdminTimeout).
+	cctx, cancel := context.WithTimeout(ctx, requestTimeout(0))
+	defer cancel()
 	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
 	for _, rr := range req.Resources {
 		sr := kmsg.NewAlterConfigsResponseResource()
@@ -44,7 +48,7 @@ func (s *Server) handleAlterConfigs(ctx context.Context, az reqAuth, req *kmsg.A
 		for _, c := range rr.Configs {
 			changes = append(changes, configChange{name: c.Name, op: kmsg.IncrementalAlterConfigOpSet, value: c.Value})
 		}
-		code, msg := s.alterResource(rr.ResourceType, rr.ResourceName, changes, true, req.ValidateOnly)
+		code, msg := s.alterResource(cctx, rr.ResourceType, rr.ResourceName, changes, true, req.ValidateOnly)
 		if code != 0 {
 			sr.ErrorCode = code
 			sr.ErrorMessage = &msg

@@ -9,10 +9,11 @@ package server
 //     new partition, each naming registered brokers once, as many as the
 //     topic's replication factor (INVALID_REPLICA_ASSIGNMENT otherwise).
 //   - ValidateOnly checks and changes nothing.
-//   - TimeoutMillis (when positive; else 15 s) bounds the wait for the
-//     metadata quorum: past it the topic answers REQUEST_TIMED_OUT
-//     (retriable; before, KAFKA_STORAGE_ERROR) and its partitions may
-//     still be added. Topics of one request share it.
+//   - TimeoutMillis (when positive, at most 15 s; else 8 s) bounds the
+//     wait for this broker's previous topic change and for the metadata
+//     quorum: past it the topic answers REQUEST_TIMED_OUT (retriable;
+//     before, KAFKA_STORAGE_ERROR) and its partitions may still be added.
+//     Topics of one request share it.
 //   - Needs ALTER on each topic (else TOPIC_AUTHORIZATION_FAILED for it,
 //     whether it exists or not).
 //   - At most cluster.MaxRecordsPerUserOp (10,000) new partitions per
@@ -29,7 +30,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -49,12 +49,8 @@ func (s *Server) handleCreatePartitions(ctx context.Context, az reqAuth, req *km
 		names[i] = rt.Topic
 	}
 	denied := az.denied(ctx, kmsg.ACLOperationAlter, kmsg.ACLResourceTypeTopic, names)
-	cctx := ctx
-	if req.TimeoutMillis > 0 {
-		var cancel context.CancelFunc
-		cctx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMillis)*time.Millisecond)
-		defer cancel()
-	}
+	cctx, cancel := context.WithTimeout(ctx, requestTimeout(req.TimeoutMillis))
+	defer cancel()
 	for _, rt := range req.Topics {
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic

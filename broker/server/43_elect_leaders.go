@@ -20,7 +20,6 @@ package server
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -104,15 +103,6 @@ func (s *Server) handleElectLeaders(ctx context.Context, az reqAuth, req *kmsg.E
 		resp.Topics[i].Partitions = append(resp.Topics[i].Partitions, p)
 	}
 	return resp
-}
-
-// requestTimeout is a request's TimeoutMillis, bounded to something sane.
-func requestTimeout(ms int32) time.Duration {
-	d := time.Duration(ms) * time.Millisecond
-	if d <= 0 || d > adminTimeout {
-		return adminTimeout
-	}
-	return d
 }
 
 // clusterErrorCode maps errors of the cluster metadata to Kafka codes.

@@ -11,6 +11,10 @@ package server
 //     cluster-wide default, this node's id for its own value, which wins;
 //     stored and applied at once, and topics that inherit them follow.
 //   - A resource's changes apply all or nothing; ValidateOnly changes nothing.
+//   - The request carries no timeout: the wait for this broker's previous
+//     topic change and for the metadata quorum ends after 8 s, the
+//     resources not yet changed answering REQUEST_TIMED_OUT (retriable;
+//     a change may still be made), before franz-go's 10 s read deadline.
 //   - Needs ALTER_CONFIGS on the topic (else TOPIC_AUTHORIZATION_FAILED) or,
 //     for broker resources, on the cluster (else
 //     CLUSTER_AUTHORIZATION_FAILED), resource by resource.
@@ -30,6 +34,10 @@ var incrementalAlterConfigsAPI = api{key: 44, min: 0, max: 1,
 	}}
 
 func (s *Server) handleIncrementalAlterConfigs(ctx context.Context, az reqAuth, req *kmsg.IncrementalAlterConfigsRequest) *kmsg.IncrementalAlterConfigsResponse {
+	// The request carries no timeout: its changes share the broker's
+	// bound for such requests (untimedAdminTimeout).
+	cctx, cancel := context.WithTimeout(ctx, requestTimeout(0))
+	defer cancel()
 	resp := req.ResponseKind().(*kmsg.IncrementalAlterConfigsResponse)
 	for _, rr := range req.Resources {
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
@@ -43,7 +51,7 @@ func (s *Server) handleIncrementalAlterConfigs(ctx context.Context, az reqAuth, 
 		for _, c := range rr.Configs {
 			changes = append(changes, configChange{name: c.Name, op: c.Op, value: c.Value})
 		}
-		code, msg := s.alterResource(rr.ResourceType, rr.ResourceName, changes, false, req.ValidateOnly)
+		code, msg := s.alterResource(cctx, rr.ResourceType, rr.ResourceName, changes, false, req.ValidateOnly)
 		if code != 0 {
 			sr.ErrorCode = code
 			sr.ErrorMessage = &msg

@@ -116,7 +116,11 @@ func (s *Server) handleAlterClientQuotas(ctx context.Context, az reqAuth, req *k
 	if req.ValidateOnly || len(cmd.Entries) == 0 {
 		return resp
 	}
-	res, err := s.meta.AlterClientQuotas(cmd)
+	// The request carries no timeout: the broker's bound for such
+	// requests (untimedAdminTimeout), past which REQUEST_TIMED_OUT.
+	cctx, cancel := context.WithTimeout(ctx, requestTimeout(0))
+	defer cancel()
+	res, err := s.meta.AlterClientQuotas(cctx, cmd)
 	// In force here before the answer, not at the cluster follower's
 	// next pass: a client that sets a quota and goes on at once is
 	// measured against it on this broker (the others follow within

@@ -135,7 +135,12 @@ func (s *Server) handleAlterUserScramCredentials(ctx context.Context, az reqAuth
 		}
 	}
 	if len(cmd.Users) > 0 {
-		res, err := s.meta.AlterScramCredentials(cmd)
+		// The request carries no timeout: the broker's bound for
+		// such requests (untimedAdminTimeout), past which
+		// REQUEST_TIMED_OUT.
+		cctx, cancel := context.WithTimeout(ctx, requestTimeout(0))
+		defer cancel()
+		res, err := s.meta.AlterScramCredentials(cctx, cmd)
 		for i, ua := range cmd.Users {
 			e := err
 			if e == nil && i < len(res) {

@@ -53,7 +53,7 @@ func benchServer(b *testing.B, acls int) *Server {
 		b.Fatal(err)
 	}
 	if acls > 0 {
-		if err := s.meta.CreateACLs(benchACLs(acls)); err != nil {
+		if err := s.meta.CreateACLs(context.Background(), benchACLs(acls)); err != nil {
 			b.Fatal(err)
 		}
 		if n := s.meta.ACLs().Len(); n != acls {

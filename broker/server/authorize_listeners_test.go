@@ -93,7 +93,7 @@ func TestBrokersNeedNoACLs(t *testing.T) {
 	})
 	s := c.servers[1]
 	grant := []metadata.ACL{topicACL("orders", kmsg.ACLOperationCreate), topicACL("orders", kmsg.ACLOperationWrite), topicACL("orders", kmsg.ACLOperationRead)}
-	if err := s.meta.CreateACLs(grant); err != nil {
+	if err := s.meta.CreateACLs(context.Background(), grant); err != nil {
 		t.Fatal(err)
 	}
 	c.createReplicated("orders", 1)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"reflect"
 	"slices"
@@ -772,11 +773,11 @@ func exchange(t *testing.T, s *Server, req kmsg.Request) kmsg.Response {
 func setACLs(t *testing.T, s *Server, acls ...metadata.ACL) {
 	t.Helper()
 	all := metadata.ACLFilter{ResourceType: kmsg.ACLResourceTypeAny, PatternType: kmsg.ACLResourcePatternTypeAny, Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny}
-	if _, err := s.meta.DeleteACLs([]metadata.ACLFilter{all}); err != nil {
+	if _, err := s.meta.DeleteACLs(context.Background(), []metadata.ACLFilter{all}); err != nil {
 		t.Fatal(err)
 	}
 	if len(acls) > 0 {
-		if err := s.meta.CreateACLs(acls); err != nil {
+		if err := s.meta.CreateACLs(context.Background(), acls); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -230,9 +230,10 @@ func (s *Server) waitState(ctx context.Context, ok func(*metadata.State) bool) e
 
 // syncAfterChange brings the topic view in line with a metadata change
 // this broker just made (and applied): once the replica manager acts on it,
-// so that the partitions this broker now leads are served at once.
-func (s *Server) syncAfterChange() {
-	ctx, cancel := context.WithTimeout(s.ctx, adminTimeout)
+// so that the partitions this broker now leads are served at once. The
+// wait ends with ctx (the request's deadline), the change being made.
+func (s *Server) syncAfterChange(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
 	defer cancel()
 	if err := s.node.WaitCaughtUp(ctx); err != nil {
 		s.log.Warn("the replicas have not followed a metadata change yet", "err", err)
@@ -242,8 +243,8 @@ func (s *Server) syncAfterChange() {
 
 // syncedTopic resyncs the topic view after a change of topic name and
 // returns the topic in it.
-func (s *Server) syncedTopic(name string) (*topic, error) {
-	s.syncAfterChange()
+func (s *Server) syncedTopic(ctx context.Context, name string) (*topic, error) {
+	s.syncAfterChange(ctx)
 	t, ok := s.lookupTopic(name)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s vanished right after the change", errUnknownTopic, name)
@@ -253,6 +254,49 @@ func (s *Server) syncedTopic(name string) (*topic, error) {
 
 // adminTimeout bounds a metadata change made for a client request.
 const adminTimeout = 15 * time.Second
+
+// untimedAdminTimeout bounds an admin request that carries no timeout of
+// its own (AlterConfigs, IncrementalAlterConfigs, CreateAcls, DeleteAcls,
+// AlterClientQuotas, AlterUserScramCredentials) or a timeout_ms of zero
+// or less: its wait for this broker's previous topic change and for the
+// metadata quorum. It is below franz-go's read deadline for such a
+// request (kgo.RequestTimeoutOverhead, 10 s by default), and so below the
+// Java and kafka-python clients' 30 s request.timeout.ms, so that the
+// client reads REQUEST_TIMED_OUT (retriable) instead of giving up on the
+// connection. Kafka's brokers bound their forwarding of these requests to
+// the controller by 60 s, longer than any of those clients waits.
+const untimedAdminTimeout = 8 * time.Second
+
+// requestTimeout is how long an admin request with timeout_ms ms may take:
+// ms when positive, at most adminTimeout; untimedAdminTimeout otherwise.
+func requestTimeout(ms int32) time.Duration {
+	d := time.Duration(ms) * time.Millisecond
+	switch {
+	case d <= 0:
+		return untimedAdminTimeout
+	case d > adminTimeout:
+		return adminTimeout
+	}
+	return d
+}
+
+// lockAdmin takes this broker's admin turn (topic creation, deletion and
+// reconfiguration, one at a time), or gives up when ctx ends: a request
+// queued behind another's commit answers by its own deadline, not by the
+// other's. unlockAdmin gives the turn back.
+func (s *Server) lockAdmin(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("waiting for this broker's previous topic change: %w", context.Cause(ctx))
+	}
+	select {
+	case s.adminTurn <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for this broker's previous topic change: %w", context.Cause(ctx))
+	}
+}
+
+func (s *Server) unlockAdmin() { <-s.adminTurn }
 
 // Errors of topic changes, which the handlers map to Kafka codes.
 var (

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -162,10 +164,10 @@ type configChange struct {
 // alterResource applies changes to one config resource. replace=true is
 // the legacy AlterConfigs: the given set replaces every explicit value.
 // It returns a Kafka error code and message.
-func (s *Server) alterResource(typ kmsg.ConfigResourceType, name string, changes []configChange, replace, validateOnly bool) (int16, string) {
+func (s *Server) alterResource(ctx context.Context, typ kmsg.ConfigResourceType, name string, changes []configChange, replace, validateOnly bool) (int16, string) {
 	switch typ {
 	case kmsg.ConfigResourceTypeTopic:
-		return s.alterTopicConfigs(name, changes, replace, validateOnly)
+		return s.alterTopicConfigs(ctx, name, changes, replace, validateOnly)
 	case kmsg.ConfigResourceTypeBroker:
 		if name != "" && name != strconv.Itoa(int(s.nodeID)) {
 			return kerr.InvalidRequest.Code, fmt.Sprintf("broker %s is not this broker (%d)", name, s.nodeID)
@@ -174,13 +176,13 @@ func (s *Server) alterResource(typ kmsg.ConfigResourceType, name string, changes
 		if name != "" {
 			node = s.nodeID
 		}
-		return s.alterBrokerConfigs(node, changes, replace, validateOnly)
+		return s.alterBrokerConfigs(ctx, node, changes, replace, validateOnly)
 	default:
 		return kerr.InvalidRequest.Code, fmt.Sprintf("config resource type %v is not supported", typ)
 	}
 }
 
-func (s *Server) alterTopicConfigs(name string, changes []configChange, replace, validateOnly bool) (int16, string) {
+func (s *Server) alterTopicConfigs(ctx context.Context, name string, changes []configChange, replace, validateOnly bool) (int16, string) {
 	t, ok := s.lookupTopic(name)
 	if !ok {
 		return kerr.UnknownTopicOrPartition.Code, fmt.Sprintf("topic %s does not exist", name)
@@ -207,9 +209,8 @@ func (s *Server) alterTopicConfigs(name string, changes []configChange, replace,
 	if validateOnly {
 		return 0, ""
 	}
-	if err := s.setTopicConfigs(name, valid); err != nil {
-		s.log.Error("storing topic configs", "topic", name, "err", err)
-		return kerr.KafkaStorageError.Code, err.Error()
+	if err := s.setTopicConfigs(ctx, name, valid); err != nil {
+		return s.configChangeFailure("topic "+name, err)
 	}
 	s.log.Info("changed topic configs", "topic", name, "configs", valid)
 	return 0, ""
@@ -217,7 +218,7 @@ func (s *Server) alterTopicConfigs(name string, changes []configChange, replace,
 
 // alterBrokerConfigs changes the dynamic configs of this node, or the
 // cluster-wide defaults (node metadata.ClusterDefault).
-func (s *Server) alterBrokerConfigs(node int32, changes []configChange, replace, validateOnly bool) (int16, string) {
+func (s *Server) alterBrokerConfigs(ctx context.Context, node int32, changes []configChange, replace, validateOnly bool) (int16, string) {
 	s.cfgMu.Lock()
 	defer s.cfgMu.Unlock()
 	next := s.meta.BrokerConfigs(node)
@@ -267,14 +268,28 @@ func (s *Server) alterBrokerConfigs(node int32, changes []configChange, replace,
 	if validateOnly {
 		return 0, ""
 	}
-	if err := s.meta.SetBrokerConfigs(node, next); err != nil {
-		s.log.Error("storing broker configs", "err", err)
-		return kerr.KafkaStorageError.Code, err.Error()
+	if err := s.meta.SetBrokerConfigs(ctx, node, next); err != nil {
+		return s.configChangeFailure(fmt.Sprintf("broker %d", node), err)
 	}
 	s.cfg.Store(cfg)
 	s.reconfigureAll()
 	s.log.Info("changed dynamic broker configs", "node", node, "configs", next)
 	return 0, ""
+}
+
+// configChangeFailure is the error code and message of a config change the
+// metadata did not take: REQUEST_TIMED_OUT (retriable; the change may still
+// be made) when the request's deadline passed, KAFKA_STORAGE_ERROR, logged,
+// otherwise.
+func (s *Server) configChangeFailure(resource string, err error) (int16, string) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return kerr.RequestTimedOut.Code, err.Error()
+	case errors.Is(err, errUnknownTopic):
+		return kerr.UnknownTopicOrPartition.Code, err.Error()
+	}
+	s.log.Error("storing configs", "resource", resource, "err", err)
+	return kerr.KafkaStorageError.Code, err.Error()
 }
 
 // applyChange applies one change to an explicit-config map. cur is the

@@ -151,7 +151,7 @@ func TestProduceChecks(t *testing.T) {
 		})
 	}
 	// acks=all with min.insync.replicas=2 cannot be met by one node.
-	if err := s.setTopicConfigs("checks", map[string]string{"min.insync.replicas": "2"}); err != nil {
+	if err := s.setTopicConfigs(context.Background(), "checks", map[string]string{"min.insync.replicas": "2"}); err != nil {
 		t.Fatal(err)
 	}
 	resp := roundTrip[*kmsg.ProduceResponse](t, s, produceReq("checks", -1, batch(-1, -1, -1, 1, 10)))

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -103,7 +104,7 @@ func (s *Server) importScramBootstrap() error {
 	if len(cmd.Users) == 0 {
 		return nil
 	}
-	res, err := s.meta.AlterScramCredentials(cmd)
+	res, err := s.meta.AlterScramCredentials(context.Background(), cmd)
 	if err != nil {
 		return fmt.Errorf("importing the SCRAM users of %s: %w", path, err)
 	}

@@ -68,7 +68,7 @@ type Options struct {
 
 // Server is one broker's protocol server.
 //
-// Lock order, where locks nest: adminMu, then topicsMu (topic changes);
+// Lock order, where locks nest: adminTurn, then topicsMu (topic changes);
 // cfgMu, then topicsMu (dynamic broker configs, applied to every topic); a
 // fetch session's mu, then topicsMu (reads while serving an incremental
 // fetch). The fetch-session cache lock and a connection's queuedMu are
@@ -89,7 +89,10 @@ type Server struct {
 	topicsMu sync.RWMutex
 	topics   map[string]*topic
 	byID     map[metadata.TopicID]*topic
-	adminMu  sync.Mutex // serializes topic creation, deletion and reconfiguration
+	// adminTurn (one slot) serializes topic creation, deletion and
+	// reconfiguration on this broker; a waiter leaves at its request's
+	// deadline (lockAdmin).
+	adminTurn chan struct{}
 
 	// The cluster node, the follower loop and the group coordinator's
 	// load state, guarded by coordMu.
@@ -167,6 +170,7 @@ func New(ctx context.Context, opts Options) (_ *Server, err error) {
 	static := opts.Config.Clone()
 	s := &Server{
 		clusterKick: make(chan struct{}, 1),
+		adminTurn:   make(chan struct{}, 1),
 		log:         log,
 		static:      static,
 		nodeID:      static.NodeID,

@@ -78,18 +78,18 @@ func TestConcurrentAdminAndData(t *testing.T) {
 		name := topics[i%len(topics)]
 		switch i % 4 {
 		case 0:
-			_ = s.deleteTopic(name)
+			_ = s.deleteTopic(context.Background(), name)
 		case 1:
 			_, _ = s.createTopic(name, 2, nil)
 		case 2:
 			_ = s.addPartitions(context.Background(), name, int32(3+i%5), nil)
 		case 3:
-			_ = s.setTopicConfigs(name, map[string]string{"retention.ms": fmt.Sprint(60000 + i)})
+			_ = s.setTopicConfigs(context.Background(), name, map[string]string{"retention.ms": fmt.Sprint(60000 + i)})
 			node := metadata.ClusterDefault
 			if i%8 == 3 {
 				node = s.nodeID
 			}
-			s.alterBrokerConfigs(node, []configChange{{name: "log.retention.ms", value: ptrTo(fmt.Sprint(100000 + i))}}, false, false)
+			s.alterBrokerConfigs(context.Background(), node, []configChange{{name: "log.retention.ms", value: ptrTo(fmt.Sprint(100000 + i))}}, false, false)
 		}
 		return nil
 	})

@@ -174,8 +174,10 @@ func (s *Server) newTopic(ctx context.Context, name string, partitions int32, rf
 	if partitions < 1 {
 		return nil, fmt.Errorf("%w: %d", errInvalidPartitions, partitions)
 	}
-	s.adminMu.Lock()
-	defer s.adminMu.Unlock()
+	if err := s.lockAdmin(ctx); err != nil {
+		return nil, err
+	}
+	defer s.unlockAdmin()
 	if _, ok := s.lookupTopic(name); ok {
 		return nil, fmt.Errorf("%w: %s", errTopicExists, name)
 	}
@@ -194,7 +196,7 @@ func (s *Server) newTopic(ctx context.Context, name string, partitions int32, rf
 	if err != nil {
 		return nil, clusterAdminError(err)
 	}
-	t, err := s.syncedTopic(name)
+	t, err := s.syncedTopic(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -216,19 +218,22 @@ func (s *Server) collidingTopic(name string) string {
 	return ""
 }
 
-// deleteTopic deletes a topic. The replica manager of every broker holding
+// deleteTopic deletes a topic, waiting for the controller within ctx (a
+// client's timeout_ms). The replica manager of every broker holding
 // replicas deletes them; this one deletes its own at once, so that the
 // disk is free when the request is answered.
-func (s *Server) deleteTopic(name string) error {
-	s.adminMu.Lock()
-	defer s.adminMu.Unlock()
+func (s *Server) deleteTopic(ctx context.Context, name string) error {
+	if err := s.lockAdmin(ctx); err != nil {
+		return err
+	}
+	defer s.unlockAdmin()
 	if _, ok := s.lookupTopic(name); !ok {
 		return fmt.Errorf("%w: %s", errUnknownTopic, name)
 	}
-	if err := s.meta.DeleteTopic(name); err != nil {
+	if err := s.meta.DeleteTopic(ctx, name); err != nil {
 		return clusterAdminError(err)
 	}
-	s.syncAfterChange()
+	s.syncAfterChange(ctx)
 	if err := s.store.DeleteTopic(name); err != nil && !errors.Is(err, storage.ErrUnknownTopicOrPartition) {
 		// The metadata no longer names the topic; the next start deletes
 		// the leftover files.
@@ -254,30 +259,35 @@ func (s *Server) deleteTopic(name string) error {
 // controller, or on the given replicas (one list per new partition),
 // waiting for the controller within ctx (a client's timeout_ms).
 func (s *Server) addPartitions(ctx context.Context, name string, count int32, assignments [][]int32) error {
-	s.adminMu.Lock()
-	defer s.adminMu.Unlock()
+	if err := s.lockAdmin(ctx); err != nil {
+		return err
+	}
+	defer s.unlockAdmin()
 	if _, ok := s.lookupTopic(name); !ok {
 		return fmt.Errorf("%w: %s", errUnknownTopic, name)
 	}
 	if _, err := s.meta.AddPartitions(ctx, name, count, assignments); err != nil {
 		return clusterAdminError(err)
 	}
-	s.syncAfterChange()
+	s.syncAfterChange(ctx)
 	s.log.Info("added partitions", "topic", name, "partitions", count)
 	return nil
 }
 
-// setTopicConfigs replaces a topic's overrides and reconfigures its logs.
-func (s *Server) setTopicConfigs(name string, configs map[string]string) error {
-	s.adminMu.Lock()
-	defer s.adminMu.Unlock()
+// setTopicConfigs replaces a topic's overrides and reconfigures its logs,
+// waiting for the controller within ctx.
+func (s *Server) setTopicConfigs(ctx context.Context, name string, configs map[string]string) error {
+	if err := s.lockAdmin(ctx); err != nil {
+		return err
+	}
+	defer s.unlockAdmin()
 	if _, ok := s.lookupTopic(name); !ok {
 		return fmt.Errorf("%w: %s", errUnknownTopic, name)
 	}
-	if _, err := s.meta.SetTopicConfigs(name, configs); err != nil {
+	if _, err := s.meta.SetTopicConfigs(ctx, name, configs); err != nil {
 		return clusterAdminError(err)
 	}
-	s.syncAfterChange() // reconfigures the local logs
+	s.syncAfterChange(ctx) // reconfigures the local logs
 	return nil
 }
 

@@ -1,0 +1,190 @@
+package server
+
+import (
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// timedAnswer is what a request sent in the background got: the error
+// codes of its response and how long it took.
+type timedAnswer struct {
+	codes []int16
+	took  time.Duration
+}
+
+// sendTimed sends req to s in the background; codes picks the error codes
+// out of the response.
+func sendTimed[R kmsg.Response](t *testing.T, s *Server, req kmsg.Request, codes func(R) []int16) <-chan timedAnswer {
+	out := make(chan timedAnswer, 1)
+	go func() {
+		start := time.Now()
+		resp := roundTrip[R](t, s, req)
+		out <- timedAnswer{codes(resp), time.Since(start)}
+	}()
+	return out
+}
+
+// expectTimedOut waits for each answer and checks that every code of it is
+// REQUEST_TIMED_OUT and that it came within limit.
+func expectTimedOut(t *testing.T, answers map[string]<-chan timedAnswer, limit map[string]time.Duration) {
+	t.Helper()
+	for name, ch := range answers {
+		select {
+		case a := <-ch:
+			if len(a.codes) == 0 {
+				t.Errorf("%s: no result in the response", name)
+			}
+			for _, c := range a.codes {
+				if c != kerr.RequestTimedOut.Code {
+					t.Errorf("%s: %v, want REQUEST_TIMED_OUT", name, kerr.ErrorForCode(c))
+				}
+			}
+			if a.took > limit[name] {
+				t.Errorf("%s answered after %v, want within %v", name, a.took.Round(time.Millisecond), limit[name])
+			}
+			t.Logf("%s: answered after %v", name, a.took.Round(time.Millisecond))
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: no answer within 30 s", name)
+		}
+	}
+}
+
+// A DeleteTopics whose metadata quorum is gone is answered by its
+// timeout_ms with REQUEST_TIMED_OUT, and a CreateTopics sent meanwhile,
+// with a shorter timeout, by its own: it gives up waiting for the broker's
+// admin turn, which the deletion holds. Before, the deletion waited the
+// broker's 15 s whatever its timeout_ms, and the creation waited for the
+// turn until then (past the test connection's 10 s read deadline).
+func TestDeleteTopicsAndAQueuedCreateAnsweredWithinTheirTimeoutsWithoutAQuorum(t *testing.T) {
+	c := startInProcessCluster(t)
+	c.createReplicated("doomed", 1)
+	ctl := activeControllerAlone(t, c)
+
+	const deleteTimeout, createTimeout = 4 * time.Second, time.Second
+	del := kmsg.NewPtrDeleteTopicsRequest()
+	del.Version, del.TimeoutMillis = 6, int32(deleteTimeout.Milliseconds())
+	name := "doomed"
+	del.Topics = []kmsg.DeleteTopicsRequestTopic{{Topic: &name}}
+	deleted := sendTimed(t, ctl, del, func(r *kmsg.DeleteTopicsResponse) []int16 {
+		var out []int16
+		for _, tp := range r.Topics {
+			out = append(out, tp.ErrorCode)
+		}
+		return out
+	})
+	time.Sleep(300 * time.Millisecond)
+	create := kmsg.NewPtrCreateTopicsRequest()
+	create.Version, create.TimeoutMillis = 7, int32(createTimeout.Milliseconds())
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "queued", 1, 1
+	create.Topics = append(create.Topics, rt)
+	created := sendTimed(t, ctl, create, func(r *kmsg.CreateTopicsResponse) []int16 {
+		var out []int16
+		for _, tp := range r.Topics {
+			out = append(out, tp.ErrorCode)
+		}
+		return out
+	})
+	const slack = 1500 * time.Millisecond
+	expectTimedOut(t, map[string]<-chan timedAnswer{"deleting a topic": deleted, "creating a topic behind it": created},
+		map[string]time.Duration{"deleting a topic": deleteTimeout + slack, "creating a topic behind it": createTimeout + slack})
+}
+
+// The admin requests that carry no timeout (configs, ACLs, quotas, SCRAM
+// credentials) are answered REQUEST_TIMED_OUT by the broker's bound for
+// them, below franz-go's 10 s read deadline, when the metadata quorum is
+// gone; sent together, none waits for another's bound. Before, each
+// waited the broker's 15 s (past the test connection's 10 s read
+// deadline), and the config changes answered KAFKA_STORAGE_ERROR.
+func TestUntimedAdminRequestsAnsweredByTheBrokersBoundWithoutAQuorum(t *testing.T) {
+	c := startInProcessCluster(t)
+	c.createReplicated("configured", 1)
+	ctl := activeControllerAlone(t, c)
+
+	retention := "3600000"
+	incr := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	incr.Resources = []kmsg.IncrementalAlterConfigsRequestResource{{
+		ResourceType: kmsg.ConfigResourceTypeTopic, ResourceName: "configured",
+		Configs: []kmsg.IncrementalAlterConfigsRequestResourceConfig{{Name: "retention.ms", Op: kmsg.IncrementalAlterConfigOpSet, Value: &retention}},
+	}}
+	legacy := kmsg.NewPtrAlterConfigsRequest()
+	legacy.Resources = []kmsg.AlterConfigsRequestResource{{
+		ResourceType: kmsg.ConfigResourceTypeBroker, ResourceName: "",
+		Configs: []kmsg.AlterConfigsRequestResourceConfig{{Name: "log.retention.ms", Value: &retention}},
+	}}
+	createACL := kmsg.NewPtrCreateACLsRequest()
+	createACL.Version = 3
+	createACL.Creations = []kmsg.CreateACLsRequestCreation{{
+		ResourceType: kmsg.ACLResourceTypeTopic, ResourceName: "configured", ResourcePatternType: kmsg.ACLResourcePatternTypeLiteral,
+		Principal: "User:alice", Host: "*", Operation: kmsg.ACLOperationRead, PermissionType: kmsg.ACLPermissionTypeAllow,
+	}}
+	deleteACL := kmsg.NewPtrDeleteACLsRequest()
+	deleteACL.Version = 3
+	deleteACL.Filters = []kmsg.DeleteACLsRequestFilter{{
+		ResourceType: kmsg.ACLResourceTypeAny, ResourcePatternType: kmsg.ACLResourcePatternTypeAny,
+		Operation: kmsg.ACLOperationAny, PermissionType: kmsg.ACLPermissionTypeAny,
+	}}
+	quota := kmsg.NewPtrAlterClientQuotasRequest()
+	user := "alice"
+	quota.Entries = []kmsg.AlterClientQuotasRequestEntry{{
+		Entity: []kmsg.AlterClientQuotasRequestEntryEntity{{Type: "user", Name: &user}},
+		Ops:    []kmsg.AlterClientQuotasRequestEntryOp{{Key: "producer_byte_rate", Value: 1 << 20}},
+	}}
+	scramReq := kmsg.NewPtrAlterUserSCRAMCredentialsRequest()
+	scramReq.Upsertions = []kmsg.AlterUserSCRAMCredentialsRequestUpsertion{{
+		Name: "alice", Mechanism: 1, Iterations: 4096, Salt: []byte("0123456789abcdef"), SaltedPassword: make([]byte, 32),
+	}}
+
+	answers := map[string]<-chan timedAnswer{
+		"IncrementalAlterConfigs (topic)": sendTimed(t, ctl, incr, func(r *kmsg.IncrementalAlterConfigsResponse) []int16 {
+			var out []int16
+			for _, x := range r.Resources {
+				out = append(out, x.ErrorCode)
+			}
+			return out
+		}),
+		"AlterConfigs (cluster default)": sendTimed(t, ctl, legacy, func(r *kmsg.AlterConfigsResponse) []int16 {
+			var out []int16
+			for _, x := range r.Resources {
+				out = append(out, x.ErrorCode)
+			}
+			return out
+		}),
+		"CreateAcls": sendTimed(t, ctl, createACL, func(r *kmsg.CreateACLsResponse) []int16 {
+			var out []int16
+			for _, x := range r.Results {
+				out = append(out, x.ErrorCode)
+			}
+			return out
+		}),
+		"DeleteAcls": sendTimed(t, ctl, deleteACL, func(r *kmsg.DeleteACLsResponse) []int16 {
+			var out []int16
+			for _, x := range r.Results {
+				out = append(out, x.ErrorCode)
+			}
+			return out
+		}),
+		"AlterClientQuotas": sendTimed(t, ctl, quota, func(r *kmsg.AlterClientQuotasResponse) []int16 {
+			var out []int16
+			for _, x := range r.Entries {
+				out = append(out, x.ErrorCode)
+			}
+			return out
+		}),
+		"AlterUserScramCredentials": sendTimed(t, ctl, scramReq, func(r *kmsg.AlterUserSCRAMCredentialsResponse) []int16 {
+			var out []int16
+			for _, x := range r.Results {
+				out = append(out, x.ErrorCode)
+			}
+			return out
+		}),
+	}
+	limit := map[string]time.Duration{}
+	for name := range answers {
+		limit[name] = untimedAdminTimeout + 1500*time.Millisecond
+	}
+	expectTimedOut(t, answers, limit)
+}
