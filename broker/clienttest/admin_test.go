@@ -3,6 +3,7 @@ package clienttest
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -265,5 +266,39 @@ func TestClusterIDStableAcrossRestarts(t *testing.T) {
 	}
 	if m1.Cluster != m2.Cluster {
 		t.Fatalf("cluster id changed from %s to %s", m1.Cluster, m2.Cluster)
+	}
+}
+
+// TestAdminReservedAndCollidingTopicNames: through kadm, creating an
+// internal topic is refused with INVALID_REQUEST and a message saying
+// it is prohibited; once the broker made __consumer_offsets, its creation
+// answers TOPIC_ALREADY_EXISTS and its deletion INVALID_REQUEST; a name
+// equal to an existing one once '.' and '_' are equated answers
+// INVALID_TOPIC_EXCEPTION ("collides with existing topic"), as in Kafka.
+func TestAdminReservedAndCollidingTopicNames(t *testing.T) {
+	b := startBroker(t)
+	adm := b.admin(t)
+	ctx := testContext(t, 30*time.Second)
+
+	for _, name := range []string{"__consumer_offsets", "__transaction_state", "__cluster_metadata"} {
+		resp, err := adm.CreateTopic(ctx, 1, 1, nil, name)
+		if !errors.Is(err, kerr.InvalidRequest) || !strings.Contains(resp.ErrMessage, "is prohibited") {
+			t.Errorf("creating %s: %v (%q), want INVALID_REQUEST saying it is prohibited", name, err, resp.ErrMessage)
+		}
+	}
+	if err := adm.FindGroupCoordinators(ctx, "g").Error(); err != nil { // creates __consumer_offsets
+		t.Fatal(err)
+	}
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "__consumer_offsets"); !errors.Is(err, kerr.TopicAlreadyExists) {
+		t.Errorf("creating __consumer_offsets once it exists: %v, want TOPIC_ALREADY_EXISTS", err)
+	}
+	if _, err := adm.DeleteTopic(ctx, "__consumer_offsets"); !errors.Is(err, kerr.InvalidRequest) {
+		t.Errorf("deleting __consumer_offsets: %v, want INVALID_REQUEST", err)
+	}
+
+	b.createTopic(t, "orders.eu", 1, nil)
+	resp, err := adm.CreateTopic(ctx, 1, 1, nil, "orders_eu")
+	if !errors.Is(err, kerr.InvalidTopicException) || !strings.Contains(resp.ErrMessage, "collides with existing topic orders.eu") {
+		t.Errorf("creating orders_eu beside orders.eu: %v (%q), want INVALID_TOPIC_EXCEPTION saying it collides", err, resp.ErrMessage)
 	}
 }

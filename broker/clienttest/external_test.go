@@ -116,6 +116,31 @@ print(len(seen))
 	assertCommitted(t, b, "kpy-group", "kpy", 100)
 }
 
+// TestKafkaPythonRefusedInternalTopicCreate: kafka-python's admin client
+// creating __consumer_offsets gets INVALID_REQUEST, which it raises as
+// InvalidRequestError, and the topic is not created.
+func TestKafkaPythonRefusedInternalTopicCreate(t *testing.T) {
+	requirePython(t, "kafka", "python3-kafka")
+	b := startBroker(t)
+	script := `
+import sys
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import InvalidRequestError
+a = KafkaAdminClient(bootstrap_servers=sys.argv[1])
+try:
+    a.create_topics([NewTopic('__consumer_offsets', num_partitions=3, replication_factor=1, topic_configs={'cleanup.policy': 'delete'})])
+    print('created')
+except InvalidRequestError as e:
+    print('InvalidRequestError')
+print(sorted(t for t in a.list_topics() if t.startswith('__')))
+a.close()
+`
+	out := run(t, 90*time.Second, "", python, "-c", script, b.addr)
+	if want := "InvalidRequestError\n[]\n"; out != want {
+		t.Fatalf("kafka-python printed %q, want %q", out, want)
+	}
+}
+
 // TestKafkaPythonReadsEveryCodec: batches other clients wrote in every
 // codec (kcat here; franz-go, the demo's producer, sends snappy by
 // default) are read by kafka-python, which needs a Python module per codec

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -202,8 +203,34 @@ func CheckNewReplicas(st *metadata.State, assignments [][]int32, limit int) erro
 	return checkBrokerPartitions(st, metadata.CreatePartitions{Assignments: assignments}, limit)
 }
 
-// checkUserOp applies both bounds to an encoded command about to be
-// proposed by the active controller.
+// ErrTopicCollides means a new topic's name equals an existing topic's
+// once '.' and '_' are equated, which Kafka refuses
+// (INVALID_TOPIC_EXCEPTION, "collides with existing topic"): their metric
+// names would be the same.
+var ErrTopicCollides = errors.New("topic name collides with an existing topic")
+
+// checkTopicCollision refuses a new topic whose name collides with one of
+// st's. Each broker checks its own metadata before it asks; this check,
+// on the state the command applies to and one user operation at a time,
+// is the one that two brokers creating "a.b" and "a_b" at once cannot
+// both pass.
+func checkTopicCollision(st *metadata.State, cmd metadata.Command) error {
+	ct, ok := cmd.(metadata.CreateTopic)
+	if !ok || !strings.ContainsAny(ct.Name, "._") {
+		return nil // a name without either collides only with itself
+	}
+	norm := strings.ReplaceAll(ct.Name, ".", "_")
+	for name := range st.Topics {
+		if name != ct.Name && strings.ReplaceAll(name, ".", "_") == norm {
+			return fmt.Errorf("%w: topic %s collides with existing topic %s", ErrTopicCollides, ct.Name, name)
+		}
+	}
+	return nil
+}
+
+// checkUserOp applies the bounds, and for a new topic the name collision
+// check, to an encoded command about to be proposed by the active
+// controller.
 func (ctl *Controller) checkUserOp(st *metadata.State, b []byte) error {
 	cmd, err := decodeUserOp(b)
 	if err != nil || cmd == nil {
@@ -211,6 +238,9 @@ func (ctl *Controller) checkUserOp(st *metadata.State, b []byte) error {
 	}
 	if n := userOpRecords(cmd); n > MaxRecordsPerUserOp {
 		return errTooLarge(strings.TrimPrefix(fmt.Sprintf("%T", cmd), "metadata."), n)
+	}
+	if err := checkTopicCollision(st, cmd); err != nil {
+		return err
 	}
 	return checkBrokerPartitions(st, cmd, BrokerPartitionLimit(st, ctl.cfg.MaxBrokerPartitions))
 }

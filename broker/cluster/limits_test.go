@@ -190,3 +190,35 @@ func mustAtoi(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// TestTopicCollisionRefusedByTheController: the active controller refuses
+// a topic whose name equals an existing one's once '.' and '_' are
+// equated, with ErrTopicCollides naming it, whichever node asked (the
+// error crosses the RPC), so that two brokers creating such a pair at once
+// cannot both succeed; a name that equals none passes. Before, each broker
+// checked only its own metadata and the controller created both.
+func TestTopicCollisionRefusedByTheController(t *testing.T) {
+	tc := startTestCluster(t, &testCluster{t: t, dirs: map[int32]string{}}, 3)
+	leader := tc.waitForLeader()
+	tc.waitForState("brokers registered", registered(1, 2, 3))
+	ctx := ctxT(t)
+	f := tc.follower()
+	if _, err := f.CreateTopic(ctx, "orders.eu", 1, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, node := range []*Controller{f, leader} {
+		_, err := node.CreateTopic(ctx, "orders_eu", 1, 1, nil)
+		if !errors.Is(err, ErrTopicCollides) || !strings.Contains(err.Error(), "collides with existing topic orders.eu") {
+			t.Errorf("orders_eu beside orders.eu through node %d: %v, want ErrTopicCollides naming orders.eu", node.NodeID(), err)
+		}
+	}
+	if _, err := f.CreateTopicAssigned(ctx, "orders_eu", [][]int32{{1}}, nil); !errors.Is(err, ErrTopicCollides) {
+		t.Errorf("orders_eu assigned beside orders.eu: %v, want ErrTopicCollides", err)
+	}
+	if _, err := f.CreateTopic(ctx, "orders_us", 1, 1, nil); err != nil {
+		t.Errorf("orders_us: %v", err)
+	}
+	if _, ok := leader.State().Topic("orders_eu"); ok {
+		t.Error("orders_eu was created")
+	}
+}

@@ -78,6 +78,7 @@ var wireErrors = []error{
 	ErrCommitTimeout,
 	ErrUserOpTurn,
 	ErrCatchingUp,
+	ErrTopicCollides,
 }
 
 // wireError is an error as it travels: the index of its sentinel (0 for

@@ -167,10 +167,13 @@ func (s *Server) handleMetadata(ctx context.Context, az reqAuth, req *kmsg.Metad
 		t, ok := s.lookupTopic(name)
 		if !ok && autoCreate {
 			var err error
-			t, err = s.createTopic(name, cfg.NumPartitions, nil)
+			t, err = s.autoCreateTopic(name)
 			switch {
 			case errors.Is(err, errTopicExists):
 				t, ok = s.lookupTopic(name) // created concurrently
+			case errors.Is(err, errReservedTopic):
+				// Not created: unknown, as Kafka answers while its
+				// controller refuses the creation.
 			case err != nil:
 				mt := kmsg.NewMetadataResponseTopic()
 				mt.Topic = &name

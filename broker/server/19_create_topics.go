@@ -23,6 +23,15 @@ package server
 //     quorum: past it the topic answers REQUEST_TIMED_OUT (retriable) and
 //     may still be created, as in Kafka. Topics of one request share it.
 //   - A name given twice in one request answers INVALID_REQUEST for it.
+//   - The internal topics __consumer_offsets and __transaction_state, and
+//     __cluster_metadata, are the broker's to create (reservedTopicError):
+//     INVALID_REQUEST ("creation of internal topic ... is prohibited", as
+//     Kafka refuses __cluster_metadata), TOPIC_ALREADY_EXISTS once they
+//     exist. Kafka lets a client create the first two with its own
+//     settings.
+//   - A name equal to an existing topic's once '.' and '_' are equated
+//     answers INVALID_TOPIC_EXCEPTION ("collides with existing topic"), as
+//     in Kafka: their metric names would be the same.
 //   - Needs CREATE on the cluster or on the topic (else
 //     TOPIC_AUTHORIZATION_FAILED for it). The v5+ configs need
 //     DESCRIBE_CONFIGS on the topic: without it they are left out and the
@@ -91,6 +100,15 @@ func (s *Server) handleCreateTopics(ctx context.Context, az reqAuth, req *kmsg.C
 		}
 		if createDenied[rt.Topic] {
 			fail(kerr.TopicAuthorizationFailed.Code, "not authorized to create topic "+rt.Topic)
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		if err := reservedTopicError(rt.Topic); err != nil {
+			if _, exists := s.lookupTopic(rt.Topic); exists {
+				fail(kerr.TopicAlreadyExists.Code, fmt.Sprintf("topic %s already exists", rt.Topic))
+			} else {
+				fail(kerr.InvalidRequest.Code, err.Error())
+			}
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/tributary/tributary/broker/cluster"
 	"github.com/tributary/tributary/broker/cluster/metadata"
 	"github.com/tributary/tributary/broker/cluster/placement"
 	"github.com/tributary/tributary/broker/cluster/replica"
@@ -324,6 +325,8 @@ func clusterAdminError(err error) error {
 		return fmt.Errorf("%w: %w", errPolicyViolation, err)
 	case errors.Is(err, placement.ErrNotEnoughBrokers):
 		return fmt.Errorf("%w: %w", errReplicationFactor, err)
+	case errors.Is(err, cluster.ErrTopicCollides):
+		return fmt.Errorf("%w: %w", errInvalidTopic, err)
 	}
 	return err
 }

@@ -121,6 +121,7 @@ func (s *Server) sortedTopics() []*topic {
 var (
 	errInvalidTopic      = errors.New("invalid topic name")
 	errInvalidPartitions = errors.New("invalid number of partitions")
+	errReservedTopic     = errors.New("reserved topic name")
 )
 
 // validTopicName applies Kafka's topic name rules.
@@ -139,6 +140,59 @@ func validTopicName(name string) error {
 		}
 	}
 	return nil
+}
+
+// clusterMetadataTopic is the name of Kafka's metadata log, which Kafka
+// refuses to create as a topic. Tributary's metadata is not a topic, but a
+// topic of that name would be taken for it by the tools that know Kafka's.
+const clusterMetadataTopic = "__cluster_metadata"
+
+// reservedTopicError says why a client may not create topic name itself
+// (CreateTopics), or is nil. The internal topics are the broker's to
+// create, with their own settings (compaction, partition count, replication)
+// when a coordinator is first looked for, or when a Metadata request
+// auto-creates them, as Kafka's auto-creation does: one a client created
+// with its own (cleanup.policy=delete) would lose every group's committed
+// offsets at the first retention pass. Kafka lets a client create them and
+// refuses only __cluster_metadata; this refuses all three, with the code
+// and words Kafka refuses that one with.
+func reservedTopicError(name string) error {
+	switch name {
+	case offsetsTopic:
+		return fmt.Errorf("%w: creation of internal topic %s is prohibited: the broker creates it, compacted, when a group coordinator is first looked for", errReservedTopic, name)
+	case txnTopic:
+		return fmt.Errorf("%w: creation of internal topic %s is prohibited: the broker creates it, compacted and with transaction.state.log.num.partitions partitions, when a transaction coordinator is first looked for", errReservedTopic, name)
+	case clusterMetadataTopic:
+		return fmt.Errorf("%w: creation of internal topic %s is prohibited", errReservedTopic, name)
+	}
+	return nil
+}
+
+// autoCreateTopic creates a topic a client's Metadata request named and
+// may create, as Kafka's auto-creation does: an internal topic with its
+// own settings, as at the first coordinator lookup; __cluster_metadata
+// never (errReservedTopic); any other with num.partitions and
+// default.replication.factor.
+func (s *Server) autoCreateTopic(name string) (*topic, error) {
+	var err error
+	switch name {
+	case offsetsTopic:
+		err = s.ensureOffsetsTopic()
+	case txnTopic:
+		err = s.ensureTxnTopic()
+	case clusterMetadataTopic:
+		return nil, reservedTopicError(name)
+	default:
+		return s.createTopic(name, s.Config().NumPartitions, nil)
+	}
+	if err != nil {
+		return nil, err
+	}
+	t, ok := s.lookupTopic(name)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s vanished right after its creation", errUnknownTopic, name)
+	}
+	return t, nil
 }
 
 // createTopic creates a topic with the default replication factor.
