@@ -125,6 +125,7 @@ func (s *Server) handleMetadata(ctx context.Context, az reqAuth, req *kmsg.Metad
 	// Creating a missing topic needs CREATE on the cluster, else on the
 	// topic; a principal allowed neither gets TOPIC_AUTHORIZATION_FAILED.
 	var createDenied map[string]bool
+	var createCtx context.Context // bounds the auto-creations, made at the first
 	if autoCreate {
 		var missing []string
 		for _, rt := range asked {
@@ -166,8 +167,15 @@ func (s *Server) handleMetadata(ctx context.Context, az reqAuth, req *kmsg.Metad
 		}
 		t, ok := s.lookupTopic(name)
 		if !ok && autoCreate {
+			if createCtx == nil {
+				// The request carries no timeout: its creations
+				// share the broker's bound for such requests.
+				var cancel context.CancelFunc
+				createCtx, cancel = context.WithTimeout(ctx, requestTimeout(0))
+				defer cancel()
+			}
 			var err error
-			t, err = s.autoCreateTopic(name)
+			t, err = s.autoCreateTopic(createCtx, name)
 			switch {
 			case errors.Is(err, errTopicExists):
 				t, ok = s.lookupTopic(name) // created concurrently

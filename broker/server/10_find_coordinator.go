@@ -61,6 +61,11 @@ func (s *Server) handleFindCoordinator(ctx context.Context, az reqAuth, req *kms
 		deniedCode = kerr.TransactionalIDAuthorizationFailed.Code
 	}
 	listener := az.rc.Listener
+	// The request carries no timeout: creating the offsets or
+	// transaction topic has the broker's bound for such requests, shared
+	// by the request's keys.
+	cctx, cancel := context.WithTimeout(ctx, requestTimeout(0))
+	defer cancel()
 	// One offsets partition: every group has the same coordinator; a
 	// transactional id has the leader of its partition of
 	// __transaction_state.
@@ -68,12 +73,12 @@ func (s *Server) handleFindCoordinator(ctx context.Context, az reqAuth, req *kms
 		switch req.CoordinatorType {
 		case coordinatorGroup:
 		case coordinatorTxn:
-			return s.findTxnCoordinator(listener, key)
+			return s.findTxnCoordinator(cctx, listener, key)
 		default:
 			msg := fmt.Sprintf("unknown coordinator type %d", req.CoordinatorType)
 			return brokerInfo{}, kerr.InvalidRequest.Code, &msg
 		}
-		if err := s.ensureOffsetsTopic(); err != nil {
+		if err := s.ensureOffsetsTopic(cctx); err != nil {
 			msg := fmt.Sprintf("creating %s: %v", offsetsTopic, err)
 			return brokerInfo{}, kerr.CoordinatorNotAvailable.Code, &msg
 		}
@@ -124,12 +129,12 @@ func (s *Server) handleFindCoordinator(ctx context.Context, az reqAuth, req *kms
 
 // findTxnCoordinator answers FindCoordinator for a transactional id, with
 // the coordinator's endpoint on the listener the request came in on.
-func (s *Server) findTxnCoordinator(listener, id string) (brokerInfo, int16, *string) {
+func (s *Server) findTxnCoordinator(ctx context.Context, listener, id string) (brokerInfo, int16, *string) {
 	if id == "" {
 		msg := "an empty transactional id has no coordinator"
 		return brokerInfo{}, kerr.InvalidRequest.Code, &msg
 	}
-	if err := s.ensureTxnTopic(); err != nil {
+	if err := s.ensureTxnTopic(ctx); err != nil {
 		msg := fmt.Sprintf("creating %s: %v", txnTopic, err)
 		return brokerInfo{}, kerr.CoordinatorNotAvailable.Code, &msg
 	}

@@ -51,7 +51,9 @@ func (s *Server) handleAddOffsetsToTxn(ctx context.Context, az reqAuth, req *kms
 		resp.ErrorCode = kerr.NotCoordinator.Code
 		return resp
 	}
-	if err := s.ensureOffsetsTopic(); err != nil {
+	cctx, cancel := context.WithTimeout(ctx, requestTimeout(0)) // the request carries no timeout
+	defer cancel()
+	if err := s.ensureOffsetsTopic(cctx); err != nil {
 		s.log.Warn("creating the offsets topic for a transaction", "err", err)
 		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
 		return resp

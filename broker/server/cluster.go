@@ -422,8 +422,8 @@ func replicatedOffsetsLog(s *Server, log *storage.Partition) *groups.PartitionLo
 
 // ensureOffsetsTopic creates __consumer_offsets the first time a
 // coordinator is looked for, as Kafka does: one partition, replicated to
-// min(3, live brokers).
-func (s *Server) ensureOffsetsTopic() error {
+// min(3, live brokers), waiting for the controller within ctx.
+func (s *Server) ensureOffsetsTopic(ctx context.Context) error {
 	if _, ok := s.lookupTopic(offsetsTopic); ok {
 		return nil
 	}
@@ -431,7 +431,7 @@ func (s *Server) ensureOffsetsTopic() error {
 	if rf < 1 {
 		return errors.New("no live broker")
 	}
-	_, err := s.createTopicRF(context.Background(), offsetsTopic, 1, rf, offsetsTopicConfigs())
+	_, err := s.createTopicRF(ctx, offsetsTopic, 1, rf, offsetsTopicConfigs())
 	if errors.Is(err, errTopicExists) {
 		return nil
 	}

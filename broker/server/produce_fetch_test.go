@@ -125,7 +125,7 @@ func TestProduceChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The offsets topic exists once a group coordinator was looked for.
-	if err := s.ensureOffsetsTopic(); err != nil {
+	if err := s.ensureOffsetsTopic(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	corrupt := batch(-1, -1, -1, 1, 10)

@@ -172,18 +172,18 @@ func reservedTopicError(name string) error {
 // may create, as Kafka's auto-creation does: an internal topic with its
 // own settings, as at the first coordinator lookup; __cluster_metadata
 // never (errReservedTopic); any other with num.partitions and
-// default.replication.factor.
-func (s *Server) autoCreateTopic(name string) (*topic, error) {
+// default.replication.factor; within ctx.
+func (s *Server) autoCreateTopic(ctx context.Context, name string) (*topic, error) {
 	var err error
 	switch name {
 	case offsetsTopic:
-		err = s.ensureOffsetsTopic()
+		err = s.ensureOffsetsTopic(ctx)
 	case txnTopic:
-		err = s.ensureTxnTopic()
+		err = s.ensureTxnTopic(ctx)
 	case clusterMetadataTopic:
 		return nil, reservedTopicError(name)
 	default:
-		return s.createTopic(name, s.Config().NumPartitions, nil)
+		return s.createTopicRF(ctx, name, s.Config().NumPartitions, -1, nil)
 	}
 	if err != nil {
 		return nil, err

@@ -97,13 +97,13 @@ func txnTopicConfigs() map[string]string {
 // coordinator is looked for, as Kafka does: transaction.state.log.num.partitions
 // partitions, replicated as default.replication.factor says. Too few live
 // brokers for that is an error (the client retries), never a smaller
-// replication factor.
-func (s *Server) ensureTxnTopic() error {
+// replication factor. It waits for the controller within ctx.
+func (s *Server) ensureTxnTopic(ctx context.Context) error {
 	if _, ok := s.lookupTopic(txnTopic); ok {
 		return nil
 	}
 	cfg := s.Config()
-	_, err := s.createTopicRF(context.Background(), txnTopic, cfg.TransactionStatePartitions, cfg.DefaultReplicationFactor, txnTopicConfigs())
+	_, err := s.createTopicRF(ctx, txnTopic, cfg.TransactionStatePartitions, cfg.DefaultReplicationFactor, txnTopicConfigs())
 	if errors.Is(err, errTopicExists) {
 		return nil
 	}
