@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/binary"
 	"hash/crc32"
 	"io"
 	"log/slog"
@@ -130,6 +131,11 @@ func TestProduceChecks(t *testing.T) {
 	}
 	corrupt := batch(-1, -1, -1, 1, 10)
 	corrupt[len(corrupt)-1] ^= 0xff
+	// Marked lz4, records left uncompressed, the CRC right: no lz4 frame
+	// to inflate. Stored unread, every consumer would fail on it.
+	notLZ4 := batch(-1, -1, -1, 3, 10)
+	notLZ4[22] |= 3
+	binary.BigEndian.PutUint32(notLZ4[17:], crc32.Checksum(notLZ4[21:], crc32.MakeTable(crc32.Castagnoli)))
 	tests := []struct {
 		name  string
 		req   *kmsg.ProduceRequest
@@ -138,6 +144,7 @@ func TestProduceChecks(t *testing.T) {
 	}{
 		{"too large", produceReq("checks", 1, batch(-1, -1, -1, 1, 4000)), "checks", kerr.MessageTooLarge.Code},
 		{"bad crc", produceReq("checks", 1, corrupt), "checks", kerr.CorruptMessage.Code},
+		{"compressed records that do not inflate", produceReq("checks", 1, notLZ4), "checks", kerr.CorruptMessage.Code},
 		{"unknown topic", produceReq("nope", 1, batch(-1, -1, -1, 1, 10)), "nope", kerr.UnknownTopicOrPartition.Code},
 		{"bad acks", produceReq("checks", 2, batch(-1, -1, -1, 1, 10)), "checks", kerr.InvalidRequiredAcks.Code},
 		{"internal topic", produceReq(offsetsTopic, 1, batch(-1, -1, -1, 1, 10)), offsetsTopic, kerr.InvalidTopicException.Code},
@@ -330,6 +337,11 @@ func TestJointProduceAppends(t *testing.T) {
 	pid := roundTrip[*kmsg.InitProducerIDResponse](t, s, kmsg.NewPtrInitProducerIDRequest()).ProducerID
 	corrupt := batch(-1, -1, -1, 1, 10)
 	corrupt[len(corrupt)-1] ^= 0xff
+	// Marked lz4, records left uncompressed, the CRC right: no lz4 frame
+	// to inflate. Stored unread, every consumer would fail on it.
+	notLZ4 := batch(-1, -1, -1, 3, 10)
+	notLZ4[22] |= 3
+	binary.BigEndian.PutUint32(notLZ4[17:], crc32.Checksum(notLZ4[21:], crc32.MakeTable(crc32.Castagnoli)))
 	onPartition := func(req *kmsg.ProduceRequest, p int32) *kmsg.ProduceRequest {
 		req.Topics[0].Partitions[0].Partition = p
 		return req

@@ -3,11 +3,13 @@ package storage
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -1121,5 +1123,63 @@ func TestCompressionBombsAreStreamed(t *testing.T) {
 		return err
 	}); err != nil || off != 0 || ts != 1_700_000_000_000 {
 		t.Fatalf("OffsetForTimestamp: %d %d %v", off, ts, err)
+	}
+}
+
+// TestCompressedBatchesAreReadBeforeTheLogTakesThem: on a topic that is
+// not compacted, a compressed batch whose CRC is right but whose records
+// do not inflate, do not parse, count other than the header says or skip
+// an offset delta is refused, in every codec, and the log is unchanged; a
+// good one is taken. Stored unread, such a batch failed every consumer
+// of the partition.
+func TestCompressedBatchesAreReadBeforeTheLogTakesThem(t *testing.T) {
+	st := openStore(t, t.TempDir(), Options{})
+	recordsOf := func(n int, delta func(i int) int32) []byte {
+		var recs []byte
+		for i := range n {
+			recs = recordbatch.AppendNewRecord(recs, recordbatch.NewRecord{OffsetDelta: delta(i), Key: []byte("k"), Value: bytes.Repeat([]byte("v"), 100)})
+		}
+		return recs
+	}
+	batch := func(codec, count int, recs []byte) []byte {
+		b, err := recordbatch.Encode(recordbatch.Header{PartitionLeaderEpoch: -1, Attributes: int16(codec), LastOffsetDelta: int32(count - 1),
+			BaseTimestamp: 1_700_000_000_000, MaxTimestamp: 1_700_000_000_000, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1,
+			RecordCount: int32(count)}, recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	inOrder := func(i int) int32 { return int32(i) }
+	for codec := recordbatch.CodecGzip; codec <= recordbatch.CodecZstd; codec++ {
+		p := mustCreate(t, st, fmt.Sprintf("codec-%d", codec), 0, TopicConfig{})
+		for _, tc := range []struct {
+			name  string
+			batch []byte
+			want  []error // any of
+		}{
+			{"garbage compressed with a right CRC", func() []byte {
+				b := batch(codec, 3, recordsOf(3, inOrder))
+				for i := recordbatch.HeaderSize; i < len(b); i++ {
+					b[i] = byte(i*131 + 7)
+				}
+				binary.BigEndian.PutUint32(b[17:], recordbatch.ComputeCRC(b))
+				return b
+			}(), []error{ErrCorruptMessage, ErrInvalidRecord}},
+			{"fewer records than the header says", batch(codec, 4, recordsOf(3, inOrder)), []error{ErrInvalidRecord}},
+			{"more records than the header says", batch(codec, 2, recordsOf(3, inOrder)), []error{ErrInvalidRecord}},
+			{"an offset delta skipped", batch(codec, 3, recordsOf(3, func(i int) int32 { return int32(2 * i) })), []error{ErrInvalidRecord}},
+		} {
+			_, err := p.Append(context.Background(), tc.batch, AppendOptions{})
+			if !slices.ContainsFunc(tc.want, func(w error) bool { return errors.Is(err, w) }) {
+				t.Errorf("codec %d, %s: Append err %v, want one of %v", codec, tc.name, err, tc.want)
+			}
+			if p.LogEndOffset() != 0 || p.Size() != 0 {
+				t.Fatalf("codec %d, %s: a refused batch changed the log: end %d, size %d", codec, tc.name, p.LogEndOffset(), p.Size())
+			}
+		}
+		if res, err := p.Append(context.Background(), batch(codec, 3, recordsOf(3, inOrder)), AppendOptions{}); err != nil || res.LastOffset != 2 {
+			t.Fatalf("codec %d: a good batch: %+v, %v", codec, res, err)
+		}
 	}
 }

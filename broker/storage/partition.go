@@ -359,8 +359,8 @@ func parseProduced(b []byte, cfg TopicConfig, fromCoordinator bool) ([]parsedBat
 		if h.IsTransactional() && h.ProducerID < 0 {
 			return nil, fmt.Errorf("%w: batch at byte %d is transactional without a producer id", ErrInvalidRecord, pos)
 		}
-		if cfg.compact() {
-			if err := requireKeys(&h, data); err != nil {
+		if cfg.compact() || h.Codec() != recordbatch.CodecNone {
+			if err := checkRecords(&h, data, cfg.compact()); err != nil {
 				return nil, err
 			}
 		}
@@ -370,13 +370,26 @@ func parseProduced(b []byte, cfg TopicConfig, fromCoordinator bool) ([]parsedBat
 	return out, nil
 }
 
-// requireKeys enforces that compacted topics only take keyed records, as
-// Kafka does: a record without a key could never be compacted away. The
-// records are streamed from the batch's decoder (ScanRecords), never held
-// inflated: a few KB of a compressed batch can inflate to 256 MiB.
-func requireKeys(h *recordbatch.Header, data []byte) error {
+// checkRecords reads the records of a compressed batch, or of any batch
+// for a compacted topic (needKeys), before the log takes it. A compressed
+// batch must inflate, its records must parse, count what the header says
+// and carry offset deltas 0, 1, 2 ...: as Kafka's LogValidator, which
+// inflates every compressed batch a producer sends. Stored as sent
+// unread, a batch whose CRC is right but whose records are not (a broken
+// or hostile client) made every consumer of the partition fail on it, for
+// as long as retention kept it. A compacted topic takes only keyed
+// records, as Kafka: a record without a key could never be compacted
+// away. The records are streamed from the batch's decoder (ScanRecords),
+// never held inflated: a few KB of a compressed batch can inflate to
+// 256 MiB.
+func checkRecords(h *recordbatch.Header, data []byte, needKeys bool) error {
+	n := int32(0)
 	err := recordbatch.ScanRecords(h, data, func(r *recordbatch.RecordInfo) error {
-		if r.NullKey {
+		if r.OffsetDelta != n {
+			return fmt.Errorf("%w: record %d has offset delta %d", ErrInvalidRecord, n, r.OffsetDelta)
+		}
+		n++
+		if needKeys && r.NullKey {
 			return fmt.Errorf("%w: compacted topic cannot accept a record without a key", ErrInvalidRecord)
 		}
 		return nil
