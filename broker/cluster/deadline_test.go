@@ -124,6 +124,7 @@ func TestCreateTopicAnsweredByItsDeadlineWhenTheQuorumCannotCommit(t *testing.T)
 		}()
 		return out
 	}
+	term := leader.raft.CurrentTerm()
 	first := create(leader, "first")
 	time.Sleep(300 * time.Millisecond) // the first holds the user operations' turn
 	second := create(follower, "second")
@@ -131,28 +132,38 @@ func TestCreateTopicAnsweredByItsDeadlineWhenTheQuorumCannotCommit(t *testing.T)
 	// Both answered within their timeout and a margin for a loaded
 	// machine; before, the first waited for the stall to end (20 s
 	// here: the test's bound below) and the second behind it.
+	answers := map[string]answer{}
 	for name, ch := range map[string]<-chan answer{"first": first, "second": second} {
 		select {
 		case a := <-ch:
-			if a.err == nil {
-				t.Fatalf("creating %s with the quorum's followers stalled succeeded", name)
-			}
-			// A timeout (the server answers REQUEST_TIMED_OUT), saying
-			// whether the change was proposed (the second crossed the
-			// controller RPC).
-			want := map[string]error{"first": ErrCommitTimeout, "second": ErrUserOpTurn}[name]
-			if !errors.Is(a.err, context.DeadlineExceeded) || !errors.Is(a.err, want) {
-				t.Errorf("creating %s: %v, want %v", name, a.err, want)
-			}
-			if a.took > timeout+1500*time.Millisecond {
-				t.Errorf("creating %s answered after %v, its timeout %v", name, a.took, timeout)
-			}
-			t.Logf("%s: answered after %v: %v", name, a.took.Round(time.Millisecond), a.err)
+			answers[name] = a
 		case <-time.After(20 * time.Second):
 			t.Fatalf("creating %s: no answer within 20 s of a %v timeout", name, timeout)
 		}
 	}
-	if !leader.IsActive() {
+	// A loaded machine can delay the stalled followers' heartbeat answers
+	// past the leader's lease (seen once at load 7): the leader then steps
+	// down, its pending command fails as not the leader's and the
+	// requests retry on no leader until their deadlines. The answers'
+	// bound holds then too; which error they carry is not this test's.
+	steppedDown := leader.raft.CurrentTerm() != term || !leader.IsActive()
+	for name, a := range answers {
+		if a.err == nil {
+			t.Fatalf("creating %s with the quorum's followers stalled succeeded", name)
+		}
+		// A timeout (the server answers REQUEST_TIMED_OUT), saying
+		// whether the change was proposed (the second crossed the
+		// controller RPC).
+		want := map[string]error{"first": ErrCommitTimeout, "second": ErrUserOpTurn}[name]
+		if !steppedDown && (!errors.Is(a.err, context.DeadlineExceeded) || !errors.Is(a.err, want)) {
+			t.Errorf("creating %s: %v, want %v", name, a.err, want)
+		}
+		if a.took > timeout+1500*time.Millisecond {
+			t.Errorf("creating %s answered after %v, its timeout %v", name, a.took, timeout)
+		}
+		t.Logf("%s: answered after %v: %v", name, a.took.Round(time.Millisecond), a.err)
+	}
+	if steppedDown {
 		t.Log("the leader stepped down during the stall") // allowed; not what this test is about
 	}
 
