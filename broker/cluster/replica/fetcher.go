@@ -893,6 +893,16 @@ func (f *Fetcher) handlePartition(tp TopicPartition, p *fetchPartition, fetchOff
 			p.log.SetHighWatermark(min(rp.HighWatermark, leo))
 			p.caughtUp = leo >= rp.HighWatermark
 			p.failures = 0
+			// The leader's log start (DeleteRecords, its retention) moves
+			// ours, up to what this replica holds in sync, as Kafka's
+			// followers do: a leader elected from this replica must not
+			// serve again what the old one deleted. Retried at every
+			// fetch, so a failure only logs.
+			if start := min(rp.LogStartOffset, p.log.HighWatermark()); start > p.log.LogStartOffset() {
+				if _, err := p.log.DeleteRecordsBefore(start); err != nil {
+					f.log.Warn("moving the log start up to the leader's", "partition", tp, "to", start, "err", err)
+				}
+			}
 			return nil
 		})
 	}

@@ -26,6 +26,10 @@ type Log interface {
 	// TruncateFullyAndStartAt empties the log and makes offset its start
 	// and end (the leader's log start passed the follower's end).
 	TruncateFullyAndStartAt(offset int64) error
+	// DeleteRecordsBefore moves the log start up to offset, at most the
+	// high watermark (the leader's log start moved: DeleteRecords or
+	// retention), and returns the new start.
+	DeleteRecordsBefore(offset int64) (int64, error)
 	// AppendAsFollower appends record batches exactly as the leader has
 	// them: base offsets, partitionLeaderEpoch and timestamps kept, CRCs
 	// checked, the first base offset >= LogEndOffset, offsets increasing;

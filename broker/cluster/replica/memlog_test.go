@@ -97,6 +97,19 @@ func (l *memLog) TruncateFullyAndStartAt(off int64) error {
 	return nil
 }
 
+func (l *memLog) DeleteRecordsBefore(off int64) (int64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if off > l.hw {
+		return -1, fmt.Errorf("delete before %d past the high watermark %d", off, l.hw)
+	}
+	l.start = max(l.start, off)
+	for len(l.batches) > 0 && l.batches[0].last < l.start {
+		l.batches = l.batches[1:]
+	}
+	return l.start, nil
+}
+
 func (l *memLog) AppendAsFollower(_ context.Context, b []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
