@@ -22,6 +22,17 @@ func versionsReported(st *metadata.State) error {
 	return nil
 }
 
+// brokerKnown is a waitForState condition: broker id is registered,
+// fenced or not.
+func brokerKnown(id int32) func(*metadata.State) error {
+	return func(st *metadata.State) error {
+		if _, ok := st.Brokers[id]; !ok {
+			return fmt.Errorf("no broker %d", id)
+		}
+		return nil
+	}
+}
+
 // registerOlderBroker registers broker id as a binary without metadata
 // versions does: a RegisterBroker and no BrokerMetadataVersion. Its lease
 // is long, so that it is not what lapses.
@@ -51,12 +62,7 @@ func TestNewerCommandsWaitForEveryBrokersVersion(t *testing.T) {
 	}
 	from := leader.raft.LastIndex()
 	epoch9 := registerOlderBroker(t, leader, 9)
-	tc.waitForState("older broker 9 registered", func(st *metadata.State) error {
-		if _, ok := st.Brokers[9]; !ok {
-			return errors.New("no broker 9")
-		}
-		return nil
-	})
+	tc.waitForState("older broker 9 registered", brokerKnown(9))
 	p := leader.State().Topics["t"].Partition(0)
 	_, err := f.ReplicaDiskFull(ctxT(t), "t", 0, p.LeaderEpoch)
 	if !errors.Is(err, metadata.ErrMetadataVersion) {
@@ -203,14 +209,6 @@ func TestNewerCommandWaitsForAJustRegisteredBrokersReport(t *testing.T) {
 	tc.waitForState("versions reported", versionsReported)
 	f := tc.follower()
 	grace := f.versionReportGrace()
-	joined := func(id int32) func(*metadata.State) error {
-		return func(st *metadata.State) error {
-			if _, ok := st.Brokers[id]; !ok {
-				return fmt.Errorf("no broker %d", id)
-			}
-			return nil
-		}
-	}
 	user := "alice"
 	quota := metadata.AlterClientQuotas{Entries: []metadata.QuotaAlteration{{
 		Entity: metadata.QuotaEntity{{Type: "user", Name: &user}},
@@ -218,7 +216,7 @@ func TestNewerCommandWaitsForAJustRegisteredBrokersReport(t *testing.T) {
 	}}}
 
 	epoch9 := registerOlderBroker(t, leader, 9)
-	tc.waitForState("broker 9 registered", joined(9))
+	tc.waitForState("broker 9 registered", brokerKnown(9))
 	done := make(chan error, 1)
 	go func() {
 		res, err := f.AlterClientQuotas(ctxT(t), quota)
@@ -243,7 +241,7 @@ func TestNewerCommandWaitsForAJustRegisteredBrokersReport(t *testing.T) {
 	}
 
 	registerOlderBroker(t, leader, 10)
-	tc.waitForState("broker 10 registered", joined(10))
+	tc.waitForState("broker 10 registered", brokerKnown(10))
 	start := time.Now()
 	_, err := f.AlterClientQuotas(ctxT(t), quota)
 	if !errors.Is(err, metadata.ErrMetadataVersion) {

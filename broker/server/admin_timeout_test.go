@@ -74,11 +74,7 @@ func TestDeleteTopicsAndAQueuedCreateAnsweredWithinTheirTimeoutsWithoutAQuorum(t
 	name := "doomed"
 	del.Topics = []kmsg.DeleteTopicsRequestTopic{{Topic: &name}}
 	deleted := sendTimed(t, ctl, del, func(r *kmsg.DeleteTopicsResponse) []int16 {
-		var out []int16
-		for _, tp := range r.Topics {
-			out = append(out, tp.ErrorCode)
-		}
-		return out
+		return listCodes(r.Topics, func(x kmsg.DeleteTopicsResponseTopic) int16 { return x.ErrorCode })
 	})
 	time.Sleep(300 * time.Millisecond)
 	create := kmsg.NewPtrCreateTopicsRequest()
@@ -87,11 +83,7 @@ func TestDeleteTopicsAndAQueuedCreateAnsweredWithinTheirTimeoutsWithoutAQuorum(t
 	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "queued", 1, 1
 	create.Topics = append(create.Topics, rt)
 	created := sendTimed(t, ctl, create, func(r *kmsg.CreateTopicsResponse) []int16 {
-		var out []int16
-		for _, tp := range r.Topics {
-			out = append(out, tp.ErrorCode)
-		}
-		return out
+		return listCodes(r.Topics, func(x kmsg.CreateTopicsResponseTopic) int16 { return x.ErrorCode })
 	})
 	const slack = 1500 * time.Millisecond
 	expectAnswered(t, map[string]<-chan timedAnswer{"deleting a topic": deleted, "creating a topic behind it": created}, nil,
@@ -145,46 +137,22 @@ func TestUntimedAdminRequestsAnsweredByTheBrokersBoundWithoutAQuorum(t *testing.
 
 	answers := map[string]<-chan timedAnswer{
 		"IncrementalAlterConfigs (topic)": sendTimed(t, ctl, incr, func(r *kmsg.IncrementalAlterConfigsResponse) []int16 {
-			var out []int16
-			for _, x := range r.Resources {
-				out = append(out, x.ErrorCode)
-			}
-			return out
+			return listCodes(r.Resources, func(x kmsg.IncrementalAlterConfigsResponseResource) int16 { return x.ErrorCode })
 		}),
 		"AlterConfigs (cluster default)": sendTimed(t, ctl, legacy, func(r *kmsg.AlterConfigsResponse) []int16 {
-			var out []int16
-			for _, x := range r.Resources {
-				out = append(out, x.ErrorCode)
-			}
-			return out
+			return listCodes(r.Resources, func(x kmsg.AlterConfigsResponseResource) int16 { return x.ErrorCode })
 		}),
 		"CreateAcls": sendTimed(t, ctl, createACL, func(r *kmsg.CreateACLsResponse) []int16 {
-			var out []int16
-			for _, x := range r.Results {
-				out = append(out, x.ErrorCode)
-			}
-			return out
+			return listCodes(r.Results, func(x kmsg.CreateACLsResponseResult) int16 { return x.ErrorCode })
 		}),
 		"DeleteAcls": sendTimed(t, ctl, deleteACL, func(r *kmsg.DeleteACLsResponse) []int16 {
-			var out []int16
-			for _, x := range r.Results {
-				out = append(out, x.ErrorCode)
-			}
-			return out
+			return listCodes(r.Results, func(x kmsg.DeleteACLsResponseResult) int16 { return x.ErrorCode })
 		}),
 		"AlterClientQuotas": sendTimed(t, ctl, quota, func(r *kmsg.AlterClientQuotasResponse) []int16 {
-			var out []int16
-			for _, x := range r.Entries {
-				out = append(out, x.ErrorCode)
-			}
-			return out
+			return listCodes(r.Entries, func(x kmsg.AlterClientQuotasResponseEntry) int16 { return x.ErrorCode })
 		}),
 		"AlterUserScramCredentials": sendTimed(t, ctl, scramReq, func(r *kmsg.AlterUserSCRAMCredentialsResponse) []int16 {
-			var out []int16
-			for _, x := range r.Results {
-				out = append(out, x.ErrorCode)
-			}
-			return out
+			return listCodes(r.Results, func(x kmsg.AlterUserSCRAMCredentialsResponseResult) int16 { return x.ErrorCode })
 		}),
 	}
 	limit := map[string]time.Duration{}
@@ -212,20 +180,22 @@ func TestAutoCreationsAnsweredByTheBrokersBoundWithoutAQuorum(t *testing.T) {
 	find.Version, find.CoordinatorType, find.CoordinatorKeys = 4, coordinatorTxn, []string{"tx-1", "tx-2"}
 	answers := map[string]<-chan timedAnswer{
 		"Metadata": sendTimed(t, ctl, meta, func(r *kmsg.MetadataResponse) []int16 {
-			var out []int16
-			for _, mt := range r.Topics {
-				out = append(out, mt.ErrorCode)
-			}
-			return out
+			return listCodes(r.Topics, func(x kmsg.MetadataResponseTopic) int16 { return x.ErrorCode })
 		}),
 		"FindCoordinator": sendTimed(t, ctl, find, func(r *kmsg.FindCoordinatorResponse) []int16 {
-			var out []int16
-			for _, co := range r.Coordinators {
-				out = append(out, co.ErrorCode)
-			}
-			return out
+			return listCodes(r.Coordinators, func(x kmsg.FindCoordinatorResponseCoordinator) int16 { return x.ErrorCode })
 		}),
 	}
 	limit := map[string]time.Duration{"Metadata": untimedAdminTimeout + 1500*time.Millisecond, "FindCoordinator": untimedAdminTimeout + 1500*time.Millisecond}
 	expectAnswered(t, answers, map[string]int16{"FindCoordinator": kerr.CoordinatorNotAvailable.Code}, limit)
+}
+
+// listCodes lists the error code of each element of a response's list,
+// for sendTimed.
+func listCodes[T any](items []T, code func(T) int16) []int16 {
+	out := make([]int16, 0, len(items))
+	for _, x := range items {
+		out = append(out, code(x))
+	}
+	return out
 }
