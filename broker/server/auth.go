@@ -63,8 +63,16 @@ func (c *conn) startTLS() bool {
 	tc := fetchwire.NewTLSServer(c.nc, l.tlsConfig)
 	c.rw = tc
 	_ = tc.SetDeadline(time.Now().Add(tlsHandshakeTimeout))
-	ctx, cancel := context.WithTimeout(c.ctx, tlsHandshakeTimeout)
+	// crypto/tls closes the connection when the handshake's context ends:
+	// the broker's shutdown first makes that close a reset
+	// (resetIfStopping), then ends the handshake.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), tlsHandshakeTimeout)
+	stop := context.AfterFunc(c.ctx, func() {
+		c.resetIfStopping()
+		cancel()
+	})
 	err := tc.HandshakeContext(ctx)
+	stop()
 	cancel()
 	if err != nil {
 		if !errors.Is(err, context.Canceled) {

@@ -279,6 +279,23 @@ func (c *conn) stopReading() {
 	_ = c.nc.SetReadDeadline(time.Now())
 }
 
+// resetIfStopping makes the close of a connection whose TLS handshake or
+// SASL exchange the broker's shutdown cut short a reset, not an orderly
+// FIN. A client sees an end of stream in its handshake as a
+// misconfiguration (franz-go's ErrFirstReadEOF, "is TLS misconfigured?",
+// which it does not retry; the Java client's handshake failure is an
+// authentication error) and fails the records it was sending, where a
+// reset is a network error it retries on another broker: a rolling
+// restart failed produces so (TestAccCluster_authChangeInPlace, in CI).
+func (c *conn) resetIfStopping() {
+	if c.s.ctx.Err() == nil {
+		return
+	}
+	if l, ok := c.nc.(interface{ SetLinger(int) error }); ok {
+		_ = l.SetLinger(0)
+	}
+}
+
 // serve runs the connection: a reader goroutine decodes frames ahead, this
 // goroutine processes them one at a time, a writer goroutine sends the
 // responses in the same order.
@@ -290,10 +307,12 @@ func (c *conn) serve() {
 	// charge. A reader still running then finds its account closed.
 	defer c.reqMem.ReleaseAll()
 	if !c.startTLS() {
+		c.resetIfStopping()
 		return
 	}
 	br := bufio.NewReaderSize(trafficReader{c.rw, c.s.metrics}, 64<<10)
 	if !c.authenticated && !c.authenticate(br) {
+		c.resetIfStopping()
 		return
 	}
 	kind := c.clientAuth()

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -400,5 +401,48 @@ func TestInlineKeyNeverDescribed(t *testing.T) {
 	b := resp.AppendTo(nil)
 	if strings.Contains(string(b), "PRIVATE KEY") {
 		t.Fatal("the DescribeConfigs answer holds the private key")
+	}
+}
+
+// TestShutdownResetsHandshakesInFlight: a client whose TLS handshake the
+// broker's shutdown cuts short sees a reset (a network error clients
+// retry on another broker), not an end of stream in the handshake, which
+// franz-go takes for a TLS misconfiguration and does not retry.
+func TestShutdownResetsHandshakesInFlight(t *testing.T) {
+	e := newTLSEnv(t)
+	logs := &logBuffer{}
+	s, err := newListenersServer(t, threeListeners(e), logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	var addr net.Addr
+	for deadline := time.Now().Add(10 * time.Second); addr == nil && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		addr = s.ListenerAddr("CLIENT_SECURE")
+	}
+	if addr == nil {
+		t.Fatal("CLIENT_SECURE not served")
+	}
+	// A TCP connection that has not finished its handshake: the broker
+	// waits for its ClientHello.
+	nc, err := net.DialTimeout("tcp", addr.String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	time.Sleep(200 * time.Millisecond) // accepted, in the handshake
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = nc.Read(make([]byte, 1))
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("read after the shutdown cut the handshake: %v, want a reset (ECONNRESET), not an end of stream", err)
 	}
 }
