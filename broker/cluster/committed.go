@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/tributary/tributary/broker/cluster/metadata"
 )
 
 // opAppliedIndex asks the active controller for the index of the metadata
@@ -31,18 +33,11 @@ func (ctl *Controller) WaitCaughtUpWithController(ctx context.Context) error {
 	if err := json.Unmarshal(v, &index); err != nil {
 		return fmt.Errorf("decoding the active controller's applied index: %w", err)
 	}
-	for {
-		changed := ctl.fsm.Changed()
-		st := ctl.fsm.Current()
-		if st.Index >= index {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for this node's metadata (index %d) to reach the active controller's %d: %w", st.Index, index, ctx.Err())
-		}
+	st, err := ctl.fsm.WaitFor(ctx, func(st *metadata.State) bool { return st.Index >= index })
+	if err != nil {
+		return fmt.Errorf("waiting for this node's metadata (index %d) to reach the active controller's %d: %w", st.Index, index, err)
 	}
+	return nil
 }
 
 // appliedIndexLocal answers opAppliedIndex on the active controller. Its

@@ -453,17 +453,10 @@ func (ctl *Controller) WaitRegistered(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("waiting for broker %d to register: %w", ctl.cfg.NodeID, ctx.Err())
 	}
-	for {
-		changed := ctl.fsm.Changed()
-		if ctl.fsm.Current().Index >= ctl.firstEpoch.Load() {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for broker %d's metadata to catch up: %w", ctl.cfg.NodeID, ctx.Err())
-		}
+	if _, err := ctl.fsm.WaitFor(ctx, func(st *metadata.State) bool { return st.Index >= ctl.firstEpoch.Load() }); err != nil {
+		return fmt.Errorf("waiting for broker %d's metadata to catch up: %w", ctl.cfg.NodeID, err)
 	}
+	return nil
 }
 
 // ErrCommitTimeout means the active controller did not commit a command
@@ -672,26 +665,16 @@ func (ctl *Controller) propose(ctx context.Context, cmd metadata.Command) (json.
 // A broker of an older version never reports; its refusal comes after
 // the grace.
 func (ctl *Controller) awaitProposable(ctx context.Context, t metadata.CommandType) error {
-	var grace <-chan time.Time
-	for {
-		// Changed before Current: a report applied in between closes it.
-		changed := ctl.fsm.Changed()
-		st := ctl.fsm.Current()
-		err := st.CheckProposable(t)
-		if err == nil || !st.AwaitsVersionReport(t) {
-			return err
-		}
-		if grace == nil {
-			grace = time.After(ctl.versionReportGrace()) // collected once unreferenced (Go 1.23)
-		}
-		select {
-		case <-changed:
-		case <-grace:
-			return err
-		case <-ctx.Done():
-			return err
-		}
+	st := ctl.fsm.Current()
+	if err := st.CheckProposable(t); err == nil || !st.AwaitsVersionReport(t) {
+		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, ctl.versionReportGrace())
+	defer cancel()
+	st, _ = ctl.fsm.WaitFor(ctx, func(st *metadata.State) bool {
+		return st.CheckProposable(t) == nil || !st.AwaitsVersionReport(t)
+	})
+	return st.CheckProposable(t)
 }
 
 // versionReportGrace is how long a command waits for a registered

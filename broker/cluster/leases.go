@@ -196,22 +196,16 @@ func (ctl *Controller) heartbeatLocal(ctx context.Context, id int32, epoch, leas
 // election must not be told its epoch is unknown meanwhile. It waits at
 // most caughtUpWait, then answers ErrNotController: the caller retries.
 func (ctl *Controller) stateAt(index int64) (*metadata.State, error) {
-	timer := time.NewTimer(ctl.caughtUpWait())
-	defer timer.Stop()
-	for {
-		changed := ctl.fsm.Changed()
-		st := ctl.fsm.Current()
-		if st.Index >= index {
-			return st, nil
-		}
-		select {
-		case <-changed:
-		case <-timer.C:
-			return nil, fmt.Errorf("%w: its metadata (index %d) has not reached index %d yet", ErrNotController, st.Index, index)
-		case <-ctl.ctx.Done():
-			return nil, ErrShuttingDown
-		}
+	ctx, cancel := context.WithTimeout(ctl.ctx, ctl.caughtUpWait())
+	defer cancel()
+	st, err := ctl.fsm.WaitFor(ctx, func(st *metadata.State) bool { return st.Index >= index })
+	switch {
+	case err == nil:
+		return st, nil
+	case ctl.ctx.Err() != nil:
+		return nil, ErrShuttingDown
 	}
+	return nil, fmt.Errorf("%w: its metadata (index %d) has not reached index %d yet", ErrNotController, st.Index, index)
 }
 
 // heartbeat renews this broker's lease with the active controller. An

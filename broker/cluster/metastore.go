@@ -41,17 +41,10 @@ func (m *MetadataStore) ctxWithin(parent context.Context) (context.Context, cont
 // waitLocal waits until this node's state satisfies ok (the change was
 // applied here too).
 func (m *MetadataStore) waitLocal(ctx context.Context, ok func(*metadata.State) bool) error {
-	for {
-		ch := m.Controller.Changed()
-		if ok(m.Controller.State()) {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for the metadata change to reach this broker: %w", ctx.Err())
-		}
+	if _, err := m.Controller.fsm.WaitFor(ctx, ok); err != nil {
+		return fmt.Errorf("waiting for the metadata change to reach this broker: %w", err)
 	}
+	return nil
 }
 
 // ClusterID is the cluster's id: the one in the metadata, or the one this

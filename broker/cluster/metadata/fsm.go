@@ -2,6 +2,7 @@ package metadata
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -55,6 +56,24 @@ func (f *FSM) Changed() <-chan struct{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.changed
+}
+
+// WaitFor returns the first applied state ok accepts, the current one
+// included, or, with ctx's error, the last one it saw once ctx ends.
+func (f *FSM) WaitFor(ctx context.Context, ok func(*State) bool) (*State, error) {
+	for {
+		// Changed before Current: a state applied in between closes it.
+		changed := f.Changed()
+		st := f.Current()
+		if ok(st) {
+			return st, nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return st, ctx.Err()
+		}
+	}
 }
 
 // Err is non-nil once the state machine halted on an entry it could not
